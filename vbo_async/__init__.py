@@ -1,0 +1,90 @@
+"""vbo-async: an async client for the Veeam Backup for Microsoft 365 (Office 365) REST API.
+
+```python
+from vbo_async import VBOClient
+
+async with VBOClient("https://vbo01:4443", username="LAB\\\\svc", password=secret) as vbo:
+    for job in await vbo.organization_jobs(org_id):
+        repo = await job.links.repository
+```
+"""
+
+from __future__ import annotations
+
+from ._client import DEFAULT_MAX_RESPONSE_BYTES, VBOClient
+from ._enums import Bottleneck, DailyType, JobStatus, PeriodicallyEvery, ProxyStatus, ScheduleType
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    ClientStateError,
+    ConfigError,
+    DecodeError,
+    LinkError,
+    NotFoundError,
+    RateLimitedError,
+    ResponseTooLargeError,
+    ServerError,
+    TransportError,
+    VBOError,
+)
+from ._fetch import RetryPolicy
+from ._links import CollectionLink, Link
+from ._models import (
+    BackupRepository,
+    BackupRepositoryLinks,
+    BackupWindow,
+    Job,
+    JobLinks,
+    JobSession,
+    JobSessionLinks,
+    JobSessionStatistics,
+    Organization,
+    OrganizationLinks,
+    Proxy,
+    ProxyLinks,
+    SchedulePolicy,
+    SelectedMailbox,
+    SelectedMailboxLinks,
+)
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "APIError",
+    "AuthenticationError",
+    "BackupRepository",
+    "BackupRepositoryLinks",
+    "BackupWindow",
+    "Bottleneck",
+    "ClientStateError",
+    "CollectionLink",
+    "ConfigError",
+    "DailyType",
+    "DecodeError",
+    "Job",
+    "JobLinks",
+    "JobSession",
+    "JobSessionLinks",
+    "JobSessionStatistics",
+    "JobStatus",
+    "Link",
+    "LinkError",
+    "NotFoundError",
+    "Organization",
+    "OrganizationLinks",
+    "PeriodicallyEvery",
+    "Proxy",
+    "ProxyLinks",
+    "ProxyStatus",
+    "RateLimitedError",
+    "ResponseTooLargeError",
+    "RetryPolicy",
+    "SchedulePolicy",
+    "ScheduleType",
+    "SelectedMailbox",
+    "SelectedMailboxLinks",
+    "ServerError",
+    "TransportError",
+    "VBOClient",
+    "VBOError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,147 @@
+"""Bearer authentication as an ``httpx.Auth`` flow, over one token shared by every request.
+
+The flow attaches the current access token; on a 401 it renews the token once and replays the
+request. `TokenManager` serialises renewals: however many requests see a 401 at once, one token
+request is made (the others find the token already replaced). Refresh uses the refresh-token grant
+shortly before expiry or after a 401, and falls back to the password grant when that is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import Any
+
+import httpx
+
+from ._exceptions import AuthenticationError, ClientStateError, VBOError
+from ._tokens import Token, parse_token_response, password_form, refresh_form
+
+__all__ = ["Secret", "TokenManager", "TokenUnavailable", "VBOAuth"]
+
+log = logging.getLogger("vbo_async")
+
+
+class Secret:
+    """A string that never shows itself in a repr, a str() or a log record."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+class TokenUnavailable(Exception):
+    """Carries a token failure out of the auth flow, so the request around it is not retried
+    (the token request had its own retries). The fetcher unwraps and raises ``error``."""
+
+    def __init__(self, error: VBOError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+TokenFetch = Callable[[dict[str, str]], Awaitable[Any]]
+"""Sends a token form and returns the parsed JSON answer (raises `AuthenticationError` on 400/401)."""
+
+
+class TokenManager:
+    """Holds the client's token pair and renews it, one renewal at a time."""
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        password: Secret,
+        fetch: TokenFetch,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._username = username
+        self._password = password
+        self._fetch = fetch
+        self._clock = clock
+        self._token: Token | None = None
+        self._lock = asyncio.Lock()
+        self.requests = 0
+        """Token requests made so far (for diagnostics and tests)."""
+
+    def __repr__(self) -> str:
+        return f"TokenManager(username={self._username!r}, token={'set' if self._token else 'none'})"
+
+    async def current(self) -> Token:
+        """A token that is not about to expire, obtaining or refreshing one if needed."""
+        token = self._token
+        if token is not None and self._clock() < token.refresh_at:
+            return token
+        async with self._lock:
+            token = self._token
+            if token is not None and self._clock() < token.refresh_at:
+                return token
+            self._token = await self._obtain(token)
+            return self._token
+
+    async def renew(self, stale: Token) -> Token:
+        """A token other than ``stale`` (which the server refused), renewing at most once for any
+        number of concurrent callers holding the same stale token."""
+        async with self._lock:
+            if self._token is not None and self._token is not stale:
+                return self._token
+            self._token = await self._obtain(stale)
+            return self._token
+
+    def forget(self) -> None:
+        """Drop the token (the client is closing)."""
+        self._token = None
+
+    async def _obtain(self, old: Token | None) -> Token:
+        if old is not None and old.refresh_token is not None:
+            try:
+                return await self._request(refresh_form(old.refresh_token))
+            except AuthenticationError:
+                log.debug("refresh token refused; using the password grant")
+        return await self._request(password_form(self._username, self._password.reveal()))
+
+    async def _request(self, form: dict[str, str]) -> Token:
+        self.requests += 1
+        data = await self._fetch(form)
+        return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
+
+
+class VBOAuth(httpx.Auth):
+    """``Authorization: Bearer`` on every request; one renewal and replay on a 401."""
+
+    def __init__(self, tokens: TokenManager) -> None:
+        self._tokens = tokens
+
+    def __repr__(self) -> str:
+        return "VBOAuth()"
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise ClientStateError("vbo-async is async only; use httpx.AsyncClient")
+        yield request  # pragma: no cover - makes this a generator
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        try:
+            token = await self._tokens.current()
+        except VBOError as exc:
+            raise TokenUnavailable(exc) from exc
+        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        response = yield request
+        if response.status_code == 401:
+            log.debug("401 from %s %s; renewing the token and replaying once", request.method, request.url)
+            try:
+                token = await self._tokens.renew(token)
+            except VBOError as exc:
+                raise TokenUnavailable(exc) from exc
+            request.headers["Authorization"] = f"Bearer {token.access_token}"
+            yield request

@@ -1,0 +1,340 @@
+"""The cattrs converter that turns v1 wire JSON into the attrs models, tolerating real servers.
+
+Configured the way cattrs' ``preconf`` modules are: `configure_converter` registers every hook and
+`make_converter` returns a fresh converter; each client owns its own (the global one is never used).
+
+Tolerance: booleans as ``"true"``/``"false"`` strings, numbers as numeric strings, timestamps with
+7 fractional digits, a ``Z``, an offset or no zone (read as UTC), ``HH:MM[:SS]`` times, ``null``
+anywhere but ``id``, unknown keys ignored, open enums. Hooks are written for the hot path: the
+168-flag backup window is recognised with two C-level counts and shared between equal windows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from . import _models as m
+from ._enums import (
+    Bottleneck,
+    DailyType,
+    JobStatus,
+    OpenEnum,
+    PeriodicallyEvery,
+    ProxyStatus,
+    ScheduleType,
+)
+from ._links import Link, Navigator
+
+__all__ = ["WIRE_NAMES", "WireValueError", "configure_converter", "make_converter", "wire_name"]
+
+T = TypeVar("T")
+
+MODELS: tuple[type[Any], ...] = (
+    m.BackupWindow,
+    m.SchedulePolicy,
+    m.Organization,
+    m.BackupRepository,
+    m.Proxy,
+    m.JobSessionStatistics,
+    m.JobSession,
+    m.SelectedMailbox,
+    m.Job,
+)
+LINKS: tuple[type[Any], ...] = (
+    m.OrganizationLinks,
+    m.BackupRepositoryLinks,
+    m.ProxyLinks,
+    m.JobSessionLinks,
+    m.SelectedMailboxLinks,
+    m.JobLinks,
+)
+_ALIASES: dict[tuple[type[Any], str], tuple[str, ...]] = {
+    # v1 documents the lower-case "t"; later versions fixed it. Read both.
+    (m.Proxy, "enable_network_throttling"): ("enableNetworkThrottling", "enableNetworkthrottling"),
+}
+ENUMS: tuple[type[OpenEnum], ...] = (
+    Bottleneck,
+    DailyType,
+    JobStatus,
+    PeriodicallyEvery,
+    ProxyStatus,
+    ScheduleType,
+)
+_WINDOW_CACHE_SIZE = 4096
+
+
+class WireValueError(ValueError):
+    """A wire value of the wrong kind; only ever seen wrapped in `DecodeError`."""
+
+
+def _camel(name: str) -> str:
+    if name == "links":
+        return "_links"
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _build_wire_names() -> dict[type[Any], dict[str, str]]:
+    for cls in (*MODELS, *LINKS):
+        attrs.resolve_types(cls, globalns=vars(m))
+    return {
+        cls: {a.name: _ALIASES.get((cls, a.name), (_camel(a.name),))[0] for a in attrs.fields(cls)}
+        for cls in (*MODELS, *LINKS)
+    }
+
+
+WIRE_NAMES: dict[type[Any], dict[str, str]] = _build_wire_names()
+"""Attribute name -> wire name, per model class (read-only by convention)."""
+
+
+def wire_name(cls: type[Any], attribute: str) -> str:
+    """The wire name of ``attribute`` of model ``cls`` (``retry_number`` -> ``retryNumber``)."""
+    return WIRE_NAMES.get(cls, {}).get(attribute, attribute)
+
+
+# --- primitive hooks -----------------------------------------------------------------------------
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
+def _str(value: Any, _: object = None) -> str:
+    if value.__class__ is str:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise WireValueError(f"expected a string, got {_kind(value)} {value!r:.40}")
+
+
+def _int(value: Any, _: object = None) -> int:
+    if value.__class__ is int:
+        return value
+    if value.__class__ is str:
+        text = value.strip()
+        if text and (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
+            return int(text)
+    elif value.__class__ is float and value.is_integer():
+        return int(value)
+    raise WireValueError(f"expected an integer, got {_kind(value)} {value!r:.40}")
+
+
+_TRUE = frozenset({"true", "True", "TRUE", "1"})
+_FALSE = frozenset({"false", "False", "FALSE", "0"})
+
+
+def _bool(value: Any, _: object = None) -> bool:
+    if value is True or value is False:
+        return value
+    if value.__class__ is str:
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        folded = value.strip().lower()
+        if folded in ("true", "false"):
+            return folded == "true"
+    elif value.__class__ is int and value in (0, 1):
+        return value == 1
+    raise WireValueError(f"expected a boolean, got {_kind(value)} {value!r:.40}")
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _datetime(value: Any, _: object = None) -> dt.datetime:
+    if value.__class__ is not str:
+        raise WireValueError(f"expected a timestamp string, got {_kind(value)} {value!r:.40}")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = dt.datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
+        except ValueError:
+            raise WireValueError(f"expected an ISO 8601 timestamp, got {value!r:.40}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def _time(value: Any, _: object = None) -> dt.time:
+    if value.__class__ is not str:
+        raise WireValueError(f"expected a time of day string, got {_kind(value)} {value!r:.40}")
+    try:
+        return dt.time.fromisoformat(value)
+    except ValueError:
+        try:
+            return dt.time.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
+        except ValueError:
+            raise WireValueError(f"expected a time of day HH:MM[:SS], got {value!r:.40}") from None
+
+
+def _optional(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T | None]:
+    def structure(value: Any, type_: Any = None) -> T | None:
+        return None if value is None else hook(value, type_)
+
+    return structure
+
+
+def _enum_hook(cls: type[OpenEnum]) -> Callable[[Any, Any], OpenEnum | None]:
+    members = cls._value2member_map_
+
+    def structure(value: Any, _: object = None) -> OpenEnum | None:
+        if value.__class__ is str:
+            member = members.get(value)
+            return member if member is not None else cls(value)  # type: ignore[return-value]
+        if value is None:
+            return None
+        raise WireValueError(f"expected a {cls.__name__} string, got {_kind(value)} {value!r:.40}")
+
+    return structure
+
+
+def _window_hook() -> Callable[[Any, Any], tuple[bool, ...]]:
+    """Backup windows: all-true/all-false/recurring windows are shared, not rebuilt per job."""
+    uniform: dict[tuple[bool, int], tuple[bool, ...]] = {}
+    seen: dict[tuple[Any, ...], tuple[bool, ...]] = {}
+
+    def structure(value: Any, _: object = None) -> tuple[bool, ...]:
+        if value.__class__ is not list:
+            if value is None:
+                return ()
+            raise WireValueError(f"expected an array of booleans, got {_kind(value)}")
+        size = len(value)
+        trues = value.count(True)
+        if trues == size or (trues == 0 and value.count(False) == size):
+            flag = trues == size
+            shared = uniform.get((flag, size))
+            if shared is None:
+                shared = uniform[(flag, size)] = (flag,) * size
+            return shared
+        if trues + value.count(False) == size:
+            key = tuple(value)
+            shared = seen.get(key)
+            if shared is None:
+                shared = tuple(_bool(flag) for flag in value)
+                if len(seen) < _WINDOW_CACHE_SIZE:
+                    seen[key] = shared
+            return shared
+        return tuple(_bool(flag) for flag in value)
+
+    return structure
+
+
+# --- links -----------------------------------------------------------------------------------------
+
+
+def _link_fields(cls: type[Any]) -> list[tuple[str, str, type[Link[Any]], type[Any] | None]]:
+    """(init alias, wire key, Link class, target model) for each field of a ``*Links`` class."""
+    spec = []
+    for field in attrs.fields(cls):
+        link_type = next(t for t in typing.get_args(field.type) if t is not type(None))
+        origin = typing.get_origin(link_type)
+        (target,) = typing.get_args(link_type)
+        spec.append((field.alias, wire_name(cls, field.name), origin, None if target is object else target))
+    return spec
+
+
+def _links_hook(cls: type[T], navigator: Navigator) -> Callable[[Any, Any], T]:
+    spec = _link_fields(cls)
+    empty = cls()
+
+    def structure(value: Any, _: object = None) -> T:
+        if value.__class__ is not dict:
+            if value is None:
+                return empty
+            raise WireValueError(f"expected a _links object, got {_kind(value)}")
+        found = {}
+        for alias, key, link_cls, target in spec:
+            entry = value.get(key)
+            if entry is None:
+                continue
+            href = entry.get("href") if entry.__class__ is dict else entry
+            if href is None:
+                continue
+            if href.__class__ is not str:
+                raise WireValueError(f"link {key!r}: expected {{'href': string}}, got {entry!r:.60}")
+            found[alias] = link_cls(href, key, navigator, target)
+        return cls(**found) if found else empty
+
+    return structure
+
+
+# --- the converter ----------------------------------------------------------------------------------
+
+
+def _unions(hook: Callable[[Any, Any], Any], tp: Any) -> dict[Any, Callable[[Any, Any], Any]]:
+    return {tp: hook, tp | None: _optional(hook)}
+
+
+def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> None:
+    """Register every vbo-async hook on ``converter``; links it decodes follow via ``navigator``."""
+    hooks: dict[Any, Callable[[Any, Any], Any]] = {
+        **_unions(_str, str),
+        **_unions(_int, int),
+        **_unions(_bool, bool),
+        **_unions(_datetime, dt.datetime),
+        **_unions(_time, dt.time),
+        tuple[bool, ...]: _window_hook(),
+    }
+    for enum_cls in ENUMS:
+        hook = _enum_hook(enum_cls)
+        hooks[enum_cls] = hooks[enum_cls | None] = hook
+    for links_cls in LINKS:
+        hooks[links_cls] = _links_hook(links_cls, navigator)
+    for tp, hook in hooks.items():
+        _register(converter, tp, hook)
+    for cls in MODELS:
+        renames = {name: override(rename=wire) for name, wire in WIRE_NAMES[cls].items()}
+        fn = _aliasing(cls, make_dict_structure_fn(cls, converter, **renames))  # type: ignore[arg-type]
+        _register(converter, cls, fn)
+        _register(converter, cls | None, _optional(fn))
+
+
+def _register(converter: cattrs.Converter, tp: Any, hook: Callable[[Any, Any], Any]) -> None:
+    """Register ``hook`` for exactly ``tp`` (unions and generics included, not their members)."""
+    converter.register_structure_hook_func(lambda candidate: candidate == tp, hook)
+
+
+def _aliasing(cls: type[T], fn: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+    """Wrap a structure function so alternative wire spellings of a field are read too."""
+    alternatives = [(names[0], names[1:]) for (c, _), names in _ALIASES.items() if c is cls]
+
+    if not alternatives:
+
+        def checked(value: Any, type_: Any = cls) -> T:
+            if value.__class__ is not dict:
+                raise WireValueError(f"expected a {cls.__name__} object, got {_kind(value)}")
+            return fn(value, type_)
+
+        return checked
+
+    def aliased(value: Any, type_: Any = cls) -> T:
+        if value.__class__ is not dict:
+            raise WireValueError(f"expected a {cls.__name__} object, got {_kind(value)}")
+        for main, others in alternatives:
+            if main not in value:
+                for other in others:
+                    if other in value:
+                        value = {**value, main: value[other]}
+                        break
+        return fn(value, type_)
+
+    return aliased
+
+
+def make_converter(navigator: Navigator, *, detailed: bool = False) -> cattrs.Converter:
+    """A fresh converter with vbo-async's hooks. ``detailed`` collects every error with its path
+    (slower); the client decodes with a fast one and only re-runs a failure through a detailed one.
+    """
+    converter = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
+    configure_converter(converter, navigator)
+    return converter

@@ -1,0 +1,119 @@
+"""Decoding response bodies into models: a fast pass, and a detailed pass only to explain failures.
+
+The fast converter runs without cattrs' detailed validation. When it fails, the same value is run
+through a detailed converter, whose error tree is turned into one `DecodeError` naming the path in
+wire names (``$[1].schedulePolicy.retryNumber``) and the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import cattrs
+import orjson
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+
+from ._convert import WireValueError, make_converter, wire_name
+from ._exceptions import DecodeError
+from ._links import Navigator
+
+__all__ = ["Decoder", "parse_json"]
+
+T = TypeVar("T")
+
+
+def parse_json(body: bytes, *, method: str | None = None, url: str | None = None) -> Any:
+    """Parse a response body, or raise `DecodeError` saying why (empty, truncated, not JSON)."""
+    if not body.strip():
+        raise DecodeError("the response body is empty, expected JSON", method=method, url=url)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(
+            f"the response body is not valid JSON ({exc.msg} at byte {exc.pos})",
+            method=method,
+            url=url,
+        ) from None
+
+
+class Decoder:
+    """Turns parsed JSON into models for one client (its links follow through ``navigator``)."""
+
+    def __init__(self, navigator: Navigator) -> None:
+        self._navigator = navigator
+        self._fast = make_converter(navigator)
+        self._detailed: cattrs.Converter | None = None
+        self._hooks: dict[type[Any], Any] = {}
+
+    def one(self, data: Any, cls: type[T], *, url: str | None = None, path: str = "$") -> T:
+        """Structure one resource."""
+        try:
+            return self._hook(cls)(data, cls)  # type: ignore[no-any-return]
+        except Exception:
+            return self._explain(data, cls, url=url, path=path)
+
+    def many(self, items: Any, cls: type[T], *, url: str | None = None, path: str = "$") -> list[T]:
+        """Structure a JSON array of resources."""
+        if items.__class__ is not list:
+            raise DecodeError(
+                f"expected an array of {cls.__name__}, got {type(items).__name__}", path=path, url=url
+            )
+        hook = self._hook(cls)
+        try:
+            return [hook(item, cls) for item in items]
+        except Exception:
+            return [self.one(item, cls, url=url, path=f"{path}[{i}]") for i, item in enumerate(items)]
+
+    def _hook(self, cls: type[Any]) -> Any:
+        hook = self._hooks.get(cls)
+        if hook is None:
+            hook = self._hooks[cls] = self._fast.get_structure_hook(cls)
+        return hook
+
+    def _explain(self, data: Any, cls: type[T], *, url: str | None, path: str) -> T:
+        if self._detailed is None:
+            self._detailed = make_converter(self._navigator, detailed=True)
+        try:
+            return self._detailed.structure(data, cls)
+        except (ClassValidationError, IterableValidationError, WireValueError) as exc:
+            problems = list(_leaves(exc, path, cls))
+        except Exception as exc:
+            problems = [(path, f"{type(exc).__name__}: {exc}")]
+        where, what = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DecodeError(f"cannot decode {cls.__name__}: {what} at {where}{more}", path=where, url=url)
+
+
+def _leaves(exc: BaseException, path: str, cls: type[Any]) -> Iterator[tuple[str, str]]:
+    """(wire path, message) for each leaf error of a cattrs error tree."""
+    if isinstance(exc, ClassValidationError):
+        for sub in exc.exceptions:
+            sub_path, sub_cls = path, cls
+            for note in getattr(sub, "__notes__", ()):
+                if isinstance(note, AttributeValidationNote):
+                    sub_path = f"{path}.{wire_name(exc.cl, note.name)}"
+                    sub_cls = _model_of(note.type)
+            yield from _leaves(sub, sub_path, sub_cls)
+    elif isinstance(exc, IterableValidationError):
+        for sub in exc.exceptions:
+            sub_path = path
+            for note in getattr(sub, "__notes__", ()):
+                if isinstance(note, IterableValidationNote):
+                    sub_path = f"{path}[{note.index}]"
+            yield from _leaves(sub, sub_path, _model_of(exc.cl))
+    elif isinstance(exc, KeyError):
+        yield path, "required field missing"
+    elif isinstance(exc, WireValueError):
+        yield path, str(exc)
+    else:
+        yield path, f"{type(exc).__name__}: {exc}"
+
+
+def _model_of(tp: Any) -> type[Any]:
+    return tp if isinstance(tp, type) else object

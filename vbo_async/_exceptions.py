@@ -1,0 +1,147 @@
+"""The one exception tree of vbo-async.
+
+Everything the library raises on purpose derives from `VBOError`; nothing else escapes it
+(``asyncio.CancelledError`` excepted, which is never swallowed)::
+
+    VBOError
+    ├── APIError                  the server answered with a non-success status
+    │   ├── NotFoundError         404: unknown id or path
+    │   ├── RateLimitedError      429 after every retry
+    │   └── ServerError           5xx after every retry
+    ├── AuthenticationError       credentials or tokens refused (token endpoint 400/401, 401 loop)
+    ├── DecodeError               a body is not JSON, or not the shape of the model it should be
+    ├── LinkError                 an href cannot be followed safely (outside the API root)
+    ├── TransportError            connect, read, write, timeout, TLS, dropped or truncated responses
+    ├── ResponseTooLargeError     a body exceeded ``max_response_bytes`` while streaming in
+    ├── ClientStateError          the client is closed, or used from another event loop
+    └── ConfigError               an option or argument is invalid (also a ``ValueError``)
+
+Context is keyword-only, as in httpx. Messages never contain passwords or tokens.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ClientStateError",
+    "ConfigError",
+    "DecodeError",
+    "LinkError",
+    "NotFoundError",
+    "RateLimitedError",
+    "ResponseTooLargeError",
+    "ServerError",
+    "TransportError",
+    "VBOError",
+]
+
+
+class VBOError(Exception):
+    """Base of every error vbo-async raises.
+
+    ``method`` and ``url`` name the request the error belongs to, when there is one.
+    """
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        if self.method and self.url:
+            return f"{self.message} ({self.method} {self.url})"
+        if self.url:
+            return f"{self.message} ({self.url})"
+        return self.message
+
+
+class APIError(VBOError):
+    """The server answered with a status that is not a success, and retrying did not help.
+
+    ``message`` is read leniently from the body (``message``, ``error_description``/``error``,
+    or a short excerpt of a non-JSON body); ``error_code`` is the v7+ ``errorCode`` if sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_code: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.status_code = status_code
+        self.error_code = error_code
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status_code}: {super().__str__()}"
+
+
+class NotFoundError(APIError):
+    """404: the resource does not exist (unknown id, or a path this server does not serve)."""
+
+
+class RateLimitedError(APIError):
+    """429 still answered after the last retry."""
+
+
+class ServerError(APIError):
+    """A 5xx status still answered after the last retry (or on a request never retried)."""
+
+
+class AuthenticationError(VBOError):
+    """The server refused the credentials or every fresh token (bad password, 401 loop)."""
+
+
+class DecodeError(VBOError):
+    """A body is not JSON, or does not have the shape of the model it should decode into.
+
+    ``path`` names the failing value in wire names (``$[1].schedulePolicy.retryNumber``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.path = path
+
+
+class LinkError(VBOError):
+    """An href cannot be followed: it has no ``/{api_version}/`` segment or leaves the API root.
+
+    Raised before any request is sent, so the bearer token never travels elsewhere.
+    """
+
+    def __init__(self, message: str, *, href: str | None = None, relation: str | None = None) -> None:
+        super().__init__(message)
+        self.href = href
+        self.relation = relation
+
+
+class TransportError(VBOError):
+    """The request did not get a complete answer: connect, read, write, timeout, TLS or a dropped
+    or truncated response. The underlying exception is the ``__cause__``."""
+
+
+class ResponseTooLargeError(VBOError):
+    """A response body grew past ``max_response_bytes``; it was refused while streaming in."""
+
+
+class ClientStateError(VBOError):
+    """The client cannot serve the call: it is closed, or bound to another event loop."""
+
+
+class ConfigError(VBOError, ValueError):
+    """An option or argument is invalid: a bad base URL, a negative limit, an unknown job id type.
+
+    Also a ``ValueError``, so code that validates arguments generically still catches it.
+    """

@@ -1,0 +1,90 @@
+"""Typed, awaitable HAL links: ``repo = await job.links.repository``.
+
+A `Link` holds the server's href as sent and the navigator of the client that decoded it; it is
+rebased onto the client's API root only when followed (a `LinkError` then, before any request).
+Following is lazy and goes through the client, so identical GETs in flight are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ._urls import ApiRoot
+
+__all__ = ["CollectionLink", "Link", "Navigator"]
+
+T = TypeVar("T")
+
+
+class Navigator(Protocol):
+    """What a link needs from a client to be followed (implemented by the client's fetcher)."""
+
+    @property
+    def api_root(self) -> ApiRoot: ...
+
+    async def fetch_one(self, url: str, target: type[Any] | None) -> Any: ...
+
+    async def fetch_all(self, url: str, target: type[Any]) -> list[Any]: ...
+
+    def iterate(self, url: str, target: type[Any]) -> AsyncIterator[Any]: ...
+
+
+class Link(Generic[T]):
+    """A link to one resource; ``await link`` fetches and decodes it into ``T``.
+
+    ``href`` is exactly what the server sent; ``url`` is where the client will send the request
+    (the href rebased onto the client's base URL). Two links are equal when relation and href are.
+    """
+
+    __slots__ = ("_navigator", "_target", "href", "relation")
+
+    href: str
+    relation: str
+
+    def __init__(self, href: str, relation: str, navigator: Navigator, target: type[Any] | None) -> None:
+        self.href = href
+        self.relation = relation
+        self._navigator = navigator
+        self._target = target
+
+    @property
+    def target(self) -> type[Any] | None:
+        """The model this link decodes into (None: raw JSON)."""
+        return self._target
+
+    @property
+    def url(self) -> str:
+        """The absolute URL this link is followed at; raises `LinkError` for an unsafe href."""
+        return self._navigator.api_root.rebase(self.href, relation=self.relation)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._navigator.fetch_one(self.url, self._target).__await__()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(relation={self.relation!r}, href={self.href!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Link):
+            return NotImplemented
+        return (self.relation, self.href) == (other.relation, other.href)
+
+    def __hash__(self) -> int:
+        return hash((self.relation, self.href))
+
+
+class CollectionLink(Link[list[T]]):
+    """A link to a collection: ``await`` gives every item (all pages followed), ``async for``
+    streams them page by page. Bare arrays and VBO page objects are both accepted."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, list[T]]:
+        return self._navigator.fetch_all(self.url, self._item_type()).__await__()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._navigator.iterate(self.url, self._item_type())
+
+    def _item_type(self) -> type[Any]:
+        return self._target if self._target is not None else object

@@ -1,0 +1,42 @@
+"""Reading a collection body: a bare JSON array or a VBO page object (pure, no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._exceptions import DecodeError
+
+__all__ = ["split_page"]
+
+
+def split_page(data: Any, *, url: str | None = None) -> tuple[list[Any], str | None, str]:
+    """(items, next href or None, JSON path of the items) of a collection body.
+
+    A bare array is one complete page. A page object carries ``results`` and, while more items
+    remain, ``_links.next.href``; ``offset``/``limit``/``setId`` are not needed to follow it.
+    """
+    if data.__class__ is list:
+        return data, None, "$"
+    if data.__class__ is not dict:
+        raise DecodeError(f"expected an array or a page object, got {type(data).__name__}", path="$", url=url)
+    if "results" not in data:
+        raise DecodeError(
+            "expected an array or a page object with 'results', got an object without it",
+            path="$",
+            url=url,
+        )
+    results = data["results"]
+    if results is None:
+        results = []
+    if results.__class__ is not list:
+        raise DecodeError(
+            f"page 'results' must be an array, got {type(results).__name__}",
+            path="$.results",
+            url=url,
+        )
+    links = data.get("_links")
+    entry = links.get("next") if links.__class__ is dict else None
+    href = entry.get("href") if entry.__class__ is dict else None
+    if href is not None and href.__class__ is not str:
+        raise DecodeError("page link 'next' has a non-string href", path="$._links.next.href", url=url)
+    return results, href or None, "$.results"

@@ -1,0 +1,120 @@
+"""Deciding what a response means: error mapping, retry or not, Retry-After (pure, no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import orjson
+
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    VBOError,
+)
+from ._tokens import parse_http_date
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "RETRY_STATUSES",
+    "error_for_status",
+    "parse_retry_after",
+    "read_error_body",
+]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""Statuses an idempotent request is retried on. 500 is included because VB365 answers passing
+faults (a busy database, a restarting service) with it; a lasting 500 still fails after the retries."""
+
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+_EXCERPT = 200
+
+
+def read_error_body(body: bytes, content_type: str | None = None) -> tuple[str | None, str | None]:
+    """(message, error_code) from an error body: ``message``/``Message``, OAuth
+    ``error_description``/``error``, a JSON string, or an excerpt of text or HTML. Never fails."""
+    text = body.strip()
+    if not text:
+        return None, None
+    try:
+        data: Any = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        code = data.get("errorCode")
+        code = code if isinstance(code, str) else None
+        for key in ("message", "Message", "error_description", "error"):
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip(), code
+        return None, code
+    if isinstance(data, str):
+        return data.strip()[:_EXCERPT] or None, None
+    decoded = text.decode("utf-8", "replace")
+    if "html" in (content_type or "").lower() or decoded.lstrip().startswith("<"):
+        title = re.search(r"<title[^>]*>(.*?)</title>", decoded, re.S | re.I)
+        decoded = title.group(1) if title else _TAGS.sub(" ", decoded)
+    decoded = _SPACE.sub(" ", decoded).strip()
+    return (decoded[:_EXCERPT] or None), None
+
+
+def error_for_status(
+    status_code: int,
+    body: bytes,
+    *,
+    method: str,
+    url: str,
+    content_type: str | None = None,
+) -> VBOError:
+    """The exception for a non-success answer (the caller raises it)."""
+    message, code = read_error_body(body, content_type)
+    if status_code == 401:
+        return AuthenticationError(
+            message or "the server refused the access token (401)", method=method, url=url
+        )
+    text = message or _REASONS.get(status_code, "request failed")
+    kwargs: dict[str, Any] = {"status_code": status_code, "error_code": code, "method": method, "url": url}
+    if status_code == 404:
+        return NotFoundError(text, **kwargs)
+    if status_code == 429:
+        return RateLimitedError(text, **kwargs)
+    if status_code >= 500:
+        return ServerError(text, **kwargs)
+    return APIError(text, **kwargs)
+
+
+_REASONS = {
+    400: "bad request",
+    403: "forbidden",
+    404: "not found",
+    409: "conflict",
+    429: "too many requests",
+    500: "internal server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime, cap: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), capped at
+    ``cap``; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        when = parse_http_date(text)
+        if when is None:
+            return None
+        seconds = (when - now).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), cap)
