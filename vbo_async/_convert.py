@@ -31,6 +31,7 @@ from ._enums import (
     ProxyStatus,
     ScheduleType,
 )
+from ._fastpath import make_fast_links_fn, make_fast_structure_fn
 from ._links import Link, Navigator
 
 __all__ = ["WIRE_NAMES", "WireValueError", "configure_converter", "make_converter", "wire_name"]
@@ -244,28 +245,15 @@ def _link_fields(cls: type[Any]) -> list[tuple[str, str, type[Link[Any]], type[A
 
 
 def _links_hook(cls: type[T], navigator: Navigator) -> Callable[[Any, Any], T]:
-    spec = _link_fields(cls)
-    empty = cls()
+    """Structure a ``_links`` object: each ``{"href": ...}`` becomes a `Link` bound to
+    ``navigator``; a missing entry, ``null`` or ``{"href": null}`` is an absent link."""
+    return make_fast_links_fn(cls, _link_fields(cls), navigator, _link_error)
 
-    def structure(value: Any, _: object = None) -> T:
-        if value.__class__ is not dict:
-            if value is None:
-                return empty
-            raise WireValueError(f"expected a _links object, got {_kind(value)}")
-        found = {}
-        for alias, key, link_cls, target in spec:
-            entry = value.get(key)
-            if entry is None:
-                continue
-            href = entry.get("href") if entry.__class__ is dict else entry
-            if href is None:
-                continue
-            if href.__class__ is not str:
-                raise WireValueError(f"link {key!r}: expected {{'href': string}}, got {entry!r:.60}")
-            found[alias] = link_cls(href, key, navigator, target)
-        return cls(**found) if found else empty
 
-    return structure
+def _link_error(key: str, value: Any) -> Exception:
+    if value.__class__ is not dict and value is not None and value.__class__ is not str:
+        return WireValueError(f"expected a _links object, got {_kind(value)}")
+    return WireValueError(f"link {key!r}: expected {{'href': string}}, got {value!r:.60}")
 
 
 # --- the converter ----------------------------------------------------------------------------------
@@ -292,16 +280,33 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> No
         hooks[links_cls] = _links_hook(links_cls, navigator)
     for tp, hook in hooks.items():
         _register(converter, tp, hook)
-    for cls in MODELS:
-        renames = {name: override(rename=wire) for name, wire in WIRE_NAMES[cls].items()}
-        fn = _aliasing(cls, make_dict_structure_fn(cls, converter, **renames))  # type: ignore[arg-type]
+    for cls in MODELS:  # in dependency order: a model's fields' hooks exist before it
+        if converter.detailed_validation:
+            renames = {name: override(rename=wire) for name, wire in WIRE_NAMES[cls].items()}
+            fn = _aliasing(cls, make_dict_structure_fn(cls, converter, **renames))  # type: ignore[arg-type]
+        else:
+            fn = make_fast_structure_fn(cls, converter, WIRE_NAMES[cls], _alternatives(cls), _not_a_dict(cls))
         _register(converter, cls, fn)
         _register(converter, cls | None, _optional(fn))
 
 
+def _alternatives(cls: type[Any]) -> dict[str, tuple[str, ...]]:
+    return {name: names[1:] for (c, name), names in _ALIASES.items() if c is cls}
+
+
+def _not_a_dict(cls: type[Any]) -> Callable[[Any], Exception]:
+    def error(value: Any) -> Exception:
+        return WireValueError(f"expected a {cls.__name__} object, got {_kind(value)}")
+
+    return error
+
+
 def _register(converter: cattrs.Converter, tp: Any, hook: Callable[[Any, Any], Any]) -> None:
     """Register ``hook`` for exactly ``tp`` (unions and generics included, not their members)."""
-    converter.register_structure_hook_func(lambda candidate: candidate == tp, hook)
+    if isinstance(tp, type) and not typing.get_args(tp):
+        converter.register_structure_hook(tp, hook)
+    else:
+        converter.register_structure_hook_func(lambda candidate: candidate == tp, hook)
 
 
 def _aliasing(cls: type[T], fn: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:

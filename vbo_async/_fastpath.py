@@ -1,0 +1,139 @@
+"""Generated structure functions for the fast decoding pass.
+
+cattrs' own generated functions build a keyword dict per object and pass a type to every hook;
+on the hot path (thousands of jobs per sweep) that is most of the cost. These functions read each
+wire key once, inline the common cases (a ``str``/``int``/``bool`` already of the right type,
+``null``), call the converter's hook otherwise, and construct the class with positional arguments.
+They do no detailed validation: on any failure the decoder re-runs a detailed cattrs pass to name
+the path. Both passes share the same hooks, so they accept exactly the same input.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import cattrs
+
+from ._enums import OpenEnum
+
+__all__ = ["make_fast_links_fn", "make_fast_structure_fn"]
+
+_INLINE_CLASS = {str: "str", int: "int"}
+
+
+def make_fast_structure_fn(
+    cls: type[Any],
+    converter: cattrs.Converter,
+    wire_names: dict[str, str],
+    alternatives: dict[str, tuple[str, ...]],
+    not_a_dict: Callable[[Any], Exception],
+) -> Callable[[Any, Any], Any]:
+    """A ``(value, type) -> cls`` function reading ``cls``'s fields under ``wire_names``.
+
+    ``alternatives`` maps an attribute to further wire spellings read when the main one is absent.
+    """
+    namespace: dict[str, Any] = {"__cls": cls, "__not_a_dict": not_a_dict}
+    args = []
+    for index, field in enumerate(attrs.fields(cls)):
+        key = wire_names[field.name]
+        read = f"o[{key!r}]" if field.default is attrs.NOTHING else f"g({key!r})"
+        for other in alternatives.get(field.name, ()):
+            read = f"g({key!r}, g({other!r}))"
+        args.append(_expression(field.type, read, f"__h{index}", namespace, converter))
+    source = "\n".join(
+        [
+            "def structure(o, _=None):",
+            "    if o.__class__ is not dict:",
+            "        raise __not_a_dict(o)",
+            "    g = o.get",
+            "    return __cls(",
+            *(f"        {arg}," for arg in args),
+            "    )",
+        ]
+    )
+    exec(compile(source, f"<vbo_async fast structure {cls.__name__}>", "exec"), namespace)
+    return namespace["structure"]  # type: ignore[no-any-return]
+
+
+def _expression(
+    tp: Any, read: str, hook_name: str, namespace: dict[str, Any], converter: cattrs.Converter
+) -> str:
+    """The Python expression that structures one field read by ``read`` (binds ``v``)."""
+    members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
+    optional = type(None) in members
+    inner = next(t for t in members if t is not type(None)) if members else tp
+    namespace[hook_name] = converter.get_structure_hook(inner)
+    call = f"{hook_name}(v, None)"
+    none = " or v is None" if optional else ""
+    if inner is bool:
+        return f"(v if (v := {read}) is True or v is False{none} else {call})"
+    if inner in _INLINE_CLASS:
+        return f"(v if (v := {read}).__class__ is {_INLINE_CLASS[inner]}{none} else {call})"
+    if isinstance(inner, type) and issubclass(inner, OpenEnum):
+        table = namespace[f"{hook_name}_members"] = inner._value2member_map_
+        del table  # bound in the namespace under its name
+        lookup = f"({hook_name}_members.get(v) if v.__class__ is str else None) or {call}"
+        if optional:
+            return f"(None if (v := {read}) is None else {lookup})"
+        return f"((v := {read}), {lookup})[1]"
+    if optional:
+        return f"(None if (v := {read}) is None else {call})"
+    return f"{hook_name}({read}, None)"
+
+
+def make_fast_links_fn(
+    cls: type[Any],
+    spec: list[tuple[str, str, type[Any], type[Any] | None]],
+    navigator: object,
+    error: Callable[[str, Any], Exception],
+) -> Callable[[Any, Any], Any]:
+    """A ``(value, type) -> cls`` function for a ``*Links`` class.
+
+    ``spec`` lists (init alias, wire key, Link class, target) per field, in field order. An entry
+    that is missing, ``null`` or ``{"href": null}`` gives ``None``; ``error(key, value)`` builds the
+    exception for anything else that is not ``{"href": "..."}``.
+    """
+    namespace: dict[str, Any] = {
+        "__cls": cls,
+        "__empty": cls(),
+        "__nav": navigator,
+        "__error": error,
+        "__absent": _absent_link,
+    }
+    args = []
+    for index, (_, key, link_cls, target) in enumerate(spec):
+        namespace[f"__L{index}"] = link_cls
+        namespace[f"__T{index}"] = target
+        href = "(e.get('href') if e.__class__ is dict else e)"
+        make = f"__L{index}(h, {key!r}, __nav, __T{index})"
+        args.append(
+            f"None if (e := g({key!r})) is None else "
+            f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e, __error))"
+        )
+    source = "\n".join(
+        [
+            "def structure(o, _=None):",
+            "    if o.__class__ is not dict:",
+            "        if o is None:",
+            "            return __empty",
+            "        raise __error('_links', o)",
+            "    if not o:",
+            "        return __empty",
+            "    g = o.get",
+            "    return __cls(",
+            *(f"        {arg}," for arg in args),
+            "    )",
+        ]
+    )
+    exec(compile(source, f"<vbo_async fast links {cls.__name__}>", "exec"), namespace)
+    return namespace["structure"]  # type: ignore[no-any-return]
+
+
+def _absent_link(href: Any, key: str, entry: Any, error: Callable[[str, Any], Exception]) -> None:
+    if href is None:
+        return None
+    raise error(key, entry)
