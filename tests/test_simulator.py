@@ -1,0 +1,785 @@
+"""Tests for the v1 simulator: auth, routing, wire shapes, paging, state, actions, faults, serving."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+
+import vbo_async.simulator as simulator_module
+from vbo_async.simulator import (
+    Faults,
+    SimulatedError,
+    Simulator,
+    SimulatorConfig,
+    create_app,
+    make_tls_material,
+)
+
+SEED_JOB = json.loads(
+    (Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed-job.json").read_text()
+)[0]
+HOST = "vbo-sim.east.local:4443"
+STAMP_7 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}(Z|[+-]\d\d:\d\d)$")
+STAMP_WHOLE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+PASSWORD_FORM = {"grant_type": "password", "username": "admin", "password": "admin"}
+
+
+class FakeClock:
+    """A hand-driven clock for token expiry and job run timing."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver")
+
+
+async def bearer(client: httpx.AsyncClient) -> dict[str, str]:
+    response = await client.post("/v1/Token", data=PASSWORD_FORM)
+    assert response.status_code == 200
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def local(href: str) -> str:
+    """An advertised href rebased onto the test server (path and query only)."""
+    parts = urlsplit(href)
+    assert parts.scheme == "https"
+    assert parts.netloc == HOST
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def simulator(clock: FakeClock) -> Simulator:
+    return Simulator(SimulatorConfig(seed=11, session_duration=30.0), clock=clock)
+
+
+@pytest.fixture
+async def client(simulator: Simulator) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(create_app(simulator=simulator)) as client:
+        yield client
+
+
+@pytest.fixture
+async def auth(client: httpx.AsyncClient) -> dict[str, str]:
+    return await bearer(client)
+
+
+def idle_enabled_job(simulator: Simulator) -> str:
+    for job_id in simulator.job_ids():
+        wire = simulator.job_wire(job_id)
+        if wire["isEnabled"] == "true" and wire["lastStatus"] != "Running":
+            return job_id
+    raise AssertionError("no idle enabled job in the simulated data")
+
+
+# -- public API and configuration ----------------------------------------------------------------
+
+
+def test_all_is_sorted_and_complete() -> None:
+    names = simulator_module.__all__
+    assert list(names) == sorted(names)
+    public = {name for name in vars(simulator_module) if not name.startswith("_")}
+    assert public - {"annotations"} == set(names)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"organizations": -1},
+        {"jobs_per_organization": (3, 2)},
+        {"mailboxes_per_job": (0,)},
+        {"page_size": 0},
+        {"page_size": 10_001},
+        {"advertised_host": "https://x"},
+        {"unauthorized_body": "html"},
+        {"token_lifetime": 0},
+        {"faults": "none"},
+    ],
+)
+def test_config_rejects_invalid_values(kwargs: dict[str, Any]) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        SimulatorConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"error_rate": 1.5}, {"latency": -1}, {"revoke_every": 0}, {"error_rate": 0.6, "drop_rate": 0.6}],
+)
+def test_faults_reject_invalid_values(kwargs: dict[str, Any]) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        Faults(**kwargs)
+
+
+def test_create_app_exposes_and_checks_the_simulator(simulator: Simulator) -> None:
+    assert create_app(simulator=simulator).state.simulator is simulator
+    assert create_app(SimulatorConfig(seed=3)).state.simulator.config.seed == 3
+    with pytest.raises(ValueError, match="simulator"):
+        create_app(SimulatorConfig(seed=99), simulator=simulator)
+
+
+# -- authentication ------------------------------------------------------------------------------
+
+
+async def test_password_grant_issues_a_token_pair(client: httpx.AsyncClient, simulator: Simulator) -> None:
+    first = await client.post("/v1/Token", data=PASSWORD_FORM)
+    second = await client.post("/v1/Token", data=PASSWORD_FORM)
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "application/json; charset=utf-8"
+    body = first.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 3600
+    assert body["userName"] == "admin"
+    assert isinstance(body["refresh_token"], str)
+    issued, expires = parsedate_to_datetime(body[".issued"]), parsedate_to_datetime(body[".expires"])
+    assert body[".issued"].endswith(" GMT")
+    assert (expires - issued).total_seconds() == 3600
+    assert body["access_token"] != second.json()["access_token"]
+    assert simulator.stats.token_requests["password"] == 2
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"grant_type": "password", "username": "admin", "password": "wrong"},
+        {"grant_type": "password", "username": "root", "password": "admin"},
+        {"grant_type": "refresh_token", "refresh_token": "never-issued"},
+    ],
+)
+async def test_bad_grant_is_an_oauth_400(client: httpx.AsyncClient, form: dict[str, str]) -> None:
+    response = await client.post("/v1/token", data=form)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid_grant"
+    assert body["error_description"]
+
+
+async def test_unsupported_grant_type(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/Token", data={"grant_type": "client_credentials"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
+
+
+async def test_refresh_rotates_and_refuses_the_old_refresh_token(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    first = (await client.post("/v1/Token", data=PASSWORD_FORM)).json()
+    form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    refreshed = await client.post("/v1/Token", data=form)
+    assert refreshed.status_code == 200
+    second = refreshed.json()
+    assert second["access_token"] != first["access_token"]
+    assert second["refresh_token"] != first["refresh_token"]
+    again = await client.post("/v1/Token", data=form)
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
+    ok = await client.get("/v1/Proxies", headers={"Authorization": f"Bearer {second['access_token']}"})
+    assert ok.status_code == 200
+    assert simulator.stats.token_requests == {"password": 1, "refresh_token": 2}
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [("message", {"message": "Authorization has been denied for this request."}), ("empty", None)],
+)
+async def test_unauthorized_requests_get_401(style: Any, expected: dict[str, str] | None) -> None:
+    simulator = Simulator(SimulatorConfig(unauthorized_body=style))
+    async with client_for(create_app(simulator=simulator)) as client:
+        headers = await bearer(client)
+        assert (await client.get("/v1/Organizations", headers=headers)).status_code == 200
+        assert simulator.revoke_tokens() == 1
+        attempts = [
+            await client.get("/v1/Organizations"),
+            await client.get("/v1/Organizations", headers={"Authorization": "Bearer nonsense"}),
+            await client.get("/v1/Organizations", headers=headers),
+        ]
+    for response in attempts:
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        if expected is None:
+            assert response.content == b""
+        else:
+            assert response.json() == expected
+    assert simulator.stats.unauthorized == 3
+
+
+async def test_access_tokens_expire_by_the_clock(clock: FakeClock) -> None:
+    simulator = Simulator(SimulatorConfig(token_lifetime=60), clock=clock)
+    async with client_for(create_app(simulator=simulator)) as client:
+        headers = await bearer(client)
+        clock.advance(59)
+        assert (await client.get("/v1/Jobs", headers=headers)).status_code == 200
+        clock.advance(2)
+        assert (await client.get("/v1/Jobs", headers=headers)).status_code == 401
+
+
+async def test_token_endpoint_accepts_json_bodies(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/Token", json=PASSWORD_FORM)
+    assert response.status_code == 200
+    assert response.json()["access_token"]
+
+
+# -- routing and wire shapes ---------------------------------------------------------------------
+
+
+async def test_routing_is_case_insensitive(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    assert (await client.post("/V1/TOKEN", data=PASSWORD_FORM)).status_code == 200
+    org_id = simulator.organization_ids()[0]
+    variants = [f"/v1/organizations/{org_id}/jobs", f"/V1/Organizations/{org_id.upper()}/JOBS"]
+    bodies = []
+    for path in variants:
+        response = await client.get(path, headers=auth)
+        assert response.status_code == 200
+        bodies.append(response.json())
+    assert bodies[0] == bodies[1] == simulator.jobs_wire(org_id)
+    assert simulator.stats.by_endpoint[("GET", f"/v1/organizations/{org_id}/jobs")] == 2
+
+
+def _key_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _key_tree(item) for key, item in value.items()}
+    return type(value).__name__ if not isinstance(value, list) else "list"
+
+
+async def test_jobs_match_the_seed_job_shape(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    response = await client.get("/v1/Jobs", headers=auth)
+    assert response.status_code == 200
+    jobs = response.json()
+    assert isinstance(jobs, list)
+    assert jobs == simulator.jobs_wire()
+    seed_links = set(SEED_JOB["_links"])
+    for job in jobs:
+        assert list(job) == list(SEED_JOB)
+        assert list(job["schedulePolicy"]) == list(SEED_JOB["schedulePolicy"])
+        assert set(job["_links"]) == seed_links
+        for flag in (job["allMailboxes"], job["isEnabled"], job["schedulePolicy"]["retryEnabled"]):
+            assert flag in ("true", "false")
+        window = job["schedulePolicy"]["backupWindow"]
+        assert len(window["backupIntervalsArray"]) == 168
+        assert all(isinstance(hour, bool) for hour in window["backupIntervalsArray"])
+        assert isinstance(job["schedulePolicy"]["retryNumber"], int)
+        assert re.fullmatch(r"\d\d:\d\d:\d\d", job["schedulePolicy"]["dailyTime"])
+        assert job["lastRun"] is None or STAMP_7.match(job["lastRun"])
+        assert job["nextRun"] is None or STAMP_WHOLE.match(job["nextRun"])
+        for link in job["_links"].values():
+            assert link["href"].startswith(f"https://{HOST}/v1/")
+        assert job["_links"]["self"]["href"] == f"https://{HOST}/v1/Jobs/{job['id']}"
+        assert job["_links"]["jobsessions"]["href"].endswith(f"/v1/Jobs/{job['id']}/JobSessions")
+
+
+def test_generated_jobs_vary_like_real_ones() -> None:
+    jobs = Simulator(SimulatorConfig(seed=2, organizations=40)).jobs_wire()
+    policies = [job["schedulePolicy"] for job in jobs]
+    windows = [policy["backupWindow"]["backupIntervalsArray"] for policy in policies]
+    assert {policy["type"] for policy in policies} == {"Periodically", "Daily"}
+    assert len({policy["periodicallyEvery"] for policy in policies}) > 3
+    assert any(all(window) for window in windows)
+    assert any(not all(window) and any(window) for window in windows)
+    assert any(job["isEnabled"] == "false" for job in jobs)
+    assert any(job["lastRun"] is None for job in jobs)
+    assert any(job["nextRun"] is None for job in jobs)
+    assert {job["lastStatus"] for job in jobs} >= {"Success", "Warning", "Failed"}
+
+
+async def test_other_resources_have_v1_shapes(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    orgs = (await client.get("/v1/Organizations", headers=auth)).json()
+    assert orgs == simulator.organizations_wire()
+    assert len(orgs) == 5
+    org = orgs[0]
+    assert set(org) == {
+        "type", "username", "region", "id", "name", "isBackedup", "firstBackuptime", "lastBackuptime",
+        "_links",
+    }  # fmt: skip
+    assert org["isBackedup"] in ("true", "false")
+    assert set(org["_links"]) == {"self", "jobs", "mailboxes"}
+    assert (await client.get(local(org["_links"]["self"]["href"]), headers=auth)).json() == org
+
+    repositories = (await client.get("/v1/BackupRepositories", headers=auth)).json()
+    assert len(repositories) == 3
+    repository = repositories[0]
+    assert isinstance(repository["dailyRetentionPeriod"], str)
+    assert repository["dailyRetentionPeriod"].isdigit()
+    assert isinstance(repository["capacity"], int)
+    assert set(repository["_links"]) == {"self", "proxy"}
+    proxy = (await client.get(local(repository["_links"]["proxy"]["href"]), headers=auth)).json()
+    assert proxy["id"] == repository["proxyId"]
+    assert proxy["port"] == 9193
+    assert proxy["enableNetworkthrottling"] in ("true", "false")
+    assert proxy["status"] in ("Online", "Offline")
+    own = await client.get(local(proxy["_links"]["repositories"]["href"]), headers=auth)
+    assert repository in own.json()
+    assert len((await client.get("/v1/Proxies", headers=auth)).json()) == 2
+
+    jobs = simulator.jobs_wire()
+    shared = {job["_links"]["repository"]["href"] for job in jobs}
+    assert len(shared) < len(jobs)
+
+    job_id = next(job["id"] for job in jobs if job["lastRun"] is not None)
+    sessions = simulator.job_sessions_wire(job_id)
+    session = (await client.get(f"/v1/JobSessions/{sessions[0]['id']}", headers=auth)).json()
+    assert session == sessions[0]
+    assert set(session["statistics"]) == {
+        "processingRate", "readRate", "writeRate", "transferredData", "processedObjects", "bottleneck"
+    }  # fmt: skip
+    assert re.fullmatch(r"[\d.]+ [KMGT]?B/s \(\d+ items/s\)", session["statistics"]["processingRate"])
+    assert isinstance(session["statistics"]["processedObjects"], int)
+    assert STAMP_7.match(session["creationTime"])
+    assert set(session["_links"]) == {"self", "log", "job"}
+    assert local(session["_links"]["job"]["href"]) == f"/v1/Jobs/{job_id}"
+
+
+def test_session_times_sometimes_carry_offsets() -> None:
+    simulator = Simulator(SimulatorConfig(seed=4, organizations=10))
+    stamps = [
+        session["creationTime"]
+        for job_id in simulator.job_ids()
+        for session in simulator.job_sessions_wire(job_id)[:1]
+    ]
+    assert any(stamp.endswith("Z") for stamp in stamps)
+    assert any(re.search(r"[+-]\d\d:\d\d$", stamp) for stamp in stamps)
+
+
+async def test_a_fresh_server_finds_any_session_by_id() -> None:
+    config = SimulatorConfig(seed=5)
+    reference = Simulator(config)
+    job_id = next(j for j in reference.job_ids() if reference.job_wire(j)["lastRun"] is not None)
+    wanted = reference.job_sessions_wire(job_id)[-1]
+    async with client_for(create_app(config)) as client:
+        response = await client.get(f"/v1/JobSessions/{wanted['id']}", headers=await bearer(client))
+    assert response.status_code == 200
+    assert response.json() == wanted
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("/v1/Jobs/00000000-0000-4000-8000-000000000000", "Job with id"),
+        ("/v1/Organizations/nope", "Organization with id"),
+        ("/v1/Organizations/nope/Jobs", "Organization with id"),
+        ("/v1/JobSessions/nope", "Job session with id"),
+        ("/v1/BackupRepositories/nope", "Backup repository with id"),
+        ("/v1/Proxies/nope", "Proxy with id"),
+        ("/v1/Jobs/nope/JobSessions", "Job with id"),
+        ("/v1/NoSuchThing", "No HTTP resource"),
+    ],
+)
+async def test_unknown_things_are_404_with_a_message(
+    client: httpx.AsyncClient, auth: dict[str, str], path: str, fragment: str
+) -> None:
+    response = await client.get(path, headers=auth)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert fragment in response.json()["message"]
+
+
+async def test_unknown_mailbox_is_404(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    org_id = simulator.organization_ids()[0]
+    response = await client.get(f"/v1/Organizations/{org_id}/Mailboxes/nope", headers=auth)
+    assert response.status_code == 404
+    assert response.json()["message"].endswith("was not found.")
+
+
+# -- paging --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("count", "sizes"), [(100, [30, 30, 30, 10]), (90, [30, 30, 30])])
+async def test_job_sessions_page_through_next_links(count: int, sizes: list[int]) -> None:
+    simulator = Simulator(SimulatorConfig(seed=8, sessions_per_job=(count, count)))
+    job_id = next(j for j in simulator.job_ids() if simulator.job_wire(j)["lastRun"] is not None)
+    async with client_for(create_app(simulator=simulator)) as client:
+        headers = await bearer(client)
+        url: str | None = f"/V1/jobs/{job_id}/JOBSESSIONS?limit=30"
+        pages = []
+        while url is not None:
+            response = await client.get(url, headers=headers)
+            assert response.status_code == 200
+            page = response.json()
+            pages.append(page)
+            next_link = page["_links"].get("next")
+            url = None if next_link is None else local(next_link["href"])
+    assert [len(page["results"]) for page in pages] == sizes
+    assert [page["offset"] for page in pages] == [30 * number for number in range(len(sizes))]
+    assert all(page["limit"] == 30 for page in pages)
+    assert "next" not in pages[-1]["_links"]
+    assert "prev" not in pages[0]["_links"]
+    assert "first" not in pages[0]["_links"]
+    assert pages[2]["_links"]["prev"]["href"].endswith("?offset=30&limit=30")
+    assert pages[2]["_links"]["first"]["href"].endswith("?offset=0&limit=30")
+    assert pages[1]["_links"]["self"]["href"] == (
+        f"https://{HOST}/V1/jobs/{job_id}/JOBSESSIONS?offset=30&limit=30"
+    )
+    results = [item for page in pages for item in page["results"]]
+    assert results == simulator.job_sessions_wire(job_id)
+
+
+async def test_default_limit_is_the_page_size() -> None:
+    simulator = Simulator(SimulatorConfig(seed=8, page_size=7, mailboxes_per_job=(20, 20)))
+    job_id = simulator.job_ids()[0]
+    async with client_for(create_app(simulator=simulator)) as client:
+        page = (await client.get(f"/v1/Jobs/{job_id}/SelectedMailboxes", headers=await bearer(client))).json()
+    assert page["limit"] == 7
+    assert len(page["results"]) == 7
+    assert page["_links"]["next"]["href"].endswith("?offset=7&limit=7")
+
+
+async def test_selected_mailboxes_link_to_their_organization_mailbox(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    job_id = next(j for j in simulator.job_ids() if simulator.selected_mailboxes_wire(j))
+    page = (await client.get(f"/v1/Jobs/{job_id}/SelectedMailboxes?limit=10000", headers=auth)).json()
+    assert page["results"] == simulator.selected_mailboxes_wire(job_id)
+    assert "next" not in page["_links"]
+    mailbox = page["results"][0]
+    assert set(mailbox) == {"id", "email", "name", "isBackedUp", "_links"}
+    assert mailbox["isBackedUp"] in ("true", "false")
+    org_href = simulator.job_wire(job_id)["_links"]["organization"]["href"]
+    assert mailbox["_links"]["organization"]["href"] == org_href
+    assert mailbox["_links"]["self"]["href"] == f"{org_href}/Mailboxes/{mailbox['id']}"
+    response = await client.get(local(mailbox["_links"]["self"]["href"]), headers=auth)
+    assert response.json() == mailbox
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=-1", "limit=abc", "limit=10001", "offset=-5", "offset=x"]
+)
+async def test_bad_paging_values_are_400(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator, query: str
+) -> None:
+    response = await client.get(f"/v1/Jobs/{simulator.job_ids()[0]}/JobSessions?{query}", headers=auth)
+    assert response.status_code == 400
+    assert response.json()["message"]
+
+
+# -- reproducibility and scale -------------------------------------------------------------------
+
+
+def _snapshot(simulator: Simulator) -> list[Any]:
+    return [
+        simulator.organizations_wire(),
+        simulator.jobs_wire(),
+        simulator.repositories_wire(),
+        simulator.proxies_wire(),
+        [simulator.job_sessions_wire(job_id) for job_id in simulator.job_ids()],
+        [simulator.selected_mailboxes_wire(job_id) for job_id in simulator.job_ids()],
+    ]
+
+
+def test_same_seed_same_data_and_other_seed_other_data() -> None:
+    config = SimulatorConfig(seed=21, organizations=8)
+    first = Simulator(config, clock=FakeClock())
+    second = Simulator(config, clock=FakeClock())
+    # Access order must not matter: read the second one backwards.
+    for job_id in reversed(second.job_ids()):
+        second.selected_mailboxes_wire(job_id)
+        second.job_sessions_wire(job_id)
+    assert _snapshot(first) == _snapshot(second)
+    other = Simulator(SimulatorConfig(seed=22, organizations=8), clock=FakeClock())
+    assert first.job_ids() != other.job_ids()
+    assert first.organizations_wire() != other.organizations_wire()
+
+
+def test_large_configurations_build() -> None:
+    simulator = Simulator(SimulatorConfig(organizations=1000, jobs_per_organization=(5, 5)))
+    assert len(simulator.job_ids()) == 5000
+    assert len(simulator.organization_ids()) == 1000
+
+
+def test_ranges_bound_the_generated_counts() -> None:
+    simulator = Simulator(
+        SimulatorConfig(
+            organizations=6, jobs_per_organization=(1, 3), mailboxes_per_job=(4, 9), sessions_per_job=(2, 6)
+        )
+    )
+    for org_id in simulator.organization_ids():
+        assert 1 <= len(simulator.jobs_wire(org_id)) <= 3
+    for job_id in simulator.job_ids():
+        assert 4 <= len(simulator.selected_mailboxes_wire(job_id)) <= 9
+        sessions = simulator.job_sessions_wire(job_id)
+        assert sessions == [] or 2 <= len(sessions) <= 6
+
+
+# -- job actions ---------------------------------------------------------------------------------
+
+
+async def test_start_runs_a_session_that_finishes_on_the_clock(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator, clock: FakeClock
+) -> None:
+    job_id = idle_enabled_job(simulator)
+    before = simulator.job_sessions_wire(job_id)
+    response = await client.post(f"/v1/Jobs/{job_id}/Action", json={"start": None}, headers=auth)
+    assert response.status_code == 200
+    assert response.content == b""
+    sessions = simulator.job_sessions_wire(job_id)
+    assert len(sessions) == len(before) + 1
+    running = sessions[0]
+    assert running["status"] == "Running"
+    assert running["endTime"] is None
+    job = (await client.get(f"/v1/Jobs/{job_id}", headers=auth)).json()
+    assert job["lastStatus"] == "Running"
+    assert STAMP_7.match(job["lastRun"])
+
+    again = await client.post(f"/v1/jobs/{job_id}/action", json={"start": None}, headers=auth)
+    assert again.status_code == 400
+    assert "already running" in again.json()["message"]
+
+    clock.advance(29)
+    still = (await client.get(f"/v1/JobSessions/{running['id']}", headers=auth)).json()
+    assert still["status"] == "Running"
+    clock.advance(1)
+    done = (await client.get(f"/v1/JobSessions/{running['id']}", headers=auth)).json()
+    assert done["status"] in ("Success", "Warning", "Failed")
+    assert done["endTime"] is not None
+    job = (await client.get(f"/v1/Jobs/{job_id}", headers=auth)).json()
+    assert job["lastStatus"] == done["status"]
+    assert job["nextRun"] is not None
+    assert simulator.stats.job_actions[(job_id, "start")] == 1
+
+
+def test_run_outcomes_are_reproducible() -> None:
+    outcomes = []
+    for _ in range(2):
+        clock = FakeClock()
+        simulator = Simulator(SimulatorConfig(seed=31), clock=clock)
+        job_id = idle_enabled_job(simulator)
+        for _ in range(3):
+            simulator.job_action(job_id, "start")
+            clock.advance(30)
+        outcomes.append([s["status"] for s in simulator.job_sessions_wire(job_id)[:3]])
+    assert outcomes[0] == outcomes[1]
+
+
+async def test_stop_ends_a_running_job_and_is_refused_when_idle(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    job_id = idle_enabled_job(simulator)
+    url = f"/v1/Jobs/{job_id}/Action"
+    idle = await client.post(url, json={"stop": None}, headers=auth)
+    assert idle.status_code == 400
+    assert "not running" in idle.json()["message"]
+    assert (await client.post(url, json={"start": None}, headers=auth)).status_code == 200
+    assert (await client.post(url, json={"stop": None}, headers=auth)).status_code == 200
+    session = simulator.job_sessions_wire(job_id)[0]
+    assert session["status"] == "Stopped"
+    assert session["endTime"] is not None
+    assert simulator.job_wire(job_id)["lastStatus"] == "Stopped"
+    assert simulator.stats.job_actions[(job_id, "stop")] == 1
+
+
+async def test_disable_and_enable_change_the_job(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    job_id = idle_enabled_job(simulator)
+    url = f"/v1/Jobs/{job_id}/Action"
+    assert (await client.post(url, json={"disable": None}, headers=auth)).status_code == 200
+    job = (await client.get(f"/v1/Jobs/{job_id}", headers=auth)).json()
+    assert job["isEnabled"] == "false"
+    assert job["nextRun"] is None
+    refused = await client.post(url, json={"start": None}, headers=auth)
+    assert refused.status_code == 400
+    assert "disabled" in refused.json()["message"]
+    assert (await client.post(url, json={"enable": None}, headers=auth)).status_code == 200
+    job = (await client.get(f"/v1/Jobs/{job_id}", headers=auth)).json()
+    assert job["isEnabled"] == "true"
+    assert STAMP_WHOLE.match(job["nextRun"])
+    assert simulator.stats.job_actions[(job_id, "disable")] == 1
+    assert simulator.stats.job_actions[(job_id, "enable")] == 1
+    assert (job_id, "start") not in simulator.stats.job_actions
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"explore": null}', b'{"start": null, "stop": null}', b"[]", b"not json", b'{"start": 1}', b""],
+)
+async def test_bad_action_bodies_are_400(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator, content: bytes
+) -> None:
+    headers = {**auth, "Content-Type": "application/json"}
+    job_id = simulator.job_ids()[0]
+    response = await client.post(f"/v1/Jobs/{job_id}/Action", content=content, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["message"]
+    assert not simulator.stats.job_actions
+
+
+def test_python_api_raises_simulated_errors(simulator: Simulator) -> None:
+    with pytest.raises(SimulatedError) as caught:
+        simulator.job_wire("missing")
+    assert caught.value.status_code == 404
+    with pytest.raises(SimulatedError) as caught:
+        simulator.job_action(simulator.job_ids()[0], "explode")
+    assert caught.value.status_code == 400
+
+
+async def test_stats_count_requests_and_reset(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    await client.get("/v1/Organizations", headers=auth)
+    await client.get("/v1/ORGANIZATIONS", headers=auth)
+    assert simulator.stats.requests == 3
+    assert simulator.stats.by_endpoint[("GET", "/v1/organizations")] == 2
+    assert simulator.stats.by_endpoint[("POST", "/v1/token")] == 1
+    simulator.reset_stats()
+    assert simulator.stats.requests == 0
+    assert not simulator.stats.by_endpoint
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+
+def faulty(**faults: Any) -> Simulator:
+    return Simulator(SimulatorConfig(seed=1, faults=Faults(**faults)))
+
+
+async def test_error_faults_answer_500_502_503() -> None:
+    simulator = faulty(error_rate=1.0)
+    async with client_for(create_app(simulator=simulator)) as client:
+        responses = [await client.get("/v1/Organizations") for _ in range(30)]
+        outside = await client.get("/not-api")
+    assert {response.status_code for response in responses} == {500, 502, 503}
+    assert all(response.json()["message"] for response in responses)
+    assert outside.status_code == 404
+    assert simulator.stats.faults["error"] == 30
+    assert simulator.stats.requests == 31
+
+
+async def test_rate_limit_faults_answer_429_with_retry_after() -> None:
+    simulator = faulty(rate_limit_rate=1.0, retry_after=2.5)
+    async with client_for(create_app(simulator=simulator)) as client:
+        response = await client.post("/v1/Token", data=PASSWORD_FORM)
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "3"
+    assert response.json()["message"]
+    assert simulator.stats.faults["rate_limit"] == 1
+    assert not simulator.stats.token_requests
+
+
+async def test_drop_faults_reset_the_connection_after_the_app_ran() -> None:
+    simulator = faulty(drop_rate=1.0)
+    async with client_for(create_app(simulator=simulator)) as client:
+        with pytest.raises(ConnectionResetError, match="simulated connection drop"):
+            await client.post("/v1/Token", data=PASSWORD_FORM)
+    assert simulator.stats.faults["drop"] == 1
+    assert simulator.stats.token_requests["password"] == 1
+
+
+async def test_truncate_faults_send_less_than_content_length() -> None:
+    simulator = faulty(truncate_rate=1.0)
+    async with client_for(create_app(simulator=simulator)) as client:
+        response = await client.post("/v1/Token", data=PASSWORD_FORM)
+    assert response.status_code == 200
+    assert 0 < len(response.content) < int(response.headers["content-length"])
+    assert simulator.stats.faults["truncate"] == 1
+
+
+async def test_malformed_faults_send_a_200_that_is_not_json() -> None:
+    simulator = faulty(malformed_rate=1.0)
+    async with client_for(create_app(simulator=simulator)) as client:
+        response = await client.post("/v1/Token", data=PASSWORD_FORM)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert len(response.content) == int(response.headers["content-length"])
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.content)
+    assert simulator.stats.faults["malformed"] == 1
+
+
+async def test_revoke_every_invalidates_access_tokens() -> None:
+    simulator = faulty(revoke_every=0.3)
+    async with client_for(create_app(simulator=simulator)) as client:
+        headers = await bearer(client)
+        assert (await client.get("/v1/Jobs", headers=headers)).status_code == 200
+        await asyncio.sleep(0.35)
+        assert (await client.get("/v1/Jobs", headers=headers)).status_code == 401
+        assert (await client.get("/v1/Jobs", headers=await bearer(client))).status_code == 200
+    assert simulator.stats.faults["revoke"] == 1
+
+
+@pytest.mark.parametrize("faults", [{"latency": 0.15}, {"latency_spike_rate": 1.0, "latency_spike": 0.15}])
+async def test_latency_faults_delay_responses(faults: dict[str, float]) -> None:
+    simulator = faulty(**faults)
+    async with client_for(create_app(simulator=simulator)) as client:
+        started = time.perf_counter()
+        response = await client.post("/v1/Token", data=PASSWORD_FORM)
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    assert elapsed >= 0.14
+    assert sum(simulator.stats.faults.values()) == 1
+
+
+async def _fault_statuses(fault_seed: int) -> list[int]:
+    simulator = faulty(error_rate=0.3, rate_limit_rate=0.3, fault_seed=fault_seed)
+    async with client_for(create_app(simulator=simulator)) as client:
+        return [(await client.get("/v1/Proxies")).status_code for _ in range(40)]
+
+
+async def test_faults_are_deterministic_per_fault_seed() -> None:
+    first, again, other = await _fault_statuses(7), await _fault_statuses(7), await _fault_statuses(8)
+    assert first == again
+    assert first != other
+    assert {401, 429} <= set(first)
+    assert set(first) & {500, 502, 503}
+
+
+# -- serving -------------------------------------------------------------------------------------
+
+
+async def test_serves_https_over_uvicorn(tmp_path: Path) -> None:
+    cert_path, key_path, ca_path = make_tls_material(tmp_path)
+    app = create_app(SimulatorConfig(seed=9))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_level="warning", ssl_certfile=str(cert_path), ssl_keyfile=str(key_path)
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            for _ in range(500):
+                if server.started or task.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert server.started
+            verify = ssl.create_default_context(cafile=str(ca_path))
+            async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=verify) as client:
+                headers = await bearer(client)
+                response = await client.get("/V1/Organizations", headers=headers)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+    assert response.status_code == 200
+    assert response.json() == app.state.simulator.organizations_wire()
+    assert response.json()[0]["_links"]["self"]["href"].startswith(f"https://{HOST}/v1/")

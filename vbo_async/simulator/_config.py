@@ -1,0 +1,158 @@
+"""Validated, immutable settings for the simulator: data shape (`SimulatorConfig`) and `Faults`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import attrs
+
+from vbo_async._exceptions import ConfigError
+
+__all__ = ["Faults", "SimulatorConfig"]
+
+_OUTCOME_RATES = ("error_rate", "rate_limit_rate", "drop_rate", "truncate_rate", "malformed_rate")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{attribute.name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    _non_negative(instance, attribute, value)
+    if value == 0:
+        raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _rate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    _non_negative(instance, attribute, value)
+    assert isinstance(value, int | float)
+    if value > 1:
+        raise ConfigError(f"{attribute.name} must be between 0 and 1, got {value!r}")
+
+
+def _int_at_least(minimum: int) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{attribute.name} must be an int, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"{attribute.name} must be >= {minimum}, got {value!r}")
+
+    return check
+
+
+def _int_range(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise TypeError(f"{attribute.name} must be a (low, high) tuple of ints, got {value!r}")
+    low, high = value
+    if low < 0 or low > high:
+        raise ConfigError(f"{attribute.name} must satisfy 0 <= low <= high, got {value!r}")
+
+
+def _host(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{attribute.name} must be a non-empty string, got {value!r}")
+    if any(c in value for c in "/\\?#@ \t\r\n"):
+        raise ConfigError(f"{attribute.name} must be a bare host[:port], got {value!r}")
+
+
+def _non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{attribute.name} must be a non-empty string, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Faults:
+    """Failure injection, applied to `/v1/...` requests (token endpoint included).
+
+    Each request first gets `latency` seconds of delay (plus `latency_spike` with probability
+    `latency_spike_rate`), then at most one outcome is drawn with the listed probabilities:
+    a 500/502/503 (`error_rate`), a 429 with ``Retry-After`` (`rate_limit_rate`), a connection
+    dropped mid-body (`drop_rate`), a body cut short of its ``Content-Length``
+    (`truncate_rate`) or a 200 whose body is not JSON (`malformed_rate`); their sum must not
+    exceed 1. `revoke_every` revokes all access tokens every N wall-clock seconds. All draws
+    come from a ``random.Random(fault_seed)`` owned by the simulator instance.
+    """
+
+    latency: float = attrs.field(default=0.0, validator=_non_negative)
+    latency_spike_rate: float = attrs.field(default=0.0, validator=_rate)
+    latency_spike: float = attrs.field(default=0.5, validator=_non_negative)
+    error_rate: float = attrs.field(default=0.0, validator=_rate)
+    rate_limit_rate: float = attrs.field(default=0.0, validator=_rate)
+    retry_after: float = attrs.field(default=1, validator=_non_negative)
+    drop_rate: float = attrs.field(default=0.0, validator=_rate)
+    truncate_rate: float = attrs.field(default=0.0, validator=_rate)
+    malformed_rate: float = attrs.field(default=0.0, validator=_rate)
+    revoke_every: float | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))
+    fault_seed: int = attrs.field(default=0, validator=_int_at_least(-(2**63)))
+
+    def __attrs_post_init__(self) -> None:
+        total = sum(getattr(self, name) for name in _OUTCOME_RATES)
+        if total > 1 + 1e-9:
+            raise ConfigError(f"the sum of {', '.join(_OUTCOME_RATES)} must not exceed 1, got {total}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any fault or delay can happen at all."""
+        return bool(
+            self.latency
+            or self.latency_spike_rate
+            or self.revoke_every
+            or any(getattr(self, name) for name in _OUTCOME_RATES)
+        )
+
+
+def _faults(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Faults):
+        raise TypeError(f"{attribute.name} must be a Faults instance, got {value!r}")
+
+
+def _unauthorized_body(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in ("message", "empty"):
+        raise ConfigError(f"{attribute.name} must be 'message' or 'empty', got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class SimulatorConfig:
+    """What the simulated VBO v1 server holds and how it behaves.
+
+    Ranges are inclusive ``(low, high)`` tuples. Everything generated is a function of `seed`.
+    `advertised_host` is written into every href (``https://{advertised_host}/v1/...``) and is
+    deliberately not the host clients connect to. `session_duration` is how many seconds (of
+    the simulator's clock) a started job stays ``Running``.
+
+    About one job in ten has never run (``lastRun`` null, no sessions) whatever
+    `sessions_per_job` says; the range applies to jobs that have run. When
+    `mailboxes_per_job` starts at 0, about a quarter of the jobs back up all mailboxes
+    (``allMailboxes: "true"``) and select none.
+    """
+
+    seed: int = attrs.field(default=0, validator=_int_at_least(-(2**63)))
+    organizations: int = attrs.field(default=5, validator=_int_at_least(0))
+    jobs_per_organization: tuple[int, int] = attrs.field(default=(2, 5), validator=_int_range)
+    mailboxes_per_job: tuple[int, int] = attrs.field(default=(0, 70), validator=_int_range)
+    sessions_per_job: tuple[int, int] = attrs.field(default=(1, 40), validator=_int_range)
+    repositories: int = attrs.field(default=3, validator=_int_at_least(1))
+    proxies: int = attrs.field(default=2, validator=_int_at_least(1))
+    advertised_host: str = attrs.field(default="vbo-sim.east.local:4443", validator=_host)
+    username: str = attrs.field(default="admin", validator=_non_empty_str)
+    password: str = attrs.field(default="admin", validator=_non_empty_str)
+    token_lifetime: float = attrs.field(default=3600.0, validator=_positive)
+    session_duration: float = attrs.field(default=30.0, validator=_non_negative)
+    page_size: int = attrs.field(default=30, validator=[_int_at_least(1), attrs.validators.le(10_000)])
+    unauthorized_body: Literal["message", "empty"] = attrs.field(
+        default="message", validator=_unauthorized_body
+    )
+    faults: Faults = attrs.field(factory=Faults, validator=_faults)
+
+    @property
+    def base_url(self) -> str:
+        """The URL prefix of every href the server writes (``https://{advertised_host}/v1``)."""
+        return f"https://{self.advertised_host}/v1"

@@ -1,0 +1,142 @@
+"""Fault injection: a pure ASGI middleware that delays, fails, cuts or garbles `/v1/` responses."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import anyio
+import attrs
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._config import Faults
+from ._responses import JSON_MEDIA_TYPE, error_response
+from ._simulator import Simulator
+
+__all__ = ["FaultInjection", "FaultPlan", "plan_faults"]
+
+_SERVER_ERRORS = {
+    500: "An error has occurred.",
+    502: "Bad Gateway: the upstream server returned an invalid response.",
+    503: "The service is unavailable.",
+}
+_MALFORMED_TAIL = b"\x00<!-- simulated malformed body -->"
+
+
+@attrs.frozen
+class FaultPlan:
+    """What happens to one request: extra `delay`, and at most one `outcome`."""
+
+    delay: float = 0.0
+    spiked: bool = False
+    outcome: str | None = None
+    """``error``, ``rate_limit``, ``drop``, ``truncate``, ``malformed`` or None."""
+    status: int = 200
+    """The 5xx status for an ``error`` outcome."""
+
+
+def plan_faults(faults: Faults, rng: random.Random) -> FaultPlan:
+    """Draw the faults for one request (two or three draws from `rng`, always in that order)."""
+    spiked = rng.random() < faults.latency_spike_rate
+    draw = rng.random()
+    outcome = None
+    threshold = 0.0
+    for name, rate in (
+        ("error", faults.error_rate),
+        ("rate_limit", faults.rate_limit_rate),
+        ("drop", faults.drop_rate),
+        ("truncate", faults.truncate_rate),
+        ("malformed", faults.malformed_rate),
+    ):
+        threshold += rate
+        if rate and draw < threshold:
+            outcome = name
+            break
+    status = rng.choice(tuple(_SERVER_ERRORS)) if outcome == "error" else 200
+    delay = faults.latency + (faults.latency_spike if spiked else 0.0)
+    return FaultPlan(delay=delay, spiked=spiked, outcome=outcome, status=status)
+
+
+class FaultInjection:
+    """Count every request, then apply `Faults` to ``/v1/...`` requests (token endpoint too).
+
+    Error and 429 outcomes answer without reaching the app. Drop, truncate and malformed let
+    the app handle the request (so its effects happen) and spoil the response: a drop sends
+    the head and half the body then raises ``ConnectionResetError``; a truncation sends half
+    the body under the full ``Content-Length``; a malformed body is a 200 that is not JSON.
+    """
+
+    def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
+        self.app = app
+        self.simulator = simulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        simulator = self.simulator
+        path = str(scope["path"]).lower()
+        simulator.stats.requests += 1
+        simulator.stats.by_endpoint[(str(scope["method"]), path)] += 1
+        faults = simulator.config.faults
+        if not faults.active or not path.startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        self._revoke_if_due(faults)
+        plan = plan_faults(faults, simulator.fault_rng)
+        counts = simulator.stats.faults
+        if faults.latency:
+            counts["latency"] += 1
+        if plan.spiked:
+            counts["latency_spike"] += 1
+        if plan.delay:
+            await anyio.sleep(plan.delay)
+        if plan.outcome is not None:
+            counts[plan.outcome] += 1
+        if plan.outcome == "error":
+            response = error_response(plan.status, _SERVER_ERRORS[plan.status])
+            await response(scope, receive, send)
+        elif plan.outcome == "rate_limit":
+            retry_after = str(max(math.ceil(faults.retry_after), 0))
+            response = error_response(429, "Quota Exceeded", {"Retry-After": retry_after})
+            await response(scope, receive, send)
+        elif plan.outcome in ("drop", "truncate", "malformed"):
+            await self._spoil(plan.outcome, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _revoke_if_due(self, faults: Faults) -> None:
+        if faults.revoke_every is None:
+            return
+        now = time.monotonic()
+        if now - self.simulator.last_revocation >= faults.revoke_every:
+            self.simulator.last_revocation = now
+            self.simulator.revoke_tokens()
+            self.simulator.stats.faults["revoke"] += 1
+
+    async def _spoil(self, outcome: str, scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        part = body[: len(body) // 2]
+        if outcome == "malformed":
+            response = Response(part + _MALFORMED_TAIL, 200, media_type=JSON_MEDIA_TYPE)
+            await response(scope, receive, send)
+            return
+        await send(start)
+        if outcome == "truncate":
+            await send({"type": "http.response.body", "body": part, "more_body": False})
+            return
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+        raise ConnectionResetError("simulated connection drop")

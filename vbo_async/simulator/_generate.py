@@ -1,0 +1,285 @@
+"""Reproducible generation of simulated data from seeded ``random.Random`` instances (pure)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from ._config import SimulatorConfig
+from ._records import Job, JobSession, Mailbox, Organization, Proxy, Repository, Schedule
+from ._schedule import DAILY_TYPES, PERIODS, WINDOWS, next_run, run_interval
+from ._wireformat import EPOCH_TICKS, TICKS_PER_SECOND, format_bytes, format_rate
+
+__all__ = [
+    "derived_rng",
+    "finish_session",
+    "make_mailbox_pool",
+    "make_organizations",
+    "make_proxies",
+    "make_repositories",
+    "make_sessions",
+    "new_id",
+    "select_mailboxes",
+    "start_session",
+]
+
+_TENANTS = (
+    "contoso", "fabrikam", "northwind", "adatum", "tailspin", "woodgrove", "litware",
+    "proseware", "wingtip", "fourthcoffee", "alpineski", "margies", "lucerne", "treyresearch",
+    "blueyonder", "coho", "humongous", "wideworld", "relecloud", "southridge",
+)  # fmt: skip
+_JOB_SUBJECTS = (
+    "ABC", "Mail", "Executives", "Sales", "Finance", "All users", "HR", "Legal", "IT",
+    "Shared mailboxes", "Archive", "Support", "Marketing", "Board",
+)  # fmt: skip
+_JOB_KINDS = ("Backup", "daily", "hourly", "job", "protection")
+_DESCRIPTIONS = ("Daily Backups", "Nightly", "Hourly incremental", "Created by admin", "")
+_FIRST = (
+    "Alex", "Sam", "Maria", "John", "Priya", "Chen", "Fatima", "Lucas", "Olga", "Kenji",
+    "Amara", "Noah", "Sofia", "Liam", "Zoe", "Ivan", "Mei", "Omar", "Nina", "Paul",
+)  # fmt: skip
+_LAST = (
+    "Smith", "Garcia", "Müller", "Kowalski", "Nguyen", "Tanaka", "Okafor", "Rossi", "Dubois",
+    "Johansson", "Silva", "Novak", "Patel", "Kim", "Cohen", "Larsen", "Costa", "Horvat",
+)  # fmt: skip
+_OFFSETS = (None, None, None, None, -420, -300, 60, 120, 330)
+_FINAL_STATUSES = ("Success", "Warning", "Failed")
+_FINAL_WEIGHTS = (0.7, 0.2, 0.1)
+_MINUTE = 60 * TICKS_PER_SECOND
+
+
+def derived_rng(seed: int, kind: str, index: int) -> random.Random:
+    """An independent generator for one lazily generated part (e.g. a job's sessions)."""
+    return random.Random(f"vbo-sim:{seed}:{kind}:{index}")
+
+
+def new_id(rng: random.Random) -> str:
+    """A lower-case GUID string drawn from `rng`."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def make_proxies(rng: random.Random, count: int, server_host: str) -> list[Proxy]:
+    """`count` proxies; the first is the server itself (`server_host`), most are online."""
+    domain = server_host.partition(".")[2] or "local"
+    proxies = []
+    for number in range(count):
+        proxies.append(
+            Proxy(
+                id=new_id(rng),
+                host_name=server_host if number == 0 else f"vbo-proxy{number:02d}.{domain}",
+                description="Default proxy" if number == 0 else f"Remote proxy {number}",
+                port=9193,
+                threads=rng.choice((64, 32, 16)),
+                throttling=rng.random() < 0.2,
+                throttling_value=rng.choice((0, 100, 1024, 10240)),
+                throttling_unit="KBs",
+                status="Online" if number == 0 or rng.random() < 0.8 else "Offline",
+            )
+        )
+    return proxies
+
+
+def make_repositories(rng: random.Random, count: int, proxies: list[Proxy]) -> list[Repository]:
+    """`count` repositories spread over the proxies."""
+    repositories = []
+    for number in range(count):
+        capacity = rng.choice((500, 1000, 2000, 4000, 8000)) * 1024**3
+        repositories.append(
+            Repository(
+                id=new_id(rng),
+                name="Default Backup Repository" if number == 0 else f"Repository {number}",
+                description="Created by Veeam Backup" if number == 0 else f"Backups volume {number}",
+                proxy_id=proxies[number % len(proxies)].id,
+                path="C:\\ProgramData\\Veeam\\Backup365"
+                if number == 0
+                else f"{'DEFGH'[number % 5]}:\\VeeamRepository{number}",
+                retention_days=rng.choice((7, 14, 30, 90, 365)),
+                daily_time=rng.choice(("08:00:00", "02:00:00", "23:30:00")),
+                daily_type=rng.choice(("Weekends", "Everyday", "Sunday")),
+                capacity=capacity,
+                free_space=int(capacity * rng.uniform(0.05, 0.9)),
+            )
+        )
+    return repositories
+
+
+def _schedule(rng: random.Random) -> Schedule:
+    periodic = rng.random() < 0.6
+    window = WINDOWS[0] if rng.random() < 0.75 else rng.choice(WINDOWS[1:])
+    return Schedule(
+        type="Periodically" if periodic else "Daily",
+        periodically_every=rng.choice(tuple(PERIODS)) if periodic else "Minutes5",
+        daily_type="Everyday" if periodic else rng.choice(tuple(DAILY_TYPES)),
+        daily_time="00:00:00" if periodic else f"{rng.choice((0, 1, 2, 20, 22, 23)):02d}:00:00",
+        window=window,
+        minute_offset=0 if window == "always" else rng.choice((0, 0, 60, -300, -420)),
+        retry_enabled=rng.random() < 0.85,
+        retry_number=rng.randint(1, 5),
+        retry_wait=rng.choice((5, 10, 15, 30)),
+    )
+
+
+def _make_job(
+    rng: random.Random, config: SimulatorConfig, index: int, org_id: str, repos: list[Repository]
+) -> Job:
+    schedule = _schedule(rng)
+    never_run = config.sessions_per_job[1] == 0 or rng.random() < 0.1
+    enabled = rng.random() >= (0.5 if never_run else 0.12)
+    last_run = None
+    last_status = "Stopped"
+    if not never_run:
+        last_run = EPOCH_TICKS - rng.randint(5 * _MINUTE, 3 * 24 * 60 * _MINUTE)
+        last_status = rng.choices(_FINAL_STATUSES, _FINAL_WEIGHTS)[0]
+    repository = rng.choice(repos)
+    return Job(
+        index=index,
+        id=new_id(rng),
+        org_id=org_id,
+        name=f"{rng.choice(_JOB_SUBJECTS)} {rng.choice(_JOB_KINDS)}",
+        description=rng.choice(_DESCRIPTIONS),
+        all_mailboxes=config.mailboxes_per_job[0] == 0 and rng.random() < 0.25,
+        last_status=last_status,
+        last_run=last_run,
+        next_run=next_run(schedule, EPOCH_TICKS) if enabled else None,
+        enabled=enabled,
+        schedule=schedule,
+        repository_id=repository.id,
+        proxy_id=repository.proxy_id,
+        offset_minutes=rng.choice(_OFFSETS),
+    )
+
+
+def make_organizations(
+    rng: random.Random, config: SimulatorConfig, repos: list[Repository]
+) -> tuple[list[Organization], list[Job]]:
+    """The organizations and all their jobs (sessions and mailboxes are left for later)."""
+    organizations: list[Organization] = []
+    jobs: list[Job] = []
+    used: dict[str, int] = {}
+    low, high = config.jobs_per_organization
+    for index in range(config.organizations):
+        tenant = rng.choice(_TENANTS)
+        used[tenant] = used.get(tenant, 0) + 1
+        name = f"{tenant}{used[tenant] if used[tenant] > 1 else ''}.onmicrosoft.com"
+        org = Organization(
+            index=index, id=new_id(rng), name=name, username=f"admin@{name}", first_backup=None
+        )
+        org_jobs = [
+            _make_job(rng, config, len(jobs) + number, org.id, repos)
+            for number in range(rng.randint(low, high))
+        ]
+        runs = [job.last_run for job in org_jobs if job.last_run is not None]
+        if runs:
+            org.first_backup = min(runs) - rng.randint(30, 400) * 24 * 60 * _MINUTE
+        org.job_ids = [job.id for job in org_jobs]
+        organizations.append(org)
+        jobs.extend(org_jobs)
+    return organizations, jobs
+
+
+def _blank_session(session_id: str, job: Job, creation: int) -> JobSession:
+    return JobSession(
+        id=session_id,
+        job_id=job.id,
+        creation=creation,
+        end=None,
+        status="Running",
+        progress=0,
+        processing_rate=format_rate(0, 0),
+        read_rate=format_rate(0),
+        write_rate=format_rate(0),
+        transferred=format_bytes(0),
+        processed_objects=0,
+        bottleneck="Detecting",
+        offset_minutes=job.offset_minutes,
+    )
+
+
+def _complete(
+    session: JobSession, rng: random.Random, config: SimulatorConfig, status: str, end: int
+) -> None:
+    """Fill in the outcome of a finished run: status, end, progress and statistics."""
+    seconds = max((end - session.creation) / TICKS_PER_SECOND, 1.0)
+    items = rng.randint(0, 5000)
+    transferred = rng.randint(0, 2 * 1024**3) if items else 0
+    rate = transferred / seconds
+    session.status = status
+    session.end = end
+    session.progress = rng.randint(0, max(config.mailboxes_per_job[1], 1))
+    session.processing_rate = format_rate(rate, int(items / seconds))
+    session.read_rate = format_rate(rate * rng.uniform(0.8, 3.0))
+    session.write_rate = format_rate(rate * rng.uniform(0.5, 1.2))
+    session.transferred = format_bytes(transferred)
+    session.processed_objects = items
+    session.bottleneck = rng.choice(("Source", "Source", "Target", "NA"))
+
+
+def make_sessions(config: SimulatorConfig, job: Job) -> list[JobSession]:
+    """A job's generated history, newest first; the newest matches the job's last run."""
+    if job.last_run is None:
+        return []
+    rng = derived_rng(config.seed, "sessions", job.index)
+    low, high = config.sessions_per_job
+    count = max(1, rng.randint(low, high))
+    interval = run_interval(job.schedule) * TICKS_PER_SECOND
+    sessions = []
+    creation = job.last_run
+    for number in range(count):
+        if number:
+            creation -= interval + rng.randint(0, _MINUTE)
+        session = _blank_session(new_id(rng), job, creation)
+        status = job.last_status if number == 0 else rng.choices(_FINAL_STATUSES, _FINAL_WEIGHTS)[0]
+        end = creation + int(rng.uniform(15.0, 240.0) * TICKS_PER_SECOND)
+        _complete(session, rng, config, status, end)
+        sessions.append(session)
+    return sessions
+
+
+def start_session(config: SimulatorConfig, job: Job, now: int, started_at: float) -> JobSession:
+    """A new ``Running`` session for the job's next run (ids stay reproducible)."""
+    session = _blank_session(new_id(derived_rng(config.seed, f"run:{job.runs}", job.index)), job, now)
+    session.started_at = started_at
+    return session
+
+
+def finish_session(config: SimulatorConfig, job: Job, session: JobSession, end: int) -> None:
+    """Settle a running session into Success/Warning/Failed (a seeded choice)."""
+    rng = derived_rng(config.seed, f"finish:{job.runs}", job.index)
+    status = rng.choices(_FINAL_STATUSES, _FINAL_WEIGHTS)[0]
+    _complete(session, rng, config, status, end)
+    session.started_at = None
+
+
+def make_mailbox_pool(config: SimulatorConfig, org: Organization) -> list[Mailbox]:
+    """The mailboxes of an organization that jobs pick their selections from."""
+    rng = derived_rng(config.seed, "mailboxes", org.index)
+    high = config.mailboxes_per_job[1]
+    domain = org.name
+    seen: dict[str, int] = {}
+    pool = []
+    for _ in range(high + rng.randint(0, high // 4 + 1)):
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        local = f"{first}.{last}".lower().replace("ü", "ue")
+        seen[local] = seen.get(local, 0) + 1
+        if seen[local] > 1:
+            local += str(seen[local])
+        pool.append(
+            Mailbox(
+                id=new_id(rng),
+                org_id=org.id,
+                email=f"{local}@{domain}",
+                name=f"{first} {last}",
+                backed_up=org.first_backup is not None and rng.random() < 0.9,
+            )
+        )
+    return pool
+
+
+def select_mailboxes(config: SimulatorConfig, job: Job, pool: list[Mailbox]) -> list[str]:
+    """The ids of a job's selected mailboxes (none when it backs up all mailboxes)."""
+    if job.all_mailboxes:
+        return []
+    rng = derived_rng(config.seed, "selection", job.index)
+    low, high = config.mailboxes_per_job
+    count = min(rng.randint(low, high), len(pool))
+    return [mailbox.id for mailbox in rng.sample(pool, count)]

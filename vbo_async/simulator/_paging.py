@@ -1,0 +1,57 @@
+"""Paging (pure): parsing ``offset``/``limit`` and building v1 page objects with absolute links."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import SimulatedError
+
+__all__ = ["MAX_LIMIT", "page_object", "parse_window"]
+
+MAX_LIMIT = 10_000
+"""The largest ``limit`` the server accepts."""
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SimulatedError(400, f"The value '{raw}' is not valid for {name}.") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise SimulatedError(400, f"The value '{raw}' is not valid for {name}: must be {bounds}.")
+    return value
+
+
+def parse_window(query: Mapping[str, str], default_limit: int) -> tuple[int, int]:
+    """``(offset, limit)`` from query parameters (names matched case-insensitively).
+
+    Missing values default to 0 and `default_limit`; non-integers, a negative offset and a
+    limit outside 1..10000 raise a 400 `SimulatedError`.
+    """
+    lowered = {key.lower(): value for key, value in query.items()}
+    offset = _int_param(lowered, "offset", 0, 0, None)
+    limit = _int_param(lowered, "limit", default_limit, 1, MAX_LIMIT)
+    return offset, limit
+
+
+def page_object(
+    results: list[dict[str, Any]], total: int, *, offset: int, limit: int, url: str
+) -> dict[str, Any]:
+    """A v1 page: ``offset``, ``limit``, ``results`` and the links that make sense.
+
+    `url` is the absolute URL of the collection without a query; ``first`` and ``prev`` appear
+    when `offset` > 0, ``next`` only when items remain after this page. There is no ``last``.
+    """
+    links: dict[str, dict[str, str]] = {}
+    if offset > 0:
+        links["first"] = {"href": f"{url}?offset=0&limit={limit}"}
+        links["prev"] = {"href": f"{url}?offset={max(offset - limit, 0)}&limit={limit}"}
+    links["self"] = {"href": f"{url}?offset={offset}&limit={limit}"}
+    if offset + limit < total:
+        links["next"] = {"href": f"{url}?offset={offset + limit}&limit={limit}"}
+    return {"offset": offset, "limit": limit, "results": results, "_links": links}

@@ -1,0 +1,30 @@
+"""Throw-away TLS material (a trustme CA and a server certificate) for serving the simulator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import trustme
+
+__all__ = ["make_tls_material"]
+
+
+def make_tls_material(directory: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+    """Write a new CA and a server certificate for ``127.0.0.1`` and ``localhost``.
+
+    Returns ``(cert_path, key_path, ca_path)``: the certificate chain and private key for the
+    server (e.g. uvicorn's ``ssl_certfile``/``ssl_keyfile``) and the CA certificate clients
+    verify against (``ssl.create_default_context(cafile=ca_path)``).
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    authority = trustme.CA(organization_name="vbo-async simulator")
+    server = authority.issue_cert("127.0.0.1", "localhost")
+    cert_path = folder / "simulator-cert.pem"
+    key_path = folder / "simulator-key.pem"
+    ca_path = folder / "simulator-ca.pem"
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    key_path.write_bytes(server.private_key_pem.bytes())
+    ca_path.write_bytes(authority.cert_pem.bytes())
+    return cert_path, key_path, ca_path
