@@ -7,6 +7,8 @@ wire names (``$[1].schedulePolicy.retryNumber``) and the URL.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -88,6 +90,25 @@ class Decoder:
         where, what = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DecodeError(f"cannot decode {cls.__name__}: {what} at {where}{more}", path=where, url=url)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is structured.
+
+    Structuring allocates several tracked objects per item while the parsed JSON is alive, so
+    the collector would repeatedly traverse every list and dict of the batch (a third of the
+    decoding time, measured); nothing structured here can form a cycle worth collecting. The
+    previous state is restored, also when the collector was already off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _leaves(exc: BaseException, path: str, cls: type[Any]) -> Iterator[tuple[str, str]]:
