@@ -19,7 +19,7 @@ from ._auth import Secret, TokenManager, VBOAuth
 from ._exceptions import ConfigError
 from ._fetch import Fetcher, RetryPolicy
 from ._links import Link
-from ._models import BackupRepository, Job, JobSession, Organization, Proxy
+from ._models import BackupRepository, Job, JobSession, Organization, Proxy, SelectedMailbox
 from ._urls import ApiRoot
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "JobAction", "VBOClient"]
@@ -28,6 +28,7 @@ log = logging.getLogger("vbo_async")
 T = TypeVar("T")
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_MODELS = frozenset({BackupRepository, Job, JobSession, Organization, Proxy, SelectedMailbox})
 JobAction = Literal["start", "stop", "enable", "disable"]
 
 
@@ -173,6 +174,20 @@ class VBOClient:
             raise ConfigError(f"follow() takes a Link, got {type(link).__name__}")
         rebound = type(link)(link.href, link.relation, self._fetcher, link.target)
         return await rebound
+
+    def to_wire(self, model: Any) -> Any:
+        """The v1 wire JSON of a model (or a list of them): wire names, ISO timestamps, ``_links``.
+
+        ``from_wire(to_wire(model), type(model)) == model``; use it to cache or log resources.
+        """
+        return self._fetcher.decoder.unstructure(model)
+
+    def from_wire(self, data: Any, cls: type[T]) -> T:
+        """Decode one resource's wire JSON (a dict) into ``cls``; its links follow via this client.
+        Raises `DecodeError` like an answer from the server would."""
+        if isinstance(cls, type) and cls in _MODELS:
+            return self._fetcher.decoder.one(data, cls)
+        raise ConfigError(f"from_wire() decodes vbo-async models, not {cls!r}")
 
     # --- job actions (sent exactly once, never retried) -------------------------------------------
 

@@ -289,6 +289,45 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> No
         _register(converter, cls, fn)
         _register(converter, cls | None, _optional(fn))
 
+    _configure_unstructuring(converter)
+
+
+def _configure_unstructuring(converter: cattrs.Converter) -> None:
+    """Models back to v1 wire JSON (wire names, ISO timestamps, ``{"href": ...}`` links), so that
+    ``structure(unstructure(model)) == model``. ``None`` fields are left out."""
+    converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
+    converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
+    converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
+    for enum_cls in ENUMS:
+        converter.register_unstructure_hook(enum_cls, lambda member: str(member._value_))
+    for links_cls in LINKS:
+        converter.register_unstructure_hook(links_cls, _unstructure_links(links_cls))
+    for cls in MODELS:
+        converter.register_unstructure_hook(cls, _unstructure_model(cls, converter))
+
+
+def _unstructure_links(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    names = [(field.name, wire_name(cls, field.name)) for field in attrs.fields(cls)]
+
+    def unstructure(links: Any) -> dict[str, Any]:
+        return {key: {"href": link.href} for name, key in names if (link := getattr(links, name)) is not None}
+
+    return unstructure
+
+
+def _unstructure_model(cls: type[Any], converter: cattrs.Converter) -> Callable[[Any], dict[str, Any]]:
+    names = [(field.name, wire_name(cls, field.name)) for field in attrs.fields(cls)]
+
+    def unstructure(model: Any) -> dict[str, Any]:
+        wire: dict[str, Any] = {}
+        for name, key in names:
+            value = getattr(model, name)
+            if value is not None:
+                wire[key] = converter.unstructure(value)
+        return wire
+
+    return unstructure
+
 
 def _alternatives(cls: type[Any]) -> dict[str, tuple[str, ...]]:
     return {name: names[1:] for (c, name), names in _ALIASES.items() if c is cls}

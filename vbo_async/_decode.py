@@ -72,6 +72,10 @@ class Decoder:
         except Exception:
             return [self.one(item, cls, url=url, path=f"{path}[{i}]") for i, item in enumerate(items)]
 
+    def unstructure(self, model: Any) -> Any:
+        """The v1 wire JSON of a model, a list of models, or anything JSON already."""
+        return self._fast.unstructure(model)
+
     def _hook(self, cls: type[Any]) -> Any:
         hook = self._hooks.get(cls)
         if hook is None:
