@@ -46,6 +46,7 @@ from ._models import (
     SelectedMailbox,
     SelectedMailboxLinks,
 )
+from ._poll import PollProgress, PollResult, PollSweep, PollTarget, poll_jobs
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -72,6 +73,10 @@ __all__ = [
     "Organization",
     "OrganizationLinks",
     "PeriodicallyEvery",
+    "PollProgress",
+    "PollResult",
+    "PollSweep",
+    "PollTarget",
     "Proxy",
     "ProxyLinks",
     "ProxyStatus",
@@ -86,5 +91,6 @@ __all__ = [
     "TransportError",
     "VBOClient",
     "VBOError",
+    "poll_jobs",
 ]
 __version__ = "0.1.0"

@@ -373,6 +373,10 @@ class Fetcher:
             flight.waiters -= 1
             if flight.waiters == 0 and not flight.task.done():
                 flight.task.cancel()
+                # A caller arriving before the cancelled task unwinds must start a new flight,
+                # not join this one and see its cancellation.
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
 
     def _landed(self, key: tuple[str, Any], flight: _Flight) -> Callable[[asyncio.Task[Any]], None]:
         def done(task: asyncio.Task[Any]) -> None:

@@ -1,0 +1,364 @@
+"""Shared fixtures for the core client tests: the seed answer, a scripted fake VBO, loopback servers.
+
+`FakeVBO` is a tiny v1 server written as an httpx handler, so one fake serves both
+``httpx.MockTransport`` (exact wire shapes, no sockets) and a real uvicorn server on 127.0.0.1
+(through `as_asgi`). It records every request it sees, issues opaque tokens, refuses unknown
+bearers with 401 and serves scripted routes; everything else answers 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import json
+import os
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import stamina
+import trustme
+import uvicorn
+
+from vbo_async import RetryPolicy, VBOClient
+
+BASE = "https://vbo.test:4443"
+FOREIGN = "https://support.east.local:4443"
+USERNAME = "LAB\\svc-backup"
+PASSWORD = "pw-S3cret-Sw0rdfish!"
+FAST = RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0)
+"""Retries without backoff, so retry tests neither sleep nor wait."""
+_UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+"""A mock transport never uses TLS; a bare context spares loading the system CAs per client."""
+
+Handler = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"]
+
+
+# --- the seed -------------------------------------------------------------------------------------
+
+
+def _seed_path() -> Path:
+    candidates = []
+    if os.environ.get("VBO_SHARED"):
+        candidates.append(Path(os.environ["VBO_SHARED"]) / "reference" / "seed-job.json")
+    candidates.append(Path(__file__).parents[2] / "shared" / "reference" / "seed-job.json")
+    for path in candidates:
+        if path.is_file():
+            return path
+    pytest.fail(f"seed-job.json not found (looked at {[str(p) for p in candidates]}); set VBO_SHARED")
+
+
+@pytest.fixture(scope="session")
+def seed_text() -> str:
+    """The vendor's job list answer, verbatim."""
+    return _seed_path().read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def seed(seed_text: str) -> list[dict[str, Any]]:
+    """The vendor's job list answer, parsed (a fresh copy per test, free to mutate)."""
+    data = json.loads(seed_text)
+    assert isinstance(data, list)
+    assert len(data) == 1
+    return data
+
+
+@pytest.fixture
+def seed_job(seed: list[dict[str, Any]]) -> dict[str, Any]:
+    return seed[0]
+
+
+# --- the fake server ------------------------------------------------------------------------------
+
+
+def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json=data, headers=headers)
+
+
+class FakeVBO:
+    """A scripted v1 server: ``/{prefix}/v1/Token`` plus routes added with `route`.
+
+    Routes are matched case-insensitively on the path below ``prefix`` (with the query string
+    first, then without). A route answers with its responses in order, repeating the last one;
+    a response is an ``httpx.Response``, JSON data, or a (sync or async) callable of the request.
+    """
+
+    def __init__(self, *, prefix: str = "", expires_in: Any = 3599, deny_body: bytes = b"") -> None:
+        self.prefix = prefix.rstrip("/")
+        self.expires_in = expires_in
+        self.deny_body = deny_body
+        self.requests: list[httpx.Request] = []
+        self.token_forms: list[dict[str, str]] = []
+        self.valid_access: set[str] = set()
+        self.valid_refresh: set[str] = set()
+        self.issued: list[tuple[str, str]] = []
+        self.refuse_refresh = False
+        self.reject_all_tokens = False
+        self.token_script: list[httpx.Response] = []
+        """Answers the token endpoint gives before behaving normally (consumed in order)."""
+        self._routes: dict[tuple[str, str], list[Any]] = {}
+        self._calls: dict[tuple[str, str], int] = {}
+        self._counter = itertools.count(1)
+
+    # scripting
+
+    def route(self, method: str, path: str, *responses: Any) -> None:
+        assert responses, "a route needs at least one response"
+        self._routes[(method.upper(), path.lower())] = list(responses)
+
+    def revoke(self) -> None:
+        """Forget every access token issued so far (refresh tokens stay valid)."""
+        self.valid_access.clear()
+
+    # what was seen
+
+    @property
+    def api_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if not self._is_token(r)]
+
+    @property
+    def token_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if self._is_token(r)]
+
+    def grants(self) -> list[str]:
+        return [form.get("grant_type", "") for form in self.token_forms]
+
+    def paths(self) -> list[str]:
+        return [r.url.raw_path.decode() for r in self.requests]
+
+    # serving
+
+    def _relative(self, request: httpx.Request) -> tuple[str, str]:
+        path = request.url.raw_path.decode("ascii").split("?", 1)[0]
+        if self.prefix and path.lower().startswith(self.prefix.lower() + "/"):
+            path = path[len(self.prefix) :]
+        query = request.url.query.decode()
+        return path, query
+
+    def _is_token(self, request: httpx.Request) -> bool:
+        return self._relative(request)[0].lower() == "/v1/token"
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:
+        # A snapshot: the auth flow replays the same Request object with new headers.
+        request = httpx.Request(
+            request.method, request.url, headers=request.headers.copy(), content=request.content
+        )
+        self.requests.append(request)
+        if self._is_token(request):
+            return self._token(request)
+        header = request.headers.get("authorization", "")
+        token = header.removeprefix("Bearer ")
+        if not header.startswith("Bearer ") or token not in self.valid_access or self.reject_all_tokens:
+            return httpx.Response(401, content=self.deny_body, headers={"WWW-Authenticate": "Bearer"})
+        path, query = self._relative(request)
+        keys = [(request.method, f"{path}?{query}".lower())] if query else []
+        keys.append((request.method, path.lower()))
+        for key in keys:
+            if key in self._routes:
+                responses = self._routes[key]
+                index = self._calls.get(key, 0)
+                self._calls[key] = index + 1
+                answer = responses[min(index, len(responses) - 1)]
+                return await _materialise(answer, request)
+        return json_response(404, {"message": f"no route for {request.method} {path}"})
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        form = {k: v[0] for k, v in parse_qs(request.content.decode(), keep_blank_values=True).items()}
+        self.token_forms.append(form)
+        if self.token_script:
+            return self.token_script.pop(0)
+        grant = form.get("grant_type")
+        if grant == "password":
+            if form.get("username") != USERNAME or form.get("password") != PASSWORD:
+                return json_response(
+                    400,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "The user name or password is incorrect.",
+                    },
+                )
+        elif grant == "refresh_token":
+            if self.refuse_refresh or form.get("refresh_token") not in self.valid_refresh:
+                return json_response(
+                    400, {"error": "invalid_grant", "error_description": "Invalid refresh token."}
+                )
+            self.valid_refresh.discard(form["refresh_token"])
+        else:
+            return json_response(400, {"error": "unsupported_grant_type"})
+        n = next(self._counter)
+        access, refresh = f"access-{n}-Zq9xKp2", f"refresh-{n}-Wm4vTt7"
+        self.valid_access.add(access)
+        self.valid_refresh.add(refresh)
+        self.issued.append((access, refresh))
+        return json_response(
+            200,
+            {
+                "access_token": access,
+                "token_type": "bearer",
+                "expires_in": self.expires_in,
+                "refresh_token": refresh,
+                "userName": USERNAME,
+                ".issued": "Mon, 03 Apr 2017 10:00:00 GMT",
+                ".expires": "Mon, 03 Apr 2017 11:00:00 GMT",
+            },
+        )
+
+
+async def _materialise(answer: Any, request: httpx.Request) -> httpx.Response:
+    if callable(answer):
+        answer = answer(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+    if isinstance(answer, httpx.Response):
+        return answer
+    return json_response(200, answer)
+
+
+@pytest.fixture
+def fake() -> FakeVBO:
+    return FakeVBO()
+
+
+def client_for(handler: Handler | FakeVBO, *, base_url: str = BASE, **options: Any) -> VBOClient:
+    """A client speaking to ``handler`` through ``httpx.MockTransport`` (no sockets)."""
+    if isinstance(handler, FakeVBO):
+        handler = handler.handler
+    options.setdefault("retry", FAST)
+    options.setdefault("verify", _UNUSED_TLS)
+    options.setdefault("username", USERNAME)
+    options.setdefault("password", PASSWORD)
+    return VBOClient(base_url, transport=httpx.MockTransport(handler), **options)
+
+
+@pytest.fixture
+async def vbo(fake: FakeVBO) -> AsyncIterator[VBOClient]:
+    async with client_for(fake) as client:
+        yield client
+
+
+# --- stamina instrumentation -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def retries() -> Iterator[list[stamina.instrumentation.RetryDetails]]:
+    """Every retry stamina schedules during the test (its ``wait_for`` is the planned backoff)."""
+    seen: list[stamina.instrumentation.RetryDetails] = []
+    stamina.instrumentation.set_on_retry_hooks([seen.append])
+    try:
+        yield seen
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(None)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every ``asyncio.sleep`` delay asked for during the test; the sleeps themselves take no time.
+
+    stamina sleeps through ``asyncio.sleep`` between attempts, so this shows the backoff it chose
+    (a ``Retry-After`` of 1 s is seen as 1.0 here without a real second passing).
+    """
+    delays: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        delays.append(delay)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return delays
+
+
+# --- loopback servers ------------------------------------------------------------------------------
+
+
+def as_asgi(handler: Handler) -> Callable[..., Awaitable[None]]:
+    """An ASGI app answering every HTTP request with ``handler`` (an httpx-level handler)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # pragma: no cover - lifespan is off
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        host, port = scope["server"]
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        url = f"{scope['scheme']}://{host}:{port}{raw_path.decode()}" + (
+            f"?{query.decode()}" if query else ""
+        )
+        request = httpx.Request(scope["method"], url, headers=scope["headers"], content=body)
+        response = handler(request)
+        if inspect.isawaitable(response):
+            response = await response
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": [(k.lower(), v) for k, v in response.headers.raw],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.content})
+
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any, *, certfile: Path | None = None) -> AsyncIterator[int]:
+    """Run ``app`` on a real uvicorn server on 127.0.0.1 (an ephemeral port); yield the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(certfile)} if certfile else {}
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11", **tls)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.005)
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(server key+certificate PEM, CA bundle PEM) for 127.0.0.1 and localhost."""
+    folder = tmp_path_factory.mktemp("tls")
+    server_pem = folder / "server.pem"
+    ca_pem = folder / "ca.pem"
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return server_pem, ca_pem
+
+
+@pytest.fixture
+def ca_context(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(tls_files[1]))
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

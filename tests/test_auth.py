@@ -1,0 +1,477 @@
+"""Authentication: the password grant first, Bearer everywhere, one renewal for many 401s."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import traceback
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import httpx
+import pytest
+
+from vbo_async import AuthenticationError, DecodeError, NotFoundError, RateLimitedError, VBOClient, VBOError
+from vbo_async._auth import Secret, TokenManager
+from vbo_async._tokens import parse_http_date, parse_token_response
+
+from .conftest import BASE, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, client_for, json_response, serve
+
+DENIED = b'{"message":"Authorization has been denied for this request."}'
+
+
+def serve_jobs(fake: FakeVBO, count: int = 1) -> None:
+    fake.route("GET", "/v1/Jobs", [{"id": "j0"}])
+    for i in range(count):
+        fake.route("GET", f"/v1/Jobs/j{i}", {"id": f"j{i}"})
+
+
+# --- the token request -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["", "/api"])
+async def test_first_request_is_the_password_grant(prefix: str) -> None:
+    fake = FakeVBO(prefix=prefix)
+    serve_jobs(fake)
+    async with client_for(fake, base_url=f"{BASE}{prefix}") as vbo:
+        await vbo.jobs()
+
+    token, api = fake.requests
+    assert token.method == "POST"
+    assert str(token.url) == f"{BASE}{prefix}/v1/Token"
+    assert token.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert "authorization" not in token.headers
+    assert (
+        token.content
+        == urlencode({"grant_type": "password", "username": USERNAME, "password": PASSWORD}).encode()
+    )
+    assert parse_qs(token.content.decode()) == {
+        "grant_type": ["password"],
+        "username": [USERNAME],
+        "password": [PASSWORD],
+    }
+    assert b"LAB%5Csvc-backup" in token.content
+    assert api.method == "GET"
+    assert str(api.url) == f"{BASE}{prefix}/v1/Jobs"
+    assert api.headers["authorization"] == f"Bearer {fake.issued[0][0]}"
+
+
+async def test_no_unauthenticated_probe(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_jobs(fake, 3)
+    await asyncio.gather(vbo.jobs(), vbo.job("j1"), vbo.job("j2"))
+    assert fake.requests[0] in fake.token_requests
+    assert len(fake.token_requests) == 1
+    assert all("authorization" in r.headers for r in fake.api_requests)
+
+
+async def test_bearer_on_every_other_request_and_token_reused(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_jobs(fake, 3)
+    fake.route("POST", "/v1/Jobs/j0/Action", httpx.Response(200))
+    await vbo.jobs()
+    await vbo.job("j1")
+    await vbo.job("j2")
+    await vbo.start_job("j0")
+
+    access = fake.issued[0][0]
+    assert fake.grants() == ["password"]
+    assert vbo.token_requests == 1
+    assert len(fake.api_requests) == 4
+    assert [r.headers["authorization"] for r in fake.api_requests] == [f"Bearer {access}"] * 4
+
+
+# --- refused credentials ---------------------------------------------------------------------------
+
+
+async def test_rejected_password_400_invalid_grant(fake: FakeVBO) -> None:
+    serve_jobs(fake)
+    async with client_for(fake, password="wrong") as vbo:
+        with pytest.raises(AuthenticationError) as info:
+            await vbo.jobs()
+    assert "The user name or password is incorrect." in str(info.value)
+    assert info.value.url == f"{BASE}/v1/Token"
+    assert len(fake.token_requests) == 1
+    assert fake.api_requests == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        json_response(401, {"message": "Invalid credentials."}),
+        httpx.Response(401),
+        json_response(400, {"error": "invalid_grant"}),
+        httpx.Response(400, text="Bad Request"),
+    ],
+    ids=["401-message", "401-empty", "400-error-only", "400-text"],
+)
+async def test_rejected_password_variants(fake: FakeVBO, answer: httpx.Response) -> None:
+    serve_jobs(fake)
+    fake.token_script = [answer] * 5
+    async with client_for(fake) as vbo:
+        with pytest.raises(AuthenticationError):
+            await vbo.jobs()
+    assert len(fake.token_requests) == 1  # never retried
+    assert fake.api_requests == []
+
+
+async def test_every_call_after_a_refused_password_asks_again(fake: FakeVBO) -> None:
+    serve_jobs(fake)
+    async with client_for(fake, password="wrong") as vbo:
+        for _ in range(2):
+            with pytest.raises(AuthenticationError):
+                await vbo.jobs()
+    assert fake.grants() == ["password", "password"]
+
+
+async def test_token_answer_without_access_token(fake: FakeVBO) -> None:
+    serve_jobs(fake)
+    fake.token_script = [json_response(200, {"token_type": "bearer"})]
+    async with client_for(fake) as vbo:
+        with pytest.raises(AuthenticationError, match="access_token"):
+            await vbo.jobs()
+    assert fake.api_requests == []
+
+
+async def test_token_answer_not_json(fake: FakeVBO) -> None:
+    serve_jobs(fake)
+    fake.token_script = [httpx.Response(200, text="<html>login</html>")]
+    async with client_for(fake) as vbo:
+        with pytest.raises(DecodeError):
+            await vbo.jobs()
+    assert fake.api_requests == []
+
+
+# --- renewing ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deny_body", [b"", DENIED], ids=["empty-401", "message-401"])
+async def test_thirty_concurrent_requests_after_revocation_renew_once(deny_body: bytes) -> None:
+    fake = FakeVBO(deny_body=deny_body)
+    serve_jobs(fake, 30)
+
+    async def slow_job(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)
+        return json_response(200, {"id": request.url.path.rsplit("/", 1)[-1]})
+
+    for i in range(30):
+        fake.route("GET", f"/v1/Jobs/j{i}", slow_job)
+    async with client_for(fake, max_concurrency=30) as vbo:
+        await vbo.jobs()
+        fake.revoke()
+
+        jobs = await asyncio.gather(*(vbo.job(f"j{i}") for i in range(30)))
+
+    assert [job.id for job in jobs] == [f"j{i}" for i in range(30)]
+    assert fake.grants() == ["password", "refresh_token"]
+    assert fake.token_forms[1]["refresh_token"] == fake.issued[0][1]
+    new = f"Bearer {fake.issued[1][0]}"
+    assert sum(1 for r in fake.api_requests if r.headers["authorization"] == new) == 30
+
+
+async def test_refresh_refused_falls_back_to_the_password_grant(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_jobs(fake)
+    await vbo.jobs()
+    fake.revoke()
+    fake.refuse_refresh = True
+
+    (job,) = await vbo.jobs()
+
+    assert job.id == "j0"
+    assert fake.grants() == ["password", "refresh_token", "password"]
+    assert fake.api_requests[-1].headers["authorization"] == f"Bearer {fake.issued[1][0]}"
+
+
+async def test_each_refresh_uses_the_newest_refresh_token(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_jobs(fake)
+    for _ in range(3):
+        await vbo.jobs()
+        fake.revoke()
+    await vbo.jobs()
+    assert fake.grants() == ["password", "refresh_token", "refresh_token", "refresh_token"]
+    assert [form["refresh_token"] for form in fake.token_forms[1:]] == [r for _, r in fake.issued[:3]]
+
+
+async def test_no_refresh_token_means_the_password_grant(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_jobs(fake)
+    fake.token_script = [json_response(200, {"access_token": "only-access", "expires_in": 3600})]
+    fake.valid_access.add("only-access")
+    await vbo.jobs()
+    fake.revoke()
+    await vbo.jobs()
+    assert fake.grants() == ["password", "password"]
+
+
+async def test_a_401_on_a_job_action_renews_and_replays_once(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_jobs(fake)
+    fake.route("POST", "/v1/Jobs/j0/Action", httpx.Response(200))
+    await vbo.jobs()
+    fake.revoke()
+    await vbo.start_job("j0")
+    posts = [r for r in fake.api_requests if r.method == "POST"]
+    assert len(posts) == 2  # refused with the revoked token, accepted with the new one
+    assert posts[0].headers["authorization"] != posts[1].headers["authorization"]
+    assert posts[1].content == posts[0].content
+    assert fake.grants() == ["password", "refresh_token"]
+
+
+async def test_proactive_refresh_before_expiry() -> None:
+    fake = FakeVBO(expires_in=0.05)
+    serve_jobs(fake)
+    async with client_for(fake) as vbo:
+        await vbo.jobs()
+        await asyncio.sleep(0.1)  # past the 50 ms lifetime
+        await vbo.jobs()
+
+    # The old token was never refused: the refresh grant came before the request, not after a 401.
+    assert fake.grants() == ["password", "refresh_token"]
+    assert fake.token_forms[1]["refresh_token"] == fake.issued[0][1]
+    assert [r.headers["authorization"] for r in fake.api_requests] == [
+        f"Bearer {fake.issued[0][0]}",
+        f"Bearer {fake.issued[1][0]}",
+    ]
+    assert fake.paths() == ["/v1/Token", "/v1/Jobs", "/v1/Token", "/v1/Jobs"]
+
+
+async def test_token_manager_refreshes_on_a_fake_clock() -> None:
+    now = [1000.0]
+    forms: list[dict[str, str]] = []
+
+    async def fetch(form: dict[str, str]) -> dict[str, Any]:
+        forms.append(form)
+        n = len(forms)
+        return {"access_token": f"a{n}", "refresh_token": f"r{n}", "expires_in": 3600}
+
+    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: now[0])
+    first = await tokens.current()
+    assert first.access_token == "a1"
+    now[0] += 3600 - 61
+    assert (await tokens.current()) is first  # still more than a minute left
+    now[0] += 2
+    second = await tokens.current()
+    assert second.access_token == "a2"
+    assert [f["grant_type"] for f in forms] == ["password", "refresh_token"]
+    assert forms[1]["refresh_token"] == "r1"
+    assert tokens.requests == 2
+
+
+async def test_token_manager_renews_once_for_concurrent_holders_of_a_stale_token() -> None:
+    forms: list[dict[str, str]] = []
+
+    async def fetch(form: dict[str, str]) -> dict[str, Any]:
+        forms.append(form)
+        await asyncio.sleep(0)
+        return {"access_token": f"a{len(forms)}", "refresh_token": f"r{len(forms)}"}
+
+    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch)
+    stale = await tokens.current()
+    renewed = await asyncio.gather(*(tokens.renew(stale) for _ in range(20)))
+    assert {t.access_token for t in renewed} == {"a2"}
+    assert len(forms) == 2
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        {".issued": "Mon, 03 Apr 2017 10:00:00 GMT", ".expires": "Mon, 03 Apr 2017 11:00:00 GMT"},
+        {".issued": "2017-04-03T10:00:00.1234567Z", ".expires": "2017-04-03T11:00:00Z"},
+        {".issued": "2017-04-03T10:00:00", ".expires": "2017-04-03T11:00:00+00:00"},
+        {".issued": "yesterday", ".expires": "soon"},
+        {".issued": "", ".expires": ""},
+        {".issued": None, ".expires": 12},
+        {".expires": "Mon, 03 Apr 2017 11:00:00 GMT"},
+        {},
+    ],
+)
+@pytest.mark.parametrize("expires_in", [3599, "3599", None, "abc"])
+async def test_issued_and_expires_never_fail(fake: FakeVBO, dates: dict[str, Any], expires_in: Any) -> None:
+    serve_jobs(fake)
+    body = {"access_token": "tok", "refresh_token": "ref", "token_type": "bearer", **dates}
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    fake.token_script = [json_response(200, body)]
+    fake.valid_access.add("tok")
+    async with client_for(fake) as vbo:
+        (job,) = await vbo.jobs()
+        (again,) = await vbo.jobs()
+    assert job.id == again.id == "j0"
+    assert fake.grants() == ["password"]
+
+
+@pytest.mark.parametrize(
+    ("data", "lifetime"),
+    [
+        ({"expires_in": 3599}, 3599),
+        ({"expires_in": "120"}, 120),
+        (
+            {
+                "expires_in": 600,
+                ".issued": "Mon, 03 Apr 2017 10:00:00 GMT",
+                ".expires": "Mon, 03 Apr 2017 11:00:00 GMT",
+            },
+            600,
+        ),
+        ({".issued": "Mon, 03 Apr 2017 10:00:00 GMT", ".expires": "Mon, 03 Apr 2017 10:30:00 GMT"}, 1800),
+        ({".issued": "2017-04-03T10:00:00Z", ".expires": "2017-04-03T10:20:00Z"}, 1200),
+        ({".issued": "Mon, 03 Apr 2017 10:00:00 GMT", ".expires": "2017-04-03T10:10:00Z"}, 600),
+        ({".expires": "Mon, 03 Apr 2017 10:05:00 GMT"}, 300),  # against the wall clock below
+        ({".issued": "garbage", ".expires": "garbage"}, 3600),
+        ({"expires_in": 0}, 3600),
+        ({"expires_in": True}, 3600),
+        ({".issued": "Mon, 03 Apr 2017 11:00:00 GMT", ".expires": "Mon, 03 Apr 2017 10:00:00 GMT"}, 3600),
+        ({}, 3600),
+    ],
+)
+def test_token_lifetime(data: dict[str, Any], lifetime: float) -> None:
+    wall = dt.datetime(2017, 4, 3, 10, 0, tzinfo=dt.UTC)
+    token = parse_token_response({"access_token": "a", **data}, now=100.0, wall_now=wall)
+    assert token.expires_at == pytest.approx(100.0 + lifetime)
+    assert 100.0 < token.refresh_at < token.expires_at
+    assert token.expires_at - token.refresh_at <= 60
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Thu, 30 Jan 2020 22:08:47 GMT", dt.datetime(2020, 1, 30, 22, 8, 47, tzinfo=dt.UTC)),
+        ("2020-01-30T22:08:47Z", dt.datetime(2020, 1, 30, 22, 8, 47, tzinfo=dt.UTC)),
+        ("2020-01-30T22:08:47", dt.datetime(2020, 1, 30, 22, 8, 47, tzinfo=dt.UTC)),
+        ("2020-01-30T23:08:47+01:00", dt.datetime(2020, 1, 30, 22, 8, 47, tzinfo=dt.UTC)),
+        ("garbage", None),
+        ("", None),
+    ],
+)
+def test_parse_http_date(text: str, expected: dt.datetime | None) -> None:
+    assert parse_http_date(text) == expected
+
+
+# --- throttled and looping token endpoints ----------------------------------------------------------
+
+
+async def test_429_on_the_token_endpoint_is_waited_out(
+    fake: FakeVBO, sleeps: list[float], retries: list[Any]
+) -> None:
+    serve_jobs(fake)
+    fake.token_script = [
+        json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "1"}),
+    ]
+    async with client_for(fake) as vbo:
+        (job,) = await vbo.jobs()
+
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 2
+    assert [d.wait_for for d in retries] == [1.0]
+    assert 1.0 in sleeps
+    assert len(fake.api_requests) == 1
+
+
+async def test_429_on_the_token_endpoint_is_not_bad_credentials(fake: FakeVBO, sleeps: list[float]) -> None:
+    serve_jobs(fake)
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "2"})] * 10
+    async with client_for(fake) as vbo:
+        with pytest.raises(RateLimitedError) as info:
+            await vbo.jobs()
+    assert info.value.status_code == 429
+    assert not isinstance(info.value, AuthenticationError)
+    assert len(fake.token_requests) == 4  # RetryPolicy.attempts
+    assert sleeps.count(2.0) == 3
+    assert fake.api_requests == []
+
+
+async def test_a_401_loop_ends_in_authentication_error(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_jobs(fake)
+    fake.reject_all_tokens = True
+
+    with pytest.raises(AuthenticationError) as info:
+        await vbo.jobs()
+
+    assert isinstance(info.value, VBOError)
+    assert info.value.url == f"{BASE}/v1/Jobs"
+    assert fake.grants() == ["password", "refresh_token"]
+    assert len(fake.api_requests) == 2
+    assert len(fake.requests) == 4
+
+
+async def test_a_401_loop_stays_bounded_under_concurrency(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_jobs(fake, 10)
+    fake.reject_all_tokens = True
+    results = await asyncio.gather(*(vbo.job(f"j{i}") for i in range(10)), return_exceptions=True)
+    assert all(isinstance(r, AuthenticationError) for r in results)
+    assert len(fake.api_requests) <= 20
+    assert len(fake.token_requests) <= 11
+
+
+# --- secrets stay secret --------------------------------------------------------------------------
+
+
+async def test_secrets_appear_in_no_log_repr_or_error(caplog: pytest.LogCaptureFixture) -> None:
+    """A whole session over a real loopback socket (so httpx and httpcore log too) at DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("vbo_async", "httpx", "httpcore", "stamina"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    fake = FakeVBO(deny_body=DENIED)
+    serve_jobs(fake)
+    fake.route("GET", "/v1/Jobs/gone", json_response(404, {"message": "Job was not found."}))
+    fake.route("GET", "/v1/Jobs/busy", json_response(503, {"message": "busy"}), {"id": "busy"})
+    errors: list[BaseException] = []
+    reprs: list[str] = []
+
+    async with serve(as_asgi(fake.handler)) as port:
+        base = f"http://127.0.0.1:{port}"
+        async with VBOClient(base, username=USERNAME, password=PASSWORD, retry=FAST) as vbo:
+            await vbo.jobs()  # password grant
+            fake.revoke()
+            await vbo.jobs()  # 401, refresh grant, replay
+            await vbo.job("busy")  # a retry
+            with pytest.raises(NotFoundError) as not_found:
+                await vbo.job("gone")
+            errors.append(not_found.value)
+            fake.revoke()
+            fake.refuse_refresh = True
+            await vbo.jobs()  # 401, refresh refused, password grant
+            fake.reject_all_tokens = True
+            with pytest.raises(AuthenticationError) as loop:
+                await vbo.jobs()
+            errors.append(loop.value)
+            reprs += [
+                repr(vbo),
+                str(vbo),
+                repr(vbo._tokens),
+                repr(vbo._tokens._token),
+                repr(vbo._fetcher.auth),
+            ]
+        reprs.append(repr(vbo))
+        async with VBOClient(base, username=USERNAME, password=PASSWORD + "x", retry=FAST) as wrong:
+            with pytest.raises(AuthenticationError) as refused:
+                await wrong.jobs()
+            errors.append(refused.value)
+
+    secrets = [PASSWORD, *(t for pair in fake.issued for t in pair)]
+    assert len(fake.issued) == 4  # password, refresh, password, refresh (in the 401 loop)
+    assert all(len(s) > 8 for s in secrets)
+    texts = [record.getMessage() for record in caplog.records]
+    texts.append(caplog.text)
+    texts += reprs
+    for error in errors:
+        texts += [str(error), repr(error), repr(error.args), "".join(traceback.format_exception(error))]
+    assert any("httpcore" in record.name for record in caplog.records)  # the wire was logged
+    assert any("/v1/Token" in text for text in texts)
+    for secret in secrets:
+        for text in texts:
+            assert secret not in text
+    for needle in ("S3cret", "Sw0rdfish", "Zq9xKp2", "Wm4vTt7"):
+        assert needle not in caplog.text
+
+
+def test_secret_and_token_reprs() -> None:
+    secret = Secret(PASSWORD)
+    assert PASSWORD not in repr(secret)
+    assert PASSWORD not in str(secret)
+    assert f"{secret}" != PASSWORD
+    assert secret.reveal() == PASSWORD
+    token = parse_token_response(
+        {"access_token": "AQAAANCMnd8BFdERjHoAwE", "refresh_token": "4f2b6c0e9d7a4b1c"},
+        now=0.0,
+        wall_now=dt.datetime.now(dt.UTC),
+    )
+    assert "AQAAANCMnd8BFdERjHoAwE" not in repr(token)
+    assert "4f2b6c0e9d7a4b1c" not in repr(token)

@@ -1,0 +1,319 @@
+"""Concurrency: bounded requests in flight, shared identical GETs, cancellation, closing, event loops."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import httpx
+import pytest
+
+from vbo_async import ClientStateError, NotFoundError, Organization, VBOClient, VBOError
+
+from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, as_asgi, client_for, json_response, serve
+
+ORG_ID = "b2d9414d-c417-4a94-be3b-b38a3c2e8a7b"
+
+
+class InFlight:
+    """Counts API requests being answered at once (measured inside the handler)."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.total = 0
+
+    async def answer(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.total += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(0.01)
+        finally:
+            self.now -= 1
+        if request.method == "POST":
+            return httpx.Response(200)
+        return json_response(200, {"id": request.url.path.rsplit("/", 1)[-1]})
+
+
+async def test_max_concurrency_bounds_requests_in_flight(fake: FakeVBO) -> None:
+    counter = InFlight()
+    for i in range(40):
+        fake.route("GET", f"/v1/Jobs/j{i}", counter.answer)
+    for i in range(10):
+        fake.route("POST", f"/v1/Jobs/j{i}/Action", counter.answer)
+
+    async with client_for(fake, max_concurrency=4) as vbo:
+        calls: list[Any] = [vbo.job(f"j{i}") for i in range(40)]
+        calls += [vbo.start_job(f"j{i}") for i in range(10)]
+        results = await asyncio.gather(*calls)
+
+    assert [job.id for job in results[:40]] == [f"j{i}" for i in range(40)]
+    assert counter.total == 50
+    assert counter.peak <= 4
+    assert counter.peak == 4  # the bound is reached, so the measurement can see a breach
+
+
+async def test_max_concurrency_over_real_sockets() -> None:
+    counter = InFlight()
+    fake = FakeVBO()
+    for i in range(24):
+        fake.route("GET", f"/v1/Jobs/j{i}", counter.answer)
+    async with (
+        serve(as_asgi(fake.handler)) as port,
+        VBOClient(f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, max_concurrency=3) as vbo,
+    ):
+        jobs = await asyncio.gather(*(vbo.job(f"j{i}") for i in range(24)))
+    assert [job.id for job in jobs] == [f"j{i}" for i in range(24)]
+    assert counter.peak <= 3
+    assert counter.peak == 3
+
+
+async def test_many_first_calls_share_one_token_request(fake: FakeVBO, vbo: VBOClient) -> None:
+    counter = InFlight()
+    for i in range(30):
+        fake.route("GET", f"/v1/Jobs/j{i}", counter.answer)
+    await asyncio.gather(*(vbo.job(f"j{i}") for i in range(30)))
+    assert len(fake.token_requests) == 1
+    assert counter.total == 30
+
+
+# --- single flight --------------------------------------------------------------------------------
+
+
+async def test_thirty_follows_of_one_href_make_one_get(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    counter = InFlight()
+    fake.route("GET", "/v1/Jobs", seed)
+    fake.route("GET", f"/v1/Organizations/{ORG_ID}", counter.answer)
+    (job,) = await vbo.jobs()
+
+    orgs = await asyncio.gather(*(job.links.organization for _ in range(30)))
+
+    assert counter.total == 1
+    assert all(isinstance(org, Organization) and org.id == ORG_ID for org in orgs)
+    # Shared only while in flight: a later follow asks again.
+    await job.links.organization
+    assert counter.total == 2
+
+
+async def test_identical_entry_point_calls_are_shared(fake: FakeVBO, vbo: VBOClient) -> None:
+    counter = InFlight()
+    fake.route("GET", "/v1/Jobs/j1", counter.answer)
+    jobs = await asyncio.gather(*(vbo.job("j1") for _ in range(30)))
+    assert counter.total == 1
+    assert {job.id for job in jobs} == {"j1"}
+
+
+async def test_a_shared_failure_reaches_every_waiter(fake: FakeVBO, vbo: VBOClient) -> None:
+    calls = 0
+
+    async def missing(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return json_response(404, {"message": "Job was not found."})
+
+    fake.route("GET", "/v1/Jobs/gone", missing)
+    results = await asyncio.gather(*(vbo.job("gone") for _ in range(10)), return_exceptions=True)
+    assert calls == 1
+    assert all(isinstance(r, NotFoundError) for r in results)
+
+
+class Gate:
+    """A handler that holds every request until released, and notices being cancelled."""
+
+    def __init__(self, expected: int = 1) -> None:
+        self.entered = asyncio.Event()
+        """Set once ``expected`` requests are being held."""
+        self.release = asyncio.Event()
+        self.expected = expected
+        self.calls = 0
+        self.cancelled = 0
+
+    async def answer(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.calls >= self.expected:
+            self.entered.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return json_response(200, {"id": request.url.path.rsplit("/", 1)[-1]})
+
+
+async def test_cancelling_one_waiter_leaves_the_request_to_the_others(fake: FakeVBO, vbo: VBOClient) -> None:
+    gate = Gate()
+    fake.route("GET", "/v1/Jobs/j1", gate.answer)
+    waiters = [asyncio.create_task(vbo.job("j1")) for _ in range(3)]
+    await gate.entered.wait()
+
+    waiters[0].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiters[0]
+    gate.release.set()
+    others = await asyncio.gather(*waiters[1:])
+
+    assert [job.id for job in others] == ["j1", "j1"]
+    assert gate.calls == 1
+    assert gate.cancelled == 0
+
+
+async def test_cancelling_every_waiter_cancels_the_request_and_leaves_no_task(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    gate = Gate()
+    fake.route("GET", "/v1/Jobs/j1", gate.answer)
+    before = asyncio.all_tasks()
+
+    waiters = [asyncio.create_task(vbo.job("j1")) for _ in range(3)]
+    await gate.entered.wait()
+    for waiter in waiters:
+        waiter.cancel()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    for _ in range(100):  # let the shared task unwind (bounded, no timing)
+        if asyncio.all_tasks() == before:
+            break
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before
+    assert gate.cancelled == 1
+
+
+async def test_a_waiter_arriving_as_the_last_one_leaves_gets_its_own_answer(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    gate = Gate()
+    fake.route("GET", "/v1/Jobs/j1", gate.answer)
+    first = asyncio.create_task(vbo.job("j1"))
+    await gate.entered.wait()
+
+    first.cancel()  # the only waiter leaves: the shared request is cancelled...
+    second = asyncio.create_task(vbo.job("j1"))  # ...while a new caller asks for the same URL
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    gate.release.set()
+
+    job = await second
+    assert job.id == "j1"
+    assert gate.calls == 2
+
+
+async def test_a_cancelled_caller_of_a_job_action_does_not_leave_the_request_running(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    gate = Gate()
+    fake.route("POST", "/v1/Jobs/j1/Action", gate.answer)
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(vbo.start_job("j1"))
+    await gate.entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if asyncio.all_tasks() == before:
+            break
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before
+    assert gate.cancelled == 1
+
+
+# --- closing --------------------------------------------------------------------------------------
+
+
+async def test_aclose_is_prompt_with_requests_in_flight(fake: FakeVBO) -> None:
+    gate = Gate(expected=5)
+    for i in range(5):
+        fake.route("GET", f"/v1/Jobs/j{i}", gate.answer)
+    vbo = client_for(fake)
+    before = asyncio.all_tasks()
+    in_flight = [asyncio.create_task(vbo.job(f"j{i}")) for i in range(5)]
+    await gate.entered.wait()
+
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # a guard against hanging, not a measurement
+
+    results = await asyncio.gather(*in_flight, return_exceptions=True)
+    assert all(isinstance(r, ClientStateError) for r in results), results
+    assert gate.cancelled == 5
+    assert not gate.release.is_set()
+    for _ in range(100):
+        if asyncio.all_tasks() == before:
+            break
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before
+    assert "closed" in repr(vbo)
+
+
+async def test_calls_after_aclose_raise_client_state_error(fake: FakeVBO, seed: list[dict[str, Any]]) -> None:
+    fake.route("GET", "/v1/Jobs", seed)
+    async with client_for(fake) as vbo:
+        (job,) = await vbo.jobs()
+    sent = len(fake.requests)
+
+    with pytest.raises(ClientStateError):
+        await vbo.jobs()
+    with pytest.raises(ClientStateError):
+        await vbo.job("j1")
+    with pytest.raises(ClientStateError):
+        await vbo.start_job("j1")
+    with pytest.raises(ClientStateError):
+        await job.links.organization
+    with pytest.raises(ClientStateError):
+        async with vbo:
+            pass
+    await vbo.aclose()  # idempotent
+    assert len(fake.requests) == sent
+
+
+async def test_use_from_another_event_loop(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs", [])
+    await vbo.jobs()
+    outcome: list[BaseException | None] = []
+
+    def other_loop() -> None:
+        async def use() -> None:
+            await vbo.jobs()
+
+        try:
+            asyncio.run(use())
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    await asyncio.to_thread(thread.join)
+
+    (error,) = outcome
+    assert isinstance(error, ClientStateError)
+    assert "event loop" in str(error)
+    assert len(fake.api_requests) == 1
+    assert await vbo.jobs() == []  # still fine on its own loop
+
+
+def test_use_outside_an_event_loop_fails_cleanly() -> None:
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD)
+    coro = vbo.job("j1")
+    with pytest.raises(ClientStateError):
+        coro.send(None)
+    coro.close()
+
+
+async def test_aclose_ends_a_job_action_in_flight_over_real_sockets() -> None:
+    fake = FakeVBO()
+    gate = Gate()
+    fake.route("POST", "/v1/Jobs/j1/Action", gate.answer)
+    async with serve(as_asgi(fake.handler)) as port:
+        vbo = VBOClient(f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD)
+        action = asyncio.create_task(vbo.start_job("j1"))
+        await gate.entered.wait()
+        await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+        with pytest.raises(VBOError):
+            await asyncio.wait_for(action, timeout=10)
+        gate.release.set()
+    assert len(fake.api_requests) == 1

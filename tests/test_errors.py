@@ -1,0 +1,347 @@
+"""Errors: one tree, readable messages from any body, the request named, nothing else escaping."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from vbo_async import (
+    APIError,
+    AuthenticationError,
+    ClientStateError,
+    ConfigError,
+    DecodeError,
+    LinkError,
+    NotFoundError,
+    RateLimitedError,
+    ResponseTooLargeError,
+    ServerError,
+    TransportError,
+    VBOClient,
+    VBOError,
+)
+from vbo_async._status import error_for_status, read_error_body
+
+from .conftest import BASE, FAST, PASSWORD, USERNAME, FakeVBO, client_for, closed_port, json_response
+
+URL = f"{BASE}/v1/Jobs/j1"
+
+
+def test_the_exception_tree() -> None:
+    for cls in (NotFoundError, RateLimitedError, ServerError):
+        assert issubclass(cls, APIError)
+    for cls in (
+        APIError,
+        AuthenticationError,
+        DecodeError,
+        LinkError,
+        TransportError,
+        ResponseTooLargeError,
+        ClientStateError,
+        ConfigError,
+    ):
+        assert issubclass(cls, VBOError)
+    assert issubclass(ConfigError, ValueError)
+    assert not issubclass(AuthenticationError, APIError)
+
+
+async def test_api_error_carries_its_context(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route(
+        "POST",
+        "/v1/Jobs/j1/Action",
+        json_response(
+            409, {"message": "Job is already running.", "errorCode": "OperationConflict", "stackTrace": None}
+        ),
+    )
+    with pytest.raises(APIError) as info:
+        await vbo.start_job("j1")
+    error = info.value
+    assert type(error) is APIError
+    assert error.status_code == 409
+    assert error.message == "Job is already running."
+    assert error.error_code == "OperationConflict"
+    assert error.method == "POST"
+    assert error.url == f"{BASE}/v1/Jobs/j1/Action"
+    text = str(error)
+    assert "409" in text
+    assert "Job is already running." in text
+    assert "POST" in text
+    assert f"{BASE}/v1/Jobs/j1/Action" in text
+
+
+async def test_404_is_not_found(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs/nope", json_response(404, {"message": "Job was not found."}))
+    with pytest.raises(NotFoundError) as info:
+        await vbo.job("nope")
+    assert info.value.status_code == 404
+    assert info.value.message == "Job was not found."
+    assert info.value.method == "GET"
+    assert info.value.url == f"{BASE}/v1/Jobs/nope"
+
+
+async def test_unknown_path_is_not_found(fake: FakeVBO, vbo: VBOClient) -> None:
+    with pytest.raises(NotFoundError):
+        await vbo.organizations()
+
+
+async def test_5xx_after_the_retries_is_a_server_error(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route(
+        "GET", "/v1/Jobs/j1", json_response(500, {"message": "Database is busy", "stackTrace": "at X.Y()"})
+    )
+    with pytest.raises(ServerError) as info:
+        await vbo.job("j1")
+    assert info.value.status_code == 500
+    assert info.value.message == "Database is busy"
+
+
+async def test_429_after_the_retries_is_rate_limited(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs/j1", httpx.Response(429, headers={"Retry-After": "0"}))
+    with pytest.raises(RateLimitedError) as info:
+        await vbo.job("j1")
+    assert info.value.status_code == 429
+    assert info.value.message == "too many requests"
+
+
+async def test_a_redirect_is_not_followed(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs/j1", httpx.Response(302, headers={"Location": "https://evil.example/"}))
+    with pytest.raises(APIError) as info:
+        await vbo.job("j1")
+    assert info.value.status_code == 302
+    assert all(r.url.host == "vbo.test" for r in fake.requests)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "message", "code"),
+    [
+        (
+            400,
+            b'{"message": "Parameter validation failed."}',
+            "application/json",
+            "Parameter validation failed.",
+            None,
+        ),
+        (400, b'{"Message": "The request is invalid."}', "application/json", "The request is invalid.", None),
+        (
+            400,
+            b'{"error": "invalid_grant", "error_description": "The user name or password is incorrect."}',
+            "application/json",
+            "The user name or password is incorrect.",
+            None,
+        ),
+        (400, b'{"error": "unsupported_grant_type"}', "application/json", "unsupported_grant_type", None),
+        (
+            404,
+            b'{"message": "Not here", "errorCode": "ResourceNotFound"}',
+            "application/json",
+            "Not here",
+            "ResourceNotFound",
+        ),
+        (404, b"", None, "not found", None),
+        (400, b"   ", "application/json", "bad request", None),
+        (503, b"", "text/plain", "service unavailable", None),
+        (418, b"", None, "request failed", None),
+        (
+            500,
+            b"<!DOCTYPE html><html><head><title>Runtime Error</title></head>"
+            b"<body><h1>Server Error in '/' Application.</h1></body></html>",
+            "text/html",
+            "Runtime Error",
+            None,
+        ),
+        (
+            502,
+            b"<html><body><h1>502 Bad   Gateway</h1>\n<p>nginx</p></body></html>",
+            "text/html",
+            "502 Bad Gateway nginx",
+            None,
+        ),
+        (500, b"Something broke", "text/plain", "Something broke", None),
+        (500, b'"a JSON string"', "application/json", "a JSON string", None),
+        (500, b'{"stackTrace": "at X"}', "application/json", "internal server error", None),
+        (500, b"[1, 2]", "application/json", "[1, 2]", None),
+        (500, b"\xff\xfe not utf-8", "text/plain", "\ufffd\ufffd not utf-8", None),
+    ],
+)
+def test_error_bodies_give_readable_messages(
+    status: int, body: bytes, content_type: str | None, message: str, code: str | None
+) -> None:
+    error = error_for_status(status, body, method="GET", url=URL, content_type=content_type)
+    assert isinstance(error, APIError)
+    assert error.status_code == status
+    assert error.message == message
+    assert error.error_code == code
+    assert error.method == "GET"
+    assert error.url == URL
+    assert message in str(error)
+
+
+def test_long_error_bodies_are_cut() -> None:
+    message, _ = read_error_body(b"x" * 10_000, "text/plain")
+    assert message is not None
+    assert 0 < len(message) <= 200
+
+
+def test_401_maps_to_authentication_error() -> None:
+    assert isinstance(error_for_status(401, b"", method="GET", url=URL), AuthenticationError)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><head><title>Service Unavailable</title></head></html>", "text/html"),
+        (b'{"message": "The service is starting."}', "application/json"),
+        (b"", None),
+    ],
+)
+async def test_error_bodies_through_the_client(
+    fake: FakeVBO, vbo: VBOClient, body: bytes, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    fake.route("GET", "/v1/Jobs/j1", httpx.Response(503, content=body, headers=headers))
+    with pytest.raises(ServerError) as info:
+        await vbo.job("j1")
+    assert info.value.message in {"Service Unavailable", "The service is starting.", "service unavailable"}
+    assert "<" not in str(info.value)
+
+
+# --- transport failures ---------------------------------------------------------------------------
+
+
+async def test_unreachable_server_is_a_transport_error() -> None:
+    port = closed_port()
+    async with VBOClient(f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, retry=FAST) as vbo:
+        with pytest.raises(TransportError) as info:
+            await vbo.jobs()
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert info.value.url == f"http://127.0.0.1:{port}/v1/Token"
+    assert "connect" in str(info.value).lower()
+    assert vbo.token_requests == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError("network is unreachable"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        ssl.SSLError("wrong version number"),
+        TimeoutError(),
+        httpx.ConnectError("connection refused"),
+        httpx.PoolTimeout("pool"),
+        httpx.LocalProtocolError("bad request line"),
+        httpx.UnsupportedProtocol("no"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_nothing_but_vbo_errors_escape_a_failing_transport(error: Exception) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    async with client_for(handler) as vbo:
+        with pytest.raises(TransportError) as info:
+            await vbo.jobs()
+        with pytest.raises(TransportError):
+            await vbo.start_job("j1")
+    assert info.value.__cause__ is error or isinstance(info.value.__cause__, type(error))
+
+
+async def test_transport_failing_only_on_api_requests(fake: FakeVBO, vbo: VBOClient) -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise OSError("boom")
+
+    fake.route("GET", "/v1/Jobs/j1", broken)
+    with pytest.raises(TransportError) as info:
+        await vbo.job("j1")
+    assert isinstance(info.value.__cause__, OSError)
+    assert info.value.method == "GET"
+    assert info.value.url == URL
+
+
+async def test_undecodable_content_encoding_is_a_vbo_error(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route(
+        "GET",
+        "/v1/Jobs/j1",
+        lambda request: httpx.Response(
+            200, stream=httpx.ByteStream(b"not gzip"), headers={"Content-Encoding": "gzip"}
+        ),
+    )
+    with pytest.raises(VBOError) as info:
+        await vbo.job("j1")
+    assert isinstance(info.value, TransportError | DecodeError)
+    assert info.value.url == URL
+
+
+async def test_cut_short_response_is_a_transport_error(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route(
+        "GET",
+        "/v1/Jobs/j1",
+        lambda request: httpx.Response(
+            200, headers={"Content-Length": "100"}, stream=httpx.ByteStream(b'{"id":')
+        ),
+    )
+    with pytest.raises(TransportError, match="cut short"):
+        await vbo.job("j1")
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_response_too_large(fake: FakeVBO, declared: bool) -> None:
+    body = b"[" + b",".join([b'{"id": "x"}'] * 200) + b"]"
+
+    def big(request: httpx.Request) -> httpx.Response:
+        if declared:
+            return httpx.Response(200, content=body)
+        return httpx.Response(200, stream=httpx.ByteStream(body))
+
+    fake.route("GET", "/v1/Jobs", big)
+    async with client_for(fake, max_response_bytes=500) as vbo:
+        with pytest.raises(ResponseTooLargeError) as info:
+            await vbo.jobs()
+    assert "max_response_bytes=500" in str(info.value)
+    assert info.value.url == f"{BASE}/v1/Jobs"
+
+
+# --- configuration and arguments --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "options"),
+    [
+        ("vbo.test:4443", {}),
+        ("ftp://vbo.test", {}),
+        (BASE, {"username": ""}),
+        (BASE, {"password": None}),
+        (BASE, {"max_concurrency": 0}),
+        (BASE, {"timeout": 0}),
+        (BASE, {"max_response_bytes": 0}),
+        (BASE, {"api_version": "v1/x"}),
+        (BASE, {"verify": 42}),
+    ],
+)
+def test_bad_options_are_config_errors(base_url: str, options: dict[str, Any]) -> None:
+    kwargs: dict[str, Any] = {"username": USERNAME, "password": PASSWORD, **options}
+    with pytest.raises(ConfigError):
+        VBOClient(base_url, **kwargs)
+
+
+def test_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CA bundle"):
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=tmp_path / "missing.pem")
+
+
+@pytest.mark.parametrize("bad_id", ["", "  ", "..", ".", None, 42])
+async def test_bad_ids_are_refused_before_any_request(fake: FakeVBO, vbo: VBOClient, bad_id: Any) -> None:
+    with pytest.raises(ConfigError):
+        await vbo.job(bad_id)
+    with pytest.raises(ConfigError):
+        await vbo.start_job(bad_id)
+    assert fake.requests == []
+
+
+async def test_ids_are_one_path_segment(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs/a%2Fb%3Fc", {"id": "a/b?c"})
+    job = await vbo.job("a/b?c")
+    assert job.id == "a/b?c"
+    assert fake.requests[-1].url.raw_path == b"/v1/Jobs/a%2Fb%3Fc"

@@ -1,0 +1,333 @@
+"""Following ``_links``: rebased onto the client's own base URL, refused before any request when unsafe."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from vbo_async import (
+    BackupRepository,
+    CollectionLink,
+    ConfigError,
+    Job,
+    JobSession,
+    Link,
+    LinkError,
+    Organization,
+    Proxy,
+    SelectedMailbox,
+    VBOClient,
+)
+from vbo_async._urls import ApiRoot
+
+from .conftest import FOREIGN, FakeVBO, client_for
+
+JOB_ID = "70a8cbaf-642f-4c6f-934d-fb10e597a82a"
+ORG_ID = "b2d9414d-c417-4a94-be3b-b38a3c2e8a7b"
+REPO_ID = "a740fb93-4de8-4de4-977e-765dd092748f"
+PROXY_ID = "5a905bb5-9071-433c-9d2f-f805d4da2cf4"
+SESSION_ID = "9c8b7a6d-3333-4c5d-9e0f-1a2b3c4d5e6f"
+
+
+def serve_link_targets(fake: FakeVBO, seed: list[dict[str, Any]]) -> None:
+    fake.route("GET", "/v1/Jobs", seed)
+    fake.route("GET", f"/v1/Jobs/{JOB_ID}", seed[0])
+    fake.route("GET", f"/v1/Organizations/{ORG_ID}", {"id": ORG_ID, "name": "contoso.onmicrosoft.com"})
+    fake.route("GET", f"/v1/BackupRepositories/{REPO_ID}", {"id": REPO_ID, "dailyRetentionPeriod": "14"})
+    fake.route("GET", f"/v1/Proxies/{PROXY_ID}", {"id": PROXY_ID, "hostName": "proxy01"})
+    fake.route(
+        "GET",
+        f"/v1/Jobs/{JOB_ID}/SelectedMailboxes",
+        [{"id": "m1", "email": "a@contoso.onmicrosoft.com"}, {"id": "m2"}],
+    )
+    fake.route("GET", f"/v1/Jobs/{JOB_ID}/JobSessions", [{"id": SESSION_ID, "status": "Success"}])
+
+
+@pytest.mark.parametrize("prefix", ["", "/api"], ids=["root", "path-prefix"])
+async def test_every_seed_link_goes_to_the_clients_host(seed: list[dict[str, Any]], prefix: str) -> None:
+    base = f"https://vbo.test:4443{prefix}"
+    fake = FakeVBO(prefix=prefix)
+    serve_link_targets(fake, seed)
+    async with client_for(fake, base_url=base) as vbo:
+        (job,) = await vbo.jobs()
+        assert job.links.self.href.startswith(FOREIGN)
+
+        again = await job.links.self
+        org = await job.links.organization
+        repo = await job.links.repository
+        proxy = await job.links.proxy
+        mailboxes = await job.links.selected_mailboxes
+        sessions = await job.links.jobsessions
+
+    assert isinstance(again, Job)
+    assert again.id == JOB_ID
+    assert isinstance(org, Organization)
+    assert org.id == ORG_ID
+    assert isinstance(repo, BackupRepository)
+    assert repo.daily_retention_period == 14
+    assert isinstance(proxy, Proxy)
+    assert proxy.host_name == "proxy01"
+    assert [type(m) for m in mailboxes] == [SelectedMailbox, SelectedMailbox]
+    assert [m.id for m in mailboxes] == ["m1", "m2"]
+    assert [type(s) for s in sessions] == [JobSession]
+    assert sessions[0].id == SESSION_ID
+
+    assert len(fake.requests) == 8  # token + jobs + six links
+    for request in fake.requests:
+        assert request.url.host == "vbo.test", request.url
+        assert request.url.port == 4443
+        assert request.url.scheme == "https"
+        assert request.url.path.startswith(f"{prefix}/v1/")
+        assert "support.east.local" not in str(request.url)
+    assert fake.paths()[2:] == [
+        f"{prefix}/v1/Jobs/{JOB_ID}",
+        f"{prefix}/v1/Organizations/{ORG_ID}",
+        f"{prefix}/v1/BackupRepositories/{REPO_ID}",
+        f"{prefix}/v1/Proxies/{PROXY_ID}",
+        f"{prefix}/v1/Jobs/{JOB_ID}/SelectedMailboxes",
+        f"{prefix}/v1/Jobs/{JOB_ID}/JobSessions",
+    ]
+    # The bearer token goes with every link request, to our host only.
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in fake.api_requests)
+
+
+async def test_async_for_over_a_collection_link(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    serve_link_targets(fake, seed)
+    (job,) = await vbo.jobs()
+    ids = [mailbox.id async for mailbox in job.links.selected_mailboxes]
+    assert ids == ["m1", "m2"]
+    assert fake.paths()[-1] == f"/v1/Jobs/{JOB_ID}/SelectedMailboxes"
+
+
+async def test_absent_link_is_none(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]) -> None:
+    del seed[0]["_links"]["proxy"]
+    seed[0]["_links"]["repository"] = {"href": None}
+    seed[0]["_links"]["organization"] = None
+    fake.route("GET", "/v1/Jobs", seed)
+    (job,) = await vbo.jobs()
+    assert job.links.proxy is None
+    assert job.links.repository is None
+    assert job.links.organization is None
+    assert job.links.self is not None
+
+
+async def test_job_without_links(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]) -> None:
+    del seed[0]["_links"]
+    fake.route("GET", "/v1/Jobs", seed)
+    (job,) = await vbo.jobs()
+    assert job.links.self is None
+    assert job.links.jobsessions is None
+
+
+async def job_with_link(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], href: str) -> Job:
+    job = copy.deepcopy(seed[0])
+    job["_links"]["self"] = {"href": href}
+    fake.route("GET", "/v1/Jobs", [job])
+    (decoded,) = await vbo.jobs()
+    return decoded
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "https://support.east.local:4443/v2/Jobs/70a8cbaf",
+        "https://support.east.local:4443/Jobs/70a8cbaf",
+        "https://evil.example/steal",
+        "Jobs/70a8cbaf",
+        "/api/v10/Jobs/x",
+        "https://support.east.local:4443/v1",
+        "https://support.east.local:4443/v1/",
+    ],
+)
+async def test_href_without_the_version_segment_is_refused_before_any_request(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], href: str
+) -> None:
+    job = await job_with_link(fake, vbo, seed, href)
+    sent = len(fake.requests)
+
+    with pytest.raises(LinkError) as info:
+        await job.links.self
+
+    assert len(fake.requests) == sent
+    assert info.value.href == href
+    assert info.value.relation == "self"
+    with pytest.raises(LinkError):
+        _ = job.links.self.url
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        f"{FOREIGN}/v1/Jobs/../../admin",
+        f"{FOREIGN}/v1/../secret",
+        f"{FOREIGN}/v1/Jobs/%2e%2e/%2e%2e/admin",
+        f"{FOREIGN}/v1/Jobs/%2E%2E/x",
+        f"{FOREIGN}/v1/Jobs/%2e/x",
+        f"{FOREIGN}/v1/Jobs/./x",
+        f"{FOREIGN}/v1/Jobs\\..\\..\\admin",
+        f"{FOREIGN}/v1/Jobs/%5c..%5cadmin",
+        f"{FOREIGN}/v1/Jobs/a%2f..%2f..%2fb",
+        f"{FOREIGN}/v1/Jobs/x%00y",
+        f"{FOREIGN}/v1/Jobs/x?a=1 b",
+    ],
+)
+async def test_hrefs_that_would_leave_the_api_root_are_refused(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], href: str
+) -> None:
+    job = await job_with_link(fake, vbo, seed, href)
+    sent = len(fake.requests)
+    with pytest.raises(LinkError) as info:
+        await job.links.self
+    assert len(fake.requests) == sent
+    assert info.value.relation == "self"
+
+
+async def test_collection_link_refused_for_async_for_too(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    seed[0]["_links"]["jobsessions"] = {"href": f"{FOREIGN}/v1/Jobs/%2e%2e/%2e%2e"}
+    fake.route("GET", "/v1/Jobs", seed)
+    (job,) = await vbo.jobs()
+    sent = len(fake.requests)
+
+    async def drain() -> list[Any]:
+        return [session async for session in job.links.jobsessions]
+
+    with pytest.raises(LinkError):
+        await drain()
+    with pytest.raises(LinkError):
+        await job.links.jobsessions
+    assert len(fake.requests) == sent
+
+
+async def test_query_string_is_kept(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]) -> None:
+    seed[0]["_links"]["jobsessions"] = {
+        "href": f"{FOREIGN}/v1/Jobs/{JOB_ID}/JobSessions?offset=30&limit=30#frag"
+    }
+    fake.route("GET", "/v1/Jobs", seed)
+    fake.route("GET", f"/v1/Jobs/{JOB_ID}/JobSessions?offset=30&limit=30", [{"id": SESSION_ID}])
+    (job,) = await vbo.jobs()
+
+    sessions = await job.links.jobsessions
+
+    assert [s.id for s in sessions] == [SESSION_ID]
+    url = fake.requests[-1].url
+    assert url.host == "vbo.test"
+    assert url.path == f"/v1/Jobs/{JOB_ID}/JobSessions"
+    assert url.query == b"offset=30&limit=30"
+    assert url.fragment == ""
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        f"/v1/Jobs/{JOB_ID}",  # v6-style server-relative
+        f"https://support.east.local:4443/V1/jobs/{JOB_ID}",  # other case
+        f"http://support.east.local/v1/Jobs/{JOB_ID}",  # other scheme and port
+        f"https://support.east.local:4443/some/prefix/v1/Jobs/{JOB_ID}",
+    ],
+)
+async def test_other_href_shapes_are_rebased(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], href: str
+) -> None:
+    job = await job_with_link(fake, vbo, seed, href)
+    fake.route("GET", f"/v1/Jobs/{JOB_ID}", seed[0])
+    again = await job.links.self
+    assert again.id == JOB_ID
+    url = fake.requests[-1].url
+    assert (url.scheme, url.host, url.port) == ("https", "vbo.test", 4443)
+    assert url.path.lower() == f"/v1/jobs/{JOB_ID}"
+
+
+async def test_follow_a_link(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]) -> None:
+    serve_link_targets(fake, seed)
+    (job,) = await vbo.jobs()
+    org = await vbo.follow(job.links.organization)
+    sessions = await vbo.follow(job.links.jobsessions)
+    assert isinstance(org, Organization)
+    assert org.id == ORG_ID
+    assert [s.id for s in sessions] == [SESSION_ID]
+    assert fake.requests[-1].url.host == "vbo.test"
+
+
+async def test_follow_a_link_decoded_by_another_client(seed: list[dict[str, Any]]) -> None:
+    first, second = FakeVBO(), FakeVBO(prefix="/other")
+    serve_link_targets(first, seed)
+    serve_link_targets(second, seed)
+    async with client_for(first) as a, client_for(second, base_url="https://backup.test:9443/other") as b:
+        (job,) = await a.jobs()
+        before = len(first.requests)
+        org = await b.follow(job.links.organization)
+    assert org.id == ORG_ID
+    assert len(first.requests) == before
+    assert second.paths() == ["/other/v1/Token", f"/other/v1/Organizations/{ORG_ID}"]
+    assert second.requests[-1].url.host == "backup.test"
+
+
+async def test_follow_refuses_an_unsafe_link_and_non_links(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    job = await job_with_link(fake, vbo, seed, f"{FOREIGN}/v1/%2e%2e/x")
+    sent = len(fake.requests)
+    with pytest.raises(LinkError):
+        await vbo.follow(job.links.self)
+    with pytest.raises(ConfigError):
+        await vbo.follow(f"{FOREIGN}/v1/Jobs/{JOB_ID}")  # type: ignore[arg-type]
+    assert len(fake.requests) == sent
+
+
+async def test_links_compare_by_relation_and_href(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    fake.route("GET", "/v1/Jobs", seed)
+    (one,) = await vbo.jobs()
+    (two,) = await vbo.jobs()
+    assert one.links.self == two.links.self
+    assert hash(one.links.self) == hash(two.links.self)
+    assert one.links.self != one.links.organization
+    assert "support.east.local" in repr(one.links.self)
+    assert isinstance(one.links.jobsessions, CollectionLink)
+    assert isinstance(one.links.jobsessions, Link)
+
+
+# --- the pure rebasing rule ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "href", "expected"),
+    [
+        ("https://vbo.test:4443", f"{FOREIGN}/v1/Jobs/1", "https://vbo.test:4443/v1/Jobs/1"),
+        ("https://vbo.test:4443/", f"{FOREIGN}/v1/Jobs/1", "https://vbo.test:4443/v1/Jobs/1"),
+        ("https://vbo.test:4443/api", f"{FOREIGN}/v1/Jobs/1", "https://vbo.test:4443/api/v1/Jobs/1"),
+        (
+            "https://vbo.test:4443/api/",
+            "/v1/Jobs?offset=2&limit=2",
+            "https://vbo.test:4443/api/v1/Jobs?offset=2&limit=2",
+        ),
+        ("https://vbo.test", f"{FOREIGN}/V1/Jobs/1", "https://vbo.test/v1/Jobs/1"),
+    ],
+)
+def test_rebase(base: str, href: str, expected: str) -> None:
+    root = ApiRoot(base, "v1")
+    assert root.rebase(href) == expected
+    assert root.contains(root.rebase(href))
+
+
+def test_rebase_resolves_relative_hrefs_against_their_context() -> None:
+    root = ApiRoot("https://vbo.test:4443", "v1")
+    context = "https://vbo.test:4443/v1/Jobs/1/JobSessions?offset=0&limit=2"
+    assert root.rebase("JobSessions?offset=2&limit=2", context=context) == (
+        "https://vbo.test:4443/v1/Jobs/1/JobSessions?offset=2&limit=2"
+    )
+    with pytest.raises(LinkError):
+        root.rebase("../../../x", context=context)
+
+
+@pytest.mark.parametrize("base", ["vbo.test:4443", "ftp://vbo.test", "https://", "https://vbo.test/?x=1"])
+def test_bad_base_urls(base: str) -> None:
+    with pytest.raises(ConfigError):
+        ApiRoot(base, "v1")

@@ -1,0 +1,240 @@
+"""Collections: bare arrays and VBO page objects, followed through ``next`` by ``await`` and ``async for``."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from vbo_async import DecodeError, Job, JobSession, LinkError, VBOClient
+
+from .conftest import FOREIGN, FakeVBO, client_for
+
+JOB_ID = "70a8cbaf-642f-4c6f-934d-fb10e597a82a"
+
+
+def page(
+    items: list[dict[str, Any]], *, offset: int, limit: int, path: str, next_offset: int | None
+) -> dict[str, Any]:
+    links: dict[str, Any] = {"self": {"href": f"{FOREIGN}{path}?offset={offset}&limit={limit}"}}
+    if next_offset is not None:
+        links["next"] = {"href": f"{FOREIGN}{path}?offset={next_offset}&limit={limit}"}
+    if offset:
+        links["prev"] = {"href": f"{FOREIGN}{path}?offset={max(offset - limit, 0)}&limit={limit}"}
+        links["first"] = {"href": f"{FOREIGN}{path}?offset=0&limit={limit}"}
+    return {"offset": offset, "limit": limit, "setId": None, "results": items, "_links": links}
+
+
+def serve_three_pages(fake: FakeVBO, path: str, items: list[dict[str, Any]]) -> None:
+    """``path`` answers the first page; pages of two follow through foreign ``next`` hrefs."""
+    fake.route("GET", path, page(items[0:2], offset=0, limit=2, path=path, next_offset=2))
+    fake.route(
+        "GET", f"{path}?offset=2&limit=2", page(items[2:4], offset=2, limit=2, path=path, next_offset=4)
+    )
+    fake.route(
+        "GET", f"{path}?offset=4&limit=2", page(items[4:], offset=4, limit=2, path=path, next_offset=None)
+    )
+
+
+JOBS = [{"id": f"job-{i}", "name": f"Job {i}"} for i in range(5)]
+SESSIONS = [{"id": f"session-{i}", "status": "Success"} for i in range(5)]
+
+
+async def test_await_follows_three_pages(fake: FakeVBO, vbo: VBOClient) -> None:
+    serve_three_pages(fake, "/v1/Jobs", JOBS)
+
+    jobs = await vbo.jobs()
+
+    assert [job.id for job in jobs] == [f"job-{i}" for i in range(5)]
+    assert all(isinstance(job, Job) for job in jobs)
+    assert fake.paths()[1:] == ["/v1/Jobs", "/v1/Jobs?offset=2&limit=2", "/v1/Jobs?offset=4&limit=2"]
+    assert {r.url.host for r in fake.requests} == {"vbo.test"}
+
+
+async def test_paths_with_a_prefix() -> None:
+    fake = FakeVBO(prefix="/api")
+    serve_three_pages(fake, "/v1/Jobs", JOBS)
+    async with client_for(fake, base_url="https://vbo.test:4443/api") as vbo:
+        jobs = await vbo.jobs()
+    assert len(jobs) == 5
+    assert fake.paths()[1:] == [
+        "/api/v1/Jobs",
+        "/api/v1/Jobs?offset=2&limit=2",
+        "/api/v1/Jobs?offset=4&limit=2",
+    ]
+
+
+async def job_with_sessions_link(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]) -> Job:
+    fake.route("GET", "/v1/Jobs", seed)
+    (job,) = await vbo.jobs()
+    return job
+
+
+async def test_await_a_collection_link_over_pages(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    path = f"/v1/Jobs/{JOB_ID}/JobSessions"
+    serve_three_pages(fake, path, SESSIONS)
+    job = await job_with_sessions_link(fake, vbo, seed)
+
+    sessions = await job.links.jobsessions
+
+    assert [s.id for s in sessions] == [f"session-{i}" for i in range(5)]
+    assert all(isinstance(s, JobSession) for s in sessions)
+    assert fake.paths()[2:] == [path, f"{path}?offset=2&limit=2", f"{path}?offset=4&limit=2"]
+
+
+async def test_async_for_streams_page_by_page(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    path = f"/v1/Jobs/{JOB_ID}/JobSessions"
+    serve_three_pages(fake, path, SESSIONS)
+    job = await job_with_sessions_link(fake, vbo, seed)
+    before = len(fake.requests)
+
+    seen: list[tuple[str, int]] = []
+    async for session in job.links.jobsessions:
+        seen.append((session.id, len(fake.requests) - before))
+
+    # Items of a page are yielded before the next page is requested.
+    assert seen == [
+        ("session-0", 1),
+        ("session-1", 1),
+        ("session-2", 2),
+        ("session-3", 2),
+        ("session-4", 3),
+    ]
+
+
+async def test_async_for_stops_requesting_when_the_loop_stops(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    path = f"/v1/Jobs/{JOB_ID}/JobSessions"
+    serve_three_pages(fake, path, SESSIONS)
+    job = await job_with_sessions_link(fake, vbo, seed)
+    before = len(fake.requests)
+
+    async with contextlib.aclosing(aiter(job.links.jobsessions)) as sessions:
+        async for session in sessions:
+            assert session.id == "session-0"
+            break
+
+    assert len(fake.requests) - before == 1
+
+
+@pytest.mark.parametrize("mode", ["await", "async for"])
+async def test_bare_arrays(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], mode: str) -> None:
+    path = f"/v1/Jobs/{JOB_ID}/JobSessions"
+    fake.route("GET", path, SESSIONS)
+    job = await job_with_sessions_link(fake, vbo, seed)
+    before = len(fake.requests)
+
+    if mode == "await":
+        sessions = await job.links.jobsessions
+    else:
+        sessions = [s async for s in job.links.jobsessions]
+
+    assert [s.id for s in sessions] == [f"session-{i}" for i in range(5)]
+    assert len(fake.requests) - before == 1
+
+
+async def test_empty_array_and_empty_page(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs", [])
+    fake.route("GET", "/v1/Proxies", {"offset": 0, "limit": 30, "results": [], "_links": {}})
+    fake.route("GET", "/v1/BackupRepositories", {"offset": 0, "limit": 30, "results": None})
+    assert await vbo.jobs() == []
+    assert await vbo.proxies() == []
+    assert await vbo.backup_repositories() == []
+
+
+async def test_relative_next_links(fake: FakeVBO, vbo: VBOClient) -> None:
+    """v6 page links are server-relative."""
+    fake.route(
+        "GET", "/v1/Jobs", {"results": JOBS[:3], "_links": {"next": {"href": "/v1/Jobs?offset=3&limit=3"}}}
+    )
+    fake.route("GET", "/v1/Jobs?offset=3&limit=3", {"results": JOBS[3:], "_links": {"next": None}})
+    jobs = await vbo.jobs()
+    assert [j.id for j in jobs] == [f"job-{i}" for i in range(5)]
+    assert fake.paths()[1:] == ["/v1/Jobs", "/v1/Jobs?offset=3&limit=3"]
+
+
+@pytest.mark.parametrize("mode", ["await", "async for", "entry point"])
+async def test_self_linking_page_ends(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], mode: str
+) -> None:
+    path = f"/v1/Jobs/{JOB_ID}/JobSessions"
+    for where in ("/v1/Jobs", path):
+        fake.route(
+            "GET",
+            where,
+            {
+                "offset": 0,
+                "limit": 2,
+                "results": SESSIONS[:2],
+                "_links": {"next": {"href": f"{FOREIGN}{where}"}},
+            },
+        )
+    if mode == "entry point":
+        items = await vbo.jobs()
+    else:
+        seed[0]["_links"]["jobsessions"] = {"href": f"{FOREIGN}{path}"}
+        job = await job_with_sessions_link(fake, vbo, [seed[0]])
+        fake.requests.clear()
+        if mode == "await":
+            items = await job.links.jobsessions
+        else:
+            items = [s async for s in job.links.jobsessions]
+    assert [item.id for item in items] == ["session-0", "session-1"]
+    assert len(fake.api_requests) == 1
+
+
+async def test_page_cycle_ends(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs", page(JOBS[:2], offset=0, limit=2, path="/v1/Jobs", next_offset=2))
+    fake.route(
+        "GET",
+        "/v1/Jobs?offset=2&limit=2",
+        {"results": JOBS[2:4], "_links": {"next": {"href": f"{FOREIGN}/v1/Jobs"}}},
+    )
+    jobs = await vbo.jobs()
+    assert [j.id for j in jobs] == [f"job-{i}" for i in range(4)]
+    assert len(fake.api_requests) == 2
+
+
+async def test_page_without_results_is_a_decode_error(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs", {"offset": 0, "limit": 30, "_links": {}})
+    with pytest.raises(DecodeError) as info:
+        await vbo.jobs()
+    assert "results" in str(info.value)
+    assert info.value.url == "https://vbo.test:4443/v1/Jobs"
+
+
+async def test_page_with_non_array_results(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs", {"results": {"id": "x"}})
+    with pytest.raises(DecodeError) as info:
+        await vbo.jobs()
+    assert info.value.path == "$.results"
+
+
+async def test_bad_item_on_a_later_page_names_its_path(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": {"next": {"href": "/v1/Jobs?offset=2"}}})
+    fake.route("GET", "/v1/Jobs?offset=2", {"results": [{"id": "ok"}, {"name": "no id"}]})
+    with pytest.raises(DecodeError) as info:
+        await vbo.jobs()
+    assert info.value.path == "$.results[1].id"
+    assert info.value.url == "https://vbo.test:4443/v1/Jobs?offset=2"
+
+
+async def test_unsafe_next_link_is_refused(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route(
+        "GET", "/v1/Jobs", {"results": JOBS[:2], "_links": {"next": {"href": "https://evil.example/steal"}}}
+    )
+    with pytest.raises(LinkError):
+        await vbo.jobs()
+    assert len(fake.api_requests) == 1
+
+
+async def test_non_string_next_href(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": {"next": {"href": 42}}})
+    with pytest.raises(DecodeError):
+        await vbo.jobs()

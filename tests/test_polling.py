@@ -1,0 +1,585 @@
+"""Polling many tenants: one result per target, isolation, bounds, prefetch, order, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+import vbo_async
+from vbo_async import (
+    BackupRepository,
+    ConfigError,
+    LinkError,
+    NotFoundError,
+    Organization,
+    PollProgress,
+    PollResult,
+    PollTarget,
+    Proxy,
+    RetryPolicy,
+    ServerError,
+    VBOClient,
+    poll_jobs,
+)
+
+from .conftest import FOREIGN, FakeVBO, client_for, json_response
+
+REPOSITORY = {"id": "repo-1", "name": "Primary", "capacity": 10**12, "freeSpace": 4 * 10**11}
+PROXY = {"id": "proxy-1", "hostName": "proxy01.east.local", "port": 9193, "status": "Online"}
+MakeClient = Callable[..., VBOClient]
+
+
+def job_list(seed_job: dict[str, Any], org_id: str, count: int, *, repository: str | None = "repo-1") -> Any:
+    """``count`` jobs of ``org_id`` shaped like the seed, their hrefs on the server's own (foreign) host."""
+    jobs = []
+    for n in range(count):
+        job = copy.deepcopy(seed_job)
+        job_id = f"{org_id}-job-{n}"
+        job["id"] = job_id
+        job["name"] = f"{org_id} backup {n}"
+        links = job["_links"]
+        links["self"]["href"] = f"{FOREIGN}/v1/Jobs/{job_id}"
+        links["organization"]["href"] = f"{FOREIGN}/v1/Organizations/{org_id}"
+        links["selectedMailboxes"]["href"] = f"{FOREIGN}/v1/Jobs/{job_id}/SelectedMailboxes"
+        links["jobsessions"]["href"] = f"{FOREIGN}/v1/Jobs/{job_id}/JobSessions"
+        links["proxy"]["href"] = f"{FOREIGN}/v1/Proxies/proxy-1"
+        if repository is None:
+            del links["repository"]
+        else:
+            links["repository"]["href"] = f"{FOREIGN}/v1/BackupRepositories/{repository}"
+        jobs.append(job)
+    return jobs
+
+
+class Tenants:
+    """Organizations served by a `FakeVBO`; their job lists go through `answer`, so a test can hold
+    (``gates``), fail (``failing``: 500) or break (``broken``: a bug in the transport) each one,
+    and see how many job-list requests were in flight at once."""
+
+    def __init__(self, fake: FakeVBO, seed_job: dict[str, Any], count: int, *, jobs_each: int = 2) -> None:
+        self.fake = fake
+        self.ids = [f"org-{n:02d}" for n in range(count)]
+        self.jobs = {org: job_list(seed_job, org, jobs_each) for org in self.ids}
+        self.gates: dict[str, asyncio.Event] = {}
+        self.failing: set[str] = set()
+        self.broken: set[str] = set()
+        self.delay = 0.0
+        self.in_flight = 0
+        self.peak = 0
+        self.cancelled = 0
+        self.arrived = asyncio.Event()
+        for org in self.ids:
+            self.serve(org)
+        fake.route("GET", "/v1/BackupRepositories/repo-1", REPOSITORY)
+        fake.route("GET", "/v1/Proxies/proxy-1", PROXY)
+
+    def serve(self, org: str) -> None:
+        async def answer(request: httpx.Request) -> httpx.Response:
+            return await self.answer(org)
+
+        self.fake.route("GET", f"/v1/Organizations/{org}/Jobs", answer)
+        self.fake.route("GET", f"/v1/Organizations/{org}", {"id": org, "name": f"Tenant {org}"})
+
+    async def answer(self, org: str) -> httpx.Response:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self.arrived.set()
+        try:
+            if org in self.broken:
+                raise ZeroDivisionError("a bug, not a VBO error")
+            if org in self.gates:
+                await self.gates[org].wait()
+            await asyncio.sleep(self.delay)
+            if org in self.failing:
+                return json_response(500, {"message": "An error has occurred."})
+            return json_response(200, self.jobs[org])
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+
+    def hold(self, *orgs: str) -> None:
+        for org in orgs:
+            self.gates[org] = asyncio.Event()
+
+    async def until_in_flight(self, count: int) -> None:
+        """Wait until ``count`` job lists are being answered at once."""
+        async with asyncio.timeout(5):
+            while self.in_flight < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+    def gets(self, path: str) -> int:
+        return sum(1 for r in self.fake.api_requests if r.method == "GET" and r.url.path == path)
+
+
+@pytest.fixture
+def tenants(fake: FakeVBO, seed_job: dict[str, Any]) -> Tenants:
+    return Tenants(fake, seed_job, 12)
+
+
+@pytest.fixture
+async def make_client(fake: FakeVBO) -> AsyncIterator[MakeClient]:
+    """Clients of the fake (one per server base URL), closed after the test."""
+    made: list[VBOClient] = []
+
+    def make(**options: Any) -> VBOClient:
+        made.append(client_for(fake, **options))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+def targets_for(tenants: Tenants, *clients: VBOClient) -> list[PollTarget]:
+    """One target per organization, spread over ``clients`` (shared between targets)."""
+    return [
+        PollTarget(client=clients[n % len(clients)], organization_id=org, name=f"tenant {org}")
+        for n, org in enumerate(tenants.ids)
+    ]
+
+
+async def collect(sweep: AsyncIterator[PollResult]) -> list[PollResult]:
+    return [result async for result in sweep]
+
+
+async def strays(baseline: set[asyncio.Task[Any]], *, rounds: int = 10) -> set[asyncio.Task[Any]]:
+    """The tasks beyond ``baseline`` still alive after ``rounds`` loop iterations (cancelled tasks
+    and the loop's async generator finaliser need a few to finish)."""
+    for _ in range(rounds):
+        if not asyncio.all_tasks() - baseline:
+            break
+        await asyncio.sleep(0)
+    return asyncio.all_tasks() - baseline
+
+
+def assert_held_requests_cancelled(tenants: Tenants) -> None:
+    """Every job list held at the server was cancelled there (3 or 4 reached it: a worker may take
+    its next target between the delivery of a result and the consumer's break)."""
+    reached = sum(tenants.gets(f"/v1/Organizations/{org}/Jobs") for org in tenants.gates)
+    assert reached >= 3
+    assert tenants.cancelled == reached
+    assert tenants.in_flight == 0
+
+
+def sweep_tasks() -> list[str]:
+    return [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("vbo_async.poll_jobs")]
+
+
+# --- one result per target, errors isolated ---------------------------------------------------------
+
+
+async def test_a_failing_tenant_does_not_stop_the_others(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.failing.add("org-07")
+    a, b = make_client(), make_client(base_url="https://vbo02.test:4443")
+    targets = targets_for(tenants, a, b)
+
+    results = await collect(poll_jobs(targets, concurrency=4))
+
+    assert len(results) == 12
+    assert {id(r.target) for r in results} == {id(t) for t in targets}  # every target, exactly once
+    failed = [r for r in results if r.error is not None]
+    assert [r.target.organization_id for r in failed] == ["org-07"]
+    error = failed[0].error
+    assert isinstance(error, ServerError)  # an APIError: 500 after every retry
+    assert error.status_code == 500
+    assert error.url is not None
+    assert error.url.endswith("/v1/Organizations/org-07/Jobs")
+    assert failed[0].jobs == []
+    for result in results:
+        if result.error is None:
+            org = result.target.organization_id
+            assert [job.id for job in result.jobs] == [f"{org}-job-0", f"{org}-job-1"]
+            assert result.elapsed > 0
+    assert tenants.gets("/v1/Organizations/org-07/Jobs") == 4  # retried like any GET, then given up
+    assert len(tenants.fake.token_requests) == 2  # one token per client, however many targets
+
+
+async def test_results_arrive_in_completion_order(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.hold("org-00")
+    vbo = make_client()
+    order: list[str] = []
+
+    async with asyncio.timeout(5):  # delivering in input order would wait forever
+        async for result in poll_jobs(targets_for(tenants, vbo), concurrency=12):
+            order.append(result.target.organization_id)
+            if len(order) == 11:
+                tenants.gates["org-00"].set()  # the first target finishes only now
+
+    assert order[-1] == "org-00"
+    assert sorted(order) == tenants.ids
+
+
+async def test_no_targets_no_requests(fake: FakeVBO) -> None:
+    assert await collect(poll_jobs([])) == []
+    assert fake.requests == []
+
+
+async def test_a_closed_client_fails_only_its_targets(tenants: Tenants, make_client: MakeClient) -> None:
+    open_client, closed_client = make_client(), make_client(base_url="https://vbo02.test:4443")
+    await closed_client.aclose()
+
+    results = await collect(poll_jobs(targets_for(tenants, open_client, closed_client)))
+
+    errors = {r.target.organization_id: r.error for r in results}
+    assert all(errors[org] is None for org in tenants.ids[::2])
+    assert all(isinstance(errors[org], vbo_async.ClientStateError) for org in tenants.ids[1::2])
+
+
+# --- bounds -----------------------------------------------------------------------------------------
+
+
+async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.delay = 0.01
+    vbo = make_client(max_concurrency=10)
+
+    results = await collect(poll_jobs(targets_for(tenants, vbo), concurrency=3))
+
+    assert len(results) == 12
+    assert tenants.peak == 3  # reached, never exceeded
+
+
+async def test_the_client_bound_still_applies(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.delay = 0.01
+    vbo = make_client(max_concurrency=2)
+
+    await collect(poll_jobs(targets_for(tenants, vbo), concurrency=8))
+
+    assert tenants.peak == 2
+
+
+# --- link prefetch ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_prefetch_gets_each_shared_link_once(
+    fake: FakeVBO, seed_job: dict[str, Any], make_client: MakeClient, concurrency: int
+) -> None:
+    tenants = Tenants(fake, seed_job, 3, jobs_each=10)  # 30 jobs, one repository, one proxy
+    vbo = make_client()
+
+    results = await collect(
+        poll_jobs(
+            targets_for(tenants, vbo), concurrency=concurrency, follow=("repository", "proxy", "organization")
+        )
+    )
+
+    assert tenants.gets("/v1/BackupRepositories/repo-1") == 1
+    assert tenants.gets("/v1/Proxies/proxy-1") == 1
+    assert all(tenants.gets(f"/v1/Organizations/{org}") == 1 for org in tenants.ids)
+    assert len(fake.api_requests) == 3 + 1 + 1 + 3  # job lists, repository, proxy, organizations
+    repositories = set()
+    for result in results:
+        assert result.error is None
+        assert result.link_errors == {}
+        assert len(result.jobs) == 10
+        for job in result.jobs:
+            repository = result.resolved(job, "repository")
+            assert isinstance(repository, BackupRepository)
+            assert repository.id == "repo-1"
+            assert repository.free_space == 4 * 10**11
+            repositories.add(id(repository))
+            assert result.prefetched[(job.id, "repository")] is repository
+            proxy = result.resolved(job.id, "proxy")  # a job id works too
+            assert isinstance(proxy, Proxy)
+            assert proxy.host_name == "proxy01.east.local"
+            organization = result.resolved(job, "organization")
+            assert isinstance(organization, Organization)
+            assert organization.id == result.target.organization_id
+    assert len(repositories) == 1  # one object, shared by all 30 jobs
+    assert len(fake.api_requests) == 8  # reading the resolved objects made no request
+
+
+async def test_prefetch_is_keyed_per_client(tenants: Tenants, make_client: MakeClient) -> None:
+    a, b = make_client(), make_client(base_url="https://vbo02.test:4443")
+
+    await collect(poll_jobs(targets_for(tenants, a, b), follow=("repository",)))
+
+    hosts = [r.url.host for r in tenants.fake.api_requests if r.url.path == "/v1/BackupRepositories/repo-1"]
+    assert sorted(hosts) == ["vbo.test", "vbo02.test"]
+
+
+async def test_a_failed_link_does_not_fail_the_tenant(
+    tenants: Tenants, make_client: MakeClient, seed_job: dict[str, Any]
+) -> None:
+    tenants.jobs["org-01"] = job_list(seed_job, "org-01", 2, repository="gone")  # answered 404
+    tenants.jobs["org-02"] = job_list(seed_job, "org-02", 2, repository=None)  # no repository link
+    tenants.jobs["org-03"][0]["_links"]["repository"]["href"] = "https://evil.example/steal"
+    vbo = make_client()
+
+    results = {
+        r.target.organization_id: r
+        for r in await collect(poll_jobs(targets_for(tenants, vbo), follow=("repository", "proxy")))
+    }
+
+    broken = results["org-01"]
+    assert broken.error is None
+    assert [job.id for job in broken.jobs] == ["org-01-job-0", "org-01-job-1"]
+    for job in broken.jobs:
+        assert isinstance(broken.link_errors[(job.id, "repository")], NotFoundError)
+        assert broken.resolved(job, "repository") is None
+        assert isinstance(broken.resolved(job, "proxy"), Proxy)  # the other relation is unaffected
+    assert tenants.gets("/v1/BackupRepositories/gone") == 1  # one GET for both jobs
+
+    absent = results["org-02"]
+    assert absent.error is None
+    assert absent.link_errors == {}
+    assert all(absent.resolved(job, "repository") is None for job in absent.jobs)
+    assert all((job.id, "repository") not in absent.prefetched for job in absent.jobs)
+
+    unsafe = results["org-03"]
+    assert unsafe.error is None
+    assert isinstance(unsafe.link_errors[("org-03-job-0", "repository")], LinkError)
+    assert isinstance(unsafe.resolved("org-03-job-1", "repository"), BackupRepository)
+    assert not any(r.url.host == "evil.example" for r in tenants.fake.requests)
+
+
+async def test_resolved_refuses_a_relation_that_was_not_followed(
+    tenants: Tenants, make_client: MakeClient
+) -> None:
+    vbo = make_client()
+    result = await anext(poll_jobs(targets_for(tenants, vbo)[:1], follow=("proxy",)))
+    with pytest.raises(ConfigError, match="'repository' was not prefetched"):
+        result.resolved(result.jobs[0], "repository")
+
+
+# --- arguments --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"follow": ("repository", "repo")}, "unknown relation 'repo'"),
+        ({"follow": ("selectedMailboxes",)}, "unknown relation"),  # attribute names, not wire names
+        ({"follow": "repository"}, "relation names"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": -1}, "concurrency"),
+        ({"concurrency": 1.5}, "concurrency"),
+        ({"concurrency": True}, "concurrency"),
+        ({"concurrency": "3"}, "concurrency"),
+        ({"on_progress": 42}, "on_progress"),
+    ],
+)
+async def test_bad_options_raise_before_any_request(
+    tenants: Tenants, make_client: MakeClient, options: dict[str, Any], message: str
+) -> None:
+    targets = targets_for(tenants, make_client())
+    with pytest.raises(ConfigError, match=message):
+        poll_jobs(targets, **options)
+    assert tenants.fake.requests == []
+
+
+async def test_targets_must_be_poll_targets(tenants: Tenants, make_client: MakeClient) -> None:
+    vbo = make_client()
+    with pytest.raises(ConfigError, match=r"targets\[1\] is a tuple"):
+        poll_jobs([PollTarget(client=vbo, organization_id="org-00"), (vbo, "org-01")])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="iterable of PollTarget"):
+        poll_jobs("org-00")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="VBOClient"):
+        PollTarget(client="https://vbo.test:4443", organization_id="org-00")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="organization_id"):
+        PollTarget(client=vbo, organization_id=" ")
+    with pytest.raises(ValueError, match="organization_id"):  # ConfigError is a ValueError too
+        PollTarget(client=vbo, organization_id=None)  # type: ignore[arg-type]
+    assert tenants.fake.requests == []
+
+
+def test_targets_are_frozen_and_labelled() -> None:
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p")
+    target = PollTarget(client=vbo, organization_id="org-00")
+    assert target.label == "org-00"
+    assert PollTarget(client=vbo, organization_id="org-00", name="Contoso").label == "Contoso"
+    with pytest.raises(AttributeError):
+        target.organization_id = "org-01"  # type: ignore[misc]
+
+
+# --- progress ---------------------------------------------------------------------------------------
+
+
+async def test_progress_once_per_target(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.failing.add("org-03")
+    seen: list[PollProgress] = []
+    vbo = make_client()
+
+    sweep = poll_jobs(targets_for(tenants, vbo), concurrency=5, on_progress=seen.append)
+    assert sweep.total == 12
+    results = await collect(sweep)
+
+    assert [p.done for p in seen] == list(range(1, 13))
+    assert {p.total for p in seen} == {12}
+    assert [p.result for p in seen] == results  # announced just before each is delivered
+    assert seen[-1].failed == 1
+    assert [p.failed for p in seen] == sorted(p.failed for p in seen)
+
+
+async def test_an_error_in_on_progress_propagates(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.hold(*tenants.ids[4:])
+    vbo = make_client()
+    baseline = asyncio.all_tasks()
+
+    def broken_bar(progress: PollProgress) -> None:
+        raise RuntimeError("the progress bar broke")
+
+    with pytest.raises(RuntimeError, match="progress bar broke"):
+        async with asyncio.timeout(5):
+            await collect(poll_jobs(targets_for(tenants, vbo), concurrency=6, on_progress=broken_bar))
+
+    assert sweep_tasks() == []
+    assert await strays(baseline) == set()
+
+
+# --- bugs, cancellation and closing ------------------------------------------------------------------
+
+
+async def test_a_bug_propagates_and_stops_the_sweep(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.broken.add("org-05")
+    tenants.hold(*tenants.ids[6:])  # still in flight when the bug strikes
+    vbo = make_client()
+    baseline = asyncio.all_tasks()
+
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        async with asyncio.timeout(5):
+            await collect(poll_jobs(targets_for(tenants, vbo), concurrency=12))
+
+    assert sweep_tasks() == []
+    assert await strays(baseline) == set()
+    assert tenants.cancelled == 6
+
+
+async def test_cancelling_the_consumer_stops_every_task(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.hold(*tenants.ids[3:])
+    vbo = make_client()
+    received: list[PollResult] = []
+    three = asyncio.Event()
+    baseline = asyncio.all_tasks()
+
+    async def consume() -> None:
+        async for result in poll_jobs(targets_for(tenants, vbo), concurrency=4, follow=("repository",)):
+            received.append(result)
+            if len(received) == 3:
+                three.set()
+
+    consumer = asyncio.create_task(consume())
+    async with asyncio.timeout(5):
+        await three.wait()
+    await tenants.until_in_flight(4)  # four held targets in work, as many as the bound allows
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+
+    assert sweep_tasks() == []  # joined before the cancellation went on
+    assert await strays(baseline) == set()
+    assert tenants.cancelled == 4
+    assert tenants.in_flight == 0
+
+
+async def test_break_cleans_up_promptly(tenants: Tenants, make_client: MakeClient) -> None:
+    tenants.hold(*tenants.ids[1:])
+    vbo = make_client()
+    baseline = asyncio.all_tasks()
+
+    async for result in poll_jobs(targets_for(tenants, vbo), concurrency=4):
+        assert result.target.organization_id == "org-00"
+        break
+
+    # Closed by the loop's async generator finaliser: no `aclose()` needed, and no garbage collection.
+    assert await strays(baseline) == set()
+    assert_held_requests_cancelled(tenants)
+
+
+@pytest.mark.parametrize("closing", ["async with", "aclosing", "aclose"])
+async def test_closing_stops_every_task_at_once(
+    tenants: Tenants, make_client: MakeClient, closing: str
+) -> None:
+    tenants.hold(*tenants.ids[1:])
+    vbo = make_client()
+    baseline = asyncio.all_tasks()
+
+    if closing == "async with":
+        async with poll_jobs(targets_for(tenants, vbo), concurrency=4) as results:
+            async for _ in results:
+                break
+    elif closing == "aclosing":
+        async with contextlib.aclosing(poll_jobs(targets_for(tenants, vbo), concurrency=4)) as results:
+            async for _ in results:
+                break
+    else:
+        results = poll_jobs(targets_for(tenants, vbo), concurrency=4)
+        await anext(results)
+        await results.aclose()
+        await results.aclose()  # idempotent
+        assert await collect(results) == []  # a closed sweep yields nothing more
+
+    assert sweep_tasks() == []  # joined by the close itself
+    assert await strays(baseline) == set()
+    assert_held_requests_cancelled(tenants)
+
+
+async def test_a_sweep_never_iterated_starts_nothing(tenants: Tenants, make_client: MakeClient) -> None:
+    vbo = make_client()
+    async with poll_jobs(targets_for(tenants, vbo)):
+        assert sweep_tasks() == []
+    assert tenants.fake.requests == []
+
+
+# --- against the simulator --------------------------------------------------------------------------
+
+
+async def test_200_tenants_against_the_simulator_with_faults() -> None:
+    simulator_module = pytest.importorskip("vbo_async.simulator")
+    faults = simulator_module.Faults(error_rate=0.08, rate_limit_rate=0.08, retry_after=30, fault_seed=3)
+    config = simulator_module.SimulatorConfig(seed=5, organizations=200, faults=faults)
+    app = simulator_module.create_app(config)
+    simulator = app.state.simulator
+    # Retry-After is capped at 0 s: the 429s must not make the sweep wait 30 s each.
+    retry = RetryPolicy(attempts=10, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=0)
+    clients = [
+        VBOClient(
+            "https://vbo.test:4443",
+            username="admin",
+            password="admin",
+            transport=httpx.ASGITransport(app=app),
+            retry=retry,
+            max_concurrency=max_concurrency,
+        )
+        for max_concurrency in (4, 8)
+    ]
+    org_ids = [org["id"] for org in simulator.organizations_wire()]
+    assert len(org_ids) == 200
+    targets = [
+        PollTarget(client=clients[n % 2], organization_id=org, name=f"tenant {n}")
+        for n, org in enumerate(org_ids)
+    ]
+
+    started = time.perf_counter()
+    try:
+        results = await collect(poll_jobs(targets, concurrency=16, follow=("repository", "proxy")))
+    finally:
+        for client in clients:
+            await client.aclose()
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 20
+    assert simulator.stats.faults["error"] > 0
+    assert simulator.stats.faults["rate_limit"] > 0
+    assert len(results) == 200
+    assert [r.error for r in results if r.error is not None] == []
+    polled = {r.target.organization_id: [job.id for job in r.jobs] for r in results}
+    assert polled == {org: [job["id"] for job in simulator.jobs_wire(org)] for org in org_ids}
+    for result in results:
+        assert result.link_errors == {}
+        wires = {job["id"]: job for job in simulator.jobs_wire(result.target.organization_id)}
+        for job in result.jobs:
+            repository = result.resolved(job, "repository")
+            assert repository is not None
+            assert wires[job.id]["_links"]["repository"]["href"].endswith(f"/{repository.id}")
+            assert result.resolved(job, "proxy") is not None

@@ -1,0 +1,160 @@
+"""The public surface: one sorted, complete ``__all__`` and the named contract of issue 2."""
+
+from __future__ import annotations
+
+import enum
+import importlib.metadata
+import inspect
+import re
+from pathlib import Path
+from types import ModuleType
+
+import attrs
+import pytest
+
+import vbo_async
+from vbo_async import VBOClient, VBOError
+
+MODELS = [
+    "BackupRepository",
+    "BackupRepositoryLinks",
+    "BackupWindow",
+    "Job",
+    "JobLinks",
+    "JobSession",
+    "JobSessionLinks",
+    "JobSessionStatistics",
+    "Organization",
+    "OrganizationLinks",
+    "Proxy",
+    "ProxyLinks",
+    "SchedulePolicy",
+    "SelectedMailbox",
+    "SelectedMailboxLinks",
+]
+ENUMS = ["Bottleneck", "DailyType", "JobStatus", "PeriodicallyEvery", "ProxyStatus", "ScheduleType"]
+ERRORS = [
+    "APIError",
+    "AuthenticationError",
+    "ClientStateError",
+    "ConfigError",
+    "DecodeError",
+    "LinkError",
+    "NotFoundError",
+    "RateLimitedError",
+    "ResponseTooLargeError",
+    "ServerError",
+    "TransportError",
+    "VBOError",
+]
+OTHERS = ["CollectionLink", "DEFAULT_MAX_RESPONSE_BYTES", "Link", "RetryPolicy", "VBOClient"]
+CLIENT_METHODS = [
+    "organizations",
+    "organization",
+    "organization_jobs",
+    "jobs",
+    "job",
+    "follow",
+    "start_job",
+    "stop_job",
+    "enable_job",
+    "disable_job",
+    "aclose",
+]
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """The order of ruff's RUF022: SCREAMING_CASE, then CamelCase, then the rest."""
+    if name.isupper() or re.fullmatch(r"[A-Z0-9_]+", name):
+        return 0, name
+    if name[:1].isupper():
+        return 1, name
+    return 2, name
+
+
+def test_all_is_sorted() -> None:
+    assert vbo_async.__all__ == sorted(vbo_async.__all__, key=_isort_key)
+    assert len(vbo_async.__all__) == len(set(vbo_async.__all__))
+
+
+def test_all_is_complete() -> None:
+    public = {
+        name
+        for name, value in vars(vbo_async).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType) and name != "annotations"
+    }
+    assert public == set(vbo_async.__all__)
+
+
+def test_every_name_in_all_is_importable() -> None:
+    namespace: dict[str, object] = {}
+    exec("from vbo_async import *", namespace)
+    imported = {name for name in namespace if name != "__builtins__"}
+    assert imported == set(vbo_async.__all__)
+    for name in vbo_async.__all__:
+        assert getattr(vbo_async, name) is namespace[name]
+
+
+def test_the_named_contract_is_exported() -> None:
+    missing = set(MODELS + ENUMS + ERRORS + OTHERS) - set(vbo_async.__all__)
+    assert missing == set()
+
+
+@pytest.mark.parametrize("name", CLIENT_METHODS)
+def test_client_methods(name: str) -> None:
+    method = getattr(VBOClient, name)
+    assert inspect.iscoroutinefunction(method), name
+    assert method.__doc__, name
+
+
+def test_client_is_an_async_context_manager() -> None:
+    assert inspect.iscoroutinefunction(VBOClient.__aenter__)
+    assert inspect.iscoroutinefunction(VBOClient.__aexit__)
+    assert not hasattr(VBOClient, "close")  # no sync twin API
+
+
+def test_client_options_are_keyword_only() -> None:
+    parameters = list(inspect.signature(VBOClient).parameters.values())
+    assert parameters[0].name == "base_url"
+    assert parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[1:])
+    names = {p.name for p in parameters}
+    assert {"username", "password", "verify", "timeout", "max_concurrency", "transport", "retry"} <= names
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_models_are_frozen_attrs_classes_with_snake_case_fields(name: str) -> None:
+    cls = getattr(vbo_async, name)
+    assert attrs.has(cls)
+    assert cls.__doc__
+    for field in attrs.fields(cls):
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", field.name), field.name
+    instance = cls(id="x") if "id" in attrs.fields_dict(cls) else cls()
+    first = attrs.fields(cls)[0].name
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        setattr(instance, first, None)
+
+
+@pytest.mark.parametrize("name", ENUMS)
+def test_enums_are_string_enums(name: str) -> None:
+    cls = getattr(vbo_async, name)
+    assert issubclass(cls, enum.StrEnum)
+    member = next(iter(cls))
+    assert member == member.value
+    assert member.is_known
+
+
+@pytest.mark.parametrize("name", ERRORS)
+def test_errors_derive_from_vbo_error(name: str) -> None:
+    cls = getattr(vbo_async, name)
+    assert issubclass(cls, VBOError)
+    assert issubclass(cls, Exception)
+    assert cls.__doc__
+
+
+def test_version_matches_the_distribution() -> None:
+    assert vbo_async.__version__ == importlib.metadata.version("vbo-async")
+
+
+def test_package_is_typed() -> None:
+    assert (Path(vbo_async.__file__).parent / "py.typed").is_file()

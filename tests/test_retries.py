@@ -1,0 +1,273 @@
+"""Retries: idempotent requests on transport errors, 5xx and 429 (honouring Retry-After); actions never."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from vbo_async import APIError, NotFoundError, RetryPolicy, ServerError, TransportError, VBOClient
+
+from .conftest import BASE, FAST, FakeVBO, client_for, json_response
+
+JOB = {"id": "j1", "name": "Mail"}
+
+
+def failing(status: int, **headers: str) -> httpx.Response:
+    return json_response(status, {"message": f"HTTP {status} (test)"}, headers=headers or None)
+
+
+def job_gets(fake: FakeVBO) -> list[httpx.Request]:
+    return [r for r in fake.api_requests if r.url.path == "/v1/Jobs/j1"]
+
+
+@pytest.mark.parametrize("status", [503, 502, 504, 500])
+async def test_transient_statuses_then_success(fake: FakeVBO, vbo: VBOClient, status: int) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(status), failing(status), JOB)
+    job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 3
+
+
+async def test_503_503_200_on_a_list(fake: FakeVBO, vbo: VBOClient, retries: list[Any]) -> None:
+    fake.route("GET", "/v1/Jobs", failing(503), failing(503), [JOB])
+    jobs = await vbo.jobs()
+    assert [j.id for j in jobs] == ["j1"]
+    assert len(fake.api_requests) == 3
+    assert len(retries) == 2
+    assert all(d.wait_for == 0 for d in retries)  # FAST: no backoff
+
+
+async def test_429_retry_after_seconds_is_honoured(
+    fake: FakeVBO, vbo: VBOClient, sleeps: list[float], retries: list[Any]
+) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **{"Retry-After": "1"}), JOB)
+
+    job = await vbo.job("j1")
+
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 2
+    assert [d.wait_for for d in retries] == [1.0]
+    assert sleeps == [1.0]  # stamina slept exactly the server's Retry-After
+
+
+async def test_retry_after_is_capped(fake: FakeVBO, sleeps: list[float], retries: list[Any]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(503, **{"Retry-After": "3600"}), JOB)
+    policy = RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=2.5)
+    async with client_for(fake, retry=policy) as vbo:
+        await vbo.job("j1")
+    assert [d.wait_for for d in retries] == [2.5]
+    assert sleeps == [2.5]
+
+
+async def test_retry_after_http_date(fake: FakeVBO, sleeps: list[float], retries: list[Any]) -> None:
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    fake.route(
+        "GET",
+        "/v1/Jobs/j1",
+        failing(503, **{"Retry-After": email.utils.format_datetime(soon, usegmt=True)}),
+        failing(429, **{"Retry-After": email.utils.format_datetime(later, usegmt=True)}),
+        JOB,
+    )
+    policy = RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=30)
+    async with client_for(fake, retry=policy) as vbo:
+        await vbo.job("j1")
+    first, second = (d.wait_for for d in retries)
+    assert 0 < first <= 5  # the date, not the (zero) exponential backoff
+    assert second == pytest.approx(30)  # an hour away: capped
+    assert sleeps[0] == pytest.approx(first)
+    assert sleeps[1] == 30
+
+
+@pytest.mark.parametrize("value", ["Mon, 03 Apr 2017 10:00:00 GMT", "0", "-5"])
+async def test_retry_after_in_the_past_waits_nothing(
+    fake: FakeVBO, vbo: VBOClient, sleeps: list[float], value: str
+) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(503, **{"Retry-After": value}), JOB)
+    await vbo.job("j1")
+    assert len(job_gets(fake)) == 2
+    assert sleeps == [0.0]
+
+
+async def test_unreadable_retry_after_uses_the_backoff(fake: FakeVBO, retries: list[Any]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(503, **{"Retry-After": "whenever"}), JOB)
+    policy = RetryPolicy(wait_initial=0.001, wait_max=0.001, wait_jitter=0)
+    async with client_for(fake, retry=policy) as vbo:
+        await vbo.job("j1")
+    assert [d.wait_for for d in retries] == [0.001]
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(404, NotFoundError), (400, APIError), (403, APIError), (409, APIError), (422, APIError)],
+)
+async def test_client_errors_are_not_retried(
+    fake: FakeVBO, vbo: VBOClient, retries: list[Any], status: int, error: type[APIError]
+) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(status), JOB)
+    with pytest.raises(error) as info:
+        await vbo.job("j1")
+    assert info.value.status_code == status
+    assert len(job_gets(fake)) == 1
+    assert retries == []
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 4])
+async def test_attempts_are_bounded(fake: FakeVBO, attempts: int) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(503))
+    policy = RetryPolicy(attempts=attempts, wait_initial=0, wait_max=0, wait_jitter=0)
+    async with client_for(fake, retry=policy) as vbo:
+        with pytest.raises(ServerError) as info:
+            await vbo.job("j1")
+    assert info.value.status_code == 503
+    assert len(job_gets(fake)) == attempts
+
+
+async def test_default_attempts(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(502))
+    with pytest.raises(ServerError):
+        await vbo.job("j1")
+    assert len(job_gets(fake)) == FAST.attempts == 4
+
+
+async def test_statuses_are_configurable(fake: FakeVBO) -> None:
+    fake.route("GET", "/v1/Jobs/j1", failing(500), JOB)
+    policy = RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0, statuses=frozenset({503}))
+    async with client_for(fake, retry=policy) as vbo:
+        with pytest.raises(ServerError):
+            await vbo.job("j1")
+    assert len(job_gets(fake)) == 1
+
+
+# --- job actions: exactly once ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [503, 500, 502, 429])
+async def test_failing_job_start_is_sent_exactly_once(
+    fake: FakeVBO, vbo: VBOClient, retries: list[Any], status: int
+) -> None:
+    fake.route("POST", "/v1/Jobs/j1/Action", failing(status, **{"Retry-After": "0"}), httpx.Response(200))
+
+    with pytest.raises(APIError) as info:
+        await vbo.start_job("j1")
+
+    assert info.value.status_code == status
+    assert info.value.method == "POST"
+    assert info.value.url == f"{BASE}/v1/Jobs/j1/Action"
+    if status >= 500:
+        assert isinstance(info.value, ServerError)
+    posts = [r for r in fake.api_requests if r.method == "POST"]
+    assert len(posts) == 1
+    assert json.loads(posts[0].content) == {"start": None}
+    assert posts[0].content.replace(b" ", b"") == b'{"start":null}'
+    assert posts[0].headers["content-type"] == "application/json"
+    assert retries == []
+
+
+@pytest.mark.parametrize("action", ["start", "stop", "enable", "disable"])
+@pytest.mark.parametrize("answer", [httpx.Response(200), httpx.Response(204), json_response(200, {})])
+async def test_action_bodies(fake: FakeVBO, vbo: VBOClient, action: str, answer: httpx.Response) -> None:
+    fake.route("POST", "/v1/Jobs/j1/Action", answer)
+    method = getattr(vbo, f"{action}_job")
+
+    result = await method("j1")
+
+    assert result is None
+    (post,) = fake.api_requests
+    assert post.method == "POST"
+    assert str(post.url) == f"{BASE}/v1/Jobs/j1/Action"
+    assert json.loads(post.content) == {action: None}
+    assert post.content.replace(b" ", b"") == f'{{"{action}":null}}'.encode()
+    assert post.headers["content-type"] == "application/json"
+
+
+async def test_action_takes_a_job_model(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs/j1", JOB)
+    fake.route("POST", "/v1/Jobs/j1/Action", httpx.Response(200))
+    job = await vbo.job("j1")
+    await vbo.stop_job(job)
+    assert json.loads(fake.api_requests[-1].content) == {"stop": None}
+
+
+async def test_action_transport_error_is_not_retried(
+    fake: FakeVBO, vbo: VBOClient, retries: list[Any]
+) -> None:
+    def drop(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset by peer", request=request)
+
+    fake.route("POST", "/v1/Jobs/j1/Action", drop, httpx.Response(200))
+    with pytest.raises(TransportError):
+        await vbo.start_job("j1")
+    assert len([r for r in fake.api_requests if r.method == "POST"]) == 1
+    assert retries == []
+
+
+# --- transport errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.ConnectError("connection refused"),
+        httpx.ReadTimeout("read timed out"),
+        httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+        httpx.ReadError("connection reset"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_transport_errors_are_retried_for_get(
+    fake: FakeVBO, vbo: VBOClient, retries: list[Any], error: Exception
+) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    fake.route("GET", "/v1/Jobs/j1", fail, fail, JOB)
+    job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 3
+    assert len(retries) == 2
+    assert all(isinstance(d.caused_by, TransportError) for d in retries)
+
+
+async def test_transport_errors_end_after_the_attempts(fake: FakeVBO, vbo: VBOClient) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    fake.route("GET", "/v1/Jobs/j1", fail)
+    with pytest.raises(TransportError) as info:
+        await vbo.job("j1")
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert len(job_gets(fake)) == 4
+
+
+async def test_an_attempt_that_hangs_times_out_and_is_retried(fake: FakeVBO) -> None:
+    never = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    fake.route("GET", "/v1/Jobs/j1", hang, JOB)
+    async with client_for(fake, timeout=0.05) as vbo:
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 2
+
+
+async def test_an_attempt_that_always_hangs_is_a_transport_error(fake: FakeVBO) -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    fake.route("GET", "/v1/Jobs/j1", hang)
+    policy = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
+    async with client_for(fake, timeout=0.05, retry=policy) as vbo:
+        with pytest.raises(TransportError, match="no complete answer"):
+            await vbo.job("j1")
+    assert len(job_gets(fake)) == 2

@@ -1,0 +1,116 @@
+"""TLS on a real loopback server: a CA bundle or an SSLContext is trusted, the default store is not."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vbo_async import TransportError, VBOClient
+
+from .conftest import FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
+
+
+@pytest.fixture
+def fake_server() -> FakeVBO:
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "Mail", "isEnabled": "true"}])
+    return fake
+
+
+@pytest.fixture
+async def https_port(fake_server: FakeVBO, tls_files: tuple[Path, Path]) -> AsyncIterator[int]:
+    async with serve(as_asgi(fake_server.handler), certfile=tls_files[0]) as port:
+        yield port
+
+
+def client(port: int, **options: Any) -> VBOClient:
+    return VBOClient(f"https://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, retry=FAST, **options)
+
+
+@pytest.mark.parametrize("as_type", [str, Path])
+async def test_ca_bundle_path_is_trusted(
+    https_port: int, fake_server: FakeVBO, tls_files: tuple[Path, Path], as_type: type
+) -> None:
+    async with client(https_port, verify=as_type(tls_files[1])) as vbo:
+        (job,) = await vbo.jobs()
+    assert job.id == "j1"
+    assert job.is_enabled is True
+    assert fake_server.paths() == ["/v1/Token", "/v1/Jobs"]
+    assert all(r.url.scheme == "https" for r in fake_server.requests)
+
+
+async def test_ssl_context_is_trusted(
+    https_port: int, fake_server: FakeVBO, ca_context: ssl.SSLContext
+) -> None:
+    async with client(https_port, verify=ca_context) as vbo:
+        (job,) = await vbo.jobs()
+        (again,) = await vbo.jobs()
+    assert job.id == again.id == "j1"
+    assert fake_server.paths() == ["/v1/Token", "/v1/Jobs", "/v1/Jobs"]
+
+
+async def test_default_verification_refuses_an_unknown_ca(
+    https_port: int, fake_server: FakeVBO, retries: list[Any]
+) -> None:
+    async with client(https_port) as vbo:
+        with pytest.raises(TransportError) as info:
+            await vbo.jobs()
+    text = str(info.value).lower()
+    assert "certificate" in text
+    assert "verif" in text
+    assert retries == []  # a certificate error is not retried
+    assert vbo.token_requests == 1
+    assert fake_server.requests == []  # nothing got past the handshake
+    cause: BaseException | None = info.value.__cause__
+    seen = []
+    while cause is not None:
+        seen.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    assert any(isinstance(c, ssl.SSLCertVerificationError) for c in seen)
+
+
+async def test_a_context_without_the_ca_is_refused(
+    https_port: int, fake_server: FakeVBO, retries: list[Any]
+) -> None:
+    strict = ssl.create_default_context()
+    async with client(https_port, verify=strict) as vbo:
+        with pytest.raises(TransportError, match="certificate"):
+            await vbo.jobs()
+    assert retries == []
+    assert fake_server.requests == []
+
+
+async def test_verify_false_works_and_warns(
+    https_port: int, fake_server: FakeVBO, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="vbo_async")
+    async with client(https_port, verify=False) as vbo:
+        (job,) = await vbo.jobs()
+    assert job.id == "j1"
+    warnings = [r for r in caplog.records if r.name == "vbo_async" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "verification" in warnings[0].getMessage().lower()
+    assert "off" in warnings[0].getMessage().lower()
+
+
+async def test_verification_on_does_not_warn(
+    https_port: int, ca_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="vbo_async")
+    async with client(https_port, verify=ca_context) as vbo:
+        await vbo.jobs()
+    assert [r for r in caplog.records if r.name == "vbo_async"] == []
+
+
+async def test_plain_http_to_a_tls_port_is_a_transport_error(https_port: int, fake_server: FakeVBO) -> None:
+    async with VBOClient(
+        f"http://127.0.0.1:{https_port}", username=USERNAME, password=PASSWORD, retry=FAST
+    ) as vbo:
+        with pytest.raises(TransportError):
+            await vbo.jobs()
+    assert fake_server.requests == []
