@@ -303,8 +303,8 @@ def print_table(rows: list[Row], title: str) -> None:
 
     table = Table(title=title, header_style="bold")
     for column in ("Organization", "Job", "Last status", "Last run", "Next run", "Repository", "Proxy"):
-        table.add_column(column)
-    table.add_column("Latest session")
+        table.add_column(column, no_wrap=column in ("Last status", "Last run", "Next run"))
+    table.add_column("Latest session", no_wrap=True)
     for row in rows:
         if row.error:
             table.add_row(row.organization, "[red]error[/red]", f"[red]{row.error}[/red]", *[""] * 5)
@@ -326,7 +326,8 @@ def print_table(rows: list[Row], title: str) -> None:
             row.proxy or "-",
             session,
         )
-    Console().print(table)
+    # Piped output gets a wide console instead of rich's 80-column default, so rows stay whole.
+    Console(width=None if sys.stdout.isatty() else 220).print(table)
 
 
 def _when(value: dt.datetime | None) -> str:
