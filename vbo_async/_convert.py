@@ -70,6 +70,7 @@ ENUMS: tuple[type[OpenEnum], ...] = (
     ScheduleType,
 )
 _WINDOW_CACHE_SIZE = 4096
+_POLICY_CACHE_SIZE = 4096
 
 
 class WireValueError(ValueError):
@@ -286,10 +287,65 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> No
             fn = _aliasing(cls, make_dict_structure_fn(cls, converter, **renames))  # type: ignore[arg-type]
         else:
             fn = make_fast_structure_fn(cls, converter, WIRE_NAMES[cls], _alternatives(cls), _not_a_dict(cls))
+            if cls is m.SchedulePolicy:
+                fn = _shared_policies(fn)
         _register(converter, cls, fn)
         _register(converter, cls | None, _optional(fn))
 
     _configure_unstructuring(converter)
+
+
+def _shared_policies(structure: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+    """Share one `SchedulePolicy` between jobs whose wire policies are the same.
+
+    A sweep's jobs use a handful of schedules, almost always with an all-true or all-false
+    backup window, so the policy is looked up by its wire values (numbers with their type, so
+    ``1`` and ``true`` stay apart) instead of being rebuilt: a third of the cost of a job and
+    most of its memory. Anything else (a partial window, unhashable values) is built as usual.
+    """
+    cache: dict[tuple[Any, ...], T] = {}
+
+    def structure_shared(value: Any, type_: Any = None) -> T:
+        if value.__class__ is not dict:
+            return structure(value, type_)
+        window = value.get("backupWindow")
+        flags = window.get("backupIntervalsArray") if window.__class__ is dict else None
+        if flags.__class__ is not list:
+            return structure(value, type_)
+        size = len(flags)
+        trues = flags.count(True)
+        if trues != size and (trues or flags.count(False) != size):
+            return structure(value, type_)
+        get = value.get
+        offset = window.get("minuteOffset")
+        number = get("retryNumber")
+        wait = get("retryWaitInterval")
+        key = (
+            get("type"),
+            get("periodicallyEvery"),
+            get("dailyType"),
+            get("dailyTime"),
+            get("retryEnabled"),
+            number,
+            number.__class__,
+            wait,
+            wait.__class__,
+            trues == size,
+            size,
+            offset,
+            offset.__class__,
+        )
+        try:
+            shared = cache.get(key)
+        except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why
+            return structure(value, type_)
+        if shared is None:
+            shared = structure(value, type_)
+            if len(cache) < _POLICY_CACHE_SIZE:
+                cache[key] = shared
+        return shared
+
+    return structure_shared
 
 
 def _configure_unstructuring(converter: cattrs.Converter) -> None:

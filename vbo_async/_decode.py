@@ -24,6 +24,7 @@ from cattrs.errors import (
 from ._convert import WireValueError, make_converter, wire_name
 from ._exceptions import DecodeError
 from ._links import Navigator
+from ._pages import split_page
 
 __all__ = ["Decoder", "parse_json"]
 
@@ -52,6 +53,14 @@ class Decoder:
         self._fast = make_converter(navigator)
         self._detailed: cattrs.Converter | None = None
         self._hooks: dict[type[Any], Any] = {}
+
+    def page(self, body: bytes, cls: type[T], *, url: str | None = None) -> tuple[list[T], str | None]:
+        """Parse a collection body (a bare array or a page object) and structure its items:
+        (items, the ``next`` href as sent or None). The collector is paused for the whole batch."""
+        with _no_gc():
+            data = parse_json(body, method="GET", url=url)
+            items, next_href, path = split_page(data, url=url)
+            return self.many(items, cls, url=url, path=path), next_href
 
     def one(self, data: Any, cls: type[T], *, url: str | None = None, path: str = "$") -> T:
         """Structure one resource."""

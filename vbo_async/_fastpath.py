@@ -11,6 +11,7 @@ path. Both passes share the same hooks, so they accept exactly the same input.
 
 from __future__ import annotations
 
+import datetime as dt
 import types
 import typing
 from collections.abc import Callable
@@ -20,10 +21,12 @@ import attrs
 import cattrs
 
 from ._enums import OpenEnum
+from ._links import Link
 
 __all__ = ["make_fast_links_fn", "make_fast_structure_fn"]
 
 _INLINE_CLASS = {str: "str", int: "int"}
+_LINK_CACHE_SIZE = 65536
 
 
 def make_fast_structure_fn(
@@ -70,7 +73,18 @@ def _expression(
     call = f"{hook_name}(v, None)"
     none = " or v is None" if optional else ""
     if inner is bool:
-        return f"(v if (v := {read}) is True or v is False{none} else {call})"
+        # v1 sends "true"/"false": recognised here without a call; anything else goes to the hook.
+        strings = f'True if v == "true" else False if v == "false" else {call}'
+        return f"(v if (v := {read}) is True or v is False{none} else {strings})"
+    if inner is dt.datetime:
+        # The common case inline: an ISO string Python parses, with a zone. Anything else (no
+        # zone, more than 6 fractional digits on old Pythons, not a string) goes to the hook.
+        namespace["__fromiso"] = dt.datetime.fromisoformat
+        parsed = f"(d if (d := __fromiso(v)).tzinfo is not None else {call})"
+        guarded = f"({parsed} if v.__class__ is str else {call})"
+        if optional:
+            return f"(None if (v := {read}) is None else {guarded})"
+        return f"((v := {read}), {guarded})[1]"
     if inner in _INLINE_CLASS:
         return f"(v if (v := {read}).__class__ is {_INLINE_CLASS[inner]}{none} else {call})"
     if isinstance(inner, type) and issubclass(inner, OpenEnum):
@@ -103,34 +117,45 @@ def make_fast_links_fn(
         "__nav": navigator,
         "__error": error,
         "__absent": _absent_link,
+        "__remember": _remember,
     }
-    args = []
-    for index, (_, key, link_cls, target) in enumerate(spec):
+    lines = [
+        "def structure(o, _=None):",
+        "    if o.__class__ is not dict:",
+        "        if o is None:",
+        "            return __empty",
+        "        raise __error('_links', o)",
+        "    if not o:",
+        "        return __empty",
+        "    g = o.get",
+        "    r = __new(__cls)",
+    ]
+    namespace["__new"] = object.__new__
+    for index, (field, (_, key, link_cls, target)) in enumerate(zip(attrs.fields(cls), spec, strict=True)):
         namespace[f"__L{index}"] = link_cls
         namespace[f"__T{index}"] = target
+        namespace[f"__s{index}"] = _slot_setter(cls, field.name)
         href = "(e.get('href') if e.__class__ is dict else e)"
         make = f"__L{index}(h, {key!r}, __nav, __T{index})"
-        args.append(
-            f"None if (e := g({key!r})) is None else "
-            f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e, __error))"
+        if key != "self" and link_cls is Link:
+            # Links to shared resources (a job's organization, repository, proxy) repeat across
+            # a sweep: one immutable Link per href serves them all.
+            namespace[f"__c{index}"] = {}
+            make = f"(__c{index}.get(h) or __remember(__c{index}, h, {make}))"
+        lines.append(
+            f"    __s{index}(r, None if (e := g({key!r})) is None else "
+            f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e, __error)))"
         )
-    source = "\n".join(
-        [
-            "def structure(o, _=None):",
-            "    if o.__class__ is not dict:",
-            "        if o is None:",
-            "            return __empty",
-            "        raise __error('_links', o)",
-            "    if not o:",
-            "        return __empty",
-            "    g = o.get",
-            "    return __cls(",
-            *(f"        {arg}," for arg in args),
-            "    )",
-        ]
-    )
+    lines.append("    return r")
+    source = "\n".join(lines)
     exec(compile(source, f"<vbo_async fast links {cls.__name__}>", "exec"), namespace)
     return namespace["structure"]  # type: ignore[no-any-return]
+
+
+def _remember(cache: dict[str, Any], href: str, link: Any) -> Any:
+    if len(cache) < _LINK_CACHE_SIZE:
+        cache[href] = link
+    return link
 
 
 def _absent_link(href: Any, key: str, entry: Any, error: Callable[[str, Any], Exception]) -> None:

@@ -30,7 +30,6 @@ from ._exceptions import (
     ResponseTooLargeError,
     TransportError,
 )
-from ._pages import split_page
 from ._status import IDEMPOTENT_METHODS, RETRY_STATUSES, error_for_status, parse_retry_after
 from ._urls import ApiRoot
 
@@ -322,9 +321,9 @@ class Fetcher:
         """GET one page (or a bare array) of ``target`` items: (items, rebased next URL)."""
 
         async def load() -> tuple[list[T], str | None]:
-            data = await self.get_json(url)
-            items, next_href, path = split_page(data, url=url)
-            decoded = self.decoder.many(items, target, url=url, path=path)
+            answer = await self.send("GET", url)
+            body = self.expect_success(answer, "GET", url)
+            decoded, next_href = self.decoder.page(body, target, url=url)
             if next_href is None:
                 return decoded, None
             return decoded, self._api_root.rebase(next_href, context=url, relation="next")
