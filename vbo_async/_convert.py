@@ -308,7 +308,7 @@ def _shared_policies(structure: Callable[[Any, Any], T]) -> Callable[[Any, Any],
     def structure_shared(value: Any, type_: Any = None) -> T:
         if value.__class__ is not dict:
             return structure(value, type_)
-        window = value.get("backupWindow")
+        window: Any = value.get("backupWindow")
         flags = window.get("backupIntervalsArray") if window.__class__ is dict else None
         if flags.__class__ is not list:
             return structure(value, type_)
