@@ -27,6 +27,7 @@ from ._decode import Decoder, parse_json
 from ._exceptions import (
     AuthenticationError,
     ClientStateError,
+    LinkError,
     ResponseTooLargeError,
     TransportError,
 )
@@ -161,7 +162,7 @@ class Fetcher:
         method is idempotent."""
         self.check_usable()
         if not self._api_root.contains(url):
-            raise ClientStateError(f"refusing to send a request outside the API root: {url}")
+            raise LinkError(f"refusing to send a request outside the API root: {url}")
         if retry is None:
             retry = method in IDEMPOTENT_METHODS
         try:
@@ -206,7 +207,10 @@ class Fetcher:
         *,
         retryable: bool,
     ) -> Answer:
-        request = self._http.build_request(method, url, json=json, data=form)
+        try:
+            request = self._http.build_request(method, url, json=json, data=form)
+        except httpx.InvalidURL as exc:
+            raise LinkError(f"cannot request {url!r}: {exc}") from exc
         started = time.perf_counter()
         # Token requests are made from inside an API request's slot (by its auth flow), one at a
         # time; taking a slot of their own could deadlock when every slot waits for the token.

@@ -7,15 +7,19 @@ from the ``/{api_version}/`` segment on is kept, and joined to the client's own 
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 import attrs
+import httpx
 
 from ._exceptions import ConfigError, LinkError
 
 __all__ = ["ApiRoot"]
 
-_FORBIDDEN_CHARS = frozenset("\\\x00\r\n\t #")
+_CONTROL_CHARS = frozenset(map(chr, range(0x20))) | {"\x7f"}
+_FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
+"""Refused in an href's path segments (also percent-decoded) and query. ASCII control characters
+are among them because httpx refuses to build a request with one (``httpx.InvalidURL``)."""
 
 
 @attrs.frozen
@@ -32,15 +36,24 @@ class ApiRoot:
     _marker: str = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.base_url, str):
+            raise ConfigError(f"base_url must be a string, got {type(self.base_url).__name__}")
+        if not isinstance(self.api_version, str):
+            raise ConfigError(f"api_version must be a string, got {type(self.api_version).__name__}")
         base = self.base_url.rstrip("/")
-        parts = urlsplit(base)
+        parts = _split_base(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"base_url must be an absolute http(s) URL, got {self.base_url!r}")
         if parts.query or parts.fragment:
             raise ConfigError("base_url must not carry a query or a fragment")
+        _check_base(base, parts.path)
         version = self.api_version.strip("/")
         if not version or "/" in version:
             raise ConfigError(f"api_version must be one path segment, got {self.api_version!r}")
+        try:
+            httpx.URL(base)
+        except httpx.InvalidURL as exc:
+            raise ConfigError(f"base_url is not a valid URL: {exc}") from None
         object.__setattr__(self, "base_url", base)
         object.__setattr__(self, "api_version", version)
         object.__setattr__(self, "root", f"{base}/{version}")
@@ -85,6 +98,36 @@ class ApiRoot:
             raise LinkError(f"href {href!r} has a malformed query", href=href, relation=relation)
         url = f"{self.root}/{rest}"
         return f"{url}?{query}" if query else url
+
+
+def _split_base(base: str) -> SplitResult:
+    """``urlsplit`` of a base URL; credentials are refused before anything echoes the URL."""
+    if any(c in _CONTROL_CHARS or c.isspace() for c in base):
+        raise ConfigError("base_url must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(base)
+    except ValueError:
+        raise ConfigError("base_url is not a valid URL (malformed host)") from None
+    if "@" in parts.netloc:
+        raise ConfigError("base_url must not carry credentials (user:password@host); use username= and password=")
+    return parts
+
+
+def _check_base(base: str, path: str) -> None:
+    """Refuse what httpx would reject later or silently change: a missing host, a bad port,
+    backslashes or dot segments in the path prefix."""
+    parts = urlsplit(base)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"base_url has an invalid port: {base!r}") from None
+    del port
+    if not parts.hostname:
+        raise ConfigError(f"base_url names no host: {base!r}")
+    for segment in path.split("/"):
+        decoded = unquote(segment)
+        if decoded in (".", "..") or any(c in _FORBIDDEN_CHARS for c in decoded):
+            raise ConfigError(f"base_url has an unusable path prefix: {base!r}")
 
 
 def _is_absolute(href: str) -> bool:
