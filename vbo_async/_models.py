@@ -33,12 +33,16 @@ __all__ = [
 ]
 
 
+def _hours(flags: tuple[bool, ...]) -> str:
+    return f"<{sum(flags)} of {len(flags)} hours allowed>"
+
+
 @attrs.frozen
 class BackupWindow:
     """When backups may run: ``backup_intervals_array`` has one flag per hour of the week
     (168 = 7 days x 24 hours, Sunday first; index = day * 24 + hour)."""
 
-    backup_intervals_array: tuple[bool, ...] = ()
+    backup_intervals_array: tuple[bool, ...] = attrs.field(default=(), repr=_hours)
     minute_offset: int | None = None
 
     def allows(self, day: int, hour: int) -> bool:
