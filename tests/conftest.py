@@ -45,7 +45,9 @@ Handler = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"
 
 
 def _seed_path() -> Path:
-    candidates = []
+    # The repository ships a copy (tests/data) so a fresh clone tests on its own; the shared
+    # reference beside the checkout is the original (test_public_api checks they are equal).
+    candidates = [Path(__file__).parent / "data" / "seed-job.json"]
     if os.environ.get("VBO_SHARED"):
         candidates.append(Path(os.environ["VBO_SHARED"]) / "reference" / "seed-job.json")
     candidates.append(Path(__file__).parents[2] / "shared" / "reference" / "seed-job.json")

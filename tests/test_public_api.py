@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import importlib.metadata
 import inspect
+import json
 import re
 from pathlib import Path
 from types import ModuleType
@@ -158,3 +159,12 @@ def test_version_matches_the_distribution() -> None:
 
 def test_package_is_typed() -> None:
     assert (Path(vbo_async.__file__).parent / "py.typed").is_file()
+
+
+def test_the_shipped_seed_is_the_vendor_reference() -> None:
+    """tests/data/seed-job.json is a copy of the shared reference; they must not drift apart."""
+    shipped = Path(__file__).parent / "data" / "seed-job.json"
+    reference = Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed-job.json"
+    if not reference.is_file():
+        pytest.skip("the shared reference is not beside this checkout")
+    assert json.loads(shipped.read_text()) == json.loads(reference.read_text())

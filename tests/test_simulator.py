@@ -29,7 +29,7 @@ from vbo_async.simulator import (
 )
 
 SEED_JOB = json.loads(
-    (Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed-job.json").read_text()
+    (Path(__file__).resolve().parent / "data" / "seed-job.json").read_text()
 )[0]
 HOST = "vbo-sim.east.local:4443"
 STAMP_7 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}(Z|[+-]\d\d:\d\d)$")
