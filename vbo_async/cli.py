@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import getpass
 import json
+import logging
 import os
+import socket
 import sys
 import tempfile
 import tomllib
@@ -85,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="serve the simulator over HTTP(S)")
     simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=4443)
+    simulate.add_argument("--port", type=_port, default=4443, help="TCP port (0: any free port)")
     simulate.add_argument("--tls", action="store_true", help="serve HTTPS with a fresh certificate")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--organizations", type=_positive_int, default=20)
@@ -128,6 +131,16 @@ def _add_server(parser: argparse.ArgumentParser) -> None:
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 0-65535, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -182,6 +195,7 @@ async def run_poll(args: argparse.Namespace) -> list[Row]:
     try:
         targets: list[PollTarget] = []
         names: dict[int, str] = {}
+        unreachable: list[Row] = []
         for server in servers:
             client = VBOClient(
                 server["url"],
@@ -189,15 +203,21 @@ async def run_poll(args: argparse.Namespace) -> list[Row]:
                 password=_password(server["password_env"], f"Password for {server['name']}: "),
                 api_version=server.get("api_version", "v1"),
                 verify=_verify(server.get("ca_bundle"), bool(server.get("insecure", False))),
-                max_concurrency=int(server.get("max_concurrency", 10)),
+                max_concurrency=server.get("max_concurrency", 10),
             )
             clients.append(client)
             names[id(client)] = server["name"]
             organizations = server.get("organizations", "all")
             if organizations == "all":
-                organizations = [o.id for o in await client.organizations()]
+                try:
+                    organizations = [o.id for o in await client.organizations()]
+                except VBOError as exc:
+                    # Like a tenant's error: reported in its row, the other servers still polled.
+                    unreachable.append(_error_row(server["name"], "(all organizations)", exc))
+                    continue
             targets.extend(PollTarget(client=client, organization_id=org, name=org) for org in organizations)
-        return await _sweep(targets, args.concurrency, server=names, quiet=args.json)
+        rows = await _sweep(targets, args.concurrency, server=names, quiet=args.json)
+        return sorted([*rows, *unreachable], key=_row_order)
     finally:
         for client in clients:
             await client.aclose()
@@ -212,15 +232,23 @@ async def _sweep(
         async for result in poll_jobs(targets, concurrency=concurrency, follow=FOLLOW, on_progress=advance):
             name = server if isinstance(server, str) else server.get(id(result.target.client), "?")
             rows.extend(await _rows(result, name))
-    rows.sort(key=lambda row: (row.server, row.organization, row.job))
+    rows.sort(key=_row_order)
     return rows
+
+
+def _row_order(row: Row) -> tuple[str, str, str]:
+    return (row.server, row.organization, row.job)
+
+
+def _error_row(server: str, organization: str, error: VBOError) -> Row:
+    return Row(server, organization, "-", "-", None, None, None, None, None, None, None, None, str(error))
 
 
 async def _rows(result: PollResult, server: str) -> list[Row]:
     target = result.target
     organization = target.name or target.organization_id
     if result.error is not None:
-        return [Row(server, organization, "-", "-", None, None, None, None, None, None, None, None, str(result.error))]
+        return [_error_row(server, organization, result.error)]
     sessions = await asyncio.gather(*(_latest_session(job) for job in result.jobs))
     rows = []
     for job, session in zip(result.jobs, sessions, strict=True):
@@ -299,31 +327,36 @@ _STATUS_STYLE = {"Success": "green", "Warning": "yellow", "Failed": "bold red", 
 
 def print_table(rows: list[Row], title: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, header_style="bold")
+    table = Table(title=escape(title), header_style="bold")
     for column in ("Organization", "Job", "Last status", "Last run", "Next run", "Repository", "Proxy"):
         table.add_column(column, no_wrap=column in ("Last status", "Last run", "Next run"))
     table.add_column("Latest session", no_wrap=True)
     for row in rows:
         if row.error:
-            table.add_row(row.organization, "[red]error[/red]", f"[red]{row.error}[/red]", *[""] * 5)
+            # Names and messages come from the server: escaped, so "[x]" is shown, not read as markup.
+            error = f"[red]{escape(row.error)}[/red]"
+            table.add_row(escape(row.organization), "[red]error[/red]", error, *[""] * 5)
             continue
-        status = row.last_status or "-"
+        status = escape(row.last_status or "-")
         style = _STATUS_STYLE.get(status)
         session = "-"
         if row.latest_session:
             session_style = _STATUS_STYLE.get(row.latest_session)
-            label = f"[{session_style}]{row.latest_session}[/]" if session_style else row.latest_session
+            latest = escape(row.latest_session)
+            label = f"[{session_style}]{latest}[/]" if session_style else latest
             session = f"{label} {_when(row.latest_session_time)}"
+        job = escape(row.job)
         table.add_row(
-            row.organization,
-            row.job if row.enabled is not False else f"{row.job} [dim](disabled)[/dim]",
+            escape(row.organization),
+            job if row.enabled is not False else f"{job} [dim](disabled)[/dim]",
             f"[{style}]{status}[/]" if style else status,
             _when(row.last_run),
             _when(row.next_run),
-            row.repository or "-",
-            row.proxy or "-",
+            escape(row.repository or "-"),
+            escape(row.proxy or "-"),
             session,
         )
     # Piped output gets a wide console instead of rich's 80-column default, so rows stay whole.
@@ -364,13 +397,13 @@ def _verify(ca_bundle: Path | str | None, insecure: bool) -> bool | str:
 def _read_targets(path: Path) -> list[dict[str, Any]]:
     """Read and check a targets file::
 
-        [[servers]]
-        name = "east"
-        url = "https://vbo-east.example.com:4443"
-        username = "LAB\\\\svc-backup"
-        password_env = "VBO_EAST_PASSWORD"
-        organizations = ["2b1c0f4e-...", "..."]   # or "all" (the default)
-        # ca_bundle = "/etc/ssl/vbo-ca.pem", insecure = false, api_version = "v1"
+    [[servers]]
+    name = "east"
+    url = "https://vbo-east.example.com:4443"
+    username = "LAB\\\\svc-backup"
+    password_env = "VBO_EAST_PASSWORD"
+    organizations = ["2b1c0f4e-...", "..."]   # or "all" (the default)
+    # ca_bundle = "/etc/ssl/vbo-ca.pem", insecure = false, api_version = "v1"
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -385,11 +418,20 @@ def _read_targets(path: Path) -> list[dict[str, Any]]:
         where = f"{path}: server {index}"
         if not isinstance(server, dict):
             raise CLIError(f"{where} is not a table")
+        if "password" in server:
+            raise CLIError(f"{where}: put the password in an environment variable named by password_env")
         for key in ("url", "username", "password_env"):
             if not isinstance(server.get(key), str) or not server[key]:
                 raise CLIError(f"{where}: '{key}' (a string) is required")
-        if "password" in server:
-            raise CLIError(f"{where}: put the password in an environment variable named by password_env")
+        for key in ("name", "ca_bundle", "api_version"):
+            if key in server and (not isinstance(server[key], str) or not server[key]):
+                raise CLIError(f"{where}: '{key}' must be a non-empty string")
+        # bool("false") is True: a quoted "false" must not turn certificate checks off.
+        if not isinstance(server.get("insecure", False), bool):
+            raise CLIError(f"{where}: 'insecure' must be true or false (unquoted)")
+        concurrency = server.get("max_concurrency", 10)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise CLIError(f"{where}: 'max_concurrency' must be a positive integer")
         server.setdefault("name", server["url"])
         organizations = server.get("organizations", "all")
         if organizations != "all" and not (
@@ -422,26 +464,83 @@ def run_simulate(args: argparse.Namespace) -> None:
     app = create_app(config)
     scheme = "https" if args.tls else "http"
     options: dict[str, Any] = {}
-    if args.tls:
-        folder = Path(tempfile.mkdtemp(prefix="vbo-async-sim-"))
-        cert, key, ca = make_tls_material(folder)
-        options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-        print(f"CA bundle (pass as verify= or --ca-bundle): {ca}", flush=True)
-    print(
-        f"Serving the VBO v1 simulator at {scheme}://{args.host}:{args.port}/v1 "
-        f"(user {config.username!r}, password {config.password!r}; Ctrl-C stops)",
-        flush=True,
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **options)
+    # Listening before "Serving" is printed: a client that connects as soon as it reads the line
+    # is queued by the kernel instead of refused, and a busy port is one error line, not a lie.
+    sock = _listen(args.host, args.port)
+    try:
+        if args.tls:
+            folder = Path(tempfile.mkdtemp(prefix="vbo-async-sim-"))
+            cert, key, ca = make_tls_material(folder)
+            options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+            print(f"CA bundle (pass as verify= or --ca-bundle): {ca}", flush=True)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(
+            f"Serving the VBO v1 simulator at {scheme}://{host}:{sock.getsockname()[1]}/v1 "
+            f"(user {config.username!r}, password {config.password!r}; Ctrl-C stops)",
+            flush=True,
+        )
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn stops gracefully on Ctrl-C, then re-raises it
+            return
+        if not server.started:
+            raise CLIError("the simulator could not start (see the messages above)")
+    finally:
+        sock.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port``; a failure is a `CLIError`."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 # --- entry point ----------------------------------------------------------------------------------
+
+
+class _HideRetries(logging.Filter):
+    """Drops the per-attempt retry notes of vbo_async and stamina: the outcome is reported anyway."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "stamina" or record.name.startswith("stamina."):
+            return False
+        return not (record.name.startswith("vbo_async") and "retrying" in str(record.msg))
+
+
+def _configure_logging() -> None:
+    """Warnings (e.g. TLS verification off) as ``vbo-async: warning: ...`` lines on stderr.
+
+    Only when nobody configured logging (a program embedding `main` keeps its own handlers).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()  # sys.stderr
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("vbo-async: warning: %(message)s"))
+    handler.addFilter(_HideRetries())
+    root.addHandler(handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging()
     try:
         if args.command == "simulate":
             run_simulate(args)
@@ -456,6 +555,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`vbo-async demo | head`): stop quietly. Pointing stdout at
+        # /dev/null spares the interpreter a second failure when it flushes stdout at exit.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return EXIT_ERROR
     except (CLIError, VBOError) as exc:
         print(f"vbo-async: error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
