@@ -105,6 +105,8 @@ class FakeVBO:
         self.reject_all_tokens = False
         self.token_script: list[httpx.Response] = []
         """Answers the token endpoint gives before behaving normally (consumed in order)."""
+        self.before_token: Callable[[], Awaitable[None]] | None = None
+        """Awaited before each token request is answered (to hold it in flight)."""
         self._routes: dict[tuple[str, str], list[Any]] = {}
         self._calls: dict[tuple[str, str], int] = {}
         self._counter = itertools.count(1)
@@ -154,6 +156,8 @@ class FakeVBO:
         )
         self.requests.append(request)
         if self._is_token(request):
+            if self.before_token is not None:
+                await self.before_token()
             return self._token(request)
         header = request.headers.get("authorization", "")
         token = header.removeprefix("Bearer ")
@@ -322,7 +326,9 @@ async def serve(app: Any, *, certfile: Path | None = None) -> AsyncIterator[int]
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(certfile)} if certfile else {}
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11", **tls)
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", ws="none", http="h11", timeout_graceful_shutdown=2, **tls
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -123,6 +123,54 @@ async def test_every_call_after_a_refused_password_asks_again(fake: FakeVBO) -> 
     assert fake.grants() == ["password", "password"]
 
 
+async def test_concurrent_calls_share_one_refused_password_grant(fake: FakeVBO) -> None:
+    """A burst of refused logins can lock a directory account out: ask once, tell everyone."""
+    serve_jobs(fake, 10)
+    fake.before_token = lambda: asyncio.sleep(0.001)  # a real token request takes a while
+    async with client_for(fake, password="wrong") as vbo:
+        results = await asyncio.gather(*(vbo.job(f"j{i}") for i in range(10)), return_exceptions=True)
+        assert all(isinstance(r, AuthenticationError) for r in results), results
+        assert fake.grants() == ["password"]
+        with pytest.raises(AuthenticationError):
+            await vbo.job("j0")  # a later call asks again
+    assert fake.grants() == ["password", "password"]
+    assert fake.api_requests == []
+
+
+async def test_concurrent_calls_share_a_throttled_token_endpoint(fake: FakeVBO) -> None:
+    serve_jobs(fake, 10)
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "0"})] * 40
+    async with client_for(fake) as vbo:
+        results = await asyncio.gather(*(vbo.job(f"j{i}") for i in range(10)), return_exceptions=True)
+    assert all(isinstance(r, RateLimitedError) for r in results), results
+    assert len(fake.token_requests) == 4  # one caller's attempts, not ten callers' attempts
+
+
+async def test_a_cancelled_token_request_lets_the_next_caller_try(fake: FakeVBO) -> None:
+    serve_jobs(fake, 2)
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold_the_first() -> None:
+        if len(fake.token_requests) == 1:
+            entered.set()
+            await release.wait()
+
+    fake.before_token = hold_the_first
+    async with client_for(fake) as vbo:
+        first = asyncio.create_task(vbo.job("j0"))
+        await entered.wait()
+        second = asyncio.create_task(vbo.job("j1"))  # waits for the first caller's token request
+        await asyncio.sleep(0)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        job = await second
+    assert job.id == "j1"
+    assert len(fake.token_requests) == 2
+    assert fake.grants() == ["password"]  # the cancelled request never got its form read
+
+
 async def test_token_answer_without_access_token(fake: FakeVBO) -> None:
     serve_jobs(fake)
     fake.token_script = [json_response(200, {"token_type": "bearer"})]

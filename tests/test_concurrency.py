@@ -312,8 +312,27 @@ async def test_aclose_ends_a_job_action_in_flight_over_real_sockets() -> None:
         vbo = VBOClient(f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD)
         action = asyncio.create_task(vbo.start_job("j1"))
         await gate.entered.wait()
-        await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
-        with pytest.raises(VBOError):
-            await asyncio.wait_for(action, timeout=10)
-        gate.release.set()
+        try:
+            await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+            with pytest.raises(VBOError):
+                await asyncio.wait_for(action, timeout=10)
+        finally:
+            gate.release.set()
     assert len(fake.api_requests) == 1
+
+
+async def test_a_call_queued_for_a_slot_when_the_client_closes(fake: FakeVBO) -> None:
+    gate = Gate()
+    fake.route("GET", "/v1/Jobs/j1", gate.answer)
+    fake.route("POST", "/v1/Jobs/j2/Action", httpx.Response(200))
+    vbo = client_for(fake, max_concurrency=1)
+    holder = asyncio.create_task(vbo.job("j1"))
+    await gate.entered.wait()
+    queued = asyncio.create_task(vbo.start_job("j2"))  # waits for the only slot
+    await asyncio.sleep(0)
+
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+
+    results = await asyncio.gather(holder, queued, return_exceptions=True)
+    assert [type(r) for r in results] == [ClientStateError, ClientStateError]
+    assert [r.method for r in fake.api_requests] == ["GET"]

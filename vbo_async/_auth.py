@@ -72,6 +72,9 @@ class TokenManager:
         self._clock = clock
         self._token: Token | None = None
         self._lock = asyncio.Lock()
+        self._rounds = 0
+        """Renewals finished (or failed) so far: tells a caller whether one ended while it waited."""
+        self._failure: VBOError | None = None
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
 
@@ -83,21 +86,38 @@ class TokenManager:
         token = self._token
         if token is not None and self._clock() < token.refresh_at:
             return token
+        seen = self._rounds
         async with self._lock:
             token = self._token
             if token is not None and self._clock() < token.refresh_at:
                 return token
-            self._token = await self._obtain(token)
-            return self._token
+            return await self._renew_locked(token, seen)
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
         number of concurrent callers holding the same stale token."""
+        seen = self._rounds
         async with self._lock:
             if self._token is not None and self._token is not stale:
                 return self._token
-            self._token = await self._obtain(stale)
-            return self._token
+            return await self._renew_locked(stale, seen)
+
+    async def _renew_locked(self, old: Token | None, seen: int) -> Token:
+        if self._rounds != seen and self._failure is not None:
+            # A renewal failed while this caller waited for the lock: share that failure instead
+            # of asking again at once (a burst of refused password grants can lock the account
+            # out, and a throttled token endpoint would be hammered).
+            raise self._failure
+        self._failure = None
+        try:
+            token = await self._obtain(old)
+        except VBOError as exc:
+            self._failure = exc
+            raise
+        finally:
+            self._rounds += 1
+        self._token = token
+        return token
 
     def forget(self) -> None:
         """Drop the token (the client is closing)."""
