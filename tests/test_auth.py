@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from vbo_async import AuthenticationError, DecodeError, NotFoundError, RateLimitedError, VBOClient, VBOError
-from vbo_async._auth import Secret, TokenManager
+from vbo_async._auth import MAX_RENEWALS, Secret, TokenManager
 from vbo_async._tokens import parse_http_date, parse_token_response
 
 from .conftest import BASE, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, client_for, json_response, serve
@@ -434,9 +434,10 @@ async def test_a_401_loop_ends_in_authentication_error(fake: FakeVBO, vbo: VBOCl
 
     assert isinstance(info.value, VBOError)
     assert info.value.url == f"{BASE}/v1/Jobs"
-    assert fake.grants() == ["password", "refresh_token"]
-    assert len(fake.api_requests) == 2
-    assert len(fake.requests) == 4
+    # Bounded: the first token, then MAX_RENEWALS renewals, each followed by one replay.
+    assert fake.grants() == ["password"] + ["refresh_token"] * MAX_RENEWALS
+    assert len(fake.api_requests) == 1 + MAX_RENEWALS
+    assert len(fake.requests) == 2 * (1 + MAX_RENEWALS)
 
 
 async def test_a_401_loop_stays_bounded_under_concurrency(fake: FakeVBO, vbo: VBOClient) -> None:
@@ -444,8 +445,8 @@ async def test_a_401_loop_stays_bounded_under_concurrency(fake: FakeVBO, vbo: VB
     fake.reject_all_tokens = True
     results = await asyncio.gather(*(vbo.job(f"j{i}") for i in range(10)), return_exceptions=True)
     assert all(isinstance(r, AuthenticationError) for r in results)
-    assert len(fake.api_requests) <= 20
-    assert len(fake.token_requests) <= 11
+    assert len(fake.api_requests) <= 10 * (1 + MAX_RENEWALS)
+    assert len(fake.token_requests) <= 1 + 10 * MAX_RENEWALS
 
 
 # --- secrets stay secret --------------------------------------------------------------------------
@@ -494,7 +495,8 @@ async def test_secrets_appear_in_no_log_repr_or_error(caplog: pytest.LogCaptureF
             errors.append(refused.value)
 
     secrets = [PASSWORD, *(t for pair in fake.issued for t in pair)]
-    assert len(fake.issued) == 4  # password, refresh, password, refresh (in the 401 loop)
+    # password, refresh, then in the 401 loop a password grant and MAX_RENEWALS refreshes
+    assert len(fake.issued) == 3 + MAX_RENEWALS
     assert all(len(s) > 8 for s in secrets)
     texts = [record.getMessage() for record in caplog.records]
     texts.append(caplog.text)

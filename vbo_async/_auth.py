@@ -1,6 +1,6 @@
 """Bearer authentication as an ``httpx.Auth`` flow, over one token shared by every request.
 
-The flow attaches the current access token; on a 401 it renews the token once and replays the
+The flow attaches the current access token; on a 401 it renews the token and replays the
 request. `TokenManager` serialises renewals: however many requests see a 401 at once, one token
 request is made (the others find the token already replaced). Refresh uses the refresh-token grant
 shortly before expiry or after a 401, and falls back to the password grant when that is refused.
@@ -40,6 +40,12 @@ class Secret:
         return "Secret('***')"
 
     __str__ = __repr__
+
+
+MAX_RENEWALS = 2
+"""Renewals (and replays) one request may cause. A token can be revoked between its renewal and
+the replay, so one is not always enough; a server that refuses every fresh token still ends, after
+this many, in the 401 being raised as `AuthenticationError`."""
 
 
 class TokenUnavailable(Exception):
@@ -138,7 +144,7 @@ class TokenManager:
 
 
 class VBOAuth(httpx.Auth):
-    """``Authorization: Bearer`` on every request; one renewal and replay on a 401."""
+    """``Authorization: Bearer`` on every request; on a 401, renew and replay (bounded)."""
 
     def __init__(self, tokens: TokenManager) -> None:
         self._tokens = tokens
@@ -157,11 +163,13 @@ class VBOAuth(httpx.Auth):
             raise TokenUnavailable(exc) from exc
         request.headers["Authorization"] = f"Bearer {token.access_token}"
         response = yield request
-        if response.status_code == 401:
-            log.debug("401 from %s %s; renewing the token and replaying once", request.method, request.url)
+        for _ in range(MAX_RENEWALS):
+            if response.status_code != 401:
+                return
+            log.debug("401 from %s %s; renewing the token and replaying", request.method, request.url)
             try:
                 token = await self._tokens.renew(token)
             except VBOError as exc:
                 raise TokenUnavailable(exc) from exc
             request.headers["Authorization"] = f"Bearer {token.access_token}"
-            yield request
+            response = yield request

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, override
 
 from . import _models as m
@@ -74,7 +75,12 @@ _POLICY_CACHE_SIZE = 4096
 
 
 class WireValueError(ValueError):
-    """A wire value of the wrong kind; only ever seen wrapped in `DecodeError`."""
+    """A wire value of the wrong kind; only ever seen wrapped in `DecodeError`. ``suffix`` locates
+    it inside the value the hook was given (``[3]`` for the fourth flag of a window)."""
+
+    def __init__(self, message: str, *, suffix: str = "") -> None:
+        super().__init__(message)
+        self.suffix = suffix
 
 
 def _camel(name: str) -> str:
@@ -124,11 +130,13 @@ def _int(value: Any, _: object = None) -> int:
         text = value.strip()
         if text and (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
             return int(text)
-    elif value.__class__ is float and value.is_integer():
+    elif value.__class__ is float and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
+        # Beyond 2**53 a float is a rounded integer (orjson reads >64-bit integers as floats).
         return int(value)
     raise WireValueError(f"expected an integer, got {_kind(value)} {value!r:.40}")
 
 
+_EXACT_FLOAT_INT = 2**53
 _TRUE = frozenset({"true", "True", "TRUE", "1"})
 _FALSE = frozenset({"false", "False", "FALSE", "0"})
 
@@ -144,12 +152,18 @@ def _bool(value: Any, _: object = None) -> bool:
         folded = value.strip().lower()
         if folded in ("true", "false"):
             return folded == "true"
-    elif value.__class__ is int and value in (0, 1):
+    elif (value.__class__ is int or value.__class__ is float) and value in (0, 1):
         return value == 1
     raise WireValueError(f"expected a boolean, got {_kind(value)} {value!r:.40}")
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _normalise(text: str) -> str:
+    """What ``fromisoformat`` may refuse: surrounding space, more than 6 fractional digits, ``z``."""
+    text = _FRACTION.sub(r"\1", text.strip())
+    return text[:-1] + "Z" if text.endswith("z") else text
 
 
 def _datetime(value: Any, _: object = None) -> dt.datetime:
@@ -159,7 +173,7 @@ def _datetime(value: Any, _: object = None) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         try:
-            parsed = dt.datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
+            parsed = dt.datetime.fromisoformat(_normalise(value))
         except ValueError:
             raise WireValueError(f"expected an ISO 8601 timestamp, got {value!r:.40}") from None
     if parsed.tzinfo is None:
@@ -174,7 +188,7 @@ def _time(value: Any, _: object = None) -> dt.time:
         return dt.time.fromisoformat(value)
     except ValueError:
         try:
-            return dt.time.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
+            return dt.time.fromisoformat(_normalise(value))
         except ValueError:
             raise WireValueError(f"expected a time of day HH:MM[:SS], got {value!r:.40}") from None
 
@@ -222,11 +236,40 @@ def _window_hook() -> Callable[[Any, Any], tuple[bool, ...]]:
             key = tuple(value)
             shared = seen.get(key)
             if shared is None:
-                shared = tuple(_bool(flag) for flag in value)
+                shared = _flags(value)
                 if len(seen) < _WINDOW_CACHE_SIZE:
                     seen[key] = shared
             return shared
-        return tuple(_bool(flag) for flag in value)
+        return _flags(value)
+
+    return structure
+
+
+def _flags(values: list[Any]) -> tuple[bool, ...]:
+    flags = []
+    for index, value in enumerate(values):
+        try:
+            flags.append(_bool(value))
+        except WireValueError as exc:
+            raise WireValueError(str(exc), suffix=f"[{index}]") from None
+    return tuple(flags)
+
+
+def _tuple_of(cls: type[Any], item: Callable[[Any, Any], Any]) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """A JSON array of ``cls`` objects as a tuple; anything but an array is an error (a string or
+    an object must not be iterated into an empty or nonsense list)."""
+
+    def structure(value: Any, _: object = None) -> tuple[Any, ...]:
+        if value.__class__ is not list:
+            raise WireValueError(f"expected an array of {cls.__name__}, got {_kind(value)}")
+        items = []
+        for index, element in enumerate(value):
+            try:
+                items.append(item(element, cls))
+            except Exception as exc:
+                exc.add_note(IterableValidationNote(f"Structuring @ index {index}", index, cls))
+                raise IterableValidationError(f"while structuring {cls.__name__} items", [exc], cls) from None
+        return tuple(items)
 
     return structure
 
@@ -252,9 +295,7 @@ def _links_hook(cls: type[T], navigator: Navigator) -> Callable[[Any, Any], T]:
 
 
 def _link_error(key: str, value: Any) -> Exception:
-    if value.__class__ is not dict and value is not None and value.__class__ is not str:
-        return WireValueError(f"expected a _links object, got {_kind(value)}")
-    return WireValueError(f"link {key!r}: expected {{'href': string}}, got {value!r:.60}")
+    return WireValueError(f"expected a {key} object, got {_kind(value)}")
 
 
 # --- the converter ----------------------------------------------------------------------------------
@@ -291,6 +332,10 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> No
                 fn = _shared_policies(fn)
         _register(converter, cls, fn)
         _register(converter, cls | None, _optional(fn))
+        if cls is m.SelectedMailbox:  # Job.selected_mailboxes / excluded_mailboxes
+            many = _tuple_of(cls, fn)
+            _register(converter, tuple[m.SelectedMailbox, ...], many)
+            _register(converter, tuple[m.SelectedMailbox, ...] | None, _optional(many))
 
     _configure_unstructuring(converter)
 

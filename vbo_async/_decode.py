@@ -144,7 +144,7 @@ def _leaves(exc: BaseException, path: str, cls: type[Any]) -> Iterator[tuple[str
     elif isinstance(exc, KeyError):
         yield path, "required field missing"
     elif isinstance(exc, WireValueError):
-        yield path, str(exc)
+        yield path + exc.suffix, str(exc)
     else:
         yield path, f"{type(exc).__name__}: {exc}"
 

@@ -12,6 +12,7 @@ path. Both passes share the same hooks, so they accept exactly the same input.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import types
 import typing
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from ._links import Link
 
 __all__ = ["make_fast_links_fn", "make_fast_structure_fn"]
 
+log = logging.getLogger("vbo_async")
 _INLINE_CLASS = {str: "str", int: "int"}
 _LINK_CACHE_SIZE = 65536
 
@@ -108,8 +110,9 @@ def make_fast_links_fn(
     """A ``(value, type) -> cls`` function for a ``*Links`` class.
 
     ``spec`` lists (init alias, wire key, Link class, target) per field, in field order. An entry
-    that is missing, ``null`` or ``{"href": null}`` gives ``None``; ``error(key, value)`` builds the
-    exception for anything else that is not ``{"href": "..."}``.
+    that is missing, ``null`` or ``{"href": null}`` gives ``None``, as does (with a warning) one
+    that is not ``{"href": "..."}``; ``error("_links", value)`` builds the exception for a
+    ``_links`` that is not an object.
     """
     namespace: dict[str, Any] = {
         "__cls": cls,
@@ -144,7 +147,7 @@ def make_fast_links_fn(
             make = f"(__c{index}.get(h) or __remember(__c{index}, h, {make}))"
         lines.append(
             f"    __s{index}(r, None if (e := g({key!r})) is None else "
-            f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e, __error)))"
+            f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e)))"
         )
     lines.append("    return r")
     source = "\n".join(lines)
@@ -158,10 +161,13 @@ def _remember(cache: dict[str, Any], href: str, link: Any) -> Any:
     return link
 
 
-def _absent_link(href: Any, key: str, entry: Any, error: Callable[[str, Any], Exception]) -> None:
-    if href is None:
-        return None
-    raise error(key, entry)
+def _absent_link(href: Any, key: str, entry: Any) -> None:
+    """An entry that is not ``{"href": "..."}``: ``null`` is an absent link; anything else (a
+    number, a HAL array of links) is ignored with a warning, since links are hints and one bad
+    entry must not make the whole resource unreadable."""
+    if href is not None:
+        log.warning("ignoring the malformed %r link %r (expected {'href': string})", key, entry)
+    return None
 
 
 def _slot_setter(cls: type[Any], name: str) -> Callable[[Any, Any], None]:
