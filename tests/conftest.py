@@ -321,7 +321,7 @@ def as_asgi(handler: Handler) -> Callable[..., Awaitable[None]]:
 @contextlib.asynccontextmanager
 async def serve(app: Any, *, certfile: Path | None = None) -> AsyncIterator[int]:
     """Run ``app`` on a real uvicorn server on 127.0.0.1 (an ephemeral port); yield the port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

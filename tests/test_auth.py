@@ -229,6 +229,23 @@ async def test_refresh_refused_falls_back_to_the_password_grant(fake: FakeVBO, v
     assert fake.api_requests[-1].headers["authorization"] == f"Bearer {fake.issued[1][0]}"
 
 
+@pytest.mark.parametrize(
+    "answer", [b"<html>busy</html>", b'{"token_type": "bearer"}'], ids=["not-json", "no-access-token"]
+)
+async def test_an_unreadable_refresh_answer_falls_back_to_the_password_grant(
+    fake: FakeVBO, vbo: VBOClient, answer: bytes
+) -> None:
+    serve_jobs(fake)
+    await vbo.jobs()
+    fake.revoke()
+    fake.token_script = [httpx.Response(200, content=answer)]
+
+    (job,) = await vbo.jobs()
+
+    assert job.id == "j0"
+    assert fake.grants() == ["password", "refresh_token", "password"]
+
+
 async def test_each_refresh_uses_the_newest_refresh_token(fake: FakeVBO, vbo: VBOClient) -> None:
     serve_jobs(fake)
     for _ in range(3):

@@ -28,9 +28,7 @@ from vbo_async.simulator import (
     make_tls_material,
 )
 
-SEED_JOB = json.loads(
-    (Path(__file__).resolve().parent / "data" / "seed-job.json").read_text()
-)[0]
+SEED_JOB = json.loads((Path(__file__).resolve().parent / "data" / "seed-job.json").read_text())[0]
 HOST = "vbo-sim.east.local:4443"
 STAMP_7 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}(Z|[+-]\d\d:\d\d)$")
 STAMP_WHOLE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -758,7 +756,7 @@ async def test_faults_are_deterministic_per_fault_seed() -> None:
 async def test_serves_https_over_uvicorn(tmp_path: Path) -> None:
     cert_path, key_path, ca_path = make_tls_material(tmp_path)
     app = create_app(SimulatorConfig(seed=9))
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ._exceptions import AuthenticationError, ClientStateError, VBOError
+from ._exceptions import AuthenticationError, ClientStateError, DecodeError, VBOError
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
 __all__ = ["Secret", "TokenManager", "TokenUnavailable", "VBOAuth"]
@@ -133,8 +133,8 @@ class TokenManager:
         if old is not None and old.refresh_token is not None:
             try:
                 return await self._request(refresh_form(old.refresh_token))
-            except AuthenticationError:
-                log.debug("refresh token refused; using the password grant")
+            except (AuthenticationError, DecodeError):
+                log.debug("refresh token refused or its answer unreadable; using the password grant")
         return await self._request(password_form(self._username, self._password.reveal()))
 
     async def _request(self, form: dict[str, str]) -> Token:

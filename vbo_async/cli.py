@@ -493,6 +493,8 @@ def run_simulate(args: argparse.Namespace) -> None:
 def _listen(host: str, port: int) -> socket.socket:
     """A TCP socket listening on ``host``:``port``; a failure is a `CLIError`."""
     try:
+        # proto is IPPROTO_TCP here; asyncio sets TCP_NODELAY on accepted connections only then
+        # (a bare socket.socket() has proto 0, and every answer then waits ~40 ms for delayed ACKs).
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
