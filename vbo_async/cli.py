@@ -15,6 +15,7 @@ import getpass
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -467,10 +468,13 @@ def run_simulate(args: argparse.Namespace) -> None:
     # Listening before "Serving" is printed: a client that connects as soon as it reads the line
     # is queued by the kernel instead of refused, and a busy port is one error line, not a lie.
     sock = _listen(args.host, args.port)
+    # The TLS key is removed when the simulator stops; uvicorn re-raises SIGTERM after shutting
+    # down, so it is turned into SystemExit here to let the cleanup below run.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    folder = tempfile.TemporaryDirectory(prefix="vbo-async-sim-")
     try:
         if args.tls:
-            folder = Path(tempfile.mkdtemp(prefix="vbo-async-sim-"))
-            cert, key, ca = make_tls_material(folder)
+            cert, key, ca = make_tls_material(folder.name)
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
             print(f"CA bundle (pass as verify= or --ca-bundle): {ca}", flush=True)
         host = f"[{args.host}]" if ":" in args.host else args.host
@@ -488,6 +492,11 @@ def run_simulate(args: argparse.Namespace) -> None:
             raise CLIError("the simulator could not start (see the messages above)")
     finally:
         sock.close()
+        folder.cleanup()
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _listen(host: str, port: int) -> socket.socket:
