@@ -1,0 +1,164 @@
+"""Scaling benchmark: decode time over 10 → 10,000 jobs, sweep time over 10 → 1,000 tenants, and a plot."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+from pathlib import Path
+
+import orjson
+from _common import Table, Timing, fmt_ratio, fmt_seconds, time_sync
+from _data import wire_jobs
+from _decode import (
+    FLOOR,
+    FLOOR_NO_GC,
+    MSGSPEC_LAX,
+    PYDANTIC,
+    VBO,
+    VBO_PAGE_KEPT,
+    candidates,
+    client_decoder,
+)
+from _server import ServerConfig, serve
+from _sweep import Runner, raw_sweep
+
+__all__ = ["run"]
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PLOT_NAME = "benchmarks-scaling.png"
+DECODERS = (FLOOR, FLOOR_NO_GC, MSGSPEC_LAX, PYDANTIC, VBO, VBO_PAGE_KEPT)
+SHORT = {
+    FLOOR: "orjson.loads (floor)",
+    FLOOR_NO_GC: "orjson.loads, GC paused",
+    MSGSPEC_LAX: "msgspec, strict=False",
+    PYDANTIC: "pydantic v2",
+    VBO: "vbo-async many(loads(b))",
+    VBO_PAGE_KEPT: "vbo-async page(b) + young pass",
+}
+POLL = "poll_jobs concurrency=10, max_concurrency=10"
+RAW = "raw httpx sweep, concurrency 10"
+
+
+def _decode_scaling(sizes: tuple[int, ...], smoke: bool) -> dict[int, dict[str, Timing]]:
+    results = {}
+    for count in sizes:
+        body = orjson.dumps(wire_jobs(count))
+        chosen = {k: v for k, v in candidates(body, client_decoder()).items() if k in DECODERS}
+        repeats = 3 if smoke else 15
+        number = 1 if smoke else max(1, 2000 // count)
+        results[count] = time_sync(chosen, repeats=repeats, number=number)
+    return results
+
+
+def _sweep_scaling(tenants: tuple[int, ...], rounds: int) -> tuple[dict[int, Runner], int]:
+    runners: dict[int, Runner] = {}
+    with serve(ServerConfig(organizations=max(tenants))) as server:
+        asyncio.run(raw_sweep(server, server.organization_ids[:5], concurrency=5))  # warm the server
+        for number in range(rounds):
+            for count in tenants if number % 2 == 0 else reversed(tenants):
+                runner = runners.setdefault(count, Runner(server))
+                ids = server.organization_ids[:count]
+                plan = [(RAW, None), (POLL, 10)] if number % 2 == 0 else [(POLL, 10), (RAW, None)]
+                for name, max_concurrency in plan:
+                    runner.once(name, ids, concurrency=10, max_concurrency=max_concurrency)
+    return runners, max(tenants)
+
+
+def _plot(decode: dict[int, dict[str, Timing]], sweep: dict[int, Runner], path: Path, *, smoke: bool) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    sizes = sorted(decode)
+    for name in DECODERS:
+        if name not in decode[sizes[0]]:
+            continue
+        left.plot(sizes, [decode[n][name].median / n * 1e6 for n in sizes], marker="o", label=SHORT[name])
+    left.set_xscale("log")
+    left.set_xlabel("jobs decoded at once")
+    left.set_ylabel("µs per job (median)")
+    left.set_title("Decode: time per job")
+    left.set_ylim(bottom=0)
+    left.legend(fontsize=7)
+    left.grid(True, which="both", alpha=0.3)
+    tenants = sorted(sweep)
+    for name in (RAW, POLL):
+        right.plot(tenants, [sweep[n].median(name) / n * 1e3 for n in tenants], marker="o", label=name)
+    right.set_xscale("log")
+    right.set_xlabel("tenants (organizations) swept")
+    right.set_ylabel("ms per tenant (median)")
+    right.set_title("Sweep with repository + proxy resolved: time per tenant")
+    right.set_ylim(bottom=0)
+    right.legend(fontsize=7)
+    right.grid(True, which="both", alpha=0.3)
+    figure.suptitle(f"vbo-async scaling{' (smoke run: tiny sizes, meaningless)' if smoke else ''}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def run(*, smoke: bool, plot_dir: Path | None = None) -> list[str]:
+    """Print the scaling tables and write the plot; return the verdicts."""
+    sizes = (10, 30, 100) if smoke else (10, 30, 100, 300, 1_000, 3_000, 10_000)
+    tenants = (5, 10, 20) if smoke else (10, 30, 100, 300, 1_000)
+    decode = _decode_scaling(sizes, smoke)
+    names = [name for name in DECODERS if name in decode[sizes[0]]]
+    table = Table(
+        "Decode time per job by batch size (median per job; rows as in the decode tables)",
+        ["jobs", *(SHORT[name] for name in names)],
+    )
+    for count in sizes:
+        table.add(f"{count:,}", *(fmt_seconds(decode[count][name].median / count) for name in names))
+    first, last = (100 if 100 in sizes[:-1] else sizes[0]), sizes[-1]
+    growth = {
+        name: (decode[last][name].median / last) / (decode[first][name].median / first) for name in names
+    }
+    table.add(f"per job at {last:,} ÷ at {first:,}", *(fmt_ratio(growth[name]) for name in names))
+    table.print()
+
+    sweep, organizations = _sweep_scaling(tenants, 1 if smoke else 3)
+    sweep_table = Table(
+        f"Sweep time by tenants swept (loopback simulator with {organizations:,} organizations, every "
+        "job's repository and proxy resolved, concurrency 10; medians of "
+        f"{1 if smoke else 3} interleaved rounds)",
+        ["tenants", "jobs", "raw requests", "raw time", "raw per tenant", "poll requests", "poll time",
+         "poll per tenant", "poll ÷ raw"],
+    )  # fmt: skip
+    for count in tenants:
+        runner = sweep[count]
+        raw, poll = runner.outcomes[RAW], runner.outcomes[POLL]
+        sweep_table.add(
+            f"{count:,}",
+            f"{raw[0].jobs:,}",
+            f"{statistics.median(o.requests for o in raw):,.0f}",
+            fmt_seconds(runner.median(RAW)),
+            fmt_seconds(runner.median(RAW) / count),
+            f"{statistics.median(o.requests for o in poll):,.0f}",
+            fmt_seconds(runner.median(POLL)),
+            fmt_seconds(runner.median(POLL) / count),
+            fmt_ratio(runner.ratio(POLL, RAW)),
+        )
+    sweep_table.print()
+    low, high = (100 if 100 in tenants[:-1] else tenants[0]), tenants[-1]
+    poll_growth = (sweep[high].median(POLL) / high) / (sweep[low].median(POLL) / low)
+    raw_growth = (sweep[high].median(RAW) / high) / (sweep[low].median(RAW) / low)
+
+    directory = plot_dir if plot_dir is not None else (Path(tempfile.mkdtemp()) if smoke else DOCS)
+    path = _plot(decode, sweep, directory / PLOT_NAME, smoke=smoke)
+    print(f"Plot written to {path}\n")
+    vbo = VBO_PAGE_KEPT if VBO_PAGE_KEPT in growth else VBO
+    verdicts = [
+        f"scaling decode: per-job time at {last:,} jobs ÷ at {first:,}: vbo-async {fmt_ratio(growth[vbo])}, "
+        f"orjson floor {fmt_ratio(growth[FLOOR])}, pydantic {fmt_ratio(growth[PYDANTIC])} (1.00× = linear)",
+        f"scaling sweep: per-tenant time at {high:,} tenants ÷ at {low:,}: poll_jobs "
+        f"{fmt_ratio(poll_growth)}, raw sweep {fmt_ratio(raw_growth)} (1.00× = linear)",
+    ]
+    for line in verdicts:
+        print("*", line)
+    print()
+    return verdicts

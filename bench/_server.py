@@ -1,0 +1,144 @@
+"""A simulator on a loopback uvicorn server in a child process, with a request counter to read and reset.
+
+Run as a script by `serve` (never imported by the child): it binds 127.0.0.1 on an ephemeral port,
+prints the port on its first line of output and serves until terminated. The server has its own
+process, so its event loop and the benchmark's client loop never share a thread (or the GIL).
+``GET /_bench/stats`` answers the simulator's request count and ``POST /_bench/reset`` zeroes it;
+neither is counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import orjson
+from starlette.types import Receive, Scope, Send
+
+__all__ = ["Server", "ServerConfig", "serve"]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What the served simulator holds."""
+
+    organizations: int
+    jobs_per_organization: tuple[int, int] = (2, 5)
+    repositories: int = 20
+    proxies: int = 4
+    seed: int = 11
+
+    def args(self) -> list[str]:
+        low, high = self.jobs_per_organization
+        return [
+            f"--organizations={self.organizations}",
+            f"--jobs={low},{high}",
+            f"--repositories={self.repositories}",
+            f"--proxies={self.proxies}",
+            f"--seed={self.seed}",
+        ]
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running loopback simulator."""
+
+    port: int
+    organization_ids: list[str]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        httpx.post(f"{self.base_url}/_bench/reset").raise_for_status()
+
+    def requests(self) -> int:
+        """Requests the simulator has seen since the last `reset`."""
+        response = httpx.get(f"{self.base_url}/_bench/stats")
+        response.raise_for_status()
+        return int(response.json()["requests"])
+
+
+@contextlib.contextmanager
+def serve(config: ServerConfig) -> Iterator[Server]:
+    """Start the child process, yield the `Server`, and stop the child however the block ends."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, *config.args()], stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the simulator server did not start (said {line!r})")
+        base = f"http://127.0.0.1:{int(line)}"
+        ids = httpx.get(f"{base}/_bench/organizations").json()
+        yield Server(port=int(line), organization_ids=ids)
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _main() -> None:
+    import uvicorn
+
+    from vbo_async.simulator import SimulatorConfig, create_app
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--organizations", type=int, required=True)
+    parser.add_argument("--jobs", required=True)
+    parser.add_argument("--repositories", type=int, required=True)
+    parser.add_argument("--proxies", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    args = parser.parse_args()
+    low, high = (int(part) for part in args.jobs.split(","))
+    app = create_app(
+        SimulatorConfig(
+            seed=args.seed,
+            organizations=args.organizations,
+            jobs_per_organization=(low, high),
+            repositories=args.repositories,
+            proxies=args.proxies,
+        )
+    )
+    simulator = app.state.simulator
+
+    async def control(scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith("/_bench/"):
+            await app(scope, receive, send)
+            return
+        if path == "/_bench/reset":
+            simulator.reset_stats()
+            body = b"{}"
+        elif path == "/_bench/organizations":
+            body = orjson.dumps(simulator.organization_ids())
+        else:
+            body = orjson.dumps({"requests": simulator.stats.requests})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2048)
+    config = uvicorn.Config(
+        control, log_level="warning", access_log=False, lifespan="off", ws="none", http="h11", loop="asyncio"
+    )
+    print(listener.getsockname()[1], flush=True)
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+if __name__ == "__main__":
+    _main()

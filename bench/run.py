@@ -1,0 +1,63 @@
+"""Run vbo-async's benchmarks: ``python bench/run.py decode|overhead|sweep|memory|scaling|all [--smoke]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_facts
+
+BENCHMARKS = {
+    "decode": "_decode",
+    "overhead": "_overhead",
+    "sweep": "_sweep",
+    "memory": "_memory",
+    "scaling": "_scaling",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("benchmark", nargs="?", default="all", choices=[*BENCHMARKS, "all"])
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every benchmark at a tiny size (CI: proves they run, measures nothing; no plot in docs/)",
+    )
+    parser.add_argument(
+        "--plot-dir",
+        type=Path,
+        default=None,
+        help="where `scaling` writes its PNG (default: docs/, or a temporary directory with --smoke)",
+    )
+    args = parser.parse_args(argv)
+    names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
+    print(f"# vbo-async benchmarks: {', '.join(names)}{' (smoke)' if args.smoke else ''}\n")
+    print(machine_facts())
+    verdicts: list[str] = []
+    started = time.perf_counter()
+    for name in names:
+        module = importlib.import_module(BENCHMARKS[name])
+        print(f"## {name}\n", flush=True)
+        began = time.perf_counter()
+        if name == "scaling":
+            verdicts += module.run(smoke=args.smoke, plot_dir=args.plot_dir)
+        else:
+            verdicts += module.run(smoke=args.smoke)
+        print(f"({name} took {time.perf_counter() - began:.1f} s)\n", flush=True)
+    print("## Summary\n")
+    if args.smoke:
+        print("(smoke run: tiny sizes and single samples, so these verdicts measure nothing)\n")
+    for line in verdicts:
+        print("*", line)
+    print(f"\n(all took {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
