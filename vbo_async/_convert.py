@@ -214,35 +214,48 @@ def _enum_hook(cls: type[OpenEnum]) -> Callable[[Any, Any], OpenEnum | None]:
     return structure
 
 
-def _window_hook() -> Callable[[Any, Any], tuple[bool, ...]]:
-    """Backup windows: all-true/all-false/recurring windows are shared, not rebuilt per job."""
-    uniform: dict[tuple[bool, int], tuple[bool, ...]] = {}
-    seen: dict[tuple[Any, ...], tuple[bool, ...]] = {}
+class _Windows:
+    """Backup windows as canonical tuples, one per distinct window, shared by every job using it.
 
-    def structure(value: Any, _: object = None) -> tuple[bool, ...]:
-        if value.__class__ is not list:
-            if value is None:
-                return ()
-            raise WireValueError(f"expected an array of booleans, got {_kind(value)}")
+    All-true and all-false windows are recognised with two C-level counts; other windows are
+    looked up by value. A canonical tuple lives as long as the converter, so its identity can key
+    other caches (see `_shared_policies`).
+    """
+
+    def __init__(self) -> None:
+        self._uniform: dict[tuple[bool, int], tuple[bool, ...]] = {}
+        self._seen: dict[tuple[bool, ...], tuple[bool, ...]] = {}
+
+    def shared(self, value: list[Any]) -> tuple[bool, ...] | None:
+        """The canonical tuple of a list of flags, or None when an entry is not boolean-like or
+        the window is new and the cache of distinct windows is full."""
         size = len(value)
         trues = value.count(True)
         if trues == size or (trues == 0 and value.count(False) == size):
             flag = trues == size
-            shared = uniform.get((flag, size))
+            shared = self._uniform.get((flag, size))
             if shared is None:
-                shared = uniform[(flag, size)] = (flag,) * size
+                shared = self._uniform[(flag, size)] = (flag,) * size
             return shared
-        if trues + value.count(False) == size:
-            key = tuple(value)
-            shared = seen.get(key)
-            if shared is None:
-                shared = _flags(value)
-                if len(seen) < _WINDOW_CACHE_SIZE:
-                    seen[key] = shared
-            return shared
-        return _flags(value)
+        if trues + value.count(False) != size:
+            return None
+        shared = self._seen.get(tuple(value))  # 1 == 1.0 == True: equal windows share an entry
+        if shared is None and len(self._seen) < _WINDOW_CACHE_SIZE:
+            shared = tuple(map(bool, value))  # every entry is == True or == False here
+            self._seen[shared] = shared
+        return shared
 
-    return structure
+    def structure(self, value: Any, _: object = None) -> tuple[bool, ...]:
+        if value.__class__ is not list:
+            if value is None:
+                return ()
+            raise WireValueError(f"expected an array of booleans, got {_kind(value)}")
+        shared = self.shared(value)
+        if shared is not None:
+            return shared
+        if value.count(True) + value.count(False) == len(value):
+            return tuple(map(bool, value))  # a new window once the cache is full
+        return _flags(value)  # names the first entry that is not a flag
 
 
 def _flags(values: list[Any]) -> tuple[bool, ...]:
@@ -307,13 +320,14 @@ def _unions(hook: Callable[[Any, Any], Any], tp: Any) -> dict[Any, Callable[[Any
 
 def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> None:
     """Register every vbo-async hook on ``converter``; links it decodes follow via ``navigator``."""
+    windows = _Windows()
     hooks: dict[Any, Callable[[Any, Any], Any]] = {
         **_unions(_str, str),
         **_unions(_int, int),
         **_unions(_bool, bool),
         **_unions(_datetime, dt.datetime),
         **_unions(_time, dt.time),
-        tuple[bool, ...]: _window_hook(),
+        tuple[bool, ...]: windows.structure,
     }
     for enum_cls in ENUMS:
         hook = _enum_hook(enum_cls)
@@ -329,7 +343,7 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> No
         else:
             fn = make_fast_structure_fn(cls, converter, WIRE_NAMES[cls], _alternatives(cls), _not_a_dict(cls))
             if cls is m.SchedulePolicy:
-                fn = _shared_policies(fn)
+                fn = _shared_policies(fn, windows)
         _register(converter, cls, fn)
         _register(converter, cls | None, _optional(fn))
         if cls is m.SelectedMailbox:  # Job.selected_mailboxes / excluded_mailboxes
@@ -340,13 +354,14 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> No
     _configure_unstructuring(converter)
 
 
-def _shared_policies(structure: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+def _shared_policies(structure: Callable[[Any, Any], T], windows: _Windows) -> Callable[[Any, Any], T]:
     """Share one `SchedulePolicy` between jobs whose wire policies are the same.
 
-    A sweep's jobs use a handful of schedules, almost always with an all-true or all-false
-    backup window, so the policy is looked up by its wire values (numbers with their type, so
-    ``1`` and ``true`` stay apart) instead of being rebuilt: a third of the cost of a job and
-    most of its memory. Anything else (a partial window, unhashable values) is built as usual.
+    A sweep's jobs use a handful of schedules and windows, so the policy is looked up by its wire
+    values (numbers with their type, so ``1`` and ``true`` stay apart) and the identity of its
+    canonical window instead of being rebuilt: a third of the cost of a job and most of its
+    memory. Anything unusual (unhashable values, a window that is not all flags) is built as usual,
+    which also reports the error.
     """
     cache: dict[tuple[Any, ...], T] = {}
 
@@ -354,12 +369,9 @@ def _shared_policies(structure: Callable[[Any, Any], T]) -> Callable[[Any, Any],
         if value.__class__ is not dict:
             return structure(value, type_)
         window: Any = value.get("backupWindow")
-        flags = window.get("backupIntervalsArray") if window.__class__ is dict else None
-        if flags.__class__ is not list:
-            return structure(value, type_)
-        size = len(flags)
-        trues = flags.count(True)
-        if trues != size and (trues or flags.count(False) != size):
+        array = window.get("backupIntervalsArray") if window.__class__ is dict else None
+        flags = windows.shared(array) if array.__class__ is list else None
+        if flags is None:
             return structure(value, type_)
         get = value.get
         offset = window.get("minuteOffset")
@@ -375,8 +387,7 @@ def _shared_policies(structure: Callable[[Any, Any], T]) -> Callable[[Any, Any],
             number.__class__,
             wait,
             wait.__class__,
-            trues == size,
-            size,
+            id(flags),  # canonical windows live as long as the converter
             offset,
             offset.__class__,
         )
