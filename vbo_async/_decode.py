@@ -60,7 +60,7 @@ class Decoder:
         with _no_gc():
             data = parse_json(body, method="GET", url=url)
             items, next_href, path = split_page(data, url=url)
-            return self.many(items, cls, url=url, path=path), next_href
+            return self.many(items, cls, url=url, path=path, consume=True), next_href
 
     def one(self, data: Any, cls: type[T], *, url: str | None = None, path: str = "$") -> T:
         """Structure one resource."""
@@ -69,17 +69,37 @@ class Decoder:
         except Exception:
             return self._explain(data, cls, url=url, path=path)
 
-    def many(self, items: Any, cls: type[T], *, url: str | None = None, path: str = "$") -> list[T]:
-        """Structure a JSON array of resources."""
+    def many(
+        self,
+        items: Any,
+        cls: type[T],
+        *,
+        url: str | None = None,
+        path: str = "$",
+        consume: bool = False,
+    ) -> list[T]:
+        """Structure a JSON array of resources, with the collector paused.
+
+        ``consume`` releases each parsed item as soon as it is structured (the list is left full of
+        ``None``), so a large answer never holds all its dicts and all its models at once.
+        """
         if items.__class__ is not list:
             raise DecodeError(
                 f"expected an array of {cls.__name__}, got {type(items).__name__}", path=path, url=url
             )
         hook = self._hook(cls)
-        try:
-            return [hook(item, cls) for item in items]
-        except Exception:
-            return [self.one(item, cls, url=url, path=f"{path}[{i}]") for i, item in enumerate(items)]
+        decoded: list[T] = []
+        append = decoded.append
+        with _no_gc():
+            for index in range(len(items)):
+                item = items[index]
+                if consume:
+                    items[index] = None
+                try:
+                    append(hook(item, cls))
+                except Exception:  # the fast pass says no; the detailed pass decides and explains
+                    append(self._explain(item, cls, url=url, path=f"{path}[{index}]"))
+        return decoded
 
     def unstructure(self, model: Any) -> Any:
         """The v1 wire JSON of a model, a list of models, or anything JSON already."""
