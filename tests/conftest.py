@@ -370,3 +370,24 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# --- long variants (tests marked slow: the long soak) -----------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (the long soak); VBO_SOAK_LONG=1 does the same",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow") or os.environ.get("VBO_SOAK_LONG") == "1":
+        return
+    skip = pytest.mark.skip(reason="long variant: run with --run-slow or VBO_SOAK_LONG=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -66,19 +66,30 @@ class VBOClient:
             raise ConfigError("username must be a non-empty string")
         if not isinstance(password, str):
             raise ConfigError("password must be a string")
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        if not _is_int(max_concurrency) or max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be positive or None, got {timeout!r}")
-        if not isinstance(max_response_bytes, int) or max_response_bytes < 1:
+        if timeout is not None and not (_is_number(timeout) and timeout > 0):
+            raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        if not _is_int(max_response_bytes) or max_response_bytes < 1:
             raise ConfigError("max_response_bytes must be a positive integer")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigError(
+                f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
+            )
         self._root = ApiRoot(base_url, api_version)
         self._username = username
         http = httpx.AsyncClient(
             transport=transport,
             verify=_ssl_context(verify),
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            # One connection more than requests in flight, for the token request: a request that
+            # got a 401 keeps its connection while its auth flow renews the token, so with every
+            # slot on a 401 the renewal would otherwise wait for a connection until the timeout.
+            limits=httpx.Limits(
+                max_connections=max_concurrency + 1, max_keepalive_connections=max_concurrency + 1
+            ),
             follow_redirects=False,
             trust_env=False,
         )
@@ -128,7 +139,10 @@ class VBOClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel requests in flight, forget the token and close the connection pool."""
+        """Close the client: cancel the shared GETs in flight (their callers get `ClientStateError`),
+        forget the token and close the connection pool, which ends other requests still on the
+        wire with a `TransportError`. Every later call raises `ClientStateError`; closing twice is
+        harmless."""
         self._tokens.forget()
         await self._fetcher.aclose()
 
@@ -215,6 +229,14 @@ class VBOClient:
 
     async def _get(self, path: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(self._root.url(path), cls)  # type: ignore[no-any-return]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _id_of(value: Any) -> str:

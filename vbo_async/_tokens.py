@@ -61,6 +61,11 @@ def parse_token_response(data: Any, *, now: float, wall_now: dt.datetime) -> Tok
     neither present means the documented one-hour lifetime. Never fails on the date fields."""
     if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
         raise AuthenticationError("the token endpoint answered without an access_token")
+    if not _is_header_safe(data["access_token"]):
+        # Never echoed: it is a credential, and h11 would quote it in its "illegal header" error.
+        raise AuthenticationError(
+            "the token endpoint answered with an access_token that cannot be sent as a bearer token"
+        )
     refresh = data.get("refresh_token")
     lifetime = _lifetime(data, wall_now)
     return Token(
@@ -69,6 +74,11 @@ def parse_token_response(data: Any, *, now: float, wall_now: dt.datetime) -> Tok
         expires_at=now + lifetime,
         refresh_at=now + lifetime - min(_REFRESH_MARGIN, lifetime / 10),
     )
+
+
+def _is_header_safe(token: str) -> bool:
+    """Non-empty visible ASCII: what an ``Authorization: Bearer`` header value can carry."""
+    return bool(token) and token.isascii() and token.isprintable() and " " not in token
 
 
 def _lifetime(data: dict[str, Any], wall_now: dt.datetime) -> float:

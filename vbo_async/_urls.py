@@ -46,7 +46,7 @@ class ApiRoot:
             raise ConfigError(f"base_url must be an absolute http(s) URL, got {self.base_url!r}")
         if parts.query or parts.fragment:
             raise ConfigError("base_url must not carry a query or a fragment")
-        _check_base(base, parts.path)
+        _check_base(base, parts)
         version = self.api_version.strip("/")
         if not version or "/" in version:
             raise ConfigError(f"api_version must be one path segment, got {self.api_version!r}")
@@ -109,22 +109,22 @@ def _split_base(base: str) -> SplitResult:
     except ValueError:
         raise ConfigError("base_url is not a valid URL (malformed host)") from None
     if "@" in parts.netloc:
-        raise ConfigError("base_url must not carry credentials (user:password@host); use username= and password=")
+        raise ConfigError(
+            "base_url must not carry credentials (user:password@host); use username= and password="
+        )
     return parts
 
 
-def _check_base(base: str, path: str) -> None:
+def _check_base(base: str, parts: SplitResult) -> None:
     """Refuse what httpx would reject later or silently change: a missing host, a bad port,
     backslashes or dot segments in the path prefix."""
-    parts = urlsplit(base)
     try:
-        port = parts.port
+        parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
         raise ConfigError(f"base_url has an invalid port: {base!r}") from None
-    del port
     if not parts.hostname:
         raise ConfigError(f"base_url names no host: {base!r}")
-    for segment in path.split("/"):
+    for segment in parts.path.split("/"):
         decoded = unquote(segment)
         if decoded in (".", "..") or any(c in _FORBIDDEN_CHARS for c in decoded):
             raise ConfigError(f"base_url has an unusable path prefix: {base!r}")

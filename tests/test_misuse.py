@@ -1,0 +1,332 @@
+"""Misuse: a client used where it cannot work fails at once, with a typed error and no request.
+
+- bound to the event loop it was first used on: another loop (a later ``asyncio.run``, or a loop
+  in another thread) gets `ClientStateError` from every method, before anything is sent;
+- after ``aclose()`` every method that talks to the server fails the same way (``aclose()`` again
+  is fine; the pure ``to_wire``/``from_wire`` keep working);
+- ``verify=False`` logs one warning per client;
+- bad options raise `ConfigError` (also a ``ValueError``) naming the option, never the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from vbo_async import (
+    ClientStateError,
+    ConfigError,
+    Job,
+    PollTarget,
+    RetryPolicy,
+    VBOClient,
+    VBOError,
+    poll_jobs,
+)
+
+from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for
+
+ORG = "b2d9414d-c417-4a94-be3b-b38a3c2e8a7b"
+JOB = "70a8cbaf-642f-4c6f-934d-fb10e597a82a"
+
+Call = Callable[[VBOClient, Job], Awaitable[Any]]
+
+
+async def _drain(vbo: VBOClient, job: Job) -> list[Any]:
+    assert job.links.jobsessions is not None
+    return [session async for session in job.links.jobsessions]
+
+
+async def _follow(vbo: VBOClient, job: Job) -> Any:
+    assert job.links.repository is not None
+    return await vbo.follow(job.links.repository)
+
+
+async def _await_link(vbo: VBOClient, job: Job) -> Any:
+    assert job.links.organization is not None
+    return await job.links.organization
+
+
+async def _enter(vbo: VBOClient, job: Job) -> None:
+    async with vbo:
+        pass  # pragma: no cover - entering must fail
+
+
+CALLS: dict[str, Call] = {
+    "organizations": lambda vbo, job: vbo.organizations(),
+    "organization": lambda vbo, job: vbo.organization(ORG),
+    "organization_jobs": lambda vbo, job: vbo.organization_jobs(ORG),
+    "jobs": lambda vbo, job: vbo.jobs(),
+    "job": lambda vbo, job: vbo.job(JOB),
+    "job_session": lambda vbo, job: vbo.job_session("s1"),
+    "backup_repositories": lambda vbo, job: vbo.backup_repositories(),
+    "proxies": lambda vbo, job: vbo.proxies(),
+    "start_job": lambda vbo, job: vbo.start_job(job),
+    "stop_job": lambda vbo, job: vbo.stop_job(JOB),
+    "enable_job": lambda vbo, job: vbo.enable_job(JOB),
+    "disable_job": lambda vbo, job: vbo.disable_job(job),
+    "follow": _follow,
+    "await link": _await_link,
+    "async for link": _drain,
+    "async with": _enter,
+}
+"""Every way the public API can make a request."""
+
+
+def serving(fake: FakeVBO, seed_job: dict[str, Any]) -> FakeVBO:
+    """``fake`` answering every entry point, so that only the misuse can make a call fail."""
+    fake.route("GET", "/v1/Organizations", [])
+    fake.route("GET", f"/v1/Organizations/{ORG}", {"id": ORG})
+    fake.route("GET", f"/v1/Organizations/{ORG}/Jobs", [seed_job])
+    fake.route("GET", "/v1/Jobs", [seed_job])
+    fake.route("GET", f"/v1/Jobs/{JOB}", seed_job)
+    fake.route("GET", "/v1/JobSessions/s1", {"id": "s1"})
+    fake.route("GET", "/v1/BackupRepositories", [])
+    fake.route("GET", "/v1/Proxies", [])
+    for action in ("Action",):
+        fake.route("POST", f"/v1/Jobs/{JOB}/{action}", httpx.Response(200))
+    return fake
+
+
+# --- another event loop -----------------------------------------------------------------------------
+
+
+def test_a_client_used_in_a_later_asyncio_run_fails_at_once(seed_job: dict[str, Any]) -> None:
+    fake = serving(FakeVBO(), seed_job)
+    vbo = client_for(fake)
+
+    async def first() -> Job:
+        return await vbo.job(JOB)  # binds the client to this loop
+
+    job = asyncio.run(first())
+    sent = len(fake.requests)
+
+    async def second() -> dict[str, BaseException | None]:
+        outcomes: dict[str, BaseException | None] = {}
+        for name, call in CALLS.items():
+            try:
+                await call(vbo, job)
+            except BaseException as error:
+                outcomes[name] = error
+            else:  # pragma: no cover - a failure, reported below
+                outcomes[name] = None
+        return outcomes
+
+    outcomes = asyncio.run(second())
+    assert {name: type(error).__name__ for name, error in outcomes.items()} == dict.fromkeys(
+        CALLS, "ClientStateError"
+    )
+    assert all("event loop" in str(error) for error in outcomes.values())
+    assert len(fake.requests) == sent  # nothing was sent from the second loop
+
+    async def close() -> None:
+        await vbo.aclose()
+
+    asyncio.run(close())  # closing from another loop is allowed: it sends nothing
+
+
+def test_poll_jobs_in_another_loop_reports_each_tenant(seed_job: dict[str, Any]) -> None:
+    fake = serving(FakeVBO(), seed_job)
+    vbo = client_for(fake)
+    asyncio.run(vbo.job(JOB))
+    sent = len(fake.requests)
+
+    async def sweep() -> list[Any]:
+        targets = [PollTarget(client=vbo, organization_id=ORG, name=f"t{i}") for i in range(3)]
+        return [result async for result in poll_jobs(targets, follow=("repository",))]
+
+    results = asyncio.run(sweep())
+    assert [type(result.error).__name__ for result in results] == ["ClientStateError"] * 3
+    assert all(result.jobs == [] for result in results)
+    assert len(fake.requests) == sent
+
+
+async def test_a_loop_in_another_thread_fails_at_once(fake: FakeVBO, seed_job: dict[str, Any]) -> None:
+    serving(fake, seed_job)
+    async with client_for(fake) as vbo:
+        job = await vbo.job(JOB)
+        sent = len(fake.requests)
+        outcomes: dict[str, str] = {}
+
+        def other_loop() -> None:
+            async def use() -> None:
+                for name, call in CALLS.items():
+                    try:
+                        await call(vbo, job)
+                    except BaseException as error:
+                        outcomes[name] = type(error).__name__
+                    else:  # pragma: no cover - a failure, reported below
+                        outcomes[name] = "nothing"
+
+            asyncio.run(use())
+
+        thread = threading.Thread(target=other_loop)
+        thread.start()
+        await asyncio.to_thread(thread.join)
+
+        assert outcomes == dict.fromkeys(CALLS, "ClientStateError")
+        assert len(fake.requests) == sent
+        assert (await vbo.job(JOB)).id == JOB  # still fine on its own loop
+
+
+# --- after aclose() -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+async def test_every_method_fails_at_once_after_aclose(
+    fake: FakeVBO, seed_job: dict[str, Any], name: str
+) -> None:
+    serving(fake, seed_job)
+    vbo = client_for(fake)
+    job = await vbo.job(JOB)
+    await vbo.aclose()
+    sent = len(fake.requests)
+
+    with pytest.raises(ClientStateError, match="closed"):
+        await CALLS[name](vbo, job)
+
+    assert len(fake.requests) == sent
+    await vbo.aclose()  # twice is fine
+    await vbo.aclose()
+    assert "closed" in repr(vbo)
+
+
+async def test_poll_jobs_after_aclose_reports_each_tenant(fake: FakeVBO, seed_job: dict[str, Any]) -> None:
+    serving(fake, seed_job)
+    vbo = client_for(fake)
+    await vbo.aclose()
+    targets = [PollTarget(client=vbo, organization_id=ORG) for _ in range(2)]
+    async with poll_jobs(targets) as sweep:
+        results = [result async for result in sweep]
+    assert [type(result.error) for result in results] == [ClientStateError, ClientStateError]
+    assert fake.requests == []
+
+
+async def test_pure_conversions_still_work_after_aclose(seed_job: dict[str, Any]) -> None:
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD)
+    await vbo.aclose()
+    job = vbo.from_wire(seed_job, Job)
+    assert vbo.from_wire(vbo.to_wire(job), Job) == job
+    with pytest.raises(ClientStateError):
+        await job.links.organization  # type: ignore[misc]
+
+
+# --- verify=False ---------------------------------------------------------------------------------------
+
+
+async def test_verify_false_warns_once_per_client(fake: FakeVBO, caplog: pytest.LogCaptureFixture) -> None:
+    fake.route("GET", "/v1/Jobs", [])
+    caplog.set_level(logging.DEBUG, logger="vbo_async")
+
+    def warnings() -> list[logging.LogRecord]:
+        return [
+            r for r in caplog.records if r.levelno >= logging.WARNING and "verification" in r.getMessage()
+        ]
+
+    transport = httpx.MockTransport(fake.handler)
+    async with VBOClient(
+        BASE, username=USERNAME, password=PASSWORD, verify=False, transport=transport
+    ) as vbo:
+        for _ in range(3):
+            await vbo.jobs()
+    assert len(warnings()) == 1
+    (record,) = warnings()
+    assert record.name == "vbo_async"
+    assert "verify=False" in record.getMessage()
+    assert PASSWORD not in record.getMessage()
+
+    second = VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=False, transport=transport)
+    await second.aclose()
+    assert len(warnings()) == 2  # once per client, not once per process
+
+    async with VBOClient(BASE, username=USERNAME, password=PASSWORD, transport=transport) as verified:
+        await verified.jobs()
+    assert len(warnings()) == 2
+
+
+# --- bad options ------------------------------------------------------------------------------------------
+
+
+BAD_OPTIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("no scheme", {"base_url": "vbo.test:4443"}, "base_url"),
+    ("ftp", {"base_url": "ftp://vbo.test"}, "base_url"),
+    ("not a string", {"base_url": 4443}, "base_url"),
+    ("None", {"base_url": None}, "base_url"),
+    ("credentials", {"base_url": f"https://admin:{PASSWORD}@vbo.test:4443"}, "credentials"),
+    ("user only", {"base_url": "https://admin@vbo.test:4443"}, "credentials"),
+    ("space", {"base_url": "https://vbo test:4443"}, "base_url"),
+    ("control character", {"base_url": "https://vbo.test\x01:4443"}, "base_url"),
+    ("bad port", {"base_url": "https://vbo.test:44x3"}, "port"),
+    ("port out of range", {"base_url": "https://vbo.test:99999"}, "port"),
+    ("no host", {"base_url": "https://:4443"}, "host"),
+    ("bad IPv6", {"base_url": "https://[::1:4443"}, "base_url"),
+    ("query", {"base_url": "https://vbo.test/?x=1"}, "query"),
+    ("dot segments", {"base_url": "https://vbo.test/a/../b"}, "base_url"),
+    ("empty username", {"username": ""}, "username"),
+    ("username None", {"username": None}, "username"),
+    ("password None", {"password": None}, "password"),
+    ("password bytes", {"password": PASSWORD.encode()}, "password"),
+    ("negative max_concurrency", {"max_concurrency": -1}, "max_concurrency"),
+    ("zero max_concurrency", {"max_concurrency": 0}, "max_concurrency"),
+    ("bool max_concurrency", {"max_concurrency": True}, "max_concurrency"),
+    ("str max_concurrency", {"max_concurrency": "4"}, "max_concurrency"),
+    ("zero timeout", {"timeout": 0}, "timeout"),
+    ("negative timeout", {"timeout": -1.0}, "timeout"),
+    ("NaN timeout", {"timeout": math.nan}, "timeout"),
+    ("str timeout", {"timeout": "30"}, "timeout"),
+    ("zero max_response_bytes", {"max_response_bytes": 0}, "max_response_bytes"),
+    ("bool max_response_bytes", {"max_response_bytes": True}, "max_response_bytes"),
+    ("verify int", {"verify": 42}, "verify"),
+    ("verify None", {"verify": None}, "verify"),
+    ("verify bytes", {"verify": b"/etc/ssl"}, "verify"),
+    ("retry not a policy", {"retry": {"attempts": 3}}, "retry"),
+    ("transport not a transport", {"transport": "http://proxy"}, "transport"),
+    ("api_version empty", {"api_version": ""}, "api_version"),
+    ("api_version two segments", {"api_version": "v1/x"}, "api_version"),
+    ("api_version None", {"api_version": None}, "api_version"),
+]
+
+
+@pytest.mark.parametrize(("case", "options", "names"), BAD_OPTIONS, ids=[case for case, _, _ in BAD_OPTIONS])
+def test_bad_options_are_config_errors_without_the_password(
+    case: str, options: dict[str, Any], names: str
+) -> None:
+    kwargs: dict[str, Any] = {"base_url": BASE, "username": USERNAME, "password": PASSWORD, **options}
+    base_url = kwargs.pop("base_url")
+    with pytest.raises(ConfigError) as info:
+        VBOClient(base_url, **kwargs)
+    error = info.value
+    assert isinstance(error, ValueError)
+    assert isinstance(error, VBOError)
+    assert names in str(error)
+    assert PASSWORD not in str(error)
+    assert PASSWORD not in repr(error)
+    assert error.__cause__ is None or PASSWORD not in str(error.__cause__)
+
+
+def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
+    missing = tmp_path / "missing-ca.pem"
+    with pytest.raises(ConfigError, match="CA bundle") as info:
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=missing)
+    assert str(missing) in str(info.value)
+    assert PASSWORD not in str(info.value)
+
+
+def test_a_file_that_is_not_a_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match="CA bundle"):
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=bogus)
+
+
+def test_a_retry_policy_is_validated_where_it_is_built() -> None:
+    with pytest.raises(ValueError, match="attempts"):
+        RetryPolicy(attempts=0)
