@@ -730,3 +730,11 @@ async def test_a_single_resource_answering_an_array(fake: FakeVBO, vbo: VBOClien
     with pytest.raises(DecodeError) as info:
         await vbo.job(JOB_ID)
     assert info.value.path == "$"
+
+
+@pytest.mark.parametrize("wire", ["١٢", "²", "-", "1_000", " "])
+def test_numeric_strings_are_ascii_decimal_only(wire: str) -> None:
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p")
+    with pytest.raises(DecodeError, match=r"expected an integer") as info:
+        vbo.from_wire({"id": "r", "capacity": wire}, BackupRepository)
+    assert info.value.path == "$.capacity"

@@ -128,7 +128,7 @@ def _int(value: Any, _: object = None) -> int:
         return value
     if value.__class__ is str:
         text = value.strip()
-        if text and (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
+        if text.isascii() and (text.isdigit() or (text[:1] in ("+", "-") and text[1:].isdigit())):
             return int(text)
     elif value.__class__ is float and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
         # Beyond 2**53 a float is a rounded integer (orjson reads >64-bit integers as floats).
