@@ -16,7 +16,7 @@ _OUTCOME_RATES = ("error_rate", "rate_limit_rate", "drop_rate", "truncate_rate",
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{attribute.name} must be a number, got {value!r}")
+        raise ConfigError(f"{attribute.name} must be a number, got {value!r}")
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
@@ -37,7 +37,7 @@ def _rate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None
 def _int_at_least(minimum: int) -> Any:
     def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{attribute.name} must be an int, got {value!r}")
+            raise ConfigError(f"{attribute.name} must be an int, got {value!r}")
         if value < minimum:
             raise ConfigError(f"{attribute.name} must be >= {minimum}, got {value!r}")
 
@@ -50,7 +50,7 @@ def _int_range(instance: Any, attribute: attrs.Attribute[Any], value: object) ->
         or len(value) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        raise TypeError(f"{attribute.name} must be a (low, high) tuple of ints, got {value!r}")
+        raise ConfigError(f"{attribute.name} must be a (low, high) tuple of ints, got {value!r}")
     low, high = value
     if low < 0 or low > high:
         raise ConfigError(f"{attribute.name} must satisfy 0 <= low <= high, got {value!r}")
@@ -58,14 +58,14 @@ def _int_range(instance: Any, attribute: attrs.Attribute[Any], value: object) ->
 
 def _host(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value:
-        raise TypeError(f"{attribute.name} must be a non-empty string, got {value!r}")
+        raise ConfigError(f"{attribute.name} must be a non-empty string, got {value!r}")
     if any(c in value for c in "/\\?#@ \t\r\n"):
         raise ConfigError(f"{attribute.name} must be a bare host[:port], got {value!r}")
 
 
 def _non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value:
-        raise TypeError(f"{attribute.name} must be a non-empty string, got {value!r}")
+        raise ConfigError(f"{attribute.name} must be a non-empty string, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -111,7 +111,7 @@ class Faults:
 
 def _faults(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Faults):
-        raise TypeError(f"{attribute.name} must be a Faults instance, got {value!r}")
+        raise ConfigError(f"{attribute.name} must be a Faults instance, got {value!r}")
 
 
 def _unauthorized_body(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
