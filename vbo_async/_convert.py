@@ -412,19 +412,8 @@ def _configure_unstructuring(converter: cattrs.Converter) -> None:
     converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
     for enum_cls in ENUMS:
         converter.register_unstructure_hook(enum_cls, lambda member: str(member._value_))
-    for links_cls in LINKS:
-        converter.register_unstructure_hook(links_cls, _unstructure_links(links_cls))
-    for cls in MODELS:
+    for cls in (*MODELS, *LINKS):  # a *Links class is a model whose values are links
         converter.register_unstructure_hook(cls, _unstructure_model(cls, converter))
-
-
-def _unstructure_links(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
-    names = [(field.name, wire_name(cls, field.name)) for field in attrs.fields(cls)]
-
-    def unstructure(links: Any) -> dict[str, Any]:
-        return {key: {"href": link.href} for name, key in names if (link := getattr(links, name)) is not None}
-
-    return unstructure
 
 
 def _unstructure_model(cls: type[Any], converter: cattrs.Converter) -> Callable[[Any], dict[str, Any]]:
@@ -461,21 +450,14 @@ def _register(converter: cattrs.Converter, tp: Any, hook: Callable[[Any, Any], A
 
 
 def _aliasing(cls: type[T], fn: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
-    """Wrap a structure function so alternative wire spellings of a field are read too."""
-    alternatives = [(names[0], names[1:]) for (c, _), names in _ALIASES.items() if c is cls]
+    """Wrap a structure function so only objects are accepted and alternative wire spellings of
+    a field are read too."""
+    not_a_dict = _not_a_dict(cls)
+    alternatives = [(wire_name(cls, name), others) for name, others in _alternatives(cls).items()]
 
-    if not alternatives:
-
-        def checked(value: Any, type_: Any = cls) -> T:
-            if value.__class__ is not dict:
-                raise WireValueError(f"expected a {cls.__name__} object, got {_kind(value)}")
-            return fn(value, type_)
-
-        return checked
-
-    def aliased(value: Any, type_: Any = cls) -> T:
+    def structure(value: Any, type_: Any = cls) -> T:
         if value.__class__ is not dict:
-            raise WireValueError(f"expected a {cls.__name__} object, got {_kind(value)}")
+            raise not_a_dict(value)
         for main, others in alternatives:
             if main not in value:
                 for other in others:
@@ -484,7 +466,7 @@ def _aliasing(cls: type[T], fn: Callable[[Any, Any], T]) -> Callable[[Any, Any],
                         break
         return fn(value, type_)
 
-    return aliased
+    return structure
 
 
 def make_converter(navigator: Navigator, *, detailed: bool = False) -> cattrs.Converter:
