@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import pickle
+import weakref
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -134,6 +137,87 @@ async def test_seed_backup_window_keeps_each_hour(
     assert window.allows(0, 3) is True
     assert window.allows(0, 4) is False
     assert window.allows(1, 0) is True  # index 24
+
+
+def test_decoded_models_are_exactly_their_frozen_classes(vbo: VBOClient, seed_job: dict[str, Any]) -> None:
+    """The fast path fills a building subclass and then gives each object its real class."""
+    job = vbo.from_wire(seed_job, Job)
+    policy = job.schedule_policy
+    assert policy is not None
+    objects = [job, policy, policy.backup_window, job.links]
+    assert [type(o) for o in objects] == [Job, SchedulePolicy, BackupWindow, JobLinks]
+    for model in objects:
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            model.__setattr__("id", "other")
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            model.__delattr__("links" if model is job else attrs.fields(type(model))[0].name)
+        assert weakref.ref(model)() is model
+    for model in (policy, policy.backup_window):  # links hold their client, so only these
+        assert pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)) == model
+    assert job == vbo.from_wire(copy.deepcopy(seed_job), Job)
+    assert hash(policy) == hash(vbo.from_wire(copy.deepcopy(seed_job), Job).schedule_policy)
+
+
+def _with_window(job: dict[str, Any], flags: list[Any], **policy: Any) -> dict[str, Any]:
+    job = copy.deepcopy(job)
+    job["schedulePolicy"]["backupWindow"]["backupIntervalsArray"] = flags
+    job["schedulePolicy"].update(policy)
+    return job
+
+
+def test_equal_policies_are_shared_and_different_ones_are_not(
+    vbo: VBOClient, seed_job: dict[str, Any]
+) -> None:
+    mornings = [hour % 24 < 12 for hour in range(168)]
+    evenings = [hour % 24 >= 12 for hour in range(168)]
+    wires = [
+        _with_window(seed_job, mornings),
+        _with_window(seed_job, evenings),
+        _with_window(seed_job, mornings),
+        _with_window(seed_job, mornings, retryNumber=2),
+        _with_window(seed_job, mornings, retryNumber="1"),  # the same value, sent as a string
+    ]
+    a, b, c, d, e = (vbo.from_wire(wire, Job).schedule_policy for wire in wires)
+    assert a is c
+    assert a is not b
+    assert a != b
+    assert a.backup_window.backup_intervals_array == tuple(mornings)
+    assert b.backup_window.backup_intervals_array == tuple(evenings)
+    assert d is not a
+    assert d.retry_number == 2
+    assert e == a
+    assert type(e.retry_number) is int
+
+
+def test_a_window_written_with_numbers_or_strings_reads_as_the_same_flags(
+    vbo: VBOClient, seed_job: dict[str, Any]
+) -> None:
+    flags = [hour % 5 == 0 for hour in range(168)]
+    spellings = (flags, [int(f) for f in flags], [float(f) for f in flags], [str(f).lower() for f in flags])
+    for spelling in spellings:
+        policy = vbo.from_wire(_with_window(seed_job, spelling), Job).schedule_policy
+        window = policy.backup_window.backup_intervals_array
+        assert window == tuple(flags)
+        assert all(type(flag) is bool for flag in window)
+
+
+def test_many_windows_under_one_schedule_all_decode(vbo: VBOClient, seed_job: dict[str, Any]) -> None:
+    """More distinct windows than the policy cache keeps per schedule: each still decodes exactly,
+    first time and again."""
+    windows = [[hour % (n + 2) == 0 for hour in range(168)] for n in range(40)]
+    for _ in range(2):
+        for flags in windows:
+            policy = vbo.from_wire(_with_window(seed_job, flags), Job).schedule_policy
+            assert policy.backup_window.backup_intervals_array == tuple(flags)
+
+
+def test_a_bad_flag_fails_even_after_its_window_was_cached(vbo: VBOClient, seed_job: dict[str, Any]) -> None:
+    flags: list[Any] = [True] * 168
+    vbo.from_wire(_with_window(seed_job, flags), Job)
+    flags[7] = 2
+    with pytest.raises(DecodeError) as info:
+        vbo.from_wire(_with_window(seed_job, flags), Job)
+    assert info.value.path == "$.schedulePolicy.backupWindow.backupIntervalsArray[7]"
 
 
 async def test_seed_links(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]) -> None:

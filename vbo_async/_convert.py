@@ -72,6 +72,7 @@ ENUMS: tuple[type[OpenEnum], ...] = (
 )
 _WINDOW_CACHE_SIZE = 4096
 _POLICY_CACHE_SIZE = 4096
+_WINDOWS_PER_POLICY = 8
 
 
 class WireValueError(ValueError):
@@ -225,6 +226,7 @@ class _Windows:
     def __init__(self) -> None:
         self._uniform: dict[tuple[bool, int], tuple[bool, ...]] = {}
         self._seen: dict[tuple[bool, ...], tuple[bool, ...]] = {}
+        self._lists: dict[tuple[bool, ...], list[bool]] = {}
 
     def shared(self, value: list[Any]) -> tuple[bool, ...] | None:
         """The canonical tuple of a list of flags, or None when an entry is not boolean-like or
@@ -244,6 +246,16 @@ class _Windows:
             shared = tuple(map(bool, value))  # every entry is == True or == False here
             self._seen[shared] = shared
         return shared
+
+    def listed(self, flags: tuple[bool, ...]) -> list[bool]:
+        """``flags`` as a list, one per distinct window while the cache has room: what a wire
+        list is compared with in one C-level ``==``."""
+        found = self._lists.get(flags)
+        if found is None:
+            found = list(flags)
+            if len(self._lists) < _WINDOW_CACHE_SIZE:
+                self._lists[flags] = found
+        return found
 
     def structure(self, value: Any, _: object = None) -> tuple[bool, ...]:
         if value.__class__ is not list:
@@ -357,21 +369,23 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> No
 def _shared_policies(structure: Callable[[Any, Any], T], windows: _Windows) -> Callable[[Any, Any], T]:
     """Share one `SchedulePolicy` between jobs whose wire policies are the same.
 
-    A sweep's jobs use a handful of schedules and windows, so the policy is looked up by its wire
-    values (numbers with their type, so ``1`` and ``true`` stay apart) and the identity of its
-    canonical window instead of being rebuilt: a third of the cost of a job and most of its
-    memory. Anything unusual (unhashable values, a window that is not all flags) is built as usual,
-    which also reports the error.
+    A sweep's jobs use a handful of schedules and windows, so a policy is looked up instead of
+    rebuilt: a third of the cost of a job and most of its memory. The key is the policy's scalar
+    wire values (with their types, so ``1`` and ``true`` stay apart); under it sit the few
+    windows seen with those values, each as a list of flags that one C-level ``==`` compares with
+    the wire list (an identity check per flag). Anything unusual (unhashable values, a window that
+    is not all flags) is structured as usual, which also reports the error.
     """
-    cache: dict[tuple[Any, ...], T] = {}
+    cache: dict[tuple[Any, ...], list[tuple[list[bool], T]]] = {}
+    remembered = 0
 
     def structure_shared(value: Any, type_: Any = None) -> T:
+        nonlocal remembered
         if value.__class__ is not dict:
             return structure(value, type_)
         window: Any = value.get("backupWindow")
         array = window.get("backupIntervalsArray") if window.__class__ is dict else None
-        flags = windows.shared(array) if array.__class__ is list else None
-        if flags is None:
+        if array.__class__ is not list:
             return structure(value, type_)
         get = value.get
         offset = window.get("minuteOffset")
@@ -387,19 +401,23 @@ def _shared_policies(structure: Callable[[Any, Any], T], windows: _Windows) -> C
             number.__class__,
             wait,
             wait.__class__,
-            id(flags),  # canonical windows live as long as the converter
             offset,
             offset.__class__,
         )
         try:
-            shared = cache.get(key)
+            known = cache.get(key)
         except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why
             return structure(value, type_)
-        if shared is None:
-            shared = structure(value, type_)
-            if len(cache) < _POLICY_CACHE_SIZE:
-                cache[key] = shared
-        return shared
+        if known is not None:
+            for flags, shared in known:
+                if array == flags:  # 1 == True: the hooks read such a window as these flags too
+                    return shared
+        policy = structure(value, type_)
+        if remembered < _POLICY_CACHE_SIZE and (known is None or len(known) < _WINDOWS_PER_POLICY):
+            backup_window = policy.backup_window  # type: ignore[attr-defined]
+            cache.setdefault(key, []).append((windows.listed(backup_window.backup_intervals_array), policy))
+            remembered += 1
+        return policy
 
     return structure_shared
 
