@@ -22,6 +22,9 @@ from _decode import (
 )
 from _server import ServerConfig, serve
 from _sweep import Runner, raw_sweep
+from _work import CANDIDATES as WORK_CANDIDATES
+from _work import available as valgrind_available
+from _work import instructions_per_job
 
 __all__ = ["run"]
 
@@ -49,6 +52,36 @@ def _decode_scaling(sizes: tuple[int, ...], smoke: bool) -> dict[int, dict[str, 
         number = 1 if smoke else max(1, 2000 // count)
         results[count] = time_sync(chosen, repeats=repeats, number=number)
     return results
+
+
+def _work_table(sizes: tuple[int, ...], *, smoke: bool) -> str:
+    """Instructions per job by batch size (callgrind): the work, without the machine's noise and
+    memory hierarchy. Returns the verdict line."""
+    if not valgrind_available():
+        print("(valgrind is not installed: the instruction counts are skipped)\n")
+        return "scaling decode work (instructions per job): skipped, valgrind is not installed"
+    work = instructions_per_job(
+        {count: orjson.dumps(wire_jobs(count)) for count in sizes}, jobs_per_count=30 if smoke else 10_000
+    )
+    names = list(WORK_CANDIDATES)
+    page, floor = names[2], names[0]
+    table = Table(
+        "Work per job by batch size: instructions executed per decoded job (valgrind callgrind; "
+        "repeatable, unaffected by other tenants of the machine or by cache misses)",
+        ["jobs", *names, "page(b) ÷ floor"],
+    )
+    for count in sizes:
+        row = work[count]
+        table.add(f"{count:,}", *(f"{row[name]:,.0f}" for name in names), fmt_ratio(row[page] / row[floor]))
+    first, last = sizes[0], sizes[-1]
+    growth = {name: work[last][name] / work[first][name] for name in names}
+    table.add(f"per job at {last:,} ÷ at {first:,}", *(fmt_ratio(growth[name]) for name in names), "")
+    table.print()
+    return (
+        f"scaling decode work: instructions per job at {last:,} jobs ÷ at {first:,}: vbo-async page(b) "
+        f"{fmt_ratio(growth[page])}, orjson floor {fmt_ratio(growth[floor])}, orjson with the collector "
+        f"paused {fmt_ratio(growth[names[1]])} (1.00× = linear)"
+    )
 
 
 def _sweep_scaling(tenants: tuple[int, ...], rounds: int) -> tuple[dict[int, Runner], int]:
@@ -120,6 +153,7 @@ def run(*, smoke: bool, plot_dir: Path | None = None) -> list[str]:
     }
     table.add(f"per job at {last:,} ÷ at {first:,}", *(fmt_ratio(growth[name]) for name in names))
     table.print()
+    work_verdict = _work_table((10, 30) if smoke else (100, 1_000, 10_000), smoke=smoke)
 
     sweep, organizations = _sweep_scaling(tenants, 1 if smoke else 3)
     sweep_table = Table(
@@ -155,6 +189,7 @@ def run(*, smoke: bool, plot_dir: Path | None = None) -> list[str]:
     verdicts = [
         f"scaling decode: per-job time at {last:,} jobs ÷ at {first:,}: vbo-async {fmt_ratio(growth[vbo])}, "
         f"orjson floor {fmt_ratio(growth[FLOOR])}, pydantic {fmt_ratio(growth[PYDANTIC])} (1.00× = linear)",
+        work_verdict,
         f"scaling sweep: per-tenant time at {high:,} tenants ÷ at {low:,}: poll_jobs "
         f"{fmt_ratio(poll_growth)}, raw sweep {fmt_ratio(raw_growth)} (1.00× = linear)",
     ]
