@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from typing import Any
 
 import pytest
 
 from vbo_async import (
     BackupRepository,
+    ClientStateError,
     CollectionLink,
     ConfigError,
     Job,
@@ -278,6 +280,42 @@ async def test_follow_refuses_an_unsafe_link_and_non_links(
     with pytest.raises(ConfigError):
         await vbo.follow(f"{FOREIGN}/v1/Jobs/{JOB_ID}")  # type: ignore[arg-type]
     assert len(fake.requests) == sent
+
+
+async def test_a_pickled_job_keeps_its_links_unbound_until_followed(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    """Pickling leaves the client behind (it holds a connection pool and locks); the links of the
+    copy are followed through a client, and awaiting one directly says how."""
+    serve_link_targets(fake, seed)
+    (job,) = await vbo.jobs()
+    thawed = pickle.loads(pickle.dumps(job))
+    assert thawed == job
+    assert type(thawed.links.jobsessions) is CollectionLink
+    sent = len(fake.requests)
+    with pytest.raises(ClientStateError, match=r"client\.follow"):
+        await thawed.links.repository
+    with pytest.raises(ClientStateError):
+        [session async for session in thawed.links.jobsessions]
+    with pytest.raises(ClientStateError):
+        _ = thawed.links.proxy.url
+    assert len(fake.requests) == sent
+    repository = await vbo.follow(thawed.links.repository)
+    sessions = await vbo.follow(thawed.links.jobsessions)
+    assert repository.id == REPO_ID
+    assert [s.id for s in sessions] == [SESSION_ID]
+
+
+async def test_copies_of_a_job_keep_their_links_bound(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    serve_link_targets(fake, seed)
+    (job,) = await vbo.jobs()
+    for duplicate in (copy.copy(job), copy.deepcopy(job)):
+        assert duplicate == job
+        assert duplicate.links.proxy is job.links.proxy
+        proxy = await duplicate.links.proxy
+        assert proxy.id == PROXY_ID
 
 
 async def test_links_compare_by_relation_and_href(

@@ -219,8 +219,8 @@ class _Windows:
     """Backup windows as canonical tuples, one per distinct window, shared by every job using it.
 
     All-true and all-false windows are recognised with two C-level counts; other windows are
-    looked up by value. A canonical tuple lives as long as the converter, so its identity can key
-    other caches (see `_shared_policies`).
+    looked up by value. `listed` keeps one list per canonical window, for `_shared_policies` to
+    compare wire lists with.
     """
 
     def __init__(self) -> None:

@@ -18,6 +18,7 @@ a third of the descriptor calls, and a fifth of attrs' own frozen ``__init__``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import types
 import typing
@@ -70,7 +71,7 @@ def make_fast_structure_fn(
         lines.append(f"    r.{field.name} = {value}")
     lines += ["    r.__class__ = __cls", "    return r"]
     source = "\n".join(lines)
-    exec(compile(source, f"<vbo_async fast structure {cls.__name__}>", "exec"), namespace)
+    exec(_compiled(source, f"<vbo_async fast structure {cls.__name__}>"), namespace)
     return namespace["structure"]  # type: ignore[no-any-return]
 
 
@@ -161,7 +162,7 @@ def make_fast_links_fn(
         )
     lines += ["    r.__class__ = __cls", "    return r"]
     source = "\n".join(lines)
-    exec(compile(source, f"<vbo_async fast links {cls.__name__}>", "exec"), namespace)
+    exec(_compiled(source, f"<vbo_async fast links {cls.__name__}>"), namespace)
     return namespace["structure"]  # type: ignore[no-any-return]
 
 
@@ -180,6 +181,14 @@ def _absent_link(href: Any, key: str, entry: Any) -> None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str, filename: str) -> types.CodeType:
+    """The code of a generated function: the same for every client (only the namespace it runs
+    in differs), so it is compiled once per process, not once per client."""
+    return compile(source, filename, "exec")
+
+
+@functools.cache
 def building_class(cls: type[Any]) -> type[Any]:
     """A subclass of the frozen attrs class ``cls`` whose instances accept plain attribute
     assignment while a fast structure function fills them (see the module docstring).
@@ -187,6 +196,7 @@ def building_class(cls: type[Any]) -> type[Any]:
     Overriding both ``__setattr__`` and ``__delattr__`` with ``object``'s gives the class the
     generic attribute setter, which lets the interpreter specialise each assignment into a slot
     store. It adds no slots, so its instances can take ``cls`` as their class once filled.
+    One per model class, shared by every client's converter.
     """
     namespace = {
         "__slots__": (),

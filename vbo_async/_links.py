@@ -2,13 +2,16 @@
 
 A `Link` holds the server's href as sent and the navigator of the client that decoded it; it is
 rebased onto the client's API root only when followed (a `LinkError` then, before any request).
-Following is lazy and goes through the client, so identical GETs in flight are shared.
+Following is lazy and goes through the client, so identical GETs in flight are shared. A pickled
+link leaves its client behind: unpickled, it is unbound and followed with ``client.follow(link)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from ._exceptions import ClientStateError
 
 if TYPE_CHECKING:
     from ._urls import ApiRoot
@@ -36,6 +39,8 @@ class Link(Generic[T]):
 
     ``href`` is exactly what the server sent; ``url`` is where the client will send the request
     (the href rebased onto the client's base URL). Two links are equal when relation and href are.
+    Links are immutable: copies are the link itself, and a pickled link is unpickled unbound (its
+    client stays behind), to be followed with ``client.follow(link)``.
     """
 
     __slots__ = ("_navigator", "_target", "href", "relation")
@@ -43,7 +48,9 @@ class Link(Generic[T]):
     href: str
     relation: str
 
-    def __init__(self, href: str, relation: str, navigator: Navigator, target: type[Any] | None) -> None:
+    def __init__(
+        self, href: str, relation: str, navigator: Navigator | None, target: type[Any] | None
+    ) -> None:
         self.href = href
         self.relation = relation
         self._navigator = navigator
@@ -57,10 +64,27 @@ class Link(Generic[T]):
     @property
     def url(self) -> str:
         """The absolute URL this link is followed at; raises `LinkError` for an unsafe href."""
-        return self._navigator.api_root.rebase(self.href, relation=self.relation)
+        return self._bound().api_root.rebase(self.href, relation=self.relation)
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self._navigator.fetch_one(self.url, self._target).__await__()
+        return self._bound().fetch_one(self.url, self._target).__await__()
+
+    def _bound(self) -> Navigator:
+        if self._navigator is None:
+            raise ClientStateError(
+                f"the {self.relation!r} link is not bound to a client (it was unpickled or built "
+                "without one): follow it with client.follow(link)"
+            )
+        return self._navigator
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.href, self.relation, None, self._target))
+
+    def __copy__(self) -> Link[T]:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Link[T]:
+        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(relation={self.relation!r}, href={self.href!r})"
@@ -81,10 +105,10 @@ class CollectionLink(Link[list[T]]):
     __slots__ = ()
 
     def __await__(self) -> Generator[Any, None, list[T]]:
-        return self._navigator.fetch_all(self.url, self._item_type()).__await__()
+        return self._bound().fetch_all(self.url, self._item_type()).__await__()
 
     def __aiter__(self) -> AsyncIterator[T]:
-        return self._navigator.iterate(self.url, self._item_type())
+        return self._bound().iterate(self.url, self._item_type())
 
     def _item_type(self) -> type[Any]:
         return self._target if self._target is not None else object
