@@ -32,7 +32,7 @@ from ._enums import (
     ProxyStatus,
     ScheduleType,
 )
-from ._fastpath import make_fast_links_fn, make_fast_structure_fn
+from ._fastpath import building_class, make_fast_links_fn, make_fast_structure_fn
 from ._links import Link, Navigator
 
 __all__ = ["WIRE_NAMES", "WireValueError", "configure_converter", "make_converter", "wire_name"]
@@ -102,6 +102,8 @@ def _build_wire_names() -> dict[type[Any], dict[str, str]]:
 
 WIRE_NAMES: dict[type[Any], dict[str, str]] = _build_wire_names()
 """Attribute name -> wire name, per model class (read-only by convention)."""
+_BUILDING: dict[type[Any], type[Any]] = {cls: building_class(cls) for cls in (*MODELS, *LINKS)}
+"""The class each model is filled as by the fast path (read-only; see `building_class`)."""
 
 
 def wire_name(cls: type[Any], attribute: str) -> str:
@@ -316,7 +318,7 @@ def _link_fields(cls: type[Any]) -> list[tuple[str, str, type[Link[Any]], type[A
 def _links_hook(cls: type[T], navigator: Navigator) -> Callable[[Any, Any], T]:
     """Structure a ``_links`` object: each ``{"href": ...}`` becomes a `Link` bound to
     ``navigator``; a missing entry, ``null`` or ``{"href": null}`` is an absent link."""
-    return make_fast_links_fn(cls, _link_fields(cls), navigator, _link_error)
+    return make_fast_links_fn(cls, _BUILDING[cls], _link_fields(cls), navigator, _link_error)
 
 
 def _link_error(key: str, value: Any) -> Exception:
@@ -353,7 +355,9 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> No
             renames = {name: override(rename=wire) for name, wire in WIRE_NAMES[cls].items()}
             fn = _aliasing(cls, make_dict_structure_fn(cls, converter, **renames))  # type: ignore[arg-type]
         else:
-            fn = make_fast_structure_fn(cls, converter, WIRE_NAMES[cls], _alternatives(cls), _not_a_dict(cls))
+            fn = make_fast_structure_fn(
+                cls, _BUILDING[cls], converter, WIRE_NAMES[cls], _alternatives(cls), _not_a_dict(cls)
+            )
             if cls is m.SchedulePolicy:
                 fn = _shared_policies(fn, windows)
         _register(converter, cls, fn)

@@ -40,18 +40,20 @@ _LINK_CACHE_SIZE = 65536
 
 def make_fast_structure_fn(
     cls: type[Any],
+    building: type[Any],
     converter: cattrs.Converter,
     wire_names: dict[str, str],
     alternatives: dict[str, tuple[str, ...]],
     not_a_dict: Callable[[Any], Exception],
 ) -> Callable[[Any, Any], Any]:
-    """A ``(value, type) -> cls`` function reading ``cls``'s fields under ``wire_names``.
+    """A ``(value, type) -> cls`` function reading ``cls``'s fields under ``wire_names``, filling
+    an instance of ``building`` (its `building_class`).
 
     ``alternatives`` maps an attribute to further wire spellings read when the main one is absent.
     """
     namespace: dict[str, Any] = {
         "__cls": cls,
-        "__building": building_class(cls),
+        "__building": building,
         "__new": object.__new__,
         "__not_a_dict": not_a_dict,
     }
@@ -114,6 +116,7 @@ def _expression(
 
 def make_fast_links_fn(
     cls: type[Any],
+    building: type[Any],
     spec: list[tuple[str, str, type[Any], type[Any] | None]],
     navigator: object,
     error: Callable[[str, Any], Exception],
@@ -127,7 +130,7 @@ def make_fast_links_fn(
     """
     namespace: dict[str, Any] = {
         "__cls": cls,
-        "__building": building_class(cls),
+        "__building": building,
         "__new": object.__new__,
         "__empty": cls(),
         "__nav": navigator,
@@ -188,7 +191,6 @@ def _compiled(source: str, filename: str) -> types.CodeType:
     return compile(source, filename, "exec")
 
 
-@functools.cache
 def building_class(cls: type[Any]) -> type[Any]:
     """A subclass of the frozen attrs class ``cls`` whose instances accept plain attribute
     assignment while a fast structure function fills them (see the module docstring).
@@ -196,7 +198,7 @@ def building_class(cls: type[Any]) -> type[Any]:
     Overriding both ``__setattr__`` and ``__delattr__`` with ``object``'s gives the class the
     generic attribute setter, which lets the interpreter specialise each assignment into a slot
     store. It adds no slots, so its instances can take ``cls`` as their class once filled.
-    One per model class, shared by every client's converter.
+    `_convert` builds one per model class at import, shared by every client's converter.
     """
     namespace = {
         "__slots__": (),
