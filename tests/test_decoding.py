@@ -277,17 +277,17 @@ async def test_seed_decodes_to_the_expected_job_as_a_whole(
             retry_wait_interval=5,
         ),
         links=JobLinks(
-            self_=Link(f"{base}/Jobs/{JOB_ID}", "self", None, Job),  # type: ignore[arg-type]
-            organization=Link(f"{base}/Organizations/{ORG_ID}", "organization", None, Organization),  # type: ignore[arg-type]
-            repository=Link(f"{base}/BackupRepositories/{REPO_ID}", "repository", None, BackupRepository),  # type: ignore[arg-type]
-            proxy=Link(f"{base}/Proxies/{PROXY_ID}", "proxy", None, Proxy),  # type: ignore[arg-type]
+            self_=Link(f"{base}/Jobs/{JOB_ID}", "self", None, Job),
+            organization=Link(f"{base}/Organizations/{ORG_ID}", "organization", None, Organization),
+            repository=Link(f"{base}/BackupRepositories/{REPO_ID}", "repository", None, BackupRepository),
+            proxy=Link(f"{base}/Proxies/{PROXY_ID}", "proxy", None, Proxy),
             selected_mailboxes=CollectionLink(
                 f"{base}/Jobs/{JOB_ID}/SelectedMailboxes",
                 "selectedMailboxes",
-                None,  # type: ignore[arg-type]
+                None,
                 SelectedMailbox,
             ),
-            jobsessions=CollectionLink(f"{base}/Jobs/{JOB_ID}/JobSessions", "jobsessions", None, JobSession),  # type: ignore[arg-type]
+            jobsessions=CollectionLink(f"{base}/Jobs/{JOB_ID}/JobSessions", "jobsessions", None, JobSession),
         ),
     )
     assert job == expected

@@ -11,8 +11,8 @@ Filling a frozen attrs instance normally goes through a slot descriptor's ``__se
 class forbids ``setattr``), a slow generic call per field. Instead each object is built as an
 instance of a `building_class`: a subclass with the same slots and plain attribute assignment,
 which the interpreter turns into direct slot stores; the finished object is then given its real
-class (``__class__`` assignment, allowed between classes of the same layout). Together that costs
-a third of the descriptor calls, and a fifth of attrs' own frozen ``__init__``.
+class (``__class__`` assignment, allowed between classes of the same layout). For eight fields
+that takes 0.4x the time of the descriptor calls and 0.25x that of attrs' own frozen ``__init__``.
 """
 
 from __future__ import annotations
