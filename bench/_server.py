@@ -133,8 +133,17 @@ def _main() -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(2048)
+    # Keep-alive well beyond uvicorn's 5 s: a pooled connection the server closes just as a client
+    # reuses it ends the raw sweep, which retries nothing (seen once when the machine stalled).
     config = uvicorn.Config(
-        control, log_level="warning", access_log=False, lifespan="off", ws="none", http="h11", loop="asyncio"
+        control,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        ws="none",
+        http="h11",
+        loop="asyncio",
+        timeout_keep_alive=120,
     )
     print(listener.getsockname()[1], flush=True)
     uvicorn.Server(config).run(sockets=[listener])
