@@ -39,6 +39,8 @@ SHORT = {
     VBO: "vbo-async many(loads(b))",
     VBO_PAGE_KEPT: "vbo-async page(b) + young pass",
 }
+WORK_TWINS = (FLOOR, FLOOR_NO_GC, VBO_PAGE_KEPT)
+"""The timed decoder each row of the work table counts (in `WORK_CANDIDATES` order)."""
 POLL = "poll_jobs concurrency=10, max_concurrency=10"
 RAW = "raw httpx sweep, concurrency 10"
 
@@ -54,12 +56,15 @@ def _decode_scaling(sizes: tuple[int, ...], smoke: bool) -> dict[int, dict[str, 
     return results
 
 
-def _work_table(sizes: tuple[int, ...], *, smoke: bool) -> str:
+Work = dict[int, dict[str, float]]
+
+
+def _work_table(sizes: tuple[int, ...], *, smoke: bool) -> tuple[str, Work | None]:
     """Instructions per job by batch size (callgrind): the work, without the machine's noise and
-    memory hierarchy. Returns the verdict line."""
+    memory hierarchy. Returns the verdict line and the counts (None without valgrind)."""
     if not valgrind_available():
         print("(valgrind is not installed: the instruction counts are skipped)\n")
-        return "scaling decode work (instructions per job): skipped, valgrind is not installed"
+        return "scaling decode work (instructions per job): skipped, valgrind is not installed", None
     work = instructions_per_job(
         {count: orjson.dumps(wire_jobs(count)) for count in sizes}, jobs_per_count=30 if smoke else 10_000
     )
@@ -77,11 +82,12 @@ def _work_table(sizes: tuple[int, ...], *, smoke: bool) -> str:
     growth = {name: work[last][name] / work[first][name] for name in names}
     table.add(f"per job at {last:,} ÷ at {first:,}", *(fmt_ratio(growth[name]) for name in names), "")
     table.print()
-    return (
+    verdict = (
         f"scaling decode work: instructions per job at {last:,} jobs ÷ at {first:,}: vbo-async page(b) "
         f"{fmt_ratio(growth[page])}, orjson floor {fmt_ratio(growth[floor])}, orjson with the collector "
         f"paused {fmt_ratio(growth[names[1]])} (1.00× = linear)"
     )
+    return verdict, work
 
 
 def _sweep_scaling(tenants: tuple[int, ...], rounds: int) -> tuple[dict[int, Runner], int]:
@@ -98,18 +104,33 @@ def _sweep_scaling(tenants: tuple[int, ...], rounds: int) -> tuple[dict[int, Run
     return runners, max(tenants)
 
 
-def _plot(decode: dict[int, dict[str, Timing]], sweep: dict[int, Runner], path: Path, *, smoke: bool) -> Path:
+def _plot(
+    decode: dict[int, dict[str, Timing]],
+    work: Work | None,
+    sweep: dict[int, Runner],
+    path: Path,
+    *,
+    smoke: bool,
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    panels = 3 if work else 2
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.8))
+    left, right = axes[0], axes[-1]
     sizes = sorted(decode)
     for name in DECODERS:
         if name not in decode[sizes[0]]:
             continue
-        left.plot(sizes, [decode[n][name].median / n * 1e6 for n in sizes], marker="o", label=SHORT[name])
+        left.plot(
+            sizes,
+            [decode[n][name].median / n * 1e6 for n in sizes],
+            marker="o",
+            label=SHORT[name],
+            color=f"C{DECODERS.index(name)}",
+        )
     left.set_xscale("log")
     left.set_xlabel("jobs decoded at once")
     left.set_ylabel("µs per job (median)")
@@ -127,6 +148,24 @@ def _plot(decode: dict[int, dict[str, Timing]], sweep: dict[int, Runner], path: 
     right.set_ylim(bottom=0)
     right.legend(fontsize=7)
     right.grid(True, which="both", alpha=0.3)
+    if work:
+        middle = axes[1]
+        counts = sorted(work)
+        # The colours of the same decoders in the time panel.
+        colours = {
+            name: f"C{DECODERS.index(twin)}" for name, twin in zip(WORK_CANDIDATES, WORK_TWINS, strict=True)
+        }
+        for name in WORK_CANDIDATES:
+            middle.plot(
+                counts, [work[n][name] / 1e3 for n in counts], marker="o", label=name, color=colours[name]
+            )
+        middle.set_xscale("log")
+        middle.set_xlabel("jobs decoded at once")
+        middle.set_ylabel("thousand instructions per job")
+        middle.set_title("Decode: work per job (callgrind)")
+        middle.set_ylim(bottom=0)
+        middle.legend(fontsize=7)
+        middle.grid(True, which="both", alpha=0.3)
     figure.suptitle(f"vbo-async scaling{' (smoke run: tiny sizes, meaningless)' if smoke else ''}")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +192,7 @@ def run(*, smoke: bool, plot_dir: Path | None = None) -> list[str]:
     }
     table.add(f"per job at {last:,} ÷ at {first:,}", *(fmt_ratio(growth[name]) for name in names))
     table.print()
-    work_verdict = _work_table((10, 30) if smoke else (100, 1_000, 10_000), smoke=smoke)
+    work_verdict, work = _work_table((10, 30) if smoke else (100, 1_000, 10_000), smoke=smoke)
 
     sweep, organizations = _sweep_scaling(tenants, 1 if smoke else 3)
     sweep_table = Table(
@@ -183,7 +222,7 @@ def run(*, smoke: bool, plot_dir: Path | None = None) -> list[str]:
     raw_growth = (sweep[high].median(RAW) / high) / (sweep[low].median(RAW) / low)
 
     directory = plot_dir if plot_dir is not None else (Path(tempfile.mkdtemp()) if smoke else DOCS)
-    path = _plot(decode, sweep, directory / PLOT_NAME, smoke=smoke)
+    path = _plot(decode, work, sweep, directory / PLOT_NAME, smoke=smoke)
     print(f"Plot written to {path}\n")
     vbo = VBO_PAGE_KEPT if VBO_PAGE_KEPT in growth else VBO
     verdicts = [
