@@ -526,7 +526,10 @@ async def scenario_truncated_over_sockets() -> Outcome:
 
 async def scenario_malformed_from_the_simulator() -> Outcome:
     """The simulator's own malformed-body fault on every request: a 200 that is not JSON."""
-    app = create_app(SimulatorConfig(seed=1, organizations=1, faults=Faults(malformed_rate=1.0)))
+    config = SimulatorConfig(
+        seed=1, organizations=1, username=USERNAME, password=PASSWORD, faults=Faults(malformed_rate=1.0)
+    )
+    app = create_app(config)
     async with client("https://vbo.test", transport=httpx.ASGITransport(app=app)) as vbo:
         outcome = await outcome_of("simulator malformed_rate=1", "DecodeError", vbo.organizations())
     return outcome

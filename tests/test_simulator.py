@@ -713,6 +713,20 @@ async def test_malformed_faults_send_a_200_that_is_not_json() -> None:
     assert simulator.stats.faults["malformed"] == 1
 
 
+async def test_malformed_faults_leave_answers_that_are_not_successes_alone() -> None:
+    """A refusal stays a refusal: a malformed body is a fault of successful answers only, so a
+    client under malformed_rate still sees the 401 that makes it renew its token."""
+    simulator = faulty(malformed_rate=1.0)
+    async with client_for(create_app(simulator=simulator)) as client:
+        refused = await client.get("/v1/Jobs")  # no token
+        wrong = await client.post("/v1/Token", data={**PASSWORD_FORM, "password": "wrong"})
+    assert refused.status_code == 401
+    assert "message" in refused.json()
+    assert wrong.status_code in (400, 401)
+    assert wrong.json()
+    assert simulator.stats.faults["malformed"] == 0
+
+
 async def test_revoke_every_invalidates_access_tokens() -> None:
     simulator = faulty(revoke_every=0.3)
     async with client_for(create_app(simulator=simulator)) as client:

@@ -65,7 +65,10 @@ class FaultInjection:
     Error and 429 outcomes answer without reaching the app. Drop, truncate and malformed let
     the app handle the request (so its effects happen) and spoil the response: a drop sends
     the head and half the body then raises ``ConnectionResetError``; a truncation sends half
-    the body under the full ``Content-Length``; a malformed body is a 200 that is not JSON.
+    the body under the full ``Content-Length``; a malformed body keeps the app's successful
+    status and headers and is not JSON. An answer that is not a success (a 401 for a revoked
+    token, a 404) is never turned into a malformed success: it goes out as the app sent it, and
+    the fault is not counted.
     """
 
     def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
@@ -93,8 +96,8 @@ class FaultInjection:
             counts["latency_spike"] += 1
         if plan.delay:
             await anyio.sleep(plan.delay)
-        if plan.outcome is not None:
-            counts[plan.outcome] += 1
+        if plan.outcome is not None and plan.outcome != "malformed":
+            counts[plan.outcome] += 1  # a malformed body is counted where it is applied
         if plan.outcome == "error":
             response = error_response(plan.status, _SERVER_ERRORS[plan.status])
             await response(scope, receive, send)
@@ -131,8 +134,19 @@ class FaultInjection:
         body = b"".join(chunks)
         part = body[: len(body) // 2]
         if outcome == "malformed":
-            response = Response(part + _MALFORMED_TAIL, 200, media_type=JSON_MEDIA_TYPE)
-            await response(scope, receive, send)
+            status = int(start["status"])
+            if 200 <= status < 300:
+                self.simulator.stats.faults["malformed"] += 1
+                headers = {
+                    key.decode("latin-1"): value.decode("latin-1")
+                    for key, value in start.get("headers", [])
+                    if key.lower() not in (b"content-length", b"content-type")
+                }
+                spoiled = Response(part + _MALFORMED_TAIL, status, headers, media_type=JSON_MEDIA_TYPE)
+                await spoiled(scope, receive, send)
+            else:
+                await send(start)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
             return
         await send(start)
         if outcome == "truncate":
