@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from vbo_async import ClientStateError, NotFoundError, Organization, VBOClient, VBOError
+from vbo_async import ClientStateError, NotFoundError, Organization, RetryPolicy, VBOClient
 
 from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, as_asgi, client_for, json_response, serve
 
@@ -314,10 +314,28 @@ async def test_aclose_ends_a_job_action_in_flight_over_real_sockets() -> None:
         await gate.entered.wait()
         try:
             await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
-            with pytest.raises(VBOError):
+            with pytest.raises(ClientStateError, match="closed while the request was in flight"):
                 await asyncio.wait_for(action, timeout=10)
         finally:
             gate.release.set()
+    assert len(fake.api_requests) == 1
+
+
+async def test_a_request_waiting_to_retry_when_the_client_closes(fake: FakeVBO) -> None:
+    """Closed during the backoff before a retry: the retry is not sent, and the caller learns why."""
+    fake.route("GET", "/v1/Jobs/j1", httpx.Response(503))
+    vbo = client_for(fake, retry=RetryPolicy(attempts=5, wait_initial=30, wait_max=30, wait_jitter=0))
+    pending = asyncio.create_task(vbo.job("j1"))
+    for _ in range(1000):
+        if fake.api_requests:
+            break
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.01)  # the 503 is in and the backoff has begun
+
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(pending, timeout=10)
     assert len(fake.api_requests) == 1
 
 

@@ -139,10 +139,9 @@ class VBOClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client: cancel the shared GETs in flight (their callers get `ClientStateError`),
-        forget the token and close the connection pool, which ends other requests still on the
-        wire with a `TransportError`. Every later call raises `ClientStateError`; closing twice is
-        harmless."""
+        """Close the client: cancel the shared GETs in flight, forget the token and close the
+        connection pool. Requests still in flight or waiting for a slot, in any task, end with
+        `ClientStateError`, as does every later call; closing twice is harmless."""
         self._tokens.forget()
         await self._fetcher.aclose()
 

@@ -38,6 +38,7 @@ __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
 log = logging.getLogger("vbo_async")
 T = TypeVar("T")
+_CLOSED_IN_FLIGHT = "the client was closed while the request was in flight"
 
 
 @attrs.frozen(kw_only=True)
@@ -215,18 +216,24 @@ class Fetcher:
         # Token requests are made from inside an API request's slot (by its auth flow), one at a
         # time; taking a slot of their own could deadlock when every slot waits for the token.
         async with self._semaphore if authenticated else contextlib.nullcontext():
+            if self._closed:  # closed while this request waited for a slot or a retry
+                raise ClientStateError(_CLOSED_IN_FLIGHT)
             self.requests_sent += 1
             try:
                 async with asyncio.timeout(self._timeout):
                     answer = await self._exchange(request, authenticated)
-            except TimeoutError as exc:
-                raise TransportError(
-                    f"no complete answer within {self._timeout} s", method=method, url=url
-                ) from exc
-            except (httpx.TransportError, OSError) as exc:
-                raise TransportError(_describe(exc), method=method, url=url) from exc
-            except httpx.HTTPError as exc:
-                raise TransportError(_describe(exc), method=method, url=url) from exc
+            except Exception as exc:
+                # Closing the pool under a request fails it in whatever way httpx happens to be
+                # in (a read error, a RuntimeError about a closed client): say what happened.
+                if self._closed and not isinstance(exc, ClientStateError):
+                    raise ClientStateError(_CLOSED_IN_FLIGHT) from exc
+                if isinstance(exc, TimeoutError):
+                    raise TransportError(
+                        f"no complete answer within {self._timeout} s", method=method, url=url
+                    ) from exc
+                if isinstance(exc, httpx.HTTPError | OSError):
+                    raise TransportError(_describe(exc), method=method, url=url) from exc
+                raise
         log.debug(
             "%s %s -> %d (%d bytes, %.1f ms)",
             method,
@@ -370,7 +377,7 @@ class Fetcher:
             return await asyncio.shield(flight.task)
         except asyncio.CancelledError:
             if flight.task.cancelled() and not _being_cancelled():
-                raise ClientStateError("the client was closed while the request was in flight") from None
+                raise ClientStateError(_CLOSED_IN_FLIGHT) from None
             raise
         finally:
             flight.waiters -= 1
