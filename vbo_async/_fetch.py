@@ -224,7 +224,7 @@ class Fetcher:
                     answer = await self._exchange(request, authenticated)
             except Exception as exc:
                 # Closing the pool under a request fails it in whatever way httpx happens to be
-                # in (a read error, a RuntimeError about a closed client): say what happened.
+                # in (a read error, say): say what happened instead.
                 if self._closed and not isinstance(exc, ClientStateError):
                     raise ClientStateError(_CLOSED_IN_FLIGHT) from exc
                 if isinstance(exc, TimeoutError):
