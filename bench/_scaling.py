@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import orjson
 from _common import Table, Timing, fmt_ratio, fmt_seconds, time_sync
@@ -104,6 +105,21 @@ def _sweep_scaling(tenants: tuple[int, ...], rounds: int) -> tuple[dict[int, Run
     return runners, max(tenants)
 
 
+def _panel(
+    axis: Any, xs: list[int], lines: dict[str, tuple[list[float], str]], xlabel: str, ylabel: str, title: str
+) -> None:
+    """One log-x panel of the plot: a line per label (values, colour), starting at zero."""
+    for label, (values, colour) in lines.items():
+        axis.plot(xs, values, marker="o", label=label, color=colour)
+    axis.set_xscale("log")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.set_ylim(bottom=0)
+    axis.legend(fontsize=7)
+    axis.grid(True, which="both", alpha=0.3)
+
+
 def _plot(
     decode: dict[int, dict[str, Timing]],
     work: Work | None,
@@ -119,53 +135,40 @@ def _plot(
 
     panels = 3 if work else 2
     figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.8))
-    left, right = axes[0], axes[-1]
     sizes = sorted(decode)
-    for name in DECODERS:
-        if name not in decode[sizes[0]]:
-            continue
-        left.plot(
-            sizes,
-            [decode[n][name].median / n * 1e6 for n in sizes],
-            marker="o",
-            label=SHORT[name],
-            color=f"C{DECODERS.index(name)}",
-        )
-    left.set_xscale("log")
-    left.set_xlabel("jobs decoded at once")
-    left.set_ylabel("µs per job (median)")
-    left.set_title("Decode: time per job")
-    left.set_ylim(bottom=0)
-    left.legend(fontsize=7)
-    left.grid(True, which="both", alpha=0.3)
-    tenants = sorted(sweep)
-    for name in (RAW, POLL):
-        right.plot(tenants, [sweep[n].median(name) / n * 1e3 for n in tenants], marker="o", label=name)
-    right.set_xscale("log")
-    right.set_xlabel("tenants (organizations) swept")
-    right.set_ylabel("ms per tenant (median)")
-    right.set_title("Sweep with repository + proxy resolved: time per tenant")
-    right.set_ylim(bottom=0)
-    right.legend(fontsize=7)
-    right.grid(True, which="both", alpha=0.3)
+    time_lines = {
+        SHORT[name]: ([decode[n][name].median / n * 1e6 for n in sizes], f"C{DECODERS.index(name)}")
+        for name in DECODERS
+        if name in decode[sizes[0]]
+    }
+    _panel(axes[0], sizes, time_lines, "jobs decoded at once", "µs per job (median)", "Decode: time per job")
     if work:
-        middle = axes[1]
         counts = sorted(work)
-        # The colours of the same decoders in the time panel.
-        colours = {
-            name: f"C{DECODERS.index(twin)}" for name, twin in zip(WORK_CANDIDATES, WORK_TWINS, strict=True)
+        work_lines = {  # in the colours of the same decoders in the time panel
+            name: ([work[n][name] / 1e3 for n in counts], f"C{DECODERS.index(twin)}")
+            for name, twin in zip(WORK_CANDIDATES, WORK_TWINS, strict=True)
         }
-        for name in WORK_CANDIDATES:
-            middle.plot(
-                counts, [work[n][name] / 1e3 for n in counts], marker="o", label=name, color=colours[name]
-            )
-        middle.set_xscale("log")
-        middle.set_xlabel("jobs decoded at once")
-        middle.set_ylabel("thousand instructions per job")
-        middle.set_title("Decode: work per job (callgrind)")
-        middle.set_ylim(bottom=0)
-        middle.legend(fontsize=7)
-        middle.grid(True, which="both", alpha=0.3)
+        _panel(
+            axes[1],
+            counts,
+            work_lines,
+            "jobs decoded at once",
+            "thousand instructions per job",
+            "Decode: work per job (callgrind)",
+        )
+    tenants = sorted(sweep)
+    sweep_lines = {
+        name: ([sweep[n].median(name) / n * 1e3 for n in tenants], f"C{index}")
+        for index, name in enumerate((RAW, POLL))
+    }
+    _panel(
+        axes[-1],
+        tenants,
+        sweep_lines,
+        "tenants (organizations) swept",
+        "ms per tenant (median)",
+        "Sweep with repository + proxy resolved: time per tenant",
+    )
     figure.suptitle(f"vbo-async scaling{' (smoke run: tiny sizes, meaningless)' if smoke else ''}")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
