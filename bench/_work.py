@@ -22,7 +22,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["CANDIDATES", "available", "instructions_per_job"]
+__all__ = ["CANDIDATES", "WorkUnavailable", "available", "instructions_per_job"]
 
 CANDIDATES = {
     "orjson.loads (floor)": "floor",
@@ -62,6 +62,10 @@ for _ in range(calls):
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
+class WorkUnavailable(RuntimeError):
+    """callgrind ran but could not count (it failed, or the interpreter has no symbols to toggle on)."""
+
+
 def available() -> bool:
     """Whether valgrind is installed (the counts are skipped otherwise)."""
     return shutil.which("valgrind") is not None
@@ -81,10 +85,15 @@ def _count(body_path: Path, what: str, calls: int) -> int:
         str(calls),
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     match = _COLLECTED.search(done.stderr)
-    if match is None:
-        raise RuntimeError(f"callgrind printed no instruction count:\n{done.stderr[-2000:]}")
+    if done.returncode != 0 or match is None:
+        raise WorkUnavailable(f"callgrind failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    if int(match.group(1)) == 0:
+        raise WorkUnavailable(
+            "callgrind counted nothing inside operator.call: this Python has no symbol _operator_call "
+            "to toggle collection on (a stripped build?)"
+        )
     return int(match.group(1))
 
 
