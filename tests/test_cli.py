@@ -8,6 +8,7 @@ Every failure must be one ``vbo-async: error: ...`` line on stderr and a non-zer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import getpass
 import io
@@ -17,6 +18,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +30,7 @@ import pytest
 import stamina
 
 from vbo_async import RetryPolicy, TransportError, VBOClient, __version__
-from vbo_async.cli import Row, main, print_table
+from vbo_async.cli import Row, _shared_verify, main, print_table
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls_material
 
 from .conftest import closed_port, serve
@@ -634,6 +636,63 @@ async def test_poll_two_servers(
     check_json_rows(result.out, east_rows | west_rows, servers)
     assert table.code == 0, table.err
     check_table(table.out, east_rows | west_rows)
+
+
+async def test_poll_lists_the_servers_organizations_concurrently(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The first server answers its organization list only once the second was asked for its
+    own: listed one after the other, the first would give up waiting (a guard, not a timing)."""
+    first, second = Simulator(small_config(seed=24, organizations=2)), Simulator(small_config(seed=25))
+    second_asked = asyncio.Event()
+    first_saw_second: list[bool] = []
+
+    def listing_gate(app: Any, on_list: Any) -> Any:
+        async def gated(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].lower() == "/v1/organizations":
+                await on_list()
+            await app(scope, receive, send)
+
+        return gated
+
+    async def wait_for_second() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(second_asked.wait(), timeout=10)
+        first_saw_second.append(second_asked.is_set())
+
+    async def asked() -> None:
+        second_asked.set()
+
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with (
+        serve(listing_gate(create_app(simulator=first), wait_for_second)) as first_port,
+        serve(listing_gate(create_app(simulator=second), asked)) as second_port,
+    ):
+        targets = write_targets(
+            tmp_path / "targets.toml",
+            server_table("first", f"http://127.0.0.1:{first_port}", "VBO_PASSWORD")
+            + server_table("second", f"http://127.0.0.1:{second_port}", "VBO_PASSWORD"),
+        )
+        argv = ("poll", "--targets", str(targets), "--json", "--concurrency", "4")
+        result = await run_in_thread(capsys, *argv)
+    assert result.code == 0, result.err
+    assert first_saw_second == [True]
+    servers = dict.fromkeys(expected_rows(first), "first") | dict.fromkeys(expected_rows(second), "second")
+    check_json_rows(result.out, expected_rows(first) | expected_rows(second), servers)
+
+
+def test_servers_with_the_same_ca_bundle_share_one_tls_context(tls: tuple[Path, Path]) -> None:
+    contexts: dict[str | None, ssl.SSLContext] = {}
+    bundle = str(tls[1])
+    one, two = (_shared_verify(bundle, False, contexts) for _ in range(2))
+    system, system_again = (_shared_verify(None, False, contexts) for _ in range(2))
+    assert isinstance(one, ssl.SSLContext)
+    assert one is two
+    assert isinstance(system, ssl.SSLContext)
+    assert system is system_again
+    assert system is not one
+    assert _shared_verify(bundle, True, contexts) is False  # insecure wins, and builds nothing
+    assert set(contexts) == {bundle, None}
 
 
 async def test_poll_reports_an_unreachable_server_and_polls_the_others(
