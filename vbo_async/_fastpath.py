@@ -71,10 +71,7 @@ def make_fast_structure_fn(
             read = f"g({key!r}, g({other!r}))"
         value = _expression(field.type, read, f"__h{index}", namespace, converter)
         lines.append(f"    r.{field.name} = {value}")
-    lines += ["    r.__class__ = __cls", "    return r"]
-    source = "\n".join(lines)
-    exec(_compiled(source, f"<vbo_async fast structure {cls.__name__}>"), namespace)
-    return namespace["structure"]  # type: ignore[no-any-return]
+    return _define(lines, namespace, f"<vbo_async fast structure {cls.__name__}>")
 
 
 def _expression(
@@ -163,10 +160,7 @@ def make_fast_links_fn(
             f"    r.{field.name} = None if (e := g({key!r})) is None else "
             f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e))"
         )
-    lines += ["    r.__class__ = __cls", "    return r"]
-    source = "\n".join(lines)
-    exec(_compiled(source, f"<vbo_async fast links {cls.__name__}>"), namespace)
-    return namespace["structure"]  # type: ignore[no-any-return]
+    return _define(lines, namespace, f"<vbo_async fast links {cls.__name__}>")
 
 
 def _remember(cache: dict[str, Any], href: str, link: Any) -> Any:
@@ -182,6 +176,14 @@ def _absent_link(href: Any, key: str, entry: Any) -> None:
     if href is not None:
         log.warning("ignoring the malformed %r link %r (expected {'href': string})", key, entry)
     return None
+
+
+def _define(lines: list[str], namespace: dict[str, Any], filename: str) -> Callable[[Any, Any], Any]:
+    """Finish a generated ``structure`` function (the filled object takes its real class ``__cls``
+    and is returned) and define it in ``namespace``."""
+    lines += ["    r.__class__ = __cls", "    return r"]
+    exec(_compiled("\n".join(lines), filename), namespace)
+    return namespace["structure"]  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=256)
