@@ -155,6 +155,9 @@ class FakeVBO:
             request.method, request.url, headers=request.headers.copy(), content=request.content
         )
         self.requests.append(request)
+        if not self._relative(request)[0].lower().startswith("/v1/"):
+            # Another API version: a v1 server does not route it.
+            return json_response(404, {"message": "No HTTP resource was found that matches the request URI."})
         if self._is_token(request):
             if self.before_token is not None:
                 await self.before_token()
@@ -237,6 +240,7 @@ def client_for(handler: Handler | FakeVBO, *, base_url: str = BASE, **options: A
     if isinstance(handler, FakeVBO):
         handler = handler.handler
     options.setdefault("retry", FAST)
+    options.setdefault("api_version", "v1")  # the fake is a v1 server (auto would probe first)
     options.setdefault("verify", _UNUSED_TLS)
     options.setdefault("username", USERNAME)
     options.setdefault("password", PASSWORD)

@@ -14,6 +14,7 @@ import pytest
 
 from vbo_async import AuthenticationError, DecodeError, NotFoundError, RateLimitedError, VBOClient, VBOError
 from vbo_async._auth import MAX_RENEWALS, Secret, TokenManager
+from vbo_async._dialects import V1, V7
 from vbo_async._tokens import parse_http_date, parse_token_response
 
 from .conftest import BASE, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, client_for, json_response, serve
@@ -301,12 +302,14 @@ async def test_token_manager_refreshes_on_a_fake_clock() -> None:
     now = [1000.0]
     forms: list[dict[str, str]] = []
 
-    async def fetch(form: dict[str, str]) -> dict[str, Any]:
+    async def fetch(url: str, form: dict[str, str]) -> dict[str, Any]:
+        assert url == "https://vbo.test/v7/Token"
         forms.append(form)
         n = len(forms)
         return {"access_token": f"a{n}", "refresh_token": f"r{n}", "expires_in": 3600}
 
     tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V7, "https://vbo.test/v7/Token")
     first = await tokens.current()
     assert first.access_token == "a1"
     now[0] += 3600 - 61
@@ -316,18 +319,21 @@ async def test_token_manager_refreshes_on_a_fake_clock() -> None:
     assert second.access_token == "a2"
     assert [f["grant_type"] for f in forms] == ["password", "refresh_token"]
     assert forms[1]["refresh_token"] == "r1"
+    # v7+: both grants disable the antiforgery token (refresh fails on real servers without it)
+    assert [f["disable_antiforgery_token"] for f in forms] == ["true", "true"]
     assert tokens.requests == 2
 
 
 async def test_token_manager_renews_once_for_concurrent_holders_of_a_stale_token() -> None:
     forms: list[dict[str, str]] = []
 
-    async def fetch(form: dict[str, str]) -> dict[str, Any]:
+    async def fetch(url: str, form: dict[str, str]) -> dict[str, Any]:
         forms.append(form)
         await asyncio.sleep(0)
         return {"access_token": f"a{len(forms)}", "refresh_token": f"r{len(forms)}"}
 
     tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch)
+    tokens.use(V1, "https://vbo.test/v1/Token")
     stale = await tokens.current()
     renewed = await asyncio.gather(*(tokens.renew(stale) for _ in range(20)))
     assert {t.access_token for t in renewed} == {"a2"}
@@ -483,7 +489,7 @@ async def test_secrets_appear_in_no_log_repr_or_error(caplog: pytest.LogCaptureF
 
     async with serve(as_asgi(fake.handler)) as port:
         base = f"http://127.0.0.1:{port}"
-        async with VBOClient(base, username=USERNAME, password=PASSWORD, retry=FAST) as vbo:
+        async with VBOClient(base, username=USERNAME, password=PASSWORD, retry=FAST, api_version="v1") as vbo:
             await vbo.jobs()  # password grant
             fake.revoke()
             await vbo.jobs()  # 401, refresh grant, replay
@@ -506,7 +512,9 @@ async def test_secrets_appear_in_no_log_repr_or_error(caplog: pytest.LogCaptureF
                 repr(vbo._fetcher.auth),
             ]
         reprs.append(repr(vbo))
-        async with VBOClient(base, username=USERNAME, password=PASSWORD + "x", retry=FAST) as wrong:
+        async with VBOClient(
+            base, username=USERNAME, password=PASSWORD + "x", retry=FAST, api_version="v1"
+        ) as wrong:
             with pytest.raises(AuthenticationError) as refused:
                 await wrong.jobs()
             errors.append(refused.value)

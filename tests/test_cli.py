@@ -853,7 +853,7 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
         # One attempt, no retries: the server listens by the time it says "Serving".
         once = RetryPolicy(attempts=1)
         async with VBOClient(
-            f"http://127.0.0.1:{port}", username="admin", password="admin", retry=once
+            f"http://127.0.0.1:{port}", username="admin", password="admin", retry=once, api_version="v1"
         ) as vbo:
             organizations = await vbo.organizations()
     finally:
@@ -876,9 +876,9 @@ async def test_simulate_tls_prints_the_ca_bundle(tmp_path: Path) -> None:
         port = served_port(lines[-1])
         assert port != 0
         base = f"https://127.0.0.1:{port}"
-        async with VBOClient(base, username="admin", password="admin", verify=ca) as vbo:
+        async with VBOClient(base, username="admin", password="admin", verify=ca, api_version="v1") as vbo:
             organizations = await vbo.organizations()
-        async with VBOClient(base, username="admin", password="admin") as vbo:
+        async with VBOClient(base, username="admin", password="admin", api_version="v1") as vbo:
             with pytest.raises(TransportError, match="certificate"):
                 await vbo.organizations()
     finally:
@@ -917,7 +917,7 @@ async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> No
     expected = Simulator(SimulatorConfig(seed=32, organizations=5))
     try:
         async with VBOClient(
-            f"http://127.0.0.1:{port}", username="admin", password="admin", retry=NO_WAIT
+            f"http://127.0.0.1:{port}", username="admin", password="admin", retry=NO_WAIT, api_version="v1"
         ) as vbo:
             organizations = await vbo.organizations()
             jobs = {org.id: await vbo.organization_jobs(org) for org in organizations}

@@ -62,7 +62,13 @@ async def test_max_concurrency_over_real_sockets() -> None:
         fake.route("GET", f"/v1/Jobs/j{i}", counter.answer)
     async with (
         serve(as_asgi(fake.handler)) as port,
-        VBOClient(f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, max_concurrency=3) as vbo,
+        VBOClient(
+            f"http://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORD,
+            max_concurrency=3,
+            api_version="v1",
+        ) as vbo,
     ):
         jobs = await asyncio.gather(*(vbo.job(f"j{i}") for i in range(24)))
     assert [job.id for job in jobs] == [f"j{i}" for i in range(24)]
@@ -297,7 +303,7 @@ async def test_use_from_another_event_loop(fake: FakeVBO, vbo: VBOClient) -> Non
 
 
 def test_use_outside_an_event_loop_fails_cleanly() -> None:
-    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD)
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v1")
     coro = vbo.job("j1")
     with pytest.raises(ClientStateError):
         coro.send(None)
@@ -309,7 +315,7 @@ async def test_aclose_ends_a_job_action_in_flight_over_real_sockets() -> None:
     gate = Gate()
     fake.route("POST", "/v1/Jobs/j1/Action", gate.answer)
     async with serve(as_asgi(fake.handler)) as port:
-        vbo = VBOClient(f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD)
+        vbo = VBOClient(f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, api_version="v1")
         action = asyncio.create_task(vbo.start_job("j1"))
         await gate.entered.wait()
         try:

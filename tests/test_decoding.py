@@ -17,6 +17,7 @@ from vbo_async import (
     BackupWindow,
     Bottleneck,
     CollectionLink,
+    ConfigError,
     DailyType,
     DecodeError,
     Job,
@@ -67,9 +68,11 @@ async def test_seed_job_scalar_fields(fake: FakeVBO, vbo: VBOClient, seed: list[
     assert job.last_status is JobStatus.SUCCESS
     assert job.last_status.is_known
     assert job.is_enabled is True
+    # Not sent by the vendor, but read from the job's links (their last path segments).
+    assert job.repository_id == REPO_ID
+    assert job.organization_id == ORG_ID
     # Not sent by the vendor: absent means None.
     assert job.proxy_id is None
-    assert job.repository_id is None
     assert job.is_run is None
     assert job.selected_mailboxes is None
     assert job.excluded_mailboxes is None
@@ -122,7 +125,8 @@ async def test_seed_backup_window_has_168_booleans(
     )
     assert window.allows(0, 0)
     assert window.allows(6, 23)
-    assert not window.allows(7, 0)  # past the week
+    with pytest.raises(ConfigError):
+        window.allows(7, 0)  # past the week
 
 
 async def test_seed_backup_window_keeps_each_hour(
@@ -262,6 +266,8 @@ async def test_seed_decodes_to_the_expected_job_as_a_whole(
         name="ABC Backup",
         description="Daily Backups",
         all_mailboxes=True,
+        organization_id=ORG_ID,
+        repository_id=REPO_ID,
         last_status=JobStatus.SUCCESS,
         last_run=dt.datetime(2017, 4, 1, 9, 35, 59, 46916, tzinfo=UTC),
         next_run=dt.datetime(2017, 4, 4, 22, 0, tzinfo=UTC),
@@ -429,10 +435,10 @@ async def test_absent_fields_are_none(fake: FakeVBO, vbo: VBOClient) -> None:
 
 async def test_unknown_fields_are_ignored(fake: FakeVBO, vbo: VBOClient, seed_job: dict[str, Any]) -> None:
     plain = await decode_job(fake, vbo, copy.deepcopy(seed_job))
-    seed_job["backupType"] = "EntireOrganization"
-    seed_job["eTag"] = 12
+    seed_job["retentionMood"] = "EntireOrganization"
+    seed_job["eTagV9"] = 12
     seed_job["futureThing"] = {"nested": [1, 2, {"x": None}]}
-    seed_job["schedulePolicy"]["periodicallyWindowEnabled"] = True
+    seed_job["schedulePolicy"]["weeklyWindowEnabled"] = True
     seed_job["schedulePolicy"]["backupWindow"]["extra"] = "x"
     seed_job["_links"]["excludedMailboxes"] = {"href": f"{FOREIGN}/v1/Jobs/{JOB_ID}/ExcludedMailboxes"}
     seed_job["_links"]["weird"] = "not-an-object"
@@ -818,7 +824,7 @@ async def test_a_single_resource_answering_an_array(fake: FakeVBO, vbo: VBOClien
 
 @pytest.mark.parametrize("wire", ["١٢", "²", "-", "1_000", " "])
 def test_numeric_strings_are_ascii_decimal_only(wire: str) -> None:
-    vbo = VBOClient("https://vbo.test:4443", username="u", password="p")
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v1")
     with pytest.raises(DecodeError, match=r"expected an integer") as info:
         vbo.from_wire({"id": "r", "capacity": wire}, BackupRepository)
     assert info.value.path == "$.capacity"

@@ -213,7 +213,9 @@ async def test_error_bodies_through_the_client(
 
 async def test_unreachable_server_is_a_transport_error() -> None:
     port = closed_port()
-    async with VBOClient(f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, retry=FAST) as vbo:
+    async with VBOClient(
+        f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, retry=FAST, api_version="v1"
+    ) as vbo:
         with pytest.raises(TransportError) as info:
             await vbo.jobs()
     assert isinstance(info.value.__cause__, httpx.ConnectError)
@@ -328,7 +330,9 @@ def test_bad_options_are_config_errors(base_url: str, options: dict[str, Any]) -
 
 def test_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CA bundle"):
-        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=tmp_path / "missing.pem")
+        VBOClient(
+            BASE, username=USERNAME, password=PASSWORD, verify=tmp_path / "missing.pem", api_version="v1"
+        )
 
 
 @pytest.mark.parametrize("bad_id", ["", "  ", "..", ".", None, 42])
@@ -341,7 +345,18 @@ async def test_bad_ids_are_refused_before_any_request(fake: FakeVBO, vbo: VBOCli
 
 
 async def test_ids_are_one_path_segment(fake: FakeVBO, vbo: VBOClient) -> None:
-    fake.route("GET", "/v1/Jobs/a%2Fb%3Fc", {"id": "a/b?c"})
-    job = await vbo.job("a/b?c")
-    assert job.id == "a/b?c"
-    assert fake.requests[-1].url.raw_path == b"/v1/Jobs/a%2Fb%3Fc"
+    fake.route("GET", "/v1/Jobs/a%20b%25c", {"id": "a b%c"})
+    job = await vbo.job("a b%c")
+    assert job.id == "a b%c"
+    assert fake.requests[-1].url.raw_path == b"/v1/Jobs/a%20b%25c"
+
+
+@pytest.mark.parametrize("identifier", ["a/b", "a?b", "a#b", "a\\b", "..", " x9", "a\udc80"])
+async def test_ids_that_would_change_the_path_are_refused(
+    fake: FakeVBO, vbo: VBOClient, identifier: str
+) -> None:
+    # Some servers decode %2F before routing: a "/" in an id is refused, not quoted.
+    with pytest.raises(ConfigError, match="job_id") as info:
+        await vbo.job(identifier)
+    assert identifier not in str(info.value)
+    assert fake.requests == []

@@ -78,7 +78,7 @@ class Outcome:
 
 def client(base_url: str, **options: Any) -> VBOClient:
     options.setdefault("retry", FAST)
-    return VBOClient(base_url, username=USERNAME, password=PASSWORD, **options)
+    return VBOClient(base_url, username=USERNAME, password=PASSWORD, **options, api_version="v1")
 
 
 async def outcome_of(scenario: str, expected: str, call: Awaitable[Any]) -> Outcome:
@@ -623,6 +623,7 @@ async def scenario_revoked_while_every_slot_is_busy(slots: int = 2) -> Outcome:
             max_concurrency=slots,
             timeout=5.0,
             retry=ONCE,  # a renewal stuck until the timeout would fail the call, not hide in a retry
+            api_version="v1",
         ) as vbo,
     ):
         try:

@@ -269,7 +269,7 @@ def simulator(clock: FakeClock) -> Simulator:
 async def vbo(simulator: Simulator) -> AsyncIterator[VBOClient]:
     transport = httpx.ASGITransport(app=create_app(simulator=simulator))
     async with VBOClient(
-        BASE, username="admin", password="admin", transport=transport, retry=NO_WAIT
+        BASE, username="admin", password="admin", transport=transport, retry=NO_WAIT, api_version="v1"
     ) as client:
         yield client
 
@@ -488,7 +488,7 @@ async def test_faults_in_process_every_job_still_returned() -> None:
     simulator = Simulator(config)
     transport = httpx.ASGITransport(app=create_app(simulator=simulator))
     async with VBOClient(
-        BASE, username="admin", password="admin", transport=transport, retry=FAULT_RETRY
+        BASE, username="admin", password="admin", transport=transport, retry=FAULT_RETRY, api_version="v1"
     ) as vbo:
         await fetch_every_job(vbo, simulator)
     check_faults_were_injected(simulator, vbo)
@@ -499,7 +499,9 @@ async def test_faults_in_process_every_job_still_returned() -> None:
 async def test_malformed_bodies_are_decode_errors() -> None:
     simulator = Simulator(SimulatorConfig(seed=44, organizations=2, faults=Faults(malformed_rate=1.0)))
     transport = httpx.ASGITransport(app=create_app(simulator=simulator))
-    async with VBOClient(BASE, username="admin", password="admin", transport=transport, retry=NO_WAIT) as vbo:
+    async with VBOClient(
+        BASE, username="admin", password="admin", transport=transport, retry=NO_WAIT, api_version="v1"
+    ) as vbo:
         # The token answer itself is not JSON.
         with pytest.raises(DecodeError) as token:
             await vbo.organizations()
@@ -547,7 +549,9 @@ async def test_over_plain_http(socket_simulator: Simulator) -> None:
     simulator = socket_simulator
     async with serve(create_app(simulator=simulator)) as port:
         base = f"http://127.0.0.1:{port}"
-        async with VBOClient(base, username="admin", password="admin", retry=NO_WAIT) as vbo:
+        async with VBOClient(
+            base, username="admin", password="admin", retry=NO_WAIT, api_version="v1"
+        ) as vbo:
             await check_every_organization_and_job(vbo, simulator)
             jobs = await vbo.organization_jobs(simulator.organization_ids()[0])
             for job in jobs:
@@ -561,7 +565,9 @@ async def test_over_https_with_the_simulator_ca(socket_simulator: Simulator, tls
     server_pem, ca = tls
     async with serve(create_app(simulator=simulator), certfile=server_pem) as port:
         base = f"https://127.0.0.1:{port}"
-        async with VBOClient(base, username="admin", password="admin", verify=ca, retry=NO_WAIT) as vbo:
+        async with VBOClient(
+            base, username="admin", password="admin", verify=ca, retry=NO_WAIT, api_version="v1"
+        ) as vbo:
             await check_every_organization_and_job(vbo, simulator)
             jobs = await vbo.organization_jobs(simulator.organization_ids()[-1])
             for job in jobs:
@@ -575,7 +581,9 @@ async def test_https_is_refused_with_default_verification(
     simulator = socket_simulator
     async with (
         serve(create_app(simulator=simulator), certfile=tls[0]) as port,
-        VBOClient(f"https://127.0.0.1:{port}", username="admin", password="admin", retry=NO_WAIT) as vbo,
+        VBOClient(
+            f"https://127.0.0.1:{port}", username="admin", password="admin", retry=NO_WAIT, api_version="v1"
+        ) as vbo,
     ):
         with pytest.raises(TransportError, match="certificate"):
             await vbo.organizations()
@@ -588,7 +596,13 @@ async def test_faults_over_uvicorn_every_job_still_returned() -> None:
     simulator = Simulator(config)
     async with (
         serve(create_app(simulator=simulator)) as port,
-        VBOClient(f"http://127.0.0.1:{port}", username="admin", password="admin", retry=FAULT_RETRY) as vbo,
+        VBOClient(
+            f"http://127.0.0.1:{port}",
+            username="admin",
+            password="admin",
+            retry=FAULT_RETRY,
+            api_version="v1",
+        ) as vbo,
     ):
         await fetch_every_job(vbo, simulator)
     check_faults_were_injected(simulator, vbo)

@@ -350,13 +350,13 @@ async def test_links_compare_by_relation_and_href(
     ],
 )
 def test_rebase(base: str, href: str, expected: str) -> None:
-    root = ApiRoot(base, "v1")
+    root = ApiRoot(base, ["v1"])
     assert root.rebase(href) == expected
     assert root.contains(root.rebase(href))
 
 
 def test_rebase_resolves_relative_hrefs_against_their_context() -> None:
-    root = ApiRoot("https://vbo.test:4443", "v1")
+    root = ApiRoot("https://vbo.test:4443", ["v1"])
     context = "https://vbo.test:4443/v1/Jobs/1/JobSessions?offset=0&limit=2"
     assert root.rebase("JobSessions?offset=2&limit=2", context=context) == (
         "https://vbo.test:4443/v1/Jobs/1/JobSessions?offset=2&limit=2"
@@ -368,4 +368,4 @@ def test_rebase_resolves_relative_hrefs_against_their_context() -> None:
 @pytest.mark.parametrize("base", ["vbo.test:4443", "ftp://vbo.test", "https://", "https://vbo.test/?x=1"])
 def test_bad_base_urls(base: str) -> None:
     with pytest.raises(ConfigError):
-        ApiRoot(base, "v1")
+        ApiRoot(base, ["v1"])

@@ -130,7 +130,10 @@ def test_a_client_used_in_a_later_asyncio_run_fails_at_once(seed_job: dict[str, 
     async def close() -> None:
         await vbo.aclose()
 
-    asyncio.run(close())  # closing from another loop is allowed: it sends nothing
+    # Closing from another event loop is the same misuse, with the same clear error (the pool
+    # belongs to the first loop and cannot be closed from this one).
+    with pytest.raises(ClientStateError, match="event loop"):
+        asyncio.run(close())
 
 
 def test_poll_jobs_in_another_loop_reports_each_tenant(seed_job: dict[str, Any]) -> None:
@@ -211,7 +214,7 @@ async def test_poll_jobs_after_aclose_reports_each_tenant(fake: FakeVBO, seed_jo
 
 
 async def test_pure_conversions_still_work_after_aclose(seed_job: dict[str, Any]) -> None:
-    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD)
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v1")
     await vbo.aclose()
     job = vbo.from_wire(seed_job, Job)
     assert vbo.from_wire(vbo.to_wire(job), Job) == job
@@ -233,7 +236,7 @@ async def test_verify_false_warns_once_per_client(fake: FakeVBO, caplog: pytest.
 
     transport = httpx.MockTransport(fake.handler)
     async with VBOClient(
-        BASE, username=USERNAME, password=PASSWORD, verify=False, transport=transport
+        BASE, username=USERNAME, password=PASSWORD, verify=False, transport=transport, api_version="v1"
     ) as vbo:
         for _ in range(3):
             await vbo.jobs()
@@ -243,11 +246,15 @@ async def test_verify_false_warns_once_per_client(fake: FakeVBO, caplog: pytest.
     assert "verify=False" in record.getMessage()
     assert PASSWORD not in record.getMessage()
 
-    second = VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=False, transport=transport)
+    second = VBOClient(
+        BASE, username=USERNAME, password=PASSWORD, verify=False, transport=transport, api_version="v1"
+    )
     await second.aclose()
     assert len(warnings()) == 2  # once per client, not once per process
 
-    async with VBOClient(BASE, username=USERNAME, password=PASSWORD, transport=transport) as verified:
+    async with VBOClient(
+        BASE, username=USERNAME, password=PASSWORD, transport=transport, api_version="v1"
+    ) as verified:
         await verified.jobs()
     assert len(warnings()) == 2
 
@@ -315,7 +322,7 @@ def test_bad_options_are_config_errors_without_the_password(
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing-ca.pem"
     with pytest.raises(ConfigError, match="CA bundle") as info:
-        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=missing)
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=missing, api_version="v1")
     assert str(missing) in str(info.value)
     assert PASSWORD not in str(info.value)
 
@@ -324,7 +331,7 @@ def test_a_file_that_is_not_a_ca_bundle_is_a_config_error(tmp_path: Path) -> Non
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match="CA bundle"):
-        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=bogus)
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=bogus, api_version="v1")
 
 
 def test_a_retry_policy_is_validated_where_it_is_built() -> None:

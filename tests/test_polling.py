@@ -394,7 +394,7 @@ async def test_targets_must_be_poll_targets(tenants: Tenants, make_client: MakeC
 
 
 def test_targets_are_frozen_and_labelled() -> None:
-    vbo = VBOClient("https://vbo.test:4443", username="u", password="p")
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v1")
     target = PollTarget(client=vbo, organization_id="org-00")
     assert target.label == "org-00"
     assert PollTarget(client=vbo, organization_id="org-00", name="Contoso").label == "Contoso"
@@ -550,6 +550,7 @@ async def test_200_tenants_against_the_simulator_with_faults() -> None:
             transport=httpx.ASGITransport(app=app),
             retry=retry,
             max_concurrency=max_concurrency,
+            api_version="v1",
         )
         for max_concurrency in (4, 8)
     ]

@@ -404,6 +404,7 @@ class Soak:
             retry=RETRY,
             max_concurrency=MAX_CONCURRENCY,
             timeout=10.0,
+            api_version="v1",
         )
         self.client = client
         targets = [

@@ -29,7 +29,14 @@ async def https_port(fake_server: FakeVBO, tls_files: tuple[Path, Path]) -> Asyn
 
 
 def client(port: int, **options: Any) -> VBOClient:
-    return VBOClient(f"https://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, retry=FAST, **options)
+    return VBOClient(
+        f"https://127.0.0.1:{port}",
+        username=USERNAME,
+        password=PASSWORD,
+        retry=FAST,
+        **options,
+        api_version="v1",
+    )
 
 
 @pytest.mark.parametrize("as_type", [str, Path])
@@ -109,7 +116,7 @@ async def test_verification_on_does_not_warn(
 
 async def test_plain_http_to_a_tls_port_is_a_transport_error(https_port: int, fake_server: FakeVBO) -> None:
     async with VBOClient(
-        f"http://127.0.0.1:{https_port}", username=USERNAME, password=PASSWORD, retry=FAST
+        f"http://127.0.0.1:{https_port}", username=USERNAME, password=PASSWORD, retry=FAST, api_version="v1"
     ) as vbo:
         with pytest.raises(TransportError):
             await vbo.jobs()

@@ -3,7 +3,7 @@
 ```python
 from vbo_async import VBOClient
 
-async with VBOClient("https://vbo01:4443", username="LAB\\\\svc", password=secret) as vbo:
+async with VBOClient("https://vb365.example.com:4443", username="LAB\\\\svc", password=secret) as vbo:
     for job in await vbo.organization_jobs(org_id):
         repo = await job.links.repository
 ```
@@ -11,8 +11,23 @@ async with VBOClient("https://vbo01:4443", username="LAB\\\\svc", password=secre
 
 from __future__ import annotations
 
-from ._client import DEFAULT_MAX_RESPONSE_BYTES, VBOClient
-from ._enums import Bottleneck, DailyType, JobStatus, PeriodicallyEvery, ProxyStatus, ScheduleType
+from ._client import API_VERSIONS, DEFAULT_MAX_RESPONSE_BYTES, VBOClient
+from ._enums import (
+    BackupType,
+    Bottleneck,
+    DailyType,
+    JobSessionConfigType,
+    JobStatus,
+    JobType,
+    MaintenanceModeState,
+    OperatingSystem,
+    PeriodicallyEvery,
+    ProxyStatus,
+    ProxyType,
+    RetentionType,
+    ScheduleType,
+    SelectedItemType,
+)
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -21,6 +36,7 @@ from ._exceptions import (
     DecodeError,
     LinkError,
     NotFoundError,
+    NotSupportedError,
     RateLimitedError,
     ResponseTooLargeError,
     ServerError,
@@ -28,7 +44,7 @@ from ._exceptions import (
     VBOError,
 )
 from ._fetch import RetryPolicy
-from ._links import CollectionLink, Link
+from ._links import CollectionLink, Link, ThroughLink
 from ._models import (
     BackupRepository,
     BackupRepositoryLinks,
@@ -43,17 +59,22 @@ from ._models import (
     Proxy,
     ProxyLinks,
     SchedulePolicy,
+    SelectedItem,
+    SelectedItemObject,
     SelectedMailbox,
     SelectedMailboxLinks,
+    ServiceInstance,
 )
 from ._poll import PollProgress, PollResult, PollSweep, PollTarget, poll_jobs
 
 __all__ = [
+    "API_VERSIONS",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "APIError",
     "AuthenticationError",
     "BackupRepository",
     "BackupRepositoryLinks",
+    "BackupType",
     "BackupWindow",
     "Bottleneck",
     "ClientStateError",
@@ -64,12 +85,17 @@ __all__ = [
     "Job",
     "JobLinks",
     "JobSession",
+    "JobSessionConfigType",
     "JobSessionLinks",
     "JobSessionStatistics",
     "JobStatus",
+    "JobType",
     "Link",
     "LinkError",
+    "MaintenanceModeState",
     "NotFoundError",
+    "NotSupportedError",
+    "OperatingSystem",
     "Organization",
     "OrganizationLinks",
     "PeriodicallyEvery",
@@ -80,14 +106,21 @@ __all__ = [
     "Proxy",
     "ProxyLinks",
     "ProxyStatus",
+    "ProxyType",
     "RateLimitedError",
     "ResponseTooLargeError",
+    "RetentionType",
     "RetryPolicy",
     "SchedulePolicy",
     "ScheduleType",
+    "SelectedItem",
+    "SelectedItemObject",
+    "SelectedItemType",
     "SelectedMailbox",
     "SelectedMailboxLinks",
     "ServerError",
+    "ServiceInstance",
+    "ThroughLink",
     "TransportError",
     "VBOClient",
     "VBOError",

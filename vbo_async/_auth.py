@@ -4,6 +4,9 @@ The flow attaches the current access token; on a 401 it renews the token and rep
 request. `TokenManager` serialises renewals: however many requests see a 401 at once, one token
 request is made (the others find the token already replaced). Refresh uses the refresh-token grant
 shortly before expiry or after a 401, and falls back to the password grant when that is refused.
+Grants go to the token endpoint of the API version the client speaks, with that version's extra
+form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
+finds the version without a request of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from ._exceptions import AuthenticationError, ClientStateError, DecodeError, VBOError
+from ._dialects import Dialect
+from ._exceptions import AuthenticationError, ClientStateError, DecodeError, NotFoundError, VBOError
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
 __all__ = ["Secret", "TokenManager", "TokenUnavailable", "VBOAuth"]
@@ -57,8 +61,9 @@ class TokenUnavailable(Exception):
         self.error = error
 
 
-TokenFetch = Callable[[dict[str, str]], Awaitable[Any]]
-"""Sends a token form and returns the parsed JSON answer (raises `AuthenticationError` on 400/401)."""
+TokenFetch = Callable[[str, dict[str, str]], Awaitable[Any]]
+"""Sends a token form to a token URL and returns the parsed JSON answer (raises
+`AuthenticationError` on 400/401/403 and `NotFoundError` on 404)."""
 
 
 class TokenManager:
@@ -77,6 +82,7 @@ class TokenManager:
         self._fetch = fetch
         self._clock = clock
         self._token: Token | None = None
+        self._endpoint: tuple[str, Dialect] | None = None
         self._lock = asyncio.Lock()
         self._rounds = 0
         """Renewals finished (or failed) so far: tells a caller whether one ended while it waited."""
@@ -86,6 +92,27 @@ class TokenManager:
 
     def __repr__(self) -> str:
         return f"TokenManager(username={self._username!r}, token={'set' if self._token else 'none'})"
+
+    def use(self, dialect: Dialect, url: str) -> None:
+        """Send grants to ``url``, the token endpoint of ``dialect``'s version."""
+        self._endpoint = (url, dialect)
+
+    async def probe(self, dialect: Dialect, url: str) -> bool:
+        """Ask ``dialect``'s token endpoint at ``url`` for a token with the password grant.
+
+        True when it issued one (it is kept, and later grants go there); False when the server
+        answers 404 (it does not serve that version). Anything else raises as a renewal would.
+        """
+        async with self._lock:
+            try:
+                token = await self._request(
+                    url, password_form(self._username, self._password.reveal(), dialect.token_form)
+                )
+            except NotFoundError:
+                return False
+            self._endpoint = (url, dialect)
+            self._token = token
+            return True
 
     async def current(self) -> Token:
         """A token that is not about to expire, obtaining or refreshing one if needed."""
@@ -125,21 +152,26 @@ class TokenManager:
         self._token = token
         return token
 
-    def forget(self) -> None:
-        """Drop the token (the client is closing)."""
-        self._token = None
+    def forget(self) -> Token | None:
+        """Drop the token (the client is closing) and return it, to log out with."""
+        token, self._token = self._token, None
+        return token
 
     async def _obtain(self, old: Token | None) -> Token:
+        if self._endpoint is None:
+            raise ClientStateError("no token endpoint: the API version is not known yet")
+        url, dialect = self._endpoint
+        extras = dialect.token_form
         if old is not None and old.refresh_token is not None:
             try:
-                return await self._request(refresh_form(old.refresh_token))
+                return await self._request(url, refresh_form(old.refresh_token, extras))
             except (AuthenticationError, DecodeError):
                 log.debug("refresh token refused or its answer unreadable; using the password grant")
-        return await self._request(password_form(self._username, self._password.reveal()))
+        return await self._request(url, password_form(self._username, self._password.reveal(), extras))
 
-    async def _request(self, form: dict[str, str]) -> Token:
+    async def _request(self, url: str, form: dict[str, str]) -> Token:
         self.requests += 1
-        data = await self._fetch(form)
+        data = await self._fetch(url, form)
         return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
 
 

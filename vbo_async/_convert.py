@@ -1,78 +1,139 @@
-"""The cattrs converter that turns v1 wire JSON into the attrs models, tolerating real servers.
+"""The cattrs converter that turns one API version's wire JSON into the models, tolerating real servers.
 
-Configured the way cattrs' ``preconf`` modules are: `configure_converter` registers every hook and
-`make_converter` returns a fresh converter; each client owns its own (the global one is never used).
+Configured the way cattrs' ``preconf`` modules are: `configure_converter` registers every hook for
+one `Dialect` and `make_converter` returns a fresh converter; each client owns its own, one per
+API version it meets (the global converter is never used). The models, nested models and enums
+are found from `_models.RESOURCES`; wire names come from the dialect, never from a list here.
 
 Tolerance: booleans as ``"true"``/``"false"`` strings, numbers as numeric strings, timestamps with
-7 fractional digits, a ``Z``, an offset or no zone (read as UTC), ``HH:MM[:SS]`` times, ``null``
-anywhere but ``id``, unknown keys ignored, open enums. Hooks are written for the hot path: the
-168-flag backup window is recognised with two C-level counts and shared between equal windows.
+7 fractional digits, a ``Z`` or ``z``, an offset or no zone (read as UTC), ``HH:MM[:SS]`` times,
+``null`` anywhere but ``id``, unknown keys ignored, open enums. Hooks are written for the hot
+path: a backup window of real booleans becomes a tuple in a few C-level calls, and jobs with the
+same wire schedule share one `SchedulePolicy`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import cattrs
+import orjson
 from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, override
 
 from . import _models as m
-from ._enums import (
-    Bottleneck,
-    DailyType,
-    JobStatus,
-    OpenEnum,
-    PeriodicallyEvery,
-    ProxyStatus,
-    ScheduleType,
+from ._dialects import Dialect, IdFromLink, LinkFromId
+from ._enums import OpenEnum
+from ._fastpath import (
+    FastPathUnsupported,
+    LinkSpec,
+    building_class,
+    check_rules,
+    define,
+    make_fast_links_fn,
+    make_fast_structure_fn,
 )
-from ._fastpath import building_class, make_fast_links_fn, make_fast_structure_fn
-from ._links import Link, Navigator
+from ._links import Link, Navigator, ThroughLink
 
-__all__ = ["WIRE_NAMES", "WireValueError", "configure_converter", "make_converter", "wire_name"]
+__all__ = [
+    "ENUMS",
+    "LINKS",
+    "MODELS",
+    "WireValueError",
+    "configure_converter",
+    "fast_path_rules_hold",
+    "last_segment",
+    "make_converter",
+    "wire_name",
+]
 
 T = TypeVar("T")
 
-MODELS: tuple[type[Any], ...] = (
-    m.BackupWindow,
-    m.SchedulePolicy,
-    m.Organization,
-    m.BackupRepository,
-    m.Proxy,
-    m.JobSessionStatistics,
-    m.JobSession,
-    m.SelectedMailbox,
-    m.Job,
-)
-LINKS: tuple[type[Any], ...] = (
-    m.OrganizationLinks,
-    m.BackupRepositoryLinks,
-    m.ProxyLinks,
-    m.JobSessionLinks,
-    m.SelectedMailboxLinks,
-    m.JobLinks,
-)
-_ALIASES: dict[tuple[type[Any], str], tuple[str, ...]] = {
-    # v1 documents the lower-case "t"; later versions fixed it. Read both.
-    (m.Proxy, "enable_network_throttling"): ("enableNetworkThrottling", "enableNetworkthrottling"),
-}
-ENUMS: tuple[type[OpenEnum], ...] = (
-    Bottleneck,
-    DailyType,
-    JobStatus,
-    PeriodicallyEvery,
-    ProxyStatus,
-    ScheduleType,
-)
-_WINDOW_CACHE_SIZE = 4096
 _POLICY_CACHE_SIZE = 4096
 _WINDOWS_PER_POLICY = 8
+_UNIFORM_WINDOWS = 64
+
+
+# --- the registry, walked from the resources -------------------------------------------------------
+
+
+def _members(tp: Any) -> Iterator[Any]:
+    """The types a field annotation is made of (union members, tuple items, link targets)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for member in typing.get_args(tp):
+            yield from _members(member)
+    elif origin is tuple:
+        yield from _members(typing.get_args(tp)[0])
+    elif isinstance(origin, type) and issubclass(origin, Link):
+        (target,) = typing.get_args(tp)
+        yield from _members(target)
+    elif origin is list:
+        yield from _members(typing.get_args(tp)[0])
+    elif tp is not type(None):
+        yield tp
+
+
+def _walk(roots: tuple[type, ...]) -> tuple[tuple[type, ...], tuple[type[OpenEnum], ...]]:
+    """Every attrs model reachable from ``roots`` (a nested model before the models holding it)
+    and every open enum their fields use."""
+    order: list[type] = []
+    enums: dict[type[OpenEnum], None] = {}
+    seen: set[type] = set()
+
+    def visit(cls: type) -> None:
+        seen.add(cls)
+        for field in attrs.fields(cls):
+            for member in _members(field.type):
+                if attrs.has(member) and member not in seen:
+                    visit(member)
+                elif isinstance(member, type) and issubclass(member, OpenEnum):
+                    enums[member] = None
+        order.append(cls)
+
+    for root in roots:
+        if root not in seen:
+            visit(root)
+    return tuple(order), tuple(enums)
+
+
+def _is_links_class(cls: type) -> bool:
+    fields = attrs.fields(cls)
+    return bool(fields) and all(_link_type(field.type) is not None for field in fields)
+
+
+def _link_type(tp: Any) -> Any:
+    """``Link[X]`` of an ``Link[X] | None`` annotation, or None when it is not a link."""
+    for member in typing.get_args(tp) or (tp,):
+        origin = typing.get_origin(member)
+        if isinstance(origin, type) and issubclass(origin, Link):
+            return member
+    return None
+
+
+_ALL, ENUMS = _walk(m.RESOURCES)
+LINKS: tuple[type, ...] = tuple(cls for cls in _ALL if _is_links_class(cls))
+"""The ``*Links`` classes (every field a link)."""
+MODELS: tuple[type, ...] = tuple(cls for cls in _ALL if cls not in LINKS)
+"""Every other model, a nested one before the models that hold it."""
+_BUILDING: dict[type, type] = {cls: building_class(cls) for cls in _ALL}
+"""The class each model is filled as (read-only; see `building_class`)."""
+
+
+def wire_name(cls: type[Any], attribute: str, dialect: Dialect) -> str:
+    """The wire name ``dialect`` writes for ``attribute`` of ``cls`` (the attribute itself when
+    the class or version has none)."""
+    if not attrs.has(cls):
+        return attribute
+    spellings = dialect.wire_names(cls).get(attribute)
+    return spellings[0] if spellings else attribute
 
 
 class WireValueError(ValueError):
@@ -82,33 +143,6 @@ class WireValueError(ValueError):
     def __init__(self, message: str, *, suffix: str = "") -> None:
         super().__init__(message)
         self.suffix = suffix
-
-
-def _camel(name: str) -> str:
-    if name == "links":
-        return "_links"
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def _build_wire_names() -> dict[type[Any], dict[str, str]]:
-    for cls in (*MODELS, *LINKS):
-        attrs.resolve_types(cls, globalns=vars(m))
-    return {
-        cls: {a.name: _ALIASES.get((cls, a.name), (_camel(a.name),))[0] for a in attrs.fields(cls)}
-        for cls in (*MODELS, *LINKS)
-    }
-
-
-WIRE_NAMES: dict[type[Any], dict[str, str]] = _build_wire_names()
-"""Attribute name -> wire name, per model class (read-only by convention)."""
-_BUILDING: dict[type[Any], type[Any]] = {cls: building_class(cls) for cls in (*MODELS, *LINKS)}
-"""The class each model is filled as by the fast path (read-only; see `building_class`)."""
-
-
-def wire_name(cls: type[Any], attribute: str) -> str:
-    """The wire name of ``attribute`` of model ``cls`` (``retry_number`` -> ``retryNumber``)."""
-    return WIRE_NAMES.get(cls, {}).get(attribute, attribute)
 
 
 # --- primitive hooks -----------------------------------------------------------------------------
@@ -126,12 +160,16 @@ def _str(value: Any, _: object = None) -> str:
     raise WireValueError(f"expected a string, got {_kind(value)} {value!r:.40}")
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+_EXACT_FLOAT_INT = 2**53
+
+
 def _int(value: Any, _: object = None) -> int:
     if value.__class__ is int:
         return value
     if value.__class__ is str:
         text = value.strip()
-        if text.isascii() and (text.isdigit() or (text[:1] in ("+", "-") and text[1:].isdigit())):
+        if _INTEGER.fullmatch(text):  # ASCII digits only, and never thousands of them
             return int(text)
     elif value.__class__ is float and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
         # Beyond 2**53 a float is a rounded integer (orjson reads >64-bit integers as floats).
@@ -139,7 +177,21 @@ def _int(value: Any, _: object = None) -> int:
     raise WireValueError(f"expected an integer, got {_kind(value)} {value!r:.40}")
 
 
-_EXACT_FLOAT_INT = 2**53
+_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,19}(?:\.[0-9]{0,19})?|\.[0-9]{1,19})(?:[eE][+-]?[0-9]{1,3})?")
+
+
+def _float(value: Any, _: object = None) -> float:
+    if value.__class__ is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise WireValueError(f"expected a finite number, got {value!r}")
+        return value
+    if value.__class__ is int:
+        return float(value)
+    if value.__class__ is str and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    raise WireValueError(f"expected a number, got {_kind(value)} {value!r:.40}")
+
+
 _TRUE = frozenset({"true", "True", "TRUE", "1"})
 _FALSE = frozenset({"false", "False", "FALSE", "0"})
 
@@ -218,58 +270,52 @@ def _enum_hook(cls: type[OpenEnum]) -> Callable[[Any, Any], OpenEnum | None]:
 
 
 class _Windows:
-    """Backup windows as canonical tuples, one per distinct window, shared by every job using it.
+    """Backup windows (lists of 168 flags) as tuples of real booleans, cheaply.
 
-    All-true and all-false windows are recognised with two C-level counts; other windows are
-    looked up by value. `listed` keeps one list per canonical window, for `_shared_policies` to
-    compare wire lists with.
+    Uniform windows (all true, all false) are recognised with C-level counts and shared. Any
+    other window of real JSON booleans becomes a tuple after one exactness check: the JSON text
+    of a list of ``n`` booleans, ``t`` of them true, is exactly ``1 + n + 4t + 5(n - t)`` bytes
+    long, and any entry that merely equals a boolean (``1``, ``0.0``) writes shorter. Anything
+    else goes through `_flags`, which converts what it can and names the first bad entry.
     """
 
     def __init__(self) -> None:
         self._uniform: dict[tuple[bool, int], tuple[bool, ...]] = {}
-        self._seen: dict[tuple[bool, ...], tuple[bool, ...]] = {}
-        self._lists: dict[tuple[bool, ...], list[bool]] = {}
-
-    def shared(self, value: list[Any]) -> tuple[bool, ...] | None:
-        """The canonical tuple of a list of flags, or None when an entry is not boolean-like or
-        the window is new and the cache of distinct windows is full."""
-        size = len(value)
-        trues = value.count(True)
-        if trues == size or (trues == 0 and value.count(False) == size):
-            flag = trues == size
-            shared = self._uniform.get((flag, size))
-            if shared is None:
-                shared = self._uniform[(flag, size)] = (flag,) * size
-            return shared
-        if trues + value.count(False) != size:
-            return None
-        shared = self._seen.get(tuple(value))  # 1 == 1.0 == True: equal windows share an entry
-        if shared is None and len(self._seen) < _WINDOW_CACHE_SIZE:
-            shared = tuple(map(bool, value))  # every entry is == True or == False here
-            self._seen[shared] = shared
-        return shared
-
-    def listed(self, flags: tuple[bool, ...]) -> list[bool]:
-        """``flags`` as a list, one per distinct window while the cache has room: what a wire
-        list is compared with in one C-level ``==``."""
-        found = self._lists.get(flags)
-        if found is None:
-            found = list(flags)
-            if len(self._lists) < _WINDOW_CACHE_SIZE:
-                self._lists[flags] = found
-        return found
 
     def structure(self, value: Any, _: object = None) -> tuple[bool, ...]:
         if value.__class__ is not list:
             if value is None:
                 return ()
             raise WireValueError(f"expected an array of booleans, got {_kind(value)}")
-        shared = self.shared(value)
-        if shared is not None:
-            return shared
-        if value.count(True) + value.count(False) == len(value):
-            return tuple(map(bool, value))  # a new window once the cache is full
-        return _flags(value)  # names the first entry that is not a flag
+        size = len(value)
+        trues = value.count(True)
+        if trues == size:  # 1 and 1.0 count too, and read as True all the same
+            return self._shared(True, size)
+        falses = value.count(False)
+        if falses == size:
+            return self._shared(False, size)
+        if trues + falses == size and _all_bools(value, trues, falses):
+            return tuple(value)
+        return _flags(value)
+
+    def _shared(self, flag: bool, size: int) -> tuple[bool, ...]:
+        found = self._uniform.get((flag, size))
+        if found is None:
+            found = (flag,) * size
+            if len(self._uniform) < _UNIFORM_WINDOWS:
+                self._uniform[(flag, size)] = found
+        return found
+
+
+def _all_bools(value: list[Any], trues: int, falses: int) -> bool:
+    """Whether every entry of ``value`` (``trues`` + ``falses`` of them equal to a boolean) is
+    ``True`` or ``False`` itself (see `_Windows`)."""
+    if not value:
+        return True
+    try:
+        return len(orjson.dumps(value)) == 1 + len(value) + 4 * trues + 5 * falses
+    except TypeError:  # not JSON-serialisable: certainly not all booleans
+        return False
 
 
 def _flags(values: list[Any]) -> tuple[bool, ...]:
@@ -282,47 +328,114 @@ def _flags(values: list[Any]) -> tuple[bool, ...]:
     return tuple(flags)
 
 
-def _tuple_of(cls: type[Any], item: Callable[[Any, Any], Any]) -> Callable[[Any, Any], tuple[Any, ...]]:
-    """A JSON array of ``cls`` objects as a tuple; anything but an array is an error (a string or
-    an object must not be iterated into an empty or nonsense list)."""
+def _tuple_of(name: str, item: Callable[[Any, Any], Any], cls: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """A JSON array as a tuple of ``item`` results; anything but an array is an error (a string or
+    an object must not be iterated into an empty or nonsense tuple)."""
 
     def structure(value: Any, _: object = None) -> tuple[Any, ...]:
         if value.__class__ is not list:
-            raise WireValueError(f"expected an array of {cls.__name__}, got {_kind(value)}")
+            raise WireValueError(f"expected an array of {name}, got {_kind(value)}")
         items = []
         for index, element in enumerate(value):
             try:
                 items.append(item(element, cls))
             except Exception as exc:
                 exc.add_note(IterableValidationNote(f"Structuring @ index {index}", index, cls))
-                raise IterableValidationError(f"while structuring {cls.__name__} items", [exc], cls) from None
+                raise IterableValidationError(f"while structuring {name} items", [exc], cls) from None
         return tuple(items)
 
     return structure
 
 
-# --- links -----------------------------------------------------------------------------------------
+# --- links and derived values ----------------------------------------------------------------------
 
 
-def _link_fields(cls: type[Any]) -> list[tuple[str, str, type[Link[Any]], type[Any] | None]]:
-    """(init alias, wire key, Link class, target model) for each field of a ``*Links`` class."""
-    spec = []
+def _link_specs(cls: type[Any], dialect: Dialect) -> list[LinkSpec]:
+    names = dialect.wire_names(cls)
+    specs = []
     for field in attrs.fields(cls):
-        link_type = next(t for t in typing.get_args(field.type) if t is not type(None))
-        origin = typing.get_origin(link_type)
+        link_type = _link_type(field.type)
         (target,) = typing.get_args(link_type)
-        spec.append((field.alias, wire_name(cls, field.name), origin, None if target is object else target))
-    return spec
-
-
-def _links_hook(cls: type[T], navigator: Navigator) -> Callable[[Any, Any], T]:
-    """Structure a ``_links`` object: each ``{"href": ...}`` becomes a `Link` bound to
-    ``navigator``; a missing entry, ``null`` or ``{"href": null}`` is an absent link."""
-    return make_fast_links_fn(cls, _BUILDING[cls], _link_fields(cls), navigator, _link_error)
+        specs.append(
+            LinkSpec(
+                alias=field.alias,
+                spellings=names[field.name],
+                link_class=typing.get_origin(link_type),
+                target=None if target is object else target,
+            )
+        )
+    return specs
 
 
 def _link_error(key: str, value: Any) -> Exception:
     return WireValueError(f"expected a {key} object, got {_kind(value)}")
+
+
+def last_segment(href: str) -> str | None:
+    """The last non-empty path segment of an href, percent-decoded; None when there is none."""
+    try:
+        path = urlsplit(href).path
+    except ValueError:
+        return None
+    segment = path.rstrip("/").rpartition("/")[2]
+    return unquote(segment) or None
+
+
+def _finisher(cls: type[Any], dialect: Dialect, navigator: Navigator) -> Callable[[Any], None] | None:
+    """The step filling ``cls``'s derived values (`IdFromLink`, `LinkFromId`, `LinkThrough`) in a
+    building instance, or None when the dialect derives nothing for ``cls``. The fast and the
+    detailed pass both run it."""
+    derivations = dialect.derivations(cls)
+    if not derivations:
+        return None
+    ids = [(d.field, d.relation) for d in derivations if isinstance(d, IdFromLink)]
+    link_steps = [d for d in derivations if not isinstance(d, IdFromLink)]
+    links_cls: Any = attrs.fields_dict(cls)["links"].type
+    link_fields = [field.name for field in attrs.fields(links_cls)]
+    specs = dict(zip(link_fields, _link_specs(links_cls, dialect), strict=True))
+    building_links = _BUILDING[links_cls]
+
+    def finish(r: Any) -> None:
+        links = r.links
+        for field, relation in ids:
+            if getattr(r, field) is None:
+                link = getattr(links, relation)
+                if link is not None:
+                    setattr(r, field, last_segment(link.href))
+        if not link_steps:
+            return
+        changed: Any = object.__new__(building_links)
+        for name in link_fields:
+            setattr(changed, name, getattr(links, name))
+        for step in link_steps:
+            spec = specs[step.relation]
+            if isinstance(step, LinkFromId):
+                href = f"/{dialect.version}/{step.route.render(id=r.id)}"
+                value: Any = spec.link_class(href, step.relation, navigator, spec.target)
+            else:
+                via = getattr(links, step.via)
+                value = None if via is None else ThroughLink(via, step.then, step.relation, spec.target)
+            setattr(changed, step.relation, value)
+        changed.__class__ = links_cls
+        r.links = changed
+
+    return finish
+
+
+def _finished(cls: type[T], fn: Callable[[Any, Any], T], finish: Callable[[Any], None] | None) -> Any:
+    """Wrap a cattrs structure function so the derived values are filled as in the fast pass."""
+    if finish is None:
+        return fn
+    building = _BUILDING[cls]
+
+    def structure(value: Any, type_: Any = cls) -> T:
+        result: Any = fn(value, type_)
+        result.__class__ = building
+        finish(result)
+        result.__class__ = cls
+        return result  # type: ignore[no-any-return]
+
+    return structure
 
 
 # --- the converter ----------------------------------------------------------------------------------
@@ -332,114 +445,158 @@ def _unions(hook: Callable[[Any, Any], Any], tp: Any) -> dict[Any, Callable[[Any
     return {tp: hook, tp | None: _optional(hook)}
 
 
-def configure_converter(converter: cattrs.Converter, navigator: Navigator) -> None:
-    """Register every vbo-async hook on ``converter``; links it decodes follow via ``navigator``."""
+def configure_converter(converter: cattrs.Converter, navigator: Navigator, dialect: Dialect) -> None:
+    """Register every hook for ``dialect`` on ``converter``; links follow via ``navigator``."""
     windows = _Windows()
     hooks: dict[Any, Callable[[Any, Any], Any]] = {
         **_unions(_str, str),
         **_unions(_int, int),
+        **_unions(_float, float),
         **_unions(_bool, bool),
         **_unions(_datetime, dt.datetime),
         **_unions(_time, dt.time),
         tuple[bool, ...]: windows.structure,
+        **_unions(_tuple_of("strings", _str, str), tuple[str, ...]),
     }
     for enum_cls in ENUMS:
-        hook = _enum_hook(enum_cls)
-        hooks[enum_cls] = hooks[enum_cls | None] = hook
+        hooks[enum_cls] = hooks[enum_cls | None] = _enum_hook(enum_cls)
+    label = f" {dialect.version}"
     for links_cls in LINKS:
-        hooks[links_cls] = _links_hook(links_cls, navigator)
+        specs = _link_specs(links_cls, dialect)
+        hooks[links_cls] = make_fast_links_fn(
+            links_cls, _BUILDING[links_cls], specs, navigator, _link_error, label=label
+        )
     for tp, hook in hooks.items():
         _register(converter, tp, hook)
-    for cls in MODELS:  # in dependency order: a model's fields' hooks exist before it
-        if converter.detailed_validation:
-            renames = {name: override(rename=wire) for name, wire in WIRE_NAMES[cls].items()}
-            fn = _aliasing(cls, make_dict_structure_fn(cls, converter, **renames))  # type: ignore[arg-type]
-        else:
-            fn = make_fast_structure_fn(
-                cls, _BUILDING[cls], converter, WIRE_NAMES[cls], _alternatives(cls), _not_a_dict(cls)
-            )
-            if cls is m.SchedulePolicy:
-                fn = _shared_policies(fn, windows)
+    for cls in MODELS:  # a nested model's hook exists before the models holding it
+        fn = _model_hook(cls, converter, navigator, dialect)
+        if cls is m.SchedulePolicy and not converter.detailed_validation:
+            fn = _shared_policies(fn, dialect)
         _register(converter, cls, fn)
         _register(converter, cls | None, _optional(fn))
-        if cls is m.SelectedMailbox:  # Job.selected_mailboxes / excluded_mailboxes
-            many = _tuple_of(cls, fn)
-            _register(converter, tuple[m.SelectedMailbox, ...], many)
-            _register(converter, tuple[m.SelectedMailbox, ...] | None, _optional(many))
-
-    _configure_unstructuring(converter)
+        many = _tuple_of(cls.__name__, fn, cls)
+        _register(converter, tuple[cls, ...], many)  # type: ignore[valid-type]
+        _register(converter, tuple[cls, ...] | None, _optional(many))  # type: ignore[valid-type]
+    _configure_unstructuring(converter, dialect)
 
 
-def _shared_policies(structure: Callable[[Any, Any], T], windows: _Windows) -> Callable[[Any, Any], T]:
+def _model_hook(
+    cls: type[Any], converter: cattrs.Converter, navigator: Navigator, dialect: Dialect
+) -> Callable[[Any, Any], Any]:
+    names = dialect.wire_names(cls)
+    finish = _finisher(cls, dialect, navigator)
+    if not converter.detailed_validation:
+        try:
+            return make_fast_structure_fn(
+                cls,
+                _BUILDING[cls],
+                converter,
+                names,
+                _not_a_dict(cls),
+                finish,
+                label=f" {dialect.version}",
+            )
+        except FastPathUnsupported:
+            pass  # cattrs' own function below (tests assert every model qualifies)
+    overrides = {
+        name: override(rename=spellings[0]) if spellings else override(omit=True)
+        for name, spellings in names.items()
+    }
+    fn = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+    alternatives = [(spellings[0], spellings[1:]) for spellings in names.values() if len(spellings) > 1]
+    return _finished(cls, _aliasing(cls, fn, alternatives), finish)  # type: ignore[no-any-return]
+
+
+def _shared_policies(structure: Callable[[Any, Any], T], dialect: Dialect) -> Callable[[Any, Any], T]:
     """Share one `SchedulePolicy` between jobs whose wire policies are the same.
 
-    A sweep's jobs use a handful of schedules and windows, so a policy is looked up instead of
-    rebuilt: a third of the cost of a job and most of its memory. The key is the policy's scalar
-    wire values (with their types, so ``1`` and ``true`` stay apart); under it sit the few
-    windows seen with those values, each as a list of flags that one C-level ``==`` compares with
-    the wire list (an identity check per flag). Anything unusual (unhashable values, a window that
-    is not all flags) is structured as usual, which also reports the error.
+    A sweep's jobs use a handful of schedules, so a policy is looked up instead of rebuilt: a
+    third of the cost of a job and most of its memory. The key is every scalar of the policy and
+    of its windows, read under every spelling the dialect knows and paired with its type (so
+    ``1`` and ``true`` stay apart); under it sit the few window arrays seen with those scalars,
+    compared with the wire arrays in one C-level ``==``. Keys and spellings come from the models
+    and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the key.
+    Anything unusual (a window that is not an object, an unhashable scalar) is structured as
+    usual, which also reports the error.
     """
-    cache: dict[tuple[Any, ...], list[tuple[list[bool], T]]] = {}
+    names = dialect.wire_names(m.SchedulePolicy)
+    window_names = dialect.wire_names(m.BackupWindow)
+    window_fields = {f.name for f in attrs.fields(m.SchedulePolicy) if m.BackupWindow in _members(f.type)}
+    array_fields = {f.name for f in attrs.fields(m.BackupWindow) if f.type == tuple[bool, ...]}
+    scalars = [key for name, keys in names.items() if name not in window_fields for key in keys]
+    windows = [key for name in window_fields for key in names[name]]
+    window_scalars = [key for name, keys in window_names.items() if name not in array_fields for key in keys]
+    window_arrays = [key for name in array_fields for key in window_names[name]]
+    lines = [
+        "def structure_shared(o, t=None):",
+        "    if o.__class__ is not dict:",
+        "        return structure(o, t)",
+    ]
+    lines.append("    g = o.get")
+    key_parts = [f"(v := g({key!r})), v.__class__" for key in scalars]
+    array_parts: list[str] = []
+    for index, key in enumerate(windows):
+        arrays = [f"a{index}_{n}" for n in range(len(window_arrays))]
+        lines += [
+            f"    w{index} = g({key!r})",
+            f"    if w{index} is None:",
+            f"        k{index} = {' = '.join(arrays)} = None",
+            f"    elif w{index}.__class__ is dict:",
+            f"        x = w{index}.get",
+            f"        k{index} = ({', '.join(f'(v := x({k!r})), v.__class__' for k in window_scalars)},)",
+            *(f"        {name} = x({k!r})" for name, k in zip(arrays, window_arrays, strict=True)),
+            "    else:",
+            "        return structure(o, t)",
+        ]
+        key_parts.append(f"k{index}")
+        array_parts += arrays
+    lines += [
+        f"    key = ({', '.join(key_parts)},)",
+        f"    arrays = [{', '.join(array_parts)}]",
+        "    return lookup(o, t, key, arrays)",
+    ]
+    cache: dict[tuple[Any, ...], list[tuple[list[Any], T]]] = {}
     remembered = 0
 
-    def structure_shared(value: Any, type_: Any = None) -> T:
+    def lookup(value: Any, type_: Any, key: tuple[Any, ...], arrays: list[Any]) -> T:
         nonlocal remembered
-        if value.__class__ is not dict:
-            return structure(value, type_)
-        window: Any = value.get("backupWindow")
-        array = window.get("backupIntervalsArray") if window.__class__ is dict else None
-        if array.__class__ is not list:
-            return structure(value, type_)
-        get = value.get
-        offset = window.get("minuteOffset")
-        number = get("retryNumber")
-        wait = get("retryWaitInterval")
-        key = (
-            get("type"),
-            get("periodicallyEvery"),
-            get("dailyType"),
-            get("dailyTime"),
-            get("retryEnabled"),
-            number,
-            number.__class__,
-            wait,
-            wait.__class__,
-            offset,
-            offset.__class__,
-        )
         try:
             known = cache.get(key)
         except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why
             return structure(value, type_)
         if known is not None:
-            for flags, shared in known:
-                if array == flags:  # 1 == True: the hooks read such a window as these flags too
+            for cached, shared in known:
+                if arrays == cached:  # 1 == True: the hooks read such a window as these flags too
                     return shared
         policy = structure(value, type_)
         if remembered < _POLICY_CACHE_SIZE and (known is None or len(known) < _WINDOWS_PER_POLICY):
-            backup_window = policy.backup_window  # type: ignore[attr-defined]
-            cache.setdefault(key, []).append((windows.listed(backup_window.backup_intervals_array), policy))
+            # Copies: the caller owns the wire lists (from_wire's may be changed and passed again).
+            kept = [list(array) if array.__class__ is list else array for array in arrays]
+            cache.setdefault(key, []).append((kept, policy))
             remembered += 1
         return policy
 
-    return structure_shared
+    namespace: dict[str, Any] = {"structure": structure, "lookup": lookup}
+    return define(lines, namespace, f"<vbo_async shared policies {dialect.version}>", "structure_shared")
 
 
-def _configure_unstructuring(converter: cattrs.Converter) -> None:
-    """Models back to v1 wire JSON (wire names, ISO timestamps, ``{"href": ...}`` links), so that
-    ``structure(unstructure(model)) == model``. ``None`` fields are left out."""
+def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
+    """Models back to ``dialect``'s wire JSON (wire names, ISO timestamps, ``{"href": ...}``
+    links), so that ``structure(unstructure(model)) == model``. ``None`` fields are left out, as
+    are fields not on this version's wire (derived ones are derived again when decoding)."""
     converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
     converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
     for enum_cls in ENUMS:
         converter.register_unstructure_hook(enum_cls, lambda member: str(member._value_))
-    for cls in (*MODELS, *LINKS):  # a *Links class is a model whose values are links
-        converter.register_unstructure_hook(cls, _unstructure_model(cls, converter))
+    for cls in _ALL:  # a *Links class is a model whose values are links
+        converter.register_unstructure_hook(cls, _unstructure_model(cls, converter, dialect))
 
 
-def _unstructure_model(cls: type[Any], converter: cattrs.Converter) -> Callable[[Any], dict[str, Any]]:
-    names = [(field.name, wire_name(cls, field.name)) for field in attrs.fields(cls)]
+def _unstructure_model(
+    cls: type[Any], converter: cattrs.Converter, dialect: Dialect
+) -> Callable[[Any], dict[str, Any]]:
+    names = [(name, spellings[0]) for name, spellings in dialect.wire_names(cls).items() if spellings]
 
     def unstructure(model: Any) -> dict[str, Any]:
         wire: dict[str, Any] = {}
@@ -450,10 +607,6 @@ def _unstructure_model(cls: type[Any], converter: cattrs.Converter) -> Callable[
         return wire
 
     return unstructure
-
-
-def _alternatives(cls: type[Any]) -> dict[str, tuple[str, ...]]:
-    return {name: names[1:] for (c, name), names in _ALIASES.items() if c is cls}
 
 
 def _not_a_dict(cls: type[Any]) -> Callable[[Any], Exception]:
@@ -471,11 +624,12 @@ def _register(converter: cattrs.Converter, tp: Any, hook: Callable[[Any, Any], A
         converter.register_structure_hook_func(lambda candidate: candidate == tp, hook)
 
 
-def _aliasing(cls: type[T], fn: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
-    """Wrap a structure function so only objects are accepted and alternative wire spellings of
-    a field are read too."""
+def _aliasing(
+    cls: type[T], fn: Callable[[Any, Any], T], alternatives: list[tuple[str, tuple[str, ...]]]
+) -> Callable[[Any, Any], T]:
+    """Wrap a structure function so only objects are accepted and the other wire spellings of a
+    field are read, in order, when its first spelling is absent."""
     not_a_dict = _not_a_dict(cls)
-    alternatives = [(wire_name(cls, name), others) for name, others in _alternatives(cls).items()]
 
     def structure(value: Any, type_: Any = cls) -> T:
         if value.__class__ is not dict:
@@ -491,10 +645,21 @@ def _aliasing(cls: type[T], fn: Callable[[Any, Any], T]) -> Callable[[Any, Any],
     return structure
 
 
-def make_converter(navigator: Navigator, *, detailed: bool = False) -> cattrs.Converter:
-    """A fresh converter with vbo-async's hooks. ``detailed`` collects every error with its path
+def make_converter(navigator: Navigator, dialect: Dialect, *, detailed: bool = False) -> cattrs.Converter:
+    """A fresh converter for ``dialect``. ``detailed`` collects every error with its path
     (slower); the client decodes with a fast one and only re-runs a failure through a detailed one.
     """
     converter = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
-    configure_converter(converter, navigator)
+    configure_converter(converter, navigator, dialect)
     return converter
+
+
+def fast_path_rules_hold() -> dict[type, str]:
+    """Models the fast path cannot fill, with the reason (empty when every model qualifies)."""
+    broken = {}
+    for cls in _ALL:
+        try:
+            check_rules(cls)
+        except FastPathUnsupported as exc:
+            broken[cls] = str(exc)
+    return broken

@@ -1,17 +1,23 @@
 """Decoding response bodies into models: a fast pass, and a detailed pass only to explain failures.
 
-The fast converter runs without cattrs' detailed validation. When it fails, the same value is run
-through a detailed converter, whose error tree is turned into one `DecodeError` naming the path in
-wire names (``$[1].schedulePolicy.retryNumber``) and the URL.
+Each API version the client meets gets its own pair of converters (wire names differ). The fast
+converter runs without cattrs' detailed validation. When it fails, the same value is run through
+a detailed converter, whose error tree is turned into one `DecodeError` naming the path in wire
+names (``$[1].schedulePolicy.retryNumber``) and the URL. Both passes accept the same input; a
+value the fast pass refused but the detailed pass accepted is counted in `Decoder.fallbacks` and
+logged at debug level, so a disagreement (or an input that is slow for no reason) shows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import Iterator
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
+import attrs
 import cattrs
 import orjson
 from cattrs.errors import (
@@ -22,6 +28,7 @@ from cattrs.errors import (
 )
 
 from ._convert import WireValueError, make_converter, wire_name
+from ._dialects import Dialect
 from ._exceptions import DecodeError
 from ._links import Navigator
 from ._pages import split_page
@@ -29,6 +36,7 @@ from ._pages import split_page
 __all__ = ["Decoder", "parse_json"]
 
 T = TypeVar("T")
+log = logging.getLogger("vbo_async")
 
 
 def parse_json(body: bytes, *, method: str | None = None, url: str | None = None) -> Any:
@@ -46,33 +54,42 @@ def parse_json(body: bytes, *, method: str | None = None, url: str | None = None
 
 
 class Decoder:
-    """Turns parsed JSON into models for one client (its links follow through ``navigator``)."""
+    """Turns parsed JSON into models for one client (its links follow through ``navigator``),
+    with one pair of converters per API version, built on first use."""
 
     def __init__(self, navigator: Navigator) -> None:
         self._navigator = navigator
-        self._fast = make_converter(navigator)
-        self._detailed: cattrs.Converter | None = None
-        self._hooks: dict[type[Any], Any] = {}
+        self._fast: dict[str, cattrs.Converter] = {}
+        self._detailed: dict[str, cattrs.Converter] = {}
+        self._hooks: dict[tuple[str, type[Any]], Any] = {}
+        self.fallbacks = 0
+        """Values the fast pass refused and the detailed pass decoded (should stay 0)."""
 
-    def page(self, body: bytes, cls: type[T], *, url: str | None = None) -> tuple[list[T], str | None]:
+    def page(
+        self, body: bytes, cls: type[T], dialect: Dialect, *, url: str | None = None
+    ) -> tuple[list[T], str | None]:
         """Parse a collection body (a bare array or a page object) and structure its items:
-        (items, the ``next`` href as sent or None). The collector is paused for the whole batch."""
+        (items, the ``next`` href as sent or None). The collector is paused for the whole batch.
+        Fields the dialect fills from the request's query (a v7 session's ``job_id`` from
+        ``?jobId=``) are filled where the items lack them."""
         with _no_gc():
             data = parse_json(body, method="GET", url=url)
             items, next_href, path = split_page(data, url=url)
-            return self.many(items, cls, url=url, path=path, consume=True), next_href
+            decoded = self.many(items, cls, dialect, url=url, path=path, consume=True)
+        return _with_query_context(decoded, cls, dialect, url), next_href
 
-    def one(self, data: Any, cls: type[T], *, url: str | None = None, path: str = "$") -> T:
+    def one(self, data: Any, cls: type[T], dialect: Dialect, *, url: str | None = None, path: str = "$") -> T:
         """Structure one resource."""
         try:
-            return self._hook(cls)(data, cls)  # type: ignore[no-any-return]
-        except Exception:
-            return self._explain(data, cls, url=url, path=path)
+            return self._hook(cls, dialect)(data, cls)  # type: ignore[no-any-return]
+        except Exception as exc:
+            return self._explain(data, cls, dialect, exc, url=url, path=path)
 
     def many(
         self,
         items: Any,
         cls: type[T],
+        dialect: Dialect,
         *,
         url: str | None = None,
         path: str = "$",
@@ -87,7 +104,7 @@ class Decoder:
             raise DecodeError(
                 f"expected an array of {cls.__name__}, got {type(items).__name__}", path=path, url=url
             )
-        hook = self._hook(cls)
+        hook = self._hook(cls, dialect)
         decoded: list[T] = []
         append = decoded.append
         with _no_gc():
@@ -97,32 +114,74 @@ class Decoder:
                     items[index] = None
                 try:
                     append(hook(item, cls))
-                except Exception:  # the fast pass says no; the detailed pass decides and explains
-                    append(self._explain(item, cls, url=url, path=f"{path}[{index}]"))
+                except Exception as exc:  # the fast pass says no; the detailed pass decides and explains
+                    append(self._explain(item, cls, dialect, exc, url=url, path=f"{path}[{index}]"))
         return decoded
 
-    def unstructure(self, model: Any) -> Any:
-        """The v1 wire JSON of a model, a list of models, or anything JSON already."""
-        return self._fast.unstructure(model)
+    def unstructure(self, model: Any, dialect: Dialect) -> Any:
+        """``dialect``'s wire JSON of a model, a list of models, or anything JSON already."""
+        return self._converter(dialect).unstructure(model)
 
-    def _hook(self, cls: type[Any]) -> Any:
-        hook = self._hooks.get(cls)
+    def _converter(self, dialect: Dialect) -> cattrs.Converter:
+        converter = self._fast.get(dialect.version)
+        if converter is None:
+            converter = self._fast[dialect.version] = make_converter(self._navigator, dialect)
+        return converter
+
+    def _hook(self, cls: type[Any], dialect: Dialect) -> Any:
+        key = (dialect.version, cls)
+        hook = self._hooks.get(key)
         if hook is None:
-            hook = self._hooks[cls] = self._fast.get_structure_hook(cls)
+            hook = self._hooks[key] = self._converter(dialect).get_structure_hook(cls)
         return hook
 
-    def _explain(self, data: Any, cls: type[T], *, url: str | None, path: str) -> T:
-        if self._detailed is None:
-            self._detailed = make_converter(self._navigator, detailed=True)
+    def _explain(
+        self, data: Any, cls: type[T], dialect: Dialect, fast: Exception, *, url: str | None, path: str
+    ) -> T:
+        detailed = self._detailed.get(dialect.version)
+        if detailed is None:
+            detailed = self._detailed[dialect.version] = make_converter(
+                self._navigator, dialect, detailed=True
+            )
         try:
-            return self._detailed.structure(data, cls)
+            result: T = detailed.structure(data, cls)
         except (ClassValidationError, IterableValidationError, WireValueError) as exc:
-            problems = list(_leaves(exc, path, cls))
+            problems = list(_leaves(exc, path, cls, dialect))
         except Exception as exc:
             problems = [(path, f"{type(exc).__name__}: {exc}")]
+        else:
+            self.fallbacks += 1
+            log.debug(
+                "the fast decoding pass refused a %s at %s that the detailed pass accepted (%s: %s)",
+                cls.__name__,
+                path,
+                type(fast).__name__,
+                fast,
+            )
+            return result
         where, what = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DecodeError(f"cannot decode {cls.__name__}: {what} at {where}{more}", path=where, url=url)
+
+
+def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str | None) -> list[T]:
+    """``items`` with the fields ``dialect.query_context`` names filled from ``url``'s query
+    (parameter names matched case-insensitively) where an item has ``None``."""
+    fields = dialect.query_context.get(cls)
+    if not fields or not items or url is None:
+        return items
+    try:
+        query = {key.lower(): value for key, value in parse_qsl(urlsplit(url).query)}
+    except ValueError:
+        return items
+    values = {name: query[param.lower()] for name, param in fields.items() if query.get(param.lower())}
+    if not values:
+        return items
+    filled = []
+    for item in items:
+        missing = {name: value for name, value in values.items() if getattr(item, name) is None}
+        filled.append(attrs.evolve(item, **missing) if missing else item)  # type: ignore[misc]
+    return filled
 
 
 @contextlib.contextmanager
@@ -144,23 +203,23 @@ def _no_gc() -> Iterator[None]:
         gc.enable()
 
 
-def _leaves(exc: BaseException, path: str, cls: type[Any]) -> Iterator[tuple[str, str]]:
+def _leaves(exc: BaseException, path: str, cls: type[Any], dialect: Dialect) -> Iterator[tuple[str, str]]:
     """(wire path, message) for each leaf error of a cattrs error tree."""
     if isinstance(exc, ClassValidationError):
         for sub in exc.exceptions:
             sub_path, sub_cls = path, cls
             for note in getattr(sub, "__notes__", ()):
                 if isinstance(note, AttributeValidationNote):
-                    sub_path = f"{path}.{wire_name(exc.cl, note.name)}"
+                    sub_path = f"{path}.{wire_name(exc.cl, note.name, dialect)}"
                     sub_cls = _model_of(note.type)
-            yield from _leaves(sub, sub_path, sub_cls)
+            yield from _leaves(sub, sub_path, sub_cls, dialect)
     elif isinstance(exc, IterableValidationError):
         for sub in exc.exceptions:
             sub_path = path
             for note in getattr(sub, "__notes__", ()):
                 if isinstance(note, IterableValidationNote):
                     sub_path = f"{path}[{note.index}]"
-            yield from _leaves(sub, sub_path, _model_of(exc.cl))
+            yield from _leaves(sub, sub_path, _model_of(exc.cl), dialect)
     elif isinstance(exc, KeyError):
         yield path, "required field missing"
     elif isinstance(exc, WireValueError):

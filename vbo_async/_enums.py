@@ -11,13 +11,21 @@ import enum
 from typing import Self
 
 __all__ = [
+    "BackupType",
     "Bottleneck",
     "DailyType",
+    "JobSessionConfigType",
     "JobStatus",
+    "JobType",
+    "MaintenanceModeState",
     "OpenEnum",
+    "OperatingSystem",
     "PeriodicallyEvery",
     "ProxyStatus",
+    "ProxyType",
+    "RetentionType",
     "ScheduleType",
+    "SelectedItemType",
 ]
 
 
@@ -103,3 +111,66 @@ class ProxyStatus(OpenEnum):
 
     ONLINE = "Online"
     OFFLINE = "Offline"
+
+
+class BackupType(OpenEnum):
+    """``backupType`` of a job (v2+; v1 says ``allMailboxes`` instead)."""
+
+    ENTIRE_ORGANIZATION = "EntireOrganization"
+    SELECTED_ITEMS = "SelectedItems"
+
+
+class JobType(OpenEnum):
+    """``jobType`` of a job session (v7+): a backup job's run or a backup copy job's."""
+
+    BACKUP = "Backup"
+    COPY = "Copy"
+
+
+class JobSessionConfigType(OpenEnum):
+    """``jobSessionConfigType`` of a job session (v8): a full or an incremental run."""
+
+    FULL = "Full"
+    INCREMENTAL = "Incremental"
+
+
+class ProxyType(OpenEnum):
+    """``type`` of a backup proxy (v6+)."""
+
+    LOCAL = "Local"
+    DOMAIN = "Domain"
+    WORKGROUP = "Workgroup"
+
+
+class OperatingSystem(OpenEnum):
+    """``operatingSystem`` of a backup proxy (v8)."""
+
+    WINDOWS = "Windows"
+    LINUX = "Linux"
+
+
+class MaintenanceModeState(OpenEnum):
+    """``maintenanceModeState`` of a backup proxy (v8)."""
+
+    DISABLED = "Disabled"
+    ENABLING = "Enabling"
+    ENABLED = "Enabled"
+
+
+class RetentionType(OpenEnum):
+    """``retentionType`` of a backup repository (v6+)."""
+
+    ITEM_LEVEL = "ItemLevel"
+    SNAPSHOT_BASED = "SnapshotBased"
+
+
+class SelectedItemType(OpenEnum):
+    """``type`` of a job's selected or excluded item (v2+)."""
+
+    GROUP = "Group"
+    USER = "User"
+    SITE = "Site"
+    PARTIAL_ORGANIZATION = "PartialOrganization"
+    PERSONAL_SITES = "PersonalSites"
+    ONE_DRIVE_FOLDERS = "OneDriveFolders"
+    TEAM = "Team"

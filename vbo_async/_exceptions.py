@@ -14,6 +14,7 @@ Everything the library raises on purpose derives from `VBOError`; nothing else e
     ├── TransportError            connect, read, write, timeout, TLS, dropped or truncated responses
     ├── ResponseTooLargeError     a body exceeded ``max_response_bytes`` while streaming in
     ├── ClientStateError          the client is closed, or used from another event loop
+    ├── NotSupportedError         the server's API version has no such operation
     └── ConfigError               an option or argument is invalid (also a ``ValueError``)
 
 Context is keyword-only, as in httpx. Messages never contain passwords or tokens.
@@ -29,6 +30,7 @@ __all__ = [
     "DecodeError",
     "LinkError",
     "NotFoundError",
+    "NotSupportedError",
     "RateLimitedError",
     "ResponseTooLargeError",
     "ServerError",
@@ -138,6 +140,16 @@ class ResponseTooLargeError(VBOError):
 
 class ClientStateError(VBOError):
     """The client cannot serve the call: it is closed, or bound to another event loop."""
+
+
+class NotSupportedError(VBOError):
+    """The API version the client speaks has no such operation (``service_instance()`` on v1,
+    a full start on v1, ...). ``version`` and ``operation`` name them; nothing was sent."""
+
+    def __init__(self, message: str, *, version: str, operation: str) -> None:
+        super().__init__(message)
+        self.version = version
+        self.operation = operation
 
 
 class ConfigError(VBOError, ValueError):

@@ -2,10 +2,17 @@
 
 cattrs' own generated functions build a keyword dict per object and pass a type to every hook;
 on the hot path (thousands of jobs per sweep) that is most of the cost. These functions read each
-wire key once, inline the common cases (a ``str``/``int``/``bool`` already of the right type,
-``null``), call the converter's hook otherwise, and fill the object's slots directly. They do no
-detailed validation: on any failure the decoder re-runs a detailed cattrs pass to name the path.
-Both passes share the same hooks, so they accept exactly the same input.
+wire key once (the spellings a dialect gives, in order), inline the common cases (a ``str``/
+``int``/``bool`` already of the right type, ``null``, an ISO timestamp with a zone), call the
+converter's hook otherwise, and fill the object's slots directly. They do no detailed
+validation: on any failure the decoder re-runs a detailed cattrs pass to name the path. Both
+passes share the same hooks, the same wire names (from the dialect) and the same ``finish`` step,
+so they accept the same input and build equal objects; a property test per dialect compares them.
+
+They rely on rules `check_rules` verifies when a function is generated: the class is a slotted
+attrs class without ``__attrs_post_init__``, and no field has a converter, a validator,
+``init=False``, or a default other than ``None``, an argument-free factory or none at all. A
+class breaking a rule raises `FastPathUnsupported` and is decoded by cattrs' own function.
 
 Filling a frozen attrs instance normally goes through a slot descriptor's ``__set__`` (a frozen
 class forbids ``setattr``), a slow generic call per field. Instead each object is built as an
@@ -13,16 +20,20 @@ instance of a `building_class`: a subclass with the same slots and plain attribu
 which the interpreter turns into direct slot stores; the finished object is then given its real
 class (``__class__`` assignment, allowed between classes of the same layout). For eight fields
 that takes 0.4x the time of the descriptor calls and 0.25x that of attrs' own frozen ``__init__``.
+
+Generated source is registered with `linecache`, so tracebacks through it show the code.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import linecache
 import logging
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -31,31 +42,80 @@ import cattrs
 from ._enums import OpenEnum
 from ._links import Link
 
-__all__ = ["building_class", "make_fast_links_fn", "make_fast_structure_fn"]
+__all__ = [
+    "FastPathUnsupported",
+    "LinkSpec",
+    "building_class",
+    "check_rules",
+    "define",
+    "make_fast_links_fn",
+    "make_fast_structure_fn",
+]
 
 log = logging.getLogger("vbo_async")
 _INLINE_CLASS = {str: "str", int: "int"}
 _LINK_CACHE_SIZE = 65536
+_MISSING = object()
+
+
+class FastPathUnsupported(Exception):
+    """A class breaks a rule the generated functions rely on (the message says which)."""
+
+
+def check_rules(cls: type[Any]) -> None:
+    """Raise `FastPathUnsupported` unless ``cls`` can be filled slot by slot (module docstring)."""
+    if not attrs.has(cls) or "__slots__" not in vars(cls):
+        raise FastPathUnsupported(f"{cls.__name__} is not a slotted attrs class")
+    if hasattr(cls, "__attrs_post_init__"):
+        raise FastPathUnsupported(f"{cls.__name__} has __attrs_post_init__")
+    for field in attrs.fields(cls):
+        where = f"{cls.__name__}.{field.name}"
+        if field.converter is not None or field.validator is not None:
+            raise FastPathUnsupported(f"{where} has a converter or validator")
+        if not field.init:
+            raise FastPathUnsupported(f"{where} is init=False")
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            if default.takes_self:
+                raise FastPathUnsupported(f"{where} has a factory taking self")
+        elif default is not attrs.NOTHING and default is not None and default != ():
+            raise FastPathUnsupported(f"{where} has a default other than None, () or a factory")
+
+
+def _default_source(field: attrs.Attribute[Any], index: int, namespace: dict[str, Any]) -> str | None:
+    """The expression of ``field``'s default (None when it has none)."""
+    default: Any = field.default
+    if default is attrs.NOTHING:
+        return None
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        namespace[f"__d{index}"] = default.factory
+        return f"__d{index}()"
+    namespace[f"__d{index}"] = default
+    return f"__d{index}"
 
 
 def make_fast_structure_fn(
     cls: type[Any],
     building: type[Any],
     converter: cattrs.Converter,
-    wire_names: dict[str, str],
-    alternatives: dict[str, tuple[str, ...]],
+    names: Mapping[str, tuple[str, ...]],
     not_a_dict: Callable[[Any], Exception],
+    finish: Callable[[Any], None] | None = None,
+    *,
+    label: str = "",
 ) -> Callable[[Any, Any], Any]:
-    """A ``(value, type) -> cls`` function reading ``cls``'s fields under ``wire_names``, filling
-    an instance of ``building`` (its `building_class`).
-
-    ``alternatives`` maps an attribute to further wire spellings read when the main one is absent.
-    """
+    """A ``(value, type) -> cls`` function reading each field under its wire spellings
+    (``names``: attribute -> spellings, the first read first; empty: not on the wire), filling an
+    instance of ``building`` (its `building_class`), then calling ``finish`` on it (derived
+    values) before it takes its real class. Raises `FastPathUnsupported` (see `check_rules`)."""
+    check_rules(cls)
     namespace: dict[str, Any] = {
         "__cls": cls,
         "__building": building,
         "__new": object.__new__,
         "__not_a_dict": not_a_dict,
+        "__missing": _MISSING,
+        "__fromiso": dt.datetime.fromisoformat,
     }
     lines = [
         "def structure(o, _=None):",
@@ -65,66 +125,119 @@ def make_fast_structure_fn(
         "    r = __new(__building)",
     ]
     for index, field in enumerate(attrs.fields(cls)):
-        key = wire_names[field.name]
-        read = f"o[{key!r}]" if field.default is attrs.NOTHING else f"g({key!r})"
-        for other in alternatives.get(field.name, ()):
-            read = f"g({key!r}, g({other!r}))"
-        value = _expression(field.type, read, f"__h{index}", namespace, converter)
-        lines.append(f"    r.{field.name} = {value}")
-    return _define(lines, namespace, f"<vbo_async fast structure {cls.__name__}>")
+        spellings = names[field.name]
+        default = _default_source(field, index, namespace)
+        if not spellings:
+            if default is None:
+                raise FastPathUnsupported(f"{cls.__name__}.{field.name} is required but not on the wire")
+            lines.append(f"    r.{field.name} = {default}")
+            continue
+        read = _read(spellings, plain_absent=field.default is None)
+        lines.append(f"    v = {read}")
+        if field.default is not None:  # absent must give the default, not the hook's answer to None
+            missing = (
+                f"raise KeyError({spellings[0]!r})" if default is None else f"r.{field.name} = {default}"
+            )
+            lines.append("    if v is __missing:")
+            lines.append(f"        {missing}")
+            lines.append("    else:")
+            indent = "        "
+        else:
+            indent = "    "
+        lines += [indent + line for line in _store(field, f"__h{index}", namespace, converter)]
+    if finish is not None:
+        namespace["__finish"] = finish
+        lines.append("    __finish(r)")
+    return _define(lines, namespace, f"<vbo_async fast structure {cls.__name__}{label}>")
 
 
-def _expression(
-    tp: Any, read: str, hook_name: str, namespace: dict[str, Any], converter: cattrs.Converter
-) -> str:
-    """The Python expression that structures one field read by ``read`` (binds ``v``)."""
+def _read(spellings: tuple[str, ...], *, plain_absent: bool) -> str:
+    """The expression reading the first present spelling (``__missing`` or None when none is)."""
+    read = "None" if plain_absent else "__missing"
+    for key in reversed(spellings):
+        read = f"g({key!r})" if read == "None" else f"g({key!r}, {read})"
+    return read
+
+
+def _store(
+    field: attrs.Attribute[Any], hook_name: str, namespace: dict[str, Any], converter: cattrs.Converter
+) -> list[str]:
+    """Statements structuring ``v`` into ``r.<field>`` (inline where cheap, else the hook)."""
+    tp = field.type
     members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
     optional = type(None) in members
     inner = next(t for t in members if t is not type(None)) if members else tp
     namespace[hook_name] = converter.get_structure_hook(inner)
     call = f"{hook_name}(v, None)"
+    target = f"r.{field.name}"
     none = " or v is None" if optional else ""
     if inner is bool:
         # v1 sends "true"/"false": recognised here without a call; anything else goes to the hook.
-        strings = f'True if v == "true" else False if v == "false" else {call}'
-        return f"(v if (v := {read}) is True or v is False{none} else {strings})"
+        return [
+            f"{target} = (v if v is True or v is False{none} else "
+            f'True if v == "true" else False if v == "false" else {call})'
+        ]
     if inner is dt.datetime:
         # The common case inline: an ISO string Python parses, with a zone. Anything else (no
-        # zone, more than 6 fractional digits on old Pythons, not a string) goes to the hook.
-        namespace["__fromiso"] = dt.datetime.fromisoformat
-        parsed = f"(d if (d := __fromiso(v)).tzinfo is not None else {call})"
-        guarded = f"({parsed} if v.__class__ is str else {call})"
+        # zone, a lower-case z, more than 6 fractional digits, not a string) goes to the hook.
+        lines = []
         if optional:
-            return f"(None if (v := {read}) is None else {guarded})"
-        return f"((v := {read}), {guarded})[1]"
+            lines += ["if v is None:", f"    {target} = None", "elif v.__class__ is str:"]
+        else:
+            lines += ["if v.__class__ is str:"]
+        lines += [
+            "    try:",
+            "        d = __fromiso(v)",
+            "    except ValueError:",
+            f"        d = {call}",
+            "    else:",
+            "        if d.tzinfo is None:",
+            f"            d = {call}",
+            f"    {target} = d",
+            "else:",
+            f"    {target} = {call}",
+        ]
+        return lines
     if inner in _INLINE_CLASS:
-        return f"(v if (v := {read}).__class__ is {_INLINE_CLASS[inner]}{none} else {call})"
+        return [f"{target} = v if v.__class__ is {_INLINE_CLASS[inner]}{none} else {call}"]
     if isinstance(inner, type) and issubclass(inner, OpenEnum):
-        table = namespace[f"{hook_name}_members"] = inner._value2member_map_
-        del table  # bound in the namespace under its name
+        namespace[f"{hook_name}_members"] = inner._value2member_map_
         lookup = f"({hook_name}_members.get(v) if v.__class__ is str else None) or {call}"
         if optional:
-            return f"(None if (v := {read}) is None else {lookup})"
-        return f"((v := {read}), {lookup})[1]"
+            return [f"{target} = None if v is None else {lookup}"]
+        return [f"{target} = {lookup}"]
     if optional:
-        return f"(None if (v := {read}) is None else {call})"
-    return f"{hook_name}({read}, None)"
+        return [f"{target} = None if v is None else {call}"]
+    return [f"{target} = {call}"]
+
+
+@attrs.frozen
+class LinkSpec:
+    """How one field of a ``*Links`` class is read: its init alias, wire spellings (empty: never
+    read), the `Link` class to build and the model it decodes into (None: raw JSON)."""
+
+    alias: str
+    spellings: tuple[str, ...]
+    link_class: type[Link[Any]]
+    target: type[Any] | None
 
 
 def make_fast_links_fn(
     cls: type[Any],
     building: type[Any],
-    spec: list[tuple[str, str, type[Any], type[Any] | None]],
+    spec: list[LinkSpec],
     navigator: object,
     error: Callable[[str, Any], Exception],
+    *,
+    label: str = "",
 ) -> Callable[[Any, Any], Any]:
-    """A ``(value, type) -> cls`` function for a ``*Links`` class.
+    """A ``(value, type) -> cls`` function for a ``*Links`` class (``spec`` in field order).
 
-    ``spec`` lists (init alias, wire key, Link class, target) per field, in field order. An entry
-    that is missing, ``null`` or ``{"href": null}`` gives ``None``, as does (with a warning) one
-    that is not ``{"href": "..."}``; ``error("_links", value)`` builds the exception for a
-    ``_links`` that is not an object.
+    An entry that is missing, ``null`` or ``{"href": null}`` gives ``None``, as does (with a
+    warning) one that is not ``{"href": "..."}``; ``error("_links", value)`` builds the exception
+    for a ``_links`` that is not an object. Used by the fast and the detailed converters alike.
     """
+    check_rules(cls)
     namespace: dict[str, Any] = {
         "__cls": cls,
         "__building": building,
@@ -146,21 +259,28 @@ def make_fast_links_fn(
         "    g = o.get",
         "    r = __new(__building)",
     ]
-    for index, (field, (_, key, link_cls, target)) in enumerate(zip(attrs.fields(cls), spec, strict=True)):
-        namespace[f"__L{index}"] = link_cls
-        namespace[f"__T{index}"] = target
+    for index, (field, link) in enumerate(zip(attrs.fields(cls), spec, strict=True)):
+        if not link.spellings:
+            lines.append(f"    r.{field.name} = None")
+            continue
+        namespace[f"__L{index}"] = link.link_class
+        namespace[f"__T{index}"] = link.target
+        key = link.spellings[0]
+        lines.append(f"    e = g({key!r})")
+        for other in link.spellings[1:]:
+            lines.append(f"    if e is None: e = g({other!r})")
         href = "(e.get('href') if e.__class__ is dict else e)"
         make = f"__L{index}(h, {key!r}, __nav, __T{index})"
-        if key != "self" and link_cls is Link:
-            # Links to shared resources (a job's organization, repository, proxy) repeat across
-            # a sweep: one immutable Link per href serves them all.
+        if key != "self" and link.link_class is Link:
+            # Links to shared resources (a job's organization, repository) repeat across a
+            # sweep: one immutable Link per href serves them all.
             namespace[f"__c{index}"] = {}
             make = f"(__c{index}.get(h) or __remember(__c{index}, h, {make}))"
         lines.append(
-            f"    r.{field.name} = None if (e := g({key!r})) is None else "
+            f"    r.{field.name} = None if e is None else "
             f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e))"
         )
-    return _define(lines, namespace, f"<vbo_async fast links {cls.__name__}>")
+    return _define(lines, namespace, f"<vbo_async fast links {cls.__name__}{label}>")
 
 
 def _remember(cache: dict[str, Any], href: str, link: Any) -> Any:
@@ -178,18 +298,27 @@ def _absent_link(href: Any, key: str, entry: Any) -> None:
     return None
 
 
-def _define(lines: list[str], namespace: dict[str, Any], filename: str) -> Callable[[Any, Any], Any]:
+def _define(lines: list[str], namespace: dict[str, Any], title: str) -> Callable[[Any, Any], Any]:
     """Finish a generated ``structure`` function (the filled object takes its real class ``__cls``
-    and is returned) and define it in ``namespace``."""
-    lines += ["    r.__class__ = __cls", "    return r"]
-    exec(_compiled("\n".join(lines), filename), namespace)
-    return namespace["structure"]  # type: ignore[no-any-return]
+    and is returned) and define it."""
+    return define([*lines, "    r.__class__ = __cls", "    return r"], namespace, title, "structure")
 
 
-@functools.lru_cache(maxsize=256)
+def define(lines: list[str], namespace: dict[str, Any], title: str, name: str) -> Callable[..., Any]:
+    """Define the generated function ``name`` from ``lines`` in ``namespace``, its source
+    registered with `linecache` under a file name derived from ``title`` and the source."""
+    source = "\n".join(lines) + "\n"
+    filename = f"{title[:-1]} {hashlib.sha1(source.encode()).hexdigest()[:8]}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(_compiled(source, filename), namespace)
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=512)
 def _compiled(source: str, filename: str) -> types.CodeType:
     """The code of a generated function: the same for every client (only the namespace it runs
-    in differs), so it is compiled once per process, not once per client."""
+    in differs), so it is compiled once per process, not once per client. The file name is one
+    per distinct source, so its `linecache` entry never goes stale."""
     return compile(source, filename, "exec")
 
 

@@ -24,13 +24,16 @@ import stamina
 
 from ._auth import TokenUnavailable
 from ._decode import Decoder, parse_json
+from ._dialects import DIALECTS, Dialect
 from ._exceptions import (
     AuthenticationError,
     ClientStateError,
     LinkError,
     ResponseTooLargeError,
     TransportError,
+    VBOError,
 )
+from ._pages import with_limit
 from ._status import IDEMPOTENT_METHODS, RETRY_STATUSES, error_for_status, parse_retry_after
 from ._urls import ApiRoot
 
@@ -155,6 +158,7 @@ class Fetcher:
         *,
         json: Any = None,
         form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         authenticated: bool = True,
         retry: bool | None = None,
     ) -> Answer:
@@ -168,7 +172,7 @@ class Fetcher:
             retry = method in IDEMPOTENT_METHODS
         try:
             if not retry:
-                return await self._attempt(method, url, json, form, authenticated, retryable=False)
+                return await self._attempt(method, url, json, form, headers, authenticated, retryable=False)
             policy = self._retry
             async for attempt in stamina.retry_context(
                 on=self._backoff,
@@ -179,7 +183,9 @@ class Fetcher:
                 wait_jitter=policy.wait_jitter,
             ):
                 with attempt:
-                    return await self._attempt(method, url, json, form, authenticated, retryable=True)
+                    return await self._attempt(
+                        method, url, json, form, headers, authenticated, retryable=True
+                    )
         except _RetryableStatus as last:
             return last.answer
         except TokenUnavailable as failure:
@@ -204,12 +210,13 @@ class Fetcher:
         url: str,
         json: Any,
         form: dict[str, str] | None,
+        headers: dict[str, str] | None,
         authenticated: bool,
         *,
         retryable: bool,
     ) -> Answer:
         try:
-            request = self._http.build_request(method, url, json=json, data=form)
+            request = self._http.build_request(method, url, json=json, data=form, headers=headers)
         except httpx.InvalidURL as exc:
             raise LinkError(f"cannot request {url!r}: {exc}") from exc
         started = time.perf_counter()
@@ -301,12 +308,36 @@ class Fetcher:
             content_type=answer.headers.get("content-type"),
         )
 
-    async def request_token(self, form: dict[str, str]) -> Any:
-        """POST a grant to the token endpoint (retried like a GET); 400/401 -> AuthenticationError.
+    async def logout(self, url: str, access_token: str) -> None:
+        """POST to a v7+ logout endpoint with ``access_token``, once. A failure is logged at debug
+        level, never raised: the client is closing anyway."""
+        try:
+            answer = await self.send(
+                "POST",
+                url,
+                headers={"Authorization": f"Bearer {access_token}"},
+                authenticated=False,
+                retry=False,
+            )
+        except VBOError as exc:
+            log.debug("logging out at %s failed: %s", url, exc)
+            return
+        if answer.status_code not in (200, 204):
+            log.debug("logging out at %s answered HTTP %d", url, answer.status_code)
+
+    def dialect_of(self, url: str) -> Dialect:
+        """The dialect of the API version a URL below the root names (`LinkError` otherwise)."""
+        version = self._api_root.version_of(url)
+        if version is None:
+            raise LinkError(f"refusing a URL outside the API root: {url}")
+        return DIALECTS[version]
+
+    async def request_token(self, url: str, form: dict[str, str]) -> Any:
+        """POST a grant to the token endpoint ``url`` (retried like a GET); 400/401/403 ->
+        AuthenticationError, 404 -> NotFoundError (the version is not served).
 
         The form is never logged and never appears in an error.
         """
-        url = self._api_root.url("Token")
         answer = await self.send("POST", url, form=form, authenticated=False, retry=True)
         if answer.status_code in (400, 401, 403):
             error = error_for_status(answer.status_code, answer.body, method="POST", url=url)
@@ -320,21 +351,24 @@ class Fetcher:
     # --- navigation (the links' Navigator) --------------------------------------------------------
 
     async def fetch_one(self, url: str, target: type[Any] | None) -> Any:
-        """GET one resource, decoded into ``target`` (raw JSON when None); shared in flight."""
+        """GET one resource, decoded into ``target`` (raw JSON when None) with the dialect of
+        the version the URL names; shared in flight."""
+        dialect = self.dialect_of(url)
 
         async def load() -> Any:
             data = await self.get_json(url)
-            return data if target is None else self.decoder.one(data, target, url=url)
+            return data if target is None else self.decoder.one(data, target, dialect, url=url)
 
         return await self.shared((url, target), load)
 
     async def fetch_page(self, url: str, target: type[T]) -> tuple[list[T], str | None]:
         """GET one page (or a bare array) of ``target`` items: (items, rebased next URL)."""
+        dialect = self.dialect_of(url)
 
         async def load() -> tuple[list[T], str | None]:
             answer = await self.send("GET", url)
             body = self.expect_success(answer, "GET", url)
-            decoded, next_href = self.decoder.page(body, target, url=url)
+            decoded, next_href = self.decoder.page(body, target, dialect, url=url)
             if next_href is None:
                 return decoded, None
             return decoded, self._api_root.rebase(next_href, context=url, relation="next")
@@ -344,9 +378,13 @@ class Fetcher:
 
     async def iterate(self, url: str, target: type[T]) -> AsyncIterator[T]:
         """Every item of a collection, page by page, following ``next`` until it is absent.
-        A ``next`` that names a page already fetched ends the iteration (logged)."""
+
+        The first request asks for pages as large as the version allows (``limit``), unless the
+        URL says otherwise. A ``next`` that names a page already fetched ends the iteration
+        (logged)."""
+        dialect = self.dialect_of(url)
         seen: set[str] = set()
-        next_url: str | None = url
+        next_url: str | None = with_limit(url, dialect.page_limit)
         while next_url is not None:
             seen.add(next_url)
             items, next_url = await self.fetch_page(next_url, target)

@@ -4,6 +4,7 @@ A `Link` holds the server's href as sent and the navigator of the client that de
 rebased onto the client's API root only when followed (a `LinkError` then, before any request).
 Following is lazy and goes through the client, so identical GETs in flight are shared. A pickled
 link leaves its client behind: unpickled, it is unbound and followed with ``client.follow(link)``.
+A `ThroughLink` is reached in two steps (a v6+ job's proxy is its repository's proxy).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from ._exceptions import ClientStateError
+from ._exceptions import ClientStateError, LinkError
 
 if TYPE_CHECKING:
     from ._urls import ApiRoot
 
-__all__ = ["CollectionLink", "Link", "Navigator"]
+__all__ = ["CollectionLink", "Link", "Navigator", "ThroughLink"]
 
 T = TypeVar("T")
 
@@ -77,6 +78,10 @@ class Link(Generic[T]):
             )
         return self._navigator
 
+    def bound_to(self, navigator: Navigator | None) -> Link[T]:
+        """The same link, followed through ``navigator`` (None: unbound)."""
+        return type(self)(self.href, self.relation, navigator, self._target)
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.href, self.relation, None, self._target))
 
@@ -112,3 +117,68 @@ class CollectionLink(Link[list[T]]):
 
     def _item_type(self) -> type[Any]:
         return self._target if self._target is not None else object
+
+
+class ThroughLink(Link[T]):
+    """A link reached in two steps: ``await`` follows ``via``, then the ``then`` link of what it
+    leads to. A v6+ job has no proxy link; its ``links.proxy`` is a `ThroughLink` via the job's
+    repository to that repository's proxy. When the middle resource has no ``then`` link (a v8
+    repository of a proxy pool has no proxy), awaiting raises `LinkError` naming both.
+
+    ``href`` is that of ``via``; ``url`` is where the first of the two requests goes.
+    """
+
+    __slots__ = ("_then", "_via")
+
+    def __init__(self, via: Link[Any], then: str, relation: str, target: type[Any] | None) -> None:
+        super().__init__(via.href, relation, via._navigator, target)
+        self._via = via
+        self._then = then
+
+    @property
+    def via(self) -> Link[Any]:
+        """The first step."""
+        return self._via
+
+    @property
+    def then(self) -> str:
+        """The relation followed from the first step's resource."""
+        return self._then
+
+    def next_step(self, middle: Any) -> Link[T]:
+        """The second step's link, read from the resource ``via`` led to; `LinkError` if absent."""
+        links = getattr(middle, "links", None)
+        found = getattr(links, self._then, None)
+        if not isinstance(found, Link):
+            raise LinkError(
+                f"cannot follow {self.relation!r}: the {self._via.relation!r} resource at "
+                f"{self._via.href!r} has no {self._then!r} link",
+                href=self._via.href,
+                relation=self.relation,
+            )
+        return found
+
+    def __await__(self) -> Generator[Any, None, T]:
+        self._bound()
+        return self._follow().__await__()
+
+    async def _follow(self) -> T:
+        middle = await self._via
+        return await self.next_step(middle)
+
+    def bound_to(self, navigator: Navigator | None) -> Link[T]:
+        return type(self)(self._via.bound_to(navigator), self._then, self.relation, self._target)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._via.bound_to(None), self._then, self.relation, self._target))
+
+    def __repr__(self) -> str:
+        return f"ThroughLink(relation={self.relation!r}, via={self._via!r}, then={self._then!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ThroughLink):
+            return NotImplemented if not isinstance(other, Link) else False
+        return (self.relation, self._via, self._then) == (other.relation, other._via, other._then)
+
+    def __hash__(self) -> int:
+        return hash((self.relation, self._via, self._then))

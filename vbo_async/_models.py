@@ -1,8 +1,11 @@
-"""The v1 resource graph as frozen attrs classes (no JSON knowledge here).
+"""The resource graph as frozen attrs classes: one graph for every API version, no JSON here.
 
-Field names are the wire names in snake_case (``allMailboxes`` -> ``all_mailboxes``); the converter
-in `_convert` maps them. Everything but ``id`` may be ``None``: real servers send ``null`` for
-values that are usually present. Each resource carries its ``links`` (the wire ``_links``).
+Field names are snake_case; which wire name each one has in which API version is the business of
+the dialects (`_dialects`), never of the models. One `Job` type serves v1 and v8 alike: a field a
+version does not send is ``None``. Everything but ``id`` may be ``None`` (real servers send
+``null`` for values that are usually present). Each resource carries its ``links`` (the wire
+``_links``). `RESOURCES` is the one registry of what a client fetches; the converter finds every
+nested model and enum from it.
 """
 
 from __future__ import annotations
@@ -11,10 +14,27 @@ import datetime as dt
 
 import attrs
 
-from ._enums import Bottleneck, DailyType, JobStatus, PeriodicallyEvery, ProxyStatus, ScheduleType
+from ._enums import (
+    BackupType,
+    Bottleneck,
+    DailyType,
+    JobSessionConfigType,
+    JobStatus,
+    JobType,
+    MaintenanceModeState,
+    OperatingSystem,
+    PeriodicallyEvery,
+    ProxyStatus,
+    ProxyType,
+    RetentionType,
+    ScheduleType,
+    SelectedItemType,
+)
+from ._exceptions import ConfigError
 from ._links import CollectionLink, Link
 
 __all__ = [
+    "RESOURCES",
     "BackupRepository",
     "BackupRepositoryLinks",
     "BackupWindow",
@@ -28,38 +48,79 @@ __all__ = [
     "Proxy",
     "ProxyLinks",
     "SchedulePolicy",
+    "SelectedItem",
+    "SelectedItemObject",
     "SelectedMailbox",
     "SelectedMailboxLinks",
+    "ServiceInstance",
 ]
+
+_HOURS_PER_WEEK = 168
 
 
 def _hours(flags: tuple[bool, ...]) -> str:
     return f"<{sum(flags)} of {len(flags)} hours allowed>"
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @attrs.frozen
 class BackupWindow:
     """When backups may run: ``backup_intervals_array`` has one flag per hour of the week
-    (168 = 7 days x 24 hours, Sunday first; index = day * 24 + hour)."""
+    (168 = 7 days x 24 hours, Sunday first; index = day * 24 + hour), in the time zone that is
+    ``minute_offset`` minutes ahead of UTC (v1 ``backupWindow.backupIntervalsArray``, v6+
+    ``backupWindowSettings.backupWindow``)."""
 
     backup_intervals_array: tuple[bool, ...] = attrs.field(default=(), repr=_hours)
     minute_offset: int | None = None
 
     def allows(self, day: int, hour: int) -> bool:
-        """Whether backups may run in ``hour`` (0-23) of ``day`` (0 = Sunday)."""
+        """Whether backups may run in ``hour`` (0-23) of ``day`` (0 = Sunday, as the server
+        counts; Python's ``weekday()`` counts from Monday, so prefer `allows_at`).
+
+        Values out of range raise `ConfigError`. An hour the server's array does not cover (a
+        window shorter than 168 flags) is not allowed.
+        """
+        if not _is_int(day) or not 0 <= day <= 6:
+            raise ConfigError(f"day must be an integer 0-6 (0 = Sunday), got {day!r}")
+        if not _is_int(hour) or not 0 <= hour <= 23:
+            raise ConfigError(f"hour must be an integer 0-23, got {hour!r}")
         index = day * 24 + hour
-        return 0 <= index < len(self.backup_intervals_array) and self.backup_intervals_array[index]
+        return index < len(self.backup_intervals_array) and self.backup_intervals_array[index]
+
+    def allows_at(self, when: dt.datetime) -> bool:
+        """Whether backups may run at the moment ``when`` (an aware datetime).
+
+        The moment is moved into the window's zone (UTC plus ``minute_offset`` minutes; UTC
+        when the server sent no offset) before its weekday and hour are looked up.
+        """
+        if not isinstance(when, dt.datetime) or when.tzinfo is None or when.utcoffset() is None:
+            raise ConfigError("allows_at() needs an aware datetime (with a tzinfo)")
+        offset = self.minute_offset if self.minute_offset is not None else 0
+        local = when.astimezone(dt.UTC) + dt.timedelta(minutes=offset)
+        return self.allows(day=(local.weekday() + 1) % 7, hour=local.hour)
 
 
 @attrs.frozen
 class SchedulePolicy:
-    """A job's ``schedulePolicy``; ``daily_time`` is the wire ``HH:MM:SS`` as a `datetime.time`."""
+    """A job's ``schedulePolicy``; ``daily_time`` is the wire ``HH:MM:SS`` as a `datetime.time`.
+
+    ``backup_window`` is the same `BackupWindow` on every version; ``periodically_window`` and
+    the ``*_enabled`` switches are v6+ (``periodically_window_enabled`` v7+).
+    """
 
     type: ScheduleType | None = None
     periodically_every: PeriodicallyEvery | None = None
     daily_type: DailyType | None = None
     daily_time: dt.time | None = None
+    schedule_enabled: bool | None = None
+    backup_window_enabled: bool | None = None
     backup_window: BackupWindow | None = None
+    periodically_window_enabled: bool | None = None
+    periodically_window: BackupWindow | None = None
+    periodically_offset_minutes: int | None = None
     retry_enabled: bool | None = None
     retry_number: int | None = None
     retry_wait_interval: int | None = None
@@ -67,22 +128,37 @@ class SchedulePolicy:
 
 @attrs.frozen
 class OrganizationLinks:
-    """``_links`` of an organization."""
+    """``_links`` of an organization (``mailboxes`` is v1; the others v2+)."""
 
     self: Link[Organization] | None = attrs.field(default=None, alias="self_")
     jobs: CollectionLink[Job] | None = None
     mailboxes: CollectionLink[SelectedMailbox] | None = None
+    used_repositories: CollectionLink[object] | None = None
+    users: CollectionLink[object] | None = None
+    groups: CollectionLink[object] | None = None
+    sites: CollectionLink[object] | None = None
+    teams: CollectionLink[object] | None = None
 
 
 @attrs.frozen
 class Organization:
-    """A tenant (``/v1/Organizations/{id}``)."""
+    """A tenant (``/{version}/Organizations/{id}``).
+
+    ``is_backedup``, ``first_backuptime`` and ``last_backuptime`` are absent from v7+ answers
+    unless the server was asked for its extended view.
+    """
 
     id: str
     name: str | None = None
     type: str | None = None
     username: str | None = None
     region: str | None = None
+    office_name: str | None = None
+    description: str | None = None
+    is_exchange_online: bool | None = None
+    is_sharepoint_online: bool | None = None
+    is_teams_online: bool | None = None
+    is_teams_chats_online: bool | None = None
     is_backedup: bool | None = None
     first_backuptime: dt.datetime | None = None
     last_backuptime: dt.datetime | None = None
@@ -91,7 +167,7 @@ class Organization:
 
 @attrs.frozen
 class BackupRepositoryLinks:
-    """``_links`` of a backup repository."""
+    """``_links`` of a backup repository (a v8 repository of a proxy pool has no ``proxy``)."""
 
     self: Link[BackupRepository] | None = attrs.field(default=None, alias="self_")
     proxy: Link[Proxy] | None = None
@@ -99,13 +175,20 @@ class BackupRepositoryLinks:
 
 @attrs.frozen
 class BackupRepository:
-    """A backup repository (``/v1/BackupRepositories/{id}``); ``capacity``/``free_space`` in bytes."""
+    """A backup repository (``/{version}/BackupRepositories/{id}``).
+
+    ``capacity`` and ``free_space`` are bytes on every version (v1 ``capacity``/``freeSpace``,
+    v6+ ``capacityBytes``/``freeSpaceBytes``).
+    """
 
     id: str
     name: str | None = None
     description: str | None = None
     proxy_id: str | None = None
+    proxy_pool_id: str | None = None
+    organization_id: str | None = None
     path: str | None = None
+    retention_type: RetentionType | None = None
     retention_period_type: str | None = None
     daily_retention_period: int | None = None
     retention_frequency_type: str | None = None
@@ -113,6 +196,9 @@ class BackupRepository:
     daily_type: DailyType | None = None
     capacity: int | None = None
     free_space: int | None = None
+    is_long_term: bool | None = None
+    is_out_of_sync: bool | None = None
+    is_outdated: bool | None = None
     links: BackupRepositoryLinks = attrs.Factory(BackupRepositoryLinks)
 
 
@@ -126,32 +212,49 @@ class ProxyLinks:
 
 @attrs.frozen
 class Proxy:
-    """A backup proxy (``/v1/Proxies/{id}``).
+    """A backup proxy (``/{version}/Proxies/{id}``).
 
-    ``enable_network_throttling`` reads the v1 spelling ``enableNetworkthrottling`` and the later
-    ``enableNetworkThrottling``.
+    ``enable_network_throttling`` reads v1's spelling ``enableNetworkthrottling`` and the later
+    ``enableNetworkThrottling``; ``fqdn`` is v7+, the rest of the monitoring fields v8.
     """
 
     id: str
     host_name: str | None = None
+    fqdn: str | None = None
     description: str | None = None
     port: int | None = None
+    type: ProxyType | None = None
+    operating_system: OperatingSystem | None = None
     threads_number: int | None = None
     enable_network_throttling: bool | None = None
     throttling_value: int | None = None
     throttling_unit: str | None = None
     status: ProxyStatus | None = None
+    maintenance_mode_state: MaintenanceModeState | None = None
+    cpu_usage_percent: float | None = None
+    memory_usage_percent: float | None = None
+    version: str | None = None
     links: ProxyLinks = attrs.Factory(ProxyLinks)
 
 
 @attrs.frozen
 class JobSessionStatistics:
-    """``statistics`` of a v1 job session; the rates are the server's display strings."""
+    """``statistics`` of a job session.
+
+    v1 sends display strings (``processing_rate`` ``"99.1 KB/s (6 items/s)"``, ...); v3+ send
+    integers (``processing_rate_bytes_ps``, ..., ``transferred_data_bytes``). Each version
+    fills its own fields; the others stay ``None``.
+    """
 
     processing_rate: str | None = None
     read_rate: str | None = None
     write_rate: str | None = None
     transferred_data: str | None = None
+    processing_rate_bytes_ps: int | None = None
+    processing_rate_items_ps: int | None = None
+    read_rate_bytes_ps: int | None = None
+    write_rate_bytes_ps: int | None = None
+    transferred_data_bytes: int | None = None
     processed_objects: int | None = None
     bottleneck: Bottleneck | None = None
 
@@ -167,13 +270,26 @@ class JobSessionLinks:
 
 @attrs.frozen
 class JobSession:
-    """One run of a job (``/v1/JobSessions/{id}``)."""
+    """One run of a job (``/{version}/JobSessions/{id}``).
+
+    ``job_id`` is filled on every version: from the wire (v8), else from the session's ``job``
+    link or the request that listed it. ``job_will_be_retried`` tells a failed run the server
+    will retry (v7+); ``main_session_id`` links a retry to its first run.
+    """
 
     id: str
+    job_id: str | None = None
+    repository_id: str | None = None
     creation_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
     progress: int | None = None
     status: JobStatus | None = None
+    details: str | None = None
+    retry_count: int | None = None
+    main_session_id: str | None = None
+    job_will_be_retried: bool | None = None
+    job_type: JobType | None = None
+    job_session_config_type: JobSessionConfigType | None = None
     statistics: JobSessionStatistics | None = None
     links: JobSessionLinks = attrs.Factory(JobSessionLinks)
 
@@ -188,7 +304,7 @@ class SelectedMailboxLinks:
 
 @attrs.frozen
 class SelectedMailbox:
-    """A mailbox a job backs up (``/v1/Jobs/{id}/SelectedMailboxes``)."""
+    """A mailbox a v1 job backs up (``/v1/Jobs/{id}/SelectedMailboxes``)."""
 
     id: str
     email: str | None = None
@@ -198,37 +314,129 @@ class SelectedMailbox:
 
 
 @attrs.frozen
+class SelectedItemObject:
+    """The user, group, site or team a selected item names (the fields those share)."""
+
+    id: str | None = None
+    name: str | None = None
+    display_name: str | None = None
+    type: str | None = None
+    url: str | None = None
+    title: str | None = None
+    mail: str | None = None
+
+
+@attrs.frozen
+class SelectedItem:
+    """A row of a v2+ job's ``selectedItems`` or ``excludedItems``: what is (not) backed up.
+
+    ``id`` is the server's opaque item id (not always a GUID). ``type`` says which of
+    ``user``/``group``/``site``/``team`` is set; the flags say which of its data is included.
+    """
+
+    id: str
+    type: SelectedItemType | None = None
+    user: SelectedItemObject | None = None
+    group: SelectedItemObject | None = None
+    site: SelectedItemObject | None = None
+    team: SelectedItemObject | None = None
+    mailbox: bool | None = None
+    archive_mailbox: bool | None = None
+    one_drive: bool | None = None
+    personal_site: bool | None = None
+    sites: bool | None = None
+    teams: bool | None = None
+    teams_chats: bool | None = None
+    members: bool | None = None
+    member_mailbox: bool | None = None
+    member_archive_mailbox: bool | None = None
+    member_onedrive: bool | None = None
+    member_site: bool | None = None
+    group_site: bool | None = None
+    folders: tuple[str, ...] | None = None
+
+
+@attrs.frozen
 class JobLinks:
-    """``_links`` of a job: each an awaitable link, ``None`` when the server did not send it."""
+    """``_links`` of a job: each an awaitable link, ``None`` when the server did not send it.
+
+    The same relations on every version, whatever the wire calls them: ``repository`` is v6+'s
+    ``backupRepository``; on v6+ ``proxy`` goes through the job's repository to its proxy (jobs
+    carry no proxy link there); on v7/v8 ``jobsessions`` lists ``/JobSessions?jobId=`` because
+    the server's own link is dead. ``selected_mailboxes`` is v1, ``selected_items``,
+    ``excluded_items`` and ``copy_job`` v2+.
+    """
 
     self: Link[Job] | None = attrs.field(default=None, alias="self_")
     organization: Link[Organization] | None = None
     repository: Link[BackupRepository] | None = None
     proxy: Link[Proxy] | None = None
     selected_mailboxes: CollectionLink[SelectedMailbox] | None = None
+    selected_items: CollectionLink[SelectedItem] | None = None
+    excluded_items: CollectionLink[SelectedItem] | None = None
     jobsessions: CollectionLink[JobSession] | None = None
+    copy_job: Link[object] | None = None
 
 
 @attrs.frozen
 class Job:
-    """A backup job (``/v1/Jobs/{id}``), as listed by ``/v1/Organizations/{id}/Jobs``.
+    """A backup job (``/{version}/Jobs/{id}``), the same type on every API version.
 
-    ``selected_mailboxes``/``excluded_mailboxes``, ``proxy_id``, ``repository_id`` and ``is_run``
-    are in the v1 property table but usually absent from GET answers (then ``None``).
+    ``organization_id`` and ``repository_id`` are filled from the job's links where the wire
+    has no such field (v1-v7). ``last_backup`` is the last successful run (v7+); ``backup_type``
+    is v2+ (v1 says ``all_mailboxes``). ``selected_mailboxes``, ``excluded_mailboxes``,
+    ``proxy_id`` and ``is_run`` are in v1's property table but usually absent from answers.
     """
 
     id: str
     name: str | None = None
     description: str | None = None
+    backup_type: BackupType | None = None
     all_mailboxes: bool | None = None
+    organization_id: str | None = None
+    repository_id: str | None = None
+    proxy_id: str | None = None
     last_status: JobStatus | None = None
     last_run: dt.datetime | None = None
     next_run: dt.datetime | None = None
+    last_backup: dt.datetime | None = None
     is_enabled: bool | None = None
     schedule_policy: SchedulePolicy | None = None
-    proxy_id: str | None = None
-    repository_id: str | None = None
     is_run: bool | None = None
+    e_tag: int | None = None
     selected_mailboxes: tuple[SelectedMailbox, ...] | None = None
     excluded_mailboxes: tuple[SelectedMailbox, ...] | None = None
     links: JobLinks = attrs.Factory(JobLinks)
+
+
+@attrs.frozen
+class ServiceInstance:
+    """``/{version}/ServiceInstance`` (v6+): the server's installation id and build number."""
+
+    installation_id: str | None = None
+    version: str | None = None
+
+
+RESOURCES: tuple[type, ...] = (
+    Organization,
+    Job,
+    JobSession,
+    BackupRepository,
+    Proxy,
+    SelectedMailbox,
+    SelectedItem,
+    ServiceInstance,
+)
+"""The models a client fetches and decodes at the top level (``from_wire`` accepts these). Every
+model and enum they contain is found from here; nothing else lists them."""
+
+
+def _resolve() -> None:
+    """Turn every field's annotation into its type once, so nobody else has to (the links'
+    ``Link[...]`` targets and the converter read them)."""
+    for value in list(globals().values()):
+        if isinstance(value, type) and attrs.has(value) and value.__module__ == __name__:
+            attrs.resolve_types(value, globalns=globals())
+
+
+_resolve()

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from ._exceptions import DecodeError
 
-__all__ = ["split_page"]
+__all__ = ["split_page", "with_limit"]
+
+
+def with_limit(url: str, limit: int | None) -> str:
+    """``url`` asking for pages of ``limit`` items, unless it already names a ``limit`` (any
+    case) or ``limit`` is None (the version does not page)."""
+    if limit is None:
+        return url
+    query = urlsplit(url).query
+    if any(key.lower() == "limit" for key, _ in parse_qsl(query, keep_blank_values=True)):
+        return url
+    return f"{url}{'&' if query else '?'}limit={limit}"
 
 
 def split_page(data: Any, *, url: str | None = None) -> tuple[list[Any], str | None, str]:

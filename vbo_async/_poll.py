@@ -21,8 +21,17 @@ import attrs
 
 from ._client import VBOClient
 from ._exceptions import ConfigError, VBOError
-from ._links import Link
-from ._models import BackupRepository, Job, JobLinks, JobSession, Organization, Proxy, SelectedMailbox
+from ._links import Link, ThroughLink
+from ._models import (
+    BackupRepository,
+    Job,
+    JobLinks,
+    JobSession,
+    Organization,
+    Proxy,
+    SelectedItem,
+    SelectedMailbox,
+)
 
 __all__ = ["RELATIONS", "PollProgress", "PollResult", "PollSweep", "PollTarget", "poll_jobs"]
 
@@ -113,6 +122,10 @@ class PollResult:
     ) -> list[SelectedMailbox] | None: ...
     @overload
     def resolved(self, job: Job | str, relation: Literal["jobsessions"]) -> list[JobSession] | None: ...
+    @overload
+    def resolved(
+        self, job: Job | str, relation: Literal["selected_items", "excluded_items"]
+    ) -> list[SelectedItem] | None: ...
     @overload
     def resolved(self, job: Job | str, relation: str) -> object | None: ...
 
@@ -364,9 +377,11 @@ class _LinkCache:
     """One task per distinct link for the whole sweep; every job naming the link awaits it.
 
     Keyed by the client and the rebased URL (and the link's kind and model, which a URL implies in
-    practice), so fifty jobs sharing one repository cost one GET per client. The tasks belong to
-    the sweep's task group and never raise a `VBOError` (they return it), so a failed link fails
-    only the (job, relation) pairs that name it.
+    practice), so fifty jobs sharing one repository cost one GET per client. A `ThroughLink` (a
+    v6+ job's proxy, through its repository) resolves both steps through the same cache, so the
+    repository is fetched once for ``repository`` and ``proxy`` alike. The tasks belong to the
+    sweep's task group and never raise a `VBOError` (they return it), so a failed link fails only
+    the (job, relation) pairs that name it.
     """
 
     def __init__(self, group: asyncio.TaskGroup) -> None:
@@ -390,6 +405,7 @@ class _LinkCache:
                     errors[(job.id, relation)] = exc
                     continue
                 wanted.append(((job.id, relation), self._task(client, url, link)))
+
         if wanted:
             # asyncio.wait, not gather: other jobs may share these tasks, so they are never
             # cancelled on this job's behalf.
@@ -407,9 +423,30 @@ class _LinkCache:
         key = (client, url, type(link), link.target)
         task = self._tasks.get(key)
         if task is None:
-            task = self._group.create_task(_follow(link), name=f"vbo_async.poll_jobs prefetch {url}")
+            work = self._through(client, link) if isinstance(link, ThroughLink) else _follow(link)
+            task = self._group.create_task(work, name=f"vbo_async.poll_jobs prefetch {url}")
             self._tasks[key] = task
         return task
+
+    async def _through(self, client: VBOClient, link: ThroughLink[Any]) -> _Outcome:
+        """Both steps of a `ThroughLink`, each through the cache."""
+        middle, error = await self._step(client, link.via)
+        if error is not None:
+            return None, error
+        try:
+            second = link.next_step(middle)
+        except VBOError as exc:
+            return None, exc
+        return await self._step(client, second)
+
+    async def _step(self, client: VBOClient, link: Link[Any]) -> _Outcome:
+        try:
+            url = link.url
+        except VBOError as exc:
+            return None, exc
+        task = self._task(client, url, link)
+        await asyncio.wait({task})
+        return task.result()
 
 
 async def _follow(link: Link[Any]) -> _Outcome:

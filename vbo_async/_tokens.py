@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -16,14 +17,15 @@ _DEFAULT_LIFETIME = 3600.0
 _REFRESH_MARGIN = 60.0
 
 
-def password_form(username: str, password: str) -> dict[str, str]:
-    """The form of the password grant."""
-    return {"grant_type": "password", "username": username, "password": password}
+def password_form(username: str, password: str, extras: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The form of the password grant, with a version's extra fields (v7+
+    ``disable_antiforgery_token=true``)."""
+    return {"grant_type": "password", "username": username, "password": password, **(extras or {})}
 
 
-def refresh_form(refresh_token: str) -> dict[str, str]:
-    """The form of the refresh-token grant."""
-    return {"grant_type": "refresh_token", "refresh_token": refresh_token}
+def refresh_form(refresh_token: str, extras: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The form of the refresh-token grant, with a version's extra fields."""
+    return {"grant_type": "refresh_token", "refresh_token": refresh_token, **(extras or {})}
 
 
 @attrs.frozen(repr=False)

@@ -1,12 +1,17 @@
 """The API root, and rebasing the server's hrefs onto it (pure, no I/O).
 
-A v1–v5 server writes its own host name into every href (``https://support.east.local:4443/v1/...``),
-which the client often cannot reach and must never send its token to. So only the part of an href
-from the ``/{api_version}/`` segment on is kept, and joined to the client's own base URL.
+The API lives at the configured base URL followed by one API version segment (``/v8/``). A
+v1-v5 server writes its own host name into every href (``https://support.east.local:4443/v1/...``),
+which the client often cannot reach and must never send its token to; v6+ servers write
+server-relative hrefs (``/v8/...``) and sometimes another version than the one asked
+(``/v7/`` next links in a v8 answer). So only the part of an href from its first known
+``/{version}/`` segment on is kept, and joined to the client's own base URL. Whatever an href
+says, the result stays below ``{base_url}/{version}/`` or is a `LinkError`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 import attrs
@@ -22,97 +27,101 @@ _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
 are among them because httpx refuses to build a request with one (``httpx.InvalidURL``)."""
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class ApiRoot:
-    """Where the API lives: ``base_url`` (scheme, host, optional path prefix) and the version.
+    """Where the API lives: ``base_url`` (scheme, host, optional path prefix) and the version
+    segments that may follow it (``v1``, ``v8``, ...).
 
-    ``root`` is ``{base_url}/{api_version}`` without a trailing slash; every URL the client
-    requests starts with ``root + "/"``.
+    Every URL the client requests starts with ``{base_url}/{version}/`` for one of ``versions``.
     """
 
     base_url: str
-    api_version: str
-    root: str = attrs.field(init=False)
-    _marker: str = attrs.field(init=False, repr=False)
+    versions: frozenset[str]
 
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.base_url, str):
-            raise ConfigError(f"base_url must be a string, got {type(self.base_url).__name__}")
-        if not isinstance(self.api_version, str):
-            raise ConfigError(f"api_version must be a string, got {type(self.api_version).__name__}")
-        base = self.base_url.rstrip("/")
+    def __init__(self, base_url: str, versions: Iterable[str]) -> None:
+        if not isinstance(base_url, str):
+            raise ConfigError(f"base_url must be a string, got {type(base_url).__name__}")
+        if isinstance(versions, str):
+            raise ConfigError("versions must be a collection of version segments, not one string")
+        base = base_url.rstrip("/")
         parts = _split_base(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"base_url must be an absolute http(s) URL, got {self.base_url!r}")
-        if parts.query or parts.fragment:
-            raise ConfigError("base_url must not carry a query or a fragment")
+            raise ConfigError(f"base_url must be an absolute http(s) URL, got {base!r}")
+        if "?" in base or "#" in base:
+            raise ConfigError(f"base_url must not carry a query or a fragment, got {base!r}")
         _check_base(base, parts)
-        version = self.api_version.strip("/")
-        if not version or "/" in version:
-            raise ConfigError(f"api_version must be one path segment, got {self.api_version!r}")
         try:
             httpx.URL(base)
         except httpx.InvalidURL as exc:
             raise ConfigError(f"base_url is not a valid URL: {exc}") from None
-        object.__setattr__(self, "base_url", base)
-        object.__setattr__(self, "api_version", version)
-        object.__setattr__(self, "root", f"{base}/{version}")
-        object.__setattr__(self, "_marker", f"/{version.lower()}/")
+        self.__attrs_init__(base, frozenset(v.lower() for v in versions))
+
+    def root(self, version: str) -> str:
+        """``{base_url}/{version}``."""
+        return f"{self.base_url}/{version}"
 
     def url(self, path: str) -> str:
-        """The absolute URL of an entry-point ``path`` such as ``"Organizations"``."""
-        return f"{self.root}/{path.lstrip('/')}"
+        """The absolute URL of a server-relative ``/{version}/...`` path a dialect built."""
+        return f"{self.base_url}{path}"
+
+    def version_of(self, url: str) -> str | None:
+        """The version segment of a URL below this root, or None when it is not below it."""
+        prefix = self.base_url + "/"
+        if not url.startswith(prefix):
+            return None
+        version, slash, _ = url[len(prefix) :].partition("/")
+        return version if slash and version in self.versions else None
 
     def contains(self, url: str) -> bool:
-        """Whether ``url`` lies under the API root (same scheme, host, port and path prefix)."""
-        return url.startswith(self.root + "/") or url == self.root
+        """Whether ``url`` lies below ``{base_url}/{version}/`` for a known version."""
+        return self.version_of(url) is not None
 
     def rebase(self, href: str, *, context: str | None = None, relation: str | None = None) -> str:
         """Rebase a server ``href`` onto this root, or raise `LinkError`.
 
         A relative href is first resolved against ``context`` (the URL it was read from). The part
-        from the first ``/{api_version}/`` segment on (matched case-insensitively) is kept, with its
-        query string; the fragment is dropped. Dot segments, backslashes and control characters
-        are refused, so the result can never leave the API root.
+        from the first path segment naming a known version (matched case-insensitively) is kept,
+        with its query string; the fragment is dropped. Dot segments, backslashes and control
+        characters are refused, so the result can never leave the API root.
         """
         if not isinstance(href, str) or not href:
             raise LinkError(f"link {relation!r} has no href", href=None, relation=relation)
-        if context is not None and not _is_absolute(href):
-            href = urljoin(context, href)
         try:
-            parts = urlsplit(href)
+            absolute = urljoin(context, href) if context is not None and not _is_absolute(href) else href
+            parts = urlsplit(absolute)
         except ValueError as exc:
             raise LinkError(f"malformed href {href!r}", href=href, relation=relation) from exc
-        path = parts.path
-        index = path.lower().find(self._marker)
-        if index < 0:
+        segments = parts.path.split("/")
+        index = next((i for i, s in enumerate(segments) if s.lower() in self.versions), None)
+        if index is None:
+            known = ", ".join(sorted(self.versions))
             raise LinkError(
-                f"href {href!r} has no /{self.api_version}/ segment; refusing to follow it",
+                f"href {href!r} names no API version segment ({known}); refusing to follow it",
                 href=href,
                 relation=relation,
             )
-        rest = path[index + len(self._marker) :]
+        rest = "/".join(segments[index + 1 :])
         _check_segments(rest, href, relation)
         query = parts.query
         if any(c in _FORBIDDEN_CHARS for c in query):
             raise LinkError(f"href {href!r} has a malformed query", href=href, relation=relation)
-        url = f"{self.root}/{rest}"
+        url = f"{self.base_url}/{segments[index].lower()}/{rest}"
         return f"{url}?{query}" if query else url
 
 
 def _split_base(base: str) -> SplitResult:
-    """``urlsplit`` of a base URL; credentials are refused before anything echoes the URL."""
+    """``urlsplit`` of a base URL. Credentials (any ``@``) are refused first, so the messages
+    that echo the URL later can never show one."""
     if any(c in _CONTROL_CHARS or c.isspace() for c in base):
         raise ConfigError("base_url must not contain whitespace or control characters")
-    try:
-        parts = urlsplit(base)
-    except ValueError:
-        raise ConfigError("base_url is not a valid URL (malformed host)") from None
-    if "@" in parts.netloc:
+    if "@" in base:
         raise ConfigError(
             "base_url must not carry credentials (user:password@host); use username= and password="
         )
-    return parts
+    try:
+        return urlsplit(base)
+    except ValueError:
+        raise ConfigError("base_url is not a valid URL (malformed host)") from None
 
 
 def _check_base(base: str, parts: SplitResult) -> None:

@@ -1,0 +1,43 @@
+"""API v6 (VB365 6.x, 2022): the v2-v5 changes plus what 6.0 added, written against v1.
+
+Server-relative hrefs (``/v6/...``), real booleans, ``backupRepository`` instead of
+``repository``, no proxy link on jobs, ``backupWindowSettings.backupWindow``, byte counts for
+repositories and sessions, ``POST Jobs/{id}/start`` and friends, lists paged up to 10,000.
+``/Jobs/{id}/JobSessions`` still works; ``/JobSessions`` ignores ``jobId``.
+"""
+
+from __future__ import annotations
+
+from .. import _models as m
+from ._base import LinkThrough, Route
+from .v1 import V1
+
+__all__ = ["V6"]
+
+V6 = V1.evolve(
+    version="v6",
+    paths={
+        "job_action": None,
+        "job_start": Route("Jobs/{job}/start"),
+        "job_stop": Route("Jobs/{job}/stop"),
+        "job_enable": Route("Jobs/{job}/enable"),
+        "job_disable": Route("Jobs/{job}/disable"),
+        "service_instance": Route("ServiceInstance"),
+        "job_selected_items": Route("Jobs/{job}/SelectedItems"),
+        "job_excluded_items": Route("Jobs/{job}/ExcludedItems"),
+    },
+    names={
+        m.SchedulePolicy: {
+            "backup_window": ("backupWindowSettings",),
+            "periodically_window": ("periodicallyWindowSettings",),
+        },
+        m.BackupWindow: {"backup_intervals_array": ("backupWindow",)},
+        m.BackupRepository: {"capacity": ("capacityBytes",), "free_space": ("freeSpaceBytes",)},
+        m.Proxy: {"enable_network_throttling": ("enableNetworkThrottling",)},
+        m.JobLinks: {"repository": ("backupRepository",), "proxy": (), "selected_mailboxes": ()},
+    },
+    derived=(LinkThrough(m.Job, "proxy", via="repository", then="proxy"),),
+    actions="verb-path",
+    page_limit=10_000,
+    session_filters=frozenset({"endTimeLowerBound", "jobType"}),
+)

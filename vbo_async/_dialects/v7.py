@@ -1,0 +1,25 @@
+"""API v7 (VB365 7.x, 2023), written against v6.
+
+``lastBackup`` on jobs; ``/Jobs/{id}/JobSessions`` is gone while jobs still link to it, so a
+job's sessions are ``/JobSessions?jobId=``; token requests carry
+``disable_antiforgery_token=true`` (refresh fails without it); ``POST token/logout``.
+"""
+
+from __future__ import annotations
+
+from .. import _models as m
+from ._base import LinkFromId, Route
+from .v6 import V6
+
+__all__ = ["V7"]
+
+V7 = V6.evolve(
+    version="v7",
+    paths={"job_sessions": Route("JobSessions", query=(("jobId", "{job}"),))},
+    names={m.JobLinks: {"jobsessions": ()}},
+    derived=(LinkFromId(m.Job, "jobsessions", Route("JobSessions", query=(("jobId", "{id}"),))),),
+    query_context={m.JobSession: {"job_id": "jobId"}},
+    token_form={"disable_antiforgery_token": "true"},
+    logout=Route("token/logout"),
+    session_filters=frozenset({"endTimeLowerBound", "endTimeUpperBound", "jobType", "jobId"}),
+)

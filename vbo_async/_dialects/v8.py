@@ -1,0 +1,22 @@
+"""API v8 (VB365 8.x, the current line up to 8.5), written against v7.
+
+Lists are page objects (default 30, at most 10,000 items); ``/Organizations/{id}/Jobs`` is gone
+(``/Jobs?organizationId=``); jobs carry ``organizationId`` and ``eTag``, sessions ``jobId``;
+starting a job answers 200 with the new session; ``/JobSessions`` filters by ``status``.
+"""
+
+from __future__ import annotations
+
+from .. import _models as m
+from ._base import Route
+from .v7 import V7
+
+__all__ = ["V8"]
+
+V8 = V7.evolve(
+    version="v8",
+    paths={"organization_jobs": Route("Jobs", query=(("organizationId", "{organization}"),))},
+    names={m.Job: {"organization_id": ("organizationId",)}, m.JobSession: {"job_id": ("jobId",)}},
+    start_returns_session=True,
+    session_filters=V7.session_filters | {"status"},
+)
