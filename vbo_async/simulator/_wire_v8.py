@@ -115,11 +115,8 @@ def proxy(view: ProxyView, base: str) -> Wire:
 
 def used_repository(usage: StorageUsage, base: str) -> Wire:
     """v6 plus ``repositoryId`` and ``protectedObjectsCount``."""
-    wire = v6.used_repository(usage, base)
-    return {"repositoryId": usage.repository_id, **wire} | {
-        "protectedObjectsCount": usage.protected_objects,
-        "_links": wire["_links"],
-    }
+    wire = {"repositoryId": usage.repository_id, **v6.used_repository(usage, base)}
+    return v6.insert_before(wire, "_links", {"protectedObjectsCount": usage.protected_objects})
 
 
 def health() -> Wire:
