@@ -221,61 +221,44 @@ async def test_every_get_validates_against_the_vendor_schema(
     assert any(s["retryCount"] > 0 for s in sessions)
     checked: set[tuple[str, str]] = set()
 
-    async def check(version: str, template: str, url: str) -> Any:
-        body = await _get(client, url)
-        validate(version, template, body)
+    async def check(version: str, template: str, url: str) -> None:
+        """GET ``/{version}{url}`` and validate it against the operation ``/{version}{template}``."""
+        validate(version, f"/{version}{template}", await _get(client, f"/{version}{url}"))
         checked.add((version, template))
-        return body
 
     for v in VERSIONS:
-        org_ids = simulator.organization_ids()
         for extended in ("", "&extendedView=true", "&extendedView=false"):
-            await check(v, f"/{v}/Organizations", f"/{v}/Organizations?limit=10000{extended}")
-        for org_id in org_ids:
-            await check(v, f"/{v}/Organizations/{{organizationId}}", f"/{v}/Organizations/{org_id}")
-            await check(
-                v, f"/{v}/Organizations/{{organizationId}}", f"/{v}/Organizations/{org_id}?extendedView=true"
-            )
-            await check(
-                v,
-                f"/{v}/Organizations/{{organizationId}}/usedRepositories",
-                f"/{v}/Organizations/{org_id}/usedRepositories",
-            )
+            await check(v, "/Organizations", f"/Organizations?limit=10000{extended}")
+        for org_id in simulator.organization_ids():
+            await check(v, "/Organizations/{organizationId}", f"/Organizations/{org_id}")
+            await check(v, "/Organizations/{organizationId}", f"/Organizations/{org_id}?extendedView=true")
+            used = "/usedRepositories"
+            await check(v, "/Organizations/{organizationId}" + used, f"/Organizations/{org_id}{used}")
             if v != "v8":
-                await check(
-                    v, f"/{v}/Organizations/{{organizationId}}/Jobs", f"/{v}/Organizations/{org_id}/Jobs"
-                )
-        await check(v, f"/{v}/Jobs", f"/{v}/Jobs?limit=10000")
+                await check(v, "/Organizations/{organizationId}/Jobs", f"/Organizations/{org_id}/Jobs")
+        await check(v, "/Jobs", "/Jobs?limit=10000")
         for job_id in simulator.job_ids():
-            await check(v, f"/{v}/Jobs/{{jobId}}", f"/{v}/Jobs/{job_id}")
-            await check(
-                v, f"/{v}/Jobs/{{jobId}}/SelectedItems", f"/{v}/Jobs/{job_id}/SelectedItems?limit=10000"
-            )
-            await check(
-                v, f"/{v}/Jobs/{{jobId}}/ExcludedItems", f"/{v}/Jobs/{job_id}/ExcludedItems?limit=10000"
-            )
+            await check(v, "/Jobs/{jobId}", f"/Jobs/{job_id}")
+            for items in ("SelectedItems", "ExcludedItems"):
+                await check(v, f"/Jobs/{{jobId}}/{items}", f"/Jobs/{job_id}/{items}?limit=10000")
             if v == "v6":
-                await check(v, "/v6/Jobs/{jobId}/JobSessions", f"/v6/Jobs/{job_id}/JobSessions?limit=10000")
-        await check(v, f"/{v}/JobSessions", f"/{v}/JobSessions?limit=10000")
-        await check(
-            v, f"/{v}/JobSessions", f"/{v}/JobSessions?jobType=Backup&endTimeLowerBound=2026-06-30T00:00:00Z"
-        )
+                await check(v, "/Jobs/{jobId}/JobSessions", f"/Jobs/{job_id}/JobSessions?limit=10000")
+        await check(v, "/JobSessions", "/JobSessions?limit=10000")
+        await check(v, "/JobSessions", "/JobSessions?jobType=Backup&endTimeLowerBound=2026-06-30T00:00:00Z")
         for session in sessions:
-            await check(v, f"/{v}/JobSessions/{{jobSessionsId}}", f"/{v}/JobSessions/{session['id']}")
-        await check(v, f"/{v}/BackupRepositories", f"/{v}/BackupRepositories?limit=10000")
+            await check(v, "/JobSessions/{jobSessionsId}", f"/JobSessions/{session['id']}")
+        await check(v, "/BackupRepositories", "/BackupRepositories?limit=10000")
         for repository_id in simulator.repository_ids():
-            await check(
-                v, f"/{v}/BackupRepositories/{{repositoryId}}", f"/{v}/BackupRepositories/{repository_id}"
-            )
+            await check(v, "/BackupRepositories/{repositoryId}", f"/BackupRepositories/{repository_id}")
         for extended in ("", "?extendedView=true", "?extendedView=false"):
-            await check(v, f"/{v}/Proxies", f"/{v}/Proxies{extended}")
+            await check(v, "/Proxies", f"/Proxies{extended}")
         for proxy_id in simulator.proxy_ids():
-            await check(v, f"/{v}/Proxies/{{proxyId}}", f"/{v}/Proxies/{proxy_id}")
-        await check(v, f"/{v}/License", f"/{v}/License")
-        await check(v, f"/{v}/ServiceInstance", f"/{v}/ServiceInstance")
-    await check("v8", "/v8/Health", "/v8/Health")
-    await check("v8", "/v8/JobSessions", "/v8/JobSessions?status=Succeeded&jobId=" + sessions[0]["jobId"])
-    await check("v8", "/v8/Jobs", f"/v8/Jobs?organizationId={simulator.organization_ids()[0]}")
+            await check(v, "/Proxies/{proxyId}", f"/Proxies/{proxy_id}")
+        await check(v, "/License", "/License")
+        await check(v, "/ServiceInstance", "/ServiceInstance")
+    await check("v8", "/Health", "/Health")
+    await check("v8", "/JobSessions", f"/JobSessions?status=Succeeded&jobId={sessions[0]['jobId']}")
+    await check("v8", "/Jobs", f"/Jobs?organizationId={simulator.organization_ids()[0]}")
     # 15 GETs every version has, + Organizations/{id}/Jobs on v6 and v7, + Jobs/{id}/JobSessions
     # on v6, + Health on v8.
     assert len(checked) == 3 * 15 + 2 + 1 + 1
