@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from types import MappingProxyType
 
 import attrs
 
@@ -23,13 +24,15 @@ __all__ = [
     "time_text",
 ]
 
-SESSION_STATUS_FILTER = {
-    "Stopped": "Stopped",
-    "Running": "Running",
-    "Succeeded": "Success",
-    "Failed": "Failed",
-    "Warning": "Warning",
-}
+SESSION_STATUS_FILTER: Mapping[str, str] = MappingProxyType(
+    {
+        "Stopped": "Stopped",
+        "Running": "Running",
+        "Succeeded": "Success",
+        "Failed": "Failed",
+        "Warning": "Warning",
+    }
+)
 """The v8 ``status`` filter's values and the session status each matches (``Succeeded`` is
 ``Success`` in the payload)."""
 

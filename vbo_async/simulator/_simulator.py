@@ -623,7 +623,7 @@ class Simulator:
         spec = self.api_version(version)
         if not spec.job_sessions:
             raise _no_resource(f"/{spec.name}/Jobs/{job_id}/JobSessions")
-        if spec.absolute_links:
+        if not spec.paged_sessions:
             return self.job_sessions_page(job_id)[0]
         self.settle()
         job = self._job(job_id)
@@ -660,7 +660,7 @@ class Simulator:
         self.settle()
         base = self._base(spec)
         sessions = self._all_sessions()
-        if spec.absolute_links:
+        if not spec.paged_sessions:
             return [spec.session(session, base) for session in sessions]
         given = {
             "jobId": job_id,

@@ -50,6 +50,9 @@ class ApiVersion:
     """Anonymous ``GET /Health``."""
 
     # -- collections -----------------------------------------------------------------------
+    paged_sessions: bool = False
+    """``JobSessions`` answers are relative page objects with filters (else v1's bare array, and
+    v1's own absolute pages for a job's sessions)."""
     paged_collections: bool = False
     """``Organizations``, ``Jobs``, ``BackupRepositories``, ``Proxies`` and job items are page
     objects (else bare arrays, and ``offset``/``limit`` are ignored)."""

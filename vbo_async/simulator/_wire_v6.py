@@ -357,6 +357,7 @@ V6 = attrs.evolve(
     used_repository=used_repository,
     license=license_,
     service_instance=service_instance,
+    paged_sessions=True,
     paged_collections=False,
     organization_jobs=True,
     job_sessions=True,
