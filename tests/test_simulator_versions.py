@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from vbo_async.simulator import Faults, SimulatedError, Simulator, SimulatorConfig, create_app
+from vbo_async.simulator._throttle import TokenThrottle
 
 EPOCH = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
 PASSWORD = "pw-Sim-S3cret!"
@@ -800,6 +801,15 @@ async def test_token_throttle_answers_429_within_a_second(clock: FakeClock) -> N
         assert (await client.post("/v6/Token", data=FORM)).status_code == 200
     assert simulator.stats.faults["token_throttle"] == 1
     assert [entry.status for entry in simulator.stats.token_log] == [200, 429, 200, 400, 200]
+
+
+def test_the_throttle_window_is_fixed_and_per_user() -> None:
+    throttle = TokenThrottle()
+    assert throttle.allows("admin", 10.0)
+    assert not throttle.allows("admin", 10.9)  # a refusal does not open a new window...
+    assert throttle.allows("other", 10.9)
+    assert throttle.allows("admin", 11.0)  # ...the first request's window ends a second later
+    assert not throttle.allows("admin", 11.5)
 
 
 async def test_token_throttle_is_off_by_default(client: httpx.AsyncClient, simulator: Simulator) -> None:

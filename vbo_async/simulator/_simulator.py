@@ -34,6 +34,7 @@ from ._paging import check_window, relative_page
 from ._records import Job, JobSession, Mailbox, Organization
 from ._schedule import next_run
 from ._stats import SimulatorStats, TokenRequest
+from ._throttle import TokenThrottle
 from ._tokens import TokenStore
 from ._version import ApiVersion
 from ._versions import VERSIONS, newest
@@ -50,8 +51,6 @@ Body = Any
 """What an endpoint answers: a JSON object, or a list for bare-array answers."""
 
 _T = TypeVar("_T")
-_TOKEN_WINDOW = 1.0
-"""Seconds of the v6+ token throttle's window (WebApiThrottle ``EndpointTokensPerSecond = 1``)."""
 
 
 def _page(items: Sequence[_T], offset: int, limit: int | None) -> Sequence[_T]:
@@ -97,7 +96,7 @@ class Simulator:
         self.last_revocation = time.monotonic()
         """When `Faults.revoke_every` last revoked tokens (``time.monotonic`` seconds)."""
         self._started = clock()
-        self._token_windows: dict[str, tuple[float, int]] = {}
+        self._throttle = TokenThrottle()
         rng = random.Random(self.config.seed)
         proxies = make_proxies(rng, self.config.proxies, _host_name(self.config.advertised_host))
         repositories = make_repositories(rng, self.config.repositories, proxies)
@@ -221,12 +220,7 @@ class Simulator:
             username = form.get("username")
         if not username:
             return
-        now = self.clock()
-        start, count = self._token_windows.get(username, (now, 0))
-        if now - start >= _TOKEN_WINDOW:
-            start, count = now, 0
-        self._token_windows[username] = (start, count + 1)
-        if count + 1 > 1:
+        if not self._throttle.allows(username, self.clock()):
             self.stats.faults["token_throttle"] += 1
             raise SimulatedError(429, "Quota Exceeded", empty_body=True, headers={"Retry-After": "1"})
 
