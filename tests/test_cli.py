@@ -29,6 +29,7 @@ import attrs
 import pytest
 import stamina
 
+import vbo_async.simulator
 from vbo_async import RetryPolicy, TransportError, VBOClient, __version__
 from vbo_async.cli import Row, _shared_verify, main, print_table
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls_material
@@ -46,6 +47,9 @@ HEADERS = (
     "Latest session",
 )
 DEMO_SEED = 2017
+DEMO_EPOCH = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
+"""The simulated "now" the demo tests pin: a simulator's default epoch is the real time, so the
+demo's simulator and the one a test compares it with would otherwise differ by a second or so."""
 SCRIPT = Path(sys.executable).parent / "vbo-async"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NO_WAIT = RetryPolicy(attempts=12, wait_initial=0, wait_max=0.01, wait_jitter=0, max_retry_after=0)
@@ -205,29 +209,44 @@ def check_table(out: str, expected: dict[str, dict[str, Any]]) -> None:
 # --- demo ---------------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def pinned_demo_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build the demo's simulator (``vbo_async.simulator.SimulatorConfig``) at `DEMO_EPOCH`."""
+
+    def pinned(**options: Any) -> SimulatorConfig:
+        return SimulatorConfig(**{"epoch": DEMO_EPOCH, **options})
+
+    monkeypatch.setattr(vbo_async.simulator, "SimulatorConfig", pinned)
+
+
+@pytest.mark.usefixtures("pinned_demo_epoch")
 def test_demo_prints_a_table_of_every_simulated_job(capsys: pytest.CaptureFixture[str]) -> None:
     result = run(capsys, "demo", "--organizations", "3")
     assert result.code == 0
     assert result.err == ""
-    expected = expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3)))
+    expected = expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3, epoch=DEMO_EPOCH)))
     assert f"vbo-async demo: {len(expected)} jobs" in result.out
     check_table(result.out, expected)
 
 
+@pytest.mark.usefixtures("pinned_demo_epoch")
 def test_demo_json_rows_are_the_simulator_jobs(capsys: pytest.CaptureFixture[str]) -> None:
     result = run(capsys, "demo", "--organizations", "3", "--json")
     assert result.code == 0
     assert result.err == ""
-    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3))
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3, epoch=DEMO_EPOCH))
     rows = check_json_rows(result.out, expected_rows(simulator), "simulator")
     assert sorted(row["job_id"] for row in rows) == sorted(simulator.job_ids())
 
 
+@pytest.mark.usefixtures("pinned_demo_epoch")
 def test_demo_seed_option_changes_the_data(capsys: pytest.CaptureFixture[str]) -> None:
     result = run(capsys, "demo", "--organizations", "2", "--seed", "5", "--concurrency", "1", "--json")
     assert result.code == 0
     check_json_rows(
-        result.out, expected_rows(Simulator(SimulatorConfig(seed=5, organizations=2))), "simulator"
+        result.out,
+        expected_rows(Simulator(SimulatorConfig(seed=5, organizations=2, epoch=DEMO_EPOCH))),
+        "simulator",
     )
 
 

@@ -1,10 +1,19 @@
-"""A seeded, stateful simulator of the VBO (Office 365) v1 REST API, served as an ASGI app.
+"""A seeded, stateful simulator of the VBO/VB365 REST API (v1, v6, v7 and v8), served as an ASGI app.
+
+One state is shown through every served version, each in its own wire shape with the quirks
+live servers have (bare arrays or pages, dead links, a v8 ``next`` link naming ``/v7/``...).
 
 ```python
+from datetime import UTC, datetime
+
 from vbo_async.simulator import SimulatorConfig, create_app
 
-app = create_app(SimulatorConfig(seed=1, organizations=20))
+config = SimulatorConfig(
+    seed=1, organizations=20, api_versions=("v7", "v8"), epoch=datetime(2026, 7, 1, tzinfo=UTC)
+)
+app = create_app(config)
 simulator = app.state.simulator  # the state, for assertions
+page = simulator.jobs_wire(version="v8")  # exactly what GET /v8/Jobs answers
 ```
 """
 
@@ -14,7 +23,7 @@ from ._app import create_app
 from ._config import Faults, SimulatorConfig
 from ._errors import SimulatedError
 from ._simulator import Simulator
-from ._stats import SimulatorStats
+from ._stats import SimulatorStats, TokenRequest
 from ._tls import make_tls_material
 
 __all__ = [
@@ -23,6 +32,7 @@ __all__ = [
     "Simulator",
     "SimulatorConfig",
     "SimulatorStats",
+    "TokenRequest",
     "create_app",
     "make_tls_material",
 ]

@@ -12,17 +12,20 @@ from ._config import SimulatorConfig
 from ._errors import SimulatedError
 from ._faults import FaultInjection
 from ._paths import CaseInsensitivePaths
-from ._routes import handle_http_exception, handle_simulated_error, routes
+from ._routes import handle_http_exception, handle_simulated_error, v1_routes
+from ._routes_vn import version_routes
 from ._simulator import Simulator
+from ._versions import VERSIONS
 
 __all__ = ["create_app"]
 
 
 def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | None = None) -> Starlette:
-    """An ASGI app serving the v1 API of `simulator` (or of a new one built from `config`).
+    """An ASGI app serving the API versions of `simulator` (or of a new one built from `config`).
 
-    The simulator is reachable as ``app.state.simulator``. Fault injection wraps the routes,
-    and routing is case-insensitive.
+    Every version in ``config.api_versions`` is routed (v1 with its own table, v6+ from their
+    `ApiVersion`); paths of other versions answer 404. The simulator is reachable as
+    ``app.state.simulator``. Fault injection wraps the routes, and routing is case-insensitive.
 
     ```python
     app = create_app(SimulatorConfig(seed=7))
@@ -33,8 +36,13 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
         simulator = Simulator(config)
     elif config is not None and config != simulator.config:
         raise ConfigError("pass either a config or a simulator, or the simulator's own config")
+    served = simulator.config.api_versions
+    table = v1_routes() if "v1" in served else []
+    for name in served:
+        if name != "v1":
+            table += version_routes(VERSIONS[name])
     app = Starlette(
-        routes=routes(),
+        routes=table,
         middleware=[
             Middleware(FaultInjection, simulator=simulator),
             Middleware(CaseInsensitivePaths),

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any, Literal
 
 import attrs
 
 from vbo_async._exceptions import ConfigError
 
-__all__ = ["Faults", "SimulatorConfig"]
+__all__ = ["API_VERSIONS", "Faults", "SimulatorConfig"]
 
 _OUTCOME_RATES = ("error_rate", "rate_limit_rate", "drop_rate", "truncate_rate", "malformed_rate")
+API_VERSIONS = ("v1", "v6", "v7", "v8")
+"""Every API version the simulator can serve, oldest first."""
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -68,9 +71,35 @@ def _non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: object
         raise ConfigError(f"{attribute.name} must be a non-empty string, got {value!r}")
 
 
+def _bool(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name} must be a bool, got {value!r}")
+
+
+def _api_versions(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple) or not value:
+        raise ConfigError(f"{attribute.name} must be a non-empty tuple of versions, got {value!r}")
+    for version in value:
+        if version not in API_VERSIONS:
+            raise ConfigError(f"{attribute.name}: {version!r} is not one of {', '.join(API_VERSIONS)}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{attribute.name} must not repeat a version, got {value!r}")
+
+
+def _tuple_of_lists(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _epoch(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise ConfigError(f"{attribute.name} must be None or a timezone-aware datetime, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Faults:
-    """Failure injection, applied to `/v1/...` requests (token endpoint included).
+    """Failure injection, applied to the requests of every served version (token endpoints included).
 
     Each request first gets `latency` seconds of delay (plus `latency_spike` with probability
     `latency_spike_rate`), then at most one outcome is drawn with the listed probabilities:
@@ -79,6 +108,11 @@ class Faults:
     (`truncate_rate`) or a 200 whose body is not JSON (`malformed_rate`); their sum must not
     exceed 1. `revoke_every` revokes all access tokens every N wall-clock seconds. All draws
     come from a ``random.Random(fault_seed)`` owned by the simulator instance.
+
+    `token_throttle` is the v6+ token endpoints' WebApiThrottle limit: a second token request
+    by the same user name within one second (a fixed window on the simulator's clock) is
+    answered 429 with ``Retry-After: 1`` and no body. It is a behaviour, not a random fault,
+    and applies whatever the other settings are; v1 is never throttled.
     """
 
     latency: float = attrs.field(default=0.0, validator=_non_negative)
@@ -92,6 +126,7 @@ class Faults:
     malformed_rate: float = attrs.field(default=0.0, validator=_rate)
     revoke_every: float | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))
     fault_seed: int = attrs.field(default=0, validator=_int_at_least(-(2**63)))
+    token_throttle: bool = attrs.field(default=False, validator=_bool)
 
     def __attrs_post_init__(self) -> None:
         total = sum(getattr(self, name) for name in _OUTCOME_RATES)
@@ -100,7 +135,7 @@ class Faults:
 
     @property
     def active(self) -> bool:
-        """Whether any fault or delay can happen at all."""
+        """Whether any random fault, delay or revocation can happen at all (not `token_throttle`)."""
         return bool(
             self.latency
             or self.latency_spike_rate
@@ -121,12 +156,19 @@ def _unauthorized_body(instance: Any, attribute: attrs.Attribute[Any], value: ob
 
 @attrs.frozen(kw_only=True)
 class SimulatorConfig:
-    """What the simulated VBO v1 server holds and how it behaves.
+    """What the simulated VBO/VB365 server holds, which API versions it serves and how it behaves.
 
-    Ranges are inclusive ``(low, high)`` tuples. Everything generated is a function of `seed`.
-    `advertised_host` is written into every href (``https://{advertised_host}/v1/...``) and is
-    deliberately not the host clients connect to. `session_duration` is how many seconds (of
-    the simulator's clock) a started job stays ``Running``.
+    `api_versions` lists the versions served (any of ``v1``, ``v6``, ``v7``, ``v8``; all by
+    default); every path of another version answers 404. All versions show the same state.
+
+    Ranges are inclusive ``(low, high)`` tuples. Everything generated is a function of `seed`
+    and `epoch`: the simulated wall-clock "now" when the simulator is built (a timezone-aware
+    datetime; None, the default, means the real current UTC time truncated to the second, so
+    history lies in the days before the real now and ``nextRun`` after it). Pin it in tests.
+    `advertised_host` is written into every v1 href (``https://{advertised_host}/v1/...``) and
+    is deliberately not the host clients connect to; v6+ hrefs are server-relative.
+    `session_duration` is how many seconds (of the simulator's clock) a started job stays
+    ``Running``. `page_size` is the default ``limit`` of every paged answer (30, as v8 servers).
 
     About one job in ten has never run (``lastRun`` null, no sessions) whatever
     `sessions_per_job` says; the range applies to jobs that have run. When
@@ -151,6 +193,10 @@ class SimulatorConfig:
         default="message", validator=_unauthorized_body
     )
     faults: Faults = attrs.field(factory=Faults, validator=_faults)
+    api_versions: tuple[str, ...] = attrs.field(
+        default=API_VERSIONS, converter=_tuple_of_lists, validator=_api_versions
+    )
+    epoch: datetime | None = attrs.field(default=None, validator=_epoch)
 
     @property
     def base_url(self) -> str:

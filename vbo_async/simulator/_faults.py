@@ -1,4 +1,4 @@
-"""Fault injection: a pure ASGI middleware that delays, fails, cuts or garbles `/v1/` responses."""
+"""Fault injection: a pure ASGI middleware that delays, fails, cuts or garbles API responses."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def plan_faults(faults: Faults, rng: random.Random) -> FaultPlan:
 
 
 class FaultInjection:
-    """Count every request, then apply `Faults` to ``/v1/...`` requests (token endpoint too).
+    """Count every request, then apply `Faults` to the requests of every served version
+    (``/v1/...``, ``/v8/...``; token endpoints too).
 
     Error and 429 outcomes answer without reaching the app. Drop, truncate and malformed let
     the app handle the request (so its effects happen) and spoil the response: a drop sends
@@ -74,6 +75,7 @@ class FaultInjection:
     def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
         self.app = app
         self.simulator = simulator
+        self.prefixes = tuple(f"/{version}/" for version in simulator.config.api_versions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,7 +86,7 @@ class FaultInjection:
         simulator.stats.requests += 1
         simulator.stats.by_endpoint[(str(scope["method"]), path)] += 1
         faults = simulator.config.faults
-        if not faults.active or not path.startswith("/v1/"):
+        if not faults.active or not path.startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
         self._revoke_if_due(faults)

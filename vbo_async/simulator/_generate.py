@@ -5,14 +5,23 @@ from __future__ import annotations
 import random
 import uuid
 
+import attrs
+
 from ._config import SimulatorConfig
-from ._records import Job, JobSession, Mailbox, Organization, Proxy, Repository, Schedule
+from ._records import Job, JobSession, License, Mailbox, Organization, Proxy, Repository, Schedule
 from ._schedule import DAILY_TYPES, PERIODS, WINDOWS, next_run, run_interval
-from ._wireformat import EPOCH_TICKS, TICKS_PER_SECOND, format_bytes, format_rate
+from ._wireformat import TICKS_PER_SECOND
 
 __all__ = [
+    "StorageUsage",
     "derived_rng",
+    "detail_jobs",
+    "detail_organizations",
+    "detail_proxies",
+    "detail_repositories",
+    "exclude_mailboxes",
     "finish_session",
+    "make_license",
     "make_mailbox_pool",
     "make_organizations",
     "make_proxies",
@@ -21,6 +30,7 @@ __all__ = [
     "new_id",
     "select_mailboxes",
     "start_session",
+    "storage_usage",
 ]
 
 _TENANTS = (
@@ -46,6 +56,9 @@ _OFFSETS = (None, None, None, None, -420, -300, 60, 120, 330)
 _FINAL_STATUSES = ("Success", "Warning", "Failed")
 _FINAL_WEIGHTS = (0.7, 0.2, 0.1)
 _MINUTE = 60 * TICKS_PER_SECOND
+_DAY = 24 * 60 * _MINUTE
+_RETRY_RATE = 0.6
+"""How often a failed generated run (of a job with retries enabled) is followed by its retry."""
 
 
 def derived_rng(seed: int, kind: str, index: int) -> random.Random:
@@ -120,7 +133,12 @@ def _schedule(rng: random.Random) -> Schedule:
 
 
 def _make_job(
-    rng: random.Random, config: SimulatorConfig, index: int, org_id: str, repos: list[Repository]
+    rng: random.Random,
+    config: SimulatorConfig,
+    index: int,
+    org_id: str,
+    repos: list[Repository],
+    now: int,
 ) -> Job:
     schedule = _schedule(rng)
     never_run = config.sessions_per_job[1] == 0 or rng.random() < 0.1
@@ -128,7 +146,7 @@ def _make_job(
     last_run = None
     last_status = "Stopped"
     if not never_run:
-        last_run = EPOCH_TICKS - rng.randint(5 * _MINUTE, 3 * 24 * 60 * _MINUTE)
+        last_run = now - rng.randint(5 * _MINUTE, 3 * _DAY)
         last_status = rng.choices(_FINAL_STATUSES, _FINAL_WEIGHTS)[0]
     repository = rng.choice(repos)
     return Job(
@@ -140,7 +158,7 @@ def _make_job(
         all_mailboxes=config.mailboxes_per_job[0] == 0 and rng.random() < 0.25,
         last_status=last_status,
         last_run=last_run,
-        next_run=next_run(schedule, EPOCH_TICKS) if enabled else None,
+        next_run=next_run(schedule, now) if enabled else None,
         enabled=enabled,
         schedule=schedule,
         repository_id=repository.id,
@@ -150,9 +168,12 @@ def _make_job(
 
 
 def make_organizations(
-    rng: random.Random, config: SimulatorConfig, repos: list[Repository]
+    rng: random.Random, config: SimulatorConfig, repos: list[Repository], now: int
 ) -> tuple[list[Organization], list[Job]]:
-    """The organizations and all their jobs (sessions and mailboxes are left for later)."""
+    """The organizations and all their jobs (sessions and mailboxes are left for later).
+
+    `now` is the simulated time in ticks: jobs last ran in the three days before it.
+    """
     organizations: list[Organization] = []
     jobs: list[Job] = []
     used: dict[str, int] = {}
@@ -165,19 +186,19 @@ def make_organizations(
             index=index, id=new_id(rng), name=name, username=f"admin@{name}", first_backup=None
         )
         org_jobs = [
-            _make_job(rng, config, len(jobs) + number, org.id, repos)
+            _make_job(rng, config, len(jobs) + number, org.id, repos, now)
             for number in range(rng.randint(low, high))
         ]
         runs = [job.last_run for job in org_jobs if job.last_run is not None]
         if runs:
-            org.first_backup = min(runs) - rng.randint(30, 400) * 24 * 60 * _MINUTE
+            org.first_backup = min(runs) - rng.randint(30, 400) * _DAY
         org.job_ids = [job.id for job in org_jobs]
         organizations.append(org)
         jobs.extend(org_jobs)
     return organizations, jobs
 
 
-def _blank_session(session_id: str, job: Job, creation: int) -> JobSession:
+def _blank_session(session_id: str, job: Job, creation: int, repository: Repository) -> JobSession:
     return JobSession(
         id=session_id,
         job_id=job.id,
@@ -185,13 +206,17 @@ def _blank_session(session_id: str, job: Job, creation: int) -> JobSession:
         end=None,
         status="Running",
         progress=0,
-        processing_rate=format_rate(0, 0),
-        read_rate=format_rate(0),
-        write_rate=format_rate(0),
-        transferred=format_bytes(0),
+        processing_bytes_ps=0,
+        processing_items_ps=0,
+        read_bytes_ps=0,
+        write_bytes_ps=0,
+        transferred_bytes=0,
         processed_objects=0,
         bottleneck="Detecting",
         offset_minutes=job.offset_minutes,
+        repository_id=repository.id,
+        proxy_id=repository.proxy_id,
+        pool_id=repository.pool_id,
     )
 
 
@@ -206,16 +231,22 @@ def _complete(
     session.status = status
     session.end = end
     session.progress = rng.randint(0, max(config.mailboxes_per_job[1], 1))
-    session.processing_rate = format_rate(rate, int(items / seconds))
-    session.read_rate = format_rate(rate * rng.uniform(0.8, 3.0))
-    session.write_rate = format_rate(rate * rng.uniform(0.5, 1.2))
-    session.transferred = format_bytes(transferred)
+    session.processing_bytes_ps = int(rate)
+    session.processing_items_ps = int(items / seconds)
+    session.read_bytes_ps = int(rate * rng.uniform(0.8, 3.0))
+    session.write_bytes_ps = int(rate * rng.uniform(0.5, 1.2))
+    session.transferred_bytes = transferred
     session.processed_objects = items
     session.bottleneck = rng.choice(("Source", "Source", "Target", "NA"))
+    session.etag += 1
 
 
-def make_sessions(config: SimulatorConfig, job: Job) -> list[JobSession]:
-    """A job's generated history, newest first; the newest matches the job's last run."""
+def make_sessions(config: SimulatorConfig, job: Job, repository: Repository) -> list[JobSession]:
+    """A job's generated history, newest first; the newest matches the job's last run.
+
+    The oldest run is a full one. Some failed runs of jobs with retries enabled are followed by
+    their retry (see `_link_retries`).
+    """
     if job.last_run is None:
         return []
     rng = derived_rng(config.seed, "sessions", job.index)
@@ -227,18 +258,52 @@ def make_sessions(config: SimulatorConfig, job: Job) -> list[JobSession]:
     for number in range(count):
         if number:
             creation -= interval + rng.randint(0, _MINUTE)
-        session = _blank_session(new_id(rng), job, creation)
+        session = _blank_session(new_id(rng), job, creation, repository)
         status = job.last_status if number == 0 else rng.choices(_FINAL_STATUSES, _FINAL_WEIGHTS)[0]
         end = creation + int(rng.uniform(15.0, 240.0) * TICKS_PER_SECOND)
         _complete(session, rng, config, status, end)
         sessions.append(session)
+    sessions[-1].full = True
+    _link_retries(sessions, job.schedule, derived_rng(config.seed, "retries", job.index))
     return sessions
 
 
-def start_session(config: SimulatorConfig, job: Job, now: int, started_at: float) -> JobSession:
+def _link_retries(sessions: list[JobSession], schedule: Schedule, rng: random.Random) -> None:
+    """Turn some runs that follow a failed one into its retry (newest-first `sessions`).
+
+    The failed run gets ``will_retry``; its successor gets the next ``retry_count`` and the
+    chain's first run as ``main_session_id``, and starts `retry_wait` minutes after the
+    failure when that is earlier than its scheduled start (the newest run keeps its time,
+    which is the job's ``lastRun``).
+    """
+    if not schedule.retry_enabled:
+        return
+    for index in range(len(sessions) - 1, 0, -1):
+        failed, retry = sessions[index], sessions[index - 1]
+        if failed.status != "Failed" or failed.retry_count >= schedule.retry_number:
+            continue
+        if rng.random() >= _RETRY_RATE:
+            continue
+        failed.will_retry = True
+        retry.retry_count = failed.retry_count + 1
+        retry.main_session_id = failed.main_session_id or failed.id
+        assert failed.end is not None
+        assert retry.end is not None
+        earliest = failed.end + schedule.retry_wait * _MINUTE
+        if index - 1 > 0 and earliest < retry.creation:
+            shift = retry.creation - earliest
+            retry.creation -= shift
+            retry.end -= shift
+
+
+def start_session(
+    config: SimulatorConfig, job: Job, now: int, started_at: float, repository: Repository, *, full: bool
+) -> JobSession:
     """A new ``Running`` session for the job's next run (ids stay reproducible)."""
-    session = _blank_session(new_id(derived_rng(config.seed, f"run:{job.runs}", job.index)), job, now)
+    session_id = new_id(derived_rng(config.seed, f"run:{job.runs}", job.index))
+    session = _blank_session(session_id, job, now, repository)
     session.started_at = started_at
+    session.full = full
     return session
 
 
@@ -283,3 +348,108 @@ def select_mailboxes(config: SimulatorConfig, job: Job, pool: list[Mailbox]) -> 
     low, high = config.mailboxes_per_job
     count = min(rng.randint(low, high), len(pool))
     return [mailbox.id for mailbox in rng.sample(pool, count)]
+
+
+def exclude_mailboxes(config: SimulatorConfig, job: Job, pool: list[Mailbox]) -> list[str]:
+    """The ids of the mailboxes a job that backs up all mailboxes leaves out (0 to 3 of them)."""
+    if not job.all_mailboxes or not pool:
+        return []
+    rng = derived_rng(config.seed, "exclusion", job.index)
+    count = min(rng.randint(0, 3), len(pool))
+    return [mailbox.id for mailbox in rng.sample(pool, count)]
+
+
+# -- details only v6+ shows, drawn from their own generators so v1 data stays as it was --------
+
+
+def detail_proxies(config: SimulatorConfig, proxies: list[Proxy]) -> None:
+    """Type, operating system, maintenance state and load of each proxy."""
+    rng = derived_rng(config.seed, "proxy-details", 0)
+    for number, proxy in enumerate(proxies):
+        proxy.kind = "Local" if number == 0 else rng.choice(("Domain", "Domain", "Workgroup"))
+        proxy.operating_system = "Windows" if number == 0 or rng.random() < 0.7 else "Linux"
+        proxy.maintenance = "Enabled" if number > 0 and rng.random() < 0.15 else "Disabled"
+        proxy.cpu_percent = round(rng.uniform(1.0, 95.0), 1)
+        proxy.memory_percent = round(rng.uniform(10.0, 90.0), 1)
+
+
+def detail_repositories(config: SimulatorConfig, repositories: list[Repository]) -> None:
+    """Sync and retention kind of each repository; with 3 or more, the last is in a proxy pool."""
+    rng = derived_rng(config.seed, "repository-details", 0)
+    for repository in repositories:
+        repository.out_of_sync = rng.random() < 0.15
+        repository.snapshot_based = rng.random() < 0.3
+    if len(repositories) >= 3:
+        repositories[-1].pool_id = new_id(rng)
+
+
+def detail_organizations(config: SimulatorConfig, organizations: list[Organization]) -> None:
+    """Tenant id, backup application and the services each organization backs up."""
+    for org in organizations:
+        rng = derived_rng(config.seed, "organization-details", org.index)
+        org.msid = new_id(rng)
+        org.application_id = new_id(rng)
+        org.sharepoint = rng.random() < 0.8
+        org.teams = rng.random() < 0.6
+        org.teams_chats = org.teams and rng.random() < 0.3
+        org.description = rng.choice(("", "", f"Tenant {org.name}", "Managed by the service desk"))
+
+
+def detail_jobs(config: SimulatorConfig, jobs: list[Job]) -> None:
+    """Each job's change counter, and a backup copy job for about one job in eight."""
+    for job in jobs:
+        rng = derived_rng(config.seed, "job-details", job.index)
+        job.etag = rng.randint(1, 500)
+        job.copy_job_id = new_id(rng) if rng.random() < 0.125 else None
+
+
+def make_license(config: SimulatorConfig, now: int) -> License:
+    """The server's subscription license, valid for months after `now`."""
+    rng = derived_rng(config.seed, "license", 0)
+    expires = now - now % _DAY + rng.randint(30, 700) * _DAY
+    return License(
+        id=new_id(rng),
+        email=f"licensing@{_host_domain(config.advertised_host)}",
+        licensed_to=rng.choice(("Contoso Managed Services", "Fabrikam Cloud Backup", "Northwind IT")),
+        contact=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+        support_id=str(rng.randint(10_000_000, 99_999_999)),
+        kind="Subscription",
+        package="Backup",
+        total=rng.choice((500, 1000, 2500, 5000, 10_000)),
+        expires=expires,
+        grace_expires=expires + 30 * _DAY,
+        support_expires=expires,
+    )
+
+
+def _host_domain(advertised_host: str) -> str:
+    host = advertised_host.rsplit(":", 1)[0] if advertised_host.count(":") == 1 else advertised_host
+    return host.partition(".")[2] or "local"
+
+
+@attrs.frozen
+class StorageUsage:
+    """What one organization's backups take in one repository (v6+ ``usedRepositories``)."""
+
+    org_id: str
+    repository_id: str
+    used_bytes: int
+    local_cache_bytes: int | None
+    protected_objects: int
+
+
+def storage_usage(
+    config: SimulatorConfig, org: Organization, repository_ids: list[str]
+) -> list[StorageUsage]:
+    """An organization's usage of each repository its jobs write to (in the order given)."""
+    rng = derived_rng(config.seed, "usage", org.index)
+    return [
+        StorageUsage(
+            org_id=org.id,
+            repository_id=repository_id,
+            used_bytes=rng.randint(1, 800) * 1024**3 + rng.randint(0, 1024**3),
+            local_cache_bytes=None,
+            protected_objects=rng.randint(1, 400),
+        )
+        for repository_id in repository_ids
+    ]

@@ -1,13 +1,14 @@
-"""Paging (pure): parsing ``offset``/``limit`` and building v1 page objects with absolute links."""
+"""Paging (pure): parsing ``offset``/``limit``, v1 page objects (absolute links) and v6+ ones (relative)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from ._errors import SimulatedError
 
-__all__ = ["MAX_LIMIT", "page_object", "parse_window"]
+__all__ = ["MAX_LIMIT", "check_window", "page_object", "parse_window", "relative_page"]
 
 MAX_LIMIT = 10_000
 """The largest ``limit`` the server accepts."""
@@ -37,6 +38,40 @@ def parse_window(query: Mapping[str, str], default_limit: int) -> tuple[int, int
     offset = _int_param(lowered, "offset", 0, 0, None)
     limit = _int_param(lowered, "limit", default_limit, 1, MAX_LIMIT)
     return offset, limit
+
+
+def check_window(offset: int, limit: int | None, default_limit: int) -> tuple[int, int]:
+    """``(offset, limit)`` for a Python caller, with the same 400s as `parse_window`."""
+    return parse_window(
+        {"offset": str(offset), "limit": str(default_limit if limit is None else limit)}, default_limit
+    )
+
+
+def _href(path: str, query: Sequence[tuple[str, str]], offset: int, limit: int) -> str:
+    return f"{path}?{urlencode([*query, ('offset', str(offset)), ('limit', str(limit))])}"
+
+
+def relative_page(
+    results: list[dict[str, Any]],
+    total: int,
+    *,
+    offset: int,
+    limit: int,
+    path: str,
+    query: Sequence[tuple[str, str]] = (),
+    next_path: str | None = None,
+) -> dict[str, Any]:
+    """A v6+ page: ``offset``, ``limit``, ``results`` and server-relative ``self``/``next`` links.
+
+    `path` is the collection's path (``/v8/Jobs``) and `query` the filters the request applied;
+    ``next`` appears only when items remain, on `next_path` when given (see
+    `ApiVersion.sessions_next_version`). No ``first``/``prev``/``totalCount`` (never seen on
+    v6+ servers).
+    """
+    links = {"self": {"href": _href(path, query, offset, limit)}}
+    if offset + limit < total:
+        links["next"] = {"href": _href(next_path or path, query, offset + limit, limit)}
+    return {"offset": offset, "limit": limit, "results": results, "_links": links}
 
 
 def page_object(

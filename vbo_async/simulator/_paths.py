@@ -1,4 +1,4 @@
-"""ASGI middleware routing on the lower-cased path, as the v1 server matches routes case-insensitively."""
+"""ASGI middleware routing on the lower-cased path, as VBO/VB365 servers match routes case-insensitively."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import attrs
 __all__ = [
     "Job",
     "JobSession",
+    "License",
     "Mailbox",
     "Organization",
     "Proxy",
@@ -28,11 +29,22 @@ class Proxy:
     throttling_value: int
     throttling_unit: str
     status: str
+    kind: str = "Domain"
+    """``Local`` (the server itself), ``Domain`` or ``Workgroup`` (v6+ ``type``)."""
+    operating_system: str = "Windows"
+    maintenance: str = "Disabled"
+    """v8 ``maintenanceModeState``: ``Disabled``, ``Enabling`` or ``Enabled``."""
+    cpu_percent: float = 0.0
+    memory_percent: float = 0.0
 
 
 @attrs.define
 class Repository:
-    """A backup repository, owned by one proxy and shared by jobs of many organizations."""
+    """A backup repository, owned by one proxy and shared by jobs of many organizations.
+
+    A repository with a `pool_id` belongs to a proxy pool (a v8 notion): v8 shows the pool and
+    no proxy; older versions, which know no pools, show `proxy_id`, the pool member it uses.
+    """
 
     id: str
     name: str
@@ -44,6 +56,9 @@ class Repository:
     daily_type: str
     capacity: int
     free_space: int
+    pool_id: str | None = None
+    out_of_sync: bool = False
+    snapshot_based: bool = False
 
 
 @attrs.frozen
@@ -74,7 +89,12 @@ class Mailbox:
 
 @attrs.define
 class JobSession:
-    """One run of a job. Times are ticks (see `_wireformat`); `end` is None while running."""
+    """One run of a job. Times are ticks (see `_wireformat`); `end` is None while running.
+
+    Statistics are numbers (bytes and items per second, bytes); v1 shows them as display
+    strings, v6+ as integers. A retry of a failed run has `retry_count` > 0 and the id of the
+    run it retries in `main_session_id`; the failed run then has `will_retry` set.
+    """
 
     id: str
     job_id: str
@@ -82,13 +102,24 @@ class JobSession:
     end: int | None
     status: str
     progress: int
-    processing_rate: str
-    read_rate: str
-    write_rate: str
-    transferred: str
+    processing_bytes_ps: int
+    processing_items_ps: int
+    read_bytes_ps: int
+    write_bytes_ps: int
+    transferred_bytes: int
     processed_objects: int
     bottleneck: str
     offset_minutes: int | None
+    repository_id: str = ""
+    proxy_id: str = ""
+    pool_id: str | None = None
+    retry_count: int = 0
+    main_session_id: str | None = None
+    """The first run of a retry chain; None for a run that is not a retry (it is its own main)."""
+    will_retry: bool = False
+    full: bool = False
+    """A full run (v8 ``jobSessionConfigType: Full``) rather than an incremental one."""
+    etag: int = 1
     started_at: float | None = None
     """Simulator-clock reading when a live run started; None for generated history."""
 
@@ -111,9 +142,14 @@ class Job:
     repository_id: str
     proxy_id: str
     offset_minutes: int | None
+    etag: int = 1
+    """v8 ``eTag``: a change counter, raised by every change of the job."""
+    copy_job_id: str | None = None
+    """The backup copy job of this job, if it has one (v6+ ``_links.copyJob``)."""
     runs: int = 0
     sessions: list[JobSession] | None = None
     mailbox_ids: list[str] | None = None
+    excluded_ids: list[str] | None = None
     running: JobSession | None = None
 
 
@@ -126,5 +162,29 @@ class Organization:
     name: str
     username: str
     first_backup: int | None
+    msid: str = ""
+    """The Microsoft 365 tenant id (v8 ``msid``, ``backedUpOrganizationId``)."""
+    application_id: str = ""
+    sharepoint: bool = True
+    teams: bool = True
+    teams_chats: bool = False
+    description: str = ""
     job_ids: list[str] = attrs.Factory(list)
     mailboxes: dict[str, Mailbox] | None = None
+
+
+@attrs.frozen
+class License:
+    """The server's license (v6+ ``GET /License``); `used` is counted from the state when shown."""
+
+    id: str
+    email: str
+    licensed_to: str
+    contact: str
+    support_id: str
+    kind: str
+    package: str
+    total: int
+    expires: int
+    grace_expires: int
+    support_expires: int

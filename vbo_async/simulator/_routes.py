@@ -1,4 +1,4 @@
-"""The v1 endpoints: Starlette request handlers over a `Simulator`, and the route table."""
+"""The v1 endpoints and what every version shares (token endpoint, error answers), and the route table."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ from ._paging import page_object, parse_window
 from ._responses import empty_response, error_response, json_response
 from ._simulator import JOB_ACTIONS, Simulator
 
-__all__ = ["ORIGINAL_PATH", "handle_http_exception", "handle_simulated_error", "routes"]
+__all__ = [
+    "ORIGINAL_PATH",
+    "handle_http_exception",
+    "handle_simulated_error",
+    "simulator_of",
+    "token_endpoint",
+    "v1_routes",
+]
 
 ORIGINAL_PATH = "vbo_simulator.original_path"
 """Scope key under which the request path is kept before it is lower-cased for routing."""
@@ -67,6 +74,12 @@ def _oauth_error(error: str, description: str) -> SimulatedError:
     return SimulatedError(400, description, body={"error": error, "error_description": description})
 
 
+def _form_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 async def _token_form(request: Request) -> dict[str, str]:
     body = await request.body()
     if "json" in request.headers.get("content-type", "").lower():
@@ -76,28 +89,23 @@ async def _token_form(request: Request) -> dict[str, str]:
             raise _oauth_error("invalid_request", "The request body is not valid JSON.") from None
         if not isinstance(data, dict):
             raise _oauth_error("invalid_request", "The request body must be a JSON object.")
-        return {str(key): str(value) for key, value in data.items() if value is not None}
+        return {str(key): _form_value(value) for key, value in data.items() if value is not None}
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except (UnicodeDecodeError, ValueError):
         raise _oauth_error("invalid_request", "The request body is not a valid form.") from None
 
 
-async def token(request: Request) -> Response:
-    """``POST /v1/Token``: the password and refresh_token grants (form-encoded)."""
-    simulator = simulator_of(request)
-    form = await _token_form(request)
-    grant_type = form.get("grant_type", "")
-    simulator.stats.token_requests[grant_type] += 1
-    if grant_type == "password":
-        body = simulator.password_grant(form.get("username", ""), form.get("password", ""))
-    elif grant_type == "refresh_token":
-        body = simulator.refresh_grant(form.get("refresh_token", ""))
-    elif not grant_type:
-        raise _oauth_error("invalid_request", "The grant_type parameter is missing.")
-    else:
-        raise _oauth_error("unsupported_grant_type", f"Grant type '{grant_type}' is not supported.")
-    return json_response(body, headers={"Cache-Control": "no-cache", "Pragma": "no-cache"})
+def token_endpoint(version: str) -> Endpoint:
+    """``POST /vN/Token``: the password and refresh_token grants (a form; a JSON object too)."""
+
+    async def token(request: Request) -> Response:
+        simulator = simulator_of(request)
+        form = await _token_form(request)
+        body = simulator.token(form, version=version)
+        return json_response(body, headers={"Cache-Control": "no-cache", "Pragma": "no-cache"})
+
+    return token
 
 
 async def organizations(request: Request, simulator: Simulator) -> Response:
@@ -202,8 +210,8 @@ async def proxy_repositories(request: Request, simulator: Simulator) -> Response
     return json_response(simulator.repositories_wire(request.path_params["proxy_id"]))
 
 
-def routes() -> list[Route]:
-    """The route table; paths are lower-case because routing sees lower-cased paths."""
+def v1_routes() -> list[Route]:
+    """The v1 route table; paths are lower-case because routing sees lower-cased paths."""
     get = ["GET"]
     api: list[tuple[str, Handler, list[str]]] = [
         ("/v1/organizations", organizations, get),
@@ -224,7 +232,7 @@ def routes() -> list[Route]:
         ("/v1/proxies/{proxy_id}", proxy, get),
         ("/v1/proxies/{proxy_id}/repositories", proxy_repositories, get),
     ]
-    table = [Route("/v1/token", token, methods=["POST"])]
+    table = [Route("/v1/token", token_endpoint("v1"), methods=["POST"])]
     table += [Route(path, _authorized(handler), methods=methods) for path, handler, methods in api]
     return table
 

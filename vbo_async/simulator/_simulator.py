@@ -1,43 +1,54 @@
-"""`Simulator`: the seeded, stateful model of a VBO v1 server that the ASGI app serves."""
+"""`Simulator`: the seeded, stateful model of a VBO/VB365 server that the ASGI app serves."""
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 
 from ._config import SimulatorConfig
 from ._errors import SimulatedError
+from ._filters import SessionFilter, parse_uuid, time_text
 from ._generate import (
+    derived_rng,
+    detail_jobs,
+    detail_organizations,
+    detail_proxies,
+    detail_repositories,
+    exclude_mailboxes,
     finish_session,
+    make_license,
     make_mailbox_pool,
     make_organizations,
     make_proxies,
     make_repositories,
     make_sessions,
+    new_id,
     select_mailboxes,
     start_session,
+    storage_usage,
 )
+from ._paging import check_window, relative_page
 from ._records import Job, JobSession, Mailbox, Organization
 from ._schedule import next_run
-from ._stats import SimulatorStats
+from ._stats import SimulatorStats, TokenRequest
+from ._throttle import TokenThrottle
 from ._tokens import TokenStore
-from ._wire import (
-    Wire,
-    job_wire,
-    mailbox_wire,
-    organization_wire,
-    proxy_wire,
-    repository_wire,
-    session_wire,
-)
-from ._wireformat import EPOCH_TICKS, TICKS_PER_SECOND
+from ._version import ApiVersion
+from ._versions import VERSIONS, newest
+from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
+from ._wire import mailbox_wire
+from ._wireformat import TICKS_PER_SECOND, epoch_ticks
 
 __all__ = ["JOB_ACTIONS", "Simulator"]
 
 JOB_ACTIONS = ("start", "stop", "enable", "disable")
-"""The v1 ``POST /Jobs/{id}/Action`` verbs."""
+"""The job actions: v1 ``POST /Jobs/{id}/Action`` verbs, v6+ ``POST /Jobs/{id}/{verb}``."""
+
+Body = Any
+"""What an endpoint answers: a JSON object, or a list for bare-array answers."""
 
 _T = TypeVar("_T")
 
@@ -46,18 +57,29 @@ def _page(items: Sequence[_T], offset: int, limit: int | None) -> Sequence[_T]:
     return items[offset:] if limit is None else items[offset : offset + limit]
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
 class Simulator:
     """The state of one simulated server, generated reproducibly from ``config.seed``.
 
     Holds organizations, jobs, repositories, proxies, job sessions and mailboxes (sessions and
     mailboxes are generated per job on first use, from a generator derived from the seed and
     the job's index, so they do not depend on access order), the issued tokens and `stats`.
-    Time is read from `clock` (``time.monotonic`` unless injected): token expiry and the
-    ``Running`` → finished transition of started jobs follow it, and the simulated wall time
-    starts at 2017-04-04T10:00:00Z when the simulator is built.
+    Time is read from `clock` (``time.monotonic`` unless injected): token expiry, the token
+    throttle and the ``Running`` → finished transition of started jobs follow it, and the
+    simulated wall time starts at ``config.epoch`` (or the real now) when the simulator is built.
 
-    The ``*_wire`` methods return exactly the JSON the server sends, so tests can compare a
-    client's results with them. Unknown ids raise `SimulatedError` (404).
+    One state is shown through every served version (``config.api_versions``). The ``*_wire``
+    methods take the version (``version="v1"`` unless said otherwise) and return exactly the
+    JSON that version's endpoint sends, so tests can compare a client's results with them.
+    Unknown ids raise `SimulatedError` (404), and so does asking a version for an endpoint it
+    does not have or a version that is not served; bad parameters raise it with 400.
     """
 
     def __init__(
@@ -66,16 +88,23 @@ class Simulator:
         self.config = config if config is not None else SimulatorConfig()
         self.clock = clock
         self.stats = SimulatorStats()
-        self.tokens = TokenStore(clock, self.config.token_lifetime)
+        self.epoch_ticks = epoch_ticks(self.config.epoch)
+        """The simulated wall time when the simulator was built (ticks since the Unix epoch)."""
+        self.tokens = TokenStore(clock, self.config.token_lifetime, self._wall_seconds)
         self.fault_rng = random.Random(self.config.faults.fault_seed)
         """Draws every fault decision; owned by this instance so runs are reproducible."""
         self.last_revocation = time.monotonic()
         """When `Faults.revoke_every` last revoked tokens (``time.monotonic`` seconds)."""
         self._started = clock()
+        self._throttle = TokenThrottle()
         rng = random.Random(self.config.seed)
         proxies = make_proxies(rng, self.config.proxies, _host_name(self.config.advertised_host))
         repositories = make_repositories(rng, self.config.repositories, proxies)
-        organizations, jobs = make_organizations(rng, self.config, repositories)
+        organizations, jobs = make_organizations(rng, self.config, repositories, self.epoch_ticks)
+        detail_proxies(self.config, proxies)
+        detail_repositories(self.config, repositories)
+        detail_organizations(self.config, organizations)
+        detail_jobs(self.config, jobs)
         self._proxies = {proxy.id: proxy for proxy in proxies}
         self._repositories = {repository.id: repository for repository in repositories}
         self._organizations = {org.id: org for org in organizations}
@@ -83,17 +112,38 @@ class Simulator:
         self._sessions: dict[str, JobSession] = {}
         self._all_sessions_generated = False
         self._running: dict[str, Job] = {}
+        self._license = make_license(self.config, self.epoch_ticks)
+        newest_served = newest(self.config.api_versions)
+        self._server = ServerInfo(
+            installation_id=new_id(derived_rng(self.config.seed, "installation", 0)),
+            build=newest_served.build,
+        )
 
-    # -- time, tokens and stats -------------------------------------------------------------
+    # -- versions, time, tokens and stats ---------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        """The prefix of every href: ``https://{advertised_host}/v1``."""
+        """The prefix of every v1 href: ``https://{advertised_host}/v1``."""
         return self.config.base_url
+
+    def api_version(self, version: str) -> ApiVersion:
+        """The served `ApiVersion` named `version`; 404 `SimulatedError` if it is not served."""
+        name = version.lower()
+        if name not in self.config.api_versions:
+            raise SimulatedError(404, f"No HTTP resource was found that matches API version '{version}'.")
+        return VERSIONS[name]
+
+    def _base(self, spec: ApiVersion) -> str:
+        return (
+            f"https://{self.config.advertised_host}/{spec.name}" if spec.absolute_links else f"/{spec.name}"
+        )
 
     def now(self) -> int:
         """The simulated wall time in 100-ns ticks since the Unix epoch."""
-        return EPOCH_TICKS + int((self.clock() - self._started) * TICKS_PER_SECOND)
+        return self.epoch_ticks + int((self.clock() - self._started) * TICKS_PER_SECOND)
+
+    def _wall_seconds(self) -> float:
+        return self.now() / TICKS_PER_SECOND
 
     def reset_stats(self) -> None:
         """Start counting from zero."""
@@ -104,30 +154,105 @@ class Simulator:
         return self.tokens.revoke(refresh_tokens=refresh_tokens)
 
     def password_grant(self, username: str, password: str) -> dict[str, object]:
-        """The token endpoint's answer to ``grant_type=password``."""
+        """The token endpoint's answer to ``grant_type=password`` (v1 form)."""
         if username != self.config.username or password != self.config.password:
             raise _invalid_grant("The user name or password is incorrect.")
         return self.tokens.issue(username)
 
     def refresh_grant(self, refresh_token: str) -> dict[str, object]:
-        """The token endpoint's answer to ``grant_type=refresh_token`` (single use)."""
+        """The token endpoint's answer to ``grant_type=refresh_token`` (single use; v1 form)."""
         username = self.tokens.redeem(refresh_token)
         if username is None:
             raise _invalid_grant("The refresh token is invalid, expired or already used.")
         return self.tokens.issue(username)
 
-    def authenticate(self, authorization: str | None) -> None:
-        """Check an ``Authorization`` header; raise the 401 `SimulatedError` if rejected."""
+    def token(self, form: Mapping[str, str], *, version: str = "v1") -> Wire:
+        """``POST /vN/Token`` with the fields in `form`: the answer, or a `SimulatedError`.
+
+        Every call is recorded in `stats` (field names and ``disable_antiforgery_token``, never
+        values that are secrets). v6+ applies the per-user token throttle when
+        `Faults.token_throttle` is on (429, ``Retry-After: 1``, no body); v7+ refuses a refresh
+        grant without ``disable_antiforgery_token=true`` with 400, as the servers require.
+        """
+        spec = self.api_version(version)
+        grant = form.get("grant_type", "")
+        status = 200
+        try:
+            self._throttle_token(spec, form)
+            return spec.token(self._grant(spec, grant, form))
+        except SimulatedError as error:
+            status = error.status_code
+            raise
+        finally:
+            self.stats.record_token_request(
+                TokenRequest(
+                    version=spec.name,
+                    grant_type=grant,
+                    form_keys=tuple(sorted(form)),
+                    disable_antiforgery_token=form.get("disable_antiforgery_token"),
+                    status=status,
+                )
+            )
+
+    def _grant(self, spec: ApiVersion, grant: str, form: Mapping[str, str]) -> dict[str, object]:
+        if grant == "password":
+            return self.password_grant(form.get("username", ""), form.get("password", ""))
+        if grant == "refresh_token":
+            flag = form.get("disable_antiforgery_token", "").strip().lower()
+            if spec.refresh_needs_antiforgery_flag and flag != "true":
+                raise _oauth_error(
+                    "invalid_request",
+                    "The antiforgery token is required to refresh an access token "
+                    "(or send disable_antiforgery_token=true).",
+                )
+            return self.refresh_grant(form.get("refresh_token", ""))
+        if not grant:
+            raise _oauth_error("invalid_request", "The grant_type parameter is missing.")
+        raise _oauth_error("unsupported_grant_type", f"Grant type '{grant}' is not supported.")
+
+    def _throttle_token(self, spec: ApiVersion, form: Mapping[str, str]) -> None:
+        """WebApiThrottle's fixed one-second window per user name on the v6+ token endpoint."""
+        if not (spec.token_throttle and self.config.faults.token_throttle):
+            return
+        if form.get("grant_type") == "refresh_token":
+            username = self.tokens.holder(form.get("refresh_token", ""))
+        else:
+            username = form.get("username")
+        if not username:
+            return
+        if not self._throttle.allows(username, self.clock()):
+            self.stats.faults["token_throttle"] += 1
+            raise SimulatedError(429, "Quota Exceeded", empty_body=True, headers={"Retry-After": "1"})
+
+    def authenticate(self, authorization: str | None, *, version: str = "v1") -> str:
+        """Check an ``Authorization`` header; the access token, or the version's 401 `SimulatedError`.
+
+        v1 answers with `SimulatorConfig.unauthorized_body`; v6+ with an empty body.
+        """
+        spec = self.api_version(version)
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and self.tokens.is_valid(token.strip()):
-            return
+            return token.strip()
         self.stats.unauthorized += 1
         raise SimulatedError(
             401,
             "Authorization has been denied for this request.",
-            empty_body=self.config.unauthorized_body == "empty",
+            empty_body=spec.empty_unauthorized or self.config.unauthorized_body == "empty",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+    def log_out(self, authorization: str | None, *, version: str) -> int:
+        """``POST /vN/token/logout``: revoke the bearer's access token and its refresh token.
+
+        Returns the status the version answers with (v7 200, v8 204); 404 where there is none.
+        """
+        spec = self.api_version(version)
+        if spec.logout_status is None:
+            raise _no_resource(f"/{spec.name}/token/logout")
+        token = self.authenticate(authorization, version=version)
+        self.tokens.log_out(token)
+        self.stats.logouts[spec.name] += 1
+        return spec.logout_status
 
     # -- job runs -----------------------------------------------------------------------------
 
@@ -147,6 +272,7 @@ class Simulator:
             finish_session(self.config, job, session, end)
             job.last_status = session.status
             job.running = None
+            job.etag += 1
             del self._running[job.id]
             if job.enabled:
                 job.next_run = next_run(job.schedule, end)
@@ -154,17 +280,22 @@ class Simulator:
             if org.first_backup is None:
                 org.first_backup = session.creation
 
-    def job_action(self, job_id: str, action: str) -> None:
-        """Apply ``start``/``stop``/``enable``/``disable``; invalid transitions raise 400."""
+    def job_action(self, job_id: str, action: str, *, full: bool = False) -> str | None:
+        """Apply ``start``/``stop``/``enable``/``disable``; invalid transitions raise 400.
+
+        Returns the id of the session a ``start`` began (a full run when `full`), else None.
+        """
         self.settle()
         job = self._job(job_id)
         now = self.now()
+        started = None
         if action == "start":
             if job.running is not None:
                 raise SimulatedError(400, f"Job '{job.name}' is already running.")
             if not job.enabled:
                 raise SimulatedError(400, f"Job '{job.name}' is disabled.")
-            session = start_session(self.config, job, now, self.clock())
+            repository = self._repositories[job.repository_id]
+            session = start_session(self.config, job, now, self.clock(), repository, full=full)
             job.runs += 1
             self._job_sessions(job).insert(0, session)
             self._sessions[session.id] = session
@@ -172,12 +303,14 @@ class Simulator:
             job.last_status = "Running"
             job.last_run = now
             self._running[job.id] = job
+            started = session.id
         elif action == "stop":
             if job.running is None:
                 raise SimulatedError(400, f"Job '{job.name}' is not running.")
             job.running.status = "Stopped"
             job.running.end = now
             job.running.started_at = None
+            job.running.etag += 1
             job.running = None
             del self._running[job.id]
             job.last_status = "Stopped"
@@ -189,7 +322,9 @@ class Simulator:
             job.next_run = None
         else:
             raise SimulatedError(400, f"Unknown job action '{action}'.")
+        job.etag += 1
         self.stats.job_actions[(job.id, action)] += 1
+        return started
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -223,7 +358,7 @@ class Simulator:
 
     def _job_sessions(self, job: Job) -> list[JobSession]:
         if job.sessions is None:
-            job.sessions = make_sessions(self.config, job)
+            job.sessions = make_sessions(self.config, job, self._repositories[job.repository_id])
             self._sessions.update((session.id, session) for session in job.sessions)
         return job.sessions
 
@@ -231,6 +366,15 @@ class Simulator:
         sessions = [s for job in self._jobs.values() for s in self._job_sessions(job)]
         self._all_sessions_generated = True
         return sessions
+
+    def _session(self, session_id: str) -> JobSession:
+        session = self._sessions.get(session_id.lower())
+        if session is None and not self._all_sessions_generated:
+            self._all_sessions()
+            session = self._sessions.get(session_id.lower())
+        if session is None:
+            raise SimulatedError.not_found("Job session", session_id)
+        return session
 
     def _mailboxes(self, org: Organization) -> dict[str, Mailbox]:
         if org.mailboxes is None:
@@ -243,69 +387,311 @@ class Simulator:
             job.mailbox_ids = select_mailboxes(self.config, job, list(pool.values()))
         return [pool[mailbox_id] for mailbox_id in job.mailbox_ids]
 
-    # -- wire ---------------------------------------------------------------------------------
+    def _excluded(self, job: Job) -> list[Mailbox]:
+        pool = self._mailboxes(self._organizations[job.org_id])
+        if job.excluded_ids is None:
+            job.excluded_ids = exclude_mailboxes(self.config, job, list(pool.values()))
+        return [pool[mailbox_id] for mailbox_id in job.excluded_ids]
 
-    def _org_wire(self, org: Organization) -> Wire:
+    def _last_backup(self, job: Job) -> int | None:
+        """The end of the job's newest successful run."""
+        for session in self._job_sessions(job):
+            if session.status == "Success" and session.end is not None:
+                return session.end
+        return None
+
+    # -- wire: shared pieces --------------------------------------------------------------------
+
+    def _finish(self, spec: ApiVersion, body: Body) -> Body:
+        return _without_nulls(body) if spec.omit_nulls else body
+
+    def _collection(
+        self,
+        spec: ApiVersion,
+        items: Sequence[_T],
+        render: Callable[[_T], Wire],
+        *,
+        path: str,
+        query: Sequence[tuple[str, str]] = (),
+        offset: int = 0,
+        limit: int | None = None,
+        paged: bool | None = None,
+        next_version: str | None = None,
+    ) -> Body:
+        """A bare array of every item, or (when `paged`, by default the version's rule) a page."""
+        if not (spec.paged_collections if paged is None else paged):
+            return self._finish(spec, [render(item) for item in items])
+        offset, limit = check_window(offset, limit, self.config.page_size)
+        results = [render(item) for item in items[offset : offset + limit]]
+        base = self._base(spec)
+        next_base = base
+        if next_version is not None and next_version in self.config.api_versions:
+            next_base = self._base(VERSIONS[next_version])
+        page = relative_page(
+            results,
+            len(items),
+            offset=offset,
+            limit=limit,
+            path=base + path,
+            query=query,
+            next_path=next_base + path,
+        )
+        return self._finish(spec, page)
+
+    def _org_view(self, org: Organization, spec: ApiVersion, extended: bool | None) -> OrganizationView:
         runs = [self._jobs[job_id].last_run for job_id in org.job_ids]
         last = max((run for run in runs if run is not None), default=None)
-        return organization_wire(org, self.base_url, last)
+        shown = spec.organization_extended_default if extended is None else extended
+        return OrganizationView(org=org, last_backup=last, extended=shown)
 
-    def organizations_wire(self) -> list[Wire]:
-        """``GET /v1/Organizations`` (a bare array)."""
-        self.settle()
-        return [self._org_wire(org) for org in self._organizations.values()]
+    def _job_view(self, job: Job) -> JobView:
+        return JobView(job=job, last_backup=self._last_backup(job))
 
-    def organization_wire(self, org_id: str) -> Wire:
-        """``GET /v1/Organizations/{id}``."""
-        self.settle()
-        return self._org_wire(self._org(org_id))
+    def _proxy_view(self, spec: ApiVersion, proxy_id: str, extended: bool | None) -> ProxyView:
+        proxy = self._proxies.get(proxy_id.lower())
+        if proxy is None:
+            raise SimulatedError.not_found("Proxy", proxy_id)
+        default = spec.proxy_extended_default
+        shown = True if default is None else (default if extended is None else extended)
+        return ProxyView(proxy=proxy, extended=shown, build=self._server.build)
 
-    def jobs_wire(self, org_id: str | None = None) -> list[Wire]:
-        """``GET /v1/Organizations/{id}/Jobs``, or ``GET /v1/Jobs`` when `org_id` is None."""
+    # -- wire: organizations ----------------------------------------------------------------------
+
+    def organizations_wire(
+        self,
+        *,
+        version: str = "v1",
+        extended_view: bool | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Body:
+        """``GET /vN/Organizations`` (a bare array before v8, a page on v8)."""
+        spec = self.api_version(version)
         self.settle()
-        if org_id is None:
-            return [job_wire(job, self.base_url) for job in self._jobs.values()]
+        base = self._base(spec)
+        query = [] if extended_view is None else [("extendedView", str(extended_view).lower())]
+        return self._collection(
+            spec,
+            list(self._organizations.values()),
+            lambda org: spec.organization(self._org_view(org, spec, extended_view), base),
+            path="/Organizations",
+            query=query,
+            offset=offset,
+            limit=limit,
+        )
+
+    def organization_wire(
+        self, org_id: str, *, version: str = "v1", extended_view: bool | None = None
+    ) -> Wire:
+        """``GET /vN/Organizations/{id}``."""
+        spec = self.api_version(version)
+        self.settle()
+        view = self._org_view(self._org(org_id), spec, extended_view)
+        return self._finish(spec, spec.organization(view, self._base(spec)))  # type: ignore[no-any-return]
+
+    def used_repositories_wire(
+        self, org_id: str, *, version: str, offset: int = 0, limit: int | None = None
+    ) -> Wire:
+        """``GET /vN/Organizations/{id}/usedRepositories`` (v6+, a page): one row per repository
+        the organization's jobs write to."""
+        spec = self.api_version(version)
+        render = _require(spec.used_repository, spec, f"/Organizations/{org_id}/usedRepositories")
         org = self._org(org_id)
-        return [job_wire(self._jobs[job_id], self.base_url) for job_id in org.job_ids]
+        used = {self._jobs[job_id].repository_id for job_id in org.job_ids}
+        usage = storage_usage(self.config, org, [r for r in self._repositories if r in used])
+        base = self._base(spec)
+        return self._collection(  # type: ignore[no-any-return]
+            spec,
+            usage,
+            lambda row: render(row, base),
+            path=f"/Organizations/{org.id}/usedRepositories",
+            offset=offset,
+            limit=limit,
+            paged=True,
+        )
 
-    def job_wire(self, job_id: str) -> Wire:
-        """``GET /v1/Jobs/{id}``."""
+    # -- wire: jobs ---------------------------------------------------------------------------------
+
+    def jobs_wire(
+        self,
+        org_id: str | None = None,
+        *,
+        version: str = "v1",
+        organization_id: str | None = None,
+        repository_id: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Body:
+        """``GET /vN/Organizations/{org_id}/Jobs`` (not on v8), or ``GET /vN/Jobs`` without `org_id`.
+
+        `organization_id` and `repository_id` are the v8 ``/Jobs`` filters (ignored before v8,
+        as the servers ignore unknown parameters).
+        """
+        spec = self.api_version(version)
         self.settle()
-        return job_wire(self._job(job_id), self.base_url)
+        base = self._base(spec)
+
+        def render(job: Job) -> Wire:
+            return spec.job(self._job_view(job), base)
+
+        if org_id is not None:
+            if not spec.organization_jobs:
+                raise _no_resource(f"/{spec.name}/Organizations/{org_id}/Jobs")
+            org = self._org(org_id)
+            return self._finish(spec, [render(self._jobs[job_id]) for job_id in org.job_ids])
+        jobs = list(self._jobs.values())
+        query: list[tuple[str, str]] = []
+        for name, raw, field in (
+            ("organizationId", organization_id, "org_id"),
+            ("repositoryId", repository_id, "repository_id"),
+        ):
+            if raw is None or name not in spec.job_filters:
+                continue
+            wanted = parse_uuid(name, raw)
+            jobs = [job for job in jobs if getattr(job, field) == wanted]
+            query.append((name, raw))
+        return self._collection(spec, jobs, render, path="/Jobs", query=query, offset=offset, limit=limit)
+
+    def job_wire(self, job_id: str, *, version: str = "v1") -> Wire:
+        """``GET /vN/Jobs/{id}``."""
+        spec = self.api_version(version)
+        self.settle()
+        return self._finish(spec, spec.job(self._job_view(self._job(job_id)), self._base(spec)))  # type: ignore[no-any-return]
+
+    def _job_items(
+        self,
+        kind: str,
+        mailboxes: Callable[[Job], list[Mailbox]],
+        job_id: str,
+        spec: ApiVersion,
+        offset: int,
+        limit: int | None,
+    ) -> Body:
+        render = _require(spec.job_item, spec, f"/Jobs/{job_id}/{kind}")
+        job = self._job(job_id)
+        base = self._base(spec)
+        return self._collection(
+            spec,
+            mailboxes(job),
+            lambda mailbox: render(JobItemView(job_id=job.id, mailbox=mailbox), base),
+            path=f"/Jobs/{job.id}/{kind}",
+            offset=offset,
+            limit=limit,
+        )
+
+    def selected_items_wire(
+        self, job_id: str, *, version: str, offset: int = 0, limit: int | None = None
+    ) -> Body:
+        """``GET /vN/Jobs/{id}/SelectedItems`` (v6+): the selected mailboxes as ``User`` rows
+        (an array before v8, a page on v8)."""
+        spec = self.api_version(version)
+        return self._job_items("SelectedItems", self._selected, job_id, spec, offset, limit)
+
+    def excluded_items_wire(
+        self, job_id: str, *, version: str, offset: int = 0, limit: int | None = None
+    ) -> Body:
+        """``GET /vN/Jobs/{id}/ExcludedItems`` (v6+): mailboxes a whole-organization job leaves out."""
+        spec = self.api_version(version)
+        return self._job_items("ExcludedItems", self._excluded, job_id, spec, offset, limit)
+
+    # -- wire: sessions -----------------------------------------------------------------------------
 
     def job_sessions_page(
         self, job_id: str, *, offset: int = 0, limit: int | None = None
     ) -> tuple[list[Wire], int]:
-        """A slice of a job's sessions (newest first) and how many there are in all."""
+        """A slice of a job's v1 sessions (newest first) and how many there are in all."""
         self.settle()
         sessions = self._job_sessions(self._job(job_id))
         page = _page(sessions, offset, limit)
-        return [session_wire(session, self.base_url) for session in page], len(sessions)
+        spec = self.api_version("v1")
+        return [spec.session(session, self.base_url) for session in page], len(sessions)
 
-    def job_sessions_wire(self, job_id: str) -> list[Wire]:
-        """All of ``GET /v1/Jobs/{id}/JobSessions`` (the ``results`` of every page)."""
-        return self.job_sessions_page(job_id)[0]
+    def job_sessions_wire(
+        self, job_id: str, *, version: str = "v1", offset: int = 0, limit: int | None = None
+    ) -> Body:
+        """``GET /vN/Jobs/{id}/JobSessions`` (v1 and v6; v7 and v8 answer 404).
 
-    def sessions_wire(self) -> list[Wire]:
-        """``GET /v1/JobSessions``: every session of every job (a bare array in v1)."""
+        For v1 the results of every page in one list (what existing callers compare with); for
+        v6 the page object `offset`/`limit` ask for.
+        """
+        spec = self.api_version(version)
+        if not spec.job_sessions:
+            raise _no_resource(f"/{spec.name}/Jobs/{job_id}/JobSessions")
+        if not spec.paged_sessions:
+            return self.job_sessions_page(job_id)[0]
         self.settle()
-        return [session_wire(session, self.base_url) for session in self._all_sessions()]
+        job = self._job(job_id)
+        base = self._base(spec)
+        return self._collection(
+            spec,
+            self._job_sessions(job),
+            lambda session: spec.session(session, base),
+            path=f"/Jobs/{job.id}/JobSessions",
+            offset=offset,
+            limit=limit,
+            paged=True,
+        )
 
-    def session_wire(self, session_id: str) -> Wire:
-        """``GET /v1/JobSessions/{id}``."""
+    def sessions_wire(
+        self,
+        *,
+        version: str = "v1",
+        job_id: str | None = None,
+        job_type: str | None = None,
+        end_time_lower_bound: str | datetime | None = None,
+        end_time_upper_bound: str | datetime | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Body:
+        """``GET /vN/JobSessions``: v1 every session of every job (a bare array); v6+ a page of
+        them newest first, filtered by what the version knows (v6 ``jobType``,
+        ``endTimeLowerBound``; v7 + ``jobId``, ``endTimeUpperBound``; v8 + ``status``, whose
+        ``Succeeded`` matches ``Success``). Filters a version does not know are ignored, as the
+        servers do. On v8 the ``next`` link names ``/v7/`` when v7 is served (the live bug).
+        """
+        spec = self.api_version(version)
         self.settle()
-        session = self._sessions.get(session_id.lower())
-        if session is None and not self._all_sessions_generated:
-            self._all_sessions()
-            session = self._sessions.get(session_id.lower())
-        if session is None:
-            raise SimulatedError.not_found("Job session", session_id)
-        return session_wire(session, self.base_url)
+        base = self._base(spec)
+        sessions = self._all_sessions()
+        if not spec.paged_sessions:
+            return [spec.session(session, base) for session in sessions]
+        given = {
+            "jobId": job_id,
+            "jobType": job_type,
+            "endTimeLowerBound": None if end_time_lower_bound is None else time_text(end_time_lower_bound),
+            "endTimeUpperBound": None if end_time_upper_bound is None else time_text(end_time_upper_bound),
+            "status": status,
+        }
+        filters = {
+            name: raw for name, raw in given.items() if raw is not None and name in spec.session_filters
+        }
+        wanted = SessionFilter.parse(filters)
+        chosen = sorted((s for s in sessions if wanted.matches(s)), key=lambda s: s.creation, reverse=True)
+        return self._collection(
+            spec,
+            chosen,
+            lambda session: spec.session(session, base),
+            path="/JobSessions",
+            query=list(filters.items()),
+            offset=offset,
+            limit=limit,
+            paged=True,
+            next_version=spec.sessions_next_version,
+        )
+
+    def session_wire(self, session_id: str, *, version: str = "v1") -> Wire:
+        """``GET /vN/JobSessions/{id}``."""
+        spec = self.api_version(version)
+        self.settle()
+        return self._finish(spec, spec.session(self._session(session_id), self._base(spec)))  # type: ignore[no-any-return]
+
+    # -- wire: v1 mailboxes -------------------------------------------------------------------------
 
     def selected_mailboxes_page(
         self, job_id: str, *, offset: int = 0, limit: int | None = None
     ) -> tuple[list[Wire], int]:
-        """A slice of a job's selected mailboxes and how many there are in all."""
+        """A slice of a job's selected mailboxes (v1) and how many there are in all."""
         selected = self._selected(self._job(job_id))
         page = _page(selected, offset, limit)
         return [mailbox_wire(mailbox, self.base_url) for mailbox in page], len(selected)
@@ -329,35 +715,146 @@ class Simulator:
             raise SimulatedError.not_found("Mailbox", mailbox_id)
         return mailbox_wire(mailbox, self.base_url)
 
-    def repositories_wire(self, proxy_id: str | None = None) -> list[Wire]:
-        """``GET /v1/BackupRepositories``, or ``GET /v1/Proxies/{id}/repositories``."""
-        repositories = list(self._repositories.values())
-        if proxy_id is not None:
-            proxy = self.proxy_wire(proxy_id)
-            repositories = [r for r in repositories if r.proxy_id == proxy["id"]]
-        return [repository_wire(repository, self.base_url) for repository in repositories]
+    # -- wire: repositories and proxies ---------------------------------------------------------------
 
-    def repository_wire(self, repository_id: str) -> Wire:
-        """``GET /v1/BackupRepositories/{id}``."""
+    def repositories_wire(
+        self,
+        proxy_id: str | None = None,
+        *,
+        version: str = "v1",
+        proxy_pool_id: str | None = None,
+        organization_id: str | None = None,
+        long_term: bool | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Body:
+        """``GET /vN/BackupRepositories``; with `proxy_id` the repositories of that proxy
+        (v1 ``GET /v1/Proxies/{id}/repositories``, v6+ the ``proxyId`` filter).
+
+        v8 knows proxy pools: a pooled repository matches `proxy_pool_id`, not `proxy_id`.
+        `organization_id` matches a repository's ``organizationId`` (null for every simulated
+        repository); `long_term` its ``isLongTerm`` (always false).
+        """
+        spec = self.api_version(version)
+        repositories = list(self._repositories.values())
+        query: list[tuple[str, str]] = []
+        filters = spec.repository_filters
+        pools_known = "proxyPoolId" in filters
+        if proxy_id is not None and "proxyId" not in filters:
+            proxy = self._proxy_view(spec, proxy_id, None).proxy
+            repositories = [r for r in repositories if r.proxy_id == proxy.id]
+        elif proxy_id is not None:
+            wanted = parse_uuid("proxyId", proxy_id)
+            repositories = [
+                r for r in repositories if r.proxy_id == wanted and not (pools_known and r.pool_id)
+            ]
+            query.append(("proxyId", proxy_id))
+        if proxy_pool_id is not None and pools_known:
+            wanted = parse_uuid("proxyPoolId", proxy_pool_id)
+            repositories = [r for r in repositories if r.pool_id == wanted]
+            query.append(("proxyPoolId", proxy_pool_id))
+        if organization_id is not None and "organizationId" in filters:
+            parse_uuid("organizationId", organization_id)
+            repositories = []
+            query.append(("organizationId", organization_id))
+        if long_term is not None and "longTerm" in filters:
+            repositories = [] if long_term else repositories
+            query.append(("longTerm", str(long_term).lower()))
+        base = self._base(spec)
+        return self._collection(
+            spec,
+            repositories,
+            lambda repository: spec.repository(repository, base),
+            path="/BackupRepositories",
+            query=query,
+            offset=offset,
+            limit=limit,
+        )
+
+    def repository_wire(self, repository_id: str, *, version: str = "v1") -> Wire:
+        """``GET /vN/BackupRepositories/{id}``."""
+        spec = self.api_version(version)
         repository = self._repositories.get(repository_id.lower())
         if repository is None:
             raise SimulatedError.not_found("Backup repository", repository_id)
-        return repository_wire(repository, self.base_url)
+        return self._finish(spec, spec.repository(repository, self._base(spec)))  # type: ignore[no-any-return]
 
-    def proxies_wire(self) -> list[Wire]:
-        """``GET /v1/Proxies``."""
-        return [proxy_wire(proxy, self.base_url) for proxy in self._proxies.values()]
+    def proxies_wire(
+        self,
+        *,
+        version: str = "v1",
+        extended_view: bool | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Body:
+        """``GET /vN/Proxies`` (v7 hides thread and throttling figures unless `extended_view`)."""
+        spec = self.api_version(version)
+        base = self._base(spec)
+        query = []
+        if extended_view is not None and spec.proxy_extended_default is not None:
+            query.append(("extendedView", str(extended_view).lower()))
+        return self._collection(
+            spec,
+            list(self._proxies),
+            lambda proxy_id: spec.proxy(self._proxy_view(spec, proxy_id, extended_view), base),
+            path="/Proxies",
+            query=query,
+            offset=offset,
+            limit=limit,
+        )
 
-    def proxy_wire(self, proxy_id: str) -> Wire:
-        """``GET /v1/Proxies/{id}``."""
-        proxy = self._proxies.get(proxy_id.lower())
-        if proxy is None:
-            raise SimulatedError.not_found("Proxy", proxy_id)
-        return proxy_wire(proxy, self.base_url)
+    def proxy_wire(self, proxy_id: str, *, version: str = "v1", extended_view: bool | None = None) -> Wire:
+        """``GET /vN/Proxies/{id}``."""
+        spec = self.api_version(version)
+        view = self._proxy_view(spec, proxy_id, extended_view)
+        return self._finish(spec, spec.proxy(view, self._base(spec)))  # type: ignore[no-any-return]
+
+    # -- wire: server -------------------------------------------------------------------------------
+
+    def license_wire(self, *, version: str) -> Wire:
+        """``GET /vN/License`` (v6+): ``usedNumber`` counts the backed-up users of every organization."""
+        spec = self.api_version(version)
+        render = _require(spec.license, spec, "/License")
+        used = sum(
+            mailbox.backed_up
+            for org in self._organizations.values()
+            for mailbox in self._mailboxes(org).values()
+        )
+        return self._finish(spec, render(LicenseView(license=self._license, used=used)))  # type: ignore[no-any-return]
+
+    def service_instance_wire(self, *, version: str) -> Wire:
+        """``GET /vN/ServiceInstance`` (v6+): the installation id and the newest served build."""
+        spec = self.api_version(version)
+        render = _require(spec.service_instance, spec, "/ServiceInstance")
+        return render(self._server)
+
+    def health_wire(self, *, version: str) -> Wire:
+        """``GET /v8/Health`` (anonymous)."""
+        spec = self.api_version(version)
+        render = _require(spec.health, spec, "/Health")
+        return render()
+
+
+_R = TypeVar("_R")
+
+
+def _require(renderer: _R | None, spec: ApiVersion, path: str) -> _R:
+    """`renderer`, or the 404 of a version that has no such endpoint."""
+    if renderer is None:
+        raise _no_resource(f"/{spec.name}{path}")
+    return renderer
+
+
+def _no_resource(path: str) -> SimulatedError:
+    return SimulatedError(404, f"No HTTP resource was found that matches the request URI '{path}'.")
+
+
+def _oauth_error(error: str, description: str) -> SimulatedError:
+    return SimulatedError(400, description, body={"error": error, "error_description": description})
 
 
 def _invalid_grant(description: str) -> SimulatedError:
-    return SimulatedError(400, description, body={"error": "invalid_grant", "error_description": description})
+    return _oauth_error("invalid_grant", description)
 
 
 def _host_name(advertised_host: str) -> str:

@@ -1,14 +1,18 @@
-"""Records to v1 wire dicts (pure): field names, string booleans and absolute hrefs as v1 sends them."""
+"""Records to v1 wire dicts (pure): field names, string booleans and absolute hrefs as v1 sends them.
+
+Ends with ``V1``, the v1 `ApiVersion` that v6 is written against.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._records import Job, JobSession, Mailbox, Organization, Proxy, Repository
 from ._schedule import backup_window
-from ._wireformat import format_ticks, str_bool
+from ._version import ApiVersion
+from ._views import Wire
+from ._wireformat import format_bytes, format_rate, format_ticks, str_bool
 
 __all__ = [
+    "V1",
     "Wire",
     "job_wire",
     "mailbox_wire",
@@ -17,9 +21,6 @@ __all__ = [
     "repository_wire",
     "session_wire",
 ]
-
-Wire = dict[str, Any]
-"""A JSON object as it goes on the wire."""
 
 
 def _link(href: str) -> dict[str, str]:
@@ -97,10 +98,10 @@ def session_wire(session: JobSession, base: str) -> Wire:
         "progress": session.progress,
         "status": session.status,
         "statistics": {
-            "processingRate": session.processing_rate,
-            "readRate": session.read_rate,
-            "writeRate": session.write_rate,
-            "transferredData": session.transferred,
+            "processingRate": format_rate(session.processing_bytes_ps, session.processing_items_ps),
+            "readRate": format_rate(session.read_bytes_ps),
+            "writeRate": format_rate(session.write_bytes_ps),
+            "transferredData": format_bytes(session.transferred_bytes),
             "processedObjects": session.processed_objects,
             "bottleneck": session.bottleneck,
         },
@@ -164,3 +165,17 @@ def mailbox_wire(mailbox: Mailbox, base: str) -> Wire:
             "organization": _link(org_href),
         },
     }
+
+
+V1 = ApiVersion(
+    name="v1",
+    build="1.5.0.1099",
+    absolute_links=True,
+    organization=lambda view, base: organization_wire(view.org, base, view.last_backup),
+    job=lambda view, base: job_wire(view.job, base),
+    session=session_wire,
+    repository=repository_wire,
+    proxy=lambda view, base: proxy_wire(view.proxy, base),
+    token=dict,
+)
+"""VBO 1.5: bare arrays, string booleans, absolute hrefs, ``/Jobs/{id}/Action``."""

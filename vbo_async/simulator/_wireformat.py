@@ -1,4 +1,4 @@
-"""Pure formatting of v1 wire values: .NET-style timestamps, string booleans, rates and sizes."""
+"""Pure formatting of wire values: .NET-style timestamps, string booleans, rates and sizes."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 
 __all__ = [
-    "EPOCH_TICKS",
     "TICKS_PER_SECOND",
+    "epoch_ticks",
     "format_bytes",
     "format_http_date",
     "format_rate",
     "format_ticks",
+    "parse_ticks",
     "str_bool",
 ]
 
@@ -19,8 +20,6 @@ TICKS_PER_SECOND = 10_000_000
 """Timestamps are kept as integer 100-ns ticks since the Unix epoch (the .NET resolution)."""
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
-EPOCH_TICKS = int((datetime(2017, 4, 4, 10, 0, tzinfo=UTC) - _UNIX).total_seconds()) * TICKS_PER_SECOND
-"""The simulated "now" when a simulator is built; generated history lies before it."""
 
 _UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 
@@ -30,11 +29,32 @@ def str_bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def format_ticks(ticks: int, *, offset_minutes: int | None = None, fraction: bool = True) -> str:
+def epoch_ticks(epoch: datetime | None) -> int:
+    """The simulated "now" of a new simulator in ticks: `epoch`, or the real UTC time to the second."""
+    moment = datetime.now(UTC).replace(microsecond=0) if epoch is None else epoch
+    delta = moment - _UNIX
+    return (delta.days * 86400 + delta.seconds) * TICKS_PER_SECOND + delta.microseconds * 10
+
+
+def parse_ticks(text: str) -> int:
+    """Ticks of an ISO 8601 timestamp (``Z``, an offset or none, which means UTC); ValueError if not one."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return epoch_ticks(moment)
+
+
+def format_ticks(
+    ticks: int, *, offset_minutes: int | None = None, fraction: bool = True, digits: int = 7
+) -> str:
     """ISO 8601 with 7 fractional digits (``2017-04-01T09:35:59.0469161Z``).
 
     With `offset_minutes` the local time at that UTC offset is written with a numeric offset
-    (``...-07:00``) instead of ``Z``; without `fraction` the fractional part is left out.
+    (``...-07:00``) instead of ``Z``; without `fraction` the fractional part is left out;
+    `digits` (1 to 7) cuts the fraction shorter (v6+ servers write 6 digits).
     """
     seconds, rest = divmod(ticks, TICKS_PER_SECOND)
     moment = _UNIX + timedelta(seconds=seconds)
@@ -46,7 +66,7 @@ def format_ticks(ticks: int, *, offset_minutes: int | None = None, fraction: boo
         suffix = f"{sign}{hours:02d}:{minutes:02d}"
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if fraction:
-        text += f".{rest:07d}"
+        text += f".{rest:07d}"[: digits + 1]
     return text + suffix
 
 

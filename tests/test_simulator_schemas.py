@@ -1,0 +1,264 @@
+"""The simulator's v6/v7/v8 answers validate against the vendor's own schemas.
+
+The vendor's OpenAPI facts (``vb365-openapi-facts.json``, a copy in tests/data) are turned into
+JSON Schema: ``nullable: true`` also allows null, ``$ref`` resolves into the facts' schemas of
+the same version, object schemas that list ``properties`` forbid every other key (no invented
+fields), enums hold, and ``uuid``/``date-time`` formats are checked. Every implemented GET of
+every v6+ version is fetched over HTTP (all pages, extended views on and off, a running, a
+stopped and a retried session present) and validated against the response schema of the
+operation the facts list for that path, and so is the v8 start answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+EPOCH = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
+VERSIONS = ("v6", "v7", "v8")
+PASSWORD_FORM = {
+    "grant_type": "password",
+    "username": "admin",
+    "password": "admin",
+    "disable_antiforgery_token": "true",
+}
+_KNOWN_KEYS = {
+    "type", "nullable", "format", "$ref", "properties", "enum", "items", "required", "additionalProperties",
+    "allOf",
+}  # fmt: skip
+_DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?(Z|[+-]\d\d:\d\d)$")
+
+
+# -- the facts ------------------------------------------------------------------------------------
+
+
+def _facts_path() -> Path:
+    # The repository ships a copy so a fresh clone tests on its own; the shared reference beside
+    # the checkout is the original (test_the_copy_is_the_reference checks they are equal).
+    return Path(__file__).resolve().parent / "data" / "vb365-openapi-facts.json"
+
+
+def _original_facts() -> Path | None:
+    candidates = []
+    if os.environ.get("VBO_SHARED"):
+        candidates.append(Path(os.environ["VBO_SHARED"]) / "reference" / "vb365-openapi-facts.json")
+    candidates.append(
+        Path(__file__).resolve().parents[2] / "shared" / "reference" / "vb365-openapi-facts.json"
+    )
+    return next((path for path in candidates if path.is_file()), None)
+
+
+@cache
+def facts() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_facts_path().read_text(encoding="utf-8"))
+    return data
+
+
+def _convert(schema: Any) -> Any:
+    """One OpenAPI 3.0 schema (as the facts hold it) in JSON Schema (draft 2020-12)."""
+    if not isinstance(schema, dict):
+        return schema
+    unknown = set(schema) - _KNOWN_KEYS
+    assert not unknown, f"the facts use schema keys this converter does not map: {unknown}"
+    if "$ref" in schema or "allOf" in schema:
+        if "$ref" in schema:
+            target: dict[str, Any] = {"$ref": "#/$defs/" + schema["$ref"].rsplit("/", 1)[-1]}
+        else:
+            target = {"allOf": [_convert(part) for part in schema["allOf"]]}
+        return {"anyOf": [target, {"type": "null"}]} if schema.get("nullable") else target
+    out: dict[str, Any] = {}
+    nullable = bool(schema.get("nullable"))
+    if "type" in schema:
+        out["type"] = [schema["type"], "null"] if nullable else schema["type"]
+    if "enum" in schema:
+        out["enum"] = [*schema["enum"], None] if nullable else list(schema["enum"])
+    if "format" in schema:
+        out["format"] = schema["format"]
+    if "items" in schema:
+        out["items"] = _convert(schema["items"])
+    if "required" in schema:
+        out["required"] = list(schema["required"])
+    if "properties" in schema:
+        out["properties"] = {name: _convert(value) for name, value in schema["properties"].items()}
+        out["additionalProperties"] = False
+    if "additionalProperties" in schema:
+        out["additionalProperties"] = _convert(schema["additionalProperties"])
+    return out
+
+
+@cache
+def _definitions(version: str) -> dict[str, Any]:
+    return {name: _convert(schema) for name, schema in facts()["versions"][version]["schemas"].items()}
+
+
+def _format_checker() -> jsonschema.FormatChecker:
+    checker = jsonschema.FormatChecker(formats=())
+
+    @checker.checks("uuid", raises=ValueError)
+    def is_uuid(value: object) -> bool:
+        return not isinstance(value, str) or str(uuid.UUID(value)) == value.lower()
+
+    @checker.checks("date-time", raises=ValueError)
+    def is_date_time(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        if not _DATE_TIME.match(value):
+            raise ValueError(f"not an ISO 8601 date-time with a zone: {value!r}")
+        dt.datetime.fromisoformat(re.sub(r"\.(\d{6})\d", r".\1", value).replace("Z", "+00:00"))
+        return True
+
+    return checker
+
+
+def response_schema(version: str, path: str, method: str = "get", status: str = "200") -> dict[str, Any]:
+    """The JSON Schema of one operation's answer, as the facts of `version` define it."""
+    operation = facts()["versions"][version]["paths"][path][method]
+    return {"$defs": _definitions(version), **_convert(operation["responses"][status])}
+
+
+def validate(version: str, path: str, body: Any, *, method: str = "get", status: str = "200") -> None:
+    validator = jsonschema.Draft202012Validator(
+        response_schema(version, path, method, status), format_checker=_format_checker()
+    )
+    errors = sorted(validator.iter_errors(body), key=lambda error: list(error.absolute_path))
+    assert not errors, "\n".join(
+        f"{version} {path}: {'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in errors[:10]
+    )
+
+
+# -- the checker itself ------------------------------------------------------------------------------
+
+
+def test_the_copy_is_the_reference() -> None:
+    original = _original_facts()
+    if original is None:
+        pytest.skip("the shared reference is not beside this checkout; the copy in tests/data is used")
+    assert json.loads(original.read_text(encoding="utf-8")) == facts()
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"installationId": str(uuid.uuid4()), "version": "8.5", "extra": 1}, "Additional properties"),
+        ({"installationId": "not-a-guid", "version": "8.5"}, "is not a 'uuid'"),
+        ({"installationId": str(uuid.uuid4()), "version": None}, "is not of type 'string'"),
+    ],
+)
+def test_the_checker_refuses_invented_fields_bad_formats_and_nulls(body: Any, problem: str) -> None:
+    with pytest.raises(AssertionError, match=problem):
+        validate("v8", "/v8/ServiceInstance", body)
+
+
+def test_the_checker_maps_nullable_enums_and_dates() -> None:
+    job = {"id": str(uuid.uuid4()), "lastStatus": None, "lastRun": None, "_links": {}}
+    validate("v8", "/v8/Jobs/{jobId}", job)
+    with pytest.raises(AssertionError, match="is not one of"):
+        validate("v8", "/v8/Jobs/{jobId}", {**job, "lastStatus": "Succeeded"})
+    with pytest.raises(AssertionError, match="is not a 'date-time'"):
+        validate("v8", "/v8/Jobs/{jobId}", {**job, "lastRun": "Wed, 01 Jul 2026 12:00:00 GMT"})
+    with pytest.raises(AssertionError, match="is not of type"):
+        validate("v6", "/v6/JobSessions/{jobSessionsId}", {"id": str(uuid.uuid4()), "endTime": None})
+
+
+# -- every implemented GET, every version ---------------------------------------------------------------
+
+
+@pytest.fixture
+def simulator() -> Simulator:
+    config = SimulatorConfig(seed=5, organizations=4, repositories=3, proxies=3, epoch=EPOCH)
+    return Simulator(config, clock=lambda: 0.0)
+
+
+@pytest.fixture
+async def client(simulator: Simulator) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(simulator=simulator))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        token = (await client.post("/v8/Token", data=PASSWORD_FORM)).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client
+
+
+def _idle_enabled_jobs(simulator: Simulator) -> list[str]:
+    jobs = [simulator.job_wire(job_id, version="v8") for job_id in simulator.job_ids()]
+    return [job["id"] for job in jobs if job["isEnabled"] and job["lastStatus"] != "Running"]
+
+
+async def _get(client: httpx.AsyncClient, url: str) -> Any:
+    response = await client.get(url)
+    assert response.status_code == 200, (url, response.status_code, response.text)
+    return response.json()
+
+
+async def test_every_get_validates_against_the_vendor_schema(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    idle = _idle_enabled_jobs(simulator)
+    started = await client.post(f"/v8/Jobs/{idle[0]}/start", json={"full": True})
+    assert started.status_code == 200
+    validate("v8", "/v8/Jobs/{jobId}/start", started.json(), method="post")
+    assert (await client.post(f"/v6/Jobs/{idle[1]}/start", json={})).status_code == 204
+    assert (await client.post(f"/v6/Jobs/{idle[1]}/stop")).status_code == 204
+    assert (await client.post(f"/v7/Jobs/{idle[2]}/disable")).status_code == 204
+
+    sessions = simulator.sessions_wire(version="v8", limit=10_000)["results"]
+    assert any(s["status"] == "Running" and s["endTime"] is None for s in sessions)
+    assert any(s["status"] == "Stopped" for s in sessions)
+    assert any(s["jobWillBeRetried"] for s in sessions)
+    assert any(s["retryCount"] > 0 for s in sessions)
+    checked: set[tuple[str, str]] = set()
+
+    async def check(version: str, template: str, url: str) -> None:
+        """GET ``/{version}{url}`` and validate it against the operation ``/{version}{template}``."""
+        validate(version, f"/{version}{template}", await _get(client, f"/{version}{url}"))
+        checked.add((version, template))
+
+    for v in VERSIONS:
+        for extended in ("", "&extendedView=true", "&extendedView=false"):
+            await check(v, "/Organizations", f"/Organizations?limit=10000{extended}")
+        for org_id in simulator.organization_ids():
+            await check(v, "/Organizations/{organizationId}", f"/Organizations/{org_id}")
+            await check(v, "/Organizations/{organizationId}", f"/Organizations/{org_id}?extendedView=true")
+            used = "/usedRepositories"
+            await check(v, "/Organizations/{organizationId}" + used, f"/Organizations/{org_id}{used}")
+            if v != "v8":
+                await check(v, "/Organizations/{organizationId}/Jobs", f"/Organizations/{org_id}/Jobs")
+        await check(v, "/Jobs", "/Jobs?limit=10000")
+        for job_id in simulator.job_ids():
+            await check(v, "/Jobs/{jobId}", f"/Jobs/{job_id}")
+            for items in ("SelectedItems", "ExcludedItems"):
+                await check(v, f"/Jobs/{{jobId}}/{items}", f"/Jobs/{job_id}/{items}?limit=10000")
+            if v == "v6":
+                await check(v, "/Jobs/{jobId}/JobSessions", f"/Jobs/{job_id}/JobSessions?limit=10000")
+        await check(v, "/JobSessions", "/JobSessions?limit=10000")
+        await check(v, "/JobSessions", "/JobSessions?jobType=Backup&endTimeLowerBound=2026-06-30T00:00:00Z")
+        for session in sessions:
+            await check(v, "/JobSessions/{jobSessionsId}", f"/JobSessions/{session['id']}")
+        await check(v, "/BackupRepositories", "/BackupRepositories?limit=10000")
+        for repository_id in simulator.repository_ids():
+            await check(v, "/BackupRepositories/{repositoryId}", f"/BackupRepositories/{repository_id}")
+        for extended in ("", "?extendedView=true", "?extendedView=false"):
+            await check(v, "/Proxies", f"/Proxies{extended}")
+        for proxy_id in simulator.proxy_ids():
+            await check(v, "/Proxies/{proxyId}", f"/Proxies/{proxy_id}")
+        await check(v, "/License", "/License")
+        await check(v, "/ServiceInstance", "/ServiceInstance")
+    await check("v8", "/Health", "/Health")
+    await check("v8", "/JobSessions", f"/JobSessions?status=Succeeded&jobId={sessions[0]['jobId']}")
+    await check("v8", "/Jobs", f"/Jobs?organizationId={simulator.organization_ids()[0]}")
+    # 15 GETs every version has, + Organizations/{id}/Jobs on v6 and v7, + Jobs/{id}/JobSessions
+    # on v6, + Health on v8.
+    assert len(checked) == 3 * 15 + 2 + 1 + 1
