@@ -144,9 +144,12 @@ def when(text: str | None) -> dt.datetime | None:
 
 
 def expected_rows(
-    simulator: Simulator, organization_ids: list[str] | None = None
+    simulator: Simulator, organization_ids: list[str] | None = None, *, version: str = "v1"
 ) -> dict[str, dict[str, Any]]:
-    """Per job id, the row fields the CLI must print, read from the simulator's wire data."""
+    """Per job id, the row fields the CLI must print, read from the simulator's wire data as
+    ``version`` serves it (the demo's client speaks the newest, v8)."""
+    if version != "v1":
+        return _expected_rows_v8(simulator, organization_ids)
     names = {org["id"]: org["name"] for org in simulator.organizations_wire()}
     rows = {}
     for org_id in organization_ids if organization_ids is not None else simulator.organization_ids():
@@ -164,6 +167,37 @@ def expected_rows(
                 "next_run": when(job["nextRun"]),
                 "repository": simulator.repository_wire(links["repository"])["name"],
                 "proxy": simulator.proxy_wire(links["proxy"])["hostName"],
+                "latest_session": latest["status"] if latest else None,
+                "latest_session_time": when(latest["creationTime"]) if latest else None,
+            }
+    return rows
+
+
+def _expected_rows_v8(simulator: Simulator, organization_ids: list[str] | None) -> dict[str, dict[str, Any]]:
+    """`expected_rows` from the v8 wire: a job's proxy is its repository's (none for a repository
+    of a proxy pool, which has no proxy link)."""
+    everything = 10_000
+    names = {
+        org["id"]: org["name"]
+        for org in simulator.organizations_wire(version="v8", limit=everything)["results"]
+    }
+    rows = {}
+    for org_id in organization_ids if organization_ids is not None else simulator.organization_ids():
+        for job in simulator.jobs_wire(version="v8", organization_id=org_id, limit=everything)["results"]:
+            repository = simulator.repository_wire(job["repositoryId"], version="v8")
+            proxy_link = repository["_links"].get("proxy")
+            proxy_id = proxy_link["href"].rsplit("/", 1)[1] if proxy_link else None
+            sessions = simulator.sessions_wire(version="v8", job_id=job["id"], limit=everything)["results"]
+            latest = max(sessions, key=lambda s: dt.datetime.fromisoformat(s["creationTime"]), default=None)
+            rows[job["id"]] = {
+                "organization": names[org_id],
+                "job": job["name"],
+                "enabled": job["isEnabled"],
+                "last_status": job["lastStatus"],
+                "last_run": when(job["lastRun"]),
+                "next_run": when(job["nextRun"]),
+                "repository": repository["name"],
+                "proxy": simulator.proxy_wire(proxy_id, version="v8")["hostName"] if proxy_id else None,
                 "latest_session": latest["status"] if latest else None,
                 "latest_session_time": when(latest["creationTime"]) if latest else None,
             }
@@ -199,7 +233,7 @@ def check_table(out: str, expected: dict[str, dict[str, Any]]) -> None:
             want["job"] if want["enabled"] else f"{want['job']} (disabled)",
             want["last_status"] or "-",
             want["repository"],
-            want["proxy"],
+            want["proxy"] or "-",
         )
         for want in expected.values()
     )
@@ -224,7 +258,9 @@ def test_demo_prints_a_table_of_every_simulated_job(capsys: pytest.CaptureFixtur
     result = run(capsys, "demo", "--organizations", "3")
     assert result.code == 0
     assert result.err == ""
-    expected = expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3, epoch=DEMO_EPOCH)))
+    expected = expected_rows(
+        Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3, epoch=DEMO_EPOCH)), version="v8"
+    )
     assert f"vbo-async demo: {len(expected)} jobs" in result.out
     check_table(result.out, expected)
 
@@ -235,7 +271,7 @@ def test_demo_json_rows_are_the_simulator_jobs(capsys: pytest.CaptureFixture[str
     assert result.code == 0
     assert result.err == ""
     simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3, epoch=DEMO_EPOCH))
-    rows = check_json_rows(result.out, expected_rows(simulator), "simulator")
+    rows = check_json_rows(result.out, expected_rows(simulator, version="v8"), "simulator")
     assert sorted(row["job_id"] for row in rows) == sorted(simulator.job_ids())
 
 
@@ -245,7 +281,7 @@ def test_demo_seed_option_changes_the_data(capsys: pytest.CaptureFixture[str]) -
     assert result.code == 0
     check_json_rows(
         result.out,
-        expected_rows(Simulator(SimulatorConfig(seed=5, organizations=2, epoch=DEMO_EPOCH))),
+        expected_rows(Simulator(SimulatorConfig(seed=5, organizations=2, epoch=DEMO_EPOCH)), version="v8"),
         "simulator",
     )
 
@@ -265,7 +301,10 @@ def test_demo_as_a_real_process(command: list[str], tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
-    check_table(completed.stdout, expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=2))))
+    check_table(
+        completed.stdout,
+        expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=2)), version="v8"),
+    )
 
 
 @pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
