@@ -13,6 +13,7 @@ import attrs
 import httpx
 
 from ._exceptions import ConfigError, LinkError
+from ._redact import redact_url
 
 __all__ = ["ApiRoot"]
 
@@ -43,7 +44,7 @@ class ApiRoot:
         base = self.base_url.rstrip("/")
         parts = _split_base(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"base_url must be an absolute http(s) URL, got {self.base_url!r}")
+            raise ConfigError(f"base_url must be an absolute http(s) URL, got {redact_url(self.base_url)!r}")
         if parts.query or parts.fragment:
             raise ConfigError("base_url must not carry a query or a fragment")
         _check_base(base, parts)
@@ -53,7 +54,9 @@ class ApiRoot:
         try:
             httpx.URL(base)
         except httpx.InvalidURL as exc:
-            raise ConfigError(f"base_url is not a valid URL: {exc}") from None
+            # httpx quotes the offending part, which may be a password typed into a malformed URL.
+            detail = "" if "@" in base else f": {exc}"
+            raise ConfigError(f"base_url is not a valid URL{detail}") from None
         object.__setattr__(self, "base_url", base)
         object.__setattr__(self, "api_version", version)
         object.__setattr__(self, "root", f"{base}/{version}")
@@ -121,13 +124,13 @@ def _check_base(base: str, parts: SplitResult) -> None:
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
-        raise ConfigError(f"base_url has an invalid port: {base!r}") from None
+        raise ConfigError(f"base_url has an invalid port: {redact_url(base)!r}") from None
     if not parts.hostname:
-        raise ConfigError(f"base_url names no host: {base!r}")
+        raise ConfigError(f"base_url names no host: {redact_url(base)!r}")
     for segment in parts.path.split("/"):
         decoded = unquote(segment)
         if decoded in (".", "..") or any(c in _FORBIDDEN_CHARS for c in decoded):
-            raise ConfigError(f"base_url has an unusable path prefix: {base!r}")
+            raise ConfigError(f"base_url has an unusable path prefix: {redact_url(base)!r}")
 
 
 def _is_absolute(href: str) -> bool:
