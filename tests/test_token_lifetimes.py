@@ -82,7 +82,9 @@ def test_a_far_expires_date_is_cut_to_a_year() -> None:
     )
 
 
-@pytest.mark.parametrize(("lifetime_s", "delay"), [(0.001, 30), (10, 30), (35, 31.5), (600, 540), (HOUR, 3540)])
+@pytest.mark.parametrize(
+    ("lifetime_s", "delay"), [(0.001, 30), (10, 30), (35, 31.5), (600, 540), (HOUR, 3540)]
+)
 def test_a_proactive_refresh_is_never_due_sooner_than_the_floor(lifetime_s: float, delay: float) -> None:
     token = parse_token_response({"access_token": "a", "expires_in": lifetime_s}, now=NOW, wall_now=WALL)
     assert token.expires_at == pytest.approx(NOW + lifetime_s)  # what the server said, unchanged
@@ -121,7 +123,9 @@ json_values = st.recursive(
     | st.text()
     | st.from_regex(r"\A[0-9]{1,6000}(\.[0-9]{0,40})?\Z")
     | st.sampled_from(["²", "٣", "3600", " 60 ", "-1", "1e999", "inf", "nan"]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=6,
 )
 date_like = (

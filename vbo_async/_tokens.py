@@ -20,8 +20,8 @@ __all__ = [
     "parse_http_date",
     "parse_token_response",
     "password_form",
-    "refresh_form",
     "refresh_delay",
+    "refresh_form",
 ]
 
 _DEFAULT_LIFETIME = 3600.0
