@@ -152,6 +152,7 @@ BOMBS: dict[str, tuple[str, Callable[[int], bytes], int]] = {
     "br": ("br", brotli_of_zeros, 4 * KIB),
     "zstd": ("zstd", zstd_of_zeros, 64 * KIB),
     "zstd-br": ("zstd, br", lambda size: brotli.compress(zstd_of_zeros(size)), 64 * KIB),
+    "gzip-zstd": ("gzip, zstd", lambda size: ENCODERS["zstd"](gzip_of_zeros(size)), 64 * KIB),
 }
 
 

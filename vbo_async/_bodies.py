@@ -121,7 +121,11 @@ class _Zlib:
         self.name = name
         self._gzip = name == "gzip"
         self._d: Any = zlib.decompressobj(zlib.MAX_WBITS | 16) if self._gzip else None
+        # Input is handed to zlib a STEP at a time (``_pending`` from ``_pos`` on), so that the
+        # ``unconsumed_tail`` zlib copies back after each bounded call stays small too.
         self._pending = b""
+        self._pos = 0
+        self._tail = b""
         self._full = False  # the last call filled its output: more may come without input
         self._members = 0
         self._received = 0
@@ -130,46 +134,54 @@ class _Zlib:
     def push(self, data: bytes) -> None:
         self._received += len(data)
         if not self._ignoring:
-            self._pending += data
+            self._pending = self._pending[self._pos :] + data
+            self._pos = 0
 
     def pull(self, allowed: int) -> bytes:
         while True:
             if self._d is None and not self._start():
                 return b""
-            if not self._pending and not self._full:
+            data = self._tail
+            if not data:
+                data = self._pending[self._pos : self._pos + STEP]
+                self._pos += len(data)
+            if not data and not self._full:
                 return b""
             size = max(1, min(STEP, allowed))
             try:
-                out: bytes = self._d.decompress(self._pending, size)
+                out: bytes = self._d.decompress(data, size)
             except zlib.error as exc:
                 raise CorruptBody(f"the {self.name} stream is corrupt ({exc})") from None
             self._full = len(out) >= size
             if self._d.eof:
-                self._pending = self._d.unused_data
+                self._pending = self._d.unused_data + self._pending[self._pos :]
+                self._pos = 0
+                self._tail = b""
                 self._d = None
                 self._members += 1
                 self._full = False
             else:
-                self._pending = self._d.unconsumed_tail
+                self._tail = self._d.unconsumed_tail
             if out or self._d is not None:
                 return out
 
     def _start(self) -> bool:
         """Begin the stream: deflate once its first two bytes tell whether it is zlib-wrapped,
         gzip's next member once it shows its magic. Anything else after the end is dropped."""
+        head = self._pending[self._pos : self._pos + 2]
         if not self._gzip:
             if self._members:
                 self._drop()
                 return False
-            if len(self._pending) < 2:
+            if len(head) < 2:
                 return False
-            cmf, flg = self._pending[0], self._pending[1]
+            cmf, flg = head[0], head[1]
             wrapped = cmf & 0x0F == 8 and cmf >> 4 <= 7 and ((cmf << 8) | flg) % 31 == 0
             self._d = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
             return True
-        if len(self._pending) < 2 and _GZIP_MAGIC.startswith(self._pending):
+        if len(head) < 2 and _GZIP_MAGIC.startswith(head):
             return False  # nothing yet, or half a magic number: wait for more
-        if not self._pending.startswith(_GZIP_MAGIC):
+        if head != _GZIP_MAGIC:
             self._drop()
             return False
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
@@ -177,6 +189,7 @@ class _Zlib:
 
     def _drop(self) -> None:
         self._pending = b""
+        self._pos = 0
         self._ignoring = True
 
     def complete(self) -> bool:
