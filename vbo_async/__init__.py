@@ -27,7 +27,6 @@ from ._exceptions import (
     TransportError,
     VBOError,
 )
-from ._fetch import RetryPolicy
 from ._links import CollectionLink, Link
 from ._models import (
     BackupRepository,
@@ -47,6 +46,7 @@ from ._models import (
     SelectedMailboxLinks,
 )
 from ._poll import PollProgress, PollResult, PollSweep, PollTarget, poll_jobs
+from ._retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
