@@ -280,7 +280,10 @@ async def test_a_401_on_a_job_action_renews_and_replays_once(fake: FakeVBO, vbo:
     assert fake.grants() == ["password", "refresh_token"]
 
 
-async def test_proactive_refresh_before_expiry() -> None:
+async def test_proactive_refresh_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the floor on proactive refreshes (test_token_lifetimes covers it), so a 50 ms
+    # lifetime is due for refresh after 45 ms of real time.
+    monkeypatch.setattr("vbo_async._tokens.MIN_REFRESH_DELAY", 0.0)
     fake = FakeVBO(expires_in=0.05)
     serve_jobs(fake)
     async with client_for(fake) as vbo:

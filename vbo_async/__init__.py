@@ -43,7 +43,6 @@ from ._exceptions import (
     TransportError,
     VBOError,
 )
-from ._fetch import RetryPolicy
 from ._links import CollectionLink, Link, ThroughLink
 from ._models import (
     BackupRepository,
@@ -66,6 +65,7 @@ from ._models import (
     ServiceInstance,
 )
 from ._poll import PollProgress, PollResult, PollSweep, PollTarget, poll_jobs
+from ._retry import RetryPolicy
 
 __all__ = [
     "API_VERSIONS",

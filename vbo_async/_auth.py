@@ -21,7 +21,14 @@ from typing import Any
 import httpx
 
 from ._dialects import Dialect
-from ._exceptions import AuthenticationError, ClientStateError, DecodeError, NotFoundError, VBOError
+from ._exceptions import (
+    AuthenticationError,
+    ClientStateError,
+    ConfigError,
+    DecodeError,
+    NotFoundError,
+    VBOError,
+)
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
 __all__ = ["Secret", "TokenManager", "TokenUnavailable", "VBOAuth"]
@@ -30,20 +37,49 @@ log = logging.getLogger("vbo_async")
 
 
 class Secret:
-    """A string that never shows itself in a repr, a str() or a log record."""
+    """A string that never shows itself in a repr, a str(), a log record or a pickle.
+
+    Pickling gives a redacted placeholder, not an error: exceptions and log records are pickled
+    behind the caller's back (multiprocessing, ``logging.handlers.QueueHandler``, pytest-xdist),
+    and failing there would hide the failure being reported. The placeholder keeps the secret
+    out and fails loudly where it would be used: its `reveal` raises `ConfigError`.
+    ``copy.copy`` and ``copy.deepcopy`` give the same object (it is never changed).
+    """
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
-        self._value = value
+        self._value: str | None = value
 
     def reveal(self) -> str:
+        """The value; `ConfigError` for a placeholder made by unpickling."""
+        if self._value is None:
+            raise ConfigError(
+                "this Secret was unpickled: secrets are never pickled, so its value is gone; "
+                "pass the password again"
+            )
         return self._value
 
     def __repr__(self) -> str:
         return "Secret('***')"
 
     __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Callable[[], Secret], tuple[()]]:
+        return (_unpickled_secret, ())
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
+
+def _unpickled_secret() -> Secret:
+    """What a pickled `Secret` becomes: a placeholder whose `Secret.reveal` fails."""
+    secret = Secret.__new__(Secret)
+    secret._value = None
+    return secret
 
 
 MAX_RENEWALS = 2

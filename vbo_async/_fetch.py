@@ -34,7 +34,8 @@ from ._exceptions import (
     VBOError,
 )
 from ._pages import with_limit
-from ._status import IDEMPOTENT_METHODS, RETRY_STATUSES, error_for_status, parse_retry_after
+from ._retry import RetryPolicy
+from ._status import IDEMPOTENT_METHODS, error_for_status, parse_retry_after
 from ._urls import ApiRoot
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
@@ -42,21 +43,6 @@ __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 log = logging.getLogger("vbo_async")
 T = TypeVar("T")
 _CLOSED_IN_FLIGHT = "the client was closed while the request was in flight"
-
-
-@attrs.frozen(kw_only=True)
-class RetryPolicy:
-    """How idempotent requests are retried: exponential backoff with jitter between
-    ``wait_initial`` and ``wait_max`` seconds, at most ``attempts`` tries within ``timeout``
-    seconds; a ``Retry-After`` is honoured up to ``max_retry_after`` seconds."""
-
-    attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
-    wait_initial: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
-    wait_max: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
-    wait_jitter: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
-    timeout: float | None = 120.0
-    max_retry_after: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
-    statuses: frozenset[int] = RETRY_STATUSES
 
 
 @attrs.frozen

@@ -1,8 +1,11 @@
-"""Deciding what a response means: error mapping, retry or not, Retry-After (pure, no I/O)."""
+"""Deciding what a response means: error mapping, retry or not, Retry-After (pure, no I/O).
+
+``RETRY_STATUSES`` and `parse_retry_after` live in `vbo_async._retry`, with the rest of the retry
+rule; they are re-exported here for the modules that import them from this one.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -16,7 +19,7 @@ from ._exceptions import (
     ServerError,
     VBOError,
 )
-from ._tokens import parse_http_date
+from ._retry import RETRY_STATUSES, parse_retry_after
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -27,10 +30,6 @@ __all__ = [
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-"""Statuses an idempotent request is retried on. 500 is included because VB365 answers passing
-faults (a busy database, a restarting service) with it; a lasting 500 still fails after the retries."""
-
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 _EXCERPT = 200
@@ -100,21 +99,3 @@ _REASONS = {
     503: "service unavailable",
     504: "gateway timeout",
 }
-
-
-def parse_retry_after(value: str | None, *, now: dt.datetime, cap: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), capped at
-    ``cap``; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        when = parse_http_date(text)
-        if when is None:
-            return None
-        seconds = (when - now).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), cap)

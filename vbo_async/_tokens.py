@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,10 +13,34 @@ import attrs
 
 from ._exceptions import AuthenticationError
 
-__all__ = ["Token", "parse_http_date", "parse_token_response", "password_form", "refresh_form"]
+__all__ = [
+    "MAX_LIFETIME",
+    "MIN_REFRESH_DELAY",
+    "Token",
+    "expires_in_seconds",
+    "parse_http_date",
+    "parse_token_response",
+    "password_form",
+    "refresh_delay",
+    "refresh_form",
+]
 
 _DEFAULT_LIFETIME = 3600.0
 _REFRESH_MARGIN = 60.0
+MAX_LIFETIME = 365 * 24 * 3600.0
+"""Longest lifetime believed (a year): a larger ``expires_in`` or ``.expires`` is cut to it."""
+MIN_REFRESH_DELAY = 30.0
+"""Shortest time before a proactive refresh is due, whatever lifetime the server claims.
+
+A token endpoint answering ``expires_in: 0.001`` (or a lifetime in the wrong unit) would
+otherwise make every request fetch a new token first. A token that really expires sooner is
+renewed when the server refuses it: a 401 renews at once (one renewal for all requests holding
+it), so the floor only delays the *proactive* refresh. ``expires_at`` stays what the server said."""
+_SECONDS = re.compile(r"([0-9]+)(?:\.([0-9]*))?")
+"""A numeric ``expires_in`` string: ASCII digits only (``"²".isdigit()`` is True, and ``int()``
+refuses it), with an optional fraction. Never given to ``int()``, which refuses 5,000 digits
+with a bare ValueError: a number of more than `_DIGITS` digits is more than `MAX_LIFETIME`."""
+_DIGITS = 15
 
 
 def password_form(username: str, password: str, extras: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -39,7 +65,8 @@ class Token:
     refresh_token: str | None
     expires_at: float
     refresh_at: float
-    """When to renew proactively: a tenth of the lifetime (at most a minute) before expiry."""
+    """When to renew proactively: a tenth of the lifetime (at most a minute) before expiry, and
+    never sooner than `MIN_REFRESH_DELAY` after issue (see there)."""
 
     def __repr__(self) -> str:
         return f"Token(access_token=***, refresh_token={'***' if self.refresh_token else None})"
@@ -60,7 +87,10 @@ def parse_http_date(value: str) -> dt.datetime | None:
 
 def parse_token_response(data: Any, *, now: float, wall_now: dt.datetime) -> Token:
     """Read a token response. ``expires_in`` wins; ``.expires`` (RFC 1123 or ISO) is the fallback;
-    neither present means the documented one-hour lifetime. Never fails on the date fields."""
+    neither present means the documented one-hour lifetime. A lifetime is cut to `MAX_LIFETIME`,
+    and the proactive refresh is due `refresh_delay` after ``now``. Raises only
+    `AuthenticationError` (no access token, or one unusable as a bearer); never fails on the
+    lifetime fields, whatever their type or value."""
     if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
         raise AuthenticationError("the token endpoint answered without an access_token")
     if not _is_header_safe(data["access_token"]):
@@ -74,8 +104,14 @@ def parse_token_response(data: Any, *, now: float, wall_now: dt.datetime) -> Tok
         access_token=data["access_token"],
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
         expires_at=now + lifetime,
-        refresh_at=now + lifetime - min(_REFRESH_MARGIN, lifetime / 10),
+        refresh_at=now + refresh_delay(lifetime),
     )
+
+
+def refresh_delay(lifetime: float) -> float:
+    """Seconds from issue to the proactive refresh: a tenth of the lifetime (at most a minute)
+    before expiry, but never sooner than `MIN_REFRESH_DELAY`."""
+    return max(lifetime - min(_REFRESH_MARGIN, lifetime / 10), MIN_REFRESH_DELAY)
 
 
 def _is_header_safe(token: str) -> bool:
@@ -84,11 +120,11 @@ def _is_header_safe(token: str) -> bool:
 
 
 def _lifetime(data: dict[str, Any], wall_now: dt.datetime) -> float:
-    expires_in = data.get("expires_in")
-    if isinstance(expires_in, str) and expires_in.strip().isdigit():
-        expires_in = int(expires_in)
-    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
-        return float(expires_in)
+    """Seconds the token lives: ``expires_in``, else ``.expires`` - ``.issued`` (or now), else an
+    hour; always in (0, `MAX_LIFETIME`]."""
+    seconds = expires_in_seconds(data.get("expires_in"))
+    if seconds is not None:
+        return seconds
     expires = data.get(".expires")
     if isinstance(expires, str):
         when = parse_http_date(expires)
@@ -97,5 +133,31 @@ def _lifetime(data: dict[str, Any], wall_now: dt.datetime) -> float:
         if when is not None:
             seconds = (when - (issued or wall_now)).total_seconds()
             if seconds > 0:
-                return seconds
+                return min(seconds, MAX_LIFETIME)
     return _DEFAULT_LIFETIME
+
+
+def expires_in_seconds(value: Any) -> float | None:
+    """A positive ``expires_in`` (an int, a finite float, or a string of ASCII digits with an
+    optional fraction) as seconds, cut to `MAX_LIFETIME`; None for anything else. Never raises."""
+    if isinstance(value, str):
+        number = _SECONDS.fullmatch(value.strip(" \t"))
+        if number is None:
+            return None
+        whole, fraction = number.group(1).lstrip("0") or "0", number.group(2) or ""
+        if len(whole) > _DIGITS:
+            return MAX_LIFETIME
+        seconds = float(f"{whole}.{fraction[:_DIGITS] or '0'}")
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    elif isinstance(value, int):
+        if value > MAX_LIFETIME:  # compared as an int: float(10**400) overflows
+            return MAX_LIFETIME
+        seconds = float(value)
+    else:
+        if not math.isfinite(value):
+            return None
+        seconds = value
+    if seconds <= 0:
+        return None
+    return min(seconds, MAX_LIFETIME)

@@ -18,6 +18,7 @@ import attrs
 import httpx
 
 from ._exceptions import ConfigError, LinkError
+from ._redact import redact_url
 
 __all__ = ["ApiRoot"]
 
@@ -46,9 +47,9 @@ class ApiRoot:
         base = base_url.rstrip("/")
         parts = _split_base(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"base_url must be an absolute http(s) URL, got {base!r}")
+            raise ConfigError(f"base_url must be an absolute http(s) URL, got {redact_url(base)!r}")
         if "?" in base or "#" in base:
-            raise ConfigError(f"base_url must not carry a query or a fragment, got {base!r}")
+            raise ConfigError(f"base_url must not carry a query or a fragment, got {redact_url(base)!r}")
         _check_base(base, parts)
         try:
             httpx.URL(base)
@@ -130,13 +131,13 @@ def _check_base(base: str, parts: SplitResult) -> None:
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
-        raise ConfigError(f"base_url has an invalid port: {base!r}") from None
+        raise ConfigError(f"base_url has an invalid port: {redact_url(base)!r}") from None
     if not parts.hostname:
-        raise ConfigError(f"base_url names no host: {base!r}")
+        raise ConfigError(f"base_url names no host: {redact_url(base)!r}")
     for segment in parts.path.split("/"):
         decoded = unquote(segment)
         if decoded in (".", "..") or any(c in _FORBIDDEN_CHARS for c in decoded):
-            raise ConfigError(f"base_url has an unusable path prefix: {base!r}")
+            raise ConfigError(f"base_url has an unusable path prefix: {redact_url(base)!r}")
 
 
 def _is_absolute(href: str) -> bool:

@@ -1,0 +1,265 @@
+"""Errors: secrets never leave, even when a server echoes them (vbo_async._redact, Secret, ApiRoot)."""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import os
+import pickle
+import re
+from urllib.parse import quote, quote_plus, urlencode
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from vbo_async import ConfigError
+from vbo_async._auth import Secret
+from vbo_async._redact import MASK, Redactor, encoded_forms, redact_url
+from vbo_async._urls import ApiRoot
+
+PROPERTY = settings(
+    max_examples=int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    derandomize=os.environ.get("VBO_PROPERTY_RANDOM") != "1",
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+PASSWORD = "S3cr3t-PW"
+ACCESS = "eyJhbGciOi.access+token/with=padding"
+REFRESH = "refresh'token\"<with>&\\odd é✓ chars%41"
+
+
+def lower_hex(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda match: match.group().lower(), text)
+
+
+def reference_forms(secret: str) -> set[str]:
+    """The encodings the brief names, computed here independently of the module."""
+    url = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    url |= {lower_hex(form) for form in url}
+    forms = set(url)
+    for form in url:
+        forms.add(json.dumps(form)[1:-1])
+        forms.add(json.dumps(form, ensure_ascii=False)[1:-1])
+        forms.add(orjson.dumps(form).decode()[1:-1])
+        forms.add(html.escape(form))
+        forms.add(html.escape(form, quote=False))
+        forms.add(html.escape(json.dumps(form)[1:-1]))
+    return {form for form in forms if form}
+
+
+# --- Redactor -------------------------------------------------------------------------------------
+
+
+def test_an_echoed_token_form_is_scrubbed() -> None:
+    """The 400 page of a token endpoint echoing the form it was sent."""
+    body = "Bad request: " + urlencode({"grant_type": "password", "username": "svc", "password": PASSWORD})
+    scrubbed = Redactor(PASSWORD).scrub(body)
+    assert PASSWORD not in scrubbed
+    assert scrubbed.endswith("password=***")
+
+
+def test_an_echoed_authorization_header_is_scrubbed() -> None:
+    page = f"<html><pre>Authorization: Bearer {html.escape(ACCESS)}</pre></html>"
+    scrubbed = Redactor(PASSWORD, ACCESS, REFRESH).scrub(page)
+    assert scrubbed == "<html><pre>Authorization: Bearer ***</pre></html>"
+
+
+@pytest.mark.parametrize("secret", [PASSWORD, ACCESS, REFRESH, "pä ss+wörd/😀", "100%+\"'\\"])
+def test_every_encoded_form_is_scrubbed(secret: str) -> None:
+    redactor = Redactor(secret)
+    for form in reference_forms(secret):
+        scrubbed = redactor.scrub(f"before {form} after")
+        assert scrubbed == f"before {MASK} after", form
+
+
+@pytest.mark.parametrize(
+    ("form", "secret"),
+    [
+        ("pa\\u002Bss\\u0027word", "pa+ss'word"),  # .NET's System.Text.Json, the VB365 server's own
+        ("pa\\u002bss\\u0027word", "pa+ss'word"),
+        ("p\\/w\\/d", "p/w/d"),  # a serializer escaping slashes
+        ("caf&#233;!", "café!"),  # an HTML encoder writing numeric references
+        ("it&#39;s-a-pw", "it's-a-pw"),
+        ("%e2%9c%93-check", "✓-check"),
+        ("%E2%9C%93-check", "✓-check"),
+    ],
+)
+def test_server_style_escapes_are_scrubbed(form: str, secret: str) -> None:
+    assert Redactor(secret).scrub(f"[{form}]") == "[***]"
+
+
+def test_overlapping_secrets_are_masked_as_one_span() -> None:
+    redactor = Redactor("abcdef", "defghi", "cd")
+    assert redactor.scrub("xx abcdefghi yy") == "xx *** yy"
+    assert redactor.scrub("abcdefabcdef") == "***"  # touching occurrences too
+    assert redactor.scrub("a cd b") == "a *** b"
+
+
+def test_empty_and_missing_secrets_are_ignored() -> None:
+    redactor = Redactor("", None, "")
+    text = "nothing to hide here"
+    assert not redactor
+    assert redactor.scrub(text) is text
+    assert repr(redactor) == "Redactor(0 secrets)"
+    assert encoded_forms("") == frozenset()
+
+
+def test_nothing_to_hide_returns_the_text_itself() -> None:
+    text = "HTTP 500: the database is busy " * 5000
+    assert Redactor(PASSWORD, ACCESS, REFRESH).scrub(text) is text
+
+
+def test_a_redactor_is_immutable_and_never_shows_or_pickles_its_secrets() -> None:
+    redactor = Redactor(PASSWORD, ACCESS)
+    with pytest.raises(AttributeError):
+        redactor._forms = ()  # type: ignore[misc]
+    assert PASSWORD not in repr(redactor)
+    assert repr(redactor) == "Redactor(2 secrets)"
+    data = pickle.dumps(redactor)
+    assert PASSWORD.encode() not in data
+    assert ACCESS.encode() not in data
+    assert not pickle.loads(data)
+
+
+def test_a_secret_made_of_asterisks_never_survives_the_mask() -> None:
+    redactor = Redactor("a***", "****")
+    for text in ["xa***", "a*** a***", "a****", "*a***", "***a***"]:
+        scrubbed = redactor.scrub(text)
+        assert "a***" not in scrubbed
+        assert "****" not in scrubbed
+
+
+secrets = st.text(min_size=1, max_size=24) | st.text(
+    alphabet=st.sampled_from("aZ9%+*'\"\\/&<>=?#@ é✓😀\t"), min_size=1, max_size=16
+)
+
+
+@PROPERTY
+@given(
+    secret_list=st.lists(secrets, min_size=1, max_size=3),
+    fillers=st.lists(st.text(max_size=12), min_size=1, max_size=6),
+    data=st.data(),
+)
+def test_no_secret_or_encoded_form_survives(
+    secret_list: list[str], fillers: list[str], data: st.DataObject
+) -> None:
+    forms = sorted({form for secret in secret_list for form in reference_forms(secret)})
+    embedded = data.draw(st.lists(st.sampled_from(forms), min_size=1, max_size=6))
+    text = "".join(filler + form for filler, form in zip(fillers * len(embedded), embedded, strict=False))
+    scrubbed = Redactor(*secret_list).scrub(text)
+    for form in forms:
+        if len(form) >= 4:
+            assert form not in scrubbed
+
+
+def test_every_form_of_overlapping_secrets_in_one_text_is_masked() -> None:
+    secret_list = ["abcd", "cdef", "p+w'd"]
+    forms = sorted({form for secret in secret_list for form in reference_forms(secret)})
+    scrubbed = Redactor(*secret_list).scrub("x".join(forms))
+    assert scrubbed.replace(MASK, "").replace("x", "") == ""
+    assert all(form not in scrubbed for form in forms if len(form) >= 4)
+
+
+@PROPERTY
+@given(secret=secrets, text=st.text(max_size=200))
+def test_text_without_a_secret_is_left_alone(secret: str, text: str) -> None:
+    assume(not any(form in text for form in encoded_forms(secret)))
+    assert Redactor(secret).scrub(text) == text
+
+
+# --- redact_url -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://svc:S3cr3t-PW@vbo01:4443", "https://***@vbo01:4443"),
+        ("https:/svc:S3cr3t-PW@vbo01:4443", "https:/***@vbo01:4443"),
+        ("https:svc:S3cr3t-PW@vbo01:4443", "https:***@vbo01:4443"),
+        ("https:///svc:S3cr3t-PW@vbo01", "https:///***@vbo01"),
+        ("https:\\\\svc:S3cr3t-PW@vbo01", "https:\\\\***@vbo01"),
+        ("svc:S3cr3t-PW@vbo01:4443", "svc:***@vbo01:4443"),
+        ("//svc:S3cr3t-PW@vbo01", "//***@vbo01"),
+        ("https://svc:S3cr3t/PW@vbo01/v1", "https://***@vbo01/v1"),
+        ("https://svc:S3cr@t-PW@vbo01", "https://***@vbo01"),
+        ("https://vbo01:4443/v1", "https://vbo01:4443/v1"),
+        ("", ""),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+@PROPERTY
+@given(
+    scheme=st.sampled_from(["https:", "http:", "HTTPS:", "", "ftp:", "https:\\"]),
+    slashes=st.sampled_from(["", "/", "//", "///", "\\\\"]),
+    user=st.text(max_size=10).filter(lambda text: "@" not in text),
+    password=st.text(min_size=4, max_size=20),
+    host=st.text(max_size=20).filter(lambda text: "@" not in text),
+)
+def test_redact_url_never_echoes_a_password(
+    scheme: str, slashes: str, user: str, password: str, host: str
+) -> None:
+    assume(password not in scheme + slashes + user and password not in host)
+    assert password not in redact_url(f"{scheme}{slashes}{user}:{password}@{host}")
+
+
+# --- ConfigError for base URLs --------------------------------------------------------------------
+
+MALFORMED = [
+    "https:/svc:S3cr3t-PW@vbo01:4443",
+    "https:///svc:S3cr3t-PW@vbo01:4443",
+    "svc:S3cr3t-PW@vbo01:4443",
+    "https://svc:S3cr3t-PW/x@vbo01:4443",
+    "https://svc:S3cr3t-PW@vbo01:4443",
+    "https://svc:S3cr3t-PW@",
+    "ftp://svc:S3cr3t-PW@vbo01",
+    "https://svc:S3cr3t-PW@vbo01:4443/../x",
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED)
+def test_a_base_url_error_never_echoes_the_password(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ApiRoot(url, "v1")
+    error = caught.value
+    for shown in (str(error), repr(error), repr(error.args), error.message):
+        assert "S3cr3t" not in shown
+    assert b"S3cr3t" not in pickle.dumps(error)
+    assert "S3cr3t" not in str(pickle.loads(pickle.dumps(error)))
+
+
+# --- Secret ---------------------------------------------------------------------------------------
+
+
+def test_a_secret_never_pickles_its_value() -> None:
+    secret = Secret(PASSWORD)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps(secret, protocol=protocol)
+        assert PASSWORD.encode() not in data
+        restored = pickle.loads(data)
+        assert isinstance(restored, Secret)
+        assert repr(restored) == "Secret('***')"
+        with pytest.raises(ConfigError, match="never pickled"):
+            restored.reveal()
+
+
+def test_a_secret_inside_a_pickled_error_stays_out() -> None:
+    error = ValueError("login failed", Secret(PASSWORD))
+    data = pickle.dumps(error)
+    assert PASSWORD.encode() not in data
+    assert PASSWORD not in str(pickle.loads(data))
+
+
+def test_a_secret_still_copies() -> None:
+    secret = Secret(PASSWORD)
+    assert copy.copy(secret).reveal() == PASSWORD
+    assert copy.deepcopy(secret).reveal() == PASSWORD
+    assert copy.deepcopy({"password": secret})["password"].reveal() == PASSWORD
+    assert PASSWORD not in str(secret) + repr(secret)

@@ -1,0 +1,180 @@
+"""Authentication: token lifetimes read from hostile token answers (vbo_async._tokens)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vbo_async import AuthenticationError
+from vbo_async._auth import Secret, TokenManager
+from vbo_async._dialects import V8
+from vbo_async._tokens import (
+    MAX_LIFETIME,
+    MIN_REFRESH_DELAY,
+    Token,
+    expires_in_seconds,
+    parse_token_response,
+    refresh_delay,
+)
+
+PROPERTY = settings(
+    max_examples=int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150")) * 2,
+    deadline=None,
+    derandomize=os.environ.get("VBO_PROPERTY_RANDOM") != "1",
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+WALL = dt.datetime(2017, 4, 3, 10, 0, tzinfo=dt.UTC)
+NOW = 100.0
+HOUR = 3600.0
+
+
+def lifetime(**fields: Any) -> float:
+    token = parse_token_response({"access_token": "a", **fields}, now=NOW, wall_now=WALL)
+    return token.expires_at - NOW
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "expected"),
+    [
+        (3599, 3599),
+        ("3599", 3599),
+        (" 120\t", 120),
+        (90.5, 90.5),
+        ("90.5", 90.5),
+        ("0" * 5000 + "7", 7),  # leading zeros are not a big number
+        ("²", HOUR),  # str.isdigit() is True; int() raises a bare ValueError
+        ("٣", HOUR),
+        ("३०", HOUR),
+        ("9" * 5000, MAX_LIFETIME),  # int() refuses more than 4,300 digits
+        (10**400, MAX_LIFETIME),  # float() overflows
+        (1e300, MAX_LIFETIME),
+        (10 * MAX_LIFETIME, MAX_LIFETIME),
+        (float("inf"), HOUR),
+        (float("nan"), HOUR),
+        (-5, HOUR),
+        ("-5", HOUR),
+        ("+5", HOUR),
+        ("1e3", HOUR),
+        ("0x10", HOUR),
+        (0, HOUR),
+        ("0", HOUR),
+        (True, HOUR),
+        (None, HOUR),
+        ([3600], HOUR),
+        ({"seconds": 3600}, HOUR),
+    ],
+)
+def test_expires_in_is_read_leniently_and_bounded(expires_in: Any, expected: float) -> None:
+    assert lifetime(expires_in=expires_in) == pytest.approx(expected)
+
+
+def test_a_far_expires_date_is_cut_to_a_year() -> None:
+    assert lifetime(**{".expires": "Fri, 31 Dec 9999 23:59:59 GMT"}) == MAX_LIFETIME
+    assert lifetime(**{".issued": "0001-01-01T00:00:00Z", ".expires": "2017-04-03T11:00:00Z"}) == MAX_LIFETIME
+    assert lifetime(**{".expires": "9999-12-31T23:59:59-23:59", ".issued": "0001-01-01T00:00:00+23:59"}) == (
+        MAX_LIFETIME
+    )
+
+
+@pytest.mark.parametrize(
+    ("lifetime_s", "delay"), [(0.001, 30), (10, 30), (35, 31.5), (600, 540), (HOUR, 3540)]
+)
+def test_a_proactive_refresh_is_never_due_sooner_than_the_floor(lifetime_s: float, delay: float) -> None:
+    token = parse_token_response({"access_token": "a", "expires_in": lifetime_s}, now=NOW, wall_now=WALL)
+    assert token.expires_at == pytest.approx(NOW + lifetime_s)  # what the server said, unchanged
+    assert token.refresh_at == pytest.approx(NOW + delay)
+    assert refresh_delay(lifetime_s) == pytest.approx(delay)
+    assert MIN_REFRESH_DELAY == 30
+
+
+async def test_a_tiny_lifetime_does_not_fetch_a_token_per_request_but_a_401_still_renews() -> None:
+    clock = [1000.0]
+    forms: list[str] = []
+
+    async def fetch(url: str, form: dict[str, str]) -> dict[str, Any]:
+        forms.append(form["grant_type"])
+        return {"access_token": f"a{len(forms)}", "refresh_token": f"r{len(forms)}", "expires_in": 0.001}
+
+    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: clock[0])
+    tokens.use(V8, "https://vbo.test/v8/Token")
+    first = await tokens.current()
+    for _ in range(50):
+        clock[0] += 0.5  # 25 s of requests, each far past the 1 ms lifetime
+        assert await tokens.current() is first
+    assert forms == ["password"]
+    renewed = await tokens.renew(first)  # the server refused it: renewed at once, floor or not
+    assert renewed.access_token == "a2"
+    assert forms == ["password", "refresh_token"]
+    clock[0] += MIN_REFRESH_DELAY
+    assert (await tokens.current()).access_token == "a3"  # the floor has passed: refreshed
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**300, max_value=10**5000)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+    | st.from_regex(r"\A[0-9]{1,6000}(\.[0-9]{0,40})?\Z")
+    | st.sampled_from(["²", "٣", "3600", " 60 ", "-1", "1e999", "inf", "nan"]),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+date_like = (
+    json_values
+    | st.datetimes(timezones=st.timezones() | st.none()).map(dt.datetime.isoformat)
+    | st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)).map(
+        lambda when: when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    )
+)
+
+
+@PROPERTY
+@given(
+    access=st.one_of(st.just("tok"), json_values),
+    expires_in=json_values,
+    expires=date_like,
+    issued=date_like,
+    drop=st.sets(st.sampled_from(["expires_in", ".expires", ".issued"])),
+    now=st.floats(0, 1e9),
+)
+def test_any_token_answer_gives_a_token_or_an_authentication_error(
+    access: Any, expires_in: Any, expires: Any, issued: Any, drop: set[str], now: float
+) -> None:
+    data = {"access_token": access, "expires_in": expires_in, ".expires": expires, ".issued": issued}
+    for key in drop:
+        del data[key]
+    try:
+        token = parse_token_response(data, now=now, wall_now=WALL)
+    except AuthenticationError:
+        assert not (isinstance(access, str) and access == "tok")
+        return
+    assert isinstance(token, Token)
+    life = token.expires_at - now
+    assert math.isfinite(token.expires_at)
+    assert math.isfinite(token.refresh_at)
+    assert 0 < life <= MAX_LIFETIME * (1 + 1e-9)
+    assert token.refresh_at - now >= MIN_REFRESH_DELAY * (1 - 1e-9)
+
+
+@PROPERTY
+@given(value=json_values)
+def test_expires_in_seconds_never_raises(value: Any) -> None:
+    seconds = expires_in_seconds(value)
+    assert seconds is None or 0 < seconds <= MAX_LIFETIME
+
+
+@pytest.mark.parametrize("data", [None, [], "token", 42, {"access_token": None}, {"access_token": 5}])
+def test_an_answer_without_an_access_token_is_an_authentication_error(data: Any) -> None:
+    with pytest.raises(AuthenticationError, match="access_token"):
+        parse_token_response(data, now=NOW, wall_now=WALL)

@@ -1,0 +1,62 @@
+"""Checking caller-supplied strings before they reach a form, a header or a URL path (pure).
+
+Every refusal is a `ConfigError` that names the argument and never quotes its value: the value
+may be a password, or a string the terminal would mangle. The message depends only on the
+argument's name and what is wrong.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+from urllib.parse import quote
+
+from ._exceptions import ConfigError
+
+__all__ = ["id_segment", "text_argument"]
+
+_FORBIDDEN_IN_SEGMENT = frozenset("/\\?#%")
+
+
+def text_argument(value: Any, name: str) -> str:
+    """``value`` if it is a non-empty string that UTF-8 can encode; otherwise `ConfigError`.
+
+    A lone surrogate is what ``os.environ`` and ``sys.argv`` give for a byte that is not UTF-8
+    (a Latin-1 ``é`` typed into a shell variable): refused here, instead of failing later inside
+    httpx with an error that quotes it.
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ConfigError(f"{name} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{name} cannot be encoded as UTF-8: it holds a lone surrogate, which is how the "
+            "environment passes bytes that are not UTF-8 (check the terminal's or file's encoding)"
+        ) from None
+    return value
+
+
+def id_segment(value: Any, name: str) -> str:
+    """``value`` (an id) as one percent-encoded URL path segment, or `ConfigError`.
+
+    On top of `text_argument`: no ``/``, ``\\``, ``?``, ``#`` or ``%``, no control character,
+    not ``.`` or ``..``, and no leading or trailing whitespace. What remains (``:``, ``@``,
+    spaces inside, non-ASCII letters) is percent-encoded, so it can never change the path.
+    """
+    text = text_argument(value, name)
+    if text in (".", ".."):
+        raise ConfigError(f"{name} must be an id, not a dot segment")
+    if text != text.strip():
+        raise ConfigError(f"{name} must not start or end with whitespace")
+    for char in text:
+        if char in _FORBIDDEN_IN_SEGMENT:
+            raise ConfigError(
+                f"{name} must be one URL path segment: "
+                "no slash, backslash, question mark, hash sign or percent sign"
+            )
+        if unicodedata.category(char) == "Cc":
+            raise ConfigError(f"{name} must not contain control characters")
+    return quote(text, safe="")

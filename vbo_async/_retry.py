@@ -1,0 +1,171 @@
+"""The retry rule as data and pure functions: the policy, the wait before a retry, whether to retry.
+
+The fetcher's loop asks `may_retry` after a retryable failure and sleeps `backoff` seconds; no
+function here sleeps, reads a clock or draws randomness of its own (``random`` is passed in), so
+every decision can be tested without waiting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random as _random
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from ._exceptions import ConfigError
+from ._tokens import parse_http_date
+
+__all__ = [
+    "MAX_RETRY_AFTER_DIGITS",
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "backoff",
+    "may_retry",
+    "parse_retry_after",
+]
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""Statuses an idempotent request is retried on. 500 is included because VB365 answers passing
+faults (a busy database, a restarting service) with it; a lasting 500 still fails after the retries."""
+
+MAX_RETRY_AFTER_DIGITS = 12
+"""Digits read of a ``Retry-After`` delay; a longer one (a 5,000-digit header) is simply capped."""
+
+_DELAY = re.compile(r"(-?)([0-9]+)(?:\.([0-9]*))?")
+"""delay-seconds (RFC 9110: ``1*DIGIT``), with a fraction and a minus sign (meaning "now")
+tolerated; ASCII digits only, so ``"²"`` or ``"٣"`` (digits to ``str.isdigit`` and ``float``)
+are not delays."""
+
+
+def _number(name: str, value: Any, *, minimum: float, inclusive: bool = True) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"RetryPolicy.{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ConfigError(f"RetryPolicy.{name} must be a finite number, got {value!r}")
+    if value < minimum or (not inclusive and value == minimum):
+        relation = ">=" if inclusive else ">"
+        raise ConfigError(f"RetryPolicy.{name} must be {relation} {minimum:g}, got {value!r}")
+
+
+def _check_attempts(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"RetryPolicy.attempts must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ConfigError(f"RetryPolicy.attempts must be >= 1, got {value!r}")
+
+
+def _check_non_negative(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _number(attribute.name, value, minimum=0.0)
+
+
+def _check_timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _number(attribute.name, value, minimum=0.0, inclusive=False)
+
+
+def _statuses(value: Any) -> frozenset[int]:
+    """``statuses`` as a frozenset of ints 100–599; a str (an iterable of characters) refused."""
+    if isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable):
+        raise ConfigError(
+            f"RetryPolicy.statuses must be an iterable of status codes such as {{502, 503}}, "
+            f"got {type(value).__name__}"
+        )
+    statuses: set[int] = set()
+    for status in value:
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ConfigError(f"RetryPolicy.statuses must hold ints from 100 to 599, got {status!r}")
+        statuses.add(status)
+    return frozenset(statuses)
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How idempotent requests are retried: exponential backoff with jitter between
+    ``wait_initial`` and ``wait_max`` seconds, at most ``attempts`` tries within ``timeout``
+    seconds; a ``Retry-After`` is honoured up to ``max_retry_after`` seconds.
+
+    Every field is checked when the policy is built; an invalid one is a `ConfigError` naming it.
+    ``statuses`` is stored as a frozenset.
+    """
+
+    attempts: int = attrs.field(default=4, validator=_check_attempts)
+    wait_initial: float = attrs.field(default=0.1, validator=_check_non_negative)
+    wait_max: float = attrs.field(default=5.0, validator=_check_non_negative)
+    wait_jitter: float = attrs.field(default=0.5, validator=_check_non_negative)
+    timeout: float | None = attrs.field(default=120.0, validator=_check_timeout)
+    max_retry_after: float = attrs.field(default=30.0, validator=_check_non_negative)
+    statuses: frozenset[int] = attrs.field(default=RETRY_STATUSES, converter=_statuses)
+
+
+def backoff(
+    policy: RetryPolicy,
+    retry_number: int,
+    *,
+    retry_after: float | None = None,
+    random: Callable[[], float] = _random.random,
+) -> float:
+    """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
+
+    A server's ``Retry-After`` (already parsed, see `parse_retry_after`) wins, capped at
+    ``max_retry_after``. Otherwise ``wait_initial * 2 ** (retry_number - 1)`` capped at
+    ``wait_max``, plus ``random() * wait_jitter`` (``random`` gives a float in [0, 1)).
+    Always finite and >= 0.
+    """
+    if isinstance(retry_number, bool) or not isinstance(retry_number, int) or retry_number < 1:
+        raise ValueError(f"retry_number must be an int >= 1, got {retry_number!r}")
+    if retry_after is not None and not math.isnan(retry_after):
+        return min(max(float(retry_after), 0.0), float(policy.max_retry_after))
+    if policy.wait_initial == 0 or retry_number > 1024:  # 2.0 ** 1024 overflows
+        exponential = 0.0 if policy.wait_initial == 0 else float(policy.wait_max)
+    else:
+        exponential = min(policy.wait_initial * 2.0 ** (retry_number - 1), float(policy.wait_max))
+    draw = random()
+    jitter = min(max(draw, 0.0), 1.0) if math.isfinite(draw) else 0.0
+    return exponential + jitter * policy.wait_jitter
+
+
+def may_retry(policy: RetryPolicy, *, attempts_made: int, elapsed: float, next_wait: float) -> bool:
+    """Whether another attempt may be made: ``attempts_made`` (the first try included) is below
+    ``attempts``, and waiting ``next_wait`` more seconds still ends within ``timeout`` of the
+    first try (``elapsed`` seconds ago). Non-finite or negative times answer False."""
+    if attempts_made >= policy.attempts:
+        return False
+    if not (math.isfinite(elapsed) and math.isfinite(next_wait)) or elapsed < 0 or next_wait < 0:
+        return False
+    return policy.timeout is None or elapsed + next_wait <= policy.timeout
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime, cap: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header, in [0, ``cap``]; None when absent or
+    unreadable. Never raises.
+
+    delay-seconds are ASCII digits (a fraction tolerated; a negative delay means 0); a number
+    longer than `MAX_RETRY_AFTER_DIGITS` digits is capped without being converted. An HTTP date
+    (RFC 1123 or ISO 8601) counts from ``now``: one in the past means 0, one far ahead means
+    ``cap``. Exponents, ``+``, ``inf``, ``nan`` and non-ASCII digits are unreadable.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    cap = max(float(cap), 0.0) if math.isfinite(cap) else 0.0
+    text = value.strip(" \t")
+    delay = _DELAY.fullmatch(text)
+    if delay is not None:
+        sign, whole, fraction = delay.group(1), delay.group(2).lstrip("0"), delay.group(3) or ""
+        if sign:
+            return 0.0
+        if len(whole) > MAX_RETRY_AFTER_DIGITS:
+            return cap
+        seconds = float(f"{whole or '0'}.{fraction[:MAX_RETRY_AFTER_DIGITS] or '0'}")
+        return min(seconds, cap)
+    if not text.isascii():
+        return None
+    when = parse_http_date(text)
+    if when is None:
+        return None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    return min(max((when - now).total_seconds(), 0.0), cap)
