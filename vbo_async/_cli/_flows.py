@@ -65,8 +65,9 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
         raise UnknownOrganization(
             f"{wanted!r} names {len(named)} organizations on {server}: {listed}; use an id"
         )
-    names = [o.name for o in organizations if o.name]
-    close = difflib.get_close_matches(wanted, names, n=5, cutoff=0.6)
+    names = sorted({o.name for o in organizations if o.name}, key=str.casefold)
+    folded = {name.casefold(): name for name in names}
+    close = [folded[n] for n in difflib.get_close_matches(key, list(folded), n=5, cutoff=0.6)]
     if close:
         hint = "did you mean " + ", ".join(repr(name) for name in close) + "?"
     elif not organizations:
