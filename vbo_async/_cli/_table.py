@@ -233,7 +233,7 @@ def print_report(
             console.print(Text(f"Hidden at this width: {names} (--wide shows all)", style="dim"))
     if errors is not None:
         console.print(errors)
-    console.print(Text(report.summary(), style="bold"), soft_wrap=True)
+    console.print(Text(report.summary(), style="bold"), soft_wrap=wide)
 
 
 def print_organizations(organizations: Sequence[Organization], console: Console) -> None:
