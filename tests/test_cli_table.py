@@ -59,7 +59,8 @@ def check_layout(text: str, width: int) -> None:
     for line in text.splitlines():
         assert cell_len(line) <= width, line
     assert "…" not in text
-    assert "││" not in text and "┃┃" not in text
+    assert "││" not in text
+    assert "┃┃" not in text
     assert all(headers(text))
 
 
@@ -154,7 +155,8 @@ def test_failures_first_and_disabled_is_its_own_column(demo_report: Report) -> N
     rows = [dict(zip(headers(text), row, strict=True)) for row in body(text)]
     statuses = [row["Status"] for row in rows]
     assert statuses[:13] == ["Failed"] * 8 + ["Warning"] * 5
-    assert "Failed" not in statuses[13:] and "Warning" not in statuses[13:]
+    assert "Failed" not in statuses[13:]
+    assert "Warning" not in statuses[13:]
     disabled = {(r.organization, r.job) for r in demo_report.jobs if r.enabled is False}
     assert len(disabled) == 9
     assert {(row["Organization"], row["Job"]) for row in rows if row["Enabled"] == "no"} == disabled
@@ -214,7 +216,8 @@ def test_errors_are_a_table_of_their_own_below_intact_jobs(width: int) -> None:
     )
     summary = " ".join(text.rstrip().rsplit("┘\n", 1)[1].split())  # wrapped on a narrow terminal
     assert summary == (
-        "4 jobs on 1 tenant of 3 servers: 1 failed, 1 warning, 1 server unreachable, 1 tenant could not be read"
+        "4 jobs on 1 tenant of 3 servers: 1 failed, 1 warning, "
+        "1 server unreachable, 1 tenant could not be read"
     )
 
 
