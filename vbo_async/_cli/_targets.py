@@ -99,11 +99,11 @@ def read_targets(path: Path) -> TargetsFile:
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise CLIError(f"{path} is not UTF-8 text") from None
+        raise CLIError(f"{path}: not UTF-8 text") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CLIError(f"{path} is not valid TOML: {exc}") from None
+        raise CLIError(f"{path}: not valid TOML: {exc}") from None
     try:
         return make_converter(path.parent).structure(data, TargetsFile)
     except (cattrs.ClassValidationError, cattrs.IterableValidationError) as exc:
