@@ -1421,7 +1421,7 @@ def command_params(name: str) -> list[Any]:
 
     command = _app.cli.commands[name]
     with click.Context(command) as context:
-        return [param for param in command.get_params(context) if param.name != "help"]
+        return [param for param in command.get_params(context) if "--help" not in param.opts]
 
 
 @pytest.mark.parametrize("name", sorted(_app.cli.commands))
@@ -1440,3 +1440,90 @@ def test_readme_documents_the_same_exit_codes() -> None:
     section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
     table = dict(re.findall(r"^\| `(\d+)` \| (.+) \|$", section, re.M))
     assert set(table) == {"0", "1", "2", "130"}
+
+
+# --- simulate's fault flags come from Faults ----------------------------------------------------------
+
+
+def test_simulate_fault_flags_are_the_faults_fields() -> None:
+    from vbo_async._cli._simulate import FAULT_HELP
+    from vbo_async.simulator import Faults
+
+    fields = {field.name: field for field in attrs.fields(Faults)}
+    own = {"host", "port", "tls", "seed", "organizations"}
+    params = {param.name: param for param in command_params("simulate")}
+    assert set(params) - own == set(fields)
+    for name, field in fields.items():
+        param = params[name]
+        assert param.opts == ["--" + name.replace("_", "-")]
+        assert param.default == field.default
+        assert param.help
+    assert params["revoke_every"].type.name == "float"
+    assert params["fault_seed"].type.name == "integer"
+    assert set(FAULT_HELP) <= set(fields), "help for a field Faults no longer has"
+
+
+def test_a_new_faults_field_is_a_flag_without_a_cli_change() -> None:
+    """A stand-in for `Faults` with one more field of each kind: flags, types, defaults and help
+    come from the fields (``metadata["help"]`` first)."""
+    import click
+
+    from vbo_async._cli._simulate import fault_options, faults_from
+
+    @attrs.frozen(kw_only=True)
+    class MoreFaults:
+        latency: float = 0.0
+        slow_token_rate: float = attrs.field(default=0.25, metadata={"help": "Share of slow token answers."})
+        burst_size: int | None = None
+        chaos: bool = False
+
+    seen: list[Any] = []
+
+    @click.command()
+    def command(**values: Any) -> None:
+        seen.append(faults_from(MoreFaults, values))
+        assert values == {}
+
+    command.params.extend(fault_options(MoreFaults))
+    flags = [param.opts[0] for param in command.params]
+    assert flags == ["--latency", "--slow-token-rate", "--burst-size", "--chaos"]
+    help_text = " ".join(command.get_help(click.Context(command, info_name="simulate")).split())
+    assert "Share of slow token answers. [default: 0.25]" in help_text
+    assert "MoreFaults.burst_size." in help_text
+    command.main(["--slow-token-rate", "0.5", "--burst-size", "3", "--chaos"], standalone_mode=False)
+    command.main([], standalone_mode=False)
+    assert seen == [
+        MoreFaults(slow_token_rate=0.5, burst_size=3, chaos=True),
+        MoreFaults(),
+    ]
+    with pytest.raises(TypeError, match="clashes"):
+        fault_options(MoreFaults, reserved=frozenset({"latency"}))
+
+
+# --- organizations by id or name ----------------------------------------------------------------------
+
+
+def test_match_organization_by_id_or_name() -> None:
+    from vbo_async import Organization
+    from vbo_async._cli._flows import UnknownOrganization, match_organization
+
+    orgs = [
+        Organization(id="A1", name="Contoso"),
+        Organization(id="B2", name="contoso"),
+        Organization(id="C3", name="Fabrikam Ltd"),
+        Organization(id="D4", name=None),
+    ]
+    assert match_organization(orgs, "c3", server="east").id == "C3"  # ids case-insensitively too
+    assert match_organization(orgs, "FABRIKAM LTD", server="east").id == "C3"
+    assert match_organization(orgs, "D4", server="east").id == "D4"
+    with pytest.raises(UnknownOrganization) as ambiguous:
+        match_organization(orgs, "CONTOSO", server="east")
+    assert str(ambiguous.value) == (
+        "'CONTOSO' names 2 organizations on east: Contoso (id A1), contoso (id B2); use an id"
+    )
+    with pytest.raises(UnknownOrganization, match=r"did you mean 'Fabrikam Ltd'\?"):
+        match_organization(orgs, "fabrikam ltx", server="east")
+    with pytest.raises(UnknownOrganization, match=r"it has 'Contoso', 'contoso', 'Fabrikam Ltd'$"):
+        match_organization(orgs, "Northwind", server="east")
+    with pytest.raises(UnknownOrganization, match="it has none"):
+        match_organization([], "Northwind", server="east")

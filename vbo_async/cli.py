@@ -20,6 +20,8 @@ _CLI_PACKAGES = frozenset({"click", "rich", "markdown_it", "mdurl", "pygments"})
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     try:
+        import rich  # noqa: F401  (imported late by the output code: checked here, cheaply)
+
         from ._cli import main as run
     except ImportError as exc:
         missing = (exc.name or "").partition(".")[0]

@@ -65,7 +65,7 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
         raise UnknownOrganization(
             f"{wanted!r} names {len(named)} organizations on {server}: {listed}; use an id"
         )
-    names = sorted({o.name for o in organizations if o.name}, key=str.casefold)
+    names = sorted({o.name for o in organizations if o.name}, key=lambda name: (name.casefold(), name))
     folded = {name.casefold(): name for name in names}
     close = [folded[n] for n in difflib.get_close_matches(key, list(folded), n=5, cutoff=0.6)]
     if close:
