@@ -1527,3 +1527,44 @@ def test_match_organization_by_id_or_name() -> None:
         match_organization(orgs, "Northwind", server="east")
     with pytest.raises(UnknownOrganization, match="it has none"):
         match_organization([], "Northwind", server="east")
+
+
+def test_a_command_can_have_its_own_exit_codes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seam for a monitoring-plugin command (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN): its usage
+    errors and unreadable servers map through its own `ExitCodes`, and it returns its own states."""
+    import click
+
+    from vbo_async import ServerError
+    from vbo_async._cli._exit import ExitCodes
+
+    plugin = ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3)
+    behaviour: dict[str, Any] = {}
+
+    @click.option("--fail", is_flag=True, help="Fail.")
+    def check(fail: bool) -> int:
+        if fail:
+            raise ServerError("down", status_code=503)
+        return int(behaviour["state"])
+
+    command = _app.VBOCommand("check", callback=check, params=[], exit_codes=plugin)
+    command.params.extend(getattr(check, "__click_params__", []))
+    monkeypatch.setitem(_app.cli.commands, "check", command)
+    behaviour["state"] = 2  # CRITICAL: a job failed
+    assert run(capsys, "check").code == 2
+    assert error_line(run(capsys, "check", "--bogus"), code=3).endswith("(see 'vbo-async check --help')")
+    assert "HTTP 503: down" in error_line(run(capsys, "check", "--fail"), code=3)
+    assert run(capsys, "jobs").code == 2  # the other commands keep theirs
+
+
+async def test_an_untrusted_certificate_in_poll_names_the_targets_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, https_url: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    targets = write_targets(tmp_path / "targets.toml", server_table("east", https_url, "VBO_PASSWORD"))
+    result = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+    assert result.code == 1
+    (row,) = json.loads(result.out)
+    assert 'pass that CA with ca_bundle = "PATH" in the targets file' in row["error"]
+    assert "--ca-bundle" not in row["error"]

@@ -200,9 +200,7 @@ def output_options(command: F) -> F:
 
 
 def _concurrency(default: int, what: str) -> Callable[[F], F]:
-    return click.option(
-        "--concurrency", type=click.IntRange(min=1), default=default, help=f"{what} in work at once."
-    )
+    return click.option("--concurrency", type=click.IntRange(min=1), default=default, help=what)
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -236,7 +234,7 @@ columns are left out in this order: Proxy, Repository, Next run, Last run, Enabl
     "--organizations", type=click.IntRange(min=1), default=12, help="Organizations the simulator holds."
 )
 @click.option("--seed", type=int, default=2017, help="Seed of the simulated data.")
-@_concurrency(8, "Tenants")
+@_concurrency(8, "How many tenants are polled at once.")
 @output_options
 def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: bool) -> Outcome:
     """Poll an in-process simulator and print its jobs.
@@ -335,7 +333,7 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML file naming the servers (see the README for its keys).",
 )
-@_concurrency(16, "Servers listed and tenants polled")
+@_concurrency(16, "How many servers are listed, and tenants polled, at once.")
 @output_options
 def poll(targets: Path, concurrency: int, as_json: bool, wide: bool) -> Outcome:
     """Poll the servers and organizations of a TOML targets file.
