@@ -20,6 +20,7 @@ from .._exceptions import ConfigError, VBOError
 from ._connect import DEFAULT_API_VERSION, Connection, explain
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome
 from ._logging import VARIABLE, configured_logging, level_from_environment
+from ._report import Report
 from ._simulate import fault_options, serve_simulator, simulator_extra
 
 __all__ = ["cli", "main"]
@@ -206,7 +207,7 @@ def _concurrency(default: int, what: str) -> Callable[[F], F]:
 # --- output -------------------------------------------------------------------------------------
 
 
-def _show(report: Any, *, as_json: bool, wide: bool) -> Outcome:
+def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
     if as_json:
         report.write_json(sys.stdout)
     else:
@@ -216,7 +217,7 @@ def _show(report: Any, *, as_json: bool, wide: bool) -> Outcome:
 
         print_report(report, Console(), wide=wide)
     sys.stdout.flush()
-    return report.outcome  # type: ignore[no-any-return]
+    return report.outcome
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -331,7 +332,8 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     "--targets",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file naming the servers (see the README for its keys).",
+    help="TOML file of [[servers]] tables with the keys name, url, username, password_env, "
+    "organizations, ca_bundle, insecure, api_version and max_concurrency (others are refused).",
 )
 @_concurrency(16, "How many servers are listed, and tenants polled, at once.")
 @output_options

@@ -54,7 +54,7 @@ Exit codes:
        the output could not be written, or the simulator could not start
   2    usage error: bad option, bad targets file, bad configuration,
        or an extra that is not installed
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops
 """
 
 

@@ -37,7 +37,7 @@ FAULT_HELP: Mapping[str, str] = {
     "drop_rate": "Share of requests (0-1) whose connection is dropped mid-body.",
     "truncate_rate": "Share of requests (0-1) whose body is cut short of its Content-Length.",
     "malformed_rate": "Share of requests (0-1) answered 200 with a body that is not JSON.",
-    "revoke_every": "Revoke every access token each N seconds (off by default).",
+    "revoke_every": "Revoke every access token each N seconds.",
     "fault_seed": "Seed of the random draws deciding which requests get a fault.",
 }
 """Help for the `Faults` fields that carry no ``metadata["help"]`` of their own. The five
@@ -85,7 +85,7 @@ def fault_options(cls: type[Any], *, reserved: frozenset[str] = frozenset()) -> 
                 [flag, field.name],
                 type=_CLICK_TYPES[kind],
                 default=default,
-                show_default=default is not None,
+                show_default=True if default is not None else "off",
                 help=text,
             )
         )
