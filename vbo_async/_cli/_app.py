@@ -18,10 +18,10 @@ from click.core import ParameterSource
 from .. import __version__
 from .._exceptions import ConfigError, VBOError
 from ._connect import DEFAULT_API_VERSION, Connection, explain
-from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome
+from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
-from ._simulate import fault_options, serve_simulator, simulator_extra
+from ._simulate import fault_options, serve_simulator
 
 __all__ = ["cli", "main"]
 

@@ -8,11 +8,22 @@ warning/critical numbers directly, with nothing else in the command line changin
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator
 
 import attrs
 
-__all__ = ["EXIT_CODES_HELP", "STANDARD", "CLIError", "ExitCodes", "MissingExtra", "Outcome"]
+__all__ = [
+    "EXIT_CODES_HELP",
+    "SIMULATOR_PACKAGES",
+    "STANDARD",
+    "CLIError",
+    "ExitCodes",
+    "MissingExtra",
+    "Outcome",
+    "simulator_extra",
+]
 
 
 class Outcome(enum.Enum):
@@ -81,3 +92,19 @@ class MissingExtra(CLIError):
             f"'vbo-async {command}' needs the '{extra}' extra{what}: pip install 'vbo-async[{extra}]'"
         )
         self.extra = extra
+
+
+SIMULATOR_PACKAGES = frozenset({"starlette", "uvicorn", "trustme", "cryptography", "anyio", "h11"})
+"""Top-level packages of the ``simulator`` extra (and theirs) whose absence means "install it"."""
+
+
+@contextlib.contextmanager
+def simulator_extra(command: str) -> Iterator[None]:
+    """Turn the `ImportError` of a missing simulator package into `MissingExtra` naming the extra."""
+    try:
+        yield
+    except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in SIMULATOR_PACKAGES:
+            raise
+        raise MissingExtra(command, "simulator", missing) from None

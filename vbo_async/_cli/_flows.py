@@ -22,10 +22,9 @@ from .._exceptions import NotFoundError, VBOError
 from .._models import Organization
 from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import Connection, SharedContexts, Source, read_password
-from ._exit import CLIError, Outcome
+from ._exit import CLIError, Outcome, simulator_extra
 from ._progress import Phase, Progress
 from ._report import FOLLOW, Report, Row, error_row, rows_of
-from ._simulate import simulator_extra
 from ._targets import ServerTarget, read_targets
 
 __all__ = [

@@ -8,24 +8,20 @@ is a flag at once, with no change here.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import tempfile
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import click
 
-from ._exit import CLIError, MissingExtra, Outcome
+from ._exit import CLIError, Outcome, simulator_extra
 
-__all__ = ["FAULT_HELP", "fault_options", "faults_from", "serve_simulator", "simulator_extra"]
-
-SIMULATOR_PACKAGES = frozenset({"starlette", "uvicorn", "trustme", "cryptography", "anyio", "h11"})
-"""Top-level packages of the ``simulator`` extra (and theirs) whose absence means "install it"."""
+__all__ = ["FAULT_HELP", "fault_options", "faults_from", "serve_simulator"]
 
 FAULT_HELP: Mapping[str, str] = {
     "latency": "Seconds of delay added to every request.",
@@ -44,18 +40,6 @@ FAULT_HELP: Mapping[str, str] = {
 outcome shares (error, rate limit, drop, truncate, malformed) must not add up to more than 1."""
 
 _CLICK_TYPES: Mapping[type, Any] = {float: click.FLOAT, int: click.INT, str: click.STRING}
-
-
-@contextlib.contextmanager
-def simulator_extra(command: str) -> Iterator[None]:
-    """Turn the `ImportError` of a missing simulator package into `MissingExtra` naming the extra."""
-    try:
-        yield
-    except ImportError as exc:
-        missing = (exc.name or "").partition(".")[0]
-        if missing not in SIMULATOR_PACKAGES:
-            raise
-        raise MissingExtra(command, "simulator", missing) from None
 
 
 def fault_options(cls: type[Any], *, reserved: frozenset[str] = frozenset()) -> list[click.Option]:
