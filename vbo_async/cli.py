@@ -12,7 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_API_VERSION", "main"]
+
+DEFAULT_API_VERSION = "v1"
+"""The API version of every command and targets file that names none (neither ``--api-version``,
+``api_version =`` nor a ``/vN`` at the end of the URL). To become ``"auto"`` once the client
+negotiates the version."""
 
 _CLI_PACKAGES = frozenset({"click", "rich", "markdown_it", "mdurl", "pygments"})
 

@@ -19,6 +19,7 @@ import httpx
 
 from .._client import VBOClient, tls_context
 from .._exceptions import ConfigError, TransportError, VBOError
+from ..cli import DEFAULT_API_VERSION
 from ._exit import CLIError
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
     "split_version",
 ]
 
-DEFAULT_API_VERSION = "v1"
-"""The API version used when neither an option, a targets file nor the URL names one."""
 
 Source = Literal["options", "targets"]
 """Where a connection's settings came from: hints name the option or the targets-file key."""
