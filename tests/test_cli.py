@@ -1,8 +1,10 @@
-"""The ``vbo-async`` command line: demo, jobs, poll and simulate, in-process and as real processes.
+"""The ``vbo-async`` command line: demo, jobs, organizations, poll and simulate, in-process and as
+real processes, against simulators on 127.0.0.1.
 
 In-process runs call `main` in a worker thread (it runs its own event loop) while the test's loop
-serves a simulator on 127.0.0.1 with uvicorn; output is compared with the simulator's wire data.
-Every failure must be one ``vbo-async: error: ...`` line on stderr and a non-zero exit.
+serves a simulator with uvicorn; output is compared with the simulator's wire data. Every failure
+is one ``vbo-async: error: ...`` line per problem on stderr and a documented exit code:
+0 all read, 1 a server or tenant could not be read, 2 usage error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -31,33 +33,27 @@ import stamina
 
 import vbo_async.simulator
 from vbo_async import RetryPolicy, TransportError, VBOClient, __version__
-from vbo_async.cli import Row, _shared_verify, main, print_table
+from vbo_async._cli import _app, _flows
+from vbo_async._cli._connect import SharedContexts
+from vbo_async.cli import main
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls_material
+from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
 
 from .conftest import closed_port, serve
 
-HEADERS = (
-    "Organization",
-    "Job",
-    "Last status",
-    "Last run",
-    "Next run",
-    "Repository",
-    "Proxy",
-    "Latest session",
-)
 DEMO_SEED = 2017
-DEMO_EPOCH = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
-"""The simulated "now" the demo tests pin: a simulator's default epoch is the real time, so the
-demo's simulator and the one a test compares it with would otherwise differ by a second or so."""
+DEMO_EPOCH = dt.datetime(2017, 4, 4, 10, 0, tzinfo=dt.UTC)
+"""The simulated "now" of every simulator these tests build in process (the demo's included): a
+simulator's default epoch is the real time, so two built a second apart would differ."""
+ZONE_SUFFIX = re.compile(r" \((?:UTC|[A-Z]{2,5})[^)]*\)$")
 SCRIPT = Path(sys.executable).parent / "vbo-async"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 NO_WAIT = RetryPolicy(attempts=12, wait_initial=0, wait_max=0.01, wait_jitter=0, max_retry_after=0)
 WRONG_PASSWORD = "Wr0ng-Pa55word-Zx81"
 HANG_GUARD = 60.0
 """Seconds before a child process that never answers fails the test instead of hanging it."""
 _TERMINAL_VARIABLES = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES")
-_PASSWORD_VARIABLES = ("VBO_PASSWORD", "VBO_EAST_PASSWORD", "VBO_WEST_PASSWORD")
+_OTHER_VARIABLES = ("VBO_PASSWORD", "VBO_EAST_PASSWORD", "VBO_WEST_PASSWORD", "VBO_ASYNC_LOG", "TZ")
 
 
 def small_config(seed: int, organizations: int = 3) -> SimulatorConfig:
@@ -69,13 +65,13 @@ def small_config(seed: int, organizations: int = 3) -> SimulatorConfig:
 
 @pytest.fixture(autouse=True)
 def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No colour or size overrides for rich, and no password variables unless a test sets them."""
-    for name in (*_TERMINAL_VARIABLES, *_PASSWORD_VARIABLES):
+    """No colour or size overrides for rich, no passwords or log level unless a test sets them."""
+    for name in (*_TERMINAL_VARIABLES, *_OTHER_VARIABLES):
         monkeypatch.delenv(name, raising=False)
 
 
 def child_environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (*_TERMINAL_VARIABLES, *_PASSWORD_VARIABLES)}
+    env = {k: v for k, v in os.environ.items() if k not in (*_TERMINAL_VARIABLES, *_OTHER_VARIABLES)}
     env.update(extra)
     return env
 
@@ -103,37 +99,45 @@ async def run_in_thread(capsys: pytest.CaptureFixture[str], *argv: str) -> Resul
     return Result(code, out, err)
 
 
-def usage_exit(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    assert isinstance(info.value.code, int)
-    return Result(info.value.code, out, err)
-
-
-def error_line(result: Result, code: int = 1) -> str:
-    """The one error line of a failed run (nothing on stdout, no traceback)."""
+def error_lines(result: Result, code: int) -> list[str]:
+    """The error lines of a failed run: nothing on stdout, no traceback, each line prefixed."""
     assert result.code == code, result
     assert result.out == ""
     assert "Traceback" not in result.err
     lines = result.err.splitlines()
+    assert lines, result
+    assert all(line.startswith("vbo-async: error: ") for line in lines), result.err
+    return lines
+
+
+def error_line(result: Result, code: int = 1) -> str:
+    """The one error line of a failed run."""
+    lines = error_lines(result, code)
     assert len(lines) == 1, result.err
-    assert lines[0].startswith("vbo-async: error: ")
     return lines[0]
 
 
-def table_rows(out: str) -> list[list[str]]:
-    """The cells of each body row of a rich table (header and rules left out)."""
-    rows = []
-    for line in ANSI.sub("", out).splitlines():
+def table_rows(out: str, title: str | None = None) -> list[list[str]]:
+    """The cells of each body row of the first rich table (or of the one under ``title``)."""
+    lines = ANSI.sub("", out).splitlines()
+    if title is not None:
+        lines = lines[[line.strip() for line in lines].index(title) :]
+    rows: list[list[str]] = []
+    for line in lines:
+        if line.startswith("└"):
+            break
         if line.startswith("│"):
             rows.append([cell.strip() for cell in line.strip("│").split("│")])
     return rows
 
 
-def header_cells(out: str) -> list[str]:
-    (line,) = [line for line in ANSI.sub("", out).splitlines() if line.startswith("┃")]
-    return [cell.strip() for cell in line.strip("┃").split("┃")]
+def header_cells(out: str, index: int = 0) -> list[str]:
+    lines = [line for line in ANSI.sub("", out).splitlines() if line.startswith("┃")]
+    return [cell.strip() for cell in lines[index].strip("┃").split("┃")]
+
+
+def summary_line(out: str) -> str:
+    return ANSI.sub("", out).rstrip("\n").splitlines()[-1]
 
 
 # --- what the simulator says the rows must be --------------------------------------------------------
@@ -144,22 +148,50 @@ def when(text: str | None) -> dt.datetime | None:
 
 
 def expected_rows(
-    simulator: Simulator, organization_ids: list[str] | None = None, *, version: str = "v1"
+    simulator: Simulator, organization_ids: list[str] | None = None, *, version: str = "v8"
 ) -> dict[str, dict[str, Any]]:
     """Per job id, the row fields the CLI must print, read from the simulator's wire data as
-    ``version`` serves it (the demo's client speaks the newest, v8)."""
-    if version != "v1":
-        return _expected_rows_v8(simulator, organization_ids)
+    ``version`` serves it (the CLI's clients speak the newest version a server serves, v8 for a
+    simulator with every version). On v6+ a job's proxy is its repository's: none for a
+    repository of a v8 proxy pool, which has no proxy link."""
+    if version == "v1":
+        return _expected_rows_v1(simulator, organization_ids)
+    everything = 10_000
+    listed = simulator.organizations_wire(version=version, limit=everything)
+    names = {org["id"]: org["name"] for org in (listed["results"] if isinstance(listed, dict) else listed)}
+    rows = {}
+    for org_id in organization_ids if organization_ids is not None else simulator.organization_ids():
+        if version == "v8":  # v8 removed /Organizations/{id}/Jobs
+            answer = simulator.jobs_wire(version=version, organization_id=org_id, limit=everything)
+        else:
+            answer = simulator.jobs_wire(org_id, version=version)
+        for job in answer["results"] if isinstance(answer, dict) else answer:
+            repository = simulator.repository_wire(job["repositoryId"], version=version)
+            proxy_link = repository["_links"].get("proxy")
+            proxy_id = proxy_link["href"].rsplit("/", 1)[1] if proxy_link else None
+            rows[job["id"]] = {
+                "organization": names[org_id],
+                "organization_id": org_id,
+                "job": job["name"],
+                "enabled": job["isEnabled"],
+                "last_status": job["lastStatus"],
+                "last_run": when(job.get("lastRun")),  # v6 leaves out null properties
+                "next_run": when(job.get("nextRun")),
+                "repository": repository["name"],
+                "proxy": simulator.proxy_wire(proxy_id, version=version)["hostName"] if proxy_id else None,
+            }
+    return rows
+
+
+def _expected_rows_v1(simulator: Simulator, organization_ids: list[str] | None) -> dict[str, dict[str, Any]]:
     names = {org["id"]: org["name"] for org in simulator.organizations_wire()}
     rows = {}
     for org_id in organization_ids if organization_ids is not None else simulator.organization_ids():
         for job in simulator.jobs_wire(org_id):
             links = {relation: link["href"].rsplit("/", 1)[1] for relation, link in job["_links"].items()}
-            sessions = simulator.job_sessions_wire(job["id"])
-            dated = [s for s in sessions if s["creationTime"] is not None]
-            latest = max(dated, key=lambda s: dt.datetime.fromisoformat(s["creationTime"]), default=None)
             rows[job["id"]] = {
                 "organization": names[org_id],
+                "organization_id": org_id,
                 "job": job["name"],
                 "enabled": job["isEnabled"] == "true",
                 "last_status": job["lastStatus"],
@@ -167,123 +199,193 @@ def expected_rows(
                 "next_run": when(job["nextRun"]),
                 "repository": simulator.repository_wire(links["repository"])["name"],
                 "proxy": simulator.proxy_wire(links["proxy"])["hostName"],
-                "latest_session": latest["status"] if latest else None,
-                "latest_session_time": when(latest["creationTime"]) if latest else None,
             }
     return rows
 
 
-def _expected_rows_v8(simulator: Simulator, organization_ids: list[str] | None) -> dict[str, dict[str, Any]]:
-    """`expected_rows` from the v8 wire: a job's proxy is its repository's (none for a repository
-    of a proxy pool, which has no proxy link)."""
-    everything = 10_000
-    names = {
-        org["id"]: org["name"]
-        for org in simulator.organizations_wire(version="v8", limit=everything)["results"]
-    }
-    rows = {}
-    for org_id in organization_ids if organization_ids is not None else simulator.organization_ids():
-        for job in simulator.jobs_wire(version="v8", organization_id=org_id, limit=everything)["results"]:
-            repository = simulator.repository_wire(job["repositoryId"], version="v8")
-            proxy_link = repository["_links"].get("proxy")
-            proxy_id = proxy_link["href"].rsplit("/", 1)[1] if proxy_link else None
-            sessions = simulator.sessions_wire(version="v8", job_id=job["id"], limit=everything)["results"]
-            latest = max(sessions, key=lambda s: dt.datetime.fromisoformat(s["creationTime"]), default=None)
-            rows[job["id"]] = {
-                "organization": names[org_id],
-                "job": job["name"],
-                "enabled": job["isEnabled"],
-                "last_status": job["lastStatus"],
-                "last_run": when(job["lastRun"]),
-                "next_run": when(job["nextRun"]),
-                "repository": repository["name"],
-                "proxy": simulator.proxy_wire(proxy_id, version="v8")["hostName"] if proxy_id else None,
-                "latest_session": latest["status"] if latest else None,
-                "latest_session_time": when(latest["creationTime"]) if latest else None,
-            }
-    return rows
+JSON_KEYS = {
+    "server",
+    "organization",
+    "organization_id",
+    "job",
+    "job_id",
+    "enabled",
+    "last_status",
+    "last_run",
+    "next_run",
+    "repository",
+    "proxy",
+    "error",
+}
 
 
 def check_json_rows(out: str, expected: dict[str, dict[str, Any]], server: str | dict[str, str]) -> list[Any]:
-    """``--json`` output against `expected_rows`; ``server`` per job id when several servers."""
+    """``--json`` job rows against `expected_rows`; ``server`` per job id when several servers."""
     rows = json.loads(out)
     assert isinstance(rows, list)
-    assert sorted(row["job_id"] for row in rows) == sorted(expected)
+    jobs = [row for row in rows if row["error"] is None]
+    assert sorted(row["job_id"] for row in jobs) == sorted(expected)
     for row in rows:
+        assert set(row) == JSON_KEYS
+    for row in jobs:
         want = expected[row["job_id"]]
         assert row["server"] == (server if isinstance(server, str) else server[row["job_id"]])
-        assert row["error"] is None
-        for key in ("organization", "job", "enabled", "last_status", "repository", "proxy", "latest_session"):
+        for key in (
+            "organization",
+            "organization_id",
+            "job",
+            "enabled",
+            "last_status",
+            "repository",
+            "proxy",
+        ):
             assert row[key] == want[key], key
-        for key in ("last_run", "next_run", "latest_session_time"):
+        for key in ("last_run", "next_run"):
             assert when(row[key]) == want[key], key
-    order = [(row["server"], row["organization"], row["job"]) for row in rows]
+    order = [
+        (row["server"], (row["organization"] or "").casefold(), (row["job"] or "").casefold()) for row in rows
+    ]
     assert order == sorted(order)
-    return rows
+    return jobs
 
 
-def check_table(out: str, expected: dict[str, dict[str, Any]]) -> None:
-    assert header_cells(out) == list(HEADERS)
-    rows = table_rows(out)
+def check_table(
+    out: str, expected: dict[str, dict[str, Any]], *, servers: dict[str, str] | None = None
+) -> None:
+    """The job table of piped output: every column, every job, needing attention first."""
+    headers = header_cells(out)
+    wanted_headers = ["Organization", "Job", "Status"]
+    if servers:
+        wanted_headers.insert(0, "Server")
+    if any(not want["enabled"] for want in expected.values()):
+        wanted_headers.append("Enabled")
+    wanted_headers += ["Last run", "Next run", "Repository", "Proxy"]
+    # A time column names its zone when its absolute times share one (relative ones need none).
+    assert [ZONE_SUFFIX.sub("", header) for header in headers] == wanted_headers
+    headers = [ZONE_SUFFIX.sub("", header) for header in headers]
+    rows = [dict(zip(headers, row, strict=True)) for row in table_rows(out)]
     assert len(rows) == len(expected)
-    printed = sorted((row[0], row[1], row[2], row[5], row[6]) for row in rows)
+    printed = sorted(
+        (
+            row.get("Server", ""),
+            row["Organization"],
+            row["Job"],
+            row["Status"],
+            row["Repository"],
+            row["Proxy"],
+        )
+        for row in rows
+    )
     wanted = sorted(
         (
+            servers[job_id] if servers else "",
             want["organization"],
-            want["job"] if want["enabled"] else f"{want['job']} (disabled)",
-            want["last_status"] or "-",
+            want["job"],
+            want["last_status"] or "never run",
             want["repository"],
             want["proxy"] or "-",
         )
-        for want in expected.values()
+        for job_id, want in expected.items()
     )
     assert printed == wanted
+    ranks = [{"Failed": 0, "Warning": 1}.get(row["Status"], 2) for row in rows]
+    assert ranks == sorted(ranks), "Failed, then Warning, then the rest"
+    if "Enabled" in headers:
+        assert sorted(row["Enabled"] for row in rows) == sorted(
+            "yes" if want["enabled"] else "no" for want in expected.values()
+        )
+
+
+def summary_of(expected: dict[str, dict[str, Any]], tenants: int) -> str:
+    statuses = [want["last_status"] for want in expected.values()]
+    return (
+        f"{len(expected)} jobs on {tenants} tenants: "
+        f"{statuses.count('Failed')} failed, {statuses.count('Warning')} warning"
+    )
 
 
 # --- demo ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def pinned_demo_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Build the demo's simulator (``vbo_async.simulator.SimulatorConfig``) at `DEMO_EPOCH`."""
+@pytest.fixture(autouse=True)
+def pinned_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build every in-process simulator (the demo's, and the ones tests compare with) at
+    `DEMO_EPOCH` unless a test names another epoch."""
 
-    def pinned(**options: Any) -> SimulatorConfig:
-        return SimulatorConfig(**{"epoch": DEMO_EPOCH, **options})
+    def pinned(**options: Any) -> RealSimulatorConfig:
+        return RealSimulatorConfig(**{"epoch": DEMO_EPOCH, **options})
 
     monkeypatch.setattr(vbo_async.simulator, "SimulatorConfig", pinned)
+    monkeypatch.setitem(globals(), "SimulatorConfig", pinned)
 
 
-@pytest.mark.usefixtures("pinned_demo_epoch")
 def test_demo_prints_a_table_of_every_simulated_job(capsys: pytest.CaptureFixture[str]) -> None:
-    result = run(capsys, "demo", "--organizations", "3")
+    """The README's ``vbo-async demo``: 12 tenants, every job, a summary line, exit 0 although
+    jobs Failed (that is data)."""
+    result = run(capsys, "demo")
     assert result.code == 0
     assert result.err == ""
-    expected = expected_rows(
-        Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3, epoch=DEMO_EPOCH)), version="v8"
-    )
-    assert f"vbo-async demo: {len(expected)} jobs" in result.out
+    expected = expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=12)))
     check_table(result.out, expected)
+    assert summary_line(result.out) == summary_of(expected, 12)
+    assert summary_line(result.out) == "43 jobs on 12 tenants: 8 failed, 5 warning"
+    assert "Latest session" not in result.out
 
 
-@pytest.mark.usefixtures("pinned_demo_epoch")
 def test_demo_json_rows_are_the_simulator_jobs(capsys: pytest.CaptureFixture[str]) -> None:
     result = run(capsys, "demo", "--organizations", "3", "--json")
     assert result.code == 0
     assert result.err == ""
-    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3, epoch=DEMO_EPOCH))
-    rows = check_json_rows(result.out, expected_rows(simulator, version="v8"), "simulator")
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3))
+    rows = check_json_rows(result.out, expected_rows(simulator), "simulator")
     assert sorted(row["job_id"] for row in rows) == sorted(simulator.job_ids())
 
 
-@pytest.mark.usefixtures("pinned_demo_epoch")
 def test_demo_seed_option_changes_the_data(capsys: pytest.CaptureFixture[str]) -> None:
     result = run(capsys, "demo", "--organizations", "2", "--seed", "5", "--concurrency", "1", "--json")
     assert result.code == 0
     check_json_rows(
-        result.out,
-        expected_rows(Simulator(SimulatorConfig(seed=5, organizations=2, epoch=DEMO_EPOCH)), version="v8"),
-        "simulator",
+        result.out, expected_rows(Simulator(SimulatorConfig(seed=5, organizations=2))), "simulator"
     )
+
+
+def test_demo_makes_only_the_requests_it_needs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One token, one organization listing, one job list per tenant, and one GET per distinct
+    repository and proxy: no organization links (the listing has the names), no sessions."""
+    import vbo_async.simulator
+
+    apps: list[Any] = []
+
+    def keep(*args: Any, **kwargs: Any) -> Any:
+        apps.append(create_app(*args, **kwargs))
+        return apps[-1]
+
+    monkeypatch.setattr(vbo_async.simulator, "create_app", keep)
+    result = run(capsys, "demo", "--json")
+    assert result.code == 0, result.err
+    (app,) = apps
+    simulator: Simulator = app.state.simulator
+    stats = simulator.stats
+    rows = json.loads(result.out)
+    repositories = {row["repository"] for row in rows}
+    proxies = {row["proxy"] for row in rows}
+    tenants = len(simulator.organization_ids())
+    kinds: dict[str, int] = {}
+    for (method, path), count in stats.by_endpoint.items():
+        kind = method + " " + re.sub(r"/[0-9a-f-]{36}", "/{id}", path)
+        kinds[kind] = kinds.get(kind, 0) + count
+    proxies.discard(None)  # jobs on a repository of a proxy pool: it has no proxy link
+    assert kinds == {
+        "POST /v8/token": 1,  # the auto client's first grant finds v8 and is its token
+        "GET /v8/organizations": 1,
+        "GET /v8/jobs": tenants,  # /v8/Jobs?organizationId=
+        "GET /v8/backuprepositories/{id}": len(repositories),
+        "GET /v8/proxies/{id}": len(proxies),
+        "POST /v8/token/logout": 1,
+    }
+    assert stats.requests == 3 + tenants + len(repositories) + len(proxies)
 
 
 @pytest.mark.parametrize(
@@ -300,16 +402,15 @@ def test_demo_as_a_real_process(command: list[str], tmp_path: Path) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stderr == ""
-    check_table(
-        completed.stdout,
-        expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=2)), version="v8"),
-    )
+    assert completed.stderr == ""  # stderr is a pipe: no progress
+    expected = expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=2)))
+    check_table(completed.stdout, expected)
+    assert "admin" not in completed.stdout  # the demo's password is never printed
 
 
 @pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
 def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path, output: list[str]) -> None:
-    """``vbo-async demo --json | head -1``: the pipe closes early; no traceback, no error spew."""
+    """``vbo-async demo --json | head -1``: the pipe closes early; no traceback, exit 1."""
     read_end, write_end = os.pipe()
     os.close(read_end)  # every write to stdout now fails with EPIPE
     try:
@@ -329,57 +430,40 @@ def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path, output: list
     assert completed.stderr == ""
 
 
-def test_table_shows_server_text_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
-    """Names come from the server: brackets in them are text, not rich markup."""
-    rows = [
-        Row(
-            server="s",
-            organization="[bold]tenant[/bold]",
-            job="[archive] mail [/]",
-            job_id="j1",
-            enabled=False,
-            last_status="Success",
-            last_run=dt.datetime(2017, 4, 1, 9, 35, tzinfo=dt.UTC),
-            next_run=None,
-            repository="[repo]",
-            proxy="proxy[/]",
-            latest_session="[new]",
-            latest_session_time=None,
-        ),
-        Row(
-            "s",
-            "[red]other[/]",
-            "-",
-            "-",
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            error="bad [/] thing",
-        ),
-    ]
-    print_table(rows, title="[title]")
-    out = capsys.readouterr().out
-    assert "[title]" in out
-    body = table_rows(out)
-    assert body[0] == [
-        "[bold]tenant[/bold]",
-        "[archive] mail [/] (disabled)",
-        "Success",
-        "2017-04-01 09:35",
-        "-",
-        "[repo]",
-        "proxy[/]",
-        "[new] -",
-    ]
-    assert body[1][:3] == ["[red]other[/]", "error", "bad [/] thing"]
+# --- progress on stderr ------------------------------------------------------------------------------
 
 
-# --- jobs against a simulator on a loopback socket ---------------------------------------------------
+def fake_terminal_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The captured stderr says it is a terminal (stdout stays a pipe). Called in the test body:
+    capsys puts its streams in place only once the test starts."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+
+
+def test_progress_goes_to_a_terminal_stderr_also_with_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_terminal_stderr(monkeypatch)
+    result = run(capsys, "demo", "--organizations", "3", "--json")
+    assert result.code == 0
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3))
+    check_json_rows(result.out, expected_rows(simulator), "simulator")  # stdout is JSON only
+    err = ANSI.sub("", result.err)
+    assert "Listing organizations" in err
+    assert "Polling tenants" in err
+    assert re.search(r"3/3\s+0 failed", err), err
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # even on a terminal stdout
+    result = run(capsys, "demo", "--organizations", "2")
+    assert result.code == 0
+    assert result.err == ""
+
+
+# --- jobs and organizations against a simulator on a loopback socket --------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -415,6 +499,11 @@ def org_id(simulator: Simulator) -> str:
 
 
 @pytest.fixture
+def org_name(simulator: Simulator, org_id: str) -> str:
+    return next(org["name"] for org in simulator.organizations_wire() if org["id"] == org_id)
+
+
+@pytest.fixture
 def no_backoff() -> Iterator[None]:
     """stamina's test mode: retries still happen, without sleeping between them."""
     with stamina.set_testing(True, attempts=3):
@@ -423,6 +512,10 @@ def no_backoff() -> Iterator[None]:
 
 def jobs_args(url: str, org: str, *extra: str) -> list[str]:
     return ["jobs", "--server", url, "--username", "admin", "--org", org, *extra]
+
+
+def endpoints(simulator: Simulator) -> set[str]:
+    return {path for _, path in simulator.stats.by_endpoint}
 
 
 async def test_jobs_over_http_json(
@@ -438,6 +531,10 @@ async def test_jobs_over_http_json(
     assert result.err == ""
     check_json_rows(result.out, expected_rows(simulator, [org_id]), http_url)
     assert simulator.stats.token_requests == {"password": 1}
+    # The id is looked up directly (its name), not through the listing or the jobs' links.
+    assert f"/v8/organizations/{org_id}" in endpoints(simulator)
+    assert "/v8/organizations" not in endpoints(simulator)
+    assert not any("jobsessions" in path for path in endpoints(simulator))
 
 
 async def test_jobs_over_http_table(
@@ -451,23 +548,90 @@ async def test_jobs_over_http_table(
     result = await run_in_thread(capsys, *jobs_args(http_url, org_id))
     assert result.code == 0, result.err
     expected = expected_rows(simulator, [org_id])
-    assert f"vbo-async jobs: {len(expected)} jobs" in result.out
     check_table(result.out, expected)
+    assert summary_line(result.out) == summary_of(expected, 1).replace("1 tenants", "1 tenant")
 
 
-async def test_jobs_password_from_a_named_variable(
+@pytest.mark.parametrize("spelling", [str.upper, str.lower, lambda name: f"  {name.title()} "])
+async def test_jobs_org_by_name_any_case(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     simulator: Simulator,
     http_url: str,
     org_id: str,
+    org_name: str,
+    spelling: Any,
 ) -> None:
-    monkeypatch.setenv("VBO_EAST_PASSWORD", "admin")
-    result = await run_in_thread(
-        capsys, *jobs_args(http_url, org_id, "--password-env", "VBO_EAST_PASSWORD", "--json")
-    )
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    result = await run_in_thread(capsys, *jobs_args(http_url, spelling(org_name), "--json"))
     assert result.code == 0, result.err
     check_json_rows(result.out, expected_rows(simulator, [org_id]), http_url)
+
+
+async def test_jobs_unknown_organization_lists_the_candidates(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, simulator: Simulator, http_url: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    names = sorted((org["name"] for org in simulator.organizations_wire()), key=str.casefold)
+    unknown_id = "00000000-0000-0000-0000-00000000beef"
+    line = error_line(await run_in_thread(capsys, *jobs_args(http_url, unknown_id, "--json")))
+    assert f"no organization {unknown_id!r} on {http_url}" in line
+    assert line.endswith("it has " + ", ".join(repr(name) for name in names))
+    typo = names[0][:-1] + "x"
+    line = error_line(await run_in_thread(capsys, *jobs_args(http_url, typo)))
+    assert f"did you mean {names[0]!r}" in line
+
+
+async def test_organizations_lists_ids_and_names(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, simulator: Simulator, http_url: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    wire = sorted(simulator.organizations_wire(), key=lambda org: org["name"].casefold())
+    result = await run_in_thread(
+        capsys, "organizations", "--server", http_url, "--username", "admin", "--json"
+    )
+    assert result.code == 0, result.err
+    assert result.err == ""
+    assert json.loads(result.out) == [{"id": org["id"], "name": org["name"]} for org in wire]
+    table = await run_in_thread(capsys, "organizations", "--server", http_url, "--username", "admin")
+    assert table.code == 0, table.err
+    assert header_cells(table.out) == ["Name", "Id"]
+    assert table_rows(table.out) == [[org["name"], org["id"]] for org in wire]
+    assert summary_line(table.out) == f"{len(wire)} organizations"
+
+
+async def test_organizations_over_https_with_the_shared_connection_options(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    https_url: str,
+    tls: tuple[Path, Path],
+) -> None:
+    monkeypatch.setenv("MY_VBO", "admin")
+    argv = ["organizations", "--server", https_url + "/v1", "--username", "admin", "--password-env", "MY_VBO"]
+    result = await run_in_thread(capsys, *argv, "--ca-bundle", str(tls[1]), "--api-version", "v1", "--json")
+    assert result.code == 0, result.err
+    assert [org["id"] for org in json.loads(result.out)] == sorted(
+        simulator.organization_ids(),
+        key=lambda i: next(o["name"] for o in simulator.organizations_wire() if o["id"] == i).casefold(),
+    )
+    line = error_line(await run_in_thread(capsys, *argv, "--json"))
+    assert "--ca-bundle" in line
+
+
+async def test_organizations_progress_on_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    http_url: str,
+) -> None:
+    fake_terminal_stderr(monkeypatch)
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    result = await run_in_thread(
+        capsys, "organizations", "--server", http_url, "--username", "admin", "--json"
+    )
+    assert result.code == 0
+    assert "Listing organizations" in ANSI.sub("", result.err)
+    json.loads(result.out)
 
 
 async def test_jobs_over_https_with_a_ca_bundle(
@@ -500,6 +664,7 @@ async def test_jobs_insecure_works_and_warns_outside_stdout(
     check_json_rows(result.out, expected_rows(simulator, [org_id]), https_url)  # stdout is only JSON
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("verification is OFF" in message for message in warnings)
+    assert result.err.startswith("vbo-async: warning: TLS certificate verification is OFF")
 
 
 async def test_jobs_insecure_warning_is_one_stderr_line_of_a_real_process(
@@ -522,28 +687,15 @@ async def test_jobs_insecure_warning_is_one_stderr_line_of_a_real_process(
     assert line.startswith("vbo-async: warning: TLS certificate verification is OFF")
 
 
-async def test_jobs_https_without_a_ca_bundle_is_a_certificate_error(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    simulator: Simulator,
-    https_url: str,
-    org_id: str,
-) -> None:
-    monkeypatch.setenv("VBO_PASSWORD", "admin")
-    line = error_line(await run_in_thread(capsys, *jobs_args(https_url, org_id, "--json")))
-    assert "certificate" in line.lower()
-    assert simulator.stats.requests == 0
-
-
-def test_jobs_without_password_or_terminal_is_one_error(
+def test_jobs_without_password_or_terminal_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted without a terminal"))
     url = f"http://127.0.0.1:{closed_port()}"
-    line = error_line(run(capsys, *jobs_args(url, "org", "--json")))
+    line = error_line(run(capsys, *jobs_args(url, "org", "--json")), code=2)
     assert "VBO_PASSWORD" in line
-    line = error_line(run(capsys, *jobs_args(url, "org", "--password-env", "MY_VBO_SECRET")))
+    line = error_line(run(capsys, *jobs_args(url, "org", "--password-env", "MY_VBO_SECRET")), code=2)
     assert "MY_VBO_SECRET" in line
 
 
@@ -583,21 +735,15 @@ async def test_jobs_wrong_password_is_one_line_without_the_password(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("VBO_PASSWORD", WRONG_PASSWORD)
+    monkeypatch.setenv("VBO_ASYNC_LOG", "debug")
     result = await run_in_thread(capsys, *jobs_args(http_url, org_id, "--json"))
-    line = error_line(result)
-    assert "password" in line.lower()
+    assert result.code == 1
+    assert result.out == ""
+    errors = [line for line in result.err.splitlines() if line.startswith("vbo-async: error: ")]
+    assert len(errors) == 1
+    assert "password" in errors[0].lower()
     assert WRONG_PASSWORD not in result.out + result.err + caplog.text
     assert simulator.stats.token_requests == {"password": 1}  # refused once, not retried
-
-
-async def test_jobs_unknown_organization_is_one_error(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, http_url: str
-) -> None:
-    monkeypatch.setenv("VBO_PASSWORD", "admin")
-    unknown = "00000000-0000-0000-0000-00000000beef"
-    line = error_line(await run_in_thread(capsys, *jobs_args(http_url, unknown, "--json")))
-    assert "404" in line
-    assert unknown in line
 
 
 def test_jobs_refused_connection_is_one_error(
@@ -625,15 +771,91 @@ def test_jobs_refused_connection_is_one_stderr_line_of_a_real_process(tmp_path: 
     assert line.startswith("vbo-async: error: cannot connect")
 
 
-def test_jobs_missing_ca_bundle_and_bad_url(
+def test_jobs_missing_ca_bundle_and_bad_url_are_usage_errors(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     url = f"https://127.0.0.1:{closed_port()}"
-    line = error_line(run(capsys, *jobs_args(url, "org", "--ca-bundle", "/nonexistent/ca.pem")))
+    line = error_line(run(capsys, *jobs_args(url, "org", "--ca-bundle", "/nonexistent/ca.pem")), code=2)
     assert "/nonexistent/ca.pem" in line
     line = error_line(run(capsys, *jobs_args("ftp://127.0.0.1", "org")), code=2)
     assert "ftp://127.0.0.1" in line
+
+
+# --- hints for the usual connection mistakes, against real servers -----------------------------------
+
+
+async def test_untrusted_certificate_names_the_ca_bundle_option(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    https_url: str,
+    org_id: str,
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    line = error_line(await run_in_thread(capsys, *jobs_args(https_url, org_id, "--json")))
+    assert "certificate verif" in line.lower()
+    assert "--ca-bundle PATH" in line
+    assert simulator.stats.requests == 0
+
+
+async def test_https_to_a_plain_http_port_says_so(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    http_url: str,
+    no_backoff: None,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="uvicorn.error")  # its "Invalid HTTP request" warning
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = http_url.replace("http://", "https://")
+    line = error_line(await run_in_thread(capsys, *jobs_args(url, "org", "--json")))
+    assert "use http:// instead of https://" in line
+
+
+async def test_http_to_a_tls_port_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, https_url: str, no_backoff: None
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = https_url.replace("https://", "http://")
+    line = error_line(await run_in_thread(capsys, *jobs_args(url, "org", "--json")))
+    assert "use https:// instead of http://" in line
+
+
+@pytest.mark.parametrize("suffix", ["/v1", "/v1/", "/V1"])
+async def test_a_server_url_with_the_version_is_accepted(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    org_id: str,
+    suffix: str,
+) -> None:
+    """As ``vbo-async simulate`` prints it: the /v1 is the API version, never doubled."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    result = await run_in_thread(capsys, *jobs_args(http_url + suffix, org_id, "--json"))
+    assert result.code == 0, result.err
+    check_json_rows(result.out, expected_rows(simulator, [org_id], version="v1"), http_url)
+    assert "/v1/token" in endpoints(simulator)
+    assert not any("/v1/v1" in path for path in endpoints(simulator))
+    assert not any(path.startswith(("/v6/", "/v7/", "/v8/")) for path in endpoints(simulator))
+
+
+async def test_an_explicit_api_version_wins_over_the_url(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    org_id: str,
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    result = await run_in_thread(
+        capsys, *jobs_args(http_url + "/v1", org_id, "--json", "--api-version", "v6")
+    )
+    assert result.code == 0, result.err
+    check_json_rows(result.out, expected_rows(simulator, [org_id], version="v6"), http_url)
+    assert "/v6/token" in endpoints(simulator)
+    assert not any(path.startswith("/v1/") for path in endpoints(simulator))
 
 
 # --- poll --------------------------------------------------------------------------------------------
@@ -666,7 +888,9 @@ async def test_poll_two_servers(
         Simulator(small_config(seed=21, organizations=2)),
         Simulator(small_config(seed=22, organizations=4)),
     )
-    chosen = west.organization_ids()[1:3]
+    west_orgs = west.organizations_wire()
+    chosen = [west_orgs[1]["id"], west_orgs[2]["name"].upper()]  # an id and a name
+    chosen_ids = [west_orgs[1]["id"], west_orgs[2]["id"]]
     monkeypatch.setenv("VBO_EAST_PASSWORD", "admin")
     monkeypatch.setenv("VBO_WEST_PASSWORD", "admin")
     async with (
@@ -678,7 +902,7 @@ async def test_poll_two_servers(
             server_table("east", f"http://127.0.0.1:{east_port}", "VBO_EAST_PASSWORD", organizations='"all"')
             + server_table(
                 "west",
-                f"https://127.0.0.1:{west_port}",
+                f"https://127.0.0.1:{west_port}/v1",
                 "VBO_WEST_PASSWORD",
                 organizations=json.dumps(chosen),
                 ca_bundle=f"'{tls[1]}'",
@@ -689,11 +913,17 @@ async def test_poll_two_servers(
         table = await run_in_thread(capsys, "poll", "--targets", str(targets), "--concurrency", "1")
     assert result.code == 0, result.err
     assert result.err == ""
-    east_rows, west_rows = expected_rows(east), expected_rows(west, chosen)
+    east_rows, west_rows = expected_rows(east), expected_rows(west, chosen_ids, version="v1")  # west: /v1
     servers = dict.fromkeys(east_rows, "east") | dict.fromkeys(west_rows, "west")
     check_json_rows(result.out, east_rows | west_rows, servers)
     assert table.code == 0, table.err
-    check_table(table.out, east_rows | west_rows)
+    check_table(table.out, east_rows | west_rows, servers=servers)
+    assert summary_line(table.out).startswith(
+        f"{len(east_rows | west_rows)} jobs on 4 tenants of 2 servers: "
+    )
+    # Names come from the listings: no organization is fetched through a job's link.
+    for simulator in (east, west):
+        assert not any(re.fullmatch(r"/v\d/organizations/[^/]+", path) for path in endpoints(simulator))
 
 
 async def test_poll_lists_the_servers_organizations_concurrently(
@@ -707,7 +937,7 @@ async def test_poll_lists_the_servers_organizations_concurrently(
 
     def listing_gate(app: Any, on_list: Any) -> Any:
         async def gated(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http" and scope["path"].lower() == "/v1/organizations":
+            if scope["type"] == "http" and scope["path"].lower() == "/v8/organizations":
                 await on_list()
             await app(scope, receive, send)
 
@@ -740,22 +970,24 @@ async def test_poll_lists_the_servers_organizations_concurrently(
 
 
 def test_servers_with_the_same_ca_bundle_share_one_tls_context(tls: tuple[Path, Path]) -> None:
-    contexts: dict[str | None, ssl.SSLContext] = {}
+    contexts = SharedContexts()
     bundle = str(tls[1])
-    one, two = (_shared_verify(bundle, False, contexts) for _ in range(2))
-    system, system_again = (_shared_verify(None, False, contexts) for _ in range(2))
+    one, two = (contexts.verify(bundle) for _ in range(2))
+    system, system_again = (contexts.verify(True) for _ in range(2))
     assert isinstance(one, ssl.SSLContext)
     assert one is two
     assert isinstance(system, ssl.SSLContext)
     assert system is system_again
     assert system is not one
-    assert _shared_verify(bundle, True, contexts) is False  # insecure wins, and builds nothing
-    assert set(contexts) == {bundle, None}
+    assert contexts.verify(False) is False  # insecure builds nothing
+    assert len(contexts) == 2
 
 
-async def test_poll_reports_an_unreachable_server_and_polls_the_others(
+async def test_poll_reports_unreachable_servers_polls_the_others_and_exits_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_backoff: None
 ) -> None:
+    """Two of three servers down: the third is still polled, the failures are rows with JSON
+    null where they have nothing, and the exit code says something could not be read."""
     healthy = Simulator(small_config(seed=23, organizations=2))
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     down = f"http://127.0.0.1:{closed_port()}"
@@ -767,19 +999,57 @@ async def test_poll_reports_an_unreachable_server_and_polls_the_others(
             + server_table("c-up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
         )
         result = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
-    assert result.code == 0, result.err
+        table = await run_in_thread(capsys, "poll", "--targets", str(targets))
+    assert result.code == 1, result.err
     rows = json.loads(result.out)
     failed = [row for row in rows if row["error"] is not None]
-    assert [(row["server"], row["organization"]) for row in failed] == [
-        ("a-down", "(all organizations)"),
-        ("b-listed-down", "org-1"),
-    ]
-    assert all("connect" in row["error"] for row in failed)
-    up = [row for row in rows if row["error"] is None]
-    check_json_rows(json.dumps(up), expected_rows(healthy), "c-up")
+    assert [row["server"] for row in failed] == ["a-down", "b-listed-down"]
+    for row in failed:
+        assert "connect" in row["error"]
+        assert {key: value for key, value in row.items() if key not in ("server", "error")} == dict.fromkeys(
+            JSON_KEYS - {"server", "error"}
+        )
+    check_json_rows(json.dumps([row for row in rows if row["error"] is None]), expected_rows(healthy), "c-up")
+    # The table keeps its jobs whole and lists the failures below it.
+    assert table.code == 1
+    expected = expected_rows(healthy)
+    servers = dict.fromkeys(expected, "c-up")
+    check_table(table.out, expected, servers=servers)
+    errors = table_rows(table.out, "Could not be read")
+    assert [row[:2] for row in errors] == [["a-down", "(whole server)"], ["b-listed-down", "(whole server)"]]
+    assert summary_line(table.out).endswith("2 servers unreachable")
+    assert summary_line(table.out).startswith(f"{len(expected)} jobs on 2 tenants of 3 servers")
 
 
-async def test_poll_where_every_target_fails_exits_non_zero(
+async def test_poll_unknown_organization_in_the_file_is_a_row_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    simulator = Simulator(small_config(seed=26, organizations=2))
+    first = simulator.organizations_wire()[0]
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with serve(create_app(simulator=simulator)) as port:
+        targets = write_targets(
+            tmp_path / "targets.toml",
+            server_table(
+                "east",
+                f"http://127.0.0.1:{port}",
+                "VBO_PASSWORD",
+                organizations=json.dumps([first["name"], "Contoso"]),
+            ),
+        )
+        result = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+    assert result.code == 1
+    rows = json.loads(result.out)
+    (failure,) = [row for row in rows if row["error"]]
+    assert failure["organization"] == "Contoso"
+    assert failure["organization_id"] is None
+    assert "no organization 'Contoso' on east" in failure["error"]
+    check_json_rows(
+        json.dumps([row for row in rows if not row["error"]]), expected_rows(simulator, [first["id"]]), "east"
+    )
+
+
+async def test_poll_where_every_target_fails_exits_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, http_url: str
 ) -> None:
     monkeypatch.setenv("VBO_PASSWORD", WRONG_PASSWORD)
@@ -787,71 +1057,60 @@ async def test_poll_where_every_target_fails_exits_non_zero(
     result = await run_in_thread(capsys, "poll", "--targets", str(targets))
     assert result.code == 1
     assert WRONG_PASSWORD not in result.out + result.err
-    (row,) = table_rows(result.out)
-    assert row[1] == "error"
+    assert header_cells(result.out) == ["Server", "Organization", "Error"]
+    ((server, organization, error),) = [row for row in table_rows(result.out) if row[0]]
+    assert (server, organization) == ("east", "(whole server)")
+    assert error.startswith("AuthenticationError") or "password" in error.lower()
+    assert summary_line(result.out) == "0 jobs on 0 tenants: 0 failed, 0 warning, 1 server could not be read"
 
 
-GOOD = 'url = "http://127.0.0.1:1"\nusername = "admin"\npassword_env = "VBO_PASSWORD"\n'
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("[[servers]\nurl = ", "not valid TOML"),
-        ("", "[[servers]]"),
-        ('servers = ["east"]\n', "is not a table"),
-        ("[[servers]]\n" + GOOD.replace('url = "http://127.0.0.1:1"\n', ""), "'url'"),
-        ("[[servers]]\n" + GOOD.replace('username = "admin"\n', ""), "'username'"),
-        ("[[servers]]\n" + GOOD.replace('password_env = "VBO_PASSWORD"\n', ""), "'password_env'"),
-        ("[[servers]]\n" + GOOD + "organizations = 5\n", "'organizations'"),
-        ("[[servers]]\n" + GOOD + 'organizations = ["a", 1]\n', "'organizations'"),
-        ("[[servers]]\n" + GOOD + 'insecure = "false"\n', "'insecure'"),
-        ("[[servers]]\n" + GOOD + 'max_concurrency = "many"\n', "'max_concurrency'"),
-        ("[[servers]]\n" + GOOD + "max_concurrency = 0\n", "'max_concurrency'"),
-        ("[[servers]]\n" + GOOD + "ca_bundle = 5\n", "'ca_bundle'"),
-    ],
-    ids=[
-        "invalid-toml",
-        "no-servers",
-        "not-a-table",
-        "no-url",
-        "no-username",
-        "no-password-env",
-        "organizations-number",
-        "organizations-mixed",
-        "insecure-string",
-        "concurrency-string",
-        "concurrency-zero",
-        "ca-bundle-number",
-    ],
-)
-def test_poll_refuses_bad_target_files(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, expected: str
+async def test_poll_progress_shows_failures_so_far(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    http_url: str,
+    no_backoff: None,
 ) -> None:
-    targets = write_targets(tmp_path / "targets.toml", text)
-    line = error_line(run(capsys, "poll", "--targets", str(targets)))
-    assert expected in line
-    assert str(targets) in line
+    fake_terminal_stderr(monkeypatch)
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    targets = write_targets(
+        tmp_path / "targets.toml",
+        server_table("down", f"http://127.0.0.1:{closed_port()}", "VBO_PASSWORD")
+        + server_table("up", http_url, "VBO_PASSWORD"),
+    )
+    result = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+    assert result.code == 1
+    err = ANSI.sub("", result.err)
+    assert re.search(r"Listing organizations.*2/2\s+1 failed", err), err
+    assert re.search(r"Polling tenants.*3/3\s+0 failed", err), err
+    json.loads(result.out)
 
 
 @pytest.mark.parametrize("with_password_env", [True, False])
 def test_poll_refuses_a_password_in_the_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, with_password_env: bool
 ) -> None:
-    text = GOOD if with_password_env else GOOD.replace('password_env = "VBO_PASSWORD"\n', "")
+    good = 'url = "http://127.0.0.1:1"\nusername = "admin"\npassword_env = "VBO_PASSWORD"\n'
+    text = good if with_password_env else good.replace('password_env = "VBO_PASSWORD"\n', "")
     targets = write_targets(tmp_path / "targets.toml", f'[[servers]]\n{text}password = "{WRONG_PASSWORD}"\n')
     result = run(capsys, "poll", "--targets", str(targets))
-    line = error_line(result)
-    assert "environment variable" in line
+    lines = error_lines(result, code=2)
+    assert f"vbo-async: error: {targets}: servers[0].password: not accepted: put the password in the " in (
+        lines[-1] if with_password_env else "\n".join(lines)
+    )
     assert WRONG_PASSWORD not in result.err
 
 
-def test_poll_missing_file_and_missing_password(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    line = error_line(run(capsys, "poll", "--targets", str(tmp_path / "missing.toml")))
+def test_poll_missing_file_and_missing_password_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    line = error_line(run(capsys, "poll", "--targets", str(tmp_path / "missing.toml")), code=2)
     assert "cannot read" in line
     assert "missing.toml" in line
-    targets = write_targets(tmp_path / "targets.toml", "[[servers]]\n" + GOOD)
-    line = error_line(run(capsys, "poll", "--targets", str(targets)))
+    targets = write_targets(
+        tmp_path / "targets.toml", server_table("east", "http://127.0.0.1:1", "VBO_PASSWORD")
+    )
+    line = error_line(run(capsys, "poll", "--targets", str(targets)), code=2)
     assert "VBO_PASSWORD" in line
 
 
@@ -893,10 +1152,17 @@ async def stop(process: asyncio.subprocess.Process, how: signal.Signals = signal
     return out.decode(), err.decode()
 
 
-def served_port(line: str) -> int:
-    match = re.search(r"https?://127\.0\.0\.1:(\d+)/v1 ", line)
+ORGANIZATIONS = (sys.executable, "-m", "vbo_async", "organizations")
+
+
+def served_url(line: str) -> str:
+    match = re.search(r"(https?://127\.0\.0\.1:\d+/v1) ", line)
     assert match, line
-    return int(match.group(1))
+    return match.group(1)
+
+
+def served_port(line: str) -> int:
+    return int(served_url(line).rsplit(":", 1)[1].removesuffix("/v1"))
 
 
 async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
@@ -911,7 +1177,7 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
         # One attempt, no retries: the server listens by the time it says "Serving".
         once = RetryPolicy(attempts=1)
         async with VBOClient(
-            f"http://127.0.0.1:{port}", username="admin", password="admin", retry=once, api_version="v1"
+            f"http://127.0.0.1:{port}", username="admin", password="admin", retry=once
         ) as vbo:
             organizations = await vbo.organizations()
     finally:
@@ -923,7 +1189,7 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
-async def test_simulate_tls_prints_the_ca_bundle(tmp_path: Path) -> None:
+async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_url(tmp_path: Path) -> None:
     process, lines = await start_simulate(tmp_path, "--port", "0", "--tls", "--organizations", "2")
     try:
         ca_lines = [line for line in lines if line.startswith("CA bundle")]
@@ -931,17 +1197,30 @@ async def test_simulate_tls_prints_the_ca_bundle(tmp_path: Path) -> None:
         ca = Path(ca_lines[0].rsplit(": ", 1)[1])
         assert await asyncio.to_thread(ca.is_file)
         assert ca.is_relative_to(tmp_path)
-        port = served_port(lines[-1])
-        assert port != 0
-        base = f"https://127.0.0.1:{port}"
-        async with VBOClient(base, username="admin", password="admin", verify=ca, api_version="v1") as vbo:
+        url = served_url(lines[-1])
+        assert served_port(lines[-1]) != 0
+        base = url.removesuffix("/v1")
+        async with VBOClient(base, username="admin", password="admin", verify=ca) as vbo:
             organizations = await vbo.organizations()
-        async with VBOClient(base, username="admin", password="admin", api_version="v1") as vbo:
+        async with VBOClient(base, username="admin", password="admin") as vbo:
             with pytest.raises(TransportError, match="certificate"):
                 await vbo.organizations()
+        # The URL exactly as printed, with the CA bundle as printed, in a real process.
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [*ORGANIZATIONS, "--server", url, "--username", "admin", "--ca-bundle", str(ca), "--json"],
+            capture_output=True,
+            text=True,
+            env=child_environment(VBO_PASSWORD="admin"),
+            timeout=HANG_GUARD,
+            check=False,
+        )
     finally:
         _, err = await stop(process, signal.SIGTERM)
-    assert [org.id for org in organizations] == Simulator(SimulatorConfig(organizations=2)).organization_ids()
+    wanted = Simulator(SimulatorConfig(organizations=2))
+    assert [org.id for org in organizations] == wanted.organization_ids()
+    assert listed.returncode == 0, listed.stderr
+    assert {org["id"] for org in json.loads(listed.stdout)} == set(wanted.organization_ids())
     assert process.returncode == 0  # SIGTERM stops the simulator cleanly...
     assert "Traceback" not in err
     assert not ca.parent.exists()  # ...and removes its TLS key and certificates
@@ -975,7 +1254,7 @@ async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> No
     expected = Simulator(SimulatorConfig(seed=32, organizations=5))
     try:
         async with VBOClient(
-            f"http://127.0.0.1:{port}", username="admin", password="admin", retry=NO_WAIT, api_version="v1"
+            f"http://127.0.0.1:{port}", username="admin", password="admin", retry=NO_WAIT
         ) as vbo:
             organizations = await vbo.organizations()
             jobs = {org.id: await vbo.organization_jobs(org) for org in organizations}
@@ -1006,6 +1285,7 @@ def test_simulate_on_a_busy_port_is_one_error(capsys: pytest.CaptureFixture[str]
         (["--error-rate", "0.7", "--drop-rate", "0.7"], "must not exceed 1"),
         (["--latency", "-1"], "latency"),
         (["--revoke-every", "0"], "revoke_every"),
+        (["--latency", "soon"], "'--latency'"),
     ],
 )
 def test_simulate_refuses_bad_fault_options(
@@ -1015,105 +1295,338 @@ def test_simulate_refuses_bad_fault_options(
     assert expected in line
 
 
-# --- usage ---------------------------------------------------------------------------------------------
+# --- interrupts ------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_is_exit_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_flows, "demo", interrupted)
+    result = run(capsys, "demo")
+    assert result.code == 130
+    assert result.out == ""
+    assert result.err == "vbo-async: interrupted\n"
+
+
+def test_sigint_of_a_real_process_waiting_on_a_server_is_exit_130(tmp_path: Path) -> None:
+    """A server that accepts the connection and never answers; SIGINT once the CLI is waiting."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.settimeout(HANG_GUARD)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vbo_async", *jobs_args(url, "org", "--json")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=child_environment(VBO_PASSWORD="admin"),
+        )
+        try:
+            connection, _ = silent.accept()  # the CLI sent its token request and waits
+            with connection:
+                process.send_signal(signal.SIGINT)
+                out, err = process.communicate(timeout=HANG_GUARD)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130
+    assert out == ""
+    assert err == "vbo-async: interrupted\n"
+
+
+# --- logging --------------------------------------------------------------------------------------------
+
+
+async def test_vbo_async_log_debug_shows_requests_and_no_secret(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    http_url: str,
+    org_id: str,
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin-S3cret")
+    monkeypatch.setenv("VBO_ASYNC_LOG", "debug")
+    before = list(logging.getLogger("vbo_async").handlers)
+    result = await run_in_thread(capsys, *jobs_args(http_url, org_id, "--json"))
+    assert result.code == 1  # wrong password for the simulator
+    assert re.search(rf"^vbo-async: debug: POST {re.escape(http_url)}/v8/Token -> 400", result.err, re.M)
+    assert "admin-S3cret" not in result.err
+    assert logging.getLogger("vbo_async").handlers == before  # put back as it was
+
+
+def test_retry_notes_show_with_vbo_async_log_only(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    argv = [sys.executable, "-m", "vbo_async", *jobs_args(url, "org", "--json")]
+    env = child_environment(VBO_PASSWORD="admin", VBO_ASYNC_LOG="warning")
+    completed = subprocess.run(
+        argv, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=HANG_GUARD, check=False
+    )
+    assert completed.returncode == 1
+    lines = completed.stderr.splitlines()
+    assert lines[-1].startswith("vbo-async: error: cannot connect")
+    assert lines[:-1]
+    assert all(line.startswith("vbo-async: warning: transport error, retrying") for line in lines[:-1])
+
+
+def test_a_bad_vbo_async_log_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VBO_ASYNC_LOG", "verbose")
+    line = error_line(run(capsys, "demo"), code=2)
+    assert "VBO_ASYNC_LOG must be one of debug, info, warning" in line
+
+
+# --- usage, help and exit codes ---------------------------------------------------------------------------
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    result = usage_exit(capsys, "--version")
+    result = run(capsys, "--version")
     assert result.code == 0
     assert result.out == f"vbo-async {__version__}\n"
 
 
-def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    result = usage_exit(capsys)
-    assert result.code == 2
-    assert result.out == ""
-    assert result.err.startswith("usage: vbo-async")
-    assert "COMMAND" in result.err.splitlines()[-1]
+def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    line = error_line(run(capsys), code=2)
+    assert "demo, jobs, organizations, poll, simulate" in line
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "expected"),
     [
-        ["frobnicate"],
-        ["jobs", "--server", "http://127.0.0.1:1", "--username", "admin"],
-        [
-            "jobs",
-            "--server",
-            "http://127.0.0.1:1",
-            "--username",
-            "admin",
-            "--org",
-            "o",
-            "--insecure",
-            "--ca-bundle",
-            "x",
-        ],
-        ["demo", "--organizations", "0"],
-        ["poll"],
-        ["simulate", "--port", "70000"],
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["jobs", "--server", "http://127.0.0.1:1", "--username", "admin"], "Missing option '--org'"),
+        (
+            [*jobs_args("http://127.0.0.1:1", "o"), "--insecure", "--ca-bundle", __file__],
+            "--ca-bundle and --insecure exclude each other",
+        ),
+        (["demo", "--organizations", "0"], "'--organizations'"),
+        (["demo", "--bogus"], "No such option '--bogus'"),
+        (["poll"], "Missing option '--targets'"),
+        (["simulate", "--port", "70000"], "'--port'"),
+        (["organizations", "--server", "http://127.0.0.1:1"], "Missing option '--username'"),
     ],
     ids=[
         "unknown-command",
         "jobs-without-org",
         "insecure-and-ca-bundle",
         "zero-organizations",
+        "unknown-option",
         "poll-without-targets",
         "port-out-of-range",
+        "organizations-without-username",
     ],
 )
-def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
-    result = usage_exit(capsys, *argv)
-    assert result.code == 2
-    assert result.out == ""
-    assert "error:" in result.err.splitlines()[-1]
-
-
-@pytest.mark.parametrize(
-    ("command", "options"),
-    [
-        (None, ["--version", "demo", "simulate", "jobs", "poll"]),
-        ("demo", ["--organizations", "--seed", "--concurrency", "--json"]),
-        (
-            "simulate",
-            [
-                "--host",
-                "--port",
-                "--tls",
-                "--seed",
-                "--organizations",
-                "--latency",
-                "--error-rate",
-                "--rate-limit-rate",
-                "--retry-after",
-                "--drop-rate",
-                "--truncate-rate",
-                "--malformed-rate",
-                "--revoke-every",
-                "--fault-seed",
-            ],
-        ),
-        (
-            "jobs",
-            [
-                "--server",
-                "--username",
-                "--password-env",
-                "--api-version",
-                "--ca-bundle",
-                "--insecure",
-                "--org",
-                "--json",
-            ],
-        ),
-        ("poll", ["--targets", "--concurrency", "--json"]),
-    ],
-)
-def test_help_mentions_every_option(
-    capsys: pytest.CaptureFixture[str], command: str | None, options: list[str]
+def test_bad_arguments_are_one_usage_error_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
-    result = usage_exit(capsys, *([command] if command else []), "--help")
+    line = error_line(run(capsys, *argv), code=2)
+    assert expected in line
+    assert line.endswith("--help')")
+
+
+COMMAND_OPTIONS = {
+    None: ["--version", "demo", "simulate", "jobs", "organizations", "poll"],
+    "demo": ["--organizations", "--seed", "--concurrency", "--json", "--wide"],
+    "simulate": ["--host", "--port", "--tls", "--seed", "--organizations", "--error-rate", "--revoke-every"],
+    "jobs": [
+        "--server",
+        "--username",
+        "--password-env",
+        "--api-version",
+        "--ca-bundle",
+        "--insecure",
+        "--org",
+        "--json",
+        "--wide",
+    ],
+    "organizations": [
+        "--server",
+        "--username",
+        "--password-env",
+        "--api-version",
+        "--ca-bundle",
+        "--insecure",
+        "--json",
+    ],
+    "poll": ["--targets", "--concurrency", "--json", "--wide"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMAND_OPTIONS), ids=str)
+def test_help_mentions_every_option_and_an_example(
+    capsys: pytest.CaptureFixture[str], command: str | None
+) -> None:
+    result = run(capsys, *([command] if command else []), "--help")
     assert result.code == 0
-    assert result.out.startswith(f"usage: vbo-async{f' {command}' if command else ''}")
-    for option in options:
+    assert result.out.startswith(f"Usage: vbo-async{f' {command}' if command else ''} ")
+    for option in COMMAND_OPTIONS[command]:
         assert option in result.out, option
+    assert "Example" in result.out
+    assert "vbo-async " + (command or "demo") in result.out.split("Example", 1)[1]
+
+
+def test_top_level_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, "--help").out
+    codes = dict(re.findall(r"^\s+(\d+)\s+(\S.*)$", out.split("Exit codes:", 1)[1], re.M))
+    assert set(codes) == {"0", "1", "2", "130"}
+    assert "Failed" in codes["0"]
+    assert "could not be read" in codes["1"]
+    assert "usage" in codes["2"]
+    assert "interrupted" in codes["130"]
+
+
+def command_params(name: str) -> list[Any]:
+    import click
+
+    command = _app.cli.commands[name]
+    with click.Context(command) as context:
+        return [param for param in command.get_params(context) if "--help" not in param.opts]
+
+
+@pytest.mark.parametrize("name", sorted(_app.cli.commands))
+def test_every_option_has_help_and_shows_its_default(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    help_text = " ".join(run(capsys, name, "--help").out.split())
+    for param in command_params(name):
+        assert param.help, param.name
+        unset = param.required or param.default is None or type(param.default).__name__ == "Sentinel"
+        if not unset and not getattr(param, "is_flag", False):
+            shown = re.escape(f"[default: {param.default}") + r"[;\]]"
+            assert re.search(shown, help_text), (param.name, shown)
+
+
+def test_readme_documents_the_same_exit_codes() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    table = dict(re.findall(r"^\| `(\d+)` \| (.+) \|$", section, re.M))
+    assert set(table) == {"0", "1", "2", "130"}
+
+
+# --- simulate's fault flags come from Faults ----------------------------------------------------------
+
+
+def test_simulate_fault_flags_are_the_faults_fields() -> None:
+    from vbo_async._cli._simulate import FAULT_HELP
+    from vbo_async.simulator import Faults
+
+    fields = {field.name: field for field in attrs.fields(Faults)}
+    own = {"host", "port", "tls", "seed", "organizations"}
+    params = {param.name: param for param in command_params("simulate")}
+    assert set(params) - own == set(fields)
+    for name, field in fields.items():
+        param = params[name]
+        assert param.opts == ["--" + name.replace("_", "-")]
+        assert param.default == field.default
+        assert param.help
+    assert params["revoke_every"].type.name == "float"
+    assert params["fault_seed"].type.name == "integer"
+    assert set(FAULT_HELP) <= set(fields), "help for a field Faults no longer has"
+
+
+def test_a_new_faults_field_is_a_flag_without_a_cli_change() -> None:
+    """A stand-in for `Faults` with one more field of each kind: flags, types, defaults and help
+    come from the fields (``metadata["help"]`` first)."""
+    import click
+
+    from vbo_async._cli._simulate import fault_options, faults_from
+
+    @attrs.frozen(kw_only=True)
+    class MoreFaults:
+        latency: float = 0.0
+        slow_token_rate: float = attrs.field(default=0.25, metadata={"help": "Share of slow token answers."})
+        burst_size: int | None = None
+        chaos: bool = False
+
+    seen: list[Any] = []
+
+    @click.command()
+    def command(**values: Any) -> None:
+        seen.append(faults_from(MoreFaults, values))
+        assert values == {}
+
+    command.params.extend(fault_options(MoreFaults))
+    flags = [param.opts[0] for param in command.params]
+    assert flags == ["--latency", "--slow-token-rate", "--burst-size", "--chaos"]
+    help_text = " ".join(command.get_help(click.Context(command, info_name="simulate")).split())
+    assert "Share of slow token answers. [default: 0.25]" in help_text
+    assert "MoreFaults.burst_size." in help_text
+    command.main(["--slow-token-rate", "0.5", "--burst-size", "3", "--chaos"], standalone_mode=False)
+    command.main([], standalone_mode=False)
+    assert seen == [
+        MoreFaults(slow_token_rate=0.5, burst_size=3, chaos=True),
+        MoreFaults(),
+    ]
+    with pytest.raises(TypeError, match="clashes"):
+        fault_options(MoreFaults, reserved=frozenset({"latency"}))
+
+
+# --- organizations by id or name ----------------------------------------------------------------------
+
+
+def test_match_organization_by_id_or_name() -> None:
+    from vbo_async import Organization
+    from vbo_async._cli._flows import UnknownOrganization, match_organization
+
+    orgs = [
+        Organization(id="A1", name="Contoso"),
+        Organization(id="B2", name="contoso"),
+        Organization(id="C3", name="Fabrikam Ltd"),
+        Organization(id="D4", name=None),
+    ]
+    assert match_organization(orgs, "c3", server="east").id == "C3"  # ids case-insensitively too
+    assert match_organization(orgs, "FABRIKAM LTD", server="east").id == "C3"
+    assert match_organization(orgs, "D4", server="east").id == "D4"
+    with pytest.raises(UnknownOrganization) as ambiguous:
+        match_organization(orgs, "CONTOSO", server="east")
+    assert str(ambiguous.value) == (
+        "'CONTOSO' names 2 organizations on east: Contoso (id A1), contoso (id B2); use an id"
+    )
+    with pytest.raises(UnknownOrganization, match=r"did you mean 'Fabrikam Ltd'\?"):
+        match_organization(orgs, "fabrikam ltx", server="east")
+    with pytest.raises(UnknownOrganization, match=r"it has 'Contoso', 'contoso', 'Fabrikam Ltd'$"):
+        match_organization(orgs, "Northwind", server="east")
+    with pytest.raises(UnknownOrganization, match="it has none"):
+        match_organization([], "Northwind", server="east")
+
+
+def test_a_command_can_have_its_own_exit_codes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seam for a monitoring-plugin command (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN): its usage
+    errors and unreadable servers map through its own `ExitCodes`, and it returns its own states."""
+    import click
+
+    from vbo_async import ServerError
+    from vbo_async._cli._exit import ExitCodes
+
+    plugin = ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3)
+    behaviour: dict[str, Any] = {}
+
+    @click.option("--fail", is_flag=True, help="Fail.")
+    def check(fail: bool) -> int:
+        if fail:
+            raise ServerError("down", status_code=503)
+        return int(behaviour["state"])
+
+    command = _app.VBOCommand("check", callback=check, params=[], exit_codes=plugin)
+    command.params.extend(getattr(check, "__click_params__", []))
+    monkeypatch.setitem(_app.cli.commands, "check", command)
+    behaviour["state"] = 2  # CRITICAL: a job failed
+    assert run(capsys, "check").code == 2
+    assert error_line(run(capsys, "check", "--bogus"), code=3).endswith("(see 'vbo-async check --help')")
+    assert "HTTP 503: down" in error_line(run(capsys, "check", "--fail"), code=3)
+    assert run(capsys, "jobs").code == 2  # the other commands keep theirs
+
+
+async def test_an_untrusted_certificate_in_poll_names_the_targets_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, https_url: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    targets = write_targets(tmp_path / "targets.toml", server_table("east", https_url, "VBO_PASSWORD"))
+    result = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+    assert result.code == 1
+    (row,) = json.loads(result.out)
+    assert 'pass that CA with ca_bundle = "PATH" in the targets file' in row["error"]
+    assert "--ca-bundle" not in row["error"]

@@ -1,0 +1,316 @@
+"""The job table of ``demo``/``jobs``/``poll`` at 80, 120 and 200 columns, piped and ``--wide``;
+failures below the jobs, needing attention first, the summary line and how times read.
+
+Rendered with rich into a ``Console(width=..., file=io.StringIO(), force_terminal=True)``; every
+line must fit the width, no column may be empty, and the columns always shown must be whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import re
+import zoneinfo
+
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+from vbo_async._cli import _flows
+from vbo_async._cli._report import Report, Row
+from vbo_async._cli._table import COLUMN_PRIORITY, print_report, relative
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+NOW = dt.datetime(2017, 6, 1, 12, 0, tzinfo=dt.UTC)
+"""Two months after the demo's data: its times read as dates, not "3 h ago"."""
+
+
+@pytest.fixture(scope="module")
+def demo_report() -> Report:
+    """The README demo's data: 43 jobs on 12 tenants, some disabled."""
+    return asyncio.run(_flows.demo(seed=2017, organizations=12, concurrency=8))
+
+
+def render(report: Report, width: int, *, terminal: bool = True, wide: bool = False) -> str:
+    out = io.StringIO()
+    console = Console(width=width, file=out, force_terminal=terminal, color_system=None)
+    print_report(report, console, wide=wide, now=NOW, zone=dt.UTC)
+    return ANSI.sub("", out.getvalue())
+
+
+def headers(text: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith("┃"))
+    return [cell.strip() for cell in line.strip("┃").split("┃")]
+
+
+def body(text: str) -> list[list[str]]:
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("└"):
+            break
+        if line.startswith("│"):
+            rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    return rows
+
+
+def check_layout(text: str, width: int) -> None:
+    """Every line fits, no column is empty or zero-width, nothing is cut short with an ellipsis."""
+    for line in text.splitlines():
+        assert cell_len(line) <= width, line
+    assert "…" not in text
+    assert "││" not in text
+    assert "┃┃" not in text
+    assert all(headers(text))
+
+
+def whole(report: Report, text: str, names: list[str]) -> None:
+    """The cells of the columns ``names`` are the report's values, whole, on one line each."""
+    shown = headers(text)
+    columns = {
+        "Server": "server",
+        "Organization": "organization",
+        "Job": "job",
+        "Status": "last_status",
+    }
+    printed = sorted(tuple(dict(zip(shown, row, strict=True))[name] for name in names) for row in body(text))
+    wanted = sorted(tuple(getattr(row, columns[name]) or "-" for name in names) for row in report.jobs)
+    assert printed == wanted
+
+
+@pytest.mark.parametrize(
+    ("width", "expected", "hidden"),
+    [
+        (80, ["Organization", "Job", "Status", "Enabled"], "Last run, Next run, Repository, Proxy"),
+        (
+            120,
+            ["Organization", "Job", "Status", "Enabled", "Last run (UTC)", "Next run (UTC)"],
+            "Repository, Proxy",
+        ),
+        (
+            200,
+            [
+                "Organization",
+                "Job",
+                "Status",
+                "Enabled",
+                "Last run (UTC)",
+                "Next run (UTC)",
+                "Repository",
+                "Proxy",
+            ],
+            None,
+        ),
+    ],
+)
+def test_columns_follow_the_terminal_width(
+    demo_report: Report, width: int, expected: list[str], hidden: str | None
+) -> None:
+    text = render(demo_report, width)
+    check_layout(text, width)
+    assert headers(text) == expected
+    whole(demo_report, text, ["Organization", "Job", "Status"])
+    notes = [line for line in text.splitlines() if line.startswith("Hidden at this width")]
+    assert notes == ([f"Hidden at this width: {hidden} (--wide shows all)"] if hidden else [])
+    assert text.rstrip().splitlines()[-1] == "43 jobs on 12 tenants: 8 failed, 5 warning"
+
+
+def test_the_dropping_order_is_the_documented_priority(demo_report: Report) -> None:
+    shown_by_width = [headers(render(demo_report, width)) for width in range(70, 200, 5)]
+    for shown in shown_by_width:
+        names = [header.partition(" (")[0] for header in shown]
+        assert names == [name for name in COLUMN_PRIORITY if name in names]
+        assert names == [name for name in COLUMN_PRIORITY if name != "Server"][: len(names)]
+
+
+@pytest.mark.parametrize("how", ["piped", "wide"])
+def test_piped_or_wide_output_shows_every_column_whole(demo_report: Report, how: str) -> None:
+    text = render(demo_report, 80, terminal=how != "piped", wide=how == "wide")
+    assert len(headers(text)) == 8
+    assert "Hidden" not in text
+    whole(demo_report, text, ["Organization", "Job", "Status"])
+    repositories = sorted(row[6] for row in body(text))
+    assert repositories == sorted(row.repository or "-" for row in demo_report.jobs)
+    assert "…" not in text
+
+
+def test_a_narrow_terminal_wraps_the_names_instead_of_hiding_them(demo_report: Report) -> None:
+    text = render(demo_report, 50)
+    check_layout(text, 50)
+    assert headers(text)[:3] == ["Organization", "Job", "Status"]
+    # Wrapped, each name is still all there: a row's lines (its Status is on the first) joined.
+    rows: list[list[str]] = []
+    for cells in body(text):
+        if cells[2]:
+            rows.append(cells[:2])
+        else:
+            rows[-1] = [rows[-1][0] + cells[0], (rows[-1][1] + " " + cells[1]).strip()]
+    assert sorted(tuple(row) for row in rows) == sorted(
+        (row.organization or "", row.job or "") for row in demo_report.jobs
+    )
+
+
+def test_failures_first_and_disabled_is_its_own_column(demo_report: Report) -> None:
+    text = render(demo_report, 200)
+    rows = [dict(zip(headers(text), row, strict=True)) for row in body(text)]
+    statuses = [row["Status"] for row in rows]
+    assert statuses[:13] == ["Failed"] * 8 + ["Warning"] * 5
+    assert "Failed" not in statuses[13:]
+    assert "Warning" not in statuses[13:]
+    disabled = {(r.organization, r.job) for r in demo_report.jobs if r.enabled is False}
+    assert len(disabled) == 9
+    assert {(row["Organization"], row["Job"]) for row in rows if row["Enabled"] == "no"} == disabled
+    assert not any("(disabled)" in row["Job"] for row in rows)
+
+
+def several_servers(error: str) -> Report:
+    jobs = [
+        Row(
+            server="east",
+            organization="contoso.onmicrosoft.com",
+            organization_id="o1",
+            job=f"Mail job {n}",
+            job_id=f"j{n}",
+            enabled=True,
+            last_status=status,
+            last_run=NOW - dt.timedelta(hours=3),
+            next_run=NOW + dt.timedelta(days=2, hours=1),
+            repository="Repository 1",
+            proxy="proxy01.east",
+        )
+        for n, status in enumerate(["Success", "Failed", "Warning", "Success"])
+    ]
+    errors = [
+        Row(server="west", error=error, unreachable=True),
+        Row(
+            server="east",
+            organization="fabrikam.onmicrosoft.com",
+            organization_id="o2",
+            error="HTTP 500: boom",
+        ),
+    ]
+    return Report.collect([*jobs, *errors], servers=3, tenants=1)
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_errors_are_a_table_of_their_own_below_intact_jobs(width: int) -> None:
+    error = (
+        "cannot connect: [Errno 111] Connect call failed ('10.0.0.9', 4443) " * 3
+        + "(POST https://west/v1/Token)"
+    )
+    report = several_servers(error)
+    text = render(report, width)
+    check_layout(text, width)
+    assert headers(text)[:4] == ["Server", "Organization", "Job", "Status"]
+    whole(report, text, ["Server", "Organization", "Job", "Status"])
+    assert [row[3] for row in body(text)] == ["Failed", "Warning", "Success", "Success"]
+    below = text[text.index("Could not be read") :]
+    assert headers(below) == ["Server", "Organization", "Error"]
+    error_rows = body(below)
+    assert [row[:2] for row in error_rows if row[0]] == [
+        ["east", "fabrikam.onmicrosoft.com"],
+        ["west", "(whole server)"],
+    ]
+    assert "".join(row[2] for row in error_rows).replace(" ", "") == ("HTTP 500: boom" + error).replace(
+        " ", ""
+    )
+    summary = " ".join(text.rstrip().rsplit("┘\n", 1)[1].split())  # wrapped on a narrow terminal
+    assert summary == (
+        "4 jobs on 1 tenant of 3 servers: 1 failed, 1 warning, "
+        "1 server unreachable, 1 tenant could not be read"
+    )
+
+
+def test_near_times_read_relative(demo_report: Report) -> None:
+    text = render(several_servers("x"), 200)
+    rows = [dict(zip(headers(text), row, strict=True)) for row in body(text)]
+    assert {row["Last run"] for row in rows} == {"3 h ago"}
+    assert {row["Next run"] for row in rows} == {"in 2 d"}
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        (dt.timedelta(seconds=-20), "just now"),
+        (dt.timedelta(seconds=20), "in < 1 min"),
+        (dt.timedelta(minutes=-12, seconds=-5), "12 min ago"),
+        (dt.timedelta(hours=3, minutes=5), "in 3 h"),
+        (dt.timedelta(hours=-47), "47 h ago"),
+        (dt.timedelta(days=2, hours=1), "in 2 d"),
+        (dt.timedelta(days=-13), "13 d ago"),
+        (dt.timedelta(days=-14), None),
+        (dt.timedelta(days=30), None),
+    ],
+)
+def test_relative(delta: dt.timedelta, expected: str | None) -> None:
+    assert relative(NOW + delta, NOW) == expected
+
+
+def test_a_zone_whose_offset_varies_is_named_in_each_cell() -> None:
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    rows = [
+        Row(
+            server="s",
+            organization="o",
+            organization_id="o",
+            job=f"j{n}",
+            job_id=f"j{n}",
+            enabled=True,
+            last_status="Success",
+            last_run=when,
+            next_run=None,
+        )
+        for n, when in enumerate(
+            [dt.datetime(2016, 1, 10, 8, 0, tzinfo=dt.UTC), dt.datetime(2016, 7, 10, 8, 0, tzinfo=dt.UTC)]
+        )
+    ]
+    out = io.StringIO()
+    print_report(
+        Report.collect(rows, servers=1, tenants=1),
+        Console(width=200, file=out, force_terminal=True, color_system=None),
+        now=NOW,
+        zone=berlin,
+    )
+    text = out.getvalue()
+    assert "Last run" in headers(text)
+    assert sorted(row[3] for row in body(text)) == ["2016-01-10 09:00 CET", "2016-07-10 10:00 CEST"]
+
+
+def test_server_text_is_shown_verbatim() -> None:
+    """Names come from the server: brackets in them are text, not rich markup."""
+    rows = [
+        Row(
+            server="s",
+            organization="[bold]tenant[/bold]",
+            organization_id="o",
+            job="[archive] mail [/]",
+            job_id="j",
+            enabled=False,
+            last_status="Success",
+            last_run=dt.datetime(2017, 4, 1, 9, 35, tzinfo=dt.UTC),
+            repository="[repo]",
+            proxy="proxy[/]",
+        ),
+        Row(server="s", organization="[red]other[/]", organization_id="p", error="bad [/] thing"),
+    ]
+    text = render(Report.collect(rows, servers=1, tenants=1), 200)
+    assert body(text)[0] == [
+        "[bold]tenant[/bold]",
+        "[archive] mail [/]",
+        "Success",
+        "no",
+        "2017-04-01 09:35",
+        "-",
+        "[repo]",
+        "proxy[/]",
+    ]
+    assert body(text[text.index("Could not be read") :])[0] == ["[red]other[/]", "bad [/] thing"]
+
+
+def test_no_jobs_prints_only_the_failures_and_the_summary() -> None:
+    report = Report.collect(
+        [Row(server="east", error="cannot connect", unreachable=True)], servers=1, tenants=0
+    )
+    text = render(report, 80)
+    assert headers(text) == ["Server", "Organization", "Error"]
+    assert text.rstrip().splitlines()[-1] == "0 jobs on 0 tenants: 0 failed, 0 warning, 1 server unreachable"

@@ -1,0 +1,246 @@
+"""The targets file of ``vbo-async poll``: typed by attrs + cattrs, unknown keys refused, one line
+per problem with its TOML path, exit code 2; every accepted key documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+
+from vbo_async._cli._connect import DEFAULT_API_VERSION
+from vbo_async._cli._exit import CLIError
+from vbo_async._cli._targets import ServerTarget, TargetsFile, read_targets
+
+from .test_cli import error_lines, run
+
+GOOD = 'url = "http://127.0.0.1:1"\nusername = "admin"\npassword_env = "VBO_PASSWORD"\n'
+SECRET = "Pa55-in-the-file-Qx7"
+ORGANIZATIONS = 'expected "all" or a non-empty array of organization ids or names (strings)'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "targets.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = write(tmp_path, text)
+    with pytest.raises(CLIError) as info:
+        read_targets(path)
+    lines = list(info.value.lines)
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    return [line.removeprefix(f"{path}: ") for line in lines]
+
+
+def test_a_full_file_is_read_into_attrs_classes(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here", encoding="utf-8")
+    text = (
+        "[[servers]]\n"
+        'name = "east"\n'
+        'url = "https://vbo-east.example.com:4443/v1"\n'
+        'username = "LAB\\\\svc-backup"\n'
+        'password_env = "VBO_EAST_PASSWORD"\n'
+        'organizations = ["Contoso", "2b1c0f4e-0000-0000-0000-000000000001", "Contoso"]\n'
+        'ca_bundle = "ca.pem"\n'
+        'api_version = "v6"\n'
+        "max_concurrency = 4\n"
+        "\n[[servers]]\n" + GOOD + "insecure = true\n"
+    )
+    targets = read_targets(write(tmp_path, text))
+    assert isinstance(targets, TargetsFile)
+    east, other = targets.servers
+    assert east == ServerTarget(
+        name="east",
+        url="https://vbo-east.example.com:4443/v1",
+        username="LAB\\svc-backup",
+        password_env="VBO_EAST_PASSWORD",
+        organizations=("Contoso", "2b1c0f4e-0000-0000-0000-000000000001"),
+        ca_bundle=str(tmp_path / "ca.pem"),  # relative to the targets file
+        api_version="v6",
+        max_concurrency=4,
+    )
+    assert other.label == "http://127.0.0.1:1"
+    assert (other.organizations, other.insecure, other.max_concurrency) == ("all", True, 10)
+    # The url's /v1 is taken off; an explicit api_version wins, else the url's, else the default.
+    connection = east.connection()
+    assert (connection.url, connection.api_version, connection.verify) == (
+        "https://vbo-east.example.com:4443",
+        "v6",
+        str(tmp_path / "ca.pem"),
+    )
+    assert attrs.evolve(east, api_version=None).connection().api_version == "v1"
+    assert other.connection().api_version == DEFAULT_API_VERSION
+    assert other.connection().verify is False
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ["servers: required key missing"]),
+        ("[[servers]]\n" + GOOD + 'cabundle = "/etc/ssl/ca.pem"\n', ["servers[0].cabundle: extra field"]),
+        (
+            "[[servers]]\n"
+            + GOOD
+            + '[[servers]]\nname = "west"\n'
+            + GOOD
+            + 'cabundle = "x"\n"odd key" = 1\n',
+            [
+                'servers[1].cabundle: extra field (server "west")',
+                'servers[1]."odd key": extra field (server "west")',
+            ],
+        ),
+        ("server = []\n[[servers]]\n" + GOOD, ["server: extra field"]),
+        ('servers = ["east"]\n', ["servers[0]: expected a [[servers]] table, got a string"]),
+        ("servers = []\n", ["servers: expected one or more [[servers]] tables"]),
+        (
+            "[[servers]]\n",
+            [
+                "servers[0].url: required key missing",
+                "servers[0].username: required key missing",
+                "servers[0].password_env: required key missing",
+            ],
+        ),
+        (
+            "[[servers]]\n" + GOOD.replace('"admin"', "7"),
+            ["servers[0].username: expected a string, got an integer"],
+        ),
+        (
+            "[[servers]]\n" + GOOD.replace('"admin"', '" "'),
+            ["servers[0].username: expected a non-empty string"],
+        ),
+        (
+            "[[servers]]\n" + GOOD.replace("http://127.0.0.1:1", "ftp://127.0.0.1"),
+            ["servers[0].url: the URL must be an absolute http(s) URL, got 'ftp://127.0.0.1'"],
+        ),
+        (
+            "[[servers]]\n" + GOOD.replace("127.0.0.1:1", "127.0.0.1:99999"),
+            ["servers[0].url: the URL has an invalid port: 'http://127.0.0.1:99999'"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + "organizations = 5\n",
+            [f"servers[0].organizations: {ORGANIZATIONS}"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + 'organizations = ["a", 1]\n',
+            [f"servers[0].organizations: {ORGANIZATIONS}"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + 'insecure = "false"\n',
+            ["servers[0].insecure: expected true or false (unquoted), got a string"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + 'max_concurrency = "many"\n',
+            ["servers[0].max_concurrency: expected an integer, got a string"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + "max_concurrency = 0\n",
+            ["servers[0].max_concurrency: expected a positive integer, got 0"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + "max_concurrency = true\n",
+            ["servers[0].max_concurrency: expected an integer, got a boolean"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + "ca_bundle = 5\n",
+            ["servers[0].ca_bundle: expected a string, got an integer"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + 'api_version = "v1/x"\n',
+            ["servers[0].api_version: expected one of auto, v8, v7, v6, v1"],
+        ),
+        (
+            "[[servers]]\n" + GOOD + 'ca_bundle = "/"\ninsecure = true\n',
+            ["servers[0]: ca_bundle and insecure = true exclude each other"],
+        ),
+        (
+            '[[servers]]\nname = "a"\n' + GOOD + '[[servers]]\nname = "a"\n' + GOOD,
+            ['servers: servers[0] and servers[1] are both named "a"'],
+        ),
+    ],
+    ids=[
+        "empty",
+        "misspelt-key",
+        "two-extra-keys-named-server",
+        "top-level-typo",
+        "not-a-table",
+        "no-servers",
+        "required-keys",
+        "username-number",
+        "username-blank",
+        "url-scheme",
+        "url-port",
+        "organizations-number",
+        "organizations-mixed",
+        "insecure-quoted",
+        "concurrency-string",
+        "concurrency-zero",
+        "concurrency-bool",
+        "ca-bundle-number",
+        "api-version-path",
+        "ca-bundle-and-insecure",
+        "duplicate-names",
+    ],
+)
+def test_bad_files_are_one_line_per_problem_with_its_toml_path(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    assert problems(tmp_path, text) == expected
+
+
+def test_a_missing_ca_bundle_names_the_resolved_path(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, "[[servers]]\n" + GOOD + 'ca_bundle = "certs/missing.pem"\n')
+    assert line == f"servers[0].ca_bundle: no such file or directory: {tmp_path / 'certs' / 'missing.pem'}"
+
+
+def test_invalid_toml_and_unreadable_files(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, "[[servers]\nurl = ")
+    assert line.startswith("not valid TOML: ")
+    with pytest.raises(CLIError, match="cannot read"):
+        read_targets(tmp_path / "missing.toml")
+
+
+def test_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    lines = problems(tmp_path, '[[servers]]\nname = "east"\n' + GOOD + f'password = "{SECRET}"\n')
+    assert lines == [
+        "servers[0].password: not accepted: put the password in the environment variable named by "
+        'password_env (server "east")'
+    ]
+
+
+def test_poll_reports_every_problem_and_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "[[servers]]\n" + GOOD + f'cabundle = "x"\npassword = "{SECRET}"\ninsecure = "no"\n'
+    )
+    result = run(capsys, "poll", "--targets", str(path))
+    lines = error_lines(result, code=2)
+    assert lines == [
+        f"vbo-async: error: {path}: servers[0].insecure: expected true or false (unquoted), got a string",
+        f"vbo-async: error: {path}: servers[0].cabundle: extra field",
+        f"vbo-async: error: {path}: servers[0].password: not accepted: put the password in the environment "
+        "variable named by password_env",
+    ]
+    assert SECRET not in result.err
+
+
+def test_every_accepted_key_is_documented() -> None:
+    keys = [field.name for field in attrs.fields(ServerTarget)]
+    assert keys == [
+        "url",
+        "username",
+        "password_env",
+        "name",
+        "organizations",
+        "ca_bundle",
+        "insecure",
+        "api_version",
+        "max_concurrency",
+    ]
+    docstring = ServerTarget.__doc__ or ""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("**Targets file.**", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    for key in keys:
+        assert f"``{key}``" in docstring, key
+        assert f"\n{key} = " in example, key
+    assert "password =" not in example

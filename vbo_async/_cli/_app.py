@@ -1,0 +1,405 @@
+"""The click commands: options, help texts, and turning outcomes and errors into exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from .. import __version__
+from .._client import API_VERSIONS
+from .._exceptions import ConfigError, VBOError
+from ._connect import DEFAULT_API_VERSION, Connection, explain
+from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
+from ._logging import VARIABLE, configured_logging, level_from_environment
+from ._report import Report
+from ._simulate import fault_options, serve_simulator
+
+__all__ = ["cli", "main"]
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+def _say_error(*lines: str) -> None:
+    for line in lines:
+        click.echo(f"vbo-async: error: {' '.join(line.split())}", err=True)
+
+
+class VBOCommand(click.Command):
+    """A command whose callback returns an `Outcome` (or an exit status), with its own
+    `ExitCodes`; errors become one ``vbo-async: error: ...`` line each and an exit status."""
+
+    def __init__(self, *args: Any, exit_codes: ExitCodes = STANDARD, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exit_codes = exit_codes
+
+    def invoke(self, ctx: click.Context) -> int:
+        codes = self.exit_codes
+        try:
+            result = super().invoke(ctx)
+        except CLIError as exc:
+            _say_error(*exc.lines)
+            return codes[exc.outcome]
+        except ConfigError as exc:
+            _say_error(str(exc))
+            return codes.usage
+        except VBOError as exc:
+            _say_error(explain(exc))
+            return codes.unreadable
+        except KeyboardInterrupt:
+            click.echo("vbo-async: interrupted", err=True)
+            return codes.interrupted
+        except BrokenPipeError:
+            _quiet_stdout()
+            return codes.unreadable
+        return codes[result] if isinstance(result, Outcome) else int(result)
+
+
+def _quiet_stdout() -> None:
+    """The reader went away (``vbo-async demo | head``): point stdout at /dev/null, so the
+    interpreter's last flush at exit does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class SimulateCommand(VBOCommand):
+    """``simulate``: its fault flags are generated from `Faults` when first needed, so neither
+    ``vbo-async --help`` nor any other command imports the simulator."""
+
+    _faults_added = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self._faults_added:
+            with simulator_extra("simulate"):
+                from ..simulator import Faults
+            taken = frozenset(param.name for param in self.params if param.name)
+            self.params.extend(fault_options(Faults, reserved=taken))
+            self._faults_added = True
+        return super().get_params(ctx)
+
+
+class VBOGroup(click.Group):
+    command_class = VBOCommand
+
+
+@click.group(
+    cls=VBOGroup,
+    context_settings=_CONTEXT,
+    epilog=EXIT_CODES_HELP
+    + f"""
+Environment:
+
+\b
+  VBO_PASSWORD   the password, unless --password-env names another variable
+  {VARIABLE}  debug, info or warning: log the library at that level to stderr
+""",
+)
+@click.version_option(__version__, "--version", prog_name="vbo-async", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Read the backup jobs of Veeam Backup for Microsoft 365 servers.
+
+    Or try it on a simulated server first: 'vbo-async demo'.
+
+    \b
+    Example:
+      vbo-async demo
+      vbo-async organizations --server https://vbo01.example.com:4443 --username 'LAB\\svc'
+    """
+
+
+# --- shared options -----------------------------------------------------------------------------
+
+F = Callable[..., Any]
+
+
+def connection_options(command: F) -> F:
+    """``--server``, ``--username``, ``--password-env``, ``--ca-bundle``/``--insecure`` and
+    ``--api-version``, handed to the command as one ``connection`` (a `Connection`)."""
+
+    @functools.wraps(command)
+    def with_connection(
+        *,
+        server: str,
+        username: str,
+        password_env: str,
+        ca_bundle: str | None,
+        insecure: bool,
+        api_version: str,
+        **rest: Any,
+    ) -> Any:
+        context = click.get_current_context()
+        if insecure and ca_bundle is not None:
+            raise click.UsageError("--ca-bundle and --insecure exclude each other", ctx=context)
+        explicit = context.get_parameter_source("api_version") is not ParameterSource.DEFAULT
+        connection = Connection.build(
+            server,
+            api_version=api_version if explicit else None,
+            username=username,
+            password_env=password_env,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+        )
+        return command(connection=connection, **rest)
+
+    options = [
+        click.option(
+            "--server",
+            required=True,
+            metavar="URL",
+            help="The server's base URL, e.g. https://vbo01.example.com:4443. A trailing /v1 ... /v8 "
+            "(as 'vbo-async simulate' prints it) is taken as the API version.",
+        ),
+        click.option(
+            "--username", required=True, help="The account to sign in with, e.g. 'LAB\\svc-backup'."
+        ),
+        click.option(
+            "--password-env",
+            default="VBO_PASSWORD",
+            metavar="VAR",
+            help="Environment variable holding the password; prompted for when unset on a terminal.",
+        ),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(exists=True),
+            help="CA bundle (file or directory) to verify the server's certificate with "
+            "[default: the system's CAs].",
+        ),
+        click.option(
+            "--insecure", is_flag=True, help="Do NOT verify the server's TLS certificate (testing only)."
+        ),
+        click.option(
+            "--api-version",
+            default=DEFAULT_API_VERSION,
+            type=click.Choice(API_VERSIONS),
+            help="API version: auto picks the newest the server serves (v8, v7, v6, v1); a /vN at the "
+            "end of --server is used when this is not given.",
+        ),
+    ]
+    for option in reversed(options):
+        with_connection = option(with_connection)
+    return with_connection
+
+
+def output_options(command: F) -> F:
+    command = click.option(
+        "--wide",
+        is_flag=True,
+        help="Show every column at full width even on a narrow terminal (always so when piped).",
+    )(command)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table.")(
+        command
+    )
+
+
+def _concurrency(default: int, what: str) -> Callable[[F], F]:
+    return click.option("--concurrency", type=click.IntRange(min=1), default=default, help=what)
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
+    if as_json:
+        report.write_json(sys.stdout)
+    else:
+        from rich.console import Console
+
+        from ._table import print_report
+
+        print_report(report, Console(), wide=wide)
+    sys.stdout.flush()
+    return report.outcome
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+_TABLE_HELP = """
+\b
+The table puts Failed and Warning jobs first and ends with a summary line; servers and tenants
+that could not be read are listed below it (and make the exit code 1). On a narrow terminal,
+columns are left out in this order: Proxy, Repository, Next run, Last run, Enabled.
+"""
+
+
+@cli.command(epilog=_TABLE_HELP)
+@click.option(
+    "--organizations", type=click.IntRange(min=1), default=12, help="Organizations the simulator holds."
+)
+@click.option("--seed", type=int, default=2017, help="Seed of the simulated data.")
+@_concurrency(8, "How many tenants are polled at once.")
+@output_options
+def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: bool) -> Outcome:
+    """Poll an in-process simulator and print its jobs.
+
+    Needs the simulator extra: pip install 'vbo-async[demo]'.
+
+    \b
+    Example:
+      vbo-async demo --organizations 30 --json
+    """
+    from ._flows import demo as run
+
+    report = asyncio.run(run(seed=seed, organizations=organizations, concurrency=concurrency))
+    return _show(report, as_json=as_json, wide=wide)
+
+
+@cli.command(cls=SimulateCommand)
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=4443, help="TCP port (0: any free port).")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a fresh certificate (its CA bundle is printed).")
+@click.option("--seed", type=int, default=0, help="Seed of the simulated data.")
+@click.option(
+    "--organizations", type=click.IntRange(min=1), default=20, help="Organizations the simulator holds."
+)
+def simulate(host: str, port: int, tls: bool, seed: int, organizations: int, **faults: Any) -> Outcome:
+    """Serve the simulator over HTTP(S) until Ctrl-C, with fault injection.
+
+    The fault flags are those of vbo_async.simulator.Faults; the five shares of requests that
+    fail (error, rate limit, drop, truncate, malformed) must add up to at most 1.
+
+    \b
+    Example:
+      vbo-async simulate --port 4443 --tls --error-rate 0.1 --revoke-every 30
+    """
+    return serve_simulator(
+        host=host, port=port, tls=tls, seed=seed, organizations=organizations, faults=faults
+    )
+
+
+@cli.command(epilog=_TABLE_HELP)
+@connection_options
+@click.option(
+    "--org",
+    "organization",
+    required=True,
+    metavar="ID|NAME",
+    help="Organization id, or name (case-insensitive).",
+)
+@output_options
+def jobs(connection: Connection, organization: str, as_json: bool, wide: bool) -> Outcome:
+    """List the jobs of one organization.
+
+    \b
+    Example:
+      VBO_PASSWORD=... vbo-async jobs --server https://vbo01:4443 \\
+          --username 'LAB\\svc-backup' --org contoso.onmicrosoft.com
+    """
+    from ._flows import jobs as run
+
+    return _show(asyncio.run(run(connection, organization)), as_json=as_json, wide=wide)
+
+
+@cli.command()
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table.")
+def organizations(connection: Connection, as_json: bool) -> Outcome:
+    """List the organizations (tenants) of a server, ids and names.
+
+    \b
+    Example:
+      vbo-async organizations --server https://127.0.0.1:4443/v1 --username admin \\
+          --ca-bundle simulator-ca.pem --json
+    """
+    import json
+
+    from ._flows import list_organizations
+
+    found = asyncio.run(list_organizations(connection))
+    if as_json:
+        json.dump([{"id": o.id, "name": o.name} for o in found], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from rich.console import Console
+
+        from ._table import print_organizations
+
+        print_organizations(found, Console())
+    sys.stdout.flush()
+    return Outcome.OK
+
+
+@cli.command(epilog=_TABLE_HELP)
+@click.option(
+    "--targets",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of [[servers]] tables with the keys name, url, username, password_env, "
+    "organizations, ca_bundle, insecure, api_version and max_concurrency (others are refused).",
+)
+@_concurrency(16, "How many servers are listed, and tenants polled, at once.")
+@output_options
+def poll(targets: Path, concurrency: int, as_json: bool, wide: bool) -> Outcome:
+    """Poll the servers and organizations of a TOML targets file.
+
+    \b
+    Example targets.toml:
+      [[servers]]
+      name = "east"
+      url = "https://vbo-east.example.com:4443"
+      username = "LAB\\\\svc-backup"
+      password_env = "VBO_EAST_PASSWORD"
+      organizations = "all"        # or ["contoso.onmicrosoft.com", "<id>"]
+      ca_bundle = "east-ca.pem"
+
+    \b
+    Example:
+      vbo-async poll --targets targets.toml --json > jobs.json
+    """
+    from ._flows import poll as run
+
+    return _show(asyncio.run(run(targets, concurrency)), as_json=as_json, wide=wide)
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see `EXIT_CODES_HELP`)."""
+    try:
+        level = level_from_environment()
+    except CLIError as exc:
+        _say_error(*exc.lines)
+        return STANDARD.usage
+    with configured_logging(level):
+        try:
+            status = cli.main(
+                args=list(argv) if argv is not None else None, prog_name="vbo-async", standalone_mode=False
+            )
+        except click.exceptions.NoArgsIsHelpError as exc:
+            commands = ", ".join(sorted(cli.commands))
+            _say_error(f"no command given; the commands are {commands} (see 'vbo-async --help')")
+            return _codes(exc.ctx).usage
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "vbo-async"
+            _say_error(f"{exc.format_message()} (see '{where} --help')")
+            return _codes(exc.ctx).usage
+        except click.ClickException as exc:
+            _say_error(exc.format_message())
+            return STANDARD.usage
+        except CLIError as exc:  # raised while parsing, e.g. simulate without the simulator extra
+            _say_error(*exc.lines)
+            return STANDARD[exc.outcome]
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("vbo-async: interrupted", err=True)
+            return STANDARD.interrupted
+        except Exception as exc:  # a bug: still one line, the traceback only when asked for
+            logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
+            _say_error(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
+            return STANDARD.unreadable
+    return int(status) if isinstance(status, int) else 0
+
+
+def _codes(ctx: click.Context | None) -> ExitCodes:
+    command = ctx.command if ctx is not None else None
+    return command.exit_codes if isinstance(command, VBOCommand) else STANDARD

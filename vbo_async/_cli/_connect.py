@@ -1,0 +1,193 @@
+"""Connecting to one server from the command line: URLs, passwords, TLS, and hints for errors.
+
+Pure helpers (no click, no rich): the options of ``jobs``/``organizations`` and each
+``[[servers]]`` table of a targets file both end up as a `Connection`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import ssl
+import sys
+from collections.abc import Iterator
+from typing import Literal
+
+import attrs
+import httpx
+
+from .._client import VBOClient, tls_context
+from .._exceptions import ConfigError, TransportError, VBOError
+from ..cli import DEFAULT_API_VERSION
+from ._exit import CLIError
+
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "Connection",
+    "Source",
+    "explain",
+    "read_password",
+    "split_version",
+]
+
+
+Source = Literal["options", "targets"]
+"""Where a connection's settings came from: hints name the option or the targets-file key."""
+
+_VERSION_SUFFIX = re.compile(r"^(?P<base>.*?)/+(?P<version>v[1-8])/*$", re.IGNORECASE)
+_WRONG_VERSION = ("wrong version number", "record layer failure", "packet length too long", "http request")
+
+
+def split_version(url: str) -> tuple[str, str | None]:
+    """``(base URL, version)`` of a URL that ends in an API version segment ``/v1`` … ``/v8`` (as
+    ``vbo-async simulate`` prints it), else ``(url, None)``; the version is lower-cased.
+
+    ```python
+    split_version("http://127.0.0.1:4443/v1")  # ("http://127.0.0.1:4443", "v1")
+    ```
+    """
+    match = _VERSION_SUFFIX.match(url.strip())
+    if match is None:
+        return url, None
+    return match["base"], match["version"].lower()
+
+
+@attrs.frozen(kw_only=True)
+class Connection:
+    """How to reach one server: ``url`` is the base URL (without the ``/vN`` segment)."""
+
+    url: str
+    api_version: str
+    username: str
+    password_env: str
+    verify: bool | str = True
+    """True (system CAs), a CA bundle path, or False (``--insecure``)."""
+    label: str = ""
+    """How prompts and reports name the server (its URL when empty)."""
+    source: Source = "options"
+
+    @classmethod
+    def build(
+        cls,
+        url: str,
+        *,
+        api_version: str | None,
+        username: str,
+        password_env: str,
+        ca_bundle: str | None = None,
+        insecure: bool = False,
+        label: str = "",
+        source: Source = "options",
+    ) -> Connection:
+        """A connection for ``url``; a ``/vN`` at its end is taken off and is the API version
+        unless ``api_version`` names one, else `DEFAULT_API_VERSION`."""
+        base, version = split_version(url)
+        verify: bool | str = False if insecure else (ca_bundle if ca_bundle is not None else True)
+        return cls(
+            url=base.rstrip("/"),
+            api_version=api_version or version or DEFAULT_API_VERSION,
+            username=username,
+            password_env=password_env,
+            verify=verify,
+            label=label,
+            source=source,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.label or self.url
+
+    def client(
+        self, password: str, *, verify: bool | str | ssl.SSLContext | None = None, max_concurrency: int = 10
+    ) -> VBOClient:
+        """A `VBOClient` for this server (``verify`` overrides the connection's own, e.g. with a
+        shared TLS context). An unusable URL or CA bundle is a `CLIError` (usage)."""
+        try:
+            return VBOClient(
+                self.url,
+                username=self.username,
+                password=password,
+                api_version=self.api_version,
+                verify=self.verify if verify is None else verify,
+                max_concurrency=max_concurrency,
+            )
+        except ConfigError as exc:
+            raise CLIError(f"{self.name}: {exc}") from None
+
+
+def read_password(variable: str, prompt: str) -> str:
+    """The password in the environment variable ``variable``, else typed at a prompt (never
+    echoed); with neither a value nor a terminal, a `CLIError` naming the variable."""
+    value = os.environ.get(variable)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise CLIError(f"no password: set the environment variable {variable}")
+    return getpass.getpass(prompt)
+
+
+class SharedContexts:
+    """One verifying TLS context per CA bundle (None: the system's), shared by every server using
+    it: loading a bundle costs about 25 ms, once per server otherwise."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[str | None, ssl.SSLContext] = {}
+
+    def __len__(self) -> int:
+        return len(self._contexts)
+
+    def verify(self, verify: bool | str) -> ssl.SSLContext | Literal[False]:
+        if verify is False:
+            return False
+        key = None if verify is True else verify
+        context = self._contexts.get(key)
+        if context is None:
+            try:
+                context = self._contexts[key] = tls_context(True if key is None else key)
+            except ConfigError as exc:
+                raise CLIError(str(exc)) from None
+        return context
+
+
+# --- hints for errors ---------------------------------------------------------------------------
+
+
+def explain(error: VBOError, *, source: Source = "options") -> str:
+    """``str(error)``, followed by what to do about it when the cause is a usual mistake:
+    an untrusted certificate, ``https://`` to a plain-HTTP port or ``http://`` to a TLS port."""
+    hint = _hint(error, source)
+    return f"{error}; {hint}" if hint else str(error)
+
+
+def _hint(error: VBOError, source: Source) -> str | None:
+    if not isinstance(error, TransportError):
+        return None
+    chain = list(_causes(error))
+    if any(isinstance(exc, ssl.SSLCertVerificationError) for exc in chain):
+        where = "--ca-bundle PATH" if source == "options" else 'ca_bundle = "PATH" in the targets file'
+        return f"if the server's certificate is signed by your own CA, pass that CA with {where}"
+    scheme = (error.url or "").partition(":")[0].lower()
+    if scheme == "https" and any(_is_plain_http_answer(exc) for exc in chain):
+        return "the server answered in plain HTTP, not TLS: use http:// instead of https://"
+    if scheme == "http" and any(isinstance(exc, httpx.RemoteProtocolError) for exc in chain):
+        return (
+            "the server closed the connection on a plain-HTTP request, as a TLS port does "
+            "(VB365 serves HTTPS): use https:// instead of http://"
+        )
+    return None
+
+
+def _is_plain_http_answer(exc: BaseException) -> bool:
+    if not isinstance(exc, ssl.SSLError) or isinstance(exc, ssl.SSLCertVerificationError):
+        return False
+    text = f"{getattr(exc, 'reason', '') or ''} {exc}".lower().replace("_", " ")
+    return any(marker in text for marker in _WRONG_VERSION)
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    seen = 0
+    while exc is not None and seen < 12:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1

@@ -1,0 +1,110 @@
+"""Exit codes and the errors the command line reports as one line: pure, no click or rich here.
+
+A command ends in an `Outcome`; each command maps outcomes to numbers through its `ExitCodes`.
+Every command today uses `STANDARD`. A monitoring-plugin command (``check``) would define its own
+table, e.g. ``ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3)``, and return its own
+warning/critical numbers directly, with nothing else in the command line changing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator
+
+import attrs
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "SIMULATOR_PACKAGES",
+    "STANDARD",
+    "CLIError",
+    "ExitCodes",
+    "MissingExtra",
+    "Outcome",
+    "simulator_extra",
+]
+
+
+class Outcome(enum.Enum):
+    """How a command ended, before it is turned into a number."""
+
+    OK = "ok"
+    """Everything asked for was read (a job whose last run failed is data, not a failure)."""
+    UNREADABLE = "unreadable"
+    """A server or tenant could not be read (what could be read was still printed), the output
+    could not be written, or the simulator could not start."""
+    USAGE = "usage"
+    """Bad option, bad targets file, bad configuration or a missing extra: nothing was done."""
+    INTERRUPTED = "interrupted"
+    """Ctrl-C (SIGINT)."""
+
+
+@attrs.frozen(kw_only=True)
+class ExitCodes:
+    """The exit status of each `Outcome` for one command."""
+
+    ok: int
+    unreadable: int
+    usage: int
+    interrupted: int
+
+    def __getitem__(self, outcome: Outcome) -> int:
+        return int(getattr(self, outcome.value))
+
+
+STANDARD = ExitCodes(ok=0, unreadable=1, usage=2, interrupted=130)
+"""The exit codes of ``demo``, ``simulate``, ``jobs``, ``organizations`` and ``poll``."""
+
+EXIT_CODES_HELP = """\
+Exit codes:
+
+\b
+  0    everything was read (jobs whose last run Failed are data, not an error)
+  1    a server or tenant could not be read (the rest is still printed),
+       the output could not be written, or the simulator could not start
+  2    usage error: bad option, bad targets file, bad configuration,
+       or an extra that is not installed
+  130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops
+"""
+
+
+class CLIError(Exception):
+    """A problem reported as one ``vbo-async: error: ...`` line on stderr.
+
+    ``outcome`` says which exit code it ends with: `Outcome.USAGE` for anything wrong with the
+    command line, the files or the environment it reads, `Outcome.UNREADABLE` for what the
+    servers did. Several ``lines`` (one per problem in a targets file) print one line each.
+    """
+
+    def __init__(self, *lines: str, outcome: Outcome = Outcome.USAGE) -> None:
+        super().__init__(lines[0] if lines else "")
+        self.lines = lines
+        self.outcome = outcome
+
+
+class MissingExtra(CLIError):
+    """A command needs packages of an extra that is not installed (exit code: usage)."""
+
+    def __init__(self, command: str, extra: str, missing: str | None) -> None:
+        what = f" ({missing} is not installed)" if missing else ""
+        super().__init__(
+            f"'vbo-async {command}' needs the '{extra}' extra{what}: pip install 'vbo-async[{extra}]'"
+        )
+        self.extra = extra
+
+
+SIMULATOR_PACKAGES = frozenset({"starlette", "uvicorn", "trustme", "cryptography", "anyio", "h11"})
+"""Top-level packages of the ``simulator`` extra (and theirs) whose absence means "install it"."""
+
+
+@contextlib.contextmanager
+def simulator_extra(command: str) -> Iterator[None]:
+    """Turn the `ImportError` of a missing simulator package into `MissingExtra` naming the extra."""
+    try:
+        yield
+    except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in SIMULATOR_PACKAGES:
+            raise
+        raise MissingExtra(command, "simulator", missing) from None

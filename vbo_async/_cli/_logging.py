@@ -1,0 +1,88 @@
+"""The command line's logging: ``vbo-async: warning: ...`` lines on stderr, ``VBO_ASYNC_LOG``.
+
+Only the command line configures logging, and only for the time `main` runs: the library
+configures nothing (it logs to the ``vbo_async`` logger and never logs secrets).
+
+- Without ``VBO_ASYNC_LOG``: warnings only, such as "TLS certificate verification is OFF";
+  the per-attempt retry notes are left out (the outcome is reported anyway).
+- ``VBO_ASYNC_LOG=warning|info|debug``: the ``vbo_async`` logger at that level, retry notes
+  included. stamina's own retry events are never printed: vbo_async's retry notes say the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ._exit import CLIError
+
+__all__ = ["LEVELS", "VARIABLE", "configured_logging"]
+
+VARIABLE = "VBO_ASYNC_LOG"
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+class _Stderr(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is at the time (a progress display may wrap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _Format(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"vbo-async: {record.levelname.lower()}: {record.getMessage()}"
+
+
+class _HideRetries(logging.Filter):
+    """Drops the per-attempt retry notes of vbo_async: the outcome is reported anyway."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "retrying" not in str(record.msg)
+
+
+def level_from_environment() -> int | None:
+    """The level ``VBO_ASYNC_LOG`` asks for, None when unset; a bad value is a usage error."""
+    value = os.environ.get(VARIABLE, "").strip().lower()
+    if not value:
+        return None
+    if value not in LEVELS:
+        raise CLIError(f"{VARIABLE} must be one of {', '.join(LEVELS)}, got {value!r}")
+    return LEVELS[value]
+
+
+@contextlib.contextmanager
+def configured_logging(level: int | None) -> Iterator[None]:
+    """Send the ``vbo_async`` logger to stderr at ``level`` (None: warnings without retry notes)
+    while the block runs, then put the loggers back as they were."""
+    library = logging.getLogger("vbo_async")
+    stamina = logging.getLogger("stamina")
+    handler = _Stderr()
+    handler.setFormatter(_Format())
+    if level is None:
+        handler.addFilter(_HideRetries())
+    # stamina logs each scheduled retry as a warning of its own, which Python's last-resort
+    # handler would print bare when nothing else is configured; vbo_async already says it.
+    quiet = logging.NullHandler()
+    saved = library.level
+    library.setLevel(level if level is not None else logging.WARNING)
+    library.addHandler(handler)
+    stamina.addHandler(quiet)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        stamina.removeHandler(quiet)
+        library.setLevel(saved)

@@ -1,0 +1,205 @@
+"""What ``demo``, ``jobs`` and ``poll`` found: one `Row` per job or per failure, and the `Report`.
+
+Pure data (no click, no rich): the table and ``--json`` are both drawn from a `Report`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable
+from typing import IO, Any
+
+import attrs
+
+from .._exceptions import TransportError, VBOError
+from .._poll import PollResult
+from ._connect import Source, explain
+from ._exit import Outcome
+
+__all__ = ["FOLLOW", "Report", "Row", "error_row", "rows_of"]
+
+log = logging.getLogger("vbo_async.cli")
+
+FOLLOW = ("repository", "proxy")
+"""The links prefetched for every job: one GET per distinct repository and proxy per server.
+The organization is known from the listing and never fetched through a job's link."""
+
+
+@attrs.frozen(kw_only=True)
+class Row:
+    """One job as the table and ``--json`` show it, or one failure (``error`` set).
+
+    A failure has ``None`` for what it lacks: a tenant that could not be read has no job, and a
+    server that could not be read (or listed) has no organization either.
+    """
+
+    server: str
+    organization: str | None = None
+    organization_id: str | None = None
+    job: str | None = None
+    job_id: str | None = None
+    enabled: bool | None = None
+    last_status: str | None = None
+    last_run: dt.datetime | None = None
+    next_run: dt.datetime | None = None
+    repository: str | None = None
+    proxy: str | None = None
+    error: str | None = None
+    unreachable: bool = attrs.field(default=False, metadata={"json": False})
+    """The error is a transport error (connect, TLS, timeout): the summary says "unreachable"."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            field.name: _json_value(getattr(self, field.name))
+            for field in attrs.fields(Row)
+            if field.metadata.get("json", True)
+        }
+
+
+def _json_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def error_row(
+    server: str,
+    error: VBOError | str,
+    *,
+    organization: str | None = None,
+    organization_id: str | None = None,
+    source: Source = "options",
+) -> Row:
+    text = error if isinstance(error, str) else explain(error, source=source)
+    return Row(
+        server=server,
+        organization=organization,
+        organization_id=organization_id,
+        error=text,
+        unreachable=isinstance(error, TransportError),
+    )
+
+
+def rows_of(result: PollResult, server: str, *, source: Source = "options") -> list[Row]:
+    """The rows of one tenant's `PollResult`: its jobs, or its error. A job whose repository or
+    proxy could not be read keeps its row (that column is empty) and is logged as a warning; a
+    repository without a proxy link (one of a v8 proxy pool) just leaves the proxy empty."""
+    target = result.target
+    organization = target.name or target.organization_id
+    if result.error is not None:
+        return [
+            error_row(
+                server,
+                result.error,
+                organization=organization,
+                organization_id=target.organization_id,
+                source=source,
+            )
+        ]
+    pooled = {
+        job.id
+        for job in result.jobs
+        if (repository := result.resolved(job, "repository")) is not None and repository.links.proxy is None
+    }
+    for (job_id, relation), error in result.link_errors.items():
+        if relation == "proxy" and job_id in pooled:
+            continue  # a repository of a v8 proxy pool has no proxy of its own: not a failure
+        log.warning("%s / %s: job %s: cannot read its %s: %s", server, organization, job_id, relation, error)
+    rows = []
+    for job in result.jobs:
+        repository = result.resolved(job, "repository")
+        proxy = result.resolved(job, "proxy")
+        rows.append(
+            Row(
+                server=server,
+                organization=organization,
+                organization_id=target.organization_id,
+                job=job.name or job.id,
+                job_id=job.id,
+                enabled=job.is_enabled,
+                last_status=str(job.last_status) if job.last_status is not None else None,
+                last_run=job.last_run,
+                next_run=job.next_run,
+                repository=repository.name if repository is not None else None,
+                proxy=proxy.host_name if proxy is not None else None,
+            )
+        )
+    return rows
+
+
+_ATTENTION = {"Failed": 0, "Warning": 1}
+
+
+@attrs.frozen(kw_only=True)
+class Report:
+    """Everything a command found: job rows, failure rows, and how many servers and tenants.
+
+    ``servers`` counts the servers asked (a report of several shows a Server column);
+    ``tenants`` counts the tenants whose jobs were read. ``server_errors`` holds the failures of
+    whole servers, ``errors`` those of single tenants.
+    """
+
+    jobs: tuple[Row, ...] = ()
+    errors: tuple[Row, ...] = ()
+    servers: int = 1
+    tenants: int = 0
+
+    @classmethod
+    def collect(cls, rows: Iterable[Row], *, servers: int, tenants: int) -> Report:
+        """Sort ``rows`` into jobs and failures (each in server/organization/job order)."""
+        jobs: list[Row] = []
+        errors: list[Row] = []
+        for row in rows:
+            (jobs if row.error is None else errors).append(row)
+        return cls(
+            jobs=tuple(sorted(jobs, key=_key)),
+            errors=tuple(sorted(errors, key=_key)),
+            servers=servers,
+            tenants=tenants,
+        )
+
+    @property
+    def outcome(self) -> Outcome:
+        """`Outcome.UNREADABLE` when anything could not be read, else `Outcome.OK` (however many
+        jobs Failed: that is what was read, not a failure to read it)."""
+        return Outcome.UNREADABLE if self.errors else Outcome.OK
+
+    @property
+    def attention_first(self) -> tuple[Row, ...]:
+        """The job rows with Failed first, then Warning, then the rest, each part in
+        server/organization/job order."""
+        return tuple(
+            sorted(self.jobs, key=lambda row: (_ATTENTION.get(row.last_status or "", 2), *_key(row)))
+        )
+
+    def summary(self) -> str:
+        """``43 jobs on 12 tenants: 8 failed, 5 warning, 1 server unreachable``."""
+        counts = {status: sum(row.last_status == status for row in self.jobs) for status in _ATTENTION}
+        parts = [f"{counts['Failed']} failed", f"{counts['Warning']} warning"]
+        unreachable = sum(row.organization is None and row.unreachable for row in self.errors)
+        servers = sum(row.organization is None for row in self.errors) - unreachable
+        tenants = sum(row.organization is not None for row in self.errors)
+        if unreachable:
+            parts.append(_plural(unreachable, "server") + " unreachable")
+        if servers:
+            parts.append(_plural(servers, "server") + " could not be read")
+        if tenants:
+            parts.append(_plural(tenants, "tenant") + " could not be read")
+        head = f"{_plural(len(self.jobs), 'job')} on {_plural(self.tenants, 'tenant')}"
+        if self.servers > 1:
+            head += f" of {_plural(self.servers, 'server')}"
+        return f"{head}: {', '.join(parts)}"
+
+    def write_json(self, out: IO[str]) -> None:
+        """Jobs and failures as one JSON array, in server/organization/job order."""
+        rows = sorted((*self.jobs, *self.errors), key=_key)
+        json.dump([row.as_json() for row in rows], out, indent=2)
+        out.write("\n")
+
+
+def _key(row: Row) -> tuple[str, str, str, str]:
+    return (row.server, (row.organization or "").casefold(), (row.job or "").casefold(), row.job_id or "")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

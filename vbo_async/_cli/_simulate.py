@@ -1,0 +1,168 @@
+"""``simulate`` and ``demo``: the simulator extra, fault flags derived from `Faults`, serving.
+
+The fault flags of ``simulate`` are generated from the attrs fields of `Faults`: the name gives
+``--kebab-case``, the annotation the type, the field's default the default, and the help comes
+from the field's ``metadata["help"]``, else from `FAULT_HELP` below. A field added to `Faults`
+is a flag at once, with no change here.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import tempfile
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import click
+
+from ._exit import CLIError, Outcome, simulator_extra
+
+__all__ = ["FAULT_HELP", "fault_options", "faults_from", "serve_simulator"]
+
+FAULT_HELP: Mapping[str, str] = {
+    "latency": "Seconds of delay added to every request.",
+    "latency_spike_rate": "Share of requests (0-1) delayed by a further --latency-spike.",
+    "latency_spike": "Seconds of the extra delay of a latency spike.",
+    "error_rate": "Share of requests (0-1) answered 500, 502 or 503.",
+    "rate_limit_rate": "Share of requests (0-1) answered 429 with Retry-After.",
+    "retry_after": "Retry-After seconds of those 429 answers.",
+    "drop_rate": "Share of requests (0-1) whose connection is dropped mid-body.",
+    "truncate_rate": "Share of requests (0-1) whose body is cut short of its Content-Length.",
+    "malformed_rate": "Share of requests (0-1) answered 200 with a body that is not JSON.",
+    "revoke_every": "Revoke every access token each N seconds.",
+    "fault_seed": "Seed of the random draws deciding which requests get a fault.",
+}
+"""Help for the `Faults` fields that carry no ``metadata["help"]`` of their own. The five
+outcome shares (error, rate limit, drop, truncate, malformed) must not add up to more than 1."""
+
+_CLICK_TYPES: Mapping[type, Any] = {float: click.FLOAT, int: click.INT, str: click.STRING}
+
+
+def fault_options(cls: type[Any], *, reserved: frozenset[str] = frozenset()) -> list[click.Option]:
+    """One click option per attrs field of ``cls`` (`Faults`), in field order.
+
+    ``reserved`` are parameter names taken by the command's other options: a field named like
+    one of them is a programming error, raised here rather than silently shadowed.
+    """
+    hints = typing.get_type_hints(cls)
+    options = []
+    for field in attrs.fields(cls):
+        if field.name in reserved:
+            raise TypeError(f"{cls.__name__}.{field.name} clashes with an option of the command")
+        kind, optional = _unwrap_optional(hints[field.name])
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        text = field.metadata.get("help") or FAULT_HELP.get(field.name) or f"{cls.__name__}.{field.name}."
+        flag = "--" + field.name.replace("_", "-")
+        if kind is bool and not optional:
+            options.append(click.Option([f"{flag}/--no-{flag[2:]}", field.name], default=default, help=text))
+            continue
+        if kind not in _CLICK_TYPES:
+            raise TypeError(f"{cls.__name__}.{field.name}: no command-line type for {hints[field.name]!r}")
+        options.append(
+            click.Option(
+                [flag, field.name],
+                type=_CLICK_TYPES[kind],
+                default=default,
+                show_default=True if default is not None else "off",
+                help=text,
+            )
+        )
+    return options
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """``(X, True)`` for ``X | None``, else ``(annotation, False)``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [member for member in typing.get_args(annotation) if member is not type(None)]
+        if len(members) == 1:
+            return members[0], True
+    return annotation, False
+
+
+def faults_from(cls: type[Any], values: dict[str, Any]) -> Any:
+    """Build ``cls`` (`Faults`) from the parsed options, taking its fields out of ``values``."""
+    return cls(**{field.name: values.pop(field.name) for field in attrs.fields(cls)})
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+def serve_simulator(
+    *, host: str, port: int, tls: bool, seed: int, organizations: int, faults: dict[str, Any]
+) -> Outcome:
+    """Serve a simulator on ``host``:``port`` until Ctrl-C or SIGTERM."""
+    with simulator_extra("simulate"):
+        import uvicorn
+
+        from ..simulator import Faults, SimulatorConfig, create_app, make_tls_material
+
+    config = SimulatorConfig(seed=seed, organizations=organizations, faults=faults_from(Faults, faults))
+    app = create_app(config)
+    scheme = "https" if tls else "http"
+    options: dict[str, Any] = {}
+    # Listening before "Serving" is printed: a client that connects as soon as it reads the line
+    # is queued by the kernel instead of refused, and a busy port is one error line, not a lie.
+    sock = _listen(host, port)
+    # The TLS key is removed when the simulator stops; uvicorn re-raises SIGTERM after shutting
+    # down, so it is turned into SystemExit here to let the cleanup below run.
+    previous = signal.signal(signal.SIGTERM, _exit_quietly)
+    folder = tempfile.TemporaryDirectory(prefix="vbo-async-sim-")
+    try:
+        if tls:
+            cert, key, ca = make_tls_material(folder.name)
+            options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+            click.echo(f"CA bundle (pass as verify= or --ca-bundle): {ca}")
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(
+            f"Serving the VBO v1 simulator at {scheme}://{shown}:{sock.getsockname()[1]}/v1 "
+            f"(user {config.username!r}, password {config.password!r}; Ctrl-C stops)"
+        )
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn stops gracefully on Ctrl-C, then re-raises it
+            return Outcome.OK
+        if not server.started:
+            raise CLIError(
+                "the simulator could not start (see the messages above)", outcome=Outcome.UNREADABLE
+            )
+        return Outcome.OK
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+        folder.cleanup()
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port``; a failure is a `CLIError`."""
+    try:
+        # proto is IPPROTO_TCP here; asyncio sets TCP_NODELAY on accepted connections only then
+        # (a bare socket.socket() has proto 0, and every answer then waits ~40 ms for delayed ACKs).
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CLIError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
+        ) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise CLIError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
+        ) from None
+    return sock

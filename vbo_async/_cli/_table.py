@@ -1,0 +1,251 @@
+"""The tables of ``demo``, ``jobs``, ``poll`` and ``organizations``, drawn with rich.
+
+Which columns a terminal shows depends on its width. Columns, most important first:
+
+    Server (only when several servers are polled), Organization, Job, Status,
+    Enabled (only when some job is disabled), Last run, Next run, Repository, Proxy
+
+The first four are always shown; the others are added in this order while the table still fits,
+and the columns left out are named under the table. Piped output and ``--wide`` show every column
+at full width. Rows that need attention come first (Failed, then Warning); servers and tenants
+that could not be read are listed in a second table below, and a summary line ends the output.
+Times are shown relative to now when close (``3 h ago``, ``in 2 d``), else as a date and time in
+the local time zone, named in the column header (or in each cell when the zone's offset varies).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import attrs
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .._models import Organization
+from ._report import Report, Row
+
+__all__ = ["COLUMN_PRIORITY", "print_organizations", "print_report", "relative"]
+
+_STATUS_STYLE = {"Success": "green", "Warning": "yellow", "Failed": "bold red", "Running": "cyan"}
+_RELATIVE_LIMIT = dt.timedelta(days=14)
+
+
+def relative(value: dt.datetime, now: dt.datetime) -> str | None:
+    """``value`` as ``"3 h ago"``/``"in 2 d"`` when within 14 days of ``now``, else None."""
+    delta = value - now
+    seconds = abs(delta.total_seconds())
+    if seconds >= _RELATIVE_LIMIT.total_seconds():
+        return None
+    if seconds < 60:
+        return "just now" if delta <= dt.timedelta(0) else "in < 1 min"
+    if seconds < 3600:
+        amount = f"{int(seconds // 60)} min"
+    elif seconds < 48 * 3600:
+        amount = f"{int(seconds // 3600)} h"
+    else:
+        amount = f"{int(seconds // 86400)} d"
+    return f"{amount} ago" if delta < dt.timedelta(0) else f"in {amount}"
+
+
+@attrs.frozen
+class _Times:
+    """How one time column reads: relative when close, else absolute, the zone in the header
+    when all its absolute times share one name and offset."""
+
+    now: dt.datetime
+    zone: dt.tzinfo | None
+
+    def header(self, title: str, values: Sequence[dt.datetime | None]) -> str:
+        zones = self._zones(values)
+        return f"{title} ({next(iter(zones))})" if len(zones) == 1 else title
+
+    def cell(self, value: dt.datetime | None, values: Sequence[dt.datetime | None]) -> Text:
+        if value is None:
+            return Text("-", style="dim")
+        near = relative(value, self.now)
+        if near is not None:
+            return Text(near)
+        local = value.astimezone(self.zone)
+        text = local.strftime("%Y-%m-%d %H:%M")
+        if len(self._zones(values)) != 1:
+            text += f" {_zone_name(local)}"
+        return Text(text)
+
+    def _zones(self, values: Sequence[dt.datetime | None]) -> set[str]:
+        return {
+            _zone_name(value.astimezone(self.zone))
+            for value in values
+            if value is not None and relative(value, self.now) is None
+        }
+
+
+def _zone_name(local: dt.datetime) -> str:
+    name = local.tzname() or ""
+    if name and not name.startswith(("+", "-")):
+        return name
+    return "UTC" + local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+
+
+@attrs.frozen
+class _Column:
+    header: str
+    cells: list[Text]
+    essential: bool = False
+    wraps: bool = False
+
+    @property
+    def width(self) -> int:
+        return max([cell_len(self.header), *(cell.cell_len for cell in self.cells)])
+
+
+COLUMN_PRIORITY = (
+    "Server",
+    "Organization",
+    "Job",
+    "Status",
+    "Enabled",
+    "Last run",
+    "Next run",
+    "Repository",
+    "Proxy",
+)
+"""The job table's columns, most important first (see the module docstring)."""
+
+
+def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Column]:
+    def text(get: Callable[[Row], str | None]) -> list[Text]:
+        return [Text(value) if (value := get(row)) else Text("-", style="dim") for row in rows]
+
+    last_runs = [row.last_run for row in rows]
+    next_runs = [row.next_run for row in rows]
+    columns = []
+    if report.servers > 1:
+        columns.append(_Column("Server", text(lambda row: row.server), essential=True, wraps=True))
+    columns += [
+        _Column("Organization", text(lambda row: row.organization), essential=True, wraps=True),
+        _Column("Job", text(lambda row: row.job), essential=True, wraps=True),
+        _Column("Status", [_status(row.last_status) for row in rows], essential=True),
+    ]
+    if any(row.enabled is False for row in rows):
+        columns.append(_Column("Enabled", [_enabled(row.enabled) for row in rows]))
+    columns += [
+        _Column(times.header("Last run", last_runs), [times.cell(v, last_runs) for v in last_runs]),
+        _Column(times.header("Next run", next_runs), [times.cell(v, next_runs) for v in next_runs]),
+        _Column("Repository", text(lambda row: row.repository)),
+        _Column("Proxy", text(lambda row: row.proxy)),
+    ]
+    return columns
+
+
+def _status(status: str | None) -> Text:
+    if status is None:
+        return Text("never run", style="dim")
+    return Text(status, style=_STATUS_STYLE.get(status, ""))
+
+
+def _enabled(enabled: bool | None) -> Text:
+    if enabled is None:
+        return Text("?", style="dim")
+    return Text("yes") if enabled else Text("no", style="yellow")
+
+
+def _fit(columns: Sequence[_Column], width: int | None) -> tuple[list[_Column], list[_Column]]:
+    """(shown, left out): the essential columns, then the others in order while they fit in
+    ``width`` (None: all). A rich table is its columns plus 3 cells each and 1 (borders, padding)."""
+    shown: list[_Column] = []
+    used = 1
+    for index, column in enumerate(columns):
+        need = column.width + 3
+        if width is not None and not column.essential and used + need > width:
+            return shown, list(columns[index:])
+        shown.append(column)
+        used += need
+    return shown, []
+
+
+def _natural_width(columns: Sequence[_Column]) -> int:
+    return 1 + sum(column.width + 3 for column in columns)
+
+
+def _table(columns: Sequence[_Column], *, squeeze: bool) -> Table:
+    table = Table(header_style="bold")
+    for column in columns:
+        table.add_column(
+            column.header,
+            no_wrap=not (squeeze and column.wraps),
+            overflow="fold",
+            min_width=min(column.width, 8) if column.wraps else column.width,
+        )
+    for cells in zip(*(column.cells for column in columns), strict=True):
+        table.add_row(*cells)
+    return table
+
+
+def _error_table(report: Report) -> tuple[Table, int]:
+    """The servers and tenants that could not be read, and that table's natural width."""
+    with_server = report.servers > 1 or any(row.organization is None for row in report.errors)
+    headers = [*(["Server"] if with_server else []), "Organization", "Error"]
+    rows = []
+    for row in report.errors:
+        organization = Text(row.organization) if row.organization else Text("(whole server)", style="dim")
+        cells = [Text(row.server)] if with_server else []
+        rows.append([*cells, organization, Text(row.error or "", style="red")])
+    table = Table(
+        title="Could not be read", title_justify="left", title_style="bold red", header_style="bold"
+    )
+    for header in headers:
+        table.add_column(header, overflow="fold", min_width=20 if header == "Error" else None)
+    for cells in rows:
+        table.add_row(*cells)
+    widths = [max([cell_len(h), *(cells[i].cell_len for cells in rows)]) for i, h in enumerate(headers)]
+    return table, 1 + sum(width + 3 for width in widths)
+
+
+def print_report(
+    report: Report,
+    console: Console,
+    *,
+    wide: bool = False,
+    now: dt.datetime | None = None,
+    zone: dt.tzinfo | None = None,
+) -> None:
+    """Print ``report``: the jobs (needing attention first), the failures, a summary line.
+
+    The columns fit ``console.width`` unless ``wide`` is set or the console is not a terminal:
+    then every column is shown at full width and the console is widened to fit. ``zone`` is the
+    time zone of absolute times (default: the local one); ``now`` is for tests.
+    """
+    times = _Times(now or dt.datetime.now(dt.UTC), zone)
+    wide = wide or not console.is_terminal
+    columns = _job_columns(report, report.attention_first, times)
+    shown, hidden = _fit(columns, None if wide else console.width)
+    errors, errors_width = _error_table(report) if report.errors else (None, 0)
+    if wide:
+        console.width = max(console.width, _natural_width(shown) if report.jobs else 0, errors_width)
+    squeeze = _natural_width(shown) > console.width
+    if report.jobs:
+        console.print(_table(shown, squeeze=squeeze))
+        if hidden:
+            names = ", ".join(column.header.partition(" (")[0] for column in hidden)
+            console.print(Text(f"Hidden at this width: {names} (--wide shows all)", style="dim"))
+    if errors is not None:
+        console.print(errors)
+    console.print(Text(report.summary(), style="bold"), soft_wrap=wide)
+
+
+def print_organizations(organizations: Sequence[Organization], console: Console) -> None:
+    """The ids and names of ``organizations``, by name, at full width."""
+    table = Table(header_style="bold")
+    table.add_column("Name", overflow="fold")
+    table.add_column("Id", no_wrap=True)
+    for organization in organizations:
+        table.add_row(Text(organization.name or "-"), Text(organization.id))
+    if not console.is_terminal:
+        widest = max([4, *(cell_len(o.name or "-") for o in organizations)])
+        console.width = max(console.width, widest + max([2, *(len(o.id) for o in organizations)]) + 7)
+    console.print(table)
+    count = len(organizations)
+    console.print(Text(f"{count} organization{'s' if count != 1 else ''}", style="bold"))

@@ -1,0 +1,300 @@
+"""The targets file of ``vbo-async poll``: TOML read into attrs classes by a cattrs converter.
+
+Unknown keys are refused (a misspelt ``cabundle =`` would otherwise be ignored and surface later
+as a TLS failure), values must have their TOML type (``insecure = "false"`` is refused, not read
+as true), and every problem is reported as one line with its TOML path, from
+`cattrs.transform_error`::
+
+    targets.toml: servers[1].cabundle: extra field (server "west")
+
+``servers[0]`` is the first ``[[servers]]`` table. A password is never accepted in the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.errors import ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn, override
+
+from .._client import API_VERSIONS
+from .._dialects import DIALECTS
+from .._exceptions import ConfigError
+from .._urls import ApiRoot
+from ._connect import Connection, split_version
+from ._exit import CLIError
+
+__all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets"]
+
+Organizations = Literal["all"] | tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class ServerTarget:
+    """One ``[[servers]]`` table: a VBO server and the organizations to poll on it.
+
+    - ``url`` (required): the server's base URL, ``https://vbo01.example.com:4443``. A trailing
+      ``/v1`` … ``/v8`` (as ``vbo-async simulate`` prints it) is taken off and used as the API
+      version unless ``api_version`` is given.
+    - ``username`` (required): the account, e.g. ``"LAB\\\\svc-backup"`` (TOML escapes ``\\``).
+    - ``password_env`` (required): the environment variable holding the password; it is prompted
+      for when the variable is unset and a terminal is attached. A ``password`` key is refused.
+    - ``name``: how reports name the server (default: its URL); names must be unique.
+    - ``organizations``: ``"all"`` (default), or a list of organization ids or names (names
+      match case-insensitively and must be unambiguous on the server).
+    - ``ca_bundle``: a CA bundle (file or directory) to verify the server's certificate with,
+      relative to the targets file's folder; default: the system's CAs.
+    - ``insecure``: ``true`` turns certificate verification off (a boolean, unquoted; default
+      ``false``); not together with ``ca_bundle``.
+    - ``api_version``: ``"auto"`` (the default, `DEFAULT_API_VERSION`: the newest version the
+      server serves), ``"v8"``, ``"v7"``, ``"v6"`` or ``"v1"``; or the URL's ``/vN``.
+    - ``max_concurrency``: requests in flight on this server, a positive integer (default 10).
+    """
+
+    url: str
+    username: str
+    password_env: str
+    name: str | None = None
+    organizations: Organizations = "all"
+    ca_bundle: str | None = None
+    insecure: bool = False
+    api_version: str | None = None
+    max_concurrency: int = 10
+
+    @property
+    def label(self) -> str:
+        """``name``, or the URL when the table names none."""
+        return self.name if self.name is not None else self.url
+
+    def connection(self) -> Connection:
+        return Connection.build(
+            self.url,
+            api_version=self.api_version,
+            username=self.username,
+            password_env=self.password_env,
+            ca_bundle=self.ca_bundle,
+            insecure=self.insecure,
+            label=self.label,
+            source="targets",
+        )
+
+
+@attrs.frozen(kw_only=True)
+class TargetsFile:
+    """A whole targets file: one or more ``[[servers]]`` tables, and no other key."""
+
+    servers: tuple[ServerTarget, ...]
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def read_targets(path: Path) -> TargetsFile:
+    """Read and check the targets file at ``path``; every problem is a line of one `CLIError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"{path}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CLIError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return make_converter(path.parent).structure(data, TargetsFile)
+    except (cattrs.ClassValidationError, cattrs.IterableValidationError) as exc:
+        raise CLIError(*(f"{path}: {line}" for line in describe(exc, data))) from None
+
+
+class _Invalid(ValueError):
+    """A value of the wrong kind; its message is what the user reads after the TOML path."""
+
+
+def make_converter(folder: Path) -> cattrs.Converter:
+    """A converter for `TargetsFile`: strict TOML types, unknown keys refused, relative
+    ``ca_bundle`` paths resolved against ``folder`` (the targets file's)."""
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    converter.register_structure_hook(str, _string)
+    converter.register_structure_hook(bool, _boolean)
+    converter.register_structure_hook(int, _integer)
+    server = make_dict_structure_fn(
+        ServerTarget,
+        converter,
+        url=override(struct_hook=_url),
+        organizations=override(struct_hook=_organizations),
+        ca_bundle=override(struct_hook=_ca_bundle(folder)),
+        api_version=override(struct_hook=_api_version),
+        max_concurrency=override(struct_hook=_positive),
+    )
+
+    def structure_server(value: Any, _: Any) -> ServerTarget:
+        _table(value)
+        target = server(value, ServerTarget)
+        if target.insecure and target.ca_bundle is not None:
+            raise _Invalid("ca_bundle and insecure = true exclude each other")
+        return target
+
+    converter.register_structure_hook(ServerTarget, structure_server)
+    whole = make_dict_structure_fn(TargetsFile, converter, servers=override(struct_hook=_servers(converter)))
+
+    def structure_file(value: Any, _: Any) -> TargetsFile:
+        return whole(value, TargetsFile)
+
+    converter.register_structure_hook(TargetsFile, structure_file)
+    return converter
+
+
+def _servers(converter: cattrs.Converter) -> Callable[[Any, Any], tuple[ServerTarget, ...]]:
+    def structure(value: Any, _: Any) -> tuple[ServerTarget, ...]:
+        if not isinstance(value, list) or not value:
+            raise _Invalid("expected one or more [[servers]] tables")
+        servers = converter.structure(value, tuple[ServerTarget, ...])
+        first: dict[str, int] = {}
+        for index, target in enumerate(servers):
+            earlier = first.setdefault(target.label, index)
+            if earlier != index:
+                raise _Invalid(f'servers[{earlier}] and servers[{index}] are both named "{target.label}"')
+        return servers
+
+    return structure
+
+
+# --- strict scalar hooks (TOML has real types: a quoted "false" is a string, not false) ----------
+
+
+def _kind(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array"}
+    return names.get(type(value), "a table" if isinstance(value, Mapping) else "a date or time")
+
+
+def _string(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_kind(value)}")
+    if not value.strip():
+        raise _Invalid("expected a non-empty string")
+    return value
+
+
+def _boolean(value: Any, _: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false (unquoted), got {_kind(value)}")
+    return value
+
+
+def _integer(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected an integer, got {_kind(value)}")
+    return value
+
+
+def _positive(value: Any, _: Any) -> int:
+    number = _integer(value, int)
+    if number < 1:
+        raise _Invalid(f"expected a positive integer, got {number}")
+    return number
+
+
+def _table(value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"expected a [[servers]] table, got {_kind(value)}")
+
+
+def _url(value: Any, _: Any) -> str:
+    url = _string(value, str)
+    base, _ = split_version(url)
+    try:
+        ApiRoot(base, DIALECTS)
+    except ConfigError as exc:
+        raise _Invalid(str(exc).replace("base_url", "the URL")) from None
+    return url
+
+
+def _api_version(value: Any, _: Any) -> str:
+    version = _string(value, str)
+    if version not in API_VERSIONS:
+        raise _Invalid(f"expected one of {', '.join(API_VERSIONS)}")
+    return version
+
+
+def _organizations(value: Any, _: Any) -> Organizations:
+    if value == "all":
+        return "all"
+    if isinstance(value, list) and value and all(isinstance(entry, str) and entry.strip() for entry in value):
+        return tuple(dict.fromkeys(entry.strip() for entry in value))
+    raise _Invalid('expected "all" or a non-empty array of organization ids or names (strings)')
+
+
+def _ca_bundle(folder: Path) -> Callable[[Any, Any], str]:
+    def structure(value: Any, _: Any) -> str:
+        path = folder / Path(_string(value, str)).expanduser()
+        if not path.exists():
+            raise _Invalid(f"no such file or directory: {path}")
+        return str(path)
+
+    return structure
+
+
+# --- error messages -----------------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def describe(exc: BaseException, data: Any) -> list[str]:
+    """One ``path: problem`` line per problem in ``exc`` (from `cattrs.transform_error`), with
+    the server's name added to the lines about a named ``[[servers]]`` table."""
+    extras: list[list[str]] = []
+
+    def message(error: BaseException, kind: Any) -> str:
+        if isinstance(error, ForbiddenExtraKeysError):
+            extras.append(sorted(error.extra_fields))
+            return f"\0{len(extras) - 1}"
+        if isinstance(error, _Invalid):
+            return str(error)
+        if isinstance(error, KeyError):
+            return "required key missing"
+        return cattrs.v.format_exception(error, kind)
+
+    lines = []
+    for line in cattrs.transform_error(exc, path="$", format_exception=message):
+        text, _, path = line.rpartition(" @ ")
+        place = path.removeprefix("$").removeprefix(".")
+        if text.startswith("\0"):
+            for key in extras[int(text[1:])]:
+                lines.append(_line(_join(place, key), _extra(key), data))
+        else:
+            lines.append(_line(place, text, data))
+    return lines
+
+
+def _extra(key: str) -> str:
+    if key.lower() == "password":
+        return "not accepted: put the password in the environment variable named by password_env"
+    return "extra field"
+
+
+def _join(place: str, key: str) -> str:
+    name = key if _BARE_KEY.match(key) else '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{place}.{name}" if place else name
+
+
+_SERVER_INDEX = re.compile(r"^servers\[(\d+)\]")
+
+
+def _line(place: str, text: str, data: Any) -> str:
+    line = f"{place}: {text}" if place else text
+    match = _SERVER_INDEX.match(place)
+    if match and isinstance(data, Mapping) and isinstance(data.get("servers"), list):
+        servers = data["servers"]
+        index = int(match[1])
+        if index < len(servers) and isinstance(servers[index], Mapping):
+            name = servers[index].get("name")
+            if isinstance(name, str) and name:
+                line += f' (server "{name}")'
+    return line
