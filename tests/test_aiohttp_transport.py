@@ -27,9 +27,10 @@ import pytest
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from vbo_async import RetryPolicy, TransportError, VBOClient
 from vbo_async._aiohttp import AiohttpTransport
 
-from .conftest import closed_port
+from .conftest import FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, closed_port, serve
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -94,6 +95,9 @@ def make_app(counts: Counts) -> Callable[[Scope, Receive, Send], Awaitable[None]
                 await respond(send, 200, json.dumps(seen).encode(), [(b"content-type", b"application/json")])
             elif path == "/gzip":
                 await respond(send, 200, GZIPPED, [(b"content-encoding", b"gzip")])
+            elif path == "/v1/Token":
+                token = {"access_token": "a", "token_type": "bearer", "expires_in": 3599}
+                await respond(send, 200, json.dumps(token).encode(), [(b"content-type", b"application/json")])
             elif path == "/cookie":
                 await respond(send, 200, b"", [(b"set-cookie", b"session=s3cret; Path=/")])
             elif path == "/redirect":
@@ -103,8 +107,8 @@ def make_app(counts: Counts) -> Callable[[Scope, Receive, Send], Awaitable[None]
                 await respond(send, 200, b"held")
             elif path == "/silent":  # never answers
                 await until_disconnect(receive)
-            elif path in ("/cut", "/short", "/stalled", "/gated"):
-                declared = [(b"content-length", b"2000")] if path == "/short" else []
+            elif path in ("/cut", "/short", "/v1/Jobs", "/stalled", "/gated"):
+                declared = [(b"content-length", b"2000")] if path in ("/short", "/v1/Jobs") else []
                 await send({"type": "http.response.start", "status": 200, "headers": declared})
                 await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
                 if path == "/stalled":
@@ -532,3 +536,68 @@ async def test_closing_leaves_no_warning_and_no_open_connection(plain: tuple[str
             break
         await asyncio.sleep(0.005)
     assert counts.open == 0
+
+
+async def test_closing_under_a_request_in_flight_fails_it_at_once(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    client = httpx.AsyncClient(transport=AiohttpTransport(), base_url=base)
+    pending = asyncio.create_task(client.get("/silent"))
+    await counts.arrived.wait()
+    await client.aclose()
+    async with asyncio.timeout(5):
+        with pytest.raises(httpx.TransportError):
+            await pending
+
+
+# --- vbo-async's client over the transport ------------------------------------------------------------
+
+
+async def test_the_client_over_the_transport_with_tls(
+    tls_files: tuple[Path, Path], ca_context: ssl.SSLContext
+) -> None:
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "Mail", "isEnabled": "true"}])
+    async with serve(as_asgi(fake.handler), certfile=tls_files[0]) as port:
+        transport = AiohttpTransport(verify=ca_context)
+        async with VBOClient(
+            f"https://127.0.0.1:{port}", username=USERNAME, password=PASSWORD, transport=transport, retry=FAST
+        ) as vbo:
+            (job,) = await vbo.jobs()
+            (again,) = await vbo.jobs()
+    assert job.id == again.id == "j1"
+    assert fake.paths() == ["/v1/Token", "/v1/Jobs", "/v1/Jobs"]
+    assert fake.token_forms[0]["grant_type"] == "password"
+
+
+async def test_the_client_refuses_an_unknown_ca_without_retrying(
+    tls_files: tuple[Path, Path], retries: list[Any]
+) -> None:
+    fake = FakeVBO()
+    async with serve(as_asgi(fake.handler), certfile=tls_files[0]) as port:
+        vbo = VBOClient(
+            f"https://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORD,
+            transport=AiohttpTransport(),
+            retry=FAST,
+        )
+        async with vbo:
+            with pytest.raises(TransportError, match="certificate verification failed"):
+                await vbo.jobs()
+    assert retries == []
+    assert fake.requests == []
+
+
+async def test_the_client_retries_a_cut_body_then_reports_it(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    async with VBOClient(
+        base,
+        username=USERNAME,
+        password=PASSWORD,
+        transport=AiohttpTransport(),
+        retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0),
+    ) as vbo:
+        with pytest.raises(TransportError, match="RemoteProtocolError") as caught:
+            await vbo.jobs()
+    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert counts.made == 3  # the first attempt reuses the token's connection; a cut one is closed
