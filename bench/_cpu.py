@@ -48,7 +48,9 @@ PACKAGE = "httpx.AsyncClient + httpx_aiohttp.AiohttpTransport 0.2"
 VBO_OURS = "vbo-async send() + AiohttpTransport"
 VBO_TODAY = "vbo-async send() + httpcore (today)"
 JOB_PATH = "/v1/Jobs/8d8c8aab-3a41-4bd4-9c1e-c0f3b5b9d2a1"
-LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+KEEPALIVE = 3600.0
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=KEEPALIVE)
+"""Every pool keeps its connections while the other candidates run (no reconnecting mid-run)."""
 
 
 class _NoCookies(httpx.Cookies):
@@ -69,7 +71,9 @@ def _without_cookies(client: httpx.AsyncClient) -> httpx.AsyncClient:
 
 @contextlib.asynccontextmanager
 async def _raw_aiohttp(base: str, context: Any) -> AsyncIterator[Call]:
-    connector = aiohttp.TCPConnector(ssl=context if context is not None else True)
+    connector = aiohttp.TCPConnector(
+        ssl=context if context is not None else True, keepalive_timeout=KEEPALIVE
+    )
     async with aiohttp.ClientSession(connector=connector) as session:
         url = base + JOB_PATH
 
@@ -125,7 +129,7 @@ async def _adapter(base: str, context: Any) -> AsyncIterator[Call]:
         yield call
 
 
-def _vbo(transport: bool) -> Callable[[str, Any], contextlib.AbstractAsyncContextManager[Call]]:
+def _vbo(ours: bool) -> Callable[[str, Any], contextlib.AbstractAsyncContextManager[Call]]:
     @contextlib.asynccontextmanager
     async def factory(base: str, context: Any) -> AsyncIterator[Call]:
         async with VBOClient(
@@ -133,7 +137,11 @@ def _vbo(transport: bool) -> Callable[[str, Any], contextlib.AbstractAsyncContex
             username="admin",
             password="admin",
             verify=context or True,
-            transport=AiohttpTransport(verify=context or True, limits=LIMITS) if transport else None,
+            transport=(
+                AiohttpTransport(verify=context or True, limits=LIMITS)
+                if ours
+                else httpx.AsyncHTTPTransport(verify=context or True, limits=LIMITS)
+            ),
             max_concurrency=100,
             retry=RetryPolicy(),
         ) as vbo:
@@ -190,7 +198,7 @@ async def _measure_network(
             for name, factory in _network_candidates().items()
         }
         for call in calls.values():  # every connection of the pool made before timing
-            await _batch(call, max(2 * concurrency, 10), concurrency)
+            await _batch(call, 5 * concurrency + 20, concurrency)
         names = list(calls)
         for start in range(rounds):
             for name in names[start % len(names) :] + names[: start % len(names)]:
@@ -393,6 +401,41 @@ def run(*, smoke: bool) -> list[str]:
         "does nothing."
     )
     table.print()
+
+    parts = Table(
+        "Where the CPU of one vbo-async request over AiohttpTransport goes (µs, medians of per-round "
+        "differences)",
+        ["layer", *(labels[cfg] for cfg in configs)],
+    )
+    layers = [
+        ("aiohttp on the wire (raw aiohttp)", AIOHTTP, None),
+        ("the adapter and httpx's Request/Response objects", ADAPTER, AIOHTTP),
+        ("httpx.AsyncClient, but for cookie extraction", OURS_NO_COOKIES, ADAPTER),
+        ("httpx cookie extraction", OURS, OURS_NO_COOKIES),
+        ("vbo-async's request path (send())", VBO_OURS, OURS),
+    ]
+    for label, name, minus in layers:
+        cells = []
+        for cfg in configs:
+            samples = results[cfg]
+            if minus is None:
+                cells.append(_us(statistics.median(samples[name])))
+            else:
+                diffs = [a - b for a, b in zip(samples[name], samples[minus], strict=True)]
+                cells.append(_us(statistics.median(diffs)))
+        parts.add(label, *cells)
+    parts.add(
+        "total: vbo-async send() + AiohttpTransport",
+        *(_us(statistics.median(results[cfg][VBO_OURS])) for cfg in configs),
+    )
+    parts.add(
+        "2× raw aiohttp (the goal)", *(_us(2 * statistics.median(results[cfg][AIOHTTP])) for cfg in configs)
+    )
+    parts.notes.append(
+        "Each layer is the difference between two rows of the table above measured in the same round; "
+        "small negative values are noise."
+    )
+    parts.print()
 
     reference = results[(False, 1)][AIOHTTP]
     base_cost = statistics.median(fixed[BASELINE])
