@@ -43,9 +43,11 @@ AIOHTTP = "raw aiohttp.ClientSession"
 HTTPX = "raw httpx.AsyncClient (httpcore)"
 OURS = "httpx.AsyncClient + AiohttpTransport"
 OURS_NO_COOKIES = "httpx.AsyncClient + AiohttpTransport, no cookie extraction"
-ADAPTER = "AiohttpTransport.handle_async_request alone"
+ADAPTER = "AiohttpTransport alone: httpx.Request in, Response.aread()"
+ADAPTER_BARE = "AiohttpTransport alone: one Request reused, stream read directly"
 PACKAGE = "httpx.AsyncClient + httpx_aiohttp.AiohttpTransport 0.2"
 VBO_OURS = "vbo-async send() + AiohttpTransport"
+VBO_OURS_NO_COOKIES = "vbo-async send() + AiohttpTransport, no cookie extraction"
 VBO_TODAY = "vbo-async send() + httpcore (today)"
 JOB_PATH = "/v1/Jobs/8d8c8aab-3a41-4bd4-9c1e-c0f3b5b9d2a1"
 KEEPALIVE = 3600.0
@@ -129,7 +131,24 @@ async def _adapter(base: str, context: Any) -> AsyncIterator[Call]:
         yield call
 
 
-def _vbo(ours: bool) -> Callable[[str, Any], contextlib.AbstractAsyncContextManager[Call]]:
+@contextlib.asynccontextmanager
+async def _adapter_bare(base: str, context: Any) -> AsyncIterator[Call]:
+    request = httpx.Request("GET", base + JOB_PATH, headers=httpx.AsyncClient().headers)
+    async with AiohttpTransport(verify=context or True, limits=LIMITS) as transport:
+
+        async def call() -> object:
+            response = await transport.handle_async_request(request)
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            body = b"".join([chunk async for chunk in response.stream])
+            await response.stream.aclose()
+            return body
+
+        yield call
+
+
+def _vbo(
+    ours: bool, *, cookies: bool = True
+) -> Callable[[str, Any], contextlib.AbstractAsyncContextManager[Call]]:
     @contextlib.asynccontextmanager
     async def factory(base: str, context: Any) -> AsyncIterator[Call]:
         async with VBOClient(
@@ -147,6 +166,8 @@ def _vbo(ours: bool) -> Callable[[str, Any], contextlib.AbstractAsyncContextMana
         ) as vbo:
             url = base + JOB_PATH
             fetcher = vbo._fetcher
+            if not cookies:
+                _without_cookies(fetcher._http)
 
             async def call() -> object:
                 return (await fetcher.send("GET", url)).body
@@ -163,8 +184,10 @@ def _network_candidates() -> dict[str, Callable[[str, Any], contextlib.AbstractA
         OURS: _ours,
         OURS_NO_COOKIES: _ours_no_cookies,
         ADAPTER: _adapter,
+        ADAPTER_BARE: _adapter_bare,
         PACKAGE: _package,
         VBO_OURS: _vbo(True),
+        VBO_OURS_NO_COOKIES: _vbo(True, cookies=False),
         VBO_TODAY: _vbo(False),
     }
     if httpx_aiohttp is None:
@@ -409,10 +432,11 @@ def run(*, smoke: bool) -> list[str]:
     )
     layers = [
         ("aiohttp on the wire (raw aiohttp)", AIOHTTP, None),
-        ("the adapter and httpx's Request/Response objects", ADAPTER, AIOHTTP),
-        ("httpx.AsyncClient, but for cookie extraction", OURS_NO_COOKIES, ADAPTER),
+        ("AiohttpTransport's own work", ADAPTER_BARE, AIOHTTP),
+        ("building the httpx.Request, Response.aread() (the seam)", ADAPTER, ADAPTER_BARE),
+        ("httpx.AsyncClient.send but for cookie extraction", OURS_NO_COOKIES, ADAPTER),
         ("httpx cookie extraction", OURS, OURS_NO_COOKIES),
-        ("vbo-async's request path (send())", VBO_OURS, OURS),
+        ("vbo-async's own request path (send())", VBO_OURS, OURS),
     ]
     for label, name, minus in layers:
         cells = []
@@ -457,7 +481,7 @@ def run(*, smoke: bool) -> list[str]:
     fixed_table.print()
 
     verdicts = []
-    for name in (OURS_NO_COOKIES, OURS, VBO_OURS, VBO_TODAY):
+    for name in (OURS_NO_COOKIES, OURS, VBO_OURS_NO_COOKIES, VBO_OURS, VBO_TODAY):
         ratios = {labels[cfg]: _ratio(results[cfg], name, AIOHTTP) for cfg in configs}
         worst = max(ratios, key=lambda label: ratios[label])
         verdicts.append(
