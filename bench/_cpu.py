@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.metadata
 import statistics
 import sys
 import tempfile
@@ -34,6 +35,9 @@ try:
     import httpx_aiohttp
 except ImportError:  # pragma: no cover - an optional comparison
     httpx_aiohttp = None
+    _PACKAGE_VERSION = ""
+else:
+    _PACKAGE_VERSION = importlib.metadata.version("httpx-aiohttp")
 
 __all__ = ["run"]
 
@@ -45,7 +49,7 @@ OURS = "httpx.AsyncClient + AiohttpTransport"
 OURS_NO_COOKIES = "httpx.AsyncClient + AiohttpTransport, no cookie extraction"
 ADAPTER = "AiohttpTransport alone: httpx.Request in, Response.aread()"
 ADAPTER_BARE = "AiohttpTransport alone: one Request reused, stream read directly"
-PACKAGE = "httpx.AsyncClient + httpx_aiohttp.AiohttpTransport 0.2"
+PACKAGE = f"httpx.AsyncClient + httpx_aiohttp.AiohttpTransport {_PACKAGE_VERSION}"
 VBO_OURS = "vbo-async send() + AiohttpTransport"
 VBO_OURS_NO_COOKIES = "vbo-async send() + AiohttpTransport, no cookie extraction"
 VBO_TODAY = "vbo-async send() + httpcore (today)"
@@ -60,6 +64,12 @@ class _NoCookies(httpx.Cookies):
 
     def extract_cookies(self, response: httpx.Response) -> None:
         return None
+
+
+def _client_headers() -> httpx.Headers:
+    """The headers an httpx client sends by default (Accept, Accept-Encoding, Connection, User-Agent)."""
+    with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204))) as client:
+        return client.headers
 
 
 def _without_cookies(client: httpx.AsyncClient) -> httpx.AsyncClient:
@@ -119,7 +129,7 @@ def _package(base: str, context: Any) -> contextlib.AbstractAsyncContextManager[
 
 @contextlib.asynccontextmanager
 async def _adapter(base: str, context: Any) -> AsyncIterator[Call]:
-    headers = httpx.AsyncClient().headers  # what an httpx client would send
+    headers = _client_headers()
     async with AiohttpTransport(verify=context or True, limits=LIMITS) as transport:
         url = httpx.URL(base + JOB_PATH)
 
@@ -133,7 +143,7 @@ async def _adapter(base: str, context: Any) -> AsyncIterator[Call]:
 
 @contextlib.asynccontextmanager
 async def _adapter_bare(base: str, context: Any) -> AsyncIterator[Call]:
-    request = httpx.Request("GET", base + JOB_PATH, headers=httpx.AsyncClient().headers)
+    request = httpx.Request("GET", base + JOB_PATH, headers=_client_headers())
     async with AiohttpTransport(verify=context or True, limits=LIMITS) as transport:
 
         async def call() -> object:
@@ -264,7 +274,7 @@ async def _fixed_costs(*, rounds: int, number: int) -> dict[str, list[float]]:
     base = "https://vbo.test:4443"
     url = base + JOB_PATH
     headers = [*RESPONSE_HEADERS, (b"Content-Length", str(len(body)).encode())]
-    client_headers = httpx.AsyncClient().headers
+    client_headers = _client_headers()
     loop = asyncio.get_running_loop()
 
     async def nothing() -> None:

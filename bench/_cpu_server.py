@@ -80,6 +80,8 @@ def serve(folder: Path) -> Iterator[CpuServer]:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 def _answer(body: bytes) -> bytes:
