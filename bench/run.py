@@ -1,4 +1,7 @@
-"""Run vbo-async's benchmarks: ``python bench/run.py decode|overhead|sweep|memory|scaling|all [--smoke]``."""
+"""Run vbo-async's benchmarks: ``python bench/run.py decode|overhead|sweep|memory|scaling|cpu|all [--smoke]``.
+
+``cpu`` measures client CPU per request (raw aiohttp, raw httpx, httpx over `AiohttpTransport`).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ BENCHMARKS = {
     "sweep": "_sweep",
     "memory": "_memory",
     "scaling": "_scaling",
+    "cpu": "_cpu",
 }
 
 

@@ -1,0 +1,609 @@
+"""`AiohttpTransport` over a real uvicorn server on 127.0.0.1: wire fidelity, TLS, errors, pool, cancellation.
+
+The server counts the connections it accepts (a subclass of uvicorn's h11 protocol), so pool limits
+and connection reuse are checked where they happen. Handlers that must hang wait for the client to
+go away (``http.disconnect``), so nothing outlives a test and "no stray tasks" can be checked by
+comparing the loop's tasks before and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import gzip
+import json
+import socket
+import ssl
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+import httpx
+import pytest
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from vbo_async import RetryPolicy, TransportError, VBOClient
+from vbo_async._aiohttp import AiohttpTransport
+
+from .conftest import FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, closed_port, serve
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+GZIPPED = gzip.compress(b"0" * 1_000_000)
+"""A megabyte of zeros in about a kilobyte: the transport must hand over the kilobyte."""
+
+
+@attrs.define
+class Counts:
+    """What the server saw: connections open now and at most, connections made, requests in flight."""
+
+    open: int = 0
+    peak_open: int = 0
+    made: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    released: asyncio.Event = attrs.Factory(asyncio.Event)
+    """Set by a test to let `/gated` send the rest of its body."""
+    arrived: asyncio.Event = attrs.Factory(asyncio.Event)
+    """Set by the server when a request has arrived."""
+
+
+async def read_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def make_app(counts: Counts) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http"
+        path = scope["path"]
+        body = await read_body(receive)
+        counts.in_flight += 1
+        counts.peak_in_flight = max(counts.peak_in_flight, counts.in_flight)
+        counts.arrived.set()
+        try:
+            if path == "/echo":
+                seen = {
+                    "method": scope["method"],
+                    "raw_path": scope["raw_path"].decode(),
+                    "query": scope["query_string"].decode(),
+                    "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]],
+                    "body": body.decode("latin-1"),
+                }
+                await respond(send, 200, json.dumps(seen).encode(), [(b"content-type", b"application/json")])
+            elif path == "/gzip":
+                await respond(send, 200, GZIPPED, [(b"content-encoding", b"gzip")])
+            elif path == "/v1/Token":
+                token = {"access_token": "a", "token_type": "bearer", "expires_in": 3599}
+                await respond(send, 200, json.dumps(token).encode(), [(b"content-type", b"application/json")])
+            elif path == "/cookie":
+                await respond(send, 200, b"", [(b"set-cookie", b"session=s3cret; Path=/")])
+            elif path == "/redirect":
+                await respond(send, 302, b"", [(b"location", b"/echo")])
+            elif path == "/hold":
+                await asyncio.sleep(0.02)
+                await respond(send, 200, b"held")
+            elif path == "/silent":  # never answers
+                await until_disconnect(receive)
+            elif path in ("/cut", "/short", "/v1/Jobs", "/stalled", "/gated"):
+                declared = [(b"content-length", b"2000")] if path in ("/short", "/v1/Jobs") else []
+                await send({"type": "http.response.start", "status": 200, "headers": declared})
+                await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+                if path == "/stalled":
+                    await until_disconnect(receive)
+                    return
+                if path == "/gated":
+                    await counts.released.wait()
+                    await send({"type": "http.response.body", "body": b"y" * 1000})
+                    return
+                # uvicorn closes the connection of an app that fails after its answer started.
+                raise RuntimeError("connection dropped on purpose")
+            else:
+                await respond(send, 404, b"")
+        finally:
+            counts.in_flight -= 1
+
+    return app
+
+
+@contextlib.asynccontextmanager
+async def server(*, certfile: Path | None = None) -> AsyncIterator[tuple[str, Counts]]:
+    """A uvicorn server on 127.0.0.1 (ephemeral port): yields its base URL and its `Counts`."""
+    counts = Counts()
+
+    class Counting(H11Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            counts.open += 1
+            counts.made += 1
+            counts.peak_open = max(counts.peak_open, counts.open)
+            super().connection_made(transport)  # type: ignore[arg-type]
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            counts.open -= 1
+            super().connection_lost(exc)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(certfile)} if certfile else {}
+    config = uvicorn.Config(
+        make_app(counts),
+        log_level="critical",
+        lifespan="off",
+        ws="none",
+        http=Counting,
+        timeout_graceful_shutdown=2,
+        **tls,  # type: ignore[arg-type]
+    )
+    instance = uvicorn.Server(config)
+    task = asyncio.create_task(instance.serve(sockets=[sock]))
+    try:
+        while not instance.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.005)
+        yield f"{'https' if certfile else 'http'}://127.0.0.1:{port}", counts
+    finally:
+        counts.released.set()
+        instance.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def plain() -> AsyncIterator[tuple[str, Counts]]:
+    async with server() as running:
+        yield running
+
+
+@pytest.fixture
+async def tls(tls_files: tuple[Path, Path]) -> AsyncIterator[tuple[str, Counts]]:
+    async with server(certfile=tls_files[0]) as running:
+        yield running
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+async def settled(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
+    """Tasks that are not in ``before`` and still alive after up to a second (the server's
+    handler of a connection the client dropped sees the disconnect and ends)."""
+    current = asyncio.current_task()
+    for _ in range(200):
+        extra = {t for t in asyncio.all_tasks() if t not in before and t is not current and not t.done()}
+        if not extra:
+            return extra
+        await asyncio.sleep(0.005)
+    return extra
+
+
+# --- what goes on the wire --------------------------------------------------------------------------
+
+
+async def test_get_and_post_json_and_form_through_an_httpx_client(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client:
+        got = (await client.get("/echo", params={"q": "a b"})).json()
+        posted_json = (await client.post("/echo", json={"name": "Mail", "n": [1, 2]})).json()
+        posted_form = await client.post("/echo", data={"grant_type": "password", "username": "LAB\\svc"})
+    assert got["method"] == "GET"
+    assert got["query"] == "q=a+b"
+    assert posted_json["method"] == "POST"
+    assert json.loads(posted_json["body"]) == {"name": "Mail", "n": [1, 2]}
+    assert ["content-type", "application/json"] in posted_json["headers"]
+    form = posted_form.json()
+    assert form["body"] == "grant_type=password&username=LAB%5Csvc"
+    assert ["content-type", "application/x-www-form-urlencoded"] in form["headers"]
+    assert posted_form.http_version == "HTTP/1.1"
+    assert posted_form.reason_phrase == "OK"
+    assert counts.made == 1  # one keep-alive connection for all three
+
+
+async def test_only_the_requests_own_headers_are_sent(plain: tuple[str, Counts]) -> None:
+    base, _ = plain
+    transport = AiohttpTransport()
+    request = httpx.Request(
+        "POST",
+        f"{base}/echo/../echo",
+        headers=[("X-Twice", "1"), ("X-Twice", "2")],
+        content=b"raw bytes, no type",
+    )
+    async with transport:
+        response = await transport.handle_async_request(request)
+        seen = json.loads(await response.aread())
+    names = [name for name, _ in seen["headers"]]
+    assert sorted(names) == ["content-length", "host", "x-twice", "x-twice"]  # no Accept*, UA, type
+    assert [v for k, v in seen["headers"] if k == "x-twice"] == ["1", "2"]
+    assert seen["body"] == "raw bytes, no type"
+
+
+async def test_the_url_goes_out_as_httpx_encoded_it(plain: tuple[str, Counts]) -> None:
+    base, _ = plain
+    async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client:
+        seen = (await client.get("/echo", params={"filter": "a/b c&d"})).json()
+        quoted = (await client.get(f"{base}/echo%2Fid")).status_code
+    assert seen["query"] == "filter=a%2Fb+c%26d"
+    assert quoted == 404  # %2F was not turned into a slash on the way: /echo%2Fid is not /echo/id
+
+
+async def test_a_streamed_request_body_goes_out_chunked(plain: tuple[str, Counts]) -> None:
+    base, _ = plain
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"first,"
+        yield b"second"
+
+    async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client:
+        seen = (await client.post("/echo", content=parts())).json()
+    assert seen["body"] == "first,second"
+    assert ["transfer-encoding", "chunked"] in seen["headers"]
+
+
+async def test_a_gzip_body_comes_through_raw(plain: tuple[str, Counts]) -> None:
+    base, _ = plain
+    async with AiohttpTransport() as transport:
+        request = httpx.Request("GET", f"{base}/gzip", headers={"Accept-Encoding": "gzip"})
+        response = await transport.handle_async_request(request)
+        raw = b"".join([chunk async for chunk in response.aiter_raw()])
+    assert raw == GZIPPED  # the bytes of the wire, not the megabyte they inflate to
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["content-length"] == str(len(GZIPPED))
+
+
+async def test_httpx_decodes_the_raw_body_when_asked(plain: tuple[str, Counts]) -> None:
+    base, _ = plain
+    async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client:
+        response = await client.get("/gzip")
+    assert response.content == b"0" * 1_000_000
+
+
+async def test_no_cookie_is_kept_and_no_redirect_followed(plain: tuple[str, Counts]) -> None:
+    # By a host name: aiohttp's own cookie jar would ignore cookies from an IP address.
+    base = plain[0].replace("127.0.0.1", "localhost")
+    async with AiohttpTransport() as transport:
+        await (await transport.handle_async_request(httpx.Request("GET", f"{base}/cookie"))).aread()
+        echo = await transport.handle_async_request(httpx.Request("GET", f"{base}/echo"))
+        seen = json.loads(await echo.aread())
+        redirect = await transport.handle_async_request(httpx.Request("GET", f"{base}/redirect"))
+        await redirect.aread()
+    assert "cookie" not in [name for name, _ in seen["headers"]]
+    assert redirect.status_code == 302
+    assert redirect.headers["location"] == "/echo"
+
+
+# --- TLS --------------------------------------------------------------------------------------------
+
+
+async def test_tls_with_a_custom_ca_in_the_context(
+    tls: tuple[str, Counts], tls_files: tuple[Path, Path]
+) -> None:
+    base, _ = tls
+    context = ssl.create_default_context(cafile=str(tls_files[1]))
+    async with httpx.AsyncClient(transport=AiohttpTransport(verify=context), base_url=base) as client:
+        first = await client.get("/echo")
+        second = await client.post("/echo", json={"a": 1})
+    assert first.status_code == second.status_code == 200
+    assert json.loads(second.json()["body"]) == {"a": 1}
+
+
+async def test_the_system_cas_refuse_an_unknown_ca(tls: tuple[str, Counts]) -> None:
+    base, counts = tls
+    async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await client.get("/echo")
+    chain = causes(caught.value)
+    assert any(isinstance(e, ssl.SSLCertVerificationError) for e in chain)
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorCertificateError)
+    assert counts.in_flight == counts.peak_in_flight == 0
+
+
+async def test_verification_off_only_when_asked(tls: tuple[str, Counts]) -> None:
+    base, _ = tls
+    async with httpx.AsyncClient(transport=AiohttpTransport(verify=False), base_url=base) as client:
+        assert (await client.get("/echo")).status_code == 200
+
+
+# --- failures as httpx exceptions ---------------------------------------------------------------------
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await client.get(f"http://127.0.0.1:{closed_port()}/")
+    assert not isinstance(caught.value, httpx.TimeoutException)
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
+    assert any(isinstance(e, ConnectionRefusedError) for e in causes(caught.value))
+    assert caught.value.request.url.path == "/"
+
+
+@pytest.mark.parametrize(
+    "path", ["/cut", "/short"], ids=["dropped-mid-chunked-body", "short-of-content-length"]
+)
+async def test_a_body_cut_short_is_a_remote_protocol_error(plain: tuple[str, Counts], path: str) -> None:
+    base, counts = plain
+    async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client:
+        async with client.stream("GET", path) as response:
+            received: list[bytes] = []
+
+            async def read_all() -> None:
+                async for chunk in response.aiter_raw():
+                    received.append(chunk)
+
+            with pytest.raises(httpx.RemoteProtocolError) as caught:
+                await read_all()
+        assert isinstance(caught.value.__cause__, aiohttp.ClientPayloadError)
+        assert b"".join(received) == b"x" * 1000
+        assert (await client.get("/echo")).status_code == 200  # a new connection
+    assert counts.made == 2
+
+
+async def test_a_read_timeout_is_a_read_timeout(plain: tuple[str, Counts]) -> None:
+    base, _ = plain
+    timeout = httpx.Timeout(5.0, read=0.1)
+    async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base, timeout=timeout) as client:
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            await client.get("/silent")
+        assert isinstance(caught.value.__cause__, aiohttp.SocketTimeoutError)
+        async with client.stream("GET", "/stalled") as response:
+            with pytest.raises(httpx.ReadTimeout):
+                await response.aread()
+        assert (await client.get("/echo")).status_code == 200
+
+
+async def test_waiting_for_a_connection_past_the_pool_timeout_is_a_connect_timeout(
+    plain: tuple[str, Counts],
+) -> None:
+    base, _ = plain
+    limits = httpx.Limits(max_connections=1)
+    timeout = httpx.Timeout(5.0, pool=0.1)
+    async with httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits), base_url=base, timeout=timeout
+    ) as client:
+        async with client.stream("GET", "/stalled"):
+            with pytest.raises(httpx.ConnectTimeout):
+                await client.get("/echo")
+        assert (await client.get("/echo")).status_code == 200
+
+
+async def test_asyncio_timeout_around_a_call_leaves_the_pool_working(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    before = asyncio.all_tasks()
+    async with httpx.AsyncClient(
+        transport=AiohttpTransport(limits=httpx.Limits(max_connections=1)), base_url=base
+    ) as client:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await client.get("/silent")
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1), client.stream("GET", "/stalled") as response:
+                await response.aread()
+        for _ in range(3):
+            assert (await client.get("/echo")).status_code == 200
+        assert await settled(before) == set()
+    assert counts.made == 3  # the two cut connections were closed, not reused
+
+
+# --- cancellation and release ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["before-headers", "mid-body"])
+async def test_a_cancelled_request_leaves_no_task_and_a_working_pool(
+    plain: tuple[str, Counts], where: str
+) -> None:
+    base, counts = plain
+    before = asyncio.all_tasks()
+    got_first_chunk = asyncio.Event()
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=1))
+    async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+
+        async def call() -> None:
+            if where == "before-headers":
+                await client.get("/silent")
+                return
+            async with client.stream("GET", "/stalled") as response:
+                async for _ in response.aiter_raw():
+                    got_first_chunk.set()
+
+        task = asyncio.create_task(call())
+        if where == "before-headers":
+            await counts.arrived.wait()
+        else:
+            await got_first_chunk.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with asyncio.timeout(5):  # one connection: this hangs if it was not released
+            results = await asyncio.gather(*(client.get("/echo") for _ in range(5)))
+        assert [r.status_code for r in results] == [200] * 5
+        assert await settled(before) == set()
+    assert counts.made == 2
+
+
+async def test_closing_a_response_early_releases_its_connection(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=1))
+    async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+        response = await client.send(client.build_request("GET", "/stalled"), stream=True)
+        await anext(response.aiter_raw())
+        await response.aclose()
+        async with asyncio.timeout(5):
+            assert (await client.get("/echo")).status_code == 200
+            assert (await client.get("/echo")).status_code == 200
+    assert counts.made == 2  # the unread one closed, the next two shared one
+
+
+async def test_the_body_streams_before_it_has_all_arrived(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    async with (
+        httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client,
+        client.stream("GET", "/gated") as response,
+    ):
+        chunks = response.aiter_raw()
+        async with asyncio.timeout(5):  # hangs if the transport waited for the whole body
+            first = await anext(chunks)
+        assert first == b"x" * 1000
+        counts.released.set()
+        rest = b"".join([chunk async for chunk in chunks])
+    assert rest == b"y" * 1000
+
+
+# --- the pool ------------------------------------------------------------------------------------------
+
+
+async def test_the_connection_limit_holds_under_fifty_concurrent_requests(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=5))
+    async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+        results = await asyncio.gather(*(client.get("/hold") for _ in range(50)))
+    assert [r.content for r in results] == [b"held"] * 50
+    assert counts.peak_open == 5
+    assert counts.peak_in_flight == 5
+    assert counts.made == 5  # kept alive and reused
+    assert counts.open == 0  # all closed by aclose
+
+
+# --- life cycle ----------------------------------------------------------------------------------------
+
+
+def test_construction_needs_no_loop_and_opens_nothing() -> None:
+    transport = AiohttpTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    assert "unused" in repr(transport)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        del transport
+        gc.collect()
+
+
+def test_bound_to_the_loop_of_its_first_request() -> None:
+    transport = AiohttpTransport()
+    url = f"http://127.0.0.1:{closed_port()}/"
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        with pytest.raises(httpx.ConnectError):
+            first.run_until_complete(transport.handle_async_request(httpx.Request("GET", url)))
+        with pytest.raises(RuntimeError, match="event loop"):
+            second.run_until_complete(transport.handle_async_request(httpx.Request("GET", url)))
+        first.run_until_complete(transport.aclose())
+        with pytest.raises(RuntimeError, match="closed"):
+            first.run_until_complete(transport.handle_async_request(httpx.Request("GET", url)))
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_closing_leaves_no_warning_and_no_open_connection(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        client = httpx.AsyncClient(transport=AiohttpTransport(), base_url=base)
+        await asyncio.gather(*(client.get("/hold") for _ in range(3)))
+        await client.aclose()
+        await client.aclose()  # twice is harmless
+        del client
+        gc.collect()
+    assert [str(w.message) for w in seen] == []
+    for _ in range(100):
+        if counts.open == 0:
+            break
+        await asyncio.sleep(0.005)
+    assert counts.open == 0
+
+
+async def test_closing_under_a_request_in_flight_fails_it_at_once(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    client = httpx.AsyncClient(transport=AiohttpTransport(), base_url=base)
+    pending = asyncio.create_task(client.get("/silent"))
+    await counts.arrived.wait()
+    await client.aclose()
+    async with asyncio.timeout(5):
+        with pytest.raises(httpx.TransportError):
+            await pending
+
+
+# --- vbo-async's client over the transport ------------------------------------------------------------
+
+
+async def test_the_client_over_the_transport_with_tls(
+    tls_files: tuple[Path, Path], ca_context: ssl.SSLContext
+) -> None:
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "Mail", "isEnabled": "true"}])
+    async with serve(as_asgi(fake.handler), certfile=tls_files[0]) as port:
+        transport = AiohttpTransport(verify=ca_context)
+        async with VBOClient(
+            f"https://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORD,
+            transport=transport,
+            retry=FAST,
+            api_version="v1",
+        ) as vbo:
+            (job,) = await vbo.jobs()
+            (again,) = await vbo.jobs()
+    assert job.id == again.id == "j1"
+    assert fake.paths() == ["/v1/Token", "/v1/Jobs", "/v1/Jobs"]
+    assert fake.token_forms[0]["grant_type"] == "password"
+
+
+async def test_the_client_refuses_an_unknown_ca_without_retrying(
+    tls_files: tuple[Path, Path], retries: list[Any]
+) -> None:
+    fake = FakeVBO()
+    async with serve(as_asgi(fake.handler), certfile=tls_files[0]) as port:
+        vbo = VBOClient(
+            f"https://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORD,
+            transport=AiohttpTransport(),
+            retry=FAST,
+            api_version="v1",
+        )
+        async with vbo:
+            with pytest.raises(TransportError, match="certificate verification failed"):
+                await vbo.jobs()
+    assert retries == []
+    assert fake.requests == []
+
+
+async def test_the_client_retries_a_cut_body_then_reports_it(plain: tuple[str, Counts]) -> None:
+    base, counts = plain
+    async with VBOClient(
+        base,
+        username=USERNAME,
+        password=PASSWORD,
+        transport=AiohttpTransport(),
+        retry=RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0),
+    ) as vbo:
+        with pytest.raises(TransportError, match="RemoteProtocolError") as caught:
+            await vbo.jobs()
+    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert counts.made == 3  # the first attempt reuses the token's connection; a cut one is closed

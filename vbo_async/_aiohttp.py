@@ -1,0 +1,251 @@
+"""An httpx transport backed by one ``aiohttp.ClientSession``: httpx's API over aiohttp's wire code.
+
+``httpx.AsyncClient(transport=AiohttpTransport(...))`` stays an httpx client (auth flows, event
+hooks, ``MockTransport`` and respx in tests through the same seam); only the bytes on the wire go
+through aiohttp, whose connection pool and HTTP/1.1 parser cost a fraction of httpcore's per request.
+
+What the transport promises, and how it differs from aiohttp's defaults:
+
+* the response body is streamed as it arrives on the wire, undecoded (``auto_decompress=False``);
+  ``Content-Encoding`` stays in the headers, so httpx (or the caller, with its own output bound)
+  decodes it, never the transport;
+* only the request's own headers are sent: aiohttp adds no ``Accept``, ``Accept-Encoding``,
+  ``User-Agent`` or ``Content-Type`` of its own; no cookie jar (httpx keeps cookies), no proxy or
+  ``.netrc`` from the environment, no redirects followed;
+* every aiohttp or OS failure is raised as the matching ``httpx.TransportError`` with the original
+  exception as ``__cause__`` (a certificate failure is an ``httpx.ConnectError`` whose cause chain
+  holds the ``ssl.SSLCertVerificationError``);
+* nothing touches the event loop until the first request, which binds the transport to its loop.
+
+Differences from httpx's own transport: an idle connection is not checked before it is reused
+(aiohttp resends an idempotent request once when a reused connection turns out closed);
+``Limits.max_keepalive_connections`` is not enforced (every released connection is kept until
+``keepalive_expiry``); a wait for a free connection that outlasts the ``pool`` timeout is a
+``ConnectTimeout`` (not ``PoolTimeout``); there is no write timeout; HTTP/1.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Self
+
+import aiohttp
+import httpx
+from yarl import URL
+
+__all__ = ["AiohttpTransport"]
+
+_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+"""aiohttp adds these unless told not to; httpx's client already sends what it means to."""
+_WRITE_FAILURES = ("Can not write request body", "Failed to send bytes")
+"""How aiohttp's messages start when sending the request failed (it has no type of its own)."""
+_MAX_TIMEOUT_CACHE = 32
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` sending requests through one ``aiohttp.ClientSession``.
+
+    ``verify`` is an ``ssl.SSLContext`` (a custom CA goes there), True for the system's CA
+    certificates, or False to turn verification off. ``limits.max_connections`` bounds the pool
+    (``None``: unbounded) and ``limits.keepalive_expiry`` is how long an idle connection is kept.
+
+    Constructing one is cheap and needs no event loop: the session is opened by the first request
+    and belongs to that request's loop from then on. ``aclose()`` (called by
+    ``httpx.AsyncClient.aclose``) closes the session and its connections.
+
+    ```python
+    transport = AiohttpTransport(verify=ssl.create_default_context(cafile="ca.pem"))
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.get("https://vbo01:4443/v1/Jobs")
+    ```
+    """
+
+    def __init__(
+        self, *, verify: ssl.SSLContext | bool = True, limits: httpx.Limits = _DEFAULT_LIMITS
+    ) -> None:
+        if not isinstance(verify, ssl.SSLContext | bool):
+            raise TypeError(f"verify must be an ssl.SSLContext or a bool, got {type(verify).__name__}")
+        if not isinstance(limits, httpx.Limits):
+            raise TypeError(f"limits must be an httpx.Limits, got {type(limits).__name__}")
+        self._ssl: ssl.SSLContext | bool = verify
+        self._limits = limits
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("open" if self._session is not None else "unused")
+        limit = self._limits.max_connections
+        return f"<AiohttpTransport max_connections={limit} verify={self._ssl is not False} {state}>"
+
+    def _open(self) -> aiohttp.ClientSession:
+        """The session, opened on the running loop at the first request."""
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        loop = asyncio.get_running_loop()
+        if self._session is not None:
+            if loop is not self._loop:
+                raise RuntimeError(
+                    "the transport is bound to the event loop of its first request; "
+                    "create one transport per event loop"
+                )
+            return self._session
+        connector = aiohttp.TCPConnector(
+            ssl=self._ssl,
+            limit=self._limits.max_connections or 0,
+            limit_per_host=0,
+            keepalive_timeout=self._limits.keepalive_expiry,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=_NO_AUTO_HEADERS,
+            auto_decompress=False,
+            trust_env=False,
+            requote_redirect_url=False,
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        self._loop = loop
+        return self._session
+
+    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+        """httpx's per-request timeouts in aiohttp's terms: ``pool`` bounds waiting for a
+        connection and making it, ``connect`` making it, ``read`` each read."""
+        timeouts = request.extensions.get("timeout") or {}
+        key = (timeouts.get("pool"), timeouts.get("connect"), timeouts.get("read"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            if len(self._timeouts) >= _MAX_TIMEOUT_CACHE:
+                self._timeouts.clear()
+            pool, connect, read = key
+            timeout = aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
+            self._timeouts[key] = timeout
+        return timeout
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._open()
+        sent = _headers(request.headers.raw)
+        data: Any
+        try:
+            data = request.content or None
+        except httpx.RequestNotRead:
+            # A streamed body: aiohttp sends it chunked unless a Content-Length says otherwise,
+            # and refuses a Transfer-Encoding header next to its own.
+            data = request.stream
+            sent = [(key, value) for key, value in sent if key.lower() != "transfer-encoding"]
+        options: dict[str, Any] = {}
+        sni = request.extensions.get("sni_hostname")
+        if sni is not None:
+            options["server_hostname"] = sni
+        try:
+            response = await session.request(
+                request.method,
+                URL(str(request.url), encoded=True),
+                headers=sent,
+                data=data,
+                allow_redirects=False,
+                timeout=self._timeout(request),
+                **options,
+            )
+        except Exception as exc:
+            translated = _translate(exc, request, reading=False)
+            if translated is exc:
+                raise
+            raise translated from exc
+        try:
+            version = response.version
+            extensions: dict[str, Any] = {
+                "http_version": b"HTTP/1.0" if version is not None and version < (1, 1) else b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("ascii", "replace"),
+            }
+            return httpx.Response(
+                response.status,
+                headers=response.raw_headers,
+                stream=_ResponseStream(response, request),
+                request=request,
+                extensions=extensions,
+            )
+        except BaseException:
+            response.close()
+            raise
+
+    async def aclose(self) -> None:
+        """Close the session and every connection; the transport cannot be used afterwards."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """The body as it arrives (undecoded); ``aclose`` releases the connection (closing it when
+    the body was not read to the end)."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    def __aiter__(self) -> Self:
+        # An iterator object rather than an async generator: abandoned half-way, it needs no
+        # finalizer task to close it.
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._response.content.readany()
+        except Exception as exc:
+            translated = _translate(exc, self._request, reading=True)
+            if translated is exc:
+                raise
+            raise translated from exc
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The request's headers as aiohttp takes them (it encodes them back as UTF-8, so bytes that
+    are UTF-8 go out unchanged, and ISO-8859-1 ones, which httpx allows, go out re-encoded)."""
+    try:
+        return [(key.decode(), value.decode()) for key, value in raw]
+    except UnicodeDecodeError:
+        return [(key.decode("latin-1"), value.decode("latin-1")) for key, value in raw]
+
+
+def _translate(exc: Exception, request: httpx.Request, *, reading: bool) -> Exception:
+    """The httpx exception for an aiohttp (or OS) failure; ``reading``: while reading the body.
+    Anything that is not an I/O failure (a programming error) is returned as it is."""
+    message = str(exc) or type(exc).__name__
+    kind: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake, certificate
+        kind = httpx.ConnectError
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+        kind = httpx.ConnectTimeout
+    elif isinstance(exc, aiohttp.ServerTimeoutError):
+        kind = httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        # A body cut short (shorter than its Content-Length, or a chunked body cut off), or a
+        # connection closed before any answer.
+        kind = httpx.RemoteProtocolError
+    elif isinstance(exc, aiohttp.ClientResponseError):  # a status line or header aiohttp refuses
+        kind = httpx.RemoteProtocolError
+    elif isinstance(exc, aiohttp.NonHttpUrlClientError | aiohttp.InvalidURL):
+        kind = httpx.UnsupportedProtocol
+    elif isinstance(exc, aiohttp.ClientConnectionResetError) and not reading:
+        kind = httpx.WriteError  # aiohttp raises it when writing to a closing connection
+    elif isinstance(exc, aiohttp.ClientConnectionError | OSError):
+        if isinstance(exc, TimeoutError):
+            kind = httpx.ReadTimeout
+        elif not reading and message.startswith(_WRITE_FAILURES):
+            kind = httpx.WriteError
+        else:
+            kind = httpx.ReadError
+    else:
+        return exc
+    return kind(message, request=request)
