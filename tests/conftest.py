@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import itertools
 import json
+import logging
 import os
 import socket
 import ssl
@@ -23,11 +24,11 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-import stamina
 import trustme
 import uvicorn
 
 from vbo_async import RetryPolicy, VBOClient
+from vbo_async._sending import RetryNote
 
 BASE = "https://vbo.test:4443"
 FOREIGN = "https://support.east.local:4443"
@@ -253,25 +254,45 @@ async def vbo(fake: FakeVBO) -> AsyncIterator[VBOClient]:
         yield client
 
 
-# --- stamina instrumentation -----------------------------------------------------------------------
+# --- retries, as the client logs them ------------------------------------------------------------
 
 
-@pytest.fixture
-def retries() -> Iterator[list[stamina.instrumentation.RetryDetails]]:
-    """Every retry stamina schedules during the test (its ``wait_for`` is the planned backoff)."""
-    seen: list[stamina.instrumentation.RetryDetails] = []
-    stamina.instrumentation.set_on_retry_hooks([seen.append])
+@contextlib.contextmanager
+def recording_retries(keep: Callable[[RetryNote], Any] = lambda note: note) -> Iterator[list[Any]]:
+    """Every retry the client schedules meanwhile, read from its debug log records (each carries a
+    `RetryNote` whose ``wait_for`` is the planned wait), as ``keep`` of it; the logger's level is
+    restored after."""
+    seen: list[Any] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            note = getattr(record, "vbo_async_retry", None)
+            if isinstance(note, RetryNote):
+                seen.append(keep(note))
+
+    logger = logging.getLogger("vbo_async")
+    handler, level = Collect(logging.DEBUG), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
     try:
         yield seen
     finally:
-        stamina.instrumentation.set_on_retry_hooks(None)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def retries() -> Iterator[list[RetryNote]]:
+    """Every retry the client schedules during the test (see `recording_retries`)."""
+    with recording_retries() as seen:
+        yield seen
 
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every ``asyncio.sleep`` delay asked for during the test; the sleeps themselves take no time.
 
-    stamina sleeps through ``asyncio.sleep`` between attempts, so this shows the backoff it chose
+    The client sleeps through ``asyncio.sleep`` between attempts, so this shows the backoff it chose
     (a ``Retry-After`` of 1 s is seen as 1.0 here without a real second passing).
     """
     delays: list[float] = []

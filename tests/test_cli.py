@@ -29,8 +29,8 @@ from typing import Any
 
 import attrs
 import pytest
-import stamina
 
+import vbo_async._sending
 import vbo_async.simulator
 from vbo_async import RetryPolicy, TransportError, VBOClient, __version__
 from vbo_async._cli import _app, _flows
@@ -505,8 +505,9 @@ def org_name(simulator: Simulator, org_id: str) -> str:
 
 @pytest.fixture
 def no_backoff() -> Iterator[None]:
-    """stamina's test mode: retries still happen, without sleeping between them."""
-    with stamina.set_testing(True, attempts=3):
+    """Retries still happen, without waiting between them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vbo_async._sending, "backoff", lambda *args, **kwargs: 0.0)
         yield
 
 
@@ -1357,18 +1358,27 @@ async def test_vbo_async_log_debug_shows_requests_and_no_secret(
     assert logging.getLogger("vbo_async").handlers == before  # put back as it was
 
 
-def test_retry_notes_show_with_vbo_async_log_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("level", [None, "warning", "info", "debug"])
+def test_retry_notes_show_with_vbo_async_log_debug_only(tmp_path: Path, level: str | None) -> None:
+    """Retries are the library's debug notes, giving up an info note: a refused connection is one
+    error line unless ``VBO_ASYNC_LOG`` asks for more."""
     url = f"http://127.0.0.1:{closed_port()}"
     argv = [sys.executable, "-m", "vbo_async", *jobs_args(url, "org", "--json")]
-    env = child_environment(VBO_PASSWORD="admin", VBO_ASYNC_LOG="warning")
+    env = child_environment(VBO_PASSWORD="admin", **({"VBO_ASYNC_LOG": level} if level else {}))
     completed = subprocess.run(
         argv, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=HANG_GUARD, check=False
     )
     assert completed.returncode == 1
     lines = completed.stderr.splitlines()
     assert lines[-1].startswith("vbo-async: error: cannot connect")
-    assert lines[:-1]
-    assert all(line.startswith("vbo-async: warning: transport error, retrying") for line in lines[:-1])
+    retrying = [line for line in lines if "retrying in" in line]
+    giving_up = [line for line in lines if "giving up after" in line]
+    assert all(line.startswith("vbo-async: debug: ") for line in retrying)
+    assert all(line.startswith("vbo-async: info: ") for line in giving_up)
+    assert bool(retrying) == (level == "debug")
+    assert bool(giving_up) == (level in ("info", "debug"))
+    if level in (None, "warning"):
+        assert lines == lines[-1:]
 
 
 def test_a_bad_vbo_async_log_is_a_usage_error(

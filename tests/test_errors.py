@@ -345,13 +345,15 @@ async def test_bad_ids_are_refused_before_any_request(fake: FakeVBO, vbo: VBOCli
 
 
 async def test_ids_are_one_path_segment(fake: FakeVBO, vbo: VBOClient) -> None:
-    fake.route("GET", "/v1/Jobs/a%20b%25c", {"id": "a b%c"})
-    job = await vbo.job("a b%c")
-    assert job.id == "a b%c"
-    assert fake.requests[-1].url.raw_path == b"/v1/Jobs/a%20b%25c"
+    fake.route("GET", "/v1/Jobs/a%20b%3Ac", {"id": "a b:c"})
+    job = await vbo.job("a b:c")
+    assert job.id == "a b:c"
+    assert fake.requests[-1].url.raw_path == b"/v1/Jobs/a%20b%3Ac"
 
 
-@pytest.mark.parametrize("identifier", ["a/b", "a?b", "a#b", "a\\b", "..", " x9", "a\udc80"])
+@pytest.mark.parametrize(
+    "identifier", ["a/b", "a?b", "a#b", "a\\b", "a%2Fb", "..", " x9", "a\udc80", "a\x00b"]
+)
 async def test_ids_that_would_change_the_path_are_refused(
     fake: FakeVBO, vbo: VBOClient, identifier: str
 ) -> None:

@@ -39,7 +39,6 @@ import attrs
 import httpx
 import orjson
 import pytest
-import stamina
 import uvicorn
 
 from vbo_async import (
@@ -51,8 +50,11 @@ from vbo_async import (
     VBOError,
     poll_jobs,
 )
+from vbo_async._aiohttp import AiohttpTransport
 from vbo_async.simulator import Faults, Simulator, SimulatorConfig, create_app
 from vbo_async.simulator._tokens import TokenStore
+
+from .conftest import recording_retries
 
 USERNAME = "LAB\\svc-soak"
 PASSWORD = "pw-Soak-S3cret-Sw0rdfish!"
@@ -186,16 +188,17 @@ def all_logs_to(handler: logging.Handler) -> Iterator[None]:
             logger.propagate = propagate
 
 
-@contextlib.contextmanager
-def counting_retries() -> Iterator[list[Any]]:
-    """Every retry stamina schedules, on top of its usual hooks (its log line included)."""
-    seen: list[Any] = []
-    previous = stamina.instrumentation.get_on_retry_hooks()
-    stamina.instrumentation.set_on_retry_hooks([*previous, lambda details: seen.append(details.name)])
-    try:
-        yield seen
-    finally:
-        stamina.instrumentation.set_on_retry_hooks(None)
+def counting_retries() -> contextlib.AbstractContextManager[list[Any]]:
+    """The reason of every retry the clients schedule (from their log records; only the text is
+    kept, so thousands of retries do not keep their exceptions and tracebacks alive)."""
+    return recording_retries(keep=lambda note: note.reason)
+
+
+def pool_connections(client: VBOClient) -> int:
+    """The connections a client's (default, aiohttp) transport holds open now."""
+    transport = client._sender._transport  # type: ignore[attr-defined]
+    assert isinstance(transport, AiohttpTransport)
+    return transport.connections
 
 
 def open_sockets() -> int | None:
@@ -426,8 +429,7 @@ class Soak:
                     await self._after_round(number, client, server, baseline)
                 self.scan.check(repr(client), "repr(client)")
             if server is not None:
-                pool = client._fetcher._http._transport._pool  # type: ignore[attr-defined]
-                figures.pool_connections_after_close = len(pool.connections)
+                figures.pool_connections_after_close = pool_connections(client)
                 await settle(lambda: not server.server_state.connections)
         finally:
             if self.track_memory:
@@ -512,11 +514,10 @@ class Soak:
         if leftover:
             figures.problems.append(f"round {number}: tasks left: {sorted(t.get_name() for t in leftover)}")
         if server is not None:
-            pool = client._fetcher._http._transport._pool  # type: ignore[attr-defined]
             await settle(
-                lambda: len(server.server_state.connections) <= len(pool.connections), iterations=100
+                lambda: len(server.server_state.connections) <= pool_connections(client), iterations=100
             )
-            figures.max_pool_connections = max(figures.max_pool_connections or 0, len(pool.connections))
+            figures.max_pool_connections = max(figures.max_pool_connections or 0, pool_connections(client))
             figures.max_server_connections = max(
                 figures.max_server_connections or 0, len(server.server_state.connections)
             )

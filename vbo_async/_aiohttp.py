@@ -81,6 +81,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         limit = self._limits.max_connections
         return f"<AiohttpTransport max_connections={limit} verify={self._ssl is not False} {state}>"
 
+    @property
+    def connections(self) -> int:
+        """Connections open now, idle or in use (0 before the first request and after closing);
+        for diagnostics and tests."""
+        session = self._session
+        connector = session.connector if session is not None else None
+        if connector is None or connector.closed:
+            return 0
+        idle = sum(len(conns) for conns in connector._conns.values())
+        return idle + len(connector._acquired)
+
     def _open(self) -> aiohttp.ClientSession:
         """The session, opened on the running loop at the first request."""
         if self._closed:

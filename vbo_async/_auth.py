@@ -1,7 +1,10 @@
-"""Bearer authentication as an ``httpx.Auth`` flow, over one token shared by every request.
+"""The client's credentials and its one token pair, shared by every request.
 
-The flow attaches the current access token; on a 401 it renews the token and replays the
-request. `TokenManager` serialises renewals: however many requests see a 401 at once, one token
+The sending path (`_sending.Sender`) attaches the current access token; on a 401 it renews the
+token here and replays the request (a 401's body is never read: httpx's auth flows read it whole,
+outside any size limit, which is why the replay is not an ``httpx.Auth`` flow).
+
+`TokenManager` serialises renewals: however many requests see a 401 at once, one token
 request is made (the others find the token already replaced). Refresh uses the refresh-token grant
 shortly before expiry or after a 401, and falls back to the password grant when that is refused.
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
@@ -15,10 +18,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-import httpx
 
 from ._dialects import Dialect
 from ._exceptions import (
@@ -29,9 +30,10 @@ from ._exceptions import (
     NotFoundError,
     VBOError,
 )
+from ._redact import Redactor
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
-__all__ = ["Secret", "TokenManager", "TokenUnavailable", "VBOAuth"]
+__all__ = ["MAX_RENEWALS", "Secret", "TokenManager", "TokenUnavailable"]
 
 log = logging.getLogger("vbo_async")
 
@@ -188,6 +190,15 @@ class TokenManager:
         self._token = token
         return token
 
+    def redactor(self) -> Redactor:
+        """A `Redactor` for the secrets known now: the password and the current tokens."""
+        token = self._token
+        return Redactor(
+            self._password.reveal(),
+            token.access_token if token else None,
+            token.refresh_token if token else None,
+        )
+
     def forget(self) -> Token | None:
         """Drop the token (the client is closing) and return it, to log out with."""
         token, self._token = self._token, None
@@ -209,35 +220,3 @@ class TokenManager:
         self.requests += 1
         data = await self._fetch(url, form)
         return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
-
-
-class VBOAuth(httpx.Auth):
-    """``Authorization: Bearer`` on every request; on a 401, renew and replay (bounded)."""
-
-    def __init__(self, tokens: TokenManager) -> None:
-        self._tokens = tokens
-
-    def __repr__(self) -> str:
-        return "VBOAuth()"
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise ClientStateError("vbo-async is async only; use httpx.AsyncClient")
-        yield request  # pragma: no cover - makes this a generator
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        try:
-            token = await self._tokens.current()
-        except VBOError as exc:
-            raise TokenUnavailable(exc) from exc
-        request.headers["Authorization"] = f"Bearer {token.access_token}"
-        response = yield request
-        for _ in range(MAX_RENEWALS):
-            if response.status_code != 401:
-                return
-            log.debug("401 from %s %s; renewing the token and replaying", request.method, request.url)
-            try:
-                token = await self._tokens.renew(token)
-            except VBOError as exc:
-                raise TokenUnavailable(exc) from exc
-            request.headers["Authorization"] = f"Bearer {token.access_token}"
-            response = yield request

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from ._exceptions import ConfigError
 
-__all__ = ["id_segment", "text_argument"]
+__all__ = ["id_argument", "id_segment", "text_argument"]
 
 _FORBIDDEN_IN_SEGMENT = frozenset("/\\?#%")
 
@@ -40,11 +40,18 @@ def text_argument(value: Any, name: str) -> str:
 
 
 def id_segment(value: Any, name: str) -> str:
-    """``value`` (an id) as one percent-encoded URL path segment, or `ConfigError`.
+    """``value`` (an id) as one percent-encoded URL path segment, or `ConfigError` (see
+    `id_argument`). What `id_argument` lets through (``:``, ``@``, spaces inside, non-ASCII
+    letters) is percent-encoded, so it can never change the path."""
+    return quote(id_argument(value, name), safe="")
 
-    On top of `text_argument`: no ``/``, ``\\``, ``?``, ``#`` or ``%``, no control character,
-    not ``.`` or ``..``, and no leading or trailing whitespace. What remains (``:``, ``@``,
-    spaces inside, non-ASCII letters) is percent-encoded, so it can never change the path.
+
+def id_argument(value: Any, name: str) -> str:
+    """``value`` if it can be an id in a URL path or query, else `ConfigError`.
+
+    On top of `text_argument`: no ``/``, ``\\``, ``?``, ``#`` or ``%`` (some servers decode
+    ``%2F`` before routing), no control character, not ``.`` or ``..``, and no leading or
+    trailing whitespace.
     """
     text = text_argument(value, name)
     if text in (".", ".."):
@@ -59,4 +66,4 @@ def id_segment(value: Any, name: str) -> str:
             )
         if unicodedata.category(char) == "Cc":
             raise ConfigError(f"{name} must not contain control characters")
-    return quote(text, safe="")
+    return text

@@ -10,22 +10,27 @@ chooses the version and gives the token the first request needs.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import ssl
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
 
-from ._auth import Secret, TokenManager, VBOAuth
+from ._auth import Secret, TokenManager
+from ._checks import id_argument, text_argument
 from ._decode import parse_json
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import APIError, ClientStateError, ConfigError
-from ._fetch import Fetcher, RetryPolicy
+from ._fetch import Fetcher
 from ._links import Link
 from ._models import RESOURCES, BackupRepository, Job, JobSession, Organization, Proxy, ServiceInstance
+from ._retry import RetryPolicy
+from ._sending import Sender, build_http
 from ._urls import ApiRoot
 
 __all__ = ["API_VERSIONS", "DEFAULT_MAX_RESPONSE_BYTES", "JobAction", "VBOClient", "tls_context"]
@@ -34,6 +39,10 @@ log = logging.getLogger("vbo_async")
 T = TypeVar("T")
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_PAGE_ITEMS = 100_000
+"""Items one page may hold (ten times the API's own maximum of 10,000)."""
+DEFAULT_MAX_PAGES = 10_000
+"""Pages one listing may span."""
 API_VERSIONS: tuple[str, ...] = ("auto", *(d.version for d in NEWEST_FIRST))
 """What ``api_version`` accepts: ``"auto"`` and every version vbo-async speaks, newest first."""
 LOGOUT_TIMEOUT = 3.0
@@ -71,11 +80,11 @@ class VBOClient:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_page_items: int = DEFAULT_MAX_PAGE_ITEMS,
+        max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
-        if not isinstance(username, str) or not username:
-            raise ConfigError("username must be a non-empty string")
-        if not isinstance(password, str):
-            raise ConfigError("password must be a string")
+        username = text_argument(username, "username")
+        password = text_argument(password, "password")
         if not isinstance(api_version, str) or api_version not in API_VERSIONS:
             shown = api_version if isinstance(api_version, str) else type(api_version).__name__
             raise ConfigError(f"api_version must be one of {', '.join(API_VERSIONS)}; got {shown!r}")
@@ -83,8 +92,13 @@ class VBOClient:
             raise ConfigError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
         if timeout is not None and not (_is_number(timeout) and timeout > 0):
             raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-        if not _is_int(max_response_bytes) or max_response_bytes < 1:
-            raise ConfigError("max_response_bytes must be a positive integer")
+        for name, value in (
+            ("max_response_bytes", max_response_bytes),
+            ("max_page_items", max_page_items),
+            ("max_pages", max_pages),
+        ):
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
@@ -92,33 +106,40 @@ class VBOClient:
                 f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
             )
         self._root = ApiRoot(base_url, DIALECTS)
+        if self._root.base_url.startswith("http://") and not _is_loopback(self._root.base_url):
+            log.warning(
+                "%s is plain http://: the password and tokens travel unencrypted", self._root.base_url
+            )
         self._username = username
-        http = httpx.AsyncClient(
-            transport=transport,
-            verify=_ssl_context(verify),
-            timeout=httpx.Timeout(timeout),
-            # One connection more than requests in flight, for the token request: a request that
-            # got a 401 keeps its connection while its auth flow renews the token, so with every
-            # slot on a 401 the renewal would otherwise wait for a connection until the timeout.
-            limits=httpx.Limits(
-                max_connections=max_concurrency + 1, max_keepalive_connections=max_concurrency + 1
-            ),
-            follow_redirects=False,
-            trust_env=False,
+        limits = httpx.Limits(
+            # One connection more than requests in flight, for a token request made from a slot.
+            max_connections=max_concurrency + 1,
+            max_keepalive_connections=max_concurrency + 1,
         )
-        self._fetcher = Fetcher(
+        # verify=True would load the system's CA certificates (25 ms) for a transport that has
+        # its own TLS settings: only a transport built here needs them.
+        tls = _ssl_context(verify) if transport is None or verify is not True else True
+        wire = transport if transport is not None else default_transport(tls, limits)
+        self._sender = Sender(
             api_root=self._root,
-            http=http,
-            auth=None,
+            http=build_http(wire, timeout=timeout),
+            transport=wire,
             max_concurrency=max_concurrency,
             timeout=timeout,
             max_response_bytes=max_response_bytes,
             retry=retry or RetryPolicy(),
         )
+        self._fetcher = Fetcher(
+            api_root=self._root,
+            sender=self._sender,
+            max_page_items=max_page_items,
+            max_pages=max_pages,
+        )
         self._tokens = TokenManager(
             username=username, password=Secret(password), fetch=self._fetcher.request_token
         )
-        self._fetcher.auth = VBOAuth(self._tokens)
+        self._sender.tokens = self._tokens
+        self._fetcher.scrub = self._scrub
         self._dialect: Dialect | None = None
         self._discovery: asyncio.Lock | None = None
         if api_version != "auto":
@@ -221,6 +242,9 @@ class VBOClient:
             url=self._root.base_url,
         )
 
+    def _scrub(self, text: str) -> str:
+        return self._tokens.redactor().scrub(text)
+
     async def _url(self, operation: str, **ids: str) -> str:
         dialect = await self.dialect()
         return self._root.url(dialect.path(operation, **ids))
@@ -233,13 +257,13 @@ class VBOClient:
 
     async def organization(self, organization_id: str) -> Organization:
         """``GET /Organizations/{id}``."""
-        url = await self._url("organization", organization=_id_arg(organization_id, "organization_id"))
+        url = await self._url("organization", organization=id_argument(organization_id, "organization_id"))
         return await self._get(url, Organization)
 
     async def organization_jobs(self, organization: str | Organization) -> list[Job]:
         """The jobs of one organization, every page: ``GET /Organizations/{id}/Jobs`` up to v7,
         ``GET /v8/Jobs?organizationId={id}`` on v8 (which removed the former)."""
-        org = _id_arg(_id_of(organization), "organization")
+        org = id_argument(_id_of(organization), "organization")
         return await self._fetcher.fetch_all(await self._url("organization_jobs", organization=org), Job)
 
     async def jobs(self) -> list[Job]:
@@ -248,11 +272,11 @@ class VBOClient:
 
     async def job(self, job_id: str) -> Job:
         """``GET /Jobs/{id}``."""
-        return await self._get(await self._url("job", job=_id_arg(job_id, "job_id")), Job)
+        return await self._get(await self._url("job", job=id_argument(job_id, "job_id")), Job)
 
     async def job_session(self, session_id: str) -> JobSession:
         """``GET /JobSessions/{id}``."""
-        url = await self._url("session", session=_id_arg(session_id, "session_id"))
+        url = await self._url("session", session=id_argument(session_id, "session_id"))
         return await self._get(url, JobSession)
 
     async def job_sessions(self, job: str | Job, *, limit: int | None = 5) -> list[JobSession]:
@@ -264,7 +288,7 @@ class VBOClient:
         """
         if limit is not None and (not _is_int(limit) or limit < 1):
             raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
-        job_id = _id_arg(_id_of(job), "job")
+        job_id = id_argument(_id_of(job), "job")
         url = await self._url("job_sessions", job=job_id)
         dialect = await self.dialect()
         if limit is not None and dialect.page_limit is not None:
@@ -356,7 +380,7 @@ class VBOClient:
         await self._action(job, "disable")
 
     async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> bytes:
-        job_id = _id_arg(_id_of(job), "job")
+        job_id = id_argument(_id_of(job), "job")
         dialect = await self.dialect()
         path, body = dialect.action(job_id, action, full=full)
         url = self._root.url(path)
@@ -372,6 +396,18 @@ class VBOClient:
 def _newest_first(session: JobSession) -> tuple[bool, float]:
     when = session.creation_time
     return (when is None, -when.timestamp() if when is not None else 0.0)
+
+
+def _is_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``): plain HTTP
+    there never crosses a network."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_int(value: object) -> bool:
@@ -391,17 +427,14 @@ def _id_of(value: Any) -> str:
     raise ConfigError(f"expected an id string or a model with an id, got {type(value).__name__}")
 
 
-def _id_arg(identifier: object, name: str) -> str:
-    """An id to put into a path or query; refuses what would change the request's meaning."""
-    if not isinstance(identifier, str) or not identifier.strip():
-        raise ConfigError(f"{name} must be a non-empty string")
-    if identifier in (".", "..") or any(c in identifier for c in "/\\?#") or identifier != identifier.strip():
-        raise ConfigError(f"{name} is not a usable id (it contains a path or query character or spaces)")
+def default_transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The transport a client uses when none is given: aiohttp's wire code behind httpx's API
+    (a fraction of httpcore's CPU per request), or httpx's own where aiohttp is not installed."""
     try:
-        identifier.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(f"{name} cannot be encoded as UTF-8 (it holds a lone surrogate)") from None
-    return identifier
+        from ._aiohttp import AiohttpTransport
+    except ImportError:
+        return httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
+    return AiohttpTransport(verify=verify, limits=limits)
 
 
 def _ssl_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> ssl.SSLContext | bool:

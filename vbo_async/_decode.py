@@ -31,12 +31,16 @@ from ._convert import WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import DecodeError
 from ._links import Navigator
-from ._pages import split_page
+from ._pages import count_containers, split_page
 
 __all__ = ["Decoder", "parse_json"]
 
 T = TypeVar("T")
 log = logging.getLogger("vbo_async")
+
+CONTAINERS_PER_ITEM = 32
+"""JSON objects and arrays one item of a page may bring (a v8 job has about 12: itself, its
+policy, two windows, its links; a session about 6)."""
 
 
 def parse_json(body: bytes, *, method: str | None = None, url: str | None = None) -> Any:
@@ -66,15 +70,38 @@ class Decoder:
         """Values the fast pass refused and the detailed pass decoded (should stay 0)."""
 
     def page(
-        self, body: bytes, cls: type[T], dialect: Dialect, *, url: str | None = None
+        self,
+        body: bytes,
+        cls: type[T],
+        dialect: Dialect,
+        *,
+        url: str | None = None,
+        max_items: int | None = None,
     ) -> tuple[list[T], str | None]:
         """Parse a collection body (a bare array or a page object) and structure its items:
         (items, the ``next`` href as sent or None). The collector is paused for the whole batch.
         Fields the dialect fills from the request's query (a v7 session's ``job_id`` from
-        ``?jobId=``) are filled where the items lack them."""
+        ``?jobId=``) are filled where the items lack them.
+
+        ``max_items`` bounds what a body may make the client hold: a page of more items is a
+        `DecodeError`, and so is a body that could hold more than `CONTAINERS_PER_ITEM` times as
+        many JSON objects and arrays, refused before it is parsed (parsed JSON can take 20 times
+        its size: a page of a million tiny items would otherwise be built first)."""
+        if max_items is not None and count_containers(body) > CONTAINERS_PER_ITEM * max_items + 16:
+            raise DecodeError(
+                f"the page has more JSON objects and arrays than {max_items} items can hold "
+                f"(max_page_items); refusing to parse it",
+                url=url,
+            )
         with _no_gc():
             data = parse_json(body, method="GET", url=url)
             items, next_href, path = split_page(data, url=url)
+            if max_items is not None and len(items) > max_items:
+                raise DecodeError(
+                    f"the page has {len(items)} items, more than max_page_items={max_items}",
+                    path=path,
+                    url=url,
+                )
             decoded = self.many(items, cls, dialect, url=url, path=path, consume=True)
         return _with_query_context(decoded, cls, dialect, url), next_href
 

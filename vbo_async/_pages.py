@@ -7,7 +7,22 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ._exceptions import DecodeError
 
-__all__ = ["split_page", "with_limit"]
+__all__ = ["count_containers", "page_identity", "split_page", "with_limit"]
+
+
+def page_identity(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What makes two page URLs the same page: the path (servers route case-insensitively) and
+    the non-empty query parameters (names case-insensitive, order and empty parameters ignored),
+    so ``?offset=30&&limit=30&`` and ``?limit=30&offset=30`` are one page."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=False)
+    return parts.path.lower(), tuple(sorted((key.lower(), value) for key, value in pairs))
+
+
+def count_containers(body: bytes) -> int:
+    """How many JSON objects and arrays ``body`` can hold at most (its ``{`` and ``[`` bytes,
+    strings included): an upper bound found without parsing, in C at memory speed."""
+    return body.count(b"{") + body.count(b"[")
 
 
 def with_limit(url: str, limit: int | None) -> str:

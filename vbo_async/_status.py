@@ -7,6 +7,7 @@ rule; they are re-exported here for the modules that import them from this one.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -33,12 +34,22 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 _EXCERPT = 200
+_MESSAGE = 1000
+_ERROR_READ = 256 * 1024
 
 
-def read_error_body(body: bytes, content_type: str | None = None) -> tuple[str | None, str | None]:
+def read_error_body(
+    body: bytes, content_type: str | None = None, scrub: Callable[[str], str] | None = None
+) -> tuple[str | None, str | None]:
     """(message, error_code) from an error body: ``message``/``Message``, OAuth
-    ``error_description``/``error``, a JSON string, or an excerpt of text or HTML. Never fails."""
-    text = body.strip()
+    ``error_description``/``error``, a JSON string, or an excerpt of text or HTML. Never fails.
+
+    ``scrub`` removes the client's secrets from the server's text before any of it is kept (a
+    server may echo the form or the ``Authorization`` header it was sent). Only the first
+    `_ERROR_READ` bytes are read, and a message is cut to `_MESSAGE` characters.
+    """
+    clean = scrub if scrub is not None else _unchanged
+    text = body[:_ERROR_READ].strip()
     if not text:
         return None, None
     try:
@@ -47,20 +58,24 @@ def read_error_body(body: bytes, content_type: str | None = None) -> tuple[str |
         data = None
     if isinstance(data, dict):
         code = data.get("errorCode")
-        code = code if isinstance(code, str) else None
+        code = clean(code)[:_EXCERPT] if isinstance(code, str) else None
         for key in ("message", "Message", "error_description", "error"):
             value = data.get(key)
             if isinstance(value, str) and value.strip():
-                return value.strip(), code
+                return clean(value.strip())[:_MESSAGE], code
         return None, code
     if isinstance(data, str):
-        return data.strip()[:_EXCERPT] or None, None
-    decoded = text.decode("utf-8", "replace")
+        return clean(data.strip())[:_EXCERPT] or None, None
+    decoded = clean(text.decode("utf-8", "replace"))
     if "html" in (content_type or "").lower() or decoded.lstrip().startswith("<"):
         title = re.search(r"<title[^>]*>(.*?)</title>", decoded, re.S | re.I)
         decoded = title.group(1) if title else _TAGS.sub(" ", decoded)
     decoded = _SPACE.sub(" ", decoded).strip()
     return (decoded[:_EXCERPT] or None), None
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def error_for_status(
@@ -70,9 +85,11 @@ def error_for_status(
     method: str,
     url: str,
     content_type: str | None = None,
+    scrub: Callable[[str], str] | None = None,
 ) -> VBOError:
-    """The exception for a non-success answer (the caller raises it)."""
-    message, code = read_error_body(body, content_type)
+    """The exception for a non-success answer (the caller raises it); server text in it is
+    passed through ``scrub`` first."""
+    message, code = read_error_body(body, content_type, scrub)
     if status_code == 401:
         return AuthenticationError(
             message or "the server refused the access token (401)", method=method, url=url

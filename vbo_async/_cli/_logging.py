@@ -3,10 +3,9 @@
 Only the command line configures logging, and only for the time `main` runs: the library
 configures nothing (it logs to the ``vbo_async`` logger and never logs secrets).
 
-- Without ``VBO_ASYNC_LOG``: warnings only, such as "TLS certificate verification is OFF";
-  the per-attempt retry notes are left out (the outcome is reported anyway).
-- ``VBO_ASYNC_LOG=warning|info|debug``: the ``vbo_async`` logger at that level, retry notes
-  included. stamina's own retry events are never printed: vbo_async's retry notes say the same.
+- Without ``VBO_ASYNC_LOG``: warnings only, such as "TLS certificate verification is OFF".
+- ``VBO_ASYNC_LOG=warning|info|debug``: the ``vbo_async`` logger at that level (``info`` adds
+  the requests given up after their retries, ``debug`` every request and every retry).
 """
 
 from __future__ import annotations
@@ -46,13 +45,6 @@ class _Format(logging.Formatter):
         return f"vbo-async: {record.levelname.lower()}: {record.getMessage()}"
 
 
-class _HideRetries(logging.Filter):
-    """Drops the per-attempt retry notes of vbo_async: the outcome is reported anyway."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "retrying" not in str(record.msg)
-
-
 def level_from_environment() -> int | None:
     """The level ``VBO_ASYNC_LOG`` asks for, None when unset; a bad value is a usage error."""
     value = os.environ.get(VARIABLE, "").strip().lower()
@@ -65,24 +57,16 @@ def level_from_environment() -> int | None:
 
 @contextlib.contextmanager
 def configured_logging(level: int | None) -> Iterator[None]:
-    """Send the ``vbo_async`` logger to stderr at ``level`` (None: warnings without retry notes)
-    while the block runs, then put the loggers back as they were."""
+    """Send the ``vbo_async`` logger to stderr at ``level`` (None: warnings) while the block
+    runs, then put the logger back as it was."""
     library = logging.getLogger("vbo_async")
-    stamina = logging.getLogger("stamina")
     handler = _Stderr()
     handler.setFormatter(_Format())
-    if level is None:
-        handler.addFilter(_HideRetries())
-    # stamina logs each scheduled retry as a warning of its own, which Python's last-resort
-    # handler would print bare when nothing else is configured; vbo_async already says it.
-    quiet = logging.NullHandler()
     saved = library.level
     library.setLevel(level if level is not None else logging.WARNING)
     library.addHandler(handler)
-    stamina.addHandler(quiet)
     try:
         yield
     finally:
         library.removeHandler(handler)
-        stamina.removeHandler(quiet)
         library.setLevel(saved)

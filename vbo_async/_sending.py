@@ -1,0 +1,413 @@
+"""Sending one request, the only place that touches the network.
+
+`Sender.send` checks the client's state and that the URL lies below the API root, takes a slot
+(``max_concurrency``), bounds each attempt as a whole with ``timeout``, attaches the bearer token
+and, on a 401, renews it and replays (at most `MAX_RENEWALS` times, the 401's body never read),
+reads the body raw and decodes it with an output bound (`BodyDecoder`: ``max_response_bytes``
+counts decoded bytes, whatever the ``Content-Encoding``), and maps every failure into the
+`VBOError` tree. Idempotent requests are retried on transport errors and the statuses of the
+`RetryPolicy`, with the decisions made by the pure functions of `_retry`; anything else is sent
+exactly once. When the first attempt succeeds no retry machinery is set up at all.
+
+Requests go to the transport directly (``transport.handle_async_request``): the API needs none of
+what ``httpx.AsyncClient.send`` adds around it (cookies, redirects, auth flows, event hooks),
+and skipping it halves the client's CPU per request. The ``httpx.AsyncClient`` still builds the
+requests and owns the transport's lifecycle.
+
+Retries are logged at debug level under ``vbo_async`` (with a `RetryNote` in the record's
+``vbo_async_retry`` attribute), giving up at info level; nothing is configured globally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import ssl
+import time
+from typing import Any
+
+import attrs
+import httpx
+
+from ._auth import MAX_RENEWALS, TokenManager, TokenUnavailable
+from ._bodies import ACCEPT_ENCODING, BodyDecoder, BodyTooLarge, CorruptBody, UnsupportedEncoding
+from ._exceptions import (
+    ClientStateError,
+    DecodeError,
+    LinkError,
+    ResponseTooLargeError,
+    TransportError,
+    VBOError,
+)
+from ._retry import RetryPolicy, backoff, may_retry, parse_retry_after
+from ._status import IDEMPOTENT_METHODS
+from ._tokens import Token
+from ._urls import ApiRoot
+
+__all__ = ["CLOSED_IN_FLIGHT", "Answer", "RetryNote", "Sender", "build_http"]
+
+log = logging.getLogger("vbo_async")
+
+CLOSED_IN_FLIGHT = "the client was closed while the request was in flight"
+
+
+@attrs.frozen
+class Answer:
+    """A complete response: status, headers and the whole (decoded) body."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+
+
+@attrs.frozen
+class RetryNote:
+    """What a retry log record carries (``record.vbo_async_retry``): the request, the attempt
+    that failed (1 = the first), why, and the seconds waited before the next one."""
+
+    method: str
+    url: str
+    attempt: int
+    reason: str
+    wait_for: float
+    caused_by: VBOError | None = None
+    """The transport error that failed the attempt (None for a retried status)."""
+
+
+class Sender:
+    """The sending path of one client (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        api_root: ApiRoot,
+        http: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
+        max_concurrency: int,
+        timeout: float | None,
+        max_response_bytes: int,
+        retry: RetryPolicy,
+    ) -> None:
+        self._api_root = api_root
+        self._http = http
+        self._transport = transport
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._timeout = timeout
+        self._max_bytes = max_response_bytes
+        self._retry = retry
+        self._random = random.Random()
+        self.tokens: TokenManager | None = None
+        """Set by the client once built (the token manager sends through this sender)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._pool_closed = False
+        self.requests_sent = 0
+        """Attempts put on the wire so far (retries, replays and token requests included)."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- state ------------------------------------------------------------------------------------
+
+    def check_usable(self) -> None:
+        """Raise `ClientStateError` when closed or called from another event loop than the first."""
+        if self._closed:
+            raise ClientStateError("the client is closed")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise ClientStateError("the client must be used inside a running event loop") from None
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise ClientStateError(
+                "the client is bound to the event loop it was first used on; create one client per event loop"
+            )
+
+    def refuse(self) -> None:
+        """Refuse every further request from now on (the first step of closing): a request that
+        gets its slot or wakes up for a retry afterwards ends with `ClientStateError`."""
+        self._closed = True
+
+    async def aclose(self) -> None:
+        """Refuse every further request and close the connection pool (requests in flight end
+        with `ClientStateError`). Idempotent."""
+        self._closed = True
+        if not self._pool_closed:
+            self._pool_closed = True
+            await self._http.aclose()
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        authenticated: bool = True,
+        retry: bool | None = None,
+    ) -> Answer:
+        """Send one request and return the complete answer, whatever its status (retryable
+        statuses of idempotent requests are retried first). ``retry`` defaults to whether the
+        method is idempotent. A failure to get a token is raised as is, never retried here (the
+        token request has its own retries)."""
+        self.check_usable()
+        if not self._api_root.contains(url):
+            raise LinkError(f"refusing to send a request outside the API root: {url}")
+        retryable = method in IDEMPOTENT_METHODS if retry is None else retry
+        started = time.monotonic()
+        attempt = 1
+        while True:
+            try:
+                answer = await self._attempt(method, url, json, form, headers, authenticated)
+            except TokenUnavailable as failure:
+                raise failure.error from failure.error.__cause__
+            except TransportError as exc:
+                if not retryable or _is_certificate_error(exc):
+                    raise
+                wait = self._wait(attempt, started, None)
+                if wait is None:
+                    self._gave_up(method, url, attempt, str(exc))
+                    raise
+                self._retrying(method, url, attempt, str(exc), wait, exc)
+            else:
+                if not retryable or answer.status_code not in self._retry.statuses:
+                    return answer
+                retry_after = parse_retry_after(
+                    answer.headers.get("retry-after"),
+                    now=dt.datetime.now(dt.UTC),
+                    cap=self._retry.max_retry_after,
+                )
+                wait = self._wait(attempt, started, retry_after)
+                if wait is None:
+                    self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
+                    return answer
+                self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
+            await asyncio.sleep(wait)
+            if self._closed:  # closed while this request waited to be retried
+                raise ClientStateError(CLOSED_IN_FLIGHT)
+            attempt += 1
+
+    def _wait(self, attempt: int, started: float, retry_after: float | None) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None when the policy says stop."""
+        wait = backoff(self._retry, attempt, retry_after=retry_after, random=self._random.random)
+        elapsed = time.monotonic() - started
+        if not may_retry(self._retry, attempts_made=attempt, elapsed=elapsed, next_wait=wait):
+            return None
+        return wait
+
+    def _retrying(
+        self, method: str, url: str, attempt: int, reason: str, wait: float, error: VBOError | None = None
+    ) -> None:
+        note = RetryNote(
+            method=method, url=url, attempt=attempt, reason=reason, wait_for=wait, caused_by=error
+        )
+        log.debug(
+            "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
+            method,
+            url,
+            reason,
+            wait,
+            attempt + 1,
+            self._retry.attempts,
+            extra={"vbo_async_retry": note},
+        )
+
+    def _gave_up(self, method: str, url: str, attempt: int, reason: str) -> None:
+        log.info("%s %s: %s; giving up after %d attempt(s)", method, url, reason, attempt)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        json: Any,
+        form: dict[str, str] | None,
+        headers: dict[str, str] | None,
+        authenticated: bool,
+    ) -> Answer:
+        started = time.perf_counter()
+        # Token requests are made from inside an API request's slot, one at a time; taking a slot
+        # of their own could deadlock when every slot waits for the token.
+        async with self._semaphore if authenticated else contextlib.nullcontext():
+            if self._closed:  # closed while this request waited for a slot
+                raise ClientStateError(CLOSED_IN_FLIGHT)
+            try:
+                async with asyncio.timeout(self._timeout):
+                    answer = await self._exchange(method, url, json, form, headers, authenticated)
+            except Exception as exc:
+                # Closing the pool under a request fails it in whatever way the transport happens
+                # to be in (a read error, say): say what happened instead.
+                if self._closed and not isinstance(exc, ClientStateError | TokenUnavailable):
+                    raise ClientStateError(CLOSED_IN_FLIGHT) from exc
+                if isinstance(exc, TimeoutError):
+                    raise TransportError(
+                        f"no complete answer within {self._timeout} s", method=method, url=url
+                    ) from exc
+                if isinstance(exc, httpx.HTTPError | OSError):
+                    raise TransportError(_describe(exc), method=method, url=url) from exc
+                raise
+        if log.isEnabledFor(logging.DEBUG):
+            elapsed = (time.perf_counter() - started) * 1000
+            log.debug(
+                "%s %s -> %d (%d bytes, %.1f ms)", method, url, answer.status_code, len(answer.body), elapsed
+            )
+        return answer
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        json: Any,
+        form: dict[str, str] | None,
+        headers: dict[str, str] | None,
+        authenticated: bool,
+    ) -> Answer:
+        """One attempt: the request, and its replays after a 401 with a renewed token."""
+        token = await self._token(None) if authenticated else None
+        renewals = 0
+        while True:
+            request = self._build(method, url, json, form, headers, token)
+            self.requests_sent += 1
+            response = await self._transport.handle_async_request(request)
+            if token is None or response.status_code != 401 or renewals == MAX_RENEWALS:
+                break
+            # A 401's body is never needed: the token is renewed and the request sent again.
+            await response.aclose()
+            log.debug("401 from %s %s; renewing the token and replaying", method, url)
+            token = await self._token(token)
+            renewals += 1
+        try:
+            body = await self._read(response, method, url)
+        finally:
+            await response.aclose()
+        return Answer(response.status_code, response.headers, body)
+
+    async def _token(self, stale: Token | None) -> Token:
+        tokens = self.tokens
+        if tokens is None:  # pragma: no cover - the client sets it at once
+            raise ClientStateError("no token manager")
+        try:
+            return await (tokens.current() if stale is None else tokens.renew(stale))
+        except VBOError as exc:
+            raise TokenUnavailable(exc) from exc
+
+    def _build(
+        self,
+        method: str,
+        url: str,
+        json: Any,
+        form: dict[str, str] | None,
+        headers: dict[str, str] | None,
+        token: Token | None,
+    ) -> httpx.Request:
+        if token is not None:
+            headers = {**(headers or {}), "Authorization": f"Bearer {token.access_token}"}
+        try:
+            return self._http.build_request(method, url, json=json, data=form, headers=headers)
+        except httpx.InvalidURL as exc:
+            raise LinkError(f"cannot request {url!r}: {exc}") from exc
+
+    async def _read(self, response: httpx.Response, method: str, url: str) -> bytes:
+        """The whole body, decoded from its ``Content-Encoding`` with at most ``max_response_bytes``
+        produced (a compression bomb is refused as it inflates, not after)."""
+        limit = self._max_bytes
+        declared = _content_length(response)
+        encoding = response.headers.get("content-encoding")
+        decoder = BodyDecoder(encoding, limit=limit) if encoding else None
+        if declared is not None and decoder is None and declared > limit:
+            raise self._too_large(method, url, declared)
+        parts: list[bytes] = []
+        wire = 0
+        try:
+            async for chunk in response.stream:  # type: ignore[union-attr]
+                wire += len(chunk)
+                if decoder is None:
+                    if wire > limit:
+                        raise self._too_large(method, url, wire)
+                    parts.append(chunk)
+                else:
+                    parts.append(decoder.feed(chunk))
+            if declared is not None and wire < declared:
+                raise TransportError(
+                    f"the response was cut short: {wire} of {declared} bytes", method=method, url=url
+                )
+            if decoder is not None:
+                parts.append(decoder.finish())
+        except BodyTooLarge as exc:
+            raise self._too_large(method, url, exc.size) from None
+        except UnsupportedEncoding as exc:
+            raise DecodeError(
+                f"the response body has a Content-Encoding this client cannot decode boundedly ({exc})",
+                method=method,
+                url=url,
+            ) from None
+        except CorruptBody as exc:
+            raise DecodeError(
+                f"the response body is not valid {encoding}: {exc.reason}", method=method, url=url
+            ) from None
+        return b"".join(parts)
+
+    def _too_large(self, method: str, url: str, size: int) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"the response body exceeds max_response_bytes={self._max_bytes} (at least {size} bytes)",
+            method=method,
+            url=url,
+        )
+
+
+def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) -> httpx.AsyncClient:
+    """The ``httpx.AsyncClient`` a `Sender` builds its requests with and closes the transport
+    through: no redirects, no proxies from the environment, and ``Accept-Encoding`` naming only
+    the encodings `BodyDecoder` can bound. (Cookies are never read: `Sender` hands requests to
+    the transport directly.)"""
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(timeout),
+        headers={"Accept-Encoding": ACCEPT_ENCODING},
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length")
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout):
+        return f"timed out ({type(exc).__name__})"
+    if _is_certificate_error(exc):
+        return f"TLS certificate verification failed: {_innermost(exc)}"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {_innermost(exc) or 'connection failed'}"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def _innermost(exc: BaseException) -> str:
+    seen = 0
+    while (exc.__cause__ is not None or exc.__context__ is not None) and seen < 20:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return str(exc) or type(exc).__name__
+
+
+def _is_certificate_error(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
