@@ -336,7 +336,8 @@ class VBOClient:
         v7/v8 ask ``/JobSessions?jobId=&limit=5`` and, only when those five were all running,
         queued or stopped, once more with ``limit=50``; the last success is the job's
         ``last_backup``. v6 reads one page of the 50 newest (``/Jobs/{id}/JobSessions``), its jobs
-        having no ``last_backup``. v1 cannot filter or page: its one answer holds every session.
+        having no ``last_backup``. v1 can neither filter nor limit: one request, whose answer holds
+        every session (a first page, should the server page it anyway).
         A `VBOError` while reading gives a `JobHealth` in ``policy.unreadable`` (UNKNOWN) with the
         error in its reason instead of raising. ``now`` (aware) is when the job is judged; the
         current time when None.
@@ -352,6 +353,8 @@ class VBOClient:
         policy = HealthPolicy() if policy is None else policy
         if not isinstance(policy, HealthPolicy):
             raise ConfigError(f"policy must be a HealthPolicy or None, got {type(policy).__name__}")
+        if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
+            raise ConfigError("now must be an aware datetime (with a tzinfo) or None")
         job_id = _id_arg(job.id, "job.id")
         try:
             sessions = await self._health_sessions(job_id)

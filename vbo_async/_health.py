@@ -260,8 +260,12 @@ def _last_result(
         return _Finding(HealthState.OK, f"last success {_ago(last_success, now)}")
     elif not sessions and job.last_run is None:
         return _Finding(policy.never_run, "never run")
+    elif not sessions:
+        known = "" if job.last_status is None else f" (last status {job.last_status})"
+        return _Finding(policy.never_run, f"no finished run known{known}")
     else:
-        return _Finding(policy.never_run, "no run has finished yet")
+        count = f"{len(sessions)} sessions" if len(sessions) > 1 else "1 session"
+        return _Finding(policy.never_run, f"no finished run among the last {count}")
 
     ago = _ago(when, now) if when is not None else "at an unknown time"
     if status == JobStatus.SUCCESS:
@@ -286,7 +290,7 @@ def _staleness(
     """The stale finding, when the job has gone longer than ``max_age`` without a success."""
     if policy.max_age is None:
         return None
-    limit = _span(policy.max_age)
+    limit = _exact(policy.max_age)
     if last_success is not None:
         age = now - last_success
         if age > policy.max_age:
@@ -311,6 +315,18 @@ def _span(delta: dt.timedelta) -> str:
     if seconds < 72 * 3600:
         return f"{seconds // 3600} h"
     return f"{seconds // 86400} days"
+
+
+def _exact(delta: dt.timedelta) -> str:
+    """A configured duration, exactly: ``26 h``, ``90 min``, ``7 days``, ``45 s``."""
+    seconds = int(delta.total_seconds())
+    if seconds >= 72 * 3600 and seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{delta.total_seconds():g} s"
 
 
 def _ago(moment: dt.datetime, now: dt.datetime) -> str:
