@@ -660,3 +660,102 @@ async def test_job_health_policy_and_arguments(vbo: VBOClient) -> None:
     with pytest.raises(ConfigError, match="aware"):
         await vbo.job_health(job, now=dt.datetime(2026, 7, 1))
     assert vbo.requests_sent == sent  # refused before any request
+
+
+# --- hand-written v8 and v6 answers -------------------------------------------------------------------
+
+JOB_ID = "5f0c8a2e-1b7d-4c3a-9e61-2d4b8f7a9c10"
+
+
+def v8_session(session_id: str, status: str, created: str, ended: str | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": session_id,
+        "jobId": JOB_ID,
+        "creationTime": created,
+        "endTime": ended,
+        "retryCount": 0,
+        "jobWillBeRetried": False,
+        "status": status,
+        "_links": {"self": {"href": f"/v8/JobSessions/{session_id}"}, "job": {"href": f"/v8/Jobs/{JOB_ID}"}},
+        **extra,
+    }
+
+
+def serving(version: str, routes: dict[str, Any], seen: list[str]) -> httpx.MockTransport:
+    """A vN server: a token for anyone, ``routes`` (path with query -> JSON), else 404."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.raw_path.decode()
+        if path.lower() == f"/{version}/token":
+            token = {"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "token_type": "bearer"}
+            return httpx.Response(200, json=token)
+        seen.append(path)
+        if path not in routes:
+            return httpx.Response(404, json={"message": f"no route {path}"})
+        return httpx.Response(200, json=routes[path])
+
+    return httpx.MockTransport(handle)
+
+
+async def test_a_v8_retry_in_progress_from_the_wire() -> None:
+    failed = v8_session("c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c55", "Failed", "2026-07-01T10:00:00Z",
+                        "2026-07-01T10:40:00.1234567Z", jobWillBeRetried=True)  # fmt: skip
+    retry = v8_session("c41d7e90-0001-4f6c-8d1e-3b9a0f7e2c55", "Running", "2026-07-01T10:50:00Z", None,
+                       retryCount=1, mainSessionId=failed["id"])  # fmt: skip
+    job_wire = {
+        "id": JOB_ID,
+        "name": "Contoso - Exchange daily",
+        "isEnabled": True,
+        "lastStatus": "Running",
+        "lastRun": "2026-07-01T10:50:00Z",
+        "lastBackup": "2026-06-30T22:41:17.118902Z",
+    }
+    page = {"offset": 0, "limit": 5, "results": [retry, failed], "_links": {}}
+    seen: list[str] = []
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": page}
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version="v8",
+        transport=serving("v8", routes, seen),
+    ) as vbo:
+        job = vbo.from_wire(job_wire, Job)
+        health = await vbo.job_health(job, now=NOW)
+        assert seen == [f"/v8/JobSessions?jobId={JOB_ID}&limit=5"]
+    assert (health.state, health.reason) == (WARNING, "failed 1 h ago, will be retried")
+    assert health.last_session is not None
+    assert health.last_session.id == failed["id"]
+    assert health.running is not None
+    assert (health.running.retry_count, health.running.main_session_id) == (1, failed["id"])
+    assert health.last_success == dt.datetime(2026, 6, 30, 22, 41, 17, 118902, tzinfo=dt.UTC)
+
+
+async def test_a_v6_failure_from_the_wire_is_critical() -> None:
+    """v6 sessions know no ``jobWillBeRetried`` and v6 jobs no ``lastBackup``."""
+    session = {
+        "id": "9d0e1f2a-3b4c-4d5e-8f6a-7b8c9d0e1f2a",
+        "creationTime": "2026-07-01T06:00:00.000000Z",
+        "endTime": "2026-07-01T06:20:00.000000Z",
+        "status": "Failed",
+        "_links": {"job": {"href": f"/v6/Jobs/{JOB_ID}"}},
+    }
+    success = {**session, "id": "success", "status": "Success", "creationTime": "2026-06-30T22:00:00Z",
+               "endTime": "2026-06-30T22:30:00Z"}  # fmt: skip
+    page = {"offset": 0, "limit": 50, "results": [session, success], "_links": {}}
+    seen: list[str] = []
+    routes = {f"/v6/Jobs/{JOB_ID}/JobSessions?limit=50": page}
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version="v6",
+        transport=serving("v6", routes, seen),
+    ) as vbo:
+        job = vbo.from_wire({"id": JOB_ID, "isEnabled": True, "lastStatus": "Failed"}, Job)
+        health = await vbo.job_health(job, now=NOW)
+    assert seen == [f"/v6/Jobs/{JOB_ID}/JobSessions?limit=50"]
+    assert (health.state, health.reason) == (CRITICAL, "failed 5 h ago")
+    assert health.last_success == dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC)
+    assert health.last_session is not None
+    assert health.last_session.job_id == JOB_ID
