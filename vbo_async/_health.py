@@ -5,6 +5,12 @@ server-wide list of recent sessions, from a cache...) and decides, without I/O, 
 check reports. The rule every home-grown script gets wrong is kept here once: the verdict comes
 from the newest *finished* run, so a run in progress, a queued one, a retry on its way or a run
 the user stopped never hides the last result.
+
+`VBOClient.job_health` reads a job's sessions within a small fixed budget and calls `assess`. A
+sweep over many jobs can instead read the server's recent sessions once and call `assess` for
+each job with that one list: sessions of other jobs are skipped by ``job_id``, and a job whose
+last run lies before the list's window is judged from its own ``last_status``, ``last_run`` and
+``last_backup``.
 """
 
 from __future__ import annotations
@@ -152,7 +158,7 @@ def assess(
     current UTC time when None); times without a zone are taken as UTC, as the decoder does.
 
     ```python
-    health = assess(job, await vbo.job_sessions(job), now=datetime.now(UTC))
+    health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))
     ```
     """
     if not isinstance(job, Job):
@@ -163,7 +169,7 @@ def assess(
         now = dt.datetime.now(dt.UTC)
     elif not isinstance(now, dt.datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise ConfigError("now must be an aware datetime (with a tzinfo)")
-    if isinstance(sessions, JobSession) or not isinstance(sessions, Iterable):
+    if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
     mine = sorted((s for s in sessions if _belongs(s, job)), key=_newest_first)
 
@@ -176,36 +182,25 @@ def assess(
             running = session
             break
     last_success = _last_success(job, mine)
-    health = _Health(job=job, last_session=last_session, running=running, last_success=last_success)
 
     if job.is_enabled is False and policy.disabled is not None:
-        return health.verdict(_Finding(policy.disabled, "disabled"))
-    if error is not None:
-        return health.verdict(_Finding(policy.unreadable, f"sessions could not be read: {error}"))
-
-    findings = [_last_result(job, last_session, last_success, mine, policy, now)]
-    stale = _staleness(job, mine, last_success, policy, now)
-    if stale is not None:
-        findings.append(stale)
-    return health.verdict(max(findings, key=lambda f: f.state.severity))
-
-
-@attrs.frozen(kw_only=True)
-class _Health:
-    job: Job
-    last_session: JobSession | None
-    running: JobSession | None
-    last_success: dt.datetime | None
-
-    def verdict(self, finding: _Finding) -> JobHealth:
-        return JobHealth(
-            job=self.job,
-            state=finding.state,
-            reason=finding.reason,
-            last_session=self.last_session,
-            running=self.running,
-            last_success=self.last_success,
-        )
+        finding = _Finding(policy.disabled, "disabled")
+    elif error is not None:
+        finding = _Finding(policy.unreadable, f"sessions could not be read: {error}")
+    else:
+        findings = [_last_result(job, last_session, last_success, mine, policy, now)]
+        stale = _staleness(job, mine, last_success, policy, now)
+        if stale is not None:
+            findings.append(stale)
+        finding = max(findings, key=lambda f: f.state.severity)  # the first of equals: the last run
+    return JobHealth(
+        job=job,
+        state=finding.state,
+        reason=finding.reason,
+        last_session=last_session,
+        running=running,
+        last_success=last_success,
+    )
 
 
 def _belongs(session: object, job: Job) -> bool:
