@@ -42,6 +42,7 @@ from vbo_async import (
     Job,
     JobSession,
     JobSessionStatistics,
+    License,
     Link,
     LinkError,
     Organization,
@@ -50,6 +51,7 @@ from vbo_async import (
     SelectedItem,
     SelectedMailbox,
     ServiceInstance,
+    UsedRepository,
     VBOClient,
 )
 from vbo_async._decode import parse_json
@@ -71,7 +73,7 @@ FEW = settings(PROPERTY, max_examples=max(10, EXAMPLES // 8))
 SEED = json.loads((Path(__file__).parent / "data" / "seed-job.json").read_text(encoding="utf-8"))
 VERSIONS = tuple(DIALECTS)
 MODELS: tuple[type[Any], ...] = (Job, Organization, BackupRepository, Proxy, JobSession, SelectedMailbox)
-OTHER_RESOURCES: tuple[type[Any], ...] = (SelectedItem, ServiceInstance)
+OTHER_RESOURCES: tuple[type[Any], ...] = (SelectedItem, ServiceInstance, License, UsedRepository)
 """Resources of later versions, decoded here under v1's rules all the same."""
 MISSING = object()
 UTC = dt.UTC

@@ -19,6 +19,8 @@ from ._enums import (
     JobSessionConfigType,
     JobStatus,
     JobType,
+    LicenseStatus,
+    LicenseType,
     MaintenanceModeState,
     OperatingSystem,
     PeriodicallyEvery,
@@ -43,6 +45,7 @@ from ._exceptions import (
     TransportError,
     VBOError,
 )
+from ._health import HealthPolicy, HealthState, JobHealth, assess
 from ._links import CollectionLink, Link, ThroughLink
 from ._models import (
     BackupRepository,
@@ -53,6 +56,7 @@ from ._models import (
     JobSession,
     JobSessionLinks,
     JobSessionStatistics,
+    License,
     Organization,
     OrganizationLinks,
     Proxy,
@@ -63,6 +67,8 @@ from ._models import (
     SelectedMailbox,
     SelectedMailboxLinks,
     ServiceInstance,
+    UsedRepository,
+    UsedRepositoryLinks,
 )
 from ._poll import PollProgress, PollResult, PollSweep, PollTarget, poll_jobs
 from ._retry import RetryPolicy
@@ -82,7 +88,10 @@ __all__ = [
     "ConfigError",
     "DailyType",
     "DecodeError",
+    "HealthPolicy",
+    "HealthState",
     "Job",
+    "JobHealth",
     "JobLinks",
     "JobSession",
     "JobSessionConfigType",
@@ -90,6 +99,9 @@ __all__ = [
     "JobSessionStatistics",
     "JobStatus",
     "JobType",
+    "License",
+    "LicenseStatus",
+    "LicenseType",
     "Link",
     "LinkError",
     "MaintenanceModeState",
@@ -122,8 +134,11 @@ __all__ = [
     "ServiceInstance",
     "ThroughLink",
     "TransportError",
+    "UsedRepository",
+    "UsedRepositoryLinks",
     "VBOClient",
     "VBOError",
+    "assess",
     "poll_jobs",
 ]
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ chooses the version and gives the token the first request needs.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import logging
 import os
@@ -25,10 +26,22 @@ from ._auth import Secret, TokenManager
 from ._checks import id_argument, text_argument
 from ._decode import parse_json
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
-from ._exceptions import APIError, ClientStateError, ConfigError
+from ._exceptions import APIError, ClientStateError, ConfigError, VBOError
 from ._fetch import Fetcher
+from ._health import HealthPolicy, JobHealth, assess, finished
 from ._links import Link
-from ._models import RESOURCES, BackupRepository, Job, JobSession, Organization, Proxy, ServiceInstance
+from ._models import (
+    RESOURCES,
+    BackupRepository,
+    Job,
+    JobSession,
+    License,
+    Organization,
+    Proxy,
+    ServiceInstance,
+    UsedRepository,
+)
+from ._pages import with_limit
 from ._retry import RetryPolicy
 from ._sending import Sender, build_http
 from ._urls import ApiRoot
@@ -309,10 +322,84 @@ class VBOClient:
         """``GET /Proxies``."""
         return await self._fetcher.fetch_all(await self._url("proxies"), Proxy)
 
+    async def backup_repository(self, repository_id: str) -> BackupRepository:
+        """``GET /BackupRepositories/{id}``."""
+        url = await self._url("backup_repository", repository=id_argument(repository_id, "repository_id"))
+        return await self._get(url, BackupRepository)
+
+    async def proxy(self, proxy_id: str) -> Proxy:
+        """``GET /Proxies/{id}``."""
+        return await self._get(await self._url("proxy", proxy=id_argument(proxy_id, "proxy_id")), Proxy)
+
     async def service_instance(self) -> ServiceInstance:
         """``GET /ServiceInstance`` (v6+): the installation id and build (``"8.5.0.1014"``).
         `NotSupportedError` on v1."""
         return await self._get(await self._url("service_instance"), ServiceInstance)
+
+    async def license(self) -> License:
+        """``GET /License`` (v6+): status, expiry dates and how many users are licensed and used.
+        `NotSupportedError` on v1, before any request."""
+        return await self._get(await self._url("license"), License)
+
+    async def organization_used_repositories(self, organization: str | Organization) -> list[UsedRepository]:
+        """What one organization's backups take in each repository: ``GET
+        /Organizations/{id}/usedRepositories`` (v6+, every page). `NotSupportedError` on v1,
+        before any request."""
+        org = id_argument(_id_of(organization), "organization")
+        url = await self._url("organization_used_repositories", organization=org)
+        return await self._fetcher.fetch_all(url, UsedRepository)
+
+    # --- job health ---------------------------------------------------------------------------------
+
+    async def job_health(
+        self, job: Job, *, policy: HealthPolicy | None = None, now: dt.datetime | None = None
+    ) -> JobHealth:
+        """The health of ``job`` under ``policy`` (`HealthPolicy()` when None): `assess` fed with
+        the job's newest sessions, read within a fixed budget that never walks the history.
+
+        v7/v8 ask ``/JobSessions?jobId=&limit=5`` and, only when those five were all running,
+        queued or stopped, once more with ``limit=50``; the last success is the job's
+        ``last_backup``. v6 reads one page of the 50 newest (``/Jobs/{id}/JobSessions``), its jobs
+        having no ``last_backup``. v1 can neither filter nor limit: one request, whose answer holds
+        every session (a first page, should the server page it anyway).
+        A `VBOError` while reading gives a `JobHealth` in ``policy.unreadable`` (UNKNOWN) with the
+        error in its reason instead of raising. ``now`` (aware) is when the job is judged; the
+        current time when None.
+
+        ```python
+        for job in await vbo.organization_jobs(org_id):
+            health = await vbo.job_health(job, policy=HealthPolicy(max_age=timedelta(hours=30)))
+            print(health.state.name, job.name, health.reason)
+        ```
+        """
+        if not isinstance(job, Job):
+            raise ConfigError(f"job_health() needs a Job (as listed by jobs()), got {type(job).__name__}")
+        policy = HealthPolicy() if policy is None else policy
+        if not isinstance(policy, HealthPolicy):
+            raise ConfigError(f"policy must be a HealthPolicy or None, got {type(policy).__name__}")
+        if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
+            raise ConfigError("now must be an aware datetime (with a tzinfo) or None")
+        job_id = id_argument(job.id, "job.id")
+        try:
+            sessions = await self._health_sessions(job_id)
+        except VBOError as exc:
+            log.debug("reading the sessions of job %s failed: %s", job_id, exc)
+            return assess(job, (), policy=policy, now=now, error=exc)
+        return assess(job, sessions, policy=policy, now=now)
+
+    async def _health_sessions(self, job_id: str) -> list[JobSession]:
+        """The job's newest sessions within the dialect's ``health_pages`` budget: one request
+        per page, never following ``next``; a later page only when the one before was full and
+        held no finished run."""
+        dialect = await self.dialect()
+        url = await self._url("job_sessions", job=job_id)
+        sessions: list[JobSession] = []
+        for limit in dialect.health_pages or (None,):
+            items, _ = await self._fetcher.fetch_page(with_limit(url, limit), JobSession)
+            sessions = [s if s.job_id is not None else attrs.evolve(s, job_id=job_id) for s in items]
+            if limit is None or len(items) < limit or any(finished(s) for s in sessions):
+                break
+        return sessions
 
     async def follow(self, link: Link[T]) -> T:
         """Follow ``link`` through this client (the same as ``await link`` for links this client

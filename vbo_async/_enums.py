@@ -17,6 +17,8 @@ __all__ = [
     "JobSessionConfigType",
     "JobStatus",
     "JobType",
+    "LicenseStatus",
+    "LicenseType",
     "MaintenanceModeState",
     "OpenEnum",
     "OperatingSystem",
@@ -174,3 +176,21 @@ class SelectedItemType(OpenEnum):
     PERSONAL_SITES = "PersonalSites"
     ONE_DRIVE_FOLDERS = "OneDriveFolders"
     TEAM = "Team"
+
+
+class LicenseStatus(OpenEnum):
+    """``status`` of the server's license (v6+ ``GET /License``)."""
+
+    VALID = "Valid"
+    EXPIRED = "Expired"
+
+
+class LicenseType(OpenEnum):
+    """``type`` of the server's license (v6+ ``GET /License``)."""
+
+    SUBSCRIPTION = "Subscription"
+    EVALUATION = "Evaluation"
+    NFR = "NFR"
+    RENTAL = "Rental"
+    COMMUNITY = "Community"
+    AWS_PRIVATE_OFFER = "AwsPrivateOffer"

@@ -21,6 +21,8 @@ from ._enums import (
     JobSessionConfigType,
     JobStatus,
     JobType,
+    LicenseStatus,
+    LicenseType,
     MaintenanceModeState,
     OperatingSystem,
     PeriodicallyEvery,
@@ -43,6 +45,7 @@ __all__ = [
     "JobSession",
     "JobSessionLinks",
     "JobSessionStatistics",
+    "License",
     "Organization",
     "OrganizationLinks",
     "Proxy",
@@ -53,6 +56,8 @@ __all__ = [
     "SelectedMailbox",
     "SelectedMailboxLinks",
     "ServiceInstance",
+    "UsedRepository",
+    "UsedRepositoryLinks",
 ]
 
 _HOURS_PER_WEEK = 168
@@ -128,12 +133,16 @@ class SchedulePolicy:
 
 @attrs.frozen
 class OrganizationLinks:
-    """``_links`` of an organization (``mailboxes`` is v1; the others v2+)."""
+    """``_links`` of an organization (``mailboxes`` is v1; the others v2+).
+
+    ``used_repositories`` lists what the organization's backups take in each repository (v6+,
+    the same as `VBOClient.organization_used_repositories`).
+    """
 
     self: Link[Organization] | None = attrs.field(default=None, alias="self_")
     jobs: CollectionLink[Job] | None = None
     mailboxes: CollectionLink[SelectedMailbox] | None = None
-    used_repositories: CollectionLink[object] | None = None
+    used_repositories: CollectionLink[UsedRepository] | None = None
     users: CollectionLink[object] | None = None
     groups: CollectionLink[object] | None = None
     sites: CollectionLink[object] | None = None
@@ -417,6 +426,58 @@ class ServiceInstance:
     version: str | None = None
 
 
+@attrs.frozen
+class UsedRepositoryLinks:
+    """``_links`` of a row of ``usedRepositories``: the repository it is about."""
+
+    backup_repository: Link[BackupRepository] | None = None
+
+
+@attrs.frozen
+class UsedRepository:
+    """What one organization's backups take in one repository: a row of
+    ``/{version}/Organizations/{id}/usedRepositories`` (v6+).
+
+    Sizes are bytes. ``repository_id`` is on the wire from v8 on and read from the
+    ``backupRepository`` link before; ``protected_objects_count`` is v8.
+    """
+
+    repository_id: str | None = None
+    used_space_bytes: int | None = None
+    local_cache_used_space_bytes: int | None = None
+    object_storage_used_space_bytes: int | None = None
+    is_available: bool | None = None
+    details: str | None = None
+    protected_objects_count: int | None = None
+    links: UsedRepositoryLinks = attrs.Factory(UsedRepositoryLinks)
+
+
+@attrs.frozen
+class License:
+    """The server's license (``/{version}/License``, v6+).
+
+    ``license_expires`` is v6's ``expirationDate`` and v7+'s ``licenseExpires``;
+    ``support_expires`` and ``contact_person`` are v6 only, ``grace_period_expires`` and
+    ``package`` v7+. ``total_number`` users are licensed, ``used_number`` use a license,
+    ``new_number`` are new since the last count.
+    """
+
+    license_id: str | None = None
+    status: LicenseStatus | None = None
+    type: LicenseType | None = None
+    package: str | None = None
+    license_expires: dt.datetime | None = None
+    grace_period_expires: dt.datetime | None = None
+    support_expires: dt.datetime | None = None
+    licensed_to: str | None = None
+    email: str | None = None
+    contact_person: str | None = None
+    support_id: str | None = None
+    total_number: int | None = None
+    used_number: int | None = None
+    new_number: int | None = None
+
+
 RESOURCES: tuple[type, ...] = (
     Organization,
     Job,
@@ -426,6 +487,8 @@ RESOURCES: tuple[type, ...] = (
     SelectedMailbox,
     SelectedItem,
     ServiceInstance,
+    License,
+    UsedRepository,
 )
 """The models a client fetches and decodes at the top level (``from_wire`` accepts these). Every
 model and enum they contain is found from here; nothing else lists them."""

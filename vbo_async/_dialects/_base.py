@@ -141,6 +141,11 @@ class Dialect:
     its lists, no ``limit`` is sent."""
     session_filters: frozenset[str] = frozenset()
     """Query parameters ``/JobSessions`` honours (beyond offset and limit)."""
+    health_pages: tuple[int, ...] = ()
+    """The ``limit`` of each page of a job's newest sessions `VBOClient.job_health` may read,
+    in order: a later page (from the newest session again, larger) is asked only when the one
+    before was full and held no finished run. Empty: the version does not page, its one answer
+    holds every session."""
 
     def evolve(
         self,

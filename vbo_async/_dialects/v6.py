@@ -2,14 +2,15 @@
 
 Server-relative hrefs (``/v6/...``), real booleans, ``backupRepository`` instead of
 ``repository``, no proxy link on jobs, ``backupWindowSettings.backupWindow``, byte counts for
-repositories and sessions, ``POST Jobs/{id}/start`` and friends, lists paged up to 10,000.
+repositories and sessions, ``POST Jobs/{id}/start`` and friends, lists paged up to 10,000,
+``GET License`` (``expirationDate``...) and ``GET Organizations/{id}/usedRepositories``.
 ``/Jobs/{id}/JobSessions`` still works; ``/JobSessions`` ignores ``jobId``.
 """
 
 from __future__ import annotations
 
 from .. import _models as m
-from ._base import LinkThrough, Route
+from ._base import IdFromLink, LinkThrough, Route
 from .v1 import V1
 
 __all__ = ["V6"]
@@ -25,6 +26,8 @@ V6 = V1.evolve(
         "service_instance": Route("ServiceInstance"),
         "job_selected_items": Route("Jobs/{job}/SelectedItems"),
         "job_excluded_items": Route("Jobs/{job}/ExcludedItems"),
+        "license": Route("License"),
+        "organization_used_repositories": Route("Organizations/{organization}/usedRepositories"),
     },
     names={
         m.SchedulePolicy: {
@@ -35,9 +38,24 @@ V6 = V1.evolve(
         m.BackupRepository: {"capacity": ("capacityBytes",), "free_space": ("freeSpaceBytes",)},
         m.Proxy: {"enable_network_throttling": ("enableNetworkThrottling",)},
         m.JobLinks: {"repository": ("backupRepository",), "proxy": (), "selected_mailboxes": ()},
+        m.License: {
+            "license_id": ("licenseID",),
+            "support_id": ("supportID",),
+            "license_expires": ("expirationDate",),
+            "support_expires": ("supportExpirationDate",),
+            "grace_period_expires": (),
+            "package": (),
+        },
+        # v6 and v7 name a row's repository only in its backupRepository link (derived below).
+        m.UsedRepository: {"repository_id": (), "protected_objects_count": ()},
     },
-    derived=(LinkThrough(m.Job, "proxy", via="repository", then="proxy"),),
+    derived=(
+        LinkThrough(m.Job, "proxy", via="repository", then="proxy"),
+        IdFromLink(m.UsedRepository, "repository_id", "backup_repository"),
+    ),
     actions="verb-path",
     page_limit=10_000,
     session_filters=frozenset({"endTimeLowerBound", "jobType"}),
+    # No lastBackup on v6 jobs: the last success is read from one larger page of sessions.
+    health_pages=(50,),
 )

@@ -2,7 +2,9 @@
 
 ``lastBackup`` on jobs; ``/Jobs/{id}/JobSessions`` is gone while jobs still link to it, so a
 job's sessions are ``/JobSessions?jobId=``; token requests carry
-``disable_antiforgery_token=true`` (refresh fails without it); ``POST token/logout``.
+``disable_antiforgery_token=true`` (refresh fails without it); ``POST token/logout``; the
+license names its dates ``licenseExpires`` and ``gracePeriodExpires`` and adds ``package``
+(``supportExpirationDate`` and ``contactPerson`` are gone).
 """
 
 from __future__ import annotations
@@ -16,10 +18,22 @@ __all__ = ["V7"]
 V7 = V6.evolve(
     version="v7",
     paths={"job_sessions": Route("JobSessions", query=(("jobId", "{job}"),))},
-    names={m.JobLinks: {"jobsessions": ()}},
+    names={
+        m.JobLinks: {"jobsessions": ()},
+        m.License: {
+            "license_expires": ("licenseExpires",),
+            "grace_period_expires": ("gracePeriodExpires",),
+            "package": ("package",),
+            "support_expires": (),
+            "contact_person": (),
+        },
+    },
     derived=(LinkFromId(m.Job, "jobsessions", Route("JobSessions", query=(("jobId", "{id}"),))),),
     query_context={m.JobSession: {"job_id": "jobId"}},
     token_form={"disable_antiforgery_token": "true"},
     logout=Route("token/logout"),
     session_filters=frozenset({"endTimeLowerBound", "endTimeUpperBound", "jobType", "jobId"}),
+    # Jobs carry lastBackup: a few newest sessions give the last result, a second larger page
+    # only when those were all running or stopped.
+    health_pages=(5, 50),
 )

@@ -2,7 +2,8 @@
 
 Lists are page objects (default 30, at most 10,000 items); ``/Organizations/{id}/Jobs`` is gone
 (``/Jobs?organizationId=``); jobs carry ``organizationId`` and ``eTag``, sessions ``jobId``;
-starting a job answers 200 with the new session; ``/JobSessions`` filters by ``status``.
+starting a job answers 200 with the new session; ``/JobSessions`` filters by ``status``; rows of
+``usedRepositories`` carry ``repositoryId`` and ``protectedObjectsCount``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ __all__ = ["V8"]
 V8 = V7.evolve(
     version="v8",
     paths={"organization_jobs": Route("Jobs", query=(("organizationId", "{organization}"),))},
-    names={m.Job: {"organization_id": ("organizationId",)}, m.JobSession: {"job_id": ("jobId",)}},
+    names={
+        m.Job: {"organization_id": ("organizationId",)},
+        m.JobSession: {"job_id": ("jobId",)},
+        m.UsedRepository: {
+            "repository_id": ("repositoryId",),
+            "protected_objects_count": ("protectedObjectsCount",),
+        },
+    },
     start_returns_session=True,
     session_filters=V7.session_filters | {"status"},
 )

@@ -1,0 +1,761 @@
+"""Job health: the pure `assess` decision (plain synchronous tests) and `VBOClient.job_health`
+against the simulator on v1, v6, v7 and v8, with the requests it costs counted per job."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+
+from vbo_async import (
+    ConfigError,
+    HealthPolicy,
+    HealthState,
+    Job,
+    JobHealth,
+    JobSession,
+    JobStatus,
+    NotFoundError,
+    VBOClient,
+    assess,
+)
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+NOW = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
+OK, WARNING, CRITICAL, UNKNOWN = (
+    HealthState.OK,
+    HealthState.WARNING,
+    HealthState.CRITICAL,
+    HealthState.UNKNOWN,
+)
+VERSIONS = ("v1", "v6", "v7", "v8")
+PASSWORD = "pw-Health-S3cret!"
+
+
+def hours(value: float) -> dt.timedelta:
+    return dt.timedelta(hours=value)
+
+
+def make_job(**fields: Any) -> Job:
+    return Job(**{"id": "job-1", "name": "Exchange daily", "is_enabled": True, **fields})
+
+
+_ids = iter(range(10**6))
+
+
+def run(
+    status: str | None,
+    ago: float,
+    *,
+    minutes: float = 10,
+    will_retry: bool | None = None,
+    job_id: str | None = "job-1",
+    ended: bool = True,
+) -> JobSession:
+    """A session created ``ago`` hours before NOW that took ``minutes`` (no end while running)."""
+    created = NOW - hours(ago)
+    end = created + dt.timedelta(minutes=minutes) if ended and status not in ("Running", "Queued") else None
+    return JobSession(
+        id=f"s{next(_ids)}",
+        job_id=job_id,
+        creation_time=created,
+        end_time=end,
+        status=None if status is None else JobStatus(status),
+        job_will_be_retried=will_retry,
+    )
+
+
+def check(job: Job, sessions: Sequence[JobSession] = (), **policy: Any) -> JobHealth:
+    return assess(job, sessions, policy=HealthPolicy(**policy), now=NOW)
+
+
+# --- HealthState and HealthPolicy ------------------------------------------------------------------
+
+
+def test_states_are_numbered_as_nagios_exits_and_ranked_as_plugins_rank_them() -> None:
+    assert [int(s) for s in (OK, WARNING, CRITICAL, UNKNOWN)] == [0, 1, 2, 3]
+    ranked = sorted(HealthState, key=lambda s: s.severity)
+    assert ranked == [OK, UNKNOWN, WARNING, CRITICAL]
+    assert max([OK, UNKNOWN, WARNING], key=lambda s: s.severity) is WARNING
+
+
+def test_policy_defaults() -> None:
+    policy = HealthPolicy()
+    assert policy.failed is CRITICAL
+    assert policy.failed_will_retry is WARNING
+    assert policy.warning is WARNING
+    assert policy.other_result is UNKNOWN
+    assert policy.stale is CRITICAL
+    assert policy.max_age == hours(26)
+    assert policy.never_run is WARNING
+    assert policy.disabled is OK
+    assert policy.unreadable is UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("failed", 2),
+        ("failed", "CRITICAL"),
+        ("warning", None),
+        ("stale", True),
+        ("never_run", JobStatus.FAILED),
+        ("disabled", 0),
+        ("unreadable", None),
+        ("max_age", 26),
+        ("max_age", dt.timedelta(0)),
+        ("max_age", -hours(1)),
+    ],
+)
+def test_policy_refuses_bad_values(option: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=option):
+        HealthPolicy(**{option: value})
+
+
+def test_policy_is_frozen_and_keyword_only() -> None:
+    policy = HealthPolicy(max_age=None, disabled=None)
+    assert policy.max_age is None
+    assert policy.disabled is None
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        policy.failed = OK  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        HealthPolicy(CRITICAL)  # type: ignore[misc]
+
+
+# --- the last finished run -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "reason"),
+    [
+        ("Success", OK, "last run succeeded 3 h ago"),
+        ("Warning", WARNING, "last run ended with warnings 3 h ago"),
+        ("Failed", CRITICAL, "failed 3 h ago"),
+        ("Disconnected", UNKNOWN, "last run ended with status Disconnected 3 h ago"),
+        ("NotConfigured", UNKNOWN, "last run ended with status NotConfigured 3 h ago"),
+        ("Paused", UNKNOWN, "last run ended with status Paused 3 h ago"),  # newer than vbo-async
+        (None, UNKNOWN, "last run ended with no status 3 h ago"),
+    ],
+)
+def test_the_last_finished_run_is_graded(status: str | None, state: HealthState, reason: str) -> None:
+    last = run(status, 3.2)
+    health = check(make_job(), [last, run("Success", 20)])
+    assert (health.state, health.reason) == (state, reason)
+    assert health.last_session is last
+    assert health.running is None
+
+
+def test_a_failure_the_server_will_retry_is_a_warning() -> None:
+    failed = run("Failed", 2, will_retry=True)
+    health = check(make_job(), [failed, run("Success", 10)])
+    assert (health.state, health.reason) == (WARNING, "failed 1 h ago, will be retried")
+    assert health.last_session is failed
+
+
+def test_the_example_reasons() -> None:
+    retried = check(make_job(), [run("Failed", 49, will_retry=True)], max_age=None)
+    assert retried.reason == "failed 2 days ago, will be retried"
+    assert check(make_job(), [run("Success", 3.5)]).reason == "last run succeeded 3 h ago"
+    stale = check(make_job(), [run("Success", 31.5, minutes=1)])
+    assert (stale.state, stale.reason) == (CRITICAL, "no success for 31 h (max 26 h)")
+    assert check(make_job()).reason == "never run"
+    assert check(make_job(is_enabled=False)).reason == "disabled"
+
+
+# --- runs in progress, stops and retries never hide the last result ----------------------------------
+
+
+@pytest.mark.parametrize("in_progress", ["Running", "Queued"])
+def test_a_run_in_progress_does_not_hide_the_last_result(in_progress: str) -> None:
+    current = run(in_progress, 0.1)
+    failed = run("Failed", 5)
+    job = make_job(last_status=JobStatus(in_progress), last_run=NOW - hours(0.1))
+    health = check(job, [current, failed, run("Success", 8)])
+    assert (health.state, health.reason) == (CRITICAL, "failed 4 h ago")
+    assert health.running is current
+    assert health.last_session is failed
+
+
+def test_runs_stopped_by_the_user_are_not_results() -> None:
+    warning = run("Warning", 6)
+    health = check(make_job(last_status=JobStatus.STOPPED), [run("Stopped", 1), run("Stopped", 2), warning])
+    assert (health.state, health.reason) == (WARNING, "last run ended with warnings 5 h ago")
+    assert health.last_session is warning
+    assert health.running is None
+
+
+def test_a_retry_in_progress_keeps_the_failure_it_retries() -> None:
+    retry = run("Running", 0.2)
+    failed = run("Failed", 0.5, will_retry=True)
+    health = check(make_job(last_status=JobStatus.RUNNING), [retry, failed, run("Success", 12)])
+    assert (health.state, health.reason) == (WARNING, "failed 20 min ago, will be retried")
+    assert health.running is retry
+
+
+def test_a_retry_decides_once_it_has_finished() -> None:
+    first = run("Failed", 2, will_retry=True)
+    assert check(make_job(), [run("Failed", 1, will_retry=False), first]).state is CRITICAL
+    assert check(make_job(), [run("Success", 1), first]).state is OK
+    assert check(make_job(), [run("Warning", 1), first]).state is WARNING
+
+
+def test_an_old_stuck_run_behind_newer_results_is_not_running() -> None:
+    health = check(make_job(), [run("Success", 1), run("Running", 30)])
+    assert health.running is None
+    assert health.state is OK
+
+
+def test_order_and_other_jobs_sessions_do_not_matter() -> None:
+    sessions = [
+        run("Success", 9),
+        run("Failed", 4),
+        run("Running", 0.5),
+        run("Success", 1, job_id="other-job"),
+        run("Stopped", 2),
+    ]
+    expected = check(make_job(), sessions)
+    assert (expected.state, expected.reason) == (CRITICAL, "failed 3 h ago")
+    shuffled = sessions[:]
+    random.Random(4).shuffle(shuffled)
+    assert check(make_job(), shuffled) == expected
+    assert check(make_job(), iter(sessions)) == expected  # any iterable, read once
+    assert expected.last_success == NOW - hours(9) + dt.timedelta(minutes=10)
+
+
+# --- the last success --------------------------------------------------------------------------------
+
+
+def test_last_success_is_the_jobs_last_backup_on_v7_plus() -> None:
+    backup = NOW - hours(20)
+    job = make_job(last_backup=backup)
+    health = check(job, [run("Warning", 2), run("Warning", 6)])
+    assert health.last_success == backup
+    assert (health.state, health.reason) == (WARNING, "last run ended with warnings 1 h ago")
+    assert check(job, [run("Warning", 2)], max_age=hours(12)).reason == "no success for 20 h (max 12 h)"
+
+
+def test_last_success_is_the_newest_successful_run_without_last_backup() -> None:
+    newest = run("Success", 5, minutes=30)
+    health = check(make_job(), [run("Warning", 1), newest, run("Success", 30)])
+    assert health.last_success == newest.end_time
+    assert newest.end_time is not None
+
+
+def test_last_success_takes_the_later_of_last_backup_and_the_runs() -> None:
+    seen = run("Success", 2)
+    assert check(make_job(last_backup=NOW - hours(40)), [seen]).last_success == seen.end_time
+    assert check(make_job(last_backup=NOW - hours(1)), [seen]).last_success == NOW - hours(1)
+
+
+def test_a_successful_run_without_an_end_counts_from_its_start() -> None:
+    seen = run("Success", 2, ended=False)
+    assert check(make_job(), [seen]).last_success == seen.creation_time
+
+
+def test_without_sessions_the_job_fields_decide() -> None:
+    """v1-style: nothing but ``last_status`` and ``last_run`` (also a sweep that saw no session)."""
+    failed = make_job(last_status=JobStatus.FAILED, last_run=NOW - hours(3))
+    health = check(failed)
+    assert (health.state, health.reason) == (CRITICAL, "failed 3 h ago")
+    assert health.last_session is None
+    assert health.last_success is None
+    succeeded = make_job(last_status=JobStatus.SUCCESS, last_run=NOW - hours(2))
+    health = check(succeeded)
+    assert (health.state, health.reason, health.last_success) == (
+        OK,
+        "last run succeeded 2 h ago",
+        NOW - hours(2),
+    )
+    running = make_job(last_status=JobStatus.RUNNING, last_run=NOW - hours(1), last_backup=NOW - hours(25))
+    health = check(running)
+    assert (health.state, health.reason) == (OK, "last success 25 h ago")
+
+
+def test_a_job_without_any_success_known() -> None:
+    assert check(make_job()).last_success is None
+    assert check(make_job(), [run("Failed", 1), run("Warning", 3)]).last_success is None
+
+
+# --- staleness --------------------------------------------------------------------------------------
+
+
+def test_stale_at_max_age_edges() -> None:
+    def at(age: dt.timedelta, **policy: Any) -> JobHealth:
+        return check(make_job(last_backup=NOW - age), [run("Success", 900)], **policy)
+
+    assert at(hours(26)).state is OK
+    assert at(hours(26) + dt.timedelta(seconds=1)).state is CRITICAL
+    assert at(hours(26) + dt.timedelta(seconds=1)).reason == "no success for 26 h (max 26 h)"
+    assert at(hours(500), max_age=None).state is OK
+    assert at(hours(500), max_age=None).reason == "last run succeeded 37 days ago"
+    assert at(dt.timedelta(minutes=45), max_age=dt.timedelta(minutes=30)).reason == (
+        "no success for 45 min (max 30 min)"
+    )
+    assert at(hours(100), max_age=hours(80)).reason == "no success for 4 days (max 80 h)"
+    assert at(hours(200), max_age=hours(168)).reason == "no success for 8 days (max 7 days)"
+    assert at(hours(2), max_age=dt.timedelta(minutes=90)).reason == "no success for 2 h (max 90 min)"
+    assert at(hours(1), max_age=dt.timedelta(seconds=59.5)).reason == "no success for 1 h (max 59.5 s)"
+    assert at(hours(-1)).state is OK  # a clock ahead of ours: not stale
+
+
+def test_without_a_known_success_only_runs_reaching_past_max_age_prove_staleness() -> None:
+    short = [run("Warning", hour) for hour in (1, 2, 3)]
+    assert check(make_job(), short).state is WARNING  # three hours of warnings prove nothing more
+    long = [*short, run("Warning", 30)]
+    health = check(make_job(), long)
+    assert (health.state, health.reason) == (CRITICAL, "no success for at least 30 h (max 26 h)")
+    only_job = make_job(last_status=JobStatus.WARNING, last_run=NOW - hours(40))
+    assert check(only_job).reason == "no success for at least 40 h (max 26 h)"
+
+
+# --- never run, disabled, unreadable ---------------------------------------------------------------
+
+
+def test_never_run() -> None:
+    health = check(make_job(last_status=JobStatus.STOPPED))
+    assert (health.state, health.reason) == (WARNING, "never run")
+    assert (health.last_session, health.running, health.last_success) == (None, None, None)
+    assert check(make_job(), never_run=OK).state is OK
+    assert check(make_job(), never_run=CRITICAL).state is CRITICAL
+
+
+def test_a_first_run_in_progress_or_only_stopped_runs_are_not_a_result() -> None:
+    first = run("Running", 0.1)
+    health = check(make_job(last_status=JobStatus.RUNNING, last_run=NOW - hours(0.1)), [first])
+    assert (health.state, health.reason, health.running) == (
+        WARNING,
+        "no finished run among the last 1 session",
+        first,
+    )
+    stopped = check(make_job(), [run("Stopped", 1), run("Stopped", 2)])
+    assert stopped.reason == "no finished run among the last 2 sessions"
+    known = check(make_job(last_status=JobStatus.RUNNING, last_run=NOW - hours(1)))
+    assert known.reason == "no finished run known (last status Running)"
+
+
+def test_disabled_decides_alone_unless_switched_off() -> None:
+    job = make_job(is_enabled=False)
+    sessions = [run("Failed", 80)]
+    health = check(job, sessions)
+    assert (health.state, health.reason) == (OK, "disabled")
+    assert health.last_session is sessions[0]  # still described
+    assert check(job, sessions, disabled=WARNING).state is WARNING
+    graded = check(job, sessions, disabled=None)
+    assert (graded.state, graded.reason) == (CRITICAL, "failed 3 days ago")
+    unknown_enabled = make_job(is_enabled=None)
+    assert check(unknown_enabled, sessions).state is CRITICAL
+
+
+def test_unreadable_sessions_are_unknown_with_the_error() -> None:
+    error = NotFoundError(
+        "No job with id 'job-1'", status_code=404, method="GET", url="https://vbo/v8/JobSessions"
+    )
+    health = assess(make_job(last_status=JobStatus.FAILED, last_run=NOW), (), now=NOW, error=error)
+    assert health.state is UNKNOWN
+    assert health.reason == f"sessions could not be read: {error}"
+    assert "HTTP 404" in health.reason
+    custom = assess(make_job(), (), policy=HealthPolicy(unreadable=CRITICAL), now=NOW, error=error)
+    assert custom.state is CRITICAL
+    disabled = assess(make_job(is_enabled=False), (), now=NOW, error=error)
+    assert (disabled.state, disabled.reason) == (OK, "disabled")
+
+
+# --- the order of findings -----------------------------------------------------------------------
+
+STALE_40 = "no success for at least 40 h (max 26 h)"
+DISCONNECTED = "last run ended with status Disconnected 50 min ago"
+
+
+@pytest.mark.parametrize(
+    ("policy", "sessions", "state", "reason"),
+    [
+        # warning (WARNING) and stale (CRITICAL): CRITICAL wins and is named
+        ({}, [run("Warning", 1), run("Warning", 40)], CRITICAL, STALE_40),
+        # failed and stale, both CRITICAL: the tie goes to the last run
+        ({}, [run("Failed", 40)], CRITICAL, "failed 39 h ago"),
+        # WARNING beats UNKNOWN
+        ({"stale": WARNING}, [run("Disconnected", 1), run("Failed", 40)], WARNING, STALE_40),
+        # UNKNOWN beats OK
+        ({"stale": UNKNOWN, "failed": OK}, [run("Failed", 1), run("Failed", 40)], UNKNOWN, STALE_40),
+        ({"stale": OK}, [run("Disconnected", 1), run("Failed", 40)], UNKNOWN, DISCONNECTED),
+        # every option set to OK: OK, still naming the last run
+        ({"failed": OK, "stale": OK}, [run("Failed", 40)], OK, "failed 39 h ago"),
+    ],
+)  # fmt: skip
+def test_the_most_severe_finding_wins(
+    policy: dict[str, Any], sessions: list[JobSession], state: HealthState, reason: str
+) -> None:
+    health = check(make_job(), sessions, **policy)
+    assert (health.state, health.reason) == (state, reason)
+
+
+@pytest.mark.parametrize(
+    ("option", "job", "sessions"),
+    [
+        ("failed", make_job(), [run("Failed", 1)]),
+        ("failed_will_retry", make_job(), [run("Failed", 1, will_retry=True)]),
+        ("warning", make_job(), [run("Warning", 1)]),
+        ("other_result", make_job(), [run("Disconnected", 1)]),
+        ("stale", make_job(last_backup=NOW - hours(30)), [run("Success", 30)]),
+        ("never_run", make_job(), []),
+        ("disabled", make_job(is_enabled=False), [run("Success", 1)]),
+    ],
+)
+@pytest.mark.parametrize("state", list(HealthState))
+def test_every_option_sets_its_state(
+    option: str, job: Job, sessions: list[JobSession], state: HealthState
+) -> None:
+    others = {"failed": OK, "stale": OK} if option != "stale" else {}
+    assert check(job, sessions, **{**others, option: state}).state is state
+
+
+# --- times and arguments -------------------------------------------------------------------------
+
+
+def test_times_without_a_zone_are_utc_and_now_must_be_aware() -> None:
+    start, end = dt.datetime(2026, 7, 1, 9), dt.datetime(2026, 7, 1, 9, 5)
+    naive = JobSession(id="s", job_id="job-1", creation_time=start, end_time=end, status=JobStatus.SUCCESS)
+    job = make_job(last_backup=dt.datetime(2026, 7, 1, 8))
+    health = assess(job, [naive], now=NOW)
+    assert health.last_success == dt.datetime(2026, 7, 1, 9, 5, tzinfo=dt.UTC)
+    assert health.reason == "last run succeeded 2 h ago"
+    other_zone = NOW.astimezone(dt.timezone(hours(-7)))
+    assert assess(job, [naive], now=other_zone) == health
+    with pytest.raises(ConfigError, match="aware"):
+        assess(make_job(), [naive], now=dt.datetime(2026, 7, 1, 12))
+
+
+def test_now_defaults_to_the_current_time() -> None:
+    recent = JobSession(id="s", creation_time=dt.datetime.now(dt.UTC) - hours(1), status=JobStatus.SUCCESS)
+    health = assess(make_job(), [recent])
+    assert (health.state, health.reason) == (OK, "last run succeeded 1 h ago")
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (("job-1", []), {}, "Job"),
+        ((make_job(), None), {}, "iterable"),
+        ((make_job(), run("Success", 1)), {}, "iterable"),
+        ((make_job(), [{"id": "s"}]), {}, "JobSession"),
+        ((make_job(), []), {"policy": {"failed": OK}}, "HealthPolicy"),
+        ((make_job(), []), {"now": "2026-07-01T12:00:00Z"}, "aware"),
+    ],
+)
+def test_bad_arguments_are_config_errors(args: tuple[Any, ...], kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        assess(*args, **kwargs)
+
+
+# --- job_health against the simulator ---------------------------------------------------------------
+
+
+class FakeClock:
+    """The simulator's clock, moved by hand (runs started here stay running until moved on)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def simulator(clock: FakeClock) -> Simulator:
+    # At most 25 sessions per job: a whole history fits in v1's one answer (the simulator pages it
+    # at 30, as a v1 server that pages would) and in v6's page of 50.
+    config = SimulatorConfig(
+        seed=21,
+        organizations=4,
+        jobs_per_organization=(3, 5),
+        sessions_per_job=(1, 25),
+        epoch=NOW,
+        password=PASSWORD,
+    )
+    return Simulator(config, clock=clock)
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def vbo(simulator: Simulator, version: str) -> AsyncIterator[VBOClient]:
+    transport = httpx.ASGITransport(app=create_app(simulator=simulator))
+    async with VBOClient(
+        "https://vbo.test", username="admin", password=PASSWORD, api_version=version, transport=transport
+    ) as client:
+        yield client
+
+
+class Counted:
+    """The API requests (token requests left out) the simulator saw since `start`."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self._simulator = simulator
+        self._before: dict[tuple[str, str], int] = {}
+
+    def start(self) -> None:
+        self._before = dict(self._simulator.stats.by_endpoint)
+
+    def requests(self) -> list[tuple[str, str]]:
+        seen = []
+        for key, count in self._simulator.stats.by_endpoint.items():
+            if not key[1].endswith("/token"):
+                seen += [key] * (count - self._before.get(key, 0))
+        return seen
+
+
+@pytest.fixture
+def counted(simulator: Simulator) -> Counted:
+    return Counted(simulator)
+
+
+def sessions_path(version: str, job_id: str) -> tuple[str, str]:
+    if version in ("v7", "v8"):
+        return ("GET", f"/{version}/jobsessions")
+    return ("GET", f"/{version}/jobs/{job_id.lower()}/jobsessions")
+
+
+async def test_job_health_agrees_with_the_whole_history_at_one_request_per_job(
+    vbo: VBOClient, simulator: Simulator, counted: Counted, version: str
+) -> None:
+    jobs = await vbo.jobs()
+    histories = {job.id: await vbo.job_sessions(job, limit=None) for job in jobs}
+    assert any(histories.values())
+    states = set()
+    for job in jobs:
+        counted.start()
+        health = await vbo.job_health(job, now=NOW)
+        assert counted.requests() == [sessions_path(version, job.id)], job.name
+        expected = assess(job, histories[job.id], now=NOW)
+        assert health == expected
+        states.add(health.state)
+    assert {OK, CRITICAL} <= states
+
+
+@pytest.mark.parametrize("stops", [5, 60])
+async def test_a_page_of_stops_costs_one_more_request_on_v7_plus_and_never_the_history(
+    vbo: VBOClient, simulator: Simulator, clock: FakeClock, counted: Counted, version: str, stops: int
+) -> None:
+    """The newest runs stopped by the user and one running: v7+ read a second, larger page (5
+    then 50 sessions) and stop there even when 60 stops fill it; v6 one page of 50; v1 its one
+    answer (the simulator's first page of 30)."""
+    job_id = next(j.id for j in await vbo.jobs() if j.is_enabled and j.last_status == JobStatus.SUCCESS)
+    for _ in range(stops):
+        simulator.job_action(job_id, "start")
+        clock.now += 1
+        simulator.job_action(job_id, "stop")
+        clock.now += 1
+    simulator.job_action(job_id, "start")
+    job = await vbo.job(job_id)
+    assert job.last_status == JobStatus.RUNNING
+    counted.start()
+    health = await vbo.job_health(job, now=NOW)
+    requests = counted.requests()
+    assert requests == [sessions_path(version, job_id)] * {"v1": 1, "v6": 1, "v7": 2, "v8": 2}[version]
+    assert health.running is not None
+    assert health.running.status == JobStatus.RUNNING
+    if stops == 5:
+        assert health.last_session is not None
+        assert health.last_session.status == JobStatus.SUCCESS
+        assert health.state is not WARNING
+    elif version in ("v1", "v6"):  # only stops and a run read, and no lastBackup on these jobs
+        read = {"v1": 30, "v6": 50}[version]
+        assert health.last_session is None
+        assert (health.state, health.reason) == (WARNING, f"no finished run among the last {read} sessions")
+    else:  # the job's lastBackup still gives the last success
+        assert health.last_session is None
+        assert health.last_success == job.last_backup
+        assert health.reason.startswith(("last success", "no success for"))
+
+
+async def test_a_running_job_keeps_its_last_failure(vbo: VBOClient, simulator: Simulator) -> None:
+    failed = [j for j in await vbo.jobs() if j.is_enabled and j.last_status == JobStatus.FAILED]
+    assert failed
+    simulator.job_action(failed[0].id, "start")
+    job = await vbo.job(failed[0].id)
+    assert job.last_status == JobStatus.RUNNING
+    health = await vbo.job_health(job, now=NOW)
+    assert health.state is CRITICAL
+    assert health.reason.startswith("failed ")
+    assert health.last_session is not None
+    assert health.last_session.status == JobStatus.FAILED
+    assert health.running is not None
+    assert health.running.job_id == job.id
+
+
+async def test_a_disabled_and_a_never_run_job(vbo: VBOClient, simulator: Simulator) -> None:
+    jobs = await vbo.jobs()
+    disabled = next(j for j in jobs if j.is_enabled is False)
+    health = await vbo.job_health(disabled, now=NOW)
+    assert (health.state, health.reason) == (OK, "disabled")
+    never = [j for j in jobs if j.is_enabled and j.last_run is None]
+    for job in never:
+        health = await vbo.job_health(job, now=NOW)
+        assert (health.state, health.reason) == (WARNING, "never run")
+
+
+async def test_a_server_wide_session_list_feeds_assess_as_well(simulator: Simulator) -> None:
+    """The seam for a batched sweep: one list of every job's sessions, and `assess` per job."""
+    transport = httpx.ASGITransport(app=create_app(simulator=simulator))
+    async with VBOClient(
+        "https://vbo.test", username="admin", password=PASSWORD, api_version="v8", transport=transport
+    ) as vbo:
+        jobs = await vbo.jobs()
+        wire = simulator.sessions_wire(version="v8", limit=10_000)["results"]
+        everything = [vbo.from_wire(session, JobSession) for session in wire]
+        for job in jobs:
+            assert assess(job, everything, now=NOW) == await vbo.job_health(job, now=NOW)
+
+
+class FailingSessions(httpx.AsyncBaseTransport):
+    """The simulator, except that every sessions request answers 500."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if "jobsessions" in request.url.path.lower():
+            return httpx.Response(500, json={"message": "The database is unavailable."})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_an_error_while_reading_sessions_is_unknown_not_an_exception(
+    simulator: Simulator, version: str
+) -> None:
+    transport = FailingSessions(httpx.ASGITransport(app=create_app(simulator=simulator)))
+    async with VBOClient(
+        "https://vbo.test", username="admin", password=PASSWORD, api_version=version, transport=transport
+    ) as vbo:
+        job = next(j for j in await vbo.jobs() if j.is_enabled)
+        health = await vbo.job_health(job, now=NOW)
+    assert health.state is UNKNOWN
+    assert health.reason.startswith("sessions could not be read: HTTP 500: The database is unavailable.")
+    assert PASSWORD not in health.reason
+    assert "Bearer" not in health.reason
+    assert (health.last_session, health.running) == (None, None)
+
+
+async def test_job_health_policy_and_arguments(vbo: VBOClient) -> None:
+    job = next(j for j in await vbo.jobs() if j.is_enabled and j.last_status == JobStatus.FAILED)
+    lenient = HealthPolicy(failed=WARNING, stale=WARNING)
+    assert (await vbo.job_health(job, policy=lenient, now=NOW)).state is WARNING
+    sent = vbo.requests_sent
+    with pytest.raises(ConfigError, match="Job"):
+        await vbo.job_health(job.id, now=NOW)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="HealthPolicy"):
+        await vbo.job_health(job, policy=WARNING, now=NOW)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="aware"):
+        await vbo.job_health(job, now=dt.datetime(2026, 7, 1))
+    assert vbo.requests_sent == sent  # refused before any request
+
+
+# --- hand-written v8 and v6 answers -------------------------------------------------------------------
+
+JOB_ID = "5f0c8a2e-1b7d-4c3a-9e61-2d4b8f7a9c10"
+
+
+def v8_session(session_id: str, status: str, created: str, ended: str | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": session_id,
+        "jobId": JOB_ID,
+        "creationTime": created,
+        "endTime": ended,
+        "retryCount": 0,
+        "jobWillBeRetried": False,
+        "status": status,
+        "_links": {"self": {"href": f"/v8/JobSessions/{session_id}"}, "job": {"href": f"/v8/Jobs/{JOB_ID}"}},
+        **extra,
+    }
+
+
+def serving(version: str, routes: dict[str, Any], seen: list[str]) -> httpx.MockTransport:
+    """A vN server: a token for anyone, ``routes`` (path with query -> JSON), else 404."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.raw_path.decode()
+        if path.lower() == f"/{version}/token":
+            token = {"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "token_type": "bearer"}
+            return httpx.Response(200, json=token)
+        seen.append(path)
+        if path not in routes:
+            return httpx.Response(404, json={"message": f"no route {path}"})
+        return httpx.Response(200, json=routes[path])
+
+    return httpx.MockTransport(handle)
+
+
+async def test_a_v8_retry_in_progress_from_the_wire() -> None:
+    failed = v8_session("c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c55", "Failed", "2026-07-01T10:00:00Z",
+                        "2026-07-01T10:40:00.1234567Z", jobWillBeRetried=True)  # fmt: skip
+    retry = v8_session("c41d7e90-0001-4f6c-8d1e-3b9a0f7e2c55", "Running", "2026-07-01T10:50:00Z", None,
+                       retryCount=1, mainSessionId=failed["id"])  # fmt: skip
+    job_wire = {
+        "id": JOB_ID,
+        "name": "Contoso - Exchange daily",
+        "isEnabled": True,
+        "lastStatus": "Running",
+        "lastRun": "2026-07-01T10:50:00Z",
+        "lastBackup": "2026-06-30T22:41:17.118902Z",
+    }
+    page = {"offset": 0, "limit": 5, "results": [retry, failed], "_links": {}}
+    seen: list[str] = []
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": page}
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version="v8",
+        transport=serving("v8", routes, seen),
+    ) as vbo:
+        job = vbo.from_wire(job_wire, Job)
+        health = await vbo.job_health(job, now=NOW)
+        assert seen == [f"/v8/JobSessions?jobId={JOB_ID}&limit=5"]
+    assert (health.state, health.reason) == (WARNING, "failed 1 h ago, will be retried")
+    assert health.last_session is not None
+    assert health.last_session.id == failed["id"]
+    assert health.running is not None
+    assert (health.running.retry_count, health.running.main_session_id) == (1, failed["id"])
+    assert health.last_success == dt.datetime(2026, 6, 30, 22, 41, 17, 118902, tzinfo=dt.UTC)
+
+
+async def test_a_v6_failure_from_the_wire_is_critical() -> None:
+    """v6 sessions know no ``jobWillBeRetried`` and v6 jobs no ``lastBackup``."""
+    session = {
+        "id": "9d0e1f2a-3b4c-4d5e-8f6a-7b8c9d0e1f2a",
+        "creationTime": "2026-07-01T06:00:00.000000Z",
+        "endTime": "2026-07-01T06:20:00.000000Z",
+        "status": "Failed",
+        "_links": {"job": {"href": f"/v6/Jobs/{JOB_ID}"}},
+    }
+    success = {**session, "id": "success", "status": "Success", "creationTime": "2026-06-30T22:00:00Z",
+               "endTime": "2026-06-30T22:30:00Z"}  # fmt: skip
+    page = {"offset": 0, "limit": 50, "results": [session, success], "_links": {}}
+    seen: list[str] = []
+    routes = {f"/v6/Jobs/{JOB_ID}/JobSessions?limit=50": page}
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version="v6",
+        transport=serving("v6", routes, seen),
+    ) as vbo:
+        job = vbo.from_wire({"id": JOB_ID, "isEnabled": True, "lastStatus": "Failed"}, Job)
+        health = await vbo.job_health(job, now=NOW)
+    assert seen == [f"/v6/Jobs/{JOB_ID}/JobSessions?limit=50"]
+    assert (health.state, health.reason) == (CRITICAL, "failed 5 h ago")
+    assert health.last_success == dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC)
+    assert health.last_session is not None
+    assert health.last_session.job_id == JOB_ID

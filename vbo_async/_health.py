@@ -1,0 +1,334 @@
+"""Job health as a monitoring check sees it: `HealthState`, `HealthPolicy`, `JobHealth` and `assess`.
+
+`assess` is pure: it takes a job and any of its sessions (from ``VBOClient.job_health``, from a
+server-wide list of recent sessions, from a cache...) and decides, without I/O, what a Nagios-style
+check reports. The rule every home-grown script gets wrong is kept here once: the verdict comes
+from the newest *finished* run, so a run in progress, a queued one, a retry on its way or a run
+the user stopped never hides the last result.
+
+`VBOClient.job_health` reads a job's sessions within a small fixed budget and calls `assess`. A
+sweep over many jobs can instead read the server's recent sessions once and call `assess` for
+each job with that one list: sessions of other jobs are skipped by ``job_id``, and a job whose
+last run lies before the list's window is judged from its own ``last_status``, ``last_run`` and
+``last_backup``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ._enums import JobStatus
+from ._exceptions import ConfigError, VBOError
+from ._models import Job, JobSession
+
+__all__ = ["HealthPolicy", "HealthState", "JobHealth", "assess", "finished"]
+
+
+class HealthState(enum.IntEnum):
+    """A check's verdict, numbered as Nagios plugins exit: ``OK = 0`` ... ``UNKNOWN = 3``.
+
+    The numbers are not the severity: CRITICAL > WARNING > UNKNOWN > OK (`severity`), the order
+    in which monitoring plugins let the worst finding win.
+    """
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+    @property
+    def severity(self) -> int:
+        """0 (OK) < 1 (UNKNOWN) < 2 (WARNING) < 3 (CRITICAL): ``max(states, key=...)`` is the worst."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {HealthState.OK: 0, HealthState.UNKNOWN: 1, HealthState.WARNING: 2, HealthState.CRITICAL: 3}
+
+
+def _state(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, HealthState):
+        raise ConfigError(f"HealthPolicy.{attribute.name} must be a HealthState, got {value!r}")
+
+
+def _optional_state(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _state(instance, attribute, value)
+
+
+def _max_age(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
+        raise ConfigError(f"HealthPolicy.max_age must be a positive timedelta or None, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class HealthPolicy:
+    """Which state each finding about a job gives. Invalid values raise `ConfigError`.
+
+    - ``failed``: the last finished run failed (CRITICAL).
+    - ``failed_will_retry``: it failed and the server will retry it (``job_will_be_retried``,
+      v7+) (WARNING).
+    - ``warning``: the last finished run ended with warnings (WARNING).
+    - ``other_result``: the last finished run ended with a status that is none of Success,
+      Warning and Failed (``Disconnected``, ``NotConfigured``, one newer than vbo-async)
+      (UNKNOWN).
+    - ``stale`` after ``max_age`` without a success (CRITICAL after 26 h; ``max_age=None``
+      switches the check off). The age is that of the last success; with no success known it is
+      how far back the runs seen reach, and a job is only called stale when that exceeds
+      ``max_age`` (a page of failures shorter than ``max_age`` proves nothing).
+    - ``never_run``: an enabled job with no finished run at all (none, or only runs in progress
+      or stopped) and no last success (WARNING: nothing is backed up yet; a job created today
+      shows it until its first run ends).
+    - ``disabled``: the job is disabled (OK, reason ``"disabled"``); it decides alone, the runs
+      are not graded. None grades a disabled job like an enabled one.
+    - ``unreadable``: its sessions could not be read (UNKNOWN).
+
+    The most severe finding wins (CRITICAL > WARNING > UNKNOWN > OK); on a tie, the last run's
+    finding comes before staleness.
+    """
+
+    failed: HealthState = attrs.field(default=HealthState.CRITICAL, validator=_state)
+    failed_will_retry: HealthState = attrs.field(default=HealthState.WARNING, validator=_state)
+    warning: HealthState = attrs.field(default=HealthState.WARNING, validator=_state)
+    other_result: HealthState = attrs.field(default=HealthState.UNKNOWN, validator=_state)
+    stale: HealthState = attrs.field(default=HealthState.CRITICAL, validator=_state)
+    max_age: dt.timedelta | None = attrs.field(default=dt.timedelta(hours=26), validator=_max_age)
+    never_run: HealthState = attrs.field(default=HealthState.WARNING, validator=_state)
+    disabled: HealthState | None = attrs.field(default=HealthState.OK, validator=_optional_state)
+    unreadable: HealthState = attrs.field(default=HealthState.UNKNOWN, validator=_state)
+
+
+@attrs.frozen(kw_only=True)
+class JobHealth:
+    """The health of one job at one moment (built by `assess`).
+
+    ``last_session`` is the newest finished run (not running, not queued, not stopped by the
+    user), ``running`` a run in progress newer than it, ``last_success`` when the job last
+    succeeded (v7+ ``job.last_backup``, else the end of the newest successful run seen, else
+    ``job.last_run`` when ``job.last_status`` says Success; None when not known). ``reason`` is
+    one line naming the finding that decided ``state``: ``"failed 2 days ago, will be retried"``.
+    """
+
+    job: Job
+    state: HealthState
+    reason: str
+    last_session: JobSession | None = None
+    running: JobSession | None = None
+    last_success: dt.datetime | None = None
+
+
+_IN_PROGRESS = frozenset({JobStatus.RUNNING, JobStatus.QUEUED})
+_NOT_A_RESULT = _IN_PROGRESS | {JobStatus.STOPPED}
+_DEFAULT_POLICY = HealthPolicy()
+
+
+def finished(session: JobSession) -> bool:
+    """Whether ``session`` is a finished run with a result: not running, not queued and not
+    stopped by the user (a stop is not a result)."""
+    return session.status not in _NOT_A_RESULT
+
+
+@attrs.frozen
+class _Finding:
+    state: HealthState
+    reason: str
+
+
+def assess(
+    job: Job,
+    sessions: Iterable[JobSession] = (),
+    *,
+    policy: HealthPolicy = _DEFAULT_POLICY,
+    now: dt.datetime | None = None,
+    error: VBOError | None = None,
+) -> JobHealth:
+    """The health of ``job`` from ``sessions`` and the job's own fields (pure, no I/O).
+
+    ``sessions`` may come from anywhere, in any order: sessions of other jobs (by ``job_id``) are
+    ignored, a session without ``job_id`` is taken as the job's. Where they add nothing (none
+    given, or none finished), the job's ``last_status``, ``last_run`` and ``last_backup`` decide.
+    ``error`` says the sessions could not be read: the state is then ``policy.unreadable`` with
+    the error in the reason (a disabled job stays "disabled"). ``now`` is an aware datetime (the
+    current UTC time when None); times without a zone are taken as UTC, as the decoder does.
+
+    ```python
+    health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))
+    ```
+    """
+    if not isinstance(job, Job):
+        raise ConfigError(f"assess() needs a Job, got {type(job).__name__}")
+    if not isinstance(policy, HealthPolicy):
+        raise ConfigError(f"policy must be a HealthPolicy, got {type(policy).__name__}")
+    if now is None:
+        now = dt.datetime.now(dt.UTC)
+    elif not isinstance(now, dt.datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise ConfigError("now must be an aware datetime (with a tzinfo)")
+    if not isinstance(sessions, Iterable):
+        raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
+    mine = sorted((s for s in sessions if _belongs(s, job)), key=_newest_first)
+
+    last_session = next((s for s in mine if finished(s)), None)
+    running = None
+    for session in mine:
+        if session is last_session:
+            break
+        if session.status in _IN_PROGRESS:
+            running = session
+            break
+    last_success = _last_success(job, mine)
+
+    if job.is_enabled is False and policy.disabled is not None:
+        finding = _Finding(policy.disabled, "disabled")
+    elif error is not None:
+        finding = _Finding(policy.unreadable, f"sessions could not be read: {error}")
+    else:
+        findings = [_last_result(job, last_session, last_success, mine, policy, now)]
+        stale = _staleness(job, mine, last_success, policy, now)
+        if stale is not None:
+            findings.append(stale)
+        finding = max(findings, key=lambda f: f.state.severity)  # the first of equals: the last run
+    return JobHealth(
+        job=job,
+        state=finding.state,
+        reason=finding.reason,
+        last_session=last_session,
+        running=running,
+        last_success=last_success,
+    )
+
+
+def _belongs(session: object, job: Job) -> bool:
+    if not isinstance(session, JobSession):
+        raise ConfigError(f"sessions must hold JobSession objects, got {type(session).__name__}")
+    return session.job_id is None or session.job_id == job.id
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None or (moment.tzinfo is not None and moment.utcoffset() is not None):
+        return moment
+    return moment.replace(tzinfo=dt.UTC)
+
+
+def _newest_first(session: JobSession) -> tuple[bool, float]:
+    when = _utc(session.creation_time)
+    return (when is None, -when.timestamp() if when is not None else 0.0)
+
+
+def _finished_at(session: JobSession) -> dt.datetime | None:
+    return _utc(session.end_time or session.creation_time)
+
+
+def _last_success(job: Job, sessions: list[JobSession]) -> dt.datetime | None:
+    """v7+ ``last_backup`` or the newest successful run seen (the later of the two), else
+    ``last_run`` when the job says its last run succeeded."""
+    successes = (_finished_at(s) for s in sessions if s.status == JobStatus.SUCCESS)
+    seen = next((moment for moment in successes if moment is not None), None)
+    candidates = [moment for moment in (_utc(job.last_backup), seen) if moment is not None]
+    if candidates:
+        return max(candidates)
+    if job.last_status == JobStatus.SUCCESS:
+        return _utc(job.last_run)
+    return None
+
+
+def _last_result(
+    job: Job,
+    last_session: JobSession | None,
+    last_success: dt.datetime | None,
+    sessions: list[JobSession],
+    policy: HealthPolicy,
+    now: dt.datetime,
+) -> _Finding:
+    """The finding about the newest finished run: from the sessions, else from the job."""
+    if last_session is not None:
+        status, when = last_session.status, _finished_at(last_session)
+        retried = last_session.job_will_be_retried is True
+    elif job.last_run is not None and job.last_status is not None and job.last_status not in _NOT_A_RESULT:
+        status, when, retried = job.last_status, _utc(job.last_run), False
+    elif last_success is not None:
+        return _Finding(HealthState.OK, f"last success {_ago(last_success, now)}")
+    elif not sessions and job.last_run is None:
+        return _Finding(policy.never_run, "never run")
+    elif not sessions:
+        known = "" if job.last_status is None else f" (last status {job.last_status})"
+        return _Finding(policy.never_run, f"no finished run known{known}")
+    else:
+        count = f"{len(sessions)} sessions" if len(sessions) > 1 else "1 session"
+        return _Finding(policy.never_run, f"no finished run among the last {count}")
+
+    ago = _ago(when, now) if when is not None else "at an unknown time"
+    if status == JobStatus.SUCCESS:
+        return _Finding(HealthState.OK, f"last run succeeded {ago}")
+    if status == JobStatus.WARNING:
+        return _Finding(policy.warning, f"last run ended with warnings {ago}")
+    if status == JobStatus.FAILED:
+        if retried:
+            return _Finding(policy.failed_will_retry, f"failed {ago}, will be retried")
+        return _Finding(policy.failed, f"failed {ago}")
+    shown = "no status" if status is None else f"status {status}"
+    return _Finding(policy.other_result, f"last run ended with {shown} {ago}")
+
+
+def _staleness(
+    job: Job,
+    sessions: list[JobSession],
+    last_success: dt.datetime | None,
+    policy: HealthPolicy,
+    now: dt.datetime,
+) -> _Finding | None:
+    """The stale finding, when the job has gone longer than ``max_age`` without a success."""
+    if policy.max_age is None:
+        return None
+    limit = _exact(policy.max_age)
+    if last_success is not None:
+        age = now - last_success
+        if age > policy.max_age:
+            return _Finding(policy.stale, f"no success for {_span(age)} (max {limit})")
+        return None
+    # No success known: the runs seen (and the job's last run) bound how long it has been.
+    starts = [_utc(s.creation_time) for s in sessions] + [_utc(job.last_run)]
+    known = [moment for moment in starts if moment is not None]
+    if not known:
+        return None  # never run: that finding speaks for itself
+    reach = now - min(known)
+    if reach > policy.max_age:
+        return _Finding(policy.stale, f"no success for at least {_span(reach)} (max {limit})")
+    return None
+
+
+def _span(delta: dt.timedelta) -> str:
+    """``45 min``, ``31 h``, ``5 days`` (rounded down; hours up to three days)."""
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 72 * 3600:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def _exact(delta: dt.timedelta) -> str:
+    """A configured duration, exactly: ``26 h``, ``90 min``, ``7 days``, ``45 s``."""
+    seconds = int(delta.total_seconds())
+    if seconds >= 72 * 3600 and seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{delta.total_seconds():g} s"
+
+
+def _ago(moment: dt.datetime, now: dt.datetime) -> str:
+    """``3 h ago``, ``2 days ago``; ``just now`` under a minute (or in the future, clock skew)."""
+    delta = now - moment
+    if delta < dt.timedelta(minutes=1):
+        return "just now"
+    if delta < dt.timedelta(hours=48):
+        return f"{_span(delta)} ago"
+    return f"{int(delta.total_seconds()) // 86400} days ago"
