@@ -352,8 +352,9 @@ def test_demo_seed_option_changes_the_data(capsys: pytest.CaptureFixture[str]) -
 def test_demo_makes_only_the_requests_it_needs(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One token, one organization listing, one job list per tenant, and one GET per distinct
-    repository and proxy: no organization links (the listing has the names), no sessions."""
+    """One token, one organization listing, one job list for the whole server (split by tenant),
+    one GET per distinct repository and proxy, and the logout: no organization links (the listing
+    has the names), no sessions."""
     import vbo_async.simulator
 
     apps: list[Any] = []
@@ -380,12 +381,12 @@ def test_demo_makes_only_the_requests_it_needs(
     assert kinds == {
         "POST /v8/token": 1,  # the auto client's first grant finds v8 and is its token
         "GET /v8/organizations": 1,
-        "GET /v8/jobs": tenants,  # /v8/Jobs?organizationId=
+        "GET /v8/jobs": 1,  # every job of the server at once (a batched sweep), split by tenant
         "GET /v8/backuprepositories/{id}": len(repositories),
         "GET /v8/proxies/{id}": len(proxies),
         "POST /v8/token/logout": 1,
     }
-    assert stats.requests == 3 + tenants + len(repositories) + len(proxies)
+    assert stats.requests == 4 + len(repositories) + len(proxies)
 
 
 @pytest.mark.parametrize(

@@ -183,7 +183,7 @@ async def test_a_failing_tenant_does_not_stop_the_others(tenants: Tenants, make_
     a, b = make_client(), make_client(base_url="https://vbo02.test:4443")
     targets = targets_for(tenants, a, b)
 
-    results = await collect(poll_jobs(targets, concurrency=4))
+    results = await collect(poll_jobs(targets, concurrency=4, batch=False))
 
     assert len(results) == 12
     assert {id(r.target) for r in results} == {id(t) for t in targets}  # every target, exactly once
@@ -210,7 +210,7 @@ async def test_results_arrive_in_completion_order(tenants: Tenants, make_client:
     order: list[str] = []
 
     async with asyncio.timeout(5):  # delivering in input order would wait forever
-        async for result in poll_jobs(targets_for(tenants, vbo), concurrency=12):
+        async for result in poll_jobs(targets_for(tenants, vbo), concurrency=12, batch=False):
             order.append(result.target.organization_id)
             if len(order) == 11:
                 tenants.gates["org-00"].set()  # the first target finishes only now
@@ -220,7 +220,7 @@ async def test_results_arrive_in_completion_order(tenants: Tenants, make_client:
 
 
 async def test_no_targets_no_requests(fake: FakeVBO) -> None:
-    assert await collect(poll_jobs([])) == []
+    assert await collect(poll_jobs([], batch=False)) == []
     assert fake.requests == []
 
 
@@ -228,7 +228,7 @@ async def test_a_closed_client_fails_only_its_targets(tenants: Tenants, make_cli
     open_client, closed_client = make_client(), make_client(base_url="https://vbo02.test:4443")
     await closed_client.aclose()
 
-    results = await collect(poll_jobs(targets_for(tenants, open_client, closed_client)))
+    results = await collect(poll_jobs(targets_for(tenants, open_client, closed_client), batch=False))
 
     errors = {r.target.organization_id: r.error for r in results}
     assert all(errors[org] is None for org in tenants.ids[::2])
@@ -242,7 +242,7 @@ async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_c
     tenants.delay = 0.01
     vbo = make_client(max_concurrency=10)
 
-    results = await collect(poll_jobs(targets_for(tenants, vbo), concurrency=3))
+    results = await collect(poll_jobs(targets_for(tenants, vbo), concurrency=3, batch=False))
 
     assert len(results) == 12
     assert tenants.peak == 3  # reached, never exceeded
@@ -252,7 +252,7 @@ async def test_the_client_bound_still_applies(tenants: Tenants, make_client: Mak
     tenants.delay = 0.01
     vbo = make_client(max_concurrency=2)
 
-    await collect(poll_jobs(targets_for(tenants, vbo), concurrency=8))
+    await collect(poll_jobs(targets_for(tenants, vbo), concurrency=8, batch=False))
 
     assert tenants.peak == 2
 
@@ -269,7 +269,10 @@ async def test_prefetch_gets_each_shared_link_once(
 
     results = await collect(
         poll_jobs(
-            targets_for(tenants, vbo), concurrency=concurrency, follow=("repository", "proxy", "organization")
+            targets_for(tenants, vbo),
+            concurrency=concurrency,
+            follow=("repository", "proxy", "organization"),
+            batch=False,
         )
     )
 
@@ -302,7 +305,7 @@ async def test_prefetch_gets_each_shared_link_once(
 async def test_prefetch_is_keyed_per_client(tenants: Tenants, make_client: MakeClient) -> None:
     a, b = make_client(), make_client(base_url="https://vbo02.test:4443")
 
-    await collect(poll_jobs(targets_for(tenants, a, b), follow=("repository",)))
+    await collect(poll_jobs(targets_for(tenants, a, b), follow=("repository",), batch=False))
 
     hosts = [r.url.host for r in tenants.fake.api_requests if r.url.path == "/v1/BackupRepositories/repo-1"]
     assert sorted(hosts) == ["vbo.test", "vbo02.test"]
@@ -318,7 +321,9 @@ async def test_a_failed_link_does_not_fail_the_tenant(
 
     results = {
         r.target.organization_id: r
-        for r in await collect(poll_jobs(targets_for(tenants, vbo), follow=("repository", "proxy")))
+        for r in await collect(
+            poll_jobs(targets_for(tenants, vbo), follow=("repository", "proxy"), batch=False)
+        )
     }
 
     broken = results["org-01"]
@@ -347,7 +352,7 @@ async def test_resolved_refuses_a_relation_that_was_not_followed(
     tenants: Tenants, make_client: MakeClient
 ) -> None:
     vbo = make_client()
-    result = await anext(poll_jobs(targets_for(tenants, vbo)[:1], follow=("proxy",)))
+    result = await anext(poll_jobs(targets_for(tenants, vbo)[:1], follow=("proxy",), batch=False))
     with pytest.raises(ConfigError, match="'repository' was not prefetched"):
         result.resolved(result.jobs[0], "repository")
 
@@ -374,16 +379,16 @@ async def test_bad_options_raise_before_any_request(
 ) -> None:
     targets = targets_for(tenants, make_client())
     with pytest.raises(ConfigError, match=message):
-        poll_jobs(targets, **options)
+        poll_jobs(targets, **options, batch=False)
     assert tenants.fake.requests == []
 
 
 async def test_targets_must_be_poll_targets(tenants: Tenants, make_client: MakeClient) -> None:
     vbo = make_client()
     with pytest.raises(ConfigError, match=r"targets\[1\] is a tuple"):
-        poll_jobs([PollTarget(client=vbo, organization_id="org-00"), (vbo, "org-01")])  # type: ignore[list-item]
+        poll_jobs([PollTarget(client=vbo, organization_id="org-00"), (vbo, "org-01")], batch=False)  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="iterable of PollTarget"):
-        poll_jobs("org-00")  # type: ignore[arg-type]
+        poll_jobs("org-00", batch=False)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="VBOClient"):
         PollTarget(client="https://vbo.test:4443", organization_id="org-00")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="organization_id"):
@@ -410,7 +415,7 @@ async def test_progress_once_per_target(tenants: Tenants, make_client: MakeClien
     seen: list[PollProgress] = []
     vbo = make_client()
 
-    sweep = poll_jobs(targets_for(tenants, vbo), concurrency=5, on_progress=seen.append)
+    sweep = poll_jobs(targets_for(tenants, vbo), concurrency=5, on_progress=seen.append, batch=False)
     assert sweep.total == 12
     results = await collect(sweep)
 
@@ -431,7 +436,9 @@ async def test_an_error_in_on_progress_propagates(tenants: Tenants, make_client:
 
     with pytest.raises(RuntimeError, match="progress bar broke"):
         async with asyncio.timeout(5):
-            await collect(poll_jobs(targets_for(tenants, vbo), concurrency=6, on_progress=broken_bar))
+            await collect(
+                poll_jobs(targets_for(tenants, vbo), concurrency=6, on_progress=broken_bar, batch=False)
+            )
 
     assert sweep_tasks() == []
     assert await strays(baseline) == set()
@@ -448,7 +455,7 @@ async def test_a_bug_propagates_and_stops_the_sweep(tenants: Tenants, make_clien
 
     with pytest.raises(ZeroDivisionError, match="a bug"):
         async with asyncio.timeout(5):
-            await collect(poll_jobs(targets_for(tenants, vbo), concurrency=12))
+            await collect(poll_jobs(targets_for(tenants, vbo), concurrency=12, batch=False))
 
     assert sweep_tasks() == []
     assert await strays(baseline) == set()
@@ -463,7 +470,9 @@ async def test_cancelling_the_consumer_stops_every_task(tenants: Tenants, make_c
     baseline = asyncio.all_tasks()
 
     async def consume() -> None:
-        async for result in poll_jobs(targets_for(tenants, vbo), concurrency=4, follow=("repository",)):
+        async for result in poll_jobs(
+            targets_for(tenants, vbo), concurrency=4, follow=("repository",), batch=False
+        ):
             received.append(result)
             if len(received) == 3:
                 three.set()
@@ -487,7 +496,7 @@ async def test_break_cleans_up_promptly(tenants: Tenants, make_client: MakeClien
     vbo = make_client()
     baseline = asyncio.all_tasks()
 
-    async for result in poll_jobs(targets_for(tenants, vbo), concurrency=4):
+    async for result in poll_jobs(targets_for(tenants, vbo), concurrency=4, batch=False):
         assert result.target.organization_id == "org-00"
         break
 
@@ -505,15 +514,17 @@ async def test_closing_stops_every_task_at_once(
     baseline = asyncio.all_tasks()
 
     if closing == "async with":
-        async with poll_jobs(targets_for(tenants, vbo), concurrency=4) as results:
+        async with poll_jobs(targets_for(tenants, vbo), concurrency=4, batch=False) as results:
             async for _ in results:
                 break
     elif closing == "aclosing":
-        async with contextlib.aclosing(poll_jobs(targets_for(tenants, vbo), concurrency=4)) as results:
+        async with contextlib.aclosing(
+            poll_jobs(targets_for(tenants, vbo), concurrency=4, batch=False)
+        ) as results:
             async for _ in results:
                 break
     else:
-        results = poll_jobs(targets_for(tenants, vbo), concurrency=4)
+        results = poll_jobs(targets_for(tenants, vbo), concurrency=4, batch=False)
         await anext(results)
         await results.aclose()
         await results.aclose()  # idempotent
@@ -526,7 +537,7 @@ async def test_closing_stops_every_task_at_once(
 
 async def test_a_sweep_never_iterated_starts_nothing(tenants: Tenants, make_client: MakeClient) -> None:
     vbo = make_client()
-    async with poll_jobs(targets_for(tenants, vbo)):
+    async with poll_jobs(targets_for(tenants, vbo), batch=False):
         assert sweep_tasks() == []
     assert tenants.fake.requests == []
 
@@ -563,7 +574,9 @@ async def test_200_tenants_against_the_simulator_with_faults() -> None:
 
     started = time.perf_counter()
     try:
-        results = await collect(poll_jobs(targets, concurrency=16, follow=("repository", "proxy")))
+        results = await collect(
+            poll_jobs(targets, concurrency=16, follow=("repository", "proxy"), batch=False)
+        )
     finally:
         for client in clients:
             await client.aclose()

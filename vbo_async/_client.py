@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import ssl
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
@@ -24,9 +25,10 @@ import httpx
 
 from ._auth import Secret, TokenManager
 from ._checks import id_argument, text_argument
+from ._convert import raw_reader
 from ._decode import parse_json
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
-from ._exceptions import APIError, ClientStateError, ConfigError, VBOError
+from ._exceptions import APIError, ClientStateError, ConfigError, DecodeError, VBOError
 from ._fetch import Fetcher
 from ._health import HealthPolicy, JobHealth, assess, finished
 from ._links import Link
@@ -318,6 +320,53 @@ class VBOClient:
         """``GET /BackupRepositories``."""
         return await self._fetcher.fetch_all(await self._url("backup_repositories"), BackupRepository)
 
+    async def recent_sessions(
+        self, since: dt.datetime, *, jobs: Iterable[Job] | None = None
+    ) -> dict[str, list[JobSession]]:
+        """The sessions that ended since ``since`` (or are still running), per job id, newest
+        first: the server-wide view a sweep judges every job's health from.
+
+        v6+ ask for them in one listing (``/JobSessions?endTimeLowerBound=``, pages of 10,000),
+        whatever the number of jobs; each session is filed under its ``job_id`` (on v6/v7 read from
+        its ``job`` link). v1 has no such filter: each of ``jobs`` (every job when None) costs
+        one request (``/Jobs/{id}/JobSessions``), and the sessions are filtered here. Jobs with no
+        such session are absent from the answer.
+        """
+        if not isinstance(since, dt.datetime) or since.utcoffset() is None:
+            raise ConfigError("since must be an aware datetime (with a tzinfo)")
+        dialect = await self.dialect()
+        found: dict[str, list[JobSession]] = {}
+        if "sessions_since" in dialect.paths:
+            stamp = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            url = self._root.url(dialect.path("sessions_since", since=stamp))
+            async for session in self._fetcher.iterate(url, JobSession):
+                if session.job_id is not None:
+                    found.setdefault(session.job_id, []).append(session)
+        else:
+            chosen = list(jobs) if jobs is not None else await self.jobs()
+            listings = await asyncio.gather(*(self.job_sessions(job, limit=None) for job in chosen))
+            for job, sessions in zip(chosen, listings, strict=True):
+                recent = [s for s in sessions if _ended_since(s, since)]
+                if recent:
+                    found[job.id] = recent
+        for sessions in found.values():
+            sessions.sort(key=_newest_first)
+        return found
+
+    async def _jobs_filed(self) -> tuple[list[Job], dict[str, list[DecodeError]]]:
+        """Every job of the server (``GET /Jobs``, every page), and the jobs that could not be
+        decoded, by the organization id their wire JSON names (lower-cased; "" when none): a sweep
+        files each failure under its own tenant."""
+        dialect = await self.dialect()
+        tenant_of = raw_reader(Job, "organization_id", dialect)
+        refused: dict[str, list[DecodeError]] = {}
+
+        def file(item: Any, error: DecodeError) -> None:
+            refused.setdefault((tenant_of(item) or "").lower(), []).append(error)
+
+        jobs = await self._fetcher.fetch_all(await self._url("jobs"), Job, refused=file)
+        return jobs, refused
+
     async def proxies(self) -> list[Proxy]:
         """``GET /Proxies``."""
         return await self._fetcher.fetch_all(await self._url("proxies"), Proxy)
@@ -478,6 +527,13 @@ class VBOClient:
 
     async def _get(self, url: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(url, cls)  # type: ignore[no-any-return]
+
+
+def _ended_since(session: JobSession, since: dt.datetime) -> bool:
+    """Whether ``session`` ended at or after ``since``, or is still running (no end)."""
+    if session.end_time is not None:
+        return session.end_time >= since
+    return session.creation_time is None or session.creation_time >= since or not finished(session)
 
 
 def _newest_first(session: JobSession) -> tuple[bool, float]:

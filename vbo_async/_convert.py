@@ -51,6 +51,7 @@ __all__ = [
     "fast_path_rules_hold",
     "last_segment",
     "make_converter",
+    "raw_reader",
     "wire_name",
 ]
 
@@ -379,6 +380,38 @@ def last_segment(href: str) -> str | None:
         return None
     segment = path.rstrip("/").rpartition("/")[2]
     return unquote(segment) or None
+
+
+def raw_reader(cls: type[Any], field: str, dialect: Dialect) -> Callable[[Any], str | None]:
+    """A function reading ``field`` of a ``cls`` from its parsed wire JSON, before (or instead of)
+    decoding it: the field's wire spellings in order, then the link an `IdFromLink` derivation
+    reads it from. None for anything unreadable; it never raises. A sweep uses it to file an item
+    that cannot be decoded under the tenant it names."""
+    spellings = dialect.wire_names(cls)[field]
+    derived = [d.relation for d in dialect.derivations(cls) if isinstance(d, IdFromLink) and d.field == field]
+    links_cls: Any = attrs.fields_dict(cls)["links"].type
+    link_names = dialect.wire_names(links_cls) if derived else {}
+    link_keys = [key for relation in derived for key in link_names[relation]]
+    links_keys = dialect.wire_names(cls).get("links", ("_links",))
+
+    def read(item: Any) -> str | None:
+        if item.__class__ is not dict:
+            return None
+        for key in spellings:
+            value = item.get(key)
+            if value.__class__ is str and value:
+                return value
+        for links_key in links_keys:
+            links = item.get(links_key)
+            if links.__class__ is dict:
+                for key in link_keys:
+                    entry = links.get(key)
+                    href = entry.get("href") if entry.__class__ is dict else None
+                    if href.__class__ is str:
+                        return last_segment(href)
+        return None
+
+    return read
 
 
 def _finisher(cls: type[Any], dialect: Dialect, navigator: Navigator) -> Callable[[Any], None] | None:

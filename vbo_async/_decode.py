@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -38,6 +38,8 @@ __all__ = ["Decoder", "parse_json"]
 T = TypeVar("T")
 log = logging.getLogger("vbo_async")
 
+Refused = Callable[[Any, DecodeError], None]
+"""Told about an item of an array that could not be decoded (the parsed item, the error)."""
 CONTAINERS_PER_ITEM = 32
 """JSON objects and arrays one item of a page may bring (a v8 job has about 12: itself, its
 policy, two windows, its links; a session about 6)."""
@@ -77,6 +79,7 @@ class Decoder:
         *,
         url: str | None = None,
         max_items: int | None = None,
+        refused: Refused | None = None,
     ) -> tuple[list[T], str | None]:
         """Parse a collection body (a bare array or a page object) and structure its items:
         (items, the ``next`` href as sent or None). The collector is paused for the whole batch.
@@ -102,7 +105,7 @@ class Decoder:
                     path=path,
                     url=url,
                 )
-            decoded = self.many(items, cls, dialect, url=url, path=path, consume=True)
+            decoded = self.many(items, cls, dialect, url=url, path=path, consume=True, refused=refused)
         return _with_query_context(decoded, cls, dialect, url), next_href
 
     def one(self, data: Any, cls: type[T], dialect: Dialect, *, url: str | None = None, path: str = "$") -> T:
@@ -121,11 +124,15 @@ class Decoder:
         url: str | None = None,
         path: str = "$",
         consume: bool = False,
+        refused: Refused | None = None,
     ) -> list[T]:
         """Structure a JSON array of resources, with the collector paused.
 
         ``consume`` releases each parsed item as soon as it is structured (the list is left full of
-        ``None``), so a large answer never holds all its dicts and all its models at once.
+        ``None``), so a large answer never holds all its dicts and all its models at once. With
+        ``refused``, an item that cannot be decoded is handed to it (the parsed item and its
+        `DecodeError`) and left out, instead of failing the whole array: a sweep files it under
+        the tenant it belongs to.
         """
         if items.__class__ is not list:
             raise DecodeError(
@@ -142,7 +149,12 @@ class Decoder:
                 try:
                     append(hook(item, cls))
                 except Exception as exc:  # the fast pass says no; the detailed pass decides and explains
-                    append(self._explain(item, cls, dialect, exc, url=url, path=f"{path}[{index}]"))
+                    try:
+                        append(self._explain(item, cls, dialect, exc, url=url, path=f"{path}[{index}]"))
+                    except DecodeError as error:
+                        if refused is None:
+                            raise
+                        refused(item, error)
         return decoded
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:

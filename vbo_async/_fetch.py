@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from ._decode import Decoder, parse_json
+from ._decode import Decoder, Refused, parse_json
 from ._dialects import DIALECTS, Dialect
 from ._exceptions import APIError, AuthenticationError, LinkError, VBOError
 from ._flights import Flights
@@ -157,8 +157,12 @@ class Fetcher:
 
         return await self._flights.run((url, target), load)
 
-    async def fetch_page(self, url: str, target: type[T]) -> tuple[list[T], str | None]:
-        """GET one page (or a bare array) of ``target`` items: (items, rebased next URL)."""
+    async def fetch_page(
+        self, url: str, target: type[T], *, refused: Refused | None = None
+    ) -> tuple[list[T], str | None]:
+        """GET one page (or a bare array) of ``target`` items: (items, rebased next URL). Shared
+        in flight, unless ``refused`` collects the items that cannot be decoded (then each caller
+        gets its own request, its own refusals)."""
         self.sender.check_usable()
         dialect = self.dialect_of(url)
 
@@ -166,16 +170,18 @@ class Fetcher:
             answer = await self.sender.send("GET", url)
             body = self.expect_success(answer, "GET", url)
             decoded, next_href = self.decoder.page(
-                body, target, dialect, url=url, max_items=self._max_page_items
+                body, target, dialect, url=url, max_items=self._max_page_items, refused=refused
             )
             if next_href is None:
                 return decoded, None
             return decoded, self._api_root.rebase(next_href, context=url, relation="next")
 
+        if refused is not None:
+            return await load()
         items, next_url = await self._flights.run((url, ("page", target)), load)
         return list(items), next_url
 
-    async def iterate(self, url: str, target: type[T]) -> AsyncIterator[T]:
+    async def iterate(self, url: str, target: type[T], *, refused: Refused | None = None) -> AsyncIterator[T]:
         """Every item of a collection, page by page, following ``next`` until it is absent.
 
         The first request asks for pages as large as the version allows (``limit``), unless the
@@ -195,7 +201,7 @@ class Fetcher:
                     method="GET",
                     url=url,
                 )
-            items, next_url = await self.fetch_page(next_url, target)
+            items, next_url = await self.fetch_page(next_url, target, refused=refused)
             pages += 1
             for item in items:
                 yield item
@@ -203,6 +209,6 @@ class Fetcher:
                 log.warning("page %s links back to a page already fetched; stopping", next_url)
                 return
 
-    async def fetch_all(self, url: str, target: type[T]) -> list[T]:
-        """Every item of a collection as one list."""
-        return [item async for item in self.iterate(url, target)]
+    async def fetch_all(self, url: str, target: type[T], *, refused: Refused | None = None) -> list[T]:
+        """Every item of a collection as one list (see `iterate`)."""
+        return [item async for item in self.iterate(url, target, refused=refused)]

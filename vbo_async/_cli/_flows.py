@@ -109,7 +109,9 @@ async def jobs(connection: Connection, wanted: str) -> Report:
     password = read_password(connection.password_env, f"Password for {connection.username}: ")
     async with connection.client(password) as vbo:
         organization = await _find_organization(vbo, wanted, server=connection.name)
-        target = PollTarget(client=vbo, organization_id=organization.id, name=_label(organization))
+        target = PollTarget(
+            client=vbo, organization_id=organization.id, name=_label(organization), organization=organization
+        )
         with Progress() as progress:
             results = await _sweep([target], 1, progress)
     (result,) = results
@@ -134,7 +136,9 @@ async def demo(*, seed: int, organizations: int, concurrency: int) -> Report:
             listing = progress.phase("Listing organizations", 1)
             found = await vbo.organizations()
             listing.advance()
-            targets = [PollTarget(client=vbo, organization_id=o.id, name=_label(o)) for o in found]
+            targets = [
+                PollTarget(client=vbo, organization_id=o.id, name=_label(o), organization=o) for o in found
+            ]
             results = await _sweep(targets, concurrency, progress)
     return _report(results, {id(vbo): "simulator"}, servers=1)
 
@@ -215,7 +219,8 @@ async def _organizations_of(
                 failures.append(error_row(target.label, str(exc), organization=wanted))
     unique = {organization.id: organization for organization in chosen}
     targets = [
-        PollTarget(client=server.client, organization_id=o.id, name=_label(o)) for o in unique.values()
+        PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o)
+        for o in unique.values()
     ]
     return targets, failures
 

@@ -24,6 +24,8 @@ V6 = V1.evolve(
         "job_enable": Route("Jobs/{job}/enable"),
         "job_disable": Route("Jobs/{job}/disable"),
         "service_instance": Route("ServiceInstance"),
+        # Every job's sessions ended since a moment, server-wide (a sweep's health in one listing).
+        "sessions_since": Route("JobSessions", query=(("endTimeLowerBound", "{since}"),)),
         "job_selected_items": Route("Jobs/{job}/SelectedItems"),
         "job_excluded_items": Route("Jobs/{job}/ExcludedItems"),
         "license": Route("License"),

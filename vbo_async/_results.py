@@ -1,0 +1,166 @@
+"""What a sweep is about and what it gives: `PollTarget`, `PollResult`, `PollProgress`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, Literal, overload
+
+import attrs
+
+from ._client import VBOClient
+from ._exceptions import ConfigError, VBOError
+from ._health import JobHealth
+from ._models import (
+    BackupRepository,
+    Job,
+    JobLinks,
+    JobSession,
+    Organization,
+    Proxy,
+    SelectedItem,
+    SelectedMailbox,
+)
+
+__all__ = ["RELATIONS", "LinkKey", "PollProgress", "PollResult", "PollTarget"]
+
+RELATIONS: Final[tuple[str, ...]] = tuple(field.name for field in attrs.fields(JobLinks))
+"""The relations ``follow`` accepts: the attribute names of `JobLinks`."""
+
+LinkKey = tuple[str, str]
+"""``(job id, relation)``: how prefetched objects and link errors are filed in a `PollResult`."""
+
+
+def _check_client(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, VBOClient):
+        raise ConfigError(f"PollTarget.client must be a VBOClient, got {type(value).__name__}")
+
+
+def _check_organization_id(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"PollTarget.organization_id must be a non-empty string, got {value!r}")
+
+
+def _check_organization(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Organization):
+        kind = type(value).__name__
+        raise ConfigError(f"PollTarget.organization must be an Organization or None, got {kind}")
+    if value.id.lower() != instance.organization_id.lower():
+        raise ConfigError("PollTarget.organization must be the organization named by organization_id")
+
+
+def _check_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"PollTarget.name must be a string or None, got {type(value).__name__}")
+
+
+@attrs.frozen(kw_only=True)
+class PollTarget:
+    """One tenant to poll: the organization ``organization_id`` on the server of ``client``.
+
+    Targets may share a client (one client per server is the usual setup: it holds one token and
+    one connection pool). ``name`` is a label for reports; `label` falls back to the
+    organization's name, then to the id. ``organization`` is the tenant's `Organization` as the
+    server listed it, when the caller has it: a batched sweep whose targets all carry theirs does
+    not list the server's organizations again. Invalid arguments raise `ConfigError` at once.
+    """
+
+    client: VBOClient = attrs.field(validator=_check_client)
+    organization_id: str = attrs.field(validator=_check_organization_id)
+    name: str | None = attrs.field(default=None, validator=_check_name)
+    organization: Organization | None = attrs.field(default=None, validator=_check_organization, eq=False)
+
+    @property
+    def label(self) -> str:
+        """``name``, or the organization's name, or the organization id."""
+        if self.name is not None:
+            return self.name
+        if self.organization is not None and self.organization.name:
+            return self.organization.name
+        return self.organization_id
+
+
+def _read_only(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    return MappingProxyType(dict(value))
+
+
+def _count(items: Any) -> str:
+    return f"<{len(items)}>"
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class PollResult:
+    """What polling one target gave: its jobs, or the `VBOError` that stopped it.
+
+    ``error`` is None when the jobs were listed; otherwise it is the tenant's error and ``jobs``
+    is empty. ``elapsed`` is the seconds from the start of the tenant's work to its result,
+    prefetch included (time spent waiting for a free slot is not counted).
+
+    With ``follow``, ``prefetched`` maps ``(job id, relation)`` to the resolved object, and
+    ``link_errors`` maps it to the `VBOError` of a prefetch that failed. A failed link does not
+    fail the tenant: ``error`` stays None and ``jobs`` stay filled. A relation the job does not
+    carry appears in neither mapping. `resolved` reads ``prefetched`` without any request.
+
+    With a health policy, ``health`` maps each job's id to its `JobHealth` (a job whose sessions
+    could not be read is UNKNOWN there, the tenant not failed). ``organization`` is the tenant's
+    `Organization` when the sweep listed its server's organizations (a batched sweep does).
+    """
+
+    target: PollTarget
+    jobs: list[Job] = attrs.field(factory=list, repr=_count)
+    error: VBOError | None = None
+    elapsed: float = 0.0
+    follow: tuple[str, ...] = ()
+    prefetched: Mapping[LinkKey, object] = attrs.field(factory=dict, converter=_read_only, repr=_count)
+    link_errors: Mapping[LinkKey, VBOError] = attrs.field(factory=dict, converter=_read_only)
+    health: Mapping[str, JobHealth] = attrs.field(factory=dict, converter=_read_only, repr=_count)
+    organization: Organization | None = None
+
+    @overload
+    def resolved(self, job: Job | str, relation: Literal["organization"]) -> Organization | None: ...
+    @overload
+    def resolved(self, job: Job | str, relation: Literal["repository"]) -> BackupRepository | None: ...
+    @overload
+    def resolved(self, job: Job | str, relation: Literal["proxy"]) -> Proxy | None: ...
+    @overload
+    def resolved(self, job: Job | str, relation: Literal["self"]) -> Job | None: ...
+    @overload
+    def resolved(
+        self, job: Job | str, relation: Literal["selected_mailboxes"]
+    ) -> list[SelectedMailbox] | None: ...
+    @overload
+    def resolved(self, job: Job | str, relation: Literal["jobsessions"]) -> list[JobSession] | None: ...
+    @overload
+    def resolved(
+        self, job: Job | str, relation: Literal["selected_items", "excluded_items"]
+    ) -> list[SelectedItem] | None: ...
+    @overload
+    def resolved(self, job: Job | str, relation: str) -> object | None: ...
+
+    def resolved(self, job: Job | str, relation: str) -> object | None:
+        """The prefetched object behind ``relation`` of ``job`` (a `Job` or a job id).
+
+        None when the job has no such link or its prefetch failed (then the error is in
+        ``link_errors``). A relation that was not in ``follow`` raises `ConfigError`.
+
+        ```python
+        repository = result.resolved(job, "repository")
+        ```
+        """
+        if relation not in self.follow:
+            raise ConfigError(f"{relation!r} was not prefetched in this sweep (follow={self.follow!r})")
+        job_id = job if isinstance(job, str) else job.id
+        return self.prefetched.get((job_id, relation))
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class PollProgress:
+    """How far a sweep is: ``done`` of ``total`` targets have their result, ``failed`` of them
+    with an error; ``result`` is the one just delivered."""
+
+    done: int
+    total: int
+    failed: int
+    result: PollResult

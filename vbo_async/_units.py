@@ -1,0 +1,224 @@
+"""The work of a sweep: one tenant at a time, or every tenant of a server in one batch.
+
+A tenant polled alone costs a request for its jobs (and, with a health policy, one or two per
+job). A server batch costs a handful of requests whatever its number of tenants: the server's
+organizations (to tell an unknown organization id from one without jobs), every job of the
+server (``GET /Jobs``, pages of 10,000 from v6 on) split by tenant, and, with a health policy,
+the sessions of every job ended within the policy's window (``VBOClient.recent_sessions``: one
+listing from v6 on, one request per job on v1). Isolation is kept: a job that cannot be decoded
+fails only the tenant it names, and an organization the server does not list is that tenant's
+`NotFoundError`.
+
+`plan` decides which targets go in batches (pure); `run_unit` does the work and hands each
+tenant's `PollResult` to ``emit`` as soon as it is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from ._client import VBOClient
+from ._exceptions import NotFoundError, VBOError
+from ._health import HealthPolicy, JobHealth, assess
+from ._models import Job, JobSession, Organization
+from ._prefetch import LinkCache
+from ._results import PollResult, PollTarget
+
+__all__ = ["BATCH_MIN_TENANTS", "HEALTH_WINDOW", "Batch", "Context", "Unit", "plan", "run_unit"]
+
+log = logging.getLogger("vbo_async")
+
+BATCH_MIN_TENANTS = 8
+"""With ``batch=None`` a server is swept in one batch when the sweep covers at least this many of
+its tenants; for fewer, a request per tenant is cheaper than listing the whole server."""
+HEALTH_WINDOW = dt.timedelta(days=7)
+"""How far back a batch reads sessions when the health policy has no ``max_age``."""
+_WINDOW_SLACK = dt.timedelta(hours=2)
+
+Emit = Callable[[PollResult], None]
+
+
+@attrs.frozen
+class Batch:
+    """Every target of one server, swept together."""
+
+    client: VBOClient
+    targets: tuple[PollTarget, ...]
+
+
+Unit = Batch | PollTarget
+"""What a sweep's workers take: a server batch or a single target."""
+
+
+def plan(targets: Sequence[PollTarget], batch: bool | None) -> list[Unit]:
+    """The units of work for ``targets`` (pure): each server's targets as one `Batch` when
+    ``batch`` is True, or None and they are at least `BATCH_MIN_TENANTS`; the others alone.
+    Batches come first (they take longest), then the single targets in their given order."""
+    if batch is False:
+        return list(targets)
+    by_client: dict[VBOClient, list[PollTarget]] = {}
+    for target in targets:
+        by_client.setdefault(target.client, []).append(target)
+    batched = {
+        client for client, group in by_client.items() if batch is True or len(group) >= BATCH_MIN_TENANTS
+    }
+    units: list[Unit] = [Batch(client, tuple(by_client[client])) for client in by_client if client in batched]
+    units += [target for target in targets if target.client not in batched]
+    return units
+
+
+@attrs.frozen(kw_only=True)
+class Context:
+    """What every unit of one sweep shares."""
+
+    follow: tuple[str, ...]
+    health: HealthPolicy | None
+    now: dt.datetime
+    links: LinkCache
+    emit: Emit
+
+
+async def run_unit(unit: Unit, context: Context) -> None:
+    """Do one unit of work, emitting one `PollResult` per target."""
+    if isinstance(unit, Batch):
+        await _batch(unit, context)
+    else:
+        context.emit(await _tenant(unit, context))
+
+
+async def _tenant(target: PollTarget, context: Context) -> PollResult:
+    started = time.perf_counter()
+    try:
+        jobs = await target.client.organization_jobs(target.organization_id)
+    except VBOError as exc:
+        log.debug("polling %s failed: %s", target.label, exc)
+        elapsed = time.perf_counter() - started
+        return PollResult(target=target, error=exc, elapsed=elapsed, follow=context.follow)
+    health: dict[str, JobHealth] = {}
+    prefetch = context.links.resolve(target.client, jobs, context.follow)
+    if context.health is not None:
+        policy, now = context.health, context.now
+        assessed, (prefetched, link_errors) = await asyncio.gather(
+            asyncio.gather(*(target.client.job_health(job, policy=policy, now=now) for job in jobs)),
+            prefetch,
+        )
+        health = {job.id: found for job, found in zip(jobs, assessed, strict=True)}
+    else:
+        prefetched, link_errors = await prefetch
+    return PollResult(
+        target=target,
+        jobs=jobs,
+        elapsed=time.perf_counter() - started,
+        follow=context.follow,
+        prefetched=prefetched,
+        link_errors=link_errors,
+        health=health,
+    )
+
+
+async def _batch(batch: Batch, context: Context) -> None:
+    started = time.perf_counter()
+    client = batch.client
+    carried = [target.organization for target in batch.targets if target.organization is not None]
+    known = _given(carried) if len(carried) == len(batch.targets) else client.organizations()
+    listed, filed = await asyncio.gather(known, client._jobs_filed(), return_exceptions=True)
+    if isinstance(listed, BaseException) or isinstance(filed, BaseException):
+        failure: BaseException = listed if isinstance(listed, BaseException) else filed  # type: ignore[assignment]
+        if not isinstance(failure, VBOError):
+            raise failure
+        for target in batch.targets:
+            elapsed = time.perf_counter() - started
+            context.emit(PollResult(target=target, error=failure, elapsed=elapsed, follow=context.follow))
+        return
+    organizations = {organization.id.lower(): organization for organization in listed}
+    jobs, refused = filed
+    by_tenant: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
+    wanted = {target.organization_id.lower() for target in batch.targets}
+    sessions, session_error = await _recent_sessions(
+        client, [job for key in wanted for job in by_tenant.get(key, ())], context
+    )
+
+    async def finish(target: PollTarget) -> None:
+        key = target.organization_id.lower()
+        organization = organizations.get(key)
+        error: VBOError | None = None
+        if organization is None:
+            error = NotFoundError(
+                f"organization {target.organization_id!r} is not among the {len(organizations)} "
+                "organizations this server lists",
+                status_code=404,
+                method="GET",
+                url=client.api_root,
+            )
+        elif refused.get(key):
+            error = refused[key][0]
+        if error is not None:
+            context.emit(
+                PollResult(
+                    target=target,
+                    error=error,
+                    elapsed=time.perf_counter() - started,
+                    follow=context.follow,
+                    organization=organization,
+                )
+            )
+            return
+        tenant_jobs = by_tenant.get(key, [])
+        prefetched, link_errors = await context.links.resolve(client, tenant_jobs, context.follow)
+        context.emit(
+            PollResult(
+                target=target,
+                jobs=tenant_jobs,
+                elapsed=time.perf_counter() - started,
+                follow=context.follow,
+                prefetched=prefetched,
+                link_errors=link_errors,
+                health=_assessed(tenant_jobs, sessions, session_error, context),
+                organization=organization,
+            )
+        )
+
+    await asyncio.gather(*(finish(target) for target in batch.targets))
+
+
+async def _given(organizations: list[Organization]) -> list[Organization]:
+    return organizations
+
+
+async def _recent_sessions(
+    client: VBOClient, jobs: list[Job], context: Context
+) -> tuple[dict[str, list[JobSession]], VBOError | None]:
+    """The sessions a batch judges its jobs' health from (none without a policy); a failure to
+    read them is returned, to make those jobs UNKNOWN rather than fail their tenants."""
+    policy = context.health
+    if policy is None or not jobs:
+        return {}, None
+    window = (policy.max_age if policy.max_age is not None else HEALTH_WINDOW) + _WINDOW_SLACK
+    try:
+        return await client.recent_sessions(context.now - window, jobs=jobs), None
+    except VBOError as exc:
+        log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
+        return {}, exc
+
+
+def _assessed(
+    jobs: Iterable[Job],
+    sessions: dict[str, list[JobSession]],
+    error: VBOError | None,
+    context: Context,
+) -> dict[str, JobHealth]:
+    policy = context.health
+    if policy is None:
+        return {}
+    return {
+        job.id: assess(job, sessions.get(job.id, ()), policy=policy, now=context.now, error=error)
+        for job in jobs
+    }
