@@ -1,0 +1,316 @@
+"""Batched sweeps: a server listed once for all its tenants, with the per-tenant results unchanged."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from vbo_async import (
+    DecodeError,
+    HealthPolicy,
+    HealthState,
+    NotFoundError,
+    PollResult,
+    PollTarget,
+    RetryPolicy,
+    ServerError,
+    VBOClient,
+    poll_jobs,
+)
+from vbo_async._units import BATCH_MIN_TENANTS
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+NO_WAIT = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
+
+
+def client(app: Any, version: str) -> VBOClient:
+    return VBOClient(
+        "https://vbo.test:4443",
+        username="admin",
+        password="admin",
+        api_version=version,
+        transport=httpx.ASGITransport(app=app),
+        retry=NO_WAIT,
+    )
+
+
+async def sweep(targets: list[PollTarget], **options: Any) -> dict[str, PollResult]:
+    results: dict[str, PollResult] = {}
+    async with poll_jobs(targets, **options) as sweeping:
+        async for result in sweeping:
+            assert result.target.organization_id not in results
+            results[result.target.organization_id] = result
+    return results
+
+
+def api_requests(simulator: Simulator) -> dict[str, int]:
+    """Requests per (method, path shape) the simulator saw, token and logout left out."""
+    kinds: dict[str, int] = {}
+    for (method, path), count in simulator.stats.by_endpoint.items():
+        if path.endswith(("/token", "/token/logout")):
+            continue
+        parts = path.split("/")
+        shape = "/".join(part if len(part) != 36 else "{id}" for part in parts)
+        key = f"{method} {shape}"
+        kinds[key] = kinds.get(key, 0) + count
+    return kinds
+
+
+def expected_jobs(simulator: Simulator, org_id: str) -> list[str]:
+    return sorted(job["id"] for job in simulator.jobs_wire(org_id))
+
+
+@pytest.fixture
+def big() -> Simulator:
+    return Simulator(SimulatorConfig(seed=12, organizations=300, epoch=EPOCH))
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_a_300_tenant_sweep_costs_a_handful_of_requests(big: Simulator, version: str) -> None:
+    app = create_app(simulator=big)
+    async with client(app, version) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in big.organization_ids()]
+        results = await sweep(targets)
+    kinds = api_requests(big)
+    assert sum(kinds.values()) <= 10, kinds
+    assert kinds[f"GET /{version}/jobs"] == 1  # 1,055 jobs in one page (v8 asks for 10,000)
+    assert kinds[f"GET /{version}/organizations"] == 1
+    assert len(results) == 300
+    for org_id, result in results.items():
+        assert result.error is None
+        assert sorted(job.id for job in result.jobs) == expected_jobs(big, org_id)
+        assert result.organization is not None
+        assert result.organization.id == org_id
+
+
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+async def test_batched_and_per_tenant_sweeps_give_the_same_jobs_and_health(version: str) -> None:
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=12, epoch=EPOCH))
+    app = create_app(simulator=simulator)
+    policy = HealthPolicy()
+    async with client(app, version) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
+        batched = await sweep(targets, batch=True, health=policy, follow=("repository",))
+        alone = await sweep(targets, batch=False, health=policy, follow=("repository",))
+    assert batched.keys() == alone.keys()
+    for org_id, result in batched.items():
+        other = alone[org_id]
+        assert result.error is None
+        assert other.error is None
+        assert result.jobs == sorted(other.jobs, key=lambda job: [j.id for j in result.jobs].index(job.id))
+        assert dict(result.prefetched) == dict(other.prefetched)
+        assert {job_id: h.state for job_id, h in result.health.items()} == {
+            job_id: h.state for job_id, h in other.health.items()
+        }, org_id
+        assert set(result.health) == {job.id for job in result.jobs}
+
+
+async def test_health_for_300_tenants_on_v8_costs_at_most_20_requests(big: Simulator) -> None:
+    app = create_app(simulator=big)
+    async with client(app, "v8") as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in big.organization_ids()]
+        results = await sweep(targets, health=HealthPolicy())
+    kinds = api_requests(big)
+    assert sum(kinds.values()) <= 20, kinds
+    assert kinds["GET /v8/jobsessions"] >= 1
+    states = [health.state for result in results.values() for health in result.health.values()]
+    assert len(states) == sum(len(result.jobs) for result in results.values()) == len(big.job_ids())
+    assert {HealthState.OK, HealthState.CRITICAL} <= set(states)
+
+
+async def test_health_on_v1_costs_one_request_per_job() -> None:
+    simulator = Simulator(SimulatorConfig(seed=4, organizations=10, epoch=EPOCH))
+    app = create_app(simulator=simulator)
+    async with client(app, "v1") as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
+        results = await sweep(targets, health=HealthPolicy())
+    kinds = api_requests(simulator)
+    jobs = len(simulator.job_ids())
+    # v1 pages a job's sessions by 30: a job with more costs more than one request
+    assert jobs <= kinds["GET /v1/jobs/{id}/jobsessions"] <= 2 * jobs
+    assert kinds["GET /v1/jobs"] == 1
+    assert all(len(result.health) == len(result.jobs) for result in results.values())
+
+
+async def test_the_default_batches_a_server_only_with_enough_tenants() -> None:
+    simulator = Simulator(SimulatorConfig(seed=5, organizations=BATCH_MIN_TENANTS + 4, epoch=EPOCH))
+    app = create_app(simulator=simulator)
+    org_ids = simulator.organization_ids()
+    async with client(app, "v8") as vbo:
+        few = [PollTarget(client=vbo, organization_id=org) for org in org_ids[: BATCH_MIN_TENANTS - 1]]
+        await sweep(few)
+        assert api_requests(simulator) == {"GET /v8/jobs": BATCH_MIN_TENANTS - 1}  # ?organizationId=
+        simulator.reset_stats()
+        many = [PollTarget(client=vbo, organization_id=org) for org in org_ids[:BATCH_MIN_TENANTS]]
+        await sweep(many)
+        assert api_requests(simulator) == {"GET /v8/jobs": 1, "GET /v8/organizations": 1}
+
+
+async def test_targets_carrying_their_organization_spare_the_listing() -> None:
+    simulator = Simulator(SimulatorConfig(seed=6, organizations=9, epoch=EPOCH))
+    app = create_app(simulator=simulator)
+    async with client(app, "v8") as vbo:
+        organizations = await vbo.organizations()
+        simulator.reset_stats()
+        targets = [PollTarget(client=vbo, organization_id=o.id, organization=o) for o in organizations]
+        results = await sweep(targets)
+    assert api_requests(simulator) == {"GET /v8/jobs": 1}
+    assert all(
+        result.target.label == result.organization.name for result in results.values() if result.organization
+    )
+
+
+# --- isolation, with a server whose answers are scripted -------------------------------------------------
+
+ORGS = ["0a000000-0000-4000-8000-000000000001", "0b000000-0000-4000-8000-000000000002"]
+ORGS += ["0c000000-0000-4000-8000-000000000003"]
+UNKNOWN = "0d000000-0000-4000-8000-00000000000d"
+
+
+def _job(number: int, org: str, **extra: Any) -> dict[str, Any]:
+    job_id = f"1{number:07d}-0000-4000-8000-000000000000"
+    return {
+        "id": job_id,
+        "name": f"job {number}",
+        "organizationId": org,
+        "lastStatus": "Success",
+        "_links": {
+            "self": {"href": f"/v8/Jobs/{job_id}"},
+            "organization": {"href": f"/v8/Organizations/{org}"},
+        },
+        **extra,
+    }
+
+
+def scripted(
+    jobs: list[dict[str, Any]], *, fail: str | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A v8 server listing ``ORGS`` and ``jobs``; ``fail`` names a path answered 500."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.lower()
+        if path == "/v8/token":
+            return httpx.Response(
+                200, json={"access_token": "tok", "refresh_token": "ref", "expires_in": 3600}
+            )
+        if not path.startswith("/v8/"):
+            return httpx.Response(404, json={"message": "not routed"})
+        if fail is not None and path == fail:
+            return httpx.Response(500, json={"message": "database busy"})
+        if path == "/v8/organizations":
+            results = [{"id": org, "name": f"tenant-{org[:2]}"} for org in ORGS]
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": results, "_links": {}})
+        if path == "/v8/jobs":
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": jobs, "_links": {}})
+        return httpx.Response(404, json={"message": "no such path"})
+
+    return handle
+
+
+@pytest.fixture
+async def scripted_client() -> AsyncIterator[Callable[..., VBOClient]]:
+    made: list[VBOClient] = []
+
+    def make(handler: Callable[[httpx.Request], httpx.Response]) -> VBOClient:
+        made.append(
+            VBOClient(
+                "https://vbo.test:4443",
+                username="u",
+                password="p",
+                api_version="v8",
+                transport=httpx.MockTransport(handler),
+                retry=NO_WAIT,
+            )
+        )
+        return made[-1]
+
+    yield make
+    for vbo in made:
+        await vbo.aclose()
+
+
+async def test_a_job_that_cannot_be_decoded_fails_only_its_tenant(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    jobs = [_job(1, ORGS[0]), _job(2, ORGS[1], lastRun=12), _job(3, ORGS[1]), _job(4, ORGS[2])]
+    vbo = scripted_client(scripted(jobs))
+    targets = [PollTarget(client=vbo, organization_id=org) for org in [*ORGS, UNKNOWN]]
+    results = await sweep(targets, batch=True)
+    assert results[ORGS[0]].error is None
+    assert [job.name for job in results[ORGS[0]].jobs] == ["job 1"]
+    assert isinstance(results[ORGS[1]].error, DecodeError)
+    assert "lastRun" in str(results[ORGS[1]].error)
+    assert results[ORGS[1]].jobs == []
+    assert [job.name for job in results[ORGS[2]].jobs] == ["job 4"]
+    unknown = results[UNKNOWN].error
+    assert isinstance(unknown, NotFoundError)
+    assert UNKNOWN in str(unknown)
+
+
+async def test_a_tenant_without_jobs_is_not_an_unknown_tenant(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    vbo = scripted_client(scripted([_job(1, ORGS[0])]))
+    results = await sweep([PollTarget(client=vbo, organization_id=org) for org in ORGS], batch=True)
+    assert results[ORGS[2]].error is None
+    assert results[ORGS[2]].jobs == []
+
+
+async def test_a_failing_server_fails_its_tenants_and_no_other(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    broken = scripted_client(scripted([_job(1, ORGS[0])], fail="/v8/jobs"))
+    healthy = scripted_client(scripted([_job(1, ORGS[0]), _job(2, ORGS[1])]))
+    targets = [PollTarget(client=broken, organization_id=org, name=f"b{n}") for n, org in enumerate(ORGS)]
+    targets += [PollTarget(client=healthy, organization_id=org, name=f"h{n}") for n, org in enumerate(ORGS)]
+    results: list[PollResult] = []
+    async with poll_jobs(targets, batch=True) as sweeping:
+        async for result in sweeping:
+            results.append(result)
+    assert len(results) == 6
+    for result in results:
+        if result.target.client is broken:
+            assert isinstance(result.error, ServerError)
+            assert "database busy" in str(result.error)
+        else:
+            assert result.error is None
+    assert sum(len(r.jobs) for r in results) == 2
+
+
+async def test_unreadable_sessions_make_health_unknown_not_the_tenant_failed(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    handler = scripted([_job(1, ORGS[0])], fail="/v8/jobsessions")
+    vbo = scripted_client(handler)
+    results = await sweep(
+        [PollTarget(client=vbo, organization_id=ORGS[0])], batch=True, health=HealthPolicy()
+    )
+    (result,) = results.values()
+    assert result.error is None
+    (health,) = result.health.values()
+    assert health.state is HealthState.UNKNOWN
+    assert "database busy" in health.reason
+
+
+async def test_recent_sessions_are_one_listing_on_v8_filed_by_job() -> None:
+    simulator = Simulator(SimulatorConfig(seed=7, organizations=5, epoch=EPOCH))
+    app = create_app(simulator=simulator)
+    since = EPOCH - dt.timedelta(days=2)
+    async with client(app, "v8") as vbo:
+        recent = await vbo.recent_sessions(since)
+    assert api_requests(simulator) == {"GET /v8/jobsessions": 1}
+    everything = simulator.sessions_wire(version="v8", limit=10_000)["results"]
+    wanted: dict[str, list[str]] = {}
+    for session in everything:
+        end = session["endTime"] or session["creationTime"]
+        if dt.datetime.fromisoformat(end) >= since:
+            wanted.setdefault(session["jobId"], []).append(session["id"])
+    assert {job: [s.id for s in sessions] for job, sessions in recent.items()} == wanted
+    for sessions in recent.values():
+        times = [s.creation_time for s in sessions]
+        assert times == sorted(times, reverse=True)  # newest first
