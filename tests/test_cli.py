@@ -372,7 +372,7 @@ def test_demo_makes_only_the_requests_it_needs(
     rows = json.loads(result.out)
     repositories = {row["repository"] for row in rows}
     proxies = {row["proxy"] for row in rows}
-    tenants = len(simulator.organization_ids())
+    assert len({row["organization_id"] for row in rows}) == len(simulator.organization_ids()) == 12
     kinds: dict[str, int] = {}
     for (method, path), count in stats.by_endpoint.items():
         kind = method + " " + re.sub(r"/[0-9a-f-]{36}", "/{id}", path)

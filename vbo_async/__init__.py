@@ -46,7 +46,9 @@ from ._exceptions import (
     VBOError,
 )
 from ._health import HealthPolicy, HealthState, JobHealth, assess
+from ._jsonable import to_jsonable
 from ._links import CollectionLink, Link, ThroughLink
+from ._logging import configure_logging
 from ._models import (
     BackupRepository,
     BackupRepositoryLinks,
@@ -139,6 +141,8 @@ __all__ = [
     "VBOClient",
     "VBOError",
     "assess",
+    "configure_logging",
     "poll_jobs",
+    "to_jsonable",
 ]
 __version__ = "0.1.0"

@@ -277,9 +277,14 @@ class VBOClient:
 
     async def organization_jobs(self, organization: str | Organization) -> list[Job]:
         """The jobs of one organization, every page: ``GET /Organizations/{id}/Jobs`` up to v7,
-        ``GET /v8/Jobs?organizationId={id}`` on v8 (which removed the former)."""
+        ``GET /v8/Jobs?organizationId={id}`` on v8 (which removed the former). An organization the
+        server does not know is a `NotFoundError` on every version: v8 answers such a filter with
+        an empty list, so an empty answer there is checked with ``GET /Organizations/{id}``."""
         org = id_argument(_id_of(organization), "organization")
-        return await self._fetcher.fetch_all(await self._url("organization_jobs", organization=org), Job)
+        jobs = await self._fetcher.fetch_all(await self._url("organization_jobs", organization=org), Job)
+        if not jobs and (await self.dialect()).organization_jobs_filter:
+            await self.organization(org)
+        return jobs
 
     async def jobs(self) -> list[Job]:
         """``GET /Jobs``: every job the account can see (all pages)."""

@@ -11,6 +11,7 @@ nested model and enum from it.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Literal, overload
 
 import attrs
 
@@ -32,7 +33,7 @@ from ._enums import (
     ScheduleType,
     SelectedItemType,
 )
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, LinkError
 from ._links import CollectionLink, Link
 
 __all__ = [
@@ -61,6 +62,21 @@ __all__ = [
 ]
 
 _HOURS_PER_WEEK = 168
+
+
+def _require(links: Any, relation: str) -> Link[Any]:
+    """``links.<relation>``, or `LinkError` naming the relation (and the relations there are)."""
+    names = [field.name for field in attrs.fields(type(links))]
+    if relation not in names:
+        raise ConfigError(f"{type(links).__name__} has no relation {relation!r}; it has {', '.join(names)}")
+    link: Link[Any] | None = getattr(links, relation)
+    if link is None:
+        present = [name for name in names if getattr(links, name) is not None]
+        raise LinkError(
+            f"no {relation!r} link: the server sent none here (present: {', '.join(present) or 'none'})",
+            relation=relation,
+        )
+    return link
 
 
 def _hours(flags: tuple[bool, ...]) -> str:
@@ -148,6 +164,26 @@ class OrganizationLinks:
     sites: CollectionLink[object] | None = None
     teams: CollectionLink[object] | None = None
 
+    @overload
+    def require(self, relation: Literal["self"]) -> Link[Organization]: ...
+    @overload
+    def require(self, relation: Literal["jobs"]) -> CollectionLink[Job]: ...
+    @overload
+    def require(self, relation: Literal["mailboxes"]) -> CollectionLink[SelectedMailbox]: ...
+    @overload
+    def require(self, relation: Literal["used_repositories"]) -> CollectionLink[UsedRepository]: ...
+    @overload
+    def require(self, relation: Literal["users"]) -> CollectionLink[object]: ...
+    @overload
+    def require(self, relation: Literal["groups"]) -> CollectionLink[object]: ...
+    @overload
+    def require(self, relation: Literal["sites"]) -> CollectionLink[object]: ...
+    @overload
+    def require(self, relation: Literal["teams"]) -> CollectionLink[object]: ...
+    def require(self, relation: str) -> Link[Any]:
+        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        return _require(self, relation)
+
 
 @attrs.frozen
 class Organization:
@@ -180,6 +216,14 @@ class BackupRepositoryLinks:
 
     self: Link[BackupRepository] | None = attrs.field(default=None, alias="self_")
     proxy: Link[Proxy] | None = None
+
+    @overload
+    def require(self, relation: Literal["self"]) -> Link[BackupRepository]: ...
+    @overload
+    def require(self, relation: Literal["proxy"]) -> Link[Proxy]: ...
+    def require(self, relation: str) -> Link[Any]:
+        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        return _require(self, relation)
 
 
 @attrs.frozen
@@ -217,6 +261,14 @@ class ProxyLinks:
 
     self: Link[Proxy] | None = attrs.field(default=None, alias="self_")
     repositories: CollectionLink[BackupRepository] | None = None
+
+    @overload
+    def require(self, relation: Literal["self"]) -> Link[Proxy]: ...
+    @overload
+    def require(self, relation: Literal["repositories"]) -> CollectionLink[BackupRepository]: ...
+    def require(self, relation: str) -> Link[Any]:
+        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        return _require(self, relation)
 
 
 @attrs.frozen
@@ -276,6 +328,16 @@ class JobSessionLinks:
     log: Link[object] | None = None
     job: Link[Job] | None = None
 
+    @overload
+    def require(self, relation: Literal["self"]) -> Link[JobSession]: ...
+    @overload
+    def require(self, relation: Literal["log"]) -> Link[object]: ...
+    @overload
+    def require(self, relation: Literal["job"]) -> Link[Job]: ...
+    def require(self, relation: str) -> Link[Any]:
+        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        return _require(self, relation)
+
 
 @attrs.frozen
 class JobSession:
@@ -309,6 +371,14 @@ class SelectedMailboxLinks:
 
     self: Link[SelectedMailbox] | None = attrs.field(default=None, alias="self_")
     organization: Link[Organization] | None = None
+
+    @overload
+    def require(self, relation: Literal["self"]) -> Link[SelectedMailbox]: ...
+    @overload
+    def require(self, relation: Literal["organization"]) -> Link[Organization]: ...
+    def require(self, relation: str) -> Link[Any]:
+        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        return _require(self, relation)
 
 
 @attrs.frozen
@@ -386,6 +456,28 @@ class JobLinks:
     jobsessions: CollectionLink[JobSession] | None = None
     copy_job: Link[object] | None = None
 
+    @overload
+    def require(self, relation: Literal["self"]) -> Link[Job]: ...
+    @overload
+    def require(self, relation: Literal["organization"]) -> Link[Organization]: ...
+    @overload
+    def require(self, relation: Literal["repository"]) -> Link[BackupRepository]: ...
+    @overload
+    def require(self, relation: Literal["proxy"]) -> Link[Proxy]: ...
+    @overload
+    def require(self, relation: Literal["selected_mailboxes"]) -> CollectionLink[SelectedMailbox]: ...
+    @overload
+    def require(self, relation: Literal["selected_items"]) -> CollectionLink[SelectedItem]: ...
+    @overload
+    def require(self, relation: Literal["excluded_items"]) -> CollectionLink[SelectedItem]: ...
+    @overload
+    def require(self, relation: Literal["jobsessions"]) -> CollectionLink[JobSession]: ...
+    @overload
+    def require(self, relation: Literal["copy_job"]) -> Link[object]: ...
+    def require(self, relation: str) -> Link[Any]:
+        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        return _require(self, relation)
+
 
 @attrs.frozen
 class Job:
@@ -431,6 +523,10 @@ class UsedRepositoryLinks:
     """``_links`` of a row of ``usedRepositories``: the repository it is about."""
 
     backup_repository: Link[BackupRepository] | None = None
+
+    def require(self, relation: Literal["backup_repository"]) -> Link[BackupRepository]:
+        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        return _require(self, relation)
 
 
 @attrs.frozen

@@ -139,6 +139,9 @@ class Dialect:
     page_limit: int | None = None
     """The ``limit`` a list asks for (the server's maximum); None: the version does not page
     its lists, no ``limit`` is sent."""
+    organization_jobs_filter: bool = False
+    """``organization_jobs`` is a filter of ``/Jobs`` (v8), whose answer for an organization the
+    server does not know is an empty list, not a 404: an empty answer is checked."""
     session_filters: frozenset[str] = frozenset()
     """Query parameters ``/JobSessions`` honours (beyond offset and limit)."""
     health_pages: tuple[int, ...] = ()

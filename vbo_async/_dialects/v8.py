@@ -25,6 +25,7 @@ V8 = V7.evolve(
             "protected_objects_count": ("protectedObjectsCount",),
         },
     },
+    organization_jobs_filter=True,
     start_returns_session=True,
     session_filters=V7.session_filters | {"status"},
 )

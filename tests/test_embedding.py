@@ -1,0 +1,140 @@
+"""Embedding: the documented Starlette backend under a real uvicorn, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import importlib.util
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from vbo_async import HealthState, to_jsonable
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+from .conftest import closed_port, serve
+
+EXAMPLE = Path(__file__).parents[1] / "docs" / "examples" / "backend.py"
+EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("vbo_async_backend_example", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.asynccontextmanager
+async def serve_with_lifespan(app: Any) -> AsyncIterator[int]:
+    """``app`` on a real uvicorn on 127.0.0.1 with its lifespan run (the clients open and close)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", http="h11", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert server.started
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+async def test_the_backend_serves_jobs_health_and_errors_concurrently() -> None:
+    simulator = Simulator(SimulatorConfig(seed=8, organizations=6, epoch=EPOCH))
+    backend = load_example()
+    async with serve(create_app(simulator=simulator)) as simulator_port:
+        app = backend.create_app(
+            {"east": f"http://127.0.0.1:{simulator_port}", "down": f"http://127.0.0.1:{closed_port()}"},
+            username="admin",
+            password="admin",
+        )
+        async with (
+            serve_with_lifespan(app) as port,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web,
+        ):
+            orgs = simulator.organization_ids()
+            answers = await asyncio.gather(
+                *(web.get(f"/servers/east/organizations/{org}/jobs") for org in orgs * 5),
+                web.get("/servers/east/organizations"),
+                web.get(f"/servers/east/organizations/{orgs[0]}/health"),
+                web.get("/servers/east/organizations/00000000-0000-4000-8000-000000000000/jobs"),
+                web.get("/servers/nowhere/organizations"),
+                web.get("/servers/down/organizations"),
+            )
+    *job_answers, listing, health, unknown_org, unknown_server, down = answers
+    for org, answer in zip(orgs * 5, job_answers, strict=True):
+        assert answer.status_code == 200
+        wanted = sorted(
+            job["id"]
+            for job in simulator.jobs_wire(version="v8", organization_id=org, limit=10_000)["results"]
+        )
+        assert sorted(job["id"] for job in answer.json()) == wanted
+        assert all(job["organization_id"] == org for job in answer.json())
+    assert listing.status_code == 200
+    assert {org["id"] for org in listing.json()} == set(orgs)
+    assert health.status_code == 200
+    assert {entry["state"] for entry in health.json()} <= {state.name for state in HealthState}
+    assert unknown_org.status_code == 404
+    assert unknown_server.status_code == 404
+    assert "nowhere" in unknown_server.json()["error"]
+    assert down.status_code == 502
+    assert "cannot connect" in down.json()["error"]
+    assert "admin" not in down.text
+    # one token for the whole life of the app, not one per request
+    assert simulator.stats.token_requests_by_version == {("v8", "password"): 1}
+    assert simulator.stats.logouts == {"v8": 1}  # logged out when the app shut down
+
+
+def test_to_jsonable_of_models_is_plain_json() -> None:
+    import json
+
+    simulator = Simulator(SimulatorConfig(seed=9, organizations=2, epoch=EPOCH))
+
+    async def decode() -> Any:
+        app = create_app(simulator=simulator)
+        from vbo_async import VBOClient
+
+        async with VBOClient(
+            "https://vbo.test", username="admin", password="admin", transport=httpx.ASGITransport(app=app)
+        ) as vbo:
+            jobs = await vbo.organization_jobs(simulator.organization_ids()[0])
+            return jobs, await vbo.job_health(jobs[0])
+
+    jobs, health = asyncio.run(decode())
+    data = to_jsonable(jobs)
+    text = json.dumps(data)  # no TypeError: everything is JSON
+    first = json.loads(text)[0]
+    assert first["id"] == jobs[0].id
+    assert first["last_run"] == (jobs[0].last_run.isoformat() if jobs[0].last_run else None)
+    assert first["links"]["self"].startswith("/v8/Jobs/")
+    assert first["links"]["proxy"] is None  # derived through the repository: no server href
+    assert first["links"]["jobsessions"] == f"/v8/JobSessions?jobId={jobs[0].id}"
+    assert first["schedule_policy"]["backup_window"]["backup_intervals_array"][:1] in ([True], [False])
+    judged = to_jsonable(health)
+    assert judged["state"] == health.state.name
+    assert judged["job"]["id"] == jobs[0].id
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])
+def test_to_jsonable_refuses_what_is_not_a_model_or_json(value: object) -> None:
+    from vbo_async import ConfigError
+
+    with pytest.raises(ConfigError, match=type(value).__name__):
+        to_jsonable({"x": [value]})

@@ -1,0 +1,60 @@
+"""`to_jsonable`: models as JSON-ready data for web backends (snake_case, ISO times, link hrefs).
+
+``to_wire`` gives a model back in its API version's own wire shape; this gives it in the model's
+shape, which is what an application serves: the same keys on every API version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._exceptions import ConfigError
+from ._links import Link, ThroughLink
+
+__all__ = ["to_jsonable"]
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` (a model, a list, tuple or dict of models, or plain data) as JSON-ready data.
+
+    Models become dicts with their snake_case field names (every field, ``None`` included, so
+    each object has the same keys); datetimes and times become ISO 8601 strings; enums their
+    value (`HealthState` its name); links the href the server sent (a link the client derived
+    without one, such as a v6+ job's proxy reached through its repository, is ``None``); tuples
+    become lists. Anything else raises `ConfigError` naming its type.
+
+    ```python
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(to_jsonable(await vbo.organization_jobs(org_id)))
+    ```
+    """
+    return _convert(value, "$")
+
+
+def _convert(value: Any, path: str) -> Any:
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name if isinstance(value, enum.IntEnum) else str(value.value)
+    if isinstance(value, str | int | float):
+        return value
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Link):
+        return None if isinstance(value, ThroughLink) else value.href
+    if isinstance(value, list | tuple):
+        return [_convert(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {str(key): _convert(item, f"{path}.{key}") for key, item in value.items()}
+    if attrs.has(type(value)) and type(value).__module__.startswith("vbo_async."):
+        names = (field.name for field in attrs.fields(type(value)))
+        return {name: _convert(getattr(value, name), f"{path}.{name}") for name in names}
+    raise ConfigError(f"to_jsonable() cannot convert a {type(value).__name__} (at {path})")

@@ -1,0 +1,52 @@
+"""`configure_logging`: the one call an application makes to see vbo-async's logs.
+
+The library only logs, to the ``vbo_async`` logger, and configures nothing itself: no handler,
+no level, nothing global. Passwords and tokens never appear in its records.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+from ._exceptions import ConfigError
+
+__all__ = ["LOGGER_NAME", "configure_logging"]
+
+LOGGER_NAME = "vbo_async"
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def configure_logging(
+    level: str | int = "info", *, stream: TextIO | None = None, fmt: str | None = None
+) -> logging.Handler:
+    """Send the ``vbo_async`` logger's records at ``level`` and above to ``stream`` (stderr by
+    default) and return the handler, so it can be removed again
+    (``logging.getLogger("vbo_async").removeHandler(handler)``).
+
+    ``level``: ``"debug"`` (every request, its status, size and time, and every retry),
+    ``"info"`` (requests given up after their retries, the API version found, job actions),
+    ``"warning"`` (TLS verification off, plain http://), or a `logging` level number. Only the
+    ``vbo_async`` logger is touched, never the root logger.
+
+    ```python
+    import vbo_async
+
+    vbo_async.configure_logging("debug")
+    ```
+    """
+    if isinstance(level, str):
+        number = _LEVELS.get(level.strip().lower())
+        if number is None:
+            raise ConfigError(f"level must be one of {', '.join(_LEVELS)} or a logging level number")
+    elif isinstance(level, int) and not isinstance(level, bool):
+        number = level
+    else:
+        raise ConfigError(f"level must be a string or an int, got {type(level).__name__}")
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt or "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    logger.setLevel(number)
+    return handler
