@@ -1158,13 +1158,13 @@ ORGANIZATIONS = (sys.executable, "-m", "vbo_async", "organizations")
 
 
 def served_url(line: str) -> str:
-    match = re.search(r"(https?://127\.0\.0\.1:\d+/v1) ", line)
+    match = re.search(r"(https?://127\.0\.0\.1:\d+) \(API ", line)
     assert match, line
     return match.group(1)
 
 
 def served_port(line: str) -> int:
-    return int(served_url(line).rsplit(":", 1)[1].removesuffix("/v1"))
+    return int(served_url(line).rsplit(":", 1)[1])
 
 
 async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
@@ -1175,7 +1175,9 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
     try:
         assert lines == [lines[-1]]
         assert served_port(lines[-1]) == port
-        assert lines[-1].startswith(f"Serving the VBO v1 simulator at http://127.0.0.1:{port}/v1")
+        assert lines[-1].startswith(
+            f"Serving the VB365 simulator at http://127.0.0.1:{port} (API v1, v6, v7, v8; user 'admin'"
+        )
         # One attempt, no retries: the server listens by the time it says "Serving".
         once = RetryPolicy(attempts=1)
         async with VBOClient(
@@ -1201,7 +1203,7 @@ async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_u
         assert ca.is_relative_to(tmp_path)
         url = served_url(lines[-1])
         assert served_port(lines[-1]) != 0
-        base = url.removesuffix("/v1")
+        base = url
         async with VBOClient(base, username="admin", password="admin", verify=ca) as vbo:
             organizations = await vbo.organizations()
         async with VBOClient(base, username="admin", password="admin") as vbo:
@@ -1226,6 +1228,24 @@ async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_u
     assert process.returncode == 0  # SIGTERM stops the simulator cleanly...
     assert "Traceback" not in err
     assert not ca.parent.exists()  # ...and removes its TLS key and certificates
+
+
+async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> None:
+    port = closed_port()
+    process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "v1,v6")
+    try:
+        assert "(API v1, v6;" in lines[-1]
+        async with VBOClient(f"http://127.0.0.1:{port}", username="admin", password="admin") as vbo:
+            await vbo.organizations()
+            chosen = vbo.api_version
+    finally:
+        await stop(process)
+    assert chosen == "v6"  # auto: the newest the server serves
+
+
+def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[str]) -> None:
+    line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", "v1,v9"), code=2)
+    assert "api_versions" in line
 
 
 async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> None:
@@ -1523,7 +1543,7 @@ def test_simulate_fault_flags_are_the_faults_fields() -> None:
     from vbo_async.simulator import Faults
 
     fields = {field.name: field for field in attrs.fields(Faults)}
-    own = {"host", "port", "tls", "seed", "organizations"}
+    own = {"host", "port", "tls", "seed", "organizations", "api_versions"}
     params = {param.name: param for param in command_params("simulate")}
     assert set(params) - own == set(fields)
     for name, field in fields.items():

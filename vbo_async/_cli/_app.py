@@ -262,7 +262,16 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
 @click.option(
     "--organizations", type=click.IntRange(min=1), default=20, help="Organizations the simulator holds."
 )
-def simulate(host: str, port: int, tls: bool, seed: int, organizations: int, **faults: Any) -> Outcome:
+@click.option(
+    "--api-versions",
+    default="v1,v6,v7,v8",
+    show_default=True,
+    metavar="LIST",
+    help="API versions to serve, comma-separated (any of v1, v6, v7, v8); the others answer 404.",
+)
+def simulate(
+    host: str, port: int, tls: bool, seed: int, organizations: int, api_versions: str, **faults: Any
+) -> Outcome:
     """Serve the simulator over HTTP(S) until Ctrl-C, with fault injection.
 
     The fault flags are those of vbo_async.simulator.Faults; the five shares of requests that
@@ -271,9 +280,16 @@ def simulate(host: str, port: int, tls: bool, seed: int, organizations: int, **f
     \b
     Example:
       vbo-async simulate --port 4443 --tls --error-rate 0.1 --revoke-every 30
+      vbo-async simulate --port 4443 --api-versions v6   # a VB365 6.x server
     """
     return serve_simulator(
-        host=host, port=port, tls=tls, seed=seed, organizations=organizations, faults=faults
+        host=host,
+        port=port,
+        tls=tls,
+        seed=seed,
+        organizations=organizations,
+        api_versions=tuple(v.strip() for v in api_versions.split(",") if v.strip()),
+        faults=faults,
     )
 
 
