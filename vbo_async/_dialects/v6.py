@@ -35,6 +35,10 @@ V6 = V1.evolve(
         m.BackupRepository: {"capacity": ("capacityBytes",), "free_space": ("freeSpaceBytes",)},
         m.Proxy: {"enable_network_throttling": ("enableNetworkThrottling",)},
         m.JobLinks: {"repository": ("backupRepository",), "proxy": (), "selected_mailboxes": ()},
+        # No v6/v7 server sends a session's job id (v8's ``jobId``): it comes from the ``job``
+        # link or the request that listed the session. Read and written under v8's name all the
+        # same, so ``to_wire`` keeps an id known only from the request (``from_wire`` round trip).
+        m.JobSession: {"job_id": ("jobId",)},
     },
     derived=(LinkThrough(m.Job, "proxy", via="repository", then="proxy"),),
     actions="verb-path",
