@@ -18,6 +18,7 @@ from click.core import ParameterSource
 from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
+from ._check import CHECK_EPILOG, PLUGIN_CODES, check, say_unknown
 from ._connect import DEFAULT_API_VERSION, Connection, explain
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
@@ -36,30 +37,44 @@ def _say_error(*lines: str) -> None:
 
 class VBOCommand(click.Command):
     """A command whose callback returns an `Outcome` (or an exit status), with its own
-    `ExitCodes`; errors become one ``vbo-async: error: ...`` line each and an exit status."""
+    `ExitCodes` and its own way of reporting errors (``report_error``, by default one
+    ``vbo-async: error: ...`` line on stderr per line given)."""
 
-    def __init__(self, *args: Any, exit_codes: ExitCodes = STANDARD, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        exit_codes: ExitCodes = STANDARD,
+        report_error: Callable[..., None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.exit_codes = exit_codes
+        self.report_error: Callable[..., None] = report_error or _say_error
 
     def invoke(self, ctx: click.Context) -> int:
-        codes = self.exit_codes
+        codes, say = self.exit_codes, self.report_error
         try:
             result = super().invoke(ctx)
         except CLIError as exc:
-            _say_error(*exc.lines)
+            say(*exc.lines)
             return codes[exc.outcome]
         except ConfigError as exc:
-            _say_error(str(exc))
+            say(str(exc))
             return codes.usage
         except VBOError as exc:
-            _say_error(explain(exc))
+            say(explain(exc))
             return codes.unreadable
         except KeyboardInterrupt:
             click.echo("vbo-async: interrupted", err=True)
             return codes.interrupted
         except BrokenPipeError:
             _quiet_stdout()
+            return codes.unreadable
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: one line, with this command's exit code
+            logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
+            say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return codes.unreadable
         return codes[result] if isinstance(result, Outcome) else int(result)
 
@@ -226,9 +241,17 @@ def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
 
 _TABLE_HELP = """
 \b
-The table puts Failed and Warning jobs first and ends with a summary line; servers and tenants
-that could not be read are listed below it (and make the exit code 1). On a narrow terminal,
-columns are left out in this order: Proxy, Repository, Next run, Last run, Enabled.
+Every job's health is judged as 'vbo-async check' does (default policy: a failed last run or
+no success for 26 h is CRITICAL, warnings and jobs never run are WARNING), from its recent
+sessions: on v6+ one listing for a server with many tenants, one or two requests per job for
+a tenant alone; v1 cannot list sessions server-wide, so each job costs one request there.
+\b
+The table puts the jobs by health first (CRITICAL, WARNING, UNKNOWN, then OK) and ends with a
+summary line; servers and tenants that could not be read are listed below it (and make the
+exit code 1). On a narrow terminal, the Health column shows the state alone, and columns are
+left out in this order: Proxy, Repository, Next run, Last run, Enabled, Status, health reasons.
+With --json, each job has "health" (OK, WARNING, CRITICAL or UNKNOWN) and "health_reason";
+both are null for a server or tenant that could not be read.
 """
 
 
@@ -377,6 +400,10 @@ def poll(targets: Path, concurrency: int, as_json: bool, wide: bool) -> Outcome:
     return _show(asyncio.run(run(targets, concurrency)), as_json=as_json, wide=wide)
 
 
+# A monitoring plugin: its own exit codes and output (see _check).
+cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=CHECK_EPILOG)(check)
+
+
 # --- entry point --------------------------------------------------------------------------------
 
 
@@ -385,8 +412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         level = level_from_environment()
     except CLIError as exc:
-        _say_error(*exc.lines)
-        return STANDARD.usage
+        command = _named_command(argv)
+        if command is None:
+            _say_error(*exc.lines)
+            return STANDARD.usage
+        command.report_error(*exc.lines)
+        return command.exit_codes.usage
     with configured_logging(level):
         try:
             status = cli.main(
@@ -398,7 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _codes(exc.ctx).usage
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "vbo-async"
-            _say_error(f"{exc.format_message()} (see '{where} --help')")
+            failed = exc.ctx.command if exc.ctx is not None else None
+            say = failed.report_error if isinstance(failed, VBOCommand) else _say_error
+            say(f"{exc.format_message()} (see '{where} --help')")
             return _codes(exc.ctx).usage
         except click.ClickException as exc:
             _say_error(exc.format_message())
@@ -414,6 +447,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say_error(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return STANDARD.unreadable
     return int(status) if isinstance(status, int) else 0
+
+
+def _named_command(argv: Sequence[str] | None) -> VBOCommand | None:
+    """The command the arguments name (their first word that is not an option), if any."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    command = cli.commands.get(name) if name is not None else None
+    return command if isinstance(command, VBOCommand) else None
 
 
 def _codes(ctx: click.Context | None) -> ExitCodes:

@@ -1,0 +1,292 @@
+"""``vbo-async check``: the backup jobs' health as a Nagios/Icinga/Checkmk plugin.
+
+The click options and callback (registered in `_app` with the plugin's own `ExitCodes` and
+error output), and the one sweep it makes; what it prints is decided in `_plugin` (pure).
+Everything goes to stdout, plain: a monitoring system reads the first line as the status and
+may merge stderr into it, so log lines the run produces are held back and written to stderr
+only after the verdict (unless ``VBO_ASYNC_LOG`` asks for them as they come).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import difflib
+import io
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import click
+
+from .._exceptions import ConfigError, VBOError
+from .._health import HealthPolicy
+from .._results import PollTarget
+from ._exit import CLIError
+from ._logging import level_from_environment
+from ._plugin import (
+    PLUGIN_CODES,
+    DurationError,
+    NotFound,
+    PluginOutput,
+    error_output,
+    format_duration,
+    parse_duration,
+    plugin_output,
+)
+from ._report import Report, Row
+
+__all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "say_unknown"]
+
+CHECK_EPILOG = """
+\b
+Output (plain text, on stdout; the first line is wrapped here):
+  VB365 CRITICAL - 3 of 120 jobs failing, 5 warning: contoso/Mail daily (failed 2
+  days ago), ... | jobs=120;;;0 ok=112;;;0 warning=5;;;0 critical=3;;;0 unknown=0;;;0 ...
+  CRITICAL: east/contoso.onmicrosoft.com/Mail daily: failed 2 days ago
+  WARNING: east/fabrikam.onmicrosoft.com/Archive job: last run ended with warnings 3 h ago
+  UNKNOWN: west: cannot connect: ...
+The first line names the state, the counts and the worst three findings, then the
+performance data after '|': jobs, ok, warning, critical, unknown (jobs by health),
+servers_down and tenants_unreadable. Then one line per job, tenant or server that is not OK,
+worst first.
+
+\b
+A job's health: CRITICAL when its last run failed or it had no success for --max-age;
+WARNING when its last run ended with warnings, failed but will be retried, or it never ran;
+UNKNOWN when its last run ended otherwise or its sessions could not be read; OK otherwise
+(a disabled job is OK). A server or tenant that cannot be read, an --org that names no
+organization, or finding no job at all is UNKNOWN, never OK.
+
+\b
+Cost: one sweep. On v6+ a server with 8 or more tenants checked costs a handful of requests
+(its organizations, its jobs, its sessions of the last --max-age); fewer tenants cost one
+request each and one or two per job. v1 cannot list sessions server-wide: one request per job.
+
+\b
+Exit codes (the monitoring plugin convention, not the other commands' codes):
+  0  OK        every job is OK
+  1  WARNING   a job is WARNING, none CRITICAL
+  2  CRITICAL  a job is CRITICAL
+  3  UNKNOWN   nothing worse, but something could not be read or found; also a usage
+               error (bad option or duration, bad targets file, no password), an
+               internal error or an interruption
+The most severe finding decides: CRITICAL > WARNING > UNKNOWN > OK.
+"""
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | dt.timedelta) -> dt.timedelta:
+    """The option callback of ``--max-age`` and ``--timeout``: `parse_duration`, a bad duration
+    being a usage error."""
+    if isinstance(value, dt.timedelta):
+        return value
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def say_unknown(*lines: str) -> None:
+    """How ``check`` reports an error: an UNKNOWN plugin output on stdout."""
+    sys.stdout.write(error_output(*lines))
+    sys.stdout.flush()
+
+
+@click.option(
+    "--targets",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of [[servers]] tables, as for 'vbo-async poll'.",
+)
+@click.option(
+    "--max-age",
+    default="26h",
+    metavar="DURATION",
+    callback=duration,
+    help="A job with no success for longer is CRITICAL: 90m, 26h, 2d, 1d12h (units d, h, m, s).",
+)
+@click.option(
+    "--org",
+    "organizations",
+    multiple=True,
+    metavar="ID|NAME",
+    help="Check only this organization (id, or name case-insensitively) on whichever server has "
+    "it; repeat for several [default: every organization the targets file selects].",
+)
+@click.option(
+    "--timeout",
+    default="50s",
+    metavar="DURATION",
+    callback=duration,
+    help="Give up after this long: servers and tenants that have not answered are UNKNOWN "
+    "(under the 60 s that Nagios and Icinga allow a check by default).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=16,
+    help="How many servers are listed, and tenants checked, at once.",
+)
+def check(
+    targets: Path,
+    max_age: dt.timedelta,
+    organizations: tuple[str, ...],
+    timeout: dt.timedelta,
+    concurrency: int,
+) -> int:
+    """Check the health of the backup jobs: a Nagios, Icinga or Checkmk plugin.
+
+    One sweep of the servers of a targets file; prints a status line, a line per job (or
+    server, or tenant) that is not OK, and performance data, and exits with the most severe
+    state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Passwords come from each server's
+    password_env variable (no prompt when run without a terminal).
+
+    \b
+    Example:
+      vbo-async check --targets /etc/vbo/targets.toml --max-age 30h --org contoso.onmicrosoft.com
+    """
+    held = io.StringIO()
+    try:
+        with _holding_stderr(held):
+            try:
+                output = asyncio.run(
+                    run_check(
+                        targets,
+                        policy=HealthPolicy(max_age=max_age),
+                        wanted=organizations,
+                        give_up_after=timeout,
+                        concurrency=concurrency,
+                    )
+                )
+                text, code = output.text, output.exit_code
+            except CLIError as exc:
+                text, code = error_output(*exc.lines), PLUGIN_CODES[exc.outcome]
+            except ConfigError as exc:
+                text, code = error_output(str(exc)), PLUGIN_CODES.usage
+            except VBOError as exc:
+                text, code = error_output(str(exc)), PLUGIN_CODES.unreadable
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    finally:
+        if held.getvalue():
+            sys.stderr.write(held.getvalue())
+    return code
+
+
+@contextlib.contextmanager
+def _holding_stderr(held: io.StringIO) -> Iterator[None]:
+    """Hold what is written to stderr (library warnings) in ``held`` while the block runs,
+    unless ``VBO_ASYNC_LOG`` asks for logs as they come."""
+    if level_from_environment() is not None:
+        yield
+        return
+    with contextlib.redirect_stderr(held):
+        yield
+
+
+# --- the sweep ----------------------------------------------------------------------------------
+
+
+async def run_check(
+    path: Path,
+    *,
+    policy: HealthPolicy,
+    wanted: Sequence[str] = (),
+    give_up_after: dt.timedelta = dt.timedelta(seconds=50),
+    concurrency: int = 16,
+) -> PluginOutput:
+    """Sweep the servers of the targets file at ``path`` once and judge every job under
+    ``policy`` (no repository or proxy is fetched). ``wanted`` restricts the check to those
+    organizations (ids or names) on whichever server has them. Whatever has not answered
+    within ``give_up_after`` is UNKNOWN; a bad targets file or a missing password is a `CLIError`.
+    """
+    report, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency)
+    return plugin_output(report, not_found=not_found)
+
+
+async def _sweep(
+    path: Path, policy: HealthPolicy, wanted: Sequence[str], give_up_after: dt.timedelta, concurrency: int
+) -> tuple[Report, list[NotFound]]:
+    from .._poll import PollResult, poll_jobs
+    from ._flows import list_servers, open_servers, report_of
+    from ._progress import Phase
+
+    deadline = asyncio.get_running_loop().time() + give_up_after.total_seconds()
+    late = f"no answer within {format_duration(give_up_after)}"
+    async with contextlib.AsyncExitStack() as stack:
+        servers = await open_servers(stack, path)
+        targets, failures = await list_servers(
+            servers, concurrency, Phase(None, None), deadline=deadline, late=late
+        )
+        not_found: list[NotFound] = []
+        if wanted:
+            targets, failures, not_found = _select(targets, failures, wanted, len(servers))
+        results: list[PollResult] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                async with poll_jobs(targets, concurrency=concurrency, health=policy) as sweep:
+                    async for result in sweep:
+                        results.append(result)
+    names = {id(server.client): server.target.label for server in servers}
+    answered = {id(result.target) for result in results}
+    failures += [
+        Row(
+            server=names[id(target.client)],
+            organization=target.name or target.organization_id,
+            organization_id=target.organization_id,
+            error=late,
+        )
+        for target in targets
+        if id(target) not in answered
+    ]
+    report = report_of(results, names, servers=len(servers), extra=failures, source="targets")
+    return report, not_found
+
+
+def _select(
+    targets: Sequence[PollTarget], failures: Sequence[Row], wanted: Sequence[str], servers: int
+) -> tuple[list[PollTarget], list[Row], list[NotFound]]:
+    """The targets ``wanted`` names (by id or name, on any server), the failures that still
+    matter (whole servers, which might hold them, and file entries that ``wanted`` names), and
+    what names nothing."""
+    keys = {value.strip().casefold(): value for value in wanted}
+    chosen: dict[int, PollTarget] = {}
+    not_found: list[NotFound] = []
+    for key, value in keys.items():
+        hits = [target for target in targets if key in _names(target)]
+        for target in hits:
+            chosen.setdefault(id(target), target)
+        named_in_file = any((row.organization or "").casefold() == key for row in failures)
+        if not hits and not named_in_file:
+            not_found.append(NotFound(value, _not_found_message(value, targets, failures, servers)))
+    kept = [row for row in failures if row.organization is None or row.organization.casefold() in keys]
+    return list(chosen.values()), kept, not_found
+
+
+def _names(target: PollTarget) -> set[str]:
+    names = {target.organization_id.casefold()}
+    if target.organization is not None and target.organization.name:
+        names.add(target.organization.name.casefold())
+    if target.name:
+        names.add(target.name.casefold())
+    return names
+
+
+def _not_found_message(
+    value: str, targets: Sequence[PollTarget], failures: Sequence[Row], servers: int
+) -> str:
+    checked = sorted({target.label for target in targets}, key=lambda name: (name.casefold(), name))
+    folded = {name.casefold(): name for name in checked}
+    key = value.strip().casefold()
+    close = [folded[name] for name in difflib.get_close_matches(key, list(folded), n=3, cutoff=0.6)]
+    where = "the server" if servers == 1 else f"any of the {servers} servers"
+    message = f"no organization {value!r} on {where}"
+    down = sum(row.organization is None for row in failures)
+    if down:
+        message += f" that could be read ({down} could not)"
+    if close:
+        message += "; did you mean " + ", ".join(repr(name) for name in close) + "?"
+    elif checked and len(checked) <= 5:
+        message += "; checked: " + ", ".join(repr(name) for name in checked)
+    return message
