@@ -18,11 +18,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import attrs
 import click
 
 from .._exceptions import ConfigError, VBOError
 from .._health import HealthPolicy
-from .._results import PollTarget
+from .._poll import PollResult, PollTarget, poll_jobs
 from ._exit import CLIError
 from ._logging import level_from_environment
 from ._plugin import (
@@ -35,7 +36,7 @@ from ._plugin import (
     parse_duration,
     plugin_output,
 )
-from ._report import Report, Row
+from ._report import Report, Row, error_row
 
 __all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "say_unknown"]
 
@@ -205,63 +206,87 @@ async def run_check(
     return plugin_output(report, not_found=not_found)
 
 
+@attrs.define
+class _Found:
+    """What the servers' pipelines have found so far (kept when time is up)."""
+
+    listed: dict[int, tuple[list[PollTarget], list[Row]]] = attrs.Factory(dict)
+    """Per server (by position), its tenants to check and the failure rows of its listing."""
+    seen: set[str] = attrs.Factory(set)
+    """The names of every organization listed, for hints about an ``--org`` that names none."""
+    results: list[PollResult] = attrs.Factory(list)
+
+
 async def _sweep(
     path: Path, policy: HealthPolicy, wanted: Sequence[str], give_up_after: dt.timedelta, concurrency: int
 ) -> tuple[Report, list[NotFound]]:
-    from .._poll import PollResult, poll_jobs
-    from ._flows import list_servers, open_servers, report_of
+    """Each server on its own: list its organizations, keep those ``wanted``, judge their jobs.
+    A server that is slow to list holds up only itself; at the deadline, whatever is still
+    running is stopped and reported as not having answered."""
+    from ._flows import Server, open_servers, report_of, server_targets
     from ._progress import Phase
 
-    deadline = asyncio.get_running_loop().time() + give_up_after.total_seconds()
-    late = f"no answer within {format_duration(give_up_after)}"
+    keys = {value.strip().casefold(): value for value in wanted}
+    found = _Found()
+    limit = asyncio.Semaphore(concurrency)
+
+    async def check_server(number: int, server: Server) -> None:
+        targets, failures = await server_targets(server, limit, Phase(None, None))
+        found.seen.update(target.label for target in targets)
+        if keys:
+            targets = [target for target in targets if _names(target) & keys.keys()]
+            # A whole server that cannot be read might hold them: it stays; of the organizations
+            # of the targets file its server does not have, only those named stay.
+            failures = [row for row in failures if row.organization is None or _failed_name(row) in keys]
+        found.listed[number] = (targets, failures)
+        async with poll_jobs(targets, concurrency=concurrency, health=policy) as sweep:
+            async for result in sweep:
+                found.results.append(result)
+
     async with contextlib.AsyncExitStack() as stack:
         servers = await open_servers(stack, path)
-        targets, failures = await list_servers(
-            servers, concurrency, Phase(None, None), deadline=deadline, late=late
-        )
-        not_found: list[NotFound] = []
-        if wanted:
-            targets, failures, not_found = _select(targets, failures, wanted, len(servers))
-        results: list[PollResult] = []
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                async with poll_jobs(targets, concurrency=concurrency, health=policy) as sweep:
-                    async for result in sweep:
-                        results.append(result)
+        tasks = [asyncio.create_task(check_server(n, server)) for n, server in enumerate(servers)]
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=give_up_after.total_seconds())
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            bug = None if task.cancelled() else task.exception()
+            if bug is not None:  # a server's failure is a result or a row; anything else is a bug
+                raise bug
+    late = f"no answer within {format_duration(give_up_after)}"
+    answered = {id(result.target) for result in found.results}
+    failures: list[Row] = []
+    for number, server in enumerate(servers):
+        label = server.target.label
+        if number not in found.listed:
+            failures.append(error_row(label, late))
+            continue
+        targets, listing_failures = found.listed[number]
+        failures += listing_failures
+        failures += [
+            error_row(label, late, organization=t.label, organization_id=t.organization_id)
+            for t in targets
+            if id(t) not in answered
+        ]
+    not_found = []
+    for key, value in keys.items():
+        if any(key in _names(t) for targets, _ in found.listed.values() for t in targets):
+            continue
+        if any(_failed_name(row) == key for row in failures):
+            continue  # an organization of the targets file that its server does not have
+        not_found.append(NotFound(value, _not_found_message(value, found.seen, failures, len(servers))))
     names = {id(server.client): server.target.label for server in servers}
-    answered = {id(result.target) for result in results}
-    failures += [
-        Row(
-            server=names[id(target.client)],
-            organization=target.name or target.organization_id,
-            organization_id=target.organization_id,
-            error=late,
-        )
-        for target in targets
-        if id(target) not in answered
-    ]
-    report = report_of(results, names, servers=len(servers), extra=failures, source="targets")
+    report = report_of(found.results, names, servers=len(servers), extra=failures, source="targets")
     return report, not_found
 
 
-def _select(
-    targets: Sequence[PollTarget], failures: Sequence[Row], wanted: Sequence[str], servers: int
-) -> tuple[list[PollTarget], list[Row], list[NotFound]]:
-    """The targets ``wanted`` names (by id or name, on any server), the failures that still
-    matter (whole servers, which might hold them, and file entries that ``wanted`` names), and
-    what names nothing."""
-    keys = {value.strip().casefold(): value for value in wanted}
-    chosen: dict[int, PollTarget] = {}
-    not_found: list[NotFound] = []
-    for key, value in keys.items():
-        hits = [target for target in targets if key in _names(target)]
-        for target in hits:
-            chosen.setdefault(id(target), target)
-        named_in_file = any((row.organization or "").casefold() == key for row in failures)
-        if not hits and not named_in_file:
-            not_found.append(NotFound(value, _not_found_message(value, targets, failures, servers)))
-    kept = [row for row in failures if row.organization is None or row.organization.casefold() in keys]
-    return list(chosen.values()), kept, not_found
+def _failed_name(row: Row) -> str | None:
+    """How a failure row of a listing names its organization (None for a whole server)."""
+    return row.organization.strip().casefold() if row.organization is not None else None
 
 
 def _names(target: PollTarget) -> set[str]:
@@ -273,20 +298,16 @@ def _names(target: PollTarget) -> set[str]:
     return names
 
 
-def _not_found_message(
-    value: str, targets: Sequence[PollTarget], failures: Sequence[Row], servers: int
-) -> str:
-    checked = sorted({target.label for target in targets}, key=lambda name: (name.casefold(), name))
-    folded = {name.casefold(): name for name in checked}
-    key = value.strip().casefold()
-    close = [folded[name] for name in difflib.get_close_matches(key, list(folded), n=3, cutoff=0.6)]
-    where = "the server" if servers == 1 else f"any of the {servers} servers"
-    message = f"no organization {value!r} on {where}"
+def _not_found_message(value: str, seen: set[str], failures: Sequence[Row], servers: int) -> str:
     down = sum(row.organization is None for row in failures)
+    if down == servers:
+        return f"no organization {value!r}: no server could be read"
+    where = "on the server" if servers == 1 else f"on any of the {servers} servers"
     if down:
-        message += f" that could be read ({down} could not)"
+        where = f"on the {servers - down} of {servers} servers that could be read"
+    message = f"no organization {value!r} {where}"
+    folded = {name.casefold(): name for name in sorted(seen)}
+    close = difflib.get_close_matches(value.strip().casefold(), list(folded), n=3, cutoff=0.6)
     if close:
-        message += "; did you mean " + ", ".join(repr(name) for name in close) + "?"
-    elif checked and len(checked) <= 5:
-        message += "; checked: " + ", ".join(repr(name) for name in checked)
-    return message
+        return message + "; did you mean " + ", ".join(repr(folded[name]) for name in close) + "?"
+    return message + " (ids, or names ignoring case)"

@@ -42,6 +42,7 @@ __all__ = [
     "open_servers",
     "poll",
     "report_of",
+    "server_targets",
 ]
 
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -199,37 +200,18 @@ async def _close(servers: Sequence[Server]) -> None:
 
 
 async def list_servers(
-    servers: Sequence[Server],
-    concurrency: int,
-    phase: Phase,
-    *,
-    deadline: float | None = None,
-    late: str = "no answer in time",
+    servers: Sequence[Server], concurrency: int, phase: Phase
 ) -> tuple[list[PollTarget], list[Row]]:
     """The tenants to poll on every server (each server's organizations listed once, at most
-    ``concurrency`` servers at once), and the failure rows of the servers that could not be
-    listed and of the organizations of the file they do not have.
-
-    ``deadline`` (the event loop's time) stops the listings still running then: each of those
-    servers is a failure row saying ``late``.
-    """
+    ``concurrency`` servers at once, see `server_targets`), and the failure rows of the servers
+    that could not be listed and of the organizations of the file they do not have."""
     limit = asyncio.Semaphore(concurrency)
-    tasks = [asyncio.create_task(_organizations_of(server, limit, phase)) for server in servers]
-    try:
-        if tasks:
-            timeout = None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0)
-            await asyncio.wait(tasks, timeout=timeout)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async with asyncio.TaskGroup() as group:
+        listings = [group.create_task(server_targets(server, limit, phase)) for server in servers]
     targets: list[PollTarget] = []
     failures: list[Row] = []
-    for server, task in zip(servers, tasks, strict=True):
-        if task.cancelled():
-            failures.append(error_row(server.target.label, late))
-            continue
-        found, failed = task.result()  # a bug (anything but a VBOError) is raised here
+    for listing in listings:
+        found, failed = listing.result()
         targets += found
         failures += failed
     return targets, failures
@@ -252,7 +234,7 @@ async def poll(path: Path, concurrency: int, *, policy: HealthPolicy | None = No
     return report_of(results, names, servers=len(servers), extra=failures, source="targets")
 
 
-async def _organizations_of(
+async def server_targets(
     server: Server, limit: asyncio.Semaphore, phase: Phase
 ) -> tuple[list[PollTarget], list[Row]]:
     """The tenants to poll on one server, and the failure rows of what could not be found.

@@ -53,7 +53,7 @@ SUMMARY_ITEMS = 3
 # --- durations ------------------------------------------------------------------------------------
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
 _MAX_SECONDS = 100 * 365 * 86400
 
 
@@ -75,7 +75,7 @@ def parse_duration(text: str) -> dt.timedelta:
     cleaned = text.strip().lower()
     match = _DURATION.fullmatch(cleaned)
     if not cleaned or match is None:
-        if cleaned.isdigit():
+        if cleaned.isascii() and cleaned.isdigit():
             units = ", ".join(cleaned + unit for unit in "hmd")
             raise DurationError(f"{text!r} has no unit: write {units} or {cleaned}s")
         raise DurationError(f"{text!r} is not a duration such as 90m, 26h, 2d or 1d12h (units d, h, m, s)")
