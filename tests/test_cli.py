@@ -1575,7 +1575,8 @@ def test_bad_arguments_are_one_usage_error_line(
 
 
 COMMAND_OPTIONS = {
-    None: ["--version", "demo", "simulate", "jobs", "organizations", "poll"],
+    "check": ["--targets", "--max-age", "--org", "--timeout", "--concurrency"],
+    None: ["--version", "demo", "simulate", "jobs", "organizations", "poll", "check"],
     "demo": ["--organizations", "--seed", "--concurrency", "--json", "--wide"],
     "simulate": ["--host", "--port", "--tls", "--seed", "--organizations", "--error-rate", "--revoke-every"],
     "jobs": [
@@ -1647,8 +1648,12 @@ def test_every_option_has_help_and_shows_its_default(capsys: pytest.CaptureFixtu
 def test_readme_documents_the_same_exit_codes() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
-    table = dict(re.findall(r"^\| `(\d+)` \| (.+) \|$", section, re.M))
+    general, plugin = section.split("**`check`: a Nagios", 1)
+    table = dict(re.findall(r"^\| `(\d+)` \| (.+) \|$", general, re.M))
     assert set(table) == {"0", "1", "2", "130"}
+    states = dict(re.findall(r"^\| `(\d)` \| (OK|WARNING|CRITICAL|UNKNOWN) \|", plugin, re.M))
+    assert states == {"0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"}
+    assert "CRITICAL > WARNING > UNKNOWN > OK" in plugin
 
 
 # --- simulate's fault flags come from Faults ----------------------------------------------------------
