@@ -751,8 +751,10 @@ async def test_300_tenants_on_v8_cost_a_handful_of_requests(
         result = await run_in_thread(capsys, "check", "--targets", str(targets))
         checked = request_kinds(big)
         big.reset_stats()
-        table = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+        table = await run_in_thread(capsys, "poll", "--targets", str(targets))
         tabled = request_kinds(big)
+        big.reset_stats()
+        as_json = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
     assert result.code == 2
     assert perf_values(first_line(result.out)["perf"])["jobs"] == len(big.job_ids())
     assert checked == {
@@ -764,7 +766,10 @@ async def test_300_tenants_on_v8_cost_a_handful_of_requests(
     }
     assert sum(checked.values()) <= 20
     assert table.code == 0, table.err
-    rows = json.loads(table.out)
+    summary = table.out.splitlines()[-1]
+    assert re.match(rf"{len(big.job_ids())} jobs on 300 tenants: \d+ critical, \d+ warning$", summary)
+    assert request_kinds(big) == tabled  # --json asks the same
+    rows = json.loads(as_json.out)
     assert len(rows) == len(big.job_ids())
     assert {row["health"] for row in rows} <= set(STATES)
     assert tabled["GET /v8/jobsessions"] == 1

@@ -382,3 +382,14 @@ def test_no_jobs_prints_only_the_failures_and_the_summary() -> None:
     assert headers(text) == ["Server", "Organization", "Error"]
     summary = "0 jobs on 0 tenants: 0 critical, 0 warning; 1 server unreachable"
     assert text.rstrip().splitlines()[-1] == summary
+
+
+def test_the_health_state_is_coloured_and_its_reason_is_not(demo_report: Report) -> None:
+    out = io.StringIO()
+    console = Console(width=200, file=out, force_terminal=True, color_system="standard")
+    print_report(demo_report, console, now=NOW, zone=dt.UTC)
+    text = out.getvalue()
+    colours = {"CRITICAL": "\x1b[1;31m", "WARNING": "\x1b[33m", "OK": "\x1b[32m"}
+    for state, colour in colours.items():
+        assert f"{colour}{state}\x1b[0m" in text, state
+    assert "\x1b[32mOK\x1b[0m       disabled " in text

@@ -173,7 +173,7 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
 def _health(state: HealthState | None) -> Text:
     if state is None:
         return Text("-", style="dim")
-    return Text(state.name, style=_HEALTH_STYLE[state])
+    return Text.assemble((state.name, _HEALTH_STYLE[state]))  # a span: a reason added stays plain
 
 
 def _status(status: str | None) -> Text:
