@@ -43,10 +43,12 @@ __all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "sa
 CHECK_EPILOG = """
 \b
 Output (plain text, on stdout; the first line is wrapped here):
-  VB365 CRITICAL - 3 of 120 jobs failing, 5 warning: contoso/Mail daily (failed 2
-  days ago), ... | jobs=120;;;0 ok=112;;;0 warning=5;;;0 critical=3;;;0 unknown=0;;;0 ...
+  VB365 CRITICAL - 3 of 120 jobs failing, 1 warning; 1 server unreachable:
+  contoso.onmicrosoft.com/Mail daily (failed 2 days ago), ... | jobs=120;;;0 ok=116;;;0
+  warning=1;;;0 critical=3;;;0 unknown=0;;;0 servers_down=1;;;0 tenants_unreadable=0;;;0
   CRITICAL: east/contoso.onmicrosoft.com/Mail daily: failed 2 days ago
-  WARNING: east/fabrikam.onmicrosoft.com/Archive job: last run ended with warnings 3 h ago
+  ...
+  WARNING: east/northwind.onmicrosoft.com/Support protection: last run ended with warnings 14 h ago
   UNKNOWN: west: cannot connect: ...
 The first line names the state, the counts and the worst three findings, then the
 performance data after '|': jobs, ok, warning, critical, unknown (jobs by health),
