@@ -875,3 +875,28 @@ async def test_a_check_of_three_servers_is_quick(tmp_path: Path, now_judged: Non
     assert perf_values(first_line(out)["perf"])["jobs"] == sum(len(s.health) for s in (a, b, c))
     print(f"check of 3 servers: {elapsed:.2f} s")
     assert elapsed < 3.0
+
+
+async def test_check_a_simulate_process_from_a_check_process(tmp_path: Path) -> None:
+    """Both sides real processes: ``vbo-async simulate`` (its "now" the real time) and
+    ``vbo-async check`` of its 20 organizations, by the URL it prints."""
+    from .test_cli import served_url, start_simulate, stop
+
+    process, lines = await start_simulate(tmp_path, "--port", "0", "--seed", "3")
+    try:
+        targets = write_targets(
+            tmp_path / "t.toml", server_table("sim", served_url(lines[-1]), "VBO_PASSWORD")
+        )
+        code, out, err = await check_process(targets, "--max-age", "2d")
+    finally:
+        await stop(process)
+    assert err == ""
+    assert_plain(out)
+    match = first_line(out)
+    assert code == {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}[match.group(1)]
+    values = perf_values(match["perf"])
+    assert values["jobs"] == len(Simulator(SimulatorConfig(seed=3, organizations=20)).job_ids())
+    assert values["jobs"] == values["ok"] + values["warning"] + values["critical"] + values["unknown"]
+    assert len(out.splitlines()) == 1 + values["jobs"] - values["ok"]
+    stale = [line for line in out.splitlines()[1:] if ": no success for " in line]
+    assert all(line.endswith("(max 48 h)") for line in stale), stale  # --max-age 2d was applied
