@@ -419,7 +419,7 @@ def test_demo_prints_a_table_of_every_simulated_job(capsys: pytest.CaptureFixtur
     health = expected_health(simulator)
     check_table(result.out, expected_rows(simulator), health=health)
     assert summary_line(result.out) == summary_of(health, 12)
-    assert summary_line(result.out) == "43 jobs on 12 tenants: 14 critical, 5 warning"
+    assert summary_line(result.out) == "43 jobs on 12 tenants: 4 critical, 6 warning"
     assert "Latest session" not in result.out
 
 

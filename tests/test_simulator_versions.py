@@ -841,8 +841,9 @@ def test_default_epoch_is_the_real_now() -> None:
     upcoming = [iso(job["nextRun"]) for job in jobs if job["nextRun"]]
     assert runs
     assert upcoming
-    assert all(before - dt.timedelta(days=3) <= run <= after for run in runs)
-    assert all(run > before - dt.timedelta(days=3, minutes=5) for run in runs)
+    # Jobs ran within their schedule's interval, or (broken or disabled) up to five days ago.
+    assert all(before - dt.timedelta(days=5) <= run <= after for run in runs)
+    assert sum(run > before - dt.timedelta(days=1) for run in runs) > len(runs) / 2
     assert all(moment > before for moment in upcoming)
 
 

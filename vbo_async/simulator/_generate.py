@@ -132,6 +132,17 @@ def _schedule(rng: random.Random) -> Schedule:
     )
 
 
+def _since_last_run(draw: int, schedule: Schedule, enabled: bool) -> int:
+    """Ticks since a job's last run, from one draw in [5 min, 3 days]: an enabled job ran within
+    its last scheduled interval nine times in ten, and otherwise (a broken job) one to five days
+    ago; a disabled job stopped running one to five days ago. (One draw, as before, so the rest of
+    a seed's data stays the same.)"""
+    fraction = (draw - 5 * _MINUTE) / (3 * _DAY - 5 * _MINUTE)
+    if enabled and fraction < 0.9:
+        return 5 * _MINUTE + int(fraction / 0.9 * run_interval(schedule) * TICKS_PER_SECOND)
+    return _DAY + int(((fraction - 0.9) / 0.1 if enabled else fraction) * 4 * _DAY)
+
+
 def _make_job(
     rng: random.Random,
     config: SimulatorConfig,
@@ -146,7 +157,7 @@ def _make_job(
     last_run = None
     last_status = "Stopped"
     if not never_run:
-        last_run = now - rng.randint(5 * _MINUTE, 3 * _DAY)
+        last_run = now - _since_last_run(rng.randint(5 * _MINUTE, 3 * _DAY), schedule, enabled)
         last_status = rng.choices(_FINAL_STATUSES, _FINAL_WEIGHTS)[0]
     repository = rng.choice(repos)
     return Job(
