@@ -90,7 +90,8 @@ def _families(
                 totals = errors.get(snapshot.server, {})
                 for kind in ERROR_KINDS:
                     counter.add_metric((snapshot.server, kind), totals.get(kind, 0))
-            yield counter
+            if counter.samples:
+                yield counter
             continue
         family = _gauge(spec)
         for snapshot in snapshots:
