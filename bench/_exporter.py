@@ -14,13 +14,17 @@ process (`_server`), the exporter a real ``vbo-async serve`` process over loopba
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
+import logging
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,6 +157,36 @@ def scrape(base: str, *, compressed: bool, rounds: int) -> tuple[float, int]:
     return statistics.median(times), size
 
 
+def held_by_a_sweep(urls: list[str]) -> tuple[int, int]:
+    """In this process, with tracemalloc: ``(bytes still allocated after a sweep, peak during
+    it)`` of a second sweep by an `Exporter` over ``urls`` (what a sweep leaves behind between
+    sweeps: the new exposition, client state; the first sweep's leftovers were replaced)."""
+    from vbo_async import VBOClient
+    from vbo_async._cli._exporter import Exporter
+    from vbo_async._cli._sweeps import ServerSpec
+
+    async def measure() -> tuple[int, int]:
+        clients = [VBOClient(url, username="admin", password="admin") for url in urls]
+        try:
+            specs = [ServerSpec(name=f"sim{number:02d}", client=c) for number, c in enumerate(clients)]
+            exporter = Exporter(specs, interval=60)
+            await exporter.sweep()
+            gc.collect()
+            tracemalloc.start()
+            try:
+                await exporter.sweep()
+                gc.collect()
+                return tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    logging.getLogger("vbo_async").setLevel(logging.ERROR)  # "plain http://" warnings
+    return asyncio.run(measure())
+
+
 def run(*, smoke: bool) -> list[str]:
     """Print the exporter table; return the verdicts."""
     servers, tenants, jobs = (2, 3, 2) if smoke else (20, 50, 20)
@@ -173,6 +207,9 @@ def run(*, smoke: bool) -> list[str]:
         rounds = 3 if smoke else 5
         gzip_time, gzip_size = scrape(base, compressed=True, rounds=rounds)
         plain_time, plain_size = scrape(base, compressed=False, rounds=rounds)
+        child.terminate()
+        child.wait(timeout=60)
+        held, traced_peak = held_by_a_sweep(urls)
     expected_jobs = servers * tenants * jobs
     published = int(warm["vbo_async_exporter_jobs"])
     fewest = LISTINGS + tenants
@@ -196,6 +233,8 @@ def run(*, smoke: bool) -> list[str]:
     table.add("exposition (uncompressed)", fmt_bytes(warm["vbo_async_exporter_exposition_bytes"]))
     table.add("resident memory after the second sweep", fmt_bytes(rss))
     table.add("peak resident memory", fmt_bytes(peak))
+    table.add("Python objects a sweep leaves behind (tracemalloc)", fmt_bytes(held))
+    table.add("Python objects at the peak of a sweep (tracemalloc)", fmt_bytes(traced_peak))
     table.add(
         f"scrape, gzip ({fmt_bytes(gzip_size)} on the wire), median of {rounds}", fmt_seconds(gzip_time)
     )
@@ -203,7 +242,9 @@ def run(*, smoke: bool) -> list[str]:
     table.notes.append(
         "Sweep durations and rendering come from the exporter's own metrics; requests from the "
         "simulators' counters, reset between the first and the second sweep; memory from "
-        "/proc/PID/status of the exporter process."
+        "/proc/PID/status of the exporter process (freed memory the allocator keeps counts as "
+        "resident); the tracemalloc rows come from an `Exporter` run in the benchmark's own process "
+        "over the same simulators, measuring a second sweep."
     )
     table.print()
     assert published == expected_jobs, (published, expected_jobs)
@@ -211,5 +252,6 @@ def run(*, smoke: bool) -> list[str]:
         f"exporter: {expected_jobs:,} jobs on {servers} servers swept in "
         f"{fmt_seconds(warm['vbo_async_exporter_last_sweep_duration_seconds'])} "
         f"(goal: well inside a 60 s interval), {max(seen)} requests per server (fewest possible {fewest}), "
-        f"{fmt_bytes(rss)} resident, a gzip scrape in {fmt_seconds(gzip_time)}",
+        f"{fmt_bytes(rss)} resident ({fmt_bytes(held)} of Python objects held), "
+        f"a gzip scrape in {fmt_seconds(gzip_time)}",
     ]
