@@ -688,3 +688,31 @@ def test_signals_end_the_process_with_the_cli_exit_codes(
         assert process.stderr is not None
         err = process.stderr.read()
     assert "Traceback" not in err
+
+
+# --- the monitoring guide ----------------------------------------------------------------------------
+
+GUIDE = Path(__file__).parents[1] / "docs" / "monitoring.md"
+RULES = Path(__file__).parents[1] / "docs" / "monitoring-rules.yml"
+
+
+async def test_the_guide_documents_every_metric_kind_and_alert(servers: dict[str, Server]) -> None:
+    import re
+
+    text = GUIDE.read_text(encoding="utf-8")
+    rows = {
+        match["name"]: (match["type"], re.findall(r"`(\w+)`", match["labels"]))
+        for match in re.finditer(
+            r"^\| `(?P<name>veeam_vb365_\w+)` \| (?P<type>gauge|counter) \| (?P<labels>[^|]*) \|", text, re.M
+        )
+    }
+    assert rows == {spec.name: (spec.type, ["server", *spec.labels]) for spec in METRICS}
+    for kind in ERROR_KINDS:
+        assert f"`{kind}`" in text.split("**`veeam_vb365_sweep_errors_total`**", 1)[1], kind
+    exporter = exporter_of(servers["v8"])
+    own = {name for name in families(await swept(exporter)) if name.startswith(SELF_PREFIX)}
+    documented = set(re.findall(r"^\| `(vbo_async_exporter_\w+)` \|", text, re.M))
+    assert {name.removesuffix("_total") for name in documented} == own
+    alerts = re.findall(r"^ +- alert: (\w+)$", RULES.read_text(encoding="utf-8"), re.M)
+    assert alerts
+    assert all(f"| `{alert}` |" in text for alert in alerts), alerts
