@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from vbo_async import HealthState, VBOClient
-from vbo_async._cli import _serve
+from vbo_async._cli import _serve, _sweeps
 from vbo_async._cli._exit import CLIError, Outcome
 from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, render
@@ -397,6 +397,27 @@ async def test_a_server_over_its_budget_is_down_and_the_others_are_not(servers: 
     assert value(body, PREFIX + "sweep_errors_total", server="v8", kind="timeout") == 1
     assert value(body, PREFIX + "up", server="v1") == 1
     assert jobs_of(body, "v1")
+
+
+async def test_an_internal_error_downs_its_server_alone(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = _sweeps._Reader._proxies
+
+    async def buggy(self: Any) -> None:
+        if self.spec.name == "v8":
+            raise RuntimeError("a bug")
+        await real(self)
+
+    monkeypatch.setattr(_sweeps._Reader, "_proxies", buggy)
+    exporter = exporter_of(servers["v8"], servers["v1"])
+    body = await swept(exporter)
+    assert value(body, PREFIX + "up", server="v8") == 0
+    assert exporter.errors["v8"]["server"] == 1
+    assert value(body, PREFIX + "up", server="v1") == 1
+    assert jobs_of(body, "v1")
+    assert "internal error while sweeping v8" in caplog.text
+    assert "server v8 is down: internal error: RuntimeError: a bug" in caplog.text
 
 
 async def test_an_unknown_organization_in_the_targets_is_counted(servers: dict[str, Server]) -> None:

@@ -91,7 +91,6 @@ async def sweep_server(
     only ``up`` 0 and the sweep's gauges. An unexpected exception is logged with its traceback
     and makes the server down too, so one server never stops the sweep of the others.
     """
-    started = time.time()
     began = time.perf_counter()
     reader = _Reader(spec, policy, concurrency)
     problem: str | None = None
@@ -100,18 +99,21 @@ async def sweep_server(
             await reader.read()
     except TimeoutError:
         reader.fail("timeout")
-        problem = f"its sweep took longer than its budget of {budget:g} s"
+        problem = "its sweep timed out" + (f" (budget {budget:g} s)" if budget is not None else "")
     except Exception as exc:  # a bug, or hostile data nothing else caught: this server only
         log.error("internal error while sweeping %s", spec.name, exc_info=True)
         reader.fail("server")
-        problem = f"internal error: {type(exc).__name__}: {exc}"
+        cause: BaseException = exc
+        while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+            cause = cause.exceptions[0]
+        problem = f"internal error: {type(cause).__name__}: {cause}"
     else:
         problem = reader.problem
     up = problem is None
     samples = reader.samples if up else {}
     _add(samples, "up", (), 1.0 if up else 0.0)
     _add(samples, "sweep_duration_seconds", (), time.perf_counter() - began)
-    _add(samples, "last_sweep_timestamp_seconds", (), started + (time.perf_counter() - began))
+    _add(samples, "last_sweep_timestamp_seconds", (), time.time())
     return ServerSnapshot(
         server=spec.name,
         up=up,
