@@ -378,12 +378,14 @@ def poll(targets: Path, concurrency: int, as_json: bool, wide: bool) -> Outcome:
     "--interval",
     type=click.FloatRange(min=1),
     default=60.0,
+    metavar="SECONDS",
     help="Seconds from the start of one sweep of every server to the start of the next.",
 )
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
     default=None,
+    metavar="SECONDS",
     help="Seconds one server's sweep may take before that server counts as down [default: the interval].",
 )
 @_concurrency(8, "How many tenants (or whole-server batches) are polled at once on each server.")
