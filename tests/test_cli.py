@@ -2,14 +2,17 @@
 real processes, against simulators on 127.0.0.1.
 
 In-process runs call `main` in a worker thread (it runs its own event loop) while the test's loop
-serves a simulator with uvicorn; output is compared with the simulator's wire data. Every failure
-is one ``vbo-async: error: ...`` line per problem on stderr and a documented exit code:
-0 all read, 1 a server or tenant could not be read, 2 usage error, 130 interrupted.
+serves a simulator with uvicorn; output is compared with the simulator's wire data, and each
+job's health with what `poll_jobs` judges from the same data (every in-process simulator and
+sweep sees the same "now", `DEMO_EPOCH`). Every failure is one ``vbo-async: error: ...`` line
+per problem on stderr and a documented exit code: 0 all read, 1 a server or tenant could not be
+read, 2 usage error, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import getpass
@@ -28,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 
+import vbo_async._poll
 import vbo_async._sending
 import vbo_async.simulator
-from vbo_async import RetryPolicy, TransportError, VBOClient, __version__
+from vbo_async import HealthPolicy, PollTarget, RetryPolicy, TransportError, VBOClient, __version__, poll_jobs
 from vbo_async._cli import _app, _flows
 from vbo_async._cli._connect import SharedContexts
 from vbo_async.cli import main
@@ -41,10 +46,11 @@ from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
 
 from .conftest import closed_port, serve
 
-DEMO_SEED = 2017
+DEMO_SEED = _app.DEMO_SEED
 DEMO_EPOCH = dt.datetime(2017, 4, 4, 10, 0, tzinfo=dt.UTC)
 """The simulated "now" of every simulator these tests build in process (the demo's included): a
-simulator's default epoch is the real time, so two built a second apart would differ."""
+simulator's default epoch is the real time, so two built a second apart would differ. In-process
+sweeps judge health at this moment too (`judge_at`)."""
 ZONE_SUFFIX = re.compile(r" \((?:UTC|[A-Z]{2,5})[^)]*\)$")
 SCRIPT = Path(sys.executable).parent / "vbo-async"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -215,18 +221,80 @@ JSON_KEYS = {
     "next_run",
     "repository",
     "proxy",
+    "health",
+    "health_reason",
     "error",
 }
+STATES = ("CRITICAL", "WARNING", "UNKNOWN", "OK")
+"""Health states, worst first: the order of the table's rows."""
+
+Health = dict[str, tuple[str, str]]
+"""Per job id, (state name, reason)."""
 
 
-def check_json_rows(out: str, expected: dict[str, dict[str, Any]], server: str | dict[str, str]) -> list[Any]:
-    """``--json`` job rows against `expected_rows`; ``server`` per job id when several servers."""
+def judge_at(monkeypatch: pytest.MonkeyPatch, now: dt.datetime) -> None:
+    """Make every sweep judge health at ``now`` (`poll_jobs` takes the time when it starts)."""
+    context = vbo_async._poll.Context
+
+    def at(**fields: Any) -> Any:
+        return context(**{**fields, "now": now})
+
+    monkeypatch.setattr(vbo_async._poll, "Context", at)
+
+
+def expected_health(
+    simulator: Simulator, organization_ids: list[str] | None = None, *, version: str = "v8"
+) -> Health:
+    """What `poll_jobs(health=HealthPolicy())` judges of every job of a copy of ``simulator``
+    (same configuration, so same data) over ``version``, with the sweep's clock as it is."""
+
+    async def sweep() -> Health:
+        app = create_app(simulator=Simulator(simulator.config))
+        found: Health = {}
+        async with VBOClient(
+            "https://vbo.test:4443",
+            username="admin",
+            password="admin",
+            api_version=version,
+            transport=httpx.ASGITransport(app=app),
+        ) as vbo:
+            wanted = organization_ids if organization_ids is not None else simulator.organization_ids()
+            targets = [PollTarget(client=vbo, organization_id=org) for org in wanted]
+            async with poll_jobs(targets, health=HealthPolicy()) as results:
+                async for result in results:
+                    assert result.error is None, result.error
+                    for job in result.jobs:
+                        health = result.health[job.id]
+                        found[job.id] = (health.state.name, health.reason)
+        return found
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the caller may be inside an event loop
+        return pool.submit(asyncio.run, sweep()).result()
+
+
+def check_json_rows(
+    out: str,
+    expected: dict[str, dict[str, Any]],
+    server: str | dict[str, str],
+    health: Health | None = None,
+) -> list[Any]:
+    """``--json`` job rows against `expected_rows` (and `expected_health` when given); ``server``
+    per job id when several servers. Every job has a health and a reason, every failure null."""
     rows = json.loads(out)
     assert isinstance(rows, list)
     jobs = [row for row in rows if row["error"] is None]
     assert sorted(row["job_id"] for row in jobs) == sorted(expected)
     for row in rows:
         assert set(row) == JSON_KEYS
+        if row["error"] is None:
+            assert row["health"] in STATES
+            assert isinstance(row["health_reason"], str)
+            assert row["health_reason"]
+        else:
+            assert row["health"] is None
+            assert row["health_reason"] is None
+    if health is not None:
+        assert {row["job_id"]: (row["health"], row["health_reason"]) for row in jobs} == health
     for row in jobs:
         want = expected[row["job_id"]]
         assert row["server"] == (server if isinstance(server, str) else server[row["job_id"]])
@@ -250,11 +318,16 @@ def check_json_rows(out: str, expected: dict[str, dict[str, Any]], server: str |
 
 
 def check_table(
-    out: str, expected: dict[str, dict[str, Any]], *, servers: dict[str, str] | None = None
+    out: str,
+    expected: dict[str, dict[str, Any]],
+    *,
+    servers: dict[str, str] | None = None,
+    health: Health | None = None,
 ) -> None:
-    """The job table of piped output: every column, every job, needing attention first."""
+    """The job table of piped output: every column, every job, worst health first (and the
+    health of `expected_health`, state and reason, when given)."""
     headers = header_cells(out)
-    wanted_headers = ["Organization", "Job", "Status"]
+    wanted_headers = ["Organization", "Job", "Health", "Status"]
     if servers:
         wanted_headers.insert(0, "Server")
     if any(not want["enabled"] for want in expected.values()):
@@ -288,19 +361,35 @@ def check_table(
         for job_id, want in expected.items()
     )
     assert printed == wanted
-    ranks = [{"Failed": 0, "Warning": 1}.get(row["Status"], 2) for row in rows]
-    assert ranks == sorted(ranks), "Failed, then Warning, then the rest"
+    states = [row["Health"].split(" ", 1)[0] for row in rows]
+    assert all(state in STATES for state in states), states
+    ranks = [STATES.index(state) for state in states]
+    assert ranks == sorted(ranks), "CRITICAL, then WARNING, then UNKNOWN, then OK"
+    if health is not None:
+        cells = sorted(
+            (row.get("Server", ""), row["Organization"], row["Job"], row["Health"]) for row in rows
+        )
+        assert cells == sorted(
+            (
+                servers[job_id] if servers else "",
+                expected[job_id]["organization"],
+                expected[job_id]["job"],
+                f"{state:<8} {reason}",
+            )
+            for job_id, (state, reason) in health.items()
+        )
     if "Enabled" in headers:
         assert sorted(row["Enabled"] for row in rows) == sorted(
             "yes" if want["enabled"] else "no" for want in expected.values()
         )
 
 
-def summary_of(expected: dict[str, dict[str, Any]], tenants: int) -> str:
-    statuses = [want["last_status"] for want in expected.values()]
+def summary_of(health: Health, tenants: int) -> str:
+    states = [state for state, _ in health.values()]
+    unknown = f", {states.count('UNKNOWN')} unknown" if "UNKNOWN" in states else ""
     return (
-        f"{len(expected)} jobs on {tenants} tenants: "
-        f"{statuses.count('Failed')} failed, {statuses.count('Warning')} warning"
+        f"{len(health)} jobs on {tenants} tenant{'s' if tenants != 1 else ''}: "
+        f"{states.count('CRITICAL')} critical, {states.count('WARNING')} warning{unknown}"
     )
 
 
@@ -310,26 +399,42 @@ def summary_of(expected: dict[str, dict[str, Any]], tenants: int) -> str:
 @pytest.fixture(autouse=True)
 def pinned_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Build every in-process simulator (the demo's, and the ones tests compare with) at
-    `DEMO_EPOCH` unless a test names another epoch."""
+    `DEMO_EPOCH` unless a test names another epoch, and judge health at that moment."""
 
     def pinned(**options: Any) -> RealSimulatorConfig:
         return RealSimulatorConfig(**{"epoch": DEMO_EPOCH, **options})
 
     monkeypatch.setattr(vbo_async.simulator, "SimulatorConfig", pinned)
     monkeypatch.setitem(globals(), "SimulatorConfig", pinned)
+    judge_at(monkeypatch, DEMO_EPOCH)
 
 
 def test_demo_prints_a_table_of_every_simulated_job(capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's ``vbo-async demo``: 12 tenants, every job, a summary line, exit 0 although
-    jobs Failed (that is data)."""
+    """The README's ``vbo-async demo``: 12 tenants, every job with its health, worst first, a
+    summary line counting the health states, exit 0 although jobs are CRITICAL (that is data)."""
     result = run(capsys, "demo")
     assert result.code == 0
     assert result.err == ""
-    expected = expected_rows(Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=12)))
-    check_table(result.out, expected)
-    assert summary_line(result.out) == summary_of(expected, 12)
-    assert summary_line(result.out) == "43 jobs on 12 tenants: 8 failed, 5 warning"
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=12))
+    health = expected_health(simulator)
+    check_table(result.out, expected_rows(simulator), health=health)
+    assert summary_line(result.out) == summary_of(health, 12)
+    assert summary_line(result.out) == "43 jobs on 12 tenants: 14 critical, 5 warning"
     assert "Latest session" not in result.out
+
+
+def test_the_demo_shows_a_realistic_mix_of_health(capsys: pytest.CaptureFixture[str]) -> None:
+    """Most jobs OK, some CRITICAL (failed, or no success for too long), some WARNING (warnings,
+    never run), some disabled: every reason an operator meets, none dominating."""
+    result = run(capsys, "demo", "--json")
+    assert result.code == 0
+    rows = json.loads(result.out)
+    states = [row["health"] for row in rows]
+    assert states.count("OK") > len(rows) / 2
+    assert 0 < states.count("CRITICAL") < len(rows) / 2
+    assert states.count("WARNING") > 0
+    reasons = {row["health_reason"].split(" ")[0] for row in rows}
+    assert {"failed", "no", "last", "never", "disabled"} <= reasons
 
 
 def test_demo_json_rows_are_the_simulator_jobs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -337,7 +442,7 @@ def test_demo_json_rows_are_the_simulator_jobs(capsys: pytest.CaptureFixture[str
     assert result.code == 0
     assert result.err == ""
     simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3))
-    rows = check_json_rows(result.out, expected_rows(simulator), "simulator")
+    rows = check_json_rows(result.out, expected_rows(simulator), "simulator", expected_health(simulator))
     assert sorted(row["job_id"] for row in rows) == sorted(simulator.job_ids())
 
 
@@ -353,8 +458,9 @@ def test_demo_makes_only_the_requests_it_needs(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One token, one organization listing, one job list for the whole server (split by tenant),
-    one GET per distinct repository and proxy, and the logout: no organization links (the listing
-    has the names), no sessions."""
+    one listing of the sessions ended within the health policy's window, one GET per distinct
+    repository and proxy, and the logout: no organization links (the listing has the names), no
+    session history of any job."""
     import vbo_async.simulator
 
     apps: list[Any] = []
@@ -382,11 +488,12 @@ def test_demo_makes_only_the_requests_it_needs(
         "POST /v8/token": 1,  # the auto client's first grant finds v8 and is its token
         "GET /v8/organizations": 1,
         "GET /v8/jobs": 1,  # every job of the server at once (a batched sweep), split by tenant
+        "GET /v8/jobsessions": 1,  # the sessions ended since now - max_age - 2 h, for the health
         "GET /v8/backuprepositories/{id}": len(repositories),
         "GET /v8/proxies/{id}": len(proxies),
         "POST /v8/token/logout": 1,
     }
-    assert stats.requests == 4 + len(repositories) + len(proxies)
+    assert stats.requests == 5 + len(repositories) + len(proxies)
 
 
 @pytest.mark.parametrize(
@@ -531,12 +638,17 @@ async def test_jobs_over_http_json(
     result = await run_in_thread(capsys, *jobs_args(http_url, org_id, "--json"))
     assert result.code == 0, result.err
     assert result.err == ""
-    check_json_rows(result.out, expected_rows(simulator, [org_id]), http_url)
+    check_json_rows(
+        result.out, expected_rows(simulator, [org_id]), http_url, expected_health(simulator, [org_id])
+    )
     assert simulator.stats.token_requests == {"password": 1}
     # The id is looked up directly (its name), not through the listing or the jobs' links.
     assert f"/v8/organizations/{org_id}" in endpoints(simulator)
     assert "/v8/organizations" not in endpoints(simulator)
-    assert not any("jobsessions" in path for path in endpoints(simulator))
+    # A tenant alone: each job's newest sessions (one or two requests), never its whole history.
+    jobs = len(expected_rows(simulator, [org_id]))
+    sessions = sum(n for (_, path), n in simulator.stats.by_endpoint.items() if "jobsessions" in path)
+    assert jobs <= sessions <= 2 * jobs
 
 
 async def test_jobs_over_http_table(
@@ -550,8 +662,9 @@ async def test_jobs_over_http_table(
     result = await run_in_thread(capsys, *jobs_args(http_url, org_id))
     assert result.code == 0, result.err
     expected = expected_rows(simulator, [org_id])
-    check_table(result.out, expected)
-    assert summary_line(result.out) == summary_of(expected, 1).replace("1 tenants", "1 tenant")
+    health = expected_health(simulator, [org_id])
+    check_table(result.out, expected, health=health)
+    assert summary_line(result.out) == summary_of(health, 1)
 
 
 @pytest.mark.parametrize("spelling", [str.upper, str.lower, lambda name: f"  {name.title()} "])
@@ -916,10 +1029,11 @@ async def test_poll_two_servers(
     assert result.code == 0, result.err
     assert result.err == ""
     east_rows, west_rows = expected_rows(east), expected_rows(west, chosen_ids, version="v1")  # west: /v1
+    health = expected_health(east) | expected_health(west, chosen_ids, version="v1")
     servers = dict.fromkeys(east_rows, "east") | dict.fromkeys(west_rows, "west")
-    check_json_rows(result.out, east_rows | west_rows, servers)
+    check_json_rows(result.out, east_rows | west_rows, servers, health)
     assert table.code == 0, table.err
-    check_table(table.out, east_rows | west_rows, servers=servers)
+    check_table(table.out, east_rows | west_rows, servers=servers, health=health)
     assert summary_line(table.out).startswith(
         f"{len(east_rows | west_rows)} jobs on 4 tenants of 2 servers: "
     )
@@ -1063,7 +1177,9 @@ async def test_poll_where_every_target_fails_exits_1(
     ((server, organization, error),) = [row for row in table_rows(result.out) if row[0]]
     assert (server, organization) == ("east", "(whole server)")
     assert error.startswith("AuthenticationError") or "password" in error.lower()
-    assert summary_line(result.out) == "0 jobs on 0 tenants: 0 failed, 0 warning, 1 server could not be read"
+    assert summary_line(result.out) == (
+        "0 jobs on 0 tenants: 0 critical, 0 warning; 1 server could not be read"
+    )
 
 
 async def test_poll_progress_shows_failures_so_far(
@@ -1158,13 +1274,13 @@ ORGANIZATIONS = (sys.executable, "-m", "vbo_async", "organizations")
 
 
 def served_url(line: str) -> str:
-    match = re.search(r"(https?://127\.0\.0\.1:\d+/v1) ", line)
+    match = re.search(r"(https?://127\.0\.0\.1:\d+) \(API ", line)
     assert match, line
     return match.group(1)
 
 
 def served_port(line: str) -> int:
-    return int(served_url(line).rsplit(":", 1)[1].removesuffix("/v1"))
+    return int(served_url(line).rsplit(":", 1)[1])
 
 
 async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
@@ -1175,7 +1291,9 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
     try:
         assert lines == [lines[-1]]
         assert served_port(lines[-1]) == port
-        assert lines[-1].startswith(f"Serving the VBO v1 simulator at http://127.0.0.1:{port}/v1")
+        assert lines[-1].startswith(
+            f"Serving the VB365 simulator at http://127.0.0.1:{port} (API v1, v6, v7, v8; user 'admin'"
+        )
         # One attempt, no retries: the server listens by the time it says "Serving".
         once = RetryPolicy(attempts=1)
         async with VBOClient(
@@ -1201,7 +1319,7 @@ async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_u
         assert ca.is_relative_to(tmp_path)
         url = served_url(lines[-1])
         assert served_port(lines[-1]) != 0
-        base = url.removesuffix("/v1")
+        base = url
         async with VBOClient(base, username="admin", password="admin", verify=ca) as vbo:
             organizations = await vbo.organizations()
         async with VBOClient(base, username="admin", password="admin") as vbo:
@@ -1226,6 +1344,24 @@ async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_u
     assert process.returncode == 0  # SIGTERM stops the simulator cleanly...
     assert "Traceback" not in err
     assert not ca.parent.exists()  # ...and removes its TLS key and certificates
+
+
+async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> None:
+    port = closed_port()
+    process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "v1,v6")
+    try:
+        assert "(API v1, v6;" in lines[-1]
+        async with VBOClient(f"http://127.0.0.1:{port}", username="admin", password="admin") as vbo:
+            await vbo.organizations()
+            chosen = vbo.api_version
+    finally:
+        await stop(process)
+    assert chosen == "v6"  # auto: the newest the server serves
+
+
+def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[str]) -> None:
+    line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", "v1,v9"), code=2)
+    assert "api_versions" in line
 
 
 async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> None:
@@ -1439,7 +1575,8 @@ def test_bad_arguments_are_one_usage_error_line(
 
 
 COMMAND_OPTIONS = {
-    None: ["--version", "demo", "simulate", "jobs", "organizations", "poll", "serve"],
+    "check": ["--targets", "--max-age", "--org", "--timeout", "--concurrency"],
+    None: ["--version", "demo", "simulate", "jobs", "organizations", "poll", "check", "serve"],
     "demo": ["--organizations", "--seed", "--concurrency", "--json", "--wide"],
     "simulate": ["--host", "--port", "--tls", "--seed", "--organizations", "--error-rate", "--revoke-every"],
     "jobs": [
@@ -1512,8 +1649,12 @@ def test_every_option_has_help_and_shows_its_default(capsys: pytest.CaptureFixtu
 def test_readme_documents_the_same_exit_codes() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
-    table = dict(re.findall(r"^\| `(\d+)` \| (.+) \|$", section, re.M))
+    general, plugin = section.split("**`check`: a Nagios", 1)
+    table = dict(re.findall(r"^\| `(\d+)` \| (.+) \|$", general, re.M))
     assert set(table) == {"0", "1", "2", "130"}
+    states = dict(re.findall(r"^\| `(\d)` \| (OK|WARNING|CRITICAL|UNKNOWN) \|", plugin, re.M))
+    assert states == {"0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"}
+    assert "CRITICAL > WARNING > UNKNOWN > OK" in plugin
 
 
 # --- simulate's fault flags come from Faults ----------------------------------------------------------
@@ -1524,7 +1665,7 @@ def test_simulate_fault_flags_are_the_faults_fields() -> None:
     from vbo_async.simulator import Faults
 
     fields = {field.name: field for field in attrs.fields(Faults)}
-    own = {"host", "port", "tls", "seed", "organizations"}
+    own = {"host", "port", "tls", "seed", "organizations", "api_versions"}
     params = {param.name: param for param in command_params("simulate")}
     assert set(params) - own == set(fields)
     for name, field in fields.items():

@@ -1,5 +1,6 @@
 """The job table of ``demo``/``jobs``/``poll`` at 80, 120 and 200 columns, piped and ``--wide``;
-failures below the jobs, needing attention first, the summary line and how times read.
+failures below the jobs, worst health first, the Health column (its reasons where the width
+allows), the summary line counting the health states, and how times read.
 
 Rendered with rich into a ``Console(width=..., file=io.StringIO(), force_terminal=True)``; every
 line must fit the width, no column may be empty, and the columns always shown must be whole.
@@ -17,9 +18,13 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
+import vbo_async.simulator
+from vbo_async import HealthState
 from vbo_async._cli import _flows
 from vbo_async._cli._report import Report, Row
 from vbo_async._cli._table import COLUMN_PRIORITY, print_report, relative
+
+from .test_cli import DEMO_EPOCH, judge_at
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 NOW = dt.datetime(2017, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -28,8 +33,13 @@ NOW = dt.datetime(2017, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def demo_report() -> Report:
-    """The README demo's data: 43 jobs on 12 tenants, some disabled."""
-    return asyncio.run(_flows.demo(seed=2017, organizations=12, concurrency=8))
+    """The README demo's data: 43 jobs on 12 tenants, some disabled, their health judged at the
+    moment the simulator was built (as the demo does, its "now" being the real time)."""
+    config = vbo_async.simulator.SimulatorConfig
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vbo_async.simulator, "SimulatorConfig", lambda **kw: config(epoch=DEMO_EPOCH, **kw))
+        judge_at(patch, DEMO_EPOCH)
+        return asyncio.run(_flows.demo(seed=1601, organizations=12, concurrency=8))
 
 
 def render(report: Report, width: int, *, terminal: bool = True, wide: bool = False) -> str:
@@ -65,7 +75,8 @@ def check_layout(text: str, width: int) -> None:
 
 
 def whole(report: Report, text: str, names: list[str]) -> None:
-    """The cells of the columns ``names`` are the report's values, whole, on one line each."""
+    """The cells of the columns ``names`` are the report's values, whole, on one line each (the
+    Health column's state, and its reason when it shows them)."""
     shown = headers(text)
     columns = {
         "Server": "server",
@@ -73,33 +84,42 @@ def whole(report: Report, text: str, names: list[str]) -> None:
         "Job": "job",
         "Status": "last_status",
     }
-    printed = sorted(tuple(dict(zip(shown, row, strict=True))[name] for name in names) for row in body(text))
-    wanted = sorted(tuple(getattr(row, columns[name]) or "-" for name in names) for row in report.jobs)
+    cells = [dict(zip(shown, row, strict=True)) for row in body(text)]
+    reasons = any(" " in cell["Health"] for cell in cells)
+
+    def value(row: Row, name: str) -> str:
+        if name == "Health":
+            state = row.health.name if row.health is not None else "-"
+            return f"{state:<8} {row.health_reason}" if reasons else state
+        return getattr(row, columns[name]) or "-"
+
+    printed = sorted(tuple(cell[name] for name in names) for cell in cells)
+    wanted = sorted(tuple(value(row, name) for name in names) for row in report.jobs)
     assert printed == wanted
 
 
 @pytest.mark.parametrize(
     ("width", "expected", "hidden"),
     [
-        (80, ["Organization", "Job", "Status", "Enabled"], "Last run, Next run, Repository, Proxy"),
         (
-            120,
-            ["Organization", "Job", "Status", "Enabled", "Last run (UTC)", "Next run (UTC)"],
-            "Repository, Proxy",
+            80,
+            ["Organization", "Job", "Health"],
+            "health reasons, Status, Enabled, Last run, Next run, Repository, Proxy",
         ),
+        (120, ["Organization", "Job", "Health"], "Status, Enabled, Last run, Next run, Repository, Proxy"),
         (
             200,
             [
                 "Organization",
                 "Job",
+                "Health",
                 "Status",
                 "Enabled",
                 "Last run (UTC)",
                 "Next run (UTC)",
                 "Repository",
-                "Proxy",
             ],
-            None,
+            "Proxy",
         ),
     ],
 )
@@ -109,27 +129,45 @@ def test_columns_follow_the_terminal_width(
     text = render(demo_report, width)
     check_layout(text, width)
     assert headers(text) == expected
-    whole(demo_report, text, ["Organization", "Job", "Status"])
-    notes = [line for line in text.splitlines() if line.startswith("Hidden at this width")]
-    assert notes == ([f"Hidden at this width: {hidden} (--wide shows all)"] if hidden else [])
-    assert text.rstrip().splitlines()[-1] == "43 jobs on 12 tenants: 8 failed, 5 warning"
+    whole(demo_report, text, ["Organization", "Job", "Health"])
+    notes = " ".join(line for line in text.splitlines() if not line.startswith(("┏", "┃", "┡", "│", "└")))
+    assert f"Hidden at this width: {hidden} (--wide shows all)" in " ".join(notes.split())
+    assert text.rstrip().splitlines()[-1] == "43 jobs on 12 tenants: 14 critical, 5 warning"
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_the_health_column_shows_reasons_where_they_fit(demo_report: Report, width: int) -> None:
+    text = render(demo_report, width)
+    cells = [dict(zip(headers(text), row, strict=True))["Health"] for row in body(text)]
+    states = [cell.split(" ", 1)[0] for cell in cells]
+    assert states == [row.health.name for row in demo_report.attention_first if row.health is not None]
+    if width == 80:
+        assert cells == states  # the state alone
+    else:
+        reasons = {(row.health.name, row.health_reason) for row in demo_report.jobs if row.health is not None}
+        # Every reason whole, the reasons aligned after the longest state name.
+        assert {(cell[:9].rstrip(), cell[9:]) for cell in cells} == reasons
 
 
 def test_the_dropping_order_is_the_documented_priority(demo_report: Report) -> None:
-    shown_by_width = [headers(render(demo_report, width)) for width in range(70, 200, 5)]
-    for shown in shown_by_width:
-        names = [header.partition(" (")[0] for header in shown]
-        assert names == [name for name in COLUMN_PRIORITY if name in names]
-        assert names == [name for name in COLUMN_PRIORITY if name != "Server"][: len(names)]
+    priority = [name for name in COLUMN_PRIORITY if name != "Server"]
+    for width in range(70, 230, 5):
+        text = render(demo_report, width)
+        check_layout(text, width)
+        names = [header.partition(" (")[0] for header in headers(text)]
+        reasons = any(" " in row[2] for row in body(text))
+        if reasons:
+            names.insert(names.index("Health") + 1, "Reason")
+        assert names == priority[: len(names)], width
 
 
 @pytest.mark.parametrize("how", ["piped", "wide"])
 def test_piped_or_wide_output_shows_every_column_whole(demo_report: Report, how: str) -> None:
     text = render(demo_report, 80, terminal=how != "piped", wide=how == "wide")
-    assert len(headers(text)) == 8
+    assert len(headers(text)) == 9
     assert "Hidden" not in text
-    whole(demo_report, text, ["Organization", "Job", "Status"])
-    repositories = sorted(row[6] for row in body(text))
+    whole(demo_report, text, ["Organization", "Job", "Health", "Status"])
+    repositories = sorted(row[7] for row in body(text))
     assert repositories == sorted(row.repository or "-" for row in demo_report.jobs)
     assert "…" not in text
 
@@ -137,8 +175,8 @@ def test_piped_or_wide_output_shows_every_column_whole(demo_report: Report, how:
 def test_a_narrow_terminal_wraps_the_names_instead_of_hiding_them(demo_report: Report) -> None:
     text = render(demo_report, 50)
     check_layout(text, 50)
-    assert headers(text)[:3] == ["Organization", "Job", "Status"]
-    # Wrapped, each name is still all there: a row's lines (its Status is on the first) joined.
+    assert headers(text)[:3] == ["Organization", "Job", "Health"]
+    # Wrapped, each name is still all there: a row's lines (its Health is on the first) joined.
     rows: list[list[str]] = []
     for cells in body(text):
         if cells[2]:
@@ -150,20 +188,29 @@ def test_a_narrow_terminal_wraps_the_names_instead_of_hiding_them(demo_report: R
     )
 
 
-def test_failures_first_and_disabled_is_its_own_column(demo_report: Report) -> None:
-    text = render(demo_report, 200)
+def test_worst_health_first_and_disabled_is_its_own_column(demo_report: Report) -> None:
+    text = render(demo_report, 220)
     rows = [dict(zip(headers(text), row, strict=True)) for row in body(text)]
-    statuses = [row["Status"] for row in rows]
-    assert statuses[:13] == ["Failed"] * 8 + ["Warning"] * 5
-    assert "Failed" not in statuses[13:]
-    assert "Warning" not in statuses[13:]
+    states = [row["Health"].split(" ", 1)[0] for row in rows]
+    assert states == ["CRITICAL"] * 14 + ["WARNING"] * 5 + ["OK"] * 24
+    # Within a state, in organization/job order.
+    for state in ("CRITICAL", "WARNING", "OK"):
+        of_state = [row for row in rows if row["Health"][:9].strip() == state]
+        names = [(row["Organization"], row["Job"].casefold()) for row in of_state]
+        assert names == sorted(names)
     disabled = {(r.organization, r.job) for r in demo_report.jobs if r.enabled is False}
-    assert len(disabled) == 9
+    assert len(disabled) == 8
     assert {(row["Organization"], row["Job"]) for row in rows if row["Enabled"] == "no"} == disabled
+    assert {row["Health"] for row in rows if row["Enabled"] == "no"} == {"OK       disabled"}
     assert not any("(disabled)" in row["Job"] for row in rows)
 
 
 def several_servers(error: str) -> Report:
+    verdicts = {
+        "Success": (HealthState.OK, "last run succeeded 3 h ago"),
+        "Failed": (HealthState.CRITICAL, "failed 3 h ago"),
+        "Warning": (HealthState.WARNING, "last run ended with warnings 3 h ago"),
+    }
     jobs = [
         Row(
             server="east",
@@ -177,6 +224,8 @@ def several_servers(error: str) -> Report:
             next_run=NOW + dt.timedelta(days=2, hours=1),
             repository="Repository 1",
             proxy="proxy01.east",
+            health=verdicts[status][0],
+            health_reason=verdicts[status][1],
         )
         for n, status in enumerate(["Success", "Failed", "Warning", "Success"])
     ]
@@ -201,9 +250,9 @@ def test_errors_are_a_table_of_their_own_below_intact_jobs(width: int) -> None:
     report = several_servers(error)
     text = render(report, width)
     check_layout(text, width)
-    assert headers(text)[:4] == ["Server", "Organization", "Job", "Status"]
-    whole(report, text, ["Server", "Organization", "Job", "Status"])
-    assert [row[3] for row in body(text)] == ["Failed", "Warning", "Success", "Success"]
+    assert headers(text)[:4] == ["Server", "Organization", "Job", "Health"]
+    whole(report, text, ["Server", "Organization", "Job", "Health"])
+    assert [row[3].split(" ")[0] for row in body(text)] == ["CRITICAL", "WARNING", "OK", "OK"]
     below = text[text.index("Could not be read") :]
     assert headers(below) == ["Server", "Organization", "Error"]
     error_rows = body(below)
@@ -216,7 +265,7 @@ def test_errors_are_a_table_of_their_own_below_intact_jobs(width: int) -> None:
     )
     summary = " ".join(text.rstrip().rsplit("┘\n", 1)[1].split())  # wrapped on a narrow terminal
     assert summary == (
-        "4 jobs on 1 tenant of 3 servers: 1 failed, 1 warning, "
+        "4 jobs on 1 tenant of 3 servers: 1 critical, 1 warning; "
         "1 server unreachable, 1 tenant could not be read"
     )
 
@@ -273,7 +322,7 @@ def test_a_zone_whose_offset_varies_is_named_in_each_cell() -> None:
     )
     text = out.getvalue()
     assert "Last run" in headers(text)
-    assert sorted(row[3] for row in body(text)) == ["2016-01-10 09:00 CET", "2016-07-10 10:00 CEST"]
+    assert sorted(row[4] for row in body(text)) == ["2016-01-10 09:00 CET", "2016-07-10 10:00 CEST"]
 
 
 def test_server_text_is_shown_verbatim() -> None:
@@ -291,12 +340,30 @@ def test_server_text_is_shown_verbatim() -> None:
             repository="[repo]",
             proxy="proxy[/]",
         ),
+        Row(
+            server="s",
+            organization="[bold]tenant[/bold]",
+            organization_id="o",
+            job="odd",
+            job_id="k",
+            enabled=True,
+            last_status="[Paused]",
+            health=HealthState.UNKNOWN,
+            health_reason="last run ended with status [Paused] [/] 3 h ago",
+        ),
         Row(server="s", organization="[red]other[/]", organization_id="p", error="bad [/] thing"),
     ]
     text = render(Report.collect(rows, servers=1, tenants=1), 200)
-    assert body(text)[0] == [
+    assert body(text)[0][:4] == [
+        "[bold]tenant[/bold]",
+        "odd",
+        "UNKNOWN  last run ended with status [Paused] [/] 3 h ago",
+        "[Paused]",
+    ]
+    assert body(text)[1] == [
         "[bold]tenant[/bold]",
         "[archive] mail [/]",
+        "-",
         "Success",
         "no",
         "2017-04-01 09:35",
@@ -313,4 +380,16 @@ def test_no_jobs_prints_only_the_failures_and_the_summary() -> None:
     )
     text = render(report, 80)
     assert headers(text) == ["Server", "Organization", "Error"]
-    assert text.rstrip().splitlines()[-1] == "0 jobs on 0 tenants: 0 failed, 0 warning, 1 server unreachable"
+    summary = "0 jobs on 0 tenants: 0 critical, 0 warning; 1 server unreachable"
+    assert text.rstrip().splitlines()[-1] == summary
+
+
+def test_the_health_state_is_coloured_and_its_reason_is_not(demo_report: Report) -> None:
+    out = io.StringIO()
+    console = Console(width=200, file=out, force_terminal=True, color_system="standard")
+    print_report(demo_report, console, now=NOW, zone=dt.UTC)
+    text = out.getvalue()
+    colours = {"CRITICAL": "\x1b[1;31m", "WARNING": "\x1b[33m", "OK": "\x1b[32m"}
+    for state, colour in colours.items():
+        assert f"{colour}{state}\x1b[0m" in text, state
+    assert "\x1b[32mOK\x1b[0m       disabled " in text

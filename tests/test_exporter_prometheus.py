@@ -36,6 +36,7 @@ from .test_cli import HANG_GUARD, child_environment
 ROOT = Path(__file__).parents[1]
 RULES = ROOT / "docs" / "monitoring-rules.yml"
 SEEDS = {"east": 41, "legacy": 42}
+VERSIONS = {"east": "v8", "legacy": "v1"}
 ORGANIZATIONS = 4
 
 
@@ -77,19 +78,22 @@ def process(
         child.communicate(timeout=HANG_GUARD)
 
 
-def simulate(seed: int) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[str], str]]:
+def simulate(name: str) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[str], str]]:
+    """The simulator of server ``name``, serving only its API version."""
     argv = [sys.executable, "-m", "vbo_async", "simulate", "--host", "127.0.0.1", "--port", "0"]
-    argv += ["--seed", str(seed), "--organizations", str(ORGANIZATIONS)]
+    argv += ["--seed", str(SEEDS[name]), "--organizations", str(ORGANIZATIONS)]
+    argv += ["--api-versions", VERSIONS[name]]
     return process(argv, ready="Serving", env=child_environment())
 
 
 def base_url(serving_line: str) -> str:
-    """``http://127.0.0.1:PORT`` from the simulator's "Serving ... at http://127.0.0.1:PORT/v1" line."""
+    """``http://127.0.0.1:PORT`` from the simulator's "Serving ... at http://127.0.0.1:PORT ..." line."""
     return serving_line.split(" at ", 1)[1].split()[0].removesuffix("/v1")
 
 
 def targets_file(folder: Path, east: str, legacy: str) -> Path:
-    tables = {"east": f"{east}/v8", "legacy": f"{legacy}/v1", "down": f"http://127.0.0.1:{closed_port()}"}
+    # No /vN: the exporter finds each server's version (v8, v1) itself.
+    tables = {"east": east, "legacy": legacy, "down": f"http://127.0.0.1:{closed_port()}"}
     text = "".join(
         f'[[servers]]\nname = "{name}"\nurl = "{url}"\nusername = "admin"\npassword_env = "VBO_PASSWORD"\n\n'
         for name, url in tables.items()
@@ -150,7 +154,7 @@ async def library_health(base: str, job_id: str) -> int:
 
 def test_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
     prometheus = binary("prometheus")
-    with simulate(SEEDS["east"]) as (_, east_line), simulate(SEEDS["legacy"]) as (_, legacy_line):
+    with simulate("east") as (_, east_line), simulate("legacy") as (_, legacy_line):
         east, legacy = base_url(east_line), base_url(legacy_line)
         targets = targets_file(tmp_path, east, legacy)
         serve_argv = [sys.executable, "-m", "vbo_async", "serve", "--targets", str(targets)]
@@ -188,6 +192,10 @@ def test_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
 def check_values(api: Prometheus, counted: list[dict[str, Any]], jobs: dict[str, int], east: str) -> None:
     assert {row["metric"]["server"]: int(row["value"][1]) for row in counted} == jobs
     assert api.by("veeam_vb365_up", "server") == {"east": 1, "legacy": 1, "down": 0}
+    spoken = {
+        row["metric"]["server"]: row["metric"]["api_version"] for row in api.query("veeam_vb365_server_info")
+    }
+    assert spoken == VERSIONS
     # The state set: eight states per job, exactly one of them 1.
     sums = api.query("sum by (server, job_id) (veeam_vb365_job_last_status)")
     assert len(sums) == sum(jobs.values())

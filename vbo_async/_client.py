@@ -211,14 +211,20 @@ class VBOClient:
         self._fetcher.check_usable()
         token = self._tokens.forget()
         dialect = self._dialect
-        if token is not None and dialect is not None and dialect.logout is not None:
-            url = self._root.url(f"/{dialect.version}/{dialect.logout.render()}")
-            try:
-                async with asyncio.timeout(LOGOUT_TIMEOUT):
-                    await self._fetcher.logout(url, token.access_token)
-            except TimeoutError:
-                log.debug("no answer to the logout at %s within %s s; closing anyway", url, LOGOUT_TIMEOUT)
-        await self._fetcher.aclose()
+        try:
+            if token is not None and dialect is not None and dialect.logout is not None:
+                url = self._root.url(f"/{dialect.version}/{dialect.logout.render()}")
+                try:
+                    async with asyncio.timeout(LOGOUT_TIMEOUT):
+                        await self._fetcher.logout(url, token.access_token)
+                except TimeoutError:
+                    log.debug(
+                        "no answer to the logout at %s within %s s; closing anyway", url, LOGOUT_TIMEOUT
+                    )
+        finally:
+            # Also when the logout was cancelled (a shutdown with a deadline) or failed unexpectedly:
+            # a client that began closing never goes on sending with a fresh token.
+            await self._fetcher.aclose()
 
     # --- the API version ----------------------------------------------------------------------------
 

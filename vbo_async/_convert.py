@@ -463,7 +463,9 @@ def _finished(cls: type[T], fn: Callable[[Any, Any], T], finish: Callable[[Any],
 
     def structure(value: Any, type_: Any = cls) -> T:
         result: Any = fn(value, type_)
-        result.__class__ = building
+        # The frozen class refuses assignments, ``__class__`` included: go around it (the
+        # building class then accepts them, see `building_class`).
+        object.__setattr__(result, "__class__", building)
         finish(result)
         result.__class__ = cls
         return result  # type: ignore[no-any-return]

@@ -1,10 +1,12 @@
-"""The ``vbo-async`` command line: ``demo``, ``simulate``, ``jobs``, ``organizations``, ``poll``.
+"""The ``vbo-async`` command line: ``demo``, ``simulate``, ``jobs``, ``organizations``, ``poll``,
+``check``.
 
 Needs the ``cli`` extra (click and rich); ``demo`` and ``simulate`` also need the ``simulator``
 extra (``pip install 'vbo-async[demo]'`` installs both). The code lives in `vbo_async._cli`.
 Errors are one line on stderr and an exit status, never a traceback: 0 all read, 1 a server or
-tenant could not be read, 2 usage error, 130 interrupted. Passwords come from an environment
-variable or a prompt, never from an argument.
+tenant could not be read, 2 usage error, 130 interrupted; ``check``, a monitoring plugin,
+exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN and prints everything on stdout. Passwords come
+from an environment variable or a prompt, never from an argument.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 - `_app`: the click commands and `main`; `_exit`: exit codes.
 - `_connect`: connection options, passwords, TLS contexts, hints for common mistakes.
-- `_targets`: the typed targets file of ``poll``.
+- `_targets`: the typed targets file of ``poll`` and ``check``.
+- `_check`: ``check``, the Nagios/Icinga/Checkmk plugin; `_plugin`: its verdict and output (pure).
 - `_flows`: what each command asks the servers; `_report`: what they answered, as rows.
 - `_table` and `_progress`: rich output on stdout and stderr; `_logging`: ``VBO_ASYNC_LOG``.
 - `_simulate`: ``simulate`` and the fault flags generated from `Faults`.

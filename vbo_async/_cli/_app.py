@@ -18,6 +18,7 @@ from click.core import ParameterSource
 from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
+from ._check import CHECK_EPILOG, PLUGIN_CODES, check, say_unknown
 from ._connect import DEFAULT_API_VERSION, Connection, explain
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
@@ -25,6 +26,10 @@ from ._report import Report
 from ._simulate import fault_options, serve_simulator
 
 __all__ = ["cli", "main"]
+
+DEMO_SEED = 1601
+"""The demo's data: 43 jobs on 12 tenants whose health is a realistic mix (the simulator's
+"now" being the real time, they read the same whenever the demo runs)."""
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
@@ -36,30 +41,44 @@ def _say_error(*lines: str) -> None:
 
 class VBOCommand(click.Command):
     """A command whose callback returns an `Outcome` (or an exit status), with its own
-    `ExitCodes`; errors become one ``vbo-async: error: ...`` line each and an exit status."""
+    `ExitCodes` and its own way of reporting errors (``report_error``, by default one
+    ``vbo-async: error: ...`` line on stderr per line given)."""
 
-    def __init__(self, *args: Any, exit_codes: ExitCodes = STANDARD, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        exit_codes: ExitCodes = STANDARD,
+        report_error: Callable[..., None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.exit_codes = exit_codes
+        self.report_error: Callable[..., None] = report_error or _say_error
 
     def invoke(self, ctx: click.Context) -> int:
-        codes = self.exit_codes
+        codes, say = self.exit_codes, self.report_error
         try:
             result = super().invoke(ctx)
         except CLIError as exc:
-            _say_error(*exc.lines)
+            say(*exc.lines)
             return codes[exc.outcome]
         except ConfigError as exc:
-            _say_error(str(exc))
+            say(str(exc))
             return codes.usage
         except VBOError as exc:
-            _say_error(explain(exc))
+            say(explain(exc))
             return codes.unreadable
         except KeyboardInterrupt:
             click.echo("vbo-async: interrupted", err=True)
             return codes.interrupted
         except BrokenPipeError:
             _quiet_stdout()
+            return codes.unreadable
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: one line, with this command's exit code
+            logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
+            say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return codes.unreadable
         return codes[result] if isinstance(result, Outcome) else int(result)
 
@@ -226,9 +245,17 @@ def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
 
 _TABLE_HELP = """
 \b
-The table puts Failed and Warning jobs first and ends with a summary line; servers and tenants
-that could not be read are listed below it (and make the exit code 1). On a narrow terminal,
-columns are left out in this order: Proxy, Repository, Next run, Last run, Enabled.
+Every job's health is judged as 'vbo-async check' does (default policy: a failed last run or
+no success for 26 h is CRITICAL, warnings and jobs never run are WARNING), from its recent
+sessions: on v6+ one listing for a server with many tenants, one or two requests per job for
+a tenant alone; v1 cannot list sessions server-wide, so each job costs one request there.
+\b
+The table puts the jobs by health first (CRITICAL, WARNING, UNKNOWN, then OK) and ends with a
+summary line; servers and tenants that could not be read are listed below it (and make the
+exit code 1). On a narrow terminal, the Health column shows the state alone, and columns are
+left out in this order: Proxy, Repository, Next run, Last run, Enabled, Status, health reasons.
+With --json, each job has "health" (OK, WARNING, CRITICAL or UNKNOWN) and "health_reason";
+both are null for a server or tenant that could not be read.
 """
 
 
@@ -236,11 +263,11 @@ columns are left out in this order: Proxy, Repository, Next run, Last run, Enabl
 @click.option(
     "--organizations", type=click.IntRange(min=1), default=12, help="Organizations the simulator holds."
 )
-@click.option("--seed", type=int, default=2017, help="Seed of the simulated data.")
+@click.option("--seed", type=int, default=DEMO_SEED, help="Seed of the simulated data.")
 @_concurrency(8, "How many tenants are polled at once.")
 @output_options
 def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: bool) -> Outcome:
-    """Poll an in-process simulator and print its jobs.
+    """Poll an in-process simulator and print its jobs and their health.
 
     Needs the simulator extra: pip install 'vbo-async[demo]'.
 
@@ -262,7 +289,16 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
 @click.option(
     "--organizations", type=click.IntRange(min=1), default=20, help="Organizations the simulator holds."
 )
-def simulate(host: str, port: int, tls: bool, seed: int, organizations: int, **faults: Any) -> Outcome:
+@click.option(
+    "--api-versions",
+    default="v1,v6,v7,v8",
+    show_default=True,
+    metavar="LIST",
+    help="API versions to serve, comma-separated (any of v1, v6, v7, v8); the others answer 404.",
+)
+def simulate(
+    host: str, port: int, tls: bool, seed: int, organizations: int, api_versions: str, **faults: Any
+) -> Outcome:
     """Serve the simulator over HTTP(S) until Ctrl-C, with fault injection.
 
     The fault flags are those of vbo_async.simulator.Faults; the five shares of requests that
@@ -271,9 +307,16 @@ def simulate(host: str, port: int, tls: bool, seed: int, organizations: int, **f
     \b
     Example:
       vbo-async simulate --port 4443 --tls --error-rate 0.1 --revoke-every 30
+      vbo-async simulate --port 4443 --api-versions v6   # a VB365 6.x server
     """
     return serve_simulator(
-        host=host, port=port, tls=tls, seed=seed, organizations=organizations, faults=faults
+        host=host,
+        port=port,
+        tls=tls,
+        seed=seed,
+        organizations=organizations,
+        api_versions=tuple(v.strip() for v in api_versions.split(",") if v.strip()),
+        faults=faults,
     )
 
 
@@ -361,6 +404,10 @@ def poll(targets: Path, concurrency: int, as_json: bool, wide: bool) -> Outcome:
     return _show(asyncio.run(run(targets, concurrency)), as_json=as_json, wide=wide)
 
 
+# A monitoring plugin: its own exit codes and output (see _check).
+cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=CHECK_EPILOG)(check)
+
+
 @cli.command()
 @click.option(
     "--targets",
@@ -413,8 +460,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         level = level_from_environment()
     except CLIError as exc:
-        _say_error(*exc.lines)
-        return STANDARD.usage
+        command = _named_command(argv)
+        if command is None:
+            _say_error(*exc.lines)
+            return STANDARD.usage
+        command.report_error(*exc.lines)
+        return command.exit_codes.usage
     with configured_logging(level):
         try:
             status = cli.main(
@@ -426,7 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _codes(exc.ctx).usage
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "vbo-async"
-            _say_error(f"{exc.format_message()} (see '{where} --help')")
+            failed = exc.ctx.command if exc.ctx is not None else None
+            say = failed.report_error if isinstance(failed, VBOCommand) else _say_error
+            say(f"{exc.format_message()} (see '{where} --help')")
             return _codes(exc.ctx).usage
         except click.ClickException as exc:
             _say_error(exc.format_message())
@@ -442,6 +495,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say_error(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return STANDARD.unreadable
     return int(status) if isinstance(status, int) else 0
+
+
+def _named_command(argv: Sequence[str] | None) -> VBOCommand | None:
+    """The command the arguments name (their first word that is not an option), if any."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    command = cli.commands.get(name) if name is not None else None
+    return command if isinstance(command, VBOCommand) else None
 
 
 def _codes(ctx: click.Context | None) -> ExitCodes:

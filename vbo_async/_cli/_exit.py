@@ -1,9 +1,9 @@
 """Exit codes and the errors the command line reports as one line: pure, no click or rich here.
 
 A command ends in an `Outcome`; each command maps outcomes to numbers through its `ExitCodes`.
-Every command today uses `STANDARD`. A monitoring-plugin command (``check``) would define its own
-table, e.g. ``ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3)``, and return its own
-warning/critical numbers directly, with nothing else in the command line changing.
+Every command uses `STANDARD` but the monitoring plugin ``check``, whose table
+(`vbo_async._cli._plugin.PLUGIN_CODES`) makes every outcome that is not a verdict UNKNOWN (3)
+and which returns its verdict's number (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) directly.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class ExitCodes:
 
 
 STANDARD = ExitCodes(ok=0, unreadable=1, usage=2, interrupted=130)
-"""The exit codes of ``demo``, ``simulate``, ``jobs``, ``organizations`` and ``poll``."""
+"""The exit codes of ``demo``, ``simulate``, ``jobs``, ``organizations`` and ``poll``
+(``check`` has the monitoring plugins' own)."""
 
 EXIT_CODES_HELP = """\
 Exit codes:
@@ -66,6 +67,8 @@ Exit codes:
   2    usage error: bad option, bad targets file, bad configuration,
        or an extra that is not installed
   130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops
+'check' exits as a monitoring plugin instead: OK 0, WARNING 1, CRITICAL 2,
+UNKNOWN 3 (usage errors and servers that cannot be read included).
 """
 
 

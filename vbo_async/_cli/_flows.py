@@ -2,7 +2,10 @@
 
 Requests are only those needed: the organization listing gives the names (a job's
 ``organization`` link is never followed), and repositories and proxies are fetched once per
-distinct link per server. No job's session history is read.
+distinct link per server. Every job's health is judged (`HealthPolicy`) from its recent
+sessions: a server with many tenants in the sweep reads them in one listing (v6+), a tenant
+polled alone one or two requests per job; v1 has no server-wide listing, so one request per job.
+No job's whole session history is read.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import httpx
 
 from .._client import VBOClient
 from .._exceptions import NotFoundError, VBOError
+from .._health import HealthPolicy
 from .._models import Organization
 from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import Connection, SharedContexts, Source, read_password
@@ -28,12 +32,17 @@ from ._report import FOLLOW, Report, Row, error_row, rows_of
 from ._targets import ServerTarget, read_targets
 
 __all__ = [
+    "Server",
     "UnknownOrganization",
     "demo",
     "jobs",
     "list_organizations",
+    "list_servers",
     "match_organization",
+    "open_servers",
     "poll",
+    "report_of",
+    "server_targets",
 ]
 
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -104,8 +113,9 @@ async def list_organizations(connection: Connection) -> list[Organization]:
     return sorted(organizations, key=lambda o: ((o.name or "").casefold(), o.id))
 
 
-async def jobs(connection: Connection, wanted: str) -> Report:
-    """The jobs of one organization (by id or name); any failure is a `VBOError` or `CLIError`."""
+async def jobs(connection: Connection, wanted: str, *, policy: HealthPolicy | None = None) -> Report:
+    """The jobs of one organization (by id or name) and their health under ``policy`` (default
+    `HealthPolicy()`); any failure is a `VBOError` or `CLIError`."""
     password = read_password(connection.password_env, f"Password for {connection.username}: ")
     async with connection.client(password) as vbo:
         organization = await _find_organization(vbo, wanted, server=connection.name)
@@ -113,15 +123,17 @@ async def jobs(connection: Connection, wanted: str) -> Report:
             client=vbo, organization_id=organization.id, name=_label(organization), organization=organization
         )
         with Progress() as progress:
-            results = await _sweep([target], 1, progress)
+            results = await _sweep([target], 1, progress, policy=policy)
     (result,) = results
     if result.error is not None:
         raise result.error
     return Report.collect(rows_of(result, connection.name), servers=1, tenants=1)
 
 
-async def demo(*, seed: int, organizations: int, concurrency: int) -> Report:
-    """Poll every organization of an in-process simulator."""
+async def demo(
+    *, seed: int, organizations: int, concurrency: int, policy: HealthPolicy | None = None
+) -> Report:
+    """Poll every organization of an in-process simulator, whose "now" is the real time."""
     with simulator_extra("demo"):
         from ..simulator import SimulatorConfig, create_app
 
@@ -139,60 +151,91 @@ async def demo(*, seed: int, organizations: int, concurrency: int) -> Report:
             targets = [
                 PollTarget(client=vbo, organization_id=o.id, name=_label(o), organization=o) for o in found
             ]
-            results = await _sweep(targets, concurrency, progress)
-    return _report(results, {id(vbo): "simulator"}, servers=1)
+            results = await _sweep(targets, concurrency, progress, policy=policy)
+    return report_of(results, {id(vbo): "simulator"}, servers=1)
 
 
 @attrs.frozen
-class _Server:
+class Server:
+    """One server of a targets file, with its open client."""
+
     target: ServerTarget
     connection: Connection
     client: VBOClient
 
 
-async def poll(path: Path, concurrency: int) -> Report:
-    """Poll every server of the targets file at ``path``: list (or look up) each server's
-    organizations, at most ``concurrency`` servers at once, then poll all their tenants in one
-    sweep of at most ``concurrency`` tenants at once.
+async def open_servers(stack: contextlib.AsyncExitStack, path: Path) -> list[Server]:
+    """A client for every server of the targets file at ``path``, closed by ``stack``.
 
     Passwords are read (or prompted for) one server at a time before any request; servers
     sharing a ``password_env`` are asked once, and servers sharing a CA bundle share one TLS
-    context. A server that cannot be read is a failure row; the others are still polled.
+    context. A bad file, a missing password or an unusable URL is a `CLIError` (usage).
     """
     targets = read_targets(path)
     passwords: dict[str, str] = {}
     contexts = SharedContexts()
+    servers: list[Server] = []
+    stack.push_async_callback(_close, servers)
+    for target in targets.servers:
+        connection = target.connection()
+        if target.password_env not in passwords:
+            prompt = f"Password for {target.label} ({target.username}): "
+            passwords[target.password_env] = read_password(target.password_env, prompt)
+        client = connection.client(
+            passwords[target.password_env],
+            verify=contexts.verify(connection.verify),
+            max_concurrency=target.max_concurrency,
+        )
+        servers.append(Server(target, connection, client))
+    return servers
+
+
+async def _close(servers: Sequence[Server]) -> None:
+    """Close every client at once: a server that does not answer its logout holds up only its
+    own close (a few seconds at most), not the others'."""
+    closed = await asyncio.gather(*(server.client.aclose() for server in servers), return_exceptions=True)
+    for outcome in closed:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def list_servers(
+    servers: Sequence[Server], concurrency: int, phase: Phase
+) -> tuple[list[PollTarget], list[Row]]:
+    """The tenants to poll on every server (each server's organizations listed once, at most
+    ``concurrency`` servers at once, see `server_targets`), and the failure rows of the servers
+    that could not be listed and of the organizations of the file they do not have."""
+    limit = asyncio.Semaphore(concurrency)
+    async with asyncio.TaskGroup() as group:
+        listings = [group.create_task(server_targets(server, limit, phase)) for server in servers]
+    targets: list[PollTarget] = []
+    failures: list[Row] = []
+    for listing in listings:
+        found, failed = listing.result()
+        targets += found
+        failures += failed
+    return targets, failures
+
+
+async def poll(path: Path, concurrency: int, *, policy: HealthPolicy | None = None) -> Report:
+    """Poll every server of the targets file at ``path`` (see `open_servers`): list (or look
+    up) each server's organizations, at most ``concurrency`` servers at once, then poll all
+    their tenants in one sweep of at most ``concurrency`` tenants at once, judging every job's
+    health under ``policy`` (default `HealthPolicy()`). A server that cannot be read is a
+    failure row; the others are still polled.
+    """
     async with contextlib.AsyncExitStack() as stack:
-        servers: list[_Server] = []
-        for target in targets.servers:
-            connection = target.connection()
-            if target.password_env not in passwords:
-                prompt = f"Password for {target.label} ({target.username}): "
-                passwords[target.password_env] = read_password(target.password_env, prompt)
-            client = connection.client(
-                passwords[target.password_env],
-                verify=contexts.verify(connection.verify),
-                max_concurrency=target.max_concurrency,
-            )
-            servers.append(_Server(target, connection, await stack.enter_async_context(client)))
+        servers = await open_servers(stack, path)
         with Progress() as progress:
             phase = progress.phase("Listing organizations", len(servers))
-            limit = asyncio.Semaphore(concurrency)
-            async with asyncio.TaskGroup() as group:
-                listings = [group.create_task(_organizations_of(server, limit, phase)) for server in servers]
-            poll_targets: list[PollTarget] = []
-            failures: list[Row] = []
-            for listing in listings:
-                found, failed = listing.result()
-                poll_targets += found
-                failures += failed
-            results = await _sweep(poll_targets, concurrency, progress)
+            poll_targets, failures = await list_servers(servers, concurrency, phase)
+            results = await _sweep(poll_targets, concurrency, progress, policy=policy)
     names = {id(server.client): server.target.label for server in servers}
-    return _report(results, names, servers=len(servers), extra=failures, source="targets")
+    return report_of(results, names, servers=len(servers), extra=failures, source="targets")
 
 
-async def _organizations_of(
-    server: _Server, limit: asyncio.Semaphore, phase: Phase
+async def server_targets(
+    server: Server, limit: asyncio.Semaphore, phase: Phase
 ) -> tuple[list[PollTarget], list[Row]]:
     """The tenants to poll on one server, and the failure rows of what could not be found.
 
@@ -225,17 +268,20 @@ async def _organizations_of(
     return targets, failures
 
 
-async def _sweep(targets: Sequence[PollTarget], concurrency: int, progress: Progress) -> list[PollResult]:
+async def _sweep(
+    targets: Sequence[PollTarget], concurrency: int, progress: Progress, *, policy: HealthPolicy | None
+) -> list[PollResult]:
     phase = progress.phase("Polling tenants", len(targets))
     results = []
-    async with poll_jobs(targets, concurrency=concurrency, follow=FOLLOW) as sweep:
+    health = policy if policy is not None else HealthPolicy()
+    async with poll_jobs(targets, concurrency=concurrency, follow=FOLLOW, health=health) as sweep:
         async for result in sweep:
             phase.advance(failed=result.error is not None)
             results.append(result)
     return results
 
 
-def _report(
+def report_of(
     results: Sequence[PollResult],
     names: dict[int, str],
     *,

@@ -14,11 +14,12 @@ from typing import IO, Any
 import attrs
 
 from .._exceptions import TransportError, VBOError
+from .._health import HealthState
 from .._poll import PollResult
 from ._connect import Source, explain
 from ._exit import Outcome
 
-__all__ = ["FOLLOW", "Report", "Row", "error_row", "rows_of"]
+__all__ = ["FOLLOW", "HEALTH_ORDER", "Report", "Row", "error_row", "health_rank", "rows_of"]
 
 log = logging.getLogger("vbo_async.cli")
 
@@ -46,6 +47,11 @@ class Row:
     next_run: dt.datetime | None = None
     repository: str | None = None
     proxy: str | None = None
+    health: HealthState | None = None
+    """The job's health (`poll_jobs(health=...)`); None for a failure row. ``--json`` shows
+    its name (``"CRITICAL"``)."""
+    health_reason: str | None = None
+    """The one line naming what decided ``health``: ``"failed 2 days ago"``."""
     error: str | None = None
     unreachable: bool = attrs.field(default=False, metadata={"json": False})
     """The error is a transport error (connect, TLS, timeout): the summary says "unreachable"."""
@@ -59,6 +65,8 @@ class Row:
 
 
 def _json_value(value: object) -> object:
+    if isinstance(value, HealthState):
+        return value.name
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
@@ -96,10 +104,13 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
                 source=source,
             )
         ]
+    followed = set(result.follow)
     pooled = {
         job.id
         for job in result.jobs
-        if (repository := result.resolved(job, "repository")) is not None and repository.links.proxy is None
+        if "repository" in followed
+        and (repository := result.resolved(job, "repository")) is not None
+        and repository.links.proxy is None
     }
     for (job_id, relation), error in result.link_errors.items():
         if relation == "proxy" and job_id in pooled:
@@ -107,8 +118,9 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
         log.warning("%s / %s: job %s: cannot read its %s: %s", server, organization, job_id, relation, error)
     rows = []
     for job in result.jobs:
-        repository = result.resolved(job, "repository")
-        proxy = result.resolved(job, "proxy")
+        repository = result.resolved(job, "repository") if "repository" in followed else None
+        proxy = result.resolved(job, "proxy") if "proxy" in followed else None
+        health = result.health.get(job.id)
         rows.append(
             Row(
                 server=server,
@@ -122,12 +134,21 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
                 next_run=job.next_run,
                 repository=repository.name if repository is not None else None,
                 proxy=proxy.host_name if proxy is not None else None,
+                health=health.state if health is not None else None,
+                health_reason=health.reason if health is not None else None,
             )
         )
     return rows
 
 
-_ATTENTION = {"Failed": 0, "Warning": 1}
+HEALTH_ORDER = (HealthState.CRITICAL, HealthState.WARNING, HealthState.UNKNOWN, HealthState.OK)
+"""The order rows needing attention come in: the monitoring plugins' severity, worst first."""
+_RANK = {state: rank for rank, state in enumerate(HEALTH_ORDER)}
+
+
+def health_rank(row: Row) -> int:
+    """0 for CRITICAL ... 3 for OK, 4 for a row without health."""
+    return _RANK[row.health] if row.health is not None else len(HEALTH_ORDER)
 
 
 @attrs.frozen(kw_only=True)
@@ -166,16 +187,37 @@ class Report:
 
     @property
     def attention_first(self) -> tuple[Row, ...]:
-        """The job rows with Failed first, then Warning, then the rest, each part in
-        server/organization/job order."""
-        return tuple(
-            sorted(self.jobs, key=lambda row: (_ATTENTION.get(row.last_status or "", 2), *_key(row)))
-        )
+        """The job rows by health, worst first (CRITICAL, WARNING, UNKNOWN, OK, then rows
+        without health), each part in server/organization/job order."""
+        return tuple(sorted(self.jobs, key=lambda row: (health_rank(row), *_key(row))))
+
+    def count(self, state: HealthState) -> int:
+        """How many jobs are in ``state``."""
+        return sum(row.health is state for row in self.jobs)
 
     def summary(self) -> str:
-        """``43 jobs on 12 tenants: 8 failed, 5 warning, 1 server unreachable``."""
-        counts = {status: sum(row.last_status == status for row in self.jobs) for status in _ATTENTION}
-        parts = [f"{counts['Failed']} failed", f"{counts['Warning']} warning"]
+        """``43 jobs on 12 tenants: 8 critical, 5 warning, 1 unknown; 1 server unreachable``.
+
+        Critical and warning jobs are always counted, unknown ones when there are any; after
+        the semicolon, the servers and tenants that could not be read, when there are any.
+        """
+        parts = [
+            f"{self.count(HealthState.CRITICAL)} critical",
+            f"{self.count(HealthState.WARNING)} warning",
+        ]
+        if unknown := self.count(HealthState.UNKNOWN):
+            parts.append(f"{unknown} unknown")
+        failures = self.failures()
+        head = f"{_plural(len(self.jobs), 'job')} on {_plural(self.tenants, 'tenant')}"
+        if self.servers > 1:
+            head += f" of {_plural(self.servers, 'server')}"
+        text = f"{head}: {', '.join(parts)}"
+        return f"{text}; {', '.join(failures)}" if failures else text
+
+    def failures(self) -> list[str]:
+        """What could not be read, counted: ``["1 server unreachable", "2 tenants could not be
+        read"]`` (empty when everything was read)."""
+        parts = []
         unreachable = sum(row.organization is None and row.unreachable for row in self.errors)
         servers = sum(row.organization is None for row in self.errors) - unreachable
         tenants = sum(row.organization is not None for row in self.errors)
@@ -185,10 +227,7 @@ class Report:
             parts.append(_plural(servers, "server") + " could not be read")
         if tenants:
             parts.append(_plural(tenants, "tenant") + " could not be read")
-        head = f"{_plural(len(self.jobs), 'job')} on {_plural(self.tenants, 'tenant')}"
-        if self.servers > 1:
-            head += f" of {_plural(self.servers, 'server')}"
-        return f"{head}: {', '.join(parts)}"
+        return parts
 
     def write_json(self, out: IO[str]) -> None:
         """Jobs and failures as one JSON array, in server/organization/job order."""

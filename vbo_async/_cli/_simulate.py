@@ -94,7 +94,14 @@ def faults_from(cls: type[Any], values: dict[str, Any]) -> Any:
 
 
 def serve_simulator(
-    *, host: str, port: int, tls: bool, seed: int, organizations: int, faults: dict[str, Any]
+    *,
+    host: str,
+    port: int,
+    tls: bool,
+    seed: int,
+    organizations: int,
+    faults: dict[str, Any],
+    api_versions: tuple[str, ...] = ("v1", "v6", "v7", "v8"),
 ) -> Outcome:
     """Serve a simulator on ``host``:``port`` until Ctrl-C or SIGTERM."""
     with simulator_extra("simulate"):
@@ -102,7 +109,12 @@ def serve_simulator(
 
         from ..simulator import Faults, SimulatorConfig, create_app, make_tls_material
 
-    config = SimulatorConfig(seed=seed, organizations=organizations, faults=faults_from(Faults, faults))
+    config = SimulatorConfig(
+        seed=seed,
+        organizations=organizations,
+        api_versions=api_versions,
+        faults=faults_from(Faults, faults),
+    )
     app = create_app(config)
     scheme = "https" if tls else "http"
     options: dict[str, Any] = {}
@@ -119,9 +131,10 @@ def serve_simulator(
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
             click.echo(f"CA bundle (pass as verify= or --ca-bundle): {ca}")
         shown = f"[{host}]" if ":" in host else host
+        versions = ", ".join(config.api_versions)
         click.echo(
-            f"Serving the VBO v1 simulator at {scheme}://{shown}:{sock.getsockname()[1]}/v1 "
-            f"(user {config.username!r}, password {config.password!r}; Ctrl-C stops)"
+            f"Serving the VB365 simulator at {scheme}://{shown}:{sock.getsockname()[1]} "
+            f"(API {versions}; user {config.username!r}, password {config.password!r}; Ctrl-C stops)"
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
         try:

@@ -2,13 +2,15 @@
 
 Which columns a terminal shows depends on its width. Columns, most important first:
 
-    Server (only when several servers are polled), Organization, Job, Status,
-    Enabled (only when some job is disabled), Last run, Next run, Repository, Proxy
+    Server (only when several servers are polled), Organization, Job, Health,
+    the health's reason (in the Health column), Status, Enabled (only when some job is
+    disabled), Last run, Next run, Repository, Proxy
 
-The first four are always shown; the others are added in this order while the table still fits,
-and the columns left out are named under the table. Piped output and ``--wide`` show every column
-at full width. Rows that need attention come first (Failed, then Warning); servers and tenants
-that could not be read are listed in a second table below, and a summary line ends the output.
+The first four are always shown (Health as the state alone); the others are added in this order
+while the table still fits, and those left out are named under the table. Piped output and
+``--wide`` show every column at full width. Rows are ordered by health, worst first (CRITICAL,
+WARNING, UNKNOWN, OK); servers and tenants that could not be read are listed in a second table
+below, and a summary line ends the output.
 Times are shown relative to now when close (``3 h ago``, ``in 2 d``), else as a date and time in
 the local time zone, named in the column header (or in each cell when the zone's offset varies).
 """
@@ -24,12 +26,20 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .._health import HealthState
 from .._models import Organization
 from ._report import Report, Row
 
 __all__ = ["COLUMN_PRIORITY", "print_organizations", "print_report", "relative"]
 
 _STATUS_STYLE = {"Success": "green", "Warning": "yellow", "Failed": "bold red", "Running": "cyan"}
+_HEALTH_STYLE = {
+    HealthState.OK: "green",
+    HealthState.WARNING: "yellow",
+    HealthState.CRITICAL: "bold red",
+    HealthState.UNKNOWN: "magenta",
+}
+_STATE_WIDTH = max(len(state.name) for state in HealthState)
 _RELATIVE_LIMIT = dt.timedelta(days=14)
 
 
@@ -95,16 +105,33 @@ class _Column:
     cells: list[Text]
     essential: bool = False
     wraps: bool = False
+    detail: list[Text] | None = attrs.field(default=None, kw_only=True)
+    """A column that is not a column of its own: text appended to the previous column's cells
+    when it fits (the Health column's reasons). ``header`` names it under the table."""
 
     @property
     def width(self) -> int:
         return max([cell_len(self.header), *(cell.cell_len for cell in self.cells)])
+
+    def with_detail(self, detail: _Column) -> _Column:
+        """This column with ``detail``'s text after its own on each line, the states aligned."""
+        assert detail.detail is not None
+        cells = []
+        for cell, extra in zip(self.cells, detail.detail, strict=True):
+            if extra.plain:
+                cell = cell.copy()
+                cell.pad_right(_STATE_WIDTH + 1 - cell.cell_len)
+                cell.append_text(extra)
+            cells.append(cell)
+        return attrs.evolve(self, cells=cells)
 
 
 COLUMN_PRIORITY = (
     "Server",
     "Organization",
     "Job",
+    "Health",
+    "Reason",
     "Status",
     "Enabled",
     "Last run",
@@ -112,7 +139,8 @@ COLUMN_PRIORITY = (
     "Repository",
     "Proxy",
 )
-"""The job table's columns, most important first (see the module docstring)."""
+"""The job table's columns, most important first (see the module docstring); "Reason" is the
+health's reason, shown in the Health column."""
 
 
 def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Column]:
@@ -127,7 +155,9 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
     columns += [
         _Column("Organization", text(lambda row: row.organization), essential=True, wraps=True),
         _Column("Job", text(lambda row: row.job), essential=True, wraps=True),
-        _Column("Status", [_status(row.last_status) for row in rows], essential=True),
+        _Column("Health", [_health(row.health) for row in rows], essential=True),
+        _Column("Reason", [], detail=[Text(row.health_reason or "") for row in rows]),
+        _Column("Status", [_status(row.last_status) for row in rows]),
     ]
     if any(row.enabled is False for row in rows):
         columns.append(_Column("Enabled", [_enabled(row.enabled) for row in rows]))
@@ -138,6 +168,12 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
         _Column("Proxy", text(lambda row: row.proxy)),
     ]
     return columns
+
+
+def _health(state: HealthState | None) -> Text:
+    if state is None:
+        return Text("-", style="dim")
+    return Text.assemble((state.name, _HEALTH_STYLE[state]))  # a span: a reason added stays plain
 
 
 def _status(status: str | None) -> Text:
@@ -154,14 +190,22 @@ def _enabled(enabled: bool | None) -> Text:
 
 def _fit(columns: Sequence[_Column], width: int | None) -> tuple[list[_Column], list[_Column]]:
     """(shown, left out): the essential columns, then the others in order while they fit in
-    ``width`` (None: all). A rich table is its columns plus 3 cells each and 1 (borders, padding)."""
+    ``width`` (None: all). A rich table is its columns plus 3 cells each and 1 (borders, padding);
+    a detail widens the column before it instead."""
     shown: list[_Column] = []
     used = 1
     for index, column in enumerate(columns):
-        need = column.width + 3
+        if column.detail is not None:
+            candidate = shown[-1].with_detail(column)
+            need = candidate.width - shown[-1].width
+        else:
+            candidate, need = column, column.width + 3
         if width is not None and not column.essential and used + need > width:
             return shown, list(columns[index:])
-        shown.append(column)
+        if column.detail is not None:
+            shown[-1] = candidate
+        else:
+            shown.append(candidate)
         used += need
     return shown, []
 
@@ -229,11 +273,17 @@ def print_report(
     if report.jobs:
         console.print(_table(shown, squeeze=squeeze))
         if hidden:
-            names = ", ".join(column.header.partition(" (")[0] for column in hidden)
+            names = ", ".join(_hidden_name(column) for column in hidden)
             console.print(Text(f"Hidden at this width: {names} (--wide shows all)", style="dim"))
     if errors is not None:
         console.print(errors)
     console.print(Text(report.summary(), style="bold"), soft_wrap=wide)
+
+
+def _hidden_name(column: _Column) -> str:
+    if column.detail is not None:
+        return "health reasons"
+    return column.header.partition(" (")[0]
 
 
 def print_organizations(organizations: Sequence[Organization], console: Console) -> None:

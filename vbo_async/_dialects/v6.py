@@ -50,6 +50,10 @@ V6 = V1.evolve(
         },
         # v6 and v7 name a row's repository only in its backupRepository link (derived below).
         m.UsedRepository: {"repository_id": (), "protected_objects_count": ()},
+        # No v6/v7 server sends a session's job id (v8's ``jobId``): it comes from the ``job``
+        # link or the request that listed the session. Read and written under v8's name all the
+        # same, so ``to_wire`` keeps an id known only from the request (``from_wire`` round trip).
+        m.JobSession: {"job_id": ("jobId",)},
     },
     derived=(
         LinkThrough(m.Job, "proxy", via="repository", then="proxy"),

@@ -1,0 +1,902 @@
+"""``vbo-async check``, a Nagios/Icinga/Checkmk plugin: its durations, its verdict and output
+(pure), and whole runs against simulators on 127.0.0.1, in process and as real processes.
+
+The contract tested here: the exit status is the most severe state in the order CRITICAL (2) >
+WARNING (1) > UNKNOWN (3) > OK (0); a server or tenant that cannot be read is UNKNOWN, never OK;
+the output is plain text on stdout, a first line ``VB365 STATE - ... | perfdata`` and one line
+per finding that is not OK; usage errors are UNKNOWN (3) with their message on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from vbo_async import HealthState
+from vbo_async._cli._plugin import (
+    PLUGIN_CODES,
+    DurationError,
+    NotFound,
+    error_output,
+    format_duration,
+    parse_duration,
+    plain,
+    plugin_output,
+)
+from vbo_async._cli._report import Report, Row
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+from .conftest import closed_port, serve
+from .test_cli import (
+    ANSI,
+    HANG_GUARD,
+    STATES,
+    WRONG_PASSWORD,
+    Health,
+    Result,
+    child_environment,
+    expected_health,
+    expected_rows,
+    judge_at,
+    run,
+    run_in_thread,
+    server_table,
+    write_targets,
+)
+
+EPOCH = dt.datetime(2017, 4, 4, 10, 0, tzinfo=dt.UTC)
+"""The "now" of the in-process simulators and sweeps."""
+FIRST_LINE = re.compile(r"^VB365 (OK|WARNING|CRITICAL|UNKNOWN) - (?P<text>[^|\n]+?) \| (?P<perf>[^|\n]+)$")
+PERF_ITEM = re.compile(
+    r"^(?P<label>'[^'=]+'|[^\s'=]+)=(?P<value>-?\d+(?:\.\d+)?)(?P<uom>s|ms|us|%|B|KB|MB|GB|TB|c)?"
+    r"(?:;(?P<warn>[@~\d.:-]*))?(?:;(?P<crit>[@~\d.:-]*))?"
+    r"(?:;(?P<min>-?\d+(?:\.\d+)?)?)?(?:;(?P<max>-?\d+(?:\.\d+)?)?)?$"
+)
+"""One performance data item per the Nagios plugin development guidelines:
+``'label'=value[UOM];[warn];[crit];[min];[max]``."""
+PERF_LABELS = ["jobs", "ok", "warning", "critical", "unknown", "servers_down", "tenants_unreadable"]
+
+
+def perf_values(perf: str) -> dict[str, int]:
+    values = {}
+    for item in perf.split(" "):
+        match = PERF_ITEM.match(item)
+        assert match, item
+        assert match["min"] == "0"
+        values[match["label"]] = int(match["value"])
+    assert list(values) == PERF_LABELS
+    return values
+
+
+def first_line(out: str) -> re.Match[str]:
+    line = out.splitlines()[0]
+    match = FIRST_LINE.match(line)
+    assert match, line
+    return match
+
+
+def assert_plain(text: str) -> None:
+    assert not ANSI.search(text)
+    assert "\x1b" not in text
+    assert "[/" not in text
+    assert "[bold" not in text
+    assert all(line.isprintable() for line in text.splitlines()), text
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("VBO_PASSWORD", "VBO_ASYNC_LOG", "FORCE_COLOR", "NO_COLOR", "COLUMNS", "TZ"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# --- durations ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90m", dt.timedelta(minutes=90)),
+        ("26h", dt.timedelta(hours=26)),
+        ("2d", dt.timedelta(days=2)),
+        ("1d12h", dt.timedelta(days=1, hours=12)),
+        ("1d2h3m4s", dt.timedelta(days=1, hours=2, minutes=3, seconds=4)),
+        ("45s", dt.timedelta(seconds=45)),
+        (" 26H ", dt.timedelta(hours=26)),
+        ("0d1h", dt.timedelta(hours=1)),
+        ("36500d", dt.timedelta(days=36500)),
+    ],
+)
+def test_durations(text: str, expected: dt.timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "not a duration"),
+        ("26", "no unit: write 26h"),
+        ("0h", "longer than zero"),
+        ("0d0h0m0s", "longer than zero"),
+        ("h", "not a duration"),
+        ("1h1d", "not a duration"),  # units in order
+        ("1h2h", "not a duration"),  # each unit once
+        ("1.5h", "not a duration"),
+        ("-1h", "not a duration"),
+        ("1d 12h", "not a duration"),
+        ("26hours", "not a duration"),
+        ("1w", "not a duration"),
+        ("٣h", "not a duration"),  # digits are ASCII digits
+        ("36501d", "longer than 100 years"),
+        ("9" * 40 + "d", "longer than 100 years"),
+    ],
+)
+def test_bad_durations(text: str, says: str) -> None:
+    with pytest.raises(DurationError, match=re.escape(says)):
+        parse_duration(text)
+
+
+seconds = st.integers(min_value=1, max_value=100 * 365 * 86400)
+
+
+@given(seconds)
+@example(1)
+@example(86400 + 1)
+def test_a_formatted_duration_reads_back(total: int) -> None:
+    delta = dt.timedelta(seconds=total)
+    text = format_duration(delta)
+    assert re.fullmatch(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?", text)
+    assert parse_duration(text) == delta
+    assert parse_duration(text.upper()) == delta
+
+
+@given(
+    st.tuples(*(st.one_of(st.none(), st.integers(0, 5000)) for _ in range(4))).filter(
+        lambda parts: any(parts)
+    )
+)
+def test_a_duration_is_the_sum_of_its_parts(parts: tuple[int | None, ...]) -> None:
+    days, hours, minutes, secs = parts
+    text = "".join(f"{n}{unit}" for n, unit in zip(parts, "dhms", strict=True) if n is not None)
+    expected = dt.timedelta(days=days or 0, hours=hours or 0, minutes=minutes or 0, seconds=secs or 0)
+    assert parse_duration(text) == expected
+
+
+@given(st.text(max_size=12))
+@example("1d12h")
+@example("12h1d")
+def test_any_text_is_a_duration_or_a_duration_error(text: str) -> None:
+    try:
+        delta = parse_duration(text)
+    except DurationError as exc:
+        message = str(exc)
+        assert message.startswith(repr(text))
+        return
+    assert delta > dt.timedelta(0)
+    assert parse_duration(format_duration(delta)) == delta
+
+
+# --- the verdict (pure) ---------------------------------------------------------------------------
+
+
+def job(
+    name: str,
+    state: HealthState,
+    reason: str,
+    *,
+    organization: str = "tenant-a",
+    server: str = "east",
+) -> Row:
+    return Row(
+        server=server,
+        organization=organization,
+        organization_id=f"id-{organization}",
+        job=name,
+        job_id=f"{server}/{organization}/{name}",
+        enabled=True,
+        health=state,
+        health_reason=reason,
+    )
+
+
+def ok_jobs(count: int, **where: str) -> list[Row]:
+    return [job(f"Job {n:03d}", HealthState.OK, "last run succeeded 3 h ago", **where) for n in range(count)]
+
+
+def down(server: str) -> Row:
+    return Row(server=server, error="cannot connect: [Errno 111] Connect call failed", unreachable=True)
+
+
+def test_the_first_line_names_the_state_the_counts_and_the_worst_three() -> None:
+    rows = [
+        *ok_jobs(110),
+        job("Exchange daily", HealthState.CRITICAL, "failed 2 days ago"),
+        job("SharePoint", HealthState.CRITICAL, "no success for 31 h (max 26 h)", organization="tenant-b"),
+        job("Teams", HealthState.CRITICAL, "failed 5 h ago", organization="tenant-c"),
+        *(job(f"Warned {n}", HealthState.WARNING, "never run", organization="tenant-d") for n in range(5)),
+        *(
+            job(f"Odd {n}", HealthState.UNKNOWN, "last run ended with status Paused 1 h ago")
+            for n in range(2)
+        ),
+    ]
+    output = plugin_output(Report.collect(rows, servers=1, tenants=4))
+    assert output.state is HealthState.CRITICAL
+    assert output.exit_code == 2
+    lines = output.text.splitlines()
+    assert lines[0] == (
+        "VB365 CRITICAL - 3 of 120 jobs failing, 5 warning, 2 unknown: "
+        "tenant-a/Exchange daily (failed 2 days ago), "
+        "tenant-b/SharePoint (no success for 31 h (max 26 h)), "
+        "tenant-c/Teams (failed 5 h ago), ... "
+        "| jobs=120;;;0 ok=110;;;0 warning=5;;;0 critical=3;;;0 unknown=2;;;0 "
+        "servers_down=0;;;0 tenants_unreadable=0;;;0"
+    )
+    assert lines[1:4] == [
+        "CRITICAL: east/tenant-a/Exchange daily: failed 2 days ago",
+        "CRITICAL: east/tenant-b/SharePoint: no success for 31 h (max 26 h)",
+        "CRITICAL: east/tenant-c/Teams: failed 5 h ago",
+    ]
+    assert lines[4:9] == [f"WARNING: east/tenant-d/Warned {n}: never run" for n in range(5)]
+    assert lines[9:] == [
+        f"UNKNOWN: east/tenant-a/Odd {n}: last run ended with status Paused 1 h ago" for n in range(2)
+    ]
+    assert output.text.endswith("\n")
+
+
+def test_all_ok_is_one_line() -> None:
+    output = plugin_output(Report.collect(ok_jobs(3), servers=1, tenants=1))
+    assert output.state is HealthState.OK
+    assert output.text == (
+        "VB365 OK - 3 jobs OK on 1 tenant | jobs=3;;;0 ok=3;;;0 warning=0;;;0 critical=0;;;0 "
+        "unknown=0;;;0 servers_down=0;;;0 tenants_unreadable=0;;;0\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("states", "servers_down", "expected"),
+    [
+        ([HealthState.OK], 0, HealthState.OK),
+        ([HealthState.OK], 1, HealthState.UNKNOWN),  # never OK when a server is down
+        ([HealthState.OK, HealthState.UNKNOWN], 0, HealthState.UNKNOWN),
+        ([HealthState.OK, HealthState.WARNING], 1, HealthState.WARNING),  # WARNING > UNKNOWN
+        ([HealthState.WARNING, HealthState.CRITICAL], 1, HealthState.CRITICAL),  # CRITICAL > all
+        ([HealthState.UNKNOWN, HealthState.CRITICAL], 0, HealthState.CRITICAL),
+        ([], 0, HealthState.UNKNOWN),  # no job at all
+        ([], 2, HealthState.UNKNOWN),
+    ],
+)
+def test_the_most_severe_state_wins(
+    states: list[HealthState], servers_down: int, expected: HealthState
+) -> None:
+    rows = [job(f"j{n}", state, state.name.lower()) for n, state in enumerate(states)]
+    rows += [down(f"down{n}") for n in range(servers_down)]
+    output = plugin_output(Report.collect(rows, servers=1 + servers_down, tenants=1 if states else 0))
+    assert output.state is expected
+    assert output.exit_code == {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}[expected.name]
+    assert first_line(output.text).group(1) == expected.name
+    assert len(output.text.splitlines()) == 1 + sum(s is not HealthState.OK for s in states) + servers_down
+
+
+def test_servers_tenants_and_organizations_not_found_are_unknown_lines() -> None:
+    rows = [
+        *ok_jobs(2, server="west"),
+        down("east"),
+        Row(server="west", organization="fabrikam", organization_id="f", error="HTTP 500 | boom"),
+    ]
+    output = plugin_output(
+        Report.collect(rows, servers=2, tenants=1),
+        not_found=[NotFound("contoso", "no organization 'contoso' on any of the 2 servers")],
+    )
+    assert output.state is HealthState.UNKNOWN
+    assert output.text.splitlines() == [
+        "VB365 UNKNOWN - 2 jobs OK on 1 tenant of 2 servers; 1 server unreachable, 1 tenant could not "
+        "be read, 1 organization not found: --org contoso (not found), east (unreachable), "
+        "west/fabrikam (could not be read) | jobs=2;;;0 ok=2;;;0 warning=0;;;0 critical=0;;;0 "
+        "unknown=0;;;0 servers_down=1;;;0 tenants_unreadable=1;;;0",
+        "UNKNOWN: --org contoso: no organization 'contoso' on any of the 2 servers",
+        "UNKNOWN: east: cannot connect: [Errno 111] Connect call failed",
+        "UNKNOWN: west/fabrikam: HTTP 500 / boom",
+    ]
+
+
+def test_text_from_servers_is_made_plain() -> None:
+    """A name with a line break, an escape sequence or a ``|`` cannot forge a line, colour the
+    output or start the performance data early."""
+    rows = [
+        job("Mail\nCRITICAL: forged", HealthState.CRITICAL, "failed 1 h ago", organization="a|b"),
+        job("\x1b[31mred\x1b[0m", HealthState.WARNING, "never run\r\n", organization="[bold]x[/bold]"),
+    ]
+    output = plugin_output(Report.collect(rows, servers=1, tenants=2))
+    lines = output.text.splitlines()
+    assert len(lines) == 3
+    assert output.text.count("|") == 1
+    assert_plain(output.text.replace("[bold]x[/bold]", "x"))
+    assert lines[1] == "CRITICAL: east/a/b/Mail CRITICAL: forged: failed 1 h ago"
+    assert lines[2] == "WARNING: east/[bold]x[/bold]/[31mred [0m: never run"
+    assert plain("\u2028a\tb\x85|") == "a b /"
+
+
+def test_perfdata_follows_the_guidelines() -> None:
+    rows = [*ok_jobs(4), job("x", HealthState.CRITICAL, "failed"), down("west")]
+    output = plugin_output(Report.collect(rows, servers=2, tenants=1))
+    values = perf_values(first_line(output.text)["perf"])
+    assert values == {
+        "jobs": 5,
+        "ok": 4,
+        "warning": 0,
+        "critical": 1,
+        "unknown": 0,
+        "servers_down": 1,
+        "tenants_unreadable": 0,
+    }
+    assert output.text.count("|") == 1  # perfdata only on the first line
+
+
+def test_an_error_is_unknown_on_stdout() -> None:
+    assert error_output("bad thing", "second\x1b[0m") == "VB365 UNKNOWN - bad thing\nsecond [0m\n"
+    assert (PLUGIN_CODES.ok, PLUGIN_CODES.unreadable, PLUGIN_CODES.usage, PLUGIN_CODES.interrupted) == (
+        0,
+        3,
+        3,
+        3,
+    )
+
+
+# --- whole runs against simulators ------------------------------------------------------------------
+
+CONFIG = {"jobs_per_organization": (1, 2), "sessions_per_job": (1, 6), "organizations": 8}
+"""Small tenants (one or two jobs each): seed 43 has tenants whose worst job is OK, WARNING
+and CRITICAL."""
+
+
+@attrs.frozen
+class Served:
+    simulator: Simulator
+    url: str
+    name: str
+    health: Health
+    rows: dict[str, dict[str, Any]]
+
+    def worst(self) -> dict[str, str]:
+        """Per organization id, the state of its worst job."""
+        found: dict[str, str] = {}
+        for job_id, (state, _) in self.health.items():
+            org = self.rows[job_id]["organization_id"]
+            found[org] = min(found.get(org, "OK"), state, key=STATES.index)
+        return found
+
+    def organization(self, state: str, *, reason: str = "") -> str:
+        """The id of an organization whose worst job is ``state`` (the first by name), and whose
+        every job's reason starts with ``reason``."""
+        names = {row["organization_id"]: row["organization"] for row in self.rows.values()}
+        reasons: dict[str, list[str]] = {}
+        for job_id, (_, why) in self.health.items():
+            reasons.setdefault(self.rows[job_id]["organization_id"], []).append(why)
+        return min(
+            (
+                org
+                for org, worst in self.worst().items()
+                if worst == state and all(why.startswith(reason) for why in reasons[org])
+            ),
+            key=lambda org: names[org],
+        )
+
+    def name_of(self, org_id: str) -> str:
+        return next(row["organization"] for row in self.rows.values() if row["organization_id"] == org_id)
+
+
+def simulator(seed: int, epoch: dt.datetime = EPOCH, **options: Any) -> Simulator:
+    return Simulator(SimulatorConfig(seed=seed, epoch=epoch, **{**CONFIG, **options}))
+
+
+@contextlib.asynccontextmanager
+async def served(name: str, sim: Simulator) -> AsyncIterator[Served]:
+    async with serve(create_app(simulator=sim)) as port:
+        yield Served(sim, f"http://127.0.0.1:{port}", name, expected_health(sim), expected_rows(sim))
+
+
+@pytest.fixture
+def judged_at_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    judge_at(monkeypatch, EPOCH)
+
+
+@pytest.fixture
+async def east(judged_at_epoch: None) -> AsyncIterator[Served]:
+    async with served("east", simulator(43)) as server:
+        yield server
+
+
+def targets_of(tmp_path: Path, *servers: Served | str, **extra: str) -> Path:
+    """A targets file of ``servers`` (a `Served`, or the URL of a server that is down)."""
+    text = ""
+    for number, server in enumerate(servers):
+        if isinstance(server, Served):
+            text += server_table(server.name, server.url, "VBO_PASSWORD", **extra)
+        else:
+            text += server_table(f"down{number}", server, "VBO_PASSWORD", **extra)
+    return write_targets(tmp_path / "targets.toml", text)
+
+
+async def check(capsys: pytest.CaptureFixture[str], targets: Path, *args: str) -> Result:
+    result = await run_in_thread(capsys, "check", "--targets", str(targets), *args)
+    assert_plain(result.out)
+    assert result.err == ""
+    return result
+
+
+def problem_lines(*servers: Served) -> list[str]:
+    """The detail lines `check` must print for every job of ``servers``, worst first."""
+    findings = []
+    for server in servers:
+        for job_id, (state, reason) in server.health.items():
+            if state != "OK":
+                row = server.rows[job_id]
+                path = (server.name, row["organization"], row["job"])
+                findings.append((STATES.index(state), tuple(p.casefold() for p in path), state, path, reason))
+    return [f"{state}: {'/'.join(path)}: {reason}" for _, _, state, path, reason in sorted(findings)]
+
+
+async def test_a_whole_server_is_checked_in_one_sweep(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    result = await check(capsys, targets_of(tmp_path, east))
+    assert set(east.worst().values()) >= {"OK", "WARNING", "CRITICAL"}
+    assert result.code == 2
+    lines = result.out.splitlines()
+    match = first_line(result.out)
+    states = [state for state, _ in east.health.values()]
+    assert match["text"].startswith(f"{states.count('CRITICAL')} of {len(states)} jobs failing, ")
+    assert perf_values(match["perf"]) == {
+        "jobs": len(states),
+        "ok": states.count("OK"),
+        "warning": states.count("WARNING"),
+        "critical": states.count("CRITICAL"),
+        "unknown": states.count("UNKNOWN"),
+        "servers_down": 0,
+        "tenants_unreadable": 0,
+    }
+    assert lines[1:] == problem_lines(east)
+    # The first line names the first three of them.
+    named = [line.split(": ", 1)[1].split("/", 1)[1] for line in lines[1:4]]
+    briefs = [f"{path.rsplit(': ', 1)[0]} ({path.rsplit(': ', 1)[1]})" for path in named]
+    assert match["text"].endswith(": " + ", ".join(briefs) + ", ...")
+    # No repository or proxy is fetched; the sessions are read once for the whole server.
+    paths = {re.sub(r"/[0-9a-f-]{36}", "/{id}", path) for _, path in east.simulator.stats.by_endpoint}
+    assert paths == {"/v8/token", "/v8/organizations", "/v8/jobs", "/v8/jobsessions", "/v8/token/logout"}
+
+
+@pytest.mark.parametrize(("state", "code"), [("OK", 0), ("WARNING", 1), ("CRITICAL", 2)])
+async def test_one_organization_by_id_or_name(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    east: Served,
+    state: str,
+    code: int,
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    org = east.organization(state)
+    targets = targets_of(tmp_path, east)
+    by_id = await check(capsys, targets, "--org", org)
+    by_name = await check(capsys, targets, "--org", east.name_of(org).upper())
+    assert by_id == by_name
+    assert by_id.code == code
+    jobs = {job_id: east.health[job_id] for job_id, row in east.rows.items() if row["organization_id"] == org}
+    assert first_line(by_id.out).group(1) == state
+    if state == "OK":
+        assert by_id.out.splitlines()[0].startswith(f"VB365 OK - {len(jobs)} job")
+        assert len(by_id.out.splitlines()) == 1
+    else:
+        only = Served(east.simulator, east.url, east.name, jobs, east.rows)
+        assert by_id.out.splitlines()[1:] == problem_lines(only)
+
+
+async def test_a_small_max_age_makes_recent_successes_stale(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    org = east.organization("OK", reason="last run succeeded")
+    targets = targets_of(tmp_path, east)
+    assert (await check(capsys, targets, "--org", org)).code == 0
+    result = await check(capsys, targets, "--org", org, "--max-age", "90m")
+    assert result.code == 2
+    stale = [line for line in result.out.splitlines()[1:] if line.startswith("CRITICAL: ")]
+    assert stale
+    assert all(re.search(r": no success for (\d+ h|\d+ days) \(max 90 min\)$", line) for line in stale), stale
+
+
+async def test_a_server_that_is_down_is_unknown_never_ok(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    monkeypatch.setattr("vbo_async._sending.backoff", lambda *args, **kwargs: 0.0)
+    dead = f"http://127.0.0.1:{closed_port()}"
+    targets = targets_of(tmp_path, east, dead)
+    ok = await check(capsys, targets, "--org", east.organization("OK"))
+    assert ok.code == 3
+    lines = ok.out.splitlines()
+    assert lines[0].startswith("VB365 UNKNOWN - ")
+    assert "; 1 server unreachable: down1 (unreachable) | " in lines[0]
+    assert perf_values(first_line(ok.out)["perf"])["servers_down"] == 1
+    assert lines[1].startswith("UNKNOWN: down1: cannot connect")
+    # A WARNING or CRITICAL job still decides the state: they are worse than not knowing.
+    warning = await check(capsys, targets, "--org", east.organization("WARNING"))
+    assert warning.code == 1
+    critical = await check(capsys, targets)
+    assert critical.code == 2
+    assert critical.out.splitlines()[-1].startswith("UNKNOWN: down1: cannot connect")
+    # Every server down: UNKNOWN, with nothing to judge.
+    nothing = await check(capsys, targets_of(tmp_path, dead))
+    assert nothing.code == 3
+    assert nothing.out.startswith("VB365 UNKNOWN - no jobs found on 0 tenants; 1 server unreachable: ")
+
+
+async def test_org_across_servers_and_an_unknown_org(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with served("east", simulator(43)) as east, served("west", simulator(45)) as west:
+        targets = targets_of(tmp_path, east, west)
+        shared = {east.name_of(o) for o in east.worst()} & {west.name_of(o) for o in west.worst()}
+        assert shared, "the two simulators have an organization name in common"
+        name = min(shared)
+        both = await check(capsys, targets, "--org", name)
+        wanted = [(s, o) for s in (east, west) for o in s.worst() if s.name_of(o) == name]
+        assert len(wanted) == 2
+        jobs = sum(1 for s, o in wanted for row in s.rows.values() if row["organization_id"] == o)
+        assert perf_values(first_line(both.out)["perf"])["jobs"] == jobs
+        # An id names one organization on one server; an unknown name is UNKNOWN and says so.
+        west_org = west.organization("CRITICAL")
+        result = await check(capsys, targets, "--org", west_org, "--org", "contoso.onmicrosoft.con")
+        alone = await run_in_thread(capsys, "check", "--targets", str(targets), "--org", "nope")
+    assert result.code == 2  # the CRITICAL organization still decides
+    lines = result.out.splitlines()
+    assert "1 organization not found" in lines[0]
+    (missing,) = [line for line in lines if line.startswith("UNKNOWN: --org ")]
+    assert missing.startswith(
+        "UNKNOWN: --org contoso.onmicrosoft.con: no organization 'contoso.onmicrosoft.con' on any of "
+        "the 2 servers"
+    )
+    assert all(
+        line.startswith(("VB365", "UNKNOWN: --org", "CRITICAL: west/", "WARNING: west/")) for line in lines
+    )
+    assert alone.code == 3
+    assert alone.out.startswith(
+        "VB365 UNKNOWN - no jobs found on 0 tenants of 2 servers; 1 organization not found"
+    )
+
+
+async def test_an_organization_of_the_file_that_is_not_there_is_unknown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    ok = east.organization("OK")
+    targets = targets_of(tmp_path, east, organizations=json.dumps([ok, "Contoso"]))
+    result = await check(capsys, targets)
+    assert result.code == 3
+    assert result.out.splitlines()[-1].startswith("UNKNOWN: east/Contoso: no organization 'Contoso' on east")
+    assert perf_values(first_line(result.out)["perf"])["tenants_unreadable"] == 1
+    # Checking another organization of the file does not carry that one's problem.
+    assert (await check(capsys, targets, "--org", ok)).code == 0
+
+
+async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    release = asyncio.Event()
+
+    async def hanging(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await release.wait()
+
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    try:
+        async with serve(hanging) as port:
+            targets = targets_of(tmp_path, east, f"http://127.0.0.1:{port}")
+            started = time.perf_counter()
+            result = await check(capsys, targets, "--timeout", "1s", "--org", east.organization("OK"))
+            elapsed = time.perf_counter() - started
+            release.set()
+    finally:
+        release.set()
+    assert result.code == 3
+    assert result.out.splitlines()[-1] == "UNKNOWN: down1: no answer within 1s"
+    assert result.out.startswith("VB365 UNKNOWN - ")
+    assert elapsed < 1 + 3 + 2  # the time limit, the logout's own limit, and slack
+
+
+async def test_a_wrong_password_is_unknown_and_never_printed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", WRONG_PASSWORD)
+    result = await check(capsys, targets_of(tmp_path, east))
+    assert result.code == 3
+    assert WRONG_PASSWORD not in result.out
+    assert result.out.splitlines()[1].startswith("UNKNOWN: east: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--max-age", "26"], "Invalid value for '--max-age': '26' has no unit: write 26h"),
+        (["--max-age", "0h"], "Invalid value for '--max-age': '0h' must be longer than zero"),
+        (["--timeout", "soon"], "Invalid value for '--timeout': 'soon' is not a duration"),
+        (["--concurrency", "0"], "Invalid value for '--concurrency'"),
+        (["--bogus"], "No such option"),
+    ],
+)
+def test_usage_errors_are_unknown_on_stdout(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], says: str
+) -> None:
+    targets = write_targets(tmp_path / "t.toml", server_table("east", "http://127.0.0.1:1", "VBO_PASSWORD"))
+    result = run(capsys, "check", "--targets", str(targets), *args)
+    assert result.code == 3
+    assert result.err == ""
+    assert result.out.startswith(f"VB365 UNKNOWN - {says}")
+    assert result.out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("targets", "environment", "says"),
+    [
+        ("missing.toml", {}, "cannot read"),
+        ("bad.toml", {"VBO_PASSWORD": "x"}, "servers[0].cabundle: extra field"),
+        ("good.toml", {}, "no password: set the environment variable VBO_PASSWORD"),
+    ],
+)
+def test_a_bad_targets_file_or_no_password_is_unknown(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    targets: str,
+    environment: dict[str, str],
+    says: str,
+) -> None:
+    write_targets(
+        tmp_path / "bad.toml", server_table("e", "http://127.0.0.1:1", "VBO_PASSWORD", cabundle='"x"')
+    )
+    write_targets(tmp_path / "good.toml", server_table("e", "http://127.0.0.1:1", "VBO_PASSWORD"))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    result = run(capsys, "check", "--targets", str(tmp_path / targets))
+    assert result.code == 3
+    assert result.err == ""
+    assert result.out.startswith("VB365 UNKNOWN - ")
+    assert says in result.out.splitlines()[0]
+
+
+def test_a_bad_vbo_async_log_is_unknown_for_check(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VBO_ASYNC_LOG", "loud")
+    result = run(capsys, "check", "--targets", "t.toml")
+    assert result.code == 3
+    assert result.out.startswith("VB365 UNKNOWN - VBO_ASYNC_LOG must be one of")
+    assert run(capsys, "poll", "--targets", "t.toml").code == 2  # the other commands keep theirs
+
+
+def test_a_bug_is_unknown_not_warning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", broken)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out == (
+        "VB365 UNKNOWN - internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)\n"
+    )
+
+
+def test_help_documents_the_plugin_exit_codes_and_output(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(capsys, "check", "--help")
+    assert result.code == 0
+    text = " ".join(result.out.split())
+    for phrase in (
+        "0 OK every job is OK",
+        "1 WARNING",
+        "2 CRITICAL",
+        "3 UNKNOWN",
+        "CRITICAL > WARNING > UNKNOWN > OK",
+        "--max-age DURATION",
+        "[default: 26h]",
+        "--org ID|NAME",
+        "--timeout DURATION",
+        "v1 cannot list sessions server-wide: one request per job",
+        "servers_down and tenants_unreadable",
+    ):
+        assert phrase in text, phrase
+    top = run(capsys, "--help")
+    assert "check" in top.out
+
+
+# --- cost ---------------------------------------------------------------------------------------------
+
+
+def request_kinds(sim: Simulator) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for (method, path), count in sim.stats.by_endpoint.items():
+        kind = method + " " + re.sub(r"/[0-9a-f-]{36}", "/{id}", path)
+        kinds[kind] = kinds.get(kind, 0) + count
+    return kinds
+
+
+async def test_300_tenants_on_v8_cost_a_handful_of_requests(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
+) -> None:
+    """The check, and the table with its Health column, of a v8 server with 300 tenants: at most
+    20 requests each (organizations, jobs and recent sessions in pages of 10,000; the table adds
+    one request per distinct repository and proxy)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    big = Simulator(SimulatorConfig(seed=5, organizations=300, epoch=EPOCH))
+    async with serve(create_app(simulator=big)) as port:
+        targets = write_targets(
+            tmp_path / "t.toml", server_table("big", f"http://127.0.0.1:{port}/v8", "VBO_PASSWORD")
+        )
+        result = await run_in_thread(capsys, "check", "--targets", str(targets))
+        checked = request_kinds(big)
+        big.reset_stats()
+        table = await run_in_thread(capsys, "poll", "--targets", str(targets))
+        tabled = request_kinds(big)
+        big.reset_stats()
+        as_json = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+    assert result.code == 2
+    assert perf_values(first_line(result.out)["perf"])["jobs"] == len(big.job_ids())
+    assert checked == {
+        "POST /v8/token": 1,
+        "GET /v8/organizations": checked["GET /v8/organizations"],
+        "GET /v8/jobs": 1,
+        "GET /v8/jobsessions": 1,
+        "POST /v8/token/logout": 1,
+    }
+    assert sum(checked.values()) <= 20
+    assert table.code == 0, table.err
+    summary = table.out.splitlines()[-1]
+    assert re.match(rf"{len(big.job_ids())} jobs on 300 tenants: \d+ critical, \d+ warning$", summary)
+    assert request_kinds(big) == tabled  # --json asks the same
+    rows = json.loads(as_json.out)
+    assert len(rows) == len(big.job_ids())
+    assert {row["health"] for row in rows} <= set(STATES)
+    assert tabled["GET /v8/jobsessions"] == 1
+    assert tabled["GET /v8/jobs"] == 1
+    assert sum(tabled.values()) <= 20, tabled
+
+
+# --- real processes -----------------------------------------------------------------------------------
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+"""The epoch of the simulators a child process checks: it judges health at the real time."""
+
+
+async def check_process(targets: Path, *args: str, merge: bool = False) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vbo_async",
+        "check",
+        "--targets",
+        str(targets),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT if merge else asyncio.subprocess.PIPE,
+        env=child_environment(VBO_PASSWORD="admin"),
+    )
+    out, err = await asyncio.wait_for(process.communicate(), HANG_GUARD)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), (err or b"").decode()
+
+
+@pytest.fixture
+def now_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    judge_at(monkeypatch, NOW)
+
+
+async def test_exit_codes_of_a_real_process(tmp_path: Path, now_judged: None) -> None:
+    async with served("east", simulator(43, epoch=NOW)) as east:
+        targets = targets_of(tmp_path, east)
+        codes = {}
+        for state in ("OK", "WARNING", "CRITICAL"):
+            code, out, err = await check_process(targets, "--org", east.organization(state))
+            assert err == ""
+            assert out.startswith(f"VB365 {state} - ")
+            assert_plain(out)
+            codes[state] = code
+        code, out, _ = await check_process(targets, "--max-age", "1.5h")
+        codes["usage"] = code
+        assert out.startswith("VB365 UNKNOWN - Invalid value for '--max-age'")
+    code, out, _ = await check_process(targets_of(tmp_path, f"http://127.0.0.1:{closed_port()}"))
+    codes["down"] = code
+    assert out.startswith("VB365 UNKNOWN - no jobs found on 0 tenants; 1 server unreachable")
+    assert codes == {"OK": 0, "WARNING": 1, "CRITICAL": 2, "usage": 3, "down": 3}
+
+
+async def test_warnings_come_after_the_status_line_on_a_merged_stream(
+    tmp_path: Path, now_judged: None, tls_material: tuple[Path, Path]
+) -> None:
+    """Icinga reads stdout and stderr as one stream: the status line must still come first,
+    the library's warning (certificate verification is off) after everything else."""
+    sim = simulator(43, epoch=NOW)
+    async with serve(create_app(simulator=sim), certfile=tls_material[0]) as port:
+        targets = write_targets(
+            tmp_path / "t.toml",
+            server_table("east", f"https://127.0.0.1:{port}", "VBO_PASSWORD", insecure="true"),
+        )
+        code, out, _ = await check_process(targets, merge=True)
+    lines = out.splitlines()
+    assert code == 2
+    assert lines[0].startswith("VB365 CRITICAL - ")
+    assert (
+        lines[-1]
+        == "vbo-async: warning: TLS certificate verification is OFF (verify=False): use only for testing"
+    )
+    assert sum("warning: TLS" in line for line in lines) == 1
+
+
+@pytest.fixture(scope="module")
+def tls_material(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from vbo_async.simulator import make_tls_material
+
+    folder = tmp_path_factory.mktemp("check-tls")
+    cert, key, ca = make_tls_material(folder)
+    combined = folder / "server.pem"
+    combined.write_bytes(key.read_bytes() + cert.read_bytes())
+    return combined, ca
+
+
+async def test_a_check_of_three_servers_is_quick(tmp_path: Path, now_judged: None) -> None:
+    """One process, three servers of 8 tenants each: well under a second of work (measured at
+    about 0.5 s, interpreter start included; the bound leaves room for a busy machine)."""
+    async with (
+        served("a", simulator(43, epoch=NOW)) as a,
+        served("b", simulator(44, epoch=NOW)) as b,
+        served("c", simulator(45, epoch=NOW)) as c,
+    ):
+        targets = targets_of(tmp_path, a, b, c)
+        await check_process(targets)  # warm the file system caches
+        started = time.perf_counter()
+        code, out, err = await check_process(targets)
+        elapsed = time.perf_counter() - started
+    assert code == 2, out + err
+    assert perf_values(first_line(out)["perf"])["jobs"] == sum(len(s.health) for s in (a, b, c))
+    print(f"check of 3 servers: {elapsed:.2f} s")
+    assert elapsed < 3.0
+
+
+async def test_check_a_simulate_process_from_a_check_process(tmp_path: Path) -> None:
+    """Both sides real processes: ``vbo-async simulate`` (its "now" the real time) and
+    ``vbo-async check`` of its 20 organizations, by the URL it prints."""
+    from .test_cli import served_url, start_simulate, stop
+
+    process, lines = await start_simulate(tmp_path, "--port", "0", "--seed", "3")
+    try:
+        targets = write_targets(
+            tmp_path / "t.toml", server_table("sim", served_url(lines[-1]), "VBO_PASSWORD")
+        )
+        code, out, err = await check_process(targets, "--max-age", "2d")
+    finally:
+        await stop(process)
+    assert err == ""
+    assert_plain(out)
+    match = first_line(out)
+    assert code == {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}[match.group(1)]
+    values = perf_values(match["perf"])
+    assert values["jobs"] == len(Simulator(SimulatorConfig(seed=3, organizations=20)).job_ids())
+    assert values["jobs"] == values["ok"] + values["warning"] + values["critical"] + values["unknown"]
+    assert len(out.splitlines()) == 1 + values["jobs"] - values["ok"]
+    stale = [line for line in out.splitlines()[1:] if ": no success for " in line]
+    assert all(line.endswith("(max 48 h)") for line in stale), stale  # --max-age 2d was applied

@@ -1,0 +1,309 @@
+"""``api_version="auto"``: the version found through the token request, against simulators that
+serve {v6, v7, v8}, {v6} and {v1}.
+
+The first token grant that succeeds is both the version and the token, so a v8 server costs
+nothing extra and each version ruled out (404) costs one request. Nothing else rules a version
+out: a transport error, refused credentials or a throttled token endpoint leave the version
+unknown for the next call to find. Concurrent first calls make one discovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from vbo_async import (
+    APIError,
+    AuthenticationError,
+    RetryPolicy,
+    TransportError,
+    VBOClient,
+)
+from vbo_async.simulator import Faults, Simulator, SimulatorConfig, create_app
+
+BASE = "https://vbo.test:4443"
+NO_WAIT = RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0)
+NEWEST_FIRST = ("v8", "v7", "v6", "v1")
+
+
+class FakeClock:
+    """The simulator's clock (token throttle windows), moved by the client's retry waits."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_simulator(versions: tuple[str, ...]) -> Simulator:
+    return Simulator(SimulatorConfig(seed=5, organizations=3, api_versions=versions), clock=FakeClock())
+
+
+def auto_client(transport: httpx.AsyncBaseTransport, **options: Any) -> VBOClient:
+    options.setdefault("password", "admin")
+    options.setdefault("retry", NO_WAIT)
+    return VBOClient(BASE, username="admin", transport=transport, **options)
+
+
+def asgi(simulator: Simulator) -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=create_app(simulator=simulator))
+
+
+def token_posts(simulator: Simulator) -> dict[str, int]:
+    """Token requests per version path, whether the version is served or not."""
+    return {
+        path.split("/")[1]: count
+        for (method, path), count in simulator.stats.by_endpoint.items()
+        if method == "POST" and path.endswith("/token")
+    }
+
+
+@pytest.mark.parametrize(
+    ("served", "chosen"),
+    [(("v6", "v7", "v8"), "v8"), (("v6",), "v6"), (("v1",), "v1"), (("v1", "v7"), "v7")],
+)
+async def test_the_newest_served_version_is_chosen_one_request_per_version_ruled_out(
+    served: tuple[str, ...], chosen: str
+) -> None:
+    simulator = make_simulator(served)
+    async with auto_client(asgi(simulator)) as vbo:
+        assert vbo.api_version is None
+        assert vbo.api_root is None
+        assert "not known yet" in repr(vbo)
+        orgs = await vbo.organizations()
+        assert vbo.api_version == chosen
+        assert vbo.api_root == f"{BASE}/{chosen}"
+        assert f"{BASE}/{chosen}" in repr(vbo)
+        assert [org.id for org in orgs] == simulator.organization_ids()
+        tried = NEWEST_FIRST[: NEWEST_FIRST.index(chosen) + 1]
+        assert vbo.token_requests == len(tried)
+        assert vbo.requests_sent == len(tried) + 1  # the probes (one per version) and the list
+    assert token_posts(simulator) == dict.fromkeys(tried, 1)
+    # Only the chosen version's token endpoint granted anything; the others answered 404.
+    assert [(entry.version, entry.grant_type, entry.status) for entry in simulator.stats.token_log] == [
+        (chosen, "password", 200)
+    ]
+    assert simulator.stats.requests == len(tried) + 1 + (chosen in ("v7", "v8"))  # + the logout
+
+
+async def test_on_a_v8_server_auto_costs_what_a_pinned_client_costs() -> None:
+    counts = []
+    for mode in ("v8", "auto"):
+        simulator = make_simulator(("v6", "v7", "v8"))
+        vbo = auto_client(asgi(simulator), api_version=mode)
+        await vbo.organizations()
+        counts.append((vbo.requests_sent, vbo.token_requests, simulator.stats.requests, vbo.api_version))
+        await vbo.aclose()
+    assert counts[0] == counts[1] == (2, 1, 2, "v8")
+
+
+async def test_a_v1_server_costs_three_404s_then_the_grant() -> None:
+    simulator = make_simulator(("v1",))
+    seen: list[tuple[str, int]] = []
+    inner = asgi(simulator)
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await inner.handle_async_request(request)
+            seen.append((f"{request.method} {request.url.path}", response.status_code))
+            return response
+
+    async with auto_client(Recording()) as vbo:
+        await vbo.jobs()
+    assert seen == [
+        ("POST /v8/Token", 404),
+        ("POST /v7/Token", 404),
+        ("POST /v6/Token", 404),
+        ("POST /v1/Token", 200),
+        ("GET /v1/Jobs", 200),
+    ]
+
+
+async def test_a_server_serving_none_of_the_versions() -> None:
+    seen: list[str] = []
+
+    def nothing(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return httpx.Response(
+            404, json={"message": "No HTTP resource was found that matches the request URI."}
+        )
+
+    async with auto_client(httpx.MockTransport(nothing)) as vbo:
+        with pytest.raises(APIError) as caught:
+            await vbo.organizations()
+        assert vbo.api_version is None
+        assert seen == [f"POST /{version}/Token" for version in NEWEST_FIRST]
+        with pytest.raises(APIError):  # nothing was kept: the next call asks again
+            await vbo.jobs()
+        assert len(seen) == 8
+    error = caught.value
+    assert error.status_code == 404
+    assert "v8, v7, v6, v1" in str(error)
+    assert not any(path.startswith("GET") for path in seen)
+
+
+class RefusingFirst(httpx.AsyncBaseTransport):
+    """Refuses the first ``failures`` connections, then hands requests to ``inner``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.seen: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(f"{request.method} {request.url.path}")
+        if self.failures > 0:
+            self.failures -= 1
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_discovery_failed_on_a_transport_error_is_retried_on_the_next_call() -> None:
+    simulator = make_simulator(("v6", "v7", "v8"))
+    transport = RefusingFirst(asgi(simulator), failures=NO_WAIT.attempts)
+    async with auto_client(transport) as vbo:
+        with pytest.raises(TransportError, match="connect"):
+            await vbo.organizations()
+        # A refused connection says nothing about the version: v8 was not ruled out.
+        assert transport.seen == ["POST /v8/Token"] * NO_WAIT.attempts
+        assert vbo.api_version is None
+        assert vbo.api_root is None
+        orgs = await vbo.organizations()
+        assert vbo.api_version == "v8"
+    assert len(orgs) == 3
+    assert transport.seen[NO_WAIT.attempts :] == [
+        "POST /v8/Token",
+        "GET /v8/Organizations",
+        "POST /v8/token/logout",
+    ]
+    assert token_posts(simulator) == {"v8": 1}
+
+
+async def test_a_transport_error_within_the_retries_does_not_fail_discovery() -> None:
+    simulator = make_simulator(("v6",))
+    transport = RefusingFirst(asgi(simulator), failures=NO_WAIT.attempts - 1)
+    async with auto_client(transport) as vbo:
+        await vbo.organizations()
+        assert vbo.api_version == "v6"
+    assert transport.seen == [
+        *["POST /v8/Token"] * NO_WAIT.attempts,
+        "POST /v7/Token",
+        "POST /v6/Token",
+        "GET /v6/Organizations",
+    ]
+
+
+@pytest.mark.parametrize("served", [("v6", "v7", "v8"), ("v1",)])
+async def test_refused_credentials_keep_no_version(served: tuple[str, ...]) -> None:
+    simulator = make_simulator(served)
+    async with auto_client(asgi(simulator), password="wrong") as vbo:
+        for attempt in (1, 2):
+            with pytest.raises(AuthenticationError, match="password"):
+                await vbo.organizations()
+            assert vbo.api_version is None
+            assert vbo.api_root is None
+            assert vbo.token_requests == attempt * (1 if "v8" in served else 4)
+    grants = [(entry.version, entry.status) for entry in simulator.stats.token_log]
+    chosen = "v8" if "v8" in served else "v1"
+    assert grants == [(chosen, 400), (chosen, 400)]  # refused, never taken for "not served"
+    assert not any(method == "GET" for method, _ in simulator.stats.by_endpoint)
+
+
+class Slow(httpx.AsyncBaseTransport):
+    """Hands requests to ``inner`` after a real pause, so concurrent callers interleave (an
+    in-process ASGI exchange alone may never yield to the event loop)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.002)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize(("served", "chosen"), [(("v6", "v7", "v8"), "v8"), (("v1",), "v1")])
+async def test_concurrent_first_calls_make_one_discovery(served: tuple[str, ...], chosen: str) -> None:
+    simulator = make_simulator(served)
+    org_ids = simulator.organization_ids()
+    async with auto_client(Slow(asgi(simulator)), max_concurrency=4) as vbo:
+        calls = [vbo.organization(org_ids[i % len(org_ids)]) for i in range(10)]
+        calls += [vbo.organization_jobs(org_ids[i % len(org_ids)]) for i in range(5)]
+        calls += [vbo.organizations() for _ in range(3)]
+        calls += [vbo.jobs(), vbo.proxies()]
+        assert len(calls) == 20
+        results = await asyncio.gather(*calls)
+        assert vbo.api_version == chosen
+    tried = NEWEST_FIRST[: NEWEST_FIRST.index(chosen) + 1]
+    assert token_posts(simulator) == dict.fromkeys(tried, 1)
+    assert len(simulator.stats.token_log) == 1
+    assert [org.id for org in results[:3]] == org_ids
+    assert simulator.stats.unauthorized == 0
+
+
+@pytest.mark.parametrize(
+    ("served", "chosen", "flag"), [(("v6", "v7", "v8"), "v8", "true"), (("v6",), "v6", None)]
+)
+async def test_later_grants_go_to_the_discovered_version(
+    served: tuple[str, ...], chosen: str, flag: str | None
+) -> None:
+    simulator = make_simulator(served)
+    async with auto_client(asgi(simulator)) as vbo:
+        await vbo.organizations()
+        simulator.revoke_tokens()
+        await vbo.jobs()  # 401: refresh at the version found, with its form
+    log = [
+        (e.version, e.grant_type, e.disable_antiforgery_token, e.status) for e in simulator.stats.token_log
+    ]
+    assert log == [(chosen, "password", flag, 200), (chosen, "refresh_token", flag, 200)]
+
+
+@pytest.fixture
+def clock_moved_by_sleeps(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeClock, list[float]]:
+    """A simulator clock that the client's retry waits move forward; the waits take no time."""
+    clock = FakeClock()
+    delays: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        delays.append(delay)
+        clock.now += delay
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return clock, delays
+
+
+async def test_the_token_throttle_is_waited_out_by_many_clients(
+    clock_moved_by_sleeps: tuple[FakeClock, list[float]],
+) -> None:
+    clock, delays = clock_moved_by_sleeps
+    config = SimulatorConfig(seed=5, organizations=2, faults=Faults(token_throttle=True))
+    simulator = Simulator(config, clock=clock)
+    app = create_app(simulator=simulator)
+    patient = RetryPolicy(attempts=12, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=5)
+    clients = [auto_client(httpx.ASGITransport(app=app), retry=patient) for _ in range(6)]
+    try:
+        answers = await asyncio.gather(*(vbo.organizations() for vbo in clients))
+        assert all(vbo.api_version == "v8" for vbo in clients)  # a 429 never rules a version out
+        assert all(len(orgs) == 2 for orgs in answers)
+    finally:
+        for vbo in clients:
+            await vbo.aclose()
+    throttled = [e for e in simulator.stats.token_log if e.status == 429]
+    granted = [e for e in simulator.stats.token_log if e.status == 200]
+    assert len(granted) == 6
+    assert throttled
+    assert simulator.stats.faults["token_throttle"] == len(throttled)
+    assert {e.version for e in simulator.stats.token_log} == {"v8"}
+    assert 1.0 in delays  # Retry-After: 1 was honoured
+    assert token_posts(simulator)["v8"] == len(throttled) + 6

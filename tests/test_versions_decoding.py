@@ -1,0 +1,568 @@
+"""Decoding v6, v7 and v8 answers into the one model graph, and back with ``to_wire``.
+
+The reference note's examples (§6.1 job, §6.3 session, §6.5 organization, the §6.6/§6.7
+repository and proxy fields), shaped per version as §7 says, decoded with
+``from_wire(..., api_version=...)`` and through requests: every field a monitor reads, the
+schedule windows (``backupWindowSettings``) with ``allows``/``allows_at``, the links each
+version spells differently or sends dead, and a session's ``job_id`` from the wire, its link or
+the request that listed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from vbo_async import (
+    BackupRepository,
+    BackupType,
+    Bottleneck,
+    ClientStateError,
+    CollectionLink,
+    DailyType,
+    Job,
+    JobSession,
+    JobSessionConfigType,
+    JobStatus,
+    JobType,
+    Link,
+    MaintenanceModeState,
+    OperatingSystem,
+    Organization,
+    PeriodicallyEvery,
+    Proxy,
+    ProxyStatus,
+    ProxyType,
+    ScheduleType,
+    VBOClient,
+)
+from vbo_async._links import ThroughLink
+
+from .versions_data import (
+    JOB_ID,
+    ORG_ID,
+    PROXY_ID,
+    REPO_ID,
+    SESSION_ID,
+    V6_PLUS,
+    WINDOW,
+    job_wire,
+    organization_wire,
+    proxy_wire,
+    repository_wire,
+    session_wire,
+    token_body,
+    windowed_policy,
+)
+
+BASE = "https://vbo.test:4443"
+UTC = dt.UTC
+_UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _refuse(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"no request expected, got {request.method} {request.url}")
+
+
+@pytest.fixture(scope="module")
+def vbo() -> Iterator[VBOClient]:
+    """A v8 client used only to decode and encode (any version, with ``api_version=``)."""
+    client = VBOClient(
+        BASE,
+        username="u",
+        password="p",
+        api_version="v8",
+        verify=_UNUSED_TLS,
+        transport=httpx.MockTransport(_refuse),
+    )
+    yield client
+    asyncio.run(client.aclose())
+
+
+@pytest.fixture(params=V6_PLUS)
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+def test_a_job_decodes_into_the_one_model(vbo: VBOClient, version: str) -> None:
+    job = vbo.from_wire(job_wire(version), Job, api_version=version)
+    assert job.id == JOB_ID
+    assert job.name == "Contoso - Exchange daily"
+    assert job.description == ""
+    assert job.backup_type is BackupType.ENTIRE_ORGANIZATION
+    assert job.organization_id == ORG_ID  # v8 organizationId; before, the organization link's id
+    assert job.repository_id == REPO_ID
+    assert job.last_status is JobStatus.SUCCESS
+    assert job.is_enabled is True
+    assert job.last_run == dt.datetime(2026, 6, 30, 22, 0, 4, 512337, tzinfo=UTC)
+    assert job.next_run == dt.datetime(2026, 7, 1, 22, 0, tzinfo=UTC)
+    expected_backup = None if version == "v6" else dt.datetime(2026, 6, 30, 22, 41, 17, 118902, tzinfo=UTC)
+    assert job.last_backup == expected_backup
+    assert job.e_tag == (412 if version == "v8" else None)
+    assert job.all_mailboxes is None  # v1's field
+    policy = job.schedule_policy
+    assert policy is not None
+    assert policy.type is ScheduleType.DAILY
+    assert policy.daily_type is DailyType.EVERYDAY
+    assert policy.daily_time == dt.time(22, 0)
+    assert policy.schedule_enabled is True
+    assert policy.backup_window_enabled is False
+    assert policy.periodically_window_enabled is (None if version == "v6" else False)
+    assert (policy.retry_enabled, policy.retry_number, policy.retry_wait_interval) == (True, 3, 10)
+    assert policy.backup_window is None
+
+
+def test_v8_organization_id_is_read_from_the_wire_first(vbo: VBOClient) -> None:
+    wire = job_wire("v8")
+    wire["organizationId"] = "11111111-2222-4333-8444-555555555555"  # the link says otherwise
+    assert vbo.from_wire(wire, Job, api_version="v8").organization_id == wire["organizationId"]
+    # v7 has no such field and reads the link whatever the wire holds.
+    assert vbo.from_wire(wire, Job, api_version="v7").organization_id == ORG_ID
+    del wire["organizationId"]
+    assert vbo.from_wire(wire, Job, api_version="v8").organization_id == ORG_ID  # the link, then
+
+
+def test_backup_windows_are_read_from_backup_window_settings(vbo: VBOClient, version: str) -> None:
+    wire = job_wire(version)
+    wire["schedulePolicy"] = windowed_policy(version)
+    policy = vbo.from_wire(wire, Job, api_version=version).schedule_policy
+    assert policy is not None
+    assert policy.type is ScheduleType.PERIODICALLY
+    assert policy.periodically_every is PeriodicallyEvery.HOURS4
+    assert policy.backup_window_enabled is True
+    assert policy.periodically_window_enabled is (None if version == "v6" else True)
+    assert policy.periodically_offset_minutes == 15
+
+    window = policy.backup_window
+    assert window is not None
+    assert window.backup_intervals_array == tuple(WINDOW)
+    assert window.minute_offset == 120
+    assert window.allows(1, 8)
+    assert window.allows(5, 17)
+    assert not window.allows(0, 12)
+    assert not window.allows(1, 18)
+    # The window's zone is UTC+2 (minuteOffset 120): Monday 06:30 UTC is 08:30 there.
+    assert window.allows_at(dt.datetime(2026, 6, 29, 6, 30, tzinfo=UTC))
+    assert not window.allows_at(dt.datetime(2026, 6, 29, 5, 59, tzinfo=UTC))
+    assert window.allows_at(dt.datetime(2026, 6, 29, 15, 59, tzinfo=UTC))  # 17:59 local
+    assert not window.allows_at(dt.datetime(2026, 6, 29, 16, 0, tzinfo=UTC))  # 18:00 local
+
+    periodic = policy.periodically_window
+    assert periodic is not None
+    assert periodic.backup_intervals_array == tuple(not flag for flag in WINDOW)
+    assert periodic.minute_offset == -60
+    # UTC-1: Monday 09:00 UTC is 08:00 there, inside the backup window, so outside this one.
+    assert not periodic.allows_at(dt.datetime(2026, 6, 29, 9, 0, tzinfo=UTC))
+    assert periodic.allows_at(dt.datetime(2026, 6, 29, 8, 59, tzinfo=UTC))
+
+
+def test_v1_window_spelling_is_not_v6_plus_s(vbo: VBOClient, version: str) -> None:
+    # v1's ``backupWindow.backupIntervalsArray`` under a v6+ dialect is an unknown key.
+    wire = job_wire(version)
+    wire["schedulePolicy"] = {"backupWindow": {"backupIntervalsArray": WINDOW, "minuteOffset": 0}}
+    policy = vbo.from_wire(wire, Job, api_version=version).schedule_policy
+    assert policy is not None
+    assert policy.backup_window is None
+    v1_job = vbo.from_wire(wire, Job, api_version="v1")
+    assert v1_job.schedule_policy is not None
+    assert v1_job.schedule_policy.backup_window is not None
+    assert v1_job.schedule_policy.backup_window.backup_intervals_array == tuple(WINDOW)
+
+
+# --- job links -------------------------------------------------------------------------------------
+
+
+def test_job_links_per_version(vbo: VBOClient, version: str) -> None:
+    job = vbo.from_wire(job_wire(version), Job, api_version=version)
+    links = job.links
+    assert links.self is not None
+    assert links.self.href == f"/{version}/Jobs/{JOB_ID}"
+    assert links.organization is not None
+    assert links.organization.href == f"/{version}/Organizations/{ORG_ID}"
+    repository = links.repository
+    assert repository is not None
+    assert repository.href == f"/{version}/BackupRepositories/{REPO_ID}"  # read from backupRepository
+    assert repository.relation == "backupRepository"
+    assert repository.target is BackupRepository
+    assert repository.url == f"{BASE}/{version}/BackupRepositories/{REPO_ID}"
+
+    proxy = links.proxy
+    assert isinstance(proxy, ThroughLink)
+    assert proxy.via == repository
+    assert proxy.then == "proxy"
+    assert proxy.relation == "proxy"
+    assert proxy.target is Proxy
+
+    assert isinstance(links.selected_items, CollectionLink)
+    assert links.selected_items.href == f"/{version}/Jobs/{JOB_ID}/selectedItems"
+    assert links.selected_mailboxes is None
+
+    sessions = links.jobsessions
+    assert isinstance(sessions, CollectionLink)
+    assert sessions.target is JobSession
+    if version == "v6":
+        assert sessions.href == f"/v6/Jobs/{JOB_ID}/jobsessions"  # served on v6: the server's own
+    else:
+        assert sessions.href == f"/{version}/JobSessions?jobId={JOB_ID}"  # the server's is dead
+        assert sessions.url == f"{BASE}/{version}/JobSessions?jobId={JOB_ID}"
+
+
+def test_jobsessions_is_built_from_the_id_whatever_the_server_says(vbo: VBOClient) -> None:
+    for version in ("v7", "v8"):
+        wire = job_wire(version)
+        wire["id"] = "job 1/2"  # quoted as a query value
+        wire["_links"]["jobsessions"] = {"href": "/v9/elsewhere"}
+        job = vbo.from_wire(wire, Job, api_version=version)
+        assert job.links.jobsessions is not None
+        assert job.links.jobsessions.href == f"/{version}/JobSessions?jobId=job%201%2F2"
+        del wire["_links"]["jobsessions"]  # absent: built all the same
+        job = vbo.from_wire(wire, Job, api_version=version)
+        assert job.links.jobsessions is not None
+        assert job.links.jobsessions.href == f"/{version}/JobSessions?jobId=job%201%2F2"
+    wire = job_wire("v6")
+    del wire["_links"]["jobsessions"]
+    assert vbo.from_wire(wire, Job, api_version="v6").links.jobsessions is None
+
+
+def test_no_repository_link_means_no_proxy_link(vbo: VBOClient, version: str) -> None:
+    wire = job_wire(version)
+    del wire["_links"]["backupRepository"]
+    wire["_links"]["proxy"] = {"href": f"/{version}/Proxies/{PROXY_ID}"}  # not a v6+ job link
+    job = vbo.from_wire(wire, Job, api_version=version)
+    assert job.links.repository is None
+    assert job.links.proxy is None
+    # v1's ``repository`` spelling is not read on v6+ either.
+    wire["_links"]["repository"] = {"href": f"/{version}/BackupRepositories/{REPO_ID}"}
+    assert vbo.from_wire(wire, Job, api_version=version).links.repository is None
+
+
+def test_v1_jobs_keep_their_own_proxy_link(vbo: VBOClient) -> None:
+    host = "https://vbo-sim.east.local:4443/v1"
+    wire = {
+        "id": JOB_ID,
+        "_links": {
+            "repository": {"href": f"{host}/BackupRepositories/{REPO_ID}"},
+            "proxy": {"href": f"{host}/Proxies/{PROXY_ID}"},
+            "backupRepository": {"href": f"{host}/BackupRepositories/other"},
+        },
+    }
+    job = vbo.from_wire(wire, Job, api_version="v1")
+    assert type(job.links.proxy) is Link
+    assert job.links.proxy.href == f"{host}/Proxies/{PROXY_ID}"
+    assert job.links.repository is not None
+    assert job.links.repository.href == f"{host}/BackupRepositories/{REPO_ID}"
+    assert job.repository_id == REPO_ID
+
+
+# --- sessions --------------------------------------------------------------------------------------
+
+
+def test_a_session_decodes_into_the_one_model(vbo: VBOClient, version: str) -> None:
+    session = vbo.from_wire(session_wire(version), JobSession, api_version=version)
+    assert session.id == SESSION_ID
+    assert session.job_id == JOB_ID  # v8 jobId; before, the job link's id
+    assert session.status is JobStatus.SUCCESS
+    assert session.creation_time == _at("2026-06-30T22:00:04.512337Z")
+    assert session.end_time == _at("2026-06-30T22:41:17.118902Z")
+    assert session.progress == 8412
+    assert session.retry_count == 0
+    assert session.details is not None
+    assert session.details.startswith("Transferred: 1.2 GB")
+    v7_plus = version != "v6"
+    assert session.repository_id == (REPO_ID if v7_plus else None)
+    assert session.main_session_id == (SESSION_ID if v7_plus else None)
+    assert session.job_will_be_retried is (False if v7_plus else None)
+    assert session.job_type is (JobType.BACKUP if v7_plus else None)
+    expected_config = JobSessionConfigType.INCREMENTAL if version == "v8" else None
+    assert session.job_session_config_type is expected_config
+    statistics = session.statistics
+    assert statistics is not None
+    assert statistics.processing_rate_bytes_ps == 2202009
+    assert statistics.processing_rate_items_ps == 14
+    assert statistics.read_rate_bytes_ps == 2516582
+    assert statistics.write_rate_bytes_ps == 1048576
+    assert statistics.transferred_data_bytes == 1288490188
+    assert statistics.processed_objects == 8412
+    assert statistics.bottleneck is Bottleneck.SOURCE
+    assert statistics.processing_rate is None  # v1's display strings
+    assert session.links.job is not None
+    assert session.links.job.href == f"/{version}/Jobs/{JOB_ID}"
+    assert session.links.log is not None
+    assert session.links.log.href == f"/{version}/JobSessions/{SESSION_ID}/LogItems"
+
+
+def test_a_retried_run(vbo: VBOClient) -> None:
+    wire = session_wire("v8")
+    wire.update(
+        id="d0000000-0000-4000-8000-000000000001",
+        status="Failed",
+        retryCount=2,
+        jobWillBeRetried=True,
+        mainSessionId=SESSION_ID,
+        jobSessionConfigType="Full",
+        endTime=None,
+    )
+    session = vbo.from_wire(wire, JobSession, api_version="v8")
+    assert session.status is JobStatus.FAILED
+    assert session.retry_count == 2
+    assert session.job_will_be_retried is True
+    assert session.main_session_id == SESSION_ID != session.id
+    assert session.job_session_config_type is JobSessionConfigType.FULL
+    assert session.end_time is None
+
+
+def test_a_session_s_job_id_prefers_the_wire_then_the_link(vbo: VBOClient, version: str) -> None:
+    other = "99999999-8888-4777-8666-555555555555"
+    wire = session_wire(version)
+    wire["_links"]["job"] = {"href": f"/{version}/Jobs/{other}"}
+    expected = JOB_ID if version == "v8" else other  # v8's jobId first; earlier versions have none
+    assert vbo.from_wire(wire, JobSession, api_version=version).job_id == expected
+    wire.pop("jobId", None)
+    assert vbo.from_wire(wire, JobSession, api_version=version).job_id == other
+    del wire["_links"]["job"]
+    assert vbo.from_wire(wire, JobSession, api_version=version).job_id is None
+
+
+# --- repositories, proxies, organizations --------------------------------------------------------------
+
+
+def test_a_repository_decodes_with_byte_counts(vbo: VBOClient, version: str) -> None:
+    repository = vbo.from_wire(repository_wire(version), BackupRepository, api_version=version)
+    assert repository.id == REPO_ID
+    assert repository.name == "Repository 1"
+    assert repository.path == "E:\\Backups\\Repository 1"
+    assert repository.capacity == 4398046511104  # capacityBytes
+    assert repository.free_space == 1649267441664  # freeSpaceBytes
+    assert repository.proxy_id == PROXY_ID
+    assert repository.proxy_pool_id is None
+    assert repository.is_long_term is False
+    assert repository.is_out_of_sync is False
+    assert repository.is_outdated is (False if version == "v8" else None)
+    assert repository.links.proxy is not None
+    assert repository.links.proxy.href == f"/{version}/Proxies/{PROXY_ID}"
+    assert repository.links.proxy.target is Proxy
+
+
+def test_a_v8_repository_of_a_proxy_pool(vbo: VBOClient) -> None:
+    wire = repository_wire("v8")
+    wire["proxyId"] = None
+    wire["proxyPoolId"] = "3f4e5d6c-7b8a-4d9e-8f0a-1b2c3d4e5f6a"
+    del wire["_links"]["proxy"]
+    repository = vbo.from_wire(wire, BackupRepository, api_version="v8")
+    assert repository.proxy_pool_id == wire["proxyPoolId"]
+    assert repository.proxy_id is None
+    assert repository.links.proxy is None
+
+
+def test_v1_repository_spellings_are_not_v6_plus_s(vbo: VBOClient, version: str) -> None:
+    wire = repository_wire(version)
+    del wire["capacityBytes"], wire["freeSpaceBytes"]
+    wire.update(capacity=1, freeSpace=2)
+    repository = vbo.from_wire(wire, BackupRepository, api_version=version)
+    assert (repository.capacity, repository.free_space) == (None, None)
+    v1 = vbo.from_wire(wire, BackupRepository, api_version="v1")
+    assert (v1.capacity, v1.free_space) == (1, 2)
+
+
+def test_a_proxy_decodes_per_version(vbo: VBOClient, version: str) -> None:
+    proxy = vbo.from_wire(proxy_wire(version), Proxy, api_version=version)
+    assert proxy.id == PROXY_ID
+    assert proxy.host_name == "proxy01"
+    assert proxy.port == 9193
+    assert proxy.type is ProxyType.DOMAIN
+    assert proxy.status is ProxyStatus.ONLINE
+    assert proxy.enable_network_throttling is True  # the v6+ spelling
+    assert (proxy.throttling_value, proxy.throttling_unit) == (100, "Mbps")
+    assert proxy.fqdn == (None if version == "v6" else "proxy01.contoso.local")
+    if version == "v8":
+        assert proxy.operating_system is OperatingSystem.WINDOWS
+        assert proxy.maintenance_mode_state is MaintenanceModeState.DISABLED
+        assert proxy.cpu_usage_percent == 12.5
+        assert proxy.memory_usage_percent == 41.25
+        assert proxy.version == "8.5.0.1014"
+    else:
+        assert proxy.operating_system is None
+        assert proxy.maintenance_mode_state is None
+        assert proxy.cpu_usage_percent is None
+        assert proxy.version is None
+    assert proxy.links.repositories is not None
+    assert proxy.links.repositories.href == f"/{version}/BackupRepositories?proxyId={PROXY_ID}"
+    assert proxy.links.repositories.target is BackupRepository
+
+
+def test_an_organization_decodes_per_version(vbo: VBOClient, version: str) -> None:
+    org = vbo.from_wire(organization_wire(version), Organization, api_version=version)
+    assert org.id == ORG_ID
+    assert org.name == org.office_name == "contoso.onmicrosoft.com"
+    assert org.type == "Office365"
+    assert org.region == "Worldwide"
+    assert org.description == (None if version == "v6" else "")
+    assert org.is_exchange_online is True
+    assert org.is_sharepoint_online is True
+    assert org.is_teams_online is True
+    assert org.is_teams_chats_online is False
+    assert org.is_backedup is None  # extendedView only
+    links = org.links
+    assert links.self is not None
+    assert links.self.href == f"/{version}/Organizations/{ORG_ID}"
+    assert isinstance(links.jobs, CollectionLink)
+    assert links.jobs.target is Job
+    jobs_href = (
+        f"/v8/Jobs?organizationId={ORG_ID}" if version == "v8" else f"/{version}/Organizations/{ORG_ID}/Jobs"
+    )
+    assert links.jobs.href == jobs_href
+    assert links.used_repositories is not None
+    assert links.used_repositories.href == f"/{version}/Organizations/{ORG_ID}/usedRepositories"
+    for relation in ("users", "groups", "sites", "teams"):
+        link = getattr(links, relation)
+        assert link is not None
+        assert link.href == f"/{version}/Organizations/{ORG_ID}/{relation.title()}"
+    assert links.mailboxes is None
+
+
+def test_extended_view_organization_fields(vbo: VBOClient, version: str) -> None:
+    wire = organization_wire(version)
+    wire.update(isBackedup=True, firstBackuptime="2026-01-02T03:04:05.123456Z", lastBackuptime=None)
+    org = vbo.from_wire(wire, Organization, api_version=version)
+    assert org.is_backedup is True
+    assert org.first_backuptime == _at("2026-01-02T03:04:05.123456Z")
+    assert org.last_backuptime is None
+
+
+# --- round trips ---------------------------------------------------------------------------------------
+
+
+def _examples(version: str) -> list[tuple[type[Any], dict[str, Any]]]:
+    windowed = job_wire(version)
+    windowed["schedulePolicy"] = windowed_policy(version)
+    pooled = repository_wire(version)
+    pooled.update(proxyId=None, proxyPoolId="3f4e5d6c-7b8a-4d9e-8f0a-1b2c3d4e5f6a")
+    del pooled["_links"]["proxy"]
+    linkless = job_wire(version)
+    linkless["_links"] = {}
+    return [
+        (Job, job_wire(version)),
+        (Job, windowed),
+        (Job, linkless),
+        (JobSession, session_wire(version)),
+        (Organization, organization_wire(version)),
+        (BackupRepository, repository_wire(version)),
+        (BackupRepository, pooled),
+        (Proxy, proxy_wire(version)),
+    ]
+
+
+def test_round_trips_per_version(vbo: VBOClient, version: str) -> None:
+    for cls, wire in _examples(version):
+        model = vbo.from_wire(wire, cls, api_version=version)
+        again = vbo.to_wire(model, api_version=version)
+        assert vbo.from_wire(again, cls, api_version=version) == model
+        assert vbo.from_wire(json.loads(json.dumps(again)), cls, api_version=version) == model
+        # Written back in the version's own spelling, nothing from another version's wire.
+        if cls is Job:
+            assert ("eTag" in again) is (version == "v8" and "eTag" in wire)
+            assert "organizationId" not in again or version == "v8"
+            assert "repository" not in again.get("_links", {})
+            assert "proxy" not in again.get("_links", {})
+            if "schedulePolicy" in wire and "backupWindowSettings" in wire["schedulePolicy"]:
+                assert again["schedulePolicy"]["backupWindowSettings"]["backupWindow"] == WINDOW
+        if cls is BackupRepository:
+            assert again["capacityBytes"] == wire["capacityBytes"]
+            assert "capacity" not in again
+
+
+def test_a_v8_model_written_as_v6_reads_back_as_the_same_job(vbo: VBOClient) -> None:
+    job = vbo.from_wire(job_wire("v8"), Job, api_version="v8")
+    v6 = vbo.to_wire(job, api_version="v6")
+    assert "organizationId" not in v6  # v6 reads it from the organization link
+    assert v6["_links"]["backupRepository"] == {"href": f"/v8/BackupRepositories/{REPO_ID}"}
+    assert v6["eTag"] == 412
+    assert v6["lastBackup"] == "2026-06-30T22:41:17.118902+00:00"
+    again = vbo.from_wire(v6, Job, api_version="v6")
+    assert again.organization_id == ORG_ID
+    assert (again.e_tag, again.last_backup) == (job.e_tag, job.last_backup)
+    assert again.links.repository == job.links.repository
+    assert again.links.proxy == job.links.proxy
+
+
+def test_from_wire_needs_a_version_before_discovery() -> None:
+    auto = VBOClient(
+        BASE, username="u", password="p", verify=_UNUSED_TLS, transport=httpx.MockTransport(_refuse)
+    )
+    try:
+        assert auto.api_version is None
+        with pytest.raises(ClientStateError, match="api_version"):
+            auto.from_wire(job_wire("v8"), Job)
+        with pytest.raises(ClientStateError, match="api_version"):
+            auto.to_wire(Job(id=JOB_ID))
+        assert auto.from_wire(job_wire("v8"), Job, api_version="v8").e_tag == 412
+    finally:
+        asyncio.run(auto.aclose())
+
+
+# --- through requests: the job of a session known only from the request -----------------------------------
+
+
+@pytest.fixture
+async def sessions_server(version: str) -> AsyncIterator[tuple[respx.MockRouter, VBOClient]]:
+    router = respx.MockRouter(base_url=BASE, assert_all_called=False)
+    router.post(f"/{version}/Token").respond(json=token_body(1))
+    router.post(f"/{version}/token/logout").respond(204)
+    linkless = session_wire(version)
+    linkless.pop("jobId", None)
+    del linkless["_links"]["job"]
+    page = {"offset": 0, "limit": 10000, "results": [linkless], "_links": {}}
+    router.get(f"/{version}/JobSessions").respond(json=page)
+    router.get(f"/{version}/Jobs/{JOB_ID}/JobSessions").respond(json=page)
+    router.get(f"/{version}/Jobs/{JOB_ID}/jobsessions").respond(json=page)
+    client = VBOClient(
+        BASE,
+        username="u",
+        password="p",
+        api_version=version,
+        verify=_UNUSED_TLS,
+        transport=httpx.MockTransport(router.async_handler),
+    )
+    async with client:
+        yield router, client
+
+
+async def test_a_session_s_job_id_comes_from_the_request(
+    sessions_server: tuple[respx.MockRouter, VBOClient], version: str
+) -> None:
+    router, vbo = sessions_server
+    (session,) = await vbo.job_sessions(JOB_ID)
+    assert session.job_id == JOB_ID
+    job = vbo.from_wire(job_wire(version), Job)
+    assert job.links.jobsessions is not None
+    (listed,) = await job.links.jobsessions  # v7/v8 ?jobId=; v6 the job's own link, no query
+    if version != "v6":
+        assert listed.job_id == JOB_ID
+    # However the id was found, it survives a trip through the wire.
+    assert vbo.from_wire(vbo.to_wire(session), JobSession) == session
+    urls = [str(call.request.url) for call in router.calls if call.request.method == "GET"]
+    if version == "v6":
+        assert urls == [
+            f"{BASE}/v6/Jobs/{JOB_ID}/JobSessions?limit=5",
+            f"{BASE}/v6/Jobs/{JOB_ID}/jobsessions?limit=10000",
+        ]
+    else:
+        assert urls == [
+            f"{BASE}/{version}/JobSessions?jobId={JOB_ID}&limit=5",
+            f"{BASE}/{version}/JobSessions?jobId={JOB_ID}&limit=10000",
+        ]

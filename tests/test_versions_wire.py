@@ -1,0 +1,678 @@
+"""Wire shapes per API version (v1, v6, v7, v8), seen through respx as the client's transport.
+
+One client per version, pinned, talking to a respx router through ``httpx.MockTransport``: the
+exact method, path, query string and body of every entry point and job action, the token forms
+of the password and refresh grants, the logout on ``aclose()`` and what may go wrong with it,
+an empty-body 401 renewing the token, what v1 refuses without sending anything, and the
+``api_version`` values refused up front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+import respx
+
+from vbo_async import (
+    ClientStateError,
+    ConfigError,
+    Job,
+    JobSession,
+    JobStatus,
+    NotSupportedError,
+    ServiceInstance,
+    VBOClient,
+)
+from vbo_async import _client as client_module
+
+from .conftest import FAST, PASSWORD, USERNAME
+from .versions_data import (
+    JOB_ID,
+    ORG_ID,
+    SESSION_ID,
+    job_wire,
+    organization_wire,
+    proxy_wire,
+    repository_wire,
+    session_wire,
+    token_body,
+)
+
+BASE = "https://vbo.test:4443"
+VERSIONS = ("v1", "v6", "v7", "v8")
+V6_PLUS = ("v6", "v7", "v8")
+_UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+class Server:
+    """A respx router playing one API version: a token endpoint recording every form it gets
+    (and issuing ``access-1-…``, ``access-2-…``), plus the routes a test adds."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.router = respx.MockRouter(base_url=BASE, assert_all_called=False)
+        self.forms: list[dict[str, str]] = []
+        self.router.post(f"/{version}/Token").mock(side_effect=self._token)
+        if version in ("v7", "v8"):  # closing logs out; a test may replace this route
+            self.router.post(f"/{version}/token/logout").respond(200 if version == "v7" else 204)
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        self.forms.append(dict(parse_qsl(request.content.decode())))
+        return httpx.Response(200, json=token_body(len(self.forms)))
+
+    def client(self, **options: Any) -> VBOClient:
+        options.setdefault("retry", FAST)
+        return VBOClient(
+            BASE,
+            username=USERNAME,
+            password=PASSWORD,
+            api_version=self.version,
+            verify=_UNUSED_TLS,
+            transport=httpx.MockTransport(self.router.async_handler),
+            **options,
+        )
+
+    @property
+    def requests(self) -> list[httpx.Request]:
+        """Every request but the token and logout requests, in order."""
+        return [
+            call.request
+            for call in self.router.calls
+            if urlsplit(str(call.request.url)).path.lower()
+            not in (f"/{self.version}/token", f"/{self.version}/token/logout")
+        ]
+
+    def urls(self) -> list[str]:
+        return [str(request.url) for request in self.requests]
+
+    def collection(self, items: list[Any], path: str) -> Any:
+        """What the version answers for a collection: a page object on v8, a bare array before."""
+        if self.version != "v8":
+            return items
+        return {
+            "offset": 0,
+            "limit": 10000,
+            "results": items,
+            "_links": {"self": {"href": f"/v8/{path}?offset=0&limit=10000"}},
+        }
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server(version: str) -> Server:
+    return Server(version)
+
+
+@pytest.fixture
+async def vbo(server: Server) -> AsyncIterator[VBOClient]:
+    async with server.client() as client:
+        yield client
+
+
+def _v1_job() -> dict[str, Any]:
+    return {
+        "id": JOB_ID,
+        "name": "Contoso - Exchange daily",
+        "lastStatus": "Success",
+        "isEnabled": "true",
+        "_links": {
+            "self": {"href": f"https://vbo-sim.east.local:4443/v1/Jobs/{JOB_ID}"},
+            "organization": {"href": f"https://vbo-sim.east.local:4443/v1/Organizations/{ORG_ID}"},
+        },
+    }
+
+
+def _job(version: str) -> dict[str, Any]:
+    return _v1_job() if version == "v1" else job_wire(version)
+
+
+def _organization(version: str) -> dict[str, Any]:
+    if version == "v1":
+        return {"id": ORG_ID, "name": "contoso.onmicrosoft.com", "_links": {}}
+    return organization_wire(version)
+
+
+def _session(version: str, number: int, *, day: int) -> dict[str, Any]:
+    if version == "v1":
+        wire: dict[str, Any] = {
+            "id": f"{number:08d}-0000-4000-8000-000000000000",
+            "creationTime": f"2026-06-{day:02d}T22:00:00.0000000Z",
+            "status": "Success",
+            "_links": {},
+        }
+        return wire
+    wire = session_wire(version)
+    wire["id"] = f"{number:08d}-0000-4000-8000-000000000000"
+    wire["creationTime"] = f"2026-06-{day:02d}T22:00:04.512337Z"
+    wire.pop("jobId", None)
+    del wire["_links"]["job"]  # the job is known only from the request (or the client's argument)
+    return wire
+
+
+# --- entry points ----------------------------------------------------------------------------------
+
+_LIST_PATHS = {
+    "v1": {
+        "organizations": "/v1/Organizations",
+        "organization_jobs": f"/v1/Organizations/{ORG_ID}/Jobs",
+        "jobs": "/v1/Jobs",
+        "backup_repositories": "/v1/BackupRepositories",
+        "proxies": "/v1/Proxies",
+    },
+    "v6": {
+        "organizations": "/v6/Organizations?limit=10000",
+        "organization_jobs": f"/v6/Organizations/{ORG_ID}/Jobs?limit=10000",
+        "jobs": "/v6/Jobs?limit=10000",
+        "backup_repositories": "/v6/BackupRepositories?limit=10000",
+        "proxies": "/v6/Proxies?limit=10000",
+    },
+    "v7": {
+        "organizations": "/v7/Organizations?limit=10000",
+        "organization_jobs": f"/v7/Organizations/{ORG_ID}/Jobs?limit=10000",
+        "jobs": "/v7/Jobs?limit=10000",
+        "backup_repositories": "/v7/BackupRepositories?limit=10000",
+        "proxies": "/v7/Proxies?limit=10000",
+    },
+    "v8": {
+        "organizations": "/v8/Organizations?limit=10000",
+        "organization_jobs": f"/v8/Jobs?organizationId={ORG_ID}&limit=10000",
+        "jobs": "/v8/Jobs?limit=10000",
+        "backup_repositories": "/v8/BackupRepositories?limit=10000",
+        "proxies": "/v8/Proxies?limit=10000",
+    },
+}
+
+
+async def test_list_entry_points_ask_each_version_its_own_way(
+    server: Server, vbo: VBOClient, version: str
+) -> None:
+    router = server.router
+    router.get(f"/{version}/Organizations").respond(
+        json=server.collection([_organization(version)], "Organizations")
+    )
+    router.get(f"/{version}/Organizations/{ORG_ID}/Jobs").respond(json=[_job(version)])
+    router.get(f"/{version}/Jobs").respond(json=server.collection([_job(version)], "Jobs"))
+    repository = {"id": "r1"} if version == "v1" else repository_wire(version)
+    proxy = {"id": "p1"} if version == "v1" else proxy_wire(version)
+    router.get(f"/{version}/BackupRepositories").respond(
+        json=server.collection([repository], "BackupRepositories")
+    )
+    router.get(f"/{version}/Proxies").respond(json=server.collection([proxy], "Proxies"))
+
+    (org,) = await vbo.organizations()
+    assert org.id == ORG_ID
+    (job,) = await vbo.organization_jobs(org)  # a model or its id
+    assert job.id == JOB_ID
+    assert [j.id for j in await vbo.jobs()] == [JOB_ID]
+    assert len(await vbo.backup_repositories()) == 1
+    assert len(await vbo.proxies()) == 1
+
+    paths = _LIST_PATHS[version]
+    expected = [
+        paths[name]
+        for name in ("organizations", "organization_jobs", "jobs", "backup_repositories", "proxies")
+    ]
+    assert server.urls() == [BASE + path for path in expected]
+    assert all(request.method == "GET" for request in server.requests)
+    assert all(request.content == b"" for request in server.requests)
+    assert [form["grant_type"] for form in server.forms] == ["password"]
+
+
+async def test_single_resources_ask_by_id(server: Server, vbo: VBOClient, version: str) -> None:
+    router = server.router
+    router.get(f"/{version}/Organizations/{ORG_ID}").respond(json=_organization(version))
+    router.get(f"/{version}/Jobs/{JOB_ID}").respond(json=_job(version))
+    session = _session(version, 1, day=30)
+    router.get(f"/{version}/JobSessions/{session['id']}").respond(json=session)
+
+    assert (await vbo.organization(ORG_ID)).id == ORG_ID
+    assert (await vbo.job(JOB_ID)).id == JOB_ID
+    assert (await vbo.job_session(session["id"])).id == session["id"]
+    assert server.urls() == [
+        f"{BASE}/{version}/Organizations/{ORG_ID}",
+        f"{BASE}/{version}/Jobs/{JOB_ID}",
+        f"{BASE}/{version}/JobSessions/{session['id']}",
+    ]
+
+
+async def test_v8_pages_are_followed_by_their_next_link() -> None:
+    server = Server("v8")
+    second = organization_wire("v8")
+    second["id"] = "0d1e2f3a-4b5c-4d6e-8f7a-9b0c1d2e3f4a"
+    server.router.get("/v8/Organizations").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json={
+                    "offset": 0,
+                    "limit": 1,
+                    "results": [organization_wire("v8")],
+                    "_links": {"next": {"href": "/v8/Organizations?offset=1&limit=1"}},
+                },
+            ),
+            httpx.Response(200, json={"offset": 1, "limit": 1, "results": [second], "_links": {}}),
+        ]
+    )
+    async with server.client() as vbo:
+        orgs = await vbo.organizations()
+    assert [org.id for org in orgs] == [ORG_ID, second["id"]]
+    assert server.urls() == [
+        f"{BASE}/v8/Organizations?limit=10000",
+        f"{BASE}/v8/Organizations?offset=1&limit=1",
+    ]
+
+
+_SESSION_PATHS = {
+    "v1": (f"/v1/Jobs/{JOB_ID}/JobSessions", f"/v1/Jobs/{JOB_ID}/JobSessions"),
+    "v6": (f"/v6/Jobs/{JOB_ID}/JobSessions?limit=5", f"/v6/Jobs/{JOB_ID}/JobSessions?limit=10000"),
+    "v7": (f"/v7/JobSessions?jobId={JOB_ID}&limit=5", f"/v7/JobSessions?jobId={JOB_ID}&limit=10000"),
+    "v8": (f"/v8/JobSessions?jobId={JOB_ID}&limit=5", f"/v8/JobSessions?jobId={JOB_ID}&limit=10000"),
+}
+
+
+async def test_job_sessions_paths_limits_order_and_job_ids(
+    server: Server, vbo: VBOClient, version: str
+) -> None:
+    # Seven sessions in no particular order; v6+ pages hold what `limit` asked for and link on.
+    days = [3, 9, 1, 12, 7, 5, 11]
+    sessions = [_session(version, number, day=day) for number, day in enumerate(days, 1)]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        query = dict(parse_qsl(request.url.query.decode()))
+        if version == "v1":
+            return httpx.Response(200, json=sessions)
+        offset, limit = int(query.get("offset", 0)), int(query["limit"])
+        page: dict[str, Any] = {
+            "offset": offset,
+            "limit": limit,
+            "results": sessions[offset : offset + limit],
+            "_links": {},
+        }
+        if offset + limit < len(sessions):
+            nxt = request.url.copy_merge_params({"offset": offset + limit})
+            page["_links"]["next"] = {"href": nxt.raw_path.decode()}
+        return httpx.Response(200, json=page)
+
+    path = f"/{version}/Jobs/{JOB_ID}/JobSessions" if version in ("v1", "v6") else f"/{version}/JobSessions"
+    server.router.get(path).mock(side_effect=answer)
+
+    newest = await vbo.job_sessions(JOB_ID, limit=5)
+    limited_urls = server.urls()
+    everything = await vbo.job_sessions(JOB_ID, limit=None)
+
+    assert limited_urls == [BASE + _SESSION_PATHS[version][0]]  # one page: the next is not read
+    assert server.urls()[1] == BASE + _SESSION_PATHS[version][1]
+    assert len(server.urls()) == 2  # all seven fit in the first page of 10000
+    assert all(session.job_id == JOB_ID for session in newest + everything)
+    assert len(everything) == 7
+    times = [session.creation_time for session in everything]
+    assert times == sorted(times, reverse=True)  # newest first
+    if version == "v1":
+        # v1 cannot limit: every session is read and the newest five kept.
+        assert [s.creation_time.day for s in newest if s.creation_time] == [12, 11, 9, 7, 5]
+    else:
+        # v6+ ask for five and sort those (the server's own order is newest first in practice).
+        assert sorted(s.id for s in newest) == sorted(s["id"] for s in sessions[:5])
+        assert [s.creation_time for s in newest] == sorted(
+            (s.creation_time for s in newest), key=lambda t: t.timestamp() if t else 0, reverse=True
+        )
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_service_instance_on_v6_plus(server: Server, vbo: VBOClient, version: str) -> None:
+    server.router.get(f"/{version}/ServiceInstance").respond(
+        json={"installationId": "6a3f2b1c-0d9e-4f8a-b7c6-d5e4f3a2b1c0", "version": "8.5.0.1014"}
+    )
+    instance = await vbo.service_instance()
+    assert instance == ServiceInstance(
+        installation_id="6a3f2b1c-0d9e-4f8a-b7c6-d5e4f3a2b1c0", version="8.5.0.1014"
+    )
+    assert server.urls() == [f"{BASE}/{version}/ServiceInstance"]
+
+
+async def test_v1_refuses_without_sending_anything() -> None:
+    server = Server("v1")
+    async with server.client() as vbo:
+        with pytest.raises(NotSupportedError, match="v1") as caught:
+            await vbo.service_instance()
+        assert caught.value.operation == "service_instance"
+        with pytest.raises(NotSupportedError, match="full") as caught:
+            await vbo.start_job(JOB_ID, full=True)
+        assert caught.value.operation == "start_job"
+        assert vbo.requests_sent == 0
+        assert vbo.token_requests == 0
+    assert server.router.calls.call_count == 0  # not even a token, not even a logout
+
+
+# --- job actions -----------------------------------------------------------------------------------
+
+ACTIONS = ("start", "stop", "enable", "disable")
+
+
+def _expected_action(version: str, action: str, *, full: bool) -> tuple[str, Any]:
+    """(path, JSON body or None for no body) of a job action."""
+    if version == "v1":
+        return f"/v1/Jobs/{JOB_ID}/Action", {action: None}
+    return f"/{version}/Jobs/{JOB_ID}/{action}", ({"full": full} if action == "start" else None)
+
+
+@pytest.mark.parametrize("status", [200, 204])
+@pytest.mark.parametrize("action", ACTIONS)
+async def test_job_actions_per_version(
+    server: Server, vbo: VBOClient, version: str, action: str, status: int
+) -> None:
+    path, body = _expected_action(version, action, full=False)
+    server.router.post(path).respond(status)
+
+    method = getattr(vbo, f"{action}_job")
+    result = await method(JOB_ID)
+
+    assert result is None  # an empty answer, even from v8
+    (request,) = server.requests
+    assert request.method == "POST"
+    assert str(request.url) == BASE + path
+    if body is None:
+        assert request.content == b""
+        assert "content-type" not in request.headers
+    else:
+        assert json.loads(request.content) == body
+        assert request.headers["content-type"] == "application/json"
+    assert request.headers["authorization"] == f"Bearer {token_body(1)['access_token']}"
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+@pytest.mark.parametrize("full", [False, True])
+async def test_start_sends_full_on_v6_plus(version: str, full: bool) -> None:
+    server = Server(version)
+    path, body = _expected_action(version, "start", full=full)
+    server.router.post(path).respond(204)
+    async with server.client() as vbo:
+        assert await vbo.start_job(Job(id=JOB_ID), full=full) is None
+    (request,) = server.requests
+    assert json.loads(request.content) == body == {"full": full}
+
+
+async def test_v8_start_answers_with_the_new_session() -> None:
+    server = Server("v8")
+    running = session_wire("v8")
+    running.update(status="Running", endTime=None, jobWillBeRetried=None, jobSessionConfigType="Full")
+    server.router.post(f"/v8/Jobs/{JOB_ID}/start").respond(200, json=running)
+    async with server.client() as vbo:
+        session = await vbo.start_job(JOB_ID, full=True)
+    assert isinstance(session, JobSession)
+    assert session.id == SESSION_ID
+    assert session.job_id == JOB_ID
+    assert session.status is JobStatus.RUNNING
+    assert session.end_time is None
+    assert session.statistics is not None
+    assert session.statistics.transferred_data_bytes == 1288490188
+    assert session.links.job is not None
+    assert session.links.job.href == f"/v8/Jobs/{JOB_ID}"
+
+
+async def test_v8_start_session_without_job_id_gets_the_job_s() -> None:
+    server = Server("v8")
+    running = session_wire("v8")
+    del running["jobId"]
+    del running["_links"]["job"]
+    server.router.post(f"/v8/Jobs/{JOB_ID}/start").respond(200, json=running)
+    async with server.client() as vbo:
+        session = await vbo.start_job(JOB_ID)
+    assert session is not None
+    assert session.job_id == JOB_ID
+
+
+@pytest.mark.parametrize("version", ["v1", "v6", "v7"])
+async def test_a_body_before_v8_is_not_taken_for_a_session(version: str) -> None:
+    server = Server(version)
+    path, _ = _expected_action(version, "start", full=False)
+    server.router.post(path).respond(200, json=session_wire("v8"))
+    async with server.client() as vbo:
+        assert await vbo.start_job(JOB_ID) is None
+
+
+# --- token forms -------------------------------------------------------------------------------------
+
+
+async def test_token_forms_of_password_and_refresh_grants(server: Server, version: str) -> None:
+    # The first GET is refused (an empty 401, as v6+ servers send): the client refreshes and replays.
+    server.router.get(f"/{version}/Jobs").mock(
+        side_effect=[httpx.Response(401), httpx.Response(200, json=server.collection([], "Jobs"))]
+    )
+    async with server.client() as vbo:
+        assert await vbo.jobs() == []
+    extras = {"disable_antiforgery_token": "true"} if version in ("v7", "v8") else {}
+    assert server.forms == [
+        {"grant_type": "password", "username": USERNAME, "password": PASSWORD, **extras},
+        {"grant_type": "refresh_token", "refresh_token": token_body(1)["refresh_token"], **extras},
+    ]
+    token_calls = [c.request for c in server.router.calls if c.request.url.path.endswith("/Token")]
+    assert all(r.headers["content-type"] == "application/x-www-form-urlencoded" for r in token_calls)
+    assert all(str(r.url) == f"{BASE}/{version}/Token" for r in token_calls)
+
+
+async def test_an_empty_401_on_v8_renews_the_token_and_replays() -> None:
+    server = Server("v8")
+    page = server.collection([organization_wire("v8")], "Organizations")
+    answers = [httpx.Response(401, content=b""), httpx.Response(200, json=page)]
+    seen: list[tuple[str, str]] = []  # the auth flow replays the same Request object: copy now
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers["authorization"]))
+        return answers.pop(0)
+
+    server.router.get("/v8/Organizations").mock(side_effect=answer)
+    async with server.client() as vbo:
+        (org,) = await vbo.organizations()
+        assert org.id == ORG_ID
+        assert vbo.token_requests == 2
+    url = f"{BASE}/v8/Organizations?limit=10000"
+    assert seen == [
+        (url, f"Bearer {token_body(1)['access_token']}"),
+        (url, f"Bearer {token_body(2)['access_token']}"),
+    ]
+    assert [form["grant_type"] for form in server.forms] == ["password", "refresh_token"]
+
+
+# --- logout ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("version", "status"), [("v7", 200), ("v8", 204)])
+async def test_aclose_logs_out_on_v7_and_v8(version: str, status: int) -> None:
+    server = Server(version)
+    logout = server.router.post(f"/{version}/token/logout").respond(status)
+    server.router.get(f"/{version}/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    await vbo.jobs()
+    assert not logout.called
+    await vbo.aclose()
+    assert logout.call_count == 1
+    request = logout.calls.last.request
+    assert str(request.url) == f"{BASE}/{version}/token/logout"
+    assert request.headers["authorization"] == f"Bearer {token_body(1)['access_token']}"
+    with pytest.raises(ClientStateError):
+        await vbo.jobs()
+    await vbo.aclose()  # twice is harmless, and logs out no more
+    assert logout.call_count == 1
+
+
+@pytest.mark.parametrize("version", ["v1", "v6"])
+async def test_no_logout_before_v7(version: str) -> None:
+    server = Server(version)
+    logout = server.router.post(path__regex=r"(?i)/token/logout$").respond(200)
+    server.router.get(f"/{version}/Jobs").respond(json=[])
+    async with server.client() as vbo:
+        await vbo.jobs()
+    assert not logout.called
+    assert [r.url.path for r in server.requests] == [f"/{version}/Jobs"]
+
+
+async def test_no_logout_without_a_token() -> None:
+    server = Server("v8")
+    logout = server.router.post("/v8/token/logout").respond(204)
+    async with server.client():
+        pass
+    assert not logout.called
+    assert server.router.calls.call_count == 0
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.Response(500, json={"message": "An error has occurred."}),
+        httpx.Response(401),
+        httpx.ConnectError("connection refused"),
+    ],
+    ids=["500", "401", "connect-error"],
+)
+async def test_a_failing_logout_never_makes_aclose_raise(version: str, failure: Any) -> None:
+    server = Server(version)
+    logout = server.router.post(f"/{version}/token/logout")
+    if isinstance(failure, Exception):
+        logout.mock(side_effect=failure)
+    else:
+        logout.mock(return_value=failure)
+    server.router.get(f"/{version}/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    await vbo.jobs()
+    await vbo.aclose()  # must not raise
+    assert vbo.requests_sent == 3  # token, jobs, one logout attempt: never retried
+    with pytest.raises(ClientStateError, match="closed"):
+        await vbo.jobs()
+
+
+async def test_a_hanging_logout_is_given_up_within_seconds() -> None:
+    server = Server("v8")
+    started = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await asyncio.sleep(60)
+        return httpx.Response(204)  # pragma: no cover - never reached
+
+    server.router.post("/v8/token/logout").mock(side_effect=hang)
+    server.router.get("/v8/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    await vbo.jobs()
+    before = time.monotonic()
+    await vbo.aclose()
+    elapsed = time.monotonic() - before
+    assert started.is_set()
+    assert elapsed < client_module.LOGOUT_TIMEOUT + 2
+    assert client_module.LOGOUT_TIMEOUT <= 5
+
+
+async def test_a_cancelled_aclose_still_closes_the_client() -> None:
+    server = Server("v8")
+    started = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await asyncio.sleep(60)
+        return httpx.Response(204)  # pragma: no cover - never reached
+
+    server.router.post("/v8/token/logout").mock(side_effect=hang)
+    server.router.get("/v8/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    await vbo.jobs()
+    closing = asyncio.create_task(vbo.aclose())
+    await started.wait()
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    # Cancelled while logging out (a shutdown with a deadline): the pool is closed all the same.
+    with pytest.raises(ClientStateError, match="closed"):
+        await vbo.jobs()
+    assert "closed" in repr(vbo)
+
+
+def test_closing_from_another_event_loop_still_raises() -> None:
+    server = Server("v8")
+    logout = server.router.post("/v8/token/logout").respond(204)
+    server.router.get("/v8/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    home = asyncio.new_event_loop()
+    other = asyncio.new_event_loop()
+    try:
+        home.run_until_complete(vbo.jobs())
+        with pytest.raises(ClientStateError, match="event loop"):
+            other.run_until_complete(vbo.aclose())
+        assert not logout.called
+        home.run_until_complete(vbo.aclose())  # the client's own loop closes it, logging out
+        assert logout.call_count == 1
+    finally:
+        other.close()
+        home.close()
+
+
+# A transport error whose exception chain loops (respx builds one when a side-effect function
+# raises: the error's __cause__ is respx's wrapper, whose __cause__ is the error). Run in a
+# child process: the bug spins in a synchronous loop that no asyncio timeout can interrupt.
+_CYCLIC_CHAIN = """
+import asyncio, ssl, httpx, respx
+from vbo_async import TransportError, VBOClient
+
+router = respx.MockRouter(base_url="https://vbo.test:4443", assert_all_called=False)
+
+def refuse(request):
+    raise httpx.ConnectError("connection refused", request=request)
+
+router.post("/v8/Token").mock(side_effect=refuse)
+
+async def main():
+    async with VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v8",
+                         verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+                         transport=httpx.MockTransport(router.async_handler)) as vbo:
+        try:
+            await vbo.jobs()
+        except TransportError as exc:
+            print(type(exc).__name__, exc.message)
+
+asyncio.run(main())
+"""
+
+
+def test_a_transport_error_with_a_cyclic_chain_is_reported() -> None:
+    """A cyclic exception chain (respx side effects build one) is walked a bounded number of steps
+    (it used to spin forever inside the event loop)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CYCLIC_CHAIN], capture_output=True, text=True, timeout=6, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("TransportError cannot connect")
+
+
+# --- api_version values ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["v5", "V8", "..", "auto ", "", "v8/", "/v8", "v9", "v 8", "latest"])
+def test_unknown_api_versions_are_refused_up_front(value: str) -> None:
+    with pytest.raises(ConfigError, match="api_version"):
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=value, verify=_UNUSED_TLS)
+
+
+@pytest.mark.parametrize("value", ["v5", "V8", "..", "auto", "auto "])
+def test_from_wire_and_to_wire_refuse_unknown_versions(value: str) -> None:
+    vbo = Server("v8").client()
+    try:
+        with pytest.raises(ConfigError, match="api_version"):
+            vbo.from_wire(job_wire("v8"), Job, api_version=value)
+        with pytest.raises(ConfigError, match="api_version"):
+            vbo.to_wire(Job(id=JOB_ID), api_version=value)
+    finally:
+        asyncio.run(vbo.aclose())

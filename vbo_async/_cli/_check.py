@@ -1,0 +1,315 @@
+"""``vbo-async check``: the backup jobs' health as a Nagios/Icinga/Checkmk plugin.
+
+The click options and callback (registered in `_app` with the plugin's own `ExitCodes` and
+error output), and the one sweep it makes; what it prints is decided in `_plugin` (pure).
+Everything goes to stdout, plain: a monitoring system reads the first line as the status and
+may merge stderr into it, so log lines the run produces are held back and written to stderr
+only after the verdict (unless ``VBO_ASYNC_LOG`` asks for them as they come).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import difflib
+import io
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import attrs
+import click
+
+from .._exceptions import ConfigError, VBOError
+from .._health import HealthPolicy
+from .._poll import PollResult, PollTarget, poll_jobs
+from ._exit import CLIError
+from ._logging import level_from_environment
+from ._plugin import (
+    PLUGIN_CODES,
+    DurationError,
+    NotFound,
+    PluginOutput,
+    error_output,
+    format_duration,
+    parse_duration,
+    plugin_output,
+)
+from ._report import Report, Row, error_row
+
+__all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "say_unknown"]
+
+CHECK_EPILOG = """
+\b
+Output (plain text, on stdout; the first line is wrapped here):
+  VB365 CRITICAL - 3 of 120 jobs failing, 1 warning; 1 server unreachable:
+  contoso.onmicrosoft.com/Mail daily (failed 2 days ago), ... | jobs=120;;;0 ok=116;;;0
+  warning=1;;;0 critical=3;;;0 unknown=0;;;0 servers_down=1;;;0 tenants_unreadable=0;;;0
+  CRITICAL: east/contoso.onmicrosoft.com/Mail daily: failed 2 days ago
+  ...
+  WARNING: east/northwind.onmicrosoft.com/Support protection: last run ended with warnings 14 h ago
+  UNKNOWN: west: cannot connect: ...
+The first line names the state, the counts and the worst three findings, then the
+performance data after '|': jobs, ok, warning, critical, unknown (jobs by health),
+servers_down and tenants_unreadable. Then one line per job, tenant or server that is not OK,
+worst first.
+
+\b
+A job's health: CRITICAL when its last run failed or it had no success for --max-age;
+WARNING when its last run ended with warnings, failed but will be retried, or it never ran;
+UNKNOWN when its last run ended otherwise or its sessions could not be read; OK otherwise
+(a disabled job is OK). A server or tenant that cannot be read, an --org that names no
+organization, or finding no job at all is UNKNOWN, never OK.
+
+\b
+Cost: one sweep. On v6+ a server with 8 or more tenants checked costs a handful of requests
+(its organizations, its jobs, its sessions of the last --max-age); fewer tenants cost one
+request each and one or two per job. v1 cannot list sessions server-wide: one request per job.
+
+\b
+Exit codes (the monitoring plugin convention, not the other commands' codes):
+  0  OK        every job is OK
+  1  WARNING   a job is WARNING, none CRITICAL
+  2  CRITICAL  a job is CRITICAL
+  3  UNKNOWN   nothing worse, but something could not be read or found; also a usage
+               error (bad option or duration, bad targets file, no password), an
+               internal error or an interruption
+The most severe finding decides: CRITICAL > WARNING > UNKNOWN > OK.
+"""
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | dt.timedelta) -> dt.timedelta:
+    """The option callback of ``--max-age`` and ``--timeout``: `parse_duration`, a bad duration
+    being a usage error."""
+    if isinstance(value, dt.timedelta):
+        return value
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def say_unknown(*lines: str) -> None:
+    """How ``check`` reports an error: an UNKNOWN plugin output on stdout."""
+    sys.stdout.write(error_output(*lines))
+    sys.stdout.flush()
+
+
+@click.option(
+    "--targets",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of [[servers]] tables, as for 'vbo-async poll'.",
+)
+@click.option(
+    "--max-age",
+    default="26h",
+    metavar="DURATION",
+    callback=duration,
+    help="A job with no success for longer is CRITICAL: 90m, 26h, 2d, 1d12h (units d, h, m, s).",
+)
+@click.option(
+    "--org",
+    "organizations",
+    multiple=True,
+    metavar="ID|NAME",
+    help="Check only this organization (id, or name case-insensitively) on whichever server has "
+    "it; repeat for several [default: every organization the targets file selects].",
+)
+@click.option(
+    "--timeout",
+    default="50s",
+    metavar="DURATION",
+    callback=duration,
+    help="Give up after this long: servers and tenants that have not answered are UNKNOWN "
+    "(under the 60 s that Nagios and Icinga allow a check by default).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=16,
+    help="How many servers are listed, and tenants checked, at once.",
+)
+def check(
+    targets: Path,
+    max_age: dt.timedelta,
+    organizations: tuple[str, ...],
+    timeout: dt.timedelta,
+    concurrency: int,
+) -> int:
+    """Check the health of the backup jobs: a Nagios, Icinga or Checkmk plugin.
+
+    One sweep of the servers of a targets file; prints a status line, a line per job (or
+    server, or tenant) that is not OK, and performance data, and exits with the most severe
+    state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Passwords come from each server's
+    password_env variable (no prompt when run without a terminal).
+
+    \b
+    Example:
+      vbo-async check --targets /etc/vbo/targets.toml --max-age 30h --org contoso.onmicrosoft.com
+    """
+    held = io.StringIO()
+    try:
+        with _holding_stderr(held):
+            try:
+                output = asyncio.run(
+                    run_check(
+                        targets,
+                        policy=HealthPolicy(max_age=max_age),
+                        wanted=organizations,
+                        give_up_after=timeout,
+                        concurrency=concurrency,
+                    )
+                )
+                text, code = output.text, output.exit_code
+            except CLIError as exc:
+                text, code = error_output(*exc.lines), PLUGIN_CODES[exc.outcome]
+            except ConfigError as exc:
+                text, code = error_output(str(exc)), PLUGIN_CODES.usage
+            except VBOError as exc:
+                text, code = error_output(str(exc)), PLUGIN_CODES.unreadable
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    finally:
+        if held.getvalue():
+            sys.stderr.write(held.getvalue())
+    return code
+
+
+@contextlib.contextmanager
+def _holding_stderr(held: io.StringIO) -> Iterator[None]:
+    """Hold what is written to stderr (library warnings) in ``held`` while the block runs,
+    unless ``VBO_ASYNC_LOG`` asks for logs as they come."""
+    if level_from_environment() is not None:
+        yield
+        return
+    with contextlib.redirect_stderr(held):
+        yield
+
+
+# --- the sweep ----------------------------------------------------------------------------------
+
+
+async def run_check(
+    path: Path,
+    *,
+    policy: HealthPolicy,
+    wanted: Sequence[str] = (),
+    give_up_after: dt.timedelta = dt.timedelta(seconds=50),
+    concurrency: int = 16,
+) -> PluginOutput:
+    """Sweep the servers of the targets file at ``path`` once and judge every job under
+    ``policy`` (no repository or proxy is fetched). ``wanted`` restricts the check to those
+    organizations (ids or names) on whichever server has them. Whatever has not answered
+    within ``give_up_after`` is UNKNOWN; a bad targets file or a missing password is a `CLIError`.
+    """
+    report, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency)
+    return plugin_output(report, not_found=not_found)
+
+
+@attrs.define
+class _Found:
+    """What the servers' pipelines have found so far (kept when time is up)."""
+
+    listed: dict[int, tuple[list[PollTarget], list[Row]]] = attrs.Factory(dict)
+    """Per server (by position), its tenants to check and the failure rows of its listing."""
+    seen: set[str] = attrs.Factory(set)
+    """The names of every organization listed, for hints about an ``--org`` that names none."""
+    results: list[PollResult] = attrs.Factory(list)
+
+
+async def _sweep(
+    path: Path, policy: HealthPolicy, wanted: Sequence[str], give_up_after: dt.timedelta, concurrency: int
+) -> tuple[Report, list[NotFound]]:
+    """Each server on its own: list its organizations, keep those ``wanted``, judge their jobs.
+    A server that is slow to list holds up only itself; at the deadline, whatever is still
+    running is stopped and reported as not having answered."""
+    from ._flows import Server, open_servers, report_of, server_targets
+    from ._progress import Phase
+
+    keys = {value.strip().casefold(): value for value in wanted}
+    found = _Found()
+    limit = asyncio.Semaphore(concurrency)
+
+    async def check_server(number: int, server: Server) -> None:
+        targets, failures = await server_targets(server, limit, Phase(None, None))
+        found.seen.update(target.label for target in targets)
+        if keys:
+            targets = [target for target in targets if _names(target) & keys.keys()]
+            # A whole server that cannot be read might hold them: it stays; of the organizations
+            # of the targets file its server does not have, only those named stay.
+            failures = [row for row in failures if row.organization is None or _failed_name(row) in keys]
+        found.listed[number] = (targets, failures)
+        async with poll_jobs(targets, concurrency=concurrency, health=policy) as sweep:
+            async for result in sweep:
+                found.results.append(result)
+
+    async with contextlib.AsyncExitStack() as stack:
+        servers = await open_servers(stack, path)
+        tasks = [asyncio.create_task(check_server(n, server)) for n, server in enumerate(servers)]
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=give_up_after.total_seconds())
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            bug = None if task.cancelled() else task.exception()
+            if bug is not None:  # a server's failure is a result or a row; anything else is a bug
+                raise bug
+    late = f"no answer within {format_duration(give_up_after)}"
+    answered = {id(result.target) for result in found.results}
+    failures: list[Row] = []
+    for number, server in enumerate(servers):
+        label = server.target.label
+        if number not in found.listed:
+            failures.append(error_row(label, late))
+            continue
+        targets, listing_failures = found.listed[number]
+        failures += listing_failures
+        failures += [
+            error_row(label, late, organization=t.label, organization_id=t.organization_id)
+            for t in targets
+            if id(t) not in answered
+        ]
+    not_found = []
+    for key, value in keys.items():
+        if any(key in _names(t) for targets, _ in found.listed.values() for t in targets):
+            continue
+        if any(_failed_name(row) == key for row in failures):
+            continue  # an organization of the targets file that its server does not have
+        not_found.append(NotFound(value, _not_found_message(value, found.seen, failures, len(servers))))
+    names = {id(server.client): server.target.label for server in servers}
+    report = report_of(found.results, names, servers=len(servers), extra=failures, source="targets")
+    return report, not_found
+
+
+def _failed_name(row: Row) -> str | None:
+    """How a failure row of a listing names its organization (None for a whole server)."""
+    return row.organization.strip().casefold() if row.organization is not None else None
+
+
+def _names(target: PollTarget) -> set[str]:
+    names = {target.organization_id.casefold()}
+    if target.organization is not None and target.organization.name:
+        names.add(target.organization.name.casefold())
+    if target.name:
+        names.add(target.name.casefold())
+    return names
+
+
+def _not_found_message(value: str, seen: set[str], failures: Sequence[Row], servers: int) -> str:
+    down = sum(row.organization is None for row in failures)
+    if down == servers:
+        return f"no organization {value!r}: no server could be read"
+    where = "on the server" if servers == 1 else f"on any of the {servers} servers"
+    if down:
+        where = f"on the {servers - down} of {servers} servers that could be read"
+    message = f"no organization {value!r} {where}"
+    folded = {name.casefold(): name for name in sorted(seen)}
+    close = difflib.get_close_matches(value.strip().casefold(), list(folded), n=3, cutoff=0.6)
+    if close:
+        return message + "; did you mean " + ", ".join(repr(folded[name]) for name in close) + "?"
+    return message + " (ids, or names ignoring case)"

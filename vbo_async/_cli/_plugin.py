@@ -1,0 +1,250 @@
+"""What ``vbo-async check`` prints and exits with, as a Nagios/Icinga/Checkmk plugin (pure).
+
+No click, no rich, no I/O: durations are parsed here, and a `Report` (jobs with their health,
+servers and tenants that could not be read) becomes a `PluginOutput`, the text and the state
+whose number is the exit status::
+
+    VB365 CRITICAL - 3 of 120 jobs failing, 1 warning; 1 server unreachable: contoso/Mail ... | jobs=120 ...
+    CRITICAL: east/contoso/Mail daily: failed 2 days ago
+    ...
+    WARNING: east/fabrikam/Archive job: last run ended with warnings 3 h ago
+    UNKNOWN: west: cannot connect: ...
+
+The state is the most severe finding in the plugin convention's order CRITICAL > WARNING >
+UNKNOWN > OK; a server or tenant that could not be read, an ``--org`` that names no
+organization, and a check that finds no job at all are UNKNOWN, never OK. Text from servers
+(names, error messages) is made plain: no control characters (so no ANSI escapes and no line
+breaks), and no ``|``, which would start the performance data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+import attrs
+
+from .._health import HealthState
+from ._exit import ExitCodes
+from ._report import HEALTH_ORDER, Report, Row
+
+__all__ = [
+    "PLUGIN_CODES",
+    "SUMMARY_ITEMS",
+    "DurationError",
+    "NotFound",
+    "PluginOutput",
+    "error_output",
+    "format_duration",
+    "parse_duration",
+    "perfdata",
+    "plain",
+    "plugin_output",
+]
+
+PLUGIN_CODES = ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3)
+"""The exit codes of ``check`` for outcomes that are not a verdict: a usage error, what could
+not be read and an interruption are all UNKNOWN (3); a verdict exits with its state's number
+(`HealthState`: OK 0, WARNING 1, CRITICAL 2, UNKNOWN 3)."""
+
+SUMMARY_ITEMS = 3
+"""How many of the worst findings the first line names before ``...``."""
+
+# --- durations ------------------------------------------------------------------------------------
+
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+_MAX_SECONDS = 100 * 365 * 86400
+
+
+class DurationError(ValueError):
+    """A duration that `parse_duration` refuses; the message says why and shows the form."""
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``90m``, ``26h``, ``2d``, ``1d12h``, ``45s``: whole numbers of days, hours, minutes and
+    seconds, each unit at most once and in that order, more than zero in all (case and
+    surrounding blanks do not matter). Anything else raises `DurationError`.
+
+    ```python
+    parse_duration("1d12h")  # timedelta(days=1, seconds=43200)
+    ```
+    """
+    if not isinstance(text, str):
+        raise DurationError(f"expected a duration such as 26h, got {type(text).__name__}")
+    cleaned = text.strip().lower()
+    match = _DURATION.fullmatch(cleaned)
+    if not cleaned or match is None:
+        if cleaned.isascii() and cleaned.isdigit():
+            units = ", ".join(cleaned + unit for unit in "hmd")
+            raise DurationError(f"{text!r} has no unit: write {units} or {cleaned}s")
+        raise DurationError(f"{text!r} is not a duration such as 90m, 26h, 2d or 1d12h (units d, h, m, s)")
+    amounts = zip(match.groups(), _UNITS.values(), strict=True)
+    seconds = sum(int(amount) * size for amount, size in amounts if amount)
+    if seconds <= 0:
+        raise DurationError(f"{text!r} must be longer than zero")
+    if seconds > _MAX_SECONDS:
+        raise DurationError(f"{text!r} is longer than 100 years")
+    return dt.timedelta(seconds=seconds)
+
+
+def format_duration(delta: dt.timedelta) -> str:
+    """``delta`` (whole seconds, more than zero) the way `parse_duration` reads it: ``1d12h``."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0 or seconds != delta.total_seconds():
+        raise ValueError(f"not a positive whole number of seconds: {delta!r}")
+    parts = []
+    for unit, size in _UNITS.items():
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts)
+
+
+# --- text -------------------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def plain(text: str) -> str:
+    """``text`` safe for one line of plugin output: control characters (escape sequences, line
+    breaks) become a space, ``|`` becomes ``/``, and the ends are trimmed."""
+    return _CONTROL.sub(" ", text).replace("|", "/").strip()
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# --- the verdict ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class NotFound:
+    """An ``--org`` value that names no organization on any server that could be listed."""
+
+    wanted: str
+    message: str
+
+
+@attrs.frozen
+class _Finding:
+    state: HealthState
+    path: tuple[str, ...]
+    """(server, tenant, job), (server, tenant) or (server,): how a detail line names it."""
+    reason: str
+    brief: str
+    """How the first line names it: ``contoso/Mail daily (failed 2 days ago)``."""
+
+    @property
+    def key(self) -> tuple[int, tuple[str, ...]]:
+        return (HEALTH_ORDER.index(self.state), tuple(part.casefold() for part in self.path))
+
+    def line(self) -> str:
+        return f"{self.state.name}: {'/'.join(self.path)}: {self.reason}"
+
+
+@attrs.frozen
+class PluginOutput:
+    """The plugin's whole output (``text``, ending in a newline) and its ``state``, whose
+    number is the exit status."""
+
+    state: HealthState
+    text: str
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.state)
+
+
+def _job_finding(row: Row) -> _Finding:
+    state = row.health if row.health is not None else HealthState.UNKNOWN
+    tenant, job = plain(row.organization or "?"), plain(row.job or row.job_id or "?")
+    reason = plain(row.health_reason or "health not known")
+    return _Finding(state, (plain(row.server), tenant, job), reason, f"{tenant}/{job} ({reason})")
+
+
+def _error_finding(row: Row) -> _Finding:
+    server = plain(row.server)
+    error = plain(row.error or "could not be read")
+    if row.organization is None:
+        what = "unreachable" if row.unreachable else "could not be read"
+        return _Finding(HealthState.UNKNOWN, (server,), error, f"{server} ({what})")
+    tenant = plain(row.organization)
+    return _Finding(HealthState.UNKNOWN, (server, tenant), error, f"{server}/{tenant} (could not be read)")
+
+
+def _not_found_finding(missing: NotFound) -> _Finding:
+    wanted = plain(missing.wanted)
+    path = f"--org {wanted}"
+    return _Finding(HealthState.UNKNOWN, (path,), plain(missing.message), f"{path} (not found)")
+
+
+def perfdata(report: Report) -> str:
+    """The performance data: counts of jobs by health, of servers and tenants that could not be
+    read, each with a minimum of 0 and no thresholds (``label=value;warn;crit;min``)."""
+    down = sum(row.organization is None for row in report.errors)
+    values = {
+        "jobs": len(report.jobs),
+        "ok": report.count(HealthState.OK),
+        "warning": report.count(HealthState.WARNING),
+        "critical": report.count(HealthState.CRITICAL),
+        "unknown": len(report.jobs)
+        - sum(report.count(state) for state in (HealthState.OK, HealthState.WARNING, HealthState.CRITICAL)),
+        "servers_down": down,
+        "tenants_unreadable": len(report.errors) - down,
+    }
+    return " ".join(f"{label}={value};;;0" for label, value in values.items())
+
+
+def plugin_output(report: Report, *, not_found: Sequence[NotFound] = ()) -> PluginOutput:
+    """The verdict on ``report``: a first line (state, counts, the worst few findings, then the
+    performance data after ``|``) and one line per finding that is not OK, worst first."""
+    findings = sorted(
+        [
+            *(_job_finding(row) for row in report.jobs),
+            *(_error_finding(row) for row in report.errors),
+            *(_not_found_finding(missing) for missing in not_found),
+        ],
+        key=lambda finding: finding.key,
+    )
+    problems = [finding for finding in findings if finding.state is not HealthState.OK]
+    state = max((finding.state for finding in findings), key=lambda s: s.severity, default=HealthState.OK)
+    total = len(report.jobs)
+    counts = [
+        (word, sum(f.state is s for f in problems if len(f.path) == 3))
+        for word, s in (
+            ("failing", HealthState.CRITICAL),
+            ("warning", HealthState.WARNING),
+            ("unknown", HealthState.UNKNOWN),
+        )
+    ]
+    parts: list[str] = []
+    for word, count in counts:
+        if count:
+            parts.append(f"{count} of {_plural(total, 'job')} {word}" if not parts else f"{count} {word}")
+    tenants = _plural(report.tenants, "tenant") + (
+        f" of {_plural(report.servers, 'server')}" if report.servers > 1 else ""
+    )
+    if not parts:
+        parts.append(f"{_plural(total, 'job')} OK on {tenants}" if total else f"no jobs found on {tenants}")
+        if not total:
+            state = max(state, HealthState.UNKNOWN, key=lambda s: s.severity)
+    failures = report.failures()
+    if not_found:
+        failures.append(_plural(len(not_found), "organization") + " not found")
+    summary = ", ".join(parts) + ("; " + ", ".join(failures) if failures else "")
+    if problems:
+        named = [finding.brief for finding in problems[:SUMMARY_ITEMS]]
+        summary += ": " + ", ".join(named) + (", ..." if len(problems) > SUMMARY_ITEMS else "")
+    lines = [f"VB365 {state.name} - {summary} | {perfdata(report)}"]
+    lines += [finding.line() for finding in problems]
+    return PluginOutput(state, "\n".join(lines) + "\n")
+
+
+def error_output(*lines: str) -> str:
+    """The output of a check that could not run (usage error, unreadable targets file...):
+    UNKNOWN and the first line, then the others."""
+    first, *rest = [plain(line) for line in lines] or ["error"]
+    return "\n".join([f"VB365 UNKNOWN - {first}", *rest]) + "\n"
