@@ -1,6 +1,7 @@
-"""Run vbo-async's benchmarks: ``python bench/run.py decode|overhead|sweep|memory|scaling|cpu|all [--smoke]``.
+"""Run vbo-async's benchmarks: ``python bench/run.py NAME|all [--smoke]`` (NAME: one of `BENCHMARKS`).
 
-``cpu`` measures client CPU per request (raw aiohttp, raw httpx, httpx over `AiohttpTransport`).
+``cpu`` measures client CPU per request (raw aiohttp, raw httpx, httpx over `AiohttpTransport`);
+``exporter`` one ``vbo-async serve`` process sweeping 20 simulated servers (20,000 jobs).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "memory": "_memory",
     "scaling": "_scaling",
     "cpu": "_cpu",
+    "exporter": "_exporter",
 }
 
 

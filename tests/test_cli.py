@@ -1537,7 +1537,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) -> None:
     line = error_line(run(capsys), code=2)
-    assert "demo, jobs, organizations, poll, simulate" in line
+    assert "demo, jobs, organizations, poll, serve, simulate" in line
 
 
 @pytest.mark.parametrize(
@@ -1576,7 +1576,7 @@ def test_bad_arguments_are_one_usage_error_line(
 
 COMMAND_OPTIONS = {
     "check": ["--targets", "--max-age", "--org", "--timeout", "--concurrency"],
-    None: ["--version", "demo", "simulate", "jobs", "organizations", "poll", "check"],
+    None: ["--version", "demo", "simulate", "jobs", "organizations", "poll", "check", "serve"],
     "demo": ["--organizations", "--seed", "--concurrency", "--json", "--wide"],
     "simulate": ["--host", "--port", "--tls", "--seed", "--organizations", "--error-rate", "--revoke-every"],
     "jobs": [
@@ -1600,6 +1600,7 @@ COMMAND_OPTIONS = {
         "--json",
     ],
     "poll": ["--targets", "--concurrency", "--json", "--wide"],
+    "serve": ["--targets", "--listen", "--interval", "--timeout", "--concurrency"],
 }
 
 

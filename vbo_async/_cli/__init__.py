@@ -7,6 +7,9 @@
 - `_flows`: what each command asks the servers; `_report`: what they answered, as rows.
 - `_table` and `_progress`: rich output on stdout and stderr; `_logging`: ``VBO_ASYNC_LOG``.
 - `_simulate`: ``simulate`` and the fault flags generated from `Faults`.
+- ``serve`` (extra ``exporter``): `_metrics` the metric table, `_sweeps` one server's sweep,
+  `_exposition` rendering with prometheus_client, `_exporter` the loop and HTTP side, `_serve`
+  the command around them.
 """
 
 from __future__ import annotations

@@ -408,6 +408,50 @@ def poll(targets: Path, concurrency: int, as_json: bool, wide: bool) -> Outcome:
 cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=CHECK_EPILOG)(check)
 
 
+@cli.command()
+@click.option(
+    "--targets",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of [[servers]] tables, as for 'poll'.",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:9810",
+    metavar="HOST:PORT",
+    help="Address to serve /metrics and /healthz on ([IPv6]:PORT; :PORT for every IPv4 interface).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    metavar="SECONDS",
+    help="Seconds from the start of one sweep of every server to the start of the next.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Seconds one server's sweep may take before that server counts as down [default: the interval].",
+)
+@_concurrency(8, "How many tenants (or whole-server batches) are polled at once on each server.")
+def serve(targets: Path, listen: str, interval: float, timeout: float | None, concurrency: int) -> Outcome:
+    """Serve Prometheus metrics of the servers of a TOML targets file.
+
+    Needs the exporter extra: pip install 'vbo-async[exporter]'. Every server is swept in the
+    background, the first time at start-up; /metrics answers the last complete sweep and never
+    sends a request to a server. SIGTERM stops it (exit 0), as does Ctrl-C (exit 130).
+
+    \b
+    Example:
+      vbo-async serve --targets targets.toml --listen 127.0.0.1:9810 --interval 60
+    """
+    from ._serve import serve as run
+
+    return run(targets, listen=listen, interval=interval, timeout=timeout, concurrency=concurrency)
+
+
 # --- entry point --------------------------------------------------------------------------------
 
 

@@ -1,0 +1,739 @@
+"""``vbo-async serve``: the metrics, the sweep loop, ``/metrics`` and ``/healthz``, and the command.
+
+The servers are simulators behind `httpx.ASGITransport`, wrapped by `Wire` (the transport seam)
+so a test can take one down, hold its organization listing at a gate, fail chosen paths or
+rewrite answers (hostile names, a status from a newer server). The exposition is read back with
+prometheus_client's own text parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from vbo_async import HealthState, VBOClient
+from vbo_async._cli import _serve, _sweeps
+from vbo_async._cli._exit import CLIError, Outcome
+from vbo_async._cli._exporter import Exporter
+from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, render
+from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
+from vbo_async._cli._sweeps import ServerSpec
+from vbo_async._cli._targets import read_targets
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+from .conftest import FAST, closed_port, serve
+from .test_cli import HANG_GUARD, child_environment, error_line, run, write_targets
+from .test_cli_install import python
+
+SPECS = {spec.name.removesuffix("_total") if spec.type == "counter" else spec.name: spec for spec in METRICS}
+SERVER_WIDE = {PREFIX + name for name in ("up", "sweep_duration_seconds", "last_sweep_timestamp_seconds")}
+SERVER_WIDE.add(PREFIX + "sweep_errors")
+LINTED = {PREFIX + "license_total", PREFIX + "job_last_session_retry_count"}
+"""Names of the contract that promtool's lint dislikes (a gauge ending in _total, _count)."""
+HOSTILE = 'Zürich "daily"\nline two \\ back\\slash ✓ 東京 \U0001f600'
+
+
+# --- simulated servers behind the transport seam -----------------------------------------------------
+
+
+class Wire(httpx.AsyncBaseTransport):
+    """A simulator app that a test can take ``down``, hold at a ``gate`` (the organization
+    listing waits for it), make answer 500 on paths containing one of ``failing``, or whose JSON
+    answers ``edit`` rewrites. ``requests`` counts what reached it."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.down = False
+        self.gate: asyncio.Event | None = None
+        self.failing: set[str] = set()
+        self.edit: Callable[[str, Any], Any] | None = None
+        self.requests: list[tuple[float, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.lower()
+        self.requests.append((time.time(), f"{request.method} {path}"))
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        if self.gate is not None and path.endswith("/organizations"):
+            await self.gate.wait()
+        if any(part in path for part in self.failing):
+            return httpx.Response(500, json={"message": "simulated failure"})
+        response = await self.inner.handle_async_request(request)
+        if self.edit is None or request.method != "GET" or response.status_code != 200:
+            return response
+        data = json.loads(await response.aread())
+        return httpx.Response(200, json=self.edit(path, data))
+
+    def listings(self) -> list[float]:
+        """When the organizations were listed (one per sweep of a server that is up)."""
+        return [when for when, what in self.requests if what.endswith("/organizations")]
+
+
+class Server:
+    """A simulated server, its `Wire` and a `VBOClient` talking to it."""
+
+    def __init__(self, name: str, versions: tuple[str, ...], *, seed: int, organizations: int = 3) -> None:
+        config = SimulatorConfig(
+            seed=seed,
+            organizations=organizations,
+            jobs_per_organization=(2, 3),
+            sessions_per_job=(4, 12),
+            api_versions=versions,
+        )
+        app = create_app(config)
+        self.name = name
+        self.simulator: Simulator = app.state.simulator
+        self.wire = Wire(app)
+        self.client = VBOClient(
+            f"https://{name}.test:4443", username="admin", password="admin", transport=self.wire, retry=FAST
+        )
+        self.spec = ServerSpec(name=name, client=self.client)
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[dict[str, Server]]:
+    """``v8`` and ``v1``, two servers of different API versions with different tenants."""
+    made = {"v8": Server("v8", ("v8",), seed=7), "v1": Server("v1", ("v1",), seed=8)}
+    yield made
+    for server in made.values():
+        await server.client.aclose()
+
+
+def exporter_of(*servers: Server, interval: float = 60.0, budget: float | None = None) -> Exporter:
+    return Exporter([server.spec for server in servers], interval=interval, budget=budget)
+
+
+# --- reading the exposition -----------------------------------------------------------------------
+
+
+def families(body: bytes) -> dict[str, Any]:
+    return {family.name: family for family in text_string_to_metric_families(body.decode("utf-8"))}
+
+
+def samples(body: bytes, name: str, **labels: str) -> list[Sample]:
+    """The samples named ``name`` (a counter's end in ``_total``, its family's name does not)
+    whose labels include ``labels``."""
+    found = families(body)
+    family = found.get(name) or found.get(name.removesuffix("_total"))
+    if family is None:
+        return []
+    return [
+        s for s in family.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+
+
+def value(body: bytes, name: str, **labels: str) -> float:
+    (found,) = samples(body, name, **labels)
+    return float(found.value)
+
+
+def jobs_of(body: bytes, server: str) -> set[str]:
+    return {s.labels["job_id"] for s in samples(body, PREFIX + "job_enabled", server=server)}
+
+
+async def swept(exporter: Exporter) -> bytes:
+    await exporter.sweep()
+    return exporter.body(gzip=False)
+
+
+# --- the metrics ------------------------------------------------------------------------------------
+
+
+async def test_every_metric_has_its_type_and_labels_and_every_series_its_server(
+    servers: dict[str, Server],
+) -> None:
+    down = Server("down", ("v8",), seed=9)
+    down.wire.down = True
+    try:
+        body = await swept(exporter_of(servers["v8"], servers["v1"], down))
+    finally:
+        await down.client.aclose()
+    found = families(body)
+    ours = {name: family for name, family in found.items() if name.startswith(PREFIX)}
+    assert set(ours) == set(SPECS), "every metric of the table, and no other, is exported"
+    for name, family in ours.items():
+        spec = SPECS[name]
+        assert family.type == spec.type, name
+        assert family.documentation == spec.help, name
+        for sample in family.samples:
+            assert set(sample.labels) == {"server", *spec.labels}, (name, sample.labels)
+            assert sample.labels["server"] in {"v8", "v1", "down"}
+    others = {name for name in found if not name.startswith(PREFIX)}
+    assert others, "the exporter's own metrics follow"
+    assert all(name.startswith((SELF_PREFIX, "process_", "python_")) for name in others), others
+
+
+async def test_job_series_match_what_the_servers_list(servers: dict[str, Server]) -> None:
+    body = await swept(exporter_of(servers["v8"], servers["v1"]))
+    for name in ("v8", "v1"):
+        server = servers[name]
+        jobs = await server.client.jobs()
+        assert jobs_of(body, name) == {job.id for job in jobs}
+        organizations = {o.id: o.name for o in await server.client.organizations()}
+        for job in jobs:
+            labels = {"server": name, "job_id": job.id}
+            (enabled,) = samples(body, PREFIX + "job_enabled", **labels)
+            assert enabled.value == float(bool(job.is_enabled))
+            assert enabled.labels["job_name"] == job.name
+            assert enabled.labels["organization_id"] == job.organization_id
+            assert enabled.labels["organization"] == organizations[job.organization_id or ""]
+            if job.last_run is not None:
+                stamp = value(body, PREFIX + "job_last_run_timestamp_seconds", **labels)
+                assert stamp == pytest.approx(job.last_run.timestamp())
+        health = await server.client.job_health(jobs[0])
+        assert value(body, PREFIX + "job_health", server=name, job_id=jobs[0].id) == health.state.value
+        assert value(body, PREFIX + "up", server=name) == 1
+    # v8 knows sessions' transferred bytes, v1 does not: absent there, never a fake 0.
+    assert samples(body, PREFIX + "job_last_session_transferred_bytes", server="v8")
+    assert not samples(body, PREFIX + "job_last_session_transferred_bytes", server="v1")
+    assert samples(body, PREFIX + "job_last_session_duration_seconds", server="v1")
+
+
+async def test_the_last_status_is_a_state_set_and_a_new_status_gets_its_own_series(
+    servers: dict[str, Server],
+) -> None:
+    server = servers["v8"]
+    odd = (await server.client.jobs())[0].id
+
+    def newer_server(path: str, data: Any) -> Any:
+        for item in data.get("results", []) if isinstance(data, dict) else []:
+            if item.get("id") == odd:
+                item["lastStatus"] = "Paused"
+        return data
+
+    server.wire.edit = newer_server
+    body = await swept(exporter_of(server))
+    jobs = {job.id: job for job in await server.client.jobs()}
+    for job_id, job in jobs.items():
+        states = {
+            s.labels["status"]: s.value for s in samples(body, PREFIX + "job_last_status", job_id=job_id)
+        }
+        assert sum(states.values()) == 1
+        if job_id == odd:
+            assert states == {**dict.fromkeys(JOB_STATUSES, 0.0), "Paused": 1.0}
+        else:
+            assert set(states) == set(JOB_STATUSES)
+            assert states[str(job.last_status)] == 1
+
+
+async def test_hostile_names_are_escaped_and_read_back_unchanged(servers: dict[str, Server]) -> None:
+    server = servers["v8"]
+
+    def hostile(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            if "name" in item:
+                item["name"] = HOSTILE + item["name"][-4:]
+            if "hostName" in item:
+                item["hostName"] = HOSTILE
+        return data
+
+    server.wire.edit = hostile
+    body = await swept(exporter_of(server))
+    enabled = samples(body, PREFIX + "job_enabled")
+    assert enabled
+    assert all(s.labels["job_name"].startswith(HOSTILE) for s in enabled)
+    assert all(s.labels["organization"].startswith(HOSTILE) for s in enabled)
+    assert {s.labels["proxy_name"] for s in samples(body, PREFIX + "proxy_up")} == {HOSTILE}
+    assert all(
+        s.labels["repository_name"].startswith(HOSTILE)
+        for s in samples(body, PREFIX + "repository_free_bytes")
+    )
+    if shutil.which("promtool"):  # Prometheus' own parser agrees; it only lints two contract names
+        checked = await asyncio.to_thread(
+            subprocess.run,
+            ["promtool", "check", "metrics"],
+            input=body,
+            capture_output=True,
+            timeout=HANG_GUARD,
+            check=False,
+        )
+        assert checked.returncode in (0, 3), checked
+        complaints = (checked.stdout + checked.stderr).decode().strip().splitlines()
+        assert [line.split()[0] for line in complaints] == sorted(LINTED), complaints
+
+
+async def test_v1_has_no_license_storage_or_proxy_load_series(servers: dict[str, Server]) -> None:
+    exporter = exporter_of(servers["v1"])
+    body = await swept(exporter)
+    for name in (
+        "license_expiration_timestamp_seconds",
+        "license_used",
+        "license_total",
+        "organization_used_bytes",
+        "proxy_cpu_usage_percent",
+        "proxy_memory_usage_percent",
+    ):
+        assert not samples(body, PREFIX + name), name
+    assert samples(body, PREFIX + "proxy_up", server="v1")
+    assert value(body, PREFIX + "server_info", server="v1", api_version="v1", build="") == 1
+    assert exporter.errors["v1"] == dict.fromkeys(ERROR_KINDS, 0), "absent is not an error"
+
+
+async def test_v8_license_storage_and_proxies(servers: dict[str, Server]) -> None:
+    server = servers["v8"]
+    body = await swept(exporter_of(server))
+    licence = await server.client.license()
+    assert licence.license_expires is not None
+    assert value(body, PREFIX + "license_expiration_timestamp_seconds") == licence.license_expires.timestamp()
+    assert value(body, PREFIX + "license_used") == licence.used_number
+    assert value(body, PREFIX + "license_total") == licence.total_number
+    for proxy in await server.client.proxies():
+        assert value(body, PREFIX + "proxy_cpu_usage_percent", proxy_id=proxy.id) == proxy.cpu_usage_percent
+    organization = (await server.client.organizations())[0]
+    for row in await server.client.organization_used_repositories(organization):
+        assert row.repository_id is not None
+        used = value(
+            body,
+            PREFIX + "organization_used_bytes",
+            organization_id=organization.id,
+            repository_id=row.repository_id,
+        )
+        assert used == row.used_space_bytes
+    for repository in await server.client.backup_repositories():
+        assert (
+            value(body, PREFIX + "repository_free_bytes", repository_id=repository.id)
+            == repository.free_space
+        )
+
+
+# --- failures ---------------------------------------------------------------------------------------
+
+
+async def test_a_server_going_down_drops_its_tenant_series_and_keeps_the_others(
+    servers: dict[str, Server],
+) -> None:
+    exporter = exporter_of(servers["v8"], servers["v1"])
+    before = await swept(exporter)
+    assert jobs_of(before, "v8")
+    servers["v8"].wire.down = True
+    after = await swept(exporter)
+    assert value(after, PREFIX + "up", server="v8") == 0
+    assert value(after, PREFIX + "up", server="v1") == 1
+    left = {
+        name
+        for name, family in families(after).items()
+        if any(s.labels.get("server") == "v8" for s in family.samples)
+    }
+    assert left == SERVER_WIDE, "nothing but up, the sweep's gauges and the error counter"
+    assert jobs_of(after, "v1") == jobs_of(before, "v1")
+    assert value(after, PREFIX + "sweep_errors_total", server="v8", kind="server") == 1
+    servers["v8"].wire.down = False
+    again = await swept(exporter)
+    assert jobs_of(again, "v8") == jobs_of(before, "v8")
+    assert value(again, PREFIX + "sweep_errors_total", server="v8", kind="server") == 1, "a counter"
+
+
+async def test_sweep_errors_count_each_failed_read(servers: dict[str, Server]) -> None:
+    server = servers["v8"]
+    tenants = len(await server.client.organizations())
+    server.wire.failing = {"/license", "/usedrepositories", "/jobsessions", "/proxies"}
+    exporter = exporter_of(server)
+    body = await swept(exporter)
+    body = await swept(exporter)
+    counted = {s.labels["kind"]: s.value for s in samples(body, PREFIX + "sweep_errors_total", server="v8")}
+    assert counted == {
+        **dict.fromkeys(ERROR_KINDS, 0.0),
+        "license": 2.0,
+        "proxies": 2.0,
+        "used_repositories": 2.0 * tenants,
+        "sessions": 2.0 * tenants,  # one failed listing leaves every tenant's jobs without sessions
+    }
+    assert value(body, PREFIX + "up", server="v8") == 1
+    enabled = {s.labels["job_id"]: s.value for s in samples(body, PREFIX + "job_enabled")}
+    for health in samples(body, PREFIX + "job_health"):  # a disabled job stays OK, "disabled"
+        expected = HealthState.UNKNOWN if enabled[health.labels["job_id"]] else HealthState.OK
+        assert health.value == expected
+    assert not samples(body, PREFIX + "license_used")
+    assert not samples(body, PREFIX + "organization_used_bytes")
+
+
+async def test_a_tenant_that_cannot_be_read_is_down_alone(servers: dict[str, Server]) -> None:
+    server = servers["v8"]
+    organizations = await server.client.organizations()
+    broken = organizations[0].id
+
+    def undecodable(path: str, data: Any) -> Any:
+        for item in data.get("results", []) if isinstance(data, dict) else []:
+            if item.get("organizationId") == broken:
+                item["isEnabled"] = {"not": "a boolean"}
+        return data
+
+    server.wire.edit = undecodable
+    exporter = exporter_of(server)
+    body = await swept(exporter)
+    assert value(body, PREFIX + "organization_up", organization_id=broken) == 0
+    assert not samples(body, PREFIX + "job_enabled", organization_id=broken)
+    for organization in organizations[1:]:
+        assert value(body, PREFIX + "organization_up", organization_id=organization.id) == 1
+        assert samples(body, PREFIX + "job_enabled", organization_id=organization.id)
+    assert exporter.errors["v8"]["organization"] == 1
+
+
+async def test_a_server_over_its_budget_is_down_and_the_others_are_not(servers: dict[str, Server]) -> None:
+    servers["v8"].wire.gate = asyncio.Event()  # never opened
+    exporter = exporter_of(servers["v8"], servers["v1"], budget=0.3)
+    body = await swept(exporter)
+    assert value(body, PREFIX + "up", server="v8") == 0
+    assert value(body, PREFIX + "sweep_errors_total", server="v8", kind="timeout") == 1
+    assert value(body, PREFIX + "up", server="v1") == 1
+    assert jobs_of(body, "v1")
+
+
+async def test_an_internal_error_downs_its_server_alone(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = _sweeps._Reader._proxies
+
+    async def buggy(self: Any) -> None:
+        if self.spec.name == "v8":
+            raise RuntimeError("a bug")
+        await real(self)
+
+    monkeypatch.setattr(_sweeps._Reader, "_proxies", buggy)
+    exporter = exporter_of(servers["v8"], servers["v1"])
+    body = await swept(exporter)
+    assert value(body, PREFIX + "up", server="v8") == 0
+    assert exporter.errors["v8"]["server"] == 1
+    assert value(body, PREFIX + "up", server="v1") == 1
+    assert jobs_of(body, "v1")
+    assert "internal error while sweeping v8" in caplog.text
+    assert "server v8 is down: internal error: RuntimeError: a bug" in caplog.text
+
+
+async def test_an_unknown_organization_in_the_targets_is_counted(servers: dict[str, Server]) -> None:
+    server = servers["v8"]
+    first = (await server.client.organizations())[0]
+    spec = ServerSpec(name="v8", client=server.client, organizations=(first.name or "", "no-such-tenant"))
+    exporter = Exporter([spec], interval=60)
+    body = await swept(exporter)
+    assert {s.labels["organization_id"] for s in samples(body, PREFIX + "organization_up")} == {first.id}
+    assert exporter.errors["v8"]["organization"] == 1
+
+
+# --- /metrics and /healthz ---------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def http(exporter: Exporter) -> AsyncIterator[httpx.AsyncClient]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    runner = web.AppRunner(exporter.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=base, timeout=HANG_GUARD) as client:
+            yield client
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
+async def test_scrapes_never_send_a_request_to_a_server(servers: dict[str, Server]) -> None:
+    exporter = exporter_of(servers["v8"], servers["v1"])
+    await exporter.sweep()
+    sent = {name: len(server.wire.requests) for name, server in servers.items()}
+    simulated = {name: server.simulator.stats.requests for name, server in servers.items()}
+    async with http(exporter) as client:
+        bodies = []
+        for number in range(20):
+            plain = {"Accept-Encoding": "identity"} if number % 2 else {}
+            answer = await client.get("/metrics", headers=plain)
+            assert answer.status_code == 200
+            assert answer.headers["content-type"] == CONTENT_TYPE
+            assert answer.headers.get("content-encoding") == (None if number % 2 else "gzip")
+            bodies.append(answer.content)
+            assert (await client.get("/healthz")).status_code == 503  # the loop is not running
+    assert {name: len(server.wire.requests) for name, server in servers.items()} == sent
+    assert {name: server.simulator.stats.requests for name, server in servers.items()} == simulated
+    assert len({jobs_of(body, "v8").__len__() for body in bodies}) == 1
+    assert value(bodies[-1], SELF_PREFIX + "scrapes_total") == 20
+
+
+async def test_before_the_first_sweep_only_the_exporters_own_metrics(servers: dict[str, Server]) -> None:
+    exporter = exporter_of(servers["v8"])
+    assert exporter.exposition is EMPTY
+    async with http(exporter) as client:
+        body = (await client.get("/metrics")).content
+    names = set(families(body))
+    assert names
+    assert not any(name.startswith(PREFIX) for name in names)
+    assert {SELF_PREFIX + "build_info", SELF_PREFIX + "sweeps", "process_resident_memory_bytes"} <= names
+    assert value(body, SELF_PREFIX + "sweeps_total") == 0
+    assert servers["v8"].wire.requests == []
+
+
+async def test_a_gzip_body_is_one_member_holding_the_plain_text(servers: dict[str, Server]) -> None:
+    exporter = exporter_of(servers["v8"], servers["v1"])
+    await exporter.sweep()
+    compressed = exporter.body(gzip=True)
+    reader = zlib.decompressobj(wbits=31)
+    text = reader.decompress(compressed)
+    assert reader.eof
+    assert reader.unused_data == b""
+    assert gzip.decompress(compressed) == text
+    assert text.startswith(exporter.exposition.text())
+    assert families(text).keys() == families(exporter.body(gzip=False)).keys()
+
+
+async def test_healthz_follows_the_loop(servers: dict[str, Server]) -> None:
+    server = servers["v8"]
+    server.wire.gate = asyncio.Event()
+    exporter = exporter_of(server, interval=5)
+    assert exporter.health() == (False, "the sweep loop is not running")
+    async with http(exporter) as client:
+        exporter.start()
+        try:
+            answer = await client.get("/healthz")
+            assert answer.status_code == 503
+            assert answer.text.startswith("no sweep completed yet")
+            assert answer.text.count("\n") == 1
+            server.wire.gate.set()
+            await wait_for(lambda: exporter.stats.sweeps == 1)
+            answer = await client.get("/healthz")
+            assert answer.status_code == 200
+            assert answer.text.startswith("ok: the last sweep completed")
+            assert exporter.stats.last_end is not None
+            healthy, line = exporter.health(now=exporter.stats.last_end + 3 * 5 + 1)
+            assert not healthy
+            assert "more than 3 intervals of 5 s" in line
+        finally:
+            await exporter.stop()
+        answer = await client.get("/healthz")
+        assert answer.status_code == 503
+        assert answer.text == "the sweep loop is not running\n"
+
+
+async def wait_for(condition: Callable[[], bool], within: float = HANG_GUARD) -> None:
+    """Poll ``condition`` (state owned by the code under test, which offers no event to wait on)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def test_a_slow_sweep_does_not_pile_up(servers: dict[str, Server]) -> None:
+    """The interval is 0.2 s; the first sweep is held for 1 s: no second sweep starts meanwhile,
+    none catches up afterwards, and the next starts after the minimum gap (0.02 s)."""
+    server = servers["v8"]
+    server.wire.gate = gate = asyncio.Event()
+    exporter = exporter_of(server, interval=0.2, budget=30)
+    exporter.start()
+    try:
+        await wait_for(lambda: len(server.wire.listings()) == 1)
+        await asyncio.sleep(1.0)
+        assert len(server.wire.listings()) == 1
+        assert exporter.stats.in_progress
+        assert exporter.stats.sweeps == 0
+        gate.set()
+        await wait_for(lambda: exporter.stats.sweeps == 1)
+        ended = exporter.stats.last_end
+        assert ended is not None
+        await wait_for(lambda: len(server.wire.listings()) == 2)
+        assert server.wire.listings()[1] - ended >= 0.02 - 0.002
+        await wait_for(lambda: exporter.stats.sweeps == 2)
+        assert exporter.stats.overruns == 1
+        await asyncio.sleep(0.1)
+        assert len(server.wire.listings()) <= 3, "no burst of sweeps catching up"
+    finally:
+        await exporter.stop()
+
+
+async def test_the_render_of_no_server_is_empty() -> None:
+    assert render([], {}).text() == b""
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+
+def test_listen_addresses() -> None:
+    assert _serve.parse_listen("127.0.0.1:9810") == ("127.0.0.1", 9810)
+    assert _serve.parse_listen("[::1]:0") == ("::1", 0)
+    assert _serve.parse_listen(":9810") == ("0.0.0.0", 9810)
+    assert _serve.parse_listen("exporter.local:80") == ("exporter.local", 80)
+    for bad in ("9810", "127.0.0.1", "host:99999", "::1:80", "host:port"):
+        with pytest.raises(CLIError):
+            _serve.parse_listen(bad)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--listen", "nowhere"], "--listen must be HOST:PORT"),
+        (["--interval", "0"], "'--interval'"),
+    ],
+    ids=["bad-listen", "zero-interval"],
+)
+def test_bad_serve_arguments_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    targets = write_targets(tmp_path / "targets.toml", _table("east", "http://127.0.0.1:1"))
+    line = error_line(run(capsys, "serve", "--targets", str(targets), *argv), code=2)
+    assert expected in line
+
+
+def test_a_bad_targets_file_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    targets = write_targets(tmp_path / "targets.toml", _table("east", "http://127.0.0.1:1") + "colour = 1\n")
+    line = error_line(run(capsys, "serve", "--targets", str(targets)), code=2)
+    assert "servers[0].colour: extra field" in line
+
+
+def _table(name: str, url: str, organizations: str = '"all"') -> str:
+    return (
+        f'[[servers]]\nname = "{name}"\nurl = "{url}"\nusername = "admin"\n'
+        f'password_env = "VBO_PASSWORD"\norganizations = {organizations}\n'
+    )
+
+
+def test_the_library_does_not_import_prometheus_client(tmp_path: Path) -> None:
+    code = "import sys, vbo_async, vbo_async.cli\nprint('prometheus_client' in sys.modules)\n"
+    done = python(code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_serve_names_the_extra_to_install(tmp_path: Path) -> None:
+    code = "import sys\nfrom vbo_async.cli import main\nsys.exit(main(['serve', '--targets', 'x.toml']))\n"
+    done = python(code, blocked=("prometheus_client",), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "vbo-async: error: 'vbo-async serve' needs the 'exporter' extra (prometheus_client is not "
+        "installed): pip install 'vbo-async[exporter]'\n"
+    )
+
+
+async def test_sigterm_stops_cleanly_and_logs_out(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """In process, on this test's loop: SIGTERM ends `serve` with `Outcome.OK`, after every
+    client has logged out and the listening socket has closed."""
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    simulator: Simulator = app.state.simulator
+    async with serve(app) as port:
+        targets = read_targets(
+            write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{port}/v8"))
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        address = sock.getsockname()
+        task = asyncio.create_task(
+            _serve._serve(
+                targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=60, budget=None, concurrency=8
+            )
+        )
+        try:
+            await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
+                await wait_for_async(lambda: _healthy(client))
+            assert simulator.stats.logouts["v8"] == 0
+            os.kill(os.getpid(), signal.SIGTERM)
+            outcome = await asyncio.wait_for(task, HANG_GUARD)
+        finally:
+            sock.close()
+    assert outcome is Outcome.OK
+    assert simulator.stats.logouts["v8"] == 1
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{address[1]}/healthz")
+
+
+async def _healthy(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/healthz")).status_code == 200
+
+
+async def wait_for_async(condition: Callable[[], Any], within: float = HANG_GUARD) -> None:
+    async with asyncio.timeout(within):
+        while not await condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``vbo-async serve`` as a real process; yields it and its base URL once it serves."""
+    targets = write_targets(tmp_path / "targets.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vbo_async",
+            "serve",
+            "--targets",
+            str(targets),
+            "--listen",
+            "127.0.0.1:0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(VBO_PASSWORD="admin"),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Serving the metrics of 1 servers at http://127.0.0.1:"), line
+        yield process, line.split(" at ", 1)[1].split("/metrics", 1)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=HANG_GUARD)
+
+
+@pytest.mark.parametrize(("how", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["term", "int"])
+def test_signals_end_the_process_with_the_cli_exit_codes(
+    tmp_path: Path, how: signal.Signals, status: int
+) -> None:
+    with serving(tmp_path) as (process, base):
+        assert httpx.get(f"{base}/").status_code == 200
+        process.send_signal(how)
+        assert process.wait(timeout=HANG_GUARD) == status
+        assert process.stderr is not None
+        err = process.stderr.read()
+    assert "Traceback" not in err
+
+
+# --- the monitoring guide ----------------------------------------------------------------------------
+
+GUIDE = Path(__file__).parents[1] / "docs" / "monitoring.md"
+RULES = Path(__file__).parents[1] / "docs" / "monitoring-rules.yml"
+
+
+async def test_the_guide_documents_every_metric_kind_and_alert(servers: dict[str, Server]) -> None:
+    import re
+
+    text = GUIDE.read_text(encoding="utf-8")
+    rows = {
+        match["name"]: (match["type"], re.findall(r"`(\w+)`", match["labels"]))
+        for match in re.finditer(
+            r"^\| `(?P<name>veeam_vb365_\w+)` \| (?P<type>gauge|counter) \| (?P<labels>[^|]*) \|", text, re.M
+        )
+    }
+    assert rows == {spec.name: (spec.type, ["server", *spec.labels]) for spec in METRICS}
+    for kind in ERROR_KINDS:
+        assert f"`{kind}`" in text.split("**`veeam_vb365_sweep_errors_total`**", 1)[1], kind
+    exporter = exporter_of(servers["v8"])
+    own = {name for name in families(await swept(exporter)) if name.startswith(SELF_PREFIX)}
+    documented = set(re.findall(r"^\| `(vbo_async_exporter_\w+)` \|", text, re.M))
+    assert {name.removesuffix("_total") for name in documented} == own
+    alerts = re.findall(r"^ +- alert: (\w+)$", RULES.read_text(encoding="utf-8"), re.M)
+    assert alerts
+    assert all(f"| `{alert}` |" in text for alert in alerts), alerts

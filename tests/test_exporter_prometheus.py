@@ -1,0 +1,337 @@
+"""``vbo-async serve`` scraped by a real Prometheus, and the example alert rules checked by promtool.
+
+Everything runs as it would in production, as separate processes over loopback: two simulators
+(``vbo-async simulate``) served as a v8 and a v1 server, a third server that is down, one
+``vbo-async serve`` for the three, and Debian's ``prometheus`` scraping it every second and
+loading ``docs/monitoring-rules.yml``. The values are read back through Prometheus' query API.
+
+Without the ``prometheus``/``promtool`` binaries these tests are skipped, except under CI (the
+``CI`` environment variable, set by ``.ci/run``, which installs them): there they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from vbo_async import VBOClient
+from vbo_async._cli._metrics import JOB_STATUSES
+from vbo_async.simulator import Simulator, SimulatorConfig
+
+from .conftest import closed_port
+from .test_cli import HANG_GUARD, child_environment
+
+ROOT = Path(__file__).parents[1]
+RULES = ROOT / "docs" / "monitoring-rules.yml"
+SEEDS = {"east": 41, "legacy": 42}
+VERSIONS = {"east": "v8", "legacy": "v1"}
+ORGANIZATIONS = 4
+
+
+def binary(name: str) -> str:
+    """The path of ``name``; a skip when it is missing, a failure when it is missing under CI."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (Debian: apt-get install prometheus)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run this test (.ci/run installs it)")
+        pytest.skip(reason)
+    return path
+
+
+@contextlib.contextmanager
+def process(
+    argv: list[str], *, ready: str | None = None, **options: Any
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run ``argv``; with ``ready``, wait for a stdout line starting so and yield it too. The
+    process is terminated (then killed) however the block ends."""
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+    try:
+        line = ""
+        if ready is not None:
+            assert child.stdout is not None
+            while not line.startswith(ready):
+                line = child.stdout.readline()
+                if not line:
+                    _, err = child.communicate(timeout=HANG_GUARD)
+                    pytest.fail(f"{argv[:4]} exited ({child.returncode}) before it was ready: {err}")
+        yield child, line
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=HANG_GUARD)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        child.communicate(timeout=HANG_GUARD)
+
+
+def simulate(name: str) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[str], str]]:
+    """The simulator of server ``name``, serving only its API version."""
+    argv = [sys.executable, "-m", "vbo_async", "simulate", "--host", "127.0.0.1", "--port", "0"]
+    argv += ["--seed", str(SEEDS[name]), "--organizations", str(ORGANIZATIONS)]
+    argv += ["--api-versions", VERSIONS[name]]
+    return process(argv, ready="Serving", env=child_environment())
+
+
+def base_url(serving_line: str) -> str:
+    """``http://127.0.0.1:PORT`` from the simulator's "Serving ... at http://127.0.0.1:PORT ..." line."""
+    return serving_line.split(" at ", 1)[1].split()[0].removesuffix("/v1")
+
+
+def targets_file(folder: Path, east: str, legacy: str) -> Path:
+    # No /vN: the exporter finds each server's version (v8, v1) itself.
+    tables = {"east": east, "legacy": legacy, "down": f"http://127.0.0.1:{closed_port()}"}
+    text = "".join(
+        f'[[servers]]\nname = "{name}"\nurl = "{url}"\nusername = "admin"\npassword_env = "VBO_PASSWORD"\n\n'
+        for name, url in tables.items()
+    )
+    path = folder / "targets.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def prometheus_config(folder: Path, exporter: str) -> Path:
+    path = folder / "prometheus.yml"
+    path.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"rule_files:\n  - {RULES}\n"
+        f"scrape_configs:\n  - job_name: vb365\n    static_configs:\n      - targets: ['{exporter}']\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+class Prometheus:
+    """Prometheus' HTTP API at ``base``."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def query(self, expression: str) -> list[dict[str, Any]]:
+        answer = self.http.get("/api/v1/query", params={"query": expression})
+        answer.raise_for_status()
+        data = answer.json()
+        assert data["status"] == "success", data
+        result: list[dict[str, Any]] = data["data"]["result"]
+        return result
+
+    def by(self, expression: str, label: str) -> dict[str, float]:
+        return {row["metric"][label]: float(row["value"][1]) for row in self.query(expression)}
+
+    def wait(self, expression: str, check: Any, *, within: float = HANG_GUARD) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + within
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                result = self.query(expression)
+                if check(result):
+                    return result
+            if time.monotonic() > deadline:
+                pytest.fail(f"Prometheus never answered {expression!r} as expected")
+            time.sleep(0.25)
+
+
+def expected_jobs(seed: int) -> int:
+    return len(Simulator(SimulatorConfig(seed=seed, organizations=ORGANIZATIONS)).job_ids())
+
+
+async def library_health(base: str, job_id: str) -> int:
+    async with VBOClient(base, username="admin", password="admin", api_version="v8") as vbo:
+        return (await vbo.job_health(await vbo.job(job_id))).state.value
+
+
+def test_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
+    prometheus = binary("prometheus")
+    with simulate("east") as (_, east_line), simulate("legacy") as (_, legacy_line):
+        east, legacy = base_url(east_line), base_url(legacy_line)
+        targets = targets_file(tmp_path, east, legacy)
+        serve_argv = [sys.executable, "-m", "vbo_async", "serve", "--targets", str(targets)]
+        serve_argv += ["--listen", "127.0.0.1:0", "--interval", "2", "--timeout", "30"]
+        environment = child_environment(VBO_PASSWORD="admin")
+        with process(serve_argv, ready="Serving the metrics", env=environment) as (exporter, line):
+            address = line.split("http://", 1)[1].split("/metrics", 1)[0]
+            port = closed_port()
+            argv = [
+                prometheus,
+                f"--config.file={prometheus_config(tmp_path, address)}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ]
+            local = f"http://127.0.0.1:{port}"
+            with process(argv), httpx.Client(base_url=local, timeout=HANG_GUARD) as http:
+                api = Prometheus(http)
+                jobs = {name: expected_jobs(seed) for name, seed in SEEDS.items()}
+                api.wait("veeam_vb365_up", lambda rows: len(rows) == 3)
+                counted = api.wait(
+                    "count by (server) (veeam_vb365_job_enabled)", lambda rows: len(rows) == len(jobs)
+                )
+                check_values(api, counted, jobs, east)
+                api.wait("count(ALERTS{alertname='VB365ServerDown'})", lambda rows: len(rows) == 1)
+                rules = api.http.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]
+                assert len(rules) == 7
+                assert {rule["health"] for rule in rules} <= {"ok", "unknown"}, rules
+            exporter.send_signal(signal.SIGTERM)
+            assert exporter.wait(timeout=HANG_GUARD) == 0
+            assert exporter.stderr is not None
+            assert "Traceback" not in exporter.stderr.read()
+
+
+def check_values(api: Prometheus, counted: list[dict[str, Any]], jobs: dict[str, int], east: str) -> None:
+    assert {row["metric"]["server"]: int(row["value"][1]) for row in counted} == jobs
+    assert api.by("veeam_vb365_up", "server") == {"east": 1, "legacy": 1, "down": 0}
+    spoken = {
+        row["metric"]["server"]: row["metric"]["api_version"] for row in api.query("veeam_vb365_server_info")
+    }
+    assert spoken == VERSIONS
+    # The state set: eight states per job, exactly one of them 1.
+    sums = api.query("sum by (server, job_id) (veeam_vb365_job_last_status)")
+    assert len(sums) == sum(jobs.values())
+    assert {float(row["value"][1]) for row in sums} == {1.0}
+    states = api.query("count by (server, job_id) (veeam_vb365_job_last_status)")
+    assert {int(row["value"][1]) for row in states} == {len(JOB_STATUSES)}
+    # A job's health is what the library says of it.
+    first = api.query('veeam_vb365_job_health{server="east"}')[0]
+    job_id = first["metric"]["job_id"]
+    assert float(first["value"][1]) == asyncio.run(library_health(east, job_id))
+    # Nothing of the tenants of the server that is down; its errors are counted.
+    assert api.query('{server="down", organization_id!=""}') == []
+    exported = api.query('count({server="down", __name__=~"veeam_vb365_.+"})')  # not ALERTS{server=...}
+    assert exported[0]["value"][1] == "12"  # up, 2 gauges and the counter's 9 kinds
+    assert float(api.query('sum(veeam_vb365_sweep_errors_total{server="down"})')[0]["value"][1]) >= 1
+    # v8 reports a license and storage per tenant, v1 neither.
+    assert api.by("veeam_vb365_license_total", "server").keys() == {"east"}
+    assert api.by("count by (server) (veeam_vb365_organization_used_bytes)", "server").keys() == {"east"}
+
+
+# --- the rules file -----------------------------------------------------------------------------------
+
+
+def test_promtool_accepts_the_rules_file() -> None:
+    promtool = binary("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(RULES)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 7 rules found" in checked.stdout
+
+
+REPOSITORY = 'server="east",repository_id="{id}",repository_name="R {id}"'
+JOB = 'server="east",organization="c",organization_id="o",job_id="{id}",job_name="{name}"'
+JOB_LABELS = "severity: critical, server: east, organization: c, organization_id: o"
+RULE_TESTS = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'veeam_vb365_repository_free_bytes{{{r1}}}'
+        values: '50x60'
+      - series: 'veeam_vb365_repository_capacity_bytes{{{r1}}}'
+        values: '1000x60'
+      - series: 'veeam_vb365_repository_free_bytes{{{r2}}}'
+        values: '500x60'
+      - series: 'veeam_vb365_repository_capacity_bytes{{{r2}}}'
+        values: '1000x60'
+      - series: 'veeam_vb365_license_expiration_timestamp_seconds{{server="east"}}'
+        values: '1728000x120'
+      - series: 'veeam_vb365_up{{server="down"}}'
+        values: '0x60'
+      - series: 'up{{job="vb365",instance="exporter:9810"}}'
+        values: '0x60'
+      - series: 'veeam_vb365_job_health{{{j}}}'
+        values: '2x60'
+    alert_rule_test:
+      - eval_time: 40m
+        alertname: VB365RepositoryLowSpace
+        exp_alerts:
+          - exp_labels: {{severity: warning, server: east, repository_id: 1, repository_name: R 1}}
+            exp_annotations:
+              summary: Repository R 1 on east is under 10% free
+              description: 5% free.
+      - eval_time: 90m
+        alertname: VB365LicenseExpiresSoon
+        exp_alerts:
+          - exp_labels: {{severity: warning, server: east}}
+            exp_annotations:
+              summary: The license of east expires in 19d 22h 30m 0s
+      - eval_time: 20m
+        alertname: VB365ServerDown
+        exp_alerts:
+          - exp_labels: {{severity: critical, server: down}}
+            exp_annotations:
+              summary: The exporter cannot read VBO server down
+      - eval_time: 20m
+        alertname: VB365ExporterDown
+        exp_alerts:
+          - exp_labels: {{severity: critical, job: vb365, instance: "exporter:9810"}}
+            exp_annotations:
+              summary: The vbo-async exporter exporter:9810 cannot be scraped
+      - eval_time: 20m
+        alertname: VB365JobCritical
+        exp_alerts:
+          - exp_labels: {{{job_labels}, job_id: j, job_name: J}}
+            exp_annotations:
+              summary: J (c on east) is CRITICAL
+  - interval: 1m
+    input_series:
+      - series: 'veeam_vb365_job_last_success_timestamp_seconds{{{old}}}'
+        values: '0x1700'
+      - series: 'veeam_vb365_job_enabled{{{old}}}'
+        values: '1x1700'
+      - series: 'veeam_vb365_job_last_success_timestamp_seconds{{{off}}}'
+        values: '0x1700'
+      - series: 'veeam_vb365_job_enabled{{{off}}}'
+        values: '0x1700'
+    alert_rule_test:
+      - eval_time: 26h10m
+        alertname: VB365JobNotSuccessful
+        exp_alerts: []
+      - eval_time: 28h
+        alertname: VB365JobNotSuccessful
+        exp_alerts:
+          - exp_labels: {{{job_labels}, job_id: old, job_name: Old}}
+            exp_annotations:
+              summary: Old (c on east) has not succeeded for 26 h
+              description: Last success 1d 4h 0m 0s ago.
+"""
+
+
+def test_the_rules_fire_as_documented(tmp_path: Path) -> None:
+    """promtool's rule unit tests: each alert fires on the series it is about, with its text."""
+    promtool = binary("promtool")
+    tests = tmp_path / "rules-test.yml"
+    text = RULE_TESTS.format(
+        rules=RULES,
+        r1=REPOSITORY.format(id=1),
+        r2=REPOSITORY.format(id=2),
+        j=JOB.format(id="j", name="J"),
+        old=JOB.format(id="old", name="Old"),
+        off=JOB.format(id="off", name="Off"),
+        job_labels=JOB_LABELS,
+    )
+    tests.write_text(text, encoding="utf-8")
+    checked = subprocess.run(
+        [promtool, "test", "rules", str(tests)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

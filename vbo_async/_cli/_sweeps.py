@@ -1,0 +1,329 @@
+"""One server's part of an exporter sweep: what ``vbo-async serve`` reads, turned into samples.
+
+`sweep_server` reads one server through its long-lived client (one token and one connection
+pool for the exporter's whole life):
+
+- its organizations, once: the tenants' names, and proof that the server is reachable and the
+  account accepted (``up``). When that fails nothing else is asked.
+- every chosen tenant's jobs and their health through `poll_jobs` with a `HealthPolicy`: a
+  server whose tenants are all swept costs a handful of requests whatever its number of tenants
+  (its jobs and its recent sessions, from v6 on), and
+- at the same time its repositories, proxies, license and build (v6+), and each tenant's
+  ``usedRepositories`` (v6+, one request per tenant).
+
+It returns a `ServerSnapshot` of plain label tuples and numbers, no model objects: nothing of a
+sweep is held once its exposition has been rendered. A value the server did not send gives no
+sample (never a made-up 0). No prometheus_client here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Literal, TypeVar
+
+import attrs
+
+from .._client import VBOClient
+from .._enums import ProxyStatus
+from .._exceptions import NotSupportedError, VBOError
+from .._health import HealthPolicy, JobHealth
+from .._models import BackupRepository, Job, License, Organization, Proxy, UsedRepository
+from .._poll import PollResult, PollTarget, poll_jobs
+from ._connect import explain
+from ._flows import UnknownOrganization, match_organization
+from ._metrics import JOB_STATUSES, PREFIX
+
+__all__ = ["Samples", "ServerSnapshot", "ServerSpec", "sweep_server"]
+
+log = logging.getLogger("vbo_async.cli")
+T = TypeVar("T")
+M = TypeVar("M", BackupRepository, Proxy)
+
+Samples = dict[str, list[tuple[tuple[str, ...], float]]]
+"""Metric name → ``(label values after server, value)`` pairs."""
+
+UNREADABLE_SESSIONS = "sessions could not be read"
+"""How `assess` begins the reason of a job whose sessions could not be read."""
+
+
+@attrs.frozen(kw_only=True)
+class ServerSpec:
+    """A server the exporter sweeps: its ``name`` (the ``server`` label), its open ``client``,
+    and which ``organizations`` to sweep (``"all"``, or ids or names)."""
+
+    name: str
+    client: VBOClient = attrs.field(eq=False)
+    organizations: Literal["all"] | tuple[str, ...] = "all"
+
+
+@attrs.frozen(kw_only=True)
+class ServerSnapshot:
+    """What one sweep read from one server.
+
+    ``samples`` holds every series of the server (``up`` and the sweep's own gauges included);
+    ``errors`` counts this sweep's failed reads by kind (`ERROR_KINDS`); ``problem`` is the
+    one-line reason a server is down (None when up); ``jobs`` is how many jobs were published.
+    """
+
+    server: str
+    up: bool
+    samples: Samples
+    errors: Mapping[str, int]
+    problem: str | None = None
+    jobs: int = 0
+
+
+async def sweep_server(
+    spec: ServerSpec,
+    *,
+    policy: HealthPolicy,
+    budget: float | None = None,
+    concurrency: int = 8,
+) -> ServerSnapshot:
+    """Read ``spec``'s server within ``budget`` seconds (None: no limit) and return its snapshot.
+
+    A server that cannot be listed, or whose sweep runs out of time, is down: its snapshot holds
+    only ``up`` 0 and the sweep's gauges. An unexpected exception is logged with its traceback
+    and makes the server down too, so one server never stops the sweep of the others.
+    """
+    began = time.perf_counter()
+    reader = _Reader(spec, policy, concurrency)
+    problem: str | None = None
+    try:
+        async with asyncio.timeout(budget):
+            await reader.read()
+    except TimeoutError:
+        reader.fail("timeout")
+        problem = "its sweep timed out" + (f" (budget {budget:g} s)" if budget is not None else "")
+    except Exception as exc:  # a bug, or hostile data nothing else caught: this server only
+        log.error("internal error while sweeping %s", spec.name, exc_info=True)
+        reader.fail("server")
+        cause: BaseException = exc
+        while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+            cause = cause.exceptions[0]
+        problem = f"internal error: {type(cause).__name__}: {cause}"
+    else:
+        problem = reader.problem
+    up = problem is None
+    samples = reader.samples if up else {}
+    _add(samples, "up", (), 1.0 if up else 0.0)
+    _add(samples, "sweep_duration_seconds", (), time.perf_counter() - began)
+    _add(samples, "last_sweep_timestamp_seconds", (), time.time())
+    return ServerSnapshot(
+        server=spec.name,
+        up=up,
+        samples=samples,
+        errors=dict(reader.errors),
+        problem=problem,
+        jobs=reader.jobs if up else 0,
+    )
+
+
+def _add(samples: Samples, name: str, labels: tuple[str, ...], value: float | None) -> None:
+    if value is not None:
+        samples.setdefault(PREFIX + name, []).append((labels, float(value)))
+
+
+def _text(value: str) -> str:
+    """A label value prometheus_client can encode: anything but lone surrogates passes as is."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _stamp(moment: dt.datetime | None) -> float | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def _flag(value: bool | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class _Reader:
+    """The reads of one server's sweep and the samples and errors they give."""
+
+    def __init__(self, spec: ServerSpec, policy: HealthPolicy, concurrency: int) -> None:
+        self.spec = spec
+        self.client = spec.client
+        self.policy = policy
+        self.concurrency = concurrency
+        self.samples: Samples = {}
+        self.errors: Counter[str] = Counter()
+        self.problem: str | None = None
+        self.jobs = 0
+
+    def fail(self, kind: str) -> None:
+        self.errors[kind] += 1
+
+    def add(self, name: str, labels: tuple[str, ...], value: float | None) -> None:
+        _add(self.samples, name, labels, value)
+
+    async def read(self) -> None:
+        try:
+            organizations = await self.client.organizations()
+        except VBOError as exc:
+            self.fail("server")
+            self.problem = explain(exc, source="targets")
+            return
+        chosen = self._choose(organizations)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._jobs(chosen))
+            group.create_task(self._repositories())
+            group.create_task(self._proxies())
+            group.create_task(self._license())
+            group.create_task(self._service_instance())
+            for organization in chosen:
+                group.create_task(self._used(organization))
+
+    def _choose(self, organizations: Sequence[Organization]) -> list[Organization]:
+        """The tenants to sweep, each once; a configured one the server does not list is an
+        ``organization`` error (and logged)."""
+        wanted = self.spec.organizations
+        if wanted == "all":
+            chosen = list(organizations)
+        else:
+            chosen = []
+            for entry in wanted:
+                try:
+                    chosen.append(match_organization(organizations, entry, server=self.spec.name))
+                except UnknownOrganization as exc:
+                    self.fail("organization")
+                    log.warning("%s", exc)
+        return list({organization.id.lower(): organization for organization in chosen}.values())
+
+    async def _jobs(self, organizations: list[Organization]) -> None:
+        targets = [
+            PollTarget(client=self.client, organization_id=o.id, name=_tenant(o), organization=o)
+            for o in organizations
+        ]
+        batch = True if self.spec.organizations == "all" else None
+        async with poll_jobs(
+            targets, concurrency=self.concurrency, health=self.policy, batch=batch
+        ) as results:
+            async for result in results:
+                self._tenant(result)
+
+    def _tenant(self, result: PollResult) -> None:
+        organization = result.target.organization
+        assert organization is not None
+        tenant = (_text(_tenant(organization)), _text(organization.id))
+        if result.error is not None:
+            self.fail("organization")
+            log.debug("%s: tenant %s could not be read: %s", self.spec.name, tenant[0], result.error)
+            self.add("organization_up", tenant, 0.0)
+            return
+        self.add("organization_up", tenant, 1.0)
+        unreadable = False
+        seen: set[str] = set()
+        for job in result.jobs:
+            if job.id in seen:  # a server listing a job twice must not make a duplicate series
+                continue
+            seen.add(job.id)
+            health = result.health.get(job.id)
+            if health is not None and health.reason.startswith(UNREADABLE_SESSIONS):
+                unreadable = True
+            self._job(tenant, job, health)
+        self.jobs += len(seen)
+        if unreadable:
+            self.fail("sessions")
+
+    def _job(self, tenant: tuple[str, str], job: Job, health: JobHealth | None) -> None:
+        labels = (*tenant, _text(job.id), _text(job.name if job.name is not None else job.id))
+        if job.last_status is not None:
+            status = job.last_status.value
+            for known in JOB_STATUSES:
+                self.add("job_last_status", (*labels, known), 1.0 if known == status else 0.0)
+            if status not in JOB_STATUSES:
+                self.add("job_last_status", (*labels, _text(status)), 1.0)
+        self.add("job_enabled", labels, _flag(job.is_enabled))
+        self.add("job_last_run_timestamp_seconds", labels, _stamp(job.last_run))
+        self.add("job_next_run_timestamp_seconds", labels, _stamp(job.next_run))
+        if health is None:
+            return
+        self.add("job_health", labels, float(health.state.value))
+        self.add("job_last_success_timestamp_seconds", labels, _stamp(health.last_success))
+        session = health.last_session
+        if session is None:
+            return
+        if session.creation_time is not None and session.end_time is not None:
+            seconds = (session.end_time - session.creation_time).total_seconds()
+            self.add("job_last_session_duration_seconds", labels, seconds if seconds >= 0 else None)
+        statistics = session.statistics
+        transferred = statistics.transferred_data_bytes if statistics is not None else None
+        self.add("job_last_session_transferred_bytes", labels, transferred)
+        self.add("job_last_session_retry_count", labels, session.retry_count)
+
+    async def _read(self, kind: str, call: Awaitable[T]) -> T | None:
+        """Await ``call``; None when the API version lacks it (v1) or it failed (an error of
+        ``kind``)."""
+        try:
+            return await call
+        except NotSupportedError:
+            return None
+        except VBOError as exc:
+            self.fail(kind)
+            log.debug("%s: reading %s failed: %s", self.spec.name, kind, exc)
+            return None
+
+    async def _repositories(self) -> None:
+        found: list[BackupRepository] | None = await self._read(
+            "repositories", self.client.backup_repositories()
+        )
+        for repository in _unique(found or ()):
+            labels = (_text(repository.id), _text(repository.name or repository.id))
+            self.add("repository_capacity_bytes", labels, repository.capacity)
+            self.add("repository_free_bytes", labels, repository.free_space)
+
+    async def _proxies(self) -> None:
+        found: list[Proxy] | None = await self._read("proxies", self.client.proxies())
+        for proxy in _unique(found or ()):
+            labels = (_text(proxy.id), _text(proxy.host_name or proxy.fqdn or proxy.id))
+            if proxy.status is not None:
+                self.add("proxy_up", labels, 1.0 if proxy.status == ProxyStatus.ONLINE else 0.0)
+            self.add("proxy_cpu_usage_percent", labels, proxy.cpu_usage_percent)
+            self.add("proxy_memory_usage_percent", labels, proxy.memory_usage_percent)
+
+    async def _license(self) -> None:
+        found: License | None = await self._read("license", self.client.license())
+        if found is not None:
+            self.add("license_expiration_timestamp_seconds", (), _stamp(found.license_expires))
+            self.add("license_used", (), found.used_number)
+            self.add("license_total", (), found.total_number)
+
+    async def _service_instance(self) -> None:
+        instance = await self._read("service_instance", self.client.service_instance())
+        build = getattr(instance, "version", None) or ""
+        self.add("server_info", (self.client.api_version or "", _text(build)), 1.0)
+
+    async def _used(self, organization: Organization) -> None:
+        found: list[UsedRepository] | None = await self._read(
+            "used_repositories", self.client.organization_used_repositories(organization)
+        )
+        tenant = (_text(_tenant(organization)), _text(organization.id))
+        seen: set[str] = set()
+        for row in found or ():
+            if row.repository_id is None or row.repository_id in seen:
+                continue
+            seen.add(row.repository_id)
+            self.add("organization_used_bytes", (*tenant, _text(row.repository_id)), row.used_space_bytes)
+
+
+def _tenant(organization: Organization) -> str:
+    return organization.name or organization.id
+
+
+def _unique(items: Iterable[M]) -> list[M]:
+    return list({item.id: item for item in items}.values())
