@@ -145,4 +145,4 @@ __all__ = [
     "poll_jobs",
     "to_jsonable",
 ]
-__version__ = "0.1.0"
+from ._version import __version__ as __version__

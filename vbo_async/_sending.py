@@ -46,6 +46,7 @@ from ._retry import RetryPolicy, backoff, may_retry, parse_retry_after
 from ._status import IDEMPOTENT_METHODS
 from ._tokens import Token
 from ._urls import ApiRoot
+from ._version import __version__
 
 __all__ = ["CLOSED_IN_FLIGHT", "Answer", "RetryNote", "Sender", "build_http"]
 
@@ -93,6 +94,13 @@ class Sender:
     ) -> None:
         self._api_root = api_root
         self._http = http
+        self._headers: list[tuple[bytes, bytes]] = [
+            (b"Accept", b"application/json"),
+            (b"Accept-Encoding", ACCEPT_ENCODING.encode("ascii")),
+            (b"Connection", b"keep-alive"),
+            (b"User-Agent", f"vbo-async/{__version__}".encode("ascii")),
+        ]
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self._transport = transport
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._timeout = timeout
@@ -307,10 +315,15 @@ class Sender:
         headers: dict[str, str] | None,
         token: Token | None,
     ) -> httpx.Request:
+        """The request, built directly (``AsyncClient.build_request`` would merge cookies, base URL,
+        query parameters and headers the client never has: a fifth of its cost per request)."""
+        sent = self._headers
+        if headers:
+            sent = [*sent, *((key.encode("ascii"), value.encode("ascii")) for key, value in headers.items())]
         if token is not None:
-            headers = {**(headers or {}), "Authorization": f"Bearer {token.access_token}"}
+            sent = [*sent, (b"Authorization", b"Bearer " + token.access_token.encode("ascii"))]
         try:
-            return self._http.build_request(method, url, json=json, data=form, headers=headers)
+            return httpx.Request(method, url, headers=sent, json=json, data=form, extensions=self._extensions)
         except httpx.InvalidURL as exc:
             raise LinkError(f"cannot request {url!r}: {exc}") from exc
 
@@ -363,14 +376,12 @@ class Sender:
 
 
 def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) -> httpx.AsyncClient:
-    """The ``httpx.AsyncClient`` a `Sender` builds its requests with and closes the transport
-    through: no redirects, no proxies from the environment, and ``Accept-Encoding`` naming only
-    the encodings `BodyDecoder` can bound. (Cookies are never read: `Sender` hands requests to
-    the transport directly.)"""
+    """The ``httpx.AsyncClient`` that owns a `Sender`'s transport (closing it closes the pool):
+    no redirects, no proxies from the environment. `Sender` builds its requests itself and hands
+    them to the transport directly, so the client adds no cookie, header or auth handling."""
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(timeout),
-        headers={"Accept-Encoding": ACCEPT_ENCODING},
         follow_redirects=False,
         trust_env=False,
     )
