@@ -1,0 +1,249 @@
+"""Hostile tenants in a sweep: one tenant's server sends what breaks parsers, and ``poll_jobs``
+still completes with every other tenant's result.
+
+The hostile tenant has a server of its own (a `FakeVBO` through ``httpx.MockTransport``); the
+healthy tenants are on the simulator (in process, ``httpx.ASGITransport``). Each sweep runs per
+tenant (``batch=False``) and batched (``batch=True``: the hostile server's ``GET /Jobs`` is then
+the listing that breaks). After the sweep, the healthy tenants' jobs are exactly the simulator's,
+the hostile tenant has a result (its jobs, or a `VBOError`), and no task is left over.
+
+What breaks: an href no URL parser accepts (``https:/\\t/[x/v1/Jobs``), token lifetimes that
+``int()`` refuses (``"²"``, 5,000 digits) or that overflow a float (``1e400``), a tiny lifetime
+(0.001 s), and HTTP dates in year 10^20 (``.expires``, ``Retry-After``). Before the fixes
+(2ff99dd), the href and ``"²"`` raised a bare ``ValueError`` that cancelled the whole sweep, and
+a tiny lifetime cost a token request per API request; the dates raised ``OverflowError`` until
+`_tokens.parse_http_date` caught it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+
+from vbo_async import (
+    LinkError,
+    PollResult,
+    PollTarget,
+    RetryPolicy,
+    ServerError,
+    VBOClient,
+    VBOError,
+    poll_jobs,
+)
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+from .conftest import FakeVBO, client_for
+
+EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+HOSTILE_ORG = "0b5e1b7a-4f3c-4d6e-9a51-6c1f0d2e8b3a"
+HOSTILE = "hostile"
+BAD_HREF = "https:/\t/[x/v1/Jobs"
+"""``urlsplit`` drops the tab and then refuses ``[x`` as an IPv6 host (``ValueError``)."""
+FAR_DATE = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
+"""``email.utils.parsedate_to_datetime`` raises ``OverflowError`` for it, not ``ValueError``."""
+NO_WAIT = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
+BATCHES = [pytest.param(False, id="per-tenant"), pytest.param(True, id="batched")]
+
+Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+@attrs.frozen
+class Sweep:
+    """What one sweep with a hostile tenant delivered."""
+
+    results: dict[str, PollResult]
+    expected: dict[str, list[str]]
+    """The healthy tenants' job ids, as the simulator holds them."""
+    leftover_tasks: int
+
+    @property
+    def hostile(self) -> PollResult:
+        return self.results[HOSTILE]
+
+    def check(self) -> None:
+        """Every tenant delivered once; the healthy ones exactly their jobs; nothing left."""
+        assert set(self.results) == {HOSTILE, *self.expected}
+        for org_id, job_ids in self.expected.items():
+            result = self.results[org_id]
+            assert result.error is None, (org_id, result.error)
+            assert sorted(job.id for job in result.jobs) == job_ids
+            assert not result.link_errors
+        assert self.hostile.error is None or isinstance(self.hostile.error, VBOError)
+        assert self.leftover_tasks == 0
+
+
+async def sweep_with(hostile: VBOClient, *, batch: bool, follow: tuple[str, ...] = ("repository",)) -> Sweep:
+    """Sweep the hostile tenant and three healthy tenants of the simulator; close both clients."""
+    simulator = Simulator(SimulatorConfig(seed=5, organizations=3, epoch=EPOCH))
+    healthy = VBOClient(
+        "https://vbo.test:4443",
+        username="admin",
+        password="admin",
+        api_version="v1",
+        transport=httpx.ASGITransport(app=create_app(simulator=simulator)),
+        retry=NO_WAIT,
+    )
+    orgs = simulator.organization_ids()
+    targets = [
+        PollTarget(client=hostile, organization_id=HOSTILE_ORG, name=HOSTILE),
+        *(PollTarget(client=healthy, organization_id=org, name=org) for org in orgs),
+    ]
+    before = asyncio.all_tasks()
+    results: dict[str, PollResult] = {}
+    async with healthy, hostile, poll_jobs(targets, batch=batch, follow=follow) as sweep:
+        async for result in sweep:
+            assert result.target.label not in results
+            results[result.target.label] = result
+    await asyncio.sleep(0)
+    expected = {org: sorted(job["id"] for job in simulator.jobs_wire(org)) for org in orgs}
+    return Sweep(results, expected, leftover_tasks=len(asyncio.all_tasks() - before))
+
+
+def hostile_job(seed_job: dict[str, Any], **links: str) -> dict[str, Any]:
+    """The seed job in the hostile tenant's organization, with ``links`` replacing its hrefs."""
+    organization = f"https://vbo.test/v1/Organizations/{HOSTILE_ORG}"
+    overrides = {"organization": organization, **links}
+    return {**seed_job, "_links": {**seed_job["_links"], **{k: {"href": v} for k, v in overrides.items()}}}
+
+
+def serving_jobs(fake: FakeVBO, seed_job: dict[str, Any], page: Any = None) -> FakeVBO:
+    """``fake`` answering the hostile tenant's listings (per tenant and batched) with ``page``
+    (`hostile_job`, by default) and its repository link."""
+    page = [hostile_job(seed_job)] if page is None else page
+    fake.route("GET", "/v1/Organizations", [{"id": HOSTILE_ORG, "name": "Hostile Inc."}])
+    fake.route("GET", f"/v1/Organizations/{HOSTILE_ORG}/Jobs", page)
+    fake.route("GET", "/v1/Jobs", page)
+    repository = seed_job["_links"]["repository"]["href"].rsplit("/", 1)[-1]
+    fake.route("GET", f"/v1/BackupRepositories/{repository}", {"id": repository, "name": "repo"})
+    return fake
+
+
+# --- 4. an href no URL parser accepts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+async def test_an_unparsable_next_href_fails_its_tenant_only(seed_job: dict[str, Any], batch: bool) -> None:
+    page = {"results": [hostile_job(seed_job)], "_links": {"next": {"href": BAD_HREF}}}
+    fake = serving_jobs(FakeVBO(), seed_job, page)
+    swept = await sweep_with(client_for(fake, retry=NO_WAIT), batch=batch)
+    swept.check()
+    error = swept.hostile.error
+    assert isinstance(error, LinkError), error
+    assert error.relation == "next"
+    assert error.href == BAD_HREF
+
+
+async def test_an_unparsable_next_href_is_a_link_error_from_the_client(seed_job: dict[str, Any]) -> None:
+    fake = serving_jobs(FakeVBO(), seed_job, {"results": [seed_job], "_links": {"next": {"href": BAD_HREF}}})
+    async with client_for(fake) as vbo:
+        with pytest.raises(LinkError, match="malformed href"):
+            await vbo.organization_jobs(HOSTILE_ORG)
+        with pytest.raises(LinkError):
+            await vbo.jobs()
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+async def test_an_unparsable_link_href_is_that_tenants_link_error(
+    seed_job: dict[str, Any], batch: bool
+) -> None:
+    fake = serving_jobs(FakeVBO(), seed_job, [hostile_job(seed_job, repository=BAD_HREF)])
+    swept = await sweep_with(client_for(fake, retry=NO_WAIT), batch=batch)
+    swept.check()
+    hostile = swept.hostile
+    # The job decodes (a link that cannot be followed is kept as None or refused on use); the
+    # tenant keeps its jobs either way.
+    assert hostile.error is None, hostile.error
+    assert [j.id for j in hostile.jobs] == [seed_job["id"]]
+    assert all(isinstance(error, VBOError) for error in hostile.link_errors.values())
+
+
+# --- 5. token lifetimes and dates no parser should trust ---------------------------------------------
+
+
+def with_token_fields(fake: FakeVBO, **raw: str) -> Handler:
+    """``fake``'s handler, with each named field of its successful token answers replaced by the
+    raw JSON text given (``expires_in="1e400"`` puts a number no float holds on the wire)."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        response = await fake.handler(request)
+        if not request.url.path.lower().endswith("/token") or response.status_code != 200:
+            return response
+        data = response.json()
+        data.update({name: f"@@{name}@@" for name in raw})
+        text = json.dumps(data)
+        for name, value in raw.items():
+            text = text.replace(json.dumps(f"@@{name}@@"), value)
+        return httpx.Response(200, content=text.encode(), headers={"content-type": "application/json"})
+
+    return handler
+
+
+TOKEN_ANSWERS: dict[str, dict[str, str]] = {
+    "expires_in superscript two": {"expires_in": '"²"'},
+    "expires_in of 5,000 digits (string)": {"expires_in": json.dumps("9" * 5000)},
+    "expires_in of 5,000 digits (number)": {"expires_in": "9" * 5000},
+    "expires_in 1e400": {"expires_in": "1e400"},
+    "expires_in -1e400": {"expires_in": "-1e400"},
+    ".expires in year 10^20": {"expires_in": "null", ".expires": json.dumps(FAR_DATE)},
+    ".issued in year 10^20": {"expires_in": "null", ".issued": json.dumps(FAR_DATE)},
+}
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("case", list(TOKEN_ANSWERS))
+async def test_a_token_lifetime_no_parser_reads_leaves_the_sweep_whole(
+    seed_job: dict[str, Any], case: str, batch: bool
+) -> None:
+    fake = serving_jobs(FakeVBO(), seed_job)
+    swept = await sweep_with(
+        client_for(with_token_fields(fake, **TOKEN_ANSWERS[case]), retry=NO_WAIT), batch=batch
+    )
+    swept.check()
+    hostile = swept.hostile
+    if hostile.error is None:  # the lifetime was ignored (an hour) or capped: the tenant works
+        assert [j.id for j in hostile.jobs] == [seed_job["id"]]
+        assert fake.grants() == ["password"]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+async def test_a_retry_after_in_year_10_to_the_20_is_a_server_error_for_its_tenant(
+    seed_job: dict[str, Any], batch: bool
+) -> None:
+    fake = serving_jobs(FakeVBO(), seed_job)
+    unavailable = httpx.Response(503, headers={"Retry-After": FAR_DATE})
+    fake.route("GET", f"/v1/Organizations/{HOSTILE_ORG}/Jobs", unavailable)
+    fake.route("GET", "/v1/Jobs", unavailable)
+    swept = await sweep_with(client_for(fake, retry=NO_WAIT), batch=batch)
+    swept.check()
+    assert isinstance(swept.hostile.error, ServerError), swept.hostile.error
+    assert swept.hostile.error.status_code == 503
+
+
+TINY = {"number": "0.001", "string": '"0.001"'}
+
+
+@pytest.mark.parametrize("spelling", list(TINY))
+async def test_a_tiny_token_lifetime_costs_one_token_request_for_a_whole_sweep(
+    seed_job: dict[str, Any], spelling: str
+) -> None:
+    """Twelve tenants of one server, polled one by one with their repository links: 24 API
+    requests, one token request (a refresh is due 30 s after issue at the soonest)."""
+    fake = serving_jobs(FakeVBO(), seed_job)
+    tenants = [f"{HOSTILE_ORG[:-2]}{n:02d}" for n in range(12)]
+    for org in tenants:
+        fake.route("GET", f"/v1/Organizations/{org}/Jobs", [seed_job])
+    vbo = client_for(with_token_fields(fake, expires_in=TINY[spelling]), retry=NO_WAIT)
+    targets = [PollTarget(client=vbo, organization_id=org) for org in tenants]
+    async with vbo, poll_jobs(targets, batch=False, follow=("repository",), concurrency=4) as sweep:
+        results = [result async for result in sweep]
+    assert [result.error for result in results] == [None] * len(tenants)
+    assert len(fake.api_requests) == len(tenants) + 1  # the listings, and one shared repository
+    assert len(fake.token_requests) == 1
+    assert vbo.token_requests == 1
