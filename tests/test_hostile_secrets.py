@@ -113,6 +113,7 @@ def echoing_api(status: int, message: Callable[[httpx.Request], str]) -> Handler
 
 def leaks(error: BaseException, records: list[logging.LogRecord]) -> dict[str, list[str]]:
     """Where any secret shows: {place: [secrets found]}; empty when none does."""
+    assert records, "nothing was logged: the scan of the records would prove nothing"
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
     places: dict[str, str | bytes] = {
         "str": str(error),
@@ -133,10 +134,11 @@ def leaks(error: BaseException, records: list[logging.LogRecord]) -> dict[str, l
 
 
 @pytest.fixture
-def records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    """Every log record of every logger at DEBUG and up during the test."""
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Captures every log record of every logger at DEBUG and up (read ``logs.records`` in the
+    test's body: pytest starts a new list for each phase)."""
     caplog.set_level(logging.DEBUG)
-    return caplog.records
+    return caplog
 
 
 async def raised_by(vbo: VBOClient, call: str) -> VBOError:
@@ -151,20 +153,20 @@ async def raised_by(vbo: VBOClient, call: str) -> VBOError:
 @pytest.mark.parametrize("password", list(PASSWORDS))
 @pytest.mark.parametrize("echo", list(ECHOES))
 async def test_a_token_page_echoing_the_form_leaks_no_password(
-    echo: str, password: str, records: list[logging.LogRecord]
+    echo: str, password: str, logs: pytest.LogCaptureFixture
 ) -> None:
     vbo = client_for(echoing_token_endpoint(echo), username=USERNAME, password=PASSWORDS[password])
     error = await raised_by(vbo, "jobs")
     assert isinstance(error, AuthenticationError), error
     assert "password grant" in str(error)
-    assert leaks(error, records) == {}
+    assert leaks(error, logs.records) == {}
     if echo != "password alone, JSON string":
         assert "***" in str(error) or "grant_type" not in str(error)  # scrubbed, not dropped
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/html"])
 async def test_a_500_page_echoing_the_authorization_header_leaks_no_token(
-    content_type: str, records: list[logging.LogRecord]
+    content_type: str, logs: pytest.LogCaptureFixture
 ) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/Token"):
@@ -179,16 +181,18 @@ async def test_a_500_page_echoing_the_authorization_header_leaks_no_token(
     error = await raised_by(client_for(handler, retry=FAST), "jobs")
     assert isinstance(error, ServerError), error
     assert "***" in str(error)
-    assert sum(hasattr(record, "vbo_async_retry") for record in records) == FAST.attempts - 1  # scanned too
-    assert leaks(error, records) == {}
+    assert (
+        sum(hasattr(record, "vbo_async_retry") for record in logs.records) == FAST.attempts - 1
+    )  # scanned too
+    assert leaks(error, logs.records) == {}
 
 
-async def test_a_404_quoting_the_refresh_token_leaks_no_token(records: list[logging.LogRecord]) -> None:
+async def test_a_404_quoting_the_refresh_token_leaks_no_token(logs: pytest.LogCaptureFixture) -> None:
     transport = echoing_api(404, lambda request: f"no job j1 for the session of refresh token {REFRESH}")
     error = await raised_by(client_for(transport), "job")
     assert isinstance(error, NotFoundError), error
     assert "refresh token ***" in str(error)
-    assert leaks(error, records) == {}
+    assert leaks(error, logs.records) == {}
 
 
 # --- 9. base URLs with userinfo, and the client's Secret ----------------------------------------------
