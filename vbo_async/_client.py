@@ -121,7 +121,8 @@ class VBOClient:
                 f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
             )
         self._root = ApiRoot(base_url, DIALECTS)
-        if self._root.base_url.startswith("http://") and not _is_loopback(self._root.base_url):
+        # The scheme as urlsplit gives it: lower case, so "HTTP://host" warns too.
+        if urlsplit(self._root.base_url).scheme == "http" and not _is_loopback(self._root.base_url):
             log.warning(
                 "%s is plain http://: the password and tokens travel unencrypted", self._root.base_url
             )
