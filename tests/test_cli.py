@@ -372,7 +372,6 @@ def test_demo_makes_only_the_requests_it_needs(
     rows = json.loads(result.out)
     repositories = {row["repository"] for row in rows}
     proxies = {row["proxy"] for row in rows}
-    tenants = len(simulator.organization_ids())
     kinds: dict[str, int] = {}
     for (method, path), count in stats.by_endpoint.items():
         kind = method + " " + re.sub(r"/[0-9a-f-]{36}", "/{id}", path)
