@@ -431,7 +431,26 @@ def test_a_page_of_a_million_tiny_items_costs_memory_proportional_to_its_body() 
     assert found["rss_growth"] < TINY_ITEMS_RSS_FACTOR * found["body_bytes"], found
 
 
-async def test_max_pages_ends_a_listing_that_never_ends() -> None:
+@contextlib.contextmanager
+def warnings_of_vbo_async() -> Iterator[list[logging.LogRecord]]:
+    """The WARNING records of the ``vbo_async`` logger during the block (whatever pytest captures)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("vbo_async")
+    handler = Keep(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+async def scenario_endless_listing(max_pages: int = 5) -> Outcome:
+    """Every page links to the next, for ever; the client's ``max_pages`` is 5."""
     seen: list[str] = []
 
     def endless(request: httpx.Request) -> httpx.Response:
@@ -444,10 +463,10 @@ async def test_max_pages_ends_a_listing_that_never_ends() -> None:
 
     fake = FakeVBO()
     fake.route("GET", "/v1/Jobs", endless)
-    async with client_for(fake, max_pages=5) as vbo:
-        with pytest.raises(APIError, match="max_pages=5"):
-            await vbo.jobs()
-    assert len(seen) == 5
+    async with client_for(fake, max_pages=max_pages) as vbo:
+        outcome = await outcome_of(f"`next` for ever, max_pages={max_pages}", "APIError", vbo.jobs())
+    outcome.facts.update(pages_requested=len(seen))
+    return outcome
 
 
 def _cased(name: str, n: int) -> str:
@@ -465,15 +484,14 @@ NOISE = {
 """The ``next`` a looping server sends with its ``n``-th page: the same page each time."""
 
 
-@pytest.mark.parametrize("noise", list(NOISE))
-async def test_a_page_loop_behind_query_noise_ends_logged(
-    noise: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def scenario_page_loop(noise: str) -> Outcome:
+    """After the entry page, one page whose ``next`` is itself behind `NOISE`; a client that does
+    not see the loop gets a 400 after 20 requests."""
     seen: list[str] = []
 
     def looping(request: httpx.Request) -> httpx.Response:
         seen.append(str(request.url))
-        if len(seen) > 20:  # a client that does not see the loop would never stop
+        if len(seen) > 20:
             return httpx.Response(400, json={"message": "looped"})
         next_href = NOISE[noise](len(seen))
         return httpx.Response(
@@ -482,11 +500,32 @@ async def test_a_page_loop_behind_query_noise_ends_logged(
 
     fake = FakeVBO()
     fake.route("GET", "/v1/Jobs", looping)  # routes match paths whatever their case
-    caplog.set_level(logging.WARNING, logger="vbo_async")
-    async with client_for(fake) as vbo:
-        jobs = await vbo.jobs()
-    assert [job.id for job in jobs] == ["j1", "j2"]  # the entry page, then the looping page once
-    assert len(seen) == 2
-    (record,) = [r for r in caplog.records if "links back to a page already fetched" in r.getMessage()]
-    assert record.name == "vbo_async"
-    assert record.levelno == logging.WARNING
+    jobs: list[Any] = []
+
+    async def listing() -> None:
+        jobs.extend(await vbo.jobs())
+
+    with warnings_of_vbo_async() as warnings:
+        async with client_for(fake) as vbo:
+            outcome = await outcome_of(f"page loop behind {noise}", "nothing", listing())
+    loop_warnings = [r for r in warnings if "links back to a page already fetched" in r.getMessage()]
+    outcome.facts.update(
+        pages_requested=len(seen), jobs=[job.id for job in jobs], loop_warnings=len(loop_warnings)
+    )
+    return outcome
+
+
+async def test_max_pages_ends_a_listing_that_never_ends() -> None:
+    outcome = await scenario_endless_listing()
+    assert isinstance(outcome.error, APIError), outcome.error
+    assert "max_pages=5" in str(outcome.error)
+    assert outcome.facts["pages_requested"] == 5
+
+
+@pytest.mark.parametrize("noise", list(NOISE))
+async def test_a_page_loop_behind_query_noise_ends_logged(noise: str) -> None:
+    outcome = await scenario_page_loop(noise)
+    assert outcome.error is None, outcome.error
+    assert outcome.facts["jobs"] == ["j1", "j2"]  # the entry page, then the looping page once
+    assert outcome.facts["pages_requested"] == 2
+    assert outcome.facts["loop_warnings"] == 1

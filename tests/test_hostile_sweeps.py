@@ -7,12 +7,13 @@ tenant (``batch=False``) and batched (``batch=True``: the hostile server's ``GET
 the listing that breaks). After the sweep, the healthy tenants' jobs are exactly the simulator's,
 the hostile tenant has a result (its jobs, or a `VBOError`), and no task is left over.
 
-What breaks: an href no URL parser accepts (``https:/\\t/[x/v1/Jobs``), token lifetimes that
-``int()`` refuses (``"²"``, 5,000 digits) or that overflow a float (``1e400``), a tiny lifetime
-(0.001 s), and HTTP dates in year 10^20 (``.expires``, ``Retry-After``). Before the fixes
-(2ff99dd), the href and ``"²"`` raised a bare ``ValueError`` that cancelled the whole sweep, and
-a tiny lifetime cost a token request per API request; the dates raised ``OverflowError`` until
-`_tokens.parse_http_date` caught it.
+What breaks (`HOSTILE_TENANTS`): an href no URL parser accepts (``https:/\\t/[x/v1/Jobs``), token
+lifetimes that ``int()`` refuses (``"²"``, 5,000 digits) or that no double holds (``1e400``: orjson
+refuses the whole answer, a `DecodeError` for that tenant), HTTP dates in year 10^20
+(``.expires``, ``.issued``, ``Retry-After``); and a tiny lifetime (0.001 s). Before the fixes
+(2ff99dd), the href and ``"²"`` raised a bare ``ValueError`` that cancelled the whole sweep (the
+batched mode did not exist), and a tiny lifetime cost a token request per API request; the dates
+raised ``OverflowError`` until `_tokens.parse_http_date` caught it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from vbo_async import (
     PollResult,
     PollTarget,
     RetryPolicy,
-    ServerError,
     VBOClient,
     VBOError,
     poll_jobs,
@@ -66,6 +66,13 @@ class Sweep:
     @property
     def hostile(self) -> PollResult:
         return self.results[HOSTILE]
+
+    @property
+    def hostile_outcome(self) -> str:
+        """The hostile tenant's error class, else ``"jobs"`` (``+ link errors`` when it has some)."""
+        if self.hostile.error is not None:
+            return type(self.hostile.error).__name__
+        return "jobs + link errors" if self.hostile.link_errors else "jobs"
 
     def check(self) -> None:
         """Every tenant delivered once; the healthy ones exactly their jobs; nothing left."""
@@ -125,48 +132,6 @@ def serving_jobs(fake: FakeVBO, seed_job: dict[str, Any], page: Any = None) -> F
     return fake
 
 
-# --- 4. an href no URL parser accepts ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("batch", BATCHES)
-async def test_an_unparsable_next_href_fails_its_tenant_only(seed_job: dict[str, Any], batch: bool) -> None:
-    page = {"results": [hostile_job(seed_job)], "_links": {"next": {"href": BAD_HREF}}}
-    fake = serving_jobs(FakeVBO(), seed_job, page)
-    swept = await sweep_with(client_for(fake, retry=NO_WAIT), batch=batch)
-    swept.check()
-    error = swept.hostile.error
-    assert isinstance(error, LinkError), error
-    assert error.relation == "next"
-    assert error.href == BAD_HREF
-
-
-async def test_an_unparsable_next_href_is_a_link_error_from_the_client(seed_job: dict[str, Any]) -> None:
-    fake = serving_jobs(FakeVBO(), seed_job, {"results": [seed_job], "_links": {"next": {"href": BAD_HREF}}})
-    async with client_for(fake) as vbo:
-        with pytest.raises(LinkError, match="malformed href"):
-            await vbo.organization_jobs(HOSTILE_ORG)
-        with pytest.raises(LinkError):
-            await vbo.jobs()
-
-
-@pytest.mark.parametrize("batch", BATCHES)
-async def test_an_unparsable_link_href_is_that_tenants_link_error(
-    seed_job: dict[str, Any], batch: bool
-) -> None:
-    fake = serving_jobs(FakeVBO(), seed_job, [hostile_job(seed_job, repository=BAD_HREF)])
-    swept = await sweep_with(client_for(fake, retry=NO_WAIT), batch=batch)
-    swept.check()
-    hostile = swept.hostile
-    # The job decodes (a link that cannot be followed is kept as None or refused on use); the
-    # tenant keeps its jobs either way.
-    assert hostile.error is None, hostile.error
-    assert [j.id for j in hostile.jobs] == [seed_job["id"]]
-    assert all(isinstance(error, VBOError) for error in hostile.link_errors.values())
-
-
-# --- 5. token lifetimes and dates no parser should trust ---------------------------------------------
-
-
 def with_token_fields(fake: FakeVBO, **raw: str) -> Handler:
     """``fake``'s handler, with each named field of its successful token answers replaced by the
     raw JSON text given (``expires_in="1e400"`` puts a number no float holds on the wire)."""
@@ -185,45 +150,76 @@ def with_token_fields(fake: FakeVBO, **raw: str) -> Handler:
     return handler
 
 
-TOKEN_ANSWERS: dict[str, dict[str, str]] = {
-    "expires_in superscript two": {"expires_in": '"²"'},
-    "expires_in of 5,000 digits (string)": {"expires_in": json.dumps("9" * 5000)},
-    "expires_in of 5,000 digits (number)": {"expires_in": "9" * 5000},
-    "expires_in 1e400": {"expires_in": "1e400"},
-    "expires_in -1e400": {"expires_in": "-1e400"},
-    ".expires in year 10^20": {"expires_in": "null", ".expires": json.dumps(FAR_DATE)},
-    ".issued in year 10^20": {"expires_in": "null", ".issued": json.dumps(FAR_DATE)},
-}
+def next_href(seed_job: dict[str, Any]) -> FakeVBO:
+    page = {"results": [hostile_job(seed_job)], "_links": {"next": {"href": BAD_HREF}}}
+    return serving_jobs(FakeVBO(), seed_job, page)
 
 
-@pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("case", list(TOKEN_ANSWERS))
-async def test_a_token_lifetime_no_parser_reads_leaves_the_sweep_whole(
-    seed_job: dict[str, Any], case: str, batch: bool
-) -> None:
-    fake = serving_jobs(FakeVBO(), seed_job)
-    swept = await sweep_with(
-        client_for(with_token_fields(fake, **TOKEN_ANSWERS[case]), retry=NO_WAIT), batch=batch
-    )
-    swept.check()
-    hostile = swept.hostile
-    if hostile.error is None:  # the lifetime was ignored (an hour) or capped: the tenant works
-        assert [j.id for j in hostile.jobs] == [seed_job["id"]]
-        assert fake.grants() == ["password"]
+def repository_href(seed_job: dict[str, Any]) -> FakeVBO:
+    return serving_jobs(FakeVBO(), seed_job, [hostile_job(seed_job, repository=BAD_HREF)])
 
 
-@pytest.mark.parametrize("batch", BATCHES)
-async def test_a_retry_after_in_year_10_to_the_20_is_a_server_error_for_its_tenant(
-    seed_job: dict[str, Any], batch: bool
-) -> None:
+def token_fields(**raw: str) -> Callable[[dict[str, Any]], Handler]:
+    return lambda seed_job: with_token_fields(serving_jobs(FakeVBO(), seed_job), **raw)
+
+
+def retry_after_far(seed_job: dict[str, Any]) -> FakeVBO:
     fake = serving_jobs(FakeVBO(), seed_job)
     unavailable = httpx.Response(503, headers={"Retry-After": FAR_DATE})
     fake.route("GET", f"/v1/Organizations/{HOSTILE_ORG}/Jobs", unavailable)
     fake.route("GET", "/v1/Jobs", unavailable)
-    swept = await sweep_with(client_for(fake, retry=NO_WAIT), batch=batch)
+    return fake
+
+
+HOSTILE_TENANTS: dict[str, tuple[Callable[[dict[str, Any]], Handler | FakeVBO], str]] = {
+    # name: (the hostile server, built from the seed job; what its tenant must end with)
+    "next href https:/\\t/[x/v1/Jobs": (next_href, "LinkError"),
+    "repository href https:/\\t/[x/v1/Jobs": (repository_href, "jobs + link errors"),
+    'token expires_in "²"': (token_fields(expires_in='"²"'), "jobs"),
+    "token expires_in of 5,000 digits (a string)": (token_fields(expires_in=json.dumps("9" * 5000)), "jobs"),
+    # orjson refuses a number no double holds: the token answer is not JSON to it.
+    "token expires_in of 5,000 digits (a number)": (token_fields(expires_in="9" * 5000), "DecodeError"),
+    "token expires_in 1e400": (token_fields(expires_in="1e400"), "DecodeError"),
+    "token expires_in -1e400": (token_fields(expires_in="-1e400"), "DecodeError"),
+    "token .expires in year 10^20": (
+        token_fields(expires_in="null", **{".expires": json.dumps(FAR_DATE)}),
+        "jobs",
+    ),
+    "token .issued in year 10^20": (
+        token_fields(expires_in="null", **{".issued": json.dumps(FAR_DATE)}),
+        "jobs",
+    ),
+    "503 with Retry-After in year 10^20": (retry_after_far, "ServerError"),
+}
+"""The hostile tenants of `scenario_sweep` (the report runs them too)."""
+
+
+async def scenario_sweep(name: str, seed_job: dict[str, Any], *, batch: bool) -> Sweep:
+    """`sweep_with` the hostile tenant ``name`` of `HOSTILE_TENANTS`."""
+    server, _ = HOSTILE_TENANTS[name]
+    return await sweep_with(client_for(server(seed_job), retry=NO_WAIT), batch=batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("name", list(HOSTILE_TENANTS))
+async def test_a_hostile_tenant_leaves_the_sweep_whole(
+    seed_job: dict[str, Any], name: str, batch: bool
+) -> None:
+    swept = await scenario_sweep(name, seed_job, batch=batch)
     swept.check()
-    assert isinstance(swept.hostile.error, ServerError), swept.hostile.error
-    assert swept.hostile.error.status_code == 503
+    assert swept.hostile_outcome == HOSTILE_TENANTS[name][1], swept.hostile.error
+    if swept.hostile.error is None:
+        assert [job.id for job in swept.hostile.jobs] == [seed_job["id"]]
+
+
+async def test_an_unparsable_next_href_is_a_link_error_naming_it(seed_job: dict[str, Any]) -> None:
+    async with client_for(next_href(seed_job)) as vbo:
+        with pytest.raises(LinkError, match="malformed href") as caught:
+            await vbo.organization_jobs(HOSTILE_ORG)
+        with pytest.raises(LinkError):
+            await vbo.jobs()
+    assert caught.value.relation == "next"
+    assert caught.value.href == BAD_HREF
 
 
 TINY = {"number": "0.001", "string": '"0.001"'}
@@ -233,8 +229,9 @@ TINY = {"number": "0.001", "string": '"0.001"'}
 async def test_a_tiny_token_lifetime_costs_one_token_request_for_a_whole_sweep(
     seed_job: dict[str, Any], spelling: str
 ) -> None:
-    """Twelve tenants of one server, polled one by one with their repository links: 24 API
-    requests, one token request (a refresh is due 30 s after issue at the soonest)."""
+    """Twelve tenants of one server, polled one by one with their repository links: thirteen API
+    requests (one shared repository), one token request (a refresh is due 30 s after issue at
+    the soonest)."""
     fake = serving_jobs(FakeVBO(), seed_job)
     tenants = [f"{HOSTILE_ORG[:-2]}{n:02d}" for n in range(12)]
     for org in tenants:
