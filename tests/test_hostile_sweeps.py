@@ -223,24 +223,37 @@ async def test_an_unparsable_next_href_is_a_link_error_naming_it(seed_job: dict[
 
 
 TINY = {"number": "0.001", "string": '"0.001"'}
+"""``expires_in`` of a millisecond, as a JSON number and as a string."""
+
+
+async def scenario_tiny_lifetime(
+    seed_job: dict[str, Any], spelling: str, tenants: int = 12
+) -> dict[str, Any]:
+    """``tenants`` tenants of one server whose tokens live a millisecond, polled one by one with
+    their repository links: the errors, and the API and token requests the server saw."""
+    fake = serving_jobs(FakeVBO(), seed_job)
+    orgs = [f"{HOSTILE_ORG[:-2]}{n:02d}" for n in range(tenants)]
+    for org in orgs:
+        fake.route("GET", f"/v1/Organizations/{org}/Jobs", [seed_job])
+    vbo = client_for(with_token_fields(fake, expires_in=TINY[spelling]), retry=NO_WAIT)
+    targets = [PollTarget(client=vbo, organization_id=org) for org in orgs]
+    async with vbo, poll_jobs(targets, batch=False, follow=("repository",), concurrency=4) as sweep:
+        results = [result async for result in sweep]
+    return {
+        "errors": [result.error for result in results],
+        "api_requests": len(fake.api_requests),
+        "token_requests": len(fake.token_requests),
+        "client_token_requests": vbo.token_requests,
+    }
 
 
 @pytest.mark.parametrize("spelling", list(TINY))
 async def test_a_tiny_token_lifetime_costs_one_token_request_for_a_whole_sweep(
     seed_job: dict[str, Any], spelling: str
 ) -> None:
-    """Twelve tenants of one server, polled one by one with their repository links: thirteen API
-    requests (one shared repository), one token request (a refresh is due 30 s after issue at
-    the soonest)."""
-    fake = serving_jobs(FakeVBO(), seed_job)
-    tenants = [f"{HOSTILE_ORG[:-2]}{n:02d}" for n in range(12)]
-    for org in tenants:
-        fake.route("GET", f"/v1/Organizations/{org}/Jobs", [seed_job])
-    vbo = client_for(with_token_fields(fake, expires_in=TINY[spelling]), retry=NO_WAIT)
-    targets = [PollTarget(client=vbo, organization_id=org) for org in tenants]
-    async with vbo, poll_jobs(targets, batch=False, follow=("repository",), concurrency=4) as sweep:
-        results = [result async for result in sweep]
-    assert [result.error for result in results] == [None] * len(tenants)
-    assert len(fake.api_requests) == len(tenants) + 1  # the listings, and one shared repository
-    assert len(fake.token_requests) == 1
-    assert vbo.token_requests == 1
+    """Twelve tenants: thirteen API requests (one shared repository), one token request (a
+    refresh is due 30 s after issue at the soonest)."""
+    found = await scenario_tiny_lifetime(seed_job, spelling)
+    assert found["errors"] == [None] * 12
+    assert found["api_requests"] == 12 + 1
+    assert found["token_requests"] == found["client_token_requests"] == 1
