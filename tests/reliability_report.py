@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -348,22 +349,28 @@ def fuzz_section(fresh: int) -> tuple[list[str], list[str]]:
         "| Run | Cases (= sweeps completed) | By endpoint / kind of value | Elapsed (information only) |",
         "|---|---|---|---|",
     ]
-    for run, examples, derandomize in (
-        ("CI examples (derandomized)", fuzz.EXAMPLES, True),
-        ("fresh", fresh, False),
-    ):
-        if examples <= 0:
-            continue
-        started = time.perf_counter()
-        try:
-            counts = fuzz.campaign(examples, derandomize=derandomize)
-        except Exception as failure:  # a broken promise: reported, not hidden
-            broken.append(f"fuzz ({run}): {type(failure).__name__}: {failure}")
-            counts = fuzz.CASES_RUN
-        kinds = ", ".join(f"{kind} {_n(count)}" for kind, count in sorted(counts.items()))
-        lines.append(
-            f"| {run} | {_n(sum(counts.values()))} | {kinds} | {time.perf_counter() - started:.1f} s |"
-        )
+    # Pages that loop are logged as warnings, thousands of them here: kept off the terminal.
+    quiet = logging.NullHandler()
+    logging.getLogger("vbo_async").addHandler(quiet)
+    try:
+        for run, examples, derandomize in (
+            ("CI examples (derandomized)", fuzz.EXAMPLES, True),
+            ("fresh", fresh, False),
+        ):
+            if examples <= 0:
+                continue
+            started = time.perf_counter()
+            try:
+                counts = fuzz.campaign(examples, derandomize=derandomize)
+            except Exception as failure:  # a broken promise: reported, not hidden
+                broken.append(f"fuzz ({run}): {type(failure).__name__}: {failure}")
+                counts = fuzz.CASES_RUN
+            kinds = ", ".join(f"{kind} {_n(count)}" for kind, count in sorted(counts.items()))
+            lines.append(
+                f"| {run} | {_n(sum(counts.values()))} | {kinds} | {time.perf_counter() - started:.1f} s |"
+            )
+    finally:
+        logging.getLogger("vbo_async").removeHandler(quiet)
     lines.append("")
     return lines, broken
 
