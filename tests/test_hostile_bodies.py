@@ -12,7 +12,8 @@ the client's ``max_response_bytes`` is 1 MiB and its traced peak must stay below
 Before the sending path was rebuilt (2ff99dd), httpx decoded every chunk whole (``gzip, gzip``:
 1.8 KB in, 1 GiB out), its auth flow read a 401's whole body before the replay, unknown codings
 were passed through as identity, a page was parsed whatever its size and a listing was followed
-for as long as its ``next`` string changed: each test below fails there.
+for as long as its ``next`` string changed: each kind of attack below has tests that fail there
+(the streamed error pages alone pass there too: identity bodies were bounded already).
 """
 
 from __future__ import annotations

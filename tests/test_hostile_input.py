@@ -13,7 +13,7 @@ infinite, string, ``bool`` and ``None`` values of every field, out-of-range stat
 Before (2ff99dd) a lone surrogate in the password was accepted and failed later inside httpx,
 an id with ``/`` was sent percent-encoded (and one with a surrogate raised ``UnicodeEncodeError``),
 an empty ``?``/``#`` ended a base URL silently, ``..`` was an API version and plain HTTP was
-silent: each test below fails there.
+silent: each test below fails there, but for the hosts that must not warn.
 """
 
 from __future__ import annotations
