@@ -29,6 +29,8 @@ import httpx
 import pytest
 
 from vbo_async import (
+    HealthPolicy,
+    Job,
     LinkError,
     PollResult,
     PollTarget,
@@ -75,20 +77,32 @@ class Sweep:
         return "jobs + link errors" if self.hostile.link_errors else "jobs"
 
     def check(self) -> None:
-        """Every tenant delivered once; the healthy ones exactly their jobs; nothing left."""
+        """Every tenant delivered once; the healthy ones exactly their jobs; the hostile one
+        models or `VBOError` (its link errors too); nothing left running."""
         assert set(self.results) == {HOSTILE, *self.expected}
         for org_id, job_ids in self.expected.items():
             result = self.results[org_id]
             assert result.error is None, (org_id, result.error)
             assert sorted(job.id for job in result.jobs) == job_ids
             assert not result.link_errors
-        assert self.hostile.error is None or isinstance(self.hostile.error, VBOError)
+        hostile = self.hostile
+        assert hostile.error is None or isinstance(hostile.error, VBOError), repr(hostile.error)
+        assert all(isinstance(job, Job) for job in hostile.jobs)
+        assert all(isinstance(error, VBOError) for error in hostile.link_errors.values())
         assert self.leftover_tasks == 0
 
 
-async def sweep_with(hostile: VBOClient, *, batch: bool, follow: tuple[str, ...] = ("repository",)) -> Sweep:
-    """Sweep the hostile tenant and three healthy tenants of the simulator; close both clients."""
-    simulator = Simulator(SimulatorConfig(seed=5, organizations=3, epoch=EPOCH))
+async def sweep_with(
+    hostile: VBOClient,
+    *,
+    batch: bool | None,
+    follow: tuple[str, ...] = ("repository",),
+    health: HealthPolicy | None = None,
+    simulator: Simulator | None = None,
+) -> Sweep:
+    """Sweep the hostile tenant (`HOSTILE_ORG` on ``hostile``) and every tenant of ``simulator``
+    (three, on a fresh one, when None); close both clients."""
+    simulator = simulator or Simulator(SimulatorConfig(seed=5, organizations=3, epoch=EPOCH))
     healthy = VBOClient(
         "https://vbo.test:4443",
         username="admin",
@@ -104,7 +118,7 @@ async def sweep_with(hostile: VBOClient, *, batch: bool, follow: tuple[str, ...]
     ]
     before = asyncio.all_tasks()
     results: dict[str, PollResult] = {}
-    async with healthy, hostile, poll_jobs(targets, batch=batch, follow=follow) as sweep:
+    async with healthy, hostile, poll_jobs(targets, batch=batch, follow=follow, health=health) as sweep:
         async for result in sweep:
             assert result.target.label not in results
             results[result.target.label] = result
