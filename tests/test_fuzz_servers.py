@@ -14,7 +14,7 @@ sometimes judging health, and must end with:
 - the hostile tenant's result made of models, or its error a `VBOError` (link errors too);
 - no other exception out of the sweep, and no task left over.
 
-Examples: ``VBO_FUZZ_EXAMPLES`` (default 300, about 10 s); derandomized for CI unless
+Examples: ``VBO_FUZZ_EXAMPLES`` (default 300, about 6 s); derandomized for CI unless
 ``VBO_PROPERTY_RANDOM=1``, like ``tests/test_properties.py``. `CASES_RUN` counts the examples run
 (the report publishes it). What it found is pinned by the ``@example`` cases below.
 """

@@ -37,6 +37,8 @@ from vbo_async import (
 )
 
 from .conftest import FAST, client_for
+from .test_hostile_input import shown
+from .test_redact import MALFORMED
 
 PREFIX = "S3cr3t-PW"
 PASSWORDS = {"plain": PREFIX, "special": PREFIX + '+/ä"&=%\\ ~é'}
@@ -198,16 +200,9 @@ async def test_a_404_quoting_the_refresh_token_leaks_no_token(logs: pytest.LogCa
 # --- 9. base URLs with userinfo, and the client's Secret ----------------------------------------------
 
 USERINFO_URLS = [
-    "https:/svc:S3cr3t-PW@vbo01:4443",
-    "https://svc:S3cr3t-PW@vbo01:4443",
-    "https:///svc:S3cr3t-PW@vbo01:4443",
+    *MALFORMED,  # what test_redact gives ApiRoot; here through VBOClient
     "https:svc:S3cr3t-PW@vbo01:4443",
-    "svc:S3cr3t-PW@vbo01:4443",
     "https:\\\\svc:S3cr3t-PW@vbo01",
-    "https://svc:S3cr3t-PW/x@vbo01:4443",
-    "https://svc:S3cr3t-PW@",
-    "ftp://svc:S3cr3t-PW@vbo01",
-    "https://svc:S3cr3t-PW@vbo01:4443/../x",
     "https://svc:S3cr3t-PW@vbo 01:4443",
     "https://svc:S3cr3t-PW@[::1:4443",
     "https://svc:S3cr3t-PW@vbo01:44x3",
@@ -221,7 +216,7 @@ def test_a_base_url_with_userinfo_is_refused_without_echoing_the_password(url: s
         VBOClient(url, username="svc", password=PREFIX, api_version="v1")
     error = caught.value
     assert "base_url" in str(error)
-    for text in (str(error), repr(error), repr(error.args), "".join(traceback.format_exception(error))):
+    for text in shown(error):
         assert "S3cr3t" not in text
     assert b"S3cr3t" not in pickle.dumps(error)
 
