@@ -6,7 +6,10 @@ Run from the repository root (the test extra installed)::
     python -m tests.reliability_report --tenants 500 --rounds 20 --output /tmp/figures.md
 
 It runs the same code as ``tests/test_soak.py`` (`run_soak`: over uvicorn on 127.0.0.1, then
-in-process through the ASGI transport) and every scenario of ``tests/test_hostile.py``, prints the
+in-process through the ASGI transport), every scenario of ``tests/test_hostile.py``, and round two
+of the hostile servers: the bombs, bodies, pages and listings of ``tests/test_hostile_bodies.py``,
+the hostile tenants in sweeps of ``tests/test_hostile_sweeps.py`` and the fuzzing of
+``tests/test_fuzz_servers.py`` (its CI examples, then ``--fuzz-examples`` fresh ones). It prints the
 figures as Markdown (and writes them to ``--output``), and exits 1 if any promise was broken.
 Timings are printed for information only.
 """
@@ -16,14 +19,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
+import logging
 import os
 import platform
 import subprocess
 import sys
+import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from tests import test_fuzz_servers as fuzz
+from tests import test_hostile_bodies as bodies
+from tests import test_hostile_sweeps as sweeps
+from tests.bombs import BOMBS
 from tests.test_hostile import Outcome, all_scenarios
 from tests.test_soak import FAULTS, MAX_CONCURRENCY, MAX_CONNECTIONS, RETRY, SoakFigures, run_soak
 
@@ -181,9 +192,9 @@ def _fact(value: Any) -> str:
     return str(value)
 
 
-def hostile_section(outcomes: list[Outcome]) -> list[str]:
+def hostile_section(outcomes: list[Outcome], *, title: str = "Hostile servers") -> list[str]:
     lines = [
-        "### Hostile servers",
+        f"### {title}",
         "",
         "| Scenario | Expected | Raised | Facts | Secret in error |",
         "|---|---|---|---|---|",
@@ -199,11 +210,177 @@ def hostile_section(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):,.1f} MiB"
+
+
+async def bomb_section(folder: Path) -> tuple[list[str], list[str]]:
+    """The bombs of `bodies.BOMB_NAMES` over uvicorn and through ``MockTransport`` (traced peak),
+    and in a process of their own (peak RSS growth): (Markdown, broken promises)."""
+    broken: list[str] = []
+    lines = [
+        "### Hostile servers, round two: compression bombs (1 GiB of zeros each)",
+        "",
+        f"Client `max_response_bytes` = {_mib(bodies.LIMIT)}; bound on every peak: {_mib(bodies.PEAK)}.",
+        "",
+        "| `Content-Encoding` | Wire bytes | uvicorn: raised, peak traced "
+        "| MockTransport: raised, peak traced | Own process: raised, peak RSS growth |",
+        "|---|---|---|---|---|",
+    ]
+    for name in bodies.BOMB_NAMES:
+        header = BOMBS[name][0]
+        socket = await bodies.scenario_bomb_over_a_socket(name)
+        mock = await bodies.scenario_bomb_in_process(name)
+        rss: dict[str, Any] = (
+            bodies.bomb_rss(name, folder) if bodies.HAS_PEAK_RESET else {"raised": "n/a", "rss_growth": 0}
+        )
+        for where, raised, peak in (
+            ("uvicorn", socket.raised, socket.facts["peak_traced_bytes"]),
+            ("MockTransport", mock.raised, mock.facts["peak_traced_bytes"]),
+            ("own process", rss["raised"], rss["rss_growth"]),
+        ):
+            if raised not in ("ResponseTooLargeError", "n/a") or peak >= bodies.PEAK:
+                broken.append(f"bomb {header} ({where}): {raised}, {peak} B")
+        socket_peak, mock_peak = socket.facts["peak_traced_bytes"], mock.facts["peak_traced_bytes"]
+        lines.append(
+            f"| `{header}` | {_n(socket.facts['wire_bytes'])} | {socket.raised}, {_mib(socket_peak)} "
+            f"| {mock.raised}, {_mib(mock_peak)} | {rss['raised']}, {_mib(rss['rss_growth'])} |"
+        )
+    lines.append("")
+    return lines, broken
+
+
+async def body_outcomes() -> list[Outcome]:
+    """The other round-two body scenarios: 401 and error pages that never end, bombed error pages
+    and token answers, an endless listing, page loops behind query noise."""
+    outcomes = [await bodies.scenario_401_with_an_endless_body(name) for name in bodies.TRANSPORTS]
+    outcomes += [
+        await bodies.scenario_endless_error_page(where, status) for where, status in bodies.ERROR_PAGES
+    ]
+    outcomes += [
+        await bodies.scenario_bombed_error_page(where, status)
+        for where, status in (("api", 500), ("api", 401), ("token", 400), ("token", 200))
+    ]
+    outcomes.append(await bodies.scenario_endless_listing())
+    outcomes += [await bodies.scenario_page_loop(noise) for noise in bodies.NOISE]
+    return outcomes
+
+
+def tiny_items_section() -> tuple[list[str], list[str]]:
+    """A page of a million ``{"id":"x"}`` in a process of its own, refused and accepted."""
+    broken: list[str] = []
+    lines = [
+        f'### A page of {_n(bodies.MILLION)} tiny items (`{{"id":"x"}}`), in a process of its own',
+        "",
+        "| `max_page_items` | Raised | Body | Peak RSS growth | × body |",
+        "|---|---|---|---|---|",
+    ]
+    for limit, expected in (("", "DecodeError"), (str(2 * bodies.MILLION), "nothing")):
+        if not bodies.HAS_PEAK_RESET:
+            break
+        found = bodies.in_subprocess("measure_tiny_items", str(bodies.MILLION), limit)
+        ratio = found["rss_growth"] / found["body_bytes"]
+        if found["raised"] != expected or (expected != "nothing" and ratio >= bodies.TINY_ITEMS_RSS_FACTOR):
+            broken.append(f"tiny items, max_page_items={limit or 'default'}: {found}")
+        message = f" ({found['message'].split(' (')[0]})" if found["raised"] != "nothing" else ""
+        lines.append(
+            f"| {_n(int(limit)) if limit else '100,000 (default)'} | {found['raised']}{message} "
+            f"| {_n(found['body_bytes'])} B | {_mib(found['rss_growth'])} | {ratio:.1f} |"
+        )
+    lines.append("")
+    return lines, broken
+
+
+async def sweep_section() -> tuple[list[str], list[str]]:
+    """Every hostile tenant of `sweeps.HOSTILE_TENANTS`, per tenant and batched, and the tiny
+    token lifetime."""
+    seed_job = json.loads((Path(__file__).parent / "data" / "seed-job.json").read_text(encoding="utf-8"))[0]
+    broken: list[str] = []
+    lines = [
+        "### Hostile tenants in a sweep (one hostile server, three healthy tenants on the simulator)",
+        "",
+        "| Hostile tenant | Mode | Expected | Its result "
+        "| Healthy tenants: delivered exactly / expected | Tasks left |",
+        "|---|---|---|---|---|---|",
+    ]
+    completed = 0
+    for name, (_, expected) in sweeps.HOSTILE_TENANTS.items():
+        for batch in (False, True):
+            swept = await sweeps.scenario_sweep(name, seed_job, batch=batch)
+            exact = sum(
+                swept.results[org].error is None
+                and sorted(job.id for job in swept.results[org].jobs) == job_ids
+                for org, job_ids in swept.expected.items()
+            )
+            try:
+                swept.check()
+            except AssertionError as problem:
+                broken.append(f"sweep {name} ({'batched' if batch else 'per tenant'}): {problem}")
+            else:
+                completed += 1
+            outcome = swept.hostile_outcome
+            mark = "" if outcome == expected else " **(unexpected)**"
+            if mark:
+                broken.append(f"sweep {name}: {outcome}, expected {expected}")
+            lines.append(
+                f"| {name.replace('|', '&#124;')} | {'batched' if batch else 'per tenant'} | {expected} "
+                f"| {outcome}{mark} | {exact} / {len(swept.expected)} | {swept.leftover_tasks} |"
+            )
+    lines += ["", f"Sweeps completed: {completed} of {2 * len(sweeps.HOSTILE_TENANTS)}.", ""]
+    for spelling in sweeps.TINY:
+        found = await sweeps.scenario_tiny_lifetime(seed_job, spelling)
+        if found["token_requests"] != 1 or any(found["errors"]):
+            broken.append(f"tiny lifetime ({spelling}): {found}")
+        lines.append(
+            f"- `expires_in` of 0.001 s (a {spelling}), 12 tenants polled one by one: "
+            f"{found['api_requests']} API requests, **{found['token_requests']}** token request(s), "
+            f"{sum(e is not None for e in found['errors'])} errors."
+        )
+    lines.append("")
+    return lines, broken
+
+
+def fuzz_section(fresh: int) -> tuple[list[str], list[str]]:
+    """The fuzz's CI examples (derandomized) and ``fresh`` random ones."""
+    broken: list[str] = []
+    lines = [
+        "### Fuzzing every value a server sends (each case is a sweep: the hostile tenant + 3 healthy)",
+        "",
+        "| Run | Cases (= sweeps completed) | By endpoint / kind of value | Elapsed (information only) |",
+        "|---|---|---|---|",
+    ]
+    # Pages that loop are logged as warnings, thousands of them here: kept off the terminal.
+    quiet = logging.NullHandler()
+    logging.getLogger("vbo_async").addHandler(quiet)
+    try:
+        for run, examples, derandomize in (
+            ("CI examples (derandomized)", fuzz.EXAMPLES, True),
+            ("fresh", fresh, False),
+        ):
+            if examples <= 0:
+                continue
+            started = time.perf_counter()
+            try:
+                counts = fuzz.campaign(examples, derandomize=derandomize)
+            except Exception as failure:  # a broken promise: reported, not hidden
+                broken.append(f"fuzz ({run}): {type(failure).__name__}: {failure}")
+                counts = fuzz.CASES_RUN
+            kinds = ", ".join(f"{kind} {_n(count)}" for kind, count in sorted(counts.items()))
+            lines.append(
+                f"| {run} | {_n(sum(counts.values()))} | {kinds} | {time.perf_counter() - started:.1f} s |"
+            )
+    finally:
+        logging.getLogger("vbo_async").removeHandler(quiet)
+    lines.append("")
+    return lines, broken
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tenants", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--actions-per-round", type=int, default=12)
+    parser.add_argument("--fuzz-examples", type=int, default=1000, help="fresh fuzz cases after the CI ones")
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args(argv)
 
@@ -218,6 +395,14 @@ async def main(argv: list[str] | None = None) -> int:
         for over_uvicorn in (True, False)
     ]
     outcomes = await all_scenarios()
+    with tempfile.TemporaryDirectory() as folder:
+        bombs, bombs_broken = await bomb_section(Path(folder))
+    round_two = await body_outcomes()
+    tiny, tiny_broken = tiny_items_section()
+    swept, sweeps_broken = await sweep_section()
+    # The fuzz runs each case with asyncio.run: in a thread of its own, away from this loop.
+    fuzzed, fuzz_broken = await asyncio.to_thread(fuzz_section, args.fuzz_examples)
+    problems = bombs_broken + tiny_broken + sweeps_broken + fuzz_broken
     command = "python -m tests.reliability_report" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
     lines = [
         "## Figures from the last run",
@@ -231,10 +416,20 @@ async def main(argv: list[str] | None = None) -> int:
         "",
         *(line for figures in soaks for line in soak_section(figures)),
         *hostile_section(outcomes),
+        *bombs,
+        *hostile_section(
+            round_two, title="Hostile servers, round two: bodies that never end, pages, listings"
+        ),
+        *tiny,
+        *swept,
+        *fuzzed,
     ]
-    broken = any(figures.problems for figures in soaks) or any(
-        o.raised != o.expected or o.secret_leaked for o in outcomes
+    broken = (
+        any(figures.problems for figures in soaks)
+        or any(o.raised != o.expected or o.secret_leaked for o in [*outcomes, *round_two])
+        or bool(problems)
     )
+    lines += [f"- **Broken:** {problem}" for problem in problems]
     lines.append(f"Result: {'SOME PROMISES BROKEN' if broken else 'every promise held'}.")
     text = "\n".join(lines) + "\n"
     print(text)

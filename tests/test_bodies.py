@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip
 import json
 import os
@@ -13,7 +12,7 @@ import sys
 import tracemalloc
 import types
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,8 @@ from vbo_async._bodies import (
 brotli: Any = pytest.importorskip("brotli")
 zstandard: Any = pytest.importorskip("zstandard")
 
+from .bombs import BOMBS, ENCODERS, GIB, KIB, MIB, encode  # noqa: E402 - needs brotli and zstandard
+
 PROPERTY = settings(
     max_examples=int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150")),
     deadline=None,
@@ -43,14 +44,10 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-KIB = 1024
-MIB = 1024 * KIB
-GIB = 1024 * MIB
 LIMIT = MIB
 WIRE_CHUNK = 16 * KIB
 """About what ``aiter_raw()`` hands over per read."""
 PEAK = 8 * MIB
-ZEROS = bytes(MIB)
 
 
 # --- encoders -------------------------------------------------------------------------------------
@@ -59,23 +56,6 @@ ZEROS = bytes(MIB)
 def raw_deflate(data: bytes) -> bytes:
     c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
     return c.compress(data) + c.flush()
-
-
-ENCODERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": gzip.compress,
-    "x-gzip": gzip.compress,
-    "deflate": zlib.compress,
-    "br": brotli.compress,
-    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
-}
-
-
-def encode(header: str, data: bytes) -> bytes:
-    """``data`` as a server sends it with ``Content-Encoding: header`` (applied left to right)."""
-    for name in (token.strip().lower() for token in header.split(",")):
-        if name and name != "identity":
-            data = ENCODERS[name](data)
-    return data
 
 
 def chunks(data: bytes, size: int) -> Iterator[bytes]:
@@ -92,68 +72,6 @@ def decode(header: str | None, wire: bytes, *, limit: int = 64 * MIB, chunk: int
 
 BODY = json.dumps([{"id": str(i), "name": f"job {i}", "isEnabled": i % 2 == 0} for i in range(3000)]).encode()
 MIXED = os.urandom(50_000) + BODY  # an incompressible part and a compressible part
-
-
-# --- bombs: 1 GiB of zeros, built in well under a second ----------------------------------------
-
-
-@functools.cache
-def _deflate_of_zeros(size: int) -> bytes:
-    """Raw deflate of ``size`` zeros (a multiple of 1 MiB). After a full flush zlib starts afresh,
-    so every MiB compresses to the same bytes: one MiB is compressed and repeated."""
-    c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    piece = c.compress(ZEROS) + c.flush(zlib.Z_FULL_FLUSH)
-    return piece * (size // MIB) + b"\x03\x00"  # an empty final block ends the stream
-
-
-def _checksum(size: int, function: Callable[[bytes, int], int], start: int) -> int:
-    value = start
-    for _ in range(size // MIB):
-        value = function(ZEROS, value)
-    return value
-
-
-@functools.cache
-def gzip_of_zeros(size: int) -> bytes:
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
-    trailer = struct.pack("<II", _checksum(size, zlib.crc32, 0), size & 0xFFFFFFFF)
-    return header + _deflate_of_zeros(size) + trailer
-
-
-@functools.cache
-def zlib_of_zeros(size: int) -> bytes:
-    return b"\x78\xda" + _deflate_of_zeros(size) + struct.pack(">I", _checksum(size, zlib.adler32, 1))
-
-
-@functools.cache
-def brotli_of_zeros(size: int) -> bytes:
-    c = brotli.Compressor(quality=3)
-    return b"".join([c.process(ZEROS) for _ in range(size // MIB)]) + c.finish()
-
-
-@functools.cache
-def zstd_of_zeros(size: int) -> bytes:
-    c = zstandard.ZstdCompressor(level=3).compressobj()
-    return b"".join([c.compress(ZEROS) for _ in range(size // MIB)]) + c.flush()
-
-
-BOMBS: dict[str, tuple[str, Callable[[int], bytes], int]] = {
-    # name: (Content-Encoding, builder, most bytes the wire may take for 1 GiB)
-    "gzip": ("gzip", gzip_of_zeros, 1100 * KIB),
-    "deflate-zlib": ("deflate", zlib_of_zeros, 1100 * KIB),
-    "deflate-raw": ("deflate", _deflate_of_zeros, 1100 * KIB),
-    "gzip-x2": ("gzip, gzip", lambda size: gzip.compress(gzip_of_zeros(size), 9), 4 * KIB),
-    "gzip-x3": (
-        "gzip, gzip, gzip",
-        lambda size: gzip.compress(gzip.compress(gzip_of_zeros(size), 9), 9),
-        KIB,
-    ),
-    "deflate-gzip": ("gzip, deflate", lambda size: zlib.compress(gzip_of_zeros(size), 9), 4 * KIB),
-    "br": ("br", brotli_of_zeros, 4 * KIB),
-    "zstd": ("zstd", zstd_of_zeros, 64 * KIB),
-    "zstd-br": ("zstd, br", lambda size: brotli.compress(zstd_of_zeros(size)), 64 * KIB),
-    "gzip-zstd": ("gzip, zstd", lambda size: ENCODERS["zstd"](gzip_of_zeros(size)), 64 * KIB),
-}
 
 
 @pytest.mark.parametrize("name", list(BOMBS))

@@ -149,12 +149,14 @@ class Hostile:
 
 
 class Streamer:
-    """Streams ``chunks`` chunks of ``size`` bytes, counting those sent before the client hangs up."""
+    """Streams ``chunks`` chunks of ``size`` bytes with ``status``, counting those sent before the
+    client hangs up."""
 
-    def __init__(self, *, chunks: int, size: int, declare: bool) -> None:
+    def __init__(self, *, chunks: int, size: int, declare: bool, status: int = 200) -> None:
         self.chunks = chunks
         self.size = size
         self.declare = declare
+        self.status = status
         self.sent = 0
         self.finished = False
         self.disconnected = asyncio.Event()
@@ -173,7 +175,7 @@ class Streamer:
             headers.append((b"content-length", str(self.chunks * self.size).encode()))
         chunk = b" " * self.size  # one object, sent again and again: the server allocates nothing per chunk
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.start", "status": self.status, "headers": headers})
             for _ in range(self.chunks):
                 if self.disconnected.is_set():
                     return

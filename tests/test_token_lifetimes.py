@@ -83,6 +83,12 @@ def test_a_far_expires_date_is_cut_to_a_year() -> None:
     )
 
 
+def test_a_date_beyond_year_9999_is_ignored_not_raised() -> None:
+    far = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"  # email.utils raises OverflowError
+    assert lifetime(**{".expires": far}) == HOUR
+    assert lifetime(**{".issued": far, ".expires": "Mon, 03 Apr 2017 10:30:00 GMT"}) == 1800  # from now
+
+
 @pytest.mark.parametrize(
     ("lifetime_s", "delay"), [(0.001, 30), (10, 30), (35, 31.5), (600, 540), (HOUR, 3540)]
 )

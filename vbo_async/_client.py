@@ -54,8 +54,10 @@ log = logging.getLogger("vbo_async")
 T = TypeVar("T")
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_PAGE_ITEMS = 100_000
-"""Items one page may hold (ten times the API's own maximum of 10,000)."""
+DEFAULT_MAX_PAGE_ITEMS = 50_000
+"""Items one page may hold (five times the API's own maximum of 10,000). With `CONTAINERS_PER_ITEM`
+it also bounds the JSON objects and arrays a body may bring to 800,000, counted before parsing:
+parsed JSON can take 30 times its size, a page of tiny items is refused before it is built."""
 DEFAULT_MAX_PAGES = 10_000
 """Pages one listing may span."""
 API_VERSIONS: tuple[str, ...] = ("auto", *(d.version for d in NEWEST_FIRST))
@@ -121,7 +123,8 @@ class VBOClient:
                 f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
             )
         self._root = ApiRoot(base_url, DIALECTS)
-        if self._root.base_url.startswith("http://") and not _is_loopback(self._root.base_url):
+        # The scheme as urlsplit gives it: lower case, so "HTTP://host" warns too.
+        if urlsplit(self._root.base_url).scheme == "http" and not _is_loopback(self._root.base_url):
             log.warning(
                 "%s is plain http://: the password and tokens travel unencrypted", self._root.base_url
             )

@@ -40,9 +40,11 @@ log = logging.getLogger("vbo_async")
 
 Refused = Callable[[Any, DecodeError], None]
 """Told about an item of an array that could not be decoded (the parsed item, the error)."""
-CONTAINERS_PER_ITEM = 32
-"""JSON objects and arrays one item of a page may bring (a v8 job has about 12: itself, its
-policy, two windows, its links; a session about 6)."""
+CONTAINERS_PER_ITEM = 16
+"""JSON objects and arrays one item of a page may bring (a v8 job or organization has about 13:
+itself, its policy or settings, two windows, its links; a session about 6)."""
+_PAGE_CONTAINERS = 8
+"""Those of the page around the items (the page object, ``results``, ``_links`` and its links)."""
 
 
 def parse_json(body: bytes, *, method: str | None = None, url: str | None = None) -> Any:
@@ -88,9 +90,14 @@ class Decoder:
 
         ``max_items`` bounds what a body may make the client hold: a page of more items is a
         `DecodeError`, and so is a body that could hold more than `CONTAINERS_PER_ITEM` times as
-        many JSON objects and arrays, refused before it is parsed (parsed JSON can take 20 times
-        its size: a page of a million tiny items would otherwise be built first)."""
-        if max_items is not None and count_containers(body) > CONTAINERS_PER_ITEM * max_items + 16:
+        many JSON objects and arrays, refused before it is parsed. Below that bound a page is
+        parsed before its items are counted, and parsed JSON can take 30 times its size: a page
+        of a million ``{"id":"x"}`` (11 MB, a million containers) costs about 300 MB before it is
+        refused at the default of 100,000; ten million would be refused unparsed."""
+        if (
+            max_items is not None
+            and count_containers(body) > CONTAINERS_PER_ITEM * max_items + _PAGE_CONTAINERS
+        ):
             raise DecodeError(
                 f"the page has more JSON objects and arrays than {max_items} items can hold "
                 f"(max_page_items); refusing to parse it",

@@ -3,9 +3,9 @@
 The `Fetcher` is the links' `Navigator`: it turns URLs into decoded models through the client's
 `Sender` (the only network code), shares identical GETs in flight (`Flights`), decodes with the
 dialect of the API version each URL names (the `Decoder` is passed in), and bounds what a server
-can make it hold: at most ``max_page_items`` items per page (checked before the body is parsed)
-and ``max_pages`` pages per listing, and a listing whose ``next`` leads back to a page already
-read (whatever query noise it adds) ends there.
+can make it hold: at most ``max_page_items`` items per page (a body that could hold far more is
+refused before it is parsed) and ``max_pages`` pages per listing, and a listing whose ``next``
+leads back to a page already read (whatever query noise it adds) ends there.
 """
 
 from __future__ import annotations

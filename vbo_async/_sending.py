@@ -333,12 +333,13 @@ class Sender:
         limit = self._max_bytes
         declared = _content_length(response)
         encoding = response.headers.get("content-encoding")
-        decoder = BodyDecoder(encoding, limit=limit) if encoding else None
-        if declared is not None and decoder is None and declared > limit:
-            raise self._too_large(method, url, declared)
         parts: list[bytes] = []
         wire = 0
         try:
+            # Inside the try: an unknown coding is refused as the decoder is built.
+            decoder = BodyDecoder(encoding, limit=limit) if encoding else None
+            if declared is not None and decoder is None and declared > limit:
+                raise self._too_large(method, url, declared)
             async for chunk in response.stream:  # type: ignore[union-attr]
                 wire += len(chunk)
                 if decoder is None:

@@ -73,11 +73,12 @@ class Token:
 
 
 def parse_http_date(value: str) -> dt.datetime | None:
-    """An RFC 1123 or ISO 8601 date as an aware datetime, or None when it is neither."""
+    """An RFC 1123 or ISO 8601 date as an aware datetime, or None when it is neither (or lies
+    outside ``datetime``'s years 1-9999). Never raises."""
     text = value.strip()
     try:
         parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year of 20 digits overflows
         try:
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
