@@ -35,6 +35,10 @@ FAULT_HELP: Mapping[str, str] = {
     "malformed_rate": "Share of requests (0-1) answered 200 with a body that is not JSON.",
     "revoke_every": "Revoke every access token each N seconds.",
     "fault_seed": "Seed of the random draws deciding which requests get a fault.",
+    "token_throttle": (
+        "Answer 429 (Retry-After: 1) to token requests of one user faster than one a second, "
+        "as v6+ servers do."
+    ),
 }
 """Help for the `Faults` fields that carry no ``metadata["help"]`` of their own. The five
 outcome shares (error, rate limit, drop, truncate, malformed) must not add up to more than 1."""
