@@ -65,6 +65,18 @@ class Answer:
 
 
 @attrs.frozen
+class _Call:
+    """One request as `Sender.send` was asked for it (sent once, or again when retried)."""
+
+    method: str
+    url: str
+    json: Any
+    form: dict[str, str] | None
+    headers: dict[str, str] | None
+    authenticated: bool
+
+
+@attrs.frozen
 class RetryNote:
     """What a retry log record carries (``record.vbo_async_retry``): the request, the attempt
     that failed (1 = the first), why, and the seconds waited before the next one."""
@@ -170,11 +182,12 @@ class Sender:
         if not self._api_root.contains(url):
             raise LinkError(f"refusing to send a request outside the API root: {url}")
         retryable = method in IDEMPOTENT_METHODS if retry is None else retry
+        call = _Call(method, url, json, form, headers, authenticated)
         started = time.monotonic()
         attempt = 1
         while True:
             try:
-                answer = await self._attempt(method, url, json, form, headers, authenticated)
+                answer = await self._attempt(call)
             except TokenUnavailable as failure:
                 raise failure.error from failure.error.__cause__
             except TransportError as exc:
@@ -231,24 +244,17 @@ class Sender:
     def _gave_up(self, method: str, url: str, attempt: int, reason: str) -> None:
         log.info("%s %s: %s; giving up after %d attempt(s)", method, url, reason, attempt)
 
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        json: Any,
-        form: dict[str, str] | None,
-        headers: dict[str, str] | None,
-        authenticated: bool,
-    ) -> Answer:
+    async def _attempt(self, call: _Call) -> Answer:
         started = time.perf_counter()
+        method, url = call.method, call.url
         # Token requests are made from inside an API request's slot, one at a time; taking a slot
         # of their own could deadlock when every slot waits for the token.
-        async with self._semaphore if authenticated else contextlib.nullcontext():
+        async with self._semaphore if call.authenticated else contextlib.nullcontext():
             if self._closed:  # closed while this request waited for a slot
                 raise ClientStateError(CLOSED_IN_FLIGHT)
             try:
                 async with asyncio.timeout(self._timeout):
-                    answer = await self._exchange(method, url, json, form, headers, authenticated)
+                    answer = await self._exchange(call)
             except Exception as exc:
                 # Closing the pool under a request fails it in whatever way the transport happens
                 # to be in (a read error, say): say what happened instead.
@@ -268,31 +274,23 @@ class Sender:
             )
         return answer
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        json: Any,
-        form: dict[str, str] | None,
-        headers: dict[str, str] | None,
-        authenticated: bool,
-    ) -> Answer:
+    async def _exchange(self, call: _Call) -> Answer:
         """One attempt: the request, and its replays after a 401 with a renewed token."""
-        token = await self._token(None) if authenticated else None
+        token = await self._token(None) if call.authenticated else None
         renewals = 0
         while True:
-            request = self._build(method, url, json, form, headers, token)
+            request = self._build(call, token)
             self.requests_sent += 1
             response = await self._transport.handle_async_request(request)
             if token is None or response.status_code != 401 or renewals == MAX_RENEWALS:
                 break
             # A 401's body is never needed: the token is renewed and the request sent again.
             await response.aclose()
-            log.debug("401 from %s %s; renewing the token and replaying", method, url)
+            log.debug("401 from %s %s; renewing the token and replaying", call.method, call.url)
             token = await self._token(token)
             renewals += 1
         try:
-            body = await self._read(response, method, url)
+            body = await self._read(response, call.method, call.url)
         finally:
             await response.aclose()
         return Answer(response.status_code, response.headers, body)
@@ -306,26 +304,26 @@ class Sender:
         except VBOError as exc:
             raise TokenUnavailable(exc) from exc
 
-    def _build(
-        self,
-        method: str,
-        url: str,
-        json: Any,
-        form: dict[str, str] | None,
-        headers: dict[str, str] | None,
-        token: Token | None,
-    ) -> httpx.Request:
+    def _build(self, call: _Call, token: Token | None) -> httpx.Request:
         """The request, built directly (``AsyncClient.build_request`` would merge cookies, base URL,
         query parameters and headers the client never has: a fifth of its cost per request)."""
         sent = self._headers
-        if headers:
-            sent = [*sent, *((key.encode("ascii"), value.encode("ascii")) for key, value in headers.items())]
+        if call.headers:
+            extra = [(key.encode("ascii"), value.encode("ascii")) for key, value in call.headers.items()]
+            sent = [*sent, *extra]
         if token is not None:
             sent = [*sent, (b"Authorization", b"Bearer " + token.access_token.encode("ascii"))]
         try:
-            return httpx.Request(method, url, headers=sent, json=json, data=form, extensions=self._extensions)
+            return httpx.Request(
+                call.method,
+                call.url,
+                headers=sent,
+                json=call.json,
+                data=call.form,
+                extensions=self._extensions,
+            )
         except httpx.InvalidURL as exc:
-            raise LinkError(f"cannot request {url!r}: {exc}") from exc
+            raise LinkError(f"cannot request {call.url!r}: {exc}") from exc
 
     async def _read(self, response: httpx.Response, method: str, url: str) -> bytes:
         """The whole body, decoded from its ``Content-Encoding`` with at most ``max_response_bytes``
