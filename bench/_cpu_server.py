@@ -125,7 +125,8 @@ async def _main(certfile: str) -> None:
     loop = asyncio.get_running_loop()
     servers = []
     for tls in (None, context):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP so that asyncio sets TCP_NODELAY on the accepted connections (see _server.py).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         servers.append(await loop.create_server(lambda: _Http(job, token), sock=sock, ssl=tls, backlog=1024))
