@@ -3,8 +3,8 @@
 Run as a script by `serve` (never imported by the child): it binds 127.0.0.1 on an ephemeral port,
 prints the port on its first line of output and serves until terminated. The server has its own
 process, so its event loop and the benchmark's client loop never share a thread (or the GIL).
-``GET /_bench/stats`` answers the simulator's request count and ``POST /_bench/reset`` zeroes it;
-neither is counted.
+``GET /_bench/stats`` answers the simulator's request count (in all and per endpoint) and the
+server process's CPU seconds so far; ``POST /_bench/reset`` zeroes the counts; neither is counted.
 """
 
 from __future__ import annotations
@@ -14,14 +14,39 @@ import contextlib
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["Server", "ServerConfig", "serve"]
+__all__ = ["KINDS", "Server", "ServerConfig", "kind_of", "serve"]
+
+KINDS = ("token", "organizations", "jobs", "sessions", "links", "logout", "other")
+"""What `kind_of` files a request under, in the order tables show them."""
+
+
+def kind_of(method: str, path: str) -> str:
+    """What a request to the simulator was for (one of `KINDS`), from its method and path:
+    token grants, organization listings or lookups, job listings (server-wide or one tenant's),
+    session listings, the repositories and proxies jobs link to, logouts."""
+    parts = path.lower().strip("/").split("/")[1:]  # without the /vN
+    if method == "POST" and parts[:1] == ["token"]:
+        return "logout" if parts[1:] == ["logout"] else "token"
+    if method != "GET" or not parts:
+        return "other"
+    if "jobsessions" in parts:
+        return "sessions"
+    if parts[-1] == "jobs" or (parts[0] == "jobs" and len(parts) <= 2):
+        return "jobs"
+    if parts[0] == "organizations":
+        return "organizations"
+    if parts[0] in ("backuprepositories", "proxies"):
+        return "links"
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -33,6 +58,8 @@ class ServerConfig:
     repositories: int = 20
     proxies: int = 4
     seed: int = 11
+    api_versions: tuple[str, ...] = ("v1", "v6", "v7", "v8")
+    """The API versions served (the others answer 404)."""
 
     def args(self) -> list[str]:
         low, high = self.jobs_per_organization
@@ -42,6 +69,7 @@ class ServerConfig:
             f"--repositories={self.repositories}",
             f"--proxies={self.proxies}",
             f"--seed={self.seed}",
+            f"--api-versions={','.join(self.api_versions)}",
         ]
 
 
@@ -61,9 +89,22 @@ class Server:
 
     def requests(self) -> int:
         """Requests the simulator has seen since the last `reset`."""
+        return int(self._stats()["requests"])
+
+    def by_endpoint(self) -> dict[tuple[str, str], int]:
+        """Requests since the last `reset` per ``(method, lower-cased path)``, as the simulator
+        counts them (`SimulatorStats.by_endpoint`)."""
+        return {(method, path): count for method, path, count in self._stats()["by_endpoint"]}
+
+    def cpu(self) -> float:
+        """CPU seconds the server process has used so far (its own ``time.process_time()``)."""
+        return float(self._stats()["cpu"])
+
+    def _stats(self) -> dict[str, Any]:
         response = httpx.get(f"{self.base_url}/_bench/stats")
         response.raise_for_status()
-        return int(response.json()["requests"])
+        stats: dict[str, Any] = response.json()
+        return stats
 
 
 @contextlib.contextmanager
@@ -100,6 +141,7 @@ def _main() -> None:
     parser.add_argument("--repositories", type=int, required=True)
     parser.add_argument("--proxies", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--api-versions", required=True)
     args = parser.parse_args()
     low, high = (int(part) for part in args.jobs.split(","))
     app = create_app(
@@ -109,6 +151,7 @@ def _main() -> None:
             jobs_per_organization=(low, high),
             repositories=args.repositories,
             proxies=args.proxies,
+            api_versions=tuple(args.api_versions.split(",")),
         )
     )
     simulator = app.state.simulator
@@ -124,7 +167,10 @@ def _main() -> None:
         elif path == "/_bench/organizations":
             body = orjson.dumps(simulator.organization_ids())
         else:
-            body = orjson.dumps({"requests": simulator.stats.requests})
+            stats = simulator.stats
+            by_endpoint = [[method, path, count] for (method, path), count in stats.by_endpoint.items()]
+            cpu = time.process_time()
+            body = orjson.dumps({"requests": stats.requests, "by_endpoint": by_endpoint, "cpu": cpu})
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -23,6 +23,9 @@ BENCHMARKS = {
     "memory": "_memory",
     "scaling": "_scaling",
     "cpu": "_cpu",
+    "cli": "_cli_poll",
+    "tenants": "_tenants",
+    "requests": "_requests",
     "exporter": "_exporter",
 }
 
