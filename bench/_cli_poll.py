@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from _baseline import BASELINE, BaselineUnavailable, baseline_commit, baseline_python
 from _common import Table, fmt_ratio
@@ -84,11 +85,16 @@ class Runner:
     modules: dict[str, str] = field(default_factory=dict)
     runs: dict[str, list[Run]] = field(default_factory=dict)
 
-    def once(self, candidate: Candidate, *, record: bool = True) -> Run:
+    def once(self, candidate: Candidate, *, record: bool = True, profile: Path | None = None) -> Run:
+        """Run ``candidate`` once; ``record``: keep the run (not a warm-up); ``profile``: under
+        cProfile, its statistics written there (the run is then not recorded)."""
         server = self.servers[candidate.api_version]
         report, out, err = (self.folder / name for name in ("report.json", "out", "err"))
+        profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
+        record = record and profile is None
         command = [
             str(candidate.python),
+            *profiler,
             str(CHILD),
             str(report),
             self.modules.get(candidate.name, ""),
@@ -148,6 +154,42 @@ class Runner:
         """Median over rounds of the baseline's value over this candidate's (how many times faster)."""
         pairs = zip(self.runs[baseline], self.runs[name], strict=True)
         return statistics.median(getattr(b, measure) / getattr(a, measure) for b, a in pairs)
+
+
+PROFILE_ROWS = (
+    ("start-up: imports", "imports"),
+    ("waiting for the simulator (epoll)", "waiting"),
+    ("sending: Sender.send (aiohttp, transport, slot, token, bounded read)", "sending"),
+    ("decoding: Decoder.page / Decoder.one", "decoding"),
+    ("judging health: assess", "health"),
+    ("output: the JSON or the rich table", "output"),
+    ("the rest: event loop, poll_jobs, links, report rows, click", "rest"),
+)
+
+
+def _profile_shares(path: Path) -> dict[str, float]:
+    """The profiled time of one CLI run split as `PROFILE_ROWS` say (cumulative times of
+    functions that do not call each other, the idle wait in epoll, and what remains)."""
+    import pstats
+
+    stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in stats.values())
+    parts = dict.fromkeys((key for _, key in PROFILE_ROWS), 0.0)
+    for (filename, _, function), (_, _, own, cumulative, _) in stats.items():
+        if filename == "<frozen importlib._bootstrap>" and function == "_find_and_load":
+            parts["imports"] += cumulative
+        elif function == "<method 'poll' of 'select.epoll' objects>":
+            parts["waiting"] += own
+        elif filename.endswith("vbo_async/_sending.py") and function == "send":
+            parts["sending"] += cumulative
+        elif filename.endswith("vbo_async/_decode.py") and function in ("page", "one"):
+            parts["decoding"] += cumulative
+        elif filename.endswith("vbo_async/_health.py") and function == "assess":
+            parts["health"] += cumulative
+        elif filename.endswith("vbo_async/_cli/_app.py") and function == "_show":
+            parts["output"] += cumulative
+    parts["rest"] = total - sum(parts.values())
+    return {key: value / total for key, value in parts.items()} | {"total": total}
 
 
 def _check_package(candidate: Candidate, package: str) -> None:
@@ -223,6 +265,12 @@ def run(*, smoke: bool) -> list[str]:
             start = number % len(candidates)
             for candidate in candidates[start:] + candidates[:start]:
                 runner.once(candidate)
+        profiled = [candidate for candidate in candidates if candidate.version == NEW]
+        shares = {}
+        for candidate in profiled:
+            path = Path(folder) / f"{candidate.api_version}-{candidate.as_json}.prof"
+            runner.once(candidate, profile=path)
+            shares[candidate.name] = _profile_shares(path)
 
     names = [candidate.name for candidate in candidates]
     jobs = {runner.runs[name][0].jobs for name in names if runner.runs[name][0].jobs is not None}
@@ -282,13 +330,29 @@ def run(*, smoke: bool) -> list[str]:
         table.notes.append(f"No {BASELINE} rows: {unavailable}")
     table.print()
 
+    where = Table(
+        "Where this checkout's `vbo-async poll` spends its time: one more run of each under cProfile "
+        "(shares of the profiled time, which cProfile inflates for Python-heavy code)",
+        ["part", *(candidate.name for candidate in profiled)],
+    )
+    for label, key in PROFILE_ROWS:
+        where.add(label, *(f"{shares[candidate.name][key]:.0%}" for candidate in profiled))
+    where.add("profiled time", *(_seconds(shares[candidate.name]["total"]) for candidate in profiled))
+    where.notes.append(
+        "Cumulative times of functions that do not call one another (imports: the outermost "
+        "`_find_and_load`; sending: `Sender.send`, which ends once the body is read; decoding; "
+        "`assess`; the output), the event loop's idle wait in `epoll.poll` (the simulator building "
+        "its answers), and the rest. Run as `python -m cProfile -o FILE bench/_cli_child.py ...`."
+    )
+    where.print()
+
     verdicts = []
     for candidate in candidates:
         if candidate.version != NEW or candidate.baseline not in runner.runs:
             continue
         ratio = runner.ratio(candidate.name, candidate.baseline, "wall")
         verdicts.append(
-            f"CLI poll of {organizations} tenants, {candidate.name}: {fmt_ratio(ratio)} faster than "
+            f"CLI poll of {organizations} tenants, {candidate.name}: {fmt_ratio(ratio)} as fast as "
             f"{BASELINE} ({_seconds(runner.median(candidate.name, 'wall'))} against "
             f"{_seconds(runner.median(candidate.baseline, 'wall'))}); goal ≥ 10× → "
             f"{'MET' if ratio >= 10 else 'NOT MET'}"

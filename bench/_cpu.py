@@ -414,7 +414,7 @@ def _sniffio() -> str:
 
 def run(*, smoke: bool) -> list[str]:
     """Print the client-CPU tables; return the verdicts."""
-    rounds, requests, micro_rounds, micro_number = (1, 40, 1, 50) if smoke else (9, 400, 15, 2000)
+    rounds, requests, micro_rounds, micro_number = (1, 40, 1, 50) if smoke else (15, 400, 15, 2000)
     command = "python bench/run.py cpu" + (" --smoke" if smoke else "")
     configs = [(tls, concurrency) for tls in (False, True) for concurrency in (1, 20)]
     results: dict[tuple[bool, int], dict[str, list[float]]] = {}

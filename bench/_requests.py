@@ -94,7 +94,6 @@ def run(*, smoke: bool) -> list[str]:
         f"Requests per sweep of {organizations} tenants of one server, against the minimum the data needs "
         "(in-process simulator, seed 0; counted by the simulator)",
         [
-            "version",
             "sweep",
             "jobs",
             "requests",
@@ -120,8 +119,7 @@ def run(*, smoke: bool) -> list[str]:
                 raise AssertionError(f"{version} {name}: client counted {counted}, server {kinds}")
             minimum = _minimum(version, len(org_ids), jobs, in_window, health="health" in options)
             table.add(
-                version,
-                name,
+                f"{version}, {name}",
                 f"{jobs:,}",
                 f"{total:,}",
                 " · ".join(f"{kinds[kind]:,}" for kind in KINDS if kind != "other"),

@@ -35,11 +35,13 @@ _CHILD = """
 import gc, operator, sys
 import orjson
 from vbo_async import Job, VBOClient
+from vbo_async._dialects import DIALECTS
 
 body = open(sys.argv[1], "rb").read()
 what, calls = sys.argv[2], int(sys.argv[3])
 decoder = VBOClient("https://x:4443", username="u", password="p")._fetcher.decoder
-decoder.page(body, Job)  # the first call builds nothing lazily afterwards: warm it outside the count
+v1 = DIALECTS["v1"]
+decoder.page(body, Job, v1)  # the first call builds nothing lazily afterwards: warm it outside the count
 
 
 def paused():
@@ -53,7 +55,7 @@ def paused():
 decode = {
     "floor": lambda: orjson.loads(body),
     "floor-paused": paused,
-    "page": lambda: decoder.page(body, Job),
+    "page": lambda: decoder.page(body, Job, v1),
 }[what]
 for _ in range(calls):
     gc.collect()

@@ -1,7 +1,9 @@
-"""Run vbo-async's benchmarks: ``python bench/run.py NAME|all [--smoke]`` (NAME: one of `BENCHMARKS`).
+"""Run vbo-async's benchmarks: ``python bench/run.py [NAME ...|all] [--smoke]`` (NAME: one of `BENCHMARKS`).
 
-``cpu`` measures client CPU per request (raw aiohttp, raw httpx, httpx over `AiohttpTransport`);
-``exporter`` one ``vbo-async serve`` process sweeping 20 simulated servers (20,000 jobs).
+``cpu`` measures client CPU per request (raw aiohttp, raw httpx, the httpx objects' floor, vbo-async's
+request path); ``cli`` the ``vbo-async poll`` command against commit 2ff99dd; ``tenants`` tenants per
+second of client CPU sweeping 1 to 3 servers; ``requests`` the requests of a 300-tenant sweep against
+the minimum; ``exporter`` one ``vbo-async serve`` process sweeping 20 simulated servers (20,000 jobs).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ BENCHMARKS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("benchmark", nargs="?", default="all", choices=[*BENCHMARKS, "all"])
+    parser.add_argument("benchmark", nargs="*", default=["all"], choices=[*BENCHMARKS, "all"])
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         help="where `scaling` writes its PNG (default: docs/, or a temporary directory with --smoke)",
     )
     args = parser.parse_args(argv)
-    names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
+    names = list(BENCHMARKS) if "all" in args.benchmark else list(dict.fromkeys(args.benchmark))
     print(f"# vbo-async benchmarks: {', '.join(names)}{' (smoke)' if args.smoke else ''}\n")
     print(machine_facts())
     verdicts: list[str] = []
