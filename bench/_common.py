@@ -183,6 +183,8 @@ LIBRARIES = (
     "cattrs",
     "httpx",
     "httpcore",
+    "aiohttp",
+    "httpx-aiohttp",
     "h11",
     "sniffio",
     "anyio",
