@@ -288,7 +288,7 @@ def run(*, smoke: bool) -> list[str]:
             "requests",
             "token · orgs · jobs · sessions · links · logout",
             "simulator CPU",
-            f"× faster than {BASELINE} (wall · CPU)",
+            f"× as fast as {BASELINE} (wall · CPU)",
         ],
     )
     for candidate in candidates:
