@@ -295,7 +295,7 @@ def run(*, smoke: bool) -> list[str]:
         name = candidate.name
         runs = runner.runs[name]
         first = runs[0]
-        kinds = " · ".join(str(first.requests[kind]) for kind in KINDS if kind != "other")
+        kinds = " · ".join(f"{first.requests[kind]:,}" for kind in KINDS if kind != "other")
         if first.requests["other"]:
             kinds += f" (and {first.requests['other']} other)"
         baseline = candidate.baseline
