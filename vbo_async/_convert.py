@@ -29,16 +29,17 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, override
 
 from . import _models as m
-from ._dialects import Dialect, IdFromLink, LinkFromId
+from ._dialects import Dialect, IdFromLink, LinkFromId, Route
 from ._enums import OpenEnum
 from ._fastpath import (
     FastPathUnsupported,
     LinkSpec,
+    Plan,
     building_class,
     check_rules,
-    define,
-    make_fast_links_fn,
-    make_fast_structure_fn,
+    links_plan,
+    plan,
+    structure_plan,
 )
 from ._links import Link, Navigator, ThroughLink
 
@@ -46,6 +47,7 @@ __all__ = [
     "ENUMS",
     "LINKS",
     "MODELS",
+    "FastHooks",
     "WireValueError",
     "configure_converter",
     "fast_path_rules_hold",
@@ -59,6 +61,7 @@ T = TypeVar("T")
 _POLICY_CACHE_SIZE = 4096
 _WINDOWS_PER_POLICY = 8
 _UNIFORM_WINDOWS = 64
+_THROUGH_CACHE_SIZE = 65536
 
 
 # --- the registry, walked from the resources -------------------------------------------------------
@@ -381,10 +384,13 @@ def last_segment(href: str) -> str | None:
     return unquote(segment) or None
 
 
-def _finisher(cls: type[Any], dialect: Dialect, navigator: Navigator) -> Callable[[Any], None] | None:
+def _reference_finisher(
+    cls: type[Any], dialect: Dialect, navigator: Navigator
+) -> Callable[[Any], None] | None:
     """The step filling ``cls``'s derived values (`IdFromLink`, `LinkFromId`, `LinkThrough`) in a
-    building instance, or None when the dialect derives nothing for ``cls``. The fast and the
-    detailed pass both run it."""
+    building instance, written plainly: the detailed pass runs it, and it is the reference the
+    fast pass's generated `_finish_plan` is tested against. None when the dialect derives nothing
+    for ``cls``."""
     derivations = dialect.derivations(cls)
     if not derivations:
         return None
@@ -422,6 +428,97 @@ def _finisher(cls: type[Any], dialect: Dialect, navigator: Navigator) -> Callabl
     return finish
 
 
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]+")
+"""Ids `urllib.parse.quote` leaves as they are (with ``safe=""``): a route renders them verbatim."""
+_ID_MARKER = "vbo0async0id0marker"
+
+
+def _href_parts(version: str, route: Route) -> tuple[str, ...] | None:
+    """The pieces ``/{version}/`` + ``route.render(id=i)`` is made of around an unquoted ``i``
+    (``i.join(parts)``), or None when the route does not render that way (then the fast pass
+    renders it as the reference does)."""
+    parts = tuple(f"/{version}/{route.render(id=_ID_MARKER)}".split(_ID_MARKER))
+    probe = "Probe-1.2_3~x"
+    if len(parts) < 2 or probe.join(parts) != f"/{version}/{route.render(id=probe)}":
+        return None
+    return parts
+
+
+def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
+    """`_reference_finisher` as generated code, for the fast pass (None when the dialect derives
+    nothing for ``cls``).
+
+    The same steps, without the generic ``getattr``/``setattr`` per link field: the links object
+    is copied slot by slot, an id-derived href is joined from pre-rendered pieces when the id
+    needs no quoting (`_UNQUOTED`, else the route renders it), and the `ThroughLink` of a shared
+    ``via`` link (a job's repository) is made once per ``via`` and shared, as the links to shared
+    resources are. A property test compares both finishers on every dialect.
+    """
+    derivations = dialect.derivations(cls)
+    if not derivations:
+        return None
+    links_cls: Any = attrs.fields_dict(cls)["links"].type
+    link_fields = [field.name for field in attrs.fields(links_cls)]
+    specs = dict(zip(link_fields, _link_specs(links_cls, dialect), strict=True))
+    namespace: dict[str, Any] = {
+        "__new": object.__new__,
+        "__building_links": _BUILDING[links_cls],
+        "__links_cls": links_cls,
+        "__last_segment": last_segment,
+        "__unquoted": _UNQUOTED.fullmatch,
+        "__through": _through,
+    }
+    caches: list[str] = []
+    lines = ["def finish(r):", "    links = r.links"]
+    derived: dict[str, str] = {}
+    for index, step in enumerate(derivations):
+        if isinstance(step, IdFromLink):
+            lines += [
+                f"    if r.{step.field} is None:",
+                f"        l = links.{step.relation}",
+                "        if l is not None:",
+                f"            r.{step.field} = __last_segment(l.href)",
+            ]
+            continue
+        spec = specs[step.relation]
+        namespace[f"__L{index}"] = spec.link_class
+        namespace[f"__T{index}"] = spec.target
+        if isinstance(step, LinkFromId):
+            route, version = step.route, dialect.version
+            namespace[f"__render{index}"] = lambda i, route=route, version=version: (
+                f"/{version}/{route.render(id=i)}"
+            )
+            parts = _href_parts(version, route)
+            if parts is None:
+                href = f"__render{index}(r.id)"
+            else:
+                namespace[f"__parts{index}"] = parts
+                href = f"(i.join(__parts{index}) if __unquoted(i := r.id) else __render{index}(i))"
+            derived[step.relation] = f"__L{index}({href}, {step.relation!r}, __nav, __T{index})"
+        else:
+            caches.append(f"__t{index}")
+            shared = f"t if (t := __t{index}.get(v.href)) is not None and t.via is v"
+            make = f"__through(__t{index}, v, {step.then!r}, {step.relation!r}, __T{index})"
+            derived[step.relation] = f"(None if (v := links.{step.via}) is None else ({shared} else {make}))"
+    if derived:
+        lines.append("    c = __new(__building_links)")
+        lines += [f"    c.{name} = {derived.get(name, f'links.{name}')}" for name in link_fields]
+        lines += ["    c.__class__ = __links_cls", "    r.links = c"]
+    return plan(
+        lines, namespace, f"<vbo_async finish {cls.__name__} {dialect.version}>", "finish", caches=caches
+    )
+
+
+def _through(
+    cache: dict[str, Any], via: Link[Any], then: str, relation: str, target: Any
+) -> ThroughLink[Any]:
+    """A new `ThroughLink` via ``via``, kept in ``cache`` under ``via``'s href (bounded)."""
+    link: ThroughLink[Any] = ThroughLink(via, then, relation, target)
+    if len(cache) < _THROUGH_CACHE_SIZE:
+        cache[via.href] = link
+    return link
+
+
 def _finished(cls: type[T], fn: Callable[[Any, Any], T], finish: Callable[[Any], None] | None) -> Any:
     """Wrap a cattrs structure function so the derived values are filled as in the fast pass."""
     if finish is None:
@@ -438,40 +535,204 @@ def _finished(cls: type[T], fn: Callable[[Any, Any], T], finish: Callable[[Any],
     return structure
 
 
-# --- the converter ----------------------------------------------------------------------------------
+# --- plans: the generated code of one dialect, made once per process ------------------------------
 
 
 def _unions(hook: Callable[[Any, Any], Any], tp: Any) -> dict[Any, Callable[[Any, Any], Any]]:
     return {tp: hook, tp | None: _optional(hook)}
 
 
+_STATIC_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {
+    **_unions(_str, str),
+    **_unions(_int, int),
+    **_unions(_float, float),
+    **_unions(_bool, bool),
+    **_unions(_datetime, dt.datetime),
+    **_unions(_time, dt.time),
+    **_unions(_tuple_of("strings", _str, str), tuple[str, ...]),
+}
+"""Hooks that hold no state: the same functions serve every client and dialect."""
+for _enum_cls in ENUMS:
+    _STATIC_HOOKS[_enum_cls] = _STATIC_HOOKS[_enum_cls | None] = _enum_hook(_enum_cls)
+del _enum_cls
+
+_WINDOW = tuple[bool, ...]
+
+
+def _hooked_types() -> tuple[Any, ...]:
+    """Every type a converter has a hook for (``X``, ``X | None``, ``tuple[X, ...]``...)."""
+    found: list[Any] = [*_STATIC_HOOKS, _WINDOW, *LINKS]
+    for cls in MODELS:
+        found += [cls, cls | None, tuple[cls, ...], tuple[cls, ...] | None]  # type: ignore[valid-type]
+    return tuple(found)
+
+
+class _Plans:
+    """What the fast pass generates for one dialect, none of it bound to a client: each plan is
+    made on first use and kept for the life of the process (see `_plans_for`), so a new client
+    only binds plans (`Plan.bind`) instead of generating and compiling code."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._made: dict[tuple[str, type], Plan | None] = {}
+
+    def _memo(self, kind: str, cls: type, make: Callable[[], Plan | None]) -> Plan | None:
+        key = (kind, cls)
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
+
+    def structure(self, cls: type) -> Plan | None:
+        """``cls``'s structure function, or None when the fast path cannot fill ``cls``."""
+
+        def make() -> Plan | None:
+            try:
+                return structure_plan(
+                    cls,
+                    _BUILDING[cls],
+                    self.dialect.wire_names(cls),
+                    _not_a_dict(cls),
+                    finish=bool(self.dialect.derivations(cls)),
+                    label=f" {self.dialect.version}",
+                )
+            except FastPathUnsupported:
+                return None
+
+        return self._memo("structure", cls, make)
+
+    def links(self, cls: type) -> Plan:
+        def make() -> Plan:
+            specs = _link_specs(cls, self.dialect)
+            return links_plan(cls, _BUILDING[cls], specs, _link_error, label=f" {self.dialect.version}")
+
+        made = self._memo("links", cls, make)
+        assert made is not None
+        return made
+
+    def finish(self, cls: type) -> Plan | None:
+        return self._memo("finish", cls, lambda: _finish_plan(cls, self.dialect))
+
+    def policies(self) -> Plan:
+        made = self._memo("policies", m.SchedulePolicy, lambda: _policies_plan(self.dialect))
+        assert made is not None
+        return made
+
+
+_PLANS: dict[str, _Plans] = {}
+
+
+def _plans_for(dialect: Dialect) -> _Plans:
+    """The plans of ``dialect``, kept per version for the dialect object itself (a different
+    dialect object of the same version, as tests make, replaces them)."""
+    found = _PLANS.get(dialect.version)
+    if found is None or found.dialect is not dialect:
+        found = _PLANS[dialect.version] = _Plans(dialect)
+    return found
+
+
+# --- the fast pass's hooks ---------------------------------------------------------------------------
+
+
+class FastHooks:
+    """The fast pass's structure hooks for one client (links follow via ``navigator``) and one
+    dialect, each built on first use from the dialect's plans.
+
+    A client that only lists jobs binds the hooks a `Job` needs (the job, its links, schedule
+    policy and windows) and nothing else; no cattrs converter is involved unless a model breaks
+    the fast path's rules (then cattrs' own function is built for it, as before). Caches that
+    share equal values between decoded objects (links to shared resources, schedule policies,
+    uniform windows) live here, one set per client and dialect.
+    """
+
+    def __init__(
+        self, navigator: Navigator, dialect: Dialect, converter: cattrs.Converter | None = None
+    ) -> None:
+        self._navigator = navigator
+        self._dialect = dialect
+        self._plans = _plans_for(dialect)
+        self._windows = _Windows()
+        self._hooks: dict[Any, Callable[[Any, Any], Any]] = {}
+        self._converter = converter
+
+    def get(self, tp: Any) -> Callable[[Any, Any], Any]:
+        """The structure hook for exactly ``tp``; `FastPathUnsupported` for a type no model uses."""
+        hook = self._hooks.get(tp)
+        if hook is None:
+            hook = self._hooks[tp] = self._make(tp)
+        return hook
+
+    def _make(self, tp: Any) -> Callable[[Any, Any], Any]:
+        static = _STATIC_HOOKS.get(tp)
+        if static is not None:
+            return static
+        if tp == _WINDOW:
+            return self._windows.structure
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            members = [t for t in typing.get_args(tp) if t is not type(None)]
+            if len(members) == 1 and len(typing.get_args(tp)) == 2:
+                return _optional(self.get(members[0]))
+        elif origin is tuple:
+            item, *rest = typing.get_args(tp)
+            if rest == [Ellipsis] and item in MODELS:
+                return _tuple_of(item.__name__, self.get(item), item)
+        elif tp in LINKS:
+            return self._plans.links(tp).bind(__nav=self._navigator)
+        elif tp in MODELS:
+            return self._model(tp)
+        raise FastPathUnsupported(f"no structure hook for {tp!r}")
+
+    def _model(self, cls: type) -> Callable[[Any, Any], Any]:
+        finish_plan = self._plans.finish(cls)
+        finish = None if finish_plan is None else finish_plan.bind(__nav=self._navigator)
+        plan_ = self._plans.structure(cls)
+        if plan_ is None:  # cattrs' own function (a test asserts every model qualifies)
+            return _cattrs_model_hook(cls, self._cattrs(), self._dialect, finish)
+        fn = plan_.bind(self.get, __finish=finish) if finish is not None else plan_.bind(self.get)
+        if cls is m.SchedulePolicy:
+            fn = self._plans.policies().bind(structure=fn, lookup=_policy_lookup(fn))
+        return fn
+
+    def _cattrs(self) -> cattrs.Converter:
+        if self._converter is None:
+            self._converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+            self.register(self._converter)
+        return self._converter
+
+    def register(self, converter: cattrs.Converter) -> None:
+        """Make ``converter`` structure through these hooks (each built when cattrs first asks)."""
+        for tp in _hooked_types():
+            converter.register_structure_hook_factory(_exactly(tp), self._factory(tp))
+
+    def _factory(self, tp: Any) -> Callable[[Any], Callable[[Any, Any], Any]]:
+        return lambda _: self.get(tp)
+
+
+def _exactly(tp: Any) -> Callable[[Any], bool]:
+    return lambda candidate: bool(candidate == tp)
+
+
+# --- the detailed pass and cattrs converters ---------------------------------------------------------
+
+
 def configure_converter(converter: cattrs.Converter, navigator: Navigator, dialect: Dialect) -> None:
-    """Register every hook for ``dialect`` on ``converter``; links follow via ``navigator``."""
-    windows = _Windows()
-    hooks: dict[Any, Callable[[Any, Any], Any]] = {
-        **_unions(_str, str),
-        **_unions(_int, int),
-        **_unions(_float, float),
-        **_unions(_bool, bool),
-        **_unions(_datetime, dt.datetime),
-        **_unions(_time, dt.time),
-        tuple[bool, ...]: windows.structure,
-        **_unions(_tuple_of("strings", _str, str), tuple[str, ...]),
-    }
-    for enum_cls in ENUMS:
-        hooks[enum_cls] = hooks[enum_cls | None] = _enum_hook(enum_cls)
-    label = f" {dialect.version}"
+    """Register every hook for ``dialect`` on ``converter``; links follow via ``navigator``.
+
+    A converter without detailed validation structures through `FastHooks` (built lazily); one
+    with it gets cattrs' own functions for the models, which collect every error with its path,
+    and the plainly written finisher (`_reference_finisher`)."""
+    if not converter.detailed_validation:
+        FastHooks(navigator, dialect, converter).register(converter)
+        _configure_unstructuring(converter, dialect)
+        return
+    plans = _plans_for(dialect)
+    hooks: dict[Any, Callable[[Any, Any], Any]] = {**_STATIC_HOOKS, _WINDOW: _Windows().structure}
     for links_cls in LINKS:
-        specs = _link_specs(links_cls, dialect)
-        hooks[links_cls] = make_fast_links_fn(
-            links_cls, _BUILDING[links_cls], specs, navigator, _link_error, label=label
-        )
+        hooks[links_cls] = plans.links(links_cls).bind(__nav=navigator)
     for tp, hook in hooks.items():
         _register(converter, tp, hook)
     for cls in MODELS:  # a nested model's hook exists before the models holding it
-        fn = _model_hook(cls, converter, navigator, dialect)
-        if cls is m.SchedulePolicy and not converter.detailed_validation:
-            fn = _shared_policies(fn, dialect)
+        fn = _cattrs_model_hook(cls, converter, dialect, _reference_finisher(cls, dialect, navigator))
         _register(converter, cls, fn)
         _register(converter, cls | None, _optional(fn))
         many = _tuple_of(cls.__name__, fn, cls)
@@ -480,24 +741,11 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator, diale
     _configure_unstructuring(converter, dialect)
 
 
-def _model_hook(
-    cls: type[Any], converter: cattrs.Converter, navigator: Navigator, dialect: Dialect
+def _cattrs_model_hook(
+    cls: type[Any], converter: cattrs.Converter, dialect: Dialect, finish: Callable[[Any], None] | None
 ) -> Callable[[Any, Any], Any]:
+    """cattrs' own structure function for ``cls``, reading every wire spelling, then ``finish``."""
     names = dialect.wire_names(cls)
-    finish = _finisher(cls, dialect, navigator)
-    if not converter.detailed_validation:
-        try:
-            return make_fast_structure_fn(
-                cls,
-                _BUILDING[cls],
-                converter,
-                names,
-                _not_a_dict(cls),
-                finish,
-                label=f" {dialect.version}",
-            )
-        except FastPathUnsupported:
-            pass  # cattrs' own function below (tests assert every model qualifies)
     overrides = {
         name: override(rename=spellings[0]) if spellings else override(omit=True)
         for name, spellings in names.items()
@@ -507,7 +755,7 @@ def _model_hook(
     return _finished(cls, _aliasing(cls, fn, alternatives), finish)  # type: ignore[no-any-return]
 
 
-def _shared_policies(structure: Callable[[Any, Any], T], dialect: Dialect) -> Callable[[Any, Any], T]:
+def _policies_plan(dialect: Dialect) -> Plan:
     """Share one `SchedulePolicy` between jobs whose wire policies are the same.
 
     A sweep's jobs use a handful of schedules, so a policy is looked up instead of rebuilt: a
@@ -517,7 +765,8 @@ def _shared_policies(structure: Callable[[Any, Any], T], dialect: Dialect) -> Ca
     compared with the wire arrays in one C-level ``==``. Keys and spellings come from the models
     and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the key.
     Anything unusual (a window that is not an object, an unhashable scalar) is structured as
-    usual, which also reports the error.
+    usual, which also reports the error. Bound with the policy's structure function and a
+    `_policy_lookup` of it (the cache, one per client).
     """
     names = dialect.wire_names(m.SchedulePolicy)
     window_names = dialect.wire_names(m.BackupWindow)
@@ -555,6 +804,11 @@ def _shared_policies(structure: Callable[[Any, Any], T], dialect: Dialect) -> Ca
         f"    arrays = [{', '.join(array_parts)}]",
         "    return lookup(o, t, key, arrays)",
     ]
+    return plan(lines, {}, f"<vbo_async shared policies {dialect.version}>", "structure_shared")
+
+
+def _policy_lookup(structure: Callable[[Any, Any], T]) -> Callable[[Any, Any, tuple[Any, ...], list[Any]], T]:
+    """The cache behind `_policies_plan`: wire key -> the (window arrays, policy) pairs seen."""
     cache: dict[tuple[Any, ...], list[tuple[list[Any], T]]] = {}
     remembered = 0
 
@@ -576,8 +830,7 @@ def _shared_policies(structure: Callable[[Any, Any], T], dialect: Dialect) -> Ca
             remembered += 1
         return policy
 
-    namespace: dict[str, Any] = {"structure": structure, "lookup": lookup}
-    return define(lines, namespace, f"<vbo_async shared policies {dialect.version}>", "structure_shared")
+    return lookup
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
@@ -621,7 +874,7 @@ def _register(converter: cattrs.Converter, tp: Any, hook: Callable[[Any, Any], A
     if isinstance(tp, type) and not typing.get_args(tp):
         converter.register_structure_hook(tp, hook)
     else:
-        converter.register_structure_hook_func(lambda candidate: candidate == tp, hook)
+        converter.register_structure_hook_func(_exactly(tp), hook)
 
 
 def _aliasing(
@@ -647,7 +900,8 @@ def _aliasing(
 
 def make_converter(navigator: Navigator, dialect: Dialect, *, detailed: bool = False) -> cattrs.Converter:
     """A fresh converter for ``dialect``. ``detailed`` collects every error with its path
-    (slower); the client decodes with a fast one and only re-runs a failure through a detailed one.
+    (slower); the client decodes with `FastHooks` and only re-runs a failure through a detailed
+    converter.
     """
     converter = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
     configure_converter(converter, navigator, dialect)

@@ -1,9 +1,11 @@
 """Decoding response bodies into models: a fast pass, and a detailed pass only to explain failures.
 
-Each API version the client meets gets its own pair of converters (wire names differ). The fast
-converter runs without cattrs' detailed validation. When it fails, the same value is run through
-a detailed converter, whose error tree is turned into one `DecodeError` naming the path in wire
-names (``$[1].schedulePolicy.retryNumber``) and the URL. Both passes accept the same input; a
+Each API version the client meets gets its own hooks (wire names differ). The fast pass is
+`FastHooks`: generated functions without cattrs' detailed validation, bound on first use from
+plans generated once per process, so a new client decodes its first page without building a
+converter. When it fails, the same value is run through a detailed cattrs converter, whose error
+tree is turned into one `DecodeError` naming the path in wire names
+(``$[1].schedulePolicy.retryNumber``) and the URL. Both passes accept the same input; a
 value the fast pass refused but the detailed pass accepted is counted in `Decoder.fallbacks` and
 logged at debug level, so a disagreement (or an input that is slow for no reason) shows.
 """
@@ -27,7 +29,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
-from ._convert import WireValueError, make_converter, wire_name
+from ._convert import FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import DecodeError
 from ._links import Navigator
@@ -55,11 +57,13 @@ def parse_json(body: bytes, *, method: str | None = None, url: str | None = None
 
 class Decoder:
     """Turns parsed JSON into models for one client (its links follow through ``navigator``),
-    with one pair of converters per API version, built on first use."""
+    with the fast hooks, a detailed converter and an unstructuring converter per API version,
+    each built on first use."""
 
     def __init__(self, navigator: Navigator) -> None:
         self._navigator = navigator
-        self._fast: dict[str, cattrs.Converter] = {}
+        self._fast: dict[str, FastHooks] = {}
+        self._wire: dict[str, cattrs.Converter] = {}
         self._detailed: dict[str, cattrs.Converter] = {}
         self._hooks: dict[tuple[str, type[Any]], Any] = {}
         self.fallbacks = 0
@@ -120,19 +124,19 @@ class Decoder:
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:
         """``dialect``'s wire JSON of a model, a list of models, or anything JSON already."""
-        return self._converter(dialect).unstructure(model)
-
-    def _converter(self, dialect: Dialect) -> cattrs.Converter:
-        converter = self._fast.get(dialect.version)
+        converter = self._wire.get(dialect.version)
         if converter is None:
-            converter = self._fast[dialect.version] = make_converter(self._navigator, dialect)
-        return converter
+            converter = self._wire[dialect.version] = make_converter(self._navigator, dialect)
+        return converter.unstructure(model)
 
     def _hook(self, cls: type[Any], dialect: Dialect) -> Any:
         key = (dialect.version, cls)
         hook = self._hooks.get(key)
         if hook is None:
-            hook = self._hooks[key] = self._converter(dialect).get_structure_hook(cls)
+            hooks = self._fast.get(dialect.version)
+            if hooks is None:
+                hooks = self._fast[dialect.version] = FastHooks(self._navigator, dialect)
+            hook = self._hooks[key] = hooks.get(cls)
         return hook
 
     def _explain(

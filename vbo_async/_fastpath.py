@@ -21,7 +21,11 @@ which the interpreter turns into direct slot stores; the finished object is then
 class (``__class__`` assignment, allowed between classes of the same layout). For eight fields
 that takes 0.4x the time of the descriptor calls and 0.25x that of attrs' own frozen ``__init__``.
 
-Generated source is registered with `linecache`, so tracebacks through it show the code.
+Generation is split in two, so that a new client pays almost nothing for it: a `Plan` is the
+compiled function and everything in its namespace that does not depend on the client (built once
+per process and dialect, see `_convert`), and `Plan.bind` fills in one client's hooks, navigator
+and caches, then runs the compiled code to define the function (a few microseconds). Generated
+source is registered with `linecache` once, so tracebacks through it show the code.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import cattrs
 
 from ._enums import OpenEnum
 from ._links import Link
@@ -45,11 +48,13 @@ from ._links import Link
 __all__ = [
     "FastPathUnsupported",
     "LinkSpec",
+    "Plan",
     "building_class",
     "check_rules",
     "define",
-    "make_fast_links_fn",
-    "make_fast_structure_fn",
+    "links_plan",
+    "plan",
+    "structure_plan",
 ]
 
 log = logging.getLogger("vbo_async")
@@ -94,20 +99,21 @@ def _default_source(field: attrs.Attribute[Any], index: int, namespace: dict[str
     return f"__d{index}"
 
 
-def make_fast_structure_fn(
+def structure_plan(
     cls: type[Any],
     building: type[Any],
-    converter: cattrs.Converter,
     names: Mapping[str, tuple[str, ...]],
     not_a_dict: Callable[[Any], Exception],
-    finish: Callable[[Any], None] | None = None,
     *,
+    finish: bool = False,
     label: str = "",
-) -> Callable[[Any, Any], Any]:
-    """A ``(value, type) -> cls`` function reading each field under its wire spellings
-    (``names``: attribute -> spellings, the first read first; empty: not on the wire), filling an
-    instance of ``building`` (its `building_class`), then calling ``finish`` on it (derived
-    values) before it takes its real class. Raises `FastPathUnsupported` (see `check_rules`)."""
+) -> Plan:
+    """The plan of a ``(value, type) -> cls`` function reading each field under its wire
+    spellings (``names``: attribute -> spellings, the first read first; empty: not on the wire),
+    filling an instance of ``building`` (its `building_class`), then, with ``finish``, calling the
+    ``__finish`` value of the binding on it (derived values) before it takes its real class.
+    Binding it needs the structure hook of every field's type. Raises `FastPathUnsupported` (see
+    `check_rules`)."""
     check_rules(cls)
     namespace: dict[str, Any] = {
         "__cls": cls,
@@ -117,6 +123,7 @@ def make_fast_structure_fn(
         "__missing": _MISSING,
         "__fromiso": dt.datetime.fromisoformat,
     }
+    hooks: list[tuple[str, Any]] = []
     lines = [
         "def structure(o, _=None):",
         "    if o.__class__ is not dict:",
@@ -144,11 +151,13 @@ def make_fast_structure_fn(
             indent = "        "
         else:
             indent = "    "
-        lines += [indent + line for line in _store(field, f"__h{index}", namespace, converter)]
-    if finish is not None:
-        namespace["__finish"] = finish
+        lines += [indent + line for line in _store(field, f"__h{index}", namespace, hooks)]
+    if finish:
         lines.append("    __finish(r)")
-    return _define(lines, namespace, f"<vbo_async fast structure {cls.__name__}{label}>")
+    lines += ["    r.__class__ = __cls", "    return r"]
+    return plan(
+        lines, namespace, f"<vbo_async fast structure {cls.__name__}{label}>", "structure", hooks=hooks
+    )
 
 
 def _read(spellings: tuple[str, ...], *, plain_absent: bool) -> str:
@@ -160,14 +169,15 @@ def _read(spellings: tuple[str, ...], *, plain_absent: bool) -> str:
 
 
 def _store(
-    field: attrs.Attribute[Any], hook_name: str, namespace: dict[str, Any], converter: cattrs.Converter
+    field: attrs.Attribute[Any], hook_name: str, namespace: dict[str, Any], hooks: list[tuple[str, Any]]
 ) -> list[str]:
-    """Statements structuring ``v`` into ``r.<field>`` (inline where cheap, else the hook)."""
+    """Statements structuring ``v`` into ``r.<field>`` (inline where cheap, else the hook of the
+    field's type, which the binding puts under ``hook_name``)."""
     tp = field.type
     members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
     optional = type(None) in members
     inner = next(t for t in members if t is not type(None)) if members else tp
-    namespace[hook_name] = converter.get_structure_hook(inner)
+    hooks.append((hook_name, inner))
     call = f"{hook_name}(v, None)"
     target = f"r.{field.name}"
     none = " or v is None" if optional else ""
@@ -222,32 +232,34 @@ class LinkSpec:
     target: type[Any] | None
 
 
-def make_fast_links_fn(
+def links_plan(
     cls: type[Any],
     building: type[Any],
     spec: list[LinkSpec],
-    navigator: object,
     error: Callable[[str, Any], Exception],
     *,
     label: str = "",
-) -> Callable[[Any, Any], Any]:
-    """A ``(value, type) -> cls`` function for a ``*Links`` class (``spec`` in field order).
+) -> Plan:
+    """The plan of a ``(value, type) -> cls`` function for a ``*Links`` class (``spec`` in field
+    order); binding it needs the navigator links follow through (``__nav``).
 
     An entry that is missing, ``null`` or ``{"href": null}`` gives ``None``, as does (with a
     warning) one that is not ``{"href": "..."}``; ``error("_links", value)`` builds the exception
     for a ``_links`` that is not an object. Used by the fast and the detailed converters alike.
+    Links to shared resources are kept per href in a cache of each binding (links hold their
+    client, so no two clients share one).
     """
     check_rules(cls)
     namespace: dict[str, Any] = {
         "__cls": cls,
         "__building": building,
         "__new": object.__new__,
-        "__empty": cls(),
-        "__nav": navigator,
+        "__empty": cls(),  # immutable and client-free: shared by every binding
         "__error": error,
         "__absent": _absent_link,
         "__remember": _remember,
     }
+    caches: list[str] = []
     lines = [
         "def structure(o, _=None):",
         "    if o.__class__ is not dict:",
@@ -274,13 +286,14 @@ def make_fast_links_fn(
         if key != "self" and link.link_class is Link:
             # Links to shared resources (a job's organization, repository) repeat across a
             # sweep: one immutable Link per href serves them all.
-            namespace[f"__c{index}"] = {}
+            caches.append(f"__c{index}")
             make = f"(__c{index}.get(h) or __remember(__c{index}, h, {make}))"
         lines.append(
             f"    r.{field.name} = None if e is None else "
             f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e))"
         )
-    return _define(lines, namespace, f"<vbo_async fast links {cls.__name__}{label}>")
+    lines += ["    r.__class__ = __cls", "    return r"]
+    return plan(lines, namespace, f"<vbo_async fast links {cls.__name__}{label}>", "structure", caches=caches)
 
 
 def _remember(cache: dict[str, Any], href: str, link: Any) -> Any:
@@ -298,20 +311,57 @@ def _absent_link(href: Any, key: str, entry: Any) -> None:
     return None
 
 
-def _define(lines: list[str], namespace: dict[str, Any], title: str) -> Callable[[Any, Any], Any]:
-    """Finish a generated ``structure`` function (the filled object takes its real class ``__cls``
-    and is returned) and define it."""
-    return define([*lines, "    r.__class__ = __cls", "    return r"], namespace, title, "structure")
+@attrs.frozen(eq=False)
+class Plan:
+    """A generated function, compiled, with what its namespace holds for every client.
+
+    ``static`` is the namespace every binding starts from; ``hooks`` names, per namespace entry,
+    the type whose structure hook `bind` puts there; ``caches`` are entries given a new empty
+    dict per binding. Plans hold nothing of a client, so one serves every client of the process.
+    """
+
+    code: types.CodeType
+    name: str
+    static: Mapping[str, Any]
+    hooks: tuple[tuple[str, Any], ...] = ()
+    caches: tuple[str, ...] = ()
+
+    def bind(self, hook_for: Callable[[Any], Any] | None = None, /, **values: Any) -> Callable[..., Any]:
+        """The function, defined in a namespace of its own: the static values, ``hook_for(tp)``
+        for each hook, a new dict for each cache, and ``values`` (by namespace name)."""
+        namespace = dict(self.static)
+        if self.hooks:
+            if hook_for is None:
+                raise TypeError(f"binding {self.name} needs structure hooks")
+            for name, tp in self.hooks:
+                namespace[name] = hook_for(tp)
+        for name in self.caches:
+            namespace[name] = {}
+        namespace.update(values)
+        exec(self.code, namespace)
+        return namespace[self.name]  # type: ignore[no-any-return]
 
 
-def define(lines: list[str], namespace: dict[str, Any], title: str, name: str) -> Callable[..., Any]:
-    """Define the generated function ``name`` from ``lines`` in ``namespace``, its source
-    registered with `linecache` under a file name derived from ``title`` and the source."""
+def plan(
+    lines: list[str],
+    namespace: dict[str, Any],
+    title: str,
+    name: str,
+    *,
+    hooks: list[tuple[str, Any]] | tuple[tuple[str, Any], ...] = (),
+    caches: list[str] | tuple[str, ...] = (),
+) -> Plan:
+    """Compile the function ``name`` from ``lines``, its source registered with `linecache` under a
+    file name derived from ``title`` and the source; ``namespace`` holds its static values."""
     source = "\n".join(lines) + "\n"
     filename = f"{title[:-1]} {hashlib.sha1(source.encode()).hexdigest()[:8]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(_compiled(source, filename), namespace)
-    return namespace[name]  # type: ignore[no-any-return]
+    return Plan(_compiled(source, filename), name, dict(namespace), tuple(hooks), tuple(caches))
+
+
+def define(lines: list[str], namespace: dict[str, Any], title: str, name: str) -> Callable[..., Any]:
+    """Define the generated function ``name`` from ``lines`` in ``namespace`` (a plan bound at once)."""
+    return plan(lines, namespace, title, name).bind()
 
 
 @functools.lru_cache(maxsize=512)
