@@ -155,9 +155,8 @@ def structure_plan(
     if finish:
         lines.append("    __finish(r)")
     lines += ["    r.__class__ = __cls", "    return r"]
-    return plan(
-        lines, namespace, f"<vbo_async fast structure {cls.__name__}{label}>", "structure", hooks=hooks
-    )
+    title = f"<vbo_async fast structure {cls.__name__}{label}>"
+    return plan(lines, namespace, title, "structure", hooks=hooks, params=("__finish",) if finish else ())
 
 
 def _read(spellings: tuple[str, ...], *, plain_absent: bool) -> str:
@@ -293,7 +292,8 @@ def links_plan(
             f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e))"
         )
     lines += ["    r.__class__ = __cls", "    return r"]
-    return plan(lines, namespace, f"<vbo_async fast links {cls.__name__}{label}>", "structure", caches=caches)
+    title = f"<vbo_async fast links {cls.__name__}{label}>"
+    return plan(lines, namespace, title, "structure", caches=caches, params=("__nav",))
 
 
 def _remember(cache: dict[str, Any], href: str, link: Any) -> Any:
@@ -313,33 +313,41 @@ def _absent_link(href: Any, key: str, entry: Any) -> None:
 
 @attrs.frozen(eq=False)
 class Plan:
-    """A generated function, compiled, with what its namespace holds for every client.
+    """A generated function, compiled once, with what every client's copy of it shares.
 
-    ``static`` is the namespace every binding starts from; ``hooks`` names, per namespace entry,
-    the type whose structure hook `bind` puts there; ``caches`` are entries given a new empty
-    dict per binding. Plans hold nothing of a client, so one serves every client of the process.
+    The source defines a factory, ``__bind(<params>)``, around the function: what differs from
+    client to client (structure hooks, the navigator, caches, a finisher) arrives as the factory's
+    parameters and is read by the function as closure cells; what does not (classes, defaults,
+    enum tables) sits in one globals dict, ``static``, shared by every copy. So each client has
+    its own function object, but all copies share one code object and one globals dict: the
+    specialising interpreter's caches for global names stay valid whichever client runs the code
+    (with a globals dict per client, as before, they were invalidated each time another client's
+    copy ran, and every global name was looked up again).
+
+    ``hooks`` names, per parameter, the type whose structure hook `bind` passes there;
+    ``caches`` are parameters given a new empty dict per binding; ``params`` lists the others,
+    which `bind` takes by name.
     """
 
-    code: types.CodeType
+    factory: Callable[..., Callable[..., Any]]
     name: str
-    static: Mapping[str, Any]
     hooks: tuple[tuple[str, Any], ...] = ()
     caches: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
 
     def bind(self, hook_for: Callable[[Any], Any] | None = None, /, **values: Any) -> Callable[..., Any]:
-        """The function, defined in a namespace of its own: the static values, ``hook_for(tp)``
-        for each hook, a new dict for each cache, and ``values`` (by namespace name)."""
-        namespace = dict(self.static)
+        """A new copy of the function: ``hook_for(tp)`` for each hook, a new dict for each cache,
+        and ``values`` for the other parameters (by name)."""
+        if set(values) != set(self.params):
+            raise TypeError(f"binding {self.name} needs {sorted(self.params)}, got {sorted(values)}")
         if self.hooks:
             if hook_for is None:
                 raise TypeError(f"binding {self.name} needs structure hooks")
             for name, tp in self.hooks:
-                namespace[name] = hook_for(tp)
+                values[name] = hook_for(tp)
         for name in self.caches:
-            namespace[name] = {}
-        namespace.update(values)
-        exec(self.code, namespace)
-        return namespace[self.name]  # type: ignore[no-any-return]
+            values[name] = {}
+        return self.factory(**values)
 
 
 def plan(
@@ -350,13 +358,23 @@ def plan(
     *,
     hooks: list[tuple[str, Any]] | tuple[tuple[str, Any], ...] = (),
     caches: list[str] | tuple[str, ...] = (),
+    params: tuple[str, ...] = (),
 ) -> Plan:
-    """Compile the function ``name`` from ``lines``, its source registered with `linecache` under a
-    file name derived from ``title`` and the source; ``namespace`` holds its static values."""
-    source = "\n".join(lines) + "\n"
+    """Compile the function ``name`` defined by ``lines``, inside a factory taking the hook,
+    cache and other ``params`` names (see `Plan`); ``namespace`` holds the static values. The
+    source is registered with `linecache` under a file name derived from ``title`` and the
+    source, so tracebacks through the function show it."""
+    arguments = [*(hook for hook, _ in hooks), *caches, *params]
+    source = "\n".join(
+        [f"def __bind({', '.join(arguments)}):", *(f"    {line}" for line in lines), f"    return {name}"]
+    )
+    source += "\n"
     filename = f"{title[:-1]} {hashlib.sha1(source.encode()).hexdigest()[:8]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    return Plan(_compiled(source, filename), name, dict(namespace), tuple(hooks), tuple(caches))
+    globals_ = dict(namespace)
+    exec(_compiled(source, filename), globals_)
+    factory = globals_.pop("__bind")
+    return Plan(factory, name, tuple(hooks), tuple(caches), params)
 
 
 def define(lines: list[str], namespace: dict[str, Any], title: str, name: str) -> Callable[..., Any]:
