@@ -38,6 +38,7 @@ from ._fastpath import (
     building_class,
     check_rules,
     links_plan,
+    new_link,
     plan,
     structure_plan,
 )
@@ -498,7 +499,8 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
     caches: list[str] = []
     lines = ["def finish(r):", "    links = r.links"]
     derived: dict[str, str] = {}
-    for index, step in enumerate(derivations):
+    ids_first = sorted(enumerate(derivations), key=lambda pair: not isinstance(pair[1], IdFromLink))
+    for index, step in ids_first:  # as the reference: every id, then the links in order
         if isinstance(step, IdFromLink):
             lines += [
                 f"    if r.{step.field} is None:",
@@ -521,7 +523,11 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
             else:
                 namespace[f"__parts{index}"] = parts
                 href = f"(i.join(__parts{index}) if __unquoted(i := r.id) else __render{index}(i))"
-            derived[step.relation] = f"__L{index}({href}, {step.relation!r}, __nav, __T{index})"
+            made = new_link(
+                f"l{index}", f"__L{index}", spec.link_class, href, step.relation, "__nav", f"__T{index}"
+            )
+            lines += [f"    {line}" for line in made]
+            derived[step.relation] = f"l{index}"
         else:
             caches.append(f"__t{index}")
             shared = f"t if (t := __t{index}.get(v.href)) is not None and t.via is v"
@@ -716,7 +722,9 @@ class FastHooks:
             return _cattrs_model_hook(cls, self._cattrs(), self._dialect, finish)
         fn = plan_.bind(self.get, __finish=finish) if finish is not None else plan_.bind(self.get)
         if cls is m.SchedulePolicy:
-            fn = self._plans.policies().bind(structure=fn, lookup=_policy_lookup(fn, self._windows))
+            cache: dict[tuple[Any, ...], list[tuple[list[Any], Any]]] = {}
+            remember = _policy_remember(fn, self._windows, cache)
+            fn = self._plans.policies().bind(structure=fn, cache=cache, remember=remember)
         return fn
 
     def _cattrs(self) -> cattrs.Converter:
@@ -793,7 +801,8 @@ def _policies_plan(dialect: Dialect) -> Plan:
     Anything unusual (a window that is not an object, an unhashable scalar) is structured as
     usual, which also reports the error. A window object that is absent and one that is
     ``null`` make different keys (with a second spelling, only the absent one reads it). Bound
-    with the policy's structure function and a `_policy_lookup` of it (the cache, one per client).
+    with the policy's structure function, the cache (one per client) and `_policy_remember`,
+    which handles a miss; a hit costs no call beyond the generated function.
     """
     names = dialect.wire_names(m.SchedulePolicy)
     window_names = dialect.wire_names(m.BackupWindow)
@@ -830,42 +839,48 @@ def _policies_plan(dialect: Dialect) -> Plan:
     lines += [
         f"    key = ({', '.join(key_parts)},)",
         f"    arrays = [{', '.join(array_parts)}]",
-        "    return lookup(o, t, key, arrays)",
+        "    try:",
+        "        known = cache.get(key)",
+        "    except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why",
+        "        return structure(o, t)",
+        "    if known is not None:",
+        "        for cached, shared in known:",
+        "            if arrays == cached:  # 1 == True: the hooks read such a window as these flags too",
+        "                return shared",
+        "    return remember(o, t, key, arrays, known)",
     ]
     namespace = {"__missing": _ABSENT}
     title = f"<vbo_async shared policies {dialect.version}>"
-    return plan(lines, namespace, title, "structure_shared", params=("structure", "lookup"))
+    return plan(lines, namespace, title, "structure_shared", params=("structure", "cache", "remember"))
 
 
-def _policy_lookup(
-    structure: Callable[[Any, Any], T], windows: _Windows
-) -> Callable[[Any, Any, tuple[Any, ...], list[Any]], T]:
-    """The cache behind `_policies_plan`: wire key -> the (window arrays, policy) pairs seen.
+def _policy_remember(
+    structure: Callable[[Any, Any], T],
+    windows: _Windows,
+    cache: dict[tuple[Any, ...], list[tuple[list[Any], T]]],
+) -> Callable[[Any, Any, tuple[Any, ...], list[Any], Any], T]:
+    """What `_policies_plan`'s function does when ``cache`` (wire key -> the (window arrays,
+    policy) pairs seen) has no policy for a wire one: structure it and remember it (bounded).
 
     The arrays kept to compare later ones with are `_Windows.kept` forms: a uniform window is
     kept as the shared list it equals (no copy, nothing new for the garbage collector to walk),
     any other as a copy of the wire list, which the caller owns."""
-    cache: dict[tuple[Any, ...], list[tuple[list[Any], T]]] = {}
     remembered = 0
     kept_form = windows.kept
 
-    def lookup(value: Any, type_: Any, key: tuple[Any, ...], arrays: list[Any]) -> T:
+    def remember(value: Any, type_: Any, key: tuple[Any, ...], arrays: list[Any], known: Any) -> T:
         nonlocal remembered
-        try:
-            known = cache.get(key)
-        except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why
-            return structure(value, type_)
-        if known is not None:
-            for cached, shared in known:
-                if arrays == cached:  # 1 == True: the hooks read such a window as these flags too
-                    return shared
         policy = structure(value, type_)
         if remembered < _POLICY_CACHE_SIZE and (known is None or len(known) < _WINDOWS_PER_POLICY):
-            cache.setdefault(key, []).append(([kept_form(array) for array in arrays], policy))
+            kept = [kept_form(array) for array in arrays]
+            if known is None:
+                cache[key] = [(kept, policy)]
+            else:
+                known.append((kept, policy))
             remembered += 1
         return policy
 
-    return lookup
+    return remember
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:

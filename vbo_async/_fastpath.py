@@ -3,8 +3,8 @@
 cattrs' own generated functions build a keyword dict per object and pass a type to every hook;
 on the hot path (thousands of jobs per sweep) that is most of the cost. These functions read each
 wire key once (the spellings a dialect gives, in order), inline the common cases (a ``str``/
-``int``/``bool`` already of the right type, ``null``, an ISO timestamp with a zone), call the
-converter's hook otherwise, and fill the object's slots directly. They do no detailed
+``int``/``bool`` already of the right type, ``null``, an ISO timestamp with a zone, a time of
+day), call the converter's hook otherwise, and fill the object's slots directly. They do no detailed
 validation: on any failure the decoder re-runs a detailed cattrs pass to name the path. Both
 passes share the same hooks, the same wire names (from the dialect) and the same ``finish`` step,
 so they accept the same input and build equal objects; a property test per dialect compares them.
@@ -52,7 +52,9 @@ __all__ = [
     "building_class",
     "check_rules",
     "define",
+    "fills_like_link",
     "links_plan",
+    "new_link",
     "plan",
     "structure_plan",
 ]
@@ -122,6 +124,7 @@ def structure_plan(
         "__not_a_dict": not_a_dict,
         "__missing": _MISSING,
         "__fromiso": dt.datetime.fromisoformat,
+        "__fromisotime": dt.time.fromisoformat,
     }
     hooks: list[tuple[str, Any]] = []
     lines = [
@@ -207,6 +210,19 @@ def _store(
             f"    {target} = {call}",
         ]
         return lines
+    if inner is dt.time:
+        # A time of day ``HH:MM[:SS]`` Python parses, inline; anything else goes to the hook.
+        lines = ["if v is None:", f"    {target} = None", "elif v.__class__ is str:"] if optional else []
+        lines += ["if v.__class__ is str:"] if not optional else []
+        lines += [
+            "    try:",
+            f"        {target} = __fromisotime(v)",
+            "    except ValueError:",
+            f"        {target} = {call}",
+            "else:",
+            f"    {target} = {call}",
+        ]
+        return lines
     if inner in _INLINE_CLASS:
         return [f"{target} = v if v.__class__ is {_INLINE_CLASS[inner]}{none} else {call}"]
     if isinstance(inner, type) and issubclass(inner, OpenEnum):
@@ -256,7 +272,6 @@ def links_plan(
         "__empty": cls(),  # immutable and client-free: shared by every binding
         "__error": error,
         "__absent": _absent_link,
-        "__remember": _remember,
     }
     caches: list[str] = []
     lines = [
@@ -280,26 +295,69 @@ def links_plan(
         lines.append(f"    e = g({key!r})")
         for other in link.spellings[1:]:
             lines.append(f"    if e is None: e = g({other!r})")
-        href = "(e.get('href') if e.__class__ is dict else e)"
-        make = f"__L{index}(h, {key!r}, __nav, __T{index})"
+        make = new_link("l", f"__L{index}", link.link_class, "h", key, "__nav", f"__T{index}")
         if key != "self" and link.link_class is Link:
             # Links to shared resources (a job's organization, repository) repeat across a
             # sweep: one immutable Link per href serves them all.
-            caches.append(f"__c{index}")
-            make = f"(__c{index}.get(h) or __remember(__c{index}, h, {make}))"
-        lines.append(
-            f"    r.{field.name} = None if e is None else "
-            f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e))"
-        )
+            cache = f"__c{index}"
+            caches.append(cache)
+            make = [
+                f"l = {cache}.get(h)",
+                "if l is None:",
+                *(f"    {line}" for line in make),
+                f"    if len({cache}) < {_LINK_CACHE_SIZE}:",
+                f"        {cache}[h] = l",
+            ]
+        lines += [
+            "    if e is None:",
+            f"        r.{field.name} = None",
+            "    else:",
+            "        h = e.get('href') if e.__class__ is dict else e",
+            "        if h.__class__ is str:",
+            *(f"            {line}" for line in make),
+            f"            r.{field.name} = l",
+            "        else:",
+            f"            r.{field.name} = __absent(h, {key!r}, e)",
+        ]
     lines += ["    r.__class__ = __cls", "    return r"]
     title = f"<vbo_async fast links {cls.__name__}{label}>"
     return plan(lines, namespace, title, "structure", caches=caches, params=("__nav",))
 
 
-def _remember(cache: dict[str, Any], href: str, link: Any) -> Any:
-    if len(cache) < _LINK_CACHE_SIZE:
-        cache[href] = link
-    return link
+def new_link(
+    variable: str,
+    class_name: str,
+    link_class: type[Any],
+    href: str,
+    relation: str,
+    navigator: str,
+    target: str,
+) -> list[str]:
+    """Statements setting ``variable`` to a new link (the names are those of the generated code).
+
+    A `Link` whose class adds nothing to `Link`'s construction (no ``__init__``, ``__new__`` or
+    slots of its own, as `CollectionLink`) is made as `Link.__init__` makes it, by four slot
+    stores into a bare instance: no call to the class, no frame for ``__init__``. Any other link
+    class is called. A test compares both ways for every link class the models use."""
+    if not fills_like_link(link_class):
+        return [f"{variable} = {class_name}({href}, {relation!r}, {navigator}, {target})"]
+    return [
+        f"{variable} = __new({class_name})",
+        f"{variable}.href = {href}",
+        f"{variable}.relation = {relation!r}",
+        f"{variable}._navigator = {navigator}",
+        f"{variable}._target = {target}",
+    ]
+
+
+def fills_like_link(link_class: type[Any]) -> bool:
+    """Whether instances of ``link_class`` are built exactly by `Link.__init__`'s four stores."""
+    if not (isinstance(link_class, type) and issubclass(link_class, Link)):
+        return False
+    for klass in link_class.__mro__[: link_class.__mro__.index(Link)]:
+        if vars(klass).get("__slots__") != () or {"__init__", "__new__", "__setattr__"} & set(vars(klass)):
+            return False
+    return Link.__new__ is object.__new__ and Link.__setattr__ is object.__setattr__
 
 
 def _absent_link(href: Any, key: str, entry: Any) -> None:

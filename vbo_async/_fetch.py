@@ -381,8 +381,20 @@ class Fetcher:
                 return
 
     async def fetch_all(self, url: str, target: type[T]) -> list[T]:
-        """Every item of a collection as one list."""
-        return [item async for item in self.iterate(url, target)]
+        """Every item of a collection as one list: the pages `iterate` walks, in the same order
+        and with the same stop on a ``next`` that names a page already fetched, joined page by
+        page (without an async-generator step per item, which cost about 1 µs per item)."""
+        found: list[T] = []
+        seen: set[str] = set()
+        next_url: str | None = with_limit(url, self.dialect_of(url).page_limit)
+        while next_url is not None:
+            seen.add(next_url)
+            items, next_url = await self.fetch_page(next_url, target)
+            found += items
+            if next_url in seen:
+                log.warning("page %s links back to a page already fetched; stopping", next_url)
+                break
+        return found
 
     async def shared(self, key: tuple[str, Any], load: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``load`` once for every caller waiting on ``key`` at the same time.
