@@ -31,7 +31,9 @@ _WINDOW_PATH = {
 
 
 def _simulator(organizations: int, seed: int) -> Simulator:
-    config = SimulatorConfig(seed=seed, organizations=organizations, jobs_per_organization=JOBS_PER_ORGANIZATION)
+    config = SimulatorConfig(
+        seed=seed, organizations=organizations, jobs_per_organization=JOBS_PER_ORGANIZATION
+    )
     return Simulator(config)
 
 
@@ -57,7 +59,9 @@ def wire_jobs(count: int, *, seed: int = 2017, version: str = "v1") -> list[dict
         organizations *= 2
 
 
-def distinct_windows(jobs: list[dict[str, Any]], *, seed: int = 7, version: str = "v1") -> list[dict[str, Any]]:
+def distinct_windows(
+    jobs: list[dict[str, Any]], *, seed: int = 7, version: str = "v1"
+) -> list[dict[str, Any]]:
     """Copies of ``jobs`` whose backup windows are (almost surely) all different: each day allows
     one random block of hours. A worst case for decoders that share equal windows."""
     rng = random.Random(seed)
@@ -83,7 +87,12 @@ def wire_body(version: str, count: int, *, distinct: bool = False) -> bytes:
     if version == "v1":
         return orjson.dumps(jobs)
     query = f"organizationId={ORGANIZATION}&offset=0&limit=10000"
-    page = {"offset": 0, "limit": 10_000, "results": jobs, "_links": {"self": {"href": f"/{version}/Jobs?{query}"}}}
+    page = {
+        "offset": 0,
+        "limit": 10_000,
+        "results": jobs,
+        "_links": {"self": {"href": f"/{version}/Jobs?{query}"}},
+    }
     return orjson.dumps(page)
 
 

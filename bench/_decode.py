@@ -1,4 +1,4 @@
-"""Decode benchmark: v1 and v8 jobs through ``organization_jobs`` and the decoder alone, against orjson and pydantic.
+"""Decode benchmark: v1 and v8 jobs via ``organization_jobs`` and the decoder, against orjson and pydantic.
 
 Every scenario (API version x number of jobs x backup windows shared or all distinct) is one
 table whose rows ran interleaved in one event loop: the floor (``orjson.loads`` of the same
@@ -219,7 +219,10 @@ def check_equivalent(version: str, body: bytes, through_client: list[Job]) -> No
         strict = msgspec_strict.decode(body)
         assert [job.is_enabled for job in strict] == [wire["isEnabled"] for wire in dicts]  # still strings
     else:
-        rivals = [list(msgspec_v8.decode(body).results), list(pydantic_v8_adapter.validate_json(body).results)]
+        rivals = [
+            list(msgspec_v8.decode(body).results),
+            list(pydantic_v8_adapter.validate_json(body).results),
+        ]
     assert all(len(decoded) == len(dicts) == len(ours) for decoded in rivals)
     for index, (wire, job) in enumerate(zip(dicts, ours, strict=True)):
         for rival in rivals:
@@ -276,8 +279,9 @@ def _windows(distinct: bool) -> str:
 
 
 def _scenario_table(version: str, count: int, distinct: bool, timings: dict[str, Timing], size: int) -> Table:
+    per_job = size / count / 1024
     table = Table(
-        f"Decode {count:,} {version} jobs, {_windows(distinct)} ({size / count / 1024:.1f} KiB of JSON per job)",
+        f"Decode {count:,} {version} jobs, {_windows(distinct)} ({per_job:.1f} KiB of JSON per job)",
         ["decoder", "per job", "per batch", "× orjson floor", "× pydantic v2", "IQR/median"],
     )
     for name, timing in timings.items():
@@ -409,7 +413,16 @@ def _fresh_process(smoke: bool) -> tuple[Table, list[Row]]:
                     measured = []
                     for _ in range(samples):
                         done = subprocess.run(
-                            [sys.executable, "-c", _CHILD, version, what, str(body_path), str(token_path), bench],
+                            [
+                                sys.executable,
+                                "-c",
+                                _CHILD,
+                                version,
+                                what,
+                                str(body_path),
+                                str(token_path),
+                                bench,
+                            ],
                             capture_output=True,
                             text=True,
                             check=True,
@@ -475,4 +488,3 @@ def run(*, smoke: bool) -> list[str]:
         print("*", line)
     print()
     return verdicts
-

@@ -1,4 +1,4 @@
-"""The v1 and v8 jobs modelled for msgspec and pydantic v2, as equivalent to vbo-async's models as each allows.
+"""The v1 and v8 jobs for msgspec and pydantic v2, as equivalent to vbo-async's models as each allows.
 
 Equivalent means: the same fields under the same wire names (camelCase, ``_links``), ``null``
 accepted wherever vbo-async accepts it, timestamps as `datetime`, ``dailyTime`` as `time`, the
