@@ -552,14 +552,19 @@ def _through(
 
 
 def _finished(cls: type[T], fn: Callable[[Any, Any], T], finish: Callable[[Any], None] | None) -> Any:
-    """Wrap a cattrs structure function so the derived values are filled as in the fast pass."""
+    """Wrap a cattrs structure function so the derived values are filled as in the fast pass.
+
+    (Until the fast pass was compared with the detailed one on every version, this assigned
+    ``__class__`` on the frozen instance, which attrs refuses: the detailed pass could not build a
+    job at all, so a job the fast pass refused was reported with that error instead of its own.)"""
     if finish is None:
         return fn
     building = _BUILDING[cls]
 
     def structure(value: Any, type_: Any = cls) -> T:
         result: Any = fn(value, type_)
-        result.__class__ = building
+        # The frozen class refuses every assignment, __class__ included; object's does not.
+        object.__setattr__(result, "__class__", building)
         finish(result)
         result.__class__ = cls
         return result  # type: ignore[no-any-return]
