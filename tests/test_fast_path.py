@@ -402,3 +402,32 @@ def test_an_absent_and_a_null_window_object_are_different_policies() -> None:
     assert hidden.backup_window is None
     assert read.backup_window is not None
     assert read.backup_window.minute_offset == 60
+
+
+@pytest.mark.parametrize("version", list(DIALECTS))
+def test_pages_the_decoder_parsed_itself_decode_as_the_detailed_pass_does(version: str) -> None:
+    """`Decoder.page` owns what it parsed, so its policy cache keeps the wire lists themselves;
+    twice over the same body (every window different, every policy then cached) the jobs are
+    those the detailed pass builds from the same wire."""
+    import orjson
+
+    from vbo_async._decode import Decoder
+
+    dialect = DIALECTS[version]
+    jobs = [w for cls, w in simulator_wires(version) if cls is Job]
+    for number, wire in enumerate(jobs):  # every window different
+        window = [hour % (number + 2) == 0 for hour in range(168)]
+        policy = wire.get("schedulePolicy") or {}
+        for key in ("backupWindow", "backupWindowSettings"):
+            if isinstance(policy.get(key), dict):
+                array = "backupIntervalsArray" if key == "backupWindow" else "backupWindow"
+                policy[key][array] = window
+    body = orjson.dumps(jobs if version in ("v1", "v6", "v7") else {"results": jobs})
+    decoder = Decoder(NAVIGATOR)
+    detailed = make_converter(NAVIGATOR, dialect, detailed=True)
+    for _ in range(2):
+        decoded, _next = decoder.page(body, Job, dialect)
+        assert len(decoded) == len(jobs)
+        for job, wire in zip(decoded, jobs, strict=True):
+            assert_same(job, detailed.structure(copy.deepcopy(wire), Job))
+    assert decoder._fast[version].owner is None  # released after the page

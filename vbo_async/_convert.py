@@ -19,6 +19,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterator
+from threading import get_ident
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -64,6 +65,7 @@ _WINDOWS_PER_POLICY = 8
 _UNIFORM_WINDOWS = 64
 _LARGEST_UNIFORM = 4096
 _ABSENT = object()
+_WINDOW_OBJECT = object()
 _THROUGH_CACHE_SIZE = 65536
 
 
@@ -315,19 +317,16 @@ class _Windows:
             return tuple(value)
         return _flags(value)
 
-    def kept(self, value: Any) -> Any:
-        """``value`` in a form to keep and compare later wire arrays with: a uniform window as
-        the shared list it equals, any other list as a copy (the caller owns the wire list),
-        anything else as it is."""
-        if value.__class__ is not list:
-            return value
-        uniform = self._uniform.get(len(value))
+    def uniform_list(self, flags: tuple[bool, ...]) -> list[bool] | None:
+        """The shared list of the uniform window ``flags`` is (by identity: `structure` returns
+        these shared tuples for uniform windows only), or None."""
+        uniform = self._uniform.get(len(flags))
         if uniform is not None:
-            if value == uniform[0]:
+            if flags is uniform[2]:
                 return uniform[0]
-            if value == uniform[1]:
+            if flags is uniform[3]:
                 return uniform[1]
-        return list(value)
+        return None
 
     def _uniform_of(self, size: int) -> tuple[list[bool], list[bool], tuple[bool, ...], tuple[bool, ...]]:
         made = ([True] * size, [False] * size, (True,) * size, (False,) * size)
@@ -690,6 +689,14 @@ class FastHooks:
         self._windows = _Windows()
         self._hooks: dict[Any, Callable[[Any, Any], Any]] = {}
         self._converter = converter
+        self.owner: int | None = None
+        """The thread decoding a body the decoder parsed itself (`Decoder.many` with ``consume``),
+        whose lists nobody else holds: the policy cache keeps them without copying."""
+
+    @property
+    def windows(self) -> _Windows:
+        """The window reader every window hook of these hooks goes through."""
+        return self._windows
 
     def get(self, tp: Any) -> Callable[[Any, Any], Any]:
         """The structure hook for exactly ``tp``; `FastPathUnsupported` for a type no model uses."""
@@ -728,7 +735,7 @@ class FastHooks:
         fn = plan_.bind(self.get, __finish=finish) if finish is not None else plan_.bind(self.get)
         if cls is m.SchedulePolicy:
             cache: dict[tuple[Any, ...], list[tuple[list[Any], Any]]] = {}
-            remember = _policy_remember(fn, self._windows, cache)
+            remember = _policy_remember(fn, self, cache, self._dialect)
             fn = self._plans.policies().bind(structure=fn, cache=cache, remember=remember)
         return fn
 
@@ -794,53 +801,89 @@ def _cattrs_model_hook(
     return _finished(cls, _aliasing(cls, fn, alternatives), finish)  # type: ignore[no-any-return]
 
 
+def _policy_windows(dialect: Dialect) -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
+    """(window field, its wire spellings, flags field, its wire spellings) for every window array
+    of a `SchedulePolicy`, in field order (v8: the backup and the periodic window)."""
+    names = dialect.wire_names(m.SchedulePolicy)
+    window_names = dialect.wire_names(m.BackupWindow)
+    return [
+        (window.name, names[window.name], flags.name, window_names[flags.name])
+        for window in attrs.fields(m.SchedulePolicy)
+        if m.BackupWindow in _members(window.type) and names[window.name]
+        for flags in attrs.fields(m.BackupWindow)
+        if flags.type == tuple[bool, ...] and window_names[flags.name]
+    ]
+
+
+def _first_present(variable: str, getter: str, spellings: tuple[str, ...], indent: str) -> list[str]:
+    """Lines setting ``variable`` to the value of the first spelling present (``__missing`` if
+    none is), as the structure functions read it."""
+    lines = [f"{indent}{variable} = {getter}({spellings[0]!r}, __missing)"]
+    for other in spellings[1:]:
+        lines += [
+            f"{indent}if {variable} is __missing:",
+            f"{indent}    {variable} = {getter}({other!r}, __missing)",
+        ]
+    return lines
+
+
 def _policies_plan(dialect: Dialect) -> Plan:
     """Share one `SchedulePolicy` between jobs whose wire policies are the same.
 
     A sweep's jobs use a handful of schedules, so a policy is looked up instead of rebuilt: a
     third of the cost of a job and most of its memory. The key is every scalar of the policy and
     of its windows, read under every spelling the dialect knows and paired with its type (so
-    ``1`` and ``true`` stay apart); under it sit the few window arrays seen with those scalars,
-    compared with the wire arrays in one C-level ``==``. Keys and spellings come from the models
-    and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the key.
-    Anything unusual (a window that is not an object, an unhashable scalar) is structured as
-    usual, which also reports the error. A window object that is absent and one that is
-    ``null`` make different keys (with a second spelling, only the absent one reads it). Bound
-    with the policy's structure function, the cache (one per client) and `_policy_remember`,
-    which handles a miss; a hit costs no call beyond the generated function.
+    ``1`` and ``true`` stay apart), in one flat tuple; under it sit the few window arrays seen
+    with those scalars, compared with the wire arrays in one C-level ``==``. Each window and each
+    array is the one the structure functions read (the first spelling present), and whether a
+    window object is absent, ``null`` or an object is part of the key (with a second spelling, an
+    absent first one reads the second, a ``null`` one does not). Keys and spellings come from the
+    models and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the
+    key. Anything unusual (a window that is not an object, an unhashable scalar) is structured as
+    usual, which also reports the error. Bound with the policy's structure function, the cache
+    (one per client) and `_policy_remember`, which handles a miss; a hit costs no call beyond the
+    generated function and allocates only the key and the list of arrays.
     """
     names = dialect.wire_names(m.SchedulePolicy)
     window_names = dialect.wire_names(m.BackupWindow)
-    window_fields = {f.name for f in attrs.fields(m.SchedulePolicy) if m.BackupWindow in _members(f.type)}
-    array_fields = {f.name for f in attrs.fields(m.BackupWindow) if f.type == tuple[bool, ...]}
+    windows = _policy_windows(dialect)
+    window_fields = list(dict.fromkeys(window for window, *_ in windows))
+    flags_fields = {flags for *_, flags, _ in windows}
     scalars = [key for name, keys in names.items() if name not in window_fields for key in keys]
-    windows = [key for name in window_fields for key in names[name]]
-    window_scalars = [key for name, keys in window_names.items() if name not in array_fields for key in keys]
-    window_arrays = [key for name in array_fields for key in window_names[name]]
+    window_scalars = [key for name, keys in window_names.items() if name not in flags_fields for key in keys]
     lines = [
         "def structure_shared(o, t=None):",
         "    if o.__class__ is not dict:",
         "        return structure(o, t)",
+        "    g = o.get",
     ]
-    lines.append("    g = o.get")
     key_parts = [f"(v := g({key!r})), v.__class__" for key in scalars]
     array_parts: list[str] = []
-    for index, key in enumerate(windows):
-        arrays = [f"a{index}_{n}" for n in range(len(window_arrays))]
+    for index, window in enumerate(window_fields):
+        arrays = [n for n, (name, *_) in enumerate(windows) if name == window]
+        scalar_names = [f"s{index}_{n}" for n in range(len(window_scalars))]
+        class_names = [f"c{index}_{n}" for n in range(len(window_scalars))]
+        lines += _first_present(f"w{index}", "g", names[window], "    ")
         lines += [
-            f"    w{index} = g({key!r}, __missing)",
-            f"    if w{index} is None or w{index} is __missing:",
-            f"        k{index} = w{index}",
-            f"        {' = '.join(arrays)} = None",
-            f"    elif w{index}.__class__ is dict:",
+            f"    if w{index}.__class__ is dict:",
             f"        x = w{index}.get",
-            f"        k{index} = ({', '.join(f'(v := x({k!r})), v.__class__' for k in window_scalars)},)",
-            *(f"        {name} = x({k!r})" for name, k in zip(arrays, window_arrays, strict=True)),
+            f"        m{index} = __object",
+            *(
+                f"        {s} = (v := x({key!r})); {c} = v.__class__"
+                for s, c, key in zip(scalar_names, class_names, window_scalars, strict=True)
+            ),
+        ]
+        for n in arrays:
+            lines += _first_present(f"a{n}", "x", windows[n][3], "        ")
+        lines += [
+            f"    elif w{index} is None or w{index} is __missing:",
+            f"        m{index} = w{index}",
+            f"        {' = '.join([*scalar_names, *class_names, *(f'a{n}' for n in arrays)])} = None",
             "    else:",
             "        return structure(o, t)",
         ]
-        key_parts.append(f"k{index}")
-        array_parts += arrays
+        key_parts += [f"m{index}", *(f"{s}, {c}" for s, c in zip(scalar_names, class_names, strict=True))]
+        array_parts += [f"a{n}" for n in arrays]
     lines += [
         f"    key = ({', '.join(key_parts)},)",
         f"    arrays = [{', '.join(array_parts)}]",
@@ -854,30 +897,41 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "                return shared",
         "    return remember(o, t, key, arrays, known)",
     ]
-    namespace = {"__missing": _ABSENT}
+    namespace = {"__missing": _ABSENT, "__object": _WINDOW_OBJECT}
     title = f"<vbo_async shared policies {dialect.version}>"
     return plan(lines, namespace, title, "structure_shared", params=("structure", "cache", "remember"))
 
 
 def _policy_remember(
     structure: Callable[[Any, Any], T],
-    windows: _Windows,
+    hooks: FastHooks,
     cache: dict[tuple[Any, ...], list[tuple[list[Any], T]]],
+    dialect: Dialect,
 ) -> Callable[[Any, Any, tuple[Any, ...], list[Any], Any], T]:
     """What `_policies_plan`'s function does when ``cache`` (wire key -> the (window arrays,
     policy) pairs seen) has no policy for a wire one: structure it and remember it (bounded).
 
-    The arrays kept to compare later ones with are `_Windows.kept` forms: a uniform window is
-    kept as the shared list it equals (no copy, nothing new for the garbage collector to walk),
-    any other as a copy of the wire list, which the caller owns."""
+    Each array is kept in a form to compare later wire arrays with, found in O(1) from the
+    policy just built: a uniform window (its flags are `_Windows`' shared tuple) as the shared
+    list of the same flags; any other as the wire list itself when the decoder parsed the body
+    itself and nobody else holds it (`FastHooks.owner` is this thread), else as a copy, since
+    the caller owns the wire lists (``from_wire``'s may be changed and passed again)."""
     remembered = 0
-    kept_form = windows.kept
+    windows = hooks.windows
+    paths = [(window, flags) for window, _, flags, _ in _policy_windows(dialect)]
 
     def remember(value: Any, type_: Any, key: tuple[Any, ...], arrays: list[Any], known: Any) -> T:
         nonlocal remembered
         policy = structure(value, type_)
         if remembered < _POLICY_CACHE_SIZE and (known is None or len(known) < _WINDOWS_PER_POLICY):
-            kept = [kept_form(array) for array in arrays]
+            owned = hooks.owner == get_ident()
+            kept = []
+            for (window, flags), array in zip(paths, arrays, strict=True):
+                if array.__class__ is list:
+                    built = getattr(policy, window)
+                    shared = windows.uniform_list(getattr(built, flags)) if built is not None else None
+                    array = shared if shared is not None else array if owned else list(array)
+                kept.append(array)
             if known is None:
                 cache[key] = [(kept, policy)]
             else:
