@@ -477,9 +477,11 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
 
     The same steps, without the generic ``getattr``/``setattr`` per link field: the links object
     is copied slot by slot, an id-derived href is joined from pre-rendered pieces when the id
-    needs no quoting (`_UNQUOTED`, else the route renders it), and the `ThroughLink` of a shared
+    needs no quoting (`_UNQUOTED`, else the route renders it), the `ThroughLink` of a shared
     ``via`` link (a job's repository) is made once per ``via`` and shared, as the links to shared
-    resources are. A property test compares both finishers on every dialect.
+    resources are, and an id read from a link's last path segment is remembered per href (a v1
+    job's organization and repository ids: ``urlsplit`` and ``unquote`` once per resource, not
+    per job). A property test compares both finishers on every dialect.
     """
     derivations = dialect.derivations(cls)
     if not derivations:
@@ -491,7 +493,8 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
         "__new": object.__new__,
         "__building_links": _BUILDING[links_cls],
         "__links_cls": links_cls,
-        "__last_segment": last_segment,
+        "__segment": _segment,
+        "__missing": _ABSENT,
         "__unquoted": _UNQUOTED.fullmatch,
         "__through": _through,
     }
@@ -501,11 +504,14 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
     ids_first = sorted(enumerate(derivations), key=lambda pair: not isinstance(pair[1], IdFromLink))
     for index, step in ids_first:  # as the reference: every id, then the links in order
         if isinstance(step, IdFromLink):
+            if "__segments" not in caches:
+                caches.append("__segments")
             lines += [
                 f"    if r.{step.field} is None:",
                 f"        l = links.{step.relation}",
                 "        if l is not None:",
-                f"            r.{step.field} = __last_segment(l.href)",
+                "            s = __segments.get(h := l.href, __missing)",
+                f"            r.{step.field} = __segment(__segments, h) if s is __missing else s",
             ]
             continue
         spec = specs[step.relation]
@@ -538,6 +544,15 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
         lines += ["    c.__class__ = __links_cls", "    r.links = c"]
     title = f"<vbo_async finish {cls.__name__} {dialect.version}>"
     return plan(lines, namespace, title, "finish", caches=caches, params=("__nav",))
+
+
+def _segment(cache: dict[str, str | None], href: str) -> str | None:
+    """`last_segment` of ``href``, kept in ``cache`` (bounded): the links ids are read from are
+    mostly those to shared resources, so the same hrefs come back job after job."""
+    segment = last_segment(href)
+    if len(cache) < _THROUGH_CACHE_SIZE:
+        cache[href] = segment
+    return segment
 
 
 def _through(
