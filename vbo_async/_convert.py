@@ -749,9 +749,9 @@ class FastHooks:
             return _cattrs_model_hook(cls, self._cattrs(), self._dialect, finish)
         fn = plan_.bind(self.get, __finish=finish) if finish is not None else plan_.bind(self.get)
         if cls is m.SchedulePolicy:
-            cache: dict[tuple[Any, ...], list[tuple[list[Any], Any]]] = {}
-            remember = _policy_remember(fn, self, cache, self._dialect)
-            fn = self._plans.policies().bind(structure=fn, cache=cache, remember=remember)
+            fn = self._plans.policies().bind(
+                structure=fn, cache={}, count=[0], hooks=self, __uniform_list=self._windows.uniform_list
+            )
         return fn
 
     def _cattrs(self) -> cattrs.Converter:
@@ -856,8 +856,16 @@ def _policies_plan(dialect: Dialect) -> Plan:
     models and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the
     key. Anything unusual (a window that is not an object, an unhashable scalar) is structured as
     usual, which also reports the error. Bound with the policy's structure function, the cache
-    (one per client) and `_policy_remember`, which handles a miss; a hit costs no call beyond the
-    generated function and allocates only the key and the list of arrays.
+    (one per client: wire key -> the (window arrays, policy) pairs seen; at most
+    `_POLICY_CACHE_SIZE` pairs, `_WINDOWS_PER_POLICY` per key), its count, the `FastHooks` (whose
+    ``owner`` says whether the wire lists may be kept) and their windows' ``uniform_list``. A hit
+    costs no call beyond the generated function; a miss, the policy's structure function.
+
+    Each array is kept in a form to compare later wire arrays with, found in O(1) from the
+    policy just built: a uniform window (its flags are `_Windows`' shared tuple) as the shared
+    list of the same flags; any other as the wire list itself when the decoder parsed the body
+    itself and nobody else holds it (`FastHooks.owner` is this thread), else as a copy, since
+    the caller owns the wire lists (``from_wire``'s may be changed and passed again).
     """
     names = dialect.wire_names(m.SchedulePolicy)
     window_names = dialect.wire_names(m.BackupWindow)
@@ -910,51 +918,44 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "        for cached, shared in known:",
         "            if arrays == cached:  # 1 == True: the hooks read such a window as these flags too",
         "                return shared",
-        "    return remember(o, t, key, arrays, known)",
+        "        if len(known) >= __per_key:",
+        "            return structure(o, t)",
+        "    p = structure(o, t)",
+        "    if count[0] >= __limit:",
+        "        return p",
+        "    count[0] += 1",
+        "    owned = hooks.owner == __get_ident()",
     ]
-    namespace = {"__missing": _ABSENT, "__object": _WINDOW_OBJECT}
+    # What to keep of each array, to compare later wire arrays with: a uniform window (its flags
+    # are the shared tuple) as the shared list of the same flags, any other as the wire list when
+    # the decoder parsed it itself, else as a copy (the caller owns it).
+    for n, (window, _, flags, _) in enumerate(windows):
+        lines += [
+            f"    if a{n}.__class__ is list:",
+            f"        b = p.{window}",
+            f"        u = None if b is None else __uniform_list(b.{flags})",
+            f"        k{n} = u if u is not None else a{n} if owned else a{n}.copy()",
+            "    else:",
+            f"        k{n} = a{n}",
+        ]
+    kept = ", ".join(f"k{n}" for n in range(len(windows)))
+    lines += [
+        "    if known is None:",
+        f"        cache[key] = [([{kept}], p)]",
+        "    else:",
+        f"        known.append(([{kept}], p))",
+        "    return p",
+    ]
+    namespace = {
+        "__missing": _ABSENT,
+        "__object": _WINDOW_OBJECT,
+        "__get_ident": get_ident,
+        "__limit": _POLICY_CACHE_SIZE,
+        "__per_key": _WINDOWS_PER_POLICY,
+    }
     title = f"<vbo_async shared policies {dialect.version}>"
-    return plan(lines, namespace, title, "structure_shared", params=("structure", "cache", "remember"))
-
-
-def _policy_remember(
-    structure: Callable[[Any, Any], T],
-    hooks: FastHooks,
-    cache: dict[tuple[Any, ...], list[tuple[list[Any], T]]],
-    dialect: Dialect,
-) -> Callable[[Any, Any, tuple[Any, ...], list[Any], Any], T]:
-    """What `_policies_plan`'s function does when ``cache`` (wire key -> the (window arrays,
-    policy) pairs seen) has no policy for a wire one: structure it and remember it (bounded).
-
-    Each array is kept in a form to compare later wire arrays with, found in O(1) from the
-    policy just built: a uniform window (its flags are `_Windows`' shared tuple) as the shared
-    list of the same flags; any other as the wire list itself when the decoder parsed the body
-    itself and nobody else holds it (`FastHooks.owner` is this thread), else as a copy, since
-    the caller owns the wire lists (``from_wire``'s may be changed and passed again)."""
-    remembered = 0
-    windows = hooks.windows
-    paths = [(window, flags) for window, _, flags, _ in _policy_windows(dialect)]
-
-    def remember(value: Any, type_: Any, key: tuple[Any, ...], arrays: list[Any], known: Any) -> T:
-        nonlocal remembered
-        policy = structure(value, type_)
-        if remembered < _POLICY_CACHE_SIZE and (known is None or len(known) < _WINDOWS_PER_POLICY):
-            owned = hooks.owner == get_ident()
-            kept = []
-            for (window, flags), array in zip(paths, arrays, strict=True):
-                if array.__class__ is list:
-                    built = getattr(policy, window)
-                    shared = windows.uniform_list(getattr(built, flags)) if built is not None else None
-                    array = shared if shared is not None else array if owned else list(array)
-                kept.append(array)
-            if known is None:
-                cache[key] = [(kept, policy)]
-            else:
-                known.append((kept, policy))
-            remembered += 1
-        return policy
-
-    return remember
+    params = ("structure", "cache", "count", "hooks", "__uniform_list")
+    return plan(lines, namespace, title, "structure_shared", params=params)
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
