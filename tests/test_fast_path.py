@@ -406,9 +406,8 @@ def test_an_absent_and_a_null_window_object_are_different_policies() -> None:
 
 @pytest.mark.parametrize("version", list(DIALECTS))
 def test_pages_the_decoder_parsed_itself_decode_as_the_detailed_pass_does(version: str) -> None:
-    """`Decoder.page` owns what it parsed, so its policy cache keeps the wire lists themselves;
-    twice over the same body (every window different, every policy then cached) the jobs are
-    those the detailed pass builds from the same wire."""
+    """`Decoder.page` twice over the same body (every window different, so every policy is
+    cached the first time and found the second) gives the jobs the detailed pass builds."""
     import orjson
 
     from vbo_async._decode import Decoder
@@ -430,4 +429,3 @@ def test_pages_the_decoder_parsed_itself_decode_as_the_detailed_pass_does(versio
         assert len(decoded) == len(jobs)
         for job, wire in zip(decoded, jobs, strict=True):
             assert_same(job, detailed.structure(copy.deepcopy(wire), Job))
-    assert decoder._fast[version].owner is None  # released after the page

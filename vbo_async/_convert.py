@@ -19,7 +19,6 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterator
-from threading import get_ident
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -704,9 +703,6 @@ class FastHooks:
         self._windows = _Windows()
         self._hooks: dict[Any, Callable[[Any, Any], Any]] = {}
         self._converter = converter
-        self.owner: int | None = None
-        """The thread decoding a body the decoder parsed itself (`Decoder.many` with ``consume``),
-        whose lists nobody else holds: the policy cache keeps them without copying."""
 
     @property
     def windows(self) -> _Windows:
@@ -750,7 +746,7 @@ class FastHooks:
         fn = plan_.bind(self.get, __finish=finish) if finish is not None else plan_.bind(self.get)
         if cls is m.SchedulePolicy:
             fn = self._plans.policies().bind(
-                structure=fn, cache={}, count=[0], hooks=self, __uniform_list=self._windows.uniform_list
+                structure=fn, cache={}, count=[0], __uniform_list=self._windows.uniform_list
             )
         return fn
 
@@ -857,15 +853,16 @@ def _policies_plan(dialect: Dialect) -> Plan:
     key. Anything unusual (a window that is not an object, an unhashable scalar) is structured as
     usual, which also reports the error. Bound with the policy's structure function, the cache
     (one per client: wire key -> the (window arrays, policy) pairs seen; at most
-    `_POLICY_CACHE_SIZE` pairs, `_WINDOWS_PER_POLICY` per key), its count, the `FastHooks` (whose
-    ``owner`` says whether the wire lists may be kept) and their windows' ``uniform_list``. A hit
-    costs no call beyond the generated function; a miss, the policy's structure function.
+    `_POLICY_CACHE_SIZE` pairs, `_WINDOWS_PER_POLICY` per key), its count and the windows'
+    ``uniform_list``. A hit costs no call beyond the generated function; a miss, the policy's
+    structure function.
 
     Each array is kept in a form to compare later wire arrays with, found in O(1) from the
     policy just built: a uniform window (its flags are `_Windows`' shared tuple) as the shared
-    list of the same flags; any other as the wire list itself when the decoder parsed the body
-    itself and nobody else holds it (`FastHooks.owner` is this thread), else as a copy, since
-    the caller owns the wire lists (``from_wire``'s may be changed and passed again).
+    list of the same flags, compared with a wire list in one C-level ``==`` (identical entries
+    compare by identity); any other as the policy's own flags tuple, compared with the wire list
+    made a tuple. The wire lists are never kept, so nothing the caller owns (``from_wire``'s
+    lists may be changed and passed again) is, and nothing is copied.
     """
     names = dialect.wire_names(m.SchedulePolicy)
     window_names = dialect.wire_names(m.BackupWindow)
@@ -909,14 +906,23 @@ def _policies_plan(dialect: Dialect) -> Plan:
         array_parts += [f"a{n}" for n in arrays]
     lines += [
         f"    key = ({', '.join(key_parts)},)",
-        f"    arrays = [{', '.join(array_parts)}]",
         "    try:",
         "        known = cache.get(key)",
         "    except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why",
         "        return structure(o, t)",
         "    if known is not None:",
         "        for cached, shared in known:",
-        "            if arrays == cached:  # 1 == True: the hooks read such a window as these flags too",
+    ]
+    # A kept array is a uniform window's shared list (compared as a list, in C), a non-uniform
+    # window's flags tuple (the wire list, made a tuple, compared with it: 1 == True, and the
+    # hooks read such a window as these flags too) or the wire's None / absent marker.
+    matches = [
+        f"(a{n} == c if (c := cached[{n}]).__class__ is not tuple "
+        f"else a{n}.__class__ is list and tuple(a{n}) == c)"
+        for n in range(len(windows))
+    ]
+    lines += [
+        f"            if {' and '.join(matches) or 'True'}:",
         "                return shared",
         "        if len(known) >= __per_key:",
         "            return structure(o, t)",
@@ -924,17 +930,15 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "    if count[0] >= __limit:",
         "        return p",
         "    count[0] += 1",
-        "    owned = hooks.owner == __get_ident()",
     ]
-    # What to keep of each array, to compare later wire arrays with: a uniform window (its flags
-    # are the shared tuple) as the shared list of the same flags, any other as the wire list when
-    # the decoder parsed it itself, else as a copy (the caller owns it).
+    # What to keep of each array, found in O(1) from the policy just built: a uniform window (its
+    # flags are the shared tuple) as the shared list of the same flags, any other as its flags
+    # tuple, which the policy holds anyway: nothing is copied, and nothing new is left for the
+    # garbage collector to walk (a kept list of 168 flags cost it as much as the tuple itself).
     for n, (window, _, flags, _) in enumerate(windows):
         lines += [
-            f"    if a{n}.__class__ is list:",
-            f"        b = p.{window}",
-            f"        u = None if b is None else __uniform_list(b.{flags})",
-            f"        k{n} = u if u is not None else a{n} if owned else a{n}.copy()",
+            f"    if a{n}.__class__ is list and (b := p.{window}) is not None:",
+            f"        k{n} = f if (u := __uniform_list(f := b.{flags})) is None else u",
             "    else:",
             f"        k{n} = a{n}",
         ]
@@ -949,12 +953,11 @@ def _policies_plan(dialect: Dialect) -> Plan:
     namespace = {
         "__missing": _ABSENT,
         "__object": _WINDOW_OBJECT,
-        "__get_ident": get_ident,
         "__limit": _POLICY_CACHE_SIZE,
         "__per_key": _WINDOWS_PER_POLICY,
     }
     title = f"<vbo_async shared policies {dialect.version}>"
-    params = ("structure", "cache", "count", "hooks", "__uniform_list")
+    params = ("structure", "cache", "count", "__uniform_list")
     return plan(lines, namespace, title, "structure_shared", params=params)
 
 

@@ -16,7 +16,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import Iterator
-from threading import get_ident
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -103,9 +102,7 @@ class Decoder:
         """Structure a JSON array of resources, with the collector paused.
 
         ``consume`` releases each parsed item as soon as it is structured (the list is left full of
-        ``None``), so a large answer never holds all its dicts and all its models at once; it also
-        tells the hooks that nobody else holds the items (`FastHooks.owner`), so the policy cache
-        keeps their window lists instead of copies. Only pass it for JSON the decoder parsed.
+        ``None``), so a large answer never holds all its dicts and all its models at once.
         """
         if items.__class__ is not list:
             raise DecodeError(
@@ -114,23 +111,15 @@ class Decoder:
         hook = self._hook(cls, dialect)
         decoded: list[T] = []
         append = decoded.append
-        # Items released as they go are the decoder's alone: the hooks may keep their lists.
-        hooks = self._fast[dialect.version] if consume else None
         with _no_gc():
-            if hooks is not None:
-                hooks.owner = get_ident()
-            try:
-                for index in range(len(items)):
-                    item = items[index]
-                    if consume:
-                        items[index] = None
-                    try:
-                        append(hook(item, cls))
-                    except Exception as exc:  # the fast pass says no; the detailed pass decides and explains
-                        append(self._explain(item, cls, dialect, exc, url=url, path=f"{path}[{index}]"))
-            finally:
-                if hooks is not None:
-                    hooks.owner = None
+            for index in range(len(items)):
+                item = items[index]
+                if consume:
+                    items[index] = None
+                try:
+                    append(hook(item, cls))
+                except Exception as exc:  # the fast pass says no; the detailed pass decides and explains
+                    append(self._explain(item, cls, dialect, exc, url=url, path=f"{path}[{index}]"))
         return decoded
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:
