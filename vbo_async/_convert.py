@@ -852,8 +852,8 @@ def _policies_plan(dialect: Dialect) -> Plan:
     models and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the
     key. Anything unusual (a window that is not an object, an unhashable scalar) is structured as
     usual, which also reports the error. Bound with the policy's structure function, the cache
-    (one per client: wire key -> the (window arrays, policy) pairs seen; at most
-    `_POLICY_CACHE_SIZE` pairs, `_WINDOWS_PER_POLICY` per key), its count and the windows'
+    (one per client: wire key -> the (window arrays..., policy) entries seen; at most
+    `_POLICY_CACHE_SIZE` entries, `_WINDOWS_PER_POLICY` per key), its count and the windows'
     ``uniform_list``. A hit costs no call beyond the generated function; a miss, the policy's
     structure function.
 
@@ -910,22 +910,32 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "        known = cache.get(key)",
         "    except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why",
         "        return structure(o, t)",
-        "    if known is not None:",
-        "        for cached, shared in known:",
     ]
     # A kept array is a uniform window's shared list (compared as a list, in C), a non-uniform
     # window's flags tuple (the wire list, made a tuple, compared with it: 1 == True, and the
-    # hooks read such a window as these flags too) or the wire's None / absent marker.
-    matches = [
-        f"(a{n} == c if (c := cached[{n}]).__class__ is not tuple "
-        f"else a{n}.__class__ is list and tuple(a{n}) == c)"
-        for n in range(len(windows))
-    ]
+    # hooks read such a window as these flags too) or the wire's None / absent marker. An entry
+    # is (kept arrays..., policy); the cache holds the one entry of a key as it is, and a list of
+    # them once a key has several (fewer objects: those a sweep makes are walked by the collector).
+    matches = (
+        " and ".join(
+            f"(a{n} == c if (c := e[{n}]).__class__ is not tuple "
+            f"else a{n}.__class__ is list and tuple(a{n}) == c)"
+            for n in range(len(windows))
+        )
+        or "True"
+    )
     lines += [
-        f"            if {' and '.join(matches) or 'True'}:",
-        "                return shared",
-        "        if len(known) >= __per_key:",
-        "            return structure(o, t)",
+        "    if known is not None:",
+        "        if known.__class__ is tuple:",
+        "            e = known",
+        f"            if {matches}:",
+        "                return e[-1]",
+        "        else:",
+        "            for e in known:",
+        f"                if {matches}:",
+        "                    return e[-1]",
+        "            if len(known) >= __per_key:",
+        "                return structure(o, t)",
         "    p = structure(o, t)",
         "    if count[0] >= __limit:",
         "        return p",
@@ -942,12 +952,14 @@ def _policies_plan(dialect: Dialect) -> Plan:
             "    else:",
             f"        k{n} = a{n}",
         ]
-    kept = ", ".join(f"k{n}" for n in range(len(windows)))
+    entry = f"({''.join(f'k{n}, ' for n in range(len(windows)))}p)"
     lines += [
         "    if known is None:",
-        f"        cache[key] = [([{kept}], p)]",
+        f"        cache[key] = {entry}",
+        "    elif known.__class__ is tuple:",
+        f"        cache[key] = [known, {entry}]",
         "    else:",
-        f"        known.append(([{kept}], p))",
+        f"        known.append({entry})",
         "    return p",
     ]
     namespace = {
