@@ -730,12 +730,25 @@ class FastHooks:
         elif origin is tuple:
             item, *rest = typing.get_args(tp)
             if rest == [Ellipsis] and item in MODELS:
-                return _tuple_of(item.__name__, self.get(item), item)
+                return _tuple_of(item.__name__, self._later(item), item)
         elif tp in LINKS:
             return self._plans.links(tp).bind(__nav=self._navigator)
         elif tp in MODELS:
             return self._model(tp)
         raise FastPathUnsupported(f"no structure hook for {tp!r}")
+
+    def _later(self, cls: type) -> Callable[[Any, Any], Any]:
+        """``cls``'s hook, bound when first called: a model that only comes in arrays a version
+        rarely or never sends (a v1 job's selected mailboxes) costs a new client nothing."""
+        bound: Callable[[Any, Any], Any] | None = None
+
+        def structure(value: Any, type_: Any = None) -> Any:
+            nonlocal bound
+            if bound is None:
+                bound = self.get(cls)
+            return bound(value, type_)
+
+        return structure
 
     def _model(self, cls: type) -> Callable[[Any, Any], Any]:
         finish_plan = self._plans.finish(cls)

@@ -396,16 +396,14 @@ class Plan:
     def bind(self, hook_for: Callable[[Any], Any] | None = None, /, **values: Any) -> Callable[..., Any]:
         """A new copy of the function: ``hook_for(tp)`` for each hook, a new dict for each cache,
         and ``values`` for the other parameters (by name)."""
-        if set(values) != set(self.params):
-            raise TypeError(f"binding {self.name} needs {sorted(self.params)}, got {sorted(values)}")
-        if self.hooks:
-            if hook_for is None:
-                raise TypeError(f"binding {self.name} needs structure hooks")
-            for name, tp in self.hooks:
-                values[name] = hook_for(tp)
-        for name in self.caches:
-            values[name] = {}
-        return self.factory(**values)
+        if len(values) != len(self.params) or (self.hooks and hook_for is None):
+            raise TypeError(
+                f"binding {self.name} needs hooks and {sorted(self.params)}, got {sorted(values)}"
+            )
+        arguments = [hook_for(tp) for _, tp in self.hooks] if hook_for is not None else []
+        arguments += [{} for _ in self.caches]
+        arguments += [values[name] for name in self.params]  # the factory's order (see `plan`)
+        return self.factory(*arguments)
 
 
 def plan(
