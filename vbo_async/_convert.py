@@ -5,6 +5,12 @@ one `Dialect` and `make_converter` returns a fresh converter; each client owns i
 API version it meets (the global converter is never used). The models, nested models and enums
 are found from `_models.RESOURCES`; wire names come from the dialect, never from a list here.
 
+The client's hot path does not go through a converter: `FastHooks` binds, per client and version
+and only for the types asked for, the generated functions whose code `_Plans` makes once per
+process and version (structure functions, ``*Links`` functions, the finisher of derived values,
+the shared-policy cache). A converter is built for the detailed pass that explains a failure, and
+for unstructuring (``to_wire``); a non-detailed one structures through `FastHooks` as well.
+
 Tolerance: booleans as ``"true"``/``"false"`` strings, numbers as numeric strings, timestamps with
 7 fractional digits, a ``Z`` or ``z``, an offset or no zone (read as UTC), ``HH:MM[:SS]`` times,
 ``null`` anywhere but ``id``, unknown keys ignored, open enums. Hooks are written for the hot

@@ -6,8 +6,9 @@ wire key once (the spellings a dialect gives, in order), inline the common cases
 ``int``/``bool`` already of the right type, ``null``, an ISO timestamp with a zone, a time of
 day), call the converter's hook otherwise, and fill the object's slots directly. They do no detailed
 validation: on any failure the decoder re-runs a detailed cattrs pass to name the path. Both
-passes share the same hooks, the same wire names (from the dialect) and the same ``finish`` step,
-so they accept the same input and build equal objects; a property test per dialect compares them.
+passes share the same hooks and the same wire names (from the dialect), and fill derived values
+with the same steps (generated for the fast pass, written plainly for the detailed one), so they
+accept the same input and build equal objects; property tests on every dialect compare them.
 
 They rely on rules `check_rules` verifies when a function is generated: the class is a slotted
 attrs class without ``__attrs_post_init__``, and no field has a converter, a validator,
@@ -22,10 +23,11 @@ class (``__class__`` assignment, allowed between classes of the same layout). Fo
 that takes 0.4x the time of the descriptor calls and 0.25x that of attrs' own frozen ``__init__``.
 
 Generation is split in two, so that a new client pays almost nothing for it: a `Plan` is the
-compiled function and everything in its namespace that does not depend on the client (built once
-per process and dialect, see `_convert`), and `Plan.bind` fills in one client's hooks, navigator
-and caches, then runs the compiled code to define the function (a few microseconds). Generated
-source is registered with `linecache` once, so tracebacks through it show the code.
+compiled code, made once per process and dialect (see `_convert`), of a factory that returns the
+function; `Plan.bind` calls the factory with one client's hooks, navigator and caches, which the
+function reads as closure cells (a few microseconds per function). Every client's copy shares one
+code object and one globals dict of static values. Generated source is registered with `linecache`
+once, so tracebacks through it show the code.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ __all__ = [
     "Plan",
     "building_class",
     "check_rules",
-    "define",
     "fills_like_link",
     "links_plan",
     "new_link",
@@ -431,11 +432,6 @@ def plan(
     exec(_compiled(source, filename), globals_)
     factory = globals_.pop("__bind")
     return Plan(factory, name, tuple(hooks), tuple(caches), params)
-
-
-def define(lines: list[str], namespace: dict[str, Any], title: str, name: str) -> Callable[..., Any]:
-    """Define the generated function ``name`` from ``lines`` in ``namespace`` (a plan bound at once)."""
-    return plan(lines, namespace, title, name).bind()
 
 
 @functools.lru_cache(maxsize=512)
