@@ -32,7 +32,7 @@ from ._convert import FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import DecodeError
 from ._links import Navigator
-from ._pages import count_containers, split_page
+from ._pages import more_containers_than, split_page
 
 __all__ = ["Decoder", "parse_json"]
 
@@ -95,11 +95,10 @@ class Decoder:
         `DecodeError`, and so is a body that could hold more than `CONTAINERS_PER_ITEM` times as
         many JSON objects and arrays, refused before it is parsed. Below that bound a page is
         parsed before its items are counted, and parsed JSON can take 30 times its size: a page
-        of a million ``{"id":"x"}`` (11 MB, a million containers) costs about 300 MB before it is
-        refused at the default of 100,000; ten million would be refused unparsed."""
-        if (
-            max_items is not None
-            and count_containers(body) > CONTAINERS_PER_ITEM * max_items + _PAGE_CONTAINERS
+        of a hundred thousand ``{"id":"x"}`` (1.1 MB) costs about 30 MB before it is refused at a
+        ``max_items`` of 50,000 (the default), a million would be refused unparsed."""
+        if max_items is not None and more_containers_than(
+            body, CONTAINERS_PER_ITEM * max_items + _PAGE_CONTAINERS
         ):
             raise DecodeError(
                 f"the page has more JSON objects and arrays than {max_items} items can hold "
