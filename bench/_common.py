@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "Fresh",
     "Table",
     "Timing",
     "fmt_bytes",
@@ -76,27 +77,60 @@ def time_sync(
     return timings
 
 
+AsyncCall = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Fresh:
+    """A candidate that needs new state for every call: ``make()`` (not timed) returns the call to
+    time and a cleanup coroutine function, awaited after the sample (not timed either)."""
+
+    make: Callable[[], tuple[AsyncCall, Callable[[], Awaitable[None]]]]
+
+
 async def time_async(
-    candidates: dict[str, Callable[[], Awaitable[object]]],
+    candidates: dict[str, AsyncCall | Fresh],
     *,
     repeats: int,
     number: int = 1,
     warmup: int = 1,
 ) -> dict[str, Timing]:
-    """`time_sync` for coroutine functions (awaited one after the other, on the running loop)."""
+    """`time_sync` for coroutine functions (awaited one after the other, on the running loop).
+
+    A `Fresh` candidate gets ``number`` new states made before its sample's timer starts, each
+    used by one call; they are cleaned up after the timer stops."""
     for _ in range(warmup):
         for fn in candidates.values():
-            await fn()
+            await _once(fn)
     timings = {name: Timing(name) for name in candidates}
     for order in _rounds(list(candidates), repeats):
         for name in order:
-            fn = candidates[name]
+            candidate = candidates[name]
+            cleanups: list[Callable[[], Awaitable[None]]] = []
+            if isinstance(candidate, Fresh):
+                made = [candidate.make() for _ in range(number)]
+                calls = [call for call, _ in made]
+                cleanups = [cleanup for _, cleanup in made]
+            else:
+                calls = [candidate] * number
             gc.collect()
             started = time.perf_counter()
-            for _ in range(number):
-                await fn()
+            for call in calls:
+                await call()
             timings[name].samples.append((time.perf_counter() - started) / number)
+            del calls
+            for cleanup in cleanups:
+                await cleanup()
     return timings
+
+
+async def _once(candidate: AsyncCall | Fresh) -> None:
+    if isinstance(candidate, Fresh):
+        call, cleanup = candidate.make()
+        await call()
+        await cleanup()
+    else:
+        await candidate()
 
 
 @dataclass

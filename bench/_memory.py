@@ -13,6 +13,7 @@ from _decode import client_decode, client_decoder
 from _rivals import msgspec_lax, pydantic_adapter
 
 from vbo_async import Job
+from vbo_async._dialects import V1
 
 __all__ = ["run"]
 
@@ -66,8 +67,8 @@ def run(*, smoke: bool) -> list[str]:
     # shared windows, policies and links) is counted in what the row holds.
     one_decoder, consuming_decoder, page_decoder = client_decoder(), client_decoder(), client_decoder()
     first = orjson.dumps(orjson.loads(pages[0])[:1])
-    one_decoder.many(orjson.loads(first), Job)
-    consuming_decoder.many(orjson.loads(first), Job)
+    one_decoder.many(orjson.loads(first), Job, V1)
+    consuming_decoder.many(orjson.loads(first), Job, V1)
     decode_page = client_decode(page_decoder)
     decode_page(first)
     gc.collect()
@@ -80,14 +81,14 @@ def run(*, smoke: bool) -> list[str]:
     def one_array(trace: _Trace) -> object:
         parsed = orjson.loads(body)
         trace.parsed()
-        return one_decoder.many(parsed, Job)
+        return one_decoder.many(parsed, Job, V1)
 
     def one_array_consumed(trace: _Trace) -> object:
         # What Decoder.page does with a bare array (parse, then structure releasing each dict),
         # with the mark between the two phases that page itself has no place for.
         parsed = orjson.loads(body)
         trace.parsed()
-        return consuming_decoder.many(parsed, Job, consume=True)
+        return consuming_decoder.many(parsed, Job, V1, consume=True)
 
     def by_page(trace: _Trace) -> object:
         out: list[Job] = []

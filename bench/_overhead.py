@@ -43,13 +43,13 @@ async def _measure(
 ) -> dict[str, Timing]:
     """Interleaved rounds of the five measurements against transports from ``transport``."""
     async with (
-        VBOClient(BASE, username="admin", password="admin", transport=transport()) as vbo,
+        VBOClient(BASE, username="admin", password="admin", api_version="v1", transport=transport()) as vbo,
         httpx.AsyncClient(transport=transport(), base_url=BASE) as raw,
     ):
         token = await raw.post("/v1/Token", data=PASSWORD_FORM)
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         body = (await raw.get(path, headers=headers)).content
-        decode_body = client_decode(client_decoder())
+        decode_body = client_decode(client_decoder(), "v1")
         org_id = path.split("/")[3]
         assert len(await vbo.organization_jobs(org_id)) == len(json.loads(body)) == jobs
 

@@ -38,8 +38,8 @@ async def poll_sweep(
     A fresh client: the token request and the connections are part of the sweep."""
     started = time.perf_counter()
     jobs = resolved = 0
-    async with VBOClient(
-        server.base_url, username="admin", password="admin", max_concurrency=max_concurrency
+    async with VBOClient(  # v1, as the raw sweep (the default "auto" would speak v8)
+        server.base_url, username="admin", password="admin", api_version="v1", max_concurrency=max_concurrency
     ) as vbo:
         targets = [PollTarget(client=vbo, organization_id=org_id) for org_id in org_ids]
         async with poll_jobs(targets, concurrency=concurrency, follow=FOLLOW) as results:

@@ -37,6 +37,7 @@ from tests import test_hostile_sweeps as sweeps
 from tests.bombs import BOMBS
 from tests.test_hostile import Outcome, all_scenarios
 from tests.test_soak import FAULTS, MAX_CONCURRENCY, MAX_CONNECTIONS, RETRY, SoakFigures, run_soak
+from vbo_async._client import DEFAULT_MAX_PAGE_ITEMS
 
 FAULT_NAMES = {
     "error": "500/502/503",
@@ -283,8 +284,9 @@ def tiny_items_section() -> tuple[list[str], list[str]]:
         if found["raised"] != expected or (expected != "nothing" and ratio >= bodies.TINY_ITEMS_RSS_FACTOR):
             broken.append(f"tiny items, max_page_items={limit or 'default'}: {found}")
         message = f" ({found['message'].split(' (')[0]})" if found["raised"] != "nothing" else ""
+        shown = _n(int(limit)) if limit else f"{_n(DEFAULT_MAX_PAGE_ITEMS)} (default)"
         lines.append(
-            f"| {_n(int(limit)) if limit else '100,000 (default)'} | {found['raised']}{message} "
+            f"| {shown} | {found['raised']}{message} "
             f"| {_n(found['body_bytes'])} B | {_mib(found['rss_growth'])} | {ratio:.1f} |"
         )
     lines.append("")

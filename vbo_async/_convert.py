@@ -5,6 +5,12 @@ one `Dialect` and `make_converter` returns a fresh converter; each client owns i
 API version it meets (the global converter is never used). The models, nested models and enums
 are found from `_models.RESOURCES`; wire names come from the dialect, never from a list here.
 
+The client's hot path does not go through a converter: `FastHooks` binds, per client and version
+and only for the types asked for, the generated functions whose code `_Plans` makes once per
+process and version (structure functions, ``*Links`` functions, the finisher of derived values,
+the shared-policy cache). A converter is built for the detailed pass that explains a failure, and
+for unstructuring (``to_wire``); a non-detailed one structures through `FastHooks` as well.
+
 Tolerance: booleans as ``"true"``/``"false"`` strings, numbers as numeric strings, timestamps with
 7 fractional digits, a ``Z`` or ``z``, an offset or no zone (read as UTC), ``HH:MM[:SS]`` times,
 ``null`` anywhere but ``id``, unknown keys ignored, open enums. Hooks are written for the hot
@@ -29,16 +35,18 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, override
 
 from . import _models as m
-from ._dialects import Dialect, IdFromLink, LinkFromId
+from ._dialects import Dialect, IdFromLink, LinkFromId, Route
 from ._enums import OpenEnum
 from ._fastpath import (
     FastPathUnsupported,
     LinkSpec,
+    Plan,
     building_class,
     check_rules,
-    define,
-    make_fast_links_fn,
-    make_fast_structure_fn,
+    links_plan,
+    new_link,
+    plan,
+    structure_plan,
 )
 from ._links import Link, Navigator, ThroughLink
 
@@ -46,6 +54,7 @@ __all__ = [
     "ENUMS",
     "LINKS",
     "MODELS",
+    "FastHooks",
     "WireValueError",
     "configure_converter",
     "fast_path_rules_hold",
@@ -60,6 +69,10 @@ T = TypeVar("T")
 _POLICY_CACHE_SIZE = 4096
 _WINDOWS_PER_POLICY = 8
 _UNIFORM_WINDOWS = 64
+_LARGEST_UNIFORM = 4096
+_ABSENT = object()
+_WINDOW_OBJECT = object()
+_THROUGH_CACHE_SIZE = 65536
 
 
 # --- the registry, walked from the resources -------------------------------------------------------
@@ -273,15 +286,23 @@ def _enum_hook(cls: type[OpenEnum]) -> Callable[[Any, Any], OpenEnum | None]:
 class _Windows:
     """Backup windows (lists of 168 flags) as tuples of real booleans, cheaply.
 
-    Uniform windows (all true, all false) are recognised with C-level counts and shared. Any
-    other window of real JSON booleans becomes a tuple after one exactness check: the JSON text
-    of a list of ``n`` booleans, ``t`` of them true, is exactly ``1 + n + 4t + 5(n - t)`` bytes
-    long, and any entry that merely equals a boolean (``1``, ``0.0``) writes shorter. Anything
+    Uniform windows (all true, all false) are recognised with one list comparison against a list
+    of that many ``True`` (or ``False``): ``==`` compares identical entries by identity and stops
+    at the first difference, so a window that is not uniform costs a few comparisons here. Such
+    windows are shared (``1`` and ``1.0`` compare equal to ``True`` and read as ``True`` all the
+    same). Any other window is serialised with orjson (C, ~0.3 µs for 168 flags) and accepted as
+    it is when the JSON text holds nothing but ``true``, ``false``, commas and the one pair of
+    brackets (`_only_booleans`): then every entry is ``True`` or ``False`` itself, since a number,
+    a string, ``null``, an object or a nested array would write another character. Anything
     else goes through `_flags`, which converts what it can and names the first bad entry.
+
+    This replaces two ``list.count`` passes (each a rich comparison per entry that is not the
+    one counted, 0.7 µs for a mixed window) and a length check of the same JSON text: a window
+    seen for the first time costs about half as much, a uniform one a tenth.
     """
 
     def __init__(self) -> None:
-        self._uniform: dict[tuple[bool, int], tuple[bool, ...]] = {}
+        self._uniform: dict[int, tuple[list[bool], list[bool], tuple[bool, ...], tuple[bool, ...]]] = {}
 
     def structure(self, value: Any, _: object = None) -> tuple[bool, ...]:
         if value.__class__ is not list:
@@ -289,34 +310,48 @@ class _Windows:
                 return ()
             raise WireValueError(f"expected an array of booleans, got {_kind(value)}")
         size = len(value)
-        trues = value.count(True)
-        if trues == size:  # 1 and 1.0 count too, and read as True all the same
-            return self._shared(True, size)
-        falses = value.count(False)
-        if falses == size:
-            return self._shared(False, size)
-        if trues + falses == size and _all_bools(value, trues, falses):
+        uniform = self._uniform.get(size)
+        if uniform is None:
+            if size > _LARGEST_UNIFORM:
+                return _flags(value) if not _only_booleans(value) else tuple(value)
+            uniform = self._uniform_of(size)
+        if value == uniform[0]:
+            return uniform[2]
+        if value == uniform[1]:
+            return uniform[3]
+        if _only_booleans(value):
             return tuple(value)
         return _flags(value)
 
-    def _shared(self, flag: bool, size: int) -> tuple[bool, ...]:
-        found = self._uniform.get((flag, size))
-        if found is None:
-            found = (flag,) * size
-            if len(self._uniform) < _UNIFORM_WINDOWS:
-                self._uniform[(flag, size)] = found
-        return found
+    def uniform_list(self, flags: tuple[bool, ...]) -> list[bool] | None:
+        """The shared list of the uniform window ``flags`` is (by identity: `structure` returns
+        these shared tuples for uniform windows only), or None."""
+        uniform = self._uniform.get(len(flags))
+        if uniform is not None:
+            if flags is uniform[2]:
+                return uniform[0]
+            if flags is uniform[3]:
+                return uniform[1]
+        return None
+
+    def _uniform_of(self, size: int) -> tuple[list[bool], list[bool], tuple[bool, ...], tuple[bool, ...]]:
+        made = ([True] * size, [False] * size, (True,) * size, (False,) * size)
+        if len(self._uniform) < _UNIFORM_WINDOWS:
+            self._uniform[size] = made
+        return made
 
 
-def _all_bools(value: list[Any], trues: int, falses: int) -> bool:
-    """Whether every entry of ``value`` (``trues`` + ``falses`` of them equal to a boolean) is
-    ``True`` or ``False`` itself (see `_Windows`)."""
-    if not value:
-        return True
+_BOOLEAN_JSON = b"[],truefals"
+"""Every byte orjson writes for a flat array of booleans."""
+
+
+def _only_booleans(value: list[Any]) -> bool:
+    """Whether every entry of ``value`` is ``True`` or ``False`` itself (see `_Windows`)."""
     try:
-        return len(orjson.dumps(value)) == 1 + len(value) + 4 * trues + 5 * falses
+        text = orjson.dumps(value)
     except TypeError:  # not JSON-serialisable: certainly not all booleans
         return False
+    return text.find(b"[", 1) < 0 and not text.translate(None, _BOOLEAN_JSON)
 
 
 def _flags(values: list[Any]) -> tuple[bool, ...]:
@@ -414,10 +449,13 @@ def raw_reader(cls: type[Any], field: str, dialect: Dialect) -> Callable[[Any], 
     return read
 
 
-def _finisher(cls: type[Any], dialect: Dialect, navigator: Navigator) -> Callable[[Any], None] | None:
+def _reference_finisher(
+    cls: type[Any], dialect: Dialect, navigator: Navigator
+) -> Callable[[Any], None] | None:
     """The step filling ``cls``'s derived values (`IdFromLink`, `LinkFromId`, `LinkThrough`) in a
-    building instance, or None when the dialect derives nothing for ``cls``. The fast and the
-    detailed pass both run it."""
+    building instance, written plainly: the detailed pass runs it, and it is the reference the
+    fast pass's generated `_finish_plan` is tested against. None when the dialect derives nothing
+    for ``cls``."""
     derivations = dialect.derivations(cls)
     if not derivations:
         return None
@@ -455,16 +493,129 @@ def _finisher(cls: type[Any], dialect: Dialect, navigator: Navigator) -> Callabl
     return finish
 
 
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]+")
+"""Ids `urllib.parse.quote` leaves as they are (with ``safe=""``): a route renders them verbatim."""
+_ID_MARKER = "vbo0async0id0marker"
+
+
+def _href_parts(version: str, route: Route) -> tuple[str, ...] | None:
+    """The pieces ``/{version}/`` + ``route.render(id=i)`` is made of around an unquoted ``i``
+    (``i.join(parts)``), or None when the route does not render that way (then the fast pass
+    renders it as the reference does)."""
+    parts = tuple(f"/{version}/{route.render(id=_ID_MARKER)}".split(_ID_MARKER))
+    probe = "Probe-1.2_3~x"
+    if len(parts) < 2 or probe.join(parts) != f"/{version}/{route.render(id=probe)}":
+        return None
+    return parts
+
+
+def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
+    """`_reference_finisher` as generated code, for the fast pass (None when the dialect derives
+    nothing for ``cls``).
+
+    The same steps, without the generic ``getattr``/``setattr`` per link field: the links object
+    is copied slot by slot, an id-derived href is joined from pre-rendered pieces when the id
+    needs no quoting (`_UNQUOTED`, else the route renders it), the `ThroughLink` of a shared
+    ``via`` link (a job's repository) is made once per ``via`` and shared, as the links to shared
+    resources are, and an id read from a link's last path segment is remembered per href (a v1
+    job's organization and repository ids: ``urlsplit`` and ``unquote`` once per resource, not
+    per job). A property test compares both finishers on every dialect.
+    """
+    derivations = dialect.derivations(cls)
+    if not derivations:
+        return None
+    links_cls: Any = attrs.fields_dict(cls)["links"].type
+    link_fields = [field.name for field in attrs.fields(links_cls)]
+    specs = dict(zip(link_fields, _link_specs(links_cls, dialect), strict=True))
+    namespace: dict[str, Any] = {
+        "__new": object.__new__,
+        "__building_links": _BUILDING[links_cls],
+        "__links_cls": links_cls,
+        "__segment": _segment,
+        "__missing": _ABSENT,
+        "__unquoted": _UNQUOTED.fullmatch,
+        "__through": _through,
+    }
+    caches: list[str] = []
+    lines = ["def finish(r):", "    links = r.links"]
+    derived: dict[str, str] = {}
+    ids_first = sorted(enumerate(derivations), key=lambda pair: not isinstance(pair[1], IdFromLink))
+    for index, step in ids_first:  # as the reference: every id, then the links in order
+        if isinstance(step, IdFromLink):
+            if "__segments" not in caches:
+                caches.append("__segments")
+            lines += [
+                f"    if r.{step.field} is None:",
+                f"        l = links.{step.relation}",
+                "        if l is not None:",
+                "            s = __segments.get(h := l.href, __missing)",
+                f"            r.{step.field} = __segment(__segments, h) if s is __missing else s",
+            ]
+            continue
+        spec = specs[step.relation]
+        namespace[f"__L{index}"] = spec.link_class
+        namespace[f"__T{index}"] = spec.target
+        if isinstance(step, LinkFromId):
+            route, version = step.route, dialect.version
+            namespace[f"__render{index}"] = lambda i, route=route, version=version: (
+                f"/{version}/{route.render(id=i)}"
+            )
+            parts = _href_parts(version, route)
+            if parts is None:
+                href = f"__render{index}(r.id)"
+            else:
+                namespace[f"__parts{index}"] = parts
+                href = f"(i.join(__parts{index}) if __unquoted(i := r.id) else __render{index}(i))"
+            made = new_link(
+                f"l{index}", f"__L{index}", spec.link_class, href, step.relation, "__nav", f"__T{index}"
+            )
+            lines += [f"    {line}" for line in made]
+            derived[step.relation] = f"l{index}"
+        else:
+            caches.append(f"__t{index}")
+            shared = f"t if (t := __t{index}.get(v.href)) is not None and t.via is v"
+            make = f"__through(__t{index}, v, {step.then!r}, {step.relation!r}, __T{index})"
+            derived[step.relation] = f"(None if (v := links.{step.via}) is None else ({shared} else {make}))"
+    if derived:
+        lines.append("    c = __new(__building_links)")
+        lines += [f"    c.{name} = {derived.get(name, f'links.{name}')}" for name in link_fields]
+        lines += ["    c.__class__ = __links_cls", "    r.links = c"]
+    title = f"<vbo_async finish {cls.__name__} {dialect.version}>"
+    return plan(lines, namespace, title, "finish", caches=caches, params=("__nav",))
+
+
+def _segment(cache: dict[str, str | None], href: str) -> str | None:
+    """`last_segment` of ``href``, kept in ``cache`` (bounded): the links ids are read from are
+    mostly those to shared resources, so the same hrefs come back job after job."""
+    segment = last_segment(href)
+    if len(cache) < _THROUGH_CACHE_SIZE:
+        cache[href] = segment
+    return segment
+
+
+def _through(
+    cache: dict[str, Any], via: Link[Any], then: str, relation: str, target: Any
+) -> ThroughLink[Any]:
+    """A new `ThroughLink` via ``via``, kept in ``cache`` under ``via``'s href (bounded)."""
+    link: ThroughLink[Any] = ThroughLink(via, then, relation, target)
+    if len(cache) < _THROUGH_CACHE_SIZE:
+        cache[via.href] = link
+    return link
+
+
 def _finished(cls: type[T], fn: Callable[[Any, Any], T], finish: Callable[[Any], None] | None) -> Any:
-    """Wrap a cattrs structure function so the derived values are filled as in the fast pass."""
+    """Wrap a cattrs structure function so the derived values are filled as in the fast pass.
+
+    (Until the fast pass was compared with the detailed one on every version, this assigned
+    ``__class__`` on the frozen instance, which attrs refuses: the detailed pass could not build a
+    job at all, so a job the fast pass refused was reported with that error instead of its own.)"""
     if finish is None:
         return fn
     building = _BUILDING[cls]
 
     def structure(value: Any, type_: Any = cls) -> T:
         result: Any = fn(value, type_)
-        # The frozen class refuses assignments, ``__class__`` included: go around it (the
-        # building class then accepts them, see `building_class`).
+        # The frozen class refuses every assignment, __class__ included; object's does not.
         object.__setattr__(result, "__class__", building)
         finish(result)
         result.__class__ = cls
@@ -473,40 +624,224 @@ def _finished(cls: type[T], fn: Callable[[Any, Any], T], finish: Callable[[Any],
     return structure
 
 
-# --- the converter ----------------------------------------------------------------------------------
+# --- plans: the generated code of one dialect, made once per process ------------------------------
 
 
 def _unions(hook: Callable[[Any, Any], Any], tp: Any) -> dict[Any, Callable[[Any, Any], Any]]:
     return {tp: hook, tp | None: _optional(hook)}
 
 
+_STATIC_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {
+    **_unions(_str, str),
+    **_unions(_int, int),
+    **_unions(_float, float),
+    **_unions(_bool, bool),
+    **_unions(_datetime, dt.datetime),
+    **_unions(_time, dt.time),
+    **_unions(_tuple_of("strings", _str, str), tuple[str, ...]),
+}
+"""Hooks that hold no state: the same functions serve every client and dialect."""
+for _enum_cls in ENUMS:
+    _STATIC_HOOKS[_enum_cls] = _STATIC_HOOKS[_enum_cls | None] = _enum_hook(_enum_cls)
+del _enum_cls
+
+_WINDOW = tuple[bool, ...]
+
+
+def _hooked_types() -> tuple[Any, ...]:
+    """Every type a converter has a hook for (``X``, ``X | None``, ``tuple[X, ...]``...)."""
+    found: list[Any] = [*_STATIC_HOOKS, _WINDOW, *LINKS]
+    for cls in MODELS:
+        found += [cls, cls | None, tuple[cls, ...], tuple[cls, ...] | None]  # type: ignore[valid-type]
+    return tuple(found)
+
+
+class _Plans:
+    """What the fast pass generates for one dialect, none of it bound to a client: each plan is
+    made on first use and kept for the life of the process (see `_plans_for`), so a new client
+    only binds plans (`Plan.bind`) instead of generating and compiling code."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._made: dict[tuple[str, type], Plan | None] = {}
+
+    def _memo(self, kind: str, cls: type, make: Callable[[], Plan | None]) -> Plan | None:
+        key = (kind, cls)
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
+
+    def structure(self, cls: type) -> Plan | None:
+        """``cls``'s structure function, or None when the fast path cannot fill ``cls``."""
+
+        def make() -> Plan | None:
+            try:
+                return structure_plan(
+                    cls,
+                    _BUILDING[cls],
+                    self.dialect.wire_names(cls),
+                    _not_a_dict(cls),
+                    finish=bool(self.dialect.derivations(cls)),
+                    label=f" {self.dialect.version}",
+                )
+            except FastPathUnsupported:
+                return None
+
+        return self._memo("structure", cls, make)
+
+    def links(self, cls: type) -> Plan:
+        def make() -> Plan:
+            specs = _link_specs(cls, self.dialect)
+            return links_plan(cls, _BUILDING[cls], specs, _link_error, label=f" {self.dialect.version}")
+
+        made = self._memo("links", cls, make)
+        assert made is not None
+        return made
+
+    def finish(self, cls: type) -> Plan | None:
+        return self._memo("finish", cls, lambda: _finish_plan(cls, self.dialect))
+
+    def policies(self) -> Plan:
+        made = self._memo("policies", m.SchedulePolicy, lambda: _policies_plan(self.dialect))
+        assert made is not None
+        return made
+
+
+_PLANS: dict[str, _Plans] = {}
+
+
+def _plans_for(dialect: Dialect) -> _Plans:
+    """The plans of ``dialect``, kept per version for the dialect object itself (a different
+    dialect object of the same version, as tests make, replaces them)."""
+    found = _PLANS.get(dialect.version)
+    if found is None or found.dialect is not dialect:
+        found = _PLANS[dialect.version] = _Plans(dialect)
+    return found
+
+
+# --- the fast pass's hooks ---------------------------------------------------------------------------
+
+
+class FastHooks:
+    """The fast pass's structure hooks for one client (links follow via ``navigator``) and one
+    dialect, each built on first use from the dialect's plans.
+
+    A client that only lists jobs binds the hooks a `Job` needs (the job, its links, schedule
+    policy and windows) and nothing else; no cattrs converter is involved unless a model breaks
+    the fast path's rules (then cattrs' own function is built for it, as before). Caches that
+    share equal values between decoded objects (links to shared resources, schedule policies,
+    uniform windows) live here, one set per client and dialect.
+    """
+
+    def __init__(
+        self, navigator: Navigator, dialect: Dialect, converter: cattrs.Converter | None = None
+    ) -> None:
+        self._navigator = navigator
+        self._dialect = dialect
+        self._plans = _plans_for(dialect)
+        self._windows = _Windows()
+        self._hooks: dict[Any, Callable[[Any, Any], Any]] = {}
+        self._converter = converter
+
+    @property
+    def windows(self) -> _Windows:
+        """The window reader every window hook of these hooks goes through."""
+        return self._windows
+
+    def get(self, tp: Any) -> Callable[[Any, Any], Any]:
+        """The structure hook for exactly ``tp``; `FastPathUnsupported` for a type no model uses."""
+        hook = self._hooks.get(tp)
+        if hook is None:
+            hook = self._hooks[tp] = self._make(tp)
+        return hook
+
+    def _make(self, tp: Any) -> Callable[[Any, Any], Any]:
+        static = _STATIC_HOOKS.get(tp)
+        if static is not None:
+            return static
+        if tp == _WINDOW:
+            return self._windows.structure
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            members = [t for t in typing.get_args(tp) if t is not type(None)]
+            if len(members) == 1 and len(typing.get_args(tp)) == 2:
+                return _optional(self.get(members[0]))
+        elif origin is tuple:
+            item, *rest = typing.get_args(tp)
+            if rest == [Ellipsis] and item in MODELS:
+                return _tuple_of(item.__name__, self._later(item), item)
+        elif tp in LINKS:
+            return self._plans.links(tp).bind(__nav=self._navigator)
+        elif tp in MODELS:
+            return self._model(tp)
+        raise FastPathUnsupported(f"no structure hook for {tp!r}")
+
+    def _later(self, cls: type) -> Callable[[Any, Any], Any]:
+        """``cls``'s hook, bound when first called: a model that only comes in arrays a version
+        rarely or never sends (a v1 job's selected mailboxes) costs a new client nothing."""
+        bound: Callable[[Any, Any], Any] | None = None
+
+        def structure(value: Any, type_: Any = None) -> Any:
+            nonlocal bound
+            if bound is None:
+                bound = self.get(cls)
+            return bound(value, type_)
+
+        return structure
+
+    def _model(self, cls: type) -> Callable[[Any, Any], Any]:
+        finish_plan = self._plans.finish(cls)
+        finish = None if finish_plan is None else finish_plan.bind(__nav=self._navigator)
+        plan_ = self._plans.structure(cls)
+        if plan_ is None:  # cattrs' own function (a test asserts every model qualifies)
+            return _cattrs_model_hook(cls, self._cattrs(), self._dialect, finish)
+        fn = plan_.bind(self.get, __finish=finish) if finish is not None else plan_.bind(self.get)
+        if cls is m.SchedulePolicy:
+            fn = self._plans.policies().bind(
+                structure=fn, cache={}, count=[0], __uniform_list=self._windows.uniform_list
+            )
+        return fn
+
+    def _cattrs(self) -> cattrs.Converter:
+        if self._converter is None:
+            self._converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+            self.register(self._converter)
+        return self._converter
+
+    def register(self, converter: cattrs.Converter) -> None:
+        """Make ``converter`` structure through these hooks (each built when cattrs first asks)."""
+        for tp in _hooked_types():
+            converter.register_structure_hook_factory(_exactly(tp), self._factory(tp))
+
+    def _factory(self, tp: Any) -> Callable[[Any], Callable[[Any, Any], Any]]:
+        return lambda _: self.get(tp)
+
+
+def _exactly(tp: Any) -> Callable[[Any], bool]:
+    return lambda candidate: bool(candidate == tp)
+
+
+# --- the detailed pass and cattrs converters ---------------------------------------------------------
+
+
 def configure_converter(converter: cattrs.Converter, navigator: Navigator, dialect: Dialect) -> None:
-    """Register every hook for ``dialect`` on ``converter``; links follow via ``navigator``."""
-    windows = _Windows()
-    hooks: dict[Any, Callable[[Any, Any], Any]] = {
-        **_unions(_str, str),
-        **_unions(_int, int),
-        **_unions(_float, float),
-        **_unions(_bool, bool),
-        **_unions(_datetime, dt.datetime),
-        **_unions(_time, dt.time),
-        tuple[bool, ...]: windows.structure,
-        **_unions(_tuple_of("strings", _str, str), tuple[str, ...]),
-    }
-    for enum_cls in ENUMS:
-        hooks[enum_cls] = hooks[enum_cls | None] = _enum_hook(enum_cls)
-    label = f" {dialect.version}"
+    """Register every hook for ``dialect`` on ``converter``; links follow via ``navigator``.
+
+    A converter without detailed validation structures through `FastHooks` (built lazily); one
+    with it gets cattrs' own functions for the models, which collect every error with its path,
+    and the plainly written finisher (`_reference_finisher`)."""
+    if not converter.detailed_validation:
+        FastHooks(navigator, dialect, converter).register(converter)
+        _configure_unstructuring(converter, dialect)
+        return
+    plans = _plans_for(dialect)
+    hooks: dict[Any, Callable[[Any, Any], Any]] = {**_STATIC_HOOKS, _WINDOW: _Windows().structure}
     for links_cls in LINKS:
-        specs = _link_specs(links_cls, dialect)
-        hooks[links_cls] = make_fast_links_fn(
-            links_cls, _BUILDING[links_cls], specs, navigator, _link_error, label=label
-        )
+        hooks[links_cls] = plans.links(links_cls).bind(__nav=navigator)
     for tp, hook in hooks.items():
         _register(converter, tp, hook)
     for cls in MODELS:  # a nested model's hook exists before the models holding it
-        fn = _model_hook(cls, converter, navigator, dialect)
-        if cls is m.SchedulePolicy and not converter.detailed_validation:
-            fn = _shared_policies(fn, dialect)
+        fn = _cattrs_model_hook(cls, converter, dialect, _reference_finisher(cls, dialect, navigator))
         _register(converter, cls, fn)
         _register(converter, cls | None, _optional(fn))
         many = _tuple_of(cls.__name__, fn, cls)
@@ -515,24 +850,11 @@ def configure_converter(converter: cattrs.Converter, navigator: Navigator, diale
     _configure_unstructuring(converter, dialect)
 
 
-def _model_hook(
-    cls: type[Any], converter: cattrs.Converter, navigator: Navigator, dialect: Dialect
+def _cattrs_model_hook(
+    cls: type[Any], converter: cattrs.Converter, dialect: Dialect, finish: Callable[[Any], None] | None
 ) -> Callable[[Any, Any], Any]:
+    """cattrs' own structure function for ``cls``, reading every wire spelling, then ``finish``."""
     names = dialect.wire_names(cls)
-    finish = _finisher(cls, dialect, navigator)
-    if not converter.detailed_validation:
-        try:
-            return make_fast_structure_fn(
-                cls,
-                _BUILDING[cls],
-                converter,
-                names,
-                _not_a_dict(cls),
-                finish,
-                label=f" {dialect.version}",
-            )
-        except FastPathUnsupported:
-            pass  # cattrs' own function below (tests assert every model qualifies)
     overrides = {
         name: override(rename=spellings[0]) if spellings else override(omit=True)
         for name, spellings in names.items()
@@ -542,77 +864,165 @@ def _model_hook(
     return _finished(cls, _aliasing(cls, fn, alternatives), finish)  # type: ignore[no-any-return]
 
 
-def _shared_policies(structure: Callable[[Any, Any], T], dialect: Dialect) -> Callable[[Any, Any], T]:
+def _policy_windows(dialect: Dialect) -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
+    """(window field, its wire spellings, flags field, its wire spellings) for every window array
+    of a `SchedulePolicy`, in field order (v8: the backup and the periodic window)."""
+    names = dialect.wire_names(m.SchedulePolicy)
+    window_names = dialect.wire_names(m.BackupWindow)
+    return [
+        (window.name, names[window.name], flags.name, window_names[flags.name])
+        for window in attrs.fields(m.SchedulePolicy)
+        if m.BackupWindow in _members(window.type) and names[window.name]
+        for flags in attrs.fields(m.BackupWindow)
+        if flags.type == tuple[bool, ...] and window_names[flags.name]
+    ]
+
+
+def _first_present(variable: str, getter: str, spellings: tuple[str, ...], indent: str) -> list[str]:
+    """Lines setting ``variable`` to the value of the first spelling present (``__missing`` if
+    none is), as the structure functions read it."""
+    lines = [f"{indent}{variable} = {getter}({spellings[0]!r}, __missing)"]
+    for other in spellings[1:]:
+        lines += [
+            f"{indent}if {variable} is __missing:",
+            f"{indent}    {variable} = {getter}({other!r}, __missing)",
+        ]
+    return lines
+
+
+def _policies_plan(dialect: Dialect) -> Plan:
     """Share one `SchedulePolicy` between jobs whose wire policies are the same.
 
     A sweep's jobs use a handful of schedules, so a policy is looked up instead of rebuilt: a
     third of the cost of a job and most of its memory. The key is every scalar of the policy and
     of its windows, read under every spelling the dialect knows and paired with its type (so
-    ``1`` and ``true`` stay apart); under it sit the few window arrays seen with those scalars,
-    compared with the wire arrays in one C-level ``==``. Keys and spellings come from the models
-    and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the key.
-    Anything unusual (a window that is not an object, an unhashable scalar) is structured as
-    usual, which also reports the error.
+    ``1`` and ``true`` stay apart), in one flat tuple; under it sit the few window arrays seen
+    with those scalars, compared with the wire arrays in one C-level ``==``. Each window and each
+    array is the one the structure functions read (the first spelling present), and whether a
+    window object is absent, ``null`` or an object is part of the key (with a second spelling, an
+    absent first one reads the second, a ``null`` one does not). Keys and spellings come from the
+    models and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the
+    key. Anything unusual (a window that is not an object, an unhashable scalar) is structured as
+    usual, which also reports the error. Bound with the policy's structure function, the cache
+    (one per client: wire key -> the (window arrays..., policy) entries seen; at most
+    `_POLICY_CACHE_SIZE` entries, `_WINDOWS_PER_POLICY` per key), its count and the windows'
+    ``uniform_list``. A hit costs no call beyond the generated function; a miss, the policy's
+    structure function.
+
+    Each array is kept in a form to compare later wire arrays with, found in O(1) from the
+    policy just built: a uniform window (its flags are `_Windows`' shared tuple) as the shared
+    list of the same flags, compared with a wire list in one C-level ``==`` (identical entries
+    compare by identity); any other as the policy's own flags tuple, compared with the wire list
+    made a tuple. The wire lists are never kept, so nothing the caller owns (``from_wire``'s
+    lists may be changed and passed again) is, and nothing is copied.
     """
     names = dialect.wire_names(m.SchedulePolicy)
     window_names = dialect.wire_names(m.BackupWindow)
-    window_fields = {f.name for f in attrs.fields(m.SchedulePolicy) if m.BackupWindow in _members(f.type)}
-    array_fields = {f.name for f in attrs.fields(m.BackupWindow) if f.type == tuple[bool, ...]}
+    windows = _policy_windows(dialect)
+    window_fields = list(dict.fromkeys(window for window, *_ in windows))
+    flags_fields = {flags for *_, flags, _ in windows}
     scalars = [key for name, keys in names.items() if name not in window_fields for key in keys]
-    windows = [key for name in window_fields for key in names[name]]
-    window_scalars = [key for name, keys in window_names.items() if name not in array_fields for key in keys]
-    window_arrays = [key for name in array_fields for key in window_names[name]]
+    window_scalars = [key for name, keys in window_names.items() if name not in flags_fields for key in keys]
     lines = [
         "def structure_shared(o, t=None):",
         "    if o.__class__ is not dict:",
         "        return structure(o, t)",
+        "    g = o.get",
     ]
-    lines.append("    g = o.get")
     key_parts = [f"(v := g({key!r})), v.__class__" for key in scalars]
     array_parts: list[str] = []
-    for index, key in enumerate(windows):
-        arrays = [f"a{index}_{n}" for n in range(len(window_arrays))]
+    for index, window in enumerate(window_fields):
+        arrays = [n for n, (name, *_) in enumerate(windows) if name == window]
+        scalar_names = [f"s{index}_{n}" for n in range(len(window_scalars))]
+        class_names = [f"c{index}_{n}" for n in range(len(window_scalars))]
+        lines += _first_present(f"w{index}", "g", names[window], "    ")
         lines += [
-            f"    w{index} = g({key!r})",
-            f"    if w{index} is None:",
-            f"        k{index} = {' = '.join(arrays)} = None",
-            f"    elif w{index}.__class__ is dict:",
+            f"    if w{index}.__class__ is dict:",
             f"        x = w{index}.get",
-            f"        k{index} = ({', '.join(f'(v := x({k!r})), v.__class__' for k in window_scalars)},)",
-            *(f"        {name} = x({k!r})" for name, k in zip(arrays, window_arrays, strict=True)),
+            f"        m{index} = __object",
+            *(
+                f"        {s} = (v := x({key!r})); {c} = v.__class__"
+                for s, c, key in zip(scalar_names, class_names, window_scalars, strict=True)
+            ),
+        ]
+        for n in arrays:
+            lines += _first_present(f"a{n}", "x", windows[n][3], "        ")
+        lines += [
+            f"    elif w{index} is None or w{index} is __missing:",
+            f"        m{index} = w{index}",
+            f"        {' = '.join([*scalar_names, *class_names, *(f'a{n}' for n in arrays)])} = None",
             "    else:",
             "        return structure(o, t)",
         ]
-        key_parts.append(f"k{index}")
-        array_parts += arrays
+        key_parts += [f"m{index}", *(f"{s}, {c}" for s, c in zip(scalar_names, class_names, strict=True))]
+        array_parts += [f"a{n}" for n in arrays]
     lines += [
         f"    key = ({', '.join(key_parts)},)",
-        f"    arrays = [{', '.join(array_parts)}]",
-        "    return lookup(o, t, key, arrays)",
+        "    try:",
+        "        known = cache.get(key)",
+        "    except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why",
+        "        return structure(o, t)",
     ]
-    cache: dict[tuple[Any, ...], list[tuple[list[Any], T]]] = {}
-    remembered = 0
-
-    def lookup(value: Any, type_: Any, key: tuple[Any, ...], arrays: list[Any]) -> T:
-        nonlocal remembered
-        try:
-            known = cache.get(key)
-        except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why
-            return structure(value, type_)
-        if known is not None:
-            for cached, shared in known:
-                if arrays == cached:  # 1 == True: the hooks read such a window as these flags too
-                    return shared
-        policy = structure(value, type_)
-        if remembered < _POLICY_CACHE_SIZE and (known is None or len(known) < _WINDOWS_PER_POLICY):
-            # Copies: the caller owns the wire lists (from_wire's may be changed and passed again).
-            kept = [list(array) if array.__class__ is list else array for array in arrays]
-            cache.setdefault(key, []).append((kept, policy))
-            remembered += 1
-        return policy
-
-    namespace: dict[str, Any] = {"structure": structure, "lookup": lookup}
-    return define(lines, namespace, f"<vbo_async shared policies {dialect.version}>", "structure_shared")
+    # A kept array is a uniform window's shared list (compared as a list, in C), a non-uniform
+    # window's flags tuple (the wire list, made a tuple, compared with it: 1 == True, and the
+    # hooks read such a window as these flags too) or the wire's None / absent marker. An entry
+    # is (kept arrays..., policy); the cache holds the one entry of a key as it is, and a list of
+    # them once a key has several (fewer objects: those a sweep makes are walked by the collector).
+    matches = (
+        " and ".join(
+            f"(a{n} == c if (c := e[{n}]).__class__ is not tuple "
+            f"else a{n}.__class__ is list and tuple(a{n}) == c)"
+            for n in range(len(windows))
+        )
+        or "True"
+    )
+    lines += [
+        "    if known is not None:",
+        "        if known.__class__ is tuple:",
+        "            e = known",
+        f"            if {matches}:",
+        "                return e[-1]",
+        "        else:",
+        "            for e in known:",
+        f"                if {matches}:",
+        "                    return e[-1]",
+        "            if len(known) >= __per_key:",
+        "                return structure(o, t)",
+        "    p = structure(o, t)",
+        "    if count[0] >= __limit:",
+        "        return p",
+        "    count[0] += 1",
+    ]
+    # What to keep of each array, found in O(1) from the policy just built: a uniform window (its
+    # flags are the shared tuple) as the shared list of the same flags, any other as its flags
+    # tuple, which the policy holds anyway: nothing is copied, and nothing new is left for the
+    # garbage collector to walk (a kept list of 168 flags cost it as much as the tuple itself).
+    for n, (window, _, flags, _) in enumerate(windows):
+        lines += [
+            f"    if a{n}.__class__ is list and (b := p.{window}) is not None:",
+            f"        k{n} = f if (u := __uniform_list(f := b.{flags})) is None else u",
+            "    else:",
+            f"        k{n} = a{n}",
+        ]
+    entry = f"({''.join(f'k{n}, ' for n in range(len(windows)))}p)"
+    lines += [
+        "    if known is None:",
+        f"        cache[key] = {entry}",
+        "    elif known.__class__ is tuple:",
+        f"        cache[key] = [known, {entry}]",
+        "    else:",
+        f"        known.append({entry})",
+        "    return p",
+    ]
+    namespace = {
+        "__missing": _ABSENT,
+        "__object": _WINDOW_OBJECT,
+        "__limit": _POLICY_CACHE_SIZE,
+        "__per_key": _WINDOWS_PER_POLICY,
+    }
+    title = f"<vbo_async shared policies {dialect.version}>"
+    params = ("structure", "cache", "count", "__uniform_list")
+    return plan(lines, namespace, title, "structure_shared", params=params)
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
@@ -656,7 +1066,7 @@ def _register(converter: cattrs.Converter, tp: Any, hook: Callable[[Any, Any], A
     if isinstance(tp, type) and not typing.get_args(tp):
         converter.register_structure_hook(tp, hook)
     else:
-        converter.register_structure_hook_func(lambda candidate: candidate == tp, hook)
+        converter.register_structure_hook_func(_exactly(tp), hook)
 
 
 def _aliasing(
@@ -682,7 +1092,8 @@ def _aliasing(
 
 def make_converter(navigator: Navigator, dialect: Dialect, *, detailed: bool = False) -> cattrs.Converter:
     """A fresh converter for ``dialect``. ``detailed`` collects every error with its path
-    (slower); the client decodes with a fast one and only re-runs a failure through a detailed one.
+    (slower); the client decodes with `FastHooks` and only re-runs a failure through a detailed
+    converter.
     """
     converter = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
     configure_converter(converter, navigator, dialect)

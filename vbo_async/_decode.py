@@ -1,16 +1,17 @@
 """Decoding response bodies into models: a fast pass, and a detailed pass only to explain failures.
 
-Each API version the client meets gets its own pair of converters (wire names differ). The fast
-converter runs without cattrs' detailed validation. When it fails, the same value is run through
-a detailed converter, whose error tree is turned into one `DecodeError` naming the path in wire
-names (``$[1].schedulePolicy.retryNumber``) and the URL. Both passes accept the same input; a
+Each API version the client meets gets its own hooks (wire names differ). The fast pass is
+`FastHooks`: generated functions without cattrs' detailed validation, bound on first use from
+plans generated once per process, so a new client decodes its first page without building a
+converter. When it fails, the same value is run through a detailed cattrs converter, whose error
+tree is turned into one `DecodeError` naming the path in wire names
+(``$[1].schedulePolicy.retryNumber``) and the URL. Both passes accept the same input; a
 value the fast pass refused but the detailed pass accepted is counted in `Decoder.fallbacks` and
 logged at debug level, so a disagreement (or an input that is slow for no reason) shows.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 from collections.abc import Callable, Iterator
@@ -27,11 +28,11 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
-from ._convert import WireValueError, make_converter, wire_name
+from ._convert import FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import DecodeError
 from ._links import Navigator
-from ._pages import count_containers, split_page
+from ._pages import more_containers_than, split_page
 
 __all__ = ["Decoder", "parse_json"]
 
@@ -63,11 +64,13 @@ def parse_json(body: bytes, *, method: str | None = None, url: str | None = None
 
 class Decoder:
     """Turns parsed JSON into models for one client (its links follow through ``navigator``),
-    with one pair of converters per API version, built on first use."""
+    with the fast hooks, a detailed converter and an unstructuring converter per API version,
+    each built on first use."""
 
     def __init__(self, navigator: Navigator) -> None:
         self._navigator = navigator
-        self._fast: dict[str, cattrs.Converter] = {}
+        self._fast: dict[str, FastHooks] = {}
+        self._wire: dict[str, cattrs.Converter] = {}
         self._detailed: dict[str, cattrs.Converter] = {}
         self._hooks: dict[tuple[str, type[Any]], Any] = {}
         self.fallbacks = 0
@@ -92,11 +95,10 @@ class Decoder:
         `DecodeError`, and so is a body that could hold more than `CONTAINERS_PER_ITEM` times as
         many JSON objects and arrays, refused before it is parsed. Below that bound a page is
         parsed before its items are counted, and parsed JSON can take 30 times its size: a page
-        of a million ``{"id":"x"}`` (11 MB, a million containers) costs about 300 MB before it is
-        refused at the default of 100,000; ten million would be refused unparsed."""
-        if (
-            max_items is not None
-            and count_containers(body) > CONTAINERS_PER_ITEM * max_items + _PAGE_CONTAINERS
+        of a hundred thousand ``{"id":"x"}`` (1.1 MB) costs about 30 MB before it is refused at a
+        ``max_items`` of 50,000 (the default), a million would be refused unparsed."""
+        if max_items is not None and more_containers_than(
+            body, CONTAINERS_PER_ITEM * max_items + _PAGE_CONTAINERS
         ):
             raise DecodeError(
                 f"the page has more JSON objects and arrays than {max_items} items can hold "
@@ -166,19 +168,19 @@ class Decoder:
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:
         """``dialect``'s wire JSON of a model, a list of models, or anything JSON already."""
-        return self._converter(dialect).unstructure(model)
-
-    def _converter(self, dialect: Dialect) -> cattrs.Converter:
-        converter = self._fast.get(dialect.version)
+        converter = self._wire.get(dialect.version)
         if converter is None:
-            converter = self._fast[dialect.version] = make_converter(self._navigator, dialect)
-        return converter
+            converter = self._wire[dialect.version] = make_converter(self._navigator, dialect)
+        return converter.unstructure(model)
 
     def _hook(self, cls: type[Any], dialect: Dialect) -> Any:
         key = (dialect.version, cls)
         hook = self._hooks.get(key)
         if hook is None:
-            hook = self._hooks[key] = self._converter(dialect).get_structure_hook(cls)
+            hooks = self._fast.get(dialect.version)
+            if hooks is None:
+                hooks = self._fast[dialect.version] = FastHooks(self._navigator, dialect)
+            hook = self._hooks[key] = hooks.get(cls)
         return hook
 
     def _explain(
@@ -230,23 +232,26 @@ def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str
     return filled
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
+class _no_gc:
     """Pause the cyclic garbage collector while a batch is structured.
 
     Structuring allocates several tracked objects per item while the parsed JSON is alive, so
     the collector would repeatedly traverse every list and dict of the batch (a third of the
     decoding time, measured); nothing structured here can form a cycle worth collecting. The
-    previous state is restored, also when the collector was already off.
+    previous state is restored, also when the collector was already off. (A class, not a
+    generator-based context manager: entered twice per page, that cost a few microseconds.)
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+
+    __slots__ = ("_paused",)
+
+    def __enter__(self) -> None:
+        self._paused = gc.isenabled()
+        if self._paused:
+            gc.disable()
+
+    def __exit__(self, *_: object) -> None:
+        if self._paused:
+            gc.enable()
 
 
 def _leaves(exc: BaseException, path: str, cls: type[Any], dialect: Dialect) -> Iterator[tuple[str, str]]:

@@ -3,11 +3,12 @@
 cattrs' own generated functions build a keyword dict per object and pass a type to every hook;
 on the hot path (thousands of jobs per sweep) that is most of the cost. These functions read each
 wire key once (the spellings a dialect gives, in order), inline the common cases (a ``str``/
-``int``/``bool`` already of the right type, ``null``, an ISO timestamp with a zone), call the
-converter's hook otherwise, and fill the object's slots directly. They do no detailed
+``int``/``bool`` already of the right type, ``null``, an ISO timestamp with a zone, a time of
+day), call the converter's hook otherwise, and fill the object's slots directly. They do no detailed
 validation: on any failure the decoder re-runs a detailed cattrs pass to name the path. Both
-passes share the same hooks, the same wire names (from the dialect) and the same ``finish`` step,
-so they accept the same input and build equal objects; a property test per dialect compares them.
+passes share the same hooks and the same wire names (from the dialect), and fill derived values
+with the same steps (generated for the fast pass, written plainly for the detailed one), so they
+accept the same input and build equal objects; property tests on every dialect compare them.
 
 They rely on rules `check_rules` verifies when a function is generated: the class is a slotted
 attrs class without ``__attrs_post_init__``, and no field has a converter, a validator,
@@ -21,7 +22,12 @@ which the interpreter turns into direct slot stores; the finished object is then
 class (``__class__`` assignment, allowed between classes of the same layout). For eight fields
 that takes 0.4x the time of the descriptor calls and 0.25x that of attrs' own frozen ``__init__``.
 
-Generated source is registered with `linecache`, so tracebacks through it show the code.
+Generation is split in two, so that a new client pays almost nothing for it: a `Plan` is the
+compiled code, made once per process and dialect (see `_convert`), of a factory that returns the
+function; `Plan.bind` calls the factory with one client's hooks, navigator and caches, which the
+function reads as closure cells (a few microseconds per function). Every client's copy shares one
+code object and one globals dict of static values. Generated source is registered with `linecache`
+once, so tracebacks through it show the code.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import cattrs
 
 from ._enums import OpenEnum
 from ._links import Link
@@ -45,11 +50,14 @@ from ._links import Link
 __all__ = [
     "FastPathUnsupported",
     "LinkSpec",
+    "Plan",
     "building_class",
     "check_rules",
-    "define",
-    "make_fast_links_fn",
-    "make_fast_structure_fn",
+    "fills_like_link",
+    "links_plan",
+    "new_link",
+    "plan",
+    "structure_plan",
 ]
 
 log = logging.getLogger("vbo_async")
@@ -94,20 +102,21 @@ def _default_source(field: attrs.Attribute[Any], index: int, namespace: dict[str
     return f"__d{index}"
 
 
-def make_fast_structure_fn(
+def structure_plan(
     cls: type[Any],
     building: type[Any],
-    converter: cattrs.Converter,
     names: Mapping[str, tuple[str, ...]],
     not_a_dict: Callable[[Any], Exception],
-    finish: Callable[[Any], None] | None = None,
     *,
+    finish: bool = False,
     label: str = "",
-) -> Callable[[Any, Any], Any]:
-    """A ``(value, type) -> cls`` function reading each field under its wire spellings
-    (``names``: attribute -> spellings, the first read first; empty: not on the wire), filling an
-    instance of ``building`` (its `building_class`), then calling ``finish`` on it (derived
-    values) before it takes its real class. Raises `FastPathUnsupported` (see `check_rules`)."""
+) -> Plan:
+    """The plan of a ``(value, type) -> cls`` function reading each field under its wire
+    spellings (``names``: attribute -> spellings, the first read first; empty: not on the wire),
+    filling an instance of ``building`` (its `building_class`), then, with ``finish``, calling the
+    ``__finish`` value of the binding on it (derived values) before it takes its real class.
+    Binding it needs the structure hook of every field's type. Raises `FastPathUnsupported` (see
+    `check_rules`)."""
     check_rules(cls)
     namespace: dict[str, Any] = {
         "__cls": cls,
@@ -116,7 +125,9 @@ def make_fast_structure_fn(
         "__not_a_dict": not_a_dict,
         "__missing": _MISSING,
         "__fromiso": dt.datetime.fromisoformat,
+        "__fromisotime": dt.time.fromisoformat,
     }
+    hooks: list[tuple[str, Any]] = []
     lines = [
         "def structure(o, _=None):",
         "    if o.__class__ is not dict:",
@@ -144,11 +155,12 @@ def make_fast_structure_fn(
             indent = "        "
         else:
             indent = "    "
-        lines += [indent + line for line in _store(field, f"__h{index}", namespace, converter)]
-    if finish is not None:
-        namespace["__finish"] = finish
+        lines += [indent + line for line in _store(field, f"__h{index}", namespace, hooks)]
+    if finish:
         lines.append("    __finish(r)")
-    return _define(lines, namespace, f"<vbo_async fast structure {cls.__name__}{label}>")
+    lines += ["    r.__class__ = __cls", "    return r"]
+    title = f"<vbo_async fast structure {cls.__name__}{label}>"
+    return plan(lines, namespace, title, "structure", hooks=hooks, params=("__finish",) if finish else ())
 
 
 def _read(spellings: tuple[str, ...], *, plain_absent: bool) -> str:
@@ -160,14 +172,15 @@ def _read(spellings: tuple[str, ...], *, plain_absent: bool) -> str:
 
 
 def _store(
-    field: attrs.Attribute[Any], hook_name: str, namespace: dict[str, Any], converter: cattrs.Converter
+    field: attrs.Attribute[Any], hook_name: str, namespace: dict[str, Any], hooks: list[tuple[str, Any]]
 ) -> list[str]:
-    """Statements structuring ``v`` into ``r.<field>`` (inline where cheap, else the hook)."""
+    """Statements structuring ``v`` into ``r.<field>`` (inline where cheap, else the hook of the
+    field's type, which the binding puts under ``hook_name``)."""
     tp = field.type
     members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
     optional = type(None) in members
     inner = next(t for t in members if t is not type(None)) if members else tp
-    namespace[hook_name] = converter.get_structure_hook(inner)
+    hooks.append((hook_name, inner))
     call = f"{hook_name}(v, None)"
     target = f"r.{field.name}"
     none = " or v is None" if optional else ""
@@ -198,6 +211,19 @@ def _store(
             f"    {target} = {call}",
         ]
         return lines
+    if inner is dt.time:
+        # A time of day ``HH:MM[:SS]`` Python parses, inline; anything else goes to the hook.
+        lines = ["if v is None:", f"    {target} = None", "elif v.__class__ is str:"] if optional else []
+        lines += ["if v.__class__ is str:"] if not optional else []
+        lines += [
+            "    try:",
+            f"        {target} = __fromisotime(v)",
+            "    except ValueError:",
+            f"        {target} = {call}",
+            "else:",
+            f"    {target} = {call}",
+        ]
+        return lines
     if inner in _INLINE_CLASS:
         return [f"{target} = v if v.__class__ is {_INLINE_CLASS[inner]}{none} else {call}"]
     if isinstance(inner, type) and issubclass(inner, OpenEnum):
@@ -222,32 +248,33 @@ class LinkSpec:
     target: type[Any] | None
 
 
-def make_fast_links_fn(
+def links_plan(
     cls: type[Any],
     building: type[Any],
     spec: list[LinkSpec],
-    navigator: object,
     error: Callable[[str, Any], Exception],
     *,
     label: str = "",
-) -> Callable[[Any, Any], Any]:
-    """A ``(value, type) -> cls`` function for a ``*Links`` class (``spec`` in field order).
+) -> Plan:
+    """The plan of a ``(value, type) -> cls`` function for a ``*Links`` class (``spec`` in field
+    order); binding it needs the navigator links follow through (``__nav``).
 
     An entry that is missing, ``null`` or ``{"href": null}`` gives ``None``, as does (with a
     warning) one that is not ``{"href": "..."}``; ``error("_links", value)`` builds the exception
     for a ``_links`` that is not an object. Used by the fast and the detailed converters alike.
+    Links to shared resources are kept per href in a cache of each binding (links hold their
+    client, so no two clients share one).
     """
     check_rules(cls)
     namespace: dict[str, Any] = {
         "__cls": cls,
         "__building": building,
         "__new": object.__new__,
-        "__empty": cls(),
-        "__nav": navigator,
+        "__empty": cls(),  # immutable and client-free: shared by every binding
         "__error": error,
         "__absent": _absent_link,
-        "__remember": _remember,
     }
+    caches: list[str] = []
     lines = [
         "def structure(o, _=None):",
         "    if o.__class__ is not dict:",
@@ -269,24 +296,69 @@ def make_fast_links_fn(
         lines.append(f"    e = g({key!r})")
         for other in link.spellings[1:]:
             lines.append(f"    if e is None: e = g({other!r})")
-        href = "(e.get('href') if e.__class__ is dict else e)"
-        make = f"__L{index}(h, {key!r}, __nav, __T{index})"
+        make = new_link("l", f"__L{index}", link.link_class, "h", key, "__nav", f"__T{index}")
         if key != "self" and link.link_class is Link:
             # Links to shared resources (a job's organization, repository) repeat across a
             # sweep: one immutable Link per href serves them all.
-            namespace[f"__c{index}"] = {}
-            make = f"(__c{index}.get(h) or __remember(__c{index}, h, {make}))"
-        lines.append(
-            f"    r.{field.name} = None if e is None else "
-            f"({make} if (h := {href}).__class__ is str else __absent(h, {key!r}, e))"
-        )
-    return _define(lines, namespace, f"<vbo_async fast links {cls.__name__}{label}>")
+            cache = f"__c{index}"
+            caches.append(cache)
+            make = [
+                f"l = {cache}.get(h)",
+                "if l is None:",
+                *(f"    {line}" for line in make),
+                f"    if len({cache}) < {_LINK_CACHE_SIZE}:",
+                f"        {cache}[h] = l",
+            ]
+        lines += [
+            "    if e is None:",
+            f"        r.{field.name} = None",
+            "    else:",
+            "        h = e.get('href') if e.__class__ is dict else e",
+            "        if h.__class__ is str:",
+            *(f"            {line}" for line in make),
+            f"            r.{field.name} = l",
+            "        else:",
+            f"            r.{field.name} = __absent(h, {key!r}, e)",
+        ]
+    lines += ["    r.__class__ = __cls", "    return r"]
+    title = f"<vbo_async fast links {cls.__name__}{label}>"
+    return plan(lines, namespace, title, "structure", caches=caches, params=("__nav",))
 
 
-def _remember(cache: dict[str, Any], href: str, link: Any) -> Any:
-    if len(cache) < _LINK_CACHE_SIZE:
-        cache[href] = link
-    return link
+def new_link(
+    variable: str,
+    class_name: str,
+    link_class: type[Any],
+    href: str,
+    relation: str,
+    navigator: str,
+    target: str,
+) -> list[str]:
+    """Statements setting ``variable`` to a new link (the names are those of the generated code).
+
+    A `Link` whose class adds nothing to `Link`'s construction (no ``__init__``, ``__new__`` or
+    slots of its own, as `CollectionLink`) is made as `Link.__init__` makes it, by four slot
+    stores into a bare instance: no call to the class, no frame for ``__init__``. Any other link
+    class is called. A test compares both ways for every link class the models use."""
+    if not fills_like_link(link_class):
+        return [f"{variable} = {class_name}({href}, {relation!r}, {navigator}, {target})"]
+    return [
+        f"{variable} = __new({class_name})",
+        f"{variable}.href = {href}",
+        f"{variable}.relation = {relation!r}",
+        f"{variable}._navigator = {navigator}",
+        f"{variable}._target = {target}",
+    ]
+
+
+def fills_like_link(link_class: type[Any]) -> bool:
+    """Whether instances of ``link_class`` are built exactly by `Link.__init__`'s four stores."""
+    if not (isinstance(link_class, type) and issubclass(link_class, Link)):
+        return False
+    for klass in link_class.__mro__[: link_class.__mro__.index(Link)]:
+        if vars(klass).get("__slots__") != () or {"__init__", "__new__", "__setattr__"} & set(vars(klass)):
+            return False
+    return Link.__new__ is object.__new__ and Link.__setattr__ is object.__setattr__
 
 
 def _absent_link(href: Any, key: str, entry: Any) -> None:
@@ -298,20 +370,68 @@ def _absent_link(href: Any, key: str, entry: Any) -> None:
     return None
 
 
-def _define(lines: list[str], namespace: dict[str, Any], title: str) -> Callable[[Any, Any], Any]:
-    """Finish a generated ``structure`` function (the filled object takes its real class ``__cls``
-    and is returned) and define it."""
-    return define([*lines, "    r.__class__ = __cls", "    return r"], namespace, title, "structure")
+@attrs.frozen(eq=False)
+class Plan:
+    """A generated function, compiled once, with what every client's copy of it shares.
+
+    The source defines a factory, ``__bind(<params>)``, around the function: what differs from
+    client to client (structure hooks, the navigator, caches, a finisher) arrives as the factory's
+    parameters and is read by the function as closure cells; what does not (classes, defaults,
+    enum tables) sits in one globals dict, ``static``, shared by every copy. So each client has
+    its own function object, but all copies share one code object and one globals dict: the
+    specialising interpreter's caches for global names stay valid whichever client runs the code
+    (with a globals dict per client, as before, they were invalidated each time another client's
+    copy ran, and every global name was looked up again).
+
+    ``hooks`` names, per parameter, the type whose structure hook `bind` passes there;
+    ``caches`` are parameters given a new empty dict per binding; ``params`` lists the others,
+    which `bind` takes by name.
+    """
+
+    factory: Callable[..., Callable[..., Any]]
+    name: str
+    hooks: tuple[tuple[str, Any], ...] = ()
+    caches: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+
+    def bind(self, hook_for: Callable[[Any], Any] | None = None, /, **values: Any) -> Callable[..., Any]:
+        """A new copy of the function: ``hook_for(tp)`` for each hook, a new dict for each cache,
+        and ``values`` for the other parameters (by name)."""
+        if len(values) != len(self.params) or (self.hooks and hook_for is None):
+            raise TypeError(
+                f"binding {self.name} needs hooks and {sorted(self.params)}, got {sorted(values)}"
+            )
+        arguments = [hook_for(tp) for _, tp in self.hooks] if hook_for is not None else []
+        arguments += [{} for _ in self.caches]
+        arguments += [values[name] for name in self.params]  # the factory's order (see `plan`)
+        return self.factory(*arguments)
 
 
-def define(lines: list[str], namespace: dict[str, Any], title: str, name: str) -> Callable[..., Any]:
-    """Define the generated function ``name`` from ``lines`` in ``namespace``, its source
-    registered with `linecache` under a file name derived from ``title`` and the source."""
-    source = "\n".join(lines) + "\n"
+def plan(
+    lines: list[str],
+    namespace: dict[str, Any],
+    title: str,
+    name: str,
+    *,
+    hooks: list[tuple[str, Any]] | tuple[tuple[str, Any], ...] = (),
+    caches: list[str] | tuple[str, ...] = (),
+    params: tuple[str, ...] = (),
+) -> Plan:
+    """Compile the function ``name`` defined by ``lines``, inside a factory taking the hook,
+    cache and other ``params`` names (see `Plan`); ``namespace`` holds the static values. The
+    source is registered with `linecache` under a file name derived from ``title`` and the
+    source, so tracebacks through the function show it."""
+    arguments = [*(hook for hook, _ in hooks), *caches, *params]
+    source = "\n".join(
+        [f"def __bind({', '.join(arguments)}):", *(f"    {line}" for line in lines), f"    return {name}"]
+    )
+    source += "\n"
     filename = f"{title[:-1]} {hashlib.sha1(source.encode()).hexdigest()[:8]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(_compiled(source, filename), namespace)
-    return namespace[name]  # type: ignore[no-any-return]
+    globals_ = dict(namespace)
+    exec(_compiled(source, filename), globals_)
+    factory = globals_.pop("__bind")
+    return Plan(factory, name, tuple(hooks), tuple(caches), params)
 
 
 @functools.lru_cache(maxsize=512)

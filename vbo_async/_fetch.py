@@ -11,7 +11,8 @@ leads back to a page already read (whatever query noise it adds) ends there.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 from ._decode import Decoder, Refused, parse_json
@@ -188,6 +189,20 @@ class Fetcher:
         URL says otherwise. A ``next`` that names a page already fetched (compared without query
         noise: parameter order, empty parameters, case of names) ends the iteration (logged); a
         listing longer than ``max_pages`` pages is an `APIError`."""
+        async with aclosing(self._pages(url, target, refused)) as pages:
+            async for items in pages:
+                for item in items:
+                    yield item
+
+    async def fetch_all(self, url: str, target: type[T], *, refused: Refused | None = None) -> list[T]:
+        """Every item of a collection as one list: `iterate`'s pages joined page by page (no
+        async-generator step per item, which cost about 1 µs an item)."""
+        found: list[T] = []
+        async for items in self._pages(url, target, refused):
+            found += items
+        return found
+
+    async def _pages(self, url: str, target: type[T], refused: Refused | None) -> AsyncGenerator[list[T]]:
         dialect = self.dialect_of(url)
         seen: set[Any] = set()
         next_url: str | None = with_limit(url, dialect.page_limit)
@@ -203,12 +218,7 @@ class Fetcher:
                 )
             items, next_url = await self.fetch_page(next_url, target, refused=refused)
             pages += 1
-            for item in items:
-                yield item
+            yield items
             if next_url is not None and page_identity(next_url) in seen:
                 log.warning("page %s links back to a page already fetched; stopping", next_url)
                 return
-
-    async def fetch_all(self, url: str, target: type[T], *, refused: Refused | None = None) -> list[T]:
-        """Every item of a collection as one list (see `iterate`)."""
-        return [item async for item in self.iterate(url, target, refused=refused)]

@@ -1,0 +1,47 @@
+"""`more_containers_than` skips counting short bodies: it must never let through a body whose
+parse builds more containers than the bound, and must agree with the count it skips elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vbo_async._pages import count_containers, more_containers_than
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet="{[}]x", max_size=8),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=3), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+def containers(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + sum(containers(item) for item in value)
+    if isinstance(value, dict):
+        return 1 + sum(containers(item) for item in value.values())
+    return 0
+
+
+@given(value=JSON, limit=st.integers(min_value=0, max_value=60))
+def test_a_body_let_through_never_parses_into_more_containers(value: Any, limit: int) -> None:
+    body = orjson.dumps(value)
+    if not more_containers_than(body, limit):
+        assert containers(orjson.loads(body)) <= limit
+
+
+@given(body=st.binary(max_size=80), limit=st.integers(min_value=0, max_value=40))
+def test_a_body_long_enough_is_judged_by_the_count(body: bytes, limit: int) -> None:
+    if len(body) > 2 * limit:
+        assert more_containers_than(body, limit) == (count_containers(body) > limit)
+    else:
+        assert more_containers_than(body, limit) is False
+
+
+def test_the_edge_of_the_short_cut() -> None:
+    assert more_containers_than(b"[]" * 10, 9) is True  # 20 bytes, 10 containers: counted
+    assert more_containers_than(b"[]" * 10, 10) is False  # 20 bytes cannot hold 11
+    assert more_containers_than(b'{"a":[' + b"[]," * 20 + b"[]]}", 21) is True
