@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -118,61 +117,6 @@ class Runner:
         )
 
 
-def _sniffio_note(server: Server) -> str:
-    """How often httpcore asks which async library runs, and what each ask would cost without sniffio.
-
-    httpcore imports ``sniffio`` inside ``current_async_library()`` on every call and falls back to
-    asyncio when the import fails; Python does not cache a failed import, so without sniffio each
-    call searches ``sys.path`` again (encode/httpcore#1103).
-    """
-    import httpcore._synchronization as synchronization
-
-    original = synchronization.current_async_library
-    calls = 0
-
-    def counting() -> str:
-        nonlocal calls
-        calls += 1
-        return original()
-
-    synchronization.current_async_library = counting
-    try:
-        server.reset()
-        asyncio.run(poll_sweep(server, server.organization_ids[:20], concurrency=10, max_concurrency=10))
-        requests = server.requests()
-    finally:
-        synchronization.current_async_library = original
-
-    def failed_import() -> None:
-        with contextlib.suppress(ImportError):
-            import vbo_bench_module_that_does_not_exist  # type: ignore[import-not-found]  # noqa: F401
-
-    number = 2000
-    samples = []
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(number):
-            failed_import()
-        samples.append((time.perf_counter() - started) / number)
-    failed = statistics.median(samples)
-    per_request = calls / requests
-    installed = "installed" if _has_sniffio() else "NOT installed"
-    return (
-        f"sniffio is {installed} (a core dependency of vbo-async). httpcore called "
-        f"current_async_library() {per_request:.1f} times per request in a poll_jobs sweep; without sniffio "
-        f"each call would retry the failing import, {fmt_seconds(failed)} here, so about "
-        f"{fmt_seconds(per_request * failed)} per request (encode/httpcore#1103)."
-    )
-
-
-def _has_sniffio() -> bool:
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _name(concurrency: int, max_concurrency: int | None) -> str:
     if max_concurrency is None:
         return f"raw httpx sweep, concurrency {concurrency}"
@@ -187,7 +131,6 @@ def run(*, smoke: bool) -> list[str]:
     plan = [(c, None) for c in concurrencies] + [(c, m) for c in concurrencies for m in (10, 50)]
     config = ServerConfig(organizations=organizations)
     with serve(config) as server:
-        note = _sniffio_note(server)
         runner = Runner(server)
         asyncio.run(raw_sweep(server, server.organization_ids[:5], concurrency=5))  # warm the server
         for number in range(rounds):
@@ -230,9 +173,10 @@ def run(*, smoke: bool) -> list[str]:
     table.notes.append(
         "Requests are counted by the simulator (token request included). The raw sweep parses with "
         "orjson into dicts and builds no models; poll_jobs decodes every job, repository and proxy into "
-        "models and fetches each distinct link URL once."
+        "models and fetches each distinct link URL once. poll_jobs lists a server's jobs once when a "
+        "sweep covers many of its tenants (batched sweeps, `BATCH_MIN_TENANTS`), and sends its "
+        "requests through aiohttp; the raw sweep is httpx over httpcore with sniffio installed."
     )
-    table.notes.append(note)
     table.print()
     verdicts = []
     for concurrency in concurrencies:
