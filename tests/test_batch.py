@@ -21,7 +21,7 @@ from vbo_async import (
     VBOClient,
     poll_jobs,
 )
-from vbo_async._units import BATCH_MIN_TENANTS
+from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -149,6 +149,38 @@ async def test_the_default_batches_a_server_only_with_enough_tenants() -> None:
         many = [PollTarget(client=vbo, organization_id=org) for org in org_ids[:BATCH_MIN_TENANTS]]
         await sweep(many)
         assert api_requests(simulator) == {"GET /v8/jobs": 1, "GET /v8/organizations": 1}
+
+
+async def test_a_few_tenants_of_a_large_server_are_swept_one_by_one(big: Simulator) -> None:
+    # 300 organizations: fewer than 5% of them (15) are cheaper polled alone than by listing
+    # every job of the server; the organizations listed still catch an unknown id.
+    app = create_app(simulator=big)
+    org_ids = big.organization_ids()
+    few = int(BATCH_MIN_SHARE * len(org_ids)) - 2  # with the unknown id: one short of the share
+    assert BATCH_MIN_TENANTS <= few
+    unknown = "00000000-0000-0000-0000-00000000beef"
+    async with client(app, "v8") as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in [*org_ids[:few], unknown]]
+        results = await sweep(targets, health=HealthPolicy())
+        assert api_requests(big) == {
+            "GET /v8/organizations": 1,
+            "GET /v8/jobs": few,  # ?organizationId=, one per tenant
+            "GET /v8/jobsessions": sum(len(r.jobs) for r in results.values()),  # ?jobId=&limit=
+        }
+        assert isinstance(results[unknown].error, NotFoundError)
+        for org in org_ids[:few]:
+            result = results[org]
+            assert result.error is None and result.organization is not None
+            assert result.organization.id == org
+            assert sorted(job.id for job in result.jobs) == expected_jobs(big, org)
+            assert set(result.health) == {job.id for job in result.jobs}
+        big.reset_stats()
+        enough = [PollTarget(client=vbo, organization_id=org) for org in org_ids[: few + 2]]  # 5%
+        await sweep(enough)
+        assert api_requests(big) == {"GET /v8/organizations": 1, "GET /v8/jobs": 1}
+        big.reset_stats()
+        await sweep(targets[:few], batch=True)  # asked for: batched whatever the share
+        assert api_requests(big) == {"GET /v8/organizations": 1, "GET /v8/jobs": 1}
 
 
 async def test_targets_carrying_their_organization_spare_the_listing() -> None:

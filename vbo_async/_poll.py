@@ -51,8 +51,9 @@ def poll_jobs(
     - ``batch``: a server whose tenants are swept together costs a handful of requests whatever
       its number of tenants (its organizations, every job of the server split by tenant, and the
       recent sessions for ``health``) instead of one or more per tenant. ``None`` (the default)
-      batches a server when the sweep covers at least `BATCH_MIN_TENANTS` of its tenants;
-      ``True`` always, ``False`` never. The results are the same either way, isolation included:
+      batches a server when the sweep covers at least `BATCH_MIN_TENANTS` of its tenants and,
+      unless the targets carry their `Organization`, at least `BATCH_MIN_SHARE` (5%) of the
+      organizations it lists (read first); ``True`` always, ``False`` never. The results are the same either way, isolation included:
       a job that cannot be decoded fails only its tenant, an unknown organization id is that
       tenant's `NotFoundError`.
     - ``concurrency`` bounds the units in work (a single tenant, or a server batch); each
