@@ -53,9 +53,9 @@ def poll_jobs(
       recent sessions for ``health``) instead of one or more per tenant. ``None`` (the default)
       batches a server when the sweep covers at least `BATCH_MIN_TENANTS` of its tenants and,
       unless the targets carry their `Organization`, at least `BATCH_MIN_SHARE` (5%) of the
-      organizations it lists (read first); ``True`` always, ``False`` never. The results are the same either way, isolation included:
-      a job that cannot be decoded fails only its tenant, an unknown organization id is that
-      tenant's `NotFoundError`.
+      organizations it lists (read first); ``True`` always, ``False`` never. The results are
+      the same either way, isolation included: a job that cannot be decoded fails only its
+      tenant, an unknown organization id is that tenant's `NotFoundError`.
     - ``concurrency`` bounds the units in work (a single tenant, or a server batch); each
       client's ``max_concurrency`` still bounds its own requests.
     - ``follow`` names `JobLinks` relations (``"repository"``, ``"proxy"``, ...) to resolve for
