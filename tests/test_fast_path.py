@@ -418,6 +418,20 @@ def test_an_absent_and_a_null_window_object_are_different_policies() -> None:
     assert read.backup_window.minute_offset == 60
 
 
+def test_a_null_first_spelling_and_an_absent_one_are_different_policies() -> None:
+    """A null first spelling hides the second, an absent one does not: keyed on each spelling's
+    value (None for both null and absent), the two once shared a cache entry."""
+    dialect = V1.evolve(version="v1", names={SchedulePolicy: {"retry_number": ("retryNumber", "retries")}})
+    shared = FastHooks(NAVIGATOR, dialect).get(SchedulePolicy)
+    detailed = make_converter(NAVIGATOR, dialect, detailed=True)
+    wires = [{"type": "Daily", "retryNumber": None, "retries": 5}, {"type": "Daily", "retries": 5}]
+    for order in (wires, wires[::-1]):
+        for wire in order:
+            assert shared(dict(wire), SchedulePolicy) == detailed.structure(dict(wire), SchedulePolicy)
+    assert shared(dict(wires[0]), SchedulePolicy).retry_number is None
+    assert shared(dict(wires[1]), SchedulePolicy).retry_number == 5
+
+
 @pytest.mark.parametrize("version", list(DIALECTS))
 def test_pages_the_decoder_parsed_itself_decode_as_the_detailed_pass_does(version: str) -> None:
     """`Decoder.page` twice over the same body (every window different, so every policy is
