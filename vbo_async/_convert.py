@@ -680,6 +680,36 @@ def _hooked_types() -> tuple[Any, ...]:
     return tuple(found)
 
 
+def _kind_of(tp: Any) -> tuple[str, Any]:
+    """How `FastHooks` makes the hook of ``tp``: ``("static", hook)``, ``("window", None)``,
+    ``("optional", X)`` for ``X | None``, ``("tuple", model)`` for ``tuple[model, ...]``,
+    ``("links", cls)`` or ``("model", cls)``; `FastPathUnsupported` for any other type."""
+    static = _STATIC_HOOKS.get(tp)
+    if static is not None:
+        return "static", static
+    if tp == _WINDOW:
+        return "window", None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        members = [t for t in typing.get_args(tp) if t is not type(None)]
+        if len(members) == 1 and len(typing.get_args(tp)) == 2:
+            return "optional", members[0]
+    elif origin is tuple:
+        item, *rest = typing.get_args(tp)
+        if rest == [Ellipsis] and item in MODELS:
+            return "tuple", item
+    elif tp in LINKS:
+        return "links", tp
+    elif tp in MODELS:
+        return "model", tp
+    raise FastPathUnsupported(f"no structure hook for {tp!r}")
+
+
+_KINDS: dict[Any, tuple[str, Any]] = {tp: _kind_of(tp) for tp in _hooked_types()}
+"""`_kind_of` every type a converter has a hook for, worked out once (read-only): a new client
+binds its hooks with dictionary lookups instead of inspecting types."""
+
+
 class _Plans:
     """What the fast pass generates for one dialect, none of it bound to a client: each plan is
     made on first use and kept for the life of the process (see `_plans_for`), so a new client
@@ -787,25 +817,18 @@ class FastHooks:
         return hook
 
     def _make(self, tp: Any) -> Callable[[Any, Any], Any]:
-        static = _STATIC_HOOKS.get(tp)
-        if static is not None:
-            return static
-        if tp == _WINDOW:
+        kind, inner = _KINDS.get(tp) or _kind_of(tp)
+        if kind == "static":
+            return inner  # type: ignore[no-any-return]
+        if kind == "window":
             return self._windows.structure
-        origin = typing.get_origin(tp)
-        if origin in (typing.Union, types.UnionType):
-            members = [t for t in typing.get_args(tp) if t is not type(None)]
-            if len(members) == 1 and len(typing.get_args(tp)) == 2:
-                return _optional(self.get(members[0]))
-        elif origin is tuple:
-            item, *rest = typing.get_args(tp)
-            if rest == [Ellipsis] and item in MODELS:
-                return _tuple_of(item.__name__, self._later(item), item)
-        elif tp in LINKS:
+        if kind == "optional":
+            return _optional(self.get(inner))
+        if kind == "tuple":
+            return _tuple_of(inner.__name__, self._later(inner), inner)
+        if kind == "links":
             return self._plans.links(tp).bind(__nav=self._navigator)
-        elif tp in MODELS:
-            return self._model(tp)
-        raise FastPathUnsupported(f"no structure hook for {tp!r}")
+        return self._model(tp)
 
     def _later(self, cls: type) -> Callable[[Any, Any], Any]:
         """``cls``'s hook, bound when first called: a model that only comes in arrays a version
