@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vbo_async import ConfigError
-from vbo_async._checks import id_segment, text_argument
+from vbo_async._checks import _checked_id, id_argument, id_segment, text_argument
 
 PROPERTY = settings(
     max_examples=int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150")),
@@ -167,3 +167,27 @@ def test_an_accepted_id_is_exactly_one_safe_segment(value: str) -> None:
     assert not set(segment) & set("/\\?# \t\n")
     assert segment not in (".", "..")
     assert unquote(segment) == value
+
+
+def _id_outcome(value: Any) -> Any:
+    try:
+        return id_argument(value, "job_id")
+    except ConfigError as exc:
+        return ("refused", str(exc))
+
+
+def _checked_outcome(value: Any) -> Any:
+    try:
+        return _checked_id(value, "job_id")
+    except ConfigError as exc:
+        return ("refused", str(exc))
+
+
+@PROPERTY
+@given(
+    value=st.text(alphabet="abcXYZ019._~- /%?#\\\t\u00e9", max_size=12)
+    | st.sampled_from([".", "..", "...", "-", "~", "a.b", " a", "a ", "", "\ud800"])
+)
+def test_the_plain_id_short_cut_agrees_with_every_check(value: str) -> None:
+    """Ids of unescaped characters skip the character-by-character checks: the answer is the same."""
+    assert _id_outcome(value) == _checked_outcome(value)

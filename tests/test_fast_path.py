@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from vbo_async import (
     BackupRepository,
     CollectionLink,
+    HourFlags,
     Job,
     JobSession,
     Link,
@@ -38,7 +39,6 @@ from vbo_async._convert import (
     FastHooks,
     WireValueError,
     _flags,
-    _only_booleans,
     _reference_finisher,
     _Windows,
     fast_path_rules_hold,
@@ -264,7 +264,8 @@ def test_clients_share_code_but_never_links() -> None:
 # --- windows -------------------------------------------------------------------------------------------
 
 flag_values = st.sampled_from(
-    [True, False, 1, 0, 1.0, 0.0, -0.0, 2, "true", "False", " TRUE ", "1", "x", None]
+    # JSON values, and what marshal writes in one byte (None, Ellipsis) or in a few (bytes, a long)
+    [True, False, 1, 0, 1.0, 0.0, -0.0, 2, "true", "False", " TRUE ", "1", "x", None, ..., b"T", 2**70]
 )
 windows = (
     st.lists(st.booleans(), max_size=200)
@@ -297,7 +298,7 @@ def _outcome(fn: Any, value: Any) -> Any:
 @example(value=[1] * 168)
 @example(value=[False] * 167 + [0.0])
 def test_windows_read_as_flag_by_flag(value: list[Any]) -> None:
-    """`_Windows` (uniform windows by list comparison, others by their orjson text) gives what
+    """`_Windows` (uniform windows by list comparison, others by what marshal writes) gives what
     reading every flag with the boolean hook gives, whatever was read before."""
     expected = _outcome(_flags, value)
     reader = _Windows()
@@ -306,20 +307,33 @@ def test_windows_read_as_flag_by_flag(value: list[Any]) -> None:
         reader.structure(other)
     got = _outcome(reader.structure, value)
     assert got == expected
-    if isinstance(got, tuple) and got and got[0] != "refused":
+    if isinstance(got, HourFlags):
         assert all(type(flag) is bool for flag in got)
+        assert got == tuple(_flags(value))
 
 
-def test_only_booleans_refuses_whatever_merely_equals_one() -> None:
-    assert _only_booleans([True, False])
-    assert not _only_booleans([True, 1])
-    assert not _only_booleans([0.0, False])
-    assert not _only_booleans([True, [False]])
-    assert not _only_booleans([True, "true"])
-    assert not _only_booleans([True, None])
-    assert not _only_booleans([True, {"a": True}])
-    assert not _only_booleans([True, 2**70])  # orjson refuses it: not booleans either
-    assert _only_booleans([])  # vacuously: it reads as ()
+@pytest.mark.parametrize(
+    "entry",
+    [1, 0.0, [False], "true", None, {"a": True}, 2**70, ..., StopIteration, b"T", bytearray(b"F"), (True,)],
+)
+def test_only_true_and_false_are_read_from_marshal_bytes(entry: Any) -> None:
+    """The bytes `key` takes from marshal are the flags' only when every entry is True or False:
+    anything else is longer than one byte, or a byte `flags_of` refuses (then `_flags` reads)."""
+    reader = _Windows()
+    value = [True, False, entry]  # not uniform: marshal writes it
+    data = reader.key(value)
+    assert data is None or data.translate(None, b"TF")
+    assert _outcome(reader.structure, value) == _outcome(_flags, value)
+
+
+def test_marshal_writes_flags_as_their_bytes() -> None:
+    reader = _Windows()
+    assert reader.key([True, False, True]) == b"TFT"
+    flags = reader.structure([True, False, True])
+    assert isinstance(flags, HourFlags)
+    assert flags == (True, False, True)
+    assert reader.structure([]) == ()
+    assert reader.structure(None) == ()
 
 
 def test_a_window_larger_than_the_uniform_table_still_reads_flag_by_flag() -> None:
@@ -402,6 +416,20 @@ def test_an_absent_and_a_null_window_object_are_different_policies() -> None:
     assert hidden.backup_window is None
     assert read.backup_window is not None
     assert read.backup_window.minute_offset == 60
+
+
+def test_a_null_first_spelling_and_an_absent_one_are_different_policies() -> None:
+    """A null first spelling hides the second, an absent one does not: keyed on each spelling's
+    value (None for both null and absent), the two once shared a cache entry."""
+    dialect = V1.evolve(version="v1", names={SchedulePolicy: {"retry_number": ("retryNumber", "retries")}})
+    shared = FastHooks(NAVIGATOR, dialect).get(SchedulePolicy)
+    detailed = make_converter(NAVIGATOR, dialect, detailed=True)
+    wires = [{"type": "Daily", "retryNumber": None, "retries": 5}, {"type": "Daily", "retries": 5}]
+    for order in (wires, wires[::-1]):
+        for wire in order:
+            assert shared(dict(wire), SchedulePolicy) == detailed.structure(dict(wire), SchedulePolicy)
+    assert shared(dict(wires[0]), SchedulePolicy).retry_number is None
+    assert shared(dict(wires[1]), SchedulePolicy).retry_number == 5
 
 
 @pytest.mark.parametrize("version", list(DIALECTS))

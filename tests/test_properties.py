@@ -23,7 +23,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -39,6 +39,7 @@ from vbo_async import (
     BackupWindow,
     CollectionLink,
     DecodeError,
+    HourFlags,
     Job,
     JobSession,
     JobSessionStatistics,
@@ -397,13 +398,16 @@ def check_value(value: Any, wire: Any, tp: Any, path: str, default: Any = None) 
         if not isinstance(wire, list) or not isinstance(value, tuple) or len(value) != len(wire):
             _fail(path, wire, value, "a tuple must come from an array of the same length")
         for index, (item, item_wire) in enumerate(zip(value, wire, strict=True)):
-            if item_type is bool:
-                if type(item) is not bool or expected_bool(item_wire) is not item:
-                    _fail(f"{path}[{index}]", item_wire, item, "wrong boolean")
-            elif item_type is str:
+            if item_type is str:
                 check_value(item, item_wire, str, f"{path}[{index}]")
             else:
                 check_model(item, item_wire, item_type, f"{path}[{index}]")
+    elif inner == Sequence[bool]:  # a window's flags, decoded as HourFlags
+        if not isinstance(wire, list) or type(value) is not HourFlags or len(value) != len(wire):
+            _fail(path, wire, value, "flags must come from an array of the same length, as HourFlags")
+        for index, (item, item_wire) in enumerate(zip(value, wire, strict=True)):
+            if type(item) is not bool or expected_bool(item_wire) is not item:
+                _fail(f"{path}[{index}]", item_wire, item, "wrong boolean")
     elif attrs.has(inner):
         check_model(value, wire, inner, path)
     else:  # pragma: no cover - a model field type the oracle does not know yet
@@ -615,10 +619,10 @@ def _strategy(tp: Any, navigator: Any) -> st.SearchStrategy[Any]:
         base = st.sampled_from(list(inner)) | st.text(max_size=12).map(inner)
     elif origin is tuple:
         (item_type, _ellipsis) = typing.get_args(inner)
-        if item_type is bool:
-            base = st.lists(st.booleans(), max_size=168).map(tuple) | st.sampled_from([(True,) * 168, ()])
-        else:
-            base = st.lists(_strategy(item_type, navigator), max_size=2).map(tuple)
+        base = st.lists(_strategy(item_type, navigator), max_size=2).map(tuple)
+    elif inner == Sequence[bool]:  # a window's flags: decoded ones, or a tuple given by hand
+        flags = st.lists(st.booleans(), max_size=168) | st.sampled_from([[True] * 168, []])
+        base = flags.map(HourFlags) | flags.map(tuple)
     elif isinstance(inner, type) and inner.__name__.endswith("Links"):
         base = _links_strategy(inner, navigator)
     elif attrs.has(inner):

@@ -21,16 +21,16 @@ same wire schedule share one `SchedulePolicy`.
 from __future__ import annotations
 
 import datetime as dt
+import marshal
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import attrs
 import cattrs
-import orjson
 from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, override
 
@@ -43,9 +43,12 @@ from ._fastpath import (
     Plan,
     building_class,
     check_rules,
+    fill_field,
+    fill_namespace,
     links_plan,
     new_link,
     plan,
+    read_expression,
     structure_plan,
 )
 from ._links import Link, Navigator, ThroughLink
@@ -67,11 +70,11 @@ __all__ = [
 T = TypeVar("T")
 
 _POLICY_CACHE_SIZE = 4096
-_WINDOWS_PER_POLICY = 8
 _UNIFORM_WINDOWS = 64
 _LARGEST_UNIFORM = 4096
 _ABSENT = object()
 _WINDOW_OBJECT = object()
+_marshal = marshal.dumps
 _THROUGH_CACHE_SIZE = 65536
 
 
@@ -283,85 +286,106 @@ def _enum_hook(cls: type[OpenEnum]) -> Callable[[Any, Any], OpenEnum | None]:
     return structure
 
 
+_MARSHAL_HEADER = 5
+"""``marshal.dumps(list, 2)`` writes ``[`` and the length in 4 bytes, then each item."""
+_FLAG_BYTES = b"TF"
+"""``marshal`` writes ``True`` as ``T`` and ``False`` as ``F``, the bytes `HourFlags` keeps."""
+
+
+class _Uniform(typing.NamedTuple):
+    """The lists a uniform window of one size compares equal to, and its shared flags."""
+
+    true_list: list[bool]
+    false_list: list[bool]
+    true_flags: m.HourFlags
+    false_flags: m.HourFlags
+
+
 class _Windows:
-    """Backup windows (lists of 168 flags) as tuples of real booleans, cheaply.
+    """Backup windows (lists of 168 flags) as `HourFlags`, cheaply; one reader per client and
+    API version (it keeps the shared flags of uniform windows).
 
     Uniform windows (all true, all false) are recognised with one list comparison against a list
     of that many ``True`` (or ``False``): ``==`` compares identical entries by identity and stops
     at the first difference, so a window that is not uniform costs a few comparisons here. Such
-    windows are shared (``1`` and ``1.0`` compare equal to ``True`` and read as ``True`` all the
-    same). Any other window is serialised with orjson (C, ~0.3 µs for 168 flags) and accepted as
-    it is when the JSON text holds nothing but ``true``, ``false``, commas and the one pair of
-    brackets (`_only_booleans`): then every entry is ``True`` or ``False`` itself, since a number,
-    a string, ``null``, an object or a nested array would write another character. Anything
-    else goes through `_flags`, which converts what it can and names the first bad entry.
+    windows share one `HourFlags` (``1`` and ``1.0`` compare equal to ``True`` and read as
+    ``True`` all the same). Any other window is written by ``marshal`` (C, about 60 instructions
+    a flag), which writes ``True`` as the byte ``T``, ``False`` as ``F`` and anything else as
+    more than one byte or another byte: when what follows its 5-byte header is one ``T`` or ``F``
+    per entry, every entry is ``True`` or ``False`` itself, and those bytes are the flags'. This
+    costs less than half of what an orjson text checked byte by byte and a tuple of 168 flags
+    did, and leaves the garbage collector one small object instead of 168 references. Anything
+    else (``"true"``, ``1``, ``null``...) goes through `_flags`, which converts what it can and
+    names the first bad entry.
 
-    This replaces two ``list.count`` passes (each a rich comparison per entry that is not the
-    one counted, 0.7 µs for a mixed window) and a length check of the same JSON text: a window
-    seen for the first time costs about half as much, a uniform one a tenth.
+    `key` is the same reading without building anything, for the schedule-policy cache: the
+    bytes a window's flags would have (not yet checked), which `flags_of` turns into the flags.
     """
 
     def __init__(self) -> None:
-        self._uniform: dict[int, tuple[list[bool], list[bool], tuple[bool, ...], tuple[bool, ...]]] = {}
+        self._uniform: dict[int, _Uniform] = {}
 
-    def structure(self, value: Any, _: object = None) -> tuple[bool, ...]:
+    def structure(self, value: Any, _: object = None) -> m.HourFlags:
         if value.__class__ is not list:
             if value is None:
-                return ()
+                return (self._uniform.get(0) or self._uniform_of(0)).true_flags
             raise WireValueError(f"expected an array of booleans, got {_kind(value)}")
+        data = self.key(value)
+        return _flags(value) if data is None else self.flags_of(data, value)
+
+    def key(self, value: list[Any]) -> bytes | None:
+        """The bytes of the flags `structure` reads from the list ``value`` without `_flags` (not
+        yet checked: `flags_of` does that), or None when it needs `_flags`. Uniform windows give
+        their shared flags' bytes."""
         size = len(value)
-        uniform = self._uniform.get(size)
-        if uniform is None:
-            if size > _LARGEST_UNIFORM:
-                return _flags(value) if not _only_booleans(value) else tuple(value)
-            uniform = self._uniform_of(size)
-        if value == uniform[0]:
-            return uniform[2]
-        if value == uniform[1]:
-            return uniform[3]
-        if _only_booleans(value):
-            return tuple(value)
-        return _flags(value)
+        if size <= _LARGEST_UNIFORM:
+            uniform = self._uniform.get(size) or self._uniform_of(size)
+            if value == uniform.true_list:
+                return uniform.true_flags._bytes
+            if value == uniform.false_list:
+                return uniform.false_flags._bytes
+        try:
+            written = _marshal(value, 2)
+        except ValueError:  # something marshal cannot write: certainly not all booleans
+            return None
+        if len(written) != size + _MARSHAL_HEADER:
+            return None
+        return written[_MARSHAL_HEADER:]
 
-    def uniform_list(self, flags: tuple[bool, ...]) -> list[bool] | None:
-        """The shared list of the uniform window ``flags`` is (by identity: `structure` returns
-        these shared tuples for uniform windows only), or None."""
-        uniform = self._uniform.get(len(flags))
+    def flags_of(self, data: bytes, value: list[Any]) -> m.HourFlags:
+        """The flags whose bytes `key` gave for ``value``: the shared flags of a uniform window,
+        new ones when the bytes are all ``T`` or ``F``, else what `_flags` reads (or its error)."""
+        uniform = self._uniform.get(len(data))
         if uniform is not None:
-            if flags is uniform[2]:
-                return uniform[0]
-            if flags is uniform[3]:
-                return uniform[1]
-        return None
+            if data is uniform.true_flags._bytes:
+                return uniform.true_flags
+            if data is uniform.false_flags._bytes:
+                return uniform.false_flags
+        if data.translate(None, _FLAG_BYTES):  # one byte per entry, but not all booleans (None...)
+            return _flags(value)
+        return m.flags_from_bytes(data)
 
-    def _uniform_of(self, size: int) -> tuple[list[bool], list[bool], tuple[bool, ...], tuple[bool, ...]]:
-        made = ([True] * size, [False] * size, (True,) * size, (False,) * size)
+    def _uniform_of(self, size: int) -> _Uniform:
+        made = _Uniform(
+            [True] * size,
+            [False] * size,
+            m.flags_from_bytes(b"T" * size),
+            m.flags_from_bytes(b"F" * size),
+        )
         if len(self._uniform) < _UNIFORM_WINDOWS:
             self._uniform[size] = made
         return made
 
 
-_BOOLEAN_JSON = b"[],truefals"
-"""Every byte orjson writes for a flat array of booleans."""
-
-
-def _only_booleans(value: list[Any]) -> bool:
-    """Whether every entry of ``value`` is ``True`` or ``False`` itself (see `_Windows`)."""
-    try:
-        text = orjson.dumps(value)
-    except TypeError:  # not JSON-serialisable: certainly not all booleans
-        return False
-    return text.find(b"[", 1) < 0 and not text.translate(None, _BOOLEAN_JSON)
-
-
-def _flags(values: list[Any]) -> tuple[bool, ...]:
+def _flags(values: list[Any]) -> m.HourFlags:
+    """``values`` read flag by flag with the boolean hook (the first bad one named)."""
     flags = []
     for index, value in enumerate(values):
         try:
             flags.append(_bool(value))
         except WireValueError as exc:
             raise WireValueError(str(exc), suffix=f"[{index}]") from None
-    return tuple(flags)
+    return m.HourFlags(flags)
 
 
 def _tuple_of(name: str, item: Callable[[Any, Any], Any], cls: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
@@ -645,7 +669,7 @@ for _enum_cls in ENUMS:
     _STATIC_HOOKS[_enum_cls] = _STATIC_HOOKS[_enum_cls | None] = _enum_hook(_enum_cls)
 del _enum_cls
 
-_WINDOW = tuple[bool, ...]
+_WINDOW = Sequence[bool]
 
 
 def _hooked_types() -> tuple[Any, ...]:
@@ -654,6 +678,36 @@ def _hooked_types() -> tuple[Any, ...]:
     for cls in MODELS:
         found += [cls, cls | None, tuple[cls, ...], tuple[cls, ...] | None]  # type: ignore[valid-type]
     return tuple(found)
+
+
+def _kind_of(tp: Any) -> tuple[str, Any]:
+    """How `FastHooks` makes the hook of ``tp``: ``("static", hook)``, ``("window", None)``,
+    ``("optional", X)`` for ``X | None``, ``("tuple", model)`` for ``tuple[model, ...]``,
+    ``("links", cls)`` or ``("model", cls)``; `FastPathUnsupported` for any other type."""
+    static = _STATIC_HOOKS.get(tp)
+    if static is not None:
+        return "static", static
+    if tp == _WINDOW:
+        return "window", None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        members = [t for t in typing.get_args(tp) if t is not type(None)]
+        if len(members) == 1 and len(typing.get_args(tp)) == 2:
+            return "optional", members[0]
+    elif origin is tuple:
+        item, *rest = typing.get_args(tp)
+        if rest == [Ellipsis] and item in MODELS:
+            return "tuple", item
+    elif tp in LINKS:
+        return "links", tp
+    elif tp in MODELS:
+        return "model", tp
+    raise FastPathUnsupported(f"no structure hook for {tp!r}")
+
+
+_KINDS: dict[Any, tuple[str, Any]] = {tp: _kind_of(tp) for tp in _hooked_types()}
+"""`_kind_of` every type a converter has a hook for, worked out once (read-only): a new client
+binds its hooks with dictionary lookups instead of inspecting types."""
 
 
 class _Plans:
@@ -701,10 +755,17 @@ class _Plans:
     def finish(self, cls: type) -> Plan | None:
         return self._memo("finish", cls, lambda: _finish_plan(cls, self.dialect))
 
-    def policies(self) -> Plan:
-        made = self._memo("policies", m.SchedulePolicy, lambda: _policies_plan(self.dialect))
-        assert made is not None
-        return made
+    def policies(self) -> Plan | None:
+        """The schedule-policy cache's function, or None when the policy or its windows break a
+        rule it relies on (then policies are structured, not shared)."""
+
+        def make() -> Plan | None:
+            try:
+                return _policies_plan(self.dialect)
+            except FastPathUnsupported:
+                return None
+
+        return self._memo("policies", m.SchedulePolicy, make)
 
 
 _PLANS: dict[str, _Plans] = {}
@@ -756,25 +817,18 @@ class FastHooks:
         return hook
 
     def _make(self, tp: Any) -> Callable[[Any, Any], Any]:
-        static = _STATIC_HOOKS.get(tp)
-        if static is not None:
-            return static
-        if tp == _WINDOW:
+        kind, inner = _KINDS.get(tp) or _kind_of(tp)
+        if kind == "static":
+            return inner  # type: ignore[no-any-return]
+        if kind == "window":
             return self._windows.structure
-        origin = typing.get_origin(tp)
-        if origin in (typing.Union, types.UnionType):
-            members = [t for t in typing.get_args(tp) if t is not type(None)]
-            if len(members) == 1 and len(typing.get_args(tp)) == 2:
-                return _optional(self.get(members[0]))
-        elif origin is tuple:
-            item, *rest = typing.get_args(tp)
-            if rest == [Ellipsis] and item in MODELS:
-                return _tuple_of(item.__name__, self._later(item), item)
-        elif tp in LINKS:
+        if kind == "optional":
+            return _optional(self.get(inner))
+        if kind == "tuple":
+            return _tuple_of(inner.__name__, self._later(inner), inner)
+        if kind == "links":
             return self._plans.links(tp).bind(__nav=self._navigator)
-        elif tp in MODELS:
-            return self._model(tp)
-        raise FastPathUnsupported(f"no structure hook for {tp!r}")
+        return self._model(tp)
 
     def _later(self, cls: type) -> Callable[[Any, Any], Any]:
         """``cls``'s hook, bound when first called: a model that only comes in arrays a version
@@ -797,9 +851,17 @@ class FastHooks:
             return _cattrs_model_hook(cls, self._cattrs(), self._dialect, finish)
         fn = plan_.bind(self.get, __finish=finish) if finish is not None else plan_.bind(self.get)
         if cls is m.SchedulePolicy:
-            fn = self._plans.policies().bind(
-                structure=fn, cache={}, count=[0], __uniform_list=self._windows.uniform_list
-            )
+            shared = self._plans.policies()
+            if shared is not None:
+                windows = self._windows
+                fn = shared.bind(
+                    self.get,
+                    structure=fn,
+                    cache={},
+                    count=[0],
+                    __key=windows.key,
+                    __flags_of=windows.flags_of,
+                )
         return fn
 
     def _cattrs(self) -> cattrs.Converter:
@@ -864,165 +926,153 @@ def _cattrs_model_hook(
     return _finished(cls, _aliasing(cls, fn, alternatives), finish)  # type: ignore[no-any-return]
 
 
-def _policy_windows(dialect: Dialect) -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
-    """(window field, its wire spellings, flags field, its wire spellings) for every window array
-    of a `SchedulePolicy`, in field order (v8: the backup and the periodic window)."""
-    names = dialect.wire_names(m.SchedulePolicy)
-    window_names = dialect.wire_names(m.BackupWindow)
-    return [
-        (window.name, names[window.name], flags.name, window_names[flags.name])
-        for window in attrs.fields(m.SchedulePolicy)
-        if m.BackupWindow in _members(window.type) and names[window.name]
-        for flags in attrs.fields(m.BackupWindow)
-        if flags.type == tuple[bool, ...] and window_names[flags.name]
-    ]
-
-
-def _first_present(variable: str, getter: str, spellings: tuple[str, ...], indent: str) -> list[str]:
-    """Lines setting ``variable`` to the value of the first spelling present (``__missing`` if
-    none is), as the structure functions read it."""
-    lines = [f"{indent}{variable} = {getter}({spellings[0]!r}, __missing)"]
-    for other in spellings[1:]:
-        lines += [
-            f"{indent}if {variable} is __missing:",
-            f"{indent}    {variable} = {getter}({other!r}, __missing)",
-        ]
-    return lines
-
-
 def _policies_plan(dialect: Dialect) -> Plan:
     """Share one `SchedulePolicy` between jobs whose wire policies are the same.
 
     A sweep's jobs use a handful of schedules, so a policy is looked up instead of rebuilt: a
-    third of the cost of a job and most of its memory. The key is every scalar of the policy and
-    of its windows, read under every spelling the dialect knows and paired with its type (so
-    ``1`` and ``true`` stay apart), in one flat tuple; under it sit the few window arrays seen
-    with those scalars, compared with the wire arrays in one C-level ``==``. Each window and each
-    array is the one the structure functions read (the first spelling present), and whether a
-    window object is absent, ``null`` or an object is part of the key (with a second spelling, an
-    absent first one reads the second, a ``null`` one does not). Keys and spellings come from the
-    models and the dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the
-    key. Anything unusual (a window that is not an object, an unhashable scalar) is structured as
-    usual, which also reports the error. Bound with the policy's structure function, the cache
-    (one per client: wire key -> the (window arrays..., policy) entries seen; at most
-    `_POLICY_CACHE_SIZE` entries, `_WINDOWS_PER_POLICY` per key), its count and the windows'
-    ``uniform_list``. A hit costs no call beyond the generated function; a miss, the policy's
-    structure function.
+    third of the cost of a job and most of its memory. The key is what the structure functions
+    read, in one flat tuple: for each field of the policy the value under its first spelling
+    present, paired with its type (so ``1`` and ``true`` stay apart); for a window (a
+    `BackupWindow` field) whether it is an object, absent or ``null``, each of its own values
+    the same way, and for its flags the bytes `_Windows.key` gives (the flags' own bytes). Equal
+    keys therefore structure to equal policies. Keys and spellings come from the models and the
+    dialect: a field added to `SchedulePolicy` or `BackupWindow` is part of the key. Anything
+    unusual (a window that is not an object, flags that are not all booleans, an unhashable
+    value) is structured as usual by ``structure``, which also reports the error.
 
-    Each array is kept in a form to compare later wire arrays with, found in O(1) from the
-    policy just built: a uniform window (its flags are `_Windows`' shared tuple) as the shared
-    list of the same flags, compared with a wire list in one C-level ``==`` (identical entries
-    compare by identity); any other as the policy's own flags tuple, compared with the wire list
-    made a tuple. The wire lists are never kept, so nothing the caller owns (``from_wire``'s
-    lists may be changed and passed again) is, and nothing is copied.
+    A miss builds the policy from the values already read (its windows too, and their flags
+    from the bytes just made: nothing is read or written twice) with the same statements the
+    structure functions use (`fill_field`). Bound with the policy's structure function, the
+    cache (one per client: key -> policy; at most `_POLICY_CACHE_SIZE` entries), its count, the
+    structure hooks of the fields and the windows' ``key`` and ``flags_of``. Nothing the caller
+    owns is kept: the keys hold values read from the wire (strings, numbers, bytes), never its
+    lists or objects.
     """
-    names = dialect.wire_names(m.SchedulePolicy)
-    window_names = dialect.wire_names(m.BackupWindow)
-    windows = _policy_windows(dialect)
-    window_fields = list(dict.fromkeys(window for window, *_ in windows))
-    flags_fields = {flags for *_, flags, _ in windows}
-    scalars = [key for name, keys in names.items() if name not in window_fields for key in keys]
-    window_scalars = [key for name, keys in window_names.items() if name not in flags_fields for key in keys]
+    policy_cls: Any = m.SchedulePolicy
+    window_cls: Any = m.BackupWindow
+    check_rules(policy_cls)
+    check_rules(window_cls)
+    if dialect.derivations(policy_cls) or dialect.derivations(window_cls):
+        raise FastPathUnsupported("derived values in a schedule policy or window")
+    names = dialect.wire_names(policy_cls)
+    window_names = dialect.wire_names(window_cls)
+    namespace = fill_namespace()
+    namespace.update(
+        {
+            "__cls": policy_cls,
+            "__building": _BUILDING[policy_cls],
+            "__window_cls": window_cls,
+            "__window_building": _BUILDING[window_cls],
+            "__object": _WINDOW_OBJECT,
+            "__limit": _POLICY_CACHE_SIZE,
+        }
+    )
+    hooks: list[tuple[str, Any]] = []
     lines = [
         "def structure_shared(o, t=None):",
         "    if o.__class__ is not dict:",
         "        return structure(o, t)",
         "    g = o.get",
     ]
-    key_parts = [f"(v := g({key!r})), v.__class__" for key in scalars]
-    array_parts: list[str] = []
-    for index, window in enumerate(window_fields):
-        arrays = [n for n, (name, *_) in enumerate(windows) if name == window]
-        scalar_names = [f"s{index}_{n}" for n in range(len(window_scalars))]
-        class_names = [f"c{index}_{n}" for n in range(len(window_scalars))]
-        lines += _first_present(f"w{index}", "g", names[window], "    ")
+    key: list[str] = []
+    fill: list[str] = []
+    for index, field in enumerate(attrs.fields(policy_cls)):
+        spellings = names[field.name]
+        if not spellings or window_cls not in _members(field.type):
+            if spellings:
+                key.append(f"(v{index} := {read_expression('g', spellings, field)}), v{index}.__class__")
+            fill += fill_field(
+                policy_cls, field, spellings, "p", f"v{index}", f"__h{index}", namespace, hooks
+            )
+            continue
+        # A window: its own values, read from the object, and its flags as bytes.
+        w = f"v{index}"
+        read: list[str] = []
+        built: list[str] = []
+        scalars: list[str] = []
+        window_key: list[str] = []
+        for number, window_field in enumerate(attrs.fields(window_cls)):
+            window_spellings = window_names[window_field.name]
+            value = f"{w}_{number}"
+            hook = f"__h{index}_{number}"
+            if window_spellings:
+                read.append(f"{value} = {read_expression('x', window_spellings, window_field)}")
+                scalars.append(value)
+            if window_spellings and window_field.type == _WINDOW:
+                flags = f"{w}_{number}_flags"
+                read += [
+                    f"if {value}.__class__ is list:",
+                    f"    {flags} = __key({value})",
+                    f"    if {flags} is None:",
+                    "        return structure(o, t)",
+                    f"elif {value} is None or {value} is __missing:",
+                    f"    {flags} = {value}",
+                    "else:",
+                    "    return structure(o, t)",
+                ]
+                window_key.append(flags)
+                scalars.append(flags)
+                built += [
+                    f"if {value}.__class__ is list:",
+                    f"    b.{window_field.name} = __flags_of({flags}, {value})",
+                    "else:",
+                    *(
+                        f"    {line}"
+                        for line in fill_field(
+                            window_cls, window_field, window_spellings, "b", value, hook, namespace, hooks
+                        )
+                    ),
+                ]
+            else:
+                if window_spellings:
+                    window_key.append(f"{value}, {value}.__class__")
+                built += fill_field(
+                    window_cls, window_field, window_spellings, "b", value, hook, namespace, hooks
+                )
         lines += [
-            f"    if w{index}.__class__ is dict:",
-            f"        x = w{index}.get",
+            f"    {w} = {read_expression('g', spellings, field)}",
+            f"    if {w}.__class__ is dict:",
+            f"        x = {w}.get",
+            *(f"        {line}" for line in read),
             f"        m{index} = __object",
-            *(
-                f"        {s} = (v := x({key!r})); {c} = v.__class__"
-                for s, c, key in zip(scalar_names, class_names, window_scalars, strict=True)
-            ),
-        ]
-        for n in arrays:
-            lines += _first_present(f"a{n}", "x", windows[n][3], "        ")
-        lines += [
-            f"    elif w{index} is None or w{index} is __missing:",
-            f"        m{index} = w{index}",
-            f"        {' = '.join([*scalar_names, *class_names, *(f'a{n}' for n in arrays)])} = None",
+            f"    elif {w} is None or {w} is __missing:",
+            f"        m{index} = {w}",
+            *([f"        {' = '.join(scalars)} = None"] if scalars else []),
             "    else:",
             "        return structure(o, t)",
         ]
-        key_parts += [f"m{index}", *(f"{s}, {c}" for s, c in zip(scalar_names, class_names, strict=True))]
-        array_parts += [f"a{n}" for n in arrays]
+        key += [f"m{index}", *window_key]
+        fill += [
+            f"if m{index} is __object:",
+            "    b = __new(__window_building)",
+            *(f"    {line}" for line in built),
+            "    b.__class__ = __window_cls",
+            f"    p.{field.name} = b",
+            "else:",
+            *(
+                f"    {line}"
+                for line in fill_field(policy_cls, field, spellings, "p", w, f"__h{index}", namespace, hooks)
+            ),
+        ]
     lines += [
-        f"    key = ({', '.join(key_parts)},)",
+        f"    key = ({', '.join(key)},)",
         "    try:",
-        "        known = cache.get(key)",
+        "        p = cache.get(key)",
         "    except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why",
         "        return structure(o, t)",
-    ]
-    # A kept array is a uniform window's shared list (compared as a list, in C), a non-uniform
-    # window's flags tuple (the wire list, made a tuple, compared with it: 1 == True, and the
-    # hooks read such a window as these flags too) or the wire's None / absent marker. An entry
-    # is (kept arrays..., policy); the cache holds the one entry of a key as it is, and a list of
-    # them once a key has several (fewer objects: those a sweep makes are walked by the collector).
-    matches = (
-        " and ".join(
-            f"(a{n} == c if (c := e[{n}]).__class__ is not tuple "
-            f"else a{n}.__class__ is list and tuple(a{n}) == c)"
-            for n in range(len(windows))
-        )
-        or "True"
-    )
-    lines += [
-        "    if known is not None:",
-        "        if known.__class__ is tuple:",
-        "            e = known",
-        f"            if {matches}:",
-        "                return e[-1]",
-        "        else:",
-        "            for e in known:",
-        f"                if {matches}:",
-        "                    return e[-1]",
-        "            if len(known) >= __per_key:",
-        "                return structure(o, t)",
-        "    p = structure(o, t)",
-        "    if count[0] >= __limit:",
+        "    if p is not None:",
         "        return p",
-        "    count[0] += 1",
-    ]
-    # What to keep of each array, found in O(1) from the policy just built: a uniform window (its
-    # flags are the shared tuple) as the shared list of the same flags, any other as its flags
-    # tuple, which the policy holds anyway: nothing is copied, and nothing new is left for the
-    # garbage collector to walk (a kept list of 168 flags cost it as much as the tuple itself).
-    for n, (window, _, flags, _) in enumerate(windows):
-        lines += [
-            f"    if a{n}.__class__ is list and (b := p.{window}) is not None:",
-            f"        k{n} = f if (u := __uniform_list(f := b.{flags})) is None else u",
-            "    else:",
-            f"        k{n} = a{n}",
-        ]
-    entry = f"({''.join(f'k{n}, ' for n in range(len(windows)))}p)"
-    lines += [
-        "    if known is None:",
-        f"        cache[key] = {entry}",
-        "    elif known.__class__ is tuple:",
-        f"        cache[key] = [known, {entry}]",
-        "    else:",
-        f"        known.append({entry})",
+        "    p = __new(__building)",
+        *(f"    {line}" for line in fill),
+        "    p.__class__ = __cls",
+        "    if count[0] < __limit:",
+        "        count[0] += 1",
+        "        cache[key] = p",
         "    return p",
     ]
-    namespace = {
-        "__missing": _ABSENT,
-        "__object": _WINDOW_OBJECT,
-        "__limit": _POLICY_CACHE_SIZE,
-        "__per_key": _WINDOWS_PER_POLICY,
-    }
     title = f"<vbo_async shared policies {dialect.version}>"
-    params = ("structure", "cache", "count", "__uniform_list")
-    return plan(lines, namespace, title, "structure_shared", params=params)
+    params = ("structure", "cache", "count", "__key", "__flags_of")
+    return plan(lines, namespace, title, "structure_shared", hooks=hooks, params=params)
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
@@ -1032,6 +1082,7 @@ def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> N
     converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
     converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
+    converter.register_unstructure_hook(m.HourFlags, list)
     for enum_cls in ENUMS:
         converter.register_unstructure_hook(enum_cls, lambda member: str(member._value_))
     for cls in _ALL:  # a *Links class is a model whose values are links

@@ -53,10 +53,13 @@ __all__ = [
     "Plan",
     "building_class",
     "check_rules",
+    "fill_field",
+    "fill_namespace",
     "fills_like_link",
     "links_plan",
     "new_link",
     "plan",
+    "read_expression",
     "structure_plan",
 ]
 
@@ -90,16 +93,17 @@ def check_rules(cls: type[Any]) -> None:
             raise FastPathUnsupported(f"{where} has a default other than None, () or a factory")
 
 
-def _default_source(field: attrs.Attribute[Any], index: int, namespace: dict[str, Any]) -> str | None:
-    """The expression of ``field``'s default (None when it has none)."""
+def _default_source(field: attrs.Attribute[Any], name: str, namespace: dict[str, Any]) -> str | None:
+    """The expression of ``field``'s default (None when it has none), its value kept in
+    ``namespace`` under ``name``."""
     default: Any = field.default
     if default is attrs.NOTHING:
         return None
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        namespace[f"__d{index}"] = default.factory
-        return f"__d{index}()"
-    namespace[f"__d{index}"] = default
-    return f"__d{index}"
+        namespace[name] = default.factory
+        return f"{name}()"
+    namespace[name] = default
+    return name
 
 
 def structure_plan(
@@ -118,15 +122,8 @@ def structure_plan(
     Binding it needs the structure hook of every field's type. Raises `FastPathUnsupported` (see
     `check_rules`)."""
     check_rules(cls)
-    namespace: dict[str, Any] = {
-        "__cls": cls,
-        "__building": building,
-        "__new": object.__new__,
-        "__not_a_dict": not_a_dict,
-        "__missing": _MISSING,
-        "__fromiso": dt.datetime.fromisoformat,
-        "__fromisotime": dt.time.fromisoformat,
-    }
+    namespace = fill_namespace()
+    namespace.update({"__cls": cls, "__building": building, "__not_a_dict": not_a_dict})
     hooks: list[tuple[str, Any]] = []
     lines = [
         "def structure(o, _=None):",
@@ -137,25 +134,10 @@ def structure_plan(
     ]
     for index, field in enumerate(attrs.fields(cls)):
         spellings = names[field.name]
-        default = _default_source(field, index, namespace)
-        if not spellings:
-            if default is None:
-                raise FastPathUnsupported(f"{cls.__name__}.{field.name} is required but not on the wire")
-            lines.append(f"    r.{field.name} = {default}")
-            continue
-        read = _read(spellings, plain_absent=field.default is None)
-        lines.append(f"    v = {read}")
-        if field.default is not None:  # absent must give the default, not the hook's answer to None
-            missing = (
-                f"raise KeyError({spellings[0]!r})" if default is None else f"r.{field.name} = {default}"
-            )
-            lines.append("    if v is __missing:")
-            lines.append(f"        {missing}")
-            lines.append("    else:")
-            indent = "        "
-        else:
-            indent = "    "
-        lines += [indent + line for line in _store(field, f"__h{index}", namespace, hooks)]
+        if spellings:
+            lines.append(f"    v = {read_expression('g', spellings, field)}")
+        fill = fill_field(cls, field, spellings, "r", "v", f"__h{index}", namespace, hooks)
+        lines += [f"    {line}" for line in fill]
     if finish:
         lines.append("    __finish(r)")
     lines += ["    r.__class__ = __cls", "    return r"]
@@ -163,44 +145,90 @@ def structure_plan(
     return plan(lines, namespace, title, "structure", hooks=hooks, params=("__finish",) if finish else ())
 
 
-def _read(spellings: tuple[str, ...], *, plain_absent: bool) -> str:
-    """The expression reading the first present spelling (``__missing`` or None when none is)."""
-    read = "None" if plain_absent else "__missing"
+def fill_namespace() -> dict[str, Any]:
+    """The static names `fill_field`'s statements use (a generated function's namespace starts
+    from these)."""
+    return {
+        "__new": object.__new__,
+        "__missing": _MISSING,
+        "__fromiso": dt.datetime.fromisoformat,
+        "__fromisotime": dt.time.fromisoformat,
+    }
+
+
+def read_expression(getter: str, spellings: tuple[str, ...], field: attrs.Attribute[Any]) -> str:
+    """The expression reading ``field``'s value through ``getter`` (an object's ``get``) as the
+    structure functions read it: the first spelling present; when none is, None for a field whose
+    default is None (absent and ``null`` read alike), else ``__missing``."""
+    read = "None" if field.default is None else "__missing"
     for key in reversed(spellings):
-        read = f"g({key!r})" if read == "None" else f"g({key!r}, {read})"
+        read = f"{getter}({key!r})" if read == "None" else f"{getter}({key!r}, {read})"
     return read
 
 
-def _store(
-    field: attrs.Attribute[Any], hook_name: str, namespace: dict[str, Any], hooks: list[tuple[str, Any]]
+def fill_field(
+    cls: type[Any],
+    field: attrs.Attribute[Any],
+    spellings: tuple[str, ...],
+    target: str,
+    value: str,
+    hook_name: str,
+    namespace: dict[str, Any],
+    hooks: list[tuple[str, Any]],
 ) -> list[str]:
-    """Statements structuring ``v`` into ``r.<field>`` (inline where cheap, else the hook of the
-    field's type, which the binding puts under ``hook_name``)."""
+    """Statements setting ``<target>.<field>`` from the local ``value`` (what `read_expression`
+    read; unused when ``spellings`` is empty: the field then takes its default): the default when
+    it is ``__missing`` (a required field raises `KeyError`), else ``value`` structured as the
+    field's type (inline where cheap, else with the hook the binding puts under ``hook_name``)."""
+    default = _default_source(field, f"{hook_name}_default", namespace)
+    if not spellings:
+        if default is None:
+            raise FastPathUnsupported(f"{cls.__name__}.{field.name} is required but not on the wire")
+        return [f"{target}.{field.name} = {default}"]
+    store = _store(field, hook_name, namespace, hooks, target=f"{target}.{field.name}", value=value)
+    if field.default is None:
+        return store
+    # Absent must give the default, not the hook's answer to None.
+    missing = f"raise KeyError({spellings[0]!r})" if default is None else f"{target}.{field.name} = {default}"
+    return [f"if {value} is __missing:", f"    {missing}", "else:", *(f"    {line}" for line in store)]
+
+
+def _store(
+    field: attrs.Attribute[Any],
+    hook_name: str,
+    namespace: dict[str, Any],
+    hooks: list[tuple[str, Any]],
+    *,
+    target: str,
+    value: str,
+) -> list[str]:
+    """Statements structuring the local ``value`` into ``target`` (inline where cheap, else the
+    hook of the field's type, which the binding puts under ``hook_name``)."""
     tp = field.type
     members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
     optional = type(None) in members
     inner = next(t for t in members if t is not type(None)) if members else tp
     hooks.append((hook_name, inner))
-    call = f"{hook_name}(v, None)"
-    target = f"r.{field.name}"
-    none = " or v is None" if optional else ""
+    v = value
+    call = f"{hook_name}({v}, None)"
+    none = f" or {v} is None" if optional else ""
     if inner is bool:
         # v1 sends "true"/"false": recognised here without a call; anything else goes to the hook.
         return [
-            f"{target} = (v if v is True or v is False{none} else "
-            f'True if v == "true" else False if v == "false" else {call})'
+            f"{target} = ({v} if {v} is True or {v} is False{none} else "
+            f'True if {v} == "true" else False if {v} == "false" else {call})'
         ]
     if inner is dt.datetime:
         # The common case inline: an ISO string Python parses, with a zone. Anything else (no
         # zone, a lower-case z, more than 6 fractional digits, not a string) goes to the hook.
         lines = []
         if optional:
-            lines += ["if v is None:", f"    {target} = None", "elif v.__class__ is str:"]
+            lines += [f"if {v} is None:", f"    {target} = None", f"elif {v}.__class__ is str:"]
         else:
-            lines += ["if v.__class__ is str:"]
+            lines += [f"if {v}.__class__ is str:"]
         lines += [
             "    try:",
-            "        d = __fromiso(v)",
+            f"        d = __fromiso({v})",
             "    except ValueError:",
             f"        d = {call}",
             "    else:",
@@ -213,11 +241,13 @@ def _store(
         return lines
     if inner is dt.time:
         # A time of day ``HH:MM[:SS]`` Python parses, inline; anything else goes to the hook.
-        lines = ["if v is None:", f"    {target} = None", "elif v.__class__ is str:"] if optional else []
-        lines += ["if v.__class__ is str:"] if not optional else []
+        if optional:
+            lines = [f"if {v} is None:", f"    {target} = None", f"elif {v}.__class__ is str:"]
+        else:
+            lines = [f"if {v}.__class__ is str:"]
         lines += [
             "    try:",
-            f"        {target} = __fromisotime(v)",
+            f"        {target} = __fromisotime({v})",
             "    except ValueError:",
             f"        {target} = {call}",
             "else:",
@@ -225,15 +255,15 @@ def _store(
         ]
         return lines
     if inner in _INLINE_CLASS:
-        return [f"{target} = v if v.__class__ is {_INLINE_CLASS[inner]}{none} else {call}"]
+        return [f"{target} = {v} if {v}.__class__ is {_INLINE_CLASS[inner]}{none} else {call}"]
     if isinstance(inner, type) and issubclass(inner, OpenEnum):
         namespace[f"{hook_name}_members"] = inner._value2member_map_
-        lookup = f"({hook_name}_members.get(v) if v.__class__ is str else None) or {call}"
+        lookup = f"({hook_name}_members.get({v}) if {v}.__class__ is str else None) or {call}"
         if optional:
-            return [f"{target} = None if v is None else {lookup}"]
+            return [f"{target} = None if {v} is None else {lookup}"]
         return [f"{target} = {lookup}"]
     if optional:
-        return [f"{target} = None if v is None else {call}"]
+        return [f"{target} = None if {v} is None else {call}"]
     return [f"{target} = {call}"]
 
 

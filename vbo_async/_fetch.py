@@ -205,10 +205,11 @@ class Fetcher:
     async def _pages(self, url: str, target: type[T], refused: Refused | None) -> AsyncGenerator[list[T]]:
         dialect = self.dialect_of(url)
         seen: set[Any] = set()
+        unseen: list[str] = []  # fetched, identity not yet taken: a one-page listing never needs it
         next_url: str | None = with_limit(url, dialect.page_limit)
         pages = 0
         while next_url is not None:
-            seen.add(page_identity(next_url))
+            unseen.append(next_url)
             if pages == self._max_pages:
                 raise APIError(
                     f"the listing has more than max_pages={self._max_pages} pages; refusing to read on",
@@ -219,6 +220,10 @@ class Fetcher:
             items, next_url = await self.fetch_page(next_url, target, refused=refused)
             pages += 1
             yield items
-            if next_url is not None and page_identity(next_url) in seen:
+            if next_url is None:
+                return
+            seen.update(page_identity(fetched) for fetched in unseen)
+            unseen.clear()
+            if page_identity(next_url) in seen:
                 log.warning("page %s links back to a page already fetched; stopping", next_url)
                 return

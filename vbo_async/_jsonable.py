@@ -15,6 +15,7 @@ import attrs
 
 from ._exceptions import ConfigError
 from ._links import Link, ThroughLink
+from ._models import HourFlags
 
 __all__ = ["to_jsonable"]
 
@@ -26,7 +27,7 @@ def to_jsonable(value: Any) -> Any:
     each object has the same keys); datetimes and times become ISO 8601 strings; enums their
     value (`HealthState` its name); links the href the server sent (a link the client derived
     without one, such as a v6+ job's proxy reached through its repository, is ``None``); tuples
-    become lists. Anything else raises `ConfigError` naming its type.
+    and a window's `HourFlags` become lists. Anything else raises `ConfigError` naming its type.
 
     ```python
     from starlette.responses import JSONResponse
@@ -50,7 +51,7 @@ def _convert(value: Any, path: str) -> Any:
         return value.total_seconds()
     if isinstance(value, Link):
         return None if isinstance(value, ThroughLink) else value.href
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | HourFlags):
         return [_convert(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, Mapping):
         return {str(key): _convert(item, f"{path}.{key}") for key, item in value.items()}

@@ -46,7 +46,8 @@ def with_limit(url: str, limit: int | None) -> str:
     if limit is None:
         return url
     query = urlsplit(url).query
-    if any(key.lower() == "limit" for key, _ in parse_qsl(query, keep_blank_values=True)):
+    named = "limit" in query.lower()  # no need to parse the query of the everyday URL
+    if named and any(key.lower() == "limit" for key, _ in parse_qsl(query, keep_blank_values=True)):
         return url
     return f"{url}{'&' if query else '?'}limit={limit}"
 

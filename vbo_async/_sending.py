@@ -53,6 +53,10 @@ __all__ = ["CLOSED_IN_FLIGHT", "Answer", "RetryNote", "Sender", "build_http"]
 log = logging.getLogger("vbo_async")
 
 CLOSED_IN_FLIGHT = "the client was closed while the request was in flight"
+_URLS_KEPT = 1024
+"""Parsed URLs a `Sender` keeps (a sweep asks for the same URLs again and again)."""
+_NO_BODY = httpx.ByteStream(b"")
+"""The body of every request sent without one (immutable: reading it gives ``b""``)."""
 
 
 @attrs.frozen
@@ -113,6 +117,8 @@ class Sender:
             (b"User-Agent", f"vbo-async/{__version__}".encode("ascii")),
         ]
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
+        self._get_headers: tuple[tuple[bytes, str | None], httpx.Headers] | None = None
         self._transport = transport
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._timeout = timeout
@@ -306,24 +312,66 @@ class Sender:
 
     def _build(self, call: _Call, token: Token | None) -> httpx.Request:
         """The request, built directly (``AsyncClient.build_request`` would merge cookies, base URL,
-        query parameters and headers the client never has: a fifth of its cost per request)."""
+        query parameters and headers the client never has: a fifth of its cost per request).
+
+        A GET without a body (nearly every request) is made from parts kept between requests:
+        the parsed URL and the headers for the current token, ``Host`` first as httpx writes it,
+        with an empty body read at once. That is the request httpx builds from the URL string and
+        the header list, in a sixteenth of the time (a test compares the two)."""
+        url = self._url(call.url)
+        if call.method == "GET" and call.json is None and call.form is None and not call.headers:
+            request = httpx.Request(
+                "GET",
+                url,
+                headers=self._headers_for(url, token),
+                stream=_NO_BODY,
+                extensions=self._extensions,
+            )
+            request.read()
+            return request
         sent = self._headers
         if call.headers:
             extra = [(key.encode("ascii"), value.encode("ascii")) for key, value in call.headers.items()]
             sent = [*sent, *extra]
         if token is not None:
             sent = [*sent, (b"Authorization", b"Bearer " + token.access_token.encode("ascii"))]
-        try:
-            return httpx.Request(
-                call.method,
-                call.url,
-                headers=sent,
-                json=call.json,
-                data=call.form,
-                extensions=self._extensions,
-            )
-        except httpx.InvalidURL as exc:
-            raise LinkError(f"cannot request {call.url!r}: {exc}") from exc
+        return httpx.Request(
+            call.method,
+            url,
+            headers=sent,
+            json=call.json,
+            data=call.form,
+            extensions=self._extensions,
+        )
+
+    def _url(self, url: str) -> httpx.URL:
+        """``url`` parsed (kept: parsing is most of what building a request costs), or
+        `LinkError` when httpx cannot parse it."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            try:
+                parsed = httpx.URL(url)
+            except httpx.InvalidURL as exc:
+                raise LinkError(f"cannot request {url!r}: {exc}") from exc
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            self._urls[url] = parsed
+        return parsed
+
+    def _headers_for(self, url: httpx.URL, token: Token | None) -> httpx.Headers:
+        """The headers of a GET of ``url`` with ``token``: ``Host``, the client's own and the
+        bearer token, as httpx orders them; kept for the last host and token (copying them is
+        cheap, normalising them is not)."""
+        key = (url.netloc, None if token is None else token.access_token)
+        kept = self._get_headers
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        sent = [(b"Host", url.netloc), *self._headers]
+        if token is not None:
+            sent.append((b"Authorization", b"Bearer " + token.access_token.encode("ascii")))
+        headers = httpx.Headers(sent)
+        self._get_headers = (key, headers)
+        return headers
 
     async def _read(self, response: httpx.Response, method: str, url: str) -> bytes:
         """The whole body, decoded from its ``Content-Encoding`` with at most ``max_response_bytes``
