@@ -4,12 +4,13 @@ parse builds more containers than the bound, and must agree with the count it sk
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbo_async._pages import count_containers, more_containers_than
+from vbo_async._pages import count_containers, more_containers_than, with_limit
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet="{[}]x", max_size=8),
@@ -45,3 +46,22 @@ def test_the_edge_of_the_short_cut() -> None:
     assert more_containers_than(b"[]" * 10, 9) is True  # 20 bytes, 10 containers: counted
     assert more_containers_than(b"[]" * 10, 10) is False  # 20 bytes cannot hold 11
     assert more_containers_than(b'{"a":[' + b"[]," * 20 + b"[]]}", 21) is True
+
+
+QUERY_TEXT = st.text(alphabet="limtLIMT%69=&;+x0", max_size=24)
+
+
+@given(query=QUERY_TEXT, limit=st.integers(min_value=1, max_value=10_000))
+def test_with_limit_agrees_with_parsing_every_query(query: str, limit: int) -> None:
+    url = f"https://vb365.example.com/v8/Jobs?{query}" if query else "https://vb365.example.com/v8/Jobs"
+    parsed = urlsplit(url).query
+    named = any(key.lower() == "limit" for key, _ in parse_qsl(parsed, keep_blank_values=True))
+    expected = url if named else f"{url}{'&' if parsed else '?'}limit={limit}"
+    assert with_limit(url, limit) == expected
+
+
+def test_with_limit_sees_an_escaped_limit_key() -> None:
+    url = "https://vb365.example.com/v8/Jobs?l%69mit=5"
+    assert with_limit(url, 100) == url
+    assert with_limit("https://vb365.example.com/v8/Jobs?a=1", 100).endswith("?a=1&limit=100")
+    assert with_limit("https://vb365.example.com/v1/Jobs", None) == "https://vb365.example.com/v1/Jobs"

@@ -46,7 +46,9 @@ def with_limit(url: str, limit: int | None) -> str:
     if limit is None:
         return url
     query = urlsplit(url).query
-    named = "limit" in query.lower()  # no need to parse the query of the everyday URL
+    # The everyday URL's query is not parsed: a key reads "limit" only if the text holds it, or
+    # holds an escape that may decode to it (a test compares this with always parsing).
+    named = "limit" in query.lower() or "%" in query
     if named and any(key.lower() == "limit" for key, _ in parse_qsl(query, keep_blank_values=True)):
         return url
     return f"{url}{'&' if query else '?'}limit={limit}"
