@@ -30,7 +30,7 @@ from ._decode import parse_json
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import APIError, ClientStateError, ConfigError, DecodeError, VBOError
 from ._fetch import Fetcher
-from ._health import HealthPolicy, JobHealth, assess, finished
+from ._health import HealthPolicy, JobHealth, assess, finished, newest_first
 from ._links import Link
 from ._models import (
     RESOURCES,
@@ -327,7 +327,7 @@ class VBOClient:
             sessions.append(session if session.job_id is not None else attrs.evolve(session, job_id=job_id))
             if limit is not None and dialect.page_limit is not None and len(sessions) >= limit:
                 break
-        sessions.sort(key=_newest_first)
+        sessions.sort(key=newest_first)
         return sessions if limit is None else sessions[:limit]
 
     async def backup_repositories(self) -> list[BackupRepository]:
@@ -364,7 +364,7 @@ class VBOClient:
                 if recent:
                     found[job.id] = recent
         for sessions in found.values():
-            sessions.sort(key=_newest_first)
+            sessions.sort(key=newest_first)
         return found
 
     async def _jobs_filed(self) -> tuple[list[Job], dict[str, list[DecodeError]]]:
@@ -548,11 +548,6 @@ def _ended_since(session: JobSession, since: dt.datetime) -> bool:
     if session.end_time is not None:
         return session.end_time >= since
     return session.creation_time is None or session.creation_time >= since or not finished(session)
-
-
-def _newest_first(session: JobSession) -> tuple[bool, float]:
-    when = session.creation_time
-    return (when is None, -when.timestamp() if when is not None else 0.0)
 
 
 def _is_loopback(url: str) -> bool:

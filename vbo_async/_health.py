@@ -26,7 +26,7 @@ from ._enums import JobStatus
 from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession
 
-__all__ = ["HealthPolicy", "HealthState", "JobHealth", "assess", "finished"]
+__all__ = ["HealthPolicy", "HealthState", "JobHealth", "assess", "finished", "newest_first"]
 
 
 class HealthState(enum.IntEnum):
@@ -171,7 +171,7 @@ def assess(
         raise ConfigError("now must be an aware datetime (with a tzinfo)")
     if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
-    mine = sorted((s for s in sessions if _belongs(s, job)), key=_newest_first)
+    mine = sorted((s for s in sessions if _belongs(s, job)), key=newest_first)
 
     last_session = next((s for s in mine if finished(s)), None)
     running = None
@@ -215,7 +215,9 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC)
 
 
-def _newest_first(session: JobSession) -> tuple[bool, float]:
+def newest_first(session: JobSession) -> tuple[bool, float]:
+    """Sort key: the newest session first (a zone-less time read as UTC), those without a
+    creation time last."""
     when = _utc(session.creation_time)
     return (when is None, -when.timestamp() if when is not None else 0.0)
 
