@@ -36,9 +36,11 @@ from vbo_async import (
 )
 from vbo_async._convert import (
     LINKS,
+    MODELS,
     FastHooks,
     WireValueError,
     _flags,
+    _plans_for,
     _reference_finisher,
     _Windows,
     fast_path_rules_hold,
@@ -259,6 +261,34 @@ def test_clients_share_code_but_never_links() -> None:
     assert a.links.organization._navigator is first
     assert b.links.organization._navigator is second
     assert a == b
+
+
+@pytest.mark.parametrize("version", sorted(DIALECTS))
+def test_hooks_known_per_plan_are_the_hooks_a_binding_asks_for(version: str) -> None:
+    """Binding with `_Plans.known` (stateless hooks passed as they are) gives every plan the same
+    hooks, in the same cells, as asking the client's hooks for each one."""
+    dialect = DIALECTS[version]
+    hooks = FastHooks(Navigator(), dialect)
+    plans = _plans_for(dialect)
+    made = [plans.structure(cls) for cls in MODELS] + [plans.policies()]
+    checked = 0
+    for plan_ in made:
+        if plan_ is None or not plan_.hooks:
+            continue
+        known = plans.known(plan_)
+        assert [tp for _, tp in known] == [tp for _, tp in plan_.hooks]
+        assert any(hook is not None for hook, _ in known)
+        values = {name: object() for name in plan_.params}
+        fast = plan_.bind(hooks.get, known=known, **values)
+        slow = plan_.bind(hooks.get, **values)
+        assert fast.__code__ is slow.__code__
+        fast_cells = [cell.cell_contents for cell in fast.__closure__ or ()]
+        slow_cells = [cell.cell_contents for cell in slow.__closure__ or ()]
+        assert len(fast_cells) == len(slow_cells)
+        for a, b in zip(fast_cells, slow_cells, strict=True):
+            assert a is b or (type(a) is dict and a == b == {})
+        checked += 1
+    assert checked >= 3
 
 
 # --- windows -------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vbo_async import LinkError, VBOClient
 from vbo_async._sending import _URLS_KEPT, _Call
@@ -69,6 +71,12 @@ def test_a_get_from_kept_parts_is_the_request_httpx_builds(sender: Any, url: str
         _Call("POST", URLS[0], {"full": False}, None, None, True),
         _Call("POST", URLS[1], None, None, None, True),
         _Call("POST", f"{BASE}/v8/token", None, {"grant_type": "password"}, None, False),
+        _Call("POST", f"{BASE}/v1/Token", None, {"password": "a b&c=d%ü+", "grant_type": "x"}, None, False),
+        _Call("POST", f"{BASE}/v8/token", None, {"username": "", "x": "\u00e9\U0001f600"}, None, True),
+        _Call("POST", f"{BASE}/v8/token", None, {}, None, False),
+        _Call("PUT", URLS[1], None, {"grant_type": "refresh_token"}, None, True),
+        _Call("POST", f"{BASE}/v8/token", None, {"n": 1, "many": ["a", "b"]}, None, False),  # type: ignore[dict-item]
+        _Call("POST", f"{BASE}/v8/token", None, {"grant_type": "password"}, {"X-Extra": "1"}, False),
         _Call("POST", f"{BASE}/v8/token/logout", None, None, {"Authorization": "Bearer t"}, False),
         _Call("GET", URLS[2], None, None, {"X-Extra": "1"}, True),
     ],
@@ -90,3 +98,19 @@ def test_the_kept_urls_are_bounded(sender: Any) -> None:
     for number in range(_URLS_KEPT + 10):
         sender._build(_Call("GET", f"{URLS[0]}&offset={number}", None, None, None, False), None)
     assert 0 < len(sender._urls) <= _URLS_KEPT
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    form=st.dictionaries(st.text(max_size=12), st.text(max_size=30), max_size=5),
+    token=st.none() | st.sampled_from(["t", "abc.def-ghi"]),
+)
+def test_a_form_post_from_parts_is_the_request_httpx_builds(form: dict[str, str], token: str | None) -> None:
+    client = VBOClient(BASE, username="u", password="p", transport=httpx.MockTransport(_refuse))
+    sender: Any = client._fetcher.sender
+    call = _Call("POST", f"{BASE}/v8/token", None, form, None, token is not None)
+    bearer = None if token is None else _token(token)
+    try:
+        _same(sender._build(call, bearer), _as_httpx_builds_it(sender, call, bearer))
+    finally:
+        asyncio.run(client.aclose())

@@ -45,6 +45,7 @@ from ._fastpath import (
     check_rules,
     fill_field,
     fill_namespace,
+    known_hooks,
     links_plan,
     new_link,
     plan,
@@ -718,6 +719,15 @@ class _Plans:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._made: dict[tuple[str, type], Plan | None] = {}
+        self._known: dict[Plan, tuple[tuple[Any, Any], ...]] = {}
+
+    def known(self, plan_: Plan) -> tuple[tuple[Any, Any], ...]:
+        """`known_hooks` of ``plan_`` for `FastHooks`: its stateless hooks (`_STATIC_HOOKS`), the
+        same for every client, are passed as they are; only the others are bound per client."""
+        found = self._known.get(plan_)
+        if found is None:
+            found = self._known[plan_] = known_hooks(plan_, _STATIC_HOOKS)
+        return found
 
     def _memo(self, kind: str, cls: type, make: Callable[[], Plan | None]) -> Plan | None:
         key = (kind, cls)
@@ -849,13 +859,18 @@ class FastHooks:
         plan_ = self._plans.structure(cls)
         if plan_ is None:  # cattrs' own function (a test asserts every model qualifies)
             return _cattrs_model_hook(cls, self._cattrs(), self._dialect, finish)
-        fn = plan_.bind(self.get, __finish=finish) if finish is not None else plan_.bind(self.get)
+        known = self._plans.known(plan_)
+        if finish is not None:
+            fn = plan_.bind(self.get, known=known, __finish=finish)
+        else:
+            fn = plan_.bind(self.get, known=known)
         if cls is m.SchedulePolicy:
             shared = self._plans.policies()
             if shared is not None:
                 windows = self._windows
                 fn = shared.bind(
                     self.get,
+                    known=self._plans.known(shared),
                     structure=fn,
                     cache={},
                     count=[0],

@@ -39,7 +39,7 @@ import linecache
 import logging
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -56,6 +56,7 @@ __all__ = [
     "fill_field",
     "fill_namespace",
     "fills_like_link",
+    "known_hooks",
     "links_plan",
     "new_link",
     "plan",
@@ -424,17 +425,39 @@ class Plan:
     caches: tuple[str, ...] = ()
     params: tuple[str, ...] = ()
 
-    def bind(self, hook_for: Callable[[Any], Any] | None = None, /, **values: Any) -> Callable[..., Any]:
+    def bind(
+        self,
+        hook_for: Callable[[Any], Any] | None = None,
+        /,
+        *,
+        known: Sequence[tuple[Any, Any]] | None = None,
+        **values: Any,
+    ) -> Callable[..., Any]:
         """A new copy of the function: ``hook_for(tp)`` for each hook, a new dict for each cache,
-        and ``values`` for the other parameters (by name)."""
+        and ``values`` for the other parameters (by name).
+
+        ``known`` is `known_hooks` of ``self`` for a ``hook_for`` some of whose hooks are the
+        same whatever the binding: it is asked only for the others (a test compares both ways)."""
         if len(values) != len(self.params) or (self.hooks and hook_for is None):
             raise TypeError(
                 f"binding {self.name} needs hooks and {sorted(self.params)}, got {sorted(values)}"
             )
-        arguments = [hook_for(tp) for _, tp in self.hooks] if hook_for is not None else []
+        if hook_for is None:
+            arguments = []
+        elif known is not None:
+            arguments = [hook_for(tp) if hook is None else hook for hook, tp in known]
+        else:
+            arguments = [hook_for(tp) for _, tp in self.hooks]
         arguments += [{} for _ in self.caches]
         arguments += [values[name] for name in self.params]  # the factory's order (see `plan`)
         return self.factory(*arguments)
+
+
+def known_hooks(plan_: Plan, fixed: Mapping[Any, Any]) -> tuple[tuple[Any, Any], ...]:
+    """Per hook of ``plan_``, ``(hook, type)``: the hook ``fixed`` gives for the type (one that
+    is the same for every binding), or None where `Plan.bind` must ask for it. Worked out once
+    per plan, it spares each binding a call per fixed hook."""
+    return tuple((fixed.get(tp), tp) for _, tp in plan_.hooks)
 
 
 def plan(

@@ -28,6 +28,7 @@ import random
 import ssl
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import attrs
 import httpx
@@ -57,6 +58,7 @@ _URLS_KEPT = 1024
 """Parsed URLs a `Sender` keeps (a sweep asks for the same URLs again and again)."""
 _NO_BODY = httpx.ByteStream(b"")
 """The body of every request sent without one (immutable: reading it gives ``b""``)."""
+_FORM_TYPE = (b"Content-Type", b"application/x-www-form-urlencoded")
 
 
 @attrs.frozen
@@ -317,7 +319,9 @@ class Sender:
         A GET without a body (nearly every request) is made from parts kept between requests:
         the parsed URL and the headers for the current token, ``Host`` first as httpx writes it,
         with an empty body read at once. That is the request httpx builds from the URL string and
-        the header list, in a sixteenth of the time (a test compares the two)."""
+        the header list, in a sixteenth of the time (a test compares the two). A form POST of
+        strings (a token grant, a fresh client's first request) is laid out the same way, with
+        the body and the content headers httpx adds for ``data=`` (`_form_request`)."""
         url = self._url(call.url)
         if call.method == "GET" and call.json is None and call.form is None and not call.headers:
             request = httpx.Request(
@@ -329,6 +333,8 @@ class Sender:
             )
             request.read()
             return request
+        if call.form and call.json is None and not call.headers and _all_strings(call.form):
+            return self._form_request(call.method, url, call.form, token)
         sent = self._headers
         if call.headers:
             extra = [(key.encode("ascii"), value.encode("ascii")) for key, value in call.headers.items()]
@@ -343,6 +349,24 @@ class Sender:
             data=call.form,
             extensions=self._extensions,
         )
+
+    def _form_request(
+        self, method: str, url: httpx.URL, form: dict[str, str], token: Token | None
+    ) -> httpx.Request:
+        """The request httpx builds for ``data=form`` (a test compares the two): the form
+        URL-encoded as httpx encodes it, headers in httpx's order (``Host``, the client's own, the
+        bearer token, then ``Content-Length`` and ``Content-Type``), the body read at once; without
+        httpx's default-header pass, which rebuilds the headers twice."""
+        body = urlencode(form, doseq=True).encode("utf-8")
+        sent = [(b"Host", url.netloc), *self._headers]
+        if token is not None:
+            sent.append((b"Authorization", b"Bearer " + token.access_token.encode("ascii")))
+        sent += [(b"Content-Length", str(len(body)).encode("ascii")), _FORM_TYPE]
+        request = httpx.Request(
+            method, url, headers=sent, stream=httpx.ByteStream(body), extensions=self._extensions
+        )
+        request.read()
+        return request
 
     def _url(self, url: str) -> httpx.URL:
         """``url`` parsed (kept: parsing is most of what building a request costs), or
@@ -432,6 +456,13 @@ def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) ->
         follow_redirects=False,
         trust_env=False,
     )
+
+
+def _all_strings(form: dict[str, str]) -> bool:
+    """Whether every key and value of ``form`` is a ``str`` (what `Sender._form_request` encodes
+    exactly as httpx does; anything else, and an empty form, which httpx sends without a body or
+    a ``Content-Type``, is left to httpx)."""
+    return all(key.__class__ is str and value.__class__ is str for key, value in form.items())
 
 
 def _content_length(response: httpx.Response) -> int | None:
