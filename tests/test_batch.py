@@ -13,6 +13,7 @@ from vbo_async import (
     DecodeError,
     HealthPolicy,
     HealthState,
+    JobHealth,
     NotFoundError,
     PollResult,
     PollTarget,
@@ -131,8 +132,8 @@ async def test_health_on_v1_costs_one_request_per_job() -> None:
         results = await sweep(targets, health=HealthPolicy())
     kinds = api_requests(simulator)
     jobs = len(simulator.job_ids())
-    # v1 pages a job's sessions by 30: a job with more costs more than one request
-    assert jobs <= kinds["GET /v1/jobs/{id}/jobsessions"] <= 2 * jobs
+    # v1 pages a job's sessions by 30: like job_health, a batch reads the first page only
+    assert kinds["GET /v1/jobs/{id}/jobsessions"] == jobs
     assert kinds["GET /v1/jobs"] == 1
     assert all(len(result.health) == len(result.jobs) for result in results.values())
 
@@ -328,6 +329,49 @@ async def test_unreadable_sessions_make_health_unknown_not_the_tenant_failed(
     (health,) = result.health.values()
     assert health.state is HealthState.UNKNOWN
     assert "database busy" in health.reason
+
+
+async def test_on_v1_a_job_whose_sessions_fail_is_the_only_unknown_one() -> None:
+    # v1 cannot list recent sessions server-wide: a batch judges each job as job_health does,
+    # so one job's unreadable sessions leave its neighbours (and its tenant) judged.
+    simulator = Simulator(SimulatorConfig(seed=4, organizations=BATCH_MIN_TENANTS, epoch=EPOCH))
+    asgi = httpx.ASGITransport(app=create_app(simulator=simulator))
+    broken = simulator.job_ids()[3]
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.lower() == f"/v1/jobs/{broken}/jobsessions":
+            return httpx.Response(500, json={"message": "database busy"})
+        return await asgi.handle_async_request(request)
+
+    class Broken(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await handle(request)
+
+    org_ids = simulator.organization_ids()
+    async with VBOClient(
+        "https://vbo.test:4443",
+        username="admin",
+        password="admin",
+        api_version="v1",
+        transport=Broken(),
+        retry=NO_WAIT,
+    ) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in org_ids]
+        batched = await sweep(targets, batch=True, health=HealthPolicy())
+        alone = await sweep(targets, batch=False, health=HealthPolicy())
+    judged = {job_id: h for r in batched.values() for job_id, h in r.health.items()}
+    assert len(judged) == len(simulator.job_ids())
+    assert all(result.error is None for result in batched.values())
+    assert judged[broken].state is HealthState.UNKNOWN
+    assert "database busy" in judged[broken].reason
+    assert not any(h.reason.startswith("sessions could not") for j, h in judged.items() if j != broken)
+
+    def seen(health: JobHealth) -> tuple[HealthState, str, str | None]:
+        last = health.last_session
+        return health.state, health.reason, None if last is None else last.id
+
+    by_tenant = {job_id: seen(h) for r in alone.values() for job_id, h in r.health.items()}
+    assert {job_id: seen(h) for job_id, h in judged.items()} == by_tenant
 
 
 async def test_recent_sessions_are_one_listing_on_v8_filed_by_job() -> None:

@@ -350,7 +350,7 @@ class VBOClient:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
         dialect = await self.dialect()
         found: dict[str, list[JobSession]] = {}
-        if "sessions_since" in dialect.paths:
+        if dialect.lists_recent_sessions:
             stamp = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             url = self._root.url(dialect.path("sessions_since", since=stamp))
             async for session in self._fetcher.iterate(url, JobSession):

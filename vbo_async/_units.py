@@ -5,7 +5,8 @@ job). A server batch costs a handful of requests whatever its number of tenants:
 organizations (to tell an unknown organization id from one without jobs), every job of the
 server (``GET /Jobs``, pages of 10,000 from v6 on) split by tenant, and, with a health policy,
 the sessions of every job ended within the policy's window (``VBOClient.recent_sessions``: one
-listing from v6 on, one request per job on v1). Isolation is kept: a job that cannot be decoded
+listing from v6 on; on v1, which cannot list them, each job is judged as ``job_health`` judges it,
+one request per job). Isolation is kept: a job that cannot be decoded
 fails only the tenant it names, and an organization the server does not list is that tenant's
 `NotFoundError`.
 
@@ -19,14 +20,14 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
 from ._client import VBOClient
 from ._exceptions import DecodeError, NotFoundError, VBOError
 from ._health import HealthPolicy, JobHealth, assess
-from ._models import Job, JobSession, Organization
+from ._models import Job, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget
 
@@ -168,9 +169,13 @@ async def _batch(batch: Batch, context: Context) -> None:
     for job in jobs:
         by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
     wanted = {target.organization_id.lower() for target in batch.targets}
-    sessions, session_error = await _recent_sessions(
-        client, [job for key in wanted for job in by_tenant.get(key, ())], context
-    )
+    try:
+        health = await _batch_health(
+            client, [job for key in wanted for job in by_tenant.get(key, ())], context
+        )
+    except VBOError as exc:  # the version, known already: not expected
+        _fail_all(batch, exc, started, context)
+        return
 
     async def finish(target: PollTarget) -> None:
         key = target.organization_id.lower()
@@ -201,7 +206,7 @@ async def _batch(batch: Batch, context: Context) -> None:
                 follow=context.follow,
                 prefetched=prefetched,
                 link_errors=link_errors,
-                health=_assessed(tenant_jobs, sessions, session_error, context),
+                health={job.id: health[job.id] for job in tenant_jobs} if health else {},
                 organization=organization,
             )
         )
@@ -254,31 +259,29 @@ async def _listings(
     return listed, filed
 
 
-async def _recent_sessions(
-    client: VBOClient, jobs: list[Job], context: Context
-) -> tuple[dict[str, list[JobSession]], VBOError | None]:
-    """The sessions a batch judges its jobs' health from (none without a policy); a failure to
-    read them is returned, to make those jobs UNKNOWN rather than fail their tenants."""
+async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) -> dict[str, JobHealth]:
+    """Every job of ``jobs`` judged under the sweep's policy (none without one).
+
+    From v6 on, from one server-wide listing of the sessions ended within the policy's window
+    (`VBOClient.recent_sessions`); a failure to read it makes every job UNKNOWN rather than fail
+    its tenant. v1 has no such listing: each job is judged as `VBOClient.job_health` judges it
+    (one request for its newest sessions, a failure that job's UNKNOWN), which is also what a
+    tenant swept alone gets."""
     policy = context.health
     if policy is None or not jobs:
-        return {}, None
+        return {}
+    if not (await client.dialect()).lists_recent_sessions:
+        judged = await asyncio.gather(
+            *(client.job_health(job, policy=policy, now=context.now) for job in jobs)
+        )
+        return {job.id: health for job, health in zip(jobs, judged, strict=True)}
     window = (policy.max_age if policy.max_age is not None else HEALTH_WINDOW) + _WINDOW_SLACK
+    error: VBOError | None = None
     try:
-        return await client.recent_sessions(context.now - window, jobs=jobs), None
+        sessions = await client.recent_sessions(context.now - window, jobs=jobs)
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
-        return {}, exc
-
-
-def _assessed(
-    jobs: Iterable[Job],
-    sessions: dict[str, list[JobSession]],
-    error: VBOError | None,
-    context: Context,
-) -> dict[str, JobHealth]:
-    policy = context.health
-    if policy is None:
-        return {}
+        sessions, error = {}, exc
     return {
         job.id: assess(job, sessions.get(job.id, ()), policy=policy, now=context.now, error=error)
         for job in jobs

@@ -182,6 +182,12 @@ class Dialect:
             **changes,
         )
 
+    @property
+    def lists_recent_sessions(self) -> bool:
+        """Whether the version lists every job's sessions ended since a moment in one listing
+        (``sessions_since``, v6+); v1 reads them job by job."""
+        return "sessions_since" in self.paths
+
     def route(self, operation: str) -> Route:
         """The route of ``operation``; `NotSupportedError` naming the version when it has none."""
         found = self.paths.get(operation)
