@@ -51,7 +51,8 @@ BATCH_MIN_SHARE = 0.05
 """With ``batch=None``, and targets that do not carry their `Organization`, a batch whose
 targets are fewer than this share of the organizations the server lists is swept tenant by
 tenant after all: 10 tenants of a server of 1,000 would otherwise list 3,500 jobs for 36 (about
-3× the time of 10 requests on loopback; the two cost the same at about 3%)."""
+3× the time of 10 requests on loopback). Between about 3% and 10% the two take about the same
+time on loopback (docs/benchmarks.md, section 5), and the batch sends far fewer requests."""
 HEALTH_WINDOW = dt.timedelta(days=7)
 """How far back a batch reads sessions when the health policy has no ``max_age``."""
 _WINDOW_SLACK = dt.timedelta(hours=2)
