@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from _baseline import BASELINE, BaselineUnavailable, baseline_commit, baseline_python
-from _common import Table, fmt_ratio
+from _common import Table, fmt_ratio, is_this_checkout
 from _server import KINDS, Server, ServerConfig, kind_of, serve
 
 __all__ = ["run"]
 
-ROOT = Path(__file__).resolve().parent.parent
 CHILD = Path(__file__).resolve().parent / "_cli_child.py"
 OLD = BASELINE
 NEW = "this checkout"
@@ -194,9 +193,8 @@ def _profile_shares(path: Path) -> dict[str, float]:
 
 def _check_package(candidate: Candidate, package: str) -> None:
     """The child imported the version it was meant to: the baseline from its venv, this
-    checkout from the worktree."""
-    inside = Path(package).resolve().is_relative_to(ROOT / "vbo_async")
-    if inside != (candidate.version == NEW):
+    checkout's the one this process runs."""
+    if is_this_checkout(package) != (candidate.version == NEW):
         raise RuntimeError(f"{candidate.name} ran the vbo_async at {package}")
 
 

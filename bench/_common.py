@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = [
     "Fresh",
@@ -20,10 +21,20 @@ __all__ = [
     "fmt_bytes",
     "fmt_ratio",
     "fmt_seconds",
+    "is_this_checkout",
     "machine_facts",
     "time_async",
     "time_sync",
 ]
+
+
+def is_this_checkout(package: str) -> bool:
+    """Whether a child process's ``vbo_async/__init__.py`` at ``package`` is the one this process
+    runs (the worktree with an editable install, the venv's copy with a regular one, as in CI),
+    not another install such as the baseline's venv."""
+    import vbo_async  # the benchmarks run with this checkout's vbo_async
+
+    return Path(package).resolve().parent == Path(vbo_async.__file__).resolve().parent
 
 
 @dataclass

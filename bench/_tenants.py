@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from _baseline import BASELINE, BaselineUnavailable, baseline_python
-from _common import Table, fmt_ratio
+from _common import Table, fmt_ratio, is_this_checkout
 from _server import Server, ServerConfig, serve
 
 __all__ = ["run"]
 
-ROOT = Path(__file__).resolve().parent.parent
 SWEEPER = Path(__file__).resolve().parent / "_sweeper.py"
 FOLLOW = ("repository", "proxy")
 GOAL = 5000.0
@@ -82,7 +81,7 @@ class Worker:
             cwd=SWEEPER.parent,
         )
         package = str(self._read()["package"])
-        if Path(package).resolve().is_relative_to(ROOT / "vbo_async") == old:
+        if is_this_checkout(package) == old:
             raise RuntimeError(f"the {'baseline' if old else 'checkout'} sweeper imported {package}")
 
     def _read(self) -> dict[str, Any]:
