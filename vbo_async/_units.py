@@ -6,9 +6,8 @@ organizations (to tell an unknown organization id from one without jobs), every 
 server (``GET /Jobs``, pages of 10,000 from v6 on) split by tenant, and, with a health policy,
 the sessions of every job ended within the policy's window (``VBOClient.recent_sessions``: one
 listing from v6 on; on v1, which cannot list them, each job is judged as ``job_health`` judges it,
-one request per job). Isolation is kept: a job that cannot be decoded
-fails only the tenant it names, and an organization the server does not list is that tenant's
-`NotFoundError`.
+one request per job). Isolation is kept: a job that cannot be decoded fails only the tenant it
+names, and an organization the server does not list is that tenant's `NotFoundError`.
 
 `plan` decides which targets go in batches (pure); `run_unit` does the work and hands each
 tenant's `PollResult` to ``emit`` as soon as it is complete.
