@@ -7,6 +7,8 @@ import pickle
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vbo_async import (
     BackupRepository,
@@ -22,7 +24,7 @@ from vbo_async import (
     SelectedMailbox,
     VBOClient,
 )
-from vbo_async._urls import ApiRoot
+from vbo_async._urls import ApiRoot, _check_each_segment, _check_segments
 
 from .conftest import FOREIGN, FakeVBO, client_for
 
@@ -369,3 +371,38 @@ def test_rebase_resolves_relative_hrefs_against_their_context() -> None:
 def test_bad_base_urls(base: str) -> None:
     with pytest.raises(ConfigError):
         ApiRoot(base, ["v1"])
+
+
+# --- _check_segments' short cut for plain paths agrees with checking each segment ---------------------
+
+_SEGMENT_TEXT = st.text(alphabet="aZ09_~-./%2e5C\\ #\x00", max_size=20)
+
+
+def _refused(check: Any, rest: str) -> bool:
+    try:
+        check(rest, f"/v8/{rest}", "self")
+    except LinkError:
+        return True
+    return False
+
+
+@given(rest=_SEGMENT_TEXT)
+def test_the_plain_path_short_cut_agrees_with_checking_each_segment(rest: str) -> None:
+    assert _refused(_check_segments, rest) == _refused(_check_each_segment, rest)
+
+
+@pytest.mark.parametrize(
+    ("rest", "refused"),
+    [
+        ("Jobs/4d87f7dd-cd9f-466c-9753-bd041bb65caf/JobSessions", False),
+        ("Jobs/job~1_x", False),
+        ("Jobs/..", True),
+        ("Jobs/%2e%2e", True),
+        ("Jobs/a%2Fb", True),
+        ("Jobs/a%5Cb", True),
+        ("", True),
+        ("Jobs/.", True),
+    ],
+)
+def test_plain_and_hostile_paths(rest: str, refused: bool) -> None:
+    assert _refused(_check_segments, rest) is refused

@@ -11,6 +11,7 @@ says, the result stays below ``{base_url}/{version}/`` or is a `LinkError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
@@ -26,6 +27,10 @@ _CONTROL_CHARS = frozenset(map(chr, range(0x20))) | {"\x7f"}
 _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
 """Refused in an href's path segments (also percent-decoded) and query. ASCII control characters
 are among them because httpx refuses to build a request with one (``httpx.InvalidURL``)."""
+_PLAIN_REST = re.compile(r"[A-Za-z0-9_~/-]+")
+"""Paths made only of characters that decode to themselves and are never refused, without dots
+(GUIDs, ``Jobs/{id}/JobSessions``): `_check_segments` passes them without looking at each
+segment (a test compares the short cut with the full check)."""
 
 
 @attrs.frozen(init=False)
@@ -145,6 +150,14 @@ def _is_absolute(href: str) -> bool:
 
 
 def _check_segments(rest: str, href: str, relation: str | None) -> None:
+    if _PLAIN_REST.fullmatch(rest):
+        return
+    _check_each_segment(rest, href, relation)
+
+
+def _check_each_segment(rest: str, href: str, relation: str | None) -> None:
+    """`_check_segments` segment by segment: nothing (an empty path), a dot segment, a refused
+    character or an encoded slash is a `LinkError`."""
     if not rest:
         raise LinkError(f"href {href!r} names no resource", href=href, relation=relation)
     for segment in rest.split("/"):
