@@ -18,7 +18,6 @@ import asyncio
 import copy
 import datetime as dt
 import linecache
-import os
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,7 +26,7 @@ import attrs
 import cattrs
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from vbo_async import (
@@ -49,6 +48,7 @@ from vbo_async._links import ThroughLink
 from vbo_async._models import RESOURCES
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
+from .test_properties import PROPERTY
 from .versions_data import (
     V6_PLUS,
     job_wire,
@@ -59,14 +59,6 @@ from .versions_data import (
     windowed_policy,
 )
 
-EXAMPLES = int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150"))
-PROPERTY = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=os.environ.get("VBO_PROPERTY_RANDOM") != "1",
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 EPOCH = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
 VERSIONS = tuple(DIALECTS)
 

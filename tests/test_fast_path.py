@@ -10,14 +10,13 @@ simulator data of every API version and on mutated input.
 from __future__ import annotations
 
 import copy
-import os
 import typing
 from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from vbo_async import (
@@ -50,16 +49,7 @@ from vbo_async._dialects import DIALECTS, V1, Route
 from vbo_async._fastpath import fills_like_link, new_link
 from vbo_async.simulator import Simulator, SimulatorConfig
 
-from .test_properties import json_values, mutated
-
-EXAMPLES = int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150"))
-PROPERTY = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=os.environ.get("VBO_PROPERTY_RANDOM") != "1",
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from .test_properties import PROPERTY, json_values, mutated
 
 
 class Navigator:
