@@ -340,7 +340,7 @@ class Sender:
             extra = [(key.encode("ascii"), value.encode("ascii")) for key, value in call.headers.items()]
             sent = [*sent, *extra]
         if token is not None:
-            sent = [*sent, (b"Authorization", b"Bearer " + token.access_token.encode("ascii"))]
+            sent = [*sent, _bearer(token)]
         return httpx.Request(
             call.method,
             url,
@@ -358,9 +358,7 @@ class Sender:
         bearer token, then ``Content-Length`` and ``Content-Type``), the body read at once; without
         httpx's default-header pass, which rebuilds the headers twice."""
         body = urlencode(form, doseq=True).encode("utf-8")
-        sent = [(b"Host", url.netloc), *self._headers]
-        if token is not None:
-            sent.append((b"Authorization", b"Bearer " + token.access_token.encode("ascii")))
+        sent = self._host_own_and_bearer(url, token)
         sent += [(b"Content-Length", str(len(body)).encode("ascii")), _FORM_TYPE]
         request = httpx.Request(
             method, url, headers=sent, stream=httpx.ByteStream(body), extensions=self._extensions
@@ -390,12 +388,17 @@ class Sender:
         kept = self._get_headers
         if kept is not None and kept[0] == key:
             return kept[1]
-        sent = [(b"Host", url.netloc), *self._headers]
-        if token is not None:
-            sent.append((b"Authorization", b"Bearer " + token.access_token.encode("ascii")))
-        headers = httpx.Headers(sent)
+        headers = httpx.Headers(self._host_own_and_bearer(url, token))
         self._get_headers = (key, headers)
         return headers
+
+    def _host_own_and_bearer(self, url: httpx.URL, token: Token | None) -> list[tuple[bytes, bytes]]:
+        """``Host``, the client's own headers and the bearer token, in the order httpx writes
+        them for a request built from the URL string and the header list."""
+        sent = [(b"Host", url.netloc), *self._headers]
+        if token is not None:
+            sent.append(_bearer(token))
+        return sent
 
     async def _read(self, response: httpx.Response, method: str, url: str) -> bytes:
         """The whole body, decoded from its ``Content-Encoding`` with at most ``max_response_bytes``
@@ -456,6 +459,10 @@ def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) ->
         follow_redirects=False,
         trust_env=False,
     )
+
+
+def _bearer(token: Token) -> tuple[bytes, bytes]:
+    return (b"Authorization", b"Bearer " + token.access_token.encode("ascii"))
 
 
 def _all_strings(form: dict[str, str]) -> bool:
