@@ -15,16 +15,19 @@ import re
 import zoneinfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
 import vbo_async.simulator
 from vbo_async import HealthState
-from vbo_async._cli import _flows
+from vbo_async._cli import _flows, _table
 from vbo_async._cli._report import Report, Row
 from vbo_async._cli._table import COLUMN_PRIORITY, print_report, relative
 
 from .test_cli import DEMO_EPOCH, judge_at
+from .test_properties import PROPERTY
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 NOW = dt.datetime(2017, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -323,6 +326,118 @@ def test_a_zone_whose_offset_varies_is_named_in_each_cell() -> None:
     text = out.getvalue()
     assert "Last run" in headers(text)
     assert sorted(row[4] for row in body(text)) == ["2016-01-10 09:00 CET", "2016-07-10 10:00 CEST"]
+
+
+def test_time_columns_work_out_their_zone_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zone of a time column is found once for the column, not again for each cell: with
+    every time absolute, 400 rows used to name 160,000 zones (minutes for a large sweep)."""
+    calls = 0
+    real = _table._zone_name
+
+    def counting(local: dt.datetime) -> str:
+        nonlocal calls
+        calls += 1
+        return real(local)
+
+    monkeypatch.setattr(_table, "_zone_name", counting)
+    rows = [
+        Row(
+            server="s",
+            organization="o",
+            organization_id="o",
+            job=f"j{n}",
+            job_id=f"j{n}",
+            enabled=True,
+            last_status="Success",
+            last_run=dt.datetime(2016, 1, 10, 8, 0, tzinfo=dt.UTC) - dt.timedelta(minutes=n),
+            next_run=dt.datetime(2016, 1, 11, 8, 0, tzinfo=dt.UTC),
+        )
+        for n in range(400)
+    ]
+    text = render(Report.collect(rows, servers=1, tenants=1), 200)
+    assert len(body(text)) == 400
+    assert "Last run (UTC)" in headers(text)
+    assert calls <= 2 * 2 * len(rows)  # two time columns, each time named at most twice
+
+
+def test_control_characters_in_names_are_written_out_not_sent_to_the_terminal() -> None:
+    """A name from a server cannot clear the screen, recolour it or forge a row of the table."""
+    rows = [
+        Row(
+            server="s",
+            organization="Tenant\x1b[2J",
+            organization_id="o",
+            job="Backup\r\nOK  fake row",
+            job_id="j",
+            enabled=True,
+            last_status="Failed\x1b[32m",
+            last_run=NOW - dt.timedelta(days=30),
+            repository="repo\u202e",
+            proxy="proxy\x07",
+            health=HealthState.CRITICAL,
+            health_reason="failed",
+        ),
+        Row(server="s", organization="Other\x1b[8m", organization_id="p", error="refused\x1b[0m\nforged"),
+    ]
+    out = io.StringIO()
+    console = Console(width=250, file=out, force_terminal=True, color_system=None)
+    print_report(Report.collect(rows, servers=1, tenants=2), console, now=NOW, zone=dt.UTC)
+    text = out.getvalue()
+    assert not any(char in text for char in "\x1b\r\x07\u202e")
+    assert len(body(text)) == 1
+    for shown in (
+        "Tenant\\x1b[2J",
+        "Backup\\r\\nOK  fake row",
+        "Failed\\x1b[32m",
+        "repo\\u202e",
+        "proxy\\x07",
+    ):
+        assert shown in text
+    assert "Other\\x1b[8m" in text
+    assert "refused\\x1b[0m\\nforged" in text
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=12), st.text(max_size=12), st.sampled_from(list(HealthState))),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_fixed_column_widths_render_as_rich_measures_them(names: list[tuple[str, str, HealthState]]) -> None:
+    """The table sets each column's width when it fits (rich then measures no cell): the same
+    output as letting rich measure every cell, whatever the names hold."""
+    rows = [
+        Row(
+            server="s",
+            organization=organization or None,
+            organization_id=str(n),
+            job=job or None,
+            job_id=str(n),
+            enabled=True,
+            last_status="Success",
+            last_run=NOW - dt.timedelta(days=n),
+            health=state,
+        )
+        for n, (organization, job, state) in enumerate(names)
+    ]
+    report = Report.collect(rows, servers=1, tenants=1)
+    columns, _ = _table._fit(
+        _table._job_columns(report, report.attention_first, _table._Times(NOW, dt.UTC)), None
+    )
+    fixed = _table._table(columns, squeeze=False)
+    measured = _table._table(columns, squeeze=False)
+    for column in measured.columns:
+        column.width = None
+    assert [column.width for column in fixed.columns] == [column.width for column in columns]
+
+    def shown(table: object) -> str:
+        out = io.StringIO()
+        Console(width=_table._natural_width(columns), file=out, force_terminal=True).print(table)
+        return out.getvalue()
+
+    assert shown(fixed) == shown(measured)
 
 
 def test_server_text_is_shown_verbatim() -> None:

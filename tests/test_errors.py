@@ -179,6 +179,33 @@ def test_error_bodies_give_readable_messages(
     assert message in str(error)
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "message", "code"),
+    [
+        (
+            b'{"message": "no\\u001b[2J\\r\\nOK: all fine", "errorCode": "E\\u0007"}',
+            None,
+            "no\\x1b[2J\\r\\nOK: all fine",
+            "E\\x07",
+        ),
+        (
+            b"broken \x1b]0;title\x07 \xe2\x80\xae gnp.exe",
+            "text/plain",
+            "broken \\x1b]0;title\\x07 \\u202e gnp.exe",
+            None,
+        ),
+        (b"<html><title>\n  Down \x1b[5m\n</title></html>", "text/html", "Down \\x1b[5m", None),
+    ],
+)
+def test_control_characters_in_server_text_are_written_out(
+    body: bytes, content_type: str | None, message: str, code: str | None
+) -> None:
+    """A server's message reaches terminals and logs: an escape sequence, a carriage return or a
+    bidirectional override in it is shown as an escape, not acted on."""
+    assert read_error_body(body, content_type) == (message, code)
+    assert "\x1b" not in str(error_for_status(500, body, method="GET", url=URL, content_type=content_type))
+
+
 def test_long_error_bodies_are_cut() -> None:
     message, _ = read_error_body(b"x" * 10_000, "text/plain")
     assert message is not None

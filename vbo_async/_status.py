@@ -20,6 +20,7 @@ from ._exceptions import (
     ServerError,
     VBOError,
 )
+from ._printable import printable
 from ._retry import RETRY_STATUSES, parse_retry_after
 
 __all__ = [
@@ -46,9 +47,15 @@ def read_error_body(
 
     ``scrub`` removes the client's secrets from the server's text before any of it is kept (a
     server may echo the form or the ``Authorization`` header it was sent). Only the first
-    `_ERROR_READ` bytes are read, and a message is cut to `_MESSAGE` characters.
+    `_ERROR_READ` bytes are read, and a message is cut to `_MESSAGE` characters. Control
+    characters in what is kept are written out as escapes (`printable`): the message ends up in
+    terminals and logs.
     """
-    clean = scrub if scrub is not None else _unchanged
+    hide = scrub if scrub is not None else _unchanged
+
+    def clean(text: str) -> str:
+        return printable(hide(text))
+
     text = body[:_ERROR_READ].strip()
     if not text:
         return None, None
@@ -66,11 +73,11 @@ def read_error_body(
         return None, code
     if isinstance(data, str):
         return clean(data.strip())[:_EXCERPT] or None, None
-    decoded = clean(text.decode("utf-8", "replace"))
+    decoded = hide(text.decode("utf-8", "replace"))
     if "html" in (content_type or "").lower() or decoded.lstrip().startswith("<"):
         title = re.search(r"<title[^>]*>(.*?)</title>", decoded, re.S | re.I)
         decoded = title.group(1) if title else _TAGS.sub(" ", decoded)
-    decoded = _SPACE.sub(" ", decoded).strip()
+    decoded = printable(_SPACE.sub(" ", decoded).strip())
     return (decoded[:_EXCERPT] or None), None
 
 

@@ -28,6 +28,7 @@ from rich.text import Text
 
 from .._health import HealthState
 from .._models import Organization
+from .._printable import printable
 from ._report import Report, Row
 
 __all__ = ["COLUMN_PRIORITY", "print_organizations", "print_report", "relative"]
@@ -68,11 +69,13 @@ class _Times:
     now: dt.datetime
     zone: dt.tzinfo | None
 
-    def header(self, title: str, values: Sequence[dt.datetime | None]) -> str:
+    def column(self, title: str, values: Sequence[dt.datetime | None]) -> _Column:
+        """The column of ``values``: the zone is worked out once for all of its cells."""
         zones = self._zones(values)
-        return f"{title} ({next(iter(zones))})" if len(zones) == 1 else title
+        header = f"{title} ({next(iter(zones))})" if len(zones) == 1 else title
+        return _Column(header, [self._cell(value, named=len(zones) != 1) for value in values])
 
-    def cell(self, value: dt.datetime | None, values: Sequence[dt.datetime | None]) -> Text:
+    def _cell(self, value: dt.datetime | None, *, named: bool) -> Text:
         if value is None:
             return Text("-", style="dim")
         near = relative(value, self.now)
@@ -80,7 +83,7 @@ class _Times:
             return Text(near)
         local = value.astimezone(self.zone)
         text = local.strftime("%Y-%m-%d %H:%M")
-        if len(self._zones(values)) != 1:
+        if named:
             text += f" {_zone_name(local)}"
         return Text(text)
 
@@ -145,10 +148,8 @@ health's reason, shown in the Health column."""
 
 def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Column]:
     def text(get: Callable[[Row], str | None]) -> list[Text]:
-        return [Text(value) if (value := get(row)) else Text("-", style="dim") for row in rows]
+        return [_shown(value) if (value := get(row)) else Text("-", style="dim") for row in rows]
 
-    last_runs = [row.last_run for row in rows]
-    next_runs = [row.next_run for row in rows]
     columns = []
     if report.servers > 1:
         columns.append(_Column("Server", text(lambda row: row.server), essential=True, wraps=True))
@@ -156,18 +157,24 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
         _Column("Organization", text(lambda row: row.organization), essential=True, wraps=True),
         _Column("Job", text(lambda row: row.job), essential=True, wraps=True),
         _Column("Health", [_health(row.health) for row in rows], essential=True),
-        _Column("Reason", [], detail=[Text(row.health_reason or "") for row in rows]),
+        _Column("Reason", [], detail=[_shown(row.health_reason or "") for row in rows]),
         _Column("Status", [_status(row.last_status) for row in rows]),
     ]
     if any(row.enabled is False for row in rows):
         columns.append(_Column("Enabled", [_enabled(row.enabled) for row in rows]))
     columns += [
-        _Column(times.header("Last run", last_runs), [times.cell(v, last_runs) for v in last_runs]),
-        _Column(times.header("Next run", next_runs), [times.cell(v, next_runs) for v in next_runs]),
+        times.column("Last run", [row.last_run for row in rows]),
+        times.column("Next run", [row.next_run for row in rows]),
         _Column("Repository", text(lambda row: row.repository)),
         _Column("Proxy", text(lambda row: row.proxy)),
     ]
     return columns
+
+
+def _shown(value: str, style: str = "") -> Text:
+    """Text from a server (or a targets file) as a cell: its control characters written out, so
+    a name cannot recolour the terminal, overwrite a line or forge a row."""
+    return Text(printable(value), style=style)
 
 
 def _health(state: HealthState | None) -> Text:
@@ -179,7 +186,7 @@ def _health(state: HealthState | None) -> Text:
 def _status(status: str | None) -> Text:
     if status is None:
         return Text("never run", style="dim")
-    return Text(status, style=_STATUS_STYLE.get(status, ""))
+    return _shown(status, style=_STATUS_STYLE.get(status, ""))
 
 
 def _enabled(enabled: bool | None) -> Text:
@@ -222,6 +229,7 @@ def _table(columns: Sequence[_Column], *, squeeze: bool) -> Table:
             no_wrap=not (squeeze and column.wraps),
             overflow="fold",
             min_width=min(column.width, 8) if column.wraps else column.width,
+            width=None if squeeze else column.width,  # rich measures no cell of a column whose width is set
         )
     for cells in zip(*(column.cells for column in columns), strict=True):
         table.add_row(*cells)
@@ -234,9 +242,9 @@ def _error_table(report: Report) -> tuple[Table, int]:
     headers = [*(["Server"] if with_server else []), "Organization", "Error"]
     rows = []
     for row in report.errors:
-        organization = Text(row.organization) if row.organization else Text("(whole server)", style="dim")
-        cells = [Text(row.server)] if with_server else []
-        rows.append([*cells, organization, Text(row.error or "", style="red")])
+        organization = _shown(row.organization) if row.organization else Text("(whole server)", style="dim")
+        cells = [_shown(row.server)] if with_server else []
+        rows.append([*cells, organization, _shown(row.error or "", style="red")])
     table = Table(
         title="Could not be read", title_justify="left", title_style="bold red", header_style="bold"
     )
@@ -277,7 +285,7 @@ def print_report(
             console.print(Text(f"Hidden at this width: {names} (--wide shows all)", style="dim"))
     if errors is not None:
         console.print(errors)
-    console.print(Text(report.summary(), style="bold"), soft_wrap=wide)
+    console.print(_shown(report.summary(), style="bold"), soft_wrap=wide)
 
 
 def _hidden_name(column: _Column) -> str:
@@ -291,11 +299,12 @@ def print_organizations(organizations: Sequence[Organization], console: Console)
     table = Table(header_style="bold")
     table.add_column("Name", overflow="fold")
     table.add_column("Id", no_wrap=True)
-    for organization in organizations:
-        table.add_row(Text(organization.name or "-"), Text(organization.id))
+    rows = [(_shown(organization.name or "-"), _shown(organization.id)) for organization in organizations]
+    for name, identifier in rows:
+        table.add_row(name, identifier)
     if not console.is_terminal:
-        widest = max([4, *(cell_len(o.name or "-") for o in organizations)])
-        console.width = max(console.width, widest + max([2, *(len(o.id) for o in organizations)]) + 7)
+        widest = max([4, *(name.cell_len for name, _ in rows)])
+        console.width = max(console.width, widest + max([2, *(i.cell_len for _, i in rows)]) + 7)
     console.print(table)
     count = len(organizations)
     console.print(Text(f"{count} organization{'s' if count != 1 else ''}", style="bold"))

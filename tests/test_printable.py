@@ -1,0 +1,48 @@
+"""`printable`: server text shown without the control characters a terminal or a log acts on."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vbo_async._printable import printable
+
+from .test_properties import PROPERTY
+
+BIDI = {"\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Daily backup", "Daily backup"),
+        ("Zürich — 日本 👍", "Zürich — 日本 👍"),
+        ("red \x1b[31m", "red \\x1b[31m"),
+        ("a\r\nb\tc", "a\\r\\nb\\tc"),
+        ("\x00\x7f\x85\x9b", "\\x00\\x7f\\x85\\x9b"),
+        ("abc\u202egnp.exe", "abc\\u202egnp.exe"),
+        ("", ""),
+    ],
+)
+def test_printable(text: str, shown: str) -> None:
+    assert printable(text) == shown
+
+
+def _expected(char: str) -> str:
+    """The escape a character gets, from Unicode's own categories rather than from the table."""
+    if char in "\t\n\r":
+        return {"\t": "\\t", "\n": "\\n", "\r": "\\r"}[char]
+    if unicodedata.category(char) == "Cc":
+        return f"\\x{ord(char):02x}"
+    return f"\\u{ord(char):04x}" if char in BIDI else char
+
+
+@PROPERTY
+@given(st.text())
+def test_printable_writes_out_controls_and_keeps_everything_else(text: str) -> None:
+    shown = printable(text)
+    assert shown == "".join(_expected(char) for char in text)
+    assert not any(unicodedata.category(char) == "Cc" or char in BIDI for char in shown)
