@@ -31,6 +31,7 @@ import json
 import typing
 import uuid
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,11 @@ from vbo_async import _models as m
 from vbo_async._dialects import DIALECTS, Dialect, LinkFromId, LinkThrough, Route, camel
 from vbo_async._enums import OpenEnum
 from vbo_async._tokens import password_form, refresh_form
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 from vbo_async.simulator._routes_vn import version_routes
 from vbo_async.simulator._versions import VERSIONS as SIMULATED
+
+from .test_simulator_schemas import validate
 
 V6_PLUS = ("v6", "v7", "v8")
 MAX_LIMIT = 10_000
@@ -663,3 +667,28 @@ def test_the_simulator_filters_and_views_are_the_declared_ones(version: str) -> 
     proxy_view = query_parameters(proxies).get("extendedView")
     assert spec.proxy_extended_default == (None if proxy_view is None else proxy_view["schema"]["default"])
     assert spec.paged_collections == (resolve(version, jobs["responses"]["200"]).get("type") != "array")
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_the_simulator_s_token_answers_are_the_declared_ones(version: str) -> None:
+    """Both grants answer ``OAuthTokenResponse``. The schemas type ``.issued``/``.expires`` as
+    ISO 8601; live v6 servers (OWIN) write RFC 1123 dates (vb365-v6-v8.md §3.2, the live notes
+    win), and the simulator does so up to v7, the last OWIN version: those two are checked as
+    RFC 1123 and the rest of the answer against the schema."""
+    simulator = Simulator(
+        SimulatorConfig(seed=5, epoch=dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC)), clock=lambda: 0.0
+    )
+    transport = httpx.ASGITransport(app=create_app(simulator=simulator))
+    form = password_form("admin", "admin", DIALECTS[version].token_form)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        granted = await client.post(f"/{version}/Token", data=form)
+        assert granted.status_code == 200
+        refresh = refresh_form(granted.json()["refresh_token"], DIALECTS[version].token_form)
+        renewed = await client.post(f"/{version}/Token", data=refresh)
+        assert renewed.status_code == 200
+    for answer in (granted.json(), renewed.json()):
+        if version in ("v6", "v7"):
+            for key in (".issued", ".expires"):
+                assert parsedate_to_datetime(answer[key]).tzinfo is not None
+                answer[key] = "2026-07-01T12:00:00Z"
+        validate(version, f"/{version}/token", answer, method="post")
