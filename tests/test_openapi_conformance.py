@@ -26,8 +26,10 @@ win; such cases are named where they are allowed below.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import ssl
 import typing
 import uuid
 from collections.abc import Iterator
@@ -519,14 +521,18 @@ def _fill(version: str, cls: type, data: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def vbo() -> VBOClient:
-    return VBOClient(
+def vbo() -> Iterator[VBOClient]:
+    """A client used only to decode (any version, with ``api_version=``)."""
+    client = VBOClient(
         "https://vbo.test:4443",
         username="u",
         password="p",
         api_version="v8",
+        verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
         transport=httpx.MockTransport(lambda request: httpx.Response(599)),
     )
+    yield client
+    asyncio.run(client.aclose())
 
 
 @pytest.mark.parametrize("version", V6_PLUS)
