@@ -397,17 +397,30 @@ def test_control_characters_in_names_are_written_out_not_sent_to_the_terminal() 
     assert "refused\\x1b[0m\\nforged" in text
 
 
+class _Encoded(io.StringIO):
+    """A file that says which encoding it takes (rich reads it to choose its box characters)."""
+
+    encoding = "utf-8"
+
+
 @PROPERTY
 @given(
-    st.lists(
+    names=st.lists(
         st.tuples(st.text(max_size=12), st.text(max_size=12), st.sampled_from(list(HealthState))),
         min_size=1,
         max_size=6,
-    )
+    ),
+    safe_box=st.booleans(),
+    color=st.sampled_from([None, "standard", "truecolor"]),
+    encoding=st.sampled_from(["utf-8", "ascii"]),
 )
-def test_fixed_column_widths_render_as_rich_measures_them(names: list[tuple[str, str, HealthState]]) -> None:
-    """The table sets each column's width when it fits (rich then measures no cell): the same
-    output as letting rich measure every cell, whatever the names hold."""
+def test_a_fitting_table_is_drawn_as_rich_draws_it(
+    names: list[tuple[str, str, HealthState]], safe_box: bool, color: str | None, encoding: str
+) -> None:
+    """A table whose columns fit is written line by line (`_FittedTable`): byte for byte what
+    rich's own `Table` gives for it, whatever the names hold (wide and combining characters,
+    controls written out), in colour or not, with rich's safe box or not, on a terminal that
+    takes UTF-8 or only ASCII (rich then draws the box in ASCII)."""
     rows = [
         Row(
             server="s",
@@ -415,10 +428,11 @@ def test_fixed_column_widths_render_as_rich_measures_them(names: list[tuple[str,
             organization_id=str(n),
             job=job or None,
             job_id=str(n),
-            enabled=True,
-            last_status="Success",
-            last_run=NOW - dt.timedelta(days=n),
+            enabled=n % 2 == 0,
+            last_status=["Success", "Failed", "Weird", None][n % 4],
+            last_run=NOW - dt.timedelta(days=n * 10),
             health=state,
+            health_reason=job[:5] or None,
         )
         for n, (organization, job, state) in enumerate(names)
     ]
@@ -426,18 +440,24 @@ def test_fixed_column_widths_render_as_rich_measures_them(names: list[tuple[str,
     columns, _ = _table._fit(
         _table._job_columns(report, report.attention_first, _table._Times(NOW, dt.UTC)), None
     )
-    fixed = _table._table(columns, squeeze=False)
-    measured = _table._table(columns, squeeze=False)
-    for column in measured.columns:
-        column.width = None
-    assert [column.width for column in fixed.columns] == [column.width for column in columns]
+    fitted = _table._table(columns, squeeze=False)
+    assert isinstance(fitted, _table._FittedTable)
 
-    def shown(table: object) -> str:
-        out = io.StringIO()
-        Console(width=_table._natural_width(columns), file=out, force_terminal=True).print(table)
+    def drawn(table: object) -> str:
+        out = _Encoded()
+        out.encoding = encoding
+        console = Console(
+            width=_table._natural_width(columns),
+            file=out,
+            force_terminal=True,
+            color_system=color,  # type: ignore[arg-type]
+            safe_box=safe_box,
+            legacy_windows=False,
+        )
+        console.print(table)
         return out.getvalue()
 
-    assert shown(fixed) == shown(measured)
+    assert drawn(fitted) == drawn(_table._rich_table(columns, squeeze=False))
 
 
 def test_server_text_is_shown_verbatim() -> None:
