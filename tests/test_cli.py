@@ -861,6 +861,36 @@ async def test_jobs_wrong_password_is_one_line_without_the_password(
     assert simulator.stats.token_requests == {"password": 1}  # refused once, not retried
 
 
+HOSTILE_TEXT = "bad \x1b]0;PWNED\x07 \x1b[31mred\x9b\u2028second line"
+
+
+async def _hostile_token_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Every request: a 400 whose message carries escape sequences and line breaks."""
+    if scope["type"] != "http":
+        return
+    body = json.dumps({"error": "invalid_grant", "error_description": HOSTILE_TEXT, "message": HOSTILE_TEXT})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+@pytest.mark.parametrize("log", ["", "debug"])
+async def test_escape_sequences_from_a_server_never_reach_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, log: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    monkeypatch.setenv("VBO_ASYNC_LOG", log)
+    async with serve(_hostile_token_endpoint) as port:
+        argv = ["organizations", "--server", f"http://127.0.0.1:{port}/v8", "--username", "admin"]
+        result = await run_in_thread(capsys, *argv)
+    assert result.code == 1
+    errors = [line for line in result.err.splitlines() if line.startswith("vbo-async: error: ")]
+    assert len(errors) == 1
+    assert "PWNED" in errors[0]
+    assert all(line.startswith("vbo-async: ") for line in result.err.splitlines()), result.err
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028]", result.err), result.err
+
+
 def test_jobs_refused_connection_is_one_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_backoff: None
 ) -> None:

@@ -374,6 +374,37 @@ def test_server_text_is_shown_verbatim() -> None:
     assert body(text[text.index("Could not be read") :])[0] == ["[red]other[/]", "bad [/] thing"]
 
 
+def test_control_characters_from_the_server_never_reach_the_terminal() -> None:
+    """A hostile server's names and messages carry escape sequences (set the window title,
+    colour the terminal) and line breaks: each run of control characters prints as one space."""
+    hostile = "a\x1b]0;PWNED\x07b\x1b[31mc\x00d\ne\x9bf\u2028g\th"
+    rows = [
+        Row(
+            server=hostile,
+            organization=hostile,
+            organization_id="o",
+            job=hostile,
+            job_id="j",
+            enabled=True,
+            last_status=hostile,
+            repository=hostile,
+            proxy=hostile,
+            health=HealthState.UNKNOWN,
+            health_reason=hostile,
+        ),
+        Row(server=hostile, organization=hostile, organization_id="p", error=hostile),
+        Row(server="t", error=hostile, unreachable=True),
+    ]
+    for terminal in (True, False):
+        out = io.StringIO()
+        console = Console(width=400, file=out, force_terminal=terminal, color_system=None)
+        print_report(Report.collect(rows, servers=2, tenants=2), console, now=NOW, zone=dt.UTC)
+        text = out.getvalue()
+        assert not re.search(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028]", text.replace("\n", "")), text
+        visible = "a ]0;PWNED b [31mc d e f g h"
+        assert text.count(visible) == 11, text  # seven job cells, four in the failures
+
+
 def test_no_jobs_prints_only_the_failures_and_the_summary() -> None:
     report = Report.collect(
         [Row(server="east", error="cannot connect", unreachable=True)], servers=1, tenants=0

@@ -20,7 +20,7 @@ from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
 from ._check import CHECK_EPILOG, PLUGIN_CODES, check, say_unknown
 from ._connect import DEFAULT_API_VERSION, Connection, explain
-from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
+from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, printable, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
 from ._simulate import fault_options, serve_simulator
@@ -36,7 +36,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_co
 
 def _say_error(*lines: str) -> None:
     for line in lines:
-        click.echo(f"vbo-async: error: {' '.join(line.split())}", err=True)
+        click.echo(f"vbo-async: error: {' '.join(printable(line).split())}", err=True)
 
 
 class VBOCommand(click.Command):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import re
 from collections.abc import Iterator
 
 import attrs
@@ -22,6 +23,7 @@ __all__ = [
     "ExitCodes",
     "MissingExtra",
     "Outcome",
+    "printable",
     "simulator_extra",
 ]
 
@@ -70,6 +72,16 @@ Exit codes:
 'check' exits as a monitoring plugin instead: OK 0, WARNING 1, CRITICAL 2,
 UNKNOWN 3 (usage errors and servers that cannot be read included).
 """
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def printable(text: str) -> str:
+    """``text`` with each run of control characters (the ESC of escape sequences, BEL, line
+    breaks, tabs) made one space: what a server sent (names, error messages) cannot drive the
+    terminal it is printed on, nor break a line in two."""
+    return _CONTROL.sub(" ", text)
 
 
 class CLIError(Exception):

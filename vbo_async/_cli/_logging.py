@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ._exit import CLIError
+from ._exit import CLIError, printable
 
 __all__ = ["LEVELS", "VARIABLE", "configured_logging"]
 
@@ -42,7 +42,7 @@ class _Stderr(logging.StreamHandler[TextIO]):
 
 class _Format(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"vbo-async: {record.levelname.lower()}: {record.getMessage()}"
+        return f"vbo-async: {record.levelname.lower()}: {printable(record.getMessage())}"
 
 
 def level_from_environment() -> int | None:

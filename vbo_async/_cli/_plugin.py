@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import attrs
 
 from .._health import HealthState
-from ._exit import ExitCodes
+from ._exit import ExitCodes, printable
 from ._report import HEALTH_ORDER, Report, Row
 
 __all__ = [
@@ -104,13 +104,11 @@ def format_duration(delta: dt.timedelta) -> str:
 
 # --- text -------------------------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
 
 def plain(text: str) -> str:
     """``text`` safe for one line of plugin output: control characters (escape sequences, line
     breaks) become a space, ``|`` becomes ``/``, and the ends are trimmed."""
-    return _CONTROL.sub(" ", text).replace("|", "/").strip()
+    return printable(text).replace("|", "/").strip()
 
 
 def _plural(count: int, noun: str) -> str:

@@ -28,6 +28,7 @@ from rich.text import Text
 
 from .._health import HealthState
 from .._models import Organization
+from ._exit import printable
 from ._report import Report, Row
 
 __all__ = ["COLUMN_PRIORITY", "print_organizations", "print_report", "relative"]
@@ -145,7 +146,7 @@ health's reason, shown in the Health column."""
 
 def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Column]:
     def text(get: Callable[[Row], str | None]) -> list[Text]:
-        return [Text(value) if (value := get(row)) else Text("-", style="dim") for row in rows]
+        return [_server_text(value) if (value := get(row)) else Text("-", style="dim") for row in rows]
 
     last_runs = [row.last_run for row in rows]
     next_runs = [row.next_run for row in rows]
@@ -156,7 +157,7 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
         _Column("Organization", text(lambda row: row.organization), essential=True, wraps=True),
         _Column("Job", text(lambda row: row.job), essential=True, wraps=True),
         _Column("Health", [_health(row.health) for row in rows], essential=True),
-        _Column("Reason", [], detail=[Text(row.health_reason or "") for row in rows]),
+        _Column("Reason", [], detail=[_server_text(row.health_reason or "") for row in rows]),
         _Column("Status", [_status(row.last_status) for row in rows]),
     ]
     if any(row.enabled is False for row in rows):
@@ -170,6 +171,11 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
     return columns
 
 
+def _server_text(value: str, style: str = "") -> Text:
+    """Text a server sent (or a name made from it), its control characters made spaces."""
+    return Text(printable(value), style=style)
+
+
 def _health(state: HealthState | None) -> Text:
     if state is None:
         return Text("-", style="dim")
@@ -179,7 +185,7 @@ def _health(state: HealthState | None) -> Text:
 def _status(status: str | None) -> Text:
     if status is None:
         return Text("never run", style="dim")
-    return Text(status, style=_STATUS_STYLE.get(status, ""))
+    return _server_text(status, style=_STATUS_STYLE.get(status, ""))
 
 
 def _enabled(enabled: bool | None) -> Text:
@@ -234,9 +240,12 @@ def _error_table(report: Report) -> tuple[Table, int]:
     headers = [*(["Server"] if with_server else []), "Organization", "Error"]
     rows = []
     for row in report.errors:
-        organization = Text(row.organization) if row.organization else Text("(whole server)", style="dim")
-        cells = [Text(row.server)] if with_server else []
-        rows.append([*cells, organization, Text(row.error or "", style="red")])
+        if row.organization:
+            organization = _server_text(row.organization)
+        else:
+            organization = Text("(whole server)", style="dim")
+        cells = [_server_text(row.server)] if with_server else []
+        rows.append([*cells, organization, _server_text(row.error or "", style="red")])
     table = Table(
         title="Could not be read", title_justify="left", title_style="bold red", header_style="bold"
     )
@@ -292,9 +301,9 @@ def print_organizations(organizations: Sequence[Organization], console: Console)
     table.add_column("Name", overflow="fold")
     table.add_column("Id", no_wrap=True)
     for organization in organizations:
-        table.add_row(Text(organization.name or "-"), Text(organization.id))
+        table.add_row(_server_text(organization.name or "-"), _server_text(organization.id))
     if not console.is_terminal:
-        widest = max([4, *(cell_len(o.name or "-") for o in organizations)])
+        widest = max([4, *(cell_len(printable(o.name or "-")) for o in organizations)])
         console.width = max(console.width, widest + max([2, *(len(o.id) for o in organizations)]) + 7)
     console.print(table)
     count = len(organizations)
