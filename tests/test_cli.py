@@ -861,6 +861,27 @@ async def test_jobs_wrong_password_is_one_line_without_the_password(
     assert simulator.stats.token_requests == {"password": 1}  # refused once, not retried
 
 
+@pytest.mark.parametrize("log", ["", "debug"])
+def test_a_bug_is_one_line_and_vbo_async_log_debug_shows_where(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, log: str
+) -> None:
+    async def broken_sweep(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_flows, "poll", broken_sweep)
+    monkeypatch.setenv("VBO_ASYNC_LOG", log)
+    result = run(capsys, "poll", "--targets", str(tmp_path / "targets.toml"))
+    assert result.code == 1
+    assert result.out == ""
+    error = "vbo-async: error: internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)"
+    assert error in result.err.splitlines()
+    if log:
+        assert "Traceback (most recent call last):" in result.err
+        assert "in broken_sweep" in result.err
+    else:
+        assert result.err == error + "\n"
+
+
 HOSTILE_TEXT = "bad \x1b]0;PWNED\x07 \x1b[31mred\x9b\u2028second line"
 
 
