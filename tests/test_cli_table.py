@@ -270,6 +270,23 @@ def test_errors_are_a_table_of_their_own_below_intact_jobs(width: int) -> None:
     )
 
 
+@pytest.mark.parametrize("width", [32, 40])
+def test_several_servers_on_a_very_narrow_terminal_are_folded_not_cut(width: int) -> None:
+    """Below the width of the four columns always shown at their usual minimum (8 cells for a
+    name), the names fold further; the Health states and the right border are never cut off."""
+    report = several_servers("cannot connect: refused (POST https://west/v1/Token)")
+    text = render(report, width)
+    assert all(cell_len(line) <= width for line in text.splitlines())
+    assert "…" not in text
+    table_lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table_lines
+    assert all(line.rstrip()[-1:] in ("┓", "┃", "┩", "│", "┘") for line in table_lines), text
+    assert [row[3] for row in body(text) if row[3]] == ["CRITICAL", "WARNING", "OK", "OK"]
+    below = text[text.index("Could not be read") :]
+    errors = "".join(row[2] for row in body(below)).replace(" ", "")
+    assert errors == "HTTP500:boomcannotconnect:refused(POSThttps://west/v1/Token)"
+
+
 def test_near_times_read_relative(demo_report: Report) -> None:
     text = render(several_servers("x"), 200)
     rows = [dict(zip(headers(text), row, strict=True)) for row in body(text)]
