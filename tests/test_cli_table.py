@@ -19,10 +19,10 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import vbo_async.simulator
-from vbo_async import HealthState
+from vbo_async import HealthState, Organization
 from vbo_async._cli import _flows
 from vbo_async._cli._report import Report, Row
-from vbo_async._cli._table import COLUMN_PRIORITY, print_report, relative
+from vbo_async._cli._table import COLUMN_PRIORITY, print_organizations, print_report, relative
 
 from .test_cli import DEMO_EPOCH, judge_at
 
@@ -420,6 +420,29 @@ def test_control_characters_from_the_server_never_reach_the_terminal() -> None:
         assert not re.search(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028]", text.replace("\n", "")), text
         visible = "a ]0;PWNED b [31mc d e f g h"
         assert text.count(visible) == 11, text  # seven job cells, four in the failures
+
+
+@pytest.mark.parametrize("width", [30, 40, 50, 60, 80])
+def test_organizations_keep_every_name_and_id_whole_on_a_narrow_terminal(width: int) -> None:
+    """The ids are what ``jobs --org`` needs: never cut short, and the names never hidden;
+    when both cannot fit on one line, they fold."""
+    organizations = [
+        Organization(id="df14c612-5f58-45b5-af79-0959a3e04b3b", name="blueyonder.onmicrosoft.com"),
+        Organization(id="71545a13-7a1d-4006-8d72-3104f77383c2", name="relecloud2.onmicrosoft.com"),
+        Organization(id="b2d650af-313b-42b7-9836-31890063e4d1", name="x"),
+    ]
+    out = io.StringIO()
+    print_organizations(organizations, Console(width=width, file=out, force_terminal=True, color_system=None))
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert all(cell_len(line) <= width for line in lines), text
+    assert "…" not in text
+    assert all(line[-1:] in ("┓", "┃", "┩", "│", "┘") for line in lines[:-1]), text
+    cells = [[cell.strip() for cell in line.strip("│").split("│")] for line in lines if line.startswith("│")]
+    assert "".join(name for name, _ in cells) == "".join(o.name or "" for o in organizations)
+    assert "".join(id_ for _, id_ in cells) == "".join(o.id for o in organizations)
+    if width >= 60:  # room for the ids and names of 8 cells: the ids stay on one line each
+        assert [id_ for _, id_ in cells if id_] == [o.id for o in organizations]
 
 
 def test_no_jobs_prints_only_the_failures_and_the_summary() -> None:

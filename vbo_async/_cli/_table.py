@@ -337,15 +337,18 @@ def _hidden_name(column: _Column) -> str:
 
 
 def print_organizations(organizations: Sequence[Organization], console: Console) -> None:
-    """The ids and names of ``organizations``, by name, at full width."""
+    """The ids and names of ``organizations``, by name, at full width. On a terminal too narrow
+    for them, the names fold (down to `_FOLD_WIDTH` cells), then the ids too; neither is cut."""
+    widest = max([4, *(cell_len(printable(o.name or "-")) for o in organizations)])
+    longest_id = max([2, *(cell_len(printable(o.id)) for o in organizations)])
+    if not console.is_terminal:
+        console.width = max(console.width, widest + longest_id + 7)
+    whole_ids = console.width >= longest_id + min(widest, _FOLD_WIDTH) + 7
     table = Table(header_style="bold")
-    table.add_column("Name", overflow="fold")
-    table.add_column("Id", no_wrap=True)
+    table.add_column("Name", overflow="fold", min_width=min(widest, _FOLD_WIDTH) if whole_ids else None)
+    table.add_column("Id", no_wrap=whole_ids, overflow="fold")
     for organization in organizations:
         table.add_row(_server_text(organization.name or "-"), _server_text(organization.id))
-    if not console.is_terminal:
-        widest = max([4, *(cell_len(printable(o.name or "-")) for o in organizations)])
-        console.width = max(console.width, widest + max([2, *(len(o.id) for o in organizations)]) + 7)
     console.print(table)
     count = len(organizations)
     console.print(Text(f"{count} organization{'s' if count != 1 else ''}", style="bold"))
