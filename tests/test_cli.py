@@ -37,9 +37,20 @@ import pytest
 import vbo_async._poll
 import vbo_async._sending
 import vbo_async.simulator
-from vbo_async import HealthPolicy, PollTarget, RetryPolicy, TransportError, VBOClient, __version__, poll_jobs
+from vbo_async import (
+    HealthPolicy,
+    HealthState,
+    PollTarget,
+    RetryPolicy,
+    TransportError,
+    VBOClient,
+    __version__,
+    poll_jobs,
+)
 from vbo_async._cli import _app, _flows
 from vbo_async._cli._connect import SharedContexts
+from vbo_async._cli._plugin import plugin_output
+from vbo_async._cli._report import Report, Row
 from vbo_async.cli import main
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls_material
 from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
@@ -880,6 +891,39 @@ def test_a_bug_is_one_line_and_vbo_async_log_debug_shows_where(
         assert "in broken_sweep" in result.err
     else:
         assert result.err == error + "\n"
+
+
+@pytest.mark.parametrize("command", ["poll", "check"])
+def test_a_name_the_output_encoding_cannot_show_is_replaced_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str
+) -> None:
+    """On a stdout that is not UTF-8 (a Windows console's code page redirected to a file, a
+    latin-1 locale), a tenant named in Japanese prints as '?' instead of failing the command."""
+    row = Row(
+        server="east",
+        organization="東京 \u202etenant",
+        organization_id="o",
+        job="Mail",
+        job_id="j",
+        last_status="Failed",
+        health=HealthState.CRITICAL,
+        health_reason="failed 2 h ago",
+    )
+    report = Report.collect([row], servers=1, tenants=1)
+
+    async def sweep(*args: Any, **kwargs: Any) -> Any:
+        return report if command == "poll" else plugin_output(report)
+
+    monkeypatch.setattr(_flows, "poll", sweep)
+    monkeypatch.setattr("vbo_async._cli._check.run_check", sweep)
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="latin-1", write_through=True))
+    code = main([command, "--targets", str(tmp_path / "targets.toml")])
+    sys.stdout.flush()
+    out = raw.getvalue().decode("latin-1")
+    assert code == (0 if command == "poll" else 2), out
+    assert "?? ?tenant" in out
+    assert "Mail" in out
 
 
 HOSTILE_TEXT = "bad \x1b]0;PWNED\x07 \x1b[31mred\x9b\u2028second line"

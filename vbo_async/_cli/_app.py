@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -466,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return STANDARD.usage
         command.report_error(*exc.lines)
         return command.exit_codes.usage
-    with configured_logging(level):
+    with configured_logging(level), _unencodable_replaced():
         try:
             status = cli.main(
                 args=list(argv) if argv is not None else None, prog_name="vbo-async", standalone_mode=False
@@ -495,6 +496,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say_error(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return STANDARD.unreadable
     return int(status) if isinstance(status, int) else 0
+
+
+@contextlib.contextmanager
+def _unencodable_replaced() -> Iterator[None]:
+    """While a command runs, what stdout's encoding cannot show prints as ``?``: a tenant named in
+    Japanese on a stdout that is not UTF-8 (a Windows code page redirected to a file, a latin-1
+    locale) would otherwise fail the whole command, a monitoring check included."""
+    stream = sys.stdout
+    errors = getattr(stream, "errors", None)
+    if not isinstance(stream, io.TextIOWrapper) or errors != "strict":
+        yield
+        return
+    stream.reconfigure(errors="replace")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.reconfigure(errors=errors)
 
 
 def _named_command(argv: Sequence[str] | None) -> VBOCommand | None:
