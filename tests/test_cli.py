@@ -37,9 +37,20 @@ import pytest
 import vbo_async._poll
 import vbo_async._sending
 import vbo_async.simulator
-from vbo_async import HealthPolicy, PollTarget, RetryPolicy, TransportError, VBOClient, __version__, poll_jobs
+from vbo_async import (
+    HealthPolicy,
+    HealthState,
+    PollTarget,
+    RetryPolicy,
+    TransportError,
+    VBOClient,
+    __version__,
+    poll_jobs,
+)
 from vbo_async._cli import _app, _flows
 from vbo_async._cli._connect import SharedContexts
+from vbo_async._cli._plugin import plugin_output
+from vbo_async._cli._report import Report, Row
 from vbo_async.cli import main
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls_material
 from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
@@ -861,6 +872,91 @@ async def test_jobs_wrong_password_is_one_line_without_the_password(
     assert simulator.stats.token_requests == {"password": 1}  # refused once, not retried
 
 
+@pytest.mark.parametrize("log", ["", "debug"])
+def test_a_bug_is_one_line_and_vbo_async_log_debug_shows_where(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, log: str
+) -> None:
+    async def broken_sweep(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_flows, "poll", broken_sweep)
+    monkeypatch.setenv("VBO_ASYNC_LOG", log)
+    result = run(capsys, "poll", "--targets", str(tmp_path / "targets.toml"))
+    assert result.code == 1
+    assert result.out == ""
+    error = "vbo-async: error: internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)"
+    assert error in result.err.splitlines()
+    if log:
+        assert "Traceback (most recent call last):" in result.err
+        assert "in broken_sweep" in result.err
+    else:
+        assert result.err == error + "\n"
+
+
+@pytest.mark.parametrize("command", ["poll", "check"])
+def test_a_name_the_output_encoding_cannot_show_is_replaced_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str
+) -> None:
+    """On a stdout that is not UTF-8 (a Windows console's code page redirected to a file, a
+    latin-1 locale), a tenant named in Japanese prints as '?' instead of failing the command (and
+    the bidirectional override in it as its escape)."""
+    row = Row(
+        server="east",
+        organization="東京 \u202etenant",
+        organization_id="o",
+        job="Mail",
+        job_id="j",
+        last_status="Failed",
+        health=HealthState.CRITICAL,
+        health_reason="failed 2 h ago",
+    )
+    report = Report.collect([row], servers=1, tenants=1)
+
+    async def sweep(*args: Any, **kwargs: Any) -> Any:
+        return report if command == "poll" else plugin_output(report)
+
+    monkeypatch.setattr(_flows, "poll", sweep)
+    monkeypatch.setattr("vbo_async._cli._check.run_check", sweep)
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="latin-1", write_through=True))
+    code = main([command, "--targets", str(tmp_path / "targets.toml")])
+    sys.stdout.flush()
+    out = raw.getvalue().decode("latin-1")
+    assert code == (0 if command == "poll" else 2), out
+    assert ("?? \\u202etenant" if command == "poll" else "??  tenant") in out
+    assert "Mail" in out
+
+
+HOSTILE_TEXT = "bad \x1b]0;PWNED\x07 \x1b[31mred\x9b\u2028second line"
+
+
+async def _hostile_token_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Every request: a 400 whose message carries escape sequences and line breaks."""
+    if scope["type"] != "http":
+        return
+    body = json.dumps({"error": "invalid_grant", "error_description": HOSTILE_TEXT, "message": HOSTILE_TEXT})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+@pytest.mark.parametrize("log", ["", "debug"])
+async def test_escape_sequences_from_a_server_never_reach_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, log: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    monkeypatch.setenv("VBO_ASYNC_LOG", log)
+    async with serve(_hostile_token_endpoint) as port:
+        argv = ["organizations", "--server", f"http://127.0.0.1:{port}/v8", "--username", "admin"]
+        result = await run_in_thread(capsys, *argv)
+    assert result.code == 1
+    errors = [line for line in result.err.splitlines() if line.startswith("vbo-async: error: ")]
+    assert len(errors) == 1
+    assert "PWNED" in errors[0]
+    assert all(line.startswith("vbo-async: ") for line in result.err.splitlines()), result.err
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028]", result.err), result.err
+
+
 def test_jobs_refused_connection_is_one_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_backoff: None
 ) -> None:
@@ -895,6 +991,18 @@ def test_jobs_missing_ca_bundle_and_bad_url_are_usage_errors(
     assert "/nonexistent/ca.pem" in line
     line = error_line(run(capsys, *jobs_args("ftp://127.0.0.1", "org")), code=2)
     assert "ftp://127.0.0.1" in line
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_a_server_url_with_a_password_in_it_is_refused_without_showing_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = f"http://svc:{WRONG_PASSWORD}@127.0.0.1:{closed_port()}/v1"
+    argv = jobs_args(url, "org") if command == "jobs" else [command, "--server", url, "--username", "admin"]
+    line = error_line(run(capsys, *argv), code=2)
+    assert "credentials" in line
+    assert WRONG_PASSWORD not in line
 
 
 # --- hints for the usual connection mistakes, against real servers -----------------------------------

@@ -21,10 +21,10 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import vbo_async.simulator
-from vbo_async import HealthState
+from vbo_async import HealthState, Organization
 from vbo_async._cli import _flows, _table
 from vbo_async._cli._report import Report, Row
-from vbo_async._cli._table import COLUMN_PRIORITY, print_report, relative
+from vbo_async._cli._table import COLUMN_PRIORITY, print_organizations, print_report, relative
 
 from .test_cli import DEMO_EPOCH, judge_at
 from .test_properties import PROPERTY
@@ -273,6 +273,23 @@ def test_errors_are_a_table_of_their_own_below_intact_jobs(width: int) -> None:
     )
 
 
+@pytest.mark.parametrize("width", [32, 40])
+def test_several_servers_on_a_very_narrow_terminal_are_folded_not_cut(width: int) -> None:
+    """Below the width of the four columns always shown at their usual minimum (8 cells for a
+    name), the names fold further; the Health states and the right border are never cut off."""
+    report = several_servers("cannot connect: refused (POST https://west/v1/Token)")
+    text = render(report, width)
+    assert all(cell_len(line) <= width for line in text.splitlines())
+    assert "…" not in text
+    table_lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table_lines
+    assert all(line.rstrip()[-1:] in ("┓", "┃", "┩", "│", "┘") for line in table_lines), text
+    assert [row[3] for row in body(text) if row[3]] == ["CRITICAL", "WARNING", "OK", "OK"]
+    below = text[text.index("Could not be read") :]
+    errors = "".join(row[2] for row in body(below)).replace(" ", "")
+    assert errors == "HTTP500:boomcannotconnect:refused(POSThttps://west/v1/Token)"
+
+
 def test_near_times_read_relative(demo_report: Report) -> None:
     text = render(several_servers("x"), 200)
     rows = [dict(zip(headers(text), row, strict=True)) for row in body(text)]
@@ -440,7 +457,7 @@ def test_a_fitting_table_is_drawn_as_rich_draws_it(
     columns, _ = _table._fit(
         _table._job_columns(report, report.attention_first, _table._Times(NOW, dt.UTC)), None
     )
-    fitted = _table._table(columns, squeeze=False)
+    fitted = _table._table(columns, squeeze=False, width=_table._natural_width(columns))
     assert isinstance(fitted, _table._FittedTable)
 
     def drawn(table: object) -> str:
@@ -457,7 +474,9 @@ def test_a_fitting_table_is_drawn_as_rich_draws_it(
         console.print(table)
         return out.getvalue()
 
-    assert drawn(fitted) == drawn(_table._rich_table(columns, squeeze=False))
+    assert drawn(fitted) == drawn(
+        _table._rich_table(columns, squeeze=False, width=_table._natural_width(columns))
+    )
 
 
 def test_server_text_is_shown_verbatim() -> None:
@@ -507,6 +526,60 @@ def test_server_text_is_shown_verbatim() -> None:
         "proxy[/]",
     ]
     assert body(text[text.index("Could not be read") :])[0] == ["[red]other[/]", "bad [/] thing"]
+
+
+def test_control_characters_from_the_server_never_reach_the_terminal() -> None:
+    """A hostile server's names and messages carry escape sequences (set the window title,
+    colour the terminal) and line breaks: each control character is written out as an escape."""
+    hostile = "a\x1b]0;PWNED\x07b\x1b[31mc\x00d\ne\x9bf\u2028g\th"
+    rows = [
+        Row(
+            server=hostile,
+            organization=hostile,
+            organization_id="o",
+            job=hostile,
+            job_id="j",
+            enabled=True,
+            last_status=hostile,
+            repository=hostile,
+            proxy=hostile,
+            health=HealthState.UNKNOWN,
+            health_reason=hostile,
+        ),
+        Row(server=hostile, organization=hostile, organization_id="p", error=hostile),
+        Row(server="t", error=hostile, unreachable=True),
+    ]
+    for terminal in (True, False):
+        out = io.StringIO()
+        console = Console(width=600, file=out, force_terminal=terminal, color_system=None)
+        print_report(Report.collect(rows, servers=2, tenants=2), console, now=NOW, zone=dt.UTC)
+        text = out.getvalue()
+        assert not re.search(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028]", text.replace("\n", "")), text
+        visible = "a\\x1b]0;PWNED\\x07b\\x1b[31mc\\x00d\\ne\\x9bf\\u2028g\\th"
+        assert text.count(visible) == 11, text  # seven job cells, four in the failures
+
+
+@pytest.mark.parametrize("width", [30, 40, 50, 60, 80])
+def test_organizations_keep_every_name_and_id_whole_on_a_narrow_terminal(width: int) -> None:
+    """The ids are what ``jobs --org`` needs: never cut short, and the names never hidden;
+    when both cannot fit on one line, they fold."""
+    organizations = [
+        Organization(id="df14c612-5f58-45b5-af79-0959a3e04b3b", name="blueyonder.onmicrosoft.com"),
+        Organization(id="71545a13-7a1d-4006-8d72-3104f77383c2", name="relecloud2.onmicrosoft.com"),
+        Organization(id="b2d650af-313b-42b7-9836-31890063e4d1", name="x"),
+    ]
+    out = io.StringIO()
+    print_organizations(organizations, Console(width=width, file=out, force_terminal=True, color_system=None))
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert all(cell_len(line) <= width for line in lines), text
+    assert "…" not in text
+    assert all(line[-1:] in ("┓", "┃", "┩", "│", "┘") for line in lines[:-1]), text
+    cells = [[cell.strip() for cell in line.strip("│").split("│")] for line in lines if line.startswith("│")]
+    assert "".join(name for name, _ in cells) == "".join(o.name or "" for o in organizations)
+    assert "".join(id_ for _, id_ in cells) == "".join(o.id for o in organizations)
+    if width >= 60:  # room for the ids and names of 8 cells: the ids stay on one line each
+        assert [id_ for _, id_ in cells if id_] == [o.id for o in organizations]
 
 
 def test_no_jobs_prints_only_the_failures_and_the_summary() -> None:

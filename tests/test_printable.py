@@ -12,7 +12,11 @@ from vbo_async._printable import printable
 
 from .test_properties import PROPERTY
 
-BIDI = {"\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
+BIDI = {
+    *"\u2028\u2029\u061c\u200e\u200f",
+    *map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]),
+}
+"""Escaped although not control characters (Cc): the line separators and the bidirectional controls."""
 
 
 @pytest.mark.parametrize(

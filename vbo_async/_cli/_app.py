@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from click.core import ParameterSource
 from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
+from .._printable import printable
 from ._check import CHECK_EPILOG, PLUGIN_CODES, check, say_unknown
 from ._connect import DEFAULT_API_VERSION, Connection, explain
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
@@ -36,7 +38,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_co
 
 def _say_error(*lines: str) -> None:
     for line in lines:
-        click.echo(f"vbo-async: error: {' '.join(line.split())}", err=True)
+        click.echo(f"vbo-async: error: {printable(' '.join(line.split()))}", err=True)
 
 
 class VBOCommand(click.Command):
@@ -466,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return STANDARD.usage
         command.report_error(*exc.lines)
         return command.exit_codes.usage
-    with configured_logging(level):
+    with configured_logging(level), _unencodable_replaced():
         try:
             status = cli.main(
                 args=list(argv) if argv is not None else None, prog_name="vbo-async", standalone_mode=False
@@ -495,6 +497,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say_error(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return STANDARD.unreadable
     return int(status) if isinstance(status, int) else 0
+
+
+@contextlib.contextmanager
+def _unencodable_replaced() -> Iterator[None]:
+    """While a command runs, what stdout's encoding cannot show prints as ``?``: a tenant named in
+    Japanese on a stdout that is not UTF-8 (a Windows code page redirected to a file, a latin-1
+    locale) would otherwise fail the whole command, a monitoring check included."""
+    stream = sys.stdout
+    errors = getattr(stream, "errors", None)
+    if not isinstance(stream, io.TextIOWrapper) or errors != "strict":
+        yield
+        return
+    stream.reconfigure(errors="replace")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.reconfigure(errors=errors)
 
 
 def _named_command(argv: Sequence[str] | None) -> VBOCommand | None:

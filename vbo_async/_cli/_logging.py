@@ -5,7 +5,8 @@ configures nothing (it logs to the ``vbo_async`` logger and never logs secrets).
 
 - Without ``VBO_ASYNC_LOG``: warnings only, such as "TLS certificate verification is OFF".
 - ``VBO_ASYNC_LOG=warning|info|debug``: the ``vbo_async`` logger at that level (``info`` adds
-  the requests given up after their retries, ``debug`` every request and every retry).
+  the requests given up after their retries, ``debug`` every request and every retry, and the
+  traceback of an internal error).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from .._printable import printable
 from ._exit import CLIError
 
 __all__ = ["LEVELS", "VARIABLE", "configured_logging"]
@@ -41,8 +43,19 @@ class _Stderr(logging.StreamHandler[TextIO]):
 
 
 class _Format(logging.Formatter):
+    """One ``vbo-async: LEVEL: message`` line; with ``tracebacks`` (``VBO_ASYNC_LOG=debug``), the
+    traceback of a record logged with ``exc_info`` follows it."""
+
+    def __init__(self, *, tracebacks: bool = False) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
+
     def format(self, record: logging.LogRecord) -> str:
-        return f"vbo-async: {record.levelname.lower()}: {record.getMessage()}"
+        line = f"vbo-async: {record.levelname.lower()}: {printable(record.getMessage())}"
+        if not (self.tracebacks and record.exc_info):
+            return line
+        traceback = self.formatException(record.exc_info)
+        return "\n".join([line, *(printable(text) for text in traceback.splitlines())])
 
 
 def level_from_environment() -> int | None:
@@ -61,7 +74,7 @@ def configured_logging(level: int | None) -> Iterator[None]:
     runs, then put the logger back as it was."""
     library = logging.getLogger("vbo_async")
     handler = _Stderr()
-    handler.setFormatter(_Format())
+    handler.setFormatter(_Format(tracebacks=level == logging.DEBUG))
     saved = library.level
     library.setLevel(level if level is not None else logging.WARNING)
     library.addHandler(handler)

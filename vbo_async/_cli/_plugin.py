@@ -104,12 +104,16 @@ def format_duration(delta: dt.timedelta) -> str:
 
 # --- text -------------------------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 
 
 def plain(text: str) -> str:
     """``text`` safe for one line of plugin output: control characters (escape sequences, line
-    breaks) become a space, ``|`` becomes ``/``, and the ends are trimmed."""
+    breaks) and bidirectional controls become a space, ``|`` becomes ``/``, and the ends are
+    trimmed. (Tables and error lines write controls out as escapes instead, `printable`: a
+    monitoring line, read in alerts and notifications, reads a line break in a name best as a
+    space.)"""
     return _CONTROL.sub(" ", text).replace("|", "/").strip()
 
 

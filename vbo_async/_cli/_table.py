@@ -224,22 +224,38 @@ def _natural_width(columns: Sequence[_Column]) -> int:
     return 1 + sum(column.width + 3 for column in columns)
 
 
-def _table(columns: Sequence[_Column], *, squeeze: bool) -> Table | _FittedTable:
+_FOLD_WIDTH = 8
+"""The narrowest a wrapping column (a name) is made while the terminal allows it."""
+
+
+def _fold_width(fixed: int, wrapping: Sequence[int], width: int) -> int:
+    """The narrowest each wrapping column may be made (at most `_FOLD_WIDTH`, at least 1):
+    narrower than usual when the table would not fit in ``width`` otherwise. ``fixed`` is the
+    width of the rest of the table (borders included), ``wrapping`` the wrapping columns' widths."""
+    fold = _FOLD_WIDTH
+    while fold > 1 and fixed + sum(min(each, fold) for each in wrapping) > width:
+        fold -= 1
+    return fold
+
+
+def _table(columns: Sequence[_Column], *, squeeze: bool, width: int) -> Table | _FittedTable:
     """The job table: drawn line by line when every column fits whole (`_FittedTable`), by a
     rich `Table` when names must wrap (``squeeze``) or a cell spans lines."""
     if not squeeze and not any("\n" in cell.plain for column in columns for cell in column.cells):
         return _FittedTable(columns)
-    return _rich_table(columns, squeeze=squeeze)
+    return _rich_table(columns, squeeze=squeeze, width=width)
 
 
-def _rich_table(columns: Sequence[_Column], *, squeeze: bool) -> Table:
+def _rich_table(columns: Sequence[_Column], *, squeeze: bool, width: int) -> Table:
     table = Table(header_style="bold")
+    fixed = 1 + sum(3 + (0 if column.wraps else column.width) for column in columns)
+    fold = _fold_width(fixed, [column.width for column in columns if column.wraps], width)
     for column in columns:
         table.add_column(
             column.header,
             no_wrap=not (squeeze and column.wraps),
             overflow="fold",
-            min_width=min(column.width, 8) if column.wraps else column.width,
+            min_width=min(column.width, fold) if column.wraps else column.width,
         )
     for cells in zip(*(column.cells for column in columns), strict=True):
         table.add_row(*cells)
@@ -292,8 +308,9 @@ class _FittedTable:
         yield Segment.line()
 
 
-def _error_table(report: Report) -> tuple[Table, int]:
-    """The servers and tenants that could not be read, and that table's natural width."""
+def _error_table(report: Report, width: int | None) -> tuple[Table, int]:
+    """The servers and tenants that could not be read (folded to fit in ``width``; None: at
+    their natural width), and that table's natural width."""
     with_server = report.servers > 1 or any(row.organization is None for row in report.errors)
     headers = [*(["Server"] if with_server else []), "Organization", "Error"]
     rows = []
@@ -304,12 +321,35 @@ def _error_table(report: Report) -> tuple[Table, int]:
     table = Table(
         title="Could not be read", title_justify="left", title_style="bold red", header_style="bold"
     )
-    for header in headers:
-        table.add_column(header, overflow="fold", min_width=20 if header == "Error" else None)
+    widths = [max([cell_len(h), *(cells[i].cell_len for cells in rows)]) for i, h in enumerate(headers)]
+    squeezed = _squeezed_error_widths(widths, width)
+    for index, header in enumerate(headers):
+        if squeezed is not None:
+            table.add_column(header, overflow="fold", width=squeezed[index])
+        else:
+            table.add_column(header, overflow="fold", min_width=20 if header == "Error" else None)
     for cells in rows:
         table.add_row(*cells)
-    widths = [max([cell_len(h), *(cells[i].cell_len for cells in rows)]) for i, h in enumerate(headers)]
     return table, 1 + sum(width + 3 for width in widths)
+
+
+def _squeezed_error_widths(widths: Sequence[int], width: int | None) -> list[int] | None:
+    """The failure table's column widths when its natural ``widths`` do not fit in ``width``
+    (None when they do, or when ``width`` is None: piped or ``--wide``). The Error column, the
+    last, gets what the names (server, organization) leave: they fold down to `_FOLD_WIDTH`
+    cells while it has fewer than 20, and further only while it has fewer than `_FOLD_WIDTH`."""
+    if width is None:
+        return None
+    available = width - 1 - 3 * len(widths)
+    if sum(widths) <= available:
+        return None
+    *names, error = widths
+    fold = max(names, default=1)
+    for floor, wanted in ((_FOLD_WIDTH, 20), (1, _FOLD_WIDTH)):
+        while fold > floor and sum(min(name, fold) for name in names) + min(error, wanted) > available:
+            fold -= 1
+    shown = [min(name, fold) for name in names]
+    return [*shown, max(1, available - sum(shown))]
 
 
 def print_report(
@@ -329,13 +369,14 @@ def print_report(
     times = _Times(now or dt.datetime.now(dt.UTC), zone)
     wide = wide or not console.is_terminal
     columns = _job_columns(report, report.attention_first, times)
-    shown, hidden = _fit(columns, None if wide else console.width)
-    errors, errors_width = _error_table(report) if report.errors else (None, 0)
+    fit_to = None if wide else console.width
+    shown, hidden = _fit(columns, fit_to)
+    errors, errors_width = _error_table(report, fit_to) if report.errors else (None, 0)
     if wide:
         console.width = max(console.width, _natural_width(shown) if report.jobs else 0, errors_width)
     squeeze = _natural_width(shown) > console.width
     if report.jobs:
-        console.print(_table(shown, squeeze=squeeze))
+        console.print(_table(shown, squeeze=squeeze, width=console.width))
         if hidden:
             names = ", ".join(_hidden_name(column) for column in hidden)
             console.print(Text(f"Hidden at this width: {names} (--wide shows all)", style="dim"))
@@ -351,16 +392,18 @@ def _hidden_name(column: _Column) -> str:
 
 
 def print_organizations(organizations: Sequence[Organization], console: Console) -> None:
-    """The ids and names of ``organizations``, by name, at full width."""
-    table = Table(header_style="bold")
-    table.add_column("Name", overflow="fold")
-    table.add_column("Id", no_wrap=True)
-    rows = [(_shown(organization.name or "-"), _shown(organization.id)) for organization in organizations]
-    for name, identifier in rows:
-        table.add_row(name, identifier)
+    """The ids and names of ``organizations``, by name, at full width. On a terminal too narrow
+    for them, the names fold (down to `_FOLD_WIDTH` cells), then the ids too; neither is cut."""
+    widest = max([4, *(cell_len(printable(o.name or "-")) for o in organizations)])
+    longest_id = max([2, *(cell_len(printable(o.id)) for o in organizations)])
     if not console.is_terminal:
-        widest = max([4, *(name.cell_len for name, _ in rows)])
-        console.width = max(console.width, widest + max([2, *(i.cell_len for _, i in rows)]) + 7)
+        console.width = max(console.width, widest + longest_id + 7)
+    whole_ids = console.width >= longest_id + min(widest, _FOLD_WIDTH) + 7
+    table = Table(header_style="bold")
+    table.add_column("Name", overflow="fold", min_width=min(widest, _FOLD_WIDTH) if whole_ids else None)
+    table.add_column("Id", no_wrap=whole_ids, overflow="fold")
+    for organization in organizations:
+        table.add_row(_shown(organization.name or "-"), _shown(organization.id))
     console.print(table)
     count = len(organizations)
     console.print(Text(f"{count} organization{'s' if count != 1 else ''}", style="bold"))
