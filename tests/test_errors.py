@@ -366,6 +366,14 @@ def test_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize("path", ["", "ca\x00.pem"])
+def test_an_empty_or_unusable_ca_bundle_path_is_a_config_error(path: str) -> None:
+    """An empty path used to load the system's CAs in silence (``cafile=""`` is no file), and a
+    NUL byte escaped as a bare ValueError."""
+    with pytest.raises(ConfigError, match="CA bundle"):
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=path, api_version="v1")
+
+
 @pytest.mark.parametrize("bad_id", ["", "  ", "..", ".", None, 42])
 async def test_bad_ids_are_refused_before_any_request(fake: FakeVBO, vbo: VBOClient, bad_id: Any) -> None:
     with pytest.raises(ConfigError):
