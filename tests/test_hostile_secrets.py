@@ -30,6 +30,7 @@ import pytest
 from vbo_async import (
     AuthenticationError,
     ConfigError,
+    DecodeError,
     NotFoundError,
     ServerError,
     VBOClient,
@@ -194,6 +195,35 @@ async def test_a_404_quoting_the_refresh_token_leaks_no_token(logs: pytest.LogCa
     error = await raised_by(client_for(transport), "job")
     assert isinstance(error, NotFoundError), error
     assert "refresh token ***" in str(error)
+    assert leaks(error, logs.records) == {}
+
+
+DECODE_ECHOES = {
+    "the form in a timestamp": ("lastRun", lambda form, auth: f"grant_type=password&password={form}&x=1"),
+    "the bearer header in a timestamp": ("lastRun", lambda form, auth: auth),
+    "the bearer header in a boolean": ("isEnabled", lambda form, auth: f"{auth} / {auth}"),
+    "the refresh token in an object": ("name", lambda form, auth: {"refresh": REFRESH}),
+}
+"""A job whose field of the wrong type quotes a secret; the value is cut to 40 characters in the
+message, so a secret quoted after 30 characters of noise would be cut in half before a scrub."""
+
+
+@pytest.mark.parametrize("echo", list(DECODE_ECHOES))
+async def test_a_value_of_the_wrong_type_quoting_a_secret_leaks_it_in_no_decode_error(
+    echo: str, logs: pytest.LogCaptureFixture
+) -> None:
+    field, value = DECODE_ECHOES[echo]
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        job = {"id": "j1", "name": "Daily", field: value(password, request.headers["authorization"])}
+        return httpx.Response(200, json=job)
+
+    error = await raised_by(client_for(handler, password=password), "job")
+    assert isinstance(error, DecodeError), error
+    assert f"${'.' + field}" in str(error)  # the error still says where
     assert leaks(error, logs.records) == {}
 
 

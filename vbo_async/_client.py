@@ -158,6 +158,7 @@ class VBOClient:
         )
         self._sender.tokens = self._tokens
         self._fetcher.scrub = self._scrub
+        self._fetcher.decoder.scrub = self._scrub
         self._dialect: Dialect | None = None
         self._discovery: asyncio.Lock | None = None
         if api_version != "auto":
