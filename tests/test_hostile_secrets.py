@@ -31,6 +31,7 @@ from vbo_async import (
     AuthenticationError,
     ConfigError,
     DecodeError,
+    LinkError,
     NotFoundError,
     ServerError,
     VBOClient,
@@ -225,6 +226,32 @@ async def test_a_value_of_the_wrong_type_quoting_a_secret_leaks_it_in_no_decode_
     assert isinstance(error, DecodeError), error
     assert f"${'.' + field}" in str(error)  # the error still says where
     assert leaks(error, logs.records) == {}
+
+
+@pytest.mark.parametrize("relation", ["next", "repository"])
+@pytest.mark.parametrize("where", ["https://evil.example/?t={}", "/evil?t={}", "/v1/Jobs/%2e%2e?t={}"])
+async def test_a_refused_href_quoting_a_secret_leaks_it_in_no_link_error(
+    relation: str, where: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """A ``next`` link or a resource's link that cannot be followed is a `LinkError` quoting the
+    href: a secret the server put in it is scrubbed from the message and from ``href``."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        href = where.format(f"{request.headers['authorization']}|{password}|{REFRESH}")
+        if relation == "next":
+            return httpx.Response(200, json={"results": [], "_links": {"next": {"href": href}}})
+        return httpx.Response(200, json={"id": "j1", "name": "D", "_links": {"repository": {"href": href}}})
+
+    async with client_for(handler, password=password) as vbo:
+        follow = vbo.jobs() if relation == "next" else (await vbo.job("j1")).links.repository
+        with pytest.raises(LinkError) as caught:
+            await follow
+    assert caught.value.relation == relation
+    assert "***" in str(caught.value)
+    assert leaks(caught.value, logs.records) == {}
 
 
 # --- 9. base URLs with userinfo, and the client's Secret ----------------------------------------------
