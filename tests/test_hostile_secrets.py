@@ -16,6 +16,7 @@ redaction (2ff99dd), every echo below reached the error's message.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
@@ -252,6 +253,39 @@ async def test_a_refused_href_quoting_a_secret_leaks_it_in_no_link_error(
     assert caught.value.relation == relation
     assert "***" in str(caught.value)
     assert leaks(caught.value, logs.records) == {}
+
+
+async def test_an_answer_echoing_a_token_renewed_while_it_was_in_flight_leaks_it_not(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Request ``a`` is sent with the first token; request ``b`` gets a 401, and the client
+    renews the token while ``a`` is in flight. ``a``'s 404 then quotes the first token, which was
+    scrubbed only while it was the current one (a token refreshed before it expires still works)."""
+    second = "tok-Echo-Access-Second-8Kd3"
+    issued: list[str] = []
+    renewed = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            issued.append(ACCESS if not issued else second)
+            if len(issued) == 2:
+                renewed.set()
+            return httpx.Response(200, content=token_json(issued[-1]))
+        bearer = request.headers["authorization"].removeprefix("Bearer ")
+        if request.url.path.endswith("/a"):
+            await renewed.wait()
+            return httpx.Response(404, json={"message": f"no job a for the session of {bearer}"})
+        if bearer == ACCESS:
+            return httpx.Response(401)
+        return httpx.Response(200, json={"id": "b", "name": "B"})
+
+    async with client_for(handler) as vbo:
+        a, b = await asyncio.gather(vbo.job("a"), vbo.job("b"), return_exceptions=True)
+    assert issued == [ACCESS, second]
+    assert not isinstance(b, BaseException), b
+    assert isinstance(a, NotFoundError), a
+    assert "session of ***" in str(a)
+    assert leaks(a, logs.records) == {}
 
 
 # --- 9. base URLs with userinfo, and the client's Secret ----------------------------------------------
