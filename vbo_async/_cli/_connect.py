@@ -19,6 +19,7 @@ import httpx
 
 from .._client import VBOClient, tls_context
 from .._exceptions import ConfigError, TransportError, VBOError
+from .._redact import redact_url
 from ..cli import DEFAULT_API_VERSION
 from ._exit import CLIError
 
@@ -96,7 +97,9 @@ class Connection:
 
     @property
     def name(self) -> str:
-        return self.label or self.url
+        """The label, else the URL without userinfo (a ``--server`` URL carrying a password is
+        refused, and the error naming the server must not print it)."""
+        return self.label or redact_url(self.url)
 
     def client(
         self, password: str, *, verify: bool | str | ssl.SSLContext | None = None, max_concurrency: int = 10
