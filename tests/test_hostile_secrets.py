@@ -44,8 +44,9 @@ from .test_hostile_input import shown
 from .test_redact import MALFORMED
 
 PREFIX = "S3cr3t-PW"
-PASSWORDS = {"plain": PREFIX, "special": PREFIX + '+/ä"&=%\\ ~é'}
-"""The issue's password, and one whose URL-encoded, JSON-escaped and HTML-escaped forms all differ."""
+PASSWORDS = {"plain": PREFIX, "special": PREFIX + '+/ä"&=%\\ ~é', "padded": PREFIX + " "}
+"""The issue's password, one whose URL-encoded, JSON-escaped and HTML-escaped forms all differ,
+and one ending in a space (a body stripped before it was scrubbed showed it without that space)."""
 USERNAME = "LAB\\svc-echo"
 ACCESS = "tok-Echo-Access-5Rq8"
 REFRESH = "tok-Echo-Refresh-2Vn6"
@@ -80,6 +81,11 @@ ECHOES = {
         f"<html><title>400 {html.escape(decoded(form))}</title><body>{html.escape(raw)}</body></html>",
     ),
     "password alone, JSON string": lambda form, raw: ("application/json", json.dumps(form["password"])),
+    "password last, text/plain": lambda form, raw: ("text/plain", f"wrong password {form['password']}"),
+    "password last, JSON message": lambda form, raw: (
+        "application/json",
+        json.dumps({"message": f"wrong password {form['password']}"}),
+    ),
 }
 """What a token endpoint's 400 page quotes: (content type, body) from the form, decoded and raw."""
 

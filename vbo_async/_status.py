@@ -49,8 +49,8 @@ def read_error_body(
     `_ERROR_READ` bytes are read, and a message is cut to `_MESSAGE` characters.
     """
     clean = scrub if scrub is not None else _unchanged
-    text = body[:_ERROR_READ].strip()
-    if not text:
+    text = body[:_ERROR_READ]
+    if not text.strip():
         return None, None
     try:
         data: Any = orjson.loads(text)
@@ -62,10 +62,11 @@ def read_error_body(
         for key in ("message", "Message", "error_description", "error"):
             value = data.get(key)
             if isinstance(value, str) and value.strip():
-                return clean(value.strip())[:_MESSAGE], code
+                # Scrubbed before it is stripped: a password may end in a space.
+                return clean(value).strip()[:_MESSAGE], code
         return None, code
     if isinstance(data, str):
-        return clean(data.strip())[:_EXCERPT] or None, None
+        return clean(data).strip()[:_EXCERPT] or None, None
     decoded = clean(text.decode("utf-8", "replace"))
     if "html" in (content_type or "").lower() or decoded.lstrip().startswith("<"):
         title = re.search(r"<title[^>]*>(.*?)</title>", decoded, re.S | re.I)
