@@ -87,6 +87,9 @@ def test_every_encoded_form_is_scrubbed(secret: str) -> None:
         ("it&#39;s-a-pw", "it's-a-pw"),
         ("%e2%9c%93-check", "✓-check"),
         ("%E2%9C%93-check", "✓-check"),
+        ("S3cr3t!%2fx+y(1)*", "S3cr3t!/x y(1)*"),  # .NET's HttpUtility.UrlEncode: !()* left as is
+        ("S3cr3t!%2Fx+y(1)*", "S3cr3t!/x y(1)*"),  # .NET's WebUtility.UrlEncode
+        ("S3cr3t!%2Fx%20y(1)*'", "S3cr3t!/x y(1)*'"),  # JavaScript's encodeURIComponent
     ],
 )
 def test_server_style_escapes_are_scrubbed(form: str, secret: str) -> None:
