@@ -126,6 +126,8 @@ class TokenManager:
         self._token: Token | None = None
         self._retired: tuple[Token, ...] = ()
         """The last `RETIRED_KEPT` tokens replaced or forgotten, newest last."""
+        self._redactor: tuple[Token | None, tuple[Token, ...], Redactor] | None = None
+        """The last `redactor` built, with the tokens it was built for."""
         self._endpoint: tuple[str, Dialect] | None = None
         self._lock = asyncio.Lock()
         self._rounds = 0
@@ -205,13 +207,20 @@ class TokenManager:
     def redactor(self) -> Redactor:
         """A `Redactor` for the secrets known now: the password, the current tokens and those of
         the last `RETIRED_KEPT` tokens replaced (an answer to a request sent with one may quote
-        it after the renewal)."""
-        tokens = (*self._retired, self._token) if self._token is not None else self._retired
-        return Redactor(
+        it after the renewal). Built once per token change (building one takes about a
+        millisecond, and a page of refused items asks for it once per item)."""
+        current, retired = self._token, self._retired
+        kept = self._redactor
+        if kept is not None and kept[0] is current and kept[1] is retired:
+            return kept[2]
+        tokens = (*retired, current) if current is not None else retired
+        redactor = Redactor(
             self._password.reveal(),
             *(token.access_token for token in tokens),
             *(token.refresh_token for token in tokens),
         )
+        self._redactor = (current, retired, redactor)
+        return redactor
 
     def forget(self) -> Token | None:
         """Drop the token (the client is closing) and return it, to log out with."""
