@@ -125,7 +125,7 @@ class Decoder:
         try:
             return self._hook(cls, dialect)(data, cls)  # type: ignore[no-any-return]
         except Exception as exc:
-            fast = exc
+            fast = exc.with_traceback(None)  # no frame kept alive (a cycle) by its traceback
         # Explained outside the handler: the fast pass's error, which quotes the server's value
         # unscrubbed, must not become the DecodeError's __context__.
         return self._explain(data, cls, dialect, fast, url=url, path=path)
@@ -165,7 +165,7 @@ class Decoder:
                     append(hook(item, cls))
                     continue
                 except Exception as exc:  # the fast pass says no; the detailed pass decides and explains
-                    fast = exc
+                    fast = exc.with_traceback(None)
                 try:  # outside the handler, as in `one`
                     append(self._explain(item, cls, dialect, fast, url=url, path=f"{path}[{index}]"))
                 except DecodeError as error:
