@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from vbo_async import AuthenticationError, DecodeError, NotFoundError, RateLimitedError, VBOClient, VBOError
-from vbo_async._auth import MAX_RENEWALS, Secret, TokenManager
+from vbo_async._auth import MAX_RENEWALS, RETIRED_KEPT, Secret, TokenManager
 from vbo_async._dialects import V1, V7
 from vbo_async._tokens import parse_http_date, parse_token_response
 
@@ -325,6 +325,39 @@ async def test_token_manager_refreshes_on_a_fake_clock() -> None:
     # v7+: both grants disable the antiforgery token (refresh fails on real servers without it)
     assert [f["disable_antiforgery_token"] for f in forms] == ["true", "true"]
     assert tokens.requests == 2
+
+
+async def test_the_redactor_is_built_once_per_token_and_covers_the_retired_ones() -> None:
+    """`TokenManager.redactor` scrubs the password, the current token pair and the last
+    `RETIRED_KEPT` pairs replaced. It is built once per token change: building one takes about a
+    millisecond, and every refused item of a page asks for it (a page of 5,000 refused jobs was
+    read in 2.3 s instead of 0.3 s when it was rebuilt on each call)."""
+    now = [1000.0]
+    issued: list[int] = []
+
+    async def fetch(url: str, form: dict[str, str]) -> dict[str, Any]:
+        issued.append(len(issued) + 1)
+        n = issued[-1]
+        return {"access_token": f"access-{n:02}", "refresh_token": f"refresh-{n:02}", "expires_in": 3600}
+
+    tokens = TokenManager(username="u", password=Secret("pass-word"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V7, "https://vbo.test/v7/Token")
+    await tokens.current()
+    redactor = tokens.redactor()
+    assert tokens.redactor() is redactor
+    for _ in range(RETIRED_KEPT + 1):
+        now[0] += 3600
+        await tokens.current()
+    assert tokens.redactor() is not redactor
+    assert tokens.redactor() is tokens.redactor()
+    text = " ".join(f"access-{n:02} refresh-{n:02}" for n in issued) + " pass-word"
+    kept = len(issued) - RETIRED_KEPT - 1  # the pairs too old to be scrubbed
+    assert tokens.redactor().scrub(text).split() == [
+        *(word for n in issued[:kept] for word in (f"access-{n:02}", f"refresh-{n:02}")),
+        *["***"] * (2 * (RETIRED_KEPT + 1) + 1),
+    ]
+    tokens.forget()
+    assert tokens.redactor().scrub(f"access-{issued[-1]:02}") == "***"
 
 
 async def test_token_manager_renews_once_for_concurrent_holders_of_a_stale_token() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import ssl
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from vbo_async import (
     DecodeError,
     LinkError,
     NotFoundError,
+    NotSupportedError,
     RateLimitedError,
     ResponseTooLargeError,
     ServerError,
@@ -47,6 +49,35 @@ def test_the_exception_tree() -> None:
         assert issubclass(cls, VBOError)
     assert issubclass(ConfigError, ValueError)
     assert not issubclass(AuthenticationError, APIError)
+
+
+ERRORS = [
+    APIError("bad", status_code=400, error_code="E1", method="POST", url=URL),
+    NotFoundError("gone", status_code=404, method="GET", url=URL),
+    RateLimitedError("slow down", status_code=429),
+    ServerError("boom", status_code=503, url=URL),
+    AuthenticationError("refused", method="POST", url=URL),
+    DecodeError("not JSON", path="$[1].name", method="GET", url=URL),
+    LinkError("outside", href="https://evil/", relation="next"),
+    TransportError("cannot connect", method="GET", url=URL),
+    ResponseTooLargeError("too large", method="GET", url=URL),
+    ClientStateError("closed"),
+    NotSupportedError("no such operation", version="v1", operation="service_instance"),
+    ConfigError("bad option"),
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda error: type(error).__name__)
+def test_every_error_survives_a_pickle(error: VBOError) -> None:
+    """Errors cross process boundaries pickled (multiprocessing, concurrent.futures, a queue of
+    log records): an APIError or a NotSupportedError used to fail to unpickle with a TypeError
+    (their keyword-only arguments were not in ``args``)."""
+    error.add_note("seen in a test")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert copy.args == error.args
+    assert vars(copy) == vars(error)
 
 
 async def test_api_error_carries_its_context(fake: FakeVBO, vbo: VBOClient) -> None:
@@ -360,6 +391,14 @@ def test_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
         VBOClient(
             BASE, username=USERNAME, password=PASSWORD, verify=tmp_path / "missing.pem", api_version="v1"
         )
+
+
+@pytest.mark.parametrize("path", ["", "ca\x00.pem"])
+def test_an_empty_or_unusable_ca_bundle_path_is_a_config_error(path: str) -> None:
+    """An empty path used to load the system's CAs in silence (``cafile=""`` is no file), and a
+    NUL byte escaped as a bare ValueError."""
+    with pytest.raises(ConfigError, match="CA bundle"):
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=path, api_version="v1")
 
 
 @pytest.mark.parametrize("bad_id", ["", "  ", "..", ".", None, 42])

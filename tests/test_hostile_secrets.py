@@ -16,6 +16,7 @@ redaction (2ff99dd), every echo below reached the error's message.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
@@ -30,6 +31,8 @@ import pytest
 from vbo_async import (
     AuthenticationError,
     ConfigError,
+    DecodeError,
+    LinkError,
     NotFoundError,
     ServerError,
     VBOClient,
@@ -41,8 +44,9 @@ from .test_hostile_input import shown
 from .test_redact import MALFORMED
 
 PREFIX = "S3cr3t-PW"
-PASSWORDS = {"plain": PREFIX, "special": PREFIX + '+/ä"&=%\\ ~é'}
-"""The issue's password, and one whose URL-encoded, JSON-escaped and HTML-escaped forms all differ."""
+PASSWORDS = {"plain": PREFIX, "special": PREFIX + '+/ä"&=%\\ ~é', "padded": PREFIX + " "}
+"""The issue's password, one whose URL-encoded, JSON-escaped and HTML-escaped forms all differ,
+and one ending in a space (a body stripped before it was scrubbed showed it without that space)."""
 USERNAME = "LAB\\svc-echo"
 ACCESS = "tok-Echo-Access-5Rq8"
 REFRESH = "tok-Echo-Refresh-2Vn6"
@@ -77,6 +81,11 @@ ECHOES = {
         f"<html><title>400 {html.escape(decoded(form))}</title><body>{html.escape(raw)}</body></html>",
     ),
     "password alone, JSON string": lambda form, raw: ("application/json", json.dumps(form["password"])),
+    "password last, text/plain": lambda form, raw: ("text/plain", f"wrong password {form['password']}"),
+    "password last, JSON message": lambda form, raw: (
+        "application/json",
+        json.dumps({"message": f"wrong password {form['password']}"}),
+    ),
 }
 """What a token endpoint's 400 page quotes: (content type, body) from the form, decoded and raw."""
 
@@ -195,6 +204,94 @@ async def test_a_404_quoting_the_refresh_token_leaks_no_token(logs: pytest.LogCa
     assert isinstance(error, NotFoundError), error
     assert "refresh token ***" in str(error)
     assert leaks(error, logs.records) == {}
+
+
+DECODE_ECHOES = {
+    "the form in a timestamp": ("lastRun", lambda form, auth: f"grant_type=password&password={form}&x=1"),
+    "the bearer header in a timestamp": ("lastRun", lambda form, auth: auth),
+    "the bearer header in a boolean": ("isEnabled", lambda form, auth: f"{auth} / {auth}"),
+    "the refresh token in an object": ("name", lambda form, auth: {"refresh": REFRESH}),
+}
+"""A job whose field of the wrong type quotes a secret; the value is cut to 40 characters in the
+message, so a secret quoted after 30 characters of noise would be cut in half before a scrub."""
+
+
+@pytest.mark.parametrize("echo", list(DECODE_ECHOES))
+async def test_a_value_of_the_wrong_type_quoting_a_secret_leaks_it_in_no_decode_error(
+    echo: str, logs: pytest.LogCaptureFixture
+) -> None:
+    field, value = DECODE_ECHOES[echo]
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        job = {"id": "j1", "name": "Daily", field: value(password, request.headers["authorization"])}
+        return httpx.Response(200, json=job)
+
+    error = await raised_by(client_for(handler, password=password), "job")
+    assert isinstance(error, DecodeError), error
+    assert f"${'.' + field}" in str(error)  # the error still says where
+    assert leaks(error, logs.records) == {}
+
+
+@pytest.mark.parametrize("relation", ["next", "repository"])
+@pytest.mark.parametrize("where", ["https://evil.example/?t={}", "/evil?t={}", "/v1/Jobs/%2e%2e?t={}"])
+async def test_a_refused_href_quoting_a_secret_leaks_it_in_no_link_error(
+    relation: str, where: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """A ``next`` link or a resource's link that cannot be followed is a `LinkError` quoting the
+    href: a secret the server put in it is scrubbed from the message and from ``href``."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        href = where.format(f"{request.headers['authorization']}|{password}|{REFRESH}")
+        if relation == "next":
+            return httpx.Response(200, json={"results": [], "_links": {"next": {"href": href}}})
+        return httpx.Response(200, json={"id": "j1", "name": "D", "_links": {"repository": {"href": href}}})
+
+    async with client_for(handler, password=password) as vbo:
+        follow = vbo.jobs() if relation == "next" else (await vbo.job("j1")).links.repository
+        with pytest.raises(LinkError) as caught:
+            await follow
+    assert caught.value.relation == relation
+    assert "***" in str(caught.value)
+    assert leaks(caught.value, logs.records) == {}
+
+
+async def test_an_answer_echoing_a_token_renewed_while_it_was_in_flight_leaks_it_not(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Request ``a`` is sent with the first token; request ``b`` gets a 401, and the client
+    renews the token while ``a`` is in flight. ``a``'s 404 then quotes the first token, which was
+    scrubbed only while it was the current one (a token refreshed before it expires still works)."""
+    second = "tok-Echo-Access-Second-8Kd3"
+    issued: list[str] = []
+    renewed = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            issued.append(ACCESS if not issued else second)
+            if len(issued) == 2:
+                renewed.set()
+            return httpx.Response(200, content=token_json(issued[-1]))
+        bearer = request.headers["authorization"].removeprefix("Bearer ")
+        if request.url.path.endswith("/a"):
+            await renewed.wait()
+            return httpx.Response(404, json={"message": f"no job a for the session of {bearer}"})
+        if bearer == ACCESS:
+            return httpx.Response(401)
+        return httpx.Response(200, json={"id": "b", "name": "B"})
+
+    async with client_for(handler) as vbo:
+        a, b = await asyncio.gather(vbo.job("a"), vbo.job("b"), return_exceptions=True)
+    assert issued == [ACCESS, second]
+    assert not isinstance(b, BaseException), b
+    assert isinstance(a, NotFoundError), a
+    assert "session of ***" in str(a)
+    assert leaks(a, logs.records) == {}
 
 
 # --- 9. base URLs with userinfo, and the client's Secret ----------------------------------------------

@@ -20,13 +20,14 @@ import datetime as dt
 import json
 import math
 import os
+import pickle
 import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import attrs
 import httpx
@@ -58,7 +59,8 @@ from vbo_async import (
 from vbo_async._decode import parse_json
 from vbo_async._dialects import DIALECTS, V1
 from vbo_async._enums import OpenEnum
-from vbo_async._urls import ApiRoot
+from vbo_async._redact import Redactor
+from vbo_async._urls import ApiRoot, scrubbed_link_error
 from vbo_async.simulator import Simulator, SimulatorConfig
 
 EXAMPLES = int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150"))
@@ -794,6 +796,41 @@ def test_rebase_never_leaves_the_api_root(base: str, href: str, context: str | N
         refused = None
         assert_safe(root, url)
     assert refused is None or refused.relation == "next"
+
+
+SECRET = 'S3cr3t-PW+/ä"&=%\\ ~é'
+SECRET_FORMS: tuple[Callable[[str], str], ...] = (
+    str,
+    lambda text: quote(text, safe=""),
+    quote_plus,
+    lambda text: json.dumps(text)[1:-1],
+)
+
+
+@PROPERTY
+@given(
+    base=st.sampled_from(BASES),
+    before=any_href,
+    after=url_ish,
+    form=st.sampled_from(SECRET_FORMS),
+)
+@example(base=BASES[0], before="/v1/Jobs/..?t=", after="", form=str)
+@example(base=BASES[0], before="https://evil.example/?t=", after="\\", form=str)
+def test_a_refused_href_shows_no_secret_once_scrubbed(
+    base: str, before: str, after: str, form: Callable[[str], str]
+) -> None:
+    """Whatever an href quoting the password says, the `LinkError` refusing it, scrubbed as the
+    client scrubs it, shows the password nowhere: not in str, repr, ``href`` or a pickle (the
+    message quotes the href as ``repr``, which escapes what the scrub looks for)."""
+    href = before + form(SECRET) + after
+    try:
+        ApiRoot(base, VERSIONS).rebase(href, relation="next")
+    except LinkError as error:
+        shown = scrubbed_link_error(error, Redactor(SECRET).scrub)
+        assert shown.relation == "next"
+        for text in (str(shown), repr(shown), repr(shown.args), repr(shown.href)):
+            assert "S3cr3t" not in text, text
+        assert b"S3cr3t" not in pickle.dumps(shown)
 
 
 @PROPERTY

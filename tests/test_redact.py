@@ -12,12 +12,13 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from vbo_async import ConfigError
 from vbo_async._auth import Secret
 from vbo_async._redact import MASK, Redactor, encoded_forms, redact_url
+from vbo_async._status import read_error_body
 from vbo_async._urls import ApiRoot
 
 PROPERTY = settings(
@@ -87,6 +88,9 @@ def test_every_encoded_form_is_scrubbed(secret: str) -> None:
         ("it&#39;s-a-pw", "it's-a-pw"),
         ("%e2%9c%93-check", "✓-check"),
         ("%E2%9C%93-check", "✓-check"),
+        ("S3cr3t!%2fx+y(1)*", "S3cr3t!/x y(1)*"),  # .NET's HttpUtility.UrlEncode: !()* left as is
+        ("S3cr3t!%2Fx+y(1)*", "S3cr3t!/x y(1)*"),  # .NET's WebUtility.UrlEncode
+        ("S3cr3t!%2Fx%20y(1)*'", "S3cr3t!/x y(1)*'"),  # JavaScript's encodeURIComponent
     ],
 )
 def test_server_style_escapes_are_scrubbed(form: str, secret: str) -> None:
@@ -163,6 +167,46 @@ def test_every_form_of_overlapping_secrets_in_one_text_is_masked() -> None:
     scrubbed = Redactor(*secret_list).scrub("x".join(forms))
     assert scrubbed.replace(MASK, "").replace("x", "") == ""
     assert all(form not in scrubbed for form in forms if len(form) >= 4)
+
+
+ECHO_PREFIX = "S3cr3t-PW"
+ECHOED_PASSWORDS = [ECHO_PREFIX, ECHO_PREFIX + " ", ECHO_PREFIX + '+/ä"&=%\\ ~é!()*', ECHO_PREFIX + "\t\n"]
+"""Every encoded form of these starts with the prefix, so finding it finds a cut form too."""
+BODIES = {
+    "text": lambda text: ("text/plain", text.encode()),
+    "JSON message": lambda text: ("application/json", orjson.dumps({"message": text})),
+    "JSON error_description": lambda text: (
+        "application/json",
+        json.dumps({"error": "invalid_grant", "error_description": text}).encode(),
+    ),
+    "JSON errorCode": lambda text: ("application/json", orjson.dumps({"errorCode": text, "message": "x"})),
+    "JSON string": lambda text: ("application/json", json.dumps(text, ensure_ascii=False).encode()),
+    "HTML title": lambda text: ("text/html", f"<html><title>{text}</title></html>".encode()),
+    "HTML body": lambda text: ("text/html", f"<html><body><p>{text}</p></body></html>".encode()),
+}
+"""Error bodies quoting ``text`` (an HTML page quotes it as given: the HTML-escaped forms are
+among the forms drawn)."""
+
+
+@PROPERTY
+@given(
+    password=st.sampled_from(ECHOED_PASSWORDS),
+    before=st.text(max_size=80),
+    after=st.text(max_size=80),
+    body=st.sampled_from(sorted(BODIES)),
+    pick=st.integers(min_value=0, max_value=10_000),
+)
+@example(password=ECHOED_PASSWORDS[1], before="wrong password ", after="", body="text", pick=0)
+@example(password=ECHOED_PASSWORDS[1], before="wrong password ", after="", body="JSON message", pick=0)
+def test_an_error_body_echoing_the_password_anywhere_shows_none_of_it(
+    password: str, before: str, after: str, body: str, pick: int
+) -> None:
+    """The whole path from a server's error body to the message an error keeps (strip, JSON,
+    HTML title or tags, whitespace, cut), with the password in any encoded form at any place."""
+    forms = sorted(reference_forms(password) | encoded_forms(password))
+    content_type, raw = BODIES[body](before + forms[pick % len(forms)] + after)
+    message, code = read_error_body(raw, content_type, Redactor(password).scrub)
+    assert ECHO_PREFIX not in f"{message} {code}"
 
 
 @PROPERTY

@@ -33,7 +33,7 @@ from ._exceptions import (
 from ._redact import Redactor
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
-__all__ = ["MAX_RENEWALS", "Secret", "TokenManager", "TokenUnavailable"]
+__all__ = ["MAX_RENEWALS", "RETIRED_KEPT", "Secret", "TokenManager", "TokenUnavailable"]
 
 log = logging.getLogger("vbo_async")
 
@@ -84,6 +84,10 @@ def _unpickled_secret() -> Secret:
     return secret
 
 
+RETIRED_KEPT = 4
+"""Replaced tokens a `TokenManager` still scrubs from messages: a request sent with one may be
+answered after the renewal, and a token refreshed before it expires still works."""
+
 MAX_RENEWALS = 2
 """Renewals (and replays) one request may cause. A token can be revoked between its renewal and
 the replay, so one is not always enough; a server that refuses every fresh token still ends, after
@@ -120,6 +124,10 @@ class TokenManager:
         self._fetch = fetch
         self._clock = clock
         self._token: Token | None = None
+        self._retired: tuple[Token, ...] = ()
+        """The last `RETIRED_KEPT` tokens replaced or forgotten, newest last."""
+        self._redactor: tuple[Token | None, tuple[Token, ...], Redactor] | None = None
+        """The last `redactor` built, with the tokens it was built for."""
         self._endpoint: tuple[str, Dialect] | None = None
         self._lock = asyncio.Lock()
         self._rounds = 0
@@ -149,6 +157,7 @@ class TokenManager:
             except NotFoundError:
                 return False
             self._endpoint = (url, dialect)
+            self._retire(self._token)
             self._token = token
             return True
 
@@ -187,21 +196,36 @@ class TokenManager:
             raise
         finally:
             self._rounds += 1
+        self._retire(self._token)
         self._token = token
         return token
 
+    def _retire(self, token: Token | None) -> None:
+        if token is not None:
+            self._retired = (*self._retired[1 - RETIRED_KEPT :], token)
+
     def redactor(self) -> Redactor:
-        """A `Redactor` for the secrets known now: the password and the current tokens."""
-        token = self._token
-        return Redactor(
+        """A `Redactor` for the secrets known now: the password, the current tokens and those of
+        the last `RETIRED_KEPT` tokens replaced (an answer to a request sent with one may quote
+        it after the renewal). Built once per token change (building one takes about a
+        millisecond, and a page of refused items asks for it once per item)."""
+        current, retired = self._token, self._retired
+        kept = self._redactor
+        if kept is not None and kept[0] is current and kept[1] is retired:
+            return kept[2]
+        tokens = (*retired, current) if current is not None else retired
+        redactor = Redactor(
             self._password.reveal(),
-            token.access_token if token else None,
-            token.refresh_token if token else None,
+            *(token.access_token for token in tokens),
+            *(token.refresh_token for token in tokens),
         )
+        self._redactor = (current, retired, redactor)
+        return redactor
 
     def forget(self) -> Token | None:
         """Drop the token (the client is closing) and return it, to log out with."""
         token, self._token = self._token, None
+        self._retire(token)
         return token
 
     async def _obtain(self, old: Token | None) -> Token:

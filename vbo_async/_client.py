@@ -158,6 +158,7 @@ class VBOClient:
         )
         self._sender.tokens = self._tokens
         self._fetcher.scrub = self._scrub
+        self._fetcher.decoder.scrub = self._scrub
         self._dialect: Dialect | None = None
         self._discovery: asyncio.Lock | None = None
         if api_version != "auto":
@@ -607,9 +608,11 @@ def tls_context(verify: Literal[True] | str | os.PathLike[str]) -> ssl.SSLContex
     if verify is True:
         return ssl.create_default_context()
     path = os.fspath(verify)
+    if not path:  # cafile="" is no file at all: the system's CAs would be loaded in silence
+        raise ConfigError("the CA bundle path is empty")
     try:
         if os.path.isdir(path):
             return ssl.create_default_context(capath=path)
         return ssl.create_default_context(cafile=path)
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise ConfigError(f"cannot load the CA bundle {path!r}: {exc}") from None

@@ -154,13 +154,37 @@ def wire_name(cls: type[Any], attribute: str, dialect: Dialect) -> str:
     return spellings[0] if spellings else attribute
 
 
+_NO_VALUE: Any = object()
+_SHOWN = 40
+"""Characters of a refused value's repr a message quotes."""
+
+
 class WireValueError(ValueError):
     """A wire value of the wrong kind; only ever seen wrapped in `DecodeError`. ``suffix`` locates
-    it inside the value the hook was given (``[3]`` for the fourth flag of a window)."""
+    it inside the value the hook was given (``[3]`` for the fourth flag of a window).
 
-    def __init__(self, message: str, *, suffix: str = "") -> None:
+    The refused ``value`` is quoted after ``message``, cut to `_SHOWN` characters: `shown` scrubs
+    it whole before cutting it, so a secret the server echoed there is found even when the cut
+    would fall inside it."""
+
+    def __init__(self, message: str, *, value: Any = _NO_VALUE, suffix: str = "") -> None:
         super().__init__(message)
+        self.message = message
+        self.value = value
         self.suffix = suffix
+
+    def __str__(self) -> str:
+        return self.shown()
+
+    def shown(self, scrub: Callable[[str], str] | None = None) -> str:
+        """The message with the value quoted, scrubbed by ``scrub`` (if given) before the cut."""
+        if self.value is _NO_VALUE:
+            return self.message
+        value = self.value
+        if scrub is None:
+            return f"{self.message} {value!r:.{_SHOWN}}"
+        quoted = scrub(repr(scrub(value) if value.__class__ is str else value))
+        return f"{self.message} {quoted[:_SHOWN]}"
 
 
 # --- primitive hooks -----------------------------------------------------------------------------
@@ -175,7 +199,7 @@ def _str(value: Any, _: object = None) -> str:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise WireValueError(f"expected a string, got {_kind(value)} {value!r:.40}")
+    raise WireValueError(f"expected a string, got {_kind(value)}", value=value)
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
@@ -192,7 +216,7 @@ def _int(value: Any, _: object = None) -> int:
     elif value.__class__ is float and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
         # Beyond 2**53 a float is a rounded integer (orjson reads >64-bit integers as floats).
         return int(value)
-    raise WireValueError(f"expected an integer, got {_kind(value)} {value!r:.40}")
+    raise WireValueError(f"expected an integer, got {_kind(value)}", value=value)
 
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,19}(?:\.[0-9]{0,19})?|\.[0-9]{1,19})(?:[eE][+-]?[0-9]{1,3})?")
@@ -201,13 +225,13 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,19}(?:\.[0-9]{0,19})?|\.[0-9]{1,19})(?:[e
 def _float(value: Any, _: object = None) -> float:
     if value.__class__ is float:
         if value != value or value in (float("inf"), float("-inf")):
-            raise WireValueError(f"expected a finite number, got {value!r}")
+            raise WireValueError("expected a finite number, got", value=value)
         return value
     if value.__class__ is int:
         return float(value)
     if value.__class__ is str and _NUMBER.fullmatch(value.strip()):
         return float(value)
-    raise WireValueError(f"expected a number, got {_kind(value)} {value!r:.40}")
+    raise WireValueError(f"expected a number, got {_kind(value)}", value=value)
 
 
 _TRUE = frozenset({"true", "True", "TRUE", "1"})
@@ -227,7 +251,7 @@ def _bool(value: Any, _: object = None) -> bool:
             return folded == "true"
     elif (value.__class__ is int or value.__class__ is float) and value in (0, 1):
         return value == 1
-    raise WireValueError(f"expected a boolean, got {_kind(value)} {value!r:.40}")
+    raise WireValueError(f"expected a boolean, got {_kind(value)}", value=value)
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -241,14 +265,14 @@ def _normalise(text: str) -> str:
 
 def _datetime(value: Any, _: object = None) -> dt.datetime:
     if value.__class__ is not str:
-        raise WireValueError(f"expected a timestamp string, got {_kind(value)} {value!r:.40}")
+        raise WireValueError(f"expected a timestamp string, got {_kind(value)}", value=value)
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         try:
             parsed = dt.datetime.fromisoformat(_normalise(value))
         except ValueError:
-            raise WireValueError(f"expected an ISO 8601 timestamp, got {value!r:.40}") from None
+            raise WireValueError("expected an ISO 8601 timestamp, got", value=value) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=dt.UTC)
     return parsed
@@ -256,14 +280,14 @@ def _datetime(value: Any, _: object = None) -> dt.datetime:
 
 def _time(value: Any, _: object = None) -> dt.time:
     if value.__class__ is not str:
-        raise WireValueError(f"expected a time of day string, got {_kind(value)} {value!r:.40}")
+        raise WireValueError(f"expected a time of day string, got {_kind(value)}", value=value)
     try:
         return dt.time.fromisoformat(value)
     except ValueError:
         try:
             return dt.time.fromisoformat(_normalise(value))
         except ValueError:
-            raise WireValueError(f"expected a time of day HH:MM[:SS], got {value!r:.40}") from None
+            raise WireValueError("expected a time of day HH:MM[:SS], got", value=value) from None
 
 
 def _optional(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T | None]:
@@ -282,7 +306,7 @@ def _enum_hook(cls: type[OpenEnum]) -> Callable[[Any, Any], OpenEnum | None]:
             return member if member is not None else cls(value)  # type: ignore[return-value]
         if value is None:
             return None
-        raise WireValueError(f"expected a {cls.__name__} string, got {_kind(value)} {value!r:.40}")
+        raise WireValueError(f"expected a {cls.__name__} string, got {_kind(value)}", value=value)
 
     return structure
 
@@ -385,7 +409,7 @@ def _flags(values: list[Any]) -> m.HourFlags:
         try:
             flags.append(_bool(value))
         except WireValueError as exc:
-            raise WireValueError(str(exc), suffix=f"[{index}]") from None
+            raise WireValueError(exc.message, value=exc.value, suffix=f"[{index}]") from None
     return m.HourFlags(flags)
 
 

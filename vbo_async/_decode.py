@@ -75,6 +75,9 @@ class Decoder:
         self._hooks: dict[tuple[str, type[Any]], Any] = {}
         self.fallbacks = 0
         """Values the fast pass refused and the detailed pass decoded (should stay 0)."""
+        self.scrub: Callable[[str], str] = _unchanged
+        """Removes the client's secrets from the server's values a `DecodeError` quotes (set by
+        the client: a server may echo the password or a token in any field)."""
 
     def page(
         self,
@@ -122,7 +125,10 @@ class Decoder:
         try:
             return self._hook(cls, dialect)(data, cls)  # type: ignore[no-any-return]
         except Exception as exc:
-            return self._explain(data, cls, dialect, exc, url=url, path=path)
+            fast = exc.with_traceback(None)  # no frame kept alive (a cycle) by its traceback
+        # Explained outside the handler: the fast pass's error, which quotes the server's value
+        # unscrubbed, must not become the DecodeError's __context__.
+        return self._explain(data, cls, dialect, fast, url=url, path=path)
 
     def many(
         self,
@@ -157,13 +163,15 @@ class Decoder:
                     items[index] = None
                 try:
                     append(hook(item, cls))
+                    continue
                 except Exception as exc:  # the fast pass says no; the detailed pass decides and explains
-                    try:
-                        append(self._explain(item, cls, dialect, exc, url=url, path=f"{path}[{index}]"))
-                    except DecodeError as error:
-                        if refused is None:
-                            raise
-                        refused(item, error)
+                    fast = exc.with_traceback(None)
+                try:  # outside the handler, as in `one`
+                    append(self._explain(item, cls, dialect, fast, url=url, path=f"{path}[{index}]"))
+                except DecodeError as error:
+                    if refused is None:
+                        raise
+                    refused(item, error)
         return decoded
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:
@@ -194,9 +202,9 @@ class Decoder:
         try:
             result: T = detailed.structure(data, cls)
         except (ClassValidationError, IterableValidationError, WireValueError) as exc:
-            problems = list(_leaves(exc, path, cls, dialect))
+            problems = list(_leaves(exc, path, cls, dialect, self.scrub))
         except Exception as exc:
-            problems = [(path, f"{type(exc).__name__}: {exc}")]
+            problems = [(path, self.scrub(f"{type(exc).__name__}: {exc}"))]
         else:
             self.fallbacks += 1
             log.debug(
@@ -204,7 +212,7 @@ class Decoder:
                 cls.__name__,
                 path,
                 type(fast).__name__,
-                fast,
+                fast.shown(self.scrub) if isinstance(fast, WireValueError) else self.scrub(str(fast)),
             )
             return result
         where, what = problems[0]
@@ -254,8 +262,11 @@ class _no_gc:
             gc.enable()
 
 
-def _leaves(exc: BaseException, path: str, cls: type[Any], dialect: Dialect) -> Iterator[tuple[str, str]]:
-    """(wire path, message) for each leaf error of a cattrs error tree."""
+def _leaves(
+    exc: BaseException, path: str, cls: type[Any], dialect: Dialect, scrub: Callable[[str], str]
+) -> Iterator[tuple[str, str]]:
+    """(wire path, message) for each leaf error of a cattrs error tree, the server's values in it
+    passed through ``scrub``."""
     if isinstance(exc, ClassValidationError):
         for sub in exc.exceptions:
             sub_path, sub_cls = path, cls
@@ -263,21 +274,25 @@ def _leaves(exc: BaseException, path: str, cls: type[Any], dialect: Dialect) -> 
                 if isinstance(note, AttributeValidationNote):
                     sub_path = f"{path}.{wire_name(exc.cl, note.name, dialect)}"
                     sub_cls = _model_of(note.type)
-            yield from _leaves(sub, sub_path, sub_cls, dialect)
+            yield from _leaves(sub, sub_path, sub_cls, dialect, scrub)
     elif isinstance(exc, IterableValidationError):
         for sub in exc.exceptions:
             sub_path = path
             for note in getattr(sub, "__notes__", ()):
                 if isinstance(note, IterableValidationNote):
                     sub_path = f"{path}[{note.index}]"
-            yield from _leaves(sub, sub_path, _model_of(exc.cl), dialect)
+            yield from _leaves(sub, sub_path, _model_of(exc.cl), dialect, scrub)
     elif isinstance(exc, KeyError):
         yield path, "required field missing"
     elif isinstance(exc, WireValueError):
-        yield path + exc.suffix, str(exc)
+        yield path + exc.suffix, exc.shown(scrub)
     else:
-        yield path, f"{type(exc).__name__}: {exc}"
+        yield path, scrub(f"{type(exc).__name__}: {exc}")
 
 
 def _model_of(tp: Any) -> type[Any]:
     return tp if isinstance(tp, type) else object
+
+
+def _unchanged(text: str) -> str:
+    return text

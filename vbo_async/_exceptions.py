@@ -22,6 +22,8 @@ Context is keyword-only, as in httpx. Messages never contain passwords or tokens
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -50,6 +52,11 @@ class VBOError(Exception):
         self.message = message
         self.method = method
         self.url = url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException's pickle calls ``type(*args)``, which the keyword-only context of
+        # `APIError` and `NotSupportedError` refuses: rebuild without calling ``__init__``.
+        return (_unpickled, (type(self), self.args), self.__dict__)
 
     def __str__(self) -> str:
         if self.method and self.url:
@@ -157,3 +164,8 @@ class ConfigError(VBOError, ValueError):
 
     Also a ``ValueError``, so code that validates arguments generically still catches it.
     """
+
+
+def _unpickled(cls: type[VBOError], args: tuple[Any, ...]) -> VBOError:
+    """A pickled `VBOError` of class ``cls``, its attributes restored by pickle afterwards."""
+    return cls.__new__(cls, *args)

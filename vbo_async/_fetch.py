@@ -23,7 +23,7 @@ from ._pages import page_identity, with_limit
 from ._retry import RetryPolicy
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import error_for_status
-from ._urls import ApiRoot
+from ._urls import ApiRoot, scrubbed_link_error
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
@@ -119,6 +119,16 @@ class Fetcher:
         if answer.status_code not in (200, 204):
             log.debug("logging out at %s answered HTTP %d", url, answer.status_code)
 
+    def rebase(self, href: str, *, relation: str | None, context: str | None = None) -> str:
+        """`ApiRoot.rebase`, its `LinkError` scrubbed of the client's secrets (a server may put
+        one in an href)."""
+        try:
+            return self._api_root.rebase(href, context=context, relation=relation)
+        except LinkError as exc:
+            error = exc
+        # Raised outside the handler: the unscrubbed error must not be the __context__.
+        raise error if self.scrub is None else scrubbed_link_error(error, self.scrub)
+
     def dialect_of(self, url: str) -> Dialect:
         """The dialect of the API version a URL below the root names (`LinkError` otherwise)."""
         version = self._api_root.version_of(url)
@@ -175,7 +185,7 @@ class Fetcher:
             )
             if next_href is None:
                 return decoded, None
-            return decoded, self._api_root.rebase(next_href, context=url, relation="next")
+            return decoded, self.rebase(next_href, context=url, relation="next")
 
         if refused is not None:
             return await load()

@@ -28,6 +28,10 @@ class Navigator(Protocol):
     @property
     def api_root(self) -> ApiRoot: ...
 
+    def rebase(self, href: str, *, relation: str | None) -> str:
+        """``href`` rebased onto `api_root`, or `LinkError` (scrubbed of the client's secrets)."""
+        ...
+
     async def fetch_one(self, url: str, target: type[Any] | None) -> Any: ...
 
     async def fetch_all(self, url: str, target: type[Any]) -> list[Any]: ...
@@ -65,7 +69,7 @@ class Link(Generic[T]):
     @property
     def url(self) -> str:
         """The absolute URL this link is followed at; raises `LinkError` for an unsafe href."""
-        return self._bound().api_root.rebase(self.href, relation=self.relation)
+        return self._bound().rebase(self.href, relation=self.relation)
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._bound().fetch_one(self.url, self._target).__await__()

@@ -40,6 +40,8 @@ def _url_forms(secret: str) -> set[str]:
         quote_plus(secret),
         quote_plus(secret, safe="/"),
         quote(secret, safe="!$&'()*+,;=:@/"),
+        quote_plus(secret, safe="!()*"),  # .NET's WebUtility and HttpUtility.UrlEncode
+        quote(secret, safe="!'()*"),  # JavaScript's encodeURIComponent
     ):
         forms.add(encoded)
         forms.add(_PERCENT.sub(lambda match: match.group().lower(), encoded))
@@ -86,7 +88,8 @@ def _html_forms(text: str) -> set[str]:
 
 def encoded_forms(secret: str) -> frozenset[str]:
     """Every form `Redactor` looks for: the secret raw, percent-encoded (``quote``,
-    ``quote_plus``, upper- and lower-case hex), each of those JSON-escaped (Python, orjson and
+    ``quote_plus``, .NET's ``UrlEncode``, JavaScript's ``encodeURIComponent``, upper- and
+    lower-case hex), each of those JSON-escaped (Python, orjson and
     .NET styles) or HTML-escaped, and HTML-escaped JSON. Empty for an empty secret."""
     if not secret:
         return frozenset()

@@ -53,11 +53,11 @@ def read_error_body(
     """
     hide = scrub if scrub is not None else _unchanged
 
-    def clean(text: str) -> str:
-        return printable(hide(text))
+    def clean(text: str) -> str:  # scrubbed before it is stripped: a password may end in a space
+        return printable(hide(text).strip())
 
-    text = body[:_ERROR_READ].strip()
-    if not text:
+    text = body[:_ERROR_READ]
+    if not text.strip():
         return None, None
     try:
         data: Any = orjson.loads(text)
@@ -69,10 +69,10 @@ def read_error_body(
         for key in ("message", "Message", "error_description", "error"):
             value = data.get(key)
             if isinstance(value, str) and value.strip():
-                return clean(value.strip())[:_MESSAGE], code
+                return clean(value)[:_MESSAGE], code
         return None, code
     if isinstance(data, str):
-        return clean(data.strip())[:_EXCERPT] or None, None
+        return clean(data)[:_EXCERPT] or None, None
     decoded = hide(text.decode("utf-8", "replace"))
     if "html" in (content_type or "").lower() or decoded.lstrip().startswith("<"):
         title = re.search(r"<title[^>]*>(.*?)</title>", decoded, re.S | re.I)

@@ -12,7 +12,7 @@ says, the result stays below ``{base_url}/{version}/`` or is a `LinkError`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 import attrs
@@ -21,7 +21,7 @@ import httpx
 from ._exceptions import ConfigError, LinkError
 from ._redact import redact_url
 
-__all__ = ["ApiRoot"]
+__all__ = ["ApiRoot", "scrubbed_link_error"]
 
 _CONTROL_CHARS = frozenset(map(chr, range(0x20))) | {"\x7f"}
 _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
@@ -113,6 +113,22 @@ class ApiRoot:
             raise LinkError(f"href {href!r} has a malformed query", href=href, relation=relation)
         url = f"{self.base_url}/{segments[index].lower()}/{rest}"
         return f"{url}?{query}" if query else url
+
+
+def scrubbed_link_error(error: LinkError, scrub: Callable[[str], str]) -> LinkError:
+    """``error`` with its href passed through ``scrub``, in ``href`` and in the message (which
+    quotes it as ``repr``: scrubbing the message alone would miss a secret the repr escapes).
+    ``error`` itself when there is nothing to hide."""
+    href = error.href
+    if href is None:
+        return error
+    shown = scrub(href)
+    if shown == href:
+        return error
+    message = scrub(error.message.replace(repr(href), repr(shown)))
+    scrubbed = LinkError(message, href=shown, relation=error.relation)
+    scrubbed.__cause__ = error.__cause__
+    return scrubbed
 
 
 def _split_base(base: str) -> SplitResult:
