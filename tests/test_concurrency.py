@@ -360,3 +360,48 @@ async def test_a_call_queued_for_a_slot_when_the_client_closes(fake: FakeVBO) ->
     results = await asyncio.gather(holder, queued, return_exceptions=True)
     assert [type(r) for r in results] == [ClientStateError, ClientStateError]
     assert [r.method for r in fake.api_requests] == ["GET"]
+
+
+class _ClosingTransport(httpx.MockTransport):
+    """A mock transport that records being closed (the pool a real transport would hold)."""
+
+    closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_an_aclose_cancelled_while_shared_requests_unwind_still_closes_the_pool(
+    fake: FakeVBO,
+) -> None:
+    """A shutdown deadline that cancels ``aclose()`` while it waits for the shared requests it
+    cancelled must not leave the connection pool open (a later ``aclose()`` cannot close it)."""
+    unwinding = asyncio.Event()
+    unwound = asyncio.Event()
+
+    async def slow_to_unwind(request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            unwinding.set()
+            await unwound.wait()
+        return json_response(200, {})  # pragma: no cover - never reached
+
+    fake.route("GET", "/v1/Jobs/j1", slow_to_unwind)
+    transport = _ClosingTransport(fake.handler)
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v1", transport=transport)
+    shared = asyncio.create_task(vbo.job("j1"))
+    for _ in range(1000):
+        if fake.api_requests:
+            break
+        await asyncio.sleep(0)
+    closing = asyncio.create_task(vbo.aclose())
+    await unwinding.wait()  # aclose() is waiting for the shared request to stop
+    closing.cancel()
+    unwound.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    with pytest.raises(ClientStateError):
+        await shared
+    await vbo.aclose()
+    assert transport.closed == 1

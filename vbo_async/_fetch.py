@@ -70,12 +70,15 @@ class Fetcher:
         self.sender.check_usable()
 
     async def aclose(self) -> None:
-        """Refuse new requests, cancel shared requests still in flight and close the pool."""
+        """Refuse new requests, cancel shared requests still in flight and close the pool (also
+        when cancelled while waiting for those requests to stop: no later call could close it)."""
         if self.sender.closed:
             return
         self.sender.refuse()
-        await self._flights.cancel_all()
-        await self.sender.aclose()
+        try:
+            await self._flights.cancel_all()
+        finally:
+            await self.sender.aclose()
 
     async def send(self, method: str, url: str, **options: Any) -> Answer:
         """`Sender.send` (for the client's actions and anything not navigation)."""
