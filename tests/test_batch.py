@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -24,6 +25,8 @@ from vbo_async import (
 )
 from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+from .conftest import FakeVBO, client_for, json_response
 
 EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 NO_WAIT = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
@@ -391,3 +394,35 @@ async def test_recent_sessions_are_one_listing_on_v8_filed_by_job() -> None:
     for sessions in recent.values():
         times = [s.creation_time for s in sessions]
         assert times == sorted(times, reverse=True)  # newest first
+
+
+async def test_a_failing_v1_job_listing_leaves_no_other_listing_running() -> None:
+    """v1 reads each job's sessions in a request of its own: when one fails, `recent_sessions`
+    raises its error only once the others have stopped (none keeps running after the call)."""
+    fake = FakeVBO()
+    entered = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(request.url.path)
+            raise
+        return json_response(200, [])  # pragma: no cover - never reached
+
+    async def refused(request: httpx.Request) -> httpx.Response:
+        await entered.wait()
+        return json_response(404, {"message": "Job was not found."})
+
+    fake.route("GET", "/v1/Jobs/j1/JobSessions", refused)
+    fake.route("GET", "/v1/Jobs/j2/JobSessions", held)
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "a"}, {"id": "j2", "name": "b"}])
+    async with client_for(fake) as vbo:
+        jobs = await vbo.jobs()
+        before = asyncio.all_tasks()
+        with pytest.raises(NotFoundError):
+            await vbo.recent_sessions(EPOCH, jobs=jobs)
+        assert asyncio.all_tasks() == before
+        assert cancelled == ["/v1/Jobs/j2/JobSessions"]
