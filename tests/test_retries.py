@@ -271,3 +271,47 @@ async def test_an_attempt_that_always_hangs_is_a_transport_error(fake: FakeVBO) 
         with pytest.raises(TransportError, match="no complete answer"):
             await vbo.job("j1")
     assert len(job_gets(fake)) == 2
+
+
+async def test_time_queued_for_a_slot_does_not_use_up_the_retry_budget(
+    fake: FakeVBO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RetryPolicy.timeout`` counts from the first try: a request that waited long for one of
+    the client's ``max_concurrency`` slots (a big sweep) is still retried after a 503."""
+    from vbo_async import _sending
+
+    now = [0.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+        perf_counter = staticmethod(_sending.time.perf_counter)
+
+    monkeypatch.setattr(_sending, "time", Clock)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        await release.wait()
+        return json_response(200, {"id": "j0", "name": "Held"})
+
+    fake.route("GET", "/v1/Jobs/j0", hold)
+    fake.route("GET", "/v1/Jobs/j1", failing(503), JOB)
+    async with client_for(fake, max_concurrency=1, retry=RetryPolicy(timeout=60, wait_initial=0)) as vbo:
+        holder = asyncio.create_task(vbo.job("j0"))
+        await entered.wait()
+        queued = asyncio.create_task(vbo.job("j1"))  # waits for the only slot...
+        slots = vbo._sender._semaphore
+        for _ in range(1000):
+            if slots._waiters:
+                break
+            await asyncio.sleep(0)
+        assert slots._waiters
+        now[0] += 600  # ...ten minutes, say
+        release.set()
+        await holder
+        job = await queued
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 2

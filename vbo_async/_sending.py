@@ -191,11 +191,13 @@ class Sender:
             raise LinkError(f"refusing to send a request outside the API root: {url}")
         retryable = method in IDEMPOTENT_METHODS if retry is None else retry
         call = _Call(method, url, json, form, headers, authenticated)
-        started = time.monotonic()
+        # When the first attempt got its slot: the retry budget counts from the first try, not
+        # from when the request began waiting for one of the ``max_concurrency`` slots.
+        started: list[float] = []
         attempt = 1
         while True:
             try:
-                answer = await self._attempt(call)
+                answer = await self._attempt(call, started)
             except TokenUnavailable as failure:
                 raise failure.error from failure.error.__cause__
             except TransportError as exc:
@@ -224,10 +226,11 @@ class Sender:
                 raise ClientStateError(CLOSED_IN_FLIGHT)
             attempt += 1
 
-    def _wait(self, attempt: int, started: float, retry_after: float | None) -> float | None:
+    def _wait(self, attempt: int, started: list[float], retry_after: float | None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None when the policy says stop."""
         wait = backoff(self._retry, attempt, retry_after=retry_after, random=self._random.random)
-        elapsed = time.monotonic() - started
+        now = time.monotonic()
+        elapsed = now - (started[0] if started else now)
         if not may_retry(self._retry, attempts_made=attempt, elapsed=elapsed, next_wait=wait):
             return None
         return wait
@@ -252,7 +255,8 @@ class Sender:
     def _gave_up(self, method: str, url: str, attempt: int, reason: str) -> None:
         log.info("%s %s: %s; giving up after %d attempt(s)", method, url, reason, attempt)
 
-    async def _attempt(self, call: _Call) -> Answer:
+    async def _attempt(self, call: _Call, first_try: list[float]) -> Answer:
+        """One attempt, in a slot; ``first_try`` gets the time the first attempt got its slot."""
         started = time.perf_counter()
         method, url = call.method, call.url
         # Token requests are made from inside an API request's slot, one at a time; taking a slot
@@ -260,6 +264,8 @@ class Sender:
         async with self._semaphore if call.authenticated else contextlib.nullcontext():
             if self._closed:  # closed while this request waited for a slot
                 raise ClientStateError(CLOSED_IN_FLIGHT)
+            if not first_try:
+                first_try.append(time.monotonic())
             try:
                 async with asyncio.timeout(self._timeout):
                     answer = await self._exchange(call)
