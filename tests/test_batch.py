@@ -18,6 +18,7 @@ from vbo_async import (
     NotFoundError,
     PollResult,
     PollTarget,
+    ResponseTooLargeError,
     RetryPolicy,
     ServerError,
     VBOClient,
@@ -426,3 +427,40 @@ async def test_a_failing_v1_job_listing_leaves_no_other_listing_running() -> Non
             await vbo.recent_sessions(EPOCH, jobs=jobs)
         assert asyncio.all_tasks() == before
         assert cancelled == ["/v1/Jobs/j2/JobSessions"]
+
+
+@pytest.mark.parametrize("version", ["v1", "v7", "v8"])
+@pytest.mark.parametrize(
+    ("too_big", "organizations", "jobs", "limit"),
+    [("jobs", 10, (3, 3), 40_000), ("organizations", 40, (1, 1), 10_000)],
+)
+async def test_a_server_too_big_to_list_whole_is_swept_one_by_one_by_default(
+    version: str, too_big: str, organizations: int, jobs: tuple[int, int], limit: int
+) -> None:
+    """The default batch is only a cheaper way to the same results: when a server-wide listing
+    (its jobs, or its organizations) is over ``max_response_bytes`` but each tenant's own listing
+    is not, every tenant gets its jobs, as ``batch=False`` gives them (each used to fail with the
+    whole listing's error)."""
+    config = SimulatorConfig(seed=3, organizations=organizations, jobs_per_organization=jobs, epoch=EPOCH)
+    simulator = Simulator(config)
+    app = create_app(simulator=simulator)
+    async with VBOClient(
+        "https://vbo.test:4443",
+        username="admin",
+        password="admin",
+        api_version=version,
+        transport=httpx.ASGITransport(app=app),
+        retry=NO_WAIT,
+        max_response_bytes=limit,
+    ) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
+        alone = await sweep(targets, batch=False)
+        assert all(result.error is None for result in alone.values())
+        results = await sweep(targets)
+        with pytest.raises(ResponseTooLargeError):
+            await (vbo.jobs() if too_big == "jobs" else vbo.organizations())  # what is too big whole
+    assert len(results) == organizations
+    for org_id, result in results.items():
+        assert result.error is None, result.error
+        assert sorted(job.id for job in result.jobs) == expected_jobs(simulator, org_id)
+        assert (result.organization is not None) == (too_big == "jobs")
