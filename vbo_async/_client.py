@@ -26,7 +26,6 @@ import httpx
 from ._auth import Secret, TokenManager
 from ._checks import id_argument, text_argument
 from ._convert import raw_reader
-from ._decode import parse_json
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import APIError, ClientStateError, ConfigError, DecodeError, VBOError
 from ._fetch import Fetcher
@@ -512,7 +511,7 @@ class VBOClient:
         dialect = await self.dialect()
         if not dialect.start_returns_session or not body.strip():
             return None
-        session = self._fetcher.decoder.one(parse_json(body, method="POST"), JobSession, dialect)
+        session = self._fetcher.decoder.one(self._fetcher.parse_json(body, "POST", None), JobSession, dialect)
         if session.job_id is None:
             session = attrs.evolve(session, job_id=_id_of(job))
         return session
