@@ -405,3 +405,28 @@ async def test_an_aclose_cancelled_while_shared_requests_unwind_still_closes_the
         await shared
     await vbo.aclose()
     assert transport.closed == 1
+
+
+async def test_a_request_outside_any_shared_flight_waiting_to_retry_ends_when_the_client_closes(
+    fake: FakeVBO,
+) -> None:
+    """Not only shared GETs: a job action whose token request waits an hour before its retry
+    (or a batch sweep's listing) ends with `ClientStateError` as soon as the client closes."""
+    fake.token_script = [httpx.Response(503)]
+    fake.route("POST", "/v1/Jobs/j1/Action", httpx.Response(200))
+    hour = RetryPolicy(attempts=2, wait_initial=3600, wait_max=3600, wait_jitter=0, timeout=None)
+    vbo = client_for(fake, retry=hour)
+    action = asyncio.create_task(vbo.start_job("j1"))
+    for _ in range(1000):
+        if fake.token_requests:
+            break
+        await asyncio.sleep(0)
+    for _ in range(10):  # the 503 is in and the wait before the retry has begun
+        await asyncio.sleep(0)
+
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+
+    with pytest.raises(ClientStateError, match="closed"):
+        await asyncio.wait_for(action, timeout=10)  # guards against a hang only
+    assert len(fake.token_requests) == 1
+    assert fake.api_requests == []

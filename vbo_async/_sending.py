@@ -132,6 +132,8 @@ class Sender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._pool_closed = False
+        self._pauses: set[asyncio.Future[None]] = set()
+        """The waits before retries under way (closing cuts them short)."""
         self.requests_sent = 0
         """Attempts put on the wire so far (retries, replays and token requests included)."""
 
@@ -158,13 +160,15 @@ class Sender:
 
     def refuse(self) -> None:
         """Refuse every further request from now on (the first step of closing): a request that
-        gets its slot or wakes up for a retry afterwards ends with `ClientStateError`."""
+        gets its slot or waits for a retry ends with `ClientStateError`."""
         self._closed = True
+        for pause in self._pauses:
+            pause.cancel()
 
     async def aclose(self) -> None:
         """Refuse every further request and close the connection pool (requests in flight end
         with `ClientStateError`). Idempotent."""
-        self._closed = True
+        self.refuse()
         if not self._pool_closed:
             self._pool_closed = True
             await self._http.aclose()
@@ -221,10 +225,23 @@ class Sender:
                     self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
                     return answer
                 self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
-            await asyncio.sleep(wait)
+            await self._pause(wait)
             if self._closed:  # closed while this request waited to be retried
                 raise ClientStateError(CLOSED_IN_FLIGHT)
             attempt += 1
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` before a retry, or until the client closes if that comes first."""
+        pause = asyncio.ensure_future(asyncio.sleep(seconds))
+        self._pauses.add(pause)
+        try:
+            await pause
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._closed or (task is not None and task.cancelling() > 0):
+                raise  # the caller was cancelled, not the wait cut short by closing
+        finally:
+            self._pauses.discard(pause)
 
     def _wait(self, attempt: int, started: list[float], retry_after: float | None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None when the policy says stop."""
