@@ -11,7 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from vbo_async import APIError, NotFoundError, RetryPolicy, ServerError, TransportError, VBOClient
+from vbo_async import (
+    APIError,
+    AuthenticationError,
+    NotFoundError,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+    VBOClient,
+)
 
 from .conftest import BASE, FAST, FakeVBO, client_for, json_response
 
@@ -315,3 +323,30 @@ async def test_time_queued_for_a_slot_does_not_use_up_the_retry_budget(
         job = await queued
     assert job.id == "j1"
     assert len(job_gets(fake)) == 2
+
+
+@pytest.mark.parametrize("coding", ["gzip", "compress"])
+async def test_a_503_whose_body_cannot_be_decoded_is_still_retried(fake: FakeVBO, coding: str) -> None:
+    """An error page's body only words the error: one in a coding that cannot be undone (a proxy's
+    page labelled gzip, an unknown coding) leaves the status to decide, retried as any 503."""
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        body = httpx.ByteStream(b"Service Unavailable")
+        return httpx.Response(503, stream=body, headers={"Content-Encoding": coding})
+
+    fake.route("GET", "/v1/Jobs/j1", unavailable, JOB)
+    async with client_for(fake) as vbo:
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 2
+
+
+async def test_a_token_refusal_whose_body_cannot_be_decoded_is_an_authentication_error(
+    fake: FakeVBO,
+) -> None:
+    fake.token_script = [
+        httpx.Response(400, stream=httpx.ByteStream(b"bad grant"), headers={"Content-Encoding": "gzip"})
+    ]
+    async with client_for(fake) as vbo:
+        with pytest.raises(AuthenticationError, match="refused"):
+            await vbo.job("j1")

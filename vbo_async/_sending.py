@@ -452,16 +452,12 @@ class Sender:
                 parts.append(decoder.finish())
         except BodyTooLarge as exc:
             raise self._too_large(method, url, exc.size) from None
-        except UnsupportedEncoding as exc:
-            raise DecodeError(
-                f"the response body has a Content-Encoding this client cannot decode boundedly ({exc})",
-                method=method,
-                url=url,
-            ) from None
-        except CorruptBody as exc:
-            raise DecodeError(
-                f"the response body is not valid {encoding}: {exc.reason}", method=method, url=url
-            ) from None
+        except (UnsupportedEncoding, CorruptBody) as exc:
+            if not 200 <= response.status_code < 300:
+                # An error page only words the error: its status decides (a 503 is retried).
+                log.debug("%s %s -> %d: body dropped (%s)", method, url, response.status_code, exc)
+                return b""
+            raise _undecodable(exc, encoding, method, url) from None
         return b"".join(parts)
 
     def _too_large(self, method: str, url: str, size: int) -> ResponseTooLargeError:
@@ -482,6 +478,19 @@ def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) ->
         follow_redirects=False,
         trust_env=False,
     )
+
+
+def _undecodable(
+    exc: UnsupportedEncoding | CorruptBody, encoding: str | None, method: str, url: str
+) -> DecodeError:
+    """The `DecodeError` of a success's body that its ``Content-Encoding`` cannot undo."""
+    if isinstance(exc, UnsupportedEncoding):
+        return DecodeError(
+            f"the response body has a Content-Encoding this client cannot decode boundedly ({exc})",
+            method=method,
+            url=url,
+        )
+    return DecodeError(f"the response body is not valid {encoding}: {exc.reason}", method=method, url=url)
 
 
 def _bearer(token: Token) -> tuple[bytes, bytes]:
