@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from vbo_async import (
     NotFoundError,
     PollResult,
     PollTarget,
+    ResponseTooLargeError,
     RetryPolicy,
     ServerError,
     VBOClient,
@@ -24,6 +26,8 @@ from vbo_async import (
 )
 from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+from .conftest import FakeVBO, client_for, json_response
 
 EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 NO_WAIT = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
@@ -391,3 +395,72 @@ async def test_recent_sessions_are_one_listing_on_v8_filed_by_job() -> None:
     for sessions in recent.values():
         times = [s.creation_time for s in sessions]
         assert times == sorted(times, reverse=True)  # newest first
+
+
+async def test_a_failing_v1_job_listing_leaves_no_other_listing_running() -> None:
+    """v1 reads each job's sessions in a request of its own: when one fails, `recent_sessions`
+    raises its error only once the others have stopped (none keeps running after the call)."""
+    fake = FakeVBO()
+    entered = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(request.url.path)
+            raise
+        return json_response(200, [])  # pragma: no cover - never reached
+
+    async def refused(request: httpx.Request) -> httpx.Response:
+        await entered.wait()
+        return json_response(404, {"message": "Job was not found."})
+
+    fake.route("GET", "/v1/Jobs/j1/JobSessions", refused)
+    fake.route("GET", "/v1/Jobs/j2/JobSessions", held)
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "a"}, {"id": "j2", "name": "b"}])
+    async with client_for(fake) as vbo:
+        jobs = await vbo.jobs()
+        before = asyncio.all_tasks()
+        with pytest.raises(NotFoundError):
+            await vbo.recent_sessions(EPOCH, jobs=jobs)
+        assert asyncio.all_tasks() == before
+        assert cancelled == ["/v1/Jobs/j2/JobSessions"]
+
+
+@pytest.mark.parametrize("version", ["v1", "v7", "v8"])
+@pytest.mark.parametrize(
+    ("too_big", "organizations", "jobs", "limit"),
+    [("jobs", 10, (3, 3), 40_000), ("organizations", 40, (1, 1), 10_000)],
+)
+async def test_a_server_too_big_to_list_whole_is_swept_one_by_one_by_default(
+    version: str, too_big: str, organizations: int, jobs: tuple[int, int], limit: int
+) -> None:
+    """The default batch is only a cheaper way to the same results: when a server-wide listing
+    (its jobs, or its organizations) is over ``max_response_bytes`` but each tenant's own listing
+    is not, every tenant gets its jobs, as ``batch=False`` gives them (each used to fail with the
+    whole listing's error)."""
+    config = SimulatorConfig(seed=3, organizations=organizations, jobs_per_organization=jobs, epoch=EPOCH)
+    simulator = Simulator(config)
+    app = create_app(simulator=simulator)
+    async with VBOClient(
+        "https://vbo.test:4443",
+        username="admin",
+        password="admin",
+        api_version=version,
+        transport=httpx.ASGITransport(app=app),
+        retry=NO_WAIT,
+        max_response_bytes=limit,
+    ) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
+        alone = await sweep(targets, batch=False)
+        assert all(result.error is None for result in alone.values())
+        results = await sweep(targets)
+        with pytest.raises(ResponseTooLargeError):
+            await (vbo.jobs() if too_big == "jobs" else vbo.organizations())  # what is too big whole
+    assert len(results) == organizations
+    for org_id, result in results.items():
+        assert result.error is None, result.error
+        assert sorted(job.id for job in result.jobs) == expected_jobs(simulator, org_id)
+        assert (result.organization is not None) == (too_big == "jobs")

@@ -360,3 +360,73 @@ async def test_a_call_queued_for_a_slot_when_the_client_closes(fake: FakeVBO) ->
     results = await asyncio.gather(holder, queued, return_exceptions=True)
     assert [type(r) for r in results] == [ClientStateError, ClientStateError]
     assert [r.method for r in fake.api_requests] == ["GET"]
+
+
+class _ClosingTransport(httpx.MockTransport):
+    """A mock transport that records being closed (the pool a real transport would hold)."""
+
+    closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_an_aclose_cancelled_while_shared_requests_unwind_still_closes_the_pool(
+    fake: FakeVBO,
+) -> None:
+    """A shutdown deadline that cancels ``aclose()`` while it waits for the shared requests it
+    cancelled must not leave the connection pool open (a later ``aclose()`` cannot close it)."""
+    unwinding = asyncio.Event()
+    unwound = asyncio.Event()
+
+    async def slow_to_unwind(request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            unwinding.set()
+            await unwound.wait()
+        return json_response(200, {})  # pragma: no cover - never reached
+
+    fake.route("GET", "/v1/Jobs/j1", slow_to_unwind)
+    transport = _ClosingTransport(fake.handler)
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v1", transport=transport)
+    shared = asyncio.create_task(vbo.job("j1"))
+    for _ in range(1000):
+        if fake.api_requests:
+            break
+        await asyncio.sleep(0)
+    closing = asyncio.create_task(vbo.aclose())
+    await unwinding.wait()  # aclose() is waiting for the shared request to stop
+    closing.cancel()
+    unwound.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    with pytest.raises(ClientStateError):
+        await shared
+    await vbo.aclose()
+    assert transport.closed == 1
+
+
+async def test_a_request_outside_any_shared_flight_waiting_to_retry_ends_when_the_client_closes(
+    fake: FakeVBO,
+) -> None:
+    """Not only shared GETs: a job action whose token request waits an hour before its retry
+    (or a batch sweep's listing) ends with `ClientStateError` as soon as the client closes."""
+    fake.token_script = [httpx.Response(503)]
+    fake.route("POST", "/v1/Jobs/j1/Action", httpx.Response(200))
+    hour = RetryPolicy(attempts=2, wait_initial=3600, wait_max=3600, wait_jitter=0, timeout=None)
+    vbo = client_for(fake, retry=hour)
+    action = asyncio.create_task(vbo.start_job("j1"))
+    for _ in range(1000):
+        if fake.token_requests:
+            break
+        await asyncio.sleep(0)
+    for _ in range(10):  # the 503 is in and the wait before the retry has begun
+        await asyncio.sleep(0)
+
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+
+    with pytest.raises(ClientStateError, match="closed"):
+        await asyncio.wait_for(action, timeout=10)  # guards against a hang only
+    assert len(fake.token_requests) == 1
+    assert fake.api_requests == []

@@ -530,3 +530,50 @@ async def test_a_page_loop_behind_query_noise_ends_logged(noise: str) -> None:
     assert outcome.facts["jobs"] == ["j1", "j2"]  # the entry page, then the looping page once
     assert outcome.facts["pages_requested"] == 2
     assert outcome.facts["loop_warnings"] == 1
+
+
+def _token_answering(body: bytes) -> FakeVBO:
+    fake = FakeVBO()
+    fake.token_script = [httpx.Response(200, content=body)]
+    return fake
+
+
+@pytest.mark.parametrize("where", ["resource", "token"])
+async def test_a_single_answer_of_a_million_tiny_objects_is_refused_before_it_is_parsed(where: str) -> None:
+    """A single resource or a token answer is held to the bound a page is held to: a body that
+    could hold more JSON objects and arrays than ``max_page_items`` items is refused unparsed
+    (parsed, a 64 MiB body of ``{}`` took 2 GiB)."""
+    fake = _token_answering(tiny_items()) if where == "token" else FakeVBO()
+    fake.route("GET", "/v1/Jobs/j1", httpx.Response(200, content=tiny_items()))
+    async with client_for(fake) as vbo:
+        with pytest.raises(DecodeError, match="max_page_items") as caught:
+            await vbo.job("j1")
+    assert caught.value.url is not None
+    assert caught.value.url.endswith("/v1/Token" if where == "token" else "/v1/Jobs/j1")
+
+
+async def measure_tiny_resource(count: str) -> dict[str, Any]:
+    """(Run in a subprocess.) A single resource of ``count`` items ``{"id":"x"}``: the error
+    class and message, the body's size and the peak RSS growth while the client fetched it."""
+    body = b"[" + b",".join([b'{"id":"x"}'] * int(count)) + b"]"
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Jobs/j1", httpx.Response(200, content=body))
+    fake.route("GET", "/v1/Jobs", [])
+    async with client_for(fake) as vbo:
+        await vbo.jobs()  # warm-up: the token, the converters
+        with rss_peak() as grown:
+            outcome = await outcome_of("tiny resource", "DecodeError", vbo.job("j1"))
+    return {
+        "raised": outcome.raised,
+        "message": str(outcome.error),
+        "body_bytes": len(body),
+        "rss_growth": grown[0],
+    }
+
+
+@pytest.mark.skipif(not HAS_PEAK_RESET, reason="needs Linux's peak-RSS reset")
+def test_a_single_resource_of_a_million_tiny_objects_costs_memory_proportional_to_its_body() -> None:
+    found = in_subprocess("measure_tiny_resource", str(MILLION))
+    assert found["raised"] == "DecodeError"
+    assert "max_page_items" in found["message"]
+    assert found["rss_growth"] < TINY_ITEMS_RSS_FACTOR * found["body_bytes"], found

@@ -11,7 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from vbo_async import APIError, NotFoundError, RetryPolicy, ServerError, TransportError, VBOClient
+from vbo_async import (
+    APIError,
+    AuthenticationError,
+    NotFoundError,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+    VBOClient,
+)
 
 from .conftest import BASE, FAST, FakeVBO, client_for, json_response
 
@@ -271,3 +279,74 @@ async def test_an_attempt_that_always_hangs_is_a_transport_error(fake: FakeVBO) 
         with pytest.raises(TransportError, match="no complete answer"):
             await vbo.job("j1")
     assert len(job_gets(fake)) == 2
+
+
+async def test_time_queued_for_a_slot_does_not_use_up_the_retry_budget(
+    fake: FakeVBO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RetryPolicy.timeout`` counts from the first try: a request that waited long for one of
+    the client's ``max_concurrency`` slots (a big sweep) is still retried after a 503."""
+    from vbo_async import _sending
+
+    now = [0.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+        perf_counter = staticmethod(_sending.time.perf_counter)
+
+    monkeypatch.setattr(_sending, "time", Clock)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        await release.wait()
+        return json_response(200, {"id": "j0", "name": "Held"})
+
+    fake.route("GET", "/v1/Jobs/j0", hold)
+    fake.route("GET", "/v1/Jobs/j1", failing(503), JOB)
+    async with client_for(fake, max_concurrency=1, retry=RetryPolicy(timeout=60, wait_initial=0)) as vbo:
+        holder = asyncio.create_task(vbo.job("j0"))
+        await entered.wait()
+        queued = asyncio.create_task(vbo.job("j1"))  # waits for the only slot...
+        slots = vbo._sender._semaphore
+        for _ in range(1000):
+            if slots._waiters:
+                break
+            await asyncio.sleep(0)
+        assert slots._waiters
+        now[0] += 600  # ...ten minutes, say
+        release.set()
+        await holder
+        job = await queued
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 2
+
+
+@pytest.mark.parametrize("coding", ["gzip", "compress"])
+async def test_a_503_whose_body_cannot_be_decoded_is_still_retried(fake: FakeVBO, coding: str) -> None:
+    """An error page's body only words the error: one in a coding that cannot be undone (a proxy's
+    page labelled gzip, an unknown coding) leaves the status to decide, retried as any 503."""
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        body = httpx.ByteStream(b"Service Unavailable")
+        return httpx.Response(503, stream=body, headers={"Content-Encoding": coding})
+
+    fake.route("GET", "/v1/Jobs/j1", unavailable, JOB)
+    async with client_for(fake) as vbo:
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 2
+
+
+async def test_a_token_refusal_whose_body_cannot_be_decoded_is_an_authentication_error(
+    fake: FakeVBO,
+) -> None:
+    fake.token_script = [
+        httpx.Response(400, stream=httpx.ByteStream(b"bad grant"), headers={"Content-Encoding": "gzip"})
+    ]
+    async with client_for(fake) as vbo:
+        with pytest.raises(AuthenticationError, match="refused"):
+            await vbo.job("j1")

@@ -676,3 +676,31 @@ def test_from_wire_and_to_wire_refuse_unknown_versions(value: str) -> None:
             vbo.to_wire(Job(id=JOB_ID), api_version=value)
     finally:
         asyncio.run(vbo.aclose())
+
+
+async def test_a_call_made_while_aclose_logs_out_gets_no_new_token() -> None:
+    """A call made (or a 401 renewed) while ``aclose()`` waits for the logout must not obtain a
+    fresh token: nothing would ever log it out, and the client is closing."""
+    server = Server("v8")
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await release.wait()
+        return httpx.Response(204)
+
+    server.router.post("/v8/token/logout").mock(side_effect=hold)
+    server.router.get("/v8/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    await vbo.jobs()
+    closing = asyncio.create_task(vbo.aclose())
+    await started.wait()
+    try:
+        with pytest.raises(ClientStateError, match="clos"):
+            await vbo.jobs()
+    finally:
+        release.set()
+        await closing
+    assert [form["grant_type"] for form in server.forms] == ["password"]
+    assert vbo.token_requests == 1

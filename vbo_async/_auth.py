@@ -133,6 +133,8 @@ class TokenManager:
         self._rounds = 0
         """Renewals finished (or failed) so far: tells a caller whether one ended while it waited."""
         self._failure: VBOError | None = None
+        self._closed = False
+        """Set by `forget`: the client is closing, and no token is obtained any more."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
 
@@ -150,6 +152,7 @@ class TokenManager:
         answers 404 (it does not serve that version). Anything else raises as a renewal would.
         """
         async with self._lock:
+            self._check_open()
             try:
                 token = await self._request(
                     url, password_form(self._username, self._password.reveal(), dialect.token_form)
@@ -183,6 +186,7 @@ class TokenManager:
             return await self._renew_locked(stale, seen)
 
     async def _renew_locked(self, old: Token | None, seen: int) -> Token:
+        self._check_open()
         if self._rounds != seen and self._failure is not None:
             # A renewal failed while this caller waited for the lock: share that failure instead
             # of asking again at once (a burst of refused password grants can lock the account
@@ -223,10 +227,17 @@ class TokenManager:
         return redactor
 
     def forget(self) -> Token | None:
-        """Drop the token (the client is closing) and return it, to log out with."""
+        """Drop the token (the client is closing) and return it, to log out with. From now on no
+        token is obtained: a request made or renewing while the client logs out would get one
+        that nothing logs out."""
+        self._closed = True
         token, self._token = self._token, None
         self._retire(token)
         return token
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientStateError("the client is closed")
 
     async def _obtain(self, old: Token | None) -> Token:
         if self._endpoint is None:

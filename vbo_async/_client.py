@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import os
 import ssl
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
@@ -26,7 +26,6 @@ import httpx
 from ._auth import Secret, TokenManager
 from ._checks import id_argument, text_argument
 from ._convert import raw_reader
-from ._decode import parse_json
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import APIError, ClientStateError, ConfigError, DecodeError, VBOError
 from ._fetch import Fetcher
@@ -359,7 +358,7 @@ class VBOClient:
                     found.setdefault(session.job_id, []).append(session)
         else:
             chosen = list(jobs) if jobs is not None else await self.jobs()
-            listings = await asyncio.gather(*(self.job_sessions(job, limit=None) for job in chosen))
+            listings = await _all_or_nothing([self.job_sessions(job, limit=None) for job in chosen])
             for job, sessions in zip(chosen, listings, strict=True):
                 recent = [s for s in sessions if _ended_since(s, since)]
                 if recent:
@@ -513,7 +512,7 @@ class VBOClient:
         dialect = await self.dialect()
         if not dialect.start_returns_session or not body.strip():
             return None
-        session = self._fetcher.decoder.one(parse_json(body, method="POST"), JobSession, dialect)
+        session = self._fetcher.decoder.one(self._fetcher.parse_json(body, "POST", None), JobSession, dialect)
         if session.job_id is None:
             session = attrs.evolve(session, job_id=_id_of(job))
         return session
@@ -542,6 +541,20 @@ class VBOClient:
 
     async def _get(self, url: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(url, cls)  # type: ignore[no-any-return]
+
+
+async def _all_or_nothing(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """The results of ``calls``, run at the same time; on the first failure the others are
+    cancelled and waited for before it is raised (no request outlives the call that made it)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
 
 
 def _ended_since(session: JobSession, since: dt.datetime) -> bool:

@@ -48,10 +48,28 @@ _PAGE_CONTAINERS = 8
 """Those of the page around the items (the page object, ``results``, ``_links`` and its links)."""
 
 
-def parse_json(body: bytes, *, method: str | None = None, url: str | None = None) -> Any:
-    """Parse a response body, or raise `DecodeError` saying why (empty, truncated, not JSON)."""
+def container_bound(max_items: int) -> int:
+    """The JSON objects and arrays a page of ``max_items`` items may bring."""
+    return CONTAINERS_PER_ITEM * max_items + _PAGE_CONTAINERS
+
+
+def parse_json(
+    body: bytes, *, method: str | None = None, url: str | None = None, max_items: int | None = None
+) -> Any:
+    """Parse a response body, or raise `DecodeError` saying why (empty, truncated, not JSON).
+
+    With ``max_items``, a body that could hold more JSON objects and arrays than a page of that
+    many items is refused before it is parsed (a single resource or a token answer holds a few
+    dozen; parsed, a body of tiny objects takes 30 times its size)."""
     if not body.strip():
         raise DecodeError("the response body is empty, expected JSON", method=method, url=url)
+    if max_items is not None and more_containers_than(body, container_bound(max_items)):
+        raise DecodeError(
+            f"the response has more JSON objects and arrays than a page of {max_items} items "
+            f"can hold (max_page_items); refusing to parse it",
+            method=method,
+            url=url,
+        )
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -100,9 +118,7 @@ class Decoder:
         parsed before its items are counted, and parsed JSON can take 30 times its size: a page
         of a hundred thousand ``{"id":"x"}`` (1.1 MB) costs about 30 MB before it is refused at a
         ``max_items`` of 50,000 (the default), a million would be refused unparsed."""
-        if max_items is not None and more_containers_than(
-            body, CONTAINERS_PER_ITEM * max_items + _PAGE_CONTAINERS
-        ):
+        if max_items is not None and more_containers_than(body, container_bound(max_items)):
             raise DecodeError(
                 f"the page has more JSON objects and arrays than {max_items} items can hold "
                 f"(max_page_items); refusing to parse it",

@@ -70,12 +70,15 @@ class Fetcher:
         self.sender.check_usable()
 
     async def aclose(self) -> None:
-        """Refuse new requests, cancel shared requests still in flight and close the pool."""
+        """Refuse new requests, cancel shared requests still in flight and close the pool (also
+        when cancelled while waiting for those requests to stop: no later call could close it)."""
         if self.sender.closed:
             return
         self.sender.refuse()
-        await self._flights.cancel_all()
-        await self.sender.aclose()
+        try:
+            await self._flights.cancel_all()
+        finally:
+            await self.sender.aclose()
 
     async def send(self, method: str, url: str, **options: Any) -> Answer:
         """`Sender.send` (for the client's actions and anything not navigation)."""
@@ -86,7 +89,12 @@ class Fetcher:
     async def get_json(self, url: str) -> Any:
         """GET ``url`` and parse its JSON body; any non-2xx status raises its `VBOError`."""
         answer = await self.sender.send("GET", url)
-        return parse_json(self.expect_success(answer, "GET", url), method="GET", url=url)
+        return self.parse_json(self.expect_success(answer, "GET", url), "GET", url)
+
+    def parse_json(self, body: bytes, method: str, url: str | None) -> Any:
+        """`parse_json` of one answer that is not a page, held to the bound of a page of
+        ``max_page_items`` (a body of tiny objects is refused before it is parsed)."""
+        return parse_json(body, method=method, url=url, max_items=self._max_page_items)
 
     def expect_success(self, answer: Answer, method: str, url: str) -> bytes:
         """The body of a 2xx answer; otherwise raise the error for its status (server text in it
@@ -152,7 +160,7 @@ class Fetcher:
                 method="POST",
                 url=url,
             )
-        return parse_json(self.expect_success(answer, "POST", url), method="POST", url=url)
+        return self.parse_json(self.expect_success(answer, "POST", url), "POST", url)
 
     # --- navigation (the links' Navigator) --------------------------------------------------------
 

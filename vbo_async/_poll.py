@@ -55,7 +55,9 @@ def poll_jobs(
       unless the targets carry their `Organization`, at least `BATCH_MIN_SHARE` (5%) of the
       organizations it lists (read first); ``True`` always, ``False`` never. The results are
       the same either way, isolation included: a job that cannot be decoded fails only its
-      tenant, an unknown organization id is that tenant's `NotFoundError`.
+      tenant, an unknown organization id is that tenant's `NotFoundError`; with ``None``, a
+      server whose listings are too big to read whole (``max_response_bytes``,
+      ``max_page_items``, ``max_pages``) is swept tenant by tenant after all.
     - ``concurrency`` bounds the units in work (a single tenant, or a server batch); each
       client's ``max_concurrency`` still bounds its own requests.
     - ``follow`` names `JobLinks` relations (``"repository"``, ``"proxy"``, ...) to resolve for

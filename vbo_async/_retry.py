@@ -86,7 +86,8 @@ def _statuses(value: Any) -> frozenset[int]:
 class RetryPolicy:
     """How idempotent requests are retried: exponential backoff with jitter between
     ``wait_initial`` and ``wait_max`` seconds, at most ``attempts`` tries within ``timeout``
-    seconds; a ``Retry-After`` is honoured up to ``max_retry_after`` seconds.
+    seconds of the first try (a wait for one of the client's slots before it does not count); a
+    ``Retry-After`` is honoured up to ``max_retry_after`` seconds.
 
     Every field is checked when the policy is built; an invalid one is a `ConfigError` naming it.
     ``statuses`` is stored as a frozenset.

@@ -132,6 +132,8 @@ class Sender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._pool_closed = False
+        self._pauses: set[asyncio.Future[None]] = set()
+        """The waits before retries under way (closing cuts them short)."""
         self.requests_sent = 0
         """Attempts put on the wire so far (retries, replays and token requests included)."""
 
@@ -158,13 +160,15 @@ class Sender:
 
     def refuse(self) -> None:
         """Refuse every further request from now on (the first step of closing): a request that
-        gets its slot or wakes up for a retry afterwards ends with `ClientStateError`."""
+        gets its slot or waits for a retry ends with `ClientStateError`."""
         self._closed = True
+        for pause in self._pauses:
+            pause.cancel()
 
     async def aclose(self) -> None:
         """Refuse every further request and close the connection pool (requests in flight end
         with `ClientStateError`). Idempotent."""
-        self._closed = True
+        self.refuse()
         if not self._pool_closed:
             self._pool_closed = True
             await self._http.aclose()
@@ -191,11 +195,13 @@ class Sender:
             raise LinkError(f"refusing to send a request outside the API root: {url}")
         retryable = method in IDEMPOTENT_METHODS if retry is None else retry
         call = _Call(method, url, json, form, headers, authenticated)
-        started = time.monotonic()
+        # When the first attempt got its slot: the retry budget counts from the first try, not
+        # from when the request began waiting for one of the ``max_concurrency`` slots.
+        started: list[float] = []
         attempt = 1
         while True:
             try:
-                answer = await self._attempt(call)
+                answer = await self._attempt(call, started)
             except TokenUnavailable as failure:
                 raise failure.error from failure.error.__cause__
             except TransportError as exc:
@@ -219,15 +225,29 @@ class Sender:
                     self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
                     return answer
                 self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
-            await asyncio.sleep(wait)
+            await self._pause(wait)
             if self._closed:  # closed while this request waited to be retried
                 raise ClientStateError(CLOSED_IN_FLIGHT)
             attempt += 1
 
-    def _wait(self, attempt: int, started: float, retry_after: float | None) -> float | None:
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` before a retry, or until the client closes if that comes first."""
+        pause = asyncio.ensure_future(asyncio.sleep(seconds))
+        self._pauses.add(pause)
+        try:
+            await pause
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._closed or (task is not None and task.cancelling() > 0):
+                raise  # the caller was cancelled, not the wait cut short by closing
+        finally:
+            self._pauses.discard(pause)
+
+    def _wait(self, attempt: int, started: list[float], retry_after: float | None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None when the policy says stop."""
         wait = backoff(self._retry, attempt, retry_after=retry_after, random=self._random.random)
-        elapsed = time.monotonic() - started
+        now = time.monotonic()
+        elapsed = now - (started[0] if started else now)
         if not may_retry(self._retry, attempts_made=attempt, elapsed=elapsed, next_wait=wait):
             return None
         return wait
@@ -252,7 +272,8 @@ class Sender:
     def _gave_up(self, method: str, url: str, attempt: int, reason: str) -> None:
         log.info("%s %s: %s; giving up after %d attempt(s)", method, url, reason, attempt)
 
-    async def _attempt(self, call: _Call) -> Answer:
+    async def _attempt(self, call: _Call, first_try: list[float]) -> Answer:
+        """One attempt, in a slot; ``first_try`` gets the time the first attempt got its slot."""
         started = time.perf_counter()
         method, url = call.method, call.url
         # Token requests are made from inside an API request's slot, one at a time; taking a slot
@@ -260,6 +281,8 @@ class Sender:
         async with self._semaphore if call.authenticated else contextlib.nullcontext():
             if self._closed:  # closed while this request waited for a slot
                 raise ClientStateError(CLOSED_IN_FLIGHT)
+            if not first_try:
+                first_try.append(time.monotonic())
             try:
                 async with asyncio.timeout(self._timeout):
                     answer = await self._exchange(call)
@@ -429,16 +452,12 @@ class Sender:
                 parts.append(decoder.finish())
         except BodyTooLarge as exc:
             raise self._too_large(method, url, exc.size) from None
-        except UnsupportedEncoding as exc:
-            raise DecodeError(
-                f"the response body has a Content-Encoding this client cannot decode boundedly ({exc})",
-                method=method,
-                url=url,
-            ) from None
-        except CorruptBody as exc:
-            raise DecodeError(
-                f"the response body is not valid {encoding}: {exc.reason}", method=method, url=url
-            ) from None
+        except (UnsupportedEncoding, CorruptBody) as exc:
+            if not 200 <= response.status_code < 300:
+                # An error page only words the error: its status decides (a 503 is retried).
+                log.debug("%s %s -> %d: body dropped (%s)", method, url, response.status_code, exc)
+                return b""
+            raise _undecodable(exc, encoding, method, url) from None
         return b"".join(parts)
 
     def _too_large(self, method: str, url: str, size: int) -> ResponseTooLargeError:
@@ -459,6 +478,19 @@ def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) ->
         follow_redirects=False,
         trust_env=False,
     )
+
+
+def _undecodable(
+    exc: UnsupportedEncoding | CorruptBody, encoding: str | None, method: str, url: str
+) -> DecodeError:
+    """The `DecodeError` of a success's body that its ``Content-Encoding`` cannot undo."""
+    if isinstance(exc, UnsupportedEncoding):
+        return DecodeError(
+            f"the response body has a Content-Encoding this client cannot decode boundedly ({exc})",
+            method=method,
+            url=url,
+        )
+    return DecodeError(f"the response body is not valid {encoding}: {exc.reason}", method=method, url=url)
 
 
 def _bearer(token: Token) -> tuple[bytes, bytes]:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from ._client import VBOClient
-from ._exceptions import DecodeError, NotFoundError, VBOError
+from ._exceptions import APIError, DecodeError, NotFoundError, ResponseTooLargeError, VBOError
 from ._health import HealthPolicy, JobHealth, assess
 from ._models import Job, Organization
 from ._prefetch import LinkCache
@@ -148,9 +148,11 @@ async def _batch(batch: Batch, context: Context) -> None:
     started = time.perf_counter()
     client = batch.client
     carried = [target.organization for target in batch.targets if target.organization is not None]
+    listed: list[Organization] | None = None
     try:
         if len(carried) == len(batch.targets):
-            listed, filed = carried, await client._jobs_filed()
+            listed = carried
+            filed = await client._jobs_filed()
         elif batch.chosen:
             # Whether the batch pays depends on how much of the server it covers: list first.
             listed = await client.organizations()
@@ -161,6 +163,11 @@ async def _batch(batch: Batch, context: Context) -> None:
         else:
             listed, filed = await _listings(client)
     except VBOError as exc:
+        if batch.chosen and _too_big_to_batch(exc):
+            # The batch the plan chose is only a cheaper way to the same results.
+            log.debug("listing %s whole failed (%s); polling its tenants one by one", client.api_root, exc)
+            await _one_by_one(batch, listed, started, context)
+            return
         _fail_all(batch, exc, started, context)
         return
     organizations = {organization.id.lower(): organization for organization in listed}
@@ -220,12 +227,18 @@ def _fail_all(batch: Batch, failure: VBOError, started: float, context: Context)
         context.emit(PollResult(target=target, error=failure, elapsed=elapsed, follow=context.follow))
 
 
-async def _one_by_one(batch: Batch, listed: list[Organization], started: float, context: Context) -> None:
-    """A batch covering too little of its server: each tenant on its own (the organizations
-    listed still tell an unknown id, and name each tenant's organization)."""
-    organizations = {organization.id.lower(): organization for organization in listed}
+async def _one_by_one(
+    batch: Batch, listed: list[Organization] | None, started: float, context: Context
+) -> None:
+    """A batch covering too little of its server, or too big to list whole: each tenant on its
+    own (the organizations listed, if they were, still tell an unknown id, and name each
+    tenant's organization)."""
+    organizations = None if listed is None else {org.id.lower(): org for org in listed}
 
     async def alone(target: PollTarget) -> None:
+        if organizations is None:
+            context.emit(await _tenant(target, context))
+            return
         organization = organizations.get(target.organization_id.lower())
         if organization is None:
             error = _unknown(batch.client, target, len(organizations))
@@ -235,6 +248,15 @@ async def _one_by_one(batch: Batch, listed: list[Organization], started: float, 
         context.emit(attrs.evolve(await _tenant(target, context), organization=organization))
 
     await asyncio.gather(*(alone(target) for target in batch.targets))
+
+
+def _too_big_to_batch(error: VBOError) -> bool:
+    """Whether a server-wide listing failed for its size alone, which a tenant's own, smaller
+    listing may not: a body over ``max_response_bytes``, a page over ``max_page_items`` (or
+    unreadable), a listing over ``max_pages`` (an `APIError` of a 200)."""
+    return isinstance(error, ResponseTooLargeError | DecodeError) or (
+        isinstance(error, APIError) and error.status_code == 200
+    )
 
 
 def _unknown(client: VBOClient, target: PollTarget, listed: int) -> NotFoundError:
