@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import vbo_async
 from vbo_async import ConfigError, _fetch, _status
 from vbo_async._retry import (
+    RATE_LIMITED_WAIT,
     RETRY_STATUSES,
     RetryPolicy,
     backoff,
@@ -138,6 +139,18 @@ def test_retry_after_wins_capped_at_max_retry_after() -> None:
     assert backoff(policy, 1, retry_after=INF) == 30
     assert backoff(policy, 1, retry_after=-4) == 0
     assert backoff(policy, 1, retry_after=NAN, random=lambda: 0.0) == 3  # unreadable: the backoff
+
+
+def test_a_429_without_retry_after_waits_at_least_a_second() -> None:
+    """VB365 throttles its token endpoint to about a request a second: a 429 that names no wait
+    is retried after at least `RATE_LIMITED_WAIT` (or ``wait_max``, if the policy waits less)."""
+    policy = RetryPolicy(wait_initial=0.1, wait_max=5.0, wait_jitter=0.5)
+    assert backoff(policy, 1, status=429, random=lambda: 0.0) == RATE_LIMITED_WAIT == 1.0
+    assert backoff(policy, 1, status=503, random=lambda: 0.0) == pytest.approx(0.1)
+    assert backoff(policy, 6, status=429, random=lambda: 0.0) == 3.2  # the backoff, once it is longer
+    assert backoff(policy, 1, status=429, retry_after=0.0) == 0.0  # the server's own word wins
+    assert backoff(RetryPolicy(wait_initial=0, wait_max=0.3), 1, status=429, random=lambda: 0.0) == 0.3
+    assert backoff(RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0), 1, status=429) == 0.0
 
 
 @pytest.mark.parametrize("number", [0, -1, True, 1.5, "1", None])

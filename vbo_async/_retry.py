@@ -21,6 +21,7 @@ from ._tokens import parse_http_date
 
 __all__ = [
     "MAX_RETRY_AFTER_DIGITS",
+    "RATE_LIMITED_WAIT",
     "RETRY_STATUSES",
     "RetryPolicy",
     "backoff",
@@ -31,6 +32,11 @@ __all__ = [
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 """Statuses an idempotent request is retried on. 500 is included because VB365 answers passing
 faults (a busy database, a restarting service) with it; a lasting 500 still fails after the retries."""
+
+RATE_LIMITED_WAIT = 1.0
+"""Seconds a 429 that names no readable ``Retry-After`` waits at least before its retry: VB365
+throttles its token endpoint to about one request a second (``vb365-v6-v8.md`` §3.4), so an
+earlier retry would only be refused again."""
 
 MAX_RETRY_AFTER_DIGITS = 12
 """Digits read of a ``Retry-After`` delay; a longer one (a 5,000-digit header) is simply capped."""
@@ -107,13 +113,15 @@ def backoff(
     retry_number: int,
     *,
     retry_after: float | None = None,
+    status: int | None = None,
     random: Callable[[], float] = _random.random,
 ) -> float:
     """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
 
     A server's ``Retry-After`` (already parsed, see `parse_retry_after`) wins, capped at
     ``max_retry_after``. Otherwise ``wait_initial * 2 ** (retry_number - 1)`` capped at
-    ``wait_max``, plus ``random() * wait_jitter`` (``random`` gives a float in [0, 1)).
+    ``wait_max``, plus ``random() * wait_jitter`` (``random`` gives a float in [0, 1)); after a
+    429 (``status``) at least `RATE_LIMITED_WAIT`, or ``wait_max`` if that is less.
     Always finite and >= 0.
     """
     if isinstance(retry_number, bool) or not isinstance(retry_number, int) or retry_number < 1:
@@ -126,7 +134,10 @@ def backoff(
         exponential = min(policy.wait_initial * 2.0 ** (retry_number - 1), float(policy.wait_max))
     draw = random()
     jitter = min(max(draw, 0.0), 1.0) if math.isfinite(draw) else 0.0
-    return exponential + jitter * policy.wait_jitter
+    wait = exponential + jitter * policy.wait_jitter
+    if status == 429:
+        return max(wait, min(RATE_LIMITED_WAIT, float(policy.wait_max)))
+    return wait
 
 
 def may_retry(policy: RetryPolicy, *, attempts_made: int, elapsed: float, next_wait: float) -> bool:

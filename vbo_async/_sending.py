@@ -210,6 +210,7 @@ class Sender:
                 wait = self._wait(attempt, started, None)
                 if wait is None:
                     self._gave_up(method, url, attempt, str(exc))
+                    _say_attempts(exc, attempt, started)
                     raise
                 self._retrying(method, url, attempt, str(exc), wait, exc)
             else:
@@ -220,7 +221,7 @@ class Sender:
                     now=dt.datetime.now(dt.UTC),
                     cap=self._retry.max_retry_after,
                 )
-                wait = self._wait(attempt, started, retry_after)
+                wait = self._wait(attempt, started, retry_after, answer.status_code)
                 if wait is None:
                     self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
                     return answer
@@ -243,9 +244,14 @@ class Sender:
         finally:
             self._pauses.discard(pause)
 
-    def _wait(self, attempt: int, started: list[float], retry_after: float | None) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or None when the policy says stop."""
-        wait = backoff(self._retry, attempt, retry_after=retry_after, random=self._random.random)
+    def _wait(
+        self, attempt: int, started: list[float], retry_after: float | None, status: int | None = None
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1`` (after an answer of ``status``, None
+        after a transport error), or None when the policy says stop."""
+        wait = backoff(
+            self._retry, attempt, retry_after=retry_after, status=status, random=self._random.random
+        )
         now = time.monotonic()
         elapsed = now - (started[0] if started else now)
         if not may_retry(self._retry, attempts_made=attempt, elapsed=elapsed, next_wait=wait):
@@ -491,6 +497,17 @@ def _undecodable(
             url=url,
         )
     return DecodeError(f"the response body is not valid {encoding}: {exc.reason}", method=method, url=url)
+
+
+def _say_attempts(error: TransportError, attempts: int, first_try: list[float]) -> None:
+    """Add to ``error``'s message how many attempts were made over how long, when more than one
+    was: its own message names one attempt's limit ("no complete answer within 30 s") and would
+    read as the whole wait."""
+    if attempts < 2:
+        return
+    elapsed = time.monotonic() - first_try[0] if first_try else 0.0
+    error.message = f"{error.message} (gave up after {attempts} attempts in {elapsed:.1f} s)"
+    error.args = (error.message,)
 
 
 def _bearer(token: Token) -> tuple[bytes, bytes]:
