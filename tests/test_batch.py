@@ -33,7 +33,7 @@ EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 NO_WAIT = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
 
 
-def client(app: Any, version: str) -> VBOClient:
+def client(app: Any, version: str, **options: Any) -> VBOClient:
     return VBOClient(
         "https://vbo.test:4443",
         username="admin",
@@ -41,6 +41,7 @@ def client(app: Any, version: str) -> VBOClient:
         api_version=version,
         transport=httpx.ASGITransport(app=app),
         retry=NO_WAIT,
+        **options,
     )
 
 
@@ -444,15 +445,7 @@ async def test_a_server_too_big_to_list_whole_is_swept_one_by_one_by_default(
     config = SimulatorConfig(seed=3, organizations=organizations, jobs_per_organization=jobs, epoch=EPOCH)
     simulator = Simulator(config)
     app = create_app(simulator=simulator)
-    async with VBOClient(
-        "https://vbo.test:4443",
-        username="admin",
-        password="admin",
-        api_version=version,
-        transport=httpx.ASGITransport(app=app),
-        retry=NO_WAIT,
-        max_response_bytes=limit,
-    ) as vbo:
+    async with client(app, version, max_response_bytes=limit) as vbo:
         targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
         alone = await sweep(targets, batch=False)
         assert all(result.error is None for result in alone.values())

@@ -377,43 +377,6 @@ def test_time_columns_work_out_their_zone_once(monkeypatch: pytest.MonkeyPatch) 
     assert calls <= 2 * 2 * len(rows)  # two time columns, each time named at most twice
 
 
-def test_control_characters_in_names_are_written_out_not_sent_to_the_terminal() -> None:
-    """A name from a server cannot clear the screen, recolour it or forge a row of the table."""
-    rows = [
-        Row(
-            server="s",
-            organization="Tenant\x1b[2J",
-            organization_id="o",
-            job="Backup\r\nOK  fake row",
-            job_id="j",
-            enabled=True,
-            last_status="Failed\x1b[32m",
-            last_run=NOW - dt.timedelta(days=30),
-            repository="repo\u202e",
-            proxy="proxy\x07",
-            health=HealthState.CRITICAL,
-            health_reason="failed",
-        ),
-        Row(server="s", organization="Other\x1b[8m", organization_id="p", error="refused\x1b[0m\nforged"),
-    ]
-    out = io.StringIO()
-    console = Console(width=250, file=out, force_terminal=True, color_system=None)
-    print_report(Report.collect(rows, servers=1, tenants=2), console, now=NOW, zone=dt.UTC)
-    text = out.getvalue()
-    assert not any(char in text for char in "\x1b\r\x07\u202e")
-    assert len(body(text)) == 1
-    for shown in (
-        "Tenant\\x1b[2J",
-        "Backup\\r\\nOK  fake row",
-        "Failed\\x1b[32m",
-        "repo\\u202e",
-        "proxy\\x07",
-    ):
-        assert shown in text
-    assert "Other\\x1b[8m" in text
-    assert "refused\\x1b[0m\\nforged" in text
-
-
 class _Encoded(io.StringIO):
     """A file that says which encoding it takes (rich reads it to choose its box characters)."""
 
