@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from prometheus_client import ProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -34,7 +36,7 @@ from vbo_async import HealthState, VBOClient
 from vbo_async._cli import _serve, _sweeps
 from vbo_async._cli._exit import CLIError, Outcome
 from vbo_async._cli._exporter import Exporter
-from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, render
+from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, render
 from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async._cli._targets import read_targets
@@ -482,6 +484,47 @@ async def test_before_the_first_sweep_only_the_exporters_own_metrics(servers: di
     assert {SELF_PREFIX + "build_info", SELF_PREFIX + "sweeps", "process_resident_memory_bytes"} <= names
     assert value(body, SELF_PREFIX + "sweeps_total") == 0
     assert servers["v8"].wire.requests == []
+
+
+async def test_a_plain_scrape_during_a_publish_is_one_sweep(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain-text body is made in a worker thread; a sweep published while that thread runs
+    must not give a body with the servers' series of one sweep and the loop's figures
+    (``servers_up``, ``sweeps_total``) of the next."""
+    exporter = exporter_of(servers["v8"], servers["v1"])
+    await exporter.sweep()
+    reading, resume = threading.Event(), threading.Event()
+    collect, text = ProcessCollector.collect, Exposition.text
+
+    def hold() -> None:  # the worker thread stops at the first of the two it reaches
+        if threading.current_thread() is not threading.main_thread() and not reading.is_set():
+            reading.set()
+            resume.wait(HANG_GUARD)
+
+    def collecting(self: ProcessCollector) -> Any:
+        hold()
+        return collect(self)
+
+    def decompressing(self: Exposition) -> bytes:
+        hold()
+        return text(self)
+
+    monkeypatch.setattr(ProcessCollector, "collect", collecting)
+    monkeypatch.setattr(Exposition, "text", decompressing)
+    async with http(exporter) as client:
+        scrape = asyncio.ensure_future(client.get("/metrics", headers={"Accept-Encoding": "identity"}))
+        try:
+            assert await asyncio.to_thread(reading.wait, HANG_GUARD), "the worker thread was held"
+            servers["v8"].wire.down = True
+            await exporter.sweep()  # the loop publishes the next sweep meanwhile
+        finally:
+            resume.set()
+        body = (await scrape).content
+    ups = [s.value for s in samples(body, PREFIX + "up")]
+    assert ups == [1.0, 1.0]
+    assert value(body, SELF_PREFIX + "servers_up") == sum(ups)
+    assert value(body, SELF_PREFIX + "sweeps_total") == 1
 
 
 async def test_a_gzip_body_is_one_member_holding_the_plain_text(servers: dict[str, Server]) -> None:

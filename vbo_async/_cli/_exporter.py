@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 
 from aiohttp import web
+from prometheus_client import generate_latest
 from prometheus_client.exposition import gzip_accepted
 
 from .._health import HealthPolicy
@@ -194,8 +195,10 @@ class Exporter:
         compressed = gzip_accepted(request.headers.get("Accept-Encoding", ""))
         if compressed:
             body = self.body(gzip=True)
-        else:  # decompressing a large exposition takes a while: not on the event loop
-            body = await asyncio.to_thread(self.body, gzip=False)
+        else:  # decompressing a large exposition takes a while: not on the event loop, but both
+            # parts are taken here, so a sweep published meanwhile cannot mix into this answer
+            exposition, own = self.exposition, generate_latest(self._registry)
+            body = await asyncio.to_thread(_joined, exposition, own)
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if compressed:
             headers["Content-Encoding"] = "gzip"
@@ -207,3 +210,8 @@ class Exporter:
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(text="vbo-async exporter: /metrics (Prometheus), /healthz (200 while sweeping)\n")
+
+
+def _joined(exposition: Exposition, own: bytes) -> bytes:
+    """The plain-text body of the servers' ``exposition`` and the exporter's ``own`` metrics."""
+    return exposition.text() + own
