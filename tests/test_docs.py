@@ -3,6 +3,7 @@ and the README's examples run against the simulator on 127.0.0.1, on every API v
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
 import sys
@@ -73,6 +74,8 @@ def test_examples_compile(path: Path) -> None:
 # --- the README's examples, run -------------------------------------------------------------------
 
 VERSIONS = ("v1", "v6", "v7", "v8")
+EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+"""The simulator's "now": the same data, and the same job to start, on every run."""
 
 
 def readme_block(heading: str) -> str:
@@ -99,7 +102,7 @@ def run_block(source: str, name: str) -> dict[str, Any]:
 
 
 def simulator_app(version: str) -> Any:
-    return create_app(SimulatorConfig(seed=1, organizations=3, api_versions=(version,)))
+    return create_app(SimulatorConfig(seed=1, organizations=3, api_versions=(version,), epoch=EPOCH))
 
 
 def items(wire: Any) -> list[dict[str, Any]]:
