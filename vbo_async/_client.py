@@ -71,10 +71,14 @@ class VBOClient:
     ``api_version`` is ``"auto"`` (the newest of v8, v7, v6, v1 the server serves, found with
     the first request at no extra cost on a v8 server) or one of those versions. ``verify`` is
     True (system CAs), a path to a CA bundle, an `ssl.SSLContext`, or False to turn verification
-    off (logged as a warning). ``max_concurrency`` bounds requests in flight on this client
-    whatever the transport; ``timeout`` bounds each attempt as a whole. ``transport`` is any
+    off (logged as a warning). ``max_concurrency`` (10) bounds requests in flight on this client
+    whatever the transport; ``timeout`` (30 s; None: no limit) bounds each attempt as a whole.
+    ``retry`` is the `RetryPolicy` of idempotent requests (``RetryPolicy()`` when None); job
+    actions are never retried. ``max_response_bytes`` (64 MiB, decoded), ``max_page_items``
+    (50,000) and ``max_pages`` (10,000 per listing) bound what is read. ``transport`` is any
     ``httpx.AsyncBaseTransport`` (MockTransport, ASGITransport, ...). One connection pool serves
-    the client's whole life; token refreshes never disturb requests in flight.
+    the client's whole life; token refreshes never disturb requests in flight. An invalid option
+    is a `ConfigError`.
 
     ```python
     async with VBOClient("https://vb365.example.com:4443", username=user, password=pw) as vbo:

@@ -10,7 +10,7 @@ Everything the library raises on purpose derives from `VBOError`; nothing else e
     │   └── ServerError           5xx after every retry
     ├── AuthenticationError       credentials or tokens refused (token endpoint 400/401, 401 loop)
     ├── DecodeError               a body is not JSON, or not the shape of the model it should be
-    ├── LinkError                 an href cannot be followed safely (outside the API root)
+    ├── LinkError                 an href outside the API root, or a link the server did not send
     ├── TransportError            connect, read, write, timeout, TLS, dropped or truncated responses
     ├── ResponseTooLargeError     a body exceeded ``max_response_bytes`` while streaming in
     ├── ClientStateError          the client is closed, or used from another event loop
@@ -125,9 +125,13 @@ class DecodeError(VBOError):
 
 
 class LinkError(VBOError):
-    """An href cannot be followed: it has no ``/{api_version}/`` segment or leaves the API root.
+    """A link cannot be followed.
 
-    Raised before any request is sent, so the bearer token never travels elsewhere.
+    Either its href has no ``/{api_version}/`` segment or leaves the API root (raised before any
+    request is sent, so the bearer token never travels elsewhere), or the link is missing:
+    ``links.require(relation)`` when the server sent none, or a `ThroughLink` whose middle
+    resource has no link to follow (a v8 repository of a proxy pool has no ``proxy``).
+    ``relation`` names the link, ``href`` the href concerned when there is one.
     """
 
     def __init__(self, message: str, *, href: str | None = None, relation: str | None = None) -> None:

@@ -27,8 +27,9 @@ def configure_logging(
 
     ``level``: ``"debug"`` (every request, its status, size and time, and every retry),
     ``"info"`` (requests given up after their retries, the API version found, job actions),
-    ``"warning"`` (TLS verification off, plain http://), or a `logging` level number. Only the
-    ``vbo_async`` logger is touched, never the root logger.
+    ``"warning"`` (TLS verification off, plain http://), ``"error"``, or a `logging` level
+    number. ``fmt`` is the `logging.Formatter` format (``"%(asctime)s %(levelname)s %(name)s:
+    %(message)s"`` when None). Only the ``vbo_async`` logger is touched, never the root logger.
 
     ```python
     import vbo_async

@@ -530,7 +530,8 @@ class JobLinks:
 
     The same relations on every version, whatever the wire calls them: ``repository`` is v6+'s
     ``backupRepository``; on v6+ ``proxy`` goes through the job's repository to its proxy (jobs
-    carry no proxy link there); on v7/v8 ``jobsessions`` lists ``/JobSessions?jobId=`` because
+    carry no proxy link there; awaiting it raises `LinkError` when the repository has no proxy,
+    as a v8 repository of a proxy pool); on v7/v8 ``jobsessions`` lists ``/JobSessions?jobId=`` because
     the server's own link is dead. ``selected_mailboxes`` is v1, ``selected_items``,
     ``excluded_items`` and ``copy_job`` v2+.
     """

@@ -91,9 +91,12 @@ def _statuses(value: Any) -> frozenset[int]:
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How idempotent requests are retried: exponential backoff with jitter between
-    ``wait_initial`` and ``wait_max`` seconds, at most ``attempts`` tries within ``timeout``
-    seconds of the first try (a wait for one of the client's slots before it does not count); a
-    ``Retry-After`` is honoured up to ``max_retry_after`` seconds.
+    ``wait_initial`` and ``wait_max`` seconds (plus up to ``wait_jitter`` seconds at random), at
+    most ``attempts`` tries within ``timeout`` seconds of the first try (a wait for one of the
+    client's slots before it does not count); a ``Retry-After`` is honoured up to
+    ``max_retry_after`` seconds, and a 429 without one waits at least a second (or ``wait_max`` if
+    that is less). Transport errors are retried, and answers whose status is in ``statuses``
+    (429, 500, 502, 503 and 504 by default).
 
     Every field is checked when the policy is built; an invalid one is a `ConfigError` naming it.
     ``statuses`` is stored as a frozenset.
