@@ -568,6 +568,32 @@ async def test_healthz_follows_the_loop(servers: dict[str, Server]) -> None:
         assert answer.text == "the sweep loop is not running\n"
 
 
+async def test_a_timeout_longer_than_the_interval_widens_the_healthy_window(
+    servers: dict[str, Server],
+) -> None:
+    """``--interval 2 --timeout 30``: a sweep may wait 30 s out on a hanging server, which is the
+    loop working as configured; ``/healthz`` (and the stale alert, through
+    ``vbo_async_exporter_stale_after_seconds``) allow three budgets then, not three intervals."""
+    server = servers["v8"]
+    exporter = exporter_of(server, interval=2, budget=30)
+    default = exporter_of(server, interval=5)
+    assert default.stats.stale_after == 3 * 5
+    assert exporter.stats.stale_after == 3 * 30
+    exporter.start()
+    try:
+        await wait_for(lambda: exporter.stats.sweeps >= 1)
+        end = exporter.stats.last_end
+        assert end is not None
+        assert exporter.health(now=end + 3 * 2 + 25)[0]  # mid-way through a sweep waiting out 30 s
+        healthy, line = exporter.health(now=end + 3 * 30 + 1)
+        assert not healthy
+        assert "more than 3 per-server time budgets of 30 s (--timeout)" in line
+        stale_after = samples(exporter.body(gzip=False), "vbo_async_exporter_stale_after_seconds")
+        assert [sample.value for sample in stale_after] == [90.0]
+    finally:
+        await exporter.stop()
+
+
 async def wait_for(condition: Callable[[], bool], within: float = HANG_GUARD) -> None:
     """Poll ``condition`` (state owned by the code under test, which offers no event to wait on)."""
     async with asyncio.timeout(within):

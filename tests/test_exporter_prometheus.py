@@ -257,7 +257,21 @@ tests:
         values: '0x60'
       - series: 'veeam_vb365_job_health{{{j}}}'
         values: '2x60'
+      - series: 'vbo_async_exporter_last_sweep_timestamp_seconds{{job="vb365",instance="fast:9810"}}'
+        values: '0x60'
+      - series: 'vbo_async_exporter_stale_after_seconds{{job="vb365",instance="fast:9810"}}'
+        values: '180x60'
+      - series: 'vbo_async_exporter_last_sweep_timestamp_seconds{{job="vb365",instance="patient:9810"}}'
+        values: '0x60'
+      - series: 'vbo_async_exporter_stale_after_seconds{{job="vb365",instance="patient:9810"}}'
+        values: '3600x60'
     alert_rule_test:
+      - eval_time: 20m
+        alertname: VB365ExporterStale
+        exp_alerts:
+          - exp_labels: {{severity: warning, job: vb365, instance: "fast:9810"}}
+            exp_annotations:
+              summary: The vbo-async exporter fast:9810 has not completed a sweep lately
       - eval_time: 40m
         alertname: VB365RepositoryLowSpace
         exp_alerts:

@@ -9,7 +9,9 @@ the next one after the short gap, not by a burst of catching up.
 ``/metrics`` answers the last published exposition and the exporter's own metrics; it never
 sends a request to a VBO server, so scrapers, however many, cost the backup servers nothing.
 ``/healthz`` answers 200 while the loop runs and has published a sweep within three intervals,
-503 with a one-line reason otherwise.
+503 with a one-line reason otherwise. A per-server time budget (``--timeout``) longer than the
+interval lengthens that to three budgets: a sweep waiting one out on a hanging server is the loop
+working as configured, not a stale one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ __all__ = ["HEALTHY_INTERVALS", "Exporter"]
 log = logging.getLogger("vbo_async.cli")
 
 HEALTHY_INTERVALS = 3
-"""``/healthz`` fails when no sweep was published for this many intervals."""
+"""``/healthz`` fails when no sweep was published for this many intervals (or per-server time
+budgets, when those are longer)."""
 _MIN_GAP = 0.1
 """The shortest pause after a sweep, as a share of the interval."""
 
@@ -60,7 +63,11 @@ class Exporter:
         self.budget = interval if budget is None else budget
         self.policy = policy if policy is not None else HealthPolicy()
         self.concurrency = concurrency
-        self.stats = LoopStats(servers=len(self.servers), interval=interval)
+        self.stats = LoopStats(
+            servers=len(self.servers),
+            interval=interval,
+            stale_after=HEALTHY_INTERVALS * max(interval, self.budget),
+        )
         self.exposition: Exposition = EMPTY
         self.errors: dict[str, dict[str, int]] = {s.name: dict.fromkeys(ERROR_KINDS, 0) for s in self.servers}
         self._registry = own_registry(self.stats)
@@ -169,11 +176,13 @@ class Exporter:
             since = now - (stats.started if stats.started is not None else now)
             return False, f"no sweep completed yet (started {since:.0f} s ago)"
         age = now - stats.last_end
-        if age > HEALTHY_INTERVALS * self.interval:
-            return False, (
-                f"the last sweep completed {age:.0f} s ago, more than {HEALTHY_INTERVALS} intervals "
-                f"of {self.interval:g} s"
+        if age > stats.stale_after:
+            periods = (
+                f"intervals of {self.interval:g} s"
+                if self.budget <= self.interval
+                else f"per-server time budgets of {self.budget:g} s (--timeout)"
             )
+            return False, f"the last sweep completed {age:.0f} s ago, more than {HEALTHY_INTERVALS} {periods}"
         return True, (
             f"ok: the last sweep completed {age:.0f} s ago; {stats.servers_up} of {stats.servers} servers up"
         )

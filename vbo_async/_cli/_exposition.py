@@ -115,6 +115,8 @@ class LoopStats:
 
     servers: int = 0
     interval: float = 0.0
+    stale_after: float = 0.0
+    """Seconds after the last publish at which ``/healthz`` calls the loop stale."""
     sweeps: int = 0
     failed_sweeps: int = 0
     overruns: int = 0
@@ -154,6 +156,12 @@ class _Own(Collector):
         yield info
         yield from gauge("servers", "Servers in the targets file.", stats.servers)
         yield from gauge("interval_seconds", "Seconds between the starts of two sweeps.", stats.interval)
+        yield from gauge(
+            "stale_after_seconds",
+            "Seconds without a published sweep after which /healthz reports the loop stale: three "
+            "intervals, or three per-server time budgets (--timeout) when that is longer.",
+            stats.stale_after,
+        )
         yield counter("sweeps_total", "Sweeps completed and published.", stats.sweeps)
         yield counter("sweep_failures_total", "Sweeps that ended in an internal error.", stats.failed_sweeps)
         yield counter("sweep_overruns_total", "Sweeps that took longer than the interval.", stats.overruns)
