@@ -24,7 +24,14 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from ._client import VBOClient
-from ._exceptions import APIError, DecodeError, NotFoundError, ResponseTooLargeError, VBOError
+from ._exceptions import (
+    APIError,
+    ConfigError,
+    DecodeError,
+    NotFoundError,
+    ResponseTooLargeError,
+    VBOError,
+)
 from ._health import HealthPolicy, JobHealth, assess
 from ._models import Job, Organization
 from ._prefetch import LinkCache
@@ -127,7 +134,7 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     if context.health is not None:
         policy, now = context.health, context.now
         assessed, (prefetched, link_errors) = await asyncio.gather(
-            asyncio.gather(*(target.client.job_health(job, policy=policy, now=now) for job in jobs)),
+            asyncio.gather(*(_judged(target.client, job, policy, now) for job in jobs)),
             prefetch,
         )
         health = {job.id: found for job, found in zip(jobs, assessed, strict=True)}
@@ -293,9 +300,7 @@ async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) ->
     if policy is None or not jobs:
         return {}
     if not (await client.dialect()).lists_recent_sessions:
-        judged = await asyncio.gather(
-            *(client.job_health(job, policy=policy, now=context.now) for job in jobs)
-        )
+        judged = await asyncio.gather(*(_judged(client, job, policy, context.now) for job in jobs))
         return {job.id: health for job, health in zip(jobs, judged, strict=True)}
     window = (policy.max_age if policy.max_age is not None else HEALTH_WINDOW) + _WINDOW_SLACK
     error: VBOError | None = None
@@ -308,3 +313,12 @@ async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) ->
         job.id: assess(job, sessions.get(job.id, ()), policy=policy, now=context.now, error=error)
         for job in jobs
     }
+
+
+async def _judged(client: VBOClient, job: Job, policy: HealthPolicy, now: dt.datetime) -> JobHealth:
+    """`VBOClient.job_health`, for a job the server listed: an id of it that cannot name its
+    sessions (``a/b``) is that job's ``policy.unreadable``, not a `ConfigError` of the sweep."""
+    try:
+        return await client.job_health(job, policy=policy, now=now)
+    except ConfigError as exc:
+        return assess(job, (), policy=policy, now=now, error=exc)
