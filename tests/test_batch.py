@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vbo_async import (
     DecodeError,
@@ -28,6 +32,7 @@ from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FakeVBO, client_for, json_response
+from .test_properties import FEW
 
 EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 NO_WAIT = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
@@ -457,3 +462,72 @@ async def test_a_server_too_big_to_list_whole_is_swept_one_by_one_by_default(
         assert result.error is None, result.error
         assert sorted(job.id for job in result.jobs) == expected_jobs(simulator, org_id)
         assert (result.organization is not None) == (too_big == "jobs")
+
+
+# --- the same verdicts either way, on generated servers -------------------------------------------
+
+
+async def unit_results(
+    simulator: Simulator, version: str, policy: HealthPolicy, now: dt.datetime, *, batched: bool
+) -> dict[str, PollResult]:
+    """What `run_unit` delivers for every tenant of ``simulator``, as one batch or tenant by
+    tenant, judged at ``now`` (a sweep's own clock is the real time)."""
+    from vbo_async._prefetch import LinkCache
+    from vbo_async._units import Batch, Context, run_unit
+
+    delivered: dict[str, PollResult] = {}
+    async with client(create_app(simulator=simulator), version) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
+        async with asyncio.TaskGroup() as group:
+            context = Context(
+                follow=(),
+                health=policy,
+                now=now,
+                links=LinkCache(group),
+                emit=lambda result: delivered.setdefault(result.target.organization_id, result),
+            )
+            units = [Batch(vbo, tuple(targets))] if batched else targets
+            for unit in units:
+                await run_unit(unit, context)
+    return delivered
+
+
+def undated(reason: str) -> str:
+    """``reason`` without its figures: ``failed # h ago``."""
+    return re.sub("[0-9]+", "#", reason)
+
+
+@settings(FEW)
+@given(
+    seed=st.integers(0, 2**16),
+    version=st.sampled_from(["v1", "v6", "v7", "v8"]),
+    max_age=st.sampled_from([None, 1, 6, 26, 48]),
+    hours_later=st.integers(0, 60),
+    started=st.integers(0, 5),
+)
+async def test_a_batch_and_tenant_by_tenant_give_every_job_the_same_state_and_reason(
+    seed: int, version: str, max_age: int | None, hours_later: int, started: int
+) -> None:
+    """The verdicts of a batch (the server's recent sessions) and of `job_health` (each job's
+    newest sessions) agree job by job, reason included, on any generated server judged at any
+    moment after its history, with some jobs running again. Only how long ago may differ: a
+    batch dates a last run that ended before its window by the job's ``last_run`` (its start),
+    `job_health` by the run's end."""
+    simulator = Simulator(SimulatorConfig(seed=seed, organizations=4, epoch=EPOCH, session_duration=1e9))
+    enabled = [job["id"] for org in simulator.organization_ids() for job in simulator.jobs_wire(org)]
+    for job_id in enabled[:started]:
+        with contextlib.suppress(Exception):  # a disabled job refuses to start
+            simulator.job_action(job_id, "start")
+    policy = HealthPolicy(max_age=None if max_age is None else dt.timedelta(hours=max_age))
+    now = EPOCH + dt.timedelta(hours=hours_later)
+    batched = await unit_results(simulator, version, policy, now, batched=True)
+    alone = await unit_results(simulator, version, policy, now, batched=False)
+    assert batched.keys() == alone.keys() == set(simulator.organization_ids())
+    for org_id, result in batched.items():
+        assert result.error is None
+        assert alone[org_id].error is None
+        verdicts = {job_id: (h.state, undated(h.reason)) for job_id, h in result.health.items()}
+        assert verdicts == {
+            job_id: (h.state, undated(h.reason)) for job_id, h in alone[org_id].health.items()
+        }
+        assert set(verdicts) == {job.id for job in result.jobs}

@@ -5,8 +5,9 @@ job). A server batch costs a handful of requests whatever its number of tenants:
 organizations (to tell an unknown organization id from one without jobs), every job of the
 server (``GET /Jobs``, pages of 10,000 from v6 on) split by tenant, and, with a health policy,
 the sessions of every job ended within the policy's window (``VBOClient.recent_sessions``: one
-listing from v6 on; on v1, which cannot list them, each job is judged as ``job_health`` judges it,
-one request per job). Isolation is kept: a job that cannot be decoded fails only the tenant it
+listing from v6 on, plus a request for each job whose last result or last success that window
+misses; on v1, which cannot list them, each job is judged as ``job_health`` judges it, one
+request per job). Isolation is kept: a job that cannot be decoded fails only the tenant it
 names, and an organization the server does not list is that tenant's `NotFoundError`.
 
 `plan` decides which targets go in batches (pure); `run_unit` does the work and hands each
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from ._checks import id_argument
 from ._client import VBOClient
 from ._exceptions import (
     APIError,
@@ -32,8 +34,8 @@ from ._exceptions import (
     ResponseTooLargeError,
     VBOError,
 )
-from ._health import HealthPolicy, JobHealth, assess
-from ._models import Job, Organization
+from ._health import HealthPolicy, JobHealth, assess, window_falls_short
+from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget
 
@@ -293,9 +295,11 @@ async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) ->
 
     From v6 on, from one server-wide listing of the sessions ended within the policy's window
     (`VBOClient.recent_sessions`); a failure to read it makes every job UNKNOWN rather than fail
-    its tenant. v1 has no such listing: each job is judged as `VBOClient.job_health` judges it
-    (one request for its newest sessions, a failure that job's UNKNOWN), which is also what a
-    tenant swept alone gets."""
+    its tenant. A job whose last result or last success the window may miss (`window_falls_short`:
+    on v6, whose jobs lack ``last_backup``, any job without a success in the window) also reads its
+    own newest sessions as `VBOClient.job_health` does, so that both give the same verdict. v1 has
+    no such listing: each job is judged as `VBOClient.job_health` judges it (one request for its
+    newest sessions, a failure that job's UNKNOWN), which is also what a tenant swept alone gets."""
     policy = context.health
     if policy is None or not jobs:
         return {}
@@ -309,8 +313,23 @@ async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) ->
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
         sessions, error = {}, exc
+    failures: dict[str, VBOError] = {}
+    if error is None:
+        # A job whose last result or last success lies before the window (and which does not
+        # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does.
+        lacking = [job for job in jobs if window_falls_short(job, sessions.get(job.id, ()), policy)]
+        own = await asyncio.gather(*(_own_sessions(client, job) for job in lacking))
+        for job, found in zip(lacking, own, strict=True):
+            if isinstance(found, VBOError):
+                failures[job.id] = found
+            else:
+                ids = {session.id for session in found}
+                found += [session for session in sessions.get(job.id, ()) if session.id not in ids]
+                sessions[job.id] = found
     return {
-        job.id: assess(job, sessions.get(job.id, ()), policy=policy, now=context.now, error=error)
+        job.id: assess(
+            job, sessions.get(job.id, ()), policy=policy, now=context.now, error=failures.get(job.id, error)
+        )
         for job in jobs
     }
 
@@ -322,3 +341,13 @@ async def _judged(client: VBOClient, job: Job, policy: HealthPolicy, now: dt.dat
         return await client.job_health(job, policy=policy, now=now)
     except ConfigError as exc:
         return assess(job, (), policy=policy, now=now, error=exc)
+
+
+async def _own_sessions(client: VBOClient, job: Job) -> list[JobSession] | VBOError:
+    """The newest sessions of ``job`` as `VBOClient.job_health` reads them, or why they could
+    not be read."""
+    try:
+        return await client._health_sessions(id_argument(job.id, "job.id"))
+    except VBOError as exc:
+        log.debug("reading the sessions of job %r failed: %s", job.id, exc)
+        return exc
