@@ -240,11 +240,19 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC)
 
 
-def newest_first(session: JobSession) -> tuple[bool, float]:
+def newest_first(session: JobSession) -> tuple[bool, float, bool, float, str]:
     """Sort key: the newest session first (a zone-less time read as UTC), those without a
-    creation time last."""
-    when = _utc(session.creation_time)
-    return (when is None, -when.timestamp() if when is not None else 0.0)
+    creation time last. Sessions created at the same moment (or both at none) come in one order
+    whatever order they are given in: one still running first, then the one that ended last,
+    then by id."""
+    when, end = _utc(session.creation_time), _utc(session.end_time)
+    return (
+        when is None,
+        -when.timestamp() if when is not None else 0.0,
+        end is not None,
+        -end.timestamp() if end is not None else 0.0,
+        session.id,
+    )
 
 
 def _finished_at(session: JobSession) -> dt.datetime | None:
