@@ -531,3 +531,24 @@ async def test_a_batch_and_tenant_by_tenant_give_every_job_the_same_state_and_re
             job_id: (h.state, undated(h.reason)) for job_id, h in alone[org_id].health.items()
         }
         assert set(verdicts) == {job.id for job in result.jobs}
+
+
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+@pytest.mark.parametrize("unknown", ["00000000-0000-0000-0000-00000000beef", "contoso"])
+async def test_an_unknown_organization_id_is_a_not_found_error_on_every_version(
+    version: str, batch: bool, unknown: str
+) -> None:
+    """Whether or not it has the form of the server's ids (a v8 server refuses a filter
+    ``organizationId=contoso`` with a 400), and batched or not: the tenant's `NotFoundError`."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=3, epoch=EPOCH))
+    async with client(create_app(simulator=simulator), version) as vbo:
+        org_ids = simulator.organization_ids()
+        targets = [PollTarget(client=vbo, organization_id=org) for org in [*org_ids, unknown]]
+        results = await sweep(targets, batch=batch)
+        with pytest.raises(NotFoundError, match=unknown):
+            await vbo.organization_jobs(unknown)
+    assert isinstance(results[unknown].error, NotFoundError), results[unknown].error
+    assert unknown in str(results[unknown].error)
+    for org in org_ids:
+        assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)

@@ -288,10 +288,18 @@ class VBOClient:
         """The jobs of one organization, every page: ``GET /Organizations/{id}/Jobs`` up to v7,
         ``GET /v8/Jobs?organizationId={id}`` on v8 (which removed the former). An organization the
         server does not know is a `NotFoundError` on every version: v8 answers such a filter with
-        an empty list, so an empty answer there is checked with ``GET /Organizations/{id}``."""
+        an empty list (or a 400 when the id has not the form of its ids), so an empty answer or a
+        400 there is checked with ``GET /Organizations/{id}``."""
         org = id_argument(_id_of(organization), "organization")
-        jobs = await self._fetcher.fetch_all(await self._url("organization_jobs", organization=org), Job)
-        if not jobs and (await self.dialect()).organization_jobs_filter:
+        url = await self._url("organization_jobs", organization=org)
+        filters = (await self.dialect()).organization_jobs_filter
+        try:
+            jobs = await self._fetcher.fetch_all(url, Job)
+        except APIError as exc:
+            if filters and exc.status_code == 400:
+                await self.organization(org)  # its NotFoundError when the server has no such organization
+            raise
+        if not jobs and filters:
             await self.organization(org)
         return jobs
 
