@@ -552,3 +552,26 @@ async def test_an_unknown_organization_id_is_a_not_found_error_on_every_version(
     assert unknown in str(results[unknown].error)
     for org in org_ids:
         assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
+
+
+@pytest.mark.parametrize(
+    ("batch", "organizations"),
+    [(True, 12), (False, 12), (None, 12), (None, 300)],
+    ids=["batched", "per-tenant", "default", "default-few-of-many"],
+)
+async def test_an_organization_id_that_is_no_path_segment_is_the_same_config_error_either_way(
+    batch: bool | None, organizations: int
+) -> None:
+    """`` id`` or ``a/b`` cannot name an organization on any version: that tenant's `ConfigError`,
+    as `organization_jobs` says for it, whether the server is swept in a batch or not."""
+    simulator = Simulator(SimulatorConfig(seed=12, organizations=organizations, epoch=EPOCH))
+    org_ids = simulator.organization_ids()[:9]
+    bad = [f" {org_ids[0]}", f"{org_ids[1]}/jobs"]
+    async with client(create_app(simulator=simulator), "v8") as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in [*org_ids[2:], *bad]]
+        results = await sweep(targets, batch=batch)
+    for org in bad:
+        assert type(results[org].error).__name__ == "ConfigError", results[org].error
+        assert "organization must" in str(results[org].error)
+    for org in org_ids[2:]:
+        assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)

@@ -268,7 +268,13 @@ def _too_big_to_batch(error: VBOError) -> bool:
     )
 
 
-def _unknown(client: VBOClient, target: PollTarget, listed: int) -> NotFoundError:
+def _unknown(client: VBOClient, target: PollTarget, listed: int) -> VBOError:
+    """Why a batch has no organization for ``target``: the `ConfigError` of an id that cannot
+    name one (as ``organization_jobs`` raises for it), else a `NotFoundError`."""
+    try:
+        id_argument(target.organization_id, "organization")
+    except ConfigError as exc:
+        return exc
     return NotFoundError(
         f"organization {target.organization_id!r} is not among the {listed} organizations this server lists",
         status_code=404,
