@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import re
@@ -575,3 +576,53 @@ async def test_an_organization_id_that_is_no_path_segment_is_the_same_config_err
         assert "organization must" in str(results[org].error)
     for org in org_ids[2:]:
         assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
+
+
+@settings(FEW)
+@given(
+    seed=st.integers(0, 2**16),
+    versions=st.tuples(st.sampled_from(["v1", "v6", "v7", "v8"]), st.sampled_from(["v1", "v8"])),
+    organizations=st.integers(0, 12),
+    picks=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 14)), max_size=25),
+    health=st.booleans(),
+)
+async def test_every_mode_gives_one_result_per_target_and_the_same_results(
+    seed: int, versions: tuple[str, str], organizations: int, picks: list[tuple[int, int]], health: bool
+) -> None:
+    """Targets on two servers, duplicates, ids no server knows, none at all: batched, tenant by
+    tenant and by default, one result per target, and the same error, jobs, health states and
+    prefetched links for each."""
+    simulators = [
+        Simulator(SimulatorConfig(seed=seed, organizations=organizations, epoch=EPOCH)),
+        Simulator(SimulatorConfig(seed=seed + 1, organizations=3, epoch=EPOCH)),
+    ]
+    clients = [
+        client(create_app(simulator=simulator), version)
+        for simulator, version in zip(simulators, versions, strict=True)
+    ]
+    targets = []
+    for server, index in picks:
+        org_ids = simulators[server].organization_ids()
+        org = org_ids[index] if index < len(org_ids) else f"00000000-0000-0000-0000-{index:012d}"
+        targets.append(PollTarget(client=clients[server], organization_id=org))
+    delivered = []
+    async with clients[0], clients[1]:
+        for batch in (True, False, None):
+            seen: collections.Counter[tuple[Any, ...]] = collections.Counter()
+            policy = HealthPolicy() if health else None
+            async with poll_jobs(targets, batch=batch, health=policy, follow=("repository",)) as sweeping:
+                async for result in sweeping:
+                    seen[
+                        (
+                            id(result.target),
+                            type(result.error).__name__,
+                            tuple(sorted(job.id for job in result.jobs)),
+                            tuple(sorted((job_id, h.state) for job_id, h in result.health.items())),
+                            tuple(sorted(result.prefetched)),
+                        )
+                    ] += 1
+            assert collections.Counter(key[0] for key in seen.elements()) == collections.Counter(
+                map(id, targets)
+            )
+            delivered.append(seen)
+    assert delivered[0] == delivered[1] == delivered[2]
