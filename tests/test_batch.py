@@ -626,3 +626,30 @@ async def test_every_mode_gives_one_result_per_target_and_the_same_results(
             )
             delivered.append(seen)
     assert delivered[0] == delivered[1] == delivered[2]
+
+
+@pytest.mark.parametrize("days", [36_500, 700_000, 999_999_999])
+@pytest.mark.parametrize("version", ["v6", "v8"])
+async def test_a_max_age_reaching_back_before_any_session_reads_them_all(version: str, days: int) -> None:
+    """A window of more than 2,000 years or longer than the calendar: no `OverflowError`, no
+    year ``110`` the server refuses; every job judged as `job_health` judges it."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=8, epoch=EPOCH))
+    policy = HealthPolicy(max_age=dt.timedelta(days=days))
+    batched = await unit_results(simulator, version, policy, EPOCH, batched=True)
+    alone = await unit_results(simulator, version, policy, EPOCH, batched=False)
+    for org_id, result in batched.items():
+        assert result.error is None
+        verdicts = {job_id: (h.state, h.reason) for job_id, h in result.health.items()}
+        assert verdicts == {job_id: (h.state, h.reason) for job_id, h in alone[org_id].health.items()}
+        assert all(h.state is not HealthState.UNKNOWN for h in result.health.values())
+
+
+async def test_recent_sessions_since_a_year_before_1000_is_written_with_four_digits() -> None:
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=2, epoch=EPOCH))
+    async with client(create_app(simulator=simulator), "v8") as vbo:
+        everything = await vbo.recent_sessions(dt.datetime(1, 1, 1, tzinfo=dt.UTC))
+        since_1970 = await vbo.recent_sessions(dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    assert everything == since_1970
+    assert sum(map(len, everything.values())) == sum(
+        len(simulator.job_sessions_wire(job_id)) for job_id in simulator.job_ids()
+    )

@@ -359,7 +359,8 @@ class VBOClient:
         dialect = await self.dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
-            stamp = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # isoformat: four digits for any year (strftime writes the year 110 as "110").
+            stamp = since.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
             url = self._root.url(dialect.path("sessions_since", since=stamp))
             async for session in self._fetcher.iterate(url, JobSession):
                 if session.job_id is not None:

@@ -64,6 +64,8 @@ time on loopback (docs/benchmarks.md, section 5), and the batch sends far fewer 
 HEALTH_WINDOW = dt.timedelta(days=7)
 """How far back a batch reads sessions when the health policy has no ``max_age``."""
 _WINDOW_SLACK = dt.timedelta(hours=2)
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+"""No window starts before this: a longer ``max_age`` reads every session there is."""
 
 Emit = Callable[[PollResult], None]
 
@@ -315,7 +317,7 @@ async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) ->
     window = (policy.max_age if policy.max_age is not None else HEALTH_WINDOW) + _WINDOW_SLACK
     error: VBOError | None = None
     try:
-        sessions = await client.recent_sessions(context.now - window, jobs=jobs)
+        sessions = await client.recent_sessions(_window_start(context.now, window), jobs=jobs)
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
         sessions, error = {}, exc
@@ -338,6 +340,11 @@ async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) ->
         )
         for job in jobs
     }
+
+
+def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
+    """``now - window``, but not before `_EARLIEST` (nor beyond the calendar: no `OverflowError`)."""
+    return now - window if window < now - _EARLIEST else _EARLIEST
 
 
 async def _judged(client: VBOClient, job: Job, policy: HealthPolicy, now: dt.datetime) -> JobHealth:
