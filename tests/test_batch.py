@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import datetime as dt
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vbo_async import (
     DecodeError,
@@ -28,6 +33,7 @@ from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FakeVBO, client_for, json_response
+from .test_properties import FEW
 
 EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 NO_WAIT = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
@@ -457,3 +463,193 @@ async def test_a_server_too_big_to_list_whole_is_swept_one_by_one_by_default(
         assert result.error is None, result.error
         assert sorted(job.id for job in result.jobs) == expected_jobs(simulator, org_id)
         assert (result.organization is not None) == (too_big == "jobs")
+
+
+# --- the same verdicts either way, on generated servers -------------------------------------------
+
+
+async def unit_results(
+    simulator: Simulator, version: str, policy: HealthPolicy, now: dt.datetime, *, batched: bool
+) -> dict[str, PollResult]:
+    """What `run_unit` delivers for every tenant of ``simulator``, as one batch or tenant by
+    tenant, judged at ``now`` (a sweep's own clock is the real time)."""
+    from vbo_async._prefetch import LinkCache
+    from vbo_async._units import Batch, Context, run_unit
+
+    delivered: dict[str, PollResult] = {}
+    async with client(create_app(simulator=simulator), version) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
+        async with asyncio.TaskGroup() as group:
+            context = Context(
+                follow=(),
+                health=policy,
+                now=now,
+                links=LinkCache(group),
+                emit=lambda result: delivered.setdefault(result.target.organization_id, result),
+            )
+            units = [Batch(vbo, tuple(targets))] if batched else targets
+            for unit in units:
+                await run_unit(unit, context)
+    return delivered
+
+
+def undated(reason: str) -> str:
+    """``reason`` without its figures: ``failed # h ago``."""
+    return re.sub("[0-9]+", "#", reason)
+
+
+@settings(FEW)
+@given(
+    seed=st.integers(0, 2**16),
+    version=st.sampled_from(["v1", "v6", "v7", "v8"]),
+    max_age=st.sampled_from([None, 1, 6, 26, 48]),
+    hours_later=st.integers(0, 60),
+    started=st.integers(0, 5),
+)
+async def test_a_batch_and_tenant_by_tenant_give_every_job_the_same_state_and_reason(
+    seed: int, version: str, max_age: int | None, hours_later: int, started: int
+) -> None:
+    """The verdicts of a batch (the server's recent sessions) and of `job_health` (each job's
+    newest sessions) agree job by job, reason included, on any generated server judged at any
+    moment after its history, with some jobs running again. Only how long ago may differ: a
+    batch dates a last run that ended before its window by the job's ``last_run`` (its start),
+    `job_health` by the run's end."""
+    simulator = Simulator(SimulatorConfig(seed=seed, organizations=4, epoch=EPOCH, session_duration=1e9))
+    enabled = [job["id"] for org in simulator.organization_ids() for job in simulator.jobs_wire(org)]
+    for job_id in enabled[:started]:
+        with contextlib.suppress(Exception):  # a disabled job refuses to start
+            simulator.job_action(job_id, "start")
+    policy = HealthPolicy(max_age=None if max_age is None else dt.timedelta(hours=max_age))
+    now = EPOCH + dt.timedelta(hours=hours_later)
+    batched = await unit_results(simulator, version, policy, now, batched=True)
+    alone = await unit_results(simulator, version, policy, now, batched=False)
+    assert batched.keys() == alone.keys() == set(simulator.organization_ids())
+    for org_id, result in batched.items():
+        assert result.error is None
+        assert alone[org_id].error is None
+        verdicts = {job_id: (h.state, undated(h.reason)) for job_id, h in result.health.items()}
+        assert verdicts == {
+            job_id: (h.state, undated(h.reason)) for job_id, h in alone[org_id].health.items()
+        }
+        assert set(verdicts) == {job.id for job in result.jobs}
+
+
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+@pytest.mark.parametrize("unknown", ["00000000-0000-0000-0000-00000000beef", "contoso"])
+async def test_an_unknown_organization_id_is_a_not_found_error_on_every_version(
+    version: str, batch: bool, unknown: str
+) -> None:
+    """Whether or not it has the form of the server's ids (a v8 server refuses a filter
+    ``organizationId=contoso`` with a 400), and batched or not: the tenant's `NotFoundError`."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=3, epoch=EPOCH))
+    async with client(create_app(simulator=simulator), version) as vbo:
+        org_ids = simulator.organization_ids()
+        targets = [PollTarget(client=vbo, organization_id=org) for org in [*org_ids, unknown]]
+        results = await sweep(targets, batch=batch)
+        with pytest.raises(NotFoundError, match=unknown):
+            await vbo.organization_jobs(unknown)
+    assert isinstance(results[unknown].error, NotFoundError), results[unknown].error
+    assert unknown in str(results[unknown].error)
+    for org in org_ids:
+        assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
+
+
+@pytest.mark.parametrize(
+    ("batch", "organizations"),
+    [(True, 12), (False, 12), (None, 12), (None, 300)],
+    ids=["batched", "per-tenant", "default", "default-few-of-many"],
+)
+async def test_an_organization_id_that_is_no_path_segment_is_the_same_config_error_either_way(
+    batch: bool | None, organizations: int
+) -> None:
+    """`` id`` or ``a/b`` cannot name an organization on any version: that tenant's `ConfigError`,
+    as `organization_jobs` says for it, whether the server is swept in a batch or not."""
+    simulator = Simulator(SimulatorConfig(seed=12, organizations=organizations, epoch=EPOCH))
+    org_ids = simulator.organization_ids()[:9]
+    bad = [f" {org_ids[0]}", f"{org_ids[1]}/jobs"]
+    async with client(create_app(simulator=simulator), "v8") as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in [*org_ids[2:], *bad]]
+        results = await sweep(targets, batch=batch)
+    for org in bad:
+        assert type(results[org].error).__name__ == "ConfigError", results[org].error
+        assert "organization must" in str(results[org].error)
+    for org in org_ids[2:]:
+        assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
+
+
+@settings(FEW)
+@given(
+    seed=st.integers(0, 2**16),
+    versions=st.tuples(st.sampled_from(["v1", "v6", "v7", "v8"]), st.sampled_from(["v1", "v8"])),
+    organizations=st.integers(0, 12),
+    picks=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 14)), max_size=25),
+    health=st.booleans(),
+)
+async def test_every_mode_gives_one_result_per_target_and_the_same_results(
+    seed: int, versions: tuple[str, str], organizations: int, picks: list[tuple[int, int]], health: bool
+) -> None:
+    """Targets on two servers, duplicates, ids no server knows, none at all: batched, tenant by
+    tenant and by default, one result per target, and the same error, jobs, health states and
+    prefetched links for each."""
+    simulators = [
+        Simulator(SimulatorConfig(seed=seed, organizations=organizations, epoch=EPOCH)),
+        Simulator(SimulatorConfig(seed=seed + 1, organizations=3, epoch=EPOCH)),
+    ]
+    clients = [
+        client(create_app(simulator=simulator), version)
+        for simulator, version in zip(simulators, versions, strict=True)
+    ]
+    targets = []
+    for server, index in picks:
+        org_ids = simulators[server].organization_ids()
+        org = org_ids[index] if index < len(org_ids) else f"00000000-0000-0000-0000-{index:012d}"
+        targets.append(PollTarget(client=clients[server], organization_id=org))
+    delivered = []
+    async with clients[0], clients[1]:
+        for batch in (True, False, None):
+            seen: collections.Counter[tuple[Any, ...]] = collections.Counter()
+            policy = HealthPolicy() if health else None
+            async with poll_jobs(targets, batch=batch, health=policy, follow=("repository",)) as sweeping:
+                async for result in sweeping:
+                    seen[
+                        (
+                            id(result.target),
+                            type(result.error).__name__,
+                            tuple(sorted(job.id for job in result.jobs)),
+                            tuple(sorted((job_id, h.state) for job_id, h in result.health.items())),
+                            tuple(sorted(result.prefetched)),
+                        )
+                    ] += 1
+            assert collections.Counter(key[0] for key in seen.elements()) == collections.Counter(
+                map(id, targets)
+            )
+            delivered.append(seen)
+    assert delivered[0] == delivered[1] == delivered[2]
+
+
+@pytest.mark.parametrize("days", [36_500, 700_000, 999_999_999])
+@pytest.mark.parametrize("version", ["v6", "v8"])
+async def test_a_max_age_reaching_back_before_any_session_reads_them_all(version: str, days: int) -> None:
+    """A window of more than 2,000 years or longer than the calendar: no `OverflowError`, no
+    year ``110`` the server refuses; every job judged as `job_health` judges it."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=8, epoch=EPOCH))
+    policy = HealthPolicy(max_age=dt.timedelta(days=days))
+    batched = await unit_results(simulator, version, policy, EPOCH, batched=True)
+    alone = await unit_results(simulator, version, policy, EPOCH, batched=False)
+    for org_id, result in batched.items():
+        assert result.error is None
+        verdicts = {job_id: (h.state, h.reason) for job_id, h in result.health.items()}
+        assert verdicts == {job_id: (h.state, h.reason) for job_id, h in alone[org_id].health.items()}
+        assert all(h.state is not HealthState.UNKNOWN for h in result.health.values())
+
+
+async def test_recent_sessions_since_a_year_before_1000_is_written_with_four_digits() -> None:
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=2, epoch=EPOCH))
+    async with client(create_app(simulator=simulator), "v8") as vbo:
+        everything = await vbo.recent_sessions(dt.datetime(1, 1, 1, tzinfo=dt.UTC))
+        since_1970 = await vbo.recent_sessions(dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    assert everything == since_1970
+    assert sum(map(len, everything.values())) == sum(
+        len(simulator.job_sessions_wire(job_id)) for job_id in simulator.job_ids()
+    )

@@ -11,6 +11,8 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vbo_async import (
     ConfigError,
@@ -25,6 +27,8 @@ from vbo_async import (
     assess,
 )
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+from .test_properties import PROPERTY
 
 NOW = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
 OK, WARNING, CRITICAL, UNKNOWN = (
@@ -412,6 +416,104 @@ def test_every_option_sets_its_state(
 ) -> None:
     others = {"failed": OK, "stale": OK} if option != "stale" else {}
     assert check(job, sessions, **{**others, option: state}).state is state
+
+
+# --- any sessions, any order ------------------------------------------------------------------------
+
+STATUSES = (None, "Success", "Warning", "Failed", "Running", "Queued", "Stopped", "Paused", "Disconnected")
+"""Every status a session or job may carry: the known ones, one from a newer server, none."""
+AGES = st.one_of(st.none(), st.integers(-3600, 5 * 86400))
+"""Seconds before NOW (an hour in the future: clock skew), or no time at all."""
+
+
+def before_now(seconds: int | None, *, naive: bool) -> dt.datetime | None:
+    if seconds is None:
+        return None
+    moment = NOW - dt.timedelta(seconds=seconds)
+    return moment.replace(tzinfo=None) if naive else moment
+
+
+@st.composite
+def session_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Sessions as plain values, several created at the same moment or at none."""
+    rows = []
+    for number in range(draw(st.integers(0, 6))):
+        created = draw(st.one_of(st.sampled_from([None, 0, 3600]), AGES))
+        took = draw(st.one_of(st.none(), st.sampled_from([0, 60]), st.integers(0, 7200)))
+        rows.append(
+            {
+                "id": f"s{number}",
+                "job_id": draw(st.sampled_from(["job-1", None, "job-2"])),
+                "created": created,
+                "ended": None if created is None or took is None else created - took,
+                "status": draw(st.sampled_from(STATUSES)),
+                "retried": draw(st.sampled_from([None, True, False])),
+            }
+        )
+    return rows
+
+
+def sessions_of(rows: list[dict[str, Any]], *, naive: bool = False) -> list[JobSession]:
+    return [
+        JobSession(
+            id=row["id"],
+            job_id=row["job_id"],
+            creation_time=before_now(row["created"], naive=naive),
+            end_time=before_now(row["ended"], naive=naive),
+            status=None if row["status"] is None else JobStatus(row["status"]),
+            job_will_be_retried=row["retried"],
+        )
+        for row in rows
+    ]
+
+
+def verdict(health: JobHealth) -> tuple[Any, ...]:
+    last, running = health.last_session, health.running
+    return (
+        health.state,
+        health.reason,
+        None if last is None else last.id,
+        None if running is None else running.id,
+        health.last_success,
+    )
+
+
+@PROPERTY
+@given(
+    rows=session_rows(),
+    order=st.randoms(use_true_random=False),
+    enabled=st.sampled_from([True, False, None]),
+    last_status=st.sampled_from(STATUSES),
+    last_run=AGES,
+    last_backup=AGES,
+    max_age=st.sampled_from([None, 3600, 26 * 3600]),
+)
+def test_the_verdict_depends_on_the_sessions_not_their_order_nor_their_zones(
+    rows: list[dict[str, Any]],
+    order: random.Random,
+    enabled: bool | None,
+    last_status: str | None,
+    last_run: int | None,
+    last_backup: int | None,
+    max_age: int | None,
+) -> None:
+    """Sessions in any order (several created at the same moment, or at none), times with or
+    without a zone: one verdict, the same last session and run in progress."""
+
+    def job(*, naive: bool) -> Job:
+        return make_job(
+            is_enabled=enabled,
+            last_status=None if last_status is None else JobStatus(last_status),
+            last_run=before_now(last_run, naive=naive),
+            last_backup=before_now(last_backup, naive=naive),
+        )
+
+    policy = {"max_age": None if max_age is None else dt.timedelta(seconds=max_age)}
+    expected = verdict(check(job(naive=False), sessions_of(rows), **policy))
+    shuffled = rows[:]
+    order.shuffle(shuffled)
+    assert verdict(check(job(naive=False), sessions_of(shuffled), **policy)) == expected
+    assert verdict(check(job(naive=True), sessions_of(shuffled, naive=True), **policy)) == expected
 
 
 # --- times and arguments -------------------------------------------------------------------------

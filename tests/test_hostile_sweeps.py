@@ -271,3 +271,22 @@ async def test_a_tiny_token_lifetime_costs_one_token_request_for_a_whole_sweep(
     assert found["errors"] == [None] * 12
     assert found["api_requests"] == 12 + 1
     assert found["token_requests"] == found["client_token_requests"] == 1
+
+
+@pytest.mark.parametrize("job_id", ["a/b", "..", "50%25", "x?y"])
+@pytest.mark.parametrize("batch", BATCHES)
+async def test_a_job_id_that_is_no_path_segment_is_unknown_health_not_a_crash(
+    seed_job: dict[str, Any], job_id: str, batch: bool
+) -> None:
+    """A v1 job whose id cannot go into ``/Jobs/{id}/JobSessions``: its health is UNKNOWN,
+    naming the id's fault; its tenant keeps its jobs and the other tenants their results."""
+    fake = serving_jobs(FakeVBO(), seed_job, [{**hostile_job(seed_job), "id": job_id}])
+    swept = await sweep_with(client_for(fake, retry=NO_WAIT), batch=batch, health=HealthPolicy())
+    swept.check()
+    assert [job.id for job in swept.hostile.jobs] == [job_id]
+    health = swept.hostile.health[job_id]
+    assert health.state.name == "UNKNOWN"
+    assert health.reason.startswith("sessions could not be read: job.id must")
+    assert not any("jobsessions" in path.lower() for path in fake.paths())
+    for org_id in swept.expected:
+        assert set(swept.results[org_id].health) == set(swept.expected[org_id])

@@ -292,10 +292,18 @@ class VBOClient:
         """The jobs of one organization, every page: ``GET /Organizations/{id}/Jobs`` up to v7,
         ``GET /v8/Jobs?organizationId={id}`` on v8 (which removed the former). An organization the
         server does not know is a `NotFoundError` on every version: v8 answers such a filter with
-        an empty list, so an empty answer there is checked with ``GET /Organizations/{id}``."""
+        an empty list (or a 400 when the id has not the form of its ids), so an empty answer or a
+        400 there is checked with ``GET /Organizations/{id}``."""
         org = id_argument(_id_of(organization), "organization")
-        jobs = await self._fetcher.fetch_all(await self._url("organization_jobs", organization=org), Job)
-        if not jobs and (await self.dialect()).organization_jobs_filter:
+        url = await self._url("organization_jobs", organization=org)
+        filters = (await self.dialect()).organization_jobs_filter
+        try:
+            jobs = await self._fetcher.fetch_all(url, Job)
+        except APIError as exc:
+            if filters and exc.status_code == 400:
+                await self.organization(org)  # its NotFoundError when the server has no such organization
+            raise
+        if not jobs and filters:
             await self.organization(org)
         return jobs
 
@@ -355,7 +363,8 @@ class VBOClient:
         dialect = await self.dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
-            stamp = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # isoformat: four digits for any year (strftime writes the year 110 as "110").
+            stamp = since.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
             url = self._root.url(dialect.path("sessions_since", since=stamp))
             async for session in self._fetcher.iterate(url, JobSession):
                 if session.job_id is not None:

@@ -26,7 +26,15 @@ from ._enums import JobStatus
 from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession
 
-__all__ = ["HealthPolicy", "HealthState", "JobHealth", "assess", "finished", "newest_first"]
+__all__ = [
+    "HealthPolicy",
+    "HealthState",
+    "JobHealth",
+    "assess",
+    "finished",
+    "newest_first",
+    "window_falls_short",
+]
 
 
 class HealthState(enum.IntEnum):
@@ -134,6 +142,23 @@ def finished(session: JobSession) -> bool:
     return session.status not in _NOT_A_RESULT
 
 
+def window_falls_short(job: Job, sessions: Iterable[JobSession], policy: HealthPolicy) -> bool:
+    """Whether ``sessions``, the job's runs ended within a recent window, can miss what `assess`
+    needs that the job itself does not carry: its last success (no ``last_backup``: v6, or
+    never a success) when no run of the window succeeded, or its last result when no run of
+    the window finished and ``last_status`` names none (a run in progress, a stop). False for a
+    job the policy judges as disabled, and for one that never ran."""
+    if job.is_enabled is False and policy.disabled is not None:
+        return False
+    window = list(sessions)
+    if job.last_run is None and not window:
+        return False
+    if job.last_backup is None and not any(s.status == JobStatus.SUCCESS for s in window):
+        return True
+    unsaid = job.last_status is None or job.last_status in _NOT_A_RESULT
+    return unsaid and not any(finished(s) for s in window)
+
+
 @attrs.frozen
 class _Finding:
     state: HealthState
@@ -215,11 +240,19 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC)
 
 
-def newest_first(session: JobSession) -> tuple[bool, float]:
+def newest_first(session: JobSession) -> tuple[bool, float, bool, float, str]:
     """Sort key: the newest session first (a zone-less time read as UTC), those without a
-    creation time last."""
-    when = _utc(session.creation_time)
-    return (when is None, -when.timestamp() if when is not None else 0.0)
+    creation time last. Sessions created at the same moment (or both at none) come in one order
+    whatever order they are given in: one still running first, then the one that ended last,
+    then by id."""
+    when, end = _utc(session.creation_time), _utc(session.end_time)
+    return (
+        when is None,
+        -when.timestamp() if when is not None else 0.0,
+        end is not None,
+        -end.timestamp() if end is not None else 0.0,
+        session.id,
+    )
 
 
 def _finished_at(session: JobSession) -> dt.datetime | None:

@@ -64,8 +64,9 @@ def poll_jobs(
       every job, one request per distinct link URL and client for the whole sweep; a link that
       fails lands in ``result.link_errors`` and leaves the tenant's ``error`` None.
     - ``health``: judge every job with this `HealthPolicy`, into ``result.health[job.id]``;
-      batched servers read their sessions once for all jobs (`VBOClient.recent_sessions`;
-      v1, which cannot list them, one request per job), single tenants per job
+      batched servers read their sessions once for all jobs (`VBOClient.recent_sessions`; a
+      job whose last result or success that window misses reads its own, v1 every job), single
+      tenants per job
       (`VBOClient.job_health`).
     - ``on_progress`` is called in the consuming task with a `PollProgress` just before each
       result is delivered.

@@ -5,8 +5,9 @@ job). A server batch costs a handful of requests whatever its number of tenants:
 organizations (to tell an unknown organization id from one without jobs), every job of the
 server (``GET /Jobs``, pages of 10,000 from v6 on) split by tenant, and, with a health policy,
 the sessions of every job ended within the policy's window (``VBOClient.recent_sessions``: one
-listing from v6 on; on v1, which cannot list them, each job is judged as ``job_health`` judges it,
-one request per job). Isolation is kept: a job that cannot be decoded fails only the tenant it
+listing from v6 on, plus a request for each job whose last result or last success that window
+misses; on v1, which cannot list them, each job is judged as ``job_health`` judges it, one
+request per job). Isolation is kept: a job that cannot be decoded fails only the tenant it
 names, and an organization the server does not list is that tenant's `NotFoundError`.
 
 `plan` decides which targets go in batches (pure); `run_unit` does the work and hands each
@@ -23,10 +24,18 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from ._checks import id_argument
 from ._client import VBOClient
-from ._exceptions import APIError, DecodeError, NotFoundError, ResponseTooLargeError, VBOError
-from ._health import HealthPolicy, JobHealth, assess
-from ._models import Job, Organization
+from ._exceptions import (
+    APIError,
+    ConfigError,
+    DecodeError,
+    NotFoundError,
+    ResponseTooLargeError,
+    VBOError,
+)
+from ._health import HealthPolicy, JobHealth, assess, window_falls_short
+from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget
 
@@ -55,6 +64,8 @@ time on loopback (docs/benchmarks.md, section 5), and the batch sends far fewer 
 HEALTH_WINDOW = dt.timedelta(days=7)
 """How far back a batch reads sessions when the health policy has no ``max_age``."""
 _WINDOW_SLACK = dt.timedelta(hours=2)
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+"""No window starts before this: a longer ``max_age`` reads every session there is."""
 
 Emit = Callable[[PollResult], None]
 
@@ -127,7 +138,7 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     if context.health is not None:
         policy, now = context.health, context.now
         assessed, (prefetched, link_errors) = await asyncio.gather(
-            asyncio.gather(*(target.client.job_health(job, policy=policy, now=now) for job in jobs)),
+            asyncio.gather(*(_judged(target.client, job, policy, now) for job in jobs)),
             prefetch,
         )
         health = {job.id: found for job, found in zip(jobs, assessed, strict=True)}
@@ -259,7 +270,13 @@ def _too_big_to_batch(error: VBOError) -> bool:
     )
 
 
-def _unknown(client: VBOClient, target: PollTarget, listed: int) -> NotFoundError:
+def _unknown(client: VBOClient, target: PollTarget, listed: int) -> VBOError:
+    """Why a batch has no organization for ``target``: the `ConfigError` of an id that cannot
+    name one (as ``organization_jobs`` raises for it), else a `NotFoundError`."""
+    try:
+        id_argument(target.organization_id, "organization")
+    except ConfigError as exc:
+        return exc
     return NotFoundError(
         f"organization {target.organization_id!r} is not among the {listed} organizations this server lists",
         status_code=404,
@@ -286,25 +303,64 @@ async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) ->
 
     From v6 on, from one server-wide listing of the sessions ended within the policy's window
     (`VBOClient.recent_sessions`); a failure to read it makes every job UNKNOWN rather than fail
-    its tenant. v1 has no such listing: each job is judged as `VBOClient.job_health` judges it
-    (one request for its newest sessions, a failure that job's UNKNOWN), which is also what a
-    tenant swept alone gets."""
+    its tenant. A job whose last result or last success the window may miss (`window_falls_short`:
+    on v6, whose jobs lack ``last_backup``, any job without a success in the window) also reads its
+    own newest sessions as `VBOClient.job_health` does, so that both give the same verdict. v1 has
+    no such listing: each job is judged as `VBOClient.job_health` judges it (one request for its
+    newest sessions, a failure that job's UNKNOWN), which is also what a tenant swept alone gets."""
     policy = context.health
     if policy is None or not jobs:
         return {}
     if not (await client.dialect()).lists_recent_sessions:
-        judged = await asyncio.gather(
-            *(client.job_health(job, policy=policy, now=context.now) for job in jobs)
-        )
+        judged = await asyncio.gather(*(_judged(client, job, policy, context.now) for job in jobs))
         return {job.id: health for job, health in zip(jobs, judged, strict=True)}
     window = (policy.max_age if policy.max_age is not None else HEALTH_WINDOW) + _WINDOW_SLACK
     error: VBOError | None = None
     try:
-        sessions = await client.recent_sessions(context.now - window, jobs=jobs)
+        sessions = await client.recent_sessions(_window_start(context.now, window), jobs=jobs)
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
         sessions, error = {}, exc
+    failures: dict[str, VBOError] = {}
+    if error is None:
+        # A job whose last result or last success lies before the window (and which does not
+        # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does.
+        lacking = [job for job in jobs if window_falls_short(job, sessions.get(job.id, ()), policy)]
+        own = await asyncio.gather(*(_own_sessions(client, job) for job in lacking))
+        for job, found in zip(lacking, own, strict=True):
+            if isinstance(found, VBOError):
+                failures[job.id] = found
+            else:
+                ids = {session.id for session in found}
+                found += [session for session in sessions.get(job.id, ()) if session.id not in ids]
+                sessions[job.id] = found
     return {
-        job.id: assess(job, sessions.get(job.id, ()), policy=policy, now=context.now, error=error)
+        job.id: assess(
+            job, sessions.get(job.id, ()), policy=policy, now=context.now, error=failures.get(job.id, error)
+        )
         for job in jobs
     }
+
+
+def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
+    """``now - window``, but not before `_EARLIEST` (nor beyond the calendar: no `OverflowError`)."""
+    return now - window if window < now - _EARLIEST else _EARLIEST
+
+
+async def _judged(client: VBOClient, job: Job, policy: HealthPolicy, now: dt.datetime) -> JobHealth:
+    """`VBOClient.job_health`, for a job the server listed: an id of it that cannot name its
+    sessions (``a/b``) is that job's ``policy.unreadable``, not a `ConfigError` of the sweep."""
+    try:
+        return await client.job_health(job, policy=policy, now=now)
+    except ConfigError as exc:
+        return assess(job, (), policy=policy, now=now, error=exc)
+
+
+async def _own_sessions(client: VBOClient, job: Job) -> list[JobSession] | VBOError:
+    """The newest sessions of ``job`` as `VBOClient.job_health` reads them, or why they could
+    not be read."""
+    try:
+        return await client._health_sessions(id_argument(job.id, "job.id"))
+    except VBOError as exc:
+        log.debug("reading the sessions of job %r failed: %s", job.id, exc)
+        return exc

@@ -64,8 +64,10 @@ organization, or finding no job at all is UNKNOWN, never OK.
 
 \b
 Cost: one sweep. On v6+ a server with 8 or more tenants checked costs a handful of requests
-(its organizations, its jobs, its sessions of the last --max-age); fewer tenants cost one
-request each and one or two per job. v1 cannot list sessions server-wide: one request per job.
+(its organizations, its jobs, its sessions of the last --max-age), plus one per job whose last
+result or success lies further back (on v6 every job without a success within --max-age);
+fewer tenants cost one request each and one or two per job. v1 cannot list sessions
+server-wide: one request per job.
 
 \b
 Exit codes (the monitoring plugin convention, not the other commands' codes):
