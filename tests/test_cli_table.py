@@ -315,9 +315,9 @@ def test_relative(delta: dt.timedelta, expected: str | None) -> None:
     assert relative(NOW + delta, NOW) == expected
 
 
-def test_a_zone_whose_offset_varies_is_named_in_each_cell() -> None:
-    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
-    rows = [
+def timed_rows(last_runs: list[dt.datetime], next_run: dt.datetime | None = None) -> list[Row]:
+    """One successful job of one tenant per last run."""
+    return [
         Row(
             server="s",
             organization="o",
@@ -327,12 +327,17 @@ def test_a_zone_whose_offset_varies_is_named_in_each_cell() -> None:
             enabled=True,
             last_status="Success",
             last_run=when,
-            next_run=None,
+            next_run=next_run,
         )
-        for n, when in enumerate(
-            [dt.datetime(2016, 1, 10, 8, 0, tzinfo=dt.UTC), dt.datetime(2016, 7, 10, 8, 0, tzinfo=dt.UTC)]
-        )
+        for n, when in enumerate(last_runs)
     ]
+
+
+def test_a_zone_whose_offset_varies_is_named_in_each_cell() -> None:
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    rows = timed_rows(
+        [dt.datetime(2016, 1, 10, 8, 0, tzinfo=dt.UTC), dt.datetime(2016, 7, 10, 8, 0, tzinfo=dt.UTC)]
+    )
     out = io.StringIO()
     print_report(
         Report.collect(rows, servers=1, tenants=1),
@@ -357,20 +362,10 @@ def test_time_columns_work_out_their_zone_once(monkeypatch: pytest.MonkeyPatch) 
         return real(local)
 
     monkeypatch.setattr(_table, "_zone_name", counting)
-    rows = [
-        Row(
-            server="s",
-            organization="o",
-            organization_id="o",
-            job=f"j{n}",
-            job_id=f"j{n}",
-            enabled=True,
-            last_status="Success",
-            last_run=dt.datetime(2016, 1, 10, 8, 0, tzinfo=dt.UTC) - dt.timedelta(minutes=n),
-            next_run=dt.datetime(2016, 1, 11, 8, 0, tzinfo=dt.UTC),
-        )
-        for n in range(400)
-    ]
+    start = dt.datetime(2016, 1, 10, 8, 0, tzinfo=dt.UTC)
+    rows = timed_rows(
+        [start - dt.timedelta(minutes=n) for n in range(400)], next_run=start + dt.timedelta(days=1)
+    )
     text = render(Report.collect(rows, servers=1, tenants=1), 200)
     assert len(body(text)) == 400
     assert "Last run (UTC)" in headers(text)
