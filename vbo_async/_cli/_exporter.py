@@ -189,7 +189,7 @@ class Exporter:
 
     def body(self, *, gzip: bool) -> bytes:
         """The body of a ``/metrics`` answer (see `response_body`)."""
-        return response_body(self.exposition, self._registry, gzip=gzip)
+        return response_body(self.exposition, generate_latest(self._registry), gzip=gzip)
 
     def app(self) -> web.Application:
         """The HTTP side: ``/metrics``, ``/healthz`` and an index page at ``/``."""
@@ -207,7 +207,7 @@ class Exporter:
         else:  # decompressing a large exposition takes a while: not on the event loop, but both
             # parts are taken here, so a sweep published meanwhile cannot mix into this answer
             exposition, own = self.exposition, generate_latest(self._registry)
-            body = await asyncio.to_thread(_joined, exposition, own)
+            body = await asyncio.to_thread(response_body, exposition, own, gzip=False)
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if compressed:
             headers["Content-Encoding"] = "gzip"
@@ -219,8 +219,3 @@ class Exporter:
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(text="vbo-async exporter: /metrics (Prometheus), /healthz (200 while sweeping)\n")
-
-
-def _joined(exposition: Exposition, own: bytes) -> bytes:
-    """The plain-text body of the servers' ``exposition`` and the exporter's ``own`` metrics."""
-    return exposition.text() + own

@@ -197,10 +197,10 @@ def own_registry(stats: LoopStats) -> CollectorRegistry:
     return registry
 
 
-def response_body(exposition: Exposition, registry: CollectorRegistry, *, gzip: bool) -> bytes:
+def response_body(exposition: Exposition, own: bytes, *, gzip: bool) -> bytes:
     """The body of a ``/metrics`` answer: the servers' ``exposition`` followed by the exporter's
-    own metrics, rendered now; with ``gzip``, one gzip member (RFC 1952) holding both."""
-    own = generate_latest(registry)
+    ``own`` metrics (``generate_latest`` of its registry, rendered by the caller at the moment the
+    answer stands for); with ``gzip``, one gzip member (RFC 1952) holding both."""
     if not gzip:
         return exposition.text() + own
     compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
