@@ -66,8 +66,7 @@ def poll_jobs(
     - ``health``: judge every job with this `HealthPolicy`, into ``result.health[job.id]``;
       batched servers read their sessions once for all jobs (`VBOClient.recent_sessions`; a
       job whose last result or success that window misses reads its own, v1 every job), single
-      tenants per job
-      (`VBOClient.job_health`).
+      tenants per job (`VBOClient.job_health`).
     - ``on_progress`` is called in the consuming task with a `PollProgress` just before each
       result is delivered.
 

@@ -251,7 +251,8 @@ Every job's health is judged as 'vbo-async check' does (default policy: a failed
 no success for 26 h is CRITICAL, warnings and jobs never run are WARNING), from its recent
 sessions: on v6+ one listing for a server with many tenants (plus one request per job whose
 last success lies before it, on v6 every job without a success within 26 h), one or two
-requests per job for a tenant alone; v1 cannot list sessions server-wide, so each job costs one request there.
+requests per job for a tenant alone; v1 cannot list sessions server-wide, so each job costs
+one request there.
 \b
 The table puts the jobs by health first (CRITICAL, WARNING, UNKNOWN, then OK) and ends with a
 summary line; servers and tenants that could not be read are listed below it (and make the
