@@ -29,7 +29,8 @@ from vbo_async import (
     VBOClient,
     poll_jobs,
 )
-from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS
+from vbo_async._prefetch import LinkCache
+from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS, Batch, Context, run_unit
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FakeVBO, client_for, json_response
@@ -261,7 +262,7 @@ def scripted(
 async def scripted_client() -> AsyncIterator[Callable[..., VBOClient]]:
     made: list[VBOClient] = []
 
-    def make(handler: Callable[[httpx.Request], httpx.Response]) -> VBOClient:
+    def make(handler: Callable[[httpx.Request], Any], **options: Any) -> VBOClient:
         made.append(
             VBOClient(
                 "https://vbo.test:4443",
@@ -270,6 +271,7 @@ async def scripted_client() -> AsyncIterator[Callable[..., VBOClient]]:
                 api_version="v8",
                 transport=httpx.MockTransport(handler),
                 retry=NO_WAIT,
+                **options,
             )
         )
         return made[-1]
@@ -340,6 +342,85 @@ async def test_unreadable_sessions_make_health_unknown_not_the_tenant_failed(
     (health,) = result.health.values()
     assert health.state is HealthState.UNKNOWN
     assert "database busy" in health.reason
+
+
+async def test_a_batch_lists_the_recent_sessions_while_it_lists_the_jobs(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    """The server-wide sessions a batch judges health from do not depend on its jobs: both
+    listings are in flight at once (the job listing here answers only once the session listing
+    has been asked for, or after 5 s), so a sweep waits for the slower, not for the two in turn."""
+    serve = scripted([_job(1, ORGS[0])])
+    asked = asyncio.Event()
+    seen_while_listing_jobs: list[bool] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.lower()
+        if path == "/v8/jobsessions":
+            asked.set()
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": [], "_links": {}})
+        if path == "/v8/jobs":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asked.wait(), 5)
+            seen_while_listing_jobs.append(asked.is_set())
+        return serve(request)
+
+    vbo = scripted_client(handle)
+    targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+    results = await sweep(targets, batch=True, health=HealthPolicy())
+    assert seen_while_listing_jobs == [True]
+    (health,) = results[ORGS[0]].health.values()
+    assert health.state is not HealthState.UNKNOWN, health.reason
+
+
+@pytest.mark.parametrize("failure", ["server error", "too big"])
+async def test_a_failing_job_listing_stops_the_session_listing_beside_it(
+    scripted_client: Callable[..., VBOClient], failure: str
+) -> None:
+    """When a batch's job listing fails (for good, or for its size: the tenants are then swept
+    one by one), the session listing that ran beside it is cancelled, not left running."""
+    serve = scripted([_job(1, ORGS[0])], fail="/v8/jobs" if failure == "server error" else None)
+    entered = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.lower()
+        if path == "/v8/jobsessions" and "endTimeLowerBound" in str(request.url):
+            entered.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.append(path)
+                raise
+        if path == "/v8/jobs" and request.url.params.get("organizationId") is None:
+            await entered.wait()
+            if failure == "too big":
+                return httpx.Response(200, content=b"[" + b" " * 70_000 + b"]")
+        if path == "/v8/jobsessions":
+            return httpx.Response(200, json={"offset": 0, "limit": 5, "results": [], "_links": {}})
+        return serve(request)
+
+    vbo = scripted_client(handle, max_response_bytes=65_536)
+    targets = tuple(PollTarget(client=vbo, organization_id=org) for org in ORGS)
+    results: dict[str, PollResult] = {}
+    before = asyncio.all_tasks()
+    async with asyncio.TaskGroup() as group:
+        context = Context(
+            follow=(),
+            health=HealthPolicy(),
+            now=EPOCH,
+            links=LinkCache(group),
+            emit=lambda result: results.setdefault(result.target.organization_id, result),
+        )
+        # chosen: the batch the default plan picks, which falls back to tenant by tenant
+        await asyncio.wait_for(run_unit(Batch(vbo, targets, chosen=True), context), 30)
+    assert asyncio.all_tasks() == before
+    assert cancelled == ["/v8/jobsessions"]
+    if failure == "server error":
+        assert all(isinstance(result.error, ServerError) for result in results.values())
+    else:
+        assert all(result.error is None for result in results.values())
+        assert [job.id for job in results[ORGS[0]].jobs] == [_job(1, ORGS[0])["id"]]
 
 
 async def test_on_v1_a_job_whose_sessions_fail_is_the_only_unknown_one() -> None:
@@ -473,8 +554,6 @@ async def unit_results(
 ) -> dict[str, PollResult]:
     """What `run_unit` delivers for every tenant of ``simulator``, as one batch or tenant by
     tenant, judged at ``now`` (a sweep's own clock is the real time)."""
-    from vbo_async._prefetch import LinkCache
-    from vbo_async._units import Batch, Context, run_unit
 
     delivered: dict[str, PollResult] = {}
     async with client(create_app(simulator=simulator), version) as vbo:

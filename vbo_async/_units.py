@@ -20,7 +20,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
@@ -68,6 +69,7 @@ _EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 """No window starts before this: a longer ``max_age`` reads every session there is."""
 
 Emit = Callable[[PollResult], None]
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -163,16 +165,17 @@ async def _batch(batch: Batch, context: Context) -> None:
     try:
         if len(carried) == len(batch.targets):
             listed = carried
-            filed = await client._jobs_filed()
+            filed, window = await _alongside(client._jobs_filed(), _window(client, context))
         elif batch.chosen:
             # Whether the batch pays depends on how much of the server it covers: list first.
             listed = await client.organizations()
             if len(batch.targets) < BATCH_MIN_SHARE * len(listed):
                 await _one_by_one(batch, listed, started, context)
                 return
-            filed = await client._jobs_filed()
+            filed, window = await _alongside(client._jobs_filed(), _window(client, context))
         else:
-            listed, filed = await _listings(client)
+            both, window = await _alongside(_listings(client), _window(client, context))
+            listed, filed = both
     except VBOError as exc:
         if batch.chosen and _too_big_to_batch(exc):
             # The batch the plan chose is only a cheaper way to the same results.
@@ -189,7 +192,7 @@ async def _batch(batch: Batch, context: Context) -> None:
     wanted = {target.organization_id.lower() for target in batch.targets}
     try:
         health = await _batch_health(
-            client, [job for key in wanted for job in by_tenant.get(key, ())], context
+            client, [job for key in wanted for job in by_tenant.get(key, ())], context, window
         )
     except VBOError as exc:  # the version, known already: not expected
         _fail_all(batch, exc, started, context)
@@ -298,29 +301,63 @@ async def _listings(
     return listed, filed
 
 
-async def _batch_health(client: VBOClient, jobs: list[Job], context: Context) -> dict[str, JobHealth]:
+Window = dict[str, list[JobSession]] | VBOError | None
+"""What `_window` read: the sessions ended within a health policy's window, per job id; why they
+could not be read; or None where nothing is read (no policy, or v1, which cannot list them)."""
+
+
+async def _window(client: VBOClient, context: Context) -> Window:
+    """The server-wide sessions `_batch_health` judges from (`VBOClient.recent_sessions`, one
+    listing from v6 on), read while the server's jobs are listed: neither depends on the other.
+    Never raises a `VBOError`: it returns it, so a failure makes the jobs UNKNOWN rather than fail
+    their tenants."""
+    policy = context.health
+    if policy is None:
+        return None
+    try:
+        if not (await client.dialect()).lists_recent_sessions:
+            return None
+        window = (policy.max_age if policy.max_age is not None else HEALTH_WINDOW) + _WINDOW_SLACK
+        return await client.recent_sessions(_window_start(context.now, window))
+    except VBOError as exc:
+        log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
+        return exc
+
+
+async def _alongside(main: Awaitable[_T], side: Coroutine[Any, Any, Window]) -> tuple[_T, Window]:
+    """``main``'s result and ``side``'s, the two run at the same time. ``side`` returns its
+    failures; it is cancelled, and waited for, when ``main`` fails or the caller is cancelled, so
+    no request is left running."""
+    task = asyncio.ensure_future(side)
+    try:
+        result = await main
+    except BaseException:
+        task.cancel()
+        await asyncio.wait({task})
+        raise
+    return result, await task
+
+
+async def _batch_health(
+    client: VBOClient, jobs: list[Job], context: Context, window: Window
+) -> dict[str, JobHealth]:
     """Every job of ``jobs`` judged under the sweep's policy (none without one).
 
-    From v6 on, from one server-wide listing of the sessions ended within the policy's window
-    (`VBOClient.recent_sessions`); a failure to read it makes every job UNKNOWN rather than fail
-    its tenant. A job whose last result or last success the window may miss (`window_falls_short`:
-    on v6, whose jobs lack ``last_backup``, any job without a success in the window) also reads its
-    own newest sessions as `VBOClient.job_health` does, so that both give the same verdict. v1 has
-    no such listing: each job is judged as `VBOClient.job_health` judges it (one request for its
-    newest sessions, a failure that job's UNKNOWN), which is also what a tenant swept alone gets."""
+    From v6 on, from ``window``: one server-wide listing of the sessions ended within the policy's
+    window (`_window`); a failure to read it makes every job UNKNOWN rather than fail its tenant.
+    A job whose last result or last success the window may miss (`window_falls_short`: on v6,
+    whose jobs lack ``last_backup``, any job without a success in the window) also reads its own
+    newest sessions as `VBOClient.job_health` does, so that both give the same verdict. v1 has no
+    such listing (``window`` is None): each job is judged as `VBOClient.job_health` judges it (one
+    request for its newest sessions, a failure that job's UNKNOWN), which is also what a tenant
+    swept alone gets."""
     policy = context.health
     if policy is None or not jobs:
         return {}
-    if not (await client.dialect()).lists_recent_sessions:
+    if window is None:
         judged = await asyncio.gather(*(_judged(client, job, policy, context.now) for job in jobs))
         return {job.id: health for job, health in zip(jobs, judged, strict=True)}
-    window = (policy.max_age if policy.max_age is not None else HEALTH_WINDOW) + _WINDOW_SLACK
-    error: VBOError | None = None
-    try:
-        sessions = await client.recent_sessions(_window_start(context.now, window), jobs=jobs)
-    except VBOError as exc:
-        log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
-        sessions, error = {}, exc
+    sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
     failures: dict[str, VBOError] = {}
     if error is None:
         # A job whose last result or last success lies before the window (and which does not
