@@ -828,3 +828,19 @@ def test_numeric_strings_are_ascii_decimal_only(wire: str) -> None:
     with pytest.raises(DecodeError, match=r"expected an integer") as info:
         vbo.from_wire({"id": "r", "capacity": wire}, BackupRepository)
     assert info.value.path == "$.capacity"
+
+
+@pytest.mark.parametrize(("field", "opening", "closing"), [("name", "[", "]"), ("lastRun", '{"a":', "}")])
+async def test_a_value_nested_too_deeply_to_quote_is_a_decode_error(
+    fake: FakeVBO, vbo: VBOClient, field: str, opening: str, closing: str
+) -> None:
+    """orjson parses up to 1024 levels, repr() gives up before 1000: the refused value is named,
+    not quoted, instead of a bare RecursionError escaping the client."""
+    nested = opening * 1000 + "1" + closing * 1000
+    body = f'[{{"id": "j1", "{field}": {nested}}}]'.encode()
+    fake.route(
+        "GET", "/v1/Jobs", httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+    )
+    with pytest.raises(DecodeError, match="nested too deeply to quote") as info:
+        await vbo.jobs()
+    assert info.value.path == f"$[0].{field}"

@@ -165,7 +165,7 @@ class WireValueError(ValueError):
 
     The refused ``value`` is quoted after ``message``, cut to `_SHOWN` characters: `shown` scrubs
     it whole before cutting it, so a secret the server echoed there is found even when the cut
-    would fall inside it."""
+    would fall inside it. A value nested too deeply for ``repr`` is not quoted."""
 
     def __init__(self, message: str, *, value: Any = _NO_VALUE, suffix: str = "") -> None:
         super().__init__(message)
@@ -181,9 +181,12 @@ class WireValueError(ValueError):
         if self.value is _NO_VALUE:
             return self.message
         value = self.value
-        if scrub is None:
-            return f"{self.message} {value!r:.{_SHOWN}}"
-        quoted = scrub(repr(scrub(value) if value.__class__ is str else value))
+        try:
+            if scrub is None:
+                return f"{self.message} {value!r:.{_SHOWN}}"
+            quoted = scrub(repr(scrub(value) if value.__class__ is str else value))
+        except RecursionError:  # the parser allows 1024 levels of nesting, repr() fewer
+            return f"{self.message} (nested too deeply to quote)"
         return f"{self.message} {quoted[:_SHOWN]}"
 
 
