@@ -34,6 +34,8 @@ from vbo_async import (
     SelectedMailbox,
     VBOClient,
 )
+from vbo_async._convert import ENUMS
+from vbo_async._enums import OpenEnum
 
 from .conftest import BASE, FOREIGN, FakeVBO
 
@@ -475,6 +477,29 @@ async def test_known_enum_values_of_later_versions(
     job = await decode_job(fake, vbo, seed_job)
     assert job.last_status is JobStatus.QUEUED
     assert job.last_status.is_known is True
+
+
+async def test_a_wire_value_spelled_as_a_member_s_name_is_not_known(
+    fake: FakeVBO, vbo: VBOClient, seed_job: dict[str, Any]
+) -> None:
+    """``SUCCESS`` is the Python name of `JobStatus.SUCCESS`, not a value the server defines."""
+    seed_job["lastStatus"] = "SUCCESS"
+    seed_job["schedulePolicy"]["periodicallyEvery"] = "HOURS1"
+    job = await decode_job(fake, vbo, seed_job)
+    assert job.last_status == "SUCCESS"
+    assert job.last_status != JobStatus.SUCCESS
+    assert job.last_status.is_known is False
+    assert job.schedule_policy.periodically_every.is_known is False
+
+
+@pytest.mark.parametrize("enum_cls", ENUMS, ids=lambda cls: cls.__name__)
+def test_is_known_says_whether_the_value_is_a_member_s(enum_cls: type[OpenEnum]) -> None:
+    for member in enum_cls:
+        assert enum_cls(member.value) is member
+        assert member.is_known is True
+        for spelling in {member.name, member.value.upper(), member.value.lower(), f"{member.value} "}:
+            value = enum_cls(spelling)
+            assert value.is_known is (spelling in enum_cls._value2member_map_), (enum_cls, spelling)
 
 
 # --- other resources --------------------------------------------------------------------------------

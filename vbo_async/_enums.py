@@ -46,7 +46,8 @@ class OpenEnum(enum.StrEnum):
     @property
     def is_known(self) -> bool:
         """False for a value this version of vbo-async does not know."""
-        return self._name_ in type(self).__members__
+        # By value: a pseudo-member's name is its value, which may be a member's name ("SUCCESS").
+        return type(self)._value2member_map_.get(self._value_) is self
 
 
 class JobStatus(OpenEnum):
