@@ -869,3 +869,12 @@ async def test_a_value_nested_too_deeply_to_quote_is_a_decode_error(
     with pytest.raises(DecodeError, match="nested too deeply to quote") as info:
         await vbo.jobs()
     assert info.value.path == f"$[0].{field}"
+
+
+@pytest.mark.parametrize("wire", ["1e999", "-1e400", " 1E309 "])
+def test_a_numeric_string_beyond_a_float_is_refused_like_an_infinite_number(wire: str) -> None:
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v8")
+    with pytest.raises(DecodeError, match=r"expected a finite number") as info:
+        vbo.from_wire({"id": "p", "cpuUsagePercent": wire}, Proxy)
+    assert info.value.path == "$.cpuUsagePercent"
+    assert vbo.from_wire({"id": "p", "cpuUsagePercent": "1e308"}, Proxy).cpu_usage_percent == 1e308

@@ -222,19 +222,22 @@ def _int(value: Any, _: object = None) -> int:
     raise WireValueError(f"expected an integer, got {_kind(value)}", value=value)
 
 
+_INFINITY = float("inf")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,19}(?:\.[0-9]{0,19})?|\.[0-9]{1,19})(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def _float(value: Any, _: object = None) -> float:
     if value.__class__ is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise WireValueError("expected a finite number, got", value=value)
-        return value
-    if value.__class__ is int:
+        number = value
+    elif value.__class__ is int:
         return float(value)
-    if value.__class__ is str and _NUMBER.fullmatch(value.strip()):
-        return float(value)
-    raise WireValueError(f"expected a number, got {_kind(value)}", value=value)
+    elif value.__class__ is str and _NUMBER.fullmatch(value.strip()):
+        number = float(value)  # "1e999" is inf, refused as an infinite number is
+    else:
+        raise WireValueError(f"expected a number, got {_kind(value)}", value=value)
+    if number != number or number in (_INFINITY, -_INFINITY):
+        raise WireValueError("expected a finite number, got", value=value)
+    return number
 
 
 _TRUE = frozenset({"true", "True", "TRUE", "1"})
