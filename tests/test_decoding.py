@@ -11,6 +11,8 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vbo_async import (
     BackupRepository,
@@ -38,6 +40,7 @@ from vbo_async._convert import ENUMS
 from vbo_async._enums import OpenEnum
 
 from .conftest import BASE, FOREIGN, FakeVBO
+from .test_properties import PROPERTY
 
 UTC = dt.UTC
 JOB_ID = "70a8cbaf-642f-4c6f-934d-fb10e597a82a"
@@ -878,3 +881,44 @@ def test_a_numeric_string_beyond_a_float_is_refused_like_an_infinite_number(wire
         vbo.from_wire({"id": "p", "cpuUsagePercent": wire}, Proxy)
     assert info.value.path == "$.cpuUsagePercent"
     assert vbo.from_wire({"id": "p", "cpuUsagePercent": "1e308"}, Proxy).cpu_usage_percent == 1e308
+
+
+def _allowed_hour(window: BackupWindow, when: dt.datetime) -> bool:
+    """`BackupWindow.allows_at` as datetime arithmetic says (where it stays within the calendar)."""
+    local = when.astimezone(UTC) + dt.timedelta(minutes=window.minute_offset or 0)
+    return window.allows(day=(local.weekday() + 1) % 7, hour=local.hour)
+
+
+@PROPERTY
+@given(
+    when=st.datetimes(
+        min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 12, 31), timezones=st.timezones()
+    ),
+    offset=st.integers(-(10**6), 10**6),
+    flags=st.lists(st.booleans(), min_size=168, max_size=168),
+)
+def test_allows_at_reads_the_window_in_its_own_zone(
+    when: dt.datetime, offset: int, flags: list[bool]
+) -> None:
+    window = BackupWindow(backup_intervals_array=tuple(flags), minute_offset=offset)
+    assert window.allows_at(when) is _allowed_hour(window, when)
+
+
+@pytest.mark.parametrize("offset", [10**18, -(2**63), 2**64 - 1, 4_204_800_000, 10_080 * 10**9 + 61])
+@pytest.mark.parametrize(
+    "when",
+    [
+        dt.datetime(2026, 6, 29, 6, 30, tzinfo=UTC),
+        dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=5))),
+        dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    ],
+)
+def test_allows_at_with_any_offset_a_server_sends(offset: int, when: dt.datetime) -> None:
+    """A window repeats every week: a server's minuteOffset counts modulo 10,080 minutes, and no
+    offset (nor a moment at the ends of the calendar) makes allows_at overflow."""
+    flags = [hour % 3 == 0 for hour in range(168)]
+    window = BackupWindow(backup_intervals_array=tuple(flags), minute_offset=offset)
+    same = BackupWindow(backup_intervals_array=tuple(flags), minute_offset=offset % 10_080)
+    assert window.allows_at(when) is same.allows_at(when)
+    moment = dt.datetime(2026, 6, 29, 6, 30, tzinfo=UTC)
+    assert window.allows_at(moment) is _allowed_hour(same, moment)
