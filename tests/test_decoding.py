@@ -505,6 +505,19 @@ def test_is_known_says_whether_the_value_is_a_member_s(enum_cls: type[OpenEnum])
             assert value.is_known is (spelling in enum_cls._value2member_map_), (enum_cls, spelling)
 
 
+@pytest.mark.parametrize("wire", ["Fail\x1b[2J\x1b[31mOWNED\nfake: line", "a\u202eb", "x\r\x00y"])
+def test_the_repr_of_an_unknown_enum_value_escapes_it_as_every_string_is(wire: str) -> None:
+    """A model's repr (logs, tracebacks, a REPL) quotes the server's strings with repr(): an
+    unknown status must not carry raw escape sequences or newlines into it either."""
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v8")
+    job = vbo.from_wire({"id": "j", "name": wire, "lastStatus": wire}, Job)
+    assert job.last_status == wire
+    assert repr(wire) in repr(job.last_status)
+    assert repr(job).count(repr(wire)) >= 2
+    assert not any(char in repr(job) for char in "\x1b\n\r\x00\u202e")
+    assert repr(JobStatus.SUCCESS) == "<JobStatus.SUCCESS: 'Success'>"
+
+
 # --- other resources --------------------------------------------------------------------------------
 
 
