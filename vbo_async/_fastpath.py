@@ -399,9 +399,11 @@ def fills_like_link(link_class: type[Any]) -> bool:
 def _absent_link(href: Any, key: str, entry: Any) -> None:
     """An entry that is not ``{"href": "..."}``: ``null`` is an absent link; anything else (a
     number, a HAL array of links) is ignored with a warning, since links are hints and one bad
-    entry must not make the whole resource unreadable."""
+    entry must not make the whole resource unreadable. The warning names the kind of entry, not
+    its text: a server may echo a secret anywhere."""
     if href is not None:
-        log.warning("ignoring the malformed %r link %r (expected {'href': string})", key, entry)
+        kind = f"an href of type {type(href).__name__}" if entry.__class__ is dict else type(entry).__name__
+        log.warning("ignoring the malformed %r link: %s (expected {'href': string})", key, kind)
     return None
 
 
