@@ -350,6 +350,31 @@ def test_a_zone_whose_offset_varies_is_named_in_each_cell() -> None:
     assert sorted(row[4] for row in body(text)) == ["2016-01-10 09:00 CET", "2016-07-10 10:00 CEST"]
 
 
+@pytest.mark.parametrize(
+    ("zone", "column", "shown"),
+    [
+        ("America/New_York", "Last run (UTC)", "1-01-01 00:00"),
+        ("Asia/Tokyo", "Next run (UTC)", "9999-12-31 23:59"),
+    ],
+)
+def test_times_at_the_ends_of_the_calendar_are_shown_as_sent(zone: str, column: str, shown: str) -> None:
+    """.NET's DateTime.MinValue and MaxValue have no date on the far side of UTC: such a time is
+    shown in UTC instead of ending the command with OverflowError."""
+    rows = timed_rows(
+        [dt.datetime(1, 1, 1, tzinfo=dt.UTC)], next_run=dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    )
+    out = io.StringIO()
+    print_report(
+        Report.collect(rows, servers=1, tenants=1),
+        Console(width=200, file=out, force_terminal=True, color_system=None),
+        now=NOW,
+        zone=zoneinfo.ZoneInfo(zone),
+    )
+    text = out.getvalue()
+    (row,) = body(text)
+    assert row[headers(text).index(column)] == shown
+
+
 def test_time_columns_work_out_their_zone_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The zone of a time column is found once for the column, not again for each cell: with
     every time absolute, 400 rows used to name 160,000 zones (minutes for a large sweep)."""

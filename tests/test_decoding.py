@@ -11,6 +11,8 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vbo_async import (
     BackupRepository,
@@ -34,8 +36,11 @@ from vbo_async import (
     SelectedMailbox,
     VBOClient,
 )
+from vbo_async._convert import ENUMS
+from vbo_async._enums import OpenEnum
 
 from .conftest import BASE, FOREIGN, FakeVBO
+from .test_properties import PROPERTY
 
 UTC = dt.UTC
 JOB_ID = "70a8cbaf-642f-4c6f-934d-fb10e597a82a"
@@ -477,6 +482,42 @@ async def test_known_enum_values_of_later_versions(
     assert job.last_status.is_known is True
 
 
+async def test_a_wire_value_spelled_as_a_member_s_name_is_not_known(
+    fake: FakeVBO, vbo: VBOClient, seed_job: dict[str, Any]
+) -> None:
+    """``SUCCESS`` is the Python name of `JobStatus.SUCCESS`, not a value the server defines."""
+    seed_job["lastStatus"] = "SUCCESS"
+    seed_job["schedulePolicy"]["periodicallyEvery"] = "HOURS1"
+    job = await decode_job(fake, vbo, seed_job)
+    assert job.last_status == "SUCCESS"
+    assert job.last_status != JobStatus.SUCCESS
+    assert job.last_status.is_known is False
+    assert job.schedule_policy.periodically_every.is_known is False
+
+
+@pytest.mark.parametrize("enum_cls", ENUMS, ids=lambda cls: cls.__name__)
+def test_is_known_says_whether_the_value_is_a_member_s(enum_cls: type[OpenEnum]) -> None:
+    for member in enum_cls:
+        assert enum_cls(member.value) is member
+        assert member.is_known is True
+        for spelling in {member.name, member.value.upper(), member.value.lower(), f"{member.value} "}:
+            value = enum_cls(spelling)
+            assert value.is_known is (spelling in enum_cls._value2member_map_), (enum_cls, spelling)
+
+
+@pytest.mark.parametrize("wire", ["Fail\x1b[2J\x1b[31mOWNED\nfake: line", "a\u202eb", "x\r\x00y"])
+def test_the_repr_of_an_unknown_enum_value_escapes_it_as_every_string_is(wire: str) -> None:
+    """A model's repr (logs, tracebacks, a REPL) quotes the server's strings with repr(): an
+    unknown status must not carry raw escape sequences or newlines into it either."""
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v8")
+    job = vbo.from_wire({"id": "j", "name": wire, "lastStatus": wire}, Job)
+    assert job.last_status == wire
+    assert repr(wire) in repr(job.last_status)
+    assert repr(job).count(repr(wire)) >= 2
+    assert not any(char in repr(job) for char in "\x1b\n\r\x00\u202e")
+    assert repr(JobStatus.SUCCESS) == "<JobStatus.SUCCESS: 'Success'>"
+
+
 # --- other resources --------------------------------------------------------------------------------
 
 
@@ -828,3 +869,69 @@ def test_numeric_strings_are_ascii_decimal_only(wire: str) -> None:
     with pytest.raises(DecodeError, match=r"expected an integer") as info:
         vbo.from_wire({"id": "r", "capacity": wire}, BackupRepository)
     assert info.value.path == "$.capacity"
+
+
+@pytest.mark.parametrize(("field", "opening", "closing"), [("name", "[", "]"), ("lastRun", '{"a":', "}")])
+async def test_a_value_nested_too_deeply_to_quote_is_a_decode_error(
+    fake: FakeVBO, vbo: VBOClient, field: str, opening: str, closing: str
+) -> None:
+    """orjson parses up to 1024 levels, repr() gives up before 1000: the refused value is named,
+    not quoted, instead of a bare RecursionError escaping the client."""
+    nested = opening * 1000 + "1" + closing * 1000
+    body = f'[{{"id": "j1", "{field}": {nested}}}]'.encode()
+    fake.route(
+        "GET", "/v1/Jobs", httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+    )
+    with pytest.raises(DecodeError, match="nested too deeply to quote") as info:
+        await vbo.jobs()
+    assert info.value.path == f"$[0].{field}"
+
+
+@pytest.mark.parametrize("wire", ["1e999", "-1e400", " 1E309 "])
+def test_a_numeric_string_beyond_a_float_is_refused_like_an_infinite_number(wire: str) -> None:
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v8")
+    with pytest.raises(DecodeError, match=r"expected a finite number") as info:
+        vbo.from_wire({"id": "p", "cpuUsagePercent": wire}, Proxy)
+    assert info.value.path == "$.cpuUsagePercent"
+    assert vbo.from_wire({"id": "p", "cpuUsagePercent": "1e308"}, Proxy).cpu_usage_percent == 1e308
+
+
+def _allowed_hour(window: BackupWindow, when: dt.datetime) -> bool:
+    """`BackupWindow.allows_at` as datetime arithmetic says (where it stays within the calendar)."""
+    local = when.astimezone(UTC) + dt.timedelta(minutes=window.minute_offset or 0)
+    return window.allows(day=(local.weekday() + 1) % 7, hour=local.hour)
+
+
+@PROPERTY
+@given(
+    when=st.datetimes(
+        min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 12, 31), timezones=st.timezones()
+    ),
+    offset=st.integers(-(10**6), 10**6),
+    flags=st.lists(st.booleans(), min_size=168, max_size=168),
+)
+def test_allows_at_reads_the_window_in_its_own_zone(
+    when: dt.datetime, offset: int, flags: list[bool]
+) -> None:
+    window = BackupWindow(backup_intervals_array=tuple(flags), minute_offset=offset)
+    assert window.allows_at(when) is _allowed_hour(window, when)
+
+
+@pytest.mark.parametrize("offset", [10**18, -(2**63), 2**64 - 1, 4_204_800_000, 10_080 * 10**9 + 61])
+@pytest.mark.parametrize(
+    "when",
+    [
+        dt.datetime(2026, 6, 29, 6, 30, tzinfo=UTC),
+        dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=5))),
+        dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    ],
+)
+def test_allows_at_with_any_offset_a_server_sends(offset: int, when: dt.datetime) -> None:
+    """A window repeats every week: a server's minuteOffset counts modulo 10,080 minutes, and no
+    offset (nor a moment at the ends of the calendar) makes allows_at overflow."""
+    flags = [hour % 3 == 0 for hour in range(168)]
+    window = BackupWindow(backup_intervals_array=tuple(flags), minute_offset=offset)
+    same = BackupWindow(backup_intervals_array=tuple(flags), minute_offset=offset % 10_080)
+    assert window.allows_at(when) is same.allows_at(when)
+    moment = dt.datetime(2026, 6, 29, 6, 30, tzinfo=UTC)
+    assert window.allows_at(moment) is _allowed_hour(same, moment)

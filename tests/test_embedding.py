@@ -138,3 +138,14 @@ def test_to_jsonable_refuses_what_is_not_a_model_or_json(value: object) -> None:
 
     with pytest.raises(ConfigError, match=type(value).__name__):
         to_jsonable({"x": [value]})
+
+
+def test_to_jsonable_of_raw_json_nested_too_deeply_is_a_config_error() -> None:
+    """A collection link without a model (an organization's users) gives the server's JSON as
+    parsed, up to 1024 levels deep: more than the conversion's recursion goes."""
+    from vbo_async import ConfigError
+    from vbo_async._decode import parse_json
+
+    assert to_jsonable(parse_json(b"[" * 100 + b"]" * 100)) == parse_json(b"[" * 100 + b"]" * 100)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        to_jsonable(parse_json(b'{"a":' * 1000 + b"1" + b"}" * 1000))

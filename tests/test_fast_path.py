@@ -10,6 +10,8 @@ simulator data of every API version and on mutated input.
 from __future__ import annotations
 
 import copy
+import gc
+import tracemalloc
 import typing
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +26,7 @@ from vbo_async import (
     CollectionLink,
     HourFlags,
     Job,
+    JobLinks,
     JobSession,
     Link,
     Organization,
@@ -477,3 +480,32 @@ def test_pages_the_decoder_parsed_itself_decode_as_the_detailed_pass_does(versio
         assert len(decoded) == len(jobs)
         for job, wire in zip(decoded, jobs, strict=True):
             assert_same(job, detailed.structure(copy.deepcopy(wire), Job))
+
+
+@pytest.mark.parametrize("version", sorted(DIALECTS))
+def test_long_server_values_are_not_kept_by_a_client_s_caches(version: str) -> None:
+    """The caches of a client's hooks (links per href, ids per href, proxy links per repository
+    link, schedule policies) live as long as the client: an exporter's. A hostile server varying
+    long hrefs and schedule values must not make them keep what it sent once the models are gone."""
+    dialect = DIALECTS[version]
+    hook = FastHooks(NAVIGATOR, dialect).get(Job)
+    spellings = [spelling for names in dialect.wire_names(JobLinks).values() for spelling in names]
+    long = "x" * 100_000
+
+    def job(n: int) -> dict[str, Any]:
+        links = {key: {"href": f"/{version}/Things/{n}{key}{long}"} for key in spellings}
+        return {"id": f"j{n}", "_links": links, "schedulePolicy": {"type": f"T{n}{long}"}}
+
+    hook(job(-1), Job)  # the plans and hooks are made before measuring
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(30):
+            decoded = hook(job(n), Job)
+            assert decoded.links.organization.href.startswith(f"/{version}/Things/{n}")
+            del decoded
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1_000_000  # 30 jobs sent about 20 MB

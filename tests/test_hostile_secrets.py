@@ -261,6 +261,29 @@ async def test_a_refused_href_quoting_a_secret_leaks_it_in_no_link_error(
     assert leaks(caught.value, logs.records) == {}
 
 
+@pytest.mark.parametrize("entry", ["array", "object with a number as href"])
+async def test_a_malformed_link_quoting_a_secret_is_ignored_without_logging_it(
+    entry: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """A link entry that is not ``{"href": "..."}`` is ignored with a warning: the warning names
+    the relation and the kind of entry, never the server's text (which may echo a secret)."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        secret = f"{request.headers['authorization']}|{password}|{REFRESH}"
+        value = [secret] if entry == "array" else {"href": 5, "note": secret}
+        return httpx.Response(200, json={"id": "j1", "name": "D", "_links": {"repository": value}})
+
+    async with client_for(handler, password=password) as vbo:
+        job = await vbo.job("j1")
+    assert job.links.repository is None
+    (warning,) = [record for record in logs.records if record.levelno == logging.WARNING]
+    assert "'repository' link" in warning.getMessage()
+    assert leaks(LinkError("no error: the warning is what is scanned"), logs.records) == {}
+
+
 async def test_an_answer_echoing_a_token_renewed_while_it_was_in_flight_leaks_it_not(
     logs: pytest.LogCaptureFixture,
 ) -> None:

@@ -107,6 +107,22 @@ async def test_async_for_over_a_collection_link(
     assert fake.paths()[-1] == f"/v1/Jobs/{JOB_ID}/SelectedMailboxes"
 
 
+@pytest.mark.parametrize("relation", ["users", "groups", "sites", "teams"])
+async def test_a_collection_link_to_raw_json_gives_the_items_as_sent(
+    fake: FakeVBO, vbo: VBOClient, relation: str
+) -> None:
+    """An organization's users, groups, sites and teams have no model: their items are raw JSON,
+    every page followed, by ``await`` and ``async for`` alike."""
+    path = f"/v1/Organizations/o1/{relation.title()}"
+    fake.route("GET", "/v1/Organizations/o1", {"id": "o1", "_links": {relation: {"href": path}}})
+    items = [{"id": "u1", "name": "Ann"}, {"id": "u2", "flags": [1, None]}, "odd", None]
+    fake.route("GET", path, {"results": items[:2], "_links": {"next": {"href": f"{path}?offset=2"}}})
+    fake.route("GET", f"{path}?offset=2", {"results": items[2:]})
+    link = getattr((await vbo.organization("o1")).links, relation)
+    assert await link == items
+    assert [item async for item in link] == items
+
+
 async def test_absent_link_is_none(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]) -> None:
     del seed[0]["_links"]["proxy"]
     seed[0]["_links"]["repository"] = {"href": None}

@@ -238,3 +238,30 @@ async def test_non_string_next_href(fake: FakeVBO, vbo: VBOClient) -> None:
     fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": {"next": {"href": 42}}})
     with pytest.raises(DecodeError):
         await vbo.jobs()
+
+
+@pytest.mark.parametrize(
+    ("links", "path"),
+    [
+        ({"next": [{"href": "/v1/Jobs?offset=2"}]}, "$._links.next"),
+        ({"next": 2}, "$._links.next"),
+        ({"next": True}, "$._links.next"),
+        ([{"rel": "next", "href": "/v1/Jobs?offset=2"}], "$._links"),
+        ("/v1/Jobs?offset=2", "$._links"),
+    ],
+)
+async def test_an_unreadable_next_link_is_not_the_last_page(
+    fake: FakeVBO, vbo: VBOClient, links: Any, path: str
+) -> None:
+    """A ``next`` the client cannot read must not end the listing as if no items remained."""
+    fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": links})
+    with pytest.raises(DecodeError) as info:
+        await vbo.jobs()
+    assert info.value.path == path
+
+
+async def test_a_next_link_sent_as_a_bare_href_is_followed(fake: FakeVBO, vbo: VBOClient) -> None:
+    """As a resource's links are read: ``"next": "/v1/..."`` is the href itself."""
+    fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": {"next": "/v1/Jobs?offset=2"}})
+    fake.route("GET", "/v1/Jobs?offset=2", {"results": JOBS[2:], "_links": {"next": {"href": None}}})
+    assert [job.id for job in await vbo.jobs()] == [job["id"] for job in JOBS]

@@ -38,6 +38,7 @@ from . import _models as m
 from ._dialects import Dialect, IdFromLink, LinkFromId, Route
 from ._enums import OpenEnum
 from ._fastpath import (
+    CACHED_HREF_LENGTH,
     FastPathUnsupported,
     LinkSpec,
     Plan,
@@ -71,6 +72,9 @@ __all__ = [
 T = TypeVar("T")
 
 _POLICY_CACHE_SIZE = 4096
+_POLICY_KEY_CHARACTERS = 1024
+"""The most characters (strings and window bytes) of a policy the cache keeps: two weekly windows
+and a few names take about 400."""
 _UNIFORM_WINDOWS = 64
 _LARGEST_UNIFORM = 4096
 _ABSENT = object()
@@ -165,7 +169,7 @@ class WireValueError(ValueError):
 
     The refused ``value`` is quoted after ``message``, cut to `_SHOWN` characters: `shown` scrubs
     it whole before cutting it, so a secret the server echoed there is found even when the cut
-    would fall inside it."""
+    would fall inside it. A value nested too deeply for ``repr`` is not quoted."""
 
     def __init__(self, message: str, *, value: Any = _NO_VALUE, suffix: str = "") -> None:
         super().__init__(message)
@@ -181,9 +185,12 @@ class WireValueError(ValueError):
         if self.value is _NO_VALUE:
             return self.message
         value = self.value
-        if scrub is None:
-            return f"{self.message} {value!r:.{_SHOWN}}"
-        quoted = scrub(repr(scrub(value) if value.__class__ is str else value))
+        try:
+            if scrub is None:
+                return f"{self.message} {value!r:.{_SHOWN}}"
+            quoted = scrub(repr(scrub(value) if value.__class__ is str else value))
+        except RecursionError:  # the parser allows 1024 levels of nesting, repr() fewer
+            return f"{self.message} (nested too deeply to quote)"
         return f"{self.message} {quoted[:_SHOWN]}"
 
 
@@ -219,19 +226,22 @@ def _int(value: Any, _: object = None) -> int:
     raise WireValueError(f"expected an integer, got {_kind(value)}", value=value)
 
 
+_INFINITY = float("inf")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,19}(?:\.[0-9]{0,19})?|\.[0-9]{1,19})(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def _float(value: Any, _: object = None) -> float:
     if value.__class__ is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise WireValueError("expected a finite number, got", value=value)
-        return value
-    if value.__class__ is int:
+        number = value
+    elif value.__class__ is int:
         return float(value)
-    if value.__class__ is str and _NUMBER.fullmatch(value.strip()):
-        return float(value)
-    raise WireValueError(f"expected a number, got {_kind(value)}", value=value)
+    elif value.__class__ is str and _NUMBER.fullmatch(value.strip()):
+        number = float(value)  # "1e999" is inf, refused as an infinite number is
+    else:
+        raise WireValueError(f"expected a number, got {_kind(value)}", value=value)
+    if number != number or number in (_INFINITY, -_INFINITY):
+        raise WireValueError("expected a finite number, got", value=value)
+    return number
 
 
 _TRUE = frozenset({"true", "True", "TRUE", "1"})
@@ -456,10 +466,15 @@ def _link_error(key: str, value: Any) -> Exception:
     return WireValueError(f"expected a {key} object, got {_kind(value)}")
 
 
+_UNCACHED_URLSPLIT: Callable[[str], Any] = getattr(urlsplit, "__wrapped__", urlsplit)
+"""``urlsplit`` without the cache Python 3.11 gives it (the last 128 URLs, kept whole)."""
+
+
 def last_segment(href: str) -> str | None:
     """The last non-empty path segment of an href, percent-decoded; None when there is none."""
+    split = urlsplit if len(href) <= CACHED_HREF_LENGTH else _UNCACHED_URLSPLIT
     try:
-        path = urlsplit(href).path
+        path = split(href).path
     except ValueError:
         return None
     segment = path.rstrip("/").rpartition("/")[2]
@@ -637,7 +652,7 @@ def _segment(cache: dict[str, str | None], href: str) -> str | None:
     """`last_segment` of ``href``, kept in ``cache`` (bounded): the links ids are read from are
     mostly those to shared resources, so the same hrefs come back job after job."""
     segment = last_segment(href)
-    if len(cache) < _THROUGH_CACHE_SIZE:
+    if len(href) <= CACHED_HREF_LENGTH and len(cache) < _THROUGH_CACHE_SIZE:
         cache[href] = segment
     return segment
 
@@ -647,7 +662,7 @@ def _through(
 ) -> ThroughLink[Any]:
     """A new `ThroughLink` via ``via``, kept in ``cache`` under ``via``'s href (bounded)."""
     link: ThroughLink[Any] = ThroughLink(via, then, relation, target)
-    if len(cache) < _THROUGH_CACHE_SIZE:
+    if len(via.href) <= CACHED_HREF_LENGTH and len(cache) < _THROUGH_CACHE_SIZE:
         cache[via.href] = link
     return link
 
@@ -982,7 +997,8 @@ def _policies_plan(dialect: Dialect) -> Plan:
     A miss builds the policy from the values already read (its windows too, and their flags
     from the bytes just made: nothing is read or written twice) with the same statements the
     structure functions use (`fill_field`). Bound with the policy's structure function, the
-    cache (one per client: key -> policy; at most `_POLICY_CACHE_SIZE` entries), its count, the
+    cache (one per client: key -> policy; at most `_POLICY_CACHE_SIZE` entries, each of at most
+    `_POLICY_KEY_CHARACTERS`: the cache lives as long as the client), its count, the
     structure hooks of the fields and the windows' ``key`` and ``flags_of``. Nothing the caller
     owns is kept: the keys hold values read from the wire (strings, numbers, bytes), never its
     lists or objects.
@@ -1004,6 +1020,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
             "__window_building": _BUILDING[window_cls],
             "__object": _WINDOW_OBJECT,
             "__limit": _POLICY_CACHE_SIZE,
+            "__small": _small_key,
         }
     )
     hooks: list[tuple[str, Any]] = []
@@ -1104,7 +1121,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "    p = __new(__building)",
         *(f"    {line}" for line in fill),
         "    p.__class__ = __cls",
-        "    if count[0] < __limit:",
+        "    if count[0] < __limit and __small(key):",
         "        count[0] += 1",
         "        cache[key] = p",
         "    return p",
@@ -1112,6 +1129,15 @@ def _policies_plan(dialect: Dialect) -> Plan:
     title = f"<vbo_async shared policies {dialect.version}>"
     params = ("structure", "cache", "count", "__key", "__flags_of")
     return plan(lines, namespace, title, "structure_shared", hooks=hooks, params=params)
+
+
+def _small_key(key: tuple[Any, ...]) -> bool:
+    """Whether a policy cache key holds at most `_POLICY_KEY_CHARACTERS` characters and bytes."""
+    size = 0
+    for value in key:
+        if value.__class__ is str or value.__class__ is bytes:
+            size += len(value)
+    return size <= _POLICY_KEY_CHARACTERS
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:

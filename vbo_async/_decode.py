@@ -157,7 +157,8 @@ class Decoder:
         consume: bool = False,
         refused: Refused | None = None,
     ) -> list[T]:
-        """Structure a JSON array of resources, with the collector paused.
+        """Structure a JSON array of resources, with the collector paused (``cls`` `object`:
+        the items as sent, the raw JSON of a collection link without a model).
 
         ``consume`` releases each parsed item as soon as it is structured (the list is left full of
         ``None``), so a large answer never holds all its dicts and all its models at once. With
@@ -200,6 +201,8 @@ class Decoder:
     def _hook(self, cls: type[Any], dialect: Dialect) -> Any:
         key = (dialect.version, cls)
         hook = self._hooks.get(key)
+        if hook is None and cls is object:  # a collection of raw JSON (an organization's users)
+            hook = self._hooks[key] = _as_sent
         if hook is None:
             hooks = self._fast.get(dialect.version)
             if hooks is None:
@@ -312,3 +315,7 @@ def _model_of(tp: Any) -> type[Any]:
 
 def _unchanged(text: str) -> str:
     return text
+
+
+def _as_sent(value: Any, _: object = None) -> Any:
+    return value

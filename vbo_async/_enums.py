@@ -2,7 +2,8 @@
 
 Servers grow these sets between versions (``lastStatus`` gained ``Queued`` in v6), so an unknown
 wire value never fails: it decodes to a pseudo-member that compares equal to the wire string and
-reports ``is_known == False``. Nothing is registered on the class, so no state is shared.
+reports ``is_known == False``; its repr quotes the value as ``repr`` quotes any string (control
+characters escaped). Nothing is registered on the class, so no state is shared.
 """
 
 from __future__ import annotations
@@ -43,10 +44,17 @@ class OpenEnum(enum.StrEnum):
         pseudo._value_ = value
         return pseudo
 
+    def __repr__(self) -> str:
+        if self.is_known:
+            return super().__repr__()
+        # Enum's repr shows the name as it is: a pseudo-member's is the server's text.
+        return f"<{type(self).__name__} (unknown): {self._value_!r}>"
+
     @property
     def is_known(self) -> bool:
         """False for a value this version of vbo-async does not know."""
-        return self._name_ in type(self).__members__
+        # By value: a pseudo-member's name is its value, which may be a member's name ("SUCCESS").
+        return type(self)._value2member_map_.get(self._value_) is self
 
 
 class JobStatus(OpenEnum):

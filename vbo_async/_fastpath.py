@@ -48,6 +48,7 @@ from ._enums import OpenEnum
 from ._links import Link
 
 __all__ = [
+    "CACHED_HREF_LENGTH",
     "FastPathUnsupported",
     "LinkSpec",
     "Plan",
@@ -67,6 +68,9 @@ __all__ = [
 log = logging.getLogger("vbo_async")
 _INLINE_CLASS = {str: "str", int: "int"}
 _LINK_CACHE_SIZE = 65536
+CACHED_HREF_LENGTH = 512
+"""The longest href a client's caches keep (a server's are about 100 characters): the caches
+live as long as the client, and a hostile server must not fill them with megabytes per entry."""
 _MISSING = object()
 
 
@@ -294,7 +298,7 @@ def links_plan(
     warning) one that is not ``{"href": "..."}``; ``error("_links", value)`` builds the exception
     for a ``_links`` that is not an object. Used by the fast and the detailed converters alike.
     Links to shared resources are kept per href in a cache of each binding (links hold their
-    client, so no two clients share one).
+    client, so no two clients share one), up to `CACHED_HREF_LENGTH` characters.
     """
     check_rules(cls)
     namespace: dict[str, Any] = {
@@ -337,7 +341,7 @@ def links_plan(
                 f"l = {cache}.get(h)",
                 "if l is None:",
                 *(f"    {line}" for line in make),
-                f"    if len({cache}) < {_LINK_CACHE_SIZE}:",
+                f"    if len(h) <= {CACHED_HREF_LENGTH} and len({cache}) < {_LINK_CACHE_SIZE}:",
                 f"        {cache}[h] = l",
             ]
         lines += [
@@ -395,9 +399,11 @@ def fills_like_link(link_class: type[Any]) -> bool:
 def _absent_link(href: Any, key: str, entry: Any) -> None:
     """An entry that is not ``{"href": "..."}``: ``null`` is an absent link; anything else (a
     number, a HAL array of links) is ignored with a warning, since links are hints and one bad
-    entry must not make the whole resource unreadable."""
+    entry must not make the whole resource unreadable. The warning names the kind of entry, not
+    its text: a server may echo a secret anywhere."""
     if href is not None:
-        log.warning("ignoring the malformed %r link %r (expected {'href': string})", key, entry)
+        kind = f"an href of type {type(href).__name__}" if entry.__class__ is dict else type(entry).__name__
+        log.warning("ignoring the malformed %r link: %s (expected {'href': string})", key, kind)
     return None
 
 

@@ -27,7 +27,8 @@ def to_jsonable(value: Any) -> Any:
     each object has the same keys); datetimes and times become ISO 8601 strings; enums their
     value (`HealthState` its name); links the href the server sent (a link the client derived
     without one, such as a v6+ job's proxy reached through its repository, is ``None``); tuples
-    and a window's `HourFlags` become lists. Anything else raises `ConfigError` naming its type.
+    and a window's `HourFlags` become lists. Anything else raises `ConfigError` naming its type,
+    as does data nested more deeply than Python's recursion goes (raw JSON may be 1024 levels).
 
     ```python
     from starlette.responses import JSONResponse
@@ -35,7 +36,11 @@ def to_jsonable(value: Any) -> Any:
     return JSONResponse(to_jsonable(await vbo.organization_jobs(org_id)))
     ```
     """
-    return _convert(value, "$")
+    try:
+        return _convert(value, "$")
+    except RecursionError:
+        error = ConfigError("to_jsonable() cannot convert data nested too deeply")
+    raise error  # outside the handler: no RecursionError as its context
 
 
 def _convert(value: Any, path: str) -> Any:

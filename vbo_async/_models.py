@@ -64,6 +64,8 @@ __all__ = [
 ]
 
 _HOURS_PER_WEEK = 168
+_WEEK = dt.timedelta(weeks=1)
+_WEEK_MINUTES = 7 * 24 * 60
 
 
 def _require(links: Any, relation: str) -> Link[Any]:
@@ -208,9 +210,19 @@ class BackupWindow:
         """
         if not isinstance(when, dt.datetime) or when.tzinfo is None or when.utcoffset() is None:
             raise ConfigError("allows_at() needs an aware datetime (with a tzinfo)")
-        offset = self.minute_offset if self.minute_offset is not None else 0
-        local = when.astimezone(dt.UTC) + dt.timedelta(minutes=offset)
-        return self.allows(day=(local.weekday() + 1) % 7, hour=local.hour)
+        # Within the week, from Sunday 00:00 of ``when``'s own zone, then moved into the window's:
+        # the window repeats weekly, so any offset the server sends counts modulo a week, and no
+        # datetime is built that could leave the calendar.
+        offset = dt.timedelta(minutes=(self.minute_offset or 0) % _WEEK_MINUTES)
+        since_sunday = dt.timedelta(
+            days=when.isoweekday() % 7,
+            hours=when.hour,
+            minutes=when.minute,
+            seconds=when.second,
+            microseconds=when.microsecond,
+        )
+        into_week = (since_sunday - when.utcoffset() + offset) % _WEEK  # type: ignore[operator]
+        return self.allows(day=into_week.days, hour=into_week.seconds // 3600)
 
 
 @attrs.frozen

@@ -79,9 +79,22 @@ def split_page(data: Any, *, url: str | None = None) -> tuple[list[Any], str | N
             path="$.results",
             url=url,
         )
-    links = data.get("_links")
-    entry = links.get("next") if links.__class__ is dict else None
-    href = entry.get("href") if entry.__class__ is dict else None
-    if href is not None and href.__class__ is not str:
-        raise DecodeError("page link 'next' has a non-string href", path="$._links.next.href", url=url)
-    return results, href or None, "$.results"
+    return results, _next_href(data.get("_links"), url), "$.results"
+
+
+def _next_href(links: Any, url: str | None) -> str | None:
+    """The ``next`` href of a page's ``_links`` (None: the last page), read as a resource's links
+    are (``{"href": ...}`` or the href itself). Links the client cannot read are a `DecodeError`:
+    taken for the last page, they would end the listing with items left unread."""
+    if links is None:
+        return None
+    if links.__class__ is not dict:
+        raise DecodeError(
+            f"page '_links' must be an object, got {type(links).__name__}", path="$._links", url=url
+        )
+    entry = links.get("next")
+    href = entry.get("href") if entry.__class__ is dict else entry
+    if href is None or href.__class__ is str:
+        return href or None
+    where = "$._links.next.href" if entry.__class__ is dict else "$._links.next"
+    raise DecodeError(f"page link 'next' has no usable href ({type(href).__name__})", path=where, url=url)

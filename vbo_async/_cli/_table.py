@@ -84,7 +84,7 @@ class _Times:
         near = relative(value, self.now)
         if near is not None:
             return Text(near)
-        local = value.astimezone(self.zone)
+        local = _local(value, self.zone)
         text = local.strftime("%Y-%m-%d %H:%M")
         if named:
             text += f" {_zone_name(local)}"
@@ -92,10 +92,19 @@ class _Times:
 
     def _zones(self, values: Sequence[dt.datetime | None]) -> set[str]:
         return {
-            _zone_name(value.astimezone(self.zone))
+            _zone_name(_local(value, self.zone))
             for value in values
             if value is not None and relative(value, self.now) is None
         }
+
+
+def _local(value: dt.datetime, zone: dt.tzinfo | None) -> dt.datetime:
+    """``value`` in ``zone``, or as it is when it has no date there (.NET's DateTime.MinValue,
+    0001-01-01, west of UTC; its MaxValue east of it)."""
+    try:
+        return value.astimezone(zone)
+    except OverflowError:
+        return value
 
 
 def _zone_name(local: dt.datetime) -> str:
