@@ -753,6 +753,51 @@ async def test_a_body_cut_short_over_sockets_is_a_transport_error_after_the_retr
     assert outcome.facts["api_requests"] == FAST.attempts
 
 
+async def test_a_connection_closed_before_any_answer_costs_one_request_per_attempt() -> None:
+    """The server closes every API connection without answering. aiohttp resends an idempotent
+    request once on its own when that happens, on a fresh connection too: each attempt of the
+    policy went out twice, and ``requests_sent`` counted half of them."""
+
+    async def hang_up(line: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        raise ConnectionError("closed on purpose")
+
+    async with raw_server(hang_up) as (port, seen), client(f"http://127.0.0.1:{port}") as vbo:
+        with pytest.raises(TransportError, match="isconnected"):
+            await vbo.jobs()
+        sent = vbo.requests_sent
+    api_requests = [line for line in seen if b"/token" not in line.lower()]
+    assert len(api_requests) == FAST.attempts
+    assert sent == 1 + FAST.attempts  # the token, then each attempt once
+
+
+async def test_a_keep_alive_connection_closed_unanswered_retries_a_get_but_never_a_job_action() -> None:
+    """Each connection answers one API request and closes the next one unanswered, as when the
+    server's idle timeout strikes as the client reuses the connection: a GET is sent again on a
+    new connection, a job action once and reported."""
+    answered: set[int] = set()
+
+    async def once_per_connection(line: bytes, writer: asyncio.StreamWriter) -> None:
+        if id(writer) in answered:
+            writer.close()
+            raise ConnectionError("closed on purpose")
+        answered.add(id(writer))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n[]")
+        await writer.drain()
+
+    async with raw_server(once_per_connection) as (port, seen), client(f"http://127.0.0.1:{port}") as vbo:
+        assert await vbo.jobs() == []  # the token and this GET share the first connection
+        assert await vbo.jobs() == []  # sent on it again, closed unanswered: sent once more
+        with pytest.raises(TransportError, match="isconnected"):
+            await vbo.stop_job("j1")  # on the second connection, closed unanswered
+    assert [line.split(b" ")[0] for line in seen if b"/token" not in line.lower()] == [
+        b"GET",
+        b"GET",
+        b"GET",
+        b"POST",
+    ]
+
+
 async def test_the_simulators_malformed_bodies_are_decode_errors() -> None:
     assert_typed(await scenario_malformed_from_the_simulator(), DecodeError)
 

@@ -18,7 +18,8 @@ What the transport promises, and how it differs from aiohttp's defaults:
 * nothing touches the event loop until the first request, which binds the transport to its loop.
 
 Differences from httpx's own transport: an idle connection is not checked before it is reused
-(aiohttp resends an idempotent request once when a reused connection turns out closed);
+(a request sent on one the server has just closed fails as a ``RemoteProtocolError``; aiohttp's
+own resend of idempotent requests is off: whether to try again is the caller's decision);
 ``Limits.max_keepalive_connections`` is not enforced (every released connection is kept until
 ``keepalive_expiry``); a wait for a free connection that outlasts the ``pool`` timeout is a
 ``ConnectTimeout`` (not ``PoolTimeout``); there is no write timeout; HTTP/1.1 only.
@@ -110,7 +111,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             limit_per_host=0,
             keepalive_timeout=self._limits.keepalive_expiry,
         )
-        self._session = aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=_NO_AUTO_HEADERS,
@@ -119,6 +120,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             requote_redirect_url=False,
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        # aiohttp sends an idempotent request again, once, whenever the connection closes before
+        # an answer, on a fresh connection too: every request would go out twice to a server that
+        # drops it, behind the caller's retry policy. It has no public switch for that (its own
+        # test client turns it off the same way).
+        session._retry_connection = False
+        self._session = session
         self._loop = loop
         return self._session
 
