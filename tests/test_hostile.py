@@ -798,6 +798,37 @@ async def test_a_keep_alive_connection_closed_unanswered_retries_a_get_but_never
     ]
 
 
+async def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next_ones() -> None:
+    """After answering ``j1`` the server sends a second, unsolicited answer on the idle connection
+    (as servers send a ``408 Request Timeout`` before closing one). aiohttp queued it and handed it
+    to the next request sent on that connection, whose own answer went to the one after: ``j2``
+    read as the unsolicited job, ``j3`` as ``j2``, for as long as the connection lived."""
+    first_answered = asyncio.Event()
+    unsolicited_sent = asyncio.Event()
+
+    async def answer(line: bytes, writer: asyncio.StreamWriter) -> None:
+        job = line.split(b" ")[1].rsplit(b"/", 1)[-1]
+        body = b'{"id": "%b", "name": "answer to %b"}' % (job, job)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+        await writer.drain()
+        if job == b"j1":
+            await first_answered.wait()
+            extra = b'{"id": "j1", "name": "unsolicited"}'
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(extra), extra))
+            await writer.drain()
+            unsolicited_sent.set()
+
+    async with raw_server(answer) as (port, seen), client(f"http://127.0.0.1:{port}", retry=ONCE) as vbo:
+        first = await vbo.job("j1")
+        first_answered.set()
+        await unsolicited_sent.wait()
+        later = [await vbo.job(job_id) for job_id in ("j2", "j3")]
+    assert [job.name for job in (first, *later)] == ["answer to j1", "answer to j2", "answer to j3"]
+    assert [job.id for job in later] == ["j2", "j3"]
+    api_paths = [line.split(b" ")[1] for line in seen if b"/token" not in line.lower()]
+    assert api_paths == [b"/v1/Jobs/j1", b"/v1/Jobs/j2", b"/v1/Jobs/j3"]  # each sent once
+
+
 async def test_the_simulators_malformed_bodies_are_decode_errors() -> None:
     assert_typed(await scenario_malformed_from_the_simulator(), DecodeError)
 
