@@ -753,6 +753,173 @@ async def test_a_body_cut_short_over_sockets_is_a_transport_error_after_the_retr
     assert outcome.facts["api_requests"] == FAST.attempts
 
 
+async def test_a_connection_closed_before_any_answer_costs_one_request_per_attempt() -> None:
+    """The server closes every API connection without answering. aiohttp resends an idempotent
+    request once on its own when that happens, on a fresh connection too: each attempt of the
+    policy went out twice, and ``requests_sent`` counted half of them."""
+
+    async def hang_up(line: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        raise ConnectionError("closed on purpose")
+
+    async with raw_server(hang_up) as (port, seen), client(f"http://127.0.0.1:{port}") as vbo:
+        with pytest.raises(TransportError, match="isconnected"):
+            await vbo.jobs()
+        sent = vbo.requests_sent
+    api_requests = [line for line in seen if b"/token" not in line.lower()]
+    assert len(api_requests) == FAST.attempts
+    assert sent == 1 + FAST.attempts  # the token, then each attempt once
+
+
+async def test_a_keep_alive_connection_closed_unanswered_retries_a_get_but_never_a_job_action() -> None:
+    """Each connection answers one API request and closes the next one unanswered, as when the
+    server's idle timeout strikes as the client reuses the connection: a GET is sent again on a
+    new connection, a job action once and reported."""
+    answered: set[int] = set()
+
+    async def once_per_connection(line: bytes, writer: asyncio.StreamWriter) -> None:
+        if id(writer) in answered:
+            writer.close()
+            raise ConnectionError("closed on purpose")
+        answered.add(id(writer))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n[]")
+        await writer.drain()
+
+    async with raw_server(once_per_connection) as (port, seen), client(f"http://127.0.0.1:{port}") as vbo:
+        assert await vbo.jobs() == []  # the token and this GET share the first connection
+        assert await vbo.jobs() == []  # sent on it again, closed unanswered: sent once more
+        with pytest.raises(TransportError, match="isconnected"):
+            await vbo.stop_job("j1")  # on the second connection, closed unanswered
+    assert [line.split(b" ")[0] for line in seen if b"/token" not in line.lower()] == [
+        b"GET",
+        b"GET",
+        b"GET",
+        b"POST",
+    ]
+
+
+async def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next_ones() -> None:
+    """After answering ``j1`` the server sends a second, unsolicited answer on the idle connection
+    (as servers send a ``408 Request Timeout`` before closing one). aiohttp queued it and handed it
+    to the next request sent on that connection, whose own answer went to the one after: ``j2``
+    read as the unsolicited job, ``j3`` as ``j2``, for as long as the connection lived."""
+    first_answered = asyncio.Event()
+    unsolicited_sent = asyncio.Event()
+
+    async def answer(line: bytes, writer: asyncio.StreamWriter) -> None:
+        job = line.split(b" ")[1].rsplit(b"/", 1)[-1]
+        body = b'{"id": "%b", "name": "answer to %b"}' % (job, job)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+        await writer.drain()
+        if job == b"j1":
+            await first_answered.wait()
+            extra = b'{"id": "j1", "name": "unsolicited"}'
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(extra), extra))
+            await writer.drain()
+            unsolicited_sent.set()
+
+    async with raw_server(answer) as (port, seen), client(f"http://127.0.0.1:{port}", retry=ONCE) as vbo:
+        first = await vbo.job("j1")
+        first_answered.set()
+        await unsolicited_sent.wait()
+        later = [await vbo.job(job_id) for job_id in ("j2", "j3")]
+    assert [job.name for job in (first, *later)] == ["answer to j1", "answer to j2", "answer to j3"]
+    assert [job.id for job in later] == ["j2", "j3"]
+    api_paths = [line.split(b" ")[1] for line in seen if b"/token" not in line.lower()]
+    assert api_paths == [b"/v1/Jobs/j1", b"/v1/Jobs/j2", b"/v1/Jobs/j3"]  # each sent once
+
+
+def framed(body: bytes, head: bytes = b"content-type: application/json\r\n") -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + head + b"content-length: %d\r\n\r\n%b" % (len(body), body)
+
+
+FIRST_JOB = b'{"id": "j1", "name": "answer to j1"}'
+FRAMINGS: dict[str, tuple[bytes, bool, type[VBOError] | str]] = {
+    "HTTP/1.0, no length, closed": (b"HTTP/1.0 200 OK\r\n\r\n" + FIRST_JOB, True, "answer to j1"),
+    "HTTP/1.1, no length, closed": (b"HTTP/1.1 200 OK\r\n\r\n" + FIRST_JOB, True, "answer to j1"),
+    "1xx interim answers first": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + framed(FIRST_JOB),
+        False,
+        "answer to j1",
+    ),
+    "100 Set-Cookie lines": (framed(FIRST_JOB, b"set-cookie: a=b\r\n" * 100), False, "answer to j1"),
+    "chunked, cut and closed": (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n40\r\n" + FIRST_JOB[:20],
+        True,
+        TransportError,
+    ),
+    "chunked, no last chunk, closed": (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%b\r\n" % (len(FIRST_JOB), FIRST_JOB),
+        True,
+        TransportError,
+    ),
+    "Content-Length and chunked": (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+        False,
+        TransportError,
+    ),
+    "two Content-Lengths": (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n[]",
+        False,
+        TransportError,
+    ),
+    "a negative Content-Length": (b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n[]", False, TransportError),
+    "129 header lines": (
+        framed(FIRST_JOB, b"".join(b"x-%d: 1\r\n" % i for i in range(129))),
+        False,
+        TransportError,
+    ),
+    "500 trailer lines": (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n"
+        + b"x-t: 1\r\n" * 500
+        + b"\r\n",
+        False,
+        TransportError,
+    ),
+    "a status line that is not HTTP": (b"HELLO\r\n\r\n", False, TransportError),
+}
+"""Answers to ``GET /v1/Jobs/j1`` framed right, oddly or wrongly: (bytes, whether the server then
+closes the connection, the job's name or the error expected)."""
+
+
+@pytest.mark.parametrize("framing", list(FRAMINGS))
+async def test_an_oddly_framed_answer_is_read_or_refused_and_the_next_request_gets_its_own(
+    framing: str,
+) -> None:
+    first, close, expected = FRAMINGS[framing]
+    answered = 0
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        answered += 1
+        if answered == 1:
+            writer.write(first)
+            await writer.drain()
+            if close:
+                writer.close()
+                raise ConnectionError("closed on purpose")
+            return
+        job = line.split(b" ")[1].rsplit(b"/", 1)[-1]
+        writer.write(framed(b'{"id": "%b", "name": "answer to %b"}' % (job, job)))
+        await writer.drain()
+
+    got: list[Any] = []
+
+    async def first_job() -> None:
+        got.append(await vbo.job("j1"))
+
+    async with raw_server(api) as (port, seen), client(f"http://127.0.0.1:{port}", retry=ONCE) as vbo:
+        outcome = await outcome_of(framing, getattr(expected, "__name__", "nothing"), first_job())
+        later = [await vbo.job(job_id) for job_id in ("j2", "j3")]
+    if isinstance(expected, str):
+        assert outcome.error is None, outcome.error
+        assert got[0].name == expected
+    else:
+        assert_typed(outcome, expected)
+    assert [job.name for job in later] == ["answer to j2", "answer to j3"]  # the pool works on
+    assert sum(b"/token" not in line.lower() for line in seen) == 3  # each sent once
+
+
 async def test_the_simulators_malformed_bodies_are_decode_errors() -> None:
     assert_typed(await scenario_malformed_from_the_simulator(), DecodeError)
 

@@ -17,12 +17,13 @@ redaction (2ff99dd), every echo below reached the error's message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
 import pickle
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qsl
 
 import httpx
@@ -35,6 +36,7 @@ from vbo_async import (
     LinkError,
     NotFoundError,
     ServerError,
+    TransportError,
     VBOClient,
     VBOError,
 )
@@ -315,6 +317,109 @@ async def test_an_answer_echoing_a_token_renewed_while_it_was_in_flight_leaks_it
     assert isinstance(a, NotFoundError), a
     assert "session of ***" in str(a)
     assert leaks(a, logs.records) == {}
+
+
+# --- the wire: a status line or a Content-Encoding quoting a secret --------------------------------
+
+Answer = Callable[[bytes, bytes], bytes]
+"""The raw bytes a wire server answers a request with, given its head and body."""
+
+
+@contextlib.asynccontextmanager
+async def wire_server(answer: Answer) -> AsyncIterator[str]:
+    """A raw TCP server on 127.0.0.1 answering each request with ``answer(head, body)`` and closing
+    the connection; yields its base URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lengths = [
+                line[15:] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            ]
+            writer.write(answer(head, await reader.readexactly(int(lengths[0]) if lengths else 0)))
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def bearer_of(head: bytes) -> bytes:
+    """The ``Authorization`` line of a request head."""
+    return next(line for line in head.split(b"\r\n") if line.lower().startswith(b"authorization:"))
+
+
+def api_answer(status_line: Callable[[bytes], bytes], headers: bytes = b"") -> Answer:
+    """Tokens are issued; every API request is answered with ``status_line(head)`` and ``headers``."""
+
+    def answer(head: bytes, body: bytes) -> bytes:
+        if b"/Token " in head:
+            token = token_json()
+            return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(token), token)
+        return status_line(head) + b"\r\n" + headers + b"\r\n[]"
+
+    return answer
+
+
+def coding_echo(secret: Callable[[bytes, bytes], bytes]) -> Answer:
+    """A 200 whose ``Content-Encoding`` is ``secret(head, body)``."""
+    return lambda head, body: (
+        b"HTTP/1.1 200 OK\r\ncontent-encoding: %b\r\ncontent-length: 2\r\n\r\n{}" % secret(head, body)
+    )
+
+
+WIRE_ECHOES: dict[str, Answer] = {
+    "the form as the status line": lambda head, body: b"HTTP/1.1 %b\r\ncontent-length: 0\r\n\r\n" % body,
+    "the bearer header as the status line": api_answer(lambda head: b"HTTP/1.1 " + bearer_of(head)),
+    "the bearer token as the Content-Encoding": api_answer(
+        lambda head: b"HTTP/1.1 200 OK\r\ncontent-encoding: " + bearer_of(head)[22:], b"content-length: 2\r\n"
+    ),
+    "30 characters, then the bearer token, as the Content-Encoding": api_answer(
+        lambda head: b"HTTP/1.1 200 OK\r\ncontent-encoding: " + b"x" * 30 + bearer_of(head)[22:],
+        b"content-length: 2\r\n",
+    ),
+    "the password as the Content-Encoding of the token": coding_echo(
+        lambda head, body: dict(parse_qsl(body.decode()))["password"].encode()
+    ),
+}
+"""Servers quoting a secret where the client's messages quote the wire: in the status line an HTTP
+parser refuses (the form as it was sent, URL-encoded), or as a coding name (which the decoder
+lowered, and cuts to 40 characters)."""
+
+
+@pytest.mark.parametrize("transport", ["aiohttp (default)", "httpx"])
+@pytest.mark.parametrize("echo", list(WIRE_ECHOES))
+async def test_a_wire_error_quoting_a_secret_leaks_it_not(
+    echo: str, transport: str, logs: pytest.LogCaptureFixture
+) -> None:
+    password = PASSWORDS["special"]
+    async with wire_server(WIRE_ECHOES[echo]) as base:
+        vbo = VBOClient(
+            base,
+            username=USERNAME,
+            password=password,
+            retry=FAST,
+            api_version="v1",
+            transport=httpx.AsyncHTTPTransport() if transport == "httpx" else None,
+        )
+        error = await raised_by(vbo, "jobs")
+    assert isinstance(error, DecodeError if "Encoding" in echo else TransportError), error
+    assert "***" in str(error)  # scrubbed, not dropped
+    # httpcore's own DEBUG log shows the response headers as they came: not vbo-async's to scrub.
+    records = [record for record in logs.records if not record.name.startswith("httpcore")]
+    if not records:  # a token answer that cannot be decoded is not retried: nothing was logged
+        records = [logging.makeLogRecord({"msg": "(nothing logged)"})]
+    assert leaks(error, records) == {}
+    for text in (str(error), repr(error)):
+        assert ACCESS[:8].lower() not in text.lower()  # not even the part before a cut
+        assert PREFIX.lower() not in text.lower()
 
 
 # --- 9. base URLs with userinfo, and the client's Secret ----------------------------------------------

@@ -288,6 +288,7 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("zero timeout", {"timeout": 0}, "timeout"),
     ("negative timeout", {"timeout": -1.0}, "timeout"),
     ("NaN timeout", {"timeout": math.nan}, "timeout"),
+    ("infinite timeout", {"timeout": math.inf}, "timeout"),  # None is no limit
     ("str timeout", {"timeout": "30"}, "timeout"),
     ("zero max_response_bytes", {"max_response_bytes": 0}, "max_response_bytes"),
     ("bool max_response_bytes", {"max_response_bytes": True}, "max_response_bytes"),

@@ -15,10 +15,13 @@ What the transport promises, and how it differs from aiohttp's defaults:
 * every aiohttp or OS failure is raised as the matching ``httpx.TransportError`` with the original
   exception as ``__cause__`` (a certificate failure is an ``httpx.ConnectError`` whose cause chain
   holds the ``ssl.SSLCertVerificationError``);
-* nothing touches the event loop until the first request, which binds the transport to its loop.
+* nothing touches the event loop until the first request, which binds the transport to its loop;
+* as in httpx's transport, an idle connection on which anything arrived (an unsolicited answer,
+  the end of the stream) is closed, not reused.
 
-Differences from httpx's own transport: an idle connection is not checked before it is reused
-(aiohttp resends an idempotent request once when a reused connection turns out closed);
+Differences from httpx's own transport: a request sent on a connection the server closes at that
+moment fails as a ``RemoteProtocolError`` (aiohttp's own resend of idempotent requests is off:
+whether to try again is the caller's decision);
 ``Limits.max_keepalive_connections`` is not enforced (every released connection is kept until
 ``keepalive_expiry``); a wait for a free connection that outlasts the ``pool`` timeout is a
 ``ConnectTimeout`` (not ``PoolTimeout``); there is no write timeout; HTTP/1.1 only.
@@ -27,7 +30,9 @@ Differences from httpx's own transport: an idle connection is not checked before
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
+import weakref
 from typing import Any, Self
 
 import aiohttp
@@ -104,13 +109,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     "create one transport per event loop"
                 )
             return self._session
-        connector = aiohttp.TCPConnector(
+        connector = _Connector(
             ssl=self._ssl,
             limit=self._limits.max_connections or 0,
             limit_per_host=0,
             keepalive_timeout=self._limits.keepalive_expiry,
         )
-        self._session = aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=_NO_AUTO_HEADERS,
@@ -119,6 +124,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             requote_redirect_url=False,
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        # aiohttp sends an idempotent request again, once, whenever the connection closes before
+        # an answer, on a fresh connection too: every request would go out twice to a server that
+        # drops it, behind the caller's retry policy. It has no public switch for that (its own
+        # test client turns it off the same way).
+        session._retry_connection = False
+        self._session = session
         self._loop = loop
         return self._session
 
@@ -189,6 +200,49 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connector, except that a kept-alive connection on which anything arrived while it
+    was idle is closed instead of reused. aiohttp keeps an unsolicited answer (a ``408`` a server
+    sends before closing an idle connection) and hands it to the next request sent there, whose
+    own answer then goes to the one after, for as long as the connection lives; httpx's transport
+    checks the same before reusing a connection."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._handed_out: weakref.WeakSet[aiohttp.client_proto.ResponseHandler] = weakref.WeakSet()
+
+    async def connect(
+        self,
+        req: aiohttp.ClientRequest,
+        traces: list[aiohttp.tracing.Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
+    ) -> aiohttp.connector.Connection:
+        """A connection for ``req``: a kept-alive one with nothing waiting on it, or a new one."""
+        while True:
+            connection = await super().connect(req, traces, timeout)
+            protocol = connection.protocol
+            if protocol is None or protocol not in self._handed_out:  # a new connection
+                if protocol is not None:
+                    self._handed_out.add(protocol)
+                return connection
+            if not (protocol.should_close or _has_input(protocol.transport)):
+                return connection
+            connection.close()  # frees its slot: the next round reuses another one or connects
+
+
+def _has_input(transport: asyncio.BaseTransport | None) -> bool:
+    """Whether bytes (or the end of the stream) wait in the socket under ``transport``."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return transport is None or transport.is_closing()
+    if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select()
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
 
 
 class _ResponseStream(httpx.AsyncByteStream):

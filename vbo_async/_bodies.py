@@ -82,12 +82,23 @@ class BodyTooLarge(BodyError):
 
 
 class UnsupportedEncoding(BodyError):
-    """A ``Content-Encoding`` this module cannot decode boundedly here, or too many stacked."""
+    """A ``Content-Encoding`` this module cannot decode boundedly here, or too many stacked.
+
+    ``name`` is the coding as the server wrote it; the message quotes it cut to 40 characters:
+    `shown` scrubs it whole before cutting it (a server may echo a secret there)."""
 
     def __init__(self, name: str, *, reason: str | None = None) -> None:
-        excerpt = name if len(name) <= _NAME_EXCERPT else name[:_NAME_EXCERPT] + "..."
-        super().__init__(reason or f"unsupported content coding {excerpt!r}")
         self.name = name
+        self.reason = reason
+        super().__init__(self.shown())
+
+    def shown(self, scrub: Callable[[str], str] | None = None) -> str:
+        """The message, the coding's name passed through ``scrub`` (if given) before the cut."""
+        if self.reason:
+            return self.reason
+        name = self.name if scrub is None else scrub(self.name)
+        excerpt = name if len(name) <= _NAME_EXCERPT else name[:_NAME_EXCERPT] + "..."
+        return f"unsupported content coding {excerpt!r}"
 
 
 class CorruptBody(BodyError):
@@ -331,11 +342,12 @@ def _parse(content_encoding: str | None) -> tuple[str, ...]:
     """The codings of a header value in the order they were applied, identity left out."""
     if content_encoding is None:
         return ()
-    names = [token.strip(" \t").lower() for token in content_encoding.split(",")]
-    codings = tuple(name for name in names if name and name != "identity")
-    for name in codings:
-        if name not in _FACTORIES:
-            raise UnsupportedEncoding(name)
+    written = [token.strip(" \t") for token in content_encoding.split(",")]
+    kept = [name for name in written if name and name.lower() != "identity"]
+    for name in kept:
+        if name.lower() not in _FACTORIES:
+            raise UnsupportedEncoding(name)  # as written, not lowered: a secret there stays findable
+    codings = tuple(name.lower() for name in kept)
     if len(codings) > MAX_LAYERS:
         raise UnsupportedEncoding(
             content_encoding,

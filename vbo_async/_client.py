@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import logging
+import math
 import os
 import ssl
 from collections.abc import Coroutine, Iterable
@@ -110,8 +111,11 @@ class VBOClient:
             raise ConfigError(f"api_version must be one of {', '.join(API_VERSIONS)}; got {shown!r}")
         if not _is_int(max_concurrency) or max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-        if timeout is not None and not (_is_number(timeout) and timeout > 0):
-            raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        if timeout is not None and not (_is_number(timeout) and 0 < timeout < math.inf):
+            # inf: the default transport cannot schedule it (a bare OverflowError on every request)
+            raise ConfigError(
+                f"timeout must be a positive finite number of seconds, or None for no limit; got {timeout!r}"
+            )
         for name, value in (
             ("max_response_bytes", max_response_bytes),
             ("max_page_items", max_page_items),

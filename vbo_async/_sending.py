@@ -27,6 +27,7 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -289,6 +290,7 @@ class Sender:
                 raise ClientStateError(CLOSED_IN_FLIGHT)
             if not first_try:
                 first_try.append(time.monotonic())
+            echoed: tuple[TransportError, BaseException | None] | None = None
             try:
                 async with asyncio.timeout(self._timeout):
                     answer = await self._exchange(call)
@@ -301,9 +303,17 @@ class Sender:
                     raise TransportError(
                         f"no complete answer within {self._timeout} s", method=method, url=url
                     ) from exc
-                if isinstance(exc, httpx.HTTPError | OSError):
-                    raise TransportError(_describe(exc), method=method, url=url) from exc
-                raise
+                if not isinstance(exc, httpx.HTTPError | OSError):
+                    raise
+                # A parser quotes the line it refuses: a server may have echoed a secret there (a
+                # certificate failure, the local TLS library's words, keeps its cause: never retried).
+                text = _describe(exc)
+                shown = text if _is_certificate_error(exc) else self._scrub(text)
+                if shown == text:
+                    raise TransportError(text, method=method, url=url) from exc
+                echoed = (TransportError(shown, method=method, url=url), _scrubbed_copy(exc, self._scrub))
+            if echoed is not None:
+                raise echoed[0] from echoed[1]  # outside the handler: the unscrubbed error is no context
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             log.debug(
@@ -459,12 +469,18 @@ class Sender:
         except BodyTooLarge as exc:
             raise self._too_large(method, url, exc.size) from None
         except (UnsupportedEncoding, CorruptBody) as exc:
+            problem = exc.shown(self._scrub) if isinstance(exc, UnsupportedEncoding) else exc.reason
             if not 200 <= response.status_code < 300:
                 # An error page only words the error: its status decides (a 503 is retried).
-                log.debug("%s %s -> %d: body dropped (%s)", method, url, response.status_code, exc)
+                log.debug("%s %s -> %d: body dropped (%s)", method, url, response.status_code, problem)
                 return b""
-            raise _undecodable(exc, encoding, method, url) from None
+            raise _undecodable(exc, problem, encoding, method, url) from None
         return b"".join(parts)
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the client's secrets (server text quoted in an error or a log)."""
+        tokens = self.tokens
+        return text if tokens is None else tokens.redactor().scrub(text)
 
     def _too_large(self, method: str, url: str, size: int) -> ResponseTooLargeError:
         return ResponseTooLargeError(
@@ -487,16 +503,29 @@ def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) ->
 
 
 def _undecodable(
-    exc: UnsupportedEncoding | CorruptBody, encoding: str | None, method: str, url: str
+    exc: UnsupportedEncoding | CorruptBody, problem: str, encoding: str | None, method: str, url: str
 ) -> DecodeError:
-    """The `DecodeError` of a success's body that its ``Content-Encoding`` cannot undo."""
+    """The `DecodeError` of a success's body that its ``Content-Encoding`` cannot undo
+    (``problem``: what the decoder said, scrubbed)."""
     if isinstance(exc, UnsupportedEncoding):
         return DecodeError(
-            f"the response body has a Content-Encoding this client cannot decode boundedly ({exc})",
+            f"the response body has a Content-Encoding this client cannot decode boundedly ({problem})",
             method=method,
             url=url,
         )
-    return DecodeError(f"the response body is not valid {encoding}: {exc.reason}", method=method, url=url)
+    return DecodeError(f"the response body is not valid {encoding}: {problem}", method=method, url=url)
+
+
+def _scrubbed_copy(exc: Exception, scrub: Callable[[str], str]) -> BaseException | None:
+    """An httpx error like ``exc`` (same class and request) whose message is scrubbed, to stand
+    for it as the cause of a scrubbed `TransportError`; None for anything else."""
+    if not isinstance(exc, httpx.RequestError):
+        return None
+    try:
+        request: httpx.Request | None = exc.request
+    except RuntimeError:  # raised without a request
+        request = None
+    return type(exc)(scrub(str(exc)), request=request)
 
 
 def _say_attempts(error: TransportError, attempts: int, first_try: list[float]) -> None:
