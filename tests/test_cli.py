@@ -825,9 +825,77 @@ def test_jobs_without_password_or_terminal_is_a_usage_error(
     assert "MY_VBO_SECRET" in line
 
 
+def test_a_closed_stdin_is_no_terminal_and_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``vbo-async poll ... <&-`` (a closed stdin: ``sys.stdin`` is None), as in some cron jobs."""
+    monkeypatch.setattr(sys, "stdin", None)
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted without a terminal"))
+    url = f"http://127.0.0.1:{closed_port()}"
+    line = error_line(run(capsys, *jobs_args(url, "org", "--json")), code=2)
+    assert "VBO_PASSWORD" in line
+    targets = write_targets(tmp_path / "targets.toml", server_table("east", url, "VBO_EAST_PASSWORD"))
+    line = error_line(run(capsys, "poll", "--targets", str(targets)), code=2)
+    assert "VBO_EAST_PASSWORD" in line
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
+
+
+def test_end_of_input_at_the_password_prompt_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-D at the prompt (getpass raises EOFError): no password, said so, not a bug."""
+
+    def end_of_input(prompt: str = "Password: ") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", end_of_input)
+    url = f"http://127.0.0.1:{closed_port()}"
+    line = error_line(run(capsys, *jobs_args(url, "org", "--password-env", "MY_VBO_SECRET")), code=2)
+    assert "internal error" not in line
+    assert "MY_VBO_SECRET" in line
+
+
+def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: Path) -> None:
+    """The prompt waits on a terminal (a pseudo-terminal as stdin); one SIGINT, as Ctrl-C
+    sends, ends the command at once, although the prompt is read inside the event loop."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    url = f"http://127.0.0.1:{closed_port()}"
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vbo_async", *jobs_args(url, "org", "--json")],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=child_environment(),
+            start_new_session=True,  # no controlling terminal: getpass prompts on stderr
+        )
+    finally:
+        os.close(terminal)
+    try:
+        assert process.stderr is not None
+        prompt = b""
+        while not prompt.endswith(b"Password for admin: "):
+            byte = process.stderr.read(1)
+            assert byte, prompt
+            prompt += byte
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=HANG_GUARD)
+    finally:
+        os.close(controller)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert out == b""
+    assert err.decode().strip() == "vbo-async: interrupted"
 
 
 async def test_jobs_prompts_for_the_password_on_a_terminal(
