@@ -40,6 +40,7 @@ import vbo_async.simulator
 from vbo_async import (
     HealthPolicy,
     HealthState,
+    Organization,
     PollTarget,
     RetryPolicy,
     TransportError,
@@ -432,6 +433,39 @@ def test_demo_prints_a_table_of_every_simulated_job(capsys: pytest.CaptureFixtur
     assert summary_line(result.out) == summary_of(health, 12)
     assert summary_line(result.out) == "43 jobs on 12 tenants: 4 critical, 6 warning"
     assert "Latest session" not in result.out
+
+
+@pytest.mark.parametrize("variable", ["FORCE_COLOR", "TTY_COMPATIBLE"])
+def test_piped_output_forced_into_colour_still_shows_every_column(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """``FORCE_COLOR=1 vbo-async demo > jobs.txt`` (CI systems set it for coloured logs): the
+    output is coloured, and still piped, so every column is there at full width (``--wide``'s
+    help: "always so when piped"), not cut to rich's default 80 columns."""
+    monkeypatch.setenv(variable, "1")
+    result = run(capsys, "demo", "--organizations", "3")
+    assert result.code == 0
+    assert ANSI.search(result.out)  # coloured, as asked
+    assert "Hidden at this width" not in result.out
+    assert header_cells(result.out)[-2:] == ["Repository", "Proxy"]
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3))
+    check_table(ANSI.sub("", result.out), expected_rows(simulator))
+
+
+def test_piped_organizations_forced_into_colour_keep_long_names_on_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
+    found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
+
+    async def listing(connection: Any) -> list[Organization]:
+        return found
+
+    monkeypatch.setattr(_flows, "list_organizations", listing)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    result = run(capsys, "organizations", "--server", "https://vbo01.example.com", "--username", "admin")
+    assert result.code == 0, result.err
+    assert table_rows(result.out) == [[long_name, found[0].id]]
 
 
 def test_the_demo_shows_a_realistic_mix_of_health(capsys: pytest.CaptureFixture[str]) -> None:

@@ -238,9 +238,20 @@ def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
 
         from ._table import print_report
 
-        print_report(report, Console(), wide=wide)
+        print_report(report, Console(), wide=wide or _piped())
     sys.stdout.flush()
     return report.outcome
+
+
+def _piped() -> bool:
+    """Whether stdout is not a terminal. rich takes ``FORCE_COLOR`` (or ``TTY_COMPATIBLE``) to
+    mean one, of rich's default width of 80 columns: piped output forced into colour would lose
+    columns, which piped output never does."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    try:
+        return isatty is None or not isatty()
+    except (ValueError, OSError):
+        return True
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -371,7 +382,7 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
 
         from ._table import print_organizations
 
-        print_organizations(found, Console())
+        print_organizations(found, Console(), wide=_piped())
     sys.stdout.flush()
     return Outcome.OK
 
