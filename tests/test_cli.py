@@ -583,6 +583,30 @@ def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path, output: list
     assert completed.stderr == ""
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
+def test_output_that_cannot_be_written_is_said_so_not_an_internal_error(
+    tmp_path: Path, output: list[str]
+) -> None:
+    """``vbo-async demo > jobs.json`` on a full disk: one line saying the output could not be
+    written and why, exit 1 (documented), not an "internal error" pointing at a bug."""
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        completed = subprocess.run(
+            [sys.executable, "-m", "vbo_async", "demo", "--organizations", "1", *output],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=child_environment(),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    assert completed.returncode == 1
+    assert completed.stderr.splitlines() == [
+        "vbo-async: error: cannot write the output: No space left on device"
+    ]
+
+
 # --- progress on stderr ------------------------------------------------------------------------------
 
 

@@ -231,16 +231,32 @@ def _concurrency(default: int, what: str) -> Callable[[F], F]:
 
 
 def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
-    if as_json:
-        report.write_json(sys.stdout)
-    else:
-        from rich.console import Console
+    with _writing_output():
+        if as_json:
+            report.write_json(sys.stdout)
+        else:
+            from rich.console import Console
 
-        from ._table import print_report
+            from ._table import print_report
 
-        print_report(report, Console(), wide=wide or _piped())
-    sys.stdout.flush()
+            print_report(report, Console(), wide=wide or _piped())
+        sys.stdout.flush()
     return report.outcome
+
+
+@contextlib.contextmanager
+def _writing_output() -> Iterator[None]:
+    """Writing the output on stdout: a failure (a full disk, an I/O error) is one line saying so,
+    exit 1, not an internal error; a reader gone away (`BrokenPipeError`) stays silent."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _quiet_stdout()
+        raise CLIError(
+            f"cannot write the output: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
+        ) from None
 
 
 def _piped() -> bool:
@@ -374,16 +390,17 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     from ._flows import list_organizations
 
     found = asyncio.run(list_organizations(connection))
-    if as_json:
-        json.dump([{"id": o.id, "name": o.name} for o in found], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        from rich.console import Console
+    with _writing_output():
+        if as_json:
+            json.dump([{"id": o.id, "name": o.name} for o in found], sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            from rich.console import Console
 
-        from ._table import print_organizations
+            from ._table import print_organizations
 
-        print_organizations(found, Console(), wide=_piped())
-    sys.stdout.flush()
+            print_organizations(found, Console(), wide=_piped())
+        sys.stdout.flush()
     return Outcome.OK
 
 
