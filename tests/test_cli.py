@@ -883,6 +883,19 @@ def test_jobs_without_password_or_terminal_is_a_usage_error(
     assert "MY_VBO_SECRET" in line
 
 
+def test_an_empty_password_variable_is_said_to_be_empty(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``VBO_EAST_PASSWORD= vbo-async poll`` (a secret store that answered nothing): the variable
+    is set, so "set the environment variable" would send the user looking in the wrong place."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setenv("VBO_EAST_PASSWORD", "")
+    url = f"http://127.0.0.1:{closed_port()}"
+    targets = write_targets(tmp_path / "targets.toml", server_table("east", url, "VBO_EAST_PASSWORD"))
+    line = error_line(run(capsys, "poll", "--targets", str(targets)), code=2)
+    assert line == "vbo-async: error: no password: the environment variable VBO_EAST_PASSWORD is empty"
+
+
 def test_a_closed_stdin_is_no_terminal_and_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -131,6 +131,8 @@ def read_password(variable: str, prompt: str) -> str:
     if value:
         return value
     if not _is_terminal(sys.stdin):
+        if value == "":
+            raise CLIError(f"no password: the environment variable {variable} is empty")
         raise CLIError(f"no password: set the environment variable {variable}")
     with _interruptible():
         try:
