@@ -607,6 +607,17 @@ def test_output_that_cannot_be_written_is_said_so_not_an_internal_error(
     ]
 
 
+@pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
+def test_a_closed_stdout_is_said_so_not_an_internal_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, output: list[str]
+) -> None:
+    """``vbo-async demo >&-``: Python's ``sys.stdout`` is None."""
+    monkeypatch.setattr(sys, "stdout", None)
+    code = main(["demo", "--organizations", "1", *output])
+    assert code == 1
+    assert capsys.readouterr().err == "vbo-async: error: cannot write the output: stdout is closed\n"
+
+
 # --- progress on stderr ------------------------------------------------------------------------------
 
 

@@ -248,6 +248,8 @@ def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
 def _writing_output() -> Iterator[None]:
     """Writing the output on stdout: a failure (a full disk, an I/O error) is one line saying so,
     exit 1, not an internal error; a reader gone away (`BrokenPipeError`) stays silent."""
+    if sys.stdout is None:  # closed (``>&-``)
+        raise CLIError("cannot write the output: stdout is closed", outcome=Outcome.UNREADABLE)
     try:
         yield
     except BrokenPipeError:
