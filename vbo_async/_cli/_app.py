@@ -21,7 +21,7 @@ from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
 from .._printable import printable
 from ._check import CHECK_EPILOG, PLUGIN_CODES, check, say_unknown
-from ._connect import DEFAULT_API_VERSION, Connection, explain
+from ._connect import DEFAULT_API_VERSION, Connection, explain, is_terminal
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
@@ -265,11 +265,7 @@ def _piped() -> bool:
     """Whether stdout is not a terminal. rich takes ``FORCE_COLOR`` (or ``TTY_COMPATIBLE``) to
     mean one, of rich's default width of 80 columns: piped output forced into colour would lose
     columns, which piped output never does."""
-    isatty = getattr(sys.stdout, "isatty", None)
-    try:
-        return isatty is None or not isatty()
-    except (ValueError, OSError):
-        return True
+    return not is_terminal(sys.stdout)
 
 
 # --- commands -----------------------------------------------------------------------------------

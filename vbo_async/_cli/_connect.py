@@ -31,6 +31,7 @@ __all__ = [
     "Connection",
     "Source",
     "explain",
+    "is_terminal",
     "read_password",
     "split_version",
 ]
@@ -130,7 +131,7 @@ def read_password(variable: str, prompt: str) -> str:
     value = os.environ.get(variable)
     if value:
         return value
-    if not _is_terminal(sys.stdin):
+    if not is_terminal(sys.stdin):
         if value == "":
             raise CLIError(f"no password: the environment variable {variable} is empty")
         raise CLIError(f"no password: set the environment variable {variable}")
@@ -144,7 +145,7 @@ def read_password(variable: str, prompt: str) -> str:
             ) from None
 
 
-def _is_terminal(stream: object) -> bool:
+def is_terminal(stream: object) -> bool:
     """Whether ``stream`` is a terminal: False for a closed or missing stream (``<&-`` makes
     ``sys.stdin`` None)."""
     isatty = getattr(stream, "isatty", None)
