@@ -40,6 +40,7 @@ import vbo_async.simulator
 from vbo_async import (
     HealthPolicy,
     HealthState,
+    Organization,
     PollTarget,
     RetryPolicy,
     TransportError,
@@ -434,6 +435,39 @@ def test_demo_prints_a_table_of_every_simulated_job(capsys: pytest.CaptureFixtur
     assert "Latest session" not in result.out
 
 
+@pytest.mark.parametrize("variable", ["FORCE_COLOR", "TTY_COMPATIBLE"])
+def test_piped_output_forced_into_colour_still_shows_every_column(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """``FORCE_COLOR=1 vbo-async demo > jobs.txt`` (CI systems set it for coloured logs): the
+    output is coloured, and still piped, so every column is there at full width (``--wide``'s
+    help: "always so when piped"), not cut to rich's default 80 columns."""
+    monkeypatch.setenv(variable, "1")
+    result = run(capsys, "demo", "--organizations", "3")
+    assert result.code == 0
+    assert ANSI.search(result.out)  # coloured, as asked
+    assert "Hidden at this width" not in result.out
+    assert header_cells(result.out)[-2:] == ["Repository", "Proxy"]
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=3))
+    check_table(ANSI.sub("", result.out), expected_rows(simulator))
+
+
+def test_piped_organizations_forced_into_colour_keep_long_names_on_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
+    found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
+
+    async def listing(connection: Any) -> list[Organization]:
+        return found
+
+    monkeypatch.setattr(_flows, "list_organizations", listing)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    result = run(capsys, "organizations", "--server", "https://vbo01.example.com", "--username", "admin")
+    assert result.code == 0, result.err
+    assert table_rows(result.out) == [[long_name, found[0].id]]
+
+
 def test_the_demo_shows_a_realistic_mix_of_health(capsys: pytest.CaptureFixture[str]) -> None:
     """Most jobs OK, some CRITICAL (failed, or no success for too long), some WARNING (warnings,
     never run), some disabled: every reason an operator meets, none dominating."""
@@ -547,6 +581,41 @@ def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path, output: list
         os.close(write_end)
     assert completed.returncode == 1
     assert completed.stderr == ""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
+def test_output_that_cannot_be_written_is_said_so_not_an_internal_error(
+    tmp_path: Path, output: list[str]
+) -> None:
+    """``vbo-async demo > jobs.json`` on a full disk: one line saying the output could not be
+    written and why, exit 1 (documented), not an "internal error" pointing at a bug."""
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        completed = subprocess.run(
+            [sys.executable, "-m", "vbo_async", "demo", "--organizations", "1", *output],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=child_environment(),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    assert completed.returncode == 1
+    assert completed.stderr.splitlines() == [
+        "vbo-async: error: cannot write the output: No space left on device"
+    ]
+
+
+@pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
+def test_a_closed_stdout_is_said_so_not_an_internal_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, output: list[str]
+) -> None:
+    """``vbo-async demo >&-``: Python's ``sys.stdout`` is None."""
+    monkeypatch.setattr(sys, "stdout", None)
+    code = main(["demo", "--organizations", "1", *output])
+    assert code == 1
+    assert capsys.readouterr().err == "vbo-async: error: cannot write the output: stdout is closed\n"
 
 
 # --- progress on stderr ------------------------------------------------------------------------------
@@ -825,9 +894,90 @@ def test_jobs_without_password_or_terminal_is_a_usage_error(
     assert "MY_VBO_SECRET" in line
 
 
+def test_an_empty_password_variable_is_said_to_be_empty(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``VBO_EAST_PASSWORD= vbo-async poll`` (a secret store that answered nothing): the variable
+    is set, so "set the environment variable" would send the user looking in the wrong place."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setenv("VBO_EAST_PASSWORD", "")
+    url = f"http://127.0.0.1:{closed_port()}"
+    targets = write_targets(tmp_path / "targets.toml", server_table("east", url, "VBO_EAST_PASSWORD"))
+    line = error_line(run(capsys, "poll", "--targets", str(targets)), code=2)
+    assert line == "vbo-async: error: no password: the environment variable VBO_EAST_PASSWORD is empty"
+
+
+def test_a_closed_stdin_is_no_terminal_and_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``vbo-async poll ... <&-`` (a closed stdin: ``sys.stdin`` is None), as in some cron jobs."""
+    monkeypatch.setattr(sys, "stdin", None)
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted without a terminal"))
+    url = f"http://127.0.0.1:{closed_port()}"
+    line = error_line(run(capsys, *jobs_args(url, "org", "--json")), code=2)
+    assert "VBO_PASSWORD" in line
+    targets = write_targets(tmp_path / "targets.toml", server_table("east", url, "VBO_EAST_PASSWORD"))
+    line = error_line(run(capsys, "poll", "--targets", str(targets)), code=2)
+    assert "VBO_EAST_PASSWORD" in line
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
+
+
+def test_end_of_input_at_the_password_prompt_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-D at the prompt (getpass raises EOFError): no password, said so, not a bug."""
+
+    def end_of_input(prompt: str = "Password: ") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", end_of_input)
+    url = f"http://127.0.0.1:{closed_port()}"
+    line = error_line(run(capsys, *jobs_args(url, "org", "--password-env", "MY_VBO_SECRET")), code=2)
+    assert "internal error" not in line
+    assert "MY_VBO_SECRET" in line
+
+
+def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: Path) -> None:
+    """The prompt waits on a terminal (a pseudo-terminal as stdin); one SIGINT, as Ctrl-C
+    sends, ends the command at once, although the prompt is read inside the event loop."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    url = f"http://127.0.0.1:{closed_port()}"
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vbo_async", *jobs_args(url, "org", "--json")],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=child_environment(),
+            start_new_session=True,  # no controlling terminal: getpass prompts on stderr
+        )
+    finally:
+        os.close(terminal)
+    try:
+        assert process.stderr is not None
+        prompt = b""
+        while not prompt.endswith(b"Password for admin: "):
+            byte = process.stderr.read(1)
+            assert byte, prompt
+            prompt += byte
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=HANG_GUARD)
+    finally:
+        os.close(controller)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert out == b""
+    assert err.decode().strip() == "vbo-async: interrupted"
 
 
 async def test_jobs_prompts_for_the_password_on_a_terminal(

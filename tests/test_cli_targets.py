@@ -201,6 +201,16 @@ def test_invalid_toml_and_unreadable_files(tmp_path: Path) -> None:
         read_targets(tmp_path / "missing.toml")
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows PowerShell 5.1's ``Set-Content -Encoding UTF8`` and ``Out-File`` begin the file
+    with a UTF-8 byte order mark; tomllib alone calls that "Invalid statement" at line 1."""
+    path = tmp_path / "targets.toml"
+    path.write_text("[[servers]]\n" + GOOD, encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    (server,) = read_targets(path).servers
+    assert server.url == "http://127.0.0.1:1"
+
+
 def test_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
     lines = problems(tmp_path, '[[servers]]\nname = "east"\n' + GOOD + f'password = "{SECRET}"\n')
     assert lines == [

@@ -21,7 +21,7 @@ from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
 from .._printable import printable
 from ._check import CHECK_EPILOG, PLUGIN_CODES, check, say_unknown
-from ._connect import DEFAULT_API_VERSION, Connection, explain
+from ._connect import DEFAULT_API_VERSION, Connection, explain, is_terminal
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
@@ -231,16 +231,41 @@ def _concurrency(default: int, what: str) -> Callable[[F], F]:
 
 
 def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
-    if as_json:
-        report.write_json(sys.stdout)
-    else:
-        from rich.console import Console
+    with _writing_output():
+        if as_json:
+            report.write_json(sys.stdout)
+        else:
+            from rich.console import Console
 
-        from ._table import print_report
+            from ._table import print_report
 
-        print_report(report, Console(), wide=wide)
-    sys.stdout.flush()
+            print_report(report, Console(), wide=wide or _piped())
+        sys.stdout.flush()
     return report.outcome
+
+
+@contextlib.contextmanager
+def _writing_output() -> Iterator[None]:
+    """Writing the output on stdout: a failure (a full disk, an I/O error) is one line saying so,
+    exit 1, not an internal error; a reader gone away (`BrokenPipeError`) stays silent."""
+    if sys.stdout is None:  # closed (``>&-``)
+        raise CLIError("cannot write the output: stdout is closed", outcome=Outcome.UNREADABLE)
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _quiet_stdout()
+        raise CLIError(
+            f"cannot write the output: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
+        ) from None
+
+
+def _piped() -> bool:
+    """Whether stdout is not a terminal. rich takes ``FORCE_COLOR`` (or ``TTY_COMPATIBLE``) to
+    mean one, of rich's default width of 80 columns: piped output forced into colour would lose
+    columns, which piped output never does."""
+    return not is_terminal(sys.stdout)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -363,16 +388,17 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     from ._flows import list_organizations
 
     found = asyncio.run(list_organizations(connection))
-    if as_json:
-        json.dump([{"id": o.id, "name": o.name} for o in found], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        from rich.console import Console
+    with _writing_output():
+        if as_json:
+            json.dump([{"id": o.id, "name": o.name} for o in found], sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            from rich.console import Console
 
-        from ._table import print_organizations
+            from ._table import print_organizations
 
-        print_organizations(found, Console())
-    sys.stdout.flush()
+            print_organizations(found, Console(), wide=_piped())
+        sys.stdout.flush()
     return Outcome.OK
 
 

@@ -6,11 +6,14 @@ Pure helpers (no click, no rich): the options of ``jobs``/``organizations`` and 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
+import signal
 import ssl
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Literal
 
@@ -28,6 +31,7 @@ __all__ = [
     "Connection",
     "Source",
     "explain",
+    "is_terminal",
     "read_password",
     "split_version",
 ]
@@ -121,13 +125,53 @@ class Connection:
 
 def read_password(variable: str, prompt: str) -> str:
     """The password in the environment variable ``variable``, else typed at a prompt (never
-    echoed); with neither a value nor a terminal, a `CLIError` naming the variable."""
+    echoed); with neither a value nor a terminal (stdin closed included), or when the prompt
+    gets no line (Ctrl-D), a `CLIError` naming the variable. Ctrl-C at the prompt raises
+    `KeyboardInterrupt` at once (see `_interruptible`)."""
     value = os.environ.get(variable)
     if value:
         return value
-    if not sys.stdin.isatty():
+    if not is_terminal(sys.stdin):
+        if value == "":
+            raise CLIError(f"no password: the environment variable {variable} is empty")
         raise CLIError(f"no password: set the environment variable {variable}")
-    return getpass.getpass(prompt)
+    with _interruptible():
+        try:
+            return getpass.getpass(prompt)
+        except EOFError:
+            raise CLIError(
+                f"no password: none was typed at the prompt; type it, or set the environment "
+                f"variable {variable}"
+            ) from None
+
+
+def is_terminal(stream: object) -> bool:
+    """Whether ``stream`` is a terminal: False for a closed or missing stream (``<&-`` makes
+    ``sys.stdin`` None)."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return isatty is not None and bool(isatty())
+    except (ValueError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C raises `KeyboardInterrupt` while the block runs (in the main thread). A prompt is
+    read inside ``asyncio.run``, whose own SIGINT handler only cancels the main task: with the
+    event loop blocked in the prompt, nothing would happen until a line was typed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):  # ignored (nohup, a background job): stays so
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class SharedContexts:

@@ -400,12 +400,15 @@ def _hidden_name(column: _Column) -> str:
     return column.header.partition(" (")[0]
 
 
-def print_organizations(organizations: Sequence[Organization], console: Console) -> None:
+def print_organizations(
+    organizations: Sequence[Organization], console: Console, *, wide: bool = False
+) -> None:
     """The ids and names of ``organizations``, by name, at full width. On a terminal too narrow
-    for them, the names fold (down to `_FOLD_WIDTH` cells), then the ids too; neither is cut."""
+    for them (unless ``wide``), the names fold (down to `_FOLD_WIDTH` cells), then the ids too;
+    neither is cut."""
     widest = max([4, *(cell_len(printable(o.name or "-")) for o in organizations)])
     longest_id = max([2, *(cell_len(printable(o.id)) for o in organizations)])
-    if not console.is_terminal:
+    if wide or not console.is_terminal:
         console.width = max(console.width, widest + longest_id + 7)
     whole_ids = console.width >= longest_id + min(widest, _FOLD_WIDTH) + 7
     table = Table(header_style="bold")

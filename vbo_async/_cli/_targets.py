@@ -98,7 +98,7 @@ class TargetsFile:
 def read_targets(path: Path) -> TargetsFile:
     """Read and check the targets file at ``path``; every problem is a line of one `CLIError`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (PowerShell 5.1) is not TOML
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
