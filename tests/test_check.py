@@ -636,6 +636,9 @@ async def test_a_wrong_password_is_unknown_and_never_printed(
         (["--timeout", "soon"], "Invalid value for '--timeout': 'soon' is not a duration"),
         (["--concurrency", "0"], "Invalid value for '--concurrency'"),
         (["--bogus"], "No such option"),
+        (["--timeout"], "Option '--timeout' requires an argument. (see 'vbo-async check --help')"),
+        (["--org"], "Option '--org' requires an argument."),
+        (["--targets"], "Option '--targets' requires an argument."),
     ],
 )
 def test_usage_errors_are_unknown_on_stdout(
