@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -39,7 +40,7 @@ from vbo_async._cli._plugin import (
 from vbo_async._cli._report import Report, Row
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import closed_port, serve
+from .conftest import as_asgi, closed_port, serve
 from .test_cli import (
     ANSI,
     HANG_GUARD,
@@ -591,6 +592,45 @@ async def test_an_organization_of_the_file_that_is_not_there_is_unknown(
     assert perf_values(first_line(result.out)["perf"])["tenants_unreadable"] == 1
     # Checking another organization of the file does not carry that one's problem.
     assert (await check(capsys, targets, "--org", ok)).code == 0
+
+
+def blank_first_organization(sim: Simulator) -> Any:
+    """An httpx handler serving ``sim`` whose organization listings send the first one with an
+    empty id (a hostile or broken server)."""
+    inner = httpx.ASGITransport(app=create_app(simulator=sim))
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        response = await inner.handle_async_request(request)
+        body = await response.aread()
+        if request.method != "GET" or not request.url.path.lower().endswith("/organizations"):
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+        data = json.loads(body)
+        (data["results"] if isinstance(data, dict) else data)[0]["id"] = ""
+        return httpx.Response(200, json=data)
+
+    return handler
+
+
+async def test_an_organization_listed_without_an_id_is_unknown_alone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """A server listing a tenant without an id: that tenant is UNKNOWN, its neighbours and the
+    other servers are judged (a CRITICAL job still makes the check CRITICAL)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    hostile = simulator(44)
+    first, *others = hostile.organization_ids()
+    listed = hostile.organizations_wire(version="v8", limit=10_000)
+    (name,) = [org["name"] for org in listed["results"] if org["id"] == first]
+    async with serve(as_asgi(blank_first_organization(hostile))) as port:
+        result = await check(capsys, targets_of(tmp_path, east, f"http://127.0.0.1:{port}"))
+    assert result.code == 2, result.out
+    lines = result.out.splitlines()
+    assert [line for line in lines if line.startswith("UNKNOWN: down1/")] == [
+        f"UNKNOWN: down1/{name}: the server listed this organization without an id"
+    ]
+    perf = perf_values(first_line(result.out)["perf"])
+    assert perf["tenants_unreadable"] == 1
+    assert perf["jobs"] == len(east.health) + len(expected_rows(hostile, others))
 
 
 async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
