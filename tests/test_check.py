@@ -16,7 +16,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -594,21 +594,26 @@ async def test_an_organization_of_the_file_that_is_not_there_is_unknown(
     assert (await check(capsys, targets, "--org", ok)).code == 0
 
 
-def blank_first_organization(sim: Simulator) -> Any:
-    """An httpx handler serving ``sim`` whose organization listings send the first one with an
-    empty id (a hostile or broken server)."""
+def editing(sim: Simulator, listing: str, edit: Callable[[list[dict[str, Any]]], None]) -> Any:
+    """An httpx handler serving ``sim`` whose GET answers on paths ending in ``listing`` have
+    their items changed by ``edit`` (a hostile or broken server)."""
     inner = httpx.ASGITransport(app=create_app(simulator=sim))
 
     async def handler(request: httpx.Request) -> httpx.Response:
         response = await inner.handle_async_request(request)
         body = await response.aread()
-        if request.method != "GET" or not request.url.path.lower().endswith("/organizations"):
+        if request.method != "GET" or not request.url.path.lower().endswith(listing):
             return httpx.Response(response.status_code, headers=response.headers, content=body)
         data = json.loads(body)
-        (data["results"] if isinstance(data, dict) else data)[0]["id"] = ""
+        edit(data["results"] if isinstance(data, dict) else data)
         return httpx.Response(200, json=data)
 
     return handler
+
+
+def blank_first_organization(sim: Simulator) -> Any:
+    """``sim`` listing its first organization with an empty id."""
+    return editing(sim, "/organizations", lambda items: items[0].update(id=""))
 
 
 async def test_an_organization_listed_without_an_id_is_unknown_alone(
@@ -631,6 +636,21 @@ async def test_an_organization_listed_without_an_id_is_unknown_alone(
     perf = perf_values(first_line(result.out)["perf"])
     assert perf["tenants_unreadable"] == 1
     assert perf["jobs"] == len(east.health) + len(expected_rows(hostile, others))
+
+
+async def test_a_job_listed_twice_is_counted_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
+) -> None:
+    """A server whose job listing repeats a job (offset pages shifting under a change): the job
+    is judged and counted once, as the exporter publishes it once."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = simulator(43)
+    jobs = len(expected_rows(sim))
+    async with serve(as_asgi(editing(sim, "/jobs", lambda items: items.extend(items[:2])))) as port:
+        result = await check(capsys, targets_of(tmp_path, f"http://127.0.0.1:{port}"))
+    assert perf_values(first_line(result.out)["perf"])["jobs"] == jobs
+    details = result.out.splitlines()[1:]
+    assert len(details) == len(set(details))
 
 
 async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
