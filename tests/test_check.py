@@ -766,6 +766,19 @@ def test_a_bug_is_unknown_not_warning(
     )
 
 
+def test_an_interruption_is_unknown_on_stdout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", interrupted)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out == "VB365 UNKNOWN - interrupted\n"
+    assert result.err == ""
+
+
 def test_help_documents_the_plugin_exit_codes_and_output(capsys: pytest.CaptureFixture[str]) -> None:
     result = run(capsys, "check", "--help")
     assert result.code == 0

@@ -171,6 +171,8 @@ def check(
                 text, code = error_output(str(exc)), PLUGIN_CODES.usage
             except VBOError as exc:
                 text, code = error_output(str(exc)), PLUGIN_CODES.unreadable
+            except KeyboardInterrupt:  # Ctrl-C: still a plugin's output, on stdout
+                text, code = error_output("interrupted"), PLUGIN_CODES.interrupted
             sys.stdout.write(text)
             sys.stdout.flush()
     finally:
