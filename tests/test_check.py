@@ -14,7 +14,9 @@ import contextlib
 import datetime as dt
 import json
 import re
+import socket
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -38,6 +40,7 @@ from vbo_async._cli._plugin import (
     plugin_output,
 )
 from vbo_async._cli._report import Report, Row
+from vbo_async._cli._threads import DaemonThreads, unheld
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import as_asgi, closed_port, serve
@@ -676,6 +679,61 @@ async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
     assert result.out.splitlines()[-1] == "UNKNOWN: down1: no answer within 1s"
     assert result.out.startswith("VB365 UNKNOWN - ")
     assert elapsed < 1 + 3 + 2  # the time limit, the logout's own limit, and slack
+
+
+def test_a_name_lookup_that_hangs_does_not_hold_the_check_past_its_timeout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server name whose lookup never ends (a DNS server that does not answer: the lookup runs
+    in a thread, which cancelling cannot stop). The check ends at its --timeout all the same; it
+    used to wait for the lookup's thread before exiting, past the 60 s a monitoring system
+    allows, which then reports the check as timed out (CRITICAL by default in Nagios)."""
+    release = threading.Event()
+    looked_up = threading.Event()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "vbo.unanswered.test":
+            looked_up.set()
+            release.wait()
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    targets = write_targets(
+        tmp_path / "t.toml", server_table("dns", "https://vbo.unanswered.test:4443", "VBO_PASSWORD")
+    )
+    results: list[Result] = []
+    checking = threading.Thread(
+        target=lambda: results.append(run(capsys, "check", "--targets", str(targets), "--timeout", "1s")),
+        daemon=True,
+    )
+    try:
+        checking.start()
+        checking.join(HANG_GUARD)
+        ended_during_the_lookup = not checking.is_alive()
+    finally:
+        release.set()
+        checking.join(HANG_GUARD)
+    assert looked_up.is_set()
+    assert ended_during_the_lookup
+    (result,) = results
+    assert result.code == 3
+    assert result.out.splitlines()[-1] == "UNKNOWN: dns: no answer within 1s"
+
+
+def test_the_checks_executor_forwards_results_and_errors() -> None:
+    async def lookups() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
+        with pytest.raises(ZeroDivisionError):
+            await loop.run_in_executor(None, divmod, 1, 0)
+        return found
+
+    found = asyncio.run(unheld(lookups()))
+    assert any(address[4][0] in ("127.0.0.1", "::1") for address in found)
+    assert DaemonThreads().submit(pow, 2, 10).result() == 1024
 
 
 async def test_a_wrong_password_is_unknown_and_never_printed(
