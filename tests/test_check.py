@@ -14,13 +14,16 @@ import contextlib
 import datetime as dt
 import json
 import re
+import socket
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -37,9 +40,10 @@ from vbo_async._cli._plugin import (
     plugin_output,
 )
 from vbo_async._cli._report import Report, Row
+from vbo_async._cli._threads import DaemonThreads, unheld
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import closed_port, serve
+from .conftest import as_asgi, closed_port, serve
 from .test_cli import (
     ANSI,
     HANG_GUARD,
@@ -593,6 +597,65 @@ async def test_an_organization_of_the_file_that_is_not_there_is_unknown(
     assert (await check(capsys, targets, "--org", ok)).code == 0
 
 
+def editing(sim: Simulator, listing: str, edit: Callable[[list[dict[str, Any]]], None]) -> Any:
+    """An httpx handler serving ``sim`` whose GET answers on paths ending in ``listing`` have
+    their items changed by ``edit`` (a hostile or broken server)."""
+    inner = httpx.ASGITransport(app=create_app(simulator=sim))
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        response = await inner.handle_async_request(request)
+        body = await response.aread()
+        if request.method != "GET" or not request.url.path.lower().endswith(listing):
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+        data = json.loads(body)
+        edit(data["results"] if isinstance(data, dict) else data)
+        return httpx.Response(200, json=data)
+
+    return handler
+
+
+def blank_first_organization(sim: Simulator) -> Any:
+    """``sim`` listing its first organization with an empty id."""
+    return editing(sim, "/organizations", lambda items: items[0].update(id=""))
+
+
+async def test_an_organization_listed_without_an_id_is_unknown_alone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """A server listing a tenant without an id: that tenant is UNKNOWN, its neighbours and the
+    other servers are judged (a CRITICAL job still makes the check CRITICAL)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    hostile = simulator(44)
+    first, *others = hostile.organization_ids()
+    listed = hostile.organizations_wire(version="v8", limit=10_000)
+    (name,) = [org["name"] for org in listed["results"] if org["id"] == first]
+    async with serve(as_asgi(blank_first_organization(hostile))) as port:
+        result = await check(capsys, targets_of(tmp_path, east, f"http://127.0.0.1:{port}"))
+    assert result.code == 2, result.out
+    lines = result.out.splitlines()
+    assert [line for line in lines if line.startswith("UNKNOWN: down1/")] == [
+        f"UNKNOWN: down1/{name}: the server listed this organization without an id"
+    ]
+    perf = perf_values(first_line(result.out)["perf"])
+    assert perf["tenants_unreadable"] == 1
+    assert perf["jobs"] == len(east.health) + len(expected_rows(hostile, others))
+
+
+async def test_a_job_listed_twice_is_counted_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
+) -> None:
+    """A server whose job listing repeats a job (offset pages shifting under a change): the job
+    is judged and counted once, as the exporter publishes it once."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = simulator(43)
+    jobs = len(expected_rows(sim))
+    async with serve(as_asgi(editing(sim, "/jobs", lambda items: items.extend(items[:2])))) as port:
+        result = await check(capsys, targets_of(tmp_path, f"http://127.0.0.1:{port}"))
+    assert perf_values(first_line(result.out)["perf"])["jobs"] == jobs
+    details = result.out.splitlines()[1:]
+    assert len(details) == len(set(details))
+
+
 async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:
@@ -618,6 +681,61 @@ async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
     assert elapsed < 1 + 3 + 2  # the time limit, the logout's own limit, and slack
 
 
+def test_a_name_lookup_that_hangs_does_not_hold_the_check_past_its_timeout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server name whose lookup never ends (a DNS server that does not answer: the lookup runs
+    in a thread, which cancelling cannot stop). The check ends at its --timeout all the same; it
+    used to wait for the lookup's thread before exiting, past the 60 s a monitoring system
+    allows, which then reports the check as timed out (CRITICAL by default in Nagios)."""
+    release = threading.Event()
+    looked_up = threading.Event()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "vbo.unanswered.test":
+            looked_up.set()
+            release.wait()
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    targets = write_targets(
+        tmp_path / "t.toml", server_table("dns", "https://vbo.unanswered.test:4443", "VBO_PASSWORD")
+    )
+    results: list[Result] = []
+    checking = threading.Thread(
+        target=lambda: results.append(run(capsys, "check", "--targets", str(targets), "--timeout", "3s")),
+        daemon=True,
+    )
+    try:
+        checking.start()
+        checking.join(HANG_GUARD)
+        ended_during_the_lookup = not checking.is_alive()
+    finally:
+        release.set()
+        checking.join(HANG_GUARD)
+    assert looked_up.is_set()
+    assert ended_during_the_lookup
+    (result,) = results
+    assert result.code == 3
+    assert result.out.splitlines()[-1] == "UNKNOWN: dns: no answer within 3s"
+
+
+def test_the_checks_executor_forwards_results_and_errors() -> None:
+    async def lookups() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
+        with pytest.raises(ZeroDivisionError):
+            await loop.run_in_executor(None, divmod, 1, 0)
+        return found
+
+    found = asyncio.run(unheld(lookups()))
+    assert any(address[4][0] in ("127.0.0.1", "::1") for address in found)
+    assert DaemonThreads().submit(pow, 2, 10).result() == 1024
+
+
 async def test_a_wrong_password_is_unknown_and_never_printed(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:
@@ -636,6 +754,9 @@ async def test_a_wrong_password_is_unknown_and_never_printed(
         (["--timeout", "soon"], "Invalid value for '--timeout': 'soon' is not a duration"),
         (["--concurrency", "0"], "Invalid value for '--concurrency'"),
         (["--bogus"], "No such option"),
+        (["--timeout"], "Option '--timeout' requires an argument. (see 'vbo-async check --help')"),
+        (["--org"], "Option '--org' requires an argument."),
+        (["--targets"], "Option '--targets' requires an argument."),
     ],
 )
 def test_usage_errors_are_unknown_on_stdout(
@@ -701,6 +822,19 @@ def test_a_bug_is_unknown_not_warning(
     assert result.out == (
         "VB365 UNKNOWN - internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)\n"
     )
+
+
+def test_an_interruption_is_unknown_on_stdout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", interrupted)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out == "VB365 UNKNOWN - interrupted\n"
+    assert result.err == ""
 
 
 def test_help_documents_the_plugin_exit_codes_and_output(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ prometheus_client's own text parser.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gzip
 import json
@@ -391,6 +392,34 @@ async def test_a_tenant_that_cannot_be_read_is_down_alone(servers: dict[str, Ser
     assert exporter.errors["v8"]["organization"] == 1
 
 
+@pytest.mark.parametrize("version", ["v8", "v1"])
+@pytest.mark.parametrize("blank", ["", "  "])
+async def test_a_tenant_listed_without_an_id_is_counted_alone(
+    servers: dict[str, Server], version: str, blank: str
+) -> None:
+    """A server listing an organization with an empty or blank id: that tenant is an
+    ``organization`` error, the server stays up with its other tenants' series."""
+    server = servers[version]
+    organizations = await server.client.organizations()
+
+    def blanked(path: str, data: Any) -> Any:
+        if path.endswith("/organizations"):
+            (data["results"] if isinstance(data, dict) else data)[0]["id"] = blank
+        return data
+
+    server.wire.edit = blanked
+    exporter = exporter_of(server)
+    body = await swept(exporter)
+    assert value(body, PREFIX + "up", server=version) == 1
+    assert exporter.errors[version]["organization"] == 1
+    assert exporter.errors[version]["server"] == 0
+    assert {s.labels["organization_id"] for s in samples(body, PREFIX + "organization_up")} == {
+        organization.id for organization in organizations[1:]
+    }
+    for organization in organizations[1:]:
+        assert samples(body, PREFIX + "job_enabled", organization_id=organization.id)
+
+
 async def test_a_server_over_its_budget_is_down_and_the_others_are_not(servers: dict[str, Server]) -> None:
     servers["v8"].wire.gate = asyncio.Event()  # never opened
     exporter = exporter_of(servers["v8"], servers["v1"], budget=0.3)
@@ -733,6 +762,111 @@ async def wait_for_async(condition: Callable[[], Any], within: float = HANG_GUAR
     async with asyncio.timeout(within):
         while not await condition():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+UNANSWERED = ".unanswered.test"
+"""Host names whose lookups never end in these tests (a DNS server that does not answer)."""
+NEVER_RESOLVED = f"""
+import os, pathlib, socket, threading
+_lookup = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):
+    if isinstance(host, str) and host.endswith({UNANSWERED!r}):
+        pathlib.Path(os.environ["LOOKUP_STARTED"]).touch()
+        threading.Event().wait()
+    return _lookup(host, *args, **kwargs)
+socket.getaddrinfo = getaddrinfo
+"""
+"""A ``sitecustomize`` for a child process: lookups of `UNANSWERED` names hang for ever, once
+they have created the file named by ``LOOKUP_STARTED``."""
+
+
+def _dead_servers(count: int) -> str:
+    return "".join(_table(f"dead{n}", f"https://vbo{n}{UNANSWERED}:4443") for n in range(count))
+
+
+async def _published(client: httpx.AsyncClient, server: str) -> bool:
+    body = (await client.get("/metrics", headers={"Accept-Encoding": "gzip"})).content
+    return f'{PREFIX}up{{server="{server}"}} 1.0' in body.decode()
+
+
+async def test_name_lookups_that_hang_do_not_starve_the_exporter(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two servers whose names never resolve, on a loop whose default executor has two threads
+    (a small machine's share): each hanging lookup holds a thread, which used to leave none to
+    render the exposition, so the healthy server's metrics were not published."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(UNANSWERED):
+            release.wait()
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    small = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    asyncio.get_running_loop().set_default_executor(small)
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    try:
+        async with serve(app) as port:
+            text = _table("east", f"http://127.0.0.1:{port}/v8") + _dead_servers(2)
+            targets = read_targets(write_targets(tmp_path / "t.toml", text))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(16)
+            task = asyncio.create_task(
+                _serve._serve(
+                    targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=1, budget=None, concurrency=8
+                )
+            )
+            try:
+                base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+                async with httpx.AsyncClient(base_url=base) as client:
+                    await wait_for_async(lambda: _published(client, "east"))
+                    body = (await client.get("/metrics")).text  # plain text: rendered in a thread too
+                os.kill(os.getpid(), signal.SIGTERM)
+                outcome = await asyncio.wait_for(task, HANG_GUARD)
+            finally:
+                task.cancel()
+                sock.close()
+    finally:
+        release.set()
+        small.shutdown(wait=True)
+    assert outcome is Outcome.OK
+    assert f'{PREFIX}up{{server="dead0"}} 0.0' in body
+
+
+def test_a_name_lookup_that_hangs_does_not_hold_the_exit(tmp_path: Path) -> None:
+    """SIGTERM ends ``serve`` while a lookup of a server's name hangs (its thread cannot be
+    stopped): the process used to wait for that thread before exiting."""
+    (tmp_path / "sitecustomize.py").write_text(NEVER_RESOLVED, encoding="utf-8")
+    targets = write_targets(tmp_path / "targets.toml", _dead_servers(1))
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    started = tmp_path / "lookup-started"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vbo_async", "serve", "--targets", str(targets), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path, LOOKUP_STARTED=str(started)),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Serving the metrics of 1 servers at "), line
+        deadline = time.monotonic() + HANG_GUARD
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert started.exists()
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=HANG_GUARD)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, err = process.communicate(timeout=HANG_GUARD)
+    assert status == 0
+    assert "Traceback" not in err
 
 
 @contextlib.contextmanager

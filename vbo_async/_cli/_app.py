@@ -506,11 +506,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say_error(f"no command given; the commands are {commands} (see 'vbo-async --help')")
             return _codes(exc.ctx).usage
         except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx is not None else "vbo-async"
-            failed = exc.ctx.command if exc.ctx is not None else None
+            failed: click.Command | None
+            if exc.ctx is not None:
+                where, failed = exc.ctx.command_path, exc.ctx.command
+            else:  # click raises "Option '--x' requires an argument." without a context
+                failed = _named_command(argv)
+                where = f"vbo-async {failed.name}" if failed is not None else "vbo-async"
             say = failed.report_error if isinstance(failed, VBOCommand) else _say_error
             say(f"{exc.format_message()} (see '{where} --help')")
-            return _codes(exc.ctx).usage
+            return failed.exit_codes.usage if isinstance(failed, VBOCommand) else STANDARD.usage
         except click.ClickException as exc:
             _say_error(exc.format_message())
             return STANDARD.usage

@@ -37,6 +37,7 @@ from ._plugin import (
     plugin_output,
 )
 from ._report import Report, Row, error_row
+from ._threads import unheld
 
 __all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "say_unknown"]
 
@@ -156,12 +157,14 @@ def check(
         with _holding_stderr(held):
             try:
                 output = asyncio.run(
-                    run_check(
-                        targets,
-                        policy=HealthPolicy(max_age=max_age),
-                        wanted=organizations,
-                        give_up_after=timeout,
-                        concurrency=concurrency,
+                    unheld(
+                        run_check(
+                            targets,
+                            policy=HealthPolicy(max_age=max_age),
+                            wanted=organizations,
+                            give_up_after=timeout,
+                            concurrency=concurrency,
+                        )
                     )
                 )
                 text, code = output.text, output.exit_code
@@ -171,6 +174,8 @@ def check(
                 text, code = error_output(str(exc)), PLUGIN_CODES.usage
             except VBOError as exc:
                 text, code = error_output(str(exc)), PLUGIN_CODES.unreadable
+            except KeyboardInterrupt:  # Ctrl-C: still a plugin's output, on stdout
+                text, code = error_output("interrupted"), PLUGIN_CODES.interrupted
             sys.stdout.write(text)
             sys.stdout.flush()
     finally:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -32,6 +32,7 @@ from ._report import FOLLOW, Report, Row, error_row, rows_of
 from ._targets import ServerTarget, read_targets
 
 __all__ = [
+    "NO_ID",
     "Server",
     "UnknownOrganization",
     "demo",
@@ -43,6 +44,7 @@ __all__ = [
     "poll",
     "report_of",
     "server_targets",
+    "split_pollable",
 ]
 
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -98,6 +100,21 @@ async def _find_organization(client: VBOClient, wanted: str, *, server: str) -> 
 
 def _label(organization: Organization) -> str:
     return organization.name or organization.id
+
+
+NO_ID = "the server listed this organization without an id"
+"""Why a tenant listed with an empty or blank id is not polled: no request can name it."""
+
+
+def split_pollable(organizations: Iterable[Organization]) -> tuple[list[Organization], list[Organization]]:
+    """``organizations`` split into those a sweep can poll and those the server listed with an
+    empty or blank id, which `PollTarget` refuses: each of those is its own tenant's problem
+    (`NO_ID`), not the sweep's."""
+    usable: list[Organization] = []
+    unusable: list[Organization] = []
+    for organization in organizations:
+        (usable if organization.id.strip() else unusable).append(organization)
+    return usable, unusable
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -260,10 +277,10 @@ async def server_targets(
                 chosen.append(match_organization(organizations, wanted, server=target.label))
             except UnknownOrganization as exc:
                 failures.append(error_row(target.label, str(exc), organization=wanted))
-    unique = {organization.id: organization for organization in chosen}
+    usable, unusable = split_pollable({organization.id: organization for organization in chosen}.values())
+    failures += [error_row(target.label, NO_ID, organization=_label(o)) for o in unusable]
     targets = [
-        PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o)
-        for o in unique.values()
+        PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o) for o in usable
     ]
     return targets, failures
 

@@ -89,9 +89,10 @@ def error_row(
 
 
 def rows_of(result: PollResult, server: str, *, source: Source = "options") -> list[Row]:
-    """The rows of one tenant's `PollResult`: its jobs, or its error. A job whose repository or
-    proxy could not be read keeps its row (that column is empty) and is logged as a warning; a
-    repository without a proxy link (one of a v8 proxy pool) just leaves the proxy empty."""
+    """The rows of one tenant's `PollResult`: its jobs (a job the server listed twice once), or
+    its error. A job whose repository or proxy could not be read keeps its row (that column is
+    empty) and is logged as a warning; a repository without a proxy link (one of a v8 proxy pool)
+    just leaves the proxy empty."""
     target = result.target
     organization = target.name or target.organization_id
     if result.error is not None:
@@ -117,7 +118,11 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
             continue  # a repository of a v8 proxy pool has no proxy of its own: not a failure
         log.warning("%s / %s: job %s: cannot read its %s: %s", server, organization, job_id, relation, error)
     rows = []
+    seen: set[str] = set()
     for job in result.jobs:
+        if job.id in seen:  # a server listing a job twice: one row, as the exporter has one series
+            continue
+        seen.add(job.id)
         repository = result.resolved(job, "repository") if "repository" in followed else None
         proxy = result.resolved(job, "proxy") if "proxy" in followed else None
         health = result.health.get(job.id)

@@ -23,6 +23,7 @@ from ._connect import SharedContexts, read_password
 from ._exit import CLIError, MissingExtra, Outcome
 from ._simulate import _listen
 from ._targets import ServerTarget, read_targets
+from ._threads import DaemonThreads
 
 if TYPE_CHECKING:
     from ._exporter import Exporter
@@ -100,6 +101,9 @@ async def _serve(
     from ._exporter import Exporter
     from ._sweeps import ServerSpec
 
+    # Name lookups that hang must neither take every thread the exposition is rendered in nor
+    # hold the process at exit (see _threads).
+    asyncio.get_running_loop().set_default_executor(DaemonThreads())
     contexts = SharedContexts()
     specs: list[ServerSpec] = []
     try:

@@ -35,7 +35,7 @@ from .._health import HealthPolicy, JobHealth
 from .._models import BackupRepository, Job, License, Organization, Proxy, UsedRepository
 from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import explain
-from ._flows import UnknownOrganization, match_organization
+from ._flows import NO_ID, UnknownOrganization, match_organization, split_pollable
 from ._metrics import JOB_STATUSES, PREFIX
 
 __all__ = ["Samples", "ServerSnapshot", "ServerSpec", "sweep_server"]
@@ -189,8 +189,8 @@ class _Reader:
                 group.create_task(self._used(organization))
 
     def _choose(self, organizations: Sequence[Organization]) -> list[Organization]:
-        """The tenants to sweep, each once; a configured one the server does not list is an
-        ``organization`` error (and logged)."""
+        """The tenants to sweep, each once; a configured one the server does not list, or one
+        it lists without an id, is an ``organization`` error (and logged)."""
         wanted = self.spec.organizations
         if wanted == "all":
             chosen = list(organizations)
@@ -202,7 +202,11 @@ class _Reader:
                 except UnknownOrganization as exc:
                     self.fail("organization")
                     log.warning("%s", exc)
-        return list({organization.id.lower(): organization for organization in chosen}.values())
+        usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
+        for organization in unusable:
+            self.fail("organization")
+            log.warning("%s: %s: %r", self.spec.name, NO_ID, organization.name)
+        return usable
 
     async def _jobs(self, organizations: list[Organization]) -> None:
         targets = [
