@@ -30,16 +30,21 @@ import httpx
 import pytest
 
 from vbo_async import (
+    APIError,
     AuthenticationError,
     ConfigError,
     DecodeError,
     LinkError,
     NotFoundError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
     VBOClient,
     VBOError,
 )
+from vbo_async._auth import TokenManager
+from vbo_async._prefetch import LinkCache
+from vbo_async._redact import Redactor
 
 from .conftest import FAST, client_for
 from .test_hostile_input import shown
@@ -261,6 +266,257 @@ async def test_a_refused_href_quoting_a_secret_leaks_it_in_no_link_error(
     assert caught.value.relation == relation
     assert "***" in str(caught.value)
     assert leaks(caught.value, logs.records) == {}
+
+
+SMALL_BODIES = 4096
+"""The ``max_response_bytes`` of the clients below (a token answer fits, the too-large body not)."""
+
+
+def refuse_connection(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+def reset_connection(request: httpx.Request) -> httpx.Response:
+    raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
+
+
+def same_page(request: httpx.Request) -> httpx.Response:
+    next_link = {"href": str(request.url.copy_with(scheme=None, host=None, port=None))}
+    return httpx.Response(200, json={"results": [{"id": "j2"}], "_links": {"next": next_link}})
+
+
+SECRET_URL_ANSWERS: dict[str, tuple[type[VBOError] | None, Callable[[httpx.Request], httpx.Response]]] = {
+    "HTTP 500": (ServerError, lambda request: httpx.Response(500, json={"message": "boom"})),
+    "a body that is not JSON": (DecodeError, lambda request: httpx.Response(200, content=b"not json")),
+    "a corrupt gzip body": (
+        DecodeError,
+        lambda request: httpx.Response(
+            200, stream=httpx.ByteStream(b"not gzip"), headers={"Content-Encoding": "gzip"}
+        ),
+    ),
+    "a body too large": (
+        ResponseTooLargeError,
+        lambda request: httpx.Response(200, content=b"[" + b" " * 2 * SMALL_BODIES + b"]"),
+    ),
+    "connection refused": (TransportError, refuse_connection),
+    "connection reset": (TransportError, reset_connection),
+    "a next link back to the same page": (None, same_page),
+}
+"""What a URL below the API root that a server put a secret in is answered: (the error the
+client raises, None for the warning of a listing that loops; the answer)."""
+
+
+def secret_query(request: httpx.Request, password: str) -> str:
+    """A query a server writes a secret into: the bearer header, the password and the refresh
+    token, URL-encoded (an href inside the API root, so the client follows it)."""
+    return str(httpx.QueryParams({"t": f"{request.headers['authorization']}|{password}|{REFRESH}"}))
+
+
+@pytest.mark.parametrize(
+    ("relation", "answer"),
+    [("next", answer) for answer in SECRET_URL_ANSWERS]
+    + [("repository", answer) for answer in SECRET_URL_ANSWERS if SECRET_URL_ANSWERS[answer][0]],
+)
+async def test_a_followed_href_quoting_a_secret_leaks_it_in_no_log_or_error(
+    relation: str, answer: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """An href below the API root is followed even when the server put a secret in its query;
+    whatever then goes wrong there (an error status, a body that cannot be decoded or is too
+    large, a refused or reset connection, retried first, or a listing that loops), the request's
+    logs, the retry notes and the error show the URL scrubbed. Before the fix every one of these
+    quoted the URL as sent."""
+    password = PASSWORDS["special"]
+    expected, respond = SECRET_URL_ANSWERS[answer]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if "t=" in str(request.url):
+            return respond(request)
+        path = "Jobs" if relation == "next" else "BackupRepositories/r1"
+        href = f"/v1/{path}?{secret_query(request, password)}"
+        if relation == "next":
+            return httpx.Response(200, json={"results": [{"id": "j1"}], "_links": {"next": {"href": href}}})
+        return httpx.Response(200, json={"id": "j1", "name": "D", "_links": {"repository": {"href": href}}})
+
+    error: VBOError = LinkError("no error: the logs are what is scanned")
+    async with client_for(handler, password=password, max_response_bytes=SMALL_BODIES) as vbo:
+        try:
+            if relation == "next":
+                jobs = await vbo.jobs()
+                assert [job.id for job in jobs] == ["j1", "j2"]  # the loop ended: the warning
+            else:
+                link = (await vbo.job("j1")).links.repository
+                assert link is not None
+                await link
+        except VBOError as exc:
+            error = exc
+    if expected is None:
+        (warning,) = [record for record in logs.records if record.levelno == logging.WARNING]
+        assert "***" in warning.getMessage()
+    else:
+        assert type(error) is expected, repr(error)
+        assert error.url is not None
+        assert "***" in error.url  # scrubbed, not dropped
+        assert "***" in str(error)
+    if expected is TransportError:
+        assert sum(hasattr(record, "vbo_async_retry") for record in logs.records) == FAST.attempts - 1
+    assert leaks(error, logs.records) == {}
+
+
+async def test_an_item_refused_on_a_page_whose_url_quotes_a_secret_is_filed_scrubbed(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """A sweep files the jobs it cannot decode instead of failing the listing: the `DecodeError`
+    it keeps names the page's URL, which a next link may have put a secret in."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if "t=" in str(request.url):
+            return httpx.Response(200, json={"results": [{"id": "j2", "name": "D", "isEnabled": "maybe"}]})
+        next_link = {"href": f"/v1/Jobs?{secret_query(request, password)}"}
+        return httpx.Response(
+            200, json={"results": [{"id": "j1", "name": "D"}], "_links": {"next": next_link}}
+        )
+
+    async with client_for(handler, password=password) as vbo:
+        jobs, filed = await vbo._jobs_filed()
+    assert [job.id for job in jobs] == ["j1"]
+    ((error,),) = filed.values()
+    assert error.url is not None
+    assert "***" in error.url
+    assert leaks(error, logs.records) == {}
+
+
+async def test_a_collection_link_quoting_a_secret_leaks_it_in_no_max_pages_error(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """A listing longer than ``max_pages`` is an `APIError` naming the URL the listing began at:
+    a collection link's, which the server may have put a secret in."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if request.url.path.endswith("/Jobs/j1"):
+            links = {"jobsessions": {"href": f"/v1/Jobs/j1/JobSessions?{secret_query(request, password)}"}}
+            return httpx.Response(200, json={"id": "j1", "name": "D", "_links": links})
+        return httpx.Response(
+            200, json={"results": [], "_links": {"next": {"href": "/v1/JobSessions?page=2"}}}
+        )
+
+    async with client_for(handler, password=password, max_pages=1) as vbo:
+        sessions = (await vbo.job("j1")).links.jobsessions
+        assert sessions is not None
+        with pytest.raises(APIError, match="max_pages") as caught:
+            await sessions
+    assert caught.value.url is not None
+    assert "***" in caught.value.url
+    assert leaks(caught.value, logs.records) == {}
+
+
+@pytest.mark.parametrize("proxy", ["outside the API root", "malformed (an array)", "absent"])
+async def test_a_through_link_via_an_href_quoting_a_secret_leaks_it_in_no_link_error(
+    proxy: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """A v6+ job's proxy is reached through its repository. The server put a secret in the
+    repository's href (followed: it is below the API root), and the repository it answers has no
+    proxy link that can be followed: the `LinkError` quoting the repository's href, and the logs
+    of both steps, show it scrubbed."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        secret = secret_query(request, password)
+        if request.url.path.endswith("/Jobs/j1"):
+            href = f"/v6/BackupRepositories/r1?{secret}"
+            return httpx.Response(
+                200, json={"id": "j1", "name": "D", "_links": {"backupRepository": {"href": href}}}
+            )
+        links = {
+            "outside the API root": {"proxy": {"href": f"https://evil.example/proxies/p1?{secret}"}},
+            "malformed (an array)": {"proxy": [secret]},
+            "absent": {},
+        }[proxy]
+        return httpx.Response(200, json={"id": "r1", "name": "R", "_links": links})
+
+    async with client_for(handler, password=password, api_version="v6") as vbo:
+        link = (await vbo.job("j1")).links.proxy
+        assert link is not None
+        with pytest.raises(LinkError) as caught:
+            await link
+    assert "***" in str(caught.value)
+    assert leaks(caught.value, logs.records) == {}
+
+
+@pytest.mark.parametrize("relation", ["repository", "proxy"])
+async def test_a_sweep_prefetching_an_href_quoting_a_secret_leaks_it_nowhere(
+    relation: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """A sweep prefetches the links of every job (`LinkCache`): the repository's href quotes a
+    secret and answers 500, or answers a repository without a proxy. The link error it keeps,
+    its debug log line (which showed the link's repr) and the names of its tasks (which showed
+    the URL) hold no secret."""
+    password = PASSWORDS["special"]
+    task_names: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        task_names.extend(task.get_name() for task in asyncio.all_tasks())
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if request.url.path.endswith("/Jobs/j1"):
+            href = f"/v6/BackupRepositories/r1?{secret_query(request, password)}"
+            links = {"backupRepository": {"href": href}}
+            return httpx.Response(200, json={"id": "j1", "name": "D", "_links": links})
+        if relation == "repository":
+            return httpx.Response(500, json={"message": "boom"})
+        return httpx.Response(200, json={"id": "r1", "name": "R", "_links": {}})
+
+    async with client_for(handler, password=password, api_version="v6") as vbo:
+        job = await vbo.job("j1")
+        async with asyncio.TaskGroup() as group:
+            _, errors = await LinkCache(group).resolve(vbo, [job], (relation,))
+    error = errors[("j1", relation)]
+    assert isinstance(error, ServerError if relation == "repository" else LinkError), repr(error)
+    assert "***" in str(error)
+    assert any("prefetch" in name for name in task_names)  # the names were seen while in flight
+    assert [name for name in task_names if any(secret in name for secret in SECRETS)] == []
+    assert leaks(error, logs.records) == {}
+
+
+async def test_a_successful_get_scrubs_nothing_when_debug_logging_is_off(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scrubbing a URL costs a search per secret form: the request log line does it only when
+    debug logging is on, and a successful GET never otherwise."""
+    caplog.set_level(logging.INFO, logger="vbo_async")
+    asked: list[Redactor] = []
+    original = TokenManager.redactor
+
+    def counting(self: TokenManager) -> Redactor:
+        asked.append(original(self))
+        return asked[-1]
+
+    monkeypatch.setattr(TokenManager, "redactor", counting)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if "page=2" in str(request.url):
+            return httpx.Response(200, json={"results": [{"id": "j2"}]})
+        return httpx.Response(
+            200, json={"results": [{"id": "j1"}], "_links": {"next": {"href": "/v1/Jobs?page=2"}}}
+        )
+
+    async with client_for(handler) as vbo:
+        assert [job.id for job in await vbo.jobs()] == ["j1", "j2"]
+        assert asked == []
+        caplog.set_level(logging.DEBUG, logger="vbo_async")
+        assert [job.id for job in await vbo.jobs()] == ["j1", "j2"]
+        assert len(asked) >= 2  # the check can fail: the request lines are scrubbed when logged
 
 
 @pytest.mark.parametrize("entry", ["array", "object with a number as href"])

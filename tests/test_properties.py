@@ -53,14 +53,16 @@ from vbo_async import (
     SelectedItem,
     SelectedMailbox,
     ServiceInstance,
+    TransportError,
     UsedRepository,
     VBOClient,
+    VBOError,
 )
 from vbo_async._decode import parse_json
 from vbo_async._dialects import DIALECTS, V1
 from vbo_async._enums import OpenEnum
 from vbo_async._redact import Redactor
-from vbo_async._urls import ApiRoot, scrubbed_link_error
+from vbo_async._urls import ApiRoot, scrub_error, scrubbed_link_error
 from vbo_async.simulator import Simulator, SimulatorConfig
 
 EXAMPLES = int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150"))
@@ -821,16 +823,25 @@ def test_a_refused_href_shows_no_secret_once_scrubbed(
 ) -> None:
     """Whatever an href quoting the password says, the `LinkError` refusing it, scrubbed as the
     client scrubs it, shows the password nowhere: not in str, repr, ``href`` or a pickle (the
-    message quotes the href as ``repr``, which escapes what the scrub looks for)."""
+    message quotes the href as ``repr``, which escapes what the scrub looks for). Neither does
+    the error of a request to an href that is followed, scrubbed in place (`scrub_error`)."""
     href = before + form(SECRET) + after
+    scrub = Redactor(SECRET).scrub
     try:
-        ApiRoot(base, VERSIONS).rebase(href, relation="next")
+        url = ApiRoot(base, VERSIONS).rebase(href, relation="next")
     except LinkError as error:
-        shown = scrubbed_link_error(error, Redactor(SECRET).scrub)
+        shown = scrubbed_link_error(error, scrub)
         assert shown.relation == "next"
         for text in (str(shown), repr(shown), repr(shown.args), repr(shown.href)):
             assert "S3cr3t" not in text, text
         assert b"S3cr3t" not in pickle.dumps(shown)
+        in_place: VBOError = error
+    else:
+        in_place = TransportError(f"cannot request {url!r}", method="GET", url=url)
+    scrub_error(in_place, scrub)
+    for text in (str(in_place), repr(in_place), repr(vars(in_place))):
+        assert "S3cr3t" not in text, text
+    assert b"S3cr3t" not in pickle.dumps(in_place)
 
 
 @PROPERTY

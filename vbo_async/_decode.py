@@ -236,7 +236,9 @@ class Decoder:
             return result
         where, what = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise DecodeError(f"cannot decode {cls.__name__}: {what} at {where}{more}", path=where, url=url)
+        # The URL may be a next link quoting a secret (a refused item's error is kept, not raised).
+        shown = url if url is None else self.scrub(url)
+        raise DecodeError(f"cannot decode {cls.__name__}: {what} at {where}{more}", path=where, url=shown)
 
 
 def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str | None) -> list[T]:

@@ -23,7 +23,7 @@ from ._pages import page_identity, with_limit
 from ._retry import RetryPolicy
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import error_for_status
-from ._urls import ApiRoot, scrubbed_link_error
+from ._urls import ApiRoot, scrub_error, scrubbed_link_error
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
@@ -137,6 +137,12 @@ class Fetcher:
         # Raised outside the handler: the unscrubbed error must not be the __context__.
         raise error if self.scrub is None else scrubbed_link_error(error, self.scrub)
 
+    def hide_secrets(self, error: VBOError) -> None:
+        """`scrub_error`: the client's secrets out of ``error``'s message, ``url`` and ``href``, in
+        place (a server may put one into an href the client follows)."""
+        if self.scrub is not None:
+            scrub_error(error, self.scrub)
+
     def dialect_of(self, url: str) -> Dialect:
         """The dialect of the API version a URL below the root names (`LinkError` otherwise)."""
         version = self._api_root.version_of(url)
@@ -171,8 +177,12 @@ class Fetcher:
         dialect = self.dialect_of(url)
 
         async def load() -> Any:
-            data = await self.get_json(url)
-            return data if target is None else self.decoder.one(data, target, dialect, url=url)
+            try:
+                data = await self.get_json(url)
+                return data if target is None else self.decoder.one(data, target, dialect, url=url)
+            except VBOError as exc:
+                self.hide_secrets(exc)  # the URL may be an href quoting a secret
+                raise
 
         return await self._flights.run((url, target), load)
 
@@ -187,10 +197,14 @@ class Fetcher:
 
         async def load() -> tuple[list[T], str | None]:
             answer = await self.sender.send("GET", url)
-            body = self.expect_success(answer, "GET", url)
-            decoded, next_href = self.decoder.page(
-                body, target, dialect, url=url, max_items=self._max_page_items, refused=refused
-            )
+            try:
+                body = self.expect_success(answer, "GET", url)
+                decoded, next_href = self.decoder.page(
+                    body, target, dialect, url=url, max_items=self._max_page_items, refused=refused
+                )
+            except VBOError as exc:
+                self.hide_secrets(exc)  # the URL may be a next link quoting a secret
+                raise
             if next_href is None:
                 return decoded, None
             return decoded, self.rebase(next_href, context=url, relation="next")
@@ -229,12 +243,14 @@ class Fetcher:
         while next_url is not None:
             unseen.append(next_url)
             if pages == self._max_pages:
-                raise APIError(
+                error = APIError(
                     f"the listing has more than max_pages={self._max_pages} pages; refusing to read on",
                     status_code=200,
                     method="GET",
                     url=url,
                 )
+                self.hide_secrets(error)  # a link's URL may quote a secret
+                raise error
             items, next_url = await self.fetch_page(next_url, target, refused=refused)
             pages += 1
             yield items
@@ -243,5 +259,6 @@ class Fetcher:
             seen.update(page_identity(fetched) for fetched in unseen)
             unseen.clear()
             if page_identity(next_url) in seen:
-                log.warning("page %s links back to a page already fetched; stopping", next_url)
+                shown = next_url if self.scrub is None else self.scrub(next_url)
+                log.warning("page %s links back to a page already fetched; stopping", shown)
                 return

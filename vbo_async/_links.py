@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from ._exceptions import ClientStateError, LinkError
+from ._exceptions import ClientStateError, LinkError, VBOError
 
 if TYPE_CHECKING:
     from ._urls import ApiRoot
@@ -30,6 +30,10 @@ class Navigator(Protocol):
 
     def rebase(self, href: str, *, relation: str | None) -> str:
         """``href`` rebased onto `api_root`, or `LinkError` (scrubbed of the client's secrets)."""
+        ...
+
+    def hide_secrets(self, error: VBOError) -> None:
+        """Scrub the client's secrets from ``error`` (its message, ``url`` and ``href``) in place."""
         ...
 
     async def fetch_one(self, url: str, target: type[Any] | None) -> Any: ...
@@ -154,12 +158,15 @@ class ThroughLink(Link[T]):
         links = getattr(middle, "links", None)
         found = getattr(links, self._then, None)
         if not isinstance(found, Link):
-            raise LinkError(
+            error = LinkError(
                 f"cannot follow {self.relation!r}: the {self._via.relation!r} resource at "
                 f"{self._via.href!r} has no {self._then!r} link",
                 href=self._via.href,
                 relation=self.relation,
             )
+            if self._navigator is not None:  # the href, followed, may quote a secret
+                self._navigator.hide_secrets(error)
+            raise error
         return found
 
     def __await__(self) -> Generator[Any, None, T]:

@@ -70,7 +70,8 @@ class LinkCache:
         task = self._tasks.get(key)
         if task is None:
             work = self._through(client, link) if isinstance(link, ThroughLink) else _follow(link)
-            task = self._group.create_task(work, name=f"vbo_async.poll_jobs prefetch {url}")
+            # Named by the relation: the URL may be an href quoting a secret.
+            task = self._group.create_task(work, name=f"vbo_async.poll_jobs prefetch {link.relation}")
             self._tasks[key] = task
         return task
 
@@ -99,5 +100,5 @@ async def _follow(link: Link[Any]) -> _Outcome:
     try:
         return await link, None
     except VBOError as exc:
-        log.debug("prefetching %r failed: %s", link, exc)
+        log.debug("prefetching the %r link failed: %s", link.relation, exc)  # not its href
         return None, exc

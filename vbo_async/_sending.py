@@ -47,7 +47,7 @@ from ._exceptions import (
 from ._retry import RetryPolicy, backoff, may_retry, parse_retry_after
 from ._status import IDEMPOTENT_METHODS
 from ._tokens import Token
-from ._urls import ApiRoot
+from ._urls import ApiRoot, scrub_error
 from ._version import __version__
 
 __all__ = ["CLOSED_IN_FLIGHT", "Answer", "RetryNote", "Sender", "build_http"]
@@ -191,46 +191,52 @@ class Sender:
         statuses of idempotent requests are retried first). ``retry`` defaults to whether the
         method is idempotent. A failure to get a token is raised as is, never retried here (the
         token request has its own retries)."""
-        self.check_usable()
-        if not self._api_root.contains(url):
-            raise LinkError(f"refusing to send a request outside the API root: {url}")
-        retryable = method in IDEMPOTENT_METHODS if retry is None else retry
-        call = _Call(method, url, json, form, headers, authenticated)
-        # When the first attempt got its slot: the retry budget counts from the first try, not
-        # from when the request began waiting for one of the ``max_concurrency`` slots.
-        started: list[float] = []
-        attempt = 1
-        while True:
-            try:
-                answer = await self._attempt(call, started)
-            except TokenUnavailable as failure:
-                raise failure.error from failure.error.__cause__
-            except TransportError as exc:
-                if not retryable or _is_certificate_error(exc):
-                    raise
-                wait = self._wait(attempt, started, None)
-                if wait is None:
-                    self._gave_up(method, url, attempt, str(exc))
-                    _say_attempts(exc, attempt, started)
-                    raise
-                self._retrying(method, url, attempt, str(exc), wait, exc)
-            else:
-                if not retryable or answer.status_code not in self._retry.statuses:
-                    return answer
-                retry_after = parse_retry_after(
-                    answer.headers.get("retry-after"),
-                    now=dt.datetime.now(dt.UTC),
-                    cap=self._retry.max_retry_after,
-                )
-                wait = self._wait(attempt, started, retry_after, answer.status_code)
-                if wait is None:
-                    self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
-                    return answer
-                self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
-            await self._pause(wait)
-            if self._closed:  # closed while this request waited to be retried
-                raise ClientStateError(CLOSED_IN_FLIGHT)
-            attempt += 1
+        try:
+            self.check_usable()
+            if not self._api_root.contains(url):
+                raise LinkError(f"refusing to send a request outside the API root: {url}")
+            retryable = method in IDEMPOTENT_METHODS if retry is None else retry
+            call = _Call(method, url, json, form, headers, authenticated)
+            # When the first attempt got its slot: the retry budget counts from the first try, not
+            # from when the request began waiting for one of the ``max_concurrency`` slots.
+            started: list[float] = []
+            attempt = 1
+            while True:
+                try:
+                    answer = await self._attempt(call, started)
+                except TokenUnavailable as failure:
+                    raise failure.error from failure.error.__cause__
+                except TransportError as exc:
+                    if not retryable or _is_certificate_error(exc):
+                        raise
+                    wait = self._wait(attempt, started, None)
+                    if wait is None:
+                        self._gave_up(method, url, attempt, str(exc))
+                        _say_attempts(exc, attempt, started)
+                        raise
+                    self._retrying(method, url, attempt, str(exc), wait, exc)
+                else:
+                    if not retryable or answer.status_code not in self._retry.statuses:
+                        return answer
+                    retry_after = parse_retry_after(
+                        answer.headers.get("retry-after"),
+                        now=dt.datetime.now(dt.UTC),
+                        cap=self._retry.max_retry_after,
+                    )
+                    wait = self._wait(attempt, started, retry_after, answer.status_code)
+                    if wait is None:
+                        self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
+                        return answer
+                    self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
+                await self._pause(wait)
+                if self._closed:  # closed while this request waited to be retried
+                    raise ClientStateError(CLOSED_IN_FLIGHT)
+                attempt += 1
+        except VBOError as exc:
+            # A server may put a secret into an href the client follows: the error quoting the URL
+            # is scrubbed as it leaves (in place: re-raised as is, its context unchanged).
+            scrub_error(exc, self._scrub)
+            raise
 
     async def _pause(self, seconds: float) -> None:
         """Wait ``seconds`` before a retry, or until the client closes if that comes first."""
@@ -262,14 +268,24 @@ class Sender:
     def _retrying(
         self, method: str, url: str, attempt: int, reason: str, wait: float, error: VBOError | None = None
     ) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        if error is not None:
+            scrub_error(error, self._scrub)  # the note carries it (and it is dropped: retried)
+        shown = self._scrub(url)  # the reason may quote the URL (a transport error's str does)
         note = RetryNote(
-            method=method, url=url, attempt=attempt, reason=reason, wait_for=wait, caused_by=error
+            method=method,
+            url=shown,
+            attempt=attempt,
+            reason=reason.replace(url, shown),
+            wait_for=wait,
+            caused_by=error,
         )
         log.debug(
             "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
             method,
-            url,
-            reason,
+            shown,
+            note.reason,
             wait,
             attempt + 1,
             self._retry.attempts,
@@ -277,7 +293,18 @@ class Sender:
         )
 
     def _gave_up(self, method: str, url: str, attempt: int, reason: str) -> None:
-        log.info("%s %s: %s; giving up after %d attempt(s)", method, url, reason, attempt)
+        if log.isEnabledFor(logging.INFO):
+            shown = self._scrub(url)  # the reason may quote the URL (a transport error's str does)
+            log.info(
+                "%s %s: %s; giving up after %d attempt(s)", method, shown, reason.replace(url, shown), attempt
+            )
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the client's secrets: server text quoted in an error or a log (a
+        server may also put one into an href the client follows, and the URL is quoted in logs
+        and errors). Only on paths that log or fail."""
+        tokens = self.tokens
+        return text if tokens is None else tokens.redactor().scrub(text)
 
     async def _attempt(self, call: _Call, first_try: list[float]) -> Answer:
         """One attempt, in a slot; ``first_try`` gets the time the first attempt got its slot."""
@@ -316,8 +343,14 @@ class Sender:
                 raise echoed[0] from echoed[1]  # outside the handler: the unscrubbed error is no context
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
+            shown = self._scrub(url)
             log.debug(
-                "%s %s -> %d (%d bytes, %.1f ms)", method, url, answer.status_code, len(answer.body), elapsed
+                "%s %s -> %d (%d bytes, %.1f ms)",
+                method,
+                shown,
+                answer.status_code,
+                len(answer.body),
+                elapsed,
             )
         return answer
 
@@ -333,7 +366,9 @@ class Sender:
                 break
             # A 401's body is never needed: the token is renewed and the request sent again.
             await response.aclose()
-            log.debug("401 from %s %s; renewing the token and replaying", call.method, call.url)
+            if log.isEnabledFor(logging.DEBUG):
+                shown = self._scrub(call.url)
+                log.debug("401 from %s %s; renewing the token and replaying", call.method, shown)
             token = await self._token(token)
             renewals += 1
         try:
@@ -472,15 +507,12 @@ class Sender:
             problem = exc.shown(self._scrub) if isinstance(exc, UnsupportedEncoding) else exc.reason
             if not 200 <= response.status_code < 300:
                 # An error page only words the error: its status decides (a 503 is retried).
-                log.debug("%s %s -> %d: body dropped (%s)", method, url, response.status_code, problem)
+                if log.isEnabledFor(logging.DEBUG):
+                    shown = self._scrub(url)
+                    log.debug("%s %s -> %d: body dropped (%s)", method, shown, response.status_code, problem)
                 return b""
             raise _undecodable(exc, problem, encoding, method, url) from None
         return b"".join(parts)
-
-    def _scrub(self, text: str) -> str:
-        """``text`` without the client's secrets (server text quoted in an error or a log)."""
-        tokens = self.tokens
-        return text if tokens is None else tokens.redactor().scrub(text)
 
     def _too_large(self, method: str, url: str, size: int) -> ResponseTooLargeError:
         return ResponseTooLargeError(

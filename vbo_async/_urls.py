@@ -18,10 +18,10 @@ from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 import attrs
 import httpx
 
-from ._exceptions import ConfigError, LinkError
+from ._exceptions import ConfigError, LinkError, VBOError
 from ._redact import redact_url
 
-__all__ = ["ApiRoot", "scrubbed_link_error"]
+__all__ = ["ApiRoot", "scrub_error", "scrubbed_link_error"]
 
 _CONTROL_CHARS = frozenset(map(chr, range(0x20))) | {"\x7f"}
 _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
@@ -129,6 +129,29 @@ def scrubbed_link_error(error: LinkError, scrub: Callable[[str], str]) -> LinkEr
     scrubbed = LinkError(message, href=shown, relation=error.relation)
     scrubbed.__cause__ = error.__cause__
     return scrubbed
+
+
+def scrub_error(error: VBOError, scrub: Callable[[str], str]) -> None:
+    """Pass ``error``'s ``url`` and a `LinkError`'s ``href`` through ``scrub``, in place, and put
+    the scrubbed text where the message quotes them (as is or as ``repr``, which escapes what the
+    scrub looks for). In place: re-raised as it is, no scrubbed copy keeps the unscrubbed error as
+    its context.
+
+    A server may put a secret into an href the client follows (it lies below the API root): the
+    error of the request quotes that URL. The rest of the message is left alone: server text in
+    it is scrubbed where the message is written, and the client's own words are never secrets.
+    """
+    message = error.message
+    for name in ("url", "href"):
+        value = getattr(error, name, None)
+        if value.__class__ is str:
+            shown = scrub(value)
+            if shown != value:
+                setattr(error, name, shown)
+                message = message.replace(repr(value), repr(shown)).replace(value, shown)
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
 
 
 def _split_base(base: str) -> SplitResult:
