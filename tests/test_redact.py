@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from vbo_async import ConfigError
+from vbo_async import ConfigError, LinkError, NotFoundError
 from vbo_async._auth import Secret
-from vbo_async._redact import MASK, Redactor, encoded_forms, redact_url
+from vbo_async._redact import MASK, Redactor, encoded_forms, hide_secrets, redact_url
 from vbo_async._status import read_error_body
 from vbo_async._urls import ApiRoot
 
@@ -307,3 +307,24 @@ def test_a_secret_still_copies() -> None:
     assert copy.deepcopy(secret).reveal() == PASSWORD
     assert copy.deepcopy({"password": secret})["password"].reveal() == PASSWORD
     assert PASSWORD not in str(secret) + repr(secret)
+
+
+def test_hide_secrets_scrubs_the_url_an_error_names_in_place() -> None:
+    scrub = Redactor(PASSWORD, ACCESS).scrub
+    url = f"https://vbo01/v1/BackupRepositories/r1?sig={quote(ACCESS, safe='')}"
+    error = NotFoundError(f"no repository at {url}", status_code=404, method="GET", url=url)
+    assert hide_secrets(error, scrub) is error
+    assert error.url == "https://vbo01/v1/BackupRepositories/r1?sig=***"
+    assert error.args == (error.message,)
+    assert error.message == f"no repository at {error.url}"
+    assert ACCESS not in repr(error.args)
+    assert quote(ACCESS, safe="") not in str(error)
+
+
+def test_hide_secrets_leaves_an_error_whose_url_holds_none_untouched() -> None:
+    scrub = Redactor("a").scrub  # a degenerate secret: a scrubbed message would lose every "a"
+    error = NotFoundError("Job was not found", status_code=404, method="GET", url="https://vbo01/v1/Jobs/j1")
+    assert hide_secrets(error, scrub) is error
+    assert str(error) == "HTTP 404: Job was not found (GET https://vbo01/v1/Jobs/j1)"
+    without_url = LinkError(f"cannot request '/v1/Jobs?t={PASSWORD}'")
+    assert str(hide_secrets(without_url, Redactor(PASSWORD).scrub)) == "cannot request '/v1/Jobs?t=***'"

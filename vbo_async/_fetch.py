@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 from ._decode import Decoder, Refused, parse_json
 from ._dialects import DIALECTS, Dialect
-from ._exceptions import APIError, AuthenticationError, LinkError, VBOError
+from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
 from ._flights import Flights
 from ._pages import page_identity, with_limit
+from ._redact import hide_secrets
 from ._retry import RetryPolicy
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import error_for_status
@@ -29,6 +30,7 @@ __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
 log = logging.getLogger("vbo_async")
 T = TypeVar("T")
+E = TypeVar("E", bound=VBOError)
 Scrub = Callable[[str], str]
 
 
@@ -94,21 +96,32 @@ class Fetcher:
     def parse_json(self, body: bytes, method: str, url: str | None) -> Any:
         """`parse_json` of one answer that is not a page, held to the bound of a page of
         ``max_page_items`` (a body of tiny objects is refused before it is parsed)."""
-        return parse_json(body, method=method, url=url, max_items=self._max_page_items)
+        try:
+            return parse_json(body, method=method, url=url, max_items=self._max_page_items)
+        except DecodeError as exc:
+            self.hidden(exc)
+            raise
 
     def expect_success(self, answer: Answer, method: str, url: str) -> bytes:
         """The body of a 2xx answer; otherwise raise the error for its status (server text in it
         scrubbed of the client's secrets)."""
         if 200 <= answer.status_code < 300:
             return answer.body
-        raise error_for_status(
-            answer.status_code,
-            answer.body,
-            method=method,
-            url=url,
-            content_type=answer.headers.get("content-type"),
-            scrub=self.scrub,
+        raise self.hidden(
+            error_for_status(
+                answer.status_code,
+                answer.body,
+                method=method,
+                url=url,
+                content_type=answer.headers.get("content-type"),
+                scrub=self.scrub,
+            )
         )
+
+    def hidden(self, error: E) -> E:
+        """``error`` scrubbed of the client's secrets where it names its URL (`hide_secrets`): a
+        server may quote one in an href the client follows."""
+        return error if self.scrub is None else hide_secrets(error, self.scrub)
 
     async def logout(self, url: str, access_token: str) -> None:
         """POST to a v7+ logout endpoint with ``access_token``, once. A failure is logged at debug
@@ -172,7 +185,13 @@ class Fetcher:
 
         async def load() -> Any:
             data = await self.get_json(url)
-            return data if target is None else self.decoder.one(data, target, dialect, url=url)
+            if target is None:
+                return data
+            try:
+                return self.decoder.one(data, target, dialect, url=url)
+            except DecodeError as exc:
+                self.hidden(exc)
+                raise
 
         return await self._flights.run((url, target), load)
 
@@ -184,13 +203,18 @@ class Fetcher:
         gets its own request, its own refusals)."""
         self.sender.check_usable()
         dialect = self.dialect_of(url)
+        filed = None if refused is None else _hiding(refused, self.hidden)
 
         async def load() -> tuple[list[T], str | None]:
             answer = await self.sender.send("GET", url)
             body = self.expect_success(answer, "GET", url)
-            decoded, next_href = self.decoder.page(
-                body, target, dialect, url=url, max_items=self._max_page_items, refused=refused
-            )
+            try:
+                decoded, next_href = self.decoder.page(
+                    body, target, dialect, url=url, max_items=self._max_page_items, refused=filed
+                )
+            except DecodeError as exc:
+                self.hidden(exc)
+                raise
             if next_href is None:
                 return decoded, None
             return decoded, self.rebase(next_href, context=url, relation="next")
@@ -229,11 +253,13 @@ class Fetcher:
         while next_url is not None:
             unseen.append(next_url)
             if pages == self._max_pages:
-                raise APIError(
-                    f"the listing has more than max_pages={self._max_pages} pages; refusing to read on",
-                    status_code=200,
-                    method="GET",
-                    url=url,
+                raise self.hidden(
+                    APIError(
+                        f"the listing has more than max_pages={self._max_pages} pages; refusing to read on",
+                        status_code=200,
+                        method="GET",
+                        url=url,
+                    )
                 )
             items, next_url = await self.fetch_page(next_url, target, refused=refused)
             pages += 1
@@ -243,5 +269,15 @@ class Fetcher:
             seen.update(page_identity(fetched) for fetched in unseen)
             unseen.clear()
             if page_identity(next_url) in seen:
-                log.warning("page %s links back to a page already fetched; stopping", next_url)
+                shown = next_url if self.scrub is None else self.scrub(next_url)
+                log.warning("page %s links back to a page already fetched; stopping", shown)
                 return
+
+
+def _hiding(refused: Refused, hidden: Callable[[DecodeError], DecodeError]) -> Refused:
+    """``refused``, handed each item's `DecodeError` scrubbed of the client's secrets."""
+
+    def file(item: Any, error: DecodeError) -> None:
+        refused(item, hidden(error))
+
+    return file

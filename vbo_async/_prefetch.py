@@ -99,5 +99,5 @@ async def _follow(link: Link[Any]) -> _Outcome:
     try:
         return await link, None
     except VBOError as exc:
-        log.debug("prefetching %r failed: %s", link, exc)
+        log.debug("prefetching the %s link failed: %s", link.relation, exc)  # exc names its URL, scrubbed
         return None, exc

@@ -12,9 +12,15 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "Redactor", "encoded_forms", "redact_url"]
+from ._exceptions import VBOError
+
+__all__ = ["MASK", "Redactor", "encoded_forms", "hide_secrets", "redact_url"]
+
+E = TypeVar("E", bound=VBOError)
 
 MASK = "***"
 
@@ -206,3 +212,20 @@ def redact_url(url: str) -> str:
     if start > at:
         start = 0
     return f"{url[:start]}{MASK}@{url[at + 1 :]}"
+
+
+def hide_secrets(error: E, scrub: Callable[[str], str]) -> E:
+    """``error`` with its ``url`` and message passed through ``scrub``, changed in place (it may
+    already be shared by several waiters) and returned: an href a server wrote may quote the
+    password or a token, and the URL of a request made by following it names the failure. An
+    error whose URL holds no secret is left as it is (its message quotes no other URL)."""
+    if error.url is not None:
+        url = scrub(error.url)
+        if url == error.url:
+            return error
+        error.url = url
+    message = scrub(error.message)
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
+    return error

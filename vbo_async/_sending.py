@@ -43,6 +43,7 @@ from ._exceptions import (
     TransportError,
     VBOError,
 )
+from ._redact import hide_secrets
 from ._retry import RetryPolicy, backoff, may_retry, parse_retry_after
 from ._status import IDEMPOTENT_METHODS
 from ._tokens import Token
@@ -189,47 +190,61 @@ class Sender:
         """Send one request and return the complete answer, whatever its status (retryable
         statuses of idempotent requests are retried first). ``retry`` defaults to whether the
         method is idempotent. A failure to get a token is raised as is, never retried here (the
-        token request has its own retries)."""
+        token request has its own retries). The URL an error names is scrubbed of the client's
+        secrets (a server may quote one in an href the client follows)."""
         self.check_usable()
         if not self._api_root.contains(url):
-            raise LinkError(f"refusing to send a request outside the API root: {url}")
+            raise hide_secrets(
+                LinkError(f"refusing to send a request outside the API root: {url}"), self.shown
+            )
         retryable = method in IDEMPOTENT_METHODS if retry is None else retry
         call = _Call(method, url, json, form, headers, authenticated)
-        # When the first attempt got its slot: the retry budget counts from the first try, not
-        # from when the request began waiting for one of the ``max_concurrency`` slots.
-        started: list[float] = []
-        attempt = 1
-        while True:
-            try:
-                answer = await self._attempt(call, started)
-            except TokenUnavailable as failure:
-                raise failure.error from failure.error.__cause__
-            except TransportError as exc:
-                if not retryable or _is_certificate_error(exc):
-                    raise
-                wait = self._wait(attempt, started, None)
-                if wait is None:
-                    self._gave_up(method, url, attempt, str(exc))
-                    _say_attempts(exc, attempt, started)
-                    raise
-                self._retrying(method, url, attempt, str(exc), wait, exc)
-            else:
-                if not retryable or answer.status_code not in self._retry.statuses:
-                    return answer
-                retry_after = parse_retry_after(
-                    answer.headers.get("retry-after"),
-                    now=dt.datetime.now(dt.UTC),
-                    cap=self._retry.max_retry_after,
-                )
-                wait = self._wait(attempt, started, retry_after, answer.status_code)
-                if wait is None:
-                    self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
-                    return answer
-                self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
-            await self._pause(wait)
-            if self._closed:  # closed while this request waited to be retried
-                raise ClientStateError(CLOSED_IN_FLIGHT)
-            attempt += 1
+        try:
+            # When the first attempt got its slot: the retry budget counts from the first try, not
+            # from when the request began waiting for one of the ``max_concurrency`` slots.
+            started: list[float] = []
+            attempt = 1
+            while True:
+                try:
+                    answer = await self._attempt(call, started)
+                except TokenUnavailable as failure:
+                    raise failure.error from failure.error.__cause__
+                except TransportError as exc:
+                    hide_secrets(exc, self.shown)  # before the retry logs quote it
+                    if not retryable or _is_certificate_error(exc):
+                        raise
+                    wait = self._wait(attempt, started, None)
+                    if wait is None:
+                        self._gave_up(method, url, attempt, str(exc))
+                        _say_attempts(exc, attempt, started)
+                        raise
+                    self._retrying(method, url, attempt, str(exc), wait, exc)
+                else:
+                    if not retryable or answer.status_code not in self._retry.statuses:
+                        return answer
+                    retry_after = parse_retry_after(
+                        answer.headers.get("retry-after"),
+                        now=dt.datetime.now(dt.UTC),
+                        cap=self._retry.max_retry_after,
+                    )
+                    wait = self._wait(attempt, started, retry_after, answer.status_code)
+                    if wait is None:
+                        self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
+                        return answer
+                    self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
+                await self._pause(wait)
+                if self._closed:  # closed while this request waited to be retried
+                    raise ClientStateError(CLOSED_IN_FLIGHT)
+                attempt += 1
+        except VBOError as exc:
+            hide_secrets(exc, self.shown)
+            raise
+
+    def shown(self, text: str) -> str:
+        """``text`` (a URL, or a message naming one) as errors and logs show it: scrubbed of the
+        client's secrets."""
+        tokens = self.tokens
+        return text if tokens is None else tokens.redactor().scrub(text)
 
     async def _pause(self, seconds: float) -> None:
         """Wait ``seconds`` before a retry, or until the client closes if that comes first."""
@@ -261,6 +276,7 @@ class Sender:
     def _retrying(
         self, method: str, url: str, attempt: int, reason: str, wait: float, error: VBOError | None = None
     ) -> None:
+        url = self.shown(url)
         note = RetryNote(
             method=method, url=url, attempt=attempt, reason=reason, wait_for=wait, caused_by=error
         )
@@ -276,7 +292,7 @@ class Sender:
         )
 
     def _gave_up(self, method: str, url: str, attempt: int, reason: str) -> None:
-        log.info("%s %s: %s; giving up after %d attempt(s)", method, url, reason, attempt)
+        log.info("%s %s: %s; giving up after %d attempt(s)", method, self.shown(url), reason, attempt)
 
     async def _attempt(self, call: _Call, first_try: list[float]) -> Answer:
         """One attempt, in a slot; ``first_try`` gets the time the first attempt got its slot."""
@@ -306,8 +322,14 @@ class Sender:
                 raise
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
+            shown = self.shown(url)
             log.debug(
-                "%s %s -> %d (%d bytes, %.1f ms)", method, url, answer.status_code, len(answer.body), elapsed
+                "%s %s -> %d (%d bytes, %.1f ms)",
+                method,
+                shown,
+                answer.status_code,
+                len(answer.body),
+                elapsed,
             )
         return answer
 
@@ -323,7 +345,7 @@ class Sender:
                 break
             # A 401's body is never needed: the token is renewed and the request sent again.
             await response.aclose()
-            log.debug("401 from %s %s; renewing the token and replaying", call.method, call.url)
+            log.debug("401 from %s %s; renewing the token and replaying", call.method, self.shown(call.url))
             token = await self._token(token)
             renewals += 1
         try:
@@ -461,7 +483,9 @@ class Sender:
         except (UnsupportedEncoding, CorruptBody) as exc:
             if not 200 <= response.status_code < 300:
                 # An error page only words the error: its status decides (a 503 is retried).
-                log.debug("%s %s -> %d: body dropped (%s)", method, url, response.status_code, exc)
+                log.debug(
+                    "%s %s -> %d: body dropped (%s)", method, self.shown(url), response.status_code, exc
+                )
                 return b""
             raise _undecodable(exc, encoding, method, url) from None
         return b"".join(parts)
