@@ -236,7 +236,10 @@ class VBOClient:
             try:
                 await self._fetcher.aclose()
             finally:
-                await self._discovery.cancel_all()
+                try:
+                    await self._tokens.aclose()
+                finally:
+                    await self._discovery.cancel_all()
 
     # --- the API version ----------------------------------------------------------------------------
 
