@@ -162,6 +162,7 @@ class TokenManager:
                 )
             except NotFoundError:
                 return False
+            self._check_open()  # closed meanwhile: as `_renew`
             self._endpoint = (url, dialect)
             self._retire(self._token)
             self._token = token
@@ -195,6 +196,9 @@ class TokenManager:
         async with self._lock:  # `probe` (discovery) takes it too
             self._check_open()
             token = await self._obtain(old)
+            # Closing began while the token was asked for (`forget`): it is not used, so no
+            # request goes out with a token the logout did not end.
+            self._check_open()
             self._retire(self._token)
             self._token = token
             return token
