@@ -12,7 +12,15 @@ from urllib.parse import parse_qs, urlencode
 import httpx
 import pytest
 
-from vbo_async import AuthenticationError, DecodeError, NotFoundError, RateLimitedError, VBOClient, VBOError
+from vbo_async import (
+    AuthenticationError,
+    ClientStateError,
+    DecodeError,
+    NotFoundError,
+    RateLimitedError,
+    VBOClient,
+    VBOError,
+)
 from vbo_async._auth import MAX_RENEWALS, RETIRED_KEPT, Secret, TokenManager
 from vbo_async._dialects import V1, V7
 from vbo_async._tokens import parse_http_date, parse_token_response
@@ -147,29 +155,92 @@ async def test_concurrent_calls_share_a_throttled_token_endpoint(fake: FakeVBO) 
     assert len(fake.token_requests) == 4  # one caller's attempts, not ten callers' attempts
 
 
-async def test_a_cancelled_token_request_lets_the_next_caller_try(fake: FakeVBO) -> None:
+async def test_a_caller_cancelled_during_the_token_request_leaves_it_to_the_others(fake: FakeVBO) -> None:
+    """A request handler's deadline ending while the token is obtained does not restart the token
+    request for the callers still waiting for it: with deadlines shorter than the token endpoint
+    takes, each caller would otherwise cancel its own and none would ever get a token."""
     serve_jobs(fake, 2)
     entered = asyncio.Event()
     release = asyncio.Event()
 
-    async def hold_the_first() -> None:
-        if len(fake.token_requests) == 1:
-            entered.set()
-            await release.wait()
+    async def hold() -> None:
+        entered.set()
+        await release.wait()
 
-    fake.before_token = hold_the_first
+    fake.before_token = hold
     async with client_for(fake) as vbo:
         first = asyncio.create_task(vbo.job("j0"))
         await entered.wait()
         second = asyncio.create_task(vbo.job("j1"))  # waits for the first caller's token request
-        await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.sleep(0)
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
+        release.set()
         job = await second
+    assert job.id == "j1"
+    assert len(fake.token_requests) == 1
+    assert fake.grants() == ["password"]
+
+
+async def test_the_last_caller_cancelled_cancels_the_token_request_and_leaves_no_task(fake: FakeVBO) -> None:
+    serve_jobs(fake, 2)
+    entered = asyncio.Event()
+    cancelled: list[int] = []
+
+    async def hold_the_first() -> None:
+        if len(fake.token_requests) == 1:
+            entered.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.append(1)
+                raise
+
+    fake.before_token = hold_the_first
+    async with client_for(fake) as vbo:
+        before = asyncio.all_tasks()
+        first = asyncio.create_task(vbo.job("j0"))
+        await entered.wait()
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        for _ in range(100):  # let the token request unwind (bounded, no timing)
+            if asyncio.all_tasks() == before:
+                break
+            await asyncio.sleep(0)
+        assert asyncio.all_tasks() == before
+        assert cancelled == [1]
+        job = await vbo.job("j1")  # a later caller asks again
     assert job.id == "j1"
     assert len(fake.token_requests) == 2
     assert fake.grants() == ["password"]  # the cancelled request never got its form read
+
+
+async def test_closing_during_the_token_request_ends_its_callers_and_leaves_no_task(fake: FakeVBO) -> None:
+    serve_jobs(fake, 3)
+    entered = asyncio.Event()
+
+    async def hang() -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    fake.before_token = hang
+    vbo = client_for(fake)
+    before = asyncio.all_tasks()
+    callers = [asyncio.create_task(vbo.job(f"j{i}")) for i in range(3)]
+    await entered.wait()
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), timeout=10)
+    assert [type(result) for result in results] == [ClientStateError] * 3
+    for _ in range(100):
+        if asyncio.all_tasks() == before:
+            break
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before
+    assert len(fake.token_requests) == 1
+    assert fake.api_requests == []
 
 
 async def test_token_answer_without_access_token(fake: FakeVBO) -> None:

@@ -6,10 +6,12 @@ import asyncio
 import threading
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
 from vbo_async import ClientStateError, NotFoundError, Organization, RetryPolicy, VBOClient
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, as_asgi, client_for, json_response, serve
 
@@ -430,3 +432,44 @@ async def test_a_request_outside_any_shared_flight_waiting_to_retry_ends_when_th
         await asyncio.wait_for(action, timeout=10)  # guards against a hang only
     assert len(fake.token_requests) == 1
     assert fake.api_requests == []
+
+
+async def test_a_token_renewed_while_the_client_logs_out_sends_nothing() -> None:
+    """``aclose()`` forgets the token and logs it out (v7+). A renewal answered meanwhile must not
+    send the request waiting for it (here a job start) with a fresh token that nothing logs out:
+    the request ends with `ClientStateError` like every other one in flight."""
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=2, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    held, release, answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    sent: list[tuple[str, str]] = []
+
+    class LogoutAfterTheRenewal(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append((request.method, request.url.path))
+            if request.url.path.endswith("/Token") and len(sent) > 1:  # the renewal
+                held.set()
+                await release.wait()
+                response = await inner.handle_async_request(request)
+                answered.set()
+                return response
+            if request.url.path.endswith("/logout"):  # answered once the renewal was
+                release.set()
+                await answered.wait()
+                for _ in range(20):
+                    await asyncio.sleep(0)
+            return await inner.handle_async_request(request)
+
+    vbo = VBOClient(BASE, username="admin", password="admin", transport=LogoutAfterTheRenewal())
+    (job, *_) = await vbo.jobs()
+    token = vbo._tokens._token
+    assert token is not None
+    vbo._tokens._token = attrs.evolve(token, refresh_at=0.0)
+    action = asyncio.create_task(vbo.start_job(job))
+    await held.wait()
+
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+
+    with pytest.raises(ClientStateError, match="closed"):
+        await asyncio.wait_for(action, timeout=10)
+    assert [method for method, path in sent if not path.endswith(("/Token", "/logout"))] == ["GET"]
+    assert simulator.stats.logouts == {"v8": 1}

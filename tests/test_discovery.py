@@ -18,6 +18,7 @@ import pytest
 from vbo_async import (
     APIError,
     AuthenticationError,
+    ClientStateError,
     RetryPolicy,
     TransportError,
     VBOClient,
@@ -250,6 +251,49 @@ async def test_concurrent_first_calls_make_one_discovery(served: tuple[str, ...]
     assert simulator.stats.unauthorized == 0
 
 
+@pytest.mark.parametrize("served", [("v6", "v7", "v8"), ("v1",)])
+async def test_concurrent_first_calls_share_one_refused_discovery(served: tuple[str, ...]) -> None:
+    """A burst of refused logins can lock a directory account out: the callers waiting for the
+    discovery share its failure, as they share a pinned client's refused grant."""
+    simulator = make_simulator(served)
+    async with auto_client(Slow(asgi(simulator)), password="wrong") as vbo:
+        results = await asyncio.gather(*(vbo.organizations() for _ in range(10)), return_exceptions=True)
+        assert all(isinstance(result, AuthenticationError) for result in results), results
+        assert vbo.api_version is None
+    assert [entry.status for entry in simulator.stats.token_log] == [400]
+
+
+async def test_a_caller_cancelled_during_discovery_leaves_it_to_the_others() -> None:
+    """A request handler's deadline ending during the first token request does not restart the
+    discovery for the callers still waiting for it."""
+    simulator = make_simulator(("v6", "v7", "v8"))
+    entered, release = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    class Held(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/Token"):
+                sent.append(request.url.path)
+                entered.set()
+                await release.wait()
+            return await asgi(simulator).handle_async_request(request)
+
+    async with auto_client(Held()) as vbo:
+        first = asyncio.create_task(vbo.organizations())
+        await entered.wait()
+        second = asyncio.create_task(vbo.organizations())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        release.set()
+        organizations = await second
+    assert [org.id for org in organizations] == simulator.organization_ids()
+    assert sent == ["/v8/Token"]  # the first caller's token request, not one of each
+    assert token_posts(simulator) == {"v8": 1}
+
+
 @pytest.mark.parametrize(
     ("served", "chosen", "flag"), [(("v6", "v7", "v8"), "v8", "true"), (("v6",), "v6", None)]
 )
@@ -307,3 +351,26 @@ async def test_the_token_throttle_is_waited_out_by_many_clients(
     assert {e.version for e in simulator.stats.token_log} == {"v8"}
     assert 1.0 in delays  # Retry-After: 1 was honoured
     assert token_posts(simulator)["v8"] == len(throttled) + 6
+
+
+async def test_closing_during_discovery_ends_its_callers_and_leaves_no_task() -> None:
+    entered = asyncio.Event()
+
+    class Hung(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            entered.set()
+            await asyncio.Event().wait()
+            raise AssertionError("never answered")  # pragma: no cover
+
+    vbo = auto_client(Hung())
+    before = asyncio.all_tasks()
+    callers = [asyncio.create_task(vbo.organizations()) for _ in range(3)]
+    await entered.wait()
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), timeout=10)
+    assert [type(result) for result in results] == [ClientStateError] * 3
+    for _ in range(100):
+        if asyncio.all_tasks() == before:
+            break
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before

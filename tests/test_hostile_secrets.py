@@ -36,11 +36,13 @@ from vbo_async import (
     DecodeError,
     LinkError,
     NotFoundError,
+    PollTarget,
     ResponseTooLargeError,
     ServerError,
     TransportError,
     VBOClient,
     VBOError,
+    poll_jobs,
 )
 from vbo_async._auth import TokenManager
 from vbo_async._prefetch import LinkCache
@@ -713,3 +715,70 @@ async def test_the_clients_secret_pickles_as_a_placeholder() -> None:
         with pytest.raises(ConfigError, match="unpickled"):
             pickle.loads(data).reveal()
         assert PREFIX.encode() not in pickle.dumps(vbo._tokens.redactor())
+
+
+FOLLOWED_ANSWERS = {
+    "404": lambda: httpx.Response(404, json={"message": "gone"}),
+    "503 after retries": lambda: httpx.Response(503),
+    "not JSON": lambda: httpx.Response(200, text="<html>"),
+    "wrong shape": lambda: httpx.Response(200, json={"id": "r1", "capacity": "lots"}),
+    "too large": lambda: httpx.Response(200, content=b"[" + b" " * 2048 + b"]"),
+    "cut short": lambda: httpx.Response(200, content=b"{}", headers={"content-length": "10"}),
+}
+"""How the resource behind a followable href answers: each failure is an error naming the URL."""
+
+
+@pytest.mark.parametrize("answer", list(FOLLOWED_ANSWERS))
+@pytest.mark.parametrize("relation", ["next", "repository"])
+async def test_a_followed_href_quoting_a_secret_leaks_it_in_no_error_and_no_log(
+    relation: str, answer: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """An href below the API root is followed whatever its query says; when the server put a
+    secret there, the error naming the URL, and every log record of the request, hide it."""
+    password = PASSWORDS["plain"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if "sig" in request.url.params:
+            return FOLLOWED_ANSWERS[answer]()
+        bearer = request.headers["authorization"].removeprefix("Bearer ")
+        path = "Jobs" if relation == "next" else "BackupRepositories/r1"
+        href = f"/v1/{path}?sig={bearer}&p={password}&r={REFRESH}"
+        if relation == "next":
+            return httpx.Response(200, json={"results": [], "_links": {"next": {"href": href}}})
+        return httpx.Response(200, json={"id": "j1", "name": "D", "_links": {"repository": {"href": href}}})
+
+    async with client_for(handler, password=password, max_response_bytes=1024) as vbo:
+        follow = vbo.jobs() if relation == "next" else (await vbo.job("j1")).links.repository
+        with pytest.raises(VBOError) as caught:
+            await follow
+    assert "sig=***" in str(caught.value)  # the error still names the URL
+    assert leaks(caught.value, logs.records) == {}
+
+
+async def test_a_prefetched_href_quoting_a_secret_leaks_it_in_no_link_error_and_no_log(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """The same for a link ``poll_jobs`` follows for every job: the failure lands in the
+    tenant's ``link_errors``, and the debug record of the failed prefetch, scrubbed."""
+    password = PASSWORDS["plain"]
+    org = "b2d9414d-c417-4a94-be3b-b38a3c2e8a7b"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if "sig" in request.url.params:
+            return httpx.Response(404, json={"message": "gone"})
+        bearer = request.headers["authorization"].removeprefix("Bearer ")
+        href = f"/v1/BackupRepositories/r1?sig={bearer}&p={password}&r={REFRESH}"
+        job = {"id": "j1", "name": "D", "_links": {"repository": {"href": href}}}
+        return httpx.Response(200, json=[job])
+
+    async with client_for(handler, password=password) as vbo:
+        sweep = poll_jobs([PollTarget(client=vbo, organization_id=org)], follow=("repository",))
+        async with sweep as results:
+            (result,) = [result async for result in results]
+    error = result.link_errors[("j1", "repository")]
+    assert "sig=***" in str(error)
+    assert leaks(error, logs.records) == {}

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from vbo_async import ConfigError
+from vbo_async import ConfigError, NotFoundError
 from vbo_async._auth import Secret
 from vbo_async._redact import MASK, Redactor, encoded_forms, redact_url
 from vbo_async._status import read_error_body
-from vbo_async._urls import ApiRoot
+from vbo_async._urls import ApiRoot, scrub_error
 
 PROPERTY = settings(
     max_examples=int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150")),
@@ -307,3 +307,21 @@ def test_a_secret_still_copies() -> None:
     assert copy.deepcopy(secret).reveal() == PASSWORD
     assert copy.deepcopy({"password": secret})["password"].reveal() == PASSWORD
     assert PASSWORD not in str(secret) + repr(secret)
+
+
+def test_scrub_error_scrubs_the_url_an_error_names_in_place() -> None:
+    scrub = Redactor(PASSWORD, ACCESS).scrub
+    url = f"https://vbo01/v1/BackupRepositories/r1?sig={quote(ACCESS, safe='')}"
+    error = NotFoundError(f"no repository at {url}", status_code=404, method="GET", url=url)
+    scrub_error(error, scrub)
+    assert error.url == "https://vbo01/v1/BackupRepositories/r1?sig=***"
+    assert error.args == (error.message,)
+    assert error.message == f"no repository at {error.url}"
+    assert quote(ACCESS, safe="") not in str(error) + repr(error.args)
+
+
+def test_scrub_error_leaves_an_error_whose_url_holds_none_untouched() -> None:
+    scrub = Redactor("a").scrub  # a degenerate secret: a scrubbed message would lose every "a"
+    error = NotFoundError("Job was not found", status_code=404, method="GET", url="https://vbo01/v1/Jobs/j1")
+    scrub_error(error, scrub)
+    assert str(error) == "HTTP 404: Job was not found (GET https://vbo01/v1/Jobs/j1)"

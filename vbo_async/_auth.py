@@ -4,9 +4,12 @@ The sending path (`_sending.Sender`) attaches the current access token; on a 401
 token here and replays the request (a 401's body is never read: httpx's auth flows read it whole,
 outside any size limit, which is why the replay is not an ``httpx.Auth`` flow).
 
-`TokenManager` serialises renewals: however many requests see a 401 at once, one token
-request is made (the others find the token already replaced). Refresh uses the refresh-token grant
-shortly before expiry or after a 401, and falls back to the password grant when that is refused.
+`TokenManager` shares renewals: however many requests see a 401 at once, one token request is
+made, in a task of its own that every caller waiting for it shares, its failure included (the
+callers after it find the token already replaced). A caller cancelled meanwhile (a request
+handler's deadline) leaves it running for the others; the last one gone cancels it. Refresh uses
+the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
+when that is refused.
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.
@@ -30,6 +33,7 @@ from ._exceptions import (
     NotFoundError,
     VBOError,
 )
+from ._flights import Flights
 from ._redact import Redactor
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
@@ -130,9 +134,8 @@ class TokenManager:
         """The last `redactor` built, with the tokens it was built for."""
         self._endpoint: tuple[str, Dialect] | None = None
         self._lock = asyncio.Lock()
-        self._rounds = 0
-        """Renewals finished (or failed) so far: tells a caller whether one ended while it waited."""
-        self._failure: VBOError | None = None
+        self._renewals = Flights("the client was closed while its token was being renewed")
+        """The renewal in progress, shared by every caller waiting for it."""
         self._closed = False
         """Set by `forget`: the client is closing, and no token is obtained any more."""
         self.requests = 0
@@ -159,6 +162,7 @@ class TokenManager:
                 )
             except NotFoundError:
                 return False
+            self._check_open()  # closed meanwhile: as `_renew`
             self._endpoint = (url, dialect)
             self._retire(self._token)
             self._token = token
@@ -169,40 +173,40 @@ class TokenManager:
         token = self._token
         if token is not None and self._clock() < token.refresh_at:
             return token
-        seen = self._rounds
-        async with self._lock:
-            token = self._token
-            if token is not None and self._clock() < token.refresh_at:
-                return token
-            return await self._renew_locked(token, seen)
+        return await self._renewed(token)
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
         number of concurrent callers holding the same stale token."""
-        seen = self._rounds
-        async with self._lock:
-            if self._token is not None and self._token is not stale:
-                return self._token
-            return await self._renew_locked(stale, seen)
+        token = self._token
+        if token is not None and token is not stale:
+            return token
+        return await self._renewed(stale)
 
-    async def _renew_locked(self, old: Token | None, seen: int) -> Token:
+    async def _renewed(self, old: Token | None) -> Token:
+        """The token of the renewal in progress, or of one started now to replace ``old``.
+
+        Callers waiting at the same time share its outcome: a failure is not asked again at once
+        (a burst of refused password grants can lock the account out, and a throttled token
+        endpoint would be hammered)."""
         self._check_open()
-        if self._rounds != seen and self._failure is not None:
-            # A renewal failed while this caller waited for the lock: share that failure instead
-            # of asking again at once (a burst of refused password grants can lock the account
-            # out, and a throttled token endpoint would be hammered).
-            raise self._failure
-        self._failure = None
-        try:
+        return await self._renewals.run("renewal", lambda: self._renew(old))
+
+    async def _renew(self, old: Token | None) -> Token:
+        async with self._lock:  # `probe` (discovery) takes it too
+            self._check_open()
             token = await self._obtain(old)
-        except VBOError as exc:
-            self._failure = exc
-            raise
-        finally:
-            self._rounds += 1
-        self._retire(self._token)
-        self._token = token
-        return token
+            # Closing began while the token was asked for (`forget`): it is not used, so no
+            # request goes out with a token the logout did not end.
+            self._check_open()
+            self._retire(self._token)
+            self._token = token
+            return token
+
+    async def aclose(self) -> None:
+        """Cancel the renewal in progress and wait until it has stopped (the client is closing:
+        its callers end with `ClientStateError`)."""
+        await self._renewals.cancel_all()
 
     def _retire(self, token: Token | None) -> None:
         if token is not None:

@@ -30,6 +30,7 @@ from ._convert import raw_reader
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import APIError, ClientStateError, ConfigError, DecodeError, VBOError
 from ._fetch import Fetcher
+from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, newest_first
 from ._links import Link
 from ._models import (
@@ -167,7 +168,8 @@ class VBOClient:
         self._fetcher.scrub = self._scrub
         self._fetcher.decoder.scrub = self._scrub
         self._dialect: Dialect | None = None
-        self._discovery: asyncio.Lock | None = None
+        self._discovery = Flights("the client was closed while it was finding the server's API version")
+        """The one discovery of ``"auto"`` in progress, shared by every caller waiting for it."""
         if api_version != "auto":
             self._speak(DIALECTS[api_version])
 
@@ -235,7 +237,13 @@ class VBOClient:
         finally:
             # Also when the logout was cancelled (a shutdown with a deadline) or failed unexpectedly:
             # a client that began closing never goes on sending with a fresh token.
-            await self._fetcher.aclose()
+            try:
+                await self._fetcher.aclose()
+            finally:
+                try:
+                    await self._tokens.aclose()
+                finally:
+                    await self._discovery.cancel_all()
 
     # --- the API version ----------------------------------------------------------------------------
 
@@ -244,16 +252,18 @@ class VBOClient:
         self._tokens.use(dialect, self._root.url(dialect.path("token")))
 
     async def dialect(self) -> Dialect:
-        """The dialect of the API version the client speaks, found first if ``"auto"``."""
+        """The dialect of the API version the client speaks, found first if ``"auto"``: once for
+        every caller waiting at the same time, who share its outcome (a refused password is asked
+        once); a caller cancelled leaves the discovery running for the others."""
         dialect = self._dialect
         if dialect is not None:
             return dialect
         self._fetcher.check_usable()
-        if self._discovery is None:
-            self._discovery = asyncio.Lock()
-        async with self._discovery:
-            if self._dialect is None:
-                self._speak(await self._discover())
+        return await self._discovery.run("dialect", self._discovered)
+
+    async def _discovered(self) -> Dialect:
+        if self._dialect is None:
+            self._speak(await self._discover())
         assert self._dialect is not None
         return self._dialect
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ._decode import Decoder, Refused, parse_json
 from ._dialects import DIALECTS, Dialect
-from ._exceptions import APIError, AuthenticationError, LinkError, VBOError
+from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
 from ._flights import Flights
 from ._pages import page_identity, with_limit
 from ._retry import RetryPolicy
@@ -29,6 +29,7 @@ __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
 log = logging.getLogger("vbo_async")
 T = TypeVar("T")
+E = TypeVar("E", bound=VBOError)
 Scrub = Callable[[str], str]
 
 
@@ -94,14 +95,18 @@ class Fetcher:
     def parse_json(self, body: bytes, method: str, url: str | None) -> Any:
         """`parse_json` of one answer that is not a page, held to the bound of a page of
         ``max_page_items`` (a body of tiny objects is refused before it is parsed)."""
-        return parse_json(body, method=method, url=url, max_items=self._max_page_items)
+        try:
+            return parse_json(body, method=method, url=url, max_items=self._max_page_items)
+        except DecodeError as exc:
+            self.hide_secrets(exc)  # the URL may be an href quoting a secret
+            raise
 
     def expect_success(self, answer: Answer, method: str, url: str) -> bytes:
         """The body of a 2xx answer; otherwise raise the error for its status (server text in it
         scrubbed of the client's secrets)."""
         if 200 <= answer.status_code < 300:
             return answer.body
-        raise error_for_status(
+        error = error_for_status(
             answer.status_code,
             answer.body,
             method=method,
@@ -109,6 +114,8 @@ class Fetcher:
             content_type=answer.headers.get("content-type"),
             scrub=self.scrub,
         )
+        self.hide_secrets(error)  # the URL may be an href quoting a secret
+        raise error
 
     async def logout(self, url: str, access_token: str) -> None:
         """POST to a v7+ logout endpoint with ``access_token``, once. A failure is logged at debug
