@@ -21,7 +21,14 @@ from vbo_async import (
     VBOClient,
     VBOError,
 )
-from vbo_async._auth import MAX_RENEWALS, RETIRED_KEPT, Secret, TokenManager
+from vbo_async._auth import (
+    MAX_RENEWALS,
+    REFUSED_PAUSE,
+    REFUSED_PAUSE_MAX,
+    RETIRED_KEPT,
+    Secret,
+    TokenManager,
+)
 from vbo_async._dialects import V1, V7
 from vbo_async._tokens import parse_http_date, parse_token_response
 
@@ -123,13 +130,101 @@ async def test_rejected_password_variants(fake: FakeVBO, answer: httpx.Response)
     assert fake.api_requests == []
 
 
-async def test_every_call_after_a_refused_password_asks_again(fake: FakeVBO) -> None:
+async def test_a_refused_password_is_not_sent_again_until_its_pause_is_over(fake: FakeVBO) -> None:
+    """A monitoring loop with a wrong password must not send it once a sweep (directory accounts
+    lock after a few failures): after a refusal, calls raise it again without a request for
+    `REFUSED_PAUSE` seconds, then twice as long after each further refusal; a success ends it."""
     serve_jobs(fake)
-    async with client_for(fake, password="wrong") as vbo:
-        for _ in range(2):
+    refused = json_response(
+        400, {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
+    )
+    fake.token_script = [refused] * 3
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+
+        async def refused_grants() -> str:
+            with pytest.raises(AuthenticationError) as caught:
+                await vbo.jobs()
+            return str(caught.value)
+
+        first = await refused_grants()
+        assert fake.grants() == ["password"]
+        now[0] += REFUSED_PAUSE - 1
+        again = await refused_grants()
+        assert fake.grants() == ["password"]  # held: nothing sent
+        assert again.startswith(first.partition(" (")[0])  # the server's own words first
+        assert "refused 29 s ago and is not sent again for 1 s" in again
+        assert PASSWORD not in again
+        now[0] += 1
+        await refused_grants()  # the pause is over: sent, refused again
+        assert fake.grants() == ["password"] * 2
+        now[0] += 2 * REFUSED_PAUSE - 1
+        assert "not sent again for 1 s" in await refused_grants()
+        assert fake.grants() == ["password"] * 2
+        now[0] += 1
+        await refused_grants()
+        assert fake.grants() == ["password"] * 3
+        now[0] += 4 * REFUSED_PAUSE
+        assert [job.id for job in await vbo.jobs()] == ["j0"]  # accepted this time
+    assert fake.grants() == ["password"] * 4
+
+
+async def test_the_pauses_after_refused_passwords_double_up_to_a_maximum_and_end_on_a_success() -> None:
+    now = [0.0]
+    answers: list[Any] = []
+    sent: list[float] = []
+
+    async def fetch(url: str, form: dict[str, str]) -> Any:
+        sent.append(now[0])
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V1, f"{BASE}/v1/Token")
+    pauses = []
+    for _ in range(8):  # refused every time it is sent; asked every second
+        answers.append(AuthenticationError("HTTP 400: invalid_grant"))
+        start = len(sent)
+        while len(sent) == start:
+            with pytest.raises(AuthenticationError):
+                await tokens.current()
+            now[0] += 1
+        if len(sent) > 1:
+            pauses.append(sent[-1] - sent[-2])
+    assert pauses == [REFUSED_PAUSE * 2**n for n in range(5)] + [REFUSED_PAUSE_MAX, REFUSED_PAUSE_MAX]
+    answers.append({"access_token": "a", "refresh_token": "r", "expires_in": 3600})
+    now[0] += REFUSED_PAUSE_MAX
+    assert (await tokens.current()).access_token == "a"
+    tokens.forget()
+    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V1, f"{BASE}/v1/Token")
+    answers.append(AuthenticationError("HTTP 400: invalid_grant"))
+    with pytest.raises(AuthenticationError):
+        await tokens.current()
+    now[0] += REFUSED_PAUSE  # a success ended the run: the first pause again
+    answers.append({"access_token": "b", "refresh_token": "r", "expires_in": 3600})
+    assert (await tokens.current()).access_token == "b"
+
+
+async def test_a_refused_password_during_discovery_pauses_password_grants_too() -> None:
+    """With ``api_version="auto"`` the first password grant is the discovery's probe; its refusal
+    holds the next calls as a renewal's does (one grant, not one per call)."""
+    grants: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.lower().endswith("/token"):
+            grants.append(request.url.path)
+            return json_response(400, {"error": "invalid_grant"})
+        return json_response(404, {"message": "no such path"})
+
+    async with client_for(handler, api_version="auto") as vbo:
+        for _ in range(3):
             with pytest.raises(AuthenticationError):
                 await vbo.jobs()
-    assert fake.grants() == ["password", "password"]
+    assert grants == ["/v8/Token"]
 
 
 async def test_concurrent_calls_share_one_refused_password_grant(fake: FakeVBO) -> None:
@@ -140,9 +235,9 @@ async def test_concurrent_calls_share_one_refused_password_grant(fake: FakeVBO) 
         results = await asyncio.gather(*(vbo.job(f"j{i}") for i in range(10)), return_exceptions=True)
         assert all(isinstance(r, AuthenticationError) for r in results), results
         assert fake.grants() == ["password"]
-        with pytest.raises(AuthenticationError):
-            await vbo.job("j0")  # a later call asks again
-    assert fake.grants() == ["password", "password"]
+        with pytest.raises(AuthenticationError, match="not sent again"):
+            await vbo.job("j0")  # a later call, within the pause: told without asking
+    assert fake.grants() == ["password"]
     assert fake.api_requests == []
 
 

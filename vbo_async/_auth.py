@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
+
 from ._dialects import Dialect
 from ._exceptions import (
     AuthenticationError,
@@ -98,6 +100,49 @@ the replay, so one is not always enough; a server that refuses every fresh token
 this many, in the 401 being raised as `AuthenticationError`."""
 
 
+REFUSED_PAUSE = 30.0
+"""Seconds after the server refuses the password before the client sends it again; twice as long
+after each further refusal in a row, up to `REFUSED_PAUSE_MAX`. Meanwhile every call that needs a
+token raises that refusal again, saying when the password is tried next. A monitoring loop with a
+wrong or expired password would otherwise send it once a sweep, or once a request: that is how
+directory accounts get locked out (Windows' current default locks one after 10 failed sign-ins in
+10 minutes). A success ends the pauses."""
+REFUSED_PAUSE_MAX = 900.0
+"""The longest pause after refused passwords (15 minutes): a password fixed on the server side,
+or an account unlocked, is tried again within this long."""
+
+
+@attrs.frozen
+class _Refusal:
+    """The server's last refusal of the password, and when the password may be sent again."""
+
+    error: AuthenticationError
+    at: float
+    count: int
+    """Refusals in a row."""
+    retry_at: float
+
+    @classmethod
+    def after(cls, previous: _Refusal | None, error: AuthenticationError, now: float) -> _Refusal:
+        count = 1 if previous is None else previous.count + 1
+        pause = min(REFUSED_PAUSE * 2.0 ** min(count - 1, 32), REFUSED_PAUSE_MAX)
+        return cls(error=error, at=now, count=count, retry_at=now + pause)
+
+    def held(self, now: float) -> AuthenticationError:
+        """The refusal raised again, ``now``: the password is not sent."""
+        error = self.error
+        return AuthenticationError(
+            f"{error.message} (the password was refused {_seconds(now - self.at)} ago and is not sent "
+            f"again for {_seconds(self.retry_at - now)}: repeated refusals can lock the account out)",
+            method=error.method,
+            url=error.url,
+        )
+
+
+def _seconds(value: float) -> str:
+    return f"{max(1, round(value))} s"
+
+
 class TokenUnavailable(Exception):
     """Carries a token failure out of the auth flow, so the request around it is not retried
     (the token request had its own retries). The fetcher unwraps and raises ``error``."""
@@ -138,6 +183,8 @@ class TokenManager:
         """The renewal in progress, shared by every caller waiting for it."""
         self._closed = False
         """Set by `forget`: the client is closing, and no token is obtained any more."""
+        self._refusal: _Refusal | None = None
+        """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
 
@@ -157,9 +204,7 @@ class TokenManager:
         async with self._lock:
             self._check_open()
             try:
-                token = await self._request(
-                    url, password_form(self._username, self._password.reveal(), dialect.token_form)
-                )
+                token = await self._password_grant(url, dialect)
             except NotFoundError:
                 return False
             self._check_open()  # closed meanwhile: as `_renew`
@@ -253,7 +298,26 @@ class TokenManager:
                 return await self._request(url, refresh_form(old.refresh_token, extras))
             except (AuthenticationError, DecodeError):
                 log.debug("refresh token refused or its answer unreadable; using the password grant")
-        return await self._request(url, password_form(self._username, self._password.reveal(), extras))
+        return await self._password_grant(url, dialect)
+
+    async def _password_grant(self, url: str, dialect: Dialect) -> Token:
+        """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`): then
+        that refusal again, and nothing is sent."""
+        refusal = self._refusal
+        if refusal is not None and self._clock() < refusal.retry_at:
+            raise refusal.held(self._clock())
+        form = password_form(self._username, self._password.reveal(), dialect.token_form)
+        try:
+            token = await self._request(url, form)
+        except AuthenticationError as exc:
+            now = self._clock()
+            self._refusal = refused = _Refusal.after(refusal, exc, now)
+            log.debug(
+                "the password was refused; not sent again for %s", _seconds(refused.retry_at - refused.at)
+            )
+            raise
+        self._refusal = None
+        return token
 
     async def _request(self, url: str, form: dict[str, str]) -> Token:
         self.requests += 1
