@@ -28,9 +28,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vbo_async import HealthState
+from vbo_async import HealthState, __version__
 from vbo_async._cli._plugin import (
     PLUGIN_CODES,
+    SUMMARY_CHARS,
     DurationError,
     NotFound,
     error_output,
@@ -330,6 +331,33 @@ def test_text_from_servers_is_made_plain() -> None:
     assert lines[1] == "CRITICAL: east/a/b/Mail CRITICAL: forged: failed 1 h ago"
     assert lines[2] == "WARNING: east/[bold]x[/bold]/[31mred [0m: never run"
     assert plain("\u2028a\tb\x85|") == "a b /"
+
+
+def test_huge_names_cannot_push_the_performance_data_out_of_the_first_line() -> None:
+    """A monitoring system cuts long plugin output (Nagios Core at 8 KiB): the names the first
+    line quotes are the servers', so its text is capped and the performance data always follows."""
+    huge = "N" * 50_000
+    rows = [job(huge, HealthState.CRITICAL, "failed 1 h ago", organization=huge), *ok_jobs(2)]
+    output = plugin_output(Report.collect(rows, servers=1, tenants=1))
+    first = output.text.splitlines()[0]
+    text, _, perf = first.partition(" | ")
+    assert len(text) <= len("VB365 CRITICAL - ") + SUMMARY_CHARS
+    assert text.startswith("VB365 CRITICAL - 1 of 3 jobs failing: NNN")
+    assert text.endswith("...")
+    assert perf_values(perf)["critical"] == 1
+    assert huge in output.text.splitlines()[1]  # the finding's own line keeps the whole name
+    short = plugin_output(Report.collect([job("x", HealthState.CRITICAL, "failed")], servers=1, tenants=1))
+    assert short.text.splitlines()[0].startswith("VB365 CRITICAL - 1 of 1 job failing: tenant-a/x (failed) |")
+
+
+def test_version_and_timeout_have_the_plugin_guidelines_short_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The Nagios plugin guidelines reserve -V/--version and -t/--timeout."""
+    result = run(capsys, "check", "-V")
+    assert result.code == 0
+    assert result.out.strip() == f"vbo-async check {__version__}"
+    assert "-t, --timeout DURATION" in run(capsys, "check", "--help").out
 
 
 def test_perfdata_follows_the_guidelines() -> None:
@@ -751,7 +779,7 @@ async def test_a_wrong_password_is_unknown_and_never_printed(
     [
         (["--max-age", "26"], "Invalid value for '--max-age': '26' has no unit: write 26h"),
         (["--max-age", "0h"], "Invalid value for '--max-age': '0h' must be longer than zero"),
-        (["--timeout", "soon"], "Invalid value for '--timeout': 'soon' is not a duration"),
+        (["--timeout", "soon"], "Invalid value for '-t' / '--timeout': 'soon' is not a duration"),
         (["--concurrency", "0"], "Invalid value for '--concurrency'"),
         (["--bogus"], "No such option"),
         (["--timeout"], "Option '--timeout' requires an argument. (see 'vbo-async check --help')"),

@@ -21,6 +21,7 @@ from pathlib import Path
 import attrs
 import click
 
+from .. import __version__
 from .._exceptions import ConfigError, VBOError
 from .._health import HealthPolicy
 from .._poll import PollResult, PollTarget, poll_jobs
@@ -121,6 +122,7 @@ def say_unknown(*lines: str) -> None:
     "it; repeat for several [default: every organization the targets file selects].",
 )
 @click.option(
+    "-t",
     "--timeout",
     default="50s",
     metavar="DURATION",
@@ -133,6 +135,9 @@ def say_unknown(*lines: str) -> None:
     type=click.IntRange(min=1),
     default=16,
     help="How many servers are listed, and tenants checked, at once.",
+)
+@click.version_option(
+    __version__, "-V", "--version", prog_name="vbo-async check", message="%(prog)s %(version)s"
 )
 def check(
     targets: Path,

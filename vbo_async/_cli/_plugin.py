@@ -31,6 +31,7 @@ from ._report import HEALTH_ORDER, Report, Row
 
 __all__ = [
     "PLUGIN_CODES",
+    "SUMMARY_CHARS",
     "SUMMARY_ITEMS",
     "DurationError",
     "NotFound",
@@ -50,6 +51,10 @@ not be read and an interruption are all UNKNOWN (3); a verdict exits with its st
 
 SUMMARY_ITEMS = 3
 """How many of the worst findings the first line names before ``...``."""
+SUMMARY_CHARS = 1000
+"""The most characters the first line's text (before the performance data) takes: the names it
+quotes are the servers', and a monitoring system cuts long output (Nagios Core at 8 KiB, older
+ones at 4 KiB), which would lose the performance data behind them."""
 
 # --- durations ------------------------------------------------------------------------------------
 
@@ -242,9 +247,14 @@ def plugin_output(report: Report, *, not_found: Sequence[NotFound] = ()) -> Plug
     if problems:
         named = [finding.brief for finding in problems[:SUMMARY_ITEMS]]
         summary += ": " + ", ".join(named) + (", ..." if len(problems) > SUMMARY_ITEMS else "")
-    lines = [f"VB365 {state.name} - {summary} | {perfdata(report)}"]
+    lines = [f"VB365 {state.name} - {_capped(summary)} | {perfdata(report)}"]
     lines += [finding.line() for finding in problems]
     return PluginOutput(state, "\n".join(lines) + "\n")
+
+
+def _capped(summary: str) -> str:
+    """``summary`` cut to `SUMMARY_CHARS`, ending in ``...`` (its names are `plain` already)."""
+    return summary if len(summary) <= SUMMARY_CHARS else summary[: SUMMARY_CHARS - 3].rstrip() + "..."
 
 
 def error_output(*lines: str) -> str:
