@@ -26,6 +26,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from vbo_async import (
 )
 from vbo_async._cli import _app, _flows
 from vbo_async._cli._connect import SharedContexts
+from vbo_async._cli._exit import Outcome
 from vbo_async._cli._plugin import plugin_output
 from vbo_async._cli._report import Report, Row
 from vbo_async.cli import main
@@ -1496,6 +1498,259 @@ def test_poll_missing_file_and_missing_password_are_usage_errors(
     assert "VBO_PASSWORD" in line
 
 
+# --- poll --timeout ------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[str]:
+    """A server on 127.0.0.1 that accepts TCP connections, reads what it is sent and never
+    answers; yields its URL."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the client gives up and closes
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer in connections:
+            writer.close()
+        await server.wait_closed()
+
+
+def holding_jobs(app: Any, release: asyncio.Event) -> Any:
+    """``app`` answering every request but its job listings, which wait for ``release``: a
+    server that lists its organizations and then never answers."""
+
+    async def gated(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].lower().endswith("/jobs"):
+            await release.wait()
+        await app(scope, receive, send)
+
+    return gated
+
+
+async def test_poll_timeout_reports_a_server_that_never_answers_and_shows_the_others(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server that accepts connections and never answers would hold poll for the library's
+    own timeouts (30 s an attempt, four attempts); with --timeout it is one row at the deadline,
+    and the healthy server's jobs are all there (a guard, not a timing, stops a hanging run)."""
+    healthy = Simulator(small_config(seed=27, organizations=2))
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with silent_server() as silent, serve(create_app(simulator=healthy)) as port:
+        targets = write_targets(
+            tmp_path / "targets.toml",
+            server_table("hung", silent, "VBO_PASSWORD")
+            + server_table("up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
+        )
+        argv = ("poll", "--targets", str(targets), "--timeout", "2s")
+        result = await asyncio.wait_for(run_in_thread(capsys, *argv, "--json"), HANG_GUARD)
+        fake_terminal_stderr(monkeypatch)
+        table = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
+    assert result.code == 1, result.err
+    rows = json.loads(result.out)
+    assert [row for row in rows if row["error"] is not None] == [
+        dict.fromkeys(JSON_KEYS) | {"server": "hung", "error": "no answer within 2s"}
+    ]
+    expected = expected_rows(healthy)
+    jobs = json.dumps([row for row in rows if row["error"] is None])
+    check_json_rows(jobs, expected, "up", expected_health(healthy))
+    assert table.code == 1, table.err
+    check_table(table.out, expected, servers=dict.fromkeys(expected, "up"))
+    assert table_rows(table.out, "Could not be read") == [["hung", "(whole server)", "no answer within 2s"]]
+    summary = summary_line(table.out)
+    assert summary.startswith(f"{len(expected)} jobs on 2 tenants of 2 servers: ")
+    assert summary.endswith("; 1 server could not be read")
+    progress = ANSI.sub("", table.err)
+    assert re.search(r"Listing organizations.*2/2\s+1 failed", progress), progress
+    assert re.search(r"Polling tenants.*2/2\s+0 failed", progress), progress
+
+
+async def test_poll_timeout_reports_each_tenant_whose_jobs_never_came(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server that lists its organizations and never answers their job listings: at the
+    deadline each of its tenants is a row of its own (named, with its id), the other server's
+    jobs are shown, and the progress counts the tenants that did not answer as failed."""
+    stalled, healthy = (
+        Simulator(small_config(seed=28, organizations=2)),
+        Simulator(small_config(seed=29, organizations=1)),
+    )
+    names = {org["id"]: org["name"] for org in stalled.organizations_wire()}
+    release = asyncio.Event()
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    try:
+        async with (
+            serve(holding_jobs(create_app(simulator=stalled), release)) as stalled_port,
+            serve(create_app(simulator=healthy)) as port,
+        ):
+            targets = write_targets(
+                tmp_path / "targets.toml",
+                server_table("stalled", f"http://127.0.0.1:{stalled_port}", "VBO_PASSWORD")
+                + server_table("up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
+            )
+            argv = ("poll", "--targets", str(targets), "--timeout", "2s")
+            result = await asyncio.wait_for(run_in_thread(capsys, *argv, "--json"), HANG_GUARD)
+            fake_terminal_stderr(monkeypatch)
+            table = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
+            release.set()
+    finally:
+        release.set()
+    assert result.code == 1, result.err
+    rows = json.loads(result.out)
+    failed = [row for row in rows if row["error"] is not None]
+    assert failed == [
+        dict.fromkeys(JSON_KEYS)
+        | {"server": "stalled", "organization": name, "organization_id": org, "error": "no answer within 2s"}
+        for org, name in sorted(names.items(), key=lambda item: item[1].casefold())
+    ]
+    expected = expected_rows(healthy)
+    check_json_rows(json.dumps([row for row in rows if row["error"] is None]), expected, "up")
+    assert table.code == 1, table.err
+    check_table(table.out, expected, servers=dict.fromkeys(expected, "up"))
+    assert sorted(row[:3] for row in table_rows(table.out, "Could not be read")) == sorted(
+        ["stalled", name, "no answer within 2s"] for name in names.values()
+    )
+    assert summary_line(table.out).endswith("; 2 tenants could not be read")
+    progress = ANSI.sub("", table.err)
+    assert re.search(r"Listing organizations.*2/2\s+0 failed", progress), progress
+    assert re.search(r"Polling tenants.*3/3\s+2 failed", progress), progress
+
+
+async def test_poll_timeout_in_a_real_process(tmp_path: Path) -> None:
+    """As a real process: the output is one valid JSON array, the hung server's row included,
+    exit 1, and nothing but the rows is printed."""
+    healthy = Simulator(small_config(seed=30, organizations=1))
+    async with silent_server() as silent, serve(create_app(simulator=healthy)) as port:
+        targets = write_targets(
+            tmp_path / "targets.toml",
+            server_table("hung", silent, "VBO_PASSWORD")
+            + server_table("up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "vbo_async",
+            "poll",
+            "--targets",
+            str(targets),
+            "--timeout",
+            "2s",
+            "--json",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=child_environment(VBO_PASSWORD="admin"),
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), HANG_GUARD)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 1, err
+    assert err == b""
+    rows = json.loads(out)
+    assert [row for row in rows if row["error"] is not None] == [
+        dict.fromkeys(JSON_KEYS) | {"server": "hung", "error": "no answer within 2s"}
+    ]
+    check_json_rows(json.dumps([row for row in rows if row["error"] is None]), expected_rows(healthy), "up")
+
+
+async def test_poll_at_its_deadline_leaves_no_task_behind_and_logs_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """At the deadline every pipeline is cancelled and waited for: no task of the library is
+    left running, and every client that signed in still signs out."""
+    stalled = Simulator(small_config(seed=31, organizations=2))
+    release = asyncio.Event()
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    try:
+        async with (
+            silent_server() as silent,
+            serve(holding_jobs(create_app(simulator=stalled), release)) as port,
+        ):
+            targets = write_targets(
+                tmp_path / "targets.toml",
+                server_table("hung", silent, "VBO_PASSWORD")
+                + server_table("stalled", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
+            )
+            before = asyncio.all_tasks()
+            report = await asyncio.wait_for(
+                _flows.poll(targets, 4, give_up_after=dt.timedelta(seconds=1)), HANG_GUARD
+            )
+            left = [task for task in asyncio.all_tasks() - before if _runs_library_code(task)]
+            release.set()
+    finally:
+        release.set()
+    assert left == []
+    assert [(row.server, row.organization, row.error) for row in report.errors] == [
+        ("hung", None, "no answer within 1s"),
+        *sorted(
+            (("stalled", org["name"], "no answer within 1s") for org in stalled.organizations_wire()),
+            key=lambda row: (row[1] or "").casefold(),
+        ),
+    ]
+    assert report.outcome is Outcome.UNREADABLE
+    assert stalled.stats.token_requests == {"password": 1}
+    assert stalled.stats.logouts == {"v8": 1}
+
+
+def _runs_library_code(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` runs code of vbo_async itself (not of its simulator)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    where = Path(code.co_filename) if code is not None else None
+    return where is not None and "vbo_async" in where.parts and "simulator" not in where.parts
+
+
+def test_a_name_lookup_that_hangs_does_not_hold_poll_past_its_timeout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server name whose lookup never ends (the lookup runs in a thread, which cancelling
+    cannot stop): poll ends at its --timeout all the same instead of waiting for that thread."""
+    release = threading.Event()
+    looked_up = threading.Event()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "vbo.unanswered.test":
+            looked_up.set()
+            release.wait()
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    targets = write_targets(
+        tmp_path / "t.toml", server_table("dns", "https://vbo.unanswered.test:4443", "VBO_PASSWORD")
+    )
+    results: list[Result] = []
+    polling = threading.Thread(
+        target=lambda: results.append(run(capsys, "poll", "--targets", str(targets), "--timeout", "2s")),
+        daemon=True,
+    )
+    try:
+        polling.start()
+        polling.join(HANG_GUARD)
+        ended_during_the_lookup = not polling.is_alive()
+    finally:
+        release.set()
+        polling.join(HANG_GUARD)
+    assert looked_up.is_set()
+    assert ended_during_the_lookup
+    (result,) = results
+    assert result.code == 1
+    assert table_rows(result.out, "Could not be read") == [["dns", "(whole server)", "no answer within 2s"]]
+    assert (
+        summary_line(result.out) == "0 jobs on 0 tenants: 0 critical, 0 warning; 1 server could not be read"
+    )
+
+
 # --- simulate ------------------------------------------------------------------------------------------
 
 
@@ -1816,6 +2071,11 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
         (["demo", "--organizations", "0"], "'--organizations'"),
         (["demo", "--bogus"], "No such option '--bogus'"),
         (["poll"], "Missing option '--targets'"),
+        (
+            ["poll", "--targets", "t.toml", "--timeout", "soon"],
+            "Invalid value for '--timeout': 'soon' is not",
+        ),
+        (["poll", "--targets", "t.toml", "--timeout", "0s"], "Invalid value for '--timeout': '0s' must be"),
         (["simulate", "--port", "70000"], "'--port'"),
         (["organizations", "--server", "http://127.0.0.1:1"], "Missing option '--username'"),
     ],
@@ -1826,6 +2086,8 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
         "zero-organizations",
         "unknown-option",
         "poll-without-targets",
+        "poll-timeout-not-a-duration",
+        "poll-timeout-zero",
         "port-out-of-range",
         "organizations-without-username",
     ],
@@ -1863,7 +2125,7 @@ COMMAND_OPTIONS = {
         "--insecure",
         "--json",
     ],
-    "poll": ["--targets", "--concurrency", "--json", "--wide"],
+    "poll": ["--targets", "--concurrency", "--timeout", "--json", "--wide"],
     "serve": ["--targets", "--listen", "--interval", "--timeout", "--concurrency"],
 }
 

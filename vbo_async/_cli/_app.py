@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import io
 import logging
@@ -20,12 +21,13 @@ from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
 from .._printable import printable
-from ._check import CHECK_EPILOG, PLUGIN_CODES, check, say_unknown
+from ._check import CHECK_EPILOG, PLUGIN_CODES, check, duration, say_unknown
 from ._connect import DEFAULT_API_VERSION, Connection, explain, is_terminal
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
 from ._simulate import fault_options, serve_simulator
+from ._threads import unheld
 
 __all__ = ["cli", "main"]
 
@@ -410,10 +412,23 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     help="TOML file of [[servers]] tables with the keys name, url, username, password_env, "
     "organizations, ca_bundle, insecure, api_version and max_concurrency (others are refused).",
 )
-@_concurrency(16, "How many servers are listed, and tenants polled, at once.")
+@_concurrency(16, "How many servers are listed at once, and tenants polled at once on each server.")
+@click.option(
+    "--timeout",
+    default=None,
+    metavar="DURATION",
+    callback=duration,
+    help="Give up after this long (90s, 2m, 1h30m): each server or tenant that has not answered "
+    "by then is listed as not read ('no answer within 2m'), everything read is shown "
+    "[default: no limit].",
+)
 @output_options
-def poll(targets: Path, concurrency: int, as_json: bool, wide: bool) -> Outcome:
+def poll(targets: Path, concurrency: int, timeout: dt.timedelta | None, as_json: bool, wide: bool) -> Outcome:
     """Poll the servers and organizations of a TOML targets file.
+
+    Each server is listed and then polled on its own: a slow one holds up only itself. With
+    --timeout (cron jobs, scripts), poll stops waiting then and prints what it has read, what
+    has not answered being listed as not read (exit code 1).
 
     \b
     Example targets.toml:
@@ -427,11 +442,12 @@ def poll(targets: Path, concurrency: int, as_json: bool, wide: bool) -> Outcome:
 
     \b
     Example:
-      vbo-async poll --targets targets.toml --json > jobs.json
+      vbo-async poll --targets targets.toml --timeout 2m --json > jobs.json
     """
     from ._flows import poll as run
 
-    return _show(asyncio.run(run(targets, concurrency)), as_json=as_json, wide=wide)
+    report = asyncio.run(unheld(run(targets, concurrency, give_up_after=timeout)))
+    return _show(report, as_json=as_json, wide=wide)
 
 
 # A monitoring plugin: its own exit codes and output (see _check).

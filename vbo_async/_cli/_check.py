@@ -18,13 +18,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import attrs
 import click
 
 from .. import __version__
 from .._exceptions import ConfigError, VBOError
 from .._health import HealthPolicy
-from .._poll import PollResult, PollTarget, poll_jobs
+from .._poll import PollTarget
 from ._exit import CLIError
 from ._logging import level_from_environment
 from ._plugin import (
@@ -33,11 +32,10 @@ from ._plugin import (
     NotFound,
     PluginOutput,
     error_output,
-    format_duration,
     parse_duration,
     plugin_output,
 )
-from ._report import Report, Row, error_row
+from ._report import Report, Row
 from ._threads import unheld
 
 __all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "say_unknown"]
@@ -83,10 +81,13 @@ The most severe finding decides: CRITICAL > WARNING > UNKNOWN > OK.
 """
 
 
-def duration(ctx: click.Context, param: click.Parameter, value: str | dt.timedelta) -> dt.timedelta:
-    """The option callback of ``--max-age`` and ``--timeout``: `parse_duration`, a bad duration
-    being a usage error."""
-    if isinstance(value, dt.timedelta):
+def duration(
+    ctx: click.Context, param: click.Parameter, value: str | dt.timedelta | None
+) -> dt.timedelta | None:
+    """The option callback of ``--max-age`` and ``--timeout`` (``check``'s and ``poll``'s):
+    `parse_duration`, a bad duration being a usage error; no value (an option without a default,
+    not given) stays None."""
+    if value is None or isinstance(value, dt.timedelta):
         return value
     try:
         return parse_duration(value)
@@ -220,82 +221,40 @@ async def run_check(
     return plugin_output(report, not_found=not_found)
 
 
-@attrs.define
-class _Found:
-    """What the servers' pipelines have found so far (kept when time is up)."""
-
-    listed: dict[int, tuple[list[PollTarget], list[Row]]] = attrs.Factory(dict)
-    """Per server (by position), its tenants to check and the failure rows of its listing."""
-    seen: set[str] = attrs.Factory(set)
-    """The names of every organization listed, for hints about an ``--org`` that names none."""
-    results: list[PollResult] = attrs.Factory(list)
-
-
 async def _sweep(
     path: Path, policy: HealthPolicy, wanted: Sequence[str], give_up_after: dt.timedelta, concurrency: int
 ) -> tuple[Report, list[NotFound]]:
-    """Each server on its own: list its organizations, keep those ``wanted``, judge their jobs.
-    A server that is slow to list holds up only itself; at the deadline, whatever is still
-    running is stopped and reported as not having answered."""
-    from ._flows import Server, open_servers, report_of, server_targets
-    from ._progress import Phase
+    """Each server on its own (`sweep_servers`): list its organizations, keep those ``wanted``,
+    judge their jobs. A server that is slow to list holds up only itself; at the deadline,
+    whatever is still running is stopped and reported as not having answered."""
+    from ._flows import open_servers, sweep_servers
 
     keys = {value.strip().casefold(): value for value in wanted}
-    found = _Found()
-    limit = asyncio.Semaphore(concurrency)
+    seen: set[str] = set()  # every organization listed, for hints about an --org naming none
 
-    async def check_server(number: int, server: Server) -> None:
-        targets, failures = await server_targets(server, limit, Phase(None, None))
-        found.seen.update(target.label for target in targets)
+    def choose(targets: list[PollTarget], failures: list[Row]) -> tuple[list[PollTarget], list[Row]]:
+        seen.update(target.label for target in targets)
         if keys:
             targets = [target for target in targets if _names(target) & keys.keys()]
             # A whole server that cannot be read might hold them: it stays; of the organizations
             # of the targets file its server does not have, only those named stay.
             failures = [row for row in failures if row.organization is None or _failed_name(row) in keys]
-        found.listed[number] = (targets, failures)
-        async with poll_jobs(targets, concurrency=concurrency, health=policy) as sweep:
-            async for result in sweep:
-                found.results.append(result)
+        return targets, failures
 
     async with contextlib.AsyncExitStack() as stack:
         servers = await open_servers(stack, path)
-        tasks = [asyncio.create_task(check_server(n, server)) for n, server in enumerate(servers)]
-        try:
-            if tasks:
-                await asyncio.wait(tasks, timeout=give_up_after.total_seconds())
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for task in tasks:
-            bug = None if task.cancelled() else task.exception()
-            if bug is not None:  # a server's failure is a result or a row; anything else is a bug
-                raise bug
-    late = f"no answer within {format_duration(give_up_after)}"
-    answered = {id(result.target) for result in found.results}
-    failures: list[Row] = []
-    for number, server in enumerate(servers):
-        label = server.target.label
-        if number not in found.listed:
-            failures.append(error_row(label, late))
-            continue
-        targets, listing_failures = found.listed[number]
-        failures += listing_failures
-        failures += [
-            error_row(label, late, organization=t.label, organization_id=t.organization_id)
-            for t in targets
-            if id(t) not in answered
-        ]
+        swept = await sweep_servers(
+            servers, concurrency=concurrency, health=policy, give_up_after=give_up_after, choose=choose
+        )
+    failures = swept.failures()
     not_found = []
     for key, value in keys.items():
-        if any(key in _names(t) for targets, _ in found.listed.values() for t in targets):
+        if any(key in _names(t) for targets, _ in swept.listed.values() for t in targets):
             continue
         if any(_failed_name(row) == key for row in failures):
             continue  # an organization of the targets file that its server does not have
-        not_found.append(NotFound(value, _not_found_message(value, found.seen, failures, len(servers))))
-    names = {id(server.client): server.target.label for server in servers}
-    report = report_of(found.results, names, servers=len(servers), extra=failures, source="targets")
-    return report, not_found
+        not_found.append(NotFound(value, _not_found_message(value, seen, failures, len(servers))))
+    return swept.report(), not_found
 
 
 def _failed_name(row: Row) -> str | None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -27,24 +28,27 @@ from .._models import Organization
 from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import Connection, SharedContexts, Source, read_password
 from ._exit import CLIError, Outcome, simulator_extra
+from ._plugin import format_duration
 from ._progress import Phase, Progress
 from ._report import FOLLOW, Report, Row, error_row, rows_of
 from ._targets import ServerTarget, read_targets
 
 __all__ = [
     "NO_ID",
+    "Choose",
     "Server",
+    "Swept",
     "UnknownOrganization",
     "demo",
     "jobs",
     "list_organizations",
-    "list_servers",
     "match_organization",
     "open_servers",
     "poll",
     "report_of",
     "server_targets",
     "split_pollable",
+    "sweep_servers",
 ]
 
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -216,39 +220,32 @@ async def _close(servers: Sequence[Server]) -> None:
             raise outcome
 
 
-async def list_servers(
-    servers: Sequence[Server], concurrency: int, phase: Phase
-) -> tuple[list[PollTarget], list[Row]]:
-    """The tenants to poll on every server (each server's organizations listed once, at most
-    ``concurrency`` servers at once, see `server_targets`), and the failure rows of the servers
-    that could not be listed and of the organizations of the file they do not have."""
-    limit = asyncio.Semaphore(concurrency)
-    async with asyncio.TaskGroup() as group:
-        listings = [group.create_task(server_targets(server, limit, phase)) for server in servers]
-    targets: list[PollTarget] = []
-    failures: list[Row] = []
-    for listing in listings:
-        found, failed = listing.result()
-        targets += found
-        failures += failed
-    return targets, failures
-
-
-async def poll(path: Path, concurrency: int, *, policy: HealthPolicy | None = None) -> Report:
-    """Poll every server of the targets file at ``path`` (see `open_servers`): list (or look
-    up) each server's organizations, at most ``concurrency`` servers at once, then poll all
-    their tenants in one sweep of at most ``concurrency`` tenants at once, judging every job's
-    health under ``policy`` (default `HealthPolicy()`). A server that cannot be read is a
-    failure row; the others are still polled.
+async def poll(
+    path: Path,
+    concurrency: int,
+    *,
+    policy: HealthPolicy | None = None,
+    give_up_after: dt.timedelta | None = None,
+) -> Report:
+    """Poll every server of the targets file at ``path`` (see `open_servers`), each on its own
+    (`sweep_servers`): list (or look up) its organizations, at most ``concurrency`` servers at
+    once, then poll its tenants, at most ``concurrency`` at once on each server, judging every
+    job's health under ``policy`` (default `HealthPolicy()`). A server that cannot be read is a
+    failure row; the others are still polled. With ``give_up_after``, whatever has not answered
+    by then is a failure row ("no answer within 2m") and everything read is kept.
     """
     async with contextlib.AsyncExitStack() as stack:
         servers = await open_servers(stack, path)
         with Progress() as progress:
-            phase = progress.phase("Listing organizations", len(servers))
-            poll_targets, failures = await list_servers(servers, concurrency, phase)
-            results = await _sweep(poll_targets, concurrency, progress, policy=policy)
-    names = {id(server.client): server.target.label for server in servers}
-    return report_of(results, names, servers=len(servers), extra=failures, source="targets")
+            swept = await sweep_servers(
+                servers,
+                concurrency=concurrency,
+                health=policy if policy is not None else HealthPolicy(),
+                follow=FOLLOW,
+                give_up_after=give_up_after,
+                progress=progress,
+            )
+    return swept.report()
 
 
 async def server_targets(
@@ -283,6 +280,113 @@ async def server_targets(
         PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o) for o in usable
     ]
     return targets, failures
+
+
+# --- every server on its own, within a time limit (poll and check) ------------------------------
+
+Choose = Callable[[list[PollTarget], list[Row]], tuple[list[PollTarget], list[Row]]]
+"""What a sweep keeps of a server's listing (`server_targets`): its tenants to poll and its
+failure rows in, those to keep out."""
+
+
+@attrs.define
+class Swept:
+    """What the servers' pipelines of `sweep_servers` found: everything, or what they had found
+    when time was up (``give_up_after``)."""
+
+    servers: Sequence[Server]
+    give_up_after: dt.timedelta | None
+    listed: dict[int, tuple[list[PollTarget], list[Row]]] = attrs.Factory(dict)
+    """Per server (by position), its tenants to poll and the failure rows of its listing."""
+    results: list[PollResult] = attrs.Factory(list)
+
+    def unanswered(self) -> Iterator[tuple[Server, PollTarget | None]]:
+        """Each server whose organizations were not listed (with None), and each listed tenant
+        whose result did not come."""
+        answered = {id(result.target) for result in self.results}
+        for number, server in enumerate(self.servers):
+            if number not in self.listed:
+                yield server, None
+                continue
+            for target in self.listed[number][0]:
+                if id(target) not in answered:
+                    yield server, target
+
+    def failures(self) -> list[Row]:
+        """The failure rows of the listings, then one per server or tenant that did not answer
+        in time: ``no answer within 50s``."""
+        late = "no answer"
+        if self.give_up_after is not None:
+            late += f" within {format_duration(self.give_up_after)}"
+        rows = [row for _, failures in self.listed.values() for row in failures]
+        for server, target in self.unanswered():
+            label = server.target.label
+            if target is None:
+                rows.append(error_row(label, late))
+            else:
+                rows.append(
+                    error_row(label, late, organization=target.label, organization_id=target.organization_id)
+                )
+        return rows
+
+    def report(self) -> Report:
+        """The jobs read and every failure (`failures`)."""
+        names = {id(server.client): server.target.label for server in self.servers}
+        return report_of(
+            self.results, names, servers=len(self.servers), extra=self.failures(), source="targets"
+        )
+
+
+async def sweep_servers(
+    servers: Sequence[Server],
+    *,
+    concurrency: int,
+    health: HealthPolicy,
+    follow: Iterable[str] = (),
+    give_up_after: dt.timedelta | None = None,
+    choose: Choose | None = None,
+    progress: Progress | None = None,
+) -> Swept:
+    """Each server on its own: list its organizations (`server_targets`, at most ``concurrency``
+    servers at once), keep what ``choose`` keeps, then poll those tenants (at most
+    ``concurrency`` at once on each server). A server slow to list holds up only itself.
+
+    With ``give_up_after``, whatever is still running then is cancelled and waited for (the
+    caller closes the clients) and counts as not having answered (`Swept.failures`); the
+    progress, when given, counts it as failed.
+    """
+    swept = Swept(servers, give_up_after)
+    listing = progress.phase("Listing organizations", len(servers)) if progress else Phase(None, None)
+    polling = progress.phase("Polling tenants", 0) if progress else Phase(None, None)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def pipeline(number: int, server: Server) -> None:
+        targets, failures = await server_targets(server, limit, listing)
+        if choose is not None:
+            targets, failures = choose(targets, failures)
+        swept.listed[number] = (targets, failures)
+        polling.extend(len(targets))
+        async with poll_jobs(targets, concurrency=concurrency, follow=follow, health=health) as sweep:
+            async for result in sweep:
+                polling.advance(failed=result.error is not None)
+                swept.results.append(result)
+
+    tasks = [asyncio.create_task(pipeline(number, server)) for number, server in enumerate(servers)]
+    try:
+        if tasks:
+            timeout = give_up_after.total_seconds() if give_up_after is not None else None
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        bug = None if task.cancelled() else task.exception()
+        if bug is not None:  # a server's failure is a result or a row; anything else is a bug
+            raise bug
+    for _, target in swept.unanswered():
+        (listing if target is None else polling).advance(failed=True)
+    return swept
 
 
 async def _sweep(

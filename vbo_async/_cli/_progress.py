@@ -16,11 +16,19 @@ __all__ = ["Phase", "Progress"]
 class Phase:
     """One bar: ``done`` of ``total`` and how many of them failed."""
 
-    def __init__(self, bar: Any, task: Any) -> None:
+    def __init__(self, bar: Any, task: Any, *, total: int = 0) -> None:
         self._bar = bar
         self._task = task
+        self.total = total
         self.done = 0
         self.failed = 0
+
+    def extend(self, count: int) -> None:
+        """``count`` more to do: the bar of a total learnt as it goes (the tenants of each
+        server, as its organizations are listed)."""
+        self.total += count
+        if self._bar is not None:
+            self._bar.update(self._task, total=self.total)
 
     def advance(self, *, failed: bool = False) -> None:
         self.done += 1
@@ -71,7 +79,7 @@ class Progress:
         task = None
         if self._bar is not None:
             task = self._bar.add_task(description, total=total, failed=0)
-        return Phase(self._bar, task)
+        return Phase(self._bar, task, total=total)
 
 
 def _stderr_is_terminal() -> bool:

@@ -1,9 +1,10 @@
-"""The event loop's default executor for ``check`` and ``serve``: daemon threads, never waited for.
+"""The event loop's default executor for ``check``, ``poll`` and ``serve``: daemon threads, never waited for.
 
 The loop runs name lookups (``getaddrinfo``) in its default executor, and cancelling cannot stop
 a lookup that a silent DNS server leaves hanging (30 s and more). With the standard executor
 ``asyncio.run`` waits for such a thread as it ends, and so does the interpreter as it exits: a
-check ended long after its ``--timeout``, past the 60 s a monitoring system allows it. Its few
+check ended long after its ``--timeout``, past the 60 s a monitoring system allows it (and a
+``poll --timeout`` in a cron job long after its own). Its few
 threads can also all be taken by such lookups, which leaves none for the exporter's own work.
 """
 
