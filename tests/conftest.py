@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,7 +27,7 @@ import pytest
 import trustme
 import uvicorn
 
-from vbo_async import RetryPolicy, VBOClient
+from vbo_async import ClientStateError, RetryPolicy, VBOClient
 from vbo_async._sending import RetryNote
 
 BASE = "https://vbo.test:4443"
@@ -416,3 +416,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+async def settled(before: set[asyncio.Task[Any]]) -> None:
+    """Let the event loop run until the tasks are those of ``before`` again (at most 100 steps:
+    bounded, no timing), then assert they are."""
+    for _ in range(100):
+        if asyncio.all_tasks() == before:
+            break
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before
+
+
+async def assert_closing_ends_waiting_calls(
+    vbo: VBOClient, calls: list[Callable[[], Coroutine[Any, Any, Any]]], entered: asyncio.Event
+) -> None:
+    """``calls``, all started and left waiting on something that never answers (``entered`` is
+    set once it is reached), each end with `ClientStateError` when ``vbo`` is closed, and leave
+    no task behind."""
+    before = asyncio.all_tasks()
+    callers = [asyncio.create_task(call()) for call in calls]
+    await entered.wait()
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), timeout=10)
+    assert [type(result) for result in results] == [ClientStateError] * len(calls)
+    await settled(before)
+
+
+async def second_caller_after_the_first_is_cancelled(
+    call: Callable[[], Coroutine[Any, Any, Any]],
+    then: Callable[[], Coroutine[Any, Any, Any]],
+    entered: asyncio.Event,
+    release: asyncio.Event,
+) -> Any:
+    """Start ``call`` and wait until it holds a shared request (``entered``); start ``then``,
+    which waits for the same; cancel the first caller, then let the request answer
+    (``release``): ``then``'s result (a shared request must outlive a cancelled waiter)."""
+    first = asyncio.create_task(call())
+    await entered.wait()
+    second = asyncio.create_task(then())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    first.cancel()
+    try:
+        await first
+    except asyncio.CancelledError:
+        pass
+    else:  # pragma: no cover - the assertion below says what went wrong
+        raise AssertionError("the first caller was not cancelled")
+    release.set()
+    return await second

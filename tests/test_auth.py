@@ -14,7 +14,6 @@ import pytest
 
 from vbo_async import (
     AuthenticationError,
-    ClientStateError,
     DecodeError,
     NotFoundError,
     RateLimitedError,
@@ -32,7 +31,19 @@ from vbo_async._auth import (
 from vbo_async._dialects import V1, V7
 from vbo_async._tokens import parse_http_date, parse_token_response
 
-from .conftest import BASE, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, client_for, json_response, serve
+from .conftest import (
+    BASE,
+    FAST,
+    PASSWORD,
+    USERNAME,
+    FakeVBO,
+    as_asgi,
+    assert_closing_ends_waiting_calls,
+    client_for,
+    json_response,
+    second_caller_after_the_first_is_cancelled,
+    serve,
+)
 
 DENIED = b'{"message":"Authorization has been denied for this request."}'
 
@@ -264,16 +275,10 @@ async def test_a_caller_cancelled_during_the_token_request_leaves_it_to_the_othe
 
     fake.before_token = hold
     async with client_for(fake) as vbo:
-        first = asyncio.create_task(vbo.job("j0"))
-        await entered.wait()
-        second = asyncio.create_task(vbo.job("j1"))  # waits for the first caller's token request
-        for _ in range(5):
-            await asyncio.sleep(0)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        release.set()
-        job = await second
+        # the second call waits for the first caller's token request
+        job = await second_caller_after_the_first_is_cancelled(
+            lambda: vbo.job("j0"), lambda: vbo.job("j1"), entered, release
+        )
     assert job.id == "j1"
     assert len(fake.token_requests) == 1
     assert fake.grants() == ["password"]
@@ -323,17 +328,7 @@ async def test_closing_during_the_token_request_ends_its_callers_and_leaves_no_t
 
     fake.before_token = hang
     vbo = client_for(fake)
-    before = asyncio.all_tasks()
-    callers = [asyncio.create_task(vbo.job(f"j{i}")) for i in range(3)]
-    await entered.wait()
-    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
-    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), timeout=10)
-    assert [type(result) for result in results] == [ClientStateError] * 3
-    for _ in range(100):
-        if asyncio.all_tasks() == before:
-            break
-        await asyncio.sleep(0)
-    assert asyncio.all_tasks() == before
+    await assert_closing_ends_waiting_calls(vbo, [lambda i=i: vbo.job(f"j{i}") for i in range(3)], entered)
     assert len(fake.token_requests) == 1
     assert fake.api_requests == []
 

@@ -16,7 +16,6 @@ import json
 import re
 import socket
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -57,6 +56,7 @@ from .test_cli import (
     expected_rows,
     judge_at,
     run,
+    run_during_a_hung_lookup,
     run_in_thread,
     server_table,
     write_targets,
@@ -712,41 +712,10 @@ async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
 def test_a_name_lookup_that_hangs_does_not_hold_the_check_past_its_timeout(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A server name whose lookup never ends (a DNS server that does not answer: the lookup runs
-    in a thread, which cancelling cannot stop). The check ends at its --timeout all the same; it
-    used to wait for the lookup's thread before exiting, past the 60 s a monitoring system
-    allows, which then reports the check as timed out (CRITICAL by default in Nagios)."""
-    release = threading.Event()
-    looked_up = threading.Event()
-    real = socket.getaddrinfo
-
-    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "vbo.unanswered.test":
-            looked_up.set()
-            release.wait()
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", lookup)
-    monkeypatch.setenv("VBO_PASSWORD", "admin")
-    targets = write_targets(
-        tmp_path / "t.toml", server_table("dns", "https://vbo.unanswered.test:4443", "VBO_PASSWORD")
-    )
-    results: list[Result] = []
-    checking = threading.Thread(
-        target=lambda: results.append(run(capsys, "check", "--targets", str(targets), "--timeout", "3s")),
-        daemon=True,
-    )
-    try:
-        checking.start()
-        checking.join(HANG_GUARD)
-        ended_during_the_lookup = not checking.is_alive()
-    finally:
-        release.set()
-        checking.join(HANG_GUARD)
-    assert looked_up.is_set()
-    assert ended_during_the_lookup
-    (result,) = results
+    """The check ends at its --timeout while a server's name lookup hangs; it used to wait for the
+    lookup's thread before exiting, past the 60 s a monitoring system allows, which then reports
+    the check as timed out (CRITICAL by default in Nagios)."""
+    result = run_during_a_hung_lookup(capsys, monkeypatch, tmp_path, "check", "--timeout", "3s")
     assert result.code == 3
     assert result.out.splitlines()[-1] == "UNKNOWN: dns: no answer within 3s"
 

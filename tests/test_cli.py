@@ -563,22 +563,27 @@ def test_demo_as_a_real_process(command: list[str], tmp_path: Path) -> None:
     assert "admin" not in completed.stdout  # the demo's password is never printed
 
 
+def small_demo(tmp_path: Path, output: list[str], *, stdout: Any) -> subprocess.CompletedProcess[str]:
+    """``vbo-async demo --organizations 1 *output`` as a real process writing to ``stdout``."""
+    return subprocess.run(
+        [sys.executable, "-m", "vbo_async", "demo", "--organizations", "1", *output],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=child_environment(),
+        timeout=HANG_GUARD,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
 def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path, output: list[str]) -> None:
     """``vbo-async demo --json | head -1``: the pipe closes early; no traceback, exit 1."""
     read_end, write_end = os.pipe()
     os.close(read_end)  # every write to stdout now fails with EPIPE
     try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "vbo_async", "demo", "--organizations", "1", *output],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env=child_environment(),
-            timeout=HANG_GUARD,
-            check=False,
-        )
+        completed = small_demo(tmp_path, output, stdout=write_end)
     finally:
         os.close(write_end)
     assert completed.returncode == 1
@@ -593,16 +598,7 @@ def test_output_that_cannot_be_written_is_said_so_not_an_internal_error(
     """``vbo-async demo > jobs.json`` on a full disk: one line saying the output could not be
     written and why, exit 1 (documented), not an "internal error" pointing at a bug."""
     with open("/dev/full", "w") as full:  # every write fails with ENOSPC
-        completed = subprocess.run(
-            [sys.executable, "-m", "vbo_async", "demo", "--organizations", "1", *output],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env=child_environment(),
-            timeout=HANG_GUARD,
-            check=False,
-        )
+        completed = small_demo(tmp_path, output, stdout=full)
     assert completed.returncode == 1
     assert completed.stderr.splitlines() == [
         "vbo-async: error: cannot write the output: No space left on device"
@@ -1708,17 +1704,22 @@ def _runs_library_code(task: asyncio.Task[Any]) -> bool:
     return where is not None and "vbo_async" in where.parts and "simulator" not in where.parts
 
 
-def test_a_name_lookup_that_hangs_does_not_hold_poll_past_its_timeout(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """A server name whose lookup never ends (the lookup runs in a thread, which cancelling
-    cannot stop): poll ends at its --timeout all the same instead of waiting for that thread."""
+HUNG_HOST = "vbo.unanswered.test"
+
+
+def run_during_a_hung_lookup(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *argv: str
+) -> Result:
+    """``vbo-async *argv --targets FILE`` for a targets file naming one server whose name lookup
+    never ends (a DNS server that does not answer: the lookup runs in a thread, which cancelling
+    cannot stop). Asserts that the command ended while the lookup still hung, then returns its
+    result."""
     release = threading.Event()
     looked_up = threading.Event()
     real = socket.getaddrinfo
 
     def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "vbo.unanswered.test":
+        if host == HUNG_HOST:
             looked_up.set()
             release.wait()
             raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
@@ -1727,23 +1728,30 @@ def test_a_name_lookup_that_hangs_does_not_hold_poll_past_its_timeout(
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     targets = write_targets(
-        tmp_path / "t.toml", server_table("dns", "https://vbo.unanswered.test:4443", "VBO_PASSWORD")
+        tmp_path / "t.toml", server_table("dns", f"https://{HUNG_HOST}:4443", "VBO_PASSWORD")
     )
     results: list[Result] = []
-    polling = threading.Thread(
-        target=lambda: results.append(run(capsys, "poll", "--targets", str(targets), "--timeout", "2s")),
-        daemon=True,
+    command = threading.Thread(
+        target=lambda: results.append(run(capsys, *argv, "--targets", str(targets))), daemon=True
     )
     try:
-        polling.start()
-        polling.join(HANG_GUARD)
-        ended_during_the_lookup = not polling.is_alive()
+        command.start()
+        command.join(HANG_GUARD)
+        ended_during_the_lookup = not command.is_alive()
     finally:
         release.set()
-        polling.join(HANG_GUARD)
+        command.join(HANG_GUARD)
     assert looked_up.is_set()
     assert ended_during_the_lookup
     (result,) = results
+    return result
+
+
+def test_a_name_lookup_that_hangs_does_not_hold_poll_past_its_timeout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """poll ends at its --timeout all the same instead of waiting for the lookup's thread."""
+    result = run_during_a_hung_lookup(capsys, monkeypatch, tmp_path, "poll", "--timeout", "2s")
     assert result.code == 1
     assert table_rows(result.out, "Could not be read") == [["dns", "(whole server)", "no answer within 2s"]]
     assert (

@@ -18,12 +18,13 @@ import pytest
 from vbo_async import (
     APIError,
     AuthenticationError,
-    ClientStateError,
     RetryPolicy,
     TransportError,
     VBOClient,
 )
 from vbo_async.simulator import Faults, Simulator, SimulatorConfig, create_app
+
+from .conftest import assert_closing_ends_waiting_calls, second_caller_after_the_first_is_cancelled
 
 BASE = "https://vbo.test:4443"
 NO_WAIT = RetryPolicy(attempts=3, wait_initial=0, wait_max=0, wait_jitter=0)
@@ -280,16 +281,9 @@ async def test_a_caller_cancelled_during_discovery_leaves_it_to_the_others() -> 
             return await asgi(simulator).handle_async_request(request)
 
     async with auto_client(Held()) as vbo:
-        first = asyncio.create_task(vbo.organizations())
-        await entered.wait()
-        second = asyncio.create_task(vbo.organizations())
-        for _ in range(5):
-            await asyncio.sleep(0)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        release.set()
-        organizations = await second
+        organizations = await second_caller_after_the_first_is_cancelled(
+            vbo.organizations, vbo.organizations, entered, release
+        )
     assert [org.id for org in organizations] == simulator.organization_ids()
     assert sent == ["/v8/Token"]  # the first caller's token request, not one of each
     assert token_posts(simulator) == {"v8": 1}
@@ -364,14 +358,4 @@ async def test_closing_during_discovery_ends_its_callers_and_leaves_no_task() ->
             raise AssertionError("never answered")  # pragma: no cover
 
     vbo = auto_client(Hung())
-    before = asyncio.all_tasks()
-    callers = [asyncio.create_task(vbo.organizations()) for _ in range(3)]
-    await entered.wait()
-    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
-    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), timeout=10)
-    assert [type(result) for result in results] == [ClientStateError] * 3
-    for _ in range(100):
-        if asyncio.all_tasks() == before:
-            break
-        await asyncio.sleep(0)
-    assert asyncio.all_tasks() == before
+    await assert_closing_ends_waiting_calls(vbo, [vbo.organizations] * 3, entered)
