@@ -508,6 +508,26 @@ def test_same_seed_same_data_and_other_seed_other_data() -> None:
     assert first.organizations_wire() != other.organizations_wire()
 
 
+def test_an_organization_s_mailboxes_do_not_depend_on_when_its_first_backup_ran() -> None:
+    """The mailbox pool is drawn from its own generator: reading it before or after the
+    organization's first backup ends gives the same mailboxes (ids, names, addresses)."""
+    config = SimulatorConfig(seed=5, organizations=40, jobs_per_organization=(1, 1), session_duration=1.0)
+    early_clock, late_clock = FakeClock(), FakeClock()
+    early = Simulator(config, clock=early_clock)
+    late = Simulator(config, clock=late_clock)
+    org_id = next(org["id"] for org in early.organizations_wire() if org["isBackedup"] == "false")
+    (job,) = late.jobs_wire(org_id)
+    before = early.mailboxes_page(org_id, limit=10_000)[0]
+    late.job_action(job["id"], "enable")
+    late.job_action(job["id"], "start")
+    late_clock.advance(5)
+    assert late.organization_wire(org_id)["isBackedup"] == "true"
+    after = late.mailboxes_page(org_id, limit=10_000)[0]
+    assert [(m["id"], m["name"], m["email"]) for m in after] == [
+        (m["id"], m["name"], m["email"]) for m in before
+    ]
+
+
 def test_large_configurations_build() -> None:
     simulator = Simulator(SimulatorConfig(organizations=1000, jobs_per_organization=(5, 5)))
     assert len(simulator.job_ids()) == 5000
