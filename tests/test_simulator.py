@@ -747,6 +747,21 @@ async def test_malformed_faults_leave_answers_that_are_not_successes_alone() -> 
     assert simulator.stats.faults["malformed"] == 0
 
 
+async def test_malformed_faults_leave_answers_without_a_body_alone() -> None:
+    """A 204 cannot carry a body (a real server cannot send one; uvicorn refuses to), so
+    malformed_rate leaves the 204s of v6+ job actions and logout as they are, uncounted."""
+    simulator = faulty(malformed_rate=1.0)
+    token = simulator.token(PASSWORD_FORM, version="v8")["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    job_id = simulator.job_ids()[0]
+    async with client_for(create_app(simulator=simulator)) as client:
+        enabled = await client.post(f"/v8/Jobs/{job_id}/enable", headers=headers)
+        logged_out = await client.post("/v8/token/logout", headers=headers)
+    assert (enabled.status_code, enabled.content) == (204, b"")
+    assert (logged_out.status_code, logged_out.content) == (204, b"")
+    assert simulator.stats.faults["malformed"] == 0
+
+
 async def test_revoke_every_invalidates_access_tokens() -> None:
     simulator = faulty(revoke_every=0.3)
     async with client_for(create_app(simulator=simulator)) as client:

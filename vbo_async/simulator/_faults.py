@@ -23,6 +23,8 @@ _SERVER_ERRORS = {
     503: "The service is unavailable.",
 }
 _MALFORMED_TAIL = b"\x00<!-- simulated malformed body -->"
+_NO_BODY = (204, 205)
+"""Successes that cannot carry a body (RFC 9110), so cannot be answered with a malformed one."""
 
 
 @attrs.frozen
@@ -68,8 +70,8 @@ class FaultInjection:
     the head and half the body then raises ``ConnectionResetError``; a truncation sends half
     the body under the full ``Content-Length``; a malformed body keeps the app's successful
     status and headers and is not JSON. An answer that is not a success (a 401 for a revoked
-    token, a 404) is never turned into a malformed success: it goes out as the app sent it, and
-    the fault is not counted.
+    token, a 404), or a success that cannot carry a body (a 204), is never given a malformed
+    body: it goes out as the app sent it, and the fault is not counted.
     """
 
     def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
@@ -137,7 +139,7 @@ class FaultInjection:
         part = body[: len(body) // 2]
         if outcome == "malformed":
             status = int(start["status"])
-            if 200 <= status < 300:
+            if 200 <= status < 300 and status not in _NO_BODY:
                 self.simulator.stats.faults["malformed"] += 1
                 headers = {
                     key.decode("latin-1"): value.decode("latin-1")
