@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -15,7 +16,7 @@ from ._config import Faults
 from ._responses import JSON_MEDIA_TYPE, error_response
 from ._simulator import Simulator
 
-__all__ = ["FaultInjection", "FaultPlan", "plan_faults"]
+__all__ = ["FaultInjection", "FaultPlan", "SimulatedDisconnect", "is_simulated_disconnect", "plan_faults"]
 
 _SERVER_ERRORS = {
     500: "An error has occurred.",
@@ -25,6 +26,19 @@ _SERVER_ERRORS = {
 _MALFORMED_TAIL = b"\x00<!-- simulated malformed body -->"
 _NO_BODY = (204, 205)
 """Successes that cannot carry a body (RFC 9110), so cannot be answered with a malformed one."""
+
+
+class SimulatedDisconnect(ConnectionResetError):
+    """Raised out of the app to cut the connection of a dropped or truncated answer.
+
+    ASGI has no other way to end a connection mid-answer; the server logs it as an error of the
+    app, which `is_simulated_disconnect` lets a log filter recognise and leave out.
+    """
+
+
+def is_simulated_disconnect(record: logging.LogRecord) -> bool:
+    """Whether a log record is the server's report of a `SimulatedDisconnect` (a fault asked for)."""
+    return record.exc_info is not None and isinstance(record.exc_info[1], SimulatedDisconnect)
 
 
 @attrs.frozen
@@ -154,7 +168,10 @@ class FaultInjection:
             return
         await send(start)
         if outcome == "truncate":
-            await send({"type": "http.response.body", "body": part, "more_body": False})
+            try:
+                await send({"type": "http.response.body", "body": part, "more_body": False})
+            except Exception as exc:  # a real server refuses to end short of Content-Length
+                raise SimulatedDisconnect("simulated truncated body") from exc
             return
         await send({"type": "http.response.body", "body": part, "more_body": True})
-        raise ConnectionResetError("simulated connection drop")
+        raise SimulatedDisconnect("simulated connection drop")
