@@ -470,7 +470,17 @@ async def test_selected_mailboxes_link_to_their_organization_mailbox(
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=-1", "limit=abc", "limit=10001", "offset=-5", "offset=x"]
+    "query",
+    [
+        "limit=0",
+        "limit=-1",
+        "limit=abc",
+        "limit=10001",
+        "offset=-5",
+        "offset=x",
+        "offset=2147483648",  # the servers bind offset as an int32
+        "offset=" + "9" * 40,  # was a 500: orjson cannot write it back into the page's links
+    ],
 )
 async def test_bad_paging_values_are_400(
     client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator, query: str
@@ -478,6 +488,9 @@ async def test_bad_paging_values_are_400(
     response = await client.get(f"/v1/Jobs/{simulator.job_ids()[0]}/JobSessions?{query}", headers=auth)
     assert response.status_code == 400
     assert response.json()["message"]
+    v8 = await client.get(f"/v8/Jobs?{query}", headers=auth)
+    assert v8.status_code == 400
+    assert v8.json()["message"]
 
 
 # -- reproducibility and scale -------------------------------------------------------------------
