@@ -9,6 +9,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -670,6 +671,9 @@ def test_python_api_raises_simulated_errors(simulator: Simulator) -> None:
     assert caught.value.status_code == 404
     with pytest.raises(SimulatedError) as caught:
         simulator.job_action(simulator.job_ids()[0], "explode")
+    assert caught.value.status_code == 400
+    with pytest.raises(SimulatedError, match="endTimeLowerBound") as caught:
+        simulator.sessions_wire(version="v8", end_time_lower_bound=datetime(2026, 7, 1))  # no zone
     assert caught.value.status_code == 400
 
 
