@@ -29,6 +29,8 @@ from vbo_async.simulator import (
     make_tls_material,
 )
 
+from .conftest import serve
+
 SEED_JOB = json.loads((Path(__file__).resolve().parent / "data" / "seed-job.json").read_text())[0]
 HOST = "vbo-sim.east.local:4443"
 STAMP_7 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}(Z|[+-]\d\d:\d\d)$")
@@ -727,6 +729,33 @@ async def test_drop_faults_reset_the_connection_after_the_app_ran() -> None:
             await client.post("/v1/Token", data=PASSWORD_FORM)
     assert simulator.stats.faults["drop"] == 1
     assert simulator.stats.token_requests["password"] == 1
+
+
+async def test_cut_answers_without_a_body_over_a_real_server() -> None:
+    """Over uvicorn, as over ASGITransport: a dropped empty 200 (a v1 job action) is cut before
+    its end, after the action was applied. A 204 is complete with its head and an empty body
+    cannot be cut short, so those are left alone, and no fault is counted that did not happen."""
+    dropping, truncating = faulty(drop_rate=1.0), faulty(truncate_rate=1.0)
+    outcomes = []
+    for simulator in (dropping, truncating):
+        token = simulator.token(PASSWORD_FORM)["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        job_id = simulator.job_ids()[0]
+        async with (
+            serve(create_app(simulator=simulator)) as port,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client,
+        ):
+            try:
+                action = await client.post(f"/v1/Jobs/{job_id}/Action", json={"disable": None})
+                outcomes.append((action.status_code, action.content))
+            except httpx.RemoteProtocolError:
+                outcomes.append("cut")
+            enabled = await client.post(f"/v8/Jobs/{job_id}/enable")
+            outcomes.append((enabled.status_code, enabled.content))
+        assert simulator.stats.job_actions[(job_id, "disable")] == 1
+    assert outcomes == ["cut", (204, b""), (200, b""), (204, b"")]
+    assert dropping.stats.faults["drop"] == 1
+    assert truncating.stats.faults["truncate"] == 0
 
 
 async def test_truncate_faults_send_less_than_content_length() -> None:

@@ -85,7 +85,10 @@ class FaultInjection:
     the body under the full ``Content-Length``; a malformed body keeps the app's successful
     status and headers and is not JSON. An answer that is not a success (a 401 for a revoked
     token, a 404), or a success that cannot carry a body (a 204), is never given a malformed
-    body: it goes out as the app sent it, and the fault is not counted.
+    body: it goes out as the app sent it, and the fault is not counted. So are a 204 (complete
+    with its head) under a drop and an empty body under a truncation: nothing can be cut short.
+    An empty 200 is dropped with its head sent without ``Content-Length: 0``, so that the head
+    does not complete it.
     """
 
     def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
@@ -114,8 +117,8 @@ class FaultInjection:
             counts["latency_spike"] += 1
         if plan.delay:
             await anyio.sleep(plan.delay)
-        if plan.outcome is not None and plan.outcome != "malformed":
-            counts[plan.outcome] += 1  # a malformed body is counted where it is applied
+        if plan.outcome in ("error", "rate_limit"):
+            counts[plan.outcome] += 1  # the others are counted where they are applied
         if plan.outcome == "error":
             response = error_response(plan.status, _SERVER_ERRORS[plan.status])
             await response(scope, receive, send)
@@ -166,6 +169,17 @@ class FaultInjection:
                 await send(start)
                 await send({"type": "http.response.body", "body": body, "more_body": False})
             return
+        if not body and (outcome == "truncate" or int(start["status"]) in _NO_BODY):
+            # Nothing to cut short: an empty body, or a 204 that is complete with its head.
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        self.simulator.stats.faults[outcome] += 1
+        if not body:  # without its Content-Length: 0 the head no longer completes the answer
+            start = {
+                **start,
+                "headers": [h for h in start.get("headers", []) if h[0].lower() != b"content-length"],
+            }
         await send(start)
         if outcome == "truncate":
             try:
