@@ -1936,6 +1936,29 @@ async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> No
     assert "Traceback" not in err
 
 
+async def test_simulate_cuts_connections_without_printing_tracebacks(tmp_path: Path) -> None:
+    """Dropped and truncated answers are faults asked for, not server errors: the connections
+    are cut, and nothing about them is logged (uvicorn logged each as a crash with its traceback)."""
+    port = closed_port()
+    process, _ = await start_simulate(
+        tmp_path, "--port", str(port), "--drop-rate", "0.5", "--truncate-rate", "0.5", "--fault-seed", "3"
+    )
+    cut = 0
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(8):
+                with contextlib.suppress(httpx.RemoteProtocolError):
+                    await client.get("/v8/Health")
+                    continue
+                cut += 1
+    finally:
+        _, err = await stop(process)
+    assert cut == 8
+    assert process.returncode == 0
+    assert "Traceback" not in err
+    assert "Exception in ASGI application" not in err
+
+
 def test_simulate_on_a_busy_port_is_one_error(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]

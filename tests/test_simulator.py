@@ -9,6 +9,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from vbo_async.simulator import (
     create_app,
     make_tls_material,
 )
+
+from .conftest import serve
 
 SEED_JOB = json.loads((Path(__file__).resolve().parent / "data" / "seed-job.json").read_text())[0]
 HOST = "vbo-sim.east.local:4443"
@@ -470,7 +473,17 @@ async def test_selected_mailboxes_link_to_their_organization_mailbox(
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=-1", "limit=abc", "limit=10001", "offset=-5", "offset=x"]
+    "query",
+    [
+        "limit=0",
+        "limit=-1",
+        "limit=abc",
+        "limit=10001",
+        "offset=-5",
+        "offset=x",
+        "offset=2147483648",  # the servers bind offset as an int32
+        "offset=" + "9" * 40,  # was a 500: orjson cannot write it back into the page's links
+    ],
 )
 async def test_bad_paging_values_are_400(
     client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator, query: str
@@ -478,6 +491,9 @@ async def test_bad_paging_values_are_400(
     response = await client.get(f"/v1/Jobs/{simulator.job_ids()[0]}/JobSessions?{query}", headers=auth)
     assert response.status_code == 400
     assert response.json()["message"]
+    v8 = await client.get(f"/v8/Jobs?{query}", headers=auth)
+    assert v8.status_code == 400
+    assert v8.json()["message"]
 
 
 # -- reproducibility and scale -------------------------------------------------------------------
@@ -506,6 +522,26 @@ def test_same_seed_same_data_and_other_seed_other_data() -> None:
     other = Simulator(SimulatorConfig(seed=22, organizations=8), clock=FakeClock())
     assert first.job_ids() != other.job_ids()
     assert first.organizations_wire() != other.organizations_wire()
+
+
+def test_an_organization_s_mailboxes_do_not_depend_on_when_its_first_backup_ran() -> None:
+    """The mailbox pool is drawn from its own generator: reading it before or after the
+    organization's first backup ends gives the same mailboxes (ids, names, addresses)."""
+    config = SimulatorConfig(seed=5, organizations=40, jobs_per_organization=(1, 1), session_duration=1.0)
+    early_clock, late_clock = FakeClock(), FakeClock()
+    early = Simulator(config, clock=early_clock)
+    late = Simulator(config, clock=late_clock)
+    org_id = next(org["id"] for org in early.organizations_wire() if org["isBackedup"] == "false")
+    (job,) = late.jobs_wire(org_id)
+    before = early.mailboxes_page(org_id, limit=10_000)[0]
+    late.job_action(job["id"], "enable")
+    late.job_action(job["id"], "start")
+    late_clock.advance(5)
+    assert late.organization_wire(org_id)["isBackedup"] == "true"
+    after = late.mailboxes_page(org_id, limit=10_000)[0]
+    assert [(m["id"], m["name"], m["email"]) for m in after] == [
+        (m["id"], m["name"], m["email"]) for m in before
+    ]
 
 
 def test_large_configurations_build() -> None:
@@ -638,6 +674,9 @@ def test_python_api_raises_simulated_errors(simulator: Simulator) -> None:
     with pytest.raises(SimulatedError) as caught:
         simulator.job_action(simulator.job_ids()[0], "explode")
     assert caught.value.status_code == 400
+    with pytest.raises(SimulatedError, match="endTimeLowerBound") as caught:
+        simulator.sessions_wire(version="v8", end_time_lower_bound=datetime(2026, 7, 1))  # no zone
+    assert caught.value.status_code == 400
 
 
 async def test_stats_count_requests_and_reset(
@@ -692,6 +731,33 @@ async def test_drop_faults_reset_the_connection_after_the_app_ran() -> None:
     assert simulator.stats.token_requests["password"] == 1
 
 
+async def test_cut_answers_without_a_body_over_a_real_server() -> None:
+    """Over uvicorn, as over ASGITransport: a dropped empty 200 (a v1 job action) is cut before
+    its end, after the action was applied. A 204 is complete with its head and an empty body
+    cannot be cut short, so those are left alone, and no fault is counted that did not happen."""
+    dropping, truncating = faulty(drop_rate=1.0), faulty(truncate_rate=1.0)
+    outcomes = []
+    for simulator in (dropping, truncating):
+        token = simulator.token(PASSWORD_FORM)["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        job_id = simulator.job_ids()[0]
+        async with (
+            serve(create_app(simulator=simulator)) as port,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client,
+        ):
+            try:
+                action = await client.post(f"/v1/Jobs/{job_id}/Action", json={"disable": None})
+                outcomes.append((action.status_code, action.content))
+            except httpx.RemoteProtocolError:
+                outcomes.append("cut")
+            enabled = await client.post(f"/v8/Jobs/{job_id}/enable")
+            outcomes.append((enabled.status_code, enabled.content))
+        assert simulator.stats.job_actions[(job_id, "disable")] == 1
+    assert outcomes == ["cut", (204, b""), (200, b""), (204, b"")]
+    assert dropping.stats.faults["drop"] == 1
+    assert truncating.stats.faults["truncate"] == 0
+
+
 async def test_truncate_faults_send_less_than_content_length() -> None:
     simulator = faulty(truncate_rate=1.0)
     async with client_for(create_app(simulator=simulator)) as client:
@@ -724,6 +790,21 @@ async def test_malformed_faults_leave_answers_that_are_not_successes_alone() -> 
     assert "message" in refused.json()
     assert wrong.status_code in (400, 401)
     assert wrong.json()
+    assert simulator.stats.faults["malformed"] == 0
+
+
+async def test_malformed_faults_leave_answers_without_a_body_alone() -> None:
+    """A 204 cannot carry a body (a real server cannot send one; uvicorn refuses to), so
+    malformed_rate leaves the 204s of v6+ job actions and logout as they are, uncounted."""
+    simulator = faulty(malformed_rate=1.0)
+    token = simulator.token(PASSWORD_FORM, version="v8")["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    job_id = simulator.job_ids()[0]
+    async with client_for(create_app(simulator=simulator)) as client:
+        enabled = await client.post(f"/v8/Jobs/{job_id}/enable", headers=headers)
+        logged_out = await client.post("/v8/token/logout", headers=headers)
+    assert (enabled.status_code, enabled.content) == (204, b"")
+    assert (logged_out.status_code, logged_out.content) == (204, b"")
     assert simulator.stats.faults["malformed"] == 0
 
 

@@ -8,12 +8,13 @@ is a flag at once, with no change here.
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import tempfile
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -112,6 +113,7 @@ def serve_simulator(
         import uvicorn
 
         from ..simulator import Faults, SimulatorConfig, create_app, make_tls_material
+        from ..simulator._faults import is_simulated_disconnect
 
     config = SimulatorConfig(
         seed=seed,
@@ -141,10 +143,17 @@ def serve_simulator(
             f"(API {versions}; user {config.username!r}, password {config.password!r}; Ctrl-C stops)"
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
+        # A dropped or truncated answer is a fault asked for, not an error of the app to report
+        # with its traceback (the filter is added after uvicorn.Config set up its loggers).
+        errors = logging.getLogger("uvicorn.error")
+        quiet = _Unless(is_simulated_disconnect)
+        errors.addFilter(quiet)
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn stops gracefully on Ctrl-C, then re-raises it
             return Outcome.OK
+        finally:
+            errors.removeFilter(quiet)
         if not server.started:
             raise CLIError(
                 "the simulator could not start (see the messages above)", outcome=Outcome.UNREADABLE
@@ -154,6 +163,17 @@ def serve_simulator(
         signal.signal(signal.SIGTERM, previous)
         sock.close()
         folder.cleanup()
+
+
+class _Unless(logging.Filter):
+    """A log filter leaving out the records `skip` recognises."""
+
+    def __init__(self, skip: Callable[[logging.LogRecord], bool]) -> None:
+        super().__init__()
+        self.skip = skip
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.skip(record)
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

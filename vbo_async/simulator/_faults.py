@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -15,7 +16,7 @@ from ._config import Faults
 from ._responses import JSON_MEDIA_TYPE, error_response
 from ._simulator import Simulator
 
-__all__ = ["FaultInjection", "FaultPlan", "plan_faults"]
+__all__ = ["FaultInjection", "FaultPlan", "SimulatedDisconnect", "is_simulated_disconnect", "plan_faults"]
 
 _SERVER_ERRORS = {
     500: "An error has occurred.",
@@ -23,6 +24,21 @@ _SERVER_ERRORS = {
     503: "The service is unavailable.",
 }
 _MALFORMED_TAIL = b"\x00<!-- simulated malformed body -->"
+_NO_BODY = (204, 205)
+"""Successes that cannot carry a body (RFC 9110), so cannot be answered with a malformed one."""
+
+
+class SimulatedDisconnect(ConnectionResetError):
+    """Raised out of the app to cut the connection of a dropped or truncated answer.
+
+    ASGI has no other way to end a connection mid-answer; the server logs it as an error of the
+    app, which `is_simulated_disconnect` lets a log filter recognise and leave out.
+    """
+
+
+def is_simulated_disconnect(record: logging.LogRecord) -> bool:
+    """Whether a log record is the server's report of a `SimulatedDisconnect` (a fault asked for)."""
+    return record.exc_info is not None and isinstance(record.exc_info[1], SimulatedDisconnect)
 
 
 @attrs.frozen
@@ -68,8 +84,11 @@ class FaultInjection:
     the head and half the body then raises ``ConnectionResetError``; a truncation sends half
     the body under the full ``Content-Length``; a malformed body keeps the app's successful
     status and headers and is not JSON. An answer that is not a success (a 401 for a revoked
-    token, a 404) is never turned into a malformed success: it goes out as the app sent it, and
-    the fault is not counted.
+    token, a 404), or a success that cannot carry a body (a 204), is never given a malformed
+    body: it goes out as the app sent it, and the fault is not counted. So are a 204 (complete
+    with its head) under a drop and an empty body under a truncation: nothing can be cut short.
+    An empty 200 is dropped with its head sent without ``Content-Length: 0``, so that the head
+    does not complete it.
     """
 
     def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
@@ -98,8 +117,8 @@ class FaultInjection:
             counts["latency_spike"] += 1
         if plan.delay:
             await anyio.sleep(plan.delay)
-        if plan.outcome is not None and plan.outcome != "malformed":
-            counts[plan.outcome] += 1  # a malformed body is counted where it is applied
+        if plan.outcome in ("error", "rate_limit"):
+            counts[plan.outcome] += 1  # the others are counted where they are applied
         if plan.outcome == "error":
             response = error_response(plan.status, _SERVER_ERRORS[plan.status])
             await response(scope, receive, send)
@@ -137,7 +156,7 @@ class FaultInjection:
         part = body[: len(body) // 2]
         if outcome == "malformed":
             status = int(start["status"])
-            if 200 <= status < 300:
+            if 200 <= status < 300 and status not in _NO_BODY:
                 self.simulator.stats.faults["malformed"] += 1
                 headers = {
                     key.decode("latin-1"): value.decode("latin-1")
@@ -150,9 +169,23 @@ class FaultInjection:
                 await send(start)
                 await send({"type": "http.response.body", "body": body, "more_body": False})
             return
+        if not body and (outcome == "truncate" or int(start["status"]) in _NO_BODY):
+            # Nothing to cut short: an empty body, or a 204 that is complete with its head.
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        self.simulator.stats.faults[outcome] += 1
+        if not body:  # without its Content-Length: 0 the head no longer completes the answer
+            start = {
+                **start,
+                "headers": [h for h in start.get("headers", []) if h[0].lower() != b"content-length"],
+            }
         await send(start)
         if outcome == "truncate":
-            await send({"type": "http.response.body", "body": part, "more_body": False})
+            try:
+                await send({"type": "http.response.body", "body": part, "more_body": False})
+            except Exception as exc:  # a real server refuses to end short of Content-Length
+                raise SimulatedDisconnect("simulated truncated body") from exc
             return
         await send({"type": "http.response.body", "body": part, "more_body": True})
-        raise ConnectionResetError("simulated connection drop")
+        raise SimulatedDisconnect("simulated connection drop")

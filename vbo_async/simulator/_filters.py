@@ -74,12 +74,13 @@ def parse_time(name: str, raw: str) -> int:
         raise _invalid(name, raw, "an ISO 8601 date-time") from None
 
 
-def time_text(value: str | datetime) -> str:
-    """A time filter as it is written back into links (a datetime as ISO 8601 UTC)."""
+def time_text(name: str, value: str | datetime) -> str:
+    """A time filter as it is written back into links (a datetime as ISO 8601 UTC); a datetime
+    without a zone is a 400 naming the filter."""
     if isinstance(value, str):
         return value
-    if value.tzinfo is None:
-        raise ValueError(f"a time filter needs a timezone-aware datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise SimulatedError(400, f"{name} needs a timezone-aware datetime, got {value!r}.")
     return format_ticks(epoch_ticks(value), fraction=False)
 
 

@@ -339,13 +339,15 @@ def make_mailbox_pool(config: SimulatorConfig, org: Organization) -> list[Mailbo
         seen[local] = seen.get(local, 0) + 1
         if seen[local] > 1:
             local += str(seen[local])
+        mailbox_id = new_id(rng)
+        backed_up = rng.random() < 0.9  # drawn always, so the next ids do not depend on the state
         pool.append(
             Mailbox(
-                id=new_id(rng),
+                id=mailbox_id,
                 org_id=org.id,
                 email=f"{local}@{domain}",
                 name=f"{first} {last}",
-                backed_up=org.first_backup is not None and rng.random() < 0.9,
+                backed_up=org.first_backup is not None and backed_up,
             )
         )
     return pool

@@ -8,10 +8,12 @@ from urllib.parse import urlencode
 
 from ._errors import SimulatedError
 
-__all__ = ["MAX_LIMIT", "check_window", "page_object", "parse_window", "relative_page"]
+__all__ = ["MAX_LIMIT", "MAX_OFFSET", "check_window", "page_object", "parse_window", "relative_page"]
 
 MAX_LIMIT = 10_000
 """The largest ``limit`` the server accepts."""
+MAX_OFFSET = 2**31 - 1
+"""The largest ``offset`` the server accepts (the vendor's OpenAPI types it int32)."""
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None) -> int:
@@ -31,11 +33,11 @@ def _int_param(query: Mapping[str, str], name: str, default: int, minimum: int, 
 def parse_window(query: Mapping[str, str], default_limit: int) -> tuple[int, int]:
     """``(offset, limit)`` from query parameters (names matched case-insensitively).
 
-    Missing values default to 0 and `default_limit`; non-integers, a negative offset and a
-    limit outside 1..10000 raise a 400 `SimulatedError`.
+    Missing values default to 0 and `default_limit`; non-integers, an offset outside
+    0..2147483647 (an int32) and a limit outside 1..10000 raise a 400 `SimulatedError`.
     """
     lowered = {key.lower(): value for key, value in query.items()}
-    offset = _int_param(lowered, "offset", 0, 0, None)
+    offset = _int_param(lowered, "offset", 0, 0, MAX_OFFSET)
     limit = _int_param(lowered, "limit", default_limit, 1, MAX_LIMIT)
     return offset, limit
 

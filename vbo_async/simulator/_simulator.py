@@ -659,8 +659,12 @@ class Simulator:
         given = {
             "jobId": job_id,
             "jobType": job_type,
-            "endTimeLowerBound": None if end_time_lower_bound is None else time_text(end_time_lower_bound),
-            "endTimeUpperBound": None if end_time_upper_bound is None else time_text(end_time_upper_bound),
+            "endTimeLowerBound": None
+            if end_time_lower_bound is None
+            else time_text("endTimeLowerBound", end_time_lower_bound),
+            "endTimeUpperBound": None
+            if end_time_upper_bound is None
+            else time_text("endTimeUpperBound", end_time_upper_bound),
             "status": status,
         }
         filters = {
