@@ -3,7 +3,8 @@
 Lists are page objects (default 30, at most 10,000 items); ``/Organizations/{id}/Jobs`` is gone
 (``/Jobs?organizationId=``); jobs carry ``organizationId`` and ``eTag``, sessions ``jobId``;
 starting a job answers 200 with the new session; ``/JobSessions`` filters by ``status``; rows of
-``usedRepositories`` carry ``repositoryId`` and ``protectedObjectsCount``.
+``usedRepositories`` carry ``repositoryId`` and ``protectedObjectsCount``; proxies have no
+``extendedView`` any more (their thread count is gone).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ __all__ = ["V8"]
 
 V8 = V7.evolve(
     version="v8",
-    paths={"organization_jobs": Route("Jobs", query=(("organizationId", "{organization}"),))},
+    paths={
+        "organization_jobs": Route("Jobs", query=(("organizationId", "{organization}"),)),
+        "proxies": Route("Proxies"),
+        "proxy": Route("Proxies/{proxy}"),
+    },
     names={
         m.Job: {"organization_id": ("organizationId",)},
         m.JobSession: {"job_id": ("jobId",)},
