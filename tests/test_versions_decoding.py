@@ -435,6 +435,26 @@ def test_an_organization_decodes_per_version(vbo: VBOClient, version: str) -> No
     assert links.mailboxes is None
 
 
+def test_v8_organization_jobs_link_is_built_from_the_id_whatever_the_server_says(vbo: VBOClient) -> None:
+    # v8 removed /Organizations/{id}/Jobs, yet organizations still carry a ``jobs`` link whose
+    # target is unconfirmed (reference §4): the jobs of the tenant are /v8/Jobs?organizationId=.
+    wire = organization_wire("v8")
+    wire["_links"]["jobs"] = {"href": f"/v8/Organizations/{ORG_ID}/Jobs"}
+    org = vbo.from_wire(wire, Organization, api_version="v8")
+    assert org.links.jobs is not None
+    assert org.links.jobs.href == f"/v8/Jobs?organizationId={ORG_ID}"
+    assert org.links.jobs.target is Job
+    del wire["_links"]["jobs"]  # absent: built all the same
+    org = vbo.from_wire(wire, Organization, api_version="v8")
+    assert org.links.jobs is not None
+    assert org.links.jobs.href == f"/v8/Jobs?organizationId={ORG_ID}"
+    wire = organization_wire("v7")  # v7 still serves the path its link names
+    wire["_links"]["jobs"] = {"href": f"/v7/Organizations/{ORG_ID}/Jobs"}
+    v7_jobs = vbo.from_wire(wire, Organization, api_version="v7").links.jobs
+    assert v7_jobs is not None
+    assert v7_jobs.href == f"/v7/Organizations/{ORG_ID}/Jobs"
+
+
 def test_extended_view_organization_fields(vbo: VBOClient, version: str) -> None:
     wire = organization_wire(version)
     wire.update(isBackedup=True, firstBackuptime="2026-01-02T03:04:05.123456Z", lastBackuptime=None)
