@@ -405,6 +405,23 @@ def test_a_proxy_decodes_per_version(vbo: VBOClient, version: str) -> None:
     assert proxy.links.repositories.target is BackupRepository
 
 
+def test_a_proxy_s_repositories_link_is_built_from_the_id_whatever_the_server_says(
+    vbo: VBOClient, version: str
+) -> None:
+    # v2 proxies linked /Proxies/{id}/repositories; v6-v8 serve no such path (their OpenAPI has
+    # none), only /BackupRepositories?proxyId=, while proxies still carry a ``repositories`` link.
+    wire = proxy_wire(version)
+    wire["_links"]["repositories"] = {"href": f"/{version}/Proxies/{PROXY_ID}/repositories"}
+    proxy = vbo.from_wire(wire, Proxy, api_version=version)
+    assert proxy.links.repositories is not None
+    assert proxy.links.repositories.href == f"/{version}/BackupRepositories?proxyId={PROXY_ID}"
+    assert proxy.links.repositories.target is BackupRepository
+    del wire["_links"]["repositories"]  # absent: built all the same
+    proxy = vbo.from_wire(wire, Proxy, api_version=version)
+    assert proxy.links.repositories is not None
+    assert proxy.links.repositories.href == f"/{version}/BackupRepositories?proxyId={PROXY_ID}"
+
+
 def test_an_organization_decodes_per_version(vbo: VBOClient, version: str) -> None:
     org = vbo.from_wire(organization_wire(version), Organization, api_version=version)
     assert org.id == ORG_ID

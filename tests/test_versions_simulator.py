@@ -227,6 +227,8 @@ async def test_repository_and_proxy_links(vbo: VBOClient, simulator: Simulator, 
         proxy_id = wire["proxyId"] if version != "v1" else job.links.proxy.href.rpartition("/")[2]
         assert proxy.id == proxy_id
         assert proxy == vbo.from_wire(simulator.proxy_wire(proxy.id, version=version), Proxy)
+        assert proxy.links.repositories is not None  # v6+: built from the id (/BackupRepositories?proxyId=)
+        assert job.repository_id in {r.id for r in await proxy.links.repositories}
 
 
 async def test_job_sessions_by_link_and_by_call(vbo: VBOClient, simulator: Simulator, mode: str) -> None:
