@@ -405,6 +405,23 @@ def test_a_proxy_decodes_per_version(vbo: VBOClient, version: str) -> None:
     assert proxy.links.repositories.target is BackupRepository
 
 
+def test_a_proxy_s_repositories_link_is_built_from_the_id_whatever_the_server_says(
+    vbo: VBOClient, version: str
+) -> None:
+    # v2 proxies linked /Proxies/{id}/repositories; v6-v8 serve no such path (their OpenAPI has
+    # none), only /BackupRepositories?proxyId=, while proxies still carry a ``repositories`` link.
+    wire = proxy_wire(version)
+    wire["_links"]["repositories"] = {"href": f"/{version}/Proxies/{PROXY_ID}/repositories"}
+    proxy = vbo.from_wire(wire, Proxy, api_version=version)
+    assert proxy.links.repositories is not None
+    assert proxy.links.repositories.href == f"/{version}/BackupRepositories?proxyId={PROXY_ID}"
+    assert proxy.links.repositories.target is BackupRepository
+    del wire["_links"]["repositories"]  # absent: built all the same
+    proxy = vbo.from_wire(wire, Proxy, api_version=version)
+    assert proxy.links.repositories is not None
+    assert proxy.links.repositories.href == f"/{version}/BackupRepositories?proxyId={PROXY_ID}"
+
+
 def test_an_organization_decodes_per_version(vbo: VBOClient, version: str) -> None:
     org = vbo.from_wire(organization_wire(version), Organization, api_version=version)
     assert org.id == ORG_ID
@@ -433,6 +450,26 @@ def test_an_organization_decodes_per_version(vbo: VBOClient, version: str) -> No
         assert link is not None
         assert link.href == f"/{version}/Organizations/{ORG_ID}/{relation.title()}"
     assert links.mailboxes is None
+
+
+def test_v8_organization_jobs_link_is_built_from_the_id_whatever_the_server_says(vbo: VBOClient) -> None:
+    # v8 removed /Organizations/{id}/Jobs, yet organizations still carry a ``jobs`` link whose
+    # target is unconfirmed (reference §4): the jobs of the tenant are /v8/Jobs?organizationId=.
+    wire = organization_wire("v8")
+    wire["_links"]["jobs"] = {"href": f"/v8/Organizations/{ORG_ID}/Jobs"}
+    org = vbo.from_wire(wire, Organization, api_version="v8")
+    assert org.links.jobs is not None
+    assert org.links.jobs.href == f"/v8/Jobs?organizationId={ORG_ID}"
+    assert org.links.jobs.target is Job
+    del wire["_links"]["jobs"]  # absent: built all the same
+    org = vbo.from_wire(wire, Organization, api_version="v8")
+    assert org.links.jobs is not None
+    assert org.links.jobs.href == f"/v8/Jobs?organizationId={ORG_ID}"
+    wire = organization_wire("v7")  # v7 still serves the path its link names
+    wire["_links"]["jobs"] = {"href": f"/v7/Organizations/{ORG_ID}/Jobs"}
+    v7_jobs = vbo.from_wire(wire, Organization, api_version="v7").links.jobs
+    assert v7_jobs is not None
+    assert v7_jobs.href == f"/v7/Organizations/{ORG_ID}/Jobs"
 
 
 def test_extended_view_organization_fields(vbo: VBOClient, version: str) -> None:

@@ -130,7 +130,7 @@ async def check_listing(vbo: VBOClient, simulator: Simulator) -> list[Job]:
     """Every organization and every tenant's jobs, compared with the simulator's answers."""
     orgs = await vbo.organizations()
     version = version_of(vbo)
-    org_wires = items(simulator.organizations_wire(version=version, limit=10_000))
+    org_wires = items(simulator.organizations_wire(version=version, extended_view=True, limit=10_000))
     assert [org.id for org in orgs] == [wire["id"] for wire in org_wires]
     assert [org.name for org in orgs] == [wire["name"] for wire in org_wires]
     assert orgs == [vbo.from_wire(wire, Organization) for wire in org_wires]
@@ -176,6 +176,26 @@ async def test_organizations_and_every_tenant_s_jobs_match_the_simulator(
         assert not any(path.endswith("/jobs") and "/organizations/" in path for path in listed)
 
 
+async def test_organizations_and_proxies_are_read_in_their_extended_view(
+    vbo: VBOClient, simulator: Simulator, mode: str
+) -> None:
+    # v7 and v8 leave an organization's backup state (isBackedup, first/lastBackuptime) out, and v7
+    # a proxy's thread and throttling figures, unless asked for ``extendedView=true`` (v6 shows
+    # them by default): the model's fields would be None on every v7/v8 server.
+    orgs = await vbo.organizations()
+    version = version_of(vbo)
+    wires = items(simulator.organizations_wire(version=version, extended_view=True, limit=10_000))
+    assert orgs == [vbo.from_wire(wire, Organization) for wire in wires]
+    assert all(org.is_backedup is not None for org in orgs)
+    assert any(org.last_backuptime is not None for org in orgs)
+    assert await vbo.organization(orgs[0].id) == orgs[0]
+    proxies = await vbo.proxies()
+    proxy_wires = items(simulator.proxies_wire(version=version, extended_view=True, limit=10_000))
+    assert proxies == [vbo.from_wire(wire, Proxy) for wire in proxy_wires]
+    assert all(proxy.throttling_unit is not None for proxy in proxies)
+    assert await vbo.proxy(proxies[0].id) == proxies[0]
+
+
 # --- links -------------------------------------------------------------------------------------------
 
 
@@ -207,6 +227,8 @@ async def test_repository_and_proxy_links(vbo: VBOClient, simulator: Simulator, 
         proxy_id = wire["proxyId"] if version != "v1" else job.links.proxy.href.rpartition("/")[2]
         assert proxy.id == proxy_id
         assert proxy == vbo.from_wire(simulator.proxy_wire(proxy.id, version=version), Proxy)
+        assert proxy.links.repositories is not None  # v6+: built from the id (/BackupRepositories?proxyId=)
+        assert job.repository_id in {r.id for r in await proxy.links.repositories}
 
 
 async def test_job_sessions_by_link_and_by_call(vbo: VBOClient, simulator: Simulator, mode: str) -> None:

@@ -22,7 +22,7 @@ from ._flights import Flights
 from ._pages import page_identity, with_limit
 from ._retry import RetryPolicy
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
-from ._status import error_for_status
+from ._status import error_for_status, read_error_body
 from ._urls import ApiRoot, scrub_error, scrubbed_link_error
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
@@ -31,6 +31,8 @@ log = logging.getLogger("vbo_async")
 T = TypeVar("T")
 E = TypeVar("E", bound=VBOError)
 Scrub = Callable[[str], str]
+_TOKEN_REFUSALS = {400: "bad request", 401: "unauthorized (401)", 403: "forbidden"}
+"""What a token endpoint's refusal says when its body says nothing."""
 
 
 class Fetcher:
@@ -165,11 +167,12 @@ class Fetcher:
         """
         answer = await self.sender.send("POST", url, form=form, authenticated=False, retry=True)
         if answer.status_code in (400, 401, 403):
-            error = error_for_status(
-                answer.status_code, answer.body, method="POST", url=url, scrub=self.scrub
-            )
+            said, _ = read_error_body(answer.body, answer.headers.get("content-type"), self.scrub)
+            # Not `error_for_status`'s words for a 401, which speak of a refused access token:
+            # here the grant was refused (8.x servers answer with an empty body).
+            reason = said or _TOKEN_REFUSALS[answer.status_code]
             raise AuthenticationError(
-                f"the server refused the {form.get('grant_type', '')} grant: {error.message}",
+                f"the server refused the {form.get('grant_type', '')} grant: {reason}",
                 method="POST",
                 url=url,
             )

@@ -291,7 +291,8 @@ class Organization:
     """A tenant (``/{version}/Organizations/{id}``).
 
     ``is_backedup``, ``first_backuptime`` and ``last_backuptime`` are absent from v7+ answers
-    unless the server was asked for its extended view.
+    unless the server was asked for its extended view (``extendedView=true``, which the client's
+    ``organizations()`` and ``organization()`` ask for; a followed link may not).
     """
 
     id: str

@@ -4,13 +4,14 @@ Server-relative hrefs (``/v6/...``), real booleans, ``backupRepository`` instead
 ``repository``, no proxy link on jobs, ``backupWindowSettings.backupWindow``, byte counts for
 repositories and sessions, ``POST Jobs/{id}/start`` and friends, lists paged up to 10,000,
 ``GET License`` (``expirationDate``...) and ``GET Organizations/{id}/usedRepositories``.
-``/Jobs/{id}/JobSessions`` still works; ``/JobSessions`` ignores ``jobId``.
+``/Jobs/{id}/JobSessions`` still works; ``/JobSessions`` ignores ``jobId``; a proxy's
+repositories are ``/BackupRepositories?proxyId=`` (``/Proxies/{id}/repositories`` is gone).
 """
 
 from __future__ import annotations
 
 from .. import _models as m
-from ._base import IdFromLink, LinkThrough, Route
+from ._base import IdFromLink, LinkFromId, LinkThrough, Route
 from .v1 import V1
 
 __all__ = ["V6"]
@@ -57,6 +58,9 @@ V6 = V1.evolve(
     },
     derived=(
         LinkThrough(m.Job, "proxy", via="repository", then="proxy"),
+        # v2's /Proxies/{id}/repositories is served by no v6+ version (their OpenAPI has no such
+        # path), while proxies still link their repositories: the filter that lists them is.
+        LinkFromId(m.Proxy, "repositories", Route("BackupRepositories", query=(("proxyId", "{id}"),))),
         IdFromLink(m.UsedRepository, "repository_id", "backup_repository"),
     ),
     actions="verb-path",

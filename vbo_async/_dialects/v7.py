@@ -1,7 +1,9 @@
 """API v7 (VB365 7.x, 2023), written against v6.
 
-``lastBackup`` on jobs; ``/Jobs/{id}/JobSessions`` is gone while jobs still link to it, so a
-job's sessions are ``/JobSessions?jobId=``; token requests carry
+``lastBackup`` on jobs; organizations and proxies leave out their backup state and their
+thread and throttling figures unless asked for ``extendedView=true`` (v6 showed them by
+default); ``/Jobs/{id}/JobSessions`` is gone while jobs still link to it, so a job's sessions
+are ``/JobSessions?jobId=``; token requests carry
 ``disable_antiforgery_token=true`` (refresh fails without it); ``POST token/logout``; the
 license names its dates ``licenseExpires`` and ``gracePeriodExpires`` and adds ``package``
 (``supportExpirationDate`` and ``contactPerson`` are gone).
@@ -15,9 +17,17 @@ from .v6 import V6
 
 __all__ = ["V7"]
 
+_EXTENDED = (("extendedView", "true"),)
+
 V7 = V6.evolve(
     version="v7",
-    paths={"job_sessions": Route("JobSessions", query=(("jobId", "{job}"),))},
+    paths={
+        "job_sessions": Route("JobSessions", query=(("jobId", "{job}"),)),
+        "organizations": Route("Organizations", query=_EXTENDED),
+        "organization": Route("Organizations/{organization}", query=_EXTENDED),
+        "proxies": Route("Proxies", query=_EXTENDED),
+        "proxy": Route("Proxies/{proxy}", query=_EXTENDED),
+    },
     names={
         m.JobLinks: {"jobsessions": ()},
         m.License: {
