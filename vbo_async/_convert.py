@@ -73,8 +73,9 @@ T = TypeVar("T")
 
 _POLICY_CACHE_SIZE = 4096
 _POLICY_KEY_CHARACTERS = 1024
-"""The most characters (strings and window bytes) of a policy the cache keeps: two weekly windows
-and a few names take about 400."""
+"""The most characters of a policy's strings the cache keeps (a few names and times take about
+50; a window's flags are bytes of one per hour whatever the server sends, so they are not
+counted)."""
 _UNIFORM_WINDOWS = 64
 _LARGEST_UNIFORM = 4096
 _ABSENT = object()
@@ -998,7 +999,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
     from the bytes just made: nothing is read or written twice) with the same statements the
     structure functions use (`fill_field`). Bound with the policy's structure function, the
     cache (one per client: key -> policy; at most `_POLICY_CACHE_SIZE` entries, each of at most
-    `_POLICY_KEY_CHARACTERS`: the cache lives as long as the client), its count, the
+    `_POLICY_KEY_CHARACTERS` of strings: the cache lives as long as the client), its count, the
     structure hooks of the fields and the windows' ``key`` and ``flags_of``. Nothing the caller
     owns is kept: the keys hold values read from the wire (strings, numbers, bytes), never its
     lists or objects.
@@ -1020,7 +1021,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
             "__window_building": _BUILDING[window_cls],
             "__object": _WINDOW_OBJECT,
             "__limit": _POLICY_CACHE_SIZE,
-            "__small": _small_key,
+            "__chars": _POLICY_KEY_CHARACTERS,
         }
     )
     hooks: list[tuple[str, Any]] = []
@@ -1031,12 +1032,14 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "    g = o.get",
     ]
     key: list[str] = []
+    sized: list[str] = []  # the values read as sent: strings of any length
     fill: list[str] = []
     for index, field in enumerate(attrs.fields(policy_cls)):
         spellings = names[field.name]
         if not spellings or window_cls not in _members(field.type):
             if spellings:
                 key.append(f"(v{index} := {read_expression('g', spellings, field)}), v{index}.__class__")
+                sized.append(f"v{index}")
             fill += fill_field(
                 policy_cls, field, spellings, "p", f"v{index}", f"__h{index}", namespace, hooks
             )
@@ -1082,6 +1085,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
             else:
                 if window_spellings:
                     window_key.append(f"{value}, {value}.__class__")
+                    sized.append(value)
                 built += fill_field(
                     window_cls, window_field, window_spellings, "b", value, hook, namespace, hooks
                 )
@@ -1121,7 +1125,8 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "    p = __new(__building)",
         *(f"    {line}" for line in fill),
         "    p.__class__ = __cls",
-        "    if count[0] < __limit and __small(key):",
+        # Inline, not a loop over the key: a fresh client misses for almost every job.
+        f"    if count[0] < __limit and {_string_lengths(sized)} <= __chars:",
         "        count[0] += 1",
         "        cache[key] = p",
         "    return p",
@@ -1131,13 +1136,9 @@ def _policies_plan(dialect: Dialect) -> Plan:
     return plan(lines, namespace, title, "structure_shared", hooks=hooks, params=params)
 
 
-def _small_key(key: tuple[Any, ...]) -> bool:
-    """Whether a policy cache key holds at most `_POLICY_KEY_CHARACTERS` characters and bytes."""
-    size = 0
-    for value in key:
-        if value.__class__ is str or value.__class__ is bytes:
-            size += len(value)
-    return size <= _POLICY_KEY_CHARACTERS
+def _string_lengths(names: list[str]) -> str:
+    """An expression adding up the lengths of those of ``names`` that hold strings."""
+    return " + ".join(f"(len({name}) if {name}.__class__ is str else 0)" for name in names) or "0"
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
