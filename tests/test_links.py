@@ -24,7 +24,8 @@ from vbo_async import (
     SelectedMailbox,
     VBOClient,
 )
-from vbo_async._urls import ApiRoot, _check_each_segment, _check_segments
+from vbo_async._dialects import DIALECTS, Route
+from vbo_async._urls import ApiRoot, _check_each_segment, _check_segments, with_query
 
 from .conftest import FOREIGN, FakeVBO, client_for
 
@@ -422,3 +423,50 @@ def test_the_plain_path_short_cut_agrees_with_checking_each_segment(rest: str) -
 )
 def test_plain_and_hostile_paths(rest: str, refused: bool) -> None:
     assert _refused(_check_segments, rest) is refused
+
+
+# --- query parameters a version asks for a linked resource -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://h/v7/Organizations/a", "https://h/v7/Organizations/a?extendedView=true"),
+        ("https://h/v7/Organizations/a?x=1", "https://h/v7/Organizations/a?x=1&extendedView=true"),
+        (
+            "https://h/v7/Organizations/a?EXTENDEDVIEW=false&x=%20",
+            "https://h/v7/Organizations/a?x=%20&extendedView=true",
+        ),
+        ("https://h/v7/Organizations/a?extended%56iew=0&&", "https://h/v7/Organizations/a?extendedView=true"),
+        ("https://h/v7/Organizations/a?extendedView=true", "https://h/v7/Organizations/a?extendedView=true"),
+    ],
+)
+def test_with_query_sets_each_parameter_once(url: str, expected: str) -> None:
+    assert with_query(url, (("extendedView", "true"),)) == expected
+    assert with_query(url, ()) == url
+
+
+def test_links_to_organizations_and_v7_proxies_carry_their_route_s_query() -> None:
+    extended = (("extendedView", "true"),)
+    assert {v: DIALECTS[v].link_query(Organization) for v in DIALECTS} == {
+        "v1": (),
+        "v6": (),
+        "v7": extended,
+        "v8": extended,
+    }
+    assert {v: DIALECTS[v].link_query(Proxy) for v in DIALECTS} == {
+        "v1": (),
+        "v6": (),
+        "v7": extended,
+        "v8": (),
+    }
+    assert all(DIALECTS[v].link_query(Job) == () and DIALECTS[v].link_query(None) == () for v in DIALECTS)
+
+
+def test_a_link_query_with_placeholders_is_a_developer_error() -> None:
+    v7 = DIALECTS["v7"]
+    broken = v7.evolve(
+        version="v7", paths={"organization": Route("Organizations/{organization}", query=(("x", "{id}"),))}
+    )
+    with pytest.raises(ConfigError, match="organization route"):
+        broken.check()

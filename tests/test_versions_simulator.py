@@ -199,6 +199,31 @@ async def test_organizations_and_proxies_are_read_in_their_extended_view(
 # --- links -------------------------------------------------------------------------------------------
 
 
+async def test_an_organization_reached_by_link_is_its_extended_view(
+    vbo: VBOClient, simulator: Simulator, mode: str
+) -> None:
+    # A followed link (a job's organization, an organization's self) asks for the extended view
+    # as organization() does: the same organization decodes the same however it was reached.
+    jobs = await vbo.jobs()
+    version = version_of(vbo)
+    seen: set[str] = set()
+    for job in jobs:
+        assert job.links.organization is not None
+        org = await job.links.organization
+        wire = simulator.organization_wire(job.organization_id or "", version=version, extended_view=True)
+        assert org == vbo.from_wire(wire, Organization)
+        assert org == await vbo.organization(org.id)
+        assert org.is_backedup is not None
+        if org.links.self is not None:
+            assert await org.links.self == org
+        seen.add(org.id)
+    assert len(seen) >= 2
+    assert any(org.last_backuptime is not None for org in await vbo.organizations())
+    if version in ("v7", "v8"):  # the simulator shows the backup state only when asked
+        plain = simulator.organization_wire(next(iter(seen)), version=version)
+        assert vbo.from_wire(plain, Organization).is_backedup is None
+
+
 async def test_repository_and_proxy_links(vbo: VBOClient, simulator: Simulator, mode: str) -> None:
     jobs = await vbo.jobs()
     version = version_of(vbo)
@@ -226,7 +251,11 @@ async def test_repository_and_proxy_links(vbo: VBOClient, simulator: Simulator, 
         assert isinstance(proxy, Proxy)
         proxy_id = wire["proxyId"] if version != "v1" else job.links.proxy.href.rpartition("/")[2]
         assert proxy.id == proxy_id
-        assert proxy == vbo.from_wire(simulator.proxy_wire(proxy.id, version=version), Proxy)
+        # Reached by link, a v7 proxy is its extended view (thread and throttling figures) too.
+        proxy_wire = simulator.proxy_wire(proxy.id, version=version, extended_view=True)
+        assert proxy == vbo.from_wire(proxy_wire, Proxy)
+        assert proxy == await vbo.proxy(proxy.id)
+        assert proxy.throttling_unit is not None
         assert proxy.links.repositories is not None  # v6+: built from the id (/BackupRepositories?proxyId=)
         assert job.repository_id in {r.id for r in await proxy.links.repositories}
 

@@ -29,6 +29,7 @@ from vbo_async import (
     Job,
     JobSession,
     JobStatus,
+    LinkError,
     NotSupportedError,
     ServiceInstance,
     VBOClient,
@@ -39,6 +40,8 @@ from .conftest import FAST, PASSWORD, USERNAME
 from .versions_data import (
     JOB_ID,
     ORG_ID,
+    PROXY_ID,
+    REPO_ID,
     SESSION_ID,
     job_wire,
     organization_wire,
@@ -248,6 +251,68 @@ async def test_single_resources_ask_by_id(server: Server, vbo: VBOClient, versio
         f"{BASE}/{version}/Jobs/{JOB_ID}",
         f"{BASE}/{version}/JobSessions/{session['id']}",
     ]
+
+
+_EXTENDED_LINKS = {
+    # (a followed link to an organization, to a proxy): v7 and v8 leave an organization's backup
+    # state out unless asked for extendedView=true, v7 a proxy's thread and throttling figures
+    # too; v1 and v6 show them by default, v8 proxies have no such parameter.
+    "v1": ("", ""),
+    "v6": ("", ""),
+    "v7": ("?extendedView=true", "?extendedView=true"),
+    "v8": ("?extendedView=true", ""),
+}
+
+
+async def test_links_to_organizations_and_proxies_ask_for_the_extended_view(
+    server: Server, vbo: VBOClient, version: str
+) -> None:
+    org_query, proxy_query = _EXTENDED_LINKS[version]
+    router = server.router
+    router.get(f"/{version}/Jobs/{JOB_ID}").respond(json=_job(version))
+    router.get(f"/{version}/Organizations/{ORG_ID}").respond(json=_organization(version))
+    job = await vbo.job(JOB_ID)
+    assert job.links.organization is not None
+    assert job.links.organization.url == f"{BASE}/{version}/Organizations/{ORG_ID}{org_query}"
+    org = await job.links.organization
+    assert org.id == ORG_ID
+    expected = [f"{BASE}/{version}/Jobs/{JOB_ID}", f"{BASE}/{version}/Organizations/{ORG_ID}{org_query}"]
+    if version != "v1":
+        assert org.links.self is not None
+        assert (await org.links.self).id == ORG_ID  # the same URL again (not shared: sequential)
+        expected.append(expected[-1])
+        router.get(f"/{version}/BackupRepositories/{REPO_ID}").respond(json=repository_wire(version))
+        router.get(f"/{version}/Proxies/{PROXY_ID}").respond(json=proxy_wire(version))
+        assert job.links.proxy is not None
+        assert job.links.proxy.url == f"{BASE}/{version}/BackupRepositories/{REPO_ID}"  # the first step
+        assert (await job.links.proxy).id == PROXY_ID
+        expected += [
+            f"{BASE}/{version}/BackupRepositories/{REPO_ID}",
+            f"{BASE}/{version}/Proxies/{PROXY_ID}{proxy_query}",
+        ]
+    assert server.urls() == expected
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+async def test_a_link_s_own_extended_view_query_is_replaced_and_unsafe_hrefs_still_refused(
+    server: Server, version: str
+) -> None:
+    wire = _job(version)
+    wire["_links"]["organization"] = {"href": f"/{version}/Organizations/{ORG_ID}?ExtendedView=false&x=1"}
+    async with server.client() as vbo:
+        job = vbo.from_wire(wire, Job)
+        assert job.links.organization is not None
+        assert job.links.organization.url == f"{BASE}/{version}/Organizations/{ORG_ID}?x=1&extendedView=true"
+        for href in (
+            f"https://evil.test/elsewhere/Organizations/{ORG_ID}",
+            f"/{version}/../Organizations/{ORG_ID}",
+        ):
+            wire["_links"]["organization"] = {"href": href}
+            link = vbo.from_wire(wire, Job).links.organization
+            assert link is not None
+            with pytest.raises(LinkError):
+                await link
+    assert server.urls() == []
 
 
 async def test_v8_pages_are_followed_by_their_next_link() -> None:

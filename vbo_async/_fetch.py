@@ -23,7 +23,7 @@ from ._pages import page_identity, with_limit
 from ._retry import RetryPolicy
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import error_for_status, read_error_body
-from ._urls import ApiRoot, scrub_error, scrubbed_link_error
+from ._urls import ApiRoot, scrub_error, scrubbed_link_error, with_query
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
@@ -136,13 +136,25 @@ class Fetcher:
         if answer.status_code not in (200, 204):
             log.debug("logging out at %s answered HTTP %d", url, answer.status_code)
 
-    def rebase(self, href: str, *, relation: str | None, context: str | None = None) -> str:
+    def rebase(
+        self,
+        href: str,
+        *,
+        relation: str | None,
+        context: str | None = None,
+        target: type[Any] | None = None,
+    ) -> str:
         """`ApiRoot.rebase`, its `LinkError` scrubbed of the client's secrets (a server may put
-        one in an href)."""
+        one in an href); with the query parameters the dialect of the version the URL names
+        asks for one ``target`` resource set (`Dialect.link_query`: v7/v8 organizations are
+        asked for their extended view, as ``organization()`` asks)."""
         try:
-            return self._api_root.rebase(href, context=context, relation=relation)
+            url = self._api_root.rebase(href, context=context, relation=relation)
         except LinkError as exc:
             error = exc
+        else:
+            dialect = DIALECTS.get(self._api_root.version_of(url) or "")
+            return url if dialect is None else with_query(url, dialect.link_query(target))
         # Raised outside the handler: the unscrubbed error must not be the __context__.
         raise error if self.scrub is None else scrubbed_link_error(error, self.scrub)
 

@@ -28,8 +28,9 @@ class Navigator(Protocol):
     @property
     def api_root(self) -> ApiRoot: ...
 
-    def rebase(self, href: str, *, relation: str | None) -> str:
-        """``href`` rebased onto `api_root`, or `LinkError` (scrubbed of the client's secrets)."""
+    def rebase(self, href: str, *, relation: str | None, target: type[Any] | None = None) -> str:
+        """``href`` rebased onto `api_root`, or `LinkError` (scrubbed of the client's secrets);
+        with the query parameters its version asks for one ``target`` resource."""
         ...
 
     def hide_secrets(self, error: VBOError) -> None:
@@ -47,7 +48,9 @@ class Link(Generic[T]):
     """A link to one resource; ``await link`` fetches and decodes it into ``T``.
 
     ``href`` is exactly what the server sent; ``url`` is where the client will send the request
-    (the href rebased onto the client's base URL). Two links are equal when relation and href are.
+    (the href rebased onto the client's base URL, with the query parameters the version asks for
+    that resource: v7/v8 organizations and v7 proxies ``extendedView=true``, as
+    ``organization()`` and ``proxy()`` ask). Two links are equal when relation and href are.
     Links are immutable: copies are the link itself, and a pickled link is unpickled unbound (its
     client stays behind), to be followed with ``client.follow(link)``.
     """
@@ -73,7 +76,11 @@ class Link(Generic[T]):
     @property
     def url(self) -> str:
         """The absolute URL this link is followed at; raises `LinkError` for an unsafe href."""
-        return self._bound().rebase(self.href, relation=self.relation)
+        return self._bound().rebase(self.href, relation=self.relation, target=self._resource())
+
+    def _resource(self) -> type[Any] | None:
+        """The model of the one resource `url` names (None: a collection, or raw JSON)."""
+        return self._target
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._bound().fetch_one(self.url, self._target).__await__()
@@ -123,6 +130,9 @@ class CollectionLink(Link[list[T]]):
     def __aiter__(self) -> AsyncIterator[T]:
         return self._bound().iterate(self.url, self._item_type())
 
+    def _resource(self) -> type[Any] | None:
+        return None
+
     def _item_type(self) -> type[Any]:
         return self._target if self._target is not None else object
 
@@ -168,6 +178,9 @@ class ThroughLink(Link[T]):
                 self._navigator.hide_secrets(error)
             raise error
         return found
+
+    def _resource(self) -> type[Any] | None:
+        return self._via._resource()  # the url is the first step's
 
     def __await__(self) -> Generator[Any, None, T]:
         self._bound()

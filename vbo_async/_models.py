@@ -291,8 +291,9 @@ class Organization:
     """A tenant (``/{version}/Organizations/{id}``).
 
     ``is_backedup``, ``first_backuptime`` and ``last_backuptime`` are absent from v7+ answers
-    unless the server was asked for its extended view (``extendedView=true``, which the client's
-    ``organizations()`` and ``organization()`` ask for; a followed link may not).
+    unless the server was asked for its extended view (``extendedView=true``, which the client
+    asks for however the organization is reached: ``organizations()``, ``organization()`` or a
+    followed link such as ``job.links.organization``).
     """
 
     id: str

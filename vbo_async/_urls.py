@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from urllib.parse import SplitResult, unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, unquote, unquote_plus, urljoin, urlsplit
 
 import attrs
 import httpx
@@ -21,7 +21,7 @@ import httpx
 from ._exceptions import ConfigError, LinkError, VBOError
 from ._redact import redact_url
 
-__all__ = ["ApiRoot", "scrub_error", "scrubbed_link_error"]
+__all__ = ["ApiRoot", "scrub_error", "scrubbed_link_error", "with_query"]
 
 _CONTROL_CHARS = frozenset(map(chr, range(0x20))) | {"\x7f"}
 _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
@@ -113,6 +113,23 @@ class ApiRoot:
             raise LinkError(f"href {href!r} has a malformed query", href=href, relation=relation)
         url = f"{self.base_url}/{segments[index].lower()}/{rest}"
         return f"{url}?{query}" if query else url
+
+
+def with_query(url: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    """``url`` (rebased: no fragment) with each of ``pairs`` set: parameters of the same names
+    (any case, as servers read them) are dropped, the others kept as they are, in order, and
+    the pairs appended quoted. ``url`` itself when there are no pairs."""
+    if not pairs:
+        return url
+    path, _, query = url.partition("?")
+    names = {key.lower() for key, _ in pairs}
+    kept = [
+        part
+        for part in query.split("&")
+        if part and unquote_plus(part.partition("=")[0]).lower() not in names
+    ]
+    kept += [f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in pairs]
+    return f"{path}?{'&'.join(kept)}"
 
 
 def scrubbed_link_error(error: LinkError, scrub: Callable[[str], str]) -> LinkError:

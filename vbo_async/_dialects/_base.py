@@ -149,6 +149,17 @@ class Dialect:
     in order: a later page (from the newest session again, larger) is asked only when the one
     before was full and held no finished run. Empty: the version does not page, its one answer
     holds every session."""
+    link_routes: Mapping[type, str] = attrs.field(factory=dict)
+    """Per model, the operation (``"organization"``) whose route's query a followed link to one
+    such resource carries too (`link_query`): v7/v8 answer an organization's backup state, and
+    v7 a proxy's threads and throttling, only in the extended view their routes ask for, so a
+    link must ask the same or the resource decodes differently depending on how it was reached.
+
+    The parameters are set on the server's href once it is rebased (`ApiRoot.rebase`, which
+    refuses hrefs outside the API root as for any link), not on a URL rebuilt from the id the
+    href ends with: the resource asked for stays the one the server named (an href whose last
+    segment is not the id is not turned into a request for another resource), nothing about
+    an href's safety changes, and the route stays the one place the parameter is written."""
 
     def evolve(
         self,
@@ -187,6 +198,13 @@ class Dialect:
         """Whether the version lists every job's sessions ended since a moment in one listing
         (``sessions_since``, v6+); v1 reads them job by job."""
         return "sessions_since" in self.paths
+
+    def link_query(self, target: type | None) -> tuple[tuple[str, str], ...]:
+        """The query parameters a followed link to one ``target`` carries (`link_routes`):
+        empty unless the version's route for that resource names some."""
+        operation = None if target is None else self.link_routes.get(target)
+        route = None if operation is None else self.paths.get(operation)
+        return () if route is None else route.query
 
     def route(self, operation: str) -> Route:
         """The route of ``operation``; `NotSupportedError` naming the version when it has none."""
@@ -237,6 +255,13 @@ class Dialect:
             if derivation.relation not in links:
                 raise ConfigError(
                     f"{self.version}: {derivation.model.__name__} has no link {derivation.relation}"
+                )
+        for model, operation in self.link_routes.items():
+            route = self.paths.get(operation)
+            if route is not None and any(_placeholders(value) for _, value in route.query):
+                raise ConfigError(
+                    f"{self.version}: the query of the {operation} route, which links to a "
+                    f"{model.__name__} carry, has placeholders"
                 )
 
 

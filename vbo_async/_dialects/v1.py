@@ -48,4 +48,6 @@ V1 = Dialect(
         IdFromLink(m.Job, "repository_id", "repository"),
         IdFromLink(m.JobSession, "job_id", "job"),
     ),
+    # A followed link to one organization or proxy asks what these routes ask (v7+ extendedView).
+    link_routes={m.Organization: "organization", m.Proxy: "proxy"},
 )

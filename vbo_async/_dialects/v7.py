@@ -2,7 +2,8 @@
 
 ``lastBackup`` on jobs; organizations and proxies leave out their backup state and their
 thread and throttling figures unless asked for ``extendedView=true`` (v6 showed them by
-default); ``/Jobs/{id}/JobSessions`` is gone while jobs still link to it, so a job's sessions
+default; their routes ask, and so does a followed link to one, through ``link_routes``);
+``/Jobs/{id}/JobSessions`` is gone while jobs still link to it, so a job's sessions
 are ``/JobSessions?jobId=``; token requests carry
 ``disable_antiforgery_token=true`` (refresh fails without it); ``POST token/logout``; the
 license names its dates ``licenseExpires`` and ``gracePeriodExpires`` and adds ``package``
