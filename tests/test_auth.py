@@ -213,15 +213,20 @@ async def test_the_pauses_after_refused_passwords_double_up_to_a_maximum_and_end
     answers.append({"access_token": "a", "refresh_token": "r", "expires_in": 3600})
     now[0] += REFUSED_PAUSE_MAX
     assert (await tokens.current()).access_token == "a"
-    tokens.forget()
-    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: now[0])
-    tokens.use(V1, f"{BASE}/v1/Token")
-    answers.append(AuthenticationError("HTTP 400: invalid_grant"))
+    # The same manager, once the token expires: the refresh and the password are refused, and
+    # the success ended the run of refusals, so the pause is the first one again, not the longest.
+    now[0] += 3600
+    answers += [AuthenticationError("refresh refused"), AuthenticationError("HTTP 400: invalid_grant")]
     with pytest.raises(AuthenticationError):
         await tokens.current()
-    now[0] += REFUSED_PAUSE  # a success ended the run: the first pause again
-    answers.append({"access_token": "b", "refresh_token": "r", "expires_in": 3600})
+    answers.append(AuthenticationError("refresh refused"))
+    with pytest.raises(AuthenticationError, match=f"not sent again for {REFUSED_PAUSE:.0f} s"):
+        await tokens.current()  # the refresh is asked again, the password held
+    assert answers == []
+    now[0] += REFUSED_PAUSE
+    answers += [AuthenticationError("refresh refused"), {"access_token": "b", "expires_in": 3600}]
     assert (await tokens.current()).access_token == "b"
+    assert answers == []
 
 
 async def test_a_refused_password_during_discovery_pauses_password_grants_too() -> None:

@@ -9,7 +9,9 @@ made, in a task of its own that every caller waiting for it shares, its failure 
 callers after it find the token already replaced). A caller cancelled meanwhile (a request
 handler's deadline) leaves it running for the others; the last one gone cancels it. Refresh uses
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
-when that is refused.
+when that is refused. A password the server refused is not sent again for a while
+(`REFUSED_PAUSE`), by a renewal or by `probe`: the grants share one lock, so none is sent while
+another is in flight.
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.

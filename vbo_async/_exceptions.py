@@ -8,7 +8,8 @@ Everything the library raises on purpose derives from `VBOError`; nothing else e
     │   ├── NotFoundError         404: unknown id or path
     │   ├── RateLimitedError      429 after every retry
     │   └── ServerError           5xx after every retry
-    ├── AuthenticationError       credentials or tokens refused (token endpoint 400/401, 401 loop)
+    ├── AuthenticationError       credentials or tokens refused (token endpoint 400/401/403, a
+    │                             refused password held during its pause, 401 loop)
     ├── DecodeError               a body is not JSON, or not the shape of the model it should be
     ├── LinkError                 an href outside the API root, or a link the server did not send
     ├── TransportError            connect, read, write, timeout, TLS, dropped or truncated responses

@@ -29,7 +29,6 @@ __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
 log = logging.getLogger("vbo_async")
 T = TypeVar("T")
-E = TypeVar("E", bound=VBOError)
 Scrub = Callable[[str], str]
 _TOKEN_REFUSALS = {400: "bad request", 401: "unauthorized (401)", 403: "forbidden"}
 """What a token endpoint's refusal says when its body says nothing."""

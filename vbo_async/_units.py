@@ -5,10 +5,12 @@ job). A server batch costs a handful of requests whatever its number of tenants:
 organizations (to tell an unknown organization id from one without jobs), every job of the
 server (``GET /Jobs``, pages of 10,000 from v6 on) split by tenant, and, with a health policy,
 the sessions of every job ended within the policy's window (``VBOClient.recent_sessions``: one
-listing from v6 on, plus a request for each job whose last result or last success that window
-misses; on v1, which cannot list them, each job is judged as ``job_health`` judges it, one
-request per job). Isolation is kept: a job that cannot be decoded fails only the tenant it
-names, and an organization the server does not list is that tenant's `NotFoundError`.
+listing from v6 on, read at the same time as the jobs, which it does not depend on; plus a
+request for each job whose last result or last success that window misses, once the jobs are
+read; on v1, which cannot list them, each job is judged as ``job_health`` judges it, one request
+per job, after the jobs are listed). Isolation is kept: a job that cannot be decoded fails only
+the tenant it names, and an organization the server does not list is that tenant's
+`NotFoundError`.
 
 `plan` decides which targets go in batches (pure); `run_unit` does the work and hands each
 tenant's `PollResult` to ``emit`` as soon as it is complete.

@@ -1,7 +1,9 @@
 """``vbo-async check``: the backup jobs' health as a Nagios/Icinga/Checkmk plugin.
 
 The click options and callback (registered in `_app` with the plugin's own `ExitCodes` and
-error output), and the one sweep it makes; what it prints is decided in `_plugin` (pure).
+error output), and which organizations its sweep keeps (the sweep itself, every server on its
+own within ``--timeout``, is `_flows.sweep_servers`, as poll's); what it prints is decided in
+`_plugin` (pure).
 Everything goes to stdout, plain: a monitoring system reads the first line as the status and
 may merge stderr into it, so log lines the run produces are held back and written to stderr
 only after the verdict (unless ``VBO_ASYNC_LOG`` asks for them as they come).
@@ -135,7 +137,7 @@ def say_unknown(*lines: str) -> None:
     "--concurrency",
     type=click.IntRange(min=1),
     default=16,
-    help="How many servers are listed, and tenants checked, at once.",
+    help="How many servers are listed at once, and tenants checked at once on each server.",
 )
 @click.version_option(
     __version__, "-V", "--version", prog_name="vbo-async check", message="%(prog)s %(version)s"

@@ -1,4 +1,6 @@
-"""What each command does on the network (no click, no output): listing, resolving, polling.
+"""What each command does on the network (no click, no output): listing, resolving, polling,
+and `sweep_servers`, the sweep of a targets file that poll and check share (every server listed
+and polled on its own, what has not answered by a deadline kept as a failure row).
 
 Requests are only those needed: the organization listing gives the names (a job's
 ``organization`` link is never followed), and repositories and proxies are fetched once per
