@@ -50,9 +50,18 @@ class VBOError(Exception):
 
     def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.method = method
         self.url = url
+
+    @property
+    def message(self) -> str:
+        """What went wrong, without the request (the exception's one argument)."""
+        return str(self.args[0]) if self.args else ""
+
+    @message.setter
+    def message(self, value: str) -> None:
+        # Rewording an error (a scrubbed URL, the attempts made) rewords its ``args`` too.
+        self.args = (value,)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # BaseException's pickle calls ``type(*args)``, which the keyword-only context of

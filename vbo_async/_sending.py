@@ -568,7 +568,6 @@ def _say_attempts(error: TransportError, attempts: int, first_try: list[float]) 
         return
     elapsed = time.monotonic() - first_try[0] if first_try else 0.0
     error.message = f"{error.message} (gave up after {attempts} attempts in {elapsed:.1f} s)"
-    error.args = (error.message,)
 
 
 def _bearer(token: Token) -> tuple[bytes, bytes]:

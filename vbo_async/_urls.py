@@ -168,7 +168,6 @@ def scrub_error(error: VBOError, scrub: Callable[[str], str]) -> None:
                 message = message.replace(repr(value), repr(shown)).replace(value, shown)
     if message != error.message:
         error.message = message
-        error.args = (message,)
 
 
 def _split_base(base: str) -> SplitResult:
