@@ -152,8 +152,7 @@ class Fetcher:
         except LinkError as exc:
             error = exc
         else:
-            dialect = DIALECTS.get(self._api_root.version_of(url) or "")
-            return url if dialect is None else with_query(url, dialect.link_query(target))
+            return with_query(url, self.dialect_of(url).link_query(target))
         # Raised outside the handler: the unscrubbed error must not be the __context__.
         raise error if self.scrub is None else scrubbed_link_error(error, self.scrub)
 
