@@ -33,13 +33,15 @@ import asyncio
 import select
 import ssl
 import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 import aiohttp
+import attrs
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "Reply"]
 
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
@@ -47,6 +49,8 @@ _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _WRITE_FAILURES = ("Can not write request body", "Failed to send bytes")
 """How aiohttp's messages start when sending the request failed (it has no type of its own)."""
 _MAX_TIMEOUT_CACHE = 32
+_MAX_TARGETS = 1024
+"""Parsed URLs `AiohttpTransport.get` keeps (parsing is a fifth of what it adds to aiohttp)."""
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -80,6 +84,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._targets: dict[str, URL] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self._session is not None else "unused")
@@ -133,10 +138,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._loop = loop
         return self._session
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+    def _timeout(self, timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
         """httpx's per-request timeouts in aiohttp's terms: ``pool`` bounds waiting for a
         connection and making it, ``connect`` making it, ``read`` each read."""
-        timeouts = request.extensions.get("timeout") or {}
         key = (timeouts.get("pool"), timeouts.get("connect"), timeouts.get("read"))
         timeout = self._timeouts.get(key)
         if timeout is None:
@@ -148,7 +152,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._open()
         sent = _headers(request.headers.raw)
         data: Any
         try:
@@ -162,21 +165,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         sni = request.extensions.get("sni_hostname")
         if sni is not None:
             options["server_hostname"] = sni
-        try:
-            response = await session.request(
-                request.method,
-                URL(str(request.url), encoded=True),
-                headers=sent,
-                data=data,
-                allow_redirects=False,
-                timeout=self._timeout(request),
-                **options,
-            )
-        except Exception as exc:
-            translated = _translate(exc, request, reading=False)
-            if translated is exc:
-                raise
-            raise translated from exc
+        timeouts = request.extensions.get("timeout") or {}
+        target = URL(str(request.url), encoded=True)
+        response = await self._send(request.method, target, sent, data, timeouts, lambda: request, options)
         try:
             version = response.version
             extensions: dict[str, Any] = {
@@ -186,7 +177,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             return httpx.Response(
                 response.status,
                 headers=response.raw_headers,
-                stream=_ResponseStream(response, request),
+                stream=_ResponseStream(response, lambda: request),
                 request=request,
                 extensions=extensions,
             )
@@ -194,12 +185,80 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response.close()
             raise
 
+    async def get(
+        self, url: str, headers: list[tuple[bytes, bytes]], timeouts: Mapping[str, float | None]
+    ) -> Reply:
+        """``GET url`` with exactly ``headers`` (``Host`` included) and httpx's ``timeouts``
+        (``Timeout.as_dict()``): what ``handle_async_request`` sends for an ``httpx.Request`` of
+        that URL, those headers and no body, without the two httpx objects around it (built
+        only when a failure needs the request). `Sender` sends its bodiless GETs through here,
+        which saves a quarter of the CPU of a request; a test compares the two paths."""
+        target = self._targets.get(url)
+        if target is None:
+            target = URL(url, encoded=True)
+            if len(self._targets) >= _MAX_TARGETS:
+                self._targets.clear()
+            self._targets[url] = target
+
+        def request_of() -> httpx.Request:
+            return httpx.Request("GET", url, headers=headers, extensions={"timeout": dict(timeouts)})
+
+        response = await self._send("GET", target, _headers(headers), None, timeouts, request_of, {})
+        try:
+            return Reply(
+                response.status, httpx.Headers(response.raw_headers), _ResponseStream(response, request_of)
+            )
+        except BaseException:
+            response.close()
+            raise
+
+    async def _send(
+        self,
+        method: str,
+        target: URL,
+        headers: Sequence[tuple[str, str]],
+        data: Any,
+        timeouts: Mapping[str, float | None],
+        request_of: Callable[[], httpx.Request],
+        options: dict[str, Any],
+    ) -> aiohttp.ClientResponse:
+        """The request on the wire, its answer's head read; aiohttp's failures as httpx's."""
+        session = self._open()
+        try:
+            return await session.request(
+                method,
+                target,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                timeout=self._timeout(timeouts),
+                **options,
+            )
+        except Exception as exc:
+            translated = _translate(exc, request_of, reading=False)
+            if translated is exc:
+                raise
+            raise translated from exc
+
     async def aclose(self) -> None:
         """Close the session and every connection; the transport cannot be used afterwards."""
         self._closed = True
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+@attrs.frozen
+class Reply:
+    """The answer `AiohttpTransport.get` gives: what `Sender` reads of an ``httpx.Response``
+    (status, headers, the undecoded body as it arrives); ``aclose`` releases the connection."""
+
+    status_code: int
+    headers: httpx.Headers
+    stream: _ResponseStream
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -249,9 +308,9 @@ class _ResponseStream(httpx.AsyncByteStream):
     """The body as it arrives (undecoded); ``aclose`` releases the connection (closing it when
     the body was not read to the end)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, request_of: Callable[[], httpx.Request]) -> None:
         self._response = response
-        self._request = request
+        self._request_of = request_of
 
     def __aiter__(self) -> Self:
         # An iterator object rather than an async generator: abandoned half-way, it needs no
@@ -262,7 +321,7 @@ class _ResponseStream(httpx.AsyncByteStream):
         try:
             chunk = await self._response.content.readany()
         except Exception as exc:
-            translated = _translate(exc, self._request, reading=True)
+            translated = _translate(exc, self._request_of, reading=True)
             if translated is exc:
                 raise
             raise translated from exc
@@ -283,9 +342,10 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         return [(key.decode("latin-1"), value.decode("latin-1")) for key, value in raw]
 
 
-def _translate(exc: Exception, request: httpx.Request, *, reading: bool) -> Exception:
-    """The httpx exception for an aiohttp (or OS) failure; ``reading``: while reading the body.
-    Anything that is not an I/O failure (a programming error) is returned as it is."""
+def _translate(exc: Exception, request_of: Callable[[], httpx.Request], *, reading: bool) -> Exception:
+    """The httpx exception for an aiohttp (or OS) failure of the request ``request_of()`` builds;
+    ``reading``: while reading the body. Anything that is not an I/O failure (a programming
+    error) is returned as it is."""
     message = str(exc) or type(exc).__name__
     kind: type[httpx.TransportError]
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake, certificate
@@ -313,4 +373,4 @@ def _translate(exc: Exception, request: httpx.Request, *, reading: bool) -> Exce
             kind = httpx.ReadError
     else:
         return exc
-    return kind(message, request=request)
+    return kind(message, request=request_of())

@@ -1,0 +1,238 @@
+"""The lean GET: `Sender` sends its bodiless GETs through `AiohttpTransport.get`, skipping the
+``httpx.Request``/``httpx.Response`` pair around them. It must put the same bytes on the wire and
+give the same answer, or the same error, as the path through ``handle_async_request``; these
+tests send each request both ways to a raw server on 127.0.0.1 and compare."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vbo_async import VBOClient, VBOError
+from vbo_async._aiohttp import AiohttpTransport
+
+TOKEN = {"access_token": "acc-1", "refresh_token": "ref-1", "token_type": "bearer", "expires_in": 3600}
+
+
+class Raw:
+    """A server answering each API request with the next canned answer (raw bytes), then
+    closing the connection when the answer says so; token requests get a token."""
+
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        self.answers: list[tuple[bytes, bool]] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+                if b"/token" in head.split(b"\r\n", 1)[0].lower():
+                    body = json.dumps(TOKEN).encode()
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                    )
+                    await writer.drain()
+                    continue
+                self.heads.append(head)
+                answer, close = self.answers.pop(0)
+                writer.write(answer)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def raw_server() -> AsyncIterator[tuple[str, Raw]]:
+    raw = Raw()
+    handlers: set[asyncio.Task[Any]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            await raw.handle(reader, writer)
+        finally:
+            handlers.discard(task)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", raw
+    finally:
+        server.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+
+def _outcome(result: Any) -> Any:
+    """What a send gave, comparably: the status, headers and body, or the error's type and text."""
+    if isinstance(result, BaseException):
+        return (type(result).__name__, str(result))
+    return (result.status_code, result.headers.multi_items(), result.body)
+
+
+async def _both_ways(answer: bytes, close: bool, *, authenticated: bool, path: str) -> tuple[Any, ...]:
+    """The same GET sent lean and through ``handle_async_request``: both outcomes and heads."""
+    async with (
+        raw_server() as (base, raw),
+        VBOClient(base, username="u", password="a-long-password", api_version="v1", timeout=5) as vbo,
+    ):
+        sender = vbo._fetcher.sender
+        assert sender._lean_get is not None  # the default transport: the lean path is on
+        lean = sender._lean_get
+        outcomes = []
+        for way in (lean, None):
+            sender._lean_get = way
+            raw.answers.append((answer, close))
+            try:
+                result: Any = await sender.send(
+                    "GET", f"{base}/v1{path}", authenticated=authenticated, retry=False
+                )
+            except VBOError as exc:
+                result = exc
+            outcomes.append(_outcome(result))
+        return outcomes[0], outcomes[1], raw.heads[0], raw.heads[1]
+
+
+def _framed(
+    status: bytes, headers: list[tuple[bytes, bytes]], body: bytes, framing: str
+) -> tuple[bytes, bool]:
+    head = b"HTTP/1.1 " + status + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+    if framing == "length":
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body, False
+    if framing == "chunked":
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7]) for i in range(0, len(body), 7)
+        )
+        return head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n", False
+    if framing == "short":  # a Content-Length the body does not reach
+        return head + b"Content-Length: %d\r\n\r\n" % (len(body) + 5) + body, True
+    return head + b"Connection: close\r\n\r\n" + body, True  # delimited by the close
+
+
+_header_value = st.binary(min_size=0, max_size=20).map(
+    lambda b: bytes(c for c in b if c not in b"\r\n\x00").strip(b" \t")
+)
+_headers = st.lists(
+    st.tuples(
+        st.sampled_from([b"X-A", b"x-b", b"Retry-After", b"Content-Type", b"Set-Cookie"]), _header_value
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    status=st.sampled_from(
+        [b"200 OK", b"204 No Content", b"404 Not Found", b"503 Busy", b"401 Unauthorized"]
+    ),
+    headers=_headers,
+    body=st.binary(max_size=300),
+    gzipped=st.booleans(),
+    framing=st.sampled_from(["length", "chunked", "short", "close"]),
+    authenticated=st.booleans(),
+    path=st.sampled_from(["/Jobs", "/Jobs/a%20b?offset=3&limit=30", "/Organizations/%C3%BC/Jobs"]),
+)
+def test_a_lean_get_sends_and_answers_as_the_httpx_path_does(
+    status: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    gzipped: bool,
+    framing: str,
+    authenticated: bool,
+    path: str,
+) -> None:
+    if status.startswith(b"204"):
+        body, framing = b"", "length"
+    if gzipped:
+        headers = [*headers, (b"Content-Encoding", b"gzip")]
+        body = gzip.compress(body)
+    if status.startswith(b"401") and authenticated:
+        authenticated = False  # a 401 renews the token and replays: one answer per way here
+    answer, close = _framed(status, headers, body, framing)
+    lean, slow, lean_head, slow_head = asyncio.run(
+        _both_ways(answer, close, authenticated=authenticated, path=path)
+    )
+    assert lean == slow
+    assert lean_head == slow_head
+
+
+def test_the_lean_get_is_used_and_carries_the_bearer_token() -> None:
+    answer, close = _framed(b"200 OK", [(b"Content-Type", b"application/json")], b"[]", "length")
+    lean, slow, lean_head, _ = asyncio.run(_both_ways(answer, close, authenticated=True, path="/Jobs"))
+    assert lean == slow == (200, [("content-type", "application/json"), ("content-length", "2")], b"[]")
+    assert b"\r\nAuthorization: Bearer acc-1\r\n" in lean_head
+    assert lean_head.startswith(b"GET /v1/Jobs HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
+async def test_a_refused_connection_fails_the_same_both_ways(unused_tcp_port: int) -> None:
+    base = f"http://127.0.0.1:{unused_tcp_port}"
+    async with VBOClient(base, username="u", password="a-long-password", api_version="v1", timeout=5) as vbo:
+        sender = vbo._fetcher.sender
+        lean = sender._lean_get
+        assert lean is not None
+        failures = []
+        for way in (lean, None):
+            sender._lean_get = way
+            with pytest.raises(VBOError) as caught:
+                await sender.send("GET", f"{base}/v1/Jobs", authenticated=False, retry=False)
+            failures.append(_outcome(caught.value))
+            assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert failures[0] == failures[1]
+    assert failures[0][0] == "TransportError"
+
+
+class _Counting(AiohttpTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.handled = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.handled += 1
+        return await super().handle_async_request(request)
+
+
+async def test_a_subclass_of_the_transport_gets_every_request() -> None:
+    """A subclass may change ``handle_async_request``: the lean path is only for the class itself."""
+    answer, close = _framed(b"200 OK", [], b"[]", "length")
+    async with raw_server() as (base, raw):
+        transport = _Counting()
+        async with VBOClient(
+            base, username="u", password="a-long-password", api_version="v1", transport=transport
+        ) as vbo:
+            assert vbo._fetcher.sender._lean_get is None
+            raw.answers.append((answer, close))
+            got = await vbo._fetcher.sender.send("GET", f"{base}/v1/Jobs", authenticated=False)
+    assert got.body == b"[]"
+    assert transport.handled == 1
+
+
+async def test_other_transports_never_take_the_lean_path() -> None:
+    mock = httpx.MockTransport(lambda request: httpx.Response(200, json=[]))
+    async with VBOClient("https://vbo.test", username="u", password="a-long-password", transport=mock) as vbo:
+        assert vbo._fetcher.sender._lean_get is None
