@@ -373,6 +373,64 @@ async def test_a_batch_lists_the_recent_sessions_while_it_lists_the_jobs(
     assert health.state is not HealthState.UNKNOWN, health.reason
 
 
+def _run(number: int, job_id: str, status: str, created: dt.datetime, ended: dt.datetime) -> dict[str, Any]:
+    session_id = f"2{number:07d}-0000-4000-8000-000000000000"
+    return {
+        "id": session_id,
+        "jobId": job_id,
+        "creationTime": created.isoformat(),
+        "endTime": ended.isoformat(),
+        "status": status,
+        "_links": {"self": {"href": f"/v8/JobSessions/{session_id}"}},
+    }
+
+
+@pytest.mark.parametrize(("status", "state"), [("Failed", HealthState.CRITICAL), ("Success", HealthState.OK)])
+async def test_a_run_ending_while_the_jobs_are_listed_is_judged_as_the_job_listing_reports_it(
+    scripted_client: Callable[..., VBOClient], status: str, state: HealthState
+) -> None:
+    """A batch reads the recent sessions while it lists the jobs, so the sessions may be read
+    before a run ends that the job listing, answered after, already reports (lastStatus,
+    lastRun). The job's verdict is then that run's, as `VBOClient.job_health` gives it, not the
+    one of the older run the sessions hold (a job whose last run failed was judged OK)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    job_id = _job(1, ORGS[0])["id"]
+    older_status = "Failed" if status == "Success" else "Success"
+    older = _run(1, job_id, older_status, now - dt.timedelta(hours=20), now - dt.timedelta(hours=19))
+    newer = _run(2, job_id, status, now - dt.timedelta(minutes=30), now - dt.timedelta(minutes=10))
+    last_backup = (now - dt.timedelta(minutes=10 if status == "Success" else 19 * 60)).isoformat()
+    job = _job(
+        1, ORGS[0], isEnabled=True, lastStatus=status, lastRun=newer["creationTime"], lastBackup=last_backup
+    )
+    serve = scripted([job])
+    ended = [False]  # whether the newer run has ended
+    window_read = asyncio.Event()
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.lower()
+        if path == "/v8/jobsessions":
+            runs = [newer, older] if ended[0] else [older]
+            if "endTimeLowerBound" in str(request.url):
+                window_read.set()
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": runs, "_links": {}})
+        if path == "/v8/jobs":
+            with contextlib.suppress(TimeoutError):  # a guard: the sessions are read beside the jobs
+                await asyncio.wait_for(window_read.wait(), 5)
+            ended[0] = True  # the run ends once the sessions were read, before the jobs answer
+        return serve(request)
+
+    vbo = scripted_client(handle)
+    results = await sweep(
+        [PollTarget(client=vbo, organization_id=org) for org in ORGS], batch=True, health=HealthPolicy()
+    )
+    (health,) = results[ORGS[0]].health.values()
+    alone = await vbo.job_health(results[ORGS[0]].jobs[0])
+    assert alone.state is state, alone.reason
+    assert (health.state, health.last_session and health.last_session.id) == (state, newer["id"]), (
+        health.reason
+    )
+
+
 @pytest.mark.parametrize("failure", ["server error", "too big"])
 async def test_a_failing_job_listing_stops_the_session_listing_beside_it(
     scripted_client: Callable[..., VBOClient], failure: str

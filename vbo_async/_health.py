@@ -146,8 +146,9 @@ def window_falls_short(job: Job, sessions: Iterable[JobSession], policy: HealthP
     """Whether ``sessions``, the job's runs ended within a recent window, can miss what `assess`
     needs that the job itself does not carry: its last success (no ``last_backup``: v6, or
     never a success) when no run of the window succeeded, or its last result when no run of
-    the window finished and ``last_status`` names none (a run in progress, a stop). False for a
-    job the policy judges as disabled, and for one that never ran."""
+    the window finished and ``last_status`` names none (a run in progress, a stop), or when the
+    window misses the run whose result ``last_status`` names (`_misses_the_last_run`). False for
+    a job the policy judges as disabled, and for one that never ran."""
     if job.is_enabled is False and policy.disabled is not None:
         return False
     window = list(sessions)
@@ -155,8 +156,18 @@ def window_falls_short(job: Job, sessions: Iterable[JobSession], policy: HealthP
         return False
     if job.last_backup is None and not any(s.status == JobStatus.SUCCESS for s in window):
         return True
-    unsaid = job.last_status is None or job.last_status in _NOT_A_RESULT
-    return unsaid and not any(finished(s) for s in window)
+    if job.last_status is None or job.last_status in _NOT_A_RESULT:
+        return not any(finished(s) for s in window)
+    return _misses_the_last_run(job, window)
+
+
+def _misses_the_last_run(job: Job, window: list[JobSession]) -> bool:
+    """Whether the job reports the result of a run that began (``last_run``) after every
+    finished run of ``window`` had ended: the window was read before that run ended (a batch
+    reads it while it lists the jobs), and `assess` would judge the job from an older run."""
+    began = _utc(job.last_run)
+    ends = [end for session in window if finished(session) and (end := _finished_at(session)) is not None]
+    return began is not None and bool(ends) and began > max(ends)
 
 
 @attrs.frozen
