@@ -185,6 +185,9 @@ class TokenManager:
         """The renewal in progress, shared by every caller waiting for it."""
         self._closed = False
         """Set by `forget`: the client is closing, and no token is obtained any more."""
+        self._late: list[tuple[Token, Dialect]] = []
+        """Tokens granted after `forget` by a grant already in flight, with the dialect of the
+        endpoint that granted each: unused, but live on the server until logged out."""
         self._refusal: _Refusal | None = None
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
         self.requests = 0
@@ -209,7 +212,7 @@ class TokenManager:
                 token = await self._password_grant(url, dialect)
             except NotFoundError:
                 return False
-            self._check_open()  # closed meanwhile: as `_renew`
+            self._check_late(token, dialect)  # closed meanwhile: as `_renew`
             self._endpoint = (url, dialect)
             self._retire(self._token)
             self._token = token
@@ -242,13 +245,24 @@ class TokenManager:
     async def _renew(self, old: Token | None) -> Token:
         async with self._lock:  # `probe` (discovery) takes it too
             self._check_open()
-            token = await self._obtain(old)
+            if self._endpoint is None:
+                raise ClientStateError("no token endpoint: the API version is not known yet")
+            url, dialect = self._endpoint
+            token = await self._obtain(old, url, dialect)
             # Closing began while the token was asked for (`forget`): it is not used, so no
-            # request goes out with a token the logout did not end.
-            self._check_open()
+            # request goes out with a token the logout did not end; it is logged out instead.
+            self._check_late(token, dialect)
             self._retire(self._token)
             self._token = token
             return token
+
+    async def granted_while_closing(self) -> list[tuple[Token, Dialect]]:
+        """After `forget`: wait for the grant in flight, if any, then the tokens granted since
+        `forget` (each with the dialect of its endpoint), for the client to log out; each is
+        returned once."""
+        async with self._lock:
+            late, self._late = self._late, []
+        return late
 
     async def aclose(self) -> None:
         """Cancel the renewal in progress and wait until it has stopped (the client is closing:
@@ -290,15 +304,23 @@ class TokenManager:
         if self._closed:
             raise ClientStateError("the client is closed")
 
-    async def _obtain(self, old: Token | None) -> Token:
-        if self._endpoint is None:
-            raise ClientStateError("no token endpoint: the API version is not known yet")
-        url, dialect = self._endpoint
+    def _check_late(self, token: Token, dialect: Dialect) -> None:
+        """`_check_open` after a grant: a token granted once closing began is kept for
+        `granted_while_closing` (and scrubbed from messages), not used."""
+        if self._closed:
+            self._late.append((token, dialect))
+            self._retire(token)
+            self._check_open()
+
+    async def _obtain(self, old: Token | None, url: str, dialect: Dialect) -> Token:
         extras = dialect.token_form
         if old is not None and old.refresh_token is not None:
             try:
                 return await self._request(url, refresh_form(old.refresh_token, extras))
             except (AuthenticationError, DecodeError):
+                # Closing began meanwhile (its logout may be why it was refused): the password
+                # is not sent for a token nothing would use.
+                self._check_open()
                 log.debug("refresh token refused or its answer unreadable; using the password grant")
         return await self._password_grant(url, dialect)
 
