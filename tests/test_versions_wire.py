@@ -36,7 +36,7 @@ from vbo_async import (
 )
 from vbo_async import _client as client_module
 
-from .conftest import FAST, PASSWORD, USERNAME
+from .conftest import FAST, PASSWORD, USERNAME, assert_closing_ends_waiting_calls
 from .versions_data import (
     JOB_ID,
     ORG_ID,
@@ -836,6 +836,35 @@ async def test_a_version_found_while_aclose_runs_is_logged_out() -> None:
     assert logout.call_count == 1
     assert logout.calls.last.request.headers["authorization"] == f"Bearer {token_body(1)['access_token']}"
     assert vbo.api_version is None  # found while closing: not taken up
+
+
+async def test_a_renewal_that_never_answers_holds_aclose_only_within_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``aclose()`` waits for a grant in flight (its token would need logging out) no longer than
+    it waits for the logout: a token endpoint that never answers is given up, its caller ends with
+    `ClientStateError`, the old token was logged out and no task is left behind."""
+    monkeypatch.setattr(client_module, "LOGOUT_TIMEOUT", 0.05)
+    server = Server("v8")
+    renewing = asyncio.Event()
+
+    async def token(request: httpx.Request) -> httpx.Response:
+        server.forms.append(dict(parse_qsl(request.content.decode())))
+        if len(server.forms) > 1:
+            renewing.set()
+            await asyncio.Event().wait()  # never answers
+        return httpx.Response(200, json=token_body(len(server.forms)))
+
+    server.router.post("/v8/Token").mock(side_effect=token)
+    logout = server.router.post("/v8/token/logout").respond(204)
+    server.router.get("/v8/Jobs").mock(
+        side_effect=[httpx.Response(200, json=server.collection([], "Jobs")), httpx.Response(401)]
+    )
+    vbo = server.client()
+    await vbo.jobs()
+    await assert_closing_ends_waiting_calls(vbo, [vbo.jobs], renewing)
+    assert logout.call_count == 1
+    assert logout.calls.last.request.headers["authorization"] == f"Bearer {token_body(1)['access_token']}"
 
 
 async def test_a_refresh_refused_while_aclose_logs_out_sends_no_password() -> None:

@@ -11,7 +11,9 @@ handler's deadline) leaves it running for the others; the last one gone cancels 
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused. A password the server refused is not sent again for a while
 (`REFUSED_PAUSE`), by a renewal or by `probe`: the grants share one lock, so none is sent while
-another is in flight.
+another is in flight. Once the client closes (`TokenManager.forget`) no grant is started, and
+a token that a grant already in flight brings is not used but handed to the client's logout
+(`TokenManager.granted_while_closing`).
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.
