@@ -324,6 +324,16 @@ class TokenManager:
                 # is not sent for a token nothing would use.
                 self._check_open()
                 log.debug("refresh token refused or its answer unreadable; using the password grant")
+            try:
+                return await self._password_grant(url, dialect)
+            except VBOError:
+                # Its refresh token refused, the token is spent: not offered again (a refused
+                # access token and refresh token per call), so while the password is paused
+                # calls fail without a request, and the next renewal is the password grant.
+                if self._token is old:
+                    self._token = None
+                    self._retire(old)
+                raise
         return await self._password_grant(url, dialect)
 
     async def _password_grant(self, url: str, dialect: Dialect) -> Token:
