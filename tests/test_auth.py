@@ -429,6 +429,35 @@ async def test_a_token_whose_refresh_and_password_were_refused_is_not_offered_ag
     assert len(fake.requests) == sent + 2  # the password grant, then the jobs
 
 
+async def test_a_token_still_valid_whose_refresh_was_refused_is_kept_for_the_logout() -> None:
+    """A proactive refresh refused, then the password: the token, not yet expired, is not dropped
+    (closing logs it out), but its refused refresh token is not offered again."""
+    now = [0.0]
+    answers: list[Any] = [{"access_token": "a", "refresh_token": "r", "expires_in": 3600}]
+    forms: list[dict[str, str]] = []
+
+    async def fetch(url: str, form: dict[str, str]) -> Any:
+        forms.append(form)
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V1, f"{BASE}/v1/Token")
+    await tokens.current()
+    now[0] += 3590  # due for its refresh, valid for 10 s more
+    answers += [AuthenticationError("refresh refused"), AuthenticationError("HTTP 400: invalid_grant")]
+    with pytest.raises(AuthenticationError, match="invalid_grant"):
+        await tokens.current()
+    with pytest.raises(AuthenticationError, match="not sent again"):
+        await tokens.current()
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password"]
+    kept = tokens.forget()
+    assert kept is not None
+    assert (kept.access_token, kept.refresh_token) == ("a", None)
+
+
 @pytest.mark.parametrize(
     "answer", [b"<html>busy</html>", b'{"token_type": "bearer"}'], ids=["not-json", "no-access-token"]
 )

@@ -225,7 +225,7 @@ class TokenManager:
         token = self._token
         if token is not None and self._clock() < token.refresh_at:
             return token
-        return await self._renewed(token)
+        return await self._renewed(token, refused=False)
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
@@ -233,24 +233,24 @@ class TokenManager:
         token = self._token
         if token is not None and token is not stale:
             return token
-        return await self._renewed(stale)
+        return await self._renewed(stale, refused=True)
 
-    async def _renewed(self, old: Token | None) -> Token:
+    async def _renewed(self, old: Token | None, *, refused: bool) -> Token:
         """The token of the renewal in progress, or of one started now to replace ``old``.
 
         Callers waiting at the same time share its outcome: a failure is not asked again at once
         (a burst of refused password grants can lock the account out, and a throttled token
         endpoint would be hammered)."""
         self._check_open()
-        return await self._renewals.run("renewal", lambda: self._renew(old))
+        return await self._renewals.run("renewal", lambda: self._renew(old, refused=refused))
 
-    async def _renew(self, old: Token | None) -> Token:
+    async def _renew(self, old: Token | None, *, refused: bool) -> Token:
         async with self._lock:  # `probe` (discovery) takes it too
             self._check_open()
             if self._endpoint is None:
                 raise ClientStateError("no token endpoint: the API version is not known yet")
             url, dialect = self._endpoint
-            token = await self._obtain(old, url, dialect)
+            token = await self._obtain(old, url, dialect, refused=refused)
             # Closing began while the token was asked for (`forget`): it is not used, so no
             # request goes out with a token the logout did not end; it is logged out instead.
             self._check_late(token, dialect)
@@ -314,7 +314,9 @@ class TokenManager:
             self._retire(token)
             self._check_open()
 
-    async def _obtain(self, old: Token | None, url: str, dialect: Dialect) -> Token:
+    async def _obtain(self, old: Token | None, url: str, dialect: Dialect, *, refused: bool) -> Token:
+        """A new token for ``old`` (``refused``: the server refused it; else it is due for
+        renewal): the refresh grant, then the password grant."""
         extras = dialect.token_form
         if old is not None and old.refresh_token is not None:
             try:
@@ -327,14 +329,20 @@ class TokenManager:
             try:
                 return await self._password_grant(url, dialect)
             except VBOError:
-                # Its refresh token refused, the token is spent: not offered again (a refused
-                # access token and refresh token per call), so while the password is paused
-                # calls fail without a request, and the next renewal is the password grant.
                 if self._token is old:
-                    self._token = None
-                    self._retire(old)
+                    self._spend(old, refused=refused)
                 raise
         return await self._password_grant(url, dialect)
+
+    def _spend(self, old: Token, *, refused: bool) -> None:
+        """``old``'s refresh token was refused (and no token replaced it): it is not offered again,
+        nor ``old`` once the server refused it too or it expired, so while the password is paused
+        calls fail without a request. A token still valid keeps serving (and is logged out)."""
+        if refused or self._clock() >= old.expires_at:
+            self._token = None
+            self._retire(old)
+        else:
+            self._token = attrs.evolve(old, refresh_token=None)
 
     async def _password_grant(self, url: str, dialect: Dialect) -> Token:
         """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`): then
