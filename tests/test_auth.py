@@ -433,7 +433,8 @@ async def test_a_token_still_valid_whose_refresh_was_refused_is_kept_for_the_log
     """A proactive refresh refused, then the password: the token, not yet expired, is not dropped
     (closing logs it out), but its refused refresh token is not offered again."""
     now = [0.0]
-    answers: list[Any] = [{"access_token": "a", "refresh_token": "r", "expires_in": 3600}]
+    refresh = "refresh-Kq8mWz3vLp"
+    answers: list[Any] = [{"access_token": "access-Tn5rXc2", "refresh_token": refresh, "expires_in": 3600}]
     forms: list[dict[str, str]] = []
 
     async def fetch(url: str, form: dict[str, str]) -> Any:
@@ -443,7 +444,7 @@ async def test_a_token_still_valid_whose_refresh_was_refused_is_kept_for_the_log
             raise answer
         return answer
 
-    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: now[0])
+    tokens = TokenManager(username="u", password=Secret("pw-Zr7u"), fetch=fetch, clock=lambda: now[0])
     tokens.use(V1, f"{BASE}/v1/Token")
     await tokens.current()
     now[0] += 3590  # due for its refresh, valid for 10 s more
@@ -453,9 +454,10 @@ async def test_a_token_still_valid_whose_refresh_was_refused_is_kept_for_the_log
     with pytest.raises(AuthenticationError, match="not sent again"):
         await tokens.current()
     assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password"]
+    assert refresh not in tokens.redactor().scrub(f"Invalid refresh token {refresh}")  # still scrubbed
     kept = tokens.forget()
     assert kept is not None
-    assert (kept.access_token, kept.refresh_token) == ("a", None)
+    assert (kept.access_token, kept.refresh_token) == ("access-Tn5rXc2", None)
 
 
 @pytest.mark.parametrize(

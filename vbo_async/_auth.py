@@ -338,11 +338,9 @@ class TokenManager:
         """``old``'s refresh token was refused (and no token replaced it): it is not offered again,
         nor ``old`` once the server refused it too or it expired, so while the password is paused
         calls fail without a request. A token still valid keeps serving (and is logged out)."""
-        if refused or self._clock() >= old.expires_at:
-            self._token = None
-            self._retire(old)
-        else:
-            self._token = attrs.evolve(old, refresh_token=None)
+        self._retire(old)  # its refresh token stays scrubbed from messages
+        spent = refused or self._clock() >= old.expires_at
+        self._token = None if spent else attrs.evolve(old, refresh_token=None)
 
     async def _password_grant(self, url: str, dialect: Dialect) -> Token:
         """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`): then
