@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 import vbo_async.simulator as simulator_module
+import vbo_async.simulator._stats as stats_module
 import vbo_async.simulator._tokens as tokens_module
 from vbo_async.simulator import (
     Faults,
@@ -280,6 +281,17 @@ def test_the_token_store_is_bounded_however_fast_clients_log_in(
     assert simulator.authenticate(f"Bearer {newest['access_token']}") == newest["access_token"]
     simulator.refresh_grant(str(newest["refresh_token"]))
     assert simulator.revoke_tokens(refresh_tokens=True) <= 2 * 50
+
+
+def test_the_token_log_keeps_the_newest_requests_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-running simulator with a client logging in every sweep: the log of token requests
+    keeps the newest `TOKEN_LOG_KEPT`, while the counters count them all."""
+    monkeypatch.setattr(stats_module, "TOKEN_LOG_KEPT", 5)
+    stats = stats_module.SimulatorStats()
+    for status in range(12):
+        stats.record_token_request(stats_module.TokenRequest("v8", "password", (), None, status))
+    assert [request.status for request in stats.token_log] == [7, 8, 9, 10, 11]
+    assert stats.token_requests == {"password": 12}
 
 
 async def test_token_endpoint_accepts_json_bodies(client: httpx.AsyncClient) -> None:
