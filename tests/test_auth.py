@@ -219,14 +219,15 @@ async def test_the_pauses_after_refused_passwords_double_up_to_a_maximum_and_end
     answers += [AuthenticationError("refresh refused"), AuthenticationError("HTTP 400: invalid_grant")]
     with pytest.raises(AuthenticationError):
         await tokens.current()
-    answers.append(AuthenticationError("refresh refused"))
+    asked = len(sent)
     with pytest.raises(AuthenticationError, match=f"not sent again for {REFUSED_PAUSE:.0f} s"):
-        await tokens.current()  # the refresh is asked again, the password held
-    assert answers == []
+        await tokens.current()  # the password held, and the refused refresh token not asked again
+    assert len(sent) == asked
     now[0] += REFUSED_PAUSE
-    answers += [AuthenticationError("refresh refused"), {"access_token": "b", "expires_in": 3600}]
+    answers.append({"access_token": "b", "expires_in": 3600})
     assert (await tokens.current()).access_token == "b"
     assert answers == []
+    assert len(sent) == asked + 1
 
 
 async def test_a_refused_password_during_discovery_pauses_password_grants_too() -> None:
@@ -398,6 +399,65 @@ async def test_refresh_refused_falls_back_to_the_password_grant(fake: FakeVBO, v
     assert job.id == "j0"
     assert fake.grants() == ["password", "refresh_token", "password"]
     assert fake.api_requests[-1].headers["authorization"] == f"Bearer {fake.issued[1][0]}"
+
+
+async def test_a_token_whose_refresh_and_password_were_refused_is_not_offered_again(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    """The server refuses the token, its refresh token and the password (a password changed or an
+    account disabled on the server side): while the password is paused, calls raise the refusal
+    without any request (not the refused token again, nor its refused refresh token); after the
+    pause the password grant alone is sent."""
+    serve_jobs(fake)
+    await vbo.jobs()
+    now = [1000.0]
+    vbo._tokens._clock = lambda: now[0]
+    fake.revoke()
+    fake.refuse_refresh = True
+    refused = {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
+    fake.token_script = [json_response(400, {"error": "invalid_grant"}), json_response(400, refused)]
+    with pytest.raises(AuthenticationError, match="user name or password is incorrect"):
+        await vbo.jobs()
+    sent = len(fake.requests)
+    for _ in range(3):
+        with pytest.raises(AuthenticationError, match="not sent again"):
+            await vbo.jobs()
+    assert len(fake.requests) == sent
+    now[0] += REFUSED_PAUSE
+    assert [job.id for job in await vbo.jobs()] == ["j0"]
+    assert fake.grants() == ["password", "refresh_token", "password", "password"]
+    assert len(fake.requests) == sent + 2  # the password grant, then the jobs
+
+
+async def test_a_token_still_valid_whose_refresh_was_refused_is_kept_for_the_logout() -> None:
+    """A proactive refresh refused, then the password: the token, not yet expired, is not dropped
+    (closing logs it out), but its refused refresh token is not offered again."""
+    now = [0.0]
+    refresh = "refresh-Kq8mWz3vLp"
+    answers: list[Any] = [{"access_token": "access-Tn5rXc2", "refresh_token": refresh, "expires_in": 3600}]
+    forms: list[dict[str, str]] = []
+
+    async def fetch(url: str, form: dict[str, str]) -> Any:
+        forms.append(form)
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    tokens = TokenManager(username="u", password=Secret("pw-Zr7u"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V1, f"{BASE}/v1/Token")
+    await tokens.current()
+    now[0] += 3590  # due for its refresh, valid for 10 s more
+    answers += [AuthenticationError("refresh refused"), AuthenticationError("HTTP 400: invalid_grant")]
+    with pytest.raises(AuthenticationError, match="invalid_grant"):
+        await tokens.current()
+    with pytest.raises(AuthenticationError, match="not sent again"):
+        await tokens.current()
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password"]
+    assert refresh not in tokens.redactor().scrub(f"Invalid refresh token {refresh}")  # still scrubbed
+    kept = tokens.forget()
+    assert kept is not None
+    assert (kept.access_token, kept.refresh_token) == ("access-Tn5rXc2", None)
 
 
 @pytest.mark.parametrize(

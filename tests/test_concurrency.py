@@ -437,7 +437,8 @@ async def test_a_request_outside_any_shared_flight_waiting_to_retry_ends_when_th
 async def test_a_token_renewed_while_the_client_logs_out_sends_nothing() -> None:
     """``aclose()`` forgets the token and logs it out (v7+). A renewal answered meanwhile must not
     send the request waiting for it (here a job start) with a fresh token that nothing logs out:
-    the request ends with `ClientStateError` like every other one in flight."""
+    the request ends with `ClientStateError` like every other one in flight, and the fresh token
+    is logged out after the old one."""
     simulator = Simulator(SimulatorConfig(seed=1, organizations=2, api_versions=("v8",)))
     inner = httpx.ASGITransport(app=create_app(simulator=simulator))
     held, release, answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -472,4 +473,5 @@ async def test_a_token_renewed_while_the_client_logs_out_sends_nothing() -> None
     with pytest.raises(ClientStateError, match="closed"):
         await asyncio.wait_for(action, timeout=10)
     assert [method for method, path in sent if not path.endswith(("/Token", "/logout"))] == ["GET"]
-    assert simulator.stats.logouts == {"v8": 1}
+    assert simulator.stats.logouts == {"v8": 2}
+    assert [path for _, path in sent].count("/v8/token/logout") == 2

@@ -20,6 +20,8 @@ import pytest
 import uvicorn
 
 import vbo_async.simulator as simulator_module
+import vbo_async.simulator._stats as stats_module
+import vbo_async.simulator._tokens as tokens_module
 from vbo_async.simulator import (
     Faults,
     SimulatedError,
@@ -236,6 +238,60 @@ async def test_access_tokens_expire_by_the_clock(clock: FakeClock) -> None:
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 200
         clock.advance(2)
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 401
+
+
+def test_the_token_store_forgets_expired_tokens(clock: FakeClock) -> None:
+    """A client that logs in every sweep and never logs out (v1, v6) must not grow the simulator's
+    tables for ever: expired access tokens and unused refresh tokens past their lifetime are dropped,
+    while a recent token still refreshes after its access token expired, and an expired one still
+    gets the version's 401."""
+    simulator = Simulator(SimulatorConfig(token_lifetime=60), clock=clock)
+    pairs = [simulator.password_grant("admin", "admin") for _ in range(500)]
+    clock.advance(61)
+    refreshed = simulator.refresh_grant(str(pairs[-1]["refresh_token"]))  # access expired, refresh not
+    for version, body in (
+        ("v1", {"message": "Authorization has been denied for this request."}),
+        ("v8", None),
+    ):
+        with pytest.raises(SimulatedError) as refused:
+            simulator.authenticate(f"Bearer {pairs[0]['access_token']}", version=version)
+        assert (refused.value.status_code, refused.value.body) == (401, body)
+    assert simulator.authenticate(f"Bearer {refreshed['access_token']}") == refreshed["access_token"]
+    clock.advance(tokens_module.REFRESH_LIFETIME)
+    with pytest.raises(SimulatedError, match="refresh token is invalid"):
+        simulator.refresh_grant(str(pairs[0]["refresh_token"]))
+    last = simulator.password_grant("admin", "admin")
+    assert simulator.authenticate(f"Bearer {last['access_token']}") == last["access_token"]
+    assert simulator.revoke_tokens(refresh_tokens=True) == 2  # the last pair alone is held
+
+
+def test_the_token_store_is_bounded_however_fast_clients_log_in(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logins faster than tokens expire (or a stopped clock) keep at most `MAX_TOKENS` pairs: the
+    oldest are forgotten first, the newest keep working."""
+    monkeypatch.setattr(tokens_module, "MAX_TOKENS", 50)
+    simulator = Simulator(SimulatorConfig(token_lifetime=3600), clock=clock)
+    pairs = [simulator.password_grant("admin", "admin") for _ in range(200)]
+    with pytest.raises(SimulatedError):
+        simulator.authenticate(f"Bearer {pairs[0]['access_token']}")
+    with pytest.raises(SimulatedError, match="refresh token is invalid"):
+        simulator.refresh_grant(str(pairs[0]["refresh_token"]))
+    newest = pairs[-1]
+    assert simulator.authenticate(f"Bearer {newest['access_token']}") == newest["access_token"]
+    simulator.refresh_grant(str(newest["refresh_token"]))
+    assert simulator.revoke_tokens(refresh_tokens=True) <= 2 * 50
+
+
+def test_the_token_log_keeps_the_newest_requests_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-running simulator with a client logging in every sweep: the log of token requests
+    keeps the newest `TOKEN_LOG_KEPT`, while the counters count them all."""
+    monkeypatch.setattr(stats_module, "TOKEN_LOG_KEPT", 5)
+    stats = stats_module.SimulatorStats()
+    for status in range(12):
+        stats.record_token_request(stats_module.TokenRequest("v8", "password", (), None, status))
+    assert [request.status for request in stats.token_log] == [7, 8, 9, 10, 11]
+    assert stats.token_requests == {"password": 12}
 
 
 async def test_token_endpoint_accepts_json_bodies(client: httpx.AsyncClient) -> None:

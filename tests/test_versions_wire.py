@@ -36,7 +36,7 @@ from vbo_async import (
 )
 from vbo_async import _client as client_module
 
-from .conftest import FAST, PASSWORD, USERNAME
+from .conftest import FAST, PASSWORD, USERNAME, assert_closing_ends_waiting_calls
 from .versions_data import (
     JOB_ID,
     ORG_ID,
@@ -75,11 +75,11 @@ class Server:
 
     def client(self, **options: Any) -> VBOClient:
         options.setdefault("retry", FAST)
+        options.setdefault("api_version", self.version)
         return VBOClient(
             BASE,
             username=USERNAME,
             password=PASSWORD,
-            api_version=self.version,
             verify=_UNUSED_TLS,
             transport=httpx.MockTransport(self.router.async_handler),
             **options,
@@ -770,3 +770,133 @@ async def test_a_call_made_while_aclose_logs_out_gets_no_new_token() -> None:
         await closing
     assert [form["grant_type"] for form in server.forms] == ["password"]
     assert vbo.token_requests == 1
+
+
+async def test_a_token_renewed_while_aclose_logs_out_is_logged_out_too() -> None:
+    """A renewal in flight when ``aclose()`` begins may still be granted (here the server answers
+    it after the logout of the old token arrived): that token is logged out as well, once."""
+    server = Server("v8")
+    logout_seen = asyncio.Event()
+    renewing = asyncio.Event()
+    bearers: list[str] = []
+
+    async def token(request: httpx.Request) -> httpx.Response:
+        server.forms.append(dict(parse_qsl(request.content.decode())))
+        if len(server.forms) == 2:
+            renewing.set()
+            await logout_seen.wait()  # granted while the client logs out
+        return httpx.Response(200, json=token_body(len(server.forms)))
+
+    def logout(request: httpx.Request) -> httpx.Response:
+        bearers.append(request.headers["authorization"])
+        logout_seen.set()
+        return httpx.Response(204)
+
+    server.router.post("/v8/Token").mock(side_effect=token)
+    server.router.post("/v8/token/logout").mock(side_effect=logout)
+    server.router.get("/v8/Jobs").mock(
+        side_effect=[httpx.Response(200, json=server.collection([], "Jobs")), httpx.Response(401)]
+    )
+    vbo = server.client()
+    await vbo.jobs()
+    call = asyncio.create_task(vbo.jobs())  # its 401 renews the token
+    await renewing.wait()
+    await vbo.aclose()
+    with pytest.raises(ClientStateError, match="clos"):
+        await call
+    assert [form["grant_type"] for form in server.forms] == ["password", "refresh_token"]
+    assert bearers == [f"Bearer {token_body(n)['access_token']}" for n in (1, 2)]
+
+
+async def test_a_version_found_while_aclose_runs_is_logged_out() -> None:
+    """An ``"auto"`` client closed while its first grant (the v8 probe) is in flight: the token
+    that grant brings is logged out at that version's endpoint, though the client never used it."""
+    server = Server("v8")
+    asked = asyncio.Event()
+    answer = asyncio.Event()
+
+    async def token(request: httpx.Request) -> httpx.Response:
+        server.forms.append(dict(parse_qsl(request.content.decode())))
+        asked.set()
+        await answer.wait()
+        return httpx.Response(200, json=token_body(len(server.forms)))
+
+    server.router.post("/v8/Token").mock(side_effect=token)
+    logout = server.router.post("/v8/token/logout").respond(204)
+    vbo = server.client(api_version="auto")
+    call = asyncio.create_task(vbo.jobs())
+    await asked.wait()
+    closing = asyncio.create_task(vbo.aclose())
+    await asyncio.sleep(0)  # aclose has begun (nothing before its first await suspends)
+    answer.set()
+    await closing
+    with pytest.raises(ClientStateError, match="clos"):
+        await call
+    assert len(server.forms) == 1
+    assert logout.call_count == 1
+    assert logout.calls.last.request.headers["authorization"] == f"Bearer {token_body(1)['access_token']}"
+    assert vbo.api_version is None  # found while closing: not taken up
+
+
+async def test_a_renewal_that_never_answers_holds_aclose_only_within_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``aclose()`` waits for a grant in flight (its token would need logging out) no longer than
+    it waits for the logout: a token endpoint that never answers is given up, its caller ends with
+    `ClientStateError`, the old token was logged out and no task is left behind."""
+    monkeypatch.setattr(client_module, "LOGOUT_TIMEOUT", 0.05)
+    server = Server("v8")
+    renewing = asyncio.Event()
+
+    async def token(request: httpx.Request) -> httpx.Response:
+        server.forms.append(dict(parse_qsl(request.content.decode())))
+        if len(server.forms) > 1:
+            renewing.set()
+            await asyncio.Event().wait()  # never answers
+        return httpx.Response(200, json=token_body(len(server.forms)))
+
+    server.router.post("/v8/Token").mock(side_effect=token)
+    logout = server.router.post("/v8/token/logout").respond(204)
+    server.router.get("/v8/Jobs").mock(
+        side_effect=[httpx.Response(200, json=server.collection([], "Jobs")), httpx.Response(401)]
+    )
+    vbo = server.client()
+    await vbo.jobs()
+    await assert_closing_ends_waiting_calls(vbo, [vbo.jobs], renewing)
+    assert logout.call_count == 1
+    assert logout.calls.last.request.headers["authorization"] == f"Bearer {token_body(1)['access_token']}"
+
+
+async def test_a_refresh_refused_while_aclose_logs_out_sends_no_password() -> None:
+    """The logout of the old token revokes its refresh token, so a refresh in flight is refused:
+    the client is closing, so the password is not sent again for a token nothing would use."""
+    server = Server("v8")
+    logout_seen = asyncio.Event()
+    renewing = asyncio.Event()
+
+    async def token(request: httpx.Request) -> httpx.Response:
+        server.forms.append(dict(parse_qsl(request.content.decode())))
+        if server.forms[-1]["grant_type"] == "refresh_token":
+            renewing.set()
+            await logout_seen.wait()
+            return httpx.Response(400, json={"error": "invalid_grant"})
+        return httpx.Response(200, json=token_body(len(server.forms)))
+
+    def logout(request: httpx.Request) -> httpx.Response:
+        logout_seen.set()
+        return httpx.Response(204)
+
+    server.router.post("/v8/Token").mock(side_effect=token)
+    logouts = server.router.post("/v8/token/logout").mock(side_effect=logout)
+    server.router.get("/v8/Jobs").mock(
+        side_effect=[httpx.Response(200, json=server.collection([], "Jobs")), httpx.Response(401)]
+    )
+    vbo = server.client()
+    await vbo.jobs()
+    call = asyncio.create_task(vbo.jobs())
+    await renewing.wait()
+    await vbo.aclose()
+    with pytest.raises(ClientStateError, match="clos"):
+        await call
+    assert [form["grant_type"] for form in server.forms] == ["password", "refresh_token"]
+    assert logouts.call_count == 1

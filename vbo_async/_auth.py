@@ -11,7 +11,9 @@ handler's deadline) leaves it running for the others; the last one gone cancels 
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused. A password the server refused is not sent again for a while
 (`REFUSED_PAUSE`), by a renewal or by `probe`: the grants share one lock, so none is sent while
-another is in flight.
+another is in flight. Once the client closes (`TokenManager.forget`) no grant is started, and
+a token that a grant already in flight brings is not used but handed to the client's logout
+(`TokenManager.granted_while_closing`).
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.
@@ -185,6 +187,9 @@ class TokenManager:
         """The renewal in progress, shared by every caller waiting for it."""
         self._closed = False
         """Set by `forget`: the client is closing, and no token is obtained any more."""
+        self._late: list[tuple[Token, Dialect]] = []
+        """Tokens granted after `forget` by a grant already in flight, with the dialect of the
+        endpoint that granted each: unused, but live on the server until logged out."""
         self._refusal: _Refusal | None = None
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
         self.requests = 0
@@ -209,7 +214,7 @@ class TokenManager:
                 token = await self._password_grant(url, dialect)
             except NotFoundError:
                 return False
-            self._check_open()  # closed meanwhile: as `_renew`
+            self._check_late(token, dialect)  # closed meanwhile: as `_renew`
             self._endpoint = (url, dialect)
             self._retire(self._token)
             self._token = token
@@ -220,7 +225,7 @@ class TokenManager:
         token = self._token
         if token is not None and self._clock() < token.refresh_at:
             return token
-        return await self._renewed(token)
+        return await self._renewed(token, refused=False)
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
@@ -228,27 +233,38 @@ class TokenManager:
         token = self._token
         if token is not None and token is not stale:
             return token
-        return await self._renewed(stale)
+        return await self._renewed(stale, refused=True)
 
-    async def _renewed(self, old: Token | None) -> Token:
+    async def _renewed(self, old: Token | None, *, refused: bool) -> Token:
         """The token of the renewal in progress, or of one started now to replace ``old``.
 
         Callers waiting at the same time share its outcome: a failure is not asked again at once
         (a burst of refused password grants can lock the account out, and a throttled token
         endpoint would be hammered)."""
         self._check_open()
-        return await self._renewals.run("renewal", lambda: self._renew(old))
+        return await self._renewals.run("renewal", lambda: self._renew(old, refused=refused))
 
-    async def _renew(self, old: Token | None) -> Token:
+    async def _renew(self, old: Token | None, *, refused: bool) -> Token:
         async with self._lock:  # `probe` (discovery) takes it too
             self._check_open()
-            token = await self._obtain(old)
+            if self._endpoint is None:
+                raise ClientStateError("no token endpoint: the API version is not known yet")
+            url, dialect = self._endpoint
+            token = await self._obtain(old, url, dialect, refused=refused)
             # Closing began while the token was asked for (`forget`): it is not used, so no
-            # request goes out with a token the logout did not end.
-            self._check_open()
+            # request goes out with a token the logout did not end; it is logged out instead.
+            self._check_late(token, dialect)
             self._retire(self._token)
             self._token = token
             return token
+
+    async def granted_while_closing(self) -> list[tuple[Token, Dialect]]:
+        """After `forget`: wait for the grant in flight, if any, then the tokens granted since
+        `forget` (each with the dialect of its endpoint), for the client to log out; each is
+        returned once."""
+        async with self._lock:
+            late, self._late = self._late, []
+        return late
 
     async def aclose(self) -> None:
         """Cancel the renewal in progress and wait until it has stopped (the client is closing:
@@ -290,17 +306,41 @@ class TokenManager:
         if self._closed:
             raise ClientStateError("the client is closed")
 
-    async def _obtain(self, old: Token | None) -> Token:
-        if self._endpoint is None:
-            raise ClientStateError("no token endpoint: the API version is not known yet")
-        url, dialect = self._endpoint
+    def _check_late(self, token: Token, dialect: Dialect) -> None:
+        """`_check_open` after a grant: a token granted once closing began is kept for
+        `granted_while_closing` (and scrubbed from messages), not used."""
+        if self._closed:
+            self._late.append((token, dialect))
+            self._retire(token)
+            self._check_open()
+
+    async def _obtain(self, old: Token | None, url: str, dialect: Dialect, *, refused: bool) -> Token:
+        """A new token for ``old`` (``refused``: the server refused it; else it is due for
+        renewal): the refresh grant, then the password grant."""
         extras = dialect.token_form
         if old is not None and old.refresh_token is not None:
             try:
                 return await self._request(url, refresh_form(old.refresh_token, extras))
             except (AuthenticationError, DecodeError):
+                # Closing began meanwhile (its logout may be why it was refused): the password
+                # is not sent for a token nothing would use.
+                self._check_open()
                 log.debug("refresh token refused or its answer unreadable; using the password grant")
+            try:
+                return await self._password_grant(url, dialect)
+            except VBOError:
+                if self._token is old:
+                    self._spend(old, refused=refused)
+                raise
         return await self._password_grant(url, dialect)
+
+    def _spend(self, old: Token, *, refused: bool) -> None:
+        """``old``'s refresh token was refused (and no token replaced it): it is not offered again,
+        nor ``old`` once the server refused it too or it expired, so while the password is paused
+        calls fail without a request. A token still valid keeps serving (and is logged out)."""
+        self._retire(old)  # its refresh token stays scrubbed from messages
+        spent = refused or self._clock() >= old.expires_at
+        self._token = None if spent else attrs.evolve(old, refresh_token=None)
 
     async def _password_grant(self, url: str, dialect: Dialect) -> Token:
         """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`): then

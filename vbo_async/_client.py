@@ -47,6 +47,7 @@ from ._models import (
 from ._pages import with_limit
 from ._retry import RetryPolicy
 from ._sending import Sender, build_http
+from ._tokens import Token
 from ._urls import ApiRoot
 
 __all__ = ["API_VERSIONS", "DEFAULT_MAX_RESPONSE_BYTES", "JobAction", "VBOClient", "tls_context"]
@@ -215,25 +216,28 @@ class VBOClient:
 
     async def aclose(self) -> None:
         """Close the client: log out (v7+, within a few seconds; a failed or hung logout is only
-        logged), cancel the shared GETs in flight, forget the token and close the connection
-        pool. Requests still in flight or waiting for a slot, in any task, end with
-        `ClientStateError`, as does every later call; closing twice is harmless. Closing from
-        another event loop than the client's raises `ClientStateError`."""
+        logged), also a token a grant already in flight brings meanwhile, cancel the shared GETs
+        in flight, forget the token and close the connection pool. Requests still in flight or
+        waiting for a slot, in any task, end with `ClientStateError`, as does every later call;
+        closing twice is harmless. Closing from another event loop than the client's raises
+        `ClientStateError`."""
         if self._fetcher.closed:
             return
         self._fetcher.check_usable()
         token = self._tokens.forget()
         dialect = self._dialect
         try:
-            if token is not None and dialect is not None and dialect.logout is not None:
-                url = self._root.url(f"/{dialect.version}/{dialect.logout.render()}")
-                try:
-                    async with asyncio.timeout(LOGOUT_TIMEOUT):
-                        await self._fetcher.logout(url, token.access_token)
-                except TimeoutError:
-                    log.debug(
-                        "no answer to the logout at %s within %s s; closing anyway", url, LOGOUT_TIMEOUT
-                    )
+            try:
+                async with asyncio.timeout(LOGOUT_TIMEOUT):
+                    if token is not None and dialect is not None:
+                        await self._log_out(token, dialect)
+                    if dialect is None or dialect.logout is not None:
+                        # A grant in flight (a renewal, the probe of "auto") may still bring a
+                        # token: the server keeps it live until it is logged out too.
+                        for late, its_dialect in await self._tokens.granted_while_closing():
+                            await self._log_out(late, its_dialect)
+            except TimeoutError:
+                log.debug("no answer to the logout within %s s; closing anyway", LOGOUT_TIMEOUT)
         finally:
             # Also when the logout was cancelled (a shutdown with a deadline) or failed unexpectedly:
             # a client that began closing never goes on sending with a fresh token.
@@ -244,6 +248,12 @@ class VBOClient:
                     await self._tokens.aclose()
                 finally:
                     await self._discovery.cancel_all()
+
+    async def _log_out(self, token: Token, dialect: Dialect) -> None:
+        """Log ``token`` out at ``dialect``'s logout endpoint (v7+; nothing before)."""
+        if dialect.logout is not None:
+            url = self._root.url(f"/{dialect.version}/{dialect.logout.render()}")
+            await self._fetcher.logout(url, token.access_token)
 
     # --- the API version ----------------------------------------------------------------------------
 

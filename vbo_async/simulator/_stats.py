@@ -6,7 +6,11 @@ from collections import Counter
 
 import attrs
 
-__all__ = ["SimulatorStats", "TokenRequest"]
+__all__ = ["TOKEN_LOG_KEPT", "SimulatorStats", "TokenRequest"]
+
+TOKEN_LOG_KEPT = 10_000
+"""Token requests `SimulatorStats.token_log` keeps, the newest: a long-running simulator whose
+clients log in every sweep must not grow without bound (the counters count them all)."""
 
 
 @attrs.frozen
@@ -31,7 +35,7 @@ class SimulatorStats:
     - `by_endpoint`: requests per ``(method, lower-cased path)``, e.g. ``("GET", "/v1/jobs")``.
     - `token_requests`: token requests that reached an endpoint, per ``grant_type`` (all versions).
     - `token_requests_by_version`: the same per ``(version, grant_type)``.
-    - `token_log`: every such request in order, as a `TokenRequest`.
+    - `token_log`: those requests in order, as a `TokenRequest` (the newest `TOKEN_LOG_KEPT`).
     - `logouts`: accepted ``POST /vN/token/logout`` per version.
     - `job_actions`: job actions that were applied, per ``(job id, action)``.
     - `faults`: injected faults per kind (``latency``, ``latency_spike``, ``error``,
@@ -54,3 +58,5 @@ class SimulatorStats:
         self.token_requests[request.grant_type] += 1
         self.token_requests_by_version[(request.version, request.grant_type)] += 1
         self.token_log.append(request)
+        if len(self.token_log) > TOKEN_LOG_KEPT:
+            del self.token_log[0]
