@@ -654,6 +654,34 @@ async def test_429_on_the_token_endpoint_is_not_bad_credentials(fake: FakeVBO, s
     assert fake.api_requests == []
 
 
+async def test_a_throttled_token_endpoint_is_not_asked_again_before_its_retry_after(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """A token endpoint that answered 429 with a ``Retry-After`` past the policy (VB365's hourly
+    quota: 3600) is not asked again before then: each later call (a sweep's next tenant) raises
+    the same `RateLimitedError`, saying how long is left, without a request; after it, it is."""
+    serve_jobs(fake)
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "3600"})]
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(RateLimitedError) as first:
+            await vbo.jobs()
+        assert first.value.retry_after == 3600
+        now[0] += 600
+        for _ in range(3):
+            with pytest.raises(RateLimitedError) as held:
+                await vbo.jobs()
+        assert held.value.retry_after == 3000
+        assert "retry after 3000 s" in str(held.value)
+        assert len(fake.token_requests) == 1
+        now[0] += 3000
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 2
+    assert sleeps == []
+
+
 async def test_a_401_loop_ends_in_authentication_error(fake: FakeVBO, vbo: VBOClient) -> None:
     serve_jobs(fake)
     fake.reject_all_tokens = True

@@ -47,7 +47,7 @@ def test_the_policy_keeps_its_fields_defaults_and_names() -> None:
         "wait_max": 5.0,
         "wait_jitter": 0.5,
         "timeout": 120.0,
-        "max_retry_after": 30.0,
+        "max_retry_after": 60.0,
         "statuses": RETRY_STATUSES,
     }
     assert frozenset({429, 500, 502, 503, 504}) == RETRY_STATUSES
@@ -308,3 +308,13 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 def test_parse_retry_after_never_raises_and_is_capped(value: str, cap: float, now: dt.datetime) -> None:
     seconds = parse_retry_after(value, now=now, cap=cap)
     assert seconds is None or 0 <= seconds <= cap
+
+
+def test_a_retry_after_past_max_retry_after_is_no_retry() -> None:
+    """Retrying before the server's ``Retry-After`` would be refused again, and waiting it out
+    is more than the policy allows: the request is given up at once."""
+    policy = RetryPolicy(max_retry_after=60, timeout=None)
+    assert may_retry(policy, attempts_made=1, elapsed=0, next_wait=60, retry_after=60)
+    assert not may_retry(policy, attempts_made=1, elapsed=0, next_wait=60, retry_after=60.5)
+    assert not may_retry(policy, attempts_made=1, elapsed=0, next_wait=60, retry_after=INF)
+    assert may_retry(policy, attempts_made=1, elapsed=0, next_wait=0.1, retry_after=None)

@@ -11,7 +11,8 @@ handler's deadline) leaves it running for the others; the last one gone cancels 
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused. A password the server refused is not sent again for a while
 (`REFUSED_PAUSE`), by a renewal or by `probe`: the grants share one lock, so none is sent while
-another is in flight.
+another is in flight. A token endpoint that throttled the client (a 429 with ``Retry-After``) is not
+asked again before that wait is over.
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.
@@ -35,10 +36,12 @@ from ._exceptions import (
     ConfigError,
     DecodeError,
     NotFoundError,
+    RateLimitedError,
     VBOError,
 )
 from ._flights import Flights
 from ._redact import Redactor
+from ._status import retry_hint
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
 __all__ = ["MAX_RENEWALS", "RETIRED_KEPT", "Secret", "TokenManager", "TokenUnavailable"]
@@ -141,6 +144,29 @@ class _Refusal:
         )
 
 
+@attrs.frozen
+class _Throttle:
+    """The token endpoint's last 429, and until when (the client's clock) its ``Retry-After``
+    asks not to be called again."""
+
+    error: RateLimitedError
+    at: float
+    until: float
+
+    def held(self, now: float) -> RateLimitedError:
+        """The throttle raised again, ``now``: no grant is sent."""
+        error, left = self.error, self.until - now
+        return RateLimitedError(
+            f"the token endpoint throttled this client {_seconds(now - self.at)} ago and is not asked "
+            f"again before its Retry-After ends; {retry_hint(left, dt.datetime.now(dt.UTC))}",
+            status_code=error.status_code,
+            error_code=error.error_code,
+            method=error.method,
+            url=error.url,
+            retry_after=left,
+        )
+
+
 def _seconds(value: float) -> str:
     return f"{max(1, round(value))} s"
 
@@ -187,6 +213,8 @@ class TokenManager:
         """Set by `forget`: the client is closing, and no token is obtained any more."""
         self._refusal: _Refusal | None = None
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
+        self._throttle: _Throttle | None = None
+        """The token endpoint's last 429 with a ``Retry-After``: no grant is sent before it ends."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
 
@@ -322,6 +350,19 @@ class TokenManager:
         return token
 
     async def _request(self, url: str, form: dict[str, str]) -> Token:
+        """One grant, unless the token endpoint's last ``Retry-After`` is not over (then its 429
+        again, and nothing is sent: each call of a sweep would be one more request into the
+        throttle, which counts them)."""
+        throttle = self._throttle
+        if throttle is not None and self._clock() < throttle.until:
+            raise throttle.held(self._clock())
         self.requests += 1
-        data = await self._fetch(url, form)
+        try:
+            data = await self._fetch(url, form)
+        except RateLimitedError as exc:
+            if exc.retry_after is not None:
+                now = self._clock()
+                self._throttle = _Throttle(error=exc, at=now, until=now + exc.retry_after)
+            raise
+        self._throttle = None
         return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))

@@ -80,7 +80,9 @@ class APIError(VBOError):
     """The server answered with a status that is not a success, and retrying did not help.
 
     ``message`` is read leniently from the body (``message``, ``error_description``/``error``,
-    or a short excerpt of a non-JSON body); ``error_code`` is the v7+ ``errorCode`` if sent.
+    or a short excerpt of a non-JSON body); ``error_code`` is the v7+ ``errorCode`` if sent;
+    ``retry_after`` the seconds the server's ``Retry-After`` asked to wait (None when it named
+    none), which the message also gives with the time it ends.
     """
 
     def __init__(
@@ -91,10 +93,12 @@ class APIError(VBOError):
         error_code: str | None = None,
         method: str | None = None,
         url: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, method=method, url=url)
         self.status_code = status_code
         self.error_code = error_code
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return f"HTTP {self.status_code}: {super().__str__()}"

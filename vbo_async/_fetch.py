@@ -10,6 +10,7 @@ leads back to a page already read (whatever query noise it adds) ends there.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
@@ -20,7 +21,7 @@ from ._dialects import DIALECTS, Dialect
 from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
 from ._flights import Flights
 from ._pages import page_identity, with_limit
-from ._retry import RetryPolicy
+from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import error_for_status, read_error_body
 from ._urls import ApiRoot, scrub_error, scrubbed_link_error, with_query
@@ -104,9 +105,10 @@ class Fetcher:
 
     def expect_success(self, answer: Answer, method: str, url: str) -> bytes:
         """The body of a 2xx answer; otherwise raise the error for its status (server text in it
-        scrubbed of the client's secrets)."""
+        scrubbed of the client's secrets; a ``Retry-After`` said as when to try again)."""
         if 200 <= answer.status_code < 300:
             return answer.body
+        now = dt.datetime.now(dt.UTC)
         error = error_for_status(
             answer.status_code,
             answer.body,
@@ -114,6 +116,8 @@ class Fetcher:
             url=url,
             content_type=answer.headers.get("content-type"),
             scrub=self.scrub,
+            retry_after=parse_retry_after(answer.headers.get("retry-after"), now=now, cap=RETRY_AFTER_LIMIT),
+            now=now,
         )
         self.hide_secrets(error)  # the URL may be an href quoting a secret
         raise error
