@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -430,24 +429,6 @@ def test_a_page_of_a_million_tiny_items_costs_memory_proportional_to_its_body() 
     assert found["raised"] == "DecodeError"
     assert "max_page_items" in found["message"]
     assert found["rss_growth"] < TINY_ITEMS_RSS_FACTOR * found["body_bytes"], found
-
-
-@contextlib.contextmanager
-def warnings_of_vbo_async() -> Iterator[list[logging.LogRecord]]:
-    """The WARNING records of the ``vbo_async`` logger during the block (whatever pytest captures)."""
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    logger = logging.getLogger("vbo_async")
-    handler = Keep(logging.WARNING)
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 async def scenario_endless_listing(max_pages: int = 5) -> Outcome:

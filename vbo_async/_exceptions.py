@@ -6,7 +6,7 @@ Everything the library raises on purpose derives from `VBOError`; nothing else e
     VBOError
     ├── APIError                  the server answered with a non-success status
     │   ├── NotFoundError         404: unknown id or path
-    │   ├── RateLimitedError      429 after every retry
+    │   ├── RateLimitedError      429 after every retry (at once when its Retry-After is too long)
     │   └── ServerError           5xx after every retry
     ├── AuthenticationError       credentials or tokens refused (token endpoint 400/401/403, a
     │                             refused password held during its pause, 401 loop)
@@ -109,7 +109,8 @@ class NotFoundError(APIError):
 
 
 class RateLimitedError(APIError):
-    """429 still answered after the last retry."""
+    """429 still answered after the last retry, or at once when its ``Retry-After`` is longer than
+    ``RetryPolicy.max_retry_after`` (``retry_after`` says how long; the message, until when)."""
 
 
 class ServerError(APIError):
