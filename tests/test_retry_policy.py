@@ -211,9 +211,10 @@ def test_may_retry_counts_attempts_and_the_deadline() -> None:
     attempts_made=st.integers(0, 100),
     elapsed=st.floats(allow_nan=True),
     next_wait=st.floats(allow_nan=True),
+    retry_after=st.none() | st.floats(allow_nan=True),
 )
 def test_may_retry_matches_its_definition(
-    policy: RetryPolicy, attempts_made: int, elapsed: float, next_wait: float
+    policy: RetryPolicy, attempts_made: int, elapsed: float, next_wait: float, retry_after: float | None
 ) -> None:
     fits = (
         math.isfinite(elapsed)
@@ -222,8 +223,12 @@ def test_may_retry_matches_its_definition(
         and next_wait >= 0
         and (policy.timeout is None or elapsed + next_wait <= policy.timeout)
     )
-    expected = attempts_made < policy.attempts and fits
-    assert may_retry(policy, attempts_made=attempts_made, elapsed=elapsed, next_wait=next_wait) is expected
+    allowed = retry_after is None or math.isnan(retry_after) or retry_after <= policy.max_retry_after
+    expected = attempts_made < policy.attempts and fits and allowed
+    decided = may_retry(
+        policy, attempts_made=attempts_made, elapsed=elapsed, next_wait=next_wait, retry_after=retry_after
+    )
+    assert decided is expected
 
 
 @PROPERTY
