@@ -11,8 +11,8 @@ handler's deadline) leaves it running for the others; the last one gone cancels 
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused. A password the server refused is not sent again for a while
 (`REFUSED_PAUSE`), by a renewal or by `probe`: the grants share one lock, so none is sent while
-another is in flight. A token endpoint that throttled the client (a 429 with ``Retry-After``) is not
-asked again before that wait is over.
+another is in flight. A token endpoint that throttled the client (429 after the retries) is not
+asked again before its ``Retry-After`` is over, or for `THROTTLE_REST` seconds if it named none.
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.
@@ -44,7 +44,7 @@ from ._redact import Redactor
 from ._status import retry_hint
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
-__all__ = ["MAX_RENEWALS", "RETIRED_KEPT", "Secret", "TokenManager", "TokenUnavailable"]
+__all__ = ["MAX_RENEWALS", "RETIRED_KEPT", "THROTTLE_REST", "Secret", "TokenManager", "TokenUnavailable"]
 
 log = logging.getLogger("vbo_async")
 
@@ -144,6 +144,13 @@ class _Refusal:
         )
 
 
+THROTTLE_REST = 60.0
+"""Seconds the token endpoint is not asked again after 429s that named no ``Retry-After`` (the
+retries spent on them): VB365 counts token requests per minute too (5 a minute by default on v6,
+``vb365-v6-v8.md`` §3.4), and that reference's rule is to wait at least a minute after repeated
+429s. A 429 that names its wait is rested for that long instead."""
+
+
 @attrs.frozen
 class _Throttle:
     """The token endpoint's last 429, and until when (the client's clock) its ``Retry-After``
@@ -157,8 +164,8 @@ class _Throttle:
         """The throttle raised again, ``now``: no grant is sent."""
         error, left = self.error, self.until - now
         return RateLimitedError(
-            f"the token endpoint throttled this client {_seconds(now - self.at)} ago and is not asked "
-            f"again before its Retry-After ends; {retry_hint(left, dt.datetime.now(dt.UTC))}",
+            f"the token endpoint throttled this client {_seconds(now - self.at)} ago (HTTP 429) and is "
+            f"not asked again until its rest ends; {retry_hint(left, dt.datetime.now(dt.UTC))}",
             status_code=error.status_code,
             error_code=error.error_code,
             method=error.method,
@@ -214,7 +221,7 @@ class TokenManager:
         self._refusal: _Refusal | None = None
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
         self._throttle: _Throttle | None = None
-        """The token endpoint's last 429 with a ``Retry-After``: no grant is sent before it ends."""
+        """The token endpoint's last 429: no grant is sent before its rest ends."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
 
@@ -350,9 +357,9 @@ class TokenManager:
         return token
 
     async def _request(self, url: str, form: dict[str, str]) -> Token:
-        """One grant, unless the token endpoint's last ``Retry-After`` is not over (then its 429
-        again, and nothing is sent: each call of a sweep would be one more request into the
-        throttle, which counts them)."""
+        """One grant, unless the token endpoint's last 429 asked for a rest that is not over (its
+        ``Retry-After``, or `THROTTLE_REST`): then that 429 again, and nothing is sent (each call
+        of a sweep would be one more request into the throttle, which counts them)."""
         throttle = self._throttle
         if throttle is not None and self._clock() < throttle.until:
             raise throttle.held(self._clock())
@@ -360,9 +367,9 @@ class TokenManager:
         try:
             data = await self._fetch(url, form)
         except RateLimitedError as exc:
-            if exc.retry_after is not None:
-                now = self._clock()
-                self._throttle = _Throttle(error=exc, at=now, until=now + exc.retry_after)
+            now = self._clock()
+            rest = THROTTLE_REST if exc.retry_after is None else exc.retry_after
+            self._throttle = _Throttle(error=exc, at=now, until=now + rest)
             raise
         self._throttle = None
         return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
