@@ -25,6 +25,7 @@ from vbo_async._auth import (
     REFUSED_PAUSE,
     REFUSED_PAUSE_MAX,
     RETIRED_KEPT,
+    THROTTLE_REST,
     Secret,
     TokenManager,
 )
@@ -712,6 +713,63 @@ async def test_429_on_the_token_endpoint_is_not_bad_credentials(fake: FakeVBO, s
     assert len(fake.token_requests) == 4  # RetryPolicy.attempts
     assert sleeps.count(2.0) == 3
     assert fake.api_requests == []
+
+
+async def test_a_throttled_token_endpoint_is_not_asked_again_before_its_retry_after(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """A token endpoint that answered 429 with a ``Retry-After`` past the policy (VB365's hourly
+    quota: 3600) is not asked again before then: each later call (a sweep's next tenant) raises
+    the same `RateLimitedError`, saying how long is left, without a request; after it, it is."""
+    serve_jobs(fake)
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "3600"})]
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(RateLimitedError) as first:
+            await vbo.jobs()
+        assert first.value.retry_after == 3600
+        now[0] += 600
+        for _ in range(3):
+            with pytest.raises(RateLimitedError) as held:
+                await vbo.jobs()
+        assert held.value.retry_after == 3000
+        assert "retry after 3000 s" in str(held.value)
+        assert len(fake.token_requests) == 1
+        now[0] += 3000
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 2
+    assert sleeps == []
+
+
+async def test_a_token_endpoint_throttled_without_retry_after_rests_a_minute(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """429s that name no wait, until the retries are spent, are the per-minute bucket (VB365
+    counts token requests per minute too; the reference's rule: >= 60 s after repeated 429s):
+    the token endpoint is not asked again for `THROTTLE_REST` seconds. Each later call of a
+    sweep sent another round of grants into the throttle."""
+    serve_jobs(fake)
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"})] * 8
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(RateLimitedError) as first:
+            await vbo.jobs()
+        assert first.value.retry_after is None
+        assert len(fake.token_requests) == 4  # RetryPolicy.attempts
+        now[0] += THROTTLE_REST - 1
+        with pytest.raises(RateLimitedError) as held:
+            await vbo.jobs()
+        assert held.value.retry_after == 1
+        assert "retry after 1 s" in str(held.value)
+        assert len(fake.token_requests) == 4
+        now[0] += 1
+        fake.token_script.clear()
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 5
 
 
 async def test_a_401_loop_ends_in_authentication_error(fake: FakeVBO, vbo: VBOClient) -> None:

@@ -435,7 +435,7 @@ def faults(*, latency: float, revoke_every: float) -> Faults:
     return Faults(
         error_rate=0.1,
         rate_limit_rate=0.05,
-        retry_after=1,  # capped at 0 by max_retry_after: nothing sleeps a second
+        retry_after=0,  # nothing sleeps (one past max_retry_after=0 would not be retried at all)
         drop_rate=0.05,
         truncate_rate=0.05,
         revoke_every=revoke_every,

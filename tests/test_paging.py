@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from vbo_async import DecodeError, Job, JobSession, LinkError, VBOClient
+from vbo_async import APIError, DecodeError, Job, JobSession, LinkError, VBOClient
 
-from .conftest import FOREIGN, FakeVBO, client_for
+from .conftest import BASE, FOREIGN, FakeVBO, client_for
 
 JOB_ID = "70a8cbaf-642f-4c6f-934d-fb10e597a82a"
 
@@ -160,9 +160,12 @@ async def test_relative_next_links(fake: FakeVBO, vbo: VBOClient) -> None:
 
 
 @pytest.mark.parametrize("mode", ["await", "async for", "entry point"])
-async def test_self_linking_page_ends(
+async def test_a_self_linking_page_is_an_error_naming_the_listing(
     fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], mode: str
 ) -> None:
+    """A ``next`` back to a page already read is a loop: the listing cannot be known complete,
+    so it is an `APIError` (of a 200) naming it, after one request, not an end nor max_pages
+    requests."""
     path = f"/v1/Jobs/{JOB_ID}/JobSessions"
     for where in ("/v1/Jobs", path):
         fake.route(
@@ -175,29 +178,75 @@ async def test_self_linking_page_ends(
                 "_links": {"next": {"href": f"{FOREIGN}{where}"}},
             },
         )
-    if mode == "entry point":
-        items = await vbo.jobs()
-    else:
+    listed = f"{BASE}/v1/Jobs" if mode == "entry point" else f"{BASE}{path}"
+
+    async def listing() -> list[Any]:
+        if mode == "entry point":
+            return await vbo.jobs()
         seed[0]["_links"]["jobsessions"] = {"href": f"{FOREIGN}{path}"}
         job = await job_with_sessions_link(fake, vbo, [seed[0]])
         fake.requests.clear()
         if mode == "await":
-            items = await job.links.jobsessions
-        else:
-            items = [s async for s in job.links.jobsessions]
-    assert [item.id for item in items] == ["session-0", "session-1"]
+            return await job.links.jobsessions
+        return [s async for s in job.links.jobsessions]
+
+    with pytest.raises(APIError) as info:
+        await listing()
     assert len(fake.api_requests) == 1
+    assert info.value.status_code == 200
+    assert info.value.url == listed
+    assert f"the listing {listed} loops" in str(info.value)
 
 
-async def test_page_cycle_ends(fake: FakeVBO, vbo: VBOClient) -> None:
+async def test_a_page_cycle_is_an_error_naming_the_listing(fake: FakeVBO, vbo: VBOClient) -> None:
     fake.route("GET", "/v1/Jobs", page(JOBS[:2], offset=0, limit=2, path="/v1/Jobs", next_offset=2))
     fake.route(
         "GET",
         "/v1/Jobs?offset=2&limit=2",
         {"results": JOBS[2:4], "_links": {"next": {"href": f"{FOREIGN}/v1/Jobs"}}},
     )
-    jobs = await vbo.jobs()
-    assert [j.id for j in jobs] == [f"job-{i}" for i in range(4)]
+    with pytest.raises(APIError) as info:
+        await vbo.jobs()
+    assert len(fake.api_requests) == 2
+    assert info.value.url == f"{BASE}/v1/Jobs?offset=2&limit=2"  # the page whose next loops
+    assert f"the listing {BASE}/v1/Jobs loops" in str(info.value)
+    assert f"{BASE}/v1/Jobs already read" in str(info.value)
+
+
+async def test_an_empty_page_ends_the_listing_whatever_its_next_says(fake: FakeVBO, vbo: VBOClient) -> None:
+    """Pages are cut by offset: a page with no item has none after it either, so its ``next``
+    (servers send one only while more remain; a broken one always) is not followed, instead of
+    ``max_pages`` requests for empty pages."""
+    fake.route("GET", "/v1/Jobs", page(JOBS[:2], offset=0, limit=2, path="/v1/Jobs", next_offset=2))
+    for offset in range(2, 12, 2):
+        fake.route(
+            "GET",
+            f"/v1/Jobs?offset={offset}&limit=2",
+            page([], offset=offset, limit=2, path="/v1/Jobs", next_offset=offset + 2),
+        )
+    assert [j.id for j in await vbo.jobs()] == ["job-0", "job-1"]
+    assert len(fake.api_requests) == 2
+    fake.requests.clear()
+    assert [j.id async for j in vbo._fetcher.iterate(f"{BASE}/v1/Jobs", Job)] == ["job-0", "job-1"]
+    assert len(fake.api_requests) == 2
+
+
+async def test_a_page_whose_every_item_is_refused_is_not_empty(fake: FakeVBO) -> None:
+    """A sweep files the items it cannot decode: a page of nothing but those still goes on."""
+    fake.route(
+        "GET",
+        "/v1/Jobs",
+        page([{"id": "bad", "isEnabled": "maybe"}], offset=0, limit=1, path="/v1/Jobs", next_offset=1),
+    )
+    fake.route(
+        "GET",
+        "/v1/Jobs?offset=1&limit=1",
+        page(JOBS[:1], offset=1, limit=1, path="/v1/Jobs", next_offset=None),
+    )
+    async with client_for(fake) as vbo:
+        jobs, filed = await vbo._jobs_filed()
+    assert [j.id for j in jobs] == ["job-0"]
+    assert len(filed) == 1
     assert len(fake.api_requests) == 2
 
 

@@ -23,6 +23,7 @@ from vbo_async import (
     PollResult,
     PollTarget,
     Proxy,
+    RateLimitedError,
     RetryPolicy,
     ServerError,
     VBOClient,
@@ -202,6 +203,39 @@ async def test_a_failing_tenant_does_not_stop_the_others(tenants: Tenants, make_
             assert result.elapsed > 0
     assert tenants.gets("/v1/Organizations/org-07/Jobs") == 4  # retried like any GET, then given up
     assert len(tenants.fake.token_requests) == 2  # one token per client, however many targets
+
+
+async def test_a_throttled_server_fails_its_tenants_at_once_and_only_them(
+    tenants: Tenants, make_client: MakeClient, sleeps: list[float]
+) -> None:
+    """A server whose token endpoint is over its hourly quota (429, ``Retry-After: 3600``) is
+    asked once: each of its tenants gets the `RateLimitedError` saying when to retry, at once, and
+    the other server's tenants their jobs."""
+    throttled: list[httpx.Request] = []
+
+    def over_quota(request: httpx.Request) -> httpx.Response:
+        throttled.append(request)
+        return httpx.Response(429, headers={"Retry-After": "3600"})
+
+    a = make_client()
+    b = client_for(over_quota, base_url="https://vbo02.test:4443")
+    try:
+        results = await collect(poll_jobs(targets_for(tenants, a, b), concurrency=4, batch=False))
+    finally:
+        await b.aclose()
+
+    assert len(results) == 12
+    failed = [r for r in results if r.error is not None]
+    assert {r.target.client for r in failed} == {b}
+    assert len(failed) == 6
+    for result in failed:
+        assert isinstance(result.error, RateLimitedError)
+        assert result.error.retry_after is not None
+        assert 3590 <= result.error.retry_after <= 3600
+        assert "retry after" in str(result.error)
+    assert all(len(r.jobs) == 2 for r in results if r.error is None)
+    assert len(throttled) == 1
+    assert max(sleeps, default=0.0) == 0  # nothing waited for the throttle
 
 
 async def test_results_arrive_in_completion_order(tenants: Tenants, make_client: MakeClient) -> None:
@@ -547,11 +581,11 @@ async def test_a_sweep_never_iterated_starts_nothing(tenants: Tenants, make_clie
 
 async def test_200_tenants_against_the_simulator_with_faults() -> None:
     simulator_module = pytest.importorskip("vbo_async.simulator")
-    faults = simulator_module.Faults(error_rate=0.08, rate_limit_rate=0.08, retry_after=30, fault_seed=3)
+    faults = simulator_module.Faults(error_rate=0.08, rate_limit_rate=0.08, retry_after=0, fault_seed=3)
     config = simulator_module.SimulatorConfig(seed=5, organizations=200, faults=faults)
     app = simulator_module.create_app(config)
     simulator = app.state.simulator
-    # Retry-After is capped at 0 s: the 429s must not make the sweep wait 30 s each.
+    # Retry-After: 0 and no backoff: the 429s are retried at once, nothing waits.
     retry = RetryPolicy(attempts=10, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=0)
     clients = [
         VBOClient(

@@ -9,6 +9,7 @@ import json
 import re
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -16,6 +17,7 @@ from vbo_async import (
     APIError,
     AuthenticationError,
     NotFoundError,
+    RateLimitedError,
     RetryPolicy,
     ServerError,
     TransportError,
@@ -65,13 +67,76 @@ async def test_429_retry_after_seconds_is_honoured(
     assert sleeps == [1.0]  # stamina slept exactly the server's Retry-After
 
 
-async def test_retry_after_is_capped(fake: FakeVBO, sleeps: list[float], retries: list[Any]) -> None:
-    fake.route("GET", "/v1/Jobs/j1", failing(503, **{"Retry-After": "3600"}), JOB)
-    policy = RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=2.5)
-    async with client_for(fake, retry=policy) as vbo:
+def in_two_hours() -> str:
+    return email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(429, RateLimitedError), (503, ServerError)], ids=["429", "503"]
+)
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("3600", 3600), ("61", 61), (None, 7200), ("9" * 40, 3600)],
+    ids=["an hour", "past the cap", "an HTTP date", "40 digits"],
+)
+async def test_a_retry_after_longer_than_the_policy_allows_gives_up_at_once(
+    fake: FakeVBO,
+    sleeps: list[float],
+    retries: list[Any],
+    status: int,
+    error: type[APIError],
+    header: str | None,
+    seconds: int,
+) -> None:
+    """Retrying before the server's ``Retry-After`` would be refused again (VB365's throttle
+    announces 1, 60 or 3600 s): a wait longer than ``max_retry_after`` is not cut short and
+    retried into the throttle, nor slept through; the error says when to try again."""
+    fake.route("GET", "/v1/Jobs/j1", failing(status, **{"Retry-After": header or in_two_hours()}), JOB)
+    async with client_for(fake, retry=attrs.evolve(FAST, max_retry_after=60)) as vbo:
+        with pytest.raises(error) as info:
+            await vbo.job("j1")
+    assert len(job_gets(fake)) == 1
+    assert sleeps == []
+    assert retries == []
+    assert info.value.status_code == status
+    assert info.value.retry_after is not None
+    assert info.value.retry_after >= seconds - 5
+    assert re.search(r"retry after \d+ s \(at \d\d\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", str(info.value))
+    if header in ("3600", "61"):
+        assert f"retry after {header} s" in str(info.value)
+
+
+async def test_the_default_policy_waits_out_a_per_minute_throttle(
+    fake: FakeVBO, sleeps: list[float], retries: list[Any]
+) -> None:
+    """VB365's throttle counts per second, per minute and per hour (``Retry-After`` 1, 60 or
+    3600): the default policy waits out the first two, once, within its 120 s budget."""
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **{"Retry-After": "60"}), JOB)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert len(job_gets(fake)) == 2
+    assert [d.wait_for for d in retries] == [60.0]
+    assert sleeps == [60.0]
+
+
+async def test_the_last_retry_after_is_in_the_error(fake: FakeVBO, sleeps: list[float]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", *[failing(429, **{"Retry-After": "2"})] * 4)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        with pytest.raises(RateLimitedError) as info:
+            await vbo.job("j1")
+    assert len(job_gets(fake)) == 4
+    assert sleeps == [2.0] * 3
+    assert info.value.retry_after == 2
+    assert "retry after 2 s" in str(info.value)
+
+
+async def test_an_error_without_retry_after_says_none(fake: FakeVBO, vbo: VBOClient) -> None:
+    fake.route("GET", "/v1/Jobs/j1", *[failing(503)] * 4)
+    with pytest.raises(ServerError) as info:
         await vbo.job("j1")
-    assert [d.wait_for for d in retries] == [2.5]
-    assert sleeps == [2.5]
+    assert info.value.retry_after is None
+    assert "retry after" not in str(info.value)
 
 
 async def test_retry_after_http_date(fake: FakeVBO, sleeps: list[float], retries: list[Any]) -> None:
@@ -86,12 +151,13 @@ async def test_retry_after_http_date(fake: FakeVBO, sleeps: list[float], retries
     )
     policy = RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=30)
     async with client_for(fake, retry=policy) as vbo:
-        await vbo.job("j1")
-    first, second = (d.wait_for for d in retries)
+        with pytest.raises(RateLimitedError) as info:
+            await vbo.job("j1")
+    (first,) = (d.wait_for for d in retries)
     assert 0 < first <= 5  # the date, not the (zero) exponential backoff
-    assert second == pytest.approx(30)  # an hour away: capped
-    assert sleeps[0] == pytest.approx(first)
-    assert sleeps[1] == 30
+    assert sleeps == [pytest.approx(first)]
+    assert info.value.retry_after == pytest.approx(3600, abs=5)  # an hour away: past the policy
+    assert len(job_gets(fake)) == 2
 
 
 @pytest.mark.parametrize("value", ["Mon, 03 Apr 2017 10:00:00 GMT", "0", "-5"])

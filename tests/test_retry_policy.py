@@ -47,7 +47,7 @@ def test_the_policy_keeps_its_fields_defaults_and_names() -> None:
         "wait_max": 5.0,
         "wait_jitter": 0.5,
         "timeout": 120.0,
-        "max_retry_after": 30.0,
+        "max_retry_after": 60.0,
         "statuses": RETRY_STATUSES,
     }
     assert frozenset({429, 500, 502, 503, 504}) == RETRY_STATUSES
@@ -211,9 +211,10 @@ def test_may_retry_counts_attempts_and_the_deadline() -> None:
     attempts_made=st.integers(0, 100),
     elapsed=st.floats(allow_nan=True),
     next_wait=st.floats(allow_nan=True),
+    retry_after=st.none() | st.floats(allow_nan=True),
 )
 def test_may_retry_matches_its_definition(
-    policy: RetryPolicy, attempts_made: int, elapsed: float, next_wait: float
+    policy: RetryPolicy, attempts_made: int, elapsed: float, next_wait: float, retry_after: float | None
 ) -> None:
     fits = (
         math.isfinite(elapsed)
@@ -222,8 +223,12 @@ def test_may_retry_matches_its_definition(
         and next_wait >= 0
         and (policy.timeout is None or elapsed + next_wait <= policy.timeout)
     )
-    expected = attempts_made < policy.attempts and fits
-    assert may_retry(policy, attempts_made=attempts_made, elapsed=elapsed, next_wait=next_wait) is expected
+    allowed = retry_after is None or math.isnan(retry_after) or retry_after <= policy.max_retry_after
+    expected = attempts_made < policy.attempts and fits and allowed
+    decided = may_retry(
+        policy, attempts_made=attempts_made, elapsed=elapsed, next_wait=next_wait, retry_after=retry_after
+    )
+    assert decided is expected
 
 
 @PROPERTY
@@ -308,3 +313,13 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 def test_parse_retry_after_never_raises_and_is_capped(value: str, cap: float, now: dt.datetime) -> None:
     seconds = parse_retry_after(value, now=now, cap=cap)
     assert seconds is None or 0 <= seconds <= cap
+
+
+def test_a_retry_after_past_max_retry_after_is_no_retry() -> None:
+    """Retrying before the server's ``Retry-After`` would be refused again, and waiting it out
+    is more than the policy allows: the request is given up at once."""
+    policy = RetryPolicy(max_retry_after=60, timeout=None)
+    assert may_retry(policy, attempts_made=1, elapsed=0, next_wait=60, retry_after=60)
+    assert not may_retry(policy, attempts_made=1, elapsed=0, next_wait=60, retry_after=60.5)
+    assert not may_retry(policy, attempts_made=1, elapsed=0, next_wait=60, retry_after=INF)
+    assert may_retry(policy, attempts_made=1, elapsed=0, next_wait=0.1, retry_after=None)

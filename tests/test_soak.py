@@ -66,12 +66,12 @@ MAX_CONNECTIONS = MAX_CONCURRENCY + 1
 
 FAULTS = Faults(
     error_rate=0.08,  # 500/502/503
-    rate_limit_rate=0.04,  # 429 with Retry-After: 1
+    rate_limit_rate=0.04,  # 429 with Retry-After: 0
     drop_rate=0.04,  # head and half the body, then the connection is reset
     truncate_rate=0.04,  # half the body under the full Content-Length
     latency_spike_rate=0.05,
     latency_spike=0.05,
-    retry_after=1,
+    retry_after=0,  # retried at once: a Retry-After past max_retry_after would fail the request
     revoke_every=0.5,  # every access token revoked twice a second
     fault_seed=6,
 )
@@ -83,7 +83,8 @@ RETRY = RetryPolicy(
     attempts=10, wait_initial=0.001, wait_max=0.02, wait_jitter=0, max_retry_after=0.01, timeout=None
 )
 """Enough attempts that a GET fails only if ten in a row are spoiled (0.2**10 ≈ 1e-7); short waits
-so the soak measures the client, not its sleeps; Retry-After honoured but capped at 10 ms."""
+so the soak measures the client, not its sleeps; the simulator's Retry-After is 0 (a longer one than
+``max_retry_after`` is not retried at all)."""
 
 
 # --- instruments ---------------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ handler's deadline) leaves it running for the others; the last one gone cancels 
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused. A password the server refused is not sent again for a while
 (`REFUSED_PAUSE`), by a renewal or by `probe`: the grants share one lock, so none is sent while
-another is in flight. Once the client closes (`TokenManager.forget`) no grant is started, and
-a token that a grant already in flight brings is not used but handed to the client's logout
+another is in flight. A token endpoint that throttled the client (429 after the retries) is not
+asked again before its ``Retry-After`` is over, or for `THROTTLE_REST` seconds if it named none.
+Once the client closes (`TokenManager.forget`) no grant is started, and a token that a grant
+already in flight brings is not used but handed to the client's logout
 (`TokenManager.granted_while_closing`).
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
@@ -37,13 +39,15 @@ from ._exceptions import (
     ConfigError,
     DecodeError,
     NotFoundError,
+    RateLimitedError,
     VBOError,
 )
 from ._flights import Flights
 from ._redact import Redactor
+from ._status import retry_hint
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
-__all__ = ["MAX_RENEWALS", "RETIRED_KEPT", "Secret", "TokenManager", "TokenUnavailable"]
+__all__ = ["MAX_RENEWALS", "RETIRED_KEPT", "THROTTLE_REST", "Secret", "TokenManager", "TokenUnavailable"]
 
 log = logging.getLogger("vbo_async")
 
@@ -143,6 +147,36 @@ class _Refusal:
         )
 
 
+THROTTLE_REST = 60.0
+"""Seconds the token endpoint is not asked again after 429s that named no ``Retry-After`` (the
+retries spent on them): VB365 counts token requests per minute too (5 a minute by default on v6,
+``vb365-v6-v8.md`` §3.4), and that reference's rule is to wait at least a minute after repeated
+429s. A 429 that names its wait is rested for that long instead."""
+
+
+@attrs.frozen
+class _Throttle:
+    """The token endpoint's last 429, and until when (the client's clock) its ``Retry-After``
+    asks not to be called again."""
+
+    error: RateLimitedError
+    at: float
+    until: float
+
+    def held(self, now: float) -> RateLimitedError:
+        """The throttle raised again, ``now``: no grant is sent."""
+        error, left = self.error, self.until - now
+        return RateLimitedError(
+            f"the token endpoint throttled this client {_seconds(now - self.at)} ago (HTTP 429) and is "
+            f"not asked again until its rest ends; {retry_hint(left, dt.datetime.now(dt.UTC))}",
+            status_code=error.status_code,
+            error_code=error.error_code,
+            method=error.method,
+            url=error.url,
+            retry_after=left,
+        )
+
+
 def _seconds(value: float) -> str:
     return f"{max(1, round(value))} s"
 
@@ -192,6 +226,8 @@ class TokenManager:
         endpoint that granted each: unused, but live on the server until logged out."""
         self._refusal: _Refusal | None = None
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
+        self._throttle: _Throttle | None = None
+        """The token endpoint's last 429: no grant is sent before its rest ends."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
 
@@ -362,6 +398,19 @@ class TokenManager:
         return token
 
     async def _request(self, url: str, form: dict[str, str]) -> Token:
+        """One grant, unless the token endpoint's last 429 asked for a rest that is not over (its
+        ``Retry-After``, or `THROTTLE_REST`): then that 429 again, and nothing is sent (each call
+        of a sweep would be one more request into the throttle, which counts them)."""
+        throttle = self._throttle
+        if throttle is not None and self._clock() < throttle.until:
+            raise throttle.held(self._clock())
         self.requests += 1
-        data = await self._fetch(url, form)
+        try:
+            data = await self._fetch(url, form)
+        except RateLimitedError as exc:
+            now = self._clock()
+            rest = THROTTLE_REST if exc.retry_after is None else exc.retry_after
+            self._throttle = _Throttle(error=exc, at=now, until=now + rest)
+            raise
+        self._throttle = None
         return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))

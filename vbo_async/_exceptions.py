@@ -6,7 +6,7 @@ Everything the library raises on purpose derives from `VBOError`; nothing else e
     VBOError
     ├── APIError                  the server answered with a non-success status
     │   ├── NotFoundError         404: unknown id or path
-    │   ├── RateLimitedError      429 after every retry
+    │   ├── RateLimitedError      429 after every retry (at once when its Retry-After is too long)
     │   └── ServerError           5xx after every retry
     ├── AuthenticationError       credentials or tokens refused (token endpoint 400/401/403, a
     │                             refused password held during its pause, 401 loop)
@@ -80,7 +80,9 @@ class APIError(VBOError):
     """The server answered with a status that is not a success, and retrying did not help.
 
     ``message`` is read leniently from the body (``message``, ``error_description``/``error``,
-    or a short excerpt of a non-JSON body); ``error_code`` is the v7+ ``errorCode`` if sent.
+    or a short excerpt of a non-JSON body); ``error_code`` is the v7+ ``errorCode`` if sent;
+    ``retry_after`` the seconds the server's ``Retry-After`` asked to wait (None when it named
+    none), which the message also gives with the time it ends.
     """
 
     def __init__(
@@ -91,10 +93,12 @@ class APIError(VBOError):
         error_code: str | None = None,
         method: str | None = None,
         url: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, method=method, url=url)
         self.status_code = status_code
         self.error_code = error_code
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return f"HTTP {self.status_code}: {super().__str__()}"
@@ -105,7 +109,8 @@ class NotFoundError(APIError):
 
 
 class RateLimitedError(APIError):
-    """429 still answered after the last retry."""
+    """429 still answered after the last retry, or at once when its ``Retry-After`` is longer than
+    ``RetryPolicy.max_retry_after`` (``retry_after`` says how long; the message, until when)."""
 
 
 class ServerError(APIError):

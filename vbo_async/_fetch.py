@@ -4,12 +4,14 @@ The `Fetcher` is the links' `Navigator`: it turns URLs into decoded models throu
 `Sender` (the only network code), shares identical GETs in flight (`Flights`), decodes with the
 dialect of the API version each URL names (the `Decoder` is passed in), and bounds what a server
 can make it hold: at most ``max_page_items`` items per page (a body that could hold far more is
-refused before it is parsed) and ``max_pages`` pages per listing, and a listing whose ``next``
-leads back to a page already read (whatever query noise it adds) ends there.
+refused before it is parsed) and ``max_pages`` pages per listing; a listing whose ``next``
+leads back to a page already read (whatever query noise it adds) is an error, and one that reaches
+a page without items ends there.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
@@ -20,7 +22,7 @@ from ._dialects import DIALECTS, Dialect
 from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
 from ._flights import Flights
 from ._pages import page_identity, with_limit
-from ._retry import RetryPolicy
+from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import error_for_status, read_error_body
 from ._urls import ApiRoot, scrub_error, scrubbed_link_error, with_query
@@ -104,9 +106,10 @@ class Fetcher:
 
     def expect_success(self, answer: Answer, method: str, url: str) -> bytes:
         """The body of a 2xx answer; otherwise raise the error for its status (server text in it
-        scrubbed of the client's secrets)."""
+        scrubbed of the client's secrets; a ``Retry-After`` said as when to try again)."""
         if 200 <= answer.status_code < 300:
             return answer.body
+        now = dt.datetime.now(dt.UTC)
         error = error_for_status(
             answer.status_code,
             answer.body,
@@ -114,6 +117,8 @@ class Fetcher:
             url=url,
             content_type=answer.headers.get("content-type"),
             scrub=self.scrub,
+            retry_after=parse_retry_after(answer.headers.get("retry-after"), now=now, cap=RETRY_AFTER_LIMIT),
+            now=now,
         )
         self.hide_secrets(error)  # the URL may be an href quoting a secret
         raise error
@@ -235,12 +240,16 @@ class Fetcher:
         return list(items), next_url
 
     async def iterate(self, url: str, target: type[T], *, refused: Refused | None = None) -> AsyncIterator[T]:
-        """Every item of a collection, page by page, following ``next`` until it is absent.
+        """Every item of a collection, page by page, following ``next`` until it is absent or a
+        page has no items.
 
         The first request asks for pages as large as the version allows (``limit``), unless the
-        URL says otherwise. A ``next`` that names a page already fetched (compared without query
-        noise: parameter order, empty parameters, case of names) ends the iteration (logged); a
-        listing longer than ``max_pages`` pages is an `APIError`."""
+        URL says otherwise. Pages are cut by offset, so a page without items (none refused
+        either) has none after it: its ``next`` is not followed (servers send one only while more
+        remain; a broken one always would, for ``max_pages`` requests). A ``next`` that names a
+        page already fetched (compared without query noise: parameter order, empty parameters,
+        case of names) is a loop, after which the listing cannot be known complete: an
+        `APIError` (of a 200) naming the listing, as is a listing longer than ``max_pages``."""
         async with aclosing(self._pages(url, target, refused)) as pages:
             async for items in pages:
                 for item in items:
@@ -256,6 +265,16 @@ class Fetcher:
 
     async def _pages(self, url: str, target: type[T], refused: Refused | None) -> AsyncGenerator[list[T]]:
         dialect = self.dialect_of(url)
+        filed = 0  # items refused so far: a page of nothing but those is not an empty page
+        if refused is not None:
+            tell = refused
+
+            def counted(item: Any, error: DecodeError) -> None:
+                nonlocal filed
+                filed += 1
+                tell(item, error)
+
+            refused = counted
         seen: set[Any] = set()
         unseen: list[str] = []  # fetched, identity not yet taken: a one-page listing never needs it
         next_url: str | None = with_limit(url, dialect.page_limit)
@@ -271,14 +290,31 @@ class Fetcher:
                 )
                 self.hide_secrets(error)  # a link's URL may quote a secret
                 raise error
-            items, next_url = await self.fetch_page(next_url, target, refused=refused)
+            filed_before = filed
+            page_url = next_url
+            items, next_url = await self.fetch_page(page_url, target, refused=refused)
             pages += 1
             yield items
             if next_url is None:
                 return
+            if not items and filed == filed_before:
+                if log.isEnabledFor(logging.DEBUG):
+                    scrub = self.scrub or str
+                    log.debug(
+                        "page %s has no items; its next, %s, is not followed",
+                        scrub(page_url),
+                        scrub(next_url),
+                    )
+                return
             seen.update(page_identity(fetched) for fetched in unseen)
             unseen.clear()
             if page_identity(next_url) in seen:
-                shown = next_url if self.scrub is None else self.scrub(next_url)
-                log.warning("page %s links back to a page already fetched; stopping", shown)
-                return
+                error = APIError(
+                    f"the listing {url} loops: the next link of this page names {next_url} already "
+                    "read; refusing to read on (the listing cannot be known complete)",
+                    status_code=200,
+                    method="GET",
+                    url=page_url,
+                )
+                self.hide_secrets(error)  # a link's URL may quote a secret
+                raise error

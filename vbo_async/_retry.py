@@ -22,6 +22,7 @@ from ._tokens import parse_http_date
 __all__ = [
     "MAX_RETRY_AFTER_DIGITS",
     "RATE_LIMITED_WAIT",
+    "RETRY_AFTER_LIMIT",
     "RETRY_STATUSES",
     "RetryPolicy",
     "backoff",
@@ -40,6 +41,11 @@ earlier retry would only be refused again."""
 
 MAX_RETRY_AFTER_DIGITS = 12
 """Digits read of a ``Retry-After`` delay; a longer one (a 5,000-digit header) is simply capped."""
+
+RETRY_AFTER_LIMIT = 366 * 86400.0
+"""The longest ``Retry-After`` read as it is (a year); a longer one reads as this. What the
+server asked for is read up to here, to decide whether the policy allows waiting it out (see
+`may_retry`) and to say in the error when to try again."""
 
 _DELAY = re.compile(r"(-?)([0-9]+)(?:\.([0-9]*))?")
 """delay-seconds (RFC 9110: ``1*DIGIT``), with a fraction and a minus sign (meaning "now")
@@ -94,9 +100,11 @@ class RetryPolicy:
     ``wait_initial`` and ``wait_max`` seconds (plus up to ``wait_jitter`` seconds at random), at
     most ``attempts`` tries within ``timeout`` seconds of the first try (a wait for one of the
     client's slots before it does not count); a ``Retry-After`` is honoured up to
-    ``max_retry_after`` seconds, and a 429 without one waits at least a second (or ``wait_max`` if
-    that is less). Transport errors are retried, and answers whose status is in ``statuses``
-    (429, 500, 502, 503 and 504 by default).
+    ``max_retry_after`` seconds (a minute: VB365 throttles per second, minute and hour, answering
+    ``Retry-After`` 1, 60 or 3600), and one longer than that is not retried at all: the error
+    raised at once says when to try again. A 429 without one waits at least a second (or
+    ``wait_max`` if that is less). Transport errors are retried, and answers whose status is in
+    ``statuses`` (429, 500, 502, 503 and 504 by default).
 
     Every field is checked when the policy is built; an invalid one is a `ConfigError` naming it.
     ``statuses`` is stored as a frozenset.
@@ -107,7 +115,7 @@ class RetryPolicy:
     wait_max: float = attrs.field(default=5.0, validator=_check_non_negative)
     wait_jitter: float = attrs.field(default=0.5, validator=_check_non_negative)
     timeout: float | None = attrs.field(default=120.0, validator=_check_timeout)
-    max_retry_after: float = attrs.field(default=30.0, validator=_check_non_negative)
+    max_retry_after: float = attrs.field(default=60.0, validator=_check_non_negative)
     statuses: frozenset[int] = attrs.field(default=RETRY_STATUSES, converter=_statuses)
 
 
@@ -143,11 +151,22 @@ def backoff(
     return wait
 
 
-def may_retry(policy: RetryPolicy, *, attempts_made: int, elapsed: float, next_wait: float) -> bool:
+def may_retry(
+    policy: RetryPolicy,
+    *,
+    attempts_made: int,
+    elapsed: float,
+    next_wait: float,
+    retry_after: float | None = None,
+) -> bool:
     """Whether another attempt may be made: ``attempts_made`` (the first try included) is below
-    ``attempts``, and waiting ``next_wait`` more seconds still ends within ``timeout`` of the
+    ``attempts``, the server's ``retry_after`` (parsed, None when it named none) is at most
+    ``max_retry_after`` (retrying sooner would be refused again, waiting longer is more than the
+    policy allows), and waiting ``next_wait`` more seconds still ends within ``timeout`` of the
     first try (``elapsed`` seconds ago). Non-finite or negative times answer False."""
     if attempts_made >= policy.attempts:
+        return False
+    if retry_after is not None and retry_after > policy.max_retry_after:  # NaN: unreadable, as in `backoff`
         return False
     if not (math.isfinite(elapsed) and math.isfinite(next_wait)) or elapsed < 0 or next_wait < 0:
         return False

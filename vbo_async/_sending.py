@@ -48,7 +48,7 @@ from ._exceptions import (
     TransportError,
     VBOError,
 )
-from ._retry import RetryPolicy, backoff, may_retry, parse_retry_after
+from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, may_retry, parse_retry_after
 from ._status import IDEMPOTENT_METHODS
 from ._tokens import Token
 from ._urls import ApiRoot, scrub_error
@@ -228,14 +228,17 @@ class Sender:
                 else:
                     if not retryable or answer.status_code not in self._retry.statuses:
                         return answer
+                    # Read past the policy's cap: a longer wait is not cut short and retried into
+                    # the throttle, it is given up at once (the error says when to try again).
                     retry_after = parse_retry_after(
                         answer.headers.get("retry-after"),
                         now=dt.datetime.now(dt.UTC),
-                        cap=self._retry.max_retry_after,
+                        cap=RETRY_AFTER_LIMIT,
                     )
                     wait = self._wait(attempt, started, retry_after, answer.status_code)
                     if wait is None:
-                        self._gave_up(method, url, attempt, f"HTTP {answer.status_code}")
+                        reason = _status_reason(answer.status_code, retry_after, self._retry)
+                        self._gave_up(method, url, attempt, reason)
                         return answer
                     self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
                 await self._pause(wait)
@@ -271,7 +274,9 @@ class Sender:
         )
         now = time.monotonic()
         elapsed = now - (started[0] if started else now)
-        if not may_retry(self._retry, attempts_made=attempt, elapsed=elapsed, next_wait=wait):
+        if not may_retry(
+            self._retry, attempts_made=attempt, elapsed=elapsed, next_wait=wait, retry_after=retry_after
+        ):
             return None
         return wait
 
@@ -600,6 +605,15 @@ def _say_attempts(error: TransportError, attempts: int, first_try: list[float]) 
         return
     elapsed = time.monotonic() - first_try[0] if first_try else 0.0
     error.message = f"{error.message} (gave up after {attempts} attempts in {elapsed:.1f} s)"
+
+
+def _status_reason(status: int, retry_after: float | None, policy: RetryPolicy) -> str:
+    """Why an answer of ``status`` was given up, for the log: with the server's ``Retry-After``
+    when that was the reason (longer than the policy allows)."""
+    if retry_after is None or not retry_after > policy.max_retry_after:
+        return f"HTTP {status}"
+    cap = policy.max_retry_after
+    return f"HTTP {status} asking to retry after {retry_after:.0f} s, more than max_retry_after={cap:g} s"
 
 
 def _bearer(token: Token) -> tuple[bytes, bytes]:

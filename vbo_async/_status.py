@@ -6,6 +6,8 @@ rule; they are re-exported here for the modules that import them from this one.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +23,7 @@ from ._exceptions import (
     VBOError,
 )
 from ._printable import printable
-from ._retry import RETRY_STATUSES, parse_retry_after
+from ._retry import RETRY_AFTER_LIMIT, RETRY_STATUSES, parse_retry_after
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -29,6 +31,7 @@ __all__ = [
     "error_for_status",
     "parse_retry_after",
     "read_error_body",
+    "retry_hint",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -93,16 +96,29 @@ def error_for_status(
     url: str,
     content_type: str | None = None,
     scrub: Callable[[str], str] | None = None,
+    retry_after: float | None = None,
+    now: dt.datetime | None = None,
 ) -> VBOError:
     """The exception for a non-success answer (the caller raises it); server text in it is
-    passed through ``scrub`` first."""
+    passed through ``scrub`` first. ``retry_after`` (the answer's ``Retry-After``, parsed) is
+    kept in the `APIError` and, when not 0, said in its message (`retry_hint`, from ``now``)."""
     message, code = read_error_body(body, content_type, scrub)
     if status_code == 401:
         return AuthenticationError(
             message or "the server refused the access token (401)", method=method, url=url
         )
     text = message or _REASONS.get(status_code, "request failed")
-    kwargs: dict[str, Any] = {"status_code": status_code, "error_code": code, "method": method, "url": url}
+    if retry_after is not None and math.isnan(retry_after):
+        retry_after = None
+    if retry_after is not None and retry_after > 0:  # "retry after 0 s" would say nothing
+        text = f"{text}; {retry_hint(retry_after, now or dt.datetime.now(dt.UTC))}"
+    kwargs: dict[str, Any] = {
+        "status_code": status_code,
+        "error_code": code,
+        "method": method,
+        "url": url,
+        "retry_after": retry_after,
+    }
     if status_code == 404:
         return NotFoundError(text, **kwargs)
     if status_code == 429:
@@ -110,6 +126,15 @@ def error_for_status(
     if status_code >= 500:
         return ServerError(text, **kwargs)
     return APIError(text, **kwargs)
+
+
+def retry_hint(seconds: float, now: dt.datetime) -> str:
+    """When to try again, said for an error: ``retry after 60 s (at 2026-11-30 13:01:00 UTC)``;
+    whole seconds rounded up (never sooner than the server asked). ``seconds`` is at most
+    `RETRY_AFTER_LIMIT` (a year), as `parse_retry_after` reads it."""
+    wait = math.ceil(min(max(seconds, 0.0), RETRY_AFTER_LIMIT))
+    when = now.astimezone(dt.UTC) + dt.timedelta(seconds=wait)
+    return f"retry after {wait} s (at {when:%Y-%m-%d %H:%M:%S} UTC)"
 
 
 _REASONS = {
