@@ -940,3 +940,49 @@ async def test_the_guide_documents_every_metric_kind_and_alert(servers: dict[str
     alerts = re.findall(r"^ +- alert: (\w+)$", RULES.read_text(encoding="utf-8"), re.M)
     assert alerts
     assert all(f"| `{alert}` |" in text for alert in alerts), alerts
+
+
+async def test_a_server_too_big_to_list_whole_is_read_tenant_by_tenant() -> None:
+    """A server whose whole job listing is over the client's ``max_response_bytes`` while each
+    tenant's is not: ``poll`` and ``check`` read it tenant by tenant (``poll_jobs(batch=None)``),
+    and so does ``serve``, instead of every tenant failing with the whole listing's error."""
+    server = Server("big", ("v1",), seed=12, organizations=8)
+    await server.client.aclose()
+    server.client = VBOClient(
+        "https://big.test:4443",
+        username="admin",
+        password="admin",
+        transport=server.wire,
+        retry=FAST,
+        max_response_bytes=256 * 1024,
+    )
+    server.spec = ServerSpec(name="big", client=server.client)
+
+    def padded(path: str, data: Any) -> Any:
+        if path.endswith("/v1/jobs"):  # the server-wide listing only, not a tenant's
+            for item in data:
+                item["description"] = "x" * 64 * 1024
+        return data
+
+    try:
+        expected = {job.id for job in await server.client.jobs()}  # before the padding
+        server.wire.edit = padded
+        exporter = exporter_of(server)
+        body = await swept(exporter)
+    finally:
+        await server.client.aclose()
+    assert expected
+    assert jobs_of(body, "big") == expected
+    assert {s.value for s in samples(body, PREFIX + "organization_up")} == {1.0}
+    assert exporter.errors["big"]["organization"] == 0
+
+
+def test_a_whole_server_is_batched_and_a_choice_of_tenants_is_left_to_poll_jobs() -> None:
+    """``poll_jobs``'s own choice (``batch=None``: a batch for 8 or more tenants of a server, with
+    its fallback for listings too big to read whole), as poll and check make it; a server swept
+    whole with fewer tenants is one batch still, its whole listing being all that is swept."""
+    assert _sweeps.batch_mode("all", 3) is True
+    assert _sweeps.batch_mode("all", 8) is None
+    assert _sweeps.batch_mode("all", 500) is None
+    assert _sweeps.batch_mode(("a", "b", "c"), 3) is None
+    assert _sweeps.batch_mode(tuple("abcdefghij"), 10) is None
