@@ -29,7 +29,8 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from prometheus_client import ProcessCollector
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -37,7 +38,7 @@ from vbo_async import HealthState, VBOClient
 from vbo_async._cli import _serve, _sweeps
 from vbo_async._cli._exit import CLIError, Outcome
 from vbo_async._cli._exporter import Exporter
-from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, render
+from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, crc32_combine, render
 from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async._cli._targets import read_targets
@@ -661,6 +662,66 @@ async def test_the_render_of_no_server_is_empty() -> None:
     assert render([], {}).text() == b""
 
 
+async def test_servers_rendered_apart_and_joined_are_what_prometheus_client_renders_at_once(
+    servers: dict[str, Server],
+) -> None:
+    """Each server's series are rendered on their own and joined family by family: the text is
+    byte for byte prometheus_client's rendering of every server's families at once (one ``# HELP``
+    and ``# TYPE`` per family, its samples together), and its CRC and size are right."""
+    down = Server("down", ("v8",), seed=9)
+    down.wire.down = True
+    try:
+        exporter = exporter_of(servers["v8"], down, servers["v1"])
+        snapshots = await exporter.sweep()
+    finally:
+        await down.client.aclose()
+    registry = CollectorRegistry(auto_describe=False)
+    for spec in METRICS:
+        labels = ("server", *spec.labels)
+        if spec.type == "counter":
+            family: Any = CounterMetricFamily(spec.name, spec.help, labels=labels)
+            for snapshot in snapshots:
+                for kind in ERROR_KINDS:
+                    family.add_metric((snapshot.server, kind), exporter.errors[snapshot.server][kind])
+        else:
+            family = GaugeMetricFamily(spec.name, spec.help, labels=labels)
+            for snapshot in snapshots:
+                for found, number in snapshot.samples.get(spec.name, ()):
+                    family.add_metric((snapshot.server, *found), number)
+        if family.samples:
+            registry.register(Fixed(family))
+    expected = generate_latest(registry)
+    for exposition in (exporter.exposition, render(snapshots, exporter.errors)):
+        assert exposition.text() == expected
+        assert (exposition.crc, exposition.size) == (zlib.crc32(expected), len(expected))
+    assert gzip.decompress(exporter.body(gzip=True)).startswith(expected)
+
+
+class Fixed:
+    """A collector of one metric family."""
+
+    def __init__(self, family: Any) -> None:
+        self.family = family
+
+    def collect(self) -> Any:
+        return [self.family]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (b"", b""),
+        (b"abc", b""),
+        (b"", b"xyz"),
+        (b"veeam_vb365_up 1.0\n", b"x" * 100_003),
+        (bytes(256), b"\xff" * 7),
+    ],
+)
+def test_crc32_combine_is_the_crc_of_the_joined_texts(first: bytes, second: bytes) -> None:
+    combined = crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
+    assert combined == zlib.crc32(first + second)
+
+
 # --- the command ------------------------------------------------------------------------------------
 
 
@@ -784,9 +845,9 @@ def _dead_servers(count: int) -> str:
     return "".join(_table(f"dead{n}", f"https://vbo{n}{UNANSWERED}:4443") for n in range(count))
 
 
-async def _published(client: httpx.AsyncClient, server: str) -> bool:
+async def _published(client: httpx.AsyncClient, server: str, up: str = "1.0") -> bool:
     body = (await client.get("/metrics", headers={"Accept-Encoding": "gzip"})).content
-    return f'{PREFIX}up{{server="{server}"}} 1.0' in body.decode()
+    return f'{PREFIX}up{{server="{server}"}} {up}' in body.decode()
 
 
 async def test_name_lookups_that_hang_do_not_starve_the_exporter(
@@ -824,6 +885,7 @@ async def test_name_lookups_that_hang_do_not_starve_the_exporter(
                 base = f"http://127.0.0.1:{sock.getsockname()[1]}"
                 async with httpx.AsyncClient(base_url=base) as client:
                     await wait_for_async(lambda: _published(client, "east"))
+                    await wait_for_async(lambda: _published(client, "dead0", up="0.0"))
                     body = (await client.get("/metrics")).text  # plain text: rendered in a thread too
                 os.kill(os.getpid(), signal.SIGTERM)
                 outcome = await asyncio.wait_for(task, HANG_GUARD)
@@ -986,3 +1048,32 @@ def test_a_whole_server_is_batched_and_a_choice_of_tenants_is_left_to_poll_jobs(
     assert _sweeps.batch_mode("all", 500) is None
     assert _sweeps.batch_mode(("a", "b", "c"), 3) is None
     assert _sweeps.batch_mode(tuple("abcdefghij"), 10) is None
+
+
+async def test_each_server_is_published_as_soon_as_its_sweep_ends() -> None:
+    """A server hanging within a long ``--timeout`` holds up only itself: the others' series are
+    published as soon as their sweeps end, and they go on being swept every interval meanwhile,
+    while the hanging one is never swept twice at once."""
+    fast, slow = Server("fast", ("v8",), seed=21), Server("slow", ("v8",), seed=22)
+    slow.wire.gate = gate = asyncio.Event()
+    exporter = exporter_of(fast, slow, interval=0.2, budget=10 * HANG_GUARD)
+    exporter.start()
+    try:
+        await wait_for(lambda: bool(jobs_of(exporter.body(gzip=False), "fast")))
+        body = exporter.body(gzip=False)
+        assert value(body, PREFIX + "up", server="fast") == 1
+        assert not samples(body, PREFIX + "up", server="slow"), "nothing of a server not swept yet"
+        await wait_for(lambda: len(fast.wire.listings()) >= 3)
+        assert len(slow.wire.listings()) == 1
+        assert exporter.stats.sweeps == 0, "no sweep of every server completed yet"
+        gate.set()
+        await wait_for(lambda: bool(jobs_of(exporter.body(gzip=False), "slow")))
+        await wait_for(lambda: exporter.stats.sweeps >= 1)
+        body = exporter.body(gzip=False)
+        assert jobs_of(body, "fast") == {job.id for job in await fast.client.jobs()}
+        assert jobs_of(body, "slow") == {job.id for job in await slow.client.jobs()}
+        assert value(body, SELF_PREFIX + "servers_up") == 2
+    finally:
+        await exporter.stop()
+        await fast.client.aclose()
+        await slow.client.aclose()
