@@ -1077,3 +1077,44 @@ async def test_each_server_is_published_as_soon_as_its_sweep_ends() -> None:
         await exporter.stop()
         await fast.client.aclose()
         await slow.client.aclose()
+
+
+async def test_cancelling_serve_leaves_no_task_behind(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``_serve`` cancelled (by whoever embeds it) stops its loops and closes its clients, and
+    leaves no task of its own running: its wait for a signal included."""
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    simulator: Simulator = app.state.simulator
+    async with serve(app) as port:
+        targets = read_targets(
+            write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{port}/v8"))
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        before = asyncio.all_tasks()
+        task = asyncio.create_task(
+            _serve._serve(
+                targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=60, budget=None, concurrency=8
+            )
+        )
+        try:
+            await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
+            await wait_for(lambda: simulator.stats.requests > 0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0)  # a task cancelled but not awaited would end here
+            left = [t for t in asyncio.all_tasks() - before if "uvicorn" not in _code_file(t)]
+            assert left == []
+        finally:
+            task.cancel()
+            sock.close()
+    assert simulator.stats.logouts["v8"] == 1
+
+
+def _code_file(task: asyncio.Task[Any]) -> str:
+    """The file of the code ``task`` runs (the simulator's server runs its own tasks)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code.co_filename if code is not None else ""
