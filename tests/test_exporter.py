@@ -35,6 +35,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from vbo_async import HealthState, VBOClient
+from vbo_async._cli import _exporter as _exporter_module
+from vbo_async._cli import _exposition as _exposition_module
 from vbo_async._cli import _serve, _sweeps
 from vbo_async._cli._exit import CLIError, Outcome
 from vbo_async._cli._exporter import Exporter
@@ -1118,3 +1120,31 @@ def _code_file(task: asyncio.Task[Any]) -> str:
     """The file of the code ``task`` runs (the simulator's server runs its own tasks)."""
     code = getattr(task.get_coro(), "cr_code", None)
     return code.co_filename if code is not None else ""
+
+
+async def test_a_server_whose_publishing_fails_holds_up_only_itself(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An internal error after a server's sweep (rendering its series) is logged and counted,
+    that server's loop goes on, and the other server is published and swept as before."""
+    real = _exposition_module.render_server
+
+    def buggy(snapshot: Any, errors: Any) -> Any:
+        if snapshot.server == "v8":
+            raise RuntimeError("a rendering bug")
+        return real(snapshot, errors)
+
+    monkeypatch.setattr(_exporter_module, "render_server", buggy)
+    exporter = exporter_of(servers["v8"], servers["v1"], interval=0.2)
+    exporter.start()
+    try:
+        await wait_for(lambda: exporter.stats.failed_sweeps >= 2 and len(servers["v1"].wire.listings()) >= 2)
+        body = exporter.body(gzip=False)
+        assert jobs_of(body, "v1")
+        assert not samples(body, PREFIX + "up", server="v8")
+        assert exporter.stats.sweeps == 0, "v8 was never published"
+        assert not exporter.health()[0]
+        assert len(servers["v8"].wire.listings()) >= 2, "v8's loop goes on"
+    finally:
+        await exporter.stop()
+    assert "the sweep of v8 failed on an internal error" in caplog.text
