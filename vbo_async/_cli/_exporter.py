@@ -118,18 +118,20 @@ class Exporter:
             for kind, count in snapshot.errors.items():
                 totals[kind] += count
             self._announce(snapshot)
-            rendering = time.perf_counter()
-            part = await asyncio.to_thread(render_server, snapshot, dict(totals))
-            await self._publish(part, began=began, rendering=rendering)
+            await self._publish(snapshot, dict(totals), began=began)
         finally:
             self._sweeping -= 1
             self.stats.in_progress = self._sweeping > 0
         return snapshot
 
-    async def _publish(self, part: ServerPart, *, began: float, rendering: float) -> None:
-        """Publish ``part`` with the other servers' last parts, in one assignment. One publish at
-        a time, so a later one always holds what an earlier one held."""
+    async def _publish(self, snapshot: ServerSnapshot, errors: dict[str, int], *, began: float) -> None:
+        """Render ``snapshot`` (with its server's running ``errors``) and publish it with the
+        other servers' last series, in one assignment. One server at a time: a later publish
+        always holds what an earlier one held, and servers ending together do not render in as
+        many threads at once, each slowing the event loop down."""
         async with self._publishing:
+            rendering = time.perf_counter()
+            part = await asyncio.to_thread(render_server, snapshot, errors)
             self._parts[part.server] = part
             parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
             exposition = await asyncio.to_thread(assemble, parts)

@@ -55,20 +55,21 @@ _LEVEL = 6
 
 @attrs.frozen
 class Exposition:
-    """A rendered exposition: ``deflated`` is its raw deflate stream, flushed to a byte boundary
-    but not finished (so more can follow), ``crc`` the CRC-32 and ``size`` the length of the
-    text it holds."""
+    """A rendered exposition: ``deflated`` is its raw deflate stream, in pieces (the servers'
+    segments are shared, not copied, by the exposition that joins them), flushed to a byte
+    boundary but not finished (so more can follow), ``crc`` the CRC-32 and ``size`` the length
+    of the text it holds."""
 
-    deflated: bytes
+    deflated: tuple[bytes, ...]
     crc: int
     size: int
 
     def text(self) -> bytes:
         """The exposition as text (decompressed for each call)."""
-        return zlib.decompressobj(-15).decompress(self.deflated)
+        return zlib.decompressobj(-15).decompress(b"".join(self.deflated))
 
 
-EMPTY = Exposition(b"", 0, 0)
+EMPTY = Exposition((), 0, 0)
 """Before the first sweep: no series of any server."""
 
 
@@ -108,7 +109,7 @@ def render_server(snapshot: ServerSnapshot, errors: Mapping[str, int]) -> Server
         text = generate_latest(_One(family))[len(_header(spec)) :]
         # A full flush ends the segment on a byte boundary and forgets what came before it.
         deflated = compressor.compress(text) + compressor.flush(zlib.Z_FULL_FLUSH)
-        segments[spec.name] = Exposition(deflated, zlib.crc32(text), len(text))
+        segments[spec.name] = Exposition((deflated,), zlib.crc32(text), len(text))
     return ServerPart(snapshot.server, segments, up=snapshot.up, jobs=snapshot.jobs)
 
 
@@ -127,10 +128,10 @@ def assemble(parts: Sequence[ServerPart]) -> Exposition:
         crc = zlib.crc32(header, crc)
         size += len(header)
         for segment in segments:
-            chunks.append(segment.deflated)
+            chunks += segment.deflated
             crc = crc32_combine(crc, segment.crc, segment.size)
             size += segment.size
-    return Exposition(b"".join(chunks), crc, size)
+    return Exposition(tuple(chunks), crc, size)
 
 
 def _header(spec: MetricSpec) -> bytes:
@@ -330,4 +331,4 @@ def response_body(exposition: Exposition, own: bytes, *, gzip: bool) -> bytes:
     crc = zlib.crc32(own, exposition.crc)
     size = (exposition.size + len(own)) & 0xFFFFFFFF
     header = b"\x1f\x8b\x08\x00" + struct.pack("<I", int(time.time())) + b"\x00\xff"
-    return b"".join((header, exposition.deflated, tail, struct.pack("<II", crc, size)))
+    return b"".join((header, *exposition.deflated, tail, struct.pack("<II", crc, size)))
