@@ -1148,3 +1148,25 @@ async def test_a_server_whose_publishing_fails_holds_up_only_itself(
     finally:
         await exporter.stop()
     assert "the sweep of v8 failed on an internal error" in caplog.text
+
+
+async def test_healthz_names_what_it_waits_for(servers: dict[str, Server]) -> None:
+    """Before every server is published, ``/healthz`` says how many are; once stale, it names
+    the server published longest ago."""
+    servers["v1"].wire.gate = gate = asyncio.Event()
+    exporter = exporter_of(servers["v8"], servers["v1"], interval=60)
+    exporter.start()
+    try:
+        await wait_for(lambda: exporter.stats.published == 1)
+        healthy, line = exporter.health()
+        assert not healthy
+        assert line.startswith("no sweep completed yet (started ")
+        assert line.endswith("; 1 of 2 servers published)")
+        gate.set()
+        await wait_for(lambda: exporter.stats.sweeps == 1)
+        assert exporter.stats.last_end is not None
+        healthy, line = exporter.health(now=exporter.stats.last_end + 3 * 60 + 1)
+        assert not healthy
+        assert line == "the last sweep of v8 completed 181 s ago, more than 3 intervals of 60 s"
+    finally:
+        await exporter.stop()

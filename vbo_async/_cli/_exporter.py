@@ -220,7 +220,10 @@ class Exporter:
             return False, "the sweep loop is not running"
         if stats.last_end is None:
             since = now - (stats.started if stats.started is not None else now)
-            return False, f"no sweep completed yet (started {since:.0f} s ago)"
+            return False, (
+                f"no sweep completed yet (started {since:.0f} s ago; "
+                f"{stats.published} of {stats.servers} servers published)"
+            )
         age = now - stats.last_end
         if age > stats.stale_after:
             periods = (
@@ -228,7 +231,11 @@ class Exporter:
                 if self.budget <= self.interval
                 else f"per-server time budgets of {self.budget:g} s (--timeout)"
             )
-            return False, f"the last sweep completed {age:.0f} s ago, more than {HEALTHY_INTERVALS} {periods}"
+            oldest = min(self._published, key=lambda name: self._published[name][1])
+            return False, (
+                f"the last sweep of {oldest} completed {age:.0f} s ago, "
+                f"more than {HEALTHY_INTERVALS} {periods}"
+            )
         return True, (
             f"ok: the last sweep completed {age:.0f} s ago; {stats.servers_up} of {stats.servers} servers up"
         )
