@@ -1103,7 +1103,8 @@ async def test_cancelling_serve_leaves_no_task_behind(
         )
         try:
             await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
-            await wait_for(lambda: simulator.stats.requests > 0)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+                await wait_for_async(lambda: _healthy(client))
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
