@@ -29,15 +29,18 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from prometheus_client import ProcessCollector
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from vbo_async import HealthState, VBOClient
+from vbo_async._cli import _exporter as _exporter_module
+from vbo_async._cli import _exposition as _exposition_module
 from vbo_async._cli import _serve, _sweeps
 from vbo_async._cli._exit import CLIError, Outcome
 from vbo_async._cli._exporter import Exporter
-from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, render
+from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, crc32_combine, render
 from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async._cli._targets import read_targets
@@ -661,6 +664,66 @@ async def test_the_render_of_no_server_is_empty() -> None:
     assert render([], {}).text() == b""
 
 
+async def test_servers_rendered_apart_and_joined_are_what_prometheus_client_renders_at_once(
+    servers: dict[str, Server],
+) -> None:
+    """Each server's series are rendered on their own and joined family by family: the text is
+    byte for byte prometheus_client's rendering of every server's families at once (one ``# HELP``
+    and ``# TYPE`` per family, its samples together), and its CRC and size are right."""
+    down = Server("down", ("v8",), seed=9)
+    down.wire.down = True
+    try:
+        exporter = exporter_of(servers["v8"], down, servers["v1"])
+        snapshots = await exporter.sweep()
+    finally:
+        await down.client.aclose()
+    registry = CollectorRegistry(auto_describe=False)
+    for spec in METRICS:
+        labels = ("server", *spec.labels)
+        if spec.type == "counter":
+            family: Any = CounterMetricFamily(spec.name, spec.help, labels=labels)
+            for snapshot in snapshots:
+                for kind in ERROR_KINDS:
+                    family.add_metric((snapshot.server, kind), exporter.errors[snapshot.server][kind])
+        else:
+            family = GaugeMetricFamily(spec.name, spec.help, labels=labels)
+            for snapshot in snapshots:
+                for found, number in snapshot.samples.get(spec.name, ()):
+                    family.add_metric((snapshot.server, *found), number)
+        if family.samples:
+            registry.register(Fixed(family))
+    expected = generate_latest(registry)
+    for exposition in (exporter.exposition, render(snapshots, exporter.errors)):
+        assert exposition.text() == expected
+        assert (exposition.crc, exposition.size) == (zlib.crc32(expected), len(expected))
+    assert gzip.decompress(exporter.body(gzip=True)).startswith(expected)
+
+
+class Fixed:
+    """A collector of one metric family."""
+
+    def __init__(self, family: Any) -> None:
+        self.family = family
+
+    def collect(self) -> Any:
+        return [self.family]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (b"", b""),
+        (b"abc", b""),
+        (b"", b"xyz"),
+        (b"veeam_vb365_up 1.0\n", b"x" * 100_003),
+        (bytes(256), b"\xff" * 7),
+    ],
+)
+def test_crc32_combine_is_the_crc_of_the_joined_texts(first: bytes, second: bytes) -> None:
+    combined = crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
+    assert combined == zlib.crc32(first + second)
+
+
 # --- the command ------------------------------------------------------------------------------------
 
 
@@ -784,9 +847,9 @@ def _dead_servers(count: int) -> str:
     return "".join(_table(f"dead{n}", f"https://vbo{n}{UNANSWERED}:4443") for n in range(count))
 
 
-async def _published(client: httpx.AsyncClient, server: str) -> bool:
+async def _published(client: httpx.AsyncClient, server: str, up: str = "1.0") -> bool:
     body = (await client.get("/metrics", headers={"Accept-Encoding": "gzip"})).content
-    return f'{PREFIX}up{{server="{server}"}} 1.0' in body.decode()
+    return f'{PREFIX}up{{server="{server}"}} {up}' in body.decode()
 
 
 async def test_name_lookups_that_hang_do_not_starve_the_exporter(
@@ -824,6 +887,7 @@ async def test_name_lookups_that_hang_do_not_starve_the_exporter(
                 base = f"http://127.0.0.1:{sock.getsockname()[1]}"
                 async with httpx.AsyncClient(base_url=base) as client:
                     await wait_for_async(lambda: _published(client, "east"))
+                    await wait_for_async(lambda: _published(client, "dead0", up="0.0"))
                     body = (await client.get("/metrics")).text  # plain text: rendered in a thread too
                 os.kill(os.getpid(), signal.SIGTERM)
                 outcome = await asyncio.wait_for(task, HANG_GUARD)
@@ -940,3 +1004,170 @@ async def test_the_guide_documents_every_metric_kind_and_alert(servers: dict[str
     alerts = re.findall(r"^ +- alert: (\w+)$", RULES.read_text(encoding="utf-8"), re.M)
     assert alerts
     assert all(f"| `{alert}` |" in text for alert in alerts), alerts
+
+
+async def test_a_server_too_big_to_list_whole_is_read_tenant_by_tenant() -> None:
+    """A server whose whole job listing is over the client's ``max_response_bytes`` while each
+    tenant's is not: ``poll`` and ``check`` read it tenant by tenant (``poll_jobs(batch=None)``),
+    and so does ``serve``, instead of every tenant failing with the whole listing's error."""
+    server = Server("big", ("v1",), seed=12, organizations=8)
+    await server.client.aclose()
+    server.client = VBOClient(
+        "https://big.test:4443",
+        username="admin",
+        password="admin",
+        transport=server.wire,
+        retry=FAST,
+        max_response_bytes=256 * 1024,
+    )
+    server.spec = ServerSpec(name="big", client=server.client)
+
+    def padded(path: str, data: Any) -> Any:
+        if path.endswith("/v1/jobs"):  # the server-wide listing only, not a tenant's
+            for item in data:
+                item["description"] = "x" * 64 * 1024
+        return data
+
+    try:
+        expected = {job.id for job in await server.client.jobs()}  # before the padding
+        server.wire.edit = padded
+        exporter = exporter_of(server)
+        body = await swept(exporter)
+    finally:
+        await server.client.aclose()
+    assert expected
+    assert jobs_of(body, "big") == expected
+    assert {s.value for s in samples(body, PREFIX + "organization_up")} == {1.0}
+    assert exporter.errors["big"]["organization"] == 0
+
+
+def test_a_whole_server_is_batched_and_a_choice_of_tenants_is_left_to_poll_jobs() -> None:
+    """``poll_jobs``'s own choice (``batch=None``: a batch for 8 or more tenants of a server, with
+    its fallback for listings too big to read whole), as poll and check make it; a server swept
+    whole with fewer tenants is one batch still, its whole listing being all that is swept."""
+    assert _sweeps.batch_mode("all", 3) is True
+    assert _sweeps.batch_mode("all", 8) is None
+    assert _sweeps.batch_mode("all", 500) is None
+    assert _sweeps.batch_mode(("a", "b", "c"), 3) is None
+    assert _sweeps.batch_mode(tuple("abcdefghij"), 10) is None
+
+
+async def test_each_server_is_published_as_soon_as_its_sweep_ends() -> None:
+    """A server hanging within a long ``--timeout`` holds up only itself: the others' series are
+    published as soon as their sweeps end, and they go on being swept every interval meanwhile,
+    while the hanging one is never swept twice at once."""
+    fast, slow = Server("fast", ("v8",), seed=21), Server("slow", ("v8",), seed=22)
+    slow.wire.gate = gate = asyncio.Event()
+    exporter = exporter_of(fast, slow, interval=0.2, budget=10 * HANG_GUARD)
+    exporter.start()
+    try:
+        await wait_for(lambda: bool(jobs_of(exporter.body(gzip=False), "fast")))
+        body = exporter.body(gzip=False)
+        assert value(body, PREFIX + "up", server="fast") == 1
+        assert not samples(body, PREFIX + "up", server="slow"), "nothing of a server not swept yet"
+        await wait_for(lambda: len(fast.wire.listings()) >= 3)
+        assert len(slow.wire.listings()) == 1
+        assert exporter.stats.sweeps == 0, "no sweep of every server completed yet"
+        gate.set()
+        await wait_for(lambda: bool(jobs_of(exporter.body(gzip=False), "slow")))
+        await wait_for(lambda: exporter.stats.sweeps >= 1)
+        body = exporter.body(gzip=False)
+        assert jobs_of(body, "fast") == {job.id for job in await fast.client.jobs()}
+        assert jobs_of(body, "slow") == {job.id for job in await slow.client.jobs()}
+        assert value(body, SELF_PREFIX + "servers_up") == 2
+    finally:
+        await exporter.stop()
+        await fast.client.aclose()
+        await slow.client.aclose()
+
+
+async def test_cancelling_serve_leaves_no_task_behind(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``_serve`` cancelled (by whoever embeds it) stops its loops and closes its clients, and
+    leaves no task of its own running: its wait for a signal included."""
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    simulator: Simulator = app.state.simulator
+    async with serve(app) as port:
+        targets = read_targets(
+            write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{port}/v8"))
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        before = asyncio.all_tasks()
+        task = asyncio.create_task(
+            _serve._serve(
+                targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=60, budget=None, concurrency=8
+            )
+        )
+        try:
+            await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+                await wait_for_async(lambda: _healthy(client))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0)  # a task cancelled but not awaited would end here
+            left = [t for t in asyncio.all_tasks() - before if "uvicorn" not in _code_file(t)]
+            assert left == []
+        finally:
+            task.cancel()
+            sock.close()
+    assert simulator.stats.logouts["v8"] == 1
+
+
+def _code_file(task: asyncio.Task[Any]) -> str:
+    """The file of the code ``task`` runs (the simulator's server runs its own tasks)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code.co_filename if code is not None else ""
+
+
+async def test_a_server_whose_publishing_fails_holds_up_only_itself(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An internal error after a server's sweep (rendering its series) is logged and counted,
+    that server's loop goes on, and the other server is published and swept as before."""
+    real = _exposition_module.render_server
+
+    def buggy(snapshot: Any, errors: Any) -> Any:
+        if snapshot.server == "v8":
+            raise RuntimeError("a rendering bug")
+        return real(snapshot, errors)
+
+    monkeypatch.setattr(_exporter_module, "render_server", buggy)
+    exporter = exporter_of(servers["v8"], servers["v1"], interval=0.2)
+    exporter.start()
+    try:
+        await wait_for(lambda: exporter.stats.failed_sweeps >= 2 and len(servers["v1"].wire.listings()) >= 2)
+        body = exporter.body(gzip=False)
+        assert jobs_of(body, "v1")
+        assert not samples(body, PREFIX + "up", server="v8")
+        assert exporter.stats.sweeps == 0, "v8 was never published"
+        assert not exporter.health()[0]
+        assert len(servers["v8"].wire.listings()) >= 2, "v8's loop goes on"
+    finally:
+        await exporter.stop()
+    assert "the sweep of v8 failed on an internal error" in caplog.text
+
+
+async def test_healthz_names_what_it_waits_for(servers: dict[str, Server]) -> None:
+    """Before every server is published, ``/healthz`` says how many are; once stale, it names
+    the server published longest ago."""
+    servers["v1"].wire.gate = gate = asyncio.Event()
+    exporter = exporter_of(servers["v8"], servers["v1"], interval=60)
+    exporter.start()
+    try:
+        await wait_for(lambda: exporter.stats.published == 1)
+        healthy, line = exporter.health()
+        assert not healthy
+        assert line.startswith("no sweep completed yet (started ")
+        assert line.endswith("; 1 of 2 servers published)")
+        gate.set()
+        await wait_for(lambda: exporter.stats.sweeps == 1)
+        assert exporter.stats.last_end is not None
+        healthy, line = exporter.health(now=exporter.stats.last_end + 3 * 60 + 1)
+        assert not healthy
+        assert line == "the last sweep of v8 completed 181 s ago, more than 3 intervals of 60 s"
+    finally:
+        await exporter.stop()

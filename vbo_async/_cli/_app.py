@@ -472,7 +472,7 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
     type=click.FloatRange(min=1),
     default=60.0,
     metavar="SECONDS",
-    help="Seconds from the start of one sweep of every server to the start of the next.",
+    help="Seconds from the start of one sweep of a server to the start of its next.",
 )
 @click.option(
     "--timeout",
@@ -486,8 +486,9 @@ def serve(targets: Path, listen: str, interval: float, timeout: float | None, co
     """Serve Prometheus metrics of the servers of a TOML targets file.
 
     Needs the exporter extra: pip install 'vbo-async[exporter]'. Every server is swept in the
-    background, the first time at start-up; /metrics answers the last complete sweep and never
-    sends a request to a server. SIGTERM stops it (exit 0), as does Ctrl-C (exit 130).
+    background on its own schedule, the first time at start-up; /metrics answers each server's
+    last sweep, published as soon as it ended, and never sends a request to a server. SIGTERM
+    stops it (exit 0), as does Ctrl-C (exit 130).
 
     \b
     Example:

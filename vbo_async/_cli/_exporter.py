@@ -1,17 +1,19 @@
-"""The exporter behind ``vbo-async serve``: a sweep loop and a small aiohttp server.
+"""The exporter behind ``vbo-async serve``: a sweep loop per server and a small aiohttp server.
 
-Scheduling: the loop sweeps every server at once (each within its time budget), renders the
-exposition in a worker thread and publishes it in one assignment; then it sleeps until
-``interval`` seconds after that sweep *started*, and at least ``interval / 10`` after it *ended*.
-Sweeps therefore never overlap and never pile up: one slower than the interval is followed by
-the next one after the short gap, not by a burst of catching up.
+Scheduling: every server has a loop of its own. It sweeps its server (within its time budget),
+renders that server's series in a worker thread and publishes them at once, joined with the
+other servers' last published series, in one assignment; then it sleeps until ``interval``
+seconds after that sweep *started*, and at least ``interval / 10`` after it *ended*. A server
+slow to answer therefore holds up nobody's metrics but its own, the others are swept every
+interval meanwhile, and the sweeps of one server never overlap and never pile up: one slower
+than the interval is followed by the next one after the short gap, not by a burst of catching up.
 
 ``/metrics`` answers the last published exposition and the exporter's own metrics; it never
 sends a request to a VBO server, so scrapers, however many, cost the backup servers nothing.
-``/healthz`` answers 200 while the loop runs and has published a sweep within three intervals,
-503 with a one-line reason otherwise. A per-server time budget (``--timeout``) longer than the
-interval lengthens that to three budgets: a sweep waiting one out on a hanging server is the loop
-working as configured, not a stale one.
+``/healthz`` answers 200 while the loops run and every server has been published within three
+intervals, 503 with a one-line reason otherwise. A per-server time budget (``--timeout``) longer
+than the interval lengthens that to three budgets: a sweep waiting one out on a hanging server is
+the loop working as configured, not a stale one.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import gzip_accepted
 
 from .._health import HealthPolicy
-from ._exposition import CONTENT_TYPE, EMPTY, Exposition, LoopStats, own_registry, render, response_body
+from ._exposition import (
+    CONTENT_TYPE,
+    EMPTY,
+    Exposition,
+    LoopStats,
+    ServerPart,
+    assemble,
+    own_registry,
+    render_server,
+    response_body,
+)
 from ._metrics import ERROR_KINDS
 from ._sweeps import ServerSnapshot, ServerSpec, sweep_server
 
@@ -72,56 +84,83 @@ class Exporter:
         self.errors: dict[str, dict[str, int]] = {s.name: dict.fromkeys(ERROR_KINDS, 0) for s in self.servers}
         self._registry = own_registry(self.stats)
         self._problems: dict[str, str | None] = {}
+        self._parts: dict[str, ServerPart] = {}
+        """Each server's last published series."""
+        self._published: dict[str, tuple[int, float]] = {}
+        """Each server's sweeps published, and when it was last published (Unix time)."""
+        self._durations: dict[str, float] = {}
+        self._publishing = asyncio.Lock()
+        self._sweeping = 0
         self._loop: asyncio.Task[None] | None = None
 
     # --- sweeping -------------------------------------------------------------------------------------
 
     async def sweep(self) -> list[ServerSnapshot]:
-        """Sweep every server once, render and publish; returns the snapshots."""
+        """Sweep every server once, at the same time, each published as soon as its sweep ends;
+        returns the snapshots."""
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self.sweep_one(server), name=f"vbo_async.serve {server.name}")
+                for server in self.servers
+            ]
+        return [task.result() for task in tasks]
+
+    async def sweep_one(self, server: ServerSpec) -> ServerSnapshot:
+        """Sweep ``server`` once, render its series and publish them; returns its snapshot."""
         began = time.perf_counter()
+        self._sweeping += 1
         self.stats.in_progress = True
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(
-                        sweep_server(
-                            server, policy=self.policy, budget=self.budget, concurrency=self.concurrency
-                        ),
-                        name=f"vbo_async.serve {server.name}",
-                    )
-                    for server in self.servers
-                ]
-            snapshots = [task.result() for task in tasks]
-            for snapshot in snapshots:
-                totals = self.errors[snapshot.server]
-                for kind, count in snapshot.errors.items():
-                    totals[kind] += count
-                self._announce(snapshot)
-            errors = {server: dict(kinds) for server, kinds in self.errors.items()}
-            rendering = time.perf_counter()
-            exposition = await asyncio.to_thread(render, snapshots, errors)
-            rendered = time.perf_counter()
+            snapshot = await sweep_server(
+                server, policy=self.policy, budget=self.budget, concurrency=self.concurrency
+            )
+            totals = self.errors[snapshot.server]
+            for kind, count in snapshot.errors.items():
+                totals[kind] += count
+            self._announce(snapshot)
+            await self._publish(snapshot, dict(totals), began=began)
         finally:
-            self.stats.in_progress = False
-        self.exposition = exposition
-        stats = self.stats
-        stats.sweeps += 1
-        stats.last_end = time.time()
-        stats.last_duration = rendered - began
-        stats.last_render = rendered - rendering
-        stats.servers_up = sum(snapshot.up for snapshot in snapshots)
-        stats.jobs = sum(snapshot.jobs for snapshot in snapshots)
-        stats.exposition_bytes = exposition.size
+            self._sweeping -= 1
+            self.stats.in_progress = self._sweeping > 0
+        return snapshot
+
+    async def _publish(self, snapshot: ServerSnapshot, errors: dict[str, int], *, began: float) -> None:
+        """Render ``snapshot`` (with its server's running ``errors``) and publish it with the
+        other servers' last series, in one assignment. One server at a time: a later publish
+        always holds what an earlier one held, and servers ending together do not render in as
+        many threads at once, each slowing the event loop down."""
+        async with self._publishing:
+            rendering = time.perf_counter()
+            part = await asyncio.to_thread(render_server, snapshot, errors)
+            self._parts[part.server] = part
+            parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
+            exposition = await asyncio.to_thread(assemble, parts)
+            published = time.perf_counter()
+            # From here to the end nothing awaits: a scrape sees this exposition and these figures.
+            self.exposition = exposition
+            count, _ = self._published.get(part.server, (0, 0.0))
+            self._published[part.server] = (count + 1, time.time())
+            self._durations[part.server] = published - began
+            stats = self.stats
+            stats.last_render = published - rendering
+            stats.published = len(parts)
+            stats.servers_up = sum(p.up for p in parts)
+            stats.jobs = sum(p.jobs for p in parts)
+            stats.exposition_bytes = exposition.size
+            if len(self._published) == len(self.servers):
+                stats.sweeps = min(count for count, _ in self._published.values())
+                stats.last_end = min(when for _, when in self._published.values())
+                stats.last_duration = max(self._durations.values())
         log.info(
-            "sweep %d: %d of %d servers up, %d jobs, %.1f s (rendering %.1f s)",
-            stats.sweeps,
+            "sweep of %s published: %s, %d jobs, %.1f s (rendering %.1f s); %d of %d servers up",
+            part.server,
+            "up" if part.up else "down",
+            part.jobs,
+            published - began,
+            stats.last_render,
             stats.servers_up,
             stats.servers,
-            stats.jobs,
-            stats.last_duration,
-            stats.last_render,
         )
-        return snapshots
 
     def _announce(self, snapshot: ServerSnapshot) -> None:
         """Log a server going down (or down at the first sweep) and coming back, once each."""
@@ -134,30 +173,37 @@ class Exporter:
             log.warning("server %s is up again", snapshot.server)
 
     async def run(self) -> None:
-        """Sweep on the schedule (see the module docstring) until cancelled. A sweep that fails
-        on an internal error is logged and counted; the loop goes on."""
-        loop = asyncio.get_running_loop()
+        """Sweep every server on its own schedule (see the module docstring) until cancelled. A
+        server's sweep that fails on an internal error is logged and counted; its loop goes on."""
         self.stats.started = time.time()
+        if not self.servers:
+            await asyncio.Event().wait()
+        async with asyncio.TaskGroup() as group:
+            for server in self.servers:
+                group.create_task(self._run_server(server), name=f"vbo_async.serve loop {server.name}")
+
+    async def _run_server(self, server: ServerSpec) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
             try:
-                await self.sweep()
+                await self.sweep_one(server)
             except Exception:
                 self.stats.failed_sweeps += 1
-                log.error("the sweep failed on an internal error", exc_info=True)
+                log.error("the sweep of %s failed on an internal error", server.name, exc_info=True)
             ended = loop.time()
             if ended - started > self.interval:
                 self.stats.overruns += 1
             await asyncio.sleep(max(started + self.interval - ended, self.interval * _MIN_GAP))
 
     def start(self) -> asyncio.Task[None]:
-        """Start `run` in a task of the running loop (the first sweep begins at once)."""
+        """Start `run` in a task of the running loop (the first sweeps begin at once)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop().create_task(self.run(), name="vbo_async.serve loop")
         return self._loop
 
     async def stop(self) -> None:
-        """Cancel the loop and wait for it to stop (a sweep in progress is abandoned)."""
+        """Cancel the loops and wait for them to stop (the sweeps in progress are abandoned)."""
         task, self._loop = self._loop, None
         if task is not None:
             task.cancel()
@@ -174,7 +220,10 @@ class Exporter:
             return False, "the sweep loop is not running"
         if stats.last_end is None:
             since = now - (stats.started if stats.started is not None else now)
-            return False, f"no sweep completed yet (started {since:.0f} s ago)"
+            return False, (
+                f"no sweep completed yet (started {since:.0f} s ago; "
+                f"{stats.published} of {stats.servers} servers published)"
+            )
         age = now - stats.last_end
         if age > stats.stale_after:
             periods = (
@@ -182,7 +231,11 @@ class Exporter:
                 if self.budget <= self.interval
                 else f"per-server time budgets of {self.budget:g} s (--timeout)"
             )
-            return False, f"the last sweep completed {age:.0f} s ago, more than {HEALTHY_INTERVALS} {periods}"
+            oldest = min(self._published, key=lambda name: self._published[name][1])
+            return False, (
+                f"the last sweep of {oldest} completed {age:.0f} s ago, "
+                f"more than {HEALTHY_INTERVALS} {periods}"
+            )
         return True, (
             f"ok: the last sweep completed {age:.0f} s ago; {stats.servers_up} of {stats.servers} servers up"
         )

@@ -1,11 +1,14 @@
-"""The exporter's exposition: prometheus_client renders it, once per sweep, kept compressed.
+"""The exporter's exposition: prometheus_client renders it, once per server's sweep, kept compressed.
 
-A scrape must be cheap whatever the number of jobs, so the servers' series are rendered once
-when a sweep completes (`render`: prometheus_client's metric families and `generate_latest`,
-one family at a time so only one is ever in memory) and kept as a deflate stream. A scrape then
-only renders the exporter's own metrics (process, sweeps; `own_registry`) and joins the two:
-a single gzip member for clients that accept gzip (Prometheus does), plain text otherwise
-(`response_body`). The text format itself is never written here, only the gzip framing.
+A scrape must be cheap whatever the number of jobs, so a server's series are rendered once when
+its sweep ends (`render_server`: prometheus_client's metric families and `generate_latest`, one
+family at a time so only one is ever in memory) and kept as deflate segments, one per family,
+each readable on its own. Publishing joins every server's latest segments, family by family,
+under each family's ``# HELP``/``# TYPE`` lines (`assemble`), without compressing anything
+again: the other servers' series are never rendered twice. A scrape then only renders the
+exporter's own metrics (process, sweeps; `own_registry`) and joins the two: a single gzip member
+for clients that accept gzip (Prometheus does), plain text otherwise (`response_body`). The text
+format itself is never written here, only the deflate and gzip framing.
 """
 
 from __future__ import annotations
@@ -31,7 +34,19 @@ from .. import __version__
 from ._metrics import ERROR_KINDS, METRICS, SELF_PREFIX, MetricSpec
 from ._sweeps import ServerSnapshot
 
-__all__ = ["CONTENT_TYPE", "EMPTY", "Exposition", "LoopStats", "own_registry", "render", "response_body"]
+__all__ = [
+    "CONTENT_TYPE",
+    "EMPTY",
+    "Exposition",
+    "LoopStats",
+    "ServerPart",
+    "assemble",
+    "crc32_combine",
+    "own_registry",
+    "render",
+    "render_server",
+    "response_body",
+]
 
 CONTENT_TYPE: str = choose_encoder("")[1]
 """The Prometheus text format (0.0.4), as prometheus_client names it."""
@@ -40,20 +55,21 @@ _LEVEL = 6
 
 @attrs.frozen
 class Exposition:
-    """A rendered exposition: ``deflated`` is its raw deflate stream, flushed to a byte boundary
-    but not finished (so more can follow), ``crc`` the CRC-32 and ``size`` the length of the
-    text it holds."""
+    """A rendered exposition: ``deflated`` is its raw deflate stream, in pieces (the servers'
+    segments are shared, not copied, by the exposition that joins them), flushed to a byte
+    boundary but not finished (so more can follow), ``crc`` the CRC-32 and ``size`` the length
+    of the text it holds."""
 
-    deflated: bytes
+    deflated: tuple[bytes, ...]
     crc: int
     size: int
 
     def text(self) -> bytes:
         """The exposition as text (decompressed for each call)."""
-        return zlib.decompressobj(-15).decompress(self.deflated)
+        return zlib.decompressobj(-15).decompress(b"".join(self.deflated))
 
 
-EMPTY = Exposition(b"", 0, 0)
+EMPTY = Exposition((), 0, 0)
 """Before the first sweep: no series of any server."""
 
 
@@ -65,41 +81,126 @@ class _One(Collector):
         return (self._family,)
 
 
+@attrs.frozen
+class ServerPart:
+    """One server's series as `render_server` rendered them: per metric family name, the
+    family's sample lines (no ``# HELP``/``# TYPE``) as an `Exposition` whose deflate stream
+    refers to nothing before it, so the segments of several servers can be joined in any order.
+    ``up`` and ``jobs`` are its snapshot's."""
+
+    server: str
+    families: Mapping[str, Exposition]
+    up: bool = False
+    jobs: int = 0
+
+
 def render(snapshots: Sequence[ServerSnapshot], errors: Mapping[str, Mapping[str, int]]) -> Exposition:
     """The exposition of ``snapshots`` (one per server) and of the running error totals
     (``errors[server][kind]``): every family of `METRICS` that has samples, in table order."""
+    return assemble([render_server(snapshot, errors.get(snapshot.server, {})) for snapshot in snapshots])
+
+
+def render_server(snapshot: ServerSnapshot, errors: Mapping[str, int]) -> ServerPart:
+    """``snapshot``'s series and its server's running error totals (``errors[kind]``), one
+    segment per family that has samples."""
+    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
+    segments: dict[str, Exposition] = {}
+    for spec, family in _families(snapshot, errors):
+        text = generate_latest(_One(family))[len(_header(spec)) :]
+        # A full flush ends the segment on a byte boundary and forgets what came before it.
+        deflated = compressor.compress(text) + compressor.flush(zlib.Z_FULL_FLUSH)
+        segments[spec.name] = Exposition((deflated,), zlib.crc32(text), len(text))
+    return ServerPart(snapshot.server, segments, up=snapshot.up, jobs=snapshot.jobs)
+
+
+def assemble(parts: Sequence[ServerPart]) -> Exposition:
+    """One exposition of every server's ``parts``: family by family in `METRICS` order, its
+    ``# HELP`` and ``# TYPE`` lines once, then each server's samples in the order of ``parts``."""
     compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
     chunks: list[bytes] = []
     crc = size = 0
-    for family in _families(snapshots, errors):
-        text = generate_latest(_One(family))
-        chunks.append(compressor.compress(text))
-        crc = zlib.crc32(text, crc)
-        size += len(text)
-    chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))
-    return Exposition(b"".join(chunks), crc, size)
-
-
-def _families(
-    snapshots: Sequence[ServerSnapshot], errors: Mapping[str, Mapping[str, int]]
-) -> Iterator[Metric]:
     for spec in METRICS:
-        if spec.type == "counter":
-            counter = CounterMetricFamily(spec.name, spec.help, labels=("server", *spec.labels))
-            for snapshot in snapshots:
-                totals = errors.get(snapshot.server, {})
-                for kind in ERROR_KINDS:
-                    counter.add_metric((snapshot.server, kind), totals.get(kind, 0))
-            if counter.samples:
-                yield counter
+        segments = [part.families[spec.name] for part in parts if spec.name in part.families]
+        if not segments:
             continue
-        family = _gauge(spec)
-        for snapshot in snapshots:
-            server = snapshot.server
+        header = _header(spec)
+        chunks.append(compressor.compress(header) + compressor.flush(zlib.Z_FULL_FLUSH))
+        crc = zlib.crc32(header, crc)
+        size += len(header)
+        for segment in segments:
+            chunks += segment.deflated
+            crc = crc32_combine(crc, segment.crc, segment.size)
+            size += segment.size
+    return Exposition(tuple(chunks), crc, size)
+
+
+def _header(spec: MetricSpec) -> bytes:
+    """The ``# HELP`` and ``# TYPE`` lines of ``spec``'s family, as prometheus_client writes them
+    before its samples."""
+    return generate_latest(_One(_empty(spec)))
+
+
+def _families(snapshot: ServerSnapshot, errors: Mapping[str, int]) -> Iterator[tuple[MetricSpec, Metric]]:
+    server = snapshot.server
+    for spec in METRICS:
+        family = _empty(spec)
+        if spec.type == "counter":
+            for kind in ERROR_KINDS:
+                family.add_metric((server, kind), errors.get(kind, 0))
+        else:
             for labels, value in snapshot.samples.get(spec.name, ()):
                 family.add_metric((server, *labels), value)
         if family.samples:
-            yield family
+            yield spec, family
+
+
+def _empty(spec: MetricSpec) -> CounterMetricFamily | GaugeMetricFamily:
+    if spec.type == "counter":
+        return CounterMetricFamily(spec.name, spec.help, labels=("server", *spec.labels))
+    return _gauge(spec)
+
+
+_CRC_POLYNOMIAL = 0xEDB88320
+"""CRC-32's polynomial, bits reversed (as zlib computes it)."""
+
+
+def _crc_multiply(a: int, b: int) -> int:
+    """``a * b`` modulo CRC-32's polynomial (zlib's ``multmodp``)."""
+    product = 0
+    bit = 1 << 31
+    while a:
+        if a & bit:
+            product ^= b
+            a ^= bit
+        bit >>= 1
+        b = (b >> 1) ^ _CRC_POLYNOMIAL if b & 1 else b >> 1
+    return product
+
+
+def _squares() -> tuple[int, ...]:
+    """x to the powers 1, 2, 4, 8, ... 2**63 modulo CRC-32's polynomial."""
+    powers = [1 << 30]
+    while len(powers) < 64:
+        powers.append(_crc_multiply(powers[-1], powers[-1]))
+    return tuple(powers)
+
+
+_CRC_SQUARES = _squares()
+
+
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """The CRC-32 of two texts joined, from the CRC-32 of each and the length of the second (zlib's
+    ``crc32_combine``, which Python's zlib lacks): ``crc1`` times x to the power 8 × ``length2``,
+    plus ``crc2``, in O(log ``length2``)."""
+    shift = 1 << 31  # x to the power 0
+    exponent = 8 * length2
+    for power in _CRC_SQUARES:
+        if not exponent:
+            break
+        if exponent & 1:
+            shift = _crc_multiply(power, shift)
+        exponent >>= 1
+    return _crc_multiply(shift, crc1) ^ crc2
 
 
 def _gauge(spec: MetricSpec) -> GaugeMetricFamily:
@@ -111,7 +212,9 @@ def _gauge(spec: MetricSpec) -> GaugeMetricFamily:
 
 @attrs.define
 class LoopStats:
-    """What the sweep loop has done, for the exporter's own metrics and ``/healthz``."""
+    """What the sweep loops have done, for the exporter's own metrics and ``/healthz``. A
+    *complete* sweep is one of every server: ``sweeps`` counts those (the sweeps of the server
+    swept least), ``last_end`` is when the one published longest ago was published."""
 
     servers: int = 0
     interval: float = 0.0
@@ -124,9 +227,14 @@ class LoopStats:
     started: float | None = None
     """When the loop started (Unix time)."""
     last_end: float | None = None
-    """When the last complete sweep was published (Unix time); None before the first."""
+    """When the last complete sweep was published (Unix time): the oldest of the servers' last
+    publishes; None until every server has been published once."""
     last_duration: float | None = None
+    """Seconds the last sweep of the slowest server took, rendering and publishing included."""
     last_render: float | None = None
+    """Seconds the last publish took to render its server's series and join every server's."""
+    published: int = 0
+    """Servers published at least once."""
     servers_up: int = 0
     jobs: int = 0
     exposition_bytes: int = 0
@@ -155,31 +263,46 @@ class _Own(Collector):
         info.add_metric([__version__], 1)
         yield info
         yield from gauge("servers", "Servers in the targets file.", stats.servers)
-        yield from gauge("interval_seconds", "Seconds between the starts of two sweeps.", stats.interval)
+        yield from gauge(
+            "interval_seconds", "Seconds between the starts of two sweeps of a server.", stats.interval
+        )
         yield from gauge(
             "stale_after_seconds",
             "Seconds without a published sweep after which /healthz reports the loop stale: three "
             "intervals, or three per-server time budgets (--timeout) when that is longer.",
             stats.stale_after,
         )
-        yield counter("sweeps_total", "Sweeps completed and published.", stats.sweeps)
-        yield counter("sweep_failures_total", "Sweeps that ended in an internal error.", stats.failed_sweeps)
-        yield counter("sweep_overruns_total", "Sweeps that took longer than the interval.", stats.overruns)
-        yield from gauge("sweep_in_progress", "1 while a sweep runs.", float(stats.in_progress))
+        yield counter(
+            "sweeps_total",
+            "Complete sweeps published: how many times every server has been swept (each server is "
+            "published as soon as its own sweep ends).",
+            stats.sweeps,
+        )
+        yield counter(
+            "sweep_failures_total", "Sweeps of a server that ended in an internal error.", stats.failed_sweeps
+        )
+        yield counter(
+            "sweep_overruns_total", "Sweeps of a server that took longer than the interval.", stats.overruns
+        )
+        yield from gauge("sweep_in_progress", "1 while a server's sweep runs.", float(stats.in_progress))
         yield from gauge(
-            "last_sweep_timestamp_seconds", "When the last complete sweep was published.", stats.last_end
+            "last_sweep_timestamp_seconds",
+            "When the last complete sweep was published: the oldest of the servers' last publishes.",
+            stats.last_end,
         )
         yield from gauge(
             "last_sweep_duration_seconds",
-            "Seconds the last complete sweep took, rendering included.",
+            "Seconds the last sweep of the slowest server took, rendering and publishing included.",
             stats.last_duration,
         )
         yield from gauge(
-            "last_render_duration_seconds", "Seconds rendering the last exposition took.", stats.last_render
+            "last_render_duration_seconds",
+            "Seconds the last publish took to render its server's series and join every server's.",
+            stats.last_render,
         )
-        if stats.sweeps:
-            yield from gauge("servers_up", "Servers up in the last complete sweep.", stats.servers_up)
-            yield from gauge("jobs", "Jobs published by the last complete sweep.", stats.jobs)
+        if stats.published:
+            yield from gauge("servers_up", "Servers up, as last published.", stats.servers_up)
+            yield from gauge("jobs", "Jobs published.", stats.jobs)
         yield from gauge(
             "exposition_bytes", "Size of the servers' exposition (uncompressed).", stats.exposition_bytes
         )
@@ -208,4 +331,4 @@ def response_body(exposition: Exposition, own: bytes, *, gzip: bool) -> bytes:
     crc = zlib.crc32(own, exposition.crc)
     size = (exposition.size + len(own)) & 0xFFFFFFFF
     header = b"\x1f\x8b\x08\x00" + struct.pack("<I", int(time.time())) + b"\x00\xff"
-    return b"".join((header, exposition.deflated, tail, struct.pack("<II", crc, size)))
+    return b"".join((header, *exposition.deflated, tail, struct.pack("<II", crc, size)))

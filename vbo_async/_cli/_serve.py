@@ -138,19 +138,18 @@ async def _until_stopped(exporter: Exporter) -> Outcome:
     """Run the exporter's loop until SIGTERM (`Outcome.OK`) or SIGINT (`Outcome.INTERRUPTED`)."""
     loop = asyncio.get_running_loop()
     received: list[signal.Signals] = []
-    stopped = asyncio.Event()
+    stopped: asyncio.Future[None] = loop.create_future()  # a future, not a task: nothing to cancel
 
     def on_signal(number: signal.Signals) -> None:
         received.append(number)
-        stopped.set()
+        if not stopped.done():
+            stopped.set_result(None)
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, on_signal, number)
     try:
         sweeping = exporter.start()
-        waiting = asyncio.ensure_future(stopped.wait())
-        await asyncio.wait({sweeping, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        waiting.cancel()
+        await asyncio.wait({sweeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if sweeping.done() and not received:  # only a BaseException ends the loop by itself
             sweeping.result()
     finally:

@@ -34,11 +34,12 @@ from .._exceptions import NotSupportedError, VBOError
 from .._health import HealthPolicy, JobHealth
 from .._models import BackupRepository, Job, License, Organization, Proxy, UsedRepository
 from .._poll import PollResult, PollTarget, poll_jobs
+from .._units import BATCH_MIN_TENANTS
 from ._connect import explain
 from ._flows import NO_ID, UnknownOrganization, match_organization, split_pollable
 from ._metrics import JOB_STATUSES, PREFIX
 
-__all__ = ["Samples", "ServerSnapshot", "ServerSpec", "sweep_server"]
+__all__ = ["Samples", "ServerSnapshot", "ServerSpec", "batch_mode", "sweep_server"]
 
 log = logging.getLogger("vbo_async.cli")
 T = TypeVar("T")
@@ -122,6 +123,15 @@ async def sweep_server(
         problem=problem,
         jobs=reader.jobs if up else 0,
     )
+
+
+def batch_mode(organizations: Literal["all"] | tuple[str, ...], tenants: int) -> bool | None:
+    """The ``batch`` of `poll_jobs` for a server's sweep of ``tenants`` tenants: None, as ``poll``
+    and ``check`` sweep (a server with `BATCH_MIN_TENANTS` or more of them in the sweep is listed
+    whole, and tenant by tenant after all when its listings are too big to read whole), except
+    for a server swept whole (``"all"``) with fewer tenants, which poll_jobs would read tenant by
+    tenant: its whole listing holds nothing but what is swept, so one batch is cheaper there."""
+    return True if organizations == "all" and tenants < BATCH_MIN_TENANTS else None
 
 
 def _add(samples: Samples, name: str, labels: tuple[str, ...], value: float | None) -> None:
@@ -213,7 +223,7 @@ class _Reader:
             PollTarget(client=self.client, organization_id=o.id, name=_tenant(o), organization=o)
             for o in organizations
         ]
-        batch = True if self.spec.organizations == "all" else None
+        batch = batch_mode(self.spec.organizations, len(targets))
         async with poll_jobs(
             targets, concurrency=self.concurrency, health=self.policy, batch=batch
         ) as results:
