@@ -4,7 +4,8 @@ Full size: 20 servers × 50 tenants × 20 jobs (20,000 jobs), each server a simu
 process (`_server`), the exporter a real ``vbo-async serve`` process over loopback. Measured:
 
 - the duration of a sweep, cold (the first: version discovery and tokens) and warm (the second),
-  and the share of it spent rendering the exposition, as the exporter's own metrics report them;
+  and the time its last publish took (rendering that server's series, joining every server's), as
+  the exporter's own metrics report them;
 - the requests each server saw during the warm sweep, against the fewest possible (one listing
   each of organizations, jobs, recent sessions, repositories, proxies, license and build, and one
   ``usedRepositories`` per tenant);
@@ -225,7 +226,7 @@ def run(*, smoke: bool) -> list[str]:
     )
     table.add("second sweep", fmt_seconds(warm["vbo_async_exporter_last_sweep_duration_seconds"]))
     table.add(
-        "  of which rendering the exposition",
+        "  of which rendering the last server's series and publishing",
         fmt_seconds(warm["vbo_async_exporter_last_render_duration_seconds"]),
     )
     table.add("requests per server, second sweep (min–max)", f"{min(seen)}–{max(seen)}")
