@@ -27,7 +27,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vbo_async import HealthState, __version__
+from vbo_async import HealthState, RetryPolicy, __version__
+from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
     PLUGIN_CODES,
     SUMMARY_CHARS,
@@ -707,6 +708,44 @@ async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
     assert result.out.splitlines()[-1] == "UNKNOWN: down1: no answer within 1s"
     assert result.out.startswith("VB365 UNKNOWN - ")
     assert elapsed < 1 + 3 + 2  # the time limit, the logout's own limit, and slack
+
+
+def test_a_command_with_a_time_limit_retries_within_it() -> None:
+    assert retries_within(None) is None  # no limit: the client's default policy
+    assert retries_within(10_000.0) is None  # the default already ends before it
+    policy = retries_within(50.0)
+    assert policy is not None
+    assert policy.timeout == 50.0
+    assert attrs.evolve(policy, timeout=RetryPolicy().timeout) == RetryPolicy()  # nothing else changed
+
+
+async def test_a_throttled_server_is_reported_as_such_not_as_silent(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """A server throttling the check (429, ``Retry-After: 30``) past what ``--timeout`` leaves is
+    not waited for: the check says it is rate limited and when to try again, at once, rather
+    than "no answer within" when its time is up."""
+    asked: list[str] = []
+
+    async def throttled(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        asked.append(scope["path"])
+        body = b'{"message": "Quota Exceeded"}'
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"30")]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with serve(throttled) as port:
+        targets = targets_of(tmp_path, east, f"http://127.0.0.1:{port}")
+        result = await check(capsys, targets, "--timeout", "3s", "--org", east.organization("OK"))
+    assert result.code == 3
+    last = result.out.splitlines()[-1]
+    assert last.startswith("UNKNOWN: down1: ")
+    assert "retry after 30 s" in last
+    assert "no answer within" not in result.out
+    assert len(asked) == 1  # the token request, asked once: its throttle is not retried into
 
 
 def test_a_name_lookup_that_hangs_does_not_hold_the_check_past_its_timeout(

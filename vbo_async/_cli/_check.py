@@ -244,7 +244,7 @@ async def _sweep(
         return targets, failures
 
     async with contextlib.AsyncExitStack() as stack:
-        servers = await open_servers(stack, path)
+        servers = await open_servers(stack, path, give_up_after=give_up_after)
         swept = await sweep_servers(
             servers, concurrency=concurrency, health=policy, give_up_after=give_up_after, choose=choose
         )

@@ -23,6 +23,7 @@ import httpx
 from .._client import VBOClient, tls_context
 from .._exceptions import ConfigError, TransportError, VBOError
 from .._redact import redact_url
+from .._retry import RetryPolicy
 from ..cli import DEFAULT_API_VERSION
 from ._exit import CLIError
 
@@ -106,10 +107,16 @@ class Connection:
         return self.label or redact_url(self.url)
 
     def client(
-        self, password: str, *, verify: bool | str | ssl.SSLContext | None = None, max_concurrency: int = 10
+        self,
+        password: str,
+        *,
+        verify: bool | str | ssl.SSLContext | None = None,
+        max_concurrency: int = 10,
+        within: float | None = None,
     ) -> VBOClient:
         """A `VBOClient` for this server (``verify`` overrides the connection's own, e.g. with a
-        shared TLS context). An unusable URL or CA bundle is a `CLIError` (usage)."""
+        shared TLS context), for a command that gives up after ``within`` seconds (None: never;
+        see `retries_within`). An unusable URL or CA bundle is a `CLIError` (usage)."""
         try:
             return VBOClient(
                 self.url,
@@ -118,9 +125,22 @@ class Connection:
                 api_version=self.api_version,
                 verify=self.verify if verify is None else verify,
                 max_concurrency=max_concurrency,
+                retry=retries_within(within),
             )
         except ConfigError as exc:
             raise CLIError(f"{self.name}: {exc}") from None
+
+
+def retries_within(seconds: float | None) -> RetryPolicy | None:
+    """The retry policy of a command that gives up after ``seconds``: the default one, its time
+    budget cut to them. A retry whose wait cannot end before the command gives up (a throttled
+    server's ``Retry-After: 60`` under a check's 50 s) is then not waited for: the server's own
+    answer is reported (rate limited, and when to try again) instead of "no answer within".
+    None (the client's default) when there is no such limit or the default already fits it."""
+    default = RetryPolicy()
+    if seconds is None or (default.timeout is not None and default.timeout <= seconds):
+        return None
+    return attrs.evolve(default, timeout=seconds)
 
 
 def read_password(variable: str, prompt: str) -> str:

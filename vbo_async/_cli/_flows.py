@@ -187,8 +187,11 @@ class Server:
     client: VBOClient
 
 
-async def open_servers(stack: contextlib.AsyncExitStack, path: Path) -> list[Server]:
-    """A client for every server of the targets file at ``path``, closed by ``stack``.
+async def open_servers(
+    stack: contextlib.AsyncExitStack, path: Path, *, give_up_after: dt.timedelta | None = None
+) -> list[Server]:
+    """A client for every server of the targets file at ``path``, closed by ``stack``, for a
+    command that gives up after ``give_up_after`` (its clients wait for no retry past it).
 
     Passwords are read (or prompted for) one server at a time before any request; servers
     sharing a ``password_env`` are asked once, and servers sharing a CA bundle share one TLS
@@ -208,6 +211,7 @@ async def open_servers(stack: contextlib.AsyncExitStack, path: Path) -> list[Ser
             passwords[target.password_env],
             verify=contexts.verify(connection.verify),
             max_concurrency=target.max_concurrency,
+            within=give_up_after.total_seconds() if give_up_after is not None else None,
         )
         servers.append(Server(target, connection, client))
     return servers
@@ -237,7 +241,7 @@ async def poll(
     by then is a failure row ("no answer within 2m") and everything read is kept.
     """
     async with contextlib.AsyncExitStack() as stack:
-        servers = await open_servers(stack, path)
+        servers = await open_servers(stack, path, give_up_after=give_up_after)
         with Progress() as progress:
             swept = await sweep_servers(
                 servers,

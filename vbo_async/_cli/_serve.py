@@ -113,6 +113,7 @@ async def _serve(
                 passwords[target.password_env],
                 verify=contexts.verify(connection.verify),
                 max_concurrency=target.max_concurrency,
+                within=budget,
             )
             specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
         exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency)
