@@ -48,7 +48,7 @@ from vbo_async._auth import TokenManager
 from vbo_async._prefetch import LinkCache
 from vbo_async._redact import Redactor
 
-from .conftest import FAST, client_for
+from .conftest import BASE, FAST, client_for
 from .test_hostile_input import shown
 from .test_redact import MALFORMED
 
@@ -687,6 +687,38 @@ async def test_a_wire_error_quoting_a_secret_leaks_it_not(
     for text in (str(error), repr(error)):
         assert ACCESS[:8].lower() not in text.lower()  # not even the part before a cut
         assert PREFIX.lower() not in text.lower()
+
+
+# --- 8b. short passwords: hidden where echoed, the words and URLs around them left readable ----------
+
+
+@pytest.mark.parametrize("password", ["v1", "Jobs", "a", "admin", "8"])
+async def test_a_short_password_is_hidden_in_an_echoed_form_and_leaves_the_rest_readable(
+    password: str,
+) -> None:
+    """A password of a few characters, or a common word, was masked inside every word and URL
+    that contained it: "HTTP 500: the ***dministr***tor ... (GET https://vbo.test:4443/***/Jobs)"."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(400, text=f"invalid_grant: {request.content.decode()}")
+        return httpx.Response(500, json={"message": "the database is busy"})
+
+    refused = await raised_by(client_for(handler, username="svc", password=password), "jobs")
+    assert isinstance(refused, AuthenticationError), refused
+    assert str(refused) == (
+        "the server refused the password grant: invalid_grant: "
+        f"grant_type=password&username=svc&password=*** (POST {BASE}/v1/Token)"
+    )
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        return httpx.Response(500, json={"message": "the administrator says the database is busy"})
+
+    error = await raised_by(client_for(failing, password=password), "jobs")
+    assert isinstance(error, ServerError), error
+    assert str(error) == f"HTTP 500: the administrator says the database is busy (GET {BASE}/v1/Jobs)"
 
 
 # --- 9. base URLs with userinfo, and the client's Secret ----------------------------------------------

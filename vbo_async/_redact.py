@@ -1,10 +1,26 @@
 """Keeping secrets out of messages, even when a server echoes them back (pure, no I/O).
 
 A token endpoint whose 400 page echoes the form puts ``password=S3cr3t-PW`` into the error; a
-500 page echoing the request headers puts the bearer token there. `Redactor` replaces every
-occurrence of the secrets a client knows, and of the ways a server may have encoded them, with
-``***``; `redact_url` drops the userinfo of a URL-ish string, however malformed, before a
-message quotes it.
+500 page echoing the request headers puts the bearer token there. `Redactor` replaces the secrets
+a client knows, and the ways a server may have encoded them, with ``***``; `redact_url` drops the
+userinfo of a URL-ish string, however malformed, before a message quotes it.
+
+Where a secret is masked:
+
+* A secret of at least `ANYWHERE` (8) characters (every token, any real password) is masked
+  wherever it occurs, in every encoded form, inside other text too: a string that long is not
+  found in a message by chance.
+* A shorter one (a weak password such as ``a``, ``v8``, ``Jobs`` or ``admin``) is masked, in
+  every encoded form, wherever it stands alone: not joined to a letter or digit on either side
+  (an escape before it, such as ``%3D``, ``\\u0022`` or ``\\n``, separates it, as does an
+  occurrence of another secret). That is everywhere a server echoes a value: ``password=admin``,
+  ``"password":"admin"``, ``Bearer admin``, ``%3Dadmin%26``, ``wrong password 'admin'.``,
+  ``<td>admin</td>``, a URL's query. It is left alone inside a longer word (``admin`` in
+  ``administrator``, ``a`` in ``database``) and in the path of a URL (the ``v8`` and ``Jobs`` of
+  ``https://vbo01/v8/Jobs`` or ``'/v8/Jobs'``): masking it there hid nothing and made every
+  message and URL unreadable. The client sends the password only in the token form, never in a
+  URL path, so an echo does not put it there. A whole word that equals the password is masked
+  even when it was no echo: nothing tells the two apart.
 """
 
 from __future__ import annotations
@@ -14,9 +30,11 @@ import json
 import re
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "Redactor", "encoded_forms", "redact_url"]
+__all__ = ["ANYWHERE", "MASK", "Redactor", "encoded_forms", "redact_url"]
 
 MASK = "***"
+ANYWHERE = 8
+"""Secrets at least this long are masked wherever they occur; shorter ones where they stand alone."""
 
 _PASSES = 4
 """Scrubbing again is needed only for secrets containing ``*`` (the mask can complete one); past
@@ -29,6 +47,14 @@ _DOTNET_SAFE = frozenset(
 )
 """What .NET's default JSON encoder leaves as is; it writes everything else as ``\\uXXXX``."""
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_ESCAPE_BEFORE = re.compile(
+    r"(?:%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|\\x[0-9A-Fa-f]{2}|\\[0-7]{1,3}|\\[A-Za-z])\Z"
+)
+"""An escape ending right before a position (``%3D``, ``\\u0022``, ``\\n``): a separator."""
+_URL_ENDS = frozenset(" \t\r\n\"'`<>(){}|,;")
+"""Characters around a URL quoted in a message (none is allowed in one unescaped)."""
+_URL_SCAN = 4096
+"""How far back `_in_url_path` looks for the start of a URL."""
 
 
 def _url_forms(secret: str) -> set[str]:
@@ -105,7 +131,8 @@ def encoded_forms(secret: str) -> frozenset[str]:
 
 
 class Redactor:
-    """Replaces the secrets a client knows, in every encoded form, with ``***``.
+    """Replaces the secrets a client knows, in every encoded form, with ``***`` (where: see the
+    module docstring).
 
     Immutable: built from the password and the current tokens, and rebuilt when they change.
     ``None`` and empty secrets are ignored. Its repr shows how many secrets it holds, never them.
@@ -118,20 +145,22 @@ class Redactor:
 
     __slots__ = ("_count", "_forms", "_recheck")
     _count: int
-    _forms: tuple[str, ...]
-    _recheck: tuple[str, ...]
+    _forms: tuple[tuple[str, bool], ...]
+    _recheck: tuple[tuple[str, bool], ...]
 
     def __init__(self, *secrets: str | None) -> None:
         known = {secret for secret in secrets if isinstance(secret, str) and secret}
-        forms: set[str] = set()
+        forms: dict[str, bool] = {}
         for secret in known:
-            forms |= encoded_forms(secret)
+            anywhere = len(secret) >= ANYWHERE
+            for form in encoded_forms(secret):
+                forms[form] = forms.get(form, False) or anywhere
         # Longest first, so a secret inside another never splits the longer one's mask.
-        ordered = tuple(sorted(forms, key=lambda form: (-len(form), form)))
+        ordered = tuple(sorted(forms.items(), key=lambda item: (-len(item[0]), item[0])))
         object.__setattr__(self, "_count", len(known))
         object.__setattr__(self, "_forms", ordered)
         # A form the mask itself contains ("*", "**") would be found again forever.
-        object.__setattr__(self, "_recheck", tuple(form for form in ordered if form not in MASK))
+        object.__setattr__(self, "_recheck", tuple(item for item in ordered if item[0] not in MASK))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Redactor is immutable; build a new one")
@@ -146,7 +175,7 @@ class Redactor:
         return bool(self._forms)
 
     def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of a secret, or of an encoded form, replaced by ``***``.
+        """``text`` with the secrets and their encoded forms replaced by ``***``.
 
         Overlapping and adjacent occurrences are masked as one span. Costs one substring search
         per form when there is nothing to hide. Scrub a whole body before cutting an excerpt of it,
@@ -156,34 +185,82 @@ class Redactor:
             return text
         result = _mask(text, self._forms)
         for _ in range(_PASSES):
-            if not any(form in result for form in self._recheck):
+            if result is text:
                 return result
-            result = _mask(result, self._recheck)
-        return MASK
+            # The mask may have completed a secret containing "*": look again.
+            text, result = result, _mask(result, self._recheck)
+        return result if result is text else MASK
 
 
-def _mask(text: str, forms: tuple[str, ...]) -> str:
-    spans: list[tuple[int, int]] = []
-    for form in forms:
+def _mask(text: str, forms: tuple[tuple[str, bool], ...]) -> str:
+    """``text`` with the occurrences of ``forms`` masked (``text`` itself when none is): each
+    (form, masked anywhere) pair; overlapping or touching occurrences make one span, masked when
+    one of them is masked anywhere or when the span stands alone (`_stands_alone`)."""
+    spans: list[tuple[int, int, bool]] = []
+    for form, anywhere in forms:
         start = text.find(form)
         while start >= 0:
-            spans.append((start, start + len(form)))
+            spans.append((start, start + len(form), anywhere))
             start = text.find(form, start + 1)
     if not spans:
         return text
     spans.sort()
+    merged: list[tuple[int, int, bool]] = []
+    begin, end, anywhere = spans[0]
+    for span_start, span_end, span_anywhere in spans[1:]:
+        if span_start <= end:  # overlapping or touching: one span
+            end = max(end, span_end)
+            anywhere = anywhere or span_anywhere
+            continue
+        merged.append((begin, end, anywhere))
+        begin, end, anywhere = span_start, span_end, span_anywhere
+    merged.append((begin, end, anywhere))
     pieces: list[str] = []
     cursor = 0
-    begin, end = spans[0]
-    for span_start, span_end in spans[1:]:
-        if span_start <= end:  # overlapping or touching: one mask
-            end = max(end, span_end)
-            continue
-        pieces += [text[cursor:begin], MASK]
-        cursor = end
-        begin, end = span_start, span_end
-    pieces += [text[cursor:begin], MASK, text[end:]]
+    for begin, end, anywhere in merged:
+        if anywhere or _stands_alone(text, begin, end):
+            pieces += [text[cursor:begin], MASK]
+            cursor = end
+    if not pieces:
+        return text
+    pieces.append(text[cursor:])
     return "".join(pieces)
+
+
+def _stands_alone(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is neither part of a longer word (a letter or digit joined to
+    it on either side, with no escape such as ``%3D`` or ``\\n`` between) nor a segment of the
+    path of a URL (`_in_url_path`)."""
+    if start > 0:
+        before = text[start - 1]
+        if before == "/" and _in_url_path(text, start):
+            return False
+        if (
+            before.isalnum()
+            and text[start].isalnum()
+            and _ESCAPE_BEFORE.search(text, max(0, start - 10), start) is None
+        ):
+            return False
+    if end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        # A form ending in an escape ("%C3%A9") ends a word as its character would, or not.
+        return _ESCAPE_BEFORE.search(text, max(0, end - 10), end) is not None
+    return True
+
+
+def _in_url_path(text: str, start: int) -> bool:
+    """Whether ``start`` (right after a ``/``) begins a segment of the path of a URL, absolute
+    (``https://vbo01/v8/Jobs``) or server-relative (``'/v8/Jobs'``); not of its host, userinfo,
+    query or fragment, and not of ``svc/pw`` (a ``/`` between words)."""
+    begin = start - 1
+    while begin > 0 and start - begin < _URL_SCAN and text[begin - 1] not in _URL_ENDS:
+        begin -= 1
+    run = text[begin:start]
+    if "?" in run or "#" in run:
+        return False
+    scheme = run.find("://")
+    if scheme >= 0:
+        return "/" in run[scheme + 3 :]
+    return run.startswith("/") and not run.startswith("//")
 
 
 def redact_url(url: str) -> str:
