@@ -25,6 +25,7 @@ Where a secret is masked:
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import re
@@ -51,10 +52,8 @@ _ESCAPE_BEFORE = re.compile(
     r"(?:%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|\\x[0-9A-Fa-f]{2}|\\[0-7]{1,3}|\\[A-Za-z])\Z"
 )
 """An escape ending right before a position (``%3D``, ``\\u0022``, ``\\n``): a separator."""
-_URL_ENDS = frozenset(" \t\r\n\"'`<>(){}|,;")
+_URL_END = re.compile(r"[\s\"'`<>(){}|,;]")
 """Characters around a URL quoted in a message (none is allowed in one unescaped)."""
-_URL_SCAN = 4096
-"""How far back `_in_url_path` looks for the start of a URL."""
 
 
 def _url_forms(secret: str) -> set[str]:
@@ -194,8 +193,9 @@ class Redactor:
 
 def _mask(text: str, forms: tuple[tuple[str, bool], ...]) -> str:
     """``text`` with the occurrences of ``forms`` masked (``text`` itself when none is): each
-    (form, masked anywhere) pair; overlapping or touching occurrences make one span, masked when
-    one of them is masked anywhere or when the span stands alone (`_stands_alone`)."""
+    (form, masked anywhere) pair. Overlapping or touching occurrences make one span, masked
+    when one of them is masked anywhere, stands alone itself, or together they stand alone
+    (`_stands_alone`: ``abc`` and ``cdef`` in ``=abcdef=``)."""
     spans: list[tuple[int, int, bool]] = []
     for form, anywhere in forms:
         start = text.find(form)
@@ -205,20 +205,25 @@ def _mask(text: str, forms: tuple[tuple[str, bool], ...]) -> str:
     if not spans:
         return text
     spans.sort()
-    merged: list[tuple[int, int, bool]] = []
-    begin, end, anywhere = spans[0]
-    for span_start, span_end, span_anywhere in spans[1:]:
-        if span_start <= end:  # overlapping or touching: one span
-            end = max(end, span_end)
-            anywhere = anywhere or span_anywhere
-            continue
-        merged.append((begin, end, anywhere))
-        begin, end, anywhere = span_start, span_end, span_anywhere
-    merged.append((begin, end, anywhere))
+    groups: list[list[tuple[int, int, bool]]] = [[spans[0]]]
+    end = spans[0][1]
+    for span in spans[1:]:
+        if span[0] <= end:  # overlapping or touching: one span
+            groups[-1].append(span)
+            end = max(end, span[1])
+        else:
+            groups.append([span])
+            end = span[1]
     pieces: list[str] = []
     cursor = 0
-    for begin, end, anywhere in merged:
-        if anywhere or _stands_alone(text, begin, end):
+    urls = _UrlRuns(text)  # asked for increasing positions, as the groups and their spans come
+    for group in groups:
+        begin, end = group[0][0], max(span[1] for span in group)
+        if (
+            any(anywhere for _, _, anywhere in group)
+            or _stands_alone(text, begin, end, urls)
+            or any(_stands_alone(text, start, stop, urls) for start, stop, _ in group)
+        ):
             pieces += [text[cursor:begin], MASK]
             cursor = end
     if not pieces:
@@ -227,13 +232,13 @@ def _mask(text: str, forms: tuple[tuple[str, bool], ...]) -> str:
     return "".join(pieces)
 
 
-def _stands_alone(text: str, start: int, end: int) -> bool:
+def _stands_alone(text: str, start: int, end: int, urls: _UrlRuns) -> bool:
     """Whether ``text[start:end]`` is neither part of a longer word (a letter or digit joined to
     it on either side, with no escape such as ``%3D`` or ``\\n`` between) nor a segment of the
-    path of a URL (`_in_url_path`)."""
+    path of a URL (`_UrlRuns.in_path`; asked for increasing ``start``)."""
     if start > 0:
         before = text[start - 1]
-        if before == "/" and _in_url_path(text, start):
+        if before == "/" and urls.in_path(start):
             return False
         if (
             before.isalnum()
@@ -247,20 +252,55 @@ def _stands_alone(text: str, start: int, end: int) -> bool:
     return True
 
 
-def _in_url_path(text: str, start: int) -> bool:
-    """Whether ``start`` (right after a ``/``) begins a segment of the path of a URL, absolute
-    (``https://vbo01/v8/Jobs``) or server-relative (``'/v8/Jobs'``); not of its host, userinfo,
-    query or fragment, and not of ``svc/pw`` (a ``/`` between words)."""
-    begin = start - 1
-    while begin > 0 and start - begin < _URL_SCAN and text[begin - 1] not in _URL_ENDS:
-        begin -= 1
-    run = text[begin:start]
-    if "?" in run or "#" in run:
-        return False
-    scheme = run.find("://")
-    if scheme >= 0:
-        return "/" in run[scheme + 3 :]
-    return run.startswith("/") and not run.startswith("//")
+class _UrlRuns:
+    """Where URLs' paths are in one text, read once from left to right: `in_path` is asked for
+    increasing positions, so however many occurrences a text has, each character is looked at
+    a bounded number of times (a hostile body of ``/a/a/a...`` and the password ``a`` cost
+    linear time, not quadratic)."""
+
+    __slots__ = ("_begin", "_cursor", "_ends", "_path", "_query", "_scheme", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._ends: list[int] | None = None
+        """Where the characters `_URL_END` matches are (found at the first question)."""
+        self._cursor = 0
+        """Read up to here."""
+        self._begin = 0
+        """Where the run of URL characters around the cursor began (after one of `_URL_END`)."""
+        self._query = False
+        """Whether a ``?`` or ``#`` is in the run."""
+        self._scheme = -1
+        """Where the run's first ``://`` is (-1: none)."""
+        self._path = False
+        """Whether a ``/`` follows that ``://`` in the run."""
+
+    def in_path(self, start: int) -> bool:
+        """Whether ``start`` (right after a ``/``) begins a segment of the path of a URL, absolute
+        (``https://vbo01/v8/Jobs``) or server-relative (``'/v8/Jobs'``); not of its host,
+        userinfo, query or fragment, and not of ``svc/pw`` (a ``/`` between words)."""
+        text = self._text
+        if start > self._cursor:
+            cursor = self._cursor
+            if self._ends is None:
+                self._ends = [match.start() for match in _URL_END.finditer(text)]
+            ends = self._ends
+            before = bisect.bisect_left(ends, start) - 1  # the last end before start
+            if before >= 0 and ends[before] >= cursor:  # a new run
+                cursor = self._begin = ends[before] + 1
+                self._query, self._scheme, self._path = False, -1, False
+            if not self._query:
+                self._query = text.find("?", cursor, start) >= 0 or text.find("#", cursor, start) >= 0
+            if self._scheme < 0:
+                self._scheme = text.find("://", max(self._begin, cursor - 2), start)
+            if self._scheme >= 0 and not self._path:
+                self._path = text.find("/", max(self._scheme + 3, cursor), start) >= 0
+            self._cursor = start
+        if self._query:
+            return False
+        if self._scheme >= 0:
+            return self._path
+        return text.startswith("/", self._begin, start) and not text.startswith("//", self._begin, start)
 
 
 def redact_url(url: str) -> str:
