@@ -377,6 +377,39 @@ async def test_a_followed_href_quoting_a_secret_leaks_it_in_no_log_or_error(
     assert leaks(error, logs.records) == {}
 
 
+@pytest.mark.parametrize("relation", ["next", "repository"])
+async def test_an_href_too_long_to_request_quoting_a_secret_leaks_it_in_no_link_error(
+    relation: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """An href below the API root longer than httpx takes a URL (65,536 characters) cannot be
+    requested: the `LinkError` quoted the whole URL, secret included, unscrubbed."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        href = f"/v1/BackupRepositories/r1?{secret_query(request, password)}&pad={'x' * 70_000}"
+        if relation == "next":
+            href = href.replace("BackupRepositories/r1", "Jobs")
+            return httpx.Response(200, json={"results": [{"id": "j1"}], "_links": {"next": {"href": href}}})
+        return httpx.Response(200, json={"id": "j1", "name": "D", "_links": {"repository": {"href": href}}})
+
+    async def follow(vbo: VBOClient) -> object:
+        if relation == "next":
+            return await vbo.jobs()
+        link = (await vbo.job("j1")).links.repository
+        assert link is not None
+        return await link
+
+    async with client_for(handler, password=password) as vbo:
+        with pytest.raises(LinkError) as caught:
+            await follow(vbo)
+    error = caught.value
+    assert "cannot request" in str(error)
+    assert "***" in str(error)  # scrubbed, not dropped
+    assert leaks(error, logs.records) == {}
+
+
 async def test_an_item_refused_on_a_page_whose_url_quotes_a_secret_is_filed_scrubbed(
     logs: pytest.LogCaptureFixture,
 ) -> None:

@@ -465,7 +465,8 @@ class Sender:
             try:
                 parsed = httpx.URL(url)
             except httpx.InvalidURL as exc:
-                raise LinkError(f"cannot request {url!r}: {exc}") from exc
+                # As an href: `scrub_error` hides a secret a server put in it (send's handler).
+                raise LinkError(f"cannot request {url!r}: {exc}", href=url) from exc
             if len(self._urls) >= _URLS_KEPT:
                 self._urls.clear()
             self._urls[url] = parsed
