@@ -247,12 +247,23 @@ async def test_a_value_of_the_wrong_type_quoting_a_secret_leaks_it_in_no_decode_
 
 
 @pytest.mark.parametrize("relation", ["next", "repository"])
-@pytest.mark.parametrize("where", ["https://evil.example/?t={}", "/evil?t={}", "/v1/Jobs/%2e%2e?t={}"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "https://evil.example/?t={}",
+        "/evil?t={}",
+        "/v1/Jobs/%2e%2e?t={}",
+        # urlsplit refuses the host ("℀" is "a/c" once normalised), its ValueError, the cause of
+        # the LinkError, quoting the userinfo
+        "https://svc\u2100:{}@vbo.test:4443/v1/Jobs",
+    ],
+)
 async def test_a_refused_href_quoting_a_secret_leaks_it_in_no_link_error(
     relation: str, where: str, logs: pytest.LogCaptureFixture
 ) -> None:
     """A ``next`` link or a resource's link that cannot be followed is a `LinkError` quoting the
-    href: a secret the server put in it is scrubbed from the message and from ``href``."""
+    href: a secret the server put in it is scrubbed from the message and from ``href``, and from
+    the error's cause (which a traceback prints)."""
     password = PASSWORDS["special"]
 
     def handler(request: httpx.Request) -> httpx.Response:
