@@ -978,6 +978,79 @@ def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: P
     assert err.decode().strip() == "vbo-async: interrupted"
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+BLOCKING_IMPORT = """
+import sys, time
+sys.stderr.write("importing {name}\\n")
+sys.stderr.flush()
+time.sleep(HANG_GUARD)
+"""
+"""A stand-in for a module the command imports: it says so on stderr, then blocks (until the
+SIGINT the test sends), so the interrupt lands at a known point of the start-up imports."""
+
+
+def console_script(tmp_path: Path) -> Path:
+    """The ``vbo-async`` script pip writes for pyproject's entry point (what users run)."""
+    import tomllib
+
+    entry = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["scripts"]["vbo-async"]
+    module, _, function = entry.partition(":")
+    script = tmp_path / "vbo-async"
+    script.write_text(
+        "import re\nimport sys\n"
+        f"from {module} import {function}\n"
+        "if __name__ == '__main__':\n"
+        "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+        f"    sys.exit({function}())\n"
+    )
+    return script
+
+
+@pytest.mark.parametrize("subcommand", ["jobs", "check"])
+@pytest.mark.parametrize(
+    ("command", "blocked"),
+    [
+        ("vbo-async", "httpx"),  # the library's imports (vbo_async/__init__.py), click and rich too
+        ("vbo-async", "getpass"),  # the command line's own (vbo_async._cli)
+        ("python -m vbo_async", "getpass"),
+    ],
+)
+def test_ctrl_c_while_the_command_starts_is_exit_130_without_a_traceback(
+    tmp_path: Path, command: str, blocked: str, subcommand: str
+) -> None:
+    """Ctrl-C in the first few tenths of a second, while the command imports what it needs,
+    printed a Python traceback (and ended by the signal) instead of the one line and exit 130 of
+    every later moment."""
+    stand_ins = tmp_path / "stand_ins"
+    stand_ins.mkdir()
+    (stand_ins / f"{blocked}.py").write_text(
+        BLOCKING_IMPORT.format(name=blocked).replace("HANG_GUARD", repr(HANG_GUARD))
+    )
+    path = os.pathsep.join([str(stand_ins), str(REPOSITORY), os.environ.get("PYTHONPATH", "")])
+    argv = [str(console_script(tmp_path))] if command == "vbo-async" else ["-m", "vbo_async"]
+    process = subprocess.Popen(
+        [sys.executable, *argv, subcommand, "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=child_environment(PYTHONPATH=path),
+    )
+    try:
+        assert process.stderr is not None
+        said = process.stderr.readline()
+        assert said == f"importing {blocked}\n".encode(), said
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=HANG_GUARD)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if subcommand == "check":  # a monitoring plugin: UNKNOWN, on stdout
+        assert (out, err, process.returncode) == (b"VB365 UNKNOWN - interrupted\n", b"", 3)
+    else:
+        assert (out, err, process.returncode) == (b"", b"vbo-async: interrupted\n", 130)
+
+
 async def test_jobs_prompts_for_the_password_on_a_terminal(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

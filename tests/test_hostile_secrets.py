@@ -24,7 +24,7 @@ import logging
 import pickle
 import traceback
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import httpx
 import pytest
@@ -44,11 +44,13 @@ from vbo_async import (
     VBOError,
     poll_jobs,
 )
+from vbo_async._aiohttp import AiohttpTransport
 from vbo_async._auth import TokenManager
 from vbo_async._prefetch import LinkCache
 from vbo_async._redact import Redactor
+from vbo_async._sending import _quotes_secret
 
-from .conftest import FAST, client_for
+from .conftest import BASE, FAST, client_for
 from .test_hostile_input import shown
 from .test_redact import MALFORMED
 
@@ -245,12 +247,23 @@ async def test_a_value_of_the_wrong_type_quoting_a_secret_leaks_it_in_no_decode_
 
 
 @pytest.mark.parametrize("relation", ["next", "repository"])
-@pytest.mark.parametrize("where", ["https://evil.example/?t={}", "/evil?t={}", "/v1/Jobs/%2e%2e?t={}"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "https://evil.example/?t={}",
+        "/evil?t={}",
+        "/v1/Jobs/%2e%2e?t={}",
+        # urlsplit refuses the host ("℀" is "a/c" once normalised), its ValueError, the cause of
+        # the LinkError, quoting the userinfo
+        "https://svc\u2100:{}@vbo.test:4443/v1/Jobs",
+    ],
+)
 async def test_a_refused_href_quoting_a_secret_leaks_it_in_no_link_error(
     relation: str, where: str, logs: pytest.LogCaptureFixture
 ) -> None:
     """A ``next`` link or a resource's link that cannot be followed is a `LinkError` quoting the
-    href: a secret the server put in it is scrubbed from the message and from ``href``."""
+    href: a secret the server put in it is scrubbed from the message and from ``href``, and from
+    the error's cause (which a traceback prints)."""
     password = PASSWORDS["special"]
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -368,6 +381,39 @@ async def test_a_followed_href_quoting_a_secret_leaks_it_in_no_log_or_error(
     assert "***" in str(error)
     if expected is TransportError:
         assert sum(hasattr(record, "vbo_async_retry") for record in logs.records) == FAST.attempts - 1
+    assert leaks(error, logs.records) == {}
+
+
+@pytest.mark.parametrize("relation", ["next", "repository"])
+async def test_an_href_too_long_to_request_quoting_a_secret_leaks_it_in_no_link_error(
+    relation: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """An href below the API root longer than httpx takes a URL (65,536 characters) cannot be
+    requested: the `LinkError` quoted the whole URL, secret included, unscrubbed."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        href = f"/v1/BackupRepositories/r1?{secret_query(request, password)}&pad={'x' * 70_000}"
+        if relation == "next":
+            href = href.replace("BackupRepositories/r1", "Jobs")
+            return httpx.Response(200, json={"results": [{"id": "j1"}], "_links": {"next": {"href": href}}})
+        return httpx.Response(200, json={"id": "j1", "name": "D", "_links": {"repository": {"href": href}}})
+
+    async def follow(vbo: VBOClient) -> object:
+        if relation == "next":
+            return await vbo.jobs()
+        link = (await vbo.job("j1")).links.repository
+        assert link is not None
+        return await link
+
+    async with client_for(handler, password=password) as vbo:
+        with pytest.raises(LinkError) as caught:
+            await follow(vbo)
+    error = caught.value
+    assert "cannot request" in str(error)
+    assert "***" in str(error)  # scrubbed, not dropped
     assert leaks(error, logs.records) == {}
 
 
@@ -683,6 +729,161 @@ async def test_a_wire_error_quoting_a_secret_leaks_it_not(
     for text in (str(error), repr(error)):
         assert ACCESS[:8].lower() not in text.lower()  # not even the part before a cut
         assert PREFIX.lower() not in text.lower()
+
+
+# --- 8b. short passwords: hidden where echoed, the words and URLs around them left readable ----------
+
+
+@pytest.mark.parametrize("password", ["v1", "Jobs", "a", "admin", "8"])
+async def test_a_short_password_is_hidden_in_an_echoed_form_and_leaves_the_rest_readable(
+    password: str,
+) -> None:
+    """A password of a few characters, or a common word, was masked inside every word and URL
+    that contained it: "HTTP 500: the ***dministr***tor ... (GET https://vbo.test:4443/***/Jobs)"."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(400, text=f"invalid_grant: {request.content.decode()}")
+        return httpx.Response(500, json={"message": "the database is busy"})
+
+    refused = await raised_by(client_for(handler, username="svc", password=password), "jobs")
+    assert isinstance(refused, AuthenticationError), refused
+    assert str(refused) == (
+        "the server refused the password grant: invalid_grant: "
+        f"grant_type=password&username=svc&password=*** (POST {BASE}/v1/Token)"
+    )
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        return httpx.Response(500, json={"message": "the administrator says the database is busy"})
+
+    error = await raised_by(client_for(failing, password=password), "jobs")
+    assert isinstance(error, ServerError), error
+    assert str(error) == f"HTTP 500: the administrator says the database is busy (GET {BASE}/v1/Jobs)"
+
+
+class Crowded(AiohttpTransport):
+    """The default transport with one connection, held by a request the server never answers
+    while a URL carrying ``t=`` is asked for, with a pool timeout of 10 ms: aiohttp's own
+    ``ConnectionTimeoutError``, which quotes the whole URL, becomes the cause of the client's
+    `TransportError` (the client's own timeouts are longer than an attempt's deadline, so a
+    transport with shorter ones shows what any aiohttp failure quoting the URL does)."""
+
+    def __init__(self, base: str, held: asyncio.Event) -> None:
+        super().__init__(limits=httpx.Limits(max_connections=1))
+        self._base = base
+        self._held = held
+        self._hold: asyncio.Task[httpx.Response] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if "t=" not in str(request.url):
+            return await super().handle_async_request(request)
+        if self._hold is None:
+            hold = httpx.Request("GET", f"{self._base}/hold", extensions=request.extensions)
+            self._hold = asyncio.ensure_future(super().handle_async_request(hold))
+            await self._held.wait()  # the only connection is taken
+        timeouts = {"connect": 0.01, "read": None, "write": None, "pool": 0.01}
+        crowded = httpx.Request(
+            request.method, request.url, headers=request.headers, extensions={"timeout": timeouts}
+        )
+        return await super().handle_async_request(crowded)
+
+    async def aclose(self) -> None:
+        if self._hold is not None:
+            self._hold.cancel()
+            with contextlib.suppress(BaseException):
+                await self._hold
+        await super().aclose()
+
+
+async def test_no_link_of_a_transport_errors_cause_chain_quotes_a_secret(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """``logging.exception`` prints an error's whole chain of causes and contexts: the aiohttp
+    error under the `TransportError` quoted the URL the server chose, secret included, although
+    the `TransportError` itself was scrubbed."""
+    password = PASSWORDS["special"]
+    held = asyncio.Event()
+    secret = quote(f"{password}|{ACCESS}", safe="")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lengths = [
+                    line[15:] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+                ]
+                await reader.readexactly(int(lengths[0]) if lengths else 0)
+                if b" /hold " in head:
+                    held.set()
+                    await asyncio.Event().wait()  # never answered
+                if b"/Token " in head:
+                    body = token_json()
+                else:
+                    body = json.dumps(
+                        {"results": [{"id": "j1"}], "_links": {"next": {"href": f"/v1/Jobs?t={secret}"}}}
+                    ).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+                    % (len(body), body)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        vbo = VBOClient(
+            base,
+            username=USERNAME,
+            password=password,
+            retry=FAST,
+            api_version="v1",
+            transport=Crowded(base, held),
+        )
+        error = await raised_by(vbo, "jobs")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert isinstance(error, TransportError), repr(error)
+    assert "***" in str(error.url)
+    logging.getLogger("vbo_async.tests").exception("the sweep failed", exc_info=error)
+    printed = "\n".join(logging.Formatter().format(record) for record in logs.records)
+    assert "Connection timeout to host" in printed  # the chain is there, scrubbed
+    for text in (printed, "".join(traceback.format_exception(error))):
+        assert PREFIX not in text
+        assert ACCESS not in text
+        assert secret not in text
+    assert leaks(error, logs.records) == {}
+
+
+def test_a_chain_is_read_to_its_end_for_secrets() -> None:
+    """Causes, contexts and grouped exceptions, as a traceback prints them; a chain too long to
+    read counts as quoting one."""
+    scrub = Redactor(PREFIX).scrub
+    deep: BaseException = ValueError(f"GET /v1/Jobs?t={PREFIX}")
+    for depth in range(5):
+        outer = OSError(f"layer {depth}")
+        outer.__context__ = deep
+        deep = outer
+    assert _quotes_secret(deep, scrub)
+    grouped = ExceptionGroup("two", [OSError("fine"), OSError(f"x={PREFIX}")])
+    assert _quotes_secret(RuntimeError("outer").with_traceback(None), scrub) is False
+    noted = OSError("fine")
+    noted.add_note(f"while asking for /v1/Jobs?t={PREFIX}")
+    assert _quotes_secret(noted, scrub)
+    assert _quotes_secret(grouped, scrub)
+    long: BaseException = OSError("fine")
+    for _ in range(100):
+        outer = OSError("fine")
+        outer.__cause__ = long
+        long = outer
+    assert _quotes_secret(long, scrub)
+    assert not _quotes_secret(OSError("fine"), scrub)
 
 
 # --- 9. base URLs with userinfo, and the client's Secret ----------------------------------------------

@@ -1,22 +1,41 @@
 """Keeping secrets out of messages, even when a server echoes them back (pure, no I/O).
 
 A token endpoint whose 400 page echoes the form puts ``password=S3cr3t-PW`` into the error; a
-500 page echoing the request headers puts the bearer token there. `Redactor` replaces every
-occurrence of the secrets a client knows, and of the ways a server may have encoded them, with
-``***``; `redact_url` drops the userinfo of a URL-ish string, however malformed, before a
-message quotes it.
+500 page echoing the request headers puts the bearer token there. `Redactor` replaces the secrets
+a client knows, and the ways a server may have encoded them, with ``***``; `redact_url` drops the
+userinfo of a URL-ish string, however malformed, before a message quotes it.
+
+Where a secret is masked:
+
+* A secret of at least `ANYWHERE` (8) characters (every token, any real password) is masked
+  wherever it occurs, in every encoded form, inside other text too: a string that long is not
+  found in a message by chance.
+* A shorter one (a weak password such as ``a``, ``v8``, ``Jobs`` or ``admin``) is masked, in
+  every encoded form, wherever it stands alone: not joined to a letter or digit on either side
+  (an escape before it, such as ``%3D``, ``\\u0022`` or ``\\n``, separates it, as does an
+  occurrence of another secret). That is everywhere a server echoes a value: ``password=admin``,
+  ``"password":"admin"``, ``Bearer admin``, ``%3Dadmin%26``, ``wrong password 'admin'.``,
+  ``<td>admin</td>``, a URL's query. It is left alone inside a longer word (``admin`` in
+  ``administrator``, ``a`` in ``database``) and in the path of a URL (the ``v8`` and ``Jobs`` of
+  ``https://vbo01/v8/Jobs`` or ``'/v8/Jobs'``): masking it there hid nothing and made every
+  message and URL unreadable. The client sends the password only in the token form, never in a
+  URL path, so an echo does not put it there. A whole word that equals the password is masked
+  even when it was no echo: nothing tells the two apart.
 """
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import re
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "Redactor", "encoded_forms", "redact_url"]
+__all__ = ["ANYWHERE", "MASK", "Redactor", "encoded_forms", "redact_url"]
 
 MASK = "***"
+ANYWHERE = 8
+"""Secrets at least this long are masked wherever they occur; shorter ones where they stand alone."""
 
 _PASSES = 4
 """Scrubbing again is needed only for secrets containing ``*`` (the mask can complete one); past
@@ -29,6 +48,12 @@ _DOTNET_SAFE = frozenset(
 )
 """What .NET's default JSON encoder leaves as is; it writes everything else as ``\\uXXXX``."""
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_ESCAPE_BEFORE = re.compile(
+    r"(?:%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|\\x[0-9A-Fa-f]{2}|\\[0-7]{1,3}|\\[A-Za-z])\Z"
+)
+"""An escape ending right before a position (``%3D``, ``\\u0022``, ``\\n``): a separator."""
+_URL_END = re.compile(r"[\s\"'`<>(){}|,;]")
+"""Characters around a URL quoted in a message (none is allowed in one unescaped)."""
 
 
 def _url_forms(secret: str) -> set[str]:
@@ -105,7 +130,8 @@ def encoded_forms(secret: str) -> frozenset[str]:
 
 
 class Redactor:
-    """Replaces the secrets a client knows, in every encoded form, with ``***``.
+    """Replaces the secrets a client knows, in every encoded form, with ``***`` (where: see the
+    module docstring).
 
     Immutable: built from the password and the current tokens, and rebuilt when they change.
     ``None`` and empty secrets are ignored. Its repr shows how many secrets it holds, never them.
@@ -118,20 +144,22 @@ class Redactor:
 
     __slots__ = ("_count", "_forms", "_recheck")
     _count: int
-    _forms: tuple[str, ...]
-    _recheck: tuple[str, ...]
+    _forms: tuple[tuple[str, bool], ...]
+    _recheck: tuple[tuple[str, bool], ...]
 
     def __init__(self, *secrets: str | None) -> None:
         known = {secret for secret in secrets if isinstance(secret, str) and secret}
-        forms: set[str] = set()
+        forms: dict[str, bool] = {}
         for secret in known:
-            forms |= encoded_forms(secret)
+            anywhere = len(secret) >= ANYWHERE
+            for form in encoded_forms(secret):
+                forms[form] = forms.get(form, False) or anywhere
         # Longest first, so a secret inside another never splits the longer one's mask.
-        ordered = tuple(sorted(forms, key=lambda form: (-len(form), form)))
+        ordered = tuple(sorted(forms.items(), key=lambda item: (-len(item[0]), item[0])))
         object.__setattr__(self, "_count", len(known))
         object.__setattr__(self, "_forms", ordered)
         # A form the mask itself contains ("*", "**") would be found again forever.
-        object.__setattr__(self, "_recheck", tuple(form for form in ordered if form not in MASK))
+        object.__setattr__(self, "_recheck", tuple(item for item in ordered if item[0] not in MASK))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Redactor is immutable; build a new one")
@@ -146,7 +174,7 @@ class Redactor:
         return bool(self._forms)
 
     def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of a secret, or of an encoded form, replaced by ``***``.
+        """``text`` with the secrets and their encoded forms replaced by ``***``.
 
         Overlapping and adjacent occurrences are masked as one span. Costs one substring search
         per form when there is nothing to hide. Scrub a whole body before cutting an excerpt of it,
@@ -156,34 +184,123 @@ class Redactor:
             return text
         result = _mask(text, self._forms)
         for _ in range(_PASSES):
-            if not any(form in result for form in self._recheck):
+            if result is text:
                 return result
-            result = _mask(result, self._recheck)
-        return MASK
+            # The mask may have completed a secret containing "*": look again.
+            text, result = result, _mask(result, self._recheck)
+        return result if result is text else MASK
 
 
-def _mask(text: str, forms: tuple[str, ...]) -> str:
-    spans: list[tuple[int, int]] = []
-    for form in forms:
+def _mask(text: str, forms: tuple[tuple[str, bool], ...]) -> str:
+    """``text`` with the occurrences of ``forms`` masked (``text`` itself when none is): each
+    (form, masked anywhere) pair. Overlapping or touching occurrences make one span, masked
+    when one of them is masked anywhere, stands alone itself, or together they stand alone
+    (`_stands_alone`: ``abc`` and ``cdef`` in ``=abcdef=``)."""
+    spans: list[tuple[int, int, bool]] = []
+    for form, anywhere in forms:
         start = text.find(form)
         while start >= 0:
-            spans.append((start, start + len(form)))
+            spans.append((start, start + len(form), anywhere))
             start = text.find(form, start + 1)
     if not spans:
         return text
     spans.sort()
+    groups: list[list[tuple[int, int, bool]]] = [[spans[0]]]
+    end = spans[0][1]
+    for span in spans[1:]:
+        if span[0] <= end:  # overlapping or touching: one span
+            groups[-1].append(span)
+            end = max(end, span[1])
+        else:
+            groups.append([span])
+            end = span[1]
     pieces: list[str] = []
     cursor = 0
-    begin, end = spans[0]
-    for span_start, span_end in spans[1:]:
-        if span_start <= end:  # overlapping or touching: one mask
-            end = max(end, span_end)
-            continue
-        pieces += [text[cursor:begin], MASK]
-        cursor = end
-        begin, end = span_start, span_end
-    pieces += [text[cursor:begin], MASK, text[end:]]
+    urls = _UrlRuns(text)  # asked for increasing positions, as the groups and their spans come
+    for group in groups:
+        begin, end = group[0][0], max(span[1] for span in group)
+        if (
+            any(anywhere for _, _, anywhere in group)
+            or _stands_alone(text, begin, end, urls)
+            or any(_stands_alone(text, start, stop, urls) for start, stop, _ in group)
+        ):
+            pieces += [text[cursor:begin], MASK]
+            cursor = end
+    if not pieces:
+        return text
+    pieces.append(text[cursor:])
     return "".join(pieces)
+
+
+def _stands_alone(text: str, start: int, end: int, urls: _UrlRuns) -> bool:
+    """Whether ``text[start:end]`` is neither part of a longer word (a letter or digit joined to
+    it on either side, with no escape such as ``%3D`` or ``\\n`` between) nor a segment of the
+    path of a URL (`_UrlRuns.in_path`; asked for increasing ``start``)."""
+    if start > 0:
+        before = text[start - 1]
+        if before == "/" and urls.in_path(start):
+            return False
+        if (
+            before.isalnum()
+            and text[start].isalnum()
+            and _ESCAPE_BEFORE.search(text, max(0, start - 10), start) is None
+        ):
+            return False
+    if end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        # A form ending in an escape ("%C3%A9") ends a word as its character would, or not.
+        return _ESCAPE_BEFORE.search(text, max(0, end - 10), end) is not None
+    return True
+
+
+class _UrlRuns:
+    """Where URLs' paths are in one text, read once from left to right: `in_path` is asked for
+    increasing positions, so however many occurrences a text has, each character is looked at
+    a bounded number of times (a hostile body of ``/a/a/a...`` and the password ``a`` cost
+    linear time, not quadratic)."""
+
+    __slots__ = ("_begin", "_cursor", "_ends", "_path", "_query", "_scheme", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._ends: list[int] | None = None
+        """Where the characters `_URL_END` matches are (found at the first question)."""
+        self._cursor = 0
+        """Read up to here."""
+        self._begin = 0
+        """Where the run of URL characters around the cursor began (after one of `_URL_END`)."""
+        self._query = False
+        """Whether a ``?`` or ``#`` is in the run."""
+        self._scheme = -1
+        """Where the run's first ``://`` is (-1: none)."""
+        self._path = False
+        """Whether a ``/`` follows that ``://`` in the run."""
+
+    def in_path(self, start: int) -> bool:
+        """Whether ``start`` (right after a ``/``) begins a segment of the path of a URL, absolute
+        (``https://vbo01/v8/Jobs``) or server-relative (``'/v8/Jobs'``); not of its host,
+        userinfo, query or fragment, and not of ``svc/pw`` (a ``/`` between words)."""
+        text = self._text
+        if start > self._cursor:
+            cursor = self._cursor
+            if self._ends is None:
+                self._ends = [match.start() for match in _URL_END.finditer(text)]
+            ends = self._ends
+            before = bisect.bisect_left(ends, start) - 1  # the last end before start
+            if before >= 0 and ends[before] >= cursor:  # a new run
+                cursor = self._begin = ends[before] + 1
+                self._query, self._scheme, self._path = False, -1, False
+            if not self._query:
+                self._query = text.find("?", cursor, start) >= 0 or text.find("#", cursor, start) >= 0
+            if self._scheme < 0:
+                self._scheme = text.find("://", max(self._begin, cursor - 2), start)
+            if self._scheme >= 0 and not self._path:
+                self._path = text.find("/", max(self._scheme + 3, cursor), start) >= 0
+            self._cursor = start
+        if self._query:
+            return False
+        if self._scheme >= 0:
+            return self._path
+        return text.startswith("/", self._begin, start) and not text.startswith("//", self._begin, start)
 
 
 def redact_url(url: str) -> str:

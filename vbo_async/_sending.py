@@ -69,6 +69,8 @@ LeanGet = Callable[[str, list[tuple[bytes, bytes]], Mapping[str, float | None]],
 _NO_BODY = httpx.ByteStream(b"")
 """The body of every request sent without one (immutable: reading it gives ``b""``)."""
 _FORM_TYPE = (b"Content-Type", b"application/x-www-form-urlencoded")
+_CHAIN_READ = 32
+"""Exceptions of a failure's chain `_quotes_secret` reads (past them, it is taken to quote one)."""
 
 
 @attrs.frozen
@@ -332,30 +334,17 @@ class Sender:
                 raise ClientStateError(CLOSED_IN_FLIGHT)
             if not first_try:
                 first_try.append(time.monotonic())
-            echoed: tuple[TransportError, BaseException | None] | None = None
+            failure: tuple[VBOError, BaseException | None] | None = None
             try:
                 async with asyncio.timeout(self._timeout):
                     answer = await self._exchange(call)
             except Exception as exc:
-                # Closing the pool under a request fails it in whatever way the transport happens
-                # to be in (a read error, say): say what happened instead.
-                if self._closed and not isinstance(exc, ClientStateError | TokenUnavailable):
-                    raise ClientStateError(CLOSED_IN_FLIGHT) from exc
-                if isinstance(exc, TimeoutError):
-                    raise TransportError(
-                        f"no complete answer within {self._timeout} s", method=method, url=url
-                    ) from exc
-                if not isinstance(exc, httpx.HTTPError | OSError):
+                failure = self._failure(exc, method, url)
+                if failure is None:
                     raise
-                # A parser quotes the line it refuses: a server may have echoed a secret there (a
-                # certificate failure, the local TLS library's words, keeps its cause: never retried).
-                text = _describe(exc)
-                shown = text if _is_certificate_error(exc) else self._scrub(text)
-                if shown == text:
-                    raise TransportError(text, method=method, url=url) from exc
-                echoed = (TransportError(shown, method=method, url=url), _scrubbed_copy(exc, self._scrub))
-            if echoed is not None:
-                raise echoed[0] from echoed[1]  # outside the handler: the unscrubbed error is no context
+            if failure is not None:
+                # Outside the handler: an unscrubbed error is never the context.
+                raise failure[0] from failure[1]
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             shown = self._scrub(url)
@@ -368,6 +357,34 @@ class Sender:
                 elapsed,
             )
         return answer
+
+    def _failure(self, exc: Exception, method: str, url: str) -> tuple[VBOError, BaseException | None] | None:
+        """The error to raise for an attempt that failed with ``exc``, and its cause: ``exc``, or
+        a scrubbed copy when anything in ``exc``'s chain quotes a secret (`_quotes_secret`: a
+        traceback prints the whole chain, and aiohttp's errors quote the URL, which a server may
+        have put a secret in). None: ``exc`` is no I/O failure, raised as it is."""
+        # Closing the pool under a request fails it in whatever way the transport happens to be
+        # in (a read error, say): say what happened instead.
+        if self._closed and not isinstance(exc, ClientStateError | TokenUnavailable):
+            return ClientStateError(CLOSED_IN_FLIGHT), self._hidden(exc)
+        if isinstance(exc, TimeoutError):
+            error = TransportError(f"no complete answer within {self._timeout} s", method=method, url=url)
+            return error, self._hidden(exc)
+        if not isinstance(exc, httpx.HTTPError | OSError):
+            return None
+        text = _describe(exc)
+        if _is_certificate_error(exc):
+            # The local TLS library's words; the cause is kept (a certificate error is never retried).
+            return TransportError(text, method=method, url=url), exc
+        # A parser quotes the line it refuses: a server may have echoed a secret there.
+        return TransportError(self._scrub(text), method=method, url=url), self._hidden(exc)
+
+    def _hidden(self, exc: Exception) -> BaseException | None:
+        """``exc``, to be the cause of the client's error, or when its chain quotes a secret, a
+        copy of it with its message scrubbed and no chain (`_scrubbed_copy`)."""
+        if not _quotes_secret(exc, self._scrub):
+            return exc
+        return _scrubbed_copy(exc, self._scrub)
 
     async def _exchange(self, call: _Call) -> Answer:
         """One attempt: the request, and its replays after a 401 with a renewed token."""
@@ -469,7 +486,8 @@ class Sender:
             try:
                 parsed = httpx.URL(url)
             except httpx.InvalidURL as exc:
-                raise LinkError(f"cannot request {url!r}: {exc}") from exc
+                # As an href: `scrub_error` hides a secret a server put in it (send's handler).
+                raise LinkError(f"cannot request {url!r}: {exc}", href=url) from exc
             if len(self._urls) >= _URLS_KEPT:
                 self._urls.clear()
             self._urls[url] = parsed
@@ -595,6 +613,27 @@ def _scrubbed_copy(exc: Exception, scrub: Callable[[str], str]) -> BaseException
     except RuntimeError:  # raised without a request
         request = None
     return type(exc)(scrub(str(exc)), request=request)
+
+
+def _quotes_secret(exc: BaseException, scrub: Callable[[str], str]) -> bool:
+    """Whether ``exc`` or an exception of its chain (causes, contexts and grouped exceptions: what
+    a traceback prints) says something ``scrub`` changes; also True for a chain too long to read."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        if len(seen) == _CHAIN_READ:
+            return True
+        seen.add(id(link))
+        said = [str(link), repr(link.args), *(str(note) for note in getattr(link, "__notes__", ()))]
+        if any(scrub(text) != text for text in said):
+            return True
+        pending += [nested for nested in (link.__cause__, link.__context__) if nested is not None]
+        if isinstance(link, BaseExceptionGroup):
+            pending += link.exceptions
+    return False
 
 
 def _say_attempts(error: TransportError, attempts: int, first_try: list[float]) -> None:

@@ -144,7 +144,8 @@ def scrubbed_link_error(error: LinkError, scrub: Callable[[str], str]) -> LinkEr
         return error
     message = scrub(error.message.replace(repr(href), repr(shown)))
     scrubbed = LinkError(message, href=shown, relation=error.relation)
-    scrubbed.__cause__ = error.__cause__
+    # No cause: a traceback prints it, and the parser's error may quote any part of the href (a
+    # part of a secret, which no scrub finds: urlsplit quotes a refused host, userinfo included).
     return scrubbed
 
 
