@@ -156,7 +156,18 @@ _headers = st.lists(
     gzipped=st.booleans(),
     framing=st.sampled_from(["length", "chunked", "short", "close"]),
     authenticated=st.booleans(),
-    path=st.sampled_from(["/Jobs", "/Jobs/a%20b?offset=3&limit=30", "/Organizations/%C3%BC/Jobs"]),
+    path=st.sampled_from(
+        [
+            "/Jobs",
+            "/Jobs/a%20b?offset=3&limit=30",
+            "/Organizations/%C3%BC/Jobs",
+            # Not percent-encoded: httpx encodes them, so the lean GET must send them so too.
+            "/Jobs/a b",
+            "/Organizations/ü/Jobs?name=ä b",
+            "/Jobs/a|b^c`d{e}",
+            "/Jobs/%7e?x=%zz",
+        ]
+    ),
 )
 def test_a_lean_get_sends_and_answers_as_the_httpx_path_does(
     status: bytes,

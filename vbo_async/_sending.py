@@ -395,9 +395,11 @@ class Sender:
         while True:
             self.requests_sent += 1
             if lean is not None:
+                # The URL as httpx writes it (percent-encoded where the string is not), as
+                # ``handle_async_request`` sends an ``httpx.Request``'s.
                 url = self._url(call.url)
                 timeouts = self._extensions["timeout"]
-                response = await lean(call.url, self._headers_for(url, token).raw, timeouts)
+                response = await lean(str(url), self._headers_for(url, token).raw, timeouts)
             else:
                 response = await self._transport.handle_async_request(self._build(call, token))
             if token is None or response.status_code != 401 or renewals == MAX_RENEWALS:
