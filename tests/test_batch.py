@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vbo_async import (
+    ConfigError,
     DecodeError,
     HealthPolicy,
     HealthState,
@@ -209,6 +210,54 @@ async def test_targets_carrying_their_organization_spare_the_listing() -> None:
     assert all(
         result.target.label == result.organization.name for result in results.values() if result.organization
     )
+
+
+async def test_a_known_organization_count_keeps_the_share_rule_without_a_listing(big: Simulator) -> None:
+    # The caller listed the server's 300 organizations to find its tenants: 10 of them (3%) are
+    # polled one by one, 15 (5%) in one batch, and neither sweep lists the organizations again.
+    app = create_app(simulator=big)
+    async with client(app, "v8") as vbo:
+        organizations = await vbo.organizations()
+        counts = {vbo: len(organizations)}
+        carried = [PollTarget(client=vbo, organization_id=o.id, organization=o) for o in organizations]
+        few = int(BATCH_MIN_SHARE * len(organizations)) - 5
+        assert few >= BATCH_MIN_TENANTS
+        big.reset_stats()
+        results = await sweep(carried[:few], organization_counts=counts, health=HealthPolicy())
+        assert api_requests(big) == {
+            "GET /v8/jobs": few,  # ?organizationId=, one per tenant
+            "GET /v8/jobsessions": sum(len(r.jobs) for r in results.values()),  # ?jobId=&limit=
+        }
+        for target in carried[:few]:
+            result = results[target.organization_id]
+            assert result.error is None
+            assert result.organization == target.organization
+            assert sorted(job.id for job in result.jobs) == expected_jobs(big, target.organization_id)
+            assert set(result.health) == {job.id for job in result.jobs}
+        big.reset_stats()
+        enough = int(BATCH_MIN_SHARE * len(organizations))
+        results = await sweep(carried[:enough], organization_counts=counts)
+        assert api_requests(big) == {"GET /v8/jobs": 1}
+        assert all(sorted(j.id for j in r.jobs) == expected_jobs(big, o) for o, r in results.items())
+        big.reset_stats()
+        await sweep(carried[:few])  # no count: batched (the share is not known without a request)
+        assert api_requests(big) == {"GET /v8/jobs": 1}
+
+
+@pytest.mark.parametrize("kind", ["list", "str-key", "str", "str-value", "negative", "bool"])
+async def test_organization_counts_must_map_clients_to_counts(big: Simulator, kind: str) -> None:
+    async with client(create_app(simulator=big), "v8") as vbo:
+        counts = {
+            "list": [1, 2],
+            "str-key": {"vbo": 3},
+            "str": "counts",
+            "str-value": {vbo: "300"},
+            "negative": {vbo: -1},
+            "bool": {vbo: True},
+        }[kind]
+        with pytest.raises(ConfigError, match="organization_counts"):
+            poll_jobs([PollTarget(client=vbo, organization_id=ORGS[0])], organization_counts=counts)
+    assert big.stats.requests == 0
 
 
 # --- isolation, with a server whose answers are scripted -------------------------------------------------

@@ -16,6 +16,7 @@ import json
 import re
 import socket
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vbo_async import HealthState, RetryPolicy, __version__
+from vbo_async import ConfigError, HealthState, RetryPolicy, TransportError, VBOClient, __version__
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
     PLUGIN_CODES,
@@ -41,7 +42,7 @@ from vbo_async._cli._plugin import (
     plugin_output,
 )
 from vbo_async._cli._report import Report, Row
-from vbo_async._cli._threads import DaemonThreads, unheld
+from vbo_async._cli._threads import MAX_THREADS, DaemonThreads, NoThread, unheld
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import as_asgi, closed_port, serve
@@ -770,6 +771,86 @@ def test_the_checks_executor_forwards_results_and_errors() -> None:
     found = asyncio.run(unheld(lookups()))
     assert any(address[4][0] in ("127.0.0.1", "::1") for address in found)
     assert DaemonThreads().submit(pow, 2, 10).result() == 1024
+
+
+def _held(started: threading.Event, release: threading.Event, value: int) -> int:
+    started.set()
+    release.wait()
+    return value
+
+
+def test_the_executor_runs_at_most_max_threads_calls_at_once() -> None:
+    """Lookups that never end each hold a thread: past the bound a call fails at once with a
+    typed error instead of starting one more thread."""
+    threads = DaemonThreads(max_threads=2)
+    release = threading.Event()
+    started = [threading.Event(), threading.Event()]
+    held = [threads.submit(_held, started[n], release, n) for n in range(2)]
+    assert all(event.wait(HANG_GUARD) for event in started)
+    assert threads.running == 2
+    with pytest.raises(NoThread, match="2 threads are still running") as refused:
+        threads.submit(pow, 2, 3)
+    assert isinstance(refused.value, TransportError)
+    assert isinstance(refused.value, OSError)  # a lookup failing on it is a failed lookup
+    release.set()
+    assert [future.result(HANG_GUARD) for future in held] == [0, 1]
+    assert threads.running == 0  # freed before the results were delivered
+    assert threads.submit(pow, 2, 3).result(HANG_GUARD) == 8
+    assert DaemonThreads().max_threads == MAX_THREADS
+
+
+@pytest.mark.parametrize("bound", [0, -1, True, 2.5, "8"])
+def test_the_executors_bound_must_be_a_positive_integer(bound: Any) -> None:
+    with pytest.raises(ConfigError, match="max_threads"):
+        DaemonThreads(max_threads=bound)
+
+
+def test_a_thread_the_system_refuses_is_a_typed_error_and_frees_its_place() -> None:
+    threads = DaemonThreads(max_threads=1)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(NoThread, match="can't start new thread"):
+            threads.submit(pow, 2, 3)
+    assert threads.running == 0
+    assert threads.submit(pow, 2, 3).result(HANG_GUARD) == 8
+
+
+@pytest.mark.parametrize("cause", ["bound", "refused"])
+async def test_a_lookup_without_a_thread_is_that_servers_transport_error(cause: str) -> None:
+    """A request whose name lookup gets no thread fails as a failed lookup does (`TransportError`,
+    which every command reports as that server's failure), not with a bare ``RuntimeError``."""
+    threads = DaemonThreads(max_threads=1)
+    asyncio.get_running_loop().set_default_executor(threads)
+    release = threading.Event()
+    started = threading.Event()
+    patch = pytest.MonkeyPatch()
+    if cause == "bound":
+        threads.submit(_held, started, release, 0)
+        assert started.wait(HANG_GUARD)
+    else:
+        patch.setattr(
+            threading.Thread, "start", lambda self: (_ for _ in ()).throw(RuntimeError("no thread"))
+        )
+    vbo = VBOClient(
+        "https://vbo.unanswered.test:4443",
+        username="admin",
+        password="admin",
+        api_version="v8",
+        retry=RetryPolicy(attempts=1),
+    )
+    try:
+        with pytest.raises(TransportError) as failed:
+            await vbo.organizations()
+    finally:
+        patch.undo()
+        release.set()
+        await vbo.aclose()
+    assert "thread" in str(failed.value)
+    assert "vbo.unanswered.test" in str(failed.value)
 
 
 async def test_a_wrong_password_is_unknown_and_never_printed(

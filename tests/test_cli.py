@@ -1472,6 +1472,35 @@ async def test_poll_reports_unreachable_servers_polls_the_others_and_exits_1(
     assert summary_line(table.out).startswith(f"{len(expected)} jobs on 2 tenants of 3 servers")
 
 
+@pytest.mark.parametrize(("named", "batched"), [(10, False), (16, True)])
+async def test_poll_batches_named_tenants_only_when_they_are_enough_of_the_server(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    named: int,
+    batched: bool,
+) -> None:
+    """10 named tenants of a server of 320 organizations (3%) are polled one by one, as
+    `poll_jobs` polls them when it lists the organizations itself; 16 (5%) in one batch. The
+    listing that found the names tells poll_jobs the server's size: it is not read twice."""
+    simulator = Simulator(small_config(seed=27, organizations=320))
+    chosen = simulator.organization_ids()[:named]
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with serve(create_app(simulator=simulator)) as port:
+        targets = write_targets(
+            tmp_path / "targets.toml",
+            server_table(
+                "east", f"http://127.0.0.1:{port}", "VBO_PASSWORD", organizations=json.dumps(chosen)
+            ),
+        )
+        result = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+    assert result.code == 0, result.err
+    check_json_rows(result.out, expected_rows(simulator, chosen), "east")
+    kinds = {f"{method} {path}": count for (method, path), count in simulator.stats.by_endpoint.items()}
+    assert kinds["GET /v8/organizations"] == 1
+    assert kinds["GET /v8/jobs"] == (1 if batched else named)  # the server's, or ?organizationId= each
+
+
 async def test_poll_unknown_organization_in_the_file_is_a_row_and_exit_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

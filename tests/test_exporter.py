@@ -464,6 +464,26 @@ async def test_an_unknown_organization_in_the_targets_is_counted(servers: dict[s
     assert exporter.errors["v8"]["organization"] == 1
 
 
+@pytest.mark.parametrize(("named", "batched"), [(10, False), (16, True)])
+async def test_named_tenants_are_batched_only_when_they_are_enough_of_the_server(
+    named: int, batched: bool
+) -> None:
+    """10 named tenants of a server of 320 organizations (3%) are read one by one, 16 (5%) in one
+    batch; the sweep's own listing counted the organizations, which are not listed twice."""
+    server = Server("big", ("v1", "v8"), seed=41, organizations=320)  # v1: jobs_wire(org)
+    chosen = server.simulator.organization_ids()[:named]
+    spec = ServerSpec(name="big", client=server.client, organizations=tuple(chosen))
+    try:
+        body = await swept(Exporter([spec], interval=60))
+    finally:
+        await server.client.aclose()
+    assert {s.labels["organization_id"] for s in samples(body, PREFIX + "organization_up")} == set(chosen)
+    assert jobs_of(body, "big") == {job["id"] for org in chosen for job in server.simulator.jobs_wire(org)}
+    sent = [what for _, what in server.wire.requests]
+    assert sent.count("GET /v8/organizations") == 1
+    assert sent.count("GET /v8/jobs") == (1 if batched else named)  # the server's, or ?organizationId= each
+
+
 # --- /metrics and /healthz ---------------------------------------------------------------------------
 
 

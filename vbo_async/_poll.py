@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Self
 
+from ._client import VBOClient
 from ._exceptions import ConfigError
 from ._health import HealthPolicy
 from ._prefetch import LinkCache
@@ -40,6 +41,7 @@ def poll_jobs(
     on_progress: ProgressCallback | None = None,
     health: HealthPolicy | None = None,
     batch: bool | None = None,
+    organization_counts: Mapping[VBOClient, int] | None = None,
 ) -> PollSweep:
     """Poll the jobs of every target, at most ``concurrency`` units of work at a time.
 
@@ -51,13 +53,19 @@ def poll_jobs(
     - ``batch``: a server whose tenants are swept together costs a handful of requests whatever
       its number of tenants (its organizations, every job of the server split by tenant, and the
       recent sessions for ``health``) instead of one or more per tenant. ``None`` (the default)
-      batches a server when the sweep covers at least `BATCH_MIN_TENANTS` of its tenants and,
-      unless the targets carry their `Organization`, at least `BATCH_MIN_SHARE` (5%) of the
-      organizations it lists (read first); ``True`` always, ``False`` never. The results are
+      batches a server when the sweep covers at least `BATCH_MIN_TENANTS` of its tenants and
+      at least `BATCH_MIN_SHARE` (5%) of the organizations it lists. Those are listed first
+      (the listing also tells an unknown id) unless every target carries its `Organization`;
+      then their count is taken from ``organization_counts``, and without it there the server
+      is batched without the share rule. ``True`` always, ``False`` never. The results are
       the same either way, isolation included: a job that cannot be decoded fails only its
       tenant, an unknown organization id is that tenant's `NotFoundError`; with ``None``, a
       server whose listings are too big to read whole (``max_response_bytes``,
       ``max_page_items``, ``max_pages``) is swept tenant by tenant after all.
+    - ``organization_counts``: how many organizations each client's server lists, where the
+      caller knows it (it listed them to choose its targets): with ``batch=None`` and targets
+      carrying their `Organization`, the 5% rule then holds without a request. Ten named
+      tenants of a server of 1,000 are polled one by one, not by listing its every job.
     - ``concurrency`` bounds the units in work (a single tenant, or a server batch); each
       client's ``max_concurrency`` still bounds its own requests.
     - ``follow`` names `JobLinks` relations (``"repository"``, ``"proxy"``, ...) to resolve for
@@ -83,6 +91,7 @@ def poll_jobs(
         raise ConfigError(f"health must be a HealthPolicy or None, got {type(health).__name__}")
     if batch is not None and not isinstance(batch, bool):
         raise ConfigError(f"batch must be True, False or None, got {batch!r}")
+    counts = _check_counts(organization_counts)
     return PollSweep(
         _check_targets(targets),
         concurrency=_check_concurrency(concurrency),
@@ -90,6 +99,7 @@ def poll_jobs(
         on_progress=_check_callback(on_progress),
         health=health,
         batch=batch,
+        organization_counts=counts,
     )
 
 
@@ -113,6 +123,7 @@ class PollSweep:
         on_progress: ProgressCallback | None,
         health: HealthPolicy | None = None,
         batch: bool | None = None,
+        organization_counts: Mapping[VBOClient, int] | None = None,
     ) -> None:
         self._targets = targets
         self._concurrency = concurrency
@@ -120,6 +131,7 @@ class PollSweep:
         self._on_progress = on_progress
         self._health = health
         self._batch = batch
+        self._counts = organization_counts
         # The generator must not refer back to this object: dropping the sweep after a `break`
         # then finalises it at once (no reference cycle to wait for the garbage collector).
         self._results: AsyncGenerator[PollResult, None] | None = None
@@ -146,7 +158,7 @@ class PollSweep:
         if self._results is None:
             if self._closed:
                 raise StopAsyncIteration
-            units = plan(self._targets, self._batch)
+            units = plan(self._targets, self._batch, self._counts)
             self._results = _sweep(
                 units, len(self._targets), self._concurrency, self._follow, self._health, self._on_progress
             )
@@ -282,6 +294,21 @@ def _check_follow(follow: object) -> tuple[str, ...]:
         if relation not in RELATIONS:
             raise ConfigError(f"unknown relation {relation!r} in follow; known: {', '.join(RELATIONS)}")
     return tuple(dict.fromkeys(relations))
+
+
+def _check_counts(counts: object) -> dict[VBOClient, int] | None:
+    if counts is None:
+        return None
+    if not isinstance(counts, Mapping):
+        raise ConfigError(f"organization_counts must map VBOClient to int, got {type(counts).__name__}")
+    checked: dict[VBOClient, int] = {}
+    for client, count in counts.items():
+        if not isinstance(client, VBOClient):
+            raise ConfigError(f"organization_counts keys must be VBOClient, got {type(client).__name__}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ConfigError(f"organization_counts values must be integers >= 0, got {count!r}")
+        checked[client] = count
+    return checked
 
 
 def _check_callback(on_progress: object) -> ProgressCallback | None:

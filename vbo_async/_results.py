@@ -64,7 +64,9 @@ class PollTarget:
     one connection pool). ``name`` is a label for reports; `label` falls back to the
     organization's name, then to the id. ``organization`` is the tenant's `Organization` as the
     server listed it, when the caller has it: a batched sweep whose targets all carry theirs does
-    not list the server's organizations again. Invalid arguments raise `ConfigError` at once.
+    not list the server's organizations again (give `poll_jobs` the count that listing found,
+    ``organization_counts``, to keep its `BATCH_MIN_SHARE` rule). Invalid arguments raise
+    `ConfigError` at once.
     """
 
     client: VBOClient = attrs.field(validator=_check_client)

@@ -22,7 +22,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -59,11 +59,13 @@ BATCH_MIN_TENANTS = 8
 """With ``batch=None`` a server is swept in one batch when the sweep covers at least this many of
 its tenants; for fewer, a request per tenant is cheaper than listing the whole server."""
 BATCH_MIN_SHARE = 0.05
-"""With ``batch=None``, and targets that do not carry their `Organization`, a batch whose
-targets are fewer than this share of the organizations the server lists is swept tenant by
-tenant after all: 10 tenants of a server of 1,000 would otherwise list 3,500 jobs for 36 (about
-3× the time of 10 requests on loopback). Between about 3% and 10% the two take about the same
-time on loopback (docs/benchmarks.md, section 5), and the batch sends far fewer requests."""
+"""With ``batch=None``, a batch whose targets are fewer than this share of the organizations the
+server lists is swept tenant by tenant after all: 10 tenants of a server of 1,000 would
+otherwise list 3,500 jobs for 36 (about 3× the time of 10 requests on loopback). Between about
+3% and 10% the two take about the same time on loopback (docs/benchmarks.md, section 5), and the
+batch sends far fewer requests. The count is the listing's (read first) or, when the caller
+gave it (`poll_jobs`'s ``organization_counts``), that one; targets that all carry their
+`Organization` and come without a count are batched without this rule (no listing is read)."""
 HEALTH_WINDOW = dt.timedelta(days=7)
 """How far back a batch reads sessions when the health policy has no ``max_age``."""
 _WINDOW_SLACK = dt.timedelta(hours=2)
@@ -77,22 +79,27 @@ _T = TypeVar("_T")
 @attrs.frozen
 class Batch:
     """Every target of one server, swept together. A batch the plan chose by itself (not
-    asked for with ``batch=True``) may still be swept tenant by tenant (`BATCH_MIN_SHARE`)."""
+    asked for with ``batch=True``) may still be swept tenant by tenant (`BATCH_MIN_SHARE`);
+    ``organizations`` is how many the server lists, when the caller said."""
 
     client: VBOClient
     targets: tuple[PollTarget, ...]
     chosen: bool = False
+    organizations: int | None = None
 
 
 Unit = Batch | PollTarget
 """What a sweep's workers take: a server batch or a single target."""
 
 
-def plan(targets: Sequence[PollTarget], batch: bool | None) -> list[Unit]:
+def plan(
+    targets: Sequence[PollTarget], batch: bool | None, counts: Mapping[VBOClient, int] | None = None
+) -> list[Unit]:
     """The units of work for ``targets`` (pure): each server's targets as one `Batch` when
     ``batch`` is True, or None and they are at least `BATCH_MIN_TENANTS` (a batch the plan
-    ``chosen``); the others alone. Batches come first (they take longest), then the single
-    targets in their given order."""
+    ``chosen``, carrying its server's organization count from ``counts``); the others alone.
+    Batches come first (they take longest), then the single targets in their given order."""
+    counts = counts or {}
     if batch is False:
         return list(targets)
     by_client: dict[VBOClient, list[PollTarget]] = {}
@@ -102,7 +109,7 @@ def plan(targets: Sequence[PollTarget], batch: bool | None) -> list[Unit]:
         client for client, group in by_client.items() if batch is True or len(group) >= BATCH_MIN_TENANTS
     }
     units: list[Unit] = [
-        Batch(client, tuple(by_client[client]), chosen=batch is None)
+        Batch(client, tuple(by_client[client]), chosen=batch is None, organizations=counts.get(client))
         for client in by_client
         if client in batched
     ]
@@ -167,11 +174,14 @@ async def _batch(batch: Batch, context: Context) -> None:
     try:
         if len(carried) == len(batch.targets):
             listed = carried
+            if batch.chosen and not _covers_enough(len(batch.targets), batch.organizations):
+                await _one_by_one(batch, listed, started, context)
+                return
             filed, window = await _alongside(client._jobs_filed(), _window(client, context))
         elif batch.chosen:
             # Whether the batch pays depends on how much of the server it covers: list first.
             listed = await client.organizations()
-            if len(batch.targets) < BATCH_MIN_SHARE * len(listed):
+            if not _covers_enough(len(batch.targets), len(listed)):
                 await _one_by_one(batch, listed, started, context)
                 return
             filed, window = await _alongside(client._jobs_filed(), _window(client, context))
@@ -235,6 +245,12 @@ async def _batch(batch: Batch, context: Context) -> None:
         )
 
     await asyncio.gather(*(finish(target) for target in batch.targets))
+
+
+def _covers_enough(tenants: int, organizations: int | None) -> bool:
+    """Whether a batch of ``tenants`` covers `BATCH_MIN_SHARE` of a server listing
+    ``organizations`` (True when that count is unknown)."""
+    return organizations is None or tenants >= BATCH_MIN_SHARE * organizations
 
 
 def _fail_all(batch: Batch, failure: VBOError, started: float, context: Context) -> None:

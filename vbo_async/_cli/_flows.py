@@ -256,10 +256,12 @@ async def poll(
 
 async def server_targets(
     server: Server, limit: asyncio.Semaphore, phase: Phase
-) -> tuple[list[PollTarget], list[Row]]:
-    """The tenants to poll on one server, and the failure rows of what could not be found.
+) -> tuple[list[PollTarget], list[Row], int | None]:
+    """The tenants to poll on one server, the failure rows of what could not be found, and how
+    many organizations the server lists (None when it could not be read).
 
-    The server's organizations are listed once (that gives their names); the entries of an
+    The server's organizations are listed once (that gives their names, and tells `poll_jobs`
+    whether the tenants are enough of the server to batch); the entries of an
     ``organizations`` list are matched against it by id or name.
     """
     target = server.target
@@ -268,7 +270,7 @@ async def server_targets(
             organizations = await server.client.organizations()
         except VBOError as exc:
             phase.advance(failed=True)
-            return [], [error_row(target.label, exc, source="targets")]
+            return [], [error_row(target.label, exc, source="targets")], None
     phase.advance()
     if target.organizations == "all":
         chosen = organizations
@@ -285,7 +287,7 @@ async def server_targets(
     targets = [
         PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o) for o in usable
     ]
-    return targets, failures
+    return targets, failures, len(organizations)
 
 
 # --- every server on its own, within a time limit (poll and check) ------------------------------
@@ -367,12 +369,15 @@ async def sweep_servers(
     limit = asyncio.Semaphore(concurrency)
 
     async def pipeline(number: int, server: Server) -> None:
-        targets, failures = await server_targets(server, limit, listing)
+        targets, failures, count = await server_targets(server, limit, listing)
         if choose is not None:
             targets, failures = choose(targets, failures)
         swept.listed[number] = (targets, failures)
         polling.extend(len(targets))
-        async with poll_jobs(targets, concurrency=concurrency, follow=follow, health=health) as sweep:
+        counts = {server.client: count} if count is not None else None
+        async with poll_jobs(
+            targets, concurrency=concurrency, follow=follow, health=health, organization_counts=counts
+        ) as sweep:
             async for result in sweep:
                 polling.advance(failed=result.error is not None)
                 swept.results.append(result)

@@ -190,7 +190,7 @@ class _Reader:
             return
         chosen = self._choose(organizations)
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._jobs(chosen))
+            group.create_task(self._jobs(chosen, len(organizations)))
             group.create_task(self._repositories())
             group.create_task(self._proxies())
             group.create_task(self._license())
@@ -218,14 +218,16 @@ class _Reader:
             log.warning("%s: %s: %r", self.spec.name, NO_ID, organization.name)
         return usable
 
-    async def _jobs(self, organizations: list[Organization]) -> None:
+    async def _jobs(self, organizations: list[Organization], listed: int) -> None:
+        """Poll the chosen ``organizations`` of a server listing ``listed`` of them."""
         targets = [
             PollTarget(client=self.client, organization_id=o.id, name=_tenant(o), organization=o)
             for o in organizations
         ]
         batch = batch_mode(self.spec.organizations, len(targets))
+        counts = {self.client: listed}
         async with poll_jobs(
-            targets, concurrency=self.concurrency, health=self.policy, batch=batch
+            targets, concurrency=self.concurrency, health=self.policy, batch=batch, organization_counts=counts
         ) as results:
             async for result in results:
                 self._tenant(result)

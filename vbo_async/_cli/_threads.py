@@ -6,6 +6,10 @@ a lookup that a silent DNS server leaves hanging (30 s and more). With the stand
 check ended long after its ``--timeout``, past the 60 s a monitoring system allows it (and a
 ``poll --timeout`` in a cron job long after its own). Its few
 threads can also all be taken by such lookups, which leaves none for the exporter's own work.
+
+The threads are still bounded (`MAX_THREADS` at once): a call beyond that, or one the system
+refuses a thread, fails at once with `NoThread`. A name lookup failing on it fails as a lookup
+does: that server's request raises a `TransportError`, a bare ``RuntimeError`` never escapes.
 """
 
 from __future__ import annotations
@@ -16,30 +20,79 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["DaemonThreads", "unheld"]
+from .._exceptions import ConfigError, TransportError
+
+__all__ = ["MAX_THREADS", "DaemonThreads", "NoThread", "unheld"]
 
 T = TypeVar("T")
 
+MAX_THREADS = 256
+"""How many calls a `DaemonThreads` runs at once. A name lookup that never ends holds its thread
+for good, but a client shares a lookup in progress between its requests (one thread per server
+whose lookups hang, not one per sweep); a targets file needs far fewer."""
+
+
+class NoThread(TransportError, OSError):
+    """A call `DaemonThreads` cannot run: `MAX_THREADS` of its calls are still running (name
+    lookups that never end), or the system refused a new thread. Also an ``OSError``, as a failed
+    name lookup is: the request that needed the lookup raises a `TransportError`."""
+
 
 class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
-    """An executor whose calls each run in a daemon thread of their own, and whose shutdown does
-    not wait for them."""
+    """An executor whose calls each run in a daemon thread of their own, at most ``max_threads``
+    at once (beyond that a call raises `NoThread` at once), and whose shutdown does not wait for
+    them."""
+
+    def __init__(self, max_threads: int = MAX_THREADS) -> None:
+        if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
+            raise ConfigError(f"max_threads must be a positive integer, got {max_threads!r}")
+        super().__init__()
+        self.max_threads = max_threads
+        self._running = 0
+        self._counting = threading.Lock()
+
+    @property
+    def running(self) -> int:
+        """How many calls are running (or about to) in threads of this executor."""
+        return self._running
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        with self._counting:
+            if self._running >= self.max_threads:
+                raise NoThread(
+                    f"cannot start a thread: {self.max_threads} threads are still running"
+                    " (name lookups that do not end?)"
+                )
+            self._running += 1
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def call() -> None:
-            if not future.set_running_or_notify_cancel():
+            result: Any = None
+            failure: BaseException | None = None
+            started = future.set_running_or_notify_cancel()
+            if started:
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    failure = exc
+            self._release()  # before the outcome is delivered: whoever gets it may call again
+            if not started:
                 return
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                future.set_exception(exc)
+            if failure is not None:
+                future.set_exception(failure)
             else:
                 future.set_result(result)
 
-        threading.Thread(target=call, name="vbo-async worker", daemon=True).start()
+        try:
+            threading.Thread(target=call, name="vbo-async worker", daemon=True).start()
+        except RuntimeError as exc:  # "can't start new thread": a process or system limit
+            self._release()
+            raise NoThread(f"cannot start a thread: {exc}") from exc
         return future
+
+    def _release(self) -> None:
+        with self._counting:
+            self._running -= 1
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Nothing to wait for: the threads are daemons."""
