@@ -29,6 +29,7 @@ from vbo_async._auth import (
     RENEWAL_RETRY,
     RETIRED_KEPT,
     THROTTLE_REST,
+    UNREADABLE_REST,
     Secret,
     TokenManager,
 )
@@ -351,9 +352,63 @@ async def test_token_answer_without_access_token(fake: FakeVBO) -> None:
     serve_jobs(fake)
     fake.token_script = [json_response(200, {"token_type": "bearer"})]
     async with client_for(fake) as vbo:
-        with pytest.raises(AuthenticationError, match="access_token"):
+        with pytest.raises(DecodeError, match="access_token"):
             await vbo.jobs()
     assert fake.api_requests == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        json_response(200, {"token_type": "bearer"}),
+        json_response(200, {"access_token": 42}),
+        json_response(200, {"access_token": "tok en-Vq3"}),
+        httpx.Response(200, text="<html>login</html>"),
+    ],
+    ids=["no-access-token", "not-a-string", "not-a-bearer", "not-json"],
+)
+async def test_an_unreadable_token_answer_is_a_server_fault_not_a_refused_password(
+    fake: FakeVBO, answer: httpx.Response
+) -> None:
+    """A 200 from the token endpoint that brings no usable access token is the server's fault: a
+    `DecodeError` saying what was wrong (never quoting the token), not the refused password (no
+    `REFUSED_PAUSE`, no "the password was refused"). The endpoint is not asked again at once by
+    every call (`UNREADABLE_REST`); after the rest the password grant is sent again."""
+    serve_jobs(fake)
+    fake.token_script = [answer]
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(DecodeError) as first:
+            await vbo.jobs()
+        assert not isinstance(first.value, AuthenticationError)
+        assert "tok en-Vq3" not in str(first.value)
+        for _ in range(3):
+            with pytest.raises(DecodeError) as held:
+                await vbo.jobs()
+            assert "refused" not in str(held.value)
+            assert "not asked again" in str(held.value)
+        assert len(fake.token_requests) == 1
+        now[0] += UNREADABLE_REST
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert fake.grants() == ["password", "password"]
+
+
+async def test_an_unreadable_token_answer_does_not_lengthen_a_refused_password_pause() -> None:
+    """A refusal after an unreadable answer is the first refusal in a row: paused `REFUSED_PAUSE`."""
+    now, forms = [0.0], []
+    answers: list[Any] = [{"token_type": "bearer"}, AuthenticationError("HTTP 400: invalid_grant")]
+    tokens = scripted_tokens(answers, forms, now)
+    with pytest.raises(DecodeError, match="access_token"):
+        await tokens.current()
+    now[0] += UNREADABLE_REST
+    with pytest.raises(AuthenticationError, match="invalid_grant"):
+        await tokens.current()
+    now[0] += REFUSED_PAUSE - 1
+    with pytest.raises(AuthenticationError, match="not sent again for 1 s"):
+        await tokens.current()
+    assert len(forms) == 2
 
 
 async def test_token_answer_not_json(fake: FakeVBO) -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "RENEWAL_RETRY",
     "RETIRED_KEPT",
     "THROTTLE_REST",
+    "UNREADABLE_REST",
     "Secret",
     "TokenManager",
     "TokenUnavailable",
@@ -196,6 +197,34 @@ class _Throttle:
         )
 
 
+UNREADABLE_REST = 30.0
+"""Seconds the password is not sent again after the token endpoint answered it with a success
+it could not read (no usable ``access_token``, not JSON: a proxy's login page). That is the
+server's fault, not a refused password (no `REFUSED_PAUSE`), but it is answered at once, and
+every call of a sweep would otherwise send one more grant."""
+
+
+@attrs.frozen
+class _Unreadable:
+    """The token endpoint's last unreadable answer to the password, and until when (the client's
+    clock) the password is not sent again."""
+
+    error: DecodeError
+    at: float
+    until: float
+
+    def held(self, now: float) -> DecodeError:
+        """The unreadable answer raised again, ``now``: no grant is sent."""
+        error = self.error
+        return DecodeError(
+            f"{error.message} ({_seconds(now - self.at)} ago; the token endpoint is not asked again "
+            f"for {_seconds(self.until - now)})",
+            path=error.path,
+            method=error.method,
+            url=error.url,
+        )
+
+
 def _seconds(value: float) -> str:
     return f"{max(1, round(value))} s"
 
@@ -247,6 +276,8 @@ class TokenManager:
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
         self._throttle: _Throttle | None = None
         """The token endpoint's last 429: no grant is sent before its rest ends."""
+        self._unreadable: _Unreadable | None = None
+        """The token endpoint's last unreadable answer to the password (`UNREADABLE_REST`)."""
         self._renew_at = 0.0
         """After a failed proactive renewal: no other one is started before this (`RENEWAL_RETRY`)
         while the token is still valid."""
@@ -440,11 +471,13 @@ class TokenManager:
         self._token = None if spent else attrs.evolve(old, refresh_token=None)
 
     async def _password_grant(self, url: str, dialect: Dialect) -> Token:
-        """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`): then
-        that refusal again, and nothing is sent."""
-        refusal = self._refusal
+        """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`) or
+        answered it unreadably (`UNREADABLE_REST`): then that again, and nothing is sent."""
+        refusal, unreadable = self._refusal, self._unreadable
         if refusal is not None and self._clock() < refusal.retry_at:
             raise refusal.held(self._clock())
+        if unreadable is not None and self._clock() < unreadable.until:
+            raise unreadable.held(self._clock())
         form = password_form(self._username, self._password.reveal(), dialect.token_form)
         try:
             token = await self._request(url, form)
@@ -455,7 +488,11 @@ class TokenManager:
                 "the password was refused; not sent again for %s", _seconds(refused.retry_at - refused.at)
             )
             raise
-        self._refusal = None
+        except DecodeError as exc:
+            now = self._clock()
+            self._unreadable = _Unreadable(error=exc, at=now, until=now + UNREADABLE_REST)
+            raise
+        self._refusal = self._unreadable = None
         return token
 
     async def _request(self, url: str, form: dict[str, str]) -> Token:
@@ -474,4 +511,8 @@ class TokenManager:
             self._throttle = _Throttle(error=exc, at=now, until=now + rest)
             raise
         self._throttle = None
-        return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
+        try:
+            return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
+        except DecodeError as exc:
+            exc.method, exc.url = "POST", url
+            raise
