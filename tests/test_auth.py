@@ -735,6 +735,20 @@ async def test_a_401_after_a_failed_proactive_refresh_renews_at_once() -> None:
     assert [form["grant_type"] for form in forms] == ["password", *["refresh_token"] * 3]
 
 
+async def test_a_renewal_that_brings_the_same_access_token_again_is_one_token_request() -> None:
+    """A token endpoint that grants the refused access token again (a new grant: a new lifetime)
+    is asked once per renewal: the replay is what shows it refused, not a second grant."""
+    now, forms = [0.0], []
+    same = {"access_token": "access-same-Qx", "refresh_token": "refresh-Qx", "expires_in": 3600}
+    answers: list[Any] = [same, same]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] += 10
+    again = await tokens.renew(first)
+    assert (again.access_token, again.expires_at) == ("access-same-Qx", 3610)
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token"]
+
+
 async def test_calls_go_on_while_the_token_endpoint_fails_a_proactive_refresh(fake: FakeVBO) -> None:
     """Through the client: a token endpoint answering 503 (after the retries) to the proactive
     refresh does not fail the calls while the token is valid."""

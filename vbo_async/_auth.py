@@ -229,6 +229,12 @@ def _seconds(value: float) -> str:
     return f"{max(1, round(value))} s"
 
 
+def _same_grant(token: Token, other: Token) -> bool:
+    """Whether ``token`` is ``other`` as granted, maybe without its refresh token once that was
+    refused (`TokenManager._spend`): not a new grant, even one that brought the same access token."""
+    return token.access_token == other.access_token and token.expires_at == other.expires_at
+
+
 class TokenUnavailable(Exception):
     """Carries a token failure out of the auth flow, so the request around it is not retried
     (the token request had its own retries). The fetcher unwraps and raises ``error``."""
@@ -323,11 +329,10 @@ class TokenManager:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
         number of concurrent callers holding the same stale token."""
         token = self._token
-        # Not the same object, but the same access token, after its refresh token was spent.
-        if token is not None and token.access_token != stale.access_token:
+        if token is not None and not _same_grant(token, stale):
             return token
         token = await self._renewed(stale, refused=True)
-        if token.access_token == stale.access_token:
+        if _same_grant(token, stale):
             # A proactive renewal in flight was joined and failed, keeping the token: the server
             # has refused it since, so it is renewed now (and a failure raised).
             token = await self._renewed(stale, refused=True)
