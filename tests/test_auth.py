@@ -735,6 +735,36 @@ async def test_a_401_after_a_failed_proactive_refresh_renews_at_once() -> None:
     assert [form["grant_type"] for form in forms] == ["password", *["refresh_token"] * 3]
 
 
+async def test_a_401_that_joined_a_failing_proactive_refresh_renews_the_token_again() -> None:
+    """A request refused (401) while a proactive renewal is in flight shares it; when that renewal
+    fails and keeps the token, the token the server refused is renewed for that request at once,
+    not handed back to be replayed in vain."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def fetch(url: str, form: dict[str, str]) -> Any:
+        forms.append(form)
+        if len(forms) == 2:  # the proactive refresh: held, then failed
+            entered.set()
+            await release.wait()
+            raise ServerError("busy", status_code=503)
+        return answers.pop(0)
+
+    tokens = TokenManager(username="u", password=Secret("pw-Zr7u"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V1, f"{BASE}/v1/Token")
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    proactive = asyncio.create_task(tokens.current())
+    await entered.wait()
+    refused = asyncio.create_task(tokens.renew(first))
+    answers.append(issued(2))
+    release.set()
+    assert await proactive is first
+    assert (await refused).access_token == "access-2-Qx"
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "refresh_token"]
+
+
 async def test_a_renewal_that_brings_the_same_access_token_again_is_one_token_request() -> None:
     """A token endpoint that grants the refused access token again (a new grant: a new lifetime)
     is asked once per renewal: the replay is what shows it refused, not a second grant."""
