@@ -17,6 +17,8 @@ from vbo_async import (
     DecodeError,
     NotFoundError,
     RateLimitedError,
+    ServerError,
+    TransportError,
     VBOClient,
     VBOError,
 )
@@ -24,8 +26,10 @@ from vbo_async._auth import (
     MAX_RENEWALS,
     REFUSED_PAUSE,
     REFUSED_PAUSE_MAX,
+    RENEWAL_RETRY,
     RETIRED_KEPT,
     THROTTLE_REST,
+    UNREADABLE_REST,
     Secret,
     TokenManager,
 )
@@ -348,9 +352,63 @@ async def test_token_answer_without_access_token(fake: FakeVBO) -> None:
     serve_jobs(fake)
     fake.token_script = [json_response(200, {"token_type": "bearer"})]
     async with client_for(fake) as vbo:
-        with pytest.raises(AuthenticationError, match="access_token"):
+        with pytest.raises(DecodeError, match="access_token"):
             await vbo.jobs()
     assert fake.api_requests == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        json_response(200, {"token_type": "bearer"}),
+        json_response(200, {"access_token": 42}),
+        json_response(200, {"access_token": "tok en-Vq3"}),
+        httpx.Response(200, text="<html>login</html>"),
+    ],
+    ids=["no-access-token", "not-a-string", "not-a-bearer", "not-json"],
+)
+async def test_an_unreadable_token_answer_is_a_server_fault_not_a_refused_password(
+    fake: FakeVBO, answer: httpx.Response
+) -> None:
+    """A 200 from the token endpoint that brings no usable access token is the server's fault: a
+    `DecodeError` saying what was wrong (never quoting the token), not the refused password (no
+    `REFUSED_PAUSE`, no "the password was refused"). The endpoint is not asked again at once by
+    every call (`UNREADABLE_REST`); after the rest the password grant is sent again."""
+    serve_jobs(fake)
+    fake.token_script = [answer]
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(DecodeError) as first:
+            await vbo.jobs()
+        assert not isinstance(first.value, AuthenticationError)
+        assert "tok en-Vq3" not in str(first.value)
+        for _ in range(3):
+            with pytest.raises(DecodeError) as held:
+                await vbo.jobs()
+            assert "refused" not in str(held.value)
+            assert "not asked again" in str(held.value)
+        assert len(fake.token_requests) == 1
+        now[0] += UNREADABLE_REST
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert fake.grants() == ["password", "password"]
+
+
+async def test_an_unreadable_token_answer_does_not_lengthen_a_refused_password_pause() -> None:
+    """A refusal after an unreadable answer is the first refusal in a row: paused `REFUSED_PAUSE`."""
+    now, forms = [0.0], []
+    answers: list[Any] = [{"token_type": "bearer"}, AuthenticationError("HTTP 400: invalid_grant")]
+    tokens = scripted_tokens(answers, forms, now)
+    with pytest.raises(DecodeError, match="access_token"):
+        await tokens.current()
+    now[0] += UNREADABLE_REST
+    with pytest.raises(AuthenticationError, match="invalid_grant"):
+        await tokens.current()
+    now[0] += REFUSED_PAUSE - 1
+    with pytest.raises(AuthenticationError, match="not sent again for 1 s"):
+        await tokens.current()
+    assert len(forms) == 2
 
 
 async def test_token_answer_not_json(fake: FakeVBO) -> None:
@@ -556,6 +614,187 @@ async def test_token_manager_refreshes_on_a_fake_clock() -> None:
     # v7+: both grants disable the antiforgery token (refresh fails on real servers without it)
     assert [f["disable_antiforgery_token"] for f in forms] == ["true", "true"]
     assert tokens.requests == 2
+
+
+def scripted_tokens(answers: list[Any], forms: list[dict[str, str]], now: list[float]) -> TokenManager:
+    """A TokenManager on the clock ``now[0]`` whose grants are answered by ``answers`` in order
+    (an exception is raised), each form recorded in ``forms``."""
+
+    async def fetch(url: str, form: dict[str, str]) -> Any:
+        forms.append(form)
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    tokens = TokenManager(username="u", password=Secret("pw-Zr7u"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V1, f"{BASE}/v1/Token")
+    return tokens
+
+
+def issued(n: int) -> dict[str, Any]:
+    return {"access_token": f"access-{n}-Qx", "refresh_token": f"refresh-{n}-Qx", "expires_in": 3600}
+
+
+BLIPS = [
+    pytest.param(ServerError("busy", status_code=503), id="503"),
+    pytest.param(TransportError("the token request timed out"), id="timeout"),
+    pytest.param(RateLimitedError("Quota Exceeded", status_code=429, retry_after=2.0), id="429"),
+]
+
+
+@pytest.mark.parametrize("blip", BLIPS)
+async def test_a_failed_proactive_refresh_keeps_the_token_still_valid(blip: VBOError) -> None:
+    """The token endpoint fails a proactive renewal (due a minute before expiry): calls go on with
+    the token, which the server still accepts; the renewal is tried again a few seconds later
+    (`RENEWAL_RETRY`), not once per call, and a success replaces the token."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1  # due for its refresh, valid for about a minute more
+    answers += [blip]
+    for _ in range(3):
+        assert await tokens.current() is first
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token"]
+    now[0] += RENEWAL_RETRY
+    answers += [issued(2)]
+    renewed = await tokens.current()
+    assert renewed.access_token == "access-2-Qx"
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "refresh_token"]
+    assert forms[2]["refresh_token"] == "refresh-1-Qx"  # not spent by the blip
+
+
+@pytest.mark.parametrize("blip", BLIPS)
+async def test_a_failed_refresh_of_an_expired_token_raises(blip: VBOError) -> None:
+    """Once the token has expired, a failed renewal is the caller's error, asked again by the next
+    call (as before: no token is left to go on with)."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    answers += [ServerError("busy", status_code=503)]
+    assert await tokens.current() is first
+    now[0] = first.expires_at
+    answers += [blip]
+    with pytest.raises(type(blip)):
+        await tokens.current()
+
+
+async def test_a_throttled_proactive_refresh_is_not_asked_again_before_its_rest() -> None:
+    """A 429 without Retry-After during a proactive renewal: the token still serves, and no grant
+    is sent before `THROTTLE_REST` is over; expired meanwhile, calls raise the throttle."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    answers += [RateLimitedError("Quota Exceeded", status_code=429)]
+    assert await tokens.current() is first
+    now[0] += RENEWAL_RETRY
+    assert await tokens.current() is first
+    now[0] = first.expires_at
+    with pytest.raises(RateLimitedError, match="not asked again"):
+        await tokens.current()
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token"]
+
+
+async def test_a_proactive_refresh_refused_then_a_failed_password_grant_keeps_the_token() -> None:
+    """The refresh token refused (spent: not offered again) and the password grant failing on the
+    server's side: the token still serves; the next renewal is the password grant."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    answers += [AuthenticationError("Invalid refresh token"), ServerError("busy", status_code=503)]
+    kept = await tokens.current()
+    assert (kept.access_token, kept.refresh_token) == ("access-1-Qx", None)
+    now[0] += RENEWAL_RETRY
+    answers += [issued(2)]
+    assert (await tokens.current()).access_token == "access-2-Qx"
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password", "password"]
+
+
+async def test_a_401_after_a_failed_proactive_refresh_renews_at_once() -> None:
+    """The server refusing the token kept after a failed proactive renewal renews it at once (no
+    wait for `RENEWAL_RETRY`), and its failure is raised: the token is no use any more."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    answers += [ServerError("busy", status_code=503)]
+    assert await tokens.current() is first
+    answers += [ServerError("still busy", status_code=503)]
+    with pytest.raises(ServerError, match="still busy"):
+        await tokens.renew(first)
+    answers += [issued(2)]
+    assert (await tokens.renew(first)).access_token == "access-2-Qx"
+    assert [form["grant_type"] for form in forms] == ["password", *["refresh_token"] * 3]
+
+
+async def test_a_401_that_joined_a_failing_proactive_refresh_renews_the_token_again() -> None:
+    """A request refused (401) while a proactive renewal is in flight shares it; when that renewal
+    fails and keeps the token, the token the server refused is renewed for that request at once,
+    not handed back to be replayed in vain."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def fetch(url: str, form: dict[str, str]) -> Any:
+        forms.append(form)
+        if len(forms) == 2:  # the proactive refresh: held, then failed
+            entered.set()
+            await release.wait()
+            raise ServerError("busy", status_code=503)
+        return answers.pop(0)
+
+    tokens = TokenManager(username="u", password=Secret("pw-Zr7u"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V1, f"{BASE}/v1/Token")
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    proactive = asyncio.create_task(tokens.current())
+    await entered.wait()
+    refused = asyncio.create_task(tokens.renew(first))
+    answers.append(issued(2))
+    release.set()
+    assert await proactive is first
+    assert (await refused).access_token == "access-2-Qx"
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "refresh_token"]
+
+
+async def test_a_renewal_that_brings_the_same_access_token_again_is_one_token_request() -> None:
+    """A token endpoint that grants the refused access token again (a new grant: a new lifetime)
+    is asked once per renewal: the replay is what shows it refused, not a second grant."""
+    now, forms = [0.0], []
+    same = {"access_token": "access-same-Qx", "refresh_token": "refresh-Qx", "expires_in": 3600}
+    answers: list[Any] = [same, same]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] += 10
+    again = await tokens.renew(first)
+    assert (again.access_token, again.expires_at) == ("access-same-Qx", 3610)
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token"]
+
+
+async def test_calls_go_on_while_the_token_endpoint_fails_a_proactive_refresh(fake: FakeVBO) -> None:
+    """Through the client: a token endpoint answering 503 (after the retries) to the proactive
+    refresh does not fail the calls while the token is valid."""
+    serve_jobs(fake)
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        await vbo.jobs()
+        now[0] += 3599 - 30  # due for its refresh, valid for 30 s more
+        fake.token_script = [json_response(503, {"message": "busy"})] * 4
+        for _ in range(3):
+            (job,) = await vbo.jobs()
+            assert job.id == "j0"
+        assert len(fake.token_requests) == 5  # the password grant, one refresh with its retries
+    tokens = {r.headers["authorization"] for r in fake.api_requests}
+    assert tokens == {f"Bearer {fake.issued[0][0]}"}
 
 
 async def test_the_redactor_is_built_once_per_token_and_covers_the_retired_ones() -> None:

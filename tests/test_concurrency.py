@@ -475,3 +475,43 @@ async def test_a_token_renewed_while_the_client_logs_out_sends_nothing() -> None
     assert [method for method, path in sent if not path.endswith(("/Token", "/logout"))] == ["GET"]
     assert simulator.stats.logouts == {"v8": 2}
     assert [path for _, path in sent].count("/v8/token/logout") == 2
+
+
+async def test_concurrent_acloses_wait_for_the_one_closing() -> None:
+    """A second ``aclose()`` while the first logs out (a shutdown handler and an ``async with``
+    exit) waits for that close to complete instead of closing the pool under the logout: both
+    return once the pool is closed, neither raises, and the token is logged out once."""
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    in_logout, release = asyncio.Event(), asyncio.Event()
+    events: list[str] = []
+
+    class HeldLogout(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/logout"):
+                events.append("logout sent")
+                in_logout.set()
+                await release.wait()
+                response = await inner.handle_async_request(request)
+                events.append("logout answered")
+                return response
+            return await inner.handle_async_request(request)
+
+        async def aclose(self) -> None:
+            events.append("pool closed")
+
+    vbo = VBOClient(BASE, username="admin", password="admin", transport=HeldLogout())
+    await vbo.organizations()
+    first = asyncio.create_task(vbo.aclose())
+    await in_logout.wait()
+    second = asyncio.create_task(vbo.aclose())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not second.done()  # waiting for the first, which is logging out
+    assert events == ["logout sent"]
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=10)  # guards against a hang only
+    assert events == ["logout sent", "logout answered", "pool closed"]
+    assert simulator.stats.logouts == {"v8": 1}
+    await vbo.aclose()  # and later: at once
+    assert events.count("pool closed") == 1

@@ -563,13 +563,13 @@ async def scenario_401_loop(concurrent: int = 1) -> Outcome:
 
 TOKEN_CASES: list[tuple[str, str, int, bytes]] = [
     ("token: 200, not JSON", "DecodeError", 200, b"<html>login</html>"),
-    ("token: 200, no access_token", "AuthenticationError", 200, b'{"token_type": "bearer"}'),
-    ("token: 200, a JSON array", "AuthenticationError", 200, b"[]"),
-    ("token: 200, access_token a number", "AuthenticationError", 200, b'{"access_token": 42}'),
-    ("token: 200, empty access_token", "AuthenticationError", 200, b'{"access_token": ""}'),
+    ("token: 200, no access_token", "DecodeError", 200, b'{"token_type": "bearer"}'),
+    ("token: 200, a JSON array", "DecodeError", 200, b"[]"),
+    ("token: 200, access_token a number", "DecodeError", 200, b'{"access_token": 42}'),
+    ("token: 200, empty access_token", "DecodeError", 200, b'{"access_token": ""}'),
     (
         "token: 200, access_token with CR LF",
-        "AuthenticationError",
+        "DecodeError",
         200,
         b'{"access_token": "tok-Hostile-Access-7Qx2\\r\\nX-Injected: 1"}',
     ),

@@ -33,6 +33,7 @@ from vbo_async import (
     TransportError,
     VBOClient,
 )
+from vbo_async._auth import UNREADABLE_REST
 from vbo_async.simulator import Faults, Simulator, SimulatorConfig, create_app, make_tls_material
 
 from .conftest import serve
@@ -502,15 +503,19 @@ async def test_malformed_bodies_are_decode_errors() -> None:
     async with VBOClient(
         BASE, username="admin", password="admin", transport=transport, retry=NO_WAIT, api_version="v1"
     ) as vbo:
+        now = [1000.0]
+        vbo._tokens._clock = lambda: now[0]
         # The token answer itself is not JSON.
         with pytest.raises(DecodeError) as token:
             await vbo.organizations()
         assert token.value.method == "POST"
         assert token.value.url == f"{BASE}/v1/Token"
 
-        # With a token in hand, a job list that is not JSON: raised once, not retried.
+        # With a token in hand (asked again after the rest), a job list that is not JSON: raised
+        # once, not retried.
         malformed = simulator.config
         simulator.config = attrs.evolve(malformed, faults=Faults())
+        now[0] += UNREADABLE_REST
         org_id = (await vbo.organizations())[0].id
         simulator.config = malformed
         with pytest.raises(DecodeError) as jobs:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbo_async import AuthenticationError
+from vbo_async import AuthenticationError, DecodeError
 from vbo_async._auth import Secret, TokenManager
 from vbo_async._dialects import V8
 from vbo_async._tokens import (
@@ -154,7 +154,7 @@ date_like = (
     drop=st.sets(st.sampled_from(["expires_in", ".expires", ".issued"])),
     now=st.floats(0, 1e9),
 )
-def test_any_token_answer_gives_a_token_or_an_authentication_error(
+def test_any_token_answer_gives_a_token_or_a_decode_error(
     access: Any, expires_in: Any, expires: Any, issued: Any, drop: set[str], now: float
 ) -> None:
     data = {"access_token": access, "expires_in": expires_in, ".expires": expires, ".issued": issued}
@@ -162,7 +162,7 @@ def test_any_token_answer_gives_a_token_or_an_authentication_error(
         del data[key]
     try:
         token = parse_token_response(data, now=now, wall_now=WALL)
-    except AuthenticationError:
+    except DecodeError:
         assert not (isinstance(access, str) and access == "tok")
         return
     assert isinstance(token, Token)
@@ -181,6 +181,17 @@ def test_expires_in_seconds_never_raises(value: Any) -> None:
 
 
 @pytest.mark.parametrize("data", [None, [], "token", 42, {"access_token": None}, {"access_token": 5}])
-def test_an_answer_without_an_access_token_is_an_authentication_error(data: Any) -> None:
-    with pytest.raises(AuthenticationError, match="access_token"):
+def test_an_answer_without_an_access_token_is_a_decode_error(data: Any) -> None:
+    """The server's fault, not refused credentials (an `AuthenticationError` paused the password)."""
+    with pytest.raises(DecodeError, match="access_token") as info:
         parse_token_response(data, now=NOW, wall_now=WALL)
+    assert not isinstance(info.value, AuthenticationError)
+    assert info.value.path == "$.access_token"
+
+
+@pytest.mark.parametrize("access", ["", "tok en-Wq7", "tök-Wq7", "tok\n-Wq7"])
+def test_an_access_token_unusable_as_a_bearer_is_a_decode_error_that_does_not_quote_it(access: str) -> None:
+    with pytest.raises(DecodeError, match="bearer") as info:
+        parse_token_response({"access_token": access}, now=NOW, wall_now=WALL)
+    assert not isinstance(info.value, AuthenticationError)
+    assert "Wq7" not in str(info.value)

@@ -9,10 +9,12 @@ made, in a task of its own that every caller waiting for it shares, its failure 
 callers after it find the token already replaced). A caller cancelled meanwhile (a request
 handler's deadline) leaves it running for the others; the last one gone cancels it. Refresh uses
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
-when that is refused. A password the server refused is not sent again for a while
-(`REFUSED_PAUSE`), by a renewal or by `probe`: the grants share one lock, so none is sent while
-another is in flight. A token endpoint that throttled the client (429 after the retries) is not
-asked again before its ``Retry-After`` is over, or for `THROTTLE_REST` seconds if it named none.
+when that is refused. A proactive renewal (before expiry) that the token endpoint fails on its
+side leaves the token in use while it is valid, and is tried again `RENEWAL_RETRY` seconds later.
+A password the server refused is not sent again for a while (`REFUSED_PAUSE`), by a renewal or by
+`probe`: the grants share one lock, so none is sent while another is in flight. A token endpoint
+that throttled the client (429 after the retries) is not asked again before its ``Retry-After`` is
+over, or for `THROTTLE_REST` seconds if it named none.
 Once the client closes (`TokenManager.forget`) no grant is started, and a token that a grant
 already in flight brings is not used but handed to the client's logout
 (`TokenManager.granted_while_closing`).
@@ -47,7 +49,16 @@ from ._redact import Redactor
 from ._status import retry_hint
 from ._tokens import Token, parse_token_response, password_form, refresh_form
 
-__all__ = ["MAX_RENEWALS", "RETIRED_KEPT", "THROTTLE_REST", "Secret", "TokenManager", "TokenUnavailable"]
+__all__ = [
+    "MAX_RENEWALS",
+    "RENEWAL_RETRY",
+    "RETIRED_KEPT",
+    "THROTTLE_REST",
+    "UNREADABLE_REST",
+    "Secret",
+    "TokenManager",
+    "TokenUnavailable",
+]
 
 log = logging.getLogger("vbo_async")
 
@@ -147,6 +158,15 @@ class _Refusal:
         )
 
 
+RENEWAL_RETRY = 5.0
+"""Seconds before a failed proactive renewal is tried again. The token is renewed shortly before
+it expires (`Token.refresh_at`); when the token endpoint fails that renewal on its side (a 5xx
+after the retries, a timeout, a 429, an unreadable answer), calls go on with the token, which
+the server still accepts, and the renewal is tried again this long after (or once the token
+endpoint's throttle rest is over, if later), not once per call. Only once the token has expired
+(or the server refuses it: a 401 renews at once) is the failure raised. A refused password is
+raised at once, as ever (`REFUSED_PAUSE`)."""
+
 THROTTLE_REST = 60.0
 """Seconds the token endpoint is not asked again after 429s that named no ``Retry-After`` (the
 retries spent on them): VB365 counts token requests per minute too (5 a minute by default on v6,
@@ -177,8 +197,42 @@ class _Throttle:
         )
 
 
+UNREADABLE_REST = 30.0
+"""Seconds the password is not sent again after the token endpoint answered it with a success
+it could not read (no usable ``access_token``, not JSON: a proxy's login page). That is the
+server's fault, not a refused password (no `REFUSED_PAUSE`), but it is answered at once, and
+every call of a sweep would otherwise send one more grant."""
+
+
+@attrs.frozen
+class _Unreadable:
+    """The token endpoint's last unreadable answer to the password, and until when (the client's
+    clock) the password is not sent again."""
+
+    error: DecodeError
+    at: float
+    until: float
+
+    def held(self, now: float) -> DecodeError:
+        """The unreadable answer raised again, ``now``: no grant is sent."""
+        error = self.error
+        return DecodeError(
+            f"{error.message} ({_seconds(now - self.at)} ago; the token endpoint is not asked again "
+            f"for {_seconds(self.until - now)})",
+            path=error.path,
+            method=error.method,
+            url=error.url,
+        )
+
+
 def _seconds(value: float) -> str:
     return f"{max(1, round(value))} s"
+
+
+def _same_grant(token: Token, other: Token) -> bool:
+    """Whether ``token`` is ``other`` as granted, maybe without its refresh token once that was
+    refused (`TokenManager._spend`): not a new grant, even one that brought the same access token."""
+    return token.access_token == other.access_token and token.expires_at == other.expires_at
 
 
 class TokenUnavailable(Exception):
@@ -228,6 +282,11 @@ class TokenManager:
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
         self._throttle: _Throttle | None = None
         """The token endpoint's last 429: no grant is sent before its rest ends."""
+        self._unreadable: _Unreadable | None = None
+        """The token endpoint's last unreadable answer to the password (`UNREADABLE_REST`)."""
+        self._renew_at = 0.0
+        """After a failed proactive renewal: no other one is started before this (`RENEWAL_RETRY`)
+        while the token is still valid."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
 
@@ -257,19 +316,27 @@ class TokenManager:
             return True
 
     async def current(self) -> Token:
-        """A token that is not about to expire, obtaining or refreshing one if needed."""
+        """A token that is not about to expire, obtaining or refreshing one if needed; the token
+        still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`)."""
         token = self._token
-        if token is not None and self._clock() < token.refresh_at:
-            return token
+        if token is not None:
+            now = self._clock()
+            if now < token.refresh_at or now < min(self._renew_at, token.expires_at):
+                return token
         return await self._renewed(token, refused=False)
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
         number of concurrent callers holding the same stale token."""
         token = self._token
-        if token is not None and token is not stale:
+        if token is not None and not _same_grant(token, stale):
             return token
-        return await self._renewed(stale, refused=True)
+        token = await self._renewed(stale, refused=True)
+        if _same_grant(token, stale):
+            # A proactive renewal in flight was joined and failed, keeping the token: the server
+            # has refused it since, so it is renewed now (and a failure raised).
+            token = await self._renewed(stale, refused=True)
+        return token
 
     async def _renewed(self, old: Token | None, *, refused: bool) -> Token:
         """The token of the renewal in progress, or of one started now to replace ``old``.
@@ -286,13 +353,43 @@ class TokenManager:
             if self._endpoint is None:
                 raise ClientStateError("no token endpoint: the API version is not known yet")
             url, dialect = self._endpoint
-            token = await self._obtain(old, url, dialect, refused=refused)
+            try:
+                token = await self._obtain(old, url, dialect, refused=refused)
+            except VBOError as exc:
+                kept = None if refused else self._still_valid(old, exc)
+                if kept is None:
+                    raise
+                return kept
             # Closing began while the token was asked for (`forget`): it is not used, so no
             # request goes out with a token the logout did not end; it is logged out instead.
             self._check_late(token, dialect)
             self._retire(self._token)
             self._token = token
             return token
+
+    def _still_valid(self, old: Token | None, exc: VBOError) -> Token | None:
+        """After the proactive renewal of ``old`` failed with ``exc``: the token to go on with
+        until the renewal is tried again (`RENEWAL_RETRY`), or None when the failure is to be
+        raised (the token expired, or the credentials were refused: `REFUSED_PAUSE`)."""
+        token, now = self._token, self._clock()
+        if (
+            old is None
+            or token is None
+            or token.access_token != old.access_token
+            or now >= token.expires_at
+            or isinstance(exc, AuthenticationError | ClientStateError)
+        ):
+            return None
+        throttle = self._throttle
+        self._renew_at = max(now + RENEWAL_RETRY, throttle.until if throttle is not None else now)
+        log.warning(
+            "renewing the token failed (%s); the current token is used while it is valid (%s more), "
+            "and the renewal is tried again in %s",
+            exc,
+            _seconds(token.expires_at - now),
+            _seconds(self._renew_at - now),
+        )
+        return token
 
     async def granted_while_closing(self) -> list[tuple[Token, Dialect]]:
         """After `forget`: wait for the grant in flight, if any, then the tokens granted since
@@ -379,11 +476,13 @@ class TokenManager:
         self._token = None if spent else attrs.evolve(old, refresh_token=None)
 
     async def _password_grant(self, url: str, dialect: Dialect) -> Token:
-        """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`): then
-        that refusal again, and nothing is sent."""
-        refusal = self._refusal
+        """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`) or
+        answered it unreadably (`UNREADABLE_REST`): then that again, and nothing is sent."""
+        refusal, unreadable = self._refusal, self._unreadable
         if refusal is not None and self._clock() < refusal.retry_at:
             raise refusal.held(self._clock())
+        if unreadable is not None and self._clock() < unreadable.until:
+            raise unreadable.held(self._clock())
         form = password_form(self._username, self._password.reveal(), dialect.token_form)
         try:
             token = await self._request(url, form)
@@ -394,7 +493,11 @@ class TokenManager:
                 "the password was refused; not sent again for %s", _seconds(refused.retry_at - refused.at)
             )
             raise
-        self._refusal = None
+        except DecodeError as exc:
+            now = self._clock()
+            self._unreadable = _Unreadable(error=exc, at=now, until=now + UNREADABLE_REST)
+            raise
+        self._refusal = self._unreadable = None
         return token
 
     async def _request(self, url: str, form: dict[str, str]) -> Token:
@@ -413,4 +516,8 @@ class TokenManager:
             self._throttle = _Throttle(error=exc, at=now, until=now + rest)
             raise
         self._throttle = None
-        return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
+        try:
+            return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
+        except DecodeError as exc:
+            exc.method, exc.url = "POST", url
+            raise

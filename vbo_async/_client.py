@@ -171,6 +171,8 @@ class VBOClient:
         self._dialect: Dialect | None = None
         self._discovery = Flights("the client was closed while it was finding the server's API version")
         """The one discovery of ``"auto"`` in progress, shared by every caller waiting for it."""
+        self._closing: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        """Set by the first `aclose` (with its event loop); the event once it has closed."""
         if api_version != "auto":
             self._speak(DIALECTS[api_version])
 
@@ -219,11 +221,24 @@ class VBOClient:
         logged), also a token a grant already in flight brings meanwhile, cancel the shared GETs
         in flight, forget the token and close the connection pool. Requests still in flight or
         waiting for a slot, in any task, end with `ClientStateError`, as does every later call;
-        closing twice is harmless. Closing from another event loop than the client's raises
-        `ClientStateError`."""
+        closing twice is harmless, also at the same time: the second call returns once the first
+        has closed the client (it does not close the pool under the first one's logout). Closing
+        from another event loop than the client's raises `ClientStateError`."""
+        if self._closing is not None and self._closing[0] is asyncio.get_running_loop():
+            await self._closing[1].wait()
+            return
         if self._fetcher.closed:
             return
-        self._fetcher.check_usable()
+        self._fetcher.check_usable()  # from another event loop: raises
+        closed = asyncio.Event()
+        self._closing = (asyncio.get_running_loop(), closed)
+        try:
+            await self._close()
+        finally:
+            closed.set()
+
+    async def _close(self) -> None:
+        """`aclose`, once: log out, then close whatever the logout's outcome."""
         token = self._tokens.forget()
         dialect = self._dialect
         try:

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import AuthenticationError
+from ._exceptions import DecodeError
 
 __all__ = [
     "MAX_LIFETIME",
@@ -89,16 +89,13 @@ def parse_http_date(value: str) -> dt.datetime | None:
 def parse_token_response(data: Any, *, now: float, wall_now: dt.datetime) -> Token:
     """Read a token response. ``expires_in`` wins; ``.expires`` (RFC 1123 or ISO) is the fallback;
     neither present means the documented one-hour lifetime. A lifetime is cut to `MAX_LIFETIME`,
-    and the proactive refresh is due `refresh_delay` after ``now``. Raises only
-    `AuthenticationError` (no access token, or one unusable as a bearer); never fails on the
-    lifetime fields, whatever their type or value."""
-    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-        raise AuthenticationError("the token endpoint answered without an access_token")
-    if not _is_header_safe(data["access_token"]):
-        # Never echoed: it is a credential, and h11 would quote it in its "illegal header" error.
-        raise AuthenticationError(
-            "the token endpoint answered with an access_token that cannot be sent as a bearer token"
-        )
+    and the proactive refresh is due `refresh_delay` after ``now``. Raises only `DecodeError`
+    (no access token, or one unusable as a bearer: the server's fault, not refused credentials),
+    saying what was wrong without quoting the value; never fails on the lifetime fields, whatever
+    their type or value."""
+    problem = _access_token_problem(data)
+    if problem is not None:
+        raise DecodeError(f"the token endpoint answered {problem}", path="$.access_token")
     refresh = data.get("refresh_token")
     lifetime = _lifetime(data, wall_now)
     return Token(
@@ -113,6 +110,36 @@ def refresh_delay(lifetime: float) -> float:
     """Seconds from issue to the proactive refresh: a tenth of the lifetime (at most a minute)
     before expiry, but never sooner than `MIN_REFRESH_DELAY`."""
     return max(lifetime - min(_REFRESH_MARGIN, lifetime / 10), MIN_REFRESH_DELAY)
+
+
+def _access_token_problem(data: Any) -> str | None:
+    """What makes ``data`` no token answer, in words that never quote the token; None if it is one."""
+    if not isinstance(data, dict):
+        return f"{_json_kind(data)} instead of an object with an access_token"
+    if "access_token" not in data:
+        return "an object without an access_token"
+    access = data["access_token"]
+    if not isinstance(access, str):
+        return f"an access_token that is {_json_kind(access)}, not a string"
+    if not _is_header_safe(access):
+        # Never echoed: it is a credential, and h11 would quote it in its "illegal header" error.
+        shape = "empty" if not access else f"{len(access)} characters, not all visible ASCII"
+        return f"an access_token that cannot be sent as a bearer token ({shape})"
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _is_header_safe(token: str) -> bool:
