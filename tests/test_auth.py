@@ -717,6 +717,40 @@ async def test_a_proactive_refresh_refused_then_a_failed_password_grant_keeps_th
     assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password", "password"]
 
 
+async def test_a_401_for_a_request_sent_before_its_refresh_was_refused_offers_no_refused_token() -> None:
+    """A request sent with the token before its proactive refresh was refused (the token kept
+    without its refresh token) comes back 401: the renewal does not offer the refused refresh
+    token again."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    answers += [AuthenticationError("Invalid refresh token"), ServerError("busy", status_code=503)]
+    kept = await tokens.current()
+    assert (kept.access_token, kept.refresh_token) == ("access-1-Qx", None)
+    answers += [ServerError("still busy", status_code=503)]
+    with pytest.raises(ServerError, match="still busy"):
+        await tokens.renew(first)  # the request was sent with `first`, refresh token and all
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password", "password"]
+
+
+async def test_a_401_after_the_token_was_dropped_offers_no_refused_refresh_token() -> None:
+    """The token refused, its refresh token and then the password refused (the token dropped): a
+    request sent with that token before, refused now, sends nothing while the password is paused
+    (its refresh token was refused already)."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    answers += [AuthenticationError("Invalid refresh token"), AuthenticationError("HTTP 400: invalid_grant")]
+    with pytest.raises(AuthenticationError, match="invalid_grant"):
+        await tokens.renew(first)
+    with pytest.raises(AuthenticationError, match="not sent again"):
+        await tokens.renew(first)  # another request sent with `first`
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password"]
+
+
 async def test_a_401_after_a_failed_proactive_refresh_renews_at_once() -> None:
     """The server refusing the token kept after a failed proactive renewal renews it at once (no
     wait for `RENEWAL_RETRY`), and its failure is raised: the token is no use any more."""

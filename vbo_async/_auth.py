@@ -235,6 +235,16 @@ def _same_grant(token: Token, other: Token) -> bool:
     return token.access_token == other.access_token and token.expires_at == other.expires_at
 
 
+def _as_kept(token: Token | None, stale: Token) -> Token:
+    """What to renew a refused ``stale`` from, ``token`` being the one held now (None or the same
+    grant): the token as kept, without its refresh token once that was refused (`TokenManager._spend`),
+    never ``stale`` as it was sent. None means that grant was dropped after its refresh token was
+    refused, so ``stale``'s is not offered again either."""
+    if token is not None:
+        return token
+    return stale if stale.refresh_token is None else attrs.evolve(stale, refresh_token=None)
+
+
 class TokenUnavailable(Exception):
     """Carries a token failure out of the auth flow, so the request around it is not retried
     (the token request had its own retries). The fetcher unwraps and raises ``error``."""
@@ -331,11 +341,11 @@ class TokenManager:
         token = self._token
         if token is not None and not _same_grant(token, stale):
             return token
-        token = await self._renewed(stale, refused=True)
+        token = await self._renewed(_as_kept(token, stale), refused=True)
         if _same_grant(token, stale):
             # A proactive renewal in flight was joined and failed, keeping the token: the server
             # has refused it since, so it is renewed now (and a failure raised).
-            token = await self._renewed(stale, refused=True)
+            token = await self._renewed(_as_kept(self._token, token), refused=True)
         return token
 
     async def _renewed(self, old: Token | None, *, refused: bool) -> Token:
