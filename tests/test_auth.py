@@ -488,6 +488,30 @@ async def test_a_token_whose_refresh_and_password_were_refused_is_not_offered_ag
     assert len(fake.requests) == sent + 2  # the password grant, then the jobs
 
 
+async def test_a_token_without_a_refresh_token_refused_with_the_password_is_not_offered_again(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    """As above for a token granted without a refresh token: once the server refused it and the
+    password, calls during the pause send no request (not the refused token again)."""
+    serve_jobs(fake)
+    fake.token_script = [json_response(200, {"access_token": "only-access-Wq4", "expires_in": 3600})]
+    fake.valid_access.add("only-access-Wq4")
+    await vbo.jobs()
+    now = [1000.0]
+    vbo._tokens._clock = lambda: now[0]
+    fake.revoke()
+    refused = {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
+    fake.token_script = [json_response(400, refused)]
+    with pytest.raises(AuthenticationError, match="user name or password is incorrect"):
+        await vbo.jobs()
+    sent = len(fake.requests)
+    for _ in range(3):
+        with pytest.raises(AuthenticationError, match="not sent again"):
+            await vbo.jobs()
+    assert len(fake.requests) == sent
+    assert fake.grants() == ["password", "password"]
+
+
 async def test_a_token_still_valid_whose_refresh_was_refused_is_kept_for_the_logout() -> None:
     """A proactive refresh refused, then the password: the token, not yet expired, is not dropped
     (closing logs it out), but its refused refresh token is not offered again."""

@@ -469,21 +469,22 @@ class TokenManager:
                 # is not sent for a token nothing would use.
                 self._check_open()
                 log.debug("refresh token refused or its answer unreadable; using the password grant")
-            try:
-                return await self._password_grant(url, dialect)
-            except VBOError:
-                if self._token is old:
-                    self._spend(old, refused=refused)
-                raise
-        return await self._password_grant(url, dialect)
+        try:
+            return await self._password_grant(url, dialect)
+        except VBOError:
+            if old is not None and self._token is old:
+                self._spend(old, refused=refused)
+            raise
 
     def _spend(self, old: Token, *, refused: bool) -> None:
-        """``old``'s refresh token was refused (and no token replaced it): it is not offered again,
-        nor ``old`` once the server refused it too or it expired, so while the password is paused
-        calls fail without a request. A token still valid keeps serving (and is logged out)."""
-        self._retire(old)  # its refresh token stays scrubbed from messages
+        """``old`` could not be renewed (its refresh token, if any, refused, and the password grant
+        failed; no token replaced it): its refresh token is not offered again, nor ``old`` once
+        the server refused it too or it expired, so while the password is paused calls fail
+        without a request. A token still valid keeps serving (and is logged out)."""
         spent = refused or self._clock() >= old.expires_at
-        self._token = None if spent else attrs.evolve(old, refresh_token=None)
+        if spent or old.refresh_token is not None:
+            self._retire(old)  # its tokens stay scrubbed from messages
+            self._token = None if spent else attrs.evolve(old, refresh_token=None)
 
     async def _password_grant(self, url: str, dialect: Dialect) -> Token:
         """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`) or
