@@ -1040,6 +1040,35 @@ async def test_a_throttled_token_endpoint_is_not_asked_again_before_its_retry_af
     assert sleeps == []
 
 
+async def test_a_token_endpoint_503_asking_for_a_long_wait_is_not_asked_again_before_it(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """A token endpoint answering 503 with a ``Retry-After`` past the policy (maintenance: 600 s)
+    is given up at once, and, as after a 429, not asked again before that wait is over: each
+    later call raises the same `ServerError`, saying how long is left, without a request."""
+    serve_jobs(fake)
+    fake.token_script = [json_response(503, {"message": "Maintenance"}, headers={"Retry-After": "600"})]
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(ServerError) as first:
+            await vbo.jobs()
+        assert first.value.retry_after == 600
+        now[0] += 100
+        for _ in range(3):
+            with pytest.raises(ServerError) as held:
+                await vbo.jobs()
+        assert held.value.status_code == 503
+        assert held.value.retry_after == 500
+        assert "retry after 500 s" in str(held.value)
+        assert len(fake.token_requests) == 1
+        now[0] += 500
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 2
+    assert sleeps == []
+
+
 async def test_a_token_endpoint_throttled_without_retry_after_rests_a_minute(
     fake: FakeVBO, sleeps: list[float]
 ) -> None:

@@ -14,7 +14,8 @@ side leaves the token in use while it is valid, and is tried again `RENEWAL_RETR
 A password the server refused is not sent again for a while (`REFUSED_PAUSE`), by a renewal or by
 `probe`: the grants share one lock, so none is sent while another is in flight. A token endpoint
 that throttled the client (429 after the retries) is not asked again before its ``Retry-After`` is
-over, or for `THROTTLE_REST` seconds if it named none.
+over, or for `THROTTLE_REST` seconds if it named none; nor one whose 5xx named a ``Retry-After``
+(given up at once when longer than the policy allows) before that is over.
 Once the client closes (`TokenManager.forget`) no grant is started, and a token that a grant
 already in flight brings is not used but handed to the client's logout
 (`TokenManager.granted_while_closing`).
@@ -42,6 +43,7 @@ from ._exceptions import (
     DecodeError,
     NotFoundError,
     RateLimitedError,
+    ServerError,
     VBOError,
 )
 from ._flights import Flights
@@ -176,19 +178,23 @@ retries spent on them): VB365 counts token requests per minute too (5 a minute b
 
 @attrs.frozen
 class _Throttle:
-    """The token endpoint's last 429, and until when (the client's clock) its ``Retry-After``
-    asks not to be called again."""
+    """The token endpoint's last 429 (or 5xx naming a ``Retry-After`` too long to wait out), and
+    until when (the client's clock) it asks not to be called again."""
 
-    error: RateLimitedError
+    error: RateLimitedError | ServerError
     at: float
     until: float
 
-    def held(self, now: float) -> RateLimitedError:
+    def held(self, now: float) -> RateLimitedError | ServerError:
         """The throttle raised again, ``now``: no grant is sent."""
         error, left = self.error, self.until - now
-        return RateLimitedError(
-            f"the token endpoint throttled this client {_seconds(now - self.at)} ago (HTTP 429) and is "
-            f"not asked again until its rest ends; {retry_hint(left, dt.datetime.now(dt.UTC))}",
+        if isinstance(error, RateLimitedError):
+            said = f"throttled this client {_seconds(now - self.at)} ago (HTTP 429)"
+        else:
+            said = f"answered HTTP {error.status_code} {_seconds(now - self.at)} ago, asking for a wait,"
+        return type(error)(
+            f"the token endpoint {said} and is not asked again until its rest ends; "
+            f"{retry_hint(left, dt.datetime.now(dt.UTC))}",
             status_code=error.status_code,
             error_code=error.error_code,
             method=error.method,
@@ -291,7 +297,8 @@ class TokenManager:
         self._refusal: _Refusal | None = None
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
         self._throttle: _Throttle | None = None
-        """The token endpoint's last 429: no grant is sent before its rest ends."""
+        """The token endpoint's last 429 (or 5xx with a ``Retry-After``): no grant is sent before
+        its rest ends."""
         self._unreadable: _Unreadable | None = None
         """The token endpoint's last unreadable answer to the password (`UNREADABLE_REST`)."""
         self._renew_at = 0.0
@@ -525,6 +532,13 @@ class TokenManager:
             now = self._clock()
             rest = THROTTLE_REST if exc.retry_after is None else exc.retry_after
             self._throttle = _Throttle(error=exc, at=now, until=now + rest)
+            raise
+        except ServerError as exc:
+            # A 5xx naming its wait (maintenance), given up because it is longer than the policy
+            # allows: each call of a sweep would send one more grant before it is over.
+            if exc.retry_after is not None and exc.retry_after > 0:
+                now = self._clock()
+                self._throttle = _Throttle(error=exc, at=now, until=now + exc.retry_after)
             raise
         self._throttle = None
         try:
