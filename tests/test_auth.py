@@ -1069,6 +1069,34 @@ async def test_a_token_endpoint_503_asking_for_a_long_wait_is_not_asked_again_be
     assert sleeps == []
 
 
+async def test_a_refused_token_whose_renewal_was_throttled_is_not_sent_again(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """The server refuses the token (401) and the token endpoint throttles its refresh: while the
+    throttle rests, calls raise it without any request (not one more with the refused token, each
+    answered 401); after it, the refresh token is used."""
+    serve_jobs(fake)
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        await vbo.jobs()
+        fake.revoke()
+        fake.token_script = [
+            json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "600"})
+        ]
+        with pytest.raises(RateLimitedError):
+            await vbo.jobs()
+        sent = len(fake.requests)
+        for _ in range(3):
+            with pytest.raises(RateLimitedError, match="not asked again"):
+                await vbo.jobs()
+        assert len(fake.requests) == sent
+        now[0] += 600
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert fake.grants() == ["password", "refresh_token", "refresh_token"]
+
+
 async def test_a_token_endpoint_throttled_without_retry_after_rests_a_minute(
     fake: FakeVBO, sleeps: list[float]
 ) -> None:

@@ -11,6 +11,8 @@ handler's deadline) leaves it running for the others; the last one gone cancels 
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused. A proactive renewal (before expiry) that the token endpoint fails on its
 side leaves the token in use while it is valid, and is tried again `RENEWAL_RETRY` seconds later.
+A token the server refused (a 401) is not sent again when its renewal fails: the next call renews
+first (kept for its refresh token).
 A password the server refused is not sent again for a while (`REFUSED_PAUSE`), by a renewal or by
 `probe`: the grants share one lock, so none is sent while another is in flight. A token endpoint
 that throttled the client (429 after the retries) is not asked again before its ``Retry-After`` is
@@ -301,6 +303,9 @@ class TokenManager:
         its rest ends."""
         self._unreadable: _Unreadable | None = None
         """The token endpoint's last unreadable answer to the password (`UNREADABLE_REST`)."""
+        self._refused: Token | None = None
+        """The token the server refused (a 401) whose renewal failed: not sent again, the next
+        call renews first (and raises that failure again while its rest lasts)."""
         self._renew_at = 0.0
         """After a failed proactive renewal: no other one is started before this (`RENEWAL_RETRY`)
         while the token is still valid."""
@@ -336,11 +341,11 @@ class TokenManager:
         """A token that is not about to expire, obtaining or refreshing one if needed; the token
         still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`)."""
         token = self._token
-        if token is not None:
+        if token is not None and token is not self._refused:
             now = self._clock()
             if now < token.refresh_at or now < min(self._renew_at, token.expires_at):
                 return token
-        return await self._renewed(token, refused=False)
+        return await self._renewed(token, refused=token is not None and token is self._refused)
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
@@ -375,6 +380,9 @@ class TokenManager:
             except VBOError as exc:
                 kept = None if refused else self._still_valid(old, exc)
                 if kept is None:
+                    held = self._token
+                    if refused and held is not None and old is not None and _same_grant(held, old):
+                        self._refused = held  # kept for its refresh token, never sent again
                     raise
                 return kept
             # Closing began while the token was asked for (`forget`): it is not used, so no
