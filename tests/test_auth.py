@@ -759,6 +759,29 @@ async def test_a_401_for_a_request_sent_before_its_refresh_was_refused_offers_no
     assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password", "password"]
 
 
+async def test_a_401_with_an_older_token_is_not_given_the_refused_current_one() -> None:
+    """A request sent with an older token comes back 401 after the current one was refused and
+    its renewal failed: it is not handed the refused token to replay (one more 401), the
+    renewal is tried for it."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1), issued(2)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    second = await tokens.renew(first)
+    assert second.access_token == "access-2-Qx"
+    answers += [ServerError("busy", status_code=503)]
+    with pytest.raises(ServerError):
+        await tokens.renew(second)
+    answers += [issued(3)]
+    assert (await tokens.renew(first)).access_token == "access-3-Qx"
+    assert [form.get("refresh_token") for form in forms] == [
+        None,
+        "refresh-1-Qx",
+        "refresh-2-Qx",
+        "refresh-2-Qx",
+    ]
+
+
 async def test_a_401_after_the_token_was_dropped_offers_no_refused_refresh_token() -> None:
     """The token refused, its refresh token and then the password refused (the token dropped): a
     request sent with that token before, refused now, sends nothing while the password is paused

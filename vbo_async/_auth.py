@@ -351,7 +351,7 @@ class TokenManager:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
         number of concurrent callers holding the same stale token."""
         token = self._token
-        if token is not None and not _same_grant(token, stale):
+        if token is not None and token is not self._refused and not _same_grant(token, stale):
             return token
         token = await self._renewed(_as_kept(token, stale), refused=True)
         if _same_grant(token, stale):
