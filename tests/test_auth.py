@@ -488,6 +488,30 @@ async def test_a_token_whose_refresh_and_password_were_refused_is_not_offered_ag
     assert len(fake.requests) == sent + 2  # the password grant, then the jobs
 
 
+async def test_a_token_without_a_refresh_token_refused_with_the_password_is_not_offered_again(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    """As above for a token granted without a refresh token: once the server refused it and the
+    password, calls during the pause send no request (not the refused token again)."""
+    serve_jobs(fake)
+    fake.token_script = [json_response(200, {"access_token": "only-access-Wq4", "expires_in": 3600})]
+    fake.valid_access.add("only-access-Wq4")
+    await vbo.jobs()
+    now = [1000.0]
+    vbo._tokens._clock = lambda: now[0]
+    fake.revoke()
+    refused = {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
+    fake.token_script = [json_response(400, refused)]
+    with pytest.raises(AuthenticationError, match="user name or password is incorrect"):
+        await vbo.jobs()
+    sent = len(fake.requests)
+    for _ in range(3):
+        with pytest.raises(AuthenticationError, match="not sent again"):
+            await vbo.jobs()
+    assert len(fake.requests) == sent
+    assert fake.grants() == ["password", "password"]
+
+
 async def test_a_token_still_valid_whose_refresh_was_refused_is_kept_for_the_logout() -> None:
     """A proactive refresh refused, then the password: the token, not yet expired, is not dropped
     (closing logs it out), but its refused refresh token is not offered again."""
@@ -715,6 +739,63 @@ async def test_a_proactive_refresh_refused_then_a_failed_password_grant_keeps_th
     answers += [issued(2)]
     assert (await tokens.current()).access_token == "access-2-Qx"
     assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password", "password"]
+
+
+async def test_a_401_for_a_request_sent_before_its_refresh_was_refused_offers_no_refused_token() -> None:
+    """A request sent with the token before its proactive refresh was refused (the token kept
+    without its refresh token) comes back 401: the renewal does not offer the refused refresh
+    token again."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    answers += [AuthenticationError("Invalid refresh token"), ServerError("busy", status_code=503)]
+    kept = await tokens.current()
+    assert (kept.access_token, kept.refresh_token) == ("access-1-Qx", None)
+    answers += [ServerError("still busy", status_code=503)]
+    with pytest.raises(ServerError, match="still busy"):
+        await tokens.renew(first)  # the request was sent with `first`, refresh token and all
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password", "password"]
+
+
+async def test_a_401_with_an_older_token_is_not_given_the_refused_current_one() -> None:
+    """A request sent with an older token comes back 401 after the current one was refused and
+    its renewal failed: it is not handed the refused token to replay (one more 401), the
+    renewal is tried for it."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1), issued(2)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    second = await tokens.renew(first)
+    assert second.access_token == "access-2-Qx"
+    answers += [ServerError("busy", status_code=503)]
+    with pytest.raises(ServerError):
+        await tokens.renew(second)
+    answers += [issued(3)]
+    assert (await tokens.renew(first)).access_token == "access-3-Qx"
+    assert [form.get("refresh_token") for form in forms] == [
+        None,
+        "refresh-1-Qx",
+        "refresh-2-Qx",
+        "refresh-2-Qx",
+    ]
+
+
+async def test_a_401_after_the_token_was_dropped_offers_no_refused_refresh_token() -> None:
+    """The token refused, its refresh token and then the password refused (the token dropped): a
+    request sent with that token before, refused now, sends nothing while the password is paused
+    (its refresh token was refused already)."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    answers += [AuthenticationError("Invalid refresh token"), AuthenticationError("HTTP 400: invalid_grant")]
+    with pytest.raises(AuthenticationError, match="invalid_grant"):
+        await tokens.renew(first)
+    with pytest.raises(AuthenticationError, match="not sent again"):
+        await tokens.renew(first)  # another request sent with `first`
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password"]
 
 
 async def test_a_401_after_a_failed_proactive_refresh_renews_at_once() -> None:
@@ -980,6 +1061,63 @@ async def test_a_throttled_token_endpoint_is_not_asked_again_before_its_retry_af
     assert job.id == "j0"
     assert len(fake.token_requests) == 2
     assert sleeps == []
+
+
+async def test_a_token_endpoint_503_asking_for_a_long_wait_is_not_asked_again_before_it(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """A token endpoint answering 503 with a ``Retry-After`` past the policy (maintenance: 600 s)
+    is given up at once, and, as after a 429, not asked again before that wait is over: each
+    later call raises the same `ServerError`, saying how long is left, without a request."""
+    serve_jobs(fake)
+    fake.token_script = [json_response(503, {"message": "Maintenance"}, headers={"Retry-After": "600"})]
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(ServerError) as first:
+            await vbo.jobs()
+        assert first.value.retry_after == 600
+        now[0] += 100
+        for _ in range(3):
+            with pytest.raises(ServerError) as held:
+                await vbo.jobs()
+        assert held.value.status_code == 503
+        assert held.value.retry_after == 500
+        assert "retry after 500 s" in str(held.value)
+        assert len(fake.token_requests) == 1
+        now[0] += 500
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 2
+    assert sleeps == []
+
+
+async def test_a_refused_token_whose_renewal_was_throttled_is_not_sent_again(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """The server refuses the token (401) and the token endpoint throttles its refresh: while the
+    throttle rests, calls raise it without any request (not one more with the refused token, each
+    answered 401); after it, the refresh token is used."""
+    serve_jobs(fake)
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        await vbo.jobs()
+        fake.revoke()
+        fake.token_script = [
+            json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "600"})
+        ]
+        with pytest.raises(RateLimitedError):
+            await vbo.jobs()
+        sent = len(fake.requests)
+        for _ in range(3):
+            with pytest.raises(RateLimitedError, match="not asked again"):
+                await vbo.jobs()
+        assert len(fake.requests) == sent
+        now[0] += 600
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert fake.grants() == ["password", "refresh_token", "refresh_token"]
 
 
 async def test_a_token_endpoint_throttled_without_retry_after_rests_a_minute(

@@ -11,10 +11,13 @@ handler's deadline) leaves it running for the others; the last one gone cancels 
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused. A proactive renewal (before expiry) that the token endpoint fails on its
 side leaves the token in use while it is valid, and is tried again `RENEWAL_RETRY` seconds later.
+A token the server refused (a 401) is not sent again when its renewal fails: the next call renews
+first (kept for its refresh token).
 A password the server refused is not sent again for a while (`REFUSED_PAUSE`), by a renewal or by
 `probe`: the grants share one lock, so none is sent while another is in flight. A token endpoint
 that throttled the client (429 after the retries) is not asked again before its ``Retry-After`` is
-over, or for `THROTTLE_REST` seconds if it named none.
+over, or for `THROTTLE_REST` seconds if it named none; nor one whose 5xx named a ``Retry-After``
+(given up at once when longer than the policy allows) before that is over.
 Once the client closes (`TokenManager.forget`) no grant is started, and a token that a grant
 already in flight brings is not used but handed to the client's logout
 (`TokenManager.granted_while_closing`).
@@ -42,6 +45,7 @@ from ._exceptions import (
     DecodeError,
     NotFoundError,
     RateLimitedError,
+    ServerError,
     VBOError,
 )
 from ._flights import Flights
@@ -176,19 +180,23 @@ retries spent on them): VB365 counts token requests per minute too (5 a minute b
 
 @attrs.frozen
 class _Throttle:
-    """The token endpoint's last 429, and until when (the client's clock) its ``Retry-After``
-    asks not to be called again."""
+    """The token endpoint's last 429 (or 5xx naming a ``Retry-After`` too long to wait out), and
+    until when (the client's clock) it asks not to be called again."""
 
-    error: RateLimitedError
+    error: RateLimitedError | ServerError
     at: float
     until: float
 
-    def held(self, now: float) -> RateLimitedError:
+    def held(self, now: float) -> RateLimitedError | ServerError:
         """The throttle raised again, ``now``: no grant is sent."""
         error, left = self.error, self.until - now
-        return RateLimitedError(
-            f"the token endpoint throttled this client {_seconds(now - self.at)} ago (HTTP 429) and is "
-            f"not asked again until its rest ends; {retry_hint(left, dt.datetime.now(dt.UTC))}",
+        if isinstance(error, RateLimitedError):
+            said = f"throttled this client {_seconds(now - self.at)} ago (HTTP 429)"
+        else:
+            said = f"answered HTTP {error.status_code} {_seconds(now - self.at)} ago, asking for a wait,"
+        return type(error)(
+            f"the token endpoint {said} and is not asked again until its rest ends; "
+            f"{retry_hint(left, dt.datetime.now(dt.UTC))}",
             status_code=error.status_code,
             error_code=error.error_code,
             method=error.method,
@@ -233,6 +241,16 @@ def _same_grant(token: Token, other: Token) -> bool:
     """Whether ``token`` is ``other`` as granted, maybe without its refresh token once that was
     refused (`TokenManager._spend`): not a new grant, even one that brought the same access token."""
     return token.access_token == other.access_token and token.expires_at == other.expires_at
+
+
+def _as_kept(token: Token | None, stale: Token) -> Token:
+    """What to renew a refused ``stale`` from, ``token`` being the one held now (None or the same
+    grant): the token as kept, without its refresh token once that was refused (`TokenManager._spend`),
+    never ``stale`` as it was sent. None means that grant was dropped after its refresh token was
+    refused, so ``stale``'s is not offered again either."""
+    if token is not None:
+        return token
+    return stale if stale.refresh_token is None else attrs.evolve(stale, refresh_token=None)
 
 
 class TokenUnavailable(Exception):
@@ -281,9 +299,13 @@ class TokenManager:
         self._refusal: _Refusal | None = None
         """The last refusal of the password, while it pauses password grants (`REFUSED_PAUSE`)."""
         self._throttle: _Throttle | None = None
-        """The token endpoint's last 429: no grant is sent before its rest ends."""
+        """The token endpoint's last 429 (or 5xx with a ``Retry-After``): no grant is sent before
+        its rest ends."""
         self._unreadable: _Unreadable | None = None
         """The token endpoint's last unreadable answer to the password (`UNREADABLE_REST`)."""
+        self._refused: Token | None = None
+        """The token the server refused (a 401) whose renewal failed: not sent again, the next
+        call renews first (and raises that failure again while its rest lasts)."""
         self._renew_at = 0.0
         """After a failed proactive renewal: no other one is started before this (`RENEWAL_RETRY`)
         while the token is still valid."""
@@ -319,23 +341,23 @@ class TokenManager:
         """A token that is not about to expire, obtaining or refreshing one if needed; the token
         still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`)."""
         token = self._token
-        if token is not None:
+        if token is not None and token is not self._refused:
             now = self._clock()
             if now < token.refresh_at or now < min(self._renew_at, token.expires_at):
                 return token
-        return await self._renewed(token, refused=False)
+        return await self._renewed(token, refused=token is not None and token is self._refused)
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
         number of concurrent callers holding the same stale token."""
         token = self._token
-        if token is not None and not _same_grant(token, stale):
+        if token is not None and token is not self._refused and not _same_grant(token, stale):
             return token
-        token = await self._renewed(stale, refused=True)
+        token = await self._renewed(_as_kept(token, stale), refused=True)
         if _same_grant(token, stale):
             # A proactive renewal in flight was joined and failed, keeping the token: the server
             # has refused it since, so it is renewed now (and a failure raised).
-            token = await self._renewed(stale, refused=True)
+            token = await self._renewed(_as_kept(self._token, token), refused=True)
         return token
 
     async def _renewed(self, old: Token | None, *, refused: bool) -> Token:
@@ -358,6 +380,9 @@ class TokenManager:
             except VBOError as exc:
                 kept = None if refused else self._still_valid(old, exc)
                 if kept is None:
+                    held = self._token
+                    if refused and held is not None and old is not None and _same_grant(held, old):
+                        self._refused = held  # kept for its refresh token, never sent again
                     raise
                 return kept
             # Closing began while the token was asked for (`forget`): it is not used, so no
@@ -459,21 +484,22 @@ class TokenManager:
                 # is not sent for a token nothing would use.
                 self._check_open()
                 log.debug("refresh token refused or its answer unreadable; using the password grant")
-            try:
-                return await self._password_grant(url, dialect)
-            except VBOError:
-                if self._token is old:
-                    self._spend(old, refused=refused)
-                raise
-        return await self._password_grant(url, dialect)
+        try:
+            return await self._password_grant(url, dialect)
+        except VBOError:
+            if old is not None and self._token is old:
+                self._spend(old, refused=refused)
+            raise
 
     def _spend(self, old: Token, *, refused: bool) -> None:
-        """``old``'s refresh token was refused (and no token replaced it): it is not offered again,
-        nor ``old`` once the server refused it too or it expired, so while the password is paused
-        calls fail without a request. A token still valid keeps serving (and is logged out)."""
-        self._retire(old)  # its refresh token stays scrubbed from messages
+        """``old`` could not be renewed (its refresh token, if any, refused, and the password grant
+        failed; no token replaced it): its refresh token is not offered again, nor ``old`` once
+        the server refused it too or it expired, so while the password is paused calls fail
+        without a request. A token still valid keeps serving (and is logged out)."""
         spent = refused or self._clock() >= old.expires_at
-        self._token = None if spent else attrs.evolve(old, refresh_token=None)
+        if spent or old.refresh_token is not None:
+            self._retire(old)  # its tokens stay scrubbed from messages
+            self._token = None if spent else attrs.evolve(old, refresh_token=None)
 
     async def _password_grant(self, url: str, dialect: Dialect) -> Token:
         """A token for the password, unless the server refused it lately (`REFUSED_PAUSE`) or
@@ -514,6 +540,13 @@ class TokenManager:
             now = self._clock()
             rest = THROTTLE_REST if exc.retry_after is None else exc.retry_after
             self._throttle = _Throttle(error=exc, at=now, until=now + rest)
+            raise
+        except ServerError as exc:
+            # A 5xx naming its wait (maintenance), given up because it is longer than the policy
+            # allows: each call of a sweep would send one more grant before it is over.
+            if exc.retry_after is not None and exc.retry_after > 0:
+                now = self._clock()
+                self._throttle = _Throttle(error=exc, at=now, until=now + exc.retry_after)
             raise
         self._throttle = None
         try:
