@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from vbo_async import (
+    APIError,
     AuthenticationError,
     DecodeError,
     NotFoundError,
@@ -24,6 +25,7 @@ from vbo_async import (
 )
 from vbo_async._auth import (
     MAX_RENEWALS,
+    MAX_THROTTLE_REST,
     REFUSED_PAUSE,
     REFUSED_PAUSE_MAX,
     RENEWAL_RETRY,
@@ -1086,6 +1088,32 @@ async def test_a_token_endpoint_503_asking_for_a_long_wait_is_not_asked_again_be
         assert "retry after 500 s" in str(held.value)
         assert len(fake.token_requests) == 1
         now[0] += 500
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 2
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_token_endpoint_asking_for_a_year_is_asked_again_after_an_hour(
+    fake: FakeVBO, sleeps: list[float], status: int
+) -> None:
+    """A ``Retry-After`` of a year (a misconfigured or hostile server) rests the token endpoint
+    for `MAX_THROTTLE_REST` (VB365's hourly window) at most: a long-running exporter must come
+    back once the server has."""
+    serve_jobs(fake)
+    fake.token_script = [json_response(status, {"message": "Busy"}, headers={"Retry-After": "31536000"})]
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(APIError):
+            await vbo.jobs()
+        now[0] += MAX_THROTTLE_REST - 1
+        with pytest.raises(APIError) as held:
+            await vbo.jobs()
+        assert held.value.retry_after == 1
+        assert len(fake.token_requests) == 1
+        now[0] += 1
         (job,) = await vbo.jobs()
     assert job.id == "j0"
     assert len(fake.token_requests) == 2

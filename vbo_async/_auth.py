@@ -55,6 +55,7 @@ from ._tokens import Token, parse_token_response, password_form, refresh_form
 
 __all__ = [
     "MAX_RENEWALS",
+    "MAX_THROTTLE_REST",
     "RENEWAL_RETRY",
     "RETIRED_KEPT",
     "THROTTLE_REST",
@@ -175,7 +176,13 @@ THROTTLE_REST = 60.0
 """Seconds the token endpoint is not asked again after 429s that named no ``Retry-After`` (the
 retries spent on them): VB365 counts token requests per minute too (5 a minute by default on v6,
 ``vb365-v6-v8.md`` §3.4), and that reference's rule is to wait at least a minute after repeated
-429s. A 429 that names its wait is rested for that long instead."""
+429s. A 429 that names its wait is rested for that long instead, up to `MAX_THROTTLE_REST`."""
+
+MAX_THROTTLE_REST = 3600.0
+"""The longest the token endpoint is rested for a ``Retry-After`` (429, or a 5xx naming one):
+VB365's longest throttling window is its hourly quota (``Retry-After: 3600``). A server asking
+for more (a year, by mistake or malice) is asked again after an hour: a long-running ``serve``
+must not stay down for the rest of the year after the server has recovered."""
 
 
 @attrs.frozen
@@ -538,7 +545,7 @@ class TokenManager:
             data = await self._fetch(url, form)
         except RateLimitedError as exc:
             now = self._clock()
-            rest = THROTTLE_REST if exc.retry_after is None else exc.retry_after
+            rest = THROTTLE_REST if exc.retry_after is None else min(exc.retry_after, MAX_THROTTLE_REST)
             self._throttle = _Throttle(error=exc, at=now, until=now + rest)
             raise
         except ServerError as exc:
@@ -546,7 +553,8 @@ class TokenManager:
             # allows: each call of a sweep would send one more grant before it is over.
             if exc.retry_after is not None and exc.retry_after > 0:
                 now = self._clock()
-                self._throttle = _Throttle(error=exc, at=now, until=now + exc.retry_after)
+                rest = min(exc.retry_after, MAX_THROTTLE_REST)
+                self._throttle = _Throttle(error=exc, at=now, until=now + rest)
             raise
         self._throttle = None
         try:
