@@ -1191,3 +1191,48 @@ async def test_healthz_names_what_it_waits_for(servers: dict[str, Server]) -> No
         assert line == "the last sweep of v8 completed 181 s ago, more than 3 intervals of 60 s"
     finally:
         await exporter.stop()
+
+
+async def test_serve_without_a_timeout_retries_within_the_interval(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without ``--timeout`` a server's sweep may take the interval, so its client waits for no
+    retry past it: a server throttling the exporter (429, ``Retry-After: 30``) under a 3 s interval
+    is down as rate limited, saying when to retry, not as a sweep that timed out."""
+    asked: list[str] = []
+
+    async def throttled(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        asked.append(scope["path"])
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"30")]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"message": "Quota Exceeded"}'})
+
+    async def published(client: httpx.AsyncClient) -> bool:
+        return bool(samples((await client.get("/metrics")).content, PREFIX + "up", server="east"))
+
+    caplog.set_level("WARNING", logger="vbo_async.cli")
+    async with serve(throttled) as port:
+        targets = read_targets(
+            write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{port}/v8"))
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        task = asyncio.create_task(
+            _serve._serve(
+                targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=3, budget=None, concurrency=8
+            )
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+                await wait_for_async(lambda: published(client))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            sock.close()
+    (down,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("server east is down")]
+    assert "retry after 30 s" in down
+    assert "timed out" not in down
+    assert len(asked) == 1  # the token request, not retried into the throttle

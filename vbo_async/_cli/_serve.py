@@ -106,6 +106,7 @@ async def _serve(
     asyncio.get_running_loop().set_default_executor(DaemonThreads())
     contexts = SharedContexts()
     specs: list[ServerSpec] = []
+    within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
     try:
         for target in servers:
             connection = target.connection()
@@ -113,7 +114,7 @@ async def _serve(
                 passwords[target.password_env],
                 verify=contexts.verify(connection.verify),
                 max_concurrency=target.max_concurrency,
-                within=budget,
+                within=within,
             )
             specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
         exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency)
