@@ -44,6 +44,7 @@ from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, crc32_co
 from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async._cli._targets import read_targets
+from vbo_async._cli._threads import DaemonThreads, NoThread
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FAST, closed_port, serve
@@ -1236,3 +1237,33 @@ async def test_serve_without_a_timeout_retries_within_the_interval(
     assert "retry after 30 s" in down
     assert "timed out" not in down
     assert len(asked) == 1  # the token request, not retried into the throttle
+
+
+async def test_no_free_worker_thread_holds_back_no_publish_and_no_scrape(servers: dict[str, Server]) -> None:
+    """Every thread of serve's executor taken (name lookups that never end, or a process limit
+    refusing threads: `NoThread`): a sweep's series are still published, rendered on the event
+    loop, and a plain-text scrape is still answered, not a sweep failing on an internal error and
+    an exposition left as it was (a server's old series kept for ever) or a 500."""
+    loop = asyncio.get_running_loop()
+    executor = DaemonThreads(max_threads=1)
+    release = threading.Event()
+    held = loop.run_in_executor(executor, release.wait, HANG_GUARD)
+    loop.set_default_executor(executor)
+    try:
+        with pytest.raises(NoThread):
+            await asyncio.to_thread(int)  # the executor's one thread is taken
+        exporter = exporter_of(servers["v8"], servers["v1"])
+        await exporter.sweep()
+        assert exporter.stats.sweeps == 1
+        assert exporter.stats.failed_sweeps == 0
+        assert jobs_of(exporter.body(gzip=False), "v8") == {
+            job.id for job in await servers["v8"].client.jobs()
+        }
+        async with http(exporter) as client:
+            answer = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+        assert answer.status_code == 200
+        assert answer.content.startswith(exporter.exposition.text())
+        assert value(answer.content, SELF_PREFIX + "servers_up") == 2
+    finally:
+        release.set()
+        await held
