@@ -48,6 +48,7 @@ from vbo_async._cli._threads import DaemonThreads, NoThread
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FAST, closed_port, serve
+from .test_check import REFUSING_THREADS
 from .test_cli import HANG_GUARD, child_environment, error_line, run, write_targets
 from .test_cli_install import python
 
@@ -1267,3 +1268,39 @@ async def test_no_free_worker_thread_holds_back_no_publish_and_no_scrape(servers
     finally:
         release.set()
         await held
+
+
+def test_serve_refused_every_thread_publishes_and_stops_cleanly(tmp_path: Path) -> None:
+    """A process that may start no thread (a container at its process limit): each sweep is
+    still published, and SIGTERM still ends ``serve`` with 0. Rendering failed on `NoThread`
+    (logged as an internal error, the server never published), and asyncio's end of the run
+    started a thread anyway, ending the process with an internal error (1)."""
+    (tmp_path / "sitecustomize.py").write_text(REFUSING_THREADS, encoding="utf-8")
+    targets = write_targets(tmp_path / "targets.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vbo_async", "serve", "--targets", str(targets), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Serving the metrics of 1 servers at "), line
+        base = line.split(" at ", 1)[1].split("/metrics", 1)[0]
+        deadline = time.monotonic() + HANG_GUARD
+        body = ""
+        while f'{PREFIX}up{{server="east"}} 0.0' not in body and time.monotonic() < deadline:
+            time.sleep(0.05)
+            body = httpx.get(f"{base}/metrics", headers={"Accept-Encoding": "identity"}).text
+        assert f'{PREFIX}up{{server="east"}} 0.0' in body
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=HANG_GUARD)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, err = process.communicate(timeout=HANG_GUARD)
+    assert "internal error" not in err
+    assert status == 0, err

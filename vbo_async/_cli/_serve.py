@@ -23,7 +23,7 @@ from ._connect import SharedContexts, read_password
 from ._exit import CLIError, MissingExtra, Outcome
 from ._simulate import _listen
 from ._targets import ServerTarget, read_targets
-from ._threads import DaemonThreads
+from ._threads import DaemonThreads, run_unheld
 
 if TYPE_CHECKING:
     from ._exporter import Exporter
@@ -73,7 +73,7 @@ def serve(path: Path, *, listen: str, interval: float, timeout: float | None, co
             passwords[target.password_env] = read_password(target.password_env, prompt)
     sock = _listen(host, port)
     try:
-        return asyncio.run(
+        return run_unheld(
             _serve(
                 targets.servers,
                 passwords,
