@@ -1304,3 +1304,20 @@ def test_serve_refused_every_thread_publishes_and_stops_cleanly(tmp_path: Path) 
         _, err = process.communicate(timeout=HANG_GUARD)
     assert "internal error" not in err
     assert status == 0, err
+
+
+async def test_a_build_that_could_not_be_read_gives_no_server_info(servers: dict[str, Server]) -> None:
+    """A v8 server whose ``ServiceInstance`` fails for a sweep has no ``server_info`` then (the
+    error counted), not one with an empty build: that is what v1 servers say, and a new series
+    that came and went with each failed read."""
+    server = servers["v8"]
+    exporter = exporter_of(server)
+    body = await swept(exporter)
+    (info,) = samples(body, PREFIX + "server_info", server="v8")
+    assert info.labels["api_version"] == "v8"
+    assert info.labels["build"]
+    server.wire.failing = {"/serviceinstance"}
+    body = await swept(exporter)
+    assert not samples(body, PREFIX + "server_info", server="v8")
+    assert value(body, PREFIX + "sweep_errors_total", server="v8", kind="service_instance") == 1
+    assert value(body, PREFIX + "up", server="v8") == 1
