@@ -117,7 +117,7 @@ class _UnheldLoop(asyncio.SelectorEventLoop):
         self._daemons = isinstance(executor, DaemonThreads)
 
     async def shutdown_default_executor(self) -> None:
-        if not self._daemons:  # nothing to wait for otherwise (see `DaemonThreads.shutdown`)
+        if not self._daemons:  # DaemonThreads has nothing to wait for (see its `shutdown`)
             await super().shutdown_default_executor()
 
 
