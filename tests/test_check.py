@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -817,6 +819,46 @@ def test_a_thread_the_system_refuses_is_a_typed_error_and_frees_its_place() -> N
             threads.submit(pow, 2, 3)
     assert threads.running == 0
     assert threads.submit(pow, 2, 3).result(HANG_GUARD) == 8
+
+
+REFUSING_THREADS = """
+import threading
+def _refused(self):
+    raise RuntimeError("can't start new thread")
+threading.Thread.start = _refused
+"""
+"""A ``sitecustomize`` for a child process that may start no thread (a container at its
+process limit)."""
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "said"),
+    [("check", 3, "1 server unreachable: east (unreachable)"), ("poll", 1, "east")],
+)
+def test_a_command_refused_every_thread_reports_its_servers(
+    tmp_path: Path, command: str, status: int, said: str
+) -> None:
+    """A process that may start no thread at all still reports what it read: asyncio's own end
+    of the run started a thread to shut down an executor that has nothing to wait for, and
+    the command ended in an internal error (``RuntimeError: can't start new thread``) instead."""
+    (tmp_path / "sitecustomize.py").write_text(REFUSING_THREADS, encoding="utf-8")
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        f'[[servers]]\nname = "east"\nurl = "http://127.0.0.1:{closed_port()}"\nusername = "admin"\n'
+        'password_env = "VBO_PASSWORD"\norganizations = "all"\n',
+        encoding="utf-8",
+    )
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    done = subprocess.run(
+        [sys.executable, "-m", "vbo_async", command, "--targets", str(targets)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path),
+    )
+    assert "internal error" not in done.stdout + done.stderr
+    assert done.returncode == status, done.stdout + done.stderr
+    assert said in done.stdout
 
 
 @pytest.mark.parametrize("cause", ["bound", "refused"])

@@ -44,9 +44,11 @@ from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, crc32_co
 from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async._cli._targets import read_targets
+from vbo_async._cli._threads import DaemonThreads, NoThread
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FAST, closed_port, serve
+from .test_check import REFUSING_THREADS
 from .test_cli import HANG_GUARD, child_environment, error_line, run, write_targets
 from .test_cli_install import python
 
@@ -1191,3 +1193,131 @@ async def test_healthz_names_what_it_waits_for(servers: dict[str, Server]) -> No
         assert line == "the last sweep of v8 completed 181 s ago, more than 3 intervals of 60 s"
     finally:
         await exporter.stop()
+
+
+async def test_serve_without_a_timeout_retries_within_the_interval(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without ``--timeout`` a server's sweep may take the interval, so its client waits for no
+    retry past it: a server throttling the exporter (429, ``Retry-After: 30``) under a 3 s interval
+    is down as rate limited, saying when to retry, not as a sweep that timed out."""
+    asked: list[str] = []
+
+    async def throttled(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        asked.append(scope["path"])
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"30")]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"message": "Quota Exceeded"}'})
+
+    async def published(client: httpx.AsyncClient) -> bool:
+        return bool(samples((await client.get("/metrics")).content, PREFIX + "up", server="east"))
+
+    caplog.set_level("WARNING", logger="vbo_async.cli")
+    async with serve(throttled) as port:
+        targets = read_targets(
+            write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{port}/v8"))
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        task = asyncio.create_task(
+            _serve._serve(
+                targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=3, budget=None, concurrency=8
+            )
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+                await wait_for_async(lambda: published(client))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            sock.close()
+    (down,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("server east is down")]
+    assert "retry after 30 s" in down
+    assert "timed out" not in down
+    assert len(asked) == 1  # the token request, not retried into the throttle
+
+
+async def test_no_free_worker_thread_holds_back_no_publish_and_no_scrape(servers: dict[str, Server]) -> None:
+    """Every thread of serve's executor taken (name lookups that never end, or a process limit
+    refusing threads: `NoThread`): a sweep's series are still published, rendered on the event
+    loop, and a plain-text scrape is still answered, not a sweep failing on an internal error and
+    an exposition left as it was (a server's old series kept for ever) or a 500."""
+    loop = asyncio.get_running_loop()
+    executor = DaemonThreads(max_threads=1)
+    release = threading.Event()
+    held = loop.run_in_executor(executor, release.wait, HANG_GUARD)
+    loop.set_default_executor(executor)
+    try:
+        with pytest.raises(NoThread):
+            await asyncio.to_thread(int)  # the executor's one thread is taken
+        exporter = exporter_of(servers["v8"], servers["v1"])
+        await exporter.sweep()
+        assert exporter.stats.sweeps == 1
+        assert exporter.stats.failed_sweeps == 0
+        assert jobs_of(exporter.body(gzip=False), "v8") == {
+            job.id for job in await servers["v8"].client.jobs()
+        }
+        async with http(exporter) as client:
+            answer = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+        assert answer.status_code == 200
+        assert answer.content.startswith(exporter.exposition.text())
+        assert value(answer.content, SELF_PREFIX + "servers_up") == 2
+    finally:
+        release.set()
+        await held
+
+
+def test_serve_refused_every_thread_publishes_and_stops_cleanly(tmp_path: Path) -> None:
+    """A process that may start no thread (a container at its process limit): each sweep is
+    still published, and SIGTERM still ends ``serve`` with 0. Rendering failed on `NoThread`
+    (logged as an internal error, the server never published), and asyncio's end of the run
+    started a thread anyway, ending the process with an internal error (1)."""
+    (tmp_path / "sitecustomize.py").write_text(REFUSING_THREADS, encoding="utf-8")
+    targets = write_targets(tmp_path / "targets.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vbo_async", "serve", "--targets", str(targets), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Serving the metrics of 1 servers at "), line
+        base = line.split(" at ", 1)[1].split("/metrics", 1)[0]
+        deadline = time.monotonic() + HANG_GUARD
+        body = ""
+        while f'{PREFIX}up{{server="east"}} 0.0' not in body and time.monotonic() < deadline:
+            time.sleep(0.05)
+            body = httpx.get(f"{base}/metrics", headers={"Accept-Encoding": "identity"}).text
+        assert f'{PREFIX}up{{server="east"}} 0.0' in body
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=HANG_GUARD)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, err = process.communicate(timeout=HANG_GUARD)
+    assert "internal error" not in err
+    assert status == 0, err
+
+
+async def test_a_build_that_could_not_be_read_gives_no_server_info(servers: dict[str, Server]) -> None:
+    """A v8 server whose ``ServiceInstance`` fails for a sweep has no ``server_info`` then (the
+    error counted), not one with an empty build: that is what v1 servers say, and a new series
+    that came and went with each failed read."""
+    server = servers["v8"]
+    exporter = exporter_of(server)
+    body = await swept(exporter)
+    (info,) = samples(body, PREFIX + "server_info", server="v8")
+    assert info.labels["api_version"] == "v8"
+    assert info.labels["build"]
+    server.wire.failing = {"/serviceinstance"}
+    body = await swept(exporter)
+    assert not samples(body, PREFIX + "server_info", server="v8")
+    assert value(body, PREFIX + "sweep_errors_total", server="v8", kind="service_instance") == 1
+    assert value(body, PREFIX + "up", server="v8") == 1

@@ -27,7 +27,7 @@ from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simu
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
 from ._simulate import fault_options, serve_simulator
-from ._threads import unheld
+from ._threads import run_unheld
 
 __all__ = ["cli", "main"]
 
@@ -446,7 +446,7 @@ def poll(targets: Path, concurrency: int, timeout: dt.timedelta | None, as_json:
     """
     from ._flows import poll as run
 
-    report = asyncio.run(unheld(run(targets, concurrency, give_up_after=timeout)))
+    report = run_unheld(run(targets, concurrency, give_up_after=timeout))
     return _show(report, as_json=as_json, wide=wide)
 
 

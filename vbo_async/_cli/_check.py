@@ -11,7 +11,6 @@ only after the verdict (unless ``VBO_ASYNC_LOG`` asks for them as they come).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import difflib
@@ -38,7 +37,7 @@ from ._plugin import (
     plugin_output,
 )
 from ._report import Report, Row
-from ._threads import unheld
+from ._threads import run_unheld
 
 __all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "say_unknown"]
 
@@ -164,15 +163,13 @@ def check(
     try:
         with _holding_stderr(held):
             try:
-                output = asyncio.run(
-                    unheld(
-                        run_check(
-                            targets,
-                            policy=HealthPolicy(max_age=max_age),
-                            wanted=organizations,
-                            give_up_after=timeout,
-                            concurrency=concurrency,
-                        )
+                output = run_unheld(
+                    run_check(
+                        targets,
+                        policy=HealthPolicy(max_age=max_age),
+                        wanted=organizations,
+                        give_up_after=timeout,
+                        concurrency=concurrency,
                     )
                 )
                 text, code = output.text, output.exit_code

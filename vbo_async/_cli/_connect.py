@@ -133,9 +133,11 @@ class Connection:
 
 def retries_within(seconds: float | None) -> RetryPolicy | None:
     """The retry policy of a command that gives up after ``seconds``: the default one, its time
-    budget cut to them. A retry whose wait cannot end before the command gives up (a throttled
-    server's ``Retry-After: 60`` under a check's 50 s) is then not waited for: the server's own
-    answer is reported (rate limited, and when to try again) instead of "no answer within".
+    budget cut to them (the policy counts it from each request's first try). A retry whose wait
+    would end past that (a throttled server's ``Retry-After: 60`` under a check's 50 s) is then
+    not waited for: the server's own answer is reported (rate limited, and when to try again)
+    instead of "no answer within". A request that starts late in the run may still begin a
+    wait that the command's own deadline then cuts short.
     None (the client's default) when there is no such limit or the default already fits it."""
     default = RetryPolicy()
     if seconds is None or (default.timeout is not None and default.timeout <= seconds):

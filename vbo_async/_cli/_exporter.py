@@ -1,8 +1,9 @@
 """The exporter behind ``vbo-async serve``: a sweep loop per server and a small aiohttp server.
 
 Scheduling: every server has a loop of its own. It sweeps its server (within its time budget),
-renders that server's series in a worker thread and publishes them at once, joined with the
-other servers' last published series, in one assignment; then it sleeps until ``interval``
+renders that server's series in a worker thread (on the loop when none can be had) and
+publishes them at once, joined with the other servers' last published series, in one
+assignment; then it sleeps until ``interval``
 seconds after that sweep *started*, and at least ``interval / 10`` after it *ended*. A server
 slow to answer therefore holds up nobody's metrics but its own, the others are swept every
 interval meanwhile, and the sweeps of one server never overlap and never pile up: one slower
@@ -19,9 +20,11 @@ the loop working as configured, not a stale one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import generate_latest
@@ -41,10 +44,12 @@ from ._exposition import (
 )
 from ._metrics import ERROR_KINDS
 from ._sweeps import ServerSnapshot, ServerSpec, sweep_server
+from ._threads import NoThread
 
 __all__ = ["HEALTHY_INTERVALS", "Exporter"]
 
 log = logging.getLogger("vbo_async.cli")
+T = TypeVar("T")
 
 HEALTHY_INTERVALS = 3
 """``/healthz`` fails when no sweep was published for this many intervals (or per-server time
@@ -131,10 +136,10 @@ class Exporter:
         many threads at once, each slowing the event loop down."""
         async with self._publishing:
             rendering = time.perf_counter()
-            part = await asyncio.to_thread(render_server, snapshot, errors)
+            part = await _off_loop(render_server, snapshot, errors)
             self._parts[part.server] = part
             parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
-            exposition = await asyncio.to_thread(assemble, parts)
+            exposition = await _off_loop(assemble, parts)
             published = time.perf_counter()
             # From here to the end nothing awaits: a scrape sees this exposition and these figures.
             self.exposition = exposition
@@ -260,7 +265,7 @@ class Exporter:
         else:  # decompressing a large exposition takes a while: not on the event loop, but both
             # parts are taken here, so a sweep published meanwhile cannot mix into this answer
             exposition, own = self.exposition, generate_latest(self._registry)
-            body = await asyncio.to_thread(response_body, exposition, own, gzip=False)
+            body = await _off_loop(response_body, exposition, own, gzip=False)
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if compressed:
             headers["Content-Encoding"] = "gzip"
@@ -272,3 +277,15 @@ class Exporter:
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(text="vbo-async exporter: /metrics (Prometheus), /healthz (200 while sweeping)\n")
+
+
+async def _off_loop(call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)`` in a worker thread of the loop's executor, or on the event loop
+    itself when that executor has no thread for it (`NoThread`: `serve`'s threads all held by
+    name lookups that never end, or a process limit refusing one): the exporter's own work is
+    then slower to do, never left undone."""
+    try:
+        future = asyncio.get_running_loop().run_in_executor(None, functools.partial(call, *args, **kwargs))
+    except NoThread:
+        return call(*args, **kwargs)
+    return await future

@@ -23,7 +23,7 @@ from ._connect import SharedContexts, read_password
 from ._exit import CLIError, MissingExtra, Outcome
 from ._simulate import _listen
 from ._targets import ServerTarget, read_targets
-from ._threads import DaemonThreads
+from ._threads import DaemonThreads, run_unheld
 
 if TYPE_CHECKING:
     from ._exporter import Exporter
@@ -73,7 +73,7 @@ def serve(path: Path, *, listen: str, interval: float, timeout: float | None, co
             passwords[target.password_env] = read_password(target.password_env, prompt)
     sock = _listen(host, port)
     try:
-        return asyncio.run(
+        return run_unheld(
             _serve(
                 targets.servers,
                 passwords,
@@ -106,6 +106,7 @@ async def _serve(
     asyncio.get_running_loop().set_default_executor(DaemonThreads())
     contexts = SharedContexts()
     specs: list[ServerSpec] = []
+    within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
     try:
         for target in servers:
             connection = target.connection()
@@ -113,7 +114,7 @@ async def _serve(
                 passwords[target.password_env],
                 verify=contexts.verify(connection.verify),
                 max_concurrency=target.max_concurrency,
-                within=budget,
+                within=within,
             )
             specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
         exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency)

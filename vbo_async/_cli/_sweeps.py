@@ -320,7 +320,16 @@ class _Reader:
             self.add("license_total", (), found.total_number)
 
     async def _service_instance(self) -> None:
-        instance = await self._read("service_instance", self.client.service_instance())
+        """``server_info``: its build empty where the version has none to tell (v1), and no
+        sample when it could not be read (an empty build would be a made-up one)."""
+        try:
+            instance = await self.client.service_instance()
+        except NotSupportedError:
+            instance = None
+        except VBOError as exc:
+            self.fail("service_instance")
+            log.debug("%s: reading service_instance failed: %s", self.spec.name, exc)
+            return
         build = getattr(instance, "version", None) or ""
         self.add("server_info", (self.client.api_version or "", _text(build)), 1.0)
 

@@ -10,6 +10,7 @@ threads can also all be taken by such lookups, which leaves none for the exporte
 The threads are still bounded (`MAX_THREADS` at once): a call beyond that, or one the system
 refuses a thread, fails at once with `NoThread`. A name lookup failing on it fails as a lookup
 does: that server's request raises a `TransportError`, a bare ``RuntimeError`` never escapes.
+The commands run on a loop of their own (`run_unheld`) whose end starts no thread either.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .._exceptions import ConfigError, TransportError
 
-__all__ = ["MAX_THREADS", "DaemonThreads", "NoThread", "unheld"]
+__all__ = ["MAX_THREADS", "DaemonThreads", "NoThread", "run_unheld", "unheld"]
 
 T = TypeVar("T")
 
@@ -102,3 +103,25 @@ async def unheld(work: Awaitable[T]) -> T:
     """Await ``work`` with `DaemonThreads` as the running loop's default executor."""
     asyncio.get_running_loop().set_default_executor(DaemonThreads())
     return await work
+
+
+class _UnheldLoop(asyncio.SelectorEventLoop):
+    """An event loop whose end does not shut a `DaemonThreads` default executor down: asyncio
+    starts a thread for that whatever the executor, and in a process refused every thread (a
+    container at its process limit) the command failed there, after its work was done."""
+
+    _daemons = False
+
+    def set_default_executor(self, executor: Any) -> None:
+        super().set_default_executor(executor)
+        self._daemons = isinstance(executor, DaemonThreads)
+
+    async def shutdown_default_executor(self) -> None:
+        if not self._daemons:  # DaemonThreads has nothing to wait for (see its `shutdown`)
+            await super().shutdown_default_executor()
+
+
+def run_unheld(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(unheld(work))``, on a loop whose end starts no thread (`_UnheldLoop`)."""
+    with asyncio.Runner(loop_factory=_UnheldLoop) as runner:
+        return runner.run(unheld(work))
