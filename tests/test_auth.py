@@ -1037,83 +1037,47 @@ async def test_429_on_the_token_endpoint_is_not_bad_credentials(fake: FakeVBO, s
     assert fake.api_requests == []
 
 
-async def test_a_throttled_token_endpoint_is_not_asked_again_before_its_retry_after(
-    fake: FakeVBO, sleeps: list[float]
+@pytest.mark.parametrize(
+    ("status", "kind", "retry_after", "rest"),
+    [
+        (429, RateLimitedError, 3600, 3600),  # VB365's hourly quota
+        (503, ServerError, 600, 600),  # maintenance
+        # A year (by mistake or malice): rested for MAX_THROTTLE_REST at most, so that a
+        # long-running exporter comes back once the server has.
+        (429, RateLimitedError, 31_536_000, MAX_THROTTLE_REST),
+        (503, ServerError, 31_536_000, MAX_THROTTLE_REST),
+    ],
+)
+async def test_a_token_endpoint_asking_for_a_long_wait_is_not_asked_again_before_it(
+    fake: FakeVBO,
+    sleeps: list[float],
+    status: int,
+    kind: type[APIError],
+    retry_after: int,
+    rest: float,
 ) -> None:
-    """A token endpoint that answered 429 with a ``Retry-After`` past the policy (VB365's hourly
-    quota: 3600) is not asked again before then: each later call (a sweep's next tenant) raises
-    the same `RateLimitedError`, saying how long is left, without a request; after it, it is."""
+    """A token endpoint answering 429 (or 503) with a ``Retry-After`` past the policy is given
+    up at once and not asked again before that wait is over (an hour at most): each later call
+    (a sweep's next tenant) raises the same error, saying how long is left, without a request;
+    after it, it is asked again."""
     serve_jobs(fake)
-    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "3600"})]
+    headers = {"Retry-After": str(retry_after)}
+    fake.token_script = [json_response(status, {"message": "Busy"}, headers=headers)]
     now = [1000.0]
     async with client_for(fake) as vbo:
         vbo._tokens._clock = lambda: now[0]
-        with pytest.raises(RateLimitedError) as first:
+        with pytest.raises(kind) as first:
             await vbo.jobs()
-        assert first.value.retry_after == 3600
-        now[0] += 600
+        assert first.value.retry_after == retry_after  # what the server said
+        now[0] += rest - 100
         for _ in range(3):
-            with pytest.raises(RateLimitedError) as held:
+            with pytest.raises(kind) as held:
                 await vbo.jobs()
-        assert held.value.retry_after == 3000
-        assert "retry after 3000 s" in str(held.value)
+        assert held.value.status_code == status
+        assert held.value.retry_after == 100
+        assert "retry after 100 s" in str(held.value)
         assert len(fake.token_requests) == 1
-        now[0] += 3000
-        (job,) = await vbo.jobs()
-    assert job.id == "j0"
-    assert len(fake.token_requests) == 2
-    assert sleeps == []
-
-
-async def test_a_token_endpoint_503_asking_for_a_long_wait_is_not_asked_again_before_it(
-    fake: FakeVBO, sleeps: list[float]
-) -> None:
-    """A token endpoint answering 503 with a ``Retry-After`` past the policy (maintenance: 600 s)
-    is given up at once, and, as after a 429, not asked again before that wait is over: each
-    later call raises the same `ServerError`, saying how long is left, without a request."""
-    serve_jobs(fake)
-    fake.token_script = [json_response(503, {"message": "Maintenance"}, headers={"Retry-After": "600"})]
-    now = [1000.0]
-    async with client_for(fake) as vbo:
-        vbo._tokens._clock = lambda: now[0]
-        with pytest.raises(ServerError) as first:
-            await vbo.jobs()
-        assert first.value.retry_after == 600
         now[0] += 100
-        for _ in range(3):
-            with pytest.raises(ServerError) as held:
-                await vbo.jobs()
-        assert held.value.status_code == 503
-        assert held.value.retry_after == 500
-        assert "retry after 500 s" in str(held.value)
-        assert len(fake.token_requests) == 1
-        now[0] += 500
-        (job,) = await vbo.jobs()
-    assert job.id == "j0"
-    assert len(fake.token_requests) == 2
-    assert sleeps == []
-
-
-@pytest.mark.parametrize("status", [429, 503])
-async def test_a_token_endpoint_asking_for_a_year_is_asked_again_after_an_hour(
-    fake: FakeVBO, sleeps: list[float], status: int
-) -> None:
-    """A ``Retry-After`` of a year (a misconfigured or hostile server) rests the token endpoint
-    for `MAX_THROTTLE_REST` (VB365's hourly window) at most: a long-running exporter must come
-    back once the server has."""
-    serve_jobs(fake)
-    fake.token_script = [json_response(status, {"message": "Busy"}, headers={"Retry-After": "31536000"})]
-    now = [1000.0]
-    async with client_for(fake) as vbo:
-        vbo._tokens._clock = lambda: now[0]
-        with pytest.raises(APIError):
-            await vbo.jobs()
-        now[0] += MAX_THROTTLE_REST - 1
-        with pytest.raises(APIError) as held:
-            await vbo.jobs()
-        assert held.value.retry_after == 1
-        assert len(fake.token_requests) == 1
-        now[0] += 1
         (job,) = await vbo.jobs()
     assert job.id == "j0"
     assert len(fake.token_requests) == 2
