@@ -805,33 +805,43 @@ def test_serve_names_the_extra_to_install(tmp_path: Path) -> None:
     )
 
 
+@contextlib.asynccontextmanager
+async def _serving(
+    tmp_path: Path, url: str, *, interval: float = 60
+) -> AsyncIterator[tuple[socket.socket, asyncio.Task[Outcome]]]:
+    """`_serve._serve` of the one server ``url`` (named east) in a task of this test's loop,
+    listening on a socket of its own; on leaving, the task is cancelled if still running and
+    awaited, and the socket closed."""
+    targets = read_targets(write_targets(tmp_path / "t.toml", _table("east", url)))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    task = asyncio.create_task(
+        _serve._serve(
+            targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=interval, budget=None, concurrency=8
+        )
+    )
+    try:
+        yield sock, task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        sock.close()
+
+
 async def test_sigterm_stops_cleanly_and_logs_out(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """In process, on this test's loop: SIGTERM ends `serve` with `Outcome.OK`, after every
     client has logged out and the listening socket has closed."""
     app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
     simulator: Simulator = app.state.simulator
-    async with serve(app) as port:
-        targets = read_targets(
-            write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{port}/v8"))
-        )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
+    async with serve(app) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
         address = sock.getsockname()
-        task = asyncio.create_task(
-            _serve._serve(
-                targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=60, budget=None, concurrency=8
-            )
-        )
-        try:
-            await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
-                await wait_for_async(lambda: _healthy(client))
-            assert simulator.stats.logouts["v8"] == 0
-            os.kill(os.getpid(), signal.SIGTERM)
-            outcome = await asyncio.wait_for(task, HANG_GUARD)
-        finally:
-            sock.close()
+        await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
+            await wait_for_async(lambda: _healthy(client))
+        assert simulator.stats.logouts["v8"] == 0
+        os.kill(os.getpid(), signal.SIGTERM)
+        outcome = await asyncio.wait_for(task, HANG_GUARD)
     assert outcome is Outcome.OK
     assert simulator.stats.logouts["v8"] == 1
     with pytest.raises(httpx.ConnectError):
@@ -1111,19 +1121,8 @@ async def test_cancelling_serve_leaves_no_task_behind(
     app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
     simulator: Simulator = app.state.simulator
     async with serve(app) as port:
-        targets = read_targets(
-            write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{port}/v8"))
-        )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
         before = asyncio.all_tasks()
-        task = asyncio.create_task(
-            _serve._serve(
-                targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=60, budget=None, concurrency=8
-            )
-        )
-        try:
+        async with _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
             await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
                 await wait_for_async(lambda: _healthy(client))
@@ -1133,9 +1132,6 @@ async def test_cancelling_serve_leaves_no_task_behind(
             await asyncio.sleep(0)  # a task cancelled but not awaited would end here
             left = [t for t in asyncio.all_tasks() - before if "uvicorn" not in _code_file(t)]
             assert left == []
-        finally:
-            task.cancel()
-            sock.close()
     assert simulator.stats.logouts["v8"] == 1
 
 
@@ -1215,25 +1211,12 @@ async def test_serve_without_a_timeout_retries_within_the_interval(
         return bool(samples((await client.get("/metrics")).content, PREFIX + "up", server="east"))
 
     caplog.set_level("WARNING", logger="vbo_async.cli")
-    async with serve(throttled) as port:
-        targets = read_targets(
-            write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{port}/v8"))
-        )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        task = asyncio.create_task(
-            _serve._serve(
-                targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=3, budget=None, concurrency=8
-            )
-        )
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
-                await wait_for_async(lambda: published(client))
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            sock.close()
+    async with (
+        serve(throttled) as port,
+        _serving(tmp_path, f"http://127.0.0.1:{port}/v8", interval=3) as (sock, _),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client,
+    ):
+        await wait_for_async(lambda: published(client))
     (down,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("server east is down")]
     assert "retry after 30 s" in down
     assert "timed out" not in down
