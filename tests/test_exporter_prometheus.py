@@ -265,6 +265,14 @@ tests:
         values: '0x60'
       - series: 'vbo_async_exporter_stale_after_seconds{{job="vb365",instance="patient:9810"}}'
         values: '3600x60'
+      - series: 'process_start_time_seconds{{job="vb365",instance="patient:9810"}}'
+        values: '0x60'
+      - series: 'vbo_async_exporter_stale_after_seconds{{job="vb365",instance="never:9810"}}'
+        values: '180x60'
+      - series: 'process_start_time_seconds{{job="vb365",instance="never:9810"}}'
+        values: '0x60'
+      - series: 'process_start_time_seconds{{job="other",instance="app:8000"}}'
+        values: '0x60'
     alert_rule_test:
       - eval_time: 20m
         alertname: VB365ExporterStale
@@ -272,6 +280,9 @@ tests:
           - exp_labels: {{severity: warning, job: vb365, instance: "fast:9810"}}
             exp_annotations:
               summary: The vbo-async exporter fast:9810 has not completed a sweep lately
+          - exp_labels: {{severity: warning, job: vb365, instance: "never:9810"}}
+            exp_annotations:
+              summary: The vbo-async exporter never:9810 has not completed a sweep lately
       - eval_time: 40m
         alertname: VB365RepositoryLowSpace
         exp_alerts:
