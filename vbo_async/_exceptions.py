@@ -7,7 +7,7 @@ Everything the library raises on purpose derives from `VBOError`; nothing else e
     ├── APIError                  the server answered with a non-success status
     │   ├── NotFoundError         404: unknown id or path
     │   ├── RateLimitedError      429 after every retry (at once when its Retry-After is too long)
-    │   └── ServerError           5xx after every retry
+    │   └── ServerError           5xx after every retry (at once when its Retry-After is too long)
     ├── AuthenticationError       credentials or tokens refused (token endpoint 400/401/403, a
     │                             refused password held during its pause, 401 loop)
     ├── DecodeError               a body is not JSON, or not the shape of the model it should be
@@ -114,7 +114,8 @@ class RateLimitedError(APIError):
 
 
 class ServerError(APIError):
-    """A 5xx status still answered after the last retry (or on a request never retried)."""
+    """A 5xx status still answered after the last retry (or on a request never retried), or at
+    once when its ``Retry-After`` is longer than ``RetryPolicy.max_retry_after``."""
 
 
 class AuthenticationError(VBOError):
