@@ -181,7 +181,7 @@ def connection_options(command: F) -> F:
             required=True,
             metavar="URL",
             help="The server's base URL, e.g. https://vbo01.example.com:4443. A trailing /v1 ... /v8 "
-            "(as 'vbo-async simulate' prints it) is taken as the API version.",
+            "(https://vbo01:4443/v6) is taken as the API version.",
         ),
         click.option(
             "--username", required=True, help="The account to sign in with, e.g. 'LAB\\svc-backup'."
