@@ -543,18 +543,15 @@ class TokenManager:
         self.requests += 1
         try:
             data = await self._fetch(url, form)
-        except RateLimitedError as exc:
-            now = self._clock()
-            rest = THROTTLE_REST if exc.retry_after is None else min(exc.retry_after, MAX_THROTTLE_REST)
-            self._throttle = _Throttle(error=exc, at=now, until=now + rest)
-            raise
-        except ServerError as exc:
-            # A 5xx naming its wait (maintenance), given up because it is longer than the policy
-            # allows: each call of a sweep would send one more grant before it is over.
-            if exc.retry_after is not None and exc.retry_after > 0:
+        except (RateLimitedError, ServerError) as exc:
+            # A 429, or a 5xx naming its wait (maintenance) given up because it is longer than the
+            # policy allows: each call of a sweep would send one more grant before it is over.
+            rest = exc.retry_after
+            if rest is None and isinstance(exc, RateLimitedError):
+                rest = THROTTLE_REST
+            if rest is not None and rest > 0:
                 now = self._clock()
-                rest = min(exc.retry_after, MAX_THROTTLE_REST)
-                self._throttle = _Throttle(error=exc, at=now, until=now + rest)
+                self._throttle = _Throttle(error=exc, at=now, until=now + min(rest, MAX_THROTTLE_REST))
             raise
         self._throttle = None
         try:
