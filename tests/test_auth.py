@@ -521,16 +521,7 @@ async def test_a_token_still_valid_whose_refresh_was_refused_is_kept_for_the_log
     refresh = "refresh-Kq8mWz3vLp"
     answers: list[Any] = [{"access_token": "access-Tn5rXc2", "refresh_token": refresh, "expires_in": 3600}]
     forms: list[dict[str, str]] = []
-
-    async def fetch(url: str, form: dict[str, str]) -> Any:
-        forms.append(form)
-        answer = answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    tokens = TokenManager(username="u", password=Secret("pw-Zr7u"), fetch=fetch, clock=lambda: now[0])
-    tokens.use(V1, f"{BASE}/v1/Token")
+    tokens = scripted_tokens(answers, forms, now)
     await tokens.current()
     now[0] += 3590  # due for its refresh, valid for 10 s more
     answers += [AuthenticationError("refresh refused"), AuthenticationError("HTTP 400: invalid_grant")]
