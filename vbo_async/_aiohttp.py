@@ -85,6 +85,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._closed = False
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         self._targets: dict[str, URL] = {}
+        self._last_headers: tuple[list[tuple[bytes, bytes]], list[tuple[str, str]]] | None = None
+        """The last headers `get` sent and their aiohttp form (a client sends the same ones
+        until its token changes)."""
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self._session is not None else "unused")
@@ -205,7 +208,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         def request_of() -> httpx.Request:
             return httpx.Request("GET", url, headers=headers, extensions={"timeout": dict(timeouts)})
 
-        response = await self._send("GET", target, _headers(headers), None, timeouts, request_of, {})
+        last = self._last_headers
+        if last is not None and last[0] == headers:
+            sent = last[1]
+        else:
+            sent = _headers(headers)
+            self._last_headers = (list(headers), sent)
+        response = await self._send("GET", target, sent, None, timeouts, request_of, {})
         try:
             return Reply(
                 response.status, httpx.Headers(response.raw_headers), _ResponseStream(response, request_of)

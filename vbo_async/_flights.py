@@ -2,6 +2,9 @@
 
 The work runs in its own task, so a waiter cancelled leaves it running for the others (one
 request, many waiters); the last waiter cancelled cancels it, so nothing outlives its callers.
+Each waiter waits on a future of its own, which the task resolves as the work ends: cancelling a
+waiter cancels only its future. (That is what `asyncio.shield` gives, without its second future,
+its callbacks and the extra trip through the event loop they cost every request.)
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ import asyncio
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 
-import attrs
-
 from ._exceptions import ClientStateError
 
 __all__ = ["Flights"]
@@ -19,10 +20,32 @@ __all__ = ["Flights"]
 T = TypeVar("T")
 
 
-@attrs.define(eq=False)
 class _Flight:
-    task: asyncio.Task[Any]
-    waiters: int = 0
+    """One shared piece of work: its task and the futures of those waiting for it."""
+
+    __slots__ = ("flights", "key", "task", "waiters", "work")
+
+    def __init__(self, flights: dict[Hashable, _Flight], key: Hashable) -> None:
+        self.flights = flights
+        self.key = key
+        self.task: asyncio.Task[None] | None = None
+        self.waiters: list[asyncio.Future[Any]] = []
+        self.work: Coroutine[Any, Any, Any] | None = None
+
+    def land(self) -> None:
+        """Leave the table: the next caller for the key starts new work."""
+        if self.flights.get(self.key) is self:
+            del self.flights[self.key]
+
+    def ended(self, _: asyncio.Task[None]) -> None:
+        """The task's done callback. A task cancelled before it started never ran `_fly`: its
+        waiters are cancelled here, and its work closed unstarted (otherwise `_fly` has resolved
+        them all and run the work, and this does nothing)."""
+        self.land()
+        if self.work is not None:
+            self.work.close()
+        for waiter in self.waiters:
+            waiter.cancel()
 
 
 class Flights:
@@ -34,44 +57,65 @@ class Flights:
 
     async def run(self, key: Hashable, load: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``load`` once for every caller waiting on ``key`` at the same time."""
+        loop = asyncio.get_running_loop()
         flight = self._flights.get(key)
         if flight is None:
-            flight = _Flight(asyncio.get_running_loop().create_task(load()))
-            self._flights[key] = flight
-            flight.task.add_done_callback(self._landed(key, flight))
-        flight.waiters += 1
+            flight = self._flights[key] = _Flight(self._flights, key)
+            flight.work = work = load()
+            started = flight.task = loop.create_task(_fly(flight, work))
+            started.add_done_callback(flight.ended)
+        waiter: asyncio.Future[T] = loop.create_future()
+        flight.waiters.append(waiter)
         try:
-            return await asyncio.shield(flight.task)
+            return await waiter
         except asyncio.CancelledError:
-            if flight.task.cancelled() and not _being_cancelled():
+            shared = flight.task
+            if shared is not None and shared.cancelled() and not _being_cancelled():
                 raise ClientStateError(self._closed_message) from None
             raise
         finally:
-            flight.waiters -= 1
-            if flight.waiters == 0 and not flight.task.done():
-                flight.task.cancel()
+            waiters = flight.waiters
+            waiters.remove(waiter)
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved, also when this caller was cancelled before reading it
+            shared = flight.task
+            if not waiters and shared is not None and not shared.done():
+                shared.cancel()
                 # A caller arriving before the cancelled task unwinds must start a new flight,
                 # not join this one and see its cancellation.
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
+                flight.land()
 
     async def cancel_all(self) -> None:
         """Cancel every shared work still running and wait until it has stopped."""
-        tasks = [flight.task for flight in self._flights.values()]
+        tasks = [flight.task for flight in self._flights.values() if flight.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._flights.clear()
 
-    def _landed(self, key: Hashable, flight: _Flight) -> Callable[[asyncio.Task[Any]], None]:
-        def done(task: asyncio.Task[Any]) -> None:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-            if not task.cancelled():
-                task.exception()  # retrieved: every waiter re-raises it
 
-        return done
+async def _fly(flight: _Flight, work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work`` and hand its outcome to every waiter still waiting for it."""
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        flight.land()
+        for waiter in flight.waiters:
+            waiter.cancel()
+        raise
+    except BaseException as exc:
+        flight.land()
+        for waiter in flight.waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt, SystemExit: the event loop's to handle
+    else:
+        flight.land()
+        for waiter in flight.waiters:
+            if not waiter.done():
+                waiter.set_result(result)
 
 
 def _being_cancelled() -> bool:

@@ -132,7 +132,9 @@ class Sender:
         ]
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self._urls: dict[str, httpx.URL] = {}
-        self._get_headers: tuple[tuple[bytes, str | None], httpx.Headers] | None = None
+        self._get_headers: (
+            tuple[tuple[bytes, str | None], httpx.Headers, list[tuple[bytes, bytes]]] | None
+        ) = None
         self._transport = transport
         self._lean_get = _lean_get(transport)
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -399,7 +401,7 @@ class Sender:
                 # ``handle_async_request`` sends an ``httpx.Request``'s.
                 url = self._url(call.url)
                 timeouts = self._extensions["timeout"]
-                response = await lean(str(url), self._headers_for(url, token).raw, timeouts)
+                response = await lean(str(url), self._kept_headers(url, token)[1], timeouts)
             else:
                 response = await self._transport.handle_async_request(self._build(call, token))
             if token is None or response.status_code != 401 or renewals == MAX_RENEWALS:
@@ -499,13 +501,19 @@ class Sender:
         """The headers of a GET of ``url`` with ``token``: ``Host``, the client's own and the
         bearer token, as httpx orders them; kept for the last host and token (copying them is
         cheap, normalising them is not)."""
+        return self._kept_headers(url, token)[0]
+
+    def _kept_headers(
+        self, url: httpx.URL, token: Token | None
+    ) -> tuple[httpx.Headers, list[tuple[bytes, bytes]]]:
+        """`_headers_for`'s headers and their raw list (the one the lean GET takes), both kept
+        for the last host and token."""
         key = (url.netloc, None if token is None else token.access_token)
         kept = self._get_headers
-        if kept is not None and kept[0] == key:
-            return kept[1]
-        headers = httpx.Headers(self._host_own_and_bearer(url, token))
-        self._get_headers = (key, headers)
-        return headers
+        if kept is None or kept[0] != key:
+            headers = httpx.Headers(self._host_own_and_bearer(url, token))
+            kept = self._get_headers = (key, headers, headers.raw)
+        return kept[1], kept[2]
 
     def _host_own_and_bearer(self, url: httpx.URL, token: Token | None) -> list[tuple[bytes, bytes]]:
         """``Host``, the client's own headers and the bearer token, in the order httpx writes

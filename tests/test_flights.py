@@ -1,0 +1,129 @@
+"""`Flights`, the single-flight sharing under every navigation GET, on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+from typing import Any
+
+import pytest
+
+from vbo_async import ClientStateError
+from vbo_async._flights import Flights
+
+
+class Boom(Exception):
+    pass
+
+
+def _unhandled(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]:
+    """Collects what the loop would report ("exception was never retrieved", ...)."""
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    return reported
+
+
+async def test_waiters_at_the_same_time_share_one_run() -> None:
+    flights = Flights("closed")
+    runs = 0
+    release = asyncio.Event()
+
+    async def load() -> str:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        return "answer"
+
+    waiters = [asyncio.create_task(flights.run("k", load)) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiters) == ["answer"] * 3
+    assert runs == 1
+    assert await flights.run("k", load) == "answer"  # landed: the next caller runs it again
+    assert runs == 2
+
+
+async def test_a_failure_cancelled_waiters_never_read_is_not_reported() -> None:
+    reported = _unhandled(asyncio.get_running_loop())
+    flights = Flights("closed")
+    release = asyncio.Event()
+
+    async def load() -> None:
+        await release.wait()
+        raise Boom("no")
+
+    first = asyncio.create_task(flights.run("k", load))
+    second = asyncio.create_task(flights.run("k", load))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.sleep(0)  # the work fails and hands its failure to both waiters' futures
+    first.cancel()  # cancelled before it resumes to read it
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(Boom):
+        await second
+    del first, second
+    gc.collect()
+    await asyncio.sleep(0)
+    assert reported == []
+
+
+async def test_the_last_waiter_cancelled_cancels_the_work_and_a_new_caller_starts_afresh() -> None:
+    flights = Flights("closed")
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    async def load(number: int) -> int:
+        started.append(number)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(number)
+            raise
+        return number
+
+    waiter = asyncio.create_task(flights.run("k", lambda: load(1)))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+    async def quick() -> int:
+        return 2
+
+    assert await flights.run("k", quick) == 2  # not the cancelled flight's outcome
+    await asyncio.sleep(0)
+    assert started == [1]
+    assert cancelled == [1]
+    assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["running", "not yet started"])
+async def test_work_cancelled_by_closing_is_a_client_state_error_for_its_waiters(started: bool) -> None:
+    flights = Flights("the client was closed")
+    ran = False
+
+    async def load() -> None:
+        nonlocal ran
+        ran = True
+        await asyncio.sleep(3600)
+
+    waiters = [asyncio.create_task(flights.run("k", load)) for _ in range(2)]
+    await asyncio.sleep(0)  # both waiting; the work's task is scheduled, not yet started
+    if started:
+        await asyncio.sleep(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await flights.cancel_all()
+        for waiter in waiters:
+            with pytest.raises(ClientStateError, match="the client was closed"):
+                await waiter
+        gc.collect()
+    assert ran is started
+    assert [str(warning.message) for warning in caught] == []  # no "coroutine ... never awaited"
+
+    async def again() -> str:
+        return "fresh"
+
+    assert await flights.run("k", again) == "fresh"
