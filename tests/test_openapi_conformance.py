@@ -668,6 +668,7 @@ def test_the_simulator_filters_and_views_are_the_declared_ones(version: str) -> 
     paging = {"limit", "offset"}
     assert spec.job_filters == set(query_parameters(jobs)) - paging
     assert spec.repository_filters == set(query_parameters(repositories)) - paging
+    assert spec.organization_filters == set(query_parameters(organizations)) - paging - {"extendedView"}
     org_view = query_parameters(organizations)["extendedView"]["schema"]["default"]
     assert spec.organization_extended_default is org_view
     proxy_view = query_parameters(proxies).get("extendedView")
