@@ -175,6 +175,10 @@ class VBOClient:
         """Set by the first `aclose` (with its event loop); the event once it has closed."""
         if api_version != "auto":
             self._speak(DIALECTS[api_version])
+        else:
+            # A link followed before any other call (one kept from earlier, or of `from_wire`)
+            # needs a token: the version is found first, as for any first call.
+            self._tokens.find_endpoint = self.dialect
 
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"
