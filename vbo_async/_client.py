@@ -561,14 +561,23 @@ class VBOClient:
     async def start_job(self, job: str | Job, *, full: bool = False) -> JobSession | None:
         """Start a job now: v6+ ``POST /Jobs/{id}/start`` with ``{"full": false}`` (``full``: a
         full run instead of an incremental one, v6+ only), v1 ``POST /Jobs/{id}/Action`` with
-        ``{"start": null}``. Returns the new session on v8 (which answers with it), else None."""
+        ``{"start": null}``. Returns the new session on v8 (which answers with it), else None. A v8
+        answer that is not a session is a `DecodeError` that says the job was started."""
         if not isinstance(full, bool):
             raise ConfigError(f"full must be True or False, got {full!r}")
-        body = await self._action(job, "start", full=full)
+        url, body = await self._action(job, "start", full=full)
         dialect = await self.dialect()
         if not dialect.start_returns_session or not body.strip():
             return None
-        session = self._fetcher.decoder.one(self._fetcher.parse_json(body, "POST", None), JobSession, dialect)
+        try:
+            data = self._fetcher.parse_json(body, "POST", url)
+            session = self._fetcher.decoder.one(data, JobSession, dialect, url=url)
+        except DecodeError as exc:
+            # The server accepted the start: say so, lest the caller send it again.
+            exc.message = f"the job was started, but the answer is not its session: {exc.message}"
+            exc.method, exc.url = "POST", url
+            self._fetcher.hide_secrets(exc)
+            raise
         if session.job_id is None:
             session = attrs.evolve(session, job_id=_id_of(job))
         return session
@@ -585,7 +594,8 @@ class VBOClient:
         """Disable a job's schedule (v6+ ``/disable``, v1 ``{"disable": null}``)."""
         await self._action(job, "disable")
 
-    async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> bytes:
+    async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> tuple[str, bytes]:
+        """Send a job action once: (its URL, the body of its 2xx answer)."""
         job_id = id_argument(_id_of(job), "job")
         dialect = await self.dialect()
         path, body = dialect.action(job_id, action, full=full)
@@ -593,7 +603,7 @@ class VBOClient:
         answer = await self._fetcher.send("POST", url, json=body, retry=False)
         content = self._fetcher.expect_success(answer, "POST", url)
         log.info("job action %s sent to %s", action, url)
-        return content
+        return url, content
 
     async def _get(self, url: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(url, cls)  # type: ignore[no-any-return]
