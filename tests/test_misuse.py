@@ -29,6 +29,7 @@ from vbo_async import (
     RetryPolicy,
     VBOClient,
     VBOError,
+    configure_logging,
     poll_jobs,
 )
 
@@ -318,6 +319,17 @@ def test_bad_options_are_config_errors_without_the_password(
     assert PASSWORD not in str(error)
     assert PASSWORD not in repr(error)
     assert error.__cause__ is None or PASSWORD not in str(error.__cause__)
+
+
+@pytest.mark.parametrize("fmt", ["no fields", "%(message)", "{message}", 42, b"%(message)s"])
+def test_configure_logging_refuses_a_bad_format_with_a_config_error(fmt: Any) -> None:
+    """A format `logging.Formatter` refuses is a `ConfigError` naming ``fmt`` (not logging's bare
+    ValueError), and the ``vbo_async`` logger is left as it was."""
+    logger = logging.getLogger("vbo_async")
+    before = (list(logger.handlers), logger.level)
+    with pytest.raises(ConfigError, match="fmt"):
+        configure_logging("debug", fmt=fmt)
+    assert (list(logger.handlers), logger.level) == before
 
 
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
