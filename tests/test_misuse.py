@@ -223,6 +223,18 @@ async def test_pure_conversions_still_work_after_aclose(seed_job: dict[str, Any]
         await job.links.organization  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("api_version", [["v1"], {"v": 1}, 1, "v2"], ids=["list", "dict", "int", "unknown"])
+def test_a_bad_api_version_of_to_wire_or_from_wire_is_a_config_error(
+    seed_job: dict[str, Any], api_version: Any
+) -> None:
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v1")
+    job = vbo.from_wire(seed_job, Job)
+    with pytest.raises(ConfigError, match="api_version"):
+        vbo.to_wire(job, api_version=api_version)
+    with pytest.raises(ConfigError, match="api_version"):
+        vbo.from_wire(seed_job, Job, api_version=api_version)
+
+
 # --- verify=False ---------------------------------------------------------------------------------------
 
 

@@ -546,7 +546,7 @@ class VBOClient:
 
     def _wire_dialect(self, api_version: str | None) -> Dialect:
         if api_version is not None:
-            if api_version not in DIALECTS:
+            if not isinstance(api_version, str) or api_version not in DIALECTS:
                 raise ConfigError(f"api_version must be one of {', '.join(DIALECTS)}; got {api_version!r}")
             return DIALECTS[api_version]
         if self._dialect is None:
