@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import threading
@@ -233,6 +234,33 @@ def test_a_bad_api_version_of_to_wire_or_from_wire_is_a_config_error(
         vbo.to_wire(job, api_version=api_version)
     with pytest.raises(ConfigError, match="api_version"):
         vbo.from_wire(seed_job, Job, api_version=api_version)
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v8"])
+@pytest.mark.parametrize("jobs", [5, "j1", ["j1"], [None]], ids=["int", "str", "ids", "none-item"])
+async def test_recent_sessions_refuses_jobs_that_are_not_jobs_before_any_request(
+    api_version: str, jobs: Any
+) -> None:
+    """``jobs`` is `Job` models: an int (not iterable), a string (iterated as one-letter ids) or
+    ids (each listed, then filed under ``job.id``) are a `ConfigError` before anything is sent,
+    on every version (v6+ do not need the jobs, and still say the call is wrong)."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(404)
+
+    vbo = VBOClient(
+        BASE,
+        username=USERNAME,
+        password=PASSWORD,
+        api_version=api_version,
+        transport=httpx.MockTransport(handler),
+    )
+    async with vbo:
+        with pytest.raises(ConfigError, match="jobs"):
+            await vbo.recent_sessions(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), jobs=jobs)
+    assert sent == []
 
 
 # --- verify=False ---------------------------------------------------------------------------------------

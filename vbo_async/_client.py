@@ -403,6 +403,7 @@ class VBOClient:
         """
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
+        given = None if jobs is None else _jobs_argument(jobs)
         dialect = await self.dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
@@ -413,7 +414,7 @@ class VBOClient:
                 if session.job_id is not None:
                     found.setdefault(session.job_id, []).append(session)
         else:
-            chosen = list(jobs) if jobs is not None else await self.jobs()
+            chosen = given if given is not None else await self.jobs()
             listings = await _all_or_nothing([self.job_sessions(job, limit=None) for job in chosen])
             for job, sessions in zip(chosen, listings, strict=True):
                 recent = [s for s in sessions if _ended_since(s, since)]
@@ -621,6 +622,18 @@ async def _all_or_nothing(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
         if tasks:
             await asyncio.wait(tasks)
         raise
+
+
+def _jobs_argument(jobs: Any) -> list[Job]:
+    """``jobs`` as a list of `Job` models, or `ConfigError` (a string would be iterated as
+    one-letter ids, and ids have no ``id`` to file the sessions under)."""
+    if isinstance(jobs, str | bytes) or not isinstance(jobs, Iterable):
+        raise ConfigError(f"jobs must be Job models (as listed by jobs()) or None, got {type(jobs).__name__}")
+    chosen = list(jobs)
+    for job in chosen:
+        if not isinstance(job, Job):
+            raise ConfigError(f"jobs must be Job models (as listed by jobs()), not {type(job).__name__}")
+    return chosen
 
 
 def _ended_since(session: JobSession, since: dt.datetime) -> bool:
