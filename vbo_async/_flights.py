@@ -2,6 +2,8 @@
 
 The work runs in its own task, so a waiter cancelled leaves it running for the others (one
 request, many waiters); the last waiter cancelled cancels it, so nothing outlives its callers.
+After a job action the work in flight is no longer joined (`Flights.detach_all`): a read asked
+for after the action must not get an answer sent before it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Flights:
 
     def __init__(self, closed_message: str) -> None:
         self._flights: dict[Hashable, _Flight] = {}
+        self._detached: set[_Flight] = set()
+        """Work still in flight that no later caller joins (`detach_all`), until it ends."""
         self._closed_message = closed_message
 
     async def run(self, key: Hashable, load: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -55,19 +59,27 @@ class Flights:
                 if self._flights.get(key) is flight:
                     del self._flights[key]
 
+    def detach_all(self) -> None:
+        """Let every later caller start work of its own: what is in flight now began before
+        something changed on the server (a job action), and its waiters keep it."""
+        self._detached.update(self._flights.values())
+        self._flights.clear()
+
     async def cancel_all(self) -> None:
         """Cancel every shared work still running and wait until it has stopped."""
-        tasks = [flight.task for flight in self._flights.values()]
+        tasks = [flight.task for flight in (*self._flights.values(), *self._detached)]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._flights.clear()
+        self._detached.clear()
 
     def _landed(self, key: Hashable, flight: _Flight) -> Callable[[asyncio.Task[Any]], None]:
         def done(task: asyncio.Task[Any]) -> None:
             if self._flights.get(key) is flight:
                 del self._flights[key]
+            self._detached.discard(flight)
             if not task.cancelled():
                 task.exception()  # retrieved: every waiter re-raises it
 
