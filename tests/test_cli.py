@@ -59,6 +59,7 @@ from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls
 from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
 
 from .conftest import closed_port, serve
+from .raw_http import serve_raw
 
 DEMO_SEED = _app.DEMO_SEED
 DEMO_EPOCH = dt.datetime(2017, 4, 4, 10, 0, tzinfo=dt.UTC)
@@ -1601,23 +1602,14 @@ def test_poll_missing_file_and_missing_password_are_usage_errors(
 
 @contextlib.asynccontextmanager
 async def silent_server() -> AsyncIterator[str]:
-    """A server on 127.0.0.1 that accepts TCP connections, reads what it is sent and never
+    """A server on 127.0.0.1 that accepts TCP connections, reads the first request and never
     answers; yields its URL."""
-    connections: list[asyncio.StreamWriter] = []
 
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        with contextlib.suppress(ConnectionError):
-            await reader.read()  # until the client gives up and closes
+    async def never(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()  # until the block ends
 
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
-        for writer in connections:
-            writer.close()
-        await server.wait_closed()
+    async with serve_raw(never) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def holding_jobs(app: Any, release: asyncio.Event) -> Any:
