@@ -97,6 +97,18 @@ def child_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def reaped(process: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
+    """``process`` for the block: killed if it still runs when the block ends, then waited for
+    (what it printed and nobody read is dropped)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=HANG_GUARD)
+
+
 # --- running main and reading what it printed ------------------------------------------------------
 
 
@@ -961,19 +973,17 @@ def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: P
     finally:
         os.close(terminal)
     try:
-        assert process.stderr is not None
-        prompt = b""
-        while not prompt.endswith(b"Password for admin: "):
-            byte = process.stderr.read(1)
-            assert byte, prompt
-            prompt += byte
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=HANG_GUARD)
+        with reaped(process):
+            assert process.stderr is not None
+            prompt = b""
+            while not prompt.endswith(b"Password for admin: "):
+                byte = process.stderr.read(1)
+                assert byte, prompt
+                prompt += byte
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=HANG_GUARD)
     finally:
         os.close(controller)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 130
     assert out == b""
     assert err.decode().strip() == "vbo-async: interrupted"
@@ -1036,16 +1046,12 @@ def test_ctrl_c_while_the_command_starts_is_exit_130_without_a_traceback(
         cwd=tmp_path,
         env=child_environment(PYTHONPATH=path),
     )
-    try:
+    with reaped(process):
         assert process.stderr is not None
         said = process.stderr.readline()
         assert said == f"importing {blocked}\n".encode(), said
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=HANG_GUARD)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     if subcommand == "check":  # a monitoring plugin: UNKNOWN, on stdout
         assert (out, err, process.returncode) == (b"VB365 UNKNOWN - interrupted\n", b"", 3)
     else:
@@ -2106,15 +2112,11 @@ def test_sigint_of_a_real_process_waiting_on_a_server_is_exit_130(tmp_path: Path
             cwd=tmp_path,
             env=child_environment(VBO_PASSWORD="admin"),
         )
-        try:
+        with reaped(process):
             connection, _ = silent.accept()  # the CLI sent its token request and waits
             with connection:
                 process.send_signal(signal.SIGINT)
                 out, err = process.communicate(timeout=HANG_GUARD)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
     assert process.returncode == 130
     assert out == ""
     assert err == "vbo-async: interrupted\n"
