@@ -29,8 +29,9 @@ def main() -> int:
 def interrupted(args: Sequence[str]) -> int:
     """Say that the command named in ``args`` was interrupted while it started, as it says so
     later, and return its exit status: ``check`` (a monitoring plugin) its UNKNOWN line on stdout
-    and 3, the other commands one line on stderr and 130. `vbo_async.cli` has its twin (the
-    package cannot be imported here, nor this module there)."""
+    and 3, the other commands one line on stderr and 130. `vbo_async.cli` says it with this
+    function too: the package is never imported here, but may import this module, which the
+    wheel (and so the editable install) puts beside it."""
     command = next((arg for arg in args if not arg.startswith("-")), None)
     if command == "check":
         stream, text, status = sys.stdout, "VB365 UNKNOWN - interrupted\n", 3

@@ -59,6 +59,7 @@ from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls
 from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
 
 from .conftest import closed_port, serve
+from .raw_http import serve_raw
 
 DEMO_SEED = _app.DEMO_SEED
 DEMO_EPOCH = dt.datetime(2017, 4, 4, 10, 0, tzinfo=dt.UTC)
@@ -94,6 +95,18 @@ def child_environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (*_TERMINAL_VARIABLES, *_OTHER_VARIABLES)}
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def reaped(process: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
+    """``process`` for the block: killed if it still runs when the block ends, then waited for
+    (what it printed and nobody read is dropped)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=HANG_GUARD)
 
 
 # --- running main and reading what it printed ------------------------------------------------------
@@ -960,19 +973,17 @@ def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: P
     finally:
         os.close(terminal)
     try:
-        assert process.stderr is not None
-        prompt = b""
-        while not prompt.endswith(b"Password for admin: "):
-            byte = process.stderr.read(1)
-            assert byte, prompt
-            prompt += byte
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=HANG_GUARD)
+        with reaped(process):
+            assert process.stderr is not None
+            prompt = b""
+            while not prompt.endswith(b"Password for admin: "):
+                byte = process.stderr.read(1)
+                assert byte, prompt
+                prompt += byte
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=HANG_GUARD)
     finally:
         os.close(controller)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 130
     assert out == b""
     assert err.decode().strip() == "vbo-async: interrupted"
@@ -1013,6 +1024,15 @@ def console_script(tmp_path: Path) -> Path:
         ("vbo-async", "httpx"),  # the library's imports (vbo_async/__init__.py), click and rich too
         ("vbo-async", "getpass"),  # the command line's own (vbo_async._cli)
         ("python -m vbo_async", "getpass"),
+        pytest.param(
+            "python -m vbo_async",
+            "httpx",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="-m imports the package's __init__ (the whole library) before its __main__ runs: "
+                "nothing of vbo-async can catch a Ctrl-C there unless that __init__ imports lazily",
+            ),
+        ),
     ],
 )
 def test_ctrl_c_while_the_command_starts_is_exit_130_without_a_traceback(
@@ -1035,16 +1055,12 @@ def test_ctrl_c_while_the_command_starts_is_exit_130_without_a_traceback(
         cwd=tmp_path,
         env=child_environment(PYTHONPATH=path),
     )
-    try:
+    with reaped(process):
         assert process.stderr is not None
         said = process.stderr.readline()
         assert said == f"importing {blocked}\n".encode(), said
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=HANG_GUARD)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     if subcommand == "check":  # a monitoring plugin: UNKNOWN, on stdout
         assert (out, err, process.returncode) == (b"VB365 UNKNOWN - interrupted\n", b"", 3)
     else:
@@ -1601,23 +1617,14 @@ def test_poll_missing_file_and_missing_password_are_usage_errors(
 
 @contextlib.asynccontextmanager
 async def silent_server() -> AsyncIterator[str]:
-    """A server on 127.0.0.1 that accepts TCP connections, reads what it is sent and never
+    """A server on 127.0.0.1 that accepts TCP connections, reads the first request and never
     answers; yields its URL."""
-    connections: list[asyncio.StreamWriter] = []
 
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        with contextlib.suppress(ConnectionError):
-            await reader.read()  # until the client gives up and closes
+    async def never(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()  # until the block ends
 
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
-        for writer in connections:
-            writer.close()
-        await server.wait_closed()
+    async with serve_raw(never) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def holding_jobs(app: Any, release: asyncio.Event) -> Any:
@@ -2114,15 +2121,11 @@ def test_sigint_of_a_real_process_waiting_on_a_server_is_exit_130(tmp_path: Path
             cwd=tmp_path,
             env=child_environment(VBO_PASSWORD="admin"),
         )
-        try:
+        with reaped(process):
             connection, _ = silent.accept()  # the CLI sent its token request and waits
             with connection:
                 process.send_signal(signal.SIGINT)
                 out, err = process.communicate(timeout=HANG_GUARD)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
     assert process.returncode == 130
     assert out == ""
     assert err == "vbo-async: interrupted\n"

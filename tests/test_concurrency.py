@@ -13,7 +13,17 @@ import pytest
 from vbo_async import ClientStateError, NotFoundError, Organization, RetryPolicy, VBOClient
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, as_asgi, client_for, json_response, serve
+from .conftest import (
+    BASE,
+    PASSWORD,
+    USERNAME,
+    FakeVBO,
+    as_asgi,
+    client_for,
+    json_response,
+    serve,
+    settled,
+)
 
 ORG_ID = "b2d9414d-c417-4a94-be3b-b38a3c2e8a7b"
 
@@ -228,6 +238,59 @@ async def test_a_cancelled_caller_of_a_job_action_does_not_leave_the_request_run
         await asyncio.sleep(0)
     assert asyncio.all_tasks() == before
     assert gate.cancelled == 1
+
+
+@pytest.mark.parametrize("action", ["start", "stop", "enable", "disable"])
+async def test_a_get_asked_for_after_a_job_action_is_not_one_sent_before_it(
+    fake: FakeVBO, vbo: VBOClient, action: str
+) -> None:
+    """Identical GETs in flight are shared, but not across a job action: a handler that disables
+    a job and then reads it must get an answer sent after the action, not join a read another
+    handler began before it (which may show the job still enabled)."""
+    before, after = asyncio.Event(), asyncio.Event()
+    answers = iter([(before, {"id": "j1", "isEnabled": True}), (after, {"id": "j1", "isEnabled": False})])
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        release, data = next(answers)
+        await release.wait()
+        return json_response(200, data)
+
+    fake.route("GET", "/v1/Jobs/j1", answer)
+    fake.route("POST", "/v1/Jobs/j1/Action", httpx.Response(204))
+    earlier = asyncio.create_task(vbo.job("j1"))  # another handler's read, held by the server
+    for _ in range(1000):
+        if fake.api_requests:
+            break
+        await asyncio.sleep(0)
+    await getattr(vbo, f"{action}_job")("j1")
+    later = asyncio.create_task(vbo.job("j1"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    after.set()
+    before.set()
+    assert (await earlier).is_enabled is True
+    assert (await later).is_enabled is False
+    assert [r.method for r in fake.api_requests] == ["GET", "POST", "GET"]
+
+
+async def test_closing_ends_a_read_no_longer_shared_after_a_job_action(fake: FakeVBO) -> None:
+    """A GET left unshared by a job action is still the client's: closing cancels it and waits
+    for it, like any shared GET in flight."""
+    gate = Gate()
+    fake.route("GET", "/v1/Jobs/j1", gate.answer)
+    fake.route("POST", "/v1/Jobs/j1/Action", httpx.Response(204))
+    vbo = client_for(fake)
+    before = asyncio.all_tasks()
+    reader = asyncio.create_task(vbo.job("j1"))
+    await gate.entered.wait()
+    await vbo.stop_job("j1")
+
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(reader, timeout=10)  # guards against a hang only
+    assert gate.cancelled == 1
+    await settled(before)
 
 
 # --- closing --------------------------------------------------------------------------------------

@@ -102,6 +102,25 @@ async def test_the_backend_serves_jobs_health_and_errors_concurrently() -> None:
     assert simulator.stats.logouts == {"v8": 1}  # logged out when the app shut down
 
 
+async def test_the_backend_answers_a_bad_id_with_a_400_not_a_502() -> None:
+    """An id the library refuses before sending anything (`ConfigError`: a backslash, spaces
+    around it) is the caller's mistake, not the VB365 server's failure: a 400, and no request."""
+    simulator = Simulator(SimulatorConfig(seed=8, organizations=1, epoch=EPOCH))
+    backend = load_example()
+    async with serve(create_app(simulator=simulator)) as simulator_port:
+        app = backend.create_app(
+            {"east": f"http://127.0.0.1:{simulator_port}"}, username="admin", password="admin"
+        )
+        async with (
+            serve_with_lifespan(app) as port,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web,
+        ):
+            answers = [await web.get(f"/servers/east/organizations/{bad}/jobs") for bad in ("a%5Cb", "%20a")]
+    assert [answer.status_code for answer in answers] == [400, 400]
+    assert "organization" in answers[0].json()["error"]
+    assert simulator.stats.requests == 0
+
+
 def test_to_jsonable_of_models_is_plain_json() -> None:
     import json
 

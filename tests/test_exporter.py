@@ -49,7 +49,7 @@ from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FAST, closed_port, serve
 from .test_check import REFUSING_THREADS
-from .test_cli import HANG_GUARD, child_environment, error_line, run, write_targets
+from .test_cli import HANG_GUARD, child_environment, error_line, reaped, run, write_targets
 from .test_cli_install import python
 
 SPECS = {spec.name.removesuffix("_total") if spec.type == "counter" else spec.name: spec for spec in METRICS}
@@ -936,39 +936,32 @@ async def test_name_lookups_that_hang_do_not_starve_the_exporter(
 def test_a_name_lookup_that_hangs_does_not_hold_the_exit(tmp_path: Path) -> None:
     """SIGTERM ends ``serve`` while a lookup of a server's name hangs (its thread cannot be
     stopped): the process used to wait for that thread before exiting."""
-    (tmp_path / "sitecustomize.py").write_text(NEVER_RESOLVED, encoding="utf-8")
-    targets = write_targets(tmp_path / "targets.toml", _dead_servers(1))
-    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
     started = tmp_path / "lookup-started"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vbo_async", "serve", "--targets", str(targets), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path, LOOKUP_STARTED=str(started)),
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("Serving the metrics of 1 servers at "), line
+    with serving(
+        tmp_path, tables=_dead_servers(1), sitecustomize=NEVER_RESOLVED, LOOKUP_STARTED=str(started)
+    ) as (process, _):
         deadline = time.monotonic() + HANG_GUARD
         while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert started.exists()
-        process.send_signal(signal.SIGTERM)
-        status = process.wait(timeout=HANG_GUARD)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        _, err = process.communicate(timeout=HANG_GUARD)
+        status, err = stopped(process)
     assert status == 0
     assert "Traceback" not in err
 
 
 @contextlib.contextmanager
-def serving(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``vbo-async serve`` as a real process; yields it and its base URL once it serves."""
-    targets = write_targets(tmp_path / "targets.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
+def serving(
+    tmp_path: Path, *args: str, tables: str | None = None, sitecustomize: str | None = None, **env: str
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``vbo-async serve`` of one server (``tables``; by default one nothing listens for) as a real
+    process, with ``env`` and a ``sitecustomize`` module if given; yields it and its base URL once
+    it serves."""
+    targets = write_targets(
+        tmp_path / "targets.toml", tables or _table("east", f"http://127.0.0.1:{closed_port()}")
+    )
+    if sitecustomize is not None:
+        (tmp_path / "sitecustomize.py").write_text(sitecustomize, encoding="utf-8")
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
     process = subprocess.Popen(
         [
             sys.executable,
@@ -984,17 +977,21 @@ def serving(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=child_environment(VBO_PASSWORD="admin"),
+        env=child_environment(VBO_PASSWORD="admin", **env),
     )
-    try:
+    with reaped(process):
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line.startswith("Serving the metrics of 1 servers at http://127.0.0.1:"), line
         yield process, line.split(" at ", 1)[1].split("/metrics", 1)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=HANG_GUARD)
+
+
+def stopped(process: subprocess.Popen[str], how: signal.Signals = signal.SIGTERM) -> tuple[int, str]:
+    """Send ``how`` to ``process`` and wait for it to end: its exit status and its stderr."""
+    process.send_signal(how)
+    status = process.wait(timeout=HANG_GUARD)
+    assert process.stderr is not None
+    return status, process.stderr.read()
 
 
 @pytest.mark.parametrize(("how", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["term", "int"])
@@ -1003,10 +1000,8 @@ def test_signals_end_the_process_with_the_cli_exit_codes(
 ) -> None:
     with serving(tmp_path) as (process, base):
         assert httpx.get(f"{base}/").status_code == 200
-        process.send_signal(how)
-        assert process.wait(timeout=HANG_GUARD) == status
-        assert process.stderr is not None
-        err = process.stderr.read()
+        ended, err = stopped(process, how)
+    assert ended == status
     assert "Traceback" not in err
 
 
@@ -1258,33 +1253,14 @@ def test_serve_refused_every_thread_publishes_and_stops_cleanly(tmp_path: Path) 
     still published, and SIGTERM still ends ``serve`` with 0. Rendering failed on `NoThread`
     (logged as an internal error, the server never published), and asyncio's end of the run
     started a thread anyway, ending the process with an internal error (1)."""
-    (tmp_path / "sitecustomize.py").write_text(REFUSING_THREADS, encoding="utf-8")
-    targets = write_targets(tmp_path / "targets.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
-    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vbo_async", "serve", "--targets", str(targets), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path),
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("Serving the metrics of 1 servers at "), line
-        base = line.split(" at ", 1)[1].split("/metrics", 1)[0]
+    with serving(tmp_path, sitecustomize=REFUSING_THREADS) as (process, base):
         deadline = time.monotonic() + HANG_GUARD
         body = ""
         while f'{PREFIX}up{{server="east"}} 0.0' not in body and time.monotonic() < deadline:
             time.sleep(0.05)
             body = httpx.get(f"{base}/metrics", headers={"Accept-Encoding": "identity"}).text
         assert f'{PREFIX}up{{server="east"}} 0.0' in body
-        process.send_signal(signal.SIGTERM)
-        status = process.wait(timeout=HANG_GUARD)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        _, err = process.communicate(timeout=HANG_GUARD)
+        status, err = stopped(process)
     assert "internal error" not in err
     assert status == 0, err
 

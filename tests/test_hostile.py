@@ -41,6 +41,7 @@ from vbo_async.simulator import Faults, SimulatorConfig, create_app
 from .conftest import PASSWORD as CONF_PASSWORD
 from .conftest import USERNAME as CONF_USERNAME
 from .conftest import FakeVBO, as_asgi, serve
+from .raw_http import serve_raw
 
 USERNAME = "LAB\\svc-hostile"
 PASSWORD = "pw-Hostile-S3cret-Sw0rdfish!"
@@ -234,19 +235,6 @@ class Dribbler:
 RawHandler = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    """Read one HTTP/1.1 request; return its request line."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
-    return head.split(b"\r\n", 1)[0]
-
-
 async def answer_token(writer: asyncio.StreamWriter) -> None:
     body = token_json()
     writer.write(
@@ -262,38 +250,17 @@ async def raw_server(
     """A TCP server on 127.0.0.1: keep-alive HTTP/1.1 whose token requests get a token (or
     ``token``) and whose other requests go to ``api``; yields (port, request lines seen)."""
     seen: list[bytes] = []
-    handlers: set[asyncio.Task[Any]] = set()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        try:
-            while True:
-                line = await read_request(reader)
-                seen.append(line)
-                if b"/token" in line.lower():
-                    await (token or (lambda _line, w: answer_token(w)))(line, writer)
-                else:
-                    await api(line, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            handlers.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        line = head.split(b"\r\n", 1)[0]
+        seen.append(line)
+        if b"/token" in line.lower():
+            await (token or (lambda _line, w: answer_token(w)))(line, writer)
+        else:
+            await api(line, writer)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with serve_raw(answer) as port:
         yield port, seen
-    finally:
-        server.close()
-        for task in list(handlers):
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-        await server.wait_closed()
 
 
 # --- scenarios -----------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from vbo_async._redact import Redactor
 from vbo_async._sending import _quotes_secret
 
 from .conftest import BASE, FAST, client_for
+from .raw_http import serve_raw
 from .test_hostile_input import shown
 from .test_redact import MALFORMED
 
@@ -639,25 +640,13 @@ async def wire_server(answer: Answer) -> AsyncIterator[str]:
     """A raw TCP server on 127.0.0.1 answering each request with ``answer(head, body)`` and closing
     the connection; yields its base URL."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lengths = [
-                line[15:] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-            ]
-            writer.write(answer(head, await reader.readexactly(int(lengths[0]) if lengths else 0)))
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def once(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(head, body))
+        await writer.drain()
+        writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serve_raw(once) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def bearer_of(head: bytes) -> bytes:
@@ -807,36 +796,24 @@ async def test_no_link_of_a_transport_errors_cause_chain_quotes_a_secret(
     held = asyncio.Event()
     secret = quote(f"{password}|{ACCESS}", safe="")
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lengths = [
-                    line[15:] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-                ]
-                await reader.readexactly(int(lengths[0]) if lengths else 0)
-                if b" /hold " in head:
-                    held.set()
-                    await asyncio.Event().wait()  # never answered
-                if b"/Token " in head:
-                    body = token_json()
-                else:
-                    body = json.dumps(
-                        {"results": [{"id": "j1"}], "_links": {"next": {"href": f"/v1/Jobs?t={secret}"}}}
-                    ).encode()
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
-                    % (len(body), body)
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        if b" /hold " in head:
+            held.set()
+            await asyncio.Event().wait()  # never answered
+        if b"/Token " in head:
+            content = token_json()
+        else:
+            content = json.dumps(
+                {"results": [{"id": "j1"}], "_links": {"next": {"href": f"/v1/Jobs?t={secret}"}}}
+            ).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+            % (len(content), content)
+        )
+        await writer.drain()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
+    async with serve_raw(answer) as port:
+        base = f"http://127.0.0.1:{port}"
         vbo = VBOClient(
             base,
             username=USERNAME,
@@ -846,9 +823,6 @@ async def test_no_link_of_a_transport_errors_cause_chain_quotes_a_secret(
             transport=Crowded(base, held),
         )
         error = await raised_by(vbo, "jobs")
-    finally:
-        server.close()
-        await server.wait_closed()
     assert isinstance(error, TransportError), repr(error)
     assert "***" in str(error.url)
     logging.getLogger("vbo_async.tests").exception("the sweep failed", exc_info=error)

@@ -20,73 +20,41 @@ from hypothesis import strategies as st
 from vbo_async import VBOClient, VBOError
 from vbo_async._aiohttp import AiohttpTransport
 
+from .raw_http import serve_raw
+
 TOKEN = {"access_token": "acc-1", "refresh_token": "ref-1", "token_type": "bearer", "expires_in": 3600}
 
 
 class Raw:
-    """A server answering each API request with the next canned answer (raw bytes), then
-    closing the connection when the answer says so; token requests get a token."""
+    """The API requests' canned answers (raw bytes, and whether the connection then closes), one
+    each in turn, and the heads of the requests they answered; token requests get a token."""
 
     def __init__(self) -> None:
         self.heads: list[bytes] = []
         self.answers: list[tuple[bytes, bool]] = []
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                if length:
-                    await reader.readexactly(length)
-                if b"/token" in head.split(b"\r\n", 1)[0].lower():
-                    body = json.dumps(TOKEN).encode()
-                    writer.write(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-                    )
-                    await writer.drain()
-                    continue
-                self.heads.append(head)
-                answer, close = self.answers.pop(0)
-                writer.write(answer)
-                await writer.drain()
-                if close:
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
+    async def answer(self, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        if b"/token" in head.split(b"\r\n", 1)[0].lower():
+            token = json.dumps(TOKEN).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(token), token)
+            )
+            await writer.drain()
+            return
+        self.heads.append(head)
+        answer, close = self.answers.pop(0)
+        writer.write(answer)
+        await writer.drain()
+        if close:
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
 
 @contextlib.asynccontextmanager
 async def raw_server() -> AsyncIterator[tuple[str, Raw]]:
     raw = Raw()
-    handlers: set[asyncio.Task[Any]] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        try:
-            await raw.handle(reader, writer)
-        finally:
-            handlers.discard(task)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with serve_raw(raw.answer) as port:
         yield f"http://127.0.0.1:{port}", raw
-    finally:
-        server.close()
-        for task in list(handlers):
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-        await server.wait_closed()
 
 
 def _outcome(result: Any) -> Any:

@@ -289,6 +289,33 @@ async def test_follow_a_link_decoded_by_another_client(seed: list[dict[str, Any]
     assert second.requests[-1].url.host == "backup.test"
 
 
+async def test_a_fresh_auto_client_finds_its_version_before_following_a_link(
+    seed: list[dict[str, Any]],
+) -> None:
+    """A link kept from earlier (pickled, or decoded by another client) may be the first thing an
+    ``"auto"`` client is asked for: it finds the server's version first, as any first call does,
+    instead of failing for want of a token endpoint. So does a link of a model made by
+    ``from_wire``."""
+    first, second = FakeVBO(), FakeVBO()
+    serve_link_targets(first, seed)
+    serve_link_targets(second, seed)
+    async with client_for(first) as a:
+        (job,) = await a.jobs()
+    thawed = pickle.loads(pickle.dumps(job))
+    async with client_for(second, api_version="auto") as b:
+        org = await b.follow(thawed.links.organization)
+        assert b.api_version == "v1"
+    assert org.id == ORG_ID
+    assert second.paths()[-1] == f"/v1/Organizations/{ORG_ID}"
+    third = FakeVBO()
+    serve_link_targets(third, seed)
+    async with client_for(third, api_version="auto") as c:
+        rebuilt = c.from_wire(seed[0], Job, api_version="v1")
+        repository = await rebuilt.links.repository
+    assert repository.id == REPO_ID
+    assert third.paths()[-1] == f"/v1/BackupRepositories/{REPO_ID}"
+
+
 async def test_follow_refuses_an_unsafe_link_and_non_links(
     fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
 ) -> None:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import threading
@@ -29,6 +30,7 @@ from vbo_async import (
     RetryPolicy,
     VBOClient,
     VBOError,
+    configure_logging,
     poll_jobs,
 )
 
@@ -222,6 +224,45 @@ async def test_pure_conversions_still_work_after_aclose(seed_job: dict[str, Any]
         await job.links.organization  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("api_version", [["v1"], {"v": 1}, 1, "v2"], ids=["list", "dict", "int", "unknown"])
+def test_a_bad_api_version_of_to_wire_or_from_wire_is_a_config_error(
+    seed_job: dict[str, Any], api_version: Any
+) -> None:
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v1")
+    job = vbo.from_wire(seed_job, Job)
+    with pytest.raises(ConfigError, match="api_version"):
+        vbo.to_wire(job, api_version=api_version)
+    with pytest.raises(ConfigError, match="api_version"):
+        vbo.from_wire(seed_job, Job, api_version=api_version)
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v8"])
+@pytest.mark.parametrize("jobs", [5, "j1", ["j1"], [None]], ids=["int", "str", "ids", "none-item"])
+async def test_recent_sessions_refuses_jobs_that_are_not_jobs_before_any_request(
+    api_version: str, jobs: Any
+) -> None:
+    """``jobs`` is `Job` models: an int (not iterable), a string (iterated as one-letter ids) or
+    ids (each listed, then filed under ``job.id``) are a `ConfigError` before anything is sent,
+    on every version (v6+ do not need the jobs, and still say the call is wrong)."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(404)
+
+    vbo = VBOClient(
+        BASE,
+        username=USERNAME,
+        password=PASSWORD,
+        api_version=api_version,
+        transport=httpx.MockTransport(handler),
+    )
+    async with vbo:
+        with pytest.raises(ConfigError, match="jobs"):
+            await vbo.recent_sessions(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), jobs=jobs)
+    assert sent == []
+
+
 # --- verify=False ---------------------------------------------------------------------------------------
 
 
@@ -318,6 +359,17 @@ def test_bad_options_are_config_errors_without_the_password(
     assert PASSWORD not in str(error)
     assert PASSWORD not in repr(error)
     assert error.__cause__ is None or PASSWORD not in str(error.__cause__)
+
+
+@pytest.mark.parametrize("fmt", ["no fields", "%(message)", "{message}", 42, b"%(message)s"])
+def test_configure_logging_refuses_a_bad_format_with_a_config_error(fmt: Any) -> None:
+    """A format `logging.Formatter` refuses is a `ConfigError` naming ``fmt`` (not logging's bare
+    ValueError), and the ``vbo_async`` logger is left as it was."""
+    logger = logging.getLogger("vbo_async")
+    before = (list(logger.handlers), logger.level)
+    with pytest.raises(ConfigError, match="fmt"):
+        configure_logging("debug", fmt=fmt)
+    assert (list(logger.handlers), logger.level) == before
 
 
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:

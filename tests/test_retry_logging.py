@@ -82,48 +82,39 @@ async def test_a_transport_error_retried_carries_its_error_in_the_note(
 PROGRAM = textwrap.dedent(
     """
     import asyncio, socket
+    from tests.raw_http import serve_raw
     from vbo_async import RetryPolicy, ServerError, TransportError, VBOClient
 
     TEN = RetryPolicy(attempts=10, wait_initial=0, wait_max=0, wait_jitter=0)
     TOKEN = b'{"access_token": "a", "expires_in": 3600}'
 
 
-    async def handle(reader, writer):
-        try:
-            while True:
-                head = await reader.readuntil(b"\\r\\n\\r\\n")
-                length = 0
-                for line in head.split(b"\\r\\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                if b"/token" in head.split(b"\\r\\n")[0].lower():
-                    status, body = b"200 OK", TOKEN
-                else:
-                    status, body = b"503 Service Unavailable", b"busy"
-                writer.write(b"HTTP/1.1 %s\\r\\ncontent-length: %d\\r\\n\\r\\n%s" % (status, len(body), body))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+    async def answer(head, body, writer):
+        if b"/token" in head.split(b"\\r\\n")[0].lower():
+            status, content = b"200 OK", TOKEN
+        else:
+            status, content = b"503 Service Unavailable", b"busy"
+        writer.write(b"HTTP/1.1 %s\\r\\ncontent-length: %d\\r\\n\\r\\n%s" % (status, len(content), content))
+        await writer.drain()
 
 
     async def main():
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             closed = probe.getsockname()[1]
-        cases = [(f"http://127.0.0.1:{port}", ServerError), (f"http://127.0.0.1:{closed}", TransportError)]
-        for url, expected in cases:
-            async with VBOClient(url, username="u", password="p", api_version="v1", retry=TEN) as vbo:
-                try:
-                    await vbo.jobs()
-                except expected:
-                    pass
-                attempts = vbo.requests_sent
-            assert attempts >= 10, attempts
-        server.close()
-        await server.wait_closed()
+        async with serve_raw(answer) as port:
+            cases = [
+                (f"http://127.0.0.1:{port}", ServerError),
+                (f"http://127.0.0.1:{closed}", TransportError),
+            ]
+            for url, expected in cases:
+                async with VBOClient(url, username="u", password="p", api_version="v1", retry=TEN) as vbo:
+                    try:
+                        await vbo.jobs()
+                    except expected:
+                        pass
+                    attempts = vbo.requests_sent
+                assert attempts >= 10, attempts
 
 
     asyncio.run(main())

@@ -25,7 +25,7 @@ import httpx
 import jsonschema
 import pytest
 
-from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+from vbo_async.simulator import Faults, Simulator, SimulatorConfig, create_app
 
 EPOCH = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
 VERSIONS = ("v6", "v7", "v8")
@@ -262,3 +262,77 @@ async def test_every_get_validates_against_the_vendor_schema(
     # 15 GETs every version has, + Organizations/{id}/Jobs on v6 and v7, + Jobs/{id}/JobSessions
     # on v6, + Health on v8.
     assert len(checked) == 3 * 15 + 2 + 1 + 1
+
+
+# -- what the GETs do not show: errors, empty answers, token refusals --------------------------------
+
+
+def _error(version: str, response: httpx.Response) -> None:
+    """An error answer: a ``RESTExceptionInfo`` of its version (every operation's "default")."""
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    validate(version, f"/{version}/ServiceInstance", response.json(), status="default")
+
+
+async def test_errors_and_empty_answers_are_the_vendor_s(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """Errors are ``RESTExceptionInfo`` bodies of their version; a refused bearer is a 401 with an
+    empty body and ``WWW-Authenticate: Bearer`` (vb365-v6-v8.md §3.5); actions but v8's start, and
+    logout, answer no body; a refused grant is OAuth's ``{error, error_description}`` (vbo-api.md
+    §5 allows it on the token endpoint) and nothing more."""
+    idle = _idle_enabled_jobs(simulator)
+    unknown = str(uuid.UUID(int=1))
+    for number, v in enumerate(VERSIONS):
+        for method, url in [
+            ("GET", f"/{v}/Jobs/{unknown}"),
+            ("GET", f"/{v}/Nothing/Here"),
+            ("GET", f"/{v}/JobSessions?limit=0"),
+            ("GET", f"/{v}/JobSessions?offset=-1"),
+            ("DELETE", f"/{v}/Jobs"),
+            ("POST", f"/{v}/Jobs/{idle[number]}/stop"),  # not running
+        ]:
+            response = await client.request(method, url)
+            assert response.status_code in (400, 404, 405), (url, response.status_code)
+            _error(v, response)
+        refused = await client.get(f"/{v}/Jobs", headers={"Authorization": "Bearer nope"})
+        assert (refused.status_code, refused.content) == (401, b"")
+        assert refused.headers["www-authenticate"] == "Bearer"
+        for verb in ("disable", "enable"):
+            answer = await client.post(f"/{v}/Jobs/{idle[number]}/{verb}")
+            assert (answer.status_code, answer.content) == (204, b"")
+        if v != "v8":
+            started = await client.post(f"/{v}/Jobs/{idle[number]}/start", json={"full": False})
+            assert (started.status_code, started.content) == (204, b"")
+        grant = await client.post(f"/{v}/Token", data={**PASSWORD_FORM, "password": "wrong"})
+        assert grant.status_code == 400
+        assert set(grant.json()) == {"error", "error_description"}
+        assert all(isinstance(value, str) for value in grant.json().values())
+        token = (await client.post(f"/{v}/Token", data=PASSWORD_FORM)).json()["access_token"]
+        logout = await client.post(f"/{v}/token/logout", headers={"Authorization": f"Bearer {token}"})
+        if v == "v6":  # no logout before v7
+            assert logout.status_code == 404
+            _error(v, logout)
+        else:
+            assert (logout.status_code, logout.content) == ({"v7": 200, "v8": 204}[v], b"")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_injected_faults_answer_the_vendor_s_error_bodies(version: str) -> None:
+    """A 5xx or 429 the fault injection answers is a ``RESTExceptionInfo``; the token throttle's
+    429 (WebApiThrottle) has no body and a ``Retry-After``."""
+    for faults, status in (({"error_rate": 1.0}, (500, 502, 503)), ({"rate_limit_rate": 1.0}, (429,))):
+        config = SimulatorConfig(seed=5, epoch=EPOCH, faults=Faults(**faults))
+        transport = httpx.ASGITransport(app=create_app(simulator=Simulator(config, clock=lambda: 0.0)))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+            response = await client.get(f"/{version}/Jobs")
+        assert response.status_code in status
+        _error(version, response)
+        if response.status_code == 429:
+            assert response.headers["retry-after"].isdigit()
+    config = SimulatorConfig(seed=5, epoch=EPOCH, faults=Faults(token_throttle=True))
+    transport = httpx.ASGITransport(app=create_app(simulator=Simulator(config, clock=lambda: 0.0)))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        assert (await client.post(f"/{version}/Token", data=PASSWORD_FORM)).status_code == 200
+        throttled = await client.post(f"/{version}/Token", data=PASSWORD_FORM)
+    assert (throttled.status_code, throttled.content) == (429, b"")
+    assert throttled.headers["retry-after"] == "1"

@@ -597,6 +597,27 @@ async def test_organization_extended_view_defaults(
     ).status_code == 400
 
 
+async def test_v8_organizations_filter_by_msid_and_backed_up_organization_id(
+    client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
+) -> None:
+    """v8 declares ``msid`` (a GUID) and ``backedUpOrganizationId`` filters on ``/Organizations``;
+    v6/v7 have neither (ignored there, as every unknown parameter)."""
+    wanted = simulator.organization_wire(simulator.organization_ids()[3], version="v8")
+    for name in ("msid", "backedUpOrganizationId"):
+        for value in (wanted[name], wanted[name].upper()):
+            page = (await client.get(f"/v8/Organizations?{name}={value}", headers=auth)).json()
+            assert [org["id"] for org in page["results"]] == [wanted["id"]], (name, value)
+            assert parse_qs(urlsplit(page["_links"]["self"]["href"]).query)[name] == [value]
+    unknown = "00000000-0000-0000-0000-000000000001"
+    page = (await client.get(f"/v8/Organizations?msid={unknown}", headers=auth)).json()
+    assert page["results"] == []
+    assert (await client.get("/v8/Organizations?msid=not-a-guid", headers=auth)).status_code == 400
+    everyone = len(simulator.organization_ids())
+    for version in ("v6", "v7"):
+        listed = (await client.get(f"/{version}/Organizations?msid={wanted['msid']}", headers=auth)).json()
+        assert len(listed) == everyone
+
+
 async def test_service_instance_license_and_health(
     client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator, clock: FakeClock
 ) -> None:

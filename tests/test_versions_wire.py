@@ -26,6 +26,7 @@ import respx
 from vbo_async import (
     ClientStateError,
     ConfigError,
+    DecodeError,
     Job,
     JobSession,
     JobStatus,
@@ -500,6 +501,28 @@ async def test_v8_start_session_without_job_id_gets_the_job_s() -> None:
         session = await vbo.start_job(JOB_ID)
     assert session is not None
     assert session.job_id == JOB_ID
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"<html>Job started</html>", b"[]", b'{"status": "Running"}'],
+    ids=["not-json", "not-an-object", "no-id"],
+)
+async def test_v8_start_answered_with_no_session_says_the_job_was_started(answer: bytes) -> None:
+    """A 200 whose body is not a session still started the job: the `DecodeError` names the
+    request, as every other one does, and says the start was accepted, so that nobody sends it
+    again thinking it failed."""
+    server = Server("v8")
+    server.router.post(f"/v8/Jobs/{JOB_ID}/start").respond(
+        200, content=answer, headers={"Content-Type": "application/json"}
+    )
+    async with server.client() as vbo:
+        with pytest.raises(DecodeError) as caught:
+            await vbo.start_job(JOB_ID)
+    assert caught.value.method == "POST"
+    assert caught.value.url == f"{BASE}/v8/Jobs/{JOB_ID}/start"
+    assert "the job was started" in str(caught.value)
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("version", ["v1", "v6", "v7"])

@@ -318,6 +318,9 @@ class TokenManager:
         while the token is still valid."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
+        self.find_endpoint: Callable[[], Awaitable[object]] | None = None
+        """Set by an ``"auto"`` client: finds the API version (and with it the token endpoint)
+        when a token is asked for before any call of the client did (a link followed first)."""
 
     def __repr__(self) -> str:
         return f"TokenManager(username={self._username!r}, token={'set' if self._token else 'none'})"
@@ -347,6 +350,8 @@ class TokenManager:
     async def current(self) -> Token:
         """A token that is not about to expire, obtaining or refreshing one if needed; the token
         still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`)."""
+        if self._endpoint is None and self.find_endpoint is not None:
+            await self.find_endpoint()  # outside the lock: the discovery's probes take it
         token = self._token
         if token is not None and token is not self._refused:
             now = self._clock()

@@ -175,6 +175,10 @@ class VBOClient:
         """Set by the first `aclose` (with its event loop); the event once it has closed."""
         if api_version != "auto":
             self._speak(DIALECTS[api_version])
+        else:
+            # A link followed before any other call (one kept from earlier, or of `from_wire`)
+            # needs a token: the version is found first, as for any first call.
+            self._tokens.find_endpoint = self.dialect
 
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"
@@ -399,6 +403,7 @@ class VBOClient:
         """
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
+        given = None if jobs is None else _jobs_argument(jobs)
         dialect = await self.dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
@@ -409,7 +414,7 @@ class VBOClient:
                 if session.job_id is not None:
                     found.setdefault(session.job_id, []).append(session)
         else:
-            chosen = list(jobs) if jobs is not None else await self.jobs()
+            chosen = given if given is not None else await self.jobs()
             listings = await _all_or_nothing([self.job_sessions(job, limit=None) for job in chosen])
             for job, sessions in zip(chosen, listings, strict=True):
                 recent = [s for s in sessions if _ended_since(s, since)]
@@ -542,7 +547,7 @@ class VBOClient:
 
     def _wire_dialect(self, api_version: str | None) -> Dialect:
         if api_version is not None:
-            if api_version not in DIALECTS:
+            if not isinstance(api_version, str) or api_version not in DIALECTS:
                 raise ConfigError(f"api_version must be one of {', '.join(DIALECTS)}; got {api_version!r}")
             return DIALECTS[api_version]
         if self._dialect is None:
@@ -557,14 +562,23 @@ class VBOClient:
     async def start_job(self, job: str | Job, *, full: bool = False) -> JobSession | None:
         """Start a job now: v6+ ``POST /Jobs/{id}/start`` with ``{"full": false}`` (``full``: a
         full run instead of an incremental one, v6+ only), v1 ``POST /Jobs/{id}/Action`` with
-        ``{"start": null}``. Returns the new session on v8 (which answers with it), else None."""
+        ``{"start": null}``. Returns the new session on v8 (which answers with it), else None. A v8
+        answer that is not a session is a `DecodeError` that says the job was started."""
         if not isinstance(full, bool):
             raise ConfigError(f"full must be True or False, got {full!r}")
-        body = await self._action(job, "start", full=full)
+        url, body = await self._action(job, "start", full=full)
         dialect = await self.dialect()
         if not dialect.start_returns_session or not body.strip():
             return None
-        session = self._fetcher.decoder.one(self._fetcher.parse_json(body, "POST", None), JobSession, dialect)
+        try:
+            data = self._fetcher.parse_json(body, "POST", url)
+            session = self._fetcher.decoder.one(data, JobSession, dialect, url=url)
+        except DecodeError as exc:
+            # The server accepted the start: say so, lest the caller send it again.
+            exc.message = f"the job was started, but the answer is not its session: {exc.message}"
+            exc.method, exc.url = "POST", url
+            self._fetcher.hide_secrets(exc)
+            raise
         if session.job_id is None:
             session = attrs.evolve(session, job_id=_id_of(job))
         return session
@@ -581,7 +595,8 @@ class VBOClient:
         """Disable a job's schedule (v6+ ``/disable``, v1 ``{"disable": null}``)."""
         await self._action(job, "disable")
 
-    async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> bytes:
+    async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> tuple[str, bytes]:
+        """Send a job action once: (its URL, the body of its 2xx answer)."""
         job_id = id_argument(_id_of(job), "job")
         dialect = await self.dialect()
         path, body = dialect.action(job_id, action, full=full)
@@ -589,7 +604,7 @@ class VBOClient:
         answer = await self._fetcher.send("POST", url, json=body, retry=False)
         content = self._fetcher.expect_success(answer, "POST", url)
         log.info("job action %s sent to %s", action, url)
-        return content
+        return url, content
 
     async def _get(self, url: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(url, cls)  # type: ignore[no-any-return]
@@ -607,6 +622,18 @@ async def _all_or_nothing(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
         if tasks:
             await asyncio.wait(tasks)
         raise
+
+
+def _jobs_argument(jobs: Any) -> list[Job]:
+    """``jobs`` as a list of `Job` models, or `ConfigError` (a string would be iterated as
+    one-letter ids, and ids have no ``id`` to file the sessions under)."""
+    if isinstance(jobs, str | bytes) or not isinstance(jobs, Iterable):
+        raise ConfigError(f"jobs must be Job models (as listed by jobs()) or None, got {type(jobs).__name__}")
+    chosen = list(jobs)
+    for job in chosen:
+        if not isinstance(job, Job):
+            raise ConfigError(f"jobs must be Job models (as listed by jobs()), not {type(job).__name__}")
+    return chosen
 
 
 def _ended_since(session: JobSession, since: dt.datetime) -> bool:

@@ -1144,7 +1144,8 @@ def _string_lengths(names: list[str]) -> str:
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
     """Models back to ``dialect``'s wire JSON (wire names, ISO timestamps, ``{"href": ...}``
     links), so that ``structure(unstructure(model)) == model``. ``None`` fields are left out, as
-    are fields not on this version's wire (derived ones are derived again when decoding)."""
+    are fields not on this version's wire (derived ones are derived again when decoding) and
+    `Dialect.off_wire` fields whose link names the same value."""
     converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
     converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
@@ -1159,13 +1160,26 @@ def _unstructure_model(
     cls: type[Any], converter: cattrs.Converter, dialect: Dialect
 ) -> Callable[[Any], dict[str, Any]]:
     names = [(name, spellings[0]) for name, spellings in dialect.wire_names(cls).items() if spellings]
+    off_wire = dialect.off_wire.get(cls, frozenset())
+    # An off-wire field is left out when the link it is derived from names the same value.
+    linked = {
+        d.field: d.relation
+        for d in dialect.derivations(cls)
+        if isinstance(d, IdFromLink) and d.field in off_wire
+    }
 
     def unstructure(model: Any) -> dict[str, Any]:
         wire: dict[str, Any] = {}
         for name, key in names:
             value = getattr(model, name)
-            if value is not None:
-                wire[key] = converter.unstructure(value)
+            if value is None:
+                continue
+            relation = linked.get(name)
+            if relation is not None:
+                link = getattr(model.links, relation)
+                if link is not None and last_segment(link.href) == value:
+                    continue
+            wire[key] = converter.unstructure(value)
         return wire
 
     return unstructure

@@ -24,7 +24,7 @@ from ._flights import Flights
 from ._pages import page_identity, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
-from ._status import error_for_status, read_error_body
+from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
 from ._urls import ApiRoot, scrub_error, scrubbed_link_error, with_query
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
@@ -85,8 +85,14 @@ class Fetcher:
             await self.sender.aclose()
 
     async def send(self, method: str, url: str, **options: Any) -> Answer:
-        """`Sender.send` (for the client's actions and anything not navigation)."""
-        return await self.sender.send(method, url, **options)
+        """`Sender.send` (for the client's actions and anything not navigation). A request that
+        may change the server's state (a job action) ends the sharing of the GETs in flight: one
+        asked for after it is sent anew, not answered by a read sent before it."""
+        try:
+            return await self.sender.send(method, url, **options)
+        finally:
+            if method not in IDEMPOTENT_METHODS:
+                self._flights.detach_all()
 
     # --- JSON and tokens --------------------------------------------------------------------------
 

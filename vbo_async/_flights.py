@@ -4,7 +4,9 @@ The work runs in its own task, so a waiter cancelled leaves it running for the o
 request, many waiters); the last waiter cancelled cancels it, so nothing outlives its callers.
 Each waiter waits on a future of its own, which the task resolves as the work ends: cancelling a
 waiter cancels only its future. (That is what `asyncio.shield` gives, without its second future,
-its callbacks and the extra trip through the event loop they cost every request.)
+its callbacks and the extra trip through the event loop they cost every request.) After a job
+action the work in flight is no longer joined (`Flights.detach_all`): a read asked for after the
+action must not get an answer sent before it.
 """
 
 from __future__ import annotations
@@ -23,19 +25,25 @@ T = TypeVar("T")
 class _Flight:
     """One shared piece of work: its task and the futures of those waiting for it."""
 
-    __slots__ = ("flights", "key", "task", "waiters", "work")
+    __slots__ = ("key", "owner", "task", "waiters", "work")
 
-    def __init__(self, flights: dict[Hashable, _Flight], key: Hashable) -> None:
-        self.flights = flights
+    def __init__(self, owner: Flights, key: Hashable) -> None:
+        self.owner = owner
         self.key = key
         self.task: asyncio.Task[None] | None = None
         self.waiters: list[asyncio.Future[Any]] = []
         self.work: Coroutine[Any, Any, Any] | None = None
 
+    def unlist(self) -> None:
+        """Leave the table of work callers join: the next caller for the key starts new work."""
+        flights = self.owner._flights
+        if flights.get(self.key) is self:
+            del flights[self.key]
+
     def land(self) -> None:
-        """Leave the table: the next caller for the key starts new work."""
-        if self.flights.get(self.key) is self:
-            del self.flights[self.key]
+        """The work has ended: `unlist`, and no longer among the detached (`Flights.detach_all`)."""
+        self.unlist()
+        self.owner._detached.discard(self)
 
     def ended(self, _: asyncio.Task[None]) -> None:
         """The task's done callback. A task cancelled before it started never ran `_fly`: its
@@ -53,6 +61,8 @@ class Flights:
 
     def __init__(self, closed_message: str) -> None:
         self._flights: dict[Hashable, _Flight] = {}
+        self._detached: set[_Flight] = set()
+        """Work still in flight that no later caller joins (`detach_all`), until it ends."""
         self._closed_message = closed_message
 
     async def run(self, key: Hashable, load: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -60,7 +70,7 @@ class Flights:
         loop = asyncio.get_running_loop()
         flight = self._flights.get(key)
         if flight is None:
-            flight = self._flights[key] = _Flight(self._flights, key)
+            flight = self._flights[key] = _Flight(self, key)
             flight.work = work = load()
             started = flight.task = loop.create_task(_fly(flight, work))
             started.add_done_callback(flight.ended)
@@ -83,16 +93,24 @@ class Flights:
                 shared.cancel()
                 # A caller arriving before the cancelled task unwinds must start a new flight,
                 # not join this one and see its cancellation.
-                flight.land()
+                flight.unlist()
+
+    def detach_all(self) -> None:
+        """Let every later caller start work of its own: what is in flight now began before
+        something changed on the server (a job action), and its waiters keep it."""
+        self._detached.update(self._flights.values())
+        self._flights.clear()
 
     async def cancel_all(self) -> None:
         """Cancel every shared work still running and wait until it has stopped."""
-        tasks = [flight.task for flight in self._flights.values() if flight.task is not None]
+        flights = (*self._flights.values(), *self._detached)
+        tasks = [flight.task for flight in flights if flight.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._flights.clear()
+        self._detached.clear()
 
 
 async def _fly(flight: _Flight, work: Coroutine[Any, Any, Any]) -> None:

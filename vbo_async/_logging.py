@@ -29,7 +29,8 @@ def configure_logging(
     ``"info"`` (requests given up after their retries, the API version found, job actions),
     ``"warning"`` (TLS verification off, plain http://), ``"error"``, or a `logging` level
     number. ``fmt`` is the `logging.Formatter` format (``"%(asctime)s %(levelname)s %(name)s:
-    %(message)s"`` when None). Only the ``vbo_async`` logger is touched, never the root logger.
+    %(message)s"`` when None; a format `logging.Formatter` refuses is a `ConfigError`). Only the
+    ``vbo_async`` logger is touched, never the root logger.
 
     ```python
     import vbo_async
@@ -45,8 +46,14 @@ def configure_logging(
         number = level
     else:
         raise ConfigError(f"level must be a string or an int, got {type(level).__name__}")
+    if fmt is not None and not isinstance(fmt, str):
+        raise ConfigError(f"fmt must be a string or None, got {type(fmt).__name__}")
+    try:
+        formatter = logging.Formatter(fmt or "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    except ValueError as exc:
+        raise ConfigError(f"fmt is not a logging format of the %(name)s style: {exc}") from None
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt or "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter)
     logger = logging.getLogger(LOGGER_NAME)
     logger.addHandler(handler)
     logger.setLevel(number)

@@ -11,9 +11,10 @@ from an environment variable or a prompt, never from an argument.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Sequence
+
+from _vbo_async_cli import interrupted
 
 __all__ = ["DEFAULT_API_VERSION", "main"]
 
@@ -41,22 +42,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except KeyboardInterrupt:  # Ctrl-C while the command line's modules import
-        return _interrupted(sys.argv[1:] if argv is None else argv)
+        return interrupted(sys.argv[1:] if argv is None else argv)
     return run(argv)
-
-
-def _interrupted(args: Sequence[str]) -> int:
-    """Say that the command named in ``args`` was interrupted while it started, as it says so
-    later, and return its exit status: ``check`` (a monitoring plugin) its UNKNOWN line on stdout
-    and 3, the other commands one line on stderr and 130. The twin of ``_vbo_async_cli.interrupted``
-    (the console script's entry point, outside the package: neither can import the other)."""
-    command = next((arg for arg in args if not arg.startswith("-")), None)
-    if command == "check":
-        stream, text, status = sys.stdout, "VB365 UNKNOWN - interrupted\n", 3
-    else:
-        stream, text, status = sys.stderr, "vbo-async: interrupted\n", 130
-    if stream is not None:
-        with contextlib.suppress(OSError, ValueError):
-            stream.write(text)
-            stream.flush()
-    return status

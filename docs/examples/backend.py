@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from vbo_async import HealthPolicy, NotFoundError, VBOClient, VBOError, to_jsonable
+from vbo_async import ConfigError, HealthPolicy, NotFoundError, VBOClient, VBOError, to_jsonable
 
 
 def create_app(
@@ -76,6 +76,10 @@ def create_app(
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=404)
 
+    async def bad_request(request: Request, exc: Exception) -> JSONResponse:
+        # An id the library refuses before sending anything: the caller's mistake.
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
     async def upstream_failed(request: Request, exc: Exception) -> JSONResponse:
         # Any other VBOError: the VB365 server failed us (messages never hold secrets).
         return JSONResponse({"error": str(exc)}, status_code=502)
@@ -86,7 +90,7 @@ def create_app(
             Route("/servers/{server}/organizations/{organization}/jobs", jobs),
             Route("/servers/{server}/organizations/{organization}/health", health),
         ],
-        exception_handlers={NotFoundError: not_found, VBOError: upstream_failed},
+        exception_handlers={NotFoundError: not_found, ConfigError: bad_request, VBOError: upstream_failed},
         lifespan=lifespan,
     )
 

@@ -130,6 +130,12 @@ class Dialect:
     names: WireNames = attrs.field(factory=dict)
     derived: tuple[Derivation, ...] = ()
     query_context: Mapping[type, Mapping[str, str]] = attrs.field(factory=dict)
+    off_wire: Mapping[type, frozenset[str]] = attrs.field(factory=dict)
+    """Per model, fields this version's wire does not have that are read, and written by
+    ``to_wire``, under a later version's name all the same, because their value may come from
+    elsewhere than the wire (a v6/v7 session's job id from the request that listed it). ``to_wire``
+    leaves such a field out when the link an `IdFromLink` derives it from gives the same value:
+    what it writes is the version's own wire wherever that keeps the value."""
     token_form: Mapping[str, str] = attrs.field(factory=dict)
     """Extra fields of every grant (v7+ ``disable_antiforgery_token=true``)."""
     logout: Route | None = None

@@ -53,9 +53,11 @@ V6 = V1.evolve(
         m.UsedRepository: {"repository_id": (), "protected_objects_count": ()},
         # No v6/v7 server sends a session's job id (v8's ``jobId``): it comes from the ``job``
         # link or the request that listed the session. Read and written under v8's name all the
-        # same, so ``to_wire`` keeps an id known only from the request (``from_wire`` round trip).
+        # same, so ``to_wire`` keeps an id known only from the request (``from_wire`` round trip),
+        # but not when the session's ``job`` link names it (``off_wire``): v6/v7 have no jobId.
         m.JobSession: {"job_id": ("jobId",)},
     },
+    off_wire={m.JobSession: frozenset({"job_id"})},
     derived=(
         LinkThrough(m.Job, "proxy", via="repository", then="proxy"),
         # v2's /Proxies/{id}/repositories is served by no v6+ version (their OpenAPI has no such

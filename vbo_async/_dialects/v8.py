@@ -32,6 +32,7 @@ V8 = V7.evolve(
         },
     },
     derived=(LinkFromId(m.Organization, "jobs", Route("Jobs", query=(("organizationId", "{id}"),))),),
+    off_wire={},
     organization_jobs_filter=True,
     start_returns_session=True,
     session_filters=V7.session_filters | {"status"},

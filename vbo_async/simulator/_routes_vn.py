@@ -52,10 +52,16 @@ def _id(request: Request, name: str) -> str:
 
 
 async def organizations(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
-    """``GET /vN/Organizations``."""
+    """``GET /vN/Organizations`` (v8: ``msid``, ``backedUpOrganizationId``)."""
     offset, limit = _window(request, simulator, paged=spec.paged_collections)
+    filters = pick(_query(request), spec.organization_filters)
     body = simulator.organizations_wire(
-        version=spec.name, extended_view=_extended(request), offset=offset, limit=limit
+        version=spec.name,
+        extended_view=_extended(request),
+        msid=filters.get("msid"),
+        backed_up_organization_id=filters.get("backedUpOrganizationId"),
+        offset=offset,
+        limit=limit,
     )
     return json_response(body)
 

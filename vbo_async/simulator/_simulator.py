@@ -462,17 +462,34 @@ class Simulator:
         *,
         version: str = "v1",
         extended_view: bool | None = None,
+        msid: str | None = None,
+        backed_up_organization_id: str | None = None,
         offset: int = 0,
         limit: int | None = None,
     ) -> Body:
-        """``GET /vN/Organizations`` (a bare array before v8, a page on v8)."""
+        """``GET /vN/Organizations`` (a bare array before v8, a page on v8).
+
+        v8 filters by `msid` (a GUID; 400 otherwise) and `backed_up_organization_id` (a string,
+        matched as a GUID without regard to case), both the tenant's Microsoft 365 id here;
+        other versions ignore them.
+        """
         spec = self.api_version(version)
         self.settle()
         base = self._base(spec)
+        organizations = list(self._organizations.values())
         query = [] if extended_view is None else [("extendedView", str(extended_view).lower())]
+        filters = spec.organization_filters
+        if msid is not None and "msid" in filters:
+            wanted = parse_uuid("msid", msid)
+            organizations = [org for org in organizations if org.msid == wanted]
+            query.append(("msid", msid))
+        if backed_up_organization_id is not None and "backedUpOrganizationId" in filters:
+            wanted = backed_up_organization_id.strip().lower()
+            organizations = [org for org in organizations if org.msid == wanted]
+            query.append(("backedUpOrganizationId", backed_up_organization_id))
         return self._collection(
             spec,
-            list(self._organizations.values()),
+            organizations,
             lambda org: spec.organization(self._org_view(org, spec, extended_view), base),
             path="/Organizations",
             query=query,

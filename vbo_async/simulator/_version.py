@@ -66,6 +66,8 @@ class ApiVersion:
     """``GET /JobSessions`` query filters (canonical names); others are ignored."""
     repository_filters: frozenset[str] = frozenset()
     """``GET /BackupRepositories`` query filters (canonical names)."""
+    organization_filters: frozenset[str] = frozenset()
+    """``GET /Organizations`` query filters (canonical names) beyond ``extendedView``."""
     sessions_next_version: str | None = None
     """The version a ``JobSessions`` page's ``next`` link names instead of this one (the v8 bug
     that sends clients to ``/v7/``), used when that version is served."""
