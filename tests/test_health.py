@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import zoneinfo
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -530,6 +531,60 @@ def test_times_without_a_zone_are_utc_and_now_must_be_aware() -> None:
     assert assess(job, [naive], now=other_zone) == health
     with pytest.raises(ConfigError, match="aware"):
         assess(make_job(), [naive], now=dt.datetime(2026, 7, 1, 12))
+
+
+BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("ended", "now", "max_age", "state"),
+    [
+        # Clocks go back on 2026-10-25: 12:00 CEST the day before to 13:30 CET is 26.5 h, not 25.5 h.
+        (dt.datetime(2026, 10, 24, 12, 0), dt.datetime(2026, 10, 25, 13, 30), hours(26), CRITICAL),
+        # Clocks go forward on 2026-03-29: 12:00 CET the day before to 13:30 CEST is 24.5 h, not 25.5 h.
+        (dt.datetime(2026, 3, 28, 12, 0), dt.datetime(2026, 3, 29, 13, 30), hours(25), OK),
+    ],
+)
+def test_ages_across_a_daylight_saving_change_are_real_hours(
+    ended: dt.datetime, now: dt.datetime, max_age: dt.timedelta, state: HealthState
+) -> None:
+    """Times in a zone with daylight saving (a `ZoneInfo`, as a cache or a caller's
+    ``datetime.now(zone)`` gives them) are judged by the instant, whatever zone ``now`` is in:
+    Python subtracts datetimes sharing a tzinfo by their wall clock."""
+    success = JobSession(
+        id="s",
+        job_id="job-1",
+        creation_time=ended.replace(tzinfo=BERLIN) - dt.timedelta(minutes=10),
+        end_time=ended.replace(tzinfo=BERLIN),
+        status=JobStatus.SUCCESS,
+    )
+    policy = HealthPolicy(max_age=max_age)
+    local = now.replace(tzinfo=BERLIN)
+    in_utc = assess(make_job(), [success], policy=policy, now=local.astimezone(dt.UTC))
+    in_berlin = assess(make_job(), [success], policy=policy, now=local)
+    assert in_utc.state is state
+    assert (in_berlin.state, in_berlin.reason) == (in_utc.state, in_utc.reason)
+
+
+def test_the_newest_run_in_the_hour_a_clock_repeats_is_the_later_instant() -> None:
+    """02:15 after the clocks went back (``fold=1``, 01:15 UTC) is later than 02:30 before it
+    (00:30 UTC), for the last run as for the last success."""
+    before = dt.datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN)
+    after = dt.datetime(2026, 10, 25, 2, 15, tzinfo=BERLIN, fold=1)
+    failed = JobSession(
+        id="a", job_id="job-1", creation_time=before, end_time=before, status=JobStatus.FAILED
+    )
+    succeeded = JobSession(
+        id="b", job_id="job-1", creation_time=after, end_time=after, status=JobStatus.SUCCESS
+    )
+    now = dt.datetime(2026, 10, 25, 12, 0, tzinfo=dt.UTC)
+    health = assess(make_job(), [failed, succeeded], now=now)
+    assert health.last_session is succeeded
+    assert health.state is OK
+    backed_up = assess(make_job(last_backup=before + dt.timedelta(minutes=20)), [succeeded], now=now)
+    assert backed_up.last_success is not None
+    # (a time in the repeated hour never compares equal to one of another zone: the instants)
+    assert backed_up.last_success.timestamp() == after.timestamp()
 
 
 def test_now_defaults_to_the_current_time() -> None:

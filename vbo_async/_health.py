@@ -205,6 +205,8 @@ def assess(
         now = dt.datetime.now(dt.UTC)
     elif not isinstance(now, dt.datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise ConfigError("now must be an aware datetime (with a tzinfo)")
+    else:
+        now = _in_utc(now)
     if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
     mine = sorted((s for s in sessions if _belongs(s, job)), key=newest_first)
@@ -246,9 +248,22 @@ def _belongs(session: object, job: Job) -> bool:
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
-    if moment is None or (moment.tzinfo is not None and moment.utcoffset() is not None):
+    return None if moment is None else _in_utc(moment)
+
+
+def _in_utc(moment: dt.datetime) -> dt.datetime:
+    """``moment`` in UTC, a time without a zone taken as UTC. Python compares and subtracts two
+    datetimes that share a tzinfo by their wall clocks: in one zone with daylight saving (a
+    `zoneinfo.ZoneInfo`) an age would be an hour off across the change, and a run in the hour
+    the clocks repeat would sort before an earlier one."""
+    if moment.tzinfo is dt.UTC:
         return moment
-    return moment.replace(tzinfo=dt.UTC)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # beyond the calendar in UTC: still compared by its instant with UTC times
+        return moment
 
 
 def newest_first(session: JobSession) -> tuple[bool, float, bool, float, str]:
