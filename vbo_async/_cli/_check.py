@@ -39,7 +39,15 @@ from ._plugin import (
 from ._report import Report, Row
 from ._threads import run_unheld
 
-__all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "say_unknown"]
+__all__ = [
+    "CHECK_EPILOG",
+    "PLUGIN_CODES",
+    "check",
+    "duration",
+    "run_check",
+    "say_unknown",
+    "seconds_or_duration",
+]
 
 CHECK_EPILOG = """
 \b
@@ -96,6 +104,20 @@ def duration(
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def seconds_or_duration(
+    ctx: click.Context, param: click.Parameter, value: str | dt.timedelta | None
+) -> dt.timedelta | None:
+    """The option callback of ``check``'s ``-t``/``--timeout``: `duration`, but a whole number
+    alone is seconds (``-t 30``), as the monitoring plugins and the check commands that run
+    them write ``-t``."""
+    if value is None or isinstance(value, dt.timedelta):
+        return value
+    try:
+        return parse_duration(value, bare="s")
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 def say_unknown(*lines: str) -> None:
     """How ``check`` reports an error: an UNKNOWN plugin output on stdout."""
     sys.stdout.write(error_output(*lines))
@@ -128,9 +150,9 @@ def say_unknown(*lines: str) -> None:
     "--timeout",
     default="50s",
     metavar="DURATION",
-    callback=duration,
-    help="Give up after this long: servers and tenants that have not answered are UNKNOWN "
-    "(under the 60 s that Nagios and Icinga allow a check by default).",
+    callback=seconds_or_duration,
+    help="Give up after this long (a number alone is seconds: -t 30): servers and tenants that "
+    "have not answered are UNKNOWN (under the 60 s that Nagios and Icinga allow a check by default).",
 )
 @click.option(
     "--concurrency",
