@@ -308,6 +308,14 @@ def test_stale_at_max_age_edges() -> None:
     assert at(hours(-1)).state is OK  # a clock ahead of ours: not stale
 
 
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(0.5, "0.5 s"), (3600.5, "3600.5 s"), (60.25, "60.25 s"), (259200.5, "259200.5 s")]
+)
+def test_a_max_age_with_a_fraction_of_a_second_is_said_as_it_is(seconds: float, said: str) -> None:
+    health = check(make_job(last_backup=NOW - hours(80)), max_age=dt.timedelta(seconds=seconds))
+    assert (health.state, health.reason) == (CRITICAL, f"no success for 3 days (max {said})")
+
+
 def test_without_a_known_success_only_runs_reaching_past_max_age_prove_staleness() -> None:
     short = [run("Warning", hour) for hour in (1, 2, 3)]
     assert check(make_job(), short).state is WARNING  # three hours of warnings prove nothing more

@@ -374,15 +374,18 @@ def _span(delta: dt.timedelta) -> str:
 
 
 def _exact(delta: dt.timedelta) -> str:
-    """A configured duration, exactly: ``26 h``, ``90 min``, ``7 days``, ``45 s``."""
-    seconds = int(delta.total_seconds())
+    """A configured duration, exactly: ``26 h``, ``90 min``, ``7 days``, ``45 s``, ``3600.5 s``."""
+    exact = delta.total_seconds()
+    seconds = int(exact)
+    if seconds != exact:  # a fraction of a second: no larger unit says it
+        return f"{exact:f}".rstrip("0") + " s"
     if seconds >= 72 * 3600 and seconds % 86400 == 0:
         return f"{seconds // 86400} days"
     if seconds % 3600 == 0:
         return f"{seconds // 3600} h"
     if seconds % 60 == 0:
         return f"{seconds // 60} min"
-    return f"{delta.total_seconds():g} s"
+    return f"{seconds} s"
 
 
 def _ago(moment: dt.datetime, now: dt.datetime) -> str:
