@@ -37,6 +37,7 @@ from vbo_async._cli._plugin import (
     SUMMARY_CHARS,
     DurationError,
     NotFound,
+    PluginOutput,
     error_output,
     format_duration,
     parse_duration,
@@ -956,6 +957,39 @@ def test_a_bad_targets_file_or_no_password_is_unknown(
     assert result.code == 3
     assert result.err == ""
     assert result.out.startswith("VB365 UNKNOWN - ")
+    assert says in result.out.splitlines()[0]
+
+
+@pytest.mark.parametrize(("given", "seconds"), [("30", 30), (" 45 ", 45), ("30s", 30), ("2m", 120)])
+def test_a_timeout_without_a_unit_is_seconds_as_monitoring_plugins_read_t(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, given: str, seconds: int
+) -> None:
+    """``-t 30``, as every monitoring plugin and check command definition writes it, is 30 s."""
+    limits = []
+
+    async def judged(*args: Any, give_up_after: dt.timedelta, **kwargs: Any) -> PluginOutput:
+        limits.append(give_up_after)
+        return PluginOutput(HealthState.OK, "VB365 OK - fine\n")
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", judged)
+    result = run(capsys, "check", "--targets", "t.toml", "-t", given)
+    assert (result.code, result.out, result.err) == (0, "VB365 OK - fine\n", "")
+    assert limits == [dt.timedelta(seconds=seconds)]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["-t", "0"], "'0' must be longer than zero"),
+        (["-t", "1.5"], "'1.5' is not a duration"),
+        (["--max-age", "26"], "'26' has no unit: write 26h"),  # hours? days? still asked
+    ],
+)
+def test_a_bad_timeout_or_a_max_age_without_a_unit_is_unknown(
+    capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    result = run(capsys, "check", "--targets", "t.toml", *args)
+    assert result.code == 3
     assert says in result.out.splitlines()[0]
 
 

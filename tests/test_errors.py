@@ -26,7 +26,7 @@ from vbo_async import (
     VBOClient,
     VBOError,
 )
-from vbo_async._status import error_for_status, read_error_body
+from vbo_async._status import _ERROR_READ, error_for_status, read_error_body
 
 from .conftest import BASE, FAST, PASSWORD, USERNAME, FakeVBO, client_for, closed_port, json_response
 
@@ -241,6 +241,27 @@ def test_long_error_bodies_are_cut() -> None:
     message, _ = read_error_body(b"x" * 10_000, "text/plain")
     assert message is not None
     assert 0 < len(message) <= 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<title>" * 37_449, None),  # a title that never closes, 37,449 times
+        (b"<title " * 37_449, ("<title " * 29)[:200].strip()),  # nor its tag
+        (b"<" * _ERROR_READ, "<" * 200),  # tags that never close
+        (b"<a" * (_ERROR_READ // 2), "<a" * 100),
+        (b"<html><title>" + b"<" * (_ERROR_READ - 13), None),
+    ],
+)
+def test_an_html_error_body_of_tags_that_never_close_is_read_in_one_pass(
+    body: bytes, message: str | None
+) -> None:
+    """256 KiB of a hostile server's error page: its title, or its text between tags, is found
+    in one pass over it. The patterns that found them backtracked over the rest of the body from
+    every ``<``: one such body took up to 28 s of CPU inside the event loop, which held every
+    other server of the sweep and let ``check`` run past its deadline."""
+    assert len(body) <= _ERROR_READ
+    assert read_error_body(body, "text/html") == (message, None)
 
 
 def test_401_maps_to_authentication_error() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import zoneinfo
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -23,6 +24,8 @@ from vbo_async import (
     JobSession,
     JobStatus,
     NotFoundError,
+    SchedulePolicy,
+    ScheduleType,
     VBOClient,
     assess,
 )
@@ -307,6 +310,14 @@ def test_stale_at_max_age_edges() -> None:
     assert at(hours(-1)).state is OK  # a clock ahead of ours: not stale
 
 
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(0.5, "0.5 s"), (3600.5, "3600.5 s"), (60.25, "60.25 s"), (259200.5, "259200.5 s")]
+)
+def test_a_max_age_with_a_fraction_of_a_second_is_said_as_it_is(seconds: float, said: str) -> None:
+    health = check(make_job(last_backup=NOW - hours(80)), max_age=dt.timedelta(seconds=seconds))
+    assert (health.state, health.reason) == (CRITICAL, f"no success for 3 days (max {said})")
+
+
 def test_without_a_known_success_only_runs_reaching_past_max_age_prove_staleness() -> None:
     short = [run("Warning", hour) for hour in (1, 2, 3)]
     assert check(make_job(), short).state is WARNING  # three hours of warnings prove nothing more
@@ -315,6 +326,43 @@ def test_without_a_known_success_only_runs_reaching_past_max_age_prove_staleness
     assert (health.state, health.reason) == (CRITICAL, "no success for at least 30 h (max 26 h)")
     only_job = make_job(last_status=JobStatus.WARNING, last_run=NOW - hours(40))
     assert check(only_job).reason == "no success for at least 40 h (max 26 h)"
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        SchedulePolicy(type=ScheduleType.MANUAL_ONLY),
+        SchedulePolicy(type=ScheduleType.DAILY, schedule_enabled=False),
+        SchedulePolicy(type=ScheduleType.PERIODICALLY, schedule_enabled=False),
+    ],
+)
+def test_a_job_run_only_by_hand_is_never_stale_but_its_last_run_is_graded(schedule: SchedulePolicy) -> None:
+    """No run is due of a job without a schedule (``ManualOnly``, or its schedule switched off):
+    a week since its last success says nothing; how its last run ended still does."""
+    succeeded = check(make_job(schedule_policy=schedule, last_backup=NOW - hours(200)), [run("Success", 200)])
+    assert (succeeded.state, succeeded.reason) == (OK, "last run succeeded 8 days ago")
+    assert check(make_job(schedule_policy=schedule), [run("Warning", 2), run("Warning", 200)]).reason == (
+        "last run ended with warnings 1 h ago"
+    )
+    failed = check(make_job(schedule_policy=schedule), [run("Failed", 200)])
+    assert (failed.state, failed.reason) == (CRITICAL, "failed 8 days ago")
+    assert check(make_job(schedule_policy=schedule)).state is WARNING  # never run
+    only_job = make_job(schedule_policy=schedule, last_status=JobStatus.SUCCESS, last_run=NOW - hours(50))
+    assert check(only_job).state is OK
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        None,
+        SchedulePolicy(),
+        SchedulePolicy(type=ScheduleType.DAILY, schedule_enabled=True),
+        SchedulePolicy(type=ScheduleType.PERIODICALLY),  # v1: no switch, a schedule
+    ],
+)
+def test_a_scheduled_job_goes_stale(schedule: SchedulePolicy | None) -> None:
+    health = check(make_job(schedule_policy=schedule, last_backup=NOW - hours(200)), [run("Success", 200)])
+    assert (health.state, health.reason) == (CRITICAL, "no success for 8 days (max 26 h)")
 
 
 # --- never run, disabled, unreadable ---------------------------------------------------------------
@@ -530,6 +578,60 @@ def test_times_without_a_zone_are_utc_and_now_must_be_aware() -> None:
     assert assess(job, [naive], now=other_zone) == health
     with pytest.raises(ConfigError, match="aware"):
         assess(make_job(), [naive], now=dt.datetime(2026, 7, 1, 12))
+
+
+BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("ended", "now", "max_age", "state"),
+    [
+        # Clocks go back on 2026-10-25: 12:00 CEST the day before to 13:30 CET is 26.5 h, not 25.5 h.
+        (dt.datetime(2026, 10, 24, 12, 0), dt.datetime(2026, 10, 25, 13, 30), hours(26), CRITICAL),
+        # Clocks go forward on 2026-03-29: 12:00 CET the day before to 13:30 CEST is 24.5 h, not 25.5 h.
+        (dt.datetime(2026, 3, 28, 12, 0), dt.datetime(2026, 3, 29, 13, 30), hours(25), OK),
+    ],
+)
+def test_ages_across_a_daylight_saving_change_are_real_hours(
+    ended: dt.datetime, now: dt.datetime, max_age: dt.timedelta, state: HealthState
+) -> None:
+    """Times in a zone with daylight saving (a `ZoneInfo`, as a cache or a caller's
+    ``datetime.now(zone)`` gives them) are judged by the instant, whatever zone ``now`` is in:
+    Python subtracts datetimes sharing a tzinfo by their wall clock."""
+    success = JobSession(
+        id="s",
+        job_id="job-1",
+        creation_time=ended.replace(tzinfo=BERLIN) - dt.timedelta(minutes=10),
+        end_time=ended.replace(tzinfo=BERLIN),
+        status=JobStatus.SUCCESS,
+    )
+    policy = HealthPolicy(max_age=max_age)
+    local = now.replace(tzinfo=BERLIN)
+    in_utc = assess(make_job(), [success], policy=policy, now=local.astimezone(dt.UTC))
+    in_berlin = assess(make_job(), [success], policy=policy, now=local)
+    assert in_utc.state is state
+    assert (in_berlin.state, in_berlin.reason) == (in_utc.state, in_utc.reason)
+
+
+def test_the_newest_run_in_the_hour_a_clock_repeats_is_the_later_instant() -> None:
+    """02:15 after the clocks went back (``fold=1``, 01:15 UTC) is later than 02:30 before it
+    (00:30 UTC), for the last run as for the last success."""
+    before = dt.datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN)
+    after = dt.datetime(2026, 10, 25, 2, 15, tzinfo=BERLIN, fold=1)
+    failed = JobSession(
+        id="a", job_id="job-1", creation_time=before, end_time=before, status=JobStatus.FAILED
+    )
+    succeeded = JobSession(
+        id="b", job_id="job-1", creation_time=after, end_time=after, status=JobStatus.SUCCESS
+    )
+    now = dt.datetime(2026, 10, 25, 12, 0, tzinfo=dt.UTC)
+    health = assess(make_job(), [failed, succeeded], now=now)
+    assert health.last_session is succeeded
+    assert health.state is OK
+    backed_up = assess(make_job(last_backup=before + dt.timedelta(minutes=20)), [succeeded], now=now)
+    assert backed_up.last_success is not None
+    # (a time in the repeated hour never compares equal to one of another zone: the instants)
+    assert backed_up.last_success.timestamp() == after.timestamp()
 
 
 def test_now_defaults_to_the_current_time() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from ._enums import JobStatus
+from ._enums import JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession
 
@@ -89,7 +89,9 @@ class HealthPolicy:
     - ``stale`` after ``max_age`` without a success (CRITICAL after 26 h; ``max_age=None``
       switches the check off). The age is that of the last success; with no success known it is
       how far back the runs seen reach, and a job is only called stale when that exceeds
-      ``max_age`` (a page of failures shorter than ``max_age`` proves nothing).
+      ``max_age`` (a page of failures shorter than ``max_age`` proves nothing). A job that runs
+      only when started by hand (schedule ``ManualOnly``, or ``schedule_enabled`` False) is
+      never stale: no run of it is due.
     - ``never_run``: an enabled job with no finished run at all (none, or only runs in progress
       or stopped) and no last success (WARNING: nothing is backed up yet; a job created today
       shows it until its first run ends).
@@ -205,6 +207,8 @@ def assess(
         now = dt.datetime.now(dt.UTC)
     elif not isinstance(now, dt.datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise ConfigError("now must be an aware datetime (with a tzinfo)")
+    else:
+        now = _in_utc(now)
     if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
     mine = sorted((s for s in sessions if _belongs(s, job)), key=newest_first)
@@ -246,9 +250,22 @@ def _belongs(session: object, job: Job) -> bool:
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
-    if moment is None or (moment.tzinfo is not None and moment.utcoffset() is not None):
+    return None if moment is None else _in_utc(moment)
+
+
+def _in_utc(moment: dt.datetime) -> dt.datetime:
+    """``moment`` in UTC, a time without a zone taken as UTC. Python compares and subtracts two
+    datetimes that share a tzinfo by their wall clocks: in one zone with daylight saving (a
+    `zoneinfo.ZoneInfo`) an age would be an hour off across the change, and a run in the hour
+    the clocks repeat would sort before an earlier one."""
+    if moment.tzinfo is dt.UTC:
         return moment
-    return moment.replace(tzinfo=dt.UTC)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # beyond the calendar in UTC: still compared by its instant with UTC times
+        return moment
 
 
 def newest_first(session: JobSession) -> tuple[bool, float, bool, float, str]:
@@ -329,7 +346,7 @@ def _staleness(
     now: dt.datetime,
 ) -> _Finding | None:
     """The stale finding, when the job has gone longer than ``max_age`` without a success."""
-    if policy.max_age is None:
+    if policy.max_age is None or not _scheduled(job):
         return None
     limit = _exact(policy.max_age)
     if last_success is not None:
@@ -348,6 +365,16 @@ def _staleness(
     return None
 
 
+def _scheduled(job: Job) -> bool:
+    """Whether ``job`` runs on its own: not when it runs only when started by hand (schedule
+    type ``ManualOnly``, or its schedule switched off, ``schedule_enabled`` False). A job
+    without a schedule policy is taken as scheduled."""
+    schedule = job.schedule_policy
+    if schedule is None:
+        return True
+    return schedule.type != ScheduleType.MANUAL_ONLY and schedule.schedule_enabled is not False
+
+
 def _span(delta: dt.timedelta) -> str:
     """``45 min``, ``31 h``, ``5 days`` (rounded down; hours up to three days)."""
     seconds = max(int(delta.total_seconds()), 0)
@@ -359,15 +386,18 @@ def _span(delta: dt.timedelta) -> str:
 
 
 def _exact(delta: dt.timedelta) -> str:
-    """A configured duration, exactly: ``26 h``, ``90 min``, ``7 days``, ``45 s``."""
-    seconds = int(delta.total_seconds())
+    """A configured duration, exactly: ``26 h``, ``90 min``, ``7 days``, ``45 s``, ``3600.5 s``."""
+    exact = delta.total_seconds()
+    seconds = int(exact)
+    if seconds != exact:  # a fraction of a second: no larger unit says it
+        return f"{exact:f}".rstrip("0") + " s"
     if seconds >= 72 * 3600 and seconds % 86400 == 0:
         return f"{seconds // 86400} days"
     if seconds % 3600 == 0:
         return f"{seconds // 3600} h"
     if seconds % 60 == 0:
         return f"{seconds // 60} min"
-    return f"{delta.total_seconds():g} s"
+    return f"{seconds} s"
 
 
 def _ago(moment: dt.datetime, now: dt.datetime) -> str:

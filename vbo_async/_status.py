@@ -35,7 +35,11 @@ __all__ = [
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_TAGS = re.compile(r"<[^>]+>")
+_TAGS = re.compile(r"<[^<>]+>")
+_TITLE = re.compile(r"<title[^<>]*>([^<]*)", re.I)
+"""An HTML page's tags and title, each read up to the next ``<`` at most: from every ``<`` of a
+body of tags that never close (``<title>`` 37,449 times), ``>`` or ``</title>`` looked for
+through the rest of it took up to 28 s for 256 KiB."""
 _SPACE = re.compile(r"\s+")
 _EXCERPT = 200
 _MESSAGE = 1000
@@ -78,7 +82,7 @@ def read_error_body(
         return clean(data)[:_EXCERPT] or None, None
     decoded = hide(text.decode("utf-8", "replace"))
     if "html" in (content_type or "").lower() or decoded.lstrip().startswith("<"):
-        title = re.search(r"<title[^>]*>(.*?)</title>", decoded, re.S | re.I)
+        title = _TITLE.search(decoded)
         decoded = title.group(1) if title else _TAGS.sub(" ", decoded)
     decoded = printable(_SPACE.sub(" ", decoded).strip())
     return (decoded[:_EXCERPT] or None), None

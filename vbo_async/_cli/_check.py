@@ -39,7 +39,15 @@ from ._plugin import (
 from ._report import Report, Row
 from ._threads import run_unheld
 
-__all__ = ["CHECK_EPILOG", "PLUGIN_CODES", "check", "duration", "run_check", "say_unknown"]
+__all__ = [
+    "CHECK_EPILOG",
+    "PLUGIN_CODES",
+    "check",
+    "duration",
+    "run_check",
+    "say_unknown",
+    "seconds_or_duration",
+]
 
 CHECK_EPILOG = """
 \b
@@ -57,7 +65,8 @@ servers_down and tenants_unreadable. Then one line per job, tenant or server tha
 worst first.
 
 \b
-A job's health: CRITICAL when its last run failed or it had no success for --max-age;
+A job's health: CRITICAL when its last run failed or it had no success for --max-age
+(unless it runs only when started by hand: schedule ManualOnly or switched off);
 WARNING when its last run ended with warnings, failed but will be retried, or it never ran;
 UNKNOWN when its last run ended otherwise or its sessions could not be read; OK otherwise
 (a disabled job is OK). A server or tenant that cannot be read, an --org that names no
@@ -96,6 +105,20 @@ def duration(
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def seconds_or_duration(
+    ctx: click.Context, param: click.Parameter, value: str | dt.timedelta | None
+) -> dt.timedelta | None:
+    """The option callback of ``check``'s ``-t``/``--timeout``: `duration`, but a whole number
+    alone is seconds (``-t 30``), as the monitoring plugins and the check commands that run
+    them write ``-t``."""
+    if value is None or isinstance(value, dt.timedelta):
+        return value
+    try:
+        return parse_duration(value, bare="s")
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 def say_unknown(*lines: str) -> None:
     """How ``check`` reports an error: an UNKNOWN plugin output on stdout."""
     sys.stdout.write(error_output(*lines))
@@ -128,9 +151,9 @@ def say_unknown(*lines: str) -> None:
     "--timeout",
     default="50s",
     metavar="DURATION",
-    callback=duration,
-    help="Give up after this long: servers and tenants that have not answered are UNKNOWN "
-    "(under the 60 s that Nagios and Icinga allow a check by default).",
+    callback=seconds_or_duration,
+    help="Give up after this long (a number alone is seconds: -t 30): servers and tenants that "
+    "have not answered are UNKNOWN (under the 60 s that Nagios and Icinga allow a check by default).",
 )
 @click.option(
     "--concurrency",

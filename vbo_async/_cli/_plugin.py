@@ -67,10 +67,12 @@ class DurationError(ValueError):
     """A duration that `parse_duration` refuses; the message says why and shows the form."""
 
 
-def parse_duration(text: str) -> dt.timedelta:
+def parse_duration(text: str, *, bare: str | None = None) -> dt.timedelta:
     """``90m``, ``26h``, ``2d``, ``1d12h``, ``45s``: whole numbers of days, hours, minutes and
     seconds, each unit at most once and in that order, more than zero in all (case and
-    surrounding blanks do not matter). Anything else raises `DurationError`.
+    surrounding blanks do not matter). Anything else raises `DurationError`. A whole number
+    without a unit is refused (hours? days?), unless ``bare`` names the unit it is in (``"s"``
+    for a plugin's ``-t``, seconds to every monitoring plugin).
 
     ```python
     parse_duration("1d12h")  # timedelta(days=1, seconds=43200)
@@ -79,6 +81,8 @@ def parse_duration(text: str) -> dt.timedelta:
     if not isinstance(text, str):
         raise DurationError(f"expected a duration such as 26h, got {type(text).__name__}")
     cleaned = text.strip().lower()
+    if bare is not None and cleaned.isascii() and cleaned.isdigit():
+        cleaned += bare
     match = _DURATION.fullmatch(cleaned)
     if not cleaned or match is None:
         if cleaned.isascii() and cleaned.isdigit():
