@@ -24,8 +24,6 @@ from vbo_async import (
     JobSession,
     JobStatus,
     NotFoundError,
-    SchedulePolicy,
-    ScheduleType,
     VBOClient,
     assess,
 )
@@ -326,43 +324,6 @@ def test_without_a_known_success_only_runs_reaching_past_max_age_prove_staleness
     assert (health.state, health.reason) == (CRITICAL, "no success for at least 30 h (max 26 h)")
     only_job = make_job(last_status=JobStatus.WARNING, last_run=NOW - hours(40))
     assert check(only_job).reason == "no success for at least 40 h (max 26 h)"
-
-
-@pytest.mark.parametrize(
-    "schedule",
-    [
-        SchedulePolicy(type=ScheduleType.MANUAL_ONLY),
-        SchedulePolicy(type=ScheduleType.DAILY, schedule_enabled=False),
-        SchedulePolicy(type=ScheduleType.PERIODICALLY, schedule_enabled=False),
-    ],
-)
-def test_a_job_run_only_by_hand_is_never_stale_but_its_last_run_is_graded(schedule: SchedulePolicy) -> None:
-    """No run is due of a job without a schedule (``ManualOnly``, or its schedule switched off):
-    a week since its last success says nothing; how its last run ended still does."""
-    succeeded = check(make_job(schedule_policy=schedule, last_backup=NOW - hours(200)), [run("Success", 200)])
-    assert (succeeded.state, succeeded.reason) == (OK, "last run succeeded 8 days ago")
-    assert check(make_job(schedule_policy=schedule), [run("Warning", 2), run("Warning", 200)]).reason == (
-        "last run ended with warnings 1 h ago"
-    )
-    failed = check(make_job(schedule_policy=schedule), [run("Failed", 200)])
-    assert (failed.state, failed.reason) == (CRITICAL, "failed 8 days ago")
-    assert check(make_job(schedule_policy=schedule)).state is WARNING  # never run
-    only_job = make_job(schedule_policy=schedule, last_status=JobStatus.SUCCESS, last_run=NOW - hours(50))
-    assert check(only_job).state is OK
-
-
-@pytest.mark.parametrize(
-    "schedule",
-    [
-        None,
-        SchedulePolicy(),
-        SchedulePolicy(type=ScheduleType.DAILY, schedule_enabled=True),
-        SchedulePolicy(type=ScheduleType.PERIODICALLY),  # v1: no switch, a schedule
-    ],
-)
-def test_a_scheduled_job_goes_stale(schedule: SchedulePolicy | None) -> None:
-    health = check(make_job(schedule_policy=schedule, last_backup=NOW - hours(200)), [run("Success", 200)])
-    assert (health.state, health.reason) == (CRITICAL, "no success for 8 days (max 26 h)")
 
 
 # --- never run, disabled, unreadable ---------------------------------------------------------------

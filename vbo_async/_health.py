@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from ._enums import JobStatus, ScheduleType
+from ._enums import JobStatus
 from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession
 
@@ -89,9 +89,7 @@ class HealthPolicy:
     - ``stale`` after ``max_age`` without a success (CRITICAL after 26 h; ``max_age=None``
       switches the check off). The age is that of the last success; with no success known it is
       how far back the runs seen reach, and a job is only called stale when that exceeds
-      ``max_age`` (a page of failures shorter than ``max_age`` proves nothing). A job that runs
-      only when started by hand (schedule ``ManualOnly``, or ``schedule_enabled`` False) is
-      never stale: no run of it is due.
+      ``max_age`` (a page of failures shorter than ``max_age`` proves nothing).
     - ``never_run``: an enabled job with no finished run at all (none, or only runs in progress
       or stopped) and no last success (WARNING: nothing is backed up yet; a job created today
       shows it until its first run ends).
@@ -346,7 +344,7 @@ def _staleness(
     now: dt.datetime,
 ) -> _Finding | None:
     """The stale finding, when the job has gone longer than ``max_age`` without a success."""
-    if policy.max_age is None or not _scheduled(job):
+    if policy.max_age is None:
         return None
     limit = _exact(policy.max_age)
     if last_success is not None:
@@ -363,16 +361,6 @@ def _staleness(
     if reach > policy.max_age:
         return _Finding(policy.stale, f"no success for at least {_span(reach)} (max {limit})")
     return None
-
-
-def _scheduled(job: Job) -> bool:
-    """Whether ``job`` runs on its own: not when it runs only when started by hand (schedule
-    type ``ManualOnly``, or its schedule switched off, ``schedule_enabled`` False). A job
-    without a schedule policy is taken as scheduled."""
-    schedule = job.schedule_policy
-    if schedule is None:
-        return True
-    return schedule.type != ScheduleType.MANUAL_ONLY and schedule.schedule_enabled is not False
 
 
 def _span(delta: dt.timedelta) -> str:

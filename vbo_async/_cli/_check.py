@@ -65,8 +65,7 @@ servers_down and tenants_unreadable. Then one line per job, tenant or server tha
 worst first.
 
 \b
-A job's health: CRITICAL when its last run failed or it had no success for --max-age
-(unless it runs only when started by hand: schedule ManualOnly or switched off);
+A job's health: CRITICAL when its last run failed or it had no success for --max-age;
 WARNING when its last run ended with warnings, failed but will be retried, or it never ran;
 UNKNOWN when its last run ended otherwise or its sessions could not be read; OK otherwise
 (a disabled job is OK). A server or tenant that cannot be read, an --org that names no
