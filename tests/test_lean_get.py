@@ -215,3 +215,48 @@ async def test_other_transports_never_take_the_lean_path() -> None:
     mock = httpx.MockTransport(lambda request: httpx.Response(200, json=[]))
     async with VBOClient("https://vbo.test", username="u", password="a-long-password", transport=mock) as vbo:
         assert vbo._fetcher.sender._lean_get is None
+
+
+_NAMES = [b"Content-Length", b"content-encoding", b"Retry-After", b"Content-Type", b"X-A"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    headers=st.lists(
+        st.tuples(st.sampled_from(_NAMES), st.one_of(_header_value, st.sampled_from([b"0", b"gzip", b"12"]))),
+        max_size=6,
+    )
+)
+def test_a_reply_s_header_looks_read_as_httpx_reads_the_same_bytes(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """`Reply.header` (what a lean GET's body read looks up, from aiohttp's parse) against
+    ``httpx.Headers`` of the raw bytes (what every other path reads), for repeated names and
+    values that are not ASCII, UTF-8 or not."""
+    answer = b"HTTP/1.1 204 No Content\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n"
+
+    async def main() -> list[tuple[str | None, str | None]] | None:
+        async with raw_server() as (base, raw):
+            raw.answers.append((answer, False))
+            transport = AiohttpTransport()
+            try:
+                timeouts = httpx.Timeout(5).as_dict()
+                try:
+                    reply = await transport.get(f"{base}/v1/Jobs", [(b"Host", base[7:].encode())], timeouts)
+                except httpx.HTTPError:
+                    return None  # a head aiohttp refuses: no reply to read
+                looks = [(reply.header(name), httpx.Headers(headers).get(name)) for name in _LOOKED_UP]
+                await reply.aclose()
+                return looks
+            finally:
+                await transport.aclose()
+
+    looks = asyncio.run(main())
+    _COMPARED.append(looks is not None)
+    if looks is not None:
+        for fast, slow in looks:
+            assert fast == slow
+
+
+_COMPARED: list[bool] = []
+_LOOKED_UP = ["content-length", "Content-Encoding", "retry-after", "content-type", "x-a", "x-missing"]

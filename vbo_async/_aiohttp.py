@@ -37,7 +37,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 import aiohttp
-import attrs
 import httpx
 from yarl import URL
 
@@ -216,9 +215,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._last_headers = (list(headers), sent)
         response = await self._send("GET", target, sent, None, timeouts, request_of, {})
         try:
-            return Reply(
-                response.status, httpx.Headers(response.raw_headers), _ResponseStream(response, request_of)
-            )
+            return Reply(response, _ResponseStream(response, request_of))
         except BaseException:
             response.close()
             raise
@@ -259,14 +256,41 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
-@attrs.frozen
 class Reply:
     """The answer `AiohttpTransport.get` gives: what `Sender` reads of an ``httpx.Response``
-    (status, headers, the undecoded body as it arrives); ``aclose`` releases the connection."""
+    (status, headers, the undecoded body as it arrives); ``aclose`` releases the connection.
 
-    status_code: int
-    headers: httpx.Headers
-    stream: _ResponseStream
+    ``headers`` (httpx's) are built when first asked for: a successful answer needs only the
+    two `header` looks its body read takes, which aiohttp's own parse answers."""
+
+    __slots__ = ("_headers", "_response", "status_code", "stream")
+
+    def __init__(self, response: aiohttp.ClientResponse, stream: _ResponseStream) -> None:
+        self.status_code = response.status
+        self.stream = stream
+        self._response = response
+        self._headers: httpx.Headers | None = None
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The answer's headers as httpx reads them (from the raw bytes on the wire)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = httpx.Headers(self._response.raw_headers)
+        return headers
+
+    def header(self, name: str) -> str | None:
+        """``headers.get(name)``: the values of ``name`` joined by ``", "``, or None. Read from
+        aiohttp's parse of the same bytes when they are ASCII (text every decoding httpx may
+        pick reads the same); otherwise from ``headers``."""
+        values: list[str] | None = self._response.headers.getall(name, None)
+        if values is None:
+            return None
+        for value in values:
+            if not value.isascii():
+                read: str | None = self.headers.get(name)
+                return read
+        return values[0] if len(values) == 1 else ", ".join(values)
 
     async def aclose(self) -> None:
         await self.stream.aclose()

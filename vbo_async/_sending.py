@@ -73,13 +73,25 @@ _CHAIN_READ = 32
 """Exceptions of a failure's chain `_quotes_secret` reads (past them, it is taken to quote one)."""
 
 
-@attrs.frozen
 class Answer:
-    """A complete response: status, headers and the whole (decoded) body."""
+    """A complete response: status, headers and the whole (decoded) body.
 
-    status_code: int
-    headers: httpx.Headers
-    body: bytes
+    ``headers`` come from ``head`` (the ``httpx.Response`` or the lean GET's `Reply`) when first
+    asked for: a successful GET never needs httpx's headers, which the `Reply` builds lazily."""
+
+    __slots__ = ("_head", "body", "status_code")
+
+    def __init__(self, status_code: int, head: httpx.Response | Reply, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
+        self._head = head
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._head.headers
+
+    def __repr__(self) -> str:
+        return f"<Answer {self.status_code}, {len(self.body)} bytes>"
 
 
 @attrs.frozen
@@ -417,7 +429,7 @@ class Sender:
             body = await self._read(response, call.method, call.url)
         finally:
             await response.aclose()
-        return Answer(response.status_code, response.headers, body)
+        return Answer(response.status_code, response, body)
 
     async def _token(self, stale: Token | None) -> Token:
         tokens = self.tokens
@@ -527,8 +539,9 @@ class Sender:
         """The whole body, decoded from its ``Content-Encoding`` with at most ``max_response_bytes``
         produced (a compression bomb is refused as it inflates, not after)."""
         limit = self._max_bytes
-        declared = _content_length(response)
-        encoding = response.headers.get("content-encoding")
+        header = response.headers.get if isinstance(response, httpx.Response) else response.header
+        declared = _content_length(header("content-length"))
+        encoding = header("content-encoding")
         parts: list[bytes] = []
         wire = 0
         try:
@@ -676,8 +689,7 @@ def _all_strings(form: dict[str, str]) -> bool:
     return all(key.__class__ is str and value.__class__ is str for key, value in form.items())
 
 
-def _content_length(response: httpx.Response | Reply) -> int | None:
-    value = response.headers.get("content-length")
+def _content_length(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip()
