@@ -303,8 +303,8 @@ class _Instant(httpx.AsyncBaseTransport):
 EMPTY = "await of an empty coroutine (subtracted below)"
 TIMEOUT = "asyncio.timeout"
 SEMAPHORE = "asyncio.Semaphore acquire + release"
-TASK = "a task + asyncio.shield (what sharing a GET costs)"
-FLIGHTS = "Flights.run (single-flight as written)"
+TASK = "a task + asyncio.shield (how Flights shared a GET before ce4a75e)"
+FLIGHTS = "Flights.run (single-flight as written: a task, each waiter on a future of its own)"
 COOKIES = "httpx Cookies.extract_cookies of one response (httpx.AsyncClient.send does it)"
 OBJECTS = "httpx.Request + httpx.Response around a read body"
 HTTPX_INSTANT = "httpx.AsyncClient.get over an instant transport"
@@ -497,7 +497,7 @@ def run(*, smoke: bool) -> list[str]:
         ("AiohttpTransport's own work (headers, URL, stream, timeouts)", ADAPTER, FLOOR),
         ("AiohttpTransport.get, the lean GET: its work above raw aiohttp", LEAN, AIOHTTP),
         ("Sender.send: slot, timeout, token, bounded read, Answer (above the lean GET)", SENDER, LEAN),
-        ("single-flight (task + shield) and JSON parsing", FETCH, SENDER),
+        ("single-flight (task + waiter future) and JSON parsing", FETCH, SENDER),
         ("decoding the job into a Job", JOB, FETCH),
     ]
     for label, name, minus in layers:
@@ -540,7 +540,7 @@ def run(*, smoke: bool) -> list[str]:
         "Instant transport: an httpx transport answering with the canned job at once, so these rows "
         "are httpx's and vbo-async's own work per request with no network and no transport. vbo-async "
         "builds its requests itself and hands them to the transport (`Sender`), so `httpx.AsyncClient.send` "
-        "(cookies, redirects, auth flows, event hooks) is not on its path; the task + shield is paid only "
+        "(cookies, redirects, auth flows, event hooks) is not on its path; `Flights.run` is paid only "
         "by `fetch_one` (every navigation GET), not by `Sender.send`."
     )
     fixed_table.print()
