@@ -5,13 +5,20 @@ with httpx (which imports click and rich), most of the command's start-up time. 
 printed a Python traceback; from here it ends the command as it does at any later moment. The
 command itself is `vbo_async.cli.main`; this module imports nothing else, so the start-up is no
 slower.
+
+It also spares the command httpx's own command line: importing httpx imports ``httpx._main``
+(click, rich and pygments, about 25 ms of a start-up of about 300) whenever they are installed, as
+the ``cli`` extra installs them, although this process never runs it (`without_httpx_command_line`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
+import types
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -19,6 +26,7 @@ __all__ = ["main"]
 def main() -> int:
     """Run the ``vbo-async`` command; returns its exit status."""
     try:
+        without_httpx_command_line()
         from vbo_async.cli import main as run
 
         return run()
@@ -42,3 +50,20 @@ def interrupted(args: Sequence[str]) -> int:
             stream.write(text)
             stream.flush()
     return status
+
+
+def without_httpx_command_line() -> None:
+    """Put a stand-in for ``httpx._main`` (httpx's command line, which httpx's ``__init__``
+    imports) before httpx is imported: its ``main`` imports the real module when called, so
+    ``httpx.main`` still works. Nothing is done once httpx is imported."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    stand_in = types.ModuleType("httpx._main", "httpx's command line, imported when first run")
+
+    def main(*args: Any, **kwargs: Any) -> Any:
+        if sys.modules.get("httpx._main") is stand_in:
+            del sys.modules["httpx._main"]
+        return importlib.import_module("httpx._main").main(*args, **kwargs)
+
+    stand_in.main = main  # type: ignore[attr-defined]
+    sys.modules["httpx._main"] = stand_in

@@ -1067,6 +1067,40 @@ def test_ctrl_c_while_the_command_starts_is_exit_130_without_a_traceback(
         assert (out, err, process.returncode) == (b"", b"vbo-async: interrupted\n", 130)
 
 
+def test_the_command_does_not_import_httpx_s_command_line_and_httpx_main_still_runs(tmp_path: Path) -> None:
+    """httpx imports its own command line (click, rich's syntax highlighting and pygments) when
+    they are installed; the ``vbo-async`` entry point puts a stand-in first, whose ``main`` runs
+    the real one."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import sys\n"
+        "import _vbo_async_cli\n"
+        "_vbo_async_cli.without_httpx_command_line()\n"
+        "import httpx, vbo_async.cli\n"
+        "print(sorted(m for m in ('pygments', 'rich.syntax') if m in sys.modules))\n"
+        "try:\n"
+        "    httpx.main(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "print(sorted(m for m in ('pygments', 'rich.syntax') if m in sys.modules))\n"
+    )
+    path = os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, str(probe)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=child_environment(PYTHONPATH=path),
+        timeout=HANG_GUARD,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "[]"  # neither imported by vbo-async's start-up
+    assert "Usage: httpx" in done.stdout  # the real command line ran, imported when called
+    assert "exit 0" in lines
+    assert lines[-1] == "['pygments', 'rich.syntax']"
+
+
 async def test_jobs_prompts_for_the_password_on_a_terminal(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
