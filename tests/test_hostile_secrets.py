@@ -922,3 +922,44 @@ async def test_a_prefetched_href_quoting_a_secret_leaks_it_in_no_link_error_and_
     error = result.link_errors[("j1", "repository")]
     assert "sig=***" in str(error)
     assert leaks(error, logs.records) == {}
+
+
+@pytest.mark.parametrize("where", ["the looping next link", "the listing's own link"])
+async def test_a_listing_that_loops_through_an_href_quoting_a_secret_leaks_it_in_no_error(
+    where: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """The loop error names the listing and the ``next`` that loops, besides the page it was read
+    on (the error's ``url``, scrubbed before). A ``next`` naming a page already read behind an
+    empty parameter (query noise, ignored when pages are compared) or a listing reached through a
+    link whose href quotes a secret put it into the message unscrubbed."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if request.url.path.endswith("/Jobs/j1"):
+            href = "/v1/Jobs/j1/JobSessions"
+            if where == "the listing's own link":
+                href += "?" + secret_query(request, password)
+            return httpx.Response(
+                200, json={"id": "j1", "name": "D", "_links": {"jobsessions": {"href": href}}}
+            )
+        if "offset=1" not in str(request.url):
+            return httpx.Response(
+                200, json={"results": [{"id": "s1"}], "_links": {"next": {"href": "?offset=1"}}}
+            )
+        noise = (
+            "&" + secret_query(request, password).replace("=", "x") + "="
+            if where.startswith("the looping")
+            else ""
+        )
+        href = f"{request.url.path}?offset=1{noise}"
+        return httpx.Response(200, json={"results": [{"id": "s2"}], "_links": {"next": {"href": href}}})
+
+    async with client_for(handler, password=password) as vbo:
+        link = (await vbo.job("j1")).links.jobsessions
+        assert link is not None
+        with pytest.raises(APIError, match="loops") as caught:
+            await link
+    assert "***" in str(caught.value)  # scrubbed, not dropped
+    assert leaks(caught.value, logs.records) == {}
