@@ -963,3 +963,50 @@ async def test_a_listing_that_loops_through_an_href_quoting_a_secret_leaks_it_in
             await link
     assert "***" in str(caught.value)  # scrubbed, not dropped
     assert leaks(caught.value, logs.records) == {}
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception reachable from it through ``__cause__`` and ``__context__``,
+    a suppressed context (``raise ... from None``) included: it is still attached to the error,
+    for any code (an error reporter, a debugger) to read, and keeps whatever it holds alive."""
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        exc = pending.pop()
+        if exc is None or any(exc is seen for seen in found):
+            continue
+        found.append(exc)
+        pending += [exc.__cause__, exc.__context__]
+    return found
+
+
+@pytest.mark.parametrize("answer", ["a body that is not JSON", "an unknown Content-Encoding"])
+async def test_an_undecodable_answer_echoing_a_secret_keeps_it_in_no_exception_of_the_chain(
+    answer: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """The `DecodeError` of a success that cannot be read was raised inside the handler of the
+    parser's or the body decoder's error: that error stayed its (suppressed) ``__context__``,
+    holding the server's text unscrubbed (orjson's error keeps the whole body as ``doc``: the
+    password and the token a server echoed, and up to ``max_response_bytes`` of memory with it)."""
+    password = PASSWORDS["plain"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        echo = f"{request.headers['authorization']} {password} {REFRESH}"
+        if answer == "a body that is not JSON":
+            return httpx.Response(200, text=f"<html>{echo}</html>")
+        headers = {"Content-Encoding": echo}
+        return httpx.Response(200, stream=httpx.ByteStream(b"[]"), headers=headers)
+
+    error = await raised_by(client_for(handler, password=password), "jobs")
+    assert isinstance(error, DecodeError)
+    chain = exception_chain(error)
+    shown = {
+        f"{index}: {type(exc).__name__}": f"{exc!s} {exc!r} {getattr(exc, '__dict__', {})!r}"
+        for index, exc in enumerate(chain)
+    }
+    assert {place: [s for s in SECRETS if s in text] for place, text in shown.items()} == {
+        place: [] for place in shown
+    }
+    assert leaks(error, logs.records) == {}
