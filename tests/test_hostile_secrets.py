@@ -922,3 +922,91 @@ async def test_a_prefetched_href_quoting_a_secret_leaks_it_in_no_link_error_and_
     error = result.link_errors[("j1", "repository")]
     assert "sig=***" in str(error)
     assert leaks(error, logs.records) == {}
+
+
+@pytest.mark.parametrize("where", ["the looping next link", "the listing's own link"])
+async def test_a_listing_that_loops_through_an_href_quoting_a_secret_leaks_it_in_no_error(
+    where: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """The loop error names the listing and the ``next`` that loops, besides the page it was read
+    on (the error's ``url``, scrubbed before). A ``next`` naming a page already read behind an
+    empty parameter (query noise, ignored when pages are compared) or a listing reached through a
+    link whose href quotes a secret put it into the message unscrubbed."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if request.url.path.endswith("/Jobs/j1"):
+            href = "/v1/Jobs/j1/JobSessions"
+            if where == "the listing's own link":
+                href += "?" + secret_query(request, password)
+            return httpx.Response(
+                200, json={"id": "j1", "name": "D", "_links": {"jobsessions": {"href": href}}}
+            )
+        if "offset=1" not in str(request.url):
+            return httpx.Response(
+                200, json={"results": [{"id": "s1"}], "_links": {"next": {"href": "?offset=1"}}}
+            )
+        noise = (
+            "&" + secret_query(request, password).replace("=", "x") + "="
+            if where.startswith("the looping")
+            else ""
+        )
+        href = f"{request.url.path}?offset=1{noise}"
+        return httpx.Response(200, json={"results": [{"id": "s2"}], "_links": {"next": {"href": href}}})
+
+    async with client_for(handler, password=password) as vbo:
+        link = (await vbo.job("j1")).links.jobsessions
+        assert link is not None
+        with pytest.raises(APIError, match="loops") as caught:
+            await link
+    assert "***" in str(caught.value)  # scrubbed, not dropped
+    assert leaks(caught.value, logs.records) == {}
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception reachable from it through ``__cause__`` and ``__context__``,
+    a suppressed context (``raise ... from None``) included: it is still attached to the error,
+    for any code (an error reporter, a debugger) to read, and keeps whatever it holds alive."""
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        exc = pending.pop()
+        if exc is None or any(exc is seen for seen in found):
+            continue
+        found.append(exc)
+        pending += [exc.__cause__, exc.__context__]
+    return found
+
+
+@pytest.mark.parametrize("answer", ["a body that is not JSON", "an unknown Content-Encoding"])
+async def test_an_undecodable_answer_echoing_a_secret_keeps_it_in_no_exception_of_the_chain(
+    answer: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """The `DecodeError` of a success that cannot be read was raised inside the handler of the
+    parser's or the body decoder's error: that error stayed its (suppressed) ``__context__``,
+    holding the server's text unscrubbed (orjson's error keeps the whole body as ``doc``: the
+    password and the token a server echoed, and up to ``max_response_bytes`` of memory with it)."""
+    password = PASSWORDS["plain"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        echo = f"{request.headers['authorization']} {password} {REFRESH}"
+        if answer == "a body that is not JSON":
+            return httpx.Response(200, text=f"<html>{echo}</html>")
+        headers = {"Content-Encoding": echo}
+        return httpx.Response(200, stream=httpx.ByteStream(b"[]"), headers=headers)
+
+    error = await raised_by(client_for(handler, password=password), "jobs")
+    assert isinstance(error, DecodeError)
+    chain = exception_chain(error)
+    shown = {
+        f"{index}: {type(exc).__name__}": f"{exc!s} {exc!r} {getattr(exc, '__dict__', {})!r}"
+        for index, exc in enumerate(chain)
+    }
+    assert {place: [s for s in SECRETS if s in text] for place, text in shown.items()} == {
+        place: [] for place in shown
+    }
+    assert leaks(error, logs.records) == {}

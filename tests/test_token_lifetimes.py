@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,12 +17,15 @@ from vbo_async._auth import Secret, TokenManager
 from vbo_async._dialects import V8
 from vbo_async._tokens import (
     MAX_LIFETIME,
+    MAX_TOKEN_LENGTH,
     MIN_REFRESH_DELAY,
     Token,
     expires_in_seconds,
     parse_token_response,
     refresh_delay,
 )
+
+from .conftest import client_for
 
 PROPERTY = settings(
     max_examples=int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150")) * 2,
@@ -195,3 +199,37 @@ def test_an_access_token_unusable_as_a_bearer_is_a_decode_error_that_does_not_qu
         parse_token_response({"access_token": access}, now=NOW, wall_now=WALL)
     assert not isinstance(info.value, AuthenticationError)
     assert "Wq7" not in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["access_token", "refresh_token"])
+def test_a_token_longer_than_a_request_header_can_carry_is_a_decode_error(field: str) -> None:
+    """A hostile token endpoint answering a token of megabytes (up to ``max_response_bytes``) held
+    the event loop for seconds per megabyte, each time the client built the redactor that hides its
+    tokens (every error, every debug log line), and would have sent it in every request's header."""
+    data = {"access_token": "tok-Wq7", "refresh_token": "ref-Wq7"}
+    data[field] = "Wq7" + "A" * MAX_TOKEN_LENGTH
+    with pytest.raises(DecodeError, match="too long") as info:
+        parse_token_response(data, now=NOW, wall_now=WALL)
+    assert info.value.path == f"$.{field}"
+    assert "Wq7" not in str(info.value)
+
+
+def test_a_token_as_long_as_allowed_is_kept() -> None:
+    access, refresh = "a" * MAX_TOKEN_LENGTH, "r" * MAX_TOKEN_LENGTH
+    token = parse_token_response({"access_token": access, "refresh_token": refresh}, now=NOW, wall_now=WALL)
+    assert (token.access_token, token.refresh_token) == (access, refresh)
+
+
+async def test_a_client_given_a_huge_token_sends_it_nowhere() -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, json={"access_token": "A" * 4_000_000, "expires_in": 3600})
+        return httpx.Response(500, text="boom")
+
+    async with client_for(handler) as vbo:
+        with pytest.raises(DecodeError, match="too long"):
+            await vbo.jobs()
+    assert [request.url.path for request in sent] == ["/v1/Token"]

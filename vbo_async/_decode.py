@@ -73,11 +73,10 @@ def parse_json(
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(
-            f"the response body is not valid JSON ({exc.msg} at byte {exc.pos})",
-            method=method,
-            url=url,
-        ) from None
+        problem = f"{exc.msg} at byte {exc.pos}"
+    # Raised outside the handler: the parser's error keeps the whole body (its ``doc``), which may
+    # echo a secret, and must not stay attached as the DecodeError's __context__.
+    raise DecodeError(f"the response body is not valid JSON ({problem})", method=method, url=url)
 
 
 class Decoder:

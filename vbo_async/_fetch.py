@@ -315,9 +315,13 @@ class Fetcher:
             seen.update(page_identity(fetched) for fetched in unseen)
             unseen.clear()
             if page_identity(next_url) in seen:
+                # Both URLs may quote a secret a server put in an href (the listing's link, or
+                # query noise in the next link): `hide_secrets` scrubs only the error's own URL.
+                scrub = self.scrub or str
                 error = APIError(
-                    f"the listing {url} loops: the next link of this page names {next_url} already "
-                    "read; refusing to read on (the listing cannot be known complete)",
+                    f"the listing {scrub(url)} loops: the next link of this page names "
+                    f"{scrub(next_url)} already read; refusing to read on (the listing cannot be "
+                    "known complete)",
                     status_code=200,
                     method="GET",
                     url=page_url,

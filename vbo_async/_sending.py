@@ -573,8 +573,12 @@ class Sender:
                     shown = self._scrub(url)
                     log.debug("%s %s -> %d: body dropped (%s)", method, shown, response.status_code, problem)
                 return b""
-            raise _undecodable(exc, problem, encoding, method, url) from None
-        return b"".join(parts)
+            undecodable = _undecodable(exc, problem, encoding, method, url)
+        else:
+            return b"".join(parts)
+        # Raised outside the handler: the decoder's error quotes the server's Content-Encoding
+        # unscrubbed, and must not stay attached as the DecodeError's __context__.
+        raise undecodable
 
     def _too_large(self, method: str, url: str, size: int) -> ResponseTooLargeError:
         return ResponseTooLargeError(

@@ -15,6 +15,7 @@ from ._exceptions import DecodeError
 
 __all__ = [
     "MAX_LIFETIME",
+    "MAX_TOKEN_LENGTH",
     "MIN_REFRESH_DELAY",
     "Token",
     "expires_in_seconds",
@@ -36,6 +37,12 @@ A token endpoint answering ``expires_in: 0.001`` (or a lifetime in the wrong uni
 otherwise make every request fetch a new token first. A token that really expires sooner is
 renewed when the server refuses it: a 401 renews at once (one renewal for all requests holding
 it), so the floor only delays the *proactive* refresh. ``expires_at`` stays what the server said."""
+MAX_TOKEN_LENGTH = 16 * 1024
+"""Longest access or refresh token accepted (characters). VB365 serves its API through http.sys,
+which refuses a request header line longer than 16 KiB by default, so no longer access token is
+ever usable; real ones are a few hundred to a few thousand characters. A token endpoint answering
+megabytes would otherwise be sent that much with every request, and hiding it from messages
+(`Redactor`, built per token change) costs about 5 µs a character on the event loop."""
 _SECONDS = re.compile(r"([0-9]+)(?:\.([0-9]*))?")
 """A numeric ``expires_in`` string: ASCII digits only (``"²".isdigit()`` is True, and ``int()``
 refuses it), with an optional fraction. Never given to ``int()``, which refuses 5,000 digits
@@ -97,6 +104,12 @@ def parse_token_response(data: Any, *, now: float, wall_now: dt.datetime) -> Tok
     if problem is not None:
         raise DecodeError(f"the token endpoint answered {problem}", path="$.access_token")
     refresh = data.get("refresh_token")
+    if isinstance(refresh, str) and len(refresh) > MAX_TOKEN_LENGTH:
+        raise DecodeError(
+            f"the token endpoint answered a refresh_token too long to use ({len(refresh)} characters, "
+            f"more than {MAX_TOKEN_LENGTH})",
+            path="$.refresh_token",
+        )
     lifetime = _lifetime(data, wall_now)
     return Token(
         access_token=data["access_token"],
@@ -121,6 +134,11 @@ def _access_token_problem(data: Any) -> str | None:
     access = data["access_token"]
     if not isinstance(access, str):
         return f"an access_token that is {_json_kind(access)}, not a string"
+    if len(access) > MAX_TOKEN_LENGTH:
+        return (
+            f"an access_token too long to send as a bearer token ({len(access)} characters, "
+            f"more than {MAX_TOKEN_LENGTH})"
+        )
     if not _is_header_safe(access):
         # Never echoed: it is a credential, and h11 would quote it in its "illegal header" error.
         shape = "empty" if not access else f"{len(access)} characters, not all visible ASCII"
