@@ -270,10 +270,15 @@ def judge_at(monkeypatch: pytest.MonkeyPatch, now: dt.datetime) -> None:
 
 
 def expected_health(
-    simulator: Simulator, organization_ids: list[str] | None = None, *, version: str = "v8"
+    simulator: Simulator,
+    organization_ids: list[str] | None = None,
+    *,
+    version: str = "v8",
+    policy: HealthPolicy | None = None,
 ) -> Health:
-    """What `poll_jobs(health=HealthPolicy())` judges of every job of a copy of ``simulator``
-    (same configuration, so same data) over ``version``, with the sweep's clock as it is."""
+    """What `poll_jobs(health=policy)` (`HealthPolicy()` by default) judges of every job of a
+    copy of ``simulator`` (same configuration, so same data) over ``version``, with the sweep's
+    clock as it is."""
 
     async def sweep() -> Health:
         app = create_app(simulator=Simulator(simulator.config))
@@ -287,7 +292,7 @@ def expected_health(
         ) as vbo:
             wanted = organization_ids if organization_ids is not None else simulator.organization_ids()
             targets = [PollTarget(client=vbo, organization_id=org) for org in wanted]
-            async with poll_jobs(targets, health=HealthPolicy()) as results:
+            async with poll_jobs(targets, health=policy or HealthPolicy()) as results:
                 async for result in results:
                     assert result.error is None, result.error
                     for job in result.jobs:
@@ -2237,7 +2242,7 @@ def test_bad_arguments_are_one_usage_error_line(
 
 
 COMMAND_OPTIONS = {
-    "check": ["--targets", "--max-age", "--org", "--timeout", "--concurrency"],
+    "check": ["--targets", "--max-age", "--schedule-aware", "--org", "--timeout", "--concurrency"],
     None: ["--version", "demo", "simulate", "jobs", "organizations", "poll", "check", "serve"],
     "demo": ["--organizations", "--seed", "--concurrency", "--json", "--wide"],
     "simulate": ["--host", "--port", "--tls", "--seed", "--organizations", "--error-rate", "--revoke-every"],
