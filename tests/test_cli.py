@@ -455,6 +455,21 @@ def test_demo_prints_a_table_of_every_simulated_job(capsys: pytest.CaptureFixtur
     assert "Latest session" not in result.out
 
 
+def test_the_demo_judges_by_max_age_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """``HealthPolicy.schedule_aware`` is off by default: the demo prints what issue 13's rule
+    gives, although its data holds a job that a schedule-aware policy would spare."""
+    result = run(capsys, "demo")
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=12))
+    default = expected_health(simulator)
+    aware = expected_health(simulator, policy=HealthPolicy(schedule_aware=True))
+    spared = {job_id for job_id in default if default[job_id] != aware[job_id]}
+    assert len(spared) == 1
+    assert [default[job_id][1] for job_id in spared] == ["no success for 40 h (max 26 h)"]
+    check_table(result.out, expected_rows(simulator), health=default)
+    assert summary_line(result.out) == "43 jobs on 12 tenants: 4 critical, 6 warning"
+    assert summary_of(aware, 12) == "43 jobs on 12 tenants: 3 critical, 6 warning"
+
+
 @pytest.mark.parametrize("variable", ["FORCE_COLOR", "TTY_COMPATIBLE"])
 def test_piped_output_forced_into_colour_still_shows_every_column(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variable: str
