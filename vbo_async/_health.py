@@ -107,7 +107,7 @@ class HealthPolicy:
       ``schedule_enabled`` False) is never stale, its last run still graded; a ``Daily`` job on
       some days of the week gets ``max_age`` plus its longest gap between scheduled days less
       one day (Workdays + 2 days, Weekends + 5 days, one weekday + 6 days), named in the
-      reason: ``"no success for 60 h (max 26 h + 2 days: runs on workdays)"``. Everyday,
+      reason: ``"no success for 4 days (max 26 h + 2 days: runs on workdays)"``. Everyday,
       Periodically, no schedule or a day type vbo-async does not know: ``max_age`` alone.
 
     The most severe finding wins (CRITICAL > WARNING > UNKNOWN > OK); on a tie, the last run's
