@@ -30,7 +30,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vbo_async import ConfigError, HealthState, RetryPolicy, TransportError, VBOClient, __version__
+from vbo_async import (
+    ConfigError,
+    HealthPolicy,
+    HealthState,
+    RetryPolicy,
+    TransportError,
+    VBOClient,
+    __version__,
+)
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
     PLUGIN_CODES,
@@ -555,6 +563,50 @@ async def test_a_small_max_age_makes_recent_successes_stale(
     assert all(re.search(r": no success for (\d+ h|\d+ days) \(max 90 min\)$", line) for line in stale), stale
 
 
+async def test_schedule_aware_spares_the_days_a_schedule_leaves_out_and_jobs_run_by_hand(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
+) -> None:
+    """``--schedule-aware`` end to end: with ``--max-age 90m``, a daily job on workdays (as the
+    simulator serves it) and a job the server says runs only by hand (``ManualOnly``) are no
+    longer stale; every other line stays as it was, and the flag's verdicts are the library's."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = simulator(43)
+    short = dt.timedelta(minutes=90)
+    plain = expected_health(sim, policy=HealthPolicy(max_age=short))
+    scheduled = expected_health(sim, policy=HealthPolicy(max_age=short, schedule_aware=True))
+    wire = {job["id"]: job for job in sim.jobs_wire(version="v8", limit=10_000)["results"]}
+    stale = sorted(job_id for job_id, (_, why) in plain.items() if why.startswith("no success for"))
+    some_days = [job_id for job_id in stale if scheduled[job_id][0] == "OK"]
+    assert {wire[job_id]["schedulePolicy"]["dailyType"] for job_id in some_days} == {"Workdays"}
+    by_hand, *others = (
+        job_id
+        for job_id in stale
+        if wire[job_id]["schedulePolicy"]["type"] == "Periodically"
+        and wire[job_id]["lastStatus"] == "Success"
+    )
+    assert others  # periodic jobs that stay stale
+
+    def manual_only(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item["id"] == by_hand:
+                item["schedulePolicy"]["type"] = "ManualOnly"
+
+    async with serve(as_asgi(editing(sim, "/jobs", manual_only))) as port:
+        server = Served(sim, f"http://127.0.0.1:{port}", "east", plain, expected_rows(sim))
+        targets = targets_of(tmp_path, server)
+        default = await check(capsys, targets, "--max-age", "90m")
+        aware = await check(capsys, targets, "--max-age", "90m", "--schedule-aware")
+    assert default.out.splitlines()[1:] == problem_lines(server)
+    spared = {*some_days, by_hand}
+    expected = {**scheduled, by_hand: ("OK", "last run succeeded")}
+    assert aware.out.splitlines()[1:] == problem_lines(attrs.evolve(server, health=expected))
+    assert len(aware.out.splitlines()) == len(default.out.splitlines()) - len(spared)
+    assert (default.code, aware.code) == (2, 2)  # the periodic jobs stay stale
+    before, after = (perf_values(first_line(result.out)["perf"]) for result in (default, aware))
+    assert after["critical"] == before["critical"] - len(spared)
+    assert after["ok"] == before["ok"] + len(spared)
+
+
 async def test_a_server_that_is_down_is_unknown_never_ok(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:
@@ -1042,6 +1094,8 @@ def test_help_documents_the_plugin_exit_codes_and_output(capsys: pytest.CaptureF
         "CRITICAL > WARNING > UNKNOWN > OK",
         "--max-age DURATION",
         "[default: 26h]",
+        "--schedule-aware Let --max-age follow each job's schedule",
+        "(with --schedule-aware, plus the days its schedule leaves out; never for a job run only by hand)",
         "--org ID|NAME",
         "--timeout DURATION",
         "v1 cannot list sessions server-wide: one request per job",

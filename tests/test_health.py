@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from vbo_async import (
     ConfigError,
+    DailyType,
     HealthPolicy,
     HealthState,
     Job,
@@ -24,6 +25,8 @@ from vbo_async import (
     JobSession,
     JobStatus,
     NotFoundError,
+    SchedulePolicy,
+    ScheduleType,
     VBOClient,
     assess,
 )
@@ -100,6 +103,7 @@ def test_policy_defaults() -> None:
     assert policy.never_run is WARNING
     assert policy.disabled is OK
     assert policy.unreadable is UNKNOWN
+    assert policy.schedule_aware is False
 
 
 @pytest.mark.parametrize(
@@ -115,6 +119,9 @@ def test_policy_defaults() -> None:
         ("max_age", 26),
         ("max_age", dt.timedelta(0)),
         ("max_age", -hours(1)),
+        ("schedule_aware", 1),
+        ("schedule_aware", "yes"),
+        ("schedule_aware", None),
     ],
 )
 def test_policy_refuses_bad_values(option: str, value: Any) -> None:
@@ -326,6 +333,166 @@ def test_without_a_known_success_only_runs_reaching_past_max_age_prove_staleness
     assert check(only_job).reason == "no success for at least 40 h (max 26 h)"
 
 
+# --- schedule-aware staleness -----------------------------------------------------------------------
+
+
+def daily(day_type: str | None, **fields: Any) -> SchedulePolicy:
+    return SchedulePolicy(
+        type=ScheduleType.DAILY, daily_type=None if day_type is None else DailyType(day_type), **fields
+    )
+
+
+def aware(job: Job, sessions: Sequence[JobSession] = (), **policy: Any) -> JobHealth:
+    return check(job, sessions, schedule_aware=True, **policy)
+
+
+BY_HAND = [
+    SchedulePolicy(type=ScheduleType.MANUAL_ONLY),
+    daily("Everyday", schedule_enabled=False),
+    SchedulePolicy(type=ScheduleType.PERIODICALLY, schedule_enabled=False),
+    SchedulePolicy(type=ScheduleType.MANUAL_ONLY, schedule_enabled=True),
+]
+
+
+@pytest.mark.parametrize("schedule", BY_HAND)
+def test_a_job_run_only_by_hand_is_never_stale_when_schedule_aware(schedule: SchedulePolicy) -> None:
+    succeeded = make_job(schedule_policy=schedule, last_backup=NOW - hours(2000))
+    sessions = [run("Success", 2000)]
+    assert check(succeeded, sessions).state is CRITICAL  # the default: max_age alone
+    health = aware(succeeded, sessions)
+    assert (health.state, health.reason) == (OK, "last run succeeded 83 days ago")
+    # Its last run is still graded as it is without a schedule.
+    job = make_job(schedule_policy=schedule)
+    failed = aware(job, [run("Failed", 900)])
+    assert (failed.state, failed.reason) == (CRITICAL, "failed 37 days ago")
+    warnings = [run("Warning", 1), run("Warning", 900)]
+    assert (aware(job, warnings).state, aware(job, warnings).reason) == (
+        WARNING,
+        "last run ended with warnings 50 min ago",
+    )
+    assert check(job, warnings).state is CRITICAL  # stale by default
+    assert (aware(job).state, aware(job).reason) == (WARNING, "never run")
+    disabled = aware(make_job(schedule_policy=schedule, is_enabled=False), [run("Failed", 1)])
+    assert (disabled.state, disabled.reason) == (OK, "disabled")
+
+
+@pytest.mark.parametrize(
+    ("day_type", "extra", "name"),
+    [
+        ("Workdays", 2, "workdays"),
+        ("Weekends", 5, "weekends"),
+        ("Monday", 6, "Mondays"),
+        ("Wednesday", 6, "Wednesdays"),
+        ("Sunday", 6, "Sundays"),
+    ],
+)
+def test_a_daily_schedule_on_some_days_extends_max_age_by_its_longest_gap(
+    day_type: str, extra: int, name: str
+) -> None:
+    def at(age: dt.timedelta, **policy: Any) -> JobHealth:
+        job = make_job(schedule_policy=daily(day_type), last_backup=NOW - age)
+        return aware(job, [run("Success", 5000)], **policy)
+
+    limit = hours(26) + dt.timedelta(days=extra)
+    assert at(limit).state is OK
+    assert at(limit).reason == "last run succeeded 208 days ago"
+    late = at(limit + dt.timedelta(seconds=1))
+    assert late.state is CRITICAL
+    assert (
+        late.reason
+        == f"no success for {(26 + 24 * extra) // 24} days (max 26 h + {extra} days: runs on {name})"
+    )
+    short = at(hours(60), max_age=hours(10))
+    if extra == 2:
+        assert (short.state, short.reason) == (
+            CRITICAL,
+            "no success for 60 h (max 10 h + 2 days: runs on workdays)",
+        )
+    else:
+        assert short.state is OK
+    # Without schedule_aware, max_age alone decides.
+    job = make_job(schedule_policy=daily(day_type), last_backup=NOW - hours(27))
+    assert check(job, [run("Success", 5000)]).reason == "no success for 27 h (max 26 h)"
+
+
+def test_the_allowance_also_bounds_a_job_without_any_success_known() -> None:
+    job = make_job(schedule_policy=daily("Workdays"))
+    warnings = [run("Warning", 1), run("Warning", 60)]
+    assert check(job, warnings).reason == "no success for at least 60 h (max 26 h)"
+    assert (aware(job, warnings).state, aware(job, warnings).reason) == (
+        WARNING,
+        "last run ended with warnings 50 min ago",
+    )
+    older = aware(job, [*warnings, run("Warning", 80)])
+    assert (older.state, older.reason) == (
+        CRITICAL,
+        "no success for at least 3 days (max 26 h + 2 days: runs on workdays)",
+    )
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        None,
+        SchedulePolicy(),
+        daily("Everyday"),
+        daily(None),
+        daily("Holidays"),  # a day type of a newer server: open enum, not known here
+        SchedulePolicy(type=ScheduleType.PERIODICALLY, daily_type=DailyType.WORKDAYS),
+        SchedulePolicy(type=ScheduleType("Monthly"), daily_type=DailyType.MONDAY),
+        SchedulePolicy(daily_type=DailyType.WEEKENDS),  # no type: not known to be Daily
+        daily("Everyday", schedule_enabled=True),
+    ],
+)
+def test_other_schedules_keep_max_age_alone(schedule: SchedulePolicy | None) -> None:
+    job = make_job(schedule_policy=schedule, last_backup=NOW - hours(28))
+    sessions = [run("Success", 28)]
+    assert aware(job, sessions).reason == "no success for 27 h (max 26 h)"
+    assert verdict(aware(job, sessions)) == verdict(check(job, sessions))
+    assert aware(job, sessions, max_age=None).state is OK
+
+
+def test_plain_strings_in_a_schedule_count_as_their_members() -> None:
+    """A `SchedulePolicy` built by hand with the wire strings reads as the decoded one."""
+    hand = SchedulePolicy(type="Daily", daily_type="Weekends")  # type: ignore[arg-type]
+    health = aware(make_job(schedule_policy=hand, last_backup=NOW - hours(30)))
+    assert health.state is OK
+    manual = SchedulePolicy(type="ManualOnly")  # type: ignore[arg-type]
+    assert aware(make_job(schedule_policy=manual, last_backup=NOW - hours(3000))).state is OK
+
+
+@pytest.mark.parametrize(
+    "max_age",
+    [
+        dt.timedelta.max,
+        dt.timedelta.max - dt.timedelta(days=3),
+        dt.timedelta(days=999_999_990),
+        dt.timedelta(microseconds=1),
+    ],
+)
+@pytest.mark.parametrize("day_type", ["Workdays", "Weekends", "Friday", "Everyday"])
+def test_a_huge_or_tiny_max_age_never_overflows(max_age: dt.timedelta, day_type: str) -> None:
+    """The allowance saturates at `datetime.timedelta.max` rather than overflow."""
+    tiny = max_age < hours(1)
+    ancient = make_job(schedule_policy=daily(day_type), last_backup=dt.datetime(1, 1, 1, tzinfo=dt.UTC))
+    health = aware(ancient, [run("Success", 1e6)], max_age=max_age)
+    assert health.state is (CRITICAL if tiny else OK)
+    assert health.reason.startswith(
+        "no success for 41666 days (max 0.000001 s" if tiny else "last run succeeded "
+    )
+    no_success = aware(make_job(schedule_policy=daily(day_type), last_run=NOW - hours(1e6)), max_age=max_age)
+    assert (no_success.state, no_success.reason.startswith("no success for at least ")) == (
+        (CRITICAL, True) if tiny else (WARNING, False)
+    )
+
+
+def test_a_schedule_that_is_not_a_schedule_policy_is_a_config_error() -> None:
+    job = make_job(schedule_policy={"type": "ManualOnly"})
+    with pytest.raises(ConfigError, match="schedule_policy must be a SchedulePolicy"):
+        aware(job, [run("Success", 1)])
+    assert check(job, [run("Success", 1)]).state is OK  # not read without schedule_aware
+
+
 # --- never run, disabled, unreadable ---------------------------------------------------------------
 
 
@@ -523,6 +690,66 @@ def test_the_verdict_depends_on_the_sessions_not_their_order_nor_their_zones(
     order.shuffle(shuffled)
     assert verdict(check(job(naive=False), sessions_of(shuffled), **policy)) == expected
     assert verdict(check(job(naive=True), sessions_of(shuffled, naive=True), **policy)) == expected
+
+
+SCHEDULES = st.one_of(
+    st.none(),
+    st.builds(
+        SchedulePolicy,
+        type=st.sampled_from([None, *ScheduleType, ScheduleType("Monthly")]),
+        daily_type=st.sampled_from([None, *DailyType, DailyType("Holidays")]),
+        schedule_enabled=st.sampled_from([None, True, False]),
+    ),
+)
+"""Any schedule: every known type and day type, one of a newer server, none, switched off or not."""
+
+
+@PROPERTY
+@given(
+    rows=session_rows(),
+    enabled=st.sampled_from([True, False, None]),
+    last_status=st.sampled_from(STATUSES),
+    last_run=AGES,
+    last_backup=AGES,
+    schedule=SCHEDULES,
+    max_age=st.one_of(
+        st.none(), st.sampled_from([1, 3600, 26 * 3600, 3 * 86400]), st.integers(1, 10 * 86400)
+    ),
+    stale=st.sampled_from(list(HealthState)),
+)
+def test_schedule_aware_is_never_more_severe_than_max_age_alone(
+    rows: list[dict[str, Any]],
+    enabled: bool | None,
+    last_status: str | None,
+    last_run: int | None,
+    last_backup: int | None,
+    schedule: SchedulePolicy | None,
+    max_age: int | None,
+    stale: HealthState,
+) -> None:
+    """For the same job and sessions, ``schedule_aware=True`` never gives a more severe state;
+    the last session, the run in progress and the last success are the same; a schedule that
+    runs by itself on every day (or an unknown one) gives the very same verdict."""
+    job = make_job(
+        is_enabled=enabled,
+        last_status=None if last_status is None else JobStatus(last_status),
+        last_run=before_now(last_run, naive=False),
+        last_backup=before_now(last_backup, naive=False),
+        schedule_policy=schedule,
+    )
+    policy = {"max_age": None if max_age is None else dt.timedelta(seconds=max_age), "stale": stale}
+    plain = check(job, sessions_of(rows), **policy)
+    scheduled = check(job, sessions_of(rows), schedule_aware=True, **policy)
+    assert scheduled.state.severity <= plain.state.severity
+    assert verdict(scheduled)[2:] == verdict(plain)[2:]
+    by_hand = schedule is not None and (schedule.type == "ManualOnly" or schedule.schedule_enabled is False)
+    some_days = (
+        schedule is not None
+        and schedule.type == "Daily"
+        and schedule.daily_type not in (None, "Everyday", "Holidays")
+    )
+    if not by_hand and not some_days:
+        assert verdict(scheduled) == verdict(plain)
 
 
 # --- times and arguments -------------------------------------------------------------------------
@@ -924,3 +1151,48 @@ async def test_a_v6_failure_from_the_wire_is_critical() -> None:
     assert health.last_success == dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC)
     assert health.last_session is not None
     assert health.last_session.job_id == JOB_ID
+
+
+SUCCEEDED, STALE_60 = "last run succeeded 2 days ago", "no success for 60 h (max 26 h)"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(
+    ("schedule", "state", "reason"),
+    [
+        ({"type": "Daily", "dailyType": "Workdays", "dailyTime": "22:00:00"}, OK, SUCCEEDED),
+        ({"type": "Daily", "dailyType": "Everyday", "dailyTime": "22:00:00"}, CRITICAL, STALE_60),
+        ({"type": "Daily", "dailyType": "Thursday"}, OK, SUCCEEDED),
+        ({"type": "ManualOnly"}, OK, SUCCEEDED),
+        ({"type": "Daily", "dailyType": "Everyday", "scheduleEnabled": False}, OK, SUCCEEDED),
+        ({"type": "Periodically", "periodicallyEvery": "Hours1"}, CRITICAL, STALE_60),
+    ],
+)  # fmt: skip
+async def test_schedules_from_the_wire_of_every_version(
+    version: str, schedule: dict[str, Any], state: HealthState, reason: str
+) -> None:
+    """The same schedule read from each version's wire: v1 writes booleans as strings."""
+    wire_schedule = dict(schedule)
+    if version == "v1" and "scheduleEnabled" in wire_schedule:
+        wire_schedule["scheduleEnabled"] = "false"
+    wire = {
+        "id": JOB_ID,
+        "isEnabled": "true" if version == "v1" else True,
+        "lastStatus": "Success",
+        "lastRun": "2026-06-28T23:40:00Z",
+        "schedulePolicy": wire_schedule,
+    }
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version=version,
+        transport=serving(version, {}, []),
+    ) as vbo:
+        job = vbo.from_wire(wire, Job)
+    assert job.schedule_policy is not None
+    if "scheduleEnabled" in schedule:
+        assert job.schedule_policy.schedule_enabled is False
+    health = assess(job, policy=HealthPolicy(schedule_aware=True), now=NOW)
+    assert (health.state, health.reason) == (state, reason)
+    assert assess(job, now=NOW).state is CRITICAL  # the default: max_age alone

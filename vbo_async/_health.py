@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from ._enums import JobStatus
+from ._enums import DailyType, JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
-from ._models import Job, JobSession
+from ._models import Job, JobSession, SchedulePolicy
 
 __all__ = [
     "HealthPolicy",
@@ -75,6 +76,11 @@ def _max_age(instance: object, attribute: attrs.Attribute[Any], value: object) -
         raise ConfigError(f"HealthPolicy.max_age must be a positive timedelta or None, got {value!r}")
 
 
+def _flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"HealthPolicy.{attribute.name} must be True or False, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class HealthPolicy:
     """Which state each finding about a job gives. Invalid values raise `ConfigError`.
@@ -96,6 +102,13 @@ class HealthPolicy:
     - ``disabled``: the job is disabled (OK, reason ``"disabled"``); it decides alone, the runs
       are not graded. None grades a disabled job like an enabled one.
     - ``unreadable``: its sessions could not be read (UNKNOWN).
+    - ``schedule_aware``: staleness follows the job's schedule (off by default: ``max_age``
+      alone decides). A job run only by hand (schedule type ``ManualOnly``, or
+      ``schedule_enabled`` False) is never stale, its last run still graded; a ``Daily`` job on
+      some days of the week gets ``max_age`` plus its longest gap between scheduled days less
+      one day (Workdays + 2 days, Weekends + 5 days, one weekday + 6 days), named in the
+      reason: ``"no success for 4 days (max 26 h + 2 days: runs on workdays)"``. Everyday,
+      Periodically, no schedule or a day type vbo-async does not know: ``max_age`` alone.
 
     The most severe finding wins (CRITICAL > WARNING > UNKNOWN > OK); on a tie, the last run's
     finding comes before staleness.
@@ -110,6 +123,7 @@ class HealthPolicy:
     never_run: HealthState = attrs.field(default=HealthState.WARNING, validator=_state)
     disabled: HealthState | None = attrs.field(default=HealthState.OK, validator=_optional_state)
     unreadable: HealthState = attrs.field(default=HealthState.UNKNOWN, validator=_state)
+    schedule_aware: bool = attrs.field(default=False, validator=_flag)
 
 
 @attrs.frozen(kw_only=True)
@@ -343,14 +357,16 @@ def _staleness(
     policy: HealthPolicy,
     now: dt.datetime,
 ) -> _Finding | None:
-    """The stale finding, when the job has gone longer than ``max_age`` without a success."""
-    if policy.max_age is None:
+    """The stale finding, when the job has gone longer than its allowance (`_allowance`)
+    without a success."""
+    allowance = _allowance(job, policy)
+    if allowance is None:
         return None
-    limit = _exact(policy.max_age)
+    limit, said = allowance
     if last_success is not None:
         age = now - last_success
-        if age > policy.max_age:
-            return _Finding(policy.stale, f"no success for {_span(age)} (max {limit})")
+        if age > limit:
+            return _Finding(policy.stale, f"no success for {_span(age)} (max {said})")
         return None
     # No success known: the runs seen (and the job's last run) bound how long it has been.
     starts = [_utc(s.creation_time) for s in sessions] + [_utc(job.last_run)]
@@ -358,9 +374,78 @@ def _staleness(
     if not known:
         return None  # never run: that finding speaks for itself
     reach = now - min(known)
-    if reach > policy.max_age:
-        return _Finding(policy.stale, f"no success for at least {_span(reach)} (max {limit})")
+    if reach > limit:
+        return _Finding(policy.stale, f"no success for at least {_span(reach)} (max {said})")
     return None
+
+
+def _allowance(job: Job, policy: HealthPolicy) -> tuple[dt.timedelta, str] | None:
+    """How long ``job`` may go without a success under ``policy``, and how the reason says it
+    (``26 h``, ``26 h + 2 days: runs on workdays``); None when it is never stale."""
+    if policy.max_age is None:
+        return None
+    said = _exact(policy.max_age)
+    if not policy.schedule_aware:
+        return policy.max_age, said
+    schedule = job.schedule_policy
+    if schedule is not None and not isinstance(schedule, SchedulePolicy):
+        raise ConfigError(
+            f"job.schedule_policy must be a SchedulePolicy or None, got {type(schedule).__name__}"
+        )
+    if schedule is not None and (
+        schedule.type == ScheduleType.MANUAL_ONLY or schedule.schedule_enabled is False
+    ):
+        return None  # run only by hand: no run is missed
+    scheduled = _scheduled_days(schedule)
+    if scheduled is None:
+        return policy.max_age, said
+    days, name = scheduled
+    extra = _longest_gap(days) - 1
+    return _saturating_sum(policy.max_age, dt.timedelta(days=extra)), f"{said} + {extra} days: runs on {name}"
+
+
+def _scheduled_days(schedule: SchedulePolicy | None) -> tuple[frozenset[int], str] | None:
+    """The weekdays (Monday 0) a ``Daily`` schedule runs on and their name, for a day type that
+    names some days of the week; None for any other schedule (an unknown day type included)."""
+    if schedule is None or schedule.type != ScheduleType.DAILY or not isinstance(schedule.daily_type, str):
+        return None
+    return _WEEK_DAYS.get(schedule.daily_type)
+
+
+_WEEK_DAYS: Mapping[str, tuple[frozenset[int], str]] = MappingProxyType(
+    {
+        DailyType.WORKDAYS: (frozenset(range(5)), "workdays"),
+        DailyType.WEEKENDS: (frozenset({5, 6}), "weekends"),
+        **{
+            day: (frozenset({number}), f"{day.value}s")
+            for number, day in enumerate(
+                (
+                    DailyType.MONDAY,
+                    DailyType.TUESDAY,
+                    DailyType.WEDNESDAY,
+                    DailyType.THURSDAY,
+                    DailyType.FRIDAY,
+                    DailyType.SATURDAY,
+                    DailyType.SUNDAY,
+                )
+            )
+        },
+    }
+)
+"""The ``dailyType`` values that name some days of the week: their weekdays and their name."""
+
+
+def _longest_gap(days: frozenset[int]) -> int:
+    """The most days from one of ``days`` (weekdays) to the next of them: 7 for one day a week."""
+    ordered = sorted(days)
+    return max(
+        (after - before) % 7 or 7 for before, after in zip(ordered, ordered[1:] + ordered[:1], strict=True)
+    )
+
+
+def _saturating_sum(first: dt.timedelta, second: dt.timedelta) -> dt.timedelta:
+    """``first + second``, or `datetime.timedelta.max` where that would overflow."""
+    return first + second if first <= dt.timedelta.max - second else dt.timedelta.max
 
 
 def _span(delta: dt.timedelta) -> str:

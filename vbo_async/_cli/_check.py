@@ -65,7 +65,8 @@ servers_down and tenants_unreadable. Then one line per job, tenant or server tha
 worst first.
 
 \b
-A job's health: CRITICAL when its last run failed or it had no success for --max-age;
+A job's health: CRITICAL when its last run failed or it had no success for --max-age
+(with --schedule-aware, plus the days its schedule leaves out; never for a job run only by hand);
 WARNING when its last run ended with warnings, failed but will be retried, or it never ran;
 UNKNOWN when its last run ended otherwise or its sessions could not be read; OK otherwise
 (a disabled job is OK). A server or tenant that cannot be read, an --org that names no
@@ -138,6 +139,13 @@ def say_unknown(*lines: str) -> None:
     help="A job with no success for longer is CRITICAL: 90m, 26h, 2d, 1d12h (units d, h, m, s).",
 )
 @click.option(
+    "--schedule-aware",
+    is_flag=True,
+    help="Let --max-age follow each job's schedule: a job run only by hand is never stale, a daily "
+    "job on some days of the week gets its longest gap between them less one day on top (Workdays "
+    "+2 days, Weekends +5 days, one weekday +6 days) [default: --max-age alone].",
+)
+@click.option(
     "--org",
     "organizations",
     multiple=True,
@@ -166,6 +174,7 @@ def say_unknown(*lines: str) -> None:
 def check(
     targets: Path,
     max_age: dt.timedelta,
+    schedule_aware: bool,
     organizations: tuple[str, ...],
     timeout: dt.timedelta,
     concurrency: int,
@@ -188,7 +197,7 @@ def check(
                 output = run_unheld(
                     run_check(
                         targets,
-                        policy=HealthPolicy(max_age=max_age),
+                        policy=HealthPolicy(max_age=max_age, schedule_aware=schedule_aware),
                         wanted=organizations,
                         give_up_after=timeout,
                         concurrency=concurrency,
