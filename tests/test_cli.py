@@ -762,6 +762,26 @@ async def test_jobs_over_http_json(
     assert jobs <= sessions <= 2 * jobs
 
 
+@pytest.mark.parametrize("options", [["--max-age", "90m"], ["--max-age", "90m", "--schedule-aware"]], ids=str)
+async def test_jobs_judges_health_under_the_max_age_and_schedule_options(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    org_id: str,
+    options: list[str],
+) -> None:
+    """``jobs`` takes ``check``'s health options: its rows are judged as `poll_jobs` judges them
+    under the same `HealthPolicy` (and differ from the default's)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    policy = HealthPolicy(max_age=dt.timedelta(minutes=90), schedule_aware="--schedule-aware" in options)
+    result = await run_in_thread(capsys, *jobs_args(http_url, org_id, "--json", *options))
+    assert result.code == 0, result.err
+    judged = expected_health(simulator, [org_id], policy=policy)
+    assert judged != expected_health(simulator, [org_id])  # the options change something here
+    check_json_rows(result.out, expected_rows(simulator, [org_id]), http_url, judged)
+
+
 async def test_jobs_over_http_table(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -1445,6 +1465,33 @@ async def test_poll_two_servers(
     # Names come from the listings: no organization is fetched through a job's link.
     for simulator in (east, west):
         assert not any(re.fullmatch(r"/v\d/organizations/[^/]+", path) for path in endpoints(simulator))
+
+
+async def test_poll_judges_health_under_the_max_age_and_schedule_options(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    tmp_path: Path,
+) -> None:
+    """``poll`` takes ``check``'s health options: ``--max-age 90m`` (and ``--schedule-aware`` on
+    top) judge every row as `poll_jobs` does under that `HealthPolicy`."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    targets = write_targets(
+        tmp_path / "targets.toml", server_table("east", http_url, "VBO_PASSWORD", organizations='"all"')
+    )
+    short = dt.timedelta(minutes=90)
+    judged = []
+    for aware in (False, True):
+        extra = ["--schedule-aware"] if aware else []
+        result = await run_in_thread(
+            capsys, "poll", "--targets", str(targets), "--json", "--max-age", "90m", *extra
+        )
+        assert result.code == 0, result.err
+        health = expected_health(simulator, policy=HealthPolicy(max_age=short, schedule_aware=aware))
+        check_json_rows(result.out, expected_rows(simulator), "east", health)
+        judged.append(health)
+    assert judged[0] != judged[1] != expected_health(simulator)  # each option changes something
 
 
 async def test_poll_lists_the_servers_organizations_concurrently(
@@ -2303,6 +2350,8 @@ COMMAND_OPTIONS = {
         "--ca-bundle",
         "--insecure",
         "--org",
+        "--max-age",
+        "--schedule-aware",
         "--json",
         "--wide",
     ],
@@ -2315,8 +2364,16 @@ COMMAND_OPTIONS = {
         "--insecure",
         "--json",
     ],
-    "poll": ["--targets", "--concurrency", "--timeout", "--json", "--wide"],
-    "serve": ["--targets", "--listen", "--interval", "--timeout", "--concurrency"],
+    "poll": ["--targets", "--concurrency", "--timeout", "--max-age", "--schedule-aware", "--json", "--wide"],
+    "serve": [
+        "--targets",
+        "--listen",
+        "--interval",
+        "--timeout",
+        "--concurrency",
+        "--max-age",
+        "--schedule-aware",
+    ],
 }
 
 

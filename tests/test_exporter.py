@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime as dt
 import gzip
 import json
 import os
@@ -34,7 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from vbo_async import HealthState, VBOClient
+from vbo_async import HealthPolicy, HealthState, VBOClient
 from vbo_async._cli import _exporter as _exporter_module
 from vbo_async._cli import _exposition as _exposition_module
 from vbo_async._cli import _serve, _sweeps
@@ -807,7 +808,7 @@ def test_serve_names_the_extra_to_install(tmp_path: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def _serving(
-    tmp_path: Path, url: str, *, interval: float = 60
+    tmp_path: Path, url: str, *, interval: float = 60, policy: HealthPolicy | None = None
 ) -> AsyncIterator[tuple[socket.socket, asyncio.Task[Outcome]]]:
     """`_serve._serve` of the one server ``url`` (named east) in a task of this test's loop,
     listening on a socket of its own; on leaving, the task is cancelled if still running and
@@ -818,7 +819,13 @@ async def _serving(
     sock.listen(16)
     task = asyncio.create_task(
         _serve._serve(
-            targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=interval, budget=None, concurrency=8
+            targets.servers,
+            {"VBO_PASSWORD": "admin"},
+            sock,
+            interval=interval,
+            budget=None,
+            concurrency=8,
+            policy=policy,
         )
     )
     try:
@@ -847,6 +854,29 @@ async def test_sigterm_stops_cleanly_and_logs_out(capsys: pytest.CaptureFixture[
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as client:
             await client.get(f"http://127.0.0.1:{address[1]}/healthz")
+
+
+async def test_serve_judges_health_under_its_policy(tmp_path: Path) -> None:
+    """``serve --max-age``/``--schedule-aware`` reach the exporter: every ``job_health`` is what
+    `job_health` gives under the same policy (with a one-minute ``max_age``, jobs the default
+    calls OK are stale)."""
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    policy = HealthPolicy(max_age=dt.timedelta(minutes=1), schedule_aware=True)
+    async with (
+        serve(app) as port,
+        _serving(tmp_path, f"http://127.0.0.1:{port}/v8", policy=policy) as (sock, _),
+    ):
+        address = sock.getsockname()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
+            await wait_for_async(lambda: _healthy(client))
+            body = (await client.get("/metrics")).content
+        async with VBOClient(f"http://127.0.0.1:{port}", username="admin", password="admin") as vbo:
+            jobs = await vbo.jobs()
+            judged = {job.id: (await vbo.job_health(job, policy=policy)).state for job in jobs}
+            default = {job.id: (await vbo.job_health(job)).state for job in jobs}
+    assert judged != default  # the policy changes something here
+    for job_id, state in judged.items():
+        assert value(body, PREFIX + "job_health", server="east", job_id=job_id) == state.value
 
 
 async def _healthy(client: httpx.AsyncClient) -> bool:

@@ -21,7 +21,7 @@ from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
 from .._printable import printable
-from ._check import CHECK_EPILOG, PLUGIN_CODES, check, duration, say_unknown
+from ._check import CHECK_EPILOG, PLUGIN_CODES, check, duration, health_options, health_policy, say_unknown
 from ._connect import DEFAULT_API_VERSION, Connection, explain, is_terminal
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
@@ -360,8 +360,16 @@ def simulate(
     metavar="ID|NAME",
     help="Organization id, or name (case-insensitive).",
 )
+@health_options
 @output_options
-def jobs(connection: Connection, organization: str, as_json: bool, wide: bool) -> Outcome:
+def jobs(
+    connection: Connection,
+    organization: str,
+    max_age: dt.timedelta,
+    schedule_aware: bool,
+    as_json: bool,
+    wide: bool,
+) -> Outcome:
     """List the jobs of one organization.
 
     \b
@@ -371,7 +379,8 @@ def jobs(connection: Connection, organization: str, as_json: bool, wide: bool) -
     """
     from ._flows import jobs as run
 
-    return _show(asyncio.run(run(connection, organization)), as_json=as_json, wide=wide)
+    report = asyncio.run(run(connection, organization, policy=health_policy(max_age, schedule_aware)))
+    return _show(report, as_json=as_json, wide=wide)
 
 
 @cli.command()
@@ -422,8 +431,17 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     "by then is listed as not read ('no answer within 2m'), everything read is shown "
     "[default: no limit].",
 )
+@health_options
 @output_options
-def poll(targets: Path, concurrency: int, timeout: dt.timedelta | None, as_json: bool, wide: bool) -> Outcome:
+def poll(
+    targets: Path,
+    concurrency: int,
+    timeout: dt.timedelta | None,
+    max_age: dt.timedelta,
+    schedule_aware: bool,
+    as_json: bool,
+    wide: bool,
+) -> Outcome:
     """Poll the servers and organizations of a TOML targets file.
 
     Each server is listed and then polled on its own: a slow one holds up only itself. With
@@ -446,7 +464,8 @@ def poll(targets: Path, concurrency: int, timeout: dt.timedelta | None, as_json:
     """
     from ._flows import poll as run
 
-    report = run_unheld(run(targets, concurrency, give_up_after=timeout))
+    policy = health_policy(max_age, schedule_aware)
+    report = run_unheld(run(targets, concurrency, give_up_after=timeout, policy=policy))
     return _show(report, as_json=as_json, wide=wide)
 
 
@@ -482,7 +501,16 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
     help="Seconds one server's sweep may take before that server counts as down [default: the interval].",
 )
 @_concurrency(8, "How many tenants (or whole-server batches) are polled at once on each server.")
-def serve(targets: Path, listen: str, interval: float, timeout: float | None, concurrency: int) -> Outcome:
+@health_options
+def serve(
+    targets: Path,
+    listen: str,
+    interval: float,
+    timeout: float | None,
+    concurrency: int,
+    max_age: dt.timedelta,
+    schedule_aware: bool,
+) -> Outcome:
     """Serve Prometheus metrics of the servers of a TOML targets file.
 
     Needs the exporter extra: pip install 'vbo-async[exporter]'. Every server is swept in the
@@ -496,7 +524,14 @@ def serve(targets: Path, listen: str, interval: float, timeout: float | None, co
     """
     from ._serve import serve as run
 
-    return run(targets, listen=listen, interval=interval, timeout=timeout, concurrency=concurrency)
+    return run(
+        targets,
+        listen=listen,
+        interval=interval,
+        timeout=timeout,
+        concurrency=concurrency,
+        policy=health_policy(max_age, schedule_aware),
+    )
 
 
 # --- entry point --------------------------------------------------------------------------------

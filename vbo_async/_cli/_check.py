@@ -16,8 +16,9 @@ import datetime as dt
 import difflib
 import io
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -44,10 +45,14 @@ __all__ = [
     "PLUGIN_CODES",
     "check",
     "duration",
+    "health_options",
+    "health_policy",
     "run_check",
     "say_unknown",
     "seconds_or_duration",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 CHECK_EPILOG = """
 \b
@@ -119,6 +124,30 @@ def seconds_or_duration(
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def health_options(command: F) -> F:
+    """``--max-age`` and ``--schedule-aware``, the `HealthPolicy` options of every command that
+    judges jobs (``check``, ``poll``, ``jobs``, ``serve``); `health_policy` makes the policy."""
+    command = click.option(
+        "--schedule-aware",
+        is_flag=True,
+        help="Let --max-age follow each job's schedule: a job run only by hand is never stale, a "
+        "daily job on some days of the week gets its longest gap between them less one day on top "
+        "(Workdays +2 days, Weekends +5 days, one weekday +6 days) [default: --max-age alone].",
+    )(command)
+    return click.option(
+        "--max-age",
+        default="26h",
+        metavar="DURATION",
+        callback=duration,
+        help="A job with no success for longer is CRITICAL: 90m, 26h, 2d, 1d12h (units d, h, m, s).",
+    )(command)
+
+
+def health_policy(max_age: dt.timedelta, schedule_aware: bool) -> HealthPolicy:
+    """The policy `health_options` asked for."""
+    return HealthPolicy(max_age=max_age, schedule_aware=schedule_aware)
+
+
 def say_unknown(*lines: str) -> None:
     """How ``check`` reports an error: an UNKNOWN plugin output on stdout."""
     sys.stdout.write(error_output(*lines))
@@ -131,20 +160,7 @@ def say_unknown(*lines: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML file of [[servers]] tables, as for 'vbo-async poll'.",
 )
-@click.option(
-    "--max-age",
-    default="26h",
-    metavar="DURATION",
-    callback=duration,
-    help="A job with no success for longer is CRITICAL: 90m, 26h, 2d, 1d12h (units d, h, m, s).",
-)
-@click.option(
-    "--schedule-aware",
-    is_flag=True,
-    help="Let --max-age follow each job's schedule: a job run only by hand is never stale, a daily "
-    "job on some days of the week gets its longest gap between them less one day on top (Workdays "
-    "+2 days, Weekends +5 days, one weekday +6 days) [default: --max-age alone].",
-)
+@health_options
 @click.option(
     "--org",
     "organizations",
@@ -197,7 +213,7 @@ def check(
                 output = run_unheld(
                     run_check(
                         targets,
-                        policy=HealthPolicy(max_age=max_age, schedule_aware=schedule_aware),
+                        policy=health_policy(max_age, schedule_aware),
                         wanted=organizations,
                         give_up_after=timeout,
                         concurrency=concurrency,

@@ -26,6 +26,7 @@ from ._targets import ServerTarget, read_targets
 from ._threads import DaemonThreads, run_unheld
 
 if TYPE_CHECKING:
+    from .._health import HealthPolicy
     from ._exporter import Exporter
 
 __all__ = ["DEFAULT_LISTEN", "exporter_extra", "parse_listen", "serve"]
@@ -60,8 +61,17 @@ def exporter_extra() -> Iterator[None]:
         raise MissingExtra("serve", "exporter", "prometheus_client") from None
 
 
-def serve(path: Path, *, listen: str, interval: float, timeout: float | None, concurrency: int) -> Outcome:
-    """Serve the metrics of every server of the targets file at ``path`` until SIGTERM or SIGINT."""
+def serve(
+    path: Path,
+    *,
+    listen: str,
+    interval: float,
+    timeout: float | None,
+    concurrency: int,
+    policy: HealthPolicy | None = None,
+) -> Outcome:
+    """Serve the metrics of every server of the targets file at ``path`` until SIGTERM or SIGINT,
+    judging jobs under ``policy`` (default `HealthPolicy()`)."""
     host, port = parse_listen(listen)
     with exporter_extra():
         from ._exporter import Exporter  # noqa: F401  (prometheus_client is needed: fail early)
@@ -81,6 +91,7 @@ def serve(path: Path, *, listen: str, interval: float, timeout: float | None, co
                 interval=interval,
                 budget=timeout,
                 concurrency=concurrency,
+                policy=policy,
             )
         )
     finally:
@@ -95,6 +106,7 @@ async def _serve(
     interval: float,
     budget: float | None,
     concurrency: int,
+    policy: HealthPolicy | None = None,
 ) -> Outcome:
     from aiohttp import web
 
@@ -117,7 +129,7 @@ async def _serve(
                 within=within,
             )
             specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
-        exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency)
+        exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy)
         runner = web.AppRunner(exporter.app(), access_log=None, handle_signals=False)
         await runner.setup()
         try:
