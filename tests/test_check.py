@@ -31,6 +31,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from vbo_async import ConfigError, HealthState, RetryPolicy, TransportError, VBOClient, __version__
+from vbo_async._cli import main
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
     PLUGIN_CODES,
@@ -981,6 +982,43 @@ def test_a_bug_is_unknown_not_warning(
     assert result.out == (
         "VB365 UNKNOWN - internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)\n"
     )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [["--targets", "missing.toml"], ["--targets", "t.toml", "--bogus"]],
+    ids=["check-error", "usage-error"],
+)
+def test_output_that_cannot_be_written_is_unknown_and_said_on_stderr(tmp_path: Path, args: list[str]) -> None:
+    """``vbo-async check ... > /dev/full``: the plugin's output is lost, so the exit is UNKNOWN
+    (3), never 1 (WARNING to a monitoring system), with one line on stderr saying why: neither
+    an "internal error" nor a traceback."""
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        completed = subprocess.run(
+            [sys.executable, "-m", "vbo_async", "check", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=child_environment(),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    assert completed.returncode == 3
+    assert completed.stderr.splitlines() == [
+        "vbo-async: error: cannot write the output: No space left on device"
+    ]
+
+
+def test_a_closed_stdout_is_unknown_and_said_on_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``vbo-async check ... >&-``: Python's ``sys.stdout`` is None."""
+    monkeypatch.setattr(sys, "stdout", None)
+    code = main(["check", "--targets", str(tmp_path / "missing.toml")])
+    assert code == 3
+    assert capsys.readouterr().err == "vbo-async: error: cannot write the output: stdout is closed\n"
 
 
 def test_an_interruption_is_unknown_on_stdout(

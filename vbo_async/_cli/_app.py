@@ -8,7 +8,6 @@ import datetime as dt
 import functools
 import io
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from .._exceptions import ConfigError, VBOError
 from .._printable import printable
 from ._check import CHECK_EPILOG, PLUGIN_CODES, check, duration, say_unknown
 from ._connect import DEFAULT_API_VERSION, Connection, explain, is_terminal
-from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
+from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
 from ._simulate import fault_options, serve_simulator
@@ -76,7 +75,7 @@ class VBOCommand(click.Command):
             click.echo("vbo-async: interrupted", err=True)
             return codes.interrupted
         except BrokenPipeError:
-            _quiet_stdout()
+            quiet_stdout()
             return codes.unreadable
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -85,15 +84,6 @@ class VBOCommand(click.Command):
             say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return codes.unreadable
         return codes[result] if isinstance(result, Outcome) else int(result)
-
-
-def _quiet_stdout() -> None:
-    """The reader went away (``vbo-async demo | head``): point stdout at /dev/null, so the
-    interpreter's last flush at exit does not fail a second time."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 class SimulateCommand(VBOCommand):
@@ -257,7 +247,7 @@ def _writing_output() -> Iterator[None]:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        _quiet_stdout()
+        quiet_stdout()
         raise CLIError(
             f"cannot write the output: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
         ) from None
