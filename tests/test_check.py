@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -968,6 +969,23 @@ def test_a_bad_vbo_async_log_is_unknown_for_check(
     assert result.code == 3
     assert result.out.startswith("VB365 UNKNOWN - VBO_ASYNC_LOG must be one of")
     assert run(capsys, "poll", "--targets", "t.toml").code == 2  # the other commands keep theirs
+
+
+def test_a_bad_vbo_async_log_the_output_encoding_cannot_show_is_still_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``VBO_ASYNC_LOG`` is read before the command runs: its error, quoting the value, must
+    print on a stdout that is not UTF-8 as every other output does ('?' for what it cannot
+    show), not fail with a traceback and exit 1 (WARNING)."""
+    monkeypatch.setenv("VBO_ASYNC_LOG", "отладка")
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", write_through=True))
+    code = main(["check", "--targets", "t.toml"])
+    sys.stdout.flush()
+    assert code == 3
+    assert raw.getvalue().decode("ascii") == (
+        "VB365 UNKNOWN - VBO_ASYNC_LOG must be one of debug, info, warning, got '???????'\n"
+    )
 
 
 def test_a_bug_is_unknown_not_warning(

@@ -494,16 +494,22 @@ def serve(targets: Path, listen: str, interval: float, timeout: float | None, co
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see `EXIT_CODES_HELP`)."""
-    try:
-        level = level_from_environment()
-    except CLIError as exc:
-        command = _named_command(argv)
-        if command is None:
-            _say_error(*exc.lines)
-            return STANDARD.usage
-        command.report_error(*exc.lines)
-        return command.exit_codes.usage
-    with configured_logging(level), _unencodable_replaced():
+    with _unencodable_replaced():
+        try:
+            level = level_from_environment()
+        except CLIError as exc:
+            command = _named_command(argv)
+            if command is None:
+                _say_error(*exc.lines)
+                return STANDARD.usage
+            command.report_error(*exc.lines)
+            return command.exit_codes.usage
+        return _run(argv, level)
+
+
+def _run(argv: Sequence[str] | None, level: int | None) -> int:
+    """`main` once ``VBO_ASYNC_LOG`` is read: the command with the library logging at ``level``."""
+    with configured_logging(level):
         try:
             status = cli.main(
                 args=list(argv) if argv is not None else None, prog_name="vbo-async", standalone_mode=False
