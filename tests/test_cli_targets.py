@@ -189,6 +189,18 @@ def test_bad_files_are_one_line_per_problem_with_its_toml_path(
     assert problems(tmp_path, text) == expected
 
 
+def test_a_url_ending_in_a_version_no_server_serves_names_its_place(tmp_path: Path) -> None:
+    """``/v5`` at the end of a url is taken as the API version, as ``/v8`` is: one that does not
+    exist is a problem of the file, named with its place like any other, every one of them at
+    once; not a line without file or key, about the first server only, once the file is read."""
+    text = '[[servers]]\nurl = "http://127.0.0.1:1/v5"\nusername = "a"\npassword_env = "P"\n'
+    text += '[[servers]]\nname = "w"\nurl = "http://127.0.0.1:2/V3/"\nusername = "a"\npassword_env = "P"\n'
+    assert problems(tmp_path, text) == [
+        "servers[0].url: ends in /v5, which is no API version (v8, v7, v6, v1)",
+        'servers[1].url: ends in /V3/, which is no API version (v8, v7, v6, v1) (server "w")',
+    ]
+
+
 def test_a_missing_ca_bundle_names_the_resolved_path(tmp_path: Path) -> None:
     (line,) = problems(tmp_path, "[[servers]]\n" + GOOD + 'ca_bundle = "certs/missing.pem"\n')
     assert line == f"servers[0].ca_bundle: no such file or directory: {tmp_path / 'certs' / 'missing.pem'}"

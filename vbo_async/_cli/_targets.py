@@ -208,7 +208,10 @@ def _table(value: Any) -> None:
 
 def _url(value: Any, _: Any) -> str:
     url = _string(value, str)
-    base, _ = split_version(url)
+    base, version = split_version(url)
+    if version is not None and version not in DIALECTS:
+        ending = url.strip()[len(base) :]
+        raise _Invalid(f"ends in {ending}, which is no API version ({', '.join(DIALECTS)})")
     try:
         ApiRoot(base, DIALECTS)
     except ConfigError as exc:
