@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import io
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -213,6 +214,19 @@ def output_options(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table.")(
         command
     )
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds of at least ``min``: `click.FloatRange`, which lets ``nan`` through
+    (it compares false with every bound), refusing it as a usage error naming the option."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return number
 
 
 def _concurrency(default: int, what: str) -> Callable[[F], F]:
@@ -459,14 +473,14 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=60.0,
     metavar="SECONDS",
     help="Seconds from the start of one sweep of a server to the start of its next.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=None,
     metavar="SECONDS",
     help="Seconds one server's sweep may take before that server counts as down [default: the interval].",
