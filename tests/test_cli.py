@@ -905,6 +905,22 @@ def test_jobs_without_password_or_terminal_is_a_usage_error(
     assert "MY_VBO_SECRET" in line
 
 
+@pytest.mark.parametrize("value", ["Pa55-w0rd!", "", "9LIVES"])
+def test_a_password_env_that_names_no_variable_is_refused_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """``--password-env 'Pa55-w0rd!'`` (the password given where its variable's name goes): a
+    usage error that does not print it back ("set the environment variable Pa55-w0rd!")."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted"))
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = run(capsys, *jobs_args(url, "org", "--password-env", value))
+    assert error_line(result, code=2) == (
+        "vbo-async: error: --password-env takes the name of an environment variable (letters, digits "
+        "and _, not starting with a digit), not the password (see 'vbo-async jobs --help')"
+    )
+
+
 def test_an_empty_password_variable_is_said_to_be_empty(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@ per problem with its TOML path, exit code 2; every accepted key documented."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import attrs
@@ -229,6 +230,24 @@ def test_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
         "servers[0].password: not accepted: put the password in the environment variable named by "
         'password_env (server "east")'
     ]
+
+
+def test_a_password_put_in_password_env_is_refused_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``password = "..."`` is refused; a user who then writes the password into
+    ``password_env`` must not see it printed back ("set the environment variable Pa55-...") by
+    ``check`` into a monitoring system's status line."""
+    monkeypatch.setattr(sys, "stdin", None)
+    path = write(tmp_path, '[[servers]]\nname = "east"\n' + GOOD.replace("VBO_PASSWORD", SECRET))
+    assert problems(tmp_path, path.read_text(encoding="utf-8")) == [
+        "servers[0].password_env: expected the name of an environment variable (letters, digits and _, "
+        'not starting with a digit), not the password (server "east")'
+    ]
+    result = run(capsys, "check", "--targets", str(path))
+    assert result.code == 3
+    assert result.out.startswith("VB365 UNKNOWN - ")
+    assert SECRET not in result.out + result.err
 
 
 def test_poll_reports_every_problem_and_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

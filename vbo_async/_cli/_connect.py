@@ -29,10 +29,12 @@ from ._exit import CLIError
 
 __all__ = [
     "DEFAULT_API_VERSION",
+    "NOT_A_VARIABLE",
     "Connection",
     "Source",
     "explain",
     "is_terminal",
+    "is_variable_name",
     "read_password",
     "split_version",
 ]
@@ -143,6 +145,19 @@ def retries_within(seconds: float | None) -> RetryPolicy | None:
     if seconds is None or (default.timeout is not None and default.timeout <= seconds):
         return None
     return attrs.evolve(default, timeout=seconds)
+
+
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NOT_A_VARIABLE = (
+    "the name of an environment variable (letters, digits and _, not starting with a digit), not the password"
+)
+"""What ``password_env`` and ``--password-env`` take, said without repeating what was given
+instead (often the password itself)."""
+
+
+def is_variable_name(name: str) -> bool:
+    """Whether ``name`` can name the password's environment variable (``VBO_EAST_PASSWORD``)."""
+    return _VARIABLE_NAME.match(name) is not None
 
 
 def read_password(variable: str, prompt: str) -> str:
