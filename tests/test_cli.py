@@ -1323,6 +1323,22 @@ async def test_a_server_url_with_the_version_is_accepted(
     assert not any(path.startswith(("/v6/", "/v7/", "/v8/")) for path in endpoints(simulator))
 
 
+@pytest.mark.parametrize("extra", [[], ["--api-version", "v8"]], ids=["url-only", "with-api-version"])
+def test_a_server_url_ending_in_a_version_no_server_serves_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
+    """``--server https://vbo01:4443/v5``: the /v5 is read as the API version, as /v8 is; one
+    that does not exist is said so about --server, not as an ``api_version`` the user never
+    gave, nor dropped without a word when --api-version is given."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = f"http://127.0.0.1:{closed_port()}/v5"
+    line = error_line(run(capsys, *jobs_args(url, "org", *extra)), code=2)
+    assert line == (
+        "vbo-async: error: --server ends in /v5, which is no API version (v8, v7, v6, v1) "
+        "(see 'vbo-async jobs --help')"
+    )
+
+
 async def test_an_explicit_api_version_wins_over_the_url(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

@@ -22,7 +22,15 @@ from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
 from .._printable import printable
 from ._check import CHECK_EPILOG, PLUGIN_CODES, check, duration, say_unknown
-from ._connect import DEFAULT_API_VERSION, NOT_A_VARIABLE, Connection, explain, is_terminal, is_variable_name
+from ._connect import (
+    DEFAULT_API_VERSION,
+    NOT_A_VARIABLE,
+    Connection,
+    explain,
+    is_terminal,
+    is_variable_name,
+    unknown_version,
+)
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
@@ -157,6 +165,8 @@ def connection_options(command: F) -> F:
             raise click.UsageError("--ca-bundle and --insecure exclude each other", ctx=context)
         if not is_variable_name(password_env):
             raise click.UsageError(f"--password-env takes {NOT_A_VARIABLE}", ctx=context)
+        if (unknown := unknown_version(server)) is not None:
+            raise click.UsageError(f"--server {unknown}", ctx=context)
         explicit = context.get_parameter_source("api_version") is not ParameterSource.DEFAULT
         connection = Connection.build(
             server,

@@ -21,6 +21,7 @@ import attrs
 import httpx
 
 from .._client import VBOClient, tls_context
+from .._dialects import DIALECTS
 from .._exceptions import ConfigError, TransportError, VBOError
 from .._redact import redact_url
 from .._retry import RetryPolicy
@@ -37,6 +38,7 @@ __all__ = [
     "is_variable_name",
     "read_password",
     "split_version",
+    "unknown_version",
 ]
 
 
@@ -59,6 +61,15 @@ def split_version(url: str) -> tuple[str, str | None]:
     if match is None:
         return url, None
     return match["base"], match["version"].lower()
+
+
+def unknown_version(url: str) -> str | None:
+    """``"ends in /v5, which is no API version (v8, v7, v6, v1)"`` for a URL whose version
+    segment (see `split_version`) names no API version, else None."""
+    base, version = split_version(url)
+    if version is None or version in DIALECTS:
+        return None
+    return f"ends in {url.strip()[len(base) :]}, which is no API version ({', '.join(DIALECTS)})"
 
 
 @attrs.frozen(kw_only=True)

@@ -27,7 +27,7 @@ from .._client import API_VERSIONS
 from .._dialects import DIALECTS
 from .._exceptions import ConfigError
 from .._urls import ApiRoot
-from ._connect import NOT_A_VARIABLE, Connection, is_variable_name, split_version
+from ._connect import NOT_A_VARIABLE, Connection, is_variable_name, split_version, unknown_version
 from ._exit import CLIError
 
 __all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets"]
@@ -209,10 +209,9 @@ def _table(value: Any) -> None:
 
 def _url(value: Any, _: Any) -> str:
     url = _string(value, str)
-    base, version = split_version(url)
-    if version is not None and version not in DIALECTS:
-        ending = url.strip()[len(base) :]
-        raise _Invalid(f"ends in {ending}, which is no API version ({', '.join(DIALECTS)})")
+    if (unknown := unknown_version(url)) is not None:
+        raise _Invalid(unknown)
+    base, _ = split_version(url)
     try:
         ApiRoot(base, DIALECTS)
     except ConfigError as exc:
