@@ -1977,6 +1977,30 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_simulate_stops_on_ctrl_c_with_a_request_in_flight(tmp_path: Path, how: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM) while a request waits out ``--latency``: the simulator stops at once
+    (exit 0, no traceback, no log line), not when that request's answer would have been sent
+    (uvicorn's graceful shutdown waits for it without limit: here an hour)."""
+    process, lines = await start_simulate(
+        tmp_path, "--port", "0", "--organizations", "1", "--latency", "3600"
+    )
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served_port(lines[-1]))
+        writer.write(b"GET /v8/Organizations HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.5)  # not an assertion: lets the server read the request first
+        _, err = await stop(process, how)
+    finally:
+        if process.returncode is None:  # still waiting for its request: not left behind
+            process.kill()
+            await process.wait()
+    writer.close()
+    await reader.read()  # a 500, or nothing: the request was cancelled
+    assert process.returncode == 0
+    assert err == ""
+
+
 async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_url(tmp_path: Path) -> None:
     process, lines = await start_simulate(tmp_path, "--port", "0", "--tls", "--organizations", "2")
     try:
