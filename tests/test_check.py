@@ -140,6 +140,8 @@ def test_durations(text: str, expected: dt.timedelta) -> None:
         ("", "not a duration"),
         ("26", "no unit: write 26h"),
         ("0h", "longer than zero"),
+        ("0", "'0' must be longer than zero"),  # not "write 0h, 0m, 0d or 0s", each refused
+        ("000", "'000' must be longer than zero"),
         ("0d0h0m0s", "longer than zero"),
         ("h", "not a duration"),
         ("1h1d", "not a duration"),  # units in order
