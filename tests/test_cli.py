@@ -1146,13 +1146,17 @@ def test_a_bug_is_one_line_and_vbo_async_log_debug_shows_where(
         assert result.err == error + "\n"
 
 
+@pytest.mark.parametrize(
+    ("encoding", "errors"), [("latin-1", "strict"), ("ascii", "surrogateescape")], ids=["latin-1", "posix"]
+)
 @pytest.mark.parametrize("command", ["poll", "check"])
 def test_a_name_the_output_encoding_cannot_show_is_replaced_not_an_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str, encoding: str, errors: str
 ) -> None:
     """On a stdout that is not UTF-8 (a Windows console's code page redirected to a file, a
-    latin-1 locale), a tenant named in Japanese prints as '?' instead of failing the command (and
-    the bidirectional override in it as its escape)."""
+    latin-1 locale, the C locale without UTF-8 mode, where Python's stdout is ASCII with
+    ``surrogateescape``), a tenant named in Japanese prints as '?' instead of failing the command
+    (and the bidirectional override in it as its escape)."""
     row = Row(
         server="east",
         organization="東京 \u202etenant",
@@ -1171,10 +1175,11 @@ def test_a_name_the_output_encoding_cannot_show_is_replaced_not_an_error(
     monkeypatch.setattr(_flows, "poll", sweep)
     monkeypatch.setattr("vbo_async._cli._check.run_check", sweep)
     raw = io.BytesIO()
-    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="latin-1", write_through=True))
+    stdout = io.TextIOWrapper(raw, encoding=encoding, errors=errors, write_through=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
     code = main([command, "--targets", str(tmp_path / "targets.toml")])
     sys.stdout.flush()
-    out = raw.getvalue().decode("latin-1")
+    out = raw.getvalue().decode(encoding)
     assert code == (0 if command == "poll" else 2), out
     assert ("?? \\u202etenant" if command == "poll" else "??  tenant") in out
     assert "Mail" in out

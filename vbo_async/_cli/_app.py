@@ -574,10 +574,11 @@ def _run(argv: Sequence[str] | None, level: int | None) -> int:
 def _unencodable_replaced() -> Iterator[None]:
     """While a command runs, what stdout's encoding cannot show prints as ``?``: a tenant named in
     Japanese on a stdout that is not UTF-8 (a Windows code page redirected to a file, a latin-1
-    locale) would otherwise fail the whole command, a monitoring check included."""
+    locale, the C locale without UTF-8 mode: ASCII with ``surrogateescape``) would otherwise fail
+    the whole command, a monitoring check included."""
     stream = sys.stdout
     errors = getattr(stream, "errors", None)
-    if not isinstance(stream, io.TextIOWrapper) or errors != "strict":
+    if not isinstance(stream, io.TextIOWrapper) or errors not in ("strict", "surrogateescape"):
         yield
         return
     stream.reconfigure(errors="replace")
