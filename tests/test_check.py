@@ -990,6 +990,29 @@ def test_a_bad_vbo_async_log_the_output_encoding_cannot_show_is_still_unknown(
     )
 
 
+def test_a_closed_stderr_loses_the_held_warnings_not_the_verdict(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``vbo-async check ... 2>&-`` (``sys.stderr`` is None) with a warning held back during
+    the sweep (``insecure = true``): the verdict stays the only status line and its exit code,
+    not followed by a second "UNKNOWN - internal error" line and exit 3."""
+    report = Report.collect(
+        [job("Exchange daily", HealthState.CRITICAL, "failed 2 days ago")], servers=1, tenants=1
+    )
+
+    async def sweep(*args: Any, **kwargs: Any) -> Any:
+        sys.stderr.write("vbo-async: warning: TLS certificate verification is OFF\n")
+        return plugin_output(report)
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", sweep)
+    monkeypatch.setattr(sys, "stderr", None)
+    code = main(["check", "--targets", str(tmp_path / "t.toml")])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert out.startswith("VB365 CRITICAL - ")
+    assert out.count("VB365 ") == 1
+
+
 def test_a_bug_is_unknown_not_warning(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -210,8 +210,9 @@ def check(
             if not write_output(text):
                 code = PLUGIN_CODES.unreadable
     finally:
-        if held.getvalue():
-            sys.stderr.write(held.getvalue())
+        if held.getvalue() and sys.stderr is not None:  # None: closed (``2>&-``), the warnings lost
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(held.getvalue())
     return code
 
 
