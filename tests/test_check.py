@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from vbo_async import (
     VBOClient,
     __version__,
 )
+from vbo_async._cli import main
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
     PLUGIN_CODES,
@@ -147,6 +149,8 @@ def test_durations(text: str, expected: dt.timedelta) -> None:
         ("", "not a duration"),
         ("26", "no unit: write 26h"),
         ("0h", "longer than zero"),
+        ("0", "'0' must be longer than zero"),  # not "write 0h, 0m, 0d or 0s", each refused
+        ("000", "'000' must be longer than zero"),
         ("0d0h0m0s", "longer than zero"),
         ("h", "not a duration"),
         ("1h1d", "not a duration"),  # units in order
@@ -1055,6 +1059,46 @@ def test_a_bad_vbo_async_log_is_unknown_for_check(
     assert run(capsys, "poll", "--targets", "t.toml").code == 2  # the other commands keep theirs
 
 
+def test_a_bad_vbo_async_log_the_output_encoding_cannot_show_is_still_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``VBO_ASYNC_LOG`` is read before the command runs: its error, quoting the value, must
+    print on a stdout that is not UTF-8 as every other output does ('?' for what it cannot
+    show), not fail with a traceback and exit 1 (WARNING)."""
+    monkeypatch.setenv("VBO_ASYNC_LOG", "отладка")
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", write_through=True))
+    code = main(["check", "--targets", "t.toml"])
+    sys.stdout.flush()
+    assert code == 3
+    assert raw.getvalue().decode("ascii") == (
+        "VB365 UNKNOWN - VBO_ASYNC_LOG must be one of debug, info, warning, got '???????'\n"
+    )
+
+
+def test_a_closed_stderr_loses_the_held_warnings_not_the_verdict(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``vbo-async check ... 2>&-`` (``sys.stderr`` is None) with a warning held back during
+    the sweep (``insecure = true``): the verdict stays the only status line and its exit code,
+    not followed by a second "UNKNOWN - internal error" line and exit 3."""
+    report = Report.collect(
+        [job("Exchange daily", HealthState.CRITICAL, "failed 2 days ago")], servers=1, tenants=1
+    )
+
+    async def sweep(*args: Any, **kwargs: Any) -> Any:
+        sys.stderr.write("vbo-async: warning: TLS certificate verification is OFF\n")
+        return plugin_output(report)
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", sweep)
+    monkeypatch.setattr(sys, "stderr", None)
+    code = main(["check", "--targets", str(tmp_path / "t.toml")])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert out.startswith("VB365 CRITICAL - ")
+    assert out.count("VB365 ") == 1
+
+
 def test_a_bug_is_unknown_not_warning(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -1067,6 +1111,43 @@ def test_a_bug_is_unknown_not_warning(
     assert result.out == (
         "VB365 UNKNOWN - internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)\n"
     )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [["--targets", "missing.toml"], ["--targets", "t.toml", "--bogus"]],
+    ids=["check-error", "usage-error"],
+)
+def test_output_that_cannot_be_written_is_unknown_and_said_on_stderr(tmp_path: Path, args: list[str]) -> None:
+    """``vbo-async check ... > /dev/full``: the plugin's output is lost, so the exit is UNKNOWN
+    (3), never 1 (WARNING to a monitoring system), with one line on stderr saying why: neither
+    an "internal error" nor a traceback."""
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        completed = subprocess.run(
+            [sys.executable, "-m", "vbo_async", "check", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=child_environment(),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    assert completed.returncode == 3
+    assert completed.stderr.splitlines() == [
+        "vbo-async: error: cannot write the output: No space left on device"
+    ]
+
+
+def test_a_closed_stdout_is_unknown_and_said_on_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``vbo-async check ... >&-``: Python's ``sys.stdout`` is None."""
+    monkeypatch.setattr(sys, "stdout", None)
+    code = main(["check", "--targets", str(tmp_path / "missing.toml")])
+    assert code == 3
+    assert capsys.readouterr().err == "vbo-async: error: cannot write the output: stdout is closed\n"
 
 
 def test_an_interruption_is_unknown_on_stdout(

@@ -945,6 +945,22 @@ def test_jobs_without_password_or_terminal_is_a_usage_error(
     assert "MY_VBO_SECRET" in line
 
 
+@pytest.mark.parametrize("value", ["Pa55-w0rd!", "", "9LIVES"])
+def test_a_password_env_that_names_no_variable_is_refused_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """``--password-env 'Pa55-w0rd!'`` (the password given where its variable's name goes): a
+    usage error that does not print it back ("set the environment variable Pa55-w0rd!")."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted"))
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = run(capsys, *jobs_args(url, "org", "--password-env", value))
+    assert error_line(result, code=2) == (
+        "vbo-async: error: --password-env takes the name of an environment variable (letters, digits "
+        "and _, not starting with a digit), not the password (see 'vbo-async jobs --help')"
+    )
+
+
 def test_an_empty_password_variable_is_said_to_be_empty(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -1204,13 +1220,17 @@ def test_a_bug_is_one_line_and_vbo_async_log_debug_shows_where(
         assert result.err == error + "\n"
 
 
+@pytest.mark.parametrize(
+    ("encoding", "errors"), [("latin-1", "strict"), ("ascii", "surrogateescape")], ids=["latin-1", "posix"]
+)
 @pytest.mark.parametrize("command", ["poll", "check"])
 def test_a_name_the_output_encoding_cannot_show_is_replaced_not_an_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str, encoding: str, errors: str
 ) -> None:
     """On a stdout that is not UTF-8 (a Windows console's code page redirected to a file, a
-    latin-1 locale), a tenant named in Japanese prints as '?' instead of failing the command (and
-    the bidirectional override in it as its escape)."""
+    latin-1 locale, the C locale without UTF-8 mode, where Python's stdout is ASCII with
+    ``surrogateescape``), a tenant named in Japanese prints as '?' instead of failing the command
+    (and the bidirectional override in it as its escape)."""
     row = Row(
         server="east",
         organization="東京 \u202etenant",
@@ -1229,10 +1249,11 @@ def test_a_name_the_output_encoding_cannot_show_is_replaced_not_an_error(
     monkeypatch.setattr(_flows, "poll", sweep)
     monkeypatch.setattr("vbo_async._cli._check.run_check", sweep)
     raw = io.BytesIO()
-    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="latin-1", write_through=True))
+    stdout = io.TextIOWrapper(raw, encoding=encoding, errors=errors, write_through=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
     code = main([command, "--targets", str(tmp_path / "targets.toml")])
     sys.stdout.flush()
-    out = raw.getvalue().decode("latin-1")
+    out = raw.getvalue().decode(encoding)
     assert code == (0 if command == "poll" else 2), out
     assert ("?? \\u202etenant" if command == "poll" else "??  tenant") in out
     assert "Mail" in out
@@ -1379,6 +1400,22 @@ async def test_a_server_url_with_the_version_is_accepted(
     assert "/v1/token" in endpoints(simulator)
     assert not any("/v1/v1" in path for path in endpoints(simulator))
     assert not any(path.startswith(("/v6/", "/v7/", "/v8/")) for path in endpoints(simulator))
+
+
+@pytest.mark.parametrize("extra", [[], ["--api-version", "v8"]], ids=["url-only", "with-api-version"])
+def test_a_server_url_ending_in_a_version_no_server_serves_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
+    """``--server https://vbo01:4443/v5``: the /v5 is read as the API version, as /v8 is; one
+    that does not exist is said so about --server, not as an ``api_version`` the user never
+    gave, nor dropped without a word when --api-version is given."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = f"http://127.0.0.1:{closed_port()}/v5"
+    line = error_line(run(capsys, *jobs_args(url, "org", *extra)), code=2)
+    assert line == (
+        "vbo-async: error: --server ends in /v5, which is no API version (v8, v7, v6, v1) "
+        "(see 'vbo-async jobs --help')"
+    )
 
 
 async def test_an_explicit_api_version_wins_over_the_url(
@@ -2044,6 +2081,30 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
     assert [org.name for org in organizations] == [org["name"] for org in expected.organizations_wire()]
     assert process.returncode == 0
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_simulate_stops_on_ctrl_c_with_a_request_in_flight(tmp_path: Path, how: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM) while a request waits out ``--latency``: the simulator stops at once
+    (exit 0, no traceback, no log line), not when that request's answer would have been sent
+    (uvicorn's graceful shutdown waits for it without limit: here an hour)."""
+    process, lines = await start_simulate(
+        tmp_path, "--port", "0", "--organizations", "1", "--latency", "3600"
+    )
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served_port(lines[-1]))
+        writer.write(b"GET /v8/Organizations HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.5)  # not an assertion: lets the server read the request first
+        _, err = await stop(process, how)
+    finally:
+        if process.returncode is None:  # still waiting for its request: not left behind
+            process.kill()
+            await process.wait()
+    writer.close()
+    await reader.read()  # a 500, or nothing: the request was cancelled
+    assert process.returncode == 0
+    assert err == ""
 
 
 async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_url(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ per problem with its TOML path, exit code 2; every accepted key documented."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import attrs
@@ -189,6 +190,18 @@ def test_bad_files_are_one_line_per_problem_with_its_toml_path(
     assert problems(tmp_path, text) == expected
 
 
+def test_a_url_ending_in_a_version_no_server_serves_names_its_place(tmp_path: Path) -> None:
+    """``/v5`` at the end of a url is taken as the API version, as ``/v8`` is: one that does not
+    exist is a problem of the file, named with its place like any other, every one of them at
+    once; not a line without file or key, about the first server only, once the file is read."""
+    text = '[[servers]]\nurl = "http://127.0.0.1:1/v5"\nusername = "a"\npassword_env = "P"\n'
+    text += '[[servers]]\nname = "w"\nurl = "http://127.0.0.1:2/V3/"\nusername = "a"\npassword_env = "P"\n'
+    assert problems(tmp_path, text) == [
+        "servers[0].url: ends in /v5, which is no API version (v8, v7, v6, v1)",
+        'servers[1].url: ends in /V3/, which is no API version (v8, v7, v6, v1) (server "w")',
+    ]
+
+
 def test_a_missing_ca_bundle_names_the_resolved_path(tmp_path: Path) -> None:
     (line,) = problems(tmp_path, "[[servers]]\n" + GOOD + 'ca_bundle = "certs/missing.pem"\n')
     assert line == f"servers[0].ca_bundle: no such file or directory: {tmp_path / 'certs' / 'missing.pem'}"
@@ -217,6 +230,24 @@ def test_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
         "servers[0].password: not accepted: put the password in the environment variable named by "
         'password_env (server "east")'
     ]
+
+
+def test_a_password_put_in_password_env_is_refused_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``password = "..."`` is refused; a user who then writes the password into
+    ``password_env`` must not see it printed back ("set the environment variable Pa55-...") by
+    ``check`` into a monitoring system's status line."""
+    monkeypatch.setattr(sys, "stdin", None)
+    path = write(tmp_path, '[[servers]]\nname = "east"\n' + GOOD.replace("VBO_PASSWORD", SECRET))
+    assert problems(tmp_path, path.read_text(encoding="utf-8")) == [
+        "servers[0].password_env: expected the name of an environment variable (letters, digits and _, "
+        'not starting with a digit), not the password (server "east")'
+    ]
+    result = run(capsys, "check", "--targets", str(path))
+    assert result.code == 3
+    assert result.out.startswith("VB365 UNKNOWN - ")
+    assert SECRET not in result.out + result.err
 
 
 def test_poll_reports_every_problem_and_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -765,8 +765,10 @@ def test_listen_addresses() -> None:
     [
         (["--listen", "nowhere"], "--listen must be HOST:PORT"),
         (["--interval", "0"], "'--interval'"),
+        (["--interval", "nan"], "Invalid value for '--interval': 'nan' is not a number of seconds"),
+        (["--timeout", "nan"], "Invalid value for '--timeout': 'nan' is not a number of seconds"),
     ],
-    ids=["bad-listen", "zero-interval"],
+    ids=["bad-listen", "zero-interval", "nan-interval", "nan-timeout"],
 )
 def test_bad_serve_arguments_are_usage_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], expected: str

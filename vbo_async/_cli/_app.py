@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 import io
 import logging
-import os
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,8 +22,16 @@ from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
 from .._printable import printable
 from ._check import CHECK_EPILOG, PLUGIN_CODES, check, duration, health_options, health_policy, say_unknown
-from ._connect import DEFAULT_API_VERSION, Connection, explain, is_terminal
-from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, simulator_extra
+from ._connect import (
+    DEFAULT_API_VERSION,
+    NOT_A_VARIABLE,
+    Connection,
+    explain,
+    is_terminal,
+    is_variable_name,
+    unknown_version,
+)
+from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
 from ._report import Report
 from ._simulate import fault_options, serve_simulator
@@ -76,7 +84,7 @@ class VBOCommand(click.Command):
             click.echo("vbo-async: interrupted", err=True)
             return codes.interrupted
         except BrokenPipeError:
-            _quiet_stdout()
+            quiet_stdout()
             return codes.unreadable
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -85,15 +93,6 @@ class VBOCommand(click.Command):
             say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return codes.unreadable
         return codes[result] if isinstance(result, Outcome) else int(result)
-
-
-def _quiet_stdout() -> None:
-    """The reader went away (``vbo-async demo | head``): point stdout at /dev/null, so the
-    interpreter's last flush at exit does not fail a second time."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 class SimulateCommand(VBOCommand):
@@ -164,6 +163,10 @@ def connection_options(command: F) -> F:
         context = click.get_current_context()
         if insecure and ca_bundle is not None:
             raise click.UsageError("--ca-bundle and --insecure exclude each other", ctx=context)
+        if not is_variable_name(password_env):
+            raise click.UsageError(f"--password-env takes {NOT_A_VARIABLE}", ctx=context)
+        if (unknown := unknown_version(server)) is not None:
+            raise click.UsageError(f"--server {unknown}", ctx=context)
         explicit = context.get_parameter_source("api_version") is not ParameterSource.DEFAULT
         connection = Connection.build(
             server,
@@ -225,6 +228,19 @@ def output_options(command: F) -> F:
     )
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds of at least ``min``: `click.FloatRange`, which lets ``nan`` through
+    (it compares false with every bound), refusing it as a usage error naming the option."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return number
+
+
 def _concurrency(default: int, what: str) -> Callable[[F], F]:
     return click.option("--concurrency", type=click.IntRange(min=1), default=default, help=what)
 
@@ -257,7 +273,7 @@ def _writing_output() -> Iterator[None]:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        _quiet_stdout()
+        quiet_stdout()
         raise CLIError(
             f"cannot write the output: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
         ) from None
@@ -488,14 +504,14 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=60.0,
     metavar="SECONDS",
     help="Seconds from the start of one sweep of a server to the start of its next.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=None,
     metavar="SECONDS",
     help="Seconds one server's sweep may take before that server counts as down [default: the interval].",
@@ -539,16 +555,22 @@ def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see `EXIT_CODES_HELP`)."""
-    try:
-        level = level_from_environment()
-    except CLIError as exc:
-        command = _named_command(argv)
-        if command is None:
-            _say_error(*exc.lines)
-            return STANDARD.usage
-        command.report_error(*exc.lines)
-        return command.exit_codes.usage
-    with configured_logging(level), _unencodable_replaced():
+    with _unencodable_replaced():
+        try:
+            level = level_from_environment()
+        except CLIError as exc:
+            command = _named_command(argv)
+            if command is None:
+                _say_error(*exc.lines)
+                return STANDARD.usage
+            command.report_error(*exc.lines)
+            return command.exit_codes.usage
+        return _run(argv, level)
+
+
+def _run(argv: Sequence[str] | None, level: int | None) -> int:
+    """`main` once ``VBO_ASYNC_LOG`` is read: the command with the library logging at ``level``."""
+    with configured_logging(level):
         try:
             status = cli.main(
                 args=list(argv) if argv is not None else None, prog_name="vbo-async", standalone_mode=False
@@ -587,10 +609,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _unencodable_replaced() -> Iterator[None]:
     """While a command runs, what stdout's encoding cannot show prints as ``?``: a tenant named in
     Japanese on a stdout that is not UTF-8 (a Windows code page redirected to a file, a latin-1
-    locale) would otherwise fail the whole command, a monitoring check included."""
+    locale, the C locale without UTF-8 mode: ASCII with ``surrogateescape``) would otherwise fail
+    the whole command, a monitoring check included."""
     stream = sys.stdout
     errors = getattr(stream, "errors", None)
-    if not isinstance(stream, io.TextIOWrapper) or errors != "strict":
+    if not isinstance(stream, io.TextIOWrapper) or errors not in ("strict", "surrogateescape"):
         yield
         return
     stream.reconfigure(errors="replace")

@@ -26,7 +26,7 @@ from .. import __version__
 from .._exceptions import ConfigError, VBOError
 from .._health import HealthPolicy
 from .._poll import PollTarget
-from ._exit import CLIError
+from ._exit import CLIError, quiet_stdout
 from ._logging import level_from_environment
 from ._plugin import (
     PLUGIN_CODES,
@@ -50,6 +50,7 @@ __all__ = [
     "run_check",
     "say_unknown",
     "seconds_or_duration",
+    "write_output",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -150,8 +151,34 @@ def health_policy(max_age: dt.timedelta, schedule_aware: bool) -> HealthPolicy:
 
 def say_unknown(*lines: str) -> None:
     """How ``check`` reports an error: an UNKNOWN plugin output on stdout."""
-    sys.stdout.write(error_output(*lines))
-    sys.stdout.flush()
+    write_output(error_output(*lines))
+
+
+def write_output(text: str) -> bool:
+    """Write the plugin output ``text`` on stdout; False when it could not be written.
+
+    A stdout that is closed or fails (a full disk) is one ``vbo-async: error: cannot write the
+    output: ...`` line on stderr, as for the other commands; a reader gone away
+    (`BrokenPipeError`) stays silent. The check then ends UNKNOWN: its verdict never arrived.
+    """
+    if sys.stdout is None:  # closed (``>&-``)
+        why = "stdout is closed"
+    else:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            quiet_stdout()
+            return False
+        except OSError as exc:
+            quiet_stdout()
+            why = exc.strerror or str(exc)
+        else:
+            return True
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"vbo-async: error: cannot write the output: {why}\n")
+    return False
 
 
 @click.option(
@@ -228,11 +255,12 @@ def check(
                 text, code = error_output(str(exc)), PLUGIN_CODES.unreadable
             except KeyboardInterrupt:  # Ctrl-C: still a plugin's output, on stdout
                 text, code = error_output("interrupted"), PLUGIN_CODES.interrupted
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            if not write_output(text):
+                code = PLUGIN_CODES.unreadable
     finally:
-        if held.getvalue():
-            sys.stderr.write(held.getvalue())
+        if held.getvalue() and sys.stderr is not None:  # None: closed (``2>&-``), the warnings lost
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(held.getvalue())
     return code
 
 

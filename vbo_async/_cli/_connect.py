@@ -21,6 +21,7 @@ import attrs
 import httpx
 
 from .._client import VBOClient, tls_context
+from .._dialects import DIALECTS
 from .._exceptions import ConfigError, TransportError, VBOError
 from .._redact import redact_url
 from .._retry import RetryPolicy
@@ -29,12 +30,15 @@ from ._exit import CLIError
 
 __all__ = [
     "DEFAULT_API_VERSION",
+    "NOT_A_VARIABLE",
     "Connection",
     "Source",
     "explain",
     "is_terminal",
+    "is_variable_name",
     "read_password",
     "split_version",
+    "unknown_version",
 ]
 
 
@@ -57,6 +61,15 @@ def split_version(url: str) -> tuple[str, str | None]:
     if match is None:
         return url, None
     return match["base"], match["version"].lower()
+
+
+def unknown_version(url: str) -> str | None:
+    """``"ends in /v5, which is no API version (v8, v7, v6, v1)"`` for a URL whose version
+    segment (see `split_version`) names no API version, else None."""
+    base, version = split_version(url)
+    if version is None or version in DIALECTS:
+        return None
+    return f"ends in {url.strip()[len(base) :]}, which is no API version ({', '.join(DIALECTS)})"
 
 
 @attrs.frozen(kw_only=True)
@@ -143,6 +156,19 @@ def retries_within(seconds: float | None) -> RetryPolicy | None:
     if seconds is None or (default.timeout is not None and default.timeout <= seconds):
         return None
     return attrs.evolve(default, timeout=seconds)
+
+
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NOT_A_VARIABLE = (
+    "the name of an environment variable (letters, digits and _, not starting with a digit), not the password"
+)
+"""What ``password_env`` and ``--password-env`` take, said without repeating what was given
+instead (often the password itself)."""
+
+
+def is_variable_name(name: str) -> bool:
+    """Whether ``name`` can name the password's environment variable (``VBO_EAST_PASSWORD``)."""
+    return _VARIABLE_NAME.match(name) is not None
 
 
 def read_password(variable: str, prompt: str) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
+import sys
 from collections.abc import Iterator
 
 import attrs
@@ -22,6 +24,7 @@ __all__ = [
     "ExitCodes",
     "MissingExtra",
     "Outcome",
+    "quiet_stdout",
     "simulator_extra",
 ]
 
@@ -111,3 +114,14 @@ def simulator_extra(command: str) -> Iterator[None]:
         if missing not in SIMULATOR_PACKAGES:
             raise
         raise MissingExtra(command, "simulator", missing) from None
+
+
+def quiet_stdout() -> None:
+    """The output could not be written (a reader gone away, a full disk): point stdout at
+    /dev/null, so the interpreter's last flush at exit does not fail a second time."""
+    if sys.stdout is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

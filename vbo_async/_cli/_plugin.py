@@ -85,6 +85,8 @@ def parse_duration(text: str, *, bare: str | None = None) -> dt.timedelta:
         cleaned += bare
     match = _DURATION.fullmatch(cleaned)
     if not cleaned or match is None:
+        if cleaned.isascii() and cleaned.isdigit() and int(cleaned) == 0:
+            raise DurationError(f"{text!r} must be longer than zero")
         if cleaned.isascii() and cleaned.isdigit():
             units = ", ".join(cleaned + unit for unit in "hmd")
             raise DurationError(f"{text!r} has no unit: write {units} or {cleaned}s")

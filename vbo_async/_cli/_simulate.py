@@ -8,6 +8,7 @@ is a flag at once, with no change here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
@@ -142,11 +143,16 @@ def serve_simulator(
             f"Serving the VB365 simulator at {scheme}://{shown}:{sock.getsockname()[1]} "
             f"(API {versions}; user {config.username!r}, password {config.password!r}; Ctrl-C stops)"
         )
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
+        # Ctrl-C stops at once: requests still waiting out a --latency are cancelled instead of
+        # waited for (uvicorn's graceful shutdown waits for them without limit by default).
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=STOP_WITHIN, **options)
+        )
         # A dropped or truncated answer is a fault asked for, not an error of the app to report
-        # with its traceback (the filter is added after uvicorn.Config set up its loggers).
+        # with its traceback, nor is cancelling requests to stop (the filter is added after
+        # uvicorn.Config set up its loggers).
         errors = logging.getLogger("uvicorn.error")
-        quiet = _Unless(is_simulated_disconnect)
+        quiet = _Unless(lambda record: is_simulated_disconnect(record) or _is_stop_cancelling(record))
         errors.addFilter(quiet)
         try:
             server.run(sockets=[sock])
@@ -163,6 +169,18 @@ def serve_simulator(
         signal.signal(signal.SIGTERM, previous)
         sock.close()
         folder.cleanup()
+
+
+STOP_WITHIN = 1
+"""Seconds the simulator waits, once told to stop, for the answers it is still sending."""
+
+
+def _is_stop_cancelling(record: logging.LogRecord) -> bool:
+    """uvicorn's records of cancelling the requests still running when `STOP_WITHIN` is over:
+    that it does, and each request's `asyncio.CancelledError` (uvicorn cancels nothing else)."""
+    if record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError):
+        return True
+    return record.msg == "Cancel %s running task(s), timeout graceful shutdown exceeded"
 
 
 class _Unless(logging.Filter):

@@ -27,7 +27,7 @@ from .._client import API_VERSIONS
 from .._dialects import DIALECTS
 from .._exceptions import ConfigError
 from .._urls import ApiRoot
-from ._connect import Connection, split_version
+from ._connect import NOT_A_VARIABLE, Connection, is_variable_name, split_version, unknown_version
 from ._exit import CLIError
 
 __all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets"]
@@ -131,6 +131,7 @@ def make_converter(folder: Path) -> cattrs.Converter:
         organizations=override(struct_hook=_organizations),
         ca_bundle=override(struct_hook=_ca_bundle(folder)),
         api_version=override(struct_hook=_api_version),
+        password_env=override(struct_hook=_variable),
         max_concurrency=override(struct_hook=_positive),
     )
 
@@ -208,12 +209,21 @@ def _table(value: Any) -> None:
 
 def _url(value: Any, _: Any) -> str:
     url = _string(value, str)
+    if (unknown := unknown_version(url)) is not None:
+        raise _Invalid(unknown)
     base, _ = split_version(url)
     try:
         ApiRoot(base, DIALECTS)
     except ConfigError as exc:
         raise _Invalid(str(exc).replace("base_url", "the URL")) from None
     return url
+
+
+def _variable(value: Any, _: Any) -> str:
+    name = _string(value, str)
+    if not is_variable_name(name):
+        raise _Invalid(f"expected {NOT_A_VARIABLE}")
+    return name
 
 
 def _api_version(value: Any, _: Any) -> str:
