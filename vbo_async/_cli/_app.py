@@ -290,8 +290,8 @@ def _piped() -> bool:
 
 _TABLE_HELP = """
 \b
-Every job's health is judged as 'vbo-async check' does (default policy: a failed last run or
-no success for 26 h is CRITICAL, warnings and jobs never run are WARNING), from its recent
+Every job's health is judged as 'vbo-async check' does (a failed last run or no success for
+26 h, or --max-age, is CRITICAL; warnings and jobs never run are WARNING), from its recent
 sessions: on v6+ one listing for a server with many tenants (plus one request per job whose
 last success lies before it, on v6 every job without a success within 26 h), one or two
 requests per job for a tenant alone; v1 cannot list sessions server-wide, so each job costs
