@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import io
 import json
 import os
@@ -768,6 +769,39 @@ async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
     assert result.out.splitlines()[-1] == "UNKNOWN: down1: no answer within 1s"
     assert result.out.startswith("VB365 UNKNOWN - ")
     assert elapsed < 1 + 3 + 2  # the time limit, the logout's own limit, and slack
+
+
+async def test_a_logout_that_hangs_is_cut_at_the_check_s_deadline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """The logout after the sweep ends with the check's --timeout (half a second past it at
+    most): a plugin given 2 s does not overrun them by the client's own logout bound (3 s, made
+    endless here with the request's own time limit, so that only the check's deadline can end
+    it; the hang guard stops a check that waits for it)."""
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 3600.0)
+    # ... and no per-request time limit either (30 s by default, which would end the logout too).
+    monkeypatch.setattr("vbo_async._cli._connect.VBOClient", functools.partial(VBOClient, timeout=None))
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    logouts: list[str] = []
+    forever = asyncio.Event()
+    app = create_app(simulator=east.simulator)
+
+    async def hanging_logout(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].lower().endswith("/token/logout"):
+            logouts.append(scope["path"])
+            await forever.wait()
+        await app(scope, receive, send)
+
+    try:
+        async with serve(hanging_logout) as port:
+            targets = targets_of(tmp_path, f"http://127.0.0.1:{port}")
+            async with asyncio.timeout(HANG_GUARD):
+                result = await check(capsys, targets, "--timeout", "2s", "--org", east.organization("OK"))
+    finally:
+        forever.set()
+    assert [path.lower() for path in logouts] == ["/v8/token/logout"]  # sent, never answered
+    assert result.code == 0
+    assert result.out.startswith("VB365 OK - ")
 
 
 def test_a_command_with_a_time_limit_retries_within_it() -> None:
