@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import io
 import json
+import logging
 import os
 import re
 import socket
@@ -802,6 +803,53 @@ async def test_a_logout_that_hangs_is_cut_at_the_check_s_deadline(
     assert [path.lower() for path in logouts] == ["/v8/token/logout"]  # sent, never answered
     assert result.code == 0
     assert result.out.startswith("VB365 OK - ")
+
+
+async def test_time_spent_at_the_password_prompt_does_not_cut_the_logouts_short(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    east: Served,
+) -> None:
+    """The logouts get what remains of the sweep's time limit, which starts once the passwords
+    are read: an hour at the prompt (a clock that jumps) does not leave them only the grace
+    (made 0 here, and the logout answered a moment late, so that the grace alone cuts it)."""
+    monkeypatch.setattr("vbo_async._cli._flows.LOGOUT_GRACE", 0.0)
+    prompted = 0.0
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return time.monotonic() + prompted
+
+    def typed_an_hour_later(variable: str, prompt: str) -> str:
+        nonlocal prompted
+        prompted += 3600
+        return "admin"
+
+    monkeypatch.setattr("vbo_async._cli._flows.time", Clock)
+    monkeypatch.setattr("vbo_async._cli._flows.read_password", typed_an_hour_later)
+    app = create_app(simulator=east.simulator)
+    answered: list[str] = []
+
+    async def slow_logout(scope: Any, receive: Any, send: Any) -> None:
+        logout = scope["type"] == "http" and scope["path"].lower().endswith("/token/logout")
+        if logout:
+            await asyncio.sleep(0.1)
+        await app(scope, receive, send)
+        if logout:
+            answered.append(scope["path"])
+
+    caplog.set_level(logging.DEBUG, logger="vbo_async.cli")
+    async with serve(slow_logout) as port:
+        targets = targets_of(tmp_path, f"http://127.0.0.1:{port}")
+        arguments = ("--targets", str(targets), "-t", "50", "--org", east.organization("OK"))
+        result = await run_in_thread(capsys, "check", *arguments)
+    assert prompted == 3600
+    assert result.code == 0
+    assert [path.lower() for path in answered] == ["/v8/token/logout"]
+    assert "time limit ended the logouts" not in caplog.text + result.err  # the client had its answer
 
 
 def test_a_command_with_a_time_limit_retries_within_it() -> None:

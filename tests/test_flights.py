@@ -127,3 +127,28 @@ async def test_work_cancelled_by_closing_is_a_client_state_error_for_its_waiters
         return "fresh"
 
     assert await flights.run("k", again) == "fresh"
+
+
+def test_a_keyboard_interrupt_in_the_work_reaches_its_waiters_and_is_not_reported_as_unretrieved() -> None:
+    loop = asyncio.new_event_loop()
+    reported = _unhandled(loop)
+    flights = Flights("closed")
+
+    async def load() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    async def sweep() -> None:
+        await asyncio.gather(flights.run("k", load), flights.run("k", load))
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(sweep())  # the loop hands it on, as asyncio.run does
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+    gc.collect()
+    assert reported == []  # not "Task exception was never retrieved" for the shared task

@@ -45,10 +45,14 @@ class _Flight:
         self.unlist()
         self.owner._detached.discard(self)
 
-    def ended(self, _: asyncio.Task[None]) -> None:
+    def ended(self, task: asyncio.Task[None]) -> None:
         """The task's done callback. A task cancelled before it started never ran `_fly`: its
         waiters are cancelled here, and its work closed unstarted (otherwise `_fly` has resolved
-        them all and run the work, and this does nothing)."""
+        them all and run the work, and this does nothing). A KeyboardInterrupt or SystemExit the
+        task ended with went to its waiters and out of the event loop: retrieved here, it is not
+        reported once more as "Task exception was never retrieved"."""
+        if not task.cancelled():
+            task.exception()
         self.land()
         if self.work is not None:
             self.work.close()

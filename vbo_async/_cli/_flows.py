@@ -203,12 +203,18 @@ async def open_servers(
     sharing a ``password_env`` are asked once, and servers sharing a CA bundle share one TLS
     context. A bad file, a missing password or an unusable URL is a `CLIError` (usage).
     """
-    deadline = None if give_up_after is None else time.monotonic() + give_up_after.total_seconds()
     targets = read_targets(path)
     passwords: dict[str, str] = {}
     contexts = SharedContexts()
     servers: list[Server] = []
-    stack.push_async_callback(_close, servers, deadline)
+    # The logouts' deadline (`_close`): the time limit starts once the passwords are read (a
+    # prompt may take minutes), as the sweep's does.
+    deadline: float | None = None
+
+    async def close() -> None:
+        await _close(servers, deadline)
+
+    stack.push_async_callback(close)
     for target in targets.servers:
         connection = target.connection()
         if target.password_env not in passwords:
@@ -221,6 +227,8 @@ async def open_servers(
             within=give_up_after.total_seconds() if give_up_after is not None else None,
         )
         servers.append(Server(target, connection, client))
+    if give_up_after is not None:
+        deadline = time.monotonic() + give_up_after.total_seconds()
     return servers
 
 
