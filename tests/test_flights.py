@@ -152,3 +152,21 @@ def test_a_keyboard_interrupt_in_the_work_reaches_its_waiters_and_is_not_reporte
         loop.close()
     gc.collect()
     assert reported == []  # not "Task exception was never retrieved" for the shared task
+
+
+async def test_a_load_that_raises_before_any_work_leaves_no_flight_to_join() -> None:
+    """``load`` raising at once (not an async function's coroutine) fails its caller, and the
+    next caller for the key starts new work instead of waiting for a flight that never flies."""
+    flights = Flights("closed")
+
+    def broken() -> Any:
+        raise Boom("no coroutine")
+
+    with pytest.raises(Boom):
+        await flights.run("k", broken)
+
+    async def fine() -> str:
+        return "flies"
+
+    async with asyncio.timeout(5):  # a hang guard: joining a flight without a task never ends
+        assert await flights.run("k", fine) == "flies"

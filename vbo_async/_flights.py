@@ -74,8 +74,9 @@ class Flights:
         loop = asyncio.get_running_loop()
         flight = self._flights.get(key)
         if flight is None:
+            work = load()  # before the flight is listed: a load that raises leaves no flight to join
             flight = self._flights[key] = _Flight(self, key)
-            flight.work = work = load()
+            flight.work = work
             started = flight.task = loop.create_task(_fly(flight, work))
             started.add_done_callback(flight.ended)
         waiter: asyncio.Future[T] = loop.create_future()
