@@ -933,6 +933,18 @@ async def test_jobs_insecure_warning_is_one_stderr_line_of_a_real_process(
     assert line.startswith("vbo-async: warning: TLS certificate verification is OFF")
 
 
+@pytest.mark.parametrize("given", ["30", "30s", " 30 "])
+def test_poll_timeout_takes_a_number_alone_as_seconds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, given: str
+) -> None:
+    """``poll --timeout 30`` is 30 seconds, as ``check -t 30`` is: the option is accepted and the
+    command goes on to the targets file (missing here, the error it then gives)."""
+    missing = tmp_path / "missing.toml"
+    line = error_line(run(capsys, "poll", "--targets", str(missing), "--timeout", given), code=2)
+    assert "--timeout" not in line
+    assert "missing.toml" in line
+
+
 def test_jobs_without_password_or_terminal_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,7 +21,15 @@ from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
 from .._printable import printable
-from ._check import CHECK_EPILOG, PLUGIN_CODES, check, duration, health_options, health_policy, say_unknown
+from ._check import (
+    CHECK_EPILOG,
+    PLUGIN_CODES,
+    check,
+    health_options,
+    health_policy,
+    say_unknown,
+    seconds_or_duration,
+)
 from ._connect import (
     DEFAULT_API_VERSION,
     NOT_A_VARIABLE,
@@ -442,10 +450,10 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     "--timeout",
     default=None,
     metavar="DURATION",
-    callback=duration,
-    help="Give up after this long (90s, 2m, 1h30m): each server or tenant that has not answered "
-    "by then is listed as not read ('no answer within 2m'), everything read is shown "
-    "[default: no limit].",
+    callback=seconds_or_duration,
+    help="Give up after this long (90s, 2m, 1h30m; a number alone is seconds, as for check's -t): "
+    "each server or tenant that has not answered by then is listed as not read ('no answer within "
+    "2m'), everything read is shown [default: no limit].",
 )
 @health_options
 @output_options

@@ -100,9 +100,8 @@ The most severe finding decides: CRITICAL > WARNING > UNKNOWN > OK.
 def duration(
     ctx: click.Context, param: click.Parameter, value: str | dt.timedelta | None
 ) -> dt.timedelta | None:
-    """The option callback of ``--max-age`` and ``--timeout`` (``check``'s and ``poll``'s):
-    `parse_duration`, a bad duration being a usage error; no value (an option without a default,
-    not given) stays None."""
+    """The option callback of ``--max-age``: `parse_duration`, a bad duration being a usage
+    error; no value (an option without a default, not given) stays None."""
     if value is None or isinstance(value, dt.timedelta):
         return value
     try:
@@ -114,9 +113,9 @@ def duration(
 def seconds_or_duration(
     ctx: click.Context, param: click.Parameter, value: str | dt.timedelta | None
 ) -> dt.timedelta | None:
-    """The option callback of ``check``'s ``-t``/``--timeout``: `duration`, but a whole number
-    alone is seconds (``-t 30``), as the monitoring plugins and the check commands that run
-    them write ``-t``."""
+    """The option callback of ``check``'s ``-t``/``--timeout`` and ``poll``'s ``--timeout``:
+    `duration`, but a whole number alone is seconds (``-t 30``), as the monitoring plugins and
+    the check commands that run them write ``-t``."""
     if value is None or isinstance(value, dt.timedelta):
         return value
     try:
