@@ -75,6 +75,7 @@ from .test_cli import (
     run,
     run_during_a_hung_lookup,
     run_in_thread,
+    run_module,
     server_table,
     write_targets,
 )
@@ -1206,16 +1207,7 @@ def test_output_that_cannot_be_written_is_unknown_and_said_on_stderr(tmp_path: P
     (3), never 1 (WARNING to a monitoring system), with one line on stderr saying why: neither
     an "internal error" nor a traceback."""
     with open("/dev/full", "w") as full:  # every write fails with ENOSPC
-        completed = subprocess.run(
-            [sys.executable, "-m", "vbo_async", "check", *args],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env=child_environment(),
-            timeout=HANG_GUARD,
-            check=False,
-        )
+        completed = run_module(tmp_path, ["check", *args], stdout=full)
     assert completed.returncode == 3
     assert completed.stderr.splitlines() == [
         "vbo-async: error: cannot write the output: No space left on device"

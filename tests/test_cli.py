@@ -598,8 +598,14 @@ def test_demo_as_a_real_process(command: list[str], tmp_path: Path) -> None:
 
 def small_demo(tmp_path: Path, output: list[str], *, stdout: Any) -> subprocess.CompletedProcess[str]:
     """``vbo-async demo --organizations 1 *output`` as a real process writing to ``stdout``."""
+    return run_module(tmp_path, ["demo", "--organizations", "1", *output], stdout=stdout)
+
+
+def run_module(tmp_path: Path, args: list[str], *, stdout: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m vbo_async *args`` as a real process in ``tmp_path`` writing to ``stdout``
+    (its stderr captured), within the hang guard."""
     return subprocess.run(
-        [sys.executable, "-m", "vbo_async", "demo", "--organizations", "1", *output],
+        [sys.executable, "-m", "vbo_async", *args],
         stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
