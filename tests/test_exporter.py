@@ -767,8 +767,10 @@ def test_listen_addresses() -> None:
         (["--interval", "0"], "'--interval'"),
         (["--interval", "nan"], "Invalid value for '--interval': 'nan' is not a number of seconds"),
         (["--timeout", "nan"], "Invalid value for '--timeout': 'nan' is not a number of seconds"),
+        (["--interval", "inf"], "Invalid value for '--interval': 'inf' is not a number of seconds"),
+        (["--timeout", "inf"], "Invalid value for '--timeout': 'inf' is not a number of seconds"),
     ],
-    ids=["bad-listen", "zero-interval", "nan-interval", "nan-timeout"],
+    ids=["bad-listen", "zero-interval", "nan-interval", "nan-timeout", "inf-interval", "inf-timeout"],
 )
 def test_bad_serve_arguments_are_usage_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], expected: str

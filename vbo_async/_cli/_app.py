@@ -237,14 +237,15 @@ def output_options(command: F) -> F:
 
 
 class Seconds(click.FloatRange):
-    """A number of seconds of at least ``min``: `click.FloatRange`, which lets ``nan`` through
-    (it compares false with every bound), refusing it as a usage error naming the option."""
+    """A finite number of seconds of at least ``min``: `click.FloatRange`, which lets ``nan``
+    through (it compares false with every bound) and ``inf``, refusing both as a usage error
+    naming the option (an endless interval or sweep budget is no schedule)."""
 
     name = "seconds"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
-        if math.isnan(number):
+        if not math.isfinite(number):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         return number
 
