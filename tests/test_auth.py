@@ -36,7 +36,7 @@ from vbo_async._auth import (
     TokenManager,
 )
 from vbo_async._dialects import V1, V7
-from vbo_async._tokens import parse_http_date, parse_token_response
+from vbo_async._tokens import Token, parse_http_date, parse_token_response
 
 from .conftest import (
     BASE,
@@ -195,17 +195,8 @@ async def test_a_refused_password_is_not_sent_again_until_its_pause_is_over(fake
 async def test_the_pauses_after_refused_passwords_double_up_to_a_maximum_and_end_on_a_success() -> None:
     now = [0.0]
     answers: list[Any] = []
-    sent: list[float] = []
-
-    async def fetch(url: str, form: dict[str, str]) -> Any:
-        sent.append(now[0])
-        answer = answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: now[0])
-    tokens.use(V1, f"{BASE}/v1/Token")
+    sent: list[float] = []  # when each grant was sent
+    tokens = scripted_tokens(answers, [], now, sent_at=sent)
     pauses = []
     for _ in range(8):  # refused every time it is sent; asked every second
         answers.append(AuthenticationError("HTTP 400: invalid_grant"))
@@ -477,6 +468,16 @@ async def test_a_token_whose_refresh_and_password_were_refused_is_not_offered_ag
     fake.refuse_refresh = True
     refused = {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
     fake.token_script = [json_response(400, {"error": "invalid_grant"}), json_response(400, refused)]
+    sent = await refused_then_paused(fake, vbo)
+    now[0] += REFUSED_PAUSE
+    assert [job.id for job in await vbo.jobs()] == ["j0"]
+    assert fake.grants() == ["password", "refresh_token", "password", "password"]
+    assert len(fake.requests) == sent + 2  # the password grant, then the jobs
+
+
+async def refused_then_paused(fake: FakeVBO, vbo: VBOClient) -> int:
+    """A call the server refuses the password for, then three calls during the pause that send
+    no request at all; the requests sent so far."""
     with pytest.raises(AuthenticationError, match="user name or password is incorrect"):
         await vbo.jobs()
     sent = len(fake.requests)
@@ -484,10 +485,7 @@ async def test_a_token_whose_refresh_and_password_were_refused_is_not_offered_ag
         with pytest.raises(AuthenticationError, match="not sent again"):
             await vbo.jobs()
     assert len(fake.requests) == sent
-    now[0] += REFUSED_PAUSE
-    assert [job.id for job in await vbo.jobs()] == ["j0"]
-    assert fake.grants() == ["password", "refresh_token", "password", "password"]
-    assert len(fake.requests) == sent + 2  # the password grant, then the jobs
+    return sent
 
 
 async def test_a_token_without_a_refresh_token_refused_with_the_password_is_not_offered_again(
@@ -504,13 +502,7 @@ async def test_a_token_without_a_refresh_token_refused_with_the_password_is_not_
     fake.revoke()
     refused = {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
     fake.token_script = [json_response(400, refused)]
-    with pytest.raises(AuthenticationError, match="user name or password is incorrect"):
-        await vbo.jobs()
-    sent = len(fake.requests)
-    for _ in range(3):
-        with pytest.raises(AuthenticationError, match="not sent again"):
-            await vbo.jobs()
-    assert len(fake.requests) == sent
+    await refused_then_paused(fake, vbo)
     assert fake.grants() == ["password", "password"]
 
 
@@ -633,12 +625,17 @@ async def test_token_manager_refreshes_on_a_fake_clock() -> None:
     assert tokens.requests == 2
 
 
-def scripted_tokens(answers: list[Any], forms: list[dict[str, str]], now: list[float]) -> TokenManager:
+def scripted_tokens(
+    answers: list[Any], forms: list[dict[str, str]], now: list[float], *, sent_at: list[float] | None = None
+) -> TokenManager:
     """A TokenManager on the clock ``now[0]`` whose grants are answered by ``answers`` in order
-    (an exception is raised), each form recorded in ``forms``."""
+    (an exception is raised), each form recorded in ``forms`` (and the time it was sent in
+    ``sent_at``)."""
 
     async def fetch(url: str, form: dict[str, str]) -> Any:
         forms.append(form)
+        if sent_at is not None:
+            sent_at.append(now[0])
         answer = answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
@@ -647,6 +644,17 @@ def scripted_tokens(answers: list[Any], forms: list[dict[str, str]], now: list[f
     tokens = TokenManager(username="u", password=Secret("pw-Zr7u"), fetch=fetch, clock=lambda: now[0])
     tokens.use(V1, f"{BASE}/v1/Token")
     return tokens
+
+
+async def due_for_refresh(
+    answers: list[Any], forms: list[dict[str, str]], now: list[float]
+) -> tuple[TokenManager, Token]:
+    """`scripted_tokens` and its first token (the first of ``answers``), with the clock moved to
+    when that token is due for its proactive refresh: valid for about a minute more."""
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    now[0] = first.refresh_at + 1
+    return tokens, first
 
 
 def issued(n: int) -> dict[str, Any]:
@@ -667,9 +675,7 @@ async def test_a_failed_proactive_refresh_keeps_the_token_still_valid(blip: VBOE
     (`RENEWAL_RETRY`), not once per call, and a success replaces the token."""
     now, forms = [0.0], []
     answers: list[Any] = [issued(1)]
-    tokens = scripted_tokens(answers, forms, now)
-    first = await tokens.current()
-    now[0] = first.refresh_at + 1  # due for its refresh, valid for about a minute more
+    tokens, first = await due_for_refresh(answers, forms, now)
     answers += [blip]
     for _ in range(3):
         assert await tokens.current() is first
@@ -688,9 +694,7 @@ async def test_a_failed_refresh_of_an_expired_token_raises(blip: VBOError) -> No
     call (as before: no token is left to go on with)."""
     now, forms = [0.0], []
     answers: list[Any] = [issued(1)]
-    tokens = scripted_tokens(answers, forms, now)
-    first = await tokens.current()
-    now[0] = first.refresh_at + 1
+    tokens, first = await due_for_refresh(answers, forms, now)
     answers += [ServerError("busy", status_code=503)]
     assert await tokens.current() is first
     now[0] = first.expires_at
@@ -704,9 +708,7 @@ async def test_a_throttled_proactive_refresh_is_not_asked_again_before_its_rest(
     is sent before `THROTTLE_REST` is over; expired meanwhile, calls raise the throttle."""
     now, forms = [0.0], []
     answers: list[Any] = [issued(1)]
-    tokens = scripted_tokens(answers, forms, now)
-    first = await tokens.current()
-    now[0] = first.refresh_at + 1
+    tokens, first = await due_for_refresh(answers, forms, now)
     answers += [RateLimitedError("Quota Exceeded", status_code=429)]
     assert await tokens.current() is first
     now[0] += RENEWAL_RETRY
@@ -722,9 +724,7 @@ async def test_a_proactive_refresh_refused_then_a_failed_password_grant_keeps_th
     server's side: the token still serves; the next renewal is the password grant."""
     now, forms = [0.0], []
     answers: list[Any] = [issued(1)]
-    tokens = scripted_tokens(answers, forms, now)
-    first = await tokens.current()
-    now[0] = first.refresh_at + 1
+    tokens, _ = await due_for_refresh(answers, forms, now)
     answers += [AuthenticationError("Invalid refresh token"), ServerError("busy", status_code=503)]
     kept = await tokens.current()
     assert (kept.access_token, kept.refresh_token) == ("access-1-Qx", None)
@@ -740,9 +740,7 @@ async def test_a_401_for_a_request_sent_before_its_refresh_was_refused_offers_no
     token again."""
     now, forms = [0.0], []
     answers: list[Any] = [issued(1)]
-    tokens = scripted_tokens(answers, forms, now)
-    first = await tokens.current()
-    now[0] = first.refresh_at + 1
+    tokens, first = await due_for_refresh(answers, forms, now)
     answers += [AuthenticationError("Invalid refresh token"), ServerError("busy", status_code=503)]
     kept = await tokens.current()
     assert (kept.access_token, kept.refresh_token) == ("access-1-Qx", None)
@@ -796,9 +794,7 @@ async def test_a_401_after_a_failed_proactive_refresh_renews_at_once() -> None:
     wait for `RENEWAL_RETRY`), and its failure is raised: the token is no use any more."""
     now, forms = [0.0], []
     answers: list[Any] = [issued(1)]
-    tokens = scripted_tokens(answers, forms, now)
-    first = await tokens.current()
-    now[0] = first.refresh_at + 1
+    tokens, first = await due_for_refresh(answers, forms, now)
     answers += [ServerError("busy", status_code=503)]
     assert await tokens.current() is first
     answers += [ServerError("still busy", status_code=503)]
