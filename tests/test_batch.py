@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vbo_async import (
+    APIError,
     ConfigError,
     DecodeError,
     HealthPolicy,
@@ -651,6 +652,26 @@ async def test_a_server_too_big_to_list_whole_is_swept_one_by_one_by_default(
         assert result.error is None, result.error
         assert sorted(job.id for job in result.jobs) == expected_jobs(simulator, org_id)
         assert (result.organization is not None) == (too_big == "jobs")
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_a_server_listing_more_than_max_listing_items_is_swept_one_by_one_by_default(
+    version: str,
+) -> None:
+    """``max_listing_items`` bounds a listing as ``max_response_bytes`` bounds a body: a server
+    whose every job is more than it allows (30 jobs, a bound of 10) is swept tenant by tenant
+    (3 jobs each), with the same results as ``batch=False``."""
+    config = SimulatorConfig(seed=3, organizations=10, jobs_per_organization=(3, 3), epoch=EPOCH)
+    simulator = Simulator(config)
+    async with client(create_app(simulator=simulator), version, max_listing_items=10) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
+        results = await sweep(targets)
+        with pytest.raises(APIError, match="max_listing_items=10"):
+            await vbo.jobs()
+    assert len(results) == 10
+    for org_id, result in results.items():
+        assert result.error is None, result.error
+        assert sorted(job.id for job in result.jobs) == expected_jobs(simulator, org_id)
 
 
 # --- the same verdicts either way, on generated servers -------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from vbo_async import APIError, DecodeError, Job, JobSession, LinkError, VBOClient
+from vbo_async import APIError, ConfigError, DecodeError, Job, JobSession, LinkError, VBOClient
 
 from .conftest import BASE, FOREIGN, FakeVBO, client_for
 
@@ -314,3 +314,77 @@ async def test_a_next_link_sent_as_a_bare_href_is_followed(fake: FakeVBO, vbo: V
     fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": {"next": "/v1/Jobs?offset=2"}})
     fake.route("GET", "/v1/Jobs?offset=2", {"results": JOBS[2:], "_links": {"next": {"href": None}}})
     assert [job.id for job in await vbo.jobs()] == [job["id"] for job in JOBS]
+
+
+def serve_endless_pages(fake: FakeVBO, path: str, per_page: int, pages: int) -> None:
+    """``pages`` pages of ``per_page`` distinct jobs each, every one linking to the next."""
+    for number in range(pages):
+        offset = number * per_page
+        items = [{"id": f"job-{offset + i}", "name": "x"} for i in range(per_page)]
+        where = path if number == 0 else f"{path}?offset={offset}&limit={per_page}"
+        fake.route(
+            "GET", where, page(items, offset=offset, limit=per_page, path=path, next_offset=offset + per_page)
+        )
+
+
+@pytest.mark.parametrize("mode", ["await", "async for"])
+async def test_a_listing_over_max_listing_items_is_refused_when_the_page_going_over_arrives(
+    fake: FakeVBO, mode: str
+) -> None:
+    """Pages of 3 for ever, ``max_listing_items=7``: the third page takes the listing to 9 items,
+    so it is an `APIError` (of a 200) naming the bound and the listing, after three requests,
+    and no item of that page is handed on (``max_pages`` alone would let a fast server make one
+    listing hold 10,000 pages of 50,000 items)."""
+    serve_endless_pages(fake, "/v1/Jobs", per_page=3, pages=5)
+    seen: list[str] = []
+    async with client_for(fake, max_listing_items=7) as vbo:
+
+        async def listing() -> None:
+            if mode == "await":
+                await vbo.jobs()
+            else:
+                async for job in vbo._fetcher.iterate(f"{BASE}/v1/Jobs", Job):
+                    seen.append(job.id)
+
+        with pytest.raises(APIError) as info:
+            await listing()
+    assert len(fake.api_requests) == 3
+    assert info.value.status_code == 200
+    assert info.value.url == f"{BASE}/v1/Jobs"
+    assert "max_listing_items=7" in str(info.value)
+    assert "9 in its first 3 pages" in str(info.value)
+    assert seen == ([] if mode == "await" else [f"job-{i}" for i in range(6)])
+
+
+async def test_a_listing_of_exactly_max_listing_items_is_read_whole(fake: FakeVBO) -> None:
+    serve_endless_pages(fake, "/v1/Jobs", per_page=3, pages=2)
+    fake.route(
+        "GET", "/v1/Jobs?offset=6&limit=3", page([], offset=6, limit=3, path="/v1/Jobs", next_offset=None)
+    )
+    async with client_for(fake, max_listing_items=6) as vbo:
+        jobs = await vbo.jobs()
+    assert [job.id for job in jobs] == [f"job-{i}" for i in range(6)]
+
+
+async def test_refused_items_count_towards_max_listing_items(fake: FakeVBO) -> None:
+    """A sweep files the items it cannot decode (it holds them): they count as held."""
+    bad = [{"id": f"bad-{i}", "isEnabled": "maybe"} for i in range(3)]
+    fake.route("GET", "/v1/Jobs", page(bad, offset=0, limit=3, path="/v1/Jobs", next_offset=3))
+    fake.route(
+        "GET",
+        "/v1/Jobs?offset=3&limit=3",
+        page(JOBS[:3], offset=3, limit=3, path="/v1/Jobs", next_offset=None),
+    )
+    async with client_for(fake, max_listing_items=5) as vbo:
+        with pytest.raises(APIError, match="max_listing_items=5"):
+            await vbo._jobs_filed()
+    async with client_for(fake, max_listing_items=6) as vbo:
+        jobs, filed = await vbo._jobs_filed()
+    assert len(jobs) == 3
+    assert sum(len(errors) for errors in filed.values()) == 3
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, "10", None])
+def test_max_listing_items_must_be_a_positive_integer(value: object) -> None:
+    with pytest.raises(ConfigError, match="max_listing_items must be a positive integer"):
+        VBOClient(BASE, username="u", password="p", max_listing_items=value)  # type: ignore[arg-type]

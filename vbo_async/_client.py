@@ -62,6 +62,10 @@ it also bounds the JSON objects and arrays a body may bring to 800,000, counted 
 parsed JSON can take 30 times its size, a page of tiny items is refused before it is built."""
 DEFAULT_MAX_PAGES = 10_000
 """Pages one listing may span."""
+DEFAULT_MAX_LISTING_ITEMS = 1_000_000
+"""Items one listing may hold, all its pages together (a hundred full pages of the API's maximum
+of 10,000; about 1 to 1.5 GB of decoded jobs, less of sessions). Without it a fast hostile server
+could make one listing hold `DEFAULT_MAX_PAGES` pages of `DEFAULT_MAX_PAGE_ITEMS` items."""
 API_VERSIONS: tuple[str, ...] = ("auto", *(d.version for d in NEWEST_FIRST))
 """What ``api_version`` accepts: ``"auto"`` and every version vbo-async speaks, newest first."""
 LOGOUT_TIMEOUT = 3.0
@@ -78,7 +82,8 @@ class VBOClient:
     whatever the transport; ``timeout`` (30 s; None: no limit) bounds each attempt as a whole.
     ``retry`` is the `RetryPolicy` of idempotent requests (``RetryPolicy()`` when None); job
     actions are never retried. ``max_response_bytes`` (64 MiB, decoded), ``max_page_items``
-    (50,000) and ``max_pages`` (10,000 per listing) bound what is read. ``transport`` is any
+    (50,000), ``max_pages`` (10,000 per listing) and ``max_listing_items`` (1,000,000 per listing,
+    its pages together) bound what is read. ``transport`` is any
     ``httpx.AsyncBaseTransport`` (MockTransport, ASGITransport, ...). One connection pool serves
     the client's whole life; token refreshes never disturb requests in flight. An invalid option
     is a `ConfigError`.
@@ -105,6 +110,7 @@ class VBOClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_page_items: int = DEFAULT_MAX_PAGE_ITEMS,
         max_pages: int = DEFAULT_MAX_PAGES,
+        max_listing_items: int = DEFAULT_MAX_LISTING_ITEMS,
     ) -> None:
         username = text_argument(username, "username")
         password = text_argument(password, "password")
@@ -122,6 +128,7 @@ class VBOClient:
             ("max_response_bytes", max_response_bytes),
             ("max_page_items", max_page_items),
             ("max_pages", max_pages),
+            ("max_listing_items", max_listing_items),
         ):
             if not _is_int(value) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -161,6 +168,7 @@ class VBOClient:
             sender=self._sender,
             max_page_items=max_page_items,
             max_pages=max_pages,
+            max_listing_items=max_listing_items,
         )
         self._tokens = TokenManager(
             username=username, password=Secret(password), fetch=self._fetcher.request_token

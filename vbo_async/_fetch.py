@@ -4,7 +4,8 @@ The `Fetcher` is the links' `Navigator`: it turns URLs into decoded models throu
 `Sender` (the only network code), shares identical GETs in flight (`Flights`), decodes with the
 dialect of the API version each URL names (the `Decoder` is passed in), and bounds what a server
 can make it hold: at most ``max_page_items`` items per page (a body that could hold far more is
-refused before it is parsed) and ``max_pages`` pages per listing; a listing whose ``next``
+refused before it is parsed), ``max_pages`` pages per listing and ``max_listing_items`` items per
+listing (its pages together, refused items included); a listing whose ``next``
 leads back to a page already read (whatever query noise it adds) is an error, and one that reaches
 a page without items ends there.
 """
@@ -47,6 +48,7 @@ class Fetcher:
         decoder: Callable[[Fetcher], Decoder] = Decoder,
         max_page_items: int,
         max_pages: int,
+        max_listing_items: int,
         scrub: Scrub | None = None,
     ) -> None:
         self._api_root = api_root
@@ -55,6 +57,7 @@ class Fetcher:
         self.decoder = decoder(self)
         self._max_page_items = max_page_items
         self._max_pages = max_pages
+        self._max_listing_items = max_listing_items
         self.scrub: Scrub | None = scrub
         """Removes the client's secrets from server text quoted in errors."""
 
@@ -255,7 +258,9 @@ class Fetcher:
         remain; a broken one always would, for ``max_pages`` requests). A ``next`` that names a
         page already fetched (compared without query noise: parameter order, empty parameters,
         case of names) is a loop, after which the listing cannot be known complete: an
-        `APIError` (of a 200) naming the listing, as is a listing longer than ``max_pages``."""
+        `APIError` (of a 200) naming the listing, as is a listing longer than ``max_pages`` or
+        holding more than ``max_listing_items`` items (refused ones included), raised when the
+        page that goes over arrives, before any of its items is handed on."""
         async with aclosing(self._pages(url, target, refused)) as pages:
             async for items in pages:
                 for item in items:
@@ -268,6 +273,14 @@ class Fetcher:
         async for items in self._pages(url, target, refused):
             found += items
         return found
+
+    def _too_long(self, url: str, has: str) -> APIError:
+        """The `APIError` (of a 200) of a listing that ``has`` more than a bound allows."""
+        error = APIError(
+            f"the listing has {has}; refusing to read on", status_code=200, method="GET", url=url
+        )
+        self.hide_secrets(error)  # a link's URL may quote a secret
+        return error
 
     async def _pages(self, url: str, target: type[T], refused: Refused | None) -> AsyncGenerator[list[T]]:
         dialect = self.dialect_of(url)
@@ -285,21 +298,22 @@ class Fetcher:
         unseen: list[str] = []  # fetched, identity not yet taken: a one-page listing never needs it
         next_url: str | None = with_limit(url, dialect.page_limit)
         pages = 0
+        held = 0  # items of the pages read so far, refused ones included
         while next_url is not None:
             unseen.append(next_url)
             if pages == self._max_pages:
-                error = APIError(
-                    f"the listing has more than max_pages={self._max_pages} pages; refusing to read on",
-                    status_code=200,
-                    method="GET",
-                    url=url,
-                )
-                self.hide_secrets(error)  # a link's URL may quote a secret
-                raise error
+                raise self._too_long(url, f"more than max_pages={self._max_pages} pages")
             filed_before = filed
             page_url = next_url
             items, next_url = await self.fetch_page(page_url, target, refused=refused)
             pages += 1
+            held += len(items) + filed - filed_before
+            if held > self._max_listing_items:
+                raise self._too_long(
+                    url,
+                    f"more than max_listing_items={self._max_listing_items} items "
+                    f"({held} in its first {pages} pages)",
+                )
             yield items
             if next_url is None:
                 return
