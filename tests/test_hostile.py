@@ -765,6 +765,32 @@ async def test_a_keep_alive_connection_closed_unanswered_retries_a_get_but_never
     ]
 
 
+@pytest.mark.parametrize("length", [17, 2 * MiB])
+async def test_a_job_action_answered_204_with_a_content_length_succeeds_once(length: int) -> None:
+    """A 204 has no body whatever its ``Content-Length`` says (RFC 9112 §6.3: it ends at the
+    blank line). The client read the header as a promise of a body: the job was stopped, yet the
+    action failed as a cut-short answer, or as too large before anything was read. The next
+    request on the connection must still get its own answer."""
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        if line.startswith(b"POST"):
+            writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: %d\r\n\r\n" % length)
+        else:
+            writer.write(framed(b'{"id": "j2", "name": "answer to j2"}'))
+        await writer.drain()
+
+    async with (
+        raw_server(api) as (port, seen),
+        client(f"http://127.0.0.1:{port}", max_response_bytes=MiB) as vbo,
+    ):
+        assert await vbo.stop_job("j1") is None
+        assert (await vbo.job("j2")).name == "answer to j2"  # the connection is still in step
+    assert [line for line in seen if b"/token" not in line.lower()] == [
+        b"POST /v1/Jobs/j1/Action HTTP/1.1",
+        b"GET /v1/Jobs/j2 HTTP/1.1",
+    ]
+
+
 async def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next_ones() -> None:
     """After answering ``j1`` the server sends a second, unsolicited answer on the idle connection
     (as servers send a ``408 Request Timeout`` before closing one). aiohttp queued it and handed it

@@ -540,7 +540,7 @@ class Sender:
         produced (a compression bomb is refused as it inflates, not after)."""
         limit = self._max_bytes
         header = response.headers.get if isinstance(response, httpx.Response) else response.header
-        declared = _content_length(header("content-length"))
+        declared = _declared_length(response.status_code, header("content-length"))
         encoding = header("content-encoding")
         parts: list[bytes] = []
         wire = 0
@@ -691,6 +691,15 @@ def _all_strings(form: dict[str, str]) -> bool:
     exactly as httpx does; anything else, and an empty form, which httpx sends without a body or
     a ``Content-Type``, is left to httpx)."""
     return all(key.__class__ is str and value.__class__ is str for key, value in form.items())
+
+
+def _declared_length(status: int, value: str | None) -> int | None:
+    """The body length a ``Content-Length`` of ``value`` declares for an answer of ``status``;
+    None when absent or unreadable, and for a 1xx, 204 or 304, which has no body whatever its
+    headers say (RFC 9112 §6.3: it ends at the blank line; the header describes the resource)."""
+    if status < 200 or status in (204, 304):
+        return None
+    return _content_length(value)
 
 
 def _content_length(value: str | None) -> int | None:
