@@ -913,6 +913,41 @@ async def test_an_oddly_framed_answer_is_read_or_refused_and_the_next_request_ge
     assert sum(b"/token" not in line.lower() for line in seen) == 3  # each sent once
 
 
+@pytest.mark.parametrize("cut", ["in the headers", "in the status line"])
+async def test_a_connection_closed_mid_head_is_a_bounded_transport_error(cut: str) -> None:
+    """The server sends 80 KB of header lines (each within aiohttp's limits) and closes the
+    connection before the blank line. aiohttp's error quotes the whole partial head, twice: the
+    message was 160 KB long (1.6 MB for 800 KB of headers). It says what happened instead."""
+    lines = b"".join(b"x-h%d: %b\r\n" % (i, b"a" * 4000) for i in range(20))
+    head = b"HTTP/1.1 200 OK\r\n" + lines if cut == "in the headers" else b"HTTP/1.1 20"
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(head)
+        await writer.drain()
+        writer.close()
+        raise ConnectionError("closed on purpose")
+
+    async with raw_server(api) as (port, seen), client(f"http://127.0.0.1:{port}") as vbo:
+        outcome = await outcome_of(cut, "TransportError", vbo.job("j1"))
+    assert_typed(outcome, TransportError)
+    assert "RemoteProtocolError: Server disconnected" in str(outcome.error)
+    assert len(str(outcome.error)) < 1000, len(str(outcome.error))
+    assert sum(b"/token" not in line.lower() for line in seen) == FAST.attempts  # a GET: retried
+
+
+async def test_a_transport_error_is_quoted_to_a_bounded_length() -> None:
+    """Whatever a transport's error says (here a megabyte), the client's error quotes its start."""
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("the parser read: " + "x" * MiB, request=request)
+
+    async with client("https://vbo.test", transport=httpx.MockTransport(fail), retry=ONCE) as vbo:
+        outcome = await outcome_of("a megabyte of error", "TransportError", vbo.jobs())
+    assert_typed(outcome, TransportError)
+    assert "ReadError: the parser read: xxx" in str(outcome.error)
+    assert len(str(outcome.error)) < 1000, len(str(outcome.error))
+
+
 async def test_the_simulators_malformed_bodies_are_decode_errors() -> None:
     assert_typed(await scenario_malformed_from_the_simulator(), DecodeError)
 

@@ -71,6 +71,9 @@ _NO_BODY = httpx.ByteStream(b"")
 _FORM_TYPE = (b"Content-Type", b"application/x-www-form-urlencoded")
 _CHAIN_READ = 32
 """Exceptions of a failure's chain `_quotes_secret` reads (past them, it is taken to quote one)."""
+_QUOTED = 500
+"""Characters of a transport failure's own words a `TransportError` quotes: a parser may quote
+everything it read (aiohttp quotes a head cut short whole, twice: megabytes)."""
 
 
 class Answer:
@@ -389,9 +392,10 @@ class Sender:
         text = _describe(exc)
         if _is_certificate_error(exc):
             # The local TLS library's words; the cause is kept (a certificate error is never retried).
-            return TransportError(text, method=method, url=url), exc
-        # A parser quotes the line it refuses: a server may have echoed a secret there.
-        return TransportError(self._scrub(text), method=method, url=url), self._hidden(exc)
+            return TransportError(_excerpt(text), method=method, url=url), exc
+        # A parser quotes the line it refuses: a server may have echoed a secret there (scrubbed
+        # before the cut, which could leave a part of one that no scrub finds).
+        return TransportError(_excerpt(self._scrub(text)), method=method, url=url), self._hidden(exc)
 
     def _hidden(self, exc: Exception) -> BaseException | None:
         """``exc``, to be the cause of the client's error, or when its chain quotes a secret, a
@@ -707,6 +711,11 @@ def _content_length(value: str | None) -> int | None:
         return None
     text = value.strip()
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def _excerpt(text: str) -> str:
+    """``text``, cut to `_QUOTED` characters."""
+    return text if len(text) <= _QUOTED else text[:_QUOTED] + "..."
 
 
 def _describe(exc: BaseException) -> str:
