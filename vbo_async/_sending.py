@@ -548,6 +548,7 @@ class Sender:
         encoding = header("content-encoding")
         parts: list[bytes] = []
         wire = 0
+        decoder: BodyDecoder | None = None
         try:
             # Inside the try: an unknown coding is refused as the decoder is built.
             decoder = BodyDecoder(encoding, limit=limit) if encoding else None
@@ -577,7 +578,9 @@ class Sender:
                     shown = self._scrub(url)
                     log.debug("%s %s -> %d: body dropped (%s)", method, shown, response.status_code, problem)
                 return b""
-            undecodable = _undecodable(exc, problem, encoding, method, url)
+            # The codings the decoder undid, not the header as written (any length of padding).
+            codings = ", ".join(decoder.encodings) if decoder is not None else None
+            undecodable = _undecodable(exc, problem, codings, method, url)
         else:
             return b"".join(parts)
         # Raised outside the handler: the decoder's error quotes the server's Content-Encoding
@@ -621,17 +624,17 @@ def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) ->
 
 
 def _undecodable(
-    exc: UnsupportedEncoding | CorruptBody, problem: str, encoding: str | None, method: str, url: str
+    exc: UnsupportedEncoding | CorruptBody, problem: str, codings: str | None, method: str, url: str
 ) -> DecodeError:
     """The `DecodeError` of a success's body that its ``Content-Encoding`` cannot undo
-    (``problem``: what the decoder said, scrubbed)."""
+    (``problem``: what the decoder said, scrubbed; ``codings``: those it was undoing)."""
     if isinstance(exc, UnsupportedEncoding):
         return DecodeError(
             f"the response body has a Content-Encoding this client cannot decode boundedly ({problem})",
             method=method,
             url=url,
         )
-    return DecodeError(f"the response body is not valid {encoding}: {problem}", method=method, url=url)
+    return DecodeError(f"the response body is not valid {codings}: {problem}", method=method, url=url)
 
 
 def _scrubbed_copy(exc: Exception, scrub: Callable[[str], str]) -> BaseException | None:
