@@ -31,6 +31,7 @@ from vbo_async import RetryPolicy, TransportError, VBOClient
 from vbo_async._aiohttp import AiohttpTransport
 
 from .conftest import FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, closed_port, serve
+from .raw_http import serve_raw
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -607,3 +608,70 @@ async def test_the_client_retries_a_cut_body_then_reports_it(plain: tuple[str, C
             await vbo.jobs()
     assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
     assert counts.made == 3  # the first attempt reuses the token's connection; a cut one is closed
+
+
+# --- proxies: none from the environment, one when given ------------------------------------------
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@contextlib.asynccontextmanager
+async def loopback_proxy() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A forward proxy on 127.0.0.1 that answers every request itself (a token, then ``[]``);
+    yields its URL and the request lines it got (a proxied request names the whole URL)."""
+    seen: list[bytes] = []
+
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        line = head.split(b"\r\n", 1)[0]
+        seen.append(line)
+        token = {"access_token": "tok-proxied", "token_type": "bearer", "expires_in": 3600}
+        sent = json.dumps(token).encode() if b"/token" in line.lower() else b"[]"
+        head_out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+        writer.write(head_out % len(sent) + sent)
+        await writer.drain()
+
+    async with serve_raw(answer) as port:
+        yield f"http://127.0.0.1:{port}", seen
+
+
+async def test_proxies_from_the_environment_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx's own clients route through ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` by default;
+    the client never does (its docstring says so), over the default transport or one given: it
+    talks to ``base_url`` itself."""
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "Mail"}])
+    async with loopback_proxy() as (proxy, proxied), serve(as_asgi(fake.handler)) as port:
+        for name in PROXY_VARIABLES:
+            monkeypatch.setenv(name, proxy)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        for transport in (None, httpx.AsyncHTTPTransport()):
+            async with VBOClient(
+                f"http://127.0.0.1:{port}",
+                username=USERNAME,
+                password=PASSWORD,
+                transport=transport,
+                retry=FAST,
+                api_version="v1",
+            ) as vbo:
+                (job,) = await vbo.jobs()
+            assert job.name == "Mail"
+    assert proxied == []
+    assert fake.paths() == ["/v1/Token", "/v1/Jobs"] * 2
+
+
+async def test_a_proxy_is_used_through_the_transport_given() -> None:
+    """The documented way through a proxy: ``transport=httpx.AsyncHTTPTransport(proxy=...)``.
+    ``base_url`` names a port nothing listens on: every answer came from the proxy."""
+    async with loopback_proxy() as (proxy, proxied):
+        base = f"http://127.0.0.1:{closed_port()}"
+        async with VBOClient(
+            base,
+            username=USERNAME,
+            password=PASSWORD,
+            transport=httpx.AsyncHTTPTransport(proxy=proxy),
+            retry=FAST,
+            api_version="v1",
+        ) as vbo:
+            assert await vbo.jobs() == []
+    assert proxied == [f"POST {base}/v1/Token HTTP/1.1".encode(), f"GET {base}/v1/Jobs HTTP/1.1".encode()]

@@ -765,6 +765,32 @@ async def test_a_keep_alive_connection_closed_unanswered_retries_a_get_but_never
     ]
 
 
+@pytest.mark.parametrize("length", [17, 2 * MiB])
+async def test_a_job_action_answered_204_with_a_content_length_succeeds_once(length: int) -> None:
+    """A 204 has no body whatever its ``Content-Length`` says (RFC 9112 §6.3: it ends at the
+    blank line). The client read the header as a promise of a body: the job was stopped, yet the
+    action failed as a cut-short answer, or as too large before anything was read. The next
+    request on the connection must still get its own answer."""
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        if line.startswith(b"POST"):
+            writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: %d\r\n\r\n" % length)
+        else:
+            writer.write(framed(b'{"id": "j2", "name": "answer to j2"}'))
+        await writer.drain()
+
+    async with (
+        raw_server(api) as (port, seen),
+        client(f"http://127.0.0.1:{port}", max_response_bytes=MiB) as vbo,
+    ):
+        assert await vbo.stop_job("j1") is None
+        assert (await vbo.job("j2")).name == "answer to j2"  # the connection is still in step
+    assert [line for line in seen if b"/token" not in line.lower()] == [
+        b"POST /v1/Jobs/j1/Action HTTP/1.1",
+        b"GET /v1/Jobs/j2 HTTP/1.1",
+    ]
+
+
 async def test_an_answer_arriving_on_an_idle_connection_is_never_taken_for_the_next_ones() -> None:
     """After answering ``j1`` the server sends a second, unsolicited answer on the idle connection
     (as servers send a ``408 Request Timeout`` before closing one). aiohttp queued it and handed it
@@ -885,6 +911,41 @@ async def test_an_oddly_framed_answer_is_read_or_refused_and_the_next_request_ge
         assert_typed(outcome, expected)
     assert [job.name for job in later] == ["answer to j2", "answer to j3"]  # the pool works on
     assert sum(b"/token" not in line.lower() for line in seen) == 3  # each sent once
+
+
+@pytest.mark.parametrize("cut", ["in the headers", "in the status line"])
+async def test_a_connection_closed_mid_head_is_a_bounded_transport_error(cut: str) -> None:
+    """The server sends 80 KB of header lines (each within aiohttp's limits) and closes the
+    connection before the blank line. aiohttp's error quotes the whole partial head, twice: the
+    message was 160 KB long (1.6 MB for 800 KB of headers). It says what happened instead."""
+    lines = b"".join(b"x-h%d: %b\r\n" % (i, b"a" * 4000) for i in range(20))
+    head = b"HTTP/1.1 200 OK\r\n" + lines if cut == "in the headers" else b"HTTP/1.1 20"
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(head)
+        await writer.drain()
+        writer.close()
+        raise ConnectionError("closed on purpose")
+
+    async with raw_server(api) as (port, seen), client(f"http://127.0.0.1:{port}") as vbo:
+        outcome = await outcome_of(cut, "TransportError", vbo.job("j1"))
+    assert_typed(outcome, TransportError)
+    assert "RemoteProtocolError: Server disconnected" in str(outcome.error)
+    assert len(str(outcome.error)) < 1000, len(str(outcome.error))
+    assert sum(b"/token" not in line.lower() for line in seen) == FAST.attempts  # a GET: retried
+
+
+async def test_a_transport_error_is_quoted_to_a_bounded_length() -> None:
+    """Whatever a transport's error says (here a megabyte), the client's error quotes its start."""
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("the parser read: " + "x" * MiB, request=request)
+
+    async with client("https://vbo.test", transport=httpx.MockTransport(fail), retry=ONCE) as vbo:
+        outcome = await outcome_of("a megabyte of error", "TransportError", vbo.jobs())
+    assert_typed(outcome, TransportError)
+    assert "ReadError: the parser read: xxx" in str(outcome.error)
+    assert len(str(outcome.error)) < 1000, len(str(outcome.error))
 
 
 async def test_the_simulators_malformed_bodies_are_decode_errors() -> None:

@@ -166,6 +166,22 @@ async def test_an_unknown_or_too_deep_coding_is_a_decode_error(header: str) -> N
             await vbo.jobs()
 
 
+async def test_a_corrupt_body_s_error_names_its_codings_not_the_whole_header() -> None:
+    """``gzip`` padded with a thousand ``identity`` codings (which are no layer), over a body that
+    is no gzip: the error quoted the 10 KB header whole."""
+    header = "gzip" + ", identity" * 1000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        return httpx.Response(200, stream=httpx.ByteStream(b"[]"), headers={"content-encoding": header})
+
+    async with client("https://vbo.test", transport=httpx.MockTransport(handler)) as vbo:
+        with pytest.raises(DecodeError, match="not valid gzip: the gzip stream is corrupt") as info:
+            await vbo.jobs()
+    assert len(str(info.value)) < 1000, len(str(info.value))
+
+
 # --- peak RSS, in a process of its own ---------------------------------------------------------------
 
 

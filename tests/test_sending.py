@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vbo_async import LinkError, VBOClient
-from vbo_async._sending import _URLS_KEPT, _Call
+from vbo_async._sending import _URLS_KEPT, _Call, _declared_length
 from vbo_async._tokens import Token
 
 BASE = "https://vbo.test:4443"
@@ -114,3 +114,14 @@ def test_a_form_post_from_parts_is_the_request_httpx_builds(form: dict[str, str]
         _same(sender._build(call, bearer), _as_httpx_builds_it(sender, call, bearer))
     finally:
         asyncio.run(client.aclose())
+
+
+@pytest.mark.parametrize(
+    ("status", "value", "declared"),
+    [(200, "17", 17), (500, " 17 ", 17), (200, "-1", None), (200, None, None)]
+    + [(status, "17", None) for status in (100, 103, 204, 304)],
+)
+def test_only_an_answer_that_can_have_a_body_declares_its_length(
+    status: int, value: str | None, declared: int | None
+) -> None:
+    assert _declared_length(status, value) == declared

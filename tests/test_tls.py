@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from vbo_async import TransportError, VBOClient
 
@@ -120,4 +121,24 @@ async def test_plain_http_to_a_tls_port_is_a_transport_error(https_port: int, fa
     ) as vbo:
         with pytest.raises(TransportError):
             await vbo.jobs()
+    assert fake_server.requests == []
+
+
+async def test_a_certificate_for_another_host_is_refused_without_retrying(
+    fake_server: FakeVBO,
+    ca: trustme.CA,
+    tls_files: tuple[Path, Path],
+    tmp_path: Path,
+    retries: list[Any],
+) -> None:
+    """Signed by the trusted CA, but for ``vbo.other.test``: a TLS error naming the mismatch."""
+    other = tmp_path / "other.pem"
+    ca.issue_cert("vbo.other.test").private_key_and_cert_chain_pem.write_to_path(str(other))
+    async with serve(as_asgi(fake_server.handler), certfile=other) as port:
+        vbo = client(port, verify=tls_files[1])
+        async with vbo:
+            with pytest.raises(TransportError, match="TLS certificate verification failed") as info:
+                await vbo.jobs()
+    assert "mismatch" in str(info.value)
+    assert retries == []
     assert fake_server.requests == []

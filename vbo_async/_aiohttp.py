@@ -382,6 +382,10 @@ def _translate(exc: Exception, request_of: Callable[[], httpx.Request], *, readi
     ``reading``: while reading the body. Anything that is not an I/O failure (a programming
     error) is returned as it is."""
     message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ServerDisconnectedError) and not isinstance(exc.message, str):
+        # It quotes the head read so far (the server closed the connection in the middle of it)
+        # whole, twice: as long as the server likes.
+        message = "Server disconnected in the middle of the answer's head"
     kind: type[httpx.TransportError]
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake, certificate
         kind = httpx.ConnectError

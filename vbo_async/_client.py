@@ -88,6 +88,12 @@ class VBOClient:
     the client's whole life; token refreshes never disturb requests in flight. An invalid option
     is a `ConfigError`.
 
+    Unlike ``httpx.AsyncClient``, the client reads no proxy from the environment
+    (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) and no ``.netrc``: it connects to
+    ``base_url`` itself, so a variable set for other programs never routes the password and tokens
+    elsewhere. To go through a proxy, give a transport that uses one (``verify`` then belongs to
+    the transport): ``transport=httpx.AsyncHTTPTransport(proxy="http://proxy:3128", verify=ctx)``.
+
     ```python
     async with VBOClient("https://vb365.example.com:4443", username=user, password=pw) as vbo:
         for job in await vbo.organization_jobs(org_id):

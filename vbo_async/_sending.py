@@ -71,6 +71,9 @@ _NO_BODY = httpx.ByteStream(b"")
 _FORM_TYPE = (b"Content-Type", b"application/x-www-form-urlencoded")
 _CHAIN_READ = 32
 """Exceptions of a failure's chain `_quotes_secret` reads (past them, it is taken to quote one)."""
+_QUOTED = 500
+"""Characters of a transport failure's own words a `TransportError` quotes: a parser may quote
+everything it read (aiohttp quotes a head cut short whole, twice: megabytes)."""
 
 
 class Answer:
@@ -389,9 +392,10 @@ class Sender:
         text = _describe(exc)
         if _is_certificate_error(exc):
             # The local TLS library's words; the cause is kept (a certificate error is never retried).
-            return TransportError(text, method=method, url=url), exc
-        # A parser quotes the line it refuses: a server may have echoed a secret there.
-        return TransportError(self._scrub(text), method=method, url=url), self._hidden(exc)
+            return TransportError(_excerpt(text), method=method, url=url), exc
+        # A parser quotes the line it refuses: a server may have echoed a secret there (scrubbed
+        # before the cut, which could leave a part of one that no scrub finds).
+        return TransportError(_excerpt(self._scrub(text)), method=method, url=url), self._hidden(exc)
 
     def _hidden(self, exc: Exception) -> BaseException | None:
         """``exc``, to be the cause of the client's error, or when its chain quotes a secret, a
@@ -540,10 +544,11 @@ class Sender:
         produced (a compression bomb is refused as it inflates, not after)."""
         limit = self._max_bytes
         header = response.headers.get if isinstance(response, httpx.Response) else response.header
-        declared = _content_length(header("content-length"))
+        declared = _declared_length(response.status_code, header("content-length"))
         encoding = header("content-encoding")
         parts: list[bytes] = []
         wire = 0
+        decoder: BodyDecoder | None = None
         try:
             # Inside the try: an unknown coding is refused as the decoder is built.
             decoder = BodyDecoder(encoding, limit=limit) if encoding else None
@@ -573,7 +578,9 @@ class Sender:
                     shown = self._scrub(url)
                     log.debug("%s %s -> %d: body dropped (%s)", method, shown, response.status_code, problem)
                 return b""
-            undecodable = _undecodable(exc, problem, encoding, method, url)
+            # The codings the decoder undid, not the header as written (any length of padding).
+            codings = ", ".join(decoder.encodings) if decoder is not None else None
+            undecodable = _undecodable(exc, problem, codings, method, url)
         else:
             return b"".join(parts)
         # Raised outside the handler: the decoder's error quotes the server's Content-Encoding
@@ -617,17 +624,17 @@ def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) ->
 
 
 def _undecodable(
-    exc: UnsupportedEncoding | CorruptBody, problem: str, encoding: str | None, method: str, url: str
+    exc: UnsupportedEncoding | CorruptBody, problem: str, codings: str | None, method: str, url: str
 ) -> DecodeError:
     """The `DecodeError` of a success's body that its ``Content-Encoding`` cannot undo
-    (``problem``: what the decoder said, scrubbed)."""
+    (``problem``: what the decoder said, scrubbed; ``codings``: those it was undoing)."""
     if isinstance(exc, UnsupportedEncoding):
         return DecodeError(
             f"the response body has a Content-Encoding this client cannot decode boundedly ({problem})",
             method=method,
             url=url,
         )
-    return DecodeError(f"the response body is not valid {encoding}: {problem}", method=method, url=url)
+    return DecodeError(f"the response body is not valid {codings}: {problem}", method=method, url=url)
 
 
 def _scrubbed_copy(exc: Exception, scrub: Callable[[str], str]) -> BaseException | None:
@@ -693,11 +700,25 @@ def _all_strings(form: dict[str, str]) -> bool:
     return all(key.__class__ is str and value.__class__ is str for key, value in form.items())
 
 
+def _declared_length(status: int, value: str | None) -> int | None:
+    """The body length a ``Content-Length`` of ``value`` declares for an answer of ``status``;
+    None when absent or unreadable, and for a 1xx, 204 or 304, which has no body whatever its
+    headers say (RFC 9112 §6.3: it ends at the blank line; the header describes the resource)."""
+    if status < 200 or status in (204, 304):
+        return None
+    return _content_length(value)
+
+
 def _content_length(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip()
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def _excerpt(text: str) -> str:
+    """``text``, cut to `_QUOTED` characters."""
+    return text if len(text) <= _QUOTED else text[:_QUOTED] + "..."
 
 
 def _describe(exc: BaseException) -> str:
