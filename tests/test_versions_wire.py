@@ -10,6 +10,7 @@ an empty-body 401 renewing the token, what v1 refuses without sending anything, 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import ssl
 import subprocess
@@ -397,6 +398,57 @@ async def test_job_sessions_paths_limits_order_and_job_ids(
         assert [s.creation_time for s in newest] == sorted(
             (s.creation_time for s in newest), key=lambda t: t.timestamp() if t else 0, reverse=True
         )
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_job_sessions_read_a_session_a_later_page_repeats_once(server: Server, version: str) -> None:
+    # Seven sessions, newest first. The server pages by three whatever `limit` asks, and each
+    # later page starts one item early: a session started between two requests shifts a
+    # newest-first listing cut by offset, so the last session of a page comes again on the next.
+    sessions = [_session(version, number, day=20 - number) for number in range(1, 8)]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offset = int(dict(parse_qsl(request.url.query.decode())).get("offset", 0))
+        page: dict[str, Any] = {"offset": offset, "limit": 3, "results": sessions[offset : offset + 3]}
+        if offset + 3 < len(sessions):
+            nxt = request.url.copy_merge_params({"offset": offset + 2, "limit": 3})
+            page["_links"] = {"next": {"href": nxt.raw_path.decode()}}
+        return httpx.Response(200, json=page)
+
+    path = f"/{version}/Jobs/{JOB_ID}/JobSessions" if version == "v6" else f"/{version}/JobSessions"
+    server.router.get(path).mock(side_effect=answer)
+    async with server.client() as vbo:
+        newest = await vbo.job_sessions(JOB_ID, limit=5)
+        everything = await vbo.job_sessions(JOB_ID, limit=None)
+
+    assert [s.id for s in newest] == [s["id"] for s in sessions[:5]]  # five distinct, the newest
+    assert [s.id for s in everything] == [s["id"] for s in sessions]
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_recent_sessions_read_a_session_a_later_page_repeats_once(server: Server, version: str) -> None:
+    # The server-wide listing, paged by two, each later page starting one item early.
+    sessions = []
+    for number in range(1, 6):
+        wire = session_wire(version)
+        wire["id"] = f"{number:08d}-0000-4000-8000-000000000000"
+        wire["creationTime"] = wire["endTime"] = f"2026-06-{20 - number:02d}T22:00:04Z"
+        sessions.append(wire)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offset = int(dict(parse_qsl(request.url.query.decode())).get("offset", 0))
+        page: dict[str, Any] = {"offset": offset, "limit": 2, "results": sessions[offset : offset + 2]}
+        if offset + 2 < len(sessions):
+            nxt = request.url.copy_merge_params({"offset": offset + 1, "limit": 2})
+            page["_links"] = {"next": {"href": nxt.raw_path.decode()}}
+        return httpx.Response(200, json=page)
+
+    server.router.get(f"/{version}/JobSessions").mock(side_effect=answer)
+    async with server.client() as vbo:
+        recent = await vbo.recent_sessions(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+
+    assert list(recent) == [JOB_ID]
+    assert [s.id for s in recent[JOB_ID]] == [s["id"] for s in sessions]
 
 
 @pytest.mark.parametrize("version", V6_PLUS)

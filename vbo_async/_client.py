@@ -368,7 +368,8 @@ class VBOClient:
 
         v7/v8 ask ``/JobSessions?jobId=&limit=`` (the jobs' own ``jobsessions`` links are dead
         there); v1/v6 ``/Jobs/{id}/JobSessions`` (v1 cannot limit: every session is read and the
-        newest kept). Every session's ``job_id`` is the job's.
+        newest kept). Every session's ``job_id`` is the job's; a session that a later page repeats
+        is read once.
         """
         if limit is not None and (not _is_int(limit) or limit < 1):
             raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
@@ -377,12 +378,16 @@ class VBOClient:
         dialect = await self.dialect()
         if limit is not None and dialect.page_limit is not None:
             url = f"{url}{'&' if '?' in url else '?'}limit={min(limit, dialect.page_limit)}"
-        sessions: list[JobSession] = []
+        found: dict[str, JobSession] = {}  # by id: each session once, as last read
         async for session in self._fetcher.iterate(url, JobSession):
-            sessions.append(session if session.job_id is not None else attrs.evolve(session, job_id=job_id))
-            if limit is not None and dialect.page_limit is not None and len(sessions) >= limit:
+            # A page may repeat a session of the one before: one started meanwhile shifts a
+            # newest-first listing cut by offset.
+            if session.job_id is None:
+                session = attrs.evolve(session, job_id=job_id)
+            found[session.id] = session
+            if limit is not None and dialect.page_limit is not None and len(found) >= limit:
                 break
-        sessions.sort(key=newest_first)
+        sessions = sorted(found.values(), key=newest_first)
         return sessions if limit is None else sessions[:limit]
 
     async def backup_repositories(self) -> list[BackupRepository]:
@@ -410,7 +415,10 @@ class VBOClient:
             # isoformat: four digits for any year (strftime writes the year 110 as "110").
             stamp = since.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
             url = self._root.url(dialect.path("sessions_since", since=stamp))
+            read: dict[str, JobSession] = {}  # by id: a later page may repeat a session (as last read)
             async for session in self._fetcher.iterate(url, JobSession):
+                read[session.id] = session
+            for session in read.values():
                 if session.job_id is not None:
                     found.setdefault(session.job_id, []).append(session)
         else:
