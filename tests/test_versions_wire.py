@@ -426,6 +426,36 @@ async def test_job_sessions_read_a_session_a_later_page_repeats_once(server: Ser
 
 
 @pytest.mark.parametrize("version", V6_PLUS)
+async def test_job_sessions_leave_out_the_sessions_of_other_jobs(server: Server, version: str) -> None:
+    # The first page links on to v6's /JobSessions?jobId= (servers send next links of another
+    # version), which ignores jobId: that page holds every job's sessions, each naming its job.
+    other = "0b9d3c1e-7f2a-4e5b-8c6d-1a2b3c4d5e6f"
+    mine = [_session(version, number, day=20 - number) for number in (1, 2)]
+
+    def v6_session(number: int, job: str) -> dict[str, Any]:
+        wire = _session("v6", number, day=20 - number)
+        wire["_links"]["job"] = {"href": f"/v6/Jobs/{job}"}
+        return wire
+
+    later = [v6_session(3, other), v6_session(4, JOB_ID), v6_session(5, other), v6_session(6, JOB_ID)]
+    path = f"/v6/Jobs/{JOB_ID.upper()}/JobSessions" if version == "v6" else f"/{version}/JobSessions"
+    server.router.get(path).respond(
+        json={
+            "offset": 0,
+            "limit": 2,
+            "results": mine,
+            "_links": {"next": {"href": f"/v6/JobSessions?jobId={JOB_ID}&offset=2&limit=10"}},
+        }
+    )
+    server.router.get("/v6/JobSessions").respond(json={"offset": 2, "limit": 10, "results": later})
+    async with server.client() as vbo:
+        sessions = await vbo.job_sessions(JOB_ID.upper(), limit=None)
+
+    assert [s.id for s in sessions] == [mine[0]["id"], mine[1]["id"], later[1]["id"], later[3]["id"]]
+    assert {s.job_id.lower() for s in sessions if s.job_id} == {JOB_ID}
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
 async def test_recent_sessions_read_a_session_a_later_page_repeats_once(server: Server, version: str) -> None:
     # The server-wide listing, paged by two, each later page starting one item early.
     sessions = []

@@ -368,8 +368,8 @@ class VBOClient:
 
         v7/v8 ask ``/JobSessions?jobId=&limit=`` (the jobs' own ``jobsessions`` links are dead
         there); v1/v6 ``/Jobs/{id}/JobSessions`` (v1 cannot limit: every session is read and the
-        newest kept). Every session's ``job_id`` is the job's; a session that a later page repeats
-        is read once.
+        newest kept). Every session's ``job_id`` is the job's: a session a page names for another
+        job is left out (ids compared ignoring case), and one that a later page repeats is read once.
         """
         if limit is not None and (not _is_int(limit) or limit < 1):
             raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
@@ -378,8 +378,11 @@ class VBOClient:
         dialect = await self.dialect()
         if limit is not None and dialect.page_limit is not None:
             url = f"{url}{'&' if '?' in url else '?'}limit={min(limit, dialect.page_limit)}"
+        wanted = job_id.lower()
         found: dict[str, JobSession] = {}  # by id: each session once, as last read
         async for session in self._fetcher.iterate(url, JobSession):
+            if session.job_id is not None and session.job_id.lower() != wanted:
+                continue  # a page that ignored jobId (v6's /JobSessions does; a next link may lead there)
             # A page may repeat a session of the one before: one started meanwhile shifts a
             # newest-first listing cut by offset.
             if session.job_id is None:
