@@ -33,6 +33,7 @@ from vbo_async import (
     JobStatus,
     LinkError,
     NotSupportedError,
+    Organization,
     ServiceInstance,
     VBOClient,
 )
@@ -342,6 +343,42 @@ async def test_v8_pages_are_followed_by_their_next_link() -> None:
         f"{BASE}/v8/Organizations?extendedView=true&limit=10000",
         f"{BASE}/v8/Organizations?offset=1&limit=1",
     ]
+
+
+def _jobs_of(version: str, *owners: str) -> list[dict[str, Any]]:
+    """One job wire per owner organization, numbered from 1."""
+    jobs = []
+    for number, owner in enumerate(owners, 1):
+        wire = job_wire(version)
+        wire["id"] = f"{number:08d}-1111-4000-8000-000000000000"
+        wire["_links"]["organization"] = {"href": f"/{version}/Organizations/{owner}"}
+        if "organizationId" in wire:
+            wire["organizationId"] = owner
+        jobs.append(wire)
+    return jobs
+
+
+async def test_a_listing_reads_each_item_once_when_a_later_page_repeats_some() -> None:
+    # A v8 page links on to v7 (servers send next links of another version), whose /Jobs pages
+    # nothing: it answers every job, those of the first page again among them.
+    server = Server("v8")
+    server.router.get("/v8/Jobs").respond(
+        json={
+            "offset": 0,
+            "limit": 2,
+            "results": _jobs_of("v8", ORG_ID, ORG_ID),
+            "_links": {"next": {"href": "/v7/Jobs?offset=2&limit=2"}},
+        }
+    )
+    server.router.get("/v7/Jobs").respond(json=_jobs_of("v7", ORG_ID, ORG_ID, ORG_ID))
+    async with server.client() as vbo:
+        jobs = await vbo.jobs()
+        link = vbo.from_wire(organization_wire("v8"), Organization).links.require("jobs")
+        streamed = [job async for job in link]
+
+    expected = [f"{number:08d}-1111-4000-8000-000000000000" for number in (1, 2, 3)]
+    assert [job.id for job in jobs] == expected
+    assert [job.id for job in streamed] == expected
 
 
 _SESSION_PATHS = {

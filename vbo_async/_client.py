@@ -379,7 +379,7 @@ class VBOClient:
         if limit is not None and dialect.page_limit is not None:
             url = f"{url}{'&' if '?' in url else '?'}limit={min(limit, dialect.page_limit)}"
         wanted = job_id.lower()
-        found: dict[str, JobSession] = {}  # by id: each session once, as last read
+        found: dict[str, JobSession] = {}  # by id: each session once
         async for session in self._fetcher.iterate(url, JobSession):
             if session.job_id is not None and session.job_id.lower() != wanted:
                 continue  # a page that ignored jobId (v6's /JobSessions does; a next link may lead there)
@@ -418,7 +418,7 @@ class VBOClient:
             # isoformat: four digits for any year (strftime writes the year 110 as "110").
             stamp = since.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
             url = self._root.url(dialect.path("sessions_since", since=stamp))
-            read: dict[str, JobSession] = {}  # by id: a later page may repeat a session (as last read)
+            read: dict[str, JobSession] = {}  # by id: a page may repeat a session
             async for session in self._fetcher.iterate(url, JobSession):
                 read[session.id] = session
             for session in read.values():

@@ -17,11 +17,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
+import attrs
+
 from ._decode import Decoder, Refused, parse_json
 from ._dialects import DIALECTS, Dialect
 from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
 from ._flights import Flights
-from ._pages import page_identity, with_limit
+from ._pages import page_identity, unread, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
@@ -247,7 +249,7 @@ class Fetcher:
 
     async def iterate(self, url: str, target: type[T], *, refused: Refused | None = None) -> AsyncIterator[T]:
         """Every item of a collection, page by page, following ``next`` until it is absent or a
-        page has no items.
+        page has no items. An item a later page repeats (by its ``id``) is given once.
 
         The first request asks for pages as large as the version allows (``limit``), unless the
         URL says otherwise. Pages are cut by offset, so a page without items (none refused
@@ -283,6 +285,8 @@ class Fetcher:
             refused = counted
         seen: set[Any] = set()
         unseen: list[str] = []  # fetched, identity not yet taken: a one-page listing never needs it
+        keyed = attrs.has(target) and "id" in attrs.fields_dict(target)
+        ids: set[str] | None = None  # the ids listed, kept from the second page on: each item once
         next_url: str | None = with_limit(url, dialect.page_limit)
         pages = 0
         while next_url is not None:
@@ -300,7 +304,7 @@ class Fetcher:
             page_url = next_url
             items, next_url = await self.fetch_page(page_url, target, refused=refused)
             pages += 1
-            yield items
+            yield items if ids is None else unread(items, ids)
             if next_url is None:
                 return
             if not items and filed == filed_before:
@@ -314,6 +318,8 @@ class Fetcher:
                 return
             seen.update(page_identity(fetched) for fetched in unseen)
             unseen.clear()
+            if keyed and ids is None:
+                unread(items, ids := set())
             if page_identity(next_url) in seen:
                 # Both URLs may quote a secret a server put in an href (the listing's link, or
                 # query noise in the next link): `hide_secrets` scrubs only the error's own URL.
