@@ -381,6 +381,27 @@ async def test_a_listing_reads_each_item_once_when_a_later_page_repeats_some() -
     assert [job.id for job in streamed] == expected
 
 
+async def test_organization_jobs_leave_out_the_jobs_of_other_organizations() -> None:
+    # The v8 filter's page links on to v7, whose /Jobs ignores organizationId (and the offset):
+    # it answers every tenant's jobs, each naming its organization.
+    other = "0d1e2f3a-4b5c-4d6e-8f7a-9b0c1d2e3f4a"
+    server = Server("v8")
+    server.router.get("/v8/Jobs").respond(
+        json={
+            "offset": 0,
+            "limit": 1,
+            "results": _jobs_of("v8", ORG_ID),
+            "_links": {"next": {"href": f"/v7/Jobs?organizationId={ORG_ID}&offset=1&limit=1"}},
+        }
+    )
+    server.router.get("/v7/Jobs").respond(json=_jobs_of("v7", ORG_ID, other, ORG_ID, other))
+    async with server.client() as vbo:
+        jobs = await vbo.organization_jobs(ORG_ID.upper())
+
+    assert [job.id for job in jobs] == [f"{n:08d}-1111-4000-8000-000000000000" for n in (1, 3)]
+    assert {job.organization_id for job in jobs} == {ORG_ID}
+
+
 _SESSION_PATHS = {
     "v1": (f"/v1/Jobs/{JOB_ID}/JobSessions", f"/v1/Jobs/{JOB_ID}/JobSessions"),
     "v6": (f"/v6/Jobs/{JOB_ID}/JobSessions?limit=5", f"/v6/Jobs/{JOB_ID}/JobSessions?limit=10000"),

@@ -336,16 +336,18 @@ class VBOClient:
         ``GET /v8/Jobs?organizationId={id}`` on v8 (which removed the former). An organization the
         server does not know is a `NotFoundError` on every version: v8 answers such a filter with
         an empty list (or a 400 when the id has not the form of its ids), so an empty answer or a
-        400 there is checked with ``GET /Organizations/{id}``."""
+        400 there is checked with ``GET /Organizations/{id}``; a job a page of that filter names
+        for another organization is left out (ids compared ignoring case)."""
         org = id_argument(_id_of(organization), "organization")
         url = await self._url("organization_jobs", organization=org)
         filters = (await self.dialect()).organization_jobs_filter
         try:
-            jobs = await self._fetcher.fetch_all(url, Job)
+            listed = await self._fetcher.fetch_all(url, Job)
         except APIError as exc:
             if filters and exc.status_code == 400:
                 await self.organization(org)  # its NotFoundError when the server has no such organization
             raise
+        jobs = listed if not filters else _owned_by(listed, org)
         if not jobs and filters:
             await self.organization(org)
         return jobs
@@ -633,6 +635,14 @@ async def _all_or_nothing(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
         if tasks:
             await asyncio.wait(tasks)
         raise
+
+
+def _owned_by(jobs: list[Job], organization_id: str) -> list[Job]:
+    """The jobs that name no organization or ``organization_id`` (ignoring case): a page that
+    ignored the ``organizationId`` filter names other organizations' jobs too (v7's ``/Jobs``
+    does, and a v8 next link may name v7)."""
+    wanted = organization_id.lower()
+    return [job for job in jobs if job.organization_id is None or job.organization_id.lower() == wanted]
 
 
 def _jobs_argument(jobs: Any) -> list[Job]:
