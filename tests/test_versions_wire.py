@@ -34,6 +34,7 @@ from vbo_async import (
     LinkError,
     NotSupportedError,
     Organization,
+    Proxy,
     ServiceInstance,
     VBOClient,
 )
@@ -400,6 +401,29 @@ async def test_organization_jobs_leave_out_the_jobs_of_other_organizations() -> 
 
     assert [job.id for job in jobs] == [f"{n:08d}-1111-4000-8000-000000000000" for n in (1, 3)]
     assert {job.organization_id for job in jobs} == {ORG_ID}
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_no_link_is_built_from_an_empty_id(server: Server, version: str) -> None:
+    # A link the version builds from an id filters a listing by it: built from an empty id, it
+    # would ask for the unfiltered listing (every session, job or repository of the server).
+    job, org, proxy = job_wire(version), organization_wire(version), proxy_wire(version)
+    job["id"] = org["id"] = proxy["id"] = ""
+    async with server.client() as vbo:
+        built = {
+            "jobsessions": vbo.from_wire(job, Job).links,
+            "jobs": vbo.from_wire(org, Organization).links,
+            "repositories": vbo.from_wire(proxy, Proxy).links,
+        }
+        for relation, links in built.items():
+            link = getattr(links, relation)
+            assert link is None or "=" not in link.href, (relation, link)
+        assert vbo.from_wire(job_wire(version), Job).links.jobsessions is not None
+        if version != "v6":  # v6 keeps the server's own link to a job's sessions
+            with pytest.raises(LinkError, match="jobsessions") as caught:
+                built["jobsessions"].require("jobsessions")
+            assert caught.value.relation == "jobsessions"
+    assert server.urls() == []
 
 
 _SESSION_PATHS = {
