@@ -286,7 +286,8 @@ def _job(number: int, org: str, **extra: Any) -> dict[str, Any]:
 def scripted(
     jobs: list[dict[str, Any]], *, fail: str | None = None
 ) -> Callable[[httpx.Request], httpx.Response]:
-    """A v8 server listing ``ORGS`` and ``jobs``; ``fail`` names a path answered 500."""
+    """A v8 server listing ``ORGS`` (each also by its id) and ``jobs`` (those of one organization
+    for ``?organizationId=``); ``fail`` names a path answered 500."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         path = request.url.path.lower()
@@ -301,8 +302,13 @@ def scripted(
         if path == "/v8/organizations":
             results = [{"id": org, "name": f"tenant-{org[:2]}"} for org in ORGS]
             return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": results, "_links": {}})
+        if path.removeprefix("/v8/organizations/") in ORGS:
+            org = path.removeprefix("/v8/organizations/")
+            return httpx.Response(200, json={"id": org, "name": f"tenant-{org[:2]}"})
         if path == "/v8/jobs":
-            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": jobs, "_links": {}})
+            org = request.url.params.get("organizationId")
+            listed = [job for job in jobs if org is None or job.get("organizationId") == org]
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": listed, "_links": {}})
         return httpx.Response(404, json={"message": "no such path"})
 
     return handle

@@ -202,6 +202,7 @@ _JOBS = {v: [w for cls, w in simulator_wires(v, seed=9) if cls is Job][:6] for v
 @PROPERTY
 @given(case=mutated_jobs())
 @example(case=("v8", {**_JOBS["v8"][0], "id": "a b/c?d"}))  # a jobsessions href that needs quoting
+@example(case=("v7", {**_JOBS["v7"][0], "id": ""}))  # no jobsessions link built from an empty id
 @example(case=("v7", {**_JOBS["v7"][0], "_links": {"backupRepository": None}}))  # no proxy to go through
 @example(case=("v6", {**_JOBS["v6"][0], "_links": {}}))
 def test_mutated_jobs_decode_alike_in_both_passes(case: tuple[str, dict[str, Any]]) -> None:

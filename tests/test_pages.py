@@ -3,6 +3,7 @@ parse builds more containers than the bound, and must agree with the count it sk
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -10,7 +11,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbo_async._pages import count_containers, more_containers_than, with_limit
+from vbo_async._pages import count_containers, more_containers_than, unread, with_limit
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet="{[}]x", max_size=8),
@@ -65,3 +66,12 @@ def test_with_limit_sees_an_escaped_limit_key() -> None:
     assert with_limit(url, 100) == url
     assert with_limit("https://vb365.example.com/v8/Jobs?a=1", 100).endswith("?a=1&limit=100")
     assert with_limit("https://vb365.example.com/v1/Jobs", None) == "https://vb365.example.com/v1/Jobs"
+
+
+@given(first=st.lists(st.sampled_from("abcdef"), unique=True), later=st.lists(st.sampled_from("abcdefgh")))
+def test_unread_gives_each_id_once_in_order(first: list[str], later: list[str]) -> None:
+    ids: set[str] = set()
+    assert [item.id for item in unread([SimpleNamespace(id=key) for key in first], ids)] == first
+    fresh = [item.id for item in unread([SimpleNamespace(id=key) for key in later], ids)]
+    assert fresh == list(dict.fromkeys(key for key in later if key not in first))
+    assert ids == set(first) | set(later)

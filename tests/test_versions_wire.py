@@ -10,6 +10,7 @@ an empty-body 401 renewing the token, what v1 refuses without sending anything, 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import ssl
 import subprocess
@@ -32,6 +33,8 @@ from vbo_async import (
     JobStatus,
     LinkError,
     NotSupportedError,
+    Organization,
+    Proxy,
     ServiceInstance,
     VBOClient,
 )
@@ -343,6 +346,86 @@ async def test_v8_pages_are_followed_by_their_next_link() -> None:
     ]
 
 
+def _jobs_of(version: str, *owners: str) -> list[dict[str, Any]]:
+    """One job wire per owner organization, numbered from 1."""
+    jobs = []
+    for number, owner in enumerate(owners, 1):
+        wire = job_wire(version)
+        wire["id"] = f"{number:08d}-1111-4000-8000-000000000000"
+        wire["_links"]["organization"] = {"href": f"/{version}/Organizations/{owner}"}
+        if "organizationId" in wire:
+            wire["organizationId"] = owner
+        jobs.append(wire)
+    return jobs
+
+
+async def test_a_listing_reads_each_item_once_when_a_later_page_repeats_some() -> None:
+    # A v8 page links on to v7 (servers send next links of another version), whose /Jobs pages
+    # nothing: it answers every job, those of the first page again among them.
+    server = Server("v8")
+    server.router.get("/v8/Jobs").respond(
+        json={
+            "offset": 0,
+            "limit": 2,
+            "results": _jobs_of("v8", ORG_ID, ORG_ID),
+            "_links": {"next": {"href": "/v7/Jobs?offset=2&limit=2"}},
+        }
+    )
+    server.router.get("/v7/Jobs").respond(json=_jobs_of("v7", ORG_ID, ORG_ID, ORG_ID))
+    async with server.client() as vbo:
+        jobs = await vbo.jobs()
+        link = vbo.from_wire(organization_wire("v8"), Organization).links.require("jobs")
+        streamed = [job async for job in link]
+
+    expected = [f"{number:08d}-1111-4000-8000-000000000000" for number in (1, 2, 3)]
+    assert [job.id for job in jobs] == expected
+    assert [job.id for job in streamed] == expected
+
+
+async def test_organization_jobs_leave_out_the_jobs_of_other_organizations() -> None:
+    # The v8 filter's page links on to v7, whose /Jobs ignores organizationId (and the offset):
+    # it answers every tenant's jobs, each naming its organization.
+    other = "0d1e2f3a-4b5c-4d6e-8f7a-9b0c1d2e3f4a"
+    server = Server("v8")
+    server.router.get("/v8/Jobs").respond(
+        json={
+            "offset": 0,
+            "limit": 1,
+            "results": _jobs_of("v8", ORG_ID),
+            "_links": {"next": {"href": f"/v7/Jobs?organizationId={ORG_ID}&offset=1&limit=1"}},
+        }
+    )
+    server.router.get("/v7/Jobs").respond(json=_jobs_of("v7", ORG_ID, other, ORG_ID, other))
+    async with server.client() as vbo:
+        jobs = await vbo.organization_jobs(ORG_ID.upper())
+
+    assert [job.id for job in jobs] == [f"{n:08d}-1111-4000-8000-000000000000" for n in (1, 3)]
+    assert {job.organization_id for job in jobs} == {ORG_ID}
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_no_link_is_built_from_an_empty_id(server: Server, version: str) -> None:
+    # A link the version builds from an id filters a listing by it: built from an empty id, it
+    # would ask for the unfiltered listing (every session, job or repository of the server).
+    job, org, proxy = job_wire(version), organization_wire(version), proxy_wire(version)
+    job["id"] = org["id"] = proxy["id"] = ""
+    async with server.client() as vbo:
+        built = {
+            "jobsessions": vbo.from_wire(job, Job).links,
+            "jobs": vbo.from_wire(org, Organization).links,
+            "repositories": vbo.from_wire(proxy, Proxy).links,
+        }
+        for relation, links in built.items():
+            link = getattr(links, relation)
+            assert link is None or "=" not in link.href, (relation, link)
+        assert vbo.from_wire(job_wire(version), Job).links.jobsessions is not None
+        if version != "v6":  # v6 keeps the server's own link to a job's sessions
+            with pytest.raises(LinkError, match="jobsessions") as caught:
+                built["jobsessions"].require("jobsessions")
+            assert caught.value.relation == "jobsessions"
+    assert server.urls() == []
+
+
 _SESSION_PATHS = {
     "v1": (f"/v1/Jobs/{JOB_ID}/JobSessions", f"/v1/Jobs/{JOB_ID}/JobSessions"),
     "v6": (f"/v6/Jobs/{JOB_ID}/JobSessions?limit=5", f"/v6/Jobs/{JOB_ID}/JobSessions?limit=10000"),
@@ -397,6 +480,87 @@ async def test_job_sessions_paths_limits_order_and_job_ids(
         assert [s.creation_time for s in newest] == sorted(
             (s.creation_time for s in newest), key=lambda t: t.timestamp() if t else 0, reverse=True
         )
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_job_sessions_read_a_session_a_later_page_repeats_once(server: Server, version: str) -> None:
+    # Seven sessions, newest first. The server pages by three whatever `limit` asks, and each
+    # later page starts one item early: a session started between two requests shifts a
+    # newest-first listing cut by offset, so the last session of a page comes again on the next.
+    sessions = [_session(version, number, day=20 - number) for number in range(1, 8)]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offset = int(dict(parse_qsl(request.url.query.decode())).get("offset", 0))
+        page: dict[str, Any] = {"offset": offset, "limit": 3, "results": sessions[offset : offset + 3]}
+        if offset + 3 < len(sessions):
+            nxt = request.url.copy_merge_params({"offset": offset + 2, "limit": 3})
+            page["_links"] = {"next": {"href": nxt.raw_path.decode()}}
+        return httpx.Response(200, json=page)
+
+    path = f"/{version}/Jobs/{JOB_ID}/JobSessions" if version == "v6" else f"/{version}/JobSessions"
+    server.router.get(path).mock(side_effect=answer)
+    async with server.client() as vbo:
+        newest = await vbo.job_sessions(JOB_ID, limit=5)
+        everything = await vbo.job_sessions(JOB_ID, limit=None)
+
+    assert [s.id for s in newest] == [s["id"] for s in sessions[:5]]  # five distinct, the newest
+    assert [s.id for s in everything] == [s["id"] for s in sessions]
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_job_sessions_leave_out_the_sessions_of_other_jobs(server: Server, version: str) -> None:
+    # The first page links on to v6's /JobSessions?jobId= (servers send next links of another
+    # version), which ignores jobId: that page holds every job's sessions, each naming its job.
+    other = "0b9d3c1e-7f2a-4e5b-8c6d-1a2b3c4d5e6f"
+    mine = [_session(version, number, day=20 - number) for number in (1, 2)]
+
+    def v6_session(number: int, job: str) -> dict[str, Any]:
+        wire = _session("v6", number, day=20 - number)
+        wire["_links"]["job"] = {"href": f"/v6/Jobs/{job}"}
+        return wire
+
+    later = [v6_session(3, other), v6_session(4, JOB_ID), v6_session(5, other), v6_session(6, JOB_ID)]
+    path = f"/v6/Jobs/{JOB_ID.upper()}/JobSessions" if version == "v6" else f"/{version}/JobSessions"
+    server.router.get(path).respond(
+        json={
+            "offset": 0,
+            "limit": 2,
+            "results": mine,
+            "_links": {"next": {"href": f"/v6/JobSessions?jobId={JOB_ID}&offset=2&limit=10"}},
+        }
+    )
+    server.router.get("/v6/JobSessions").respond(json={"offset": 2, "limit": 10, "results": later})
+    async with server.client() as vbo:
+        sessions = await vbo.job_sessions(JOB_ID.upper(), limit=None)
+
+    assert [s.id for s in sessions] == [mine[0]["id"], mine[1]["id"], later[1]["id"], later[3]["id"]]
+    assert {s.job_id.lower() for s in sessions if s.job_id} == {JOB_ID}
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_recent_sessions_read_a_session_a_later_page_repeats_once(server: Server, version: str) -> None:
+    # The server-wide listing, paged by two, each later page starting one item early.
+    sessions = []
+    for number in range(1, 6):
+        wire = session_wire(version)
+        wire["id"] = f"{number:08d}-0000-4000-8000-000000000000"
+        wire["creationTime"] = wire["endTime"] = f"2026-06-{20 - number:02d}T22:00:04Z"
+        sessions.append(wire)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offset = int(dict(parse_qsl(request.url.query.decode())).get("offset", 0))
+        page: dict[str, Any] = {"offset": offset, "limit": 2, "results": sessions[offset : offset + 2]}
+        if offset + 2 < len(sessions):
+            nxt = request.url.copy_merge_params({"offset": offset + 1, "limit": 2})
+            page["_links"] = {"next": {"href": nxt.raw_path.decode()}}
+        return httpx.Response(200, json=page)
+
+    server.router.get(f"/{version}/JobSessions").mock(side_effect=answer)
+    async with server.client() as vbo:
+        recent = await vbo.recent_sessions(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+
+    assert list(recent) == [JOB_ID]
+    assert [s.id for s in recent[JOB_ID]] == [s["id"] for s in sessions]
 
 
 @pytest.mark.parametrize("version", V6_PLUS)

@@ -350,16 +350,18 @@ class VBOClient:
         ``GET /v8/Jobs?organizationId={id}`` on v8 (which removed the former). An organization the
         server does not know is a `NotFoundError` on every version: v8 answers such a filter with
         an empty list (or a 400 when the id has not the form of its ids), so an empty answer or a
-        400 there is checked with ``GET /Organizations/{id}``."""
+        400 there is checked with ``GET /Organizations/{id}``; a job a page of that filter names
+        for another organization is left out (ids compared ignoring case)."""
         org = id_argument(_id_of(organization), "organization")
         url = await self._url("organization_jobs", organization=org)
         filters = (await self.dialect()).organization_jobs_filter
         try:
-            jobs = await self._fetcher.fetch_all(url, Job)
+            listed = await self._fetcher.fetch_all(url, Job)
         except APIError as exc:
             if filters and exc.status_code == 400:
                 await self.organization(org)  # its NotFoundError when the server has no such organization
             raise
+        jobs = listed if not filters else _owned_by(listed, org)
         if not jobs and filters:
             await self.organization(org)
         return jobs
@@ -382,7 +384,8 @@ class VBOClient:
 
         v7/v8 ask ``/JobSessions?jobId=&limit=`` (the jobs' own ``jobsessions`` links are dead
         there); v1/v6 ``/Jobs/{id}/JobSessions`` (v1 cannot limit: every session is read and the
-        newest kept). Every session's ``job_id`` is the job's.
+        newest kept). Every session's ``job_id`` is the job's: a session a page names for another
+        job is left out (ids compared ignoring case), and one that a later page repeats is read once.
         """
         if limit is not None and (not _is_int(limit) or limit < 1):
             raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
@@ -391,12 +394,19 @@ class VBOClient:
         dialect = await self.dialect()
         if limit is not None and dialect.page_limit is not None:
             url = f"{url}{'&' if '?' in url else '?'}limit={min(limit, dialect.page_limit)}"
-        sessions: list[JobSession] = []
+        wanted = job_id.lower()
+        found: dict[str, JobSession] = {}  # by id: each session once
         async for session in self._fetcher.iterate(url, JobSession):
-            sessions.append(session if session.job_id is not None else attrs.evolve(session, job_id=job_id))
-            if limit is not None and dialect.page_limit is not None and len(sessions) >= limit:
+            if session.job_id is not None and session.job_id.lower() != wanted:
+                continue  # a page that ignored jobId (v6's /JobSessions does; a next link may lead there)
+            # A page may repeat a session of the one before: one started meanwhile shifts a
+            # newest-first listing cut by offset.
+            if session.job_id is None:
+                session = attrs.evolve(session, job_id=job_id)
+            found[session.id] = session
+            if limit is not None and dialect.page_limit is not None and len(found) >= limit:
                 break
-        sessions.sort(key=newest_first)
+        sessions = sorted(found.values(), key=newest_first)
         return sessions if limit is None else sessions[:limit]
 
     async def backup_repositories(self) -> list[BackupRepository]:
@@ -424,7 +434,10 @@ class VBOClient:
             # isoformat: four digits for any year (strftime writes the year 110 as "110").
             stamp = since.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
             url = self._root.url(dialect.path("sessions_since", since=stamp))
+            read: dict[str, JobSession] = {}  # by id: a page may repeat a session
             async for session in self._fetcher.iterate(url, JobSession):
+                read[session.id] = session
+            for session in read.values():
                 if session.job_id is not None:
                     found.setdefault(session.job_id, []).append(session)
         else:
@@ -636,6 +649,14 @@ async def _all_or_nothing(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
         if tasks:
             await asyncio.wait(tasks)
         raise
+
+
+def _owned_by(jobs: list[Job], organization_id: str) -> list[Job]:
+    """The jobs that name no organization or ``organization_id`` (ignoring case): a page that
+    ignored the ``organizationId`` filter names other organizations' jobs too (v7's ``/Jobs``
+    does, and a v8 next link may name v7)."""
+    wanted = organization_id.lower()
+    return [job for job in jobs if job.organization_id is None or job.organization_id.lower() == wanted]
 
 
 def _jobs_argument(jobs: Any) -> list[Job]:

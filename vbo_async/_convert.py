@@ -546,8 +546,9 @@ def _reference_finisher(
         for step in link_steps:
             spec = specs[step.relation]
             if isinstance(step, LinkFromId):
+                # None from an empty id: the link would ask for the listing its id filters, unfiltered.
                 href = f"/{dialect.version}/{step.route.render(id=r.id)}"
-                value: Any = spec.link_class(href, step.relation, navigator, spec.target)
+                value: Any = spec.link_class(href, step.relation, navigator, spec.target) if r.id else None
             else:
                 via = getattr(links, step.via)
                 value = None if via is None else ThroughLink(via, step.then, step.relation, spec.target)
@@ -634,7 +635,9 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
             made = new_link(
                 f"l{index}", f"__L{index}", spec.link_class, href, step.relation, "__nav", f"__T{index}"
             )
-            lines += [f"    {line}" for line in made]
+            # None from an empty id, as the reference finisher says
+            lines += ["    if r.id:", *(f"        {line}" for line in made)]
+            lines += ["    else:", f"        l{index} = None"]
             derived[step.relation] = f"l{index}"
         else:
             caches.append(f"__t{index}")

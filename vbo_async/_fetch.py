@@ -18,11 +18,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
+import attrs
+
 from ._decode import Decoder, Refused, parse_json
 from ._dialects import DIALECTS, Dialect
 from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
 from ._flights import Flights
-from ._pages import page_identity, with_limit
+from ._pages import page_identity, unread, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
@@ -250,7 +252,7 @@ class Fetcher:
 
     async def iterate(self, url: str, target: type[T], *, refused: Refused | None = None) -> AsyncIterator[T]:
         """Every item of a collection, page by page, following ``next`` until it is absent or a
-        page has no items.
+        page has no items. An item a later page repeats (by its ``id``) is given once.
 
         The first request asks for pages as large as the version allows (``limit``), unless the
         URL says otherwise. Pages are cut by offset, so a page without items (none refused
@@ -296,6 +298,8 @@ class Fetcher:
             refused = counted
         seen: set[Any] = set()
         unseen: list[str] = []  # fetched, identity not yet taken: a one-page listing never needs it
+        keyed = attrs.has(target) and "id" in attrs.fields_dict(target)
+        ids: set[str] | None = None  # the ids listed, kept from the second page on: each item once
         next_url: str | None = with_limit(url, dialect.page_limit)
         pages = 0
         held = 0  # items of the pages read so far, refused ones included
@@ -314,7 +318,7 @@ class Fetcher:
                     f"more than max_listing_items={self._max_listing_items} items "
                     f"({held} in its first {pages} pages)",
                 )
-            yield items
+            yield items if ids is None else unread(items, ids)
             if next_url is None:
                 return
             if not items and filed == filed_before:
@@ -328,6 +332,8 @@ class Fetcher:
                 return
             seen.update(page_identity(fetched) for fetched in unseen)
             unseen.clear()
+            if keyed and ids is None:
+                unread(items, ids := set())
             if page_identity(next_url) in seen:
                 # Both URLs may quote a secret a server put in an href (the listing's link, or
                 # query noise in the next link): `hide_secrets` scrubs only the error's own URL.

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ._exceptions import DecodeError
 
-__all__ = ["count_containers", "more_containers_than", "page_identity", "split_page", "with_limit"]
+__all__ = ["count_containers", "more_containers_than", "page_identity", "split_page", "unread", "with_limit"]
 
 
 def page_identity(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -17,6 +17,21 @@ def page_identity(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=False)
     return parts.path.lower(), tuple(sorted((key.lower(), value) for key, value in pairs))
+
+
+def unread(items: list[Any], ids: set[str]) -> list[Any]:
+    """The items whose ``id`` is not in ``ids`` yet, once each, in order; their ids are added.
+
+    A later page may repeat items of the pages before it: a resource added meanwhile shifts a
+    listing cut by offset, and a next link to another API version may lead to a collection that
+    version does not page (v7's ``/Jobs`` answers every job whatever the offset)."""
+    fresh = []
+    for item in items:
+        key = item.id
+        if key not in ids:
+            ids.add(key)
+            fresh.append(item)
+    return fresh
 
 
 def count_containers(body: bytes) -> int:

@@ -94,7 +94,8 @@ class IdFromLink:
 @attrs.frozen
 class LinkFromId:
     """Replace the ``relation`` link of ``model`` by one built from its id, because the server's
-    own is dead or missing: ``/{version}/`` + ``route`` with ``{id}`` filled."""
+    own is dead or missing: ``/{version}/`` + ``route`` with ``{id}`` filled. None when the id is
+    empty (the route's filter, empty, would ask for the whole unfiltered listing)."""
 
     model: type
     relation: str
