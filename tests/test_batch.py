@@ -839,3 +839,80 @@ async def test_recent_sessions_since_a_year_before_1000_is_written_with_four_dig
     assert sum(map(len, everything.values())) == sum(
         len(simulator.job_sessions_wire(job_id)) for job_id in simulator.job_ids()
     )
+
+
+# --- jobs the batch cannot file, and health from a long window, against a filtering server ---------------
+
+
+def filtering(
+    jobs: list[dict[str, Any]], owners: list[str], runs: tuple[dict[str, Any], ...] = ()
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A v8 server listing ``ORGS`` and ``jobs``, ``jobs[n]`` belonging to ``owners[n]`` whatever
+    it says of itself (``/Jobs?organizationId=`` filters by owner); ``/JobSessions`` honours
+    ``jobId``, ``endTimeLowerBound`` and ``limit`` over ``runs`` (newest first)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path, query = request.url.path.lower(), request.url.params
+        if path == "/v8/token":
+            return httpx.Response(
+                200, json={"access_token": "tok", "refresh_token": "ref", "expires_in": 3600}
+            )
+        if path == "/v8/organizations":
+            results = [{"id": org, "name": f"tenant-{org[:2]}"} for org in ORGS]
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": results, "_links": {}})
+        if path.startswith("/v8/organizations/") and path.rpartition("/")[2] in ORGS:
+            return httpx.Response(200, json={"id": path.rpartition("/")[2], "name": "tenant"})
+        if path in ("/v8/jobs", "/v8/jobsessions"):
+            if path == "/v8/jobs":
+                owner = query.get("organizationId")
+                chosen = [job for job, of in zip(jobs, owners, strict=True) if owner in (None, of)]
+            else:
+                since = query.get("endTimeLowerBound")
+                chosen = [
+                    run
+                    for run in runs
+                    if query.get("jobId") in (None, run["jobId"])
+                    and (since is None or run["endTime"] >= dt.datetime.fromisoformat(since).isoformat())
+                ]
+            limit = int(query.get("limit", 30))
+            page = {"offset": 0, "limit": limit, "results": chosen[:limit], "_links": {}}
+            return httpx.Response(200, json=page)
+        return httpx.Response(404, json={"message": "no such path"})
+
+    return handle
+
+
+def outcome(results: dict[str, PollResult]) -> dict[str, tuple[str | None, list[str]]]:
+    return {
+        org: (None if r.error is None else type(r.error).__name__, sorted(job.name for job in r.jobs))
+        for org, r in results.items()
+    }
+
+
+def _orphan(job: dict[str, Any], organization_id: object) -> dict[str, Any]:
+    """``job`` naming ``organization_id`` (None: no organization at all) and no organization link."""
+    links = {key: value for key, value in job["_links"].items() if key != "organization"}
+    return {**job, "organizationId": organization_id, "_links": links}
+
+
+@pytest.mark.parametrize(
+    "orphan",
+    [
+        _orphan(_job(2, ORGS[1]), None),
+        _orphan(_job(2, ORGS[1], lastRun=12), None),
+        _orphan(_job(2, ORGS[1], lastRun=12), 12),
+    ],
+    ids=["no-organization", "undecodable-no-organization", "undecodable-organization-not-a-string"],
+)
+async def test_a_job_naming_no_organization_is_not_lost_by_a_batch(
+    scripted_client: Callable[..., VBOClient], orphan: dict[str, Any]
+) -> None:
+    """A job whose organization cannot be read from the server-wide listing belongs to a tenant
+    the batch cannot tell: it is neither dropped (its tenant reported complete without it) nor
+    anyone else's; the results are those of a sweep tenant by tenant."""
+    jobs = [_job(1, ORGS[0]), orphan, _job(3, ORGS[2])]
+    vbo = scripted_client(filtering(jobs, [ORGS[0], ORGS[1], ORGS[2]]))
+    targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+    alone = outcome(await sweep(targets, batch=False))
+    assert alone[ORGS[1]] != (None, [])  # the tenant owning the job gets it, or its DecodeError
+    assert outcome(await sweep(targets, batch=True)) == alone

@@ -59,7 +59,8 @@ def poll_jobs(
       then their count is taken from ``organization_counts``, and without it there the server
       is batched without the share rule. ``True`` always, ``False`` never. The results are
       the same either way, isolation included: a job that cannot be decoded fails only its
-      tenant, an unknown organization id is that tenant's `NotFoundError`; with ``None``, a
+      tenant, an unknown organization id is that tenant's `NotFoundError`, a server listing a
+      job that names no organization is swept tenant by tenant after all; with ``None``, a
       server whose listings are too big to read whole (``max_response_bytes``,
       ``max_page_items``, ``max_pages``) is swept tenant by tenant after all.
     - ``organization_counts``: how many organizations each client's server lists, where the

@@ -10,7 +10,8 @@ request for each job whose last result or last success that window misses, once 
 read; on v1, which cannot list them, each job is judged as ``job_health`` judges it, one request
 per job, after the jobs are listed). Isolation is kept: a job that cannot be decoded fails only
 the tenant it names, and an organization the server does not list is that tenant's
-`NotFoundError`.
+`NotFoundError`; a server listing a job that names no organization (none, or none readable) is
+swept tenant by tenant, each tenant's own listing telling whose the job is.
 
 `plan` decides which targets go in batches (pure); `run_unit` does the work and hands each
 tenant's `PollResult` to ``emit`` as soon as it is complete.
@@ -201,6 +202,12 @@ async def _batch(batch: Batch, context: Context) -> None:
     by_tenant: dict[str, list[Job]] = {}
     for job in jobs:
         by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
+    if "" in by_tenant or "" in refused:
+        # A job naming no organization belongs to a tenant the listing cannot tell: each
+        # tenant's own listing says whose it is (or whose DecodeError it is).
+        log.debug("a job listed by %s names no organization; polling its tenants one by one", client.api_root)
+        await _one_by_one(batch, listed, started, context)
+        return
     wanted = {target.organization_id.lower() for target in batch.targets}
     try:
         health = await _batch_health(
