@@ -916,3 +916,31 @@ async def test_a_job_naming_no_organization_is_not_lost_by_a_batch(
     alone = outcome(await sweep(targets, batch=False))
     assert alone[ORGS[1]] != (None, [])  # the tenant owning the job gets it, or its DecodeError
     assert outcome(await sweep(targets, batch=True)) == alone
+
+
+async def test_a_job_failing_every_run_is_judged_in_a_batch_as_job_health_judges_it(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    """A job that never succeeded and runs every hour: `job_health` sees its five newest runs and
+    grades the last one (WARNING); a batch, whose window of sessions reaches back further than
+    ``max_age``, must not call it stale (CRITICAL) where `job_health` does not."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    job = _job(1, ORGS[0], isEnabled=True, lastStatus="Warning", lastBackup=None)
+    job["lastRun"] = (now - dt.timedelta(minutes=30)).isoformat()
+    runs = [
+        _run(
+            n,
+            job["id"],
+            "Warning",
+            now - dt.timedelta(hours=n, minutes=30),
+            now - dt.timedelta(hours=n, minutes=20),
+        )
+        for n in range(30)
+    ]
+    vbo = scripted_client(filtering([job], [ORGS[0]], runs))
+    targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+    alone = await vbo.job_health((await vbo.organization_jobs(ORGS[0]))[0])
+    assert alone.state is HealthState.WARNING, alone.reason
+    for batch in (True, False):
+        (health,) = (await sweep(targets, batch=batch, health=HealthPolicy()))[ORGS[0]].health.values()
+        assert (health.state, health.reason) == (alone.state, alone.reason), batch

@@ -386,15 +386,15 @@ async def _batch_health(
     failures: dict[str, VBOError] = {}
     if error is None:
         # A job whose last result or last success lies before the window (and which does not
-        # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does.
+        # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does, and is
+        # judged from those alone: the window's older runs would make a job that never succeeded
+        # look stale for longer than the runs `job_health` sees.
         lacking = [job for job in jobs if window_falls_short(job, sessions.get(job.id, ()), policy)]
         own = await asyncio.gather(*(_own_sessions(client, job) for job in lacking))
         for job, found in zip(lacking, own, strict=True):
             if isinstance(found, VBOError):
                 failures[job.id] = found
             else:
-                ids = {session.id for session in found}
-                found += [session for session in sessions.get(job.id, ()) if session.id not in ids]
                 sessions[job.id] = found
     return {
         job.id: assess(
