@@ -944,3 +944,55 @@ async def test_a_job_failing_every_run_is_judged_in_a_batch_as_job_health_judges
     for batch in (True, False):
         (health,) = (await sweep(targets, batch=batch, health=HealthPolicy()))[ORGS[0]].health.values()
         assert (health.state, health.reason) == (alone.state, alone.reason), batch
+
+
+def bodies_kept(error: BaseException | None, size: int) -> list[str]:
+    """The local variables of the frames that ``error`` (and the errors chained to it) keeps
+    alive through its traceback holding a body of at least ``size`` bytes."""
+    kept: list[str] = []
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        tb = error.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            while frame is not None and id(frame) not in seen:
+                seen.add(id(frame))
+                kept += [
+                    f"{frame.f_code.co_name}.{name}"
+                    for name, value in frame.f_locals.items()
+                    if isinstance(value, bytes | bytearray | str) and len(value) >= size
+                ]
+                frame = frame.f_back
+            tb = tb.tb_next
+        error = error.__cause__ or error.__context__
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("batch", "broken"),
+    [(True, "job"), (False, "job"), (True, "page")],
+    ids=["batched-bad-job", "per-tenant-bad-job", "batched-bad-page"],
+)
+async def test_a_tenant_error_keeps_no_page_of_the_listing_alive(
+    scripted_client: Callable[..., VBOClient], batch: bool, broken: str
+) -> None:
+    """The error a result holds (for as long as the caller keeps the results) does not keep the
+    listing's page (megabytes on a large server) alive through the frames of its traceback."""
+    padding = "x" * 1000
+    jobs = [_job(n, ORGS[n % 2], description=padding) for n in range(2000)]
+    jobs.append(_job(9999, ORGS[1], lastRun=12))
+    handler = filtering(jobs, [job["organizationId"] for job in jobs])
+    if broken == "page":
+        serve = handler
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.path.lower() == "/v8/jobs":
+                return httpx.Response(200, json={"results": {"not": "a list", "padding": padding * 2000}})
+            return serve(request)
+
+    vbo = scripted_client(handler)
+    results = await sweep([PollTarget(client=vbo, organization_id=org) for org in ORGS], batch=batch)
+    error = results[ORGS[1]].error
+    assert isinstance(error, DecodeError), error
+    assert bodies_kept(error, 1_000_000) == []

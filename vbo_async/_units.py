@@ -144,7 +144,7 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     except VBOError as exc:
         log.debug("polling %s failed: %s", target.label, exc)
         elapsed = time.perf_counter() - started
-        return PollResult(target=target, error=exc, elapsed=elapsed, follow=context.follow)
+        return PollResult(target=target, error=_detached(exc), elapsed=elapsed, follow=context.follow)
     health: dict[str, JobHealth] = {}
     prefetch = context.links.resolve(target.client, jobs, context.follow)
     if context.health is not None:
@@ -261,6 +261,7 @@ def _covers_enough(tenants: int, organizations: int | None) -> bool:
 
 
 def _fail_all(batch: Batch, failure: VBOError, started: float, context: Context) -> None:
+    failure = _detached(failure)
     for target in batch.targets:
         elapsed = time.perf_counter() - started
         context.emit(PollResult(target=target, error=failure, elapsed=elapsed, follow=context.follow))
@@ -296,6 +297,19 @@ def _too_big_to_batch(error: VBOError) -> bool:
     return isinstance(error, ResponseTooLargeError | DecodeError) or (
         isinstance(error, APIError) and error.status_code == 200
     )
+
+
+def _detached(error: VBOError) -> VBOError:
+    """``error``, and the errors chained to it, without their tracebacks: a result keeps its
+    error for as long as the caller keeps the result, and the frames of a traceback hold what
+    the failed call had read (a whole page of the server's listing)."""
+    seen: set[int] = set()
+    chained: BaseException | None = error
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        chained.__traceback__ = None
+        chained = chained.__cause__ or chained.__context__
+    return error
 
 
 def _unknown(client: VBOClient, target: PollTarget, listed: int) -> VBOError:
