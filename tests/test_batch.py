@@ -996,3 +996,27 @@ async def test_a_tenant_error_keeps_no_page_of_the_listing_alive(
     error = results[ORGS[1]].error
     assert isinstance(error, DecodeError), error
     assert bodies_kept(error, 1_000_000) == []
+
+
+@pytest.mark.parametrize("batch", [True, None])
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+async def test_a_carried_organization_the_server_does_not_know_is_a_not_found_error(
+    version: str, batch: bool | None
+) -> None:
+    """Targets carrying their `Organization` spare the batch its listing of organizations; one
+    of them the server does not know (another server's, or one deleted since it was listed) is
+    still that tenant's `NotFoundError`, as tenant by tenant, not a tenant without jobs."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=BATCH_MIN_TENANTS, epoch=EPOCH))
+    other = Simulator(SimulatorConfig(seed=4, organizations=1, epoch=EPOCH))
+    async with client(create_app(simulator=simulator), version) as vbo:
+        async with client(create_app(simulator=other), version) as elsewhere:
+            (stranger,) = await elsewhere.organizations()
+        organizations = [*await vbo.organizations(), stranger]
+        targets = [PollTarget(client=vbo, organization_id=o.id, organization=o) for o in organizations]
+        results = await sweep(targets, batch=batch)
+        alone = await sweep(targets, batch=False)
+    assert isinstance(alone[stranger.id].error, NotFoundError)
+    assert isinstance(results[stranger.id].error, NotFoundError), results[stranger.id]
+    assert stranger.id in str(results[stranger.id].error)
+    for org in simulator.organization_ids():
+        assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)

@@ -57,12 +57,14 @@ def poll_jobs(
       at least `BATCH_MIN_SHARE` (5%) of the organizations it lists. Those are listed first
       (the listing also tells an unknown id) unless every target carries its `Organization`;
       then their count is taken from ``organization_counts``, and without it there the server
-      is batched without the share rule. ``True`` always, ``False`` never. The results are
-      the same either way, isolation included: a job that cannot be decoded fails only its
-      tenant, an unknown organization id is that tenant's `NotFoundError`, a server listing a
-      job that names no organization is swept tenant by tenant after all; with ``None``, a
-      server whose listings are too big to read whole (``max_response_bytes``,
-      ``max_page_items``, ``max_pages``) is swept tenant by tenant after all.
+      is batched without the share rule (and a tenant of theirs without jobs costs a
+      ``GET /Organizations/{id}``, which tells an organization the server does not know).
+      ``True`` always, ``False`` never. The results are the same either way, isolation
+      included: a job that cannot be decoded fails only its tenant, an unknown organization id
+      is that tenant's `NotFoundError`, a server listing a job that names no organization is
+      swept tenant by tenant after all; with ``None``, a server whose listings are too big to
+      read whole (``max_response_bytes``, ``max_page_items``, ``max_pages``) is swept tenant by
+      tenant after all.
     - ``organization_counts``: how many organizations each client's server lists, where the
       caller knows it (it listed them to choose its targets): with ``batch=None`` and targets
       carrying their `Organization`, the 5% rule then holds without a request. Ten named

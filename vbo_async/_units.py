@@ -10,8 +10,10 @@ request for each job whose last result or last success that window misses, once 
 read; on v1, which cannot list them, each job is judged as ``job_health`` judges it, one request
 per job, after the jobs are listed). Isolation is kept: a job that cannot be decoded fails only
 the tenant it names, and an organization the server does not list is that tenant's
-`NotFoundError`; a server listing a job that names no organization (none, or none readable) is
-swept tenant by tenant, each tenant's own listing telling whose the job is.
+`NotFoundError` (targets carrying their `Organization` spare the listing: a tenant of theirs
+without jobs is asked for by id, ``GET /Organizations/{id}``); a server listing a job that names
+no organization (none, or none readable) is swept tenant by tenant, each tenant's own listing
+telling whose the job is.
 
 `plan` decides which targets go in batches (pure); `run_unit` does the work and hands each
 tenant's `PollResult` to ``emit`` as soon as it is complete.
@@ -172,9 +174,11 @@ async def _batch(batch: Batch, context: Context) -> None:
     client = batch.client
     carried = [target.organization for target in batch.targets if target.organization is not None]
     listed: list[Organization] | None = None
+    vouched = True  # whether the server listed the organizations (else the targets carried them)
     try:
         if len(carried) == len(batch.targets):
             listed = carried
+            vouched = False
             if batch.chosen and not _covers_enough(len(batch.targets), batch.organizations):
                 await _one_by_one(batch, listed, started, context)
                 return
@@ -220,11 +224,16 @@ async def _batch(batch: Batch, context: Context) -> None:
     async def finish(target: PollTarget) -> None:
         key = target.organization_id.lower()
         organization = organizations.get(key)
+        tenant_jobs = by_tenant.get(key, [])
         error: VBOError | None = None
         if organization is None:
             error = _unknown(client, target, len(organizations))
         elif refused.get(key):
             error = refused[key][0]
+        elif not tenant_jobs and not vouched:
+            # No job, and no listing to tell a tenant without jobs from an organization the
+            # server does not know (a carried one it deleted since, or another server's).
+            error = await _unlisted(client, target.organization_id)
         if error is not None:
             context.emit(
                 PollResult(
@@ -236,7 +245,6 @@ async def _batch(batch: Batch, context: Context) -> None:
                 )
             )
             return
-        tenant_jobs = by_tenant.get(key, [])
         prefetched, link_errors = await context.links.resolve(client, tenant_jobs, context.follow)
         context.emit(
             PollResult(
@@ -252,6 +260,16 @@ async def _batch(batch: Batch, context: Context) -> None:
         )
 
     await asyncio.gather(*(finish(target) for target in batch.targets))
+
+
+async def _unlisted(client: VBOClient, organization_id: str) -> VBOError | None:
+    """Why ``GET /Organizations/{id}`` fails (its `NotFoundError` for an organization the server
+    does not know), or None when the server has it."""
+    try:
+        await client.organization(organization_id)
+    except VBOError as exc:
+        return _detached(exc)
+    return None
 
 
 def _covers_enough(tenants: int, organizations: int | None) -> bool:
