@@ -1020,3 +1020,32 @@ async def test_a_carried_organization_the_server_does_not_know_is_a_not_found_er
     assert stranger.id in str(results[stranger.id].error)
     for org in simulator.organization_ids():
         assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
+
+
+async def test_duplicate_targets_count_once_toward_a_batch() -> None:
+    """The default batches a server for `BATCH_MIN_TENANTS` distinct tenants: one tenant named
+    that many times (a target list built from several sources) is still polled on its own,
+    not by listing the server's organizations and every job it has."""
+    simulator = Simulator(SimulatorConfig(seed=5, organizations=BATCH_MIN_TENANTS + 4, epoch=EPOCH))
+    org = simulator.organization_ids()[0]
+    async with client(create_app(simulator=simulator), "v8") as vbo:
+        targets = [
+            PollTarget(client=vbo, organization_id=org, name=f"copy {n}") for n in range(BATCH_MIN_TENANTS)
+        ]
+        results: list[PollResult] = []
+        async with poll_jobs(targets) as sweeping:
+            results += [result async for result in sweeping]
+        assert "GET /v8/organizations" not in api_requests(simulator)
+        simulator.reset_stats()
+        carried = [
+            PollTarget(client=vbo, organization_id=o.id, organization=o) for o in await vbo.organizations()
+        ]
+        simulator.reset_stats()
+        few = carried[:2] * BATCH_MIN_TENANTS  # 2 of 12 tenants: under the share, however often named
+        async with poll_jobs(few, organization_counts={vbo: len(carried)}) as sweeping:
+            results += [result async for result in sweeping]
+        kinds = api_requests(simulator)
+        assert set(kinds) == {"GET /v8/jobs"}
+        assert kinds["GET /v8/jobs"] >= 2  # ?organizationId=, per tenant (not once for the server)
+    assert [result.error for result in results] == [None] * (3 * BATCH_MIN_TENANTS)
+    assert all(result.jobs for result in results)

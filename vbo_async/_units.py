@@ -99,8 +99,9 @@ def plan(
     targets: Sequence[PollTarget], batch: bool | None, counts: Mapping[VBOClient, int] | None = None
 ) -> list[Unit]:
     """The units of work for ``targets`` (pure): each server's targets as one `Batch` when
-    ``batch`` is True, or None and they are at least `BATCH_MIN_TENANTS` (a batch the plan
-    ``chosen``, carrying its server's organization count from ``counts``); the others alone.
+    ``batch`` is True, or None and they name at least `BATCH_MIN_TENANTS` distinct tenants (a
+    batch the plan ``chosen``, carrying its server's organization count from ``counts``); the
+    others alone.
     Batches come first (they take longest), then the single targets in their given order."""
     counts = counts or {}
     if batch is False:
@@ -109,7 +110,7 @@ def plan(
     for target in targets:
         by_client.setdefault(target.client, []).append(target)
     batched = {
-        client for client, group in by_client.items() if batch is True or len(group) >= BATCH_MIN_TENANTS
+        client for client, group in by_client.items() if batch is True or _tenants(group) >= BATCH_MIN_TENANTS
     }
     units: list[Unit] = [
         Batch(client, tuple(by_client[client]), chosen=batch is None, organizations=counts.get(client))
@@ -179,14 +180,14 @@ async def _batch(batch: Batch, context: Context) -> None:
         if len(carried) == len(batch.targets):
             listed = carried
             vouched = False
-            if batch.chosen and not _covers_enough(len(batch.targets), batch.organizations):
+            if batch.chosen and not _covers_enough(_tenants(batch.targets), batch.organizations):
                 await _one_by_one(batch, listed, started, context)
                 return
             filed, window = await _alongside(client._jobs_filed(), _window(client, context))
         elif batch.chosen:
             # Whether the batch pays depends on how much of the server it covers: list first.
             listed = await client.organizations()
-            if not _covers_enough(len(batch.targets), len(listed)):
+            if not _covers_enough(_tenants(batch.targets), len(listed)):
                 await _one_by_one(batch, listed, started, context)
                 return
             filed, window = await _alongside(client._jobs_filed(), _window(client, context))
@@ -270,6 +271,12 @@ async def _unlisted(client: VBOClient, organization_id: str) -> VBOError | None:
     except VBOError as exc:
         return _detached(exc)
     return None
+
+
+def _tenants(targets: Sequence[PollTarget]) -> int:
+    """How many distinct tenants ``targets`` name (a tenant named twice is polled once more,
+    not listed at twice the share of its server)."""
+    return len({target.organization_id.lower() for target in targets})
 
 
 def _covers_enough(tenants: int, organizations: int | None) -> bool:
