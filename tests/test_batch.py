@@ -1049,3 +1049,39 @@ async def test_duplicate_targets_count_once_toward_a_batch() -> None:
         assert kinds["GET /v8/jobs"] >= 2  # ?organizationId=, per tenant (not once for the server)
     assert [result.error for result in results] == [None] * (3 * BATCH_MIN_TENANTS)
     assert all(result.jobs for result in results)
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+async def test_a_session_window_too_big_to_read_is_judged_job_by_job_by_default(version: str) -> None:
+    """A batch the default plan chose whose server-wide session listing is over
+    ``max_response_bytes`` (the jobs are not) judges each job as `job_health` does, as it
+    sweeps tenant by tenant a server whose jobs are too big to list, instead of calling every
+    job UNKNOWN."""
+    simulator = Simulator(SimulatorConfig(seed=5, organizations=8, epoch=EPOCH, sessions_per_job=(40, 60)))
+    policy = HealthPolicy(max_age=dt.timedelta(days=30))
+    delivered: dict[bool, dict[str, PollResult]] = {True: {}, False: {}}
+    async with client(create_app(simulator=simulator), version, max_response_bytes=200_000) as vbo:
+        with pytest.raises(ResponseTooLargeError):
+            await vbo.recent_sessions(EPOCH - dt.timedelta(days=30))
+        targets = tuple(PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids())
+        for batched in (True, False):
+            async with asyncio.TaskGroup() as group:
+                context = Context(
+                    follow=(),
+                    health=policy,
+                    now=EPOCH,
+                    links=LinkCache(group),
+                    emit=lambda result, into=delivered[batched]: into.setdefault(
+                        result.target.organization_id, result
+                    ),
+                )
+                units = [Batch(vbo, targets, chosen=True)] if batched else targets
+                for unit in units:
+                    await run_unit(unit, context)
+    for org_id, result in delivered[True].items():
+        assert result.error is None
+        verdicts = {job_id: (h.state, h.reason) for job_id, h in result.health.items()}
+        assert verdicts == {
+            job_id: (h.state, h.reason) for job_id, h in delivered[False][org_id].health.items()
+        }
+        assert all(h.state is not HealthState.UNKNOWN for h in result.health.values())

@@ -202,6 +202,12 @@ async def _batch(batch: Batch, context: Context) -> None:
             return
         _fail_all(batch, exc, started, context)
         return
+    if batch.chosen and isinstance(window, VBOError) and _too_big_to_batch(window):
+        # As for the jobs: a window too big to read whole, each job judged as `job_health` does.
+        log.debug(
+            "listing the recent sessions of %s failed (%s); reading them job by job", client.api_root, window
+        )
+        window = None
     organizations = {organization.id.lower(): organization for organization in listed}
     jobs, refused = filed
     by_tenant: dict[str, list[Job]] = {}
@@ -408,7 +414,8 @@ async def _batch_health(
     """Every job of ``jobs`` judged under the sweep's policy (none without one).
 
     From v6 on, from ``window``: one server-wide listing of the sessions ended within the policy's
-    window (`_window`); a failure to read it makes every job UNKNOWN rather than fail its tenant.
+    window (`_window`); a failure to read it makes every job UNKNOWN rather than fail its tenant
+    (except in a batch the plan chose, where a window too big to read whole is None here).
     A job whose last result or last success the window may miss (`window_falls_short`: on v6,
     whose jobs lack ``last_backup``, any job without a success in the window) also reads its own
     newest sessions as `VBOClient.job_health` does, so that both give the same verdict. v1 has no
