@@ -1085,3 +1085,69 @@ async def test_a_session_window_too_big_to_read_is_judged_job_by_job_by_default(
             job_id: (h.state, h.reason) for job_id, h in delivered[False][org_id].health.items()
         }
         assert all(h.state is not HealthState.UNKNOWN for h in result.health.values())
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+async def test_a_success_older_than_the_runs_job_health_reads_is_not_seen_by_a_batch_either(
+    version: str,
+) -> None:
+    """A job run every 20 minutes, with warnings, since its last success 27 h ago (within the
+    batch's window, beyond the newest runs `job_health` reads: 50 on v6, 5 on v7/v8, whose
+    ``lastBackup`` is absent here): a batch grades it as `job_health` does, from those runs
+    alone, not stale (CRITICAL) where `job_health` says WARNING."""
+    org, job_id = ORGS[0], _job(1, ORGS[0])["id"]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    minutes = [20 * n for n in range(85)]
+    runs = [
+        _run(n, job_id, "Warning", now - dt.timedelta(minutes=m + 15), now - dt.timedelta(minutes=m + 5))
+        for n, m in enumerate(minutes)
+    ]
+    runs.append(
+        _run(999, job_id, "Success", now - dt.timedelta(hours=27, minutes=30), now - dt.timedelta(hours=27))
+    )
+    job = {
+        "id": job_id,
+        "name": "every 20 minutes",
+        "isEnabled": True,
+        "lastStatus": "Warning",
+        "lastRun": runs[0]["creationTime"],
+        "_links": {"organization": {"href": f"/{version}/Organizations/{org}"}},
+    }
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path, query = request.url.path.lower(), request.url.params
+        if path == f"/{version}/token":
+            return httpx.Response(200, json={"access_token": "tok", "refresh_token": "r", "expires_in": 3600})
+        if path == f"/{version}/organizations":
+            chosen: list[dict[str, Any]] = [{"id": org, "name": "tenant"}]
+        elif path in (f"/{version}/jobs", f"/{version}/organizations/{org}/jobs"):
+            chosen = [job]
+        elif path in (f"/{version}/jobsessions", f"/{version}/jobs/{job_id}/jobsessions"):
+            since = query.get("endTimeLowerBound")
+            chosen = [
+                r
+                for r in runs
+                if since is None or r["endTime"] >= dt.datetime.fromisoformat(since).isoformat()
+            ]
+        else:
+            return httpx.Response(404, json={"message": "no such path"})
+        limit = int(query.get("limit", 30))
+        return httpx.Response(
+            200, json={"offset": 0, "limit": limit, "results": chosen[:limit], "_links": {}}
+        )
+
+    async with VBOClient(
+        "https://vbo.test:4443",
+        username="u",
+        password="p",
+        api_version=version,
+        transport=httpx.MockTransport(handle),
+        retry=NO_WAIT,
+    ) as vbo:
+        alone = await vbo.job_health((await vbo.organization_jobs(org))[0])
+        assert alone.state is HealthState.WARNING, alone.reason
+        for batch in (True, False):
+            (health,) = (
+                await sweep([PollTarget(client=vbo, organization_id=org)], batch=batch, health=HealthPolicy())
+            )[org].health.values()
+            assert (health.state, health.reason) == (alone.state, alone.reason), batch

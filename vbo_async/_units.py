@@ -40,7 +40,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     VBOError,
 )
-from ._health import HealthPolicy, JobHealth, assess, window_falls_short
+from ._health import HealthPolicy, JobHealth, assess, finished, window_falls_short
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget
@@ -431,6 +431,10 @@ async def _batch_health(
     sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
     failures: dict[str, VBOError] = {}
     if error is None:
+        # What `VBOClient.job_health` would read of each job's newest runs, and no more: a run
+        # beyond them (a success 27 h ago behind 50 newer runs) must not change the verdict.
+        pages = (await client.dialect()).health_pages
+        sessions = {job_id: _within(found, pages) for job_id, found in sessions.items()}
         # A job whose last result or last success lies before the window (and which does not
         # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does, and is
         # judged from those alone: the window's older runs would make a job that never succeeded
@@ -448,6 +452,18 @@ async def _batch_health(
         )
         for job in jobs
     }
+
+
+def _within(sessions: list[JobSession], pages: tuple[int, ...]) -> list[JobSession]:
+    """The newest of ``sessions`` (newest first) that `VBOClient.job_health` reads within the
+    dialect's ``health_pages`` budget: a page of ``limit``, a larger one only when that was full
+    and held no finished run (pure)."""
+    seen = sessions
+    for limit in pages:
+        seen = sessions[:limit]
+        if len(seen) < limit or any(finished(session) for session in seen):
+            break
+    return seen
 
 
 def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
