@@ -1151,3 +1151,24 @@ async def test_a_success_older_than_the_runs_job_health_reads_is_not_seen_by_a_b
                 await sweep([PollTarget(client=vbo, organization_id=org)], batch=batch, health=HealthPolicy())
             )[org].health.values()
             assert (health.state, health.reason) == (alone.state, alone.reason), batch
+
+
+async def test_a_job_id_listed_under_two_tenants_is_judged_for_each_of_them(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    """A server listing the same job id under two organizations (ids are the server's to keep
+    unique): each tenant's health is of its own job, never its neighbour's (name and verdict)."""
+    ours = _job(1, ORGS[0], name="ours", lastStatus="Success", lastRun=EPOCH.isoformat())
+    theirs = _job(1, ORGS[1], name="theirs", lastStatus="Failed", lastRun=EPOCH.isoformat())
+    vbo = scripted_client(filtering([ours, theirs], [ORGS[0], ORGS[1]]))
+    targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+    for batch in (True, False):
+        results = await sweep(targets, batch=batch, health=HealthPolicy(max_age=None))
+        for org, name, state in [
+            (ORGS[0], "ours", HealthState.OK),
+            (ORGS[1], "theirs", HealthState.CRITICAL),
+        ]:
+            (job,) = results[org].jobs
+            assert job.name == name
+            assert results[org].health[job.id].job is job, batch
+            assert results[org].health[job.id].state is state, batch

@@ -261,7 +261,7 @@ async def _batch(batch: Batch, context: Context) -> None:
                 follow=context.follow,
                 prefetched=prefetched,
                 link_errors=link_errors,
-                health={job.id: health[job.id] for job in tenant_jobs} if health else {},
+                health={job.id: health[id(job)] for job in tenant_jobs} if health else {},
                 organization=organization,
             )
         )
@@ -410,8 +410,10 @@ async def _alongside(main: Awaitable[_T], side: Coroutine[Any, Any, Window]) -> 
 
 async def _batch_health(
     client: VBOClient, jobs: list[Job], context: Context, window: Window
-) -> dict[str, JobHealth]:
-    """Every job of ``jobs`` judged under the sweep's policy (none without one).
+) -> dict[int, JobHealth]:
+    """Every job of ``jobs`` judged under the sweep's policy (none without one), by the
+    identity (``id()``) of the `Job`: a server may list one job id under two tenants, each of
+    which gets its own job's health.
 
     From v6 on, from ``window``: one server-wide listing of the sessions ended within the policy's
     window (`_window`); a failure to read it makes every job UNKNOWN rather than fail its tenant
@@ -427,7 +429,7 @@ async def _batch_health(
         return {}
     if window is None:
         judged = await asyncio.gather(*(_judged(client, job, policy, context.now) for job in jobs))
-        return {job.id: health for job, health in zip(jobs, judged, strict=True)}
+        return {id(job): health for job, health in zip(jobs, judged, strict=True)}
     sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
     failures: dict[str, VBOError] = {}
     if error is None:
@@ -447,7 +449,7 @@ async def _batch_health(
             else:
                 sessions[job.id] = found
     return {
-        job.id: assess(
+        id(job): assess(
             job, sessions.get(job.id, ()), policy=policy, now=context.now, error=failures.get(job.id, error)
         )
         for job in jobs
