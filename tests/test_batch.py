@@ -1172,3 +1172,30 @@ async def test_a_job_id_listed_under_two_tenants_is_judged_for_each_of_them(
             assert job.name == name
             assert results[org].health[job.id].job is job, batch
             assert results[org].health[job.id].state is state, batch
+
+
+@pytest.mark.parametrize(
+    "malformed", [{"id": ORGS[2], "name": 12}, {"name": "no id"}], ids=["bad-name", "no-id"]
+)
+async def test_a_malformed_organization_fails_no_tenant_of_a_batch(
+    scripted_client: Callable[..., VBOClient], malformed: dict[str, Any]
+) -> None:
+    """One organization of the server-wide listing that cannot be decoded (a tenant's bad data)
+    fails none of the other tenants of a batch, and is not an unknown organization itself: the
+    results are those of a sweep tenant by tenant (which never decodes the organizations)."""
+    jobs = [_job(n, org) for n, org in enumerate(ORGS)]
+    serve = filtering(jobs, list(ORGS))
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.lower() == "/v8/organizations":
+            results = [{"id": org, "name": "tenant"} for org in ORGS[:2]] + [malformed]
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": results, "_links": {}})
+        return serve(request)
+
+    vbo = scripted_client(handle)
+    targets = [PollTarget(client=vbo, organization_id=org) for org in [*ORGS, UNKNOWN]]
+    alone = await sweep(targets, batch=False)
+    batched = await sweep(targets, batch=True)
+    assert outcome(batched) == outcome(alone)
+    assert [outcome(batched)[org] for org in ORGS] == [(None, [f"job {n}"]) for n in range(3)]
+    assert isinstance(batched[UNKNOWN].error, NotFoundError)

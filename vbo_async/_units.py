@@ -175,6 +175,7 @@ async def _batch(batch: Batch, context: Context) -> None:
     client = batch.client
     carried = [target.organization for target in batch.targets if target.organization is not None]
     listed: list[Organization] | None = None
+    undecoded: set[str] = set()  # the ids of listed organizations that could not be decoded
     vouched = True  # whether the server listed the organizations (else the targets carried them)
     try:
         if len(carried) == len(batch.targets):
@@ -186,19 +187,19 @@ async def _batch(batch: Batch, context: Context) -> None:
             filed, window = await _alongside(client._jobs_filed(), _window(client, context))
         elif batch.chosen:
             # Whether the batch pays depends on how much of the server it covers: list first.
-            listed = await client.organizations()
-            if not _covers_enough(_tenants(batch.targets), len(listed)):
-                await _one_by_one(batch, listed, started, context)
+            listed, undecoded = await client._organizations_filed()
+            if not _covers_enough(_tenants(batch.targets), len(listed) + len(undecoded)):
+                await _one_by_one(batch, None if undecoded else listed, started, context)
                 return
             filed, window = await _alongside(client._jobs_filed(), _window(client, context))
         else:
             both, window = await _alongside(_listings(client), _window(client, context))
-            listed, filed = both
+            (listed, undecoded), filed = both
     except VBOError as exc:
         if batch.chosen and _too_big_to_batch(exc):
             # The batch the plan chose is only a cheaper way to the same results.
             log.debug("listing %s whole failed (%s); polling its tenants one by one", client.api_root, exc)
-            await _one_by_one(batch, listed, started, context)
+            await _one_by_one(batch, None if undecoded else listed, started, context)
             return
         _fail_all(batch, exc, started, context)
         return
@@ -208,16 +209,21 @@ async def _batch(batch: Batch, context: Context) -> None:
             "listing the recent sessions of %s failed (%s); reading them job by job", client.api_root, window
         )
         window = None
-    organizations = {organization.id.lower(): organization for organization in listed}
+    # A listed organization that cannot be decoded is still known (without its `Organization`).
+    organizations: dict[str, Organization | None] = dict.fromkeys(undecoded)
+    organizations.update((organization.id.lower(), organization) for organization in listed)
     jobs, refused = filed
     by_tenant: dict[str, list[Job]] = {}
     for job in jobs:
         by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
-    if "" in by_tenant or "" in refused:
-        # A job naming no organization belongs to a tenant the listing cannot tell: each
-        # tenant's own listing says whose it is (or whose DecodeError it is).
-        log.debug("a job listed by %s names no organization; polling its tenants one by one", client.api_root)
-        await _one_by_one(batch, listed, started, context)
+    if "" in by_tenant or "" in refused or "" in undecoded:
+        # A job naming no organization belongs to a tenant the listing cannot tell (and an
+        # organization without a readable id may be any tenant's): each tenant's own listing
+        # says whose it is (or whose DecodeError it is).
+        log.debug(
+            "%s lists a job or organization without an id; polling its tenants one by one", client.api_root
+        )
+        await _one_by_one(batch, None if undecoded else listed, started, context)
         return
     wanted = {target.organization_id.lower() for target in batch.targets}
     try:
@@ -233,7 +239,7 @@ async def _batch(batch: Batch, context: Context) -> None:
         organization = organizations.get(key)
         tenant_jobs = by_tenant.get(key, [])
         error: VBOError | None = None
-        if organization is None:
+        if key not in organizations:
             error = _unknown(client, target, len(organizations))
         elif refused.get(key):
             error = refused[key][0]
@@ -360,10 +366,13 @@ def _unknown(client: VBOClient, target: PollTarget, listed: int) -> VBOError:
 
 async def _listings(
     client: VBOClient,
-) -> tuple[list[Organization], tuple[list[Job], dict[str, list[DecodeError]]]]:
-    """The server's organizations and its jobs filed by tenant, read at the same time (neither
-    request is left running when the other fails)."""
-    listed, filed = await asyncio.gather(client.organizations(), client._jobs_filed(), return_exceptions=True)
+) -> tuple[tuple[list[Organization], set[str]], tuple[list[Job], dict[str, list[DecodeError]]]]:
+    """The server's organizations (and the ids of those that could not be decoded) and its jobs
+    filed by tenant, read at the same time (neither request is left running when the other
+    fails)."""
+    listed, filed = await asyncio.gather(
+        client._organizations_filed(), client._jobs_filed(), return_exceptions=True
+    )
     if isinstance(listed, BaseException):
         raise listed
     if isinstance(filed, BaseException):
