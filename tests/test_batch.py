@@ -901,8 +901,14 @@ def _orphan(job: dict[str, Any], organization_id: object) -> dict[str, Any]:
         _orphan(_job(2, ORGS[1]), None),
         _orphan(_job(2, ORGS[1], lastRun=12), None),
         _orphan(_job(2, ORGS[1], lastRun=12), 12),
+        _job(2, "12", lastRun=12) | {"organizationId": 12},
     ],
-    ids=["no-organization", "undecodable-no-organization", "undecodable-organization-not-a-string"],
+    ids=[
+        "no-organization",
+        "undecodable-no-organization",
+        "undecodable-organization-not-a-string",
+        "undecodable-organization-not-listed",
+    ],
 )
 async def test_a_job_naming_no_organization_is_not_lost_by_a_batch(
     scripted_client: Callable[..., VBOClient], orphan: dict[str, Any]

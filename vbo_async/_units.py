@@ -216,10 +216,11 @@ async def _batch(batch: Batch, context: Context) -> None:
     by_tenant: dict[str, list[Job]] = {}
     for job in jobs:
         by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
-    if "" in by_tenant or "" in refused or "" in undecoded:
-        # A job naming no organization belongs to a tenant the listing cannot tell (and an
-        # organization without a readable id may be any tenant's): each tenant's own listing
-        # says whose it is (or whose DecodeError it is).
+    unfiled = "" in refused or (vouched and any(key not in organizations for key in refused))
+    if "" in by_tenant or unfiled or "" in undecoded:
+        # A job naming no organization (or, undecodable, none the server lists) belongs to a
+        # tenant the listing cannot tell (and an organization without a readable id may be any
+        # tenant's): each tenant's own listing says whose it is (or whose DecodeError it is).
         log.debug(
             "%s lists a job or organization without an id; polling its tenants one by one", client.api_root
         )
