@@ -866,3 +866,369 @@ async def test_recent_sessions_since_a_year_before_1000_is_written_with_four_dig
     assert sum(map(len, everything.values())) == sum(
         len(simulator.job_sessions_wire(job_id)) for job_id in simulator.job_ids()
     )
+
+
+# --- jobs the batch cannot file, and health from a long window, against a filtering server ---------------
+
+
+def filtering(
+    jobs: list[dict[str, Any]], owners: list[str], runs: tuple[dict[str, Any], ...] = ()
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A v8 server listing ``ORGS`` and ``jobs``, ``jobs[n]`` belonging to ``owners[n]`` whatever
+    it says of itself (``/Jobs?organizationId=`` filters by owner); ``/JobSessions`` honours
+    ``jobId``, ``endTimeLowerBound`` and ``limit`` over ``runs`` (newest first)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path, query = request.url.path.lower(), request.url.params
+        if path == "/v8/token":
+            return httpx.Response(
+                200, json={"access_token": "tok", "refresh_token": "ref", "expires_in": 3600}
+            )
+        if path == "/v8/organizations":
+            results = [{"id": org, "name": f"tenant-{org[:2]}"} for org in ORGS]
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": results, "_links": {}})
+        if path.startswith("/v8/organizations/") and path.rpartition("/")[2] in ORGS:
+            return httpx.Response(200, json={"id": path.rpartition("/")[2], "name": "tenant"})
+        if path in ("/v8/jobs", "/v8/jobsessions"):
+            if path == "/v8/jobs":
+                owner = query.get("organizationId")
+                chosen = [job for job, of in zip(jobs, owners, strict=True) if owner in (None, of)]
+            else:
+                since = query.get("endTimeLowerBound")
+                chosen = [
+                    run
+                    for run in runs
+                    if query.get("jobId") in (None, run["jobId"])
+                    and (since is None or run["endTime"] >= dt.datetime.fromisoformat(since).isoformat())
+                ]
+            limit = int(query.get("limit", 30))
+            page = {"offset": 0, "limit": limit, "results": chosen[:limit], "_links": {}}
+            return httpx.Response(200, json=page)
+        return httpx.Response(404, json={"message": "no such path"})
+
+    return handle
+
+
+def outcome(results: dict[str, PollResult]) -> dict[str, tuple[str | None, list[str]]]:
+    return {
+        org: (None if r.error is None else type(r.error).__name__, sorted(job.name for job in r.jobs))
+        for org, r in results.items()
+    }
+
+
+def _orphan(job: dict[str, Any], organization_id: object) -> dict[str, Any]:
+    """``job`` naming ``organization_id`` (None: no organization at all) and no organization link."""
+    links = {key: value for key, value in job["_links"].items() if key != "organization"}
+    return {**job, "organizationId": organization_id, "_links": links}
+
+
+@pytest.mark.parametrize(
+    "orphan",
+    [
+        _orphan(_job(2, ORGS[1]), None),
+        _orphan(_job(2, ORGS[1], lastRun=12), None),
+        _orphan(_job(2, ORGS[1], lastRun=12), 12),
+        _job(2, "12", lastRun=12) | {"organizationId": 12},
+    ],
+    ids=[
+        "no-organization",
+        "undecodable-no-organization",
+        "undecodable-organization-not-a-string",
+        "undecodable-organization-not-listed",
+    ],
+)
+async def test_a_job_naming_no_organization_is_not_lost_by_a_batch(
+    scripted_client: Callable[..., VBOClient], orphan: dict[str, Any]
+) -> None:
+    """A job whose organization cannot be read from the server-wide listing belongs to a tenant
+    the batch cannot tell: it is neither dropped (its tenant reported complete without it) nor
+    anyone else's; the results are those of a sweep tenant by tenant."""
+    jobs = [_job(1, ORGS[0]), orphan, _job(3, ORGS[2])]
+    vbo = scripted_client(filtering(jobs, [ORGS[0], ORGS[1], ORGS[2]]))
+    targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+    alone = outcome(await sweep(targets, batch=False))
+    assert alone[ORGS[1]] != (None, [])  # the tenant owning the job gets it, or its DecodeError
+    assert outcome(await sweep(targets, batch=True)) == alone
+
+
+async def test_a_job_failing_every_run_is_judged_in_a_batch_as_job_health_judges_it(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    """A job that never succeeded and runs every hour: `job_health` sees its five newest runs and
+    grades the last one (WARNING); a batch, whose window of sessions reaches back further than
+    ``max_age``, must not call it stale (CRITICAL) where `job_health` does not."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    job = _job(1, ORGS[0], isEnabled=True, lastStatus="Warning", lastBackup=None)
+    job["lastRun"] = (now - dt.timedelta(minutes=30)).isoformat()
+    runs = [
+        _run(
+            n,
+            job["id"],
+            "Warning",
+            now - dt.timedelta(hours=n, minutes=30),
+            now - dt.timedelta(hours=n, minutes=20),
+        )
+        for n in range(30)
+    ]
+    vbo = scripted_client(filtering([job], [ORGS[0]], runs))
+    targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+    alone = await vbo.job_health((await vbo.organization_jobs(ORGS[0]))[0])
+    assert alone.state is HealthState.WARNING, alone.reason
+    for batch in (True, False):
+        (health,) = (await sweep(targets, batch=batch, health=HealthPolicy()))[ORGS[0]].health.values()
+        assert (health.state, health.reason) == (alone.state, alone.reason), batch
+
+
+def bodies_kept(error: BaseException | None, size: int) -> list[str]:
+    """The local variables of the frames that ``error`` (and the errors chained to it) keeps
+    alive through its traceback holding a body of at least ``size`` bytes."""
+    kept: list[str] = []
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        tb = error.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            while frame is not None and id(frame) not in seen:
+                seen.add(id(frame))
+                kept += [
+                    f"{frame.f_code.co_name}.{name}"
+                    for name, value in frame.f_locals.items()
+                    if isinstance(value, bytes | bytearray | str) and len(value) >= size
+                ]
+                frame = frame.f_back
+            tb = tb.tb_next
+        error = error.__cause__ or error.__context__
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("batch", "broken"),
+    [(True, "job"), (False, "job"), (True, "page")],
+    ids=["batched-bad-job", "per-tenant-bad-job", "batched-bad-page"],
+)
+async def test_a_tenant_error_keeps_no_page_of_the_listing_alive(
+    scripted_client: Callable[..., VBOClient], batch: bool, broken: str
+) -> None:
+    """The error a result holds (for as long as the caller keeps the results) does not keep the
+    listing's page (megabytes on a large server) alive through the frames of its traceback."""
+    padding = "x" * 1000
+    jobs = [_job(n, ORGS[n % 2], description=padding) for n in range(2000)]
+    jobs.append(_job(9999, ORGS[1], lastRun=12))
+    handler = filtering(jobs, [job["organizationId"] for job in jobs])
+    if broken == "page":
+        serve = handler
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.path.lower() == "/v8/jobs":
+                return httpx.Response(200, json={"results": {"not": "a list", "padding": padding * 2000}})
+            return serve(request)
+
+    vbo = scripted_client(handler)
+    results = await sweep([PollTarget(client=vbo, organization_id=org) for org in ORGS], batch=batch)
+    error = results[ORGS[1]].error
+    assert isinstance(error, DecodeError), error
+    assert bodies_kept(error, 1_000_000) == []
+
+
+@pytest.mark.parametrize("batch", [True, None])
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+async def test_a_carried_organization_the_server_does_not_know_is_a_not_found_error(
+    version: str, batch: bool | None
+) -> None:
+    """Targets carrying their `Organization` spare the batch its listing of organizations; one
+    of them the server does not know (another server's, or one deleted since it was listed) is
+    still that tenant's `NotFoundError`, as tenant by tenant, not a tenant without jobs."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=BATCH_MIN_TENANTS, epoch=EPOCH))
+    other = Simulator(SimulatorConfig(seed=4, organizations=1, epoch=EPOCH))
+    async with client(create_app(simulator=simulator), version) as vbo:
+        async with client(create_app(simulator=other), version) as elsewhere:
+            (stranger,) = await elsewhere.organizations()
+        organizations = [*await vbo.organizations(), stranger]
+        targets = [PollTarget(client=vbo, organization_id=o.id, organization=o) for o in organizations]
+        results = await sweep(targets, batch=batch)
+        alone = await sweep(targets, batch=False)
+    assert isinstance(alone[stranger.id].error, NotFoundError)
+    assert isinstance(results[stranger.id].error, NotFoundError), results[stranger.id]
+    assert stranger.id in str(results[stranger.id].error)
+    for org in simulator.organization_ids():
+        assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
+
+
+async def test_duplicate_targets_count_once_toward_a_batch() -> None:
+    """The default batches a server for `BATCH_MIN_TENANTS` distinct tenants: one tenant named
+    that many times (a target list built from several sources) is still polled on its own,
+    not by listing the server's organizations and every job it has."""
+    simulator = Simulator(SimulatorConfig(seed=5, organizations=BATCH_MIN_TENANTS + 4, epoch=EPOCH))
+    org = simulator.organization_ids()[0]
+    async with client(create_app(simulator=simulator), "v8") as vbo:
+        targets = [
+            PollTarget(client=vbo, organization_id=org, name=f"copy {n}") for n in range(BATCH_MIN_TENANTS)
+        ]
+        results: list[PollResult] = []
+        async with poll_jobs(targets) as sweeping:
+            results += [result async for result in sweeping]
+        assert "GET /v8/organizations" not in api_requests(simulator)
+        simulator.reset_stats()
+        carried = [
+            PollTarget(client=vbo, organization_id=o.id, organization=o) for o in await vbo.organizations()
+        ]
+        simulator.reset_stats()
+        few = carried[:2] * BATCH_MIN_TENANTS  # 2 of 12 tenants: under the share, however often named
+        async with poll_jobs(few, organization_counts={vbo: len(carried)}) as sweeping:
+            results += [result async for result in sweeping]
+        kinds = api_requests(simulator)
+        assert set(kinds) == {"GET /v8/jobs"}
+        assert kinds["GET /v8/jobs"] >= 2  # ?organizationId=, per tenant (not once for the server)
+    assert [result.error for result in results] == [None] * (3 * BATCH_MIN_TENANTS)
+    assert all(result.jobs for result in results)
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+async def test_a_session_window_too_big_to_read_is_judged_job_by_job_by_default(version: str) -> None:
+    """A batch the default plan chose whose server-wide session listing is over
+    ``max_response_bytes`` (the jobs are not) judges each job as `job_health` does, as it
+    sweeps tenant by tenant a server whose jobs are too big to list, instead of calling every
+    job UNKNOWN."""
+    simulator = Simulator(SimulatorConfig(seed=5, organizations=8, epoch=EPOCH, sessions_per_job=(40, 60)))
+    policy = HealthPolicy(max_age=dt.timedelta(days=30))
+    delivered: dict[bool, dict[str, PollResult]] = {True: {}, False: {}}
+    async with client(create_app(simulator=simulator), version, max_response_bytes=200_000) as vbo:
+        with pytest.raises(ResponseTooLargeError):
+            await vbo.recent_sessions(EPOCH - dt.timedelta(days=30))
+        targets = tuple(PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids())
+        for batched in (True, False):
+            async with asyncio.TaskGroup() as group:
+                context = Context(
+                    follow=(),
+                    health=policy,
+                    now=EPOCH,
+                    links=LinkCache(group),
+                    emit=lambda result, into=delivered[batched]: into.setdefault(
+                        result.target.organization_id, result
+                    ),
+                )
+                units = [Batch(vbo, targets, chosen=True)] if batched else targets
+                for unit in units:
+                    await run_unit(unit, context)
+    for org_id, result in delivered[True].items():
+        assert result.error is None
+        verdicts = {job_id: (h.state, h.reason) for job_id, h in result.health.items()}
+        assert verdicts == {
+            job_id: (h.state, h.reason) for job_id, h in delivered[False][org_id].health.items()
+        }
+        assert all(h.state is not HealthState.UNKNOWN for h in result.health.values())
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+async def test_a_success_older_than_the_runs_job_health_reads_is_not_seen_by_a_batch_either(
+    version: str,
+) -> None:
+    """A job run every 20 minutes, with warnings, since its last success 27 h ago (within the
+    batch's window, beyond the newest runs `job_health` reads: 50 on v6, 5 on v7/v8, whose
+    ``lastBackup`` is absent here): a batch grades it as `job_health` does, from those runs
+    alone, not stale (CRITICAL) where `job_health` says WARNING."""
+    org, job_id = ORGS[0], _job(1, ORGS[0])["id"]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    minutes = [20 * n for n in range(85)]
+    runs = [
+        _run(n, job_id, "Warning", now - dt.timedelta(minutes=m + 15), now - dt.timedelta(minutes=m + 5))
+        for n, m in enumerate(minutes)
+    ]
+    runs.append(
+        _run(999, job_id, "Success", now - dt.timedelta(hours=27, minutes=30), now - dt.timedelta(hours=27))
+    )
+    job = {
+        "id": job_id,
+        "name": "every 20 minutes",
+        "isEnabled": True,
+        "lastStatus": "Warning",
+        "lastRun": runs[0]["creationTime"],
+        "_links": {"organization": {"href": f"/{version}/Organizations/{org}"}},
+    }
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path, query = request.url.path.lower(), request.url.params
+        if path == f"/{version}/token":
+            return httpx.Response(200, json={"access_token": "tok", "refresh_token": "r", "expires_in": 3600})
+        if path == f"/{version}/organizations":
+            chosen: list[dict[str, Any]] = [{"id": org, "name": "tenant"}]
+        elif path in (f"/{version}/jobs", f"/{version}/organizations/{org}/jobs"):
+            chosen = [job]
+        elif path in (f"/{version}/jobsessions", f"/{version}/jobs/{job_id}/jobsessions"):
+            since = query.get("endTimeLowerBound")
+            chosen = [
+                r
+                for r in runs
+                if since is None or r["endTime"] >= dt.datetime.fromisoformat(since).isoformat()
+            ]
+        else:
+            return httpx.Response(404, json={"message": "no such path"})
+        limit = int(query.get("limit", 30))
+        return httpx.Response(
+            200, json={"offset": 0, "limit": limit, "results": chosen[:limit], "_links": {}}
+        )
+
+    async with VBOClient(
+        "https://vbo.test:4443",
+        username="u",
+        password="p",
+        api_version=version,
+        transport=httpx.MockTransport(handle),
+        retry=NO_WAIT,
+    ) as vbo:
+        alone = await vbo.job_health((await vbo.organization_jobs(org))[0])
+        assert alone.state is HealthState.WARNING, alone.reason
+        for batch in (True, False):
+            (health,) = (
+                await sweep([PollTarget(client=vbo, organization_id=org)], batch=batch, health=HealthPolicy())
+            )[org].health.values()
+            assert (health.state, health.reason) == (alone.state, alone.reason), batch
+
+
+async def test_a_job_id_listed_under_two_tenants_is_judged_for_each_of_them(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    """A server listing the same job id under two organizations (ids are the server's to keep
+    unique): each tenant's health is of its own job, never its neighbour's (name and verdict)."""
+    ours = _job(1, ORGS[0], name="ours", lastStatus="Success", lastRun=EPOCH.isoformat())
+    theirs = _job(1, ORGS[1], name="theirs", lastStatus="Failed", lastRun=EPOCH.isoformat())
+    vbo = scripted_client(filtering([ours, theirs], [ORGS[0], ORGS[1]]))
+    targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+    for batch in (True, False):
+        results = await sweep(targets, batch=batch, health=HealthPolicy(max_age=None))
+        for org, name, state in [
+            (ORGS[0], "ours", HealthState.OK),
+            (ORGS[1], "theirs", HealthState.CRITICAL),
+        ]:
+            (job,) = results[org].jobs
+            assert job.name == name
+            assert results[org].health[job.id].job is job, batch
+            assert results[org].health[job.id].state is state, batch
+
+
+@pytest.mark.parametrize(
+    "malformed", [{"id": ORGS[2], "name": 12}, {"name": "no id"}], ids=["bad-name", "no-id"]
+)
+async def test_a_malformed_organization_fails_no_tenant_of_a_batch(
+    scripted_client: Callable[..., VBOClient], malformed: dict[str, Any]
+) -> None:
+    """One organization of the server-wide listing that cannot be decoded (a tenant's bad data)
+    fails none of the other tenants of a batch, and is not an unknown organization itself: the
+    results are those of a sweep tenant by tenant (which never decodes the organizations)."""
+    jobs = [_job(n, org) for n, org in enumerate(ORGS)]
+    serve = filtering(jobs, list(ORGS))
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.lower() == "/v8/organizations":
+            results = [{"id": org, "name": "tenant"} for org in ORGS[:2]] + [malformed]
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": results, "_links": {}})
+        return serve(request)
+
+    vbo = scripted_client(handle)
+    targets = [PollTarget(client=vbo, organization_id=org) for org in [*ORGS, UNKNOWN]]
+    alone = await sweep(targets, batch=False)
+    batched = await sweep(targets, batch=True)
+    assert outcome(batched) == outcome(alone)
+    assert [outcome(batched)[org] for org in ORGS] == [(None, [f"job {n}"]) for n in range(3)]
+    assert isinstance(batched[UNKNOWN].error, NotFoundError)

@@ -272,6 +272,31 @@ async def test_a_closed_client_fails_only_its_targets(tenants: Tenants, make_cli
 # --- bounds -----------------------------------------------------------------------------------------
 
 
+async def test_a_hanging_server_holds_no_more_than_its_share_of_the_workers(
+    tenants: Tenants, make_client: MakeClient
+) -> None:
+    """Six tenants of a server that does not answer, listed before six of a healthy one, with two
+    workers: a free worker takes the tenant of the server with the fewest in work, so the healthy
+    server's tenants all arrive while the other's are still held (taken in the given order, both
+    workers waited on the hung server and the healthy one waited for its timeouts)."""
+    a, b = make_client(), make_client(base_url="https://vbo02.test:4443")
+    held, healthy = tenants.ids[:6], tenants.ids[6:]
+    tenants.hold(*held)
+    targets = [PollTarget(client=a, organization_id=org) for org in held]
+    targets += [PollTarget(client=b, organization_id=org) for org in healthy]
+    order: list[str] = []
+    async with poll_jobs(targets, concurrency=2, batch=False) as sweeping:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):  # a guard: unfair, nothing arrives until the timeouts
+                async for result in sweeping:
+                    order.append(result.target.organization_id)
+                    if set(healthy) <= set(order):
+                        for gate in tenants.gates.values():
+                            gate.set()
+    assert order[:6] == healthy
+    assert sorted(order[6:]) == sorted(held)
+
+
 async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_client: MakeClient) -> None:
     tenants.delay = 0.01
     vbo = make_client(max_concurrency=10)

@@ -451,6 +451,21 @@ class VBOClient:
             sessions.sort(key=newest_first)
         return found
 
+    async def _organizations_filed(self) -> tuple[list[Organization], set[str]]:
+        """Every organization (``GET /Organizations``, every page), and the lower-cased ids of
+        those that could not be decoded ("" for one whose id cannot be read): a sweep still
+        knows them, and one tenant's malformed organization fails none of its neighbours."""
+        id_of = raw_reader(Organization, "id", await self.dialect())
+        refused: set[str] = set()
+
+        def file(item: Any, error: DecodeError) -> None:
+            refused.add((id_of(item) or "").lower())
+
+        organizations = await self._fetcher.fetch_all(
+            await self._url("organizations"), Organization, refused=file
+        )
+        return organizations, refused
+
     async def _jobs_filed(self) -> tuple[list[Job], dict[str, list[DecodeError]]]:
         """Every job of the server (``GET /Jobs``, every page), and the jobs that could not be
         decoded, by the organization id their wire JSON names (lower-cased; "" when none): a sweep

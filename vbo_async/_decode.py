@@ -187,7 +187,7 @@ class Decoder:
                 except DecodeError as error:
                     if refused is None:
                         raise
-                    refused(item, error)
+                    refused(item, error.with_traceback(None))  # kept: no frame holding the page
         return decoded
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:

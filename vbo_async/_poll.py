@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Self
 
@@ -57,17 +58,21 @@ def poll_jobs(
       at least `BATCH_MIN_SHARE` (5%) of the organizations it lists. Those are listed first
       (the listing also tells an unknown id) unless every target carries its `Organization`;
       then their count is taken from ``organization_counts``, and without it there the server
-      is batched without the share rule. ``True`` always, ``False`` never. The results are
-      the same either way, isolation included: a job that cannot be decoded fails only its
-      tenant, an unknown organization id is that tenant's `NotFoundError`; with ``None``, a
-      server whose listings are too big to read whole (``max_response_bytes``,
-      ``max_page_items``, ``max_pages``) is swept tenant by tenant after all.
+      is batched without the share rule (and a tenant of theirs without jobs costs a
+      ``GET /Organizations/{id}``, which tells an organization the server does not know).
+      ``True`` always, ``False`` never. The results are the same either way, isolation
+      included: a job that cannot be decoded fails only its tenant, an unknown organization id
+      is that tenant's `NotFoundError`, a server listing a job that names no organization is
+      swept tenant by tenant after all; with ``None``, a server whose listings are too big to
+      read whole (``max_response_bytes``, ``max_page_items``, ``max_pages``) is swept tenant by
+      tenant after all.
     - ``organization_counts``: how many organizations each client's server lists, where the
       caller knows it (it listed them to choose its targets): with ``batch=None`` and targets
       carrying their `Organization`, the 5% rule then holds without a request. Ten named
       tenants of a server of 1,000 are polled one by one, not by listing its every job.
     - ``concurrency`` bounds the units in work (a single tenant, or a server batch); each
-      client's ``max_concurrency`` still bounds its own requests.
+      client's ``max_concurrency`` still bounds its own requests. A free slot goes to the
+      server with the fewest units in work, so one that hangs holds no more than its share.
     - ``follow`` names `JobLinks` relations (``"repository"``, ``"proxy"``, ...) to resolve for
       every job, one request per distinct link URL and client for the whole sweep; a link that
       fails lands in ``result.link_errors`` and leaves the tenant's ``error`` None.
@@ -252,8 +257,8 @@ async def _run(
     health: HealthPolicy | None,
     emit: Callable[[PollResult], None],
 ) -> None:
-    """Do every unit with ``concurrency`` workers taking units from one shared iterator."""
-    pending = iter(units)
+    """Do every unit with ``concurrency`` workers taking units from one shared `_Pending`."""
+    pending = _Pending(units)
     async with asyncio.TaskGroup() as group:
         context = Context(
             follow=follow, health=health, now=dt.datetime.now(dt.UTC), links=LinkCache(group), emit=emit
@@ -262,9 +267,39 @@ async def _run(
             group.create_task(_worker(pending, context), name=f"vbo_async.poll_jobs worker {number}")
 
 
-async def _worker(pending: Iterator[Unit], context: Context) -> None:
-    for unit in pending:
-        await run_unit(unit, context)
+async def _worker(pending: _Pending, context: Context) -> None:
+    while (unit := pending.take()) is not None:
+        try:
+            await run_unit(unit, context)
+        finally:
+            pending.done(unit)
+
+
+class _Pending:
+    """The units not yet taken, handed out server by server: the next unit of the server with
+    the fewest units in work (of those with units left; on a tie, the one given first), so a
+    server that hangs holds at most its share of the workers while other servers have work
+    waiting. With a single server, the units come in the order given."""
+
+    def __init__(self, units: list[Unit]) -> None:
+        self._left: dict[VBOClient, deque[tuple[int, Unit]]] = {}
+        for index, unit in enumerate(units):
+            self._left.setdefault(unit.client, deque()).append((index, unit))
+        self._working: Counter[VBOClient] = Counter()
+
+    def take(self) -> Unit | None:
+        if not self._left:
+            return None
+        client = min(self._left, key=lambda c: (self._working[c], self._left[c][0][0]))
+        left = self._left[client]
+        _, unit = left.popleft()
+        if not left:
+            del self._left[client]
+        self._working[client] += 1
+        return unit
+
+    def done(self, unit: Unit) -> None:
+        self._working[unit.client] -= 1
 
 
 # --- argument checks --------------------------------------------------------------------------------

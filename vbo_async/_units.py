@@ -10,7 +10,10 @@ request for each job whose last result or last success that window misses, once 
 read; on v1, which cannot list them, each job is judged as ``job_health`` judges it, one request
 per job, after the jobs are listed). Isolation is kept: a job that cannot be decoded fails only
 the tenant it names, and an organization the server does not list is that tenant's
-`NotFoundError`.
+`NotFoundError` (targets carrying their `Organization` spare the listing: a tenant of theirs
+without jobs is asked for by id, ``GET /Organizations/{id}``); a server listing a job that names
+no organization (none, or none readable) is swept tenant by tenant, each tenant's own listing
+telling whose the job is.
 
 `plan` decides which targets go in batches (pure); `run_unit` does the work and hands each
 tenant's `PollResult` to ``emit`` as soon as it is complete.
@@ -37,7 +40,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     VBOError,
 )
-from ._health import HealthPolicy, JobHealth, assess, window_falls_short
+from ._health import HealthPolicy, JobHealth, assess, finished, window_falls_short
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget
@@ -96,8 +99,9 @@ def plan(
     targets: Sequence[PollTarget], batch: bool | None, counts: Mapping[VBOClient, int] | None = None
 ) -> list[Unit]:
     """The units of work for ``targets`` (pure): each server's targets as one `Batch` when
-    ``batch`` is True, or None and they are at least `BATCH_MIN_TENANTS` (a batch the plan
-    ``chosen``, carrying its server's organization count from ``counts``); the others alone.
+    ``batch`` is True, or None and they name at least `BATCH_MIN_TENANTS` distinct tenants (a
+    batch the plan ``chosen``, carrying its server's organization count from ``counts``); the
+    others alone.
     Batches come first (they take longest), then the single targets in their given order."""
     counts = counts or {}
     if batch is False:
@@ -106,7 +110,7 @@ def plan(
     for target in targets:
         by_client.setdefault(target.client, []).append(target)
     batched = {
-        client for client, group in by_client.items() if batch is True or len(group) >= BATCH_MIN_TENANTS
+        client for client, group in by_client.items() if batch is True or _tenants(group) >= BATCH_MIN_TENANTS
     }
     units: list[Unit] = [
         Batch(client, tuple(by_client[client]), chosen=batch is None, organizations=counts.get(client))
@@ -143,7 +147,7 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     except VBOError as exc:
         log.debug("polling %s failed: %s", target.label, exc)
         elapsed = time.perf_counter() - started
-        return PollResult(target=target, error=exc, elapsed=elapsed, follow=context.follow)
+        return PollResult(target=target, error=_detached(exc), elapsed=elapsed, follow=context.follow)
     health: dict[str, JobHealth] = {}
     prefetch = context.links.resolve(target.client, jobs, context.follow)
     if context.health is not None:
@@ -171,36 +175,57 @@ async def _batch(batch: Batch, context: Context) -> None:
     client = batch.client
     carried = [target.organization for target in batch.targets if target.organization is not None]
     listed: list[Organization] | None = None
+    undecoded: set[str] = set()  # the ids of listed organizations that could not be decoded
+    vouched = True  # whether the server listed the organizations (else the targets carried them)
     try:
         if len(carried) == len(batch.targets):
             listed = carried
-            if batch.chosen and not _covers_enough(len(batch.targets), batch.organizations):
+            vouched = False
+            if batch.chosen and not _covers_enough(_tenants(batch.targets), batch.organizations):
                 await _one_by_one(batch, listed, started, context)
                 return
             filed, window = await _alongside(client._jobs_filed(), _window(client, context))
         elif batch.chosen:
             # Whether the batch pays depends on how much of the server it covers: list first.
-            listed = await client.organizations()
-            if not _covers_enough(len(batch.targets), len(listed)):
-                await _one_by_one(batch, listed, started, context)
+            listed, undecoded = await client._organizations_filed()
+            if not _covers_enough(_tenants(batch.targets), len(listed) + len(undecoded)):
+                await _one_by_one(batch, None if undecoded else listed, started, context)
                 return
             filed, window = await _alongside(client._jobs_filed(), _window(client, context))
         else:
             both, window = await _alongside(_listings(client), _window(client, context))
-            listed, filed = both
+            (listed, undecoded), filed = both
     except VBOError as exc:
         if batch.chosen and _too_big_to_batch(exc):
             # The batch the plan chose is only a cheaper way to the same results.
             log.debug("listing %s whole failed (%s); polling its tenants one by one", client.api_root, exc)
-            await _one_by_one(batch, listed, started, context)
+            await _one_by_one(batch, None if undecoded else listed, started, context)
             return
         _fail_all(batch, exc, started, context)
         return
-    organizations = {organization.id.lower(): organization for organization in listed}
+    if batch.chosen and isinstance(window, VBOError) and _too_big_to_batch(window):
+        # As for the jobs: a window too big to read whole, each job judged as `job_health` does.
+        log.debug(
+            "listing the recent sessions of %s failed (%s); reading them job by job", client.api_root, window
+        )
+        window = None
+    # A listed organization that cannot be decoded is still known (without its `Organization`).
+    organizations: dict[str, Organization | None] = dict.fromkeys(undecoded)
+    organizations.update((organization.id.lower(), organization) for organization in listed)
     jobs, refused = filed
     by_tenant: dict[str, list[Job]] = {}
     for job in jobs:
         by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
+    unfiled = "" in refused or (vouched and any(key not in organizations for key in refused))
+    if "" in by_tenant or unfiled or "" in undecoded:
+        # A job naming no organization (or, undecodable, none the server lists) belongs to a
+        # tenant the listing cannot tell (and an organization without a readable id may be any
+        # tenant's): each tenant's own listing says whose it is (or whose DecodeError it is).
+        log.debug(
+            "%s lists a job or organization without an id; polling its tenants one by one", client.api_root
+        )
+        await _one_by_one(batch, None if undecoded else listed, started, context)
+        return
     wanted = {target.organization_id.lower() for target in batch.targets}
     try:
         health = await _batch_health(
@@ -213,11 +238,16 @@ async def _batch(batch: Batch, context: Context) -> None:
     async def finish(target: PollTarget) -> None:
         key = target.organization_id.lower()
         organization = organizations.get(key)
+        tenant_jobs = by_tenant.get(key, [])
         error: VBOError | None = None
-        if organization is None:
+        if key not in organizations:
             error = _unknown(client, target, len(organizations))
         elif refused.get(key):
             error = refused[key][0]
+        elif not tenant_jobs and not vouched:
+            # No job, and no listing to tell a tenant without jobs from an organization the
+            # server does not know (a carried one it deleted since, or another server's).
+            error = await _unlisted(client, target.organization_id)
         if error is not None:
             context.emit(
                 PollResult(
@@ -229,7 +259,6 @@ async def _batch(batch: Batch, context: Context) -> None:
                 )
             )
             return
-        tenant_jobs = by_tenant.get(key, [])
         prefetched, link_errors = await context.links.resolve(client, tenant_jobs, context.follow)
         context.emit(
             PollResult(
@@ -239,12 +268,28 @@ async def _batch(batch: Batch, context: Context) -> None:
                 follow=context.follow,
                 prefetched=prefetched,
                 link_errors=link_errors,
-                health={job.id: health[job.id] for job in tenant_jobs} if health else {},
+                health={job.id: health[id(job)] for job in tenant_jobs} if health else {},
                 organization=organization,
             )
         )
 
     await asyncio.gather(*(finish(target) for target in batch.targets))
+
+
+async def _unlisted(client: VBOClient, organization_id: str) -> VBOError | None:
+    """Why ``GET /Organizations/{id}`` fails (its `NotFoundError` for an organization the server
+    does not know), or None when the server has it."""
+    try:
+        await client.organization(organization_id)
+    except VBOError as exc:
+        return _detached(exc)
+    return None
+
+
+def _tenants(targets: Sequence[PollTarget]) -> int:
+    """How many distinct tenants ``targets`` name (a tenant named twice is polled once more,
+    not listed at twice the share of its server)."""
+    return len({target.organization_id.lower() for target in targets})
 
 
 def _covers_enough(tenants: int, organizations: int | None) -> bool:
@@ -254,6 +299,7 @@ def _covers_enough(tenants: int, organizations: int | None) -> bool:
 
 
 def _fail_all(batch: Batch, failure: VBOError, started: float, context: Context) -> None:
+    failure = _detached(failure)
     for target in batch.targets:
         elapsed = time.perf_counter() - started
         context.emit(PollResult(target=target, error=failure, elapsed=elapsed, follow=context.follow))
@@ -291,6 +337,19 @@ def _too_big_to_batch(error: VBOError) -> bool:
     )
 
 
+def _detached(error: VBOError) -> VBOError:
+    """``error``, and the errors chained to it, without their tracebacks: a result keeps its
+    error for as long as the caller keeps the result, and the frames of a traceback hold what
+    the failed call had read (a whole page of the server's listing)."""
+    seen: set[int] = set()
+    chained: BaseException | None = error
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        chained.__traceback__ = None
+        chained = chained.__cause__ or chained.__context__
+    return error
+
+
 def _unknown(client: VBOClient, target: PollTarget, listed: int) -> VBOError:
     """Why a batch has no organization for ``target``: the `ConfigError` of an id that cannot
     name one (as ``organization_jobs`` raises for it), else a `NotFoundError`."""
@@ -308,10 +367,13 @@ def _unknown(client: VBOClient, target: PollTarget, listed: int) -> VBOError:
 
 async def _listings(
     client: VBOClient,
-) -> tuple[list[Organization], tuple[list[Job], dict[str, list[DecodeError]]]]:
-    """The server's organizations and its jobs filed by tenant, read at the same time (neither
-    request is left running when the other fails)."""
-    listed, filed = await asyncio.gather(client.organizations(), client._jobs_filed(), return_exceptions=True)
+) -> tuple[tuple[list[Organization], set[str]], tuple[list[Job], dict[str, list[DecodeError]]]]:
+    """The server's organizations (and the ids of those that could not be decoded) and its jobs
+    filed by tenant, read at the same time (neither request is left running when the other
+    fails)."""
+    listed, filed = await asyncio.gather(
+        client._organizations_filed(), client._jobs_filed(), return_exceptions=True
+    )
     if isinstance(listed, BaseException):
         raise listed
     if isinstance(filed, BaseException):
@@ -358,11 +420,14 @@ async def _alongside(main: Awaitable[_T], side: Coroutine[Any, Any, Window]) -> 
 
 async def _batch_health(
     client: VBOClient, jobs: list[Job], context: Context, window: Window
-) -> dict[str, JobHealth]:
-    """Every job of ``jobs`` judged under the sweep's policy (none without one).
+) -> dict[int, JobHealth]:
+    """Every job of ``jobs`` judged under the sweep's policy (none without one), by the
+    identity (``id()``) of the `Job`: a server may list one job id under two tenants, each of
+    which gets its own job's health.
 
     From v6 on, from ``window``: one server-wide listing of the sessions ended within the policy's
-    window (`_window`); a failure to read it makes every job UNKNOWN rather than fail its tenant.
+    window (`_window`); a failure to read it makes every job UNKNOWN rather than fail its tenant
+    (except in a batch the plan chose, where a window too big to read whole is None here).
     A job whose last result or last success the window may miss (`window_falls_short`: on v6,
     whose jobs lack ``last_backup``, any job without a success in the window) also reads its own
     newest sessions as `VBOClient.job_health` does, so that both give the same verdict. v1 has no
@@ -374,27 +439,43 @@ async def _batch_health(
         return {}
     if window is None:
         judged = await asyncio.gather(*(_judged(client, job, policy, context.now) for job in jobs))
-        return {job.id: health for job, health in zip(jobs, judged, strict=True)}
+        return {id(job): health for job, health in zip(jobs, judged, strict=True)}
     sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
     failures: dict[str, VBOError] = {}
     if error is None:
+        # What `VBOClient.job_health` would read of each job's newest runs, and no more: a run
+        # beyond them (a success 27 h ago behind 50 newer runs) must not change the verdict.
+        pages = (await client.dialect()).health_pages
+        sessions = {job_id: _within(found, pages) for job_id, found in sessions.items()}
         # A job whose last result or last success lies before the window (and which does not
-        # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does.
+        # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does, and is
+        # judged from those alone: the window's older runs would make a job that never succeeded
+        # look stale for longer than the runs `job_health` sees.
         lacking = [job for job in jobs if window_falls_short(job, sessions.get(job.id, ()), policy)]
         own = await asyncio.gather(*(_own_sessions(client, job) for job in lacking))
         for job, found in zip(lacking, own, strict=True):
             if isinstance(found, VBOError):
                 failures[job.id] = found
             else:
-                ids = {session.id for session in found}
-                found += [session for session in sessions.get(job.id, ()) if session.id not in ids]
                 sessions[job.id] = found
     return {
-        job.id: assess(
+        id(job): assess(
             job, sessions.get(job.id, ()), policy=policy, now=context.now, error=failures.get(job.id, error)
         )
         for job in jobs
     }
+
+
+def _within(sessions: list[JobSession], pages: tuple[int, ...]) -> list[JobSession]:
+    """The newest of ``sessions`` (newest first) that `VBOClient.job_health` reads within the
+    dialect's ``health_pages`` budget: a page of ``limit``, a larger one only when that was full
+    and held no finished run (pure)."""
+    seen = sessions
+    for limit in pages:
+        seen = sessions[:limit]
+        if len(seen) < limit or any(finished(session) for session in seen):
+            break
+    return seen
 
 
 def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
