@@ -39,6 +39,7 @@ import vbo_async._poll
 import vbo_async._sending
 import vbo_async.simulator
 from vbo_async import (
+    DecodeError,
     HealthPolicy,
     HealthState,
     Organization,
@@ -493,8 +494,8 @@ def test_piped_organizations_forced_into_colour_keep_long_names_on_one_line(
     long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
     found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
 
-    async def listing(connection: Any) -> list[Organization]:
-        return found
+    async def listing(connection: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
+        return found, {}
 
     monkeypatch.setattr(_flows, "list_organizations", listing)
     monkeypatch.setenv("FORCE_COLOR", "1")
@@ -2635,3 +2636,107 @@ async def test_an_untrusted_certificate_in_poll_names_the_targets_key(
     (row,) = json.loads(result.out)
     assert 'pass that CA with ca_bundle = "PATH" in the targets file' in row["error"]
     assert "--ca-bundle" not in row["error"]
+
+
+# --- an organization the server lists but the client cannot decode --------------------------------
+
+
+def with_malformed_organization(app: Any, organization_id: str) -> Any:
+    """``app``, whose organization listings give ``organization_id`` a name that is an object."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].lower().endswith("/organizations"):
+            await app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def rewrite(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            data = json.loads(b"".join(chunks))
+            for item in data["results"] if isinstance(data, dict) else data:
+                if item["id"] == organization_id:
+                    item["name"] = {"not": "a name"}
+            body = json.dumps(data).encode()
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await app(scope, receive, rewrite)
+
+    return wrapped
+
+
+@pytest.fixture
+async def malformed_url(simulator: Simulator, org_id: str) -> AsyncIterator[str]:
+    """The simulator on 127.0.0.1, its organization ``org_id`` listed with a name that is an object."""
+    async with serve(with_malformed_organization(create_app(simulator=simulator), org_id)) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["all", "named"])
+async def test_poll_reports_an_undecodable_organization_on_its_own_row_and_polls_the_others(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: Simulator,
+    org_id: str,
+    malformed_url: str,
+    named: bool,
+) -> None:
+    """One organization of ``GET /Organizations`` that cannot be decoded fails its own row (its id,
+    the `DecodeError` naming the field), not every tenant of the server (exit 1, the rest printed)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    others = [org for org in simulator.organization_ids() if org != org_id]
+    wanted = f'["{org_id}", "{others[0]}"]' if named else '"all"'
+    targets = write_targets(
+        tmp_path / "t.toml", server_table("east", malformed_url, "VBO_PASSWORD", organizations=wanted)
+    )
+    result = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+    assert result.code == 1, result.err
+    check_json_rows(result.out, expected_rows(simulator, others[:1] if named else others), "east")
+    (failed,) = [row for row in json.loads(result.out) if row["error"] is not None]
+    assert org_id in (failed["organization_id"] or failed["organization"])
+    assert "name" in failed["error"]
+
+
+async def test_organizations_prints_the_decodable_organizations_and_names_the_other(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    org_id: str,
+    malformed_url: str,
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    result = await run_in_thread(
+        capsys, "organizations", "--server", malformed_url, "--username", "admin", "--json"
+    )
+    assert result.code == 1
+    listed = json.loads(result.out)
+    assert sorted(org["id"] for org in listed) == sorted(
+        o for o in simulator.organization_ids() if o != org_id
+    )
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"vbo-async: error: organization {org_id}: ")
+    assert "Traceback" not in result.err
+
+
+async def test_jobs_finds_an_organization_by_name_beside_an_undecodable_one(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    org_id: str,
+    malformed_url: str,
+) -> None:
+    """A name is looked up in the listing: its undecodable neighbour is no reason to fail."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    other = next(org for org in simulator.organizations_wire() if org["id"] != org_id)
+    found = await run_in_thread(capsys, *jobs_args(malformed_url, other["name"], "--json"))
+    assert found.code == 0, found.err
+    check_json_rows(found.out, expected_rows(simulator, [other["id"]]), malformed_url)
+    assert "/v8/organizations" in endpoints(simulator)

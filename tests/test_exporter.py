@@ -426,6 +426,34 @@ async def test_a_tenant_listed_without_an_id_is_counted_alone(
         assert samples(body, PREFIX + "job_enabled", organization_id=organization.id)
 
 
+@pytest.mark.parametrize("version", ["v8", "v1"])
+async def test_a_tenant_the_listing_cannot_decode_is_counted_alone(
+    servers: dict[str, Server], version: str
+) -> None:
+    """A server listing an organization whose name is an object: that tenant is an
+    ``organization`` error (logged), the server stays up with its other tenants' series (it
+    used to be a ``server`` error, every tenant of the server without series)."""
+    server = servers[version]
+    organizations = await server.client.organizations()
+
+    def malformed(path: str, data: Any) -> Any:
+        if path.endswith("/organizations"):
+            (data["results"] if isinstance(data, dict) else data)[0]["name"] = {"not": "a name"}
+        return data
+
+    server.wire.edit = malformed
+    exporter = exporter_of(server)
+    body = await swept(exporter)
+    assert value(body, PREFIX + "up", server=version) == 1
+    assert exporter.errors[version]["organization"] == 1
+    assert exporter.errors[version]["server"] == 0
+    assert {s.labels["organization_id"] for s in samples(body, PREFIX + "organization_up")} == {
+        organization.id for organization in organizations[1:]
+    }
+    for organization in organizations[1:]:
+        assert samples(body, PREFIX + "job_enabled", organization_id=organization.id)
+
+
 async def test_a_server_over_its_budget_is_down_and_the_others_are_not(servers: dict[str, Server]) -> None:
     servers["v8"].wire.gate = asyncio.Event()  # never opened
     exporter = exporter_of(servers["v8"], servers["v1"], budget=0.3)

@@ -451,15 +451,16 @@ class VBOClient:
             sessions.sort(key=newest_first)
         return found
 
-    async def _organizations_filed(self) -> tuple[list[Organization], set[str]]:
-        """Every organization (``GET /Organizations``, every page), and the lower-cased ids of
-        those that could not be decoded ("" for one whose id cannot be read): a sweep still
-        knows them, and one tenant's malformed organization fails none of its neighbours."""
+    async def _organizations_filed(self) -> tuple[list[Organization], dict[str, DecodeError]]:
+        """Every organization (``GET /Organizations``, every page), and the `DecodeError` of
+        each that could not be decoded by its lower-cased id ("" for one whose id cannot be
+        read; the first error of an id listed twice): a sweep still knows them, and one tenant's
+        malformed organization fails none of its neighbours."""
         id_of = raw_reader(Organization, "id", await self.dialect())
-        refused: set[str] = set()
+        refused: dict[str, DecodeError] = {}
 
         def file(item: Any, error: DecodeError) -> None:
-            refused.add((id_of(item) or "").lower())
+            refused.setdefault((id_of(item) or "").lower(), error)
 
         organizations = await self._fetcher.fetch_all(
             await self._url("organizations"), Organization, refused=file

@@ -175,7 +175,8 @@ async def _batch(batch: Batch, context: Context) -> None:
     client = batch.client
     carried = [target.organization for target in batch.targets if target.organization is not None]
     listed: list[Organization] | None = None
-    undecoded: set[str] = set()  # the ids of listed organizations that could not be decoded
+    # The errors of the listed organizations that could not be decoded, by id.
+    undecoded: dict[str, DecodeError] = {}
     vouched = True  # whether the server listed the organizations (else the targets carried them)
     try:
         if len(carried) == len(batch.targets):
@@ -367,7 +368,7 @@ def _unknown(client: VBOClient, target: PollTarget, listed: int) -> VBOError:
 
 async def _listings(
     client: VBOClient,
-) -> tuple[tuple[list[Organization], set[str]], tuple[list[Job], dict[str, list[DecodeError]]]]:
+) -> tuple[tuple[list[Organization], dict[str, DecodeError]], tuple[list[Job], dict[str, list[DecodeError]]]]:
     """The server's organizations (and the ids of those that could not be decoded) and its jobs
     filed by tenant, read at the same time (neither request is left running when the other
     fails)."""

@@ -423,7 +423,7 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
 
     from ._flows import list_organizations
 
-    found = asyncio.run(list_organizations(connection))
+    found, undecoded = asyncio.run(list_organizations(connection))
     with _writing_output():
         if as_json:
             json.dump([{"id": o.id, "name": o.name} for o in found], sys.stdout, indent=2)
@@ -435,7 +435,9 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
 
             print_organizations(found, Console(), wide=_piped())
         sys.stdout.flush()
-    return Outcome.OK
+    # The organizations the server listed but that could not be decoded: the rest is printed.
+    _say_error(*(f"organization {key or '(id unreadable)'}: {error}" for key, error in undecoded.items()))
+    return Outcome.UNREADABLE if undecoded else Outcome.OK
 
 
 @cli.command(epilog=_TABLE_HELP)

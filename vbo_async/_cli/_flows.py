@@ -19,14 +19,14 @@ import difflib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
 import httpx
 
 from .._client import VBOClient
-from .._exceptions import NotFoundError, VBOError
+from .._exceptions import DecodeError, NotFoundError, VBOError
 from .._health import HealthPolicy
 from .._models import Organization
 from .._poll import PollResult, PollTarget, poll_jobs
@@ -43,6 +43,7 @@ LOGOUT_GRACE = 0.5
 
 __all__ = [
     "NO_ID",
+    "UNREADABLE",
     "Choose",
     "Server",
     "Swept",
@@ -50,6 +51,7 @@ __all__ = [
     "demo",
     "jobs",
     "list_organizations",
+    "match_listed",
     "match_organization",
     "open_servers",
     "poll",
@@ -103,11 +105,31 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
 
 async def _find_organization(client: VBOClient, wanted: str, *, server: str) -> Organization:
     """``wanted`` (an id or a name) on the server: one ``GET /Organizations/{id}`` when it looks
-    like an id, else the listing."""
+    like an id, else the listing (whose organizations that cannot be decoded fail only a search
+    naming one of them by id, with its `DecodeError`)."""
     if _ID.match(wanted.strip()):
         with contextlib.suppress(NotFoundError):
             return await client.organization(wanted.strip())
-    return match_organization(await client.organizations(), wanted, server=server)
+    organizations, undecoded = await client._organizations_filed()
+    return match_listed(organizations, undecoded, wanted, server=server)
+
+
+def match_listed(
+    organizations: Sequence[Organization], undecoded: Mapping[str, DecodeError], wanted: str, *, server: str
+) -> Organization:
+    """`match_organization` among the organizations a listing decoded; an id of one it could
+    not decode raises that organization's `DecodeError`, not `UnknownOrganization`."""
+    try:
+        return match_organization(organizations, wanted, server=server)
+    except UnknownOrganization:
+        error = undecoded.get(wanted.strip().lower())
+        if error is None or not wanted.strip():
+            raise
+        raise error from None
+
+
+UNREADABLE = "(an organization without a readable id)"
+"""How a listed organization that could not be decoded, nor its id read, is named."""
 
 
 def _label(organization: Organization) -> str:
@@ -132,14 +154,16 @@ def split_pollable(organizations: Iterable[Organization]) -> tuple[list[Organiza
 # --- commands -----------------------------------------------------------------------------------
 
 
-async def list_organizations(connection: Connection) -> list[Organization]:
+async def list_organizations(connection: Connection) -> tuple[list[Organization], dict[str, DecodeError]]:
+    """The server's organizations, sorted by name, and the `DecodeError` of each it listed that
+    could not be decoded, by its lower-cased id ("" when that cannot be read either)."""
     password = read_password(connection.password_env, f"Password for {connection.username}: ")
     async with connection.client(password) as vbo:
         with Progress() as progress:
             phase = progress.phase("Listing organizations", 1)
-            organizations = await vbo.organizations()
-            phase.advance()
-    return sorted(organizations, key=lambda o: ((o.name or "").casefold(), o.id))
+            organizations, undecoded = await vbo._organizations_filed()
+            phase.advance(failed=bool(undecoded))
+    return sorted(organizations, key=lambda o: ((o.name or "").casefold(), o.id)), undecoded
 
 
 async def jobs(connection: Connection, wanted: str, *, policy: HealthPolicy | None = None) -> Report:
@@ -296,27 +320,33 @@ async def server_targets(
     target = server.target
     async with limit:
         try:
-            organizations = await server.client.organizations()
+            organizations, undecoded = await server.client._organizations_filed()
         except VBOError as exc:
             phase.advance(failed=True)
             return [], [error_row(target.label, exc, source="targets")], None
     phase.advance()
     if target.organizations == "all":
         chosen = organizations
-        failures: list[Row] = []
+        # An organization the listing cannot decode is a row of its own; its neighbours are polled.
+        failures: list[Row] = [
+            error_row(target.label, error, organization=key or UNREADABLE, organization_id=key or None)
+            for key, error in undecoded.items()
+        ]
     else:
         chosen, failures = [], []
         for wanted in target.organizations:
             try:
-                chosen.append(match_organization(organizations, wanted, server=target.label))
+                chosen.append(match_listed(organizations, undecoded, wanted, server=target.label))
             except UnknownOrganization as exc:
                 failures.append(error_row(target.label, str(exc), organization=wanted))
+            except DecodeError as exc:
+                failures.append(error_row(target.label, exc, organization=wanted))
     usable, unusable = split_pollable({organization.id: organization for organization in chosen}.values())
     failures += [error_row(target.label, NO_ID, organization=_label(o)) for o in unusable]
     targets = [
         PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o) for o in usable
     ]
-    return targets, failures, len(organizations)
+    return targets, failures, len(organizations) + len(undecoded)
 
 
 # --- every server on its own, within a time limit (poll and check) ------------------------------

@@ -30,13 +30,13 @@ import attrs
 
 from .._client import VBOClient
 from .._enums import ProxyStatus
-from .._exceptions import NotSupportedError, VBOError
+from .._exceptions import DecodeError, NotSupportedError, VBOError
 from .._health import HealthPolicy, JobHealth
 from .._models import BackupRepository, Job, License, Organization, Proxy, UsedRepository
 from .._poll import PollResult, PollTarget, poll_jobs
 from .._units import BATCH_MIN_TENANTS
 from ._connect import explain
-from ._flows import NO_ID, UnknownOrganization, match_organization, split_pollable
+from ._flows import NO_ID, UNREADABLE, UnknownOrganization, match_listed, split_pollable
 from ._metrics import JOB_STATUSES, PREFIX
 
 __all__ = ["Samples", "ServerSnapshot", "ServerSpec", "batch_mode", "sweep_server"]
@@ -183,14 +183,14 @@ class _Reader:
 
     async def read(self) -> None:
         try:
-            organizations = await self.client.organizations()
+            organizations, undecoded = await self.client._organizations_filed()
         except VBOError as exc:
             self.fail("server")
             self.problem = explain(exc, source="targets")
             return
-        chosen = self._choose(organizations)
+        chosen = self._choose(organizations, undecoded)
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._jobs(chosen, len(organizations)))
+            group.create_task(self._jobs(chosen, len(organizations) + len(undecoded)))
             group.create_task(self._repositories())
             group.create_task(self._proxies())
             group.create_task(self._license())
@@ -198,20 +198,29 @@ class _Reader:
             for organization in chosen:
                 group.create_task(self._used(organization))
 
-    def _choose(self, organizations: Sequence[Organization]) -> list[Organization]:
-        """The tenants to sweep, each once; a configured one the server does not list, or one
-        it lists without an id, is an ``organization`` error (and logged)."""
+    def _choose(
+        self, organizations: Sequence[Organization], undecoded: Mapping[str, DecodeError]
+    ) -> list[Organization]:
+        """The tenants to sweep, each once; a configured one the server does not list, one it
+        lists without an id, or one the listing could not decode (``undecoded``, by id) is an
+        ``organization`` error (and logged): its neighbours are still swept."""
         wanted = self.spec.organizations
         if wanted == "all":
             chosen = list(organizations)
+            for key, error in undecoded.items():
+                self.fail("organization")
+                log.warning("%s: %s: %s", self.spec.name, key or UNREADABLE, error)
         else:
             chosen = []
             for entry in wanted:
                 try:
-                    chosen.append(match_organization(organizations, entry, server=self.spec.name))
+                    chosen.append(match_listed(organizations, undecoded, entry, server=self.spec.name))
                 except UnknownOrganization as exc:
                     self.fail("organization")
                     log.warning("%s", exc)
+                except DecodeError as exc:
+                    self.fail("organization")
+                    log.warning("%s: %s: %s", self.spec.name, entry, exc)
         usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
         for organization in unusable:
             self.fail("organization")
