@@ -202,16 +202,19 @@ def _kind(value: object) -> str:
     return type(value).__name__ if value is not None else "null"
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+_EXACT_FLOAT_INT = 2**53
+
+
 def _str(value: Any, _: object = None) -> str:
     if value.__class__ is str:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if value.__class__ is float and value.is_integer() and abs(value) > _EXACT_FLOAT_INT:
+            # A rounded integer (orjson reads >64-bit integers as floats): its text is another number.
+            raise WireValueError("expected a string, got a number too large to read exactly:", value=value)
         return str(value)
     raise WireValueError(f"expected a string, got {_kind(value)}", value=value)
-
-
-_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
-_EXACT_FLOAT_INT = 2**53
 
 
 def _int(value: Any, _: object = None) -> int:
