@@ -549,8 +549,9 @@ def _reference_finisher(
         for step in link_steps:
             spec = specs[step.relation]
             if isinstance(step, LinkFromId):
+                # An empty id names nothing: ``?jobId=`` would list every job's sessions.
                 href = f"/{dialect.version}/{step.route.render(id=r.id)}"
-                value: Any = spec.link_class(href, step.relation, navigator, spec.target)
+                value: Any = spec.link_class(href, step.relation, navigator, spec.target) if r.id else None
             else:
                 via = getattr(links, step.via)
                 value = None if via is None else ThroughLink(via, step.then, step.relation, spec.target)
@@ -637,7 +638,9 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
             made = new_link(
                 f"l{index}", f"__L{index}", spec.link_class, href, step.relation, "__nav", f"__T{index}"
             )
-            lines += [f"    {line}" for line in made]
+            # An empty id names nothing (as in the reference): no link.
+            lines += ["    if not r.id:", f"        l{index} = None", "    else:"]
+            lines += [f"        {line}" for line in made]
             derived[step.relation] = f"l{index}"
         else:
             caches.append(f"__t{index}")
