@@ -539,6 +539,23 @@ def test_a_v8_model_written_as_v6_reads_back_as_the_same_job(vbo: VBOClient) -> 
     assert again.links.proxy == job.links.proxy
 
 
+def test_a_v6_job_written_as_v1_has_no_proxy_link_naming_its_repository(vbo: VBOClient) -> None:
+    """A v6+ job's proxy link is derived (through its repository): it has no href of its own. v1's
+    wire has a ``proxy`` link, which must not be written with the repository's href: read back,
+    it would fetch the repository as a `Proxy`."""
+    for version in V6_PLUS:
+        job = vbo.from_wire(job_wire(version), Job, api_version=version)
+        assert isinstance(job.links.proxy, ThroughLink)
+        v1 = vbo.to_wire(job, api_version="v1")
+        assert v1["_links"]["repository"] == {"href": f"/{version}/BackupRepositories/{REPO_ID}"}
+        assert "proxy" not in v1["_links"]
+        again = vbo.from_wire(v1, Job, api_version="v1")
+        assert again.links.proxy is None
+        assert again.links.repository is not None
+        assert job.links.repository is not None
+        assert again.links.repository.href == job.links.repository.href
+
+
 def test_from_wire_needs_a_version_before_discovery() -> None:
     auto = VBOClient(
         BASE, username="u", password="p", verify=_UNUSED_TLS, transport=httpx.MockTransport(_refuse)

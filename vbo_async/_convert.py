@@ -1150,8 +1150,9 @@ def _string_lengths(names: list[str]) -> str:
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
     """Models back to ``dialect``'s wire JSON (wire names, ISO timestamps, ``{"href": ...}``
     links), so that ``structure(unstructure(model)) == model``. ``None`` fields are left out, as
-    are fields not on this version's wire (derived ones are derived again when decoding) and
-    `Dialect.off_wire` fields whose link names the same value."""
+    are fields not on this version's wire (derived ones are derived again when decoding),
+    `Dialect.off_wire` fields whose link names the same value and `ThroughLink` links (their href
+    is their first step's: a v6+ job's proxy link written as v1's would name its repository)."""
     converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
     converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
@@ -1178,7 +1179,7 @@ def _unstructure_model(
         wire: dict[str, Any] = {}
         for name, key in names:
             value = getattr(model, name)
-            if value is None:
+            if value is None or value.__class__ is ThroughLink:  # derived: it has no href of its own
                 continue
             relation = linked.get(name)
             if relation is not None:
