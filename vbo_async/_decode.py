@@ -30,7 +30,7 @@ from cattrs.errors import (
 
 from ._convert import FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
-from ._exceptions import DecodeError
+from ._exceptions import ConfigError, DecodeError
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
 
@@ -191,11 +191,16 @@ class Decoder:
         return decoded
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:
-        """``dialect``'s wire JSON of a model, a list of models, or anything JSON already."""
+        """``dialect``'s wire JSON of a model, a list of models, or anything JSON already
+        (`ConfigError` when nested more deeply than Python's recursion goes)."""
         converter = self._wire.get(dialect.version)
         if converter is None:
             converter = self._wire[dialect.version] = make_converter(self._navigator, dialect)
-        return converter.unstructure(model)
+        try:
+            return converter.unstructure(model)
+        except RecursionError:
+            error = ConfigError("to_wire() cannot convert data nested too deeply")
+        raise error  # outside the handler: no RecursionError as its context
 
     def _hook(self, cls: type[Any], dialect: Dialect) -> Any:
         key = (dialect.version, cls)
