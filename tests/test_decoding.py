@@ -653,6 +653,19 @@ async def test_proxy_network_throttling_spellings(fake: FakeVBO, vbo: VBOClient,
     assert proxy.links.repositories.target is BackupRepository
 
 
+@pytest.mark.parametrize("spelling", ["enableNetworkthrottling", "enableNetworkThrottling"])
+async def test_a_bad_value_is_named_by_the_spelling_the_server_sent(
+    fake: FakeVBO, vbo: VBOClient, spelling: str
+) -> None:
+    """A field read under more than one spelling: the error's path is the key the body holds,
+    not the first spelling (which a reader would look for in the body in vain)."""
+    fake.route("GET", "/v1/Proxies", [{"id": PROXY_ID}, {"id": PROXY_ID, spelling: "maybe"}])
+    with pytest.raises(DecodeError) as caught:
+        await vbo.proxies()
+    assert caught.value.path == f"$[1].{spelling}"
+    assert f"at $[1].{spelling}" in str(caught.value)
+
+
 async def test_proxy_unknown_status(fake: FakeVBO, vbo: VBOClient) -> None:
     fake.route(
         "GET", "/v1/Proxies", [{"id": PROXY_ID, "status": "Upgrading", "enableNetworkthrottling": False}]

@@ -237,6 +237,20 @@ def test_a_bad_api_version_of_to_wire_or_from_wire_is_a_config_error(
 
 
 @pytest.mark.parametrize("api_version", ["v1", "v8"])
+def test_to_wire_of_data_nested_too_deeply_is_a_config_error(api_version: str) -> None:
+    """``to_wire`` takes a list of models or data that is JSON already (as ``to_jsonable``);
+    nested deeper than Python's recursion goes, that is a `ConfigError`, not a RecursionError."""
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=api_version)
+    deep: list[Any] = [Job(id="j")]
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ConfigError, match="nested too deeply") as caught:
+        vbo.to_wire(deep)
+    assert caught.value.__context__ is None
+    assert vbo.to_wire([[Job(id="j")]]) == [[{"id": "j", "_links": {}}]]
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v8"])
 @pytest.mark.parametrize("jobs", [5, "j1", ["j1"], [None]], ids=["int", "str", "ids", "none-item"])
 async def test_recent_sessions_refuses_jobs_that_are_not_jobs_before_any_request(
     api_version: str, jobs: Any

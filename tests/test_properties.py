@@ -571,6 +571,19 @@ def test_an_integer_beyond_64_bits_is_refused_or_exact(vbo: VBOClient) -> None:
     assert repository is None or repository.capacity == 123456789012345678901234567890
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_integer_beyond_64_bits_is_no_string_of_another_number(vbo: VBOClient, version: str) -> None:
+    """A string field may hold a number (an id sent unquoted); one beyond 64 bits, which orjson
+    reads as a rounded float, must not become the text of that float ("1.2345...e+29")."""
+    big = 123456789012345678901234567890
+    wire = parse_json(b'{"id": %d, "name": %d}' % (big, big))
+    repository = decode_or_none(lambda: vbo.from_wire(wire, BackupRepository, api_version=version))
+    assert repository is None or repository.id == repository.name == str(big)
+    named = parse_json(b'{"id": "r", "name": %d}' % big)
+    repository = decode_or_none(lambda: vbo.from_wire(named, BackupRepository, api_version=version))
+    assert repository is None or repository.name == str(big)
+
+
 def test_acceptance_of_a_window_does_not_depend_on_history(vbo: VBOClient) -> None:
     """The window cache keys on tuple equality, where 1.0 == True: a window must be accepted or
     refused the same whatever was decoded before (a regression test; fixed in _convert)."""

@@ -44,6 +44,8 @@ from vbo_async import (
     ScheduleType,
     VBOClient,
 )
+from vbo_async._convert import make_converter
+from vbo_async._dialects import DIALECTS, LinkFromId
 from vbo_async._links import ThroughLink
 
 from .versions_data import (
@@ -537,6 +539,23 @@ def test_a_v8_model_written_as_v6_reads_back_as_the_same_job(vbo: VBOClient) -> 
     assert again.links.proxy == job.links.proxy
 
 
+def test_a_v6_job_written_as_v1_has_no_proxy_link_naming_its_repository(vbo: VBOClient) -> None:
+    """A v6+ job's proxy link is derived (through its repository): it has no href of its own. v1's
+    wire has a ``proxy`` link, which must not be written with the repository's href: read back,
+    it would fetch the repository as a `Proxy`."""
+    for version in V6_PLUS:
+        job = vbo.from_wire(job_wire(version), Job, api_version=version)
+        assert isinstance(job.links.proxy, ThroughLink)
+        v1 = vbo.to_wire(job, api_version="v1")
+        assert v1["_links"]["repository"] == {"href": f"/{version}/BackupRepositories/{REPO_ID}"}
+        assert "proxy" not in v1["_links"]
+        again = vbo.from_wire(v1, Job, api_version="v1")
+        assert again.links.proxy is None
+        assert again.links.repository is not None
+        assert job.links.repository is not None
+        assert again.links.repository.href == job.links.repository.href
+
+
 def test_from_wire_needs_a_version_before_discovery() -> None:
     auto = VBOClient(
         BASE, username="u", password="p", verify=_UNUSED_TLS, transport=httpx.MockTransport(_refuse)
@@ -603,3 +622,25 @@ async def test_a_session_s_job_id_comes_from_the_request(
             f"{BASE}/{version}/JobSessions?jobId={JOB_ID}&limit=5",
             f"{BASE}/{version}/JobSessions?jobId={JOB_ID}&limit=10000",
         ]
+
+
+@pytest.mark.parametrize("detailed", [False, True], ids=["fast", "detailed"])
+def test_a_link_built_from_an_empty_id_is_none(vbo: VBOClient, detailed: bool) -> None:
+    """A link the dialect builds from the resource's id (`LinkFromId`: a v7 job's sessions, a v8
+    organization's jobs, a proxy's repositories) names no resource when the server sent an empty
+    id: with ``?jobId=`` or ``?organizationId=`` empty it would list every job's sessions or every
+    tenant's jobs as this one's. It is None, whatever link the server sent."""
+    built = [(version, d) for version, dialect in DIALECTS.items() for d in dialect.derived]
+    built = [(version, d) for version, d in built if isinstance(d, LinkFromId)]
+    assert {d.relation for _, d in built} == {"jobsessions", "repositories", "jobs"}
+    for version, derivation in built:
+        wire = {"id": "", "_links": {derivation.relation: {"href": f"/{version}/Elsewhere/x"}}}
+        if detailed:
+            converter = make_converter(vbo._fetcher, DIALECTS[version], detailed=True)
+            model = converter.structure(wire, derivation.model)
+        else:
+            model = vbo.from_wire(wire, derivation.model, api_version=version)
+        assert model.id == ""
+        assert getattr(model.links, derivation.relation) is None, (version, derivation)
+        named = vbo.from_wire({"id": "x"}, derivation.model, api_version=version)
+        assert getattr(named.links, derivation.relation) is not None

@@ -202,16 +202,19 @@ def _kind(value: object) -> str:
     return type(value).__name__ if value is not None else "null"
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+_EXACT_FLOAT_INT = 2**53
+
+
 def _str(value: Any, _: object = None) -> str:
     if value.__class__ is str:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if value.__class__ is float and value.is_integer() and abs(value) > _EXACT_FLOAT_INT:
+            # A rounded integer (orjson reads >64-bit integers as floats): its text is another number.
+            raise WireValueError("expected a string, got a number too large to read exactly:", value=value)
         return str(value)
     raise WireValueError(f"expected a string, got {_kind(value)}", value=value)
-
-
-_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
-_EXACT_FLOAT_INT = 2**53
 
 
 def _int(value: Any, _: object = None) -> int:
@@ -1147,8 +1150,9 @@ def _string_lengths(names: list[str]) -> str:
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
     """Models back to ``dialect``'s wire JSON (wire names, ISO timestamps, ``{"href": ...}``
     links), so that ``structure(unstructure(model)) == model``. ``None`` fields are left out, as
-    are fields not on this version's wire (derived ones are derived again when decoding) and
-    `Dialect.off_wire` fields whose link names the same value."""
+    are fields not on this version's wire (derived ones are derived again when decoding),
+    `Dialect.off_wire` fields whose link names the same value and `ThroughLink` links (their href
+    is their first step's: a v6+ job's proxy link written as v1's would name its repository)."""
     converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
     converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
@@ -1175,7 +1179,7 @@ def _unstructure_model(
         wire: dict[str, Any] = {}
         for name, key in names:
             value = getattr(model, name)
-            if value is None:
+            if value is None or value.__class__ is ThroughLink:  # derived: it has no href of its own
                 continue
             relation = linked.get(name)
             if relation is not None:

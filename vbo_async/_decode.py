@@ -30,7 +30,7 @@ from cattrs.errors import (
 
 from ._convert import FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
-from ._exceptions import DecodeError
+from ._exceptions import ConfigError, DecodeError
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
 
@@ -191,11 +191,16 @@ class Decoder:
         return decoded
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:
-        """``dialect``'s wire JSON of a model, a list of models, or anything JSON already."""
+        """``dialect``'s wire JSON of a model, a list of models, or anything JSON already
+        (`ConfigError` when nested more deeply than Python's recursion goes)."""
         converter = self._wire.get(dialect.version)
         if converter is None:
             converter = self._wire[dialect.version] = make_converter(self._navigator, dialect)
-        return converter.unstructure(model)
+        try:
+            return converter.unstructure(model)
+        except RecursionError:
+            error = ConfigError("to_wire() cannot convert data nested too deeply")
+        raise error  # outside the handler: no RecursionError as its context
 
     def _hook(self, cls: type[Any], dialect: Dialect) -> Any:
         key = (dialect.version, cls)
@@ -220,7 +225,7 @@ class Decoder:
         try:
             result: T = detailed.structure(data, cls)
         except (ClassValidationError, IterableValidationError, WireValueError) as exc:
-            problems = list(_leaves(exc, path, cls, dialect, self.scrub))
+            problems = list(_leaves(exc, path, cls, dialect, self.scrub, data))
         except Exception as exc:
             problems = [(path, self.scrub(f"{type(exc).__name__}: {exc}"))]
         else:
@@ -283,31 +288,51 @@ class _no_gc:
 
 
 def _leaves(
-    exc: BaseException, path: str, cls: type[Any], dialect: Dialect, scrub: Callable[[str], str]
+    exc: BaseException,
+    path: str,
+    cls: type[Any],
+    dialect: Dialect,
+    scrub: Callable[[str], str],
+    data: Any = None,
 ) -> Iterator[tuple[str, str]]:
     """(wire path, message) for each leaf error of a cattrs error tree, the server's values in it
-    passed through ``scrub``."""
+    passed through ``scrub``. ``data`` is the value the tree is about: a field read under several
+    spellings is named by the one it holds."""
     if isinstance(exc, ClassValidationError):
         for sub in exc.exceptions:
-            sub_path, sub_cls = path, cls
+            sub_path, sub_cls, sub_data = path, cls, None
             for note in getattr(sub, "__notes__", ()):
                 if isinstance(note, AttributeValidationNote):
-                    sub_path = f"{path}.{wire_name(exc.cl, note.name, dialect)}"
-                    sub_cls = _model_of(note.type)
-            yield from _leaves(sub, sub_path, sub_cls, dialect, scrub)
+                    key = _sent_name(exc.cl, note.name, dialect, data)
+                    sub_path, sub_cls = f"{path}.{key}", _model_of(note.type)
+                    sub_data = data.get(key) if data.__class__ is dict else None
+            yield from _leaves(sub, sub_path, sub_cls, dialect, scrub, sub_data)
     elif isinstance(exc, IterableValidationError):
         for sub in exc.exceptions:
-            sub_path = path
+            sub_path, sub_data = path, None
             for note in getattr(sub, "__notes__", ()):
                 if isinstance(note, IterableValidationNote):
                     sub_path = f"{path}[{note.index}]"
-            yield from _leaves(sub, sub_path, _model_of(exc.cl), dialect, scrub)
+                    index = note.index
+                    if data.__class__ is list and isinstance(index, int) and 0 <= index < len(data):
+                        sub_data = data[index]
+            yield from _leaves(sub, sub_path, _model_of(exc.cl), dialect, scrub, sub_data)
     elif isinstance(exc, KeyError):
         yield path, "required field missing"
     elif isinstance(exc, WireValueError):
         yield path + exc.suffix, exc.shown(scrub)
     else:
         yield path, scrub(f"{type(exc).__name__}: {exc}")
+
+
+def _sent_name(cls: type[Any], attribute: str, dialect: Dialect, data: Any) -> str:
+    """The wire name of ``attribute`` that ``data`` holds (the first spelling read), else the
+    one ``dialect`` writes."""
+    if data.__class__ is dict and attrs.has(cls):
+        for spelling in dialect.wire_names(cls).get(attribute, ()):
+            if spelling in data:
+                return spelling
+    return wire_name(cls, attribute, dialect)
 
 
 def _model_of(tp: Any) -> type[Any]:
