@@ -578,3 +578,26 @@ async def test_concurrent_acloses_wait_for_the_one_closing() -> None:
     assert simulator.stats.logouts == {"v8": 1}
     await vbo.aclose()  # and later: at once
     assert events.count("pool closed") == 1
+
+
+async def test_aclose_from_inside_a_shared_get_in_flight_ends_it_and_leaves_no_task(fake: FakeVBO) -> None:
+    """A transport (a wrapper that gives up on a server, say) may close the client while the
+    shared GET it is answering is in flight: that GET's task is the one closing, so closing
+    must not wait for it (it would wait for itself) and must leave nothing behind."""
+    holder: list[VBOClient] = []
+    fake.route("GET", "/v1/Jobs", [])
+
+    async def closing(request: httpx.Request) -> httpx.Response:
+        await holder[0].aclose()
+        return httpx.Response(200, json=[])
+
+    fake.route("GET", "/v1/Proxies", closing)
+    vbo = client_for(fake)
+    holder.append(vbo)
+    before = asyncio.all_tasks()
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(vbo.proxies(), timeout=10)  # a hang guard only
+    await settled(before)
+    assert "closed" in repr(vbo)
+    with pytest.raises(ClientStateError):
+        await vbo.jobs()

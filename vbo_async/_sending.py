@@ -359,6 +359,8 @@ class Sender:
             if failure is not None:
                 # Outside the handler: an unscrubbed error is never the context.
                 raise failure[0] from failure[1]
+            if self._closed:  # closed from inside the exchange (its transport): as any other in flight
+                raise ClientStateError(CLOSED_IN_FLIGHT)
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             shown = self._scrub(url)
