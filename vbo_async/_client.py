@@ -483,8 +483,9 @@ class VBOClient:
         having no ``last_backup``. v1 can neither filter nor limit: one request, whose answer holds
         every session (a first page, should the server page it anyway).
         A `VBOError` while reading gives a `JobHealth` in ``policy.unreadable`` (UNKNOWN) with the
-        error in its reason instead of raising. ``now`` (aware) is when the job is judged; the
-        current time when None.
+        error in its reason instead of raising; `ClientStateError` (the client is closed, or used
+        from another event loop) is raised, as by every other method: it says nothing of the job.
+        ``now`` (aware) is when the job is judged; the current time when None.
 
         ```python
         for job in await vbo.organization_jobs(org_id):
@@ -502,6 +503,8 @@ class VBOClient:
         job_id = id_argument(job.id, "job.id")
         try:
             sessions = await self._health_sessions(job_id)
+        except ClientStateError:
+            raise
         except VBOError as exc:
             log.debug("reading the sessions of job %s failed: %s", job_id, exc)
             return assess(job, (), policy=policy, now=now, error=exc)
