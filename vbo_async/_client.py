@@ -171,8 +171,8 @@ class VBOClient:
         self._dialect: Dialect | None = None
         self._discovery = Flights("the client was closed while it was finding the server's API version")
         """The one discovery of ``"auto"`` in progress, shared by every caller waiting for it."""
-        self._closing: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
-        """Set by the first `aclose` (with its event loop); the event once it has closed."""
+        self._closing: tuple[asyncio.AbstractEventLoop, asyncio.Event, asyncio.Task[Any] | None] | None = None
+        """Set by the first `aclose` (with its event loop and task); the event once it has closed."""
         if api_version != "auto":
             self._speak(DIALECTS[api_version])
         else:
@@ -226,16 +226,19 @@ class VBOClient:
         in flight, forget the token and close the connection pool. Requests still in flight or
         waiting for a slot, in any task, end with `ClientStateError`, as does every later call;
         closing twice is harmless, also at the same time: the second call returns once the first
-        has closed the client (it does not close the pool under the first one's logout). Closing
+        has closed the client (it does not close the pool under the first one's logout), or at
+        once when made by that close itself (by a transport, from inside its logout). Closing
         from another event loop than the client's raises `ClientStateError`."""
-        if self._closing is not None and self._closing[0] is asyncio.get_running_loop():
-            await self._closing[1].wait()
+        closing = self._closing
+        if closing is not None and closing[0] is asyncio.get_running_loop():
+            if closing[2] is not asyncio.current_task():  # else called by that very close (by
+                await closing[1].wait()  # its logout's transport): it would wait for itself
             return
         if self._fetcher.closed:
             return
         self._fetcher.check_usable()  # from another event loop: raises
         closed = asyncio.Event()
-        self._closing = (asyncio.get_running_loop(), closed)
+        self._closing = (asyncio.get_running_loop(), closed, asyncio.current_task())
         try:
             await self._close()
         finally:
