@@ -578,3 +578,59 @@ async def test_concurrent_acloses_wait_for_the_one_closing() -> None:
     assert simulator.stats.logouts == {"v8": 1}
     await vbo.aclose()  # and later: at once
     assert events.count("pool closed") == 1
+
+
+async def test_aclose_from_inside_a_shared_get_in_flight_ends_it_and_leaves_no_task(fake: FakeVBO) -> None:
+    """A transport (a wrapper that gives up on a server, say) may close the client while the
+    shared GET it is answering is in flight: that GET's task is the one closing, so closing
+    must not wait for it (it would wait for itself) and must leave nothing behind."""
+    holder: list[VBOClient] = []
+    fake.route("GET", "/v1/Jobs", [])
+
+    async def closing(request: httpx.Request) -> httpx.Response:
+        await holder[0].aclose()
+        return httpx.Response(200, json=[])
+
+    fake.route("GET", "/v1/Proxies", closing)
+    vbo = client_for(fake)
+    holder.append(vbo)
+    before = asyncio.all_tasks()
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(vbo.proxies(), timeout=10)  # a hang guard only
+    await settled(before)
+    assert "closed" in repr(vbo)
+    with pytest.raises(ClientStateError):
+        await vbo.jobs()
+
+
+@pytest.mark.parametrize("inside", ["/v8/token", "/v8/token/logout"])
+async def test_aclose_from_inside_a_token_grant_or_its_logout_does_not_wait_for_itself(
+    inside: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing from inside a request of the closing's own (the token grant a call is waiting for,
+    or the logout the close sends) must not wait for that request to end: it waits for the very
+    close. The logout's time limit would end that wait (here it never ends); the client closes
+    at once instead, and every call in flight ends with `ClientStateError`."""
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 3600.0)
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    holder: list[VBOClient] = []
+
+    class ClosingInside(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await inner.handle_async_request(request)
+            if request.url.path.lower() == inside:
+                await holder[0].aclose()
+            return response
+
+    vbo = VBOClient(BASE, username="admin", password="admin", api_version="v8", transport=ClosingInside())
+    holder.append(vbo)
+    before = asyncio.all_tasks()
+    if inside.endswith("/logout"):
+        await vbo.jobs()
+        await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    else:
+        with pytest.raises(ClientStateError):
+            await asyncio.wait_for(vbo.jobs(), timeout=10)  # guards against a hang only
+    await settled(before)
+    assert "closed" in repr(vbo)

@@ -651,6 +651,31 @@ async def test_healthz_follows_the_loop(servers: dict[str, Server]) -> None:
         assert answer.text == "the sweep loop is not running\n"
 
 
+@pytest.mark.parametrize("step", [-86_400.0, 86_400.0], ids=["clock set back a day", "clock set on a day"])
+async def test_healthz_is_not_fooled_by_a_step_of_the_system_clock(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch, step: float
+) -> None:
+    """An exporter runs for months, through NTP corrections and VM migrations that step the
+    system clock: ``/healthz`` judges how long ago the last sweep completed on a clock no such
+    step moves. Set back a day, it said "ok" (a sweep completed -86,400 s ago) for a whole day
+    whatever the loop did; set on a day, it called a fresh sweep stale (liveness probes restart
+    the exporter for that)."""
+    exporter = exporter_of(servers["v8"], interval=60)
+    exporter.start()
+    try:
+        await wait_for(lambda: exporter.stats.sweeps == 1)
+        wall, steady = time.time(), time.monotonic()
+        for elapsed, fresh in ((1.0, True), (3 * 60 + 1.0, False)):
+            with monkeypatch.context() as clocks:  # no await inside: the event loop's clock is untouched
+                clocks.setattr(time, "time", lambda elapsed=elapsed: wall + step + elapsed)
+                clocks.setattr(time, "monotonic", lambda elapsed=elapsed: steady + elapsed)
+                healthy, line = exporter.health()
+            assert healthy is fresh, line
+            assert f"{elapsed:.0f} s ago" in line
+    finally:
+        await exporter.stop()
+
+
 async def test_a_timeout_longer_than_the_interval_widens_the_healthy_window(
     servers: dict[str, Server],
 ) -> None:

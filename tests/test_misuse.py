@@ -75,6 +75,7 @@ CALLS: dict[str, Call] = {
     "stop_job": lambda vbo, job: vbo.stop_job(JOB),
     "enable_job": lambda vbo, job: vbo.enable_job(JOB),
     "disable_job": lambda vbo, job: vbo.disable_job(job),
+    "job_health": lambda vbo, job: vbo.job_health(job),
     "follow": _follow,
     "await link": _await_link,
     "async for link": _drain,
@@ -91,6 +92,7 @@ def serving(fake: FakeVBO, seed_job: dict[str, Any]) -> FakeVBO:
     fake.route("GET", "/v1/Jobs", [seed_job])
     fake.route("GET", f"/v1/Jobs/{JOB}", seed_job)
     fake.route("GET", "/v1/JobSessions/s1", {"id": "s1"})
+    fake.route("GET", f"/v1/Jobs/{JOB}/JobSessions", [])
     fake.route("GET", "/v1/BackupRepositories", [])
     fake.route("GET", "/v1/Proxies", [])
     for action in ("Action",):

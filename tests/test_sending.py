@@ -11,8 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vbo_async import LinkError, VBOClient
+from vbo_async._aiohttp import AiohttpTransport
 from vbo_async._sending import _URLS_KEPT, _Call, _declared_length
 from vbo_async._tokens import Token
+
+from .conftest import FAST, as_asgi, serve
 
 BASE = "https://vbo.test:4443"
 URLS = [
@@ -98,6 +101,36 @@ def test_the_kept_urls_are_bounded(sender: Any) -> None:
     for number in range(_URLS_KEPT + 10):
         sender._build(_Call("GET", f"{URLS[0]}&offset={number}", None, None, None, False), None)
     assert 0 < len(sender._urls) <= _URLS_KEPT
+
+
+async def test_long_urls_are_not_kept_by_a_long_lived_client() -> None:
+    """A server's hrefs may be as long as its answers allow (httpx takes 64 KiB): the parsed URLs
+    a client keeps for its whole life (its sender's and its transport's, 1,024 each) must not
+    keep such a URL, or one server could pin hundreds of megabytes in an exporter for months."""
+    pad = "x" * 5_000  # within what uvicorn reads as a request line; a hostile server takes more
+    pages = 6
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, json={"access_token": "tok", "expires_in": 3600})
+        offset = int(request.url.params.get("offset", "0"))
+        body: dict[str, Any] = {"results": [{"id": f"j{offset}"}]}
+        if offset + 1 < pages:
+            body["_links"] = {"next": {"href": f"/v6/Jobs?offset={offset + 1}&pad={pad}"}}
+        return httpx.Response(200, json=body)
+
+    async with (
+        serve(as_asgi(handler)) as port,
+        VBOClient(f"http://127.0.0.1:{port}", username="u", password="p", api_version="v6", retry=FAST) as v,
+    ):
+        assert len(await v.jobs()) == pages
+        sender: Any = v._fetcher.sender
+        transport: Any = sender._transport
+        assert isinstance(transport, AiohttpTransport)  # the default: its GETs kept their URLs
+        assert sender._urls  # short ones are kept
+        assert transport._targets
+        assert max(len(url) for url in sender._urls) < len(pad)
+        assert max(len(url) for url in transport._targets) < len(pad)
 
 
 @settings(max_examples=200, deadline=None)

@@ -50,6 +50,9 @@ _WRITE_FAILURES = ("Can not write request body", "Failed to send bytes")
 _MAX_TIMEOUT_CACHE = 32
 _MAX_TARGETS = 1024
 """Parsed URLs `AiohttpTransport.get` keeps (parsing is a fifth of what it adds to aiohttp)."""
+_MAX_TARGET_LENGTH = 2048
+"""The longest URL `AiohttpTransport.get` keeps parsed: a server's hrefs become URLs, and the
+transport lives as long as its client."""
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -200,9 +203,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         target = self._targets.get(url)
         if target is None:
             target = URL(url, encoded=True)
-            if len(self._targets) >= _MAX_TARGETS:
-                self._targets.clear()
-            self._targets[url] = target
+            if len(url) <= _MAX_TARGET_LENGTH:
+                if len(self._targets) >= _MAX_TARGETS:
+                    self._targets.clear()
+                self._targets[url] = target
 
         def request_of() -> httpx.Request:
             return httpx.Request("GET", url, headers=headers, extensions={"timeout": dict(timeouts)})

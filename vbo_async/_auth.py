@@ -29,10 +29,11 @@ finds the version without a request of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -296,6 +297,8 @@ class TokenManager:
         """The last `redactor` built, with the tokens it was built for."""
         self._endpoint: tuple[str, Dialect] | None = None
         self._lock = asyncio.Lock()
+        self._granting: asyncio.Task[Any] | None = None
+        """The task holding `_lock` (a grant in flight), if any."""
         self._renewals = Flights("the client was closed while its token was being renewed")
         """The renewal in progress, shared by every caller waiting for it."""
         self._closed = False
@@ -335,7 +338,7 @@ class TokenManager:
         True when it issued one (it is kept, and later grants go there); False when the server
         answers 404 (it does not serve that version). Anything else raises as a renewal would.
         """
-        async with self._lock:
+        async with self._granted():
             self._check_open()
             try:
                 token = await self._password_grant(url, dialect)
@@ -382,7 +385,7 @@ class TokenManager:
         return await self._renewals.run("renewal", lambda: self._renew(old, refused=refused))
 
     async def _renew(self, old: Token | None, *, refused: bool) -> Token:
-        async with self._lock:  # `probe` (discovery) takes it too
+        async with self._granted():  # `probe` (discovery) takes it too
             self._check_open()
             if self._endpoint is None:
                 raise ClientStateError("no token endpoint: the API version is not known yet")
@@ -431,10 +434,23 @@ class TokenManager:
     async def granted_while_closing(self) -> list[tuple[Token, Dialect]]:
         """After `forget`: wait for the grant in flight, if any, then the tokens granted since
         `forget` (each with the dialect of its endpoint), for the client to log out; each is
-        returned once."""
-        async with self._lock:
-            late, self._late = self._late, []
+        returned once. Called from inside the grant in flight (the client closed by its
+        transport), it does not wait: that grant cannot end before it."""
+        if self._granting is not asyncio.current_task():
+            async with self._lock:
+                pass
+        late, self._late = self._late, []
         return late
+
+    @contextlib.asynccontextmanager
+    async def _granted(self) -> AsyncIterator[None]:
+        """`_lock`, held by a grant, and which task holds it (`granted_while_closing`)."""
+        async with self._lock:
+            self._granting = asyncio.current_task()
+            try:
+                yield
+            finally:
+                self._granting = None
 
     async def aclose(self) -> None:
         """Cancel the renewal in progress and wait until it has stopped (the client is closing:

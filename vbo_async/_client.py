@@ -185,8 +185,8 @@ class VBOClient:
         self._dialect: Dialect | None = None
         self._discovery = Flights("the client was closed while it was finding the server's API version")
         """The one discovery of ``"auto"`` in progress, shared by every caller waiting for it."""
-        self._closing: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
-        """Set by the first `aclose` (with its event loop); the event once it has closed."""
+        self._closing: tuple[asyncio.AbstractEventLoop, asyncio.Event, asyncio.Task[Any] | None] | None = None
+        """Set by the first `aclose` (with its event loop and task); the event once it has closed."""
         if api_version != "auto":
             self._speak(DIALECTS[api_version])
         else:
@@ -240,16 +240,19 @@ class VBOClient:
         in flight, forget the token and close the connection pool. Requests still in flight or
         waiting for a slot, in any task, end with `ClientStateError`, as does every later call;
         closing twice is harmless, also at the same time: the second call returns once the first
-        has closed the client (it does not close the pool under the first one's logout). Closing
+        has closed the client (it does not close the pool under the first one's logout), or at
+        once when made by that close itself (by a transport, from inside its logout). Closing
         from another event loop than the client's raises `ClientStateError`."""
-        if self._closing is not None and self._closing[0] is asyncio.get_running_loop():
-            await self._closing[1].wait()
+        closing = self._closing
+        if closing is not None and closing[0] is asyncio.get_running_loop():
+            if closing[2] is not asyncio.current_task():  # else called by that very close (by
+                await closing[1].wait()  # its logout's transport): it would wait for itself
             return
         if self._fetcher.closed:
             return
         self._fetcher.check_usable()  # from another event loop: raises
         closed = asyncio.Event()
-        self._closing = (asyncio.get_running_loop(), closed)
+        self._closing = (asyncio.get_running_loop(), closed, asyncio.current_task())
         try:
             await self._close()
         finally:
@@ -526,8 +529,9 @@ class VBOClient:
         having no ``last_backup``. v1 can neither filter nor limit: one request, whose answer holds
         every session (a first page, should the server page it anyway).
         A `VBOError` while reading gives a `JobHealth` in ``policy.unreadable`` (UNKNOWN) with the
-        error in its reason instead of raising. ``now`` (aware) is when the job is judged; the
-        current time when None.
+        error in its reason instead of raising; `ClientStateError` (the client is closed, or used
+        from another event loop) is raised, as by every other method: it says nothing of the job.
+        ``now`` (aware) is when the job is judged; the current time when None.
 
         ```python
         for job in await vbo.organization_jobs(org_id):
@@ -545,6 +549,8 @@ class VBOClient:
         job_id = id_argument(job.id, "job.id")
         try:
             sessions = await self._health_sessions(job_id)
+        except ClientStateError:
+            raise
         except VBOError as exc:
             log.debug("reading the sessions of job %s failed: %s", job_id, exc)
             return assess(job, (), policy=policy, now=now, error=exc)

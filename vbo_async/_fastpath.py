@@ -297,8 +297,9 @@ def links_plan(
     An entry that is missing, ``null`` or ``{"href": null}`` gives ``None``, as does (with a
     warning) one that is not ``{"href": "..."}``; ``error("_links", value)`` builds the exception
     for a ``_links`` that is not an object. Used by the fast and the detailed converters alike.
-    Links to shared resources are kept per href in a cache of each binding (links hold their
-    client, so no two clients share one), up to `CACHED_HREF_LENGTH` characters.
+    Links to shared resources (those decoded into a model) are kept per href in a cache of each
+    binding (links hold their client, so no two clients share one), up to `CACHED_HREF_LENGTH`
+    characters.
     """
     check_rules(cls)
     namespace: dict[str, Any] = {
@@ -332,9 +333,11 @@ def links_plan(
         for other in link.spellings[1:]:
             lines.append(f"    if e is None: e = g({other!r})")
         make = new_link("l", f"__L{index}", link.link_class, "h", key, "__nav", f"__T{index}")
-        if key != "self" and link.link_class is Link:
+        if key != "self" and link.link_class is Link and link.target is not None:
             # Links to shared resources (a job's organization, repository) repeat across a
-            # sweep: one immutable Link per href serves them all.
+            # sweep: one immutable Link per href serves them all. A link followed as raw JSON
+            # (a session's log, a job's copy job) names a resource of its object's own: kept,
+            # it would only fill the cache with one entry per session the server ever ran.
             cache = f"__c{index}"
             caches.append(cache)
             make = [

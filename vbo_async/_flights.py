@@ -107,9 +107,12 @@ class Flights:
         self._flights.clear()
 
     async def cancel_all(self) -> None:
-        """Cancel every shared work still running and wait until it has stopped."""
+        """Cancel every shared work still running and wait until it has stopped; all but the
+        work calling this, if it does (closing from inside a request in flight): a task that
+        waits for itself never ends."""
         flights = (*self._flights.values(), *self._detached)
-        tasks = [flight.task for flight in flights if flight.task is not None]
+        current = asyncio.current_task()
+        tasks = [flight.task for flight in flights if flight.task is not None and flight.task is not current]
         for task in tasks:
             task.cancel()
         if tasks:

@@ -64,6 +64,9 @@ log = logging.getLogger("vbo_async")
 CLOSED_IN_FLIGHT = "the client was closed while the request was in flight"
 _URLS_KEPT = 1024
 """Parsed URLs a `Sender` keeps (a sweep asks for the same URLs again and again)."""
+_URL_LENGTH_KEPT = 2048
+"""The longest URL a `Sender` keeps parsed (a server's are about 150 characters): the URLs come
+from hrefs a server chose, up to httpx's 64 KiB each, and are kept as long as the client."""
 LeanGet = Callable[[str, list[tuple[bytes, bytes]], Mapping[str, float | None]], Awaitable["Reply"]]
 """`AiohttpTransport.get`'s signature: a GET sent without building httpx's objects around it."""
 _NO_BODY = httpx.ByteStream(b"")
@@ -362,6 +365,8 @@ class Sender:
             if failure is not None:
                 # Outside the handler: an unscrubbed error is never the context.
                 raise failure[0] from failure[1]
+            if self._closed:  # closed from inside the exchange (its transport): as any other in flight
+                raise ClientStateError(CLOSED_IN_FLIGHT)
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             shown = self._scrub(url)
@@ -508,9 +513,10 @@ class Sender:
             except httpx.InvalidURL as exc:
                 # As an href: `scrub_error` hides a secret a server put in it (send's handler).
                 raise LinkError(f"cannot request {url!r}: {exc}", href=url) from exc
-            if len(self._urls) >= _URLS_KEPT:
-                self._urls.clear()
-            self._urls[url] = parsed
+            if len(url) <= _URL_LENGTH_KEPT:
+                if len(self._urls) >= _URLS_KEPT:
+                    self._urls.clear()
+                self._urls[url] = parsed
         return parsed
 
     def _headers_for(self, url: httpx.URL, token: Token | None) -> httpx.Headers:

@@ -91,8 +91,10 @@ class Exporter:
         self._problems: dict[str, str | None] = {}
         self._parts: dict[str, ServerPart] = {}
         """Each server's last published series."""
-        self._published: dict[str, tuple[int, float]] = {}
-        """Each server's sweeps published, and when it was last published (Unix time)."""
+        self._published: dict[str, tuple[int, float, float]] = {}
+        """Each server's sweeps published, and when it was last published: Unix time (for the
+        metrics) and `time.monotonic` (for ``/healthz``, which a step of the system clock must
+        not fool)."""
         self._durations: dict[str, float] = {}
         self._publishing = asyncio.Lock()
         self._sweeping = 0
@@ -143,8 +145,8 @@ class Exporter:
             published = time.perf_counter()
             # From here to the end nothing awaits: a scrape sees this exposition and these figures.
             self.exposition = exposition
-            count, _ = self._published.get(part.server, (0, 0.0))
-            self._published[part.server] = (count + 1, time.time())
+            count, _, _ = self._published.get(part.server, (0, 0.0, 0.0))
+            self._published[part.server] = (count + 1, time.time(), time.monotonic())
             self._durations[part.server] = published - began
             stats = self.stats
             stats.last_render = published - rendering
@@ -153,8 +155,8 @@ class Exporter:
             stats.jobs = sum(p.jobs for p in parts)
             stats.exposition_bytes = exposition.size
             if len(self._published) == len(self.servers):
-                stats.sweeps = min(count for count, _ in self._published.values())
-                stats.last_end = min(when for _, when in self._published.values())
+                stats.sweeps = min(count for count, _, _ in self._published.values())
+                stats.last_end = min(when for _, when, _ in self._published.values())
                 stats.last_duration = max(self._durations.values())
         log.info(
             "sweep of %s published: %s, %d jobs, %.1f s (rendering %.1f s); %d of %d servers up",
@@ -217,7 +219,10 @@ class Exporter:
     # --- serving --------------------------------------------------------------------------------------
 
     def health(self, now: float | None = None) -> tuple[bool, str]:
-        """``(healthy, one line)`` as ``/healthz`` answers it."""
+        """``(healthy, one line)`` as ``/healthz`` answers it: at ``now`` (Unix time, against the
+        publishes' Unix times), or, when None, at this moment measured on the monotonic clock,
+        which no step of the system clock (an NTP correction) moves."""
+        steady = now is None
         now = time.time() if now is None else now
         stats = self.stats
         task = self._loop
@@ -229,14 +234,19 @@ class Exporter:
                 f"no sweep completed yet (started {since:.0f} s ago; "
                 f"{stats.published} of {stats.servers} servers published)"
             )
-        age = now - stats.last_end
+        published = self._published
+        if steady:
+            oldest = min(published, key=lambda name: published[name][2])
+            age = time.monotonic() - published[oldest][2]
+        else:
+            oldest = min(published, key=lambda name: published[name][1])
+            age = now - stats.last_end
         if age > stats.stale_after:
             periods = (
                 f"intervals of {self.interval:g} s"
                 if self.budget <= self.interval
                 else f"per-server time budgets of {self.budget:g} s (--timeout)"
             )
-            oldest = min(self._published, key=lambda name: self._published[name][1])
             return False, (
                 f"the last sweep of {oldest} completed {age:.0f} s ago, "
                 f"more than {HEALTHY_INTERVALS} {periods}"
