@@ -2533,6 +2533,21 @@ def test_the_readmes_command_synopsis_names_real_options() -> None:
         assert named <= option_names(command), (command, sorted(named - option_names(command)))
 
 
+def test_the_monitoring_guides_serve_options_are_serves() -> None:
+    guide = (Path(__file__).parents[1] / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(--[a-z-]+)(?: [A-Z:]+)?` \| ([^|]+) \|", guide, re.M)
+    params = {param.opts[0]: param for param in command_params("serve")}
+    assert {option for option, _ in rows} == set(params)
+    for option, default in rows:
+        param = params[option]
+        if param.required:
+            assert default.strip() == "(required)", option
+        elif isinstance(param.default, float):
+            assert default.strip() == f"`{param.default:g}`", option
+        elif not getattr(param, "is_flag", False) and isinstance(param.default, (int, str)):
+            assert default.strip() == f"`{param.default}`", option
+
+
 # --- simulate's fault flags come from Faults ----------------------------------------------------------
 
 
