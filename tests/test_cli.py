@@ -2510,6 +2510,44 @@ def test_readme_documents_the_same_exit_codes() -> None:
     assert "CRITICAL > WARNING > UNKNOWN > OK" in plugin
 
 
+def option_names(name: str) -> set[str]:
+    return {opt for param in command_params(name) for opt in [*param.opts, *param.secondary_opts]}
+
+
+@pytest.mark.parametrize("name", sorted(_app.cli.commands))
+def test_a_commands_help_names_only_its_own_options(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    """An option a command's --help tells the user to pass exists on that command."""
+    help_text = run(capsys, name, "--help").out
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", help_text)) - {"--help"}
+    assert named <= option_names(name), sorted(named - option_names(name))
+
+
+def test_the_readmes_command_synopsis_names_real_options() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    synopsis = re.sub(r"\n\s+\[", " [", section)  # continuation lines belong to the command above
+    commands = re.findall(r"^vbo-async (\w+) (.*)$", synopsis, re.M)
+    assert {command for command, _ in commands} == set(_app.cli.commands)
+    for command, line in commands:
+        named = set(re.findall(r"(?<![\w-])-{1,2}[a-zA-Z][a-z-]*", line.split("#", 1)[0]))
+        assert named <= option_names(command), (command, sorted(named - option_names(command)))
+
+
+def test_the_monitoring_guides_serve_options_are_serves() -> None:
+    guide = (Path(__file__).parents[1] / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(--[a-z-]+)(?: [A-Z:]+)?` \| ([^|]+) \|", guide, re.M)
+    params = {param.opts[0]: param for param in command_params("serve")}
+    assert {option for option, _ in rows} == set(params)
+    for option, default in rows:
+        param = params[option]
+        if param.required:
+            assert default.strip() == "(required)", option
+        elif isinstance(param.default, float):
+            assert default.strip() == f"`{param.default:g}`", option
+        elif not getattr(param, "is_flag", False) and isinstance(param.default, (int, str)):
+            assert default.strip() == f"`{param.default}`", option
+
+
 # --- simulate's fault flags come from Faults ----------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """The documentation's Python: every code block of the README and docs type-checks with mypy --strict,
-and the README's examples run against the simulator on 127.0.0.1, on every API version."""
+and the examples of the README and docs/embedding.md run against the simulator on 127.0.0.1, on
+every API version."""
 
 from __future__ import annotations
 
@@ -182,3 +183,51 @@ async def test_the_polling_example_runs(
 async def test_the_simulator_example_runs() -> None:
     namespace = run_block(readme_block("## The simulator"), "simulator")
     await namespace["test_every_job_survives_faults"]()
+
+
+# --- docs/embedding.md's examples, run -------------------------------------------------------------
+
+
+def embedding_blocks() -> list[str]:
+    text = (ROOT / "docs" / "embedding.md").read_text(encoding="utf-8")
+    return [match.group(1) for match in BLOCK.finditer(text)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_the_embedding_examples_run(version: str) -> None:
+    import httpx
+
+    backend, typed = embedding_blocks()
+    app = simulator_app(version)
+    simulator: Simulator = app.state.simulator
+    async with serve(app) as port:
+        source = adapt(
+            backend,
+            {
+                '"https://vb365-east.example.net:4443"': repr(f"http://127.0.0.1:{port}"),
+                'username="svc", password="..."': 'username="admin", password="admin"',
+            },
+        )
+        web = run_block(source, "embedding")["app"]
+        repository_of = run_block(typed, "embedding_typed")["repository_of"]
+        organization_id = simulator.organization_ids()[0]
+        async with web.router.lifespan_context(web):
+            transport = httpx.ASGITransport(app=web)
+            async with httpx.AsyncClient(transport=transport, base_url="http://backend") as http:
+                found = await http.get(f"/servers/east/organizations/{organization_id}/jobs")
+                assert found.status_code == 200
+                assert found.json()
+                served = {job["id"] for job in jobs_of(simulator, version)}
+                assert {job["id"] for job in found.json()} <= served
+                assert all(job["organization_id"] == organization_id for job in found.json())
+                assert (await http.get("/servers/west/organizations/x/jobs")).status_code == 404
+                unknown = await http.get("/servers/east/organizations/no-such-tenant/jobs")
+                assert unknown.status_code == 404
+                assert "no-such-tenant" in unknown.json()["error"]
+                assert (await http.get("/servers/east/organizations/a%5Cb/jobs")).status_code == 400
+            vbo = web.state.clients["east"]
+            jobs = await vbo.organization_jobs(organization_id)
+            assert [job.id for job in jobs] == [job["id"] for job in found.json()]
+            job = jobs[0]
+            repository = await repository_of(vbo, job)
+            assert repository.id == job.repository_id

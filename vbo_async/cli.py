@@ -1,5 +1,5 @@
 """The ``vbo-async`` command line: ``demo``, ``simulate``, ``jobs``, ``organizations``, ``poll``,
-``check``.
+``check`` and ``serve`` (a Prometheus exporter, with the ``exporter`` extra).
 
 Needs the ``cli`` extra (click and rich); ``demo`` and ``simulate`` also need the ``simulator``
 extra (``pip install 'vbo-async[demo]'`` installs both). The code lives in `vbo_async._cli`.
