@@ -224,6 +224,20 @@ def test_job_links_per_version(vbo: VBOClient, version: str) -> None:
         assert sessions.url == f"{BASE}/{version}/JobSessions?jobId={JOB_ID}"
 
 
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+def test_v6_plus_never_read_a_selected_mailboxes_link(vbo: VBOClient, version: str) -> None:
+    # Issue 10: from v2 on, a job's selection is ``selectedItems`` (another shape, reached through
+    # ``links.selected_items``); v6+ ``selected_mailboxes`` is None even if a server sends the v1 link.
+    wire = job_wire(version)
+    wire["_links"]["selectedMailboxes"] = {"href": f"/{version}/Jobs/{JOB_ID}/SelectedMailboxes"}
+    job = vbo.from_wire(wire, Job, api_version=version)
+    assert job.links.selected_mailboxes is None
+    assert job.links.selected_items is not None
+    (listed,) = vbo._fetcher.decoder.many([wire], Job, DIALECTS[version])
+    assert listed == job
+    assert listed.links.selected_mailboxes is None
+
+
 def test_jobsessions_is_built_from_the_id_whatever_the_server_says(vbo: VBOClient) -> None:
     for version in ("v7", "v8"):
         wire = job_wire(version)

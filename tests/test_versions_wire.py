@@ -346,6 +346,22 @@ async def test_v8_pages_are_followed_by_their_next_link() -> None:
     ]
 
 
+@pytest.mark.parametrize("shape", ["array", "page"])
+async def test_every_version_accepts_arrays_and_page_objects(
+    server: Server, version: str, shape: str
+) -> None:
+    # Issue 10: "arrays and page objects are both accepted", whatever the version: v6/v7 serve some
+    # lists as pages (usedRepositories, a v6 job's sessions) and v8 may answer a bare array.
+    wire = _job(version)
+    body: Any = [wire] if shape == "array" else {"offset": 0, "limit": 10000, "results": [wire], "_links": {}}
+    server.router.get(f"/{version}/Jobs").respond(json=body)
+    async with server.client() as vbo:
+        (job,) = await vbo.jobs()
+        assert job == vbo.from_wire(wire, Job)
+    assert job.id == JOB_ID
+    assert len(server.requests) == 1
+
+
 def _jobs_of(version: str, *owners: str) -> list[dict[str, Any]]:
     """One job wire per owner organization, numbered from 1."""
     jobs = []
