@@ -285,3 +285,21 @@ def test_every_accepted_key_is_documented() -> None:
         assert f"``{key}``" in docstring, key
         assert f"\n{key} = " in example, key
     assert "password =" not in example
+
+
+def test_the_api_version_defaults_to_auto_in_the_file_and_on_the_command_line(tmp_path: Path) -> None:
+    # Issue 10: ``--api-version`` (CLI) and ``api_version`` (targets.toml) default to ``auto``,
+    # which an older server (v6 only, say) needs: a default pinned to v8 would 404 there.
+    from vbo_async._cli._app import cli
+    from vbo_async._cli._connect import Connection
+
+    targets = read_targets(write(tmp_path, "[[servers]]\n" + GOOD))
+    assert isinstance(targets, TargetsFile)
+    (server,) = targets.servers
+    assert server.connection().api_version == "auto"
+    # Without --api-version (nor a /vN at the end of --server), a command's connection is auto.
+    built = Connection.build("https://vbo.example.com:4443", api_version=None, username="u", password_env="P")
+    assert built.api_version == "auto"
+    for name in ("jobs", "organizations"):
+        (option,) = [p for p in cli.commands[name].params if p.name == "api_version"]
+        assert option.default == "auto"

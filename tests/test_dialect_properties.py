@@ -550,3 +550,29 @@ def test_the_detailed_pass_decodes_what_the_fast_pass_refused(
     assert decoder.many([copy.deepcopy(session)], JobSession, dialect) == [expected_session]
     assert decoder.fallbacks == before + 2
     assert expected_job.links.jobsessions is not None or version == "v1"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_each_fallback_is_logged_at_debug_level_naming_the_model(
+    navigator: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, version: str
+) -> None:
+    # Issue 10: fallbacks are counted *and* logged at debug level, so a fast pass that refuses
+    # what servers send (at twice the cost) shows in a log, not only in a counter.
+    decoder = navigator.decoder
+    dialect = DIALECTS[version]
+    wire = job_wire("v8" if version == "v1" else version)
+
+    def refusing(cls: type[Any], dialect: Dialect) -> Callable[[Any, Any], Any]:
+        def structure(value: Any, type_: Any) -> Any:
+            raise ValueError("refused-by-the-fast-pass")
+
+        return structure
+
+    monkeypatch.setattr(decoder, "_hook", refusing)
+    with caplog.at_level("DEBUG", logger="vbo_async"):
+        decoder.one(copy.deepcopy(wire), Job, dialect)
+        decoder.one(copy.deepcopy(wire), Job, dialect)
+    logged = [r for r in caplog.records if "fast decoding pass refused" in r.getMessage()]
+    assert len(logged) == 2
+    assert all(r.levelname == "DEBUG" and r.name == "vbo_async" for r in logged)
+    assert all("Job" in r.getMessage() and "refused-by-the-fast-pass" in r.getMessage() for r in logged)

@@ -224,6 +224,20 @@ def test_job_links_per_version(vbo: VBOClient, version: str) -> None:
         assert sessions.url == f"{BASE}/{version}/JobSessions?jobId={JOB_ID}"
 
 
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+def test_v6_plus_never_read_a_selected_mailboxes_link(vbo: VBOClient, version: str) -> None:
+    # Issue 10: from v2 on, a job's selection is ``selectedItems`` (another shape, reached through
+    # ``links.selected_items``); v6+ ``selected_mailboxes`` is None even if a server sends the v1 link.
+    wire = job_wire(version)
+    wire["_links"]["selectedMailboxes"] = {"href": f"/{version}/Jobs/{JOB_ID}/SelectedMailboxes"}
+    job = vbo.from_wire(wire, Job, api_version=version)
+    assert job.links.selected_mailboxes is None
+    assert job.links.selected_items is not None
+    (listed,) = vbo._fetcher.decoder.many([wire], Job, DIALECTS[version])
+    assert listed == job
+    assert listed.links.selected_mailboxes is None
+
+
 def test_jobsessions_is_built_from_the_id_whatever_the_server_says(vbo: VBOClient) -> None:
     for version in ("v7", "v8"):
         wire = job_wire(version)
@@ -607,8 +621,7 @@ async def test_a_session_s_job_id_comes_from_the_request(
     job = vbo.from_wire(job_wire(version), Job)
     assert job.links.jobsessions is not None
     (listed,) = await job.links.jobsessions  # v7/v8 ?jobId=; v6 the job's own link, no query
-    if version != "v6":
-        assert listed.job_id == JOB_ID
+    assert listed.job_id == JOB_ID  # from the query, or from the job's own link's path (v6)
     # However the id was found, it survives a trip through the wire.
     assert vbo.from_wire(vbo.to_wire(session), JobSession) == session
     urls = [str(call.request.url) for call in router.calls if call.request.method == "GET"]
@@ -622,6 +635,45 @@ async def test_a_session_s_job_id_comes_from_the_request(
             f"{BASE}/{version}/JobSessions?jobId={JOB_ID}&limit=5",
             f"{BASE}/{version}/JobSessions?jobId={JOB_ID}&limit=10000",
         ]
+
+
+@pytest.mark.parametrize("link_version", ["v1", "v6"])
+async def test_sessions_listed_by_a_job_s_own_link_get_the_job_s_id(link_version: str) -> None:
+    # Issue 10: "JobSession.job_id is filled on every version (from the request or the session's
+    # job link where the wire has no jobId)". Through a v1/v6 job's own sessions link
+    # (/Jobs/{id}/JobSessions, which lists that one job's sessions) the request names the job,
+    # as ?jobId= does on v7/v8: a session sent without a ``job`` link still belongs to it.
+    router = respx.MockRouter(base_url=BASE, assert_all_called=False)
+    router.post(f"/{link_version}/Token").respond(json=token_body(1))
+    linkless = session_wire("v6")
+    linkless.pop("jobId", None)
+    del linkless["_links"]["job"]
+    page = {"offset": 0, "limit": 10000, "results": [linkless], "_links": {}}
+    router.get(f"/{link_version}/Jobs/{JOB_ID}/JobSessions").respond(json=page)
+    client = VBOClient(
+        BASE,
+        username="u",
+        password="p",
+        api_version=link_version,
+        verify=_UNUSED_TLS,
+        transport=httpx.MockTransport(router.async_handler),
+    )
+    async with client as vbo:
+        link = CollectionLink(f"/{link_version}/Jobs/{JOB_ID}/JobSessions", "jobsessions", None, JobSession)
+        (listed,) = await vbo.follow(link)
+        assert listed.job_id == JOB_ID
+        (called,) = await vbo.job_sessions(JOB_ID)
+        assert called == listed
+        # The id a request names is the job's, quoted or not, in any case of the path.
+        other = CollectionLink(f"/{link_version}/jobs/{JOB_ID.upper()}/jobsessions", "x", None, JobSession)
+        router.get(f"/{link_version}/jobs/{JOB_ID.upper()}/jobsessions").respond(json=page)
+        (upper,) = await vbo.follow(other)
+        assert upper.job_id == JOB_ID.upper()
+        # Another listing of sessions names no job: nothing is filled from its path.
+        router.get(f"/{link_version}/JobSessions").respond(json=page)
+        every = CollectionLink(f"/{link_version}/JobSessions", "x", None, JobSession)
+        (unowned,) = await vbo.follow(every)
+        assert unowned.job_id is None
 
 
 @pytest.mark.parametrize("detailed", [False, True], ids=["fast", "detailed"])

@@ -9,6 +9,7 @@ and are sent once even when answered 500; one `poll_jobs` sweep covers a v1 and 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -258,6 +259,27 @@ async def test_repository_and_proxy_links(vbo: VBOClient, simulator: Simulator, 
         assert proxy.throttling_unit is not None
         assert proxy.links.repositories is not None  # v6+: built from the id (/BackupRepositories?proxyId=)
         assert job.repository_id in {r.id for r in await proxy.links.repositories}
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+async def test_a_job_s_proxy_shares_the_repository_request_with_its_repository_link(version: str) -> None:
+    # Issue 10: v6+ ``job.links.proxy`` fetches the job's repository, shared with
+    # ``job.links.repository``: awaited together, the repository is asked for once.
+    simulator = make_simulator()
+    async with client(create_app(simulator=simulator), version) as vbo:
+        jobs = await vbo.jobs()
+        job = next(j for j in jobs if j.repository_id not in pooled_repositories(simulator))
+        simulator.reset_stats()
+        repository, proxy = await asyncio.gather(job.links.repository, job.links.proxy)
+    assert isinstance(repository, BackupRepository)
+    assert isinstance(proxy, Proxy)
+    assert repository.id == job.repository_id
+    assert proxy.id == simulator.repository_wire(repository.id, version=version)["proxyId"]
+    gets = {path: n for (method, path), n in simulator.stats.by_endpoint.items() if method == "GET"}
+    assert gets == {
+        f"/{version}/backuprepositories/{repository.id}": 1,
+        f"/{version}/proxies/{proxy.id}": 1,
+    }
 
 
 async def test_job_sessions_by_link_and_by_call(vbo: VBOClient, simulator: Simulator, mode: str) -> None:

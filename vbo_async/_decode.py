@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 import cattrs
@@ -29,7 +30,7 @@ from cattrs.errors import (
 )
 
 from ._convert import FastHooks, WireValueError, make_converter, wire_name
-from ._dialects import Dialect
+from ._dialects import Dialect, Route
 from ._exceptions import ConfigError, DecodeError
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
@@ -38,6 +39,7 @@ __all__ = ["Decoder", "parse_json"]
 
 T = TypeVar("T")
 log = logging.getLogger("vbo_async")
+_VERSION_SEGMENT = re.compile(r"[vV][0-9]+")
 
 Refused = Callable[[Any, DecodeError], None]
 """Told about an item of an array that could not be decoded (the parsed item, the error)."""
@@ -247,15 +249,24 @@ class Decoder:
 
 def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str | None) -> list[T]:
     """``items`` with the fields ``dialect.query_context`` names filled from ``url``'s query
-    (parameter names matched case-insensitively) where an item has ``None``."""
+    (parameter names matched case-insensitively), and those ``dialect.path_context`` names from
+    its path, where an item has ``None``."""
     fields = dialect.query_context.get(cls)
-    if not fields or not items or url is None:
+    routes = dialect.path_context.get(cls)
+    if not (fields or routes) or not items or url is None:
         return items
     try:
-        query = {key.lower(): value for key, value in parse_qsl(urlsplit(url).query)}
+        parts = urlsplit(url)
     except ValueError:
         return items
-    values = {name: query[param.lower()] for name, param in fields.items() if query.get(param.lower())}
+    values: dict[str, str] = {}
+    if fields:
+        query = {key.lower(): value for key, value in parse_qsl(parts.query)}
+        values = {name: query[param.lower()] for name, param in fields.items() if query.get(param.lower())}
+    for name, route in (routes or {}).items():
+        found = _path_value(parts.path, route)
+        if found and name not in values:
+            values[name] = found
     if not values:
         return items
     filled = []
@@ -263,6 +274,23 @@ def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str
         missing = {name: value for name, value in values.items() if getattr(item, name) is None}
         filled.append(attrs.evolve(item, **missing) if missing else item)  # type: ignore[misc]
     return filled
+
+
+def _path_value(path: str, route: Route) -> str | None:
+    """The value of ``route``'s one placeholder when ``path`` ends with the route's path right
+    after a version segment (``/v6/Jobs/{job}/JobSessions``; literal segments ignoring case), the
+    segment unquoted; else None."""
+    template = route.path.split("/")
+    segments = path.split("/")
+    if len(segments) < len(template) + 1 or not _VERSION_SEGMENT.fullmatch(segments[-len(template) - 1]):
+        return None
+    value = None
+    for pattern, segment in zip(template, segments[-len(template) :], strict=True):
+        if pattern.startswith("{") and pattern.endswith("}"):
+            value = unquote(segment)
+        elif pattern.lower() != segment.lower():
+            return None
+    return value
 
 
 class _no_gc:

@@ -131,6 +131,10 @@ class Dialect:
     names: WireNames = attrs.field(factory=dict)
     derived: tuple[Derivation, ...] = ()
     query_context: Mapping[type, Mapping[str, str]] = attrs.field(factory=dict)
+    path_context: Mapping[type, Mapping[str, Route]] = attrs.field(factory=dict)
+    """Per model, fields filled from the path of the request that listed the items when it is
+    the route's (below the version segment, ignoring case): the route's one placeholder, its
+    segment unquoted (a session listed by a v1/v6 job's ``Jobs/{id}/JobSessions`` is that job's)."""
     off_wire: Mapping[type, frozenset[str]] = attrs.field(factory=dict)
     """Per model, fields this version's wire does not have that are read, and written by
     ``to_wire``, under a later version's name all the same, because their value may come from

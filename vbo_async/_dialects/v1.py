@@ -48,6 +48,8 @@ V1 = Dialect(
         IdFromLink(m.Job, "repository_id", "repository"),
         IdFromLink(m.JobSession, "job_id", "job"),
     ),
+    # A job's own sessions link names the job the sessions it lists belong to.
+    path_context={m.JobSession: {"job_id": Route("Jobs/{job}/JobSessions")}},
     # A followed link to one organization or proxy asks what these routes ask (v7+ extendedView).
     link_routes={m.Organization: "organization", m.Proxy: "proxy"},
 )
