@@ -341,7 +341,8 @@ async def server_targets(
                 failures.append(error_row(target.label, str(exc), organization=wanted))
             except DecodeError as exc:
                 failures.append(error_row(target.label, exc, organization=wanted))
-    usable, unusable = split_pollable({organization.id: organization for organization in chosen}.values())
+    # Each tenant once, its id compared ignoring case (as the exporter and `poll_jobs` compare ids).
+    usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
     failures += [error_row(target.label, NO_ID, organization=_label(o)) for o in unusable]
     targets = [
         PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o) for o in usable
