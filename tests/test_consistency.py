@@ -17,7 +17,7 @@ from vbo_async._cli._metrics import PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import serve
+from .conftest import as_asgi, serve
 from .test_check import first_line, perf_values
 from .test_cli import expected_rows, judge_at, run_in_thread, server_table, write_targets
 from .test_exporter import samples
@@ -188,8 +188,6 @@ async def test_failures_agree(
     case: str,
     organizations: int,
 ) -> None:
-    from .conftest import as_asgi
-
     judge_at(monkeypatch, EPOCH)
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     sim = Simulator(
@@ -254,3 +252,48 @@ async def test_failures_agree(
         judged = {s.labels["organization_id"] for s in samples(body, PREFIX + "job_health")}
         assert judged <= {org for org, value in up.items() if value == 1}
         assert kinds.get("organization", 0) == errors
+
+
+@pytest.mark.parametrize("case", ["dup_org", "dup_org_case"])
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_an_organization_listed_twice_is_found_by_name_on_every_surface(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    version: str,
+    case: str,
+) -> None:
+    """A listing that repeats an organization (offset pages shifting under a change; its id
+    in another case): asked for by name, every surface finds that one tenant, as ``check --org``
+    does, instead of calling the name ambiguous between an organization and itself."""
+    judge_at(monkeypatch, EPOCH)
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = Simulator(
+        SimulatorConfig(
+            seed=43, epoch=EPOCH, organizations=3, jobs_per_organization=(1, 4), api_versions=(version,)
+        )
+    )
+    first = sim.organization_ids()[0]
+    rows = expected_rows(sim, [first], version=version)
+    (name,) = {row["organization"] for row in rows.values()}
+    async with serve(as_asgi(hostile(sim, case, ""))) as port:
+        url = f"http://127.0.0.1:{port}"
+        targets = write_targets(tmp_path / "t.toml", server_table("s", url, "VBO_PASSWORD"))
+        checked = await run_in_thread(capsys, "check", "--targets", str(targets), "--org", name)
+        assert perf_values(first_line(checked.out)["perf"])["jobs"] == len(rows), checked.out
+        named = server_table("s", url, "VBO_PASSWORD", organizations=json.dumps([name]))
+        polled = await run_in_thread(
+            capsys, "poll", "--targets", str(write_targets(targets, named)), "--json"
+        )
+        assert polled.code == 0, polled
+        assert sorted(row["job_id"] for row in json.loads(polled.out)) == sorted(rows)
+        argv = ["jobs", "--server", url, "--username", "admin", "--password-env", "VBO_PASSWORD"]
+        listed = await run_in_thread(capsys, *argv, "--org", name, "--json")
+        assert listed.code == 0, listed
+        assert sorted(row["job_id"] for row in json.loads(listed.out)) == sorted(rows)
+        async with VBOClient(url, username="admin", password="admin") as client:
+            exporter = Exporter([ServerSpec(name="s", client=client, organizations=(name,))], interval=60.0)
+            await exporter.sweep()
+            body = exporter.body(gzip=False)
+            assert exporter.errors["s"]["organization"] == 0
+        assert {s.labels["job_id"] for s in samples(body, PREFIX + "job_health")} == set(rows)

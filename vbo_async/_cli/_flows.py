@@ -81,7 +81,8 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
     for organization in organizations:
         if organization.id.casefold() == key:
             return organization
-    named = [o for o in organizations if (o.name or "").casefold() == key]
+    # An organization the listing repeats (pages shifting, its id in another case) is one.
+    named = list({o.id.lower(): o for o in organizations if (o.name or "").casefold() == key}.values())
     if len(named) == 1:
         return named[0]
     if named:
