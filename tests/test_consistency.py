@@ -13,6 +13,7 @@ import pytest
 import vbo_async._sending
 from vbo_async import HealthPolicy, PollTarget, VBOClient, poll_jobs
 from vbo_async._cli._exporter import Exporter
+from vbo_async._cli._flows import NO_ID
 from vbo_async._cli._metrics import PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
@@ -297,3 +298,27 @@ async def test_an_organization_listed_twice_is_found_by_name_on_every_surface(
             body = exporter.body(gzip=False)
             assert exporter.errors["s"]["organization"] == 0
         assert {s.labels["job_id"] for s in samples(body, PREFIX + "job_health")} == set(rows)
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_jobs_of_an_organization_listed_without_an_id_is_what_poll_and_check_say(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version: str
+) -> None:
+    """``jobs --org NAME`` of a tenant the server lists with an empty id fails as that tenant's
+    row of poll and line of check do (the server's doing: exit 1), not as a usage error about
+    `PollTarget`."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = Simulator(SimulatorConfig(seed=43, epoch=EPOCH, organizations=3, api_versions=(version,)))
+    (name,) = {
+        row["organization"]
+        for row in expected_rows(sim, [sim.organization_ids()[0]], version=version).values()
+    }
+    async with serve(as_asgi(hostile(sim, "blank_org", ""))) as port:
+        url = f"http://127.0.0.1:{port}"
+        targets = write_targets(tmp_path / "t.toml", server_table("s", url, "VBO_PASSWORD"))
+        checked = await run_in_thread(capsys, "check", "--targets", str(targets), "--org", name)
+        assert f"UNKNOWN: s/{name}: {NO_ID}" in checked.out.splitlines()
+        argv = ["jobs", "--server", url, "--username", "admin", "--password-env", "VBO_PASSWORD"]
+        listed = await run_in_thread(capsys, *argv, "--org", name, "--json")
+    assert listed.code == 1
+    assert listed.err == f"vbo-async: error: {name}: {NO_ID}\n"

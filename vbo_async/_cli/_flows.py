@@ -173,6 +173,8 @@ async def jobs(connection: Connection, wanted: str, *, policy: HealthPolicy | No
     password = read_password(connection.password_env, f"Password for {connection.username}: ")
     async with connection.client(password) as vbo:
         organization = await _find_organization(vbo, wanted, server=connection.name)
+        if not split_pollable([organization])[0]:  # as poll's row and check's line of it say
+            raise CLIError(f"{_label(organization)}: {NO_ID}", outcome=Outcome.UNREADABLE)
         target = PollTarget(
             client=vbo, organization_id=organization.id, name=_label(organization), organization=organization
         )
