@@ -100,6 +100,23 @@ async def test_every_surface_agrees(
         }, checked.out
         code = 2 if "CRITICAL" in states else 1 if "WARNING" in states else 3 if "UNKNOWN" in states else 0
         assert checked.code == code
+        findings = sorted(
+            f"{row['health']}: s/{row['organization']}/{row['job']}: {row['health_reason']}"
+            for row in rows
+            if row["health"] != "OK"
+        )
+        assert sorted(checked.out.splitlines()[1:]) == findings
+        org = rows[0]["organization_id"]
+        argv = ["jobs", "--server", url, "--username", "admin", "--password-env", "VBO_PASSWORD"]
+        listed = await run_in_thread(capsys, *argv, "--org", org, "--json")
+        assert listed.code == 0, listed
+        assert {
+            r["job_id"]: (r["health"], r["health_reason"], r["last_status"]) for r in json.loads(listed.out)
+        } == {
+            r["job_id"]: (r["health"], r["health_reason"], r["last_status"])
+            for r in rows
+            if r["organization_id"] == org
+        }
         async with VBOClient(url, username="admin", password="admin") as client:
             exporter = Exporter([ServerSpec(name="s", client=client)], interval=60.0)
             await exporter.sweep()
