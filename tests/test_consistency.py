@@ -18,7 +18,7 @@ from vbo_async._cli._metrics import PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import as_asgi, serve
+from .conftest import as_asgi, closed_port, serve
 from .test_check import first_line, perf_values
 from .test_cli import expected_rows, judge_at, run_in_thread, server_table, write_targets
 from .test_exporter import samples
@@ -339,3 +339,29 @@ async def test_jobs_of_an_organization_listed_without_an_id_is_what_poll_and_che
         listed = await run_in_thread(capsys, *argv, "--org", name, "--json")
     assert listed.code == 1
     assert listed.err == f"vbo-async: error: {name}: {NO_ID}\n"
+
+
+@pytest.mark.usefixtures("no_backoff")
+async def test_a_server_that_is_down_is_down_on_every_surface(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server nothing answers on: check's UNKNOWN (servers_down), poll's server row, serve's up 0."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = f"http://127.0.0.1:{closed_port()}"
+    targets = write_targets(tmp_path / "t.toml", server_table("s", url, "VBO_PASSWORD"))
+    checked = await run_in_thread(capsys, "check", "--targets", str(targets))
+    assert checked.code == 3
+    perf = perf_values(first_line(checked.out)["perf"])
+    assert (perf["jobs"], perf["servers_down"], perf["tenants_unreadable"]) == (0, 1, 0)
+    polled = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+    assert polled.code == 1
+    ((row),) = json.loads(polled.out)
+    assert (row["server"], row["organization"], row["job"]) == ("s", None, None)
+    assert row["error"]
+    async with VBOClient(url, username="admin", password="admin") as client:
+        exporter = Exporter([ServerSpec(name="s", client=client)], interval=60.0)
+        await exporter.sweep()
+        body = exporter.body(gzip=False)
+        assert exporter.errors["s"]["server"] == 1
+    assert [s.value for s in samples(body, PREFIX + "up")] == [0.0]
+    assert not samples(body, PREFIX + "organization_up")
