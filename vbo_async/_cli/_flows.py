@@ -81,7 +81,8 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
     for organization in organizations:
         if organization.id.casefold() == key:
             return organization
-    named = [o for o in organizations if (o.name or "").casefold() == key]
+    # An organization the listing repeats (pages shifting, its id in another case) is one.
+    named = list({o.id.lower(): o for o in organizations if (o.name or "").casefold() == key}.values())
     if len(named) == 1:
         return named[0]
     if named:
@@ -172,6 +173,8 @@ async def jobs(connection: Connection, wanted: str, *, policy: HealthPolicy | No
     password = read_password(connection.password_env, f"Password for {connection.username}: ")
     async with connection.client(password) as vbo:
         organization = await _find_organization(vbo, wanted, server=connection.name)
+        if not split_pollable([organization])[0]:  # as poll's row and check's line of it say
+            raise CLIError(f"{_label(organization)}: {NO_ID}", outcome=Outcome.UNREADABLE)
         target = PollTarget(
             client=vbo, organization_id=organization.id, name=_label(organization), organization=organization
         )
@@ -341,7 +344,8 @@ async def server_targets(
                 failures.append(error_row(target.label, str(exc), organization=wanted))
             except DecodeError as exc:
                 failures.append(error_row(target.label, exc, organization=wanted))
-    usable, unusable = split_pollable({organization.id: organization for organization in chosen}.values())
+    # Each tenant once, its id compared ignoring case (as the exporter and `poll_jobs` compare ids).
+    usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
     failures += [error_row(target.label, NO_ID, organization=_label(o)) for o in unusable]
     targets = [
         PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o) for o in usable
