@@ -80,12 +80,16 @@ def wire_body(version: str, count: int, *, distinct: bool = False) -> bytes:
     """What the server answers when asked for one organization's ``count`` jobs: v1's bare JSON
     array (``GET /v1/Organizations/{id}/Jobs``), or v8's page object ``{offset, limit, results,
     _links}`` (``GET /v8/Jobs?organizationId={id}&limit=10000``, one page holding them all, so
-    without a ``next`` link). ``distinct`` gives every job its own backup window."""
+    without a ``next`` link, every job's ``organizationId`` that one: the client leaves out a job
+    naming another). ``distinct`` gives every job its own backup window."""
     jobs = wire_jobs(count, version=version)
     if distinct:
         jobs = distinct_windows(jobs, version=version)
     if version == "v1":
         return orjson.dumps(jobs)
+    for job in jobs:  # v8 filters by organizationId: a server answers that tenant's jobs alone
+        if "organizationId" in job:
+            job["organizationId"] = ORGANIZATION
     query = f"organizationId={ORGANIZATION}&offset=0&limit=10000"
     page = {
         "offset": 0,
