@@ -410,7 +410,8 @@ async def test_a_tenant_listed_without_an_id_or_undecodable_is_counted_alone(
     """A server listing an organization with an empty or blank id, or one that cannot be
     decoded (a name that is an object): that tenant is an ``organization`` error, the server
     stays up with its other tenants' series (an undecodable one used to be a ``server`` error,
-    every tenant of the server without series)."""
+    every tenant of the server without series). The undecodable one, whose id is known, is
+    ``organization_up`` 0 under its id, so an alert on that series sees it."""
     server = servers[version]
     organizations = await server.client.organizations()
 
@@ -425,11 +426,15 @@ async def test_a_tenant_listed_without_an_id_or_undecodable_is_counted_alone(
     assert value(body, PREFIX + "up", server=version) == 1
     assert exporter.errors[version]["organization"] == 1
     assert exporter.errors[version]["server"] == 0
-    assert {s.labels["organization_id"] for s in samples(body, PREFIX + "organization_up")} == {
-        organization.id for organization in organizations[1:]
+    up = {s.labels["organization_id"]: s.value for s in samples(body, PREFIX + "organization_up")}
+    spoilt_id = organizations[0].id
+    assert up == {
+        **({spoilt_id.lower(): 0.0} if field == "name" else {}),
+        **{organization.id: 1.0 for organization in organizations[1:]},
     }
     for organization in organizations[1:]:
         assert samples(body, PREFIX + "job_enabled", organization_id=organization.id)
+    assert not samples(body, PREFIX + "job_enabled", organization_id=spoilt_id.lower())
 
 
 async def test_a_server_over_its_budget_is_down_and_the_others_are_not(servers: dict[str, Server]) -> None:

@@ -203,13 +203,14 @@ class _Reader:
     ) -> list[Organization]:
         """The tenants to sweep, each once; a configured one the server does not list, one it
         lists without an id, or one the listing could not decode (``undecoded``, by id) is an
-        ``organization`` error (and logged): its neighbours are still swept."""
+        ``organization`` error (and logged): its neighbours are still swept. One that could not
+        be decoded but whose id could be read is also ``organization_up`` 0 (named by its id),
+        as a tenant whose jobs could not be read is."""
         wanted = self.spec.organizations
         if wanted == "all":
             chosen = list(organizations)
             for key, error in undecoded.items():
-                self.fail("organization")
-                log.warning("%s: %s: %s", self.spec.name, key or UNREADABLE, error)
+                self._undecodable(key, key or UNREADABLE, error)
         else:
             chosen = []
             for entry in wanted:
@@ -219,13 +220,20 @@ class _Reader:
                     self.fail("organization")
                     log.warning("%s", exc)
                 except DecodeError as exc:
-                    self.fail("organization")
-                    log.warning("%s: %s: %s", self.spec.name, entry, exc)
+                    self._undecodable(entry.strip().lower(), entry, exc)
         usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
         for organization in unusable:
             self.fail("organization")
             log.warning("%s: %s: %r", self.spec.name, NO_ID, organization.name)
         return usable
+
+    def _undecodable(self, key: str, named: str, error: DecodeError) -> None:
+        """A listed organization that could not be decoded (``key``: its lower-cased id, "" when
+        unreadable; ``named``: as the log names it)."""
+        self.fail("organization")
+        log.warning("%s: %s: %s", self.spec.name, named, error)
+        if key:
+            self.add("organization_up", (_text(key), _text(key)), 0.0)
 
     async def _jobs(self, organizations: list[Organization], listed: int) -> None:
         """Poll the chosen ``organizations`` of a server listing ``listed`` of them."""
