@@ -1055,6 +1055,39 @@ async def test_a_carried_organization_the_server_does_not_know_is_a_not_found_er
         assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
 
 
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_organization_counts_vouch_for_carried_organizations(version: str) -> None:
+    """A caller that gives the server's organization count listed the organizations it carries
+    (the CLI and the exporter, just before the sweep): a tenant of theirs without jobs is then
+    not asked for by id, which would cost a request per jobless tenant on every sweep; without
+    the count, each is (an organization the server no longer knows is its NotFoundError)."""
+    simulator = Simulator(
+        SimulatorConfig(
+            seed=3, organizations=2 * BATCH_MIN_TENANTS, jobs_per_organization=(0, 2), epoch=EPOCH
+        )
+    )
+    async with client(create_app(simulator=simulator), version) as vbo:
+        organizations = await vbo.organizations()
+        targets = [PollTarget(client=vbo, organization_id=o.id, organization=o) for o in organizations]
+        jobless = [o.id for o in organizations if not expected_jobs(simulator, o.id)]
+        assert jobless, "the data must hold tenants without jobs"
+        by_id: list[int] = []
+        for counts in ({vbo: len(organizations)}, None):
+            simulator.stats.by_endpoint.clear()
+            results = await sweep(targets, organization_counts=counts)
+            by_id.append(
+                sum(
+                    n
+                    for (_, path), n in simulator.stats.by_endpoint.items()
+                    if path.count("/") == 3 and "/organizations/" in path
+                )
+            )
+            for org in simulator.organization_ids():
+                assert results[org].error is None, results[org].error
+                assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
+    assert by_id == [0, len(jobless)]
+
+
 async def test_duplicate_targets_count_once_toward_a_batch() -> None:
     """The default batches a server for `BATCH_MIN_TENANTS` distinct tenants: one tenant named
     that many times (a target list built from several sources) is still polled on its own,

@@ -59,7 +59,8 @@ def poll_jobs(
       (the listing also tells an unknown id) unless every target carries its `Organization`;
       then their count is taken from ``organization_counts``, and without it there the server
       is batched without the share rule (and a tenant of theirs without jobs costs a
-      ``GET /Organizations/{id}``, which tells an organization the server does not know).
+      ``GET /Organizations/{id}``, which tells an organization the server does not know; with
+      it, the caller's listing vouches for them).
       ``True`` always, ``False`` never. The results are the same either way, isolation
       included: a job that cannot be decoded fails only its tenant, an unknown organization id
       is that tenant's `NotFoundError`, a server listing a job that names no organization is

@@ -11,7 +11,8 @@ read; on v1, which cannot list them, each job is judged as ``job_health`` judges
 per job, after the jobs are listed). Isolation is kept: a job that cannot be decoded fails only
 the tenant it names, and an organization the server does not list is that tenant's
 `NotFoundError` (targets carrying their `Organization` spare the listing: a tenant of theirs
-without jobs is asked for by id, ``GET /Organizations/{id}``); a server listing a job that names
+without jobs is asked for by id, ``GET /Organizations/{id}``, unless the caller gave the server's
+organization count, having listed them); a server listing a job that names
 no organization (none, or none readable) is swept tenant by tenant, each tenant's own listing
 telling whose the job is.
 
@@ -181,7 +182,9 @@ async def _batch(batch: Batch, context: Context) -> None:
     try:
         if len(carried) == len(batch.targets):
             listed = carried
-            vouched = False
+            # A caller giving the server's organization count listed them to choose its targets
+            # (the CLI and the exporter do, just before the sweep): their listing vouches.
+            vouched = batch.organizations is not None
             if batch.chosen and not _covers_enough(_tenants(batch.targets), batch.organizations):
                 await _one_by_one(batch, listed, started, context)
                 return
