@@ -72,6 +72,8 @@ INVALID: list[tuple[str, Any]] = [
     ("timeout", NAN),
     ("timeout", INF),
     ("timeout", True),
+    # An int too large for a float: a ConfigError, not the OverflowError of converting it.
+    *[(name, 10**400) for name in [*NUMBERS, "timeout"]],
     ("statuses", "500"),
     ("statuses", b"500"),
     ("statuses", None),

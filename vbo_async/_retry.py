@@ -56,8 +56,13 @@ are not delays."""
 def _number(name: str, value: Any, *, minimum: float, inclusive: bool = True) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"RetryPolicy.{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ConfigError(f"RetryPolicy.{name} must be a finite number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        finite = False
+    if not finite:
+        shown = repr(value) if isinstance(value, float) else "an int too large for a float"
+        raise ConfigError(f"RetryPolicy.{name} must be a finite number, got {shown}")
     if value < minimum or (not inclusive and value == minimum):
         relation = ">=" if inclusive else ">"
         raise ConfigError(f"RetryPolicy.{name} must be {relation} {minimum:g}, got {value!r}")
