@@ -194,6 +194,12 @@ class VBOClient:
             # needs a token: the version is found first, as for any first call.
             self._tokens.find_endpoint = self.dialect
 
+    def _retry_until(self, deadline: float | None) -> None:
+        """For a command with a time limit: no wait before a retry ends after ``deadline`` (a
+        `time.monotonic` time; None: none), so a request first tried late in the run reports
+        its last answer at once instead of being cut short by the deadline mid-wait."""
+        self._sender.give_up_at = deadline
+
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"
         where = self.api_root or f"{self._root.base_url} (API version not known yet)"

@@ -169,6 +169,10 @@ class Sender:
         """The waits before retries under way (closing cuts them short)."""
         self.requests_sent = 0
         """Attempts put on the wire so far (retries, replays and token requests included)."""
+        self.give_up_at: float | None = None
+        """A `time.monotonic` time no wait before a retry may end after (a command's time limit,
+        which the policy's ``timeout``, counted from each request's first try, cannot express):
+        past it the last answer or error is the result, at once. None: the policy alone decides."""
 
     @property
     def closed(self) -> bool:
@@ -299,6 +303,8 @@ class Sender:
         if not may_retry(
             self._retry, attempts_made=attempt, elapsed=elapsed, next_wait=wait, retry_after=retry_after
         ):
+            return None
+        if self.give_up_at is not None and not now + wait <= self.give_up_at:
             return None
         return wait
 
