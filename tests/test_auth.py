@@ -1011,6 +1011,36 @@ async def test_429_on_the_token_endpoint_is_waited_out(
     assert len(fake.api_requests) == 1
 
 
+async def test_a_token_wait_longer_than_the_requests_timeout_is_not_cut_short(
+    fake: FakeVBO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token endpoint's ``Retry-After`` outlasting the request's own ``timeout`` (a per-minute
+    throttle's 60 s against the default 30 s): the request waits for its token, and the token
+    endpoint is not asked again before that wait is over. The request's attempt timing out used
+    to cancel the wait and retry at once, straight back into the throttle."""
+    from vbo_async._sending import Sender
+
+    serve_jobs(fake)
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "60"})]
+    waits: list[float] = []
+    over = asyncio.Event()
+
+    async def pause(self: Any, seconds: float) -> None:
+        waits.append(seconds)
+        await over.wait()
+
+    monkeypatch.setattr(Sender, "_pause", pause)
+    async with client_for(fake, timeout=0.05) as vbo:
+        listing = asyncio.create_task(vbo.jobs())
+        await asyncio.sleep(0.5)  # ten times the request's timeout: the wait is still under way
+        assert len(fake.token_requests) == 1
+        assert waits == [60.0]
+        over.set()
+        (job,) = await listing
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 2
+
+
 async def test_429_on_the_token_endpoint_is_not_bad_credentials(fake: FakeVBO, sleeps: list[float]) -> None:
     serve_jobs(fake)
     fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "2"})] * 10

@@ -362,8 +362,8 @@ class Sender:
                 first_try.append(time.monotonic())
             failure: tuple[VBOError, BaseException | None] | None = None
             try:
-                async with asyncio.timeout(self._timeout):
-                    answer = await self._exchange(call)
+                async with asyncio.timeout(self._timeout) as limit:
+                    answer = await self._exchange(call, limit)
             except Exception as exc:
                 failure = self._failure(exc, method, url)
                 if failure is None:
@@ -415,9 +415,12 @@ class Sender:
             return exc
         return _scrubbed_copy(exc, self._scrub)
 
-    async def _exchange(self, call: _Call) -> Answer:
-        """One attempt: the request, and its replays after a 401 with a renewed token."""
-        token = await self._token(None) if call.authenticated else None
+    async def _exchange(self, call: _Call, limit: asyncio.Timeout) -> Answer:
+        """One attempt: the request, and its replays after a 401 with a renewed token. Getting
+        a token does not count against the attempt's ``limit``: its own requests have theirs, and
+        their retries wait out the token endpoint's ``Retry-After`` (cutting that wait short
+        would cancel it and send the next attempt's grant at once, into the throttle)."""
+        token = await self._token_within(limit, None) if call.authenticated else None
         renewals = 0
         lean = self._lean_get if _is_plain_get(call) else None
         response: httpx.Response | Reply
@@ -438,13 +441,27 @@ class Sender:
             if log.isEnabledFor(logging.DEBUG):
                 shown = self._scrub(call.url)
                 log.debug("401 from %s %s; renewing the token and replaying", call.method, shown)
-            token = await self._token(token)
+            token = await self._token_within(limit, token)
             renewals += 1
         try:
             body = await self._read(response, call.method, call.url)
         finally:
             await response.aclose()
         return Answer(response.status_code, response, body)
+
+    async def _token_within(self, limit: asyncio.Timeout, stale: Token | None) -> Token:
+        """`_token`, with ``limit`` stopped meanwhile: the attempt's time on the wire keeps its bound."""
+        deadline = limit.when()
+        if deadline is None or limit.expired():  # expired: cancelled at the next await anyway
+            return await self._token(stale)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        limit.reschedule(None)
+        try:
+            return await self._token(stale)
+        finally:
+            if not limit.expired():
+                limit.reschedule(deadline + (loop.time() - began))
 
     async def _token(self, stale: Token | None) -> Token:
         tokens = self.tokens
