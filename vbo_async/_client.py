@@ -79,7 +79,8 @@ class VBOClient:
     the first request at no extra cost on a v8 server) or one of those versions. ``verify`` is
     True (system CAs), a path to a CA bundle, an `ssl.SSLContext`, or False to turn verification
     off (logged as a warning). ``max_concurrency`` (10) bounds requests in flight on this client
-    whatever the transport; ``timeout`` (30 s; None: no limit) bounds each attempt as a whole.
+    whatever the transport; ``timeout`` (30 s; None: no limit) bounds each attempt as a whole
+    (getting a token aside: the token requests have their own).
     ``retry`` is the `RetryPolicy` of idempotent requests (``RetryPolicy()`` when None); job
     actions are never retried. ``max_response_bytes`` (64 MiB, decoded), ``max_page_items``
     (50,000), ``max_pages`` (10,000 per listing) and ``max_listing_items`` (1,000,000 per listing,

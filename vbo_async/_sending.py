@@ -1,7 +1,8 @@
 """Sending one request, the only place that touches the network.
 
 `Sender.send` checks the client's state and that the URL lies below the API root, takes a slot
-(``max_concurrency``), bounds each attempt as a whole with ``timeout``, attaches the bearer token
+(``max_concurrency``), bounds each attempt as a whole with ``timeout`` (getting a token aside:
+its requests have their own), attaches the bearer token
 and, on a 401, renews it and replays (at most `MAX_RENEWALS` times, the 401's body never read),
 reads the body raw and decodes it with an output bound (`BodyDecoder`: ``max_response_bytes``
 counts decoded bytes, whatever the ``Content-Encoding``), and maps every failure into the
