@@ -1129,6 +1129,35 @@ async def test_a_refused_token_whose_renewal_was_throttled_is_not_sent_again(
     assert fake.grants() == ["password", "refresh_token", "refresh_token"]
 
 
+@pytest.mark.parametrize("retry_after", ["0", "-5", "Mon, 03 Apr 2017 10:00:00 GMT"])
+async def test_a_token_endpoint_throttled_with_a_retry_after_of_now_rests_a_minute(
+    fake: FakeVBO, sleeps: list[float], retry_after: str
+) -> None:
+    """429s whose ``Retry-After`` names no wait (0, negative, or a date already past: a server
+    clock behind the client's), until the retries are spent, are repeated 429s as much as those
+    naming none: the token endpoint rests `THROTTLE_REST` seconds. Each later call of a sweep
+    sent another round of grants into the throttle."""
+    serve_jobs(fake)
+    fake.token_script = [
+        json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": retry_after})
+    ] * 8
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(RateLimitedError):
+            await vbo.jobs()
+        assert len(fake.token_requests) == 4  # RetryPolicy.attempts
+        now[0] += THROTTLE_REST - 1
+        with pytest.raises(RateLimitedError, match="not asked again"):
+            await vbo.jobs()
+        assert len(fake.token_requests) == 4
+        now[0] += 1
+        fake.token_script.clear()
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 5
+
+
 async def test_a_token_endpoint_throttled_without_retry_after_rests_a_minute(
     fake: FakeVBO, sleeps: list[float]
 ) -> None:

@@ -177,7 +177,8 @@ THROTTLE_REST = 60.0
 """Seconds the token endpoint is not asked again after 429s that named no ``Retry-After`` (the
 retries spent on them): VB365 counts token requests per minute too (5 a minute by default on v6,
 ``vb365-v6-v8.md`` §3.4), and that reference's rule is to wait at least a minute after repeated
-429s. A 429 that names its wait is rested for that long instead, up to `MAX_THROTTLE_REST`."""
+429s (also when they name a wait of 0, or a date already past). A 429 that names its wait is
+rested for that long instead, up to `MAX_THROTTLE_REST`."""
 
 MAX_THROTTLE_REST = 3600.0
 """The longest the token endpoint is rested for a ``Retry-After`` (429, or a 5xx naming one):
@@ -568,7 +569,8 @@ class TokenManager:
             # A 429, or a 5xx naming its wait (maintenance) given up because it is longer than the
             # policy allows: each call of a sweep would send one more grant before it is over.
             rest = exc.retry_after
-            if rest is None and isinstance(exc, RateLimitedError):
+            if isinstance(exc, RateLimitedError) and not (rest is not None and rest > 0):
+                # Repeated 429s naming no wait, or one of now (0, or a date past on this clock).
                 rest = THROTTLE_REST
             if rest is not None and rest > 0:
                 now = self._clock()
