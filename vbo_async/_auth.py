@@ -356,12 +356,22 @@ class TokenManager:
         still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`)."""
         if self._endpoint is None and self.find_endpoint is not None:
             await self.find_endpoint()  # outside the lock: the discovery's probes take it
+        token = self.ready()
+        if token is not None:
+            return token
+        token = self._token
+        return await self._renewed(token, refused=token is not None and token is self._refused)
+
+    def ready(self) -> Token | None:
+        """The token `current` returns at once, without asking the server; None when it would ask."""
+        if self._endpoint is None and self.find_endpoint is not None:
+            return None
         token = self._token
         if token is not None and token is not self._refused:
             now = self._clock()
             if now < token.refresh_at or now < min(self._renew_at, token.expires_at):
                 return token
-        return await self._renewed(token, refused=token is not None and token is self._refused)
+        return None
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any

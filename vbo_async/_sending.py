@@ -452,6 +452,10 @@ class Sender:
 
     async def _token_within(self, limit: asyncio.Timeout, stale: Token | None) -> Token:
         """`_token`, with ``limit`` stopped meanwhile: the attempt's time on the wire keeps its bound."""
+        tokens = self.tokens
+        token = tokens.ready() if stale is None and tokens is not None else None
+        if token is not None:  # nearly every request: no wait, nothing to stop
+            return token
         deadline = limit.when()
         if deadline is None or limit.expired():  # expired: cancelled at the next await anyway
             return await self._token(stale)
