@@ -1011,6 +1011,36 @@ async def test_429_on_the_token_endpoint_is_waited_out(
     assert len(fake.api_requests) == 1
 
 
+async def test_a_token_wait_longer_than_the_requests_timeout_is_not_cut_short(
+    fake: FakeVBO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token endpoint's ``Retry-After`` outlasting the request's own ``timeout`` (a per-minute
+    throttle's 60 s against the default 30 s): the request waits for its token, and the token
+    endpoint is not asked again before that wait is over. The request's attempt timing out used
+    to cancel the wait and retry at once, straight back into the throttle."""
+    from vbo_async._sending import Sender
+
+    serve_jobs(fake)
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "60"})]
+    waits: list[float] = []
+    over = asyncio.Event()
+
+    async def pause(self: Any, seconds: float) -> None:
+        waits.append(seconds)
+        await over.wait()
+
+    monkeypatch.setattr(Sender, "_pause", pause)
+    async with client_for(fake, timeout=0.05) as vbo:
+        listing = asyncio.create_task(vbo.jobs())
+        await asyncio.sleep(0.5)  # ten times the request's timeout: the wait is still under way
+        assert len(fake.token_requests) == 1
+        assert waits == [60.0]
+        over.set()
+        (job,) = await listing
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 2
+
+
 async def test_429_on_the_token_endpoint_is_not_bad_credentials(fake: FakeVBO, sleeps: list[float]) -> None:
     serve_jobs(fake)
     fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "2"})] * 10
@@ -1097,6 +1127,35 @@ async def test_a_refused_token_whose_renewal_was_throttled_is_not_sent_again(
         (job,) = await vbo.jobs()
     assert job.id == "j0"
     assert fake.grants() == ["password", "refresh_token", "refresh_token"]
+
+
+@pytest.mark.parametrize("retry_after", ["0", "-5", "Mon, 03 Apr 2017 10:00:00 GMT"])
+async def test_a_token_endpoint_throttled_with_a_retry_after_of_now_rests_a_minute(
+    fake: FakeVBO, sleeps: list[float], retry_after: str
+) -> None:
+    """429s whose ``Retry-After`` names no wait (0, negative, or a date already past: a server
+    clock behind the client's), until the retries are spent, are repeated 429s as much as those
+    naming none: the token endpoint rests `THROTTLE_REST` seconds. Each later call of a sweep
+    sent another round of grants into the throttle."""
+    serve_jobs(fake)
+    fake.token_script = [
+        json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": retry_after})
+    ] * 8
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(RateLimitedError):
+            await vbo.jobs()
+        assert len(fake.token_requests) == 4  # RetryPolicy.attempts
+        now[0] += THROTTLE_REST - 1
+        with pytest.raises(RateLimitedError, match="not asked again"):
+            await vbo.jobs()
+        assert len(fake.token_requests) == 4
+        now[0] += 1
+        fake.token_script.clear()
+        (job,) = await vbo.jobs()
+    assert job.id == "j0"
+    assert len(fake.token_requests) == 5
 
 
 async def test_a_token_endpoint_throttled_without_retry_after_rests_a_minute(

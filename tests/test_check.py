@@ -891,6 +891,43 @@ async def test_a_throttled_server_is_reported_as_such_not_as_silent(
     assert len(asked) == 1  # the token request, asked once: its throttle is not retried into
 
 
+async def test_a_retry_wait_past_the_checks_deadline_is_not_begun_late_in_the_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """A request first tried late in the run (45 s into ``--timeout 50s``: the command's clock is
+    moved back) throttled with ``Retry-After: 30`` is not waited for: that wait would end past
+    the deadline, which would then report "no answer within" instead of the server's answer.
+    The policy's own budget (50 s from the request's first try) alone allows the wait."""
+    from vbo_async import _sending
+    from vbo_async._cli import _flows
+
+    asked: list[str] = []
+    waits: list[float] = []
+
+    async def throttled(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        asked.append(scope["path"])
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"30")]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"message": "Quota Exceeded"}'})
+
+    async def no_wait(self: Any, seconds: float) -> None:
+        waits.append(seconds)
+
+    late = type("LateClock", (), {"monotonic": staticmethod(lambda: time.monotonic() - 45.0)})
+    monkeypatch.setattr(_flows, "time", late)
+    monkeypatch.setattr(_sending.Sender, "_pause", no_wait)
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with serve(throttled) as port:
+        targets = targets_of(tmp_path, east, f"http://127.0.0.1:{port}")
+        result = await check(capsys, targets, "--timeout", "50s", "--org", east.organization("OK"))
+    assert waits == []
+    assert len(asked) == 1
+    assert result.code == 3
+    assert "retry after 30 s" in result.out.splitlines()[-1]
+
+
 def test_a_name_lookup_that_hangs_does_not_hold_the_check_past_its_timeout(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

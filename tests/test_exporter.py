@@ -1288,6 +1288,46 @@ async def test_serve_without_a_timeout_retries_within_the_interval(
     assert len(asked) == 1  # the token request, not retried into the throttle
 
 
+async def test_a_retry_wait_past_the_sweeps_budget_is_not_begun_late_in_the_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request first tried late in a server's sweep (45 s into a 50 s budget: the sweep's clock
+    is moved back) throttled with ``Retry-After: 30`` is not waited for: the budget would cut
+    the wait short and the server be down as "timed out" instead of rate limited."""
+    from vbo_async._cli._connect import retries_within
+    from vbo_async._sending import Sender
+
+    from .conftest import FakeVBO, client_for, json_response
+
+    waits: list[float] = []
+
+    async def no_wait(self: Any, seconds: float) -> None:
+        waits.append(seconds)
+
+    late = type(
+        "LateClock",
+        (),
+        {
+            "monotonic": staticmethod(lambda: time.monotonic() - 45.0),
+            "perf_counter": staticmethod(time.perf_counter),
+            "time": staticmethod(time.time),
+        },
+    )
+    monkeypatch.setattr(_sweeps, "time", late)
+    monkeypatch.setattr(Sender, "_pause", no_wait)
+    fake = FakeVBO()
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers={"Retry-After": "30"})] * 4
+    async with client_for(fake, retry=retries_within(50.0)) as client:
+        snapshot = await _sweeps.sweep_server(
+            ServerSpec(name="east", client=client), policy=HealthPolicy(), budget=50
+        )
+    assert waits == []
+    assert len(fake.token_requests) == 1
+    assert not snapshot.up
+    assert snapshot.problem is not None
+    assert "retry after 30 s" in snapshot.problem
+
+
 async def test_no_free_worker_thread_holds_back_no_publish_and_no_scrape(servers: dict[str, Server]) -> None:
     """Every thread of serve's executor taken (name lookups that never end, or a process limit
     refusing threads: `NoThread`): a sweep's series are still published, rendered on the event

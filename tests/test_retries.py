@@ -67,6 +67,10 @@ async def test_429_retry_after_seconds_is_honoured(
     assert sleeps == [1.0]  # stamina slept exactly the server's Retry-After
 
 
+def in_thirty_seconds() -> str:
+    return email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30), usegmt=True)
+
+
 def in_two_hours() -> str:
     return email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2), usegmt=True)
 
@@ -168,6 +172,30 @@ async def test_retry_after_in_the_past_waits_nothing(
     await vbo.job("j1")
     assert len(job_gets(fake)) == 2
     assert sleeps == [0.0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["30", "30"],
+        ["5", "30"],
+        ["30", "whenever"],
+        ["in 30 s", "in 30 s"],  # an HTTP date, made when the test runs
+    ],
+    ids=["the same twice", "two delays", "one unreadable", "two dates"],
+)
+async def test_several_retry_after_headers_wait_the_longest_readable(
+    fake: FakeVBO, vbo: VBOClient, sleeps: list[float], values: list[str]
+) -> None:
+    """A 429 with ``Retry-After`` twice (a proxy repeating the server's) is no unreadable header
+    answered with a second's backoff, straight back into the throttle: the longest wait named
+    is waited."""
+    headers = [("Retry-After", in_thirty_seconds() if value == "in 30 s" else value) for value in values]
+    throttled = httpx.Response(429, json={"message": "Quota Exceeded"}, headers=headers)
+    fake.route("GET", "/v1/Jobs/j1", throttled, JOB)
+    await vbo.job("j1")
+    assert len(job_gets(fake)) == 2
+    assert sleeps == [pytest.approx(30.0, abs=2)]
 
 
 async def test_unreadable_retry_after_uses_the_backoff(fake: FakeVBO, retries: list[Any]) -> None:

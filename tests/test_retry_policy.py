@@ -72,6 +72,8 @@ INVALID: list[tuple[str, Any]] = [
     ("timeout", NAN),
     ("timeout", INF),
     ("timeout", True),
+    # An int too large for a float: a ConfigError, not the OverflowError of converting it.
+    *[(name, 10**400) for name in [*NUMBERS, "timeout"]],
     ("statuses", "500"),
     ("statuses", b"500"),
     ("statuses", None),
@@ -292,6 +294,14 @@ def test_a_loop_built_on_the_rule_stays_within_attempts_and_timeout(
         ("", None),
         (None, None),
         ("soon", None),
+        # Sent several times (read joined by ", "): the longest readable wait.
+        ("7, 7", 7.0),
+        ("2, 9", 9.0),
+        ("soon, 7", 7.0),
+        ("soon, later", None),
+        ("Mon, 03 Apr 2017 10:00:00 GMT, 5", 5.0),
+        (", ".join([email.utils.format_datetime(NOW + dt.timedelta(seconds=12), usegmt=True)] * 2), 12.0),
+        (", ".join(["1"] * 10_000 + ["20"]), 1.0),  # the first few values only
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:

@@ -177,7 +177,8 @@ THROTTLE_REST = 60.0
 """Seconds the token endpoint is not asked again after 429s that named no ``Retry-After`` (the
 retries spent on them): VB365 counts token requests per minute too (5 a minute by default on v6,
 ``vb365-v6-v8.md`` §3.4), and that reference's rule is to wait at least a minute after repeated
-429s. A 429 that names its wait is rested for that long instead, up to `MAX_THROTTLE_REST`."""
+429s (also when they name a wait of 0, or a date already past). A 429 that names its wait is
+rested for that long instead, up to `MAX_THROTTLE_REST`."""
 
 MAX_THROTTLE_REST = 3600.0
 """The longest the token endpoint is rested for a ``Retry-After`` (429, or a 5xx naming one):
@@ -355,12 +356,22 @@ class TokenManager:
         still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`)."""
         if self._endpoint is None and self.find_endpoint is not None:
             await self.find_endpoint()  # outside the lock: the discovery's probes take it
+        token = self.ready()
+        if token is not None:
+            return token
+        token = self._token
+        return await self._renewed(token, refused=token is not None and token is self._refused)
+
+    def ready(self) -> Token | None:
+        """The token `current` returns at once, without asking the server; None when it would ask."""
+        if self._endpoint is None and self.find_endpoint is not None:
+            return None
         token = self._token
         if token is not None and token is not self._refused:
             now = self._clock()
             if now < token.refresh_at or now < min(self._renew_at, token.expires_at):
                 return token
-        return await self._renewed(token, refused=token is not None and token is self._refused)
+        return None
 
     async def renew(self, stale: Token) -> Token:
         """A token other than ``stale`` (which the server refused), renewing at most once for any
@@ -568,7 +579,8 @@ class TokenManager:
             # A 429, or a 5xx naming its wait (maintenance) given up because it is longer than the
             # policy allows: each call of a sweep would send one more grant before it is over.
             rest = exc.retry_after
-            if rest is None and isinstance(exc, RateLimitedError):
+            if isinstance(exc, RateLimitedError) and not (rest is not None and rest > 0):
+                # Repeated 429s naming no wait, or one of now (0, or a date past on this clock).
                 rest = THROTTLE_REST
             if rest is not None and rest > 0:
                 now = self._clock()

@@ -79,7 +79,8 @@ class VBOClient:
     the first request at no extra cost on a v8 server) or one of those versions. ``verify`` is
     True (system CAs), a path to a CA bundle, an `ssl.SSLContext`, or False to turn verification
     off (logged as a warning). ``max_concurrency`` (10) bounds requests in flight on this client
-    whatever the transport; ``timeout`` (30 s; None: no limit) bounds each attempt as a whole.
+    whatever the transport; ``timeout`` (30 s; None: no limit) bounds each attempt as a whole
+    (getting a token aside: the token requests have their own).
     ``retry`` is the `RetryPolicy` of idempotent requests (``RetryPolicy()`` when None); job
     actions are never retried. ``max_response_bytes`` (64 MiB, decoded), ``max_page_items``
     (50,000), ``max_pages`` (10,000 per listing) and ``max_listing_items`` (1,000,000 per listing,
@@ -193,6 +194,12 @@ class VBOClient:
             # A link followed before any other call (one kept from earlier, or of `from_wire`)
             # needs a token: the version is found first, as for any first call.
             self._tokens.find_endpoint = self.dialect
+
+    def _retry_until(self, deadline: float | None) -> None:
+        """For a command with a time limit: no wait before a retry ends after ``deadline`` (a
+        `time.monotonic` time; None: none), so a request first tried late in the run reports
+        its last answer at once instead of being cut short by the deadline mid-wait."""
+        self._sender.give_up_at = deadline
 
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"

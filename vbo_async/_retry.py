@@ -21,6 +21,7 @@ from ._tokens import parse_http_date
 
 __all__ = [
     "MAX_RETRY_AFTER_DIGITS",
+    "MAX_RETRY_AFTER_VALUES",
     "RATE_LIMITED_WAIT",
     "RETRY_AFTER_LIMIT",
     "RETRY_STATUSES",
@@ -56,8 +57,13 @@ are not delays."""
 def _number(name: str, value: Any, *, minimum: float, inclusive: bool = True) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"RetryPolicy.{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ConfigError(f"RetryPolicy.{name} must be a finite number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        finite = False
+    if not finite:
+        shown = repr(value) if isinstance(value, float) else "an int too large for a float"
+        raise ConfigError(f"RetryPolicy.{name} must be a finite number, got {shown}")
     if value < minimum or (not inclusive and value == minimum):
         relation = ">=" if inclusive else ">"
         raise ConfigError(f"RetryPolicy.{name} must be {relation} {minimum:g}, got {value!r}")
@@ -180,11 +186,40 @@ def parse_retry_after(value: str | None, *, now: dt.datetime, cap: float) -> flo
     delay-seconds are ASCII digits (a fraction tolerated; a negative delay means 0); a number
     longer than `MAX_RETRY_AFTER_DIGITS` digits is capped without being converted. An HTTP date
     (RFC 1123 or ISO 8601) counts from ``now``: one in the past means 0, one far ahead means
-    ``cap``. Exponents, ``+``, ``inf``, ``nan`` and non-ASCII digits are unreadable.
+    ``cap``. Exponents, ``+``, ``inf``, ``nan`` and non-ASCII digits are unreadable. The header
+    sent several times (read joined by ``", "``: a proxy repeating the server's) means the
+    longest readable wait of the first `MAX_RETRY_AFTER_VALUES`.
     """
     if not isinstance(value, str) or not value:
         return None
     cap = max(float(cap), 0.0) if math.isfinite(cap) else 0.0
+    values = _retry_after_values(value) if "," in value else [value]
+    waits = [_one_retry_after(part, now=now, cap=cap) for part in values]
+    return max((wait for wait in waits if wait is not None), default=None)
+
+
+MAX_RETRY_AFTER_VALUES = 8
+"""``Retry-After`` values read of a header sent several times."""
+
+_WEEKDAY = re.compile(r"[ \t]*(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*[ \t]*", re.IGNORECASE)
+"""The start of an HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``), whose comma separates no values."""
+
+
+def _retry_after_values(text: str) -> list[str]:
+    """The values of a ``Retry-After`` joined by ``", "``, at most `MAX_RETRY_AFTER_VALUES`
+    (a date's weekday kept with the rest of it)."""
+    values: list[str] = []
+    parts = text.split(",", 2 * MAX_RETRY_AFTER_VALUES)
+    while parts and len(values) < MAX_RETRY_AFTER_VALUES:
+        part = parts.pop(0)
+        if _WEEKDAY.fullmatch(part) and parts:
+            part = f"{part},{parts.pop(0)}"
+        values.append(part)
+    return values
+
+
+def _one_retry_after(value: str, *, now: dt.datetime, cap: float) -> float | None:
+    """`parse_retry_after` of one value (``cap`` finite and >= 0)."""
     text = value.strip(" \t")
     delay = _DELAY.fullmatch(text)
     if delay is not None:

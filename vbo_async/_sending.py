@@ -1,7 +1,8 @@
 """Sending one request, the only place that touches the network.
 
 `Sender.send` checks the client's state and that the URL lies below the API root, takes a slot
-(``max_concurrency``), bounds each attempt as a whole with ``timeout``, attaches the bearer token
+(``max_concurrency``), bounds each attempt as a whole with ``timeout`` (getting a token aside:
+its requests have their own), attaches the bearer token
 and, on a 401, renews it and replays (at most `MAX_RENEWALS` times, the 401's body never read),
 reads the body raw and decodes it with an output bound (`BodyDecoder`: ``max_response_bytes``
 counts decoded bytes, whatever the ``Content-Encoding``), and maps every failure into the
@@ -169,6 +170,10 @@ class Sender:
         """The waits before retries under way (closing cuts them short)."""
         self.requests_sent = 0
         """Attempts put on the wire so far (retries, replays and token requests included)."""
+        self.give_up_at: float | None = None
+        """A `time.monotonic` time no wait before a retry may end after (a command's time limit,
+        which the policy's ``timeout``, counted from each request's first try, cannot express):
+        past it the last answer or error is the result, at once. None: the policy alone decides."""
 
     @property
     def closed(self) -> bool:
@@ -300,6 +305,8 @@ class Sender:
             self._retry, attempts_made=attempt, elapsed=elapsed, next_wait=wait, retry_after=retry_after
         ):
             return None
+        if self.give_up_at is not None and not now + wait <= self.give_up_at:
+            return None
         return wait
 
     def _retrying(
@@ -356,8 +363,8 @@ class Sender:
                 first_try.append(time.monotonic())
             failure: tuple[VBOError, BaseException | None] | None = None
             try:
-                async with asyncio.timeout(self._timeout):
-                    answer = await self._exchange(call)
+                async with asyncio.timeout(self._timeout) as limit:
+                    answer = await self._exchange(call, limit)
             except Exception as exc:
                 failure = self._failure(exc, method, url)
                 if failure is None:
@@ -409,9 +416,12 @@ class Sender:
             return exc
         return _scrubbed_copy(exc, self._scrub)
 
-    async def _exchange(self, call: _Call) -> Answer:
-        """One attempt: the request, and its replays after a 401 with a renewed token."""
-        token = await self._token(None) if call.authenticated else None
+    async def _exchange(self, call: _Call, limit: asyncio.Timeout) -> Answer:
+        """One attempt: the request, and its replays after a 401 with a renewed token. Getting
+        a token does not count against the attempt's ``limit``: its own requests have theirs, and
+        their retries wait out the token endpoint's ``Retry-After`` (cutting that wait short
+        would cancel it and send the next attempt's grant at once, into the throttle)."""
+        token = await self._token_within(limit, None) if call.authenticated else None
         renewals = 0
         lean = self._lean_get if _is_plain_get(call) else None
         response: httpx.Response | Reply
@@ -432,13 +442,31 @@ class Sender:
             if log.isEnabledFor(logging.DEBUG):
                 shown = self._scrub(call.url)
                 log.debug("401 from %s %s; renewing the token and replaying", call.method, shown)
-            token = await self._token(token)
+            token = await self._token_within(limit, token)
             renewals += 1
         try:
             body = await self._read(response, call.method, call.url)
         finally:
             await response.aclose()
         return Answer(response.status_code, response, body)
+
+    async def _token_within(self, limit: asyncio.Timeout, stale: Token | None) -> Token:
+        """`_token`, with ``limit`` stopped meanwhile: the attempt's time on the wire keeps its bound."""
+        tokens = self.tokens
+        token = tokens.ready() if stale is None and tokens is not None else None
+        if token is not None:  # nearly every request: no wait, nothing to stop
+            return token
+        deadline = limit.when()
+        if deadline is None or limit.expired():  # expired: cancelled at the next await anyway
+            return await self._token(stale)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        limit.reschedule(None)
+        try:
+            return await self._token(stale)
+        finally:
+            if not limit.expired():
+                limit.reschedule(deadline + (loop.time() - began))
 
     async def _token(self, stale: Token | None) -> Token:
         tokens = self.tokens

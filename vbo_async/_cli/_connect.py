@@ -149,8 +149,8 @@ def retries_within(seconds: float | None) -> RetryPolicy | None:
     budget cut to them (the policy counts it from each request's first try). A retry whose wait
     would end past that (a throttled server's ``Retry-After: 60`` under a check's 50 s) is then
     not waited for: the server's own answer is reported (rate limited, and when to try again)
-    instead of "no answer within". A request that starts late in the run may still begin a
-    wait that the command's own deadline then cuts short.
+    instead of "no answer within". A request that starts late in the run is bounded by the
+    command's deadline itself (`open_servers` gives it to each client: `VBOClient._retry_until`).
     None (the client's default) when there is no such limit or the default already fits it."""
     default = RetryPolicy()
     if seconds is None or (default.timeout is not None and default.timeout <= seconds):

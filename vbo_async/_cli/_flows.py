@@ -256,6 +256,8 @@ async def open_servers(
         servers.append(Server(target, connection, client))
     if give_up_after is not None:
         deadline = time.monotonic() + give_up_after.total_seconds()
+        for server in servers:
+            server.client._retry_until(deadline)
     return servers
 
 

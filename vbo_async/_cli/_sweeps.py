@@ -93,6 +93,9 @@ async def sweep_server(
     and makes the server down too, so one server never stops the sweep of the others.
     """
     began = time.perf_counter()
+    # No retry's wait ends past the budget (a request first tried late in the sweep included):
+    # the server's own answer is reported, not a sweep that timed out.
+    spec.client._retry_until(None if budget is None else time.monotonic() + budget)
     reader = _Reader(spec, policy, concurrency)
     problem: str | None = None
     try:
