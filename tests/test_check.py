@@ -1439,3 +1439,24 @@ async def test_check_a_simulate_process_from_a_check_process(tmp_path: Path) -> 
     assert len(out.splitlines()) == 1 + values["jobs"] - values["ok"]
     stale = [line for line in out.splitlines()[1:] if ": no success for " in line]
     assert all(line.endswith("(max 48 h)") for line in stale), stale  # --max-age 2d was applied
+
+
+def test_a_name_that_is_only_blanks_or_controls_is_named_by_its_id() -> None:
+    """Made plain, a job or tenant name of line breaks and blanks would leave nothing to tell which
+    job a line is about: its id stands in, as it does for a job without a name."""
+    rows = [
+        Row(
+            server="east",
+            organization="\r\n",
+            organization_id="org-7",
+            job=" \x1b ",
+            job_id="job-42",
+            health=HealthState.CRITICAL,
+            health_reason="failed 1 h ago",
+        ),
+        Row(server="east", organization="\t", organization_id="org-9", error="HTTP 500"),
+    ]
+    lines = plugin_output(Report.collect(rows, servers=1, tenants=2)).text.splitlines()
+    assert "org-7/job-42 (failed 1 h ago)" in lines[0]
+    assert "east/org-9 (could not be read)" in lines[0]
+    assert lines[1:] == ["CRITICAL: east/org-7/job-42: failed 1 h ago", "UNKNOWN: east/org-9: HTTP 500"]
