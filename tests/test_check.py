@@ -1460,3 +1460,21 @@ def test_a_name_that_is_only_blanks_or_controls_is_named_by_its_id() -> None:
     assert "org-7/job-42 (failed 1 h ago)" in lines[0]
     assert "east/org-9 (could not be read)" in lines[0]
     assert lines[1:] == ["CRITICAL: east/org-7/job-42: failed 1 h ago", "UNKNOWN: east/org-9: HTTP 500"]
+
+
+def test_a_stray_cancellation_is_unknown_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`asyncio.CancelledError` is no `Exception`: a bug letting one out of the sweep (a task
+    cancelled that should not be) must still be one UNKNOWN line and exit 3, not a traceback and
+    exit 1, which a monitoring system reads as WARNING."""
+
+    async def cancelled(*args: Any, **kwargs: Any) -> Any:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", cancelled)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out.startswith("VB365 UNKNOWN - internal error: CancelledError")
+    assert result.out.count("\n") == 1
+    assert "Traceback" not in result.err

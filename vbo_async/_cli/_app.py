@@ -96,7 +96,7 @@ class VBOCommand(click.Command):
             return codes.unreadable
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except Exception as exc:  # a bug: one line, with this command's exit code
+        except (Exception, asyncio.CancelledError) as exc:  # a bug: one line, with this command's exit code
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
             say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return codes.unreadable
