@@ -1478,3 +1478,20 @@ def test_a_stray_cancellation_is_unknown_not_a_traceback(
     assert result.out.startswith("VB365 UNKNOWN - internal error: CancelledError")
     assert result.out.count("\n") == 1
     assert "Traceback" not in result.err
+
+
+def test_a_bug_while_the_options_are_read_is_unknown_not_warning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An internal error in an option's callback (before the command runs) is still the plugin's
+    UNKNOWN line on stdout and exit 3, not a line on stderr and exit 1 (WARNING)."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("vbo_async._cli._check.parse_duration", broken)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out == (
+        "VB365 UNKNOWN - internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)\n"
+    )

@@ -613,8 +613,10 @@ def _run(argv: Sequence[str] | None, level: int | None) -> int:
             return STANDARD.interrupted
         except Exception as exc:  # a bug: still one line, the traceback only when asked for
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
-            _say_error(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
-            return STANDARD.unreadable
+            named = _named_command(argv)  # one reading the options: its own output and codes
+            say = named.report_error if named is not None else _say_error
+            say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
+            return (named.exit_codes if named is not None else STANDARD).unreadable
     return int(status) if isinstance(status, int) else 0
 
 
