@@ -1495,3 +1495,18 @@ def test_a_bug_while_the_options_are_read_is_unknown_not_warning(
     assert result.out == (
         "VB365 UNKNOWN - internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)\n"
     )
+
+
+def test_an_interruption_while_the_options_are_read_is_unknown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ctrl-C before the command runs (its options being read) is the plugin's UNKNOWN line and
+    exit 3, as later, not exit 130, which no monitoring system knows."""
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vbo_async._cli._check.parse_duration", interrupted)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out == "VB365 UNKNOWN - interrupted\n"

@@ -17,6 +17,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from _vbo_async_cli import interrupted
+
 from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
@@ -608,9 +610,8 @@ def _run(argv: Sequence[str] | None, level: int | None) -> int:
         except CLIError as exc:  # raised while parsing, e.g. simulate without the simulator extra
             _say_error(*exc.lines)
             return STANDARD[exc.outcome]
-        except (click.Abort, KeyboardInterrupt):
-            click.echo("vbo-async: interrupted", err=True)
-            return STANDARD.interrupted
+        except (click.Abort, KeyboardInterrupt):  # before the command ran: as while it started
+            return interrupted(list(argv) if argv is not None else sys.argv[1:])
         except Exception as exc:  # a bug: still one line, the traceback only when asked for
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
             named = _named_command(argv)  # one reading the options: its own output and codes
