@@ -20,7 +20,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["cannot_start", "interrupted", "is_check", "main"]
 
 
 def main() -> int:
@@ -32,6 +32,22 @@ def main() -> int:
         return run()
     except KeyboardInterrupt:
         return interrupted(sys.argv[1:])
+    except Exception as exc:  # the package cannot even start (a broken install)
+        if not is_check(sys.argv[1:]):
+            raise
+        # check's verdict is its stdout and exit status: UNKNOWN there, the traceback after it
+        status = cannot_start(sys.argv[1:], f"internal error: {type(exc).__name__}: {exc}", status=1)
+        if sys.stderr is not None:
+            import traceback  # only here: this module imports nothing the start-up does not need
+
+            with contextlib.suppress(OSError, ValueError):
+                traceback.print_exc()
+        return status
+
+
+def is_check(args: Sequence[str]) -> bool:
+    """Whether ``args`` run ``check``, the monitoring plugin (its own output and exit codes)."""
+    return next((arg for arg in args if not arg.startswith("-")), None) == "check"
 
 
 def interrupted(args: Sequence[str]) -> int:
@@ -40,11 +56,18 @@ def interrupted(args: Sequence[str]) -> int:
     and 3, the other commands one line on stderr and 130. `vbo_async.cli` says it with this
     function too: the package is never imported here, but may import this module, which the
     wheel (and so the editable install) puts beside it."""
-    command = next((arg for arg in args if not arg.startswith("-")), None)
-    if command == "check":
-        stream, text, status = sys.stdout, "VB365 UNKNOWN - interrupted\n", 3
+    return cannot_start(args, "interrupted", status=130)
+
+
+def cannot_start(args: Sequence[str], message: str, *, status: int, error: bool = False) -> int:
+    """Say ``message`` (one line) for the command named in ``args`` before it could run, and
+    return its exit status: for ``check``, ``VB365 UNKNOWN - message`` on stdout and 3 (UNKNOWN);
+    for the other commands ``vbo-async: message`` (``vbo-async: error: message`` when ``error``)
+    on stderr and ``status``."""
+    if is_check(args):
+        stream, text, status = sys.stdout, f"VB365 UNKNOWN - {message}\n", 3
     else:
-        stream, text, status = sys.stderr, "vbo-async: interrupted\n", 130
+        stream, text = sys.stderr, f"vbo-async: {'error: ' if error else ''}{message}\n"
     if stream is not None:
         with contextlib.suppress(OSError, ValueError):
             stream.write(text)

@@ -1476,3 +1476,74 @@ async def test_check_a_simulate_process_from_a_check_process(tmp_path: Path) -> 
     assert len(out.splitlines()) == 1 + values["jobs"] - values["ok"]
     stale = [line for line in out.splitlines()[1:] if ": no success for " in line]
     assert all(line.endswith("(max 48 h)") for line in stale), stale  # --max-age 2d was applied
+
+
+def test_a_name_that_is_only_blanks_or_controls_is_named_by_its_id() -> None:
+    """Made plain, a job or tenant name of line breaks and blanks would leave nothing to tell which
+    job a line is about: its id stands in, as it does for a job without a name."""
+    rows = [
+        Row(
+            server="east",
+            organization="\r\n",
+            organization_id="org-7",
+            job=" \x1b ",
+            job_id="job-42",
+            health=HealthState.CRITICAL,
+            health_reason="failed 1 h ago",
+        ),
+        Row(server="east", organization="\t", organization_id="org-9", error="HTTP 500"),
+    ]
+    lines = plugin_output(Report.collect(rows, servers=1, tenants=2)).text.splitlines()
+    assert "org-7/job-42 (failed 1 h ago)" in lines[0]
+    assert "east/org-9 (could not be read)" in lines[0]
+    assert lines[1:] == ["CRITICAL: east/org-7/job-42: failed 1 h ago", "UNKNOWN: east/org-9: HTTP 500"]
+
+
+def test_a_stray_cancellation_is_unknown_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`asyncio.CancelledError` is no `Exception`: a bug letting one out of the sweep (a task
+    cancelled that should not be) must still be one UNKNOWN line and exit 3, not a traceback and
+    exit 1, which a monitoring system reads as WARNING."""
+
+    async def cancelled(*args: Any, **kwargs: Any) -> Any:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", cancelled)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out.startswith("VB365 UNKNOWN - internal error: CancelledError")
+    assert result.out.count("\n") == 1
+    assert "Traceback" not in result.err
+
+
+def test_a_bug_while_the_options_are_read_is_unknown_not_warning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An internal error in an option's callback (before the command runs) is still the plugin's
+    UNKNOWN line on stdout and exit 3, not a line on stderr and exit 1 (WARNING)."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("vbo_async._cli._check.parse_duration", broken)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out == (
+        "VB365 UNKNOWN - internal error: RuntimeError: boom (VBO_ASYNC_LOG=debug shows where)\n"
+    )
+
+
+def test_an_interruption_while_the_options_are_read_is_unknown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ctrl-C before the command runs (its options being read) is the plugin's UNKNOWN line and
+    exit 3, as later, not exit 130, which no monitoring system knows."""
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vbo_async._cli._check.parse_duration", interrupted)
+    result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
+    assert result.code == 3
+    assert result.out == "VB365 UNKNOWN - interrupted\n"

@@ -147,3 +147,30 @@ def test_the_demo_extra_is_the_cli_and_the_simulator() -> None:
     assert sorted(name.split(">")[0] for name in extras["simulator"]) == ["starlette", "trustme", "uvicorn"]
     assert extras["demo"] == ["vbo-async[cli,simulator]"]
     assert "vbo-async[demo]" in extras["test"]
+
+
+@pytest.mark.parametrize("missing", ["click", "rich"])
+def test_check_without_the_cli_extra_is_unknown_on_stdout(tmp_path: Path, missing: str) -> None:
+    """``check`` is a monitoring plugin: a missing extra is its UNKNOWN line on stdout and exit 3,
+    not exit 2, which a monitoring system reads as CRITICAL."""
+    code = "import sys\nfrom vbo_async.cli import main\nsys.exit(main(['check', '--targets', 't.toml']))\n"
+    done = python(code, blocked=(missing,), cwd=tmp_path)
+    assert done.returncode == 3
+    assert done.stdout == (
+        f"VB365 UNKNOWN - the command line needs the 'cli' extra ({missing} is not installed): "
+        "pip install 'vbo-async[cli]'\n"
+    )
+
+
+def test_check_on_a_broken_install_is_unknown_on_stdout(tmp_path: Path) -> None:
+    """A package the library needs that cannot be imported (a broken install) ends ``check`` as
+    an internal error does: one UNKNOWN line and exit 3, not exit 1 (WARNING) and a traceback
+    alone."""
+    code = (
+        "import sys, _vbo_async_cli\nsys.argv = ['vbo-async', 'check', '--targets', 't.toml']\n"
+        "sys.exit(_vbo_async_cli.main())\n"
+    )
+    done = python(code, blocked=("attrs",), cwd=tmp_path)
+    assert done.returncode == 3
+    assert done.stdout == "VB365 UNKNOWN - internal error: ModuleNotFoundError: No module named 'attrs'\n"
+    assert "Traceback" in done.stderr  # where, for whoever installs it, not in the status line

@@ -1390,3 +1390,36 @@ async def test_a_build_that_could_not_be_read_gives_no_server_info(servers: dict
     assert not samples(body, PREFIX + "server_info", server="v8")
     assert value(body, PREFIX + "sweep_errors_total", server="v8", kind="service_instance") == 1
     assert value(body, PREFIX + "up", server="v8") == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("gzip", True),
+        ("GZip", True),
+        ("deflate, gzip;q=0.5", True),
+        ("gzip; q=1.0", True),
+        ("*", True),
+        ("br, *;q=0.1", True),
+        ("", False),
+        ("identity", False),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("gzip;q=0, *", False),
+        ("*;q=0", False),
+        ("*, gzip;q=0", False),
+        ("gzip;q=bad", False),
+    ],
+)
+def test_gzip_is_sent_only_when_accepted_with_a_q_value_above_zero(header: str, expected: bool) -> None:
+    assert _exporter_module.accepts_gzip(header) is expected
+
+
+async def test_a_scrape_refusing_gzip_with_q_zero_gets_plain_text(servers: dict[str, Server]) -> None:
+    exporter = exporter_of(servers["v8"])
+    await exporter.sweep()
+    async with http(exporter) as client:
+        answer = await client.get("/metrics", headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert answer.status_code == 200
+    assert "content-encoding" not in answer.headers
+    assert jobs_of(answer.content, "v8")

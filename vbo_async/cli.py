@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from _vbo_async_cli import interrupted
+from _vbo_async_cli import cannot_start, interrupted
 
 __all__ = ["DEFAULT_API_VERSION", "main"]
 
@@ -35,12 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = (exc.name or "").partition(".")[0]
         if missing not in _CLI_PACKAGES:
             raise
-        print(
-            f"vbo-async: error: the command line needs the 'cli' extra ({missing} is not installed): "
+        return cannot_start(
+            sys.argv[1:] if argv is None else argv,
+            f"the command line needs the 'cli' extra ({missing} is not installed): "
             "pip install 'vbo-async[cli]'",
-            file=sys.stderr,
+            status=2,
+            error=True,
         )
-        return 2
     except KeyboardInterrupt:  # Ctrl-C while the command line's modules import
         return interrupted(sys.argv[1:] if argv is None else argv)
     return run(argv)

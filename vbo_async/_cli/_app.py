@@ -17,6 +17,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from _vbo_async_cli import interrupted
+
 from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
@@ -96,7 +98,7 @@ class VBOCommand(click.Command):
             return codes.unreadable
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except Exception as exc:  # a bug: one line, with this command's exit code
+        except (Exception, asyncio.CancelledError) as exc:  # a bug: one line, with this command's exit code
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
             say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
             return codes.unreadable
@@ -608,13 +610,14 @@ def _run(argv: Sequence[str] | None, level: int | None) -> int:
         except CLIError as exc:  # raised while parsing, e.g. simulate without the simulator extra
             _say_error(*exc.lines)
             return STANDARD[exc.outcome]
-        except (click.Abort, KeyboardInterrupt):
-            click.echo("vbo-async: interrupted", err=True)
-            return STANDARD.interrupted
+        except (click.Abort, KeyboardInterrupt):  # before the command ran: as while it started
+            return interrupted(list(argv) if argv is not None else sys.argv[1:])
         except Exception as exc:  # a bug: still one line, the traceback only when asked for
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
-            _say_error(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
-            return STANDARD.unreadable
+            named = _named_command(argv)  # one reading the options: its own output and codes
+            say = named.report_error if named is not None else _say_error
+            say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
+            return (named.exit_codes if named is not None else STANDARD).unreadable
     return int(status) if isinstance(status, int) else 0
 
 

@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import generate_latest
-from prometheus_client.exposition import gzip_accepted
 
 from .._health import HealthPolicy
 from ._exposition import (
@@ -46,7 +45,7 @@ from ._metrics import ERROR_KINDS
 from ._sweeps import ServerSnapshot, ServerSpec, sweep_server
 from ._threads import NoThread
 
-__all__ = ["HEALTHY_INTERVALS", "Exporter"]
+__all__ = ["HEALTHY_INTERVALS", "Exporter", "accepts_gzip"]
 
 log = logging.getLogger("vbo_async.cli")
 T = TypeVar("T")
@@ -56,6 +55,27 @@ HEALTHY_INTERVALS = 3
 budgets, when those are longer)."""
 _MIN_GAP = 0.1
 """The shortest pause after a sweep, as a share of the interval."""
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` header accepts gzip (RFC 9110, 12.5.3): ``gzip`` with a
+    q-value above zero, or else ``*`` with one; ``gzip;q=0`` refuses it, and a q-value that is
+    not a number counts as zero."""
+    weights: dict[str, float] = {}
+    for item in header.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, text = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(text.strip())
+                except ValueError:
+                    weight = 0.0
+                if not 0.0 <= weight <= 1.0:
+                    weight = 0.0
+        weights.setdefault(coding.lower(), weight)
+    return weights.get("gzip", weights.get("*", 0.0)) > 0.0
 
 
 class Exporter:
@@ -269,7 +289,7 @@ class Exporter:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         self.stats.scrapes += 1
-        compressed = gzip_accepted(request.headers.get("Accept-Encoding", ""))
+        compressed = accepts_gzip(request.headers.get("Accept-Encoding", ""))
         if compressed:
             body = self.body(gzip=True)
         else:  # decompressing a large exposition takes a while: not on the event loop, but both

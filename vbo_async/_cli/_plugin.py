@@ -173,9 +173,15 @@ class PluginOutput:
         return int(self.state)
 
 
+def _named(*names: str | None) -> str:
+    """The first of ``names`` that is not empty once `plain` (a name of blanks and line breaks
+    falls back to the id after it), else ``?``."""
+    return next((named for name in names if name and (named := plain(name))), "?")
+
+
 def _job_finding(row: Row) -> _Finding:
     state = row.health if row.health is not None else HealthState.UNKNOWN
-    tenant, job = plain(row.organization or "?"), plain(row.job or row.job_id or "?")
+    tenant, job = _named(row.organization, row.organization_id), _named(row.job, row.job_id)
     reason = plain(row.health_reason or "health not known")
     return _Finding(state, (plain(row.server), tenant, job), reason, f"{tenant}/{job} ({reason})")
 
@@ -186,7 +192,7 @@ def _error_finding(row: Row) -> _Finding:
     if row.organization is None:
         what = "unreachable" if row.unreachable else "could not be read"
         return _Finding(HealthState.UNKNOWN, (server,), error, f"{server} ({what})")
-    tenant = plain(row.organization)
+    tenant = _named(row.organization, row.organization_id)
     return _Finding(HealthState.UNKNOWN, (server, tenant), error, f"{server}/{tenant} (could not be read)")
 
 
