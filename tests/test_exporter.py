@@ -437,6 +437,34 @@ async def test_a_tenant_listed_without_an_id_or_undecodable_is_counted_alone(
     assert not samples(body, PREFIX + "job_enabled", organization_id=spoilt_id.lower())
 
 
+async def test_an_undecodable_copy_of_a_listed_organization_adds_no_second_series(
+    servers: dict[str, Server],
+) -> None:
+    """A listing holding one organization twice, once readable and once not: one ``organization``
+    error, and its ``organization_up`` stays the readable copy's single 1 (a 0 under the same
+    labels would be a duplicate series)."""
+    server = servers["v8"]
+    organizations = await server.client.organizations()
+    first = organizations[0]
+
+    def doubled(path: str, data: Any) -> Any:
+        if path.endswith("/organizations"):
+            listed = data["results"] if isinstance(data, dict) else data
+            listed.append({**listed[0], "name": {"not": "a name"}})
+        return data
+
+    server.wire.edit = doubled
+    exporter = exporter_of(server)
+    body = await swept(exporter)
+    assert exporter.errors["v8"]["organization"] == 1
+    ups = [
+        s
+        for s in samples(body, PREFIX + "organization_up")
+        if s.labels["organization_id"].lower() == first.id.lower()
+    ]
+    assert [(s.labels["organization_id"], s.value) for s in ups] == [(first.id, 1.0)]
+
+
 async def test_a_server_over_its_budget_is_down_and_the_others_are_not(servers: dict[str, Server]) -> None:
     servers["v8"].wire.gate = asyncio.Event()  # never opened
     exporter = exporter_of(servers["v8"], servers["v1"], budget=0.3)

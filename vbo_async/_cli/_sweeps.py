@@ -212,8 +212,10 @@ class _Reader:
         wanted = self.spec.organizations
         if wanted == "all":
             chosen = list(organizations)
+            decoded = {organization.id.lower() for organization in organizations}
             for key, error in undecoded.items():
-                self._undecodable(key, key or UNREADABLE, error)
+                # A copy of an organization also listed readable: counted, but that one's series stand.
+                self._undecodable(key if key not in decoded else "", key or UNREADABLE, error)
         else:
             chosen = []
             for entry in wanted:
@@ -232,7 +234,8 @@ class _Reader:
 
     def _undecodable(self, key: str, named: str, error: DecodeError) -> None:
         """A listed organization that could not be decoded (``key``: its lower-cased id, "" when
-        unreadable; ``named``: as the log names it)."""
+        unreadable or when the listing also holds a readable copy, whose series stand; ``named``:
+        as the log names it)."""
         self.fail("organization")
         log.warning("%s: %s: %s", self.spec.name, named, error)
         if key:
