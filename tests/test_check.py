@@ -93,6 +93,19 @@ PERF_ITEM = re.compile(
 PERF_LABELS = ["jobs", "ok", "warning", "critical", "unknown", "servers_down", "tenants_unreadable"]
 
 
+def expected_perf(states: list[str], *, servers_down: int = 0, tenants_unreadable: int = 0) -> dict[str, int]:
+    """The performance data `check` gives for jobs judged ``states``."""
+    return {
+        "jobs": len(states),
+        "ok": states.count("OK"),
+        "warning": states.count("WARNING"),
+        "critical": states.count("CRITICAL"),
+        "unknown": states.count("UNKNOWN"),
+        "servers_down": servers_down,
+        "tenants_unreadable": tenants_unreadable,
+    }
+
+
 def perf_values(perf: str) -> dict[str, int]:
     values = {}
     for item in perf.split(" "):
@@ -511,15 +524,7 @@ async def test_a_whole_server_is_checked_in_one_sweep(
     match = first_line(result.out)
     states = [state for state, _ in east.health.values()]
     assert match["text"].startswith(f"{states.count('CRITICAL')} of {len(states)} jobs failing, ")
-    assert perf_values(match["perf"]) == {
-        "jobs": len(states),
-        "ok": states.count("OK"),
-        "warning": states.count("WARNING"),
-        "critical": states.count("CRITICAL"),
-        "unknown": states.count("UNKNOWN"),
-        "servers_down": 0,
-        "tenants_unreadable": 0,
-    }
+    assert perf_values(match["perf"]) == expected_perf(states)
     assert lines[1:] == problem_lines(east)
     # The first line names the first three of them.
     named = [line.split(": ", 1)[1].split("/", 1)[1] for line in lines[1:4]]
