@@ -309,6 +309,21 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 # --- loopback servers ------------------------------------------------------------------------------
 
 
+def throttling_app(asked: list[str]) -> Callable[..., Awaitable[None]]:
+    """An ASGI app answering every HTTP request 429 with ``Retry-After: 30`` (VB365's body),
+    appending each request's path to ``asked``."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        asked.append(scope["path"])
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"30")]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"message": "Quota Exceeded"}'})
+
+    return app
+
+
 def as_asgi(handler: Handler) -> Callable[..., Awaitable[None]]:
     """An ASGI app answering every HTTP request with ``handler`` (an httpx-level handler)."""
 

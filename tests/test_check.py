@@ -60,7 +60,7 @@ from vbo_async._cli._report import Report, Row
 from vbo_async._cli._threads import MAX_THREADS, DaemonThreads, NoThread, unheld
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import as_asgi, closed_port, serve
+from .conftest import as_asgi, closed_port, serve, throttling_app
 from .test_cli import (
     ANSI,
     HANG_GUARD,
@@ -909,13 +909,7 @@ async def test_a_retry_wait_past_the_checks_deadline_is_not_begun_late_in_the_ru
     asked: list[str] = []
     waits: list[float] = []
 
-    async def throttled(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        asked.append(scope["path"])
-        headers = [(b"content-type", b"application/json"), (b"retry-after", b"30")]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
-        await send({"type": "http.response.body", "body": b'{"message": "Quota Exceeded"}'})
+    throttled = throttling_app(asked)
 
     async def no_wait(self: Any, seconds: float) -> None:
         waits.append(seconds)

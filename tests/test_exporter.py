@@ -48,7 +48,7 @@ from vbo_async._cli._targets import read_targets
 from vbo_async._cli._threads import DaemonThreads, NoThread
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import FAST, closed_port, serve
+from .conftest import FAST, closed_port, serve, throttling_app
 from .test_check import REFUSING_THREADS
 from .test_cli import HANG_GUARD, child_environment, error_line, reaped, run, write_targets
 from .test_cli_install import python
@@ -1292,13 +1292,7 @@ async def test_serve_without_a_timeout_retries_within_the_interval(
     is down as rate limited, saying when to retry, not as a sweep that timed out."""
     asked: list[str] = []
 
-    async def throttled(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        asked.append(scope["path"])
-        headers = [(b"content-type", b"application/json"), (b"retry-after", b"30")]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
-        await send({"type": "http.response.body", "body": b'{"message": "Quota Exceeded"}'})
+    throttled = throttling_app(asked)
 
     async def published(client: httpx.AsyncClient) -> bool:
         return bool(samples((await client.get("/metrics")).content, PREFIX + "up", server="east"))
