@@ -53,6 +53,20 @@ async def library(url: str, version: str, batch: bool) -> dict[str, tuple[str, s
     return found
 
 
+def pinned(seed: int, organizations: int, version: str) -> Simulator:
+    """A simulator of ``seed`` serving ``version`` alone, its clock pinned at `EPOCH`: 1 to 4 jobs
+    per tenant, 1 to 30 sessions per job."""
+    config = SimulatorConfig(
+        seed=seed,
+        epoch=EPOCH,
+        organizations=organizations,
+        jobs_per_organization=(1, 4),
+        sessions_per_job=(1, 30),
+        api_versions=(version,),
+    )
+    return Simulator(config)
+
+
 @pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
 @pytest.mark.parametrize("seed", [3, 43, 101])
 @pytest.mark.parametrize("organizations", [3, 9])
@@ -66,16 +80,7 @@ async def test_every_surface_agrees(
 ) -> None:
     judge_at(monkeypatch, EPOCH)
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    sim = Simulator(
-        SimulatorConfig(
-            seed=seed,
-            epoch=EPOCH,
-            organizations=organizations,
-            jobs_per_organization=(1, 4),
-            sessions_per_job=(1, 30),
-            api_versions=(version,),
-        )
-    )
+    sim = pinned(seed, organizations, version)
     async with serve(create_app(simulator=sim)) as port:
         url = f"http://127.0.0.1:{port}"
         alone = await library(url, version, batch=False)
@@ -200,16 +205,7 @@ async def test_failures_agree(
 ) -> None:
     judge_at(monkeypatch, EPOCH)
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    sim = Simulator(
-        SimulatorConfig(
-            seed=43,
-            epoch=EPOCH,
-            organizations=organizations,
-            jobs_per_organization=(1, 4),
-            sessions_per_job=(1, 30),
-            api_versions=(version,),
-        )
-    )
+    sim = pinned(43, organizations, version)
     first = sim.organization_ids()[0]
     first_job = min(expected_rows(sim, [first], version=version))
     async with serve(as_asgi(hostile(sim, case, first_job))) as port:
