@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 import cattrs
@@ -30,7 +29,7 @@ from cattrs.errors import (
 )
 
 from ._convert import FastHooks, WireValueError, make_converter, wire_name
-from ._dialects import Dialect, Route
+from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
@@ -39,7 +38,6 @@ __all__ = ["Decoder", "parse_json"]
 
 T = TypeVar("T")
 log = logging.getLogger("vbo_async")
-_VERSION_SEGMENT = re.compile(r"[vV][0-9]+")
 
 Refused = Callable[[Any, DecodeError], None]
 """Told about an item of an array that could not be decoded (the parsed item, the error)."""
@@ -264,7 +262,7 @@ def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str
         query = {key.lower(): value for key, value in parse_qsl(parts.query)}
         values = {name: query[param.lower()] for name, param in fields.items() if query.get(param.lower())}
     for name, route in (routes or {}).items():
-        found = _path_value(parts.path, route)
+        found = route.value_in(parts.path)
         if found and name not in values:
             values[name] = found
     if not values:
@@ -274,23 +272,6 @@ def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str
         missing = {name: value for name, value in values.items() if getattr(item, name) is None}
         filled.append(attrs.evolve(item, **missing) if missing else item)  # type: ignore[misc]
     return filled
-
-
-def _path_value(path: str, route: Route) -> str | None:
-    """The value of ``route``'s one placeholder when ``path`` ends with the route's path right
-    after a version segment (``/v6/Jobs/{job}/JobSessions``; literal segments ignoring case), the
-    segment unquoted; else None."""
-    template = route.path.split("/")
-    segments = path.split("/")
-    if len(segments) < len(template) + 1 or not _VERSION_SEGMENT.fullmatch(segments[-len(template) - 1]):
-        return None
-    value = None
-    for pattern, segment in zip(template, segments[-len(template) :], strict=True):
-        if pattern.startswith("{") and pattern.endswith("}"):
-            value = unquote(segment)
-        elif pattern.lower() != segment.lower():
-            return None
-    return value
 
 
 class _no_gc:

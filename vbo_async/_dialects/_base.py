@@ -10,10 +10,11 @@ never name a version themselves.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import attrs
 
@@ -36,6 +37,8 @@ others read when it is absent. An empty tuple: the field is not on this version'
 derived, or belongs to another version)."""
 
 _FORMATTER = string.Formatter()
+_VERSION_SEGMENT = re.compile(r"[vV][0-9]+")
+"""A path segment naming an API version (``v6``)."""
 
 
 def camel(name: str) -> str:
@@ -79,6 +82,22 @@ class Route:
             f"{quote(key, safe='')}={quote(value.format(**values), safe='')}" for key, value in self.query
         )
         return f"{path}?{pairs}"
+
+    def value_in(self, path: str) -> str | None:
+        """`render` undone for the route's path placeholder: its value in ``path`` (unquoted) when
+        ``path`` ends with the route's path right after a version segment
+        (``/v6/Jobs/{job}/JobSessions``; literal segments compared ignoring case); else None."""
+        template = self.path.split("/")
+        segments = path.split("/")
+        if len(segments) < len(template) + 1 or not _VERSION_SEGMENT.fullmatch(segments[-len(template) - 1]):
+            return None
+        value = None
+        for pattern, segment in zip(template, segments[-len(template) :], strict=True):
+            if pattern.startswith("{") and pattern.endswith("}"):
+                value = unquote(segment)
+            elif pattern.lower() != segment.lower():
+                return None
+        return value
 
 
 @attrs.frozen
