@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from vbo_async import (
     BackupRepository,
+    BackupWindow,
     CollectionLink,
     HourFlags,
     Job,
@@ -547,3 +548,77 @@ def test_long_server_values_are_not_kept_by_a_client_s_caches(version: str) -> N
     finally:
         tracemalloc.stop()
     assert kept < 1_000_000  # 30 jobs sent about 20 MB
+
+
+@pytest.mark.parametrize("version", sorted(DIALECTS))
+def test_long_backup_windows_are_not_kept_by_a_client_s_policy_cache(version: str) -> None:
+    """A window's flags are one byte per hour whatever the server sends, and the policy cache
+    keys on them: a hostile server sending a window of a million flags per job (a 6 MB body
+    each) made a client keep a megabyte per policy, up to 4,096 of them (4 GB), after the jobs
+    themselves were gone. Windows as long as real ones (168 flags, two per v6+ policy) are
+    still cached; longer ones are decoded, not kept."""
+    dialect = DIALECTS[version]
+    hook = FastHooks(NAVIGATOR, dialect).get(Job)
+    names = dialect.wire_names(SchedulePolicy)["backup_window"]
+    flags_name = dialect.wire_names(BackupWindow)["backup_intervals_array"][0]
+
+    def job(n: int, hours: int) -> dict[str, Any]:
+        window = [hour % (n + 2) == 0 for hour in range(hours)]  # each n its own
+        return {"id": f"j{n}", "schedulePolicy": {"type": "Daily", names[0]: {flags_name: window}}}
+
+    real = hook(job(-1, 168), Job)  # the plans and hooks are made before measuring
+    assert hook(job(-1, 168), Job).schedule_policy is real.schedule_policy  # a real window is cached
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(30):
+            decoded = hook(job(n, 100_000), Job)
+            assert decoded.schedule_policy is not None
+            assert decoded.schedule_policy.backup_window is not None
+            assert len(decoded.schedule_policy.backup_window.backup_intervals_array) == 100_000
+            del decoded
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1_000_000  # 30 windows of 100,000 flags: 3 MB
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+def test_a_client_s_link_caches_stop_growing_at_their_bound(version: str) -> None:
+    """The caches of shared links (per href) and of ids read from links live as long as the
+    client. A hostile server naming a new organization, repository and proxy of 500 characters
+    in every job made them keep about 3 KB per job up to 65,536 entries each: 200 MB per client
+    for jobs and sessions alone. Once as many entries as a real server has shared resources are
+    kept, they keep no more."""
+    dialect = DIALECTS[version]
+    hooks = FastHooks(NAVIGATOR, dialect)
+    job_hook, session_hook = hooks.get(Job), hooks.get(JobSession)
+    spellings = [spelling for names in dialect.wire_names(JobLinks).values() for spelling in names]
+    pad = "x" * 500
+
+    def job(n: int) -> dict[str, Any]:
+        return {
+            "id": f"j{n}",
+            "_links": {key: {"href": f"/{version}/R/{n:06d}{key}{pad}"[:500]} for key in spellings},
+        }
+
+    def session(n: int) -> dict[str, Any]:
+        return {"id": f"s{n}", "_links": {"job": {"href": f"/{version}/Jobs/{n:06d}{pad}"[:500]}}}
+
+    def decode(numbers: range) -> None:
+        for n in numbers:
+            assert job_hook(job(n), Job).links.organization is not None
+            assert session_hook(session(n), JobSession).links.job is not None
+
+    tracemalloc.start()
+    try:
+        decode(range(5000))  # past the bound
+        gc.collect()
+        full = tracemalloc.get_traced_memory()[0]
+        decode(range(5000, 8000))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - full
+    finally:
+        tracemalloc.stop()
+    assert grown < 200_000  # 3,000 more jobs and sessions: about 10 MB kept before

@@ -39,6 +39,7 @@ from ._dialects import Dialect, IdFromLink, LinkFromId, Route
 from ._enums import OpenEnum
 from ._fastpath import (
     CACHED_HREF_LENGTH,
+    CACHED_HREFS,
     FastPathUnsupported,
     LinkSpec,
     Plan,
@@ -73,15 +74,15 @@ T = TypeVar("T")
 
 _POLICY_CACHE_SIZE = 4096
 _POLICY_KEY_CHARACTERS = 1024
-"""The most characters of a policy's strings the cache keeps (a few names and times take about
-50; a window's flags are bytes of one per hour whatever the server sends, so they are not
-counted)."""
+"""The most characters of a policy's strings plus bytes of its windows' flags (one per hour) the
+cache keeps per policy: a few names and times take about 50, a real window 168, and v6+ policies
+have two. A policy over it is decoded, not kept (a hostile server's window of a million flags
+would otherwise stay a megabyte per entry)."""
 _UNIFORM_WINDOWS = 64
 _LARGEST_UNIFORM = 4096
 _ABSENT = object()
 _WINDOW_OBJECT = object()
 _marshal = marshal.dumps
-_THROUGH_CACHE_SIZE = 65536
 
 
 # --- the registry, walked from the resources -------------------------------------------------------
@@ -659,7 +660,7 @@ def _segment(cache: dict[str, str | None], href: str) -> str | None:
     """`last_segment` of ``href``, kept in ``cache`` (bounded): the links ids are read from are
     mostly those to shared resources, so the same hrefs come back job after job."""
     segment = last_segment(href)
-    if len(href) <= CACHED_HREF_LENGTH and len(cache) < _THROUGH_CACHE_SIZE:
+    if len(href) <= CACHED_HREF_LENGTH and len(cache) < CACHED_HREFS:
         cache[href] = segment
     return segment
 
@@ -669,7 +670,7 @@ def _through(
 ) -> ThroughLink[Any]:
     """A new `ThroughLink` via ``via``, kept in ``cache`` under ``via``'s href (bounded)."""
     link: ThroughLink[Any] = ThroughLink(via, then, relation, target)
-    if len(via.href) <= CACHED_HREF_LENGTH and len(cache) < _THROUGH_CACHE_SIZE:
+    if len(via.href) <= CACHED_HREF_LENGTH and len(cache) < CACHED_HREFS:
         cache[via.href] = link
     return link
 
@@ -1005,7 +1006,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
     from the bytes just made: nothing is read or written twice) with the same statements the
     structure functions use (`fill_field`). Bound with the policy's structure function, the
     cache (one per client: key -> policy; at most `_POLICY_CACHE_SIZE` entries, each of at most
-    `_POLICY_KEY_CHARACTERS` of strings: the cache lives as long as the client), its count, the
+    `_POLICY_KEY_CHARACTERS` of strings and flags: the cache lives as long as the client), its count, the
     structure hooks of the fields and the windows' ``key`` and ``flags_of``. Nothing the caller
     owns is kept: the keys hold values read from the wire (strings, numbers, bytes), never its
     lists or objects.
@@ -1038,7 +1039,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "    g = o.get",
     ]
     key: list[str] = []
-    sized: list[str] = []  # the values read as sent: strings of any length
+    sized: list[str] = []  # the values read as sent (strings of any length) and the flags' bytes
     fill: list[str] = []
     for index, field in enumerate(attrs.fields(policy_cls)):
         spellings = names[field.name]
@@ -1077,6 +1078,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
                 ]
                 window_key.append(flags)
                 scalars.append(flags)
+                sized.append(flags)
                 built += [
                     f"if {value}.__class__ is list:",
                     f"    b.{window_field.name} = __flags_of({flags}, {value})",
@@ -1143,8 +1145,9 @@ def _policies_plan(dialect: Dialect) -> Plan:
 
 
 def _string_lengths(names: list[str]) -> str:
-    """An expression adding up the lengths of those of ``names`` that hold strings."""
-    return " + ".join(f"(len({name}) if {name}.__class__ is str else 0)" for name in names) or "0"
+    """An expression adding up the lengths of those of ``names`` that hold strings or bytes."""
+    sized = "(len({0}) if {0}.__class__ is str or {0}.__class__ is bytes else 0)"
+    return " + ".join(sized.format(name) for name in names) or "0"
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:

@@ -48,6 +48,7 @@ from ._enums import OpenEnum
 from ._links import Link
 
 __all__ = [
+    "CACHED_HREFS",
     "CACHED_HREF_LENGTH",
     "FastPathUnsupported",
     "LinkSpec",
@@ -67,10 +68,14 @@ __all__ = [
 
 log = logging.getLogger("vbo_async")
 _INLINE_CLASS = {str: "str", int: "int"}
-_LINK_CACHE_SIZE = 65536
 CACHED_HREF_LENGTH = 512
 """The longest href a client's caches keep (a server's are about 100 characters): the caches
 live as long as the client, and a hostile server must not fill them with megabytes per entry."""
+CACHED_HREFS = 4096
+"""The most hrefs each of a client's link caches keeps: more than a server has organizations,
+repositories or proxies to link to, and at most about 3 MB per cache (a hostile server naming
+a new resource in every object once made 65,536 entries, 200 MB per client). Past it, links are
+decoded as before, only not shared."""
 _MISSING = object()
 
 
@@ -344,7 +349,7 @@ def links_plan(
                 f"l = {cache}.get(h)",
                 "if l is None:",
                 *(f"    {line}" for line in make),
-                f"    if len(h) <= {CACHED_HREF_LENGTH} and len({cache}) < {_LINK_CACHE_SIZE}:",
+                f"    if len(h) <= {CACHED_HREF_LENGTH} and len({cache}) < {CACHED_HREFS}:",
                 f"        {cache}[h] = l",
             ]
         lines += [
