@@ -1039,14 +1039,14 @@ def _policies_plan(dialect: Dialect) -> Plan:
         "    g = o.get",
     ]
     key: list[str] = []
-    sized: list[str] = []  # the values read as sent (strings of any length) and the flags' bytes
+    sized: list[str] = []  # the lengths of the strings read as sent and of the flags' bytes
     fill: list[str] = []
     for index, field in enumerate(attrs.fields(policy_cls)):
         spellings = names[field.name]
         if not spellings or window_cls not in _members(field.type):
             if spellings:
                 key.append(f"(v{index} := {read_expression('g', spellings, field)}), v{index}.__class__")
-                sized.append(f"v{index}")
+                sized.append(_sized(f"v{index}", "str"))
             fill += fill_field(
                 policy_cls, field, spellings, "p", f"v{index}", f"__h{index}", namespace, hooks
             )
@@ -1078,7 +1078,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
                 ]
                 window_key.append(flags)
                 scalars.append(flags)
-                sized.append(flags)
+                sized.append(_sized(flags, "bytes"))
                 built += [
                     f"if {value}.__class__ is list:",
                     f"    b.{window_field.name} = __flags_of({flags}, {value})",
@@ -1093,7 +1093,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
             else:
                 if window_spellings:
                     window_key.append(f"{value}, {value}.__class__")
-                    sized.append(value)
+                    sized.append(_sized(value, "str"))
                 built += fill_field(
                     window_cls, window_field, window_spellings, "b", value, hook, namespace, hooks
                 )
@@ -1134,7 +1134,7 @@ def _policies_plan(dialect: Dialect) -> Plan:
         *(f"    {line}" for line in fill),
         "    p.__class__ = __cls",
         # Inline, not a loop over the key: a fresh client misses for almost every job.
-        f"    if count[0] < __limit and {_string_lengths(sized)} <= __chars:",
+        f"    if count[0] < __limit and {' + '.join(sized) or '0'} <= __chars:",
         "        count[0] += 1",
         "        cache[key] = p",
         "    return p",
@@ -1144,10 +1144,9 @@ def _policies_plan(dialect: Dialect) -> Plan:
     return plan(lines, namespace, title, "structure_shared", hooks=hooks, params=params)
 
 
-def _string_lengths(names: list[str]) -> str:
-    """An expression adding up the lengths of those of ``names`` that hold strings or bytes."""
-    sized = "(len({0}) if {0}.__class__ is str or {0}.__class__ is bytes else 0)"
-    return " + ".join(sized.format(name) for name in names) or "0"
+def _sized(name: str, kind: str) -> str:
+    """An expression for the length of ``name`` when it holds a ``kind`` (``str``, ``bytes``), else 0."""
+    return f"(len({name}) if {name}.__class__ is {kind} else 0)"
 
 
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
