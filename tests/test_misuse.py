@@ -346,6 +346,8 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("negative timeout", {"timeout": -1.0}, "timeout"),
     ("NaN timeout", {"timeout": math.nan}, "timeout"),
     ("infinite timeout", {"timeout": math.inf}, "timeout"),  # None is no limit
+    ("timeout too large for a float", {"timeout": 10**400}, "timeout"),  # a bare OverflowError per request
+    ("timeout too long to show", {"timeout": -(10**5000)}, "timeout"),  # repr() refuses it
     ("str timeout", {"timeout": "30"}, "timeout"),
     ("zero max_response_bytes", {"max_response_bytes": 0}, "max_response_bytes"),
     ("bool max_response_bytes", {"max_response_bytes": True}, "max_response_bytes"),
