@@ -155,6 +155,23 @@ def test_faults_reject_rates_summing_past_one() -> None:
         Faults(error_rate=0.6, drop_rate=0.6)
 
 
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: Simulator({"seed": 1}), "config"),  # a dict of the config's fields
+        (lambda: Simulator(Faults()), "config"),
+        (lambda: Simulator(clock=5), "clock"),
+        (lambda: create_app({"seed": 1}), "config"),
+        (lambda: create_app(simulator=SimulatorConfig()), "simulator"),  # a config where the simulator goes
+        (lambda: create_app(simulator="sim"), "simulator"),
+    ],
+)
+def test_the_simulator_refuses_arguments_of_another_type(build: Any, named: str) -> None:
+    """A ConfigError naming the argument, not an AttributeError or TypeError from inside."""
+    with pytest.raises(ConfigError, match=named):
+        build()
+
+
 def test_create_app_exposes_and_checks_the_simulator(simulator: Simulator) -> None:
     assert create_app(simulator=simulator).state.simulator is simulator
     assert create_app(SimulatorConfig(seed=3)).state.simulator.config.seed == 3
