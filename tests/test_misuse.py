@@ -390,6 +390,18 @@ def test_configure_logging_refuses_a_bad_format_with_a_config_error(fmt: Any) ->
     assert (list(logger.handlers), logger.level) == before
 
 
+@pytest.mark.parametrize("stream", ["stderr", b"log", 2, Path("vbo.log")])
+def test_configure_logging_refuses_a_stream_that_cannot_be_written(stream: Any) -> None:
+    """A stream without ``write`` (a name, a path, a file descriptor) is a `ConfigError` naming
+    ``stream`` at once, not a "--- Logging error ---" traceback on stderr for every record later;
+    the ``vbo_async`` logger is left as it was."""
+    logger = logging.getLogger("vbo_async")
+    before = (list(logger.handlers), logger.level)
+    with pytest.raises(ConfigError, match="stream"):
+        configure_logging("debug", stream=stream)
+    assert (list(logger.handlers), logger.level) == before
+
+
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing-ca.pem"
     with pytest.raises(ConfigError, match="CA bundle") as info:
