@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import logging
 import math
+import pickle
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -224,6 +226,32 @@ async def test_pure_conversions_still_work_after_aclose(seed_job: dict[str, Any]
     assert vbo.from_wire(vbo.to_wire(job), Job) == job
     with pytest.raises(ClientStateError):
         await job.links.organization  # type: ignore[misc]
+
+
+# --- pickling and copying -----------------------------------------------------------------------------
+
+
+async def test_a_client_is_never_pickled_and_its_copies_are_itself(
+    fake: FakeVBO, seed_job: dict[str, Any]
+) -> None:
+    """A client holds a connection pool, its token and the password: pickling one (or a target or
+    result holding it) is a `ClientStateError` saying what to pickle instead, never an httpx
+    internal's ``cannot pickle '_thread.RLock'`` nor, should that one go, a pickle of the token.
+    A copy of a target keeps its client, as a copied model keeps its links bound to it."""
+    async with client_for(serving(fake, seed_job)) as vbo:
+        target = PollTarget(client=vbo, organization_id=ORG)
+        async with poll_jobs([target]) as sweep:
+            (result,) = [result async for result in sweep]
+        for holder in (vbo, target, result):
+            with pytest.raises(ClientStateError, match="cannot be pickled") as caught:
+                pickle.dumps(holder)
+            assert PASSWORD not in str(caught.value)
+        assert copy.copy(vbo) is vbo
+        assert copy.deepcopy(vbo) is vbo
+        copied = copy.deepcopy(target)
+        assert copied == target
+        assert copied.client is vbo
+        assert [job.id for job in pickle.loads(pickle.dumps(result.jobs))] == [JOB]  # the models pickle
 
 
 @pytest.mark.parametrize("api_version", [["v1"], {"v": 1}, 1, "v2"], ids=["list", "dict", "int", "unknown"])

@@ -18,7 +18,7 @@ import os
 import ssl
 from collections.abc import Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, NoReturn, Self, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -208,6 +208,19 @@ class VBOClient:
         state = "closed" if self._fetcher.closed else "open"
         where = self.api_root or f"{self._root.base_url} (API version not known yet)"
         return f"<VBOClient {where} user={self._username!r} {state}>"
+
+    def __reduce__(self) -> NoReturn:
+        # Its pool cannot travel, and nothing may put its token into a pickle.
+        raise ClientStateError(
+            "a VBOClient cannot be pickled: it holds a connection pool, its token and the password; "
+            "pickle the models instead (their links are unpickled unbound: follow them with vbo.follow)"
+        )
+
+    def __copy__(self) -> Self:
+        return self  # a handle on one server's session: a copied PollTarget keeps the same client
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
 
     @property
     def api_version(self) -> str | None:
