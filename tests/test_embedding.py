@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
 import uvicorn
 
-from vbo_async import HealthState, to_jsonable
+from vbo_async import HealthState, RetryPolicy, TransportError, VBOClient, to_jsonable
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import closed_port, serve
@@ -168,3 +169,27 @@ def test_to_jsonable_of_raw_json_nested_too_deeply_is_a_config_error() -> None:
     assert to_jsonable(parse_json(b"[" * 100 + b"]" * 100)) == parse_json(b"[" * 100 + b"]" * 100)
     with pytest.raises(ConfigError, match="nested too deeply"):
         to_jsonable(parse_json(b'{"a":' * 1000 + b"1" + b"}" * 1000))
+
+
+async def test_a_respx_router_mocks_a_client_only_given_as_its_transport() -> None:
+    """The README: ``respx.mock`` patches httpx's own transport, which a client built without
+    ``transport=`` does not use (it sends through aiohttp): its requests go to ``base_url`` (here a
+    loopback port nothing listens on). Given as the transport, the same router answers them."""
+    base = f"http://127.0.0.1:{closed_port()}"
+    with respx.mock(base_url=base, assert_all_called=False) as router:
+        router.post("/v8/Token").respond(200, json={"access_token": "access-Zq9xKp2", "expires_in": 3600})
+        router.get("/v8/Jobs").respond(200, json={"offset": 0, "limit": 30, "results": [{"id": "j1"}]})
+        router.post("/v8/token/logout").respond(204)
+        once = RetryPolicy(attempts=1)
+        async with VBOClient(base, username="svc", password="pw-S3cret", api_version="v8", retry=once) as vbo:
+            with pytest.raises(TransportError):
+                await vbo.jobs()
+        assert not router.calls
+        mocked = httpx.MockTransport(router.async_handler)
+        async with VBOClient(base, username="svc", password="pw-S3cret", transport=mocked) as vbo:
+            assert [job.id for job in await vbo.jobs()] == ["j1"]
+        assert [call.request.url.path for call in router.calls] == [
+            "/v8/Token",
+            "/v8/Jobs",
+            "/v8/token/logout",
+        ]

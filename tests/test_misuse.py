@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import logging
 import math
+import pickle
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -226,6 +228,32 @@ async def test_pure_conversions_still_work_after_aclose(seed_job: dict[str, Any]
         await job.links.organization  # type: ignore[misc]
 
 
+# --- pickling and copying -----------------------------------------------------------------------------
+
+
+async def test_a_client_is_never_pickled_and_its_copies_are_itself(
+    fake: FakeVBO, seed_job: dict[str, Any]
+) -> None:
+    """A client holds a connection pool, its token and the password: pickling one (or a target or
+    result holding it) is a `ClientStateError` saying what to pickle instead, never an httpx
+    internal's ``cannot pickle '_thread.RLock'`` nor, should that one go, a pickle of the token.
+    A copy of a target keeps its client, as a copied model keeps its links bound to it."""
+    async with client_for(serving(fake, seed_job)) as vbo:
+        target = PollTarget(client=vbo, organization_id=ORG)
+        async with poll_jobs([target]) as sweep:
+            (result,) = [result async for result in sweep]
+        for holder in (vbo, target, result):
+            with pytest.raises(ClientStateError, match="cannot be pickled") as caught:
+                pickle.dumps(holder)
+            assert PASSWORD not in str(caught.value)
+        assert copy.copy(vbo) is vbo
+        assert copy.deepcopy(vbo) is vbo
+        copied = copy.deepcopy(target)
+        assert copied == target
+        assert copied.client is vbo
+        assert [job.id for job in pickle.loads(pickle.dumps(result.jobs))] == [JOB]  # the models pickle
+
+
 @pytest.mark.parametrize("api_version", [["v1"], {"v": 1}, 1, "v2"], ids=["list", "dict", "int", "unknown"])
 def test_a_bad_api_version_of_to_wire_or_from_wire_is_a_config_error(
     seed_job: dict[str, Any], api_version: Any
@@ -346,6 +374,8 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("negative timeout", {"timeout": -1.0}, "timeout"),
     ("NaN timeout", {"timeout": math.nan}, "timeout"),
     ("infinite timeout", {"timeout": math.inf}, "timeout"),  # None is no limit
+    ("timeout too large for a float", {"timeout": 10**400}, "timeout"),  # a bare OverflowError per request
+    ("timeout too long to show", {"timeout": -(10**5000)}, "timeout"),  # repr() refuses it
     ("str timeout", {"timeout": "30"}, "timeout"),
     ("zero max_response_bytes", {"max_response_bytes": 0}, "max_response_bytes"),
     ("bool max_response_bytes", {"max_response_bytes": True}, "max_response_bytes"),
@@ -385,6 +415,18 @@ def test_configure_logging_refuses_a_bad_format_with_a_config_error(fmt: Any) ->
     before = (list(logger.handlers), logger.level)
     with pytest.raises(ConfigError, match="fmt"):
         configure_logging("debug", fmt=fmt)
+    assert (list(logger.handlers), logger.level) == before
+
+
+@pytest.mark.parametrize("stream", ["stderr", b"log", 2, Path("vbo.log")])
+def test_configure_logging_refuses_a_stream_that_cannot_be_written(stream: Any) -> None:
+    """A stream without ``write`` (a name, a path, a file descriptor) is a `ConfigError` naming
+    ``stream`` at once, not a "--- Logging error ---" traceback on stderr for every record later;
+    the ``vbo_async`` logger is left as it was."""
+    logger = logging.getLogger("vbo_async")
+    before = (list(logger.handlers), logger.level)
+    with pytest.raises(ConfigError, match="stream"):
+        configure_logging("debug", stream=stream)
     assert (list(logger.handlers), logger.level) == before
 
 

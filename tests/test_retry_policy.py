@@ -81,6 +81,13 @@ INVALID: list[tuple[str, Any]] = [
     ("statuses", [500, "502"]),
     ("statuses", [99]),
     ("statuses", [600]),
+    # Not failures: a success is never retried, a 3xx never followed, a 1xx never final.
+    ("statuses", [200]),
+    ("statuses", [204, 503]),
+    ("statuses", [302]),
+    ("statuses", [304]),
+    ("statuses", [100]),
+    ("statuses", [399]),
     ("statuses", [True]),
     ("statuses", {503.0}),
 ]
@@ -108,7 +115,7 @@ def test_valid_edge_values_are_accepted() -> None:
     statuses = RetryPolicy(statuses=(s for s in [502, 503, 503])).statuses
     assert statuses == frozenset({502, 503})
     assert isinstance(statuses, frozenset)
-    assert RetryPolicy(statuses=[100, 599]).statuses == {100, 599}
+    assert RetryPolicy(statuses=[400, 599]).statuses == {400, 599}
 
 
 # --- backoff --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import uvicorn
 import vbo_async.simulator as simulator_module
 import vbo_async.simulator._stats as stats_module
 import vbo_async.simulator._tokens as tokens_module
+from vbo_async import ConfigError
 from vbo_async.simulator import (
     Faults,
     SimulatedError,
@@ -122,20 +123,53 @@ def test_all_is_sorted_and_complete() -> None:
         {"unauthorized_body": "html"},
         {"token_lifetime": 0},
         {"faults": "none"},
+        # An int too large for a float: no bare OverflowError from math.isfinite.
+        {"token_lifetime": 10**400},
+        {"session_duration": 10**400},
     ],
 )
 def test_config_rejects_invalid_values(kwargs: dict[str, Any]) -> None:
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
         SimulatorConfig(**kwargs)
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"error_rate": 1.5}, {"latency": -1}, {"revoke_every": 0}, {"error_rate": 0.6, "drop_rate": 0.6}],
+    [
+        {"error_rate": 1.5},
+        {"latency": -1},
+        {"revoke_every": 0},
+        {"latency": 10**400},
+        {"error_rate": 10**400},
+        {"retry_after": 10**400},
+        {"revoke_every": 10**400},
+    ],
 )
 def test_faults_reject_invalid_values(kwargs: dict[str, Any]) -> None:
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
         Faults(**kwargs)
+
+
+def test_faults_reject_rates_summing_past_one() -> None:
+    with pytest.raises(ConfigError, match="must not exceed 1"):
+        Faults(error_rate=0.6, drop_rate=0.6)
+
+
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: Simulator({"seed": 1}), "config"),  # a dict of the config's fields
+        (lambda: Simulator(Faults()), "config"),
+        (lambda: Simulator(clock=5), "clock"),
+        (lambda: create_app({"seed": 1}), "config"),
+        (lambda: create_app(simulator=SimulatorConfig()), "simulator"),  # a config where the simulator goes
+        (lambda: create_app(simulator="sim"), "simulator"),
+    ],
+)
+def test_the_simulator_refuses_arguments_of_another_type(build: Any, named: str) -> None:
+    """A ConfigError naming the argument, not an AttributeError or TypeError from inside."""
+    with pytest.raises(ConfigError, match=named):
+        build()
 
 
 def test_create_app_exposes_and_checks_the_simulator(simulator: Simulator) -> None:

@@ -18,7 +18,7 @@ import os
 import ssl
 from collections.abc import Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, NoReturn, Self, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -126,10 +126,13 @@ class VBOClient:
             raise ConfigError(f"api_version must be one of {', '.join(API_VERSIONS)}; got {shown!r}")
         if not _is_int(max_concurrency) or max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-        if timeout is not None and not (_is_number(timeout) and 0 < timeout < math.inf):
-            # inf: the default transport cannot schedule it (a bare OverflowError on every request)
+        if timeout is not None and not (_is_number(timeout) and timeout > 0 and _is_finite(timeout)):
+            # inf, or an int too large for a float: no transport can schedule it (a bare
+            # OverflowError on every request)
+            huge = isinstance(timeout, int) and timeout.bit_length() > 1024  # repr() may refuse it too
+            shown = "an int too large for a float" if huge else repr(timeout)
             raise ConfigError(
-                f"timeout must be a positive finite number of seconds, or None for no limit; got {timeout!r}"
+                f"timeout must be a positive finite number of seconds, or None for no limit; got {shown}"
             )
         for name, value in (
             ("max_response_bytes", max_response_bytes),
@@ -205,6 +208,19 @@ class VBOClient:
         state = "closed" if self._fetcher.closed else "open"
         where = self.api_root or f"{self._root.base_url} (API version not known yet)"
         return f"<VBOClient {where} user={self._username!r} {state}>"
+
+    def __reduce__(self) -> NoReturn:
+        # Its pool cannot travel, and nothing may put its token into a pickle.
+        raise ClientStateError(
+            "a VBOClient cannot be pickled: it holds a connection pool, its token and the password; "
+            "pickle the models instead (their links are unpickled unbound: follow them with vbo.follow)"
+        )
+
+    def __copy__(self) -> Self:
+        return self  # a handle on one server's session: a copied PollTarget keeps the same client
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
 
     @property
     def api_version(self) -> str | None:
@@ -725,6 +741,14 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_finite(value: float) -> bool:
+    """Whether ``value`` is a finite number that a float can hold (not ``10**400``)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _id_of(value: Any) -> str:

@@ -28,9 +28,10 @@ def configure_logging(
     ``level``: ``"debug"`` (every request, its status, size and time, and every retry),
     ``"info"`` (requests given up after their retries, the API version found, job actions),
     ``"warning"`` (TLS verification off, plain http://), ``"error"``, or a `logging` level
-    number. ``fmt`` is the `logging.Formatter` format (``"%(asctime)s %(levelname)s %(name)s:
-    %(message)s"`` when None; a format `logging.Formatter` refuses is a `ConfigError`). Only the
-    ``vbo_async`` logger is touched, never the root logger.
+    number. ``stream`` is any object with a ``write`` method (`ConfigError` otherwise). ``fmt``
+    is the `logging.Formatter` format (``"%(asctime)s %(levelname)s %(name)s: %(message)s"``
+    when None; a format `logging.Formatter` refuses is a `ConfigError`). Only the ``vbo_async``
+    logger is touched, never the root logger.
 
     ```python
     import vbo_async
@@ -46,6 +47,9 @@ def configure_logging(
         number = level
     else:
         raise ConfigError(f"level must be a string or an int, got {type(level).__name__}")
+    if stream is not None and not callable(getattr(stream, "write", None)):
+        # logging would take it and fail on every record (a traceback on stderr each time)
+        raise ConfigError(f"stream must be a writable text stream or None, got {type(stream).__name__}")
     if fmt is not None and not isinstance(fmt, str):
         raise ConfigError(f"fmt must be a string or None, got {type(fmt).__name__}")
     try:

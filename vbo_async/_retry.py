@@ -86,7 +86,9 @@ def _check_timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _statuses(value: Any) -> frozenset[int]:
-    """``statuses`` as a frozenset of ints 100–599; a str (an iterable of characters) refused."""
+    """``statuses`` as a frozenset of ints 400–599 (failures: a 2xx retried would send every
+    successful request ``attempts`` times, a 3xx is never followed, a 1xx never final); a str (an
+    iterable of characters) refused."""
     if isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable):
         raise ConfigError(
             f"RetryPolicy.statuses must be an iterable of status codes such as {{502, 503}}, "
@@ -95,7 +97,12 @@ def _statuses(value: Any) -> frozenset[int]:
     statuses: set[int] = set()
     for status in value:
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-            raise ConfigError(f"RetryPolicy.statuses must hold ints from 100 to 599, got {status!r}")
+            raise ConfigError(f"RetryPolicy.statuses must hold ints from 400 to 599, got {status!r}")
+        if status < 400:
+            raise ConfigError(
+                f"RetryPolicy.statuses must hold failures (400 to 599), got {status}: "
+                "a success is never retried and a redirect never followed"
+            )
         statuses.add(status)
     return frozenset(statuses)
 

@@ -401,8 +401,7 @@ async def _window(client: VBOClient, context: Context) -> Window:
     try:
         if not (await client.dialect()).lists_recent_sessions:
             return None
-        window = (policy.max_age if policy.max_age is not None else HEALTH_WINDOW) + _WINDOW_SLACK
-        return await client.recent_sessions(_window_start(context.now, window))
+        return await client.recent_sessions(_window_start(context.now, _health_window(policy)))
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
         return exc
@@ -480,6 +479,13 @@ def _within(sessions: list[JobSession], pages: tuple[int, ...]) -> list[JobSessi
         if len(seen) < limit or any(finished(session) for session in seen):
             break
     return seen
+
+
+def _health_window(policy: HealthPolicy) -> dt.timedelta:
+    """How far back a batch reads sessions for ``policy``: its ``max_age`` (`HEALTH_WINDOW`
+    without one) and `_WINDOW_SLACK`, at most `datetime.timedelta.max` (no `OverflowError`)."""
+    age = policy.max_age if policy.max_age is not None else HEALTH_WINDOW
+    return age + _WINDOW_SLACK if age <= dt.timedelta.max - _WINDOW_SLACK else dt.timedelta.max
 
 
 def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:

@@ -32,6 +32,8 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
     transport = httpx.ASGITransport(app=app)
     ```
     """
+    if simulator is not None and not isinstance(simulator, Simulator):
+        raise ConfigError(f"simulator must be a Simulator or None, got {type(simulator).__name__}")
     if simulator is None:
         simulator = Simulator(config)
     elif config is not None and config != simulator.config:

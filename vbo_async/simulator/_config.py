@@ -20,7 +20,13 @@ API_VERSIONS = ("v1", "v6", "v7", "v8")
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{attribute.name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        raise ConfigError(
+            f"{attribute.name} must be a finite number >= 0, got an int too large for a float"
+        ) from None
+    if not finite or value < 0:
         raise ConfigError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
@@ -37,12 +43,14 @@ def _rate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None
         raise ConfigError(f"{attribute.name} must be between 0 and 1, got {value!r}")
 
 
-def _int_at_least(minimum: int) -> Any:
+def _int_at_least(minimum: int, maximum: int | None = None) -> Any:
     def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{attribute.name} must be an int, got {value!r}")
         if value < minimum:
             raise ConfigError(f"{attribute.name} must be >= {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{attribute.name} must be <= {maximum}, got {value!r}")
 
     return check
 
@@ -188,7 +196,7 @@ class SimulatorConfig:
     password: str = attrs.field(default="admin", validator=_non_empty_str)
     token_lifetime: float = attrs.field(default=3600.0, validator=_positive)
     session_duration: float = attrs.field(default=30.0, validator=_non_negative)
-    page_size: int = attrs.field(default=30, validator=[_int_at_least(1), attrs.validators.le(10_000)])
+    page_size: int = attrs.field(default=30, validator=_int_at_least(1, 10_000))
     unauthorized_body: Literal["message", "empty"] = attrs.field(
         default="message", validator=_unauthorized_body
     )

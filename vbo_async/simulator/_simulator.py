@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from vbo_async._exceptions import ConfigError
+
 from ._config import SimulatorConfig
 from ._errors import SimulatedError
 from ._filters import SessionFilter, parse_uuid, time_text
@@ -85,6 +87,10 @@ class Simulator:
     def __init__(
         self, config: SimulatorConfig | None = None, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        if config is not None and not isinstance(config, SimulatorConfig):
+            raise ConfigError(f"config must be a SimulatorConfig or None, got {type(config).__name__}")
+        if not callable(clock):
+            raise ConfigError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
         self.config = config if config is not None else SimulatorConfig()
         self.clock = clock
         self.stats = SimulatorStats()
