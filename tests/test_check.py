@@ -45,6 +45,8 @@ from vbo_async import (
 from vbo_async._cli import main
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
+    LINE_CHARS,
+    OUTPUT_BYTES,
     PLUGIN_CODES,
     SUMMARY_CHARS,
     DurationError,
@@ -370,7 +372,7 @@ def test_huge_names_cannot_push_the_performance_data_out_of_the_first_line() -> 
     """A monitoring system cuts long plugin output (Nagios Core at 8 KiB): the names the first
     line quotes are the servers', so its text is capped and the performance data always follows."""
     huge = "N" * 50_000
-    rows = [job(huge, HealthState.CRITICAL, "failed 1 h ago", organization=huge), *ok_jobs(2)]
+    rows = [job(huge, HealthState.CRITICAL, f"failed 1 h ago: {huge}", organization=huge), *ok_jobs(2)]
     output = plugin_output(Report.collect(rows, servers=1, tenants=1))
     first = output.text.splitlines()[0]
     text, _, perf = first.partition(" | ")
@@ -378,9 +380,61 @@ def test_huge_names_cannot_push_the_performance_data_out_of_the_first_line() -> 
     assert text.startswith("VB365 CRITICAL - 1 of 3 jobs failing: NNN")
     assert text.endswith("...")
     assert perf_values(perf)["critical"] == 1
-    assert huge in output.text.splitlines()[1]  # the finding's own line keeps the whole name
+    assert output.text.splitlines()[1].startswith("CRITICAL: east/NNN")
     short = plugin_output(Report.collect([job("x", HealthState.CRITICAL, "failed")], servers=1, tenants=1))
     assert short.text.splitlines()[0].startswith("VB365 CRITICAL - 1 of 1 job failing: tenant-a/x (failed) |")
+
+
+def test_the_output_is_bounded_keeping_the_worst_lines_and_saying_what_is_left_out() -> None:
+    """A hostile server's names of a megabyte, or thousands of jobs that are not OK, make no
+    output of megabytes: each line is cut, names first (the reason stays readable), and the whole
+    output fits in what Nagios Core reads of a plugin (8 KiB, performance data included), keeping
+    the worst lines and saying how many of each state were left out."""
+    huge = "N" * 1_000_000
+    rows = [
+        *ok_jobs(50),
+        *(job(f"Odd {n:04d}", HealthState.UNKNOWN, "status Paused") for n in range(2000)),
+        *(job(f"Warned {n:04d}", HealthState.WARNING, "never run", organization="d") for n in range(2000)),
+        job(huge, HealthState.CRITICAL, "failed 1 h ago", organization=huge),
+        *(job(f"Failed {n:02d}", HealthState.CRITICAL, "failed 2 h", organization="x") for n in range(20)),
+    ]
+    output = plugin_output(Report.collect(rows, servers=1, tenants=3))
+    assert output.state is HealthState.CRITICAL
+    assert len(output.text.encode()) <= OUTPUT_BYTES
+    lines = output.text.splitlines()
+    assert perf_values(first_line(output.text)["perf"])["warning"] == 2000
+    assert all(len(line) <= LINE_CHARS for line in lines[1:])
+    assert lines[1].startswith("CRITICAL: east/NNN")
+    assert lines[1].endswith("NNN...: failed 1 h ago")
+    assert lines[2:22] == [f"CRITICAL: east/x/Failed {n:02d}: failed 2 h" for n in range(20)]
+    shown = lines[22:-1]
+    assert len(shown) > 50
+    assert all(line.startswith("WARNING: east/d/Warned ") for line in shown)
+    assert lines[-1] == f"... {2000 - len(shown)} WARNING and 2000 UNKNOWN lines left out"
+
+
+def test_a_short_output_loses_nothing_and_non_ascii_names_count_in_bytes() -> None:
+    name = "Sauvegarde \U0001f4e6 quotidienne \u00e9t\u00e9 " * 3
+    tenant = "\u6771\u4eac"
+    rows = [job(f"{name}{n:03d}", HealthState.WARNING, "never run", organization=tenant) for n in range(400)]
+    output = plugin_output(Report.collect(rows, servers=1, tenants=1))
+    assert len(output.text.encode()) <= OUTPUT_BYTES
+    lines = output.text.splitlines()
+    assert lines[1] == f"WARNING: east/{tenant}/{name}000: never run"
+    assert lines[-1] == f"... {400 - (len(lines) - 2)} WARNING lines left out"
+    few = plugin_output(Report.collect(rows[:5], servers=1, tenants=1))
+    assert len(few.text.splitlines()) == 6
+    assert "left out" not in few.text
+
+
+def test_an_error_output_is_bounded() -> None:
+    text = error_output("x" * 100_000, *("y" * 5000 for _ in range(100)))
+    assert len(text.encode()) <= OUTPUT_BYTES
+    lines = text.splitlines()
+    assert lines[0].startswith("VB365 UNKNOWN - xxx")
+    assert all(len(line) <= LINE_CHARS for line in lines)
+    assert lines[1] == "y" * (LINE_CHARS - 3) + "..."
+    assert lines[-1] == f"... {100 - (len(lines) - 2)} lines left out"
 
 
 def test_version_and_timeout_have_the_plugin_guidelines_short_options(

@@ -68,7 +68,8 @@ Output (plain text, on stdout; the first line is wrapped here):
 The first line names the state, the counts and the worst three findings, then the
 performance data after '|': jobs, ok, warning, critical, unknown (jobs by health),
 servers_down and tenants_unreadable. Then one line per job, tenant or server that is not OK,
-worst first.
+worst first; the whole output stays under 8 KiB (what Nagios Core reads), the lines that do not
+fit, the least severe, counted on a last line ("... 161 WARNING lines left out").
 
 \b
 A job's health: CRITICAL when its last run failed or it had no success for --max-age
