@@ -1177,6 +1177,8 @@ async def test_sessions_naming_the_job_in_another_case_are_its_own() -> None:
     assert health.last_session.id == failed["id"]
     sessions = [run("Failed", 2, job_id="JOB-1"), run("Success", 1, job_id="other-job")]
     assert check(make_job(), sessions).reason == "failed 1 h ago"
+    # A hand-built session whose job id is no string is another job's, as before: no AttributeError.
+    assert check(make_job(), [attrs.evolve(sessions[0], job_id=5)]).reason == "never run"
 
 
 SUCCEEDED, STALE_60 = "last run succeeded 2 days ago", "no success for 60 h (max 26 h)"

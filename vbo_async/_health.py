@@ -260,7 +260,10 @@ def _belongs(session: object, job: Job) -> bool:
     if not isinstance(session, JobSession):
         raise ConfigError(f"sessions must hold JobSession objects, got {type(session).__name__}")
     # Ids compared ignoring case, as `VBOClient.job_sessions` and the sweeps compare them.
-    return session.job_id is None or session.job_id == job.id or session.job_id.lower() == job.id.lower()
+    mine, theirs = session.job_id, job.id
+    if mine is None or mine == theirs:
+        return True
+    return isinstance(mine, str) and isinstance(theirs, str) and mine.lower() == theirs.lower()
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
