@@ -43,6 +43,7 @@ from vbo_async import (
     __version__,
 )
 from vbo_async._cli import main
+from vbo_async._cli._check import HELD_CHARS
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
     LINE_CHARS,
@@ -1270,6 +1271,31 @@ def test_a_closed_stderr_loses_the_held_warnings_not_the_verdict(
     assert code == 2
     assert out.startswith("VB365 CRITICAL - ")
     assert out.count("VB365 ") == 1
+
+
+def test_the_warnings_held_back_are_bounded(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A hostile server's 100,000 jobs with a malformed link each make as many warnings while the
+    sweep runs: held back, they would follow the verdict as megabytes on a stream that Icinga
+    merges into the plugin's output. What is held is bounded, and the rest counted."""
+    report = Report.collect([job("Exchange daily", HealthState.CRITICAL, "failed")], servers=1, tenants=1)
+    warning = "ignoring the malformed 'self' link: int (expected {'href': string})\n"
+
+    async def sweep(*args: Any, **kwargs: Any) -> Any:
+        for _ in range(100_000):
+            sys.stderr.write(warning)
+        return plugin_output(report)
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", sweep)
+    code = main(["check", "--targets", str(tmp_path / "t.toml")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out.startswith("VB365 CRITICAL - ")
+    lines = captured.err.splitlines(keepends=True)
+    assert len(captured.err) <= HELD_CHARS + 100
+    assert set(lines[:-1]) == {warning}
+    assert lines[-1] == f"vbo-async: {100_000 - len(lines) + 1} more lines of warnings left out\n"
 
 
 def test_a_bug_is_unknown_not_warning(

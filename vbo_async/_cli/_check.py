@@ -42,6 +42,7 @@ from ._threads import run_unheld
 
 __all__ = [
     "CHECK_EPILOG",
+    "HELD_CHARS",
     "PLUGIN_CODES",
     "check",
     "duration",
@@ -54,6 +55,11 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+HELD_CHARS = 4000
+"""The most characters of warnings ``check`` holds back from stderr while it runs (whole
+writes, a line each); the lines after them are counted, not kept: a hostile server can make a
+warning per job, and a monitoring system merging stderr into the output would get them all."""
 
 CHECK_EPILOG = """
 \b
@@ -233,7 +239,7 @@ def check(
     Example:
       vbo-async check --targets /etc/vbo/targets.toml --max-age 30h --org contoso.onmicrosoft.com
     """
-    held = io.StringIO()
+    held = _Held()
     try:
         with _holding_stderr(held):
             try:
@@ -261,7 +267,26 @@ def check(
         if held.getvalue() and sys.stderr is not None:  # None: closed (``2>&-``), the warnings lost
             with contextlib.suppress(OSError, ValueError):
                 sys.stderr.write(held.getvalue())
+                if held.left_out:
+                    sys.stderr.write(f"vbo-async: {held.left_out} more lines of warnings left out\n")
     return code
+
+
+class _Held(io.StringIO):
+    """What is written to stderr while ``check`` runs: whole writes up to `HELD_CHARS`
+    characters, then only how many lines were ``left_out``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left_out = 0
+
+    def write(self, text: str, /) -> int:
+        if not text:
+            return 0
+        if self.left_out or self.tell() + len(text) > HELD_CHARS:
+            self.left_out += max(text.count("\n"), 1)
+            return len(text)
+        return super().write(text)
 
 
 @contextlib.contextmanager
