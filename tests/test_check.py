@@ -438,6 +438,16 @@ def test_an_error_output_is_bounded() -> None:
     assert lines[-1] == f"... {100 - (len(lines) - 2)} lines left out"
 
 
+def test_an_org_value_that_is_not_utf_8_is_measured_not_a_crash() -> None:
+    """A byte that is not UTF-8 in an argument reaches Python as a lone surrogate (``--org
+    caf$'\\xe9'``); the plugin's output quotes it, and stdout writes it as ``?``."""
+    missing = NotFound("caf\udce9", "no organization 'caf\udce9' on the server")
+    output = plugin_output(Report.collect([], servers=1, tenants=0), not_found=[missing])
+    assert output.state is HealthState.UNKNOWN
+    assert output.text.splitlines()[1] == f"UNKNOWN: --org {missing.wanted}: {missing.message}"
+    assert error_output("bad \udce9", "x\udce9") == "VB365 UNKNOWN - bad \udce9\nx\udce9\n"
+
+
 def test_version_and_timeout_have_the_plugin_guidelines_short_options(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

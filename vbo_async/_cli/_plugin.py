@@ -297,15 +297,21 @@ def _fitted(first: str, details: Sequence[str], left_out: Callable[[int], str]) 
     the whole fits in `OUTPUT_BYTES`, then ``left_out(kept)`` when some did not (room is kept
     for it: it is never longer than ``left_out(0)``). ``first`` is at most a few KiB."""
     lines = [first, *(_cut(line, LINE_CHARS) for line in details)]
-    sizes = [len(line.encode()) + 1 for line in lines]  # each ends in a newline
+    sizes = [_size(line) + 1 for line in lines]  # each ends in a newline
     if sum(sizes) <= OUTPUT_BYTES:
         return "\n".join(lines) + "\n"
-    room = OUTPUT_BYTES - len(left_out(0).encode()) - 1
+    room = OUTPUT_BYTES - _size(left_out(0)) - 1
     used, kept = sizes[0], 0
     while kept + 1 < len(lines) and used + sizes[kept + 1] <= room:
         used += sizes[kept + 1]
         kept += 1
     return "\n".join([*lines[: kept + 1], left_out(kept)]) + "\n"
+
+
+def _size(line: str) -> int:
+    """The bytes ``line`` takes in UTF-8; a lone surrogate (a byte of an argument that was not
+    UTF-8) as the ``?`` stdout writes for it."""
+    return len(line.encode("utf-8", "replace"))
 
 
 def error_output(*lines: str) -> str:
