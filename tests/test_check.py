@@ -43,7 +43,7 @@ from vbo_async import (
     __version__,
 )
 from vbo_async._cli import main
-from vbo_async._cli._check import HELD_CHARS
+from vbo_async._cli._check import HELD_CHARS, _Held
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
     LINE_CHARS,
@@ -1306,6 +1306,24 @@ def test_the_warnings_held_back_are_bounded(
     assert len(captured.err) <= HELD_CHARS + 100
     assert set(lines[:-1]) == {warning}
     assert lines[-1] == f"vbo-async: {100_000 - len(lines) + 1} more lines of warnings left out\n"
+
+
+@pytest.mark.parametrize(
+    ("writes", "said"),
+    [
+        ([], ""),
+        (["a\n", "b"], "a\nb\n"),  # the last line ended
+        (["w" * HELD_CHARS + "\n"], "vbo-async: 1 more lines of warnings left out\n"),  # none fits
+        (["a\n", "w" * HELD_CHARS, "\n", "b\n", "c"], "a\nvbo-async: 3 more lines of warnings left out\n"),
+        (["a", "w" * HELD_CHARS, "\n", "b\n"], "a\nvbo-async: 1 more lines of warnings left out\n"),
+    ],
+)
+def test_what_is_held_back_counts_lines_not_writes(writes: list[str], said: str) -> None:
+    """``print(..., file=sys.stderr)`` writes a line in two writes (the text, then its end)."""
+    held = _Held()
+    for text in writes:
+        held.write(text)
+    assert held.said() == said
 
 
 def test_a_bug_is_unknown_not_warning(

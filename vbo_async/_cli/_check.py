@@ -264,29 +264,41 @@ def check(
             if not write_output(text):
                 code = PLUGIN_CODES.unreadable
     finally:
-        if held.getvalue() and sys.stderr is not None:  # None: closed (``2>&-``), the warnings lost
+        said = held.said()
+        if said and sys.stderr is not None:  # None: closed (``2>&-``), the warnings lost
             with contextlib.suppress(OSError, ValueError):
-                sys.stderr.write(held.getvalue())
-                if held.left_out:
-                    sys.stderr.write(f"vbo-async: {held.left_out} more lines of warnings left out\n")
+                sys.stderr.write(said)
     return code
 
 
 class _Held(io.StringIO):
     """What is written to stderr while ``check`` runs: whole writes up to `HELD_CHARS`
-    characters, then only how many lines were ``left_out``."""
+    characters, then only how many lines the writes after them hold (`said`)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.left_out = 0
+        self._full = False
+        self._ends = 0  # line ends written since it was full
+        self._partial = False  # the last write since then left a line unended
 
     def write(self, text: str, /) -> int:
-        if not text:
-            return 0
-        if self.left_out or self.tell() + len(text) > HELD_CHARS:
-            self.left_out += max(text.count("\n"), 1)
-            return len(text)
-        return super().write(text)
+        if not self._full and self.tell() + len(text) <= HELD_CHARS:
+            return super().write(text)
+        self._full = True
+        if text:
+            self._ends += text.count("\n")
+            self._partial = not text.endswith("\n")
+        return len(text)
+
+    def said(self) -> str:
+        """What was held, its last line ended, then how many lines were not held (a line begun
+        before it was full counts as held)."""
+        kept = self.getvalue()
+        begun = bool(kept) and not kept.endswith("\n")
+        left_out = self._ends + self._partial - begun if self._full else 0
+        return (kept + "\n" if begun else kept) + (
+            f"vbo-async: {left_out} more lines of warnings left out\n" if left_out else ""
+        )
 
 
 @contextlib.contextmanager
