@@ -22,6 +22,7 @@ from vbo_async import (
     HealthPolicy,
     HealthState,
     JobHealth,
+    JobSession,
     NotFoundError,
     PollResult,
     PollTarget,
@@ -32,7 +33,7 @@ from vbo_async import (
     poll_jobs,
 )
 from vbo_async._prefetch import LinkCache
-from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS, Batch, Context, run_unit
+from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS, Batch, Context, _folded, run_unit
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FakeVBO, client_for, json_response
@@ -485,6 +486,49 @@ async def test_a_run_ending_while_the_jobs_are_listed_is_judged_as_the_job_listi
     assert (health.state, health.last_session and health.last_session.id) == (state, newer["id"]), (
         health.reason
     )
+
+
+async def test_a_window_naming_a_job_in_another_case_judges_it_as_job_health_does(
+    scripted_client: Callable[..., VBOClient],
+) -> None:
+    """The server-wide sessions may name a job in another case than the job listing (ids are
+    compared ignoring case everywhere else): the batch's verdict is still the one `job_health`
+    gives from the same runs (a failure that will be retried is a WARNING), not one from the
+    job's own fields alone (CRITICAL)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    job_id = "5f0c8a2e-1b7d-4c3a-9e61-2d4b8f7a9c10"
+    failed = _run(1, job_id.upper(), "Failed", now - dt.timedelta(hours=2), now - dt.timedelta(minutes=70))
+    failed["jobWillBeRetried"] = True
+    job = _job(1, ORGS[0], id=job_id, isEnabled=True, lastStatus="Failed", lastRun=failed["creationTime"],
+               lastBackup=(now - dt.timedelta(hours=5)).isoformat())  # fmt: skip
+    serve = scripted([job])
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.lower() == "/v8/jobsessions":
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": [failed], "_links": {}})
+        return serve(request)
+
+    vbo = scripted_client(handle)
+    results = await sweep(
+        [PollTarget(client=vbo, organization_id=org) for org in ORGS], batch=True, health=HealthPolicy()
+    )
+    (health,) = results[ORGS[0]].health.values()
+    alone = await vbo.job_health(results[ORGS[0]].jobs[0])
+    assert (alone.state, alone.reason) == (HealthState.WARNING, "failed 1 h ago, will be retried")
+    assert (health.state, health.reason) == (alone.state, alone.reason)
+
+
+def test_sessions_filed_under_two_spellings_of_one_job_id_are_merged_newest_first() -> None:
+    def at(session_id: str, job_id: str, hour: int) -> JobSession:
+        return JobSession(
+            id=session_id, job_id=job_id, creation_time=dt.datetime(2026, 7, 1, hour, tzinfo=dt.UTC)
+        )
+
+    filed = {"ab": [at("a", "ab", 5), at("b", "ab", 1)], "AB": [at("c", "AB", 9), at("d", "AB", 3)]}
+    folded = _folded(filed)
+    assert list(folded) == ["ab"]
+    assert [session.id for session in folded["ab"]] == ["c", "a", "d", "b"]
+    assert [session.id for session in filed["ab"]] == ["a", "b"]  # what was given is left as it was
 
 
 @pytest.mark.parametrize("failure", ["server error", "too big"])

@@ -43,8 +43,11 @@ from vbo_async import (
     __version__,
 )
 from vbo_async._cli import main
+from vbo_async._cli._check import HELD_CHARS, _Held
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._plugin import (
+    LINE_CHARS,
+    OUTPUT_BYTES,
     PLUGIN_CODES,
     SUMMARY_CHARS,
     DurationError,
@@ -370,7 +373,7 @@ def test_huge_names_cannot_push_the_performance_data_out_of_the_first_line() -> 
     """A monitoring system cuts long plugin output (Nagios Core at 8 KiB): the names the first
     line quotes are the servers', so its text is capped and the performance data always follows."""
     huge = "N" * 50_000
-    rows = [job(huge, HealthState.CRITICAL, "failed 1 h ago", organization=huge), *ok_jobs(2)]
+    rows = [job(huge, HealthState.CRITICAL, f"failed 1 h ago: {huge}", organization=huge), *ok_jobs(2)]
     output = plugin_output(Report.collect(rows, servers=1, tenants=1))
     first = output.text.splitlines()[0]
     text, _, perf = first.partition(" | ")
@@ -378,9 +381,71 @@ def test_huge_names_cannot_push_the_performance_data_out_of_the_first_line() -> 
     assert text.startswith("VB365 CRITICAL - 1 of 3 jobs failing: NNN")
     assert text.endswith("...")
     assert perf_values(perf)["critical"] == 1
-    assert huge in output.text.splitlines()[1]  # the finding's own line keeps the whole name
+    assert output.text.splitlines()[1].startswith("CRITICAL: east/NNN")
     short = plugin_output(Report.collect([job("x", HealthState.CRITICAL, "failed")], servers=1, tenants=1))
     assert short.text.splitlines()[0].startswith("VB365 CRITICAL - 1 of 1 job failing: tenant-a/x (failed) |")
+
+
+def test_the_output_is_bounded_keeping_the_worst_lines_and_saying_what_is_left_out() -> None:
+    """A hostile server's names of a megabyte, or thousands of jobs that are not OK, make no
+    output of megabytes: each line is cut, names first (the reason stays readable), and the whole
+    output fits in what Nagios Core reads of a plugin (8 KiB, performance data included), keeping
+    the worst lines and saying how many of each state were left out."""
+    huge = "N" * 1_000_000
+    rows = [
+        *ok_jobs(50),
+        *(job(f"Odd {n:04d}", HealthState.UNKNOWN, "status Paused") for n in range(2000)),
+        *(job(f"Warned {n:04d}", HealthState.WARNING, "never run", organization="d") for n in range(2000)),
+        job(huge, HealthState.CRITICAL, "failed 1 h ago", organization=huge),
+        *(job(f"Failed {n:02d}", HealthState.CRITICAL, "failed 2 h", organization="x") for n in range(20)),
+    ]
+    output = plugin_output(Report.collect(rows, servers=1, tenants=3))
+    assert output.state is HealthState.CRITICAL
+    assert len(output.text.encode()) <= OUTPUT_BYTES
+    lines = output.text.splitlines()
+    assert perf_values(first_line(output.text)["perf"])["warning"] == 2000
+    assert all(len(line) <= LINE_CHARS for line in lines[1:])
+    assert lines[1].startswith("CRITICAL: east/NNN")
+    assert lines[1].endswith("NNN...: failed 1 h ago")
+    assert lines[2:22] == [f"CRITICAL: east/x/Failed {n:02d}: failed 2 h" for n in range(20)]
+    shown = lines[22:-1]
+    assert len(shown) > 50
+    assert all(line.startswith("WARNING: east/d/Warned ") for line in shown)
+    assert lines[-1] == f"... {2000 - len(shown)} WARNING and 2000 UNKNOWN lines left out"
+
+
+def test_a_short_output_loses_nothing_and_non_ascii_names_count_in_bytes() -> None:
+    name = "Sauvegarde \U0001f4e6 quotidienne \u00e9t\u00e9 " * 3
+    tenant = "\u6771\u4eac"
+    rows = [job(f"{name}{n:03d}", HealthState.WARNING, "never run", organization=tenant) for n in range(400)]
+    output = plugin_output(Report.collect(rows, servers=1, tenants=1))
+    assert len(output.text.encode()) <= OUTPUT_BYTES
+    lines = output.text.splitlines()
+    assert lines[1] == f"WARNING: east/{tenant}/{name}000: never run"
+    assert lines[-1] == f"... {400 - (len(lines) - 2)} WARNING lines left out"
+    few = plugin_output(Report.collect(rows[:5], servers=1, tenants=1))
+    assert len(few.text.splitlines()) == 6
+    assert "left out" not in few.text
+
+
+def test_an_error_output_is_bounded() -> None:
+    text = error_output("x" * 100_000, *("y" * 5000 for _ in range(100)))
+    assert len(text.encode()) <= OUTPUT_BYTES
+    lines = text.splitlines()
+    assert lines[0].startswith("VB365 UNKNOWN - xxx")
+    assert all(len(line) <= LINE_CHARS for line in lines)
+    assert lines[1] == "y" * (LINE_CHARS - 3) + "..."
+    assert lines[-1] == f"... {100 - (len(lines) - 2)} lines left out"
+
+
+def test_an_org_value_that_is_not_utf_8_is_measured_not_a_crash() -> None:
+    """A byte that is not UTF-8 in an argument reaches Python as a lone surrogate (``--org
+    caf$'\\xe9'``); the plugin's output quotes it, and stdout writes it as ``?``."""
+    missing = NotFound("caf\udce9", "no organization 'caf\udce9' on the server")
+    output = plugin_output(Report.collect([], servers=1, tenants=0), not_found=[missing])
+    assert output.state is HealthState.UNKNOWN
+    assert output.text.splitlines()[1] == f"UNKNOWN: --org {missing.wanted}: {missing.message}"
+    assert error_output("bad \udce9", "x\udce9") == "VB365 UNKNOWN - bad \udce9\nx\udce9\n"
 
 
 def test_version_and_timeout_have_the_plugin_guidelines_short_options(
@@ -1216,6 +1281,49 @@ def test_a_closed_stderr_loses_the_held_warnings_not_the_verdict(
     assert code == 2
     assert out.startswith("VB365 CRITICAL - ")
     assert out.count("VB365 ") == 1
+
+
+def test_the_warnings_held_back_are_bounded(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A hostile server's 100,000 jobs with a malformed link each make as many warnings while the
+    sweep runs: held back, they would follow the verdict as megabytes on a stream that Icinga
+    merges into the plugin's output. What is held is bounded, and the rest counted."""
+    report = Report.collect([job("Exchange daily", HealthState.CRITICAL, "failed")], servers=1, tenants=1)
+    warning = "ignoring the malformed 'self' link: int (expected {'href': string})\n"
+
+    async def sweep(*args: Any, **kwargs: Any) -> Any:
+        for _ in range(100_000):
+            sys.stderr.write(warning)
+        return plugin_output(report)
+
+    monkeypatch.setattr("vbo_async._cli._check.run_check", sweep)
+    code = main(["check", "--targets", str(tmp_path / "t.toml")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out.startswith("VB365 CRITICAL - ")
+    lines = captured.err.splitlines(keepends=True)
+    assert len(captured.err) <= HELD_CHARS + 100
+    assert set(lines[:-1]) == {warning}
+    assert lines[-1] == f"vbo-async: {100_000 - len(lines) + 1} more lines of warnings left out\n"
+
+
+@pytest.mark.parametrize(
+    ("writes", "said"),
+    [
+        ([], ""),
+        (["a\n", "b"], "a\nb\n"),  # the last line ended
+        (["w" * HELD_CHARS + "\n"], "vbo-async: 1 more lines of warnings left out\n"),  # none fits
+        (["a\n", "w" * HELD_CHARS, "\n", "b\n", "c"], "a\nvbo-async: 3 more lines of warnings left out\n"),
+        (["a", "w" * HELD_CHARS, "\n", "b\n"], "a\nvbo-async: 1 more lines of warnings left out\n"),
+    ],
+)
+def test_what_is_held_back_counts_lines_not_writes(writes: list[str], said: str) -> None:
+    """``print(..., file=sys.stderr)`` writes a line in two writes (the text, then its end)."""
+    held = _Held()
+    for text in writes:
+        held.write(text)
+    assert held.said() == said
 
 
 def test_a_bug_is_unknown_not_warning(

@@ -1153,6 +1153,34 @@ async def test_a_v6_failure_from_the_wire_is_critical() -> None:
     assert health.last_session.job_id == JOB_ID
 
 
+async def test_sessions_naming_the_job_in_another_case_are_its_own() -> None:
+    """Ids are compared ignoring case everywhere else (`job_sessions` keeps these sessions as
+    the job's): a server naming the job in upper case in its sessions and in lower case in its
+    listing must not have the failure `job_health` read judged away."""
+    failed = v8_session("c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c55", "Failed", "2026-07-01T10:00:00Z",
+                        "2026-07-01T10:40:00Z", jobId=JOB_ID.upper())  # fmt: skip
+    job_wire = {"id": JOB_ID, "isEnabled": True, "lastStatus": "Running", "lastRun": "2026-07-01T11:00:00Z",
+                "lastBackup": "2026-07-01T02:00:00Z"}  # fmt: skip
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": {"offset": 0, "limit": 5, "results": [failed]}}
+    seen: list[str] = []
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version="v8",
+        transport=serving("v8", routes, seen),
+    ) as vbo:
+        job = vbo.from_wire(job_wire, Job)
+        health = await vbo.job_health(job, now=NOW)
+    assert (health.state, health.reason) == (CRITICAL, "failed 1 h ago")
+    assert health.last_session is not None
+    assert health.last_session.id == failed["id"]
+    sessions = [run("Failed", 2, job_id="JOB-1"), run("Success", 1, job_id="other-job")]
+    assert check(make_job(), sessions).reason == "failed 1 h ago"
+    # A hand-built session whose job id is no string is another job's, as before: no AttributeError.
+    assert check(make_job(), [attrs.evolve(sessions[0], job_id=5)]).reason == "never run"
+
+
 SUCCEEDED, STALE_60 = "last run succeeded 2 days ago", "no success for 60 h (max 26 h)"
 
 

@@ -200,9 +200,10 @@ def assess(
 ) -> JobHealth:
     """The health of ``job`` from ``sessions`` and the job's own fields (pure, no I/O).
 
-    ``sessions`` may come from anywhere, in any order: sessions of other jobs (by ``job_id``) are
-    ignored, a session without ``job_id`` is taken as the job's. Where they add nothing (none
-    given, or none finished), the job's ``last_status``, ``last_run`` and ``last_backup`` decide.
+    ``sessions`` may come from anywhere, in any order: sessions of other jobs (by ``job_id``,
+    compared ignoring case) are ignored, a session without ``job_id`` is taken as the job's.
+    Where they add nothing (none given, or none finished), the job's ``last_status``,
+    ``last_run`` and ``last_backup`` decide.
     ``error`` says the sessions could not be read: the state is then ``policy.unreadable`` with
     the error in the reason (a disabled job stays "disabled"). ``now`` is an aware datetime (the
     current UTC time when None); times without a zone are taken as UTC, as the decoder does.
@@ -258,7 +259,11 @@ def assess(
 def _belongs(session: object, job: Job) -> bool:
     if not isinstance(session, JobSession):
         raise ConfigError(f"sessions must hold JobSession objects, got {type(session).__name__}")
-    return session.job_id is None or session.job_id == job.id
+    # Ids compared ignoring case, as `VBOClient.job_sessions` and the sweeps compare them.
+    mine, theirs = session.job_id, job.id
+    if mine is None or mine == theirs:
+        return True
+    return isinstance(mine, str) and isinstance(theirs, str) and mine.lower() == theirs.lower()
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:

@@ -42,6 +42,7 @@ from ._threads import run_unheld
 
 __all__ = [
     "CHECK_EPILOG",
+    "HELD_CHARS",
     "PLUGIN_CODES",
     "check",
     "duration",
@@ -54,6 +55,11 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+HELD_CHARS = 4000
+"""The most characters of warnings ``check`` holds back from stderr while it runs (whole
+writes, a line each); the lines after them are counted, not kept: a hostile server can make a
+warning per job, and a monitoring system merging stderr into the output would get them all."""
 
 CHECK_EPILOG = """
 \b
@@ -68,7 +74,8 @@ Output (plain text, on stdout; the first line is wrapped here):
 The first line names the state, the counts and the worst three findings, then the
 performance data after '|': jobs, ok, warning, critical, unknown (jobs by health),
 servers_down and tenants_unreadable. Then one line per job, tenant or server that is not OK,
-worst first.
+worst first; the whole output stays under 8 KiB (what Nagios Core reads), the lines that do not
+fit, the least severe, counted on a last line ("... 161 WARNING lines left out").
 
 \b
 A job's health: CRITICAL when its last run failed or it had no success for --max-age
@@ -232,7 +239,7 @@ def check(
     Example:
       vbo-async check --targets /etc/vbo/targets.toml --max-age 30h --org contoso.onmicrosoft.com
     """
-    held = io.StringIO()
+    held = _Held()
     try:
         with _holding_stderr(held):
             try:
@@ -257,10 +264,41 @@ def check(
             if not write_output(text):
                 code = PLUGIN_CODES.unreadable
     finally:
-        if held.getvalue() and sys.stderr is not None:  # None: closed (``2>&-``), the warnings lost
+        said = held.said()
+        if said and sys.stderr is not None:  # None: closed (``2>&-``), the warnings lost
             with contextlib.suppress(OSError, ValueError):
-                sys.stderr.write(held.getvalue())
+                sys.stderr.write(said)
     return code
+
+
+class _Held(io.StringIO):
+    """What is written to stderr while ``check`` runs: whole writes up to `HELD_CHARS`
+    characters, then only how many lines the writes after them hold (`said`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._full = False
+        self._ends = 0  # line ends written since it was full
+        self._partial = False  # the last write since then left a line unended
+
+    def write(self, text: str, /) -> int:
+        if not self._full and self.tell() + len(text) <= HELD_CHARS:
+            return super().write(text)
+        self._full = True
+        if text:
+            self._ends += text.count("\n")
+            self._partial = not text.endswith("\n")
+        return len(text)
+
+    def said(self) -> str:
+        """What was held, its last line ended, then how many lines were not held (a line begun
+        before it was full counts as held)."""
+        kept = self.getvalue()
+        begun = bool(kept) and not kept.endswith("\n")
+        left_out = self._ends + self._partial - begun if self._full else 0
+        return (kept + "\n" if begun else kept) + (
+            f"vbo-async: {left_out} more lines of warnings left out\n" if left_out else ""
+        )
 
 
 @contextlib.contextmanager

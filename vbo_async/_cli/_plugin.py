@@ -14,14 +14,15 @@ The state is the most severe finding in the plugin convention's order CRITICAL >
 UNKNOWN > OK; a server or tenant that could not be read, an ``--org`` that names no
 organization, and a check that finds no job at all are UNKNOWN, never OK. Text from servers
 (names, error messages) is made plain: no control characters (so no ANSI escapes and no line
-breaks), and no ``|``, which would start the performance data.
+breaks), and no ``|``, which would start the performance data. Names and lines are cut, and the
+whole output is bounded (`OUTPUT_BYTES`), keeping the worst lines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -30,6 +31,9 @@ from ._exit import ExitCodes
 from ._report import HEALTH_ORDER, Report, Row
 
 __all__ = [
+    "LINE_CHARS",
+    "NAME_CHARS",
+    "OUTPUT_BYTES",
     "PLUGIN_CODES",
     "SUMMARY_CHARS",
     "SUMMARY_ITEMS",
@@ -55,6 +59,15 @@ SUMMARY_CHARS = 1000
 """The most characters the first line's text (before the performance data) takes: the names it
 quotes are the servers', and a monitoring system cuts long output (Nagios Core at 8 KiB, older
 ones at 4 KiB), which would lose the performance data behind them."""
+NAME_CHARS = 200
+"""The most characters of a name (server, tenant, job, ``--org`` value) a finding quotes; a
+longer one is cut, ending in ``...``, so that the reason after it stays on its line."""
+LINE_CHARS = 1000
+"""The most characters of any other line of the output (a longer one is cut, ending in ``...``)."""
+OUTPUT_BYTES = 8000
+"""The most bytes (UTF-8) of the whole output: Nagios Core reads 8 KiB of a plugin's output,
+performance data included, and thousands of findings should not flood a monitoring host. The
+lines that do not fit are the last ones, the least severe, and one last line counts them."""
 
 # --- durations ------------------------------------------------------------------------------------
 
@@ -175,19 +188,19 @@ class PluginOutput:
 
 def _named(*names: str | None) -> str:
     """The first of ``names`` that is not empty once `plain` (a name of blanks and line breaks
-    falls back to the id after it), else ``?``."""
-    return next((named for name in names if name and (named := plain(name))), "?")
+    falls back to the id after it), else ``?``; cut to `NAME_CHARS`."""
+    return _cut(next((named for name in names if name and (named := plain(name))), "?"), NAME_CHARS)
 
 
 def _job_finding(row: Row) -> _Finding:
     state = row.health if row.health is not None else HealthState.UNKNOWN
     tenant, job = _named(row.organization, row.organization_id), _named(row.job, row.job_id)
     reason = plain(row.health_reason or "health not known")
-    return _Finding(state, (plain(row.server), tenant, job), reason, f"{tenant}/{job} ({reason})")
+    return _Finding(state, (_named(row.server), tenant, job), reason, f"{tenant}/{job} ({reason})")
 
 
 def _error_finding(row: Row) -> _Finding:
-    server = plain(row.server)
+    server = _named(row.server)
     error = plain(row.error or "could not be read")
     if row.organization is None:
         what = "unreachable" if row.unreachable else "could not be read"
@@ -197,7 +210,7 @@ def _error_finding(row: Row) -> _Finding:
 
 
 def _not_found_finding(missing: NotFound) -> _Finding:
-    wanted = plain(missing.wanted)
+    wanted = _cut(plain(missing.wanted), NAME_CHARS)
     path = f"--org {wanted}"
     return _Finding(HealthState.UNKNOWN, (path,), plain(missing.message), f"{path} (not found)")
 
@@ -259,18 +272,54 @@ def plugin_output(report: Report, *, not_found: Sequence[NotFound] = ()) -> Plug
     if problems:
         named = [finding.brief for finding in problems[:SUMMARY_ITEMS]]
         summary += ": " + ", ".join(named) + (", ..." if len(problems) > SUMMARY_ITEMS else "")
-    lines = [f"VB365 {state.name} - {_capped(summary)} | {perfdata(report)}"]
-    lines += [finding.line() for finding in problems]
-    return PluginOutput(state, "\n".join(lines) + "\n")
+    first = f"VB365 {state.name} - {_cut(summary, SUMMARY_CHARS)} | {perfdata(report)}"
+    states = [finding.state for finding in problems]
+    return PluginOutput(
+        state, _fitted(first, [finding.line() for finding in problems], lambda kept: _left_out(states[kept:]))
+    )
 
 
-def _capped(summary: str) -> str:
-    """``summary`` cut to `SUMMARY_CHARS`, ending in ``...`` (its names are `plain` already)."""
-    return summary if len(summary) <= SUMMARY_CHARS else summary[: SUMMARY_CHARS - 3].rstrip() + "..."
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, ending in ``...`` (it is `plain` already)."""
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _left_out(states: Sequence[HealthState]) -> str:
+    """The last line of an output whose finding lines ``states`` did not fit:
+    ``... 12 WARNING and 3 UNKNOWN lines left out``."""
+    counts = [f"{states.count(state)} {state.name}" for state in HEALTH_ORDER if state in states]
+    said = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " and " + counts[-1]
+    return f"... {said} {'line' if len(states) == 1 else 'lines'} left out"
+
+
+def _fitted(first: str, details: Sequence[str], left_out: Callable[[int], str]) -> str:
+    """The output: ``first``, then ``details`` in order (each cut to `LINE_CHARS`) as long as
+    the whole fits in `OUTPUT_BYTES`, then ``left_out(kept)`` when some did not (room is kept
+    for it: it is never longer than ``left_out(0)``). ``first`` is at most a few KiB."""
+    lines = [first, *(_cut(line, LINE_CHARS) for line in details)]
+    sizes = [_size(line) + 1 for line in lines]  # each ends in a newline
+    if sum(sizes) <= OUTPUT_BYTES:
+        return "\n".join(lines) + "\n"
+    room = OUTPUT_BYTES - _size(left_out(0)) - 1
+    used, kept = sizes[0], 0
+    while kept + 1 < len(lines) and used + sizes[kept + 1] <= room:
+        used += sizes[kept + 1]
+        kept += 1
+    return "\n".join([*lines[: kept + 1], left_out(kept)]) + "\n"
+
+
+def _size(line: str) -> int:
+    """The bytes ``line`` takes in UTF-8; a lone surrogate (a byte of an argument that was not
+    UTF-8) as the ``?`` stdout writes for it."""
+    return len(line.encode("utf-8", "replace"))
 
 
 def error_output(*lines: str) -> str:
     """The output of a check that could not run (usage error, unreadable targets file...):
-    UNKNOWN and the first line, then the others."""
+    UNKNOWN and the first line, then the others (bounded as a verdict's output is)."""
     first, *rest = [plain(line) for line in lines] or ["error"]
-    return "\n".join([f"VB365 UNKNOWN - {first}", *rest]) + "\n"
+    return _fitted(
+        _cut(f"VB365 UNKNOWN - {first}", LINE_CHARS),
+        rest,
+        lambda kept: f"... {len(rest) - kept} {'line' if len(rest) - kept == 1 else 'lines'} left out",
+    )
