@@ -21,6 +21,10 @@ grow past the limit; each decompressor is asked for a bounded amount of output a
   256 KiB, and a legitimate body costs a number of calls logarithmic in how close it comes to
   the limit. The window is capped at 8 MiB, as RFC 9659 requires of the ``zstd`` coding.
 
+A body holds at most `MAX_MEMBERS` gzip members or zstd frames (skippable ones included): each
+costs a new decompressor and a trip through Python, so a body of nothing but tiny ones would cost
+seconds of CPU per request (the event loop's, shared with every other request).
+
 Stacked codings (``Content-Encoding: gzip, br``) are undone in reverse order, at most
 `MAX_LAYERS` of them. An empty body is empty whatever its coding (as in httpx: servers label
 204s and HEAD answers). `ACCEPT_ENCODING` lists exactly what this environment decodes boundedly.
@@ -38,6 +42,7 @@ from ._exceptions import ConfigError
 __all__ = [
     "ACCEPT_ENCODING",
     "MAX_LAYERS",
+    "MAX_MEMBERS",
     "BodyDecoder",
     "BodyError",
     "BodyTooLarge",
@@ -48,6 +53,11 @@ __all__ = [
 
 MAX_LAYERS = 3
 """Codings one body may stack (identity not counted); more is refused as `UnsupportedEncoding`."""
+
+MAX_MEMBERS = 1024
+"""gzip members or zstd frames one body (each coding of it) may hold; one more is `CorruptBody`.
+Servers send one; 3 million empty gzip members fit in 64 MiB, and decoding them took about 7 s
+of the event loop (zstd frames about 20 s)."""
 
 STEP = 64 * 1024
 """Output asked of zlib and brotli per call."""
@@ -195,6 +205,8 @@ class _Zlib:
         if head != _GZIP_MAGIC:
             self._drop()
             return False
+        if self._members == MAX_MEMBERS:
+            raise CorruptBody(f"the gzip stream has more than {MAX_MEMBERS} members")
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
         return True
 
@@ -257,6 +269,8 @@ class _Zstd:
         self._pos = 0
         self._received = 0
         self._in_frame = False
+        self._frames = 1
+        """Frames begun (the first with the decompressor above)."""
 
     def push(self, data: bytes) -> None:
         self._received += len(data)
@@ -266,6 +280,9 @@ class _Zstd:
     def pull(self, allowed: int) -> bytes:
         while self._pos < len(self._pending):
             if self._d.eof:
+                if self._frames == MAX_MEMBERS:
+                    raise CorruptBody(f"the zstd stream has more than {MAX_MEMBERS} frames")
+                self._frames += 1
                 self._d = self._dctx.decompressobj()
             blocks = max(1, allowed // _ZSTD_BLOCK)
             end = self._pos + _ZSTD_MIN_BLOCK * blocks
