@@ -310,6 +310,58 @@ def test_a_body_of_more_members_than_max_members_is_corrupt(kind: str) -> None:
     assert fed < 2 * len(member) * MAX_MEMBERS + 4096  # the rest was never fed
 
 
+class _CountingZstd:
+    """zstandard, counting the calls of its decompressors' ``decompress``."""
+
+    ZstdError = zstandard.ZstdError
+
+    def __init__(self) -> None:
+        self.calls = 0
+        counter = self
+
+        class Decompressor:
+            def __init__(self, **options: Any) -> None:
+                self._real = zstandard.ZstdDecompressor(**options)
+
+            def decompressobj(self) -> Any:
+                real = self._real.decompressobj()
+
+                class Counted:
+                    def decompress(self, data: bytes) -> bytes:
+                        counter.calls += 1
+                        out: bytes = real.decompress(data)
+                        return out
+
+                    @property
+                    def eof(self) -> bool:
+                        return bool(real.eof)
+
+                    @property
+                    def unused_data(self) -> bytes:
+                        return bytes(real.unused_data)
+
+                return Counted()
+
+        self.ZstdDecompressor = Decompressor
+
+
+def test_input_that_yields_nothing_near_the_limit_is_not_fed_to_zstd_four_bytes_a_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once the output came within a block (128 KiB) of the limit, the input went to zstd four
+    bytes a call: a body decoding to just under 64 MiB, then 60 MiB of empty blocks (3 bytes
+    each, nothing out), cost 15 million calls, about 35 s of the event loop. The slices are now
+    at least a sixteenth of the limit's worth of blocks (the margin the inner streams have)."""
+    counting = _CountingZstd()
+    monkeypatch.setitem(_bodies._FACTORIES, "zstd", lambda *args: _bodies._Zstd(counting, *args))
+    limit = 16 * MIB
+    header = struct.pack("<I", 0xFD2FB528) + bytes([0x00, 0x50])  # a frame of unknown size
+    empty_blocks = b"\x00\x00\x00" * (MIB // 3) + b"\x01\x00\x00"  # raw, 0 bytes; the last
+    wire = ENCODERS["zstd"](b"a" * (limit - 100_000)) + header + empty_blocks
+    assert decode("zstd", wire, limit=limit, chunk=256 * KIB) == b"a" * (limit - 100_000)
+    assert counting.calls < MIB // 16, counting.calls
+
+
 def test_a_zstd_window_above_8_mib_is_refused() -> None:
     params = zstandard.ZstdCompressionParameters(window_log=27)
     c = zstandard.ZstdCompressor(compression_params=params).compressobj()
