@@ -715,9 +715,47 @@ async def test_a_wire_error_quoting_a_secret_leaks_it_not(
     if not records:  # a token answer that cannot be decoded is not retried: nothing was logged
         records = [logging.makeLogRecord({"msg": "(nothing logged)"})]
     assert leaks(error, records) == {}
-    for text in (str(error), repr(error)):
+    for text in (str(error), repr(error), "".join(traceback.format_exception(error))):
         assert ACCESS[:8].lower() not in text.lower()  # not even the part before a cut
         assert PREFIX.lower() not in text.lower()
+
+
+LONG_LINES: dict[str, Answer] = {
+    "reason phrase": api_answer(
+        lambda head: b"HTTP/1.1 503 " + b"x" * 90 + bearer_of(head)[22:] + b"y" * 9000,
+        b"content-length: 0\r\n",
+    ),
+    "header value": api_answer(
+        lambda head: b"HTTP/1.1 200 OK\r\nx-echo: " + b"x" * 90 + bearer_of(head)[22:] + b"y" * 9000,
+        b"content-length: 2\r\n",
+    ),
+    "header name": api_answer(
+        lambda head: b"HTTP/1.1 200 OK\r\nx" + b"x" * 90 + bearer_of(head)[22:] + b"y" * 9000 + b": 1",
+        b"content-length: 2\r\n",
+    ),
+}
+"""Answers whose head has a line longer than aiohttp reads (8,190 bytes), the bearer token echoed
+90 bytes into it."""
+
+
+@pytest.mark.parametrize("where", list(LONG_LINES))
+async def test_a_head_line_too_long_echoing_a_secret_leaks_no_part_of_it(
+    where: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp refuses a head line longer than 8,190 bytes quoting its first 100 bytes: a secret
+    echoed across that cut was quoted in part (``tok-Echo-A...``), in the error's message and in
+    its causes, where no scrub finds it (it is no longer the secret)."""
+    async with wire_server(LONG_LINES[where]) as base:
+        vbo = VBOClient(base, username=USERNAME, password=PASSWORDS["plain"], retry=FAST, api_version="v1")
+        error = await raised_by(vbo, "jobs")
+    assert isinstance(error, TransportError), error
+    assert "8190 bytes" in str(error)  # what went wrong is still said
+    records = logs.records or [logging.makeLogRecord({"msg": "(nothing logged)"})]
+    assert leaks(error, records) == {}
+    shown = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    shown += [logging.Formatter().format(record) for record in records]
+    for text in shown:
+        assert ACCESS[:6] not in text  # not even the part before the cut
 
 
 # --- 8b. short passwords: hidden where echoed, the words and URLs around them left readable ----------
