@@ -350,7 +350,7 @@ def test_input_that_yields_nothing_near_the_limit_is_not_fed_to_zstd_four_bytes_
 ) -> None:
     """Once the output came within a block (128 KiB) of the limit, the input went to zstd four
     bytes a call: a body decoding to just under 64 MiB, then 60 MiB of empty blocks (3 bytes
-    each, nothing out), cost 15 million calls, about 35 s of the event loop. The slices are now
+    each, nothing out), cost 15 million calls, about 15 s of the event loop. The slices are now
     at least a sixteenth of the limit's worth of blocks (the margin the inner streams have)."""
     counting = _CountingZstd()
     monkeypatch.setitem(_bodies._FACTORIES, "zstd", lambda *args: _bodies._Zstd(counting, *args))

@@ -186,7 +186,7 @@ async def test_a_corrupt_body_s_error_names_its_codings_not_the_whole_header() -
 
 async def test_a_body_of_empty_gzip_members_is_refused_after_max_members() -> None:
     """A 200 of 20-byte empty gzip members (3 million fit in 64 MiB) held the event loop for
-    about 7 s per request; it is a `DecodeError` once more than `MAX_MEMBERS` have come, and
+    10 s and more per request; it is a `DecodeError` once more than `MAX_MEMBERS` have come, and
     the rest of the body is never read."""
     flood = gzip.compress(b"", mtime=0) * (50 * MAX_MEMBERS)
     pulled: list[int] = []

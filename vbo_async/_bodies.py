@@ -59,8 +59,8 @@ MAX_LAYERS = 3
 
 MAX_MEMBERS = 1024
 """gzip members or zstd frames one body (each coding of it) may hold; one more is `CorruptBody`.
-Servers send one; 3 million empty gzip members fit in 64 MiB, and decoding them took about 7 s
-of the event loop (zstd frames about 20 s)."""
+Servers send one; 3 million empty gzip members fit in 64 MiB, and decoding them took 10 s of the
+event loop and more (empty zstd frames longer still)."""
 
 STEP = 64 * 1024
 """Output asked of zlib and brotli per call."""
