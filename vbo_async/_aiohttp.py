@@ -251,9 +251,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             translated = _translate(exc, request_of, reading=False)
             if translated is exc:
                 raise
-            if _line_too_long(exc) is None:
+            if not _quotes_head_cut(exc):
                 raise translated from exc
-        # Outside the handler: aiohttp's error, quoting the line cut, is not even the context.
+        # Outside the handler: aiohttp's error, quoting the head cut, is not even the context.
         raise translated
 
     async def aclose(self) -> None:
@@ -367,13 +367,13 @@ class _ResponseStream(httpx.AsyncByteStream):
             translated = _translate(exc, self._request_of, reading=True)
             if translated is exc:
                 raise
-            if _line_too_long(exc) is None:
+            if not _quotes_head_cut(exc):
                 raise translated from exc
         else:
             if not chunk:
                 raise StopAsyncIteration
             return chunk
-        # Outside the handler: aiohttp's error, quoting the line cut, is not even the context.
+        # Outside the handler: aiohttp's error, quoting the head cut, is not even the context.
         raise translated
 
     async def aclose(self) -> None:
@@ -387,6 +387,17 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         return [(key.decode(), value.decode()) for key, value in raw]
     except UnicodeDecodeError:
         return [(key.decode("latin-1"), value.decode("latin-1")) for key, value in raw]
+
+
+def _quotes_head_cut(exc: BaseException) -> bool:
+    """Whether aiohttp's ``exc`` quotes the answer's head cut short (a line too long to read, or a
+    head the server stopped sending): a secret the server echoed there may be quoted in part,
+    which no scrub finds. `_translate` words such an error itself."""
+    return _line_too_long(exc) is not None or _disconnected_mid_head(exc)
+
+
+def _disconnected_mid_head(exc: BaseException) -> bool:
+    return isinstance(exc, aiohttp.ServerDisconnectedError) and not isinstance(exc.message, str)
 
 
 def _line_too_long(exc: BaseException) -> LineTooLong | None:
@@ -404,9 +415,10 @@ def _translate(exc: Exception, request_of: Callable[[], httpx.Request], *, readi
     ``reading``: while reading the body. Anything that is not an I/O failure (a programming
     error) is returned as it is."""
     message = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ServerDisconnectedError) and not isinstance(exc.message, str):
+    if _disconnected_mid_head(exc):
         # It quotes the head read so far (the server closed the connection in the middle of it)
-        # whole, twice: as long as the server likes.
+        # whole, twice: as long as the server likes, and a secret echoed there cut where it
+        # stopped (the callers raise this error without aiohttp's as cause).
         message = "Server disconnected in the middle of the answer's head"
     too_long = _line_too_long(exc)
     if too_long is not None:
