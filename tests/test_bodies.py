@@ -24,6 +24,7 @@ from vbo_async import ConfigError, _bodies
 from vbo_async._bodies import (
     ACCEPT_ENCODING,
     MAX_LAYERS,
+    MAX_MEMBERS,
     BodyDecoder,
     BodyTooLarge,
     CorruptBody,
@@ -205,18 +206,21 @@ def test_identity_is_held_to_the_limit() -> None:
 
 
 def test_the_wire_is_held_to_the_limit_even_when_it_decodes_to_nothing() -> None:
-    """Empty gzip members by the thousand: nothing comes out, but the wire itself is bounded."""
-    empty_member = gzip.compress(b"")
+    """An empty gzip member, then bytes ignored after it (no member starts there) by the
+    thousand: nothing comes out, but the wire itself is bounded. (Empty members by the thousand
+    are refused sooner: `MAX_MEMBERS`.)"""
     decoder = BodyDecoder("gzip", limit=10_000)
+    assert decoder.feed(gzip.compress(b"")) == b""
+    ignored = b"\x00" * 20
     fed = 0
     while fed < 10_000:
         try:
-            assert decoder.feed(empty_member) == b""
+            assert decoder.feed(ignored) == b""
         except BodyTooLarge:
             break
         fed += 1
     assert fed < 10_000, "the wire was never bounded"
-    assert fed * len(empty_member) <= 10_000 + 10_000 // 16 + 64 * KIB
+    assert fed * len(ignored) <= 10_000 + 10_000 // 16 + 64 * KIB
 
 
 @pytest.mark.parametrize("header", [None, "", "identity", " Identity ", *ENCODINGS, "gzip, br"])
@@ -267,6 +271,95 @@ def test_several_zstd_frames_and_skippable_frames_are_decoded() -> None:
     skippable = struct.pack("<II", 0x184D2A50, 3) + b"abc"
     wire = ENCODERS["zstd"](b"one ") + skippable + ENCODERS["zstd"](b"two")
     assert decode("zstd", wire, chunk=2) == b"one two"
+
+
+MEMBERS = {
+    "gzip": lambda data: gzip.compress(data, mtime=0),
+    "zstd": lambda data: ENCODERS["zstd"](data),
+    "zstd skippable": lambda data: struct.pack("<II", 0x184D2A50, len(data)) + data,
+}
+"""One gzip member, one zstd frame or one skippable zstd frame holding ``data``."""
+
+
+@pytest.mark.parametrize("kind", list(MEMBERS))
+def test_a_body_of_more_members_than_max_members_is_corrupt(kind: str) -> None:
+    """Each gzip member or zstd frame costs a new decompressor and a trip through Python (a few
+    µs): a body of nothing but tiny ones (20 bytes each, 3 million in 64 MiB) held the event loop
+    for seconds per request, every other server's requests waiting behind it. `MAX_MEMBERS` of
+    them decode; one more is refused before it is decoded."""
+    header = kind.partition(" ")[0]
+    member = MEMBERS[kind](b"x")
+    expected = b"" if kind.endswith("skippable") else b"x" * MAX_MEMBERS
+    assert decode(header, member * MAX_MEMBERS, chunk=4096) == expected
+    with pytest.raises(CorruptBody, match=f"more than {MAX_MEMBERS}"):
+        decode(header, member * (MAX_MEMBERS + 1), chunk=4096)
+    flood = member * (100 * MAX_MEMBERS)  # refused once one more than MAX_MEMBERS is seen
+    decoder = BodyDecoder(header, limit=64 * MIB)
+    pieces = chunks(flood, 4096)
+    fed = 0
+
+    def feed_all() -> None:
+        nonlocal fed
+        for piece in pieces:
+            fed += len(piece)
+            decoder.feed(piece)
+
+    with pytest.raises(CorruptBody):
+        feed_all()
+    assert decoder.size <= MAX_MEMBERS
+    assert fed < 2 * len(member) * MAX_MEMBERS + 4096  # the rest was never fed
+
+
+class _CountingZstd:
+    """zstandard, counting the calls of its decompressors' ``decompress``."""
+
+    ZstdError = zstandard.ZstdError
+
+    def __init__(self) -> None:
+        self.calls = 0
+        counter = self
+
+        class Decompressor:
+            def __init__(self, **options: Any) -> None:
+                self._real = zstandard.ZstdDecompressor(**options)
+
+            def decompressobj(self) -> Any:
+                real = self._real.decompressobj()
+
+                class Counted:
+                    def decompress(self, data: bytes) -> bytes:
+                        counter.calls += 1
+                        out: bytes = real.decompress(data)
+                        return out
+
+                    @property
+                    def eof(self) -> bool:
+                        return bool(real.eof)
+
+                    @property
+                    def unused_data(self) -> bytes:
+                        return bytes(real.unused_data)
+
+                return Counted()
+
+        self.ZstdDecompressor = Decompressor
+
+
+def test_input_that_yields_nothing_near_the_limit_is_not_fed_to_zstd_four_bytes_a_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once the output came within a block (128 KiB) of the limit, the input went to zstd four
+    bytes a call: a body decoding to just under 64 MiB, then 60 MiB of empty blocks (3 bytes
+    each, nothing out), cost 15 million calls, about 15 s of the event loop. The slices are now
+    at least a sixteenth of the limit's worth of blocks (the margin the inner streams have)."""
+    counting = _CountingZstd()
+    monkeypatch.setitem(_bodies._FACTORIES, "zstd", lambda *args: _bodies._Zstd(counting, *args))
+    limit = 16 * MIB
+    header = struct.pack("<I", 0xFD2FB528) + bytes([0x00, 0x50])  # a frame of unknown size
+    empty_blocks = b"\x00\x00\x00" * (MIB // 3) + b"\x01\x00\x00"  # raw, 0 bytes; the last
+    wire = ENCODERS["zstd"](b"a" * (limit - 100_000)) + header + empty_blocks
+    assert decode("zstd", wire, limit=limit, chunk=256 * KIB) == b"a" * (limit - 100_000)
+    assert counting.calls < MIB // 16, counting.calls
 
 
 def test_a_zstd_window_above_8_mib_is_refused() -> None:

@@ -715,9 +715,68 @@ async def test_a_wire_error_quoting_a_secret_leaks_it_not(
     if not records:  # a token answer that cannot be decoded is not retried: nothing was logged
         records = [logging.makeLogRecord({"msg": "(nothing logged)"})]
     assert leaks(error, records) == {}
-    for text in (str(error), repr(error)):
+    for text in (str(error), repr(error), "".join(traceback.format_exception(error))):
         assert ACCESS[:8].lower() not in text.lower()  # not even the part before a cut
         assert PREFIX.lower() not in text.lower()
+
+
+def cut_head(head: bytes, body: bytes) -> bytes:
+    """Tokens are issued; an API request's answer is cut off (the connection closed) in the middle
+    of a header quoting the first 12 characters of the bearer token."""
+    if b"/Token " in head:
+        token = token_json()
+        return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(token), token)
+    return b"HTTP/1.1 200 OK\r\nx-echo: " + bearer_of(head)[22:34]
+
+
+HEADS_QUOTED_CUT: dict[str, tuple[Answer, str]] = {
+    "a 9 KB reason phrase": (
+        api_answer(
+            lambda head: b"HTTP/1.1 503 " + b"x" * 90 + bearer_of(head)[22:] + b"y" * 9000,
+            b"content-length: 0\r\n",
+        ),
+        "longer than 8190 bytes",
+    ),
+    "a 9 KB header value": (
+        api_answer(
+            lambda head: b"HTTP/1.1 200 OK\r\nx-echo: " + b"x" * 90 + bearer_of(head)[22:] + b"y" * 9000,
+            b"content-length: 2\r\n",
+        ),
+        "longer than 8190 bytes",
+    ),
+    "a 9 KB header name": (
+        api_answer(
+            lambda head: b"HTTP/1.1 200 OK\r\nx" + b"x" * 90 + bearer_of(head)[22:] + b"y" * 9000 + b": 1",
+            b"content-length: 2\r\n",
+        ),
+        "longer than 8190 bytes",
+    ),
+    "a head cut off in a header": (cut_head, "in the middle of the answer's head"),
+}
+"""Answers whose head aiohttp quotes only in part: a line longer than it reads (8,190 bytes; it
+quotes the first 100), the bearer token echoed 90 bytes into it; or a head cut off after the
+token's first 12 characters. With what the error says instead."""
+
+
+@pytest.mark.parametrize("where", list(HEADS_QUOTED_CUT))
+async def test_a_head_quoted_cut_leaks_no_part_of_the_secret_it_echoes(
+    where: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp's error quoted the head in part (``tok-Echo-A...``), and so did the client's
+    error's message or its causes: no part of a secret echoed there, which no scrub finds once
+    cut, may show."""
+    answer, said = HEADS_QUOTED_CUT[where]
+    async with wire_server(answer) as base:
+        vbo = VBOClient(base, username=USERNAME, password=PASSWORDS["plain"], retry=FAST, api_version="v1")
+        error = await raised_by(vbo, "jobs")
+    assert isinstance(error, TransportError), error
+    assert said in str(error)  # what went wrong is still said
+    records = logs.records or [logging.makeLogRecord({"msg": "(nothing logged)"})]
+    assert leaks(error, records) == {}
+    shown = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    shown += [logging.Formatter().format(record) for record in records]
+    for text in shown:
+        assert ACCESS[:6] not in text  # not even the part before the cut
 
 
 # --- 8b. short passwords: hidden where echoed, the words and URLs around them left readable ----------

@@ -194,6 +194,12 @@ async def test_href_without_the_version_segment_is_refused_before_any_request(
         f"{FOREIGN}/v1/Jobs/a%2f..%2f..%2fb",
         f"{FOREIGN}/v1/Jobs/x%00y",
         f"{FOREIGN}/v1/Jobs/x?a=1 b",
+        # IIS's %uNNNN escapes, which http.sys (VB365's web server) decodes by default
+        # (PercentUAllowed) before it removes dot segments and routes: '..', '/' and '\\'.
+        f"{FOREIGN}/v1/Jobs/%u002e%u002e/%u002e%u002e/admin",
+        f"{FOREIGN}/v1/Jobs/%U002E%U002E/x",
+        f"{FOREIGN}/v1/Jobs/a%u002f..%u002f..%u002fb",
+        f"{FOREIGN}/v1/Jobs/%u005c..%u005cadmin",
     ],
 )
 async def test_hrefs_that_would_leave_the_api_root_are_refused(
@@ -444,6 +450,11 @@ def test_the_plain_path_short_cut_agrees_with_checking_each_segment(rest: str) -
         ("Jobs/%2e%2e", True),
         ("Jobs/a%2Fb", True),
         ("Jobs/a%5Cb", True),
+        ("Jobs/%u002e%u002e", True),
+        ("Jobs/%", True),
+        ("Jobs/a%2", True),
+        ("Jobs/a%zz", True),
+        ("Jobs/a%41b", False),
         ("", True),
         ("Jobs/.", True),
     ],

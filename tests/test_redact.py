@@ -251,6 +251,36 @@ def test_an_error_body_echoing_the_password_anywhere_shows_none_of_it(
     assert ECHO_PREFIX not in f"{message} {code}"
 
 
+READ = 256 * 1024
+"""What `read_error_body` reads of a body (its ``_ERROR_READ``)."""
+ECHOED = b"wrong password "
+PADDED_ECHOES = {
+    "HTML title at the end": lambda pad: ("text/html", b"<html><body>" + b"a" * pad + b"<title>" + ECHOED),
+    "HTML tags before it": lambda pad: ("text/html", b"<p>" * (pad // 3) + b" " * (pad % 3) + ECHOED),
+    "text after blank space": lambda pad: ("text/plain", b"error" + b" " * pad + ECHOED),
+}
+"""Error bodies whose echo of the password comes only after ``pad`` bytes (a page's markup or
+blank space, which the message leaves out)."""
+
+
+@pytest.mark.parametrize("cut", [2, 6, 12, 20])
+@pytest.mark.parametrize("shape", list(PADDED_ECHOES))
+def test_a_password_echoed_across_the_end_of_what_is_read_shows_no_part_of_it(shape: str, cut: int) -> None:
+    """Only the first 256 KiB of an error body are read: a password echoed across that point was
+    cut before it was scrubbed, so the part before the cut, no longer the password, was kept
+    (``wrong password S3cr3t-PW-lo``) where the message shows the end of what was read: an HTML
+    title, text after tags or blank space."""
+    password = ECHO_PREFIX + "-long-password"
+    content_type, head = PADDED_ECHOES[shape](0)
+    content_type, head = PADDED_ECHOES[shape](READ - cut - len(head))
+    body = head + password.encode() + b" (1 attempt)" + b" " * 1000
+    assert len(head) + cut == READ  # the read ends inside the password, after ``cut`` characters
+    message, _ = read_error_body(body, content_type, Redactor(password).scrub)
+    assert message is not None
+    assert "wrong password" in message
+    assert password[:cut] not in message
+
+
 @PROPERTY
 @given(secret=secrets, text=st.text(max_size=200))
 def test_text_without_a_secret_is_left_alone(secret: str, text: str) -> None:

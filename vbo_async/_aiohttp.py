@@ -38,6 +38,7 @@ from typing import Any, Self
 
 import aiohttp
 import httpx
+from aiohttp.http_exceptions import LineTooLong
 from yarl import URL
 
 __all__ = ["AiohttpTransport", "Reply"]
@@ -250,7 +251,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             translated = _translate(exc, request_of, reading=False)
             if translated is exc:
                 raise
-            raise translated from exc
+            if not _quotes_head_cut(exc):
+                raise translated from exc
+        # Outside the handler: aiohttp's error, quoting the head cut, is not even the context.
+        raise translated
 
     async def aclose(self) -> None:
         """Close the session and every connection; the transport cannot be used afterwards."""
@@ -363,10 +367,14 @@ class _ResponseStream(httpx.AsyncByteStream):
             translated = _translate(exc, self._request_of, reading=True)
             if translated is exc:
                 raise
-            raise translated from exc
-        if not chunk:
-            raise StopAsyncIteration
-        return chunk
+            if not _quotes_head_cut(exc):
+                raise translated from exc
+        else:
+            if not chunk:
+                raise StopAsyncIteration
+            return chunk
+        # Outside the handler: aiohttp's error, quoting the head cut, is not even the context.
+        raise translated
 
     async def aclose(self) -> None:
         self._response.release()
@@ -381,15 +389,44 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         return [(key.decode("latin-1"), value.decode("latin-1")) for key, value in raw]
 
 
+def _quotes_head_cut(exc: BaseException) -> bool:
+    """Whether aiohttp's ``exc`` quotes the answer's head cut short (a line too long to read, or a
+    head the server stopped sending): a secret the server echoed there may be quoted in part,
+    which no scrub finds. `_translate` words such an error itself."""
+    return _line_too_long(exc) is not None or _disconnected_mid_head(exc)
+
+
+def _disconnected_mid_head(exc: BaseException) -> bool:
+    return isinstance(exc, aiohttp.ServerDisconnectedError) and not isinstance(exc.message, str)
+
+
+def _line_too_long(exc: BaseException) -> LineTooLong | None:
+    """aiohttp's refusal of a head line too long to read, when ``exc`` is (or was caused by) it."""
+    link: BaseException | None = exc
+    for _ in range(8):
+        if link is None or isinstance(link, LineTooLong):
+            return link
+        link = link.__cause__ or link.__context__
+    return None
+
+
 def _translate(exc: Exception, request_of: Callable[[], httpx.Request], *, reading: bool) -> Exception:
     """The httpx exception for an aiohttp (or OS) failure of the request ``request_of()`` builds;
     ``reading``: while reading the body. Anything that is not an I/O failure (a programming
     error) is returned as it is."""
     message = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ServerDisconnectedError) and not isinstance(exc.message, str):
+    if _disconnected_mid_head(exc):
         # It quotes the head read so far (the server closed the connection in the middle of it)
-        # whole, twice: as long as the server likes.
+        # whole, twice: as long as the server likes, and a secret echoed there cut where it
+        # stopped (the callers raise this error without aiohttp's as cause).
         message = "Server disconnected in the middle of the answer's head"
+    too_long = _line_too_long(exc)
+    if too_long is not None:
+        # It quotes the line's first 100 bytes: a secret echoed across that cut would be quoted
+        # in part, which no scrub finds (the callers raise this error without aiohttp's as cause).
+        limit = too_long.args[1] if len(too_long.args) > 1 else None
+        longer = f"longer than {limit} bytes" if isinstance(limit, int) else "too long"
+        message = f"a line of the answer's head is {longer}"
     kind: type[httpx.TransportError]
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake, certificate
         kind = httpx.ConnectError

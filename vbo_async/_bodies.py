@@ -17,9 +17,16 @@ grow past the limit; each decompressor is asked for a bounded amount of output a
   neither bounds a push decoder. The input is therefore fed in slices the zstd format bounds:
   a block decodes to at most 128 KiB and every block that yields output takes at least 4 bytes
   (3 of header, 1 of an RLE byte), so a slice of ``4 * n`` bytes yields at most ``n`` blocks'
-  worth. ``n`` is taken from what the limit still allows, so a step overshoots it by at most
-  256 KiB, and a legitimate body costs a number of calls logarithmic in how close it comes to
-  the limit. The window is capped at 8 MiB, as RFC 9659 requires of the ``zstd`` coding.
+  worth. ``n`` is taken from what the limit still allows, but never fewer blocks than a
+  sixteenth of the limit holds (the margin the inner streams have), so a step overshoots it by at
+  most that sixteenth and 256 KiB, and a slice is never a few bytes: input that yields nothing
+  (empty blocks, 3 bytes each) fed 4 bytes a call once the output neared the limit cost 15
+  million calls for 60 MiB. The window is capped at 8 MiB, as RFC 9659 requires of the ``zstd``
+  coding.
+
+A body holds at most `MAX_MEMBERS` gzip members or zstd frames (skippable ones included): each
+costs a new decompressor and a trip through Python, so a body of nothing but tiny ones would cost
+seconds of CPU per request (the event loop's, shared with every other request).
 
 Stacked codings (``Content-Encoding: gzip, br``) are undone in reverse order, at most
 `MAX_LAYERS` of them. An empty body is empty whatever its coding (as in httpx: servers label
@@ -38,6 +45,7 @@ from ._exceptions import ConfigError
 __all__ = [
     "ACCEPT_ENCODING",
     "MAX_LAYERS",
+    "MAX_MEMBERS",
     "BodyDecoder",
     "BodyError",
     "BodyTooLarge",
@@ -48,6 +56,11 @@ __all__ = [
 
 MAX_LAYERS = 3
 """Codings one body may stack (identity not counted); more is refused as `UnsupportedEncoding`."""
+
+MAX_MEMBERS = 1024
+"""gzip members or zstd frames one body (each coding of it) may hold; one more is `CorruptBody`.
+Servers send one; 3 million empty gzip members fit in 64 MiB, and decoding them took 10 s of the
+event loop and more (empty zstd frames longer still)."""
 
 STEP = 64 * 1024
 """Output asked of zlib and brotli per call."""
@@ -195,6 +208,8 @@ class _Zlib:
         if head != _GZIP_MAGIC:
             self._drop()
             return False
+        if self._members == MAX_MEMBERS:
+            raise CorruptBody(f"the gzip stream has more than {MAX_MEMBERS} members")
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
         return True
 
@@ -249,14 +264,18 @@ class _Zstd:
 
     name = "zstd"
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Any, limit: int) -> None:
         self._module = module
+        self._min_blocks = max(1, limit // 16 // _ZSTD_BLOCK)
+        """The fewest blocks' worth a slice holds (module docstring)."""
         self._dctx = module.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
         self._d = self._dctx.decompressobj()
         self._pending = b""
         self._pos = 0
         self._received = 0
         self._in_frame = False
+        self._frames = 1
+        """Frames begun (the first with the decompressor above)."""
 
     def push(self, data: bytes) -> None:
         self._received += len(data)
@@ -266,8 +285,11 @@ class _Zstd:
     def pull(self, allowed: int) -> bytes:
         while self._pos < len(self._pending):
             if self._d.eof:
+                if self._frames == MAX_MEMBERS:
+                    raise CorruptBody(f"the zstd stream has more than {MAX_MEMBERS} frames")
+                self._frames += 1
                 self._d = self._dctx.decompressobj()
-            blocks = max(1, allowed // _ZSTD_BLOCK)
+            blocks = max(self._min_blocks, allowed // _ZSTD_BLOCK)
             end = self._pos + _ZSTD_MIN_BLOCK * blocks
             piece = self._pending[self._pos : end]
             self._pos = min(end, len(self._pending))
@@ -311,18 +333,19 @@ def _zstandard() -> Any | None:
     return module
 
 
-def _layer_factories() -> dict[str, Callable[[], _Layer]]:
-    factories: dict[str, Callable[[], _Layer]] = {
-        "gzip": lambda: _Zlib("gzip"),
-        "x-gzip": lambda: _Zlib("gzip"),
-        "deflate": lambda: _Zlib("deflate"),
+def _layer_factories() -> dict[str, Callable[[int], _Layer]]:
+    """Each coding's layer, built for a body's limit."""
+    factories: dict[str, Callable[[int], _Layer]] = {
+        "gzip": lambda limit: _Zlib("gzip"),
+        "x-gzip": lambda limit: _Zlib("gzip"),
+        "deflate": lambda limit: _Zlib("deflate"),
     }
     brotli = _bounded_brotli()
     if brotli is not None:
-        factories["br"] = lambda: _Brotli(brotli)
+        factories["br"] = lambda limit: _Brotli(brotli)
     zstd = _zstandard()
     if zstd is not None:
-        factories["zstd"] = lambda: _Zstd(zstd)
+        factories["zstd"] = lambda limit: _Zstd(zstd, limit)
     return factories
 
 
@@ -378,7 +401,7 @@ class BodyDecoder:
             raise ConfigError(f"limit must be an int >= 0, got {limit!r}")
         self.encodings = _parse(content_encoding)
         """The codings in the order the server applied them (identity left out)."""
-        self._layers = [_FACTORIES[name]() for name in reversed(self.encodings)]
+        self._layers = [_FACTORIES[name](limit) for name in reversed(self.encodings)]
         self._limit = limit
         self._inner_limit = limit + limit // 16 + STEP if self._layers else limit
         self._produced = [0] * len(self._layers)

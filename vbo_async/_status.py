@@ -44,6 +44,10 @@ _SPACE = re.compile(r"\s+")
 _EXCERPT = 200
 _MESSAGE = 1000
 _ERROR_READ = 256 * 1024
+_SCRUBBED_BEYOND = 64 * 1024
+"""Bytes past `_ERROR_READ` decoded only to be scrubbed with the text before them: a secret echoed
+across the end of what is read is masked whole before the text is cut there, instead of its
+first part being kept (no longer the secret, which no scrub then finds)."""
 
 
 def read_error_body(
@@ -54,7 +58,8 @@ def read_error_body(
 
     ``scrub`` removes the client's secrets from the server's text before any of it is kept (a
     server may echo the form or the ``Authorization`` header it was sent). Only the first
-    `_ERROR_READ` bytes are read, and a message is cut to `_MESSAGE` characters. Control
+    `_ERROR_READ` bytes are read (scrubbed with the `_SCRUBBED_BEYOND` bytes after them, so a
+    secret across the cut leaves no part of itself), and a message is cut to `_MESSAGE` characters. Control
     characters in what is kept are written out as escapes (`printable`): the message ends up in
     terminals and logs.
     """
@@ -80,7 +85,7 @@ def read_error_body(
         return None, code
     if isinstance(data, str):
         return clean(data)[:_EXCERPT] or None, None
-    decoded = hide(text.decode("utf-8", "replace"))
+    decoded = hide(body[: _ERROR_READ + _SCRUBBED_BEYOND].decode("utf-8", "replace"))[:_ERROR_READ]
     if "html" in (content_type or "").lower() or decoded.lstrip().startswith("<"):
         title = _TITLE.search(decoded)
         decoded = title.group(1) if title else _TAGS.sub(" ", decoded)

@@ -27,6 +27,10 @@ _CONTROL_CHARS = frozenset(map(chr, range(0x20))) | {"\x7f"}
 _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
 """Refused in an href's path segments (also percent-decoded) and query. ASCII control characters
 are among them because httpx refuses to build a request with one (``httpx.InvalidURL``)."""
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+"""A ``%`` that starts no ``%XX`` escape, refused in an href's path segments: httpx sends it as
+it is, and http.sys (VB365's web server) reads IIS's ``%uNNNN`` escapes by default, decoding
+``%u002e%u002e`` to ``..`` (or ``%u002f`` to ``/``) before it removes dot segments and routes."""
 _PLAIN_REST = re.compile(r"[A-Za-z0-9_~/-]+")
 """Paths made only of characters that decode to themselves and are never refused, without dots
 (GUIDs, ``Jobs/{id}/JobSessions``): `_check_segments` passes them without looking at each
@@ -87,8 +91,9 @@ class ApiRoot:
 
         A relative href is first resolved against ``context`` (the URL it was read from). The part
         from the first path segment naming a known version (matched case-insensitively) is kept,
-        with its query string; the fragment is dropped. Dot segments, backslashes and control
-        characters are refused, so the result can never leave the API root.
+        with its query string; the fragment is dropped. Dot segments, backslashes, control
+        characters and escapes other than ``%XX`` in the path are refused, so the result can
+        never leave the API root.
         """
         if not isinstance(href, str) or not href:
             raise LinkError(f"link {relation!r} has no href", href=None, relation=relation)
@@ -213,12 +218,17 @@ def _check_segments(rest: str, href: str, relation: str | None) -> None:
 
 def _check_each_segment(rest: str, href: str, relation: str | None) -> None:
     """`_check_segments` segment by segment: nothing (an empty path), a dot segment, a refused
-    character or an encoded slash is a `LinkError`."""
+    character, an encoded slash or a ``%`` starting no ``%XX`` escape is a `LinkError`."""
     if not rest:
         raise LinkError(f"href {href!r} names no resource", href=href, relation=relation)
     for segment in rest.split("/"):
         decoded = unquote(segment)
-        if decoded in (".", "..") or any(c in _FORBIDDEN_CHARS for c in decoded) or "/" in decoded:
+        if (
+            decoded in (".", "..")
+            or any(c in _FORBIDDEN_CHARS for c in decoded)
+            or "/" in decoded
+            or _BARE_PERCENT.search(segment) is not None
+        ):
             raise LinkError(
                 f"href {href!r} would leave the API root; refusing to follow it",
                 href=href,
