@@ -269,6 +269,46 @@ async def test_a_closed_client_fails_only_its_targets(tenants: Tenants, make_cli
     assert all(isinstance(errors[org], vbo_async.ClientStateError) for org in tenants.ids[1::2])
 
 
+async def test_a_client_closed_while_its_tenant_is_judged_fails_only_that_tenant(
+    tenants: Tenants, make_client: MakeClient
+) -> None:
+    """One server's client closed while its tenant's job sessions are being read (its jobs listed
+    already): that tenant's result is the `ClientStateError`, the other server's tenants are all
+    delivered, and no task is left (the error used to end the whole sweep as a bug)."""
+    closing, healthy = make_client(), make_client(base_url="https://vbo02.test:4443")
+    reached = asyncio.Event()
+
+    async def sessions(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "vbo.test":
+            reached.set()
+            await asyncio.Event().wait()  # never answered: the client is closed meanwhile
+        return json_response(200, [])
+
+    for org in tenants.ids:
+        for job in tenants.jobs[org]:
+            tenants.fake.route("GET", f"/v1/Jobs/{job['id']}/JobSessions", sessions)
+    first, *others = tenants.ids
+    targets = [PollTarget(client=closing, organization_id=first)]
+    targets += [PollTarget(client=healthy, organization_id=org) for org in others]
+    baseline = asyncio.all_tasks()
+
+    async def close_when_reached() -> None:
+        await reached.wait()
+        await closing.aclose()
+
+    closer = asyncio.create_task(close_when_reached())
+    async with asyncio.timeout(10):  # a guard against a hang only
+        results = await collect(poll_jobs(targets, batch=False, health=vbo_async.HealthPolicy()))
+        await closer
+
+    errors = {r.target.organization_id: r.error for r in results}
+    assert sorted(errors) == sorted(tenants.ids)
+    assert isinstance(errors[first], vbo_async.ClientStateError)
+    assert all(errors[org] is None for org in others)
+    assert sweep_tasks() == []
+    assert await strays(baseline) == set()
+
+
 # --- bounds -----------------------------------------------------------------------------------------
 
 

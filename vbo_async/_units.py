@@ -146,18 +146,23 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     try:
         jobs = await target.client.organization_jobs(target.organization_id)
     except VBOError as exc:
-        log.debug("polling %s failed: %s", target.label, exc)
-        elapsed = time.perf_counter() - started
-        return PollResult(target=target, error=_detached(exc), elapsed=elapsed, follow=context.follow)
+        return _failed(target, exc, started, context)
     health: dict[str, JobHealth] = {}
     prefetch = context.links.resolve(target.client, jobs, context.follow)
     if context.health is not None:
         policy, now = context.health, context.now
-        assessed, (prefetched, link_errors) = await asyncio.gather(
-            asyncio.gather(*(_judged(target.client, job, policy, now) for job in jobs)),
-            prefetch,
+        # Every job's read ends before a failure is raised (none is left running): the client
+        # closed meanwhile (`job_health` raises its `ClientStateError`) fails this tenant alone.
+        judging = asyncio.gather(
+            *(_judged(target.client, job, policy, now) for job in jobs), return_exceptions=True
         )
-        health = {job.id: found for job, found in zip(jobs, assessed, strict=True)}
+        assessed, (prefetched, link_errors) = await asyncio.gather(judging, prefetch)
+        for job, found in zip(jobs, assessed, strict=True):
+            if isinstance(found, VBOError):
+                return _failed(target, found, started, context)
+            if isinstance(found, BaseException):
+                raise found
+            health[job.id] = found
     else:
         prefetched, link_errors = await prefetch
     return PollResult(
@@ -169,6 +174,13 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
         link_errors=link_errors,
         health=health,
     )
+
+
+def _failed(target: PollTarget, error: VBOError, started: float, context: Context) -> PollResult:
+    """The result of ``target`` failed with ``error`` (a sweep started at ``started``)."""
+    log.debug("polling %s failed: %s", target.label, error)
+    elapsed = time.perf_counter() - started
+    return PollResult(target=target, error=_detached(error), elapsed=elapsed, follow=context.follow)
 
 
 async def _batch(batch: Batch, context: Context) -> None:
