@@ -337,6 +337,31 @@ async def test_a_hanging_server_holds_no_more_than_its_share_of_the_workers(
     assert sorted(order[6:]) == sorted(held)
 
 
+async def test_a_batch_swept_tenant_by_tenant_holds_a_bounded_number_of_tasks(
+    tenants: Tenants, make_client: MakeClient
+) -> None:
+    """A batch the plan chose, swept tenant by tenant after all (too small a share of its server),
+    takes its tenants as the client's slots free up: not a task per tenant (with the request it
+    shares) waiting for one of them, which a server of a hundred thousand tenants made gigabytes."""
+    vbo = make_client(max_concurrency=2)
+    tenants.hold(*tenants.ids)
+    targets = [
+        PollTarget(client=vbo, organization_id=org, organization=Organization(id=org, name=org))
+        for org in tenants.ids
+    ]
+    baseline = asyncio.all_tasks()
+    async with poll_jobs(targets, concurrency=1, organization_counts={vbo: 1000}) as sweeping:
+        first = asyncio.ensure_future(anext(sweeping))
+        await tenants.until_in_flight(2)
+        alive = len(asyncio.all_tasks() - baseline)
+        for gate in tenants.gates.values():
+            gate.set()
+        results = [await first, *[result async for result in sweeping]]
+    assert alive < len(targets)
+    assert sorted(r.target.organization_id for r in results) == tenants.ids
+    assert all(r.error is None for r in results)
+
+
 async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_client: MakeClient) -> None:
     tenants.delay = 0.01
     vbo = make_client(max_concurrency=10)

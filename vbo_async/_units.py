@@ -341,7 +341,29 @@ async def _one_by_one(
             return
         context.emit(attrs.evolve(await _tenant(target, context), organization=organization))
 
-    await asyncio.gather(*(alone(target) for target in batch.targets))
+    # As many tenants at once as the client sends requests, not a task per tenant waiting for a
+    # slot: a server of a hundred thousand tenants would make gigabytes of them.
+    await _each(batch.targets, alone, batch.client._max_concurrency)
+
+
+async def _each(items: Sequence[_T], work: Callable[[_T], Awaitable[None]], limit: int) -> None:
+    """``work`` of every item, at most ``limit`` at once, by that many tasks taking the items in
+    turn; the first failure is raised as it is once the others are cancelled and have ended."""
+    pending = iter(items)
+
+    async def take() -> None:
+        for item in pending:
+            await work(item)
+
+    tasks = [asyncio.ensure_future(take()) for _ in range(min(limit, len(items)))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
 
 
 def _too_big_to_batch(error: VBOError) -> bool:
