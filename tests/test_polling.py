@@ -362,6 +362,47 @@ async def test_a_batch_swept_tenant_by_tenant_holds_a_bounded_number_of_tasks(
     assert all(r.error is None for r in results)
 
 
+@pytest.mark.parametrize("batch", [False, True])
+async def test_the_health_of_many_jobs_is_read_by_a_bounded_number_of_tasks(
+    fake: FakeVBO, seed_job: dict[str, Any], make_client: MakeClient, batch: bool
+) -> None:
+    """A tenant of 30 jobs judged on a client of 2 slots, alone or in a v1 batch (each job's
+    sessions read as `job_health` reads them): the jobs are taken as the slots free up, not a
+    task per job (with the request it shares) waiting for one, which a tenant listing a million
+    jobs made gigabytes of."""
+    tenants = Tenants(fake, seed_job, 1, jobs_each=30)
+    (org,) = tenants.ids
+    fake.route("GET", "/v1/Organizations", [{"id": org, "name": org}])
+    fake.route("GET", "/v1/Jobs", tenants.jobs[org])
+    release, two = asyncio.Event(), asyncio.Event()
+    reading = 0
+
+    async def sessions(request: httpx.Request) -> httpx.Response:
+        nonlocal reading
+        reading += 1
+        if reading == 2:
+            two.set()
+        await release.wait()
+        return json_response(200, [])
+
+    for job in tenants.jobs[org]:
+        fake.route("GET", f"/v1/Jobs/{job['id']}/JobSessions", sessions)
+    vbo = make_client(max_concurrency=2)
+    baseline = asyncio.all_tasks()
+    targets = [PollTarget(client=vbo, organization_id=org)]
+    async with poll_jobs(targets, batch=batch, health=vbo_async.HealthPolicy()) as sweeping:
+        first = asyncio.ensure_future(anext(sweeping))
+        async with asyncio.timeout(5):  # a guard against a hang only
+            await two.wait()
+        alive = len(asyncio.all_tasks() - baseline)
+        release.set()
+        (result,) = [await first, *[result async for result in sweeping]]
+    assert alive < 30
+    assert result.error is None
+    assert sorted(result.health) == sorted(job["id"] for job in tenants.jobs[org])
+    assert reading == 30
+
+
 async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_client: MakeClient) -> None:
     tenants.delay = 0.01
     vbo = make_client(max_concurrency=10)
