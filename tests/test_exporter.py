@@ -1166,6 +1166,53 @@ async def test_a_server_too_big_to_list_whole_is_read_tenant_by_tenant() -> None
     assert exporter.errors["big"]["organization"] == 0
 
 
+async def test_the_storage_of_many_tenants_is_read_by_a_bounded_number_of_tasks() -> None:
+    """A server listing 200 tenants (a hostile one may list a million) to a client of 4 slots:
+    each tenant's ``usedRepositories`` is read, at most as many at once as the client allows, by
+    a bounded number of tasks, not one task per tenant waiting for a slot (about 6 KB each, which
+    a huge listing turns into gigabytes)."""
+    server = Server("many", ("v8",), seed=13, organizations=200)
+    await server.client.aclose()
+    held: list[str] = []
+    four, release = asyncio.Event(), asyncio.Event()
+
+    class Holding(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.lower().endswith("/usedrepositories"):
+                held.append(request.url.path)
+                if len(held) == 4:
+                    four.set()
+                await release.wait()
+            return await server.wire.handle_async_request(request)
+
+    async with VBOClient(
+        "https://many.test:4443",
+        username="admin",
+        password="admin",
+        transport=Holding(),
+        retry=FAST,
+        max_concurrency=4,
+    ) as client:
+        sweep = asyncio.create_task(
+            _sweeps.sweep_server(ServerSpec(name="many", client=client), policy=HealthPolicy())
+        )
+        async with asyncio.timeout(HANG_GUARD):  # a guard against a hang only
+            await four.wait()
+            alive = len(asyncio.all_tasks())
+            release.set()
+            snapshot = await sweep
+    assert alive < 50
+    assert snapshot.up
+    assert sorted(held) == sorted(f"/v8/Organizations/{o.id}/usedRepositories" for o in await _listed(server))
+
+
+async def _listed(server: Server) -> list[Any]:
+    async with VBOClient(
+        "https://many.test:4443", username="admin", password="admin", transport=server.wire, retry=FAST
+    ) as client:
+        return await client.organizations()
+
+
 def test_a_whole_server_is_batched_and_a_choice_of_tenants_is_left_to_poll_jobs() -> None:
     """``poll_jobs``'s own choice (``batch=None``: a batch for 8 or more tenants of a server, with
     its fallback for listings too big to read whole), as poll and check make it; a server swept

@@ -18,6 +18,7 @@ import contextlib
 import json
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -677,6 +678,56 @@ async def test_a_slowloris_token_endpoint_is_cut_at_the_timeout() -> None:
     outcome = await scenario_slowloris_token()
     assert_typed(outcome, TransportError)
     assert outcome.facts["requests_seen"] == 1
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte (a TLS client's
+    handshake never ends); yields its port."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_timeout_says_where_the_attempt_was_cut_short(tls_files: tuple[Path, Path]) -> None:
+    """The attempt's timeout names its stage: a TLS handshake that never ends (a job action
+    there was not sent, so it can be sent again), a request never answered (a job action there
+    may have run), a body dribbled past the timeout."""
+    _, ca_pem = tls_files
+    async with silent_server() as port:
+        async with client(f"https://127.0.0.1:{port}", timeout=0.5, retry=ONCE, verify=ca_pem) as vbo:
+            handshake = await outcome_of("TLS handshake never ends", "TransportError", vbo.jobs())
+        async with client(f"http://127.0.0.1:{port}", timeout=0.5, retry=ONCE) as vbo:
+            unanswered = await outcome_of("request never answered", "TransportError", vbo.jobs())
+
+    async def head_then_one_byte(line: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n[")
+        await writer.drain()
+        await asyncio.Event().wait()
+
+    async with (
+        raw_server(head_then_one_byte) as (port, _),
+        client(f"http://127.0.0.1:{port}", timeout=0.5, retry=ONCE) as vbo,
+    ):
+        body = await outcome_of("body never ends", "TransportError", vbo.jobs())
+    for outcome in (handshake, unanswered, body):
+        assert_typed(outcome, TransportError)
+        assert "no complete answer within 0.5 s" in str(outcome.error)
+    assert "not connected: the request was not sent" in str(handshake.error)
+    assert "/v1/Token" in str(handshake.error)
+    assert "connected, no answer began" in str(unanswered.error)
+    assert "the answer began, its body did not arrive whole" in str(body.error)
+    assert "/v1/Jobs" in str(body.error)
 
 
 async def test_huge_headers_are_a_transport_error() -> None:

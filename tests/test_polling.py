@@ -269,6 +269,46 @@ async def test_a_closed_client_fails_only_its_targets(tenants: Tenants, make_cli
     assert all(isinstance(errors[org], vbo_async.ClientStateError) for org in tenants.ids[1::2])
 
 
+async def test_a_client_closed_while_its_tenant_is_judged_fails_only_that_tenant(
+    tenants: Tenants, make_client: MakeClient
+) -> None:
+    """One server's client closed while its tenant's job sessions are being read (its jobs listed
+    already): that tenant's result is the `ClientStateError`, the other server's tenants are all
+    delivered, and no task is left (the error used to end the whole sweep as a bug)."""
+    closing, healthy = make_client(), make_client(base_url="https://vbo02.test:4443")
+    reached = asyncio.Event()
+
+    async def sessions(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "vbo.test":
+            reached.set()
+            await asyncio.Event().wait()  # never answered: the client is closed meanwhile
+        return json_response(200, [])
+
+    for org in tenants.ids:
+        for job in tenants.jobs[org]:
+            tenants.fake.route("GET", f"/v1/Jobs/{job['id']}/JobSessions", sessions)
+    first, *others = tenants.ids
+    targets = [PollTarget(client=closing, organization_id=first)]
+    targets += [PollTarget(client=healthy, organization_id=org) for org in others]
+    baseline = asyncio.all_tasks()
+
+    async def close_when_reached() -> None:
+        await reached.wait()
+        await closing.aclose()
+
+    closer = asyncio.create_task(close_when_reached())
+    async with asyncio.timeout(10):  # a guard against a hang only
+        results = await collect(poll_jobs(targets, batch=False, health=vbo_async.HealthPolicy()))
+        await closer
+
+    errors = {r.target.organization_id: r.error for r in results}
+    assert sorted(errors) == sorted(tenants.ids)
+    assert isinstance(errors[first], vbo_async.ClientStateError)
+    assert all(errors[org] is None for org in others)
+    assert sweep_tasks() == []
+    assert await strays(baseline) == set()
+
+
 # --- bounds -----------------------------------------------------------------------------------------
 
 
@@ -295,6 +335,72 @@ async def test_a_hanging_server_holds_no_more_than_its_share_of_the_workers(
                             gate.set()
     assert order[:6] == healthy
     assert sorted(order[6:]) == sorted(held)
+
+
+async def test_a_batch_swept_tenant_by_tenant_holds_a_bounded_number_of_tasks(
+    tenants: Tenants, make_client: MakeClient
+) -> None:
+    """A batch the plan chose, swept tenant by tenant after all (too small a share of its server),
+    takes its tenants as the client's slots free up: not a task per tenant (with the request it
+    shares) waiting for one of them, which a server of a hundred thousand tenants made gigabytes."""
+    vbo = make_client(max_concurrency=2)
+    tenants.hold(*tenants.ids)
+    targets = [
+        PollTarget(client=vbo, organization_id=org, organization=Organization(id=org, name=org))
+        for org in tenants.ids
+    ]
+    baseline = asyncio.all_tasks()
+    async with poll_jobs(targets, concurrency=1, organization_counts={vbo: 1000}) as sweeping:
+        first = asyncio.ensure_future(anext(sweeping))
+        await tenants.until_in_flight(2)
+        alive = len(asyncio.all_tasks() - baseline)
+        for gate in tenants.gates.values():
+            gate.set()
+        results = [await first, *[result async for result in sweeping]]
+    assert alive < len(targets)
+    assert sorted(r.target.organization_id for r in results) == tenants.ids
+    assert all(r.error is None for r in results)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_the_health_of_many_jobs_is_read_by_a_bounded_number_of_tasks(
+    fake: FakeVBO, seed_job: dict[str, Any], make_client: MakeClient, batch: bool
+) -> None:
+    """A tenant of 30 jobs judged on a client of 2 slots, alone or in a v1 batch (each job's
+    sessions read as `job_health` reads them): the jobs are taken as the slots free up, not a
+    task per job (with the request it shares) waiting for one, which a tenant listing a million
+    jobs made gigabytes of."""
+    tenants = Tenants(fake, seed_job, 1, jobs_each=30)
+    (org,) = tenants.ids
+    fake.route("GET", "/v1/Organizations", [{"id": org, "name": org}])
+    fake.route("GET", "/v1/Jobs", tenants.jobs[org])
+    release, two = asyncio.Event(), asyncio.Event()
+    reading = 0
+
+    async def sessions(request: httpx.Request) -> httpx.Response:
+        nonlocal reading
+        reading += 1
+        if reading == 2:
+            two.set()
+        await release.wait()
+        return json_response(200, [])
+
+    for job in tenants.jobs[org]:
+        fake.route("GET", f"/v1/Jobs/{job['id']}/JobSessions", sessions)
+    vbo = make_client(max_concurrency=2)
+    baseline = asyncio.all_tasks()
+    targets = [PollTarget(client=vbo, organization_id=org)]
+    async with poll_jobs(targets, batch=batch, health=vbo_async.HealthPolicy()) as sweeping:
+        first = asyncio.ensure_future(anext(sweeping))
+        async with asyncio.timeout(5):  # a guard against a hang only
+            await two.wait()
+        alive = len(asyncio.all_tasks() - baseline)
+        release.set()
+        (result,) = [await first, *[result async for result in sweeping]]
+    assert alive < 30
+    assert result.error is None
+    assert sorted(result.health) == sorted(job["id"] for job in tenants.jobs[org])
+    assert reading == 30
 
 
 async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_client: MakeClient) -> None:

@@ -155,6 +155,7 @@ class VBOClient:
                 "%s is plain http://: the password and tokens travel unencrypted", self._root.base_url
             )
         self._username = username
+        self._max_concurrency = max_concurrency
         limits = httpx.Limits(
             # One connection more than requests in flight, for a token request made from a slot.
             max_connections=max_concurrency + 1,

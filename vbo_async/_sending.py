@@ -397,7 +397,9 @@ class Sender:
         if self._closed and not isinstance(exc, ClientStateError | TokenUnavailable):
             return ClientStateError(CLOSED_IN_FLIGHT), self._hidden(exc)
         if isinstance(exc, TimeoutError):
-            error = TransportError(f"no complete answer within {self._timeout} s", method=method, url=url)
+            said = f"no complete answer within {self._timeout} s"
+            stage = _stage_cut_short(exc.__cause__)
+            error = TransportError(said if stage is None else f"{said}: {stage}", method=method, url=url)
             return error, self._hidden(exc)
         if not isinstance(exc, httpx.HTTPError | OSError):
             return None
@@ -702,6 +704,31 @@ def _quotes_secret(exc: BaseException, scrub: Callable[[str], str]) -> bool:
         if isinstance(link, BaseExceptionGroup):
             pending += link.exceptions
     return False
+
+
+_STAGES = (
+    (("vbo_async._sending", "Sender._read"), "the answer began, its body did not arrive whole"),
+    (("vbo_async._aiohttp", "_Connector.connect"), "not connected: the request was not sent"),
+    (("vbo_async._aiohttp", "AiohttpTransport._send"), "connected, no answer began"),
+)
+"""What an attempt cut short by its timeout was doing, by a function it was in (its module and
+qualified name), the first found: reading the body; for the default transport, connecting
+(the TCP connection, the TLS handshake, or a wait for a free connection) or waiting for the
+answer's head."""
+
+
+def _stage_cut_short(cancelled: BaseException | None) -> str | None:
+    """What the attempt whose timeout turned ``cancelled`` (the cancellation ``asyncio.timeout``
+    raises its TimeoutError from) into a timeout was doing, read from the frames it was raised
+    through; None when they do not say (another transport, before its answer). A job action
+    cut short before it was connected was not sent: it may be sent again."""
+    frames: set[tuple[object, str]] = set()
+    trace = cancelled.__traceback__ if cancelled is not None else None
+    while trace is not None:
+        code = trace.tb_frame.f_code
+        frames.add((trace.tb_frame.f_globals.get("__name__"), code.co_qualname))
+        trace = trace.tb_next
+    return next((stage for where, stage in _STAGES if where in frames), None)
 
 
 def _say_attempts(error: TransportError, attempts: int, first_try: list[float]) -> None:

@@ -78,6 +78,7 @@ _EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 Emit = Callable[[PollResult], None]
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @attrs.frozen
@@ -146,17 +147,29 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     try:
         jobs = await target.client.organization_jobs(target.organization_id)
     except VBOError as exc:
-        log.debug("polling %s failed: %s", target.label, exc)
-        elapsed = time.perf_counter() - started
-        return PollResult(target=target, error=_detached(exc), elapsed=elapsed, follow=context.follow)
+        return _failed(target, exc, started, context)
     health: dict[str, JobHealth] = {}
     prefetch = context.links.resolve(target.client, jobs, context.follow)
     if context.health is not None:
         policy, now = context.health, context.now
-        assessed, (prefetched, link_errors) = await asyncio.gather(
-            asyncio.gather(*(_judged(target.client, job, policy, now) for job in jobs)),
-            prefetch,
-        )
+        client = target.client
+
+        async def judged(job: Job) -> JobHealth:
+            return await _judged(client, job, policy, now)
+
+        # Run beside the links; ended before any failure is raised (none is left running): the
+        # client closed meanwhile (`job_health` raises its `ClientStateError`) fails this tenant.
+        judging = asyncio.ensure_future(_each(jobs, judged, client._max_concurrency))
+        try:
+            prefetched, link_errors = await prefetch
+        except BaseException:
+            judging.cancel()
+            await asyncio.wait({judging})
+            raise
+        try:
+            assessed = await judging
+        except VBOError as exc:
+            return _failed(target, exc, started, context)
         health = {job.id: found for job, found in zip(jobs, assessed, strict=True)}
     else:
         prefetched, link_errors = await prefetch
@@ -169,6 +182,13 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
         link_errors=link_errors,
         health=health,
     )
+
+
+def _failed(target: PollTarget, error: VBOError, started: float, context: Context) -> PollResult:
+    """The result of ``target`` failed with ``error`` (a sweep started at ``started``)."""
+    log.debug("polling %s failed: %s", target.label, error)
+    elapsed = time.perf_counter() - started
+    return PollResult(target=target, error=_detached(error), elapsed=elapsed, follow=context.follow)
 
 
 async def _batch(batch: Batch, context: Context) -> None:
@@ -329,7 +349,31 @@ async def _one_by_one(
             return
         context.emit(attrs.evolve(await _tenant(target, context), organization=organization))
 
-    await asyncio.gather(*(alone(target) for target in batch.targets))
+    await _each(batch.targets, alone, batch.client._max_concurrency)
+
+
+async def _each(items: Sequence[_T], work: Callable[[_T], Awaitable[_R]], limit: int) -> list[_R]:
+    """``work`` of every item (the results in the items' order), at most ``limit`` at once, by
+    that many tasks taking the items in turn: not a task per item waiting for one of the
+    client's slots (about 6 KB each, which a listing of a million turns into gigabytes). The
+    first failure is raised as it is once the others are cancelled and have ended."""
+    pending = enumerate(items)
+    done: dict[int, _R] = {}
+
+    async def take() -> None:
+        for index, item in pending:
+            done[index] = await work(item)
+
+    tasks = [asyncio.ensure_future(take()) for _ in range(min(limit, len(items)))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
+    return [done[index] for index in range(len(items))]
 
 
 def _too_big_to_batch(error: VBOError) -> bool:
@@ -441,7 +485,9 @@ async def _batch_health(
     if policy is None or not jobs:
         return {}
     if window is None:
-        judged = await asyncio.gather(*(_judged(client, job, policy, context.now) for job in jobs))
+        judged = await _each(
+            jobs, lambda job: _judged(client, job, policy, context.now), client._max_concurrency
+        )
         return {id(job): health for job, health in zip(jobs, judged, strict=True)}
     sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
     failures: dict[str, VBOError] = {}
@@ -455,7 +501,7 @@ async def _batch_health(
         # judged from those alone: the window's older runs would make a job that never succeeded
         # look stale for longer than the runs `job_health` sees.
         lacking = [job for job in jobs if window_falls_short(job, sessions.get(job.id.lower(), ()), policy)]
-        own = await asyncio.gather(*(_own_sessions(client, job) for job in lacking))
+        own = await _each(lacking, lambda job: _own_sessions(client, job), client._max_concurrency)
         for job, found in zip(lacking, own, strict=True):
             if isinstance(found, VBOError):
                 failures[job.id] = found

@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from typing import Literal, TypeVar
 
 import attrs
@@ -198,8 +198,11 @@ class _Reader:
             group.create_task(self._proxies())
             group.create_task(self._license())
             group.create_task(self._service_instance())
-            for organization in chosen:
-                group.create_task(self._used(organization))
+            # As many readers as the client sends requests at once, not a task per tenant waiting
+            # for a slot: a server listing a million tenants would make gigabytes of them.
+            tenants = iter(chosen)
+            for _ in range(min(self.client._max_concurrency, len(chosen))):
+                group.create_task(self._used_each(tenants))
 
     def _choose(
         self, organizations: Sequence[Organization], undecoded: Mapping[str, DecodeError]
@@ -355,6 +358,12 @@ class _Reader:
             return
         build = getattr(instance, "version", None) or ""
         self.add("server_info", (self.client.api_version or "", _text(build)), 1.0)
+
+    async def _used_each(self, organizations: Iterator[Organization]) -> None:
+        """`_used` of the organizations ``organizations`` gives, one after the other (other
+        readers take from the same iterator)."""
+        for organization in organizations:
+            await self._used(organization)
 
     async def _used(self, organization: Organization) -> None:
         found: list[UsedRepository] | None = await self._read(
