@@ -27,6 +27,7 @@ from ._generate import (
     make_sessions,
     new_id,
     select_mailboxes,
+    session_log,
     start_session,
     storage_usage,
 )
@@ -393,6 +394,15 @@ class Simulator:
             job.excluded_ids = exclude_mailboxes(self.config, job, list(pool.values()))
         return [pool[mailbox_id] for mailbox_id in job.excluded_ids]
 
+    def _processed(self, job: Job) -> list[Mailbox]:
+        """The mailboxes a run of the job backs up: its selection, or (a job of all mailboxes)
+        the organization's less those it excludes."""
+        if not job.all_mailboxes:
+            return self._selected(job)
+        excluded = {mailbox.id for mailbox in self._excluded(job)}
+        pool = self._mailboxes(self._organizations[job.org_id]).values()
+        return [mailbox for mailbox in pool if mailbox.id not in excluded]
+
     def _last_backup(self, job: Job) -> int | None:
         """The end of the job's newest successful run."""
         for session in self._job_sessions(job):
@@ -706,6 +716,26 @@ class Simulator:
         spec = self.api_version(version)
         self.settle()
         return self._finish(spec, spec.session(self._session(session_id), self._base(spec)))  # type: ignore[no-any-return]
+
+    def log_items_wire(
+        self, session_id: str, *, version: str, offset: int = 0, limit: int | None = None
+    ) -> Body:
+        """``GET /vN/JobSessions/{id}/LogItems`` (v6+, a page): the run's start, then, once it
+        has ended, one line per mailbox it processed and one saying how it ended."""
+        spec = self.api_version(version)
+        render = _require(spec.log_item, spec, f"/JobSessions/{session_id}/LogItems")
+        self.settle()
+        session = self._session(session_id)
+        base = self._base(spec)
+        return self._collection(
+            spec,
+            session_log(session, self._processed(self._job(session.job_id))),
+            lambda entry: render(entry, base),
+            path=f"/JobSessions/{session.id}/LogItems",
+            offset=offset,
+            limit=limit,
+            paged=True,
+        )
 
     # -- wire: v1 mailboxes -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import attrs
 
 from ._generate import StorageUsage
-from ._records import JobSession, Repository
+from ._records import JobSession, LogEntry, Repository
 from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
 
 __all__ = ["ApiVersion"]
@@ -48,6 +48,8 @@ class ApiVersion:
     service_instance: Callable[[ServerInfo], Wire] | None = None
     health: Callable[[], Wire] | None = None
     """Anonymous ``GET /Health``."""
+    log_item: Callable[[LogEntry, str], Wire] | None = None
+    """An item of a session's log, ``GET /JobSessions/{id}/LogItems`` (a page)."""
 
     # -- collections -----------------------------------------------------------------------
     paged_sessions: bool = False
