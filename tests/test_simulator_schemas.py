@@ -305,6 +305,30 @@ async def test_every_session_s_log_link_is_served_and_validates(
         assert longest > 30  # some logs take several pages
 
 
+async def test_a_v8_log_is_filtered_by_type_and_ordered_as_asked(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """v8's ``LogItems`` takes ``type`` (one of the items' ``type`` values) and ``orderAsc``; v6
+    and v7 declare neither and ignore them, as servers ignore unknown parameters."""
+    sessions = simulator.sessions_wire(version="v8", limit=10_000)["results"]
+    failed = next(s for s in sessions if s["status"] == "Failed")
+    url = f"/v8/JobSessions/{failed['id']}/LogItems?limit=10000"
+    whole = (await _get(client, url))["results"]
+    assert {item["type"] for item in whole} == {"Success", "Error"}
+    errors = await _get(client, f"{url}&type=error")
+    validate("v8", "/v8/JobSessions/{sessionId}/LogItems", errors)
+    assert errors["results"] == [item for item in whole if item["type"] == "Error"]
+    assert errors["_links"]["self"]["href"].startswith(f"/v8/JobSessions/{failed['id']}/LogItems?type=")
+    newest_first = (await _get(client, f"{url}&orderAsc=false"))["results"]
+    assert newest_first == whole[::-1]
+    assert (await _get(client, f"{url}&orderAsc=true"))["results"] == whole
+    assert (await client.get(f"{url}&type=Sometimes")).status_code == 400
+    for v in ("v6", "v7"):
+        plain = (await _get(client, f"/{v}/JobSessions/{failed['id']}/LogItems?limit=10000"))["results"]
+        asked = f"/{v}/JobSessions/{failed['id']}/LogItems?limit=10000&type=Error&orderAsc=false"
+        assert (await _get(client, asked))["results"] == plain
+
+
 # -- what the GETs do not show: errors, empty answers, token refusals --------------------------------
 
 

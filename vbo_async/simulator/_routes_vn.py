@@ -187,9 +187,18 @@ async def session(request: Request, simulator: Simulator, spec: ApiVersion) -> R
 
 
 async def log_items(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
-    """``GET /vN/JobSessions/{id}/LogItems`` (a page)."""
+    """``GET /vN/JobSessions/{id}/LogItems`` (a page; v8: ``type``, ``orderAsc``)."""
     offset, limit = _window(request, simulator, paged=True)
-    body = simulator.log_items_wire(_id(request, "session_id"), version=spec.name, offset=offset, limit=limit)
+    filters = pick(_query(request), spec.log_filters)
+    order = filters.get("orderAsc")
+    body = simulator.log_items_wire(
+        _id(request, "session_id"),
+        version=spec.name,
+        kind=filters.get("type"),
+        order_asc=None if order is None else parse_bool("orderAsc", order),
+        offset=offset,
+        limit=limit,
+    )
     return json_response(body)
 
 

@@ -70,6 +70,9 @@ class ApiVersion:
     """``GET /BackupRepositories`` query filters (canonical names)."""
     organization_filters: frozenset[str] = frozenset()
     """``GET /Organizations`` query filters (canonical names) beyond ``extendedView``."""
+    log_filters: frozenset[str] = frozenset()
+    """``GET /JobSessions/{id}/LogItems`` query parameters (canonical names) beyond paging:
+    v8's ``type`` and ``orderAsc``."""
     sessions_next_version: str | None = None
     """The version a ``JobSessions`` page's ``next`` link names instead of this one (the v8 bug
     that sends clients to ``/v7/``), used when that version is served."""

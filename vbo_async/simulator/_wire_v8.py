@@ -6,7 +6,8 @@ removes ``GET /Organizations/{id}/Jobs`` (``_links.jobs`` becomes
 ``jobSessionConfigType``, ``eTag``, ``proxyId``, ``proxyPoolId`` to sessions, proxy pools and
 state flags to repositories, load and maintenance figures to proxies (``threadsNumber``
 goes), ``msid`` to organizations (and as a filter, with ``backedUpOrganizationId``), the
-``status`` session filter, log items with a ``type`` and ``message`` instead of a ``title``,
+``status`` session filter, log items with a ``type`` and ``message`` instead of a ``title``
+(and ``type`` and ``orderAsc`` filters),
 ``GET /Health``, a start
 that answers 200 with the new session, logout answering 204, ISO 8601 token dates — and
 the bug that makes a ``JobSessions`` page's ``next`` link name ``/v7/``.
@@ -156,6 +157,7 @@ V8 = attrs.evolve(
     session_filters=v7.V7.session_filters | {"status"},
     repository_filters=v7.V7.repository_filters | {"proxyPoolId", "organizationId"},
     organization_filters=frozenset({"msid", "backedUpOrganizationId"}),
+    log_filters=frozenset({"type", "orderAsc"}),
     sessions_next_version="v7",
     proxy_extended_default=None,
     start_answers_session=True,
