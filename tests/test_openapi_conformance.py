@@ -674,6 +674,8 @@ def test_the_simulator_filters_and_views_are_the_declared_ones(version: str) -> 
     proxy_view = query_parameters(proxies).get("extendedView")
     assert spec.proxy_extended_default == (None if proxy_view is None else proxy_view["schema"]["default"])
     assert spec.paged_collections == (resolve(version, jobs["responses"]["200"]).get("type") != "array")
+    _, log_items = operation(version, f"/{version}/JobSessions/{{sessionId}}/LogItems", "get")
+    assert spec.log_filters == set(query_parameters(log_items)) - paging
 
 
 @pytest.mark.parametrize("version", V6_PLUS)

@@ -264,6 +264,71 @@ async def test_every_get_validates_against_the_vendor_schema(
     assert len(checked) == 3 * 15 + 2 + 1 + 1
 
 
+_LOG_END = {"Success": "Success", "Warning": "Warning", "Failed": "Error", "Stopped": "Stop"}
+"""A finished session's status -> the v8 ``type`` of its log's last item."""
+
+
+async def test_every_session_s_log_link_is_served_and_validates(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """A session's ``log`` link names ``/JobSessions/{id}/LogItems``, a page of ``RESTLogItem``s
+    (v6/v7 ``title``, v8 ``type`` and ``message``; vb365-v6-v8.md §6.3): served on every v6+
+    version, paged as the other lists are (30 by default, ``next`` while items remain), every
+    page valid against the version's schema, the last item of a finished run saying how it ended."""
+    idle = _idle_enabled_jobs(simulator)
+    assert (await client.post(f"/v8/Jobs/{idle[0]}/start", json={})).status_code == 200
+    for v in VERSIONS:
+        sessions = (await _get(client, f"/{v}/JobSessions?limit=10000"))["results"]
+        assert any(s["status"] == "Running" for s in sessions)
+        longest = 0
+        for session in sessions:
+            url: str | None = session["_links"]["log"]["href"]
+            assert url == f"/{v}/JobSessions/{session['id']}/LogItems"
+            items: list[dict[str, Any]] = []
+            while url is not None:
+                page = await _get(client, url)
+                validate(v, f"/{v}/JobSessions/{{sessionId}}/LogItems", page)
+                items += page["results"]
+                url = page["_links"].get("next", {}).get("href")
+            longest = max(longest, len(items))
+            assert len({item["id"] for item in items}) == len(items)
+            usns = [item["usn"] for item in items]
+            assert usns == sorted(usns)
+            last = items[-1]
+            if session["status"] == "Running":
+                assert last.get("type", "Running") == "Running"
+                assert len(items) == 1
+            elif v == "v8":
+                assert last["type"] == _LOG_END[session["status"]]
+            else:
+                assert last["title"].startswith(f"[{session['status']}]")
+        assert longest > 30  # some logs take several pages
+
+
+async def test_a_v8_log_is_filtered_by_type_and_ordered_as_asked(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """v8's ``LogItems`` takes ``type`` (one of the items' ``type`` values) and ``orderAsc``; v6
+    and v7 declare neither and ignore them, as servers ignore unknown parameters."""
+    sessions = simulator.sessions_wire(version="v8", limit=10_000)["results"]
+    failed = next(s for s in sessions if s["status"] == "Failed")
+    url = f"/v8/JobSessions/{failed['id']}/LogItems?limit=10000"
+    whole = (await _get(client, url))["results"]
+    assert {item["type"] for item in whole} == {"Success", "Error"}
+    errors = await _get(client, f"{url}&type=error")
+    validate("v8", "/v8/JobSessions/{sessionId}/LogItems", errors)
+    assert errors["results"] == [item for item in whole if item["type"] == "Error"]
+    assert errors["_links"]["self"]["href"].startswith(f"/v8/JobSessions/{failed['id']}/LogItems?type=")
+    newest_first = (await _get(client, f"{url}&orderAsc=false"))["results"]
+    assert newest_first == whole[::-1]
+    assert (await _get(client, f"{url}&orderAsc=true"))["results"] == whole
+    assert (await client.get(f"{url}&type=Sometimes")).status_code == 400
+    for v in ("v6", "v7"):
+        plain = (await _get(client, f"/{v}/JobSessions/{failed['id']}/LogItems?limit=10000"))["results"]
+        asked = f"/{v}/JobSessions/{failed['id']}/LogItems?limit=10000&type=Error&orderAsc=false"
+        assert (await _get(client, asked))["results"] == plain
+
+
 # -- what the GETs do not show: errors, empty answers, token refusals --------------------------------
 
 

@@ -282,6 +282,23 @@ async def test_a_job_s_proxy_shares_the_repository_request_with_its_repository_l
     }
 
 
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+async def test_a_session_s_log_link_gives_every_item_of_its_pages(version: str) -> None:
+    """A session's ``log`` link names a paged list (``LogItems``, 30 items by default): awaiting
+    it gives every item, as raw JSON, asked for 10,000 at a time and every page followed, as any
+    list is, not the first page's object cut at 30."""
+    simulator = make_simulator(mailboxes_per_job=(31, 40))
+    async with client(create_app(simulator=simulator), version) as vbo:
+        job = (await vbo.jobs())[0]
+        session = next(s for s in await vbo.job_sessions(job, limit=None) if s.end_time is not None)
+        assert session.links.log is not None
+        log = await session.links.log
+        streamed = [item async for item in session.links.require("log")]
+    expected = items(simulator.log_items_wire(session.id, version=version, limit=10_000))
+    assert len(expected) > 30
+    assert log == streamed == expected
+
+
 async def test_job_sessions_by_link_and_by_call(vbo: VBOClient, simulator: Simulator, mode: str) -> None:
     jobs = await vbo.jobs()
     version = version_of(vbo)

@@ -425,16 +425,17 @@ class JobSessionStatistics:
 
 @attrs.frozen
 class JobSessionLinks:
-    """``_links`` of a job session; ``log`` is followed as raw JSON."""
+    """``_links`` of a job session; ``log`` lists the run's log items as raw JSON (v6+
+    ``LogItems``, a paged list: every page is read, as for any list)."""
 
     self: Link[JobSession] | None = attrs.field(default=None, alias="self_")
-    log: Link[object] | None = None
+    log: CollectionLink[object] | None = None
     job: Link[Job] | None = None
 
     @overload
     def require(self, relation: Literal["self"]) -> Link[JobSession]: ...
     @overload
-    def require(self, relation: Literal["log"]) -> Link[object]: ...
+    def require(self, relation: Literal["log"]) -> CollectionLink[object]: ...
     @overload
     def require(self, relation: Literal["job"]) -> Link[Job]: ...
     def require(self, relation: str) -> Link[Any]:

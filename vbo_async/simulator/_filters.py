@@ -14,6 +14,7 @@ from ._records import JobSession
 from ._wireformat import epoch_ticks, format_ticks, parse_ticks
 
 __all__ = [
+    "LOG_ITEM_TYPES",
     "SESSION_STATUS_FILTER",
     "SessionFilter",
     "parse_bool",
@@ -35,6 +36,8 @@ SESSION_STATUS_FILTER: Mapping[str, str] = MappingProxyType(
 )
 """The v8 ``status`` filter's values and the session status each matches (``Succeeded`` is
 ``Success`` in the payload)."""
+LOG_ITEM_TYPES = ("Running", "Warning", "Error", "Success", "Stop")
+"""The values of a v8 log item's ``type``, which its ``LogItems`` ``type`` filter takes."""
 
 
 def _invalid(name: str, raw: str, expected: str) -> SimulatedError:

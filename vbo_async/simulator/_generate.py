@@ -8,7 +8,7 @@ import uuid
 import attrs
 
 from ._config import SimulatorConfig
-from ._records import Job, JobSession, License, Mailbox, Organization, Proxy, Repository, Schedule
+from ._records import Job, JobSession, License, LogEntry, Mailbox, Organization, Proxy, Repository, Schedule
 from ._schedule import DAILY_TYPES, PERIODS, WINDOWS, next_run, run_interval
 from ._wireformat import TICKS_PER_SECOND
 
@@ -29,6 +29,7 @@ __all__ = [
     "make_sessions",
     "new_id",
     "select_mailboxes",
+    "session_log",
     "start_session",
     "storage_usage",
 ]
@@ -465,4 +466,44 @@ def storage_usage(
             protected_objects=rng.randint(1, 400),
         )
         for repository_id in repository_ids
+    ]
+
+
+_LOG_ENDINGS = {
+    "Success": ("Success", "Job finished successfully"),
+    "Warning": ("Warning", "Job finished with warnings"),
+    "Failed": ("Error", "Job failed"),
+    "Stopped": ("Stop", "Job stopped by user"),
+}
+"""A finished run's status -> the kind (v8 ``type``) and text of its log's last line."""
+
+
+def session_log(session: JobSession, mailboxes: list[Mailbox]) -> list[LogEntry]:
+    """The log of one run (pure): its start, and once it has ended one line per mailbox it
+    processed and one saying how it ended, spread over the run in order; a running run has
+    its start alone. Ids are derived from the session's, so the log reads the same every time."""
+    if session.end is None:
+        lines: list[tuple[str, str, str | None]] = [("Running", "Job started", None)]
+    else:
+        kind, text = _LOG_ENDINGS.get(session.status, ("Warning", f"Job finished: {session.status}"))
+        lines = [
+            ("Success", "Job started", None),
+            *(("Success", f"Processing mailbox: {mailbox.email}", None) for mailbox in mailboxes),
+            (kind, text, session.status),
+        ]
+    end = session.creation if session.end is None else session.end
+    step = (end - session.creation) // max(len(lines) - 1, 1)
+    moments = [session.creation + number * step for number in range(len(lines))]
+    namespace = uuid.UUID(session.id)
+    return [
+        LogEntry(
+            id=str(uuid.uuid5(namespace, f"log:{number}")),
+            usn=number + 1,
+            creation=moments[number],
+            end=moments[number + 1] if number + 1 < len(lines) else end,
+            kind=kind,
+            text=text,
+            outcome=outcome,
+        )
+        for number, (kind, text, outcome) in enumerate(lines)
     ]

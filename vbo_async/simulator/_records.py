@@ -8,6 +8,7 @@ __all__ = [
     "Job",
     "JobSession",
     "License",
+    "LogEntry",
     "Mailbox",
     "Organization",
     "Proxy",
@@ -122,6 +123,21 @@ class JobSession:
     etag: int = 1
     started_at: float | None = None
     """Simulator-clock reading when a live run started; None for generated history."""
+
+
+@attrs.frozen
+class LogEntry:
+    """One line of a run's log (v6+ ``GET /JobSessions/{id}/LogItems``); times are ticks."""
+
+    id: str
+    usn: int
+    creation: int
+    end: int
+    kind: str
+    """v8 ``type``: ``Running``, ``Success``, ``Warning``, ``Error`` or ``Stop``."""
+    text: str
+    outcome: str | None = None
+    """The run's status on the line saying how it ended (v6/v7 titles start ``[Success]``)."""
 
 
 @attrs.define

@@ -186,6 +186,22 @@ async def session(request: Request, simulator: Simulator, spec: ApiVersion) -> R
     return json_response(simulator.session_wire(_id(request, "session_id"), version=spec.name))
 
 
+async def log_items(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+    """``GET /vN/JobSessions/{id}/LogItems`` (a page; v8: ``type``, ``orderAsc``)."""
+    offset, limit = _window(request, simulator, paged=True)
+    filters = pick(_query(request), spec.log_filters)
+    order = filters.get("orderAsc")
+    body = simulator.log_items_wire(
+        _id(request, "session_id"),
+        version=spec.name,
+        kind=filters.get("type"),
+        order_asc=None if order is None else parse_bool("orderAsc", order),
+        offset=offset,
+        limit=limit,
+    )
+    return json_response(body)
+
+
 async def repositories(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
     """``GET /vN/BackupRepositories`` with the version's filters."""
     offset, limit = _window(request, simulator, paged=spec.paged_collections)
@@ -279,6 +295,7 @@ def version_routes(spec: ApiVersion) -> list[Route]:
         *((f"/jobs/{{job_id}}/{verb}", _action(verb), post, spec.verb_actions) for verb in _VERBS),
         ("/jobsessions", sessions, get, True),
         ("/jobsessions/{session_id}", session, get, True),
+        ("/jobsessions/{session_id}/logitems", log_items, get, spec.log_item is not None),
         ("/backuprepositories", repositories, get, True),
         ("/backuprepositories/{repository_id}", repository, get, True),
         ("/proxies", proxies, get, True),

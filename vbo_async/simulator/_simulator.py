@@ -12,7 +12,7 @@ from vbo_async._exceptions import ConfigError
 
 from ._config import SimulatorConfig
 from ._errors import SimulatedError
-from ._filters import SessionFilter, parse_uuid, time_text
+from ._filters import LOG_ITEM_TYPES, SessionFilter, parse_enum, parse_uuid, time_text
 from ._generate import (
     derived_rng,
     detail_jobs,
@@ -29,6 +29,7 @@ from ._generate import (
     make_sessions,
     new_id,
     select_mailboxes,
+    session_log,
     start_session,
     storage_usage,
 )
@@ -399,6 +400,15 @@ class Simulator:
             job.excluded_ids = exclude_mailboxes(self.config, job, list(pool.values()))
         return [pool[mailbox_id] for mailbox_id in job.excluded_ids]
 
+    def _processed(self, job: Job) -> list[Mailbox]:
+        """The mailboxes a run of the job backs up: its selection, or (a job of all mailboxes)
+        the organization's less those it excludes."""
+        if not job.all_mailboxes:
+            return self._selected(job)
+        excluded = {mailbox.id for mailbox in self._excluded(job)}
+        pool = self._mailboxes(self._organizations[job.org_id]).values()
+        return [mailbox for mailbox in pool if mailbox.id not in excluded]
+
     def _last_backup(self, job: Job) -> int | None:
         """The end of the job's newest successful run."""
         for session in self._job_sessions(job):
@@ -712,6 +722,48 @@ class Simulator:
         spec = self.api_version(version)
         self.settle()
         return self._finish(spec, spec.session(self._session(session_id), self._base(spec)))  # type: ignore[no-any-return]
+
+    def log_items_wire(
+        self,
+        session_id: str,
+        *,
+        version: str,
+        kind: str | None = None,
+        order_asc: bool | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Body:
+        """``GET /vN/JobSessions/{id}/LogItems`` (v6+, a page): the run's start, then, once it
+        has ended, one line per mailbox it processed and one saying how it ended, oldest first.
+
+        v8 keeps the items of one `kind` (its ``type`` filter, matched without regard to case;
+        400 for a value it does not list) and lists them newest first when `order_asc` is
+        False; other versions ignore both, as servers ignore unknown parameters.
+        """
+        spec = self.api_version(version)
+        render = _require(spec.log_item, spec, f"/JobSessions/{session_id}/LogItems")
+        self.settle()
+        session = self._session(session_id)
+        entries = session_log(session, self._processed(self._job(session.job_id)))
+        query: list[tuple[str, str]] = []
+        if kind is not None and "type" in spec.log_filters:
+            wanted = parse_enum("type", kind, LOG_ITEM_TYPES)
+            entries = [entry for entry in entries if entry.kind == wanted]
+            query.append(("type", kind))
+        if order_asc is not None and "orderAsc" in spec.log_filters:
+            entries = entries if order_asc else entries[::-1]
+            query.append(("orderAsc", str(order_asc).lower()))
+        base = self._base(spec)
+        return self._collection(
+            spec,
+            entries,
+            lambda entry: render(entry, base),
+            path=f"/JobSessions/{session.id}/LogItems",
+            query=query,
+            offset=offset,
+            limit=limit,
+            paged=True,
+        )
 
     # -- wire: v1 mailboxes -------------------------------------------------------------------------
 

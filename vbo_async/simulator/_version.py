@@ -12,7 +12,7 @@ from collections.abc import Callable
 import attrs
 
 from ._generate import StorageUsage
-from ._records import JobSession, Repository
+from ._records import JobSession, LogEntry, Repository
 from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
 
 __all__ = ["ApiVersion"]
@@ -48,6 +48,8 @@ class ApiVersion:
     service_instance: Callable[[ServerInfo], Wire] | None = None
     health: Callable[[], Wire] | None = None
     """Anonymous ``GET /Health``."""
+    log_item: Callable[[LogEntry, str], Wire] | None = None
+    """An item of a session's log, ``GET /JobSessions/{id}/LogItems`` (a page)."""
 
     # -- collections -----------------------------------------------------------------------
     paged_sessions: bool = False
@@ -68,6 +70,9 @@ class ApiVersion:
     """``GET /BackupRepositories`` query filters (canonical names)."""
     organization_filters: frozenset[str] = frozenset()
     """``GET /Organizations`` query filters (canonical names) beyond ``extendedView``."""
+    log_filters: frozenset[str] = frozenset()
+    """``GET /JobSessions/{id}/LogItems`` query parameters (canonical names) beyond paging:
+    v8's ``type`` and ``orderAsc``."""
     sessions_next_version: str | None = None
     """The version a ``JobSessions`` page's ``next`` link names instead of this one (the v8 bug
     that sends clients to ``/v7/``), used when that version is served."""

@@ -5,7 +5,7 @@ UTC with 6 fractional digits, integer statistics, the v6 schemas' field names
 (``backupType``, ``capacityBytes``, ``enableNetworkThrottling``...), the link names live
 servers show, verb endpoints for job actions, page objects for job sessions, and null
 properties left out (the GO6 captures; reference §5). Field names and enums follow the
-vendor's OpenAPI file for v6.
+vendor's OpenAPI file for v6. A session's ``log`` link names its ``LogItems`` (a page).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from email.utils import parsedate_to_datetime
 import attrs
 
 from ._generate import StorageUsage
-from ._records import Job, JobSession, Organization, Repository, Schedule
+from ._records import Job, JobSession, LogEntry, Organization, Repository, Schedule
 from ._schedule import backup_window
 from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
 from ._wire import V1
@@ -28,6 +28,7 @@ __all__ = [
     "job_item",
     "license_",
     "link",
+    "log_item",
     "organization",
     "proxy",
     "repository",
@@ -214,6 +215,21 @@ def session(session_: JobSession, base: str) -> Wire:
     }
 
 
+def log_item(entry: LogEntry, base: str) -> Wire:
+    """An item of ``GET /v6/JobSessions/{id}/LogItems`` (``RESTLogItem``: a ``title``; the line
+    saying how the run ended starts with its status in brackets, ``[Success]``, which v6
+    scripts parse). The item's own ``_links`` is empty."""
+    title = entry.text if entry.outcome is None else f"[{entry.outcome}] {entry.text}"
+    return {
+        "id": entry.id,
+        "usn": entry.usn,
+        "title": title,
+        "creationTime": stamp(entry.creation),
+        "endTime": stamp(entry.end),
+        "_links": {},
+    }
+
+
 def repository(record: Repository, base: str) -> Wire:
     """``GET /v6/BackupRepositories/{id}`` (``RESTBackupRepository``).
 
@@ -357,6 +373,7 @@ V6 = attrs.evolve(
     used_repository=used_repository,
     license=license_,
     service_instance=service_instance,
+    log_item=log_item,
     paged_sessions=True,
     paged_collections=False,
     organization_jobs=True,

@@ -6,7 +6,9 @@ removes ``GET /Organizations/{id}/Jobs`` (``_links.jobs`` becomes
 ``jobSessionConfigType``, ``eTag``, ``proxyId``, ``proxyPoolId`` to sessions, proxy pools and
 state flags to repositories, load and maintenance figures to proxies (``threadsNumber``
 goes), ``msid`` to organizations (and as a filter, with ``backedUpOrganizationId``), the
-``status`` session filter, ``GET /Health``, a start
+``status`` session filter, log items with a ``type`` and ``message`` instead of a ``title``
+(and ``type`` and ``orderAsc`` filters),
+``GET /Health``, a start
 that answers 200 with the new session, logout answering 204, ISO 8601 token dates — and
 the bug that makes a ``JobSessions`` page's ``next`` link name ``/v7/``.
 """
@@ -18,13 +20,14 @@ import attrs
 from . import _wire_v6 as v6
 from . import _wire_v7 as v7
 from ._generate import StorageUsage
-from ._records import JobSession, Repository, Schedule
+from ._records import JobSession, LogEntry, Repository, Schedule
 from ._views import JobView, OrganizationView, ProxyView, Wire
 
 __all__ = [
     "V8",
     "health",
     "job",
+    "log_item",
     "organization",
     "proxy",
     "repository",
@@ -120,6 +123,13 @@ def used_repository(usage: StorageUsage, base: str) -> Wire:
     return v6.insert_before(wire, "_links", {"protectedObjectsCount": usage.protected_objects})
 
 
+def log_item(entry: LogEntry, base: str) -> Wire:
+    """v6's without ``title``, with ``type`` and ``message`` (v8 dropped the title)."""
+    wire = v6.log_item(entry, base)
+    del wire["title"]
+    return v6.insert_before(wire, "_links", {"type": entry.kind, "message": entry.text})
+
+
 def health() -> Wire:
     """Anonymous ``GET /v8/Health`` (``RESTHealthReport``; entry names as a real client reads them)."""
     return {
@@ -138,6 +148,7 @@ V8 = attrs.evolve(
     repository=repository,
     proxy=proxy,
     used_repository=used_repository,
+    log_item=log_item,
     token=v6.iso_token_dates,
     health=health,
     paged_collections=True,
@@ -146,6 +157,7 @@ V8 = attrs.evolve(
     session_filters=v7.V7.session_filters | {"status"},
     repository_filters=v7.V7.repository_filters | {"proxyPoolId", "organizationId"},
     organization_filters=frozenset({"msid", "backedUpOrganizationId"}),
+    log_filters=frozenset({"type", "orderAsc"}),
     sessions_next_version="v7",
     proxy_extended_default=None,
     start_answers_session=True,
