@@ -27,10 +27,11 @@ import os
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbo_async import JobSession, RetryPolicy, VBOClient, VBOError
+from vbo_async import JobSession, RetryPolicy, TransportError, VBOClient, VBOError
 
 from .raw_http import serve_raw
 
@@ -157,3 +158,43 @@ def test_an_accepted_job_action_is_reported_accepted_whatever_its_body(
                 assert outcome.id == SESSION["id"]
     else:
         assert outcome is None, f"{version} {action} answered {status} ({body.kind}): {outcome!r}"
+
+
+@pytest.mark.parametrize("version", ["v1", "v6", "v8"])
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+async def test_an_accepted_job_action_whose_body_never_ends_is_reported_accepted(
+    version: str, action: str
+) -> None:
+    """The 2xx head arrives, then the body stalls until the attempt's timeout: the server
+    accepted the action all the same (``no complete answer within`` read as a failure would
+    have it sent again)."""
+    stalled = asyncio.Event()
+
+    async def answer(head: bytes, _: bytes, writer: asyncio.StreamWriter) -> None:
+        if b"/token" in head.split(b"\r\n", 1)[0].lower():
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(TOKEN), TOKEN))
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{")
+            stalled.set()
+        await writer.drain()
+
+    async with serve_raw(answer) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username="svc",
+            password="pw-0123456789",
+            api_version=version,
+            retry=NO_WAIT,
+            timeout=0.2,
+        )
+        async with vbo:
+            try:
+                outcome: Any = await ACTIONS[action](vbo)
+            except VBOError as error:
+                outcome = error
+    assert stalled.is_set()
+    if version == "v8" and action == "start":
+        assert isinstance(outcome, TransportError), outcome
+        assert "the job was started" in str(outcome)
+    else:
+        assert outcome is None, outcome

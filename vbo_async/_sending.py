@@ -374,13 +374,18 @@ class Sender:
             if not first_try:
                 first_try.append(time.monotonic())
             failure: tuple[VBOError, BaseException | None] | None = None
+            reading: list[httpx.Response | Reply] = []  # the answer whose body is being read
             try:
                 async with asyncio.timeout(self._timeout) as limit:
-                    answer = await self._exchange(call, limit)
+                    answer = await self._exchange(call, limit, reading)
             except Exception as exc:
-                failure = self._failure(exc, method, url)
-                if failure is None:
-                    raise
+                unread = self._unread(call, reading, exc)
+                if unread is not None:
+                    answer = Answer(reading[0].status_code, reading[0], b"", unread)
+                else:
+                    failure = self._failure(exc, method, url)
+                    if failure is None:
+                        raise
             if failure is not None:
                 # Outside the handler: an unscrubbed error is never the context.
                 raise failure[0] from failure[1]
@@ -428,8 +433,11 @@ class Sender:
             return exc
         return _scrubbed_copy(exc, self._scrub)
 
-    async def _exchange(self, call: _Call, limit: asyncio.Timeout) -> Answer:
-        """One attempt: the request, and its replays after a 401 with a renewed token. Getting
+    async def _exchange(
+        self, call: _Call, limit: asyncio.Timeout, reading: list[httpx.Response | Reply]
+    ) -> Answer:
+        """One attempt: the request, and its replays after a 401 with a renewed token (the answer
+        whose body is then read is put in ``reading``, for `_unread`). Getting
         a token does not count against the attempt's ``limit``: its own requests have theirs, and
         their retries wait out the token endpoint's ``Retry-After`` (cutting that wait short
         would cancel it and send the next attempt's grant at once, into the throttle)."""
@@ -456,23 +464,19 @@ class Sender:
                 log.debug("401 from %s %s; renewing the token and replaying", call.method, shown)
             token = await self._token_within(limit, token)
             renewals += 1
-        unread: VBOError | None = None
+        reading.append(response)
         try:
             body = await self._read(response, call.method, call.url)
-        except Exception as exc:
-            unread = self._unread(call, response.status_code, exc)
-            if unread is None:
-                raise
-            body = b""
         finally:
             await response.aclose()
-        return Answer(response.status_code, response, body, unread)
+        return Answer(response.status_code, response, body)
 
-    def _unread(self, call: _Call, status: int, exc: Exception) -> VBOError | None:
-        """The error ``exc`` met reading the body of an answer of ``status`` to ``call``, when
-        that answer stands without its body (`send`'s ``unread_body_ok``, and a 2xx), scrubbed
-        and without its traceback; None when it is to be raised."""
-        if not (call.unread_body_ok and 200 <= status < 300):
+    def _unread(self, call: _Call, reading: list[httpx.Response | Reply], exc: Exception) -> VBOError | None:
+        """The error ``exc`` met reading the body of the answer in ``reading`` (too large, not
+        valid for its coding, cut short, not all there within the timeout), when that answer
+        stands without its body (`send`'s ``unread_body_ok``, and a 2xx): scrubbed, without its
+        traceback. None when ``exc`` is to be raised."""
+        if not (call.unread_body_ok and reading and 200 <= reading[0].status_code < 300):
             return None
         if isinstance(exc, VBOError):
             error = exc
@@ -483,7 +487,8 @@ class Sender:
             error = failure[0]
         scrub_error(error, self._scrub)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s -> %d: body not read (%s)", call.method, self._scrub(call.url), status, error)
+            shown = self._scrub(call.url)
+            log.debug("%s %s -> %d: body not read (%s)", call.method, shown, reading[0].status_code, error)
         return error.with_traceback(None)
 
     async def _token_within(self, limit: asyncio.Timeout, stale: Token | None) -> Token:
