@@ -628,7 +628,8 @@ class VBOClient:
         full run instead of an incremental one, v6+ only), v1 ``POST /Jobs/{id}/Action`` with
         ``{"start": null}``. Returns the new session on v8 (which answers with it), else None. A v8
         answer that is not a session is a `DecodeError` that says the job was started (a body too
-        large or cut short: its `ResponseTooLargeError` or `TransportError`, saying the same)."""
+        large, cut short or stalled: its `ResponseTooLargeError` or `TransportError`, saying the
+        same)."""
         if not isinstance(full, bool):
             raise ConfigError(f"full must be True or False, got {full!r}")
         url, answer = await self._action(job, "start", full=full)
@@ -636,7 +637,7 @@ class VBOClient:
         if not dialect.start_returns_session or (answer.unread is None and not answer.body.strip()):
             return None
         try:
-            if answer.unread is not None:  # too large, or not valid for its Content-Encoding
+            if answer.unread is not None:  # too large, not valid for its coding, cut short, stalled
                 raise answer.unread
             data = self._fetcher.parse_json(answer.body, "POST", url)
             session = self._fetcher.decoder.one(data, JobSession, dialect, url=url)
@@ -665,8 +666,8 @@ class VBOClient:
     async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> tuple[str, Answer]:
         """Send a job action once: (its URL, its 2xx answer). The status says the server accepted
         it: a body that cannot be read (too large, not valid for its ``Content-Encoding``, cut
-        short) is in ``unread``, not raised, lest the caller take the action for failed and send
-        it again (only a v8 start reads its body)."""
+        short, stalled past the timeout) is in ``unread``, not raised, lest the caller take the
+        action for failed and send it again (only a v8 start reads its body)."""
         job_id = id_argument(_id_of(job), "job")
         dialect = await self.dialect()
         path, body = dialect.action(job_id, action, full=full)

@@ -237,9 +237,10 @@ class Sender:
         token request has its own retries).
 
         With ``unread_body_ok``, a 2xx answer whose body cannot be read (larger than
-        ``max_response_bytes``, not valid for its ``Content-Encoding``, cut short) is still the
-        answer, with an empty body and that error in `Answer.unread`: a job action the server
-        accepted was carried out, whatever came after its status line."""
+        ``max_response_bytes``, not valid for its ``Content-Encoding``, cut short, not all there
+        within the timeout) is still the answer, with an empty body and that error in
+        `Answer.unread`: a job action the server accepted was carried out, whatever came after
+        its status line."""
         try:
             self.check_usable()
             if not self._api_root.contains(url):
