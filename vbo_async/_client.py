@@ -28,7 +28,15 @@ from ._auth import Secret, TokenManager
 from ._checks import id_argument, text_argument
 from ._convert import raw_reader
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
-from ._exceptions import APIError, ClientStateError, ConfigError, DecodeError, VBOError
+from ._exceptions import (
+    APIError,
+    ClientStateError,
+    ConfigError,
+    DecodeError,
+    ResponseTooLargeError,
+    TransportError,
+    VBOError,
+)
 from ._fetch import Fetcher
 from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, newest_first
@@ -46,7 +54,7 @@ from ._models import (
 )
 from ._pages import with_limit
 from ._retry import RetryPolicy
-from ._sending import Sender, build_http
+from ._sending import Answer, Sender, build_http
 from ._tokens import Token
 from ._urls import ApiRoot
 
@@ -636,17 +644,21 @@ class VBOClient:
         """Start a job now: v6+ ``POST /Jobs/{id}/start`` with ``{"full": false}`` (``full``: a
         full run instead of an incremental one, v6+ only), v1 ``POST /Jobs/{id}/Action`` with
         ``{"start": null}``. Returns the new session on v8 (which answers with it), else None. A v8
-        answer that is not a session is a `DecodeError` that says the job was started."""
+        answer that is not a session is a `DecodeError` that says the job was started (a body too
+        large, cut short or stalled: its `ResponseTooLargeError` or `TransportError`, saying the
+        same)."""
         if not isinstance(full, bool):
             raise ConfigError(f"full must be True or False, got {full!r}")
-        url, body = await self._action(job, "start", full=full)
+        url, answer = await self._action(job, "start", full=full)
         dialect = await self.dialect()
-        if not dialect.start_returns_session or not body.strip():
+        if not dialect.start_returns_session or (answer.unread is None and not answer.body.strip()):
             return None
         try:
-            data = self._fetcher.parse_json(body, "POST", url)
+            if answer.unread is not None:  # too large, not valid for its coding, cut short, stalled
+                raise answer.unread
+            data = self._fetcher.parse_json(answer.body, "POST", url)
             session = self._fetcher.decoder.one(data, JobSession, dialect, url=url)
-        except DecodeError as exc:
+        except (DecodeError, ResponseTooLargeError, TransportError) as exc:
             # The server accepted the start: say so, lest the caller send it again.
             exc.message = f"the job was started, but the answer is not its session: {exc.message}"
             exc.method, exc.url = "POST", url
@@ -668,16 +680,19 @@ class VBOClient:
         """Disable a job's schedule (v6+ ``/disable``, v1 ``{"disable": null}``)."""
         await self._action(job, "disable")
 
-    async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> tuple[str, bytes]:
-        """Send a job action once: (its URL, the body of its 2xx answer)."""
+    async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> tuple[str, Answer]:
+        """Send a job action once: (its URL, its 2xx answer). The status says the server accepted
+        it: a body that cannot be read (too large, not valid for its ``Content-Encoding``, cut
+        short, stalled past the timeout) is in ``unread``, not raised, lest the caller take the
+        action for failed and send it again (only a v8 start reads its body)."""
         job_id = id_argument(_id_of(job), "job")
         dialect = await self.dialect()
         path, body = dialect.action(job_id, action, full=full)
         url = self._root.url(path)
-        answer = await self._fetcher.send("POST", url, json=body, retry=False)
-        content = self._fetcher.expect_success(answer, "POST", url)
+        answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)
+        self._fetcher.expect_success(answer, "POST", url)
         log.info("job action %s sent to %s", action, url)
-        return url, content
+        return url, answer
 
     async def _get(self, url: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(url, cls)  # type: ignore[no-any-return]

@@ -84,14 +84,19 @@ class Answer:
     """A complete response: status, headers and the whole (decoded) body.
 
     ``headers`` come from ``head`` (the ``httpx.Response`` or the lean GET's `Reply`) when first
-    asked for: a successful GET never needs httpx's headers, which the `Reply` builds lazily."""
+    asked for: a successful GET never needs httpx's headers, which the `Reply` builds lazily.
+    ``unread`` is the error that reading the body of a 2xx answer met when the request was sent
+    with ``unread_body_ok`` (its ``body`` is then empty), else None."""
 
-    __slots__ = ("_head", "body", "status_code")
+    __slots__ = ("_head", "body", "status_code", "unread")
 
-    def __init__(self, status_code: int, head: httpx.Response | Reply, body: bytes) -> None:
+    def __init__(
+        self, status_code: int, head: httpx.Response | Reply, body: bytes, unread: VBOError | None = None
+    ) -> None:
         self.status_code = status_code
         self.body = body
         self._head = head
+        self.unread = unread
 
     @property
     def headers(self) -> httpx.Headers:
@@ -111,6 +116,7 @@ class _Call:
     form: dict[str, str] | None
     headers: dict[str, str] | None
     authenticated: bool
+    unread_body_ok: bool = False
 
 
 @attrs.frozen
@@ -223,17 +229,24 @@ class Sender:
         headers: dict[str, str] | None = None,
         authenticated: bool = True,
         retry: bool | None = None,
+        unread_body_ok: bool = False,
     ) -> Answer:
         """Send one request and return the complete answer, whatever its status (retryable
         statuses of idempotent requests are retried first). ``retry`` defaults to whether the
         method is idempotent. A failure to get a token is raised as is, never retried here (the
-        token request has its own retries)."""
+        token request has its own retries).
+
+        With ``unread_body_ok``, a 2xx answer whose body cannot be read (larger than
+        ``max_response_bytes``, not valid for its ``Content-Encoding``, cut short, not all there
+        within the timeout) is still the answer, with an empty body and that error in
+        `Answer.unread`: a job action the server accepted was carried out, whatever came after
+        its status line."""
         try:
             self.check_usable()
             if not self._api_root.contains(url):
                 raise LinkError(f"refusing to send a request outside the API root: {url}")
             retryable = method in IDEMPOTENT_METHODS if retry is None else retry
-            call = _Call(method, url, json, form, headers, authenticated)
+            call = _Call(method, url, json, form, headers, authenticated, unread_body_ok)
             # When the first attempt got its slot: the retry budget counts from the first try, not
             # from when the request began waiting for one of the ``max_concurrency`` slots.
             started: list[float] = []
@@ -362,13 +375,18 @@ class Sender:
             if not first_try:
                 first_try.append(time.monotonic())
             failure: tuple[VBOError, BaseException | None] | None = None
+            reading: list[httpx.Response | Reply] = []  # the answer whose body is being read
             try:
                 async with asyncio.timeout(self._timeout) as limit:
-                    answer = await self._exchange(call, limit)
+                    answer = await self._exchange(call, limit, reading)
             except Exception as exc:
-                failure = self._failure(exc, method, url)
-                if failure is None:
-                    raise
+                unread = self._unread(call, reading, exc)
+                if unread is not None:
+                    answer = Answer(reading[0].status_code, reading[0], b"", unread)
+                else:
+                    failure = self._failure(exc, method, url)
+                    if failure is None:
+                        raise
             if failure is not None:
                 # Outside the handler: an unscrubbed error is never the context.
                 raise failure[0] from failure[1]
@@ -418,8 +436,11 @@ class Sender:
             return exc
         return _scrubbed_copy(exc, self._scrub)
 
-    async def _exchange(self, call: _Call, limit: asyncio.Timeout) -> Answer:
-        """One attempt: the request, and its replays after a 401 with a renewed token. Getting
+    async def _exchange(
+        self, call: _Call, limit: asyncio.Timeout, reading: list[httpx.Response | Reply]
+    ) -> Answer:
+        """One attempt: the request, and its replays after a 401 with a renewed token (the answer
+        whose body is then read is put in ``reading``, for `_unread`). Getting
         a token does not count against the attempt's ``limit``: its own requests have theirs, and
         their retries wait out the token endpoint's ``Retry-After`` (cutting that wait short
         would cancel it and send the next attempt's grant at once, into the throttle)."""
@@ -446,11 +467,32 @@ class Sender:
                 log.debug("401 from %s %s; renewing the token and replaying", call.method, shown)
             token = await self._token_within(limit, token)
             renewals += 1
+        reading.append(response)
         try:
             body = await self._read(response, call.method, call.url)
         finally:
             await response.aclose()
         return Answer(response.status_code, response, body)
+
+    def _unread(self, call: _Call, reading: list[httpx.Response | Reply], exc: Exception) -> VBOError | None:
+        """The error ``exc`` met reading the body of the answer in ``reading`` (too large, not
+        valid for its coding, cut short, not all there within the timeout), when that answer
+        stands without its body (`send`'s ``unread_body_ok``, and a 2xx): scrubbed, without its
+        traceback. None when ``exc`` is to be raised."""
+        if not (call.unread_body_ok and reading and 200 <= reading[0].status_code < 300):
+            return None
+        if isinstance(exc, VBOError):
+            error = exc
+        else:
+            failure = self._failure(exc, call.method, call.url)
+            if failure is None:
+                return None
+            error = failure[0]
+        scrub_error(error, self._scrub)
+        if log.isEnabledFor(logging.DEBUG):
+            shown = self._scrub(call.url)
+            log.debug("%s %s -> %d: body not read (%s)", call.method, shown, reading[0].status_code, error)
+        return error.with_traceback(None)
 
     async def _token_within(self, limit: asyncio.Timeout, stale: Token | None) -> Token:
         """`_token`, with ``limit`` stopped meanwhile: the attempt's time on the wire keeps its bound."""
