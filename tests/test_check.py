@@ -1541,23 +1541,18 @@ def tls_material(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return combined, ca
 
 
-async def test_a_check_of_three_servers_is_quick(tmp_path: Path, now_judged: None) -> None:
-    """One process, three servers of 8 tenants each: well under a second of work (measured at
-    about 0.5 s, interpreter start included; the bound leaves room for a busy machine)."""
+async def test_a_check_process_of_three_servers_judges_every_job(tmp_path: Path, now_judged: None) -> None:
+    """One process, three servers of 8 tenants each: every job of each judged in the one verdict.
+    (How quick that is belongs to the benchmarks, not to a timed assertion here: see
+    `test_300_tenants_on_v8_cost_a_handful_of_requests` for the requests it costs.)"""
     async with (
         served("a", simulator(43, epoch=NOW)) as a,
         served("b", simulator(44, epoch=NOW)) as b,
         served("c", simulator(45, epoch=NOW)) as c,
     ):
-        targets = targets_of(tmp_path, a, b, c)
-        await check_process(targets)  # warm the file system caches
-        started = time.perf_counter()
-        code, out, err = await check_process(targets)
-        elapsed = time.perf_counter() - started
+        code, out, err = await check_process(targets_of(tmp_path, a, b, c))
     assert code == 2, out + err
     assert perf_values(first_line(out)["perf"])["jobs"] == sum(len(s.health) for s in (a, b, c))
-    print(f"check of 3 servers: {elapsed:.2f} s")
-    assert elapsed < 3.0
 
 
 async def test_check_a_simulate_process_from_a_check_process(tmp_path: Path) -> None:
