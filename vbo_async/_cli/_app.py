@@ -43,7 +43,7 @@ from ._connect import (
 )
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
-from ._report import Report
+from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
 from ._threads import run_unheld
 
@@ -408,7 +408,13 @@ def jobs(
     """
     from ._flows import jobs as run
 
-    report = asyncio.run(run(connection, organization, policy=health_policy(max_age, schedule_aware)))
+    try:
+        report = asyncio.run(run(connection, organization, policy=health_policy(max_age, schedule_aware)))
+    except (VBOError, CLIError) as exc:
+        # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
+        if as_json and (row := failure_row(exc, connection.name, organization=organization)) is not None:
+            _show(Report.collect([row], servers=1, tenants=0), as_json=True, wide=wide)
+        raise
     return _show(report, as_json=as_json, wide=wide)
 
 
@@ -427,10 +433,21 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
 
     from ._flows import list_organizations
 
-    found, undecoded = asyncio.run(list_organizations(connection))
+    try:
+        found, undecoded = asyncio.run(list_organizations(connection))
+    except (VBOError, CLIError) as exc:
+        # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
+        if as_json and (row := failure_row(exc, connection.name)) is not None:
+            with _writing_output():
+                json.dump([{"id": None, "name": None, "error": row.error}], sys.stdout, indent=2)
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+        raise
     with _writing_output():
         if as_json:
-            json.dump([{"id": o.id, "name": o.name} for o in found], sys.stdout, indent=2)
+            listed = [{"id": o.id, "name": o.name, "error": None} for o in found]
+            listed += [{"id": key or None, "name": None, "error": str(e)} for key, e in undecoded.items()]
+            json.dump(listed, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
             from rich.console import Console
