@@ -1488,6 +1488,35 @@ def test_a_server_url_with_a_password_is_refused_without_printing_it(
     assert "S3cr3t" not in line
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://svc:S3cr3t-PW@127.0.0.1:4443",
+            "--server must not carry credentials (user:password@host): give the user with "
+            "--username and the password in the environment variable --password-env names",
+        ),
+        ("", "--server must be an absolute http(s) URL, got ''"),
+        ("vbo01:4443", "--server must be an absolute http(s) URL, got 'vbo01:4443'"),
+        ("https://127.0.0.1:99999", "--server has an invalid port: 'https://127.0.0.1:99999'"),
+    ],
+    ids=["credentials", "empty", "no-scheme", "port"],
+)
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_an_unusable_server_url_is_a_usage_error_before_the_password_prompt(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str, expected: str, command: str
+) -> None:
+    """Said as the command line's options say it (not the library's ``base_url`` and
+    ``password=``, an argument the command line never takes), and before a password is typed
+    for nothing."""
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    argv, _ = json_command(command, url, "org")
+    assert error_line(run(capsys, *argv), code=2) == (
+        f"vbo-async: error: {expected} (see 'vbo-async {command} --help')"
+    )
+
+
 # --- hints for the usual connection mistakes, against real servers -----------------------------------
 
 

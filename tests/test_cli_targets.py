@@ -202,6 +202,17 @@ def test_a_url_ending_in_a_version_no_server_serves_names_its_place(tmp_path: Pa
     ]
 
 
+def test_a_url_with_credentials_says_where_the_password_goes_in_the_file(tmp_path: Path) -> None:
+    """The library's advice ("use username= and password=") sent the user to a ``password`` key
+    that the targets file refuses in turn."""
+    text = "[[servers]]\n" + GOOD.replace("http://", f"http://svc:{SECRET}@")
+    (line,) = problems(tmp_path, text)
+    assert line == (
+        "servers[0].url: the URL must not carry credentials (user:password@host): put the user in "
+        "username and the password in the environment variable named by password_env"
+    )
+
+
 def test_a_missing_ca_bundle_names_the_resolved_path(tmp_path: Path) -> None:
     (line,) = problems(tmp_path, "[[servers]]\n" + GOOD + 'ca_bundle = "certs/missing.pem"\n')
     assert line == f"servers[0].ca_bundle: no such file or directory: {tmp_path / 'certs' / 'missing.pem'}"

@@ -40,6 +40,7 @@ from ._connect import (
     is_terminal,
     is_variable_name,
     unknown_version,
+    url_problem,
 )
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
@@ -177,6 +178,8 @@ def connection_options(command: F) -> F:
             raise click.UsageError(f"--password-env takes {NOT_A_VARIABLE}", ctx=context)
         if (unknown := unknown_version(server)) is not None:
             raise click.UsageError(f"--server {unknown}", ctx=context)
+        if (problem := url_problem(server, source="options")) is not None:  # before any prompt
+            raise click.UsageError(f"--server {problem}", ctx=context)
         explicit = context.get_parameter_source("api_version") is not ParameterSource.DEFAULT
         connection = Connection.build(
             server,

@@ -24,10 +24,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._client import API_VERSIONS
-from .._dialects import DIALECTS
-from .._exceptions import ConfigError
-from .._urls import ApiRoot
-from ._connect import NOT_A_VARIABLE, Connection, is_variable_name, split_version, unknown_version
+from ._connect import NOT_A_VARIABLE, Connection, is_variable_name, unknown_version, url_problem
 from ._exit import CLIError
 
 __all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets"]
@@ -211,11 +208,8 @@ def _url(value: Any, _: Any) -> str:
     url = _string(value, str)
     if (unknown := unknown_version(url)) is not None:
         raise _Invalid(unknown)
-    base, _ = split_version(url)
-    try:
-        ApiRoot(base, DIALECTS)
-    except ConfigError as exc:
-        raise _Invalid(str(exc).replace("base_url", "the URL")) from None
+    if (problem := url_problem(url, source="targets")) is not None:
+        raise _Invalid(f"the URL {problem}")
     return url
 
 
