@@ -3,6 +3,7 @@ per problem with its TOML path, exit code 2; every accepted key documented."""
 
 from __future__ import annotations
 
+import ssl
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from vbo_async._cli._connect import DEFAULT_API_VERSION
 from vbo_async._cli._exit import CLIError
-from vbo_async._cli._targets import ServerTarget, TargetsFile, read_targets
+from vbo_async._cli._targets import ServerTarget, TargetsFile, read_targets, tls_contexts
 
 from .test_cli import error_lines, run
 
@@ -314,3 +315,51 @@ def test_the_api_version_defaults_to_auto_in_the_file_and_on_the_command_line(tm
     for name in ("jobs", "organizations"):
         (option,) = [p for p in cli.commands[name].params if p.name == "api_version"]
         assert option.default == "auto"
+
+
+@pytest.mark.parametrize("command", ["poll", "check", "serve"])
+def test_a_ca_bundle_that_cannot_be_loaded_names_its_place(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str
+) -> None:
+    """A bundle that exists but is no PEM (a certificate exported from Windows as DER ``.cer``)
+    is found when the TLS contexts are made, after the file is read: its error named the bundle
+    alone, not the targets file, the table nor the server, unlike every other problem of the file."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    (tmp_path / "east.cer").write_bytes(b"0\x82\x03\x1d0\x82\x02\x05\xa0\x03\x02\x01\x02")
+    path = write(
+        tmp_path,
+        "[[servers]]\n"
+        + GOOD
+        + '[[servers]]\nname = "east"\n'
+        + GOOD.replace("127.0.0.1:1", "127.0.0.1:2")
+        + 'ca_bundle = "east.cer"\n',
+    )
+    argv = [command, "--targets", str(path)]
+    if command == "serve":
+        argv += ["--listen", "127.0.0.1:0"]
+    result = run(capsys, *argv)
+    place = f"{path}: servers[1].ca_bundle: cannot load the CA bundle '{tmp_path / 'east.cer'}': "
+    if command == "check":
+        assert result.code == 3
+        assert result.out.startswith(f"VB365 UNKNOWN - {place}")
+        assert result.out.splitlines()[0].endswith(' (server "east")')
+        return
+    (line,) = error_lines(result, code=2)
+    assert line.startswith(f"vbo-async: error: {place}")
+    assert line.endswith(' (server "east")')
+
+
+def test_servers_of_a_file_with_the_same_ca_bundle_share_one_tls_context(
+    tmp_path: Path, tls_files: tuple[Path, Path]
+) -> None:
+    ca = tls_files[1]
+    servers = [
+        GOOD + f'ca_bundle = "{ca}"\n',
+        GOOD.replace(":1", ":2") + "insecure = true\n",
+        GOOD.replace(":1", ":3") + f'ca_bundle = "{ca}"\n',
+    ]
+    path = write(tmp_path, "".join(f"[[servers]]\n{server}" for server in servers))
+    first, insecure, third = tls_contexts(path, read_targets(path))
+    assert isinstance(first, ssl.SSLContext)
+    assert third is first
+    assert insecure is False

@@ -427,6 +427,10 @@ def jobs(
 def organizations(connection: Connection, as_json: bool) -> Outcome:
     """List the organizations (tenants) of a server, ids and names.
 
+    With --json, one object per organization with "id", "name" and "error" (null, or why the
+    server's entry could not be read); a server that cannot be read is one object with its
+    "error" (exit code 1).
+
     \b
     Example:
       vbo-async organizations --server https://127.0.0.1:4443/v1 --username admin \\

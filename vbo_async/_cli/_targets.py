@@ -13,6 +13,7 @@ as true), and every problem is reported as one line with its TOML path, from
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,10 +25,17 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._client import API_VERSIONS
-from ._connect import NOT_A_VARIABLE, Connection, is_variable_name, unknown_version, url_problem
+from ._connect import (
+    NOT_A_VARIABLE,
+    Connection,
+    SharedContexts,
+    is_variable_name,
+    unknown_version,
+    url_problem,
+)
 from ._exit import CLIError
 
-__all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets"]
+__all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets", "tls_contexts"]
 
 Organizations = Literal["all"] | tuple[str, ...]
 
@@ -108,6 +116,24 @@ def read_targets(path: Path) -> TargetsFile:
         return make_converter(path.parent).structure(data, TargetsFile)
     except (cattrs.ClassValidationError, cattrs.IterableValidationError) as exc:
         raise CLIError(*(f"{path}: {line}" for line in describe(exc, data))) from None
+
+
+def tls_contexts(path: Path, targets: TargetsFile) -> list[ssl.SSLContext | Literal[False]]:
+    """What each server of ``targets`` (read from ``path``) verifies certificates with: one
+    context per CA bundle, shared by the servers using it (`SharedContexts`), or False for
+    ``insecure``. A bundle that exists but cannot be loaded (not PEM: a DER ``.cer``) is a
+    `CLIError` naming its place in the file, as `read_targets` names the problems it finds."""
+    contexts = SharedContexts()
+    verify: list[ssl.SSLContext | Literal[False]] = []
+    for index, target in enumerate(targets.servers):
+        try:
+            verify.append(contexts.verify(target.connection().verify))
+        except CLIError as exc:
+            if target.ca_bundle is None:
+                raise
+            named = f' (server "{target.name}")' if target.name else ""
+            raise CLIError(f"{path}: servers[{index}].ca_bundle: {exc}{named}") from None
+    return verify
 
 
 class _Invalid(ValueError):
