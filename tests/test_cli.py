@@ -950,6 +950,44 @@ async def test_json_of_an_untrusted_certificate_is_json_with_the_hint(
 
 
 @pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_json_of_a_failure_on_a_closed_stdout_still_says_the_failure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_backoff: None, command: str
+) -> None:
+    """``vbo-async jobs --json >&-``: the JSON cannot be written, but the error line on stderr
+    is still the server's failure, not only "cannot write the output"."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    monkeypatch.setattr(sys, "stdout", None)
+    argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "org")
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("vbo-async: error: cannot connect: ")
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_json_of_a_failure_to_a_reader_gone_away_still_says_the_failure(tmp_path: Path, command: str) -> None:
+    """``vbo-async jobs --json | head -0``: the pipe is closed, the failure still said on stderr."""
+    argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "org")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "vbo_async", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=child_environment(VBO_PASSWORD="admin"),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert completed.returncode == 1
+    (line,) = completed.stderr.splitlines()
+    assert line.startswith("vbo-async: error: cannot connect: ")
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
 def test_json_usage_errors_print_no_json(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:

@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 from click.core import ParameterSource
@@ -293,6 +293,20 @@ def _writing_output() -> Iterator[None]:
         ) from None
 
 
+def _write_failure(write: Callable[[IO[str]], object]) -> None:
+    """``--json``'s output of a command that failed, written by ``write`` if stdout takes it:
+    the failure is what the command then says (on stderr, its exit code), not that this output
+    could not be written (stdout closed, a reader gone away, a full disk)."""
+    try:
+        with _writing_output():
+            write(sys.stdout)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_stdout()
+    except CLIError:  # said nothing yet; _writing_output made stdout quiet
+        pass
+
+
 def _piped() -> bool:
     """Whether stdout is not a terminal. rich takes ``FORCE_COLOR`` (or ``TTY_COMPATIBLE``) to
     mean one, of rich's default width of 80 columns: piped output forced into colour would lose
@@ -416,7 +430,7 @@ def jobs(
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
         if as_json and (row := failure_row(exc, connection.name, organization=organization)) is not None:
-            _show(Report.collect([row], servers=1, tenants=0), as_json=True, wide=wide)
+            _write_failure(Report.collect([row], servers=1, tenants=0).write_json)
         raise
     return _show(report, as_json=as_json, wide=wide)
 
@@ -445,10 +459,8 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
         if as_json and (row := failure_row(exc, connection.name)) is not None:
-            with _writing_output():
-                json.dump([{"id": None, "name": None, "error": row.error}], sys.stdout, indent=2)
-                sys.stdout.write("\n")
-                sys.stdout.flush()
+            failed = [{"id": None, "name": None, "error": row.error}]
+            _write_failure(lambda out: out.write(json.dumps(failed, indent=2) + "\n"))
         raise
     with _writing_output():
         if as_json:
