@@ -26,7 +26,7 @@ import attrs
 import httpx
 
 from .._client import VBOClient
-from .._exceptions import DecodeError, NotFoundError, VBOError
+from .._exceptions import ConfigError, DecodeError, NotFoundError, VBOError
 from .._health import HealthPolicy
 from .._models import Organization
 from .._poll import PollResult, PollTarget, poll_jobs
@@ -181,6 +181,8 @@ async def jobs(connection: Connection, wanted: str, *, policy: HealthPolicy | No
         with Progress() as progress:
             results = await _sweep([target], 1, progress, policy=policy)
     (result,) = results
+    if isinstance(result.error, ConfigError):  # the server's id refused (tenant/one): its doing
+        raise CLIError(f"{_label(organization)}: {result.error}", outcome=Outcome.UNREADABLE)
     if result.error is not None:
         raise result.error
     return Report.collect(rows_of(result, connection.name), servers=1, tenants=1)
