@@ -1156,6 +1156,35 @@ def test_an_empty_password_variable_is_said_to_be_empty(
     assert line == "vbo-async: error: no password: the environment variable VBO_EAST_PASSWORD is empty"
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+async def test_a_line_break_ending_the_password_variable_is_not_part_of_the_password(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    ending: str,
+) -> None:
+    """A secret read from a file into the variable keeps the file's last line break (a
+    Kubernetes secret made with ``--from-file``, ``VBO_PASSWORD=$(cat pw; echo)``): sent with it,
+    the password was refused, though it looked right everywhere the admin could look."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin" + ending)
+    result = await run_in_thread(
+        capsys, "organizations", "--server", http_url, "--username", "admin", "--json"
+    )
+    assert result.code == 0, result.err
+    assert len(json.loads(result.out)) == len(simulator.organization_ids())
+    assert simulator.stats.token_requests == {"password": 1}
+
+
+def test_a_password_variable_holding_a_line_break_alone_is_empty(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setenv("VBO_PASSWORD", "\n")
+    line = error_line(run(capsys, *jobs_args(f"http://127.0.0.1:{closed_port()}", "org")), code=2)
+    assert line == "vbo-async: error: no password: the environment variable VBO_PASSWORD is empty"
+
+
 def test_a_closed_stdin_is_no_terminal_and_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

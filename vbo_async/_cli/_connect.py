@@ -199,8 +199,13 @@ def read_password(variable: str, prompt: str) -> str:
     """The password in the environment variable ``variable``, else typed at a prompt (never
     echoed); with neither a value nor a terminal (stdin closed included), or when the prompt
     gets no line (Ctrl-D), a `CLIError` naming the variable. Ctrl-C at the prompt raises
-    `KeyboardInterrupt` at once (see `_interruptible`)."""
+    `KeyboardInterrupt` at once (see `_interruptible`).
+
+    A line break ending the variable's value is not part of the password (a secret read from a
+    file keeps the file's last one), as the prompt leaves out the one that ends the line typed."""
     value = os.environ.get(variable)
+    if value is not None:
+        value = _without_line_break(value)
     if value:
         return value
     if not is_terminal(sys.stdin):
@@ -215,6 +220,11 @@ def read_password(variable: str, prompt: str) -> str:
                 f"no password: none was typed at the prompt; type it, or set the environment "
                 f"variable {variable}"
             ) from None
+
+
+def _without_line_break(value: str) -> str:
+    """``value`` without one ``\\n`` or ``\\r\\n`` at its end."""
+    return value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
 
 
 def is_terminal(stream: object) -> bool:
