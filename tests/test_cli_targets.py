@@ -226,6 +226,30 @@ def test_invalid_toml_and_unreadable_files(tmp_path: Path) -> None:
         read_targets(tmp_path / "missing.toml")
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "[[servers]]\n" + GOOD + "max_concurrency = " + "9" * 5000 + "\n",
+            "Exceeds the limit (4300 digits)",
+        ),
+        ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+    ],
+    ids=["integer-of-5000-digits", "nested-100000-deep"],
+)
+def test_toml_that_tomllib_cannot_take_is_a_problem_of_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, says: str
+) -> None:
+    """tomllib raises a bare ValueError (an integer past Python's 4,300 digits) or RecursionError
+    for these, not its TOMLDecodeError: an internal error (exit 1) naming no file."""
+    (line,) = problems(tmp_path, text)
+    assert line.startswith("not valid TOML: ")
+    assert says in line
+    assert "set_int_max_str_digits" not in line
+    (printed,) = error_lines(run(capsys, "poll", "--targets", str(tmp_path / "targets.toml")), code=2)
+    assert printed == f"vbo-async: error: {tmp_path / 'targets.toml'}: {line}"
+
+
 def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     """Windows PowerShell 5.1's ``Set-Content -Encoding UTF8`` and ``Out-File`` begin the file
     with a UTF-8 byte order mark; tomllib alone calls that "Invalid statement" at line 1."""

@@ -110,8 +110,11 @@ def read_targets(path: Path) -> TargetsFile:
         raise CLIError(f"{path}: not UTF-8 text") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CLIError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise CLIError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, or int()'s refusal of an integer of 4,300+ digits
+        why = str(exc).partition("; use sys.set_int_max_str_digits()")[0]
+        raise CLIError(f"{path}: not valid TOML: {why}") from None
     try:
         return make_converter(path.parent).structure(data, TargetsFile)
     except (cattrs.ClassValidationError, cattrs.IterableValidationError) as exc:
