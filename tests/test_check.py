@@ -156,6 +156,7 @@ def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         (" 26H ", dt.timedelta(hours=26)),
         ("0d1h", dt.timedelta(hours=1)),
         ("36500d", dt.timedelta(days=36500)),
+        ("0" * 5000 + "90m", dt.timedelta(minutes=90)),
     ],
 )
 def test_durations(text: str, expected: dt.timedelta) -> None:
@@ -182,6 +183,9 @@ def test_durations(text: str, expected: dt.timedelta) -> None:
         ("٣h", "not a duration"),  # digits are ASCII digits
         ("36501d", "longer than 100 years"),
         ("9" * 40 + "d", "longer than 100 years"),
+        ("9" * 5000 + "s", "longer than 100 years"),  # past int()'s 4,300 digits: no ValueError
+        ("9" * 5000, "no unit: write"),
+        ("0" * 5000, "must be longer than zero"),
     ],
 )
 def test_bad_durations(text: str, says: str) -> None:

@@ -59,7 +59,7 @@ from vbo_async.cli import main
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls_material
 from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
 
-from .conftest import closed_port, serve
+from .conftest import closed_port, serve, throttling_app
 from .raw_http import serve_raw
 
 DEMO_SEED = _app.DEMO_SEED
@@ -827,12 +827,175 @@ async def test_jobs_unknown_organization_lists_the_candidates(
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     names = sorted((org["name"] for org in simulator.organizations_wire()), key=str.casefold)
     unknown_id = "00000000-0000-0000-0000-00000000beef"
-    line = error_line(await run_in_thread(capsys, *jobs_args(http_url, unknown_id, "--json")))
+    line, _ = json_failure(await run_in_thread(capsys, *jobs_args(http_url, unknown_id, "--json")))
     assert f"no organization {unknown_id!r} on {http_url}" in line
     assert line.endswith("it has " + ", ".join(repr(name) for name in names))
     typo = names[0][:-1] + "x"
     line = error_line(await run_in_thread(capsys, *jobs_args(http_url, typo)))
     assert f"did you mean {names[0]!r}" in line
+
+
+# --- --json in every failure mode: valid JSON on stdout, the error in it, exit 1 -------------------
+
+ORGANIZATION_KEYS = {"id", "name", "error"}
+
+
+def json_failure(result: Result, keys: set[str] = JSON_KEYS) -> tuple[str, list[dict[str, Any]]]:
+    """A ``--json`` run that could not read what it was asked for: exit 1, its one error line on
+    stderr, and on stdout a JSON array (``jq`` reads it) of rows with the same keys as ever, one
+    of them carrying that error."""
+    assert result.code == 1, result
+    assert "Traceback" not in result.err
+    (line,) = result.err.splitlines()
+    assert line.startswith("vbo-async: error: ")
+    rows = json.loads(result.out)
+    assert isinstance(rows, list)
+    assert rows
+    assert all(set(row) == keys for row in rows), rows
+    assert line.removeprefix("vbo-async: error: ") in [row["error"] for row in rows]
+    return line, rows
+
+
+def json_command(command: str, url: str, organization: str) -> tuple[list[str], set[str]]:
+    """The arguments of ``jobs --org organization --json`` or ``organizations --json`` against
+    ``url``, and the keys of each object they print."""
+    if command == "organizations":
+        return ["organizations", "--server", url, "--username", "admin", "--json"], ORGANIZATION_KEYS
+    return jobs_args(url, organization, "--json"), JSON_KEYS
+
+
+def test_jobs_json_of_a_server_that_is_down_is_json_with_the_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_backoff: None
+) -> None:
+    """``vbo-async jobs ... --json | jq`` got nothing at all on stdout when the server was down."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = f"http://127.0.0.1:{closed_port()}"
+    line, rows = json_failure(run(capsys, *jobs_args(url, "contoso", "--json")))
+    assert "cannot connect" in line
+    (row,) = rows
+    assert row["server"] == url
+    assert row["organization"] == "contoso"
+    assert row["job"] is None
+    assert row["health"] is None
+
+
+def test_organizations_json_of_a_server_that_is_down_is_json_with_the_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_backoff: None
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = f"http://127.0.0.1:{closed_port()}"
+    argv = ["organizations", "--server", url, "--username", "admin", "--json"]
+    line, rows = json_failure(run(capsys, *argv), ORGANIZATION_KEYS)
+    assert "cannot connect" in line
+    assert rows == [{"id": None, "name": None, "error": line.removeprefix("vbo-async: error: ")}]
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+async def test_json_of_a_refused_password_is_json_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    org_id: str,
+    command: str,
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", WRONG_PASSWORD)
+    argv, keys = json_command(command, http_url, org_id)
+    result = await run_in_thread(capsys, *argv)
+    line, _ = json_failure(result, keys)
+    assert "password" in line.lower()
+    assert WRONG_PASSWORD not in result.out + result.err
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+async def test_json_of_a_throttling_server_is_json_with_the_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_backoff: None, command: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+
+    async def no_wait(self: Any, seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr(vbo_async._sending.Sender, "_pause", no_wait)
+    asked: list[str] = []
+    async with serve(throttling_app(asked)) as port:
+        url = f"http://127.0.0.1:{port}/v8"
+        argv, keys = json_command(command, url, "contoso")
+        line, _ = json_failure(await run_in_thread(capsys, *argv), keys)
+    assert "429" in line or "rate" in line.lower()
+
+
+async def test_jobs_json_of_an_unknown_organization_is_json_with_the_candidates(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, simulator: Simulator, http_url: str
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    line, (row,) = json_failure(await run_in_thread(capsys, *jobs_args(http_url, "no-such-tenant", "--json")))
+    assert "no organization 'no-such-tenant'" in line
+    assert row["organization"] == "no-such-tenant"
+
+
+async def test_json_of_an_untrusted_certificate_is_json_with_the_hint(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    https_url: str,
+    org_id: str,
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    line, _ = json_failure(await run_in_thread(capsys, *jobs_args(https_url, org_id, "--json")))
+    assert "--ca-bundle PATH" in line
+    organizations = ["organizations", "--server", https_url, "--username", "admin", "--json"]
+    line, _ = json_failure(await run_in_thread(capsys, *organizations), ORGANIZATION_KEYS)
+    assert "--ca-bundle PATH" in line
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_json_of_a_failure_on_a_closed_stdout_still_says_the_failure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_backoff: None, command: str
+) -> None:
+    """``vbo-async jobs --json >&-``: the JSON cannot be written, but the error line on stderr
+    is still the server's failure, not only "cannot write the output"."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    monkeypatch.setattr(sys, "stdout", None)
+    argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "org")
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("vbo-async: error: cannot connect: ")
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_json_of_a_failure_to_a_reader_gone_away_still_says_the_failure(tmp_path: Path, command: str) -> None:
+    """``vbo-async jobs --json | head -0``: the pipe is closed, the failure still said on stderr."""
+    argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "org")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "vbo_async", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=child_environment(VBO_PASSWORD="admin"),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert completed.returncode == 1
+    (line,) = completed.stderr.splitlines()
+    assert line.startswith("vbo-async: error: cannot connect: ")
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_json_usage_errors_print_no_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A usage error (no password here) is no failure to read: nothing was asked of a server,
+    stdout stays empty and the exit code is 2, as for ``poll`` with a bad targets file."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "org")
+    assert "VBO_PASSWORD" in error_line(run(capsys, *argv), code=2)
 
 
 async def test_organizations_lists_ids_and_names(
@@ -845,7 +1008,7 @@ async def test_organizations_lists_ids_and_names(
     )
     assert result.code == 0, result.err
     assert result.err == ""
-    assert json.loads(result.out) == [{"id": org["id"], "name": org["name"]} for org in wire]
+    assert json.loads(result.out) == [{"id": org["id"], "name": org["name"], "error": None} for org in wire]
     table = await run_in_thread(capsys, "organizations", "--server", http_url, "--username", "admin")
     assert table.code == 0, table.err
     assert header_cells(table.out) == ["Name", "Id"]
@@ -868,7 +1031,7 @@ async def test_organizations_over_https_with_the_shared_connection_options(
         simulator.organization_ids(),
         key=lambda i: next(o["name"] for o in simulator.organizations_wire() if o["id"] == i).casefold(),
     )
-    line = error_line(await run_in_thread(capsys, *argv, "--json"))
+    line, _ = json_failure(await run_in_thread(capsys, *argv, "--json"), ORGANIZATION_KEYS)
     assert "--ca-bundle" in line
 
 
@@ -991,6 +1154,35 @@ def test_an_empty_password_variable_is_said_to_be_empty(
     targets = write_targets(tmp_path / "targets.toml", server_table("east", url, "VBO_EAST_PASSWORD"))
     line = error_line(run(capsys, "poll", "--targets", str(targets)), code=2)
     assert line == "vbo-async: error: no password: the environment variable VBO_EAST_PASSWORD is empty"
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+async def test_a_line_break_ending_the_password_variable_is_not_part_of_the_password(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    ending: str,
+) -> None:
+    """A secret read from a file into the variable keeps the file's last line break (a
+    Kubernetes secret made with ``--from-file``, ``VBO_PASSWORD=$(cat pw; echo)``): sent with it,
+    the password was refused, though it looked right everywhere the admin could look."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin" + ending)
+    result = await run_in_thread(
+        capsys, "organizations", "--server", http_url, "--username", "admin", "--json"
+    )
+    assert result.code == 0, result.err
+    assert len(json.loads(result.out)) == len(simulator.organization_ids())
+    assert simulator.stats.token_requests == {"password": 1}
+
+
+def test_a_password_variable_holding_a_line_break_alone_is_empty(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setenv("VBO_PASSWORD", "\n")
+    line = error_line(run(capsys, *jobs_args(f"http://127.0.0.1:{closed_port()}", "org")), code=2)
+    assert line == "vbo-async: error: no password: the environment variable VBO_PASSWORD is empty"
 
 
 def test_a_closed_stdin_is_no_terminal_and_a_usage_error(
@@ -1210,10 +1402,11 @@ async def test_jobs_wrong_password_is_one_line_without_the_password(
     monkeypatch.setenv("VBO_ASYNC_LOG", "debug")
     result = await run_in_thread(capsys, *jobs_args(http_url, org_id, "--json"))
     assert result.code == 1
-    assert result.out == ""
+    (failed,) = json.loads(result.out)
     errors = [line for line in result.err.splitlines() if line.startswith("vbo-async: error: ")]
     assert len(errors) == 1
     assert "password" in errors[0].lower()
+    assert failed["error"] == errors[0].removeprefix("vbo-async: error: ")
     assert WRONG_PASSWORD not in result.out + result.err + caplog.text
     assert simulator.stats.token_requests == {"password": 1}  # refused once, not retried
 
@@ -1312,7 +1505,7 @@ def test_jobs_refused_connection_is_one_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_backoff: None
 ) -> None:
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    line = error_line(run(capsys, *jobs_args(f"http://127.0.0.1:{closed_port()}", "org", "--json")))
+    line = error_line(run(capsys, *jobs_args(f"http://127.0.0.1:{closed_port()}", "org")))
     assert "connect" in line.lower()
 
 
@@ -1362,6 +1555,35 @@ def test_a_server_url_with_a_password_is_refused_without_printing_it(
     assert "S3cr3t" not in line
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://svc:S3cr3t-PW@127.0.0.1:4443",
+            "--server must not carry credentials (user:password@host): give the user with "
+            "--username and the password in the environment variable --password-env names",
+        ),
+        ("", "--server must be an absolute http(s) URL, got ''"),
+        ("vbo01:4443", "--server must be an absolute http(s) URL, got 'vbo01:4443'"),
+        ("https://127.0.0.1:99999", "--server has an invalid port: 'https://127.0.0.1:99999'"),
+    ],
+    ids=["credentials", "empty", "no-scheme", "port"],
+)
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_an_unusable_server_url_is_a_usage_error_before_the_password_prompt(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str, expected: str, command: str
+) -> None:
+    """Said as the command line's options say it (not the library's ``base_url`` and
+    ``password=``, an argument the command line never takes), and before a password is typed
+    for nothing."""
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    argv, _ = json_command(command, url, "org")
+    assert error_line(run(capsys, *argv), code=2) == (
+        f"vbo-async: error: {expected} (see 'vbo-async {command} --help')"
+    )
+
+
 # --- hints for the usual connection mistakes, against real servers -----------------------------------
 
 
@@ -1373,7 +1595,7 @@ async def test_untrusted_certificate_names_the_ca_bundle_option(
     org_id: str,
 ) -> None:
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    line = error_line(await run_in_thread(capsys, *jobs_args(https_url, org_id, "--json")))
+    line = error_line(await run_in_thread(capsys, *jobs_args(https_url, org_id)))
     assert "certificate verif" in line.lower()
     assert "--ca-bundle PATH" in line
     assert simulator.stats.requests == 0
@@ -1389,7 +1611,7 @@ async def test_https_to_a_plain_http_port_says_so(
     caplog.set_level(logging.ERROR, logger="uvicorn.error")  # its "Invalid HTTP request" warning
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     url = http_url.replace("http://", "https://")
-    line = error_line(await run_in_thread(capsys, *jobs_args(url, "org", "--json")))
+    line, _ = json_failure(await run_in_thread(capsys, *jobs_args(url, "org", "--json")))
     assert "use http:// instead of https://" in line
 
 
@@ -1398,7 +1620,7 @@ async def test_http_to_a_tls_port_says_so(
 ) -> None:
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     url = https_url.replace("https://", "http://")
-    line = error_line(await run_in_thread(capsys, *jobs_args(url, "org", "--json")))
+    line, _ = json_failure(await run_in_thread(capsys, *jobs_args(url, "org", "--json")))
     assert "use https:// instead of http://" in line
 
 
@@ -2756,12 +2978,16 @@ async def test_organizations_prints_the_decodable_organizations_and_names_the_ot
     )
     assert result.code == 1
     listed = json.loads(result.out)
-    assert sorted(org["id"] for org in listed) == sorted(
+    assert all(set(org) == ORGANIZATION_KEYS for org in listed)
+    assert sorted(org["id"] for org in listed if org["error"] is None) == sorted(
         o for o in simulator.organization_ids() if o != org_id
     )
     (line,) = result.err.splitlines()
     assert line.startswith(f"vbo-async: error: organization {org_id}: ")
     assert "Traceback" not in result.err
+    # The one that could not be decoded is in the JSON too, with its error (the script sees it).
+    (failed,) = [org for org in listed if org["error"] is not None]
+    assert failed == {"id": org_id, "name": None, "error": line.split(": ", 3)[3]}
 
 
 async def test_jobs_finds_an_organization_by_name_beside_an_undecodable_one(

@@ -3,6 +3,7 @@ per problem with its TOML path, exit code 2; every accepted key documented."""
 
 from __future__ import annotations
 
+import ssl
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from vbo_async._cli._connect import DEFAULT_API_VERSION
 from vbo_async._cli._exit import CLIError
-from vbo_async._cli._targets import ServerTarget, TargetsFile, read_targets
+from vbo_async._cli._targets import ServerTarget, TargetsFile, read_targets, tls_contexts
 
 from .test_cli import error_lines, run
 
@@ -202,6 +203,17 @@ def test_a_url_ending_in_a_version_no_server_serves_names_its_place(tmp_path: Pa
     ]
 
 
+def test_a_url_with_credentials_says_where_the_password_goes_in_the_file(tmp_path: Path) -> None:
+    """The library's advice ("use username= and password=") sent the user to a ``password`` key
+    that the targets file refuses in turn."""
+    text = "[[servers]]\n" + GOOD.replace("http://", f"http://svc:{SECRET}@")
+    (line,) = problems(tmp_path, text)
+    assert line == (
+        "servers[0].url: the URL must not carry credentials (user:password@host): put the user in "
+        "username and the password in the environment variable named by password_env"
+    )
+
+
 def test_a_missing_ca_bundle_names_the_resolved_path(tmp_path: Path) -> None:
     (line,) = problems(tmp_path, "[[servers]]\n" + GOOD + 'ca_bundle = "certs/missing.pem"\n')
     assert line == f"servers[0].ca_bundle: no such file or directory: {tmp_path / 'certs' / 'missing.pem'}"
@@ -212,6 +224,30 @@ def test_invalid_toml_and_unreadable_files(tmp_path: Path) -> None:
     assert line.startswith("not valid TOML: ")
     with pytest.raises(CLIError, match="cannot read"):
         read_targets(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "[[servers]]\n" + GOOD + "max_concurrency = " + "9" * 5000 + "\n",
+            "Exceeds the limit (4300 digits)",
+        ),
+        ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+    ],
+    ids=["integer-of-5000-digits", "nested-100000-deep"],
+)
+def test_toml_that_tomllib_cannot_take_is_a_problem_of_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, says: str
+) -> None:
+    """tomllib raises a bare ValueError (an integer past Python's 4,300 digits) or RecursionError
+    for these, not its TOMLDecodeError: an internal error (exit 1) naming no file."""
+    (line,) = problems(tmp_path, text)
+    assert line.startswith("not valid TOML: ")
+    assert says in line
+    assert "set_int_max_str_digits" not in line
+    (printed,) = error_lines(run(capsys, "poll", "--targets", str(tmp_path / "targets.toml")), code=2)
+    assert printed == f"vbo-async: error: {tmp_path / 'targets.toml'}: {line}"
 
 
 def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
@@ -303,3 +339,51 @@ def test_the_api_version_defaults_to_auto_in_the_file_and_on_the_command_line(tm
     for name in ("jobs", "organizations"):
         (option,) = [p for p in cli.commands[name].params if p.name == "api_version"]
         assert option.default == "auto"
+
+
+@pytest.mark.parametrize("command", ["poll", "check", "serve"])
+def test_a_ca_bundle_that_cannot_be_loaded_names_its_place(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str
+) -> None:
+    """A bundle that exists but is no PEM (a certificate exported from Windows as DER ``.cer``)
+    is found when the TLS contexts are made, after the file is read: its error named the bundle
+    alone, not the targets file, the table nor the server, unlike every other problem of the file."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    (tmp_path / "east.cer").write_bytes(b"0\x82\x03\x1d0\x82\x02\x05\xa0\x03\x02\x01\x02")
+    path = write(
+        tmp_path,
+        "[[servers]]\n"
+        + GOOD
+        + '[[servers]]\nname = "east"\n'
+        + GOOD.replace("127.0.0.1:1", "127.0.0.1:2")
+        + 'ca_bundle = "east.cer"\n',
+    )
+    argv = [command, "--targets", str(path)]
+    if command == "serve":
+        argv += ["--listen", "127.0.0.1:0"]
+    result = run(capsys, *argv)
+    place = f"{path}: servers[1].ca_bundle: cannot load the CA bundle '{tmp_path / 'east.cer'}': "
+    if command == "check":
+        assert result.code == 3
+        assert result.out.startswith(f"VB365 UNKNOWN - {place}")
+        assert result.out.splitlines()[0].endswith(' (server "east")')
+        return
+    (line,) = error_lines(result, code=2)
+    assert line.startswith(f"vbo-async: error: {place}")
+    assert line.endswith(' (server "east")')
+
+
+def test_servers_of_a_file_with_the_same_ca_bundle_share_one_tls_context(
+    tmp_path: Path, tls_files: tuple[Path, Path]
+) -> None:
+    ca = tls_files[1]
+    servers = [
+        GOOD + f'ca_bundle = "{ca}"\n',
+        GOOD.replace(":1", ":2") + "insecure = true\n",
+        GOOD.replace(":1", ":3") + f'ca_bundle = "{ca}"\n',
+    ]
+    path = write(tmp_path, "".join(f"[[servers]]\n{server}" for server in servers))
+    first, insecure, third = tls_contexts(path, read_targets(path))
+    assert isinstance(first, ssl.SSLContext)
+    assert third is first
+    assert insecure is False

@@ -157,6 +157,8 @@ def hostile(sim: Simulator, case: str, first_job: str) -> Any:
                 items.append({**items[0], "id": items[0]["id"].upper()})
             if case == "blank_org" and path.endswith("/organizations"):
                 items[0]["id"] = ""
+            if case == "slash_org" and path.endswith("/organizations"):
+                items[0]["id"] = "tenant/one"
             if case == "bad_job" and path.endswith("/jobs"):
                 for item in items:
                     if item.get("id") == first_job:
@@ -345,3 +347,34 @@ async def test_a_server_that_is_down_is_down_on_every_surface(
         assert exporter.errors["s"]["server"] == 1
     assert [s.value for s in samples(body, PREFIX + "up")] == [0.0]
     assert not samples(body, PREFIX + "organization_up")
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_jobs_of_an_organization_whose_id_no_request_can_name_is_what_poll_and_check_say(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version: str
+) -> None:
+    """``jobs --org NAME`` of a tenant the server lists under an id the client refuses to put in
+    a path (``tenant/one``) fails as that tenant's row of poll and line of check do (the
+    server's doing: exit 1, the tenant named, a --json row), not as a usage error (exit 2) that
+    names no tenant and prints no JSON."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = Simulator(SimulatorConfig(seed=43, epoch=EPOCH, organizations=3, api_versions=(version,)))
+    (name,) = {
+        row["organization"]
+        for row in expected_rows(sim, [sim.organization_ids()[0]], version=version).values()
+    }
+    async with serve(as_asgi(hostile(sim, "slash_org", ""))) as port:
+        url = f"http://127.0.0.1:{port}"
+        targets = write_targets(tmp_path / "t.toml", server_table("s", url, "VBO_PASSWORD"))
+        checked = await run_in_thread(capsys, "check", "--targets", str(targets), "--org", name)
+        (line,) = [line for line in checked.out.splitlines() if line.startswith(f"UNKNOWN: s/{name}: ")]
+        why = line.removeprefix(f"UNKNOWN: s/{name}: ")
+        polled = await run_in_thread(capsys, "poll", "--targets", str(targets), "--json")
+        argv = ["jobs", "--server", url, "--username", "admin", "--password-env", "VBO_PASSWORD"]
+        listed = await run_in_thread(capsys, *argv, "--org", name, "--json")
+    assert "one URL path segment" in why
+    assert {row["error"] for row in json.loads(polled.out) if row["organization"] == name} == {why}
+    assert listed.code == 1
+    assert listed.err == f"vbo-async: error: {name}: {why}\n"
+    (row,) = json.loads(listed.out)
+    assert row["error"] == f"{name}: {why}"

@@ -44,7 +44,7 @@ from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, crc32_combine, render
 from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
 from vbo_async._cli._sweeps import ServerSpec
-from vbo_async._cli._targets import read_targets
+from vbo_async._cli._targets import read_targets, tls_contexts
 from vbo_async._cli._threads import DaemonThreads, NoThread
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
@@ -881,13 +881,15 @@ async def _serving(
     """`_serve._serve` of the one server ``url`` (named east) in a task of this test's loop,
     listening on a socket of its own; on leaving, the task is cancelled if still running and
     awaited, and the socket closed."""
-    targets = read_targets(write_targets(tmp_path / "t.toml", _table("east", url)))
+    path = write_targets(tmp_path / "t.toml", _table("east", url))
+    targets = read_targets(path)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     task = asyncio.create_task(
         _serve._serve(
             targets.servers,
+            tls_contexts(path, targets),
             {"VBO_PASSWORD": "admin"},
             sock,
             interval=interval,
@@ -1004,13 +1006,20 @@ async def test_name_lookups_that_hang_do_not_starve_the_exporter(
     try:
         async with serve(app) as port:
             text = _table("east", f"http://127.0.0.1:{port}/v8") + _dead_servers(2)
-            targets = read_targets(write_targets(tmp_path / "t.toml", text))
+            path = write_targets(tmp_path / "t.toml", text)
+            targets = read_targets(path)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.bind(("127.0.0.1", 0))
             sock.listen(16)
             task = asyncio.create_task(
                 _serve._serve(
-                    targets.servers, {"VBO_PASSWORD": "admin"}, sock, interval=1, budget=None, concurrency=8
+                    targets.servers,
+                    tls_contexts(path, targets),
+                    {"VBO_PASSWORD": "admin"},
+                    sock,
+                    interval=1,
+                    budget=None,
+                    concurrency=8,
                 )
             )
             try:

@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 from click.core import ParameterSource
@@ -40,10 +40,11 @@ from ._connect import (
     is_terminal,
     is_variable_name,
     unknown_version,
+    url_problem,
 )
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
-from ._report import Report
+from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
 from ._threads import run_unheld
 
@@ -177,6 +178,8 @@ def connection_options(command: F) -> F:
             raise click.UsageError(f"--password-env takes {NOT_A_VARIABLE}", ctx=context)
         if (unknown := unknown_version(server)) is not None:
             raise click.UsageError(f"--server {unknown}", ctx=context)
+        if (problem := url_problem(server, source="options")) is not None:  # before any prompt
+            raise click.UsageError(f"--server {problem}", ctx=context)
         explicit = context.get_parameter_source("api_version") is not ParameterSource.DEFAULT
         connection = Connection.build(
             server,
@@ -288,6 +291,20 @@ def _writing_output() -> Iterator[None]:
         raise CLIError(
             f"cannot write the output: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
         ) from None
+
+
+def _write_failure(write: Callable[[IO[str]], object]) -> None:
+    """``--json``'s output of a command that failed, written by ``write`` if stdout takes it:
+    the failure is what the command then says (on stderr, its exit code), not that this output
+    could not be written (stdout closed, a reader gone away, a full disk)."""
+    try:
+        with _writing_output():
+            write(sys.stdout)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_stdout()
+    except CLIError:  # said nothing yet; _writing_output made stdout quiet
+        pass
 
 
 def _piped() -> bool:
@@ -408,7 +425,13 @@ def jobs(
     """
     from ._flows import jobs as run
 
-    report = asyncio.run(run(connection, organization, policy=health_policy(max_age, schedule_aware)))
+    try:
+        report = asyncio.run(run(connection, organization, policy=health_policy(max_age, schedule_aware)))
+    except (VBOError, CLIError) as exc:
+        # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
+        if as_json and (row := failure_row(exc, connection.name, organization=organization)) is not None:
+            _write_failure(Report.collect([row], servers=1, tenants=0).write_json)
+        raise
     return _show(report, as_json=as_json, wide=wide)
 
 
@@ -417,6 +440,10 @@ def jobs(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table.")
 def organizations(connection: Connection, as_json: bool) -> Outcome:
     """List the organizations (tenants) of a server, ids and names.
+
+    With --json, one object per organization with "id", "name" and "error" (null, or why the
+    server's entry could not be read); a server that cannot be read is one object with its
+    "error" (exit code 1).
 
     \b
     Example:
@@ -427,10 +454,19 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
 
     from ._flows import list_organizations
 
-    found, undecoded = asyncio.run(list_organizations(connection))
+    try:
+        found, undecoded = asyncio.run(list_organizations(connection))
+    except (VBOError, CLIError) as exc:
+        # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
+        if as_json and (row := failure_row(exc, connection.name)) is not None:
+            failed = [{"id": None, "name": None, "error": row.error}]
+            _write_failure(lambda out: out.write(json.dumps(failed, indent=2) + "\n"))
+        raise
     with _writing_output():
         if as_json:
-            json.dump([{"id": o.id, "name": o.name} for o in found], sys.stdout, indent=2)
+            listed = [{"id": o.id, "name": o.name, "error": None} for o in found]
+            listed += [{"id": key or None, "name": None, "error": str(e)} for key, e in undecoded.items()]
+            json.dump(listed, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
             from rich.console import Console

@@ -25,6 +25,7 @@ from .._dialects import DIALECTS
 from .._exceptions import ConfigError, TransportError, VBOError
 from .._redact import redact_url
 from .._retry import RetryPolicy
+from .._urls import ApiRoot
 from ..cli import DEFAULT_API_VERSION
 from ._exit import CLIError
 
@@ -39,6 +40,7 @@ __all__ = [
     "read_password",
     "split_version",
     "unknown_version",
+    "url_problem",
 ]
 
 
@@ -70,6 +72,28 @@ def unknown_version(url: str) -> str | None:
     if version is None or version in DIALECTS:
         return None
     return f"ends in {url.strip()[len(base) :]}, which is no API version ({', '.join(DIALECTS)})"
+
+
+_CREDENTIALS = {
+    "options": "give the user with --username and the password in the environment variable "
+    "--password-env names",
+    "targets": "put the user in username and the password in the environment variable named by password_env",
+}
+
+
+def url_problem(url: str, *, source: Source) -> str | None:
+    """What makes ``url`` unusable as a server's base URL (after any ``/vN``), worded after its
+    subject (``must be an absolute http(s) URL, got 'vbo01'``), else None. Credentials in it
+    are told where they go on the command line or in a targets file (``source``), which never
+    take a password itself."""
+    base, _ = split_version(url)
+    if "@" in base:
+        return f"must not carry credentials (user:password@host): {_CREDENTIALS[source]}"
+    try:
+        ApiRoot(base, DIALECTS)
+    except ConfigError as exc:
+        return str(exc).removeprefix("base_url ")
+    return None
 
 
 @attrs.frozen(kw_only=True)
@@ -175,8 +199,13 @@ def read_password(variable: str, prompt: str) -> str:
     """The password in the environment variable ``variable``, else typed at a prompt (never
     echoed); with neither a value nor a terminal (stdin closed included), or when the prompt
     gets no line (Ctrl-D), a `CLIError` naming the variable. Ctrl-C at the prompt raises
-    `KeyboardInterrupt` at once (see `_interruptible`)."""
+    `KeyboardInterrupt` at once (see `_interruptible`).
+
+    A line break ending the variable's value is not part of the password (a secret read from a
+    file keeps the file's last one), as the prompt leaves out the one that ends the line typed."""
     value = os.environ.get(variable)
+    if value is not None:
+        value = _without_line_break(value)
     if value:
         return value
     if not is_terminal(sys.stdin):
@@ -191,6 +220,11 @@ def read_password(variable: str, prompt: str) -> str:
                 f"no password: none was typed at the prompt; type it, or set the environment "
                 f"variable {variable}"
             ) from None
+
+
+def _without_line_break(value: str) -> str:
+    """``value`` without one ``\\n`` or ``\\r\\n`` at its end."""
+    return value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
 
 
 def is_terminal(stream: object) -> bool:

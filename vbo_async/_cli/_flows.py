@@ -26,16 +26,16 @@ import attrs
 import httpx
 
 from .._client import VBOClient
-from .._exceptions import DecodeError, NotFoundError, VBOError
+from .._exceptions import ConfigError, DecodeError, NotFoundError, VBOError
 from .._health import HealthPolicy
 from .._models import Organization
 from .._poll import PollResult, PollTarget, poll_jobs
-from ._connect import Connection, SharedContexts, Source, read_password
+from ._connect import Connection, Source, read_password
 from ._exit import CLIError, Outcome, simulator_extra
 from ._plugin import format_duration
 from ._progress import Phase, Progress
 from ._report import FOLLOW, Report, Row, error_row, rows_of
-from ._targets import ServerTarget, read_targets
+from ._targets import ServerTarget, read_targets, tls_contexts
 
 log = logging.getLogger("vbo_async.cli")
 LOGOUT_GRACE = 0.5
@@ -181,6 +181,8 @@ async def jobs(connection: Connection, wanted: str, *, policy: HealthPolicy | No
         with Progress() as progress:
             results = await _sweep([target], 1, progress, policy=policy)
     (result,) = results
+    if isinstance(result.error, ConfigError):  # the server's id refused (tenant/one): its doing
+        raise CLIError(f"{_label(organization)}: {result.error}", outcome=Outcome.UNREADABLE)
     if result.error is not None:
         raise result.error
     return Report.collect(rows_of(result, connection.name), servers=1, tenants=1)
@@ -231,8 +233,8 @@ async def open_servers(
     context. A bad file, a missing password or an unusable URL is a `CLIError` (usage).
     """
     targets = read_targets(path)
+    verify = tls_contexts(path, targets)
     passwords: dict[str, str] = {}
-    contexts = SharedContexts()
     servers: list[Server] = []
     # The logouts' deadline (`_close`): the time limit starts once the passwords are read (a
     # prompt may take minutes), as the sweep's does.
@@ -242,14 +244,14 @@ async def open_servers(
         await _close(servers, deadline)
 
     stack.push_async_callback(close)
-    for target in targets.servers:
+    for target, tls in zip(targets.servers, verify, strict=True):
         connection = target.connection()
         if target.password_env not in passwords:
             prompt = f"Password for {target.label} ({target.username}): "
             passwords[target.password_env] = read_password(target.password_env, prompt)
         client = connection.client(
             passwords[target.password_env],
-            verify=contexts.verify(connection.verify),
+            verify=tls,
             max_concurrency=target.max_concurrency,
             within=give_up_after.total_seconds() if give_up_after is not None else None,
         )

@@ -98,19 +98,26 @@ def parse_duration(text: str, *, bare: str | None = None) -> dt.timedelta:
         cleaned += bare
     match = _DURATION.fullmatch(cleaned)
     if not cleaned or match is None:
-        if cleaned.isascii() and cleaned.isdigit() and int(cleaned) == 0:
+        if cleaned.isascii() and cleaned.isdigit() and _whole(cleaned) == 0:
             raise DurationError(f"{text!r} must be longer than zero")
         if cleaned.isascii() and cleaned.isdigit():
             units = ", ".join(cleaned + unit for unit in "hmd")
             raise DurationError(f"{text!r} has no unit: write {units} or {cleaned}s")
         raise DurationError(f"{text!r} is not a duration such as 90m, 26h, 2d or 1d12h (units d, h, m, s)")
     amounts = zip(match.groups(), _UNITS.values(), strict=True)
-    seconds = sum(int(amount) * size for amount, size in amounts if amount)
+    seconds = sum(_whole(amount) * size for amount, size in amounts if amount)
     if seconds <= 0:
         raise DurationError(f"{text!r} must be longer than zero")
     if seconds > _MAX_SECONDS:
         raise DurationError(f"{text!r} is longer than 100 years")
     return dt.timedelta(seconds=seconds)
+
+
+def _whole(digits: str) -> int:
+    """The number ASCII ``digits`` write, or one past `_MAX_SECONDS` when it is larger still:
+    ``int()`` refuses a string of more than 4,300 digits with a bare `ValueError`."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 20 else _MAX_SECONDS + 1
 
 
 def format_duration(delta: dt.timedelta) -> str:

@@ -13,13 +13,22 @@ from typing import IO, Any
 
 import attrs
 
-from .._exceptions import TransportError, VBOError
+from .._exceptions import ConfigError, TransportError, VBOError
 from .._health import HealthState
 from .._poll import PollResult
 from ._connect import Source, explain
-from ._exit import Outcome
+from ._exit import CLIError, Outcome
 
-__all__ = ["FOLLOW", "HEALTH_ORDER", "Report", "Row", "error_row", "health_rank", "rows_of"]
+__all__ = [
+    "FOLLOW",
+    "HEALTH_ORDER",
+    "Report",
+    "Row",
+    "error_row",
+    "failure_row",
+    "health_rank",
+    "rows_of",
+]
 
 log = logging.getLogger("vbo_async.cli")
 
@@ -86,6 +95,21 @@ def error_row(
         error=text,
         unreachable=isinstance(error, TransportError),
     )
+
+
+def failure_row(
+    error: VBOError | CLIError, server: str, *, organization: str | None = None, source: Source = "options"
+) -> Row | None:
+    """The failure row of a command that ended in ``error`` when that is a failure to read (exit
+    1: a server down, a refused password, an organization not found), for ``--json`` to print;
+    None for a usage error (nothing was asked of a server: nothing to print)."""
+    if isinstance(error, CLIError):
+        if error.outcome is not Outcome.UNREADABLE:
+            return None
+        return error_row(server, "; ".join(error.lines), organization=organization)
+    if isinstance(error, ConfigError):
+        return None
+    return error_row(server, error, organization=organization, source=source)
 
 
 def rows_of(result: PollResult, server: str, *, source: Source = "options") -> list[Row]:

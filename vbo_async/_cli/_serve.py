@@ -1,7 +1,7 @@
 """``vbo-async serve``: the targets file, the clients, the socket and the signals around an `Exporter`.
 
 The targets file, passwords, TLS contexts and clients are those of ``poll`` (`read_targets`,
-`read_password`, `SharedContexts`, `Connection.client`). SIGTERM stops the exporter cleanly with
+`tls_contexts`, `read_password`, `Connection.client`). SIGTERM stops the exporter cleanly with
 exit status 0 and SIGINT (Ctrl-C) with 130: the loop is cancelled, the HTTP server closed and
 every client closed (logged out on v7+) before the process ends.
 """
@@ -13,16 +13,17 @@ import contextlib
 import re
 import signal
 import socket
-from collections.abc import Iterator
+import ssl
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
-from ._connect import SharedContexts, read_password
+from ._connect import read_password
 from ._exit import CLIError, MissingExtra, Outcome
 from ._simulate import _listen
-from ._targets import ServerTarget, read_targets
+from ._targets import ServerTarget, read_targets, tls_contexts
 from ._threads import DaemonThreads, run_unheld
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def serve(
     with exporter_extra():
         from ._exporter import Exporter  # noqa: F401  (prometheus_client is needed: fail early)
     targets = read_targets(path)
+    verify = tls_contexts(path, targets)
     passwords: dict[str, str] = {}
     for target in targets.servers:
         if target.password_env not in passwords:
@@ -86,6 +88,7 @@ def serve(
         return run_unheld(
             _serve(
                 targets.servers,
+                verify,
                 passwords,
                 sock,
                 interval=interval,
@@ -100,6 +103,7 @@ def serve(
 
 async def _serve(
     servers: tuple[ServerTarget, ...],
+    verify: Sequence[ssl.SSLContext | Literal[False]],
     passwords: dict[str, str],
     sock: socket.socket,
     *,
@@ -116,15 +120,14 @@ async def _serve(
     # Name lookups that hang must neither take every thread the exposition is rendered in nor
     # hold the process at exit (see _threads).
     asyncio.get_running_loop().set_default_executor(DaemonThreads())
-    contexts = SharedContexts()
     specs: list[ServerSpec] = []
     within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
     try:
-        for target in servers:
+        for target, tls in zip(servers, verify, strict=True):
             connection = target.connection()
             client = connection.client(
                 passwords[target.password_env],
-                verify=contexts.verify(connection.verify),
+                verify=tls,
                 max_concurrency=target.max_concurrency,
                 within=within,
             )

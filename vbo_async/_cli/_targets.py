@@ -13,6 +13,7 @@ as true), and every problem is reported as one line with its TOML path, from
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,13 +25,17 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._client import API_VERSIONS
-from .._dialects import DIALECTS
-from .._exceptions import ConfigError
-from .._urls import ApiRoot
-from ._connect import NOT_A_VARIABLE, Connection, is_variable_name, split_version, unknown_version
+from ._connect import (
+    NOT_A_VARIABLE,
+    Connection,
+    SharedContexts,
+    is_variable_name,
+    unknown_version,
+    url_problem,
+)
 from ._exit import CLIError
 
-__all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets"]
+__all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets", "tls_contexts"]
 
 Organizations = Literal["all"] | tuple[str, ...]
 
@@ -105,12 +110,33 @@ def read_targets(path: Path) -> TargetsFile:
         raise CLIError(f"{path}: not UTF-8 text") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CLIError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise CLIError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, or int()'s refusal of an integer of 4,300+ digits
+        why = str(exc).partition("; use sys.set_int_max_str_digits()")[0]
+        raise CLIError(f"{path}: not valid TOML: {why}") from None
     try:
         return make_converter(path.parent).structure(data, TargetsFile)
     except (cattrs.ClassValidationError, cattrs.IterableValidationError) as exc:
         raise CLIError(*(f"{path}: {line}" for line in describe(exc, data))) from None
+
+
+def tls_contexts(path: Path, targets: TargetsFile) -> list[ssl.SSLContext | Literal[False]]:
+    """What each server of ``targets`` (read from ``path``) verifies certificates with: one
+    context per CA bundle, shared by the servers using it (`SharedContexts`), or False for
+    ``insecure``. A bundle that exists but cannot be loaded (not PEM: a DER ``.cer``) is a
+    `CLIError` naming its place in the file, as `read_targets` names the problems it finds."""
+    contexts = SharedContexts()
+    verify: list[ssl.SSLContext | Literal[False]] = []
+    for index, target in enumerate(targets.servers):
+        try:
+            verify.append(contexts.verify(target.connection().verify))
+        except CLIError as exc:
+            if target.ca_bundle is None:
+                raise
+            named = f' (server "{target.name}")' if target.name else ""
+            raise CLIError(f"{path}: servers[{index}].ca_bundle: {exc}{named}") from None
+    return verify
 
 
 class _Invalid(ValueError):
@@ -211,11 +237,8 @@ def _url(value: Any, _: Any) -> str:
     url = _string(value, str)
     if (unknown := unknown_version(url)) is not None:
         raise _Invalid(unknown)
-    base, _ = split_version(url)
-    try:
-        ApiRoot(base, DIALECTS)
-    except ConfigError as exc:
-        raise _Invalid(str(exc).replace("base_url", "the URL")) from None
+    if (problem := url_problem(url, source="targets")) is not None:
+        raise _Invalid(f"the URL {problem}")
     return url
 
 
