@@ -913,7 +913,7 @@ async def test_sigterm_stops_cleanly_and_logs_out(capsys: pytest.CaptureFixture[
     simulator: Simulator = app.state.simulator
     async with serve(app) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
         address = sock.getsockname()
-        await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
+        await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
             await wait_for_async(lambda: _healthy(client))
         assert simulator.stats.logouts["v8"] == 0
@@ -1089,7 +1089,7 @@ def serving(
     with reaped(process):
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert line.startswith("Serving the metrics of 1 servers at http://127.0.0.1:"), line
+        assert line.startswith("Serving the metrics of 1 server at http://127.0.0.1:"), line
         yield process, line.split(" at ", 1)[1].split("/metrics", 1)[0]
 
 
@@ -1272,7 +1272,7 @@ async def test_cancelling_serve_leaves_no_task_behind(
     async with serve(app) as port:
         before = asyncio.all_tasks()
         async with _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
-            await wait_for(lambda: "Serving the metrics of 1 servers" in capsys.readouterr().out)
+            await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
                 await wait_for_async(lambda: _healthy(client))
             task.cancel()

@@ -28,7 +28,7 @@ import attrs
 
 from .._health import HealthState
 from ._exit import ExitCodes
-from ._report import HEALTH_ORDER, Report, Row
+from ._report import HEALTH_ORDER, Report, Row, plural
 
 __all__ = [
     "LINE_CHARS",
@@ -148,10 +148,6 @@ def plain(text: str) -> str:
     return _CONTROL.sub(" ", text).replace("|", "/").strip()
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 # --- the verdict ------------------------------------------------------------------------------------
 
 
@@ -264,17 +260,17 @@ def plugin_output(report: Report, *, not_found: Sequence[NotFound] = ()) -> Plug
     parts: list[str] = []
     for word, count in counts:
         if count:
-            parts.append(f"{count} of {_plural(total, 'job')} {word}" if not parts else f"{count} {word}")
-    tenants = _plural(report.tenants, "tenant") + (
-        f" of {_plural(report.servers, 'server')}" if report.servers > 1 else ""
+            parts.append(f"{count} of {plural(total, 'job')} {word}" if not parts else f"{count} {word}")
+    tenants = plural(report.tenants, "tenant") + (
+        f" of {plural(report.servers, 'server')}" if report.servers > 1 else ""
     )
     if not parts:
-        parts.append(f"{_plural(total, 'job')} OK on {tenants}" if total else f"no jobs found on {tenants}")
+        parts.append(f"{plural(total, 'job')} OK on {tenants}" if total else f"no jobs found on {tenants}")
         if not total:
             state = max(state, HealthState.UNKNOWN, key=lambda s: s.severity)
     failures = report.failures()
     if not_found:
-        failures.append(_plural(len(not_found), "organization") + " not found")
+        failures.append(plural(len(not_found), "organization") + " not found")
     summary = ", ".join(parts) + ("; " + ", ".join(failures) if failures else "")
     if problems:
         named = [finding.brief for finding in problems[:SUMMARY_ITEMS]]

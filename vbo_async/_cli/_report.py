@@ -27,6 +27,7 @@ __all__ = [
     "error_row",
     "failure_row",
     "health_rank",
+    "plural",
     "rows_of",
 ]
 
@@ -237,9 +238,9 @@ class Report:
         if unknown := self.count(HealthState.UNKNOWN):
             parts.append(f"{unknown} unknown")
         failures = self.failures()
-        head = f"{_plural(len(self.jobs), 'job')} on {_plural(self.tenants, 'tenant')}"
+        head = f"{plural(len(self.jobs), 'job')} on {plural(self.tenants, 'tenant')}"
         if self.servers > 1:
-            head += f" of {_plural(self.servers, 'server')}"
+            head += f" of {plural(self.servers, 'server')}"
         text = f"{head}: {', '.join(parts)}"
         return f"{text}; {', '.join(failures)}" if failures else text
 
@@ -251,11 +252,11 @@ class Report:
         servers = sum(row.organization is None for row in self.errors) - unreachable
         tenants = sum(row.organization is not None for row in self.errors)
         if unreachable:
-            parts.append(_plural(unreachable, "server") + " unreachable")
+            parts.append(plural(unreachable, "server") + " unreachable")
         if servers:
-            parts.append(_plural(servers, "server") + " could not be read")
+            parts.append(plural(servers, "server") + " could not be read")
         if tenants:
-            parts.append(_plural(tenants, "tenant") + " could not be read")
+            parts.append(plural(tenants, "tenant") + " could not be read")
         return parts
 
     def write_json(self, out: IO[str]) -> None:
@@ -269,5 +270,6 @@ def _key(row: Row) -> tuple[str, str, str, str]:
     return (row.server, (row.organization or "").casefold(), (row.job or "").casefold(), row.job_id or "")
 
 
-def _plural(count: int, noun: str) -> str:
+def plural(count: int, noun: str) -> str:
+    """``1 server``, ``2 servers``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -22,6 +22,7 @@ import click
 
 from ._connect import read_password
 from ._exit import CLIError, MissingExtra, Outcome
+from ._report import plural
 from ._simulate import _listen
 from ._targets import ServerTarget, read_targets, tls_contexts
 from ._threads import DaemonThreads, run_unheld
@@ -139,8 +140,9 @@ async def _serve(
             await web.SockSite(runner, sock).start()
             address = sock.getsockname()
             shown = f"[{address[0]}]" if ":" in address[0] else address[0]
+            served = plural(len(specs), "server")
             click.echo(
-                f"Serving the metrics of {len(specs)} servers at http://{shown}:{address[1]}/metrics "
+                f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
                 f"(a sweep every {interval:g} s; Ctrl-C stops)"
             )
             return await _until_stopped(exporter)
