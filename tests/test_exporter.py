@@ -217,6 +217,28 @@ async def test_job_series_match_what_the_servers_list(servers: dict[str, Server]
     assert samples(body, PREFIX + "job_last_session_duration_seconds", server="v1")
 
 
+@pytest.mark.parametrize("version", ["v8", "v1"])
+async def test_a_job_with_an_empty_name_is_named_by_its_id(servers: dict[str, Server], version: str) -> None:
+    """Prometheus takes a label whose value is empty for a label the series does not have: a job
+    the server names ``""`` had job series without ``job_name`` (its alerts named nothing). Its id
+    stands in, as an organization's or a repository's does for an empty name."""
+    server = servers[version]
+    nameless = (await server.client.jobs())[0].id
+
+    def unnamed(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            if item.get("id") == nameless and "name" in item:
+                item["name"] = ""
+        return data
+
+    server.wire.edit = unnamed
+    body = await swept(exporter_of(server))
+    (enabled,) = samples(body, PREFIX + "job_enabled", server=version, job_id=nameless)
+    assert enabled.labels["job_name"] == nameless
+    assert all(s.labels["job_name"] for s in samples(body, PREFIX + "job_enabled"))
+
+
 async def test_the_last_status_is_a_state_set_and_a_new_status_gets_its_own_series(
     servers: dict[str, Server],
 ) -> None:

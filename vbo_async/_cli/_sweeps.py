@@ -280,7 +280,8 @@ class _Reader:
             self.fail("sessions")
 
     def _job(self, tenant: tuple[str, str], job: Job, health: JobHealth | None) -> None:
-        labels = (*tenant, _text(job.id), _text(job.name if job.name is not None else job.id))
+        # An empty label value is no label to Prometheus: a job named "" is named by its id.
+        labels = (*tenant, _text(job.id), _text(job.name or job.id))
         if job.last_status is not None:
             status = job.last_status.value
             for known in JOB_STATUSES:
