@@ -459,6 +459,29 @@ async def test_a_tenant_listed_without_an_id_or_undecodable_is_counted_alone(
     assert not samples(body, PREFIX + "job_enabled", organization_id=spoilt_id.lower())
 
 
+async def test_an_undecodable_tenant_named_twice_is_one_series(servers: dict[str, Server]) -> None:
+    """A targets file naming one tenant twice, its id in two cases (pasted from two consoles),
+    whose organization the listing cannot decode: one ``organization_up`` 0 and one error, as
+    a readable tenant named twice is polled and published once (two samples under one set of
+    labels were a duplicate series)."""
+    server = servers["v8"]
+    organizations = await server.client.organizations()
+    spoilt = organizations[0].id
+
+    def spoil(path: str, data: Any) -> Any:
+        if path.endswith("/organizations"):
+            data["results"][0]["name"] = {"not": "a name"}
+        return data
+
+    server.wire.edit = spoil
+    named = (spoilt, spoilt.upper(), organizations[1].id, organizations[1].id.upper())
+    exporter = Exporter([ServerSpec(name="v8", client=server.client, organizations=named)], interval=60)
+    body = await swept(exporter)
+    up = [(s.labels["organization_id"], s.value) for s in samples(body, PREFIX + "organization_up")]
+    assert up == [(spoilt.lower(), 0.0), (organizations[1].id, 1.0)]
+    assert exporter.errors["v8"]["organization"] == 1
+
+
 async def test_an_undecodable_copy_of_a_listed_organization_adds_no_second_series(
     servers: dict[str, Server],
 ) -> None:

@@ -218,6 +218,7 @@ class _Reader:
                 self._undecodable(key if key not in decoded else "", key or UNREADABLE, error)
         else:
             chosen = []
+            unreadable: set[str] = set()
             for entry in wanted:
                 try:
                     chosen.append(match_listed(organizations, undecoded, entry, server=self.spec.name))
@@ -225,7 +226,10 @@ class _Reader:
                     self.fail("organization")
                     log.warning("%s", exc)
                 except DecodeError as exc:
-                    self._undecodable(entry.strip().lower(), entry, exc)
+                    key = entry.strip().lower()
+                    if key not in unreadable:  # named twice (its id in two cases): one series
+                        unreadable.add(key)
+                        self._undecodable(key, entry, exc)
         usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
         for organization in unusable:
             self.fail("organization")
