@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -1141,6 +1142,61 @@ async def test_organization_counts_vouch_for_carried_organizations(version: str)
                 assert results[org].error is None, results[org].error
                 assert sorted(job.id for job in results[org].jobs) == expected_jobs(simulator, org)
     assert by_id == [0, len(jobless)]
+
+
+class _Undecodable(httpx.AsyncBaseTransport):
+    """The simulator behind ``inner``, its job ``job_id`` sent with a ``lastRun`` that cannot be
+    decoded wherever it is listed."""
+
+    def __init__(self, app: Any, job_id: str) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.job_id = job_id
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.lower() != "/v8/jobs" or response.status_code != 200:
+            return response
+        page = json.loads(await response.aread())
+        for job in page["results"]:
+            if job["id"] == self.job_id:
+                job["lastRun"] = 12
+        return httpx.Response(200, json=page)
+
+
+async def test_an_undecodable_job_of_a_tenant_not_swept_keeps_a_vouched_batch_whole() -> None:
+    """Half the tenants of a server, carrying their `Organization`, with its organization count
+    (as ``serve`` and ``poll`` sweep a list of tenants): a job of a tenant *not* swept that cannot be
+    decoded is that tenant's, whom the server lists; the sweep stays one batch, as it does when
+    the targets carry nothing (the listing read first). It was swept tenant by tenant on every
+    sweep, as if that job named no organization the server lists: a request per tenant (and with
+    health one or two per job) instead of one listing."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=2 * BATCH_MIN_TENANTS, epoch=EPOCH))
+    swept, others = (
+        simulator.organization_ids()[:BATCH_MIN_TENANTS],
+        simulator.organization_ids()[BATCH_MIN_TENANTS:],
+    )
+    odd = next(job["id"] for org in others for job in simulator.jobs_wire(org))
+    transport = _Undecodable(create_app(simulator=simulator), odd)
+    async with VBOClient(
+        "https://vbo.test:4443", username="admin", password="admin", api_version="v8", transport=transport
+    ) as vbo:
+        organizations = {o.id: o for o in await vbo.organizations()}
+        carried = [
+            PollTarget(client=vbo, organization_id=org, organization=organizations[org]) for org in swept
+        ]
+        plain = [PollTarget(client=vbo, organization_id=org) for org in swept]
+        found: list[dict[str, PollResult]] = []
+        requests: list[dict[str, int]] = []
+        for targets, counts in ((carried, {vbo: len(organizations)}), (plain, None)):
+            simulator.reset_stats()
+            found.append(await sweep(targets, organization_counts=counts))
+            requests.append(api_requests(simulator))
+    assert requests[0]["GET /v8/jobs"] == 1, requests[0]
+    assert requests[0] == requests[1] == {"GET /v8/organizations": 1, "GET /v8/jobs": 1}
+    for org in swept:
+        assert [found[0][org].error, found[1][org].error] == [None, None]
+        assert sorted(job.id for job in found[0][org].jobs) == expected_jobs(simulator, org)
+        assert sorted(job.id for job in found[1][org].jobs) == expected_jobs(simulator, org)
 
 
 async def test_duplicate_targets_count_once_toward_a_batch() -> None:

@@ -763,6 +763,25 @@ async def test_an_organization_of_the_file_that_is_not_there_is_unknown(
     assert (await check(capsys, targets, "--org", ok)).code == 0
 
 
+async def test_an_organization_named_twice_in_two_cases_is_one_tenant(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """Names and ids are matched ignoring case, so ``"Contoso"`` and ``"CONTOSO"`` in one
+    ``organizations`` list name one tenant: it is one UNKNOWN line and counts once in
+    ``tenants_unreadable`` (twice before: one tenant reported as two), and a tenant found named
+    twice so is checked once."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    ok = east.organization("OK")
+    once = await check(capsys, targets_of(tmp_path, east, organizations=json.dumps([ok, "Contoso"])))
+    targets = targets_of(tmp_path, east, organizations=json.dumps([ok, ok.upper(), "Contoso", "CONTOSO"]))
+    twice = await check(capsys, targets)
+    assert twice.code == once.code == 3
+    assert perf_values(first_line(twice.out)["perf"]) == perf_values(first_line(once.out)["perf"])
+    named = [line for line in twice.out.splitlines() if line.startswith("UNKNOWN: east/")]
+    assert len(named) == 1
+    assert named[0].startswith("UNKNOWN: east/Contoso: no organization 'Contoso' on east")
+
+
 def editing(sim: Simulator, listing: str, edit: Callable[[list[dict[str, Any]]], None]) -> Any:
     """An httpx handler serving ``sim`` whose GET answers on paths ending in ``listing`` have
     their items changed by ``edit`` (a hostile or broken server)."""

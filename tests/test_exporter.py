@@ -217,6 +217,28 @@ async def test_job_series_match_what_the_servers_list(servers: dict[str, Server]
     assert samples(body, PREFIX + "job_last_session_duration_seconds", server="v1")
 
 
+@pytest.mark.parametrize("version", ["v8", "v1"])
+async def test_a_job_with_an_empty_name_is_named_by_its_id(servers: dict[str, Server], version: str) -> None:
+    """Prometheus takes a label whose value is empty for a label the series does not have: a job
+    the server names ``""`` had job series without ``job_name`` (its alerts named nothing). Its id
+    stands in, as an organization's or a repository's does for an empty name."""
+    server = servers[version]
+    nameless = (await server.client.jobs())[0].id
+
+    def unnamed(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            if item.get("id") == nameless and "name" in item:
+                item["name"] = ""
+        return data
+
+    server.wire.edit = unnamed
+    body = await swept(exporter_of(server))
+    (enabled,) = samples(body, PREFIX + "job_enabled", server=version, job_id=nameless)
+    assert enabled.labels["job_name"] == nameless
+    assert all(s.labels["job_name"] for s in samples(body, PREFIX + "job_enabled"))
+
+
 async def test_the_last_status_is_a_state_set_and_a_new_status_gets_its_own_series(
     servers: dict[str, Server],
 ) -> None:
@@ -435,6 +457,29 @@ async def test_a_tenant_listed_without_an_id_or_undecodable_is_counted_alone(
     for organization in organizations[1:]:
         assert samples(body, PREFIX + "job_enabled", organization_id=organization.id)
     assert not samples(body, PREFIX + "job_enabled", organization_id=spoilt_id.lower())
+
+
+async def test_an_undecodable_tenant_named_twice_is_one_series(servers: dict[str, Server]) -> None:
+    """A targets file naming one tenant twice, its id in two cases (pasted from two consoles),
+    whose organization the listing cannot decode: one ``organization_up`` 0 and one error, as
+    a readable tenant named twice is polled and published once (two samples under one set of
+    labels were a duplicate series)."""
+    server = servers["v8"]
+    organizations = await server.client.organizations()
+    spoilt = organizations[0].id
+
+    def spoil(path: str, data: Any) -> Any:
+        if path.endswith("/organizations"):
+            data["results"][0]["name"] = {"not": "a name"}
+        return data
+
+    server.wire.edit = spoil
+    named = (spoilt, spoilt.upper(), organizations[1].id, organizations[1].id.upper())
+    exporter = Exporter([ServerSpec(name="v8", client=server.client, organizations=named)], interval=60)
+    body = await swept(exporter)
+    up = [(s.labels["organization_id"], s.value) for s in samples(body, PREFIX + "organization_up")]
+    assert up == [(spoilt.lower(), 0.0), (organizations[1].id, 1.0)]
+    assert exporter.errors["v8"]["organization"] == 1
 
 
 async def test_an_undecodable_copy_of_a_listed_organization_adds_no_second_series(

@@ -199,9 +199,11 @@ async def _batch(batch: Batch, context: Context) -> None:
     # The errors of the listed organizations that could not be decoded, by id.
     undecoded: dict[str, DecodeError] = {}
     vouched = True  # whether the server listed the organizations (else the targets carried them)
+    whole = True  # whether ``listed`` is the server's listing (else the targets' own organizations)
     try:
         if len(carried) == len(batch.targets):
             listed = carried
+            whole = False
             # A caller giving the server's organization count listed them to choose its targets
             # (the CLI and the exporter do, just before the sweep): their listing vouches.
             vouched = batch.organizations is not None
@@ -240,7 +242,12 @@ async def _batch(batch: Batch, context: Context) -> None:
     by_tenant: dict[str, list[Job]] = {}
     for job in jobs:
         by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
-    unfiled = "" in refused or (vouched and any(key not in organizations for key in refused))
+    strays = [key for key in refused if key not in organizations]
+    if strays and vouched and not whole and "" not in refused and "" not in by_tenant:
+        # Vouched for by a count, the targets' organizations are not all the server lists: a
+        # job of a tenant not swept (whom the server lists) names no stray organization.
+        strays = await _not_listed(client, strays)
+    unfiled = "" in refused or (vouched and bool(strays))
     if "" in by_tenant or unfiled or "" in undecoded:
         # A job naming no organization (or, undecodable, none the server lists) belongs to a
         # tenant the listing cannot tell (and an organization without a readable id may be any
@@ -298,6 +305,19 @@ async def _batch(batch: Batch, context: Context) -> None:
         )
 
     await asyncio.gather(*(finish(target) for target in batch.targets))
+
+
+async def _not_listed(client: VBOClient, keys: list[str]) -> list[str]:
+    """Those of ``keys`` (lower-cased organization ids) that name no organization the server
+    lists; all of them when the listing cannot be read or holds one without a readable id."""
+    try:
+        listed, undecoded = await client._organizations_filed()
+    except VBOError:
+        return keys
+    if "" in undecoded:
+        return keys
+    known = {organization.id.lower() for organization in listed}.union(undecoded)
+    return [key for key in keys if key not in known]
 
 
 async def _unlisted(client: VBOClient, organization_id: str) -> VBOError | None:

@@ -221,6 +221,7 @@ class _Reader:
                 self._undecodable(key if key not in decoded else "", key or UNREADABLE, error)
         else:
             chosen = []
+            unreadable: set[str] = set()
             for entry in wanted:
                 try:
                     chosen.append(match_listed(organizations, undecoded, entry, server=self.spec.name))
@@ -228,7 +229,10 @@ class _Reader:
                     self.fail("organization")
                     log.warning("%s", exc)
                 except DecodeError as exc:
-                    self._undecodable(entry.strip().lower(), entry, exc)
+                    key = entry.strip().lower()
+                    if key not in unreadable:  # named twice (its id in two cases): one series
+                        unreadable.add(key)
+                        self._undecodable(key, entry, exc)
         usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
         for organization in unusable:
             self.fail("organization")
@@ -283,7 +287,8 @@ class _Reader:
             self.fail("sessions")
 
     def _job(self, tenant: tuple[str, str], job: Job, health: JobHealth | None) -> None:
-        labels = (*tenant, _text(job.id), _text(job.name if job.name is not None else job.id))
+        # An empty label value is no label to Prometheus: a job named "" is named by its id.
+        labels = (*tenant, _text(job.id), _text(job.name or job.id))
         if job.last_status is not None:
             status = job.last_status.value
             for known in JOB_STATUSES:

@@ -260,7 +260,10 @@ def _organizations(value: Any, _: Any) -> Organizations:
     if value == "all":
         return "all"
     if isinstance(value, list) and value and all(isinstance(entry, str) and entry.strip() for entry in value):
-        return tuple(dict.fromkeys(entry.strip() for entry in value))
+        kept: dict[str, str] = {}
+        for entry in value:  # ids and names are matched ignoring case: one tenant, however written
+            kept.setdefault(entry.strip().casefold(), entry.strip())
+        return tuple(kept.values())
     raise _Invalid('expected "all" or a non-empty array of organization ids or names (strings)')
 
 
