@@ -12,16 +12,21 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import gc
 import gzip
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -301,6 +306,67 @@ async def test_hostile_names_are_escaped_and_read_back_unchanged(servers: dict[s
         assert checked.returncode in (0, 3), checked
         complaints = (checked.stdout + checked.stderr).decode().strip().splitlines()
         assert [line.split()[0] for line in complaints] == sorted(LINTED), complaints
+
+
+async def test_megabyte_names_give_bounded_labels_and_exposition(servers: dict[str, Server]) -> None:
+    """A server naming every tenant, job, repository and proxy with a megabyte of text deflate
+    cannot shorten made the exporter keep each name in every series that carries it (a job's 16,
+    each too far from the last for deflate to refer back): 19 MB of names made it hold 202 MB
+    from one sweep to the next, for as long as it ran. A label value is now at most
+    `MAX_LABEL_LENGTH` characters, values cut alike kept apart by a digest."""
+    server = servers["v8"]
+    rnd = random.Random(5)
+    huge = "".join(rnd.choices(string.ascii_letters + string.digits, k=1_000_000))
+    sent = 0
+
+    def megabyte_names(path: str, data: Any) -> Any:
+        nonlocal sent
+        items = data.get("results", []) if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            for key in ("name", "hostName"):
+                if isinstance(item.get(key), str):
+                    item[key] = huge + item[key]  # alike for a megabyte, then each its own
+                    sent += len(item[key])
+        return data
+
+    server.wire.edit = megabyte_names
+    exporter = exporter_of(server)
+    await server.client.organizations()  # the client's lasting state, before measuring
+    gc.collect()
+    tracemalloc.start()
+    try:
+        await exporter.sweep()
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sent > 10_000_000
+    assert held < 2_000_000, (held, sent)
+    assert exporter.exposition.size < 2_000_000
+    body = exporter.body(gzip=False)
+    enabled = samples(body, PREFIX + "job_enabled", server="v8")
+    jobs = {job.id: job for job in await server.client.jobs()}
+    assert {s.labels["job_id"] for s in enabled} == set(jobs)
+    names = {s.labels["job_name"] for s in enabled}
+    assert len(names) == len(jobs)  # one series each: the cut names are told apart
+    for found in samples(body, PREFIX + "organization_up") + enabled + samples(body, PREFIX + "proxy_up"):
+        for label, text in found.labels.items():
+            assert len(text) <= _sweeps.MAX_LABEL_LENGTH, label
+    assert all(name.startswith(huge[:1000]) and re.fullmatch("…[0-9a-f]{16}", name[-17:]) for name in names)
+
+
+def test_long_label_values_are_cut_and_kept_apart() -> None:
+    short = "5f0c8a2e-7d1b-4c3e-9a6f-0b1c2d3e4f50"
+    assert _sweeps._text(short) == short
+    assert _sweeps._text("x" * _sweeps.MAX_LABEL_LENGTH) == "x" * _sweeps.MAX_LABEL_LENGTH
+    first, second = "a" * 5000 + "1", "a" * 5000 + "2"
+    cut = {_sweeps._text(first), _sweeps._text(second)}
+    assert len(cut) == 2
+    assert all(len(value) == _sweeps.MAX_LABEL_LENGTH and value.startswith("a" * 1000) for value in cut)
+    assert _sweeps._text(first) == _sweeps._text(first)  # the same series on every sweep
+    lone = "\ud800" + "é" * 3000
+    assert len(_sweeps._text(lone)) == _sweeps.MAX_LABEL_LENGTH
+    _sweeps._text(lone).encode("utf-8")
 
 
 async def test_v1_has_no_license_storage_or_proxy_load_series(servers: dict[str, Server]) -> None:
@@ -1164,8 +1230,6 @@ RULES = Path(__file__).parents[1] / "docs" / "monitoring-rules.yml"
 
 
 async def test_the_guide_documents_every_metric_kind_and_alert(servers: dict[str, Server]) -> None:
-    import re
-
     text = GUIDE.read_text(encoding="utf-8")
     rows = {
         match["name"]: (match["type"], re.findall(r"`(\w+)`", match["labels"]))

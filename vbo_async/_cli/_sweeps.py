@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -39,7 +40,7 @@ from ._connect import explain
 from ._flows import NO_ID, UNREADABLE, UnknownOrganization, match_listed, split_pollable
 from ._metrics import JOB_STATUSES, PREFIX
 
-__all__ = ["Samples", "ServerSnapshot", "ServerSpec", "batch_mode", "sweep_server"]
+__all__ = ["MAX_LABEL_LENGTH", "Samples", "ServerSnapshot", "ServerSpec", "batch_mode", "sweep_server"]
 
 log = logging.getLogger("vbo_async.cli")
 T = TypeVar("T")
@@ -47,6 +48,12 @@ M = TypeVar("M", BackupRepository, Proxy)
 
 Samples = dict[str, list[tuple[tuple[str, ...], float]]]
 """Metric name → ``(label values after server, value)`` pairs."""
+
+MAX_LABEL_LENGTH = 1024
+"""The most characters of a label value (a name, an id, a status, a build), far more than a real
+server's names and ids take. The server's text is the label, and a job's is in each of its 16
+series: a server naming its jobs with a megabyte each made the exporter keep about 12 megabytes
+per job from one sweep to the next (deflate cannot refer back that far)."""
 
 UNREADABLE_SESSIONS = "sessions could not be read"
 """How `assess` begins the reason of a job whose sessions could not be read."""
@@ -143,14 +150,19 @@ def _add(samples: Samples, name: str, labels: tuple[str, ...], value: float | No
 
 
 def _text(value: str) -> str:
-    """A label value prometheus_client can encode: anything but lone surrogates passes as is."""
-    if value.isascii():
+    """A label value prometheus_client can encode (lone surrogates replaced) of at most
+    `MAX_LABEL_LENGTH` characters: a longer one is cut, ending in ``…`` and 16 hex digits of
+    its SHA-256, so that values cut alike stay apart (one series each) and a value gives the
+    same label on every sweep. Anything else passes as is."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+    if len(value) <= MAX_LABEL_LENGTH:
         return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "replace").decode("utf-8")
-    return value
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    return f"{value[: MAX_LABEL_LENGTH - 17]}…{digest}"
 
 
 def _stamp(moment: dt.datetime | None) -> float | None:
