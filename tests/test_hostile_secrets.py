@@ -284,6 +284,38 @@ async def test_a_refused_href_quoting_a_secret_leaks_it_in_no_link_error(
     assert leaks(caught.value, logs.records) == {}
 
 
+@pytest.mark.parametrize("where", ["/evil/{}", "/v1/Jobs/../{}", "/v1/Jobs?t={}"])
+@pytest.mark.parametrize("relation", ["next", "repository"])
+async def test_a_secret_across_the_end_of_a_long_hrefs_quote_leaves_no_part_of_itself(
+    relation: str, where: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """A `LinkError` quotes the first 500 characters of a long href: a secret the server put
+    across that point is masked whole before the quote is cut, not cut in two (its first part
+    would be no secret any scrub finds)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        # The secret begins 5 characters before the quote's end: the URL requested is quoted
+        # (the base URL before the href) when the href is refused for its length alone.
+        quoted_from = len(BASE) if "?" in where else 0
+        pad = "p" * (495 - quoted_from - where.index("{}"))
+        href = where.format(f"{pad}{ACCESS}.{REFRESH}.{'q' * 100_000}")
+        if relation == "next":
+            return httpx.Response(200, json={"results": [{"id": "j1"}], "_links": {"next": {"href": href}}})
+        return httpx.Response(200, json={"id": "j1", "name": "D", "_links": {"repository": {"href": href}}})
+
+    async with client_for(handler) as vbo:
+        follow = vbo.jobs() if relation == "next" else (await vbo.job("j1")).links.repository
+        with pytest.raises(LinkError) as caught:
+            await follow
+    error = caught.value
+    assert "***" in str(error)
+    assert len(str(error)) < 1_000
+    assert leaks(error, logs.records) == {}
+    assert ACCESS[:4] not in str(error)
+
+
 SMALL_BODIES = 4096
 """The ``max_response_bytes`` of the clients below (a token answer fits, the too-large body not)."""
 

@@ -213,6 +213,43 @@ async def test_hrefs_that_would_leave_the_api_root_are_refused(
     assert info.value.relation == "self"
 
 
+MEGABYTES = 4_000_000
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "/elsewhere/" + "a" * MEGABYTES,  # names no API version
+        "/v1/Jobs/../" + "a" * MEGABYTES,  # would leave the API root
+        "/v1/Jobs?x=" + "a" * MEGABYTES + " ",  # a malformed query
+        "/v1/Jobs?x=" + "a" * MEGABYTES,  # below the root, too long to request
+    ],
+    ids=["no-version", "leaving", "query", "too-long"],
+)
+@pytest.mark.parametrize("relation", ["next", "self"])
+async def test_a_refused_megabyte_href_is_kept_once_and_quoted_in_part(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], href: str, relation: str
+) -> None:
+    """A `LinkError` quoted the whole href in its message besides keeping it in ``href``: a
+    server's next link of megabytes was held twice by every error kept (a sweep's result of each
+    tenant) and printed whole in every log line naming the error. The message quotes its first
+    500 characters and says how long it is."""
+    if relation == "next":
+        fake.route("GET", "/v1/Jobs", {"results": seed, "_links": {"next": {"href": href}}})
+        with pytest.raises(LinkError) as info:
+            await vbo.jobs()
+    else:
+        job = await job_with_link(fake, vbo, seed, href)
+        with pytest.raises(LinkError) as info:
+            await job.links.self
+    error = info.value
+    assert error.href is not None
+    assert len(error.href) > MEGABYTES  # kept whole, for the caller
+    assert len(str(error)) < 1_000
+    assert f"{error.href[:500]!r}... ({len(error.href)} characters)" in str(error)
+    assert len(pickle.dumps(error)) < 1.1 * MEGABYTES  # the href once, not twice
+
+
 async def test_collection_link_refused_for_async_for_too(
     fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
 ) -> None:

@@ -147,7 +147,8 @@ class LinkError(VBOError):
     request is sent, so the bearer token never travels elsewhere), or the link is missing:
     ``links.require(relation)`` when the server sent none, or a `ThroughLink` whose middle
     resource has no link to follow (a v8 repository of a proxy pool has no ``proxy``).
-    ``relation`` names the link, ``href`` the href concerned when there is one.
+    ``relation`` names the link, ``href`` the href concerned when there is one (whole: the message
+    quotes at most its first 500 characters, and then says how long it is).
     """
 
     def __init__(self, message: str, *, href: str | None = None, relation: str | None = None) -> None:

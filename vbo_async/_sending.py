@@ -52,7 +52,7 @@ from ._exceptions import (
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, may_retry, parse_retry_after
 from ._status import IDEMPOTENT_METHODS
 from ._tokens import Token
-from ._urls import ApiRoot, scrub_error
+from ._urls import ApiRoot, quoted, scrub_error
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -584,7 +584,7 @@ class Sender:
                 parsed = httpx.URL(url)
             except httpx.InvalidURL as exc:
                 # As an href: `scrub_error` hides a secret a server put in it (send's handler).
-                raise LinkError(f"cannot request {url!r}: {exc}", href=url) from exc
+                raise LinkError(f"cannot request {quoted(url)}: {exc}", href=url) from exc
             if len(url) <= _URL_LENGTH_KEPT:
                 if len(self._urls) >= _URLS_KEPT:
                     self._urls.clear()

@@ -21,7 +21,7 @@ import httpx
 from ._exceptions import ConfigError, LinkError, VBOError
 from ._redact import redact_url
 
-__all__ = ["ApiRoot", "scrub_error", "scrubbed_link_error", "with_query"]
+__all__ = ["ApiRoot", "quoted", "scrub_error", "scrubbed_link_error", "with_query"]
 
 _CONTROL_CHARS = frozenset(map(chr, range(0x20))) | {"\x7f"}
 _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
@@ -31,6 +31,10 @@ _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 """A ``%`` that starts no ``%XX`` escape, refused in an href's path segments: httpx sends it as
 it is, and http.sys (VB365's web server) reads IIS's ``%uNNNN`` escapes by default, decoding
 ``%u002e%u002e`` to ``..`` (or ``%u002f`` to ``/``) before it removes dot segments and routes."""
+_HREF_QUOTED = 500
+"""The most characters of an href a `LinkError`'s message quotes (`quoted`; its ``href`` keeps it
+whole): a server's href may take most of a 64 MiB page (a ``next`` link), and the message went
+wherever the error did (every log line and result naming it), a second copy beside ``href``."""
 _PLAIN_REST = re.compile(r"[A-Za-z0-9_~/-]+")
 """Paths made only of characters that decode to themselves and are never refused, without dots
 (GUIDs, ``Jobs/{id}/JobSessions``): `_check_segments` passes them without looking at each
@@ -101,13 +105,13 @@ class ApiRoot:
             absolute = urljoin(context, href) if context is not None and not _is_absolute(href) else href
             parts = urlsplit(absolute)
         except ValueError as exc:
-            raise LinkError(f"malformed href {href!r}", href=href, relation=relation) from exc
+            raise LinkError(f"malformed href {quoted(href)}", href=href, relation=relation) from exc
         segments = parts.path.split("/")
         index = next((i for i, s in enumerate(segments) if s.lower() in self.versions), None)
         if index is None:
             known = ", ".join(sorted(self.versions))
             raise LinkError(
-                f"href {href!r} names no API version segment ({known}); refusing to follow it",
+                f"href {quoted(href)} names no API version segment ({known}); refusing to follow it",
                 href=href,
                 relation=relation,
             )
@@ -115,7 +119,7 @@ class ApiRoot:
         _check_segments(rest, href, relation)
         query = parts.query
         if any(c in _FORBIDDEN_CHARS for c in query):
-            raise LinkError(f"href {href!r} has a malformed query", href=href, relation=relation)
+            raise LinkError(f"href {quoted(href)} has a malformed query", href=href, relation=relation)
         url = f"{self.base_url}/{segments[index].lower()}/{rest}"
         return f"{url}?{query}" if query else url
 
@@ -137,17 +141,25 @@ def with_query(url: str, pairs: tuple[tuple[str, str], ...]) -> str:
     return f"{path}?{'&'.join(kept)}"
 
 
+def quoted(href: str) -> str:
+    """``href`` as a `LinkError`'s message quotes it: its ``repr``, of its first `_HREF_QUOTED`
+    characters and followed by its length when it is longer."""
+    if len(href) <= _HREF_QUOTED:
+        return repr(href)
+    return f"{href[:_HREF_QUOTED]!r}... ({len(href)} characters)"
+
+
 def scrubbed_link_error(error: LinkError, scrub: Callable[[str], str]) -> LinkError:
     """``error`` with its href passed through ``scrub``, in ``href`` and in the message (which
-    quotes it as ``repr``: scrubbing the message alone would miss a secret the repr escapes).
-    ``error`` itself when there is nothing to hide."""
+    quotes it as `quoted`: scrubbing the message alone would miss a secret the repr escapes, or
+    one cut in two where the quote ends). ``error`` itself when there is nothing to hide."""
     href = error.href
     if href is None:
         return error
     shown = scrub(href)
     if shown == href:
         return error
-    message = scrub(error.message.replace(repr(href), repr(shown)))
+    message = scrub(error.message.replace(quoted(href), quoted(shown)))
     scrubbed = LinkError(message, href=shown, relation=error.relation)
     # No cause: a traceback prints it, and the parser's error may quote any part of the href (a
     # part of a secret, which no scrub finds: urlsplit quotes a refused host, userinfo included).
@@ -156,9 +168,9 @@ def scrubbed_link_error(error: LinkError, scrub: Callable[[str], str]) -> LinkEr
 
 def scrub_error(error: VBOError, scrub: Callable[[str], str]) -> None:
     """Pass ``error``'s ``url`` and a `LinkError`'s ``href`` through ``scrub``, in place, and put
-    the scrubbed text where the message quotes them (as is or as ``repr``, which escapes what the
-    scrub looks for). In place: re-raised as it is, no scrubbed copy keeps the unscrubbed error as
-    its context.
+    the scrubbed text where the message quotes them (as is, as ``repr``, which escapes what the
+    scrub looks for, or as `quoted`, which may cut a secret in two). In place: re-raised as it
+    is, no scrubbed copy keeps the unscrubbed error as its context.
 
     A server may put a secret into an href the client follows (it lies below the API root): the
     error of the request quotes that URL. The rest of the message is left alone: server text in
@@ -171,6 +183,7 @@ def scrub_error(error: VBOError, scrub: Callable[[str], str]) -> None:
             shown = scrub(value)
             if shown != value:
                 setattr(error, name, shown)
+                message = message.replace(quoted(value), quoted(shown))
                 message = message.replace(repr(value), repr(shown)).replace(value, shown)
     if message != error.message:
         error.message = message
@@ -220,7 +233,7 @@ def _check_each_segment(rest: str, href: str, relation: str | None) -> None:
     """`_check_segments` segment by segment: nothing (an empty path), a dot segment, a refused
     character, an encoded slash or a ``%`` starting no ``%XX`` escape is a `LinkError`."""
     if not rest:
-        raise LinkError(f"href {href!r} names no resource", href=href, relation=relation)
+        raise LinkError(f"href {quoted(href)} names no resource", href=href, relation=relation)
     for segment in rest.split("/"):
         decoded = unquote(segment)
         if (
@@ -230,7 +243,7 @@ def _check_each_segment(rest: str, href: str, relation: str | None) -> None:
             or _BARE_PERCENT.search(segment) is not None
         ):
             raise LinkError(
-                f"href {href!r} would leave the API root; refusing to follow it",
+                f"href {quoted(href)} would leave the API root; refusing to follow it",
                 href=href,
                 relation=relation,
             )
