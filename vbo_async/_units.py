@@ -510,7 +510,9 @@ async def _batch_health(
         )
         return {id(job): health for job, health in zip(jobs, judged, strict=True)}
     sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
-    failures: dict[str, VBOError] = {}
+    # An id no request can name (``a/b``): its sessions cannot be read, as `_judged` says for
+    # a tenant swept alone, whatever the server-wide window holds of them.
+    failures: dict[str, VBOError] = {job.id: refusal for job in jobs if (refusal := _unnamable(job))}
     if error is None:
         # What `VBOClient.job_health` would read of each job's newest runs, and no more: a run
         # beyond them (a success 27 h ago behind 50 newer runs) must not change the verdict.
@@ -520,7 +522,11 @@ async def _batch_health(
         # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does, and is
         # judged from those alone: the window's older runs would make a job that never succeeded
         # look stale for longer than the runs `job_health` sees.
-        lacking = [job for job in jobs if window_falls_short(job, sessions.get(job.id.lower(), ()), policy)]
+        lacking = [
+            job
+            for job in jobs
+            if job.id not in failures and window_falls_short(job, sessions.get(job.id.lower(), ()), policy)
+        ]
         own = await _each(lacking, lambda job: _own_sessions(client, job), client._max_concurrency)
         for job, found in zip(lacking, own, strict=True):
             if isinstance(found, VBOError):
@@ -530,7 +536,8 @@ async def _batch_health(
     return {
         id(job): assess(
             job,
-            sessions.get(job.id.lower(), ()),
+            # A job whose own sessions could not be read is judged from none, as `job_health` judges it.
+            () if job.id in failures else sessions.get(job.id.lower(), ()),
             policy=policy,
             now=context.now,
             error=failures.get(job.id, error),
@@ -588,6 +595,16 @@ async def _judged(client: VBOClient, job: Job, policy: HealthPolicy, now: dt.dat
         return await client.job_health(job, policy=policy, now=now)
     except ConfigError as exc:
         return assess(job, (), policy=policy, now=now, error=exc)
+
+
+def _unnamable(job: Job) -> ConfigError | None:
+    """The `ConfigError` of a job id that cannot name its sessions in a request (``a/b``), as
+    `VBOClient.job_health` raises it; None for an id that can (pure)."""
+    try:
+        id_argument(job.id, "job.id")
+    except ConfigError as exc:
+        return exc
+    return None
 
 
 async def _own_sessions(client: VBOClient, job: Job) -> list[JobSession] | VBOError:

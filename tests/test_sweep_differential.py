@@ -1,0 +1,400 @@
+"""Differential tests of the sweeps: a batch (one server-wide job listing split by tenant, the
+server's recent sessions for health) against tenant by tenant and against `VBOClient.job_health`
+per job, on generated hostile-but-valid server states (ids in odd cases, duplicated across
+tenants, ids no request can name, sessions of unknown jobs, running sessions, jobs never run,
+``lastBackup`` newer or older than the sessions, tenants without jobs, empty names)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, unquote
+
+import attrs
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vbo_async import (
+    ConfigError,
+    HealthPolicy,
+    HealthState,
+    JobHealth,
+    PollResult,
+    PollTarget,
+    RetryPolicy,
+    VBOClient,
+)
+from vbo_async._health import assess
+from vbo_async._prefetch import LinkCache
+from vbo_async._units import Batch, Context, run_unit
+
+from .test_properties import FEW
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+NO_WAIT = RetryPolicy(attempts=1, wait_initial=0, wait_max=0, wait_jitter=0)
+BASE = "https://vbo.test:4443"
+VERSIONS = ("v1", "v6", "v7", "v8")
+
+
+@attrs.frozen
+class Org:
+    id: str
+    name: str
+
+
+@attrs.frozen
+class Run:
+    id: str
+    job_id: str
+    status: str
+    created: dt.datetime
+    ended: dt.datetime | None
+    will_retry: bool
+
+
+@attrs.frozen
+class JobState:
+    id: str
+    org_id: str
+    name: str
+    enabled: bool
+    last_status: str | None
+    last_run: dt.datetime | None
+    last_backup: dt.datetime | None
+
+
+@attrs.frozen
+class State:
+    orgs: tuple[Org, ...]
+    jobs: tuple[JobState, ...]
+    runs: tuple[Run, ...]
+
+
+def _guid(number: int) -> str:
+    return f"{number:08x}-0000-4000-8000-{number:012x}"
+
+
+def _cased(text: str, upper: bool) -> str:
+    return text.upper() if upper else text
+
+
+ODD_IDS = [
+    "job/1",
+    "50%",
+    "100%25",
+    " job",
+    "job\t",
+    "..",
+    "a?b",
+    "a#b",
+    "a\\b",
+    "jöb-ünï",
+    "job 1",
+    "ＪＯＢ",
+]
+
+
+@st.composite
+def states(draw: st.DrawFn) -> State:
+    """A server's organizations, jobs and sessions: valid by the reference's rules, hostile
+    where the rules leave room. Two things a server does not do are left out, where a batch,
+    which reads the runs ended within its window, cannot tell: one job's runs overlapping, and
+    a failure said to be retried (``jobWillBeRetried``) that no retry followed for longer than
+    the window."""
+    org_count = draw(st.integers(1, 4))
+    orgs = tuple(
+        Org(_cased(_guid(0xA000 + n), draw(st.booleans())), draw(st.sampled_from(["", "Contoso", "ü"])))
+        for n in range(org_count)
+    )
+    jobs: list[JobState] = []
+    for n in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["guid", "guid", "odd", "duplicate"]))
+        if kind == "odd":
+            job_id = draw(st.sampled_from(ODD_IDS))
+        elif kind == "duplicate" and jobs:
+            job_id = _cased(draw(st.sampled_from(jobs)).id, draw(st.booleans()))
+        else:
+            job_id = _cased(_guid(0xB000 + n), draw(st.booleans()))
+        org = draw(st.sampled_from(orgs))
+        last_run = draw(st.none() | st.integers(0, 24 * 60).map(lambda m: NOW - dt.timedelta(minutes=m * 3)))
+        jobs.append(
+            JobState(
+                id=job_id,
+                org_id=_cased(org.id, draw(st.booleans())),
+                name=draw(st.sampled_from(["", "Daily", "nächtlich"])),
+                enabled=draw(st.booleans() | st.just(True)),
+                last_status=None
+                if last_run is None
+                else draw(st.sampled_from([None, "Success", "Warning", "Failed", "Running", "Stopped"])),
+                last_run=last_run,
+                last_backup=draw(
+                    st.none() | st.integers(0, 24 * 60).map(lambda m: NOW - dt.timedelta(minutes=m * 3))
+                ),
+            )
+        )
+    runs: list[Run] = []
+    job_ids = [job.id for job in jobs] + [_guid(0xDEAD)]  # one job the server does not list
+    for n in range(draw(st.integers(0, 14))):
+        job_id = _cased(draw(st.sampled_from(job_ids)), draw(st.booleans()))
+        created = NOW - dt.timedelta(minutes=draw(st.integers(1, 24 * 60)) * 3)
+        status = draw(st.sampled_from(["Success", "Warning", "Failed", "Running", "Stopped", "Queued"]))
+        running = status in ("Running", "Queued")
+        ended = None if running else created + dt.timedelta(minutes=draw(st.integers(0, 600)))
+        runs.append(
+            Run(
+                id=_cased(_guid(0xC000 + n), draw(st.booleans())),
+                job_id=job_id,
+                status=status,
+                created=created,
+                ended=None if ended is None else min(ended, NOW),
+                # A retry follows within minutes: a failure still to be retried is a recent one.
+                will_retry=status == "Failed"
+                and NOW - created < dt.timedelta(hours=2)
+                and draw(st.booleans()),
+            )
+        )
+    # One job's runs follow each other (a run ends before the next one begins).
+    runs.sort(key=_newest_first)
+    for index, run in enumerate(runs):
+        later = [other.created for other in runs[index + 1 :] if other.job_id.lower() == run.job_id.lower()]
+        if run.ended is not None and later and run.ended > later[0]:
+            runs[index] = attrs.evolve(run, ended=later[0])
+    # A job's lastRun and lastStatus are its newest run's (its own or, for a job without
+    # sessions, whatever the generator drew: their history may be gone); a job listed twice is
+    # one job, under one summary.
+    for index, job in enumerate(jobs):
+        mine = [run for run in runs if run.job_id.lower() == job.id.lower()]
+        if mine:
+            newest = max(mine, key=_newest_first)
+            jobs[index] = attrs.evolve(job, last_run=newest.created, last_status=newest.status)
+        first = next(other for other in jobs if other.id.lower() == job.id.lower())
+        jobs[index] = attrs.evolve(
+            jobs[index], last_run=first.last_run, last_status=first.last_status, last_backup=first.last_backup
+        )
+    return State(orgs=orgs, jobs=tuple(jobs), runs=tuple(runs))
+
+
+def _stamp(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _newest_first(run: Run) -> tuple[dt.datetime, str]:
+    return run.created, run.id
+
+
+def server(state: State, version: str) -> Callable[[httpx.Request], httpx.Response]:
+    """``state`` as a VBO server of ``version`` speaks it (the wire of the reference notes: v1
+    bare arrays, absolute hrefs and string booleans; v6+ pages, v7 ``lastBackup`` and
+    ``jobWillBeRetried``, v8 ``organizationId`` and ``jobId``); ids matched ignoring case, as
+    the servers do; a job's sessions newest first."""
+    v1 = version == "v1"
+    root = f"{BASE}/{version}" if v1 else f"/{version}"
+
+    def href(*segments: str) -> dict[str, str]:
+        return {"href": root + "".join("/" + quote(segment, safe="") for segment in segments)}
+
+    def org_wire(org: Org) -> dict[str, Any]:
+        return {"id": org.id, "name": org.name, "_links": {"self": href("Organizations", org.id)}}
+
+    def job_wire(job: JobState) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "id": job.id,
+            "name": job.name,
+            "lastStatus": job.last_status,
+            "lastRun": _stamp(job.last_run),
+            "isEnabled": ("true" if job.enabled else "false") if v1 else job.enabled,
+        }
+        if version in ("v7", "v8"):
+            wire["lastBackup"] = _stamp(job.last_backup)
+        if version == "v8":
+            wire["organizationId"] = job.org_id
+        wire["_links"] = {
+            "self": href("Jobs", job.id),
+            "organization": href("Organizations", job.org_id),
+            "jobsessions": href("Jobs", job.id, "JobSessions"),
+        }
+        return wire
+
+    def run_wire(run: Run) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "id": run.id,
+            "creationTime": _stamp(run.created),
+            "endTime": _stamp(run.ended),
+            "status": run.status,
+        }
+        if version in ("v7", "v8"):
+            wire["jobWillBeRetried"] = run.will_retry
+            wire["mainSessionId"] = run.id
+        if version == "v8":
+            wire["jobId"] = run.job_id
+        wire["_links"] = {"self": href("JobSessions", run.id), "job": href("Jobs", run.job_id)}
+        return wire
+
+    def listing(items: list[dict[str, Any]], request: httpx.Request) -> httpx.Response:
+        if v1:
+            return httpx.Response(200, json=items)
+        params = {key.lower(): value for key, value in request.url.params.items()}
+        offset, limit = int(params.get("offset", 0)), int(params.get("limit", 30))
+        page = {"offset": offset, "limit": limit, "results": items[offset : offset + limit], "_links": {}}
+        return httpx.Response(200, json=page)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        segments = [unquote(s) for s in request.url.raw_path.decode().split("?")[0].split("/")[1:]]
+        if segments[0] != version:
+            return httpx.Response(404, json={"message": "not routed"})
+        path = [segment.lower() for segment in segments[1:]]
+        params = {key.lower(): value for key, value in request.url.params.items()}
+        if path == ["token"]:
+            return httpx.Response(200, json={"access_token": "t", "refresh_token": "r", "expires_in": 3600})
+        if path == ["organizations"]:
+            return listing([org_wire(org) for org in state.orgs], request)
+        if len(path) >= 2 and path[0] == "organizations":
+            org = next((o for o in state.orgs if o.id.lower() == path[1]), None)
+            if org is None:
+                return httpx.Response(404, json={"message": "Organization not found."})
+            if len(path) == 2:
+                return httpx.Response(200, json=org_wire(org))
+            if path[2:] == ["jobs"] and version != "v8":
+                return httpx.Response(
+                    200, json=[job_wire(j) for j in state.jobs if j.org_id.lower() == path[1]]
+                )
+        if path == ["jobs"]:
+            wanted = params.get("organizationid") if version == "v8" else None
+            jobs = [j for j in state.jobs if wanted is None or j.org_id.lower() == wanted.lower()]
+            return listing([job_wire(job) for job in jobs], request)
+        runs = sorted(state.runs, key=_newest_first, reverse=True)
+        if len(path) == 3 and path[0] == "jobs" and path[2] == "jobsessions" and version in ("v1", "v6"):
+            return listing([run_wire(run) for run in runs if run.job_id.lower() == path[1]], request)
+        if path == ["jobsessions"] and not v1:
+            if "jobid" in params and version != "v6":
+                runs = [run for run in runs if run.job_id.lower() == params["jobid"].lower()]
+            if "endtimelowerbound" in params:
+                since = dt.datetime.fromisoformat(params["endtimelowerbound"])
+                runs = [run for run in runs if (run.ended or run.created) >= since]
+            return listing([run_wire(run) for run in runs], request)
+        return httpx.Response(404, json={"message": "no such path"})
+
+    return handle
+
+
+def client(state: State, version: str) -> VBOClient:
+    return VBOClient(
+        BASE,
+        username="u",
+        password="p",
+        api_version=version,
+        transport=httpx.MockTransport(server(state, version)),
+        retry=NO_WAIT,
+    )
+
+
+async def delivered(
+    vbo: VBOClient, state: State, policy: HealthPolicy, *, batched: bool
+) -> dict[str, PollResult]:
+    """What `run_unit` delivers for every tenant of ``state``, as one batch or tenant by tenant,
+    judged at `NOW`."""
+    results: dict[str, PollResult] = {}
+    targets = [PollTarget(client=vbo, organization_id=org.id) for org in state.orgs]
+    async with asyncio.TaskGroup() as group:
+        context = Context(
+            follow=(),
+            health=policy,
+            now=NOW,
+            links=LinkCache(group),
+            emit=lambda result: results.setdefault(result.target.organization_id, result),
+        )
+        units = [Batch(vbo, tuple(targets))] if batched else targets
+        for unit in units:
+            await run_unit(unit, context)
+    return results
+
+
+def verdict(health: JobHealth) -> tuple[Any, ...]:
+    """What must not depend on how the job was read: the state, and the reason but for its
+    figures (a batch dates a last run that ended before its window by the job's ``lastRun``,
+    its start, where `job_health` reads the run's end; ``last_session`` may differ likewise:
+    docs/monitoring.md)."""
+    return (health.state, re.sub("[0-9]+ (min|h|days)", "#", health.reason))
+
+
+async def job_health(vbo: VBOClient, result: PollResult, policy: HealthPolicy) -> dict[str, tuple[Any, ...]]:
+    """`VBOClient.job_health` of every job of ``result`` (an id no request can name: the
+    `ConfigError` it raises, as a sweep's ``policy.unreadable``)."""
+    judged = {}
+    for job in result.jobs:
+        try:
+            health = await vbo.job_health(job, policy=policy, now=NOW)
+        except ConfigError as exc:
+            health = assess(job, (), policy=policy, now=NOW, error=exc)
+        judged[job.id] = verdict(health)
+    return judged
+
+
+POLICIES = st.sampled_from(
+    [
+        HealthPolicy(),
+        HealthPolicy(max_age=dt.timedelta(hours=6)),
+        HealthPolicy(max_age=None),
+        HealthPolicy(max_age=dt.timedelta(days=3), disabled=None),
+    ]
+)
+
+
+@settings(FEW, max_examples=60)
+@given(state=states(), version=st.sampled_from(VERSIONS), policy=POLICIES)
+async def test_a_batch_tenant_by_tenant_and_job_health_agree_on_any_server_state(
+    state: State, version: str, policy: HealthPolicy
+) -> None:
+    """Per tenant: the same error and jobs (every field), and per job the same state and
+    reason (`verdict`), whichever way the server was swept, and as `job_health` judges it."""
+    async with client(state, version) as vbo:
+        batched = await delivered(vbo, state, policy, batched=True)
+        alone = await delivered(vbo, state, policy, batched=False)
+        assert batched.keys() == alone.keys() == {org.id for org in state.orgs}
+        for org_id, result in batched.items():
+            other = alone[org_id]
+            assert type(result.error) is type(other.error), (org_id, result.error, other.error)
+            assert sorted(result.jobs, key=repr) == sorted(other.jobs, key=repr)
+            mine = {job_id: verdict(health) for job_id, health in result.health.items()}
+            theirs = {job_id: verdict(health) for job_id, health in other.health.items()}
+            assert mine == theirs, org_id
+            assert theirs == await job_health(vbo, other, policy), org_id
+
+
+def _tenant(*jobs: JobState, runs: tuple[Run, ...] = ()) -> State:
+    return State(orgs=(Org(_guid(0xA000), "Contoso"),), jobs=jobs, runs=runs)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("ran", [False, True], ids=["never-run", "ran"])
+async def test_a_job_id_no_request_can_name_is_unknown_batched_as_alone(version: str, ran: bool) -> None:
+    """``job/1`` cannot name its sessions in a request: tenant by tenant its health is UNKNOWN
+    ("sessions could not be read"); a batch said "never run" (or judged it from the
+    server-wide window, a running session included) instead."""
+    job = JobState(
+        id="job/1",
+        org_id=_guid(0xA000),
+        name="odd",
+        enabled=True,
+        last_status="Running" if ran else None,
+        last_run=NOW - dt.timedelta(hours=1) if ran else None,
+        last_backup=None,
+    )
+    runs = (Run(_guid(0xC000), "job/1", "Running", NOW - dt.timedelta(hours=1), None, False),) if ran else ()
+    state = _tenant(job, runs=runs)
+    async with client(state, version) as vbo:
+        batched = await delivered(vbo, state, HealthPolicy(), batched=True)
+        alone = await delivered(vbo, state, HealthPolicy(), batched=False)
+    for results in (batched, alone):
+        health = results[_guid(0xA000)].health["job/1"]
+        assert health.state == HealthState.UNKNOWN, health
+        assert health.reason == (
+            "sessions could not be read: job.id must be one URL path segment: "
+            "no slash, backslash, question mark, hash sign or percent sign"
+        )
+        assert health.running is None  # no session of it was read
