@@ -494,7 +494,7 @@ def test_piped_organizations_forced_into_colour_keep_long_names_on_one_line(
     long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
     found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
 
-    async def listing(connection: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
+    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
         return found, {}
 
     monkeypatch.setattr(_flows, "list_organizations", listing)
@@ -2196,12 +2196,12 @@ HUNG_HOST = "vbo.unanswered.test"
 
 
 def run_during_a_hung_lookup(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *argv: str
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path | None, *argv: str
 ) -> Result:
     """``vbo-async *argv --targets FILE`` for a targets file naming one server whose name lookup
     never ends (a DNS server that does not answer: the lookup runs in a thread, which cancelling
-    cannot stop). Asserts that the command ended while the lookup still hung, then returns its
-    result."""
+    cannot stop); without ``tmp_path``, ``vbo-async *argv`` (naming `HUNG_HOST` itself). Asserts
+    that the command ended while the lookup still hung, then returns its result."""
     release = threading.Event()
     looked_up = threading.Event()
     real = socket.getaddrinfo
@@ -2215,13 +2215,13 @@ def run_during_a_hung_lookup(
 
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    targets = write_targets(
-        tmp_path / "t.toml", server_table("dns", f"https://{HUNG_HOST}:4443", "VBO_PASSWORD")
-    )
+    if tmp_path is not None:
+        targets = write_targets(
+            tmp_path / "t.toml", server_table("dns", f"https://{HUNG_HOST}:4443", "VBO_PASSWORD")
+        )
+        argv = (*argv, "--targets", str(targets))
     results: list[Result] = []
-    command = threading.Thread(
-        target=lambda: results.append(run(capsys, *argv, "--targets", str(targets))), daemon=True
-    )
+    command = threading.Thread(target=lambda: results.append(run(capsys, *argv)), daemon=True)
     try:
         command.start()
         command.join(HANG_GUARD)
@@ -2245,6 +2245,72 @@ def test_a_name_lookup_that_hangs_does_not_hold_poll_past_its_timeout(
     assert (
         summary_line(result.out) == "0 jobs on 0 tenants: 0 critical, 0 warning; 1 server could not be read"
     )
+
+
+# --- jobs and organizations --timeout, as poll's -------------------------------------------------------
+
+
+def one_server_args(command: str, url: str, *extra: str) -> list[str]:
+    """``jobs --org contoso`` or ``organizations`` against ``url``."""
+    if command == "organizations":
+        return ["organizations", "--server", url, "--username", "admin", *extra]
+    return jobs_args(url, "contoso", *extra)
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+async def test_jobs_and_organizations_timeout_give_up_on_a_server_that_never_answers(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """``--timeout`` on the commands of one server, as poll's: a server that accepts connections
+    and never answers held them for the library's own time limits (about 2 minutes); at the
+    deadline it is the failure poll's row says (``no answer within 2s``), exit 1, and with
+    --json the failure object (a guard, not a timing, stops a hanging run)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with silent_server() as silent:
+        argv = one_server_args(command, silent, "--timeout", "2s")
+        table = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
+        as_json = await asyncio.wait_for(run_in_thread(capsys, *argv, "--json"), HANG_GUARD)
+    assert error_line(table) == "vbo-async: error: no answer within 2s"
+    line, rows = json_failure(as_json, ORGANIZATION_KEYS if command == "organizations" else JSON_KEYS)
+    assert line == "vbo-async: error: no answer within 2s"
+    if command == "organizations":
+        assert rows == [{"id": None, "name": None, "error": "no answer within 2s"}]
+    else:
+        assert rows == [
+            dict.fromkeys(JSON_KEYS)
+            | {"server": silent, "organization": "contoso", "error": "no answer within 2s"}
+        ]
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+async def test_jobs_and_organizations_timeout_leave_what_answers_in_time_alone(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    org_id: str,
+    command: str,
+) -> None:
+    """A server that answers within the --timeout is read as without it (a number alone being
+    seconds, as for poll and check), and still signed out of."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    without = await run_in_thread(capsys, *json_command(command, http_url, org_id)[0])
+    within = await run_in_thread(capsys, *json_command(command, http_url, org_id)[0], "--timeout", "50")
+    assert without.code == within.code == 0, within.err
+    assert within.out == without.out
+    assert json.loads(within.out)
+    assert simulator.stats.logouts == {"v8": 2}
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_a_name_lookup_that_hangs_does_not_hold_jobs_or_organizations_past_their_timeout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """jobs and organizations end at their --timeout as poll does, not when the lookup's
+    thread ends."""
+    argv = one_server_args(command, f"https://{HUNG_HOST}:4443", "--timeout", "2s")
+    result = run_during_a_hung_lookup(capsys, monkeypatch, None, *argv)
+    assert error_line(result) == "vbo-async: error: no answer within 2s"
 
 
 # --- simulate ------------------------------------------------------------------------------------------
@@ -2615,6 +2681,14 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
             "Invalid value for '--timeout': 'soon' is not",
         ),
         (["poll", "--targets", "t.toml", "--timeout", "0s"], "Invalid value for '--timeout': '0s' must be"),
+        (
+            [*jobs_args("http://127.0.0.1:1", "o"), "--timeout", "soon"],
+            "Invalid value for '--timeout': 'soon' is not",
+        ),
+        (
+            ["organizations", "--server", "http://127.0.0.1:1", "--username", "a", "--timeout", "0"],
+            "Invalid value for '--timeout': '0' must be",
+        ),
         (["simulate", "--port", "70000"], "'--port'"),
         (["organizations", "--server", "http://127.0.0.1:1"], "Missing option '--username'"),
     ],
@@ -2627,6 +2701,8 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
         "poll-without-targets",
         "poll-timeout-not-a-duration",
         "poll-timeout-zero",
+        "jobs-timeout-not-a-duration",
+        "organizations-timeout-zero",
         "port-out-of-range",
         "organizations-without-username",
     ],
@@ -2652,6 +2728,7 @@ COMMAND_OPTIONS = {
         "--ca-bundle",
         "--insecure",
         "--org",
+        "--timeout",
         "--max-age",
         "--schedule-aware",
         "--json",
@@ -2664,6 +2741,7 @@ COMMAND_OPTIONS = {
         "--api-version",
         "--ca-bundle",
         "--insecure",
+        "--timeout",
         "--json",
     ],
     "poll": ["--targets", "--concurrency", "--timeout", "--max-age", "--schedule-aware", "--json", "--wide"],

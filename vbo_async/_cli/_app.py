@@ -259,6 +259,19 @@ def _concurrency(default: int, what: str) -> Callable[[F], F]:
     return click.option("--concurrency", type=click.IntRange(min=1), default=default, help=what)
 
 
+def _timeout(then: str) -> Callable[[F], F]:
+    """``--timeout DURATION`` of ``poll``, ``jobs`` and ``organizations``, read as ``check``'s
+    ``-t`` is (`seconds_or_duration`), no limit by default; ``then`` says what happens then."""
+    return click.option(
+        "--timeout",
+        default=None,
+        metavar="DURATION",
+        callback=seconds_or_duration,
+        help="Give up after this long (90s, 2m, 1h30m; a number alone is seconds, as for check's -t): "
+        f"{then} [default: no limit].",
+    )
+
+
 # --- output -------------------------------------------------------------------------------------
 
 
@@ -406,11 +419,13 @@ def simulate(
     metavar="ID|NAME",
     help="Organization id, or name (case-insensitive).",
 )
+@_timeout("a server that has not answered by then is a failure ('no answer within 2m', exit code 1)")
 @health_options
 @output_options
 def jobs(
     connection: Connection,
     organization: str,
+    timeout: dt.timedelta | None,
     max_age: dt.timedelta,
     schedule_aware: bool,
     as_json: bool,
@@ -425,8 +440,9 @@ def jobs(
     """
     from ._flows import jobs as run
 
+    policy = health_policy(max_age, schedule_aware)
     try:
-        report = asyncio.run(run(connection, organization, policy=health_policy(max_age, schedule_aware)))
+        report = run_unheld(run(connection, organization, policy=policy, give_up_after=timeout))
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
         if as_json and (row := failure_row(exc, connection.name, organization=organization)) is not None:
@@ -437,8 +453,9 @@ def jobs(
 
 @cli.command()
 @connection_options
+@_timeout("a server that has not answered by then is a failure ('no answer within 2m', exit code 1)")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table.")
-def organizations(connection: Connection, as_json: bool) -> Outcome:
+def organizations(connection: Connection, timeout: dt.timedelta | None, as_json: bool) -> Outcome:
     """List the organizations (tenants) of a server, ids and names.
 
     With --json, one object per organization with "id", "name" and "error" (null, or why the
@@ -455,7 +472,7 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     from ._flows import list_organizations
 
     try:
-        found, undecoded = asyncio.run(list_organizations(connection))
+        found, undecoded = run_unheld(list_organizations(connection, give_up_after=timeout))
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
         if as_json and (row := failure_row(exc, connection.name)) is not None:
@@ -489,14 +506,9 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     "organizations, ca_bundle, insecure, api_version and max_concurrency (others are refused).",
 )
 @_concurrency(16, "How many servers are listed at once, and tenants polled at once on each server.")
-@click.option(
-    "--timeout",
-    default=None,
-    metavar="DURATION",
-    callback=seconds_or_duration,
-    help="Give up after this long (90s, 2m, 1h30m; a number alone is seconds, as for check's -t): "
+@_timeout(
     "each server or tenant that has not answered by then is listed as not read ('no answer within "
-    "2m'), everything read is shown [default: no limit].",
+    "2m'), everything read is shown"
 )
 @health_options
 @output_options
