@@ -44,6 +44,7 @@ from ._connect import (
 )
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
+from ._plugin import DurationError, parse_duration
 from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
 from ._threads import run_unheld
@@ -244,15 +245,30 @@ def output_options(command: F) -> F:
 class Seconds(click.FloatRange):
     """A finite number of seconds of at least ``min``: `click.FloatRange`, which lets ``nan``
     through (it compares false with every bound) and ``inf``, refusing both as a usage error
-    naming the option (an endless interval or sweep budget is no schedule)."""
+    naming the option (an endless interval or sweep budget is no schedule). A duration
+    (``90s``, ``5m``, ``1h30m``) is its seconds, as ``poll --timeout`` and ``check -t`` read it
+    (`parse_duration`)."""
 
     name = "seconds"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _is_number(value):
+            try:
+                value = parse_duration(value).total_seconds()
+            except DurationError as exc:
+                self.fail(str(exc), param, ctx)
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         return number
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _concurrency(default: int, what: str) -> Callable[[F], F]:
@@ -569,15 +585,17 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
     "--interval",
     type=Seconds(min=1),
     default=60.0,
-    metavar="SECONDS",
-    help="Seconds from the start of one sweep of a server to the start of its next.",
+    metavar="DURATION",
+    help="From the start of one sweep of a server to the start of its next (90s, 5m, 1h30m; a number "
+    "alone is seconds, as for poll's and check's --timeout).",
 )
 @click.option(
     "--timeout",
     type=Seconds(min=1),
     default=None,
-    metavar="SECONDS",
-    help="Seconds one server's sweep may take before that server counts as down [default: the interval].",
+    metavar="DURATION",
+    help="How long one server's sweep may take before that server counts as down (as --interval is "
+    "written) [default: the interval].",
 )
 @_concurrency(8, "How many tenants (or whole-server batches) are polled at once on each server.")
 @health_options
