@@ -1584,6 +1584,31 @@ def test_an_unusable_server_url_is_a_usage_error_before_the_password_prompt(
     )
 
 
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "no-terminal"])
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_a_ca_bundle_that_cannot_be_loaded_is_a_usage_error_naming_it_before_the_password_prompt(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: str,
+    terminal: bool,
+) -> None:
+    """A --ca-bundle that exists but is no PEM (a certificate exported from Windows as DER) is
+    found before any password is asked for and named as the option, as poll, check and serve
+    name a targets file's ca_bundle: it was found after the prompt (without a terminal the
+    error was 'no password' instead), and named the server's URL."""
+    bundle = tmp_path / "east.cer"
+    bundle.write_bytes(b"0\x82\x03\x1d0\x82\x02\x05\xa0\x03\x02\x01\x02")
+    monkeypatch.setattr(sys, "stdin", _Terminal() if terminal else io.StringIO())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    argv, _ = json_command(command, "https://127.0.0.1:4443", "org")
+    line = error_line(run(capsys, *argv, "--ca-bundle", str(bundle)), code=2)
+    assert line.startswith(
+        f"vbo-async: error: Invalid value for '--ca-bundle': cannot load the CA bundle '{bundle}': "
+    )
+    assert line.endswith(f"(see 'vbo-async {command} --help')")
+
+
 # --- hints for the usual connection mistakes, against real servers -----------------------------------
 
 

@@ -36,6 +36,7 @@ from ._connect import (
     DEFAULT_API_VERSION,
     NOT_A_VARIABLE,
     Connection,
+    ca_bundle_problem,
     explain,
     is_terminal,
     is_variable_name,
@@ -181,6 +182,8 @@ def connection_options(command: F) -> F:
             raise click.UsageError(f"--server {unknown}", ctx=context)
         if (problem := url_problem(server, source="options")) is not None:  # before any prompt
             raise click.UsageError(f"--server {problem}", ctx=context)
+        if ca_bundle is not None and (problem := ca_bundle_problem(ca_bundle)) is not None:
+            raise click.BadParameter(problem, ctx=context, param_hint="'--ca-bundle'")
         explicit = context.get_parameter_source("api_version") is not ParameterSource.DEFAULT
         connection = Connection.build(
             server,
