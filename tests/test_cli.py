@@ -504,6 +504,34 @@ def test_piped_organizations_forced_into_colour_keep_long_names_on_one_line(
     assert table_rows(result.out) == [[long_name, found[0].id]]
 
 
+@pytest.mark.parametrize("wide", [False, True], ids=["narrow", "wide"])
+def test_organizations_takes_wide_as_jobs_and_poll_do(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, wide: bool
+) -> None:
+    """``organizations --wide`` (refused: 'No such option') shows every name whole on one line
+    on a terminal too narrow for it, as ``jobs --wide`` shows every column; without it the name
+    folds there."""
+    long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
+    found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
+
+    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
+        return found, {}
+
+    monkeypatch.setattr(_flows, "list_organizations", listing)
+    monkeypatch.setattr(_app, "_piped", lambda: False)  # stdout a terminal of 60 columns
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", "60")
+    argv = ["organizations", "--server", "https://vbo01.example.com", "--username", "admin"]
+    result = run(capsys, *argv, *(["--wide"] if wide else []))
+    assert result.code == 0, result.err
+    rows = table_rows(ANSI.sub("", result.out))
+    if wide:
+        assert rows == [[long_name, found[0].id]]
+    else:
+        assert len(rows) > 1
+        assert "".join(name for name, _ in rows) == long_name
+
+
 def test_the_demo_shows_a_realistic_mix_of_health(capsys: pytest.CaptureFixture[str]) -> None:
     """Most jobs OK, some CRITICAL (failed, or no success for too long), some WARNING (warnings,
     never run), some disabled: every reason an operator meets, none dominating."""
@@ -2768,6 +2796,7 @@ COMMAND_OPTIONS = {
         "--insecure",
         "--timeout",
         "--json",
+        "--wide",
     ],
     "poll": ["--targets", "--concurrency", "--timeout", "--max-age", "--schedule-aware", "--json", "--wide"],
     "serve": [

@@ -473,8 +473,8 @@ def jobs(
 @cli.command()
 @connection_options
 @_timeout("a server that has not answered by then is a failure ('no answer within 2m', exit code 1)")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table.")
-def organizations(connection: Connection, timeout: dt.timedelta | None, as_json: bool) -> Outcome:
+@output_options
+def organizations(connection: Connection, timeout: dt.timedelta | None, as_json: bool, wide: bool) -> Outcome:
     """List the organizations (tenants) of a server, ids and names.
 
     With --json, one object per organization with "id", "name" and "error" (null, or why the
@@ -509,7 +509,7 @@ def organizations(connection: Connection, timeout: dt.timedelta | None, as_json:
 
             from ._table import print_organizations
 
-            print_organizations(found, Console(), wide=_piped())
+            print_organizations(found, Console(), wide=wide or _piped())
         sys.stdout.flush()
     # The organizations the server listed but that could not be decoded: the rest is printed.
     _say_error(*(f"organization {key or '(id unreadable)'}: {error}" for key, error in undecoded.items()))
