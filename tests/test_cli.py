@@ -863,6 +863,22 @@ async def test_jobs_unknown_organization_lists_the_candidates(
     assert f"did you mean {names[0]!r}" in line
 
 
+@pytest.mark.parametrize("json_option", [[], ["--json"]], ids=["table", "json"])
+def test_jobs_with_org_given_twice_is_a_usage_error_not_the_last_one_alone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, json_option: list[str]
+) -> None:
+    """``check --org a --org b`` checks both; ``jobs --org a --org b`` listed b's jobs alone,
+    silently. It is a usage error naming both, before any password prompt or request."""
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    argv = [*jobs_args(f"http://127.0.0.1:{closed_port()}", "contoso"), "--org", "Fabrikam", *json_option]
+    assert error_line(run(capsys, *argv), code=2) == (
+        "vbo-async: error: --org names one organization, got 2 ('contoso', 'Fabrikam'): run 'vbo-async "
+        "jobs' once for each, or list them in a targets file for 'vbo-async poll' "
+        "(see 'vbo-async jobs --help')"
+    )
+
+
 # --- --json in every failure mode: valid JSON on stdout, the error in it, exit 1 -------------------
 
 ORGANIZATION_KEYS = {"id", "name", "error"}

@@ -291,6 +291,19 @@ def _timeout(then: str) -> Callable[[F], F]:
     )
 
 
+def one_organization(given: Sequence[str]) -> str:
+    """The one ``--org`` of ``jobs``: given several times (as ``check`` takes it), a usage error
+    naming them, instead of click's silent choice of the last."""
+    if len(given) == 1:
+        return given[0]
+    named = ", ".join(repr(value) for value in given)
+    raise click.UsageError(
+        f"--org names one organization, got {len(given)} ({named}): run 'vbo-async jobs' once for "
+        "each, or list them in a targets file for 'vbo-async poll'",
+        ctx=click.get_current_context(silent=True),
+    )
+
+
 # --- output -------------------------------------------------------------------------------------
 
 
@@ -433,8 +446,9 @@ def simulate(
 @connection_options
 @click.option(
     "--org",
-    "organization",
+    "organizations",
     required=True,
+    multiple=True,  # given twice, a usage error (`one_organization`), not the last one alone
     metavar="ID|NAME",
     help="Organization id, or name (case-insensitive).",
 )
@@ -443,7 +457,7 @@ def simulate(
 @output_options
 def jobs(
     connection: Connection,
-    organization: str,
+    organizations: tuple[str, ...],
     timeout: dt.timedelta | None,
     max_age: dt.timedelta,
     schedule_aware: bool,
@@ -459,6 +473,7 @@ def jobs(
     """
     from ._flows import jobs as run
 
+    organization = one_organization(organizations)
     policy = health_policy(max_age, schedule_aware)
     try:
         report = run_unheld(run(connection, organization, policy=policy, give_up_after=timeout))
