@@ -863,6 +863,26 @@ async def test_jobs_unknown_organization_lists_the_candidates(
     assert f"did you mean {names[0]!r}" in line
 
 
+@pytest.mark.parametrize("blank", ["", "  "], ids=["empty", "blank"])
+@pytest.mark.parametrize(
+    ("command", "option"), [("jobs", "--username"), ("organizations", "--username"), ("jobs", "--org")]
+)
+def test_an_empty_username_or_org_is_a_usage_error_naming_it_before_the_password_prompt(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str, option: str, blank: str
+) -> None:
+    """As a targets file's ``username = ""`` and an empty organizations entry are refused: an
+    empty --username was refused after the password prompt naming the server's URL, a blank one
+    sent to the server, and an empty --org asked the server for an organization named ''."""
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "contoso")
+    argv[argv.index(option) + 1] = blank
+    assert error_line(run(capsys, *argv), code=2) == (
+        f"vbo-async: error: Invalid value for '{option}': must not be empty or blank "
+        f"(see 'vbo-async {command} --help')"
+    )
+
+
 @pytest.mark.parametrize("json_option", [[], ["--json"]], ids=["table", "json"])
 def test_jobs_with_org_given_twice_is_a_usage_error_not_the_last_one_alone(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, json_option: list[str]

@@ -29,6 +29,7 @@ from ._check import (
     check,
     health_options,
     health_policy,
+    not_blank,
     say_unknown,
     seconds_or_duration,
 )
@@ -204,7 +205,10 @@ def connection_options(command: F) -> F:
             "(https://vbo01:4443/v6) is taken as the API version.",
         ),
         click.option(
-            "--username", required=True, help="The account to sign in with, e.g. 'LAB\\svc-backup'."
+            "--username",
+            required=True,
+            callback=not_blank,
+            help="The account to sign in with, e.g. 'LAB\\svc-backup'.",
         ),
         click.option(
             "--password-env",
@@ -449,6 +453,7 @@ def simulate(
     "organizations",
     required=True,
     multiple=True,  # given twice, a usage error (`one_organization`), not the last one alone
+    callback=not_blank,
     metavar="ID|NAME",
     help="Organization id, or name (case-insensitive).",
 )
