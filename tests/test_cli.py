@@ -1167,6 +1167,19 @@ async def test_jobs_insecure_warning_is_one_stderr_line_of_a_real_process(
     assert line.startswith("vbo-async: warning: TLS certificate verification is OFF")
 
 
+@pytest.mark.parametrize("name", ["check", "jobs", "organizations", "poll", "serve"])
+def test_every_timeout_option_is_also_check_s_t(name: str) -> None:
+    """``-t`` is ``--timeout`` on every command that has one, as on ``check``: ``poll -t 2m``
+    was 'No such option' though poll's help says its --timeout is read 'as for check's -t'."""
+    (timeout,) = [param for param in command_params(name) if "--timeout" in param.opts]
+    assert timeout.opts == ["-t", "--timeout"]
+
+
+def test_poll_t_is_its_timeout(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    line = error_line(run(capsys, "poll", "--targets", str(tmp_path / "t.toml"), "-t", "soon"), code=2)
+    assert "Invalid value for '-t' / '--timeout': 'soon' is not a duration" in line
+
+
 @pytest.mark.parametrize("given", ["30", "30s", " 30 "])
 def test_poll_timeout_takes_a_number_alone_as_seconds(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, given: str
@@ -2767,16 +2780,19 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
         (["poll"], "Missing option '--targets'"),
         (
             ["poll", "--targets", "t.toml", "--timeout", "soon"],
-            "Invalid value for '--timeout': 'soon' is not",
+            "Invalid value for '-t' / '--timeout': 'soon' is not",
         ),
-        (["poll", "--targets", "t.toml", "--timeout", "0s"], "Invalid value for '--timeout': '0s' must be"),
+        (
+            ["poll", "--targets", "t.toml", "--timeout", "0s"],
+            "Invalid value for '-t' / '--timeout': '0s' must be",
+        ),
         (
             [*jobs_args("http://127.0.0.1:1", "o"), "--timeout", "soon"],
-            "Invalid value for '--timeout': 'soon' is not",
+            "Invalid value for '-t' / '--timeout': 'soon' is not",
         ),
         (
             ["organizations", "--server", "http://127.0.0.1:1", "--username", "a", "--timeout", "0"],
-            "Invalid value for '--timeout': '0' must be",
+            "Invalid value for '-t' / '--timeout': '0' must be",
         ),
         (["simulate", "--port", "70000"], "'--port'"),
         (["organizations", "--server", "http://127.0.0.1:1"], "Missing option '--username'"),
@@ -2926,7 +2942,7 @@ def test_the_readmes_command_synopsis_names_real_options() -> None:
 def test_the_monitoring_guides_serve_options_are_serves() -> None:
     guide = (Path(__file__).parents[1] / "docs" / "monitoring.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| `(--[a-z-]+)(?: [A-Z:]+)?` \| ([^|]+) \|", guide, re.M)
-    params = {param.opts[0]: param for param in command_params("serve")}
+    params = {param.opts[-1]: param for param in command_params("serve")}  # -t, --timeout: the long
     assert {option for option, _ in rows} == set(params)
     for option, default in rows:
         param = params[option]

@@ -875,9 +875,9 @@ def test_listen_addresses() -> None:
         (["--listen", "nowhere"], "--listen must be HOST:PORT"),
         (["--interval", "0"], "'--interval'"),
         (["--interval", "nan"], "Invalid value for '--interval': 'nan' is not a number of seconds"),
-        (["--timeout", "nan"], "Invalid value for '--timeout': 'nan' is not a number of seconds"),
+        (["--timeout", "nan"], "Invalid value for '-t' / '--timeout': 'nan' is not a number of seconds"),
         (["--interval", "inf"], "Invalid value for '--interval': 'inf' is not a number of seconds"),
-        (["--timeout", "inf"], "Invalid value for '--timeout': 'inf' is not a number of seconds"),
+        (["--timeout", "inf"], "Invalid value for '-t' / '--timeout': 'inf' is not a number of seconds"),
     ],
     ids=["bad-listen", "zero-interval", "nan-interval", "nan-timeout", "inf-interval", "inf-timeout"],
 )
@@ -929,8 +929,8 @@ def test_serve_interval_and_timeout_take_durations_as_poll_and_check_do(
     ("argv", "expected"),
     [
         (["--interval", "soon"], "Invalid value for '--interval': 'soon' is not a duration such as 90m"),
-        (["--timeout", "2 minutes"], "Invalid value for '--timeout': '2 minutes' is not a duration"),
-        (["--timeout", "0s"], "Invalid value for '--timeout': '0s' must be longer than zero"),
+        (["--timeout", "2 minutes"], "Invalid value for '-t' / '--timeout': '2 minutes' is not a duration"),
+        (["--timeout", "0s"], "Invalid value for '-t' / '--timeout': '0s' must be longer than zero"),
         (["--interval", "0.5"], "Invalid value for '--interval': 0.5 is not in the range x>=1"),
     ],
     ids=["word", "spelt-out", "zero-duration", "under-a-second"],

@@ -283,9 +283,10 @@ def _concurrency(default: int, what: str) -> Callable[[F], F]:
 
 
 def _timeout(then: str) -> Callable[[F], F]:
-    """``--timeout DURATION`` of ``poll``, ``jobs`` and ``organizations``, read as ``check``'s
-    ``-t`` is (`seconds_or_duration`), no limit by default; ``then`` says what happens then."""
+    """``-t``/``--timeout DURATION`` of ``poll``, ``jobs`` and ``organizations``, read as
+    ``check``'s is (`seconds_or_duration`), no limit by default; ``then`` says what happens then."""
     return click.option(
+        "-t",
         "--timeout",
         default=None,
         metavar="DURATION",
@@ -613,6 +614,7 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
     "alone is seconds, as for poll's and check's --timeout).",
 )
 @click.option(
+    "-t",
     "--timeout",
     type=Seconds(min=1),
     default=None,
