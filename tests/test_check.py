@@ -1179,6 +1179,8 @@ async def test_a_wrong_password_is_unknown_and_never_printed(
         (["--bogus"], "No such option"),
         (["--timeout"], "Option '--timeout' requires an argument. (see 'vbo-async check --help')"),
         (["--org"], "Option '--org' requires an argument."),
+        (["--org", ""], "Invalid value for '--org': must not be empty or blank"),
+        (["--org", "contoso", "--org", "  "], "Invalid value for '--org': must not be empty or blank"),
         (["--targets"], "Option '--targets' requires an argument."),
     ],
 )

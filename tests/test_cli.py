@@ -494,7 +494,7 @@ def test_piped_organizations_forced_into_colour_keep_long_names_on_one_line(
     long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
     found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
 
-    async def listing(connection: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
+    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
         return found, {}
 
     monkeypatch.setattr(_flows, "list_organizations", listing)
@@ -502,6 +502,34 @@ def test_piped_organizations_forced_into_colour_keep_long_names_on_one_line(
     result = run(capsys, "organizations", "--server", "https://vbo01.example.com", "--username", "admin")
     assert result.code == 0, result.err
     assert table_rows(result.out) == [[long_name, found[0].id]]
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["narrow", "wide"])
+def test_organizations_takes_wide_as_jobs_and_poll_do(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, wide: bool
+) -> None:
+    """``organizations --wide`` (refused: 'No such option') shows every name whole on one line
+    on a terminal too narrow for it, as ``jobs --wide`` shows every column; without it the name
+    folds there."""
+    long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
+    found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
+
+    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
+        return found, {}
+
+    monkeypatch.setattr(_flows, "list_organizations", listing)
+    monkeypatch.setattr(_app, "_piped", lambda: False)  # stdout a terminal of 60 columns
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", "60")
+    argv = ["organizations", "--server", "https://vbo01.example.com", "--username", "admin"]
+    result = run(capsys, *argv, *(["--wide"] if wide else []))
+    assert result.code == 0, result.err
+    rows = table_rows(ANSI.sub("", result.out))
+    if wide:
+        assert rows == [[long_name, found[0].id]]
+    else:
+        assert len(rows) > 1
+        assert "".join(name for name, _ in rows) == long_name
 
 
 def test_the_demo_shows_a_realistic_mix_of_health(capsys: pytest.CaptureFixture[str]) -> None:
@@ -835,6 +863,42 @@ async def test_jobs_unknown_organization_lists_the_candidates(
     assert f"did you mean {names[0]!r}" in line
 
 
+@pytest.mark.parametrize("blank", ["", "  "], ids=["empty", "blank"])
+@pytest.mark.parametrize(
+    ("command", "option"), [("jobs", "--username"), ("organizations", "--username"), ("jobs", "--org")]
+)
+def test_an_empty_username_or_org_is_a_usage_error_naming_it_before_the_password_prompt(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str, option: str, blank: str
+) -> None:
+    """As a targets file's ``username = ""`` and an empty organizations entry are refused: an
+    empty --username was refused after the password prompt naming the server's URL, a blank one
+    sent to the server, and an empty --org asked the server for an organization named ''."""
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "contoso")
+    argv[argv.index(option) + 1] = blank
+    assert error_line(run(capsys, *argv), code=2) == (
+        f"vbo-async: error: Invalid value for '{option}': must not be empty or blank "
+        f"(see 'vbo-async {command} --help')"
+    )
+
+
+@pytest.mark.parametrize("json_option", [[], ["--json"]], ids=["table", "json"])
+def test_jobs_with_org_given_twice_is_a_usage_error_not_the_last_one_alone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, json_option: list[str]
+) -> None:
+    """``check --org a --org b`` checks both; ``jobs --org a --org b`` listed b's jobs alone,
+    silently. It is a usage error naming both, before any password prompt or request."""
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    argv = [*jobs_args(f"http://127.0.0.1:{closed_port()}", "contoso"), "--org", "Fabrikam", *json_option]
+    assert error_line(run(capsys, *argv), code=2) == (
+        "vbo-async: error: --org names one organization, got 2 ('contoso', 'Fabrikam'): run 'vbo-async "
+        "jobs' once for each, or list them in a targets file for 'vbo-async poll' "
+        "(see 'vbo-async jobs --help')"
+    )
+
+
 # --- --json in every failure mode: valid JSON on stdout, the error in it, exit 1 -------------------
 
 ORGANIZATION_KEYS = {"id", "name", "error"}
@@ -1101,6 +1165,19 @@ async def test_jobs_insecure_warning_is_one_stderr_line_of_a_real_process(
     check_json_rows(out.decode(), expected_rows(simulator, [org_id]), https_url)
     (line,) = err.decode().splitlines()
     assert line.startswith("vbo-async: warning: TLS certificate verification is OFF")
+
+
+@pytest.mark.parametrize("name", ["check", "jobs", "organizations", "poll", "serve"])
+def test_every_timeout_option_is_also_check_s_t(name: str) -> None:
+    """``-t`` is ``--timeout`` on every command that has one, as on ``check``: ``poll -t 2m``
+    was 'No such option' though poll's help says its --timeout is read 'as for check's -t'."""
+    (timeout,) = [param for param in command_params(name) if "--timeout" in param.opts]
+    assert timeout.opts == ["-t", "--timeout"]
+
+
+def test_poll_t_is_its_timeout(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    line = error_line(run(capsys, "poll", "--targets", str(tmp_path / "t.toml"), "-t", "soon"), code=2)
+    assert "Invalid value for '-t' / '--timeout': 'soon' is not a duration" in line
 
 
 @pytest.mark.parametrize("given", ["30", "30s", " 30 "])
@@ -1582,6 +1659,31 @@ def test_an_unusable_server_url_is_a_usage_error_before_the_password_prompt(
     assert error_line(run(capsys, *argv), code=2) == (
         f"vbo-async: error: {expected} (see 'vbo-async {command} --help')"
     )
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "no-terminal"])
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_a_ca_bundle_that_cannot_be_loaded_is_a_usage_error_naming_it_before_the_password_prompt(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: str,
+    terminal: bool,
+) -> None:
+    """A --ca-bundle that exists but is no PEM (a certificate exported from Windows as DER) is
+    found before any password is asked for and named as the option, as poll, check and serve
+    name a targets file's ca_bundle: it was found after the prompt (without a terminal the
+    error was 'no password' instead), and named the server's URL."""
+    bundle = tmp_path / "east.cer"
+    bundle.write_bytes(b"0\x82\x03\x1d0\x82\x02\x05\xa0\x03\x02\x01\x02")
+    monkeypatch.setattr(sys, "stdin", _Terminal() if terminal else io.StringIO())
+    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    argv, _ = json_command(command, "https://127.0.0.1:4443", "org")
+    line = error_line(run(capsys, *argv, "--ca-bundle", str(bundle)), code=2)
+    assert line.startswith(
+        f"vbo-async: error: Invalid value for '--ca-bundle': cannot load the CA bundle '{bundle}': "
+    )
+    assert line.endswith(f"(see 'vbo-async {command} --help')")
 
 
 # --- hints for the usual connection mistakes, against real servers -----------------------------------
@@ -2196,12 +2298,12 @@ HUNG_HOST = "vbo.unanswered.test"
 
 
 def run_during_a_hung_lookup(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *argv: str
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path | None, *argv: str
 ) -> Result:
     """``vbo-async *argv --targets FILE`` for a targets file naming one server whose name lookup
     never ends (a DNS server that does not answer: the lookup runs in a thread, which cancelling
-    cannot stop). Asserts that the command ended while the lookup still hung, then returns its
-    result."""
+    cannot stop); without ``tmp_path``, ``vbo-async *argv`` (naming `HUNG_HOST` itself). Asserts
+    that the command ended while the lookup still hung, then returns its result."""
     release = threading.Event()
     looked_up = threading.Event()
     real = socket.getaddrinfo
@@ -2215,13 +2317,13 @@ def run_during_a_hung_lookup(
 
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    targets = write_targets(
-        tmp_path / "t.toml", server_table("dns", f"https://{HUNG_HOST}:4443", "VBO_PASSWORD")
-    )
+    if tmp_path is not None:
+        targets = write_targets(
+            tmp_path / "t.toml", server_table("dns", f"https://{HUNG_HOST}:4443", "VBO_PASSWORD")
+        )
+        argv = (*argv, "--targets", str(targets))
     results: list[Result] = []
-    command = threading.Thread(
-        target=lambda: results.append(run(capsys, *argv, "--targets", str(targets))), daemon=True
-    )
+    command = threading.Thread(target=lambda: results.append(run(capsys, *argv)), daemon=True)
     try:
         command.start()
         command.join(HANG_GUARD)
@@ -2245,6 +2347,72 @@ def test_a_name_lookup_that_hangs_does_not_hold_poll_past_its_timeout(
     assert (
         summary_line(result.out) == "0 jobs on 0 tenants: 0 critical, 0 warning; 1 server could not be read"
     )
+
+
+# --- jobs and organizations --timeout, as poll's -------------------------------------------------------
+
+
+def one_server_args(command: str, url: str, *extra: str) -> list[str]:
+    """``jobs --org contoso`` or ``organizations`` against ``url``."""
+    if command == "organizations":
+        return ["organizations", "--server", url, "--username", "admin", *extra]
+    return jobs_args(url, "contoso", *extra)
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+async def test_jobs_and_organizations_timeout_give_up_on_a_server_that_never_answers(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """``--timeout`` on the commands of one server, as poll's: a server that accepts connections
+    and never answers held them for the library's own time limits (about 2 minutes); at the
+    deadline it is the failure poll's row says (``no answer within 2s``), exit 1, and with
+    --json the failure object (a guard, not a timing, stops a hanging run)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with silent_server() as silent:
+        argv = one_server_args(command, silent, "--timeout", "2s")
+        table = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
+        as_json = await asyncio.wait_for(run_in_thread(capsys, *argv, "--json"), HANG_GUARD)
+    assert error_line(table) == "vbo-async: error: no answer within 2s"
+    line, rows = json_failure(as_json, ORGANIZATION_KEYS if command == "organizations" else JSON_KEYS)
+    assert line == "vbo-async: error: no answer within 2s"
+    if command == "organizations":
+        assert rows == [{"id": None, "name": None, "error": "no answer within 2s"}]
+    else:
+        assert rows == [
+            dict.fromkeys(JSON_KEYS)
+            | {"server": silent, "organization": "contoso", "error": "no answer within 2s"}
+        ]
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+async def test_jobs_and_organizations_timeout_leave_what_answers_in_time_alone(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    org_id: str,
+    command: str,
+) -> None:
+    """A server that answers within the --timeout is read as without it (a number alone being
+    seconds, as for poll and check), and still signed out of."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    without = await run_in_thread(capsys, *json_command(command, http_url, org_id)[0])
+    within = await run_in_thread(capsys, *json_command(command, http_url, org_id)[0], "--timeout", "50")
+    assert without.code == within.code == 0, within.err
+    assert within.out == without.out
+    assert json.loads(within.out)
+    assert simulator.stats.logouts == {"v8": 2}
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+def test_a_name_lookup_that_hangs_does_not_hold_jobs_or_organizations_past_their_timeout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """jobs and organizations end at their --timeout as poll does, not when the lookup's
+    thread ends."""
+    argv = one_server_args(command, f"https://{HUNG_HOST}:4443", "--timeout", "2s")
+    result = run_during_a_hung_lookup(capsys, monkeypatch, None, *argv)
+    assert error_line(result) == "vbo-async: error: no answer within 2s"
 
 
 # --- simulate ------------------------------------------------------------------------------------------
@@ -2612,9 +2780,20 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
         (["poll"], "Missing option '--targets'"),
         (
             ["poll", "--targets", "t.toml", "--timeout", "soon"],
-            "Invalid value for '--timeout': 'soon' is not",
+            "Invalid value for '-t' / '--timeout': 'soon' is not",
         ),
-        (["poll", "--targets", "t.toml", "--timeout", "0s"], "Invalid value for '--timeout': '0s' must be"),
+        (
+            ["poll", "--targets", "t.toml", "--timeout", "0s"],
+            "Invalid value for '-t' / '--timeout': '0s' must be",
+        ),
+        (
+            [*jobs_args("http://127.0.0.1:1", "o"), "--timeout", "soon"],
+            "Invalid value for '-t' / '--timeout': 'soon' is not",
+        ),
+        (
+            ["organizations", "--server", "http://127.0.0.1:1", "--username", "a", "--timeout", "0"],
+            "Invalid value for '-t' / '--timeout': '0' must be",
+        ),
         (["simulate", "--port", "70000"], "'--port'"),
         (["organizations", "--server", "http://127.0.0.1:1"], "Missing option '--username'"),
     ],
@@ -2627,6 +2806,8 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
         "poll-without-targets",
         "poll-timeout-not-a-duration",
         "poll-timeout-zero",
+        "jobs-timeout-not-a-duration",
+        "organizations-timeout-zero",
         "port-out-of-range",
         "organizations-without-username",
     ],
@@ -2652,6 +2833,7 @@ COMMAND_OPTIONS = {
         "--ca-bundle",
         "--insecure",
         "--org",
+        "--timeout",
         "--max-age",
         "--schedule-aware",
         "--json",
@@ -2664,7 +2846,9 @@ COMMAND_OPTIONS = {
         "--api-version",
         "--ca-bundle",
         "--insecure",
+        "--timeout",
         "--json",
+        "--wide",
     ],
     "poll": ["--targets", "--concurrency", "--timeout", "--max-age", "--schedule-aware", "--json", "--wide"],
     "serve": [
@@ -2758,7 +2942,7 @@ def test_the_readmes_command_synopsis_names_real_options() -> None:
 def test_the_monitoring_guides_serve_options_are_serves() -> None:
     guide = (Path(__file__).parents[1] / "docs" / "monitoring.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| `(--[a-z-]+)(?: [A-Z:]+)?` \| ([^|]+) \|", guide, re.M)
-    params = {param.opts[0]: param for param in command_params("serve")}
+    params = {param.opts[-1]: param for param in command_params("serve")}  # -t, --timeout: the long
     assert {option for option, _ in rows} == set(params)
     for option, default in rows:
         param = params[option]

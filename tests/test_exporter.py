@@ -941,13 +941,67 @@ def test_listen_addresses() -> None:
         (["--listen", "nowhere"], "--listen must be HOST:PORT"),
         (["--interval", "0"], "'--interval'"),
         (["--interval", "nan"], "Invalid value for '--interval': 'nan' is not a number of seconds"),
-        (["--timeout", "nan"], "Invalid value for '--timeout': 'nan' is not a number of seconds"),
+        (["--timeout", "nan"], "Invalid value for '-t' / '--timeout': 'nan' is not a number of seconds"),
         (["--interval", "inf"], "Invalid value for '--interval': 'inf' is not a number of seconds"),
-        (["--timeout", "inf"], "Invalid value for '--timeout': 'inf' is not a number of seconds"),
+        (["--timeout", "inf"], "Invalid value for '-t' / '--timeout': 'inf' is not a number of seconds"),
     ],
     ids=["bad-listen", "zero-interval", "nan-interval", "nan-timeout", "inf-interval", "inf-timeout"],
 )
 def test_bad_serve_arguments_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    targets = write_targets(tmp_path / "targets.toml", _table("east", "http://127.0.0.1:1"))
+    line = error_line(run(capsys, "serve", "--targets", str(targets), *argv), code=2)
+    assert expected in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "interval", "timeout"),
+    [
+        ([], 60.0, None),
+        (["--interval", "90", "--timeout", "30"], 90.0, 30.0),
+        (["--interval", "1.5", "--timeout", " 45 "], 1.5, 45.0),
+        (["--interval", "5m", "--timeout", "2m"], 300.0, 120.0),
+        (["--interval", "1h30m", "--timeout", "90s"], 5400.0, 90.0),
+        (["--interval", "1M", "--timeout", " 1m30s "], 60.0, 90.0),
+    ],
+    ids=["defaults", "seconds", "fractions", "minutes", "hours", "case-and-blanks"],
+)
+def test_serve_interval_and_timeout_take_durations_as_poll_and_check_do(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    argv: list[str],
+    interval: float,
+    timeout: float | None,
+) -> None:
+    """``serve --timeout 2m`` as ``poll --timeout 2m`` and ``check -t 2m``: a duration was refused
+    ('2m' is not a valid seconds), only a number of seconds taken, which still is."""
+    given: dict[str, Any] = {}
+
+    def run_serve(targets: Path, **kwargs: Any) -> Outcome:
+        given.update(kwargs)
+        return Outcome.OK
+
+    monkeypatch.setattr(_serve, "serve", run_serve)
+    targets = write_targets(tmp_path / "targets.toml", _table("east", "http://127.0.0.1:1"))
+    result = run(capsys, "serve", "--targets", str(targets), *argv)
+    assert result.code == 0, result.err
+    assert (given["interval"], given["timeout"]) == (interval, timeout)
+    assert type(given["interval"]) is float
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--interval", "soon"], "Invalid value for '--interval': 'soon' is not a duration such as 90m"),
+        (["--timeout", "2 minutes"], "Invalid value for '-t' / '--timeout': '2 minutes' is not a duration"),
+        (["--timeout", "0s"], "Invalid value for '-t' / '--timeout': '0s' must be longer than zero"),
+        (["--interval", "0.5"], "Invalid value for '--interval': 0.5 is not in the range x>=1"),
+    ],
+    ids=["word", "spelt-out", "zero-duration", "under-a-second"],
+)
+def test_bad_serve_durations_are_usage_errors_naming_the_option(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], expected: str
 ) -> None:
     targets = write_targets(tmp_path / "targets.toml", _table("east", "http://127.0.0.1:1"))

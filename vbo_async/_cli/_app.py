@@ -29,6 +29,7 @@ from ._check import (
     check,
     health_options,
     health_policy,
+    not_blank,
     say_unknown,
     seconds_or_duration,
 )
@@ -36,6 +37,7 @@ from ._connect import (
     DEFAULT_API_VERSION,
     NOT_A_VARIABLE,
     Connection,
+    ca_bundle_problem,
     explain,
     is_terminal,
     is_variable_name,
@@ -44,6 +46,7 @@ from ._connect import (
 )
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
 from ._logging import VARIABLE, configured_logging, level_from_environment
+from ._plugin import DurationError, parse_duration
 from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
 from ._threads import run_unheld
@@ -180,6 +183,8 @@ def connection_options(command: F) -> F:
             raise click.UsageError(f"--server {unknown}", ctx=context)
         if (problem := url_problem(server, source="options")) is not None:  # before any prompt
             raise click.UsageError(f"--server {problem}", ctx=context)
+        if ca_bundle is not None and (problem := ca_bundle_problem(ca_bundle)) is not None:
+            raise click.BadParameter(problem, ctx=context, param_hint="'--ca-bundle'")
         explicit = context.get_parameter_source("api_version") is not ParameterSource.DEFAULT
         connection = Connection.build(
             server,
@@ -200,7 +205,10 @@ def connection_options(command: F) -> F:
             "(https://vbo01:4443/v6) is taken as the API version.",
         ),
         click.option(
-            "--username", required=True, help="The account to sign in with, e.g. 'LAB\\svc-backup'."
+            "--username",
+            required=True,
+            callback=not_blank,
+            help="The account to sign in with, e.g. 'LAB\\svc-backup'.",
         ),
         click.option(
             "--password-env",
@@ -244,19 +252,61 @@ def output_options(command: F) -> F:
 class Seconds(click.FloatRange):
     """A finite number of seconds of at least ``min``: `click.FloatRange`, which lets ``nan``
     through (it compares false with every bound) and ``inf``, refusing both as a usage error
-    naming the option (an endless interval or sweep budget is no schedule)."""
+    naming the option (an endless interval or sweep budget is no schedule). A duration
+    (``90s``, ``5m``, ``1h30m``) is its seconds, as ``poll --timeout`` and ``check -t`` read it
+    (`parse_duration`)."""
 
     name = "seconds"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _is_number(value):
+            try:
+                value = parse_duration(value).total_seconds()
+            except DurationError as exc:
+                self.fail(str(exc), param, ctx)
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         return number
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _concurrency(default: int, what: str) -> Callable[[F], F]:
     return click.option("--concurrency", type=click.IntRange(min=1), default=default, help=what)
+
+
+def _timeout(then: str) -> Callable[[F], F]:
+    """``-t``/``--timeout DURATION`` of ``poll``, ``jobs`` and ``organizations``, read as
+    ``check``'s is (`seconds_or_duration`), no limit by default; ``then`` says what happens then."""
+    return click.option(
+        "-t",
+        "--timeout",
+        default=None,
+        metavar="DURATION",
+        callback=seconds_or_duration,
+        help="Give up after this long (90s, 2m, 1h30m; a number alone is seconds, as for check's -t): "
+        f"{then} [default: no limit].",
+    )
+
+
+def one_organization(given: Sequence[str]) -> str:
+    """The one ``--org`` of ``jobs``: given several times (as ``check`` takes it), a usage error
+    naming them, instead of click's silent choice of the last."""
+    if len(given) == 1:
+        return given[0]
+    named = ", ".join(repr(value) for value in given)
+    raise click.UsageError(
+        f"--org names one organization, got {len(given)} ({named}): run 'vbo-async jobs' once for "
+        "each, or list them in a targets file for 'vbo-async poll'",
+        ctx=click.get_current_context(silent=True),
+    )
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -401,16 +451,20 @@ def simulate(
 @connection_options
 @click.option(
     "--org",
-    "organization",
+    "organizations",
     required=True,
+    multiple=True,  # given twice, a usage error (`one_organization`), not the last one alone
+    callback=not_blank,
     metavar="ID|NAME",
     help="Organization id, or name (case-insensitive).",
 )
+@_timeout("a server that has not answered by then is a failure ('no answer within 2m', exit code 1)")
 @health_options
 @output_options
 def jobs(
     connection: Connection,
-    organization: str,
+    organizations: tuple[str, ...],
+    timeout: dt.timedelta | None,
     max_age: dt.timedelta,
     schedule_aware: bool,
     as_json: bool,
@@ -425,8 +479,10 @@ def jobs(
     """
     from ._flows import jobs as run
 
+    organization = one_organization(organizations)
+    policy = health_policy(max_age, schedule_aware)
     try:
-        report = asyncio.run(run(connection, organization, policy=health_policy(max_age, schedule_aware)))
+        report = run_unheld(run(connection, organization, policy=policy, give_up_after=timeout))
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
         if as_json and (row := failure_row(exc, connection.name, organization=organization)) is not None:
@@ -437,8 +493,9 @@ def jobs(
 
 @cli.command()
 @connection_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table.")
-def organizations(connection: Connection, as_json: bool) -> Outcome:
+@_timeout("a server that has not answered by then is a failure ('no answer within 2m', exit code 1)")
+@output_options
+def organizations(connection: Connection, timeout: dt.timedelta | None, as_json: bool, wide: bool) -> Outcome:
     """List the organizations (tenants) of a server, ids and names.
 
     With --json, one object per organization with "id", "name" and "error" (null, or why the
@@ -455,7 +512,7 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     from ._flows import list_organizations
 
     try:
-        found, undecoded = asyncio.run(list_organizations(connection))
+        found, undecoded = run_unheld(list_organizations(connection, give_up_after=timeout))
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
         if as_json and (row := failure_row(exc, connection.name)) is not None:
@@ -473,7 +530,7 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
 
             from ._table import print_organizations
 
-            print_organizations(found, Console(), wide=_piped())
+            print_organizations(found, Console(), wide=wide or _piped())
         sys.stdout.flush()
     # The organizations the server listed but that could not be decoded: the rest is printed.
     _say_error(*(f"organization {key or '(id unreadable)'}: {error}" for key, error in undecoded.items()))
@@ -489,14 +546,9 @@ def organizations(connection: Connection, as_json: bool) -> Outcome:
     "organizations, ca_bundle, insecure, api_version and max_concurrency (others are refused).",
 )
 @_concurrency(16, "How many servers are listed at once, and tenants polled at once on each server.")
-@click.option(
-    "--timeout",
-    default=None,
-    metavar="DURATION",
-    callback=seconds_or_duration,
-    help="Give up after this long (90s, 2m, 1h30m; a number alone is seconds, as for check's -t): "
+@_timeout(
     "each server or tenant that has not answered by then is listed as not read ('no answer within "
-    "2m'), everything read is shown [default: no limit].",
+    "2m'), everything read is shown"
 )
 @health_options
 @output_options
@@ -557,15 +609,18 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
     "--interval",
     type=Seconds(min=1),
     default=60.0,
-    metavar="SECONDS",
-    help="Seconds from the start of one sweep of a server to the start of its next.",
+    metavar="DURATION",
+    help="From the start of one sweep of a server to the start of its next (90s, 5m, 1h30m; a number "
+    "alone is seconds, as for poll's and check's --timeout).",
 )
 @click.option(
+    "-t",
     "--timeout",
     type=Seconds(min=1),
     default=None,
-    metavar="SECONDS",
-    help="Seconds one server's sweep may take before that server counts as down [default: the interval].",
+    metavar="DURATION",
+    help="How long one server's sweep may take before that server counts as down (as --interval is "
+    "written) [default: the interval].",
 )
 @_concurrency(8, "How many tenants (or whole-server batches) are polled at once on each server.")
 @health_options

@@ -48,6 +48,7 @@ __all__ = [
     "duration",
     "health_options",
     "health_policy",
+    "not_blank",
     "run_check",
     "say_unknown",
     "seconds_or_duration",
@@ -131,6 +132,16 @@ def seconds_or_duration(
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def not_blank(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...]) -> Any:
+    """The option callback of ``--username`` and ``--org`` (given once, or several times): an
+    empty or blank value is a usage error naming the option, as a targets file refuses an empty
+    ``username`` or ``organizations`` entry, instead of a name sent to the server."""
+    for given in (value,) if isinstance(value, str) else value:
+        if not given.strip():
+            raise click.BadParameter("must not be empty or blank", ctx=ctx, param=param)
+    return value
+
+
 def health_options(command: F) -> F:
     """``--max-age`` and ``--schedule-aware``, the `HealthPolicy` options of every command that
     judges jobs (``check``, ``poll``, ``jobs``, ``serve``); `health_policy` makes the policy."""
@@ -198,6 +209,7 @@ def write_output(text: str) -> bool:
     "--org",
     "organizations",
     multiple=True,
+    callback=not_blank,
     metavar="ID|NAME",
     help="Check only this organization (id, or name case-insensitively) on whichever server has "
     "it; repeat for several [default: every organization the targets file selects].",

@@ -34,6 +34,7 @@ __all__ = [
     "NOT_A_VARIABLE",
     "Connection",
     "Source",
+    "ca_bundle_problem",
     "explain",
     "is_terminal",
     "is_variable_name",
@@ -93,6 +94,16 @@ def url_problem(url: str, *, source: Source) -> str | None:
         ApiRoot(base, DIALECTS)
     except ConfigError as exc:
         return str(exc).removeprefix("base_url ")
+    return None
+
+
+def ca_bundle_problem(path: str) -> str | None:
+    """Why the CA bundle at ``path`` cannot be loaded (``cannot load the CA bundle 'east.cer':
+    ...``: not PEM, such as a DER ``.cer``), else None; said before any password is asked for."""
+    try:
+        tls_context(path)
+    except ConfigError as exc:
+        return str(exc)
     return None
 
 

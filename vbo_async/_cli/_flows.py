@@ -19,7 +19,7 @@ import difflib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -155,11 +155,37 @@ def split_pollable(organizations: Iterable[Organization]) -> tuple[list[Organiza
 # --- commands -----------------------------------------------------------------------------------
 
 
-async def list_organizations(connection: Connection) -> tuple[list[Organization], dict[str, DecodeError]]:
-    """The server's organizations, sorted by name, and the `DecodeError` of each it listed that
-    could not be decoded, by its lower-cased id ("" when that cannot be read either)."""
+@contextlib.asynccontextmanager
+async def _signed_in(connection: Connection, give_up_after: dt.timedelta | None) -> AsyncIterator[VBOClient]:
+    """A client of ``connection`` for the block, its password read (or prompted for) first. With
+    ``give_up_after`` (counted from then, as `open_servers` counts it), the block is cancelled at
+    that deadline and raises a `CLIError` (exit 1) saying what poll's row says of a server that
+    did not answer (``no answer within 2m``); no retry wait ends past it, and the logout gets what
+    remains of it (`_close`)."""
     password = read_password(connection.password_env, f"Password for {connection.username}: ")
-    async with connection.client(password) as vbo:
+    within = give_up_after.total_seconds() if give_up_after is not None else None
+    vbo = connection.client(password, within=within)
+    deadline = time.monotonic() + within if within is not None else None
+    vbo._retry_until(deadline)
+    try:
+        async with asyncio.timeout(within) as budget:
+            yield vbo
+    except TimeoutError:
+        if give_up_after is None or not budget.expired():
+            raise
+        late = f"no answer within {format_duration(give_up_after)}"
+        raise CLIError(late, outcome=Outcome.UNREADABLE) from None
+    finally:
+        await _close([vbo], deadline)
+
+
+async def list_organizations(
+    connection: Connection, *, give_up_after: dt.timedelta | None = None
+) -> tuple[list[Organization], dict[str, DecodeError]]:
+    """The server's organizations, sorted by name, and the `DecodeError` of each it listed that
+    could not be decoded, by its lower-cased id ("" when that cannot be read either); with
+    ``give_up_after``, a `CLIError` when the server has not answered by then (`_signed_in`)."""
+    async with _signed_in(connection, give_up_after) as vbo:
         with Progress() as progress:
             phase = progress.phase("Listing organizations", 1)
             organizations, undecoded = await vbo._organizations_filed()
@@ -167,11 +193,17 @@ async def list_organizations(connection: Connection) -> tuple[list[Organization]
     return sorted(organizations, key=lambda o: ((o.name or "").casefold(), o.id)), undecoded
 
 
-async def jobs(connection: Connection, wanted: str, *, policy: HealthPolicy | None = None) -> Report:
+async def jobs(
+    connection: Connection,
+    wanted: str,
+    *,
+    policy: HealthPolicy | None = None,
+    give_up_after: dt.timedelta | None = None,
+) -> Report:
     """The jobs of one organization (by id or name) and their health under ``policy`` (default
-    `HealthPolicy()`); any failure is a `VBOError` or `CLIError`."""
-    password = read_password(connection.password_env, f"Password for {connection.username}: ")
-    async with connection.client(password) as vbo:
+    `HealthPolicy()`); any failure is a `VBOError` or `CLIError`, a server that has not answered
+    within ``give_up_after`` a `CLIError` (`_signed_in`)."""
+    async with _signed_in(connection, give_up_after) as vbo:
         organization = await _find_organization(vbo, wanted, server=connection.name)
         if not split_pollable([organization])[0]:  # as poll's row and check's line of it say
             raise CLIError(f"{_label(organization)}: {NO_ID}", outcome=Outcome.UNREADABLE)
@@ -241,7 +273,7 @@ async def open_servers(
     deadline: float | None = None
 
     async def close() -> None:
-        await _close(servers, deadline)
+        await _close([server.client for server in servers], deadline)
 
     stack.push_async_callback(close)
     for target, tls in zip(targets.servers, verify, strict=True):
@@ -263,7 +295,7 @@ async def open_servers(
     return servers
 
 
-async def _close(servers: Sequence[Server], deadline: float | None) -> None:
+async def _close(clients: Sequence[VBOClient], deadline: float | None) -> None:
     """Close every client at once: a server that does not answer its logout holds up only its
     own close (a few seconds at most), not the others'. With a ``deadline`` (`time.monotonic`,
     the command's time limit), the logouts get what remains of it, at least `LOGOUT_GRACE`
@@ -271,7 +303,7 @@ async def _close(servers: Sequence[Server], deadline: float | None) -> None:
     instead of the client's own few seconds: a monitoring plugin given 58 s under its
     scheduler's 60 s ends in time. The pools are closed all the same; a token whose logout was
     cut short expires on the server."""
-    closing = asyncio.gather(*(server.client.aclose() for server in servers), return_exceptions=True)
+    closing = asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
     if deadline is None:
         closed = await closing
     else:
