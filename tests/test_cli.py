@@ -2886,6 +2886,14 @@ def test_top_level_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[s
     assert "interrupted" in codes["130"]
 
 
+def test_top_level_help_says_where_commands_read_the_password(capsys: pytest.CaptureFixture[str]) -> None:
+    """VBO_PASSWORD is the default of --password-env only: poll, check and serve read the variable
+    each server's password_env names, never VBO_PASSWORD unless it is named there."""
+    environment = " ".join(run(capsys, "--help").out.split("Environment:", 1)[1].split())
+    assert "VBO_PASSWORD" in environment
+    assert "password_env" in environment
+
+
 def command_params(name: str) -> list[Any]:
     import click
 

@@ -1,6 +1,6 @@
-"""The documentation's Python: every code block of the README and docs type-checks with mypy --strict,
-and the examples of the README and docs/embedding.md run against the simulator on 127.0.0.1, on
-every API version."""
+"""The documentation's Python: every code block of the README and docs, and of the public docstrings,
+type-checks with mypy --strict, and the examples of the README and docs/embedding.md run against the
+simulator on 127.0.0.1, on every API version."""
 
 from __future__ import annotations
 
@@ -33,15 +33,68 @@ def blocks() -> list[tuple[str, str]]:
     return found
 
 
+DOCSTRING_PRELUDE = """\
+from datetime import UTC, datetime, timedelta
+
+from vbo_async import *  # noqa: F403
+
+# The names the docstrings' examples take as given.
+secret: str
+user: str
+pw: str
+org_id: str
+vbo: VBOClient
+job: Job
+targets: list[PollTarget]
+result: PollResult
+
+
+async def example() -> object:  # a block may end in a handler's return
+"""
+
+
+def docstring_blocks() -> list[tuple[str, str]]:
+    """(a name, a module mypy can check) for every ```python block in the docstrings of
+    `vbo_async`, its exports and their public methods: the block as the body of an async function,
+    after the names it takes as given."""
+    import inspect
+    import textwrap
+
+    import vbo_async
+
+    owners: list[tuple[str, object]] = [("vbo_async", vbo_async)]
+    for name in vbo_async.__all__:
+        export = getattr(vbo_async, name)
+        owners.append((name, export))
+        if inspect.isclass(export) and export.__module__.startswith("vbo_async"):
+            owners += [
+                (f"{name}.{attribute}", member)
+                for attribute, member in vars(export).items()
+                if not attribute.startswith("_") and callable(member)
+            ]
+    found = []
+    for owner, value in owners:
+        doc = inspect.getdoc(value) if inspect.ismodule(value) or callable(value) else None
+        for number, match in enumerate(BLOCK.finditer(doc or ""), 1):
+            body = textwrap.indent(match.group(1), "    ")
+            module = f"{DOCSTRING_PRELUDE}{body}    return None\n"
+            found.append((f"docstring_{owner.replace('.', '_').lower()}_{number}", module))
+    return found
+
+
 def test_the_documents_have_code_blocks() -> None:
     names = [name for name, _ in blocks()]
     assert any(name.startswith("readme_") for name in names)
     assert any(name.startswith("embedding_") for name in names)
+    docstrings = [name for name, _ in docstring_blocks()]
+    assert "docstring_vbo_async_1" in docstrings
+    assert "docstring_vboclient_1" in docstrings
+    assert "docstring_poll_jobs_1" in docstrings
 
 
 def test_every_code_block_type_checks(tmp_path: Path) -> None:
     files = []
-    for name, source in blocks():
+    for name, source in [*blocks(), *docstring_blocks()]:
         path = tmp_path / f"{name}.py"
         path.write_text(source, encoding="utf-8")
         files.append(str(path))

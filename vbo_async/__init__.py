@@ -5,7 +5,7 @@ from vbo_async import VBOClient
 
 async with VBOClient("https://vb365.example.com:4443", username="LAB\\\\svc", password=secret) as vbo:
     for job in await vbo.organization_jobs(org_id):
-        repo = await job.links.repository
+        repo = await job.links.require("repository")  # a LinkError if the server sent none
 ```
 """
 

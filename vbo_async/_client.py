@@ -106,7 +106,7 @@ class VBOClient:
     ```python
     async with VBOClient("https://vb365.example.com:4443", username=user, password=pw) as vbo:
         for job in await vbo.organization_jobs(org_id):
-            repo = await job.links.repository
+            repo = await job.links.require("repository")  # a LinkError if the server sent none
     ```
     """
 

@@ -137,7 +137,9 @@ class VBOGroup(click.Group):
 Environment:
 
 \b
-  VBO_PASSWORD   the password, unless --password-env names another variable
+  VBO_PASSWORD   the password of 'organizations' and 'jobs', unless --password-env
+                 names another variable ('poll', 'check' and 'serve' read the one
+                 each server's password_env names in the targets file)
   {VARIABLE}  debug, info or warning: log the library at that level to stderr
 """,
 )
