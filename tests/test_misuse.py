@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import io
 import logging
 import math
 import pickle
@@ -428,6 +429,30 @@ def test_configure_logging_refuses_a_stream_that_cannot_be_written(stream: Any) 
     with pytest.raises(ConfigError, match="stream"):
         configure_logging("debug", stream=stream)
     assert (list(logger.handlers), logger.level) == before
+
+
+def test_configure_logging_called_again_writes_each_record_once_per_stream() -> None:
+    """Called twice for one stream (a notebook cell run again, an application and its framework
+    both setting it up), each record was written twice; the second call replaces the first's
+    handler there. Another stream gets its own handler, and the application's handlers stay."""
+    logger = logging.getLogger("vbo_async")
+    before = (list(logger.handlers), logger.level)
+    first, second, own = io.StringIO(), io.StringIO(), logging.StreamHandler(io.StringIO())
+    logger.addHandler(own)
+    try:
+        configure_logging("info", stream=first, fmt="%(message)s")
+        configure_logging("info", stream=first, fmt="%(message)s")
+        configure_logging("info", stream=second, fmt="%(message)s")
+        logger.info("one record")
+        assert first.getvalue() == "one record\n"
+        assert second.getvalue() == "one record\n"
+        assert own in logger.handlers
+        assert len(logger.handlers) == len(before[0]) + 3
+    finally:
+        for handler in list(logger.handlers):
+            if handler not in before[0]:
+                logger.removeHandler(handler)
+        logger.setLevel(before[1])
 
 
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:

@@ -31,7 +31,9 @@ def configure_logging(
     number. ``stream`` is any object with a ``write`` method (`ConfigError` otherwise). ``fmt``
     is the `logging.Formatter` format (``"%(asctime)s %(levelname)s %(name)s: %(message)s"``
     when None; a format `logging.Formatter` refuses is a `ConfigError`). Only the ``vbo_async``
-    logger is touched, never the root logger.
+    logger is touched, never the root logger. Called again for the same stream, it replaces the
+    handler it installed there before (the records are not written twice); for another stream,
+    it adds one.
 
     ```python
     import vbo_async
@@ -56,9 +58,17 @@ def configure_logging(
         formatter = logging.Formatter(fmt or "%(asctime)s %(levelname)s %(name)s: %(message)s")
     except ValueError as exc:
         raise ConfigError(f"fmt is not a logging format of the %(name)s style: {exc}") from None
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    target = stream if stream is not None else sys.stderr
+    handler = _Handler(target)
     handler.setFormatter(formatter)
     logger = logging.getLogger(LOGGER_NAME)
+    for earlier in list(logger.handlers):  # called again (a notebook cell run twice): not every line twice
+        if isinstance(earlier, _Handler) and earlier.stream is target:
+            logger.removeHandler(earlier)
     logger.addHandler(handler)
     logger.setLevel(number)
     return handler
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """The handler `configure_logging` installs (known apart from the application's own)."""
