@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import ssl
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Literal, NoReturn, Self, TypeVar
 from urllib.parse import urlsplit
@@ -55,6 +55,7 @@ from ._models import (
 from ._pages import with_limit
 from ._retry import RetryPolicy
 from ._sending import Answer, Sender, build_http
+from ._tasks import all_or_nothing
 from ._tokens import Token
 from ._urls import ApiRoot
 
@@ -477,7 +478,7 @@ class VBOClient:
                     found.setdefault(session.job_id, []).append(session)
         else:
             chosen = given if given is not None else await self.jobs()
-            listings = await _all_or_nothing([self.job_sessions(job, limit=None) for job in chosen])
+            listings = await all_or_nothing([self.job_sessions(job, limit=None) for job in chosen])
             for job, sessions in zip(chosen, listings, strict=True):
                 recent = [s for s in sessions if _ended_since(s, since)]
                 if recent:
@@ -696,20 +697,6 @@ class VBOClient:
 
     async def _get(self, url: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(url, cls)  # type: ignore[no-any-return]
-
-
-async def _all_or_nothing(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """The results of ``calls``, run at the same time; on the first failure the others are
-    cancelled and waited for before it is raised (no request outlives the call that made it)."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-        raise
 
 
 def _owned_by(jobs: list[Job], organization_id: str) -> list[Job]:

@@ -45,6 +45,7 @@ from ._health import HealthPolicy, JobHealth, assess, finished, newest_first, wi
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget
+from ._tasks import each
 
 __all__ = [
     "BATCH_MIN_SHARE",
@@ -78,7 +79,6 @@ _EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 Emit = Callable[[PollResult], None]
 _T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @attrs.frozen
@@ -159,7 +159,7 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
 
         # Run beside the links; ended before any failure is raised (none is left running): the
         # client closed meanwhile (`job_health` raises its `ClientStateError`) fails this tenant.
-        judging = asyncio.ensure_future(_each(jobs, judged, client._max_concurrency))
+        judging = asyncio.ensure_future(each(jobs, judged, client._max_concurrency))
         try:
             prefetched, link_errors = await prefetch
         except BaseException:
@@ -369,31 +369,7 @@ async def _one_by_one(
             return
         context.emit(attrs.evolve(await _tenant(target, context), organization=organization))
 
-    await _each(batch.targets, alone, batch.client._max_concurrency)
-
-
-async def _each(items: Sequence[_T], work: Callable[[_T], Awaitable[_R]], limit: int) -> list[_R]:
-    """``work`` of every item (the results in the items' order), at most ``limit`` at once, by
-    that many tasks taking the items in turn: not a task per item waiting for one of the
-    client's slots (about 6 KB each, which a listing of a million turns into gigabytes). The
-    first failure is raised as it is once the others are cancelled and have ended."""
-    pending = enumerate(items)
-    done: dict[int, _R] = {}
-
-    async def take() -> None:
-        for index, item in pending:
-            done[index] = await work(item)
-
-    tasks = [asyncio.ensure_future(take()) for _ in range(min(limit, len(items)))]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-        raise
-    return [done[index] for index in range(len(items))]
+    await each(batch.targets, alone, batch.client._max_concurrency)
 
 
 def _too_big_to_batch(error: VBOError) -> bool:
@@ -505,7 +481,7 @@ async def _batch_health(
     if policy is None or not jobs:
         return {}
     if window is None:
-        judged = await _each(
+        judged = await each(
             jobs, lambda job: _judged(client, job, policy, context.now), client._max_concurrency
         )
         return {id(job): health for job, health in zip(jobs, judged, strict=True)}
@@ -527,7 +503,7 @@ async def _batch_health(
             for job in jobs
             if job.id not in failures and window_falls_short(job, sessions.get(job.id.lower(), ()), policy)
         ]
-        own = await _each(lacking, lambda job: _own_sessions(client, job), client._max_concurrency)
+        own = await each(lacking, lambda job: _own_sessions(client, job), client._max_concurrency)
         for job, found in zip(lacking, own, strict=True):
             if isinstance(found, VBOError):
                 failures[job.id] = found
