@@ -3196,3 +3196,34 @@ async def test_jobs_finds_an_organization_by_name_beside_an_undecodable_one(
     assert found.code == 0, found.err
     check_json_rows(found.out, expected_rows(simulator, [other["id"]]), malformed_url)
     assert "/v8/organizations" in endpoints(simulator)
+
+
+def test_poll_check_and_serve_choose_their_tenants_alike() -> None:
+    """`choose_tenants`, which `poll`/`check` (`server_targets`) and `serve` (`_Reader._choose`)
+    both use: every decoded tenant once (ids ignoring case), and each it cannot take named with
+    why, the id of one the server lists but the client cannot decode kept for serve's
+    ``organization_up`` 0 and poll's row (one refusal however often it is named)."""
+    listed = [
+        Organization(id="A1", name="Contoso"),
+        Organization(id="a1", name="Contoso again"),  # the same tenant, its id in another case
+        Organization(id=" ", name="No id"),
+    ]
+    undecoded = {"b2": DecodeError("cannot decode Organization"), "": DecodeError("no id either")}
+    usable, refused = _flows.choose_tenants("all", listed, undecoded, server="east")
+    assert [o.id.lower() for o in usable] == ["a1"]
+    assert [(r.named, r.organization_id) for r in refused] == [
+        ("b2", "b2"),
+        (_flows.UNREADABLE, None),
+        ("No id", None),
+    ]
+    assert refused[2].problem == _flows.NO_ID
+    assert refused[2].said("east") == f"east: No id: {_flows.NO_ID}"
+
+    usable, refused = _flows.choose_tenants(
+        ["contoso", "B2", "b2 ", "Nowhere"], listed, undecoded, server="east"
+    )
+    assert [o.id for o in usable] == ["A1"]
+    assert [(r.named, r.organization_id) for r in refused] == [("B2", "b2"), ("Nowhere", None)]
+    assert isinstance(refused[0].problem, DecodeError)
+    assert refused[0].said("east") == "east: B2: cannot decode Organization"
+    assert refused[1].said("east").startswith("no organization 'Nowhere' on east")

@@ -45,9 +45,11 @@ __all__ = [
     "NO_ID",
     "UNREADABLE",
     "Choose",
+    "Refused",
     "Server",
     "Swept",
     "UnknownOrganization",
+    "choose_tenants",
     "demo",
     "jobs",
     "list_organizations",
@@ -150,6 +152,63 @@ def split_pollable(organizations: Iterable[Organization]) -> tuple[list[Organiza
     for organization in organizations:
         (usable if organization.id.strip() else unusable).append(organization)
     return usable, unusable
+
+
+@attrs.frozen
+class Refused:
+    """A tenant a sweep does not take, and why (`choose_tenants`)."""
+
+    named: str
+    """As the user or the server names it: the configured entry, the listed name (or id), or
+    `UNREADABLE`."""
+    problem: DecodeError | str
+    """The `DecodeError` of an organization the server lists but the client cannot decode, the
+    text of an `UnknownOrganization`, or `NO_ID`."""
+    organization_id: str | None = None
+    """The lower-cased id of an organization the server lists but the client cannot decode
+    (None when even its id could not be read)."""
+
+    def said(self, server: str) -> str:
+        """The line a log says about it (an unknown organization's text names the server)."""
+        if isinstance(self.problem, str) and self.problem != NO_ID:
+            return self.problem
+        return f"{server}: {self.named}: {self.problem}"
+
+
+def choose_tenants(
+    wanted: Sequence[str] | str,
+    organizations: Sequence[Organization],
+    undecoded: Mapping[str, DecodeError],
+    *,
+    server: str,
+) -> tuple[list[Organization], list[Refused]]:
+    """The tenants a sweep takes from a server's listing (``organizations``, and ``undecoded``:
+    the `DecodeError` of each it lists but cannot decode, by lower-cased id, "" when even that is
+    unreadable): every decoded one (``wanted`` "all") or those ``wanted`` names by id or name
+    (`match_listed`), each once (ids compared ignoring case), and what it cannot take: an entry
+    naming nothing, an organization it cannot decode (named once, however often ``wanted``
+    names it), one listed without an id. ``poll``, ``check`` and ``serve`` all choose this way
+    (pure)."""
+    refused: list[Refused] = []
+    if wanted == "all":
+        chosen = list(organizations)
+        refused += [Refused(key or UNREADABLE, error, key or None) for key, error in undecoded.items()]
+    else:
+        chosen = []
+        unreadable: set[str] = set()
+        for entry in wanted:
+            try:
+                chosen.append(match_listed(organizations, undecoded, entry, server=server))
+            except UnknownOrganization as exc:
+                refused.append(Refused(entry, str(exc)))
+            except DecodeError as exc:
+                key = entry.strip().lower()
+                if key not in unreadable:  # named twice (its id in two cases): once
+                    unreadable.add(key)
+                    refused.append(Refused(entry, exc, key))
+    usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
+    refused += [Refused(_label(o), NO_ID) for o in unusable]
+    return usable, refused
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -364,25 +423,12 @@ async def server_targets(
             phase.advance(failed=True)
             return [], [error_row(target.label, exc, source="targets")], None
     phase.advance()
-    if target.organizations == "all":
-        chosen = organizations
-        # An organization the listing cannot decode is a row of its own; its neighbours are polled.
-        failures: list[Row] = [
-            error_row(target.label, error, organization=key or UNREADABLE, organization_id=key or None)
-            for key, error in undecoded.items()
-        ]
-    else:
-        chosen, failures = [], []
-        for wanted in target.organizations:
-            try:
-                chosen.append(match_listed(organizations, undecoded, wanted, server=target.label))
-            except UnknownOrganization as exc:
-                failures.append(error_row(target.label, str(exc), organization=wanted))
-            except DecodeError as exc:
-                failures.append(error_row(target.label, exc, organization=wanted))
-    # Each tenant once, its id compared ignoring case (as the exporter and `poll_jobs` compare ids).
-    usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
-    failures += [error_row(target.label, NO_ID, organization=_label(o)) for o in unusable]
+    # Each tenant once; what cannot be polled is a row of its own, its neighbours are polled.
+    usable, refused = choose_tenants(target.organizations, organizations, undecoded, server=target.label)
+    failures = [
+        error_row(target.label, r.problem, organization=r.named, organization_id=r.organization_id)
+        for r in refused
+    ]
     targets = [
         PollTarget(client=server.client, organization_id=o.id, name=_label(o), organization=o) for o in usable
     ]

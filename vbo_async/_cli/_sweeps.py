@@ -37,7 +37,7 @@ from .._models import BackupRepository, Job, License, Organization, Proxy, UsedR
 from .._poll import PollResult, PollTarget, poll_jobs
 from .._units import BATCH_MIN_TENANTS
 from ._connect import explain
-from ._flows import NO_ID, UNREADABLE, UnknownOrganization, match_listed, split_pollable
+from ._flows import choose_tenants
 from ._metrics import JOB_STATUSES, PREFIX
 
 __all__ = ["MAX_LABEL_LENGTH", "Samples", "ServerSnapshot", "ServerSpec", "batch_mode", "sweep_server"]
@@ -219,46 +219,21 @@ class _Reader:
     def _choose(
         self, organizations: Sequence[Organization], undecoded: Mapping[str, DecodeError]
     ) -> list[Organization]:
-        """The tenants to sweep, each once; a configured one the server does not list, one it
-        lists without an id, or one the listing could not decode (``undecoded``, by id) is an
-        ``organization`` error (and logged): its neighbours are still swept. One that could not
-        be decoded but whose id could be read is also ``organization_up`` 0 (named by its id),
-        as a tenant whose jobs could not be read is."""
-        wanted = self.spec.organizations
-        if wanted == "all":
-            chosen = list(organizations)
-            decoded = {organization.id.lower() for organization in organizations}
-            for key, error in undecoded.items():
-                # A copy of an organization also listed readable: counted, but that one's series stand.
-                self._undecodable(key if key not in decoded else "", key or UNREADABLE, error)
-        else:
-            chosen = []
-            unreadable: set[str] = set()
-            for entry in wanted:
-                try:
-                    chosen.append(match_listed(organizations, undecoded, entry, server=self.spec.name))
-                except UnknownOrganization as exc:
-                    self.fail("organization")
-                    log.warning("%s", exc)
-                except DecodeError as exc:
-                    key = entry.strip().lower()
-                    if key not in unreadable:  # named twice (its id in two cases): one series
-                        unreadable.add(key)
-                        self._undecodable(key, entry, exc)
-        usable, unusable = split_pollable({o.id.lower(): o for o in chosen}.values())
-        for organization in unusable:
+        """The tenants to sweep (`choose_tenants`); each it cannot take is an ``organization``
+        error (and logged), its neighbours still swept. One the server lists but the client
+        cannot decode, whose id could be read, is also ``organization_up`` 0 (named by its id),
+        as a tenant whose jobs could not be read is, unless a readable copy of it is swept."""
+        usable, refused = choose_tenants(
+            self.spec.organizations, organizations, undecoded, server=self.spec.name
+        )
+        swept = {organization.id.lower() for organization in usable}
+        for tenant in refused:
             self.fail("organization")
-            log.warning("%s: %s: %r", self.spec.name, NO_ID, organization.name)
+            log.warning("%s", tenant.said(self.spec.name))
+            key = tenant.organization_id
+            if key and key not in swept:
+                self.add("organization_up", (_text(key), _text(key)), 0.0)
         return usable
-
-    def _undecodable(self, key: str, named: str, error: DecodeError) -> None:
-        """A listed organization that could not be decoded (``key``: its lower-cased id, "" when
-        unreadable or when the listing also holds a readable copy, whose series stand; ``named``:
-        as the log names it)."""
-        self.fail("organization")
-        log.warning("%s: %s: %s", self.spec.name, named, error)
-        if key:
-            self.add("organization_up", (_text(key), _text(key)), 0.0)
 
     async def _jobs(self, organizations: list[Organization], listed: int) -> None:
         """Poll the chosen ``organizations`` of a server listing ``listed`` of them."""
