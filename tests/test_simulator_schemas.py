@@ -401,3 +401,21 @@ async def test_injected_faults_answer_the_vendor_s_error_bodies(version: str) ->
         throttled = await client.post(f"/{version}/Token", data=PASSWORD_FORM)
     assert (throttled.status_code, throttled.content) == (429, b"")
     assert throttled.headers["retry-after"] == "1"
+
+
+async def test_a_path_ending_in_a_slash_is_answered_as_without_it(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """ASP.NET routing ignores one trailing slash (the reference says nothing of it): ``GET
+    /v8/Jobs/`` is answered as ``GET /v8/Jobs``, not with a redirect; so is v1's, and a page's
+    links name the path without the slash."""
+    for url in ("/v8/Jobs/", "/v6/Organizations/", f"/v7/Jobs/{simulator.job_ids()[0]}/"):
+        response = await client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        assert response.json() == await _get(client, url[:-1])
+    page = await _get(client, "/v8/Jobs/?limit=1")
+    assert page["_links"]["next"]["href"].startswith("/v8/Jobs?")
+    v1_token = (await client.post("/v1/Token", data=PASSWORD_FORM)).json()["access_token"]
+    v1 = await client.get("/v1/Jobs/", headers={"Authorization": f"Bearer {v1_token}"})
+    assert v1.status_code == 200
+    assert len(v1.json()) == len(simulator.job_ids())
