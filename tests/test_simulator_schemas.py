@@ -419,3 +419,43 @@ async def test_a_path_ending_in_a_slash_is_answered_as_without_it(
     v1 = await client.get("/v1/Jobs/", headers={"Authorization": f"Bearer {v1_token}"})
     assert v1.status_code == 200
     assert len(v1.json()) == len(simulator.job_ids())
+
+
+_DIRECTORY = {"users": "userId", "groups": "groupId", "sites": "siteId", "teams": "teamId"}
+"""An organization's directory links -> the path parameter of one item's operation."""
+
+
+async def test_an_organization_s_directory_links_are_served_and_validate(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """``users``, ``groups``, ``sites`` and ``teams`` name ``/Organizations/{id}/Users`` etc.,
+    pages of ``RESTUser``, ``RESTGroup``, ``RESTSite``, ``RESTTeam`` (paged as the other lists
+    are), each item valid and its ``self`` link served (``/Users/{userId}``...) and valid."""
+    for v in VERSIONS:
+        for org_id in simulator.organization_ids():
+            links = (await _get(client, f"/{v}/Organizations/{org_id}"))["_links"]
+            for relation, parameter in _DIRECTORY.items():
+                collection = relation.capitalize()
+                template = f"/{v}/Organizations/{{organizationId}}/{collection}"
+                url: str | None = links[relation]["href"]
+                assert url == f"/{v}/Organizations/{org_id}/{collection}"
+                whole = await _get(client, f"{url}?limit=10000")
+                validate(v, template, whole)
+                listed: list[dict[str, Any]] = []
+                url += "?limit=2"
+                while url is not None:
+                    page = await _get(client, url)
+                    validate(v, template, page)
+                    listed += page["results"]
+                    url = page["_links"].get("next", {}).get("href")
+                assert len(listed) >= 2
+                assert listed == whole["results"]
+                for item in listed:
+                    own = item["_links"]["self"]["href"]
+                    assert own == f"/{v}/Organizations/{org_id}/{collection}/{item['id']}"
+                    answer = await _get(client, own)
+                    validate(v, f"{template}/{{{parameter}}}", answer)
+                    assert answer == item
+    missing = await client.get(f"/v8/Organizations/{simulator.organization_ids()[0]}/Users/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    validate("v8", "/v8/Organizations/{organizationId}/Users/{userId}", missing.json(), status="default")

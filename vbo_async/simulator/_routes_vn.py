@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from ._errors import SimulatedError
 from ._filters import parse_bool, pick
+from ._generate import DIRECTORY_KINDS
 from ._paging import parse_window
 from ._responses import empty_response, json_response
 from ._routes import simulator_of, token_endpoint
@@ -86,6 +87,29 @@ async def used_repositories(request: Request, simulator: Simulator, spec: ApiVer
         _id(request, "org_id"), version=spec.name, offset=offset, limit=limit
     )
     return json_response(body)
+
+
+def _directory(kind: str) -> Handler:
+    async def listing(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+        offset, limit = _window(request, simulator, paged=True)
+        org_id = _id(request, "org_id")
+        return json_response(
+            simulator.directory_wire(org_id, kind, version=spec.name, offset=offset, limit=limit)
+        )
+
+    listing.__name__ = f"organization_{kind}"
+    listing.__doc__ = f"``GET /vN/Organizations/{{id}}/{kind.capitalize()}`` (a page)."
+    return listing
+
+
+def _directory_item(kind: str) -> Handler:
+    async def item(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+        org_id, item_id = _id(request, "org_id"), _id(request, "item_id")
+        return json_response(simulator.directory_item_wire(org_id, kind, item_id, version=spec.name))
+
+    item.__name__ = f"organization_{kind}_item"
+    item.__doc__ = f"``GET /vN/Organizations/{{id}}/{kind.capitalize()}/{{itemId}}``."
+    return item
 
 
 async def jobs(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
@@ -277,6 +301,7 @@ def _bind(handler: Handler, spec: ApiVersion, *, anonymous: bool) -> Endpoint:
 def version_routes(spec: ApiVersion) -> list[Route]:
     """The routes of one v6+ version (lower-case paths; routing sees lower-cased paths)."""
     get, post = ["GET"], ["POST"]
+    has_directory = spec.directory_item is not None
     table: list[tuple[str, Handler, list[str], bool]] = [
         ("/organizations", organizations, get, True),
         ("/organizations/{org_id}", organization, get, True),
@@ -286,6 +311,14 @@ def version_routes(spec: ApiVersion) -> list[Route]:
             used_repositories,
             get,
             spec.used_repository is not None,
+        ),
+        *(
+            (f"/organizations/{{org_id}}/{kind}", _directory(kind), get, has_directory)
+            for kind in DIRECTORY_KINDS
+        ),
+        *(
+            (f"/organizations/{{org_id}}/{kind}/{{item_id}}", _directory_item(kind), get, has_directory)
+            for kind in DIRECTORY_KINDS
         ),
         ("/jobs", jobs, get, True),
         ("/jobs/{job_id}", job, get, True),

@@ -14,6 +14,7 @@ from ._config import SimulatorConfig
 from ._errors import SimulatedError
 from ._filters import LOG_ITEM_TYPES, SessionFilter, parse_enum, parse_uuid, time_text
 from ._generate import (
+    DIRECTORY_KINDS,
     derived_rng,
     detail_jobs,
     detail_organizations,
@@ -21,6 +22,7 @@ from ._generate import (
     detail_repositories,
     exclude_mailboxes,
     finish_session,
+    make_directory,
     make_license,
     make_mailbox_pool,
     make_organizations,
@@ -34,7 +36,7 @@ from ._generate import (
     storage_usage,
 )
 from ._paging import check_window, relative_page
-from ._records import Job, JobSession, Mailbox, Organization
+from ._records import DirectoryItem, Job, JobSession, Mailbox, Organization
 from ._schedule import next_run
 from ._stats import SimulatorStats, TokenRequest
 from ._throttle import TokenThrottle
@@ -388,6 +390,14 @@ class Simulator:
             org.mailboxes = {m.id: m for m in make_mailbox_pool(self.config, org)}
         return org.mailboxes
 
+    def _directory(self, org: Organization, kind: str) -> list[DirectoryItem]:
+        """The organization's `kind` of directory items (404 for a kind it has none of)."""
+        if kind not in DIRECTORY_KINDS:
+            raise _no_resource(f"/Organizations/{org.id}/{kind}")
+        if org.directory is None:
+            org.directory = make_directory(org, list(self._mailboxes(org).values()), self.config.seed)
+        return org.directory[kind]
+
     def _selected(self, job: Job) -> list[Mailbox]:
         pool = self._mailboxes(self._organizations[job.org_id])
         if job.mailbox_ids is None:
@@ -542,6 +552,37 @@ class Simulator:
             limit=limit,
             paged=True,
         )
+
+    def directory_wire(
+        self, org_id: str, kind: str, *, version: str, offset: int = 0, limit: int | None = None
+    ) -> Wire:
+        """``GET /vN/Organizations/{id}/Users`` (`kind` ``users``), ``Groups``, ``Sites`` or
+        ``Teams`` (v6+, a page; the vendor's filters are not simulated)."""
+        spec = self.api_version(version)
+        collection = f"/Organizations/{org_id}/{kind.capitalize()}"
+        render = _require(spec.directory_item, spec, collection)
+        org = self._org(org_id)
+        base = self._base(spec)
+        return self._collection(  # type: ignore[no-any-return]
+            spec,
+            self._directory(org, kind.lower()),
+            lambda item: render(item, base),
+            path=f"/Organizations/{org.id}/{kind.capitalize()}",
+            offset=offset,
+            limit=limit,
+            paged=True,
+        )
+
+    def directory_item_wire(self, org_id: str, kind: str, item_id: str, *, version: str) -> Wire:
+        """``GET /vN/Organizations/{id}/Users/{userId}`` (and ``Groups``, ``Sites``, ``Teams``)."""
+        spec = self.api_version(version)
+        path = f"/Organizations/{org_id}/{kind.capitalize()}/{item_id}"
+        render = _require(spec.directory_item, spec, path)
+        wanted = item_id.lower()
+        for item in self._directory(self._org(org_id), kind.lower()):
+            if item.id == wanted:
+                return self._finish(spec, render(item, self._base(spec)))  # type: ignore[no-any-return]
+        raise SimulatedError.not_found(kind[:-1].capitalize(), item_id)
 
     # -- wire: jobs ---------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import attrs
 
 from ._generate import StorageUsage
-from ._records import JobSession, LogEntry, Repository
+from ._records import DirectoryItem, JobSession, LogEntry, Repository
 from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
 
 __all__ = ["ApiVersion"]
@@ -50,6 +50,9 @@ class ApiVersion:
     """Anonymous ``GET /Health``."""
     log_item: Callable[[LogEntry, str], Wire] | None = None
     """An item of a session's log, ``GET /JobSessions/{id}/LogItems`` (a page)."""
+    directory_item: Callable[[DirectoryItem, str], Wire] | None = None
+    """A user, group, site or team: ``GET /Organizations/{id}/Users`` etc. (pages) and
+    ``GET /Organizations/{id}/Users/{userId}`` etc."""
 
     # -- collections -----------------------------------------------------------------------
     paged_sessions: bool = False
