@@ -459,3 +459,19 @@ async def test_an_organization_s_directory_links_are_served_and_validate(
     missing = await client.get(f"/v8/Organizations/{simulator.organization_ids()[0]}/Users/{uuid.uuid4()}")
     assert missing.status_code == 404
     validate("v8", "/v8/Organizations/{organizationId}/Users/{userId}", missing.json(), status="default")
+
+
+async def test_an_organization_s_rbac_roles_link_is_served_and_validates(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """``rbacRoles`` names ``/Organizations/{id}/RbacRoles``, an array of ``RESTRbacRole``
+    (vb365-v6-v8.md §3): the simulator configures no roles, so it is an empty array, not a 404."""
+    for v in VERSIONS:
+        for org_id in simulator.organization_ids():
+            href = (await _get(client, f"/{v}/Organizations/{org_id}"))["_links"]["rbacRoles"]["href"]
+            assert href == f"/{v}/Organizations/{org_id}/RbacRoles"
+            roles = await _get(client, href)
+            validate(v, f"/{v}/Organizations/{{organizationId}}/RbacRoles", roles)
+            assert roles == []
+        unknown = await client.get(f"/{v}/Organizations/{uuid.uuid4()}/RbacRoles")
+        assert unknown.status_code == 404

@@ -89,6 +89,11 @@ async def used_repositories(request: Request, simulator: Simulator, spec: ApiVer
     return json_response(body)
 
 
+async def rbac_roles(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+    """``GET /vN/Organizations/{id}/RbacRoles`` (an array)."""
+    return json_response(simulator.rbac_roles_wire(_id(request, "org_id"), version=spec.name))
+
+
 def _directory(kind: str) -> Handler:
     async def listing(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
         offset, limit = _window(request, simulator, paged=True)
@@ -312,6 +317,7 @@ def version_routes(spec: ApiVersion) -> list[Route]:
             get,
             spec.used_repository is not None,
         ),
+        ("/organizations/{org_id}/rbacroles", rbac_roles, get, spec.rbac_roles),
         *(
             (f"/organizations/{{org_id}}/{kind}", _directory(kind), get, has_directory)
             for kind in DIRECTORY_KINDS

@@ -573,6 +573,15 @@ class Simulator:
             paged=True,
         )
 
+    def rbac_roles_wire(self, org_id: str, *, version: str) -> list[Wire]:
+        """``GET /vN/Organizations/{id}/RbacRoles`` (v6+, an array of ``RESTRbacRole``): empty,
+        as on a server where no role was configured."""
+        spec = self.api_version(version)
+        if not spec.rbac_roles:
+            raise _no_resource(f"/{spec.name}/Organizations/{org_id}/RbacRoles")
+        self._org(org_id)
+        return []
+
     def directory_item_wire(self, org_id: str, kind: str, item_id: str, *, version: str) -> Wire:
         """``GET /vN/Organizations/{id}/Users/{userId}`` (and ``Groups``, ``Sites``, ``Teams``)."""
         spec = self.api_version(version)

@@ -63,6 +63,8 @@ class ApiVersion:
     objects (else bare arrays, and ``offset``/``limit`` are ignored)."""
     organization_jobs: bool = True
     """``GET /Organizations/{id}/Jobs`` exists."""
+    rbac_roles: bool = False
+    """``GET /Organizations/{id}/RbacRoles`` exists (an array; no roles are simulated)."""
     job_sessions: bool = True
     """``GET /Jobs/{id}/JobSessions`` exists (the job's ``jobsessions`` link is written anyway)."""
     job_filters: frozenset[str] = frozenset()

@@ -402,6 +402,7 @@ V6 = attrs.evolve(
     paged_sessions=True,
     paged_collections=False,
     organization_jobs=True,
+    rbac_roles=True,
     job_sessions=True,
     session_filters=frozenset({"jobType", "endTimeLowerBound"}),
     repository_filters=frozenset({"proxyId", "longTerm"}),
