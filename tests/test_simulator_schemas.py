@@ -475,3 +475,37 @@ async def test_an_organization_s_rbac_roles_link_is_served_and_validates(
             assert roles == []
         unknown = await client.get(f"/{v}/Organizations/{uuid.uuid4()}/RbacRoles")
         assert unknown.status_code == 404
+
+
+async def test_a_job_s_copy_job_link_is_served_and_validates() -> None:
+    """A job's ``copyJob`` link names ``/CopyJobs/{id}``, a ``RESTCopyJob`` (also at
+    ``/Jobs/{id}/CopyJob``); a job without a copy job has no such link and its ``CopyJob`` is 404."""
+    simulator = Simulator(SimulatorConfig(seed=5, organizations=12, epoch=EPOCH), clock=lambda: 0.0)
+    transport = httpx.ASGITransport(app=create_app(simulator=simulator))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        token = (await client.post("/v8/Token", data=PASSWORD_FORM)).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        await _check_copy_jobs(client, simulator)
+
+
+async def _check_copy_jobs(client: httpx.AsyncClient, simulator: Simulator) -> None:
+    for v in VERSIONS:
+        copied = 0
+        for job_id in simulator.job_ids():
+            job = await _get(client, f"/{v}/Jobs/{job_id}")
+            link = job["_links"].get("copyJob")
+            by_job = await client.get(f"/{v}/Jobs/{job_id}/CopyJob")
+            if link is None:
+                assert by_job.status_code == 404
+                validate(v, f"/{v}/Jobs/{{jobId}}/CopyJob", by_job.json(), status="default")
+                continue
+            copied += 1
+            copy = await _get(client, link["href"])
+            validate(v, f"/{v}/CopyJobs/{{id}}", copy)
+            validate(v, f"/{v}/Jobs/{{jobId}}/CopyJob", by_job.json())
+            assert by_job.json() == copy
+            assert copy["backupJobId"] == job_id
+            assert copy["repositoryId"] != job["repositoryId"]
+            assert link["href"] == copy["_links"]["self"]["href"] == f"/{v}/CopyJobs/{copy['id']}"
+        assert copied
+    assert (await client.get(f"/v8/CopyJobs/{uuid.uuid4()}")).status_code == 404

@@ -567,3 +567,20 @@ async def test_an_organization_s_directory_links_are_served(version: str) -> Non
     for relation in ("users", "groups", "sites", "teams"):
         wire = simulator.directory_wire(first, relation, version=version, limit=10_000)
         assert again.directory_wire(first, relation, version=version, limit=10_000) == wire
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+async def test_a_job_s_copy_job_link_is_served(version: str) -> None:
+    """A job with a backup copy job links ``copyJob`` to ``/CopyJobs/{id}`` (a ``RESTCopyJob``
+    naming the job as ``backupJobId``); jobs without one send no such link."""
+    simulator = make_simulator(organizations=8)
+    async with client(create_app(simulator=simulator), version) as vbo:
+        jobs = await vbo.jobs()
+        copied = [job for job in jobs if job.links.copy_job is not None]
+        assert copied
+        assert len(copied) < len(jobs)
+        for job in copied:
+            copy = await job.links.require("copy_job")
+            assert isinstance(copy, dict)
+            assert copy["backupJobId"] == job.id
+            assert job.links.require("copy_job").href.lower().endswith(f"/copyjobs/{copy['id']}")

@@ -136,6 +136,16 @@ async def job(request: Request, simulator: Simulator, spec: ApiVersion) -> Respo
     return json_response(simulator.job_wire(_id(request, "job_id"), version=spec.name))
 
 
+async def copy_job(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+    """``GET /vN/CopyJobs/{id}``."""
+    return json_response(simulator.copy_job_wire(_id(request, "copy_job_id"), version=spec.name))
+
+
+async def job_copy_job(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+    """``GET /vN/Jobs/{id}/CopyJob``."""
+    return json_response(simulator.copy_job_wire(job_id=_id(request, "job_id"), version=spec.name))
+
+
 async def job_sessions(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
     """``GET /vN/Jobs/{id}/JobSessions`` (v6 only)."""
     offset, limit = _window(request, simulator, paged=True)
@@ -329,6 +339,8 @@ def version_routes(spec: ApiVersion) -> list[Route]:
         ("/jobs", jobs, get, True),
         ("/jobs/{job_id}", job, get, True),
         ("/jobs/{job_id}/jobsessions", job_sessions, get, spec.job_sessions),
+        ("/jobs/{job_id}/copyjob", job_copy_job, get, spec.copy_job is not None),
+        ("/copyjobs/{copy_job_id}", copy_job, get, spec.copy_job is not None),
         ("/jobs/{job_id}/selecteditems", selected_items, get, spec.job_item is not None),
         ("/jobs/{job_id}/excludeditems", excluded_items, get, spec.job_item is not None),
         *((f"/jobs/{{job_id}}/{verb}", _action(verb), post, spec.verb_actions) for verb in _VERBS),

@@ -43,7 +43,16 @@ from ._throttle import TokenThrottle
 from ._tokens import TokenStore
 from ._version import ApiVersion
 from ._versions import VERSIONS, newest
-from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
+from ._views import (
+    CopyJobView,
+    JobItemView,
+    JobView,
+    LicenseView,
+    OrganizationView,
+    ProxyView,
+    ServerInfo,
+    Wire,
+)
 from ._wire import mailbox_wire
 from ._wireformat import TICKS_PER_SECOND, epoch_ticks
 
@@ -640,6 +649,31 @@ class Simulator:
         spec = self.api_version(version)
         self.settle()
         return self._finish(spec, spec.job(self._job_view(self._job(job_id)), self._base(spec)))  # type: ignore[no-any-return]
+
+    def copy_job_wire(
+        self, copy_job_id: str | None = None, *, job_id: str | None = None, version: str
+    ) -> Wire:
+        """``GET /vN/CopyJobs/{id}``, or with `job_id` ``GET /vN/Jobs/{id}/CopyJob`` (v6+): the
+        backup copy job of a job that has one (404 otherwise), copying to the first repository
+        other than the job's own."""
+        spec = self.api_version(version)
+        path = f"/Jobs/{job_id}/CopyJob" if job_id is not None else f"/CopyJobs/{copy_job_id}"
+        render = _require(spec.copy_job, spec, path)
+        self.settle()
+        if job_id is not None:
+            job: Job | None = self._job(job_id)
+        else:
+            wanted = (copy_job_id or "").lower()
+            job = next((j for j in self._jobs.values() if j.copy_job_id == wanted), None)
+        if job is None:
+            raise SimulatedError.not_found("Copy job", str(copy_job_id))
+        if job.copy_job_id is None:
+            raise SimulatedError(404, f"Job with id '{job.id}' has no copy job.")
+        target = next((r for r in self._repositories if r != job.repository_id), job.repository_id)
+        view = CopyJobView(
+            id=job.copy_job_id, job=job, repository_id=target, last_backup=self._last_backup(job)
+        )
+        return self._finish(spec, render(view, self._base(spec)))  # type: ignore[no-any-return]
 
     def _job_items(
         self,

@@ -13,7 +13,16 @@ import attrs
 
 from ._generate import StorageUsage
 from ._records import DirectoryItem, JobSession, LogEntry, Repository
-from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
+from ._views import (
+    CopyJobView,
+    JobItemView,
+    JobView,
+    LicenseView,
+    OrganizationView,
+    ProxyView,
+    ServerInfo,
+    Wire,
+)
 
 __all__ = ["ApiVersion"]
 
@@ -50,6 +59,8 @@ class ApiVersion:
     """Anonymous ``GET /Health``."""
     log_item: Callable[[LogEntry, str], Wire] | None = None
     """An item of a session's log, ``GET /JobSessions/{id}/LogItems`` (a page)."""
+    copy_job: Callable[[CopyJobView, str], Wire] | None = None
+    """A job's backup copy job, ``GET /CopyJobs/{id}`` and ``GET /Jobs/{id}/CopyJob``."""
     directory_item: Callable[[DirectoryItem, str], Wire] | None = None
     """A user, group, site or team: ``GET /Organizations/{id}/Users`` etc. (pages) and
     ``GET /Organizations/{id}/Users/{userId}`` etc."""

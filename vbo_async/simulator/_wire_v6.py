@@ -17,12 +17,22 @@ import attrs
 from ._generate import StorageUsage
 from ._records import DirectoryItem, Job, JobSession, LogEntry, Organization, Repository, Schedule
 from ._schedule import backup_window
-from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
+from ._views import (
+    CopyJobView,
+    JobItemView,
+    JobView,
+    LicenseView,
+    OrganizationView,
+    ProxyView,
+    ServerInfo,
+    Wire,
+)
 from ._wire import V1
 from ._wireformat import TICKS_PER_SECOND, format_bytes, format_rate, format_ticks
 
 __all__ = [
     "V6",
+    "copy_job",
     "directory_item",
     "insert_before",
     "job",
@@ -173,6 +183,24 @@ def job(view: JobView, base: str) -> Wire:
         "isEnabled": record.enabled,
         "lastStatus": record.last_status,
         "_links": job_links(record, base),
+    }
+
+
+def copy_job(view: CopyJobView, base: str) -> Wire:
+    """``GET /v6/CopyJobs/{id}`` (``RESTCopyJob``): an immediate copy of the backup job's
+    restore points to another repository, enabled as the backup job is, last run with it."""
+    record = view.job
+    ran = view.last_backup is not None
+    return {
+        "id": view.id,
+        "name": f"{record.name} (copy)",
+        "backupJobId": record.id,
+        "repositoryId": view.repository_id,
+        "isEnabled": record.enabled,
+        "lastRun": stamp(view.last_backup),
+        "lastStatus": "Success" if ran else "NotConfigured",
+        "schedulePolicy": {"type": "Immediate", "backupCopyWindowEnabled": False},
+        "_links": {"self": link(f"{base}/CopyJobs/{view.id}")},
     }
 
 
@@ -399,6 +427,7 @@ V6 = attrs.evolve(
     service_instance=service_instance,
     log_item=log_item,
     directory_item=directory_item,
+    copy_job=copy_job,
     paged_sessions=True,
     paged_collections=False,
     organization_jobs=True,
