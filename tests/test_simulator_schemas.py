@@ -401,3 +401,111 @@ async def test_injected_faults_answer_the_vendor_s_error_bodies(version: str) ->
         throttled = await client.post(f"/{version}/Token", data=PASSWORD_FORM)
     assert (throttled.status_code, throttled.content) == (429, b"")
     assert throttled.headers["retry-after"] == "1"
+
+
+async def test_a_path_ending_in_a_slash_is_answered_as_without_it(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """ASP.NET routing ignores one trailing slash (the reference says nothing of it): ``GET
+    /v8/Jobs/`` is answered as ``GET /v8/Jobs``, not with a redirect; so is v1's, and a page's
+    links name the path without the slash."""
+    for url in ("/v8/Jobs/", "/v6/Organizations/", f"/v7/Jobs/{simulator.job_ids()[0]}/"):
+        response = await client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        assert response.json() == await _get(client, url[:-1])
+    page = await _get(client, "/v8/Jobs/?limit=1")
+    assert page["_links"]["next"]["href"].startswith("/v8/Jobs?")
+    v1_token = (await client.post("/v1/Token", data=PASSWORD_FORM)).json()["access_token"]
+    v1 = await client.get("/v1/Jobs/", headers={"Authorization": f"Bearer {v1_token}"})
+    assert v1.status_code == 200
+    assert len(v1.json()) == len(simulator.job_ids())
+
+
+_DIRECTORY = {"users": "userId", "groups": "groupId", "sites": "siteId", "teams": "teamId"}
+"""An organization's directory links -> the path parameter of one item's operation."""
+
+
+async def test_an_organization_s_directory_links_are_served_and_validate(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """``users``, ``groups``, ``sites`` and ``teams`` name ``/Organizations/{id}/Users`` etc.,
+    pages of ``RESTUser``, ``RESTGroup``, ``RESTSite``, ``RESTTeam`` (paged as the other lists
+    are), each item valid and its ``self`` link served (``/Users/{userId}``...) and valid."""
+    for v in VERSIONS:
+        for org_id in simulator.organization_ids():
+            links = (await _get(client, f"/{v}/Organizations/{org_id}"))["_links"]
+            for relation, parameter in _DIRECTORY.items():
+                collection = relation.capitalize()
+                template = f"/{v}/Organizations/{{organizationId}}/{collection}"
+                url: str | None = links[relation]["href"]
+                assert url == f"/{v}/Organizations/{org_id}/{collection}"
+                whole = await _get(client, f"{url}?limit=10000")
+                validate(v, template, whole)
+                listed: list[dict[str, Any]] = []
+                url += "?limit=2"
+                while url is not None:
+                    page = await _get(client, url)
+                    validate(v, template, page)
+                    listed += page["results"]
+                    url = page["_links"].get("next", {}).get("href")
+                assert len(listed) >= 2
+                assert listed == whole["results"]
+                for item in listed:
+                    own = item["_links"]["self"]["href"]
+                    assert own == f"/{v}/Organizations/{org_id}/{collection}/{item['id']}"
+                    answer = await _get(client, own)
+                    validate(v, f"{template}/{{{parameter}}}", answer)
+                    assert answer == item
+    missing = await client.get(f"/v8/Organizations/{simulator.organization_ids()[0]}/Users/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    validate("v8", "/v8/Organizations/{organizationId}/Users/{userId}", missing.json(), status="default")
+
+
+async def test_an_organization_s_rbac_roles_link_is_served_and_validates(
+    client: httpx.AsyncClient, simulator: Simulator
+) -> None:
+    """``rbacRoles`` names ``/Organizations/{id}/RbacRoles``, an array of ``RESTRbacRole``
+    (vb365-v6-v8.md §3): the simulator configures no roles, so it is an empty array, not a 404."""
+    for v in VERSIONS:
+        for org_id in simulator.organization_ids():
+            href = (await _get(client, f"/{v}/Organizations/{org_id}"))["_links"]["rbacRoles"]["href"]
+            assert href == f"/{v}/Organizations/{org_id}/RbacRoles"
+            roles = await _get(client, href)
+            validate(v, f"/{v}/Organizations/{{organizationId}}/RbacRoles", roles)
+            assert roles == []
+        unknown = await client.get(f"/{v}/Organizations/{uuid.uuid4()}/RbacRoles")
+        assert unknown.status_code == 404
+
+
+async def test_a_job_s_copy_job_link_is_served_and_validates() -> None:
+    """A job's ``copyJob`` link names ``/CopyJobs/{id}``, a ``RESTCopyJob`` (also at
+    ``/Jobs/{id}/CopyJob``); a job without a copy job has no such link and its ``CopyJob`` is 404."""
+    simulator = Simulator(SimulatorConfig(seed=5, organizations=12, epoch=EPOCH), clock=lambda: 0.0)
+    transport = httpx.ASGITransport(app=create_app(simulator=simulator))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        token = (await client.post("/v8/Token", data=PASSWORD_FORM)).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        await _check_copy_jobs(client, simulator)
+
+
+async def _check_copy_jobs(client: httpx.AsyncClient, simulator: Simulator) -> None:
+    for v in VERSIONS:
+        copied = 0
+        for job_id in simulator.job_ids():
+            job = await _get(client, f"/{v}/Jobs/{job_id}")
+            link = job["_links"].get("copyJob")
+            by_job = await client.get(f"/{v}/Jobs/{job_id}/CopyJob")
+            if link is None:
+                assert by_job.status_code == 404
+                validate(v, f"/{v}/Jobs/{{jobId}}/CopyJob", by_job.json(), status="default")
+                continue
+            copied += 1
+            copy = await _get(client, link["href"])
+            validate(v, f"/{v}/CopyJobs/{{id}}", copy)
+            validate(v, f"/{v}/Jobs/{{jobId}}/CopyJob", by_job.json())
+            assert by_job.json() == copy
+            assert copy["backupJobId"] == job_id
+            assert copy["repositoryId"] != job["repositoryId"]
+            assert link["href"] == copy["_links"]["self"]["href"] == f"/{v}/CopyJobs/{copy['id']}"
+        assert copied
+    assert (await client.get(f"/v8/CopyJobs/{uuid.uuid4()}")).status_code == 404

@@ -534,3 +534,53 @@ async def test_auto_over_a_real_socket() -> None:
             assert job.links.self.url.startswith(f"{base}/v8/Jobs/")
     assert simulator.stats.token_requests_by_version == {("v8", "password"): 1}
     assert simulator.stats.logouts == {"v8": 1}
+
+
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+async def test_an_organization_s_directory_links_are_served(version: str) -> None:
+    """``users``, ``groups``, ``sites`` and ``teams`` (v6+; v1's organizations have none) name
+    the vendor's pages ``/Organizations/{id}/Users`` etc.: awaiting each gives every item, as the
+    simulator lists them, the same on every run of a seed, at least one of each."""
+    simulator = make_simulator()
+    async with client(create_app(simulator=simulator), version) as vbo:
+        orgs = await vbo.organizations()
+        if version == "v1":
+            assert all(org.links.users is None and org.links.teams is None for org in orgs)
+            return
+        seen: dict[str, set[str]] = {}
+        for org in orgs:
+            for relation in ("users", "groups", "sites", "teams"):
+                link = getattr(org.links, relation)
+                assert link is not None, relation
+                assert link.href.lower() == f"/{version}/organizations/{org.id}/{relation}".lower()
+                listed = await link
+                streamed = [item async for item in org.links.require(relation)]
+                wire = simulator.directory_wire(org.id, relation, version=version, limit=10_000)
+                assert listed == streamed == wire["results"]
+                assert listed, (org.id, relation)
+                ids = {item["id"] for item in listed}  # type: ignore[index]
+                assert len(ids) == len(listed)
+                assert not ids & seen.get(relation, set())  # each tenant its own
+                seen.setdefault(relation, set()).update(ids)
+    again = make_simulator()
+    first = simulator.organization_ids()[0]
+    for relation in ("users", "groups", "sites", "teams"):
+        wire = simulator.directory_wire(first, relation, version=version, limit=10_000)
+        assert again.directory_wire(first, relation, version=version, limit=10_000) == wire
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+async def test_a_job_s_copy_job_link_is_served(version: str) -> None:
+    """A job with a backup copy job links ``copyJob`` to ``/CopyJobs/{id}`` (a ``RESTCopyJob``
+    naming the job as ``backupJobId``); jobs without one send no such link."""
+    simulator = make_simulator(organizations=8)
+    async with client(create_app(simulator=simulator), version) as vbo:
+        jobs = await vbo.jobs()
+        copied = [job for job in jobs if job.links.copy_job is not None]
+        assert copied
+        assert len(copied) < len(jobs)
+        for job in copied:
+            copy = await job.links.require("copy_job")
+            assert isinstance(copy, dict)
+            assert copy["backupJobId"] == job.id
+            assert job.links.require("copy_job").href.lower().endswith(f"/copyjobs/{copy['id']}")

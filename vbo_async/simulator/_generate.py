@@ -8,11 +8,23 @@ import uuid
 import attrs
 
 from ._config import SimulatorConfig
-from ._records import Job, JobSession, License, LogEntry, Mailbox, Organization, Proxy, Repository, Schedule
+from ._records import (
+    DirectoryItem,
+    Job,
+    JobSession,
+    License,
+    LogEntry,
+    Mailbox,
+    Organization,
+    Proxy,
+    Repository,
+    Schedule,
+)
 from ._schedule import DAILY_TYPES, PERIODS, WINDOWS, next_run, run_interval
 from ._wireformat import TICKS_PER_SECOND
 
 __all__ = [
+    "DIRECTORY_KINDS",
     "StorageUsage",
     "derived_rng",
     "detail_jobs",
@@ -21,6 +33,7 @@ __all__ = [
     "detail_repositories",
     "exclude_mailboxes",
     "finish_session",
+    "make_directory",
     "make_license",
     "make_mailbox_pool",
     "make_organizations",
@@ -352,6 +365,30 @@ def make_mailbox_pool(config: SimulatorConfig, org: Organization) -> list[Mailbo
             )
         )
     return pool
+
+
+DIRECTORY_KINDS = ("users", "groups", "sites", "teams")
+"""The collections of an organization's directory, as its ``_links`` name them (v6+)."""
+
+_UNITS = ("Finance", "Sales", "Marketing", "Engineering", "Support", "Legal", "Operations", "Research")
+
+
+def make_directory(org: Organization, mailboxes: list[Mailbox], seed: int) -> dict[str, list[DirectoryItem]]:
+    """An organization's users (its mailboxes), and 2 to 4 groups, sites and teams each, drawn
+    from a generator derived from `seed` and the organization (the same on every run)."""
+    rng = derived_rng(seed, "directory", org.index)
+    tenant = org.name.partition(".")[0]
+    directory = {"users": [DirectoryItem("users", m.id, org.id, m.email, m.name, m.email) for m in mailboxes]}
+    for kind in DIRECTORY_KINDS[1:]:
+        items = []
+        for unit in rng.sample(_UNITS, rng.randint(2, 4)):
+            slug = f"{unit.lower()}-{kind[:-1]}"
+            address = (
+                f"https://{tenant}.sharepoint.com/sites/{slug}" if kind == "sites" else f"{slug}@{org.name}"
+            )
+            items.append(DirectoryItem(kind, new_id(rng), org.id, slug, f"{unit} {kind[:-1]}", address))
+        directory[kind] = items
+    return directory
 
 
 def select_mailboxes(config: SimulatorConfig, job: Job, pool: list[Mailbox]) -> list[str]:

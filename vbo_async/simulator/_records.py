@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 __all__ = [
+    "DirectoryItem",
     "Job",
     "JobSession",
     "License",
@@ -86,6 +87,22 @@ class Mailbox:
     email: str
     name: str
     backed_up: bool
+
+
+@attrs.frozen
+class DirectoryItem:
+    """A user, group, site or team of an organization (v6+ ``/Organizations/{id}/Users`` ...).
+
+    `kind` is the collection's lower-case name (``users``, ``groups``, ``sites``, ``teams``);
+    `address` is the mail address of a user, group or team and the URL of a site.
+    """
+
+    kind: str
+    id: str
+    org_id: str
+    name: str
+    display_name: str
+    address: str
 
 
 @attrs.define
@@ -187,6 +204,8 @@ class Organization:
     description: str = ""
     job_ids: list[str] = attrs.Factory(list)
     mailboxes: dict[str, Mailbox] | None = None
+    directory: dict[str, list[DirectoryItem]] | None = None
+    """Its users, groups, sites and teams by kind, made on first use (see `mailboxes`)."""
 
 
 @attrs.frozen

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from ._errors import SimulatedError
 from ._filters import parse_bool, pick
+from ._generate import DIRECTORY_KINDS
 from ._paging import parse_window
 from ._responses import empty_response, json_response
 from ._routes import simulator_of, token_endpoint
@@ -88,6 +89,34 @@ async def used_repositories(request: Request, simulator: Simulator, spec: ApiVer
     return json_response(body)
 
 
+async def rbac_roles(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+    """``GET /vN/Organizations/{id}/RbacRoles`` (an array)."""
+    return json_response(simulator.rbac_roles_wire(_id(request, "org_id"), version=spec.name))
+
+
+def _directory(kind: str) -> Handler:
+    async def listing(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+        offset, limit = _window(request, simulator, paged=True)
+        org_id = _id(request, "org_id")
+        return json_response(
+            simulator.directory_wire(org_id, kind, version=spec.name, offset=offset, limit=limit)
+        )
+
+    listing.__name__ = f"organization_{kind}"
+    listing.__doc__ = f"``GET /vN/Organizations/{{id}}/{kind.capitalize()}`` (a page)."
+    return listing
+
+
+def _directory_item(kind: str) -> Handler:
+    async def item(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+        org_id, item_id = _id(request, "org_id"), _id(request, "item_id")
+        return json_response(simulator.directory_item_wire(org_id, kind, item_id, version=spec.name))
+
+    item.__name__ = f"organization_{kind}_item"
+    item.__doc__ = f"``GET /vN/Organizations/{{id}}/{kind.capitalize()}/{{itemId}}``."
+    return item
+
+
 async def jobs(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
     """``GET /vN/Jobs`` (v8: ``organizationId``, ``repositoryId``)."""
     offset, limit = _window(request, simulator, paged=spec.paged_collections)
@@ -105,6 +134,16 @@ async def jobs(request: Request, simulator: Simulator, spec: ApiVersion) -> Resp
 async def job(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
     """``GET /vN/Jobs/{id}``."""
     return json_response(simulator.job_wire(_id(request, "job_id"), version=spec.name))
+
+
+async def copy_job(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+    """``GET /vN/CopyJobs/{id}``."""
+    return json_response(simulator.copy_job_wire(_id(request, "copy_job_id"), version=spec.name))
+
+
+async def job_copy_job(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+    """``GET /vN/Jobs/{id}/CopyJob``."""
+    return json_response(simulator.copy_job_wire(job_id=_id(request, "job_id"), version=spec.name))
 
 
 async def job_sessions(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
@@ -277,6 +316,7 @@ def _bind(handler: Handler, spec: ApiVersion, *, anonymous: bool) -> Endpoint:
 def version_routes(spec: ApiVersion) -> list[Route]:
     """The routes of one v6+ version (lower-case paths; routing sees lower-cased paths)."""
     get, post = ["GET"], ["POST"]
+    has_directory = spec.directory_item is not None
     table: list[tuple[str, Handler, list[str], bool]] = [
         ("/organizations", organizations, get, True),
         ("/organizations/{org_id}", organization, get, True),
@@ -287,9 +327,20 @@ def version_routes(spec: ApiVersion) -> list[Route]:
             get,
             spec.used_repository is not None,
         ),
+        ("/organizations/{org_id}/rbacroles", rbac_roles, get, spec.rbac_roles),
+        *(
+            (f"/organizations/{{org_id}}/{kind}", _directory(kind), get, has_directory)
+            for kind in DIRECTORY_KINDS
+        ),
+        *(
+            (f"/organizations/{{org_id}}/{kind}/{{item_id}}", _directory_item(kind), get, has_directory)
+            for kind in DIRECTORY_KINDS
+        ),
         ("/jobs", jobs, get, True),
         ("/jobs/{job_id}", job, get, True),
         ("/jobs/{job_id}/jobsessions", job_sessions, get, spec.job_sessions),
+        ("/jobs/{job_id}/copyjob", job_copy_job, get, spec.copy_job is not None),
+        ("/copyjobs/{copy_job_id}", copy_job, get, spec.copy_job is not None),
         ("/jobs/{job_id}/selecteditems", selected_items, get, spec.job_item is not None),
         ("/jobs/{job_id}/excludeditems", excluded_items, get, spec.job_item is not None),
         *((f"/jobs/{{job_id}}/{verb}", _action(verb), post, spec.verb_actions) for verb in _VERBS),

@@ -14,6 +14,7 @@ from ._config import SimulatorConfig
 from ._errors import SimulatedError
 from ._filters import LOG_ITEM_TYPES, SessionFilter, parse_enum, parse_uuid, time_text
 from ._generate import (
+    DIRECTORY_KINDS,
     derived_rng,
     detail_jobs,
     detail_organizations,
@@ -21,6 +22,7 @@ from ._generate import (
     detail_repositories,
     exclude_mailboxes,
     finish_session,
+    make_directory,
     make_license,
     make_mailbox_pool,
     make_organizations,
@@ -34,14 +36,23 @@ from ._generate import (
     storage_usage,
 )
 from ._paging import check_window, relative_page
-from ._records import Job, JobSession, Mailbox, Organization
+from ._records import DirectoryItem, Job, JobSession, Mailbox, Organization
 from ._schedule import next_run
 from ._stats import SimulatorStats, TokenRequest
 from ._throttle import TokenThrottle
 from ._tokens import TokenStore
 from ._version import ApiVersion
 from ._versions import VERSIONS, newest
-from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
+from ._views import (
+    CopyJobView,
+    JobItemView,
+    JobView,
+    LicenseView,
+    OrganizationView,
+    ProxyView,
+    ServerInfo,
+    Wire,
+)
 from ._wire import mailbox_wire
 from ._wireformat import TICKS_PER_SECOND, epoch_ticks
 
@@ -388,6 +399,14 @@ class Simulator:
             org.mailboxes = {m.id: m for m in make_mailbox_pool(self.config, org)}
         return org.mailboxes
 
+    def _directory(self, org: Organization, kind: str) -> list[DirectoryItem]:
+        """The organization's `kind` of directory items (404 for a kind it has none of)."""
+        if kind not in DIRECTORY_KINDS:
+            raise _no_resource(f"/Organizations/{org.id}/{kind}")
+        if org.directory is None:
+            org.directory = make_directory(org, list(self._mailboxes(org).values()), self.config.seed)
+        return org.directory[kind]
+
     def _selected(self, job: Job) -> list[Mailbox]:
         pool = self._mailboxes(self._organizations[job.org_id])
         if job.mailbox_ids is None:
@@ -543,6 +562,46 @@ class Simulator:
             paged=True,
         )
 
+    def directory_wire(
+        self, org_id: str, kind: str, *, version: str, offset: int = 0, limit: int | None = None
+    ) -> Wire:
+        """``GET /vN/Organizations/{id}/Users`` (`kind` ``users``), ``Groups``, ``Sites`` or
+        ``Teams`` (v6+, a page; the vendor's filters are not simulated)."""
+        spec = self.api_version(version)
+        collection = f"/Organizations/{org_id}/{kind.capitalize()}"
+        render = _require(spec.directory_item, spec, collection)
+        org = self._org(org_id)
+        base = self._base(spec)
+        return self._collection(  # type: ignore[no-any-return]
+            spec,
+            self._directory(org, kind.lower()),
+            lambda item: render(item, base),
+            path=f"/Organizations/{org.id}/{kind.capitalize()}",
+            offset=offset,
+            limit=limit,
+            paged=True,
+        )
+
+    def rbac_roles_wire(self, org_id: str, *, version: str) -> list[Wire]:
+        """``GET /vN/Organizations/{id}/RbacRoles`` (v6+, an array of ``RESTRbacRole``): empty,
+        as on a server where no role was configured."""
+        spec = self.api_version(version)
+        if not spec.rbac_roles:
+            raise _no_resource(f"/{spec.name}/Organizations/{org_id}/RbacRoles")
+        self._org(org_id)
+        return []
+
+    def directory_item_wire(self, org_id: str, kind: str, item_id: str, *, version: str) -> Wire:
+        """``GET /vN/Organizations/{id}/Users/{userId}`` (and ``Groups``, ``Sites``, ``Teams``)."""
+        spec = self.api_version(version)
+        path = f"/Organizations/{org_id}/{kind.capitalize()}/{item_id}"
+        render = _require(spec.directory_item, spec, path)
+        wanted = item_id.lower()
+        for item in self._directory(self._org(org_id), kind.lower()):
+            if item.id == wanted:
+                return self._finish(spec, render(item, self._base(spec)))  # type: ignore[no-any-return]
+        raise SimulatedError.not_found(kind[:-1].capitalize(), item_id)
+
     # -- wire: jobs ---------------------------------------------------------------------------------
 
     def jobs_wire(
@@ -590,6 +649,31 @@ class Simulator:
         spec = self.api_version(version)
         self.settle()
         return self._finish(spec, spec.job(self._job_view(self._job(job_id)), self._base(spec)))  # type: ignore[no-any-return]
+
+    def copy_job_wire(
+        self, copy_job_id: str | None = None, *, job_id: str | None = None, version: str
+    ) -> Wire:
+        """``GET /vN/CopyJobs/{id}``, or with `job_id` ``GET /vN/Jobs/{id}/CopyJob`` (v6+): the
+        backup copy job of a job that has one (404 otherwise), copying to the first repository
+        other than the job's own."""
+        spec = self.api_version(version)
+        path = f"/Jobs/{job_id}/CopyJob" if job_id is not None else f"/CopyJobs/{copy_job_id}"
+        render = _require(spec.copy_job, spec, path)
+        self.settle()
+        if job_id is not None:
+            job: Job | None = self._job(job_id)
+        else:
+            wanted = (copy_job_id or "").lower()
+            job = next((j for j in self._jobs.values() if j.copy_job_id == wanted), None)
+        if job is None:
+            raise SimulatedError.not_found("Copy job", str(copy_job_id))
+        if job.copy_job_id is None:
+            raise SimulatedError(404, f"Job with id '{job.id}' has no copy job.")
+        target = next((r for r in self._repositories if r != job.repository_id), job.repository_id)
+        view = CopyJobView(
+            id=job.copy_job_id, job=job, repository_id=target, last_backup=self._last_backup(job)
+        )
+        return self._finish(spec, render(view, self._base(spec)))  # type: ignore[no-any-return]
 
     def _job_items(
         self,

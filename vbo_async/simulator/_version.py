@@ -12,8 +12,17 @@ from collections.abc import Callable
 import attrs
 
 from ._generate import StorageUsage
-from ._records import JobSession, LogEntry, Repository
-from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
+from ._records import DirectoryItem, JobSession, LogEntry, Repository
+from ._views import (
+    CopyJobView,
+    JobItemView,
+    JobView,
+    LicenseView,
+    OrganizationView,
+    ProxyView,
+    ServerInfo,
+    Wire,
+)
 
 __all__ = ["ApiVersion"]
 
@@ -50,6 +59,11 @@ class ApiVersion:
     """Anonymous ``GET /Health``."""
     log_item: Callable[[LogEntry, str], Wire] | None = None
     """An item of a session's log, ``GET /JobSessions/{id}/LogItems`` (a page)."""
+    copy_job: Callable[[CopyJobView, str], Wire] | None = None
+    """A job's backup copy job, ``GET /CopyJobs/{id}`` and ``GET /Jobs/{id}/CopyJob``."""
+    directory_item: Callable[[DirectoryItem, str], Wire] | None = None
+    """A user, group, site or team: ``GET /Organizations/{id}/Users`` etc. (pages) and
+    ``GET /Organizations/{id}/Users/{userId}`` etc."""
 
     # -- collections -----------------------------------------------------------------------
     paged_sessions: bool = False
@@ -60,6 +74,8 @@ class ApiVersion:
     objects (else bare arrays, and ``offset``/``limit`` are ignored)."""
     organization_jobs: bool = True
     """``GET /Organizations/{id}/Jobs`` exists."""
+    rbac_roles: bool = False
+    """``GET /Organizations/{id}/RbacRoles`` exists (an array; no roles are simulated)."""
     job_sessions: bool = True
     """``GET /Jobs/{id}/JobSessions`` exists (the job's ``jobsessions`` link is written anyway)."""
     job_filters: frozenset[str] = frozenset()

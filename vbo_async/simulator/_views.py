@@ -9,6 +9,7 @@ import attrs
 from ._records import Job, License, Mailbox, Organization, Proxy
 
 __all__ = [
+    "CopyJobView",
     "JobItemView",
     "JobView",
     "LicenseView",
@@ -39,6 +40,17 @@ class JobView:
 
     job: Job
     last_backup: int | None
+
+
+@attrs.frozen
+class CopyJobView:
+    """A job's backup copy job (`id` is ``job.copy_job_id``) and the repository it copies to."""
+
+    id: str
+    job: Job
+    repository_id: str
+    last_backup: int | None
+    """When the backup job last succeeded: an immediate copy follows each backup."""
 
 
 @attrs.frozen

@@ -15,14 +15,25 @@ from email.utils import parsedate_to_datetime
 import attrs
 
 from ._generate import StorageUsage
-from ._records import Job, JobSession, LogEntry, Organization, Repository, Schedule
+from ._records import DirectoryItem, Job, JobSession, LogEntry, Organization, Repository, Schedule
 from ._schedule import backup_window
-from ._views import JobItemView, JobView, LicenseView, OrganizationView, ProxyView, ServerInfo, Wire
+from ._views import (
+    CopyJobView,
+    JobItemView,
+    JobView,
+    LicenseView,
+    OrganizationView,
+    ProxyView,
+    ServerInfo,
+    Wire,
+)
 from ._wire import V1
 from ._wireformat import TICKS_PER_SECOND, format_bytes, format_rate, format_ticks
 
 __all__ = [
     "V6",
+    "copy_job",
+    "directory_item",
     "insert_before",
     "job",
     "job_item",
@@ -175,6 +186,24 @@ def job(view: JobView, base: str) -> Wire:
     }
 
 
+def copy_job(view: CopyJobView, base: str) -> Wire:
+    """``GET /v6/CopyJobs/{id}`` (``RESTCopyJob``): an immediate copy of the backup job's
+    restore points to another repository, enabled as the backup job is, last run with it."""
+    record = view.job
+    ran = view.last_backup is not None
+    return {
+        "id": view.id,
+        "name": f"{record.name} (copy)",
+        "backupJobId": record.id,
+        "repositoryId": view.repository_id,
+        "isEnabled": record.enabled,
+        "lastRun": stamp(view.last_backup),
+        "lastStatus": "Success" if ran else "NotConfigured",
+        "schedulePolicy": {"type": "Immediate", "backupCopyWindowEnabled": False},
+        "_links": {"self": link(f"{base}/CopyJobs/{view.id}")},
+    }
+
+
 def statistics(session_: JobSession) -> Wire:
     """``RESTJobStatistics``: integers from v6 on."""
     return {
@@ -324,6 +353,29 @@ def used_repository(usage: StorageUsage, base: str) -> Wire:
     }
 
 
+def directory_item(item: DirectoryItem, base: str) -> Wire:
+    """An item of ``GET /v6/Organizations/{id}/Users`` (``RESTUser``), ``Groups`` (``RESTGroup``),
+    ``Sites`` (``RESTSite``) or ``Teams`` (``RESTTeam``), linking to itself."""
+    wire: Wire = {"id": item.id}
+    if item.kind == "users":
+        wire |= {"displayName": item.display_name, "name": item.name, "type": "User", "locationType": "Cloud"}
+    elif item.kind == "groups":
+        wire |= {
+            "displayName": item.display_name,
+            "name": item.name,
+            "type": "Office365",
+            "locationType": "Cloud",
+        }
+    elif item.kind == "sites":
+        wire |= {"url": item.address, "title": item.display_name, "name": item.name}
+        wire |= {"isCloud": True, "isPersonal": False, "isAvailable": True}
+    else:
+        wire |= {"displayName": item.display_name, "mail": item.address, "description": ""}
+    collection = item.kind.capitalize()
+    wire["_links"] = {"self": link(f"{base}/Organizations/{item.org_id}/{collection}/{item.id}")}
+    return wire
+
+
 def license_(view: LicenseView) -> Wire:
     """``GET /v6/License`` (``RESTLicense``: ``expirationDate``, ``contactPerson``...)."""
     record = view.license
@@ -374,9 +426,12 @@ V6 = attrs.evolve(
     license=license_,
     service_instance=service_instance,
     log_item=log_item,
+    directory_item=directory_item,
+    copy_job=copy_job,
     paged_sessions=True,
     paged_collections=False,
     organization_jobs=True,
+    rbac_roles=True,
     job_sessions=True,
     session_filters=frozenset({"jobType", "endTimeLowerBound"}),
     repository_filters=frozenset({"proxyId", "longTerm"}),

@@ -21,10 +21,11 @@ from . import _wire_v6 as v6
 from . import _wire_v7 as v7
 from ._generate import StorageUsage
 from ._records import JobSession, LogEntry, Repository, Schedule
-from ._views import JobView, OrganizationView, ProxyView, Wire
+from ._views import CopyJobView, JobView, OrganizationView, ProxyView, Wire
 
 __all__ = [
     "V8",
+    "copy_job",
     "health",
     "job",
     "log_item",
@@ -54,6 +55,14 @@ def job(view: JobView, base: str) -> Wire:
     """v7 plus ``organizationId`` and ``eTag``."""
     wire = v7.job(view, base)
     wire = v6.insert_before(wire, "repositoryId", {"organizationId": view.job.org_id})
+    return v6.insert_before(wire, "_links", {"eTag": view.job.etag})
+
+
+def copy_job(view: CopyJobView, base: str) -> Wire:
+    """v6 plus ``organizationId``, ``lastBackup`` and ``eTag`` (the backup job's)."""
+    wire = v6.copy_job(view, base)
+    wire = v6.insert_before(wire, "repositoryId", {"organizationId": view.job.org_id})
+    wire = v6.insert_before(wire, "lastRun", {"lastBackup": v6.stamp(view.last_backup)})
     return v6.insert_before(wire, "_links", {"eTag": view.job.etag})
 
 
@@ -144,6 +153,7 @@ V8 = attrs.evolve(
     build="8.5.0.1014",
     organization=organization,
     job=job,
+    copy_job=copy_job,
     session=session,
     repository=repository,
     proxy=proxy,
