@@ -222,7 +222,17 @@ def test_a_duration_is_the_sum_of_its_parts(parts: tuple[int | None, ...]) -> No
 @given(st.text(max_size=12))
 @example("1d12h")
 @example("12h1d")
+@example("1.5")
+@example(".000001")
 def test_any_text_is_a_duration_or_a_duration_error(text: str) -> None:
+    try:
+        seconds = parse_duration(text, bare="s")
+    except DurationError as exc:
+        message = str(exc)
+        assert message.startswith(repr(text))
+    else:
+        assert seconds > dt.timedelta(0)
+        assert format_duration(seconds)
     try:
         delta = parse_duration(text)
     except DurationError as exc:
@@ -231,6 +241,33 @@ def test_any_text_is_a_duration_or_a_duration_error(text: str) -> None:
         return
     assert delta > dt.timedelta(0)
     assert parse_duration(format_duration(delta)) == delta
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "written"),
+    [
+        ("1.5", dt.timedelta(seconds=1.5), "1.5s"),
+        (" 0.25 ", dt.timedelta(seconds=0.25), "0.25s"),
+        ("90.5", dt.timedelta(seconds=90.5), "1m30.5s"),
+        ("2.", dt.timedelta(seconds=2), "2s"),
+        (".5", dt.timedelta(seconds=0.5), "0.5s"),
+    ],
+)
+def test_a_number_alone_may_have_a_fraction_of_a_second(
+    text: str, expected: dt.timedelta, written: str
+) -> None:
+    """``check -t 1.5`` and ``poll --timeout 1.5`` are 1.5 s, as ``serve --timeout 1.5`` is: a
+    number alone is seconds, with or without a fraction, and 'no answer within ...' writes it."""
+    assert parse_duration(text, bare="s") == expected
+    assert format_duration(expected) == written
+    with pytest.raises(DurationError, match=r"no unit|not a duration"):
+        parse_duration(text)  # --max-age: hours? days? still asked
+
+
+@pytest.mark.parametrize("text", ["9" * 5000 + ".5", "3153600000.000001", "0" * 5000 + "4" + "0" * 9 + ".5"])
+def test_a_fraction_of_seconds_is_bounded_as_a_duration(text: str) -> None:
+    with pytest.raises(DurationError, match="longer than 100 years"):
+        parse_duration(text, bare="s")
 
 
 # --- the verdict (pure) ---------------------------------------------------------------------------
@@ -1225,9 +1262,11 @@ def test_a_bad_targets_file_or_no_password_is_unknown(
     assert says in result.out.splitlines()[0]
 
 
-@pytest.mark.parametrize(("given", "seconds"), [("30", 30), (" 45 ", 45), ("30s", 30), ("2m", 120)])
+@pytest.mark.parametrize(
+    ("given", "seconds"), [("30", 30), (" 45 ", 45), ("30s", 30), ("2m", 120), ("1.5", 1.5), ("0.25", 0.25)]
+)
 def test_a_timeout_without_a_unit_is_seconds_as_monitoring_plugins_read_t(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, given: str, seconds: int
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, given: str, seconds: float
 ) -> None:
     """``-t 30``, as every monitoring plugin and check command definition writes it, is 30 s."""
     limits = []
@@ -1246,7 +1285,11 @@ def test_a_timeout_without_a_unit_is_seconds_as_monitoring_plugins_read_t(
     ("args", "says"),
     [
         (["-t", "0"], "'0' must be longer than zero"),
-        (["-t", "1.5"], "'1.5' is not a duration"),
+        (["-t", "0.0"], "'0.0' must be longer than zero"),
+        (["-t", "0.0000001"], "'0.0000001' must be longer than zero"),  # under a microsecond
+        (["-t", "1.5h"], "'1.5h' is not a duration"),  # a fraction only of seconds alone
+        (["-t", "1e3"], "'1e3' is not a duration"),
+        (["-t", "9" * 12 + ".5"], "longer than 100 years"),
         (["--max-age", "26"], "'26' has no unit: write 26h"),  # hours? days? still asked
     ],
 )

@@ -1180,7 +1180,7 @@ def test_poll_t_is_its_timeout(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert "Invalid value for '-t' / '--timeout': 'soon' is not a duration" in line
 
 
-@pytest.mark.parametrize("given", ["30", "30s", " 30 "])
+@pytest.mark.parametrize("given", ["30", "30s", " 30 ", "1.5"])
 def test_poll_timeout_takes_a_number_alone_as_seconds(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, given: str
 ) -> None:

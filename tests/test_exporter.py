@@ -271,6 +271,33 @@ async def test_the_last_status_is_a_state_set_and_a_new_status_gets_its_own_seri
             assert states[str(job.last_status)] == 1
 
 
+@pytest.mark.parametrize("version", ["v8", "v1"])
+async def test_a_job_whose_last_status_is_empty_has_no_state_set(
+    servers: dict[str, Server], version: str
+) -> None:
+    """Prometheus takes a label whose value is empty for a label the series does not have: a job
+    whose ``lastStatus`` is ``""`` had a ``status=""`` series at 1, read as one without
+    ``status``, beside the eight known ones at 0 (the state set's sum 0, not 1). An empty status
+    is no status: such a job has none of these series, as a job without ``lastStatus``."""
+    server = servers[version]
+    blank = (await server.client.jobs())[0].id
+
+    def emptied(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            if item.get("id") == blank and "lastStatus" in item:
+                item["lastStatus"] = ""
+        return data
+
+    server.wire.edit = emptied
+    body = await swept(exporter_of(server))
+    assert samples(body, PREFIX + "job_enabled", server=version, job_id=blank)
+    assert samples(body, PREFIX + "job_last_status", server=version, job_id=blank) == []
+    assert all(s.labels["status"] for s in samples(body, PREFIX + "job_last_status"))
+    others = {s.labels["job_id"] for s in samples(body, PREFIX + "job_last_status", server=version)}
+    assert others == jobs_of(body, version) - {blank}
+
+
 async def test_hostile_names_are_escaped_and_read_back_unchanged(servers: dict[str, Server]) -> None:
     server = servers["v8"]
 

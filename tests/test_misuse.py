@@ -17,6 +17,7 @@ import io
 import logging
 import math
 import pickle
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,8 @@ import pytest
 from vbo_async import (
     ClientStateError,
     ConfigError,
+    HealthPolicy,
+    HealthState,
     Job,
     PollTarget,
     RetryPolicy,
@@ -279,6 +282,52 @@ def test_to_wire_of_data_nested_too_deeply_is_a_config_error(api_version: str) -
         vbo.to_wire(deep)
     assert caught.value.__context__ is None
     assert vbo.to_wire([[Job(id="j")]]) == [[{"id": "j", "_links": {}}]]
+
+
+class _Opaque:
+    pass
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v8"])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (object(), "an object (at $)"),
+        (_Opaque(), "a _Opaque (at $)"),
+        (HealthPolicy(), "a HealthPolicy (at $)"),
+        ([Job(id="j"), b"raw"], "a bytes (at $[1])"),
+        ({"jobs": [Job(id="j"), {1, 2}]}, "a set (at $.jobs[1])"),
+        ({"when": dt.timedelta(hours=1)}, "a timedelta (at $.when)"),
+        ({("a", "b"): 1}, "a tuple as a key (at $)"),
+        (dt.date(2026, 1, 1), "a date (at $)"),
+        (HealthState.OK, "a HealthState (at $)"),
+    ],
+    ids=["object", "class", "policy", "bytes", "set", "timedelta", "tuple-key", "date", "health"],
+)
+def test_to_wire_of_what_is_not_a_model_or_json_is_a_config_error(
+    api_version: str, value: Any, says: str
+) -> None:
+    """``to_wire`` writes models, lists, tuples and dicts of them and JSON values, as its
+    docstring and `to_jsonable` say: anything else came back as it was (a client, a policy with
+    a timedelta inside, which ``json.dumps`` then refuses far from the call), or as a bare
+    TypeError (a tuple key)."""
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=api_version)
+    with pytest.raises(ConfigError, match=re.escape(f"to_wire() cannot write {says}")):
+        vbo.to_wire(value)
+    with pytest.raises(ConfigError, match="cannot write a VBOClient"):
+        vbo.to_wire(vbo)
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v8"])
+def test_to_wire_keeps_models_their_containers_and_json_as_before(api_version: str) -> None:
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=api_version)
+    job = {"id": "j", "_links": {}}
+    given = {"jobs": (Job(id="j"),), "n": 1, "x": 1.5, "ok": True, "none": None, 2: "int key"}
+    assert vbo.to_wire(given) == {"jobs": [job], "n": 1, "x": 1.5, "ok": True, "none": None, 2: "int key"}
+    assert vbo.to_wire([Job(id="j"), "text"]) == [job, "text"]
+    assert vbo.to_wire(Job(id="j").links) == {}
+    assert vbo.to_wire(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)) == "2026-01-02T03:04:05+00:00"
+    assert math.isnan(vbo.to_wire(math.nan))
 
 
 @pytest.mark.parametrize("api_version", ["v1", "v8"])

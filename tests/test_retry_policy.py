@@ -6,6 +6,7 @@ import datetime as dt
 import email.utils
 import math
 import os
+import re
 from typing import Any
 
 import attrs
@@ -90,6 +91,12 @@ INVALID: list[tuple[str, Any]] = [
     ("statuses", [399]),
     ("statuses", [True]),
     ("statuses", {503.0}),
+    # Handled by the client itself: a 401 renews the token and replays; a 400, 401 or 403 of the
+    # token endpoint is a refused grant, whose password is not sent again (an account lockout).
+    ("statuses", [401]),
+    ("statuses", {503, 401}),
+    ("statuses", [400]),
+    ("statuses", [403]),
 ]
 
 
@@ -115,7 +122,23 @@ def test_valid_edge_values_are_accepted() -> None:
     statuses = RetryPolicy(statuses=(s for s in [502, 503, 503])).statuses
     assert statuses == frozenset({502, 503})
     assert isinstance(statuses, frozenset)
-    assert RetryPolicy(statuses=[400, 599]).statuses == {400, 599}
+    assert RetryPolicy(statuses=[402, 599]).statuses == {402, 599}
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (401, "401 renews the access token and replays the request"),
+        (400, "400 of the token endpoint is a refused password"),
+        (403, "403 of the token endpoint is a refused password"),
+    ],
+)
+def test_a_status_the_client_handles_itself_is_refused_saying_why(status: int, says: str) -> None:
+    """``RetryPolicy(statuses={401})`` retried a 401 the renewal had already replayed: every
+    retry renewed the token again (grants multiplied), and a refused password was sent again
+    ``attempts`` times, which the client otherwise never does (repeated refusals lock accounts)."""
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        RetryPolicy(statuses=[503, status])
 
 
 # --- backoff --------------------------------------------------------------------------------------

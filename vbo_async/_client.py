@@ -616,6 +616,8 @@ class VBOClient:
         ``api_version``): wire names, ISO timestamps, ``_links`` as the server sent them.
 
         ``from_wire(to_wire(model), type(model)) == model``; use it to cache or log resources.
+        Lists, tuples and dicts of models and JSON values are written item by item; anything
+        else (a client, a `HealthPolicy`, a set) is a `ConfigError` naming its type and place.
         """
         return self._fetcher.decoder.unstructure(model, self._wire_dialect(api_version))
 

@@ -1149,6 +1149,11 @@ def _sized(name: str, kind: str) -> str:
     return f"(len({name}) if {name}.__class__ is {kind} else 0)"
 
 
+WIRE_TYPES: tuple[type, ...] = (*_ALL, *ENUMS, Link, m.HourFlags, dt.datetime, dt.time)
+"""What `_configure_unstructuring` writes as wire JSON (models, their links and values); ``to_wire``
+takes these and lists, tuples and dicts of them besides JSON values."""
+
+
 def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> None:
     """Models back to ``dialect``'s wire JSON (wire names, ISO timestamps, ``{"href": ...}``
     links), so that ``structure(unstructure(model)) == model``. ``None`` fields are left out, as

@@ -28,7 +28,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
-from ._convert import FastHooks, WireValueError, make_converter, wire_name
+from ._convert import WIRE_TYPES, FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
 from ._links import Navigator
@@ -191,13 +191,14 @@ class Decoder:
         return decoded
 
     def unstructure(self, model: Any, dialect: Dialect) -> Any:
-        """``dialect``'s wire JSON of a model, a list of models, or anything JSON already
-        (`ConfigError` when nested more deeply than Python's recursion goes)."""
+        """``dialect``'s wire JSON of a model, a list, tuple or dict of models, or anything JSON
+        already (`to_wire`); `ConfigError` naming anything else, or data nested more deeply than
+        Python's recursion goes."""
         converter = self._wire.get(dialect.version)
         if converter is None:
             converter = self._wire[dialect.version] = make_converter(self._navigator, dialect)
         try:
-            return converter.unstructure(model)
+            return _to_wire(model, converter.unstructure, "$")
         except RecursionError:
             error = ConfigError("to_wire() cannot convert data nested too deeply")
         raise error  # outside the handler: no RecursionError as its context
@@ -354,3 +355,32 @@ def _unchanged(text: str) -> str:
 
 def _as_sent(value: Any, _: object = None) -> Any:
     return value
+
+
+_JSON_SCALARS = (str, int, float, bool)
+"""The classes of JSON values `to_wire` gives back as they are (``None`` too)."""
+
+
+def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
+    """``value`` as wire JSON: a model (or link, open enum, timestamp: `WIRE_TYPES`) by ``write``,
+    lists and tuples as lists, dicts item by item (keys JSON values), JSON values as they are.
+    Anything else is a `ConfigError` naming its type and where it is (``$.jobs[1]``), as
+    `to_jsonable` says it: it came back unchanged, for ``json.dumps`` to refuse far from here."""
+    if value is None or value.__class__ in _JSON_SCALARS:
+        return value
+    if isinstance(value, WIRE_TYPES):
+        return write(value)
+    if isinstance(value, list | tuple):
+        return [_to_wire(item, write, f"{path}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        wire = {}
+        for key, item in value.items():
+            if key is not None and key.__class__ not in _JSON_SCALARS:
+                raise ConfigError(f"to_wire() cannot write {_a(type(key).__name__)} as a key (at {path})")
+            wire[key] = _to_wire(item, write, f"{path}.{key}")
+        return wire
+    raise ConfigError(f"to_wire() cannot write {_a(type(value).__name__)} (at {path})")
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"

@@ -48,6 +48,16 @@ RETRY_AFTER_LIMIT = 366 * 86400.0
 server asked for is read up to here, to decide whether the policy allows waiting it out (see
 `may_retry`) and to say in the error when to try again."""
 
+_HANDLED = {
+    401: "a 401 renews the access token and replays the request (retrying it too would ask for a new "
+    "token on every retry)",
+    400: "a 400 of the token endpoint is a refused password (retrying it would send the password again "
+    "on every retry: repeated refusals can lock the account out)",
+    403: "a 403 of the token endpoint is a refused password (retrying it would send the password again "
+    "on every retry: repeated refusals can lock the account out)",
+}
+"""Failures the client handles itself, which `RetryPolicy.statuses` refuses, and why."""
+
 _DELAY = re.compile(r"(-?)([0-9]+)(?:\.([0-9]*))?")
 """delay-seconds (RFC 9110: ``1*DIGIT``), with a fraction and a minus sign (meaning "now")
 tolerated; ASCII digits only, so ``"²"`` or ``"٣"`` (digits to ``str.isdigit`` and ``float``)
@@ -88,7 +98,8 @@ def _check_timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def _statuses(value: Any) -> frozenset[int]:
     """``statuses`` as a frozenset of ints 400–599 (failures: a 2xx retried would send every
     successful request ``attempts`` times, a 3xx is never followed, a 1xx never final); a str (an
-    iterable of characters) refused."""
+    iterable of characters) refused, and a status the client handles itself (`_HANDLED`: a 401
+    renews the token, a 400 or 403 of the token endpoint is a refused password)."""
     if isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable):
         raise ConfigError(
             f"RetryPolicy.statuses must be an iterable of status codes such as {{502, 503}}, "
@@ -103,6 +114,8 @@ def _statuses(value: Any) -> frozenset[int]:
                 f"RetryPolicy.statuses must hold failures (400 to 599), got {status}: "
                 "a success is never retried and a redirect never followed"
             )
+        if status in _HANDLED:
+            raise ConfigError(f"RetryPolicy.statuses must not hold {status}: {_HANDLED[status]}")
         statuses.add(status)
     return frozenset(statuses)
 
@@ -117,7 +130,9 @@ class RetryPolicy:
     ``Retry-After`` 1, 60 or 3600), and one longer than that is not retried at all: the error
     raised at once says when to try again. A 429 without one waits at least a second (or
     ``wait_max`` if that is less). Transport errors are retried, and answers whose status is in
-    ``statuses`` (429, 500, 502, 503 and 504 by default).
+    ``statuses`` (429, 500, 502, 503 and 504 by default; 400, 401 and 403, which the client
+    handles itself, are refused: a 401 renews the token and replays, a 400 or 403 of the token
+    endpoint is a refused password, never sent again at once).
 
     Every field is checked when the policy is built; an invalid one is a `ConfigError` naming it.
     ``statuses`` is stored as a frozenset.

@@ -74,6 +74,7 @@ lines that do not fit are the last ones, the least severe, and one last line cou
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
 _MAX_SECONDS = 100 * 365 * 86400
+_FRACTION = re.compile(r"[0-9]+\.[0-9]*|\.[0-9]+")
 
 
 class DurationError(ValueError):
@@ -85,7 +86,8 @@ def parse_duration(text: str, *, bare: str | None = None) -> dt.timedelta:
     seconds, each unit at most once and in that order, more than zero in all (case and
     surrounding blanks do not matter). Anything else raises `DurationError`. A whole number
     without a unit is refused (hours? days?), unless ``bare`` names the unit it is in (``"s"``
-    for a plugin's ``-t``, seconds to every monitoring plugin).
+    for a plugin's ``-t``, seconds to every monitoring plugin); that number may then have a
+    fraction (``1.5``, as ``serve --timeout`` reads it).
 
     ```python
     parse_duration("1d12h")  # timedelta(days=1, seconds=43200)
@@ -94,6 +96,8 @@ def parse_duration(text: str, *, bare: str | None = None) -> dt.timedelta:
     if not isinstance(text, str):
         raise DurationError(f"expected a duration such as 26h, got {type(text).__name__}")
     cleaned = text.strip().lower()
+    if bare is not None and _FRACTION.fullmatch(cleaned):
+        return _fraction(text, cleaned, _UNITS[bare])
     if bare is not None and cleaned.isascii() and cleaned.isdigit():
         cleaned += bare
     match = _DURATION.fullmatch(cleaned)
@@ -113,6 +117,21 @@ def parse_duration(text: str, *, bare: str | None = None) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
+def _fraction(text: str, number: str, size: int) -> dt.timedelta:
+    """``number`` (digits with a decimal point) of units of ``size`` seconds, as `parse_duration`
+    bounds a duration; a microsecond is the least (`dt.timedelta` holds no less)."""
+    whole, _, fraction = number.partition(".")
+    if _whole(whole) * size > _MAX_SECONDS:
+        raise DurationError(f"{text!r} is longer than 100 years")
+    seconds = float(f"{whole or 0}.{fraction[:20] or 0}") * size
+    if seconds > _MAX_SECONDS:
+        raise DurationError(f"{text!r} is longer than 100 years")
+    delta = dt.timedelta(seconds=seconds)
+    if delta <= dt.timedelta(0):
+        raise DurationError(f"{text!r} must be longer than zero")
+    return delta
+
+
 def _whole(digits: str) -> int:
     """The number ASCII ``digits`` write, or one past `_MAX_SECONDS` when it is larger still:
     ``int()`` refuses a string of more than 4,300 digits with a bare `ValueError`."""
@@ -121,14 +140,17 @@ def _whole(digits: str) -> int:
 
 
 def format_duration(delta: dt.timedelta) -> str:
-    """``delta`` (whole seconds, more than zero) the way `parse_duration` reads it: ``1d12h``."""
-    seconds = int(delta.total_seconds())
-    if seconds <= 0 or seconds != delta.total_seconds():
-        raise ValueError(f"not a positive whole number of seconds: {delta!r}")
+    """``delta`` (more than zero) the way `parse_duration` reads it: ``1d12h``; a fraction of a
+    second (``-t 1.5``) is written on the seconds, ``1.5s``, ``1m30.5s``."""
+    if delta <= dt.timedelta(0):
+        raise ValueError(f"not a positive duration: {delta!r}")
+    seconds = delta.days * 86400 + delta.seconds
     parts = []
     for unit, size in _UNITS.items():
         amount, seconds = divmod(seconds, size)
-        if amount:
+        if unit == "s" and delta.microseconds:
+            parts.append(f"{amount}.{delta.microseconds:06d}".rstrip("0") + unit)
+        elif amount:
             parts.append(f"{amount}{unit}")
     return "".join(parts)
 

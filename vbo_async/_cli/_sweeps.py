@@ -276,7 +276,9 @@ class _Reader:
     def _job(self, tenant: tuple[str, str], job: Job, health: JobHealth | None) -> None:
         # An empty label value is no label to Prometheus: a job named "" is named by its id.
         labels = (*tenant, _text(job.id), _text(job.name or job.id))
-        if job.last_status is not None:
+        # An empty status is no status (its ``status=""`` would be no label): no state set, as
+        # for a job without one.
+        if job.last_status is not None and job.last_status.value:
             status = job.last_status.value
             for known in JOB_STATUSES:
                 self.add("job_last_status", (*labels, known), 1.0 if known == status else 0.0)
