@@ -36,7 +36,7 @@ from vbo_async._auth import (
     TokenManager,
 )
 from vbo_async._dialects import V1, V7
-from vbo_async._tokens import Token, parse_http_date, parse_token_response
+from vbo_async._tokens import GrantForm, Token, parse_http_date, parse_token_response
 
 from .conftest import (
     BASE,
@@ -603,9 +603,9 @@ async def test_token_manager_refreshes_on_a_fake_clock() -> None:
     now = [1000.0]
     forms: list[dict[str, str]] = []
 
-    async def fetch(url: str, form: dict[str, str]) -> dict[str, Any]:
+    async def fetch(url: str, form: GrantForm) -> dict[str, Any]:
         assert url == "https://vbo.test/v7/Token"
-        forms.append(form)
+        forms.append(form.reveal())
         n = len(forms)
         return {"access_token": f"a{n}", "refresh_token": f"r{n}", "expires_in": 3600}
 
@@ -632,8 +632,8 @@ def scripted_tokens(
     (an exception is raised), each form recorded in ``forms`` (and the time it was sent in
     ``sent_at``)."""
 
-    async def fetch(url: str, form: dict[str, str]) -> Any:
-        forms.append(form)
+    async def fetch(url: str, form: GrantForm) -> Any:
+        forms.append(form.reveal())
         if sent_at is not None:
             sent_at.append(now[0])
         answer = answers.pop(0)
@@ -813,8 +813,8 @@ async def test_a_401_that_joined_a_failing_proactive_refresh_renews_the_token_ag
     answers: list[Any] = [issued(1)]
     entered, release = asyncio.Event(), asyncio.Event()
 
-    async def fetch(url: str, form: dict[str, str]) -> Any:
-        forms.append(form)
+    async def fetch(url: str, form: GrantForm) -> Any:
+        forms.append(form.reveal())
         if len(forms) == 2:  # the proactive refresh: held, then failed
             entered.set()
             await release.wait()
@@ -875,7 +875,7 @@ async def test_the_redactor_is_built_once_per_token_and_covers_the_retired_ones(
     now = [1000.0]
     issued: list[int] = []
 
-    async def fetch(url: str, form: dict[str, str]) -> dict[str, Any]:
+    async def fetch(url: str, form: GrantForm) -> dict[str, Any]:
         issued.append(len(issued) + 1)
         n = issued[-1]
         return {"access_token": f"access-{n:02}", "refresh_token": f"refresh-{n:02}", "expires_in": 3600}
@@ -903,8 +903,8 @@ async def test_the_redactor_is_built_once_per_token_and_covers_the_retired_ones(
 async def test_token_manager_renews_once_for_concurrent_holders_of_a_stale_token() -> None:
     forms: list[dict[str, str]] = []
 
-    async def fetch(url: str, form: dict[str, str]) -> dict[str, Any]:
-        forms.append(form)
+    async def fetch(url: str, form: GrantForm) -> dict[str, Any]:
+        forms.append(form.reveal())
         await asyncio.sleep(0)
         return {"access_token": f"a{len(forms)}", "refresh_token": f"r{len(forms)}"}
 

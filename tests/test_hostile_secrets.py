@@ -38,6 +38,7 @@ from vbo_async import (
     NotFoundError,
     PollTarget,
     ResponseTooLargeError,
+    RetryPolicy,
     ServerError,
     TransportError,
     VBOClient,
@@ -1101,3 +1102,86 @@ async def test_an_undecodable_answer_echoing_a_secret_keeps_it_in_no_exception_o
         place: [] for place in shown
     }
     assert leaks(error, logs.records) == {}
+
+
+# --- the frames of a traceback: what an error reporter shows of each frame's variables -----------
+
+
+async def _token_answer(
+    writer: asyncio.StreamWriter, status: bytes = b"200 OK", content: bytes | None = None
+) -> None:
+    content = token_json() if content is None else content
+    writer.write(
+        b"HTTP/1.1 %b\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+        % (status, len(content), content)
+    )
+    await writer.drain()
+
+
+async def _refuse_password(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    said = json.dumps({"error": "invalid_grant", "error_description": "The password is incorrect."})
+    await _token_answer(writer, b"400 Bad Request", said.encode())
+
+
+async def _cut_token_request(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.transport.abort()
+
+
+async def _cut_api_request(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    if b"/Token " in head:
+        await _token_answer(writer)
+    else:
+        writer.transport.abort()
+
+
+async def _unanswered_api_request(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    if b"/Token " in head:
+        await _token_answer(writer)
+    else:
+        await asyncio.Event().wait()
+
+
+async def _cut_refresh_after_a_401(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    if b"grant_type=refresh_token" in body:
+        writer.transport.abort()
+    elif b"/Token " in head:
+        await _token_answer(writer)
+    else:
+        writer.write(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+
+
+FRAME_CASES = {
+    "the password refused": (_refuse_password, AuthenticationError),
+    "the token request cut off": (_cut_token_request, TransportError),
+    "an API request cut off": (_cut_api_request, TransportError),
+    "an API request unanswered": (_unanswered_api_request, TransportError),
+    "a 401, then the refresh grant cut off": (_cut_refresh_after_a_401, TransportError),
+}
+
+
+@pytest.mark.parametrize("transport", ["aiohttp (default)", "httpx"])
+@pytest.mark.parametrize("case", list(FRAME_CASES))
+async def test_no_frame_of_an_errors_traceback_holds_a_secret(case: str, transport: str) -> None:
+    """Error reporters (Sentry by default, ``rich``'s and pytest's tracebacks with locals,
+    ``traceback.TracebackException(capture_locals=True)``) show the variables of every frame of
+    an error's traceback and of its causes': the token form (password or refresh token) was a
+    plain dict there, and the transport's frames under a `TransportError` held the request's
+    headers (the bearer token) and body (the form, URL-encoded)."""
+    answer, expected = FRAME_CASES[case]
+    password = PASSWORDS["special"]
+    async with serve_raw(answer) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username=USERNAME,
+            password=password,
+            api_version="v1",
+            retry=RetryPolicy(attempts=1),
+            timeout=0.2,
+            transport=httpx.AsyncHTTPTransport() if transport == "httpx" else None,
+        )
+        error = await raised_by(vbo, "jobs")
+    assert isinstance(error, expected), repr(error)
+    shown = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
+    assert "vbo_async" in shown  # the frames are there, only their secrets are not
+    assert [line.strip() for line in shown.splitlines() if any(s in line for s in SECRETS)] == []

@@ -19,6 +19,7 @@ from vbo_async._tokens import (
     MAX_LIFETIME,
     MAX_TOKEN_LENGTH,
     MIN_REFRESH_DELAY,
+    GrantForm,
     Token,
     expires_in_seconds,
     parse_token_response,
@@ -108,8 +109,8 @@ async def test_a_tiny_lifetime_does_not_fetch_a_token_per_request_but_a_401_stil
     clock = [1000.0]
     forms: list[str] = []
 
-    async def fetch(url: str, form: dict[str, str]) -> dict[str, Any]:
-        forms.append(form["grant_type"])
+    async def fetch(url: str, form: GrantForm) -> dict[str, Any]:
+        forms.append(form.grant_type)
         return {"access_token": f"a{len(forms)}", "refresh_token": f"r{len(forms)}", "expires_in": 0.001}
 
     tokens = TokenManager(username="u", password=Secret("p"), fetch=fetch, clock=lambda: clock[0])

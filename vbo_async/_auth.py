@@ -52,7 +52,7 @@ from ._exceptions import (
 from ._flights import Flights
 from ._redact import Redactor
 from ._status import retry_hint
-from ._tokens import Token, parse_token_response, password_form, refresh_form
+from ._tokens import GrantForm, Token, parse_token_response, password_form, refresh_form
 
 __all__ = [
     "MAX_RENEWALS",
@@ -271,7 +271,7 @@ class TokenUnavailable(Exception):
         self.error = error
 
 
-TokenFetch = Callable[[str, dict[str, str]], Awaitable[Any]]
+TokenFetch = Callable[[str, GrantForm], Awaitable[Any]]
 """Sends a token form to a token URL and returns the parsed JSON answer (raises
 `AuthenticationError` on 400/401/403 and `NotFoundError` on 404)."""
 
@@ -517,7 +517,7 @@ class TokenManager:
         extras = dialect.token_form
         if old is not None and old.refresh_token is not None:
             try:
-                return await self._request(url, refresh_form(old.refresh_token, extras))
+                return await self._request(url, GrantForm(refresh_form(old.refresh_token, extras)))
             except (AuthenticationError, DecodeError):
                 # Closing began meanwhile (its logout may be why it was refused): the password
                 # is not sent for a token nothing would use.
@@ -548,7 +548,7 @@ class TokenManager:
             raise refusal.held(self._clock())
         if unreadable is not None and self._clock() < unreadable.until:
             raise unreadable.held(self._clock())
-        form = password_form(self._username, self._password.reveal(), dialect.token_form)
+        form = GrantForm(password_form(self._username, self._password.reveal(), dialect.token_form))
         try:
             token = await self._request(url, form)
         except AuthenticationError as exc:
@@ -565,7 +565,7 @@ class TokenManager:
         self._refusal = self._unreadable = None
         return token
 
-    async def _request(self, url: str, form: dict[str, str]) -> Token:
+    async def _request(self, url: str, form: GrantForm) -> Token:
         """One grant, unless the token endpoint's last 429 asked for a rest that is not over (its
         ``Retry-After``, or `THROTTLE_REST`): then that 429 again, and nothing is sent (each call
         of a sweep would be one more request into the throttle, which counts them)."""

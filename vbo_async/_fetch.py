@@ -28,6 +28,7 @@ from ._pages import page_identity, unread, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
+from ._tokens import GrantForm
 from ._urls import ApiRoot, scrub_error, scrubbed_link_error, with_query
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
@@ -185,7 +186,7 @@ class Fetcher:
             raise LinkError(f"refusing a URL outside the API root: {url}")
         return DIALECTS[version]
 
-    async def request_token(self, url: str, form: dict[str, str]) -> Any:
+    async def request_token(self, url: str, form: GrantForm) -> Any:
         """POST a grant to the token endpoint ``url`` (retried like a GET); 400/401/403 ->
         AuthenticationError, 404 -> NotFoundError (the version is not served).
 
@@ -198,7 +199,7 @@ class Fetcher:
             # here the grant was refused (8.x servers answer with an empty body).
             reason = said or _TOKEN_REFUSALS[answer.status_code]
             raise AuthenticationError(
-                f"the server refused the {form.get('grant_type', '')} grant: {reason}",
+                f"the server refused the {form.grant_type} grant: {reason}",
                 method="POST",
                 url=url,
             )

@@ -51,7 +51,7 @@ from ._exceptions import (
 )
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, may_retry, parse_retry_after
 from ._status import IDEMPOTENT_METHODS
-from ._tokens import Token
+from ._tokens import GrantForm, Token
 from ._urls import ApiRoot, quoted, scrub_error
 from ._version import __version__
 
@@ -113,7 +113,7 @@ class _Call:
     method: str
     url: str
     json: Any
-    form: dict[str, str] | None
+    form: dict[str, str] | GrantForm | None
     headers: dict[str, str] | None
     authenticated: bool
     unread_body_ok: bool = False
@@ -225,7 +225,7 @@ class Sender:
         url: str,
         *,
         json: Any = None,
-        form: dict[str, str] | None = None,
+        form: dict[str, str] | GrantForm | None = None,
         headers: dict[str, str] | None = None,
         authenticated: bool = True,
         retry: bool | None = None,
@@ -424,16 +424,17 @@ class Sender:
         text = _describe(exc)
         if _is_certificate_error(exc):
             # The local TLS library's words; the cause is kept (a certificate error is never retried).
-            return TransportError(_excerpt(text), method=method, url=url), exc
+            return TransportError(_excerpt(text), method=method, url=url), _frameless(exc)
         # A parser quotes the line it refuses: a server may have echoed a secret there (scrubbed
         # before the cut, which could leave a part of one that no scrub finds).
         return TransportError(_excerpt(self._scrub(text)), method=method, url=url), self._hidden(exc)
 
     def _hidden(self, exc: Exception) -> BaseException | None:
-        """``exc``, to be the cause of the client's error, or when its chain quotes a secret, a
-        copy of it with its message scrubbed and no chain (`_scrubbed_copy`)."""
+        """``exc``, to be the cause of the client's error, without the frames of its chain
+        (`_frameless`), or when its chain quotes a secret, a copy of it with its message scrubbed
+        and no chain (`_scrubbed_copy`)."""
         if not _quotes_secret(exc, self._scrub):
-            return exc
+            return _frameless(exc)
         return _scrubbed_copy(exc, self._scrub)
 
     async def _exchange(
@@ -542,8 +543,11 @@ class Sender:
             )
             request.read()
             return request
-        if call.form and call.json is None and not call.headers and _all_strings(call.form):
-            return self._form_request(call.method, url, call.form, token)
+        # A grant's fields are revealed only here, in a frame that returns before the request is
+        # sent (every frame an error passes through shows its variables to an error reporter).
+        form = call.form.reveal() if isinstance(call.form, GrantForm) else call.form
+        if form and call.json is None and not call.headers and _all_strings(form):
+            return self._form_request(call.method, url, form, token)
         sent = self._headers
         if call.headers:
             extra = [(key.encode("ascii"), value.encode("ascii")) for key, value in call.headers.items()]
@@ -555,7 +559,7 @@ class Sender:
             url,
             headers=sent,
             json=call.json,
-            data=call.form,
+            data=form,
             extensions=self._extensions,
         )
 
@@ -725,6 +729,25 @@ def _scrubbed_copy(exc: Exception, scrub: Callable[[str], str]) -> BaseException
     except RuntimeError:  # raised without a request
         request = None
     return type(exc)(scrub(str(exc)), request=request)
+
+
+def _frameless(exc: BaseException) -> BaseException:
+    """``exc``, its causes, contexts and grouped exceptions without their tracebacks: the frames
+    of the transport they were raised through hold the request's headers (the bearer token) and
+    body (a grant's form: the password), which an error reporter shows with each frame's
+    variables (Sentry by default). The chain's types and words are kept."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending and len(seen) < _CHAIN_READ:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        link.__traceback__ = None
+        pending += [nested for nested in (link.__cause__, link.__context__) if nested is not None]
+        if isinstance(link, BaseExceptionGroup):
+            pending += link.exceptions
+    return exc
 
 
 def _quotes_secret(exc: BaseException, scrub: Callable[[str], str]) -> bool:

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_LIFETIME",
     "MAX_TOKEN_LENGTH",
     "MIN_REFRESH_DELAY",
+    "GrantForm",
     "Token",
     "expires_in_seconds",
     "parse_http_date",
@@ -59,6 +60,30 @@ def password_form(username: str, password: str, extras: Mapping[str, str] | None
 def refresh_form(refresh_token: str, extras: Mapping[str, str] | None = None) -> dict[str, str]:
     """The form of the refresh-token grant, with a version's extra fields."""
     return {"grant_type": "refresh_token", "refresh_token": refresh_token, **(extras or {})}
+
+
+class GrantForm:
+    """The form of one grant as it is sent: its fields hidden from every repr.
+
+    The password or refresh token it carries would otherwise show wherever a frame's variables
+    are shown: an error reporter's traceback (Sentry's by default, ``rich``'s and pytest's with
+    locals, ``traceback.TracebackException(capture_locals=True)``) of every error a grant raises
+    lists the form in each frame it passed through. Not a mapping, so no reporter reads into it;
+    `reveal` gives the fields to whatever encodes the request.
+    """
+
+    __slots__ = ("_fields", "grant_type")
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        self._fields = dict(fields)
+        self.grant_type = str(self._fields.get("grant_type", ""))
+
+    def reveal(self) -> dict[str, str]:
+        """The fields, to be encoded into the request's body."""
+        return self._fields
+
+    def __repr__(self) -> str:
+        return f"GrantForm(grant_type={self.grant_type!r}, ...)"
 
 
 @attrs.frozen(repr=False)
