@@ -1151,8 +1151,20 @@ async def _cut_refresh_after_a_401(head: bytes, body: bytes, writer: asyncio.Str
         await writer.drain()
 
 
+async def _token_page_echoing_the_password(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    password = dict(parse_qsl(body.decode()))["password"]
+    await _token_answer(writer, content=f"<html>no login for {password}</html>".encode())
+
+
+async def _token_object_echoing_the_password(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    password = dict(parse_qsl(body.decode()))["password"]
+    await _token_answer(writer, content=json.dumps({"token_type": "bearer", "note": password}).encode())
+
+
 FRAME_CASES = {
     "the password refused": (_refuse_password, AuthenticationError),
+    "a token answer not JSON, echoing the password": (_token_page_echoing_the_password, DecodeError),
+    "a token answer without a token, echoing the password": (_token_object_echoing_the_password, DecodeError),
     "the token request cut off": (_cut_token_request, TransportError),
     "an API request cut off": (_cut_api_request, TransportError),
     "an API request unanswered": (_unanswered_api_request, TransportError),

@@ -591,4 +591,8 @@ class TokenManager:
             return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
         except DecodeError as exc:
             exc.method, exc.url = "POST", url
-            raise
+            error = exc
+        # Without the frames holding the answer (this one's too): an error reporter shows their
+        # variables, and the answer may echo the password or hold tokens that are never used.
+        del data
+        raise error.with_traceback(None)

@@ -114,7 +114,11 @@ class Fetcher:
             return parse_json(body, method=method, url=url, max_items=self._max_page_items)
         except DecodeError as exc:
             self.hide_secrets(exc)  # the URL may be an href quoting a secret
-            raise
+            error = exc
+        # Without the frames holding the body (this one's too): an error reporter shows their
+        # variables, and the body may echo the password or a token (a token endpoint's login page).
+        del body
+        raise error.with_traceback(None)
 
     def expect_success(self, answer: Answer, method: str, url: str) -> bytes:
         """The body of a 2xx answer; otherwise raise the error for its status (server text in it
