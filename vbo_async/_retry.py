@@ -128,7 +128,9 @@ class RetryPolicy:
     client's slots before it does not count); a ``Retry-After`` is honoured up to
     ``max_retry_after`` seconds (a minute: VB365 throttles per second, minute and hour, answering
     ``Retry-After`` 1, 60 or 3600), and one longer than that is not retried at all: the error
-    raised at once says when to try again. A 429 without one waits at least a second (or
+    raised at once says when to try again. A ``Retry-After`` on one API request holds back the
+    client's others (job actions too) until it ends, bounded the same way (the wait counts against
+    ``timeout``); past the bound they fail at once, unsent. A 429 without one waits at least a second (or
     ``wait_max`` if that is less). Transport errors are retried, and answers whose status is in
     ``statuses`` (429, 500, 502, 503 and 504 by default; 400, 401 and 403, which the client
     handles itself, are refused: a 401 renews the token and replays, a 400 or 403 of the token
