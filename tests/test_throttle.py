@@ -234,3 +234,20 @@ async def test_closed_while_waiting_out_a_rest(fake: FakeVBO) -> None:
     with pytest.raises(ClientStateError):
         await asyncio.wait_for(waiting, timeout=10)
     assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+
+
+async def test_the_wait_for_a_rest_is_logged_at_debug_level(
+    fake: FakeVBO, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="30"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    caplog.set_level("DEBUG", logger="vbo_async")
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        await vbo.job("j2")
+    waits = [r.getMessage() for r in caplog.records if "for the server's Retry-After" in r.getMessage()]
+    assert len(waits) == 1
+    assert re.fullmatch(
+        r"GET \S+/v1/Jobs/j2: waiting (2\d|30)\.\d\d s for the server's Retry-After \(HTTP 429\)", waits[0]
+    )

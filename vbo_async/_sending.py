@@ -375,6 +375,7 @@ class Sender:
             now = time.monotonic()
             left = rest.until - now
             if left <= 0:
+                self._rest = None  # over: the requests after it skip this check
                 return
             elapsed = now - first_try[0]
             policy = self._retry
@@ -383,6 +384,15 @@ class Sender:
             if self.give_up_at is not None and not now + left <= self.give_up_at:
                 raise rest.held(call.method, call.url, now, "the time limit")
             rested.append(rest)
+            if log.isEnabledFor(logging.DEBUG):
+                shown = self._scrub(call.url)
+                log.debug(
+                    "%s %s: waiting %.2f s for the server's Retry-After (HTTP %d)",
+                    call.method,
+                    shown,
+                    left,
+                    rest.status,
+                )
             await self._pause(left)
             if self._closed:  # closed while this request waited for the rest to end
                 raise ClientStateError(CLOSED_IN_FLIGHT)
