@@ -195,15 +195,23 @@ async def test_a_deadline_before_the_rest_ends_fails_at_once(fake: FakeVBO, slee
     assert sleeps == []
 
 
-async def _until(condition: Any) -> None:
-    for _ in range(10_000):  # guards against a hang only
-        if condition():
-            return
-        await asyncio.sleep(0)
-    pytest.fail("the condition never held")
+@pytest.fixture
+def pausing(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set once the client begins a wait of a second or more (``asyncio.sleep``, which it waits
+    through), the wait itself real."""
+    began = asyncio.Event()
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        if delay >= 1:
+            began.set()
+        return await real_sleep(delay, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return began
 
 
-async def test_cancelled_while_waiting_out_a_rest(fake: FakeVBO) -> None:
+async def test_cancelled_while_waiting_out_a_rest(fake: FakeVBO, pausing: asyncio.Event) -> None:
     """Cancelled during the wait: nothing is sent and no task is left behind."""
     fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
     fake.route("GET", "/v1/Jobs/j2", JOB2)
@@ -212,7 +220,7 @@ async def test_cancelled_while_waiting_out_a_rest(fake: FakeVBO) -> None:
             await vbo.job("j1")
         before = asyncio.all_tasks()
         waiting = asyncio.create_task(vbo.job("j2"))
-        await _until(lambda: len(asyncio.all_tasks()) > len(before) + 1)  # its pause began
+        await asyncio.wait_for(pausing.wait(), timeout=10)  # guards against a hang only
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
@@ -221,15 +229,14 @@ async def test_cancelled_while_waiting_out_a_rest(fake: FakeVBO) -> None:
     assert sent(fake, "GET", "/v1/Jobs/j2") == 0
 
 
-async def test_closed_while_waiting_out_a_rest(fake: FakeVBO) -> None:
+async def test_closed_while_waiting_out_a_rest(fake: FakeVBO, pausing: asyncio.Event) -> None:
     fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
     fake.route("GET", "/v1/Jobs/j2", JOB2)
     vbo = client_for(fake, retry=ONCE)
     with pytest.raises(RateLimitedError):
         await vbo.job("j1")
-    before = asyncio.all_tasks()
     waiting = asyncio.create_task(vbo.job("j2"))
-    await _until(lambda: len(asyncio.all_tasks()) > len(before) + 1)
+    await asyncio.wait_for(pausing.wait(), timeout=10)  # guards against a hang only
     await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
     with pytest.raises(ClientStateError):
         await asyncio.wait_for(waiting, timeout=10)
