@@ -258,3 +258,31 @@ async def test_the_wait_for_a_rest_is_logged_at_debug_level(
     assert re.fullmatch(
         r"GET \S+/v1/Jobs/j2: waiting (2\d|30)\.\d\d s for the server's Retry-After \(HTTP 429\)", waits[0]
     )
+
+
+async def test_a_token_endpoint_s_429_rests_no_api_request(fake: FakeVBO, sleeps: list[float]) -> None:
+    """The token endpoint's throttle is its own (`TokenManager`): once a token is granted after
+    it, API requests go out at once."""
+    fake.token_script = [throttled(retry_after="20")]
+    fake.route("GET", "/v1/Jobs/j1", JOB1)
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        assert (await vbo.job("j1")).id == "j1"
+        assert sleeps == [20.0]  # the grant's retry
+        assert (await vbo.job("j2")).id == "j2"
+    assert sleeps == [20.0]
+    assert len(fake.token_requests) == 2
+
+
+async def test_a_rest_past_the_policy_s_timeout_fails_at_once(fake: FakeVBO, sleeps: list[float]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="30"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=attrs.evolve(ONCE, timeout=10.0)) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        with pytest.raises(
+            RateLimitedError, match=r"GET not sent: .* ends past the retry policy's timeout=10 s"
+        ):
+            await vbo.job("j2")
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+    assert sleeps == []

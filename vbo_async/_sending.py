@@ -377,12 +377,9 @@ class Sender:
             if left <= 0:
                 self._rest = None  # over: the requests after it skip this check
                 return
-            elapsed = now - first_try[0]
-            policy = self._retry
-            if not may_retry(policy, attempts_made=0, elapsed=elapsed, next_wait=left, retry_after=left):
-                raise rest.held(call.method, call.url, now, f"max_retry_after={policy.max_retry_after:g} s")
-            if self.give_up_at is not None and not now + left <= self.give_up_at:
-                raise rest.held(call.method, call.url, now, "the time limit")
+            bound = self._rest_bound(left, now - first_try[0])
+            if bound is not None:
+                raise rest.held(call.method, call.url, now, bound)
             rested.append(rest)
             if log.isEnabledFor(logging.DEBUG):
                 shown = self._scrub(call.url)
@@ -396,6 +393,18 @@ class Sender:
             await self._pause(left)
             if self._closed:  # closed while this request waited for the rest to end
                 raise ClientStateError(CLOSED_IN_FLIGHT)
+
+    def _rest_bound(self, left: float, elapsed: float) -> str | None:
+        """What a wait of ``left`` more seconds for the server's rest, ``elapsed`` seconds after
+        the request's first try, would end past (for the error), or None when it may be waited."""
+        policy = self._retry
+        if left > policy.max_retry_after:
+            return f"max_retry_after={policy.max_retry_after:g} s"
+        if not may_retry(policy, attempts_made=0, elapsed=elapsed, next_wait=left, retry_after=left):
+            return f"the retry policy's timeout={policy.timeout:g} s"
+        if self.give_up_at is not None and not time.monotonic() + left <= self.give_up_at:
+            return "the time limit"
+        return None
 
     def _wait(
         self, attempt: int, started: list[float], retry_after: float | None, status: int | None = None
