@@ -185,6 +185,27 @@ def test_a_429_without_retry_after_waits_at_least_a_second() -> None:
     assert backoff(RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0), 1, status=429) == 0.0
 
 
+@pytest.mark.parametrize("number", [1, 2, 3, 4])
+def test_a_429_without_retry_after_keeps_its_jitter(number: int) -> None:
+    """The second's floor was applied after the jitter: under the default policy every retry of a
+    429 naming no wait (the first three: 0.1-0.9 s with jitter) waited exactly 1.0 s, so the
+    requests of a sweep throttled together retried together, into the same throttle."""
+    policy = RetryPolicy()
+    low, high = (backoff(policy, number, status=429, random=lambda d=d: d) for d in (0.0, 0.99))
+    assert low >= RATE_LIMITED_WAIT
+    assert high - low == pytest.approx(0.99 * policy.wait_jitter)
+
+
+@PROPERTY
+@given(policy=policies, number=st.integers(1, 60), draw=draws)
+def test_a_429_s_wait_is_the_floor_then_the_jitter(policy: RetryPolicy, number: int, draw: float) -> None:
+    wait = backoff(policy, number, status=429, random=lambda: draw)
+    exponential = min(policy.wait_initial * 2 ** (number - 1), policy.wait_max)
+    floor = min(RATE_LIMITED_WAIT, policy.wait_max)
+    assert wait == pytest.approx(max(exponential, floor) + draw * policy.wait_jitter)
+    assert wait <= policy.wait_max + policy.wait_jitter
+
+
 @pytest.mark.parametrize("number", [0, -1, True, 1.5, "1", None])
 def test_backoff_refuses_a_bad_retry_number(number: Any) -> None:
     with pytest.raises(ValueError, match="retry_number"):

@@ -128,7 +128,9 @@ class RetryPolicy:
     client's slots before it does not count); a ``Retry-After`` is honoured up to
     ``max_retry_after`` seconds (a minute: VB365 throttles per second, minute and hour, answering
     ``Retry-After`` 1, 60 or 3600), and one longer than that is not retried at all: the error
-    raised at once says when to try again. A 429 without one waits at least a second (or
+    raised at once says when to try again. A ``Retry-After`` on one API request holds back the
+    client's others (job actions too) until it ends, bounded the same way (the wait counts against
+    ``timeout``); past the bound they fail at once, unsent. A 429 without one waits at least a second (or
     ``wait_max`` if that is less). Transport errors are retried, and answers whose status is in
     ``statuses`` (429, 500, 502, 503 and 504 by default; 400, 401 and 403, which the client
     handles itself, are refused: a 401 renews the token and replays, a 400 or 403 of the token
@@ -159,8 +161,8 @@ def backoff(
 
     A server's ``Retry-After`` (already parsed, see `parse_retry_after`) wins, capped at
     ``max_retry_after``. Otherwise ``wait_initial * 2 ** (retry_number - 1)`` capped at
-    ``wait_max``, plus ``random() * wait_jitter`` (``random`` gives a float in [0, 1)); after a
-    429 (``status``) at least `RATE_LIMITED_WAIT`, or ``wait_max`` if that is less.
+    ``wait_max`` (after a 429, ``status``, at least `RATE_LIMITED_WAIT`, or ``wait_max`` if that
+    is less), plus ``random() * wait_jitter`` (``random`` gives a float in [0, 1)).
     Always finite and >= 0.
     """
     if isinstance(retry_number, bool) or not isinstance(retry_number, int) or retry_number < 1:
@@ -171,12 +173,13 @@ def backoff(
         exponential = 0.0 if policy.wait_initial == 0 else float(policy.wait_max)
     else:
         exponential = min(policy.wait_initial * 2.0 ** (retry_number - 1), float(policy.wait_max))
+    if status == 429:
+        # The floor before the jitter: after it, it swallowed the jitter (0.1-0.9 s) of every
+        # early retry, so the requests a throttle refused together all retried together.
+        exponential = max(exponential, min(RATE_LIMITED_WAIT, float(policy.wait_max)))
     draw = random()
     jitter = min(max(draw, 0.0), 1.0) if math.isfinite(draw) else 0.0
-    wait = exponential + jitter * policy.wait_jitter
-    if status == 429:
-        return max(wait, min(RATE_LIMITED_WAIT, float(policy.wait_max)))
-    return wait
+    return exponential + jitter * policy.wait_jitter
 
 
 def may_retry(

@@ -8,7 +8,10 @@ reads the body raw and decodes it with an output bound (`BodyDecoder`: ``max_res
 counts decoded bytes, whatever the ``Content-Encoding``), and maps every failure into the
 `VBOError` tree. Idempotent requests are retried on transport errors and the statuses of the
 `RetryPolicy`, with the decisions made by the pure functions of `_retry`; anything else is sent
-exactly once. When the first attempt succeeds no retry machinery is set up at all.
+exactly once. When the first attempt succeeds no retry machinery is set up at all. A
+``Retry-After`` an API request is answered with (a 429, a 5xx) rests the whole server: every API
+request of the client, job actions included, waits for it to end before it is sent, or fails
+unsent when it ends past what the request may wait (`Sender._rest_over`).
 
 Requests go to the transport directly (``transport.handle_async_request``): the API needs none of
 what ``httpx.AsyncClient.send`` adds around it (cookies, redirects, auth flows, event hooks),
@@ -39,18 +42,21 @@ from urllib.parse import urlencode
 import attrs
 import httpx
 
-from ._auth import MAX_RENEWALS, TokenManager, TokenUnavailable
+from ._auth import MAX_RENEWALS, MAX_THROTTLE_REST, TokenManager, TokenUnavailable
 from ._bodies import ACCEPT_ENCODING, BodyDecoder, BodyTooLarge, CorruptBody, UnsupportedEncoding
 from ._exceptions import (
+    APIError,
     ClientStateError,
     DecodeError,
     LinkError,
+    RateLimitedError,
     ResponseTooLargeError,
+    ServerError,
     TransportError,
     VBOError,
 )
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, may_retry, parse_retry_after
-from ._status import IDEMPOTENT_METHODS
+from ._status import IDEMPOTENT_METHODS, retry_hint
 from ._tokens import GrantForm, Token
 from ._urls import ApiRoot, quoted, scrub_error
 from ._version import __version__
@@ -133,6 +139,39 @@ class RetryNote:
     """The transport error that failed the attempt (None for a retried status)."""
 
 
+@attrs.frozen(eq=False)
+class _Rest:
+    """The server's last 429 (or 5xx) naming a ``Retry-After`` to an API request, and until when
+    (``time.monotonic``) it asked not to be called: no API request of the client is sent before."""
+
+    status: int
+    at: float
+    until: float
+
+    def held(self, method: str, url: str, now: float, bound: str) -> APIError:
+        """The error of a request that would have to wait past ``bound`` for the rest to end:
+        raised ``now``, the request unsent."""
+        left, ago = self.until - now, f"{max(1, round(now - self.at))} s"
+        if self.status == 429:
+            said = f"the server throttled this client {ago} ago (HTTP 429)"
+        else:
+            said = f"the server answered HTTP {self.status} {ago} ago, asking for a wait,"
+        kind = RateLimitedError if self.status == 429 else ServerError
+        return kind(
+            f"{method} not sent: {said} and its wait ends past {bound}; "
+            f"{retry_hint(left, dt.datetime.now(dt.UTC))}",
+            status_code=self.status,
+            method=method,
+            url=url,
+            retry_after=left,
+        )
+
+
+def _rest_status(status: int) -> bool:
+    """Whether an answer of ``status`` naming a ``Retry-After`` rests the whole server (a 429, a 5xx)."""
+    return status == 429 or 500 <= status <= 599
+
+
 class Sender:
     """The sending path of one client (see the module docstring)."""
 
@@ -174,6 +213,9 @@ class Sender:
         self._pool_closed = False
         self._pauses: set[asyncio.Future[None]] = set()
         """The waits before retries under way (closing cuts them short)."""
+        self._rest: _Rest | None = None
+        """The server's last ``Retry-After`` to an API request (`_Rest`): every API request waits
+        for it to end before it is sent, or fails unsent when that is longer than it may wait."""
         self.requests_sent = 0
         """Attempts put on the wire so far (retries, replays and token requests included)."""
         self.give_up_at: float | None = None
@@ -250,10 +292,11 @@ class Sender:
             # When the first attempt got its slot: the retry budget counts from the first try, not
             # from when the request began waiting for one of the ``max_concurrency`` slots.
             started: list[float] = []
+            rested: list[_Rest] = []  # the server's rests this request waited out (or set itself)
             attempt = 1
             while True:
                 try:
-                    answer = await self._attempt(call, started)
+                    answer = await self._attempt(call, started, rested)
                 except TokenUnavailable as failure:
                     raise failure.error from failure.error.__cause__
                 except TransportError as exc:
@@ -266,7 +309,10 @@ class Sender:
                         raise
                     self._retrying(method, url, attempt, str(exc), wait, exc)
                 else:
-                    if not retryable or answer.status_code not in self._retry.statuses:
+                    status = answer.status_code
+                    retries = retryable and status in self._retry.statuses
+                    rests = call.authenticated and _rest_status(status)
+                    if not (retries or rests):
                         return answer
                     # Read past the policy's cap: a longer wait is not cut short and retried into
                     # the throttle, it is given up at once (the error says when to try again).
@@ -275,6 +321,10 @@ class Sender:
                         now=dt.datetime.now(dt.UTC),
                         cap=RETRY_AFTER_LIMIT,
                     )
+                    if rests:
+                        self._rest_for(status, retry_after, rested)
+                    if not retries:
+                        return answer
                     wait = self._wait(attempt, started, retry_after, answer.status_code)
                     if wait is None:
                         reason = _status_reason(answer.status_code, retry_after, self._retry)
@@ -303,6 +353,58 @@ class Sender:
                 raise  # the caller was cancelled, not the wait cut short by closing
         finally:
             self._pauses.discard(pause)
+
+    def _rest_for(self, status: int, retry_after: float | None, rested: list[_Rest]) -> None:
+        """Remember an API request's answer of ``status`` naming ``retry_after`` (parsed) as the
+        server's rest, when it ends after the one kept (up to `MAX_THROTTLE_REST`: a server asking
+        for a year is asked again after an hour); the request that set it (``rested``) does not
+        wait for it again, its own retry waits the same ``Retry-After``."""
+        if retry_after is None or not retry_after > 0:  # no wait named, or one of now
+            return
+        now = time.monotonic()
+        until = now + min(retry_after, MAX_THROTTLE_REST)
+        if self._rest is None or until > self._rest.until:
+            self._rest = rest = _Rest(status=status, at=now, until=until)
+            rested.append(rest)
+
+    async def _rest_over(self, call: _Call, first_try: list[float], rested: list[_Rest]) -> None:
+        """Wait until the server's rest (`_rest`) ends, unless this request waited it out already;
+        raise its error, unsent, when it ends past what the request may wait: ``max_retry_after``,
+        the policy's ``timeout`` since the first try, ``give_up_at``."""
+        while (rest := self._rest) is not None and rest not in rested:
+            now = time.monotonic()
+            left = rest.until - now
+            if left <= 0:
+                self._rest = None  # over: the requests after it skip this check
+                return
+            bound = self._rest_bound(left, now - first_try[0])
+            if bound is not None:
+                raise rest.held(call.method, call.url, now, bound)
+            rested.append(rest)
+            if log.isEnabledFor(logging.DEBUG):
+                shown = self._scrub(call.url)
+                log.debug(
+                    "%s %s: waiting %.2f s for the server's Retry-After (HTTP %d)",
+                    call.method,
+                    shown,
+                    left,
+                    rest.status,
+                )
+            await self._pause(left)
+            if self._closed:  # closed while this request waited for the rest to end
+                raise ClientStateError(CLOSED_IN_FLIGHT)
+
+    def _rest_bound(self, left: float, elapsed: float) -> str | None:
+        """What a wait of ``left`` more seconds for the server's rest, ``elapsed`` seconds after
+        the request's first try, would end past (for the error), or None when it may be waited."""
+        policy = self._retry
+        if left > policy.max_retry_after:
+            return f"max_retry_after={policy.max_retry_after:g} s"
+        if not may_retry(policy, attempts_made=0, elapsed=elapsed, next_wait=left, retry_after=left):
+            return f"the retry policy's timeout={policy.timeout:g} s"
+        if self.give_up_at is not None and not time.monotonic() + left <= self.give_up_at:
+            return "the time limit"
+        return None
 
     def _wait(
         self, attempt: int, started: list[float], retry_after: float | None, status: int | None = None
@@ -363,8 +465,9 @@ class Sender:
         tokens = self.tokens
         return text if tokens is None else tokens.redactor().scrub(text)
 
-    async def _attempt(self, call: _Call, first_try: list[float]) -> Answer:
-        """One attempt, in a slot; ``first_try`` gets the time the first attempt got its slot."""
+    async def _attempt(self, call: _Call, first_try: list[float], rested: list[_Rest]) -> Answer:
+        """One attempt, in a slot, after the server's rest if any (`_rest_over`); ``first_try``
+        gets the time the first attempt got its slot."""
         started = time.perf_counter()
         method, url = call.method, call.url
         # Token requests are made from inside an API request's slot, one at a time; taking a slot
@@ -374,6 +477,8 @@ class Sender:
                 raise ClientStateError(CLOSED_IN_FLIGHT)
             if not first_try:
                 first_try.append(time.monotonic())
+            if call.authenticated and self._rest is not None:
+                await self._rest_over(call, first_try, rested)
             failure: tuple[VBOError, BaseException | None] | None = None
             reading: list[httpx.Response | Reply] = []  # the answer whose body is being read
             try:

@@ -1,0 +1,288 @@
+"""A server's throttle is shared by the client's requests: a ``Retry-After`` one API request was
+answered with holds back every other request of that client (the same server) until it ends,
+and one longer than the policy allows fails them at once, unsent; other clients are untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+
+from vbo_async import (
+    APIError,
+    ClientStateError,
+    PollTarget,
+    RateLimitedError,
+    RetryPolicy,
+    ServerError,
+    poll_jobs,
+)
+
+from .conftest import FAST, FakeVBO, client_for, json_response
+
+JOB1 = {"id": "j1", "name": "Mail"}
+JOB2 = {"id": "j2", "name": "Files"}
+ONCE = attrs.evolve(FAST, attempts=1)
+"""No retries: a throttled request is given up at once, leaving only the throttle behind."""
+
+
+def throttled(status: int = 429, retry_after: str | None = "30") -> httpx.Response:
+    headers = {"Retry-After": retry_after} if retry_after is not None else None
+    return json_response(status, {"message": "Quota Exceeded"}, headers=headers)
+
+
+def sent(fake: FakeVBO, method: str, path: str) -> int:
+    return sum(1 for r in fake.api_requests if r.method == method and r.url.path == path)
+
+
+async def test_a_429_holds_back_the_next_request_until_its_retry_after(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """The server asked this client for 30 s of quiet: the next request (another URL) waits
+    them out before it is sent, instead of going straight into the throttle."""
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="30"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        assert sleeps == []
+        job = await vbo.job("j2")
+    assert job.id == "j2"
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 1
+    assert len(sleeps) == 1
+    assert 25 < sleeps[0] <= 30
+
+
+@pytest.mark.parametrize(("status", "error"), [(429, RateLimitedError), (503, ServerError)])
+async def test_a_rest_longer_than_the_policy_allows_fails_later_requests_unsent(
+    fake: FakeVBO, sleeps: list[float], status: int, error: type[APIError]
+) -> None:
+    """VB365's hourly quota answers ``Retry-After: 3600``: the first request is given up at once,
+    and so is every later one of the client, without a request, saying when to try again."""
+    fake.route("GET", "/v1/Jobs/j1", throttled(status, "3600"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake) as vbo:
+        with pytest.raises(error):
+            await vbo.job("j1")
+        with pytest.raises(error) as info:
+            await vbo.job("j2")
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+    assert sleeps == []
+    held = info.value
+    assert held.status_code == status
+    assert held.retry_after is not None
+    assert 3500 < held.retry_after <= 3600
+    assert re.search(r"retry after 3[56]\d\d s \(at ", str(held))
+    assert "not sent" in str(held)
+
+
+async def test_a_sweep_of_a_throttled_server_sends_no_429_per_tenant(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """300 tenants of a server over its hourly quota: the requests in flight when the first 429
+    arrives are answered 429, the rest fail at once (each tenant its RateLimitedError)."""
+    orgs = [f"org-{n:03d}" for n in range(300)]
+    for org in orgs:
+        fake.route("GET", f"/v1/Organizations/{org}/Jobs", throttled(retry_after="3600"))
+    async with client_for(fake, max_concurrency=4) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in orgs]
+        results = [result async for result in poll_jobs(targets, concurrency=50, batch=False)]
+    assert len(results) == 300
+    assert all(isinstance(result.error, RateLimitedError) for result in results)
+    assert len(fake.api_requests) <= 4
+    assert sleeps == []
+
+
+async def test_a_job_action_waits_out_the_rest_and_is_sent_once(fake: FakeVBO, sleeps: list[float]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="20"))
+    fake.route("POST", "/v1/Jobs/j2/Action", httpx.Response(200))
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        await vbo.start_job("j2")
+    assert sent(fake, "POST", "/v1/Jobs/j2/Action") == 1
+    assert len(sleeps) == 1
+    assert 15 < sleeps[0] <= 20
+
+
+async def test_a_job_action_past_the_rest_s_bound_is_not_sent(fake: FakeVBO, sleeps: list[float]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="600"))
+    fake.route("POST", "/v1/Jobs/j2/Action", httpx.Response(200))
+    async with client_for(fake) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        with pytest.raises(RateLimitedError, match="POST not sent"):
+            await vbo.start_job("j2")
+    assert sent(fake, "POST", "/v1/Jobs/j2/Action") == 0
+    assert sleeps == []
+
+
+async def test_a_job_action_answered_429_is_remembered_too(fake: FakeVBO, sleeps: list[float]) -> None:
+    """An action is never retried, but its 429's ``Retry-After`` still holds the others back."""
+    fake.route("POST", "/v1/Jobs/j1/Action", throttled(retry_after="3600"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.start_job("j1")
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j2")
+    assert sent(fake, "POST", "/v1/Jobs/j1/Action") == 1
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+
+
+async def test_one_throttled_server_does_not_hold_back_another(sleeps: list[float]) -> None:
+    east, west = FakeVBO(), FakeVBO()
+    east.route("GET", "/v1/Jobs/j1", throttled(retry_after="3600"))
+    west.route("GET", "/v1/Jobs/j1", JOB1)
+    async with client_for(east) as a, client_for(west, base_url="https://west.test:4443") as b:
+        with pytest.raises(RateLimitedError):
+            await a.job("j1")
+        assert (await b.job("j1")).id == "j1"
+    assert sent(west, "GET", "/v1/Jobs/j1") == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("retry_after", ["0", "-5", "Thu, 01 Jan 1970 00:00:00 GMT", "soon", None])
+async def test_a_429_naming_no_wait_holds_nothing_back(
+    fake: FakeVBO, sleeps: list[float], retry_after: str | None
+) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after=retry_after))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        assert (await vbo.job("j2")).id == "j2"
+    assert sleeps == []
+
+
+async def test_a_request_s_own_retry_waits_its_retry_after_once(fake: FakeVBO, sleeps: list[float]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="7"), JOB1)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        assert (await vbo.job("j1")).id == "j1"
+    assert sleeps == [7.0]
+    assert sent(fake, "GET", "/v1/Jobs/j1") == 2
+
+
+async def test_the_token_endpoint_is_not_held_back_by_an_api_rest(fake: FakeVBO, sleeps: list[float]) -> None:
+    """The token endpoint keeps its own rests; an API endpoint's does not stop a renewal."""
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="3600"))
+    async with client_for(fake) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        grants = len(fake.token_requests)
+        fake.revoke()
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")  # held back: nothing sent, no token needed yet
+    assert len(fake.token_requests) == grants
+    assert sent(fake, "GET", "/v1/Jobs/j1") == 1
+
+
+async def test_a_deadline_before_the_rest_ends_fails_at_once(fake: FakeVBO, sleeps: list[float]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="30"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        vbo._retry_until(time.monotonic() + 10)  # the CLI's time limit
+        with pytest.raises(RateLimitedError, match="retry after"):
+            await vbo.job("j2")
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+    assert sleeps == []
+
+
+@pytest.fixture
+def pausing(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set once the client begins a wait of a second or more (``asyncio.sleep``, which it waits
+    through), the wait itself real."""
+    began = asyncio.Event()
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        if delay >= 1:
+            began.set()
+        return await real_sleep(delay, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return began
+
+
+async def test_cancelled_while_waiting_out_a_rest(fake: FakeVBO, pausing: asyncio.Event) -> None:
+    """Cancelled during the wait: nothing is sent and no task is left behind."""
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        before = asyncio.all_tasks()
+        waiting = asyncio.create_task(vbo.job("j2"))
+        await asyncio.wait_for(pausing.wait(), timeout=10)  # guards against a hang only
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await asyncio.sleep(0)
+        assert asyncio.all_tasks() == before
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+
+
+async def test_closed_while_waiting_out_a_rest(fake: FakeVBO, pausing: asyncio.Event) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    vbo = client_for(fake, retry=ONCE)
+    with pytest.raises(RateLimitedError):
+        await vbo.job("j1")
+    waiting = asyncio.create_task(vbo.job("j2"))
+    await asyncio.wait_for(pausing.wait(), timeout=10)  # guards against a hang only
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(waiting, timeout=10)
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+
+
+async def test_the_wait_for_a_rest_is_logged_at_debug_level(
+    fake: FakeVBO, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="30"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    caplog.set_level("DEBUG", logger="vbo_async")
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        await vbo.job("j2")
+    waits = [r.getMessage() for r in caplog.records if "for the server's Retry-After" in r.getMessage()]
+    assert len(waits) == 1
+    assert re.fullmatch(
+        r"GET \S+/v1/Jobs/j2: waiting (2\d|30)\.\d\d s for the server's Retry-After \(HTTP 429\)", waits[0]
+    )
+
+
+async def test_a_token_endpoint_s_429_rests_no_api_request(fake: FakeVBO, sleeps: list[float]) -> None:
+    """The token endpoint's throttle is its own (`TokenManager`): once a token is granted after
+    it, API requests go out at once."""
+    fake.token_script = [throttled(retry_after="20")]
+    fake.route("GET", "/v1/Jobs/j1", JOB1)
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        assert (await vbo.job("j1")).id == "j1"
+        assert sleeps == [20.0]  # the grant's retry
+        assert (await vbo.job("j2")).id == "j2"
+    assert sleeps == [20.0]
+    assert len(fake.token_requests) == 2
+
+
+async def test_a_rest_past_the_policy_s_timeout_fails_at_once(fake: FakeVBO, sleeps: list[float]) -> None:
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="30"))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=attrs.evolve(ONCE, timeout=10.0)) as vbo:
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        with pytest.raises(
+            RateLimitedError, match=r"GET not sent: .* ends past the retry policy's timeout=10 s"
+        ):
+            await vbo.job("j2")
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+    assert sleeps == []
