@@ -46,7 +46,7 @@ def _check_organization(instance: Any, attribute: attrs.Attribute[Any], value: o
     if not isinstance(value, Organization):
         kind = type(value).__name__
         raise ConfigError(f"PollTarget.organization must be an Organization or None, got {kind}")
-    if value.id.lower() != instance.organization_id.lower():
+    if not isinstance(value.id, str) or value.id.lower() != instance.organization_id.lower():
         raise ConfigError("PollTarget.organization must be the organization named by organization_id")
 
 
