@@ -930,6 +930,31 @@ def test_allows_at_reads_the_window_in_its_own_zone(
     assert window.allows_at(when) is _allowed_hour(window, when)
 
 
+def test_a_window_built_with_a_list_hashes_and_equals_the_decoded_one(
+    vbo: VBOClient, seed_job: dict[str, Any]
+) -> None:
+    """A window's flags may be any sequence of booleans (the field is a ``Sequence[bool]``): one
+    built from a list is hashed and compared by its flags, so the window, its policy and its
+    job go into sets and dict keys (``hash()`` was a bare TypeError: unhashable type 'list') and
+    equal the decoded ones."""
+    decoded = vbo.from_wire(seed_job, Job)
+    assert decoded.schedule_policy is not None
+    window = decoded.schedule_policy.backup_window
+    assert window is not None
+    flags = list(window.backup_intervals_array)
+    by_hand = BackupWindow(backup_intervals_array=flags, minute_offset=window.minute_offset)
+    policy = attrs.evolve(decoded.schedule_policy, backup_window=by_hand)
+    job = attrs.evolve(decoded, schedule_policy=policy)
+    assert by_hand == window
+    assert hash(by_hand) == hash(window)
+    assert hash(policy) == hash(decoded.schedule_policy)
+    assert {job, decoded} == {decoded}
+    assert {by_hand: "window"}[window] == "window"
+    assert by_hand != BackupWindow(
+        backup_intervals_array=[not flags[0], *flags[1:]], minute_offset=window.minute_offset
+    )
+
+
 @pytest.mark.parametrize("offset", [10**18, -(2**63), 2**64 - 1, 4_204_800_000, 10_080 * 10**9 + 61])
 @pytest.mark.parametrize(
     "when",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import importlib.util
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -158,6 +159,40 @@ def test_to_jsonable_refuses_what_is_not_a_model_or_json(value: object) -> None:
 
     with pytest.raises(ConfigError, match=type(value).__name__):
         to_jsonable({"x": [value]})
+
+
+def test_to_jsonable_writes_keys_as_it_writes_values() -> None:
+    """A key is written as the same value would be (a `HealthState` by its name, an enum by
+    its value, a datetime in ISO 8601, True, False and None as JSON spells them): a count of
+    jobs by state was ``{"2": 1}`` while each job's state read ``"CRITICAL"``."""
+    import collections
+
+    from vbo_async import JobStatus
+
+    when = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
+    states = collections.Counter([HealthState.CRITICAL, HealthState.OK, HealthState.OK])
+    assert to_jsonable(states) == {"CRITICAL": 1, "OK": 2}
+    assert to_jsonable({JobStatus.SUCCESS: 1, JobStatus("Later"): 2}) == {"Success": 1, "Later": 2}
+    assert to_jsonable({when: "run"}) == {when.isoformat(): "run"}
+    assert to_jsonable({True: 1, None: 2, 3: 3, 1.5: 4}) == {"true": 1, "null": 2, "3": 3, "1.5": 4}
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ({("job", "repository"): 1}, "tuple"),  # a PollResult's prefetched, keyed (job id, relation)
+        ({1: "one", "1": "another"}, "'1'"),  # two keys written alike: one value would be lost
+        ({HealthState.OK: 1, "OK": 2}, "'OK'"),
+    ],
+)
+def test_to_jsonable_refuses_keys_it_cannot_write_apart(value: dict[Any, Any], named: str) -> None:
+    """A key JSON cannot hold, or two keys written as the same string, is a `ConfigError`
+    naming it: a tuple key became its Python repr, and of two keys written alike one value was
+    silently dropped."""
+    from vbo_async import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        to_jsonable({"x": value})
 
 
 def test_to_jsonable_of_raw_json_nested_too_deeply_is_a_config_error() -> None:

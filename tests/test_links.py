@@ -6,6 +6,7 @@ import copy
 import pickle
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -405,6 +406,34 @@ async def test_copies_of_a_job_keep_their_links_bound(
         assert duplicate.links.proxy is job.links.proxy
         proxy = await duplicate.links.proxy
         assert proxy.id == PROXY_ID
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v8"])
+def test_a_link_cannot_be_changed(api_version: str) -> None:
+    """Links are immutable (copies are the link itself, and jobs naming one repository share one
+    link): assigning a job's link another href changed every job sharing it, the jobs the client
+    decoded afterwards from answers naming the first href, and the hash of a job held in a set."""
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version=api_version)
+    version = f"/{api_version}"
+    repository = {"backupRepository" if api_version == "v8" else "repository": {"href": f"{version}/Repo/r"}}
+    wire = [
+        {"id": job_id, "_links": {"self": {"href": f"{version}/Jobs/{job_id}"}, **repository}}
+        for job_id in "ab"
+    ]
+    first, second = (vbo.from_wire(item, Job) for item in wire)
+    held = {first}
+    links = [link for job in (first, second) for link in attrs.astuple(job.links, recurse=False) if link]
+    assert len(links) >= 4
+    for link in links:
+        for name, value in (("href", f"{version}/Repo/other"), ("relation", "other")):
+            with pytest.raises(AttributeError):
+                setattr(link, name, value)
+            with pytest.raises(AttributeError):
+                delattr(link, name)
+    assert first in held
+    assert second.links.repository is not None
+    assert second.links.repository.href == f"{version}/Repo/r"
+    assert vbo.from_wire(wire[0], Job) == first
 
 
 async def test_links_compare_by_relation_and_href(

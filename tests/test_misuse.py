@@ -32,10 +32,15 @@ from vbo_async import (
     HealthPolicy,
     HealthState,
     Job,
+    NotFoundError,
+    Organization,
+    PollProgress,
+    PollResult,
     PollTarget,
     RetryPolicy,
     VBOClient,
     VBOError,
+    assess,
     configure_logging,
     poll_jobs,
 )
@@ -256,6 +261,40 @@ async def test_a_client_is_never_pickled_and_its_copies_are_itself(
         assert copied == target
         assert copied.client is vbo
         assert [job.id for job in pickle.loads(pickle.dumps(result.jobs))] == [JOB]  # the models pickle
+
+
+def test_a_results_mappings_pickle_and_a_result_deep_copies() -> None:
+    """``prefetched``, ``link_errors`` and ``health`` are read-only mappings that pickle and
+    copy as the models in them do (``health`` sent to another process, a result kept as a
+    snapshot): a ``mappingproxy`` made pickle and ``copy.deepcopy`` fail with a bare TypeError."""
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v8")
+    job = Job(id=JOB, name="daily")
+    health = assess(job, now=dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
+    error = NotFoundError("gone", status_code=404, url=f"{BASE}/v8/BackupRepositories/r")
+    result = PollResult(
+        target=PollTarget(client=vbo, organization_id=ORG),
+        jobs=[job],
+        follow=("organization", "repository"),
+        prefetched={(JOB, "organization"): Organization(id=ORG)},
+        link_errors={(JOB, "repository"): error},
+        health={JOB: health},
+    )
+    for mapping in (result.prefetched, result.link_errors, result.health):
+        thawed = pickle.loads(pickle.dumps(mapping))
+        assert dict(thawed).keys() == dict(mapping).keys()
+        assert dict(copy.deepcopy(mapping)).keys() == dict(mapping).keys()
+        with pytest.raises(TypeError):
+            thawed[JOB] = None  # type: ignore[index]
+    assert pickle.loads(pickle.dumps(result.health)) == {JOB: health}
+    assert pickle.loads(pickle.dumps(result.prefetched)) == {(JOB, "organization"): Organization(id=ORG)}
+    assert str(pickle.loads(pickle.dumps(result.link_errors))[(JOB, "repository")]) == str(error)
+    copied = copy.deepcopy(result)
+    assert copied.target.client is vbo
+    assert copied.jobs == [job]
+    assert copied.health == {JOB: health}
+    assert copied.prefetched == result.prefetched
+    progress = PollProgress(done=1, total=1, failed=0, result=result)
+    assert copy.deepcopy(progress).result.health == result.health
 
 
 @pytest.mark.parametrize("api_version", [["v1"], {"v": 1}, 1, "v2"], ids=["list", "dict", "int", "unknown"])

@@ -613,6 +613,17 @@ async def test_targets_must_be_poll_targets(tenants: Tenants, make_client: MakeC
     assert tenants.fake.requests == []
 
 
+@pytest.mark.parametrize("organization_id", [None, 5, ["org-00"]])
+def test_a_target_s_organization_without_a_string_id_is_a_config_error(organization_id: Any) -> None:
+    """A hand-built `Organization` may hold any id (models validate nothing): the target says its
+    organization is not the one named, as for another id, not a bare AttributeError ('lower')."""
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v1")
+    with pytest.raises(ConfigError, match=r"PollTarget\.organization must be the organization named"):
+        PollTarget(client=vbo, organization_id="org-00", organization=Organization(id=organization_id))
+    carried = Organization(id="ORG-00")  # the same tenant, its id in another case
+    assert PollTarget(client=vbo, organization_id="org-00", organization=carried).organization is carried
+
+
 def test_targets_are_frozen_and_labelled() -> None:
     vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v1")
     target = PollTarget(client=vbo, organization_id="org-00")

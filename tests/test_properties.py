@@ -57,6 +57,7 @@ from vbo_async import (
     UsedRepository,
     VBOClient,
     VBOError,
+    to_jsonable,
 )
 from vbo_async._decode import parse_json
 from vbo_async._dialects import DIALECTS, V1
@@ -637,9 +638,9 @@ def _strategy(tp: Any, navigator: Any) -> st.SearchStrategy[Any]:
     elif origin is tuple:
         (item_type, _ellipsis) = typing.get_args(inner)
         base = st.lists(_strategy(item_type, navigator), max_size=2).map(tuple)
-    elif inner == Sequence[bool]:  # a window's flags: decoded ones, or a tuple given by hand
+    elif inner == Sequence[bool]:  # a window's flags: decoded ones, or a tuple or list given by hand
         flags = st.lists(st.booleans(), max_size=168) | st.sampled_from([[True] * 168, []])
-        base = flags.map(HourFlags) | flags.map(tuple)
+        base = flags.map(HourFlags) | flags.map(tuple) | flags.map(list)
     elif isinstance(inner, type) and inner.__name__.endswith("Links"):
         base = _links_strategy(inner, navigator)
     elif attrs.has(inner):
@@ -713,6 +714,22 @@ def test_every_model_round_trips(vbo: VBOClient, data: st.DataObject) -> None:
         else:
             session = vbo.from_wire(json.loads(json.dumps({"id": "s", "statistics": wire})), JobSession)
             assert session.statistics == model
+
+
+@PROPERTY
+@given(data=st.data())
+def test_every_model_is_a_value(vbo: VBOClient, data: st.DataObject) -> None:
+    """Any model (a window's flags given as a list too) hashes, equals its copies and its
+    pickle (links unpickled unbound, equal by relation and href) with the same hash, and goes
+    into a set and a dict key; `to_jsonable` gives JSON."""
+    model = data.draw(_models(vbo._fetcher), label="model")
+    thawed = pickle.loads(pickle.dumps(model))
+    for same in (copy.copy(model), copy.deepcopy(model), thawed):
+        assert same == model
+        assert hash(same) == hash(model)
+    assert {model: 1}[thawed] == 1
+    assert len({model, copy.deepcopy(model), thawed}) == 1
+    json.dumps(to_jsonable(model), allow_nan=False)
 
 
 @FEW

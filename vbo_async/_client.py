@@ -42,6 +42,7 @@ from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, newest_first
 from ._links import Link
 from ._models import (
+    NESTED,
     RESOURCES,
     BackupRepository,
     Job,
@@ -624,9 +625,14 @@ class VBOClient:
     def from_wire(self, data: Any, cls: type[T], *, api_version: str | None = None) -> T:
         """Decode one resource's wire JSON (a dict) of the client's API version (or
         ``api_version``) into ``cls``; its links follow via this client. Raises `DecodeError`
-        like an answer from the server would."""
-        if not (isinstance(cls, type) and cls in RESOURCES):
-            raise ConfigError(f"from_wire() decodes vbo-async models, not {cls!r}")
+        like an answer from the server would. A model nested in resources (a `SchedulePolicy`,
+        `BackupWindow`, `JobSessionStatistics` or `SelectedItemObject`) is decoded alone too,
+        as `to_wire` writes it; a resource's links only with their resource."""
+        if not (isinstance(cls, type) and (cls in RESOURCES or cls in NESTED)):
+            raise ConfigError(
+                f"from_wire() decodes vbo-async resources and the models nested in them "
+                f"(a resource's links only with it), not {cls!r}"
+            )
         return self._fetcher.decoder.one(data, cls, self._wire_dialect(api_version))
 
     def _wire_dialect(self, api_version: str | None) -> Dialect:

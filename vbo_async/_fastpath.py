@@ -387,8 +387,8 @@ def new_link(
         return [f"{variable} = {class_name}({href}, {relation!r}, {navigator}, {target})"]
     return [
         f"{variable} = __new({class_name})",
-        f"{variable}.href = {href}",
-        f"{variable}.relation = {relation!r}",
+        f"{variable}._href = {href}",
+        f"{variable}._relation = {relation!r}",
         f"{variable}._navigator = {navigator}",
         f"{variable}._target = {target}",
     ]

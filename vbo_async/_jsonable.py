@@ -27,8 +27,10 @@ def to_jsonable(value: Any) -> Any:
     each object has the same keys); datetimes and times become ISO 8601 strings; enums their
     value (`HealthState` its name); links the href the server sent (a link the client derived
     without one, such as a v6+ job's proxy reached through its repository, is ``None``); tuples
-    and a window's `HourFlags` become lists. Anything else raises `ConfigError` naming its type,
-    as does data nested more deeply than Python's recursion goes (raw JSON may be 1024 levels).
+    and a window's `HourFlags` become lists. A mapping's keys are written as the same values
+    are (strings, numbers, enums, times; True, False and None as JSON spells them). Anything
+    else raises `ConfigError` naming its type, as do a key of another type, two keys written
+    alike, and data nested more deeply than Python's recursion goes (raw JSON may be 1024 levels).
 
     ```python
     from starlette.responses import JSONResponse
@@ -59,8 +61,24 @@ def _convert(value: Any, path: str) -> Any:
     if isinstance(value, list | tuple | HourFlags):
         return [_convert(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, Mapping):
-        return {str(key): _convert(item, f"{path}.{key}") for key, item in value.items()}
+        converted: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key if key.__class__ is str else _key(key, path)
+            if name in converted:
+                raise ConfigError(f"to_jsonable() would write two keys as {name!r} (at {path})")
+            converted[name] = _convert(item, f"{path}.{name}")
+        return converted
     if attrs.has(type(value)) and type(value).__module__.startswith("vbo_async."):
         names = (field.name for field in attrs.fields(type(value)))
         return {name: _convert(getattr(value, name), f"{path}.{name}") for name in names}
     raise ConfigError(f"to_jsonable() cannot convert a {type(value).__name__} (at {path})")
+
+
+def _key(key: Any, path: str) -> str:
+    """A mapping's key as JSON's string key: a string, number, enum, time, True, False or None
+    written as the same value is (True, False and None as JSON spells them)."""
+    if key is None or key is True or key is False:
+        return "null" if key is None else "true" if key else "false"
+    if isinstance(key, enum.Enum | str | int | float | dt.datetime | dt.date | dt.time):
+        return str(_convert(key, path))
+    raise ConfigError(f"to_jsonable() cannot write a {type(key).__name__} key (at {path})")

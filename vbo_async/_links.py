@@ -55,18 +55,25 @@ class Link(Generic[T]):
     client stays behind), to be followed with ``client.follow(link)``.
     """
 
-    __slots__ = ("_navigator", "_target", "href", "relation")
-
-    href: str
-    relation: str
+    __slots__ = ("_href", "_navigator", "_relation", "_target")
 
     def __init__(
         self, href: str, relation: str, navigator: Navigator | None, target: type[Any] | None
     ) -> None:
-        self.href = href
-        self.relation = relation
+        self._href = href
+        self._relation = relation
         self._navigator = navigator
         self._target = target
+
+    @property
+    def href(self) -> str:
+        """The href exactly as the server sent it."""
+        return self._href
+
+    @property
+    def relation(self) -> str:
+        """The link's name as the server sent it (``backupRepository``, ``next``)."""
+        return self._relation
 
     @property
     def target(self) -> type[Any] | None:

@@ -11,7 +11,7 @@ nested model and enum from it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from typing import Any, Literal, overload
 
 import attrs
@@ -38,6 +38,7 @@ from ._exceptions import ConfigError, LinkError
 from ._links import CollectionLink, Link
 
 __all__ = [
+    "NESTED",
     "RESOURCES",
     "BackupRepository",
     "BackupRepositoryLinks",
@@ -171,6 +172,12 @@ def flags_from_bytes(data: bytes) -> HourFlags:
 _SET_BYTES = HourFlags._bytes.__set__  # type: ignore[attr-defined]
 
 
+def _flags_key(flags: Sequence[bool]) -> object:
+    """What a window's flags are compared and hashed by: a mutable sequence given by hand (a
+    list) as the tuple of its flags, so the window hashes and equals the decoded one."""
+    return tuple(flags) if isinstance(flags, MutableSequence) else flags
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -183,9 +190,10 @@ class BackupWindow:
     ``backupWindowSettings.backupWindow``).
 
     Decoded windows hold their flags as `HourFlags` (compact, equal to the tuple of its flags);
-    a window built by hand may hold any sequence of booleans, a tuple for instance."""
+    a window built by hand may hold any sequence of booleans, a tuple or a list for instance
+    (compared and hashed by its flags, so it equals the decoded window)."""
 
-    backup_intervals_array: Sequence[bool] = attrs.field(factory=HourFlags, repr=_hours)
+    backup_intervals_array: Sequence[bool] = attrs.field(factory=HourFlags, repr=_hours, eq=_flags_key)
     minute_offset: int | None = None
 
     def allows(self, day: int, hour: int) -> bool:
@@ -693,6 +701,10 @@ RESOURCES: tuple[type, ...] = (
 )
 """The models a client fetches and decodes at the top level (``from_wire`` accepts these). Every
 model and enum they contain is found from here; nothing else lists them."""
+
+NESTED: tuple[type, ...] = (SchedulePolicy, BackupWindow, JobSessionStatistics, SelectedItemObject)
+"""The models nested in resources that ``from_wire`` also decodes alone, as ``to_wire`` writes
+them (a resource's links are not among them: some are derived from their resource)."""
 
 
 def _resolve() -> None:

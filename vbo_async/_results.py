@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, Final, Literal, overload
+from collections.abc import Iterator, Mapping
+from typing import Any, Final, Literal, TypeVar, overload
 
 import attrs
 
@@ -47,7 +46,7 @@ def _check_organization(instance: Any, attribute: attrs.Attribute[Any], value: o
     if not isinstance(value, Organization):
         kind = type(value).__name__
         raise ConfigError(f"PollTarget.organization must be an Organization or None, got {kind}")
-    if value.id.lower() != instance.organization_id.lower():
+    if not isinstance(value.id, str) or value.id.lower() != instance.organization_id.lower():
         raise ConfigError("PollTarget.organization must be the organization named by organization_id")
 
 
@@ -84,8 +83,40 @@ class PollTarget:
         return self.organization_id
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _ReadOnly(Mapping[K, V]):
+    """A read-only mapping over its own copy of the items that pickles and copies as they do
+    (a ``mappingproxy`` does neither: ``pickle`` and ``copy.deepcopy`` raised a bare TypeError)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[K, V]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: K) -> V:
+        return self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._items,))
+
+
 def _read_only(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
-    return MappingProxyType(dict(value))
+    return _ReadOnly(value)
 
 
 def _count(items: Any) -> str:
