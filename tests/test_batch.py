@@ -676,6 +676,45 @@ async def test_a_failing_v1_job_listing_leaves_no_other_listing_running() -> Non
         assert cancelled == ["/v1/Jobs/j2/JobSessions"]
 
 
+async def test_v1_recent_sessions_of_many_jobs_are_read_by_a_bounded_number_of_tasks() -> None:
+    """v1 reads each job's sessions in a request of its own: 30 jobs on a client of 2 slots are
+    taken as the slots free up, not a task per job waiting for one (about 6 KB each, which a
+    server of a hundred thousand jobs made hundreds of megabytes of), as a sweep takes them."""
+    fake = FakeVBO()
+    jobs_wire = [{"id": f"j{number}", "name": f"job {number}"} for number in range(30)]
+    release, two = asyncio.Event(), asyncio.Event()
+    reading = 0
+
+    async def sessions(request: httpx.Request) -> httpx.Response:
+        nonlocal reading
+        reading += 1
+        if reading == 2:
+            two.set()
+        await release.wait()
+        job = request.url.path.split("/")[3]
+        return json_response(
+            200, [{"id": f"s-{job}", "status": "Success", "endTime": "2026-06-01T12:00:00Z"}]
+        )
+
+    fake.route("GET", "/v1/Jobs", jobs_wire)
+    for job in jobs_wire:
+        fake.route("GET", f"/v1/Jobs/{job['id']}/JobSessions", sessions)
+    async with client_for(fake, max_concurrency=2) as vbo:
+        jobs = await vbo.jobs()
+        baseline = asyncio.all_tasks()
+        reading_all = asyncio.ensure_future(vbo.recent_sessions(EPOCH, jobs=jobs))
+        async with asyncio.timeout(5):  # a guard against a hang only
+            await two.wait()
+        alive = len(asyncio.all_tasks() - baseline)
+        release.set()
+        recent = await reading_all
+    assert alive < 30
+    assert reading == 30
+    assert {job: [s.id for s in found] for job, found in recent.items()} == {
+        job["id"]: [f"s-{job['id']}"] for job in jobs_wire
+    }
+
+
 @pytest.mark.parametrize("version", ["v1", "v7", "v8"])
 @pytest.mark.parametrize(
     ("too_big", "organizations", "jobs", "limit"),
