@@ -225,9 +225,10 @@ class Fetcher:
     async def fetch_page(
         self, url: str, target: type[T], *, refused: Refused | None = None
     ) -> tuple[list[T], str | None]:
-        """GET one page (or a bare array) of ``target`` items: (items, rebased next URL). Shared
-        in flight, unless ``refused`` collects the items that cannot be decoded (then each caller
-        gets its own request, its own refusals)."""
+        """GET one page (or a bare array) of ``target`` items: (items, rebased next URL, with the
+        query parameters a link to one ``target`` carries). Shared in flight, unless ``refused``
+        collects the items that cannot be decoded (then each caller gets its own request, its own
+        refusals)."""
         self.sender.check_usable()
         dialect = self.dialect_of(url)
 
@@ -243,7 +244,9 @@ class Fetcher:
                 raise
             if next_href is None:
                 return decoded, None
-            return decoded, self.rebase(next_href, context=url, relation="next")
+            # Each page in the view the listing asked for (v7+ organizations' extendedView): a
+            # server's next link may leave it out, or name another version whose default differs.
+            return decoded, self.rebase(next_href, context=url, relation="next", target=target)
 
         if refused is not None:
             return await load()
