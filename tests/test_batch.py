@@ -1415,3 +1415,30 @@ async def test_a_malformed_organization_fails_no_tenant_of_a_batch(
     assert outcome(batched) == outcome(alone)
     assert [outcome(batched)[org] for org in ORGS] == [(None, [f"job {n}"]) for n in range(3)]
     assert isinstance(batched[UNKNOWN].error, NotFoundError)
+
+
+async def test_a_batch_whose_organizations_cannot_be_listed_stops_listing_the_jobs() -> None:
+    """``batch=True`` lists a server's organizations and its jobs at the same time: when the
+    organizations fail (a 404 here), the job listing beside them is cancelled and the tenants get
+    that error at once. It was read to its end first, every page of it (a job listing that never
+    ends held the sweep until its timeout)."""
+    fake = FakeVBO()
+    cancelled: list[str] = []
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(request.url.path)
+            raise
+        return json_response(200, [])  # pragma: no cover - never reached
+
+    fake.route("GET", "/v1/Organizations", json_response(404, {"message": "Not found."}))
+    fake.route("GET", "/v1/Jobs", held)
+    async with client_for(fake) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+        async with asyncio.timeout(5):  # a guard against a hang only
+            results = await sweep(targets, batch=True)
+    assert sorted(results) == sorted(ORGS)
+    assert all(isinstance(result.error, NotFoundError) for result in results.values())
+    assert cancelled == ["/v1/Jobs"]
