@@ -676,6 +676,45 @@ async def test_a_failing_v1_job_listing_leaves_no_other_listing_running() -> Non
         assert cancelled == ["/v1/Jobs/j2/JobSessions"]
 
 
+async def test_v1_recent_sessions_of_many_jobs_are_read_by_a_bounded_number_of_tasks() -> None:
+    """v1 reads each job's sessions in a request of its own: 30 jobs on a client of 2 slots are
+    taken as the slots free up, not a task per job waiting for one (about 6 KB each, which a
+    server of a hundred thousand jobs made hundreds of megabytes of), as a sweep takes them."""
+    fake = FakeVBO()
+    jobs_wire = [{"id": f"j{number}", "name": f"job {number}"} for number in range(30)]
+    release, two = asyncio.Event(), asyncio.Event()
+    reading = 0
+
+    async def sessions(request: httpx.Request) -> httpx.Response:
+        nonlocal reading
+        reading += 1
+        if reading == 2:
+            two.set()
+        await release.wait()
+        job = request.url.path.split("/")[3]
+        return json_response(
+            200, [{"id": f"s-{job}", "status": "Success", "endTime": "2026-06-01T12:00:00Z"}]
+        )
+
+    fake.route("GET", "/v1/Jobs", jobs_wire)
+    for job in jobs_wire:
+        fake.route("GET", f"/v1/Jobs/{job['id']}/JobSessions", sessions)
+    async with client_for(fake, max_concurrency=2) as vbo:
+        jobs = await vbo.jobs()
+        baseline = asyncio.all_tasks()
+        reading_all = asyncio.ensure_future(vbo.recent_sessions(EPOCH, jobs=jobs))
+        async with asyncio.timeout(5):  # a guard against a hang only
+            await two.wait()
+        alive = len(asyncio.all_tasks() - baseline)
+        release.set()
+        recent = await reading_all
+    assert alive < 30
+    assert reading == 30
+    assert {job: [s.id for s in found] for job, found in recent.items()} == {
+        job["id"]: [f"s-{job['id']}"] for job in jobs_wire
+    }
+
+
 @pytest.mark.parametrize("version", ["v1", "v7", "v8"])
 @pytest.mark.parametrize(
     ("too_big", "organizations", "jobs", "limit"),
@@ -1376,3 +1415,30 @@ async def test_a_malformed_organization_fails_no_tenant_of_a_batch(
     assert outcome(batched) == outcome(alone)
     assert [outcome(batched)[org] for org in ORGS] == [(None, [f"job {n}"]) for n in range(3)]
     assert isinstance(batched[UNKNOWN].error, NotFoundError)
+
+
+async def test_a_batch_whose_organizations_cannot_be_listed_stops_listing_the_jobs() -> None:
+    """``batch=True`` lists a server's organizations and its jobs at the same time: when the
+    organizations fail (a 404 here), the job listing beside them is cancelled and the tenants get
+    that error at once. It was read to its end first, every page of it (a job listing that never
+    ends held the sweep until its timeout)."""
+    fake = FakeVBO()
+    cancelled: list[str] = []
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(request.url.path)
+            raise
+        return json_response(200, [])  # pragma: no cover - never reached
+
+    fake.route("GET", "/v1/Organizations", json_response(404, {"message": "Not found."}))
+    fake.route("GET", "/v1/Jobs", held)
+    async with client_for(fake) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
+        async with asyncio.timeout(5):  # a guard against a hang only
+            results = await sweep(targets, batch=True)
+    assert sorted(results) == sorted(ORGS)
+    assert all(isinstance(result.error, NotFoundError) for result in results.values())
+    assert cancelled == ["/v1/Jobs"]

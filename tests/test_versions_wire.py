@@ -352,7 +352,7 @@ async def test_v8_pages_are_followed_by_their_next_link() -> None:
     assert [org.id for org in orgs] == [ORG_ID, second["id"]]
     assert server.urls() == [
         f"{BASE}/v8/Organizations?extendedView=true&limit=10000",
-        f"{BASE}/v8/Organizations?offset=1&limit=1",
+        f"{BASE}/v8/Organizations?offset=1&limit=1&extendedView=true",  # the view asked for
     ]
 
 
@@ -406,6 +406,48 @@ async def test_a_listing_reads_each_item_once_when_a_later_page_repeats_some() -
     expected = [f"{number:08d}-1111-4000-8000-000000000000" for number in (1, 2, 3)]
     assert [job.id for job in jobs] == expected
     assert [job.id for job in streamed] == expected
+
+
+@pytest.mark.parametrize("onward", ["v8", "v7"])
+async def test_every_page_of_organizations_is_asked_for_the_extended_view(onward: str) -> None:
+    # The first page's next link names no extendedView (or names v7, as servers send next links
+    # of another version, whose default is false too): the organizations of the pages after it
+    # came without their backup state, which organizations() asks for however they are reached.
+    server = Server("v8")
+
+    def organization(version: str, number: int, extended: bool) -> dict[str, Any]:
+        wire = organization_wire(version)
+        wire["id"] = f"{number:08d}-2222-4000-8000-000000000000"
+        if extended:
+            wire.update(isBackedup=True, lastBackuptime="2026-06-30T22:41:17Z")
+        return wire
+
+    def extended(request: httpx.Request) -> bool:
+        query = {key.lower(): value for key, value in parse_qsl(request.url.query.decode())}
+        return query.get("extendedview") == "true"
+
+    def v8(request: httpx.Request) -> httpx.Response:
+        offset = int(dict(parse_qsl(request.url.query.decode())).get("offset", 0))
+        page: dict[str, Any] = {
+            "offset": offset,
+            "limit": 1,
+            "results": [organization("v8", offset + 1, extended(request))],
+        }
+        if offset == 0:
+            page["_links"] = {"next": {"href": f"/{onward}/Organizations?offset=1&limit=1"}}
+        return httpx.Response(200, json=page)
+
+    def v7(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=[organization("v7", n, extended(request)) for n in (1, 2)])
+
+    server.router.get("/v8/Organizations").mock(side_effect=v8)
+    server.router.get("/v7/Organizations").mock(side_effect=v7)
+    async with server.client() as vbo:
+        organizations = await vbo.organizations()
+
+    assert [org.id for org in organizations] == [f"{n:08d}-2222-4000-8000-000000000000" for n in (1, 2)]
+    assert [org.is_backedup for org in organizations] == [True, True]
+    assert all(extended(request) for request in server.requests)
 
 
 async def test_organization_jobs_leave_out_the_jobs_of_other_organizations() -> None:

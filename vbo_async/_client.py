@@ -56,7 +56,7 @@ from ._models import (
 from ._pages import with_limit
 from ._retry import RetryPolicy
 from ._sending import Answer, Sender, build_http
-from ._tasks import all_or_nothing
+from ._tasks import each
 from ._tokens import Token
 from ._urls import ApiRoot
 
@@ -479,7 +479,10 @@ class VBOClient:
                     found.setdefault(session.job_id, []).append(session)
         else:
             chosen = given if given is not None else await self.jobs()
-            listings = await all_or_nothing([self.job_sessions(job, limit=None) for job in chosen])
+            # As many at once as the client sends: not a task per job waiting for a slot.
+            listings = await each(
+                chosen, lambda job: self.job_sessions(job, limit=None), self._max_concurrency
+            )
             for job, sessions in zip(chosen, listings, strict=True):
                 recent = [s for s in sessions if _ended_since(s, since)]
                 if recent:

@@ -24,7 +24,7 @@ from ._decode import Decoder, Refused, parse_json
 from ._dialects import DIALECTS, Dialect
 from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
 from ._flights import Flights
-from ._pages import page_identity, unread, with_limit
+from ._pages import page_key, unread, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
@@ -230,9 +230,10 @@ class Fetcher:
     async def fetch_page(
         self, url: str, target: type[T], *, refused: Refused | None = None
     ) -> tuple[list[T], str | None]:
-        """GET one page (or a bare array) of ``target`` items: (items, rebased next URL). Shared
-        in flight, unless ``refused`` collects the items that cannot be decoded (then each caller
-        gets its own request, its own refusals)."""
+        """GET one page (or a bare array) of ``target`` items: (items, rebased next URL, with the
+        query parameters a link to one ``target`` carries). Shared in flight, unless ``refused``
+        collects the items that cannot be decoded (then each caller gets its own request, its own
+        refusals)."""
         self.sender.check_usable()
         dialect = self.dialect_of(url)
 
@@ -248,7 +249,9 @@ class Fetcher:
                 raise
             if next_href is None:
                 return decoded, None
-            return decoded, self.rebase(next_href, context=url, relation="next")
+            # Each page in the view the listing asked for (v7+ organizations' extendedView): a
+            # server's next link may leave it out, or name another version whose default differs.
+            return decoded, self.rebase(next_href, context=url, relation="next", target=target)
 
         if refused is not None:
             return await load()
@@ -301,7 +304,7 @@ class Fetcher:
                 tell(item, error)
 
             refused = counted
-        seen: set[Any] = set()
+        seen: set[bytes] = set()  # the pages read (`page_key`), not their hrefs
         unseen: list[str] = []  # fetched, identity not yet taken: a one-page listing never needs it
         keyed = attrs.has(target) and "id" in attrs.fields_dict(target)
         ids: set[str] | None = None  # the ids listed, kept from the second page on: each item once
@@ -335,11 +338,11 @@ class Fetcher:
                         scrub(next_url),
                     )
                 return
-            seen.update(page_identity(fetched) for fetched in unseen)
+            seen.update(page_key(fetched) for fetched in unseen)
             unseen.clear()
             if keyed and ids is None:
                 unread(items, ids := set())
-            if page_identity(next_url) in seen:
+            if page_key(next_url) in seen:
                 # Both URLs may quote a secret a server put in an href (the listing's link, or
                 # query noise in the next link): `hide_secrets` scrubs only the error's own URL.
                 scrub = self.scrub or str

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ._exceptions import DecodeError
 
-__all__ = ["count_containers", "more_containers_than", "page_identity", "split_page", "unread", "with_limit"]
+__all__ = [
+    "count_containers",
+    "more_containers_than",
+    "page_identity",
+    "page_key",
+    "split_page",
+    "unread",
+    "with_limit",
+]
 
 
 def page_identity(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -17,6 +26,12 @@ def page_identity(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=False)
     return parts.path.lower(), tuple(sorted((key.lower(), value) for key, value in pairs))
+
+
+def page_key(url: str) -> bytes:
+    """A digest of `page_identity` (16 bytes), what a listing keeps of each page it read to find
+    a loop: the identity itself holds the href's text, up to 64 KiB a page a server chooses."""
+    return hashlib.blake2b(repr(page_identity(url)).encode(), digest_size=16).digest()
 
 
 def unread(items: list[Any], ids: set[str]) -> list[Any]:

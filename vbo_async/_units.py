@@ -413,16 +413,17 @@ async def _listings(
     client: VBOClient,
 ) -> tuple[tuple[list[Organization], dict[str, DecodeError]], tuple[list[Job], dict[str, list[DecodeError]]]]:
     """The server's organizations (and the ids of those that could not be decoded) and its jobs
-    filed by tenant, read at the same time (neither request is left running when the other
-    fails)."""
-    listed, filed = await asyncio.gather(
-        client._organizations_filed(), client._jobs_filed(), return_exceptions=True
-    )
-    if isinstance(listed, BaseException):
-        raise listed
-    if isinstance(filed, BaseException):
-        raise filed
-    return listed, filed
+    filed by tenant, read at the same time: when one fails, the other is cancelled, and waited
+    for, before that failure is raised (not read to its end first, nor left running)."""
+    organizations = asyncio.ensure_future(client._organizations_filed())
+    jobs = asyncio.ensure_future(client._jobs_filed())
+    try:
+        return await asyncio.gather(organizations, jobs)
+    except BaseException:
+        organizations.cancel()
+        jobs.cancel()
+        await asyncio.wait({organizations, jobs})
+        raise
 
 
 Window = dict[str, list[JobSession]] | VBOError | None
