@@ -822,6 +822,44 @@ def test_the_newest_run_in_the_hour_a_clock_repeats_is_the_later_instant() -> No
     assert backed_up.last_success.timestamp() == after.timestamp()
 
 
+# --- .NET's "never": DateTime.MinValue, 0001-01-01 -----------------------------------------------------
+
+NEVER = st.builds(
+    lambda moment, minutes: dt.datetime.combine(
+        dt.date(1, 1, 1), moment, tzinfo=dt.timezone(dt.timedelta(minutes=minutes))
+    ),
+    st.times(),
+    st.integers(-14 * 60, 14 * 60),
+) | st.just(dt.datetime(1, 1, 1))
+""".NET's DateTime.MinValue as a server writes it for a time that never was (a job never backed
+up): 0001-01-01, in UTC, in the server's offset, or converted from it (any time of that day)."""
+
+
+@PROPERTY
+@given(never=NEVER)
+def test_the_net_never_is_no_time(never: dt.datetime) -> None:
+    """0001-01-01 is no last success, no last run and no session time: a job whose lastBackup
+    says it was never backed up, with warnings 5 h ago, was CRITICAL 'no success for 739797
+    days'; a job whose lastRun says it never ran was stale instead of never run; a success
+    dated then was the last success."""
+    warned = run("Warning", 5)
+    health = check(make_job(last_backup=never, last_run=NOW - hours(5)), [warned])
+    assert (health.state, health.reason, health.last_success) == (
+        WARNING,
+        "last run ended with warnings 4 h ago",
+        None,
+    )
+    never_ran = check(make_job(last_run=never))
+    assert (never_ran.state, never_ran.reason) == (WARNING, "never run")
+    dated_never = JobSession(
+        id="n", job_id="job-1", creation_time=never, end_time=never, status=JobStatus.SUCCESS
+    )
+    both = check(make_job(), [dated_never, warned])
+    assert (both.state, both.last_success, both.last_session) == (WARNING, None, warned)
+    said_success = check(make_job(last_run=never, last_status=JobStatus.SUCCESS), [warned])
+    assert (said_success.state, said_success.last_success) == (WARNING, None)
+
+
 def test_now_defaults_to_the_current_time() -> None:
     recent = JobSession(id="s", creation_time=dt.datetime.now(dt.UTC) - hours(1), status=JobStatus.SUCCESS)
     health = assess(make_job(), [recent])

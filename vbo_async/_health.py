@@ -33,6 +33,7 @@ __all__ = [
     "JobHealth",
     "assess",
     "finished",
+    "is_never",
     "newest_first",
     "window_falls_short",
 ]
@@ -166,9 +167,9 @@ def window_falls_short(job: Job, sessions: Iterable[JobSession], policy: HealthP
     if job.is_enabled is False and policy.disabled is not None:
         return False
     window = list(sessions)
-    if job.last_run is None and not window:
+    if _utc(job.last_run) is None and not window:
         return False
-    if job.last_backup is None and not any(s.status == JobStatus.SUCCESS for s in window):
+    if _utc(job.last_backup) is None and not any(s.status == JobStatus.SUCCESS for s in window):
         return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
         return not any(finished(s) for s in window)
@@ -206,7 +207,8 @@ def assess(
     ``last_run`` and ``last_backup`` decide.
     ``error`` says the sessions could not be read: the state is then ``policy.unreadable`` with
     the error in the reason (a disabled job stays "disabled"). ``now`` is an aware datetime (the
-    current UTC time when None); times without a zone are taken as UTC, as the decoder does.
+    current UTC time when None); times without a zone are taken as UTC, as the decoder does,
+    and .NET's "never", 0001-01-01 (`is_never`), as no time at all.
 
     ```python
     health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))
@@ -267,7 +269,15 @@ def _belongs(session: object, job: Job) -> bool:
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
-    return None if moment is None else _in_utc(moment)
+    """``moment`` in UTC (`_in_utc`); None for no time, or for .NET's "never" (`is_never`)."""
+    return None if moment is None or is_never(moment) else _in_utc(moment)
+
+
+def is_never(moment: dt.datetime) -> bool:
+    """Whether ``moment`` is .NET's ``DateTime.MinValue`` (0001-01-01), which its servers write
+    for a time that never was (a job never backed up): a day in the year 1, in any offset or
+    converted from one, is no real time of a backup server (pure)."""
+    return moment.year == 1 and moment.month == 1 and moment.day == 1
 
 
 def _in_utc(moment: dt.datetime) -> dt.datetime:
@@ -301,7 +311,7 @@ def newest_first(session: JobSession) -> tuple[bool, float, bool, float, str]:
 
 
 def _finished_at(session: JobSession) -> dt.datetime | None:
-    return _utc(session.end_time or session.creation_time)
+    return _utc(session.end_time) or _utc(session.creation_time)
 
 
 def _last_success(job: Job, sessions: list[JobSession]) -> dt.datetime | None:
@@ -333,7 +343,7 @@ def _last_result(
         status, when, retried = job.last_status, _utc(job.last_run), False
     elif last_success is not None:
         return _Finding(HealthState.OK, f"last success {_ago(last_success, now)}")
-    elif not sessions and job.last_run is None:
+    elif not sessions and _utc(job.last_run) is None:
         return _Finding(policy.never_run, "never run")
     elif not sessions:
         known = "" if job.last_status is None else f" (last status {job.last_status})"
