@@ -860,6 +860,84 @@ def test_the_net_never_is_no_time(never: dt.datetime) -> None:
     assert (said_success.state, said_success.last_success) == (WARNING, None)
 
 
+# --- a server's clock ahead of this one ------------------------------------------------------------
+
+BEYOND = st.one_of(
+    st.integers(24 * 3600 + 1, 10**9).map(lambda seconds: NOW + dt.timedelta(seconds=seconds)),
+    st.sampled_from(
+        [
+            dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        ]
+    ),
+)
+"""Times more than a day ahead of NOW: a clock set wrong for a while, .NET's MaxValue."""
+
+
+@PROPERTY
+@given(
+    rows=session_rows(), ahead=BEYOND, status=st.sampled_from(STATUSES), last_status=st.sampled_from(STATUSES)
+)
+def test_a_session_dated_beyond_a_day_ahead_is_not_the_newest_run(
+    rows: list[dict[str, Any]], ahead: dt.datetime, status: str | None, last_status: str | None
+) -> None:
+    """A session created more than a day after ``now`` (a server whose clock was once set years
+    ahead, .NET's MaxValue) was the newest run for as long as it stayed in the future: a success
+    dated 2099 hid every real failure after it (OK, "succeeded just now") and a failure so dated
+    every real success. Where the job has a run dated within reason it decides, as if the one
+    ahead were not there; that one's success is no last success either."""
+    job = make_job(
+        last_status=None if last_status is None else JobStatus(last_status), last_run=NOW - hours(2)
+    )
+    sessions = sessions_of(rows)
+    bogus = JobSession(
+        id="ahead",
+        job_id="job-1",
+        creation_time=ahead,
+        end_time=None if status in ("Running", "Queued") else ahead,
+        status=None if status is None else JobStatus(status),
+    )
+    plain = check(job, sessions)
+    with_bogus = check(job, [bogus, *sessions])
+    if any(
+        s.job_id in ("job-1", None) and s.status not in ("Running", "Queued", "Stopped") for s in sessions
+    ):
+        assert verdict(with_bogus) == verdict(plain)
+    assert with_bogus.last_success == plain.last_success
+
+
+def test_a_run_dated_ahead_within_a_day_is_the_newest_and_beyond_that_says_so() -> None:
+    """Within a day ahead (a clock a few hours fast, a zone-less local time of a server east of
+    UTC read as UTC) a run is taken as it is dated; a run further ahead, the only one known, is
+    still the last result, said with its date, and no success time."""
+    fast = JobSession(
+        id="fast",
+        job_id="job-1",
+        creation_time=NOW + hours(10),
+        end_time=NOW + hours(10.5),
+        status=JobStatus.SUCCESS,
+    )
+    failed = run("Failed", 3)
+    health = check(make_job(), [failed, fast])
+    assert (health.state, health.reason, health.last_session, health.last_success) == (
+        OK,
+        "last run succeeded just now",
+        fast,
+        NOW + hours(10.5),
+    )
+    far = attrs.evolve(fast, creation_time=NOW + hours(25), end_time=NOW + hours(25.5))
+    health = check(make_job(), [failed, far])
+    assert (health.state, health.reason, health.last_session) == (CRITICAL, "failed 2 h ago", failed)
+    alone = check(make_job(), [far])
+    assert (alone.state, alone.reason, alone.last_session, alone.last_success) == (
+        OK,
+        "last run succeeded at 2026-07-02 13:30+00:00, ahead of this clock",
+        far,
+        None,
+    )
+
+
 def test_now_defaults_to_the_current_time() -> None:
     recent = JobSession(id="s", creation_time=dt.datetime.now(dt.UTC) - hours(1), status=JobStatus.SUCCESS)
     health = assess(make_job(), [recent])

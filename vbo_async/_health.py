@@ -28,6 +28,7 @@ from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession, SchedulePolicy
 
 __all__ = [
+    "CLOCK_SKEW",
     "HealthPolicy",
     "HealthState",
     "JobHealth",
@@ -146,6 +147,13 @@ class JobHealth:
     last_success: dt.datetime | None = None
 
 
+CLOCK_SKEW = dt.timedelta(days=1)
+"""How far ahead of ``now`` `assess` takes a server's time as it is: a server's clock some hours
+fast, or a zone-less local time of a server east of UTC (read as UTC), is still its newest run.
+A session created further ahead (a clock once set years ahead, .NET's ``DateTime.MaxValue``)
+is ranked after every session dated within reason, and its end is no last success: it would
+otherwise decide the verdict for as long as it stays in the future."""
+
 _IN_PROGRESS = frozenset({JobStatus.RUNNING, JobStatus.QUEUED})
 _NOT_A_RESULT = _IN_PROGRESS | {JobStatus.STOPPED}
 _DEFAULT_POLICY = HealthPolicy()
@@ -208,7 +216,9 @@ def assess(
     ``error`` says the sessions could not be read: the state is then ``policy.unreadable`` with
     the error in the reason (a disabled job stays "disabled"). ``now`` is an aware datetime (the
     current UTC time when None); times without a zone are taken as UTC, as the decoder does,
-    and .NET's "never", 0001-01-01 (`is_never`), as no time at all.
+    and .NET's "never", 0001-01-01 (`is_never`), as no time at all. A session created more than
+    `CLOCK_SKEW` (a day) after ``now`` ranks after every one dated within reason, and its end is
+    no last success (nor is a ``last_backup`` or ``last_run`` that far ahead).
 
     ```python
     health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))
@@ -226,7 +236,11 @@ def assess(
         now = _in_utc(now)
     if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
-    mine = sorted((s for s in sessions if _belongs(s, job)), key=newest_first)
+    horizon = _horizon(now)
+    mine = sorted(
+        (s for s in sessions if _belongs(s, job)),
+        key=lambda s: (_ahead(s.creation_time, horizon), newest_first(s)),
+    )
 
     last_session = next((s for s in mine if finished(s)), None)
     running = None
@@ -236,7 +250,7 @@ def assess(
         if session.status in _IN_PROGRESS:
             running = session
             break
-    last_success = _last_success(job, mine)
+    last_success = _last_success(job, mine, horizon)
 
     if job.is_enabled is False and policy.disabled is not None:
         finding = _Finding(policy.disabled, "disabled")
@@ -310,19 +324,33 @@ def newest_first(session: JobSession) -> tuple[bool, float, bool, float, str]:
     )
 
 
+def _horizon(now: dt.datetime) -> dt.datetime:
+    """``now`` (in UTC) plus `CLOCK_SKEW`, at most the calendar's end."""
+    end = dt.datetime.max.replace(tzinfo=dt.UTC)
+    return now + CLOCK_SKEW if now <= end - CLOCK_SKEW else end
+
+
+def _ahead(moment: dt.datetime | None, horizon: dt.datetime) -> bool:
+    """Whether ``moment`` lies beyond ``horizon`` (`CLOCK_SKEW` after now)."""
+    when = _utc(moment)
+    return when is not None and when > horizon
+
+
 def _finished_at(session: JobSession) -> dt.datetime | None:
     return _utc(session.end_time) or _utc(session.creation_time)
 
 
-def _last_success(job: Job, sessions: list[JobSession]) -> dt.datetime | None:
+def _last_success(job: Job, sessions: list[JobSession], horizon: dt.datetime) -> dt.datetime | None:
     """v7+ ``last_backup`` or the newest successful run seen (the later of the two), else
-    ``last_run`` when the job says its last run succeeded."""
+    ``last_run`` when the job says its last run succeeded; none of them beyond ``horizon``."""
     successes = (_finished_at(s) for s in sessions if s.status == JobStatus.SUCCESS)
-    seen = next((moment for moment in successes if moment is not None), None)
-    candidates = [moment for moment in (_utc(job.last_backup), seen) if moment is not None]
+    seen = next((moment for moment in successes if moment is not None and moment <= horizon), None)
+    candidates = [
+        moment for moment in (_utc(job.last_backup), seen) if moment is not None and moment <= horizon
+    ]
     if candidates:
         return max(candidates)
-    if job.last_status == JobStatus.SUCCESS:
+    if job.last_status == JobStatus.SUCCESS and not _ahead(job.last_run, horizon):
         return _utc(job.last_run)
     return None
 
@@ -489,8 +517,12 @@ def _exact(delta: dt.timedelta) -> str:
 
 
 def _ago(moment: dt.datetime, now: dt.datetime) -> str:
-    """``3 h ago``, ``2 days ago``; ``just now`` under a minute (or in the future, clock skew)."""
+    """``3 h ago``, ``2 days ago``; ``just now`` under a minute (or in the future, up to
+    `CLOCK_SKEW`); further ahead, the time itself: ``at 2099-01-01 00:10+00:00, ahead of this
+    clock``."""
     delta = now - moment
+    if delta < -CLOCK_SKEW:
+        return f"at {moment.isoformat(' ', 'minutes')}, ahead of this clock"
     if delta < dt.timedelta(minutes=1):
         return "just now"
     if delta < dt.timedelta(hours=48):
