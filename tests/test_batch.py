@@ -924,6 +924,26 @@ async def test_recent_sessions_since_a_year_before_1000_is_written_with_four_dig
     )
 
 
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_recent_sessions_since_the_ends_of_the_calendar_in_any_offset(version: str) -> None:
+    """A ``since`` whose time in UTC lies before the year 1 (its first hours east of UTC) or
+    after 9999 (its last hours west of it) raised a bare `OverflowError` on v6+, where it is
+    written in UTC: it reads as the calendar's first or last moment in UTC."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=2, epoch=EPOCH))
+    first = dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    last = dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    async with client(create_app(simulator=simulator), version) as vbo:
+        assert await vbo.recent_sessions(first) == await vbo.recent_sessions(
+            dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+        )
+        assert await vbo.recent_sessions(last) == await vbo.recent_sessions(
+            dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+        )
+        assert sum(map(len, (await vbo.recent_sessions(first)).values())) == sum(
+            len(simulator.job_sessions_wire(job_id)) for job_id in simulator.job_ids()
+        )
+
+
 # --- jobs the batch cannot file, and health from a long window, against a filtering server ---------------
 
 

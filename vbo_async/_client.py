@@ -467,9 +467,7 @@ class VBOClient:
         dialect = await self.dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
-            # isoformat: four digits for any year (strftime writes the year 110 as "110").
-            stamp = since.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
-            url = self._root.url(dialect.path("sessions_since", since=stamp))
+            url = self._root.url(dialect.path("sessions_since", since=_utc_stamp(since)))
             read: dict[str, JobSession] = {}  # by id: a page may repeat a session
             async for session in self._fetcher.iterate(url, JobSession):
                 read[session.id] = session
@@ -719,6 +717,18 @@ def _jobs_argument(jobs: Any) -> list[Job]:
         if not isinstance(job, Job):
             raise ConfigError(f"jobs must be Job models (as listed by jobs()), not {type(job).__name__}")
     return chosen
+
+
+def _utc_stamp(moment: dt.datetime) -> str:
+    """``moment`` (aware) in UTC as the servers' filters read it (``2026-06-01T12:00:00Z``, whole
+    seconds, four digits for any year: strftime writes the year 110 as "110"); a moment whose UTC
+    time leaves the calendar (the first hours of the year 1 east of UTC, the last of 9999 west of
+    it) as the calendar's first or last second (pure)."""
+    try:
+        utc = moment.astimezone(dt.UTC)
+    except OverflowError:
+        utc = dt.datetime.min if moment.year == 1 else dt.datetime.max
+    return utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def _ended_since(session: JobSession, since: dt.datetime) -> bool:
