@@ -443,19 +443,23 @@ def _run(number: int, job_id: str, status: str, created: dt.datetime, ended: dt.
     }
 
 
+@pytest.mark.parametrize("ahead", [False, True], ids=["", "a run dated ahead"])
 @pytest.mark.parametrize(("status", "state"), [("Failed", HealthState.CRITICAL), ("Success", HealthState.OK)])
 async def test_a_run_ending_while_the_jobs_are_listed_is_judged_as_the_job_listing_reports_it(
-    scripted_client: Callable[..., VBOClient], status: str, state: HealthState
+    scripted_client: Callable[..., VBOClient], status: str, state: HealthState, ahead: bool
 ) -> None:
     """A batch reads the recent sessions while it lists the jobs, so the sessions may be read
     before a run ends that the job listing, answered after, already reports (lastStatus,
     lastRun). The job's verdict is then that run's, as `VBOClient.job_health` gives it, not the
-    one of the older run the sessions hold (a job whose last run failed was judged OK)."""
+    one of the older run the sessions hold (a job whose last run failed was judged OK); a run
+    among them dated decades ahead (a clock once set wrong) does not stand for the one missed."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     job_id = _job(1, ORGS[0])["id"]
     older_status = "Failed" if status == "Success" else "Success"
     older = _run(1, job_id, older_status, now - dt.timedelta(hours=20), now - dt.timedelta(hours=19))
     newer = _run(2, job_id, status, now - dt.timedelta(minutes=30), now - dt.timedelta(minutes=10))
+    dated_ahead = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+    bogus = [_run(3, job_id, older_status, dated_ahead, dated_ahead)] if ahead else []
     last_backup = (now - dt.timedelta(minutes=10 if status == "Success" else 19 * 60)).isoformat()
     job = _job(
         1, ORGS[0], isEnabled=True, lastStatus=status, lastRun=newer["creationTime"], lastBackup=last_backup
@@ -467,7 +471,7 @@ async def test_a_run_ending_while_the_jobs_are_listed_is_judged_as_the_job_listi
     async def handle(request: httpx.Request) -> httpx.Response:
         path = request.url.path.lower()
         if path == "/v8/jobsessions":
-            runs = [newer, older] if ended[0] else [older]
+            runs = [*bogus, newer, older] if ended[0] else [*bogus, older]
             if "endTimeLowerBound" in str(request.url):
                 window_read.set()
             return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": runs, "_links": {}})

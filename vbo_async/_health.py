@@ -165,29 +165,37 @@ def finished(session: JobSession) -> bool:
     return session.status not in _NOT_A_RESULT
 
 
-def window_falls_short(job: Job, sessions: Iterable[JobSession], policy: HealthPolicy) -> bool:
+def window_falls_short(
+    job: Job, sessions: Iterable[JobSession], policy: HealthPolicy, *, now: dt.datetime | None = None
+) -> bool:
     """Whether ``sessions``, the job's runs ended within a recent window, can miss what `assess`
     needs that the job itself does not carry: its last success (no ``last_backup``: v6, or
     never a success) when no run of the window succeeded, or its last result when no run of
     the window finished and ``last_status`` names none (a run in progress, a stop), or when the
     window misses the run whose result ``last_status`` names (`_misses_the_last_run`). False for
-    a job the policy judges as disabled, and for one that never ran."""
+    a job the policy judges as disabled, and for one that never ran. A run or ``last_backup``
+    dated more than `CLOCK_SKEW` after ``now`` (the current time when None) stands for nothing,
+    as in `assess`."""
     if job.is_enabled is False and policy.disabled is not None:
         return False
+    horizon = _horizon(dt.datetime.now(dt.UTC) if now is None else _in_utc(now))
     window = list(sessions)
     if _utc(job.last_run) is None and not window:
         return False
-    if _utc(job.last_backup) is None and not any(s.status == JobStatus.SUCCESS for s in window):
+    dated = [s for s in window if not _ahead(s.creation_time, horizon) and not _ahead(s.end_time, horizon)]
+    backed_up = _utc(job.last_backup)
+    if (backed_up is None or backed_up > horizon) and not any(s.status == JobStatus.SUCCESS for s in dated):
         return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
-        return not any(finished(s) for s in window)
-    return _misses_the_last_run(job, window)
+        return not any(finished(s) for s in dated)
+    return _misses_the_last_run(job, dated)
 
 
 def _misses_the_last_run(job: Job, window: list[JobSession]) -> bool:
     """Whether the job reports the result of a run that began (``last_run``) after every
-    finished run of ``window`` had ended: the window was read before that run ended (a batch
-    reads it while it lists the jobs), and `assess` would judge the job from an older run."""
+    finished run of ``window`` (those dated within reason) had ended: the window was read before
+    that run ended (a batch reads it while it lists the jobs), and `assess` would judge the job
+    from an older run."""
     began = _utc(job.last_run)
     ends = [end for session in window if finished(session) and (end := _finished_at(session)) is not None]
     return began is not None and bool(ends) and began > max(ends)
