@@ -648,6 +648,30 @@ async def test_recent_sessions_are_one_listing_on_v8_filed_by_job() -> None:
         assert times == sorted(times, reverse=True)  # newest first
 
 
+async def test_a_v1_run_whose_end_is_the_net_never_is_still_running() -> None:
+    """A .NET server writes a run in progress's ``endTime`` as ``0001-01-01T00:00:00``
+    (``DateTime.MinValue``, its "never"): v1's `recent_sessions` took it for a run that ended in
+    the year 1 and left it out, where a run without an end is kept; a finished run so written is
+    dated by its start."""
+    fake = FakeVBO()
+    never = "0001-01-01T00:00:00"
+    fake.route(
+        "GET",
+        "/v1/Jobs/j1/JobSessions",
+        [
+            {"id": "running", "creationTime": "2026-06-01T11:00:00Z", "endTime": never, "status": "Running"},
+            {"id": "recent", "creationTime": "2026-06-01T10:00:00Z", "endTime": never, "status": "Failed"},
+            {"id": "old", "creationTime": "2026-05-01T10:00:00Z", "endTime": never, "status": "Success"},
+        ],
+    )
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "a"}])
+    async with client_for(fake) as vbo:
+        recent = await vbo.recent_sessions(EPOCH - dt.timedelta(days=1))
+    assert {job: [s.id for s in sessions] for job, sessions in recent.items()} == {
+        "j1": ["running", "recent"]
+    }
+
+
 async def test_a_failing_v1_job_listing_leaves_no_other_listing_running() -> None:
     """v1 reads each job's sessions in a request of its own: when one fails, `recent_sessions`
     raises its error only once the others have stopped (none keeps running after the call)."""

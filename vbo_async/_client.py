@@ -39,7 +39,7 @@ from ._exceptions import (
 )
 from ._fetch import Fetcher
 from ._flights import Flights
-from ._health import HealthPolicy, JobHealth, assess, finished, newest_first
+from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first
 from ._links import Link
 from ._models import (
     RESOURCES,
@@ -732,8 +732,9 @@ def _utc_stamp(moment: dt.datetime) -> str:
 
 
 def _ended_since(session: JobSession, since: dt.datetime) -> bool:
-    """Whether ``session`` ended at or after ``since``, or is still running (no end)."""
-    if session.end_time is not None:
+    """Whether ``session`` ended at or after ``since``, or is still running (no end, or .NET's
+    "never": `is_never`); a finished run without an end counts from its start."""
+    if session.end_time is not None and not is_never(session.end_time):
         return session.end_time >= since
     return session.creation_time is None or session.creation_time >= since or not finished(session)
 
