@@ -732,8 +732,9 @@ def _utc_stamp(moment: dt.datetime) -> str:
 
 
 def _ended_since(session: JobSession, since: dt.datetime) -> bool:
-    """Whether ``session`` ended at or after ``since``, or is still running (no end, or .NET's
-    "never": `is_never`); a finished run without an end counts from its start."""
+    """Whether ``session`` ended at or after ``since``, or is still running (no end, or one that
+    never was: `is_never`, as .NET's 0001-01-01); a finished run without an end counts from its
+    start."""
     if session.end_time is not None and not is_never(session.end_time):
         return session.end_time >= since
     return session.creation_time is None or session.creation_time >= since or not finished(session)

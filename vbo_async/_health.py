@@ -224,9 +224,10 @@ def assess(
     ``error`` says the sessions could not be read: the state is then ``policy.unreadable`` with
     the error in the reason (a disabled job stays "disabled"). ``now`` is an aware datetime (the
     current UTC time when None); times without a zone are taken as UTC, as the decoder does,
-    and .NET's "never", 0001-01-01 (`is_never`), as no time at all. A session created more than
-    `CLOCK_SKEW` (a day) after ``now`` ranks after every one dated within reason, and its end is
-    no last success (nor is a ``last_backup`` or ``last_run`` that far ahead).
+    and one that never was (`is_never`: up to 1970, as .NET's 0001-01-01) as no time at all. A
+    session created more than `CLOCK_SKEW` (a day) after ``now`` ranks after every one dated
+    within reason, and its end is no last success (nor is a ``last_backup`` or ``last_run`` that
+    far ahead).
 
     ```python
     health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))
@@ -291,15 +292,24 @@ def _belongs(session: object, job: Job) -> bool:
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
-    """``moment`` in UTC (`_in_utc`); None for no time, or for .NET's "never" (`is_never`)."""
+    """``moment`` in UTC (`_in_utc`); None for no time, or one that never was (`is_never`)."""
     return None if moment is None or is_never(moment) else _in_utc(moment)
 
 
 def is_never(moment: dt.datetime) -> bool:
-    """Whether ``moment`` is .NET's ``DateTime.MinValue`` (0001-01-01), which its servers write
-    for a time that never was (a job never backed up): a day in the year 1, in any offset or
-    converted from one, is no real time of a backup server (pure)."""
-    return moment.year == 1 and moment.month == 1 and moment.day == 1
+    """Whether ``moment`` stands for a time that never was (a job never backed up): any time up
+    to Unix time 0 (1970-01-01 00:00 UTC; a time without a zone read as UTC). No backup server
+    ran before; what servers write for "never" lies there: .NET's ``DateTime.MinValue``
+    (0001-01-01, in any offset), Windows' FILETIME zero (1601), SQL Server's (1900), Unix time 0
+    (pure)."""
+    if moment.year > 1970:  # after 1970-01-01 00:00 UTC in any offset
+        return False
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment <= _UNIX_EPOCH
+
+
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _in_utc(moment: dt.datetime) -> dt.datetime:

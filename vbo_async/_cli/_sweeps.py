@@ -166,8 +166,9 @@ def _text(value: str) -> str:
 
 
 def _stamp(moment: dt.datetime | None) -> float | None:
-    """``moment`` as a Unix time; None (no sample) for none, or for .NET's "never" (`is_never`),
-    which is no time to show or to alert on the age of."""
+    """``moment`` as a Unix time; None (no sample) for none, or for one that never was
+    (`is_never`: up to Unix time 0, as .NET's 0001-01-01), no time to show or to alert on the age
+    of."""
     if moment is None or is_never(moment):
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:

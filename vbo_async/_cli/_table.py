@@ -13,7 +13,7 @@ WARNING, UNKNOWN, OK); servers and tenants that could not be read are listed in 
 below, and a summary line ends the output.
 Times are shown relative to now when close (``3 h ago``, ``in 2 d``), else as a date and time in
 the local time zone, named in the column header (or in each cell when the zone's offset varies);
-.NET's "never" (0001-01-01) reads ``never``.
+a time that never was (up to 1970, as .NET's 0001-01-01: `is_never`) reads ``never``.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ class _Times:
     def _cell(self, value: dt.datetime | None, *, named: bool) -> Text:
         if value is None:
             return Text("-", style="dim")
-        if is_never(value):  # .NET's DateTime.MinValue: a time that never was
+        if is_never(value):  # .NET's DateTime.MinValue, or another time before 1970
             return Text("never", style="dim")
         near = relative(value, self.now)
         if near is not None:
             return Text(near)
         local = _local(value, self.zone)
-        text = f"{local.year:04}-{local:%m-%d %H:%M}"  # strftime writes the year 110 as "110"
+        text = local.strftime("%Y-%m-%d %H:%M")
         if named:
             text += f" {_zone_name(local)}"
         return Text(text)
