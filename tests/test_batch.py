@@ -443,19 +443,23 @@ def _run(number: int, job_id: str, status: str, created: dt.datetime, ended: dt.
     }
 
 
+@pytest.mark.parametrize("ahead", [False, True], ids=["", "a run dated ahead"])
 @pytest.mark.parametrize(("status", "state"), [("Failed", HealthState.CRITICAL), ("Success", HealthState.OK)])
 async def test_a_run_ending_while_the_jobs_are_listed_is_judged_as_the_job_listing_reports_it(
-    scripted_client: Callable[..., VBOClient], status: str, state: HealthState
+    scripted_client: Callable[..., VBOClient], status: str, state: HealthState, ahead: bool
 ) -> None:
     """A batch reads the recent sessions while it lists the jobs, so the sessions may be read
     before a run ends that the job listing, answered after, already reports (lastStatus,
     lastRun). The job's verdict is then that run's, as `VBOClient.job_health` gives it, not the
-    one of the older run the sessions hold (a job whose last run failed was judged OK)."""
+    one of the older run the sessions hold (a job whose last run failed was judged OK); a run
+    among them dated decades ahead (a clock once set wrong) does not stand for the one missed."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     job_id = _job(1, ORGS[0])["id"]
     older_status = "Failed" if status == "Success" else "Success"
     older = _run(1, job_id, older_status, now - dt.timedelta(hours=20), now - dt.timedelta(hours=19))
     newer = _run(2, job_id, status, now - dt.timedelta(minutes=30), now - dt.timedelta(minutes=10))
+    dated_ahead = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+    bogus = [_run(3, job_id, older_status, dated_ahead, dated_ahead)] if ahead else []
     last_backup = (now - dt.timedelta(minutes=10 if status == "Success" else 19 * 60)).isoformat()
     job = _job(
         1, ORGS[0], isEnabled=True, lastStatus=status, lastRun=newer["creationTime"], lastBackup=last_backup
@@ -467,7 +471,7 @@ async def test_a_run_ending_while_the_jobs_are_listed_is_judged_as_the_job_listi
     async def handle(request: httpx.Request) -> httpx.Response:
         path = request.url.path.lower()
         if path == "/v8/jobsessions":
-            runs = [newer, older] if ended[0] else [older]
+            runs = [*bogus, newer, older] if ended[0] else [*bogus, older]
             if "endTimeLowerBound" in str(request.url):
                 window_read.set()
             return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": runs, "_links": {}})
@@ -642,6 +646,30 @@ async def test_recent_sessions_are_one_listing_on_v8_filed_by_job() -> None:
     for sessions in recent.values():
         times = [s.creation_time for s in sessions]
         assert times == sorted(times, reverse=True)  # newest first
+
+
+async def test_a_v1_run_whose_end_is_the_net_never_is_still_running() -> None:
+    """A .NET server writes a run in progress's ``endTime`` as ``0001-01-01T00:00:00``
+    (``DateTime.MinValue``, its "never"): v1's `recent_sessions` took it for a run that ended in
+    the year 1 and left it out, where a run without an end is kept; a finished run so written is
+    dated by its start."""
+    fake = FakeVBO()
+    never = "0001-01-01T00:00:00"
+    fake.route(
+        "GET",
+        "/v1/Jobs/j1/JobSessions",
+        [
+            {"id": "running", "creationTime": "2026-06-01T11:00:00Z", "endTime": never, "status": "Running"},
+            {"id": "recent", "creationTime": "2026-06-01T10:00:00Z", "endTime": never, "status": "Failed"},
+            {"id": "old", "creationTime": "2026-05-01T10:00:00Z", "endTime": never, "status": "Success"},
+        ],
+    )
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "a"}])
+    async with client_for(fake) as vbo:
+        recent = await vbo.recent_sessions(EPOCH - dt.timedelta(days=1))
+    assert {job: [s.id for s in sessions] for job, sessions in recent.items()} == {
+        "j1": ["running", "recent"]
+    }
 
 
 async def test_a_failing_v1_job_listing_leaves_no_other_listing_running() -> None:
@@ -961,6 +989,26 @@ async def test_recent_sessions_since_a_year_before_1000_is_written_with_four_dig
     assert sum(map(len, everything.values())) == sum(
         len(simulator.job_sessions_wire(job_id)) for job_id in simulator.job_ids()
     )
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_recent_sessions_since_the_ends_of_the_calendar_in_any_offset(version: str) -> None:
+    """A ``since`` whose time in UTC lies before the year 1 (its first hours east of UTC) or
+    after 9999 (its last hours west of it) raised a bare `OverflowError` on v6+, where it is
+    written in UTC: it reads as the calendar's first or last moment in UTC."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=2, epoch=EPOCH))
+    first = dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    last = dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    async with client(create_app(simulator=simulator), version) as vbo:
+        assert await vbo.recent_sessions(first) == await vbo.recent_sessions(
+            dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+        )
+        assert await vbo.recent_sessions(last) == await vbo.recent_sessions(
+            dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+        )
+        assert sum(map(len, (await vbo.recent_sessions(first)).values())) == sum(
+            len(simulator.job_sessions_wire(job_id)) for job_id in simulator.job_ids()
+        )
 
 
 # --- jobs the batch cannot file, and health from a long window, against a filtering server ---------------

@@ -353,13 +353,13 @@ def test_a_zone_whose_offset_varies_is_named_in_each_cell() -> None:
 @pytest.mark.parametrize(
     ("zone", "column", "shown"),
     [
-        ("America/New_York", "Last run (UTC)", "1-01-01 00:00"),
+        ("America/New_York", "Last run", "never"),
         ("Asia/Tokyo", "Next run (UTC)", "9999-12-31 23:59"),
     ],
 )
 def test_times_at_the_ends_of_the_calendar_are_shown_as_sent(zone: str, column: str, shown: str) -> None:
-    """.NET's DateTime.MinValue and MaxValue have no date on the far side of UTC: such a time is
-    shown in UTC instead of ending the command with OverflowError."""
+    """.NET's DateTime.MinValue and MaxValue have no date on the far side of UTC: such a time
+    ends no command with OverflowError; MaxValue is shown in UTC, MinValue reads "never"."""
     rows = timed_rows(
         [dt.datetime(1, 1, 1, tzinfo=dt.UTC)], next_run=dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
     )
@@ -373,6 +373,36 @@ def test_times_at_the_ends_of_the_calendar_are_shown_as_sent(zone: str, column: 
     text = out.getvalue()
     (row,) = body(text)
     assert row[headers(text).index(column)] == shown
+
+
+@pytest.mark.parametrize(
+    "never",
+    [
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(1, 1, 1, 5, 0, tzinfo=dt.UTC),
+        dt.datetime(110, 3, 4, 5, 6, tzinfo=dt.UTC),
+        dt.datetime(1601, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1900, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+    ],
+)
+def test_a_time_that_never_was_reads_never(never: dt.datetime) -> None:
+    """.NET's "never", 0001-01-01 (``DateTime.MinValue``), read "1-01-01 00:00" in a column it
+    named "(UTC)" (strftime writes the year 1 as "1"), Windows' and SQL Server's zeros as dates
+    centuries ago: any time up to Unix time 0 reads "never", as health says of such a job, and
+    leaves the column's zone to the real times."""
+    rows = timed_rows([never, dt.datetime(2016, 1, 10, 8, 0, tzinfo=dt.UTC)])
+    out = io.StringIO()
+    print_report(
+        Report.collect(rows, servers=1, tenants=1),
+        Console(width=200, file=out, force_terminal=True, color_system=None),
+        now=NOW,
+        zone=zoneinfo.ZoneInfo("Etc/GMT-9"),
+    )
+    text = out.getvalue()
+    column = headers(text).index("Last run (UTC+09:00)")
+    assert sorted(row[column] for row in body(text)) == ["2016-01-10 17:00", "never"]
 
 
 def test_time_columns_work_out_their_zone_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -272,6 +272,38 @@ async def test_the_last_status_is_a_state_set_and_a_new_status_gets_its_own_seri
 
 
 @pytest.mark.parametrize("version", ["v8", "v1"])
+async def test_a_time_the_server_says_never_is_no_timestamp(servers: dict[str, Server], version: str) -> None:
+    """.NET's "never", 0001-01-01 (``DateTime.MinValue``), was exported as a Unix time of
+    -62135596800 s, 1,969 years ago, which a dashboard shows and an alert on the age of a run
+    reads as a real time (Windows' 1601 and SQL Server's 1900 likewise); such a time, any up to
+    Unix time 0, has no sample, as a job without one."""
+    server = servers[version]
+    jobs = await server.client.jobs()
+    never, other = jobs[0].id, jobs[1]
+
+    def dated_never(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            if item.get("id") == never:
+                item["lastRun"] = "0001-01-01T00:00:00"
+                item["nextRun"] = "1601-01-01T00:00:00+02:00"
+            elif item.get("id") == other.id:
+                item["nextRun"] = "1900-01-01T00:00:00Z"
+        return data
+
+    server.wire.edit = dated_never
+    body = await swept(exporter_of(server))
+    assert samples(body, PREFIX + "job_enabled", server=version, job_id=never)
+    for name in ("job_last_run_timestamp_seconds", "job_next_run_timestamp_seconds"):
+        assert samples(body, PREFIX + name, server=version, job_id=never) == []
+    assert samples(body, PREFIX + "job_next_run_timestamp_seconds", server=version, job_id=other.id) == []
+    assert all(s.value > 0 for s in samples(body, PREFIX + "job_last_run_timestamp_seconds"))
+    assert other.last_run is not None
+    stamp = value(body, PREFIX + "job_last_run_timestamp_seconds", server=version, job_id=other.id)
+    assert stamp == pytest.approx(other.last_run.timestamp())
+
+
+@pytest.mark.parametrize("version", ["v8", "v1"])
 async def test_a_job_whose_last_status_is_empty_has_no_state_set(
     servers: dict[str, Server], version: str
 ) -> None:

@@ -475,12 +475,12 @@ def test_a_huge_or_tiny_max_age_never_overflows(max_age: dt.timedelta, day_type:
     """The allowance saturates at `datetime.timedelta.max` rather than overflow."""
     tiny = max_age < hours(1)
     ancient = make_job(schedule_policy=daily(day_type), last_backup=dt.datetime(1, 1, 1, tzinfo=dt.UTC))
-    health = aware(ancient, [run("Success", 1e6)], max_age=max_age)
+    health = aware(ancient, [run("Success", 1e5)], max_age=max_age)
     assert health.state is (CRITICAL if tiny else OK)
     assert health.reason.startswith(
-        "no success for 41666 days (max 0.000001 s" if tiny else "last run succeeded "
+        "no success for 4166 days (max 0.000001 s" if tiny else "last run succeeded "
     )
-    no_success = aware(make_job(schedule_policy=daily(day_type), last_run=NOW - hours(1e6)), max_age=max_age)
+    no_success = aware(make_job(schedule_policy=daily(day_type), last_run=NOW - hours(1e5)), max_age=max_age)
     assert (no_success.state, no_success.reason.startswith("no success for at least ")) == (
         (CRITICAL, True) if tiny else (WARNING, False)
     )
@@ -820,6 +820,135 @@ def test_the_newest_run_in_the_hour_a_clock_repeats_is_the_later_instant() -> No
     assert backed_up.last_success is not None
     # (a time in the repeated hour never compares equal to one of another zone: the instants)
     assert backed_up.last_success.timestamp() == after.timestamp()
+
+
+# --- "never": .NET's DateTime.MinValue (0001-01-01), and any time up to Unix time 0 ---------------------
+
+NEVER = st.one_of(
+    st.builds(
+        lambda moment, minutes: dt.datetime.combine(
+            dt.date(1, 1, 1), moment, tzinfo=dt.timezone(dt.timedelta(minutes=minutes))
+        ),
+        st.times(),
+        st.integers(-14 * 60, 14 * 60),
+    ),
+    st.sampled_from(
+        [
+            dt.datetime(1, 1, 1),
+            dt.datetime(1601, 1, 1, tzinfo=dt.UTC),
+            dt.datetime(1900, 1, 1),
+            dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            dt.datetime(1970, 1, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        ]
+    ),
+    st.datetimes(max_value=dt.datetime(1969, 12, 31), timezones=st.just(dt.UTC)),
+)
+"""Times a server writes for one that never was (a job never backed up): .NET's DateTime.MinValue
+(in UTC, in the server's offset, or converted from it), Windows' FILETIME zero (1601), SQL
+Server's (1900), Unix time 0; no backup server ran before 1970."""
+
+
+@PROPERTY
+@given(never=NEVER)
+def test_the_net_never_is_no_time(never: dt.datetime) -> None:
+    """0001-01-01 is no last success, no last run and no session time: a job whose lastBackup
+    says it was never backed up, with warnings 5 h ago, was CRITICAL 'no success for 739797
+    days'; a job whose lastRun says it never ran was stale instead of never run; a success
+    dated then was the last success."""
+    warned = run("Warning", 5)
+    health = check(make_job(last_backup=never, last_run=NOW - hours(5)), [warned])
+    assert (health.state, health.reason, health.last_success) == (
+        WARNING,
+        "last run ended with warnings 4 h ago",
+        None,
+    )
+    never_ran = check(make_job(last_run=never))
+    assert (never_ran.state, never_ran.reason) == (WARNING, "never run")
+    dated_never = JobSession(
+        id="n", job_id="job-1", creation_time=never, end_time=never, status=JobStatus.SUCCESS
+    )
+    both = check(make_job(), [dated_never, warned])
+    assert (both.state, both.last_success, both.last_session) == (WARNING, None, warned)
+    said_success = check(make_job(last_run=never, last_status=JobStatus.SUCCESS), [warned])
+    assert (said_success.state, said_success.last_success) == (WARNING, None)
+
+
+# --- a server's clock ahead of this one ------------------------------------------------------------
+
+BEYOND = st.one_of(
+    st.integers(24 * 3600 + 1, 10**9).map(lambda seconds: NOW + dt.timedelta(seconds=seconds)),
+    st.sampled_from(
+        [
+            dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        ]
+    ),
+)
+"""Times more than a day ahead of NOW: a clock set wrong for a while, .NET's MaxValue."""
+
+
+@PROPERTY
+@given(
+    rows=session_rows(), ahead=BEYOND, status=st.sampled_from(STATUSES), last_status=st.sampled_from(STATUSES)
+)
+def test_a_session_dated_beyond_a_day_ahead_is_not_the_newest_run(
+    rows: list[dict[str, Any]], ahead: dt.datetime, status: str | None, last_status: str | None
+) -> None:
+    """A session created more than a day after ``now`` (a server whose clock was once set years
+    ahead, .NET's MaxValue) was the newest run for as long as it stayed in the future: a success
+    dated 2099 hid every real failure after it (OK, "succeeded just now") and a failure so dated
+    every real success. Where the job has a run dated within reason it decides, as if the one
+    ahead were not there; that one's success is no last success either."""
+    job = make_job(
+        last_status=None if last_status is None else JobStatus(last_status), last_run=NOW - hours(2)
+    )
+    sessions = sessions_of(rows)
+    bogus = JobSession(
+        id="ahead",
+        job_id="job-1",
+        creation_time=ahead,
+        end_time=None if status in ("Running", "Queued") else ahead,
+        status=None if status is None else JobStatus(status),
+    )
+    plain = check(job, sessions)
+    with_bogus = check(job, [bogus, *sessions])
+    if any(
+        s.job_id in ("job-1", None) and s.status not in ("Running", "Queued", "Stopped") for s in sessions
+    ):
+        assert verdict(with_bogus) == verdict(plain)
+    assert with_bogus.last_success == plain.last_success
+
+
+def test_a_run_dated_ahead_within_a_day_is_the_newest_and_beyond_that_says_so() -> None:
+    """Within a day ahead (a clock a few hours fast, a zone-less local time of a server east of
+    UTC read as UTC) a run is taken as it is dated; a run further ahead, the only one known, is
+    still the last result, said with its date, and no success time."""
+    fast = JobSession(
+        id="fast",
+        job_id="job-1",
+        creation_time=NOW + hours(10),
+        end_time=NOW + hours(10.5),
+        status=JobStatus.SUCCESS,
+    )
+    failed = run("Failed", 3)
+    health = check(make_job(), [failed, fast])
+    assert (health.state, health.reason, health.last_session, health.last_success) == (
+        OK,
+        "last run succeeded just now",
+        fast,
+        NOW + hours(10.5),
+    )
+    far = attrs.evolve(fast, creation_time=NOW + hours(25), end_time=NOW + hours(25.5))
+    health = check(make_job(), [failed, far])
+    assert (health.state, health.reason, health.last_session) == (CRITICAL, "failed 2 h ago", failed)
+    alone = check(make_job(), [far])
+    assert (alone.state, alone.reason, alone.last_session, alone.last_success) == (
+        OK,
+        "last run succeeded at 2026-07-02 13:30+00:00, ahead of this clock",
+        far,
+        None,
+    )
 
 
 def test_now_defaults_to_the_current_time() -> None:

@@ -2,7 +2,8 @@
 server's recent sessions for health) against tenant by tenant and against `VBOClient.job_health`
 per job, on generated hostile-but-valid server states (ids in odd cases, duplicated across
 tenants, ids no request can name, sessions of unknown jobs, running sessions, jobs never run,
-``lastBackup`` newer or older than the sessions, tenants without jobs, empty names)."""
+``lastBackup`` newer or older than the sessions or .NET's "never", a session dated decades
+ahead, tenants without jobs, empty names)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ from vbo_async._units import Batch, Context, run_unit
 from .test_properties import FEW
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+NEVER = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+""".NET's DateTime.MinValue, the ``lastBackup`` of a job never backed up."""
+AHEAD = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+"""A time a server's clock gave while it was set decades ahead."""
 NO_WAIT = RetryPolicy(attempts=1, wait_initial=0, wait_max=0, wait_jitter=0)
 BASE = "https://vbo.test:4443"
 VERSIONS = ("v1", "v6", "v7", "v8")
@@ -133,7 +138,9 @@ def states(draw: st.DrawFn) -> State:
                 else draw(st.sampled_from([None, "Success", "Warning", "Failed", "Running", "Stopped"])),
                 last_run=last_run,
                 last_backup=draw(
-                    st.none() | st.integers(0, 24 * 60).map(lambda m: NOW - dt.timedelta(minutes=m * 3))
+                    st.none()
+                    | st.just(NEVER)
+                    | st.integers(0, 24 * 60).map(lambda m: NOW - dt.timedelta(minutes=m * 3))
                 ),
             )
         )
@@ -164,6 +171,11 @@ def states(draw: st.DrawFn) -> State:
         later = [other.created for other in runs[index + 1 :] if other.job_id.lower() == run.job_id.lower()]
         if run.ended is not None and later and run.ended > later[0]:
             runs[index] = attrs.evolve(run, ended=later[0])
+    if runs and draw(st.integers(0, 3)) == 0:  # a run dated while the server's clock was decades ahead
+        job_id = draw(st.sampled_from([run.job_id for run in runs]))
+        status = draw(st.sampled_from(["Success", "Warning", "Failed", "Running"]))
+        ended = None if status == "Running" else AHEAD + dt.timedelta(minutes=9)
+        runs.append(Run(_guid(0xC0FF), job_id, status, AHEAD, ended, False))
     # A job's lastRun and lastStatus are its newest run's (its own or, for a job without
     # sessions, whatever the generator drew: their history may be gone); a job listed twice is
     # one job, under one summary.
@@ -180,7 +192,7 @@ def states(draw: st.DrawFn) -> State:
 
 
 def _stamp(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if moment is None else f"{moment.year:04}" + moment.strftime("-%m-%dT%H:%M:%S.%fZ")
 
 
 def _newest_first(run: Run) -> tuple[dt.datetime, str]:
@@ -398,3 +410,81 @@ async def test_a_job_id_no_request_can_name_is_unknown_batched_as_alone(version:
             "no slash, backslash, question mark, hash sign or percent sign"
         )
         assert health.running is None  # no session of it was read
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+async def test_a_job_never_backed_up_by_its_last_backup_reads_its_own_runs_batched(version: str) -> None:
+    """A ``lastBackup`` of .NET's "never" (0001-01-01) is no last success: a batch whose window
+    holds no success reads the job's own newest runs, as `job_health` does, and finds the older
+    success there (stale past ``max_age``); it judged the job from the window alone (WARNING)."""
+    job = JobState(
+        id=_guid(0xB000),
+        org_id=_guid(0xA000),
+        name="Daily",
+        enabled=True,
+        last_status="Warning",
+        last_run=NOW - dt.timedelta(hours=5),
+        last_backup=NEVER,
+    )
+    runs = (
+        Run(
+            _guid(0xC000),
+            job.id,
+            "Success",
+            NOW - dt.timedelta(hours=40),
+            NOW - dt.timedelta(hours=39),
+            False,
+        ),
+        Run(
+            _guid(0xC001), job.id, "Warning", NOW - dt.timedelta(hours=5), NOW - dt.timedelta(hours=4), False
+        ),
+    )
+    state = _tenant(job, runs=runs)
+    policy = HealthPolicy(max_age=dt.timedelta(hours=6))
+    async with client(state, version) as vbo:
+        batched = await delivered(vbo, state, policy, batched=True)
+        alone = await delivered(vbo, state, policy, batched=False)
+    for results in (batched, alone):
+        health = results[_guid(0xA000)].health[job.id]
+        assert (health.state, health.reason) == (HealthState.CRITICAL, "no success for 39 h (max 6 h)")
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+@pytest.mark.parametrize("dated_ahead", ["lastBackup", "session"])
+async def test_a_success_dated_ahead_is_no_success_batched_as_alone(version: str, dated_ahead: str) -> None:
+    """A success dated decades ahead (the job's ``lastBackup``, or a session in the window) is no
+    last success: a batch whose window holds no other reads the job's own newest runs, as
+    `job_health` does, and finds the real success there (stale past ``max_age``); it took the
+    window for enough and judged WARNING from it."""
+    job = JobState(
+        id=_guid(0xB000),
+        org_id=_guid(0xA000),
+        name="Daily",
+        enabled=True,
+        last_status="Warning",
+        last_run=NOW - dt.timedelta(hours=5),
+        last_backup=AHEAD if dated_ahead == "lastBackup" else None,
+    )
+    runs = [
+        Run(
+            _guid(0xC000),
+            job.id,
+            "Success",
+            NOW - dt.timedelta(hours=40),
+            NOW - dt.timedelta(hours=39),
+            False,
+        ),
+        Run(
+            _guid(0xC001), job.id, "Warning", NOW - dt.timedelta(hours=5), NOW - dt.timedelta(hours=4), False
+        ),
+    ]
+    if dated_ahead == "session":
+        runs.append(Run(_guid(0xC002), job.id, "Success", AHEAD, AHEAD + dt.timedelta(minutes=9), False))
+    state = _tenant(job, runs=tuple(runs))
+    policy = HealthPolicy(max_age=dt.timedelta(hours=6))
+    async with client(state, version) as vbo:
+        batched = await delivered(vbo, state, policy, batched=True)
+        alone = await delivered(vbo, state, policy, batched=False)
+    for results in (batched, alone):
+        health = results[_guid(0xA000)].health[job.id]
+        assert (health.state, health.reason) == (HealthState.CRITICAL, "no success for 39 h (max 6 h)")

@@ -39,7 +39,7 @@ from ._exceptions import (
 )
 from ._fetch import Fetcher
 from ._flights import Flights
-from ._health import HealthPolicy, JobHealth, assess, finished, newest_first
+from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first
 from ._links import Link
 from ._models import (
     NESTED,
@@ -468,9 +468,7 @@ class VBOClient:
         dialect = await self.dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
-            # isoformat: four digits for any year (strftime writes the year 110 as "110").
-            stamp = since.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
-            url = self._root.url(dialect.path("sessions_since", since=stamp))
+            url = self._root.url(dialect.path("sessions_since", since=_utc_stamp(since)))
             read: dict[str, JobSession] = {}  # by id: a page may repeat a session
             async for session in self._fetcher.iterate(url, JobSession):
                 read[session.id] = session
@@ -730,9 +728,23 @@ def _jobs_argument(jobs: Any) -> list[Job]:
     return chosen
 
 
+def _utc_stamp(moment: dt.datetime) -> str:
+    """``moment`` (aware) in UTC as the servers' filters read it (``2026-06-01T12:00:00Z``, whole
+    seconds, four digits for any year: strftime writes the year 110 as "110"); a moment whose UTC
+    time leaves the calendar (the first hours of the year 1 east of UTC, the last of 9999 west of
+    it) as the calendar's first or last second (pure)."""
+    try:
+        utc = moment.astimezone(dt.UTC)
+    except OverflowError:
+        utc = dt.datetime.min if moment.year == 1 else dt.datetime.max
+    return utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+
+
 def _ended_since(session: JobSession, since: dt.datetime) -> bool:
-    """Whether ``session`` ended at or after ``since``, or is still running (no end)."""
-    if session.end_time is not None:
+    """Whether ``session`` ended at or after ``since``, or is still running (no end, or one that
+    never was: `is_never`, as .NET's 0001-01-01); a finished run without an end counts from its
+    start."""
+    if session.end_time is not None and not is_never(session.end_time):
         return session.end_time >= since
     return session.creation_time is None or session.creation_time >= since or not finished(session)
 

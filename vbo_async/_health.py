@@ -28,11 +28,13 @@ from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession, SchedulePolicy
 
 __all__ = [
+    "CLOCK_SKEW",
     "HealthPolicy",
     "HealthState",
     "JobHealth",
     "assess",
     "finished",
+    "is_never",
     "newest_first",
     "window_falls_short",
 ]
@@ -145,6 +147,13 @@ class JobHealth:
     last_success: dt.datetime | None = None
 
 
+CLOCK_SKEW = dt.timedelta(days=1)
+"""How far ahead of ``now`` `assess` takes a server's time as it is: a server's clock some hours
+fast, or a zone-less local time of a server east of UTC (read as UTC), is still its newest run.
+A session created further ahead (a clock once set years ahead, .NET's ``DateTime.MaxValue``)
+is ranked after every session dated within reason, and its end is no last success: it would
+otherwise decide the verdict for as long as it stays in the future."""
+
 _IN_PROGRESS = frozenset({JobStatus.RUNNING, JobStatus.QUEUED})
 _NOT_A_RESULT = _IN_PROGRESS | {JobStatus.STOPPED}
 _DEFAULT_POLICY = HealthPolicy()
@@ -156,29 +165,37 @@ def finished(session: JobSession) -> bool:
     return session.status not in _NOT_A_RESULT
 
 
-def window_falls_short(job: Job, sessions: Iterable[JobSession], policy: HealthPolicy) -> bool:
+def window_falls_short(
+    job: Job, sessions: Iterable[JobSession], policy: HealthPolicy, *, now: dt.datetime | None = None
+) -> bool:
     """Whether ``sessions``, the job's runs ended within a recent window, can miss what `assess`
     needs that the job itself does not carry: its last success (no ``last_backup``: v6, or
     never a success) when no run of the window succeeded, or its last result when no run of
     the window finished and ``last_status`` names none (a run in progress, a stop), or when the
     window misses the run whose result ``last_status`` names (`_misses_the_last_run`). False for
-    a job the policy judges as disabled, and for one that never ran."""
+    a job the policy judges as disabled, and for one that never ran. A run or ``last_backup``
+    dated more than `CLOCK_SKEW` after ``now`` (the current time when None) stands for nothing,
+    as in `assess`."""
     if job.is_enabled is False and policy.disabled is not None:
         return False
+    horizon = _horizon(dt.datetime.now(dt.UTC) if now is None else _in_utc(now))
     window = list(sessions)
-    if job.last_run is None and not window:
+    if _utc(job.last_run) is None and not window:
         return False
-    if job.last_backup is None and not any(s.status == JobStatus.SUCCESS for s in window):
+    dated = [s for s in window if not _ahead(s.creation_time, horizon) and not _ahead(s.end_time, horizon)]
+    backed_up = _utc(job.last_backup)
+    if (backed_up is None or backed_up > horizon) and not any(s.status == JobStatus.SUCCESS for s in dated):
         return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
-        return not any(finished(s) for s in window)
-    return _misses_the_last_run(job, window)
+        return not any(finished(s) for s in dated)
+    return _misses_the_last_run(job, dated)
 
 
 def _misses_the_last_run(job: Job, window: list[JobSession]) -> bool:
     """Whether the job reports the result of a run that began (``last_run``) after every
-    finished run of ``window`` had ended: the window was read before that run ended (a batch
-    reads it while it lists the jobs), and `assess` would judge the job from an older run."""
+    finished run of ``window`` (those dated within reason) had ended: the window was read before
+    that run ended (a batch reads it while it lists the jobs), and `assess` would judge the job
+    from an older run."""
     began = _utc(job.last_run)
     ends = [end for session in window if finished(session) and (end := _finished_at(session)) is not None]
     return began is not None and bool(ends) and began > max(ends)
@@ -206,7 +223,11 @@ def assess(
     ``last_run`` and ``last_backup`` decide.
     ``error`` says the sessions could not be read: the state is then ``policy.unreadable`` with
     the error in the reason (a disabled job stays "disabled"). ``now`` is an aware datetime (the
-    current UTC time when None); times without a zone are taken as UTC, as the decoder does.
+    current UTC time when None); times without a zone are taken as UTC, as the decoder does,
+    and one that never was (`is_never`: up to 1970, as .NET's 0001-01-01) as no time at all. A
+    session created more than `CLOCK_SKEW` (a day) after ``now`` ranks after every one dated
+    within reason, and its end is no last success (nor is a ``last_backup`` or ``last_run`` that
+    far ahead).
 
     ```python
     health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))
@@ -224,7 +245,11 @@ def assess(
         now = _in_utc(now)
     if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
-    mine = sorted((s for s in sessions if _belongs(s, job)), key=newest_first)
+    horizon = _horizon(now)
+    mine = sorted(
+        (s for s in sessions if _belongs(s, job)),
+        key=lambda s: (_ahead(s.creation_time, horizon), newest_first(s)),
+    )
 
     last_session = next((s for s in mine if finished(s)), None)
     running = None
@@ -234,7 +259,7 @@ def assess(
         if session.status in _IN_PROGRESS:
             running = session
             break
-    last_success = _last_success(job, mine)
+    last_success = _last_success(job, mine, horizon)
 
     if job.is_enabled is False and policy.disabled is not None:
         finding = _Finding(policy.disabled, "disabled")
@@ -267,7 +292,24 @@ def _belongs(session: object, job: Job) -> bool:
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
-    return None if moment is None else _in_utc(moment)
+    """``moment`` in UTC (`_in_utc`); None for no time, or one that never was (`is_never`)."""
+    return None if moment is None or is_never(moment) else _in_utc(moment)
+
+
+def is_never(moment: dt.datetime) -> bool:
+    """Whether ``moment`` stands for a time that never was (a job never backed up): any time up
+    to Unix time 0 (1970-01-01 00:00 UTC; a time without a zone read as UTC). No backup server
+    ran before; what servers write for "never" lies there: .NET's ``DateTime.MinValue``
+    (0001-01-01, in any offset), Windows' FILETIME zero (1601), SQL Server's (1900), Unix time 0
+    (pure)."""
+    if moment.year > 1970:  # after 1970-01-01 00:00 UTC in any offset
+        return False
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment <= _UNIX_EPOCH
+
+
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _in_utc(moment: dt.datetime) -> dt.datetime:
@@ -300,19 +342,33 @@ def newest_first(session: JobSession) -> tuple[bool, float, bool, float, str]:
     )
 
 
+def _horizon(now: dt.datetime) -> dt.datetime:
+    """``now`` (in UTC) plus `CLOCK_SKEW`, at most the calendar's end."""
+    end = dt.datetime.max.replace(tzinfo=dt.UTC)
+    return now + CLOCK_SKEW if now <= end - CLOCK_SKEW else end
+
+
+def _ahead(moment: dt.datetime | None, horizon: dt.datetime) -> bool:
+    """Whether ``moment`` lies beyond ``horizon`` (`CLOCK_SKEW` after now)."""
+    when = _utc(moment)
+    return when is not None and when > horizon
+
+
 def _finished_at(session: JobSession) -> dt.datetime | None:
-    return _utc(session.end_time or session.creation_time)
+    return _utc(session.end_time) or _utc(session.creation_time)
 
 
-def _last_success(job: Job, sessions: list[JobSession]) -> dt.datetime | None:
+def _last_success(job: Job, sessions: list[JobSession], horizon: dt.datetime) -> dt.datetime | None:
     """v7+ ``last_backup`` or the newest successful run seen (the later of the two), else
-    ``last_run`` when the job says its last run succeeded."""
+    ``last_run`` when the job says its last run succeeded; none of them beyond ``horizon``."""
     successes = (_finished_at(s) for s in sessions if s.status == JobStatus.SUCCESS)
-    seen = next((moment for moment in successes if moment is not None), None)
-    candidates = [moment for moment in (_utc(job.last_backup), seen) if moment is not None]
+    seen = next((moment for moment in successes if moment is not None and moment <= horizon), None)
+    candidates = [
+        moment for moment in (_utc(job.last_backup), seen) if moment is not None and moment <= horizon
+    ]
     if candidates:
         return max(candidates)
-    if job.last_status == JobStatus.SUCCESS:
+    if job.last_status == JobStatus.SUCCESS and not _ahead(job.last_run, horizon):
         return _utc(job.last_run)
     return None
 
@@ -333,7 +389,7 @@ def _last_result(
         status, when, retried = job.last_status, _utc(job.last_run), False
     elif last_success is not None:
         return _Finding(HealthState.OK, f"last success {_ago(last_success, now)}")
-    elif not sessions and job.last_run is None:
+    elif not sessions and _utc(job.last_run) is None:
         return _Finding(policy.never_run, "never run")
     elif not sessions:
         known = "" if job.last_status is None else f" (last status {job.last_status})"
@@ -479,8 +535,12 @@ def _exact(delta: dt.timedelta) -> str:
 
 
 def _ago(moment: dt.datetime, now: dt.datetime) -> str:
-    """``3 h ago``, ``2 days ago``; ``just now`` under a minute (or in the future, clock skew)."""
+    """``3 h ago``, ``2 days ago``; ``just now`` under a minute (or in the future, up to
+    `CLOCK_SKEW`); further ahead, the time itself: ``at 2099-01-01 00:10+00:00, ahead of this
+    clock``."""
     delta = now - moment
+    if delta < -CLOCK_SKEW:
+        return f"at {moment.isoformat(' ', 'minutes')}, ahead of this clock"
     if delta < dt.timedelta(minutes=1):
         return "just now"
     if delta < dt.timedelta(hours=48):

@@ -502,7 +502,8 @@ async def _batch_health(
         lacking = [
             job
             for job in jobs
-            if job.id not in failures and window_falls_short(job, sessions.get(job.id.lower(), ()), policy)
+            if job.id not in failures
+            and window_falls_short(job, sessions.get(job.id.lower(), ()), policy, now=context.now)
         ]
         own = await each(lacking, lambda job: _own_sessions(client, job), client._max_concurrency)
         for job, found in zip(lacking, own, strict=True):

@@ -32,7 +32,7 @@ import attrs
 from .._client import VBOClient
 from .._enums import ProxyStatus
 from .._exceptions import DecodeError, NotSupportedError, VBOError
-from .._health import HealthPolicy, JobHealth
+from .._health import HealthPolicy, JobHealth, is_never
 from .._models import BackupRepository, Job, License, Organization, Proxy, UsedRepository
 from .._poll import PollResult, PollTarget, poll_jobs
 from .._units import BATCH_MIN_TENANTS
@@ -166,7 +166,10 @@ def _text(value: str) -> str:
 
 
 def _stamp(moment: dt.datetime | None) -> float | None:
-    if moment is None:
+    """``moment`` as a Unix time; None (no sample) for none, or for one that never was
+    (`is_never`: up to Unix time 0, as .NET's 0001-01-01), no time to show or to alert on the age
+    of."""
+    if moment is None or is_never(moment):
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=dt.UTC)

@@ -12,7 +12,8 @@ while the table still fits, and those left out are named under the table. Piped 
 WARNING, UNKNOWN, OK); servers and tenants that could not be read are listed in a second table
 below, and a summary line ends the output.
 Times are shown relative to now when close (``3 h ago``, ``in 2 d``), else as a date and time in
-the local time zone, named in the column header (or in each cell when the zone's offset varies).
+the local time zone, named in the column header (or in each cell when the zone's offset varies);
+a time that never was (up to 1970, as .NET's 0001-01-01: `is_never`) reads ``never``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from .._health import HealthState
+from .._health import HealthState, is_never
 from .._models import Organization
 from .._printable import printable
 from ._report import Report, Row
@@ -81,6 +82,8 @@ class _Times:
     def _cell(self, value: dt.datetime | None, *, named: bool) -> Text:
         if value is None:
             return Text("-", style="dim")
+        if is_never(value):  # .NET's DateTime.MinValue, or another time before 1970
+            return Text("never", style="dim")
         near = relative(value, self.now)
         if near is not None:
             return Text(near)
@@ -94,7 +97,7 @@ class _Times:
         return {
             _zone_name(_local(value, self.zone))
             for value in values
-            if value is not None and relative(value, self.now) is None
+            if value is not None and not is_never(value) and relative(value, self.now) is None
         }
 
 
