@@ -1691,3 +1691,37 @@ async def test_a_scrape_refusing_gzip_with_q_zero_gets_plain_text(servers: dict[
     assert answer.status_code == 200
     assert "content-encoding" not in answer.headers
     assert jobs_of(answer.content, "v8")
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_a_sweep_logs_a_bounded_number_of_refused_tenants(
+    servers: dict[str, Server], version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hostile server listing 300 organizations the client cannot decode: each is an
+    ``organization`` error, but a sweep logs the first `MAX_TENANT_WARNINGS` of them and one
+    line counting the rest, not a warning per tenant on every sweep (10,000 such tenants made
+    10,000 lines a minute for as long as ``serve`` ran)."""
+    server = servers[version]
+
+    def spoil(path: str, data: Any) -> Any:
+        if path.endswith("/organizations"):
+            listed = data["results"] if isinstance(data, dict) else data
+            listed += [{"id": f"bad-{n}", "name": {"not": "a name"}} for n in range(300)]
+        return data
+
+    server.wire.edit = spoil
+    caplog.set_level("WARNING", logger="vbo_async")
+    exporter = exporter_of(server)
+    for sweep in range(2):
+        caplog.clear()
+        body = await swept(exporter)
+        assert value(body, PREFIX + "up", server=version) == 1
+        assert exporter.errors[version]["organization"] == 300 * (sweep + 1)
+        lines = [record.getMessage() for record in caplog.records]
+        limit = _sweeps.MAX_TENANT_WARNINGS
+        assert len(lines) == limit + 1, lines
+        assert all(line.startswith(f"{version}: bad-") for line in lines[:limit])
+        assert lines[-1] == (
+            f"{version}: {300 - limit} more tenants that could not be swept are not logged "
+            '(sweep_errors_total{kind="organization"} counts every one)'
+        )
