@@ -50,7 +50,7 @@ from vbo_async import (
     __version__,
     poll_jobs,
 )
-from vbo_async._cli import _app, _flows
+from vbo_async._cli import _app, _flows, _report
 from vbo_async._cli._connect import SharedContexts
 from vbo_async._cli._exit import Outcome
 from vbo_async._cli._plugin import plugin_output
@@ -3227,3 +3227,39 @@ def test_poll_check_and_serve_choose_their_tenants_alike() -> None:
     assert isinstance(refused[0].problem, DecodeError)
     assert refused[0].said("east") == "east: B2: cannot decode Organization"
     assert refused[1].said("east").startswith("no organization 'Nowhere' on east")
+
+
+async def test_a_sweep_logs_a_bounded_number_of_jobs_whose_links_could_not_be_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hostile server's 20 tenants of 50 jobs, each job's repository unreadable: ``poll`` (and
+    ``demo``, ``check``) logged a warning per job, 1,000 lines here and 10,000 for as many jobs. A
+    sweep logs the first `MAX_LINK_WARNINGS` of them and one line counting the others; the
+    rows are all there, their repository empty."""
+    from vbo_async import Job, PollResult, ServerError
+
+    async with VBOClient("https://vbo.test", username="u", password="p") as vbo:
+        results = [
+            PollResult(
+                target=PollTarget(client=vbo, organization_id=f"tenant-{t}"),
+                jobs=[Job(id=f"job-{t}-{j}", name="daily") for j in range(50)],
+                follow=("repository",),
+                link_errors={
+                    (f"job-{t}-{j}", "repository"): ServerError("down", status_code=503) for j in range(50)
+                },
+            )
+            for t in range(20)
+        ]
+        caplog.set_level("WARNING", logger="vbo_async")
+        report = _flows.report_of(results, {id(vbo): "east"}, servers=1)
+    assert len(report.jobs) == 1000
+    assert all(row.repository is None for row in report.jobs)
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("vbo_async")]
+    limit = _report.MAX_LINK_WARNINGS
+    assert lines[:limit] == [
+        f"east / tenant-0: job job-0-{j}: cannot read its repository: HTTP 503: down" for j in range(limit)
+    ]
+    assert lines[limit:] == [
+        f"{1000 - limit} more jobs whose repository or proxy could not be read are not logged "
+        "(those cells are empty)"
+    ]

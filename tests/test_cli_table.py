@@ -14,8 +14,9 @@ import io
 import re
 import zoneinfo
 
+import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
@@ -23,8 +24,10 @@ from rich.console import Console
 import vbo_async.simulator
 from vbo_async import HealthState, Organization
 from vbo_async._cli import _flows, _table
+from vbo_async._cli._plugin import LINE_CHARS, NAME_CHARS
 from vbo_async._cli._report import Report, Row
 from vbo_async._cli._table import COLUMN_PRIORITY, print_organizations, print_report, relative
+from vbo_async._printable import printable
 
 from .test_cli import DEMO_EPOCH, judge_at
 from .test_properties import PROPERTY
@@ -614,3 +617,47 @@ def test_the_health_state_is_coloured_and_its_reason_is_not(demo_report: Report)
     for state, colour in colours.items():
         assert f"{colour}{state}\x1b[0m" in text, state
     assert "\x1b[32mOK\x1b[0m       disabled " in text
+
+
+@settings(PROPERTY, max_examples=20)
+@given(
+    name=st.text(min_size=1, max_size=3).map(lambda unit: unit * 2000),
+    column=st.sampled_from(["organization", "job", "last_status", "repository", "proxy", "health_reason"]),
+    wide=st.booleans(),
+)
+def test_one_huge_name_does_not_widen_every_row(name: str, column: str, wide: bool) -> None:
+    """Piped or ``--wide`` output pads each row to its columns' widest cell: a hostile server's
+    one name of thousands of characters made every row of the table as wide (a name of 50,000
+    characters among 2,000 jobs printed 100 MB). A cell quotes at most `NAME_CHARS` characters of
+    a name (`LINE_CHARS` of a reason or an error), as the check does, ending in ``...``."""
+    rows = [
+        Row(server="s", organization="tenant", organization_id="o", job=f"job {n}", job_id=str(n))
+        for n in range(30)
+    ]
+    rows.append(
+        attrs.evolve(rows[0], job_id="huge", health=HealthState.WARNING, **{column: name})  # type: ignore[arg-type]
+    )
+    rows.append(Row(server="s", organization="other", organization_id="p", error="refused " * 1000))
+    text = render(Report.collect(rows, servers=1, tenants=2), 120, terminal=not wide, wide=wide)
+    lines = text.splitlines()
+    if wide:  # every row at full width, the name's cut whole on one line
+        limit = LINE_CHARS if column == "health_reason" else NAME_CHARS
+        shown = printable(name)
+        assert shown[: limit - 3] + "..." in text
+        assert shown[: limit - 2] not in text
+        assert max(cell_len(line) for line in lines) <= 2 * LINE_CHARS + NAME_CHARS + 100
+        assert ("refused " * 1000)[: LINE_CHARS - 3] + "..." in text
+    else:  # folded to the terminal's width, over a bounded number of lines
+        assert max(cell_len(line) for line in lines) <= 120
+        assert len(lines) <= 40 + 2 * LINE_CHARS // 8
+
+
+def test_a_huge_organization_name_or_id_does_not_widen_every_row() -> None:
+    huge = Organization(id="i" * 100_000, name="n" * 100_000)
+    organizations = [Organization(id=f"id-{n}", name=f"tenant {n}") for n in range(100)] + [huge]
+    out = io.StringIO()
+    print_organizations(organizations, Console(width=80, file=out, force_terminal=False, color_system=None))
+    text = out.getvalue()
+    assert "n" * (NAME_CHARS - 3) + "..." in text
+    assert "i" * (NAME_CHARS - 3) + "..." in text
+    assert max(cell_len(line) for line in text.splitlines()) <= 2 * NAME_CHARS + 7

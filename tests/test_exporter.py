@@ -47,6 +47,7 @@ from vbo_async._cli import _serve, _sweeps
 from vbo_async._cli._exit import CLIError, Outcome
 from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, crc32_combine, render
+from vbo_async._cli._logging import LOG_CHARS, configured_logging
 from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async._cli._targets import read_targets, tls_contexts
@@ -1723,3 +1724,73 @@ async def test_a_scrape_refusing_gzip_with_q_zero_gets_plain_text(servers: dict[
     assert answer.status_code == 200
     assert "content-encoding" not in answer.headers
     assert jobs_of(answer.content, "v8")
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_a_sweep_logs_a_bounded_number_of_refused_tenants(
+    servers: dict[str, Server], version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hostile server listing 300 organizations the client cannot decode: each is an
+    ``organization`` error, but a sweep logs the first `MAX_TENANT_WARNINGS` of them and one
+    line counting the rest, not a warning per tenant on every sweep (10,000 such tenants made
+    10,000 lines a minute for as long as ``serve`` ran)."""
+    server = servers[version]
+
+    def spoil(path: str, data: Any) -> Any:
+        if path.endswith("/organizations"):
+            listed = data["results"] if isinstance(data, dict) else data
+            listed += [{"id": f"bad-{n}", "name": {"not": "a name"}} for n in range(300)]
+        return data
+
+    server.wire.edit = spoil
+    caplog.set_level("WARNING", logger="vbo_async")
+    exporter = exporter_of(server)
+    for sweep in range(2):
+        caplog.clear()
+        body = await swept(exporter)
+        assert value(body, PREFIX + "up", server=version) == 1
+        assert exporter.errors[version]["organization"] == 300 * (sweep + 1)
+        lines = [record.getMessage() for record in caplog.records]
+        limit = _sweeps.MAX_TENANT_WARNINGS
+        assert len(lines) == limit + 1, lines
+        assert all(line.startswith(f"{version}: bad-") for line in lines[:limit])
+        assert lines[-1] == (
+            f"{version}: {300 - limit} more tenants that could not be swept are not logged "
+            '(sweep_errors_total{kind="organization"} counts every one)'
+        )
+
+
+async def test_serve_log_lines_quote_a_bounded_part_of_the_servers_text(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each line ``serve`` writes on stderr is one line of at most `LOG_CHARS` characters (and its
+    length), whatever the server's text it quotes: an organization listed without an id under a
+    name of 100,000 characters, and a sweep's internal error quoting as much, were logged whole
+    on every sweep."""
+    server = servers["v8"]
+    huge = "\u202eevil\x1b[2J\n" + "n" * 100_000
+
+    def spoil(path: str, data: Any) -> Any:
+        if path.endswith("/organizations"):
+            data["results"].append({"id": "", "name": huge})
+        return data
+
+    async def buggy(self: Any) -> None:
+        raise RuntimeError(huge)
+
+    server.wire.edit = spoil
+    monkeypatch.setattr(_sweeps._Reader, "_proxies", buggy)
+    with configured_logging(None):
+        await swept(exporter_of(server))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3, [line[:100] for line in lines]
+    assert lines[0].startswith("vbo-async: warning: v8: \\u202eevil\\x1b[2J\\nnnn")
+    assert lines[1] == "vbo-async: error: internal error while sweeping v8"
+    assert lines[2].startswith("vbo-async: warning: server v8 is down: internal error: RuntimeError: \\u202e")
+    for line in lines:
+        assert len(line) <= LOG_CHARS + 100
+        assert not re.search(r"[\x00-\x1f\x7f-\x9f\u202e]", line)
+    for line in (lines[0], lines[2]):
+        said = re.search(r"\.\.\. \(([0-9]+) characters\)$", line)
+        assert said is not None
+        assert int(said[1]) > 100_000

@@ -18,6 +18,7 @@ silent: each test below fails there, but for the hosts that must not warn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -25,10 +26,13 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from vbo_async import ConfigError, Job, VBOClient
+from vbo_async import ConfigError, Job, Organization, PollTarget, RetryPolicy, VBOClient, poll_jobs
 
 from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for
+from .test_properties import PROPERTY
 
 SURROGATE = "\udce9"
 """What ``os.environ`` holds for a Latin-1 ``é`` in a UTF-8 locale (``surrogateescape``)."""
@@ -191,3 +195,51 @@ async def test_plain_http_to_another_host_warns_once_per_client_and_nothing_else
     assert record.levelno == logging.WARNING
     assert "unencrypted" in record.getMessage()
     assert PASSWORD not in record.getMessage()
+
+
+@PROPERTY
+@example("tenant\n2026-01-01 00:00:00,000 CRITICAL vbo_async: forged \x1b[2J\r\u202e\u2028")
+@given(st.text(min_size=1, max_size=40))
+def test_a_tenants_name_cannot_forge_a_line_of_the_librarys_log(name: str) -> None:
+    """A tenant whose jobs cannot be read is logged (at debug level) by the name the server gives
+    its organization: quoted (``repr``), as every other server text of the library's records is,
+    so a name holding a line break or an escape sequence cannot forge a record of an
+    application's line-oriented log or act on its terminal."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, json={"access_token": "a", "token_type": "bearer", "expires_in": 3600})
+        return httpx.Response(500, json={"message": "down"})
+
+    async def sweep() -> list[str]:
+        records: list[logging.LogRecord] = []
+        handler_ = _Collect(records)
+        logger = logging.getLogger("vbo_async")
+        level = logger.level
+        logger.addHandler(handler_)
+        logger.setLevel(logging.DEBUG)
+        try:
+            async with client_for(handler, retry=RetryPolicy(attempts=1)) as vbo:
+                target = PollTarget(
+                    client=vbo, organization_id="o1", organization=Organization(id="o1", name=name)
+                )
+                async with poll_jobs([target]) as results:
+                    assert [result.error is not None async for result in results] == [True]
+        finally:
+            logger.removeHandler(handler_)
+            logger.setLevel(level)
+        return [record.getMessage() for record in records]
+
+    messages = asyncio.run(sweep())
+    (failed,) = [message for message in messages if message.startswith("polling ")]
+    assert failed.startswith(f"polling {name!r} failed: ")
+    assert failed.isprintable()
+
+
+class _Collect(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)

@@ -629,6 +629,37 @@ async def test_a_malformed_link_quoting_a_secret_is_ignored_without_logging_it(
     assert leaks(LinkError("no error: the warning is what is scanned"), logs.records) == {}
 
 
+async def test_malformed_links_are_warned_of_once_per_kind_not_once_per_job(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """A hostile server whose 1,000 jobs each carry a malformed link: the client warns once per
+    relation and kind of entry, and logs the others at debug level. It warned of every one, on
+    every listing: ``serve`` wrote a line per job on every sweep for as long as it ran."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        entries: list[object] = [{"href": 5}, ["a", "list"]]
+        jobs = [{"id": f"j{n}", "name": "D", "_links": {"repository": entries[n % 2]}} for n in range(1000)]
+        return httpx.Response(200, json=jobs)
+
+    async with client_for(handler) as vbo:
+        for _ in range(3):
+            assert [job.links.repository for job in await vbo.jobs()] == [None] * 1000
+    malformed = [record for record in logs.records if "malformed" in record.getMessage()]
+    assert len(malformed) == 3000
+    warnings = [record.getMessage() for record in malformed if record.levelno == logging.WARNING]
+    assert warnings == [
+        "ignoring the malformed 'repository' link: an href of type int (expected {'href': string}); "
+        "the next ones like it are logged at debug level",
+        "ignoring the malformed 'repository' link: list (expected {'href': string}); "
+        "the next ones like it are logged at debug level",
+    ]
+    async with client_for(handler) as other:  # another client warns again
+        await other.jobs()
+    assert len([record for record in logs.records if record.levelno == logging.WARNING]) == 4
+
+
 async def test_an_answer_echoing_a_token_renewed_while_it_was_in_flight_leaks_it_not(
     logs: pytest.LogCaptureFixture,
 ) -> None:

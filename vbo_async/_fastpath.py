@@ -315,7 +315,7 @@ def links_plan(
         "__error": error,
         "__absent": _absent_link,
     }
-    caches: list[str] = []
+    caches: list[str] = ["__warned"]  # the malformed entries warned of (`_absent_link`)
     lines = [
         "def structure(o, _=None):",
         "    if o.__class__ is not dict:",
@@ -361,7 +361,7 @@ def links_plan(
             *(f"            {line}" for line in make),
             f"            r.{field.name} = l",
             "        else:",
-            f"            r.{field.name} = __absent(h, {key!r}, e)",
+            f"            r.{field.name} = __absent(h, {key!r}, e, __warned)",
         ]
     lines += ["    r.__class__ = __cls", "    return r"]
     title = f"<vbo_async fast links {cls.__name__}{label}>"
@@ -404,14 +404,25 @@ def fills_like_link(link_class: type[Any]) -> bool:
     return Link.__new__ is object.__new__ and Link.__setattr__ is object.__setattr__
 
 
-def _absent_link(href: Any, key: str, entry: Any) -> None:
+def _absent_link(href: Any, key: str, entry: Any, warned: dict[tuple[str, str], None]) -> None:
     """An entry that is not ``{"href": "..."}``: ``null`` is an absent link; anything else (a
     number, a HAL array of links) is ignored with a warning, since links are hints and one bad
     entry must not make the whole resource unreadable. The warning names the kind of entry, not
-    its text: a server may echo a secret anywhere."""
+    its text: a server may echo a secret anywhere. ``warned`` (one per client's binding) holds
+    the relations and kinds warned of: the next entries like one are logged at debug level, so a
+    server whose every job carries one makes one warning, not one per job on every listing."""
     if href is not None:
         kind = f"an href of type {type(href).__name__}" if entry.__class__ is dict else type(entry).__name__
-        log.warning("ignoring the malformed %r link: %s (expected {'href': string})", key, kind)
+        if (key, kind) in warned:
+            log.debug("ignoring the malformed %r link: %s (expected {'href': string})", key, kind)
+        else:
+            warned[key, kind] = None
+            log.warning(
+                "ignoring the malformed %r link: %s (expected {'href': string}); "
+                "the next ones like it are logged at debug level",
+                key,
+                kind,
+            )
     return None
 
 

@@ -186,7 +186,7 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
 
 def _failed(target: PollTarget, error: VBOError, started: float, context: Context) -> PollResult:
     """The result of ``target`` failed with ``error`` (a sweep started at ``started``)."""
-    log.debug("polling %s failed: %s", target.label, error)
+    log.debug("polling %r failed: %s", target.label, error)  # the server's name: quoted
     elapsed = time.perf_counter() - started
     return PollResult(target=target, error=_detached(error), elapsed=elapsed, follow=context.follow)
 

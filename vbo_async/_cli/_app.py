@@ -22,7 +22,6 @@ from _vbo_async_cli import interrupted
 from .. import __version__
 from .._client import API_VERSIONS
 from .._exceptions import ConfigError, VBOError
-from .._printable import printable
 from ._check import (
     CHECK_EPILOG,
     PLUGIN_CODES,
@@ -45,7 +44,7 @@ from ._connect import (
     url_problem,
 )
 from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
-from ._logging import VARIABLE, configured_logging, level_from_environment
+from ._logging import VARIABLE, configured_logging, level_from_environment, one_line
 from ._plugin import DurationError, parse_duration
 from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
@@ -62,7 +61,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_co
 
 def _say_error(*lines: str) -> None:
     for line in lines:
-        click.echo(f"vbo-async: error: {printable(' '.join(line.split()))}", err=True)
+        click.echo(f"vbo-async: error: {one_line(' '.join(line.split()))}", err=True)
 
 
 class VBOCommand(click.Command):

@@ -34,7 +34,7 @@ from ._connect import Connection, Source, read_password
 from ._exit import CLIError, Outcome, simulator_extra
 from ._plugin import format_duration
 from ._progress import Phase, Progress
-from ._report import FOLLOW, Report, Row, error_row, rows_of
+from ._report import FOLLOW, Report, Row, error_row, link_problems, rows_of, warn_link_problems
 from ._targets import ServerTarget, read_targets, tls_contexts
 
 log = logging.getLogger("vbo_async.cli")
@@ -276,6 +276,7 @@ async def jobs(
         raise CLIError(f"{_label(organization)}: {result.error}", outcome=Outcome.UNREADABLE)
     if result.error is not None:
         raise result.error
+    warn_link_problems(link_problems(result, connection.name))
     return Report.collect(rows_of(result, connection.name), servers=1, tenants=1)
 
 
@@ -567,7 +568,10 @@ def report_of(
     source: Source = "options",
 ) -> Report:
     rows: list[Row] = list(extra)
+    problems: list[str] = []
     for result in results:
         rows += rows_of(result, names[id(result.target.client)], source=source)
+        problems += link_problems(result, names[id(result.target.client)])
+    warn_link_problems(problems)
     tenants = sum(result.error is None for result in results)
     return Report.collect(rows, servers=servers, tenants=tenants)

@@ -21,10 +21,23 @@ from typing import Any, TextIO
 from .._printable import printable
 from ._exit import CLIError
 
-__all__ = ["LEVELS", "VARIABLE", "configured_logging"]
+__all__ = ["LEVELS", "LOG_CHARS", "VARIABLE", "configured_logging", "one_line"]
 
 VARIABLE = "VBO_ASYNC_LOG"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+LOG_CHARS = 2000
+"""The most characters of a line's message (server text written out by `printable`) the command
+line writes on stderr; a longer one is cut and says how long it was. A server's names and
+messages are its own to choose: ``serve`` quoted a name of megabytes in a warning every sweep."""
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line of stderr: `printable` (no control characters, no line breaks), at
+    most `LOG_CHARS` characters, a longer one cut and ending in ``... (N characters)``."""
+    shown = printable(text)
+    if len(shown) <= LOG_CHARS:
+        return shown
+    return f"{shown[:LOG_CHARS]}... ({len(shown)} characters)"
 
 
 class _Stderr(logging.StreamHandler[TextIO]):
@@ -43,7 +56,7 @@ class _Stderr(logging.StreamHandler[TextIO]):
 
 
 class _Format(logging.Formatter):
-    """One ``vbo-async: LEVEL: message`` line; with ``tracebacks`` (``VBO_ASYNC_LOG=debug``), the
+    """One ``vbo-async: LEVEL: message`` line (`one_line`); with ``tracebacks`` (``VBO_ASYNC_LOG=debug``), the
     traceback of a record logged with ``exc_info`` follows it."""
 
     def __init__(self, *, tracebacks: bool = False) -> None:
@@ -51,11 +64,11 @@ class _Format(logging.Formatter):
         self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"vbo-async: {record.levelname.lower()}: {printable(record.getMessage())}"
+        line = f"vbo-async: {record.levelname.lower()}: {one_line(record.getMessage())}"
         if not (self.tracebacks and record.exc_info):
             return line
         traceback = self.formatException(record.exc_info)
-        return "\n".join([line, *(printable(text) for text in traceback.splitlines())])
+        return "\n".join([line, *(one_line(text) for text in traceback.splitlines())])
 
 
 def level_from_environment() -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 import attrs
@@ -22,13 +22,16 @@ from ._exit import CLIError, Outcome
 __all__ = [
     "FOLLOW",
     "HEALTH_ORDER",
+    "MAX_LINK_WARNINGS",
     "Report",
     "Row",
     "error_row",
     "failure_row",
     "health_rank",
+    "link_problems",
     "plural",
     "rows_of",
+    "warn_link_problems",
 ]
 
 log = logging.getLogger("vbo_async.cli")
@@ -36,6 +39,11 @@ log = logging.getLogger("vbo_async.cli")
 FOLLOW = ("repository", "proxy")
 """The links prefetched for every job: one GET per distinct repository and proxy per server.
 The organization is known from the listing and never fetched through a job's link."""
+
+MAX_LINK_WARNINGS = 10
+"""The most jobs whose repository or proxy could not be read a sweep logs a warning for
+(`warn_link_problems`); one more line counts the others. A server whose 10,000 jobs each name a
+repository it cannot serve made 10,000 lines."""
 
 
 @attrs.frozen(kw_only=True)
@@ -116,7 +124,7 @@ def failure_row(
 def rows_of(result: PollResult, server: str, *, source: Source = "options") -> list[Row]:
     """The rows of one tenant's `PollResult`: its jobs (a job the server listed twice once), or
     its error. A job whose repository or proxy could not be read keeps its row (that column is
-    empty) and is logged as a warning; a repository without a proxy link (one of a v8 proxy pool)
+    empty; `link_problems` says why); a repository without a proxy link (one of a v8 proxy pool)
     just leaves the proxy empty."""
     target = result.target
     organization = target.name or target.organization_id
@@ -131,17 +139,6 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
             )
         ]
     followed = set(result.follow)
-    pooled = {
-        job.id
-        for job in result.jobs
-        if "repository" in followed
-        and (repository := result.resolved(job, "repository")) is not None
-        and repository.links.proxy is None
-    }
-    for (job_id, relation), error in result.link_errors.items():
-        if relation == "proxy" and job_id in pooled:
-            continue  # a repository of a v8 proxy pool has no proxy of its own: not a failure
-        log.warning("%s / %s: job %s: cannot read its %s: %s", server, organization, job_id, relation, error)
     rows = []
     seen: set[str] = set()
     for job in result.jobs:
@@ -169,6 +166,38 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
             )
         )
     return rows
+
+
+def link_problems(result: PollResult, server: str) -> list[str]:
+    """One line per job of ``result`` whose repository or proxy could not be read (``east /
+    contoso: job 12: cannot read its repository: HTTP 503: ...``), none for the proxy a
+    repository of a v8 proxy pool does not have (pure)."""
+    target = result.target
+    organization = target.name or target.organization_id
+    pooled = {
+        job.id
+        for job in result.jobs
+        if "repository" in result.follow
+        and (repository := result.resolved(job, "repository")) is not None
+        and repository.links.proxy is None
+    }
+    return [
+        f"{server} / {organization}: job {job_id}: cannot read its {relation}: {error}"
+        for (job_id, relation), error in result.link_errors.items()
+        if not (relation == "proxy" and job_id in pooled)  # a proxy pool's: not a failure
+    ]
+
+
+def warn_link_problems(lines: Sequence[str]) -> None:
+    """Log a sweep's `link_problems`: the first `MAX_LINK_WARNINGS` as warnings, then one line
+    counting the others."""
+    for line in lines[:MAX_LINK_WARNINGS]:
+        log.warning("%s", line)
+    if len(lines) > MAX_LINK_WARNINGS:
+        log.warning(
+            "%d more jobs whose repository or proxy could not be read are not logged (those cells are empty)",
+            len(lines) - MAX_LINK_WARNINGS,
+        )
 
 
 HEALTH_ORDER = (HealthState.CRITICAL, HealthState.WARNING, HealthState.UNKNOWN, HealthState.OK)

@@ -40,7 +40,15 @@ from ._connect import explain
 from ._flows import choose_tenants
 from ._metrics import JOB_STATUSES, PREFIX
 
-__all__ = ["MAX_LABEL_LENGTH", "Samples", "ServerSnapshot", "ServerSpec", "batch_mode", "sweep_server"]
+__all__ = [
+    "MAX_LABEL_LENGTH",
+    "MAX_TENANT_WARNINGS",
+    "Samples",
+    "ServerSnapshot",
+    "ServerSpec",
+    "batch_mode",
+    "sweep_server",
+]
 
 log = logging.getLogger("vbo_async.cli")
 T = TypeVar("T")
@@ -54,6 +62,11 @@ MAX_LABEL_LENGTH = 1024
 server's names and ids take. The server's text is the label, and a job's is in each of its 16
 series: a server naming its jobs with a megabyte each made the exporter keep about 12 megabytes
 per job from one sweep to the next (deflate cannot refer back that far)."""
+
+MAX_TENANT_WARNINGS = 10
+"""The most tenants a sweep logs a warning for (one it cannot take: an organization it cannot
+decode, one listed without an id, an entry of the targets file naming none); one more line counts
+the others. A server listing 10,000 tenants it cannot decode made 10,000 lines every sweep."""
 
 UNREADABLE_SESSIONS = "sessions could not be read"
 """How `assess` begins the reason of a job whose sessions could not be read."""
@@ -223,19 +236,28 @@ class _Reader:
         self, organizations: Sequence[Organization], undecoded: Mapping[str, DecodeError]
     ) -> list[Organization]:
         """The tenants to sweep (`choose_tenants`); each it cannot take is an ``organization``
-        error (and logged), its neighbours still swept. One the server lists but the client
-        cannot decode, whose id could be read, is also ``organization_up`` 0 (named by its id),
-        as a tenant whose jobs could not be read is, unless a readable copy of it is swept."""
+        error (the first `MAX_TENANT_WARNINGS` logged, the others counted in one line), its
+        neighbours still swept. One the server lists but the client cannot decode, whose id
+        could be read, is also ``organization_up`` 0 (named by its id), as a tenant whose jobs
+        could not be read is, unless a readable copy of it is swept."""
         usable, refused = choose_tenants(
             self.spec.organizations, organizations, undecoded, server=self.spec.name
         )
         swept = {organization.id.lower() for organization in usable}
-        for tenant in refused:
+        for number, tenant in enumerate(refused):
             self.fail("organization")
-            log.warning("%s", tenant.said(self.spec.name))
+            if number < MAX_TENANT_WARNINGS:
+                log.warning("%s", tenant.said(self.spec.name))
             key = tenant.organization_id
             if key and key not in swept:
                 self.add("organization_up", (_text(key), _text(key)), 0.0)
+        if len(refused) > MAX_TENANT_WARNINGS:
+            log.warning(
+                "%s: %d more tenants that could not be swept are not logged "
+                '(sweep_errors_total{kind="organization"} counts every one)',
+                self.spec.name,
+                len(refused) - MAX_TENANT_WARNINGS,
+            )
         return usable
 
     async def _jobs(self, organizations: list[Organization], listed: int) -> None:

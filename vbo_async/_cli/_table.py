@@ -33,6 +33,7 @@ from rich.text import Text
 from .._health import HealthState, is_never
 from .._models import Organization
 from .._printable import printable
+from ._plugin import LINE_CHARS, NAME_CHARS
 from ._report import Report, Row
 
 __all__ = ["COLUMN_PRIORITY", "print_organizations", "print_report", "relative"]
@@ -172,7 +173,7 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
         _Column("Organization", text(lambda row: row.organization), essential=True, wraps=True),
         _Column("Job", text(lambda row: row.job), essential=True, wraps=True),
         _Column("Health", [_health(row.health) for row in rows], essential=True),
-        _Column("Reason", [], detail=[_shown(row.health_reason or "") for row in rows]),
+        _Column("Reason", [], detail=[_shown(row.health_reason or "", limit=LINE_CHARS) for row in rows]),
         _Column("Status", [_status(row.last_status) for row in rows]),
     ]
     if any(row.enabled is False for row in rows):
@@ -186,10 +187,20 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
     return columns
 
 
-def _shown(value: str, style: str = "") -> Text:
-    """Text from a server (or a targets file) as a cell: its control characters written out, so
-    a name cannot recolour the terminal, overwrite a line or forge a row."""
-    return Text(printable(value), style=style)
+def _cell_text(value: str, limit: int = NAME_CHARS) -> str:
+    """Text from a server (or a targets file) as a cell shows it: its control characters written
+    out (`printable`), so a name cannot recolour the terminal, overwrite a line or forge a row,
+    and cut to ``limit`` characters, ending in ``...``, as the check cuts it (`NAME_CHARS` for a
+    name, an id or a status, `LINE_CHARS` for a reason or an error). Piped or ``--wide`` output
+    pads every row to its columns' widest cell: one name of a megabyte made every row of the
+    table a megabyte wide."""
+    text = printable(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value: str, style: str = "", *, limit: int = NAME_CHARS) -> Text:
+    """`_cell_text` of ``value`` as a cell."""
+    return Text(_cell_text(value, limit), style=style)
 
 
 def _health(state: HealthState | None) -> Text:
@@ -329,7 +340,7 @@ def _error_table(report: Report, width: int | None) -> tuple[Table, int]:
     for row in report.errors:
         organization = _shown(row.organization) if row.organization else Text("(whole server)", style="dim")
         cells = [_shown(row.server)] if with_server else []
-        rows.append([*cells, organization, _shown(row.error or "", style="red")])
+        rows.append([*cells, organization, _shown(row.error or "", style="red", limit=LINE_CHARS)])
     table = Table(
         title="Could not be read", title_justify="left", title_style="bold red", header_style="bold"
     )
@@ -394,7 +405,7 @@ def print_report(
             console.print(Text(f"Hidden at this width: {names} (--wide shows all)", style="dim"))
     if errors is not None:
         console.print(errors)
-    console.print(_shown(report.summary(), style="bold"), soft_wrap=wide)
+    console.print(_shown(report.summary(), style="bold", limit=LINE_CHARS), soft_wrap=wide)
 
 
 def _hidden_name(column: _Column) -> str:
@@ -409,8 +420,8 @@ def print_organizations(
     """The ids and names of ``organizations``, by name, at full width. On a terminal too narrow
     for them (unless ``wide``), the names fold (down to `_FOLD_WIDTH` cells), then the ids too;
     neither is cut."""
-    widest = max([4, *(cell_len(printable(o.name or "-")) for o in organizations)])
-    longest_id = max([2, *(cell_len(printable(o.id)) for o in organizations)])
+    widest = max([4, *(cell_len(_cell_text(o.name or "-")) for o in organizations)])
+    longest_id = max([2, *(cell_len(_cell_text(o.id)) for o in organizations)])
     if wide or not console.is_terminal:
         console.width = max(console.width, widest + longest_id + 7)
     whole_ids = console.width >= longest_id + min(widest, _FOLD_WIDTH) + 7
