@@ -618,7 +618,7 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
                 f"    if r.{step.field} is None:",
                 f"        l = links.{step.relation}",
                 "        if l is not None:",
-                "            s = __segments.get(h := l.href, __missing)",
+                "            s = __segments.get(h := l._href, __missing)",  # the slot: `href` is a property
                 f"            r.{step.field} = __segment(__segments, h) if s is __missing else s",
             ]
             continue
@@ -645,7 +645,7 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
             derived[step.relation] = f"l{index}"
         else:
             caches.append(f"__t{index}")
-            shared = f"t if (t := __t{index}.get(v.href)) is not None and t.via is v"
+            shared = f"t if (t := __t{index}.get(v._href)) is not None and t._via is v"
             make = f"__through(__t{index}, v, {step.then!r}, {step.relation!r}, __T{index})"
             derived[step.relation] = f"(None if (v := links.{step.via}) is None else ({shared} else {make}))"
     if derived:
