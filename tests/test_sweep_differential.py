@@ -413,10 +413,13 @@ async def test_a_job_id_no_request_can_name_is_unknown_batched_as_alone(version:
 
 
 @pytest.mark.parametrize("version", ["v7", "v8"])
-async def test_a_job_never_backed_up_by_its_last_backup_reads_its_own_runs_batched(version: str) -> None:
-    """A ``lastBackup`` of .NET's "never" (0001-01-01) is no last success: a batch whose window
-    holds no success reads the job's own newest runs, as `job_health` does, and finds the older
-    success there (stale past ``max_age``); it judged the job from the window alone (WARNING)."""
+@pytest.mark.parametrize("odd", ["lastBackup never", "lastBackup ahead", "session ahead"])
+async def test_a_success_never_or_dated_ahead_is_no_success_batched_as_alone(version: str, odd: str) -> None:
+    """A ``lastBackup`` of .NET's "never" (0001-01-01) or a success dated decades ahead (the job's
+    ``lastBackup``, or a session in the window) is no last success: a batch whose window holds no
+    other reads the job's own newest runs, as `job_health` does, and finds the real success there
+    (stale past ``max_age``); it judged the job from the window alone (WARNING)."""
+    last_backup = {"lastBackup never": NEVER, "lastBackup ahead": AHEAD}.get(odd)
     job = JobState(
         id=_guid(0xB000),
         org_id=_guid(0xA000),
@@ -424,46 +427,7 @@ async def test_a_job_never_backed_up_by_its_last_backup_reads_its_own_runs_batch
         enabled=True,
         last_status="Warning",
         last_run=NOW - dt.timedelta(hours=5),
-        last_backup=NEVER,
-    )
-    runs = (
-        Run(
-            _guid(0xC000),
-            job.id,
-            "Success",
-            NOW - dt.timedelta(hours=40),
-            NOW - dt.timedelta(hours=39),
-            False,
-        ),
-        Run(
-            _guid(0xC001), job.id, "Warning", NOW - dt.timedelta(hours=5), NOW - dt.timedelta(hours=4), False
-        ),
-    )
-    state = _tenant(job, runs=runs)
-    policy = HealthPolicy(max_age=dt.timedelta(hours=6))
-    async with client(state, version) as vbo:
-        batched = await delivered(vbo, state, policy, batched=True)
-        alone = await delivered(vbo, state, policy, batched=False)
-    for results in (batched, alone):
-        health = results[_guid(0xA000)].health[job.id]
-        assert (health.state, health.reason) == (HealthState.CRITICAL, "no success for 39 h (max 6 h)")
-
-
-@pytest.mark.parametrize("version", ["v7", "v8"])
-@pytest.mark.parametrize("dated_ahead", ["lastBackup", "session"])
-async def test_a_success_dated_ahead_is_no_success_batched_as_alone(version: str, dated_ahead: str) -> None:
-    """A success dated decades ahead (the job's ``lastBackup``, or a session in the window) is no
-    last success: a batch whose window holds no other reads the job's own newest runs, as
-    `job_health` does, and finds the real success there (stale past ``max_age``); it took the
-    window for enough and judged WARNING from it."""
-    job = JobState(
-        id=_guid(0xB000),
-        org_id=_guid(0xA000),
-        name="Daily",
-        enabled=True,
-        last_status="Warning",
-        last_run=NOW - dt.timedelta(hours=5),
-        last_backup=AHEAD if dated_ahead == "lastBackup" else None,
+        last_backup=last_backup,
     )
     runs = [
         Run(
@@ -478,7 +442,7 @@ async def test_a_success_dated_ahead_is_no_success_batched_as_alone(version: str
             _guid(0xC001), job.id, "Warning", NOW - dt.timedelta(hours=5), NOW - dt.timedelta(hours=4), False
         ),
     ]
-    if dated_ahead == "session":
+    if odd == "session ahead":
         runs.append(Run(_guid(0xC002), job.id, "Success", AHEAD, AHEAD + dt.timedelta(minutes=9), False))
     state = _tenant(job, runs=tuple(runs))
     policy = HealthPolicy(max_age=dt.timedelta(hours=6))
