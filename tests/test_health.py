@@ -1353,3 +1353,31 @@ async def test_schedules_from_the_wire_of_every_version(
     health = assess(job, policy=HealthPolicy(schedule_aware=True), now=NOW)
     assert (health.state, health.reason) == (state, reason)
     assert assess(job, now=NOW).state is CRITICAL  # the default: max_age alone
+
+
+@PROPERTY
+@given(rows=session_rows(), ahead=st.lists(st.integers(0, 6), max_size=3), naive=st.booleans())
+def test_assess_orders_sessions_as_newest_first_with_those_dated_ahead_last(
+    rows: list[dict[str, Any]], ahead: list[int], naive: bool
+) -> None:
+    """`assess`'s written-out sort key (`_health._ranked`) orders sessions as `newest_first`
+    does, except that those created more than `CLOCK_SKEW` ahead come after every other (newest
+    first among themselves): a fast path that must not disagree with the plain one."""
+    from vbo_async._health import CLOCK_SKEW, _horizon, _ranked, newest_first
+
+    sessions = sessions_of(rows, naive=naive)
+    for number in ahead:  # some of them dated ahead, beyond the skew a clock may have
+        if number < len(sessions):
+            moment = NOW + CLOCK_SKEW + dt.timedelta(days=number + 1, seconds=number)
+            sessions[number] = attrs.evolve(sessions[number], creation_time=moment, end_time=None)
+    horizon = _horizon(NOW)
+    plain = sorted(sessions, key=newest_first)
+    within = [
+        s for s in plain if s.creation_time is None or s.creation_time.replace(tzinfo=dt.UTC) <= horizon
+    ]
+    beyond = [s for s in plain if s not in within]
+    dated, undated = (
+        [s for s in within if s.creation_time is not None],
+        [s for s in within if s.creation_time is None],
+    )
+    assert sorted(sessions, key=_ranked(horizon)) == dated + undated + beyond

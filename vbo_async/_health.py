@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -246,10 +246,7 @@ def assess(
     if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
     horizon = _horizon(now)
-    mine = sorted(
-        (s for s in sessions if _belongs(s, job)),
-        key=lambda s: (_ahead(s.creation_time, horizon), newest_first(s)),
-    )
+    mine = sorted((s for s in sessions if _belongs(s, job)), key=_ranked(horizon))
 
     last_session = next((s for s in mine if finished(s)), None)
     running = None
@@ -293,7 +290,11 @@ def _belongs(session: object, job: Job) -> bool:
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     """``moment`` in UTC (`_in_utc`); None for no time, or one that never was (`is_never`)."""
-    return None if moment is None or is_never(moment) else _in_utc(moment)
+    if moment is None:
+        return None
+    if moment.year > 1970:  # nearly every time: never `is_never`, and decoded times are in UTC
+        return moment if moment.tzinfo is dt.UTC else _in_utc(moment)
+    return None if is_never(moment) else _in_utc(moment)
 
 
 def is_never(moment: dt.datetime) -> bool:
@@ -342,10 +343,31 @@ def newest_first(session: JobSession) -> tuple[bool, float, bool, float, str]:
     )
 
 
+def _ranked(horizon: dt.datetime) -> Callable[[JobSession], tuple[int, float, bool, float, str]]:
+    """`assess`'s sort key: `newest_first`, then those created beyond ``horizon`` (`CLOCK_SKEW`
+    after now), newest first too. Written out, not `newest_first` in a tuple: it sorts every
+    session of every job a sweep judges (a test compares the orders)."""
+    limit = horizon.timestamp()
+
+    def key(session: JobSession) -> tuple[int, float, bool, float, str]:
+        when, end = _utc(session.creation_time), _utc(session.end_time)
+        if when is None:
+            rank, created = 1, 0.0
+        else:
+            created = when.timestamp()
+            rank = 2 if created > limit else 0
+        return rank, -created, end is not None, -end.timestamp() if end is not None else 0.0, session.id
+
+    return key
+
+
 def _horizon(now: dt.datetime) -> dt.datetime:
     """``now`` (in UTC) plus `CLOCK_SKEW`, at most the calendar's end."""
-    end = dt.datetime.max.replace(tzinfo=dt.UTC)
-    return now + CLOCK_SKEW if now <= end - CLOCK_SKEW else end
+    return now + CLOCK_SKEW if now <= _LAST_SKEWED else _CALENDAR_END
+
+
+_CALENDAR_END = dt.datetime.max.replace(tzinfo=dt.UTC)
+_LAST_SKEWED = _CALENDAR_END - CLOCK_SKEW
 
 
 def _ahead(moment: dt.datetime | None, horizon: dt.datetime) -> bool:
