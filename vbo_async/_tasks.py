@@ -1,17 +1,20 @@
-"""Running several awaitables as one call: all of them or none (`all_or_nothing`), and the same
-for many items by a bounded number of tasks (`each`). Either way no task outlives the call: on
-the first failure the others are cancelled and waited for before it is raised."""
+"""Running several awaitables as one call: all of them or none (`all_or_nothing`, `both` for two
+of different types), and the same for many items by a bounded number of tasks (`each`). Either
+way no task outlives the call: on the first failure the others are cancelled and waited for
+before it is raised."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-__all__ = ["all_or_nothing", "each"]
+__all__ = ["all_or_nothing", "both", "each"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 async def all_or_nothing(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
@@ -26,6 +29,12 @@ async def all_or_nothing(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
         if tasks:
             await asyncio.wait(tasks)
         raise
+
+
+async def both(first: Coroutine[Any, Any, A], second: Coroutine[Any, Any, B]) -> tuple[A, B]:
+    """`all_or_nothing` of two calls whose results differ in type."""
+    one, two = await all_or_nothing([first, second])
+    return cast(A, one), cast(B, two)
 
 
 async def each(items: Sequence[T], work: Callable[[T], Awaitable[R]], limit: int) -> list[R]:

@@ -45,7 +45,7 @@ from ._health import HealthPolicy, JobHealth, assess, finished, newest_first, wi
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget
-from ._tasks import each
+from ._tasks import both, each
 
 __all__ = [
     "BATCH_MIN_SHARE",
@@ -415,15 +415,7 @@ async def _listings(
     """The server's organizations (and the ids of those that could not be decoded) and its jobs
     filed by tenant, read at the same time: when one fails, the other is cancelled, and waited
     for, before that failure is raised (not read to its end first, nor left running)."""
-    organizations = asyncio.ensure_future(client._organizations_filed())
-    jobs = asyncio.ensure_future(client._jobs_filed())
-    try:
-        return await asyncio.gather(organizations, jobs)
-    except BaseException:
-        organizations.cancel()
-        jobs.cancel()
-        await asyncio.wait({organizations, jobs})
-        raise
+    return await both(client._organizations_filed(), client._jobs_filed())
 
 
 Window = dict[str, list[JobSession]] | VBOError | None
