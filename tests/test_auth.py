@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import pickle
 import traceback
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -1291,3 +1292,16 @@ def test_secret_and_token_reprs() -> None:
     )
     assert "AQAAANCMnd8BFdERjHoAwE" not in repr(token)
     assert "4f2b6c0e9d7a4b1c" not in repr(token)
+
+
+def test_a_grant_form_shows_and_pickles_no_field_but_its_type() -> None:
+    """A grant's form (the password, a refresh token) shows in no repr and survives no pickle:
+    error reporters and queues pickle what frames hold behind the caller's back."""
+    form = GrantForm({"grant_type": "password", "username": "admin", "password": "hunter2-secret"})
+    assert "hunter2" not in repr(form)
+    data = pickle.dumps(form)
+    assert b"hunter2" not in data
+    assert b"admin" not in data
+    restored = pickle.loads(data)
+    assert restored.grant_type == "password"
+    assert restored.reveal() == {"grant_type": "password"}

@@ -85,6 +85,10 @@ class GrantForm:
     def __repr__(self) -> str:
         return f"GrantForm(grant_type={self.grant_type!r}, ...)"
 
+    def __reduce__(self) -> tuple[type[GrantForm], tuple[dict[str, str]]]:
+        """Pickled without its fields (as `Secret` is): only the grant type survives."""
+        return (GrantForm, ({"grant_type": self.grant_type},))
+
 
 @attrs.frozen(repr=False)
 class Token:
