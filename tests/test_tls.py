@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,8 @@ from typing import Any
 import pytest
 import trustme
 
-from vbo_async import TransportError, VBOClient
+from vbo_async import ConfigError, TransportError, VBOClient
+from vbo_async._client import tls_context
 
 from .conftest import FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
 
@@ -142,3 +145,46 @@ async def test_a_certificate_for_another_host_is_refused_without_retrying(
     assert "mismatch" in str(info.value)
     assert retries == []
     assert fake_server.requests == []
+
+
+@pytest.mark.parametrize("contents", ["empty", "unhashed PEM files"])
+def test_a_ca_directory_without_hashed_certificates_is_a_config_error(
+    tmp_path: Path, tls_files: tuple[Path, Path], contents: str
+) -> None:
+    """OpenSSL looks a CA up in a directory by the hash of its subject (``cef6d456.0``, as
+    ``openssl rehash`` names it): a directory of ``ca.pem`` files, or an empty one, trusted
+    nothing in silence, so every server was refused with an 'unable to get local issuer'."""
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    if contents != "empty":
+        (folder / "ca.pem").write_bytes(tls_files[1].read_bytes())
+        (folder / "ca.crt").write_bytes(tls_files[1].read_bytes())
+    with pytest.raises(ConfigError, match="CA bundle") as info:
+        VBOClient("https://127.0.0.1:4443", username=USERNAME, password=PASSWORD, verify=folder)
+    text = str(info.value)
+    assert repr(str(folder)) in text
+    assert "openssl rehash" in text
+    assert PASSWORD not in text
+    with pytest.raises(ConfigError, match="openssl rehash"):
+        tls_context(folder)
+
+
+@pytest.fixture
+def hashed_ca_dir(tls_files: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A CA directory as ``openssl rehash`` leaves it (needs the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to hash a directory")
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    (folder / "ca.pem").write_bytes(tls_files[1].read_bytes())
+    subprocess.run(["openssl", "rehash", str(folder)], check=True, capture_output=True)
+    return folder
+
+
+async def test_a_hashed_ca_directory_is_trusted(
+    https_port: int, fake_server: FakeVBO, hashed_ca_dir: Path
+) -> None:
+    async with client(https_port, verify=hashed_ca_dir) as vbo:
+        (job,) = await vbo.jobs()
+    assert job.id == "j1"
+    assert fake_server.paths() == ["/v1/Token", "/v1/Jobs"]
