@@ -6,10 +6,12 @@ import logging
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 
@@ -188,3 +190,47 @@ async def test_a_hashed_ca_directory_is_trusted(
         (job,) = await vbo.jobs()
     assert job.id == "j1"
     assert fake_server.paths() == ["/v1/Token", "/v1/Jobs"]
+
+
+def without_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the client build its fallback transport (httpx's own), as without aiohttp installed."""
+    monkeypatch.setitem(sys.modules, "vbo_async._aiohttp", None)
+
+
+@pytest.mark.parametrize("wire", ["aiohttp", "httpx"])
+async def test_ssl_cert_file_is_the_system_bundle_of_both_transports(
+    https_port: int,
+    fake_server: FakeVBO,
+    tls_files: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    wire: str,
+) -> None:
+    """``verify=True`` trusts OpenSSL's default CA bundle, which ``SSL_CERT_FILE`` names (as for
+    curl, openssl and httpx), over the default transport and over httpx's fallback alike."""
+    if wire == "httpx":
+        without_aiohttp(monkeypatch)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[1]))
+    async with client(https_port) as vbo:
+        assert isinstance(vbo._sender._transport, httpx.AsyncHTTPTransport) == (wire == "httpx")
+        (job,) = await vbo.jobs()
+    assert job.id == "j1"
+
+
+@pytest.mark.parametrize("problem", ["missing", "not PEM"])
+def test_an_ssl_cert_file_that_cannot_be_loaded_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str
+) -> None:
+    """OpenSSL skips a default bundle it cannot load in silence: ``SSL_CERT_FILE`` misspelt
+    trusted none of it, and every server signed by its CA was refused as of an unknown issuer
+    (the command line then advised passing the CA). httpx's transport refuses it too."""
+    bundle = tmp_path / "corp-ca.pem"
+    if problem == "not PEM":
+        bundle.write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    with pytest.raises(ConfigError, match="SSL_CERT_FILE") as info:
+        VBOClient("https://127.0.0.1:4443", username=USERNAME, password=PASSWORD)
+    assert repr(str(bundle)) in str(info.value)
+    assert PASSWORD not in str(info.value)
+    with pytest.raises(ConfigError, match="SSL_CERT_FILE"):
+        tls_context(True)
+    VBOClient("https://127.0.0.1:4443", username=USERNAME, password=PASSWORD, verify=False)  # not read

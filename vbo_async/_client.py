@@ -816,7 +816,9 @@ def tls_context(verify: Literal[True] | str | os.PathLike[str]) -> ssl.SSLContex
     must hold its certificates under the names ``openssl rehash`` gives them). Loading takes
     about 25 ms: build one and share it between clients."""
     if verify is True:
-        return ssl.create_default_context()
+        context = ssl.create_default_context()
+        _check_default_bundle(context)
+        return context
     path = os.fspath(verify)
     if not path:  # cafile="" is no file at all: the system's CAs would be loaded in silence
         raise ConfigError("the CA bundle path is empty")
@@ -834,6 +836,21 @@ def tls_context(verify: Literal[True] | str | os.PathLike[str]) -> ssl.SSLContex
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"cannot load the CA bundle {path!r}: {exc}") from None
+
+
+def _check_default_bundle(context: ssl.SSLContext) -> None:
+    """A `ConfigError` when the environment names a default CA bundle (``SSL_CERT_FILE``) that
+    ``context`` could not load: OpenSSL skips it in silence (missing, unreadable, not PEM), so
+    every server signed by a CA in it would be refused as of an unknown issuer. The file is read
+    when the context is made; a CA directory (``SSL_CERT_DIR``) is read as certificates are
+    looked up."""
+    variable = ssl.get_default_verify_paths().openssl_cafile_env
+    named = os.environ.get(variable)
+    if named and not context.cert_store_stats()["x509"]:
+        raise ConfigError(
+            f"cannot load the CA bundle {named!r} that the environment variable {variable} names "
+            "(missing, unreadable or not PEM)"
+        )
 
 
 def _holds_hashed_certificates(folder: str) -> bool:
