@@ -660,6 +660,72 @@ async def test_proxies_from_the_environment_are_not_used(monkeypatch: pytest.Mon
     assert fake.paths() == ["/v1/Token", "/v1/Jobs"] * 2
 
 
+@contextlib.asynccontextmanager
+async def tunnelling_proxy() -> AsyncIterator[tuple[str, list[bytes], bytearray]]:
+    """A forward proxy on 127.0.0.1 that tunnels ``CONNECT`` requests to 127.0.0.1 and relays the
+    bytes both ways; yields its URL, the request heads it read and every byte it relayed."""
+    heads: list[bytes] = []
+    relayed = bytearray()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                relayed.extend(chunk)
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        method, target, _ = head.split(b" ", 2)
+        host, _, port = target.rpartition(b":")
+        if method != b"CONNECT" or host != b"127.0.0.1":
+            writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", heads, relayed
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_https_server_is_tunnelled_through_the_proxy_given(
+    tls_files: tuple[Path, Path], ca_context: ssl.SSLContext
+) -> None:
+    """Through ``transport=httpx.AsyncHTTPTransport(proxy=..., verify=...)`` an ``https://``
+    server is reached by ``CONNECT``: the proxy relays TLS records only, never the password, the
+    bearer token or an answer in clear."""
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Jobs", [{"id": "j1", "name": "Mail"}])
+    async with serve(as_asgi(fake.handler), certfile=tls_files[0]) as port, tunnelling_proxy() as tunnel:
+        proxy, heads, relayed = tunnel
+        transport = httpx.AsyncHTTPTransport(proxy=proxy, verify=ca_context)
+        base = f"https://127.0.0.1:{port}"
+        vbo = VBOClient(
+            base, username=USERNAME, password=PASSWORD, transport=transport, retry=FAST, api_version="v1"
+        )
+        async with vbo:
+            (job,) = await vbo.jobs()
+    assert job.name == "Mail"
+    assert fake.paths() == ["/v1/Token", "/v1/Jobs"]
+    assert [head.split(b"\r\n", 1)[0] for head in heads] == [f"CONNECT 127.0.0.1:{port} HTTP/1.1".encode()]
+    assert len(relayed) > 1000  # the handshakes, the requests and their answers went through it
+    ((token, _),) = fake.issued
+    for secret in (PASSWORD.encode(), token.encode(), b"Bearer", b"/v1/Jobs", b"Mail"):
+        assert secret not in relayed
+    assert all(secret not in head for head in heads for secret in (PASSWORD.encode(), token.encode()))
+
+
 async def test_a_proxy_is_used_through_the_transport_given() -> None:
     """The documented way through a proxy: ``transport=httpx.AsyncHTTPTransport(proxy=...)``.
     ``base_url`` names a port nothing listens on: every answer came from the proxy."""

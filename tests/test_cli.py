@@ -34,6 +34,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+import trustme
 
 import vbo_async._poll
 import vbo_async._sending
@@ -1700,6 +1701,43 @@ async def test_untrusted_certificate_names_the_ca_bundle_option(
     line = error_line(await run_in_thread(capsys, *jobs_args(https_url, org_id)))
     assert "certificate verif" in line.lower()
     assert "--ca-bundle PATH" in line
+    assert simulator.stats.requests == 0
+
+
+@pytest.mark.parametrize("problem", ["expired", "another host"])
+async def test_a_certificate_refused_for_another_reason_than_its_ca_does_not_ask_for_the_ca(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    tmp_path: Path,
+    problem: str,
+) -> None:
+    """Signed by the CA given with --ca-bundle, but expired or issued for another host: the
+    error says what is wrong and does not advise passing the CA (it was passed; it said so for
+    any refused certificate). A name mismatch advises a name the certificate was issued for."""
+    authority = trustme.CA()
+    ca_pem = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_pem))
+    if problem == "expired":
+        issued = authority.issue_cert(
+            "127.0.0.1", not_before=dt.datetime(2019, 1, 1), not_after=dt.datetime(2020, 1, 1)
+        )
+    else:
+        issued = authority.issue_cert("vbo.other.test")
+    server_pem = tmp_path / "server.pem"
+    issued.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with serve(create_app(simulator=simulator), certfile=server_pem) as port:
+        argv = jobs_args(f"https://127.0.0.1:{port}", "org", "--ca-bundle", str(ca_pem))
+        line = error_line(await run_in_thread(capsys, *argv))
+    assert "TLS certificate verification failed" in line
+    assert "--ca-bundle" not in line
+    assert "own CA" not in line
+    if problem == "expired":
+        assert "certificate has expired" in line
+    else:
+        assert "mismatch" in line
+        assert line.endswith("; connect to the server by a name its certificate was issued for")
     assert simulator.stats.requests == 0
 
 

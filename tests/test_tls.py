@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+import json
 import logging
+import shutil
 import ssl
+import subprocess
+import sys
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 
-from vbo_async import TransportError, VBOClient
+from vbo_async import ConfigError, TransportError, VBOClient
+from vbo_async._client import tls_context
 
 from .conftest import FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
+from .raw_http import read_request
 
 
 @pytest.fixture
@@ -142,3 +153,258 @@ async def test_a_certificate_for_another_host_is_refused_without_retrying(
     assert "mismatch" in str(info.value)
     assert retries == []
     assert fake_server.requests == []
+
+
+@pytest.mark.parametrize("contents", ["empty", "unhashed PEM files"])
+def test_a_ca_directory_without_hashed_certificates_is_a_config_error(
+    tmp_path: Path, tls_files: tuple[Path, Path], contents: str
+) -> None:
+    """OpenSSL looks a CA up in a directory by the hash of its subject (``cef6d456.0``, as
+    ``openssl rehash`` names it): a directory of ``ca.pem`` files, or an empty one, trusted
+    nothing in silence, so every server was refused with an 'unable to get local issuer'."""
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    if contents != "empty":
+        (folder / "ca.pem").write_bytes(tls_files[1].read_bytes())
+        (folder / "ca.crt").write_bytes(tls_files[1].read_bytes())
+    with pytest.raises(ConfigError, match="CA bundle") as info:
+        VBOClient("https://127.0.0.1:4443", username=USERNAME, password=PASSWORD, verify=folder)
+    text = str(info.value)
+    assert repr(str(folder)) in text
+    assert "openssl rehash" in text
+    assert PASSWORD not in text
+    with pytest.raises(ConfigError, match="openssl rehash"):
+        tls_context(folder)
+
+
+@pytest.fixture
+def hashed_ca_dir(tls_files: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A CA directory as ``openssl rehash`` leaves it (needs the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to hash a directory")
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    (folder / "ca.pem").write_bytes(tls_files[1].read_bytes())
+    subprocess.run(["openssl", "rehash", str(folder)], check=True, capture_output=True)
+    return folder
+
+
+async def test_a_hashed_ca_directory_is_trusted(
+    https_port: int, fake_server: FakeVBO, hashed_ca_dir: Path
+) -> None:
+    async with client(https_port, verify=hashed_ca_dir) as vbo:
+        (job,) = await vbo.jobs()
+    assert job.id == "j1"
+    assert fake_server.paths() == ["/v1/Token", "/v1/Jobs"]
+
+
+def without_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the client build its fallback transport (httpx's own), as without aiohttp installed."""
+    monkeypatch.setitem(sys.modules, "vbo_async._aiohttp", None)
+
+
+@pytest.mark.parametrize("wire", ["aiohttp", "httpx"])
+async def test_ssl_cert_file_is_the_system_bundle_of_both_transports(
+    https_port: int,
+    fake_server: FakeVBO,
+    tls_files: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    wire: str,
+) -> None:
+    """``verify=True`` trusts OpenSSL's default CA bundle, which ``SSL_CERT_FILE`` names (as for
+    curl, openssl and httpx), over the default transport and over httpx's fallback alike."""
+    if wire == "httpx":
+        without_aiohttp(monkeypatch)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[1]))
+    async with client(https_port) as vbo:
+        assert isinstance(vbo._sender._transport, httpx.AsyncHTTPTransport) == (wire == "httpx")
+        (job,) = await vbo.jobs()
+    assert job.id == "j1"
+
+
+@pytest.mark.parametrize("problem", ["missing", "not PEM"])
+def test_an_ssl_cert_file_that_cannot_be_loaded_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str
+) -> None:
+    """OpenSSL skips a default bundle it cannot load in silence: ``SSL_CERT_FILE`` misspelt
+    trusted none of it, and every server signed by its CA was refused as of an unknown issuer
+    (the command line then advised passing the CA). httpx's transport refuses it too."""
+    bundle = tmp_path / "corp-ca.pem"
+    if problem == "not PEM":
+        bundle.write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    with pytest.raises(ConfigError, match="SSL_CERT_FILE") as info:
+        VBOClient("https://127.0.0.1:4443", username=USERNAME, password=PASSWORD)
+    assert repr(str(bundle)) in str(info.value)
+    assert PASSWORD not in str(info.value)
+    with pytest.raises(ConfigError, match="SSL_CERT_FILE"):
+        tls_context(True)
+    VBOClient("https://127.0.0.1:4443", username=USERNAME, password=PASSWORD, verify=False)  # not read
+
+
+# --- what a TLS context says is what both transports do ---------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def tls_server(
+    context: ssl.SSLContext, host: str = "127.0.0.1"
+) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A raw HTTPS server on ``host`` with the server ``context``: a token, then ``[]``; yields its
+    port and the request lines it read (none when the handshake failed)."""
+    seen: list[bytes] = []
+
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        line = head.split(b"\r\n", 1)[0]
+        seen.append(line)
+        token = {"access_token": "tok-tls", "token_type": "bearer", "expires_in": 3600}
+        sent = json.dumps(token).encode() if b"/token" in line.lower() else b"[]"
+        head_out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+        writer.write(head_out % len(sent) + sent)
+        await writer.drain()
+
+    handlers: set[asyncio.Task[Any]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            while True:
+                head, body = await read_request(reader)
+                await answer(head, body, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+            handlers.discard(task)
+
+    server = await asyncio.start_server(handle, host, 0, ssl=context)
+    try:
+        yield server.sockets[0].getsockname()[1], seen
+    finally:
+        server.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+
+def server_context(
+    issued: trustme.LeafCert, *, newest: ssl.TLSVersion | None = None, oldest: ssl.TLSVersion | None = None
+) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    issued.configure_cert(context)
+    with warnings.catch_warnings():  # naming TLS 1.0 and 1.1 is deprecated: this server offers them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if oldest is not None:
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS < 1.2 above level 0
+            context.minimum_version = oldest
+        if newest is not None:
+            context.maximum_version = newest
+    return context
+
+
+def old_tls() -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
+
+
+def over(wire: str, port: int, verify: ssl.SSLContext, host: str = "127.0.0.1") -> VBOClient:
+    """A client of ``https://host:port`` verifying with ``verify``: given as ``verify=`` to the
+    default transport, or to httpx's transport given as ``transport=``."""
+    options: dict[str, Any] = (
+        {"verify": verify} if wire == "aiohttp" else {"transport": httpx.AsyncHTTPTransport(verify=verify)}
+    )
+    return VBOClient(
+        f"https://{host}:{port}",
+        username=USERNAME,
+        password=PASSWORD,
+        retry=FAST,
+        api_version="v1",
+        **options,
+    )
+
+
+WIRES = ["aiohttp", "httpx"]
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_a_server_offering_only_old_tls_is_refused(
+    ca: trustme.CA, ca_context: ssl.SSLContext, wire: str
+) -> None:
+    oldest, newest = old_tls()
+    context = server_context(ca.issue_cert("127.0.0.1"), oldest=oldest, newest=newest)
+    async with tls_server(context) as (port, seen), over(wire, port, ca_context) as vbo:
+        with pytest.raises(TransportError):
+            await vbo.jobs()
+    assert seen == []
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_a_context_s_minimum_version_is_honoured(
+    ca: trustme.CA, tls_files: tuple[Path, Path], wire: str
+) -> None:
+    strict = ssl.create_default_context(cafile=str(tls_files[1]))
+    strict.minimum_version = ssl.TLSVersion.TLSv1_3
+    issued = ca.issue_cert("127.0.0.1")
+    older = server_context(issued, newest=ssl.TLSVersion.TLSv1_2)
+    async with tls_server(older) as (port, seen), over(wire, port, strict) as vbo:
+        with pytest.raises(TransportError):
+            await vbo.jobs()
+    assert seen == []
+    async with tls_server(server_context(issued)) as (port, seen), over(wire, port, strict) as vbo:
+        assert await vbo.jobs() == []
+    assert seen == [b"POST /v1/Token HTTP/1.1", b"GET /v1/Jobs HTTP/1.1"]
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_a_context_s_check_hostname_is_honoured(
+    ca: trustme.CA, tls_files: tuple[Path, Path], wire: str
+) -> None:
+    """A certificate for another host, signed by the trusted CA: refused by a context checking
+    host names, accepted by one told not to (the user's choice, as the context says)."""
+    context = server_context(ca.issue_cert("vbo.other.test"))
+    checking = ssl.create_default_context(cafile=str(tls_files[1]))
+    async with tls_server(context) as (port, seen), over(wire, port, checking) as vbo:
+        with pytest.raises(TransportError, match="mismatch"):
+            await vbo.jobs()
+    assert seen == []
+    trusting = ssl.create_default_context(cafile=str(tls_files[1]))
+    trusting.check_hostname = False
+    async with tls_server(context) as (port, seen), over(wire, port, trusting) as vbo:
+        assert await vbo.jobs() == []
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_an_expired_certificate_is_refused_without_retrying(
+    ca: trustme.CA, ca_context: ssl.SSLContext, wire: str, retries: list[Any]
+) -> None:
+    issued = ca.issue_cert("127.0.0.1", not_before=dt.datetime(2019, 1, 1), not_after=dt.datetime(2020, 1, 1))
+    async with tls_server(server_context(issued)) as (port, seen), over(wire, port, ca_context) as vbo:
+        with pytest.raises(TransportError, match="TLS certificate verification failed") as info:
+            await vbo.jobs()
+    assert "certificate has expired" in str(info.value)
+    assert f"https://127.0.0.1:{port}/v1/Token" in str(info.value)
+    assert PASSWORD not in str(info.value)
+    assert retries == []
+    assert seen == []
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_an_ip_address_base_url_is_verified_against_the_certificate_s_ip_addresses(
+    ca: trustme.CA, ca_context: ssl.SSLContext, wire: str
+) -> None:
+    """``https://127.0.0.1``: a certificate naming that address (an IP SAN) is trusted; one
+    naming only ``localhost``, which resolves there, or another address is not."""
+    named = server_context(ca.issue_cert("127.0.0.1"))
+    async with tls_server(named) as (port, seen), over(wire, port, ca_context) as vbo:
+        assert await vbo.jobs() == []
+    assert len(seen) == 2
+    for names in (["localhost"], ["127.0.0.2"]):
+        other = server_context(ca.issue_cert(*names))
+        async with tls_server(other) as (port, seen), over(wire, port, ca_context) as vbo:
+            with pytest.raises(TransportError, match="IP address mismatch"):
+                await vbo.jobs()
+        assert seen == []

@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import math
 import os
+import re
 import ssl
 from collections.abc import Iterable
 from types import TracebackType
@@ -78,6 +79,8 @@ of 10,000; about 1 to 1.5 GB of decoded jobs, less of sessions). Without it a fa
 could make one listing hold `DEFAULT_MAX_PAGES` pages of `DEFAULT_MAX_PAGE_ITEMS` items."""
 API_VERSIONS: tuple[str, ...] = ("auto", *(d.version for d in NEWEST_FIRST))
 """What ``api_version`` accepts: ``"auto"`` and every version vbo-async speaks, newest first."""
+_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
+"""How OpenSSL names a CA certificate in a CA directory (``openssl rehash``)."""
 LOGOUT_TIMEOUT = 3.0
 """Seconds `VBOClient.aclose` gives a v7+ server to answer the logout before closing anyway."""
 
@@ -809,16 +812,50 @@ def _ssl_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> ssl.
 
 def tls_context(verify: Literal[True] | str | os.PathLike[str]) -> ssl.SSLContext:
     """A verifying TLS context: the system's CA certificates for ``True``, else those of the CA
-    bundle file or directory at ``verify`` (`ConfigError` when it cannot be loaded). Loading takes
+    bundle file or directory at ``verify`` (`ConfigError` when it cannot be loaded; a directory
+    must hold its certificates under the names ``openssl rehash`` gives them). Loading takes
     about 25 ms: build one and share it between clients."""
     if verify is True:
-        return ssl.create_default_context()
+        context = ssl.create_default_context()
+        _check_default_bundle(context)
+        return context
     path = os.fspath(verify)
     if not path:  # cafile="" is no file at all: the system's CAs would be loaded in silence
         raise ConfigError("the CA bundle path is empty")
     try:
         if os.path.isdir(path):
+            if not _holds_hashed_certificates(path):
+                raise ConfigError(
+                    f"cannot load the CA bundle {path!r}: the directory holds no certificate named "
+                    "by the hash of its subject, as OpenSSL looks them up (run 'openssl rehash' on "
+                    "it, or pass a PEM file of the CA certificates)"
+                )
             return ssl.create_default_context(capath=path)
         return ssl.create_default_context(cafile=path)
     except (OSError, ssl.SSLError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        if isinstance(exc, ConfigError):
+            raise
         raise ConfigError(f"cannot load the CA bundle {path!r}: {exc}") from None
+
+
+def _check_default_bundle(context: ssl.SSLContext) -> None:
+    """A `ConfigError` when the environment names a default CA bundle (``SSL_CERT_FILE``) that
+    ``context`` could not load: OpenSSL skips it in silence (missing, unreadable, not PEM), so
+    every server signed by a CA in it would be refused as of an unknown issuer. The file is read
+    when the context is made; a CA directory (``SSL_CERT_DIR``) is read as certificates are
+    looked up."""
+    variable = ssl.get_default_verify_paths().openssl_cafile_env
+    named = os.environ.get(variable)
+    if named and not context.cert_store_stats()["x509"]:
+        raise ConfigError(
+            f"cannot load the CA bundle {named!r} that the environment variable {variable} names "
+            "(missing, unreadable or not PEM)"
+        )
+
+
+def _holds_hashed_certificates(folder: str) -> bool:
+    """Whether ``folder`` holds an entry named as OpenSSL looks a CA certificate up in a CA
+    directory (``cef6d456.0``: the hash of its subject, a number). Without one it trusts
+    nothing, in silence: loading the directory reads none of its files."""
+    with os.scandir(folder) as entries:
+        return any(_HASHED_NAME.fullmatch(os.fsdecode(entry.name)) for entry in entries)

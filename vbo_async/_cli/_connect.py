@@ -304,9 +304,11 @@ def _hint(error: VBOError, source: Source) -> str | None:
     if not isinstance(error, TransportError):
         return None
     chain = list(_causes(error))
-    if any(isinstance(exc, ssl.SSLCertVerificationError) for exc in chain):
-        where = "--ca-bundle PATH" if source == "options" else 'ca_bundle = "PATH" in the targets file'
-        return f"if the server's certificate is signed by your own CA, pass that CA with {where}"
+    refusals = [exc for exc in chain if isinstance(exc, ssl.SSLCertVerificationError)]
+    if refusals:
+        # aiohttp's own error is one too, without OpenSSL's code: the ssl module's is its cause.
+        codes = (getattr(exc, "verify_code", None) for exc in refusals)
+        return _certificate_hint(next((code for code in codes if isinstance(code, int)), None), source)
     scheme = (error.url or "").partition(":")[0].lower()
     if scheme == "https" and any(_is_plain_http_answer(exc) for exc in chain):
         return "the server answered in plain HTTP, not TLS: use http:// instead of https://"
@@ -315,6 +317,26 @@ def _hint(error: VBOError, source: Source) -> str | None:
             "the server closed the connection on a plain-HTTP request, as a TLS port does "
             "(VB365 serves HTTPS): use https:// instead of http://"
         )
+    return None
+
+
+_UNTRUSTED_ISSUER = frozenset({2, 18, 19, 20, 21})
+"""OpenSSL's verify codes of a certificate whose issuer is not trusted: its issuer is unknown
+(2, 20, 21), it is self-signed (18) or its chain ends in an unknown root (19)."""
+_NAME_MISMATCH = frozenset({62, 64})
+"""OpenSSL's verify codes of a certificate issued for other names (62) or addresses (64)."""
+
+
+def _certificate_hint(code: int | None, source: Source) -> str | None:
+    """What to do about a certificate refused with OpenSSL's verify ``code``: pass the CA
+    when its issuer is not trusted, use another name when it names others; nothing when it
+    has expired or is refused for any other reason (the error says why). Without a code (none
+    read), as for an unknown issuer."""
+    if code is None or code in _UNTRUSTED_ISSUER:
+        where = "--ca-bundle PATH" if source == "options" else 'ca_bundle = "PATH" in the targets file'
+        return f"if the server's certificate is signed by your own CA, pass that CA with {where}"
+    if code in _NAME_MISMATCH:
+        return "connect to the server by a name its certificate was issued for"
     return None
 
 
