@@ -817,8 +817,9 @@ class Simulator:
         offset: int = 0,
         limit: int | None = None,
     ) -> Body:
-        """``GET /vN/JobSessions/{id}/LogItems`` (v6+, a page): the run's start, then, once it
-        has ended, one line per mailbox it processed and one saying how it ended, oldest first.
+        """``GET /vN/JobSessions/{id}/LogItems`` (v6+, a page; v1 ``/JobSessions/{id}/log``, a
+        bare array): the run's start, then, once it has ended, one line per mailbox it processed
+        and one saying how it ended, oldest first.
 
         v8 keeps the items of one `kind` (its ``type`` filter, matched without regard to case;
         400 for a value it does not list) and lists them newest first when `order_asc` is
@@ -846,7 +847,7 @@ class Simulator:
             query=query,
             offset=offset,
             limit=limit,
-            paged=True,
+            paged=spec.paged_sessions,
         )
 
     # -- wire: v1 mailboxes -------------------------------------------------------------------------
