@@ -87,6 +87,9 @@ class ApiVersion:
     """``GET /BackupRepositories`` query filters (canonical names)."""
     organization_filters: frozenset[str] = frozenset()
     """``GET /Organizations`` query filters (canonical names) beyond ``extendedView``."""
+    directory_filters: frozenset[tuple[str, str]] = frozenset()
+    """``GET /Organizations/{id}/Users`` (``Groups``, ``Sites``, ``Teams``) query filters beyond
+    paging, as ``(collection, canonical name)`` pairs: ``("users", "userName")``..."""
     log_filters: frozenset[str] = frozenset()
     """``GET /JobSessions/{id}/LogItems`` query parameters (canonical names) beyond paging:
     v8's ``type`` and ``orderAsc``."""
