@@ -2553,6 +2553,33 @@ async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_u
     assert not ca.parent.exists()  # ...and removes its TLS key and certificates
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_simulate_s_v1_hrefs_name_the_served_url(tmp_path: Path, tls: bool) -> None:
+    """v1 hrefs are absolute: over ``vbo-async simulate`` they name the URL it serves (the
+    port it chose, ``http`` without ``--tls``), so a script following ``_links`` reaches it;
+    they named ``https://vbo-sim.east.local:4443``, a host no script can reach."""
+    options = ("--tls",) if tls else ()
+    process, lines = await start_simulate(tmp_path, "--port", "0", "--organizations", "2", *options)
+    try:
+        url = served_url(lines[-1])
+        ca = next((line.rsplit(": ", 1)[1] for line in lines if line.startswith("CA bundle")), None)
+        verify: Any = ssl.create_default_context(cafile=ca) if ca is not None else True
+        async with httpx.AsyncClient(verify=verify) as client:
+            form = {"grant_type": "password", "username": "admin", "password": "admin"}
+            token = (await client.post(f"{url}/v1/Token", data=form)).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            organizations = (await client.get(f"{url}/v1/Organizations", headers=auth)).json()
+            href = organizations[0]["_links"]["jobs"]["href"]
+            assert href.startswith(f"{url}/v1/Organizations/")
+            jobs = await client.get(href, headers=auth)
+            assert jobs.status_code == 200
+            session_href = jobs.json()[0]["_links"]["jobsessions"]["href"]
+            page = (await client.get(f"{session_href}?limit=1", headers=auth)).json()
+            assert all(link["href"].startswith(f"{url}/v1/") for link in page["_links"].values())
+    finally:
+        await stop(process, signal.SIGTERM)
+
+
 async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> None:
     port = closed_port()
     process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "v1,v6")

@@ -122,7 +122,6 @@ def serve_simulator(
         api_versions=api_versions,
         faults=faults_from(Faults, faults),
     )
-    app = create_app(config)
     scheme = "https" if tls else "http"
     options: dict[str, Any] = {}
     # Listening before "Serving" is printed: a client that connects as soon as it reads the line
@@ -133,6 +132,10 @@ def serve_simulator(
     previous = signal.signal(signal.SIGTERM, _exit_quietly)
     folder = tempfile.TemporaryDirectory(prefix="vbo-async-sim-")
     try:
+        # v1 hrefs are absolute: they name the URL served (the port chosen), so scripts following
+        # them come back here.
+        served = f"{scheme}://{_link_host(host)}:{sock.getsockname()[1]}"
+        app = create_app(attrs.evolve(config, link_origin=served))
         if tls:
             cert, key, ca = make_tls_material(folder.name)
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
@@ -192,6 +195,14 @@ class _Unless(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not self.skip(record)
+
+
+def _link_host(host: str) -> str:
+    """The host v1 hrefs name for a simulator listening on `host`: ``localhost`` for every
+    address (``0.0.0.0``, ``::``, none), which the ``--tls`` certificate covers too."""
+    if host in ("", "0.0.0.0", "::"):
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

@@ -66,7 +66,7 @@ def _paged(request: Request, simulator: Simulator, source: PageSource, item_id: 
     offset, limit = parse_window(request.query_params, simulator.config.page_size)
     results, total = source(item_id, offset=offset, limit=limit)
     path = request.scope.get(ORIGINAL_PATH, request.url.path)
-    url = f"https://{simulator.config.advertised_host}{path}"
+    url = f"{simulator.config.origin}{path}"
     return json_response(page_object(results, total, offset=offset, limit=limit, url=url))
 
 

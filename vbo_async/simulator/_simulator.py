@@ -159,9 +159,7 @@ class Simulator:
         return VERSIONS[name]
 
     def _base(self, spec: ApiVersion) -> str:
-        return (
-            f"https://{self.config.advertised_host}/{spec.name}" if spec.absolute_links else f"/{spec.name}"
-        )
+        return f"{self.config.origin}/{spec.name}" if spec.absolute_links else f"/{spec.name}"
 
     def now(self) -> int:
         """The simulated wall time in 100-ns ticks since the Unix epoch."""
