@@ -2580,6 +2580,25 @@ async def test_simulate_s_v1_hrefs_name_the_served_url(tmp_path: Path, tls: bool
         await stop(process, signal.SIGTERM)
 
 
+@pytest.mark.parametrize(
+    ("host", "named"),
+    [
+        ("::1", ("::1",)),
+        ("10.1.2.3", ("10.1.2.3",)),
+        ("vbo01.lab", ("vbo01.lab",)),
+        ("0.0.0.0", ()),
+        ("::", ()),
+    ],
+)
+def test_simulate_s_certificate_names_the_host_it_listens_on(host: str, named: tuple[str, ...]) -> None:
+    """``simulate --tls --host H`` prints ``https://H:PORT``: the certificate names H too (it
+    named 127.0.0.1 and localhost only, so ``--host ::1`` printed a URL no client verifies);
+    an address of every interface is no name, links there say localhost."""
+    from vbo_async._cli._simulate import _certificate_hosts
+
+    assert _certificate_hosts(host) == named
+
+
 async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> None:
     port = closed_port()
     process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "v1,v6")
