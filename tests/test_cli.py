@@ -2599,6 +2599,23 @@ def test_simulate_s_certificate_names_the_host_it_listens_on(host: str, named: t
     assert _certificate_hosts(host) == named
 
 
+async def test_simulate_serves_a_server_without_organizations(tmp_path: Path) -> None:
+    """``--organizations 0``: a server with nothing to back up yet (a fresh install), which a
+    script must handle; it was refused though the simulator holds it (SimulatorConfig allows 0)."""
+    process, lines = await start_simulate(tmp_path, "--port", "0", "--organizations", "0")
+    try:
+        async with VBOClient(served_url(lines[-1]), username="admin", password="admin") as vbo:
+            organizations = await vbo.organizations()
+            jobs = await vbo.jobs()
+            repositories = await vbo.backup_repositories()
+    finally:
+        await stop(process, signal.SIGTERM)
+    assert organizations == []
+    assert jobs == []
+    assert repositories
+    assert process.returncode == 0
+
+
 async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> None:
     port = closed_port()
     process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "v1,v6")
