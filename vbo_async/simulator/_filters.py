@@ -49,7 +49,9 @@ _SITE_LOCATIONS = ("Cloud", "OnPremises", "Any")
 _CLOUD_LOCATIONS = frozenset({"Cloud", "CloudOrHybrid", "Any"})
 _DATA_SOURCES = ("PreferLocal", "Production", "PreferLocalResynced")
 _SKU_TYPES = ("Other", "Education")
-_NAME_FIELDS = {"userName": ("name",), "groupName": ("name",), "displayName": ("display_name",)}
+_NAME_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"userName": ("name",), "groupName": ("name",), "displayName": ("display_name",)}
+)
 """A name filter of a directory listing -> the `DirectoryItem` fields one of which must hold it
 (the sites' ``filter`` looks at the title, the name and the URL)."""
 
