@@ -148,7 +148,8 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        """The prefix of every v1 href: ``https://{advertised_host}/v1``."""
+        """The prefix of every v1 href: ``https://{advertised_host}/v1``, or the config's
+        ``link_origin`` followed by ``/v1``."""
         return self.config.base_url
 
     def api_version(self, version: str) -> ApiVersion:
