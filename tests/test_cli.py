@@ -2591,6 +2591,69 @@ async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_u
     assert not ca.parent.exists()  # ...and removes its TLS key and certificates
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_simulate_s_v1_hrefs_name_the_served_url(tmp_path: Path, tls: bool) -> None:
+    """v1 hrefs are absolute: over ``vbo-async simulate`` they name the URL it serves (the
+    port it chose, ``http`` without ``--tls``), so a script following ``_links`` reaches it;
+    they named ``https://vbo-sim.east.local:4443``, a host no script can reach."""
+    options = ("--tls",) if tls else ()
+    process, lines = await start_simulate(tmp_path, "--port", "0", "--organizations", "2", *options)
+    try:
+        url = served_url(lines[-1])
+        ca = next((line.rsplit(": ", 1)[1] for line in lines if line.startswith("CA bundle")), None)
+        verify: Any = ssl.create_default_context(cafile=ca) if ca is not None else True
+        async with httpx.AsyncClient(verify=verify) as client:
+            form = {"grant_type": "password", "username": "admin", "password": "admin"}
+            token = (await client.post(f"{url}/v1/Token", data=form)).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            organizations = (await client.get(f"{url}/v1/Organizations", headers=auth)).json()
+            href = organizations[0]["_links"]["jobs"]["href"]
+            assert href.startswith(f"{url}/v1/Organizations/")
+            jobs = await client.get(href, headers=auth)
+            assert jobs.status_code == 200
+            session_href = jobs.json()[0]["_links"]["jobsessions"]["href"]
+            page = (await client.get(f"{session_href}?limit=1", headers=auth)).json()
+            assert all(link["href"].startswith(f"{url}/v1/") for link in page["_links"].values())
+    finally:
+        await stop(process, signal.SIGTERM)
+
+
+@pytest.mark.parametrize(
+    ("host", "named"),
+    [
+        ("::1", ("::1",)),
+        ("10.1.2.3", ("10.1.2.3",)),
+        ("vbo01.lab", ("vbo01.lab",)),
+        ("0.0.0.0", ()),
+        ("::", ()),
+    ],
+)
+def test_simulate_s_certificate_names_the_host_it_listens_on(host: str, named: tuple[str, ...]) -> None:
+    """``simulate --tls --host H`` prints ``https://H:PORT``: the certificate names H too (it
+    named 127.0.0.1 and localhost only, so ``--host ::1`` printed a URL no client verifies);
+    an address of every interface is no name, links there say localhost."""
+    from vbo_async._cli._simulate import _certificate_hosts
+
+    assert _certificate_hosts(host) == named
+
+
+async def test_simulate_serves_a_server_without_organizations(tmp_path: Path) -> None:
+    """``--organizations 0``: a server with nothing to back up yet (a fresh install), which a
+    script must handle; it was refused though the simulator holds it (SimulatorConfig allows 0)."""
+    process, lines = await start_simulate(tmp_path, "--port", "0", "--organizations", "0")
+    try:
+        async with VBOClient(served_url(lines[-1]), username="admin", password="admin") as vbo:
+            organizations = await vbo.organizations()
+            jobs = await vbo.jobs()
+            repositories = await vbo.backup_repositories()
+    finally:
+        await stop(process, signal.SIGTERM)
+    assert organizations == []
+    assert jobs == []
+    assert repositories
+    assert process.returncode == 0
+
+
 async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> None:
     port = closed_port()
     process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "v1,v6")

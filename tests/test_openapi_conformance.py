@@ -676,6 +676,10 @@ def test_the_simulator_filters_and_views_are_the_declared_ones(version: str) -> 
     assert spec.paged_collections == (resolve(version, jobs["responses"]["200"]).get("type") != "array")
     _, log_items = operation(version, f"/{version}/JobSessions/{{sessionId}}/LogItems", "get")
     assert spec.log_filters == set(query_parameters(log_items)) - paging
+    for kind in ("Users", "Groups", "Sites", "Teams"):
+        _, listing = operation(version, f"/{version}/Organizations/{{organizationId}}/{kind}", "get")
+        declared = {(kind.lower(), name) for name in set(query_parameters(listing)) - paging}
+        assert {pair for pair in spec.directory_filters if pair[0] == kind.lower()} == declared
 
 
 @pytest.mark.parametrize("version", V6_PLUS)

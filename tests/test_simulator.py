@@ -120,6 +120,12 @@ def test_all_is_sorted_and_complete() -> None:
         {"page_size": 0},
         {"page_size": 10_001},
         {"advertised_host": "https://x"},
+        {"link_origin": "ftp://x"},
+        {"link_origin": "https://x/v1"},
+        {"link_origin": "https://user@x"},
+        {"link_origin": "https://[::1"},
+        {"link_origin": "https://x:99999"},
+        {"link_origin": 4443},
         {"unauthorized_body": "html"},
         {"token_lifetime": 0},
         {"faults": "none"},
@@ -936,6 +942,27 @@ async def test_faults_are_deterministic_per_fault_seed() -> None:
 
 
 # -- serving -------------------------------------------------------------------------------------
+
+
+def test_tls_material_names_the_hosts_asked_for(tmp_path: Path) -> None:
+    """The server certificate names 127.0.0.1 and localhost, and the hosts given: a simulator
+    served on ``::1`` or a machine's own address is verified under the URL it prints."""
+    from cryptography import x509
+
+    def names(cert_path: Path) -> set[str]:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return {str(n) for n in extension.get_values_for_type(x509.IPAddress)} | set(
+            extension.get_values_for_type(x509.DNSName)
+        )
+
+    default, _, _ = make_tls_material(tmp_path / "default")
+    assert names(default) == {"127.0.0.1", "localhost"}
+    given, _, _ = make_tls_material(tmp_path / "given", hosts=("::1", "vbo01.lab.local", "10.1.2.3"))
+    assert names(given) == {"127.0.0.1", "localhost", "::1", "vbo01.lab.local", "10.1.2.3"}
+    for bad in (["vbo 01"], [""], [4443]):
+        with pytest.raises(ConfigError, match="hosts"):
+            make_tls_material(tmp_path / "bad", hosts=bad)
 
 
 async def test_serves_https_over_uvicorn(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -616,6 +617,67 @@ async def test_v8_organizations_filter_by_msid_and_backed_up_organization_id(
     for version in ("v6", "v7"):
         listed = (await client.get(f"/{version}/Organizations?msid={wanted['msid']}", headers=auth)).json()
         assert len(listed) == everyone
+
+
+@pytest.mark.parametrize("version", V6_PLUS)
+async def test_directory_listings_apply_the_declared_filters(
+    client: httpx.AsyncClient, simulator: Simulator, version: str
+) -> None:
+    """An organization's ``Users``, ``Groups``, ``Sites`` and ``Teams`` take the filters the
+    vendor's OpenAPI declares (``userName``, ``displayName``, ``groupName``, ``locationFilter``,
+    ``parentId``, ``setId``, v7+ ``dataSource`` and the sites' ``filter``...): a name filter keeps
+    the items whose name holds it (any case), every simulated item is a cloud one, a bad value is
+    the vendor's 400 ``{"message": ...}``, and the page's links carry the filters."""
+    auth = await bearer(client, version)
+    org_id = simulator.organization_ids()[0]
+    base = f"/{version}/Organizations/{org_id}"
+
+    async def listed(path: str) -> list[dict[str, Any]]:
+        response = await client.get(f"{base}/{path}", headers=auth)
+        assert response.status_code == 200, (path, response.text)
+        results: list[dict[str, Any]] = response.json()["results"]
+        return results
+
+    users = await listed("Users?limit=10000")
+    assert len(users) >= 2
+    one = users[1]
+    by_name = await listed(f"Users?limit=10000&userName={one['name'][:-2].upper()}")
+    assert one in by_name
+    assert all(one["name"][:-2].lower() in user["name"].lower() for user in by_name)
+    assert (
+        await listed(f"Users?displayName={one['displayName']}")
+        == [user for user in users if one["displayName"].lower() in user["displayName"].lower()][:30]
+    )
+    assert await listed("Users?locationFilter=OnPremises") == []
+    assert await listed("Users?locationFilter=cloudorhybrid&limit=10000") == users
+    groups = await listed("Groups")
+    assert await listed(f"Groups?groupName={groups[0]['name']}") == [groups[0]]
+    assert await listed("Groups?groupName=no-such-group") == []
+    sites = await listed("Sites")
+    assert await listed(f"Sites?parentId={sites[0]['id']}") == []
+    teams = await listed("Teams")
+    assert await listed(f"Teams?displayName={teams[-1]['displayName']}") == [teams[-1]]
+    assert await listed(f"Teams?setId={uuid.uuid4()}") == teams
+    page = (await client.get(f"{base}/Users?limit=1&displayName=a", headers=auth)).json()
+    for relation in page["_links"]:
+        assert parse_qs(urlsplit(page["_links"][relation]["href"]).query)["displayName"] == ["a"]
+    bad = [
+        "Users?locationFilter=Everywhere",
+        "Sites?locationFilter=Hybrid",
+        "Teams?setId=not-a-guid",
+        "Sites?includePersonalSites=maybe",
+    ]
+    if version != "v6":
+        bad.append("Groups?dataSource=Somewhere")
+        assert await listed(f"Sites?filter={sites[0]['title'].upper()}") == [sites[0]]
+    if version == "v8":
+        bad.append("Users?detectedSkuType=Business")
+        assert await listed("Users?detectedSkuType=Education") == []
+    for path in bad:
+        response = await client.get(f"{base}/{path}", headers=auth)
+        assert response.status_code == 400, path
+        assert set(response.json()) == {"message"}
+        assert "not valid" in response.json()["message"]
 
 
 async def test_service_instance_license_and_health(

@@ -299,6 +299,24 @@ async def test_a_session_s_log_link_gives_every_item_of_its_pages(version: str) 
     assert log == streamed == expected
 
 
+async def test_a_v1_session_s_log_link_is_served() -> None:
+    """v1 links each session's log at ``/JobSessions/{id}/log`` (vbo-api.md §2.3; its shape is
+    unconfirmed, a bare array of log items here): awaiting it gives the run's log, the last
+    item of a finished run saying how it ended, never a 404 for a link the simulator wrote."""
+    simulator = make_simulator()
+    async with client(create_app(simulator=simulator), "v1") as vbo:
+        sessions = [s for job in await vbo.jobs() for s in await vbo.job_sessions(job, limit=None)]
+        assert sessions
+        for session in sessions:
+            log = await session.links.require("log")
+            assert log == simulator.log_items_wire(session.id, version="v1")
+            assert log[0]["title"] == "Job started"
+            if session.end_time is not None:
+                assert str(log[-1]["title"]).startswith(f"[{session.status}]")
+    logs = [path for (_, path) in simulator.stats.by_endpoint if path.endswith("/log")]
+    assert len(logs) == len(sessions)
+
+
 async def test_job_sessions_by_link_and_by_call(vbo: VBOClient, simulator: Simulator, mode: str) -> None:
     jobs = await vbo.jobs()
     version = version_of(vbo)

@@ -415,7 +415,10 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a fresh certificate (its CA bundle is printed).")
 @click.option("--seed", type=int, default=0, help="Seed of the simulated data.")
 @click.option(
-    "--organizations", type=click.IntRange(min=1), default=20, help="Organizations the simulator holds."
+    "--organizations",
+    type=click.IntRange(min=0),
+    default=20,
+    help="Organizations the simulator holds (0: a server with none yet).",
 )
 @click.option(
     "--api-versions",

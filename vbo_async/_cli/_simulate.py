@@ -122,7 +122,6 @@ def serve_simulator(
         api_versions=api_versions,
         faults=faults_from(Faults, faults),
     )
-    app = create_app(config)
     scheme = "https" if tls else "http"
     options: dict[str, Any] = {}
     # Listening before "Serving" is printed: a client that connects as soon as it reads the line
@@ -133,8 +132,12 @@ def serve_simulator(
     previous = signal.signal(signal.SIGTERM, _exit_quietly)
     folder = tempfile.TemporaryDirectory(prefix="vbo-async-sim-")
     try:
+        # v1 hrefs are absolute: they name the URL served (the port chosen), so scripts following
+        # them come back here.
+        served = f"{scheme}://{_link_host(host)}:{sock.getsockname()[1]}"
+        app = create_app(attrs.evolve(config, link_origin=served))
         if tls:
-            cert, key, ca = make_tls_material(folder.name)
+            cert, key, ca = make_tls_material(folder.name, hosts=_certificate_hosts(host))
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
             click.echo(f"CA bundle (pass as verify= or --ca-bundle): {ca}")
         shown = f"[{host}]" if ":" in host else host
@@ -192,6 +195,24 @@ class _Unless(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not self.skip(record)
+
+
+_EVERY_ADDRESS = ("", "0.0.0.0", "::")
+"""``--host`` values listening on every interface: no name of the machine."""
+
+
+def _link_host(host: str) -> str:
+    """The host v1 hrefs name for a simulator listening on `host`: ``localhost`` for every
+    address (``0.0.0.0``, ``::``, none), which the ``--tls`` certificate covers too."""
+    if host in _EVERY_ADDRESS:
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
+
+
+def _certificate_hosts(host: str) -> tuple[str, ...]:
+    """What the ``--tls`` certificate names beside 127.0.0.1 and localhost: the host the
+    simulator listens on, under which it prints its URL (none for every address)."""
+    return () if host in _EVERY_ADDRESS else (host,)
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

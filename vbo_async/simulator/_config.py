@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -72,6 +73,27 @@ def _host(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None
         raise ConfigError(f"{attribute.name} must be a non-empty string, got {value!r}")
     if any(c in value for c in "/\\?#@ \t\r\n"):
         raise ConfigError(f"{attribute.name} must be a bare host[:port], got {value!r}")
+
+
+def _origin(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        _ = parts and parts.port
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or any(c in str(value) for c in " \t\r\n\\")
+    ):
+        raise ConfigError(f"{attribute.name} must be None or an http(s)://host[:port] origin, got {value!r}")
 
 
 def _non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -175,6 +197,9 @@ class SimulatorConfig:
     history lies in the days before the real now and ``nextRun`` after it). Pin it in tests.
     `advertised_host` is written into every v1 href (``https://{advertised_host}/v1/...``) and
     is deliberately not the host clients connect to; v6+ hrefs are server-relative.
+    `link_origin` (``http://127.0.0.1:4443``), when given, is written instead of
+    ``https://{advertised_host}``: ``vbo-async simulate`` gives the URL it serves, so v1 hrefs
+    lead back to it.
     `session_duration` is how many seconds (of the simulator's clock) a started job stays
     ``Running``. `page_size` is the default ``limit`` of every paged answer (30, as v8 servers).
 
@@ -192,6 +217,7 @@ class SimulatorConfig:
     repositories: int = attrs.field(default=3, validator=_int_at_least(1))
     proxies: int = attrs.field(default=2, validator=_int_at_least(1))
     advertised_host: str = attrs.field(default="vbo-sim.east.local:4443", validator=_host)
+    link_origin: str | None = attrs.field(default=None, validator=_origin)
     username: str = attrs.field(default="admin", validator=_non_empty_str)
     password: str = attrs.field(default="admin", validator=_non_empty_str)
     token_lifetime: float = attrs.field(default=3600.0, validator=_positive)
@@ -207,6 +233,12 @@ class SimulatorConfig:
     epoch: datetime | None = attrs.field(default=None, validator=_epoch)
 
     @property
+    def origin(self) -> str:
+        """The scheme and host of every absolute href: `link_origin`, else
+        ``https://{advertised_host}``."""
+        return self.link_origin or f"https://{self.advertised_host}"
+
+    @property
     def base_url(self) -> str:
-        """The URL prefix of every href the server writes (``https://{advertised_host}/v1``)."""
-        return f"https://{self.advertised_host}/v1"
+        """The URL prefix of every v1 href the server writes (``https://{advertised_host}/v1``)."""
+        return f"{self.origin}/v1"

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 
 import attrs
 
 from ._errors import SimulatedError
-from ._records import JobSession
+from ._records import DirectoryItem, JobSession
 from ._wireformat import epoch_ticks, format_ticks, parse_ticks
 
 __all__ = [
+    "DIRECTORY_LOCATIONS",
     "LOG_ITEM_TYPES",
     "SESSION_STATUS_FILTER",
     "SessionFilter",
+    "directory_matcher",
     "parse_bool",
     "parse_enum",
     "parse_time",
@@ -38,6 +40,20 @@ SESSION_STATUS_FILTER: Mapping[str, str] = MappingProxyType(
 ``Success`` in the payload)."""
 LOG_ITEM_TYPES = ("Running", "Warning", "Error", "Success", "Stop")
 """The values of a v8 log item's ``type``, which its ``LogItems`` ``type`` filter takes."""
+
+
+DIRECTORY_LOCATIONS = ("Cloud", "OnPremises", "Hybrid", "CloudOrHybrid", "OnPremisesOrHybrid", "Any")
+"""The ``locationFilter`` values of an organization's users and groups (sites take
+``Cloud``, ``OnPremises`` and ``Any`` only)."""
+_SITE_LOCATIONS = ("Cloud", "OnPremises", "Any")
+_CLOUD_LOCATIONS = frozenset({"Cloud", "CloudOrHybrid", "Any"})
+_DATA_SOURCES = ("PreferLocal", "Production", "PreferLocalResynced")
+_SKU_TYPES = ("Other", "Education")
+_NAME_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"userName": ("name",), "groupName": ("name",), "displayName": ("display_name",)}
+)
+"""A name filter of a directory listing -> the `DirectoryItem` fields one of which must hold it
+(the sites' ``filter`` looks at the title, the name and the URL)."""
 
 
 def _invalid(name: str, raw: str, expected: str) -> SimulatedError:
@@ -92,6 +108,46 @@ def pick(query: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
     names; others are ignored, as servers ignore unknown parameters."""
     lowered = {key.lower(): value for key, value in query.items()}
     return {name: lowered[name.lower()] for name in names if name.lower() in lowered}
+
+
+def directory_matcher(kind: str, filters: Mapping[str, str]) -> Callable[[DirectoryItem], bool]:
+    """Which items of an organization's `kind` (``users``, ``groups``, ``sites``, ``teams``)
+    the canonical-name `filters` keep; 400 for a bad value, a blank one is as none.
+
+    A name filter keeps the items whose name holds it, without regard to case (UNCONFIRMED:
+    the vendor says "name", not how it matches). Every simulated item is a cloud one, no user
+    has an ``Education`` licence, no site has a parent (``parentId`` keeps none) and no backup
+    set is simulated (a ``setId`` is checked, then read as the organization itself);
+    ``dataSource``, ``includePersonalSites`` and ``includeSearchSites`` are checked only.
+    """
+    needles: list[tuple[tuple[str, ...], str]] = []
+    keep = True
+    for name, raw in filters.items():
+        if not raw.strip():
+            continue
+        if name in _NAME_FIELDS or name == "filter":
+            fields = _NAME_FIELDS.get(name, ("display_name", "name", "address"))
+            needles.append((fields, raw.strip().lower()))
+        elif name == "setId":
+            parse_uuid(name, raw)
+        elif name == "locationFilter":
+            options = _SITE_LOCATIONS if kind == "sites" else DIRECTORY_LOCATIONS
+            keep = keep and parse_enum(name, raw, options) in _CLOUD_LOCATIONS
+        elif name == "dataSource":
+            parse_enum(name, raw, _DATA_SOURCES)
+        elif name == "detectedSkuType":
+            keep = keep and parse_enum(name, raw, _SKU_TYPES) == "Other"
+        elif name in ("includePersonalSites", "includeSearchSites"):
+            parse_bool(name, raw)
+        elif name == "parentId":
+            keep = False
+
+    def matches(item: DirectoryItem) -> bool:
+        return keep and all(
+            any(needle in str(getattr(item, field)).lower() for field in fields) for fields, needle in needles
+        )
+
+    return matches
 
 
 @attrs.frozen

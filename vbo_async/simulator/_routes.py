@@ -66,7 +66,7 @@ def _paged(request: Request, simulator: Simulator, source: PageSource, item_id: 
     offset, limit = parse_window(request.query_params, simulator.config.page_size)
     results, total = source(item_id, offset=offset, limit=limit)
     path = request.scope.get(ORIGINAL_PATH, request.url.path)
-    url = f"https://{simulator.config.advertised_host}{path}"
+    url = f"{simulator.config.origin}{path}"
     return json_response(page_object(results, total, offset=offset, limit=limit, url=url))
 
 
@@ -185,6 +185,11 @@ async def session(request: Request, simulator: Simulator) -> Response:
     return json_response(simulator.session_wire(request.path_params["session_id"]))
 
 
+async def session_log(request: Request, simulator: Simulator) -> Response:
+    """``GET /v1/JobSessions/{id}/log`` (the session's ``log`` link; a bare array)."""
+    return json_response(simulator.log_items_wire(request.path_params["session_id"], version="v1"))
+
+
 async def repositories(request: Request, simulator: Simulator) -> Response:
     """``GET /v1/BackupRepositories``."""
     return json_response(simulator.repositories_wire())
@@ -226,6 +231,7 @@ def v1_routes() -> list[Route]:
         ("/v1/jobs/{job_id}/selectedmailboxes", selected_mailboxes, get),
         ("/v1/jobsessions", sessions, get),
         ("/v1/jobsessions/{session_id}", session, get),
+        ("/v1/jobsessions/{session_id}/log", session_log, get),
         ("/v1/backuprepositories", repositories, get),
         ("/v1/backuprepositories/{repository_id}", repository, get),
         ("/v1/proxies", proxies, get),

@@ -97,13 +97,19 @@ async def rbac_roles(request: Request, simulator: Simulator, spec: ApiVersion) -
 def _directory(kind: str) -> Handler:
     async def listing(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
         offset, limit = _window(request, simulator, paged=True)
-        org_id = _id(request, "org_id")
-        return json_response(
-            simulator.directory_wire(org_id, kind, version=spec.name, offset=offset, limit=limit)
+        names = {name for collection, name in spec.directory_filters if collection == kind}
+        body = simulator.directory_wire(
+            _id(request, "org_id"),
+            kind,
+            version=spec.name,
+            filters=pick(_query(request), names),
+            offset=offset,
+            limit=limit,
         )
+        return json_response(body)
 
     listing.__name__ = f"organization_{kind}"
-    listing.__doc__ = f"``GET /vN/Organizations/{{id}}/{kind.capitalize()}`` (a page)."
+    listing.__doc__ = f"``GET /vN/Organizations/{{id}}/{kind.capitalize()}`` (a page, with its filters)."
     return listing
 
 

@@ -12,7 +12,14 @@ from vbo_async._exceptions import ConfigError
 
 from ._config import SimulatorConfig
 from ._errors import SimulatedError
-from ._filters import LOG_ITEM_TYPES, SessionFilter, parse_enum, parse_uuid, time_text
+from ._filters import (
+    LOG_ITEM_TYPES,
+    SessionFilter,
+    directory_matcher,
+    parse_enum,
+    parse_uuid,
+    time_text,
+)
 from ._generate import (
     DIRECTORY_KINDS,
     derived_rng,
@@ -141,7 +148,8 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        """The prefix of every v1 href: ``https://{advertised_host}/v1``."""
+        """The prefix of every v1 href: ``https://{advertised_host}/v1``, or the config's
+        ``link_origin`` followed by ``/v1``."""
         return self.config.base_url
 
     def api_version(self, version: str) -> ApiVersion:
@@ -152,9 +160,7 @@ class Simulator:
         return VERSIONS[name]
 
     def _base(self, spec: ApiVersion) -> str:
-        return (
-            f"https://{self.config.advertised_host}/{spec.name}" if spec.absolute_links else f"/{spec.name}"
-        )
+        return f"{self.config.origin}/{spec.name}" if spec.absolute_links else f"/{spec.name}"
 
     def now(self) -> int:
         """The simulated wall time in 100-ns ticks since the Unix epoch."""
@@ -563,20 +569,34 @@ class Simulator:
         )
 
     def directory_wire(
-        self, org_id: str, kind: str, *, version: str, offset: int = 0, limit: int | None = None
+        self,
+        org_id: str,
+        kind: str,
+        *,
+        version: str,
+        filters: Mapping[str, str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> Wire:
         """``GET /vN/Organizations/{id}/Users`` (`kind` ``users``), ``Groups``, ``Sites`` or
-        ``Teams`` (v6+, a page; the vendor's filters are not simulated)."""
+        ``Teams`` (v6+, a page), with the `filters` (canonical names: ``userName``,
+        ``locationFilter``...) the version declares for that collection; others are ignored, as
+        servers ignore unknown parameters. See `directory_matcher` for what each keeps."""
         spec = self.api_version(version)
         collection = f"/Organizations/{org_id}/{kind.capitalize()}"
         render = _require(spec.directory_item, spec, collection)
         org = self._org(org_id)
+        items = self._directory(org, kind.lower())
+        known = {name for collection_kind, name in spec.directory_filters if collection_kind == kind.lower()}
+        applied = {name: raw for name, raw in (filters or {}).items() if name in known}
+        matches = directory_matcher(kind.lower(), applied)
         base = self._base(spec)
         return self._collection(  # type: ignore[no-any-return]
             spec,
-            self._directory(org, kind.lower()),
+            [item for item in items if matches(item)],
             lambda item: render(item, base),
             path=f"/Organizations/{org.id}/{kind.capitalize()}",
+            query=list(applied.items()),
             offset=offset,
             limit=limit,
             paged=True,
@@ -817,8 +837,9 @@ class Simulator:
         offset: int = 0,
         limit: int | None = None,
     ) -> Body:
-        """``GET /vN/JobSessions/{id}/LogItems`` (v6+, a page): the run's start, then, once it
-        has ended, one line per mailbox it processed and one saying how it ended, oldest first.
+        """``GET /vN/JobSessions/{id}/LogItems`` (v6+, a page; v1 ``/JobSessions/{id}/log``, a
+        bare array): the run's start, then, once it has ended, one line per mailbox it processed
+        and one saying how it ended, oldest first.
 
         v8 keeps the items of one `kind` (its ``type`` filter, matched without regard to case;
         400 for a value it does not list) and lists them newest first when `order_asc` is
@@ -846,7 +867,7 @@ class Simulator:
             query=query,
             offset=offset,
             limit=limit,
-            paged=True,
+            paged=spec.paged_sessions,
         )
 
     # -- wire: v1 mailboxes -------------------------------------------------------------------------

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import trustme
 
+from vbo_async._exceptions import ConfigError
+
 __all__ = ["make_tls_material"]
 
 
-def make_tls_material(directory: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
-    """Write a new CA and a server certificate for ``127.0.0.1`` and ``localhost``.
+def make_tls_material(
+    directory: str | os.PathLike[str], *, hosts: Iterable[str] = ()
+) -> tuple[Path, Path, Path]:
+    """Write a new CA and a server certificate for ``127.0.0.1``, ``localhost`` and `hosts`
+    (names or IP addresses, e.g. the address the simulator listens on).
 
     Returns ``(cert_path, key_path, ca_path)``: the certificate chain and private key for the
     server (e.g. uvicorn's ``ssl_certfile``/``ssl_keyfile``) and the CA certificate clients
@@ -20,7 +26,13 @@ def make_tls_material(directory: str | os.PathLike[str]) -> tuple[Path, Path, Pa
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     authority = trustme.CA(organization_name="vbo-async simulator")
-    server = authority.issue_cert("127.0.0.1", "localhost")
+    names = tuple(dict.fromkeys(("127.0.0.1", "localhost", *hosts)))
+    if not all(isinstance(name, str) and name for name in names):
+        raise ConfigError(f"hosts must be names or IP addresses, got {hosts!r}")
+    try:
+        server = authority.issue_cert(*names)
+    except ValueError as exc:  # idna's errors are ValueErrors
+        raise ConfigError(f"hosts must be names or IP addresses: {exc}") from None
     cert_path = folder / "simulator-cert.pem"
     key_path = folder / "simulator-key.pem"
     ca_path = folder / "simulator-ca.pem"

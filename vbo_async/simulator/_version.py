@@ -58,7 +58,8 @@ class ApiVersion:
     health: Callable[[], Wire] | None = None
     """Anonymous ``GET /Health``."""
     log_item: Callable[[LogEntry, str], Wire] | None = None
-    """An item of a session's log, ``GET /JobSessions/{id}/LogItems`` (a page)."""
+    """An item of a session's log, ``GET /JobSessions/{id}/LogItems`` (a page; v1's
+    ``/JobSessions/{id}/log``, a bare array)."""
     copy_job: Callable[[CopyJobView, str], Wire] | None = None
     """A job's backup copy job, ``GET /CopyJobs/{id}`` and ``GET /Jobs/{id}/CopyJob``."""
     directory_item: Callable[[DirectoryItem, str], Wire] | None = None
@@ -67,8 +68,8 @@ class ApiVersion:
 
     # -- collections -----------------------------------------------------------------------
     paged_sessions: bool = False
-    """``JobSessions`` answers are relative page objects with filters (else v1's bare array, and
-    v1's own absolute pages for a job's sessions)."""
+    """``JobSessions`` answers and a session's log are relative page objects with filters (else
+    v1's bare arrays, and v1's own absolute pages for a job's sessions)."""
     paged_collections: bool = False
     """``Organizations``, ``Jobs``, ``BackupRepositories``, ``Proxies`` and job items are page
     objects (else bare arrays, and ``offset``/``limit`` are ignored)."""
@@ -86,6 +87,9 @@ class ApiVersion:
     """``GET /BackupRepositories`` query filters (canonical names)."""
     organization_filters: frozenset[str] = frozenset()
     """``GET /Organizations`` query filters (canonical names) beyond ``extendedView``."""
+    directory_filters: frozenset[tuple[str, str]] = frozenset()
+    """``GET /Organizations/{id}/Users`` (``Groups``, ``Sites``, ``Teams``) query filters beyond
+    paging, as ``(collection, canonical name)`` pairs: ``("users", "userName")``..."""
     log_filters: frozenset[str] = frozenset()
     """``GET /JobSessions/{id}/LogItems`` query parameters (canonical names) beyond paging:
     v8's ``type`` and ``orderAsc``."""

@@ -5,7 +5,7 @@ Ends with ``V1``, the v1 `ApiVersion` that v6 is written against.
 
 from __future__ import annotations
 
-from ._records import Job, JobSession, Mailbox, Organization, Proxy, Repository
+from ._records import Job, JobSession, LogEntry, Mailbox, Organization, Proxy, Repository
 from ._schedule import backup_window
 from ._version import ApiVersion
 from ._views import Wire
@@ -15,6 +15,7 @@ __all__ = [
     "V1",
     "Wire",
     "job_wire",
+    "log_item_wire",
     "mailbox_wire",
     "organization_wire",
     "proxy_wire",
@@ -113,6 +114,19 @@ def session_wire(session: JobSession, base: str) -> Wire:
     }
 
 
+def log_item_wire(entry: LogEntry, base: str) -> Wire:
+    """An item of ``GET /v1/JobSessions/{id}/log``, the session's ``log`` link (a bare array: the
+    v1 shape is UNCONFIRMED, vbo-api.md §3; written as v6's ``RESTLogItem`` without links)."""
+    title = entry.text if entry.outcome is None else f"[{entry.outcome}] {entry.text}"
+    return {
+        "id": entry.id,
+        "usn": entry.usn,
+        "title": title,
+        "creationTime": _ticks(entry.creation),
+        "endTime": _ticks(entry.end),
+    }
+
+
 def repository_wire(repository: Repository, base: str) -> Wire:
     """``GET /v1/BackupRepositories/{id}`` (``dailyRetentionPeriod`` is a string in v1)."""
     return {
@@ -177,5 +191,6 @@ V1 = ApiVersion(
     repository=repository_wire,
     proxy=lambda view, base: proxy_wire(view.proxy, base),
     token=dict,
+    log_item=log_item_wire,
 )
 """VBO 1.5: bare arrays, string booleans, absolute hrefs, ``/Jobs/{id}/Action``."""

@@ -435,6 +435,14 @@ V6 = attrs.evolve(
     job_sessions=True,
     session_filters=frozenset({"jobType", "endTimeLowerBound"}),
     repository_filters=frozenset({"proxyId", "longTerm"}),
+    directory_filters=frozenset(
+        {
+            *(("users", name) for name in ("setId", "userName", "displayName", "locationFilter")),
+            *(("groups", name) for name in ("setId", "displayName", "groupName", "locationFilter")),
+            *(("sites", name) for name in ("setId", "includePersonalSites", "parentId", "locationFilter")),
+            *(("teams", name) for name in ("setId", "displayName")),
+        }
+    ),
     organization_extended_default=True,
     proxy_extended_default=True,
     omit_nulls=True,

@@ -89,6 +89,9 @@ V7 = attrs.evolve(
     license=license_,
     job_sessions=False,
     session_filters=v6.V6.session_filters | {"jobId", "endTimeUpperBound"},
+    directory_filters=v6.V6.directory_filters
+    | {(kind, "dataSource") for kind in ("users", "groups", "sites", "teams")}
+    | {("sites", "filter")},
     organization_extended_default=False,
     proxy_extended_default=False,
     omit_nulls=False,

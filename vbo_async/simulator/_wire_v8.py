@@ -167,6 +167,8 @@ V8 = attrs.evolve(
     session_filters=v7.V7.session_filters | {"status"},
     repository_filters=v7.V7.repository_filters | {"proxyPoolId", "organizationId"},
     organization_filters=frozenset({"msid", "backedUpOrganizationId"}),
+    directory_filters=v7.V7.directory_filters
+    | {("users", "detectedSkuType"), ("sites", "includeSearchSites")},
     log_filters=frozenset({"type", "orderAsc"}),
     sessions_next_version="v7",
     proxy_extended_default=None,
