@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -1149,6 +1150,32 @@ async def test_sigterm_stops_cleanly_and_logs_out(capsys: pytest.CaptureFixture[
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as client:
             await client.get(f"http://127.0.0.1:{address[1]}/healthz")
+
+
+async def test_sigterm_is_not_held_by_a_scrape_client_that_stopped_reading(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A scraper that asked for /metrics (pipelined, many times) and then reads nothing holds its
+    answer in flight; SIGTERM still ends `serve` promptly (within the systemd unit's
+    TimeoutStopSec of 30 s, well inside HANG_GUARD), logged out: aiohttp waited 60 s for the
+    answer to be written, then 60 s more, and systemd's SIGKILL came first."""
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    simulator: Simulator = app.state.simulator
+    async with serve(app) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
+        address = sock.getsockname()
+        await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
+            await wait_for_async(lambda: _healthy(client))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # the connections accepted next
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.connect(address)
+            stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n" * 64)
+            await wait_for(lambda: select.select([stalled], [], [], 0)[0] != [])  # answers begun
+            os.kill(os.getpid(), signal.SIGTERM)
+            outcome = await asyncio.wait_for(task, HANG_GUARD / 2)
+    assert outcome is Outcome.OK
+    assert simulator.stats.logouts["v8"] == 1
 
 
 async def test_serve_judges_health_under_its_policy(tmp_path: Path) -> None:

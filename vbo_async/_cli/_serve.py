@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_LISTEN", "exporter_extra", "parse_listen", "serve"]
 
 DEFAULT_LISTEN = "127.0.0.1:9810"
+STOP_WITHIN = 1.0
+"""Seconds ``serve``, once told to stop, waits for an answer it is still sending (twice at most:
+for the answer, then for its handler); a scraper that stopped reading must not hold the exit
+past a service manager's stop timeout, and the clients' logouts after it."""
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
 
 
@@ -134,7 +138,9 @@ async def _serve(
             )
             specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
         exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy)
-        runner = web.AppRunner(exporter.app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            exporter.app(), access_log=None, handle_signals=False, shutdown_timeout=STOP_WITHIN
+        )
         await runner.setup()
         try:
             await web.SockSite(runner, sock).start()
