@@ -1178,6 +1178,54 @@ async def test_sigterm_is_not_held_by_a_scrape_client_that_stopped_reading(
     assert simulator.stats.logouts["v8"] == 1
 
 
+def _closed_by_server(conn: socket.socket) -> bool:
+    """Whether the exporter ended ``conn`` (an answer, then end of stream, or a reset)."""
+    if not select.select([conn], [], [], 0)[0]:
+        return False
+    try:
+        while conn.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+async def test_idle_connections_are_bounded_and_closed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Connections that send nothing (or a request a byte at a time) neither pile up nor stay: past
+    `connection_limit` open connections a new one is closed at once, and one without a complete
+    request is closed after `IDLE_TIMEOUT` (an hour before, and any number were held: a client
+    holding a thousand of them took every file descriptor of a service's default limit, so no
+    scrape was answered, no server could be reached, and stderr had tens of thousands of
+    tracebacks a second). The exporter still answers scrapes afterwards."""
+    monkeypatch.setattr(_serve, "connection_limit", lambda nofile: 4)
+    monkeypatch.setattr(_serve, "IDLE_TIMEOUT", 0.5)
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    async with serve(app) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
+        address = sock.getsockname()
+        await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
+        idle = [socket.create_connection(address) for _ in range(12)]
+        try:
+            idle[0].sendall(b"GET /metr")  # a request begun, never finished
+            await wait_for(lambda: all(_closed_by_server(conn) for conn in idle[4:]))
+            await wait_for(lambda: all(_closed_by_server(conn) for conn in idle[:4]))
+        finally:
+            for conn in idle:
+                conn.close()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
+            await wait_for_async(lambda: _healthy(client))
+            assert (await client.get("/metrics")).status_code == 200
+        assert not task.done()
+
+
+def test_the_connection_limit_leaves_most_descriptors_to_the_clients() -> None:
+    assert _serve.connection_limit(1024) == 256
+    assert _serve.connection_limit(256) == 64
+    assert _serve.connection_limit(1_048_576) == _serve.MAX_CONNECTIONS
+    assert _serve.connection_limit(20) == 16
+
+
 async def test_serve_judges_health_under_its_policy(tmp_path: Path) -> None:
     """``serve --max-age``/``--schedule-aware`` reach the exporter: every ``job_health`` is what
     `job_health` gives under the same policy (with a one-minute ``max_age``, jobs the default

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
+import resource
 import signal
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -28,12 +30,30 @@ from ._targets import ServerTarget, read_targets, tls_contexts
 from ._threads import DaemonThreads, run_unheld
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .._health import HealthPolicy
     from ._exporter import Exporter
 
-__all__ = ["DEFAULT_LISTEN", "exporter_extra", "parse_listen", "serve"]
+__all__ = [
+    "DEFAULT_LISTEN",
+    "IDLE_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "STOP_WITHIN",
+    "connection_limit",
+    "exporter_extra",
+    "parse_listen",
+    "serve",
+]
+
+log = logging.getLogger("vbo_async.cli")
 
 DEFAULT_LISTEN = "127.0.0.1:9810"
+MAX_CONNECTIONS = 1024
+"""The most HTTP connections ``serve`` keeps open at once, whatever the descriptor limit."""
+IDLE_TIMEOUT = 15.0
+"""Seconds a connection may stay open without a complete request (before its first, or between
+two): a client that sends nothing, or a request a byte at a time, is then closed."""
 STOP_WITHIN = 1.0
 """Seconds ``serve``, once told to stop, waits for an answer it is still sending (twice at most:
 for the answer, then for its handler); a scraper that stopped reading must not hold the exit
@@ -54,6 +74,33 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise CLIError(f"--listen must be HOST:PORT, [IPv6]:PORT or :PORT (port 0-65535), got {text!r}")
     host = match["v6"] if match["v6"] is not None else match["host"]
     return host or "0.0.0.0", port
+
+
+def connection_limit(nofile: int) -> int:
+    """How many HTTP connections ``serve`` keeps open at once under a limit of ``nofile`` open
+    descriptors: a quarter of them (the clients' connections to the servers need the rest), at
+    least 16 and at most `MAX_CONNECTIONS`."""
+    return max(16, min(MAX_CONNECTIONS, nofile // 4))
+
+
+def _descriptor_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
+
+
+_REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\nContent-Length: 21\r\n\r\ntoo many connections\n"
+)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the limit: answered 503 and closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(_REFUSAL)
+        transport.close()
 
 
 @contextlib.contextmanager
@@ -139,11 +186,18 @@ async def _serve(
             specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
         exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy)
         runner = web.AppRunner(
-            exporter.app(), access_log=None, handle_signals=False, shutdown_timeout=STOP_WITHIN
+            exporter.app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=STOP_WITHIN,
+            keepalive_timeout=IDLE_TIMEOUT,
         )
         await runner.setup()
+        listening: asyncio.Server | None = None
         try:
-            await web.SockSite(runner, sock).start()
+            listening = await asyncio.get_running_loop().create_server(
+                _bounded(runner.server, connection_limit(_descriptor_limit())), sock=sock
+            )
             address = sock.getsockname()
             shown = f"[{address[0]}]" if ":" in address[0] else address[0]
             served = plural(len(specs), "server")
@@ -153,10 +207,32 @@ async def _serve(
             )
             return await _until_stopped(exporter)
         finally:
+            if listening is not None:
+                listening.close()
             await exporter.stop()
             await runner.cleanup()
     finally:
         await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
+
+
+def _bounded(server: web.Server | None, limit: int) -> Callable[[], asyncio.BaseProtocol]:
+    """The protocol factory of the listening socket: ``server``'s, for at most ``limit`` open
+    connections; past that a new connection is answered 503 and closed (a warning once each time
+    the limit is reached), so that no client can take every descriptor of the process."""
+    assert server is not None  # the runner is set up
+    refusing = False
+
+    def accept() -> asyncio.BaseProtocol:
+        nonlocal refusing
+        if len(server.connections) < limit:
+            refusing = False
+            return server()
+        if not refusing:
+            refusing = True
+            log.warning("%d HTTP connections are open: new ones are refused until some close", limit)
+        return _Refused()
+
+    return accept
 
 
 async def _until_stopped(exporter: Exporter) -> Outcome:
