@@ -793,6 +793,45 @@ async def test_a_plain_scrape_during_a_publish_is_one_sweep(
     assert value(body, SELF_PREFIX + "sweeps_total") == 1
 
 
+async def test_a_scraper_that_stops_reading_is_disconnected(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that asks for /metrics and reads nothing is disconnected once its answer has not
+    been sent within `SEND_WITHIN`: it held the answer (the whole body: 67 MiB of plain text for
+    20,000 jobs) and its connection for good, so a few such clients held gigabytes, and as many as
+    the connection limit left every later scrape refused. HEAD answers the length alone."""
+    monkeypatch.setattr(_exporter_module, "SEND_WITHIN", 0.5)
+    exporter = exporter_of(servers["v8"], servers["v1"])
+    await exporter.sweep()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited by what it accepts
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    runner = web.AppRunner(exporter.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    assert runner.server is not None
+    try:
+        await web.SockSite(runner, sock).start()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.connect(sock.getsockname())
+            stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n" * 64)
+            await wait_for(lambda: select.select([stalled], [], [], 0)[0] != [])  # answers begun
+            assert runner.server.connections
+            await wait_for(lambda: not runner.server.connections)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=base, timeout=HANG_GUARD) as client:
+            got = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+            head = await client.head("/metrics", headers={"Accept-Encoding": "identity"})
+        assert got.status_code == head.status_code == 200
+        assert value(got.content, PREFIX + "up", server="v8") == 1
+        assert head.content == b""
+        assert abs(int(head.headers["content-length"]) - len(got.content)) < 100  # own metrics moved on
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
 async def test_a_gzip_body_is_one_member_holding_the_plain_text(servers: dict[str, Server]) -> None:
     exporter = exporter_of(servers["v8"], servers["v1"])
     await exporter.sweep()
