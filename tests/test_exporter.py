@@ -1395,6 +1395,26 @@ def test_a_name_lookup_that_hangs_does_not_hold_the_exit(tmp_path: Path) -> None
     assert "Traceback" not in err
 
 
+def test_a_request_that_cannot_be_parsed_is_no_traceback(tmp_path: Path) -> None:
+    """An over-long request line or header (a browser's cookies, a scanner) is answered 400 and
+    logged at debug level only: each wrote aiohttp's traceback on stderr, a journal's lines for
+    every such request."""
+    with serving(tmp_path) as (process, base):
+        port = int(base.rsplit(":", 1)[1])
+        for request in (
+            b"GET /metrics?" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 20_000 + b"\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD) as conn:
+                conn.sendall(request)
+                assert conn.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+        assert httpx.get(f"{base}/metrics").status_code == 200
+        status, err = stopped(process)
+    assert status == 0
+    assert "Traceback" not in err
+    assert "Error handling request" not in err
+
+
 @contextlib.contextmanager
 def serving(
     tmp_path: Path, *args: str, tables: str | None = None, sitecustomize: str | None = None, **env: str

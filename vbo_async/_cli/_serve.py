@@ -18,7 +18,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -86,6 +86,20 @@ def connection_limit(nofile: int) -> int:
 def _descriptor_limit() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
+
+
+class _HttpLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, under ``vbo_async.cli`` (one line each on stderr, as the command's
+    own): a request it cannot parse, a client's error answered 400, at debug level; the rest as
+    errors."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if isinstance(exc_info, HttpProcessingError):
+            self.debug(msg, *args, exc_info=exc_info, **kwargs)
+        else:
+            self.error(msg, *args, exc_info=exc_info, **kwargs)
 
 
 _REFUSAL = (
@@ -191,6 +205,7 @@ async def _serve(
             handle_signals=False,
             shutdown_timeout=STOP_WITHIN,
             keepalive_timeout=IDLE_TIMEOUT,
+            logger=_HttpLog(logging.getLogger("vbo_async.cli.http"), {}),
         )
         await runner.setup()
         listening: asyncio.Server | None = None
