@@ -16,7 +16,7 @@ import resource
 import signal
 import socket
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -211,7 +211,7 @@ async def _serve(
         listening: asyncio.Server | None = None
         try:
             listening = await asyncio.get_running_loop().create_server(
-                _bounded(runner.server, connection_limit(_descriptor_limit())), sock=sock
+                _Bounded(runner.server, connection_limit(_descriptor_limit())), sock=sock
             )
             address = sock.getsockname()
             shown = f"[{address[0]}]" if ":" in address[0] else address[0]
@@ -230,24 +230,55 @@ async def _serve(
         await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
 
 
-def _bounded(server: web.Server | None, limit: int) -> Callable[[], asyncio.BaseProtocol]:
-    """The protocol factory of the listening socket: ``server``'s, for at most ``limit`` open
-    connections; past that a new connection is answered 503 and closed (a warning once each time
-    the limit is reached), so that no client can take every descriptor of the process."""
-    assert server is not None  # the runner is set up
-    refusing = False
+class _Bounded:
+    """The protocol factory of the listening socket: ``server``'s connections, at most ``limit``
+    open at once (counted from their creation to their loss, so a burst accepted in one go counts
+    too); past that a new connection is answered 503 and closed (a warning once each time the
+    limit is reached), so that no client can take every descriptor of the process."""
 
-    def accept() -> asyncio.BaseProtocol:
-        nonlocal refusing
-        if len(server.connections) < limit:
-            refusing = False
-            return server()
-        if not refusing:
-            refusing = True
-            log.warning("%d HTTP connections are open: new ones are refused until some close", limit)
+    def __init__(self, server: web.Server | None, limit: int) -> None:
+        assert server is not None  # the runner is set up
+        self.server = server
+        self.limit = limit
+        self.open = 0
+        self.refusing = False
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if self.open < self.limit:
+            self.refusing = False
+            self.open += 1
+            return _Counted(self.server(), self)
+        if not self.refusing:
+            self.refusing = True
+            log.warning("%d HTTP connections are open: new ones are refused until some close", self.limit)
         return _Refused()
 
-    return accept
+
+class _Counted(asyncio.Protocol):
+    """An aiohttp connection (``inner``) that leaves `_Bounded`'s count when it is lost."""
+
+    def __init__(self, inner: asyncio.Protocol, bounded: _Bounded) -> None:
+        self.inner = inner
+        self.bounded = bounded
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.bounded.open -= 1
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
 
 
 async def _until_stopped(exporter: Exporter) -> Outcome:
