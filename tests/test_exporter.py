@@ -1217,6 +1217,41 @@ async def test_sigterm_is_not_held_by_a_scrape_client_that_stopped_reading(
     assert simulator.stats.logouts["v8"] == 1
 
 
+async def test_a_second_signal_while_stopping_is_still_the_commands(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """SIGINT and SIGTERM stay `serve`'s own until it has closed its clients: once the first had
+    stopped the loop, a second Ctrl-C while the clients logged out (or an answer was still being
+    sent) was a KeyboardInterrupt raised through aiohttp's or the clients' code, a traceback of 50
+    lines, and a second SIGTERM killed the process before any client logged out. The logout is
+    held here while the handlers are looked at."""
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    simulator: Simulator = app.state.simulator
+    logging_out, release = asyncio.Event(), asyncio.Event()
+
+    async def holding(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/token/logout"):
+            logging_out.set()
+            await release.wait()
+        await app(scope, receive, send)
+
+    async with serve(holding) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
+        await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+            await wait_for_async(lambda: _healthy(client))
+        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            await asyncio.wait_for(logging_out.wait(), HANG_GUARD)
+            assert not task.done()
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        finally:
+            release.set()
+        outcome = await asyncio.wait_for(task, HANG_GUARD)
+    assert outcome is Outcome.OK
+    assert simulator.stats.logouts["v8"] == 1
+
+
 def _closed_by_server(conn: socket.socket) -> bool:
     """Whether the exporter ended ``conn`` (an answer, then end of stream, or a reset)."""
     if not select.select([conn], [], [], 0)[0]:

@@ -186,48 +186,53 @@ async def _serve(
     # Name lookups that hang must neither take every thread the exposition is rendered in nor
     # hold the process at exit (see _threads).
     asyncio.get_running_loop().set_default_executor(DaemonThreads())
-    specs: list[ServerSpec] = []
-    within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
-    try:
-        for target, tls in zip(servers, verify, strict=True):
-            connection = target.connection()
-            client = connection.client(
-                passwords[target.password_env],
-                verify=tls,
-                max_concurrency=target.max_concurrency,
-                within=within,
-            )
-            specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
-        exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy)
-        runner = web.AppRunner(
-            exporter.app(),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=STOP_WITHIN,
-            keepalive_timeout=IDLE_TIMEOUT,
-            logger=_HttpLog(logging.getLogger("vbo_async.cli.http"), {}),
-        )
-        await runner.setup()
-        listening: asyncio.Server | None = None
+    # A signal is the command's from here to the end: a second Ctrl-C while the clients log out
+    # is not a KeyboardInterrupt through aiohttp's and the clients' code.
+    with _signals() as signals:
+        specs: list[ServerSpec] = []
+        within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
         try:
-            listening = await asyncio.get_running_loop().create_server(
-                _Bounded(runner.server, connection_limit(_descriptor_limit())), sock=sock
+            for target, tls in zip(servers, verify, strict=True):
+                connection = target.connection()
+                client = connection.client(
+                    passwords[target.password_env],
+                    verify=tls,
+                    max_concurrency=target.max_concurrency,
+                    within=within,
+                )
+                specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
+            exporter = Exporter(
+                specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy
             )
-            address = sock.getsockname()
-            shown = f"[{address[0]}]" if ":" in address[0] else address[0]
-            served = plural(len(specs), "server")
-            click.echo(
-                f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
-                f"(a sweep every {interval:g} s; Ctrl-C stops)"
+            runner = web.AppRunner(
+                exporter.app(),
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=STOP_WITHIN,
+                keepalive_timeout=IDLE_TIMEOUT,
+                logger=_HttpLog(logging.getLogger("vbo_async.cli.http"), {}),
             )
-            return await _until_stopped(exporter)
+            await runner.setup()
+            listening: asyncio.Server | None = None
+            try:
+                listening = await asyncio.get_running_loop().create_server(
+                    _Bounded(runner.server, connection_limit(_descriptor_limit())), sock=sock
+                )
+                address = sock.getsockname()
+                shown = f"[{address[0]}]" if ":" in address[0] else address[0]
+                served = plural(len(specs), "server")
+                click.echo(
+                    f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
+                    f"(a sweep every {interval:g} s; Ctrl-C stops)"
+                )
+                return await _until_stopped(exporter, signals)
+            finally:
+                if listening is not None:
+                    listening.close()
+                await exporter.stop()
+                await runner.cleanup()
         finally:
-            if listening is not None:
-                listening.close()
-            await exporter.stop()
-            await runner.cleanup()
-    finally:
-        await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
+            await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
 
 
 class _Bounded:
@@ -281,25 +286,37 @@ class _Counted(asyncio.Protocol):
         self.inner.resume_writing()
 
 
-async def _until_stopped(exporter: Exporter) -> Outcome:
-    """Run the exporter's loop until SIGTERM (`Outcome.OK`) or SIGINT (`Outcome.INTERRUPTED`)."""
+class _Signals:
+    """The SIGINT and SIGTERM received, and a future done at the first."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.received: list[signal.Signals] = []
+        self.stopped: asyncio.Future[None] = loop.create_future()  # a future: nothing to cancel
+
+    def on_signal(self, number: signal.Signals) -> None:
+        self.received.append(number)
+        if not self.stopped.done():
+            self.stopped.set_result(None)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[_Signals]:
+    """SIGINT and SIGTERM handled by the running loop (`_Signals`) while the block runs."""
     loop = asyncio.get_running_loop()
-    received: list[signal.Signals] = []
-    stopped: asyncio.Future[None] = loop.create_future()  # a future, not a task: nothing to cancel
-
-    def on_signal(number: signal.Signals) -> None:
-        received.append(number)
-        if not stopped.done():
-            stopped.set_result(None)
-
+    signals = _Signals(loop)
     for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, on_signal, number)
+        loop.add_signal_handler(number, signals.on_signal, number)
     try:
-        sweeping = exporter.start()
-        await asyncio.wait({sweeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if sweeping.done() and not received:  # only a BaseException ends the loop by itself
-            sweeping.result()
+        yield signals
     finally:
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(number)
-    return Outcome.INTERRUPTED if signal.SIGINT in received else Outcome.OK
+
+
+async def _until_stopped(exporter: Exporter, signals: _Signals) -> Outcome:
+    """Run the exporter's loop until SIGTERM (`Outcome.OK`) or SIGINT (`Outcome.INTERRUPTED`)."""
+    sweeping = exporter.start()
+    await asyncio.wait({sweeping, signals.stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if sweeping.done() and not signals.received:  # only a BaseException ends the loop by itself
+        sweeping.result()
+    return Outcome.INTERRUPTED if signal.SIGINT in signals.received else Outcome.OK
