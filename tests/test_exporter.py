@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -792,6 +793,45 @@ async def test_a_plain_scrape_during_a_publish_is_one_sweep(
     assert value(body, SELF_PREFIX + "sweeps_total") == 1
 
 
+async def test_a_scraper_that_stops_reading_is_disconnected(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that asks for /metrics and reads nothing is disconnected once its answer has not
+    been sent within `SEND_WITHIN`: it held the answer (the whole body: 67 MiB of plain text for
+    20,000 jobs) and its connection for good, so a few such clients held gigabytes, and as many as
+    the connection limit left every later scrape refused. HEAD answers the length alone."""
+    monkeypatch.setattr(_exporter_module, "SEND_WITHIN", 0.5)
+    exporter = exporter_of(servers["v8"], servers["v1"])
+    await exporter.sweep()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited by what it accepts
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    runner = web.AppRunner(exporter.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    assert runner.server is not None
+    try:
+        await web.SockSite(runner, sock).start()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.connect(sock.getsockname())
+            stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n" * 64)
+            await wait_for(lambda: select.select([stalled], [], [], 0)[0] != [])  # answers begun
+            assert runner.server.connections
+            await wait_for(lambda: not runner.server.connections)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=base, timeout=HANG_GUARD) as client:
+            got = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+            head = await client.head("/metrics", headers={"Accept-Encoding": "identity"})
+        assert got.status_code == head.status_code == 200
+        assert value(got.content, PREFIX + "up", server="v8") == 1
+        assert head.content == b""
+        assert abs(int(head.headers["content-length"]) - len(got.content)) < 100  # own metrics moved on
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
 async def test_a_gzip_body_is_one_member_holding_the_plain_text(servers: dict[str, Server]) -> None:
     exporter = exporter_of(servers["v8"], servers["v1"])
     await exporter.sweep()
@@ -1151,6 +1191,129 @@ async def test_sigterm_stops_cleanly_and_logs_out(capsys: pytest.CaptureFixture[
             await client.get(f"http://127.0.0.1:{address[1]}/healthz")
 
 
+async def test_sigterm_is_not_held_by_a_scrape_client_that_stopped_reading(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A scraper that asked for /metrics (pipelined, many times) and then reads nothing holds its
+    answer in flight; SIGTERM still ends `serve` promptly (within the systemd unit's
+    TimeoutStopSec of 30 s, well inside HANG_GUARD), logged out: aiohttp waited 60 s for the
+    answer to be written, then 60 s more, and systemd's SIGKILL came first."""
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    simulator: Simulator = app.state.simulator
+    async with serve(app) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
+        address = sock.getsockname()
+        await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
+            await wait_for_async(lambda: _healthy(client))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # the connections accepted next
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.connect(address)
+            stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n" * 64)
+            await wait_for(lambda: select.select([stalled], [], [], 0)[0] != [])  # answers begun
+            os.kill(os.getpid(), signal.SIGTERM)
+            outcome = await asyncio.wait_for(task, HANG_GUARD / 2)
+    assert outcome is Outcome.OK
+    assert simulator.stats.logouts["v8"] == 1
+
+
+async def test_a_second_signal_while_stopping_is_still_the_commands(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """SIGINT and SIGTERM stay `serve`'s own until it has closed its clients: once the first had
+    stopped the loop, a second Ctrl-C while the clients logged out (or an answer was still being
+    sent) was a KeyboardInterrupt raised through aiohttp's or the clients' code, a traceback of 50
+    lines, and a second SIGTERM killed the process before any client logged out. The logout is
+    held here while the handlers are looked at."""
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    simulator: Simulator = app.state.simulator
+    logging_out, release = asyncio.Event(), asyncio.Event()
+
+    async def holding(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/token/logout"):
+            logging_out.set()
+            await release.wait()
+        await app(scope, receive, send)
+
+    async with serve(holding) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
+        await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+            await wait_for_async(lambda: _healthy(client))
+        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            await asyncio.wait_for(logging_out.wait(), HANG_GUARD)
+            assert not task.done()
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        finally:
+            release.set()
+        outcome = await asyncio.wait_for(task, HANG_GUARD)
+    assert outcome is Outcome.OK
+    assert simulator.stats.logouts["v8"] == 1
+
+
+def _closed_by_server(conn: socket.socket) -> bool:
+    """Whether the exporter ended ``conn`` (an answer, then end of stream, or a reset)."""
+    if not select.select([conn], [], [], 0)[0]:
+        return False
+    try:
+        while conn.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+@pytest.mark.parametrize("idle_timeout", [3600.0, 0.5], ids=["bounded", "closed"])
+async def test_idle_connections_are_bounded_and_closed(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    idle_timeout: float,
+) -> None:
+    """Connections that send nothing (or a request a byte at a time) neither pile up nor stay: past
+    `connection_limit` open connections a new one is answered 503 and closed at once, though all
+    arrived together, and one without a complete request is closed after `IDLE_TIMEOUT` (an hour
+    before, and any number were held: a client holding a thousand of them took every file
+    descriptor of a service's default limit, so no scrape was answered, no server could be
+    reached, and stderr had tens of thousands of tracebacks a second). Scrapes are answered again
+    once they are gone."""
+    monkeypatch.setattr(_serve, "connection_limit", lambda nofile: 4)
+    monkeypatch.setattr(_serve, "IDLE_TIMEOUT", idle_timeout)
+    app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    async with serve(app) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
+        address = sock.getsockname()
+        await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
+        idle = [socket.create_connection(address) for _ in range(12)]  # accepted in one go
+        try:
+            idle[0].sendall(b"GET /metr")  # a request begun, never finished
+            await wait_for(lambda: all(_closed_by_server(conn) for conn in idle[4:]))
+            if idle_timeout > HANG_GUARD:
+                await asyncio.sleep(0.2)  # time to close them too, if they were to be closed
+                assert not any(_closed_by_server(conn) for conn in idle[:4])
+                refusals = [r for r in caplog.records if "HTTP connections are open" in r.getMessage()]
+                assert [r.getMessage() for r in refusals] == [
+                    "4 HTTP connections are open: new ones are refused until some close"
+                ]
+            else:
+                await wait_for(lambda: all(_closed_by_server(conn) for conn in idle[:4]))
+        finally:
+            for conn in idle:
+                conn.close()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
+            await wait_for_async(lambda: _healthy(client))
+            assert (await client.get("/metrics")).status_code == 200
+        assert not task.done()
+
+
+def test_the_connection_limit_leaves_most_descriptors_to_the_clients() -> None:
+    assert _serve.connection_limit(1024) == 256
+    assert _serve.connection_limit(256) == 64
+    assert _serve.connection_limit(1_048_576) == _serve.MAX_CONNECTIONS
+    assert _serve.connection_limit(20) == 16
+
+
 async def test_serve_judges_health_under_its_policy(tmp_path: Path) -> None:
     """``serve --max-age``/``--schedule-aware`` reach the exporter: every ``job_health`` is what
     `job_health` gives under the same policy (with a one-minute ``max_age``, jobs the default
@@ -1279,6 +1442,26 @@ def test_a_name_lookup_that_hangs_does_not_hold_the_exit(tmp_path: Path) -> None
         status, err = stopped(process)
     assert status == 0
     assert "Traceback" not in err
+
+
+def test_a_request_that_cannot_be_parsed_is_no_traceback(tmp_path: Path) -> None:
+    """An over-long request line or header (a browser's cookies, a scanner) is answered 400 and
+    logged at debug level only: each wrote aiohttp's traceback on stderr, a journal's lines for
+    every such request."""
+    with serving(tmp_path) as (process, base):
+        port = int(base.rsplit(":", 1)[1])
+        for request in (
+            b"GET /metrics?" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 20_000 + b"\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD) as conn:
+                conn.sendall(request)
+                assert conn.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+        assert httpx.get(f"{base}/metrics").status_code == 200
+        status, err = stopped(process)
+    assert status == 0
+    assert "Traceback" not in err
+    assert "Error handling request" not in err
 
 
 @contextlib.contextmanager

@@ -55,6 +55,11 @@ HEALTHY_INTERVALS = 3
 budgets, when those are longer)."""
 _MIN_GAP = 0.1
 """The shortest pause after a sweep, as a share of the interval."""
+SEND_WITHIN = 120.0
+"""Seconds a ``/metrics`` answer may take to be sent: a client reading it slower, or not at all,
+is then disconnected, so it holds neither the body nor its connection for good."""
+_PIECE = 1 << 18
+"""Bytes handed to the connection at a time: its buffer holds one piece, not a copy of the body."""
 
 
 def accepts_gzip(header: str) -> bool:
@@ -287,7 +292,7 @@ class Exporter:
         app.router.add_get("/", self._index)
         return app
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
         self.stats.scrapes += 1
         compressed = accepts_gzip(request.headers.get("Accept-Encoding", ""))
         if compressed:
@@ -299,7 +304,7 @@ class Exporter:
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if compressed:
             headers["Content-Encoding"] = "gzip"
-        return web.Response(body=body, headers=headers)
+        return await _send(request, body, headers)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         healthy, line = self.health()
@@ -307,6 +312,28 @@ class Exporter:
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(text="vbo-async exporter: /metrics (Prometheus), /healthz (200 while sweeping)\n")
+
+
+async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> web.StreamResponse:
+    """Answer ``request`` with ``body`` (its length alone to a HEAD), a piece at a time, within
+    `SEND_WITHIN` seconds; past them, or when the client goes away, the connection is dropped."""
+    response = web.StreamResponse(headers=headers)
+    response.content_length = len(body)
+    view = memoryview(body)
+    try:
+        async with asyncio.timeout(SEND_WITHIN):
+            await response.prepare(request)
+            if request.method != "HEAD":
+                for start in range(0, len(view), _PIECE):
+                    await response.write(view[start : start + _PIECE])
+            await response.write_eof()
+    except TimeoutError:
+        log.debug("a /metrics answer not sent within %g s: its connection is dropped", SEND_WITHIN)
+        if request.transport is not None:
+            request.transport.abort()
+    except ConnectionError:  # the client went away
+        pass
+    return response
 
 
 async def _off_loop(call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

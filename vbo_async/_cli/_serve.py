@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
+import resource
 import signal
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -28,12 +30,34 @@ from ._targets import ServerTarget, read_targets, tls_contexts
 from ._threads import DaemonThreads, run_unheld
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .._health import HealthPolicy
     from ._exporter import Exporter
 
-__all__ = ["DEFAULT_LISTEN", "exporter_extra", "parse_listen", "serve"]
+__all__ = [
+    "DEFAULT_LISTEN",
+    "IDLE_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "STOP_WITHIN",
+    "connection_limit",
+    "exporter_extra",
+    "parse_listen",
+    "serve",
+]
+
+log = logging.getLogger("vbo_async.cli")
 
 DEFAULT_LISTEN = "127.0.0.1:9810"
+MAX_CONNECTIONS = 1024
+"""The most HTTP connections ``serve`` keeps open at once, whatever the descriptor limit."""
+IDLE_TIMEOUT = 15.0
+"""Seconds a connection may stay open without a complete request (before its first, or between
+two): a client that sends nothing, or a request a byte at a time, is then closed."""
+STOP_WITHIN = 1.0
+"""Seconds ``serve``, once told to stop, waits for an answer it is still sending (twice at most:
+for the answer, then for its handler); a scraper that stopped reading must not hold the exit
+past a service manager's stop timeout, and the clients' logouts after it."""
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
 
 
@@ -50,6 +74,47 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise CLIError(f"--listen must be HOST:PORT, [IPv6]:PORT or :PORT (port 0-65535), got {text!r}")
     host = match["v6"] if match["v6"] is not None else match["host"]
     return host or "0.0.0.0", port
+
+
+def connection_limit(nofile: int) -> int:
+    """How many HTTP connections ``serve`` keeps open at once under a limit of ``nofile`` open
+    descriptors: a quarter of them (the clients' connections to the servers need the rest), at
+    least 16 and at most `MAX_CONNECTIONS`."""
+    return max(16, min(MAX_CONNECTIONS, nofile // 4))
+
+
+def _descriptor_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
+
+
+class _HttpLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, under ``vbo_async.cli`` (one line each on stderr, as the command's
+    own): a request it cannot parse, a client's error answered 400, at debug level; the rest as
+    errors."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if isinstance(exc_info, HttpProcessingError):
+            self.debug(msg, *args, exc_info=exc_info, **kwargs)
+        else:
+            self.error(msg, *args, exc_info=exc_info, **kwargs)
+
+
+_REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\nContent-Length: 21\r\n\r\ntoo many connections\n"
+)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the limit: answered 503 and closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(_REFUSAL)
+        transport.close()
 
 
 @contextlib.contextmanager
@@ -121,57 +186,137 @@ async def _serve(
     # Name lookups that hang must neither take every thread the exposition is rendered in nor
     # hold the process at exit (see _threads).
     asyncio.get_running_loop().set_default_executor(DaemonThreads())
-    specs: list[ServerSpec] = []
-    within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
-    try:
-        for target, tls in zip(servers, verify, strict=True):
-            connection = target.connection()
-            client = connection.client(
-                passwords[target.password_env],
-                verify=tls,
-                max_concurrency=target.max_concurrency,
-                within=within,
-            )
-            specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
-        exporter = Exporter(specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy)
-        runner = web.AppRunner(exporter.app(), access_log=None, handle_signals=False)
-        await runner.setup()
+    # A signal is the command's from here to the end: a second Ctrl-C while the clients log out
+    # is not a KeyboardInterrupt through aiohttp's and the clients' code.
+    with _signals() as signals:
+        specs: list[ServerSpec] = []
+        within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
         try:
-            await web.SockSite(runner, sock).start()
-            address = sock.getsockname()
-            shown = f"[{address[0]}]" if ":" in address[0] else address[0]
-            served = plural(len(specs), "server")
-            click.echo(
-                f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
-                f"(a sweep every {interval:g} s; Ctrl-C stops)"
+            for target, tls in zip(servers, verify, strict=True):
+                connection = target.connection()
+                client = connection.client(
+                    passwords[target.password_env],
+                    verify=tls,
+                    max_concurrency=target.max_concurrency,
+                    within=within,
+                )
+                specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
+            exporter = Exporter(
+                specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy
             )
-            return await _until_stopped(exporter)
+            runner = web.AppRunner(
+                exporter.app(),
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=STOP_WITHIN,
+                keepalive_timeout=IDLE_TIMEOUT,
+                logger=_HttpLog(logging.getLogger("vbo_async.cli.http"), {}),
+            )
+            await runner.setup()
+            listening: asyncio.Server | None = None
+            try:
+                listening = await asyncio.get_running_loop().create_server(
+                    _Bounded(runner.server, connection_limit(_descriptor_limit())), sock=sock
+                )
+                address = sock.getsockname()
+                shown = f"[{address[0]}]" if ":" in address[0] else address[0]
+                served = plural(len(specs), "server")
+                click.echo(
+                    f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
+                    f"(a sweep every {interval:g} s; Ctrl-C stops)"
+                )
+                return await _until_stopped(exporter, signals)
+            finally:
+                if listening is not None:
+                    listening.close()
+                await exporter.stop()
+                await runner.cleanup()
         finally:
-            await exporter.stop()
-            await runner.cleanup()
-    finally:
-        await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
+            await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
 
 
-async def _until_stopped(exporter: Exporter) -> Outcome:
-    """Run the exporter's loop until SIGTERM (`Outcome.OK`) or SIGINT (`Outcome.INTERRUPTED`)."""
+class _Bounded:
+    """The protocol factory of the listening socket: ``server``'s connections, at most ``limit``
+    open at once (counted from their creation to their loss, so a burst accepted in one go counts
+    too); past that a new connection is answered 503 and closed (a warning once each time the
+    limit is reached), so that no client can take every descriptor of the process."""
+
+    def __init__(self, server: web.Server | None, limit: int) -> None:
+        assert server is not None  # the runner is set up
+        self.server = server
+        self.limit = limit
+        self.open = 0
+        self.refusing = False
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if self.open < self.limit:
+            self.refusing = False
+            self.open += 1
+            return _Counted(self.server(), self)
+        if not self.refusing:
+            self.refusing = True
+            log.warning("%d HTTP connections are open: new ones are refused until some close", self.limit)
+        return _Refused()
+
+
+class _Counted(asyncio.Protocol):
+    """An aiohttp connection (``inner``) that leaves `_Bounded`'s count when it is lost."""
+
+    def __init__(self, inner: asyncio.Protocol, bounded: _Bounded) -> None:
+        self.inner = inner
+        self.bounded = bounded
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.bounded.open -= 1
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class _Signals:
+    """The SIGINT and SIGTERM received, and a future done at the first."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.received: list[signal.Signals] = []
+        self.stopped: asyncio.Future[None] = loop.create_future()  # a future: nothing to cancel
+
+    def on_signal(self, number: signal.Signals) -> None:
+        self.received.append(number)
+        if not self.stopped.done():
+            self.stopped.set_result(None)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[_Signals]:
+    """SIGINT and SIGTERM handled by the running loop (`_Signals`) while the block runs."""
     loop = asyncio.get_running_loop()
-    received: list[signal.Signals] = []
-    stopped: asyncio.Future[None] = loop.create_future()  # a future, not a task: nothing to cancel
-
-    def on_signal(number: signal.Signals) -> None:
-        received.append(number)
-        if not stopped.done():
-            stopped.set_result(None)
-
+    signals = _Signals(loop)
     for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, on_signal, number)
+        loop.add_signal_handler(number, signals.on_signal, number)
     try:
-        sweeping = exporter.start()
-        await asyncio.wait({sweeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if sweeping.done() and not received:  # only a BaseException ends the loop by itself
-            sweeping.result()
+        yield signals
     finally:
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(number)
-    return Outcome.INTERRUPTED if signal.SIGINT in received else Outcome.OK
+
+
+async def _until_stopped(exporter: Exporter, signals: _Signals) -> Outcome:
+    """Run the exporter's loop until SIGTERM (`Outcome.OK`) or SIGINT (`Outcome.INTERRUPTED`)."""
+    sweeping = exporter.start()
+    await asyncio.wait({sweeping, signals.stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if sweeping.done() and not signals.received:  # only a BaseException ends the loop by itself
+        sweeping.result()
+    return Outcome.INTERRUPTED if signal.SIGINT in signals.received else Outcome.OK
