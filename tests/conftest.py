@@ -36,8 +36,6 @@ USERNAME = "LAB\\svc-backup"
 PASSWORD = "pw-S3cret-Sw0rdfish!"
 FAST = RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0)
 """Retries without backoff, so retry tests neither sleep nor wait."""
-_UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-"""A mock transport never uses TLS; a bare context spares loading the system CAs per client."""
 
 Handler = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"]
 
@@ -242,7 +240,6 @@ def client_for(handler: Handler | FakeVBO, *, base_url: str = BASE, **options: A
         handler = handler.handler
     options.setdefault("retry", FAST)
     options.setdefault("api_version", "v1")  # the fake is a v1 server (auto would probe first)
-    options.setdefault("verify", _UNUSED_TLS)
     options.setdefault("username", USERNAME)
     options.setdefault("password", PASSWORD)
     return VBOClient(base_url, transport=httpx.MockTransport(handler), **options)

@@ -18,6 +18,7 @@ import logging
 import math
 import pickle
 import re
+import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -408,29 +409,44 @@ async def test_verify_false_warns_once_per_client(fake: FakeVBO, caplog: pytest.
             r for r in caplog.records if r.levelno >= logging.WARNING and "verification" in r.getMessage()
         ]
 
-    transport = httpx.MockTransport(fake.handler)
-    async with VBOClient(
-        BASE, username=USERNAME, password=PASSWORD, verify=False, transport=transport, api_version="v1"
-    ) as vbo:
-        for _ in range(3):
-            await vbo.jobs()
+    async with VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=False, api_version="v1"):
+        pass  # the warning comes with the transport the client builds, before any request
     assert len(warnings()) == 1
     (record,) = warnings()
     assert record.name == "vbo_async"
     assert "verify=False" in record.getMessage()
     assert PASSWORD not in record.getMessage()
 
-    second = VBOClient(
-        BASE, username=USERNAME, password=PASSWORD, verify=False, transport=transport, api_version="v1"
-    )
+    second = VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=False, api_version="v1")
     await second.aclose()
     assert len(warnings()) == 2  # once per client, not once per process
 
     async with VBOClient(
-        BASE, username=USERNAME, password=PASSWORD, transport=transport, api_version="v1"
+        BASE,
+        username=USERNAME,
+        password=PASSWORD,
+        transport=httpx.MockTransport(fake.handler),
+        api_version="v1",
     ) as verified:
         await verified.jobs()
     assert len(warnings()) == 2
+
+
+@pytest.mark.parametrize(
+    "verify", [False, ssl.create_default_context(), "/etc/ssl/certs"], ids=["off", "context", "bundle"]
+)
+def test_verify_with_a_transport_given_is_a_config_error(fake: FakeVBO, verify: Any) -> None:
+    """``verify`` configures the transport the client builds: given with ``transport=`` it was
+    ignored in silence (a stricter context not applied; ``verify=False`` logged verification off
+    while the transport verified)."""
+    with pytest.raises(ConfigError, match="transport= keeps its own TLS settings"):
+        VBOClient(
+            BASE,
+            username=USERNAME,
+            password=PASSWORD,
+            verify=verify,
+            transport=httpx.MockTransport(fake.handler),
+        )
 
 
 # --- bad options ------------------------------------------------------------------------------------------

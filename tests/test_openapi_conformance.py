@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import ssl
 import typing
 import uuid
 from collections.abc import Iterator
@@ -528,7 +527,6 @@ def vbo() -> Iterator[VBOClient]:
         username="u",
         password="p",
         api_version="v8",
-        verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
         transport=httpx.MockTransport(lambda request: httpx.Response(599)),
     )
     yield client

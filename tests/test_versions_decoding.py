@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -67,7 +66,6 @@ from .versions_data import (
 
 BASE = "https://vbo.test:4443"
 UTC = dt.UTC
-_UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _refuse(request: httpx.Request) -> httpx.Response:
@@ -82,7 +80,6 @@ def vbo() -> Iterator[VBOClient]:
         username="u",
         password="p",
         api_version="v8",
-        verify=_UNUSED_TLS,
         transport=httpx.MockTransport(_refuse),
     )
     yield client
@@ -571,9 +568,7 @@ def test_a_v6_job_written_as_v1_has_no_proxy_link_naming_its_repository(vbo: VBO
 
 
 def test_from_wire_needs_a_version_before_discovery() -> None:
-    auto = VBOClient(
-        BASE, username="u", password="p", verify=_UNUSED_TLS, transport=httpx.MockTransport(_refuse)
-    )
+    auto = VBOClient(BASE, username="u", password="p", transport=httpx.MockTransport(_refuse))
     try:
         assert auto.api_version is None
         with pytest.raises(ClientStateError, match="api_version"):
@@ -605,7 +600,6 @@ async def sessions_server(version: str) -> AsyncIterator[tuple[respx.MockRouter,
         username="u",
         password="p",
         api_version=version,
-        verify=_UNUSED_TLS,
         transport=httpx.MockTransport(router.async_handler),
     )
     async with client:
@@ -655,7 +649,6 @@ async def test_sessions_listed_by_a_job_s_own_link_get_the_job_s_id(link_version
         username="u",
         password="p",
         api_version=link_version,
-        verify=_UNUSED_TLS,
         transport=httpx.MockTransport(router.async_handler),
     )
     async with client as vbo:

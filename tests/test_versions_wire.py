@@ -94,7 +94,6 @@ class Server:
             BASE,
             username=USERNAME,
             password=PASSWORD,
-            verify=_UNUSED_TLS,
             transport=httpx.MockTransport(self.router.async_handler),
             **options,
         )
@@ -965,7 +964,6 @@ router.post("/v8/Token").mock(side_effect=refuse)
 
 async def main():
     async with VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v8",
-                         verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
                          transport=httpx.MockTransport(router.async_handler)) as vbo:
         try:
             await vbo.jobs()

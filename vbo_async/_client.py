@@ -91,7 +91,9 @@ class VBOClient:
     ``api_version`` is ``"auto"`` (the newest of v8, v7, v6, v1 the server serves, found with
     the first request at no extra cost on a v8 server) or one of those versions. ``verify`` is
     True (system CAs), a path to a CA bundle, an `ssl.SSLContext`, or False to turn verification
-    off (logged as a warning). ``max_concurrency`` (10) bounds requests in flight on this client
+    off (logged as a warning); it configures the transport the client builds, so with
+    ``transport`` it is left out (anything else is a `ConfigError`: that transport keeps its
+    own TLS settings). ``max_concurrency`` (10) bounds requests in flight on this client
     whatever the transport; ``timeout`` (30 s; None: no limit) bounds each attempt as a whole
     (getting a token aside: the token requests have their own).
     ``retry`` is the `RetryPolicy` of idempotent requests (``RetryPolicy()`` when None); job
@@ -105,8 +107,8 @@ class VBOClient:
     Unlike ``httpx.AsyncClient``, the client reads no proxy from the environment
     (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) and no ``.netrc``: it connects to
     ``base_url`` itself, so a variable set for other programs never routes the password and tokens
-    elsewhere. To go through a proxy, give a transport that uses one (``verify`` then belongs to
-    the transport): ``transport=httpx.AsyncHTTPTransport(proxy="http://proxy:3128", verify=ctx)``.
+    elsewhere. To go through a proxy, give a transport that uses one, with its TLS settings
+    (not ``verify``): ``transport=httpx.AsyncHTTPTransport(proxy="http://proxy:3128", verify=ctx)``.
 
     ```python
     async with VBOClient("https://vb365.example.com:4443", username=user, password=pw) as vbo:
@@ -174,9 +176,16 @@ class VBOClient:
             max_connections=max_concurrency + 1,
             max_keepalive_connections=max_concurrency + 1,
         )
+        if transport is not None and verify is not True:
+            # Ignored, it would be a silent wrong value: a stricter context not applied, or a
+            # warning that verification is off while the transport verifies.
+            raise ConfigError(
+                "verify configures the transport the client builds; a transport given with "
+                "transport= keeps its own TLS settings: set verification on it and leave verify out"
+            )
         # verify=True would load the system's CA certificates (25 ms) for a transport that has
         # its own TLS settings: only a transport built here needs them.
-        tls = _ssl_context(verify) if transport is None or verify is not True else True
+        tls = _ssl_context(verify) if transport is None else True
         wire = transport if transport is not None else default_transport(tls, limits)
         self._sender = Sender(
             api_root=self._root,
