@@ -684,6 +684,54 @@ def test_a_closed_stdout_is_said_so_not_an_internal_error(
     assert capsys.readouterr().err == "vbo-async: error: cannot write the output: stdout is closed\n"
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("stderr", ["full", "reader gone"])
+@pytest.mark.parametrize(
+    "args",
+    [["poll", "--targets", "missing.toml"], ["poll", "--no-such-option"]],
+    ids=["bad file", "bad option"],
+)
+def test_an_error_line_stderr_cannot_take_keeps_the_exit_code(
+    tmp_path: Path, stderr: str, args: list[str]
+) -> None:
+    """``vbo-async poll ... 2>>/full/disk/log`` (or stderr a pipe whose reader went away): the
+    usage error still exits 2, as documented, not 1 with an internal error that cannot be said
+    either (cron and scripts tell the failure classes apart by the exit code alone)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+            completed = subprocess.run(
+                [sys.executable, "-m", "vbo_async", *args],
+                stdout=subprocess.PIPE,
+                stderr=full if stderr == "full" else write_end,
+                text=True,
+                cwd=tmp_path,
+                env=child_environment(),
+                timeout=HANG_GUARD,
+                check=False,
+            )
+    finally:
+        os.close(write_end)
+    assert (completed.returncode, completed.stdout) == (2, "")
+
+
+def test_an_interruption_stderr_cannot_take_is_still_exit_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    class Full(io.StringIO):
+        def write(self, text: str, /) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_flows, "demo", interrupted)
+    monkeypatch.setattr(sys, "stderr", Full())
+    assert main(["demo"]) == 130
+    assert capsys.readouterr().out == ""
+
+
 # --- progress on stderr ------------------------------------------------------------------------------
 
 

@@ -61,7 +61,14 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_co
 
 def _say_error(*lines: str) -> None:
     for line in lines:
-        click.echo(f"vbo-async: error: {one_line(' '.join(line.split()))}", err=True)
+        _say(f"vbo-async: error: {one_line(' '.join(line.split()))}")
+
+
+def _say(line: str) -> None:
+    """Write ``line`` on stderr, if it takes it: a stderr that cannot (a full disk, a reader gone
+    away) loses the line but not the exit code, by which scripts tell what went wrong."""
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(line, err=True)
 
 
 class VBOCommand(click.Command):
@@ -94,7 +101,7 @@ class VBOCommand(click.Command):
             say(explain(exc))
             return codes.unreadable
         except KeyboardInterrupt:
-            click.echo("vbo-async: interrupted", err=True)
+            _say("vbo-async: interrupted")
             return codes.interrupted
         except BrokenPipeError:
             quiet_stdout()
