@@ -532,6 +532,39 @@ def test_organizations_takes_wide_as_jobs_and_poll_do(
         assert "".join(name for name, _ in rows) == long_name
 
 
+@pytest.mark.parametrize("columns", ["0", "5"])
+def test_a_terminal_of_no_width_still_shows_every_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    """``COLUMNS=0`` on a terminal (an unsized pseudo-terminal's report copied into the
+    environment) made rich print nothing at all, and a few columns left borders alone: exit 0
+    and no job or organization named. The tables are fitted to at least `MIN_WIDTH` columns
+    (the terminal wraps the longer lines)."""
+    found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name="contoso.onmicrosoft.com")]
+
+    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
+        return found, {}
+
+    monkeypatch.setattr(_flows, "list_organizations", listing)
+    monkeypatch.setattr(_app, "_piped", lambda: False)  # stdout a terminal
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", columns)
+    result = run(capsys, "organizations", "--server", "https://vbo01.example.com", "--username", "admin")
+    assert result.code == 0, result.err
+    rows = table_rows(ANSI.sub("", result.out))
+    assert ("".join(name for name, _ in rows), "".join(id_ for _, id_ in rows)) == (
+        found[0].name,
+        found[0].id,
+    )
+    result = run(capsys, "demo", "--organizations", "2")
+    assert result.code == 0, result.err
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=2))
+    shown = "".join(cells[1] for cells in table_rows(ANSI.sub("", result.out)))
+    jobs = [row["job"].replace(" ", "") for row in expected_rows(simulator).values()]
+    assert jobs
+    assert all(job in shown.replace(" ", "") for job in jobs)
+
+
 def test_the_demo_shows_a_realistic_mix_of_health(capsys: pytest.CaptureFixture[str]) -> None:
     """Most jobs OK, some CRITICAL (failed, or no success for too long), some WARNING (warnings,
     never run), some disabled: every reason an operator meets, none dominating."""

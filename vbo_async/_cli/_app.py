@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -49,6 +49,9 @@ from ._plugin import DurationError, parse_duration
 from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
 from ._threads import run_unheld
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["cli", "main"]
 
@@ -325,11 +328,9 @@ def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
         if as_json:
             report.write_json(sys.stdout)
         else:
-            from rich.console import Console
-
             from ._table import print_report
 
-            print_report(report, Console(), wide=wide or _piped())
+            print_report(report, _console(), wide=wide or _piped())
         sys.stdout.flush()
     return report.outcome
 
@@ -363,6 +364,23 @@ def _write_failure(write: Callable[[IO[str]], object]) -> None:
         quiet_stdout()
     except CLIError:  # said nothing yet; _writing_output made stdout quiet
         pass
+
+
+MIN_WIDTH = 40
+"""The fewest columns the tables are fitted to. rich takes ``COLUMNS=0`` (an unsized
+pseudo-terminal's width copied into the environment) as a width of 0 and prints nothing at all,
+and a few columns as room for borders alone: every name would be lost, with exit code 0. On a
+narrower terminal the lines are longer than it, and it wraps them."""
+
+
+def _console() -> Console:
+    """The console of stdout's tables, at least `MIN_WIDTH` columns wide."""
+    from rich.console import Console
+
+    console = Console()
+    if console.width < MIN_WIDTH:
+        console.width = MIN_WIDTH
+    return console
 
 
 def _piped() -> bool:
@@ -534,11 +552,9 @@ def organizations(connection: Connection, timeout: dt.timedelta | None, as_json:
             json.dump(listed, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            from rich.console import Console
-
             from ._table import print_organizations
 
-            print_organizations(found, Console(), wide=wide or _piped())
+            print_organizations(found, _console(), wide=wide or _piped())
         sys.stdout.flush()
     # The organizations the server listed but that could not be decoded: the rest is printed.
     _say_error(*(f"organization {key or '(id unreadable)'}: {error}" for key, error in undecoded.items()))
