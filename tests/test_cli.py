@@ -2783,6 +2783,52 @@ def test_sigint_of_a_real_process_waiting_on_a_server_is_exit_130(tmp_path: Path
     assert err == "vbo-async: interrupted\n"
 
 
+@pytest.mark.parametrize("command", ["poll", "check"])
+def test_sigterm_of_a_real_process_on_a_terminal_ends_it_as_ctrl_c_does(tmp_path: Path, command: str) -> None:
+    """``timeout 30 vbo-async poll ...`` (or ``kill``) on a terminal: SIGTERM killed the process
+    where it stood, its progress display left on the screen with the terminal's cursor hidden,
+    no client logged out. It ends as Ctrl-C does: everything put away, ``vbo-async:
+    interrupted`` and 130 (check: UNKNOWN, 3)."""
+    import pty
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.settimeout(HANG_GUARD)
+        targets = write_targets(
+            tmp_path / "targets.toml",
+            server_table("silent", f"http://127.0.0.1:{silent.getsockname()[1]}", "VBO_PASSWORD"),
+        )
+        controller, terminal = pty.openpty()  # stderr a terminal: the progress display is shown
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vbo_async", command, "--targets", str(targets)],
+                stdout=subprocess.PIPE,
+                stderr=terminal,
+                text=True,
+                cwd=tmp_path,
+                env=child_environment(VBO_PASSWORD="admin"),
+            )
+            os.close(terminal)
+            with reaped(process):
+                connection, _ = silent.accept()  # the command sent its token request and waits
+                with connection:
+                    process.send_signal(signal.SIGTERM)
+                    out, _ = process.communicate(timeout=HANG_GUARD)
+            shown = b""
+            with contextlib.suppress(OSError):  # EIO once the process and its terminal are gone
+                while chunk := os.read(controller, 65536):
+                    shown += chunk
+        finally:
+            os.close(controller)
+    if command == "check":
+        assert (process.returncode, out) == (3, "VB365 UNKNOWN - interrupted\n")
+    else:
+        assert (process.returncode, out) == (130, "")
+        assert shown.endswith(b"vbo-async: interrupted\r\n")
+        assert b"\x1b[?25l" in shown  # the progress display hid the cursor
+    if b"\x1b[?25l" in shown:  # it is shown again
+        assert shown.rindex(b"\x1b[?25h") > shown.rindex(b"\x1b[?25l")
+
+
 # --- logging --------------------------------------------------------------------------------------------
 
 

@@ -430,7 +430,7 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
     """
     from ._flows import demo as run
 
-    report = asyncio.run(run(seed=seed, organizations=organizations, concurrency=concurrency))
+    report = run_unheld(run(seed=seed, organizations=organizations, concurrency=concurrency))
     return _show(report, as_json=as_json, wide=wide)
 
 
