@@ -533,6 +533,39 @@ def test_organizations_takes_wide_as_jobs_and_poll_do(
         assert "".join(name for name, _ in rows) == long_name
 
 
+@pytest.mark.parametrize("columns", ["0", "5"])
+def test_a_terminal_of_no_width_still_shows_every_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    """``COLUMNS=0`` on a terminal (an unsized pseudo-terminal's report copied into the
+    environment) made rich print nothing at all, and a few columns left borders alone: exit 0
+    and no job or organization named. The tables are fitted to at least `MIN_WIDTH` columns
+    (the terminal wraps the longer lines)."""
+    found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name="contoso.onmicrosoft.com")]
+
+    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
+        return found, {}
+
+    monkeypatch.setattr(_flows, "list_organizations", listing)
+    monkeypatch.setattr(_app, "_piped", lambda: False)  # stdout a terminal
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", columns)
+    result = run(capsys, "organizations", "--server", "https://vbo01.example.com", "--username", "admin")
+    assert result.code == 0, result.err
+    rows = table_rows(ANSI.sub("", result.out))
+    assert ("".join(name for name, _ in rows), "".join(id_ for _, id_ in rows)) == (
+        found[0].name,
+        found[0].id,
+    )
+    result = run(capsys, "demo", "--organizations", "2")
+    assert result.code == 0, result.err
+    simulator = Simulator(SimulatorConfig(seed=DEMO_SEED, organizations=2))
+    shown = "".join(cells[1] for cells in table_rows(ANSI.sub("", result.out)))
+    jobs = [row["job"].replace(" ", "") for row in expected_rows(simulator).values()]
+    assert jobs
+    assert all(job in shown.replace(" ", "") for job in jobs)
+
+
 def test_the_demo_shows_a_realistic_mix_of_health(capsys: pytest.CaptureFixture[str]) -> None:
     """Most jobs OK, some CRITICAL (failed, or no success for too long), some WARNING (warnings,
     never run), some disabled: every reason an operator meets, none dominating."""
@@ -683,6 +716,54 @@ def test_a_closed_stdout_is_said_so_not_an_internal_error(
     code = main(["demo", "--organizations", "1", *output])
     assert code == 1
     assert capsys.readouterr().err == "vbo-async: error: cannot write the output: stdout is closed\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("stderr", ["full", "reader gone"])
+@pytest.mark.parametrize(
+    "args",
+    [["poll", "--targets", "missing.toml"], ["poll", "--no-such-option"]],
+    ids=["bad file", "bad option"],
+)
+def test_an_error_line_stderr_cannot_take_keeps_the_exit_code(
+    tmp_path: Path, stderr: str, args: list[str]
+) -> None:
+    """``vbo-async poll ... 2>>/full/disk/log`` (or stderr a pipe whose reader went away): the
+    usage error still exits 2, as documented, not 1 with an internal error that cannot be said
+    either (cron and scripts tell the failure classes apart by the exit code alone)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+            completed = subprocess.run(
+                [sys.executable, "-m", "vbo_async", *args],
+                stdout=subprocess.PIPE,
+                stderr=full if stderr == "full" else write_end,
+                text=True,
+                cwd=tmp_path,
+                env=child_environment(),
+                timeout=HANG_GUARD,
+                check=False,
+            )
+    finally:
+        os.close(write_end)
+    assert (completed.returncode, completed.stdout) == (2, "")
+
+
+def test_an_interruption_stderr_cannot_take_is_still_exit_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    class Full(io.StringIO):
+        def write(self, text: str, /) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_flows, "demo", interrupted)
+    monkeypatch.setattr(sys, "stderr", Full())
+    assert main(["demo"]) == 130
+    assert capsys.readouterr().out == ""
 
 
 # --- progress on stderr ------------------------------------------------------------------------------
@@ -2801,6 +2882,52 @@ def test_sigint_of_a_real_process_waiting_on_a_server_is_exit_130(tmp_path: Path
     assert process.returncode == 130
     assert out == ""
     assert err == "vbo-async: interrupted\n"
+
+
+@pytest.mark.parametrize("command", ["poll", "check"])
+def test_sigterm_of_a_real_process_on_a_terminal_ends_it_as_ctrl_c_does(tmp_path: Path, command: str) -> None:
+    """``timeout 30 vbo-async poll ...`` (or ``kill``) on a terminal: SIGTERM killed the process
+    where it stood, its progress display left on the screen with the terminal's cursor hidden,
+    no client logged out. It ends as Ctrl-C does: everything put away, ``vbo-async:
+    interrupted`` and 130 (check: UNKNOWN, 3)."""
+    import pty
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.settimeout(HANG_GUARD)
+        targets = write_targets(
+            tmp_path / "targets.toml",
+            server_table("silent", f"http://127.0.0.1:{silent.getsockname()[1]}", "VBO_PASSWORD"),
+        )
+        controller, terminal = pty.openpty()  # stderr a terminal: the progress display is shown
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vbo_async", command, "--targets", str(targets)],
+                stdout=subprocess.PIPE,
+                stderr=terminal,
+                text=True,
+                cwd=tmp_path,
+                env=child_environment(VBO_PASSWORD="admin"),
+            )
+            os.close(terminal)
+            with reaped(process):
+                connection, _ = silent.accept()  # the command sent its token request and waits
+                with connection:
+                    process.send_signal(signal.SIGTERM)
+                    out, _ = process.communicate(timeout=HANG_GUARD)
+            shown = b""
+            with contextlib.suppress(OSError):  # EIO once the process and its terminal are gone
+                while chunk := os.read(controller, 65536):
+                    shown += chunk
+        finally:
+            os.close(controller)
+    if command == "check":
+        assert (process.returncode, out) == (3, "VB365 UNKNOWN - interrupted\n")
+    else:
+        assert (process.returncode, out) == (130, "")
+        assert shown.endswith(b"vbo-async: interrupted\r\n")
+        assert b"\x1b[?25l" in shown  # the progress display hid the cursor
+    if b"\x1b[?25l" in shown:  # it is shown again
+        assert shown.rindex(b"\x1b[?25h") > shown.rindex(b"\x1b[?25l")
 
 
 # --- logging --------------------------------------------------------------------------------------------

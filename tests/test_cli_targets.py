@@ -12,7 +12,13 @@ import pytest
 
 from vbo_async._cli._connect import DEFAULT_API_VERSION
 from vbo_async._cli._exit import CLIError
-from vbo_async._cli._targets import ServerTarget, TargetsFile, read_targets, tls_contexts
+from vbo_async._cli._targets import (
+    MAX_TARGETS_BYTES,
+    ServerTarget,
+    TargetsFile,
+    read_targets,
+    tls_contexts,
+)
 
 from .test_cli import error_lines, run
 
@@ -248,6 +254,35 @@ def test_toml_that_tomllib_cannot_take_is_a_problem_of_the_file(
     assert "set_int_max_str_digits" not in line
     (printed,) = error_lines(run(capsys, "poll", "--targets", str(tmp_path / "targets.toml")), code=2)
     assert printed == f"vbo-async: error: {tmp_path / 'targets.toml'}: {line}"
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "huge"])
+def test_a_targets_file_is_read_to_a_bound(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, source: str
+) -> None:
+    """``--targets /dev/zero`` (or a wrong file of gigabytes) was read whole: a MemoryError
+    ('internal error') after gigabytes, or the kernel's OOM killer; a huge file took seconds
+    past check's -t. Nothing past the bound is read, and the file is named."""
+    path = Path(source)
+    if source == "huge":
+        path = tmp_path / "targets.toml"
+        with path.open("wb") as file:
+            file.write(b"[[servers]]\n" + GOOD.encode())
+            file.truncate(MAX_TARGETS_BYTES + 1)  # sparse: no disk used
+    if not path.exists():
+        pytest.skip(f"needs {path}")
+    with pytest.raises(CLIError) as info:
+        read_targets(path)
+    assert info.value.lines == (f"{path}: larger than 16 MiB, which no targets file is",)
+    (printed,) = error_lines(run(capsys, "poll", "--targets", str(path)), code=2)
+    assert printed == f"vbo-async: error: {info.value.lines[0]}"
+
+
+def test_line_ends_of_any_kind_are_read_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "targets.toml"
+    path.write_bytes(("[[servers]]\r\n" + GOOD.replace("\n", "\r\n", 1) + 'name = """a\rb"""\n').encode())
+    (server,) = read_targets(path).servers
+    assert (server.url, server.name) == ("http://127.0.0.1:1", "a\nb")
 
 
 def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -50,6 +50,9 @@ from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
 from ._threads import run_unheld
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = ["cli", "main"]
 
 DEMO_SEED = 1601
@@ -61,7 +64,14 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_co
 
 def _say_error(*lines: str) -> None:
     for line in lines:
-        click.echo(f"vbo-async: error: {one_line(' '.join(line.split()))}", err=True)
+        _say(f"vbo-async: error: {one_line(' '.join(line.split()))}")
+
+
+def _say(line: str) -> None:
+    """Write ``line`` on stderr, if it takes it: a stderr that cannot (a full disk, a reader gone
+    away) loses the line but not the exit code, by which scripts tell what went wrong."""
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(line, err=True)
 
 
 class VBOCommand(click.Command):
@@ -94,7 +104,7 @@ class VBOCommand(click.Command):
             say(explain(exc))
             return codes.unreadable
         except KeyboardInterrupt:
-            click.echo("vbo-async: interrupted", err=True)
+            _say("vbo-async: interrupted")
             return codes.interrupted
         except BrokenPipeError:
             quiet_stdout()
@@ -318,11 +328,9 @@ def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
         if as_json:
             report.write_json(sys.stdout)
         else:
-            from rich.console import Console
-
             from ._table import print_report
 
-            print_report(report, Console(), wide=wide or _piped())
+            print_report(report, _console(), wide=wide or _piped())
         sys.stdout.flush()
     return report.outcome
 
@@ -356,6 +364,23 @@ def _write_failure(write: Callable[[IO[str]], object]) -> None:
         quiet_stdout()
     except CLIError:  # said nothing yet; _writing_output made stdout quiet
         pass
+
+
+MIN_WIDTH = 40
+"""The fewest columns the tables are fitted to. rich takes ``COLUMNS=0`` (an unsized
+pseudo-terminal's width copied into the environment) as a width of 0 and prints nothing at all,
+and a few columns as room for borders alone: every name would be lost, with exit code 0. On a
+narrower terminal the lines are longer than it, and it wraps them."""
+
+
+def _console() -> Console:
+    """The console of stdout's tables, at least `MIN_WIDTH` columns wide."""
+    from rich.console import Console
+
+    console = Console()
+    if console.width < MIN_WIDTH:
+        console.width = MIN_WIDTH
+    return console
 
 
 def _piped() -> bool:
@@ -405,7 +430,7 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
     """
     from ._flows import demo as run
 
-    report = asyncio.run(run(seed=seed, organizations=organizations, concurrency=concurrency))
+    report = run_unheld(run(seed=seed, organizations=organizations, concurrency=concurrency))
     return _show(report, as_json=as_json, wide=wide)
 
 
@@ -530,11 +555,9 @@ def organizations(connection: Connection, timeout: dt.timedelta | None, as_json:
             json.dump(listed, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            from rich.console import Console
-
             from ._table import print_organizations
 
-            print_organizations(found, Console(), wide=wide or _piped())
+            print_organizations(found, _console(), wide=wide or _piped())
         sys.stdout.flush()
     # The organizations the server listed but that could not be decoded: the rest is printed.
     _say_error(*(f"organization {key or '(id unreadable)'}: {error}" for key, error in undecoded.items()))

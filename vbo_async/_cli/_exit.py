@@ -69,7 +69,8 @@ Exit codes:
        the output could not be written, or the simulator could not start
   2    usage error: bad option, bad targets file, bad configuration,
        or an extra that is not installed
-  130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops
+  130  interrupted (Ctrl-C, or SIGTERM); 'simulate' ends with 0, Ctrl-C being how
+       it stops, 'serve' with 0 on SIGTERM
 'check' exits as a monitoring plugin instead: OK 0, WARNING 1, CRITICAL 2,
 UNKNOWN 3 (usage errors and servers that cannot be read included).
 """

@@ -35,7 +35,18 @@ from ._connect import (
 )
 from ._exit import CLIError
 
-__all__ = ["ServerTarget", "TargetsFile", "make_converter", "read_targets", "tls_contexts"]
+__all__ = [
+    "MAX_TARGETS_BYTES",
+    "ServerTarget",
+    "TargetsFile",
+    "make_converter",
+    "read_targets",
+    "tls_contexts",
+]
+
+MAX_TARGETS_BYTES = 16 * 1024 * 1024
+"""The most bytes of a targets file read (16 MiB, some 50,000 servers): ``--targets /dev/zero``
+or a wrong file of gigabytes is refused after that, not read into memory whole."""
 
 Organizations = Literal["all"] | tuple[str, ...]
 
@@ -103,11 +114,17 @@ class TargetsFile:
 def read_targets(path: Path) -> TargetsFile:
     """Read and check the targets file at ``path``; every problem is a line of one `CLIError`."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (PowerShell 5.1) is not TOML
+        with path.open("rb") as file:
+            raw = file.read(MAX_TARGETS_BYTES + 1)
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TARGETS_BYTES:
+        raise CLIError(f"{path}: larger than {MAX_TARGETS_BYTES >> 20} MiB, which no targets file is")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte order mark (PowerShell 5.1) is not TOML
     except UnicodeDecodeError:
         raise CLIError(f"{path}: not UTF-8 text") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as a file read as text reads them
     try:
         data = tomllib.loads(text)
     except RecursionError:

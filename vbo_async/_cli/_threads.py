@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import signal
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from .._exceptions import ConfigError, TransportError
 
-__all__ = ["MAX_THREADS", "DaemonThreads", "NoThread", "run_unheld", "unheld"]
+__all__ = ["MAX_THREADS", "DaemonThreads", "NoThread", "Terminated", "run_unheld", "unheld"]
 
 T = TypeVar("T")
 
@@ -122,6 +124,35 @@ class _UnheldLoop(asyncio.SelectorEventLoop):
 
 
 def run_unheld(work: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(unheld(work))``, on a loop whose end starts no thread (`_UnheldLoop`)."""
-    with asyncio.Runner(loop_factory=_UnheldLoop) as runner:
+    """``asyncio.run(unheld(work))``, on a loop whose end starts no thread (`_UnheldLoop`), a
+    SIGTERM meanwhile raising `Terminated`."""
+    with _terminated_raises(), asyncio.Runner(loop_factory=_UnheldLoop) as runner:
         return runner.run(unheld(work))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``) while a command runs, raised as Ctrl-C raises
+    `KeyboardInterrupt`, so that the command ends as an interrupted one does: its tasks
+    cancelled, its clients logged out, a progress display put away (the terminal's cursor shown
+    again). Killed where it stood, the process left all of that behind."""
+
+
+@contextlib.contextmanager
+def _terminated_raises() -> Iterator[None]:
+    """SIGTERM raises `Terminated` while the block runs (in the main thread, when nothing else
+    handles or ignores it)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def on_sigterm(number: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
