@@ -2888,8 +2888,8 @@ def test_sigint_of_a_real_process_waiting_on_a_server_is_exit_130(tmp_path: Path
 def test_sigterm_of_a_real_process_on_a_terminal_ends_it_as_ctrl_c_does(tmp_path: Path, command: str) -> None:
     """``timeout 30 vbo-async poll ...`` (or ``kill``) on a terminal: SIGTERM killed the process
     where it stood, its progress display left on the screen with the terminal's cursor hidden,
-    no client logged out. It ends as Ctrl-C does: everything put away, ``vbo-async:
-    interrupted`` and 130 (check: UNKNOWN, 3)."""
+    no client logged out. It ends as Ctrl-C does, everything put away, but says so: ``vbo-async:
+    terminated`` and 143, 128 + SIGTERM as a shell reports a process it ended (check: UNKNOWN, 3)."""
     import pty
 
     with socket.create_server(("127.0.0.1", 0)) as silent:
@@ -2921,10 +2921,10 @@ def test_sigterm_of_a_real_process_on_a_terminal_ends_it_as_ctrl_c_does(tmp_path
         finally:
             os.close(controller)
     if command == "check":
-        assert (process.returncode, out) == (3, "VB365 UNKNOWN - interrupted\n")
+        assert (process.returncode, out) == (3, "VB365 UNKNOWN - terminated\n")
     else:
-        assert (process.returncode, out) == (130, "")
-        assert shown.endswith(b"vbo-async: interrupted\r\n")
+        assert (process.returncode, out) == (143, "")
+        assert shown.endswith(b"vbo-async: terminated\r\n")
         assert b"\x1b[?25l" in shown  # the progress display hid the cursor
     if b"\x1b[?25l" in shown:  # it is shown again
         assert shown.rindex(b"\x1b[?25h") > shown.rindex(b"\x1b[?25l")
@@ -3107,11 +3107,12 @@ def test_help_mentions_every_option_and_an_example(
 def test_top_level_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     out = run(capsys, "--help").out
     codes = dict(re.findall(r"^\s+(\d+)\s+(\S.*)$", out.split("Exit codes:", 1)[1], re.M))
-    assert set(codes) == {"0", "1", "2", "130"}
+    assert set(codes) == {"0", "1", "2", "130", "143"}
     assert "Failed" in codes["0"]
     assert "could not be read" in codes["1"]
     assert "usage" in codes["2"]
     assert "interrupted" in codes["130"]
+    assert "SIGTERM" in codes["143"]
 
 
 def test_top_level_help_says_where_commands_read_the_password(capsys: pytest.CaptureFixture[str]) -> None:
@@ -3146,7 +3147,7 @@ def test_readme_documents_the_same_exit_codes() -> None:
     section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
     general, plugin = section.split("**`check`: a Nagios", 1)
     table = dict(re.findall(r"^\| `(\d+)` \| (.+) \|$", general, re.M))
-    assert set(table) == {"0", "1", "2", "130"}
+    assert set(table) == {"0", "1", "2", "130", "143"}
     states = dict(re.findall(r"^\| `(\d)` \| (OK|WARNING|CRITICAL|UNKNOWN) \|", plugin, re.M))
     assert states == {"0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"}
     assert "CRITICAL > WARNING > UNKNOWN > OK" in plugin
@@ -3287,7 +3288,7 @@ def test_a_command_can_have_its_own_exit_codes(
     from vbo_async import ServerError
     from vbo_async._cli._exit import ExitCodes
 
-    plugin = ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3)
+    plugin = ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3, terminated=3)
     behaviour: dict[str, Any] = {}
 
     @click.option("--fail", is_flag=True, help="Fail.")

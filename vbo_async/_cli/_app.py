@@ -48,7 +48,7 @@ from ._logging import VARIABLE, configured_logging, level_from_environment, one_
 from ._plugin import DurationError, parse_duration
 from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
-from ._threads import run_unheld
+from ._threads import Terminated, run_unheld
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -103,6 +103,9 @@ class VBOCommand(click.Command):
         except VBOError as exc:
             say(explain(exc))
             return codes.unreadable
+        except Terminated:
+            _say("vbo-async: terminated")
+            return codes.terminated
         except KeyboardInterrupt:
             _say("vbo-async: interrupted")
             return codes.interrupted

@@ -38,7 +38,7 @@ from ._plugin import (
     plugin_output,
 )
 from ._report import Report, Row
-from ._threads import run_unheld
+from ._threads import Terminated, run_unheld
 
 __all__ = [
     "CHECK_EPILOG",
@@ -271,6 +271,8 @@ def check(
                 text, code = error_output(str(exc)), PLUGIN_CODES.usage
             except VBOError as exc:
                 text, code = error_output(str(exc)), PLUGIN_CODES.unreadable
+            except Terminated:  # SIGTERM: as Ctrl-C
+                text, code = error_output("terminated"), PLUGIN_CODES.terminated
             except KeyboardInterrupt:  # Ctrl-C: still a plugin's output, on stdout
                 text, code = error_output("interrupted"), PLUGIN_CODES.interrupted
             if not write_output(text):

@@ -41,6 +41,8 @@ class Outcome(enum.Enum):
     """Bad option, bad targets file, bad configuration or a missing extra: nothing was done."""
     INTERRUPTED = "interrupted"
     """Ctrl-C (SIGINT)."""
+    TERMINATED = "terminated"
+    """SIGTERM (``kill``, ``timeout``, a service manager stopping it)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -51,12 +53,13 @@ class ExitCodes:
     unreadable: int
     usage: int
     interrupted: int
+    terminated: int
 
     def __getitem__(self, outcome: Outcome) -> int:
         return int(getattr(self, outcome.value))
 
 
-STANDARD = ExitCodes(ok=0, unreadable=1, usage=2, interrupted=130)
+STANDARD = ExitCodes(ok=0, unreadable=1, usage=2, interrupted=130, terminated=143)
 """The exit codes of ``demo``, ``simulate``, ``jobs``, ``organizations`` and ``poll``
 (``check`` has the monitoring plugins' own)."""
 
@@ -69,8 +72,9 @@ Exit codes:
        the output could not be written, or the simulator could not start
   2    usage error: bad option, bad targets file, bad configuration,
        or an extra that is not installed
-  130  interrupted (Ctrl-C, or SIGTERM); 'simulate' ends with 0, Ctrl-C being how
-       it stops, 'serve' with 0 on SIGTERM
+  130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops
+  143  terminated (SIGTERM), after closing as on Ctrl-C; 'serve' and 'simulate'
+       end with 0
 'check' exits as a monitoring plugin instead: OK 0, WARNING 1, CRITICAL 2,
 UNKNOWN 3 (usage errors and servers that cannot be read included).
 """

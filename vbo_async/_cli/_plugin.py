@@ -48,7 +48,7 @@ __all__ = [
     "plugin_output",
 ]
 
-PLUGIN_CODES = ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3)
+PLUGIN_CODES = ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3, terminated=3)
 """The exit codes of ``check`` for outcomes that are not a verdict: a usage error, what could
 not be read and an interruption are all UNKNOWN (3); a verdict exits with its state's number
 (`HealthState`: OK 0, WARNING 1, CRITICAL 2, UNKNOWN 3)."""
