@@ -873,6 +873,30 @@ def test_the_net_never_is_no_time(never: dt.datetime) -> None:
     assert (said_success.state, said_success.last_success) == (WARNING, None)
 
 
+@PROPERTY
+@given(
+    never=NEVER,
+    last_status=st.sampled_from(STATUSES),
+    max_age=st.sampled_from([None, hours(26)]),
+)
+def test_a_last_run_that_never_was_is_judged_as_no_last_run(
+    never: dt.datetime, last_status: str | None, max_age: dt.timedelta | None
+) -> None:
+    """A lastRun of never (0001-01-01) with a lastStatus and no sessions is judged as no lastRun
+    at all ("never run"), as `assess` says of such a time: a job that never ran whose server
+    said lastStatus Success was OK 'last run succeeded at an unknown time' (and never stale), one
+    saying Failed CRITICAL 'failed at an unknown time', NotConfigured UNKNOWN."""
+    status = None if last_status is None else JobStatus(last_status)
+    policy = HealthPolicy(max_age=max_age)
+    dated = assess(make_job(last_run=never, last_status=status), (), policy=policy, now=NOW)
+    undated = assess(make_job(last_run=None, last_status=status), (), policy=policy, now=NOW)
+    assert (dated.state, dated.reason, dated.last_success) == (
+        undated.state,
+        undated.reason,
+        undated.last_success,
+    )
+
+
 # --- a server's clock ahead of this one ------------------------------------------------------------
 
 BEYOND = st.one_of(

@@ -407,11 +407,15 @@ def _last_result(
     if last_session is not None:
         status, when = last_session.status, _finished_at(last_session)
         retried = last_session.job_will_be_retried is True
-    elif job.last_run is not None and job.last_status is not None and job.last_status not in _NOT_A_RESULT:
-        status, when, retried = job.last_status, _utc(job.last_run), False
+    elif (
+        (ran := _utc(job.last_run)) is not None
+        and job.last_status is not None
+        and job.last_status not in _NOT_A_RESULT
+    ):
+        status, when, retried = job.last_status, ran, False
     elif last_success is not None:
         return _Finding(HealthState.OK, f"last success {_ago(last_success, now)}")
-    elif not sessions and _utc(job.last_run) is None:
+    elif not sessions and ran is None:
         return _Finding(policy.never_run, "never run")
     elif not sessions:
         known = "" if job.last_status is None else f" (last status {job.last_status})"
