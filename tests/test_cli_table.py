@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import json
 import re
 import zoneinfo
 
@@ -406,6 +407,27 @@ def test_a_time_that_never_was_reads_never(never: dt.datetime) -> None:
     text = out.getvalue()
     column = headers(text).index("Last run (UTC+09:00)")
     assert sorted(row[column] for row in body(text)) == ["2016-01-10 17:00", "never"]
+
+
+@pytest.mark.parametrize(
+    "never",
+    [
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(1601, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+    ],
+)
+def test_json_writes_a_time_that_never_was_as_null(never: dt.datetime) -> None:
+    """``--json`` wrote .NET's "never" as ``"0001-01-01T00:00:00+00:00"`` where the table reads
+    "never", the exporter has no sample and health says "never run": a script taking the age of
+    the last run saw one of 739,000 days, and the same job on a v8 server (lastRun left out) was
+    ``null``. A time up to Unix time 0 is ``null``, as no time is; real times are as before."""
+    rows = timed_rows([never, dt.datetime(2016, 1, 10, 8, 0, tzinfo=dt.UTC)], next_run=never)
+    out = io.StringIO()
+    Report.collect(rows, servers=1, tenants=1).write_json(out)
+    written = {row["job"]: (row["last_run"], row["next_run"]) for row in json.loads(out.getvalue())}
+    assert written == {"j0": (None, None), "j1": ("2016-01-10T08:00:00+00:00", None)}
 
 
 def test_time_columns_work_out_their_zone_once(monkeypatch: pytest.MonkeyPatch) -> None:

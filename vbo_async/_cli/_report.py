@@ -14,7 +14,7 @@ from typing import IO, Any
 import attrs
 
 from .._exceptions import ConfigError, TransportError, VBOError
-from .._health import HealthState
+from .._health import HealthState, is_never
 from .._poll import PollResult
 from ._connect import Source, explain
 from ._exit import CLIError, Outcome
@@ -83,9 +83,13 @@ class Row:
 
 
 def _json_value(value: object) -> object:
+    """``value`` as ``--json`` writes it: a state by name, a time in ISO 8601, ``null`` for a time
+    that never was (`is_never`: up to 1970, as .NET's 0001-01-01), as the table reads "never"."""
     if isinstance(value, HealthState):
         return value.name
-    return value.isoformat() if isinstance(value, dt.datetime) else value
+    if isinstance(value, dt.datetime):
+        return None if is_never(value) else value.isoformat()
+    return value
 
 
 def error_row(
