@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .._exceptions import ConfigError, TransportError
@@ -125,9 +124,15 @@ class _UnheldLoop(asyncio.SelectorEventLoop):
 
 def run_unheld(work: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(unheld(work))``, on a loop whose end starts no thread (`_UnheldLoop`), a
-    SIGTERM meanwhile raising `Terminated`."""
-    with _terminated_raises(), asyncio.Runner(loop_factory=_UnheldLoop) as runner:
-        return runner.run(unheld(work))
+    SIGTERM meanwhile ending it as Ctrl-C does and then raising `Terminated`."""
+    received: list[int] = []
+    with asyncio.Runner(loop_factory=_UnheldLoop) as runner:
+        try:
+            return runner.run(_terminable(unheld(work), received))
+        except asyncio.CancelledError:
+            if received:
+                raise Terminated from None
+            raise
 
 
 class Terminated(KeyboardInterrupt):
@@ -137,22 +142,26 @@ class Terminated(KeyboardInterrupt):
     again). Killed where it stood, the process left all of that behind."""
 
 
-@contextlib.contextmanager
-def _terminated_raises() -> Iterator[None]:
-    """SIGTERM raises `Terminated` while the block runs (in the main thread, when nothing else
-    handles or ignores it)."""
+async def _terminable(work: Awaitable[T], received: list[int]) -> T:
+    """Await ``work``; a SIGTERM meanwhile cancels it, as `asyncio.Runner` does on Ctrl-C (the
+    handler runs in the loop, between callbacks, not raising wherever Python happens to be), and
+    is put in ``received``. Only in the main thread, when nothing else handles or ignores it."""
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     ):
-        yield
-        return
+        return await work
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None  # run by asyncio.Runner
 
-    def on_sigterm(number: int, frame: object) -> None:
-        raise Terminated
+    def on_sigterm() -> None:
+        if not received:
+            received.append(signal.SIGTERM)
+            task.cancel()
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     try:
-        yield
+        return await work
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        loop.remove_signal_handler(signal.SIGTERM)
