@@ -2930,6 +2930,49 @@ def test_sigterm_of_a_real_process_on_a_terminal_ends_it_as_ctrl_c_does(tmp_path
         assert shown.rindex(b"\x1b[?25h") > shown.rindex(b"\x1b[?25l")
 
 
+@pytest.mark.parametrize("command", ["serve", "poll"])
+def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Path, command: str) -> None:
+    """``kill`` while a command waits at its password prompt, which turned the terminal's echo
+    off: ``serve`` read its passwords before SIGTERM was its own, so the signal killed it there
+    and the terminal stayed without echo (whatever was typed next, unseen). It ends as the other
+    commands do at their prompt: echo restored, ``vbo-async: terminated``, 143."""
+    import pty
+    import termios
+
+    targets = write_targets(
+        tmp_path / "targets.toml",
+        server_table("east", f"http://127.0.0.1:{closed_port()}", "VBO_UNSET_PASSWORD"),
+    )
+    listen = ["--listen", f"127.0.0.1:{closed_port()}"] if command == "serve" else []
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vbo_async", command, "--targets", str(targets), *listen],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=child_environment(),
+            start_new_session=True,  # no controlling terminal: getpass prompts on stderr
+        )
+        with reaped(process):
+            assert process.stderr is not None
+            prompt = b""
+            while not prompt.endswith(b"Password for east (admin): "):
+                byte = process.stderr.read(1)
+                assert byte, prompt
+                prompt += byte
+            assert not termios.tcgetattr(terminal)[3] & termios.ECHO  # the prompt turned it off
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=HANG_GUARD)
+        echo = bool(termios.tcgetattr(terminal)[3] & termios.ECHO)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert (process.returncode, out, err.decode().strip()) == (143, b"", "vbo-async: terminated")
+    assert echo
+
+
 # --- logging --------------------------------------------------------------------------------------------
 
 

@@ -25,7 +25,15 @@ from typing import Any, TypeVar
 
 from .._exceptions import ConfigError, TransportError
 
-__all__ = ["MAX_THREADS", "DaemonThreads", "NoThread", "Terminated", "run_unheld", "unheld"]
+__all__ = [
+    "MAX_THREADS",
+    "DaemonThreads",
+    "NoThread",
+    "Terminated",
+    "run_unheld",
+    "terminated_raises",
+    "unheld",
+]
 
 T = TypeVar("T")
 
@@ -126,7 +134,7 @@ class _UnheldLoop(asyncio.SelectorEventLoop):
 def run_unheld(work: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(unheld(work))``, on a loop whose end starts no thread (`_UnheldLoop`), a
     SIGTERM meanwhile raising `Terminated`."""
-    with _terminated_raises(), asyncio.Runner(loop_factory=_UnheldLoop) as runner:
+    with terminated_raises(), asyncio.Runner(loop_factory=_UnheldLoop) as runner:
         return runner.run(unheld(work))
 
 
@@ -138,7 +146,7 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _terminated_raises() -> Iterator[None]:
+def terminated_raises() -> Iterator[None]:
     """SIGTERM raises `Terminated` while the block runs (in the main thread, when nothing else
     handles or ignores it)."""
     if (
