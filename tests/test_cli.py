@@ -2884,54 +2884,6 @@ def test_sigint_of_a_real_process_waiting_on_a_server_is_exit_130(tmp_path: Path
     assert err == "vbo-async: interrupted\n"
 
 
-_SIGTERM_CHILD = """
-import asyncio, os, signal, time
-from vbo_async._cli._threads import Terminated, run_unheld
-
-steps = []
-
-async def work():
-    try:
-        os.kill(os.getpid(), signal.SIGTERM)
-        try:  # the rest of this callback runs whole: the signal is the loop's to handle
-            deadline = time.monotonic() + 0.2
-            while time.monotonic() < deadline:
-                pass
-            steps.append("callback finished")
-        except Terminated:
-            steps.append("interrupted mid-callback")
-            raise
-        await asyncio.sleep(30)
-    except asyncio.CancelledError:
-        steps.append("cancelled")
-        raise
-    finally:
-        steps.append("cleaned")
-
-try:
-    run_unheld(work())
-except Terminated:
-    steps.append("terminated")
-print(",".join(steps), signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
-"""
-
-
-def test_sigterm_cancels_the_work_as_ctrl_c_does_then_raises_terminated() -> None:
-    """SIGTERM under `run_unheld` is handled in the event loop, as `asyncio.Runner` handles
-    Ctrl-C: the work is cancelled (its cleanup runs), then `Terminated` is raised, and SIGTERM
-    has its default action again. Raised from a plain signal handler it could land in the middle
-    of any callback. In a child process: a SIGTERM not handled would end the test run."""
-    done = subprocess.run(
-        [sys.executable, "-c", _SIGTERM_CHILD],
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        env=child_environment(),
-    )
-    expected = "callback finished,cancelled,cleaned,terminated True\n"
-    assert (done.returncode, done.stdout) == (0, expected), done.stderr
-
-
 @pytest.mark.parametrize("command", ["poll", "check"])
 def test_sigterm_of_a_real_process_on_a_terminal_ends_it_as_ctrl_c_does(tmp_path: Path, command: str) -> None:
     """``timeout 30 vbo-async poll ...`` (or ``kill``) on a terminal: SIGTERM killed the process
@@ -2976,6 +2928,49 @@ def test_sigterm_of_a_real_process_on_a_terminal_ends_it_as_ctrl_c_does(tmp_path
         assert b"\x1b[?25l" in shown  # the progress display hid the cursor
     if b"\x1b[?25l" in shown:  # it is shown again
         assert shown.rindex(b"\x1b[?25h") > shown.rindex(b"\x1b[?25l")
+
+
+@pytest.mark.parametrize("command", ["serve", "poll"])
+def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Path, command: str) -> None:
+    """``kill`` while a command waits at its password prompt, which turned the terminal's echo
+    off: ``serve`` read its passwords before SIGTERM was its own, so the signal killed it there
+    and the terminal stayed without echo (whatever was typed next, unseen). It ends as the other
+    commands do at their prompt: echo restored, ``vbo-async: terminated``, 143."""
+    import pty
+    import termios
+
+    targets = write_targets(
+        tmp_path / "targets.toml",
+        server_table("east", f"http://127.0.0.1:{closed_port()}", "VBO_UNSET_PASSWORD"),
+    )
+    listen = ["--listen", f"127.0.0.1:{closed_port()}"] if command == "serve" else []
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vbo_async", command, "--targets", str(targets), *listen],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=child_environment(),
+            start_new_session=True,  # no controlling terminal: getpass prompts on stderr
+        )
+        with reaped(process):
+            assert process.stderr is not None
+            prompt = b""
+            while not prompt.endswith(b"Password for east (admin): "):
+                byte = process.stderr.read(1)
+                assert byte, prompt
+                prompt += byte
+            assert not termios.tcgetattr(terminal)[3] & termios.ECHO  # the prompt turned it off
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=HANG_GUARD)
+        echo = bool(termios.tcgetattr(terminal)[3] & termios.ECHO)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert (process.returncode, out, err.decode().strip()) == (143, b"", "vbo-async: terminated")
+    assert echo
 
 
 # --- logging --------------------------------------------------------------------------------------------

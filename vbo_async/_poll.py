@@ -80,7 +80,9 @@ def poll_jobs(
     - ``health``: judge every job with this `HealthPolicy`, into ``result.health[job.id]``;
       batched servers read their sessions once for all jobs (`VBOClient.recent_sessions`; a
       job whose last result or success that window misses reads its own, v1 every job), single
-      tenants per job (`VBOClient.job_health`).
+      tenants per job (`VBOClient.job_health`). The states and reasons are the same; a batch's
+      `JobHealth` names a ``last_session`` (and, on v6, a disabled job's ``last_success``) only
+      when its window, or the job's own sessions it read, held it.
     - ``on_progress`` is called in the consuming task with a `PollProgress` just before each
       result is delivered.
 

@@ -400,8 +400,8 @@ _TABLE_HELP = """
 Every job's health is judged as 'vbo-async check' does (a failed last run or no success for
 26 h, or --max-age, is CRITICAL; warnings and jobs never run are WARNING), from its recent
 sessions: on v6+ one listing for a server with many tenants (plus one request per job whose
-last success lies before it, on v6 every job without a success within 26 h), one or two
-requests per job for a tenant alone; v1 cannot list sessions server-wide, so each job costs
+last success lies before it, on v6 every job without a success within 26 h, or --max-age),
+one or two requests per job for a tenant alone; v1 cannot list sessions server-wide, so each job costs
 one request there.
 \b
 The table puts the jobs by health first (CRITICAL, WARNING, UNKNOWN, then OK) and ends with a
@@ -411,7 +411,9 @@ left out in this order: Proxy, Repository, Next run, Last run, Enabled, Status, 
 With --json, each job has "health" (OK, WARNING, CRITICAL or UNKNOWN) and "health_reason";
 both are null for a server or tenant that could not be read.
 """
-_DEMO_HELP = _TABLE_HELP.replace("26 h, or --max-age, is CRITICAL", "26 h is CRITICAL")
+_DEMO_HELP = _TABLE_HELP.replace("26 h, or --max-age, is CRITICAL", "26 h is CRITICAL").replace(
+    "within 26 h, or --max-age)", "within 26 h)"
+)
 """`_TABLE_HELP` for ``demo``, which judges with the default policy: it has no --max-age."""
 
 

@@ -73,8 +73,8 @@ Exit codes:
   2    usage error: bad option, bad targets file, bad configuration,
        or an extra that is not installed
   130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops
-  143  terminated (SIGTERM), after closing as on Ctrl-C; 'serve' and 'simulate'
-       end with 0
+  143  terminated (SIGTERM), after closing as on Ctrl-C; 'serve' once it serves
+       and 'simulate' end with 0
 'check' exits as a monitoring plugin instead: OK 0, WARNING 1, CRITICAL 2,
 UNKNOWN 3 (usage errors and servers that cannot be read included).
 """

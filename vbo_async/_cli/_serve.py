@@ -27,7 +27,7 @@ from ._exit import CLIError, MissingExtra, Outcome
 from ._report import plural
 from ._simulate import _listen
 from ._targets import ServerTarget, read_targets, tls_contexts
-from ._threads import DaemonThreads, run_unheld
+from ._threads import DaemonThreads, run_unheld, terminated_raises
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -145,10 +145,11 @@ def serve(
     targets = read_targets(path)
     verify = tls_contexts(path, targets)
     passwords: dict[str, str] = {}
-    for target in targets.servers:
-        if target.password_env not in passwords:
-            prompt = f"Password for {target.label} ({target.username}): "
-            passwords[target.password_env] = read_password(target.password_env, prompt)
+    with terminated_raises():  # SIGTERM at a prompt (echo off) gives the terminal its echo back
+        for target in targets.servers:
+            if target.password_env not in passwords:
+                prompt = f"Password for {target.label} ({target.username}): "
+                passwords[target.password_env] = read_password(target.password_env, prompt)
     sock = _listen(host, port)
     try:
         return run_unheld(

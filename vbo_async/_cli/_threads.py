@@ -17,14 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from .._exceptions import ConfigError, TransportError
 
-__all__ = ["MAX_THREADS", "DaemonThreads", "NoThread", "Terminated", "run_unheld", "unheld"]
+__all__ = [
+    "MAX_THREADS",
+    "DaemonThreads",
+    "NoThread",
+    "Terminated",
+    "run_unheld",
+    "terminated_raises",
+    "unheld",
+]
 
 T = TypeVar("T")
 
@@ -124,15 +133,9 @@ class _UnheldLoop(asyncio.SelectorEventLoop):
 
 def run_unheld(work: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(unheld(work))``, on a loop whose end starts no thread (`_UnheldLoop`), a
-    SIGTERM meanwhile ending it as Ctrl-C does and then raising `Terminated`."""
-    received: list[int] = []
-    with asyncio.Runner(loop_factory=_UnheldLoop) as runner:
-        try:
-            return runner.run(_terminable(unheld(work), received))
-        except asyncio.CancelledError:
-            if received:
-                raise Terminated from None
-            raise
+    SIGTERM meanwhile raising `Terminated`."""
+    with terminated_raises(), asyncio.Runner(loop_factory=_UnheldLoop) as runner:
+        return runner.run(unheld(work))
 
 
 class Terminated(KeyboardInterrupt):
@@ -142,26 +145,22 @@ class Terminated(KeyboardInterrupt):
     again). Killed where it stood, the process left all of that behind."""
 
 
-async def _terminable(work: Awaitable[T], received: list[int]) -> T:
-    """Await ``work``; a SIGTERM meanwhile cancels it, as `asyncio.Runner` does on Ctrl-C (the
-    handler runs in the loop, between callbacks, not raising wherever Python happens to be), and
-    is put in ``received``. Only in the main thread, when nothing else handles or ignores it."""
+@contextlib.contextmanager
+def terminated_raises() -> Iterator[None]:
+    """SIGTERM raises `Terminated` while the block runs (in the main thread, when nothing else
+    handles or ignores it)."""
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     ):
-        return await work
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None  # run by asyncio.Runner
+        yield
+        return
 
-    def on_sigterm() -> None:
-        if not received:
-            received.append(signal.SIGTERM)
-            task.cancel()
+    def on_sigterm(number: int, frame: object) -> None:
+        raise Terminated
 
-    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        return await work
+        yield
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
