@@ -310,6 +310,8 @@ class Sender:
                     self._retrying(method, url, attempt, str(exc), wait, exc)
                 else:
                     status = answer.status_code
+                    if status < 400:  # nearly every answer: no status under 400 is retried or rests
+                        return answer
                     retries = retryable and status in self._retry.statuses
                     rests = call.authenticated and _rest_status(status)
                     if not (retries or rests):
