@@ -408,3 +408,40 @@ async def test_an_ip_address_base_url_is_verified_against_the_certificate_s_ip_a
             with pytest.raises(TransportError, match="IP address mismatch"):
                 await vbo.jobs()
         assert seen == []
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_https_to_a_plain_http_port_is_not_retried(transport: str) -> None:
+    """``https://`` to a port that speaks plain HTTP fails the handshake the same way every time
+    (OpenSSL's ``WRONG_VERSION_NUMBER``): one attempt, not a retry policy's worth of them with
+    their waits before the same error. A handshake cut short (an ``SSLEOFError``) may still be
+    retried: a load balancer dropping a connection is not a mismatch."""
+    accepted = 0
+
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        await reader.read(4096)  # the client's TLS hello, read as a request line
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(plain, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    options: dict[str, Any] = {"transport": httpx.AsyncHTTPTransport()} if transport == "httpx" else {}
+    try:
+        async with VBOClient(
+            f"https://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORD,
+            api_version="v1",
+            retry=FAST,
+            **options,
+        ) as vbo:
+            with pytest.raises(TransportError):
+                await vbo.jobs()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert accepted == 1

@@ -131,7 +131,9 @@ class RetryPolicy:
     raised at once says when to try again. A ``Retry-After`` on one API request holds back the
     client's others (job actions too) until it ends, bounded the same way (the wait counts against
     ``timeout``); past the bound they fail at once, unsent. A 429 without one waits at least a second (or
-    ``wait_max`` if that is less). Transport errors are retried, and answers whose status is in
+    ``wait_max`` if that is less). Transport errors are retried (not a TLS failure that fails
+    every time: a refused certificate, a handshake the ends cannot agree on, ``https://`` to a
+    plain HTTP port), and answers whose status is in
     ``statuses`` (429, 500, 502, 503 and 504 by default; 400, 401 and 403, which the client
     handles itself, are refused: a 401 renews the token and replays, a 400 or 403 of the token
     endpoint is a refused password, never sent again at once).

@@ -300,7 +300,7 @@ class Sender:
                 except TokenUnavailable as failure:
                     raise failure.error from failure.error.__cause__
                 except TransportError as exc:
-                    if not retryable or _is_certificate_error(exc):
+                    if not retryable or _fails_every_time(exc):
                         raise
                     wait = self._wait(attempt, started, None)
                     if wait is None:
@@ -971,6 +971,36 @@ def _innermost(exc: BaseException) -> str:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
         seen += 1
     return str(exc) or type(exc).__name__
+
+
+_TLS_MISMATCHES = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",  # https:// to a port that speaks plain HTTP
+        "PACKET_LENGTH_TOO_LONG",  # the same, as some answers read
+        "UNSUPPORTED_PROTOCOL",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "NO_PROTOCOLS_AVAILABLE",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "NO_SHARED_CIPHER",
+    }
+)
+"""OpenSSL's reasons for a handshake the two ends cannot agree on: it fails the same way again."""
+
+
+def _fails_every_time(exc: BaseException | None) -> bool:
+    """Whether the chain of ``exc`` holds a TLS failure no retry changes: a refused certificate,
+    or a handshake the two ends cannot agree on (`_TLS_MISMATCHES`: a TLS version or cipher, or
+    ``https://`` to a plain HTTP port). A handshake cut short (an ``SSLEOFError``: a load balancer
+    dropping the connection) is not one."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _TLS_MISMATCHES:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _is_certificate_error(exc: BaseException | None) -> bool:
