@@ -2737,7 +2737,8 @@ async def test_simulate_serves_a_server_without_organizations(tmp_path: Path) ->
 
 async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> None:
     port = closed_port()
-    process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "v1,v6")
+    # Versions as a user may write them: any case, spaces after the commas.
+    process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "V1, v6")
     try:
         assert "(API v1, v6;" in lines[-1]
         async with VBOClient(f"http://127.0.0.1:{port}", username="admin", password="admin") as vbo:

@@ -476,7 +476,7 @@ def simulate(
         tls=tls,
         seed=seed,
         organizations=organizations,
-        api_versions=tuple(v.strip() for v in api_versions.split(",") if v.strip()),
+        api_versions=tuple(v.strip().lower() for v in api_versions.split(",") if v.strip()),
         faults=faults,
     )
 
@@ -640,7 +640,7 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
 @click.option(
     "--interval",
     type=Seconds(min=1),
-    default=60.0,
+    default="60s",
     metavar="DURATION",
     help="From the start of one sweep of a server to the start of its next (90s, 5m, 1h30m; a number "
     "alone is seconds, as for poll's and check's --timeout).",
