@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -31,10 +32,12 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 @contextlib.asynccontextmanager
-async def serve_raw(answer: Answer) -> AsyncIterator[int]:
-    """A keep-alive HTTP/1.1 server on 127.0.0.1 (an ephemeral port) handing each request it reads
-    to ``answer``; yields the port. When the block ends, the connections still open are cancelled
-    and waited for."""
+async def serve_raw(
+    answer: Answer, *, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
+    """A keep-alive HTTP/1.1 server on ``host`` (an ephemeral port; HTTPS with the server context
+    ``tls``) handing each request it reads to ``answer``; yields the port. When the block ends,
+    the connections still open are cancelled and waited for."""
     handlers: set[asyncio.Task[Any]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -45,7 +48,7 @@ async def serve_raw(answer: Answer) -> AsyncIterator[int]:
             while not writer.is_closing():
                 head, body = await read_request(reader)
                 await answer(head, body, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
@@ -53,7 +56,7 @@ async def serve_raw(answer: Answer) -> AsyncIterator[int]:
                 await writer.wait_closed()
             handlers.discard(task)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, host, 0, ssl=tls)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:

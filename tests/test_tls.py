@@ -24,7 +24,7 @@ from vbo_async import ConfigError, TransportError, VBOClient
 from vbo_async._client import tls_context
 
 from .conftest import FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
-from .raw_http import read_request
+from .raw_http import serve_raw
 
 
 @pytest.fixture
@@ -262,31 +262,8 @@ async def tls_server(
         writer.write(head_out % len(sent) + sent)
         await writer.drain()
 
-    handlers: set[asyncio.Task[Any]] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        try:
-            while True:
-                head, body = await read_request(reader)
-                await answer(head, body, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-            handlers.discard(task)
-
-    server = await asyncio.start_server(handle, host, 0, ssl=context)
-    try:
-        yield server.sockets[0].getsockname()[1], seen
-    finally:
-        server.close()
-        for task in list(handlers):
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-        await server.wait_closed()
+    async with serve_raw(answer, host=host, tls=context) as port:
+        yield port, seen
 
 
 def server_context(
