@@ -224,6 +224,19 @@ async def test_job_series_match_what_the_servers_list(servers: dict[str, Server]
     assert samples(body, PREFIX + "job_last_session_duration_seconds", server="v1")
 
 
+def blanking(job_id: str, key: str) -> Callable[[str, Any], Any]:
+    """A wire edit giving the job ``job_id`` an empty ``key`` (``""``) in every listing of it."""
+
+    def edit(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            if item.get("id") == job_id and key in item:
+                item[key] = ""
+        return data
+
+    return edit
+
+
 @pytest.mark.parametrize("version", ["v8", "v1"])
 async def test_a_job_with_an_empty_name_is_named_by_its_id(servers: dict[str, Server], version: str) -> None:
     """Prometheus takes a label whose value is empty for a label the series does not have: a job
@@ -231,15 +244,7 @@ async def test_a_job_with_an_empty_name_is_named_by_its_id(servers: dict[str, Se
     stands in, as an organization's or a repository's does for an empty name."""
     server = servers[version]
     nameless = (await server.client.jobs())[0].id
-
-    def unnamed(path: str, data: Any) -> Any:
-        items = data.get("results", []) if isinstance(data, dict) else data
-        for item in items if isinstance(items, list) else []:
-            if item.get("id") == nameless and "name" in item:
-                item["name"] = ""
-        return data
-
-    server.wire.edit = unnamed
+    server.wire.edit = blanking(nameless, "name")
     body = await swept(exporter_of(server))
     (enabled,) = samples(body, PREFIX + "job_enabled", server=version, job_id=nameless)
     assert enabled.labels["job_name"] == nameless
@@ -315,15 +320,7 @@ async def test_a_job_whose_last_status_is_empty_has_no_state_set(
     is no status: such a job has none of these series, as a job without ``lastStatus``."""
     server = servers[version]
     blank = (await server.client.jobs())[0].id
-
-    def emptied(path: str, data: Any) -> Any:
-        items = data.get("results", []) if isinstance(data, dict) else data
-        for item in items if isinstance(items, list) else []:
-            if item.get("id") == blank and "lastStatus" in item:
-                item["lastStatus"] = ""
-        return data
-
-    server.wire.edit = emptied
+    server.wire.edit = blanking(blank, "lastStatus")
     body = await swept(exporter_of(server))
     assert samples(body, PREFIX + "job_enabled", server=version, job_id=blank)
     assert samples(body, PREFIX + "job_last_status", server=version, job_id=blank) == []
