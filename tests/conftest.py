@@ -83,6 +83,22 @@ def json_response(status: int, data: Any, headers: dict[str, str] | None = None)
     return httpx.Response(status, json=data, headers=headers)
 
 
+class Gate:
+    """Requests held until `release` is set: `two` is set once two are held (all a client of 2
+    slots sends at once), and `count` counts every request held."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.two = asyncio.Event()
+        self.count = 0
+
+    async def hold(self) -> None:
+        self.count += 1
+        if self.count == 2:
+            self.two.set()
+        await self.release.wait()
+
+
 class FakeVBO:
     """A scripted v1 server: ``/{prefix}/v1/Token`` plus routes added with `route`.
 

@@ -37,7 +37,7 @@ from vbo_async._prefetch import LinkCache
 from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS, Batch, Context, _folded, run_unit
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import FakeVBO, client_for, json_response
+from .conftest import FakeVBO, Gate, client_for, json_response
 from .test_properties import FEW
 
 EPOCH = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -710,15 +710,10 @@ async def test_v1_recent_sessions_of_many_jobs_are_read_by_a_bounded_number_of_t
     server of a hundred thousand jobs made hundreds of megabytes of), as a sweep takes them."""
     fake = FakeVBO()
     jobs_wire = [{"id": f"j{number}", "name": f"job {number}"} for number in range(30)]
-    release, two = asyncio.Event(), asyncio.Event()
-    reading = 0
+    gate = Gate()
 
     async def sessions(request: httpx.Request) -> httpx.Response:
-        nonlocal reading
-        reading += 1
-        if reading == 2:
-            two.set()
-        await release.wait()
+        await gate.hold()
         job = request.url.path.split("/")[3]
         return json_response(
             200, [{"id": f"s-{job}", "status": "Success", "endTime": "2026-06-01T12:00:00Z"}]
@@ -732,12 +727,12 @@ async def test_v1_recent_sessions_of_many_jobs_are_read_by_a_bounded_number_of_t
         baseline = asyncio.all_tasks()
         reading_all = asyncio.ensure_future(vbo.recent_sessions(EPOCH, jobs=jobs))
         async with asyncio.timeout(5):  # a guard against a hang only
-            await two.wait()
+            await gate.two.wait()
         alive = len(asyncio.all_tasks() - baseline)
-        release.set()
+        gate.release.set()
         recent = await reading_all
     assert alive < 30
-    assert reading == 30
+    assert gate.count == 30
     assert {job: [s.id for s in found] for job, found in recent.items()} == {
         job["id"]: [f"s-{job['id']}"] for job in jobs_wire
     }

@@ -30,7 +30,7 @@ from vbo_async import (
     poll_jobs,
 )
 
-from .conftest import FOREIGN, FakeVBO, client_for, json_response
+from .conftest import FOREIGN, FakeVBO, Gate, client_for, json_response
 
 REPOSITORY = {"id": "repo-1", "name": "Primary", "capacity": 10**12, "freeSpace": 4 * 10**11}
 PROXY = {"id": "proxy-1", "hostName": "proxy01.east.local", "port": 9193, "status": "Online"}
@@ -374,15 +374,10 @@ async def test_the_health_of_many_jobs_is_read_by_a_bounded_number_of_tasks(
     (org,) = tenants.ids
     fake.route("GET", "/v1/Organizations", [{"id": org, "name": org}])
     fake.route("GET", "/v1/Jobs", tenants.jobs[org])
-    release, two = asyncio.Event(), asyncio.Event()
-    reading = 0
+    gate = Gate()
 
     async def sessions(request: httpx.Request) -> httpx.Response:
-        nonlocal reading
-        reading += 1
-        if reading == 2:
-            two.set()
-        await release.wait()
+        await gate.hold()
         return json_response(200, [])
 
     for job in tenants.jobs[org]:
@@ -393,14 +388,14 @@ async def test_the_health_of_many_jobs_is_read_by_a_bounded_number_of_tasks(
     async with poll_jobs(targets, batch=batch, health=vbo_async.HealthPolicy()) as sweeping:
         first = asyncio.ensure_future(anext(sweeping))
         async with asyncio.timeout(5):  # a guard against a hang only
-            await two.wait()
+            await gate.two.wait()
         alive = len(asyncio.all_tasks() - baseline)
-        release.set()
+        gate.release.set()
         (result,) = [await first, *[result async for result in sweeping]]
     assert alive < 30
     assert result.error is None
     assert sorted(result.health) == sorted(job["id"] for job in tenants.jobs[org])
-    assert reading == 30
+    assert gate.count == 30
 
 
 async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_client: MakeClient) -> None:
@@ -477,15 +472,10 @@ async def test_distinct_links_are_prefetched_by_a_bounded_number_of_tasks(
     hundred thousand jobs made hundreds of megabytes of (3.5 KB a link, measured with tracemalloc)."""
     tenants = Tenants(fake, seed_job, 1, jobs_each=40)
     (org,) = tenants.ids
-    release, two = asyncio.Event(), asyncio.Event()
-    reading = 0
+    gate = Gate()
 
     async def resource(request: httpx.Request) -> httpx.Response:
-        nonlocal reading
-        reading += 1
-        if reading == 2:
-            two.set()
-        await release.wait()
+        await gate.hold()
         number = request.url.path.rsplit("-", 1)[1]
         if "/Proxies/" in request.url.path:
             return json_response(200, {**PROXY, "id": f"proxy-{number}"})
@@ -503,9 +493,9 @@ async def test_distinct_links_are_prefetched_by_a_bounded_number_of_tasks(
     async with poll_jobs(targets, follow=(relation,), batch=False) as sweeping:
         first = asyncio.ensure_future(anext(sweeping))
         async with asyncio.timeout(5):  # a guard against a hang only
-            await two.wait()
+            await gate.two.wait()
         alive = len(asyncio.all_tasks() - baseline)
-        release.set()
+        gate.release.set()
         (result,) = [await first, *[result async for result in sweeping]]
     assert alive < 40
     assert result.error is None
@@ -514,7 +504,7 @@ async def test_distinct_links_are_prefetched_by_a_bounded_number_of_tasks(
         found = result.resolved(job, relation)
         assert found is not None
         assert found.id == f"{relation.replace('sitory', '')}-{n}"
-    assert reading == 40
+    assert gate.count == 40
 
 
 async def test_prefetch_is_keyed_per_client(tenants: Tenants, make_client: MakeClient) -> None:
