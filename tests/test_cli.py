@@ -29,7 +29,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 import httpx
@@ -109,6 +109,17 @@ def reaped(process: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=HANG_GUARD)
+
+
+def read_until(stream: IO[bytes], ending: bytes) -> bytes:
+    """What ``stream`` gives up to and including ``ending`` (a prompt, which no newline ends),
+    read a byte at a time; the test fails with what was read if it ends first."""
+    read = b""
+    while not read.endswith(ending):
+        byte = stream.read(1)
+        assert byte, read
+        read += byte
+    return read
 
 
 # --- running main and reading what it printed ------------------------------------------------------
@@ -1401,11 +1412,7 @@ def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: P
     try:
         with reaped(process):
             assert process.stderr is not None
-            prompt = b""
-            while not prompt.endswith(b"Password for admin: "):
-                byte = process.stderr.read(1)
-                assert byte, prompt
-                prompt += byte
+            read_until(process.stderr, b"Password for admin: ")
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=HANG_GUARD)
     finally:
@@ -2958,11 +2965,7 @@ def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Pa
         )
         with reaped(process):
             assert process.stderr is not None
-            prompt = b""
-            while not prompt.endswith(b"Password for east (admin): "):
-                byte = process.stderr.read(1)
-                assert byte, prompt
-                prompt += byte
+            read_until(process.stderr, b"Password for east (admin): ")
             assert not termios.tcgetattr(terminal)[3] & termios.ECHO  # the prompt turned it off
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=HANG_GUARD)
