@@ -35,7 +35,7 @@ import random
 import ssl
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -992,22 +992,20 @@ def _fails_every_time(exc: BaseException | None) -> bool:
     or a handshake the two ends cannot agree on (`_TLS_MISMATCHES`: a TLS version or cipher, or
     ``https://`` to a plain HTTP port). A handshake cut short (an ``SSLEOFError``: a load balancer
     dropping the connection) is not one."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return True
-        if isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _TLS_MISMATCHES:
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
+    return _is_certificate_error(exc) or any(
+        isinstance(link, ssl.SSLError) and getattr(link, "reason", None) in _TLS_MISMATCHES
+        for link in _chain(exc)
+    )
 
 
 def _is_certificate_error(exc: BaseException | None) -> bool:
+    return any(isinstance(link, ssl.SSLCertVerificationError) for link in _chain(exc))
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and its causes (or contexts), the first 10."""
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return True
+        yield exc
         exc = exc.__cause__ or exc.__context__
         seen += 1
-    return False
