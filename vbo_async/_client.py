@@ -27,7 +27,7 @@ import httpx
 
 from ._auth import Secret, TokenManager
 from ._checks import id_argument, text_argument
-from ._convert import raw_reader
+from ._convert import MODELS, raw_reader
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import (
     APIError,
@@ -43,8 +43,6 @@ from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first
 from ._links import Link
 from ._models import (
-    NESTED,
-    RESOURCES,
     BackupRepository,
     Job,
     JobSession,
@@ -641,7 +639,7 @@ class VBOClient:
         like an answer from the server would. A model nested in resources (a `SchedulePolicy`,
         `BackupWindow`, `JobSessionStatistics` or `SelectedItemObject`) is decoded alone too,
         as `to_wire` writes it; a resource's links only with their resource."""
-        if not (isinstance(cls, type) and (cls in RESOURCES or cls in NESTED)):
+        if not (isinstance(cls, type) and cls in MODELS):
             raise ConfigError(
                 f"from_wire() decodes vbo-async resources and the models nested in them "
                 f"(a resource's links only with it), not {cls!r}"

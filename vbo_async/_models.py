@@ -38,7 +38,6 @@ from ._exceptions import ConfigError, LinkError
 from ._links import CollectionLink, Link
 
 __all__ = [
-    "NESTED",
     "RESOURCES",
     "BackupRepository",
     "BackupRepositoryLinks",
@@ -701,10 +700,6 @@ RESOURCES: tuple[type, ...] = (
 )
 """The models a client fetches and decodes at the top level (``from_wire`` accepts these). Every
 model and enum they contain is found from here; nothing else lists them."""
-
-NESTED: tuple[type, ...] = (SchedulePolicy, BackupWindow, JobSessionStatistics, SelectedItemObject)
-"""The models nested in resources that ``from_wire`` also decodes alone, as ``to_wire`` writes
-them (a resource's links are not among them: some are derived from their resource)."""
 
 
 def _resolve() -> None:
