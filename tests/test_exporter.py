@@ -854,7 +854,7 @@ def _large_exposition(lines: int) -> Exposition:
     return Exposition((deflated,), zlib.crc32(text), len(text))
 
 
-@pytest.mark.parametrize("encoding", ["identity"])
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
 async def test_concurrent_scrapes_share_one_body(encoding: str) -> None:
     """Scrapers reading slowly at the same time hold one copy of the exposition between them, not
     one each: a plain scrape decompressed a copy of its own (and a gzip scrape joined one), held
@@ -1098,6 +1098,27 @@ class Fixed:
 def test_crc32_combine_is_the_crc_of_the_joined_texts(first: bytes, second: bytes) -> None:
     combined = crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
     assert combined == zlib.crc32(first + second)
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[], [0], [10], [8], [3, 5, 0, 2, 7], [1] * 20, [25, 1, 1, 30], [0, 0, 9, 0]],
+)
+def test_pieces_are_the_parts_size_at_a_time_and_views_within_one_part(sizes: list[int]) -> None:
+    """What `_send` hands the connection: every piece ``size`` bytes but the last, in order; a
+    piece within one part is a view of that part (no copy), small parts are joined."""
+    parts = [bytes([number]) * size for number, size in enumerate(sizes)]
+    got = list(_exporter_module.pieces(parts, 8))
+    assert b"".join(got) == b"".join(parts)
+    assert all(len(piece) == 8 for piece in got[:-1])
+    assert 0 < len(got[-1]) <= 8 if got else not any(sizes)
+    owner = [number for number, size in enumerate(sizes) for _ in range(size)]  # each byte's part
+    starts = range(0, len(owner), 8)
+    within = [owner[start] == owner[min(start + 8, len(owner)) - 1] for start in starts]
+    assert [isinstance(piece, memoryview) for piece in got] == within
+    for piece in got:
+        if isinstance(piece, memoryview):
+            assert any(piece.obj is part for part in parts)
 
 
 # --- the command ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -38,6 +38,7 @@ from ._exposition import (
     LoopStats,
     ServerPart,
     assemble,
+    gzip_parts,
     own_registry,
     render_server,
     response_body,
@@ -46,7 +47,7 @@ from ._metrics import ERROR_KINDS
 from ._sweeps import ServerSnapshot, ServerSpec, sweep_server
 from ._threads import NoThread
 
-__all__ = ["HEALTHY_INTERVALS", "Exporter", "accepts_gzip"]
+__all__ = ["HEALTHY_INTERVALS", "Exporter", "accepts_gzip", "pieces"]
 
 log = logging.getLogger("vbo_async.cli")
 T = TypeVar("T")
@@ -303,7 +304,7 @@ class Exporter:
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if accepts_gzip(request.headers.get("Accept-Encoding", "")):
             headers["Content-Encoding"] = "gzip"
-            return await _send(request, (response_body(exposition, own, gzip=True),), headers)
+            return await _send(request, gzip_parts(exposition, own), headers)
         async with self._plain_text(exposition) as text:
             return await _send(request, (text, own), headers)
 
@@ -355,10 +356,8 @@ async def _send(request: web.Request, body: Sequence[bytes], headers: dict[str, 
         async with asyncio.timeout(SEND_WITHIN):
             await response.prepare(request)
             if request.method != "HEAD":
-                for part in body:
-                    view = memoryview(part)
-                    for start in range(0, len(view), _PIECE):
-                        await response.write(view[start : start + _PIECE])
+                for piece in pieces(body, _PIECE):
+                    await response.write(piece)
             await response.write_eof()
     except TimeoutError:
         log.debug("a /metrics answer not sent within %g s: its connection is dropped", SEND_WITHIN)
@@ -367,6 +366,25 @@ async def _send(request: web.Request, body: Sequence[bytes], headers: dict[str, 
     except ConnectionError:  # the client went away
         pass
     return response
+
+
+def pieces(parts: Iterable[bytes], size: int) -> Iterator[bytes | memoryview]:
+    """The bytes of ``parts`` in order, ``size`` at a time (the last piece fewer): a piece within
+    one part is a view of it, never a copy; parts smaller than that (a gzip body's deflate
+    segments, one per metric family and server) are joined into one piece."""
+    held: list[memoryview] = []
+    free = size
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            held.append(view[:free])
+            free -= len(held[-1])
+            view = view[len(held[-1]) :]
+            if not free:
+                yield held[0] if len(held) == 1 else b"".join(held)
+                held, free = [], size
+    if held:
+        yield held[0] if len(held) == 1 else b"".join(held)
 
 
 async def _off_loop(call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
