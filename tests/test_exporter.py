@@ -842,6 +842,87 @@ async def test_a_gzip_body_is_one_member_holding_the_plain_text(servers: dict[st
     assert families(text).keys() == families(exporter.body(gzip=False)).keys()
 
 
+def _large_exposition(lines: int) -> Exposition:
+    """An exposition of ``lines`` samples with random job ids (deflate halves it, no more)."""
+    rnd = random.Random(11)
+    text = b"".join(
+        b'veeam_vb365_job_enabled{server="s",job_id="%s"} 1.0\n' % rnd.randbytes(24).hex().encode()
+        for _ in range(lines)
+    )
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+    deflated = compressor.compress(text) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return Exposition((deflated,), zlib.crc32(text), len(text))
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_concurrent_scrapes_share_one_body(encoding: str) -> None:
+    """Scrapers reading slowly at the same time hold one copy of the exposition between them, not
+    one each: a plain scrape decompressed a copy of its own (and a gzip scrape joined one), held
+    while it was sent, so as many slow scrapers as the connection limit held as many copies of a
+    body of many MiB. Measured with tracemalloc while every answer has begun and none is read;
+    then each answer is read whole and is the exposition."""
+    exposition = _large_exposition(150_000)
+    sent = exposition.size if encoding == "identity" else sum(map(len, exposition.deflated))
+    assert sent > 4_000_000
+    exporter = Exporter([], interval=60)
+    exporter.exposition = exposition
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited by what it accepts
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    runner = web.AppRunner(exporter.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    readers: list[socket.socket] = []
+    gc.collect()
+    tracemalloc.start()
+    try:
+        await web.SockSite(runner, sock).start()
+        baseline, _ = tracemalloc.get_traced_memory()
+        for _ in range(8):
+            reader = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            readers.append(reader)
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            reader.connect(sock.getsockname())
+            reader.sendall(
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: " + encoding.encode() + b"\r\n\r\n"
+            )
+        await wait_for(lambda: all(select.select([r], [], [], 0)[0] for r in readers))  # answers begun
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - baseline
+        tracemalloc.stop()
+        assert held < 2 * sent, (held, sent)
+        answers = await asyncio.gather(*(asyncio.to_thread(_read_answer, r) for r in readers))
+    finally:
+        tracemalloc.stop()
+        for reader in readers:
+            reader.close()
+        await runner.cleanup()
+        sock.close()
+    text = exposition.text()
+    for head, body in answers:
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert (b"content-encoding: gzip" in head.lower()) is (encoding == "gzip")
+        assert (gzip.decompress(body) if encoding == "gzip" else body).startswith(text)
+
+
+def _read_answer(conn: socket.socket) -> tuple[bytes, bytes]:
+    """An answer's head and its body (as long as its Content-Length says), read from ``conn``."""
+    conn.settimeout(HANG_GUARD)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    (length,) = re.findall(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    chunks = [body]
+    left = int(length) - len(body)
+    while left > 0:
+        chunk = conn.recv(min(left, 1 << 20))
+        assert chunk, "the answer ended early"
+        chunks.append(chunk)
+        left -= len(chunk)
+    return head, b"".join(chunks)
+
+
 async def test_healthz_follows_the_loop(servers: dict[str, Server]) -> None:
     server = servers["v8"]
     server.wire.gate = asyncio.Event()
@@ -1017,6 +1098,27 @@ class Fixed:
 def test_crc32_combine_is_the_crc_of_the_joined_texts(first: bytes, second: bytes) -> None:
     combined = crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
     assert combined == zlib.crc32(first + second)
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[], [0], [10], [8], [3, 5, 0, 2, 7], [1] * 20, [25, 1, 1, 30], [0, 0, 9, 0]],
+)
+def test_pieces_are_the_parts_size_at_a_time_and_views_within_one_part(sizes: list[int]) -> None:
+    """What `_send` hands the connection: every piece ``size`` bytes but the last, in order; a
+    piece within one part is a view of that part (no copy), small parts are joined."""
+    parts = [bytes([number]) * size for number, size in enumerate(sizes)]
+    got = list(_exporter_module.pieces(parts, 8))
+    assert b"".join(got) == b"".join(parts)
+    assert all(len(piece) == 8 for piece in got[:-1])
+    assert 0 < len(got[-1]) <= 8 if got else not any(sizes)
+    owner = [number for number, size in enumerate(sizes) for _ in range(size)]  # each byte's part
+    starts = range(0, len(owner), 8)
+    within = [owner[start] == owner[min(start + 8, len(owner)) - 1] for start in starts]
+    assert [isinstance(piece, memoryview) for piece in got] == within
+    for piece in got:
+        if isinstance(piece, memoryview):
+            assert any(piece.obj is part for part in parts)
 
 
 # --- the command ------------------------------------------------------------------------------------

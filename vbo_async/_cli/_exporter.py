@@ -20,10 +20,11 @@ the loop working as configured, not a stale one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -37,6 +38,7 @@ from ._exposition import (
     LoopStats,
     ServerPart,
     assemble,
+    gzip_parts,
     own_registry,
     render_server,
     response_body,
@@ -45,7 +47,7 @@ from ._metrics import ERROR_KINDS
 from ._sweeps import ServerSnapshot, ServerSpec, sweep_server
 from ._threads import NoThread
 
-__all__ = ["HEALTHY_INTERVALS", "Exporter", "accepts_gzip"]
+__all__ = ["HEALTHY_INTERVALS", "Exporter", "accepts_gzip", "pieces"]
 
 log = logging.getLogger("vbo_async.cli")
 T = TypeVar("T")
@@ -122,6 +124,8 @@ class Exporter:
         not fool)."""
         self._durations: dict[str, float] = {}
         self._publishing = asyncio.Lock()
+        self._text: _SharedText | None = None
+        """The text of the exposition plain scrapes are sending, while any is."""
         self._sweeping = 0
         self._loop: asyncio.Task[None] | None = None
 
@@ -294,17 +298,33 @@ class Exporter:
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         self.stats.scrapes += 1
-        compressed = accepts_gzip(request.headers.get("Accept-Encoding", ""))
-        if compressed:
-            body = self.body(gzip=True)
-        else:  # decompressing a large exposition takes a while: not on the event loop, but both
-            # parts are taken here, so a sweep published meanwhile cannot mix into this answer
-            exposition, own = self.exposition, generate_latest(self._registry)
-            body = await _off_loop(response_body, exposition, own, gzip=False)
+        # Both parts are taken here, so a sweep published while the text is decompressed (or the
+        # answer sent) cannot mix into this answer.
+        exposition, own = self.exposition, generate_latest(self._registry)
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
-        if compressed:
+        if accepts_gzip(request.headers.get("Accept-Encoding", "")):
             headers["Content-Encoding"] = "gzip"
-        return await _send(request, body, headers)
+            return await _send(request, gzip_parts(exposition, own), headers)
+        async with self._plain_text(exposition) as text:
+            return await _send(request, (text, own), headers)
+
+    @contextlib.asynccontextmanager
+    async def _plain_text(self, exposition: Exposition) -> AsyncIterator[bytes]:
+        """The text of ``exposition``, decompressed once (in a worker thread: a large one takes a
+        while) for every plain scrape sending it at the same time, and let go by the last: slow
+        scrapers hold one copy of a body of many MiB between them, not one each."""
+        shared = self._text
+        if shared is None or shared.exposition is not exposition:
+            shared = self._text = _SharedText(exposition)
+        shared.users += 1
+        try:
+            yield await asyncio.shield(shared.text)
+        finally:
+            shared.users -= 1
+            if not shared.users:
+                shared.text.cancel()  # when every scrape waiting for it is gone
+                if self._text is shared:
+                    self._text = None
 
     async def _healthz(self, request: web.Request) -> web.Response:
         healthy, line = self.health()
@@ -314,18 +334,30 @@ class Exporter:
         return web.Response(text="vbo-async exporter: /metrics (Prometheus), /healthz (200 while sweeping)\n")
 
 
-async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> web.StreamResponse:
-    """Answer ``request`` with ``body`` (its length alone to a HEAD), a piece at a time, within
-    `SEND_WITHIN` seconds; past them, or when the client goes away, the connection is dropped."""
+class _SharedText:
+    """The text of ``exposition`` (`text`, decompressed in a worker thread), shared by the
+    ``users``, the plain scrapes sending it."""
+
+    def __init__(self, exposition: Exposition) -> None:
+        self.exposition = exposition
+        self.users = 0
+        self.text = asyncio.get_running_loop().create_task(
+            _off_loop(exposition.text), name="vbo_async.serve plain text"
+        )
+
+
+async def _send(request: web.Request, body: Sequence[bytes], headers: dict[str, str]) -> web.StreamResponse:
+    """Answer ``request`` with the ``body`` joined from these parts (its length alone to a HEAD),
+    a piece at a time and never copied whole, within `SEND_WITHIN` seconds; past them, or when the
+    client goes away, the connection is dropped."""
     response = web.StreamResponse(headers=headers)
-    response.content_length = len(body)
-    view = memoryview(body)
+    response.content_length = sum(map(len, body))
     try:
         async with asyncio.timeout(SEND_WITHIN):
             await response.prepare(request)
             if request.method != "HEAD":
-                for start in range(0, len(view), _PIECE):
-                    await response.write(view[start : start + _PIECE])
+                for piece in pieces(body, _PIECE):
+                    await response.write(piece)
             await response.write_eof()
     except TimeoutError:
         log.debug("a /metrics answer not sent within %g s: its connection is dropped", SEND_WITHIN)
@@ -334,6 +366,25 @@ async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> w
     except ConnectionError:  # the client went away
         pass
     return response
+
+
+def pieces(parts: Iterable[bytes], size: int) -> Iterator[bytes | memoryview]:
+    """The bytes of ``parts`` in order, ``size`` at a time (the last piece fewer): a piece within
+    one part is a view of it, never a copy; parts smaller than that (a gzip body's deflate
+    segments, one per metric family and server) are joined into one piece."""
+    held: list[memoryview] = []
+    free = size
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            held.append(view[:free])
+            free -= len(held[-1])
+            view = view[len(held[-1]) :]
+            if not free:
+                yield held[0] if len(held) == 1 else b"".join(held)
+                held, free = [], size
+    if held:
+        yield held[0] if len(held) == 1 else b"".join(held)
 
 
 async def _off_loop(call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -42,6 +42,7 @@ __all__ = [
     "ServerPart",
     "assemble",
     "crc32_combine",
+    "gzip_parts",
     "own_registry",
     "render",
     "render_server",
@@ -323,12 +324,19 @@ def own_registry(stats: LoopStats) -> CollectorRegistry:
 def response_body(exposition: Exposition, own: bytes, *, gzip: bool) -> bytes:
     """The body of a ``/metrics`` answer: the servers' ``exposition`` followed by the exporter's
     ``own`` metrics (``generate_latest`` of its registry, rendered by the caller at the moment the
-    answer stands for); with ``gzip``, one gzip member (RFC 1952) holding both."""
+    answer stands for); with ``gzip``, one gzip member (RFC 1952) holding both (`gzip_parts`)."""
     if not gzip:
         return exposition.text() + own
+    return b"".join(gzip_parts(exposition, own))
+
+
+def gzip_parts(exposition: Exposition, own: bytes) -> tuple[bytes, ...]:
+    """`response_body` with gzip in the pieces it is joined from: the exposition's own deflate
+    segments (shared with it and every other answer, never copied) between a gzip header and the
+    compressed ``own`` metrics with the member's trailer."""
     compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
     tail = compressor.compress(own) + compressor.flush()
     crc = zlib.crc32(own, exposition.crc)
     size = (exposition.size + len(own)) & 0xFFFFFFFF
     header = b"\x1f\x8b\x08\x00" + struct.pack("<I", int(time.time())) + b"\x00\xff"
-    return b"".join((header, *exposition.deflated, tail, struct.pack("<II", crc, size)))
+    return (header, *exposition.deflated, tail + struct.pack("<II", crc, size))
