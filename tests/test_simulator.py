@@ -128,6 +128,8 @@ def test_all_is_sorted_and_complete() -> None:
         {"link_origin": 4443},
         {"unauthorized_body": "html"},
         {"token_lifetime": 0},
+        {"refresh_token_lifetime": 0},
+        {"refresh_token_lifetime": "1h"},
         {"faults": "none"},
         # An int too large for a float: no bare OverflowError from math.isfinite.
         {"token_lifetime": 10**400},
@@ -278,6 +280,25 @@ async def test_access_tokens_expire_by_the_clock(clock: FakeClock) -> None:
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 200
         clock.advance(2)
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 401
+
+
+def test_refresh_tokens_expire_after_the_lifetime_configured(clock: FakeClock) -> None:
+    """`SimulatorConfig.refresh_token_lifetime` bounds a refresh token's life, even below the
+    access token's: a client refreshing later than that must use its password again."""
+    simulator = Simulator(SimulatorConfig(token_lifetime=60, refresh_token_lifetime=100), clock=clock)
+    first, second = (simulator.password_grant("admin", "admin") for _ in range(2))
+    assert first["expires_in"] == 60
+    clock.advance(99)
+    assert simulator.refresh_grant(str(first["refresh_token"]))["access_token"]
+    clock.advance(1)
+    with pytest.raises(SimulatedError, match="refresh token is invalid"):
+        simulator.refresh_grant(str(second["refresh_token"]))
+    short = Simulator(SimulatorConfig(token_lifetime=60, refresh_token_lifetime=10), clock=clock)
+    pair = short.password_grant("admin", "admin")
+    clock.advance(10)
+    assert short.authenticate(f"Bearer {pair['access_token']}") == pair["access_token"]
+    with pytest.raises(SimulatedError, match="refresh token is invalid"):
+        short.refresh_grant(str(pair["refresh_token"]))
 
 
 def test_the_token_store_forgets_expired_tokens(clock: FakeClock) -> None:

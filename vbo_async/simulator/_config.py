@@ -200,6 +200,9 @@ class SimulatorConfig:
     `link_origin` (``http://127.0.0.1:4443``), when given, is written instead of
     ``https://{advertised_host}``: ``vbo-async simulate`` gives the URL it serves, so v1 hrefs
     lead back to it.
+    `token_lifetime` is the seconds an access token is accepted after issue (its ``expires_in``);
+    `refresh_token_lifetime` those of a refresh token (single use), None for 14 days or the access
+    token's lifetime if longer. A bearer past its expiry is answered 401 as any refused one.
     `session_duration` is how many seconds (of the simulator's clock) a started job stays
     ``Running``. `page_size` is the default ``limit`` of every paged answer (30, as v8 servers).
 
@@ -221,6 +224,9 @@ class SimulatorConfig:
     username: str = attrs.field(default="admin", validator=_non_empty_str)
     password: str = attrs.field(default="admin", validator=_non_empty_str)
     token_lifetime: float = attrs.field(default=3600.0, validator=_positive)
+    refresh_token_lifetime: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
     session_duration: float = attrs.field(default=30.0, validator=_non_negative)
     page_size: int = attrs.field(default=30, validator=_int_at_least(1, 10_000))
     unauthorized_body: Literal["message", "empty"] = attrs.field(

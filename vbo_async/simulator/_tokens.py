@@ -38,6 +38,9 @@ class TokenStore:
     clock: Callable[[], float]
     lifetime: float
     wall: Callable[[], float] = time.time
+    refresh_lifetime: float | None = None
+    """Seconds a refresh token is accepted after issue; None: `REFRESH_LIFETIME`, or `lifetime`
+    when longer."""
     _access: OrderedDict[str, float] = attrs.Factory(OrderedDict)
     """Access token → its expiry, oldest first."""
     _refresh: OrderedDict[str, tuple[str, float]] = attrs.Factory(OrderedDict)
@@ -51,7 +54,10 @@ class TokenStore:
         refresh = secrets.token_hex(16)
         now = self.clock()
         self._access[access] = now + self.lifetime
-        self._refresh[refresh] = (username, now + max(REFRESH_LIFETIME, self.lifetime))
+        refresh_lifetime = self.refresh_lifetime
+        if refresh_lifetime is None:
+            refresh_lifetime = max(REFRESH_LIFETIME, self.lifetime)
+        self._refresh[refresh] = (username, now + refresh_lifetime)
         self._pairs[access] = refresh
         self._drop_stale(now)
         issued = self.wall()
