@@ -23,6 +23,7 @@ import vbo_async.simulator as simulator_module
 import vbo_async.simulator._stats as stats_module
 import vbo_async.simulator._tokens as tokens_module
 from vbo_async import ConfigError
+from vbo_async._tokens import parse_http_date
 from vbo_async.simulator import (
     Faults,
     SimulatedError,
@@ -280,6 +281,23 @@ async def test_access_tokens_expire_by_the_clock(clock: FakeClock) -> None:
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 200
         clock.advance(2)
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 401
+
+
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+async def test_every_token_lifetime_the_config_accepts_is_served(version: str) -> None:
+    """A lifetime whose ``.expires`` no date can hold (``token_lifetime=1e12``, 31,000 years) was
+    accepted, then every token request raised a bare ValueError inside the simulator (a 500):
+    it is a ConfigError naming the field, and the longest accepted gets its token."""
+    for too_long in (tokens_module.MAX_TOKEN_LIFETIME * 1.01, 1e12, 1e300, 10**20):
+        with pytest.raises(ConfigError, match="token_lifetime must be <= "):
+            SimulatorConfig(token_lifetime=too_long)
+    config = SimulatorConfig(token_lifetime=tokens_module.MAX_TOKEN_LIFETIME, api_versions=(version,))
+    async with client_for(create_app(config)) as client:
+        response = await client.post(f"/{version}/Token", data=PASSWORD_FORM)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["expires_in"] == int(tokens_module.MAX_TOKEN_LIFETIME)
+    assert parse_http_date(answer[".expires"]).year > 2100  # RFC 1123 (v8: ISO 8601)
 
 
 def test_refresh_tokens_expire_after_the_lifetime_configured(clock: FakeClock) -> None:

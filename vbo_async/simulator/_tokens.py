@@ -11,7 +11,7 @@ import attrs
 
 from ._wireformat import format_http_date
 
-__all__ = ["MAX_TOKENS", "REFRESH_LIFETIME", "TokenStore"]
+__all__ = ["MAX_TOKENS", "MAX_TOKEN_LIFETIME", "REFRESH_LIFETIME", "TokenStore"]
 
 _ACCESS_PREFIX = "AQAAANCMnd8BFdERjHoAwE_Cl-sBAAAA"  # how v1 (DPAPI-protected) tokens start
 
@@ -19,6 +19,9 @@ REFRESH_LIFETIME = 14 * 24 * 3600.0
 """Seconds an unused refresh token is accepted after issue (never less than the access token's
 lifetime). The servers' own figure is not documented; 14 days is ASP.NET Core's default for
 refresh tokens. A client idle past its access token's expiry still refreshes."""
+MAX_TOKEN_LIFETIME = 100 * 365.25 * 24 * 3600
+"""Longest access token lifetime a `SimulatorConfig` accepts (a century): a token's ``.expires``
+is a date, and some thousands of years ahead no date can hold it."""
 MAX_TOKENS = 10_000
 """Access tokens, and refresh tokens, a store holds at most: beyond it the oldest are forgotten
 first (a client logging in every sweep without logging out must not grow it for ever)."""
