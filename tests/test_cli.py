@@ -2756,6 +2756,42 @@ async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> Non
     assert chosen == "v6"  # auto: the newest the server serves
 
 
+async def test_simulate_s_tokens_expire_after_the_lifetime_asked_for(tmp_path: Path) -> None:
+    """``--token-lifetime`` is each access token's ``expires_in``, and the simulator refuses it
+    after that; ``--refresh-token-lifetime`` is passed on as well."""
+    port = closed_port()
+    process, _ = await start_simulate(
+        tmp_path, "--port", str(port), "--token-lifetime", "1", "--refresh-token-lifetime", "7"
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            form = {"grant_type": "password", "username": "admin", "password": "admin"}
+            granted = (await client.post("/v8/Token", data=form)).json()
+            bearer = {"Authorization": f"Bearer {granted['access_token']}"}
+            assert granted["expires_in"] == 1
+            await asyncio.sleep(1.1)  # the simulator runs in its own process, on the real clock
+            expired = await client.get("/v8/Organizations", headers=bearer)
+    finally:
+        await stop(process)
+    assert (expired.status_code, expired.content) == (401, b"")
+
+
+def test_simulate_passes_the_token_lifetimes_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(_app, "serve_simulator", lambda **options: seen.update(options) or 0)
+    assert run(capsys, "simulate", "--token-lifetime", "90", "--refresh-token-lifetime", "600").code == 0
+    assert (seen["token_lifetime"], seen["refresh_token_lifetime"]) == (90.0, 600.0)
+    assert run(capsys, "simulate").code == 0
+    assert (seen["token_lifetime"], seen["refresh_token_lifetime"]) == (3600.0, None)
+
+
+def test_simulate_refuses_a_token_lifetime_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    line = error_line(run(capsys, "simulate", "--port", "0", "--token-lifetime", "0"), code=2)
+    assert "token_lifetime must be > 0" in line
+
+
 def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[str]) -> None:
     line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", "v1,v9"), code=2)
     assert "api_versions" in line
@@ -3247,6 +3283,7 @@ def test_simulate_fault_flags_are_the_faults_fields() -> None:
 
     fields = {field.name: field for field in attrs.fields(Faults)}
     own = {"host", "port", "tls", "seed", "organizations", "api_versions"}
+    own |= {"token_lifetime", "refresh_token_lifetime"}
     params = {param.name: param for param in command_params("simulate")}
     assert set(params) - own == set(fields)
     for name, field in fields.items():

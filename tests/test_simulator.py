@@ -23,6 +23,7 @@ import vbo_async.simulator as simulator_module
 import vbo_async.simulator._stats as stats_module
 import vbo_async.simulator._tokens as tokens_module
 from vbo_async import ConfigError
+from vbo_async._tokens import parse_http_date
 from vbo_async.simulator import (
     Faults,
     SimulatedError,
@@ -128,6 +129,8 @@ def test_all_is_sorted_and_complete() -> None:
         {"link_origin": 4443},
         {"unauthorized_body": "html"},
         {"token_lifetime": 0},
+        {"refresh_token_lifetime": 0},
+        {"refresh_token_lifetime": "1h"},
         {"faults": "none"},
         # An int too large for a float: no bare OverflowError from math.isfinite.
         {"token_lifetime": 10**400},
@@ -278,6 +281,42 @@ async def test_access_tokens_expire_by_the_clock(clock: FakeClock) -> None:
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 200
         clock.advance(2)
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 401
+
+
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+async def test_every_token_lifetime_the_config_accepts_is_served(version: str) -> None:
+    """A lifetime whose ``.expires`` no date can hold (``token_lifetime=1e12``, 31,000 years) was
+    accepted, then every token request raised a bare ValueError inside the simulator (a 500):
+    it is a ConfigError naming the field, and the longest accepted gets its token."""
+    for too_long in (tokens_module.MAX_TOKEN_LIFETIME * 1.01, 1e12, 1e300, 10**20):
+        with pytest.raises(ConfigError, match="token_lifetime must be <= "):
+            SimulatorConfig(token_lifetime=too_long)
+    config = SimulatorConfig(token_lifetime=tokens_module.MAX_TOKEN_LIFETIME, api_versions=(version,))
+    async with client_for(create_app(config)) as client:
+        response = await client.post(f"/{version}/Token", data=PASSWORD_FORM)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["expires_in"] == int(tokens_module.MAX_TOKEN_LIFETIME)
+    assert parse_http_date(answer[".expires"]).year > 2100  # RFC 1123 (v8: ISO 8601)
+
+
+def test_refresh_tokens_expire_after_the_lifetime_configured(clock: FakeClock) -> None:
+    """`SimulatorConfig.refresh_token_lifetime` bounds a refresh token's life, even below the
+    access token's: a client refreshing later than that must use its password again."""
+    simulator = Simulator(SimulatorConfig(token_lifetime=60, refresh_token_lifetime=100), clock=clock)
+    first, second = (simulator.password_grant("admin", "admin") for _ in range(2))
+    assert first["expires_in"] == 60
+    clock.advance(99)
+    assert simulator.refresh_grant(str(first["refresh_token"]))["access_token"]
+    clock.advance(1)
+    with pytest.raises(SimulatedError, match="refresh token is invalid"):
+        simulator.refresh_grant(str(second["refresh_token"]))
+    short = Simulator(SimulatorConfig(token_lifetime=60, refresh_token_lifetime=10), clock=clock)
+    pair = short.password_grant("admin", "admin")
+    clock.advance(10)
+    assert short.authenticate(f"Bearer {pair['access_token']}") == pair["access_token"]
+    with pytest.raises(SimulatedError, match="refresh token is invalid"):
+        short.refresh_grant(str(pair["refresh_token"]))
 
 
 def test_the_token_store_forgets_expired_tokens(clock: FakeClock) -> None:

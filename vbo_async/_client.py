@@ -666,7 +666,8 @@ class VBOClient:
         ``{"start": null}``. Returns the new session on v8 (which answers with it), else None. A v8
         answer that is not a session is a `DecodeError` that says the job was started (a body too
         large, cut short or stalled: its `ResponseTooLargeError` or `TransportError`, saying the
-        same)."""
+        same). A start refused with a 401 (the server acts on nothing before authenticating it)
+        is sent again with a renewed token; nothing else sends it twice."""
         if not isinstance(full, bool):
             raise ConfigError(f"full must be True or False, got {full!r}")
         url, answer = await self._action(job, "start", full=full)
@@ -701,10 +702,13 @@ class VBOClient:
         await self._action(job, "disable")
 
     async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> tuple[str, Answer]:
-        """Send a job action once: (its URL, its 2xx answer). The status says the server accepted
-        it: a body that cannot be read (too large, not valid for its ``Content-Encoding``, cut
-        short, stalled past the timeout) is in ``unread``, not raised, lest the caller take the
-        action for failed and send it again (only a v8 start reads its body)."""
+        """Send a job action once: (its URL, its 2xx answer). It is sent again only after a 401,
+        which the server answers before acting on it (authentication comes first): with a renewed
+        token, at most `MAX_RENEWALS` times, never after any other answer or failure. The status
+        says the server accepted it: a body that cannot be read (too large, not valid for its
+        ``Content-Encoding``, cut short, stalled past the timeout) is in ``unread``, not raised,
+        lest the caller take the action for failed and send it again (only a v8 start reads its
+        body)."""
         job_id = id_argument(_id_of(job), "job")
         dialect = await self.dialect()
         path, body = dialect.action(job_id, action, full=full)

@@ -457,8 +457,31 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
     metavar="LIST",
     help="API versions to serve, comma-separated (any of v1, v6, v7, v8); the others answer 404.",
 )
+@click.option(
+    "--token-lifetime",
+    type=float,
+    default=3600.0,
+    metavar="SECONDS",
+    help="Seconds an access token is accepted (its expires_in); then requests with it are answered 401.",
+)
+@click.option(
+    "--refresh-token-lifetime",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    show_default="14 days, or --token-lifetime if longer",
+    help="Seconds a refresh token is accepted; then a refresh is refused (the password is needed).",
+)
 def simulate(
-    host: str, port: int, tls: bool, seed: int, organizations: int, api_versions: str, **faults: Any
+    host: str,
+    port: int,
+    tls: bool,
+    seed: int,
+    organizations: int,
+    api_versions: str,
+    token_lifetime: float,
+    refresh_token_lifetime: float | None,
+    **faults: Any,
 ) -> Outcome:
     """Serve the simulator over HTTP(S) until Ctrl-C, with fault injection.
 
@@ -469,6 +492,7 @@ def simulate(
     Example:
       vbo-async simulate --port 4443 --tls --error-rate 0.1 --revoke-every 30
       vbo-async simulate --port 4443 --api-versions v6   # a VB365 6.x server
+      vbo-async simulate --port 4443 --token-lifetime 60  # tokens expire each minute
     """
     return serve_simulator(
         host=host,
@@ -477,6 +501,8 @@ def simulate(
         seed=seed,
         organizations=organizations,
         api_versions=tuple(v.strip().lower() for v in api_versions.split(",") if v.strip()),
+        token_lifetime=token_lifetime,
+        refresh_token_lifetime=refresh_token_lifetime,
         faults=faults,
     )
 

@@ -108,6 +108,8 @@ def serve_simulator(
     organizations: int,
     faults: dict[str, Any],
     api_versions: tuple[str, ...] = ("v1", "v6", "v7", "v8"),
+    token_lifetime: float = 3600.0,
+    refresh_token_lifetime: float | None = None,
 ) -> Outcome:
     """Serve a simulator on ``host``:``port`` until Ctrl-C or SIGTERM."""
     with simulator_extra("simulate"):
@@ -120,6 +122,8 @@ def serve_simulator(
         seed=seed,
         organizations=organizations,
         api_versions=api_versions,
+        token_lifetime=token_lifetime,
+        refresh_token_lifetime=refresh_token_lifetime,
         faults=faults_from(Faults, faults),
     )
     scheme = "https" if tls else "http"

@@ -11,6 +11,8 @@ import attrs
 
 from vbo_async._exceptions import ConfigError
 
+from ._tokens import MAX_TOKEN_LIFETIME
+
 __all__ = ["API_VERSIONS", "Faults", "SimulatorConfig"]
 
 _OUTCOME_RATES = ("error_rate", "rate_limit_rate", "drop_rate", "truncate_rate", "malformed_rate")
@@ -35,6 +37,16 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: object) -> 
     _non_negative(instance, attribute, value)
     if value == 0:
         raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _positive_at_most(maximum: float) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        _positive(instance, attribute, value)
+        assert isinstance(value, int | float)
+        if value > maximum:
+            raise ConfigError(f"{attribute.name} must be <= {maximum:.0f}, got {value!r}")
+
+    return check
 
 
 def _rate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -200,6 +212,10 @@ class SimulatorConfig:
     `link_origin` (``http://127.0.0.1:4443``), when given, is written instead of
     ``https://{advertised_host}``: ``vbo-async simulate`` gives the URL it serves, so v1 hrefs
     lead back to it.
+    `token_lifetime` is the seconds an access token is accepted after issue (its ``expires_in``,
+    at most a century: `MAX_TOKEN_LIFETIME`);
+    `refresh_token_lifetime` those of a refresh token (single use), None for 14 days or the access
+    token's lifetime if longer. A bearer past its expiry is answered 401 as any refused one.
     `session_duration` is how many seconds (of the simulator's clock) a started job stays
     ``Running``. `page_size` is the default ``limit`` of every paged answer (30, as v8 servers).
 
@@ -220,7 +236,10 @@ class SimulatorConfig:
     link_origin: str | None = attrs.field(default=None, validator=_origin)
     username: str = attrs.field(default="admin", validator=_non_empty_str)
     password: str = attrs.field(default="admin", validator=_non_empty_str)
-    token_lifetime: float = attrs.field(default=3600.0, validator=_positive)
+    token_lifetime: float = attrs.field(default=3600.0, validator=_positive_at_most(MAX_TOKEN_LIFETIME))
+    refresh_token_lifetime: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
     session_duration: float = attrs.field(default=30.0, validator=_non_negative)
     page_size: int = attrs.field(default=30, validator=_int_at_least(1, 10_000))
     unauthorized_body: Literal["message", "empty"] = attrs.field(

@@ -115,7 +115,9 @@ class Simulator:
         self.stats = SimulatorStats()
         self.epoch_ticks = epoch_ticks(self.config.epoch)
         """The simulated wall time when the simulator was built (ticks since the Unix epoch)."""
-        self.tokens = TokenStore(clock, self.config.token_lifetime, self._wall_seconds)
+        self.tokens = TokenStore(
+            clock, self.config.token_lifetime, self._wall_seconds, self.config.refresh_token_lifetime
+        )
         self.fault_rng = random.Random(self.config.faults.fault_seed)
         """Draws every fault decision; owned by this instance so runs are reproducible."""
         self.last_revocation = time.monotonic()

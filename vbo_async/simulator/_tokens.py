@@ -11,7 +11,7 @@ import attrs
 
 from ._wireformat import format_http_date
 
-__all__ = ["MAX_TOKENS", "REFRESH_LIFETIME", "TokenStore"]
+__all__ = ["MAX_TOKENS", "MAX_TOKEN_LIFETIME", "REFRESH_LIFETIME", "TokenStore"]
 
 _ACCESS_PREFIX = "AQAAANCMnd8BFdERjHoAwE_Cl-sBAAAA"  # how v1 (DPAPI-protected) tokens start
 
@@ -19,6 +19,9 @@ REFRESH_LIFETIME = 14 * 24 * 3600.0
 """Seconds an unused refresh token is accepted after issue (never less than the access token's
 lifetime). The servers' own figure is not documented; 14 days is ASP.NET Core's default for
 refresh tokens. A client idle past its access token's expiry still refreshes."""
+MAX_TOKEN_LIFETIME = 100 * 365.25 * 24 * 3600
+"""Longest access token lifetime a `SimulatorConfig` accepts (a century): a token's ``.expires``
+is a date, and some thousands of years ahead no date can hold it."""
 MAX_TOKENS = 10_000
 """Access tokens, and refresh tokens, a store holds at most: beyond it the oldest are forgotten
 first (a client logging in every sweep without logging out must not grow it for ever)."""
@@ -38,6 +41,9 @@ class TokenStore:
     clock: Callable[[], float]
     lifetime: float
     wall: Callable[[], float] = time.time
+    refresh_lifetime: float | None = None
+    """Seconds a refresh token is accepted after issue; None: `REFRESH_LIFETIME`, or `lifetime`
+    when longer."""
     _access: OrderedDict[str, float] = attrs.Factory(OrderedDict)
     """Access token → its expiry, oldest first."""
     _refresh: OrderedDict[str, tuple[str, float]] = attrs.Factory(OrderedDict)
@@ -51,7 +57,10 @@ class TokenStore:
         refresh = secrets.token_hex(16)
         now = self.clock()
         self._access[access] = now + self.lifetime
-        self._refresh[refresh] = (username, now + max(REFRESH_LIFETIME, self.lifetime))
+        refresh_lifetime = self.refresh_lifetime
+        if refresh_lifetime is None:
+            refresh_lifetime = max(REFRESH_LIFETIME, self.lifetime)
+        self._refresh[refresh] = (username, now + refresh_lifetime)
         self._pairs[access] = refresh
         self._drop_stale(now)
         issued = self.wall()
