@@ -164,6 +164,54 @@ async def test_retry_after_http_date(fake: FakeVBO, sleeps: list[float], retries
     assert len(job_gets(fake)) == 2
 
 
+def http_date(when: dt.datetime) -> str:
+    return email.utils.format_datetime(when, usegmt=True)
+
+
+@pytest.mark.parametrize("skew", [-600, 600], ids=["server clock 10 min behind", "10 min ahead"])
+async def test_an_http_date_retry_after_counts_from_the_answer_s_date(
+    fake: FakeVBO, sleeps: list[float], skew: int
+) -> None:
+    """RFC 9110 §10.2.3: a ``Retry-After`` date is read against the answer's own ``Date``. A server
+    whose clock is 10 minutes behind asking for 30 s was not waited at all (a date past on the
+    client's clock), one 10 minutes ahead was given up at once (630 s, past max_retry_after)."""
+    server_now = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=skew)
+    headers = {"Date": http_date(server_now), "Retry-After": http_date(server_now + dt.timedelta(seconds=30))}
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **headers), JOB)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert sleeps == [30.0]
+
+
+async def test_a_retry_after_past_the_policy_says_the_wait_from_the_answer_s_date(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """The error's ``retry_after`` is the wait the server asked for, not the distance between its
+    date and the client's clock."""
+    server_now = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=2)
+    headers = {"Date": http_date(server_now), "Retry-After": http_date(server_now + dt.timedelta(hours=1))}
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **headers))
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        with pytest.raises(RateLimitedError) as info:
+            await vbo.job("j1")
+    assert info.value.retry_after == 3600
+    assert "retry after 3600 s" in str(info.value)
+    assert len(job_gets(fake)) == 1
+
+
+@pytest.mark.parametrize("date", ["yesterday", "", "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"])
+async def test_an_unreadable_date_reads_a_retry_after_date_on_the_client_s_clock(
+    fake: FakeVBO, sleeps: list[float], date: str
+) -> None:
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **{"Date": date, "Retry-After": http_date(soon)}), JOB)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        await vbo.job("j1")
+    assert len(sleeps) == 1
+    assert 25 < sleeps[0] <= 30
+
+
 @pytest.mark.parametrize("value", ["Mon, 03 Apr 2017 10:00:00 GMT", "0", "-5"])
 async def test_retry_after_in_the_past_waits_nothing(
     fake: FakeVBO, vbo: VBOClient, sleeps: list[float], value: str

@@ -5,6 +5,8 @@ and one longer than the policy allows fails them at once, unsent; other clients 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import re
 import time
 from typing import Any
@@ -286,3 +288,23 @@ async def test_a_rest_past_the_policy_s_timeout_fails_at_once(fake: FakeVBO, sle
             await vbo.job("j2")
     assert sent(fake, "GET", "/v1/Jobs/j2") == 0
     assert sleeps == []
+
+
+async def test_a_rest_named_as_a_date_counts_from_the_answer_s_date(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """A server whose clock is 10 minutes behind the client's asking for 30 s of quiet: the
+    others wait 30 s (not none, the date being past on the client's clock)."""
+    server_now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
+    dates = [server_now, server_now + dt.timedelta(seconds=30)]
+    date, retry_after = (email.utils.format_datetime(when, usegmt=True) for when in dates)
+    headers = {"Date": date, "Retry-After": retry_after}
+    fake.route("GET", "/v1/Jobs/j1", json_response(429, {"message": "Quota Exceeded"}, headers=headers))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError) as info:
+            await vbo.job("j1")
+        assert info.value.retry_after == 30
+        await vbo.job("j2")
+    assert len(sleeps) == 1
+    assert 25 < sleeps[0] <= 30

@@ -206,23 +206,34 @@ def may_retry(
     return policy.timeout is None or elapsed + next_wait <= policy.timeout
 
 
-def parse_retry_after(value: str | None, *, now: dt.datetime, cap: float) -> float | None:
+def parse_retry_after(
+    value: str | None, *, now: dt.datetime, cap: float, date: str | None = None
+) -> float | None:
     """Seconds to wait from a ``Retry-After`` header, in [0, ``cap``]; None when absent or
     unreadable. Never raises.
 
     delay-seconds are ASCII digits (a fraction tolerated; a negative delay means 0); a number
     longer than `MAX_RETRY_AFTER_DIGITS` digits is capped without being converted. An HTTP date
-    (RFC 1123 or ISO 8601) counts from ``now``: one in the past means 0, one far ahead means
-    ``cap``. Exponents, ``+``, ``inf``, ``nan`` and non-ASCII digits are unreadable. The header
-    sent several times (read joined by ``", "``: a proxy repeating the server's) means the
-    longest readable wait of the first `MAX_RETRY_AFTER_VALUES`.
+    (RFC 1123 or ISO 8601) counts from the answer's ``date`` (its ``Date`` header, RFC 9110
+    §10.2.3: the server's clock, however far off the client's) when that is readable, else from
+    ``now``: one in the past means 0, one far ahead means ``cap``. Exponents, ``+``, ``inf``,
+    ``nan`` and non-ASCII digits are unreadable. The header sent several times (read joined by
+    ``", "``: a proxy repeating the server's) means the longest readable wait of the first
+    `MAX_RETRY_AFTER_VALUES`.
     """
     if not isinstance(value, str) or not value:
         return None
     cap = max(float(cap), 0.0) if math.isfinite(cap) else 0.0
     values = _retry_after_values(value) if "," in value else [value]
-    waits = [_one_retry_after(part, now=now, cap=cap) for part in values]
+    waits = [_one_retry_after(part, now=now, cap=cap, date=date) for part in values]
     return max((wait for wait in waits if wait is not None), default=None)
+
+
+def _sent_at(date: str | None, now: dt.datetime) -> dt.datetime:
+    """When the answer was sent by the server's clock: its ``Date`` header when readable (ASCII,
+    an RFC 1123 or ISO 8601 date), else ``now``."""
+    sent = parse_http_date(date) if isinstance(date, str) and date.isascii() else None
+    return sent if sent is not None else now
 
 
 MAX_RETRY_AFTER_VALUES = 8
@@ -245,7 +256,7 @@ def _retry_after_values(text: str) -> list[str]:
     return values
 
 
-def _one_retry_after(value: str, *, now: dt.datetime, cap: float) -> float | None:
+def _one_retry_after(value: str, *, now: dt.datetime, cap: float, date: str | None) -> float | None:
     """`parse_retry_after` of one value (``cap`` finite and >= 0)."""
     text = value.strip(" \t")
     delay = _DELAY.fullmatch(text)
@@ -262,6 +273,7 @@ def _one_retry_after(value: str, *, now: dt.datetime, cap: float) -> float | Non
     when = parse_http_date(text)
     if when is None:
         return None
+    now = _sent_at(date, now)
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     return min(max((when - now).total_seconds(), 0.0), cap)

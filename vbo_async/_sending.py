@@ -318,10 +318,12 @@ class Sender:
                         return answer
                     # Read past the policy's cap: a longer wait is not cut short and retried into
                     # the throttle, it is given up at once (the error says when to try again).
+                    head = answer.headers
                     retry_after = parse_retry_after(
-                        answer.headers.get("retry-after"),
+                        head.get("retry-after"),
                         now=dt.datetime.now(dt.UTC),
                         cap=RETRY_AFTER_LIMIT,
+                        date=head.get("date"),  # a date counts from the server's clock
                     )
                     if rests:
                         self._rest_for(status, retry_after, rested)
