@@ -212,6 +212,22 @@ async def test_an_unreadable_date_reads_a_retry_after_date_on_the_client_s_clock
     assert 25 < sleeps[0] <= 30
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "Mon, 03 Apr 2017 10:00:00 GMT"])
+async def test_a_429_naming_a_wait_of_now_is_retried_after_a_second(
+    fake: FakeVBO, sleeps: list[float], value: str
+) -> None:
+    """VB365 v6 throttles with WebApiThrottle, whose ``Retry-After`` is the period less the
+    seconds past, rounded: ``0`` while up to half a second of the window is left. Retried at once,
+    each attempt went into the same window (four in a few milliseconds, all refused; on the token
+    endpoint then a minute's rest); a 429 naming no wait after now backs off as one naming none."""
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **{"Retry-After": value}), JOB)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        await vbo.job("j1")
+    assert len(job_gets(fake)) == 2
+    assert len(sleeps) == 1
+    assert 1.0 <= sleeps[0] <= 1.5  # RATE_LIMITED_WAIT and the jitter
+
+
 @pytest.mark.parametrize("value", ["Mon, 03 Apr 2017 10:00:00 GMT", "0", "-5"])
 async def test_retry_after_in_the_past_waits_nothing(
     fake: FakeVBO, vbo: VBOClient, sleeps: list[float], value: str

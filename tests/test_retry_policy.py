@@ -180,7 +180,10 @@ def test_a_429_without_retry_after_waits_at_least_a_second() -> None:
     assert backoff(policy, 1, status=429, random=lambda: 0.0) == RATE_LIMITED_WAIT == 1.0
     assert backoff(policy, 1, status=503, random=lambda: 0.0) == pytest.approx(0.1)
     assert backoff(policy, 6, status=429, random=lambda: 0.0) == 3.2  # the backoff, once it is longer
-    assert backoff(policy, 1, status=429, retry_after=0.0) == 0.0  # the server's own word wins
+    assert backoff(policy, 1, status=429, retry_after=2.0) == 2.0  # the server's own word wins
+    # A 429 naming a wait of now: WebApiThrottle's rounding, with up to half a second left.
+    assert backoff(policy, 1, status=429, retry_after=0.0, random=lambda: 0.0) == RATE_LIMITED_WAIT
+    assert backoff(policy, 1, status=503, retry_after=0.0, random=lambda: 0.0) == 0.0
     assert backoff(RetryPolicy(wait_initial=0, wait_max=0.3), 1, status=429, random=lambda: 0.0) == 0.3
     assert backoff(RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0), 1, status=429) == 0.0
 

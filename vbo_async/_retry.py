@@ -36,7 +36,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 faults (a busy database, a restarting service) with it; a lasting 500 still fails after the retries."""
 
 RATE_LIMITED_WAIT = 1.0
-"""Seconds a 429 that names no readable ``Retry-After`` waits at least before its retry: VB365
+"""Seconds a 429 that names no readable ``Retry-After`` (or one of now) waits at least before its retry: VB365
 throttles its token endpoint to about one request a second (``vb365-v6-v8.md`` §3.4), so an
 earlier retry would only be refused again."""
 
@@ -130,10 +130,10 @@ class RetryPolicy:
     ``Retry-After`` 1, 60 or 3600), and one longer than that is not retried at all: the error
     raised at once says when to try again. A ``Retry-After`` on one API request holds back the
     client's others (job actions too) until it ends, bounded the same way (the wait counts against
-    ``timeout``); past the bound they fail at once, unsent. A 429 without one waits at least a second (or
-    ``wait_max`` if that is less). Transport errors are retried (not a TLS failure that fails
-    every time: a refused certificate, a handshake the ends cannot agree on, ``https://`` to a
-    plain HTTP port), and answers whose status is in
+    ``timeout``); past the bound they fail at once, unsent. A 429 without one (or naming a wait
+    of 0) waits at least a second (or ``wait_max`` if that is less). Transport errors are retried
+    (not a TLS failure that fails every time: a refused certificate, a handshake the ends cannot
+    agree on, ``https://`` to a plain HTTP port), and answers whose status is in
     ``statuses`` (429, 500, 502, 503 and 504 by default; 400, 401 and 403, which the client
     handles itself, are refused: a 401 renews the token and replays, a 400 or 403 of the token
     endpoint is a refused password, never sent again at once).
@@ -162,14 +162,16 @@ def backoff(
     """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
 
     A server's ``Retry-After`` (already parsed, see `parse_retry_after`) wins, capped at
-    ``max_retry_after``. Otherwise ``wait_initial * 2 ** (retry_number - 1)`` capped at
-    ``wait_max`` (after a 429, ``status``, at least `RATE_LIMITED_WAIT`, or ``wait_max`` if that
-    is less), plus ``random() * wait_jitter`` (``random`` gives a float in [0, 1)).
-    Always finite and >= 0.
+    ``max_retry_after``; except a 429's naming no wait after now (0, negative, a date past), which
+    is no wait named: VB365 v6's throttle (WebApiThrottle) answers the period less the seconds
+    past, rounded, so ``0`` while up to half a second of the window is left. Otherwise
+    ``wait_initial * 2 ** (retry_number - 1)`` capped at ``wait_max`` (after a 429, ``status``, at
+    least `RATE_LIMITED_WAIT`, or ``wait_max`` if that is less), plus ``random() * wait_jitter``
+    (``random`` gives a float in [0, 1)). Always finite and >= 0.
     """
     if isinstance(retry_number, bool) or not isinstance(retry_number, int) or retry_number < 1:
         raise ValueError(f"retry_number must be an int >= 1, got {retry_number!r}")
-    if retry_after is not None and not math.isnan(retry_after):
+    if retry_after is not None and not math.isnan(retry_after) and not (status == 429 and retry_after <= 0):
         return min(max(float(retry_after), 0.0), float(policy.max_retry_after))
     if policy.wait_initial == 0 or retry_number > 1024:  # 2.0 ** 1024 overflows
         exponential = 0.0 if policy.wait_initial == 0 else float(policy.wait_max)
