@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import logging
 import pickle
 import traceback
@@ -1128,6 +1129,35 @@ async def test_a_refused_token_whose_renewal_was_throttled_is_not_sent_again(
         (job,) = await vbo.jobs()
     assert job.id == "j0"
     assert fake.grants() == ["password", "refresh_token", "refresh_token"]
+
+
+async def test_a_token_endpoint_s_retry_after_date_counts_from_its_answer_s_date(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """A token endpoint whose clock is an hour behind the client's asking for 10 minutes of quiet
+    (RFC 9110: a ``Retry-After`` date counts from the answer's ``Date``): not asked again for 10
+    minutes. Read on the client's clock the date was past: a minute's rest, and four grants into
+    the throttle first."""
+    serve_jobs(fake)
+    server_now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    headers = {
+        "Date": email.utils.format_datetime(server_now, usegmt=True),
+        "Retry-After": email.utils.format_datetime(server_now + dt.timedelta(minutes=10), usegmt=True),
+    }
+    fake.token_script = [json_response(429, {"message": "Quota Exceeded"}, headers=headers)] * 8
+    now = [1000.0]
+    async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        with pytest.raises(RateLimitedError) as first:
+            await vbo.jobs()
+        assert first.value.retry_after == 600
+        assert len(fake.token_requests) == 1  # past max_retry_after: not retried
+        now[0] += 500
+        with pytest.raises(RateLimitedError, match="not asked again") as held:
+            await vbo.jobs()
+        assert held.value.retry_after == 100
+        assert len(fake.token_requests) == 1
+    assert sleeps == []
 
 
 @pytest.mark.parametrize("retry_after", ["0", "-5", "Mon, 03 Apr 2017 10:00:00 GMT"])

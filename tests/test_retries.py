@@ -164,6 +164,70 @@ async def test_retry_after_http_date(fake: FakeVBO, sleeps: list[float], retries
     assert len(job_gets(fake)) == 2
 
 
+def http_date(when: dt.datetime) -> str:
+    return email.utils.format_datetime(when, usegmt=True)
+
+
+@pytest.mark.parametrize("skew", [-600, 600], ids=["server clock 10 min behind", "10 min ahead"])
+async def test_an_http_date_retry_after_counts_from_the_answer_s_date(
+    fake: FakeVBO, sleeps: list[float], skew: int
+) -> None:
+    """RFC 9110 §10.2.3: a ``Retry-After`` date is read against the answer's own ``Date``. A server
+    whose clock is 10 minutes behind asking for 30 s was not waited at all (a date past on the
+    client's clock), one 10 minutes ahead was given up at once (630 s, past max_retry_after)."""
+    server_now = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=skew)
+    headers = {"Date": http_date(server_now), "Retry-After": http_date(server_now + dt.timedelta(seconds=30))}
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **headers), JOB)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert sleeps == [30.0]
+
+
+async def test_a_retry_after_past_the_policy_says_the_wait_from_the_answer_s_date(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """The error's ``retry_after`` is the wait the server asked for, not the distance between its
+    date and the client's clock."""
+    server_now = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=2)
+    headers = {"Date": http_date(server_now), "Retry-After": http_date(server_now + dt.timedelta(hours=1))}
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **headers))
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        with pytest.raises(RateLimitedError) as info:
+            await vbo.job("j1")
+    assert info.value.retry_after == 3600
+    assert "retry after 3600 s" in str(info.value)
+    assert len(job_gets(fake)) == 1
+
+
+@pytest.mark.parametrize("date", ["yesterday", "", "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"])
+async def test_an_unreadable_date_reads_a_retry_after_date_on_the_client_s_clock(
+    fake: FakeVBO, sleeps: list[float], date: str
+) -> None:
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **{"Date": date, "Retry-After": http_date(soon)}), JOB)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        await vbo.job("j1")
+    assert len(sleeps) == 1
+    assert 25 < sleeps[0] <= 30
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "Mon, 03 Apr 2017 10:00:00 GMT"])
+async def test_a_429_naming_a_wait_of_now_is_retried_after_a_second(
+    fake: FakeVBO, sleeps: list[float], value: str
+) -> None:
+    """VB365 v6 throttles with WebApiThrottle, whose ``Retry-After`` is the period less the
+    seconds past, rounded: ``0`` while up to half a second of the window is left. Retried at once,
+    each attempt went into the same window (four in a few milliseconds, all refused; on the token
+    endpoint then a minute's rest); a 429 naming no wait after now backs off as one naming none."""
+    fake.route("GET", "/v1/Jobs/j1", failing(429, **{"Retry-After": value}), JOB)
+    async with client_for(fake, retry=RetryPolicy()) as vbo:
+        await vbo.job("j1")
+    assert len(job_gets(fake)) == 2
+    assert len(sleeps) == 1
+    assert 1.0 <= sleeps[0] <= 1.5  # RATE_LIMITED_WAIT and the jitter
+
+
 @pytest.mark.parametrize("value", ["Mon, 03 Apr 2017 10:00:00 GMT", "0", "-5"])
 async def test_retry_after_in_the_past_waits_nothing(
     fake: FakeVBO, vbo: VBOClient, sleeps: list[float], value: str

@@ -180,7 +180,10 @@ def test_a_429_without_retry_after_waits_at_least_a_second() -> None:
     assert backoff(policy, 1, status=429, random=lambda: 0.0) == RATE_LIMITED_WAIT == 1.0
     assert backoff(policy, 1, status=503, random=lambda: 0.0) == pytest.approx(0.1)
     assert backoff(policy, 6, status=429, random=lambda: 0.0) == 3.2  # the backoff, once it is longer
-    assert backoff(policy, 1, status=429, retry_after=0.0) == 0.0  # the server's own word wins
+    assert backoff(policy, 1, status=429, retry_after=2.0) == 2.0  # the server's own word wins
+    # A 429 naming a wait of now: WebApiThrottle's rounding, with up to half a second left.
+    assert backoff(policy, 1, status=429, retry_after=0.0, random=lambda: 0.0) == RATE_LIMITED_WAIT
+    assert backoff(policy, 1, status=503, retry_after=0.0, random=lambda: 0.0) == 0.0
     assert backoff(RetryPolicy(wait_initial=0, wait_max=0.3), 1, status=429, random=lambda: 0.0) == 0.3
     assert backoff(RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0), 1, status=429) == 0.0
 
@@ -359,6 +362,25 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=NOW, cap=30.0) == expected
 
 
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("Mon, 03 Apr 2017 09:59:48 GMT", 12.0),  # the server's clock, years behind NOW
+        ("Mon, 03 Apr 2017 10:00:10 GMT", 0.0),  # after the date named: no wait
+        ("Mon, 03 Apr 2017 09:00:00 GMT", 30.0),  # an hour ahead of it: capped
+        ("2017-04-03T09:59:50Z", 10.0),
+        ("Mon, 03 Apr 2017 09:59:48 \u00a0GMT", 0.0),  # unreadable: NOW, long past the date
+        ("yesterday", 0.0),
+        ("", 0.0),
+        (None, 0.0),
+    ],
+)
+def test_a_retry_after_date_counts_from_the_answer_s_date(date: str | None, expected: float) -> None:
+    """RFC 9110 §10.2.3: from the answer's ``Date`` when readable, else from ``now``."""
+    assert parse_retry_after("Mon, 03 Apr 2017 10:00:00 GMT", now=NOW, cap=30.0, date=date) == expected
+    assert parse_retry_after("7", now=NOW, cap=30.0, date=date) == 7.0  # delay-seconds: no date
+
+
 @PROPERTY
 @given(
     value=st.text(max_size=60)
@@ -370,9 +392,17 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     | st.from_regex(r"\A(Mon, )?[0-9]{1,25} Jan [0-9]{1,25} [0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3})? GMT\Z"),
     cap=st.floats(0, 1e9),
     now=st.datetimes(timezones=st.just(dt.UTC) | st.none()),
+    date=st.none()
+    | st.text(max_size=40)
+    | st.datetimes(timezones=st.just(dt.UTC) | st.none()).map(dt.datetime.isoformat)
+    | st.datetimes(
+        min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)
+    ).map(lambda when: email.utils.format_datetime(when, usegmt=True)),
 )
-def test_parse_retry_after_never_raises_and_is_capped(value: str, cap: float, now: dt.datetime) -> None:
-    seconds = parse_retry_after(value, now=now, cap=cap)
+def test_parse_retry_after_never_raises_and_is_capped(
+    value: str, cap: float, now: dt.datetime, date: str | None
+) -> None:
+    seconds = parse_retry_after(value, now=now, cap=cap, date=date)
     assert seconds is None or 0 <= seconds <= cap
 
 

@@ -5,6 +5,8 @@ and one longer than the policy allows fails them at once, unsent; other clients 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import re
 import time
 from typing import Any
@@ -286,3 +288,102 @@ async def test_a_rest_past_the_policy_s_timeout_fails_at_once(fake: FakeVBO, sle
             await vbo.job("j2")
     assert sent(fake, "GET", "/v1/Jobs/j2") == 0
     assert sleeps == []
+
+
+async def test_a_rest_named_as_a_date_counts_from_the_answer_s_date(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """A server whose clock is 10 minutes behind the client's asking for 30 s of quiet: the
+    others wait 30 s (not none, the date being past on the client's clock)."""
+    server_now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
+    dates = [server_now, server_now + dt.timedelta(seconds=30)]
+    date, retry_after = (email.utils.format_datetime(when, usegmt=True) for when in dates)
+    headers = {"Date": date, "Retry-After": retry_after}
+    fake.route("GET", "/v1/Jobs/j1", json_response(429, {"message": "Quota Exceeded"}, headers=headers))
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=ONCE) as vbo:
+        with pytest.raises(RateLimitedError) as info:
+            await vbo.job("j1")
+        assert info.value.retry_after == 30
+        await vbo.job("j2")
+    assert len(sleeps) == 1
+    assert 25 < sleeps[0] <= 30
+
+
+async def test_a_waiter_fails_as_soon_as_the_rest_is_extended_past_its_bound(
+    fake: FakeVBO, pausing: asyncio.Event
+) -> None:
+    """A request waiting out a 50 s rest, when a request in flight meanwhile is answered with the
+    hourly quota's ``Retry-After: 3600``: it fails at once, unsent, instead of sleeping the 50 s
+    (up to max_retry_after, holding its slot) only to fail then."""
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def hourly_quota(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await answer.wait()
+        return throttled(retry_after="3600")
+
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
+    fake.route("GET", "/v1/Jobs/j3", hourly_quota)
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=ONCE) as vbo:
+        in_flight = asyncio.create_task(vbo.job("j3"))
+        await asyncio.wait_for(arrived.wait(), timeout=10)  # guards against a hang only
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        waiting = asyncio.create_task(vbo.job("j2"))
+        await asyncio.wait_for(pausing.wait(), timeout=10)  # guards against a hang only
+        answer.set()
+        with pytest.raises(RateLimitedError):
+            await in_flight
+        with pytest.raises(RateLimitedError, match=r"GET not sent: .* ends past max_retry_after") as info:
+            await asyncio.wait_for(waiting, timeout=10)  # guards against a hang only
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 3000
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+
+
+async def test_a_waiter_woken_by_a_longer_rest_waits_it_out_and_is_sent_once(
+    fake: FakeVBO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Extended to a rest it may wait (55 s, within max_retry_after): the request waits the new
+    rest's end, then is sent, once."""
+    waits: list[float] = []
+    began = asyncio.Event()
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        if delay >= 1:
+            waits.append(delay)
+            if not began.is_set():  # the first wait for the rest is real (cut short below)
+                began.set()
+                return await real_sleep(delay, result)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def per_minute(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await answer.wait()
+        return throttled(retry_after="55")
+
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
+    fake.route("GET", "/v1/Jobs/j3", per_minute)
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, retry=ONCE) as vbo:
+        in_flight = asyncio.create_task(vbo.job("j3"))
+        await asyncio.wait_for(arrived.wait(), timeout=10)  # guards against a hang only
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")
+        waiting = asyncio.create_task(vbo.job("j2"))
+        await asyncio.wait_for(began.wait(), timeout=10)  # guards against a hang only
+        answer.set()
+        with pytest.raises(RateLimitedError):
+            await in_flight
+        job = await asyncio.wait_for(waiting, timeout=10)  # guards against a hang only
+    assert job.id == "j2"
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 1
+    assert len(waits) == 2
+    assert 45 < waits[0] <= 50
+    assert 50 < waits[1] <= 55

@@ -125,15 +125,17 @@ class Fetcher:
         scrubbed of the client's secrets; a ``Retry-After`` said as when to try again)."""
         if 200 <= answer.status_code < 300:
             return answer.body
-        now = dt.datetime.now(dt.UTC)
+        now, head = dt.datetime.now(dt.UTC), answer.headers
         error = error_for_status(
             answer.status_code,
             answer.body,
             method=method,
             url=url,
-            content_type=answer.headers.get("content-type"),
+            content_type=head.get("content-type"),
             scrub=self.scrub,
-            retry_after=parse_retry_after(answer.headers.get("retry-after"), now=now, cap=RETRY_AFTER_LIMIT),
+            retry_after=parse_retry_after(
+                head.get("retry-after"), now=now, cap=RETRY_AFTER_LIMIT, date=head.get("date")
+            ),
             now=now,
         )
         self.hide_secrets(error)  # the URL may be an href quoting a secret

@@ -36,7 +36,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 faults (a busy database, a restarting service) with it; a lasting 500 still fails after the retries."""
 
 RATE_LIMITED_WAIT = 1.0
-"""Seconds a 429 that names no readable ``Retry-After`` waits at least before its retry: VB365
+"""Seconds a 429 that names no readable ``Retry-After`` (or one of now) waits at least before its retry: VB365
 throttles its token endpoint to about one request a second (``vb365-v6-v8.md`` §3.4), so an
 earlier retry would only be refused again."""
 
@@ -130,10 +130,10 @@ class RetryPolicy:
     ``Retry-After`` 1, 60 or 3600), and one longer than that is not retried at all: the error
     raised at once says when to try again. A ``Retry-After`` on one API request holds back the
     client's others (job actions too) until it ends, bounded the same way (the wait counts against
-    ``timeout``); past the bound they fail at once, unsent. A 429 without one waits at least a second (or
-    ``wait_max`` if that is less). Transport errors are retried (not a TLS failure that fails
-    every time: a refused certificate, a handshake the ends cannot agree on, ``https://`` to a
-    plain HTTP port), and answers whose status is in
+    ``timeout``); past the bound they fail at once, unsent. A 429 without one (or naming a wait
+    of 0) waits at least a second (or ``wait_max`` if that is less). Transport errors are retried
+    (not a TLS failure that fails every time: a refused certificate, a handshake the ends cannot
+    agree on, ``https://`` to a plain HTTP port), and answers whose status is in
     ``statuses`` (429, 500, 502, 503 and 504 by default; 400, 401 and 403, which the client
     handles itself, are refused: a 401 renews the token and replays, a 400 or 403 of the token
     endpoint is a refused password, never sent again at once).
@@ -162,14 +162,16 @@ def backoff(
     """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
 
     A server's ``Retry-After`` (already parsed, see `parse_retry_after`) wins, capped at
-    ``max_retry_after``. Otherwise ``wait_initial * 2 ** (retry_number - 1)`` capped at
-    ``wait_max`` (after a 429, ``status``, at least `RATE_LIMITED_WAIT`, or ``wait_max`` if that
-    is less), plus ``random() * wait_jitter`` (``random`` gives a float in [0, 1)).
-    Always finite and >= 0.
+    ``max_retry_after``; except a 429's naming no wait after now (0, negative, a date past), which
+    is no wait named: VB365 v6's throttle (WebApiThrottle) answers the period less the seconds
+    past, rounded, so ``0`` while up to half a second of the window is left. Otherwise
+    ``wait_initial * 2 ** (retry_number - 1)`` capped at ``wait_max`` (after a 429, ``status``, at
+    least `RATE_LIMITED_WAIT`, or ``wait_max`` if that is less), plus ``random() * wait_jitter``
+    (``random`` gives a float in [0, 1)). Always finite and >= 0.
     """
     if isinstance(retry_number, bool) or not isinstance(retry_number, int) or retry_number < 1:
         raise ValueError(f"retry_number must be an int >= 1, got {retry_number!r}")
-    if retry_after is not None and not math.isnan(retry_after):
+    if retry_after is not None and not math.isnan(retry_after) and not (status == 429 and retry_after <= 0):
         return min(max(float(retry_after), 0.0), float(policy.max_retry_after))
     if policy.wait_initial == 0 or retry_number > 1024:  # 2.0 ** 1024 overflows
         exponential = 0.0 if policy.wait_initial == 0 else float(policy.wait_max)
@@ -206,23 +208,34 @@ def may_retry(
     return policy.timeout is None or elapsed + next_wait <= policy.timeout
 
 
-def parse_retry_after(value: str | None, *, now: dt.datetime, cap: float) -> float | None:
+def parse_retry_after(
+    value: str | None, *, now: dt.datetime, cap: float, date: str | None = None
+) -> float | None:
     """Seconds to wait from a ``Retry-After`` header, in [0, ``cap``]; None when absent or
     unreadable. Never raises.
 
     delay-seconds are ASCII digits (a fraction tolerated; a negative delay means 0); a number
     longer than `MAX_RETRY_AFTER_DIGITS` digits is capped without being converted. An HTTP date
-    (RFC 1123 or ISO 8601) counts from ``now``: one in the past means 0, one far ahead means
-    ``cap``. Exponents, ``+``, ``inf``, ``nan`` and non-ASCII digits are unreadable. The header
-    sent several times (read joined by ``", "``: a proxy repeating the server's) means the
-    longest readable wait of the first `MAX_RETRY_AFTER_VALUES`.
+    (RFC 1123 or ISO 8601) counts from the answer's ``date`` (its ``Date`` header, RFC 9110
+    §10.2.3: the server's clock, however far off the client's) when that is readable, else from
+    ``now``: one in the past means 0, one far ahead means ``cap``. Exponents, ``+``, ``inf``,
+    ``nan`` and non-ASCII digits are unreadable. The header sent several times (read joined by
+    ``", "``: a proxy repeating the server's) means the longest readable wait of the first
+    `MAX_RETRY_AFTER_VALUES`.
     """
     if not isinstance(value, str) or not value:
         return None
     cap = max(float(cap), 0.0) if math.isfinite(cap) else 0.0
     values = _retry_after_values(value) if "," in value else [value]
-    waits = [_one_retry_after(part, now=now, cap=cap) for part in values]
+    waits = [_one_retry_after(part, now=now, cap=cap, date=date) for part in values]
     return max((wait for wait in waits if wait is not None), default=None)
+
+
+def _sent_at(date: str | None, now: dt.datetime) -> dt.datetime:
+    """When the answer was sent by the server's clock: its ``Date`` header when readable (ASCII,
+    an RFC 1123 or ISO 8601 date), else ``now``."""
+    sent = parse_http_date(date) if isinstance(date, str) and date.isascii() else None
+    return sent if sent is not None else now
 
 
 MAX_RETRY_AFTER_VALUES = 8
@@ -245,7 +258,7 @@ def _retry_after_values(text: str) -> list[str]:
     return values
 
 
-def _one_retry_after(value: str, *, now: dt.datetime, cap: float) -> float | None:
+def _one_retry_after(value: str, *, now: dt.datetime, cap: float, date: str | None) -> float | None:
     """`parse_retry_after` of one value (``cap`` finite and >= 0)."""
     text = value.strip(" \t")
     delay = _DELAY.fullmatch(text)
@@ -262,6 +275,7 @@ def _one_retry_after(value: str, *, now: dt.datetime, cap: float) -> float | Non
     when = parse_http_date(text)
     if when is None:
         return None
+    now = _sent_at(date, now)
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     return min(max((when - now).total_seconds(), 0.0), cap)

@@ -213,6 +213,9 @@ class Sender:
         self._pool_closed = False
         self._pauses: set[asyncio.Future[None]] = set()
         """The waits before retries under way (closing cuts them short)."""
+        self._resting: set[asyncio.Future[None]] = set()
+        """The waits for the server's rest to end under way (`_rest_over`): a longer rest set
+        meanwhile cuts them short, so that each weighs the new one against its bounds at once."""
         self._rest: _Rest | None = None
         """The server's last ``Retry-After`` to an API request (`_Rest`): every API request waits
         for it to end before it is sent, or fails unsent when that is longer than it may wait."""
@@ -318,10 +321,12 @@ class Sender:
                         return answer
                     # Read past the policy's cap: a longer wait is not cut short and retried into
                     # the throttle, it is given up at once (the error says when to try again).
+                    head = answer.headers
                     retry_after = parse_retry_after(
-                        answer.headers.get("retry-after"),
+                        head.get("retry-after"),
                         now=dt.datetime.now(dt.UTC),
                         cap=RETRY_AFTER_LIMIT,
+                        date=head.get("date"),  # a date counts from the server's clock
                     )
                     if rests:
                         self._rest_for(status, retry_after, rested)
@@ -343,18 +348,23 @@ class Sender:
             scrub_error(exc, self._scrub)
             raise
 
-    async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` before a retry, or until the client closes if that comes first."""
+    async def _pause(self, seconds: float, *, resting: bool = False) -> None:
+        """Wait ``seconds`` before a retry, or until the client closes if that comes first; a
+        wait for the server's rest (``resting``) also until a longer rest is set (`_rest_for`)."""
         pause = asyncio.ensure_future(asyncio.sleep(seconds))
         self._pauses.add(pause)
+        if resting:
+            self._resting.add(pause)
         try:
             await pause
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if not self._closed or (task is not None and task.cancelling() > 0):
-                raise  # the caller was cancelled, not the wait cut short by closing
+            cut_short = self._closed or (resting and pause not in self._resting)
+            if not cut_short or (task is not None and task.cancelling() > 0):
+                raise  # the caller was cancelled, not the wait cut short by closing or a new rest
         finally:
             self._pauses.discard(pause)
+            self._resting.discard(pause)
 
     def _rest_for(self, status: int, retry_after: float | None, rested: list[_Rest]) -> None:
         """Remember an API request's answer of ``status`` naming ``retry_after`` (parsed) as the
@@ -368,6 +378,11 @@ class Sender:
         if self._rest is None or until > self._rest.until:
             self._rest = rest = _Rest(status=status, at=now, until=until)
             rested.append(rest)
+            # The requests waiting for the rest it replaces weigh this one at once: one past
+            # what they may wait fails now, not once the shorter rest is over.
+            waiting, self._resting = self._resting, set()
+            for pause in waiting:
+                pause.cancel()
 
     async def _rest_over(self, call: _Call, first_try: list[float], rested: list[_Rest]) -> None:
         """Wait until the server's rest (`_rest`) ends, unless this request waited it out already;
@@ -392,7 +407,7 @@ class Sender:
                     left,
                     rest.status,
                 )
-            await self._pause(left)
+            await self._pause(left, resting=True)
             if self._closed:  # closed while this request waited for the rest to end
                 raise ClientStateError(CLOSED_IN_FLIGHT)
 
