@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import email.utils
 import logging
@@ -1322,6 +1323,22 @@ def test_secret_and_token_reprs() -> None:
     )
     assert "AQAAANCMnd8BFdERjHoAwE" not in repr(token)
     assert "4f2b6c0e9d7a4b1c" not in repr(token)
+
+
+def test_a_token_pickles_without_its_tokens() -> None:
+    """Tokens survive no pickle either (the access and the refresh token); the lifetimes do. A
+    copy is the token itself (it is immutable), not a blanked one."""
+    token = Token(
+        access_token="AQAAANCMnd8-access", refresh_token="4f2b6c0e-refresh", expires_at=9.0, refresh_at=8.0
+    )
+    restored = pickle.loads(pickle.dumps(token))
+    assert (restored.access_token, restored.refresh_token) == ("", None)
+    assert (restored.expires_at, restored.refresh_at) == (9.0, 8.0)
+    assert copy.copy(token) is token
+    assert copy.deepcopy(token) is token
+    data = pickle.dumps(token)
+    assert b"AQAAANCMnd8" not in data
+    assert b"4f2b6c0e" not in data
 
 
 def test_a_grant_form_shows_and_pickles_no_field_but_its_type() -> None:

@@ -107,6 +107,17 @@ class Token:
     def __repr__(self) -> str:
         return f"Token(access_token=***, refresh_token={'***' if self.refresh_token else None})"
 
+    def __reduce__(self) -> tuple[type[Token], tuple[str, None, float, float]]:
+        """Pickled without its tokens (as `GrantForm` and `Secret` are): an error reporter or a
+        queue pickling what a frame holds gets an empty access token and no refresh token."""
+        return (Token, ("", None, self.expires_at, self.refresh_at))
+
+    def __copy__(self) -> Token:
+        return self  # immutable: a copy is the token itself, not the pickle's blanked one
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Token:
+        return self
+
 
 def parse_http_date(value: str) -> dt.datetime | None:
     """An RFC 1123 or ISO 8601 date as an aware datetime, or None when it is neither (or lies
