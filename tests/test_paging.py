@@ -254,6 +254,31 @@ async def test_a_page_whose_every_item_is_refused_is_not_empty(fake: FakeVBO) ->
     assert len(fake.api_requests) == 2
 
 
+@pytest.mark.parametrize("mode", ["await", "async for"])
+async def test_an_item_a_later_page_repeats_in_another_case_is_given_once(
+    fake: FakeVBO, vbo: VBOClient, mode: str
+) -> None:
+    """A .NET server may write a GUID in upper case on one page and lower case on the next (a
+    page boundary moved while listing): GUIDs are case-insensitive, so it is one job, given once
+    in its first spelling."""
+    upper = "8F2C5A1E-3B4D-4C6E-9A7B-1D2E3F4A5B6C"
+    first = [{"id": upper, "name": "Mail"}, {"id": "job-1", "name": "Sites"}]
+    later = [
+        {"id": upper.lower(), "name": "Mail"},
+        {"id": "JOB-1", "name": "Sites"},
+        {"id": "job-2", "name": "Teams"},
+    ]
+    fake.route("GET", "/v1/Jobs", page(first, offset=0, limit=2, path="/v1/Jobs", next_offset=2))
+    fake.route(
+        "GET", "/v1/Jobs?offset=2&limit=2", page(later, offset=2, limit=2, path="/v1/Jobs", next_offset=None)
+    )
+    if mode == "await":
+        jobs = await vbo.jobs()
+    else:
+        jobs = [job async for job in vbo._fetcher.iterate(f"{BASE}/v1/Jobs", Job)]
+    assert [job.id for job in jobs] == [upper, "job-1", "job-2"]
+
+
 async def test_page_without_results_is_a_decode_error(fake: FakeVBO, vbo: VBOClient) -> None:
     fake.route("GET", "/v1/Jobs", {"offset": 0, "limit": 30, "_links": {}})
     with pytest.raises(DecodeError) as info:

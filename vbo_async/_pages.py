@@ -35,16 +35,20 @@ def page_key(url: str) -> bytes:
 
 
 def unread(items: list[Any], ids: set[str]) -> list[Any]:
-    """The items whose ``id`` is not in ``ids`` yet, once each, in order; their ids are added.
+    """The items whose ``id`` is not in ``ids`` yet, ignoring case, once each, in order (the
+    first spelling kept); their ids are added lower-cased.
 
     A later page may repeat items of the pages before it: a resource added meanwhile shifts a
     listing cut by offset, and a next link to another API version may lead to a collection that
-    version does not page (v7's ``/Jobs`` answers every job whatever the offset)."""
+    version does not page (v7's ``/Jobs`` answers every job whatever the offset). Ids are GUIDs,
+    which a .NET server may write in either case, from one page to the next too."""
     fresh = []
     for item in items:
         key = item.id
-        if key not in ids:
-            ids.add(key)
+        folded = key.lower() if key.__class__ is str else key  # a model may allow an id of None
+        if folded not in ids:
+            # An id already in lower case (nearly every one) is held once, not with its copy.
+            ids.add(key if folded == key else folded)
             fresh.append(item)
     return fresh
 
