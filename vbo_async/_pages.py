@@ -6,10 +6,13 @@ import hashlib
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 from ._exceptions import DecodeError
 
 __all__ = [
     "count_containers",
+    "items_key",
     "more_containers_than",
     "page_identity",
     "page_key",
@@ -32,6 +35,21 @@ def page_key(url: str) -> bytes:
     """A digest of `page_identity` (16 bytes), what a listing keeps of each page it read to find
     a loop: the identity itself holds the href's text, up to 64 KiB a page a server chooses."""
     return hashlib.blake2b(repr(page_identity(url)).encode(), digest_size=16).digest()
+
+
+def items_key(items: list[Any]) -> bytes | None:
+    """A digest of items that have no id (raw JSON, or models without one), 16 bytes: what a
+    listing keeps of each page to find one that brings nothing new (a server that ignores the
+    offset answers the same page again under a new next link). Equal items give equal keys;
+    None for items it cannot digest (JSON nested deeper than ``orjson`` writes)."""
+    try:
+        text = orjson.dumps(items, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # models (attrs, not JSON) and JSON too deep to write again
+        try:  # models hash by value (str hashes are salted: no server can aim at a collision)
+            text = hash(tuple(items)).to_bytes(8, "big", signed=True)
+        except TypeError:
+            return None
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 def unread(items: list[Any], ids: set[str]) -> list[Any]:
