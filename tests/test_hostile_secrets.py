@@ -1088,6 +1088,34 @@ async def test_a_listing_that_loops_through_an_href_quoting_a_secret_leaks_it_in
     assert leaks(caught.value, logs.records) == {}
 
 
+async def test_a_listing_that_does_not_advance_through_an_href_quoting_a_secret_leaks_it_in_no_error(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """The error of a listing whose next page brings nothing new (a server ignoring the offset)
+    names the listing, reached here through a link whose href quotes a secret, and the page."""
+    password = PASSWORDS["special"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if request.url.path.endswith("/Jobs/j1"):
+            href = "/v1/Jobs/j1/JobSessions?" + secret_query(request, password)
+            return httpx.Response(
+                200, json={"id": "j1", "name": "D", "_links": {"jobsessions": {"href": href}}}
+            )
+        offset = int(request.url.params.get("offset", "0"))
+        href = f"{request.url.path}?{secret_query(request, password)}&offset={offset + 1}"
+        return httpx.Response(200, json={"results": [{"id": "s1"}], "_links": {"next": {"href": href}}})
+
+    async with client_for(handler, password=password) as vbo:
+        link = (await vbo.job("j1")).links.jobsessions
+        assert link is not None
+        with pytest.raises(APIError, match="does not advance") as caught:
+            await link
+    assert "***" in str(caught.value)  # scrubbed, not dropped
+    assert leaks(caught.value, logs.records) == {}
+
+
 def exception_chain(error: BaseException) -> list[BaseException]:
     """``error`` and every exception reachable from it through ``__cause__`` and ``__context__``,
     a suppressed context (``raise ... from None``) included: it is still attached to the error,

@@ -75,3 +75,21 @@ def test_unread_gives_each_id_once_in_order(first: list[str], later: list[str]) 
     fresh = [item.id for item in unread([SimpleNamespace(id=key) for key in later], ids)]
     assert fresh == list(dict.fromkeys(key for key in later if key not in first))
     assert ids == set(first) | set(later)
+
+
+@given(
+    first=st.lists(st.sampled_from("abcdef"), unique=True),
+    later=st.lists(st.sampled_from("abcdefghABCDEFGH")),
+)
+def test_unread_compares_ids_ignoring_case_and_keeps_the_first_spelling(
+    first: list[str], later: list[str]
+) -> None:
+    """GUIDs are case-insensitive: ``ABC`` on a later page is the ``abc`` read before."""
+    ids: set[str] = set()
+    unread([SimpleNamespace(id=key.upper()) for key in first], ids)
+    fresh = [item.id for item in unread([SimpleNamespace(id=key) for key in later], ids)]
+    expected: dict[str, str] = {}
+    for key in later:
+        if key.lower() not in first:
+            expected.setdefault(key.lower(), key)
+    assert fresh == list(expected.values())

@@ -254,6 +254,31 @@ async def test_a_page_whose_every_item_is_refused_is_not_empty(fake: FakeVBO) ->
     assert len(fake.api_requests) == 2
 
 
+@pytest.mark.parametrize("mode", ["await", "async for"])
+async def test_an_item_a_later_page_repeats_in_another_case_is_given_once(
+    fake: FakeVBO, vbo: VBOClient, mode: str
+) -> None:
+    """A .NET server may write a GUID in upper case on one page and lower case on the next (a
+    page boundary moved while listing): GUIDs are case-insensitive, so it is one job, given once
+    in its first spelling."""
+    upper = "8F2C5A1E-3B4D-4C6E-9A7B-1D2E3F4A5B6C"
+    first = [{"id": upper, "name": "Mail"}, {"id": "job-1", "name": "Sites"}]
+    later = [
+        {"id": upper.lower(), "name": "Mail"},
+        {"id": "JOB-1", "name": "Sites"},
+        {"id": "job-2", "name": "Teams"},
+    ]
+    fake.route("GET", "/v1/Jobs", page(first, offset=0, limit=2, path="/v1/Jobs", next_offset=2))
+    fake.route(
+        "GET", "/v1/Jobs?offset=2&limit=2", page(later, offset=2, limit=2, path="/v1/Jobs", next_offset=None)
+    )
+    if mode == "await":
+        jobs = await vbo.jobs()
+    else:
+        jobs = [job async for job in vbo._fetcher.iterate(f"{BASE}/v1/Jobs", Job)]
+    assert [job.id for job in jobs] == [upper, "job-1", "job-2"]
+
+
 async def test_page_without_results_is_a_decode_error(fake: FakeVBO, vbo: VBOClient) -> None:
     fake.route("GET", "/v1/Jobs", {"offset": 0, "limit": 30, "_links": {}})
     with pytest.raises(DecodeError) as info:
@@ -420,3 +445,74 @@ async def test_a_listing_keeps_no_page_s_next_href(fake: FakeVBO) -> None:
         tracemalloc.stop()
     assert len(jobs) == 301
     assert held[300] - held[60] < 5_000_000  # the 240 jobs: about 1 MB; 16 MB more before
+
+
+def serve_ignoring_offset(fake: FakeVBO, path: str, items: list[dict[str, Any]], *, fold: bool) -> None:
+    """``path`` answers ``items`` whatever its offset, each time with a next link to a new offset
+    (a server that ignores ``offset`` but counts it on); with ``fold``, their ids in lower case
+    after the first page."""
+
+    def answer(request: httpx.Request) -> dict[str, Any]:
+        offset = int(dict(parse_qsl(request.url.query.decode())).get("offset", 0))
+        answered = [item | {"id": item["id"].lower()} for item in items] if fold and offset else items
+        return page(answered, offset=offset, limit=len(items), path=path, next_offset=offset + len(items))
+
+    fake.route("GET", path, answer)
+
+
+@pytest.mark.parametrize("listing", ["await", "async for", "filed", "raw"])
+async def test_a_page_bringing_nothing_new_is_an_error_naming_the_listing(
+    fake: FakeVBO, listing: str
+) -> None:
+    """A server that ignores ``offset`` but links each page to a new one answers the first items
+    again and again: every next link is new, so only ``max_pages`` (10,000 requests) ended it.
+    The second page, bringing nothing the first did not (the same ids, in any case; the same
+    raw items; the same items refused), is an `APIError` (of a 200) naming the listing and that
+    page, after two requests, and none of its items is handed on."""
+    items = [{"id": f"JOB-{i}", "name": f"Job {i}"} for i in range(3)]
+    if listing == "filed":
+        items.append({"id": "bad", "isEnabled": "maybe"})
+    serve_ignoring_offset(fake, "/v1/Jobs", items, fold=listing != "raw")
+    seen: list[Any] = []
+    async with client_for(fake) as vbo:
+
+        async def read() -> None:
+            if listing == "await":
+                seen.extend(await vbo.jobs())
+            elif listing == "filed":
+                seen.extend((await vbo._jobs_filed())[0])
+            else:
+                target = object if listing == "raw" else Job
+                async for item in vbo._fetcher.iterate(f"{BASE}/v1/Jobs", target):
+                    seen.append(item)
+
+        with pytest.raises(APIError) as info:
+            await read()
+    assert len(fake.api_requests) == 2
+    assert info.value.status_code == 200
+    assert info.value.url == f"{BASE}/v1/Jobs?offset={len(items)}&limit={len(items)}"
+    assert f"the listing {BASE}/v1/Jobs does not advance" in str(info.value)
+    assert len(seen) == (3 if listing in ("async for", "raw") else 0)
+
+
+async def test_a_page_repeating_some_items_and_bringing_others_goes_on(fake: FakeVBO, vbo: VBOClient) -> None:
+    """A page boundary that moved while listing repeats an item: the page still brings new ones."""
+    fake.route("GET", "/v1/Jobs", page(JOBS[:2], offset=0, limit=2, path="/v1/Jobs", next_offset=2))
+    fake.route(
+        "GET", "/v1/Jobs?offset=2&limit=2", page(JOBS[1:3], offset=2, limit=2, path="/v1/Jobs", next_offset=4)
+    )
+    fake.route(
+        "GET",
+        "/v1/Jobs?offset=4&limit=2",
+        page(JOBS[3:], offset=4, limit=2, path="/v1/Jobs", next_offset=None),
+    )
+    assert [job.id for job in await vbo.jobs()] == [job["id"] for job in JOBS]
+
+
+async def test_a_last_page_of_items_already_read_ends_the_listing(fake: FakeVBO, vbo: VBOClient) -> None:
+    """A next link to a collection that is not paged (v7's ``/Jobs``) may answer only what was
+    read: without a next of its own, it is the end, not an error."""
+    fake.route("GET", "/v1/Jobs", page(JOBS[:2], offset=0, limit=2, path="/v1/Jobs", next_offset=2))
+    fake.route("GET", "/v1/Jobs?offset=2&limit=2", JOBS[:2])
+    assert [job.id for job in await vbo.jobs()] == ["job-0", "job-1"]
+    assert len(fake.api_requests) == 2

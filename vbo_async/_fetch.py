@@ -6,8 +6,8 @@ dialect of the API version each URL names (the `Decoder` is passed in), and boun
 can make it hold: at most ``max_page_items`` items per page (a body that could hold far more is
 refused before it is parsed), ``max_pages`` pages per listing and ``max_listing_items`` items per
 listing (its pages together, refused items included); a listing whose ``next``
-leads back to a page already read (whatever query noise it adds) is an error, and one that reaches
-a page without items ends there.
+leads back to a page already read (whatever query noise it adds), or past a page that brought
+nothing new, is an error, and one that reaches a page without items ends there.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ._decode import Decoder, Refused, parse_json
 from ._dialects import DIALECTS, Dialect
 from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
 from ._flights import Flights
-from ._pages import page_key, unread, with_limit
+from ._pages import items_key, page_key, unread, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
 from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
@@ -270,9 +270,12 @@ class Fetcher:
         remain; a broken one always would, for ``max_pages`` requests). A ``next`` that names a
         page already fetched (compared without query noise: parameter order, empty parameters,
         case of names) is a loop, after which the listing cannot be known complete: an
-        `APIError` (of a 200) naming the listing, as is a listing longer than ``max_pages`` or
-        holding more than ``max_listing_items`` items (refused ones included), raised when the
-        page that goes over arrives, before any of its items is handed on."""
+        `APIError` (of a 200) naming the listing. So is a page that links on but brings nothing
+        new (every item's id read before, ignoring case; items without ids the same as an earlier
+        page's; refused items like earlier ones): a server ignoring the offset answers the same
+        page under each new next link. So is a listing longer than ``max_pages`` or holding more
+        than ``max_listing_items`` items (refused ones included). Each is raised when the page
+        arrives, before any of its items is handed on."""
         async with aclosing(self._pages(url, target, refused)) as pages:
             async for items in pages:
                 for item in items:
@@ -294,15 +297,37 @@ class Fetcher:
         self.hide_secrets(error)  # a link's URL may quote a secret
         return error
 
+    def _stalled(self, url: str, page_url: str) -> APIError:
+        """The `APIError` (of a 200) of a listing whose page ``page_url`` brings nothing the
+        pages before it did not, yet links on."""
+        scrub = self.scrub or str  # the listing's URL may quote a secret: `hide_secrets` scrubs page_url
+        error = APIError(
+            f"the listing {scrub(url)} does not advance: this page brings no item the pages before "
+            "it did not, yet links to another; refusing to read on (the server may ignore the "
+            "offset; the listing cannot be known complete)",
+            status_code=200,
+            method="GET",
+            url=page_url,
+        )
+        self.hide_secrets(error)
+        return error
+
     async def _pages(self, url: str, target: type[T], refused: Refused | None) -> AsyncGenerator[list[T]]:
         dialect = self.dialect_of(url)
         filed = 0  # items refused so far: a page of nothing but those is not an empty page
+        novel = 0  # of those, the ones unlike any refused before (`items_key`)
         if refused is not None:
             tell = refused
+            refused_keys: set[bytes] = set()
 
             def counted(item: Any, error: DecodeError) -> None:
-                nonlocal filed
+                nonlocal filed, novel
                 filed += 1
+                key = items_key([item])
+                if key is None or key not in refused_keys:
+                    novel += 1
+                    if key is not None:
+                        refused_keys.add(key)
                 tell(item, error)
 
             refused = counted
@@ -310,6 +335,7 @@ class Fetcher:
         unseen: list[str] = []  # fetched, identity not yet taken: a one-page listing never needs it
         keyed = attrs.has(target) and "id" in attrs.fields_dict(target)
         ids: set[str] | None = None  # the ids listed, kept from the second page on: each item once
+        digests: set[bytes] = set()  # without ids: `items_key` of each page followed by another
         next_url: str | None = with_limit(url, dialect.page_limit)
         pages = 0
         held = 0  # items of the pages read so far, refused ones included
@@ -317,7 +343,7 @@ class Fetcher:
             unseen.append(next_url)
             if pages == self._max_pages:
                 raise self._too_long(url, f"more than max_pages={self._max_pages} pages")
-            filed_before = filed
+            filed_before, novel_before = filed, novel
             page_url = next_url
             items, next_url = await self.fetch_page(page_url, target, refused=refused)
             pages += 1
@@ -328,7 +354,20 @@ class Fetcher:
                     f"more than max_listing_items={self._max_listing_items} items "
                     f"({held} in its first {pages} pages)",
                 )
-            yield items if ids is None else unread(items, ids)
+            fresh = items if ids is None else unread(items, ids)
+            if next_url is not None:
+                # A page of items all read before that links on: a server ignoring the offset
+                # answers the same page under each new next link, for max_pages requests.
+                if keyed:
+                    repeated = ids is not None and not fresh
+                else:
+                    key = items_key(items)
+                    repeated = key is not None and key in digests
+                    if key is not None:
+                        digests.add(key)
+                if repeated and (items or filed > filed_before) and novel == novel_before:
+                    raise self._stalled(url, page_url)
+            yield fresh
             if next_url is None:
                 return
             if not items and filed == filed_before:

@@ -6,10 +6,13 @@ import hashlib
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 from ._exceptions import DecodeError
 
 __all__ = [
     "count_containers",
+    "items_key",
     "more_containers_than",
     "page_identity",
     "page_key",
@@ -34,17 +37,36 @@ def page_key(url: str) -> bytes:
     return hashlib.blake2b(repr(page_identity(url)).encode(), digest_size=16).digest()
 
 
+def items_key(items: list[Any]) -> bytes | None:
+    """A digest of items that have no id (raw JSON, or models without one), 16 bytes: what a
+    listing keeps of each page to find one that brings nothing new (a server that ignores the
+    offset answers the same page again under a new next link). Equal items give equal keys;
+    None for items it cannot digest (JSON nested deeper than ``orjson`` writes)."""
+    try:
+        text = orjson.dumps(items, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # models (attrs, not JSON) and JSON too deep to write again
+        try:  # models hash by value (str hashes are salted: no server can aim at a collision)
+            text = hash(tuple(items)).to_bytes(8, "big", signed=True)
+        except TypeError:
+            return None
+    return hashlib.blake2b(text, digest_size=16).digest()
+
+
 def unread(items: list[Any], ids: set[str]) -> list[Any]:
-    """The items whose ``id`` is not in ``ids`` yet, once each, in order; their ids are added.
+    """The items whose ``id`` is not in ``ids`` yet, ignoring case, once each, in order (the
+    first spelling kept); their ids are added lower-cased.
 
     A later page may repeat items of the pages before it: a resource added meanwhile shifts a
     listing cut by offset, and a next link to another API version may lead to a collection that
-    version does not page (v7's ``/Jobs`` answers every job whatever the offset)."""
+    version does not page (v7's ``/Jobs`` answers every job whatever the offset). Ids are GUIDs,
+    which a .NET server may write in either case, from one page to the next too."""
     fresh = []
     for item in items:
         key = item.id
-        if key not in ids:
-            ids.add(key)
+        folded = key.lower() if key.__class__ is str else key  # a model may allow an id of None
+        if folded not in ids:
+            # An id already in lower case (nearly every one) is held once, not with its copy.
+            ids.add(key if folded == key else folded)
             fresh.append(item)
     return fresh
 
