@@ -278,12 +278,24 @@ async def test_the_last_status_is_a_state_set_and_a_new_status_gets_its_own_seri
             assert states[str(job.last_status)] == 1
 
 
+@pytest.mark.parametrize(
+    ("last_run", "next_run", "other_next"),
+    [
+        ("0001-01-01T00:00:00", "1601-01-01T00:00:00+02:00", "1900-01-01T00:00:00Z"),
+        ("9999-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59.9999999", "9999-12-31T23:59:59.9999999-05:00"),
+    ],
+    ids=["MinValue", "MaxValue"],
+)
 @pytest.mark.parametrize("version", ["v8", "v1"])
-async def test_a_time_the_server_says_never_is_no_timestamp(servers: dict[str, Server], version: str) -> None:
+async def test_a_time_the_server_says_never_is_no_timestamp(
+    servers: dict[str, Server], version: str, last_run: str, next_run: str, other_next: str
+) -> None:
     """.NET's "never", 0001-01-01 (``DateTime.MinValue``), was exported as a Unix time of
     -62135596800 s, 1,969 years ago, which a dashboard shows and an alert on the age of a run
     reads as a real time (Windows' 1601 and SQL Server's 1900 likewise); such a time, any up to
-    Unix time 0, has no sample, as a job without one."""
+    Unix time 0, has no sample, as a job without one. So has its ``DateTime.MaxValue``
+    (9999-12-31T23:59:59.9999999), the next run of a job that has none: it was 253402300800 s,
+    a next run 7,974 years ahead."""
     server = servers[version]
     jobs = await server.client.jobs()
     never, other = jobs[0].id, jobs[1]
@@ -292,10 +304,10 @@ async def test_a_time_the_server_says_never_is_no_timestamp(servers: dict[str, S
         items = data.get("results", []) if isinstance(data, dict) else data
         for item in items if isinstance(items, list) else []:
             if item.get("id") == never:
-                item["lastRun"] = "0001-01-01T00:00:00"
-                item["nextRun"] = "1601-01-01T00:00:00+02:00"
+                item["lastRun"] = last_run
+                item["nextRun"] = next_run
             elif item.get("id") == other.id:
-                item["nextRun"] = "1900-01-01T00:00:00Z"
+                item["nextRun"] = other_next
         return data
 
     server.wire.edit = dated_never

@@ -30,6 +30,7 @@ from vbo_async import (
     VBOClient,
     assess,
 )
+from vbo_async._health import is_never
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .test_properties import PROPERTY
@@ -847,9 +848,30 @@ NEVER = st.one_of(
 (in UTC, in the server's offset, or converted from it), Windows' FILETIME zero (1601), SQL
 Server's (1900), Unix time 0; no backup server ran before 1970."""
 
+FAR_END = st.one_of(
+    st.builds(
+        lambda moment, minutes: dt.datetime.combine(
+            dt.date(9999, 12, 31), moment, tzinfo=dt.timezone(dt.timedelta(minutes=minutes))
+        ),
+        st.times(),
+        st.integers(-14 * 60, 14 * 60),
+    ),
+    st.sampled_from(
+        [
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            dt.datetime(9999, 1, 1, tzinfo=dt.UTC),
+            dt.datetime.max,
+        ]
+    ),
+)
+"""Times a server writes for one that never will be (a job with no next run): .NET's
+DateTime.MaxValue (9999-12-31T23:59:59.9999999, in UTC, in the server's offset or without a
+zone), and any time in the calendar's last year."""
+
 
 @PROPERTY
-@given(never=NEVER)
+@given(never=NEVER | FAR_END)
 def test_the_net_never_is_no_time(never: dt.datetime) -> None:
     """0001-01-01 is no last success, no last run and no session time: a job whose lastBackup
     says it was never backed up, with warnings 5 h ago, was CRITICAL 'no success for 739797
@@ -875,7 +897,7 @@ def test_the_net_never_is_no_time(never: dt.datetime) -> None:
 
 @PROPERTY
 @given(
-    never=NEVER,
+    never=NEVER | FAR_END,
     last_status=st.sampled_from(STATUSES),
     max_age=st.sampled_from([None, hours(26)]),
 )
@@ -897,6 +919,27 @@ def test_a_last_run_that_never_was_is_judged_as_no_last_run(
     )
 
 
+@pytest.mark.parametrize(
+    ("moment", "never"),
+    [
+        (dt.datetime(9999, 12, 31, 23, 59, 59, 999999), True),
+        (dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5))), True),
+        (dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=14))), True),
+        (dt.datetime(9999, 1, 1, tzinfo=dt.UTC), True),
+        (dt.datetime(9998, 12, 31, 23, 59, 59, tzinfo=dt.UTC), False),
+        (dt.datetime(2099, 1, 1, tzinfo=dt.UTC), False),
+        (dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.UTC), False),
+        (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), True),
+    ],
+)
+def test_the_calendar_s_last_year_is_no_time_as_its_first_ones_are(moment: dt.datetime, never: bool) -> None:
+    """.NET's DateTime.MaxValue (9999-12-31T23:59:59.9999999), which servers send as the next run
+    of a job that has none, was a date: the table showed it, ``--json`` wrote it and the
+    exporter sampled it (253402300800 s). Any time in the year 9999 (as written, in any offset)
+    is no time, as any up to 1970 is; the years between are real times."""
+    assert is_never(moment) is never
+
+
 # --- a server's clock ahead of this one ------------------------------------------------------------
 
 BEYOND = st.one_of(
@@ -904,12 +947,13 @@ BEYOND = st.one_of(
     st.sampled_from(
         [
             dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
-            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
-            dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+            dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            dt.datetime(9998, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
         ]
     ),
 )
-"""Times more than a day ahead of NOW: a clock set wrong for a while, .NET's MaxValue."""
+"""Times more than a day ahead of NOW: a clock set wrong for a while (.NET's MaxValue, in the year
+9999, is no time at all: `FAR_END`)."""
 
 
 @PROPERTY
@@ -920,7 +964,7 @@ def test_a_session_dated_beyond_a_day_ahead_is_not_the_newest_run(
     rows: list[dict[str, Any]], ahead: dt.datetime, status: str | None, last_status: str | None
 ) -> None:
     """A session created more than a day after ``now`` (a server whose clock was once set years
-    ahead, .NET's MaxValue) was the newest run for as long as it stayed in the future: a success
+    ahead) was the newest run for as long as it stayed in the future: a success
     dated 2099 hid every real failure after it (OK, "succeeded just now") and a failure so dated
     every real success. Where the job has a run dated within reason it decides, as if the one
     ahead were not there; that one's success is no last success either."""

@@ -41,6 +41,8 @@ NEVER = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 """.NET's DateTime.MinValue, the ``lastBackup`` of a job never backed up."""
 AHEAD = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
 """A time a server's clock gave while it was set decades ahead."""
+MAX_VALUE = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+""".NET's DateTime.MaxValue, which stands for no time."""
 NO_WAIT = RetryPolicy(attempts=1, wait_initial=0, wait_max=0, wait_jitter=0)
 BASE = "https://vbo.test:4443"
 VERSIONS = ("v1", "v6", "v7", "v8")
@@ -413,13 +415,18 @@ async def test_a_job_id_no_request_can_name_is_unknown_batched_as_alone(version:
 
 
 @pytest.mark.parametrize("version", ["v7", "v8"])
-@pytest.mark.parametrize("odd", ["lastBackup never", "lastBackup ahead", "session ahead"])
+@pytest.mark.parametrize(
+    "odd",
+    ["lastBackup never", "lastBackup ahead", "lastBackup MaxValue", "session ahead", "session MaxValue"],
+)
 async def test_a_success_never_or_dated_ahead_is_no_success_batched_as_alone(version: str, odd: str) -> None:
-    """A ``lastBackup`` of .NET's "never" (0001-01-01) or a success dated decades ahead (the job's
-    ``lastBackup``, or a session in the window) is no last success: a batch whose window holds no
-    other reads the job's own newest runs, as `job_health` does, and finds the real success there
-    (stale past ``max_age``); it judged the job from the window alone (WARNING)."""
-    last_backup = {"lastBackup never": NEVER, "lastBackup ahead": AHEAD}.get(odd)
+    """A ``lastBackup`` of .NET's "never" (0001-01-01 or its MaxValue) or a success dated decades
+    ahead or at MaxValue (the job's ``lastBackup``, or a session in the window) is no last
+    success: a batch whose window holds no other reads the job's own newest runs, as
+    `job_health` does, and finds the real success there (stale past ``max_age``); it judged the
+    job from the window alone (WARNING)."""
+    odd_backups = {"lastBackup never": NEVER, "lastBackup ahead": AHEAD, "lastBackup MaxValue": MAX_VALUE}
+    last_backup = odd_backups.get(odd)
     job = JobState(
         id=_guid(0xB000),
         org_id=_guid(0xA000),
@@ -444,6 +451,8 @@ async def test_a_success_never_or_dated_ahead_is_no_success_batched_as_alone(ver
     ]
     if odd == "session ahead":
         runs.append(Run(_guid(0xC002), job.id, "Success", AHEAD, AHEAD + dt.timedelta(minutes=9), False))
+    if odd == "session MaxValue":
+        runs.append(Run(_guid(0xC002), job.id, "Success", MAX_VALUE, MAX_VALUE, False))
     state = _tenant(job, runs=tuple(runs))
     policy = HealthPolicy(max_age=dt.timedelta(hours=6))
     async with client(state, version) as vbo:

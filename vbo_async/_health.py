@@ -150,9 +150,10 @@ class JobHealth:
 CLOCK_SKEW = dt.timedelta(days=1)
 """How far ahead of ``now`` `assess` takes a server's time as it is: a server's clock some hours
 fast, or a zone-less local time of a server east of UTC (read as UTC), is still its newest run.
-A session created further ahead (a clock once set years ahead, .NET's ``DateTime.MaxValue``)
-is ranked after every session dated within reason, and its end is no last success: it would
-otherwise decide the verdict for as long as it stays in the future."""
+A session created further ahead (a clock once set years ahead) is ranked after every session
+dated within reason, and its end is no last success: it would otherwise decide the verdict for
+as long as it stays in the future. (.NET's ``DateTime.MaxValue``, in the year 9999, is no time
+at all: `is_never`.)"""
 
 _IN_PROGRESS = frozenset({JobStatus.RUNNING, JobStatus.QUEUED})
 _NOT_A_RESULT = _IN_PROGRESS | {JobStatus.STOPPED}
@@ -174,8 +175,8 @@ def window_falls_short(
     the window finished and ``last_status`` names none (a run in progress, a stop), or when the
     window misses the run whose result ``last_status`` names (`_misses_the_last_run`). False for
     a job the policy judges as disabled, and for one that never ran. A run or ``last_backup``
-    dated more than `CLOCK_SKEW` after ``now`` (the current time when None) stands for nothing,
-    as in `assess`."""
+    dated more than `CLOCK_SKEW` after ``now`` (the current time when None), or at a time that
+    never was (`is_never`), stands for nothing, as in `assess`."""
     if job.is_enabled is False and policy.disabled is not None:
         return False
     horizon = _horizon(dt.datetime.now(dt.UTC) if now is None else _in_utc(now))
@@ -184,7 +185,9 @@ def window_falls_short(
         return False
     dated = [s for s in window if not _ahead(s.creation_time, horizon) and not _ahead(s.end_time, horizon)]
     backed_up = _utc(job.last_backup)
-    if (backed_up is None or backed_up > horizon) and not any(s.status == JobStatus.SUCCESS for s in dated):
+    # A success is one `assess` dates: one at no time (.NET's MaxValue) is no last success.
+    succeeded = any(s.status == JobStatus.SUCCESS and _finished_at(s) is not None for s in dated)
+    if (backed_up is None or backed_up > horizon) and not succeeded:
         return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
         return not any(finished(s) for s in dated)
@@ -292,17 +295,22 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     """``moment`` in UTC (`_in_utc`); None for no time, or one that never was (`is_never`)."""
     if moment is None:
         return None
-    if moment.year > 1970:  # nearly every time: never `is_never`, and decoded times are in UTC
+    if 1970 < moment.year < _LAST_YEAR:  # nearly every time: never `is_never`, decoded in UTC
         return moment if moment.tzinfo is dt.UTC else _in_utc(moment)
     return None if is_never(moment) else _in_utc(moment)
 
 
 def is_never(moment: dt.datetime) -> bool:
-    """Whether ``moment`` stands for a time that never was (a job never backed up): any time up
-    to Unix time 0 (1970-01-01 00:00 UTC; a time without a zone read as UTC). No backup server
-    ran before; what servers write for "never" lies there: .NET's ``DateTime.MinValue``
-    (0001-01-01, in any offset), Windows' FILETIME zero (1601), SQL Server's (1900), Unix time 0
+    """Whether ``moment`` stands for a time that never was (a job never backed up) or never will
+    be (the next run of a job that has none): any time up to Unix time 0 (1970-01-01 00:00 UTC;
+    a time without a zone read as UTC), and any in the calendar's last year, 9999, as written
+    in whatever offset. No backup server ran before 1970, and none plans a run in 9999; what
+    servers write for "never" lies there: .NET's ``DateTime.MinValue`` (0001-01-01, in any
+    offset), Windows' FILETIME zero (1601), SQL Server's (1900), Unix time 0, and .NET's
+    ``DateTime.MaxValue`` (9999-12-31T23:59:59.9999999, SQL Server's last day likewise)
     (pure)."""
+    if moment.year >= _LAST_YEAR:
+        return True
     if moment.year > 1970:  # after 1970-01-01 00:00 UTC in any offset
         return False
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -311,6 +319,8 @@ def is_never(moment: dt.datetime) -> bool:
 
 
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LAST_YEAR = dt.MAXYEAR
+"""9999: its times are "never" (.NET's ``DateTime.MaxValue`` is its last tick)."""
 
 
 def _in_utc(moment: dt.datetime) -> dt.datetime:

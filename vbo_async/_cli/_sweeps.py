@@ -179,9 +179,9 @@ def _text(value: str) -> str:
 
 
 def _stamp(moment: dt.datetime | None) -> float | None:
-    """``moment`` as a Unix time; None (no sample) for none, or for one that never was
-    (`is_never`: up to Unix time 0, as .NET's 0001-01-01), no time to show or to alert on the age
-    of."""
+    """``moment`` as a Unix time; None (no sample) for none, or for one that never was or never
+    will be (`is_never`: up to Unix time 0, as .NET's 0001-01-01, or in 9999, as its MaxValue, the
+    next run of a job that has none), no time to show or to alert on the age of."""
     if moment is None or is_never(moment):
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
