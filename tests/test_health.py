@@ -170,9 +170,32 @@ def test_a_failure_the_server_will_retry_is_a_warning() -> None:
     assert health.last_session is failed
 
 
+@pytest.mark.parametrize(
+    ("ago", "retrying", "state", "reason"),
+    [
+        (2 + 10 / 60, False, WARNING, "failed 2 h ago, will be retried"),
+        (2.2, False, CRITICAL, "failed 2 h ago"),
+        (49, False, CRITICAL, "failed 2 days ago"),
+        (49, True, WARNING, "failed 2 days ago, will be retried"),
+    ],
+)
+def test_a_retry_that_never_came_is_not_awaited(
+    ago: float, retrying: bool, state: HealthState, reason: str
+) -> None:
+    """A failure the server said it would retry, that ended more than `RETRY_WITHIN` (2 h) ago
+    with no run after it, was not retried: it is the failure it is (CRITICAL). It was a WARNING
+    'will be retried' for as long as it stayed the last run (days), where a batch, seeing it
+    only through the job's lastStatus once it left its window, said CRITICAL. A run in progress
+    after it is the retry on its way."""
+    failed = run("Failed", ago, will_retry=True)
+    sessions = [failed, run("Running", ago - 0.5)] if retrying else [failed]
+    health = check(make_job(), sessions, max_age=None)
+    assert (health.state, health.reason, health.last_session) == (state, reason, failed)
+
+
 def test_the_example_reasons() -> None:
-    retried = check(make_job(), [run("Failed", 49, will_retry=True)], max_age=None)
-    assert retried.reason == "failed 2 days ago, will be retried"
+    retried = check(make_job(), [run("Failed", 0.5, will_retry=True)], max_age=None)
+    assert retried.reason == "failed 20 min ago, will be retried"
     assert check(make_job(), [run("Success", 3.5)]).reason == "last run succeeded 3 h ago"
     stale = check(make_job(), [run("Success", 31.5, minutes=1)])
     assert (stale.state, stale.reason) == (CRITICAL, "no success for 31 h (max 26 h)")

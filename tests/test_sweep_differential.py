@@ -30,9 +30,9 @@ from vbo_async import (
     RetryPolicy,
     VBOClient,
 )
-from vbo_async._health import assess
+from vbo_async._health import RETRY_WITHIN, assess
 from vbo_async._prefetch import LinkCache
-from vbo_async._units import Batch, Context, run_unit
+from vbo_async._units import _WINDOW_SLACK, Batch, Context, _health_window, run_unit
 
 from .test_properties import FEW
 
@@ -109,10 +109,10 @@ ODD_IDS = [
 @st.composite
 def states(draw: st.DrawFn) -> State:
     """A server's organizations, jobs and sessions: valid by the reference's rules, hostile
-    where the rules leave room. Two things a server does not do are left out, where a batch,
-    which reads the runs ended within its window, cannot tell: one job's runs overlapping, and
-    a failure said to be retried (``jobWillBeRetried``) that no retry followed for longer than
-    the window."""
+    where the rules leave room (a failure said to be retried, ``jobWillBeRetried``, that no
+    retry followed, however long ago). One thing a server does not do is left out, where a
+    batch, which reads the runs ended within its window, cannot tell: one job's runs
+    overlapping."""
     org_count = draw(st.integers(1, 4))
     orgs = tuple(
         Org(_cased(_guid(0xA000 + n), draw(st.booleans())), draw(st.sampled_from(["", "Contoso", "ü"])))
@@ -161,10 +161,7 @@ def states(draw: st.DrawFn) -> State:
                 status=status,
                 created=created,
                 ended=None if ended is None else min(ended, NOW),
-                # A retry follows within minutes: a failure still to be retried is a recent one.
-                will_retry=status == "Failed"
-                and NOW - created < dt.timedelta(hours=2)
-                and draw(st.booleans()),
+                will_retry=status == "Failed" and draw(st.booleans()),
             )
         )
     # One job's runs follow each other (a run ends before the next one begins).
@@ -461,3 +458,64 @@ async def test_a_success_never_or_dated_ahead_is_no_success_batched_as_alone(ver
     for results in (batched, alone):
         health = results[_guid(0xA000)].health[job.id]
         assert (health.state, health.reason) == (HealthState.CRITICAL, "no success for 39 h (max 6 h)")
+
+
+NO_AGE = HealthPolicy(max_age=None)
+SIX_HOURS = HealthPolicy(max_age=dt.timedelta(hours=6), stale=HealthState.WARNING)
+"""A window of 8 h, and staleness no worse than the failure's finding (which then decides)."""
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+@pytest.mark.parametrize(
+    ("failed_ago", "retrying", "policy", "state"),
+    [
+        pytest.param(1, False, NO_AGE, HealthState.WARNING, id="recent"),
+        pytest.param(8 * 24, False, NO_AGE, HealthState.CRITICAL, id="before a 7-day window"),
+        pytest.param(10, False, SIX_HOURS, HealthState.CRITICAL, id="before an 8 h window"),
+        pytest.param(3, False, SIX_HOURS, HealthState.CRITICAL, id="in the window"),
+        pytest.param(3, True, SIX_HOURS, HealthState.WARNING, id="retry running"),
+        pytest.param(10, True, SIX_HOURS, HealthState.WARNING, id="retry running, failure before the window"),
+    ],
+)
+async def test_a_failure_said_to_be_retried_is_judged_batched_as_alone(
+    version: str, failed_ago: int, retrying: bool, policy: HealthPolicy, state: HealthState
+) -> None:
+    """A failed run the server said it would retry (``jobWillBeRetried``) is WARNING while the
+    retry can still come (the failure ended within `RETRY_WITHIN`) or runs; past that, with no
+    run after it, no retry came and it is the failure it is (CRITICAL). A batch that sees the
+    failure only through the job's ``lastStatus`` (it ended before the window) said CRITICAL
+    where `job_health`, reading it, said WARNING for as long as it stayed the last run."""
+    job_id = _guid(0xB000)
+    ended = NOW - dt.timedelta(hours=failed_ago)
+    runs = [Run(_guid(0xC000), job_id, "Failed", ended - dt.timedelta(minutes=20), ended, True)]
+    if retrying:
+        runs.append(Run(_guid(0xC001), job_id, "Running", ended + dt.timedelta(minutes=10), None, False))
+    newest = runs[-1]
+    job = JobState(
+        id=job_id,
+        org_id=_guid(0xA000),
+        name="Daily",
+        enabled=True,
+        last_status=newest.status,
+        last_run=newest.created,
+        last_backup=NOW - 40 * 24 * dt.timedelta(hours=1),
+    )
+    state_of_server = _tenant(job, runs=tuple(runs))
+    async with client(state_of_server, version) as vbo:
+        batched = await delivered(vbo, state_of_server, policy, batched=True)
+        alone = await delivered(vbo, state_of_server, policy, batched=False)
+        (listed,) = alone[_guid(0xA000)].jobs
+        single = await vbo.job_health(listed, policy=policy, now=NOW)
+    for health in (batched[_guid(0xA000)].health[job_id], alone[_guid(0xA000)].health[job_id], single):
+        assert health.state is state, health.reason
+        assert health.reason.startswith("failed ")
+        assert health.reason.endswith(", will be retried") is (state is HealthState.WARNING), health.reason
+
+
+def test_a_retry_is_awaited_no_longer_than_a_batch_reads_beyond_max_age() -> None:
+    """A batch's window reaches `_WINDOW_SLACK` beyond ``max_age`` (at least that far back): a
+    failure it knows only from the job's ``lastStatus`` ended longer ago than `RETRY_WITHIN`, so
+    `assess` no longer awaits its retry, whichever way the job was read."""
+    assert RETRY_WITHIN <= _WINDOW_SLACK
+    for age in (None, dt.timedelta(seconds=1)):
+        assert _health_window(HealthPolicy(max_age=age)) > RETRY_WITHIN

@@ -29,6 +29,7 @@ from ._models import Job, JobSession, SchedulePolicy
 
 __all__ = [
     "CLOCK_SKEW",
+    "RETRY_WITHIN",
     "HealthPolicy",
     "HealthState",
     "JobHealth",
@@ -89,7 +90,8 @@ class HealthPolicy:
 
     - ``failed``: the last finished run failed (CRITICAL).
     - ``failed_will_retry``: it failed and the server will retry it (``job_will_be_retried``,
-      v7+) (WARNING).
+      v7+) (WARNING), while that retry can still come: the failure ended within `RETRY_WITHIN`
+      (2 h), or a run after it is in progress. Past that no retry came, and it is ``failed``.
     - ``warning``: the last finished run ended with warnings (WARNING).
     - ``other_result``: the last finished run ended with a status that is none of Success,
       Warning and Failed (``Disconnected``, ``NotConfigured``, one newer than vbo-async)
@@ -136,7 +138,7 @@ class JobHealth:
     user), ``running`` a run in progress newer than it, ``last_success`` when the job last
     succeeded (v7+ ``job.last_backup``, else the end of the newest successful run seen, else
     ``job.last_run`` when ``job.last_status`` says Success; None when not known). ``reason`` is
-    one line naming the finding that decided ``state``: ``"failed 2 days ago, will be retried"``.
+    one line naming the finding that decided ``state``: ``"failed 20 min ago, will be retried"``.
     """
 
     job: Job
@@ -154,6 +156,15 @@ A session created further ahead (a clock once set years ahead) is ranked after e
 dated within reason, and its end is no last success: it would otherwise decide the verdict for
 as long as it stays in the future. (.NET's ``DateTime.MaxValue``, in the year 9999, is no time
 at all: `is_never`.)"""
+
+RETRY_WITHIN = dt.timedelta(hours=2)
+"""How long after a failed run ended `assess` takes the server's word that it will retry it
+(``job_will_be_retried``): VB365 retries after the job's ``retryWaitInterval`` (10 minutes by
+default). A failure that ended longer ago, with no run in progress after it, was not retried: it
+is judged as the failure it is (``HealthPolicy.failed``), not as one about to be retried for as
+long as it stays the last run. No longer than the slack a batch reads beyond ``max_age``: a
+failure before a batch's window, which the batch knows only as the job's ``lastStatus``, is then
+judged alike either way."""
 
 _IN_PROGRESS = frozenset({JobStatus.RUNNING, JobStatus.QUEUED})
 _NOT_A_RESULT = _IN_PROGRESS | {JobStatus.STOPPED}
@@ -230,7 +241,10 @@ def assess(
     and one that never was (`is_never`: up to 1970, as .NET's 0001-01-01) as no time at all. A
     session created more than `CLOCK_SKEW` (a day) after ``now`` ranks after every one dated
     within reason, and its end is no last success (nor is a ``last_backup`` or ``last_run`` that
-    far ahead).
+    far ahead). A failure the server will retry (``job_will_be_retried``) is
+    ``policy.failed_will_retry`` only while the retry can still come (`RETRY_WITHIN`, or a run
+    after it in progress); later it is ``policy.failed``, as a batch that knows it only from the
+    job's ``last_status`` judges it.
 
     ```python
     health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))
@@ -266,7 +280,7 @@ def assess(
     elif error is not None:
         finding = _Finding(policy.unreadable, f"sessions could not be read: {error}")
     else:
-        findings = [_last_result(job, last_session, last_success, mine, policy, now)]
+        findings = [_last_result(job, last_session, running, last_success, mine, policy, now)]
         stale = _staleness(job, mine, last_success, policy, now)
         if stale is not None:
             findings.append(stale)
@@ -408,6 +422,7 @@ def _last_success(job: Job, sessions: list[JobSession], horizon: dt.datetime) ->
 def _last_result(
     job: Job,
     last_session: JobSession | None,
+    running: JobSession | None,
     last_success: dt.datetime | None,
     sessions: list[JobSession],
     policy: HealthPolicy,
@@ -416,7 +431,7 @@ def _last_result(
     """The finding about the newest finished run: from the sessions, else from the job."""
     if last_session is not None:
         status, when = last_session.status, _finished_at(last_session)
-        retried = last_session.job_will_be_retried is True
+        retried = last_session.job_will_be_retried is True and _retry_to_come(when, running, now)
     elif (
         (ran := _utc(job.last_run)) is not None
         and job.last_status is not None
@@ -445,6 +460,13 @@ def _last_result(
         return _Finding(policy.failed, f"failed {ago}")
     shown = "no status" if status is None else f"status {status}"
     return _Finding(policy.other_result, f"last run ended with {shown} {ago}")
+
+
+def _retry_to_come(failed: dt.datetime | None, running: JobSession | None, now: dt.datetime) -> bool:
+    """Whether the retry of a run that failed at ``failed`` (its end) can still come: a run after
+    it is in progress (``running``), or it ended within `RETRY_WITHIN` (an undated failure: the
+    server's word is all there is)."""
+    return running is not None or failed is None or now - failed <= RETRY_WITHIN
 
 
 def _staleness(
