@@ -519,3 +519,60 @@ def test_a_retry_is_awaited_no_longer_than_a_batch_reads_beyond_max_age() -> Non
     assert RETRY_WITHIN <= _WINDOW_SLACK
     for age in (None, dt.timedelta(seconds=1)):
         assert _health_window(HealthPolicy(max_age=age)) > RETRY_WITHIN
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+@pytest.mark.parametrize("enabled", [True, False], ids=["enabled", "disabled"])
+async def test_a_job_whose_last_run_is_older_than_the_window_has_its_verdict_from_its_own_fields(
+    version: str, enabled: bool
+) -> None:
+    """A job whose newest run ended before a batch's window (a weekly job, a stale or disabled
+    one) is judged from its ``lastStatus``, ``lastRun`` and ``lastBackup``, without a request of
+    its own: the same state, reason and last success as `job_health` gives from its sessions.
+    Only ``last_session`` (the run itself: its end, statistics, retries) is not known to the
+    batch, as documented (`poll_jobs`, docs/monitoring.md); no field of the job can stand for it,
+    and reading it would cost a request per such job (209 of 1,055 on the 300-tenant benchmark)."""
+    job_id = _guid(0xB000)
+    warned = Run(
+        _guid(0xC001),
+        job_id,
+        "Warning",
+        NOW - dt.timedelta(days=3, hours=1),
+        NOW - dt.timedelta(days=3),
+        False,
+    )
+    success = Run(
+        _guid(0xC000),
+        job_id,
+        "Success",
+        NOW - dt.timedelta(days=4, hours=1),
+        NOW - dt.timedelta(days=4),
+        False,
+    )
+    job = JobState(
+        id=job_id,
+        org_id=_guid(0xA000),
+        name="Weekly",
+        enabled=enabled,
+        last_status="Warning",
+        last_run=warned.created,
+        last_backup=success.ended,
+    )
+    state = _tenant(job, runs=(warned, success))
+    policy = HealthPolicy(disabled=None)
+    async with client(state, version) as vbo:
+        batched = (await delivered(vbo, state, policy, batched=True))[_guid(0xA000)].health[job_id]
+        alone = (await delivered(vbo, state, policy, batched=False))[_guid(0xA000)].health[job_id]
+        asked = vbo.requests_sent
+        await delivered(vbo, state, policy, batched=True)
+        assert vbo.requests_sent - asked == 3  # organizations, jobs, the window: none for the job
+    assert (
+        (batched.state, batched.reason)
+        == (alone.state, alone.reason)
+        == (HealthState.CRITICAL, "no success for 4 days (max 26 h)")
+    )
+    assert batched.last_success == alone.last_success == success.ended
+    assert batched.running is alone.running is None
+    assert alone.last_session is not None
+    assert alone.last_session.id == warned.id
+    assert batched.last_session is None
