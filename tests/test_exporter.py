@@ -322,6 +322,36 @@ async def test_a_time_the_server_says_never_is_no_timestamp(
     assert stamp == pytest.approx(other.last_run.timestamp())
 
 
+@pytest.mark.parametrize(
+    ("key", "never"),
+    [("endTime", "9999-12-31T23:59:59.9999999"), ("creationTime", "0001-01-01T00:00:00Z")],
+    ids=["ended at MaxValue", "created at MinValue"],
+)
+@pytest.mark.parametrize("version", ["v8", "v1"])
+async def test_a_session_time_that_never_was_gives_no_duration(
+    servers: dict[str, Server], version: str, key: str, never: str
+) -> None:
+    """A run's duration is its end less its start: one of them .NET's "never" (its MaxValue end,
+    its MinValue start) made a duration of some 250 or 63 billion seconds, centuries to a
+    dashboard. Such a time is no time: the run has no duration sample, its other series stay."""
+    server = servers[version]
+
+    def dated_never(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        if "jobsessions" in path:
+            for item in items if isinstance(items, list) else []:
+                if item.get("endTime") is not None:
+                    item[key] = never
+        return data
+
+    server.wire.edit = dated_never
+    body = await swept(exporter_of(server))
+    assert samples(body, PREFIX + "job_health", server=version)
+    if version != "v1":  # (v1 sessions carry no retry count)
+        assert samples(body, PREFIX + "job_last_session_retry_count", server=version)
+    assert samples(body, PREFIX + "job_last_session_duration_seconds", server=version) == []
+
+
 @pytest.mark.parametrize("version", ["v8", "v1"])
 async def test_a_job_whose_last_status_is_empty_has_no_state_set(
     servers: dict[str, Server], version: str
