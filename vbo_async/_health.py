@@ -309,7 +309,7 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     """``moment`` in UTC (`_in_utc`); None for no time, or one that never was (`is_never`)."""
     if moment is None:
         return None
-    if 1970 < moment.year < _LAST_YEAR:  # nearly every time: never `is_never`, decoded in UTC
+    if 1970 < moment.year < 9999:  # nearly every time: not `is_never` (_LAST_YEAR), decoded in UTC
         return moment if moment.tzinfo is dt.UTC else _in_utc(moment)
     return None if is_never(moment) else _in_utc(moment)
 
