@@ -159,10 +159,10 @@ at all: `is_never`.)"""
 
 RETRY_WITHIN = dt.timedelta(hours=2)
 """How long after a failed run ended `assess` takes the server's word that it will retry it
-(``job_will_be_retried``): VB365 retries after the job's ``retryWaitInterval`` (10 minutes by
-default). A failure that ended longer ago, with no run in progress after it, was not retried: it
-is judged as the failure it is (``HealthPolicy.failed``), not as one about to be retried for as
-long as it stays the last run. No longer than the slack a batch reads beyond ``max_age``: a
+(``job_will_be_retried``): VB365 retries after the job's ``retryWaitInterval`` (minutes: 5 or 10
+in the documented examples). A failure that ended longer ago, with no run in progress after it,
+was not retried: it is judged as the failure it is (``HealthPolicy.failed``), not as one about to
+be retried for as long as it stays the last run. No longer than the slack a batch reads beyond ``max_age``: a
 failure before a batch's window, which the batch knows only as the job's ``lastStatus``, is then
 judged alike either way."""
 
