@@ -1057,6 +1057,31 @@ def test_now_defaults_to_the_current_time() -> None:
         ((make_job(), [{"id": "s"}]), {}, "JobSession"),
         ((make_job(), []), {"policy": {"failed": OK}}, "HealthPolicy"),
         ((make_job(), []), {"now": "2026-07-01T12:00:00Z"}, "aware"),
+        # Models built by hand (from a cache of one's own) with values of the wrong type.
+        (
+            (make_job(last_run="2026-07-01T12:00:00Z"), []),
+            {},
+            r"job\.last_run must be a datetime or None, got str",
+        ),
+        ((make_job(last_backup=1782907200), []), {}, r"job\.last_backup must be a datetime or None, got int"),
+        (
+            (make_job(), [JobSession(id="s", creation_time="2026-07-01T12:00:00Z")]),
+            {},
+            r"session 's'\.creation_time must be a datetime or None, got str",
+        ),
+        (
+            (
+                make_job(),
+                [run("Failed", 1), JobSession(id="s", end_time=dt.date(2026, 7, 1), creation_time=NOW)],
+            ),
+            {},
+            r"session 's'\.end_time must be a datetime or None, got date",
+        ),
+        (
+            (make_job(), [JobSession(id="s", status=["Failed"], creation_time=NOW)]),
+            {},
+            r"session 's'\.status must be a JobStatus, a string or None, got list",
+        ),
     ],
 )
 def test_bad_arguments_are_config_errors(args: tuple[Any, ...], kwargs: dict[str, Any], match: str) -> None:

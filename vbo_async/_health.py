@@ -26,6 +26,7 @@ import attrs
 from ._enums import DailyType, JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession, SchedulePolicy
+from ._printable import printable
 
 __all__ = [
     "CLOCK_SKEW",
@@ -262,8 +263,22 @@ def assess(
         now = _in_utc(now)
     if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
+    mine = [s for s in sessions if _belongs(s, job)]
+    try:
+        return _judged(job, mine, policy, now, error)
+    except (AttributeError, TypeError):
+        misfit = _misfit(job, mine)  # a model built by hand with a value of the wrong type
+        if misfit is None:
+            raise
+        raise misfit from None
+
+
+def _judged(
+    job: Job, mine: list[JobSession], policy: HealthPolicy, now: dt.datetime, error: VBOError | None
+) -> JobHealth:
+    """`assess` of arguments it checked: ``mine`` are the job's sessions (sorted here)."""
     horizon = _horizon(now)
-    mine = sorted((s for s in sessions if _belongs(s, job)), key=_ranked(horizon))
+    mine.sort(key=_ranked(horizon))
 
     last_session = next((s for s in mine if finished(s)), None)
     running = None
@@ -293,6 +308,31 @@ def assess(
         running=running,
         last_success=last_success,
     )
+
+
+def _misfit(job: Job, sessions: list[JobSession]) -> ConfigError | None:
+    """The `ConfigError` naming the first value of ``job`` or ``sessions`` of a type `assess`
+    cannot judge (a model built by hand: ``last_run="2026-07-01"``), None when there is none.
+    Run only to explain a failure: decoded models always hold the right types."""
+    fields: list[tuple[str, str, object]] = [
+        ("job", field, getattr(job, field)) for field in ("last_run", "last_backup", "last_status")
+    ]
+    for session in sessions:
+        name = f"session {printable(repr(session.id))[:100]}"
+        fields += [
+            (name, field, getattr(session, field)) for field in ("creation_time", "end_time", "status")
+        ]
+    for name, field, value in fields:
+        if value is None:
+            continue
+        if field.endswith("status") and not isinstance(value, str):
+            wanted = "a JobStatus, a string"
+        elif not field.endswith("status") and not isinstance(value, dt.datetime):
+            wanted = "a datetime"
+        else:
+            continue
+        return ConfigError(f"{name}.{field} must be {wanted} or None, got {type(value).__name__}")
+    return None
 
 
 def _belongs(session: object, job: Job) -> bool:
