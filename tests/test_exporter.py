@@ -278,12 +278,24 @@ async def test_the_last_status_is_a_state_set_and_a_new_status_gets_its_own_seri
             assert states[str(job.last_status)] == 1
 
 
+@pytest.mark.parametrize(
+    ("last_run", "next_run", "other_next"),
+    [
+        ("0001-01-01T00:00:00", "1601-01-01T00:00:00+02:00", "1900-01-01T00:00:00Z"),
+        ("9999-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59.9999999", "9999-12-31T23:59:59.9999999-05:00"),
+    ],
+    ids=["MinValue", "MaxValue"],
+)
 @pytest.mark.parametrize("version", ["v8", "v1"])
-async def test_a_time_the_server_says_never_is_no_timestamp(servers: dict[str, Server], version: str) -> None:
+async def test_a_time_the_server_says_never_is_no_timestamp(
+    servers: dict[str, Server], version: str, last_run: str, next_run: str, other_next: str
+) -> None:
     """.NET's "never", 0001-01-01 (``DateTime.MinValue``), was exported as a Unix time of
     -62135596800 s, 1,969 years ago, which a dashboard shows and an alert on the age of a run
     reads as a real time (Windows' 1601 and SQL Server's 1900 likewise); such a time, any up to
-    Unix time 0, has no sample, as a job without one."""
+    Unix time 0, has no sample, as a job without one. So has its ``DateTime.MaxValue``
+    (9999-12-31T23:59:59.9999999), the next run of a job that has none: it was 253402300800 s,
+    a next run 7,974 years ahead."""
     server = servers[version]
     jobs = await server.client.jobs()
     never, other = jobs[0].id, jobs[1]
@@ -292,10 +304,10 @@ async def test_a_time_the_server_says_never_is_no_timestamp(servers: dict[str, S
         items = data.get("results", []) if isinstance(data, dict) else data
         for item in items if isinstance(items, list) else []:
             if item.get("id") == never:
-                item["lastRun"] = "0001-01-01T00:00:00"
-                item["nextRun"] = "1601-01-01T00:00:00+02:00"
+                item["lastRun"] = last_run
+                item["nextRun"] = next_run
             elif item.get("id") == other.id:
-                item["nextRun"] = "1900-01-01T00:00:00Z"
+                item["nextRun"] = other_next
         return data
 
     server.wire.edit = dated_never
@@ -308,6 +320,36 @@ async def test_a_time_the_server_says_never_is_no_timestamp(servers: dict[str, S
     assert other.last_run is not None
     stamp = value(body, PREFIX + "job_last_run_timestamp_seconds", server=version, job_id=other.id)
     assert stamp == pytest.approx(other.last_run.timestamp())
+
+
+@pytest.mark.parametrize(
+    ("key", "never"),
+    [("endTime", "9999-12-31T23:59:59.9999999"), ("creationTime", "0001-01-01T00:00:00Z")],
+    ids=["ended at MaxValue", "created at MinValue"],
+)
+@pytest.mark.parametrize("version", ["v8", "v1"])
+async def test_a_session_time_that_never_was_gives_no_duration(
+    servers: dict[str, Server], version: str, key: str, never: str
+) -> None:
+    """A run's duration is its end less its start: one of them .NET's "never" (its MaxValue end,
+    its MinValue start) made a duration of some 250 or 63 billion seconds, centuries to a
+    dashboard. Such a time is no time: the run has no duration sample, its other series stay."""
+    server = servers[version]
+
+    def dated_never(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        if "jobsessions" in path:
+            for item in items if isinstance(items, list) else []:
+                if item.get("endTime") is not None:
+                    item[key] = never
+        return data
+
+    server.wire.edit = dated_never
+    body = await swept(exporter_of(server))
+    assert samples(body, PREFIX + "job_health", server=version)
+    if version != "v1":  # (v1 sessions carry no retry count)
+        assert samples(body, PREFIX + "job_last_session_retry_count", server=version)
+    assert samples(body, PREFIX + "job_last_session_duration_seconds", server=version) == []
 
 
 @pytest.mark.parametrize("version", ["v8", "v1"])

@@ -30,6 +30,7 @@ from vbo_async import (
     VBOClient,
     assess,
 )
+from vbo_async._health import is_never
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .test_properties import PROPERTY
@@ -169,9 +170,32 @@ def test_a_failure_the_server_will_retry_is_a_warning() -> None:
     assert health.last_session is failed
 
 
+@pytest.mark.parametrize(
+    ("ago", "retrying", "state", "reason"),
+    [
+        (2 + 10 / 60, False, WARNING, "failed 2 h ago, will be retried"),
+        (2.2, False, CRITICAL, "failed 2 h ago"),
+        (49, False, CRITICAL, "failed 2 days ago"),
+        (49, True, WARNING, "failed 2 days ago, will be retried"),
+    ],
+)
+def test_a_retry_that_never_came_is_not_awaited(
+    ago: float, retrying: bool, state: HealthState, reason: str
+) -> None:
+    """A failure the server said it would retry, that ended more than `RETRY_WITHIN` (2 h) ago
+    with no run after it, was not retried: it is the failure it is (CRITICAL). It was a WARNING
+    'will be retried' for as long as it stayed the last run (days), where a batch, seeing it
+    only through the job's lastStatus once it left its window, said CRITICAL. A run in progress
+    after it is the retry on its way."""
+    failed = run("Failed", ago, will_retry=True)
+    sessions = [failed, run("Running", ago - 0.5)] if retrying else [failed]
+    health = check(make_job(), sessions, max_age=None)
+    assert (health.state, health.reason, health.last_session) == (state, reason, failed)
+
+
 def test_the_example_reasons() -> None:
-    retried = check(make_job(), [run("Failed", 49, will_retry=True)], max_age=None)
-    assert retried.reason == "failed 2 days ago, will be retried"
+    retried = check(make_job(), [run("Failed", 0.5, will_retry=True)], max_age=None)
+    assert retried.reason == "failed 20 min ago, will be retried"
     assert check(make_job(), [run("Success", 3.5)]).reason == "last run succeeded 3 h ago"
     stale = check(make_job(), [run("Success", 31.5, minutes=1)])
     assert (stale.state, stale.reason) == (CRITICAL, "no success for 31 h (max 26 h)")
@@ -847,9 +871,30 @@ NEVER = st.one_of(
 (in UTC, in the server's offset, or converted from it), Windows' FILETIME zero (1601), SQL
 Server's (1900), Unix time 0; no backup server ran before 1970."""
 
+FAR_END = st.one_of(
+    st.builds(
+        lambda moment, minutes: dt.datetime.combine(
+            dt.date(9999, 12, 31), moment, tzinfo=dt.timezone(dt.timedelta(minutes=minutes))
+        ),
+        st.times(),
+        st.integers(-14 * 60, 14 * 60),
+    ),
+    st.sampled_from(
+        [
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            dt.datetime(9999, 1, 1, tzinfo=dt.UTC),
+            dt.datetime.max,
+        ]
+    ),
+)
+"""Times a server writes for one that never will be (a job with no next run): .NET's
+DateTime.MaxValue (9999-12-31T23:59:59.9999999, in UTC, in the server's offset or without a
+zone), and any time in the calendar's last year."""
+
 
 @PROPERTY
-@given(never=NEVER)
+@given(never=NEVER | FAR_END)
 def test_the_net_never_is_no_time(never: dt.datetime) -> None:
     """0001-01-01 is no last success, no last run and no session time: a job whose lastBackup
     says it was never backed up, with warnings 5 h ago, was CRITICAL 'no success for 739797
@@ -875,7 +920,7 @@ def test_the_net_never_is_no_time(never: dt.datetime) -> None:
 
 @PROPERTY
 @given(
-    never=NEVER,
+    never=NEVER | FAR_END,
     last_status=st.sampled_from(STATUSES),
     max_age=st.sampled_from([None, hours(26)]),
 )
@@ -897,6 +942,27 @@ def test_a_last_run_that_never_was_is_judged_as_no_last_run(
     )
 
 
+@pytest.mark.parametrize(
+    ("moment", "never"),
+    [
+        (dt.datetime(9999, 12, 31, 23, 59, 59, 999999), True),
+        (dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5))), True),
+        (dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=14))), True),
+        (dt.datetime(9999, 1, 1, tzinfo=dt.UTC), True),
+        (dt.datetime(9998, 12, 31, 23, 59, 59, tzinfo=dt.UTC), False),
+        (dt.datetime(2099, 1, 1, tzinfo=dt.UTC), False),
+        (dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.UTC), False),
+        (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), True),
+    ],
+)
+def test_the_calendar_s_last_year_is_no_time_as_its_first_ones_are(moment: dt.datetime, never: bool) -> None:
+    """.NET's DateTime.MaxValue (9999-12-31T23:59:59.9999999), which servers send as the next run
+    of a job that has none, was a date: the table showed it, ``--json`` wrote it and the
+    exporter sampled it (253402300800 s). Any time in the year 9999 (as written, in any offset)
+    is no time, as any up to 1970 is; the years between are real times."""
+    assert is_never(moment) is never
+
+
 # --- a server's clock ahead of this one ------------------------------------------------------------
 
 BEYOND = st.one_of(
@@ -904,12 +970,13 @@ BEYOND = st.one_of(
     st.sampled_from(
         [
             dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
-            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
-            dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+            dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            dt.datetime(9998, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
         ]
     ),
 )
-"""Times more than a day ahead of NOW: a clock set wrong for a while, .NET's MaxValue."""
+"""Times more than a day ahead of NOW: a clock set wrong for a while (.NET's MaxValue, in the year
+9999, is no time at all: `FAR_END`)."""
 
 
 @PROPERTY
@@ -920,7 +987,7 @@ def test_a_session_dated_beyond_a_day_ahead_is_not_the_newest_run(
     rows: list[dict[str, Any]], ahead: dt.datetime, status: str | None, last_status: str | None
 ) -> None:
     """A session created more than a day after ``now`` (a server whose clock was once set years
-    ahead, .NET's MaxValue) was the newest run for as long as it stayed in the future: a success
+    ahead) was the newest run for as long as it stayed in the future: a success
     dated 2099 hid every real failure after it (OK, "succeeded just now") and a failure so dated
     every real success. Where the job has a run dated within reason it decides, as if the one
     ahead were not there; that one's success is no last success either."""
@@ -990,6 +1057,31 @@ def test_now_defaults_to_the_current_time() -> None:
         ((make_job(), [{"id": "s"}]), {}, "JobSession"),
         ((make_job(), []), {"policy": {"failed": OK}}, "HealthPolicy"),
         ((make_job(), []), {"now": "2026-07-01T12:00:00Z"}, "aware"),
+        # Models built by hand (from a cache of one's own) with values of the wrong type.
+        (
+            (make_job(last_run="2026-07-01T12:00:00Z"), []),
+            {},
+            r"job\.last_run must be a datetime or None, got str",
+        ),
+        ((make_job(last_backup=1782907200), []), {}, r"job\.last_backup must be a datetime or None, got int"),
+        (
+            (make_job(), [JobSession(id="s", creation_time="2026-07-01T12:00:00Z")]),
+            {},
+            r"session 's'\.creation_time must be a datetime or None, got str",
+        ),
+        (
+            (
+                make_job(),
+                [run("Failed", 1), JobSession(id="s", end_time=dt.date(2026, 7, 1), creation_time=NOW)],
+            ),
+            {},
+            r"session 's'\.end_time must be a datetime or None, got date",
+        ),
+        (
+            (make_job(), [JobSession(id="s", status=["Failed"], creation_time=NOW)]),
+            {},
+            r"session 's'\.status must be a JobStatus, a string or None, got list",
+        ),
     ],
 )
 def test_bad_arguments_are_config_errors(args: tuple[Any, ...], kwargs: dict[str, Any], match: str) -> None:

@@ -26,9 +26,11 @@ import attrs
 from ._enums import DailyType, JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession, SchedulePolicy
+from ._printable import printable
 
 __all__ = [
     "CLOCK_SKEW",
+    "RETRY_WITHIN",
     "HealthPolicy",
     "HealthState",
     "JobHealth",
@@ -89,7 +91,8 @@ class HealthPolicy:
 
     - ``failed``: the last finished run failed (CRITICAL).
     - ``failed_will_retry``: it failed and the server will retry it (``job_will_be_retried``,
-      v7+) (WARNING).
+      v7+) (WARNING), while that retry can still come: the failure ended within `RETRY_WITHIN`
+      (2 h), or a run after it is in progress. Past that no retry came, and it is ``failed``.
     - ``warning``: the last finished run ended with warnings (WARNING).
     - ``other_result``: the last finished run ended with a status that is none of Success,
       Warning and Failed (``Disconnected``, ``NotConfigured``, one newer than vbo-async)
@@ -136,7 +139,7 @@ class JobHealth:
     user), ``running`` a run in progress newer than it, ``last_success`` when the job last
     succeeded (v7+ ``job.last_backup``, else the end of the newest successful run seen, else
     ``job.last_run`` when ``job.last_status`` says Success; None when not known). ``reason`` is
-    one line naming the finding that decided ``state``: ``"failed 2 days ago, will be retried"``.
+    one line naming the finding that decided ``state``: ``"failed 20 min ago, will be retried"``.
     """
 
     job: Job
@@ -150,9 +153,19 @@ class JobHealth:
 CLOCK_SKEW = dt.timedelta(days=1)
 """How far ahead of ``now`` `assess` takes a server's time as it is: a server's clock some hours
 fast, or a zone-less local time of a server east of UTC (read as UTC), is still its newest run.
-A session created further ahead (a clock once set years ahead, .NET's ``DateTime.MaxValue``)
-is ranked after every session dated within reason, and its end is no last success: it would
-otherwise decide the verdict for as long as it stays in the future."""
+A session created further ahead (a clock once set years ahead) is ranked after every session
+dated within reason, and its end is no last success: it would otherwise decide the verdict for
+as long as it stays in the future. (.NET's ``DateTime.MaxValue``, in the year 9999, is no time
+at all: `is_never`.)"""
+
+RETRY_WITHIN = dt.timedelta(hours=2)
+"""How long after a failed run ended `assess` takes the server's word that it will retry it
+(``job_will_be_retried``): VB365 retries after the job's ``retryWaitInterval`` (minutes: 5 or 10
+in the documented examples). A failure that ended longer ago, with no run in progress after it,
+was not retried: it is judged as the failure it is (``HealthPolicy.failed``), not as one about to
+be retried for as long as it stays the last run. No longer than the slack a batch reads beyond ``max_age``: a
+failure before a batch's window, which the batch knows only as the job's ``lastStatus``, is then
+judged alike either way."""
 
 _IN_PROGRESS = frozenset({JobStatus.RUNNING, JobStatus.QUEUED})
 _NOT_A_RESULT = _IN_PROGRESS | {JobStatus.STOPPED}
@@ -174,8 +187,8 @@ def window_falls_short(
     the window finished and ``last_status`` names none (a run in progress, a stop), or when the
     window misses the run whose result ``last_status`` names (`_misses_the_last_run`). False for
     a job the policy judges as disabled, and for one that never ran. A run or ``last_backup``
-    dated more than `CLOCK_SKEW` after ``now`` (the current time when None) stands for nothing,
-    as in `assess`."""
+    dated more than `CLOCK_SKEW` after ``now`` (the current time when None), or at a time that
+    never was (`is_never`), stands for nothing, as in `assess`."""
     if job.is_enabled is False and policy.disabled is not None:
         return False
     horizon = _horizon(dt.datetime.now(dt.UTC) if now is None else _in_utc(now))
@@ -184,7 +197,9 @@ def window_falls_short(
         return False
     dated = [s for s in window if not _ahead(s.creation_time, horizon) and not _ahead(s.end_time, horizon)]
     backed_up = _utc(job.last_backup)
-    if (backed_up is None or backed_up > horizon) and not any(s.status == JobStatus.SUCCESS for s in dated):
+    # A success is one `assess` dates: one at no time (.NET's MaxValue) is no last success.
+    succeeded = any(s.status == JobStatus.SUCCESS and _finished_at(s) is not None for s in dated)
+    if (backed_up is None or backed_up > horizon) and not succeeded:
         return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
         return not any(finished(s) for s in dated)
@@ -227,7 +242,10 @@ def assess(
     and one that never was (`is_never`: up to 1970, as .NET's 0001-01-01) as no time at all. A
     session created more than `CLOCK_SKEW` (a day) after ``now`` ranks after every one dated
     within reason, and its end is no last success (nor is a ``last_backup`` or ``last_run`` that
-    far ahead).
+    far ahead). A failure the server will retry (``job_will_be_retried``) is
+    ``policy.failed_will_retry`` only while the retry can still come (`RETRY_WITHIN`, or a run
+    after it in progress); later it is ``policy.failed``, as a batch that knows it only from the
+    job's ``last_status`` judges it.
 
     ```python
     health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))
@@ -245,8 +263,22 @@ def assess(
         now = _in_utc(now)
     if not isinstance(sessions, Iterable):
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
+    mine = [s for s in sessions if _belongs(s, job)]
+    try:
+        return _judged(job, mine, policy, now, error)
+    except (AttributeError, TypeError):
+        misfit = _misfit(job, mine)  # a model built by hand with a value of the wrong type
+        if misfit is None:
+            raise
+        raise misfit from None
+
+
+def _judged(
+    job: Job, mine: list[JobSession], policy: HealthPolicy, now: dt.datetime, error: VBOError | None
+) -> JobHealth:
+    """`assess` of arguments it checked: ``mine`` are the job's sessions (sorted here)."""
     horizon = _horizon(now)
-    mine = sorted((s for s in sessions if _belongs(s, job)), key=_ranked(horizon))
+    mine.sort(key=_ranked(horizon))
 
     last_session = next((s for s in mine if finished(s)), None)
     running = None
@@ -263,7 +295,7 @@ def assess(
     elif error is not None:
         finding = _Finding(policy.unreadable, f"sessions could not be read: {error}")
     else:
-        findings = [_last_result(job, last_session, last_success, mine, policy, now)]
+        findings = [_last_result(job, last_session, running, last_success, mine, policy, now)]
         stale = _staleness(job, mine, last_success, policy, now)
         if stale is not None:
             findings.append(stale)
@@ -276,6 +308,31 @@ def assess(
         running=running,
         last_success=last_success,
     )
+
+
+def _misfit(job: Job, sessions: list[JobSession]) -> ConfigError | None:
+    """The `ConfigError` naming the first value of ``job`` or ``sessions`` of a type `assess`
+    cannot judge (a model built by hand: ``last_run="2026-07-01"``), None when there is none.
+    Run only to explain a failure: decoded models always hold the right types."""
+    fields: list[tuple[str, str, object]] = [
+        ("job", field, getattr(job, field)) for field in ("last_run", "last_backup", "last_status")
+    ]
+    for session in sessions:
+        name = f"session {printable(repr(session.id))[:100]}"
+        fields += [
+            (name, field, getattr(session, field)) for field in ("creation_time", "end_time", "status")
+        ]
+    for name, field, value in fields:
+        if value is None:
+            continue
+        if field.endswith("status") and not isinstance(value, str):
+            wanted = "a JobStatus, a string"
+        elif not field.endswith("status") and not isinstance(value, dt.datetime):
+            wanted = "a datetime"
+        else:
+            continue
+        return ConfigError(f"{name}.{field} must be {wanted} or None, got {type(value).__name__}")
+    return None
 
 
 def _belongs(session: object, job: Job) -> bool:
@@ -292,17 +349,22 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     """``moment`` in UTC (`_in_utc`); None for no time, or one that never was (`is_never`)."""
     if moment is None:
         return None
-    if moment.year > 1970:  # nearly every time: never `is_never`, and decoded times are in UTC
+    if 1970 < moment.year < 9999:  # nearly every time: not `is_never` (_LAST_YEAR), decoded in UTC
         return moment if moment.tzinfo is dt.UTC else _in_utc(moment)
     return None if is_never(moment) else _in_utc(moment)
 
 
 def is_never(moment: dt.datetime) -> bool:
-    """Whether ``moment`` stands for a time that never was (a job never backed up): any time up
-    to Unix time 0 (1970-01-01 00:00 UTC; a time without a zone read as UTC). No backup server
-    ran before; what servers write for "never" lies there: .NET's ``DateTime.MinValue``
-    (0001-01-01, in any offset), Windows' FILETIME zero (1601), SQL Server's (1900), Unix time 0
+    """Whether ``moment`` stands for a time that never was (a job never backed up) or never will
+    be (the next run of a job that has none): any time up to Unix time 0 (1970-01-01 00:00 UTC;
+    a time without a zone read as UTC), and any in the calendar's last year, 9999, as written
+    in whatever offset. No backup server ran before 1970, and none plans a run in 9999; what
+    servers write for "never" lies there: .NET's ``DateTime.MinValue`` (0001-01-01, in any
+    offset), Windows' FILETIME zero (1601), SQL Server's (1900), Unix time 0, and .NET's
+    ``DateTime.MaxValue`` (9999-12-31T23:59:59.9999999, SQL Server's last day likewise)
     (pure)."""
+    if moment.year >= _LAST_YEAR:
+        return True
     if moment.year > 1970:  # after 1970-01-01 00:00 UTC in any offset
         return False
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -311,6 +373,8 @@ def is_never(moment: dt.datetime) -> bool:
 
 
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LAST_YEAR = dt.MAXYEAR
+"""9999: its times are "never" (.NET's ``DateTime.MaxValue`` is its last tick)."""
 
 
 def _in_utc(moment: dt.datetime) -> dt.datetime:
@@ -398,6 +462,7 @@ def _last_success(job: Job, sessions: list[JobSession], horizon: dt.datetime) ->
 def _last_result(
     job: Job,
     last_session: JobSession | None,
+    running: JobSession | None,
     last_success: dt.datetime | None,
     sessions: list[JobSession],
     policy: HealthPolicy,
@@ -406,7 +471,7 @@ def _last_result(
     """The finding about the newest finished run: from the sessions, else from the job."""
     if last_session is not None:
         status, when = last_session.status, _finished_at(last_session)
-        retried = last_session.job_will_be_retried is True
+        retried = last_session.job_will_be_retried is True and _retry_to_come(when, running, now)
     elif (
         (ran := _utc(job.last_run)) is not None
         and job.last_status is not None
@@ -435,6 +500,13 @@ def _last_result(
         return _Finding(policy.failed, f"failed {ago}")
     shown = "no status" if status is None else f"status {status}"
     return _Finding(policy.other_result, f"last run ended with {shown} {ago}")
+
+
+def _retry_to_come(failed: dt.datetime | None, running: JobSession | None, now: dt.datetime) -> bool:
+    """Whether the retry of a run that failed at ``failed`` (its end) can still come: a run after
+    it is in progress (``running``), or it ended within `RETRY_WITHIN` (an undated failure: the
+    server's word is all there is)."""
+    return running is not None or failed is None or now - failed <= RETRY_WITHIN
 
 
 def _staleness(

@@ -84,7 +84,8 @@ class Row:
 
 def _json_value(value: object) -> object:
     """``value`` as ``--json`` writes it: a state by name, a time in ISO 8601, ``null`` for a time
-    that never was (`is_never`: up to 1970, as .NET's 0001-01-01), as the table reads "never"."""
+    that never was or never will be (`is_never`: up to 1970, as .NET's 0001-01-01, or in 9999, as
+    its MaxValue), as the table reads "never"."""
     if isinstance(value, HealthState):
         return value.name
     if isinstance(value, dt.datetime):

@@ -33,7 +33,7 @@ from .._client import VBOClient
 from .._enums import ProxyStatus
 from .._exceptions import DecodeError, NotSupportedError, VBOError
 from .._health import HealthPolicy, JobHealth, is_never
-from .._models import BackupRepository, Job, License, Organization, Proxy, UsedRepository
+from .._models import BackupRepository, Job, JobSession, License, Organization, Proxy, UsedRepository
 from .._poll import PollResult, PollTarget, poll_jobs
 from .._units import BATCH_MIN_TENANTS
 from ._connect import explain
@@ -179,14 +179,24 @@ def _text(value: str) -> str:
 
 
 def _stamp(moment: dt.datetime | None) -> float | None:
-    """``moment`` as a Unix time; None (no sample) for none, or for one that never was
-    (`is_never`: up to Unix time 0, as .NET's 0001-01-01), no time to show or to alert on the age
-    of."""
+    """``moment`` as a Unix time; None (no sample) for none, or for one that never was or never
+    will be (`is_never`: up to Unix time 0, as .NET's 0001-01-01, or in 9999, as its MaxValue, the
+    next run of a job that has none), no time to show or to alert on the age of."""
     if moment is None or is_never(moment):
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
+
+
+def _duration(session: JobSession) -> float | None:
+    """How long ``session`` ran, in seconds; None (no sample) without a start and an end, with
+    one that never was (`is_never`: .NET's MinValue start or MaxValue end made centuries), or
+    with an end before the start."""
+    started, ended = _stamp(session.creation_time), _stamp(session.end_time)
+    if started is None or ended is None or ended < started:
+        return None
+    return ended - started
 
 
 def _flag(value: bool | None) -> float | None:
@@ -319,9 +329,7 @@ class _Reader:
         session = health.last_session
         if session is None:
             return
-        if session.creation_time is not None and session.end_time is not None:
-            seconds = (session.end_time - session.creation_time).total_seconds()
-            self.add("job_last_session_duration_seconds", labels, seconds if seconds >= 0 else None)
+        self.add("job_last_session_duration_seconds", labels, _duration(session))
         statistics = session.statistics
         transferred = statistics.transferred_data_bytes if statistics is not None else None
         self.add("job_last_session_transferred_bytes", labels, transferred)

@@ -13,7 +13,8 @@ WARNING, UNKNOWN, OK); servers and tenants that could not be read are listed in 
 below, and a summary line ends the output.
 Times are shown relative to now when close (``3 h ago``, ``in 2 d``), else as a date and time in
 the local time zone, named in the column header (or in each cell when the zone's offset varies);
-a time that never was (up to 1970, as .NET's 0001-01-01: `is_never`) reads ``never``.
+a time that never was or never will be (up to 1970, as .NET's 0001-01-01, or in 9999, as its
+MaxValue, the next run of a job that has none: `is_never`) reads ``never``.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class _Times:
     def _cell(self, value: dt.datetime | None, *, named: bool) -> Text:
         if value is None:
             return Text("-", style="dim")
-        if is_never(value):  # .NET's DateTime.MinValue, or another time before 1970
+        if is_never(value):  # .NET's DateTime.MinValue or MaxValue, another time up to 1970 or in 9999
             return Text("never", style="dim")
         near = relative(value, self.now)
         if near is not None:
