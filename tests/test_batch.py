@@ -629,6 +629,49 @@ async def test_on_v1_a_job_whose_sessions_fail_is_the_only_unknown_one() -> None
     assert {job_id: seen(h) for job_id, h in judged.items()} == by_tenant
 
 
+async def test_recent_sessions_file_a_job_named_in_two_cases_under_one_id() -> None:
+    """A .NET server may name one job in its sessions in either case (GUIDs are case-insensitive):
+    its sessions are filed under one id, the first spelling read, newest first, not split in two."""
+    simulator = Simulator(SimulatorConfig(seed=7, organizations=5, epoch=EPOCH))
+    app = create_app(simulator=simulator)
+
+    class Recased(httpx.AsyncBaseTransport):
+        """Every other session names its job in upper case."""
+
+        def __init__(self) -> None:
+            self.inner = httpx.ASGITransport(app=app)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            answer = await self.inner.handle_async_request(request)
+            if request.url.path.lower() != "/v8/jobsessions":
+                return answer
+            page = json.loads(await answer.aread())
+            for index, session in enumerate(page["results"]):
+                if index % 2:
+                    session["jobId"] = session["jobId"].upper()
+            return httpx.Response(200, json=page)
+
+    since = EPOCH - dt.timedelta(days=2)
+    async with VBOClient(
+        "https://vbo.test:4443", username="admin", password="admin", api_version="v8", transport=Recased()
+    ) as vbo:
+        recent = await vbo.recent_sessions(since)
+    assert recent
+    assert len({job_id.lower() for job_id in recent}) == len(recent), "a job filed under two ids"
+    everything = simulator.sessions_wire(version="v8", limit=10_000)["results"]
+    wanted: dict[str, list[str]] = {}
+    for session in everything:
+        end = session["endTime"] or session["creationTime"]
+        if dt.datetime.fromisoformat(end) >= since:
+            wanted.setdefault(session["jobId"].lower(), []).append(session["id"])
+    assert {job.lower(): sorted(s.id for s in sessions) for job, sessions in recent.items()} == {
+        job: sorted(ids) for job, ids in wanted.items()
+    }
+    for sessions in recent.values():
+        times = [s.creation_time for s in sessions]
+        assert times == sorted(times, reverse=True)  # newest first
+
+
 async def test_recent_sessions_are_one_listing_on_v8_filed_by_job() -> None:
     simulator = Simulator(SimulatorConfig(seed=7, organizations=5, epoch=EPOCH))
     app = create_app(simulator=simulator)

@@ -468,9 +468,10 @@ class VBOClient:
 
         v6+ ask for them in one listing (``/JobSessions?endTimeLowerBound=``, pages of 10,000),
         whatever the number of jobs; each session is filed under its ``job_id`` (on v6/v7 read from
-        its ``job`` link). v1 has no such filter: each of ``jobs`` (every job when None) costs
-        one request (``/Jobs/{id}/JobSessions``), and the sessions are filtered here. Jobs with no
-        such session are absent from the answer.
+        its ``job`` link), compared ignoring case as GUIDs are: a server naming one job in two
+        cases gets its sessions filed under the first spelling read. v1 has no such filter: each
+        of ``jobs`` (every job when None) costs one request (``/Jobs/{id}/JobSessions``), and the
+        sessions are filtered here. Jobs with no such session are absent from the answer.
         """
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
@@ -479,12 +480,15 @@ class VBOClient:
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
             url = self._root.url(dialect.path("sessions_since", since=_utc_stamp(since)))
-            read: dict[str, JobSession] = {}  # by id: a page may repeat a session
+            spelled: dict[str, str] = {}  # a job id lower-cased -> its first spelling read
+            read: set[str] = set()  # session ids lower-cased: a page may repeat a session
             async for session in self._fetcher.iterate(url, JobSession):
-                read[session.id] = session
-            for session in read.values():
+                if session.id.lower() in read:
+                    continue
+                read.add(session.id.lower())
                 if session.job_id is not None:
-                    found.setdefault(session.job_id, []).append(session)
+                    job_id = spelled.setdefault(session.job_id.lower(), session.job_id)
+                    found.setdefault(job_id, []).append(session)
         else:
             chosen = given if given is not None else await self.jobs()
             # As many at once as the client sends: not a task per job waiting for a slot.
