@@ -729,6 +729,63 @@ def test_a_closed_stdout_is_said_so_not_an_internal_error(
     assert capsys.readouterr().err == "vbo-async: error: cannot write the output: stdout is closed\n"
 
 
+HELP_AND_VERSION = [["--help"], ["--version"], ["poll", "--help"], ["serve", "-h"], ["check", "--help"]]
+"""Arguments whose whole output is click's help or version text (check's own, on stdout too)."""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", HELP_AND_VERSION, ids=" ".join)
+def test_help_that_cannot_be_written_is_said_so_not_an_internal_error(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """``vbo-async poll --help > /dev/full``: the same line as any output stdout cannot take
+    (check's plugin output is lost with it, so it says it on stderr too), not an internal error."""
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        completed = run_module(tmp_path, args, stdout=full)
+    assert (completed.returncode, completed.stderr.splitlines()) == (
+        3 if args[0] == "check" else 1,
+        ["vbo-async: error: cannot write the output: No space left on device"],
+    )
+
+
+@pytest.mark.parametrize("args", HELP_AND_VERSION, ids=" ".join)
+def test_help_on_a_closed_stdout_is_said_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """``vbo-async poll --help >&-``: the help went nowhere with exit 0, where every other
+    output says that stdout is closed."""
+    monkeypatch.setattr(sys, "stdout", None)
+    code = main(args)
+    assert (code, capsys.readouterr().err) == (
+        3 if args[0] == "check" else 1,
+        "vbo-async: error: cannot write the output: stdout is closed\n",
+    )
+
+
+@pytest.mark.parametrize("args", HELP_AND_VERSION, ids=" ".join)
+def test_help_to_a_reader_gone_away_is_silent(tmp_path: Path, args: list[str]) -> None:
+    """``vbo-async poll --help | head -0``: exit 1 and nothing said, as for any other output."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        completed = run_module(tmp_path, args, stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert (completed.returncode, completed.stderr) == (3 if args[0] == "check" else 1, "")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_banner_that_cannot_be_written_is_said_so(tmp_path: Path) -> None:
+    """``vbo-async simulate > /dev/full``: its banner (the URL, user and password to use) lost,
+    it says so and ends with 1 instead of an internal error."""
+    with open("/dev/full", "w") as full:
+        completed = run_module(tmp_path, ["simulate", "--port", "0"], stdout=full)
+    assert (completed.returncode, completed.stderr.splitlines()) == (
+        1,
+        ["vbo-async: error: cannot write the output: No space left on device"],
+    )
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("stderr", ["full", "reader gone"])
 @pytest.mark.parametrize(

@@ -1498,6 +1498,36 @@ def serving(
         yield process, line.split(" at ", 1)[1].split("/metrics", 1)[0]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_banner_that_cannot_be_written_is_said_so(tmp_path: Path) -> None:
+    """``vbo-async serve > /dev/full``: its banner is output as any other ('cannot write the
+    output', exit 1), not an internal error."""
+    targets = write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vbo_async",
+                "serve",
+                "--targets",
+                str(targets),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_environment(VBO_PASSWORD="admin"),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    assert (completed.returncode, completed.stderr.splitlines()) == (
+        1,
+        ["vbo-async: error: cannot write the output: No space left on device"],
+    )
+
+
 def stopped(process: subprocess.Popen[str], how: signal.Signals = signal.SIGTERM) -> tuple[int, str]:
     """Send ``how`` to ``process`` and wait for it to end: its exit status and its stderr."""
     process.send_signal(how)

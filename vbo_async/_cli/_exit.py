@@ -26,6 +26,8 @@ __all__ = [
     "Outcome",
     "quiet_stdout",
     "simulator_extra",
+    "write_banner",
+    "writing_output",
 ]
 
 
@@ -130,3 +132,31 @@ def quiet_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def writing_output() -> Iterator[None]:
+    """Writing the output on stdout: a failure (a full disk, an I/O error) is one line saying so,
+    exit 1, not an internal error; a reader gone away (`BrokenPipeError`) stays silent."""
+    if sys.stdout is None:  # closed (``>&-``)
+        raise CLIError("cannot write the output: stdout is closed", outcome=Outcome.UNREADABLE)
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        quiet_stdout()
+        raise CLIError(
+            f"cannot write the output: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
+        ) from None
+
+
+def write_banner(line: str) -> None:
+    """Write ``line`` (what ``serve`` or ``simulate`` serves, and where) on stdout, under
+    `writing_output`: a closed stdout (a service started with ``>&-``) is left out and nothing
+    said."""
+    if sys.stdout is None:
+        return
+    with writing_output():
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()

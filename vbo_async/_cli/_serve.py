@@ -20,10 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import click
-
 from ._connect import read_password
-from ._exit import CLIError, MissingExtra, Outcome
+from ._exit import CLIError, MissingExtra, Outcome, write_banner
 from ._report import plural
 from ._simulate import _listen
 from ._targets import ServerTarget, read_targets, tls_contexts
@@ -222,7 +220,7 @@ async def _serve(
                 address = sock.getsockname()
                 shown = f"[{address[0]}]" if ":" in address[0] else address[0]
                 served = plural(len(specs), "server")
-                click.echo(
+                write_banner(
                     f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
                     f"(a sweep every {interval:g} s; Ctrl-C stops)"
                 )

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import click
 
-from ._exit import CLIError, Outcome, simulator_extra
+from ._exit import CLIError, Outcome, simulator_extra, write_banner
 
 __all__ = ["FAULT_HELP", "fault_options", "faults_from", "serve_simulator"]
 
@@ -139,10 +139,10 @@ def serve_simulator(
         if tls:
             cert, key, ca = make_tls_material(folder.name, hosts=_certificate_hosts(host))
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-            click.echo(f"CA bundle (pass as verify= or --ca-bundle): {ca}")
+            write_banner(f"CA bundle (pass as verify= or --ca-bundle): {ca}")
         shown = f"[{host}]" if ":" in host else host
         versions = ", ".join(config.api_versions)
-        click.echo(
+        write_banner(
             f"Serving the VB365 simulator at {scheme}://{shown}:{sock.getsockname()[1]} "
             f"(API {versions}; user {config.username!r}, password {config.password!r}; Ctrl-C stops)"
         )
