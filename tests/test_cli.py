@@ -3000,7 +3000,8 @@ def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Pa
     """``kill`` while a command waits at its password prompt, which turned the terminal's echo
     off: ``serve`` read its passwords before SIGTERM was its own, so the signal killed it there
     and the terminal stayed without echo (whatever was typed next, unseen). It ends as the other
-    commands do at their prompt: echo restored, ``vbo-async: terminated``, 143."""
+    commands do at their prompt: echo restored, ``vbo-async: terminated``, 143 (serve, which
+    SIGTERM stops at any moment, 0)."""
     import pty
     import termios
 
@@ -3030,8 +3031,58 @@ def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Pa
     finally:
         os.close(terminal)
         os.close(controller)
-    assert (process.returncode, out, err.decode().strip()) == (143, b"", "vbo-async: terminated")
+    assert (process.returncode, out, err.decode().strip()) == (
+        0 if command == "serve" else 143,
+        b"",
+        "vbo-async: terminated",
+    )
     assert echo
+
+
+ENTRY_POINT = "import sys, _vbo_async_cli; sys.exit(_vbo_async_cli.main())"
+"""What the installed ``vbo-async`` script runs (the worktree's, whichever script is installed)."""
+
+
+@pytest.mark.parametrize("command", ["serve", "poll", "check"])
+def test_sigterm_while_the_command_starts_ends_it_as_later(tmp_path: Path, command: str) -> None:
+    """SIGTERM once the entry point runs, while the package imports (a service manager stopping
+    ``serve`` in its first half second): it killed the process (status -15), where later it ends
+    ``serve`` with 0, the other commands with 'terminated' and 143 (check: UNKNOWN 3). The child
+    is signalled as soon as it has imported a first module of the package (``-X importtime``)."""
+    targets = write_targets(
+        tmp_path / "targets.toml", server_table("east", f"http://127.0.0.1:{closed_port()}", "VBO_PASSWORD")
+    )
+    listen = ["--listen", "127.0.0.1:0"] if command == "serve" else []
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-c", ENTRY_POINT, command, "--targets", str(targets), *listen],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=child_environment(VBO_PASSWORD="admin"),
+    )
+    with reaped(process):
+        assert process.stderr is not None
+        for line in process.stderr:  # "import time: self | cumulative | name", as each is imported
+            if re.search(r"\|\s+vbo_async\b", line):
+                break
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=HANG_GUARD)
+    said = [line for line in err.splitlines() if line.strip() and not line.startswith("import time:")]
+    if command == "check":
+        assert (process.returncode, out) == (3, "VB365 UNKNOWN - terminated\n")
+    else:
+        assert (process.returncode, said) == (0 if command == "serve" else 143, ["vbo-async: terminated"])
+
+
+def test_the_commands_sigterm_stops_are_known_before_they_run() -> None:
+    """`_vbo_async_cli.terminated` (SIGTERM before the command ran) ends with 0 the commands whose
+    exit codes end with 0 on SIGTERM."""
+    import _vbo_async_cli
+
+    stopped = {name for name, command in _app.cli.commands.items() if command.exit_codes.terminated == 0}
+    assert stopped == {"serve", "simulate"}
+    assert stopped == _vbo_async_cli._STOPPED_BY_SIGTERM
 
 
 # --- logging --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from _vbo_async_cli import interrupted
+from _vbo_async_cli import interrupted, terminated
 
 from .. import __version__
 from .._client import API_VERSIONS
@@ -46,6 +46,7 @@ from ._connect import (
 from ._exit import (
     EXIT_CODES_HELP,
     STANDARD,
+    STOPPED_BY_SIGTERM,
     CLIError,
     ExitCodes,
     Outcome,
@@ -467,7 +468,7 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
     return _show(report, as_json=as_json, wide=wide)
 
 
-@cli.command(cls=SimulateCommand)
+@cli.command(cls=SimulateCommand, exit_codes=STOPPED_BY_SIGTERM)
 @click.option("--host", default="127.0.0.1", help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=4443, help="TCP port (0: any free port).")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a fresh certificate (its CA bundle is printed).")
@@ -652,7 +653,7 @@ def poll(
 cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=CHECK_EPILOG)(check)
 
 
-@cli.command()
+@cli.command(exit_codes=STOPPED_BY_SIGTERM)
 @click.option(
     "--targets",
     required=True,
@@ -763,8 +764,11 @@ def _run(argv: Sequence[str] | None, level: int | None) -> int:
             if exc.lines:
                 (named.report_error if named is not None else _say_error)(*exc.lines)
             return (named.exit_codes if named is not None else STANDARD)[exc.outcome]
-        except (click.Abort, KeyboardInterrupt):  # before the command ran: as while it started
-            return interrupted(list(argv) if argv is not None else sys.argv[1:])
+        except (click.Abort, KeyboardInterrupt) as exc:  # before the command ran: as while it started
+            args = list(argv) if argv is not None else sys.argv[1:]
+            if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):  # click: Abort
+                return terminated(args)
+            return interrupted(args)
         except Exception as exc:  # a bug: still one line, the traceback only when asked for
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
             named = _named_command(argv)  # one reading the options: its own output and codes

@@ -20,6 +20,7 @@ __all__ = [
     "EXIT_CODES_HELP",
     "SIMULATOR_PACKAGES",
     "STANDARD",
+    "STOPPED_BY_SIGTERM",
     "CLIError",
     "ExitCodes",
     "MissingExtra",
@@ -65,6 +66,10 @@ STANDARD = ExitCodes(ok=0, unreadable=1, usage=2, interrupted=130, terminated=14
 """The exit codes of ``demo``, ``simulate``, ``jobs``, ``organizations`` and ``poll``
 (``check`` has the monitoring plugins' own)."""
 
+STOPPED_BY_SIGTERM = ExitCodes(ok=0, unreadable=1, usage=2, interrupted=130, terminated=0)
+"""The exit codes of ``serve`` and ``simulate``, which SIGTERM (a service manager) stops: 0 at
+any moment it comes, as while they serve (`_vbo_async_cli.terminated` says so before they run)."""
+
 EXIT_CODES_HELP = """\
 Exit codes:
 
@@ -75,8 +80,8 @@ Exit codes:
   2    usage error: bad option, bad targets file, bad configuration,
        or an extra that is not installed
   130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops
-  143  terminated (SIGTERM), after closing as on Ctrl-C; 'serve' once it serves
-       and 'simulate' end with 0
+  143  terminated (SIGTERM), after closing as on Ctrl-C; 'serve' and 'simulate',
+       which SIGTERM stops, end with 0
 'check' exits as a monitoring plugin instead: OK 0, WARNING 1, CRITICAL 2,
 UNKNOWN 3 (usage errors and servers that cannot be read included).
 """
