@@ -1436,7 +1436,7 @@ def test_end_of_input_at_the_password_prompt_is_a_usage_error(
 ) -> None:
     """Ctrl-D at the prompt (getpass raises EOFError): no password, said so, not a bug."""
 
-    def end_of_input(prompt: str = "Password: ") -> str:
+    def end_of_input(prompt: str = "Password: ", stream: object = None) -> str:
         raise EOFError
 
     monkeypatch.setattr(sys, "stdin", _Terminal())
@@ -1477,6 +1477,45 @@ def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: P
     assert process.returncode == 130
     assert out == b""
     assert err.decode().strip() == "vbo-async: interrupted"
+
+
+def test_checks_prompt_without_a_controlling_terminal_is_seen(tmp_path: Path) -> None:
+    """``check`` with stdin a terminal but no controlling terminal (``setsid``, a pty of a tool):
+    getpass prompts on stderr then, which check holds until its verdict, so it waited for a
+    password at a prompt nobody saw. The prompt is written where it is seen, as with a
+    controlling terminal; the password typed, the check goes on."""
+    import pty
+    import select
+
+    targets = write_targets(
+        tmp_path / "targets.toml",
+        server_table("east", f"http://127.0.0.1:{closed_port()}", "VBO_UNSET_PASSWORD"),
+    )
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vbo_async", "check", "--targets", str(targets)],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=child_environment(),
+            start_new_session=True,  # no controlling terminal
+        )
+    finally:
+        os.close(terminal)
+    try:
+        with reaped(process):
+            assert process.stderr is not None
+            seen, _, _ = select.select([process.stderr], [], [], HANG_GUARD)  # a guard, not a timing
+            assert seen, "no prompt on stderr: check waits for a password nobody was asked for"
+            read_until(process.stderr, b"Password for east (admin): ")
+            os.write(controller, b"admin\n")
+            out, _ = process.communicate(timeout=HANG_GUARD)
+    finally:
+        os.close(controller)
+    assert process.returncode == 3  # nothing listens at the server's port
+    assert out.decode().startswith("VB365 UNKNOWN - "), out
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -1600,7 +1639,7 @@ async def test_jobs_prompts_for_the_password_on_a_terminal(
 ) -> None:
     prompts: list[str] = []
 
-    def answer(prompt: str = "Password: ") -> str:
+    def answer(prompt: str = "Password: ", stream: object = None) -> str:
         prompts.append(prompt)
         return "admin"
 
