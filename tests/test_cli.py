@@ -2714,6 +2714,34 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_simulate_serves_with_stdout_closed(tmp_path: Path) -> None:
+    """``vbo-async simulate >&-`` (started in the background, stdout closed): uvicorn's log
+    formatters asked the missing stdout whether it is a terminal, an internal error before it
+    served. It serves (no banner), and SIGTERM stops it with 0."""
+    import time
+
+    port = closed_port()
+    simulate = [sys.executable, "-m", "vbo_async", "simulate", "--port", str(port), "--organizations", "1"]
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", 'exec "$@" >&-', "sh", *simulate],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=child_environment(),
+    )
+    with reaped(process):
+        while process.poll() is None:  # until it listens, or ends
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, process.communicate(timeout=HANG_GUARD)[1]
+        response = httpx.get(f"http://127.0.0.1:{port}/v8/Organizations")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=HANG_GUARD)
+    assert response.status_code == 401  # served: no token given
+    assert (process.returncode, err) == (0, "")
+
+
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 async def test_simulate_stops_on_ctrl_c_with_a_request_in_flight(tmp_path: Path, how: signal.Signals) -> None:
     """Ctrl-C (or SIGTERM) while a request waits out ``--latency``: the simulator stops at once

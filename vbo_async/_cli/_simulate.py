@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 import tempfile
 import types
 import typing
@@ -21,6 +22,7 @@ from typing import Any
 import attrs
 import click
 
+from ._connect import is_terminal
 from ._exit import CLIError, Outcome, simulator_extra, write_banner
 
 __all__ = ["FAULT_HELP", "fault_options", "faults_from", "serve_simulator"]
@@ -148,8 +150,16 @@ def serve_simulator(
         )
         # Ctrl-C stops at once: requests still waiting out a --latency are cancelled instead of
         # waited for (uvicorn's graceful shutdown waits for them without limit by default).
+        # Colours decided here: uvicorn asks sys.stdout, which is None when stdout is closed (>&-).
+        colours = is_terminal(sys.stdout)
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=STOP_WITHIN, **options)
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                timeout_graceful_shutdown=STOP_WITHIN,
+                use_colors=colours,
+                **options,
+            )
         )
         # A dropped or truncated answer is a fault asked for, not an error of the app to report
         # with its traceback, nor is cancelling requests to stop (the filter is added after
