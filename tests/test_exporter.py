@@ -1032,6 +1032,18 @@ def test_listen_addresses() -> None:
             _serve.parse_listen(bad)
 
 
+@pytest.mark.parametrize("bad", ["[]:9810", "127.0.0.1:\u0663", "[::1]:\uff19\uff18\uff11\uff10"])
+def test_listen_addresses_that_name_no_address_or_port_are_refused(bad: str) -> None:
+    """``--listen "[$ADDRESS]:9810"`` with the variable empty served every IPv4 interface (the
+    network, not the IPv6 address meant), and a port of other scripts' digits (Arabic-Indic 3,
+    fullwidth 9810) was read as that number: each is a usage error naming what was given."""
+    with pytest.raises(CLIError) as info:
+        _serve.parse_listen(bad)
+    assert info.value.lines == (
+        f"--listen must be HOST:PORT, [IPv6]:PORT or :PORT (port 0-65535), got {bad!r}",
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

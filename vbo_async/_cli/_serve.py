@@ -56,7 +56,9 @@ STOP_WITHIN = 1.0
 """Seconds ``serve``, once told to stop, waits for an answer it is still sending (twice at most:
 for the answer, then for its handler); a scraper that stopped reading must not hold the exit
 past a service manager's stop timeout, and the clients' logouts after it."""
-_LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]{1,5})$")
+"""``HOST:PORT``, ``[IPv6]:PORT`` (empty brackets are no address) or ``:PORT``; the port in
+ASCII digits (``\\d`` takes any script's, and int() reads them)."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
