@@ -1479,6 +1479,19 @@ def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: P
     assert err.decode().strip() == "vbo-async: interrupted"
 
 
+def test_the_prompt_needs_no_posix_open_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no O_NOCTTY: finding where to prompt must not need it (an AttributeError,
+    every prompt an internal error there)."""
+    monkeypatch.delattr(os, "O_NOCTTY")
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda prompt, stream=None: "")  # prompted, nothing typed
+    url = f"http://127.0.0.1:{closed_port()}"
+    line = error_line(run(capsys, *jobs_args(url, "org", "--password-env", "MY_VBO_SECRET")), code=2)
+    assert line.endswith("password must not be empty")
+
+
 def test_checks_prompt_without_a_controlling_terminal_is_seen(tmp_path: Path) -> None:
     """``check`` with stdin a terminal but no controlling terminal (``setsid``, a pty of a tool):
     getpass prompts on stderr then, which check holds until its verdict, so it waited for a

@@ -299,6 +299,17 @@ def test_a_targets_file_that_is_no_regular_file_is_refused(
         assert printed == f"vbo-async: error: {path}: a {kind}, not a file"
 
 
+def test_targets_are_read_where_os_lacks_posix_open_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Windows has no O_NONBLOCK, O_NOCTTY or O_CLOEXEC: reading a targets file must not need
+    them (an AttributeError, every poll and check an internal error there)."""
+    for flag in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC"):
+        monkeypatch.delattr(os, flag)
+    (server,) = read_targets(write(tmp_path, "[[servers]]\n" + GOOD)).servers
+    assert server.url == "http://127.0.0.1:1"
+
+
 @pytest.mark.parametrize("command", ["poll", "check", "serve"])
 def test_a_targets_fifo_without_a_writer_is_refused_not_waited_for(tmp_path: Path, command: str) -> None:
     """``--targets`` naming a named pipe nothing writes to: opening it blocked the command for

@@ -241,7 +241,7 @@ def _prompt_stream() -> TextIO | None:
     tool's pseudo-terminal as stdin), and ``check`` holds that until its verdict: it waited for
     a password at a prompt nobody saw."""
     try:
-        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        os.close(os.open("/dev/tty", os.O_RDWR | getattr(os, "O_NOCTTY", 0)))  # none on Windows
     except OSError:
         return sys.__stderr__
     return None

@@ -144,7 +144,7 @@ def _read_file(path: Path, limit: int) -> bytes:
     no writer held the command for good) and checked once open (`not_a_file`), so that what is
     read is what was checked."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        descriptor = os.open(path, _open_flags("O_RDONLY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"))
     except OSError as exc:
         if exc.errno == errno.ENXIO and (kind := _kind_at(path)) is not None:  # a socket
             raise CLIError(f"{path}: a {kind}, not a file") from None
@@ -158,6 +158,15 @@ def _read_file(path: Path, limit: int) -> bytes:
         raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
     finally:
         os.close(descriptor)
+
+
+def _open_flags(*names: str) -> int:
+    """The flags of ``os.open`` named, those the system has (Windows has no O_NONBLOCK, O_NOCTTY
+    or O_CLOEXEC, only Windows O_BINARY)."""
+    flags = 0
+    for name in names:
+        flags |= getattr(os, name, 0)
+    return flags
 
 
 def not_a_file(mode: int) -> str | None:
