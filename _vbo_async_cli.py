@@ -15,39 +15,53 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import signal
 import sys
+import threading
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["cannot_start", "interrupted", "is_check", "main"]
+__all__ = ["Terminated", "cannot_start", "interrupted", "is_check", "main", "terminated", "terminated_raises"]
+
+_STOPPED_BY_SIGTERM = frozenset({"serve", "simulate"})
+"""The commands that SIGTERM stops, not interrupts: they end with 0 at any moment it comes."""
 
 
 def main() -> int:
-    """Run the ``vbo-async`` command; returns its exit status."""
-    try:
-        without_httpx_command_line()
-        from vbo_async.cli import main as run
+    """Run the ``vbo-async`` command; returns its exit status. SIGTERM is the command's from
+    here (`terminated_raises`): while the package imported it killed the process, so that
+    ``serve`` stopped by a service manager in its first half second ended otherwise than later."""
+    with terminated_raises():
+        try:
+            without_httpx_command_line()
+            from vbo_async.cli import main as run
 
-        return run()
-    except KeyboardInterrupt:
-        return interrupted(sys.argv[1:])
-    except Exception as exc:  # the package cannot even start (a broken install)
-        if not is_check(sys.argv[1:]):
-            raise
-        # check's verdict is its stdout and exit status: UNKNOWN there, the traceback after it
-        status = cannot_start(sys.argv[1:], f"internal error: {type(exc).__name__}: {exc}", status=1)
-        if sys.stderr is not None:
-            import traceback  # only here: this module imports nothing the start-up does not need
+            return run()
+        except Terminated:
+            return terminated(sys.argv[1:])
+        except KeyboardInterrupt:
+            return interrupted(sys.argv[1:])
+        except Exception as exc:  # the package cannot even start (a broken install)
+            if not is_check(sys.argv[1:]):
+                raise
+            # check's verdict is its stdout and exit status: UNKNOWN there, the traceback after it
+            status = cannot_start(sys.argv[1:], f"internal error: {type(exc).__name__}: {exc}", status=1)
+            if sys.stderr is not None:
+                import traceback  # only here: this module imports nothing the start-up does not need
 
-            with contextlib.suppress(OSError, ValueError):
-                traceback.print_exc()
-        return status
+                with contextlib.suppress(OSError, ValueError):
+                    traceback.print_exc()
+            return status
 
 
 def is_check(args: Sequence[str]) -> bool:
     """Whether ``args`` run ``check``, the monitoring plugin (its own output and exit codes)."""
-    return next((arg for arg in args if not arg.startswith("-")), None) == "check"
+    return _command(args) == "check"
+
+
+def _command(args: Sequence[str]) -> str | None:
+    return next((arg for arg in args if not arg.startswith("-")), None)
 
 
 def interrupted(args: Sequence[str]) -> int:
@@ -57,6 +71,42 @@ def interrupted(args: Sequence[str]) -> int:
     function too: the package is never imported here, but may import this module, which the
     wheel (and so the editable install) puts beside it."""
     return cannot_start(args, "interrupted", status=130)
+
+
+def terminated(args: Sequence[str]) -> int:
+    """Say that the command named in ``args`` was terminated (SIGTERM) before it ran, as it
+    says so later (`interrupted`), and return its exit status: 143, ``check``'s UNKNOWN 3, and
+    0 for ``serve`` and ``simulate``, which SIGTERM stops at any moment."""
+    status = 0 if _command(args) in _STOPPED_BY_SIGTERM else 143
+    return cannot_start(args, "terminated", status=status)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``) while a command runs, raised as Ctrl-C raises
+    `KeyboardInterrupt`, so that the command ends as an interrupted one does: its tasks
+    cancelled, its clients logged out, a progress display put away (the terminal's cursor shown
+    again). Killed where it stood, the process left all of that behind."""
+
+
+@contextlib.contextmanager
+def terminated_raises() -> Iterator[None]:
+    """SIGTERM raises `Terminated` while the block runs (in the main thread, when nothing else
+    handles or ignores it)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def on_sigterm(number: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def cannot_start(args: Sequence[str], message: str, *, status: int, error: bool = False) -> int:

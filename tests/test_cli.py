@@ -729,6 +729,63 @@ def test_a_closed_stdout_is_said_so_not_an_internal_error(
     assert capsys.readouterr().err == "vbo-async: error: cannot write the output: stdout is closed\n"
 
 
+HELP_AND_VERSION = [["--help"], ["--version"], ["poll", "--help"], ["serve", "-h"], ["check", "--help"]]
+"""Arguments whose whole output is click's help or version text (check's own, on stdout too)."""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", HELP_AND_VERSION, ids=" ".join)
+def test_help_that_cannot_be_written_is_said_so_not_an_internal_error(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """``vbo-async poll --help > /dev/full``: the same line as any output stdout cannot take
+    (check's plugin output is lost with it, so it says it on stderr too), not an internal error."""
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        completed = run_module(tmp_path, args, stdout=full)
+    assert (completed.returncode, completed.stderr.splitlines()) == (
+        3 if args[0] == "check" else 1,
+        ["vbo-async: error: cannot write the output: No space left on device"],
+    )
+
+
+@pytest.mark.parametrize("args", HELP_AND_VERSION, ids=" ".join)
+def test_help_on_a_closed_stdout_is_said_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """``vbo-async poll --help >&-``: the help went nowhere with exit 0, where every other
+    output says that stdout is closed."""
+    monkeypatch.setattr(sys, "stdout", None)
+    code = main(args)
+    assert (code, capsys.readouterr().err) == (
+        3 if args[0] == "check" else 1,
+        "vbo-async: error: cannot write the output: stdout is closed\n",
+    )
+
+
+@pytest.mark.parametrize("args", HELP_AND_VERSION, ids=" ".join)
+def test_help_to_a_reader_gone_away_is_silent(tmp_path: Path, args: list[str]) -> None:
+    """``vbo-async poll --help | head -0``: exit 1 and nothing said, as for any other output."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        completed = run_module(tmp_path, args, stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert (completed.returncode, completed.stderr) == (3 if args[0] == "check" else 1, "")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_banner_that_cannot_be_written_is_said_so(tmp_path: Path) -> None:
+    """``vbo-async simulate > /dev/full``: its banner (the URL, user and password to use) lost,
+    it says so and ends with 1 instead of an internal error."""
+    with open("/dev/full", "w") as full:
+        completed = run_module(tmp_path, ["simulate", "--port", "0"], stdout=full)
+    assert (completed.returncode, completed.stderr.splitlines()) == (
+        1,
+        ["vbo-async: error: cannot write the output: No space left on device"],
+    )
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("stderr", ["full", "reader gone"])
 @pytest.mark.parametrize(
@@ -1379,7 +1436,7 @@ def test_end_of_input_at_the_password_prompt_is_a_usage_error(
 ) -> None:
     """Ctrl-D at the prompt (getpass raises EOFError): no password, said so, not a bug."""
 
-    def end_of_input(prompt: str = "Password: ") -> str:
+    def end_of_input(prompt: str = "Password: ", stream: object = None) -> str:
         raise EOFError
 
     monkeypatch.setattr(sys, "stdin", _Terminal())
@@ -1420,6 +1477,58 @@ def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: P
     assert process.returncode == 130
     assert out == b""
     assert err.decode().strip() == "vbo-async: interrupted"
+
+
+def test_the_prompt_needs_no_posix_open_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no O_NOCTTY: finding where to prompt must not need it (an AttributeError,
+    every prompt an internal error there)."""
+    monkeypatch.delattr(os, "O_NOCTTY")
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda prompt, stream=None: "")  # prompted, nothing typed
+    url = f"http://127.0.0.1:{closed_port()}"
+    line = error_line(run(capsys, *jobs_args(url, "org", "--password-env", "MY_VBO_SECRET")), code=2)
+    assert line.endswith("password must not be empty")
+
+
+def test_checks_prompt_without_a_controlling_terminal_is_seen(tmp_path: Path) -> None:
+    """``check`` with stdin a terminal but no controlling terminal (``setsid``, a pty of a tool):
+    getpass prompts on stderr then, which check holds until its verdict, so it waited for a
+    password at a prompt nobody saw. The prompt is written where it is seen, as with a
+    controlling terminal; the password typed, the check goes on."""
+    import pty
+    import select
+
+    targets = write_targets(
+        tmp_path / "targets.toml",
+        server_table("east", f"http://127.0.0.1:{closed_port()}", "VBO_UNSET_PASSWORD"),
+    )
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vbo_async", "check", "--targets", str(targets)],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=child_environment(),
+            start_new_session=True,  # no controlling terminal
+        )
+    finally:
+        os.close(terminal)
+    try:
+        with reaped(process):
+            assert process.stderr is not None
+            seen, _, _ = select.select([process.stderr], [], [], HANG_GUARD)  # a guard, not a timing
+            assert seen, "no prompt on stderr: check waits for a password nobody was asked for"
+            read_until(process.stderr, b"Password for east (admin): ")
+            os.write(controller, b"admin\n")
+            out, _ = process.communicate(timeout=HANG_GUARD)
+    finally:
+        os.close(controller)
+    assert process.returncode == 3  # nothing listens at the server's port
+    assert out.decode().startswith("VB365 UNKNOWN - "), out
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -1543,7 +1652,7 @@ async def test_jobs_prompts_for_the_password_on_a_terminal(
 ) -> None:
     prompts: list[str] = []
 
-    def answer(prompt: str = "Password: ") -> str:
+    def answer(prompt: str = "Password: ", stream: object = None) -> str:
         prompts.append(prompt)
         return "admin"
 
@@ -2618,6 +2727,34 @@ async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_simulate_serves_with_stdout_closed(tmp_path: Path) -> None:
+    """``vbo-async simulate >&-`` (started in the background, stdout closed): uvicorn's log
+    formatters asked the missing stdout whether it is a terminal, an internal error before it
+    served. It serves (no banner), and SIGTERM stops it with 0."""
+    import time
+
+    port = closed_port()
+    simulate = [sys.executable, "-m", "vbo_async", "simulate", "--port", str(port), "--organizations", "1"]
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", 'exec "$@" >&-', "sh", *simulate],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=child_environment(),
+    )
+    with reaped(process):
+        while process.poll() is None:  # until it listens, or ends
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, process.communicate(timeout=HANG_GUARD)[1]
+        response = httpx.get(f"http://127.0.0.1:{port}/v8/Organizations")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=HANG_GUARD)
+    assert response.status_code == 401  # served: no token given
+    assert (process.returncode, err) == (0, "")
+
+
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 async def test_simulate_stops_on_ctrl_c_with_a_request_in_flight(tmp_path: Path, how: signal.Signals) -> None:
     """Ctrl-C (or SIGTERM) while a request waits out ``--latency``: the simulator stops at once
@@ -2979,7 +3116,8 @@ def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Pa
     """``kill`` while a command waits at its password prompt, which turned the terminal's echo
     off: ``serve`` read its passwords before SIGTERM was its own, so the signal killed it there
     and the terminal stayed without echo (whatever was typed next, unseen). It ends as the other
-    commands do at their prompt: echo restored, ``vbo-async: terminated``, 143."""
+    commands do at their prompt: echo restored, ``vbo-async: terminated``, 143 (serve, which
+    SIGTERM stops at any moment, 0)."""
     import pty
     import termios
 
@@ -3009,8 +3147,58 @@ def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Pa
     finally:
         os.close(terminal)
         os.close(controller)
-    assert (process.returncode, out, err.decode().strip()) == (143, b"", "vbo-async: terminated")
+    assert (process.returncode, out, err.decode().strip()) == (
+        0 if command == "serve" else 143,
+        b"",
+        "vbo-async: terminated",
+    )
     assert echo
+
+
+ENTRY_POINT = "import sys, _vbo_async_cli; sys.exit(_vbo_async_cli.main())"
+"""What the installed ``vbo-async`` script runs (the worktree's, whichever script is installed)."""
+
+
+@pytest.mark.parametrize("command", ["serve", "poll", "check"])
+def test_sigterm_while_the_command_starts_ends_it_as_later(tmp_path: Path, command: str) -> None:
+    """SIGTERM once the entry point runs, while the package imports (a service manager stopping
+    ``serve`` in its first half second): it killed the process (status -15), where later it ends
+    ``serve`` with 0, the other commands with 'terminated' and 143 (check: UNKNOWN 3). The child
+    is signalled as soon as it has imported a first module of the package (``-X importtime``)."""
+    targets = write_targets(
+        tmp_path / "targets.toml", server_table("east", f"http://127.0.0.1:{closed_port()}", "VBO_PASSWORD")
+    )
+    listen = ["--listen", "127.0.0.1:0"] if command == "serve" else []
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-c", ENTRY_POINT, command, "--targets", str(targets), *listen],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=child_environment(VBO_PASSWORD="admin"),
+    )
+    with reaped(process):
+        assert process.stderr is not None
+        for line in process.stderr:  # "import time: self | cumulative | name", as each is imported
+            if re.search(r"\|\s+vbo_async\b", line):
+                break
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=HANG_GUARD)
+    said = [line for line in err.splitlines() if line.strip() and not line.startswith("import time:")]
+    if command == "check":
+        assert (process.returncode, out) == (3, "VB365 UNKNOWN - terminated\n")
+    else:
+        assert (process.returncode, said) == (0 if command == "serve" else 143, ["vbo-async: terminated"])
+
+
+def test_the_commands_sigterm_stops_are_known_before_they_run() -> None:
+    """`_vbo_async_cli.terminated` (SIGTERM before the command ran) ends with 0 the commands whose
+    exit codes end with 0 on SIGTERM."""
+    import _vbo_async_cli
+
+    stopped = {name for name, command in _app.cli.commands.items() if command.exit_codes.terminated == 0}
+    assert stopped == {"serve", "simulate"}
+    assert stopped == _vbo_async_cli._STOPPED_BY_SIGTERM
 
 
 # --- logging --------------------------------------------------------------------------------------------

@@ -3,7 +3,11 @@ per problem with its TOML path, exit code 2; every accepted key documented."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from vbo_async._cli._targets import (
     tls_contexts,
 )
 
-from .test_cli import error_lines, run
+from .test_cli import HANG_GUARD, child_environment, error_lines, run
 
 GOOD = 'url = "http://127.0.0.1:1"\nusername = "admin"\npassword_env = "VBO_PASSWORD"\n'
 SECRET = "Pa55-in-the-file-Qx7"
@@ -256,26 +260,76 @@ def test_toml_that_tomllib_cannot_take_is_a_problem_of_the_file(
     assert printed == f"vbo-async: error: {tmp_path / 'targets.toml'}: {line}"
 
 
-@pytest.mark.parametrize("source", ["/dev/zero", "huge"])
-def test_a_targets_file_is_read_to_a_bound(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, source: str
-) -> None:
-    """``--targets /dev/zero`` (or a wrong file of gigabytes) was read whole: a MemoryError
-    ('internal error') after gigabytes, or the kernel's OOM killer; a huge file took seconds
-    past check's -t. Nothing past the bound is read, and the file is named."""
-    path = Path(source)
-    if source == "huge":
-        path = tmp_path / "targets.toml"
-        with path.open("wb") as file:
-            file.write(b"[[servers]]\n" + GOOD.encode())
-            file.truncate(MAX_TARGETS_BYTES + 1)  # sparse: no disk used
-    if not path.exists():
-        pytest.skip(f"needs {path}")
+def test_a_targets_file_is_read_to_a_bound(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A wrong file of gigabytes was read whole: a MemoryError ('internal error') after
+    gigabytes, or the kernel's OOM killer; a huge file took seconds past check's -t. Nothing
+    past the bound is read, and the file is named."""
+    path = tmp_path / "targets.toml"
+    with path.open("wb") as file:
+        file.write(b"[[servers]]\n" + GOOD.encode())
+        file.truncate(MAX_TARGETS_BYTES + 1)  # sparse: no disk used
     with pytest.raises(CLIError) as info:
         read_targets(path)
     assert info.value.lines == (f"{path}: larger than 16 MiB, which no targets file is",)
     (printed,) = error_lines(run(capsys, "poll", "--targets", str(path)), code=2)
     assert printed == f"vbo-async: error: {info.value.lines[0]}"
+
+
+@pytest.mark.parametrize("kind", ["directory", "character device", "socket"])
+def test_a_targets_file_that_is_no_regular_file_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    """``--targets /dev/zero`` was read up to the bound and called too large, a directory or a
+    socket failed with what the system said of reading it: each is refused as what it is, the
+    path named, before a byte is read."""
+    path = {"directory": tmp_path, "character device": Path("/dev/zero")}.get(kind, tmp_path / "t.sock")
+    with contextlib.ExitStack() as stack:
+        if kind == "socket":
+            sock = stack.enter_context(socket.socket(socket.AF_UNIX))
+            sock.bind(str(path))
+        if not path.exists():
+            pytest.skip(f"needs {path}")
+        with pytest.raises(CLIError) as info:
+            read_targets(path)
+        assert info.value.lines == (f"{path}: a {kind}, not a file",)
+        (printed,) = error_lines(run(capsys, "poll", "--targets", str(path)), code=2)
+    if kind == "directory":  # click's own check of --targets comes first
+        assert f"'{path}' is a directory" in printed
+    else:
+        assert printed == f"vbo-async: error: {path}: a {kind}, not a file"
+
+
+def test_targets_are_read_where_os_lacks_posix_open_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Windows has no O_NONBLOCK, O_NOCTTY or O_CLOEXEC: reading a targets file must not need
+    them (an AttributeError, every poll and check an internal error there)."""
+    for flag in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC"):
+        monkeypatch.delattr(os, flag)
+    (server,) = read_targets(write(tmp_path, "[[servers]]\n" + GOOD)).servers
+    assert server.url == "http://127.0.0.1:1"
+
+
+@pytest.mark.parametrize("command", ["poll", "check", "serve"])
+def test_a_targets_fifo_without_a_writer_is_refused_not_waited_for(tmp_path: Path, command: str) -> None:
+    """``--targets`` naming a named pipe nothing writes to: opening it blocked the command for
+    good (check past any monitoring timeout, serve never serving nor saying why)."""
+    path = tmp_path / "targets.toml"
+    os.mkfifo(path)
+    completed = subprocess.run(
+        [sys.executable, "-m", "vbo_async", command, "--targets", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=child_environment(),
+        timeout=HANG_GUARD,  # a hang fails the test instead of holding it
+        check=False,
+    )
+    said = f"{path}: a named pipe, not a file"
+    if command == "check":
+        assert (completed.returncode, completed.stdout) == (3, f"VB365 UNKNOWN - {said}\n")
+    else:
+        assert (completed.returncode, completed.stderr) == (2, f"vbo-async: error: {said}\n")
 
 
 def test_line_ends_of_any_kind_are_read_as_before(tmp_path: Path) -> None:

@@ -1176,6 +1176,18 @@ def test_listen_addresses() -> None:
             _serve.parse_listen(bad)
 
 
+@pytest.mark.parametrize("bad", ["[]:9810", "127.0.0.1:\u0663", "[::1]:\uff19\uff18\uff11\uff10"])
+def test_listen_addresses_that_name_no_address_or_port_are_refused(bad: str) -> None:
+    """``--listen "[$ADDRESS]:9810"`` with the variable empty served every IPv4 interface (the
+    network, not the IPv6 address meant), and a port of other scripts' digits (Arabic-Indic 3,
+    fullwidth 9810) was read as that number: each is a usage error naming what was given."""
+    with pytest.raises(CLIError) as info:
+        _serve.parse_listen(bad)
+    assert info.value.lines == (
+        f"--listen must be HOST:PORT, [IPv6]:PORT or :PORT (port 0-65535), got {bad!r}",
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -1640,6 +1652,36 @@ def serving(
         line = process.stdout.readline()
         assert line.startswith("Serving the metrics of 1 server at http://127.0.0.1:"), line
         yield process, line.split(" at ", 1)[1].split("/metrics", 1)[0]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_banner_that_cannot_be_written_is_said_so(tmp_path: Path) -> None:
+    """``vbo-async serve > /dev/full``: its banner is output as any other ('cannot write the
+    output', exit 1), not an internal error."""
+    targets = write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vbo_async",
+                "serve",
+                "--targets",
+                str(targets),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_environment(VBO_PASSWORD="admin"),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    assert (completed.returncode, completed.stderr.splitlines()) == (
+        1,
+        ["vbo-async: error: cannot write the output: No space left on device"],
+    )
 
 
 def stopped(process: subprocess.Popen[str], how: signal.Signals = signal.SIGTERM) -> tuple[int, str]:

@@ -1,7 +1,7 @@
-"""``python -m vbo_async``: the command line."""
+"""``python -m vbo_async``: the command line, entered as the ``vbo-async`` script enters it."""
 
 from __future__ import annotations
 
-from .cli import main
+from _vbo_async_cli import main
 
 raise SystemExit(main())

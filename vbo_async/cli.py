@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from _vbo_async_cli import cannot_start, interrupted
+from _vbo_async_cli import Terminated, cannot_start, interrupted, terminated
 
 __all__ = ["DEFAULT_API_VERSION", "main"]
 
@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status=2,
             error=True,
         )
+    except Terminated:  # SIGTERM while the command line's modules import
+        return terminated(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:  # Ctrl-C while the command line's modules import
         return interrupted(sys.argv[1:] if argv is None else argv)
     return run(argv)

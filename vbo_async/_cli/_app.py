@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from _vbo_async_cli import interrupted
+from _vbo_async_cli import interrupted, terminated
 
 from .. import __version__
 from .._client import API_VERSIONS
@@ -43,7 +43,17 @@ from ._connect import (
     unknown_version,
     url_problem,
 )
-from ._exit import EXIT_CODES_HELP, STANDARD, CLIError, ExitCodes, Outcome, quiet_stdout, simulator_extra
+from ._exit import (
+    EXIT_CODES_HELP,
+    STANDARD,
+    STOPPED_BY_SIGTERM,
+    CLIError,
+    ExitCodes,
+    Outcome,
+    quiet_stdout,
+    simulator_extra,
+    writing_output,
+)
 from ._logging import VARIABLE, configured_logging, level_from_environment, one_line
 from ._plugin import DurationError, parse_duration
 from ._report import Report, failure_row
@@ -74,7 +84,43 @@ def _say(line: str) -> None:
         click.echo(line, err=True)
 
 
-class VBOCommand(click.Command):
+class _Written:
+    """The callback of an option that prints on stdout and ends the command (``--help``,
+    ``--version``), its output written as any other (`writing_output`): a stdout that cannot
+    take it is said on stderr (``check``'s plugin output cannot be written either) and a reader
+    gone away is not, both then raising a `CLIError` with nothing left to say (exit 1, check's
+    UNKNOWN 3), not an internal error."""
+
+    def __init__(self, callback: Callable[[click.Context, click.Parameter, Any], Any]) -> None:
+        self.callback = callback
+
+    def __call__(self, ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if not value or ctx.resilient_parsing:
+            return self.callback(ctx, param, value)
+        try:
+            with writing_output():
+                return self.callback(ctx, param, value)
+        except BrokenPipeError:
+            quiet_stdout()
+        except CLIError as exc:
+            _say_error(*exc.lines)
+        raise CLIError(outcome=Outcome.UNREADABLE)
+
+
+class _WritesHelp(click.Command):
+    """A command or group whose ``--help`` and ``--version`` write their output as `_Written`
+    says (the eager options that are no value of the command: click's way to print and exit)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            written = param.callback is None or isinstance(param.callback, _Written)
+            if param.is_eager and not param.expose_value and not written:
+                param.callback = _Written(param.callback)  # type: ignore[arg-type]
+        return params
+
+
+class VBOCommand(_WritesHelp):
     """A command whose callback returns an `Outcome` (or an exit status), with its own
     `ExitCodes` and its own way of reporting errors (``report_error``, by default one
     ``vbo-async: error: ...`` line on stderr per line given)."""
@@ -137,7 +183,7 @@ class SimulateCommand(VBOCommand):
         return super().get_params(ctx)
 
 
-class VBOGroup(click.Group):
+class VBOGroup(_WritesHelp, click.Group):
     command_class = VBOCommand
 
 
@@ -327,7 +373,7 @@ def one_organization(given: Sequence[str]) -> str:
 
 
 def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
-    with _writing_output():
+    with writing_output():
         if as_json:
             report.write_json(sys.stdout)
         else:
@@ -338,34 +384,17 @@ def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
     return report.outcome
 
 
-@contextlib.contextmanager
-def _writing_output() -> Iterator[None]:
-    """Writing the output on stdout: a failure (a full disk, an I/O error) is one line saying so,
-    exit 1, not an internal error; a reader gone away (`BrokenPipeError`) stays silent."""
-    if sys.stdout is None:  # closed (``>&-``)
-        raise CLIError("cannot write the output: stdout is closed", outcome=Outcome.UNREADABLE)
-    try:
-        yield
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        quiet_stdout()
-        raise CLIError(
-            f"cannot write the output: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
-        ) from None
-
-
 def _write_failure(write: Callable[[IO[str]], object]) -> None:
     """``--json``'s output of a command that failed, written by ``write`` if stdout takes it:
     the failure is what the command then says (on stderr, its exit code), not that this output
     could not be written (stdout closed, a reader gone away, a full disk)."""
     try:
-        with _writing_output():
+        with writing_output():
             write(sys.stdout)
             sys.stdout.flush()
     except BrokenPipeError:
         quiet_stdout()
-    except CLIError:  # said nothing yet; _writing_output made stdout quiet
+    except CLIError:  # said nothing yet; writing_output made stdout quiet
         pass
 
 
@@ -439,7 +468,7 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
     return _show(report, as_json=as_json, wide=wide)
 
 
-@cli.command(cls=SimulateCommand)
+@cli.command(cls=SimulateCommand, exit_codes=STOPPED_BY_SIGTERM)
 @click.option("--host", default="127.0.0.1", help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=4443, help="TCP port (0: any free port).")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a fresh certificate (its CA bundle is printed).")
@@ -579,7 +608,7 @@ def organizations(connection: Connection, timeout: dt.timedelta | None, as_json:
             failed = [{"id": None, "name": None, "error": row.error}]
             _write_failure(lambda out: out.write(json.dumps(failed, indent=2) + "\n"))
         raise
-    with _writing_output():
+    with writing_output():
         if as_json:
             listed = [{"id": o.id, "name": o.name, "error": None} for o in found]
             listed += [{"id": key or None, "name": None, "error": str(e)} for key, e in undecoded.items()]
@@ -650,7 +679,7 @@ def poll(
 cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=CHECK_EPILOG)(check)
 
 
-@cli.command()
+@cli.command(exit_codes=STOPPED_BY_SIGTERM)
 @click.option(
     "--targets",
     required=True,
@@ -756,11 +785,16 @@ def _run(argv: Sequence[str] | None, level: int | None) -> int:
         except click.ClickException as exc:
             _say_error(exc.format_message())
             return STANDARD.usage
-        except CLIError as exc:  # raised while parsing, e.g. simulate without the simulator extra
-            _say_error(*exc.lines)
-            return STANDARD[exc.outcome]
-        except (click.Abort, KeyboardInterrupt):  # before the command ran: as while it started
-            return interrupted(list(argv) if argv is not None else sys.argv[1:])
+        except CLIError as exc:  # raised while parsing: simulate without the simulator extra, --help
+            named = _named_command(argv)  # unwritable (check's own output and codes)
+            if exc.lines:
+                (named.report_error if named is not None else _say_error)(*exc.lines)
+            return (named.exit_codes if named is not None else STANDARD)[exc.outcome]
+        except (click.Abort, KeyboardInterrupt) as exc:  # before the command ran: as while it started
+            args = list(argv) if argv is not None else sys.argv[1:]
+            if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):  # click: Abort
+                return terminated(args)
+            return interrupted(args)
         except Exception as exc:  # a bug: still one line, the traceback only when asked for
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
             named = _named_command(argv)  # one reading the options: its own output and codes

@@ -15,7 +15,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, TextIO
 
 import attrs
 import httpx
@@ -223,14 +223,28 @@ def read_password(variable: str, prompt: str) -> str:
         if value == "":
             raise CLIError(f"no password: the environment variable {variable} is empty")
         raise CLIError(f"no password: set the environment variable {variable}")
+    stream = _prompt_stream()
     with _interruptible():
         try:
-            return getpass.getpass(prompt)
+            return getpass.getpass(prompt) if stream is None else getpass.getpass(prompt, stream)
         except EOFError:
             raise CLIError(
                 f"no password: none was typed at the prompt; type it, or set the environment "
                 f"variable {variable}"
             ) from None
+
+
+def _prompt_stream() -> TextIO | None:
+    """Where the password prompt is written: None (getpass writes it on the controlling
+    terminal) when there is one, else the process's own stderr, not whatever ``sys.stderr`` is
+    then. getpass writes it on ``sys.stderr`` without a controlling terminal (``setsid``, a
+    tool's pseudo-terminal as stdin), and ``check`` holds that until its verdict: it waited for
+    a password at a prompt nobody saw."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | getattr(os, "O_NOCTTY", 0)))  # none on Windows
+    except OSError:
+        return sys.__stderr__
+    return None
 
 
 def _without_line_break(value: str) -> str:

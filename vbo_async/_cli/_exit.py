@@ -20,12 +20,15 @@ __all__ = [
     "EXIT_CODES_HELP",
     "SIMULATOR_PACKAGES",
     "STANDARD",
+    "STOPPED_BY_SIGTERM",
     "CLIError",
     "ExitCodes",
     "MissingExtra",
     "Outcome",
     "quiet_stdout",
     "simulator_extra",
+    "write_banner",
+    "writing_output",
 ]
 
 
@@ -63,6 +66,10 @@ STANDARD = ExitCodes(ok=0, unreadable=1, usage=2, interrupted=130, terminated=14
 """The exit codes of ``demo``, ``simulate``, ``jobs``, ``organizations`` and ``poll``
 (``check`` has the monitoring plugins' own)."""
 
+STOPPED_BY_SIGTERM = ExitCodes(ok=0, unreadable=1, usage=2, interrupted=130, terminated=0)
+"""The exit codes of ``serve`` and ``simulate``, which SIGTERM (a service manager) stops: 0 at
+any moment it comes, as while they serve (`_vbo_async_cli.terminated` says so before they run)."""
+
 EXIT_CODES_HELP = """\
 Exit codes:
 
@@ -73,8 +80,8 @@ Exit codes:
   2    usage error: bad option, bad targets file, bad configuration,
        or an extra that is not installed
   130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops
-  143  terminated (SIGTERM), after closing as on Ctrl-C; 'serve' once it serves
-       and 'simulate' end with 0
+  143  terminated (SIGTERM), after closing as on Ctrl-C; 'serve' and 'simulate',
+       which SIGTERM stops, end with 0
 'check' exits as a monitoring plugin instead: OK 0, WARNING 1, CRITICAL 2,
 UNKNOWN 3 (usage errors and servers that cannot be read included).
 """
@@ -130,3 +137,31 @@ def quiet_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def writing_output() -> Iterator[None]:
+    """Writing the output on stdout: a failure (a full disk, an I/O error) is one line saying so,
+    exit 1, not an internal error; a reader gone away (`BrokenPipeError`) stays silent."""
+    if sys.stdout is None:  # closed (``>&-``)
+        raise CLIError("cannot write the output: stdout is closed", outcome=Outcome.UNREADABLE)
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        quiet_stdout()
+        raise CLIError(
+            f"cannot write the output: {exc.strerror or exc}", outcome=Outcome.UNREADABLE
+        ) from None
+
+
+def write_banner(line: str) -> None:
+    """Write ``line`` (what ``serve`` or ``simulate`` serves, and where) on stdout, under
+    `writing_output`: a closed stdout (a service started with ``>&-``) is left out and nothing
+    said."""
+    if sys.stdout is None:
+        return
+    with writing_output():
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()

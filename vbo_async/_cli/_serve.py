@@ -20,10 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import click
-
 from ._connect import read_password
-from ._exit import CLIError, MissingExtra, Outcome
+from ._exit import CLIError, MissingExtra, Outcome, write_banner
 from ._report import plural
 from ._simulate import _listen
 from ._targets import ServerTarget, read_targets, tls_contexts
@@ -58,7 +56,9 @@ STOP_WITHIN = 1.0
 """Seconds ``serve``, once told to stop, waits for an answer it is still sending (twice at most:
 for the answer, then for its handler); a scraper that stopped reading must not hold the exit
 past a service manager's stop timeout, and the clients' logouts after it."""
-_LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]{1,5})$")
+"""``HOST:PORT``, ``[IPv6]:PORT`` (empty brackets are no address) or ``:PORT``; the port in
+ASCII digits (``\\d`` takes any script's, and int() reads them)."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -222,7 +222,7 @@ async def _serve(
                 address = sock.getsockname()
                 shown = f"[{address[0]}]" if ":" in address[0] else address[0]
                 served = plural(len(specs), "server")
-                click.echo(
+                write_banner(
                     f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
                     f"(a sweep every {interval:g} s; Ctrl-C stops)"
                 )

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 import tempfile
 import types
 import typing
@@ -21,7 +22,8 @@ from typing import Any
 import attrs
 import click
 
-from ._exit import CLIError, Outcome, simulator_extra
+from ._connect import is_terminal
+from ._exit import CLIError, Outcome, simulator_extra, write_banner
 
 __all__ = ["FAULT_HELP", "fault_options", "faults_from", "serve_simulator"]
 
@@ -143,17 +145,25 @@ def serve_simulator(
         if tls:
             cert, key, ca = make_tls_material(folder.name, hosts=_certificate_hosts(host))
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-            click.echo(f"CA bundle (pass as verify= or --ca-bundle): {ca}")
+            write_banner(f"CA bundle (pass as verify= or --ca-bundle): {ca}")
         shown = f"[{host}]" if ":" in host else host
         versions = ", ".join(config.api_versions)
-        click.echo(
+        write_banner(
             f"Serving the VB365 simulator at {scheme}://{shown}:{sock.getsockname()[1]} "
             f"(API {versions}; user {config.username!r}, password {config.password!r}; Ctrl-C stops)"
         )
         # Ctrl-C stops at once: requests still waiting out a --latency are cancelled instead of
         # waited for (uvicorn's graceful shutdown waits for them without limit by default).
+        # Colours decided here: uvicorn asks sys.stdout, which is None when stdout is closed (>&-).
+        colours = is_terminal(sys.stdout)
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=STOP_WITHIN, **options)
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                timeout_graceful_shutdown=STOP_WITHIN,
+                use_colors=colours,
+                **options,
+            )
         )
         # A dropped or truncated answer is a fault asked for, not an error of the app to report
         # with its traceback, nor is cancelling requests to stop (the filter is added after

@@ -12,8 +12,11 @@ as true), and every problem is reported as one line with its TOML path, from
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import ssl
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,8 +48,9 @@ __all__ = [
 ]
 
 MAX_TARGETS_BYTES = 16 * 1024 * 1024
-"""The most bytes of a targets file read (16 MiB, some 50,000 servers): ``--targets /dev/zero``
-or a wrong file of gigabytes is refused after that, not read into memory whole."""
+"""The most bytes of a targets file read (16 MiB, some 50,000 servers): a wrong file of
+gigabytes is refused after that, not read into memory whole (and what is no regular file, such
+as ``/dev/zero``, before a byte is read)."""
 
 Organizations = Literal["all"] | tuple[str, ...]
 
@@ -113,11 +117,7 @@ class TargetsFile:
 
 def read_targets(path: Path) -> TargetsFile:
     """Read and check the targets file at ``path``; every problem is a line of one `CLIError`."""
-    try:
-        with path.open("rb") as file:
-            raw = file.read(MAX_TARGETS_BYTES + 1)
-    except OSError as exc:
-        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = _read_file(path, MAX_TARGETS_BYTES + 1)
     if len(raw) > MAX_TARGETS_BYTES:
         raise CLIError(f"{path}: larger than {MAX_TARGETS_BYTES >> 20} MiB, which no targets file is")
     try:
@@ -136,6 +136,59 @@ def read_targets(path: Path) -> TargetsFile:
         return make_converter(path.parent).structure(data, TargetsFile)
     except (cattrs.ClassValidationError, cattrs.IterableValidationError) as exc:
         raise CLIError(*(f"{path}: {line}" for line in describe(exc, data))) from None
+
+
+def _read_file(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of the regular file at ``path``. Anything else is a `CLIError`
+    saying what it is, found before a byte is read: opened without blocking (a named pipe with
+    no writer held the command for good) and checked once open (`not_a_file`), so that what is
+    read is what was checked."""
+    try:
+        descriptor = os.open(path, _open_flags("O_RDONLY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO and (kind := _kind_at(path)) is not None:  # a socket
+            raise CLIError(f"{path}: a {kind}, not a file") from None
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        if (kind := not_a_file(os.fstat(descriptor).st_mode)) is not None:
+            raise CLIError(f"{path}: a {kind}, not a file")
+        with os.fdopen(descriptor, "rb", closefd=False) as file:
+            return file.read(limit)
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(descriptor)
+
+
+def _open_flags(*names: str) -> int:
+    """The flags of ``os.open`` named, those the system has (Windows has no O_NONBLOCK, O_NOCTTY
+    or O_CLOEXEC, only Windows O_BINARY)."""
+    flags = 0
+    for name in names:
+        flags |= getattr(os, name, 0)
+    return flags
+
+
+def not_a_file(mode: int) -> str | None:
+    """What a file of ``mode`` (`os.stat_result.st_mode`) is when it is no regular file, which
+    a targets file must be (``directory``, ``named pipe``...); None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "special file")
+
+
+def _kind_at(path: Path) -> str | None:
+    try:
+        return not_a_file(os.stat(path).st_mode)
+    except OSError:
+        return None
 
 
 def tls_contexts(path: Path, targets: TargetsFile) -> list[ssl.SSLContext | Literal[False]]:

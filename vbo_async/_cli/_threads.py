@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import signal
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+from _vbo_async_cli import Terminated, terminated_raises
 
 from .._exceptions import ConfigError, TransportError
 
@@ -136,31 +136,3 @@ def run_unheld(work: Coroutine[Any, Any, T]) -> T:
     SIGTERM meanwhile raising `Terminated`."""
     with terminated_raises(), asyncio.Runner(loop_factory=_UnheldLoop) as runner:
         return runner.run(unheld(work))
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``) while a command runs, raised as Ctrl-C raises
-    `KeyboardInterrupt`, so that the command ends as an interrupted one does: its tasks
-    cancelled, its clients logged out, a progress display put away (the terminal's cursor shown
-    again). Killed where it stood, the process left all of that behind."""
-
-
-@contextlib.contextmanager
-def terminated_raises() -> Iterator[None]:
-    """SIGTERM raises `Terminated` while the block runs (in the main thread, when nothing else
-    handles or ignores it)."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
-
-    def on_sigterm(number: int, frame: object) -> None:
-        raise Terminated
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
