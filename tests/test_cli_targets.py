@@ -9,6 +9,8 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import attrs
@@ -310,6 +312,31 @@ def test_targets_are_read_where_os_lacks_posix_open_flags(
     assert server.url == "http://127.0.0.1:1"
 
 
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="a shell's <(...) names /dev/fd/N")
+def test_targets_are_read_from_a_pipe_with_a_writer() -> None:
+    """``--targets <(envsubst < targets.toml.in)`` and ``--targets /dev/stdin`` name a pipe its
+    writer holds: read as it is written, to its end, as a file is."""
+    text = ("[[servers]]\n" + GOOD).encode()
+    readable, writable = os.pipe()
+
+    def write_slowly() -> None:
+        try:
+            for start in range(0, len(text), 7):  # in pieces, as a generating command writes
+                os.write(writable, text[start : start + 7])
+                time.sleep(0.001)
+        finally:
+            os.close(writable)
+
+    writer = threading.Thread(target=write_slowly, daemon=True)
+    writer.start()
+    try:
+        (server,) = read_targets(Path(f"/dev/fd/{readable}")).servers
+    finally:
+        writer.join(HANG_GUARD)
+        os.close(readable)
+    assert server.url == "http://127.0.0.1:1"
+
+
 @pytest.mark.parametrize("command", ["poll", "check", "serve"])
 def test_a_targets_fifo_without_a_writer_is_refused_not_waited_for(tmp_path: Path, command: str) -> None:
     """``--targets`` naming a named pipe nothing writes to: opening it blocked the command for
@@ -325,7 +352,7 @@ def test_a_targets_fifo_without_a_writer_is_refused_not_waited_for(tmp_path: Pat
         timeout=HANG_GUARD,  # a hang fails the test instead of holding it
         check=False,
     )
-    said = f"{path}: a named pipe, not a file"
+    said = f"{path}: a named pipe with nothing written to it (no process writing)"
     if command == "check":
         assert (completed.returncode, completed.stdout) == (3, f"VB365 UNKNOWN - {said}\n")
     else:

@@ -139,10 +139,12 @@ def read_targets(path: Path) -> TargetsFile:
 
 
 def _read_file(path: Path, limit: int) -> bytes:
-    """At most ``limit`` bytes of the regular file at ``path``. Anything else is a `CLIError`
-    saying what it is, found before a byte is read: opened without blocking (a named pipe with
-    no writer held the command for good) and checked once open (`not_a_file`), so that what is
-    read is what was checked."""
+    """At most ``limit`` bytes of the regular file or pipe at ``path`` (``--targets
+    /dev/stdin``, a shell's ``<(...)``). Anything else is a `CLIError` saying what it is, found
+    before a byte is read: opened without blocking (a named pipe with no writer held the command
+    for good) and checked once open (`not_a_file`), so that what is read is what was checked. A
+    pipe is then read as it is written, to its end: one that no process holds open for writing
+    ends at once, and is refused as empty."""
     try:
         descriptor = os.open(path, _open_flags("O_RDONLY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"))
     except OSError as exc:
@@ -150,10 +152,17 @@ def _read_file(path: Path, limit: int) -> bytes:
             raise CLIError(f"{path}: a {kind}, not a file") from None
         raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        if (kind := not_a_file(os.fstat(descriptor).st_mode)) is not None:
+        mode = os.fstat(descriptor).st_mode
+        piped = stat.S_ISFIFO(mode)
+        if not piped and (kind := not_a_file(mode)) is not None:
             raise CLIError(f"{path}: a {kind}, not a file")
+        if piped:
+            os.set_blocking(descriptor, True)  # wait for what its writer writes, to its end
         with os.fdopen(descriptor, "rb", closefd=False) as file:
-            return file.read(limit)
+            raw = file.read(limit)
+        if piped and not raw:
+            raise CLIError(f"{path}: a named pipe with nothing written to it (no process writing)")
+        return raw
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
     finally:
