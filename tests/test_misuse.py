@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import logging
 import math
+import os
 import pickle
 import re
 import ssl
@@ -572,6 +573,34 @@ def test_a_file_that_is_not_a_ca_bundle_is_a_config_error(tmp_path: Path) -> Non
     bogus.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match="CA bundle"):
         VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=bogus, api_version="v1")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_ca_bundle_that_is_a_named_pipe_is_a_config_error_not_a_hang(tmp_path: Path) -> None:
+    """OpenSSL opens a CA bundle to read it: a named pipe with no writer held the client's
+    constructor (and every CLI command naming it) for good."""
+    pipe = tmp_path / "ca.pem"
+    os.mkfifo(pipe)
+    outcome: list[BaseException | None] = []
+
+    def construct() -> None:
+        try:
+            VBOClient(BASE, username=USERNAME, password=PASSWORD, verify=pipe, api_version="v1")
+        except BaseException as exc:
+            outcome.append(exc)
+        else:  # pragma: no cover - the failure asserted below
+            outcome.append(None)
+
+    worker = threading.Thread(target=construct, daemon=True)
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():  # unblock the hung open, so the thread ends with the test
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(30)
+        pytest.fail("the client waited for a writer of the CA bundle pipe")
+    (error,) = outcome
+    assert isinstance(error, ConfigError)
+    assert f"cannot load the CA bundle {str(pipe)!r}: a named pipe, not a file" in str(error)
 
 
 def test_a_retry_policy_is_validated_where_it_is_built() -> None:

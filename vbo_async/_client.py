@@ -39,6 +39,7 @@ from ._exceptions import (
     VBOError,
 )
 from ._fetch import Fetcher
+from ._files import not_a_file
 from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first
 from ._links import Link
@@ -846,6 +847,9 @@ def tls_context(verify: Literal[True] | str | os.PathLike[str]) -> ssl.SSLContex
                     "it, or pass a PEM file of the CA certificates)"
                 )
             return ssl.create_default_context(capath=path)
+        # OpenSSL opens the bundle to read it: a named pipe with no writer would hold it for good.
+        if os.path.exists(path) and (kind := not_a_file(os.stat(path).st_mode)) is not None:
+            raise ConfigError(f"cannot load the CA bundle {path!r}: a {kind}, not a file")
         return ssl.create_default_context(cafile=path)
     except (OSError, ssl.SSLError, ValueError) as exc:  # ValueError: a NUL byte in the path
         if isinstance(exc, ConfigError):

@@ -28,6 +28,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._client import API_VERSIONS
+from .._files import not_a_file
 from ._connect import (
     NOT_A_VARIABLE,
     Connection,
@@ -176,21 +177,6 @@ def _open_flags(*names: str) -> int:
     for name in names:
         flags |= getattr(os, name, 0)
     return flags
-
-
-def not_a_file(mode: int) -> str | None:
-    """What a file of ``mode`` (`os.stat_result.st_mode`) is when it is no regular file, which
-    a targets file must be (``directory``, ``named pipe``...); None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    kinds = (
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISFIFO, "named pipe"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-    )
-    return next((kind for test, kind in kinds if test(mode)), "special file")
 
 
 def _kind_at(path: Path) -> str | None:
