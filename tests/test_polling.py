@@ -553,6 +553,49 @@ async def test_a_failed_link_does_not_fail_the_tenant(
     assert not any(r.url.host == "evil.example" for r in tenants.fake.requests)
 
 
+def frames_kept(error: BaseException) -> list[str]:
+    """The functions whose frames ``error`` (or an error chained to it) keeps alive through its
+    traceback, with the names of their locals holding a body of 1 MB or more."""
+    kept: list[str] = []
+    chained: BaseException | None = error
+    while chained is not None:
+        tb = chained.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            big = [name for name, value in frame.f_locals.items() if len(getattr(value, "body", "")) >= 10**6]
+            kept.append(f"{frame.f_code.co_name}{big or ''}")
+            tb = tb.tb_next
+        chained = chained.__cause__ or chained.__context__
+    return kept
+
+
+async def test_a_link_error_keeps_no_frame_alive(
+    tenants: Tenants, make_client: MakeClient, seed_job: dict[str, Any]
+) -> None:
+    """A result keeps its link errors for as long as the caller keeps the result (a poller keeps
+    each tenant's last one): as a tenant's error, they keep no frame alive, which held the error
+    answer's body (up to max_response_bytes for each link) or, for an href that cannot be
+    followed, the sweep's every prefetched resource."""
+    tenants.jobs["org-01"] = job_list(seed_job, "org-01", 2, repository="gone")
+    tenants.fake.route(
+        "GET", "/v1/BackupRepositories/gone", httpx.Response(404, text="<html>" + "x" * 2 * 10**6 + "</html>")
+    )
+    tenants.jobs["org-03"][0]["_links"]["repository"]["href"] = "https://evil.example/steal"
+    vbo = make_client()
+
+    results = await collect(poll_jobs(targets_for(tenants, vbo), follow=("repository",), batch=False))
+
+    errors = {key: error for result in results for key, error in result.link_errors.items()}
+    assert set(errors) == {
+        ("org-01-job-0", "repository"),
+        ("org-01-job-1", "repository"),
+        ("org-03-job-0", "repository"),
+    }
+    assert isinstance(errors[("org-01-job-0", "repository")], NotFoundError)
+    assert isinstance(errors[("org-03-job-0", "repository")], LinkError)
+    assert {key: frames_kept(error) for key, error in errors.items()} == {key: [] for key in errors}
+
+
 async def test_resolved_refuses_a_relation_that_was_not_followed(
     tenants: Tenants, make_client: MakeClient
 ) -> None:

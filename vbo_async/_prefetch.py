@@ -12,7 +12,7 @@ from ._client import VBOClient
 from ._exceptions import VBOError
 from ._links import Link, ThroughLink
 from ._models import Job
-from ._results import LinkKey
+from ._results import LinkKey, detached
 
 __all__ = ["LinkCache"]
 
@@ -32,6 +32,8 @@ class LinkCache:
     waiting for a slot: a server naming a new repository in each of a hundred thousand jobs made
     hundreds of megabytes of them); the tasks belong to the sweep's task group and never raise a
     `VBOError` (they return it), so a failed link fails only the (job, relation) pairs that name it.
+    The errors keep no traceback (`detached`): its frames held the error answer's body, or this
+    cache and every resource it read, for as long as the caller keeps the results.
     """
 
     def __init__(self, group: asyncio.TaskGroup) -> None:
@@ -58,7 +60,7 @@ class LinkCache:
                     first = link.via if isinstance(link, ThroughLink) else link
                     wanted.append(((job.id, relation), link, self._outcome(client, first)))
                 except VBOError as exc:
-                    errors[(job.id, relation)] = exc
+                    errors[(job.id, relation)] = detached(exc)
         # asyncio.wait, not gather: other jobs may share these reads, never cancelled on this
         # job's behalf.
         await _settled(future for _, _, future in wanted)
@@ -70,7 +72,7 @@ class LinkCache:
                 try:
                     seconds.append((key, self._outcome(client, link.next_step(value))))
                 except VBOError as exc:
-                    errors[key] = exc
+                    errors[key] = detached(exc)
             elif error is None:
                 prefetched[key] = value
             else:
@@ -122,4 +124,4 @@ async def _follow(link: Link[Any]) -> _Outcome:
         return await link, None
     except VBOError as exc:
         log.debug("prefetching the %r link failed: %s", link.relation, exc)  # not its href
-        return None, exc
+        return None, detached(exc)

@@ -21,13 +21,27 @@ from ._models import (
     SelectedMailbox,
 )
 
-__all__ = ["RELATIONS", "LinkKey", "PollProgress", "PollResult", "PollTarget"]
+__all__ = ["RELATIONS", "LinkKey", "PollProgress", "PollResult", "PollTarget", "detached"]
 
 RELATIONS: Final[tuple[str, ...]] = tuple(field.name for field in attrs.fields(JobLinks))
 """The relations ``follow`` accepts: the attribute names of `JobLinks`."""
 
 LinkKey = tuple[str, str]
 """``(job id, relation)``: how prefetched objects and link errors are filed in a `PollResult`."""
+
+
+def detached(error: VBOError) -> VBOError:
+    """``error``, and the errors chained to it, without their tracebacks: a result keeps its
+    errors (the tenant's, its links') for as long as the caller keeps the result, and the frames
+    of a traceback hold what the failed call had read (a whole page of the server's listing, an
+    error answer's body) or was reading (a sweep's prefetched resources)."""
+    seen: set[int] = set()
+    chained: BaseException | None = error
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        chained.__traceback__ = None
+        chained = chained.__cause__ or chained.__context__
+    return error
 
 
 def _check_client(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

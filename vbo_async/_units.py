@@ -44,7 +44,7 @@ from ._exceptions import (
 from ._health import HealthPolicy, JobHealth, assess, finished, newest_first, window_falls_short
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
-from ._results import PollResult, PollTarget
+from ._results import PollResult, PollTarget, detached
 from ._tasks import both, each
 
 __all__ = [
@@ -188,7 +188,7 @@ def _failed(target: PollTarget, error: VBOError, started: float, context: Contex
     """The result of ``target`` failed with ``error`` (a sweep started at ``started``)."""
     log.debug("polling %r failed: %s", target.label, error)  # the server's name: quoted
     elapsed = time.perf_counter() - started
-    return PollResult(target=target, error=_detached(error), elapsed=elapsed, follow=context.follow)
+    return PollResult(target=target, error=detached(error), elapsed=elapsed, follow=context.follow)
 
 
 async def _batch(batch: Batch, context: Context) -> None:
@@ -326,7 +326,7 @@ async def _unlisted(client: VBOClient, organization_id: str) -> VBOError | None:
     try:
         await client.organization(organization_id)
     except VBOError as exc:
-        return _detached(exc)
+        return detached(exc)
     return None
 
 
@@ -343,7 +343,7 @@ def _covers_enough(tenants: int, organizations: int | None) -> bool:
 
 
 def _fail_all(batch: Batch, failure: VBOError, started: float, context: Context) -> None:
-    failure = _detached(failure)
+    failure = detached(failure)
     for target in batch.targets:
         elapsed = time.perf_counter() - started
         context.emit(PollResult(target=target, error=failure, elapsed=elapsed, follow=context.follow))
@@ -379,19 +379,6 @@ def _too_big_to_batch(error: VBOError) -> bool:
     return isinstance(error, ResponseTooLargeError | DecodeError) or (
         isinstance(error, APIError) and error.status_code == 200
     )
-
-
-def _detached(error: VBOError) -> VBOError:
-    """``error``, and the errors chained to it, without their tracebacks: a result keeps its
-    error for as long as the caller keeps the result, and the frames of a traceback hold what
-    the failed call had read (a whole page of the server's listing)."""
-    seen: set[int] = set()
-    chained: BaseException | None = error
-    while chained is not None and id(chained) not in seen:
-        seen.add(id(chained))
-        chained.__traceback__ = None
-        chained = chained.__cause__ or chained.__context__
-    return error
 
 
 def _unknown(client: VBOClient, target: PollTarget, listed: int) -> VBOError:

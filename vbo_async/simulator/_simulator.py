@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import attrs
+
 from vbo_async._exceptions import ConfigError
 
 from ._config import SimulatorConfig
@@ -351,6 +353,55 @@ class Simulator:
         job.etag += 1
         self.stats.job_actions[(job.id, action)] += 1
         return started
+
+    # -- changes made on the server (as an administrator makes them) ----------------------------
+
+    def rename_repository(self, repository_id: str, name: str) -> None:
+        """Rename a backup repository."""
+        repository = self._repositories.get(repository_id.lower())
+        if repository is None:
+            raise SimulatedError.not_found("Backup repository", repository_id)
+        repository.name = name
+
+    def set_retries(self, job_id: str, number: int) -> None:
+        """Change a job's schedule: how many times a failed run is retried."""
+        job = self._job(job_id)
+        job.schedule = attrs.evolve(job.schedule, retry_number=number)
+        job.etag += 1
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a job with its runs."""
+        job = self._job(job_id)
+        del self._jobs[job.id]
+        self._org(job.org_id).job_ids.remove(job.id)
+        self._running.pop(job.id, None)
+        for session in job.sessions or ():
+            self._sessions.pop(session.id, None)
+
+    def copy_job(self, job_id: str, *, name: str, repository_id: str | None = None) -> str:
+        """Create a job of the same organization and schedule as ``job_id`` (backing up to
+        ``repository_id``, or to the same repository), with a new id and runs of its own; its id."""
+        job = self._job(job_id)
+        if repository_id is not None and repository_id.lower() not in self._repositories:
+            raise SimulatedError.not_found("Backup repository", repository_id)
+        index = max(other.index for other in self._jobs.values()) + 1
+        copy = attrs.evolve(
+            job,
+            index=index,
+            id=new_id(derived_rng(self.config.seed, "copied job", index)),
+            name=name,
+            repository_id=job.repository_id if repository_id is None else repository_id.lower(),
+            copy_job_id=None,
+            runs=0,
+            sessions=None,
+            mailbox_ids=None,
+            excluded_ids=None,
+            running=None,
+        )
+        self._jobs[copy.id] = copy
+        self._org(job.org_id).job_ids.append(copy.id)
+        self._all_sessions_generated = False
+        return copy.id
 
     # -- lookups ------------------------------------------------------------------------------
 
