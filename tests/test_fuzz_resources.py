@@ -1,0 +1,345 @@
+"""Hostile values in every resource the client decodes, on every API version, through `Decoder.page`.
+
+``tests/test_properties.py`` and ``tests/test_versions_properties.py`` mutate jobs, sessions,
+organizations, repositories and proxies with `from_wire`; ``tests/test_fast_path.py`` compares
+the two decoding passes on jobs. This module takes one of every resource the simulator serves on
+each version (selected items, service instance, license and used repositories too), puts
+hostile values anywhere in it (numbers no 64-bit integer or double holds, ``NaN``-like strings,
+NUL, timestamps of the year 0 or 10000 or past the calendar in UTC, negative sizes, nested
+arrays, long strings) and decodes it as a page the server sent (bytes, through ``orjson``, a bare
+array or v8's page object). Each item must come out either as a model both passes build alike,
+its fields what the wire says, or refused with a `DecodeError` naming where in the page.
+
+Examples per test: ``VBO_PROPERTY_EXAMPLES`` (as the other property tests); derandomized.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from typing import Any
+
+import attrs
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vbo_async import (
+    BackupRepository,
+    DecodeError,
+    Job,
+    JobSession,
+    License,
+    Organization,
+    Proxy,
+    SelectedItem,
+    SelectedMailbox,
+    ServiceInstance,
+    UsedRepository,
+    to_jsonable,
+)
+from vbo_async._convert import FastHooks, make_converter
+from vbo_async._decode import Decoder
+from vbo_async._dialects import DIALECTS
+from vbo_async.simulator import Simulator, SimulatorConfig
+
+from . import test_properties as v1_oracle
+from . import test_versions_properties as later_oracle
+from .test_fast_path import NAVIGATOR, assert_same, simulator_wires
+from .test_openapi_conformance import ROOTS, facts, resolve
+from .test_properties import FEW, PROPERTY, _container, _positions, replacements
+
+ORACLE_KNOWS = (Job, JobSession, Organization, BackupRepository, Proxy, SelectedItem, ServiceInstance)
+"""Models the field-by-field oracles read on every version (the others: both passes alike)."""
+
+
+def _items(body: Any) -> list[Any]:
+    return body if isinstance(body, list) else body["results"]
+
+
+def _resources(version: str) -> list[tuple[type[Any], dict[str, Any]]]:
+    """One wire object of each resource the simulator serves on ``version``."""
+    picked: dict[type[Any], dict[str, Any]] = {}
+    for cls, wire in simulator_wires(version):
+        picked.setdefault(cls, wire)
+    if version != "v1":
+        simulator = Simulator(SimulatorConfig(seed=5, organizations=2))
+        picked[ServiceInstance] = simulator.service_instance_wire(version=version)
+        picked[License] = simulator.license_wire(version=version)
+        organization = _items(simulator.organizations_wire(version=version))[0]
+        used = _items(simulator.used_repositories_wire(organization["id"], version=version))
+        picked[UsedRepository] = used[0]
+    return list(picked.items())
+
+
+RESOURCES = {version: _resources(version) for version in DIALECTS}
+HOSTILE = st.sampled_from(
+    [
+        2**64, -(2**63) - 1, 10**30, 1e308, -1e308, 5e-324, -0.0, -1, -1.5, -(2**63),
+        "NaN", "nan", "Infinity", "-inf", "1e309", "1e308", "-1", "99999999999999999999", "0" * 30 + "1",
+        "a\x00b", "\x00", "\u202e\x1b[31m\n", "x" * 5000, "\U0001f600",
+        "0000-01-01T00:00:00Z", "10000-01-01T00:00:00Z", "9999-12-31T23:59:59.9999999-14:00",
+        "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00", "2017-02-30T00:00:00Z", "2026-06-01T25:00:00Z",
+        "2026-06-01T12:00:00+24:00", "2026-06-01T12:00:00-23:59", "24:00:00", "-01:00:00",
+        [[[[[[[[[[]]]]]]]]]], [[1, 2], [3]], {"href": {"href": "/v8/Jobs"}}, {"results": []},
+    ]
+)  # fmt: skip
+"""Values no reference answer holds; `replacements` (the v1 tests') adds arbitrary JSON."""
+
+
+@st.composite
+def hostile(draw: st.DrawFn, wire: dict[str, Any]) -> dict[str, Any]:
+    """``wire`` with one to three values anywhere in it replaced by hostile ones (or dropped)."""
+    data = copy.deepcopy(wire)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(list(_positions(data))))
+        holder = _container(data, path)
+        if draw(st.integers(0, 9)) == 0 and isinstance(holder, dict):
+            del holder[path[-1]]
+        else:
+            holder[path[-1]] = copy.deepcopy(draw(HOSTILE | replacements))
+        if not data:
+            break
+    return data
+
+
+@pytest.fixture(scope="module")
+def passes() -> dict[str, tuple[Decoder, FastHooks, Any]]:
+    """Per version: a decoder (the public path), the fast hooks and the detailed converter."""
+    return {
+        version: (
+            Decoder(NAVIGATOR),
+            FastHooks(NAVIGATOR, dialect),
+            make_converter(NAVIGATOR, dialect, detailed=True),
+        )
+        for version, dialect in DIALECTS.items()
+    }
+
+
+def _outcome(decode: Any) -> Any:
+    try:
+        return decode()
+    except Exception:
+        return Exception
+
+
+def check_page(
+    passes: dict[str, tuple[Decoder, FastHooks, Any]], version: str, cls: type[Any], wire: dict[str, Any]
+) -> Any:
+    """Decode ``wire`` as the one item of a page: the model, or None when it was refused (then
+    with a `DecodeError` naming a path inside the item). Both passes must agree, and an accepted
+    item's fields hold what the wire says."""
+    decoder, fast_hooks, detailed = passes[version]
+    page_object = version == "v8"
+    body = json.dumps({"results": [wire]} if page_object else [wire]).encode()  # as a server writes it
+    parsed = orjson.loads(json.dumps(wire))  # what the client reads (integers past 64 bits: floats)
+    refused: list[DecodeError] = []
+    models, _next = decoder.page(
+        body,
+        cls,
+        DIALECTS[version],
+        url=f"https://vbo.test/{version}/X",
+        refused=lambda _item, e: refused.append(e),
+    )
+    fast = _outcome(lambda: fast_hooks.get(cls)(copy.deepcopy(parsed), cls))
+    slow = _outcome(lambda: detailed.structure(copy.deepcopy(parsed), cls))
+    if refused:
+        assert not models
+        (error,) = refused
+        assert isinstance(error, DecodeError)
+        item = "$.results[0]" if page_object else "$[0]"
+        assert error.path is not None
+        assert error.path.startswith(item), (error.path, str(error))
+        assert (fast, slow) == (Exception, Exception), "a pass accepted what the page refused"
+        return None
+    (model,) = models
+    assert Exception not in (fast, slow), "a pass refused what the page accepted"
+    assert_same(fast, slow)
+    assert_same(model, slow)
+    if cls in ORACLE_KNOWS:
+        if version == "v1":
+            v1_oracle.check_model(model, parsed, cls)
+        else:
+            later_oracle.check_model(version, model, parsed, cls)
+    written = decoder.unstructure(model, DIALECTS[version])  # to_wire's path
+    again = decoder.one(orjson.loads(orjson.dumps(written)), cls, DIALECTS[version])
+    assert again == model, "from_wire(to_wire(model)) through JSON is another model"
+    json.dumps(to_jsonable(model), allow_nan=False)
+    return model
+
+
+@pytest.mark.parametrize("version", list(DIALECTS))
+def test_every_resource_of_every_version_decodes_as_a_page_item(
+    passes: dict[str, tuple[Decoder, FastHooks, Any]], version: str
+) -> None:
+    """The unmutated resources (the harness's baseline): each decodes, as the oracle reads it."""
+    kinds = {cls for cls, _ in RESOURCES[version]}
+    expected = {Job, JobSession, Organization, BackupRepository, Proxy}
+    expected |= (
+        {SelectedMailbox} if version == "v1" else {SelectedItem, ServiceInstance, License, UsedRepository}
+    )
+    assert kinds == expected
+    for cls, wire in RESOURCES[version]:
+        assert type(check_page(passes, version, cls, wire)) is cls
+
+
+@PROPERTY
+@given(version=st.sampled_from(list(DIALECTS)), choice=st.data())
+def test_hostile_values_in_any_resource_decode_as_sent_or_are_refused_with_a_path(
+    passes: dict[str, tuple[Decoder, FastHooks, Any]], version: str, choice: st.DataObject
+) -> None:
+    cls, original = choice.draw(st.sampled_from(RESOURCES[version]), label="resource")
+    wire = choice.draw(hostile(original), label="wire")
+    check_page(passes, version, cls, wire)
+
+
+def _texts(model: Any) -> set[str]:
+    """The strings ``model``'s own fields hold (open enums as their strings)."""
+    return {
+        str(value)
+        for field in attrs.fields(type(model))
+        if isinstance(value := getattr(model, field.name), str)
+    }
+
+
+def _with_text(wire: dict[str, Any], key: str, escaped: str) -> bytes:
+    """``wire`` as a page body whose ``key`` holds the JSON string literal ``escaped`` as written."""
+    marker = "\ue000marker\ue000"
+    text = json.dumps([{**wire, key: marker}], ensure_ascii=False)
+    return text.replace(json.dumps(marker, ensure_ascii=False), escaped).encode("utf-8")
+
+
+@FEW
+@given(
+    version=st.sampled_from(list(DIALECTS)),
+    choice=st.data(),
+    escaped=st.sampled_from(
+        ['"\\ud800"', '"a\\udc00"', '"\\u0000"', '"\\ud83d\\ude00"', '"\\uffff"', '"\\\\"']
+    ),
+)
+def test_escaped_code_points_in_a_string_decode_or_refuse_the_page(
+    passes: dict[str, tuple[Decoder, FastHooks, Any]], version: str, choice: st.DataObject, escaped: str
+) -> None:
+    """A lone surrogate escaped in a string (which no UTF-8 text holds) is not read as a string
+    Python cannot write out: the body is refused as JSON (`DecodeError`); the other escapes are
+    read as the characters they name."""
+    cls, wire = choice.draw(st.sampled_from(RESOURCES[version]), label="resource")
+    decoder, _fast, _detailed = passes[version]
+    (plain,), _next = decoder.page(json.dumps([wire]).encode(), cls, DIALECTS[version])
+    read = _texts(plain)
+    key = choice.draw(
+        st.sampled_from(sorted(k for k, v in wire.items() if isinstance(v, str) and v in read)), label="key"
+    )
+    body = _with_text(wire, key, escaped)
+    if escaped in ('"\\ud800"', '"a\\udc00"'):  # a lone surrogate
+        with pytest.raises(DecodeError, match="surrogate"):
+            decoder.page(body, cls, DIALECTS[version])
+        return
+    (model,), _next = decoder.page(body, cls, DIALECTS[version])
+    assert json.loads(escaped) in _texts(model), (key, escaped, model)
+
+
+def test_a_duplicate_key_is_read_as_its_last_value(passes: dict[str, tuple[Decoder, FastHooks, Any]]) -> None:
+    """``{"name": "a", "name": "b"}``: the last value, as Python's json module and .NET read it."""
+    decoder, _fast, _detailed = passes["v8"]
+    body = b'{"results": [{"id": "j", "name": "first", "name": "second", "eTag": 1, "eTag": "2"}]}'
+    (job,), _next = decoder.page(body, Job, DIALECTS["v8"])
+    assert (job.name, job.e_tag) == ("second", 2)
+
+
+# --- answers the vendor's schemas allow --------------------------------------------------------------
+
+SCHEMA_VERSIONS = ("v6", "v7", "v8")
+_RELATIONS = ("self", "organization", "backupRepository", "jobsessions", "job", "log", "proxy", "copyJob")
+
+
+def _stamps() -> st.SearchStrategy[str]:
+    """``date-time`` values as a .NET server writes them: any moment of years 1-9999, UTC or an
+    offset up to 14 h, with no fraction or one of 1 to 7 digits."""
+    offsets = st.just("Z") | st.builds(
+        lambda sign, minutes: f"{sign}{minutes // 60:02}:{minutes % 60:02}",
+        st.sampled_from("+-"),
+        st.integers(0, 14 * 60),
+    )
+    fractions = st.just("") | st.integers(1, 7).flatmap(
+        lambda n: st.text("0123456789", min_size=n, max_size=n).map(".".__add__)
+    )
+    moments = st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59))
+    return st.builds(
+        lambda moment, fraction, zone: moment.strftime("%Y-%m-%dT%H:%M:%S").zfill(19) + fraction + zone,
+        moments,
+        fractions,
+        offsets,
+    )
+
+
+def _from_schema(version: str, schema: Any, name: str = "", depth: int = 0) -> st.SearchStrategy[Any]:
+    """Any value ``schema`` allows, realistic where it says only "string" (times of day, hrefs)."""
+    schema = resolve(version, schema)
+    value: st.SearchStrategy[Any]
+    kind, fmt = schema.get("type"), schema.get("format")
+    if "enum" in schema:
+        value = st.sampled_from(schema["enum"])
+    elif name == "_links" or (kind == "object" and "additionalProperties" in schema and depth):
+        href = st.sampled_from(
+            [f"/{version}/Things/x", f"/{version}/Jobs/1/JobSessions", "https://elsewhere.example/a"]
+        )
+        value = st.dictionaries(
+            st.sampled_from(_RELATIONS), st.fixed_dictionaries({"href": href}), max_size=3
+        )
+    elif kind == "string" and fmt == "uuid":
+        value = st.uuids().map(str)
+    elif kind == "string" and fmt == "date-time":
+        value = _stamps()
+    elif kind == "string" and name.endswith("Time"):  # dailyTime, monthlyTime: "HH:MM:SS"
+        value = st.times().map(lambda clock: clock.strftime("%H:%M:%S"))
+    elif kind == "string":
+        value = st.text(max_size=12)
+    elif kind == "integer":
+        bits = 31 if fmt == "int32" else 63
+        value = st.integers(-(2**bits), 2**bits - 1)
+    elif kind == "number":
+        value = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53)
+    elif kind == "boolean":
+        value = st.booleans()
+    elif kind == "array":
+        size = 200 if name in ("backupWindow", "backupIntervalsArray") else 3
+        value = st.lists(_from_schema(version, schema["items"], "", depth + 1), max_size=size)
+    elif "properties" in schema and depth < 3:
+        value = st.fixed_dictionaries(
+            {},
+            optional={
+                key: _from_schema(version, prop, key, depth + 1) for key, prop in schema["properties"].items()
+            },
+        )
+    else:
+        value = st.just({})
+    return st.none() | value if schema.get("nullable") else value
+
+
+@st.composite
+def schema_answers(draw: st.DrawFn) -> tuple[str, type[Any], dict[str, Any]]:
+    version = draw(st.sampled_from(SCHEMA_VERSIONS), label="version")
+    cls, (name, _path) = draw(
+        st.sampled_from(sorted(ROOTS.items(), key=lambda item: item[0].__name__)), label="model"
+    )
+    schema = facts()["versions"][version]["schemas"][name]
+    wire = draw(_from_schema(version, schema, name), label="wire")
+    if "id" in attrs.fields_dict(cls) and attrs.fields_dict(cls)["id"].default is attrs.NOTHING:
+        wire["id"] = draw(st.uuids().map(str), label="id")  # the client needs one (its schema allows null)
+    return version, cls, wire
+
+
+@PROPERTY
+@given(case=schema_answers())
+def test_any_answer_the_vendor_schemas_allow_decodes_as_sent(
+    passes: dict[str, tuple[Decoder, FastHooks, Any]], case: tuple[str, type[Any], dict[str, Any]]
+) -> None:
+    """Every answer the v6/v7/v8 OpenAPI schemas allow (any subset of the fields, any value of
+    their types and formats, null where nullable) decodes, both passes alike and each field what
+    the wire says: refusing one would drop a job, a session or a repository the server listed."""
+    version, cls, wire = case
+    model = check_page(passes, version, cls, wire)
+    assert model is not None, f"a {cls.__name__} the {version} schema allows was refused"
