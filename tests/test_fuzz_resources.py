@@ -15,31 +15,47 @@ Examples per test: ``VBO_PROPERTY_EXAMPLES`` (as the other property tests); dera
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
+import io
 import json
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import httpx
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
 from vbo_async import (
     BackupRepository,
     DecodeError,
+    HealthPolicy,
+    HealthState,
     Job,
     JobSession,
     License,
     Organization,
+    PollResult,
+    PollTarget,
     Proxy,
     SelectedItem,
     SelectedMailbox,
     ServiceInstance,
     UsedRepository,
+    VBOClient,
+    assess,
     to_jsonable,
 )
+from vbo_async._cli._plugin import plugin_output
+from vbo_async._cli._report import Report, rows_of
+from vbo_async._cli._sweeps import ServerSpec, _Reader
+from vbo_async._cli._table import print_report
 from vbo_async._convert import FastHooks, make_converter
 from vbo_async._decode import Decoder
 from vbo_async._dialects import DIALECTS
@@ -343,3 +359,85 @@ def test_any_answer_the_vendor_schemas_allow_decodes_as_sent(
     version, cls, wire = case
     model = check_page(passes, version, cls, wire)
     assert model is not None, f"a {cls.__name__} the {version} schema allows was refused"
+
+
+# --- what the health model and the renderers make of such values ----------------------------------
+
+_NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+_WEST = dt.timezone(-dt.timedelta(hours=14))
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[PollTarget]:
+    """A target for the rows (its client never sends: nothing is read here)."""
+    client = VBOClient(
+        "https://vbo.test:4443",
+        username="u",
+        password="p",
+        api_version="v8",
+        transport=httpx.MockTransport(lambda request: httpx.Response(599)),
+    )
+    yield PollTarget(client=client, organization_id="tenant-id", name="tenant")
+    asyncio.run(client.aclose())
+
+
+@st.composite
+def judged_jobs(draw: st.DrawFn) -> tuple[Job, list[JobSession], HealthPolicy, dt.datetime]:
+    """A job and its sessions as a v6-v8 schema allows them, decoded, and how they are judged."""
+    version = draw(st.sampled_from(SCHEMA_VERSIONS), label="version")
+    schemas = facts()["versions"][version]["schemas"]
+    decoder = Decoder(NAVIGATOR)
+    wire = {**draw(_from_schema(version, schemas["RESTJob"], "RESTJob"), label="job"), "id": "job-1"}
+    job = decoder.one(wire, Job, DIALECTS[version])
+    sessions = []
+    for number in range(draw(st.integers(0, 3), label="sessions")):
+        session = draw(_from_schema(version, schemas["RESTJobSession"], "RESTJobSession"), label="session")
+        session["id"] = f"session-{number}"
+        sessions.append(decoder.one(session, JobSession, DIALECTS[version]))
+    policy = HealthPolicy(
+        max_age=draw(st.sampled_from([None, dt.timedelta(hours=26)])), schedule_aware=draw(st.booleans())
+    )
+    now = draw(
+        st.sampled_from([_NOW, dt.datetime(9999, 12, 30, tzinfo=dt.UTC), dt.datetime(1, 1, 2, tzinfo=dt.UTC)])
+    )
+    return job, sessions, policy, now
+
+
+@FEW
+@given(case=judged_jobs())
+def test_the_health_and_every_renderer_take_any_value_the_schemas_allow(
+    target: PollTarget, case: tuple[Job, list[JobSession], HealthPolicy, dt.datetime]
+) -> None:
+    """Whatever a v6-v8 schema allows in a job and its sessions (a lastRun of the year 1 at
+    +14:00 or of 9999 at -14:00, int64 extremes in the statistics, negative retry counts), judged
+    at any moment: a verdict with a reason, a table on a terminal or not, ``--json`` as strict
+    JSON, a plugin output whose first line ends in its performance data, exporter samples that are
+    finite numbers (a session's duration never negative)."""
+    job, sessions, policy, now = case
+    health = assess(job, sessions, policy=policy, now=now)
+    assert isinstance(health.state, HealthState)
+    assert health.reason
+    row = rows_of(PollResult(target=target, jobs=[job], health={job.id: health}), "server")
+    report = Report.collect(row, servers=1, tenants=1)
+    for terminal in (True, False):
+        out = io.StringIO()
+        print_report(report, Console(width=60, file=out, force_terminal=terminal), now=now, zone=_WEST)
+        assert "1 job on 1 tenant" in out.getvalue()
+    out = io.StringIO()
+    report.write_json(out)
+    (written,) = json.loads(out.getvalue(), parse_constant=_refuse)
+    assert written["health"] == health.state.name
+    first = plugin_output(report).text.splitlines()[0]
+    assert first.count(" | ") == 1
+    assert first.endswith(";;;0")
+    reader = _Reader(ServerSpec(name="server", client=target.client), policy, 1)
+    reader._job(("tenant", "tenant-id"), job, health)
+    for name, samples in reader.samples.items():
+        for _labels, value in samples:
+            assert math.isfinite(value), (name, value)
+            assert "duration" not in name or value >= 0, (name, value)
+    json.dumps(to_jsonable(health), allow_nan=False)
+
+
+def _refuse(constant: str) -> None:
+    raise AssertionError(f"--json wrote {constant}")
