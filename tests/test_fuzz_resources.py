@@ -40,6 +40,7 @@ from vbo_async import (
     Job,
     JobSession,
     License,
+    NotFoundError,
     Organization,
     PollResult,
     PollTarget,
@@ -59,7 +60,7 @@ from vbo_async._cli._table import print_report
 from vbo_async._convert import FastHooks, make_converter
 from vbo_async._decode import Decoder
 from vbo_async._dialects import DIALECTS
-from vbo_async.simulator import Simulator, SimulatorConfig
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from . import test_properties as v1_oracle
 from . import test_versions_properties as later_oracle
@@ -441,3 +442,54 @@ def test_the_health_and_every_renderer_take_any_value_the_schemas_allow(
 
 def _refuse(constant: str) -> None:
     raise AssertionError(f"--json wrote {constant}")
+
+
+# --- a byte order mark before the JSON ---------------------------------------------------------------
+
+
+class _ByteOrderMarked(httpx.AsyncBaseTransport):
+    """The simulator, every JSON answer (the token's too) sent after a UTF-8 byte order mark, as
+    a .NET writer given ``Encoding.UTF8`` (or a proxy re-encoding the answers) writes it."""
+
+    def __init__(self, version: str) -> None:
+        config = SimulatorConfig(seed=4, organizations=2, api_versions=(version,))
+        self.inner = httpx.ASGITransport(app=create_app(config))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return response
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-length"]
+        return httpx.Response(response.status_code, headers=headers, content=b"\xef\xbb\xbf" + body)
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+async def test_answers_after_a_utf8_byte_order_mark_are_read(version: str) -> None:
+    """RFC 8259 lets a parser ignore a byte order mark before JSON, and Python's json module and
+    httpx's ``Response.json()`` do: the client refused every such answer as "not valid JSON
+    (UTF-8 byte order mark (BOM) is not supported)", the token's first, so it could read
+    nothing from such a server, and quoted an error answer's JSON whole instead of its message."""
+    marked = _ByteOrderMarked(version)
+    plain = httpx.ASGITransport(
+        app=create_app(SimulatorConfig(seed=4, organizations=2, api_versions=(version,)))
+    )
+    read = {}
+    for name, transport in (("marked", marked), ("plain", plain)):
+        async with VBOClient(
+            "https://vbo.test:4443",
+            username="admin",
+            password="admin",
+            transport=transport,
+            api_version=version,
+        ) as vbo:
+            organizations = await vbo.organizations()
+            jobs = await vbo.jobs()
+            with pytest.raises(NotFoundError) as missing:
+                await vbo.job("00000000-0000-0000-0000-000000000000")
+            read[name] = ([o.id for o in organizations], jobs, str(missing.value))
+    assert read["marked"][0] == read["plain"][0]
+    assert [job.id for job in read["marked"][1]] == [job.id for job in read["plain"][1]]
+    assert [job.last_run for job in read["marked"][1]] == [job.last_run for job in read["plain"][1]]
+    assert read["marked"][2] == read["plain"][2]  # the server's message, not its JSON quoted
+    assert "{" not in read["marked"][2]
