@@ -493,3 +493,21 @@ async def test_answers_after_a_utf8_byte_order_mark_are_read(version: str) -> No
     assert [job.last_run for job in read["marked"][1]] == [job.last_run for job in read["plain"][1]]
     assert read["marked"][2] == read["plain"][2]  # the server's message, not its JSON quoted
     assert "{" not in read["marked"][2]
+
+
+@pytest.mark.parametrize("version", list(DIALECTS))
+def test_a_value_nested_as_deeply_as_the_parser_allows_is_refused_with_its_path(
+    passes: dict[str, tuple[Decoder, FastHooks, Any]], version: str
+) -> None:
+    """Arrays nested 1,000 deep (the parser allows 1,024, ``repr`` fewer) in a job's name: the job
+    is refused naming the field, its value not quoted, and the job beside it is kept."""
+    decoder, _fast, _detailed = passes[version]
+    deep = b"[" * 1000 + b"]" * 1000
+    items = b'[{"id": "deep", "name": ' + deep + b'}, {"id": "plain", "name": "kept"}]'
+    body = b'{"results": ' + items + b"}" if version == "v8" else items
+    refused: list[DecodeError] = []
+    jobs, _next = decoder.page(body, Job, DIALECTS[version], refused=lambda _item, e: refused.append(e))
+    assert [(job.id, job.name) for job in jobs] == [("plain", "kept")]
+    (error,) = refused
+    assert error.path == ("$.results[0].name" if version == "v8" else "$[0].name")
+    assert "nested too deeply to quote" in str(error)
