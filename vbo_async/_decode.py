@@ -48,6 +48,11 @@ _PAGE_CONTAINERS = 8
 """Those of the page around the items (the page object, ``results``, ``_links`` and its links)."""
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+"""A UTF-8 byte order mark, which RFC 8259 lets a parser ignore before JSON (a .NET writer given
+``Encoding.UTF8``, or a proxy re-encoding answers, writes it; Python's json module skips it)."""
+
+
 def container_bound(max_items: int) -> int:
     """The JSON objects and arrays a page of ``max_items`` items may bring."""
     return CONTAINERS_PER_ITEM * max_items + _PAGE_CONTAINERS
@@ -60,7 +65,9 @@ def parse_json(
 
     With ``max_items``, a body that could hold more JSON objects and arrays than a page of that
     many items is refused before it is parsed (a single resource or a token answer holds a few
-    dozen; parsed, a body of tiny objects takes 30 times its size)."""
+    dozen; parsed, a body of tiny objects takes 30 times its size). A UTF-8 byte order mark
+    before the JSON is skipped (`UTF8_BOM`)."""
+    body = body.removeprefix(UTF8_BOM)
     if not body.strip():
         raise DecodeError("the response body is empty, expected JSON", method=method, url=url)
     if max_items is not None and more_containers_than(body, container_bound(max_items)):

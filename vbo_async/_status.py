@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from ._decode import UTF8_BOM
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -68,7 +69,7 @@ def read_error_body(
     def clean(text: str) -> str:  # scrubbed before it is stripped: a password may end in a space
         return printable(hide(text).strip())
 
-    text = body[:_ERROR_READ]
+    text = body[:_ERROR_READ].removeprefix(UTF8_BOM)
     if not text.strip():
         return None, None
     try:
