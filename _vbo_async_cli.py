@@ -19,10 +19,20 @@ import signal
 import sys
 import threading
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["Terminated", "cannot_start", "interrupted", "is_check", "main", "terminated", "terminated_raises"]
+__all__ = [
+    "SigtermHandler",
+    "Terminated",
+    "cannot_start",
+    "interrupted",
+    "is_check",
+    "main",
+    "sigterm_handled",
+    "terminated",
+    "terminated_raises",
+]
 
 _STOPPED_BY_SIGTERM = frozenset({"serve", "simulate"})
 """The commands that SIGTERM stops, not interrupts: they end with 0 at any moment it comes."""
@@ -88,25 +98,46 @@ class Terminated(KeyboardInterrupt):
     again). Killed where it stood, the process left all of that behind."""
 
 
+class SigtermHandler:
+    """A SIGTERM handler of vbo-async's own: one of them may replace another for a while (a
+    prompt's `terminated_raises` inside `run_unheld`'s handler), never anyone else's."""
+
+    def __init__(self, act: Callable[[], None]) -> None:
+        self.act = act
+
+    def __call__(self, number: int, frame: object) -> None:
+        self.act()
+
+
+def _raise_terminated() -> None:
+    raise Terminated
+
+
 @contextlib.contextmanager
-def terminated_raises() -> Iterator[None]:
-    """SIGTERM raises `Terminated` while the block runs (in the main thread, when nothing else
-    handles or ignores it)."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+def sigterm_handled(handler: SigtermHandler) -> Iterator[None]:
+    """SIGTERM runs ``handler`` while the block runs (in the main thread), unless something else
+    handles or ignores it: the default action, or another of vbo-async's handlers, is replaced,
+    and put back after."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def on_sigterm(number: int, frame: object) -> None:
-        raise Terminated
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL and not isinstance(previous, SigtermHandler):
+        yield
+        return
+    signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def terminated_raises() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM raises `Terminated` while the block runs, wherever Python is (in the main thread,
+    when nothing else handles or ignores it): while the package imports, and at a prompt, which
+    blocks the event loop (`run_unheld` otherwise lets the loop cancel the work between
+    callbacks)."""
+    return sigterm_handled(SigtermHandler(_raise_terminated))
 
 
 def cannot_start(args: Sequence[str], message: str, *, status: int, error: bool = False) -> int:

@@ -3065,6 +3065,54 @@ def test_sigint_of_a_real_process_waiting_on_a_server_is_exit_130(tmp_path: Path
     assert err == "vbo-async: interrupted\n"
 
 
+_SIGTERM_CHILD = """
+import asyncio, os, signal, time
+from vbo_async._cli._threads import Terminated, run_unheld
+
+steps = []
+
+async def work():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        try:  # the rest of this callback runs whole: the signal is the loop's to handle
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:
+                pass
+            steps.append("callback finished")
+        except Terminated:
+            steps.append("interrupted mid-callback")
+            raise
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        steps.append("cancelled")
+        raise
+    finally:
+        steps.append("cleaned")
+
+try:
+    run_unheld(work())
+except Terminated:
+    steps.append("terminated")
+print(",".join(steps), signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+
+
+def test_sigterm_cancels_the_work_as_ctrl_c_does_then_raises_terminated() -> None:
+    """SIGTERM under `run_unheld` is handled in the event loop, as `asyncio.Runner` handles
+    Ctrl-C: the work is cancelled (its cleanup runs), then `Terminated` is raised, and SIGTERM
+    has its default action again. Raised from a plain signal handler it could land in the middle
+    of any callback. In a child process: a SIGTERM not handled would end the test run."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        env=child_environment(),
+    )
+    expected = "callback finished,cancelled,cleaned,terminated True\n"
+    assert (done.returncode, done.stdout) == (0, expected), done.stderr
+
+
 @pytest.mark.parametrize("command", ["poll", "check"])
 def test_sigterm_of_a_real_process_on_a_terminal_ends_it_as_ctrl_c_does(tmp_path: Path, command: str) -> None:
     """``timeout 30 vbo-async poll ...`` (or ``kill``) on a terminal: SIGTERM killed the process

@@ -20,6 +20,8 @@ from typing import Literal, TextIO
 import attrs
 import httpx
 
+from _vbo_async_cli import terminated_raises
+
 from .._client import VBOClient, tls_context
 from .._dialects import DIALECTS
 from .._exceptions import ConfigError, TransportError, VBOError
@@ -224,7 +226,7 @@ def read_password(variable: str, prompt: str) -> str:
             raise CLIError(f"no password: the environment variable {variable} is empty")
         raise CLIError(f"no password: set the environment variable {variable}")
     stream = _prompt_stream()
-    with _interruptible():
+    with _interruptible(), terminated_raises():  # the prompt blocks the loop: signals raise here
         try:
             return getpass.getpass(prompt) if stream is None else getpass.getpass(prompt, stream)
         except EOFError:

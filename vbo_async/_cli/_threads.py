@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from _vbo_async_cli import Terminated, terminated_raises
+from _vbo_async_cli import SigtermHandler, Terminated, sigterm_handled, terminated_raises
 
 from .._exceptions import ConfigError, TransportError
 
@@ -132,7 +133,32 @@ class _UnheldLoop(asyncio.SelectorEventLoop):
 
 
 def run_unheld(work: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(unheld(work))``, on a loop whose end starts no thread (`_UnheldLoop`), a
-    SIGTERM meanwhile raising `Terminated`."""
-    with terminated_raises(), asyncio.Runner(loop_factory=_UnheldLoop) as runner:
-        return runner.run(unheld(work))
+    """``asyncio.run(unheld(work))``, on a loop whose end starts no thread (`_UnheldLoop`). A
+    SIGTERM meanwhile ends it as `asyncio.Runner` ends it on Ctrl-C: the work is cancelled by the
+    loop, between callbacks (its cleanup runs, no callback is cut in the middle), then
+    `Terminated` is raised; a second SIGTERM, or one before the work started, raises it at once.
+    A prompt, which blocks the loop, has SIGTERM raise where it waits (`terminated_raises`)."""
+    received: list[int] = []
+    started: list[asyncio.Task[Any]] = []
+    with asyncio.Runner(loop_factory=_UnheldLoop) as runner:
+        loop = runner.get_loop()
+
+        def on_sigterm() -> None:
+            if received or not started:
+                raise Terminated
+            received.append(signal.SIGTERM)
+            loop.call_soon_threadsafe(started[0].cancel)
+
+        async def tracked() -> T:
+            task = asyncio.current_task()
+            assert task is not None  # run by the runner
+            started.append(task)
+            return await unheld(work)
+
+        with sigterm_handled(SigtermHandler(on_sigterm)):
+            try:
+                return runner.run(tracked())
+            except asyncio.CancelledError:
+                if received:
+                    raise Terminated from None
+                raise
