@@ -22,6 +22,7 @@ from vbo_async import (
     RateLimitedError,
     RetryPolicy,
     ServerError,
+    VBOClient,
     poll_jobs,
 )
 
@@ -310,32 +311,42 @@ async def test_a_rest_named_as_a_date_counts_from_the_answer_s_date(
     assert 25 < sleeps[0] <= 30
 
 
+async def rest_extended_while_waiting(
+    fake: FakeVBO, vbo: VBOClient, longer: str, waiting: asyncio.Event
+) -> asyncio.Task[Any]:
+    """A 50 s rest (``j1`` answered 429), a request for ``j2`` waiting it out (once ``waiting``
+    is set), then a request in flight since before (``j3``) answered 429 with ``Retry-After:
+    longer``: the ``j2`` request's task."""
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def longer_rest(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await answer.wait()
+        return throttled(retry_after=longer)
+
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
+    fake.route("GET", "/v1/Jobs/j3", longer_rest)
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    in_flight = asyncio.create_task(vbo.job("j3"))
+    await asyncio.wait_for(arrived.wait(), timeout=10)  # guards against a hang only
+    with pytest.raises(RateLimitedError):
+        await vbo.job("j1")
+    waiter = asyncio.create_task(vbo.job("j2"))
+    await asyncio.wait_for(waiting.wait(), timeout=10)  # guards against a hang only
+    answer.set()
+    with pytest.raises(RateLimitedError):
+        await in_flight
+    return waiter
+
+
 async def test_a_waiter_fails_as_soon_as_the_rest_is_extended_past_its_bound(
     fake: FakeVBO, pausing: asyncio.Event
 ) -> None:
     """A request waiting out a 50 s rest, when a request in flight meanwhile is answered with the
     hourly quota's ``Retry-After: 3600``: it fails at once, unsent, instead of sleeping the 50 s
     (up to max_retry_after, holding its slot) only to fail then."""
-    arrived, answer = asyncio.Event(), asyncio.Event()
-
-    async def hourly_quota(request: httpx.Request) -> httpx.Response:
-        arrived.set()
-        await answer.wait()
-        return throttled(retry_after="3600")
-
-    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
-    fake.route("GET", "/v1/Jobs/j3", hourly_quota)
-    fake.route("GET", "/v1/Jobs/j2", JOB2)
     async with client_for(fake, retry=ONCE) as vbo:
-        in_flight = asyncio.create_task(vbo.job("j3"))
-        await asyncio.wait_for(arrived.wait(), timeout=10)  # guards against a hang only
-        with pytest.raises(RateLimitedError):
-            await vbo.job("j1")
-        waiting = asyncio.create_task(vbo.job("j2"))
-        await asyncio.wait_for(pausing.wait(), timeout=10)  # guards against a hang only
-        answer.set()
-        with pytest.raises(RateLimitedError):
-            await in_flight
+        waiting = await rest_extended_while_waiting(fake, vbo, "3600", pausing)
         with pytest.raises(RateLimitedError, match=r"GET not sent: .* ends past max_retry_after") as info:
             await asyncio.wait_for(waiting, timeout=10)  # guards against a hang only
     assert info.value.retry_after is not None
@@ -361,26 +372,8 @@ async def test_a_waiter_woken_by_a_longer_rest_waits_it_out_and_is_sent_once(
         return await real_sleep(0, result)
 
     monkeypatch.setattr(asyncio, "sleep", sleep)
-    arrived, answer = asyncio.Event(), asyncio.Event()
-
-    async def per_minute(request: httpx.Request) -> httpx.Response:
-        arrived.set()
-        await answer.wait()
-        return throttled(retry_after="55")
-
-    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="50"))
-    fake.route("GET", "/v1/Jobs/j3", per_minute)
-    fake.route("GET", "/v1/Jobs/j2", JOB2)
     async with client_for(fake, retry=ONCE) as vbo:
-        in_flight = asyncio.create_task(vbo.job("j3"))
-        await asyncio.wait_for(arrived.wait(), timeout=10)  # guards against a hang only
-        with pytest.raises(RateLimitedError):
-            await vbo.job("j1")
-        waiting = asyncio.create_task(vbo.job("j2"))
-        await asyncio.wait_for(began.wait(), timeout=10)  # guards against a hang only
-        answer.set()
-        with pytest.raises(RateLimitedError):
-            await in_flight
+        waiting = await rest_extended_while_waiting(fake, vbo, "55", began)
         job = await asyncio.wait_for(waiting, timeout=10)  # guards against a hang only
     assert job.id == "j2"
     assert sent(fake, "GET", "/v1/Jobs/j2") == 1
