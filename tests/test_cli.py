@@ -690,15 +690,23 @@ def run_module(tmp_path: Path, args: list[str], *, stdout: Any) -> subprocess.Co
     )
 
 
+@contextlib.contextmanager
+def reader_gone() -> Iterator[int]:
+    """The write end of a pipe whose reader has gone away (``| head -0``): every write to it
+    fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        yield write_end
+    finally:
+        os.close(write_end)
+
+
 @pytest.mark.parametrize("output", [["--json"], []], ids=["json", "table"])
 def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path, output: list[str]) -> None:
     """``vbo-async demo --json | head -1``: the pipe closes early; no traceback, exit 1."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # every write to stdout now fails with EPIPE
-    try:
+    with reader_gone() as write_end:
         completed = small_demo(tmp_path, output, stdout=write_end)
-    finally:
-        os.close(write_end)
     assert completed.returncode == 1
     assert completed.stderr == ""
 
@@ -765,12 +773,8 @@ def test_help_on_a_closed_stdout_is_said_so(
 @pytest.mark.parametrize("args", HELP_AND_VERSION, ids=" ".join)
 def test_help_to_a_reader_gone_away_is_silent(tmp_path: Path, args: list[str]) -> None:
     """``vbo-async poll --help | head -0``: exit 1 and nothing said, as for any other output."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # every write to stdout now fails with EPIPE
-    try:
+    with reader_gone() as write_end:
         completed = run_module(tmp_path, args, stdout=write_end)
-    finally:
-        os.close(write_end)
     assert (completed.returncode, completed.stderr) == (3 if args[0] == "check" else 1, "")
 
 
@@ -799,22 +803,17 @@ def test_an_error_line_stderr_cannot_take_keeps_the_exit_code(
     """``vbo-async poll ... 2>>/full/disk/log`` (or stderr a pipe whose reader went away): the
     usage error still exits 2, as documented, not 1 with an internal error that cannot be said
     either (cron and scripts tell the failure classes apart by the exit code alone)."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # every write to the pipe now fails with EPIPE
-    try:
-        with open("/dev/full", "w") as full:  # every write fails with ENOSPC
-            completed = subprocess.run(
-                [sys.executable, "-m", "vbo_async", *args],
-                stdout=subprocess.PIPE,
-                stderr=full if stderr == "full" else write_end,
-                text=True,
-                cwd=tmp_path,
-                env=child_environment(),
-                timeout=HANG_GUARD,
-                check=False,
-            )
-    finally:
-        os.close(write_end)
+    with reader_gone() as write_end, open("/dev/full", "w") as full:  # every write fails: ENOSPC
+        completed = subprocess.run(
+            [sys.executable, "-m", "vbo_async", *args],
+            stdout=subprocess.PIPE,
+            stderr=full if stderr == "full" else write_end,
+            text=True,
+            cwd=tmp_path,
+            env=child_environment(),
+            timeout=HANG_GUARD,
+            check=False,
+        )
     assert (completed.returncode, completed.stdout) == (2, "")
 
 
@@ -1197,9 +1196,7 @@ def test_json_of_a_failure_on_a_closed_stdout_still_says_the_failure(
 def test_json_of_a_failure_to_a_reader_gone_away_still_says_the_failure(tmp_path: Path, command: str) -> None:
     """``vbo-async jobs --json | head -0``: the pipe is closed, the failure still said on stderr."""
     argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "org")
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # every write to stdout now fails with EPIPE
-    try:
+    with reader_gone() as write_end:
         completed = subprocess.run(
             [sys.executable, "-m", "vbo_async", *argv],
             stdout=write_end,
@@ -1210,8 +1207,6 @@ def test_json_of_a_failure_to_a_reader_gone_away_still_says_the_failure(tmp_path
             timeout=HANG_GUARD,
             check=False,
         )
-    finally:
-        os.close(write_end)
     assert completed.returncode == 1
     (line,) = completed.stderr.splitlines()
     assert line.startswith("vbo-async: error: cannot connect: ")
