@@ -25,7 +25,7 @@ from vbo_async._cli._plugin import plugin_output
 from vbo_async._cli._report import Report, rows_of
 from vbo_async._cli._sweeps import ServerSpec, sweep_server
 from vbo_async._cli._table import print_report
-from vbo_async._decode import parse_json
+from vbo_async._decode import mend, parse_json
 from vbo_async._status import read_error_body
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
@@ -225,3 +225,15 @@ def test_the_container_bound_still_applies_before_any_parse() -> None:
     body = b'["\\ud800", ' + b"{}, " * 100 + b"{}]"
     with pytest.raises(DecodeError, match="more JSON objects and arrays"):
         parse_json(body, max_items=2)
+
+
+def test_a_body_mostly_not_utf8_is_refused_unmended() -> None:
+    """Each byte not UTF-8 becomes the three bytes of U+FFFD: a body of such bytes is no text, and
+    is refused rather than parsed as a string three times its size (orjson's parse of a long
+    string takes about 13 times its length)."""
+    junk = b'["' + b"\xff" * (1 << 20) + b'"]'
+    assert mend(junk) is None
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        parse_json(junk)
+    names = b"[" + b", ".join(b'{"name": "caf\xe9 %d", "id": "%d"}' % (n, n) for n in range(20_000)) + b"]"
+    assert [item["name"] for item in parse_json(names)] == [f"caf\ufffd {n}" for n in range(20_000)]

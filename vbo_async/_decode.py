@@ -105,9 +105,14 @@ _LONE = re.compile(
 """An escape in a JSON string: a surrogate pair, a lone surrogate, or any other (an escaped
 backslash is consumed whole, so the ``ud800`` after it is text, not an escape)."""
 _MEND_CHUNK = 64 * 1024
+_MEND_GROWTH = 2
+"""A mended copy may be longer than its body by at most the body's length over this, or
+`_MEND_CHUNK` bytes if more (each byte not UTF-8 becomes the three of U+FFFD): a body past that is
+mostly not UTF-8, no text, and is refused rather than parsed as a string up to three times its
+size (a page with a few legacy-encoded names grows by a few percent)."""
 
 
-def mend(body: bytes) -> bytes | None:
+def mend(body: bytes) -> bytearray | None:
     """``body`` with each lone surrogate its strings escape (``"\\ud800"``, keys too) and each
     byte that is not UTF-8 (a sequence cut short, Latin-1 text, an encoded surrogate) replaced by
     U+FFFD, or None when it holds neither; run only on a body ``orjson`` refused.
@@ -117,14 +122,19 @@ def mend(body: bytes) -> bytes | None:
     neighbours are read, where refusing the body lost every item of the page, and parsing the
     escape as Python's json module does would leave a lone surrogate that no UTF-8 writer (the
     terminal, ``--json``, the exporter) can write. What else orjson refuses (NaN, nesting past
-    1,024, trailing text) is still refused: the mended body is parsed by orjson again."""
+    1,024, trailing text) is still refused: the mended body is parsed by orjson again. So is a body
+    that would grow by more than half (`_MEND_GROWTH`)."""
     escaped = _LONE.sub(_replace_lone, body) if b"\\" in body else body
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     view = memoryview(escaped)
-    parts = [decoder.decode(view[at : at + _MEND_CHUNK]).encode() for at in range(0, len(view), _MEND_CHUNK)]
-    parts.append(decoder.decode(b"", final=True).encode())
-    mended = b"".join(parts)
-    return None if mended == body else mended
+    limit = len(body) + max(len(body) // _MEND_GROWTH, _MEND_CHUNK)
+    mended = bytearray()
+    for at in range(0, len(view), _MEND_CHUNK):
+        mended += decoder.decode(view[at : at + _MEND_CHUNK]).encode()
+        if len(mended) > limit:
+            return None
+    mended += decoder.decode(b"", final=True).encode()
+    return None if mended == body or len(mended) > limit else mended
 
 
 def _replace_lone(match: re.Match[bytes]) -> bytes:
