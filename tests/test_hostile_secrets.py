@@ -188,6 +188,30 @@ async def test_a_token_page_echoing_the_form_leaks_no_password(
         assert "***" in str(error) or "grant_type" not in str(error)  # scrubbed, not dropped
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "text/html"])
+async def test_a_token_page_echoing_the_password_in_a_legacy_encoding_leaks_it_not(
+    content_type: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """A page in Windows-1252 (an IIS or proxy error page) quoting the password: each of its
+    letters not ASCII is a byte that is not UTF-8, read as U+FFFD, so the password as sent was not
+    found and the rest of it (its ASCII part, all but two letters) was shown."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        password = dict(parse_qsl(request.content.decode(), keep_blank_values=True))["password"]
+        text = f"wrong password {password}"
+        if content_type == "application/json":
+            text = json.dumps({"message": text}, ensure_ascii=False)
+        elif content_type == "text/html":
+            text = f"<html><title>{html.escape(text)}</title></html>"
+        return httpx.Response(400, content=text.encode("cp1252"), headers={"content-type": content_type})
+
+    vbo = client_for(handler, username=USERNAME, password=PASSWORDS["special"])
+    error = await raised_by(vbo, "jobs")
+    assert isinstance(error, AuthenticationError), error
+    assert leaks(error, logs.records) == {}
+    assert "wrong password ***" in str(error)
+
+
 @pytest.mark.parametrize("content_type", ["application/json", "text/html"])
 async def test_a_500_page_echoing_the_authorization_header_leaks_no_token(
     content_type: str, logs: pytest.LogCaptureFixture

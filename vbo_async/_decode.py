@@ -12,8 +12,10 @@ logged at debug level, so a disagreement (or an input that is slow for no reason
 
 from __future__ import annotations
 
+import codecs
 import gc
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -34,7 +36,7 @@ from ._exceptions import ConfigError, DecodeError
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
 
-__all__ = ["Decoder", "parse_json"]
+__all__ = ["Decoder", "mend", "parse_json"]
 
 T = TypeVar("T")
 log = logging.getLogger("vbo_async")
@@ -66,7 +68,8 @@ def parse_json(
     With ``max_items``, a body that could hold more JSON objects and arrays than a page of that
     many items is refused before it is parsed (a single resource or a token answer holds a few
     dozen; parsed, a body of tiny objects takes 30 times its size). A UTF-8 byte order mark
-    before the JSON is skipped (`UTF8_BOM`)."""
+    before the JSON is skipped (`UTF8_BOM`). A body the parser refuses is parsed again `mend`-ed
+    (lone surrogates and bytes not UTF-8 as U+FFFD), if that changes it."""
     body = body.removeprefix(UTF8_BOM)
     if not body.strip():
         raise DecodeError("the response body is empty, expected JSON", method=method, url=url)
@@ -81,9 +84,62 @@ def parse_json(
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         problem = f"{exc.msg} at byte {exc.pos}"
+    mended = mend(body)
+    if mended is not None:
+        try:
+            data = orjson.loads(mended)
+        except orjson.JSONDecodeError as exc:
+            problem = f"{exc.msg} at byte {exc.pos}"
+        else:
+            log.debug("%s %s: its strings' lone surrogates and bytes not UTF-8 read as U+FFFD", method, url)
+            return data
     # Raised outside the handler: the parser's error keeps the whole body (its ``doc``), which may
     # echo a secret, and must not stay attached as the DecodeError's __context__.
     raise DecodeError(f"the response body is not valid JSON ({problem})", method=method, url=url)
+
+
+_LONE = re.compile(
+    rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|u[dD][c-fC-F][0-9a-fA-F]{2}|.)",
+    re.DOTALL,
+)
+"""An escape in a JSON string: a surrogate pair, a lone surrogate, or any other (an escaped
+backslash is consumed whole, so the ``ud800`` after it is text, not an escape)."""
+_MEND_CHUNK = 64 * 1024
+_MEND_GROWTH = 2
+"""A mended copy may be longer than its body by at most the body's length over this, or
+`_MEND_CHUNK` bytes if more (each byte not UTF-8 becomes the three of U+FFFD): a body past that is
+mostly not UTF-8, no text, and is refused rather than parsed as a string up to three times its
+size (a page with a few legacy-encoded names grows by a few percent)."""
+
+
+def mend(body: bytes) -> bytearray | None:
+    """``body`` with each lone surrogate its strings escape (``"\\ud800"``, keys too) and each
+    byte that is not UTF-8 (a sequence cut short, Latin-1 text, an encoded surrogate) replaced by
+    U+FFFD, or None when it holds neither; run only on a body ``orjson`` refused.
+
+    Both are what a .NET server or a proxy writes for one broken string (a name cut between the
+    halves of an emoji, a field in a legacy encoding): read as U+FFFD, that string shows it and its
+    neighbours are read, where refusing the body lost every item of the page, and parsing the
+    escape as Python's json module does would leave a lone surrogate that no UTF-8 writer (the
+    terminal, ``--json``, the exporter) can write. What else orjson refuses (NaN, nesting past
+    1,024, trailing text) is still refused: the mended body is parsed by orjson again. So is a body
+    that would grow by more than half (`_MEND_GROWTH`)."""
+    escaped = _LONE.sub(_replace_lone, body) if b"\\" in body else body
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    view = memoryview(escaped)
+    limit = len(body) + max(len(body) // _MEND_GROWTH, _MEND_CHUNK)
+    mended = bytearray()
+    for at in range(0, len(view), _MEND_CHUNK):
+        mended += decoder.decode(view[at : at + _MEND_CHUNK]).encode()
+        if len(mended) > limit:
+            return None
+    mended += decoder.decode(b"", final=True).encode()
+    return None if mended == body or len(mended) > limit else mended
+
+
+def _replace_lone(match: re.Match[bytes]) -> bytes:
+    escape = match.group()
+    return b"\\ufffd" if len(escape) == 6 else escape  # a pair is 12 bytes, other escapes 2
 
 
 class Decoder:

@@ -115,7 +115,9 @@ def encoded_forms(secret: str) -> frozenset[str]:
     """Every form `Redactor` looks for: the secret raw, percent-encoded (``quote``,
     ``quote_plus``, .NET's ``UrlEncode``, JavaScript's ``encodeURIComponent``, upper- and
     lower-case hex), each of those JSON-escaped (Python, orjson and
-    .NET styles) or HTML-escaped, and HTML-escaped JSON. Empty for an empty secret."""
+    .NET styles) or HTML-escaped, and HTML-escaped JSON, and each of those holding a character
+    not ASCII as a page in a single-byte legacy encoding is read (each such character U+FFFD).
+    Empty for an empty secret."""
     if not secret:
         return frozenset()
     forms: set[str] = set()
@@ -125,8 +127,15 @@ def encoded_forms(secret: str) -> frozenset[str]:
             forms.add(json_form)
             forms.update(_html_forms(json_form))
         forms.update(_html_forms(url_form))
+    # Read from a page in a single-byte legacy encoding (Windows-1252, Latin-1), each character
+    # not ASCII is a byte that is not UTF-8, which the client reads as U+FFFD.
+    forms.update([_as_unreadable(form) for form in forms if not form.isascii()])
     forms.discard("")
     return frozenset(forms)
+
+
+def _as_unreadable(form: str) -> str:
+    return "".join(char if char.isascii() else "\ufffd" for char in form)
 
 
 class Redactor:

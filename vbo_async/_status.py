@@ -6,6 +6,7 @@ rule; they are re-exported here for the modules that import them from this one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
@@ -14,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ._decode import UTF8_BOM
+from ._decode import UTF8_BOM, mend
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -72,10 +73,14 @@ def read_error_body(
     text = body[:_ERROR_READ].removeprefix(UTF8_BOM)
     if not text.strip():
         return None, None
+    data: Any = None
     try:
-        data: Any = orjson.loads(text)
+        data = orjson.loads(text)
     except orjson.JSONDecodeError:
-        data = None
+        mended = mend(text)  # a message with a lone surrogate or a byte not UTF-8 is still read
+        if mended is not None:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                data = orjson.loads(mended)
     if isinstance(data, dict):
         code = data.get("errorCode")
         code = clean(code)[:_EXCERPT] if isinstance(code, str) else None
