@@ -982,22 +982,6 @@ async def test_jobs_over_http_table(
     assert summary_line(result.out) == summary_of(health, 1)
 
 
-async def test_jobs_takes_the_organization_option_spelled_out(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    simulator: Simulator,
-    http_url: str,
-    org_id: str,
-    org_name: str,
-) -> None:
-    """``--organization`` is ``--org`` spelled out (click refused it as no such option)."""
-    monkeypatch.setenv("VBO_PASSWORD", "admin")
-    argv = [arg if arg != "--org" else "--organization" for arg in jobs_args(http_url, org_name, "--json")]
-    result = await run_in_thread(capsys, *argv)
-    assert result.code == 0, result.err
-    check_json_rows(result.out, expected_rows(simulator, [org_id]), http_url)
-
-
 @pytest.mark.parametrize("spelling", [str.upper, str.lower, lambda name: f"  {name.title()} "])
 async def test_jobs_org_by_name_any_case(
     capsys: pytest.CaptureFixture[str],

@@ -540,7 +540,6 @@ def simulate(
 @connection_options
 @click.option(
     "--org",
-    "--organization",  # the word spelled out, as a user may type it
     "organizations",
     required=True,
     multiple=True,  # given twice, a usage error (`one_organization`), not the last one alone

@@ -208,7 +208,6 @@ def write_output(text: str) -> bool:
 @health_options
 @click.option(
     "--org",
-    "--organization",  # the word spelled out, as a user may type it
     "organizations",
     multiple=True,
     callback=not_blank,
