@@ -283,3 +283,24 @@ async def test_the_embedding_examples_run(version: str) -> None:
             job = jobs[0]
             repository = await repository_of(vbo, job)
             assert repository.id == job.repository_id
+
+
+def test_the_retry_window_the_documents_name_is_the_one_health_uses() -> None:
+    """The README, docs/monitoring.md and check's --help say how long a failure the server will
+    retry stays a WARNING: the window `assess` uses (`RETRY_WITHIN`), in the hours they name."""
+    from click.testing import CliRunner
+
+    from vbo_async._cli import _app
+    from vbo_async._health import RETRY_WITHIN
+
+    hours = RETRY_WITHIN / dt.timedelta(hours=1)
+    assert hours == int(hours)
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    guide = " ".join((ROOT / "docs" / "monitoring.md").read_text(encoding="utf-8").split())
+    shown = CliRunner().invoke(_app.cli, ["check", "--help"], terminal_width=100)
+    assert shown.exit_code == 0, shown.output
+    check_help = " ".join(shown.output.split())
+    assert f"the failure ended within {int(hours)} hours" in readme
+    assert f"will retry (within {int(hours)} h of it)" in readme
+    assert f"for {int(hours)} hours after the failed run ended" in guide
+    assert f"will be retried (within {int(hours)} h of the failure" in check_help

@@ -77,7 +77,10 @@ class VBOError(Exception):
 
 
 class APIError(VBOError):
-    """The server answered with a status that is not a success, and retrying did not help.
+    """The server answered with a status that is not a success, and retrying did not help; or,
+    with ``status_code`` 200, a listing the client will not read on (over ``max_pages`` or
+    ``max_listing_items``, a ``next`` leading back to a page read, a page that links on but
+    brings nothing new), the message naming the listing.
 
     ``message`` is read leniently from the body (``message``, ``error_description``/``error``,
     or a short excerpt of a non-JSON body); ``error_code`` is the v7+ ``errorCode`` if sent;

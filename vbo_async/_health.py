@@ -239,7 +239,8 @@ def assess(
     ``error`` says the sessions could not be read: the state is then ``policy.unreadable`` with
     the error in the reason (a disabled job stays "disabled"). ``now`` is an aware datetime (the
     current UTC time when None); times without a zone are taken as UTC, as the decoder does,
-    and one that never was (`is_never`: up to 1970, as .NET's 0001-01-01) as no time at all. A
+    and one that never was or never will be (`is_never`: up to 1970, as .NET's 0001-01-01, or in
+    9999, as its MaxValue) as no time at all. A
     session created more than `CLOCK_SKEW` (a day) after ``now`` ranks after every one dated
     within reason, and its end is no last success (nor is a ``last_backup`` or ``last_run`` that
     far ahead). A failure the server will retry (``job_will_be_retried``) is
