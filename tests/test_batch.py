@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 from hypothesis import given, settings
@@ -656,8 +657,16 @@ async def test_recent_sessions_file_a_job_named_in_two_cases_under_one_id() -> N
         "https://vbo.test:4443", username="admin", password="admin", api_version="v8", transport=Recased()
     ) as vbo:
         recent = await vbo.recent_sessions(since)
+        jobs = await vbo.jobs()
+        upper = [attrs.evolve(job, id=job.id.upper()) for job in jobs]  # ids as a job listing may spell them
+        given = await vbo.recent_sessions(since, jobs=upper)
     assert recent
     assert len({job_id.lower() for job_id in recent}) == len(recent), "a job filed under two ids"
+    # Given the jobs, each is filed under the job's own id, whatever the sessions' spelling.
+    assert set(given) <= {job.id for job in upper}
+    assert {job_id.lower(): sessions for job_id, sessions in given.items()} == {
+        job_id.lower(): sessions for job_id, sessions in recent.items()
+    }
     everything = simulator.sessions_wire(version="v8", limit=10_000)["results"]
     wanted: dict[str, list[str]] = {}
     for session in everything:

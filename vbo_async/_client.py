@@ -470,7 +470,8 @@ class VBOClient:
         v6+ ask for them in one listing (``/JobSessions?endTimeLowerBound=``, pages of 10,000),
         whatever the number of jobs; each session is filed under its ``job_id`` (on v6/v7 read from
         its ``job`` link), compared ignoring case as GUIDs are: a server naming one job in two
-        cases gets its sessions filed under the first spelling read. v1 has no such filter: each
+        cases gets its sessions filed under one id, that of the job among ``jobs`` when given,
+        else the first spelling read. v1 has no such filter: each
         of ``jobs`` (every job when None) costs one request (``/Jobs/{id}/JobSessions``), and the
         sessions are filtered here. Jobs with no such session are absent from the answer.
         """
@@ -481,7 +482,8 @@ class VBOClient:
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
             url = self._root.url(dialect.path("sessions_since", since=_utc_stamp(since)))
-            spelled: dict[str, str] = {}  # a job id lower-cased -> its first spelling read
+            # A job id lower-cased -> its spelling: a given job's own, else the first read.
+            spelled = {job.id.lower(): job.id for job in given or ()}
             read: set[str] = set()  # session ids lower-cased: a page may repeat a session
             async for session in self._fetcher.iterate(url, JobSession):
                 if session.id.lower() in read:
