@@ -250,6 +250,18 @@ def fake() -> FakeVBO:
     return FakeVBO()
 
 
+def offline_client(version: str = "v8") -> VBOClient:
+    """A client used only to decode or to name a target: it never sends (a request would be
+    answered 599)."""
+    return VBOClient(
+        "https://vbo.test:4443",
+        username="u",
+        password="p",
+        api_version=version,
+        transport=httpx.MockTransport(lambda request: httpx.Response(599)),
+    )
+
+
 def client_for(handler: Handler | FakeVBO, *, base_url: str = BASE, **options: Any) -> VBOClient:
     """A client speaking to ``handler`` through ``httpx.MockTransport`` (no sockets)."""
     if isinstance(handler, FakeVBO):

@@ -64,6 +64,7 @@ from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from . import test_properties as v1_oracle
 from . import test_versions_properties as later_oracle
+from .conftest import offline_client
 from .test_fast_path import NAVIGATOR, assert_same, simulator_wires
 from .test_openapi_conformance import ROOTS, facts, resolve
 from .test_properties import FEW, PROPERTY, _container, _positions, replacements
@@ -368,13 +369,7 @@ _WEST = dt.timezone(-dt.timedelta(hours=14))
 @pytest.fixture(scope="module")
 def target() -> Iterator[PollTarget]:
     """A target for the rows (its client never sends: nothing is read here)."""
-    client = VBOClient(
-        "https://vbo.test:4443",
-        username="u",
-        password="p",
-        api_version="v8",
-        transport=httpx.MockTransport(lambda request: httpx.Response(599)),
-    )
+    client = offline_client()
     yield PollTarget(client=client, organization_id="tenant-id", name="tenant")
     asyncio.run(client.aclose())
 

@@ -50,6 +50,7 @@ from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 from vbo_async.simulator._routes_vn import version_routes
 from vbo_async.simulator._versions import VERSIONS as SIMULATED
 
+from .conftest import offline_client
 from .test_simulator_schemas import validate
 
 V6_PLUS = ("v6", "v7", "v8")
@@ -522,13 +523,7 @@ def _fill(version: str, cls: type, data: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def vbo() -> Iterator[VBOClient]:
     """A client used only to decode (any version, with ``api_version=``)."""
-    client = VBOClient(
-        "https://vbo.test:4443",
-        username="u",
-        password="p",
-        api_version="v8",
-        transport=httpx.MockTransport(lambda request: httpx.Response(599)),
-    )
+    client = offline_client()
     yield client
     asyncio.run(client.aclose())
 
