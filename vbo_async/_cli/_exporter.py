@@ -305,6 +305,8 @@ class Exporter:
         if accepts_gzip(request.headers.get("Accept-Encoding", "")):
             headers["Content-Encoding"] = "gzip"
             return await _send(request, gzip_parts(exposition, own), headers)
+        if request.method == "HEAD":  # the length alone: the exposition knows it, undecompressed
+            return await _send(request, (), headers, length=exposition.size + len(own))
         async with self._plain_text(exposition) as text:
             return await _send(request, (text, own), headers)
 
@@ -346,12 +348,14 @@ class _SharedText:
         )
 
 
-async def _send(request: web.Request, body: Sequence[bytes], headers: dict[str, str]) -> web.StreamResponse:
-    """Answer ``request`` with the ``body`` joined from these parts (its length alone to a HEAD),
-    a piece at a time and never copied whole, within `SEND_WITHIN` seconds; past them, or when the
-    client goes away, the connection is dropped."""
+async def _send(
+    request: web.Request, body: Sequence[bytes], headers: dict[str, str], *, length: int | None = None
+) -> web.StreamResponse:
+    """Answer ``request`` with the ``body`` joined from these parts (its length alone to a HEAD,
+    ``length`` when given), a piece at a time and never copied whole, within `SEND_WITHIN`
+    seconds; past them, or when the client goes away, the connection is dropped."""
     response = web.StreamResponse(headers=headers)
-    response.content_length = sum(map(len, body))
+    response.content_length = sum(map(len, body)) if length is None else length
     try:
         async with asyncio.timeout(SEND_WITHIN):
             await response.prepare(request)
