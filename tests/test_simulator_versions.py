@@ -101,6 +101,10 @@ def idle_enabled_job(simulator: Simulator, skip: int = 0) -> str:
         {"api_versions": "v8"},
         {"epoch": dt.datetime(2026, 7, 1)},  # naive
         {"epoch": "2026-07-01T00:00:00Z"},
+        # Too late for the runs, next runs and tokens dated after it: a bare ValueError ("year
+        # 10000 is out of range") from every answer.
+        {"epoch": dt.datetime(9999, 12, 31, 23, 30, tzinfo=dt.UTC)},
+        {"epoch": dt.datetime(9000, 1, 1, tzinfo=dt.UTC)},
     ],
 )
 def test_config_refuses_bad_versions_and_epochs(kwargs: dict[str, Any]) -> None:

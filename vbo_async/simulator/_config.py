@@ -137,6 +137,16 @@ def _epoch(instance: Any, attribute: attrs.Attribute[Any], value: object) -> Non
         return
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise ConfigError(f"{attribute.name} must be None or a timezone-aware datetime, got {value!r}")
+    if value.year >= _LAST_EPOCH_YEAR:
+        raise ConfigError(
+            f"{attribute.name} must be before the year {_LAST_EPOCH_YEAR} (runs, next runs and tokens "
+            f"up to a century long are dated after it), got {value.isoformat()}"
+        )
+
+
+_LAST_EPOCH_YEAR = 9000
+"""An epoch from this year on is refused: what the simulator dates after it (next runs, a token's
+``.expires`` up to `MAX_TOKEN_LIFETIME` ahead) must stay within ``datetime``'s year 9999."""
 
 
 @attrs.frozen(kw_only=True)
