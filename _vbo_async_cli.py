@@ -34,6 +34,8 @@ __all__ = [
     "terminated_raises",
 ]
 
+_STOPPED_BY_CTRL_C = frozenset({"simulate"})
+"""The commands that Ctrl-C stops, not interrupts: they end with 0 at any moment it comes."""
 _STOPPED_BY_SIGTERM = frozenset({"serve", "simulate"})
 """The commands that SIGTERM stops, not interrupts: they end with 0 at any moment it comes."""
 
@@ -79,8 +81,10 @@ def interrupted(args: Sequence[str]) -> int:
     later, and return its exit status: ``check`` (a monitoring plugin) its UNKNOWN line on stdout
     and 3, the other commands one line on stderr and 130. `vbo_async.cli` says it with this
     function too: the package is never imported here, but may import this module, which the
-    wheel (and so the editable install) puts beside it."""
-    return cannot_start(args, "interrupted", status=130)
+    wheel (and so the editable install) puts beside it. ``simulate``, which Ctrl-C stops, ends
+    with 0 then too, as at every later moment."""
+    status = 0 if _command(args) in _STOPPED_BY_CTRL_C else 130
+    return cannot_start(args, "interrupted", status=status)
 
 
 def terminated(args: Sequence[str]) -> int:
