@@ -148,7 +148,11 @@ class PollResult:
     With ``follow``, ``prefetched`` maps ``(job id, relation)`` to the resolved object, and
     ``link_errors`` maps it to the `VBOError` of a prefetch that failed. A failed link does not
     fail the tenant: ``error`` stays None and ``jobs`` stay filled. A relation the job does not
-    carry appears in neither mapping. `resolved` reads ``prefetched`` without any request.
+    carry appears in neither mapping. One it carries but that leads nowhere is a link error, as
+    awaiting the link raises it: v6+ jobs reach their proxy through their repository, and a
+    repository of a v8 proxy pool has no proxy link, so such a job's ``(job.id, "proxy")`` entry
+    is a `LinkError` naming the missing relation (tell it apart by the resolved repository's
+    ``links.proxy`` being None). `resolved` reads ``prefetched`` without any request.
 
     With a health policy, ``health`` maps each job's id to its `JobHealth` (a job whose sessions
     could not be read is UNKNOWN there, the tenant not failed). ``organization`` is the tenant's
