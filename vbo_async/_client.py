@@ -486,9 +486,9 @@ class VBOClient:
             spelled = {job.id.lower(): job.id for job in given or ()}
             read: set[str] = set()  # session ids lower-cased: a page may repeat a session
             async for session in self._fetcher.iterate(url, JobSession):
-                if session.id.lower() in read:
+                if (key := session.id.lower()) in read:
                     continue
-                read.add(session.id.lower())
+                read.add(key)
                 if session.job_id is not None:
                     job_id = spelled.setdefault(session.job_id.lower(), session.job_id)
                     found.setdefault(job_id, []).append(session)
