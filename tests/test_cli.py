@@ -1442,6 +1442,21 @@ def test_end_of_input_at_the_password_prompt_is_a_usage_error(
     assert "MY_VBO_SECRET" in line
 
 
+def prompting_child(tmp_path: Path, args: list[str], terminal: int) -> subprocess.Popen[bytes]:
+    """``python -m vbo_async *args`` in ``tmp_path`` with the pseudo-terminal ``terminal`` as
+    stdin but no controlling terminal (a session of its own: getpass prompts on stderr), stdout
+    and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "vbo_async", *args],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=child_environment(),
+        start_new_session=True,
+    )
+
+
 def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: Path) -> None:
     """The prompt waits on a terminal (a pseudo-terminal as stdin); one SIGINT, as Ctrl-C
     sends, ends the command at once, although the prompt is read inside the event loop."""
@@ -1450,15 +1465,7 @@ def test_ctrl_c_at_the_password_prompt_of_a_real_process_is_exit_130(tmp_path: P
     controller, terminal = pty.openpty()
     url = f"http://127.0.0.1:{closed_port()}"
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vbo_async", *jobs_args(url, "org", "--json")],
-            stdin=terminal,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=tmp_path,
-            env=child_environment(),
-            start_new_session=True,  # no controlling terminal: getpass prompts on stderr
-        )
+        process = prompting_child(tmp_path, jobs_args(url, "org", "--json"), terminal)
     finally:
         os.close(terminal)
     try:
@@ -1501,15 +1508,7 @@ def test_checks_prompt_without_a_controlling_terminal_is_seen(tmp_path: Path) ->
     )
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vbo_async", "check", "--targets", str(targets)],
-            stdin=terminal,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=tmp_path,
-            env=child_environment(),
-            start_new_session=True,  # no controlling terminal
-        )
+        process = prompting_child(tmp_path, ["check", "--targets", str(targets)], terminal)
     finally:
         os.close(terminal)
     try:
@@ -3172,15 +3171,7 @@ def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Pa
     listen = ["--listen", f"127.0.0.1:{closed_port()}"] if command == "serve" else []
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vbo_async", command, "--targets", str(targets), *listen],
-            stdin=terminal,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=tmp_path,
-            env=child_environment(),
-            start_new_session=True,  # no controlling terminal: getpass prompts on stderr
-        )
+        process = prompting_child(tmp_path, [command, "--targets", str(targets), *listen], terminal)
         with reaped(process):
             assert process.stderr is not None
             read_until(process.stderr, b"Password for east (admin): ")
