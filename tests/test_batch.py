@@ -24,7 +24,6 @@ from vbo_async import (
     HealthPolicy,
     HealthState,
     JobHealth,
-    JobSession,
     NotFoundError,
     PollResult,
     PollTarget,
@@ -35,7 +34,7 @@ from vbo_async import (
     poll_jobs,
 )
 from vbo_async._prefetch import LinkCache
-from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS, Batch, Context, _folded, run_unit
+from vbo_async._units import BATCH_MIN_SHARE, BATCH_MIN_TENANTS, Batch, Context, run_unit
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FakeVBO, Gate, client_for, json_response
@@ -522,19 +521,6 @@ async def test_a_window_naming_a_job_in_another_case_judges_it_as_job_health_doe
     alone = await vbo.job_health(results[ORGS[0]].jobs[0])
     assert (alone.state, alone.reason) == (HealthState.WARNING, "failed 1 h ago, will be retried")
     assert (health.state, health.reason) == (alone.state, alone.reason)
-
-
-def test_sessions_filed_under_two_spellings_of_one_job_id_are_merged_newest_first() -> None:
-    def at(session_id: str, job_id: str, hour: int) -> JobSession:
-        return JobSession(
-            id=session_id, job_id=job_id, creation_time=dt.datetime(2026, 7, 1, hour, tzinfo=dt.UTC)
-        )
-
-    filed = {"ab": [at("a", "ab", 5), at("b", "ab", 1)], "AB": [at("c", "AB", 9), at("d", "AB", 3)]}
-    folded = _folded(filed)
-    assert list(folded) == ["ab"]
-    assert [session.id for session in folded["ab"]] == ["c", "a", "d", "b"]
-    assert [session.id for session in filed["ab"]] == ["a", "b"]  # what was given is left as it was
 
 
 @pytest.mark.parametrize("failure", ["server error", "too big"])

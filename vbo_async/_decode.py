@@ -36,7 +36,7 @@ from ._exceptions import ConfigError, DecodeError
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
 
-__all__ = ["Decoder", "mend", "parse_json"]
+__all__ = ["Decoder", "loads_mended", "mend", "parse_json"]
 
 T = TypeVar("T")
 log = logging.getLogger("vbo_async")
@@ -81,21 +81,29 @@ def parse_json(
             url=url,
         )
     try:
-        return orjson.loads(body)
+        data, mended = loads_mended(body)
     except orjson.JSONDecodeError as exc:
         problem = f"{exc.msg} at byte {exc.pos}"
-    mended = mend(body)
-    if mended is not None:
-        try:
-            data = orjson.loads(mended)
-        except orjson.JSONDecodeError as exc:
-            problem = f"{exc.msg} at byte {exc.pos}"
-        else:
+    else:
+        if mended:
             log.debug("%s %s: its strings' lone surrogates and bytes not UTF-8 read as U+FFFD", method, url)
-            return data
+        return data
     # Raised outside the handler: the parser's error keeps the whole body (its ``doc``), which may
     # echo a secret, and must not stay attached as the DecodeError's __context__.
     raise DecodeError(f"the response body is not valid JSON ({problem})", method=method, url=url)
+
+
+def loads_mended(body: bytes) -> tuple[Any, bool]:
+    """(``orjson.loads(body)``, False), or when orjson refuses ``body``, (its `mend`-ed copy
+    parsed, True); `orjson.JSONDecodeError` of the last parse tried when neither is JSON."""
+    try:
+        return orjson.loads(body), False
+    except orjson.JSONDecodeError as exc:
+        refused = exc
+    mended = mend(body)
+    if mended is None:
+        raise refused
+    return orjson.loads(mended), True
 
 
 _LONE = re.compile(

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ._decode import UTF8_BOM, mend
+from ._decode import UTF8_BOM, loads_mended
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -74,13 +74,8 @@ def read_error_body(
     if not text.strip():
         return None, None
     data: Any = None
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        mended = mend(text)  # a message with a lone surrogate or a byte not UTF-8 is still read
-        if mended is not None:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                data = orjson.loads(mended)
+    with contextlib.suppress(orjson.JSONDecodeError):  # a lone surrogate or a byte not UTF-8 mended
+        data, _ = loads_mended(text)
     if isinstance(data, dict):
         code = data.get("errorCode")
         code = clean(code)[:_EXCERPT] if isinstance(code, str) else None

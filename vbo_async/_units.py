@@ -41,7 +41,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     VBOError,
 )
-from ._health import HealthPolicy, JobHealth, assess, finished, newest_first, window_falls_short
+from ._health import HealthPolicy, JobHealth, assess, finished, window_falls_short
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget, detached
@@ -473,7 +473,9 @@ async def _batch_health(
         # What `VBOClient.job_health` would read of each job's newest runs, and no more: a run
         # beyond them (a success 27 h ago behind 50 newer runs) must not change the verdict.
         pages = (await client.dialect()).health_pages
-        sessions = {job_id: _within(found, pages) for job_id, found in _folded(sessions).items()}
+        # By job id lower-cased, as ids are compared everywhere (`recent_sessions` files the
+        # sessions of one job under one spelling, whatever cases the server wrote).
+        sessions = {job_id.lower(): _within(found, pages) for job_id, found in sessions.items()}
         # A job whose last result or last success lies before the window (and which does not
         # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does, and is
         # judged from those alone: the window's older runs would make a job that never succeeded
@@ -501,24 +503,6 @@ async def _batch_health(
         )
         for job in jobs
     }
-
-
-def _folded(filed: Mapping[str, list[JobSession]]) -> dict[str, list[JobSession]]:
-    """``filed`` (each job id's sessions, newest first) by job id ignoring case, as ids are
-    compared everywhere: a server may name a job in its sessions in another case than in its
-    job listing. Sessions filed under two spellings of one id are merged, newest first (pure)."""
-    folded: dict[str, list[JobSession]] = {}
-    merged = set()
-    for job_id, found in filed.items():
-        key = job_id.lower()
-        if key in folded:
-            folded[key] = folded[key] + found
-            merged.add(key)
-        else:
-            folded[key] = found
-    for key in merged:
-        folded[key].sort(key=newest_first)
-    return folded
 
 
 def _within(sessions: list[JobSession], pages: tuple[int, ...]) -> list[JobSession]:
