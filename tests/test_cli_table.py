@@ -686,3 +686,73 @@ def test_a_huge_organization_name_or_id_does_not_widen_every_row() -> None:
     assert "n" * (NAME_CHARS - 3) + "..." in text
     assert "i" * (NAME_CHARS - 3) + "..." in text
     assert max(cell_len(line) for line in text.splitlines()) <= 2 * NAME_CHARS + 7
+
+
+def cells_at(column: str, rows: list[Row]) -> list[str]:
+    """The cells of ``column`` (its header without the zone) of a table of ``rows`` at `NOW`."""
+    out = io.StringIO()
+    print_report(
+        Report.collect(rows, servers=1, tenants=1),
+        Console(width=200, file=out, force_terminal=True, color_system=None),
+        now=NOW,
+        zone=dt.UTC,
+    )
+    text = ANSI.sub("", out.getvalue())
+    index = [header.partition(" (")[0] for header in headers(text)].index(column)
+    return [row[index] for row in body(text)]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "shown"),
+    [
+        (dt.timedelta(seconds=20), "just now"),
+        (dt.timedelta(minutes=3), "just now"),
+        (dt.timedelta(hours=5), "just now"),
+        (dt.timedelta(hours=23, minutes=59), "just now"),
+    ],
+)
+def test_a_last_run_ahead_of_this_clock_reads_just_now(ahead: dt.timedelta, shown: str) -> None:
+    """A server whose clock is fast (a Windows server without NTP) reports a last run minutes or
+    hours after this clock's now: the column read "in 3 min" or "in 5 h", a run in the future.
+    Up to `CLOCK_SKEW` ahead it is the run that just happened, as the health reasons say."""
+    assert cells_at("Last run", timed_rows([NOW + ahead])) == [shown]
+
+
+def test_a_last_run_far_ahead_of_this_clock_reads_as_its_date() -> None:
+    """Further ahead than `CLOCK_SKEW` (a clock once set days ahead), the time itself, never a
+    last run "in 3 d"."""
+    assert cells_at("Last run", timed_rows([NOW + dt.timedelta(days=3)])) == ["2017-06-04 12:00"]
+
+
+@pytest.mark.parametrize(
+    ("behind", "shown"),
+    [
+        (dt.timedelta(seconds=20), "due"),
+        (dt.timedelta(minutes=3), "due"),
+        (dt.timedelta(hours=5), "due"),
+    ],
+)
+def test_a_next_run_behind_this_clock_reads_due(behind: dt.timedelta, shown: str) -> None:
+    """A server whose clock is slow reports a next run this clock has already passed: the column
+    read "3 min ago", a next run in the past. It reads "due" (the run is due, or starting)."""
+    rows = timed_rows([NOW - dt.timedelta(hours=1)], next_run=NOW - behind)
+    assert cells_at("Next run", rows) == [shown]
+
+
+@PROPERTY
+@given(
+    skew=st.timedeltas(min_value=-dt.timedelta(hours=23), max_value=dt.timedelta(hours=23)),
+    since=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=3)),
+    until=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=3)),
+)
+def test_no_skew_shows_a_last_run_to_come_or_a_next_run_gone(
+    skew: dt.timedelta, since: dt.timedelta, until: dt.timedelta
+) -> None:
+    """Whatever a server's clock is off by (up to a day either way): its last run never reads as
+    one to come ("in ..."), its next run never as one gone ("... ago")."""
+    server_now = NOW + skew
+    rows = timed_rows([server_now - since], next_run=server_now + until)
+    (last,) = cells_at("Last run", rows)
+    (following,) = cells_at("Next run", rows)
+    assert not last.startswith("in "), last
+    assert not following.endswith(" ago"), following
