@@ -1951,6 +1951,39 @@ async def test_healthz_names_what_it_waits_for(servers: dict[str, Server]) -> No
         await exporter.stop()
 
 
+async def test_healthz_counts_the_wait_for_a_first_sweep_on_the_steady_clock(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system clock stepped back an hour (an NTP correction) while the first sweep runs:
+    ``/healthz`` said the loop had started "-3600 s ago". It counts on the monotonic clock, as
+    the age of the last sweep is counted."""
+    servers["v1"].wire.gate = gate = asyncio.Event()
+    exporter = exporter_of(servers["v1"], interval=60)
+    exporter.start()
+    try:
+        await wait_for(lambda: exporter.stats.started is not None)
+        stepped = type(
+            "Stepped",
+            (),
+            {
+                "time": staticmethod(lambda: time.time() - 3600),
+                "monotonic": staticmethod(time.monotonic),
+                "perf_counter": staticmethod(time.perf_counter),
+            },
+        )
+        monkeypatch.setattr(_exporter_module, "time", stepped)
+        healthy, line = exporter.health()
+        assert not healthy
+        since = re.fullmatch(
+            r"no sweep completed yet \(started (-?\d+) s ago; 0 of 1 servers published\)", line
+        )
+        assert since is not None, line
+        assert int(since.group(1)) >= 0
+    finally:
+        gate.set()
+        await exporter.stop()
+
+
 async def test_serve_without_a_timeout_retries_within_the_interval(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
