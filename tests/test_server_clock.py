@@ -63,6 +63,21 @@ def test_the_offset_moves_now_between_a_minute_and_a_day(skew: dt.timedelta, mov
     assert clock.now(RECEIVED) == (RECEIVED + clock.offset if moved else RECEIVED)
 
 
+def test_the_offset_holds_still_through_the_jitter_of_the_header_and_follows_a_step() -> None:
+    """Answers a second apart in their ``Date``'s rounding keep one offset (the tenants of one
+    sweep are judged at one now); a server's clock set anew moves it."""
+    clock = ServerClock()
+    server = RECEIVED - dt.timedelta(hours=2)
+    clock.observe(http_date(server), RECEIVED)
+    kept = clock.offset
+    assert kept is not None
+    for lag in (0.1, 0.6, 0.9, 1.4):
+        clock.observe(http_date(server), RECEIVED + dt.timedelta(seconds=lag))
+        assert clock.offset == kept
+    clock.observe(http_date(server + dt.timedelta(minutes=10)), RECEIVED)
+    assert clock.offset == kept + dt.timedelta(minutes=10)
+
+
 @PROPERTY
 @given(
     date=st.one_of(

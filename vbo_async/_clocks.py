@@ -26,6 +26,10 @@ __all__ = ["MIN_OFFSET", "ServerClock"]
 MIN_OFFSET = dt.timedelta(minutes=1)
 """Offsets shorter than this are taken as none (see the module docstring)."""
 
+_JITTER = dt.timedelta(seconds=2)
+"""How far answers' offsets may wander (the ``Date``'s second, the time on the wire) before the
+offset kept is replaced."""
+
 _MAX_DATE_CHARS = 64
 """A ``Date`` longer than this is no HTTP date (``Sun, 06 Nov 1994 08:49:37 GMT`` is 29)."""
 
@@ -38,8 +42,9 @@ class ServerClock:
 
     def __init__(self) -> None:
         self.offset: dt.timedelta | None = None
-        """The server's clock minus this machine's (positive: the server is ahead), as last seen
-        and rounded to the second; None before any answer with a readable ``Date``."""
+        """The server's clock minus this machine's (positive: the server is ahead), rounded to
+        the second, as answers show it (one differing by more than `_JITTER` from the one kept
+        replaces it); None before any answer with a readable ``Date``."""
         self._said: str | None = None
         self._date: dt.datetime | None = None
 
@@ -50,9 +55,14 @@ class ServerClock:
             return
         if date != self._said:  # one parse a second at most, whatever the number of answers
             self._said, self._date = date, parse_http_date(date)
-        if self._date is not None:
-            # The header is to the second and was written before the answer travelled: rounded.
-            self.offset = dt.timedelta(seconds=round((self._date - received).total_seconds()))
+        if self._date is None:
+            return
+        # The header is to the second and was written before the answer travelled: rounded, and
+        # kept while answers show it within `_JITTER`, so that the tenants of one sweep (and the
+        # sweeps after it) are judged at one "now" until the server's clock really moves.
+        offset = dt.timedelta(seconds=round((self._date - received).total_seconds()))
+        if self.offset is None or abs(offset - self.offset) > _JITTER:
+            self.offset = offset
 
     def now(self, at: dt.datetime) -> dt.datetime:
         """This machine's time ``at`` as the server's clock reads it: ``at`` plus the offset
