@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import time
 from typing import Any
 
 import httpx
@@ -235,3 +236,38 @@ async def test_a_sweep_judges_on_the_servers_clock(skew_hours: int, version: str
     assert found == expected
     if skew_hours < 0:
         assert unskewed != expected, "the scenario shows nothing"
+
+
+# --- a token's lifetime on the server's clock -------------------------------------------------------
+
+
+@pytest.mark.parametrize("skew_hours", [-3, 3])
+async def test_a_token_that_says_only_when_it_expires_lives_as_long_on_the_servers_clock(
+    skew_hours: int,
+) -> None:
+    """A token answer without ``expires_in`` gives its end as ``.expires``, a time on the server's
+    clock: its lifetime is counted from the server's now (its ``Date``), not this machine's. A
+    server 3 hours fast made a token of an hour live 4 (renewed 3 hours after it had expired),
+    one 3 hours slow one that had "expired" 2 hours ago (taken as the default hour)."""
+    skew = dt.timedelta(hours=skew_hours)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        server_now = dt.datetime.now(dt.UTC) + skew
+        head = {"Date": http_date(server_now)}
+        if request.url.path.lower() == "/v1/token":
+            expires = http_date(server_now + dt.timedelta(minutes=30))
+            token = {"access_token": "at", "refresh_token": "rt", "token_type": "bearer", ".expires": expires}
+            return httpx.Response(200, json=token, headers=head)
+        return httpx.Response(200, json=[], headers=head)
+
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version="v1",
+        transport=httpx.MockTransport(handle),
+    ) as vbo:
+        await vbo.jobs()
+        token = await vbo._tokens.current()
+        left = token.expires_at - time.monotonic()
+    assert 30 * 60 - 5 <= left <= 30 * 60 + 1

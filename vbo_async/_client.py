@@ -203,7 +203,10 @@ class VBOClient:
             max_listing_items=max_listing_items,
         )
         self._tokens = TokenManager(
-            username=username, password=Secret(password), fetch=self._fetcher.request_token
+            username=username,
+            password=Secret(password),
+            fetch=self._fetcher.request_token,
+            server_time=self._server_time,
         )
         self._sender.tokens = self._tokens
         self._fetcher.scrub = self._scrub
@@ -237,6 +240,10 @@ class VBOClient:
     def _server_now(self, now: dt.datetime) -> dt.datetime:
         """This machine's ``now`` on the server's clock (`ServerClock.now`)."""
         return self._sender.clock.now(now)
+
+    def _server_time(self) -> dt.datetime:
+        """The current time on the server's clock (`_server_now` of this machine's)."""
+        return self._sender.clock.now(dt.datetime.now(dt.UTC))
 
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"
