@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import io
 import json
 import re
 import zoneinfo
 
 import attrs
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,10 +25,10 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import vbo_async.simulator
-from vbo_async import HealthState, Organization
+from vbo_async import HealthState, Job, Organization, PollResult, PollTarget, VBOClient
 from vbo_async._cli import _flows, _table
 from vbo_async._cli._plugin import LINE_CHARS, NAME_CHARS
-from vbo_async._cli._report import Report, Row
+from vbo_async._cli._report import Report, Row, rows_of
 from vbo_async._cli._table import COLUMN_PRIORITY, print_organizations, print_report, relative
 from vbo_async._printable import printable
 
@@ -756,3 +758,44 @@ def test_no_skew_shows_a_last_run_to_come_or_a_next_run_gone(
     (following,) = cells_at("Next run", rows)
     assert not last.startswith("in "), last
     assert not following.endswith(" ago"), following
+
+
+@pytest.mark.parametrize("shift_hours", [-3, 5])
+def test_near_times_are_measured_on_the_servers_clock_as_health_is(shift_hours: int) -> None:
+    """A server 3 hours slow (or 5 fast) whose job ran 5 minutes ago by its clock: the health
+    reason says "succeeded 5 min ago" (judged on the server's clock), and the Last run column,
+    measured on this machine's, said "3 h ago" (or "just now"); its next run in an hour read
+    "due" (or "in 6 h"). Both are measured on the server's clock (`Row.clock_shift`)."""
+    shift = dt.timedelta(hours=shift_hours)
+    server_now = NOW + shift
+    (row,) = timed_rows([server_now - dt.timedelta(minutes=5)], next_run=server_now + dt.timedelta(hours=1))
+    row = attrs.evolve(row, clock_shift=shift)
+    assert cells_at("Last run", [row]) == ["5 min ago"]
+    assert cells_at("Next run", [row]) == ["in 1 h"]
+
+
+async def test_rows_carry_the_shift_of_their_servers_clock() -> None:
+    """`rows_of` takes the shift from the tenant's client: the offset its answers' ``Date``
+    showed, when health judges by it (a minute to a day)."""
+    skew = dt.timedelta(hours=-3)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        date = email.utils.format_datetime(dt.datetime.now(dt.UTC) + skew, usegmt=True)
+        if request.url.path.lower() == "/v8/token":
+            token = {"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "token_type": "bearer"}
+            return httpx.Response(200, json=token, headers={"Date": date})
+        return httpx.Response(200, json={"offset": 0, "limit": 100, "results": []}, headers={"Date": date})
+
+    async with VBOClient(
+        "https://vbo.test",
+        username="u",
+        password="p",
+        api_version="v8",
+        transport=httpx.MockTransport(handle),
+    ) as vbo:
+        await vbo.jobs()
+        job = Job(id="j", name="j")
+        result = PollResult(target=PollTarget(client=vbo, organization_id="o"), jobs=[job])
+        (row,) = rows_of(result, "s")
+    assert abs(row.clock_shift - skew) <= dt.timedelta(seconds=2)
+    assert "clock_shift" not in row.as_json()

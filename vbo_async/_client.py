@@ -241,6 +241,10 @@ class VBOClient:
         """This machine's ``now`` on the server's clock (`ServerClock.now`)."""
         return self._sender.clock.now(now)
 
+    def _server_clock_shift(self) -> dt.timedelta:
+        """What `_server_now` adds to this machine's time (`ServerClock.shift`)."""
+        return self._sender.clock.shift()
+
     def _server_time(self) -> dt.datetime:
         """The current time on the server's clock (`_server_now` of this machine's)."""
         return self._sender.clock.now(dt.datetime.now(dt.UTC))

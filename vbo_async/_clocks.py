@@ -64,13 +64,17 @@ class ServerClock:
         if self.offset is None or abs(offset - self.offset) > _JITTER:
             self.offset = offset
 
-    def now(self, at: dt.datetime) -> dt.datetime:
-        """This machine's time ``at`` as the server's clock reads it: ``at`` plus the offset
-        when that is at least `MIN_OFFSET` and at most `CLOCK_SKEW`, else ``at`` itself."""
+    def shift(self) -> dt.timedelta:
+        """What `now` adds to this machine's time: the offset when that is at least
+        `MIN_OFFSET` and at most `CLOCK_SKEW`, else nothing."""
         offset = self.offset
         if offset is None or not MIN_OFFSET <= abs(offset) <= CLOCK_SKEW:
-            return at
+            return dt.timedelta(0)
+        return offset
+
+    def now(self, at: dt.datetime) -> dt.datetime:
+        """This machine's time ``at`` as the server's clock reads it: ``at`` plus `shift`."""
         try:
-            return at + offset
+            return at + self.shift()
         except OverflowError:  # at the calendar's ends: no server runs there
             return at
