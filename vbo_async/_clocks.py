@@ -5,8 +5,9 @@ hours off this machine's. An age taken as this machine's now minus the server's 
 off by as much: a server an hour slow makes every run look an hour older (a daily job stale an
 hour early, a failure about to be retried past its retry window), one an hour fast makes it look
 an hour younger. Every HTTP answer carries the server's clock in its ``Date`` header (RFC 9110,
-to the second): `ServerClock` keeps the last offset it showed, and `ServerClock.now` turns this
-machine's "now" into the server's, so that health measures ages on one clock.
+to the second): `ServerClock` keeps the offset the answers show (holding still through the
+header's jitter), and `ServerClock.now` turns this machine's "now" into the server's, so that
+health measures ages on one clock.
 
 An offset under `MIN_OFFSET` (a minute) is taken as none: the header's one-second resolution and
 the answer's time on the wire make a few seconds of noise, and a minute changes no verdict. One
@@ -35,8 +36,8 @@ _MAX_DATE_CHARS = 64
 
 
 class ServerClock:
-    """How far one server's clock is off this machine's, as its last answer with a readable
-    ``Date`` showed (one per client: no state is shared between servers)."""
+    """How far one server's clock is off this machine's, as its answers with a readable
+    ``Date`` show it (one per client: no state is shared between servers)."""
 
     __slots__ = ("_date", "_said", "offset")
 
