@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import io
 import json
 import re
 import zoneinfo
 
 import attrs
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,10 +25,10 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import vbo_async.simulator
-from vbo_async import HealthState, Organization
+from vbo_async import HealthState, Job, Organization, PollResult, PollTarget, VBOClient
 from vbo_async._cli import _flows, _table
 from vbo_async._cli._plugin import LINE_CHARS, NAME_CHARS
-from vbo_async._cli._report import Report, Row
+from vbo_async._cli._report import Report, Row, rows_of
 from vbo_async._cli._table import COLUMN_PRIORITY, print_organizations, print_report, relative
 from vbo_async._printable import printable
 
@@ -686,3 +688,114 @@ def test_a_huge_organization_name_or_id_does_not_widen_every_row() -> None:
     assert "n" * (NAME_CHARS - 3) + "..." in text
     assert "i" * (NAME_CHARS - 3) + "..." in text
     assert max(cell_len(line) for line in text.splitlines()) <= 2 * NAME_CHARS + 7
+
+
+def cells_at(column: str, rows: list[Row]) -> list[str]:
+    """The cells of ``column`` (its header without the zone) of a table of ``rows`` at `NOW`."""
+    out = io.StringIO()
+    print_report(
+        Report.collect(rows, servers=1, tenants=1),
+        Console(width=200, file=out, force_terminal=True, color_system=None),
+        now=NOW,
+        zone=dt.UTC,
+    )
+    text = ANSI.sub("", out.getvalue())
+    index = [header.partition(" (")[0] for header in headers(text)].index(column)
+    return [row[index] for row in body(text)]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "shown"),
+    [
+        (dt.timedelta(seconds=20), "just now"),
+        (dt.timedelta(minutes=3), "just now"),
+        (dt.timedelta(hours=5), "just now"),
+        (dt.timedelta(hours=23, minutes=59), "just now"),
+    ],
+)
+def test_a_last_run_ahead_of_this_clock_reads_just_now(ahead: dt.timedelta, shown: str) -> None:
+    """A server whose clock is fast (a Windows server without NTP) reports a last run minutes or
+    hours after this clock's now: the column read "in 3 min" or "in 5 h", a run in the future.
+    Up to `CLOCK_SKEW` ahead it is the run that just happened, as the health reasons say."""
+    assert cells_at("Last run", timed_rows([NOW + ahead])) == [shown]
+
+
+def test_a_last_run_far_ahead_of_this_clock_reads_as_its_date() -> None:
+    """Further ahead than `CLOCK_SKEW` (a clock once set days ahead), the time itself, never a
+    last run "in 3 d"."""
+    assert cells_at("Last run", timed_rows([NOW + dt.timedelta(days=3)])) == ["2017-06-04 12:00"]
+
+
+@pytest.mark.parametrize(
+    ("behind", "shown"),
+    [
+        (dt.timedelta(seconds=20), "due"),
+        (dt.timedelta(minutes=3), "due"),
+        (dt.timedelta(hours=5), "due"),
+    ],
+)
+def test_a_next_run_behind_this_clock_reads_due(behind: dt.timedelta, shown: str) -> None:
+    """A server whose clock is slow reports a next run this clock has already passed: the column
+    read "3 min ago", a next run in the past. It reads "due" (the run is due, or starting)."""
+    rows = timed_rows([NOW - dt.timedelta(hours=1)], next_run=NOW - behind)
+    assert cells_at("Next run", rows) == [shown]
+
+
+@PROPERTY
+@given(
+    skew=st.timedeltas(min_value=-dt.timedelta(hours=23), max_value=dt.timedelta(hours=23)),
+    since=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=3)),
+    until=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=3)),
+)
+def test_no_skew_shows_a_last_run_to_come_or_a_next_run_gone(
+    skew: dt.timedelta, since: dt.timedelta, until: dt.timedelta
+) -> None:
+    """Whatever a server's clock is off by (up to a day either way): its last run never reads as
+    one to come ("in ..."), its next run never as one gone ("... ago")."""
+    server_now = NOW + skew
+    rows = timed_rows([server_now - since], next_run=server_now + until)
+    (last,) = cells_at("Last run", rows)
+    (following,) = cells_at("Next run", rows)
+    assert not last.startswith("in "), last
+    assert not following.endswith(" ago"), following
+
+
+@pytest.mark.parametrize("shift_hours", [-3, 5])
+def test_near_times_are_measured_on_the_servers_clock_as_health_is(shift_hours: int) -> None:
+    """A server 3 hours slow (or 5 fast) whose job ran 5 minutes ago by its clock: the health
+    reason says "succeeded 5 min ago" (judged on the server's clock), and the Last run column,
+    measured on this machine's, said "3 h ago" (or "just now"); its next run in an hour read
+    "due" (or "in 6 h"). Both are measured on the server's clock (`Row.clock_shift`)."""
+    shift = dt.timedelta(hours=shift_hours)
+    server_now = NOW + shift
+    (row,) = timed_rows([server_now - dt.timedelta(minutes=5)], next_run=server_now + dt.timedelta(hours=1))
+    row = attrs.evolve(row, clock_shift=shift)
+    assert cells_at("Last run", [row]) == ["5 min ago"]
+    assert cells_at("Next run", [row]) == ["in 1 h"]
+
+
+async def test_rows_carry_the_shift_of_their_servers_clock() -> None:
+    """`rows_of` takes the shift from the tenant's client: the offset its answers' ``Date``
+    showed, when health judges by it (a minute to a day)."""
+    skew = dt.timedelta(hours=-3)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        date = email.utils.format_datetime(dt.datetime.now(dt.UTC) + skew, usegmt=True)
+        if request.url.path.lower() == "/v8/token":
+            token = {"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "token_type": "bearer"}
+            return httpx.Response(200, json=token, headers={"Date": date})
+        return httpx.Response(200, json={"offset": 0, "limit": 100, "results": []}, headers={"Date": date})
+
+    async with VBOClient(
+        "https://vbo.test",
+        username="u",
+        password="p",
+        api_version="v8",
+        transport=httpx.MockTransport(handle),
+    ) as vbo:
+        await vbo.jobs()
+        job = Job(id="j", name="j")
+        result = PollResult(target=PollTarget(client=vbo, organization_id="o"), jobs=[job])
+        (row,) = rows_of(result, "s")
+    assert abs(row.clock_shift - skew) <= dt.timedelta(seconds=2)
+    assert "clock_shift" not in row.as_json()

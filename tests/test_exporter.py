@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import email.utils
 import gc
 import gzip
 import json
@@ -74,10 +75,12 @@ HOSTILE = 'Zürich "daily"\nline two \\ back\\slash ✓ 東京 \U0001f600'
 class Wire(httpx.AsyncBaseTransport):
     """A simulator app that a test can take ``down``, hold at a ``gate`` (the organization
     listing waits for it), make answer 500 on paths containing one of ``failing``, or whose JSON
-    answers ``edit`` rewrites. ``requests`` counts what reached it."""
+    answers ``edit`` rewrites. ``requests`` counts what reached it. Every answer carries a
+    ``Date``, as a real server's does: the real time, plus ``skew``."""
 
     def __init__(self, app: Any) -> None:
         self.inner = httpx.ASGITransport(app=app)
+        self.skew = dt.timedelta(0)
         self.down = False
         self.gate: asyncio.Event | None = None
         self.failing: set[str] = set()
@@ -92,12 +95,17 @@ class Wire(httpx.AsyncBaseTransport):
         if self.gate is not None and path.endswith("/organizations"):
             await self.gate.wait()
         if any(part in path for part in self.failing):
-            return httpx.Response(500, json={"message": "simulated failure"})
+            return self.dated(httpx.Response(500, json={"message": "simulated failure"}))
         response = await self.inner.handle_async_request(request)
         if self.edit is None or request.method != "GET" or response.status_code != 200:
-            return response
+            return self.dated(response)
         data = json.loads(await response.aread())
-        return httpx.Response(200, json=self.edit(path, data))
+        return self.dated(httpx.Response(200, json=self.edit(path, data)))
+
+    def dated(self, response: httpx.Response) -> httpx.Response:
+        when = dt.datetime.now(dt.UTC) + self.skew
+        response.headers["Date"] = email.utils.format_datetime(when, usegmt=True)
+        return response
 
     def listings(self) -> list[float]:
         """When the organizations were listed (one per sweep of a server that is up)."""
@@ -1929,6 +1937,16 @@ async def test_a_server_whose_publishing_fails_holds_up_only_itself(
     assert "the sweep of v8 failed on an internal error" in caplog.text
 
 
+async def test_the_servers_clock_offset_is_exported(servers: dict[str, Server]) -> None:
+    """A server whose ``Date`` is two hours behind the exporter's clock: its offset is a gauge,
+    to the second (an age from its timestamps can take it out), the other server's about 0."""
+    servers["v1"].wire.skew = dt.timedelta(hours=-2)
+    body = await swept(exporter_of(servers["v8"], servers["v1"]))
+    assert abs(value(body, PREFIX + "server_clock_offset_seconds", server="v1") + 7200) <= 2
+    assert abs(value(body, PREFIX + "server_clock_offset_seconds", server="v8")) <= 2
+    assert servers["v1"].client.server_clock_offset is not None
+
+
 async def test_healthz_names_what_it_waits_for(servers: dict[str, Server]) -> None:
     """Before every server is published, ``/healthz`` says how many are; once stale, it names
     the server published longest ago."""
@@ -1948,6 +1966,39 @@ async def test_healthz_names_what_it_waits_for(servers: dict[str, Server]) -> No
         assert not healthy
         assert line == "the last sweep of v8 completed 181 s ago, more than 3 intervals of 60 s"
     finally:
+        await exporter.stop()
+
+
+async def test_healthz_counts_the_wait_for_a_first_sweep_on_the_steady_clock(
+    servers: dict[str, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system clock stepped back an hour (an NTP correction) while the first sweep runs:
+    ``/healthz`` said the loop had started "-3600 s ago". It counts on the monotonic clock, as
+    the age of the last sweep is counted."""
+    servers["v1"].wire.gate = gate = asyncio.Event()
+    exporter = exporter_of(servers["v1"], interval=60)
+    exporter.start()
+    try:
+        await wait_for(lambda: exporter.stats.started is not None)
+        stepped = type(
+            "Stepped",
+            (),
+            {
+                "time": staticmethod(lambda: time.time() - 3600),
+                "monotonic": staticmethod(time.monotonic),
+                "perf_counter": staticmethod(time.perf_counter),
+            },
+        )
+        monkeypatch.setattr(_exporter_module, "time", stepped)
+        healthy, line = exporter.health()
+        assert not healthy
+        since = re.fullmatch(
+            r"no sweep completed yet \(started (-?\d+) s ago; 0 of 1 servers published\)", line
+        )
+        assert since is not None, line
+        assert int(since.group(1)) >= 0
+    finally:
+        gate.set()
         await exporter.stop()
 
 

@@ -286,11 +286,15 @@ class TokenManager:
         password: Secret,
         fetch: TokenFetch,
         clock: Callable[[], float] = time.monotonic,
+        server_time: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self._username = username
         self._password = password
         self._fetch = fetch
         self._clock = clock
+        self._server_time = server_time
+        """The server's current time (a token's ``.expires`` is on its clock); this machine's
+        when None."""
         self._token: Token | None = None
         self._retired: tuple[Token, ...] = ()
         """The last `RETIRED_KEPT` tokens replaced or forgotten, newest last."""
@@ -588,7 +592,8 @@ class TokenManager:
             raise
         self._throttle = None
         try:
-            return parse_token_response(data, now=self._clock(), wall_now=dt.datetime.now(dt.UTC))
+            wall_now = dt.datetime.now(dt.UTC) if self._server_time is None else self._server_time()
+            return parse_token_response(data, now=self._clock(), wall_now=wall_now)
         except DecodeError as exc:
             exc.method, exc.url = "POST", url
             error = exc

@@ -203,7 +203,10 @@ class VBOClient:
             max_listing_items=max_listing_items,
         )
         self._tokens = TokenManager(
-            username=username, password=Secret(password), fetch=self._fetcher.request_token
+            username=username,
+            password=Secret(password),
+            fetch=self._fetcher.request_token,
+            server_time=self._server_time,
         )
         self._sender.tokens = self._tokens
         self._fetcher.scrub = self._scrub
@@ -225,6 +228,26 @@ class VBOClient:
         `time.monotonic` time; None: none), so a request first tried late in the run reports
         its last answer at once instead of being cut short by the deadline mid-wait."""
         self._sender.give_up_at = deadline
+
+    @property
+    def server_clock_offset(self) -> dt.timedelta | None:
+        """How far the server's clock is off this machine's (positive: ahead), as the ``Date``
+        header of its last answer showed it, to the second; None before any answer with one.
+        `job_health` and the sweeps of `poll_jobs` judge ages on the server's clock when this
+        is a minute or more (and at most a day): see ``_clocks``."""
+        return self._sender.clock.offset
+
+    def _server_now(self, now: dt.datetime) -> dt.datetime:
+        """This machine's ``now`` on the server's clock (`ServerClock.now`)."""
+        return self._sender.clock.now(now)
+
+    def _server_clock_shift(self) -> dt.timedelta:
+        """What `_server_now` adds to this machine's time (`ServerClock.shift`)."""
+        return self._sender.clock.shift()
+
+    def _server_time(self) -> dt.datetime:
+        """The current time on the server's clock (`_server_now` of this machine's)."""
+        return self._sender.clock.now(dt.datetime.now(dt.UTC))
 
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"
@@ -583,7 +606,9 @@ class VBOClient:
         A `VBOError` while reading gives a `JobHealth` in ``policy.unreadable`` (UNKNOWN) with the
         error in its reason instead of raising; `ClientStateError` (the client is closed, or used
         from another event loop) is raised, as by every other method: it says nothing of the job.
-        ``now`` (aware) is when the job is judged; the current time when None.
+        ``now`` (aware) is when the job is judged; when None, the current time on the server's
+        clock (this machine's, moved by `server_clock_offset` when that is a minute to a day), so
+        that a server whose clock is off this one's has its runs' ages measured on its own.
 
         ```python
         for job in await vbo.organization_jobs(org_id):
@@ -599,14 +624,17 @@ class VBOClient:
         if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
             raise ConfigError("now must be an aware datetime (with a tzinfo) or None")
         job_id = id_argument(job.id, "job.id")
+        error: VBOError | None = None
         try:
             sessions = await self._health_sessions(job_id)
         except ClientStateError:
             raise
         except VBOError as exc:
             log.debug("reading the sessions of job %s failed: %s", job_id, exc)
-            return assess(job, (), policy=policy, now=now, error=exc)
-        return assess(job, sessions, policy=policy, now=now)
+            sessions, error = [], exc
+        if now is None:  # after the request: its answer's Date is the freshest reading of the clock
+            now = self._server_now(dt.datetime.now(dt.UTC))
+        return assess(job, sessions, policy=policy, now=now, error=error)
 
     async def _health_sessions(self, job_id: str) -> list[JobSession]:
         """The job's newest sessions within the dialect's ``health_pages`` budget: one request

@@ -247,6 +247,9 @@ def assess(
     ``policy.failed_will_retry`` only while the retry can still come (`RETRY_WITHIN`, or a run
     after it in progress); later it is ``policy.failed``, as a batch that knows it only from the
     job's ``last_status`` judges it.
+    Ages are ``now`` minus times the server wrote by its own clock: `VBOClient.job_health` and
+    `poll_jobs` pass the server's now (this machine's moved by `VBOClient.server_clock_offset`),
+    and a caller judging a server whose clock is off this machine's should do the same.
 
     ```python
     health = assess(job, await vbo.job_sessions(job, limit=50), now=datetime.now(UTC))

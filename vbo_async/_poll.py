@@ -82,7 +82,10 @@ def poll_jobs(
       job whose last result or success that window misses reads its own, v1 every job), single
       tenants per job (`VBOClient.job_health`). The states and reasons are the same; a batch's
       `JobHealth` names a ``last_session`` (and, on v6, a disabled job's ``last_success``) only
-      when its window, or the job's own sessions it read, held it.
+      when its window, or the job's own sessions it read, held it. Every job is judged at one
+      "now", taken when the sweep starts, read on each server's clock
+      (`VBOClient.server_clock_offset`: a server a minute to a day off this machine's has its
+      runs' ages measured on its own clock).
     - ``on_progress`` is called in the consuming task with a `PollProgress` just before each
       result is delivered.
 

@@ -44,6 +44,7 @@ import httpx
 
 from ._auth import MAX_RENEWALS, MAX_THROTTLE_REST, TokenManager, TokenUnavailable
 from ._bodies import ACCEPT_ENCODING, BodyDecoder, BodyTooLarge, CorruptBody, UnsupportedEncoding
+from ._clocks import ServerClock
 from ._exceptions import (
     APIError,
     ClientStateError,
@@ -206,6 +207,8 @@ class Sender:
         self._max_bytes = max_response_bytes
         self._retry = retry
         self._random = random.Random()
+        self.clock = ServerClock()
+        """How far the server's clock is off this machine's (each answer's ``Date``)."""
         self.tokens: TokenManager | None = None
         """Set by the client once built (the token manager sends through this sender)."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -591,6 +594,8 @@ class Sender:
             token = await self._token_within(limit, token)
             renewals += 1
         reading.append(response)
+        header = response.headers.get if isinstance(response, httpx.Response) else response.header
+        self.clock.observe(header("date"), dt.datetime.now(dt.UTC))
         try:
             body = await self._read(response, call.method, call.url)
         finally:

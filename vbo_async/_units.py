@@ -151,8 +151,9 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     health: dict[str, JobHealth] = {}
     prefetch = context.links.resolve(target.client, jobs, context.follow)
     if context.health is not None:
-        policy, now = context.health, context.now
         client = target.client
+        # The sweep's one "now" on this server's clock (its answers' Date): ages on one clock.
+        policy, now = context.health, client._server_now(context.now)
 
         async def judged(job: Job) -> JobHealth:
             return await _judged(client, job, policy, now)
@@ -421,7 +422,8 @@ async def _window(client: VBOClient, context: Context) -> Window:
     try:
         if not (await client.dialect()).lists_recent_sessions:
             return None
-        return await client.recent_sessions(_window_start(context.now, _health_window(policy)))
+        now = client._server_now(context.now)
+        return await client.recent_sessions(_window_start(now, _health_window(policy)))
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
         return exc
@@ -460,10 +462,9 @@ async def _batch_health(
     policy = context.health
     if policy is None or not jobs:
         return {}
+    now = client._server_now(context.now)  # the sweep's "now" on this server's clock
     if window is None:
-        judged = await each(
-            jobs, lambda job: _judged(client, job, policy, context.now), client._max_concurrency
-        )
+        judged = await each(jobs, lambda job: _judged(client, job, policy, now), client._max_concurrency)
         return {id(job): health for job, health in zip(jobs, judged, strict=True)}
     sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
     # An id no request can name (``a/b``): its sessions cannot be read, as `_judged` says for
@@ -484,7 +485,7 @@ async def _batch_health(
             job
             for job in jobs
             if job.id not in failures
-            and window_falls_short(job, sessions.get(job.id.lower(), ()), policy, now=context.now)
+            and window_falls_short(job, sessions.get(job.id.lower(), ()), policy, now=now)
         ]
         own = await each(lacking, lambda job: _own_sessions(client, job), client._max_concurrency)
         for job, found in zip(lacking, own, strict=True):
@@ -498,7 +499,7 @@ async def _batch_health(
             # A job whose own sessions could not be read is judged from none, as `job_health` judges it.
             () if job.id in failures else sessions.get(job.id.lower(), ()),
             policy=policy,
-            now=context.now,
+            now=now,
             error=failures.get(job.id, error),
         )
         for job in jobs

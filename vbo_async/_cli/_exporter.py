@@ -128,6 +128,8 @@ class Exporter:
         """The text of the exposition plain scrapes are sending, while any is."""
         self._sweeping = 0
         self._loop: asyncio.Task[None] | None = None
+        self._started_steady: float | None = None
+        """When `run` began, on `time.monotonic` (for ``/healthz``, as ``_published``)."""
 
     # --- sweeping -------------------------------------------------------------------------------------
 
@@ -211,7 +213,7 @@ class Exporter:
     async def run(self) -> None:
         """Sweep every server on its own schedule (see the module docstring) until cancelled. A
         server's sweep that fails on an internal error is logged and counted; its loop goes on."""
-        self.stats.started = time.time()
+        self.stats.started, self._started_steady = time.time(), time.monotonic()
         if not self.servers:
             await asyncio.Event().wait()
         async with asyncio.TaskGroup() as group:
@@ -258,7 +260,11 @@ class Exporter:
         if task is None or task.done():
             return False, "the sweep loop is not running"
         if stats.last_end is None:
-            since = now - (stats.started if stats.started is not None else now)
+            if steady:
+                began = self._started_steady
+                since = time.monotonic() - began if began is not None else 0.0
+            else:
+                since = now - (stats.started if stats.started is not None else now)
             return False, (
                 f"no sweep completed yet (started {since:.0f} s ago; "
                 f"{stats.published} of {stats.servers} servers published)"

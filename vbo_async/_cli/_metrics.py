@@ -75,6 +75,12 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     ),
     _gauge("sweep_duration_seconds", (), "Seconds the last sweep of this server took."),
     _gauge("last_sweep_timestamp_seconds", (), "When the last sweep of this server ended (Unix time)."),
+    _gauge(
+        "server_clock_offset_seconds",
+        (),
+        "How far the server's clock is off the exporter's (its answers' Date header; positive: "
+        "ahead), to the second. Health judges ages on the server's clock when this is 60 s to a day.",
+    ),
     MetricSpec(
         PREFIX + "sweep_errors_total",
         "counter",

@@ -71,6 +71,9 @@ class Row:
     health_reason: str | None = None
     """The one line naming what decided ``health``: ``"failed 2 days ago"``."""
     error: str | None = None
+    clock_shift: dt.timedelta = attrs.field(default=dt.timedelta(0), metadata={"json": False})
+    """How far the server's clock, by which health was judged, is off this machine's (none when
+    under a minute or over a day): the table's "3 h ago" is measured on that clock too."""
     unreachable: bool = attrs.field(default=False, metadata={"json": False})
     """The error is a transport error (connect, TLS, timeout): the summary says "unreachable"."""
 
@@ -144,6 +147,7 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
             )
         ]
     followed = set(result.follow)
+    shift = target.client._server_clock_shift()
     rows = []
     seen: set[str] = set()
     for job in result.jobs:
@@ -168,6 +172,7 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
                 proxy=proxy.host_name if proxy is not None else None,
                 health=health.state if health is not None else None,
                 health_reason=health.reason if health is not None else None,
+                clock_shift=shift,
             )
         )
     return rows

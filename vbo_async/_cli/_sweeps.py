@@ -136,6 +136,8 @@ async def sweep_server(
     up = problem is None
     samples = reader.samples if up else {}
     _add(samples, "up", (), 1.0 if up else 0.0)
+    if up and (offset := spec.client.server_clock_offset) is not None:
+        _add(samples, "server_clock_offset_seconds", (), offset.total_seconds())
     _add(samples, "sweep_duration_seconds", (), time.perf_counter() - began)
     _add(samples, "last_sweep_timestamp_seconds", (), time.time())
     return ServerSnapshot(

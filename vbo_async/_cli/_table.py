@@ -12,7 +12,11 @@ while the table still fits, and those left out are named under the table. Piped 
 WARNING, UNKNOWN, OK); servers and tenants that could not be read are listed in a second table
 below, and a summary line ends the output.
 Times are shown relative to now when close (``3 h ago``, ``in 2 d``), else as a date and time in
-the local time zone, named in the column header (or in each cell when the zone's offset varies);
+the local time zone, named in the column header (or in each cell when the zone's offset varies).
+A server's clock may be off this one's (a Windows server without NTP): near times are measured
+on the server's clock when health is (`Row.clock_shift`), and a last run still up to `CLOCK_SKEW`
+(a day) ahead of now reads ``just now``, a next run up to that far behind it ``due`` (never a last
+run "in 3 min" or a next run "5 min ago"); further off, the date and time itself;
 a time that never was or never will be (up to 1970, as .NET's 0001-01-01, or in 9999, as its
 MaxValue, the next run of a job that has none: `is_never`) reads ``never``.
 """
@@ -31,7 +35,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from .._health import HealthState, is_never
+from .._health import CLOCK_SKEW, HealthState, is_never
 from .._models import Organization
 from .._printable import printable
 from ._plugin import LINE_CHARS, NAME_CHARS
@@ -75,32 +79,56 @@ class _Times:
     now: dt.datetime
     zone: dt.tzinfo | None
 
-    def column(self, title: str, values: Sequence[dt.datetime | None]) -> _Column:
-        """The column of ``values``: the zone is worked out once for all of its cells."""
-        zones = self._zones(values)
+    def column(
+        self, title: str, values: Sequence[tuple[dt.datetime | None, dt.timedelta]], *, past: bool
+    ) -> _Column:
+        """The column of ``values``, times that are ``past`` (a last run) or to come (a next
+        run), each with the shift of its server's clock (`Row.clock_shift`): the zone is worked
+        out once for all of its cells."""
+        zones = self._zones(values, past=past)
         header = f"{title} ({next(iter(zones))})" if len(zones) == 1 else title
-        return _Column(header, [self._cell(value, named=len(zones) != 1) for value in values])
+        named = len(zones) != 1
+        return _Column(header, [self._cell(value, shift, past=past, named=named) for value, shift in values])
 
-    def _cell(self, value: dt.datetime | None, *, named: bool) -> Text:
+    def _near(self, value: dt.datetime, shift: dt.timedelta, *, past: bool) -> str | None:
+        """``value`` relative to now on its server's clock (now plus ``shift``: `relative`),
+        None when it reads as a date. A past time ahead of now, or a time to come behind it, is
+        a server's clock off this one's: within `CLOCK_SKEW` it reads ``just now`` (a last run)
+        or ``due`` (a next run), further off as a date."""
+        value = _utc(value)
+        now = self.now + shift
+        delta = value - now
+        if delta > dt.timedelta(0) if past else delta < dt.timedelta(0):
+            if abs(delta) > CLOCK_SKEW:
+                return None
+            return "just now" if past else "due"
+        return relative(value, now)
+
+    def _cell(self, value: dt.datetime | None, shift: dt.timedelta, *, past: bool, named: bool) -> Text:
         if value is None:
             return Text("-", style="dim")
         if is_never(value):  # .NET's DateTime.MinValue or MaxValue, another time up to 1970 or in 9999
             return Text("never", style="dim")
-        near = relative(value, self.now)
+        near = self._near(value, shift, past=past)
         if near is not None:
             return Text(near)
-        local = _local(value, self.zone)
+        local = _local(_utc(value), self.zone)
         text = local.strftime("%Y-%m-%d %H:%M")
         if named:
             text += f" {_zone_name(local)}"
         return Text(text)
 
-    def _zones(self, values: Sequence[dt.datetime | None]) -> set[str]:
+    def _zones(self, values: Sequence[tuple[dt.datetime | None, dt.timedelta]], *, past: bool) -> set[str]:
         return {
-            _zone_name(_local(value, self.zone))
-            for value in values
-            if value is not None and not is_never(value) and relative(value, self.now) is None
+            _zone_name(_local(_utc(value), self.zone))
+            for value, shift in values
+            if value is not None and not is_never(value) and self._near(value, shift, past=past) is None
         }
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """``value`` as an aware time (one without a zone taken as UTC, as the decoder takes it)."""
+    return value.replace(tzinfo=dt.UTC) if value.utcoffset() is None else value
 
 
 def _local(value: dt.datetime, zone: dt.tzinfo | None) -> dt.datetime:
@@ -180,8 +208,8 @@ def _job_columns(report: Report, rows: Sequence[Row], times: _Times) -> list[_Co
     if any(row.enabled is False for row in rows):
         columns.append(_Column("Enabled", [_enabled(row.enabled) for row in rows]))
     columns += [
-        times.column("Last run", [row.last_run for row in rows]),
-        times.column("Next run", [row.next_run for row in rows]),
+        times.column("Last run", [(row.last_run, row.clock_shift) for row in rows], past=True),
+        times.column("Next run", [(row.next_run, row.clock_shift) for row in rows], past=False),
         _Column("Repository", text(lambda row: row.repository)),
         _Column("Proxy", text(lambda row: row.proxy)),
     ]

@@ -1,0 +1,273 @@
+"""A server whose clock is off this machine's (a Windows server without NTP): its answers' ``Date``
+headers say by how much, and health measures ages on the server's clock (`ServerClock`), in
+`VBOClient.job_health` and in the sweeps of `poll_jobs`, whatever the skew (up to a day)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import time
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vbo_async import HealthPolicy, HealthState, Job, PollTarget, VBOClient, assess, poll_jobs
+from vbo_async._clocks import MIN_OFFSET, ServerClock
+from vbo_async._health import CLOCK_SKEW
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+from vbo_async.simulator._wireformat import TICKS_PER_SECOND
+
+from .test_health import JOB_ID, PASSWORD, v8_session
+from .test_properties import PROPERTY
+
+RECEIVED = dt.datetime(2026, 7, 1, 12, 0, 0, 400000, tzinfo=dt.UTC)
+
+
+def http_date(moment: dt.datetime) -> str:
+    return email.utils.format_datetime(moment.astimezone(dt.UTC), usegmt=True)
+
+
+def wire_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# --- the offset, pure ---------------------------------------------------------------------------------
+
+
+def test_no_date_no_offset() -> None:
+    clock = ServerClock()
+    clock.observe(None, RECEIVED)
+    assert clock.offset is None
+    assert clock.now(RECEIVED) == RECEIVED
+
+
+@pytest.mark.parametrize(
+    ("skew", "moved"),
+    [
+        (dt.timedelta(hours=-3), True),
+        (dt.timedelta(hours=5), True),
+        (dt.timedelta(minutes=2), True),
+        (dt.timedelta(seconds=20), False),  # noise of a header to the second: not moved
+        (dt.timedelta(days=3), False),  # more than a day: not this server's clock
+        (dt.timedelta(days=-400), False),
+    ],
+)
+def test_the_offset_moves_now_between_a_minute_and_a_day(skew: dt.timedelta, moved: bool) -> None:
+    clock = ServerClock()
+    clock.observe(http_date(RECEIVED + skew), RECEIVED)
+    assert clock.offset == dt.timedelta(
+        seconds=round((skew - dt.timedelta(microseconds=400000)).total_seconds())
+    )
+    assert clock.now(RECEIVED) == (RECEIVED + clock.offset if moved else RECEIVED)
+
+
+def test_the_offset_holds_still_through_the_jitter_of_the_header_and_follows_a_step() -> None:
+    """Answers a second apart in their ``Date``'s rounding keep one offset (the tenants of one
+    sweep are judged at one now); a server's clock set anew moves it."""
+    clock = ServerClock()
+    server = RECEIVED - dt.timedelta(hours=2)
+    clock.observe(http_date(server), RECEIVED)
+    kept = clock.offset
+    assert kept is not None
+    for lag in (0.1, 0.6, 0.9, 1.4):
+        clock.observe(http_date(server), RECEIVED + dt.timedelta(seconds=lag))
+        assert clock.offset == kept
+    clock.observe(http_date(server + dt.timedelta(minutes=10)), RECEIVED)
+    assert clock.offset == kept + dt.timedelta(minutes=10)
+
+
+@PROPERTY
+@given(
+    date=st.one_of(
+        st.text(max_size=80), st.from_regex(r"[A-Za-z]{3}, \d{1,4} [A-Za-z]{3} \d{1,6} [\d:]{0,9} GMT")
+    )
+)
+def test_any_date_header_is_read_or_ignored_never_raised(date: str) -> None:
+    """A server controls the header: nothing it writes there raises, and now moves by a day at
+    most."""
+    clock = ServerClock()
+    clock.observe(date, RECEIVED)
+    moved = clock.now(RECEIVED) - RECEIVED
+    assert abs(moved) <= CLOCK_SKEW
+    assert moved == dt.timedelta(0) or abs(moved) >= MIN_OFFSET
+
+
+# --- job_health on the server's clock -------------------------------------------------------------
+
+
+def dated(routes: dict[str, Any], skew: dt.timedelta) -> httpx.MockTransport:
+    """A v8 server whose clock is ``skew`` off this machine's: its ``Date`` and its runs say so."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        head = {"Date": http_date(dt.datetime.now(dt.UTC) + skew)}
+        path = request.url.raw_path.decode()
+        if path.lower() == "/v8/token":
+            token = {"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "token_type": "bearer"}
+            return httpx.Response(200, json=token, headers=head)
+        if path not in routes:
+            return httpx.Response(404, json={"message": f"no route {path}"}, headers=head)
+        return httpx.Response(200, json=routes[path], headers=head)
+
+    return httpx.MockTransport(handle)
+
+
+SKEWS = st.one_of(
+    st.timedeltas(min_value=-dt.timedelta(hours=23), max_value=-dt.timedelta(minutes=2)),
+    st.timedeltas(min_value=dt.timedelta(minutes=2), max_value=dt.timedelta(hours=23)),
+)
+"""Skews a clock may have that move the judgement's now (`MIN_OFFSET` to `CLOCK_SKEW`)."""
+
+
+@PROPERTY
+@given(skew=SKEWS)
+async def test_a_failure_about_to_be_retried_is_judged_on_the_servers_clock(skew: dt.timedelta) -> None:
+    """A run that failed 5 minutes ago by the server's clock, which will retry it: a WARNING,
+    "failed 5 min ago, will be retried". Judged on this machine's clock, a server 3 hours slow
+    made it "failed 3 h ago", CRITICAL (past the retry window), and one 3 hours fast "just now"
+    for 3 hours more."""
+    server_now = dt.datetime.now(dt.UTC) + skew
+    ended = server_now - dt.timedelta(minutes=5, seconds=30)
+    failed = v8_session("c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c55", "Failed",
+                        wire_time(ended - dt.timedelta(minutes=20)), wire_time(ended),
+                        jobWillBeRetried=True)  # fmt: skip
+    job_wire = {"id": JOB_ID, "isEnabled": True, "lastStatus": "Failed", "lastRun": failed["creationTime"],
+                "lastBackup": wire_time(server_now - dt.timedelta(hours=25))}  # fmt: skip
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": {"offset": 0, "limit": 5, "results": [failed]}}
+    async with VBOClient(
+        "https://vbo.test", username="svc", password=PASSWORD, api_version="v8", transport=dated(routes, skew)
+    ) as vbo:
+        health = await vbo.job_health(vbo.from_wire(job_wire, Job))
+        offset = vbo.server_clock_offset
+    assert offset is not None
+    assert abs(offset - skew) <= dt.timedelta(seconds=2)
+    assert (health.state, health.reason) == (HealthState.WARNING, "failed 5 min ago, will be retried")
+
+
+@PROPERTY
+@given(skew=SKEWS)
+async def test_a_success_25_hours_ago_is_not_stale_whatever_the_skew(skew: dt.timedelta) -> None:
+    """The last success 25 hours ago by the server's clock is within the default 26 hours: OK.
+    A server 2 hours slow made it 27 hours old on this machine's clock: CRITICAL, stale."""
+    server_now = dt.datetime.now(dt.UTC) + skew
+    ended = server_now - dt.timedelta(hours=25, seconds=30)  # the Date is to the second
+    success = v8_session("c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c56", "Success",
+                         wire_time(ended - dt.timedelta(minutes=20)), wire_time(ended))  # fmt: skip
+    job_wire = {"id": JOB_ID, "isEnabled": True, "lastStatus": "Success", "lastRun": success["creationTime"],
+                "lastBackup": success["endTime"]}  # fmt: skip
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": {"offset": 0, "limit": 5, "results": [success]}}
+    async with VBOClient(
+        "https://vbo.test", username="svc", password=PASSWORD, api_version="v8", transport=dated(routes, skew)
+    ) as vbo:
+        health = await vbo.job_health(vbo.from_wire(job_wire, Job))
+    assert (health.state, health.reason) == (HealthState.OK, "last run succeeded 25 h ago")
+
+
+async def test_a_now_given_is_taken_as_it_is() -> None:
+    """``job_health(now=...)``: the caller's time, not moved by the server's clock."""
+    skew = dt.timedelta(hours=-3)
+    server_now = dt.datetime.now(dt.UTC) + skew
+    ended = server_now - dt.timedelta(hours=25)
+    success = v8_session("c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c57", "Success",
+                         wire_time(ended - dt.timedelta(minutes=20)), wire_time(ended))  # fmt: skip
+    job_wire = {"id": JOB_ID, "isEnabled": True, "lastStatus": "Success", "lastBackup": success["endTime"]}
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": {"offset": 0, "limit": 5, "results": [success]}}
+    async with VBOClient(
+        "https://vbo.test", username="svc", password=PASSWORD, api_version="v8", transport=dated(routes, skew)
+    ) as vbo:
+        health = await vbo.job_health(vbo.from_wire(job_wire, Job), now=ended + dt.timedelta(hours=27))
+    assert health.state is HealthState.CRITICAL
+    assert health.reason.startswith("no success for 27 h")
+
+
+# --- a sweep on the server's clock ---------------------------------------------------------------------
+
+
+class FrozenClock:
+    def __call__(self) -> float:
+        return 1000.0
+
+
+class Dated(httpx.AsyncBaseTransport):
+    """The simulator's app, each answer dated by the simulator's clock, as a server dates its own."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self._simulator = simulator
+        self._inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        seconds = self._simulator.now() / TICKS_PER_SECOND
+        response.headers["Date"] = http_date(dt.datetime.fromtimestamp(seconds, dt.UTC))
+        return response
+
+
+@pytest.mark.parametrize("skew_hours", [-10, -2, 5])
+@pytest.mark.parametrize(("version", "batch"), [("v8", True), ("v8", False), ("v6", True), ("v1", False)])
+async def test_a_sweep_judges_on_the_servers_clock(skew_hours: int, version: str, batch: bool) -> None:
+    """A sweep of a server hours off this machine's clock gives every job the verdict its runs
+    give on the server's clock (its every session at the simulator's now), as if no clock were
+    off: on this machine's clock a server 2 or 5 hours slow made fresh jobs stale and just-failed
+    ones past their retry."""
+    epoch = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=skew_hours)
+    simulator = Simulator(SimulatorConfig(seed=2, organizations=3, epoch=epoch), clock=FrozenClock())
+    policy = HealthPolicy()
+    async with VBOClient(
+        "https://vbo.test",
+        username="admin",
+        password="admin",
+        api_version=version,
+        transport=Dated(simulator),
+    ) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in simulator.organization_ids()]
+        found: dict[str, HealthState] = {}
+        async with poll_jobs(targets, batch=batch, health=policy) as sweeping:
+            async for result in sweeping:
+                assert result.error is None
+                found.update({job_id: health.state for job_id, health in result.health.items()})
+        expected = {}
+        unskewed = {}
+        for job in await vbo.jobs():
+            history = await vbo.job_sessions(job, limit=None)
+            expected[job.id] = assess(job, history, policy=policy, now=epoch).state
+            unskewed[job.id] = assess(job, history, policy=policy, now=dt.datetime.now(dt.UTC)).state
+    assert found == expected
+    if skew_hours < 0:
+        assert unskewed != expected, "the scenario shows nothing"
+
+
+# --- a token's lifetime on the server's clock -------------------------------------------------------
+
+
+@pytest.mark.parametrize("skew_hours", [-3, 3])
+async def test_a_token_that_says_only_when_it_expires_lives_as_long_on_the_servers_clock(
+    skew_hours: int,
+) -> None:
+    """A token answer without ``expires_in`` gives its end as ``.expires``, a time on the server's
+    clock: its lifetime is counted from the server's now (its ``Date``), not this machine's. A
+    server 3 hours fast made a token of an hour live 4 (renewed 3 hours after it had expired),
+    one 3 hours slow one that had "expired" 2 hours ago (taken as the default hour)."""
+    skew = dt.timedelta(hours=skew_hours)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        server_now = dt.datetime.now(dt.UTC) + skew
+        head = {"Date": http_date(server_now)}
+        if request.url.path.lower() == "/v1/token":
+            expires = http_date(server_now + dt.timedelta(minutes=30))
+            token = {"access_token": "at", "refresh_token": "rt", "token_type": "bearer", ".expires": expires}
+            return httpx.Response(200, json=token, headers=head)
+        return httpx.Response(200, json=[], headers=head)
+
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version="v1",
+        transport=httpx.MockTransport(handle),
+    ) as vbo:
+        await vbo.jobs()
+        token = await vbo._tokens.current()
+        left = token.expires_at - time.monotonic()
+    assert 30 * 60 - 5 <= left <= 30 * 60 + 1
