@@ -73,6 +73,8 @@ def test_the_offset_holds_still_through_the_jitter_of_the_header_and_follows_a_s
     kept = clock.offset
     assert kept is not None
     for lag in (0.1, 0.6, 0.9, 1.4):
+        clock.observe(http_date(server + dt.timedelta(seconds=1)), RECEIVED + dt.timedelta(seconds=lag))
+        assert clock.offset == kept
         clock.observe(http_date(server), RECEIVED + dt.timedelta(seconds=lag))
         assert clock.offset == kept
     clock.observe(http_date(server + dt.timedelta(minutes=10)), RECEIVED)
@@ -271,3 +273,14 @@ async def test_a_token_that_says_only_when_it_expires_lives_as_long_on_the_serve
         token = await vbo._tokens.current()
         left = token.expires_at - time.monotonic()
     assert 30 * 60 - 5 <= left <= 30 * 60 + 1
+
+
+def test_an_answer_dated_as_the_last_one_changes_nothing() -> None:
+    """The same ``Date`` again (an answer within its second, or a ``Date`` that stopped moving)
+    keeps the offset it gave: no clock to follow is read from it."""
+    clock = ServerClock()
+    date = http_date(RECEIVED - dt.timedelta(hours=2))
+    clock.observe(date, RECEIVED)
+    kept = clock.offset
+    clock.observe(date, RECEIVED + dt.timedelta(hours=1))
+    assert kept is not None and clock.offset == kept

@@ -49,15 +49,18 @@ class ServerClock:
         self._said: str | None = None
         self._date: dt.datetime | None = None
 
-    def observe(self, date: str | None, received: dt.datetime) -> None:
-        """Note the ``Date`` of an answer ``received`` (this machine's aware time) at. A missing
-        or unreadable ``Date`` changes nothing. Never raises."""
-        if date is None or len(date) > _MAX_DATE_CHARS:
+    def observe(self, date: str | None, received: dt.datetime | None = None) -> None:
+        """Note the ``Date`` of an answer ``received`` (this machine's aware time, now when not
+        given) at. A missing or unreadable ``Date`` changes nothing, nor does one equal to the
+        last answer's: the offset it gave holds for its second (and a ``Date`` that stops moving
+        is no clock to follow), so an answer costs one string comparison. Never raises."""
+        if date is None or date == self._said or len(date) > _MAX_DATE_CHARS:
             return
-        if date != self._said:  # one parse a second at most, whatever the number of answers
-            self._said, self._date = date, parse_http_date(date)
+        self._said, self._date = date, parse_http_date(date)  # one parse a second at most
         if self._date is None:
             return
+        if received is None:
+            received = dt.datetime.now(dt.UTC)
         # The header is to the second and was written before the answer travelled: rounded, and
         # kept while answers show it within `_JITTER`, so that the tenants of one sweep (and the
         # sweeps after it) are judged at one "now" until the server's clock really moves.

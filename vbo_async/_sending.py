@@ -595,7 +595,7 @@ class Sender:
             renewals += 1
         reading.append(response)
         header = response.headers.get if isinstance(response, httpx.Response) else response.header
-        self.clock.observe(header("date"), dt.datetime.now(dt.UTC))
+        self.clock.observe(header("date"))
         try:
             body = await self._read(response, call.method, call.url)
         finally:
