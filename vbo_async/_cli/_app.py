@@ -197,7 +197,9 @@ Environment:
 \b
   VBO_PASSWORD   the password of 'organizations' and 'jobs', unless --password-env
                  names another variable ('poll', 'check' and 'serve' read the one
-                 each server's password_env names in the targets file)
+                 each server's password_env names in the targets file, or its
+                 password_file)
+  CREDENTIALS_DIRECTORY  where password_file = "credentials:NAME" is (systemd)
   {VARIABLE}  debug, info or warning: log the library at that level to stderr
 """,
 )
