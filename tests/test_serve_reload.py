@@ -251,7 +251,10 @@ async def test_a_sighup_while_serve_starts_is_a_reload_not_its_end(tmp_path: Pat
 
                 def reading() -> bool:
                     with contextlib.suppress(OSError):
-                        return any(os.readlink(f"{opened}/{fd}") == str(fifo) for fd in os.listdir(opened))
+                        return any(
+                            os.readlink(f"{opened}/{fd}") == os.path.realpath(fifo)
+                            for fd in os.listdir(opened)
+                        )
                     return False
 
                 await wait_for(reading)
