@@ -10,12 +10,15 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._metrics import PREFIX, SELF_PREFIX
+from vbo_async._cli._reload import Servers, load
+from vbo_async._cli._secrets import Passwords
 from vbo_async.simulator import Simulator, create_app
 
 from .conftest import serve
@@ -280,3 +283,38 @@ async def test_a_sighup_while_serve_starts_is_a_reload_not_its_end(tmp_path: Pat
     finally:
         if writer >= 0:
             os.close(writer)
+
+
+async def test_a_reload_keeps_the_client_of_a_server_whose_table_password_and_ca_bundle_are_unchanged(
+    tmp_path: Path, ca: Any
+) -> None:
+    """`Servers.build` keeps a server's spec (its client, its token) only when nothing it was
+    built from changed: its table, its password, and its CA bundle file (renewed in place)."""
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    (tmp_path / "east.pw").write_text("one\n", encoding="utf-8")
+    (tmp_path / "east.pw").chmod(0o600)
+    targets = tmp_path / "targets.toml"
+    east = table("east", 1, "east.pw").replace("http://", "https://") + 'ca_bundle = "ca.pem"\n'
+    west = table("west", 2, "east.pw")
+    targets.write_text(east + west, encoding="utf-8")
+    passwords = Passwords(prompt=False)
+    servers = Servers(targets, passwords, within=60)
+    try:
+        first = servers.build(load(targets, passwords))
+        again = servers.build(load(targets, passwords))
+        assert [a is b for a, b in zip(first, again, strict=True)] == [True, True]
+        stamp = bundle.stat()
+        os.utime(bundle, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+        renewed = servers.build(load(targets, passwords))
+        assert [a is b for a, b in zip(again, renewed, strict=True)] == [False, True]
+        (tmp_path / "east.pw").write_text("two\n", encoding="utf-8")
+        changed = servers.build(load(targets, passwords))
+        assert [a is b for a, b in zip(renewed, changed, strict=True)] == [False, False]
+        targets.write_text(
+            east + west.replace('name = "west"', 'name = "west"\nmax_concurrency = 2'), "utf-8"
+        )
+        tuned = servers.build(load(targets, passwords))
+        assert [a is b for a, b in zip(changed, tuned, strict=True)] == [True, False]
+    finally:
+        await servers.aclose()
