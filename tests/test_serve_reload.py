@@ -289,7 +289,8 @@ async def test_a_reload_keeps_the_client_of_a_server_whose_table_password_and_ca
     tmp_path: Path, ca: Any
 ) -> None:
     """`Servers.build` keeps a server's spec (its client, its token) only when nothing it was
-    built from changed: its table, its password, and its CA bundle file (renewed in place)."""
+    built from changed: its table, its password, and its CA bundle file (renewed in place); its
+    client alone when only its organizations changed."""
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     (tmp_path / "east.pw").write_text("one\n", encoding="utf-8")
@@ -316,5 +317,15 @@ async def test_a_reload_keeps_the_client_of_a_server_whose_table_password_and_ca
         )
         tuned = servers.build(load(targets, passwords))
         assert [a is b for a, b in zip(changed, tuned, strict=True)] == [True, False]
+        # Other tenants alone: a new spec (swept from its next sweep) with the same client and token.
+        targets.write_text(
+            east
+            + 'organizations = ["contoso"]\n'
+            + west.replace('name = "west"', 'name = "west"\nmax_concurrency = 2'),
+            "utf-8",
+        )
+        chosen = servers.build(load(targets, passwords))
+        assert (chosen[0] is tuned[0], chosen[0].client is tuned[0].client) == (False, True)
+        assert chosen[0].organizations == ("contoso",)
     finally:
         await servers.aclose()

@@ -3,7 +3,8 @@
 A reload reads the targets file, its CA bundles and its password files again (in a worker
 thread: a file on a stuck network share holds no scrape), then hands the exporter the servers
 to sweep (`Exporter.reconfigure`). A server whose table, password and CA bundle are unchanged
-keeps its client, and so its token; any other gets a new client, and the clients no longer
+keeps its client, and so its token (a server whose ``organizations`` alone changed too); any
+other gets a new client, and the clients no longer
 swept are closed (logged out). A file that cannot be loaded changes nothing: each problem is
 said on stderr, the servers of the last good file are still swept, and
 ``vbo_async_exporter_config_last_reload_successful`` is 0 until a reload succeeds.
@@ -59,6 +60,13 @@ class _Source:
     """The CA bundle's device, inode, size and modification time: a bundle renewed in place
     (same path) is loaded again."""
 
+    def same_client(self, other: _Source) -> bool:
+        """Whether a client built from ``other`` would be this one's: all the same but the
+        organizations swept, which are the spec's, not the client's."""
+        return attrs.evolve(self, target=attrs.evolve(self.target, organizations="all")) == attrs.evolve(
+            other, target=attrs.evolve(other.target, organizations="all")
+        )
+
 
 def _stamp(path: str | None) -> tuple[int, int, int, int] | None:
     if path is None:
@@ -85,7 +93,8 @@ class Servers:
 
     def build(self, loaded: Loaded) -> list[ServerSpec]:
         """The specs of the servers ``loaded``: the one in use for a server whose source is the
-        same, a new client's otherwise. A client that cannot be made is a `CLIError`; the new
+        same, one with the client in use for a server whose organizations alone changed, a new
+        client's otherwise. A client that cannot be made is a `CLIError`; the new
         clients made before it are closed by `aclose`, and none of them is in use."""
         from ._sweeps import ServerSpec
 
@@ -96,6 +105,10 @@ class Servers:
             kept = self._live.get(target.label)
             if kept is not None and kept[0] == source:
                 spec = kept[1]
+            elif kept is not None and kept[0].same_client(source):
+                spec = ServerSpec(
+                    name=target.label, client=kept[1].client, organizations=target.organizations
+                )
             else:
                 client = target.connection().client(
                     password, verify=tls, max_concurrency=target.max_concurrency, within=self.within
