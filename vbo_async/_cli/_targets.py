@@ -95,7 +95,8 @@ class ServerTarget:
     username: str
     password_env: str | None = None
     password_file: str | None = None
-    """The password file's path, resolved (absolute when the file named a relative one)."""
+    """The password file's path: a relative one joined to the targets file's folder, and
+    ``credentials:NAME`` to ``$CREDENTIALS_DIRECTORY``."""
     name: str | None = None
     organizations: Organizations = "all"
     ca_bundle: str | None = None
