@@ -960,7 +960,7 @@ async def test_time_spent_at_the_password_prompt_does_not_cut_the_logouts_short(
         return "admin"
 
     monkeypatch.setattr("vbo_async._cli._flows.time", Clock)
-    monkeypatch.setattr("vbo_async._cli._flows.read_password", typed_an_hour_later)
+    monkeypatch.setattr("vbo_async._cli._secrets.read_password", typed_an_hour_later)
     app = create_app(simulator=east.simulator)
     answered: list[str] = []
 

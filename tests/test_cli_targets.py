@@ -113,7 +113,7 @@ def test_a_full_file_is_read_into_attrs_classes(tmp_path: Path) -> None:
             [
                 "servers[0].url: required key missing",
                 "servers[0].username: required key missing",
-                "servers[0].password_env: required key missing",
+                "servers[0].password_env: required key missing (or password_file)",
             ],
         ),
         (
@@ -222,7 +222,8 @@ def test_a_url_with_credentials_says_where_the_password_goes_in_the_file(tmp_pat
     (line,) = problems(tmp_path, text)
     assert line == (
         "servers[0].url: the URL must not carry credentials (user:password@host): put the user in "
-        "username and the password in the environment variable named by password_env"
+        "username and the password in the environment variable named by password_env or the file named "
+        "by password_file"
     )
 
 
@@ -380,7 +381,7 @@ def test_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
     lines = problems(tmp_path, '[[servers]]\nname = "east"\n' + GOOD + f'password = "{SECRET}"\n')
     assert lines == [
         "servers[0].password: not accepted: put the password in the environment variable named by "
-        'password_env (server "east")'
+        'password_env, or in the file named by password_file (server "east")'
     ]
 
 
@@ -412,7 +413,7 @@ def test_poll_reports_every_problem_and_exits_2(capsys: pytest.CaptureFixture[st
         f"vbo-async: error: {path}: servers[0].insecure: expected true or false (unquoted), got a string",
         f"vbo-async: error: {path}: servers[0].cabundle: extra field",
         f"vbo-async: error: {path}: servers[0].password: not accepted: put the password in the environment "
-        "variable named by password_env",
+        "variable named by password_env, or in the file named by password_file",
     ]
     assert SECRET not in result.err
 
@@ -423,6 +424,7 @@ def test_every_accepted_key_is_documented() -> None:
         "url",
         "username",
         "password_env",
+        "password_file",
         "name",
         "organizations",
         "ca_bundle",

@@ -51,8 +51,9 @@ from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._exposition import CONTENT_TYPE, EMPTY, Exposition, crc32_combine, render
 from vbo_async._cli._logging import LOG_CHARS, configured_logging
 from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES, METRICS, PREFIX, SELF_PREFIX
+from vbo_async._cli._reload import load
+from vbo_async._cli._secrets import Passwords
 from vbo_async._cli._sweeps import ServerSpec
-from vbo_async._cli._targets import read_targets, tls_contexts
 from vbo_async._cli._threads import DaemonThreads, NoThread
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
@@ -1328,15 +1329,15 @@ async def _serving(
     listening on a socket of its own; on leaving, the task is cancelled if still running and
     awaited, and the socket closed."""
     path = write_targets(tmp_path / "t.toml", _table("east", url))
-    targets = read_targets(path)
+    passwords = Passwords(prompt=False, given={"VBO_PASSWORD": "admin"})
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     task = asyncio.create_task(
         _serve._serve(
-            targets.servers,
-            tls_contexts(path, targets),
-            {"VBO_PASSWORD": "admin"},
+            path,
+            load(path, passwords),
+            passwords,
             sock,
             interval=interval,
             budget=None,
@@ -1576,15 +1577,15 @@ async def test_name_lookups_that_hang_do_not_starve_the_exporter(
         async with serve(app) as port:
             text = _table("east", f"http://127.0.0.1:{port}/v8") + _dead_servers(2)
             path = write_targets(tmp_path / "t.toml", text)
-            targets = read_targets(path)
+            passwords = Passwords(prompt=False, given={"VBO_PASSWORD": "admin"})
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.bind(("127.0.0.1", 0))
             sock.listen(16)
             task = asyncio.create_task(
                 _serve._serve(
-                    targets.servers,
-                    tls_contexts(path, targets),
-                    {"VBO_PASSWORD": "admin"},
+                    path,
+                    load(path, passwords),
+                    passwords,
                     sock,
                     interval=1,
                     budget=None,

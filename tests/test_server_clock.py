@@ -283,4 +283,5 @@ def test_an_answer_dated_as_the_last_one_changes_nothing() -> None:
     clock.observe(date, RECEIVED)
     kept = clock.offset
     clock.observe(date, RECEIVED + dt.timedelta(hours=1))
-    assert kept is not None and clock.offset == kept
+    assert kept is not None
+    assert clock.offset == kept

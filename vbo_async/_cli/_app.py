@@ -197,7 +197,9 @@ Environment:
 \b
   VBO_PASSWORD   the password of 'organizations' and 'jobs', unless --password-env
                  names another variable ('poll', 'check' and 'serve' read the one
-                 each server's password_env names in the targets file)
+                 each server's password_env names in the targets file, or its
+                 password_file)
+  CREDENTIALS_DIRECTORY  where password_file = "credentials:NAME" is (systemd)
   {VARIABLE}  debug, info or warning: log the library at that level to stderr
 """,
 )
@@ -629,8 +631,9 @@ def organizations(connection: Connection, timeout: dt.timedelta | None, as_json:
     "--targets",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file of [[servers]] tables with the keys name, url, username, password_env, "
-    "organizations, ca_bundle, insecure, api_version and max_concurrency (others are refused).",
+    help="TOML file of [[servers]] tables with the keys name, url, username, password_env or "
+    "password_file, organizations, ca_bundle, insecure, api_version and max_concurrency (others "
+    "are refused).",
 )
 @_concurrency(16, "How many servers are listed at once, and tenants polled at once on each server.")
 @_timeout(
@@ -724,8 +727,9 @@ def serve(
 
     Needs the exporter extra: pip install 'vbo-async[exporter]'. Every server is swept in the
     background on its own schedule, the first time at start-up; /metrics answers each server's
-    last sweep, published as soon as it ended, and never sends a request to a server. SIGTERM
-    stops it (exit 0), as does Ctrl-C (exit 130).
+    last sweep, published as soon as it ended, and never sends a request to a server. SIGHUP
+    reloads the targets file and its password files between sweeps (an invalid one is said on
+    stderr and the last good one kept). SIGTERM stops it (exit 0), as does Ctrl-C (exit 130).
 
     \b
     Example:

@@ -246,7 +246,7 @@ def check(
     One sweep of the servers of a targets file; prints a status line, a line per job (or
     server, or tenant) that is not OK, and performance data, and exits with the most severe
     state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Passwords come from each server's
-    password_env variable (no prompt when run without a terminal).
+    password_env variable (no prompt when run without a terminal) or password_file.
 
     \b
     Example:

@@ -80,7 +80,8 @@ def unknown_version(url: str) -> str | None:
 _CREDENTIALS = {
     "options": "give the user with --username and the password in the environment variable "
     "--password-env names",
-    "targets": "put the user in username and the password in the environment variable named by password_env",
+    "targets": "put the user in username and the password in the environment variable named by password_env "
+    "or the file named by password_file",
 }
 
 

@@ -9,6 +9,10 @@ slow to answer therefore holds up nobody's metrics but its own, the others are s
 interval meanwhile, and the sweeps of one server never overlap and never pile up: one slower
 than the interval is followed by the next one after the short gap, not by a burst of catching up.
 
+`Exporter.reconfigure` changes the servers swept while the loops run (``serve`` does on SIGHUP):
+a server's configuration changes between two of its sweeps, never in the middle of one; a
+removed server's series are dropped from the next scrape on, a new server is swept at once.
+
 ``/metrics`` answers the last published exposition and the exporter's own metrics; it never
 sends a request to a VBO server, so scrapers, however many, cost the backup servers nothing.
 ``/healthz`` answers 200 while the loops run and every server has been published within three
@@ -103,6 +107,9 @@ class Exporter:
         concurrency: int = 8,
     ) -> None:
         self.servers = tuple(servers)
+        self._slots = {server.name: _Slot(server) for server in self.servers}
+        """Each server's loop: the spec its next sweep uses, and the lock its sweeps hold."""
+        self._group: asyncio.TaskGroup | None = None
         self.interval = interval
         self.budget = interval if budget is None else budget
         self.policy = policy if policy is not None else HealthPolicy()
@@ -111,6 +118,7 @@ class Exporter:
             servers=len(self.servers),
             interval=interval,
             stale_after=HEALTHY_INTERVALS * max(interval, self.budget),
+            config_loaded=time.time(),
         )
         self.exposition: Exposition = EMPTY
         self.errors: dict[str, dict[str, int]] = {s.name: dict.fromkeys(ERROR_KINDS, 0) for s in self.servers}
@@ -175,20 +183,12 @@ class Exporter:
             exposition = await _off_loop(assemble, parts)
             published = time.perf_counter()
             # From here to the end nothing awaits: a scrape sees this exposition and these figures.
-            self.exposition = exposition
             count, _, _ = self._published.get(part.server, (0, 0.0, 0.0))
             self._published[part.server] = (count + 1, time.time(), time.monotonic())
             self._durations[part.server] = published - began
-            stats = self.stats
-            stats.last_render = published - rendering
-            stats.published = len(parts)
-            stats.servers_up = sum(p.up for p in parts)
-            stats.jobs = sum(p.jobs for p in parts)
-            stats.exposition_bytes = exposition.size
-            if len(self._published) == len(self.servers):
-                stats.sweeps = min(count for count, _, _ in self._published.values())
-                stats.last_end = min(when for _, when, _ in self._published.values())
-                stats.last_duration = max(self._durations.values())
+            self.stats.last_render = published - rendering
+            self._show(exposition, parts)
+        stats = self.stats
         log.info(
             "sweep of %s published: %s, %d jobs, %.1f s (rendering %.1f s); %d of %d servers up",
             part.server,
@@ -199,6 +199,69 @@ class Exporter:
             stats.servers_up,
             stats.servers,
         )
+
+    def _show(self, exposition: Exposition, parts: Sequence[ServerPart]) -> None:
+        """Publish ``exposition`` (of ``parts``) and the figures of `stats` that follow from it."""
+        self.exposition = exposition
+        stats = self.stats
+        stats.published = len(parts)
+        stats.servers_up = sum(p.up for p in parts)
+        stats.jobs = sum(p.jobs for p in parts)
+        stats.exposition_bytes = exposition.size
+        if self._published and all(s.name in self._published for s in self.servers):
+            # Complete sweeps only grow: a server added by a reload starts its own count at one.
+            stats.sweeps = max(stats.sweeps, min(count for count, _, _ in self._published.values()))
+            stats.last_end = min(when for _, when, _ in self._published.values())
+            stats.last_duration = max(self._durations.values())
+
+    async def reconfigure(self, servers: Sequence[ServerSpec]) -> list[ServerSpec]:
+        """Sweep ``servers`` from now on instead of `servers`; returns the specs no longer swept,
+        whose clients the caller closes (the exporter owns none).
+
+        A spec given again (the same object) is left alone: its loop, its client and its token go
+        on. A new server is swept at once. A spec of a server already swept (by name) replaces
+        the old one between two of its sweeps: a sweep in progress ends with the old one first
+        (this waits for it, at most the time budget), and the server's series stay until the new
+        one's first sweep publishes. A server no longer named stops after its sweep in progress
+        and its series are dropped then. The loops of every other server go on meanwhile."""
+        wanted = {server.name: server for server in servers}  # names are unique (the targets file's)
+        changing = [(name, slot) for name, slot in self._slots.items() if wanted.get(name) is not slot.spec]
+        self.servers = tuple(servers)
+        self.stats.servers = len(self.servers)
+        for name, server in wanted.items():
+            self.errors.setdefault(name, dict.fromkeys(ERROR_KINDS, 0))
+            if name not in self._slots:
+                self._slots[name] = slot = _Slot(server)
+                self._begin(slot)
+        retired: list[ServerSpec] = []
+
+        async def retire(name: str, slot: _Slot) -> None:
+            async with slot.lock:  # between two sweeps of this server, never in the middle of one
+                retired.append(slot.spec)
+                if name in wanted:
+                    slot.spec = wanted[name]
+                    return
+                task, slot.task = slot.task, None
+                self._slots.pop(name, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            async with self._publishing:
+                for table in (self._parts, self._published, self._durations, self._problems, self.errors):
+                    table.pop(name, None)
+                parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
+                self._show(await _off_loop(assemble, parts), parts)
+
+        await asyncio.gather(*(retire(name, slot) for name, slot in changing))
+        self._slots = {name: self._slots[name] for name in wanted}  # in the file's order
+        return retired
+
+    def _begin(self, slot: _Slot) -> None:
+        """Start ``slot``'s loop, when `run` runs."""
+        if self._group is not None and slot.task is None:
+            slot.task = self._group.create_task(
+                self._run_server(slot), name=f"vbo_async.serve loop {slot.spec.name}"
+            )
 
     def _announce(self, snapshot: ServerSnapshot) -> None:
         """Log a server going down (or down at the first sweep) and coming back, once each."""
@@ -214,21 +277,28 @@ class Exporter:
         """Sweep every server on its own schedule (see the module docstring) until cancelled. A
         server's sweep that fails on an internal error is logged and counted; its loop goes on."""
         self.stats.started, self._started_steady = time.time(), time.monotonic()
-        if not self.servers:
-            await asyncio.Event().wait()
-        async with asyncio.TaskGroup() as group:
-            for server in self.servers:
-                group.create_task(self._run_server(server), name=f"vbo_async.serve loop {server.name}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for slot in self._slots.values():
+                    self._begin(slot)
+                await asyncio.Event().wait()  # until cancelled: `reconfigure` may add loops
+        finally:
+            self._group = None
+            for slot in self._slots.values():
+                slot.task = None
 
-    async def _run_server(self, server: ServerSpec) -> None:
+    async def _run_server(self, slot: _Slot) -> None:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            try:
-                await self.sweep_one(server)
-            except Exception:
-                self.stats.failed_sweeps += 1
-                log.error("the sweep of %s failed on an internal error", server.name, exc_info=True)
+            async with slot.lock:
+                server = slot.spec
+                try:
+                    await self.sweep_one(server)
+                except Exception:
+                    self.stats.failed_sweeps += 1
+                    log.error("the sweep of %s failed on an internal error", server.name, exc_info=True)
             ended = loop.time()
             if ended - started > self.interval:
                 self.stats.overruns += 1
@@ -259,7 +329,7 @@ class Exporter:
         task = self._loop
         if task is None or task.done():
             return False, "the sweep loop is not running"
-        if stats.last_end is None:
+        if stats.last_end is None or not self._published:  # none yet, or every server replaced
             if steady:
                 began = self._started_steady
                 since = time.monotonic() - began if began is not None else 0.0
@@ -340,6 +410,17 @@ class Exporter:
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(text="vbo-async exporter: /metrics (Prometheus), /healthz (200 while sweeping)\n")
+
+
+class _Slot:
+    """One server's sweep loop in an `Exporter`: the ``spec`` its next sweep uses, the ``lock``
+    each of its sweeps holds (`Exporter.reconfigure` takes it to change ``spec`` between two),
+    and its ``task`` while `Exporter.run` runs."""
+
+    def __init__(self, spec: ServerSpec) -> None:
+        self.spec = spec
+        self.lock = asyncio.Lock()
+        self.task: asyncio.Task[None] | None = None
 
 
 class _SharedText:

@@ -240,6 +240,12 @@ class LoopStats:
     jobs: int = 0
     exposition_bytes: int = 0
     scrapes: int = 0
+    config_ok: bool = True
+    """Whether the targets file was loaded without error the last time it was (at start, or at
+    ``serve``'s last SIGHUP); a failed reload leaves the last good configuration swept."""
+    config_loaded: float | None = None
+    """When the configuration swept was loaded (Unix time): at start, or at the last reload
+    that succeeded."""
 
 
 class _Own(Collector):
@@ -308,6 +314,17 @@ class _Own(Collector):
             "exposition_bytes", "Size of the servers' exposition (uncompressed).", stats.exposition_bytes
         )
         yield counter("scrapes_total", "Requests for /metrics answered.", stats.scrapes)
+        yield from gauge(
+            "config_last_reload_successful",
+            "1 when the targets file was last loaded without error (at start, or at the last SIGHUP), "
+            "0 when that reload failed: the servers of the last good file are still swept.",
+            float(stats.config_ok),
+        )
+        yield from gauge(
+            "config_last_reload_success_timestamp_seconds",
+            "When the configuration swept was loaded: at start, or at the last reload that succeeded.",
+            stats.config_loaded,
+        )
 
 
 def own_registry(stats: LoopStats) -> CollectorRegistry:

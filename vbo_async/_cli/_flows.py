@@ -35,6 +35,7 @@ from ._exit import CLIError, Outcome, simulator_extra
 from ._plugin import format_duration
 from ._progress import Phase, Progress
 from ._report import FOLLOW, Report, Row, error_row, link_problems, rows_of, warn_link_problems
+from ._secrets import Passwords
 from ._targets import ServerTarget, read_targets, tls_contexts
 
 log = logging.getLogger("vbo_async.cli")
@@ -321,12 +322,12 @@ async def open_servers(
     command that gives up after ``give_up_after`` (its clients wait for no retry past it).
 
     Passwords are read (or prompted for) one server at a time before any request; servers
-    sharing a ``password_env`` are asked once, and servers sharing a CA bundle share one TLS
-    context. A bad file, a missing password or an unusable URL is a `CLIError` (usage).
+    sharing a ``password_env`` are asked once, a ``password_file`` is read once, and servers
+    sharing a CA bundle share one TLS context. A bad file, a missing password or an unusable
+    URL is a `CLIError` (usage).
     """
     targets = read_targets(path)
     verify = tls_contexts(path, targets)
-    passwords: dict[str, str] = {}
     servers: list[Server] = []
     # The logouts' deadline (`_close`): the time limit starts once the passwords are read (a
     # prompt may take minutes), as the sweep's does.
@@ -336,13 +337,10 @@ async def open_servers(
         await _close([server.client for server in servers], deadline)
 
     stack.push_async_callback(close)
-    for target, tls in zip(targets.servers, verify, strict=True):
+    for target, tls, password in zip(targets.servers, verify, Passwords().read(path, targets), strict=True):
         connection = target.connection()
-        if target.password_env not in passwords:
-            prompt = f"Password for {target.label} ({target.username}): "
-            passwords[target.password_env] = read_password(target.password_env, prompt)
         client = connection.client(
-            passwords[target.password_env],
+            password,
             verify=tls,
             max_concurrency=target.max_concurrency,
             within=give_up_after.total_seconds() if give_up_after is not None else None,

@@ -1,9 +1,10 @@
 """``vbo-async serve``: the targets file, the clients, the socket and the signals around an `Exporter`.
 
 The targets file, passwords, TLS contexts and clients are those of ``poll`` (`read_targets`,
-`tls_contexts`, `read_password`, `Connection.client`). SIGTERM stops the exporter cleanly with
-exit status 0 and SIGINT (Ctrl-C) with 130: the loop is cancelled, the HTTP server closed and
-every client closed (logged out on v7+) before the process ends.
+`tls_contexts`, `Passwords`, `Connection.client`), kept by `Servers`. SIGHUP reloads the
+targets file between sweeps (`Servers.reload`). SIGTERM stops the exporter cleanly with exit
+status 0 and SIGINT (Ctrl-C) with 130: the loop is cancelled, the HTTP server closed and every
+client closed (logged out on v7+) before the process ends.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import re
 import resource
 import signal
 import socket
-import ssl
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from ._connect import read_password
 from ._exit import CLIError, MissingExtra, Outcome, write_banner
+from ._reload import Loaded, Servers, load
 from ._report import plural
+from ._secrets import Passwords
 from ._simulate import _listen
-from ._targets import ServerTarget, read_targets, tls_contexts
 from ._threads import DaemonThreads, run_unheld, terminated_raises
 
 if TYPE_CHECKING:
@@ -142,47 +143,72 @@ def serve(
     host, port = parse_listen(listen)
     with exporter_extra():
         from ._exporter import Exporter  # noqa: F401  (prometheus_client is needed: fail early)
-    targets = read_targets(path)
-    verify = tls_contexts(path, targets)
-    passwords: dict[str, str] = {}
-    with terminated_raises():  # SIGTERM at a prompt (echo off) gives the terminal its echo back
-        for target in targets.servers:
-            if target.password_env not in passwords:
-                prompt = f"Password for {target.label} ({target.username}): "
-                passwords[target.password_env] = read_password(target.password_env, prompt)
-    sock = _listen(host, port)
-    try:
-        return run_unheld(
-            _serve(
-                targets.servers,
-                verify,
-                passwords,
-                sock,
-                interval=interval,
-                budget=timeout,
-                concurrency=concurrency,
-                policy=policy,
+    passwords = Passwords()
+    with _early_reloads() as early:
+        with terminated_raises():  # SIGTERM at a prompt (echo off) gives the terminal its echo back
+            loaded = load(path, passwords)
+        passwords.prompt = False  # a reload (SIGHUP) cannot prompt: it reuses what was typed
+        sock = _listen(host, port)
+        try:
+            return run_unheld(
+                _serve(
+                    path,
+                    loaded,
+                    passwords,
+                    sock,
+                    interval=interval,
+                    budget=timeout,
+                    concurrency=concurrency,
+                    policy=policy,
+                    early=early,
+                )
             )
-        )
+        finally:
+            sock.close()
+
+
+class _EarlyReloads:
+    """SIGHUP while ``serve`` starts (reading its files, at a password prompt), before its loop
+    handles it: recorded, and a reload follows once the loop runs. SIGHUP's default action ended
+    the process: ``systemctl reload`` just after a start stopped the service."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def on_signal(self, number: int, frame: object) -> None:
+        self.asked = True
+
+
+@contextlib.contextmanager
+def _early_reloads() -> Iterator[_EarlyReloads]:
+    """SIGHUP recorded (`_EarlyReloads`) while the block runs, in the main thread (elsewhere,
+    and where there is no SIGHUP, nothing is changed); then handled as before."""
+    early = _EarlyReloads()
+    if _RELOAD is None or threading.current_thread() is not threading.main_thread():
+        yield early
+        return
+    previous = signal.signal(_RELOAD, early.on_signal)
+    try:
+        yield early
     finally:
-        sock.close()
+        signal.signal(_RELOAD, previous if previous is not None else signal.SIG_DFL)
 
 
 async def _serve(
-    servers: tuple[ServerTarget, ...],
-    verify: Sequence[ssl.SSLContext | Literal[False]],
-    passwords: dict[str, str],
+    path: Path,
+    loaded: Loaded,
+    passwords: Passwords,
     sock: socket.socket,
     *,
     interval: float,
     budget: float | None,
     concurrency: int,
     policy: HealthPolicy | None = None,
+    early: _EarlyReloads | None = None,
 ) -> Outcome:
     from aiohttp import web
 
     from ._exporter import Exporter
-    from ._sweeps import ServerSpec
 
     # Name lookups that hang must neither take every thread the exposition is rendered in nor
     # hold the process at exit (see _threads).
@@ -190,18 +216,12 @@ async def _serve(
     # A signal is the command's from here to the end: a second Ctrl-C while the clients log out
     # is not a KeyboardInterrupt through aiohttp's and the clients' code.
     with _signals() as signals:
-        specs: list[ServerSpec] = []
+        if early is not None and early.asked:
+            signals.reload.set()  # asked for while the files were read: they may have changed since
         within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
+        servers = Servers(path, passwords, within=within)
         try:
-            for target, tls in zip(servers, verify, strict=True):
-                connection = target.connection()
-                client = connection.client(
-                    passwords[target.password_env],
-                    verify=tls,
-                    max_concurrency=target.max_concurrency,
-                    within=within,
-                )
-                specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
+            specs = servers.build(loaded)
             exporter = Exporter(
                 specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy
             )
@@ -226,14 +246,14 @@ async def _serve(
                     f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
                     f"(a sweep every {interval:g} s; Ctrl-C stops)"
                 )
-                return await _until_stopped(exporter, signals)
+                return await _until_stopped(exporter, signals, servers)
             finally:
                 if listening is not None:
                     listening.close()
                 await exporter.stop()
                 await runner.cleanup()
         finally:
-            await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
+            await servers.aclose()
 
 
 class _Bounded:
@@ -288,11 +308,13 @@ class _Counted(asyncio.Protocol):
 
 
 class _Signals:
-    """The SIGINT and SIGTERM received, and a future done at the first."""
+    """The SIGINT and SIGTERM received, and a future done at the first; ``reload`` is set at a
+    SIGHUP (several before the reload they ask for starts are one)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.received: list[signal.Signals] = []
         self.stopped: asyncio.Future[None] = loop.create_future()  # a future: nothing to cancel
+        self.reload = asyncio.Event()
 
     def on_signal(self, number: signal.Signals) -> None:
         self.received.append(number)
@@ -300,24 +322,55 @@ class _Signals:
             self.stopped.set_result(None)
 
 
+_RELOAD = getattr(signal, "SIGHUP", None)
+"""SIGHUP, which no Windows has."""
+
+
 @contextlib.contextmanager
 def _signals() -> Iterator[_Signals]:
-    """SIGINT and SIGTERM handled by the running loop (`_Signals`) while the block runs."""
+    """SIGINT and SIGTERM (and SIGHUP) handled by the running loop (`_Signals`) while the block
+    runs."""
     loop = asyncio.get_running_loop()
     signals = _Signals(loop)
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, signals.on_signal, number)
+    if _RELOAD is not None:
+        loop.add_signal_handler(_RELOAD, signals.reload.set)
     try:
         yield signals
     finally:
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(number)
+        if _RELOAD is not None:
+            loop.remove_signal_handler(_RELOAD)
 
 
-async def _until_stopped(exporter: Exporter, signals: _Signals) -> Outcome:
-    """Run the exporter's loop until SIGTERM (`Outcome.OK`) or SIGINT (`Outcome.INTERRUPTED`)."""
+async def _until_stopped(exporter: Exporter, signals: _Signals, servers: Servers | None = None) -> Outcome:
+    """Run the exporter's loop until SIGTERM (`Outcome.OK`) or SIGINT (`Outcome.INTERRUPTED`),
+    reloading ``servers`` at each SIGHUP meanwhile (one reload at a time)."""
     sweeping = exporter.start()
-    await asyncio.wait({sweeping, signals.stopped}, return_when=asyncio.FIRST_COMPLETED)
+    reloading = asyncio.get_running_loop().create_task(
+        _reloads(exporter, signals, servers), name="vbo_async.serve reloads"
+    )
+    try:
+        await asyncio.wait({sweeping, signals.stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        reloading.cancel()
+        await asyncio.gather(reloading, return_exceptions=True)
     if sweeping.done() and not signals.received:  # only a BaseException ends the loop by itself
         sweeping.result()
     return Outcome.INTERRUPTED if signal.SIGINT in signals.received else Outcome.OK
+
+
+async def _reloads(exporter: Exporter, signals: _Signals, servers: Servers | None) -> None:
+    """Reload ``servers`` at each SIGHUP (`Servers.reload`), until cancelled."""
+    while True:
+        await signals.reload.wait()
+        signals.reload.clear()
+        if servers is None:
+            continue
+        try:
+            await servers.reload(exporter)
+        except Exception:
+            exporter.stats.config_ok = False
+            log.error("reloading the targets file failed on an internal error", exc_info=True)

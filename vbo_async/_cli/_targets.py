@@ -7,7 +7,9 @@ as true), and every problem is reported as one line with its TOML path, from
 
     targets.toml: servers[1].cabundle: extra field (server "west")
 
-``servers[0]`` is the first ``[[servers]]`` table. A password is never accepted in the file.
+``servers[0]`` is the first ``[[servers]]`` table. A password is never accepted in the file:
+each server names where it is, an environment variable (``password_env``) or a file of its own
+(``password_file``, read by `vbo_async._cli._secrets`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Literal
 
 import attrs
 import cattrs
-from cattrs.errors import ForbiddenExtraKeysError
+from cattrs.errors import AttributeValidationNote, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._client import API_VERSIONS
@@ -40,6 +42,8 @@ from ._connect import (
 from ._exit import CLIError
 
 __all__ = [
+    "CREDENTIALS_PREFIX",
+    "CREDENTIALS_VARIABLE",
     "MAX_TARGETS_BYTES",
     "ServerTarget",
     "TargetsFile",
@@ -53,6 +57,11 @@ MAX_TARGETS_BYTES = 16 * 1024 * 1024
 gigabytes is refused after that, not read into memory whole (and what is no regular file, such
 as ``/dev/zero``, before a byte is read)."""
 
+CREDENTIALS_VARIABLE = "CREDENTIALS_DIRECTORY"
+"""Where systemd puts a service's credentials (``LoadCredential=``, ``SetCredential=``...)."""
+CREDENTIALS_PREFIX = "credentials:"
+"""``password_file = "credentials:NAME"``: the credential ``NAME`` of `CREDENTIALS_VARIABLE`."""
+
 Organizations = Literal["all"] | tuple[str, ...]
 
 
@@ -64,8 +73,12 @@ class ServerTarget:
       ``/v1`` … ``/v8`` (as ``vbo-async simulate`` prints it) is taken off and used as the API
       version unless ``api_version`` is given.
     - ``username`` (required): the account, e.g. ``"LAB\\\\svc-backup"`` (TOML escapes ``\\``).
-    - ``password_env`` (required): the environment variable holding the password; it is prompted
-      for when the variable is unset and a terminal is attached. A ``password`` key is refused.
+    - ``password_env``: the environment variable holding the password; it is prompted for when
+      the variable is unset and a terminal is attached. A ``password`` key is refused.
+    - ``password_file``: instead of ``password_env``, a file holding the password (one trailing
+      line break is not part of it), relative to the targets file's folder;
+      ``"credentials:NAME"`` is the file ``NAME`` of ``$CREDENTIALS_DIRECTORY``, where systemd's
+      ``LoadCredential=NAME:/path`` puts it. Exactly one of the two is given.
     - ``name``: how reports name the server (default: its URL); names must be unique.
     - ``organizations``: ``"all"`` (default), or a list of organization ids or names (names
       match case-insensitively and must be unambiguous on the server).
@@ -80,7 +93,10 @@ class ServerTarget:
 
     url: str
     username: str
-    password_env: str
+    password_env: str | None = None
+    password_file: str | None = None
+    """The password file's path: a relative one joined to the targets file's folder, and
+    ``credentials:NAME`` to ``$CREDENTIALS_DIRECTORY``."""
     name: str | None = None
     organizations: Organizations = "all"
     ca_bundle: str | None = None
@@ -98,7 +114,7 @@ class ServerTarget:
             self.url,
             api_version=self.api_version,
             username=self.username,
-            password_env=self.password_env,
+            password_env=self.password_env or "",
             ca_bundle=self.ca_bundle,
             insecure=self.insecure,
             label=self.label,
@@ -117,7 +133,9 @@ class TargetsFile:
 
 
 def read_targets(path: Path) -> TargetsFile:
-    """Read and check the targets file at ``path``; every problem is a line of one `CLIError`."""
+    """Read and check the targets file at ``path``; every problem is a line of one `CLIError`.
+    ``password_file = "credentials:NAME"`` is resolved against ``$CREDENTIALS_DIRECTORY`` as
+    it is now."""
     raw = _read_file(path, MAX_TARGETS_BYTES + 1)
     if len(raw) > MAX_TARGETS_BYTES:
         raise CLIError(f"{path}: larger than {MAX_TARGETS_BYTES >> 20} MiB, which no targets file is")
@@ -134,7 +152,8 @@ def read_targets(path: Path) -> TargetsFile:
         why = str(exc).partition("; use sys.set_int_max_str_digits()")[0]
         raise CLIError(f"{path}: not valid TOML: {why}") from None
     try:
-        return make_converter(path.parent).structure(data, TargetsFile)
+        converter = make_converter(path.parent, credentials=os.environ.get(CREDENTIALS_VARIABLE))
+        return converter.structure(data, TargetsFile)
     except (cattrs.ClassValidationError, cattrs.IterableValidationError) as exc:
         raise CLIError(*(f"{path}: {line}" for line in describe(exc, data))) from None
 
@@ -208,9 +227,11 @@ class _Invalid(ValueError):
     """A value of the wrong kind; its message is what the user reads after the TOML path."""
 
 
-def make_converter(folder: Path) -> cattrs.Converter:
+def make_converter(folder: Path, *, credentials: str | None = None) -> cattrs.Converter:
     """A converter for `TargetsFile`: strict TOML types, unknown keys refused, relative
-    ``ca_bundle`` paths resolved against ``folder`` (the targets file's)."""
+    ``ca_bundle`` and ``password_file`` paths resolved against ``folder`` (the targets file's),
+    ``password_file = "credentials:NAME"`` against ``credentials`` (the value of
+    ``$CREDENTIALS_DIRECTORY``; None when it is unset)."""
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(str, _string)
     converter.register_structure_hook(bool, _boolean)
@@ -223,12 +244,23 @@ def make_converter(folder: Path) -> cattrs.Converter:
         ca_bundle=override(struct_hook=_ca_bundle(folder)),
         api_version=override(struct_hook=_api_version),
         password_env=override(struct_hook=_variable),
+        password_file=override(struct_hook=_password_file(folder, credentials)),
         max_concurrency=override(struct_hook=_positive),
     )
 
     def structure_server(value: Any, _: Any) -> ServerTarget:
         _table(value)
+        if "password_env" not in value and "password_file" not in value:
+            missing = _Invalid("required key missing (or password_file)")
+            missing.__notes__ = [AttributeValidationNote("password_env", "password_env", str)]
+            try:
+                server(value, ServerTarget)
+            except cattrs.ClassValidationError as exc:
+                raise cattrs.ClassValidationError(exc.message, [*exc.exceptions, missing], exc.cl) from None
+            raise cattrs.ClassValidationError("while structuring ServerTarget", [missing], ServerTarget)
         target = server(value, ServerTarget)
+        if target.password_env is not None and target.password_file is not None:
+            raise _Invalid("password_env and password_file exclude each other: give one")
         if target.insecure and target.ca_bundle is not None:
             raise _Invalid("ca_bundle and insecure = true exclude each other")
         return target
@@ -342,6 +374,24 @@ def _ca_bundle(folder: Path) -> Callable[[Any, Any], str]:
     return structure
 
 
+def _password_file(folder: Path, credentials: str | None) -> Callable[[Any, Any], str]:
+    def structure(value: Any, _: Any) -> str:
+        text = _string(value, str)
+        if not text.startswith(CREDENTIALS_PREFIX):
+            return str(folder / Path(text).expanduser())
+        name = text.removeprefix(CREDENTIALS_PREFIX)
+        if not name or "/" in name or "\\" in name or name in {".", ".."}:
+            raise _Invalid(f"expected {CREDENTIALS_PREFIX}NAME, NAME a credential's name (no /)")
+        if not credentials:
+            raise _Invalid(
+                f"{text} needs ${CREDENTIALS_VARIABLE}, which is unset: systemd sets it for a "
+                f"service with LoadCredential={name}:/path/to/file"
+            )
+        return str(Path(credentials) / name)
+
+    return structure
+
+
 # --- error messages -----------------------------------------------------------------------------
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -376,7 +426,10 @@ def describe(exc: BaseException, data: Any) -> list[str]:
 
 def _extra(key: str) -> str:
     if key.lower() == "password":
-        return "not accepted: put the password in the environment variable named by password_env"
+        return (
+            "not accepted: put the password in the environment variable named by password_env, "
+            "or in the file named by password_file"
+        )
     return "extra field"
 
 

@@ -1,0 +1,331 @@
+"""``vbo-async serve`` reloads its targets file at SIGHUP: servers added and removed, credentials
+changed, clients of unchanged servers kept; an invalid file keeps the last good configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from vbo_async._cli._exporter import Exporter
+from vbo_async._cli._metrics import PREFIX, SELF_PREFIX
+from vbo_async._cli._reload import Servers, load
+from vbo_async._cli._secrets import Passwords
+from vbo_async.simulator import Simulator, create_app
+
+from .conftest import serve
+from .test_cli import HANG_GUARD, child_environment, small_config
+from .test_exporter import Server, wait_for
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
+
+SECRET = "wrong-Pa55-Qx7"
+RELOAD_OK = f"{SELF_PREFIX}config_last_reload_successful"
+
+
+def table(name: str, port: int, password_file: str) -> str:
+    return (
+        f'[[servers]]\nname = "{name}"\nurl = "http://127.0.0.1:{port}/v8"\nusername = "admin"\n'
+        f'password_file = "{password_file}"\n'
+    )
+
+
+def up(body: str, name: str) -> str | None:
+    """The value of ``veeam_vb365_up`` for ``name`` in ``body``, None when absent."""
+    prefix = f'{PREFIX}up{{server="{name}"}} '
+    return next((line.removeprefix(prefix) for line in body.splitlines() if line.startswith(prefix)), None)
+
+
+def own(body: str, name: str) -> str | None:
+    return next((line.split(" ", 1)[1] for line in body.splitlines() if line.startswith(f"{name} ")), None)
+
+
+@contextlib.asynccontextmanager
+async def serving(targets: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, httpx.AsyncClient]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vbo_async",
+        "serve",
+        "--targets",
+        str(targets),
+        "--listen",
+        "127.0.0.1:0",
+        "--interval",
+        "1s",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_environment(),
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), HANG_GUARD)).decode()
+        assert line.startswith("Serving the metrics of 2 servers at http://127.0.0.1:"), line
+        base = line.split(" at ", 1)[1].split("/metrics", 1)[0]
+        async with httpx.AsyncClient(base_url=base, timeout=HANG_GUARD) as client:
+            yield process, client
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def metrics_until(client: httpx.AsyncClient, condition: Callable[[str], bool]) -> str:
+    """The first ``/metrics`` body that meets ``condition``, asked for again until then."""
+    async with asyncio.timeout(HANG_GUARD):
+        while True:
+            body = (await client.get("/metrics")).text
+            if condition(body):
+                return body
+            await asyncio.sleep(0.05)
+
+
+async def reload(process: asyncio.subprocess.Process) -> str:
+    """SIGHUP ``process``; the line it prints when the reload succeeded."""
+    process.send_signal(signal.SIGHUP)
+    assert process.stdout is not None
+    return (await asyncio.wait_for(process.stdout.readline(), HANG_GUARD)).decode().rstrip("\n")
+
+
+async def failed(process: asyncio.subprocess.Process, targets: Path) -> list[str]:
+    """SIGHUP ``process``; the lines it writes on stderr up to the one saying the reload failed."""
+    process.send_signal(signal.SIGHUP)
+    assert process.stderr is not None
+    lines: list[str] = []
+    async with asyncio.timeout(HANG_GUARD):
+        while not lines or not lines[-1].startswith(f"vbo-async: error: reloading {targets} failed: "):
+            lines.append((await process.stderr.readline()).decode().rstrip("\n"))
+    assert lines[-1].endswith(" failed: the servers of its last good version are still swept")
+    return lines[:-1]
+
+
+async def test_sighup_reloads_the_targets_and_password_files(tmp_path: Path) -> None:
+    east, west = (
+        Simulator(small_config(seed=41, organizations=1)),
+        Simulator(small_config(seed=42, organizations=1)),
+    )
+    (tmp_path / "east.pw").write_text("admin\n", encoding="utf-8")
+    (tmp_path / "west.pw").write_text("admin\n", encoding="utf-8")
+    (tmp_path / "west.pw").chmod(0o600)
+    (tmp_path / "east.pw").chmod(0o600)
+    targets = tmp_path / "targets.toml"
+    async with serve(create_app(simulator=east)) as east_port, serve(create_app(simulator=west)) as west_port:
+        targets.write_text(table("east", east_port, "east.pw") + table("old", west_port, "west.pw"), "utf-8")
+        async with serving(targets) as (process, client):
+            body = await metrics_until(client, lambda b: up(b, "east") == "1.0" and up(b, "old") == "1.0")
+            assert own(body, RELOAD_OK) == "1.0"
+            east_sign_ins = east.stats.token_requests["password"]
+            assert east_sign_ins == 1
+
+            # "old" removed, "west" added: swept from the next sweep, "old"'s series dropped.
+            targets.write_text(
+                table("east", east_port, "east.pw") + table("west", west_port, "west.pw"), "utf-8"
+            )
+            assert await reload(process) == (
+                f"Reloaded {targets}: serving the metrics of 2 servers (1 added, 1 removed, 0 changed)"
+            )
+            body = await metrics_until(client, lambda b: up(b, "west") == "1.0")
+            assert up(body, "old") is None
+            assert 'server="old"' not in body
+            assert own(body, RELOAD_OK) == "1.0"
+            logouts = west.stats.logouts["v8"]
+            assert logouts == 1  # "old"'s client closed: logged out
+
+            # An invalid file: the last good configuration is kept, and said so.
+            targets.write_text(table("east", east_port, "east.pw") + "[[servers]\n", "utf-8")
+            (line,) = await failed(process, targets)
+            assert line.startswith(f"vbo-async: error: {targets}: not valid TOML: "), line
+            body = await metrics_until(client, lambda b: own(b, RELOAD_OK) == "0.0")
+            assert (up(body, "east"), up(body, "west")) == ("1.0", "1.0")
+
+            # A password file that cannot be read: the same.
+            targets.write_text(
+                table("east", east_port, "east.pw") + table("west", west_port, "none.pw"), "utf-8"
+            )
+            assert await failed(process, targets) == [
+                f"vbo-async: error: {targets}: servers[1].password_file: cannot read {tmp_path / 'none.pw'}: "
+                'No such file or directory (server "west")'
+            ]
+            body = (await client.get("/metrics")).text
+            assert (up(body, "east"), up(body, "west"), own(body, RELOAD_OK)) == ("1.0", "1.0", "0.0")
+
+            # west's password changed in its file: a new client signs in with it (and fails).
+            (tmp_path / "west.pw").write_text(SECRET + "\n", encoding="utf-8")
+            targets.write_text(
+                table("east", east_port, "east.pw") + table("west", west_port, "west.pw"), "utf-8"
+            )
+            assert await reload(process) == (
+                f"Reloaded {targets}: serving the metrics of 2 servers (0 added, 0 removed, 1 changed)"
+            )
+            body = await metrics_until(client, lambda b: up(b, "west") == "0.0")
+            assert own(body, RELOAD_OK) == "1.0"
+            # east's table and password did not change: its client (and token) was kept.
+            swept = east.stats.requests
+            await metrics_until(client, lambda b: east.stats.requests > swept)
+            assert east.stats.token_requests["password"] == east_sign_ins
+
+            process.send_signal(signal.SIGTERM)
+            status = await asyncio.wait_for(process.wait(), HANG_GUARD)
+            assert process.stderr is not None
+            err = (await process.stderr.read()).decode()
+    assert status == 0
+    assert "Traceback" not in err
+    assert SECRET not in err
+
+
+# --- Exporter.reconfigure, in process ----------------------------------------------------------------
+
+
+async def test_a_reconfigure_changes_each_server_between_two_of_its_sweeps() -> None:
+    """a's sweep hangs (its organization listing held): ``reconfigure`` with a changed a, b
+    removed and c added starts c at once, drops b's series, and swaps a's spec only once a's
+    sweep in progress has ended with the old one; the old specs are returned for closing."""
+    a, b, c = Server("a", ("v8",), seed=51), Server("b", ("v8",), seed=52), Server("c", ("v8",), seed=53)
+    a2 = Server("a", ("v8",), seed=54)
+    exporter = Exporter([a.spec, b.spec], interval=60)
+    a.wire.gate = asyncio.Event()
+    try:
+        exporter.start()
+        await wait_for(
+            lambda: "b" in exporter._published and any("organizations" in r for _, r in a.wire.requests)
+        )
+        reconfiguring = asyncio.create_task(exporter.reconfigure([a2.spec, c.spec]))
+        await wait_for(lambda: "c" in exporter._published and "b" not in exporter._published)
+        body = exporter.body(gzip=False).decode()
+        assert f'{PREFIX}up{{server="c"}} 1.0' in body
+        assert 'server="b"' not in body
+        assert not reconfiguring.done()  # a's sweep in progress is not cut short...
+        assert exporter._slots["a"].spec is a.spec
+        a.wire.gate.set()
+        retired = await asyncio.wait_for(reconfiguring, HANG_GUARD)
+        assert {id(spec) for spec in retired} == {id(a.spec), id(b.spec)}
+        assert "a" in exporter._published  # ...it ended, and was published, with the old client
+        assert a2.wire.requests == []
+        assert exporter._slots["a"].spec is a2.spec
+        assert [spec.name for spec in exporter.servers] == ["a", "c"]
+        assert exporter.stats.servers == 2
+    finally:
+        await exporter.stop()
+        for server in (a, b, c, a2):
+            await server.client.aclose()
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/fd").is_dir() or not hasattr(os, "mkfifo"), reason="needs /proc, FIFOs"
+)
+async def test_a_sighup_while_serve_starts_is_a_reload_not_its_end(tmp_path: Path) -> None:
+    """``systemctl reload`` just after a start: the SIGHUP comes while ``serve`` reads its targets
+    file (here a named pipe the test writes once it has seen the process open it). SIGHUP's
+    default action ended the process; now it serves, and reloads once its loop runs."""
+    app = create_app(small_config(seed=43, organizations=1))
+    (tmp_path / "pw").write_text("admin\n", encoding="utf-8")
+    (tmp_path / "pw").chmod(0o600)
+    fifo = tmp_path / "targets.toml"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # a writer already: the reader waits for what it writes
+    try:
+        async with serve(app) as port:
+            text = table("east", port, str(tmp_path / "pw")) + table("west", port, str(tmp_path / "pw"))
+            process = await asyncio.create_subprocess_exec(
+                *[
+                    sys.executable,
+                    "-m",
+                    "vbo_async",
+                    "serve",
+                    "--targets",
+                    str(fifo),
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=child_environment(),
+            )
+            try:
+                opened = f"/proc/{process.pid}/fd"
+
+                def reading() -> bool:
+                    with contextlib.suppress(OSError):
+                        return any(
+                            os.readlink(f"{opened}/{fd}") == os.path.realpath(fifo)
+                            for fd in os.listdir(opened)
+                        )
+                    return False
+
+                await wait_for(reading)
+                process.send_signal(signal.SIGHUP)
+                os.write(writer, text.encode())
+                os.close(writer)
+                writer = -1
+                assert process.stdout is not None
+                first = (await asyncio.wait_for(process.stdout.readline(), HANG_GUARD)).decode()
+                assert first.startswith("Serving the metrics of 2 servers at "), first
+                # The reload reads the pipe again, which nothing writes now: refused, and said so.
+                assert process.stderr is not None
+                line = (await asyncio.wait_for(process.stderr.readline(), HANG_GUARD)).decode()
+                assert line.rstrip("\n") == (
+                    f"vbo-async: error: {fifo}: a named pipe with nothing written to it (no process writing)"
+                )
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(process.wait(), HANG_GUARD) == 0
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                await process.wait()
+    finally:
+        if writer >= 0:
+            os.close(writer)
+
+
+async def test_a_reload_keeps_the_client_of_a_server_whose_table_password_and_ca_bundle_are_unchanged(
+    tmp_path: Path, ca: Any
+) -> None:
+    """`Servers.build` keeps a server's spec (its client, its token) only when nothing it was
+    built from changed: its table, its password, and its CA bundle file (renewed in place); its
+    client alone when only its organizations changed."""
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    (tmp_path / "east.pw").write_text("one\n", encoding="utf-8")
+    (tmp_path / "east.pw").chmod(0o600)
+    targets = tmp_path / "targets.toml"
+    east = table("east", 1, "east.pw").replace("http://", "https://") + 'ca_bundle = "ca.pem"\n'
+    west = table("west", 2, "east.pw")
+    targets.write_text(east + west, encoding="utf-8")
+    passwords = Passwords(prompt=False)
+    servers = Servers(targets, passwords, within=60)
+    try:
+        first = servers.build(load(targets, passwords))
+        again = servers.build(load(targets, passwords))
+        assert [a is b for a, b in zip(first, again, strict=True)] == [True, True]
+        stamp = bundle.stat()
+        os.utime(bundle, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+        renewed = servers.build(load(targets, passwords))
+        assert [a is b for a, b in zip(again, renewed, strict=True)] == [False, True]
+        (tmp_path / "east.pw").write_text("two\n", encoding="utf-8")
+        changed = servers.build(load(targets, passwords))
+        assert [a is b for a, b in zip(renewed, changed, strict=True)] == [False, False]
+        targets.write_text(
+            east + west.replace('name = "west"', 'name = "west"\nmax_concurrency = 2'), "utf-8"
+        )
+        tuned = servers.build(load(targets, passwords))
+        assert [a is b for a, b in zip(changed, tuned, strict=True)] == [True, False]
+        # Other tenants alone: a new spec (swept from its next sweep) with the same client and token.
+        targets.write_text(
+            east
+            + 'organizations = ["contoso"]\n'
+            + west.replace('name = "west"', 'name = "west"\nmax_concurrency = 2'),
+            "utf-8",
+        )
+        chosen = servers.build(load(targets, passwords))
+        assert (chosen[0] is tuned[0], chosen[0].client is tuned[0].client) == (False, True)
+        assert chosen[0].organizations == ("contoso",)
+    finally:
+        await servers.aclose()

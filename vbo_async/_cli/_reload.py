@@ -1,0 +1,168 @@
+"""``serve``'s servers: built from the targets file at start, and again at each SIGHUP.
+
+A reload reads the targets file, its CA bundles and its password files again (in a worker
+thread: a file on a stuck network share holds no scrape), then hands the exporter the servers
+to sweep (`Exporter.reconfigure`). A server whose table, password and CA bundle are unchanged
+keeps its client, and so its token (a server whose ``organizations`` alone changed too); any
+other gets a new client, and the clients no longer
+swept are closed (logged out). A file that cannot be loaded changes nothing: each problem is
+said on stderr, the servers of the last good file are still swept, and
+``vbo_async_exporter_config_last_reload_successful`` is 0 until a reload succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+from ._exit import CLIError, write_banner
+from ._report import plural
+from ._secrets import Passwords
+from ._targets import ServerTarget, read_targets, tls_contexts
+
+if TYPE_CHECKING:
+    from .._client import VBOClient
+    from ._exporter import Exporter
+    from ._sweeps import ServerSpec
+
+__all__ = ["Loaded", "Servers", "load"]
+
+log = logging.getLogger("vbo_async.cli")
+
+Loaded = list[tuple[ServerTarget, ssl.SSLContext | Literal[False], str]]
+"""Each server of a targets file with its TLS context (False: ``insecure``) and its password."""
+
+
+def load(path: Path, passwords: Passwords) -> Loaded:
+    """Read the targets file at ``path``, its CA bundles and its passwords (`Passwords`); every
+    problem is a `CLIError`."""
+    targets = read_targets(path)
+    verify = tls_contexts(path, targets)
+    return list(zip(targets.servers, verify, passwords.read(path, targets), strict=True))
+
+
+@attrs.frozen
+class _Source:
+    """What a server's client is built from: a reload that gives the same keeps the client."""
+
+    target: ServerTarget
+    password: str = attrs.field(repr=False)
+    bundle: tuple[int, int, int, int] | None
+    """The CA bundle's device, inode, size and modification time: a bundle renewed in place
+    (same path) is loaded again."""
+
+    def same_client(self, other: _Source) -> bool:
+        """Whether a client built from ``other`` would be this one's: all the same but the
+        organizations swept, which are the spec's, not the client's."""
+        return attrs.evolve(self, target=attrs.evolve(self.target, organizations="all")) == attrs.evolve(
+            other, target=attrs.evolve(other.target, organizations="all")
+        )
+
+
+def _stamp(path: str | None) -> tuple[int, int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
+class Servers:
+    """The servers ``serve`` sweeps and their open clients, closed by `aclose`.
+
+    ``within`` is a sweep's time budget, given to every client (see `Connection.client`)."""
+
+    def __init__(self, path: Path, passwords: Passwords, *, within: float) -> None:
+        self.path = path
+        self.passwords = passwords
+        self.within = within
+        self._live: dict[str, tuple[_Source, ServerSpec]] = {}
+        self._clients: dict[int, VBOClient] = {}
+        """Every client opened and not yet closed, by id."""
+
+    def build(self, loaded: Loaded) -> list[ServerSpec]:
+        """The specs of the servers ``loaded``: the one in use for a server whose source is the
+        same, one with the client in use for a server whose organizations alone changed, a new
+        client's otherwise. A client that cannot be made is a `CLIError`; the new
+        clients made before it are closed by `aclose`, and none of them is in use."""
+        from ._sweeps import ServerSpec
+
+        specs: list[ServerSpec] = []
+        live: dict[str, tuple[_Source, ServerSpec]] = {}
+        for target, tls, password in loaded:
+            source = _Source(target, password, _stamp(target.ca_bundle))
+            kept = self._live.get(target.label)
+            if kept is not None and kept[0] == source:
+                spec = kept[1]
+            elif kept is not None and kept[0].same_client(source):
+                spec = ServerSpec(
+                    name=target.label, client=kept[1].client, organizations=target.organizations
+                )
+            else:
+                client = target.connection().client(
+                    password, verify=tls, max_concurrency=target.max_concurrency, within=self.within
+                )
+                self._clients[id(client)] = client
+                spec = ServerSpec(name=target.label, client=client, organizations=target.organizations)
+            live[target.label] = (source, spec)
+            specs.append(spec)
+        self._live = live
+        return specs
+
+    async def reload(self, exporter: Exporter) -> bool:
+        """Load the targets file again and have ``exporter`` sweep its servers (see the module
+        docstring); whether it could be loaded."""
+        from ._exporter import _off_loop
+
+        try:
+            loaded = await _off_loop(load, self.path, self.passwords)
+            previous = self._live
+            specs = self.build(loaded)
+        except CLIError as exc:
+            exporter.stats.config_ok = False
+            for line in exc.lines:
+                log.error("%s", line)
+            log.error("reloading %s failed: the servers of its last good version are still swept", self.path)
+            await self._close_unused()
+            return False
+        retired = await exporter.reconfigure(specs)
+        exporter.stats.config_ok = True
+        exporter.stats.config_loaded = time.time()
+        await self._close_unused()
+        added = sum(name not in previous for name in self._live)
+        removed = sum(name not in self._live for name in previous)
+        changed = len(retired) - removed
+        with contextlib.suppress(CLIError):  # stdout gone: the metrics say it all the same
+            write_banner(
+                f"Reloaded {self.path}: serving the metrics of {plural(len(specs), 'server')} "
+                f"({added} added, {removed} removed, {changed} changed)"
+            )
+        return True
+
+    async def _close_unused(self) -> None:
+        """Close every client no server uses any more (logged out at once, each on its own)."""
+        used = {id(spec.client) for _, spec in self._live.values()}
+        unused = [client for key, client in self._clients.items() if key not in used]
+        for client in unused:
+            del self._clients[id(client)]
+        await _close(unused)
+
+    async def aclose(self) -> None:
+        """Close every client."""
+        clients, self._clients = list(self._clients.values()), {}
+        await _close(clients)
+
+
+async def _close(clients: Sequence[VBOClient]) -> None:
+    await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)

@@ -1,0 +1,141 @@
+"""The password of each server of a targets file: its ``password_env`` variable or its ``password_file``.
+
+A password file is read as a secret must be: a regular file only (a directory, a named pipe,
+``/dev/zero`` or a socket is refused before a byte is read, and nothing waits for a writer), at
+most `MAX_PASSWORD_BYTES` of it, one trailing line break left out; an empty one is refused. A
+problem is a `CLIError` naming the targets file, the server and the password file's path, never
+what the file holds. A file that any user of the machine may read (mode ``o+r``) is warned about
+once per path (`Passwords.warned`): a group-readable one is not, since a monitoring system's
+group (``root:nagios``, mode 0640) is how such files are commonly shared.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from .._files import not_a_file
+from ._connect import read_password
+from ._exit import CLIError
+from ._targets import ServerTarget, TargetsFile
+
+__all__ = ["MAX_PASSWORD_BYTES", "Passwords", "read_password_file"]
+
+log = logging.getLogger("vbo_async.cli")
+
+MAX_PASSWORD_BYTES = 64 * 1024
+"""The most bytes of a password file read (64 KiB): a longer file is refused, not read whole."""
+
+
+def read_password_file(path: str) -> tuple[str, int]:
+    """The password in the file at ``path`` and the file's permission bits; a file that cannot
+    be one is a `CLIError` saying why, with the path and never the content."""
+    try:
+        descriptor = os.open(path, _flags())
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket
+            raise CLIError(f"{path}: a socket, not a file") from None
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if (kind := not_a_file(mode)) is not None:
+            raise CLIError(f"{path}: a {kind}, not a file")
+        with os.fdopen(descriptor, "rb", closefd=False) as file:
+            raw = file.read(MAX_PASSWORD_BYTES + 1)
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(descriptor)
+    if len(raw) > MAX_PASSWORD_BYTES:
+        raise CLIError(f"{path}: larger than {MAX_PASSWORD_BYTES >> 10} KiB, which no password file is")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CLIError(f"{path}: not UTF-8 text") from None
+    password = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+    if not password:
+        raise CLIError(f"{path}: empty (the password file holds no password)")
+    return password, stat.S_IMODE(mode)
+
+
+def _flags() -> int:
+    """Open read-only, never waiting (a named pipe) and never taking a terminal; the flags the
+    system lacks (Windows) are left out."""
+    flags = os.O_RDONLY
+    for name in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"):
+        flags |= getattr(os, name, 0)
+    return flags
+
+
+@attrs.define
+class Passwords:
+    """Reads the passwords of a targets file's servers, as often as it is read (``serve``
+    reloads it): ``prompt`` lets a variable that is unset be prompted for (at start, with a
+    terminal), the passwords of variables are kept in ``given`` and given again at a reload,
+    which cannot prompt, and ``warned`` holds the paths already warned about (mode ``o+r``)."""
+
+    prompt: bool = True
+    given: dict[str, str] = attrs.field(factory=dict, repr=False)
+    warned: set[str] = attrs.field(factory=set)
+
+    def read(self, path: Path, targets: TargetsFile) -> list[str]:
+        """The password of each server of ``targets`` (read from ``path``), in order; each
+        variable and each file is read once. A problem is a `CLIError` naming its place."""
+        passwords: list[str] = []
+        files: dict[str, str] = {}
+        variables: dict[str, str] = {}
+        for index, target in enumerate(targets.servers):
+            if target.password_file is not None:
+                if target.password_file not in files:
+                    files[target.password_file] = self._file(path, index, target)
+                passwords.append(files[target.password_file])
+            else:
+                variable = target.password_env or ""
+                if variable not in variables:
+                    variables[variable] = self._variable(variable, target)
+                passwords.append(variables[variable])
+        return passwords
+
+    def _file(self, path: Path, index: int, target: ServerTarget) -> str:
+        assert target.password_file is not None
+        try:
+            password, mode = read_password_file(target.password_file)
+        except CLIError as exc:
+            named = f' (server "{target.name}")' if target.name else ""
+            raise CLIError(f"{path}: servers[{index}].password_file: {exc}{named}") from None
+        if mode & stat.S_IROTH and os.name == "posix" and target.password_file not in self.warned:
+            self.warned.add(target.password_file)
+            log.warning(
+                "the password file %s of %s can be read by any user (mode %04o): chmod o-r it",
+                target.password_file,
+                target.label,
+                mode,
+            )
+        return password
+
+    def _variable(self, variable: str, target: ServerTarget) -> str:
+        if self.prompt:
+            prompt = f"Password for {target.label} ({target.username}): "
+            password = self.given[variable] = read_password(variable, prompt)
+            return password
+        return _from_environment(variable, os.environ, self.given)
+
+
+def _from_environment(variable: str, environ: Mapping[str, str], given: Mapping[str, str]) -> str:
+    """The password in ``variable``, else the one read (or prompted for) before; no prompt."""
+    value = environ.get(variable)
+    if value is not None:
+        value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+    if value:
+        return value
+    if variable in given:
+        return given[variable]
+    if value == "":
+        raise CLIError(f"no password: the environment variable {variable} is empty")
+    raise CLIError(f"no password: set the environment variable {variable}")
