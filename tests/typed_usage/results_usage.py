@@ -55,6 +55,13 @@ def on_progress(progress: PollProgress) -> None:
     assert_type(progress.result, PollResult)
 
 
+class Bar:
+    """A progress bar whose update returns a value (tqdm's returns ``bool | None``)."""
+
+    def update(self, count: int = 1) -> bool | None:
+        return None
+
+
 async def sweep(vbo: VBOClient, organizations: list[Organization], job: Job) -> None:
     targets = [
         PollTarget(client=vbo, organization_id=o.id, name=o.name, organization=o) for o in organizations
@@ -96,6 +103,10 @@ async def sweep(vbo: VBOClient, organizations: list[Organization], job: Job) -> 
         async for result in closing:
             assert_type(result, PollResult)
     assert_type(await started.aclose(), None)
+    bar = Bar()
+    assert_type(poll_jobs(targets, on_progress=lambda progress: bar.update()), PollSweep)
+    seen: list[PollProgress] = []
+    assert_type(poll_jobs(targets, on_progress=seen.append), PollSweep)
 
 
 def results_built_by_hand(target: PollTarget, job: Job, health: JobHealth, error: LinkError) -> PollResult:
