@@ -78,7 +78,7 @@ def _pyright() -> list[str] | None:
 def test_the_public_api_types_as_documented_under_pyright(tmp_path: Path) -> None:
     command = _pyright()
     if command is None:
-        pytest.skip("pyright is not installed (pip install pyright; it runs on node)")
+        pytest.skip("pyright is not installed (the test extra has it) or node is missing")
     for path in [*SNIPPETS, *EXAMPLES]:
         shutil.copy(path, tmp_path / path.name)
     for name, source in [*blocks(), *docstring_blocks()]:
@@ -111,7 +111,7 @@ def test_every_public_name_has_a_declared_type_under_pyright_verifytypes(tmp_pat
     type completeness score is 100%; types of other packages (httpx, Starlette) aside."""
     command = _pyright()
     if command is None:
-        pytest.skip("pyright is not installed (pip install pyright; it runs on node)")
+        pytest.skip("pyright is not installed (the test extra has it) or node is missing")
     completed = subprocess.run(
         [*command, "--pythonpath", sys.executable, "--verifytypes", "vbo_async", "--ignoreexternal"],
         capture_output=True,
