@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import copy
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -701,6 +701,65 @@ async def test_an_error_in_on_progress_propagates(tenants: Tenants, make_client:
 
     assert sweep_tasks() == []
     assert await strays(baseline) == set()
+
+
+async def test_an_async_on_progress_is_a_config_error_before_any_request(
+    tenants: Tenants, make_client: MakeClient
+) -> None:
+    """on_progress is called, never awaited: an async one would never run (its coroutine dropped,
+    a RuntimeWarning at best). Its return value is otherwise ignored (``bar.update`` may return one)."""
+
+    async def async_bar(progress: PollProgress) -> None:
+        raise AssertionError("never runs")
+
+    class AsyncBar:
+        async def __call__(self, progress: PollProgress) -> None:
+            raise AssertionError("never runs")
+
+    targets = targets_for(tenants, make_client())
+    for callback in (async_bar, AsyncBar()):
+        with pytest.raises(ConfigError, match="on_progress is called, not awaited"):
+            poll_jobs(targets, on_progress=callback, batch=False)
+    assert tenants.fake.requests == []
+
+
+async def test_an_on_progress_that_returns_an_awaitable_stops_the_sweep(
+    tenants: Tenants, make_client: MakeClient
+) -> None:
+    tenants.hold(*tenants.ids[4:])
+    vbo = make_client()
+    baseline = asyncio.all_tasks()
+    made: list[Coroutine[Any, Any, None]] = []
+
+    async def later(progress: PollProgress) -> None:
+        raise AssertionError("never runs")
+
+    def scheduling_bar(progress: PollProgress) -> Coroutine[Any, Any, None]:
+        made.append(later(progress))  # a plain function that returns a coroutine: seen only when called
+        return made[-1]
+
+    with pytest.raises(ConfigError, match="on_progress is called, not awaited"):
+        async with asyncio.timeout(5):
+            await collect(
+                poll_jobs(targets_for(tenants, vbo), concurrency=6, on_progress=scheduling_bar, batch=False)
+            )
+    assert len(made) == 1
+    assert made[0].cr_frame is None  # closed: no "never awaited" warning
+    assert sweep_tasks() == []
+    assert await strays(baseline) == set()
+
+
+async def test_on_progress_may_return_a_value(tenants: Tenants, make_client: MakeClient) -> None:
+    counted: list[int] = []
+
+    def bar_update(progress: PollProgress) -> bool:  # as tqdm's update() returns
+        counted.append(progress.done)
+        return True
+
+    results = await collect(
+        poll_jobs(targets_for(tenants, make_client()), on_progress=bar_update, batch=False)
+    )
+    assert counted == list(range(1, len(results) + 1))
 
 
 # --- bugs, cancellation and closing ------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Servers grow these sets between versions (``lastStatus`` gained ``Queued`` in v6), so an unknown
 wire value never fails: it decodes to a pseudo-member that compares equal to the wire string and
 reports ``is_known == False``; its repr quotes the value as ``repr`` quotes any string (control
-characters escaped). Nothing is registered on the class, so no state is shared.
+characters escaped). Nothing is registered on the class, so no state is shared. Type checkers
+know only the listed members: a ``match`` over them still needs a default case (never
+``assert_never``), which is where a pseudo-member goes.
 """
 
 from __future__ import annotations

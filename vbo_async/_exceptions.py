@@ -48,6 +48,10 @@ class VBOError(Exception):
     ``method`` and ``url`` name the request the error belongs to, when there is one.
     """
 
+    args: tuple[Any, ...]  # as BaseException's: the `message` setter rewords it
+    method: str | None
+    url: str | None
+
     def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
         super().__init__(message)
         self.method = method

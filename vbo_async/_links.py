@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["CollectionLink", "Link", "Navigator", "ThroughLink"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class Navigator(Protocol):
@@ -44,15 +45,16 @@ class Navigator(Protocol):
     def iterate(self, url: str, target: type[Any]) -> AsyncIterator[Any]: ...
 
 
-class Link(Generic[T]):
-    """A link to one resource; ``await link`` fetches and decodes it into ``T``.
+class Link(Generic[T_co]):
+    """A link to one resource; ``await link`` fetches and decodes it into ``T_co``.
 
     ``href`` is exactly what the server sent; ``url`` is where the client will send the request
     (the href rebased onto the client's base URL, with the query parameters the version asks for
     that resource: v7/v8 organizations and v7 proxies ``extendedView=true``, as
     ``organization()`` and ``proxy()`` ask). Two links are equal when relation and href are.
     Links are immutable: copies are the link itself, and a pickled link is unpickled unbound (its
-    client stays behind), to be followed with ``client.follow(link)``.
+    client stays behind), to be followed with ``client.follow(link)``. Being read-only, a link is
+    covariant: a ``Link[Proxy]`` is a ``Link[object]`` to a function that takes any link.
     """
 
     __slots__ = ("_href", "_navigator", "_relation", "_target")
@@ -89,7 +91,7 @@ class Link(Generic[T]):
         """The model of the one resource `url` names (None: a collection, or raw JSON)."""
         return self._target
 
-    def __await__(self) -> Generator[Any, None, T]:
+    def __await__(self) -> Generator[Any, None, T_co]:
         return self._bound().fetch_one(self.url, self._target).__await__()
 
     def _bound(self) -> Navigator:
@@ -100,17 +102,17 @@ class Link(Generic[T]):
             )
         return self._navigator
 
-    def bound_to(self, navigator: Navigator | None) -> Link[T]:
+    def bound_to(self, navigator: Navigator | None) -> Link[T_co]:
         """The same link, followed through ``navigator`` (None: unbound)."""
         return type(self)(self.href, self.relation, navigator, self._target)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.href, self.relation, None, self._target))
 
-    def __copy__(self) -> Link[T]:
+    def __copy__(self) -> Link[T_co]:
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Link[T]:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Link[T_co]:
         return self
 
     def __repr__(self) -> str:
@@ -144,7 +146,7 @@ class CollectionLink(Link[list[T]]):
         return self._target if self._target is not None else object
 
 
-class ThroughLink(Link[T]):
+class ThroughLink(Link[T_co]):
     """A link reached in two steps: ``await`` follows ``via``, then the ``then`` link of what it
     leads to. A v6+ job has no proxy link; its ``links.proxy`` is a `ThroughLink` via the job's
     repository to that repository's proxy. When the middle resource has no ``then`` link (a v8
@@ -170,7 +172,7 @@ class ThroughLink(Link[T]):
         """The relation followed from the first step's resource."""
         return self._then
 
-    def next_step(self, middle: Any) -> Link[T]:
+    def next_step(self, middle: Any) -> Link[T_co]:
         """The second step's link, read from the resource ``via`` led to; `LinkError` if absent."""
         links = getattr(middle, "links", None)
         found = getattr(links, self._then, None)
@@ -189,15 +191,15 @@ class ThroughLink(Link[T]):
     def _resource(self) -> type[Any] | None:
         return self._via._resource()  # the url is the first step's
 
-    def __await__(self) -> Generator[Any, None, T]:
+    def __await__(self) -> Generator[Any, None, T_co]:
         self._bound()
         return self._follow().__await__()
 
-    async def _follow(self) -> T:
+    async def _follow(self) -> T_co:
         middle = await self._via
         return await self.next_step(middle)
 
-    def bound_to(self, navigator: Navigator | None) -> Link[T]:
+    def bound_to(self, navigator: Navigator | None) -> Link[T_co]:
         return type(self)(self._via.bound_to(navigator), self._then, self.relation, self._target)
 
     def __reduce__(self) -> tuple[Any, ...]:

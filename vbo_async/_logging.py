@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Protocol
 
 from ._exceptions import ConfigError
 
 __all__ = ["LOGGER_NAME", "configure_logging"]
 
 LOGGER_NAME = "vbo_async"
+
+
+class Writable(Protocol):
+    """What ``stream`` must be: any object with a ``write`` method taking a string (a text file,
+    ``sys.stderr``, an ``io.StringIO``, an application's own writer); ``flush`` is used if present."""
+
+    def write(self, text: str, /) -> object: ...
+
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def configure_logging(
-    level: str | int = "info", *, stream: TextIO | None = None, fmt: str | None = None
+    level: str | int = "info", *, stream: Writable | None = None, fmt: str | None = None
 ) -> logging.Handler:
     """Send the ``vbo_async`` logger's records at ``level`` and above to ``stream`` (stderr by
     default) and return the handler, so it can be removed again
@@ -70,5 +79,5 @@ def configure_logging(
     return handler
 
 
-class _Handler(logging.StreamHandler[TextIO]):
+class _Handler(logging.StreamHandler[Writable]):
     """The handler `configure_logging` installs (known apart from the application's own)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
@@ -31,7 +32,14 @@ __all__ = ["RELATIONS", "PollProgress", "PollResult", "PollSweep", "PollTarget",
 log = logging.getLogger("vbo_async")
 
 
-ProgressCallback = Callable[[PollProgress], None]
+ProgressCallback = Callable[[PollProgress], object]
+"""What ``on_progress`` is: called with each `PollProgress`, its return value ignored (a progress
+bar's ``update`` may return one). It is called, never awaited: an async one is a `ConfigError`."""
+
+_NOT_AWAITED = (
+    "on_progress is called, not awaited, in the task consuming the sweep: give a plain function "
+    "(an async one would never run)"
+)
 
 
 def poll_jobs(
@@ -87,7 +95,8 @@ def poll_jobs(
       (`VBOClient.server_clock_offset`: a server a minute to a day off this machine's has its
       runs' ages measured on its own clock).
     - ``on_progress`` is called in the consuming task with a `PollProgress` just before each
-      result is delivered.
+      result is delivered; what it returns is ignored. It is not awaited: an async function is a
+      `ConfigError` (here, or from the iteration when a plain one returns an awaitable).
 
     Arguments are checked here, before any request: a bad one raises `ConfigError`.
 
@@ -216,7 +225,11 @@ async def _sweep(
             done += 1
             failed += result.error is not None
             if on_progress is not None:
-                on_progress(PollProgress(done=done, total=total, failed=failed, result=result))
+                returned = on_progress(PollProgress(done=done, total=total, failed=failed, result=result))
+                if inspect.isawaitable(returned):
+                    if inspect.iscoroutine(returned):
+                        returned.close()  # never run: no "never awaited" warning
+                    raise ConfigError(f"{_NOT_AWAITED}; it returned a {type(returned).__name__}")
             yield result
         if runner.cancelled():
             raise asyncio.CancelledError  # cancelled by someone else: as `await runner` would
@@ -355,4 +368,9 @@ def _check_counts(counts: object) -> dict[VBOClient, int] | None:
 def _check_callback(on_progress: object) -> ProgressCallback | None:
     if on_progress is not None and not callable(on_progress):
         raise ConfigError(f"on_progress must be callable or None, got {type(on_progress).__name__}")
+    # A function, or an object whose class has an async __call__.
+    if on_progress is not None and (
+        inspect.iscoroutinefunction(on_progress) or inspect.iscoroutinefunction(type(on_progress).__call__)
+    ):
+        raise ConfigError(_NOT_AWAITED)
     return on_progress

@@ -129,7 +129,19 @@ class _ReadOnly(Mapping[K, V]):
         return (type(self), (self._items,))
 
 
-def _read_only(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
+# One converter per field, each typed as its field: a converter's parameter is the type the
+# checkers give the ``__init__`` argument (a ``Mapping[Any, Any]`` let any mapping through).
+
+
+def _prefetched(value: Mapping[LinkKey, object]) -> Mapping[LinkKey, object]:
+    return _ReadOnly(value)
+
+
+def _link_errors(value: Mapping[LinkKey, VBOError]) -> Mapping[LinkKey, VBOError]:
+    return _ReadOnly(value)
+
+
+def _health(value: Mapping[str, JobHealth]) -> Mapping[str, JobHealth]:
     return _ReadOnly(value)
 
 
@@ -164,9 +176,9 @@ class PollResult:
     error: VBOError | None = None
     elapsed: float = 0.0
     follow: tuple[str, ...] = ()
-    prefetched: Mapping[LinkKey, object] = attrs.field(factory=dict, converter=_read_only, repr=_count)
-    link_errors: Mapping[LinkKey, VBOError] = attrs.field(factory=dict, converter=_read_only)
-    health: Mapping[str, JobHealth] = attrs.field(factory=dict, converter=_read_only, repr=_count)
+    prefetched: Mapping[LinkKey, object] = attrs.field(factory=dict, converter=_prefetched, repr=_count)
+    link_errors: Mapping[LinkKey, VBOError] = attrs.field(factory=dict, converter=_link_errors)
+    health: Mapping[str, JobHealth] = attrs.field(factory=dict, converter=_health, repr=_count)
     organization: Organization | None = None
 
     @overload

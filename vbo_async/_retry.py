@@ -95,7 +95,7 @@ def _check_timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         _number(attribute.name, value, minimum=0.0, inclusive=False)
 
 
-def _statuses(value: Any) -> frozenset[int]:
+def _statuses(value: Iterable[int]) -> frozenset[int]:
     """``statuses`` as a frozenset of ints 400–599 (failures: a 2xx retried would send every
     successful request ``attempts`` times, a 3xx is never followed, a 1xx never final); a str (an
     iterable of characters) refused, and a status the client handles itself (`_HANDLED`: a 401

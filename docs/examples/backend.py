@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import httpx
 from starlette.applications import Starlette
@@ -33,7 +33,7 @@ def create_app(
     replaces the network for some of them."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncGenerator[None, None]:
         async with contextlib.AsyncExitStack() as stack:
             # One client per server for the app's whole life: one token, one connection pool,
             # shared by every request the app serves. Leaving the block closes (and logs out) all.

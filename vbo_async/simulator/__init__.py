@@ -6,13 +6,13 @@ live servers have (bare arrays or pages, dead links, a v8 ``next`` link naming `
 ```python
 from datetime import UTC, datetime
 
-from vbo_async.simulator import SimulatorConfig, create_app
+from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 config = SimulatorConfig(
     seed=1, organizations=20, api_versions=("v7", "v8"), epoch=datetime(2026, 7, 1, tzinfo=UTC)
 )
-app = create_app(config)
-simulator = app.state.simulator  # the state, for assertions
+simulator = Simulator(config)  # the state, for assertions (also app.state.simulator, untyped)
+app = create_app(simulator=simulator)
 page = simulator.jobs_wire(version="v8")  # exactly what GET /v8/Jobs answers
 ```
 """

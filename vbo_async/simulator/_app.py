@@ -25,7 +25,9 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
 
     Every version in ``config.api_versions`` is routed (v1 with its own table, v6+ from their
     `ApiVersion`); paths of other versions answer 404. The simulator is reachable as
-    ``app.state.simulator``. Fault injection wraps the routes, and routing is case-insensitive.
+    ``app.state.simulator`` (typed ``Any``, as Starlette's state is: to have it typed, build the
+    `Simulator` first and pass it). Fault injection wraps the routes, and routing is
+    case-insensitive.
 
     ```python
     app = create_app(SimulatorConfig(seed=7))

@@ -128,7 +128,9 @@ def _api_versions(instance: Any, attribute: attrs.Attribute[Any], value: object)
         raise ConfigError(f"{attribute.name} must not repeat a version, got {value!r}")
 
 
-def _tuple_of_lists(value: object) -> object:
+def _tuple_of_lists(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A list as a tuple; anything else as it is, for `_api_versions` to refuse if it must (the
+    parameter's type is what type checkers take ``api_versions=`` to be)."""
     return tuple(value) if isinstance(value, list) else value
 
 

@@ -112,17 +112,17 @@ class Simulator:
             raise ConfigError(f"config must be a SimulatorConfig or None, got {type(config).__name__}")
         if not callable(clock):
             raise ConfigError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
-        self.config = config if config is not None else SimulatorConfig()
-        self.clock = clock
-        self.stats = SimulatorStats()
-        self.epoch_ticks = epoch_ticks(self.config.epoch)
+        self.config: SimulatorConfig = config if config is not None else SimulatorConfig()
+        self.clock: Callable[[], float] = clock
+        self.stats: SimulatorStats = SimulatorStats()
+        self.epoch_ticks: int = epoch_ticks(self.config.epoch)
         """The simulated wall time when the simulator was built (ticks since the Unix epoch)."""
-        self.tokens = TokenStore(
+        self.tokens: TokenStore = TokenStore(
             clock, self.config.token_lifetime, self._wall_seconds, self.config.refresh_token_lifetime
         )
-        self.fault_rng = random.Random(self.config.faults.fault_seed)
+        self.fault_rng: random.Random = random.Random(self.config.faults.fault_seed)
         """Draws every fault decision; owned by this instance so runs are reproducible."""
-        self.last_revocation = time.monotonic()
+        self.last_revocation: float = time.monotonic()
         """When `Faults.revoke_every` last revoked tokens (``time.monotonic`` seconds)."""
         self._started = clock()
         self._throttle = TokenThrottle()
