@@ -226,6 +226,12 @@ class VBOClient:
         its last answer at once instead of being cut short by the deadline mid-wait."""
         self._sender.give_up_at = deadline
 
+    def _close_idle(self) -> None:
+        """Close the connections kept alive for the next request (a command whose next requests
+        come long after, or one bounding the descriptors its clients hold between them); the
+        next request connects again."""
+        self._sender.close_idle()
+
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"
         where = self.api_root or f"{self._root.base_url} (API version not known yet)"

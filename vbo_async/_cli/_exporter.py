@@ -89,8 +89,11 @@ class Exporter:
     """Sweeps ``servers`` every ``interval`` seconds and serves the result over HTTP (`app`).
 
     ``budget`` is the seconds one server's sweep may take (the interval when None); a server
-    over it is down for that sweep. ``concurrency`` is `poll_jobs`'s, per server. The exporter
-    owns no client: whoever built the `ServerSpec` objects closes them.
+    over it is down for that sweep. ``concurrency`` is `poll_jobs`'s, per server. ``at_once``
+    (None: no bound) is how many servers are swept at the same time: the others wait their turn
+    (before their time budget starts), and a server's idle connections are closed as its turn
+    ends, so the descriptors its clients hold stay within what the process may open. The
+    exporter owns no client: whoever built the `ServerSpec` objects closes them.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class Exporter:
         budget: float | None = None,
         policy: HealthPolicy | None = None,
         concurrency: int = 8,
+        at_once: int | None = None,
     ) -> None:
         self.servers = tuple(servers)
         self.interval = interval
@@ -128,6 +132,9 @@ class Exporter:
         """The text of the exposition plain scrapes are sending, while any is."""
         self._sweeping = 0
         self._loop: asyncio.Task[None] | None = None
+        bounded = at_once is not None and at_once < len(self.servers)
+        self._turns = asyncio.Semaphore(at_once) if bounded and at_once is not None else None
+        """Turns to sweep a server, when fewer than the servers (``at_once``)."""
 
     # --- sweeping -------------------------------------------------------------------------------------
 
@@ -142,14 +149,13 @@ class Exporter:
         return [task.result() for task in tasks]
 
     async def sweep_one(self, server: ServerSpec) -> ServerSnapshot:
-        """Sweep ``server`` once, render its series and publish them; returns its snapshot."""
+        """Sweep ``server`` once (in its turn, when servers take turns), render its series and
+        publish them; returns its snapshot."""
         began = time.perf_counter()
         self._sweeping += 1
         self.stats.in_progress = True
         try:
-            snapshot = await sweep_server(
-                server, policy=self.policy, budget=self.budget, concurrency=self.concurrency
-            )
+            snapshot = await self._in_turn(server)
             totals = self.errors[snapshot.server]
             for kind, count in snapshot.errors.items():
                 totals[kind] += count
@@ -159,6 +165,20 @@ class Exporter:
             self._sweeping -= 1
             self.stats.in_progress = self._sweeping > 0
         return snapshot
+
+    async def _in_turn(self, server: ServerSpec) -> ServerSnapshot:
+        """`sweep_server`, in ``server``'s turn when servers take turns (its time budget starts
+        with its turn); its idle connections closed as the turn ends."""
+        sweep = functools.partial(
+            sweep_server, server, policy=self.policy, budget=self.budget, concurrency=self.concurrency
+        )
+        if self._turns is None:
+            return await sweep()
+        async with self._turns:
+            try:
+                return await sweep()
+            finally:
+                server.client._close_idle()  # the next server's turn needs these descriptors
 
     async def _publish(self, snapshot: ServerSnapshot, errors: dict[str, int], *, began: float) -> None:
         """Render ``snapshot`` (with its server's running ``errors``) and publish it with the

@@ -37,11 +37,14 @@ __all__ = [
     "DEFAULT_LISTEN",
     "IDLE_TIMEOUT",
     "MAX_CONNECTIONS",
+    "RESERVED_DESCRIPTORS",
     "STOP_WITHIN",
     "connection_limit",
+    "descriptors_needed",
     "exporter_extra",
     "parse_listen",
     "serve",
+    "servers_at_once",
 ]
 
 log = logging.getLogger("vbo_async.cli")
@@ -81,6 +84,41 @@ def connection_limit(nofile: int) -> int:
     descriptors: a quarter of them (the clients' connections to the servers need the rest), at
     least 16 and at most `MAX_CONNECTIONS`."""
     return max(16, min(MAX_CONNECTIONS, nofile // 4))
+
+
+RESERVED_DESCRIPTORS = 64
+"""Descriptors ``serve`` keeps for everything but its connections: standard streams, the event
+loop's own, the listening socket, files read (CA bundles), a name lookup's socket."""
+
+
+def client_descriptors(max_concurrency: int) -> int:
+    """Descriptors a client of ``max_concurrency`` may hold while its server is swept: a connection
+    per request in flight, one for a token request, one for a name lookup."""
+    return max_concurrency + 2
+
+
+def servers_at_once(nofile: int, needs: Sequence[int]) -> int:
+    """How many servers ``serve`` sweeps at the same time under a limit of ``nofile`` open
+    descriptors, each server needing ``needs[i]`` while swept: as many as fit beside the HTTP
+    connections (`connection_limit`) and `RESERVED_DESCRIPTORS`, every server when all fit,
+    and at least one."""
+    room = nofile - connection_limit(nofile) - RESERVED_DESCRIPTORS
+    if not needs or sum(needs) <= room:
+        return len(needs)
+    return max(1, room // max(needs))
+
+
+def descriptors_needed(needs: Sequence[int]) -> int:
+    """The smallest open-file limit under which `servers_at_once` sweeps every server at once."""
+    low = sum(needs) + RESERVED_DESCRIPTORS  # too few by at least the HTTP connections' 16
+    high = low + MAX_CONNECTIONS  # enough: those connections are at most MAX_CONNECTIONS
+    while low < high:  # more descriptors never sweep fewer servers at once
+        middle = (low + high) // 2
+        if servers_at_once(middle, needs) < len(needs):
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _descriptor_limit() -> int:
@@ -202,8 +240,25 @@ async def _serve(
                     within=within,
                 )
                 specs.append(ServerSpec(name=target.label, client=client, organizations=target.organizations))
+            nofile = _descriptor_limit()
+            needs = [client_descriptors(target.max_concurrency) for target in servers]
+            at_once = servers_at_once(nofile, needs)
+            if at_once < len(needs):
+                log.warning(
+                    "the open-file limit of %d lets %s be swept at once, the others waiting their "
+                    "turn; a limit of %d or more (LimitNOFILE= in a systemd unit, ulimit -n in a "
+                    "shell) sweeps them all at once",
+                    nofile,
+                    f"{at_once} of {len(needs)} servers",
+                    descriptors_needed(needs),
+                )
             exporter = Exporter(
-                specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy
+                specs,
+                interval=interval,
+                budget=budget,
+                concurrency=concurrency,
+                policy=policy,
+                at_once=at_once,
             )
             runner = web.AppRunner(
                 exporter.app(),
@@ -217,7 +272,7 @@ async def _serve(
             listening: asyncio.Server | None = None
             try:
                 listening = await asyncio.get_running_loop().create_server(
-                    _Bounded(runner.server, connection_limit(_descriptor_limit())), sock=sock
+                    _Bounded(runner.server, connection_limit(nofile)), sock=sock
                 )
                 address = sock.getsockname()
                 shown = f"[{address[0]}]" if ":" in address[0] else address[0]
