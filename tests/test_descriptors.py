@@ -8,9 +8,11 @@ never in the test process; every server is on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +28,7 @@ from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async.simulator import SimulatorConfig, create_app
 
-from .conftest import serve
+from .conftest import closed_port, serve
 from .test_cli import HANG_GUARD, child_environment, reaped, write_targets
 from .test_soak import pool_connections
 
@@ -45,12 +47,15 @@ def _limited(nofile: int) -> Callable[[], None]:
     return lower
 
 
-def _targets(path: Path, port: int, count: int) -> Path:
-    tables = "".join(
-        f'[[servers]]\nname = "s{number:02d}"\nurl = "http://127.0.0.1:{port}/v8"\nusername = "admin"\n'
+def _table_of(name: str, url: str) -> str:
+    return (
+        f'[[servers]]\nname = "{name}"\nurl = "{url}"\nusername = "admin"\n'
         'password_env = "VBO_PASSWORD"\norganizations = "all"\n\n'
-        for number in range(count)
     )
+
+
+def _targets(path: Path, port: int, count: int) -> Path:
+    tables = "".join(_table_of(f"s{number:02d}", f"http://127.0.0.1:{port}/v8") for number in range(count))
     return write_targets(path, tables)
 
 
@@ -152,3 +157,79 @@ async def test_a_server_taking_turns_closes_its_idle_connections_as_its_turn_end
         finally:
             for client in clients:
                 await client.aclose()
+
+
+# --- running out of descriptors -----------------------------------------------------------------------
+
+EXHAUSTIBLE = """
+import os, signal
+_held = []
+def _exhaust(*_):
+    while True:
+        try:
+            _held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            break
+def _release(*_):
+    while _held:
+        os.close(_held.pop())
+signal.signal(signal.SIGUSR1, _exhaust)
+signal.signal(signal.SIGUSR2, _release)
+"""
+"""A ``sitecustomize`` for a child process: SIGUSR1 takes every free descriptor, SIGUSR2 gives
+them back."""
+
+
+def _serving_exhaustible(tmp_path: Path, tables: str) -> subprocess.Popen[str]:
+    (tmp_path / "sitecustomize.py").write_text(EXHAUSTIBLE, encoding="utf-8")
+    targets = write_targets(tmp_path / "targets.toml", tables)
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return subprocess.Popen(
+        [*MODULE, "serve", "--targets", str(targets), "--listen", "127.0.0.1:0", "--interval", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path),
+        preexec_fn=_limited(256),  # SIGUSR1 opens that many files, not the test process's limit
+    )
+
+
+def test_running_out_of_descriptors_is_one_warning_and_everything_works_once_they_are_back(
+    tmp_path: Path,
+) -> None:
+    """While the process has no descriptor free, a connection to the exporter waits (asyncio
+    tries to accept it each second); once descriptors are back it is answered, and so are new
+    ones. asyncio logged each refused accept with its traceback, up to a hundred times a second
+    (its accept loop goes on after the first), and as many tracebacks again at exit (its retries,
+    scheduled on a closed socket); now one warning line says it and one that it is over."""
+    app_port = closed_port()
+    process = _serving_exhaustible(tmp_path, _table_of("east", f"http://127.0.0.1:{app_port}/v8"))
+    with reaped(process):
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Serving the metrics of 1 server at http://127.0.0.1:"), line
+        base = line.split(" at ", 1)[1].split("/metrics", 1)[0]
+        address = ("127.0.0.1", int(base.rsplit(":", 1)[1]))
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        waiting = socket.create_connection(address, timeout=HANG_GUARD)  # queued by the kernel
+        waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(2.5)  # two or three tries of asyncio's to accept it
+        process.send_signal(signal.SIGUSR2)
+        answer = b""
+        while chunk := waiting.recv(65536):
+            answer += chunk
+        waiting.close()
+        assert answer.startswith(b"HTTP/1.1 "), answer
+        with httpx.Client(base_url=base, timeout=HANG_GUARD) as client:
+            assert client.get("/metrics").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=HANG_GUARD)
+    assert process.returncode == 0
+    assert "Traceback" not in err, err[:3000]
+    said = [line for line in err.splitlines() if "descriptor" in line or "accept" in line]
+    assert said == [
+        "vbo-async: warning: cannot accept connections: [Errno 24] Too many open files "
+        "(no descriptor is free; trying again each second)",
+        "vbo-async: warning: accepting connections again",
+    ]

@@ -146,6 +146,10 @@ _REFUSAL = (
 )
 
 
+_ACCEPT_STARVED = "socket.accept() out of system resource"
+"""How asyncio's event loops report an accept refused with EMFILE, ENFILE, ENOBUFS or ENOMEM."""
+
+
 class _Refused(asyncio.Protocol):
     """A connection over the limit: answered 503 and closed at once."""
 
@@ -270,10 +274,12 @@ async def _serve(
             )
             await runner.setup()
             listening: asyncio.Server | None = None
+            bounded = _Bounded(runner.server, connection_limit(nofile))
+            loop = asyncio.get_running_loop()
+            handler = loop.get_exception_handler()
+            loop.set_exception_handler(bounded.exception_handler)
             try:
-                listening = await asyncio.get_running_loop().create_server(
-                    _Bounded(runner.server, connection_limit(nofile)), sock=sock
-                )
+                listening = await loop.create_server(bounded, sock=sock)
                 address = sock.getsockname()
                 shown = f"[{address[0]}]" if ":" in address[0] else address[0]
                 served = plural(len(specs), "server")
@@ -283,10 +289,12 @@ async def _serve(
                 )
                 return await _until_stopped(exporter, signals)
             finally:
+                bounded.closed = True
                 if listening is not None:
                     listening.close()
                 await exporter.stop()
                 await runner.cleanup()
+                loop.set_exception_handler(handler)
         finally:
             await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
 
@@ -303,8 +311,37 @@ class _Bounded:
         self.limit = limit
         self.open = 0
         self.refusing = False
+        self.starved = False
+        """Whether accepting failed for want of a descriptor, and none was accepted since."""
+        self.closed = False
+        """Whether the listening socket is closed (``serve`` is stopping)."""
+
+    def exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The event loop's exception handler while ``serve`` listens. asyncio reports an accept
+        refused for want of a descriptor (or memory) with its traceback, and goes on trying to
+        accept up to a hundred times in a row, each failure reported and each scheduling a retry
+        a second later: hundreds of tracebacks a second, and as many at exit from the retries
+        left on the closed socket. That is one warning here when it begins and one when a
+        connection is accepted again; the retries on the closed socket are dropped. Anything
+        else goes to the loop's default handler."""
+        if context.get("message") == _ACCEPT_STARVED:
+            if not self.starved:
+                self.starved = True
+                log.warning(
+                    "cannot accept connections: %s (no descriptor is free; trying again each second)",
+                    context.get("exception"),
+                )
+            return
+        handle = context.get("handle")
+        callback = getattr(handle, "_callback", None)
+        if self.closed and getattr(callback, "__name__", None) == "_start_serving":
+            return
+        loop.default_exception_handler(context)
 
     def __call__(self) -> asyncio.BaseProtocol:
+        if self.starved:
+            self.starved = False
+            log.warning("accepting connections again")
         if self.open < self.limit:
             self.refusing = False
             self.open += 1
