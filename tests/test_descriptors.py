@@ -18,12 +18,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
 
-from vbo_async import VBOClient
-from vbo_async._cli import _serve
+from vbo_async import TransportError, VBOClient
+from vbo_async._cli import _connect, _serve
+from vbo_async._cli._exit import CLIError, Outcome
 from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async.simulator import SimulatorConfig, create_app
@@ -233,3 +235,95 @@ def test_running_out_of_descriptors_is_one_warning_and_everything_works_once_the
         "(no descriptor is free; trying again each second)",
         "vbo-async: warning: accepting connections again",
     ]
+
+
+MAKING_CLIENTS = """
+import os, resource, sys
+if sys.argv[1] == "tls":
+    import vbo_async._aiohttp  # imported before: only the certificates are left to read
+from vbo_async import VBOClient, VBOError
+
+def client():
+    verify = sys.argv[1] == "tls"
+    return VBOClient("https://vbo.example.com:4443", username="u", password="p", verify=verify)
+
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+held = []
+while True:
+    try:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        break
+try:
+    client()
+    print("made")
+except VBOError as exc:
+    print(f"{type(exc).__name__}: {exc}")
+except Exception as exc:
+    print(f"bare {type(exc).__name__}: {exc}")
+for fd in held:
+    os.close(fd)
+made = client()
+ssl = made._sender._transport._ssl
+print(ssl is False or ssl.cert_store_stats()["x509"] > 0)
+"""
+"""Makes a client (verifying with the system's CA certificates for ``tls``; not verifying, its
+transport's module not yet imported, for ``import``) when no descriptor is free, and again once
+they are back."""
+
+
+@pytest.mark.parametrize(
+    ("case", "bundle", "said"),
+    [
+        ("tls", None, "cannot load the system's CA certificates"),
+        ("tls", "ca", "cannot load the system's CA certificates"),
+        ("import", None, "cannot load the HTTP transport"),
+    ],
+    ids=["system-certificates", "SSL_CERT_FILE", "transport-module"],
+)
+def test_a_client_made_with_no_descriptor_free_is_a_transport_error_and_the_next_one_works(
+    tls_files: tuple[Path, Path], case: str, bundle: str | None, said: str
+) -> None:
+    """A client made while the process has no descriptor free: OpenSSL skipped the CA bundle it
+    could not open, so the client was made trusting none of its certificates, for its whole life
+    (or, with ``SSL_CERT_FILE`` set, a `ConfigError` blamed a bundle 'missing, unreadable or not
+    PEM'), and the first import of the transport's module was a bare ``OSError``. Now it is a
+    `TransportError` naming the cause, and a client made once descriptors are back trusts the
+    system's certificates."""
+    env = {k: v for k, v in child_environment().items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    if bundle is not None:
+        env["SSL_CERT_FILE"] = str(tls_files[1])
+    done = subprocess.run(
+        [sys.executable, "-c", MAKING_CLIENTS, case],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr  # verify=False warns there, and nothing else may be
+    assert done.stdout.splitlines() == [
+        f"TransportError: {said}: Too many open files (no file descriptor is free; try again later)",
+        "True",
+    ]
+
+
+def test_no_descriptor_for_the_certificates_is_no_usage_error_of_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve``, ``poll`` and ``check`` load their TLS contexts first: a `TransportError` there
+    (no descriptor free) ends them as a server that cannot be read (``serve`` exits 1, which a
+    service manager restarts, not 2, which the example unit does not), not as a usage error."""
+
+    def starved(verify: object) -> NoReturn:
+        raise TransportError("cannot load the system's CA certificates: Too many open files")
+
+    monkeypatch.setattr(_connect, "tls_context", starved)
+    with pytest.raises(CLIError) as raised:
+        _connect.SharedContexts().verify(True)
+    assert (raised.value.outcome, str(raised.value)) == (
+        Outcome.UNREADABLE,
+        "cannot load the system's CA certificates: Too many open files",
+    )
