@@ -8,6 +8,7 @@ never in the test process; every server is on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import resource
@@ -25,7 +26,7 @@ import pytest
 
 from vbo_async import TransportError, VBOClient
 from vbo_async._cli import _connect, _serve
-from vbo_async._cli._exit import CLIError, Outcome
+from vbo_async._cli._exit import CLIError, Outcome, failure_line
 from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async.simulator import SimulatorConfig, create_app
@@ -326,4 +327,44 @@ def test_no_descriptor_for_the_certificates_is_no_usage_error_of_the_command(
     assert (raised.value.outcome, str(raised.value)) == (
         Outcome.UNREADABLE,
         "cannot load the system's CA certificates: Too many open files",
+    )
+
+
+def test_check_out_of_descriptors_is_unknown_with_a_line_saying_so(tmp_path: Path) -> None:
+    """``check`` under open-file limits so low that it runs out somewhere (a module it imports
+    late, a socket): always UNKNOWN (3), with a line naming the cause; under ``ulimit -n 6``
+    it said 'internal error: OSError: [Errno 24] Too many open files: .../_flows.py'."""
+    targets = write_targets(
+        tmp_path / "targets.toml", _table_of("east", f"https://127.0.0.1:{closed_port()}/v8")
+    )
+    firsts = []
+    for nofile in range(5, 12):
+        done = subprocess.run(
+            [*MODULE, "check", "--targets", str(targets), "-t", "20"],
+            capture_output=True,
+            text=True,
+            env=child_environment(VBO_PASSWORD="admin"),
+            preexec_fn=_limited(nofile),
+            timeout=HANG_GUARD,
+            check=False,
+        )
+        assert done.returncode == 3, (nofile, done.stdout, done.stderr)
+        firsts.append(done.stdout.partition("\n")[0])
+    assert not [line for line in firsts if "internal error" in line]
+    assert all(
+        line.startswith(("VB365 UNKNOWN - out of file descriptors: ", "VB365 UNKNOWN - no jobs found"))
+        for line in firsts
+    ), firsts
+
+
+def test_a_failure_of_no_descriptor_is_said_as_such_and_others_as_internal_errors() -> None:
+    assert failure_line(OSError(errno.EMFILE, "Too many open files")) == (
+        "out of file descriptors: Too many open files "
+        "(raise the open-file limit: ulimit -n, or LimitNOFILE= in a systemd unit)"
+    )
+    assert failure_line(OSError(errno.ENFILE, "Too many open files in system")).startswith(
+        "out of file descriptors: Too many open files in system "
+    )
+    assert failure_line(OSError(errno.EACCES, "Permission denied")) == (
+        "internal error: PermissionError: [Errno 13] Permission denied (VBO_ASYNC_LOG=debug shows where)"
     )
