@@ -7,6 +7,7 @@ never in the test process; every server is on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -19,10 +20,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import httpx
 import pytest
+from aiohttp import web
 
 from vbo_async import TransportError, VBOClient
 from vbo_async._cli import _connect, _serve
@@ -165,22 +167,30 @@ async def test_a_server_taking_turns_closes_its_idle_connections_as_its_turn_end
 # --- running out of descriptors -----------------------------------------------------------------------
 
 EXHAUSTIBLE = """
-import os, signal
+import os, signal, threading, time
 _held = []
-def _exhaust(*_):
+_taking = threading.Event()
+def _take():
     while True:
-        try:
-            _held.append(os.open(os.devnull, os.O_RDONLY))
-        except OSError:
-            break
+        _taking.wait()
+        while _taking.is_set():
+            try:
+                _held.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                time.sleep(0.005)
+def _exhaust(*_):
+    _taking.set()
 def _release(*_):
+    _taking.clear()
+    time.sleep(0.05)
     while _held:
         os.close(_held.pop())
+threading.Thread(target=_take, daemon=True).start()
 signal.signal(signal.SIGUSR1, _exhaust)
 signal.signal(signal.SIGUSR2, _release)
 """
-"""A ``sitecustomize`` for a child process: SIGUSR1 takes every free descriptor, SIGUSR2 gives
-them back."""
+"""A ``sitecustomize`` for a child process: after SIGUSR1 a thread takes every descriptor as
+soon as it is free, until SIGUSR2 gives them all back."""
 
 
 def _serving_exhaustible(tmp_path: Path, tables: str) -> subprocess.Popen[str]:
@@ -226,16 +236,19 @@ def test_running_out_of_descriptors_is_one_warning_and_everything_works_once_the
         assert answer.startswith(b"HTTP/1.1 "), answer
         with httpx.Client(base_url=base, timeout=HANG_GUARD) as client:
             assert client.get("/metrics").status_code == 200
+        process.send_signal(signal.SIGUSR1)  # and stopped while it has none
+        time.sleep(0.5)
+        late = socket.create_connection(address, timeout=HANG_GUARD)
+        time.sleep(1.5)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=HANG_GUARD)
+        late.close()
     assert process.returncode == 0
     assert "Traceback" not in err, err[:3000]
     said = [line for line in err.splitlines() if "descriptor" in line or "accept" in line]
-    assert said == [
-        "vbo-async: warning: cannot accept connections: [Errno 24] Too many open files "
-        "(no descriptor is free; trying again each second)",
-        "vbo-async: warning: accepting connections again",
-    ]
+    refused = "vbo-async: warning: cannot accept connections: [Errno 24] Too many open files"
+    refused += " (trying again each second)"
+    assert said == [refused, "vbo-async: warning: accepting connections again", refused]
 
 
 MAKING_CLIENTS = """
@@ -368,3 +381,28 @@ def test_a_failure_of_no_descriptor_is_said_as_such_and_others_as_internal_error
     assert failure_line(OSError(errno.EACCES, "Permission denied")) == (
         "internal error: PermissionError: [Errno 13] Permission denied (VBO_ASYNC_LOG=debug shows where)"
     )
+
+
+async def test_the_accept_retries_left_on_the_closed_socket_are_dropped_and_the_rest_passed_on() -> None:
+    """asyncio's retries to accept, scheduled a second after each refusal, still run once
+    ``serve`` has closed its socket as it stops (a slow stop: clients logging out): each was an
+    'Exception in callback ..._start_serving' traceback ('Invalid file descriptor: -1'), a hundred
+    and more. They are dropped once the socket is closed; anything else reaches the handler that
+    was there before."""
+    loop = asyncio.get_running_loop()
+    passed: list[dict[str, Any]] = []
+    bounded = _serve._Bounded(web.Server(lambda request: web.Response()), 16)
+    bounded.previous = lambda _, context: passed.append(context)
+
+    def _start_serving() -> None:
+        """Named as asyncio's retry is."""
+
+    retry = asyncio.TimerHandle(0.0, _start_serving, (), loop)
+    failure = {"message": "Exception in callback", "exception": ValueError("-1"), "handle": retry}
+    bounded.exception_handler(loop, failure)
+    assert passed == [failure]  # while the socket is open, nothing is hidden
+    bounded.closed = True
+    bounded.exception_handler(loop, failure)
+    other = {"message": "Task exception was never retrieved", "exception": ValueError("x")}
+    bounded.exception_handler(loop, other)
+    assert passed == [failure, other]

@@ -16,7 +16,7 @@ import resource
 import signal
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -276,7 +276,7 @@ async def _serve(
             listening: asyncio.Server | None = None
             bounded = _Bounded(runner.server, connection_limit(nofile))
             loop = asyncio.get_running_loop()
-            handler = loop.get_exception_handler()
+            bounded.previous = loop.get_exception_handler()
             loop.set_exception_handler(bounded.exception_handler)
             try:
                 listening = await loop.create_server(bounded, sock=sock)
@@ -294,7 +294,7 @@ async def _serve(
                     listening.close()
                 await exporter.stop()
                 await runner.cleanup()
-                loop.set_exception_handler(handler)
+                loop.set_exception_handler(bounded.previous)
         finally:
             await asyncio.gather(*(spec.client.aclose() for spec in specs), return_exceptions=True)
 
@@ -315,6 +315,8 @@ class _Bounded:
         """Whether accepting failed for want of a descriptor, and none was accepted since."""
         self.closed = False
         """Whether the listening socket is closed (``serve`` is stopping)."""
+        self.previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None = None
+        """The loop's exception handler before this one, which gets everything else."""
 
     def exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """The event loop's exception handler while ``serve`` listens. asyncio reports an accept
@@ -323,20 +325,22 @@ class _Bounded:
         a second later: hundreds of tracebacks a second, and as many at exit from the retries
         left on the closed socket. That is one warning here when it begins and one when a
         connection is accepted again; the retries on the closed socket are dropped. Anything
-        else goes to the loop's default handler."""
+        else goes to the handler before this one (the loop's default one when none was set)."""
         if context.get("message") == _ACCEPT_STARVED:
             if not self.starved:
                 self.starved = True
                 log.warning(
-                    "cannot accept connections: %s (no descriptor is free; trying again each second)",
-                    context.get("exception"),
+                    "cannot accept connections: %s (trying again each second)", context.get("exception")
                 )
             return
         handle = context.get("handle")
         callback = getattr(handle, "_callback", None)
         if self.closed and getattr(callback, "__name__", None) == "_start_serving":
             return
-        loop.default_exception_handler(context)
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     def __call__(self) -> asyncio.BaseProtocol:
         if self.starved:
