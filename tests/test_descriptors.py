@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +32,11 @@ from vbo_async._cli import _connect, _serve
 from vbo_async._cli._exit import CLIError, Outcome, failure_line
 from vbo_async._cli._exporter import Exporter
 from vbo_async._cli._sweeps import ServerSpec
+from vbo_async._cli._threads import DaemonThreads
 from vbo_async.simulator import SimulatorConfig, create_app
 
-from .conftest import closed_port, serve
+from .conftest import FAST, closed_port, serve
+from .raw_http import serve_raw
 from .test_cli import HANG_GUARD, child_environment, reaped, write_targets
 from .test_soak import pool_connections
 
@@ -406,3 +409,103 @@ async def test_the_accept_retries_left_on_the_closed_socket_are_dropped_and_the_
     other = {"message": "Task exception was never retrieved", "exception": ValueError("x")}
     bounded.exception_handler(loop, other)
     assert passed == [failure, other]
+
+
+# --- nothing left behind, sweep after sweep ------------------------------------------------------------
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _now() -> tuple[int, int, int]:
+    """The process's open descriptors, threads and tasks (the servers' own included)."""
+    return _open_descriptors(), threading.active_count(), len(asyncio.all_tasks())
+
+
+async def _answer_500(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\n{}")
+    await writer.drain()
+
+
+async def _answer_401(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    await writer.drain()
+
+
+async def _answer_429(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 2\r\n\r\n{}")
+    await writer.drain()
+
+
+async def _reset_mid_body(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+    await writer.drain()
+    writer.transport.abort()
+    raise ConnectionResetError
+
+
+async def _never_answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(1.0)  # longer than the client waits; then the connection is closed
+    writer.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+async def test_sweeps_of_failing_servers_leave_no_descriptor_thread_or_task_behind() -> None:
+    """The exporter's sweeps (and `poll_jobs`, which they run) of servers that answer, refuse the
+    connection, fail the TLS handshake, answer 401, 429 and 500, reset the connection mid-body
+    and never answer (the sweep's time budget cancelling what is in flight), round after round:
+    the process's descriptors, threads and tasks come back to what they were after the first
+    rounds, and to what they were before the clients once these are closed."""
+    # The commands' executor: a thread per name lookup, ended with it (the standard one keeps up
+    # to a few idle threads, more of them as lookups happen to overlap).
+    asyncio.get_running_loop().set_default_executor(DaemonThreads())
+    app = create_app(SimulatorConfig(seed=6, organizations=3, api_versions=("v8",)))
+    async with contextlib.AsyncExitStack() as stack:
+        ports = {"ok": await stack.enter_async_context(serve(app))}
+        for name, answer in {
+            "500": _answer_500,
+            "401": _answer_401,
+            "429": _answer_429,
+            "reset": _reset_mid_body,
+            "hang": _never_answer,
+        }.items():
+            ports[name] = await stack.enter_async_context(serve_raw(answer))
+        urls = {name: f"http://localhost:{port}" for name, port in ports.items()}
+        urls["refused"] = f"http://127.0.0.1:{closed_port()}"
+        urls["tls"] = f"https://127.0.0.1:{ports['ok']}"  # https to a plain HTTP port
+        before = _open_descriptors()
+        clients = [
+            VBOClient(url, username="admin", password="admin", api_version="v8", timeout=0.5, retry=FAST)
+            for url in urls.values()
+        ]
+        try:
+            specs = [ServerSpec(name=name, client=client) for name, client in zip(urls, clients, strict=True)]
+            exporter = Exporter(specs, interval=60.0, budget=0.8, at_once=len(specs) - 1)
+            counts: list[tuple[int, int, int]] = []  # descriptors, threads, tasks after each round
+            for _ in range(8):
+                snapshots = await exporter.sweep()
+                await _settled(lambda: len(counts) < 2 or _within(_now(), counts[1]))
+                counts.append(_now())
+            assert [snapshot.up for snapshot in snapshots] == [name == "ok" for name in urls]
+            assert all(_within(count, counts[1]) for count in counts[2:]), counts
+        finally:
+            for client in clients:
+                await client.aclose()
+        await _settled(lambda: _open_descriptors() <= before)
+        assert _open_descriptors() <= before
+
+
+def _within(counts: tuple[int, ...], bounds: tuple[int, ...]) -> bool:
+    return all(count <= bound for count, bound in zip(counts, bounds, strict=True))
+
+
+async def _settled(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition`` holds (sockets a server side closes as it notices the client gone),
+    up to `HANG_GUARD`; the caller asserts it."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(HANG_GUARD):
+            while not condition():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)

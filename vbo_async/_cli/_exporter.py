@@ -8,6 +8,9 @@ seconds after that sweep *started*, and at least ``interval / 10`` after it *end
 slow to answer therefore holds up nobody's metrics but its own, the others are swept every
 interval meanwhile, and the sweeps of one server never overlap and never pile up: one slower
 than the interval is followed by the next one after the short gap, not by a burst of catching up.
+When the process may not open descriptors enough to sweep every server at once (``at_once``,
+from ``serve``'s open-file limit), the servers take turns: a sweep waits for one, its time
+budget starting with it, and its server's idle connections are closed as it ends.
 
 ``/metrics`` answers the last published exposition and the exporter's own metrics; it never
 sends a request to a VBO server, so scrapers, however many, cost the backup servers nothing.
