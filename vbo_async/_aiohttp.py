@@ -33,6 +33,7 @@ import asyncio
 import select
 import ssl
 import weakref
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
@@ -256,6 +257,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # Outside the handler: aiohttp's error, quoting the head cut, is not even the context.
         raise translated
 
+    def close_idle(self) -> None:
+        """Close every connection no request is using (kept alive for the next one); those in use
+        stay open. The transport is still usable: a later request connects again."""
+        session = self._session
+        if session is not None and isinstance(session.connector, _Connector):
+            session.connector.close_idle()
+
     async def aclose(self) -> None:
         """Close the session and every connection; the transport cannot be used afterwards."""
         self._closed = True
@@ -314,6 +322,14 @@ class _Connector(aiohttp.TCPConnector):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._handed_out: weakref.WeakSet[aiohttp.client_proto.ResponseHandler] = weakref.WeakSet()
+
+    def close_idle(self) -> None:
+        """Close the kept-alive connections now (aiohttp closes them only ``keepalive_timeout``
+        after their last use, and as late as twice that)."""
+        idle, self._conns = self._conns, defaultdict(deque)
+        for connections in idle.values():
+            for protocol, _ in connections:
+                protocol.close()
 
     async def connect(
         self,

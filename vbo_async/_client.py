@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import ipaddress
 import logging
 import math
@@ -248,6 +249,12 @@ class VBOClient:
     def _server_time(self) -> dt.datetime:
         """The current time on the server's clock (`_server_now` of this machine's)."""
         return self._sender.clock.now(dt.datetime.now(dt.UTC))
+
+    def _close_idle(self) -> None:
+        """Close the connections kept alive for the next request (a command whose next requests
+        come long after, or one bounding the descriptors its clients hold between them); the
+        next request connects again."""
+        self._sender.close_idle()
 
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"
@@ -842,7 +849,18 @@ def default_transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> ht
         from ._aiohttp import AiohttpTransport
     except ImportError:
         return httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
+    except OSError as exc:  # its first import, when the process has no descriptor free to read it
+        raise _out_of_descriptors(exc, "cannot load the HTTP transport") from exc
     return AiohttpTransport(verify=verify, limits=limits)
+
+
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+
+
+def _out_of_descriptors(exc: OSError, doing: str) -> TransportError:
+    """The `TransportError` for ``exc``, a file the process or the system had no descriptor
+    free to open: nothing is wrong with the file, and the same call may succeed later."""
+    return TransportError(f"{doing}: {exc.strerror or exc} (no file descriptor is free; try again later)")
 
 
 def _ssl_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> ssl.SSLContext | bool:
@@ -859,10 +877,13 @@ def _ssl_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> ssl.
 def tls_context(verify: Literal[True] | str | os.PathLike[str]) -> ssl.SSLContext:
     """A verifying TLS context: the system's CA certificates for ``True``, else those of the CA
     bundle file or directory at ``verify`` (`ConfigError` when it cannot be loaded; a directory
-    must hold its certificates under the names ``openssl rehash`` gives them). Loading takes
+    must hold its certificates under the names ``openssl rehash`` gives them; `TransportError`
+    when the process has no file descriptor free to read them). Loading takes
     about 25 ms: build one and share it between clients."""
     if verify is True:
         context = ssl.create_default_context()
+        if not context.cert_store_stats()["x509"]:
+            _check_default_readable()
         _check_default_bundle(context)
         return context
     path = os.fspath(verify)
@@ -884,7 +905,22 @@ def tls_context(verify: Literal[True] | str | os.PathLike[str]) -> ssl.SSLContex
     except (OSError, ssl.SSLError, ValueError) as exc:  # ValueError: a NUL byte in the path
         if isinstance(exc, ConfigError):
             raise
+        if isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS:
+            raise _out_of_descriptors(exc, f"cannot load the CA bundle {path!r}") from None
         raise ConfigError(f"cannot load the CA bundle {path!r}: {exc}") from None
+
+
+def _check_default_readable() -> None:
+    """A `TransportError` when the default CA bundle (``SSL_CERT_FILE``, else OpenSSL's own)
+    could not be opened for want of a file descriptor: OpenSSL skips it in silence, and a
+    context made then would refuse every certificate for as long as it is used."""
+    paths = ssl.get_default_verify_paths()
+    bundle = os.environ.get(paths.openssl_cafile_env) or paths.openssl_cafile
+    try:
+        os.close(os.open(bundle, os.O_RDONLY | os.O_NONBLOCK))  # a named pipe: no wait
+    except OSError as exc:
+        if exc.errno in _OUT_OF_DESCRIPTORS:
+            raise _out_of_descriptors(exc, "cannot load the system's CA certificates") from None
 
 
 def _check_default_bundle(context: ssl.SSLContext) -> None:

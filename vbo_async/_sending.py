@@ -257,6 +257,13 @@ class Sender:
         for pause in self._pauses:
             pause.cancel()
 
+    def close_idle(self) -> None:
+        """Close the pool's connections no request is using, where the transport can (the
+        default one; any other keeps them as it does)."""
+        close_idle = getattr(self._transport, "close_idle", None) if self._lean_get is not None else None
+        if close_idle is not None:
+            close_idle()
+
     async def aclose(self) -> None:
         """Refuse every further request and close the connection pool (requests in flight end
         with `ClientStateError`). Idempotent."""

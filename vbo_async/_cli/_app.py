@@ -50,6 +50,7 @@ from ._exit import (
     CLIError,
     ExitCodes,
     Outcome,
+    failure_line,
     quiet_stdout,
     simulator_extra,
     writing_output,
@@ -162,7 +163,7 @@ class VBOCommand(_WritesHelp):
             raise
         except (Exception, asyncio.CancelledError) as exc:  # a bug: one line, with this command's exit code
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
-            say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
+            say(failure_line(exc))
             return codes.unreadable
         return codes[result] if isinstance(result, Outcome) else int(result)
 
@@ -803,7 +804,7 @@ def _run(argv: Sequence[str] | None, level: int | None) -> int:
             logging.getLogger("vbo_async.cli").debug("internal error", exc_info=True)
             named = _named_command(argv)  # one reading the options: its own output and codes
             say = named.report_error if named is not None else _say_error
-            say(f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)")
+            say(failure_line(exc))
             return (named.exit_codes if named is not None else STANDARD).unreadable
     return int(status) if isinstance(status, int) else 0
 

@@ -29,7 +29,7 @@ from .._redact import redact_url
 from .._retry import RetryPolicy
 from .._urls import ApiRoot
 from ..cli import DEFAULT_API_VERSION
-from ._exit import CLIError
+from ._exit import CLIError, Outcome
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -167,7 +167,8 @@ class Connection:
     ) -> VBOClient:
         """A `VBOClient` for this server (``verify`` overrides the connection's own, e.g. with a
         shared TLS context), for a command that gives up after ``within`` seconds (None: never;
-        see `retries_within`). An unusable URL or CA bundle is a `CLIError` (usage)."""
+        see `retries_within`). An unusable URL or CA bundle is a `CLIError` (usage); no file
+        descriptor free to make the client, one whose outcome is `Outcome.UNREADABLE`."""
         try:
             return VBOClient(
                 self.url,
@@ -180,6 +181,8 @@ class Connection:
             )
         except ConfigError as exc:
             raise CLIError(f"{self.name}: {exc}") from None
+        except TransportError as exc:  # no descriptor free (its transport, or TLS certificates)
+            raise CLIError(f"{self.name}: {exc}", outcome=Outcome.UNREADABLE) from None
 
 
 def retries_within(seconds: float | None) -> RetryPolicy | None:
@@ -304,6 +307,8 @@ class SharedContexts:
                 context = self._contexts[key] = tls_context(True if key is None else key)
             except ConfigError as exc:
                 raise CLIError(str(exc)) from None
+            except TransportError as exc:  # no descriptor free: nothing wrong with the command
+                raise CLIError(str(exc), outcome=Outcome.UNREADABLE) from None
         return context
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import os
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ __all__ = [
     "ExitCodes",
     "MissingExtra",
     "Outcome",
+    "failure_line",
     "quiet_stdout",
     "simulator_extra",
     "write_banner",
@@ -85,6 +87,18 @@ Exit codes:
 'check' exits as a monitoring plugin instead: OK 0, WARNING 1, CRITICAL 2,
 UNKNOWN 3 (usage errors and servers that cannot be read included).
 """
+
+
+def failure_line(exc: BaseException) -> str:
+    """The line a command ends with on an exception nothing else handled: the process out of
+    file descriptors (a module it imports late, a file it opens) said as such, anything else
+    an internal error."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return (
+            f"out of file descriptors: {exc.strerror or exc} "
+            "(raise the open-file limit: ulimit -n, or LimitNOFILE= in a systemd unit)"
+        )
+    return f"internal error: {type(exc).__name__}: {exc} (VBO_ASYNC_LOG=debug shows where)"
 
 
 class CLIError(Exception):

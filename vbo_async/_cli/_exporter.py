@@ -8,6 +8,9 @@ seconds after that sweep *started*, and at least ``interval / 10`` after it *end
 slow to answer therefore holds up nobody's metrics but its own, the others are swept every
 interval meanwhile, and the sweeps of one server never overlap and never pile up: one slower
 than the interval is followed by the next one after the short gap, not by a burst of catching up.
+When the process may not open descriptors enough to sweep every server at once (``at_once``,
+from ``serve``'s open-file limit), the servers take turns: a sweep waits for one, its time
+budget starting with it, and its server's idle connections are closed as it ends.
 
 `Exporter.reconfigure` changes the servers swept while the loops run (``serve`` does on SIGHUP):
 a server's configuration changes between two of its sweeps, never in the middle of one; a
@@ -93,8 +96,11 @@ class Exporter:
     """Sweeps ``servers`` every ``interval`` seconds and serves the result over HTTP (`app`).
 
     ``budget`` is the seconds one server's sweep may take (the interval when None); a server
-    over it is down for that sweep. ``concurrency`` is `poll_jobs`'s, per server. The exporter
-    owns no client: whoever built the `ServerSpec` objects closes them.
+    over it is down for that sweep. ``concurrency`` is `poll_jobs`'s, per server. ``at_once``
+    (None: no bound) is how many servers are swept at the same time: the others wait their turn
+    (before their time budget starts), and a server's idle connections are closed as its turn
+    ends, so the descriptors its clients hold stay within what the process may open. The
+    exporter owns no client: whoever built the `ServerSpec` objects closes them.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class Exporter:
         budget: float | None = None,
         policy: HealthPolicy | None = None,
         concurrency: int = 8,
+        at_once: int | None = None,
     ) -> None:
         self.servers = tuple(servers)
         self._slots = {server.name: _Slot(server) for server in self.servers}
@@ -138,6 +145,8 @@ class Exporter:
         self._loop: asyncio.Task[None] | None = None
         self._started_steady: float | None = None
         """When `run` began, on `time.monotonic` (for ``/healthz``, as ``_published``)."""
+        self._turns = _turns(at_once, len(self.servers))
+        """Turns to sweep a server, when fewer than the servers (``at_once``)."""
 
     # --- sweeping -------------------------------------------------------------------------------------
 
@@ -152,14 +161,13 @@ class Exporter:
         return [task.result() for task in tasks]
 
     async def sweep_one(self, server: ServerSpec) -> ServerSnapshot:
-        """Sweep ``server`` once, render its series and publish them; returns its snapshot."""
+        """Sweep ``server`` once (in its turn, when servers take turns), render its series and
+        publish them; returns its snapshot."""
         began = time.perf_counter()
         self._sweeping += 1
         self.stats.in_progress = True
         try:
-            snapshot = await sweep_server(
-                server, policy=self.policy, budget=self.budget, concurrency=self.concurrency
-            )
+            snapshot = await self._in_turn(server)
             totals = self.errors[snapshot.server]
             for kind, count in snapshot.errors.items():
                 totals[kind] += count
@@ -169,6 +177,20 @@ class Exporter:
             self._sweeping -= 1
             self.stats.in_progress = self._sweeping > 0
         return snapshot
+
+    async def _in_turn(self, server: ServerSpec) -> ServerSnapshot:
+        """`sweep_server`, in ``server``'s turn when servers take turns (its time budget starts
+        with its turn); its idle connections closed as the turn ends."""
+        sweep = functools.partial(
+            sweep_server, server, policy=self.policy, budget=self.budget, concurrency=self.concurrency
+        )
+        if self._turns is None:
+            return await sweep()
+        async with self._turns:
+            try:
+                return await sweep()
+            finally:
+                server.client._close_idle()  # the next server's turn needs these descriptors
 
     async def _publish(self, snapshot: ServerSnapshot, errors: dict[str, int], *, began: float) -> None:
         """Render ``snapshot`` (with its server's running ``errors``) and publish it with the
@@ -214,9 +236,13 @@ class Exporter:
             stats.last_end = min(when for _, when, _ in self._published.values())
             stats.last_duration = max(self._durations.values())
 
-    async def reconfigure(self, servers: Sequence[ServerSpec]) -> list[ServerSpec]:
-        """Sweep ``servers`` from now on instead of `servers`; returns the specs no longer swept,
-        whose clients the caller closes (the exporter owns none).
+    async def reconfigure(
+        self, servers: Sequence[ServerSpec], *, at_once: int | None = None
+    ) -> list[ServerSpec]:
+        """Sweep ``servers`` from now on instead of `servers`, ``at_once`` of them at the same
+        time (as the constructor's; a sweep already waiting for its turn keeps waiting as it
+        was); returns the specs no longer swept, whose clients the caller closes (the exporter
+        owns none).
 
         A spec given again (the same object) is left alone: its loop, its client and its token go
         on. A new server is swept at once. A spec of a server already swept (by name) replaces
@@ -228,6 +254,7 @@ class Exporter:
         changing = [(name, slot) for name, slot in self._slots.items() if wanted.get(name) is not slot.spec]
         self.servers = tuple(servers)
         self.stats.servers = len(self.servers)
+        self._turns = _turns(at_once, len(self.servers))
         for name, server in wanted.items():
             self.errors.setdefault(name, dict.fromkeys(ERROR_KINDS, 0))
             if name not in self._slots:
@@ -488,3 +515,8 @@ async def _off_loop(call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     except NoThread:
         return call(*args, **kwargs)
     return await future
+
+
+def _turns(at_once: int | None, servers: int) -> asyncio.Semaphore | None:
+    """The turns of ``servers`` swept ``at_once`` at the same time: None when all may be."""
+    return asyncio.Semaphore(at_once) if at_once is not None and at_once < servers else None

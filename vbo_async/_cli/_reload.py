@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from ._descriptors import turns
 from ._exit import CLIError, write_banner
 from ._report import plural
 from ._secrets import Passwords
@@ -136,7 +137,8 @@ class Servers:
             log.error("reloading %s failed: the servers of its last good version are still swept", self.path)
             await self._close_unused()
             return False
-        retired = await exporter.reconfigure(specs)
+        at_once = turns([target.max_concurrency for target, _, _ in loaded])
+        retired = await exporter.reconfigure(specs, at_once=at_once)
         exporter.stats.config_ok = True
         exporter.stats.config_loaded = time.time()
         await self._close_unused()

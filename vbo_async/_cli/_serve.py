@@ -13,14 +13,22 @@ import asyncio
 import contextlib
 import logging
 import re
-import resource
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._descriptors import (
+    MAX_CONNECTIONS,
+    RESERVED_DESCRIPTORS,
+    connection_limit,
+    descriptor_limit,
+    descriptors_needed,
+    servers_at_once,
+    turns,
+)
 from ._exit import CLIError, MissingExtra, Outcome, write_banner
 from ._reload import Loaded, Servers, load
 from ._report import plural
@@ -38,18 +46,19 @@ __all__ = [
     "DEFAULT_LISTEN",
     "IDLE_TIMEOUT",
     "MAX_CONNECTIONS",
+    "RESERVED_DESCRIPTORS",
     "STOP_WITHIN",
     "connection_limit",
+    "descriptors_needed",
     "exporter_extra",
     "parse_listen",
     "serve",
+    "servers_at_once",
 ]
 
 log = logging.getLogger("vbo_async.cli")
 
 DEFAULT_LISTEN = "127.0.0.1:9810"
-MAX_CONNECTIONS = 1024
-"""The most HTTP connections ``serve`` keeps open at once, whatever the descriptor limit."""
 IDLE_TIMEOUT = 15.0
 """Seconds a connection may stay open without a complete request (before its first, or between
 two): a client that sends nothing, or a request a byte at a time, is then closed."""
@@ -77,18 +86,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", port
 
 
-def connection_limit(nofile: int) -> int:
-    """How many HTTP connections ``serve`` keeps open at once under a limit of ``nofile`` open
-    descriptors: a quarter of them (the clients' connections to the servers need the rest), at
-    least 16 and at most `MAX_CONNECTIONS`."""
-    return max(16, min(MAX_CONNECTIONS, nofile // 4))
-
-
-def _descriptor_limit() -> int:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
-
-
 class _HttpLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's server log, under ``vbo_async.cli`` (one line each on stderr, as the command's
     own): a request it cannot parse, a client's error answered 400, at debug level; the rest as
@@ -107,6 +104,10 @@ _REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
     b"Connection: close\r\nContent-Length: 21\r\n\r\ntoo many connections\n"
 )
+
+
+_ACCEPT_STARVED = "socket.accept() out of system resource"
+"""How asyncio's event loops report an accept refused with EMFILE, ENFILE, ENOBUFS or ENOMEM."""
 
 
 class _Refused(asyncio.Protocol):
@@ -222,8 +223,15 @@ async def _serve(
         servers = Servers(path, passwords, within=within)
         try:
             specs = servers.build(loaded)
+            nofile = descriptor_limit()
+            at_once = turns([target.max_concurrency for target, _, _ in loaded], nofile)
             exporter = Exporter(
-                specs, interval=interval, budget=budget, concurrency=concurrency, policy=policy
+                specs,
+                interval=interval,
+                budget=budget,
+                concurrency=concurrency,
+                policy=policy,
+                at_once=at_once,
             )
             runner = web.AppRunner(
                 exporter.app(),
@@ -235,10 +243,12 @@ async def _serve(
             )
             await runner.setup()
             listening: asyncio.Server | None = None
+            bounded = _Bounded(runner.server, connection_limit(nofile))
+            loop = asyncio.get_running_loop()
+            bounded.previous = loop.get_exception_handler()
+            loop.set_exception_handler(bounded.exception_handler)
             try:
-                listening = await asyncio.get_running_loop().create_server(
-                    _Bounded(runner.server, connection_limit(_descriptor_limit())), sock=sock
-                )
+                listening = await loop.create_server(bounded, sock=sock)
                 address = sock.getsockname()
                 shown = f"[{address[0]}]" if ":" in address[0] else address[0]
                 served = plural(len(specs), "server")
@@ -248,10 +258,12 @@ async def _serve(
                 )
                 return await _until_stopped(exporter, signals, servers)
             finally:
+                bounded.closed = True
                 if listening is not None:
                     listening.close()
                 await exporter.stop()
                 await runner.cleanup()
+                loop.set_exception_handler(bounded.previous)
         finally:
             await servers.aclose()
 
@@ -268,8 +280,41 @@ class _Bounded:
         self.limit = limit
         self.open = 0
         self.refusing = False
+        self.starved = False
+        """Whether accepting failed for want of a descriptor, and none was accepted since."""
+        self.closed = False
+        """Whether the listening socket is closed (``serve`` is stopping)."""
+        self.previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None = None
+        """The loop's exception handler before this one, which gets everything else."""
+
+    def exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The event loop's exception handler while ``serve`` listens. asyncio reports an accept
+        refused for want of a descriptor (or memory) with its traceback, and goes on trying to
+        accept up to a hundred times in a row, each failure reported and each scheduling a retry
+        a second later: hundreds of tracebacks a second, and as many at exit from the retries
+        left on the closed socket. That is one warning here when it begins and one when a
+        connection is accepted again; the retries on the closed socket are dropped. Anything
+        else goes to the handler before this one (the loop's default one when none was set)."""
+        if context.get("message") == _ACCEPT_STARVED:
+            if not self.starved:
+                self.starved = True
+                log.warning(
+                    "cannot accept connections: %s (trying again each second)", context.get("exception")
+                )
+            return
+        handle = context.get("handle")
+        callback = getattr(handle, "_callback", None)
+        if self.closed and getattr(callback, "__name__", None) == "_start_serving":
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     def __call__(self) -> asyncio.BaseProtocol:
+        if self.starved:
+            self.starved = False
+            log.warning("accepting connections again")
         if self.open < self.limit:
             self.refusing = False
             self.open += 1

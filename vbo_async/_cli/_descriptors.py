@@ -1,0 +1,99 @@
+"""How many file descriptors ``serve`` needs and may use (pure, but for reading the limit).
+
+A sweep holds, per server, a connection per request in flight, one for a token request and one
+for a name lookup (`client_descriptors`); the exporter's HTTP server keeps up to
+`connection_limit` connections; `RESERVED_DESCRIPTORS` are kept for the rest. When the process
+may not open enough to sweep every server at once, servers take turns (`servers_at_once`,
+`turns`), and a warning says the limit that would sweep them all at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+from collections.abc import Sequence
+
+__all__ = [
+    "MAX_CONNECTIONS",
+    "RESERVED_DESCRIPTORS",
+    "client_descriptors",
+    "connection_limit",
+    "descriptor_limit",
+    "descriptors_needed",
+    "servers_at_once",
+    "turns",
+]
+
+log = logging.getLogger("vbo_async.cli")
+
+MAX_CONNECTIONS = 1024
+"""The most HTTP connections ``serve`` keeps open at once, whatever the descriptor limit."""
+
+
+def connection_limit(nofile: int) -> int:
+    """How many HTTP connections ``serve`` keeps open at once under a limit of ``nofile`` open
+    descriptors: a quarter of them (the clients' connections to the servers need the rest), at
+    least 16 and at most `MAX_CONNECTIONS`."""
+    return max(16, min(MAX_CONNECTIONS, nofile // 4))
+
+
+RESERVED_DESCRIPTORS = 64
+"""Descriptors ``serve`` keeps for everything but its connections: standard streams, the event
+loop's own, the listening socket, files read (CA bundles), a name lookup's socket."""
+
+
+def client_descriptors(max_concurrency: int) -> int:
+    """Descriptors a client of ``max_concurrency`` may hold while its server is swept: a connection
+    per request in flight, one for a token request, one for a name lookup."""
+    return max_concurrency + 2
+
+
+def servers_at_once(nofile: int, needs: Sequence[int]) -> int:
+    """How many servers ``serve`` sweeps at the same time under a limit of ``nofile`` open
+    descriptors, each server needing ``needs[i]`` while swept: as many as fit beside the HTTP
+    connections (`connection_limit`) and `RESERVED_DESCRIPTORS`, every server when all fit,
+    and at least one."""
+    room = nofile - connection_limit(nofile) - RESERVED_DESCRIPTORS
+    if not needs or sum(needs) <= room:
+        return len(needs)
+    return max(1, room // max(needs))
+
+
+def descriptors_needed(needs: Sequence[int]) -> int:
+    """The smallest open-file limit under which `servers_at_once` sweeps every server at once."""
+    low = sum(needs) + RESERVED_DESCRIPTORS  # too few by at least the HTTP connections' 16
+    high = low + MAX_CONNECTIONS  # enough: those connections are at most MAX_CONNECTIONS
+    while low < high:  # more descriptors never sweep fewer servers at once
+        middle = (low + high) // 2
+        if servers_at_once(middle, needs) < len(needs):
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def descriptor_limit() -> int:
+    """The process's soft limit of open descriptors (an unlimited one counted as four times
+    `MAX_CONNECTIONS`)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
+
+
+def turns(max_concurrencies: Sequence[int], nofile: int | None = None) -> int:
+    """How many of the servers whose clients have ``max_concurrencies`` are swept at once under
+    the limit ``nofile`` (the process's when None), with a warning naming the limit that would
+    sweep them all at once when that is fewer than all."""
+    nofile = descriptor_limit() if nofile is None else nofile
+    needs = [client_descriptors(concurrency) for concurrency in max_concurrencies]
+    at_once = servers_at_once(nofile, needs)
+    if at_once < len(needs):
+        log.warning(
+            "the open-file limit of %d lets %d of %d servers be swept at once, the others waiting "
+            "their turn; a limit of %d or more (LimitNOFILE= in a systemd unit, ulimit -n in a "
+            "shell) sweeps them all at once",
+            nofile,
+            at_once,
+            len(needs),
+            descriptors_needed(needs),
+        )
+    return at_once
