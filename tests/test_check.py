@@ -10,6 +10,7 @@ per finding that is not OK; usage errors are UNKNOWN (3) with their message on s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
@@ -60,7 +61,7 @@ from vbo_async._cli._plugin import (
     plugin_output,
 )
 from vbo_async._cli._report import Report, Row
-from vbo_async._cli._threads import MAX_THREADS, DaemonThreads, NoThread, unheld
+from vbo_async._cli._threads import MAX_THREADS, DaemonThreads, NoThread, run_unheld, unheld
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import as_asgi, closed_port, serve, throttling_app
@@ -1074,6 +1075,24 @@ def test_the_checks_executor_forwards_results_and_errors() -> None:
     found = asyncio.run(unheld(lookups()))
     assert any(address[4][0] in ("127.0.0.1", "::1") for address in found)
     assert DaemonThreads().submit(pow, 2, 10).result() == 1024
+
+
+def test_run_unheld_ends_its_loop_on_every_python() -> None:
+    """`run_unheld` returns the work's value whichever executor the loop ends with. From Python
+    3.12 ``asyncio.Runner`` passes the loop's ``shutdown_default_executor`` a timeout: the loop's
+    own override took none, and every command (check, poll, serve) ended in an internal error
+    (``TypeError``) after its work was done."""
+
+    async def work(executor: concurrent.futures.Executor | None) -> int:
+        if executor is not None:
+            asyncio.get_running_loop().set_default_executor(executor)
+        return await asyncio.get_running_loop().run_in_executor(None, pow, 2, 10)
+
+    assert run_unheld(work(None)) == 1024
+    standard = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    assert run_unheld(work(standard)) == 1024  # a standard executor is still shut down
+    with pytest.raises(RuntimeError, match="shutdown"):
+        standard.submit(pow, 2, 3)
 
 
 def _held(started: threading.Event, release: threading.Event, value: int) -> int:

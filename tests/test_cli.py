@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import getpass
 import io
+import ipaddress
 import json
 import logging
 import os
@@ -1930,6 +1931,85 @@ async def test_a_certificate_refused_for_another_reason_than_its_ca_does_not_ask
     else:
         assert "mismatch" in line
         assert line.endswith("; connect to the server by a name its certificate was issued for")
+    assert simulator.stats.requests == 0
+
+
+def _ca_without_key_usage(folder: Path) -> tuple[Path, Path]:
+    """``(ca_pem, server_pem)``: a CA certificate without the keyUsage extension (as many a
+    home-made ``openssl req -x509`` CA is) and a certificate for 127.0.0.1 it signed, with its
+    key. Valid everywhere but under RFC 5280's strict rules."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "home-made CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vbo")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_pem, server_pem = folder / "ca.pem", folder / "server.pem"
+    ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    server_pem.write_bytes(key_pem + server.public_bytes(serialization.Encoding.PEM))
+    return ca_pem, server_pem
+
+
+async def test_a_certificate_refused_under_python_3_13_s_strict_rules_says_so(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    tmp_path: Path,
+    org_id: str,
+) -> None:
+    """Python 3.13 verifies certificates under RFC 5280's strict rules (``VERIFY_X509_STRICT``):
+    a CA without keyUsage, trusted on 3.12, is refused there. The error named OpenSSL's reason
+    only, as if the certificate were broken for any client; it says that Python refuses it and
+    what to re-issue. Under 3.11 and 3.12 the same server is trusted."""
+    ca_pem, server_pem = _ca_without_key_usage(tmp_path)
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with serve(create_app(simulator=simulator), certfile=server_pem) as port:
+        argv = jobs_args(f"https://127.0.0.1:{port}", org_id, "--ca-bundle", str(ca_pem))
+        result = await run_in_thread(capsys, *argv)
+    if not ssl.create_default_context().verify_flags & ssl.VERIFY_X509_STRICT:  # before 3.13
+        assert result.code == 0, result.err
+        assert simulator.stats.requests > 0
+        return
+    line = error_line(result)
+    assert "CA cert does not include key usage extension" in line
+    assert "--ca-bundle" not in line  # the CA was given: it is not what is missing
+    assert line.endswith(
+        "; Python 3.13 and later refuse certificates that break RFC 5280's rules"
+        " (ssl.VERIFY_X509_STRICT): have the certificate or its CA re-issued with what is missing"
+    )
     assert simulator.stats.requests == 0
 
 

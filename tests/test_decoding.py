@@ -36,7 +36,7 @@ from vbo_async import (
     SelectedMailbox,
     VBOClient,
 )
-from vbo_async._convert import ENUMS
+from vbo_async._convert import ENUMS, WireValueError
 from vbo_async._enums import OpenEnum
 
 from .conftest import BASE, FOREIGN, FakeVBO
@@ -888,16 +888,34 @@ def test_numeric_strings_are_ascii_decimal_only(wire: str) -> None:
 async def test_a_value_nested_too_deeply_to_quote_is_a_decode_error(
     fake: FakeVBO, vbo: VBOClient, field: str, opening: str, closing: str
 ) -> None:
-    """orjson parses up to 1024 levels, repr() gives up before 1000: the refused value is named,
-    not quoted, instead of a bare RecursionError escaping the client."""
+    """orjson parses up to 1024 levels. Python 3.11's repr() gives up before 1000: the refused
+    value is named, not quoted, instead of a bare RecursionError escaping the client; from 3.12
+    repr() goes deeper, and the value is quoted, cut short, as any other."""
     nested = opening * 1000 + "1" + closing * 1000
     body = f'[{{"id": "j1", "{field}": {nested}}}]'.encode()
     fake.route(
         "GET", "/v1/Jobs", httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
     )
-    with pytest.raises(DecodeError, match="nested too deeply to quote") as info:
+    with pytest.raises(DecodeError) as info:
         await vbo.jobs()
     assert info.value.path == f"$[0].{field}"
+    message = str(info.value)
+    quoted = opening.replace('"', "'").replace(":", ": ") * 5  # repr() of {"a": ...} is {'a': ...
+    assert "nested too deeply to quote" in message or quoted in message
+    assert len(message) < 300
+
+
+def test_a_value_too_deep_for_repr_is_named_not_quoted() -> None:
+    """The branch 3.11 takes for 1000 levels of nesting (see above), on every Python: a
+    RecursionError from repr(), scrubbed or not, gives the message without the value."""
+
+    class TooDeep:
+        def __repr__(self) -> str:
+            raise RecursionError("maximum recursion depth exceeded while getting the repr")
+
+    error = WireValueError("expected a string, got list", value=TooDeep())
+    assert str(error) == "expected a string, got list (nested too deeply to quote)"
+    assert error.shown(scrub=str.upper) == "expected a string, got list (nested too deeply to quote)"
 
 
 @pytest.mark.parametrize("wire", ["1e999", "-1e400", " 1E309 "])

@@ -12,6 +12,8 @@ import pytest
 from vbo_async import ClientStateError
 from vbo_async._flights import Flights
 
+from .conftest import FakeVBO, client_for
+
 
 class Boom(Exception):
     pass
@@ -170,3 +172,47 @@ async def test_a_load_that_raises_before_any_work_leaves_no_flight_to_join() -> 
 
     async with asyncio.timeout(5):  # a hang guard: joining a flight without a task never ends
         assert await flights.run("k", fine) == "flies"
+
+
+# --- eager tasks (Python 3.12's asyncio.eager_task_factory) -----------------------------------------
+
+
+@pytest.fixture
+async def eager_loop() -> None:
+    """The running loop starts each new task at once, up to its first suspension (Python 3.12+:
+    ``loop.set_task_factory(asyncio.eager_task_factory)``, an application's choice for speed)."""
+    factory = getattr(asyncio, "eager_task_factory", None)
+    if factory is None:
+        pytest.skip("asyncio.eager_task_factory is new in Python 3.12")
+    asyncio.get_running_loop().set_task_factory(factory)
+
+
+@pytest.mark.usefixtures("eager_loop")
+async def test_work_that_ends_without_suspending_is_delivered_on_an_eager_loop() -> None:
+    """An eager task runs the work to its end inside ``create_task``, before its waiter was
+    listed: the answer went to nobody and the caller's future was cancelled, so every call whose
+    work never waits (an in-memory transport, a failure before any I/O) raised a bare
+    CancelledError or ClientStateError."""
+    flights = Flights("closed")
+
+    async def answer() -> str:
+        return "answer"
+
+    async def fail() -> str:
+        raise Boom("no")
+
+    assert await flights.run("k", answer) == "answer"
+    with pytest.raises(Boom, match="no"):
+        await flights.run("k", fail)
+    assert await flights.run("k", answer) == "answer"  # nothing left behind
+
+
+async def test_a_client_on_an_eager_loop_with_an_in_memory_transport(
+    eager_loop: None, fake: FakeVBO, seed: list[dict[str, Any]]
+) -> None:
+    """`httpx.MockTransport` (respx, ASGI) answers without suspending: on an eager loop every
+    GET failed with ``ClientStateError: the client was closed while the request was in flight``."""
+    fake.route("GET", "/v1/Jobs", seed)
+    async with client_for(fake) as vbo:
+        jobs = await vbo.jobs()
+    assert [job.id for job in jobs] == [seed[0]["id"]]

@@ -491,8 +491,9 @@ async def test_answers_after_a_utf8_byte_order_mark_are_read(version: str) -> No
 def test_a_value_nested_as_deeply_as_the_parser_allows_is_refused_with_its_path(
     passes: dict[str, tuple[Decoder, FastHooks, Any]], version: str
 ) -> None:
-    """Arrays nested 1,000 deep (the parser allows 1,024, ``repr`` fewer) in a job's name: the job
-    is refused naming the field, its value not quoted, and the job beside it is kept."""
+    """Arrays nested 1,000 deep (the parser allows 1,024) in a job's name: the job is refused
+    naming the field, and the job beside it is kept. The value is not quoted where ``repr`` gives
+    up sooner (Python 3.11); from 3.12 it is quoted, cut short."""
     decoder, _fast, _detailed = passes[version]
     deep = b"[" * 1000 + b"]" * 1000
     items = b'[{"id": "deep", "name": ' + deep + b'}, {"id": "plain", "name": "kept"}]'
@@ -502,4 +503,6 @@ def test_a_value_nested_as_deeply_as_the_parser_allows_is_refused_with_its_path(
     assert [(job.id, job.name) for job in jobs] == [("plain", "kept")]
     (error,) = refused
     assert error.path == ("$.results[0].name" if version == "v8" else "$[0].name")
-    assert "nested too deeply to quote" in str(error)
+    message = str(error)
+    assert "nested too deeply to quote" in message or "list " + "[" * 20 in message
+    assert len(message) < 300

@@ -780,6 +780,28 @@ async def test_a_bug_propagates_and_stops_the_sweep(tenants: Tenants, make_clien
     assert tenants.cancelled == 6
 
 
+async def test_a_bug_propagates_alone_on_an_eager_loop(tenants: Tenants, make_client: MakeClient) -> None:
+    """On an eager loop (Python 3.12's ``asyncio.eager_task_factory``) a worker runs inside
+    ``create_task``: one that struck a bug before its first suspension had the task group
+    shutting down while the sweep still started workers, and the sweep raised an ExceptionGroup
+    of the bug and ``RuntimeError: TaskGroup ... is shutting down`` (3.12 also warned of a worker
+    coroutine never awaited) instead of the bug."""
+    factory = getattr(asyncio, "eager_task_factory", None)
+    if factory is None:
+        pytest.skip("asyncio.eager_task_factory is new in Python 3.12")
+    asyncio.get_running_loop().set_task_factory(factory)
+    tenants.broken.add(tenants.ids[0])  # the first worker's first unit
+    vbo = make_client()
+    baseline = asyncio.all_tasks()
+
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        async with asyncio.timeout(5):
+            await collect(poll_jobs(targets_for(tenants, vbo), concurrency=12, batch=False))
+
+    assert sweep_tasks() == []
+    assert await strays(baseline) == set()
+
+
 async def test_cancelling_the_consumer_stops_every_task(tenants: Tenants, make_client: MakeClient) -> None:
     tenants.hold(*tenants.ids[3:])
     vbo = make_client()

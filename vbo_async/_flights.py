@@ -72,15 +72,20 @@ class Flights:
     async def run(self, key: Hashable, load: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``load`` once for every caller waiting on ``key`` at the same time."""
         loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
         flight = self._flights.get(key)
         if flight is None:
             work = load()  # before the flight is listed: a load that raises leaves no flight to join
             flight = self._flights[key] = _Flight(self, key)
             flight.work = work
+            # Listed before the task is made: an eager task (Python 3.12's eager_task_factory)
+            # may run the work to its end inside create_task, and hands its outcome to the
+            # waiters listed by then.
+            flight.waiters.append(waiter)
             started = flight.task = loop.create_task(_fly(flight, work))
             started.add_done_callback(flight.ended)
-        waiter: asyncio.Future[T] = loop.create_future()
-        flight.waiters.append(waiter)
+        else:
+            flight.waiters.append(waiter)
         try:
             return await waiter
         except asyncio.CancelledError:

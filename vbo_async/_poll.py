@@ -282,8 +282,15 @@ async def _run(
         context = Context(
             follow=follow, health=health, now=dt.datetime.now(dt.UTC), links=LinkCache(group), emit=emit
         )
+        workers: list[asyncio.Task[None]] = []
         for number in range(min(concurrency, len(units))):
-            group.create_task(_worker(pending, context), name=f"vbo_async.poll_jobs worker {number}")
+            if any(worker.done() for worker in workers):
+                # Ended inside create_task (an eager task, Python 3.12+): with a bug the group is
+                # shutting down and would refuse another task; else no unit is left for it.
+                break
+            workers.append(
+                group.create_task(_worker(pending, context), name=f"vbo_async.poll_jobs worker {number}")
+            )
 
 
 async def _worker(pending: _Pending, context: Context) -> None:

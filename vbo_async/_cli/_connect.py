@@ -347,18 +347,28 @@ _UNTRUSTED_ISSUER = frozenset({2, 18, 19, 20, 21})
 (2, 20, 21), it is self-signed (18) or its chain ends in an unknown root (19)."""
 _NAME_MISMATCH = frozenset({62, 64})
 """OpenSSL's verify codes of a certificate issued for other names (62) or addresses (64)."""
+_STRICT_RULES = frozenset(range(78, 95))
+"""OpenSSL's verify codes of the checks its strict mode (``ssl.VERIFY_X509_STRICT``, on by
+default from Python 3.13) adds: a CA certificate without keyUsage (92) or whose basicConstraints
+is not critical (89), a certificate without an authorityKeyIdentifier (85), ..."""
 
 
 def _certificate_hint(code: int | None, source: Source) -> str | None:
     """What to do about a certificate refused with OpenSSL's verify ``code``: pass the CA
     when its issuer is not trusted, use another name when it names others; nothing when it
-    has expired or is refused for any other reason (the error says why). Without a code (none
-    read), as for an unknown issuer."""
+    has expired or is refused for any other reason (the error says why), except by the strict
+    rules of Python 3.13 (what trusted it before may be refused now). Without a code (none read),
+    as for an unknown issuer."""
     if code is None or code in _UNTRUSTED_ISSUER:
         where = "--ca-bundle PATH" if source == "options" else 'ca_bundle = "PATH" in the targets file'
         return f"if the server's certificate is signed by your own CA, pass that CA with {where}"
     if code in _NAME_MISMATCH:
         return "connect to the server by a name its certificate was issued for"
+    if code in _STRICT_RULES:
+        return (
+            "Python 3.13 and later refuse certificates that break RFC 5280's rules"
+            " (ssl.VERIFY_X509_STRICT): have the certificate or its CA re-issued with what is missing"
+        )
     return None
 
 

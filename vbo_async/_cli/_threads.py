@@ -127,9 +127,11 @@ class _UnheldLoop(asyncio.SelectorEventLoop):
         super().set_default_executor(executor)
         self._daemons = isinstance(executor, DaemonThreads)
 
-    async def shutdown_default_executor(self) -> None:
+    async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
+        # From Python 3.12 asyncio passes a timeout, which 3.11's method does not take: pass on
+        # whatever was given.
         if not self._daemons:  # DaemonThreads has nothing to wait for (see its `shutdown`)
-            await super().shutdown_default_executor()
+            await super().shutdown_default_executor(*args, **kwargs)
 
 
 def run_unheld(work: Coroutine[Any, Any, T]) -> T:
