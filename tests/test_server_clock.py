@@ -285,3 +285,36 @@ def test_an_answer_dated_as_the_last_one_changes_nothing() -> None:
     clock.observe(date, RECEIVED + dt.timedelta(hours=1))
     assert kept is not None
     assert clock.offset == kept
+
+
+async def test_the_client_looks_at_a_date_a_second_and_follows_a_step_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sender reads an answer's ``Date`` once a second (it changes no faster): answers in
+    between leave the offset as it was, and the first answer after that second is read again,
+    so a server's clock set anew is followed (here: 3 h, then 5 h ahead of this machine)."""
+    ahead = [dt.timedelta(hours=3)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        date = http_date(dt.datetime.now(dt.UTC) + ahead[0])
+        if request.url.path.lower().endswith("/token"):
+            token = {"access_token": "a", "token_type": "bearer", "expires_in": 3600, "refresh_token": "r"}
+            return httpx.Response(200, json=token, headers={"Date": date})
+        return httpx.Response(200, json=[], headers={"Date": date})
+
+    monotonic = [1000.0]
+    monkeypatch.setattr("vbo_async._sending.time.monotonic", lambda: monotonic[0])
+    async with VBOClient(
+        "https://vbo.test:4443", username="u", password=PASSWORD, api_version="v1",
+        transport=httpx.MockTransport(handler),
+    ) as vbo:  # fmt: skip
+        await vbo.organizations()
+        assert vbo.server_clock_offset is not None
+        assert abs(vbo.server_clock_offset - dt.timedelta(hours=3)) <= dt.timedelta(seconds=2)
+        ahead[0] = dt.timedelta(hours=5)
+        monotonic[0] += 0.5  # within the second: not looked at
+        await vbo.organizations()
+        assert abs(vbo.server_clock_offset - dt.timedelta(hours=3)) <= dt.timedelta(seconds=2)
+        monotonic[0] += 0.6  # past it: the next answer's Date is read
+        await vbo.organizations()
+        assert abs(vbo.server_clock_offset - dt.timedelta(hours=5)) <= dt.timedelta(seconds=2)

@@ -39,13 +39,16 @@ class ServerClock:
     """How far one server's clock is off this machine's, as its answers with a readable
     ``Date`` show it (one per client: no state is shared between servers)."""
 
-    __slots__ = ("_date", "_said", "offset")
+    __slots__ = ("_date", "_said", "due", "offset")
 
     def __init__(self) -> None:
         self.offset: dt.timedelta | None = None
         """The server's clock minus this machine's (positive: the server is ahead), rounded to
         the second, as answers show it (one differing by more than `_JITTER` from the one kept
         replaces it); None before any answer with a readable ``Date``."""
+        self.due = 0.0
+        """When (`time.monotonic`) an answer's ``Date`` is next worth a look: a second after the
+        last look (the header changes once a second), so that answers in between cost nothing."""
         self._said: str | None = None
         self._date: dt.datetime | None = None
 
