@@ -44,6 +44,7 @@ __all__ = [
     "split_version",
     "unknown_version",
     "url_problem",
+    "without_line_break",
 ]
 
 
@@ -222,7 +223,7 @@ def read_password(variable: str, prompt: str) -> str:
     file keeps the file's last one), as the prompt leaves out the one that ends the line typed."""
     value = os.environ.get(variable)
     if value is not None:
-        value = _without_line_break(value)
+        value = without_line_break(value)
     if value:
         return value
     if not is_terminal(sys.stdin):
@@ -253,7 +254,7 @@ def _prompt_stream() -> TextIO | None:
     return None
 
 
-def _without_line_break(value: str) -> str:
+def without_line_break(value: str) -> str:
     """``value`` without one ``\\n`` or ``\\r\\n`` at its end."""
     return value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import attrs
 
 from .._files import not_a_file
-from ._connect import read_password
+from ._connect import read_password, without_line_break
 from ._exit import CLIError
 from ._targets import ServerTarget, TargetsFile
 
@@ -58,7 +58,7 @@ def read_password_file(path: str) -> tuple[str, int]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CLIError(f"{path}: not UTF-8 text") from None
-    password = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+    password = without_line_break(text)
     if not password:
         raise CLIError(f"{path}: empty (the password file holds no password)")
     return password, stat.S_IMODE(mode)
@@ -131,7 +131,7 @@ def _from_environment(variable: str, environ: Mapping[str, str], given: Mapping[
     """The password in ``variable``, else the one read (or prompted for) before; no prompt."""
     value = environ.get(variable)
     if value is not None:
-        value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+        value = without_line_break(value)
     if value:
         return value
     if variable in given:
