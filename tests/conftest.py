@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import inspect
 import itertools
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -35,6 +37,21 @@ FOREIGN = "https://support.east.local:4443"
 USERNAME = "LAB\\svc-backup"
 PASSWORD = "pw-S3cret-Sw0rdfish!"
 FAST = RetryPolicy(wait_initial=0, wait_max=0, wait_jitter=0)
+
+
+def release(distribution: str) -> tuple[int, ...]:
+    """The installed release of ``distribution`` as numbers (``(0, 27, 0)``): for the few tests
+    whose premise an older release within the declared floors lacks (CI runs the suite at the
+    floors too, ``.ci/floors.txt``)."""
+    version = importlib.metadata.version(distribution)
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+DATED_CERTIFICATES = pytest.mark.skipif(
+    "not_before" not in inspect.signature(trustme.CA.issue_cert).parameters,
+    reason="trustme issues certificates of chosen dates from 1.2 (the simulator needs 1.1)",
+)
+"""For a test of an expired certificate (trustme's ``not_before``/``not_after``)."""
 """Retries without backoff, so retry tests neither sleep nor wait."""
 
 Handler = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"]

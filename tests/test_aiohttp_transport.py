@@ -214,10 +214,11 @@ async def test_get_and_post_json_and_form_through_an_httpx_client(plain: tuple[s
     base, counts = plain
     async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client:
         got = (await client.get("/echo", params={"q": "a b"})).json()
+        sent = client.build_request("GET", "/echo", params={"q": "a b"}).url.query.decode()
         posted_json = (await client.post("/echo", json={"name": "Mail", "n": [1, 2]})).json()
         posted_form = await client.post("/echo", data={"grant_type": "password", "username": "LAB\\svc"})
     assert got["method"] == "GET"
-    assert got["query"] == "q=a+b"
+    assert got["query"] == sent  # q=a+b; httpx before 0.28 wrote q=a%20b
     assert posted_json["method"] == "POST"
     assert json.loads(posted_json["body"]) == {"name": "Mail", "n": [1, 2]}
     assert ["content-type", "application/json"] in posted_json["headers"]
@@ -251,8 +252,11 @@ async def test_the_url_goes_out_as_httpx_encoded_it(plain: tuple[str, Counts]) -
     base, _ = plain
     async with httpx.AsyncClient(transport=AiohttpTransport(), base_url=base) as client:
         seen = (await client.get("/echo", params={"filter": "a/b c&d"})).json()
+        encoded = client.build_request("GET", "/echo", params={"filter": "a/b c&d"}).url.query.decode()
         quoted = (await client.get(f"{base}/echo%2Fid")).status_code
-    assert seen["query"] == "filter=a%2Fb+c%26d"
+    assert encoded.startswith("filter=a%2Fb")  # then a space: %20 before httpx 0.28, + from it
+    assert encoded.endswith("c%26d")
+    assert seen["query"] == encoded
     assert quoted == 404  # %2F was not turned into a slash on the way: /echo%2Fid is not /echo/id
 
 

@@ -61,7 +61,7 @@ from vbo_async.cli import main
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls_material
 from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
 
-from .conftest import closed_port, serve, throttling_app
+from .conftest import DATED_CERTIFICATES, closed_port, release, serve, throttling_app
 from .raw_http import serve_raw
 
 DEMO_SEED = _app.DEMO_SEED
@@ -484,7 +484,16 @@ def test_the_demo_judges_by_max_age_alone(capsys: pytest.CaptureFixture[str]) ->
     assert summary_of(aware, 12) == "43 jobs on 12 tenants: 3 critical, 6 warning"
 
 
-@pytest.mark.parametrize("variable", ["FORCE_COLOR", "TTY_COMPATIBLE"])
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "FORCE_COLOR",
+        pytest.param(
+            "TTY_COMPATIBLE",
+            marks=pytest.mark.skipif(release("rich") < (14,), reason="rich reads TTY_COMPATIBLE from 14.0"),
+        ),
+    ],
+)
 def test_piped_output_forced_into_colour_still_shows_every_column(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
@@ -532,7 +541,7 @@ def test_organizations_takes_wide_as_jobs_and_poll_do(
 
     monkeypatch.setattr(_flows, "list_organizations", listing)
     monkeypatch.setattr(_app, "_piped", lambda: False)  # stdout a terminal of 60 columns
-    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich's TTY_COMPATIBLE would do from rich 14 only
     monkeypatch.setenv("COLUMNS", "60")
     argv = ["organizations", "--server", "https://vbo01.example.com", "--username", "admin"]
     result = run(capsys, *argv, *(["--wide"] if wide else []))
@@ -1560,7 +1569,16 @@ def console_script(tmp_path: Path) -> Path:
     [
         ("vbo-async", "httpx"),  # the library's imports (vbo_async/__init__.py), click and rich too
         ("vbo-async", "getpass"),  # the command line's own (vbo_async._cli)
-        ("python -m vbo_async", "getpass"),
+        pytest.param(
+            "python -m vbo_async",
+            "getpass",
+            marks=pytest.mark.xfail(
+                release("httpx") < (0, 28),
+                strict=True,
+                reason="httpx before 0.28 imports its own command line (rich, so getpass) at import: "
+                "as for the httpx case below, in the package's __init__, before its __main__ runs",
+            ),
+        ),
         pytest.param(
             "python -m vbo_async",
             "httpx",
@@ -1897,7 +1915,7 @@ async def test_untrusted_certificate_names_the_ca_bundle_option(
     assert simulator.stats.requests == 0
 
 
-@pytest.mark.parametrize("problem", ["expired", "another host"])
+@pytest.mark.parametrize("problem", [pytest.param("expired", marks=DATED_CERTIFICATES), "another host"])
 async def test_a_certificate_refused_for_another_reason_than_its_ca_does_not_ask_for_the_ca(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -3390,7 +3408,7 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
             "--ca-bundle and --insecure exclude each other",
         ),
         (["demo", "--organizations", "0"], "'--organizations'"),
-        (["demo", "--bogus"], "No such option '--bogus'"),
+        (["demo", "--bogus"], ("No such option", "--bogus")),  # click 8.3 quotes it, 8.2 not
         (["poll"], "Missing option '--targets'"),
         (
             ["poll", "--targets", "t.toml", "--timeout", "soon"],
@@ -3427,10 +3445,10 @@ def test_no_command_is_one_usage_error_line(capsys: pytest.CaptureFixture[str]) 
     ],
 )
 def test_bad_arguments_are_one_usage_error_line(
-    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str | tuple[str, ...]
 ) -> None:
     line = error_line(run(capsys, *argv), code=2)
-    assert expected in line
+    assert all(part in line for part in ((expected,) if isinstance(expected, str) else expected))
     assert line.endswith("--help')")
 
 

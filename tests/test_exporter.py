@@ -57,7 +57,7 @@ from vbo_async._cli._sweeps import ServerSpec
 from vbo_async._cli._threads import DaemonThreads, NoThread
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
-from .conftest import FAST, closed_port, serve, throttling_app
+from .conftest import FAST, closed_port, release, serve, throttling_app
 from .test_check import REFUSING_THREADS
 from .test_cli import HANG_GUARD, child_environment, error_line, reaped, run, write_targets
 from .test_cli_install import python
@@ -1447,7 +1447,21 @@ def _closed_by_server(conn: socket.socket) -> bool:
     return False
 
 
-@pytest.mark.parametrize("idle_timeout", [3600.0, 0.5], ids=["bounded", "closed"])
+@pytest.mark.parametrize(
+    "idle_timeout",
+    [
+        3600.0,
+        pytest.param(
+            0.5,
+            marks=pytest.mark.skipif(
+                release("aiohttp") < (3, 14, 4),
+                reason="aiohttp closes a connection without a complete request from 3.14.4 (the "
+                "exporter extra's floor; the client's is lower)",
+            ),
+        ),
+    ],
+    ids=["bounded", "closed"],
+)
 async def test_idle_connections_are_bounded_and_closed(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,

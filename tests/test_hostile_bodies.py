@@ -589,6 +589,32 @@ async def measure_tiny_resource(count: str) -> dict[str, Any]:
     }
 
 
+DEEP = 200_000
+"""Arrays nested this deep: a 400 KB body, well inside the bound on JSON objects and arrays
+(`test_a_single_answer_of_a_million_tiny_objects_is_refused_before_it_is_parsed`), so it reaches
+the parser; orjson before 3.9.15 had no depth limit and overflowed the C stack on it."""
+
+
+async def decode_deep_resource(depth: str) -> dict[str, Any]:
+    """(Run in a subprocess: a parser without a depth limit kills the interpreter.) A job answered
+    with arrays nested ``depth`` deep: the error class and message."""
+    nested = b"[" * int(depth) + b"]" * int(depth)
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Jobs/j1", httpx.Response(200, content=nested))
+    async with client_for(fake) as vbo:
+        outcome = await outcome_of("deep resource", "DecodeError", vbo.job("j1"))
+    return {"raised": outcome.raised, "message": str(outcome.error)}
+
+
+def test_a_resource_nested_far_too_deeply_is_a_decode_error_not_a_crash() -> None:
+    """A server (or a proxy) answering 200,000 nested arrays: a `DecodeError`, as for any body that
+    is not JSON the client can read. With orjson 3.9.0 (the declared floor until then) the process
+    died of a segmentation fault, a web backend embedding the client with it."""
+    found = in_subprocess("decode_deep_resource", str(DEEP))
+    assert found["raised"] == "DecodeError"
+    assert "not valid JSON" in found["message"]
+
+
 @pytest.mark.skipif(not HAS_PEAK_RESET, reason="needs Linux's peak-RSS reset")
 def test_a_single_resource_of_a_million_tiny_objects_costs_memory_proportional_to_its_body() -> None:
     found = in_subprocess("measure_tiny_resource", str(MILLION))

@@ -208,7 +208,8 @@ def test_only_lone_surrogates_and_bytes_not_utf8_are_replaced(body: bytes, data:
     [
         (b'{"name": "\\ud800", ', "unexpected end of data"),
         (b'{"name": "\\ud800", "size": NaN}', "at byte 27"),
-        (b'["\xff", ' + b"[" * 1100 + b"]" * 1100 + b"]", "depth limit"),
+        # orjson's words: "depth limit exceeded" now, "recursion depth exceeded" in older releases.
+        (b'["\xff", ' + b"[" * 1100 + b"]" * 1100 + b"]", "depth"),
         (b'["\\ud800"]' * 2, "after document"),
     ],
 )

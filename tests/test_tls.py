@@ -23,7 +23,7 @@ import trustme
 from vbo_async import ConfigError, TransportError, VBOClient
 from vbo_async._client import tls_context
 
-from .conftest import FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
+from .conftest import DATED_CERTIFICATES, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
 from .raw_http import serve_raw
 
 
@@ -354,6 +354,7 @@ async def test_a_context_s_check_hostname_is_honoured(
     assert len(seen) == 2
 
 
+@DATED_CERTIFICATES
 @pytest.mark.parametrize("wire", WIRES)
 async def test_an_expired_certificate_is_refused_without_retrying(
     ca: trustme.CA, ca_context: ssl.SSLContext, wire: str, retries: list[Any]
