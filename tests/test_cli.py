@@ -52,7 +52,7 @@ from vbo_async import (
     __version__,
     poll_jobs,
 )
-from vbo_async._cli import _app, _flows, _report
+from vbo_async._cli import _app, _connect, _flows, _report
 from vbo_async._cli._connect import SharedContexts
 from vbo_async._cli._exit import Outcome
 from vbo_async._cli._plugin import plugin_output
@@ -2052,6 +2052,39 @@ async def test_http_to_a_tls_port_says_so(
     url = https_url.replace("https://", "http://")
     line, _ = json_failure(await run_in_thread(capsys, *jobs_args(url, "org", "--json")))
     assert "use https:// instead of http://" in line
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_a_plain_http_answer_cut_short_is_not_taken_for_a_tls_port(transport: str) -> None:
+    """The hint "use https://" is for a server that closes the connection before any answer (a
+    TLS port given plain HTTP), not for one whose answer's body is cut short."""
+
+    async def answer(cut_short: bool) -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            if cut_short:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n["
+                )
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        options: dict[str, Any] = {} if transport == "aiohttp" else {"transport": httpx.AsyncHTTPTransport()}
+        try:
+            async with VBOClient(
+                f"http://127.0.0.1:{port}", username="u", password="p", api_version="v8",
+                retry=RetryPolicy(attempts=1), **options,
+            ) as vbo:  # fmt: skip
+                with pytest.raises(TransportError) as caught:
+                    await vbo.jobs()
+        finally:
+            server.close()
+        return _connect.explain(caught.value)
+
+    assert "use https:// instead of http://" in await answer(cut_short=False)
+    assert "TLS port" not in await answer(cut_short=True)
 
 
 @pytest.mark.parametrize("suffix", ["/v1", "/v1/", "/V1"])

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from typing import Literal, TextIO
 
+import aiohttp
 import attrs
 import httpx
 
@@ -335,12 +336,24 @@ def _hint(error: VBOError, source: Source) -> str | None:
     scheme = (error.url or "").partition(":")[0].lower()
     if scheme == "https" and any(_is_plain_http_answer(exc) for exc in chain):
         return "the server answered in plain HTTP, not TLS: use http:// instead of https://"
-    if scheme == "http" and any(isinstance(exc, httpx.RemoteProtocolError) for exc in chain):
+    if scheme == "http" and _closed_unanswered(chain):
         return (
             "the server closed the connection on a plain-HTTP request, as a TLS port does "
             "(VB365 serves HTTPS): use https:// instead of http://"
         )
     return None
+
+
+def _closed_unanswered(chain: list[BaseException]) -> bool:
+    """Whether the errors of ``chain`` say the server closed the connection before any answer
+    (what a TLS port does with a plain-HTTP request), not in the middle of one's body."""
+    if any(isinstance(exc, aiohttp.ClientPayloadError) for exc in chain):
+        return False  # an answer began: its body was cut short
+    return any(
+        isinstance(exc, aiohttp.ServerDisconnectedError)
+        or (isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc))
+        for exc in chain
+    )
 
 
 _UNTRUSTED_ISSUER = frozenset({2, 18, 19, 20, 21})
