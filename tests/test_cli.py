@@ -94,6 +94,22 @@ def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+def serve_command(targets: object, *more: str) -> list[str]:
+    """The command line of a ``vbo-async serve`` child on ``targets``, listening on a free port of
+    127.0.0.1, with ``more`` options."""
+    return [
+        sys.executable,
+        "-m",
+        "vbo_async",
+        "serve",
+        "--targets",
+        str(targets),
+        "--listen",
+        "127.0.0.1:0",
+        *more,
+    ]
+
+
 def child_environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (*_TERMINAL_VARIABLES, *_OTHER_VARIABLES)}
     env.update(extra)

@@ -37,7 +37,7 @@ from vbo_async.simulator import SimulatorConfig, create_app
 
 from .conftest import FAST, closed_port, serve
 from .raw_http import serve_raw
-from .test_cli import HANG_GUARD, child_environment, reaped, write_targets
+from .test_cli import HANG_GUARD, child_environment, reaped, serve_command, write_targets
 from .test_soak import pool_connections
 
 MODULE = (sys.executable, "-m", "vbo_async")
@@ -106,7 +106,7 @@ def test_many_servers_under_a_low_open_file_limit_are_all_swept(tmp_path: Path) 
         port = int(simulator.stdout.readline().split("http://127.0.0.1:", 1)[1].split(" ", 1)[0])
         targets = _targets(tmp_path / "targets.toml", port, count)
         process = subprocess.Popen(
-            [*MODULE, "serve", "--targets", str(targets), "--listen", "127.0.0.1:0", "--interval", "3"],
+            serve_command(targets, "--interval", "3"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -221,7 +221,7 @@ def _serving_exhaustible(tmp_path: Path, tables: str) -> subprocess.Popen[str]:
     targets = write_targets(tmp_path / "targets.toml", tables)
     path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
     return subprocess.Popen(
-        [*MODULE, "serve", "--targets", str(targets), "--listen", "127.0.0.1:0", "--interval", "1"],
+        serve_command(targets, "--interval", "1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

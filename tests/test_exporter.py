@@ -25,7 +25,6 @@ import signal
 import socket
 import string
 import subprocess
-import sys
 import threading
 import time
 import tracemalloc
@@ -59,7 +58,7 @@ from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FAST, closed_port, release, serve, throttling_app
 from .test_check import REFUSING_THREADS
-from .test_cli import HANG_GUARD, child_environment, error_line, reaped, run, write_targets
+from .test_cli import HANG_GUARD, child_environment, error_line, reaped, run, serve_command, write_targets
 from .test_cli_install import python
 
 SPECS = {spec.name.removesuffix("_total") if spec.type == "counter" else spec.name: spec for spec in METRICS}
@@ -1675,17 +1674,7 @@ def serving(
         (tmp_path / "sitecustomize.py").write_text(sitecustomize, encoding="utf-8")
         env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vbo_async",
-            "serve",
-            "--targets",
-            str(targets),
-            "--listen",
-            "127.0.0.1:0",
-            *args,
-        ],
+        serve_command(targets, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1705,16 +1694,7 @@ def test_a_banner_that_cannot_be_written_is_said_so(tmp_path: Path) -> None:
     targets = write_targets(tmp_path / "t.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
     with open("/dev/full", "w") as full:
         completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "vbo_async",
-                "serve",
-                "--targets",
-                str(targets),
-                "--listen",
-                "127.0.0.1:0",
-            ],
+            serve_command(targets),
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from vbo_async._cli._secrets import Passwords
 from vbo_async.simulator import Simulator, create_app
 
 from .conftest import serve
-from .test_cli import HANG_GUARD, child_environment, small_config
+from .test_cli import HANG_GUARD, child_environment, serve_command, small_config
 from .test_exporter import Server, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
@@ -51,16 +50,7 @@ def own(body: str, name: str) -> str | None:
 @contextlib.asynccontextmanager
 async def serving(targets: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, httpx.AsyncClient]]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vbo_async",
-        "serve",
-        "--targets",
-        str(targets),
-        "--listen",
-        "127.0.0.1:0",
-        "--interval",
-        "1s",
+        *serve_command(targets, "--interval", "1s"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=child_environment(),
@@ -235,16 +225,7 @@ async def test_a_sighup_while_serve_starts_is_a_reload_not_its_end(tmp_path: Pat
         async with serve(app) as port:
             text = table("east", port, str(tmp_path / "pw")) + table("west", port, str(tmp_path / "pw"))
             process = await asyncio.create_subprocess_exec(
-                *[
-                    sys.executable,
-                    "-m",
-                    "vbo_async",
-                    "serve",
-                    "--targets",
-                    str(fifo),
-                    "--listen",
-                    "127.0.0.1:0",
-                ],
+                *serve_command(fifo),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=child_environment(),
