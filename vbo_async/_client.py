@@ -248,7 +248,7 @@ class VBOClient:
 
     def _server_time(self) -> dt.datetime:
         """The current time on the server's clock (`_server_now` of this machine's)."""
-        return self._sender.clock.now(dt.datetime.now(dt.UTC))
+        return self._server_now(dt.datetime.now(dt.UTC))
 
     def _close_idle(self) -> None:
         """Close the connections kept alive for the next request (a command whose next requests
@@ -640,7 +640,7 @@ class VBOClient:
             log.debug("reading the sessions of job %s failed: %s", job_id, exc)
             sessions, error = [], exc
         if now is None:  # after the request: its answer's Date is the freshest reading of the clock
-            now = self._server_now(dt.datetime.now(dt.UTC))
+            now = self._server_time()
         return assess(job, sessions, policy=policy, now=now, error=error)
 
     async def _health_sessions(self, job_id: str) -> list[JobSession]:
