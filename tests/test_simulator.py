@@ -23,7 +23,7 @@ import vbo_async.simulator as simulator_module
 import vbo_async.simulator._stats as stats_module
 import vbo_async.simulator._tokens as tokens_module
 from vbo_async import ConfigError
-from vbo_async._tokens import parse_http_date
+from vbo_async._tokens import parse_http_date, parse_token_response
 from vbo_async.simulator import (
     Faults,
     SimulatedError,
@@ -1034,3 +1034,20 @@ async def test_serves_https_over_uvicorn(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.json() == app.state.simulator.organizations_wire()
     assert response.json()[0]["_links"]["self"]["href"].startswith(f"https://{HOST}/v1/")
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "expires_in"), [(0.001, 1), (0.5, 1), (0.999, 1), (1.5, 1), (59.9, 59), (60, 60)]
+)
+def test_a_lifetime_under_a_second_is_served_as_one_second_not_zero(
+    clock: FakeClock, lifetime: float, expires_in: int
+) -> None:
+    """``expires_in: 0`` says no lifetime at all (a client reads it as absent and falls back to
+    the documented hour): a simulator configured for tokens living half a second served it, so a
+    client believed them for an hour. Under a second is served as 1; longer ones are cut down to
+    whole seconds as before (never longer than the token is accepted, but for the sub-second)."""
+    simulator = Simulator(SimulatorConfig(token_lifetime=lifetime), clock=clock)
+    answer = simulator.password_grant("admin", "admin")
+    assert answer["expires_in"] == expires_in
+    token = parse_token_response(answer, now=0.0, wall_now=datetime.now(UTC))
+    assert token.expires_at == expires_in

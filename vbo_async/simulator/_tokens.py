@@ -67,7 +67,9 @@ class TokenStore:
         return {
             "access_token": access,
             "token_type": "bearer",
-            "expires_in": int(self.lifetime),
+            # Whole seconds, cut down (never later than the token is refused), but at least 1:
+            # ``expires_in: 0`` reads as no lifetime at all (a client falls back to an hour).
+            "expires_in": max(1, int(self.lifetime)),
             "refresh_token": refresh,
             "userName": username,
             ".issued": format_http_date(issued),
