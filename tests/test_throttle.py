@@ -380,3 +380,90 @@ async def test_a_waiter_woken_by_a_longer_rest_waits_it_out_and_is_sent_once(
     assert len(waits) == 2
     assert 45 < waits[0] <= 50
     assert 50 < waits[1] <= 55
+
+
+@pytest.fixture
+def held_waits(monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], asyncio.Event]:
+    """Every wait of a second or more the client begins (its delay), and an event set at the
+    first: that first one never ends by itself (only when cut short); the others take no time."""
+    waits: list[float] = []
+    began = asyncio.Event()
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        if delay >= 1:
+            waits.append(delay)
+            if not began.is_set():
+                began.set()
+                await asyncio.Event().wait()
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return waits, began
+
+
+async def retry_wait_then_rest(
+    fake: FakeVBO, vbo: VBOClient, rest: str, began: asyncio.Event
+) -> asyncio.Task[Any]:
+    """A request for ``j1`` answered 503 (no ``Retry-After``) and waiting 5 s to be retried
+    (its own backoff), when another request (``j2``) is answered 429 with ``Retry-After: rest``:
+    the ``j1`` request's task."""
+    fake.route("GET", "/v1/Jobs/j1", throttled(503, retry_after=None), JOB1)
+    fake.route("GET", "/v1/Jobs/j2", throttled(retry_after=rest))
+    retrying = asyncio.create_task(vbo.job("j1"))
+    await asyncio.wait_for(began.wait(), timeout=10)  # guards against a hang only
+    with pytest.raises(RateLimitedError):
+        await vbo.job("j2")
+    return retrying
+
+
+BACKOFF_5S = RetryPolicy(attempts=2, wait_initial=5.0, wait_max=5.0, wait_jitter=0.0)
+
+
+async def test_a_retry_wait_is_cut_short_by_a_rest_past_the_request_s_bound(
+    fake: FakeVBO, held_waits: tuple[list[float], asyncio.Event]
+) -> None:
+    """A request waiting out its own backoff (5 s after a 503) when another one sets the hourly
+    quota's rest (``Retry-After: 3600``, past max_retry_after): it fails at once, unsent, as a
+    request waiting for a rest does, instead of sleeping its backoff first (up to a minute, with
+    a ``Retry-After`` of its own) only to fail then."""
+    waits, began = held_waits
+    async with client_for(fake, retry=BACKOFF_5S) as vbo:
+        retrying = await retry_wait_then_rest(fake, vbo, "3600", began)
+        with pytest.raises(RateLimitedError, match=r"GET not sent: .* ends past max_retry_after"):
+            await asyncio.wait_for(retrying, timeout=10)  # guards against a hang only
+    assert sent(fake, "GET", "/v1/Jobs/j1") == 1
+    assert waits == [5.0]
+
+
+async def test_a_retry_wait_cut_short_by_a_longer_rest_waits_it_out_and_is_sent_once(
+    fake: FakeVBO, held_waits: tuple[list[float], asyncio.Event]
+) -> None:
+    """Cut short by a rest it may wait (55 s): the request waits for the rest's end, then is
+    retried once."""
+    waits, began = held_waits
+    async with client_for(fake, retry=BACKOFF_5S) as vbo:
+        retrying = await retry_wait_then_rest(fake, vbo, "55", began)
+        job = await asyncio.wait_for(retrying, timeout=10)  # guards against a hang only
+    assert job.id == "j1"
+    assert sent(fake, "GET", "/v1/Jobs/j1") == 2
+    assert waits[0] == 5.0  # its own backoff, cut short; then the rest (j2's retry waits it too)
+    assert len(waits) >= 3
+    assert all(50 < wait <= 55 for wait in waits[1:])
+
+
+async def test_a_retry_wait_is_not_cut_short_by_a_rest_ending_before_it(
+    fake: FakeVBO, held_waits: tuple[list[float], asyncio.Event]
+) -> None:
+    """A rest that ends before the request's own backoff does (2 s of 5) leaves that backoff alone."""
+    waits, began = held_waits
+    async with client_for(fake, retry=BACKOFF_5S) as vbo:
+        retrying = await retry_wait_then_rest(fake, vbo, "2", began)
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not retrying.done()  # still waiting its own 5 s
+        retrying.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await retrying
+    assert sent(fake, "GET", "/v1/Jobs/j1") == 1
+    assert waits[0] == 5.0

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import random
 import ssl
 import sys
@@ -216,9 +217,11 @@ class Sender:
         self._pool_closed = False
         self._pauses: set[asyncio.Future[None]] = set()
         """The waits before retries under way (closing cuts them short)."""
-        self._resting: set[asyncio.Future[None]] = set()
-        """The waits for the server's rest to end under way (`_rest_over`): a longer rest set
-        meanwhile cuts them short, so that each weighs the new one against its bounds at once."""
+        self._resting: dict[asyncio.Future[None], float] = {}
+        """The waits a longer rest set meanwhile cuts short (`_rest_for`), with when each ends
+        (``time.monotonic``): those for the server's rest to end (`_rest_over`, ending at -inf:
+        always cut), and an API request's waits before its retry, when the new rest ends after
+        them. Each then weighs the new rest against its bounds at once (`_rest_over`)."""
         self._rest: _Rest | None = None
         """The server's last ``Retry-After`` to an API request (`_Rest`): every API request waits
         for it to end before it is sent, or fails unsent when that is longer than it may wait."""
@@ -348,7 +351,9 @@ class Sender:
                         self._gave_up(method, url, attempt, reason)
                         return answer
                     self._retrying(method, url, attempt, f"HTTP {answer.status_code}", wait)
-                await self._pause(wait)
+                # A longer rest set meanwhile (another request's 429) cuts the wait short: the
+                # next attempt waits for that rest to end, or fails unsent past its bounds.
+                await self._pause(wait, rests=call.authenticated)
                 if self._closed:  # closed while this request waited to be retried
                     raise ClientStateError(CLOSED_IN_FLIGHT)
                 attempt += 1
@@ -358,23 +363,25 @@ class Sender:
             scrub_error(exc, self._scrub)
             raise
 
-    async def _pause(self, seconds: float, *, resting: bool = False) -> None:
-        """Wait ``seconds`` before a retry, or until the client closes if that comes first; a
-        wait for the server's rest (``resting``) also until a longer rest is set (`_rest_for`)."""
+    async def _pause(self, seconds: float, *, resting: bool = False, rests: bool = False) -> None:
+        """Wait ``seconds``, or until the client closes if that comes first; a wait for the
+        server's rest (``resting``) also until a longer rest is set, and an API request's wait
+        before its retry (``rests``) until a rest ending after it is set (`_rest_for`)."""
         pause = asyncio.ensure_future(asyncio.sleep(seconds))
         self._pauses.add(pause)
-        if resting:
-            self._resting.add(pause)
+        cut_by_rest = resting or rests
+        if cut_by_rest:
+            self._resting[pause] = -math.inf if resting else time.monotonic() + seconds
         try:
             await pause
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            cut_short = self._closed or (resting and pause not in self._resting)
+            cut_short = self._closed or (cut_by_rest and pause not in self._resting)
             if not cut_short or (task is not None and task.cancelling() > 0):
                 raise  # the caller was cancelled, not the wait cut short by closing or a new rest
         finally:
             self._pauses.discard(pause)
-            self._resting.discard(pause)
+            self._resting.pop(pause, None)
 
     def _rest_for(self, status: int, retry_after: float | None, rested: list[_Rest]) -> None:
         """Remember an API request's answer of ``status`` naming ``retry_after`` (parsed) as the
@@ -388,11 +395,13 @@ class Sender:
         if self._rest is None or until > self._rest.until:
             self._rest = rest = _Rest(status=status, at=now, until=until)
             rested.append(rest)
-            # The requests waiting for the rest it replaces weigh this one at once: one past
-            # what they may wait fails now, not once the shorter rest is over.
-            waiting, self._resting = self._resting, set()
-            for pause in waiting:
-                pause.cancel()
+            # The requests waiting for the rest it replaces, or to be retried before it ends,
+            # weigh this one at once: one past what they may wait fails now, not once the
+            # shorter wait is over, and none is sent into this rest.
+            for pause, ends in list(self._resting.items()):
+                if ends < until:
+                    del self._resting[pause]
+                    pause.cancel()
 
     async def _rest_over(self, call: _Call, first_try: list[float], rested: list[_Rest]) -> None:
         """Wait until the server's rest (`_rest`) ends, unless this request waited it out already;
