@@ -666,7 +666,9 @@ def issued(n: int) -> dict[str, Any]:
 
 BLIPS = [
     pytest.param(ServerError("busy", status_code=503), id="503"),
-    pytest.param(TransportError("the token request timed out"), id="timeout"),
+    # One that reached the server may have used the refresh token up: the password grant is
+    # made at once instead (test_a_refresh_grant_cut_off_after_reaching_the_server_...).
+    pytest.param(TransportError("no connection within 30 s", unsent=True), id="timeout"),
     pytest.param(RateLimitedError("Quota Exceeded", status_code=429, retry_after=2.0), id="429"),
 ]
 
@@ -1028,7 +1030,7 @@ async def test_a_token_wait_longer_than_the_requests_timeout_is_not_cut_short(
     waits: list[float] = []
     over = asyncio.Event()
 
-    async def pause(self: Any, seconds: float) -> None:
+    async def pause(self: Any, seconds: float, **_: Any) -> None:
         waits.append(seconds)
         await over.wait()
 
@@ -1352,3 +1354,81 @@ def test_a_grant_form_shows_and_pickles_no_field_but_its_type() -> None:
     restored = pickle.loads(data)
     assert restored.grant_type == "password"
     assert restored.reveal() == {"grant_type": "password"}
+
+
+def answer_lost(fake: FakeVBO, grants: dict[str, int], error: type[httpx.TransportError]) -> Any:
+    """``fake``'s handler, losing the answer to the first ``grants[grant_type]`` token requests of
+    each grant type with ``error``: a ReadError after the server handled the request (and issued
+    a token nobody sees), a ConnectError before it (nothing reached it)."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        grant = parse_qs(request.content.decode()).get("grant_type", [""])[0]
+        lose = fake._is_token(request) and grants.get(grant, 0) > 0
+        if lose:
+            grants[grant] -= 1
+            if error is httpx.ConnectError:
+                raise error("connection refused", request=request)
+        response = await fake.handler(request)
+        if lose:
+            raise error("connection reset by peer", request=request)
+        return response
+
+    return handler
+
+
+async def test_a_password_grant_cut_off_after_reaching_the_server_is_not_sent_again(
+    fake: FakeVBO,
+) -> None:
+    """A password grant creates a session on the server (and counts against its token throttle:
+    about one a second, five a minute on v6): one whose answer was lost on the way back (the
+    connection reset) may have been carried out, so it is not sent again at once, as no other
+    POST is. The call fails with the `TransportError`; the next one asks for a token again."""
+    fake.route("GET", "/v1/Jobs/j1", {"id": "j1", "name": "Mail"})
+    async with client_for(answer_lost(fake, {"password": 1}, httpx.ReadError)) as vbo:
+        with pytest.raises(TransportError, match="connection reset"):
+            await vbo.job("j1")
+        assert fake.grants() == ["password"]
+        assert fake.api_requests == []
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert fake.grants() == ["password", "password"]
+
+
+async def test_a_password_grant_that_never_reached_the_server_is_retried(fake: FakeVBO) -> None:
+    """A grant whose connection could not be made was not sent: it is retried like a GET."""
+    fake.route("GET", "/v1/Jobs/j1", {"id": "j1", "name": "Mail"})
+    async with client_for(answer_lost(fake, {"password": 2}, httpx.ConnectError)) as vbo:
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert fake.grants() == ["password"]  # the two refused connections carried no grant
+    assert len(fake.api_requests) == 1
+
+
+async def test_a_refresh_grant_cut_off_after_reaching_the_server_falls_back_to_the_password(
+    fake: FakeVBO,
+) -> None:
+    """A refresh grant whose answer was lost may have used up its refresh token (the server
+    rotates it): it is not sent again, which would be refused, but the password grant is made
+    instead, and the call replayed with its token succeeds."""
+    fake.route("GET", "/v1/Jobs/j1", {"id": "j1", "name": "Mail"})
+    async with client_for(answer_lost(fake, {"refresh_token": 1}, httpx.ReadError)) as vbo:
+        await vbo.job("j1")
+        fake.revoke()  # the access token is refused: renewed with the refresh grant first
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert fake.grants() == ["password", "refresh_token", "password"]
+    assert len(fake.api_requests) == 3  # the 401 and its replay
+
+
+async def test_a_refresh_grant_that_never_reached_the_server_does_not_send_the_password(
+    fake: FakeVBO,
+) -> None:
+    """A refresh grant no connection could carry (after its retries) is raised as the
+    `TransportError` it is: the password grant, to the same server, would not get through either."""
+    fake.route("GET", "/v1/Jobs/j1", {"id": "j1", "name": "Mail"})
+    async with client_for(answer_lost(fake, {"refresh_token": 99}, httpx.ConnectError)) as vbo:
+        await vbo.job("j1")
+        fake.revoke()
+        with pytest.raises(TransportError, match="connection refused"):
+            await vbo.job("j1")
+    assert fake.grants() == ["password"]

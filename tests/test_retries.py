@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import json
@@ -515,3 +516,38 @@ async def test_a_token_refusal_whose_body_cannot_be_decoded_is_an_authentication
     async with client_for(fake) as vbo:
         with pytest.raises(AuthenticationError, match="refused"):
             await vbo.job("j1")
+
+
+@pytest.mark.parametrize("transport", ["aiohttp (default)", "httpx"])
+async def test_a_transport_error_says_whether_the_request_reached_the_server(transport: str) -> None:
+    """`TransportError.unsent`: True for a refused connection (nothing was sent: the grant is
+    retried), False for a connection the server dropped after reading the request."""
+    import socket
+
+    from .raw_http import serve_raw
+
+    async def drop(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    errors: list[TransportError] = []
+    for answer in (None, drop):
+        async with contextlib.AsyncExitStack() as stack:
+            if answer is not None:
+                port = await stack.enter_async_context(serve_raw(answer))
+            vbo = VBOClient(
+                f"http://127.0.0.1:{port}",
+                username="u",
+                password="p",
+                api_version="v8",
+                retry=attrs.evolve(FAST, attempts=1),
+                transport=httpx.AsyncHTTPTransport() if transport == "httpx" else None,
+            )
+            async with vbo:
+                with pytest.raises(TransportError) as info:
+                    await vbo.jobs()
+            errors.append(info.value)
+    assert [error.unsent for error in errors] == [True, False]

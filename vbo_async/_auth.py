@@ -47,6 +47,7 @@ from ._exceptions import (
     NotFoundError,
     RateLimitedError,
     ServerError,
+    TransportError,
     VBOError,
 )
 from ._flights import Flights
@@ -522,11 +523,15 @@ class TokenManager:
         if old is not None and old.refresh_token is not None:
             try:
                 return await self._request(url, GrantForm(refresh_form(old.refresh_token, extras)))
-            except (AuthenticationError, DecodeError):
+            except (AuthenticationError, DecodeError, TransportError) as exc:
+                if isinstance(exc, TransportError) and exc.unsent:
+                    raise  # nothing got through: neither would the password grant
                 # Closing began meanwhile (its logout may be why it was refused): the password
                 # is not sent for a token nothing would use.
                 self._check_open()
-                log.debug("refresh token refused or its answer unreadable; using the password grant")
+                # An answer lost on its way back: the server may have used the refresh token up
+                # (it rotates them), so it is not sent again (`_request` does not resend it).
+                log.debug("refresh token refused, its answer unreadable or lost; using the password grant")
         try:
             return await self._password_grant(url, dialect)
         except VBOError:

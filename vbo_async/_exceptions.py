@@ -166,7 +166,19 @@ class LinkError(VBOError):
 
 class TransportError(VBOError):
     """The request did not get a complete answer: connect, read, write, timeout, TLS or a dropped
-    or truncated response. The underlying exception is the ``__cause__``."""
+    or truncated response. The underlying exception is the ``__cause__``.
+
+    ``unsent`` is True when the request is known never to have reached the server (no connection
+    could be made, or none was free in time): sending it again cannot carry it out twice. False
+    means it may have reached the server (a job action may have been carried out)."""
+
+    unsent: bool = False
+
+    def __init__(
+        self, message: str, *, method: str | None = None, url: str | None = None, unsent: bool = False
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.unsent = unsent
 
 
 class ResponseTooLargeError(VBOError):

@@ -316,7 +316,11 @@ class Sender:
                 except TokenUnavailable as failure:
                     raise failure.error from failure.error.__cause__
                 except TransportError as exc:
-                    if not retryable or _fails_every_time(exc):
+                    # A POST retried on statuses (a token grant) is not sent again once it may
+                    # have reached the server: a grant opens a session there, and counts against
+                    # the token endpoint's throttle (docs/reliability.md, "Token grants").
+                    resend = exc.unsent or method in IDEMPOTENT_METHODS
+                    if not (retryable and resend) or _fails_every_time(exc):
                         raise
                     wait = self._wait(attempt, started, None)
                     if wait is None:
@@ -558,17 +562,25 @@ class Sender:
         if isinstance(exc, TimeoutError):
             said = f"no complete answer within {self._timeout} s"
             stage = _stage_cut_short(exc.__cause__)
-            error = TransportError(said if stage is None else f"{said}: {stage}", method=method, url=url)
+            error = TransportError(
+                said if stage is None else f"{said}: {stage}",
+                method=method,
+                url=url,
+                unsent=stage == _NOT_CONNECTED,
+            )
             return error, self._hidden(exc)
         if not isinstance(exc, httpx.HTTPError | OSError):
             return None
         text = _describe(exc)
+        unsent = isinstance(exc, _UNSENT)
         if _is_certificate_error(exc):
             # The local TLS library's words; the cause is kept (a certificate error is never retried).
-            return TransportError(_excerpt(text), method=method, url=url), _frameless(exc)
+            error = TransportError(_excerpt(text), method=method, url=url, unsent=unsent)
+            return error, _frameless(exc)
         # A parser quotes the line it refuses: a server may have echoed a secret there (scrubbed
         # before the cut, which could leave a part of one that no scrub finds).
-        return TransportError(_excerpt(self._scrub(text)), method=method, url=url), self._hidden(exc)
+        error = TransportError(_excerpt(self._scrub(text)), method=method, url=url, unsent=unsent)
+        return error, self._hidden(exc)
 
     def _hidden(self, exc: Exception) -> BaseException | None:
         """``exc``, to be the cause of the client's error, without the frames of its chain
@@ -917,9 +929,13 @@ def _quotes_secret(exc: BaseException, scrub: Callable[[str], str]) -> bool:
     return False
 
 
+_NOT_CONNECTED = "not connected: the request was not sent"
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""httpx's failures of a request that never reached the server: no connection could be made,
+or none was free in time (`TransportError.unsent`)."""
 _STAGES = (
     (("vbo_async._sending", "Sender._read"), "the answer began, its body did not arrive whole"),
-    (("vbo_async._aiohttp", "_Connector.connect"), "not connected: the request was not sent"),
+    (("vbo_async._aiohttp", "_Connector.connect"), _NOT_CONNECTED),
     (("vbo_async._aiohttp", "AiohttpTransport._send"), "connected, no answer began"),
 )
 """What an attempt cut short by its timeout was doing, by a function it was in (its module and
