@@ -634,3 +634,58 @@ async def test_aclose_from_inside_a_token_grant_or_its_logout_does_not_wait_for_
             await asyncio.wait_for(vbo.jobs(), timeout=10)  # guards against a hang only
     await settled(before)
     assert "closed" in repr(vbo)
+
+
+@pytest.mark.parametrize("api_version", ["v8", "auto"])  # auto: the grant is the probe of v8
+@pytest.mark.parametrize("when", ["before the server answers", "after the server answered"])
+@pytest.mark.parametrize("closer", ["another task", "the grant's transport"])
+async def test_a_token_granted_while_the_client_closes_is_logged_out(
+    when: str, closer: str, api_version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call waiting for its password grant when ``aclose()`` runs, from another task or from
+    inside that grant (its transport): the token the grant brings once closing began is used by
+    nothing, and lives on the server until it expires unless it is logged out. Every token the
+    server issued is logged out, ``aclose()`` raises nothing and leaves no task behind."""
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 3600.0)
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    holder: list[VBOClient] = []
+    held, go_on = asyncio.Event(), asyncio.Event()
+
+    class GrantInFlight(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            grant = request.url.path.lower() == "/v8/token"
+            if grant and when == "before the server answers":
+                await self.close_or_hold()
+            response = await inner.handle_async_request(request)
+            if grant and when == "after the server answered":
+                await self.close_or_hold()
+            return response
+
+        async def close_or_hold(self) -> None:
+            if closer == "the grant's transport":
+                await holder[0].aclose()
+            else:
+                held.set()
+                await go_on.wait()
+
+    vbo = VBOClient(
+        BASE, username="admin", password="admin", api_version=api_version, transport=GrantInFlight()
+    )
+    holder.append(vbo)
+    before = asyncio.all_tasks()
+    call = asyncio.create_task(vbo.jobs())
+    if closer == "another task":
+        await asyncio.wait_for(held.wait(), timeout=10)  # guards against a hang only
+        close = asyncio.create_task(vbo.aclose())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        go_on.set()
+        await asyncio.wait_for(close, timeout=10)  # guards against a hang only
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(call, timeout=10)  # guards against a hang only
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    await settled(before)
+    assert simulator.stats.token_requests["password"] == 1
+    assert simulator.stats.logouts == {"v8": 1}
+    assert "closed" in repr(vbo)

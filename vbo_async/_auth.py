@@ -325,6 +325,10 @@ class TokenManager:
         self._renew_at = 0.0
         """After a failed proactive renewal: no other one is started before this (`RENEWAL_RETRY`)
         while the token is still valid."""
+        self.after_grant: Callable[[], Awaitable[None]] | None = None
+        """Set by a close made from inside the grant in flight (`granting_here`): awaited by that
+        grant as it ends, once it has let go of the lock (the client's logout of the token it
+        brought, and the rest of the close)."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
         self.find_endpoint: Callable[[], Awaitable[object]] | None = None
@@ -452,21 +456,32 @@ class TokenManager:
         `forget` (each with the dialect of its endpoint), for the client to log out; each is
         returned once. Called from inside the grant in flight (the client closed by its
         transport), it does not wait: that grant cannot end before it."""
-        if self._granting is not asyncio.current_task():
+        if not self.granting_here():
             async with self._lock:
                 pass
         late, self._late = self._late, []
         return late
 
+    def granting_here(self) -> bool:
+        """Whether the current task is a grant's, in flight (the client is closed from inside it,
+        by its transport): that grant cannot end before whatever the caller awaits."""
+        return self._granting is not None and self._granting is asyncio.current_task()
+
     @contextlib.asynccontextmanager
     async def _granted(self) -> AsyncIterator[None]:
-        """`_lock`, held by a grant, and which task holds it (`granted_while_closing`)."""
-        async with self._lock:
-            self._granting = asyncio.current_task()
-            try:
-                yield
-            finally:
-                self._granting = None
+        """`_lock`, held by a grant, and which task holds it (`granted_while_closing`); once let
+        go of, `after_grant` if a close from inside the grant set it."""
+        try:
+            async with self._lock:
+                self._granting = asyncio.current_task()
+                try:
+                    yield
+                finally:
+                    self._granting = None
+        finally:
+            finish, self.after_grant = self.after_grant, None
+            if finish is not None:
+                await finish()
 
     async def aclose(self) -> None:
         """Cancel the renewal in progress and wait until it has stopped (the client is closing:

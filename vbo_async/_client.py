@@ -316,8 +316,12 @@ class VBOClient:
         waiting for a slot, in any task, end with `ClientStateError`, as does every later call;
         closing twice is harmless, also at the same time: the second call returns once the first
         has closed the client (it does not close the pool under the first one's logout), or at
-        once when made by that close itself (by a transport, from inside its logout). Closing
-        from another event loop than the client's raises `ClientStateError`."""
+        once when made by that close itself (by a transport, from inside its logout). Made from
+        inside a token grant in flight (by its transport), it returns at once and that grant
+        finishes the close as it ends, logging its token out too. A grant still unanswered when
+        the logout's few seconds are over is cancelled (a token the server issued for it lives
+        until it expires). Closing from another event loop than the client's raises
+        `ClientStateError`."""
         closing = self._closing
         if closing is not None and closing[0] is asyncio.get_running_loop():
             if closing[2] is not asyncio.current_task():  # else called by that very close (by
@@ -328,20 +332,44 @@ class VBOClient:
         self._fetcher.check_usable()  # from another event loop: raises
         closed = asyncio.Event()
         self._closing = (asyncio.get_running_loop(), closed, asyncio.current_task())
-        try:
-            await self._close()
-        finally:
-            closed.set()
+        # From inside the grant in flight (its transport), the token it brings arrives only once
+        # this returns: the grant finishes the close as it ends (`TokenManager.after_grant`),
+        # logging that token out too, then closing the pool; until then no grant starts and
+        # every call that needs a token ends with `ClientStateError`.
+        await self._close_with(closed, finish_later=self._tokens.granting_here())
 
-    async def _close(self) -> None:
-        """`aclose`, once: log out, then close whatever the logout's outcome."""
+    async def _close_with(self, closed: asyncio.Event, *, finish_later: bool) -> None:
+        """`aclose`, once: log out, then (now, or as the grant in flight ends: ``finish_later``)
+        log out what a grant in flight brings and close, whatever the logouts' outcome."""
         token = self._tokens.forget()
+        dialect = self._dialect
+        deadline = asyncio.get_running_loop().time() + LOGOUT_TIMEOUT
+        try:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    if token is not None and dialect is not None:
+                        await self._log_out(token, dialect)
+            except TimeoutError:
+                log.debug("no answer to the logout within %s s; closing anyway", LOGOUT_TIMEOUT)
+        finally:
+            if finish_later:
+
+                async def finish() -> None:
+                    later = asyncio.get_running_loop().time() + LOGOUT_TIMEOUT
+                    await self._finish_close(closed, later)
+
+                self._tokens.after_grant = finish
+            else:
+                await self._finish_close(closed, deadline)
+
+    async def _finish_close(self, closed: asyncio.Event, deadline: float) -> None:
+        """Log out the tokens a grant in flight brought once closing began (by ``deadline``),
+        then close the pool and end the work in flight, whatever the logouts' outcome; ``closed``
+        is set once done."""
         dialect = self._dialect
         try:
             try:
-                async with asyncio.timeout(LOGOUT_TIMEOUT):
-                    if token is not None and dialect is not None:
-                        await self._log_out(token, dialect)
+                async with asyncio.timeout_at(deadline):
                     if dialect is None or dialect.logout is not None:
                         # A grant in flight (a renewal, the probe of "auto") may still bring a
                         # token: the server keeps it live until it is logged out too.
@@ -358,7 +386,10 @@ class VBOClient:
                 try:
                     await self._tokens.aclose()
                 finally:
-                    await self._discovery.cancel_all()
+                    try:
+                        await self._discovery.cancel_all()
+                    finally:
+                        closed.set()
 
     async def _log_out(self, token: Token, dialect: Dialect) -> None:
         """Log ``token`` out at ``dialect``'s logout endpoint (v7+; nothing before)."""
