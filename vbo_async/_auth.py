@@ -9,7 +9,8 @@ made, in a task of its own that every caller waiting for it shares, its failure 
 callers after it find the token already replaced). A caller cancelled meanwhile (a request
 handler's deadline) leaves it running for the others; the last one gone cancels it. Refresh uses
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
-when that is refused. A proactive renewal (before expiry) that the token endpoint fails on its
+when that is refused, or its answer lost after it reached the server (which may have used the
+refresh token up; no grant is sent again once it may have reached the server). A proactive renewal (before expiry) that the token endpoint fails on its
 side leaves the token in use while it is valid, and is tried again `RENEWAL_RETRY` seconds later.
 A token the server refused (a 401) is not sent again when its renewal fails: the next call renews
 first (kept for its refresh token).
@@ -20,7 +21,8 @@ over, or for `THROTTLE_REST` seconds if it named none; nor one whose 5xx named a
 (given up at once when longer than the policy allows) before that is over.
 Once the client closes (`TokenManager.forget`) no grant is started, and a token that a grant
 already in flight brings is not used but handed to the client's logout
-(`TokenManager.granted_while_closing`).
+(`TokenManager.granted_while_closing`; closed from inside that grant, the grant finishes the
+close as it ends: `TokenManager.after_grant`).
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.
