@@ -224,8 +224,8 @@ class SimulatorConfig:
     `link_origin` (``http://127.0.0.1:4443``), when given, is written instead of
     ``https://{advertised_host}``: ``vbo-async simulate`` gives the URL it serves, so v1 hrefs
     lead back to it.
-    `token_lifetime` is the seconds an access token is accepted after issue (its ``expires_in``,
-    at most a century: `MAX_TOKEN_LIFETIME`);
+    `token_lifetime` is the seconds an access token is accepted after issue (at most a century:
+    `MAX_TOKEN_LIFETIME`; its ``expires_in`` in whole seconds, cut down, at least 1);
     `refresh_token_lifetime` those of a refresh token (single use), None for 14 days or the access
     token's lifetime if longer. A bearer past its expiry is answered 401 as any refused one.
     `session_duration` is how many seconds (of the simulator's clock) a started job stays
