@@ -1037,7 +1037,7 @@ async def test_a_retry_wait_past_the_checks_deadline_is_not_begun_late_in_the_ru
 
     throttled = throttling_app(asked)
 
-    async def no_wait(self: Any, seconds: float) -> None:
+    async def no_wait(self: Any, seconds: float, **_: Any) -> None:
         waits.append(seconds)
 
     late = type("LateClock", (), {"monotonic": staticmethod(lambda: time.monotonic() - 45.0)})

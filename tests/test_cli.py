@@ -1152,7 +1152,7 @@ async def test_json_of_a_throttling_server_is_json_with_the_error(
 ) -> None:
     monkeypatch.setenv("VBO_PASSWORD", "admin")
 
-    async def no_wait(self: Any, seconds: float) -> None:
+    async def no_wait(self: Any, seconds: float, **_: Any) -> None:
         pass
 
     monkeypatch.setattr(vbo_async._sending.Sender, "_pause", no_wait)

@@ -2037,7 +2037,7 @@ async def test_a_retry_wait_past_the_sweeps_budget_is_not_begun_late_in_the_swee
 
     waits: list[float] = []
 
-    async def no_wait(self: Any, seconds: float) -> None:
+    async def no_wait(self: Any, seconds: float, **_: Any) -> None:
         waits.append(seconds)
 
     late = type(

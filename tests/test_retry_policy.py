@@ -209,6 +209,18 @@ def test_a_429_s_wait_is_the_floor_then_the_jitter(policy: RetryPolicy, number: 
     assert wait <= policy.wait_max + policy.wait_jitter
 
 
+@PROPERTY
+@given(policy=policies, number=st.integers(1, 60), draw=draws)
+def test_a_throttled_grant_waits_as_a_429_naming_no_wait(
+    policy: RetryPolicy, number: int, draw: float
+) -> None:
+    """``throttled`` (a password grant cut off after it reached the server, which counted it): the
+    same floor as a 429's, after a transport error (no status)."""
+    wait = backoff(policy, number, throttled=True, random=lambda: draw)
+    assert wait == backoff(policy, number, status=429, random=lambda: draw)
+    assert wait >= min(RATE_LIMITED_WAIT, policy.wait_max)
+
+
 @pytest.mark.parametrize("number", [0, -1, True, 1.5, "1", None])
 def test_backoff_refuses_a_bad_retry_number(number: Any) -> None:
     with pytest.raises(ValueError, match="retry_number"):

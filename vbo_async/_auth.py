@@ -10,8 +10,9 @@ callers after it find the token already replaced). A caller cancelled meanwhile 
 handler's deadline) leaves it running for the others; the last one gone cancels it. Refresh uses
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused, or its answer lost after it reached the server (which may have used the
-refresh token up; no grant is sent again once it may have reached the server). A proactive renewal (before expiry) that the token endpoint fails on its
-side leaves the token in use while it is valid, and is tried again `RENEWAL_RETRY` seconds later.
+refresh token up: the sender does not send it again; docs/reliability.md, "Token grants").
+A proactive renewal (before expiry) that the token endpoint fails on its side leaves the token in
+use while it is valid, and is tried again `RENEWAL_RETRY` seconds later.
 A token the server refused (a 401) is not sent again when its renewal fails: the next call renews
 first (kept for its refresh token).
 A password the server refused is not sent again for a while (`REFUSED_PAUSE`), by a renewal or by
@@ -547,7 +548,7 @@ class TokenManager:
                 # is not sent for a token nothing would use.
                 self._check_open()
                 # An answer lost on its way back: the server may have used the refresh token up
-                # (it rotates them), so it is not sent again (`_request` does not resend it).
+                # (it rotates them), so it is not sent again (the sender does not resend it).
                 log.debug("refresh token refused, its answer unreadable or lost; using the password grant")
         try:
             return await self._password_grant(url, dialect)

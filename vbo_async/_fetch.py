@@ -194,8 +194,9 @@ class Fetcher:
 
     async def request_token(self, url: str, form: GrantForm) -> Any:
         """POST a grant to the token endpoint ``url`` (retried like a GET on the retry statuses
-        and on failures before it reached the server, never after: docs/reliability.md, "Token
-        grants"); 400/401/403 -> AuthenticationError, 404 -> NotFoundError (the version is not served).
+        and on failures before it reached the server; after, a password grant a second later at
+        the earliest, a refresh grant never: docs/reliability.md, "Token grants"); 400/401/403 ->
+        AuthenticationError, 404 -> NotFoundError (the version is not served).
 
         The form is never logged and never appears in an error.
         """

@@ -158,6 +158,7 @@ def backoff(
     retry_after: float | None = None,
     status: int | None = None,
     random: Callable[[], float] = _random.random,
+    throttled: bool = False,
 ) -> float:
     """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
 
@@ -166,7 +167,8 @@ def backoff(
     is no wait named: VB365 v6's throttle (WebApiThrottle) answers the period less the seconds
     past, rounded, so ``0`` while up to half a second of the window is left. Otherwise
     ``wait_initial * 2 ** (retry_number - 1)`` capped at ``wait_max`` (after a 429, ``status``, at
-    least `RATE_LIMITED_WAIT`, or ``wait_max`` if that is less), plus ``random() * wait_jitter``
+    least `RATE_LIMITED_WAIT`, or ``wait_max`` if that is less; the same with ``throttled``: a
+    token grant that may have reached the server, whose throttle counted it), plus ``random() * wait_jitter``
     (``random`` gives a float in [0, 1)). Always finite and >= 0.
     """
     if isinstance(retry_number, bool) or not isinstance(retry_number, int) or retry_number < 1:
@@ -177,7 +179,7 @@ def backoff(
         exponential = 0.0 if policy.wait_initial == 0 else float(policy.wait_max)
     else:
         exponential = min(policy.wait_initial * 2.0 ** (retry_number - 1), float(policy.wait_max))
-    if status == 429:
+    if status == 429 or throttled:
         # The floor before the jitter: after it, it swallowed the jitter (0.1-0.9 s) of every
         # early retry, so the requests a throttle refused together all retried together.
         exponential = max(exponential, min(RATE_LIMITED_WAIT, float(policy.wait_max)))

@@ -316,13 +316,16 @@ class Sender:
                 except TokenUnavailable as failure:
                     raise failure.error from failure.error.__cause__
                 except TransportError as exc:
-                    # A POST retried on statuses (a token grant) is not sent again once it may
-                    # have reached the server: a grant opens a session there, and counts against
-                    # the token endpoint's throttle (docs/reliability.md, "Token grants").
-                    resend = exc.unsent or method in IDEMPOTENT_METHODS
+                    # A POST retried on statuses (a token grant) once it may have reached the
+                    # server: a password grant is sent again, a second later (the throttle counted
+                    # the first), a refresh grant is not (its refresh token may be used up: the
+                    # token manager makes the password grant instead). docs/reliability.md,
+                    # "Token grants".
+                    login = _is_password_grant(call)
+                    resend = exc.unsent or method in IDEMPOTENT_METHODS or login
                     if not (retryable and resend) or _fails_every_time(exc):
                         raise
-                    wait = self._wait(attempt, started, None)
+                    wait = self._wait(attempt, started, None, throttled=login and not exc.unsent)
                     if wait is None:
                         self._gave_up(method, url, attempt, str(exc))
                         _say_attempts(exc, attempt, started)
@@ -447,12 +450,24 @@ class Sender:
         return None
 
     def _wait(
-        self, attempt: int, started: list[float], retry_after: float | None, status: int | None = None
+        self,
+        attempt: int,
+        started: list[float],
+        retry_after: float | None,
+        status: int | None = None,
+        *,
+        throttled: bool = False,
     ) -> float | None:
         """Seconds to wait before attempt ``attempt + 1`` (after an answer of ``status``, None
-        after a transport error), or None when the policy says stop."""
+        after a transport error; ``throttled``: at least the token throttle's window, see
+        `backoff`), or None when the policy says stop."""
         wait = backoff(
-            self._retry, attempt, retry_after=retry_after, status=status, random=self._random.random
+            self._retry,
+            attempt,
+            retry_after=retry_after,
+            status=status,
+            random=self._random.random,
+            throttled=throttled,
         )
         now = time.monotonic()
         elapsed = now - (started[0] if started else now)
@@ -833,6 +848,12 @@ class Sender:
             method=method,
             url=url,
         )
+
+
+def _is_password_grant(call: _Call) -> bool:
+    """Whether ``call`` is a password grant (`GrantForm`), safe to send again: it changes nothing
+    on the server but open one more session, as the lost one did."""
+    return isinstance(call.form, GrantForm) and call.form.grant_type == "password"
 
 
 def _is_plain_get(call: _Call) -> bool:
