@@ -4,9 +4,11 @@ headers say by how much, and health measures ages on the server's clock (`Server
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,9 +19,13 @@ from hypothesis import strategies as st
 from vbo_async import HealthPolicy, HealthState, Job, PollTarget, VBOClient, assess, poll_jobs
 from vbo_async._clocks import MIN_OFFSET, ServerClock
 from vbo_async._health import CLOCK_SKEW
+from vbo_async._prefetch import LinkCache
+from vbo_async._results import PollResult
+from vbo_async._units import Batch, Context, Unit, run_unit
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 from vbo_async.simulator._wireformat import TICKS_PER_SECOND
 
+from .test_batch import ORGS, _job, scripted
 from .test_health import JOB_ID, PASSWORD, v8_session
 from .test_properties import PROPERTY
 
@@ -318,3 +324,92 @@ async def test_the_client_looks_at_a_date_a_second_and_follows_a_step_after_it(
         monotonic[0] += 0.6  # past it: the next answer's Date is read
         await vbo.organizations()
         assert abs(vbo.server_clock_offset - dt.timedelta(hours=5)) <= dt.timedelta(seconds=2)
+
+
+# --- one sweep, one instant per server -------------------------------------------------------------
+
+FIXED = dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.UTC)
+"""The sweep's "now" on this machine's clock (a midnight, the day after a February's end)."""
+
+
+def moving(
+    vbo_box: list[VBOClient], seen: list[str], move_on: Callable[[httpx.Request], bool]
+) -> Callable[[httpx.Request], httpx.Response]:
+    """`test_batch.scripted`'s v8 server, its one job last backed up exactly 26 hours before
+    `FIXED`; its answer to the request ``move_on`` picks shows a clock 2 hours further ahead than
+    the answers before it (as a ``Date`` that changed between two answers), and every
+    ``/JobSessions`` request is noted in ``seen`` and answered with none."""
+    ran, backed_up = FIXED - dt.timedelta(hours=26, minutes=20), FIXED - dt.timedelta(hours=26)
+    jobs = [
+        _job(number, org, isEnabled=True, lastRun=wire_time(ran), lastBackup=wire_time(backed_up))
+        for number, org in enumerate(ORGS[:2], 1)
+    ]
+    serve = scripted(jobs)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.lower()
+        if path == "/v8/jobsessions":
+            seen.append(str(request.url.params))
+        if move_on(request):
+            vbo_box[0]._sender.clock.offset = dt.timedelta(hours=2)
+        if path == "/v8/jobsessions":
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": [], "_links": {}})
+        return serve(request)
+
+    return handle
+
+
+async def swept(units: list[Unit], policy: HealthPolicy) -> dict[str, PollResult]:
+    results: dict[str, PollResult] = {}
+    async with asyncio.TaskGroup() as group:
+        context = Context(
+            follow=(),
+            health=policy,
+            now=FIXED,
+            links=LinkCache(group),
+            emit=lambda result: results.setdefault(result.target.organization_id, result),
+        )
+        for unit in units:
+            await run_unit(unit, context)
+    return results
+
+
+async def test_a_batch_judges_at_the_instant_its_window_was_read_from() -> None:
+    """A server's clock that moves between two answers of one batch (its recent sessions
+    read, then its jobs judged) does not judge the jobs at another instant than the one the
+    window was cut at: the window reaches back ``max_age`` + 2 h from the instant the jobs are
+    judged at. A job last backed up exactly ``max_age`` before it is at the edge: OK at that
+    instant, CRITICAL at the one two hours later, which the batch used for the verdicts."""
+    box: list[VBOClient] = []
+    seen: list[str] = []
+    handler = moving(box, seen, lambda request: request.url.path.lower() == "/v8/jobsessions")
+    async with VBOClient(
+        "https://vbo.test:4443", username="u", password=PASSWORD, api_version="v8",
+        transport=httpx.MockTransport(handler),
+    ) as vbo:  # fmt: skip
+        box.append(vbo)
+        targets = tuple(PollTarget(client=vbo, organization_id=org) for org in ORGS[:2])
+        results = await swept([Batch(vbo, targets)], HealthPolicy())
+    assert len(seen) == 1
+    bound = dt.datetime.fromisoformat(dict(httpx.QueryParams(seen[0]))["endTimeLowerBound"])
+    judged_at = bound + dt.timedelta(hours=28)  # max_age and the window's 2 h of slack
+    assert judged_at == FIXED
+    for org in ORGS[:2]:
+        (health,) = results[org].health.values()
+        assert (health.state, health.reason) == (HealthState.OK, "last run succeeded 26 h ago")
+
+
+async def test_tenants_swept_one_by_one_are_judged_at_one_instant() -> None:
+    """Two tenants of one server swept alone, its clock moving 2 hours between their listings:
+    both judged at the instant taken for the first, not the second at another."""
+    box: list[VBOClient] = []
+    handler = moving(box, [], lambda request: request.url.params.get("organizationId") == ORGS[1])
+    async with VBOClient(
+        "https://vbo.test:4443", username="u", password=PASSWORD, api_version="v8",
+        transport=httpx.MockTransport(handler),
+    ) as vbo:  # fmt: skip
+        box.append(vbo)
+        targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS[:2]]
+        results = await swept(list(targets), HealthPolicy())
+    verdicts = {(h.state, h.reason) for org in ORGS[:2] for h in results[org].health.values()}
+    assert verdicts == {(HealthState.OK, "last run succeeded 26 h ago")}

@@ -132,6 +132,20 @@ class Context:
     now: dt.datetime
     links: LinkCache
     emit: Emit
+    _server_nows: dict[VBOClient, dt.datetime] = attrs.field(factory=dict, init=False)
+
+    def server_now(self, client: VBOClient) -> dt.datetime:
+        """The sweep's ``now`` on ``client``'s server's clock (`VBOClient._server_now`), taken
+        the first time it is asked for and the same for the rest of the sweep: every tenant and
+        every job of a server, and the window of sessions a batch reads, are judged at one
+        instant, though the offset its answers show may move meanwhile (a ``Date`` that changes
+        from answer to answer, a clock set anew). Judged at two, a job at the edge of the window
+        (last backed up exactly ``max_age`` before one of them) was inside it one way and
+        outside it the other."""
+        found = self._server_nows.get(client)
+        if found is None:
+            found = self._server_nows[client] = client._server_now(self.now)
+        return found
 
 
 async def run_unit(unit: Unit, context: Context) -> None:
@@ -153,7 +167,7 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     if context.health is not None:
         client = target.client
         # The sweep's one "now" on this server's clock (its answers' Date): ages on one clock.
-        policy, now = context.health, client._server_now(context.now)
+        policy, now = context.health, context.server_now(client)
 
         async def judged(job: Job) -> JobHealth:
             return await _judged(client, job, policy, now)
@@ -422,7 +436,10 @@ async def _window(client: VBOClient, context: Context) -> Window:
     try:
         if not (await client.dialect()).lists_recent_sessions:
             return None
-        now = client._server_now(context.now)
+        # Signed in first (as the listing would be): its answer's Date tells the server's clock
+        # before the instant the whole batch is judged at is taken from it.
+        await client._tokens.current()
+        now = context.server_now(client)
         return await client.recent_sessions(_window_start(now, _health_window(policy)))
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
@@ -462,7 +479,7 @@ async def _batch_health(
     policy = context.health
     if policy is None or not jobs:
         return {}
-    now = client._server_now(context.now)  # the sweep's "now" on this server's clock
+    now = context.server_now(client)  # the sweep's "now" on this server's clock, as `_window`'s
     if window is None:
         judged = await each(jobs, lambda job: _judged(client, job, policy, now), client._max_concurrency)
         return {id(job): health for job, health in zip(jobs, judged, strict=True)}
