@@ -1497,3 +1497,34 @@ def test_assess_orders_sessions_as_newest_first_with_those_dated_ahead_last(
         [s for s in within if s.creation_time is None],
     )
     assert sorted(sessions, key=_ranked(horizon)) == dated + undated + beyond
+
+
+@pytest.mark.parametrize("zone", ["", "Z", "+02:00"])
+async def test_times_without_an_offset_are_read_as_utc_and_said_so(zone: str) -> None:
+    """A server that writes its times without an offset (its local time, perhaps) has them read
+    as UTC, the zone being unknown; the verdict says so (``unzoned``, and its reason), for a
+    server west of UTC would look hours staler than it is, one east of it hours fresher. Times
+    with a ``Z`` or an offset are what they say, and nothing is added."""
+    ended = f"2026-07-01T09:40:00{zone}"
+    success = v8_session(
+        "c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c55", "Success", f"2026-07-01T09:00:00{zone}", ended
+    )
+    job_wire = {"id": JOB_ID, "name": "Mail", "isEnabled": True, "lastStatus": "Success",
+                "lastRun": success["creationTime"], "lastBackup": ended}  # fmt: skip
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": {"offset": 0, "limit": 5, "results": [success]}}
+    async with VBOClient(
+        "https://vbo.test", username="svc", password=PASSWORD, api_version="v8",
+        transport=serving("v8", routes, []),
+    ) as vbo:  # fmt: skip
+        job = vbo.from_wire(job_wire, Job)
+        health = await vbo.job_health(job, now=NOW)
+        unlisted = assess(job, (), now=NOW)
+    ago = "4 h ago" if zone == "+02:00" else "2 h ago"
+    if zone:
+        assert (health.state, health.reason, health.unzoned) == (OK, f"last run succeeded {ago}", False)
+        assert not unlisted.unzoned
+    else:
+        said = f"last run succeeded {ago} (times without an offset, read as UTC)"
+        assert (health.state, health.reason, health.unzoned) == (OK, said, True)
+        assert unlisted.unzoned
+        assert job.last_backup == dt.datetime(2026, 7, 1, 9, 40, tzinfo=dt.UTC)  # the same instant

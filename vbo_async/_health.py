@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -27,6 +27,7 @@ from ._enums import DailyType, JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession, SchedulePolicy
 from ._printable import printable
+from ._zones import unzoned as unzoned_time
 
 __all__ = [
     "CLOCK_SKEW",
@@ -140,6 +141,9 @@ class JobHealth:
     succeeded (v7+ ``job.last_backup``, else the end of the newest successful run seen, else
     ``job.last_run`` when ``job.last_status`` says Success; None when not known). ``reason`` is
     one line naming the finding that decided ``state``: ``"failed 20 min ago, will be retried"``.
+    ``unzoned`` says that times it was judged from came without an offset (`_zones.UNZONED`):
+    read as UTC, they are off by the server's zone if they were its local time, and the reason
+    ends ``"(times without an offset, read as UTC)"``.
     """
 
     job: Job
@@ -148,6 +152,7 @@ class JobHealth:
     last_session: JobSession | None = None
     running: JobSession | None = None
     last_success: dt.datetime | None = None
+    unzoned: bool = False
 
 
 CLOCK_SKEW = dt.timedelta(days=1)
@@ -294,6 +299,7 @@ def _judged(
             break
     last_success = _last_success(job, mine, horizon)
 
+    unzoned = False
     if job.is_enabled is False and policy.disabled is not None:
         finding = _Finding(policy.disabled, "disabled")
     elif error is not None:
@@ -303,15 +309,30 @@ def _judged(
         stale = _staleness(job, mine, last_success, policy, now)
         if stale is not None:
             findings.append(stale)
+        # Every verdict from here measures an age: one from times read as UTC may be a zone off.
+        unzoned = any(unzoned_time(moment) for moment in _times(job, mine))
         finding = max(findings, key=lambda f: f.state.severity)  # the first of equals: the last run
     return JobHealth(
         job=job,
         state=finding.state,
-        reason=finding.reason,
+        reason=f"{finding.reason} {_UNZONED_SAID}" if unzoned else finding.reason,
         last_session=last_session,
         running=running,
         last_success=last_success,
+        unzoned=unzoned,
     )
+
+
+_UNZONED_SAID = "(times without an offset, read as UTC)"
+
+
+def _times(job: Job, sessions: list[JobSession]) -> Iterator[dt.datetime | None]:
+    """The times `assess` judges ``job`` from: its own and its sessions'."""
+    yield job.last_run
+    yield job.last_backup
+    for session in sessions:
+        yield session.creation_time
+        yield session.end_time
 
 
 def _misfit(job: Job, sessions: list[JobSession]) -> ConfigError | None:
