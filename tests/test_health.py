@@ -3,7 +3,9 @@ against the simulator on v1, v6, v7 and v8, with the requests it costs counted p
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import pickle
 import random
 import zoneinfo
 from collections.abc import AsyncIterator, Sequence
@@ -31,6 +33,7 @@ from vbo_async import (
     assess,
 )
 from vbo_async._health import is_never
+from vbo_async._zones import UNZONED
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .test_properties import PROPERTY
@@ -1528,3 +1531,13 @@ async def test_times_without_an_offset_are_read_as_utc_and_said_so(zone: str) ->
         assert (health.state, health.reason, health.unzoned) == (OK, said, True)
         assert unlisted.unzoned
         assert job.last_backup == dt.datetime(2026, 7, 1, 9, 40, tzinfo=dt.UTC)  # the same instant
+
+
+def test_a_time_without_an_offset_stays_marked_through_pickle_and_copy() -> None:
+    """A job pickled (a cache, another process) or copied is judged as the one decoded was."""
+    job = make_job(last_status=JobStatus.SUCCESS, last_run=NOW.replace(tzinfo=UNZONED) - hours(3))
+    for again in (pickle.loads(pickle.dumps(job)), copy.deepcopy(job)):
+        assert again == job
+        health = assess(again, (), now=NOW)
+        assert health.unzoned
+        assert health.reason == "last run succeeded 3 h ago (times without an offset, read as UTC)"

@@ -16,10 +16,15 @@ import datetime as dt
 
 __all__ = ["UNZONED", "unzoned"]
 
-UNZONED = dt.timezone(dt.timedelta(0), "UTC (no offset sent)")
+_NAME = "UTC (no offset sent)"
+UNZONED = dt.timezone(dt.timedelta(0), _NAME)
 """The zone of a time read without an offset: UTC, by another name."""
 
 
 def unzoned(moment: object) -> bool:
-    """Whether ``moment`` is a time the server sent without an offset (pure)."""
-    return isinstance(moment, dt.datetime) and moment.tzinfo is UNZONED
+    """Whether ``moment`` is a time the server sent without an offset (pure). By the zone's
+    name, not its identity: a pickled or copied time gets a zone of its own, equal to UTC."""
+    if not isinstance(moment, dt.datetime):
+        return False
+    zone = moment.tzinfo
+    return zone is UNZONED or (isinstance(zone, dt.timezone) and zone.tzname(None) == _NAME)
