@@ -1541,3 +1541,27 @@ def test_a_time_without_an_offset_stays_marked_through_pickle_and_copy() -> None
         health = assess(again, (), now=NOW)
         assert health.unzoned
         assert health.reason == "last run succeeded 3 h ago (times without an offset, read as UTC)"
+
+
+def test_a_daylight_saving_night_uses_an_hour_of_max_ages_slack() -> None:
+    """As docs/monitoring.md says: a daily job at 22:00 server time in Europe/Berlin runs 25 hours
+    after the night before when the clocks go back (October's last Sunday), so the default
+    26 h leaves its run that night one hour more than the night before's, not two; the job is
+    CRITICAL once it has run longer, until it ends, and `--max-age 27h` takes that night. Ages
+    are differences of instants: a local wall clock's change moves no age."""
+    saturday = dt.datetime(2026, 10, 24, 22, 0, tzinfo=BERLIN)  # 20:00 UTC (CEST)
+    sunday = dt.datetime(2026, 10, 25, 22, 0, tzinfo=BERLIN)  # 21:00 UTC (CET)
+    assert sunday.astimezone(dt.UTC) - saturday.astimezone(dt.UTC) == hours(25)
+    before = JobSession(id="sat", job_id="job-1", status=JobStatus.SUCCESS, creation_time=saturday,
+                        end_time=saturday + dt.timedelta(minutes=30))  # fmt: skip
+    running = JobSession(id="sun", job_id="job-1", status=JobStatus.RUNNING, creation_time=sunday)
+    job = make_job(last_status=JobStatus.RUNNING)
+
+    def judged(into_the_run: dt.timedelta, max_age: float = 26) -> JobHealth:
+        at = (sunday.astimezone(dt.UTC) + into_the_run).astimezone(BERLIN)
+        return assess(job, [running, before], policy=HealthPolicy(max_age=hours(max_age)), now=at)
+
+    assert judged(dt.timedelta(minutes=90)).state is OK  # 1 h longer than the night before: 26 h
+    late = judged(dt.timedelta(minutes=91))
+    assert (late.state, late.reason) == (CRITICAL, "no success for 26 h (max 26 h)")
+    assert judged(dt.timedelta(minutes=150), max_age=27).state is OK

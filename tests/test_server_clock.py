@@ -16,9 +16,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbo_async import HealthPolicy, HealthState, Job, PollTarget, VBOClient, assess, poll_jobs
+from vbo_async import (
+    HealthPolicy,
+    HealthState,
+    Job,
+    JobHealth,
+    JobSession,
+    JobStatus,
+    PollTarget,
+    VBOClient,
+    assess,
+    poll_jobs,
+)
 from vbo_async._clocks import MIN_OFFSET, ServerClock
-from vbo_async._health import CLOCK_SKEW
+from vbo_async._health import CLOCK_SKEW, on_clock
 from vbo_async._prefetch import LinkCache
 from vbo_async._results import PollResult
 from vbo_async._units import Batch, Context, Unit, run_unit
@@ -151,7 +162,16 @@ async def test_a_failure_about_to_be_retried_is_judged_on_the_servers_clock(skew
         offset = vbo.server_clock_offset
     assert offset is not None
     assert abs(offset - skew) <= dt.timedelta(seconds=2)
-    assert (health.state, health.reason) == (HealthState.WARNING, "failed 5 min ago, will be retried")
+    assert health.state is HealthState.WARNING
+    # On this machine's clock a server over 2 h slow made it CRITICAL (past the retry window):
+    # the server's clock decided, and the reason says so.
+    mine = "WARNING" if dt.timedelta(minutes=-110) < skew < dt.timedelta(minutes=5) else "CRITICAL"
+    said = "failed 5 min ago, will be retried"
+    assert health.reason == said or (
+        mine == "CRITICAL" and health.reason.startswith(f"{said} (on the server's")
+    )
+    if health.reason != said:
+        assert health.reason.endswith("behind this machine's; CRITICAL on this machine's)")
 
 
 @PROPERTY
@@ -170,7 +190,13 @@ async def test_a_success_25_hours_ago_is_not_stale_whatever_the_skew(skew: dt.ti
         "https://vbo.test", username="svc", password=PASSWORD, api_version="v8", transport=dated(routes, skew)
     ) as vbo:
         health = await vbo.job_health(vbo.from_wire(job_wire, Job))
-    assert (health.state, health.reason) == (HealthState.OK, "last run succeeded 25 h ago")
+    assert health.state is HealthState.OK
+    said = "last run succeeded 25 h ago"
+    if skew >= dt.timedelta(0):
+        assert health.reason == said
+    elif health.reason != said:  # over an hour slow: stale on this machine's clock, and said so
+        assert health.reason.startswith(f"{said} (on the server's clock, ")
+        assert health.reason.endswith("behind this machine's; CRITICAL on this machine's)")
 
 
 async def test_a_now_given_is_taken_as_it_is() -> None:
@@ -413,3 +439,75 @@ async def test_tenants_swept_one_by_one_are_judged_at_one_instant() -> None:
         results = await swept(list(targets), HealthPolicy())
     verdicts = {(h.state, h.reason) for org in ORGS[:2] for h in results[org].health.values()}
     assert verdicts == {(HealthState.OK, "last run succeeded 26 h ago")}
+
+
+# --- a wrong Date says what it changed ---------------------------------------------------------------
+
+CLOCK_NOTE = "on the server's clock"
+
+
+@PROPERTY
+@given(
+    date=st.one_of(
+        st.text(max_size=40),
+        st.timedeltas(min_value=-dt.timedelta(days=3), max_value=dt.timedelta(days=3)).map(
+            lambda skew: http_date(RECEIVED + skew)
+        ),
+    ),
+    age=st.timedeltas(min_value=-dt.timedelta(days=2), max_value=dt.timedelta(days=4)),
+    status=st.sampled_from(["Success", "Failed"]),
+    retried=st.booleans(),
+)
+def test_a_date_header_changes_a_verdict_only_saying_so(
+    date: str, age: dt.timedelta, status: str, retried: bool
+) -> None:
+    """Whatever a ``Date`` header says (a proxy's, a clock set wrong, not a date at all), the
+    verdict judged on the server's clock it gives is the one this machine's clock gives, or says
+    that the server's clock decided it (and which verdict this machine's clock gives); and that
+    clock is at most a day off this machine's."""
+    clock = ServerClock()
+    clock.observe(date, RECEIVED)
+    there = clock.now(RECEIVED)
+    assert abs(there - RECEIVED) <= CLOCK_SKEW
+    ended = RECEIVED - age
+    began = ended - dt.timedelta(minutes=30)
+    run = JobSession(id="s", job_id="j", status=JobStatus(status), creation_time=began, end_time=ended,
+                     job_will_be_retried=retried)  # fmt: skip
+    job = Job(id="j", name="Mail", is_enabled=True)
+
+    def judge(at: dt.datetime) -> JobHealth:
+        return assess(job, [run], now=at)
+
+    health = on_clock(judge, RECEIVED, there)
+    here = judge(RECEIVED)
+    if health.state is here.state:
+        assert health == judge(there)
+    else:
+        assert CLOCK_NOTE in health.reason
+        assert health.reason.endswith(f"; {here.state.name} on this machine's)")
+        assert health.state is judge(there).state
+
+
+async def test_a_healthy_job_stale_by_a_wrong_date_says_so() -> None:
+    """A server (or a proxy before it) whose ``Date`` is 20 hours ahead of this machine's makes
+    a job that succeeded 10 hours ago 30 hours old on that clock: CRITICAL, and the reason says
+    that the server's clock decided it, how far off it is, and what this machine's clock says.
+    One 20 hours behind makes the success lie ahead of its clock: OK either way, nothing said."""
+    skew = dt.timedelta(hours=20)
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(hours=10)
+    success = v8_session("c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c59", "Success",
+                         wire_time(ended - dt.timedelta(minutes=20)), wire_time(ended))  # fmt: skip
+    job_wire = {"id": JOB_ID, "isEnabled": True, "lastStatus": "Success", "lastBackup": success["endTime"]}
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": {"offset": 0, "limit": 5, "results": [success]}}
+    verdicts = []
+    for moved in (-skew, skew):
+        async with VBOClient(
+            "https://vbo.test", username="svc", password=PASSWORD, api_version="v8",
+            transport=dated(routes, moved),
+        ) as vbo:  # fmt: skip
+            verdicts.append(await vbo.job_health(vbo.from_wire(job_wire, Job)))
+    behind, ahead = verdicts
+    assert (behind.state, behind.reason) == (HealthState.OK, "last run succeeded just now")
+    note = "(on the server's clock, 20 h ahead of this machine's; OK on this machine's)"
+    assert ahead.state is HealthState.CRITICAL
+    assert ahead.reason in {f"no success for {hours} h (max 26 h) {note}" for hours in (29, 30)}

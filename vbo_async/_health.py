@@ -39,6 +39,7 @@ __all__ = [
     "finished",
     "is_never",
     "newest_first",
+    "on_clock",
     "window_falls_short",
 ]
 
@@ -333,6 +334,35 @@ def _times(job: Job, sessions: list[JobSession]) -> Iterator[dt.datetime | None]
     for session in sessions:
         yield session.creation_time
         yield session.end_time
+
+
+def on_clock(judge: Callable[[dt.datetime], JobHealth], here: dt.datetime, there: dt.datetime) -> JobHealth:
+    """The verdict ``judge`` gives at ``there``, the server's "now" (``here``, this machine's,
+    moved by its clock's offset: `ServerClock.now`), saying so when this machine's clock gives
+    another state: ``"no success for 30 h (max 26 h) (on the server's clock, 20 h ahead of
+    this machine's; OK on this machine's)"``. An offset comes from a ``Date`` header, which a
+    proxy may have written, or a server whose clock was set wrong: a verdict it changed names
+    it, and what it changed. The same verdict either way is returned as ``judge`` gives it;
+    ``judge`` is called twice only when the clocks differ."""
+    health = judge(there)
+    if there == here:
+        return health
+    mine = judge(here)
+    if mine.state is health.state:
+        return health
+    shift = there - here
+    way = "ahead of" if shift > dt.timedelta(0) else "behind"
+    said = f"on the server's clock, {_offset(abs(shift))} {way} this machine's"
+    return attrs.evolve(health, reason=f"{health.reason} ({said}; {mine.state.name} on this machine's)")
+
+
+def _offset(delta: dt.timedelta) -> str:
+    """A clock's offset to the minute: ``45 min``, ``3 h``, ``2 h 30 min``."""
+    minutes = round(delta.total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h" if not minutes else f"{hours} h {minutes} min"
 
 
 def _misfit(job: Job, sessions: list[JobSession]) -> ConfigError | None:

@@ -41,7 +41,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     VBOError,
 )
-from ._health import HealthPolicy, JobHealth, assess, finished, window_falls_short
+from ._health import HealthPolicy, JobHealth, assess, finished, on_clock, window_falls_short
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget, detached
@@ -170,7 +170,7 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
         policy, now = context.health, context.server_now(client)
 
         async def judged(job: Job) -> JobHealth:
-            return await _judged(client, job, policy, now)
+            return await _judged(client, job, policy, now, context.now)
 
         # Run beside the links; ended before any failure is raised (none is left running): the
         # client closed meanwhile (`job_health` raises its `ClientStateError`) fails this tenant.
@@ -481,7 +481,9 @@ async def _batch_health(
         return {}
     now = context.server_now(client)  # the sweep's "now" on this server's clock, as `_window`'s
     if window is None:
-        judged = await each(jobs, lambda job: _judged(client, job, policy, now), client._max_concurrency)
+        judged = await each(
+            jobs, lambda job: _judged(client, job, policy, now, context.now), client._max_concurrency
+        )
         return {id(job): health for job, health in zip(jobs, judged, strict=True)}
     sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
     # An id no request can name (``a/b``): its sessions cannot be read, as `_judged` says for
@@ -510,17 +512,14 @@ async def _batch_health(
                 failures[job.id] = found
             else:
                 sessions[job.id.lower()] = found
-    return {
-        id(job): assess(
-            job,
-            # A job whose own sessions could not be read is judged from none, as `job_health` judges it.
-            () if job.id in failures else sessions.get(job.id.lower(), ()),
-            policy=policy,
-            now=now,
-            error=failures.get(job.id, error),
-        )
-        for job in jobs
-    }
+
+    def judge(job: Job) -> Callable[[dt.datetime], JobHealth]:
+        # A job whose own sessions could not be read is judged from none, as `job_health` judges it.
+        found = () if job.id in failures else sessions.get(job.id.lower(), ())
+        problem = failures.get(job.id, error)
+        return lambda at: assess(job, found, policy=policy, now=at, error=problem)
+
+    return {id(job): on_clock(judge(job), context.now, now) for job in jobs}
 
 
 def _within(sessions: list[JobSession], pages: tuple[int, ...]) -> list[JobSession]:
@@ -547,11 +546,15 @@ def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
     return now - window if window < now - _EARLIEST else _EARLIEST
 
 
-async def _judged(client: VBOClient, job: Job, policy: HealthPolicy, now: dt.datetime) -> JobHealth:
-    """`VBOClient.job_health`, for a job the server listed: an id of it that cannot name its
-    sessions (``a/b``) is that job's ``policy.unreadable``, not a `ConfigError` of the sweep."""
+async def _judged(
+    client: VBOClient, job: Job, policy: HealthPolicy, now: dt.datetime, here: dt.datetime
+) -> JobHealth:
+    """`VBOClient.job_health` at ``now``, the server's reading of this machine's ``here`` (a
+    verdict the server's clock decided says so), for a job the server listed: an id of it that
+    cannot name its sessions (``a/b``) is that job's ``policy.unreadable``, not a `ConfigError`
+    of the sweep."""
     try:
-        return await client.job_health(job, policy=policy, now=now)
+        return await client._job_health(job, policy, now, here)
     except ConfigError as exc:
         return assess(job, (), policy=policy, now=now, error=exc)
 
