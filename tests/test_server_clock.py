@@ -511,3 +511,33 @@ async def test_a_healthy_job_stale_by_a_wrong_date_says_so() -> None:
     note = "(on the server's clock, 20 h ahead of this machine's; OK on this machine's)"
     assert ahead.state is HealthState.CRITICAL
     assert ahead.reason in {f"no success for {hours} h (max 26 h) {note}" for hours in (29, 30)}
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2026-07-01",  # a day, no time of day: read as its midnight, up to a day "off"
+        "20260701",
+        "2026-W27-3",
+        "2026-07-01T09:00",  # ISO 8601 is no HTTP date (RFC 9110 §5.6.7)
+        "2026-07-01T09:00:00Z",
+    ],
+)
+def test_a_date_header_that_is_no_http_date_moves_nothing(date: str) -> None:
+    """Only an HTTP date (IMF-fixdate, or the obsolete RFC 850 and asctime forms a recipient
+    accepts) is a reading of the server's clock: an ISO 8601 time, above all a day alone (read
+    as midnight, hours from any clock), moved "now" by up to a day."""
+    clock = ServerClock()
+    clock.observe(date, RECEIVED)
+    assert clock.offset is None
+    assert clock.now(RECEIVED) == RECEIVED
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["Wed, 01 Jul 2026 09:00:00 GMT", "Wednesday, 01-Jul-26 09:00:00 GMT", "Wed Jul  1 09:00:00 2026"],
+)
+def test_the_three_http_date_forms_are_read(date: str) -> None:
+    clock = ServerClock()
+    clock.observe(date, RECEIVED)
+    assert clock.offset == dt.timedelta(hours=-3)
