@@ -360,3 +360,196 @@ def test_the_rules_fire_as_documented(tmp_path: Path) -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+SKEW_TESTS = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'veeam_vb365_job_last_success_timestamp_seconds{{{slow}}}'
+        values: '0x1800'
+      - series: 'veeam_vb365_job_enabled{{{slow}}}'
+        values: '1x1800'
+      - series: 'veeam_vb365_server_clock_offset_seconds{{server="slow"}}'
+        values: '-7200x1800'
+      - series: 'veeam_vb365_job_last_success_timestamp_seconds{{{fast}}}'
+        values: '0x1800'
+      - series: 'veeam_vb365_job_enabled{{{fast}}}'
+        values: '1x1800'
+      - series: 'veeam_vb365_server_clock_offset_seconds{{server="fast"}}'
+        values: '7200x1800'
+      - series: 'veeam_vb365_job_last_success_timestamp_seconds{{{proxy}}}'
+        values: '0x1800'
+      - series: 'veeam_vb365_job_enabled{{{proxy}}}'
+        values: '1x1800'
+      - series: 'veeam_vb365_server_clock_offset_seconds{{server="proxy"}}'
+        values: '-259200x1800'
+      - series: 'veeam_vb365_job_last_success_timestamp_seconds{{{dateless}}}'
+        values: '0x1800'
+      - series: 'veeam_vb365_job_enabled{{{dateless}}}'
+        values: '1x1800'
+    alert_rule_test:
+      - eval_time: 25h
+        alertname: VB365JobNotSuccessful
+        exp_alerts:
+          - exp_labels: {{severity: critical, {fast_labels}}}
+            exp_annotations:
+              summary: F (c on fast) has not succeeded for 26 h
+              description: Last success 1d 3h 0m 0s ago.
+      - eval_time: 27h
+        alertname: VB365JobNotSuccessful
+        exp_alerts:
+          - exp_labels: {{severity: critical, {fast_labels}}}
+            exp_annotations:
+              summary: F (c on fast) has not succeeded for 26 h
+              description: Last success 1d 5h 0m 0s ago.
+          - exp_labels: {{severity: critical, {proxy_labels}}}
+            exp_annotations:
+              summary: P (c on proxy) has not succeeded for 26 h
+              description: Last success 1d 3h 0m 0s ago.
+          - exp_labels: {{severity: critical, {dateless_labels}}}
+            exp_annotations:
+              summary: D (c on dateless) has not succeeded for 26 h
+              description: Last success 1d 3h 0m 0s ago.
+      - eval_time: 28h30m
+        alertname: VB365JobNotSuccessful
+        exp_alerts:
+          - exp_labels: {{severity: critical, {slow_labels}}}
+            exp_annotations:
+              summary: S (c on slow) has not succeeded for 26 h
+              description: Last success 1d 2h 30m 0s ago.
+          - exp_labels: {{severity: critical, {fast_labels}}}
+            exp_annotations:
+              summary: F (c on fast) has not succeeded for 26 h
+              description: Last success 1d 6h 30m 0s ago.
+          - exp_labels: {{severity: critical, {proxy_labels}}}
+            exp_annotations:
+              summary: P (c on proxy) has not succeeded for 26 h
+              description: Last success 1d 4h 30m 0s ago.
+          - exp_labels: {{severity: critical, {dateless_labels}}}
+            exp_annotations:
+              summary: D (c on dateless) has not succeeded for 26 h
+              description: Last success 1d 4h 30m 0s ago.
+"""
+
+
+def test_the_last_success_alert_measures_on_the_servers_clock(tmp_path: Path) -> None:
+    """`VB365JobNotSuccessful` takes the server's clock offset out of the age, as health does: a
+    job of a server 2 hours slow, last successful 27 hours ago by Prometheus' clock, succeeded 25
+    hours ago by its server's (no alert yet: it fires at 28 h 15 min, 26 h on the server's clock
+    and 15 minutes pending), one 2 hours fast fires 2 hours early. A server without an offset (no
+    ``Date``) or one more than a day off (a proxy's ``Date``, which health ignores too) is judged
+    on Prometheus' clock: it is never left out of the alert."""
+    promtool = binary("promtool")
+    names = ("slow", "fast", "proxy", "dateless")
+    tenant = 'organization="c",organization_id="o",job_id="j"'
+    labels = {name: f'server="{name}",{tenant},job_name="{name[0].upper()}"' for name in names}
+    said = "organization: c, organization_id: o, job_id: j"
+    expected = {f"{name}_labels": f"server: {name}, {said}, job_name: {name[0].upper()}" for name in names}
+    tests = tmp_path / "skew-test.yml"
+    tests.write_text(SKEW_TESTS.format(rules=RULES, **labels, **expected), encoding="utf-8")
+    checked = subprocess.run(
+        [promtool, "test", "rules", str(tests)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+GUIDE = ROOT / "docs" / "monitoring.md"
+_CONTINUES = ("or", "and", "unless", ")", "+", "-", "*", "/", "%", "^", "on", "by")
+
+
+def guide_queries() -> list[str]:
+    """The PromQL expressions of docs/monitoring.md's ``promql`` blocks: a comment ends one, and
+    so does an unindented line at bracket depth 0 that does not carry on with an operator."""
+    text = GUIDE.read_text(encoding="utf-8")
+    queries: list[str] = []
+    for block in text.split("```promql\n")[1:]:
+        lines: list[str] = []
+        depth = 0
+        for line in block.split("```", 1)[0].splitlines():
+            starts = (
+                line.startswith("#")
+                or not line.strip()
+                or (depth == 0 and not line[0].isspace() and not line.startswith(_CONTINUES))
+            )
+            if starts and lines:
+                queries.append("\n".join(lines))
+                lines = []
+            if line.startswith("#") or not line.strip():
+                continue
+            lines.append(line)
+            depth += line.count("(") - line.count(")")
+        if lines:
+            queries.append("\n".join(lines))
+    return queries
+
+
+def test_the_guides_queries_are_promql(tmp_path: Path) -> None:
+    """Every query docs/monitoring.md shows is one Prometheus parses (as recording rules:
+    `promtool check rules` parses each expression)."""
+    promtool = binary("promtool")
+    queries = guide_queries()
+    assert len(queries) >= 6
+    rules = tmp_path / "guide-rules.yml"
+    body = "".join(
+        f"      - record: guide:query_{number}\n        expr: |\n"
+        + "".join(f"          {line}\n" for line in query.splitlines())
+        for number, query in enumerate(queries)
+    )
+    rules.write_text(f"groups:\n  - name: guide\n    rules:\n{body}", encoding="utf-8")
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in checked.stdout
+
+
+def test_the_guides_age_on_the_servers_clock_is_the_alerts(tmp_path: Path) -> None:
+    """The guide's "hours since each job last succeeded, on its server's clock": 25 for a job
+    of a server 2 hours slow 27 hours after its success by Prometheus' clock, 27 for one without
+    an offset (kept in the result, not left out), and 27 for one a proxy's Date puts 3 days off."""
+    promtool = binary("promtool")
+    (query,) = [query for query in guide_queries() if "server_clock_offset" in query]
+    series = "".join(
+        f'      - series: \'veeam_vb365_job_last_success_timestamp_seconds{{server="{name}",job_id="j"}}\'\n'
+        "        values: '0x1700'\n"
+        + (
+            f"      - series: 'veeam_vb365_server_clock_offset_seconds{{server=\"{name}\"}}'\n"
+            f"        values: '{offset}x1700'\n"
+            if offset is not None
+            else ""
+        )
+        for name, offset in (("slow", -7200), ("dateless", None), ("proxy", -259200))
+    )
+    expression = "".join(f"          {line}\n" for line in query.splitlines())
+    tests = tmp_path / "guide-test.yml"
+    tests.write_text(
+        "evaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n"
+        + series
+        + "    promql_expr_test:\n      - eval_time: 27h\n        expr: |\n"
+        + expression
+        + "        exp_samples:\n"
+        + "".join(
+            f'          - labels: \'{{server="{name}",job_id="j"}}\'\n            value: {hours}\n'
+            for name, hours in (("slow", 25), ("dateless", 27), ("proxy", 27))
+        ),
+        encoding="utf-8",
+    )
+    checked = subprocess.run(
+        [promtool, "test", "rules", str(tests)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

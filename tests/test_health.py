@@ -3,7 +3,9 @@ against the simulator on v1, v6, v7 and v8, with the requests it costs counted p
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import pickle
 import random
 import zoneinfo
 from collections.abc import AsyncIterator, Sequence
@@ -31,6 +33,7 @@ from vbo_async import (
     assess,
 )
 from vbo_async._health import is_never
+from vbo_async._zones import UNZONED
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .test_properties import PROPERTY
@@ -1497,3 +1500,68 @@ def test_assess_orders_sessions_as_newest_first_with_those_dated_ahead_last(
         [s for s in within if s.creation_time is None],
     )
     assert sorted(sessions, key=_ranked(horizon)) == dated + undated + beyond
+
+
+@pytest.mark.parametrize("zone", ["", "Z", "+02:00"])
+async def test_times_without_an_offset_are_read_as_utc_and_said_so(zone: str) -> None:
+    """A server that writes its times without an offset (its local time, perhaps) has them read
+    as UTC, the zone being unknown; the verdict says so (``unzoned``, and its reason), for a
+    server west of UTC would look hours staler than it is, one east of it hours fresher. Times
+    with a ``Z`` or an offset are what they say, and nothing is added."""
+    ended = f"2026-07-01T09:40:00{zone}"
+    success = v8_session(
+        "c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c55", "Success", f"2026-07-01T09:00:00{zone}", ended
+    )
+    job_wire = {"id": JOB_ID, "name": "Mail", "isEnabled": True, "lastStatus": "Success",
+                "lastRun": success["creationTime"], "lastBackup": ended}  # fmt: skip
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": {"offset": 0, "limit": 5, "results": [success]}}
+    async with VBOClient(
+        "https://vbo.test", username="svc", password=PASSWORD, api_version="v8",
+        transport=serving("v8", routes, []),
+    ) as vbo:  # fmt: skip
+        job = vbo.from_wire(job_wire, Job)
+        health = await vbo.job_health(job, now=NOW)
+        unlisted = assess(job, (), now=NOW)
+    ago = "4 h ago" if zone == "+02:00" else "2 h ago"
+    if zone:
+        assert (health.state, health.reason, health.unzoned) == (OK, f"last run succeeded {ago}", False)
+        assert not unlisted.unzoned
+    else:
+        said = f"last run succeeded {ago} (times without an offset, read as UTC)"
+        assert (health.state, health.reason, health.unzoned) == (OK, said, True)
+        assert unlisted.unzoned
+        assert job.last_backup == dt.datetime(2026, 7, 1, 9, 40, tzinfo=dt.UTC)  # the same instant
+
+
+def test_a_time_without_an_offset_stays_marked_through_pickle_and_copy() -> None:
+    """A job pickled (a cache, another process) or copied is judged as the one decoded was."""
+    job = make_job(last_status=JobStatus.SUCCESS, last_run=NOW.replace(tzinfo=UNZONED) - hours(3))
+    for again in (pickle.loads(pickle.dumps(job)), copy.deepcopy(job)):
+        assert again == job
+        health = assess(again, (), now=NOW)
+        assert health.unzoned
+        assert health.reason == "last run succeeded 3 h ago (times without an offset, read as UTC)"
+
+
+def test_a_daylight_saving_night_uses_an_hour_of_max_ages_slack() -> None:
+    """As docs/monitoring.md says: a daily job at 22:00 server time in Europe/Berlin runs 25 hours
+    after the night before when the clocks go back (October's last Sunday), so the default
+    26 h leaves its run that night one hour more than the night before's, not two; the job is
+    CRITICAL once it has run longer, until it ends, and `--max-age 27h` takes that night. Ages
+    are differences of instants: a local wall clock's change moves no age."""
+    saturday = dt.datetime(2026, 10, 24, 22, 0, tzinfo=BERLIN)  # 20:00 UTC (CEST)
+    sunday = dt.datetime(2026, 10, 25, 22, 0, tzinfo=BERLIN)  # 21:00 UTC (CET)
+    assert sunday.astimezone(dt.UTC) - saturday.astimezone(dt.UTC) == hours(25)
+    before = JobSession(id="sat", job_id="job-1", status=JobStatus.SUCCESS, creation_time=saturday,
+                        end_time=saturday + dt.timedelta(minutes=30))  # fmt: skip
+    running = JobSession(id="sun", job_id="job-1", status=JobStatus.RUNNING, creation_time=sunday)
+    job = make_job(last_status=JobStatus.RUNNING)
+
+    def judged(into_the_run: dt.timedelta, max_age: float = 26) -> JobHealth:
+        at = (sunday.astimezone(dt.UTC) + into_the_run).astimezone(BERLIN)
+        return assess(job, [running, before], policy=HealthPolicy(max_age=hours(max_age)), now=at)
+
+    assert judged(dt.timedelta(minutes=90)).state is OK  # 1 h longer than the night before: 26 h
+    late = judged(dt.timedelta(minutes=91))
+    assert (late.state, late.reason) == (CRITICAL, "no success for 26 h (max 26 h)")
+    assert judged(dt.timedelta(minutes=150), max_age=27).state is OK

@@ -4,9 +4,11 @@ headers say by how much, and health measures ages on the server's clock (`Server
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,12 +16,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbo_async import HealthPolicy, HealthState, Job, PollTarget, VBOClient, assess, poll_jobs
+from vbo_async import (
+    HealthPolicy,
+    HealthState,
+    Job,
+    JobHealth,
+    JobSession,
+    JobStatus,
+    PollTarget,
+    VBOClient,
+    assess,
+    poll_jobs,
+)
 from vbo_async._clocks import MIN_OFFSET, ServerClock
-from vbo_async._health import CLOCK_SKEW
+from vbo_async._health import CLOCK_SKEW, on_clock
+from vbo_async._prefetch import LinkCache
+from vbo_async._results import PollResult
+from vbo_async._units import Batch, Context, Unit, run_unit
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 from vbo_async.simulator._wireformat import TICKS_PER_SECOND
 
+from .test_batch import ORGS, _job, scripted
 from .test_health import JOB_ID, PASSWORD, v8_session
 from .test_properties import PROPERTY
 
@@ -145,7 +162,16 @@ async def test_a_failure_about_to_be_retried_is_judged_on_the_servers_clock(skew
         offset = vbo.server_clock_offset
     assert offset is not None
     assert abs(offset - skew) <= dt.timedelta(seconds=2)
-    assert (health.state, health.reason) == (HealthState.WARNING, "failed 5 min ago, will be retried")
+    assert health.state is HealthState.WARNING
+    # On this machine's clock a server over 2 h slow made it CRITICAL (past the retry window):
+    # the server's clock decided, and the reason says so.
+    mine = "WARNING" if dt.timedelta(minutes=-110) < skew < dt.timedelta(minutes=5) else "CRITICAL"
+    said = "failed 5 min ago, will be retried"
+    assert health.reason == said or (
+        mine == "CRITICAL" and health.reason.startswith(f"{said} (on the server's")
+    )
+    if health.reason != said:
+        assert health.reason.endswith("behind this machine's; CRITICAL on this machine's)")
 
 
 @PROPERTY
@@ -164,7 +190,13 @@ async def test_a_success_25_hours_ago_is_not_stale_whatever_the_skew(skew: dt.ti
         "https://vbo.test", username="svc", password=PASSWORD, api_version="v8", transport=dated(routes, skew)
     ) as vbo:
         health = await vbo.job_health(vbo.from_wire(job_wire, Job))
-    assert (health.state, health.reason) == (HealthState.OK, "last run succeeded 25 h ago")
+    assert health.state is HealthState.OK
+    said = "last run succeeded 25 h ago"
+    if skew >= dt.timedelta(0):
+        assert health.reason == said
+    elif health.reason != said:  # over an hour slow: stale on this machine's clock, and said so
+        assert health.reason.startswith(f"{said} (on the server's clock, ")
+        assert health.reason.endswith("behind this machine's; CRITICAL on this machine's)")
 
 
 async def test_a_now_given_is_taken_as_it_is() -> None:
@@ -318,3 +350,194 @@ async def test_the_client_looks_at_a_date_a_second_and_follows_a_step_after_it(
         monotonic[0] += 0.6  # past it: the next answer's Date is read
         await vbo.organizations()
         assert abs(vbo.server_clock_offset - dt.timedelta(hours=5)) <= dt.timedelta(seconds=2)
+
+
+# --- one sweep, one instant per server -------------------------------------------------------------
+
+FIXED = dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.UTC)
+"""The sweep's "now" on this machine's clock (a midnight, the day after a February's end)."""
+
+
+def moving(
+    vbo_box: list[VBOClient], seen: list[str], move_on: Callable[[httpx.Request], bool]
+) -> Callable[[httpx.Request], httpx.Response]:
+    """`test_batch.scripted`'s v8 server, its one job last backed up exactly 26 hours before
+    `FIXED`; its answer to the request ``move_on`` picks shows a clock 2 hours further ahead than
+    the answers before it (as a ``Date`` that changed between two answers), and every
+    ``/JobSessions`` request is noted in ``seen`` and answered with none."""
+    ran, backed_up = FIXED - dt.timedelta(hours=26, minutes=20), FIXED - dt.timedelta(hours=26)
+    jobs = [
+        _job(number, org, isEnabled=True, lastRun=wire_time(ran), lastBackup=wire_time(backed_up))
+        for number, org in enumerate(ORGS[:2], 1)
+    ]
+    serve = scripted(jobs)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.lower()
+        if path == "/v8/jobsessions":
+            seen.append(str(request.url.params))
+        if move_on(request):
+            vbo_box[0]._sender.clock.offset = dt.timedelta(hours=2)
+        if path == "/v8/jobsessions":
+            return httpx.Response(200, json={"offset": 0, "limit": 10000, "results": [], "_links": {}})
+        return serve(request)
+
+    return handle
+
+
+async def swept(units: list[Unit], policy: HealthPolicy) -> dict[str, PollResult]:
+    results: dict[str, PollResult] = {}
+    async with asyncio.TaskGroup() as group:
+        context = Context(
+            follow=(),
+            health=policy,
+            now=FIXED,
+            links=LinkCache(group),
+            emit=lambda result: results.setdefault(result.target.organization_id, result),
+        )
+        for unit in units:
+            await run_unit(unit, context)
+    return results
+
+
+async def test_a_batch_judges_at_the_instant_its_window_was_read_from() -> None:
+    """A server's clock that moves between two answers of one batch (its recent sessions
+    read, then its jobs judged) does not judge the jobs at another instant than the one the
+    window was cut at: the window reaches back ``max_age`` + 2 h from the instant the jobs are
+    judged at. A job last backed up exactly ``max_age`` before it is at the edge: OK at that
+    instant, CRITICAL at the one two hours later, which the batch used for the verdicts."""
+    box: list[VBOClient] = []
+    seen: list[str] = []
+    handler = moving(box, seen, lambda request: request.url.path.lower() == "/v8/jobsessions")
+    async with VBOClient(
+        "https://vbo.test:4443", username="u", password=PASSWORD, api_version="v8",
+        transport=httpx.MockTransport(handler),
+    ) as vbo:  # fmt: skip
+        box.append(vbo)
+        targets = tuple(PollTarget(client=vbo, organization_id=org) for org in ORGS[:2])
+        results = await swept([Batch(vbo, targets)], HealthPolicy())
+    assert len(seen) == 1
+    bound = dt.datetime.fromisoformat(dict(httpx.QueryParams(seen[0]))["endTimeLowerBound"])
+    judged_at = bound + dt.timedelta(hours=28)  # max_age and the window's 2 h of slack
+    assert judged_at == FIXED
+    for org in ORGS[:2]:
+        (health,) = results[org].health.values()
+        assert (health.state, health.reason) == (HealthState.OK, "last run succeeded 26 h ago")
+
+
+async def test_tenants_swept_one_by_one_are_judged_at_one_instant() -> None:
+    """Two tenants of one server swept alone, its clock moving 2 hours between their listings:
+    both judged at the instant taken for the first, not the second at another."""
+    box: list[VBOClient] = []
+    handler = moving(box, [], lambda request: request.url.params.get("organizationId") == ORGS[1])
+    async with VBOClient(
+        "https://vbo.test:4443", username="u", password=PASSWORD, api_version="v8",
+        transport=httpx.MockTransport(handler),
+    ) as vbo:  # fmt: skip
+        box.append(vbo)
+        targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS[:2]]
+        results = await swept(list(targets), HealthPolicy())
+    verdicts = {(h.state, h.reason) for org in ORGS[:2] for h in results[org].health.values()}
+    assert verdicts == {(HealthState.OK, "last run succeeded 26 h ago")}
+
+
+# --- a wrong Date says what it changed ---------------------------------------------------------------
+
+CLOCK_NOTE = "on the server's clock"
+
+
+@PROPERTY
+@given(
+    date=st.one_of(
+        st.text(max_size=40),
+        st.timedeltas(min_value=-dt.timedelta(days=3), max_value=dt.timedelta(days=3)).map(
+            lambda skew: http_date(RECEIVED + skew)
+        ),
+    ),
+    age=st.timedeltas(min_value=-dt.timedelta(days=2), max_value=dt.timedelta(days=4)),
+    status=st.sampled_from(["Success", "Failed"]),
+    retried=st.booleans(),
+)
+def test_a_date_header_changes_a_verdict_only_saying_so(
+    date: str, age: dt.timedelta, status: str, retried: bool
+) -> None:
+    """Whatever a ``Date`` header says (a proxy's, a clock set wrong, not a date at all), the
+    verdict judged on the server's clock it gives is the one this machine's clock gives, or says
+    that the server's clock decided it (and which verdict this machine's clock gives); and that
+    clock is at most a day off this machine's."""
+    clock = ServerClock()
+    clock.observe(date, RECEIVED)
+    there = clock.now(RECEIVED)
+    assert abs(there - RECEIVED) <= CLOCK_SKEW
+    ended = RECEIVED - age
+    began = ended - dt.timedelta(minutes=30)
+    run = JobSession(id="s", job_id="j", status=JobStatus(status), creation_time=began, end_time=ended,
+                     job_will_be_retried=retried)  # fmt: skip
+    job = Job(id="j", name="Mail", is_enabled=True)
+
+    def judge(at: dt.datetime) -> JobHealth:
+        return assess(job, [run], now=at)
+
+    health = on_clock(judge, RECEIVED, there)
+    here = judge(RECEIVED)
+    if health.state is here.state:
+        assert health == judge(there)
+    else:
+        assert CLOCK_NOTE in health.reason
+        assert health.reason.endswith(f"; {here.state.name} on this machine's)")
+        assert health.state is judge(there).state
+
+
+async def test_a_healthy_job_stale_by_a_wrong_date_says_so() -> None:
+    """A server (or a proxy before it) whose ``Date`` is 20 hours ahead of this machine's makes
+    a job that succeeded 10 hours ago 30 hours old on that clock: CRITICAL, and the reason says
+    that the server's clock decided it, how far off it is, and what this machine's clock says.
+    One 20 hours behind makes the success lie ahead of its clock: OK either way, nothing said."""
+    skew = dt.timedelta(hours=20)
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(hours=10)
+    success = v8_session("c41d7e90-0000-4f6c-8d1e-3b9a0f7e2c59", "Success",
+                         wire_time(ended - dt.timedelta(minutes=20)), wire_time(ended))  # fmt: skip
+    job_wire = {"id": JOB_ID, "isEnabled": True, "lastStatus": "Success", "lastBackup": success["endTime"]}
+    routes = {f"/v8/JobSessions?jobId={JOB_ID}&limit=5": {"offset": 0, "limit": 5, "results": [success]}}
+    verdicts = []
+    for moved in (-skew, skew):
+        async with VBOClient(
+            "https://vbo.test", username="svc", password=PASSWORD, api_version="v8",
+            transport=dated(routes, moved),
+        ) as vbo:  # fmt: skip
+            verdicts.append(await vbo.job_health(vbo.from_wire(job_wire, Job)))
+    behind, ahead = verdicts
+    assert (behind.state, behind.reason) == (HealthState.OK, "last run succeeded just now")
+    note = "(on the server's clock, 20 h ahead of this machine's; OK on this machine's)"
+    assert ahead.state is HealthState.CRITICAL
+    assert ahead.reason in {f"no success for {hours} h (max 26 h) {note}" for hours in (29, 30)}
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2026-07-01",  # a day, no time of day: read as its midnight, up to a day "off"
+        "20260701",
+        "2026-W27-3",
+        "2026-07-01T09:00",  # ISO 8601 is no HTTP date (RFC 9110 §5.6.7)
+        "2026-07-01T09:00:00Z",
+    ],
+)
+def test_a_date_header_that_is_no_http_date_moves_nothing(date: str) -> None:
+    """Only an HTTP date (IMF-fixdate, or the obsolete RFC 850 and asctime forms a recipient
+    accepts) is a reading of the server's clock: an ISO 8601 time, above all a day alone (read
+    as midnight, hours from any clock), moved "now" by up to a day."""
+    clock = ServerClock()
+    clock.observe(date, RECEIVED)
+    assert clock.offset is None
+    assert clock.now(RECEIVED) == RECEIVED
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["Wed, 01 Jul 2026 09:00:00 GMT", "Wednesday, 01-Jul-26 09:00:00 GMT", "Wed Jul  1 09:00:00 2026"],
+)
+def test_the_three_http_date_forms_are_read(date: str) -> None:
+    clock = ServerClock()
+    clock.observe(date, RECEIVED)
+    assert clock.offset == dt.timedelta(hours=-3)

@@ -42,7 +42,7 @@ from ._exceptions import (
 from ._fetch import Fetcher
 from ._files import not_a_file
 from ._flights import Flights
-from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first
+from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first, on_clock
 from ._links import Link
 from ._models import (
     BackupRepository,
@@ -646,7 +646,10 @@ class VBOClient:
         from another event loop) is raised, as by every other method: it says nothing of the job.
         ``now`` (aware) is when the job is judged; when None, the current time on the server's
         clock (this machine's, moved by `server_clock_offset` when that is a minute to a day), so
-        that a server whose clock is off this one's has its runs' ages measured on its own.
+        that a server whose clock is off this one's has its runs' ages measured on its own; a
+        verdict that this machine's clock would give in another state says so at the end of its
+        reason (`_health.on_clock`): ``"(on the server's clock, 3 h behind this machine's;
+        CRITICAL on this machine's)"``, the ``Date`` it rests on being the server's word.
 
         ```python
         for job in await vbo.organization_jobs(org_id):
@@ -661,6 +664,15 @@ class VBOClient:
             raise ConfigError(f"policy must be a HealthPolicy or None, got {type(policy).__name__}")
         if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
             raise ConfigError("now must be an aware datetime (with a tzinfo) or None")
+        return await self._job_health(job, policy, now)
+
+    async def _job_health(
+        self, job: Job, policy: HealthPolicy, now: dt.datetime | None, here: dt.datetime | None = None
+    ) -> JobHealth:
+        """`job_health` of checked arguments. ``here`` is this machine's time of which ``now`` is
+        the server's reading (a sweep's), so that a verdict the server's clock decided says so
+        (`on_clock`); with ``now`` None both are taken after the request; with ``now`` alone,
+        ``now`` is taken as it is."""
         job_id = id_argument(job.id, "job.id")
         error: VBOError | None = None
         try:
@@ -671,8 +683,11 @@ class VBOClient:
             log.debug("reading the sessions of job %s failed: %s", job_id, exc)
             sessions, error = [], exc
         if now is None:  # after the request: its answer's Date is the freshest reading of the clock
-            now = self._server_time()
-        return assess(job, sessions, policy=policy, now=now, error=error)
+            here = dt.datetime.now(dt.UTC)
+            now = self._server_now(here)
+        if here is None:
+            return assess(job, sessions, policy=policy, now=now, error=error)
+        return on_clock(lambda at: assess(job, sessions, policy=policy, now=at, error=error), here, now)
 
     async def _health_sessions(self, job_id: str) -> list[JobSession]:
         """The job's newest sessions within the dialect's ``health_pages`` budget: one request

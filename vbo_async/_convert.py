@@ -12,10 +12,10 @@ the shared-policy cache). A converter is built for the detailed pass that explai
 for unstructuring (``to_wire``); a non-detailed one structures through `FastHooks` as well.
 
 Tolerance: booleans as ``"true"``/``"false"`` strings, numbers as numeric strings, timestamps with
-7 fractional digits, a ``Z`` or ``z``, an offset or no zone (read as UTC), ``HH:MM[:SS]`` times,
-``null`` anywhere but ``id``, unknown keys ignored, open enums. Hooks are written for the hot
-path: a backup window of real booleans becomes a tuple in a few C-level calls, and jobs with the
-same wire schedule share one `SchedulePolicy`.
+7 fractional digits, a ``Z`` or ``z``, an offset or no zone (read as UTC, marked `UNZONED`),
+``HH:MM[:SS]`` times, ``null`` anywhere but ``id``, unknown keys ignored, open enums. Hooks are
+written for the hot path: a backup window of real booleans becomes a tuple in a few C-level
+calls, and jobs with the same wire schedule share one `SchedulePolicy`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from ._fastpath import (
     structure_plan,
 )
 from ._links import Link, Navigator, ThroughLink
+from ._zones import UNZONED
 
 __all__ = [
     "ENUMS",
@@ -289,7 +290,7 @@ def _datetime(value: Any, _: object = None) -> dt.datetime:
         except ValueError:
             raise WireValueError("expected an ISO 8601 timestamp, got", value=value) from None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.UTC)
+        return parsed.replace(tzinfo=UNZONED)  # read as UTC, marked: the server's zone is unknown
     return parsed
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -27,6 +27,7 @@ from ._enums import DailyType, JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
 from ._models import Job, JobSession, SchedulePolicy
 from ._printable import printable
+from ._zones import unzoned as unzoned_time
 
 __all__ = [
     "CLOCK_SKEW",
@@ -38,6 +39,7 @@ __all__ = [
     "finished",
     "is_never",
     "newest_first",
+    "on_clock",
     "window_falls_short",
 ]
 
@@ -140,6 +142,9 @@ class JobHealth:
     succeeded (v7+ ``job.last_backup``, else the end of the newest successful run seen, else
     ``job.last_run`` when ``job.last_status`` says Success; None when not known). ``reason`` is
     one line naming the finding that decided ``state``: ``"failed 20 min ago, will be retried"``.
+    ``unzoned`` says that times it was judged from came without an offset (`_zones.UNZONED`):
+    read as UTC, they are off by the server's zone if they were its local time, and the reason
+    ends ``"(times without an offset, read as UTC)"``.
     """
 
     job: Job
@@ -148,6 +153,7 @@ class JobHealth:
     last_session: JobSession | None = None
     running: JobSession | None = None
     last_success: dt.datetime | None = None
+    unzoned: bool = False
 
 
 CLOCK_SKEW = dt.timedelta(days=1)
@@ -294,6 +300,7 @@ def _judged(
             break
     last_success = _last_success(job, mine, horizon)
 
+    unzoned = False
     if job.is_enabled is False and policy.disabled is not None:
         finding = _Finding(policy.disabled, "disabled")
     elif error is not None:
@@ -303,15 +310,59 @@ def _judged(
         stale = _staleness(job, mine, last_success, policy, now)
         if stale is not None:
             findings.append(stale)
+        # Every verdict from here measures an age: one from times read as UTC may be a zone off.
+        unzoned = any(unzoned_time(moment) for moment in _times(job, mine))
         finding = max(findings, key=lambda f: f.state.severity)  # the first of equals: the last run
     return JobHealth(
         job=job,
         state=finding.state,
-        reason=finding.reason,
+        reason=f"{finding.reason} {_UNZONED_SAID}" if unzoned else finding.reason,
         last_session=last_session,
         running=running,
         last_success=last_success,
+        unzoned=unzoned,
     )
+
+
+_UNZONED_SAID = "(times without an offset, read as UTC)"
+
+
+def _times(job: Job, sessions: list[JobSession]) -> Iterator[dt.datetime | None]:
+    """The times `assess` judges ``job`` from: its own and its sessions'."""
+    yield job.last_run
+    yield job.last_backup
+    for session in sessions:
+        yield session.creation_time
+        yield session.end_time
+
+
+def on_clock(judge: Callable[[dt.datetime], JobHealth], here: dt.datetime, there: dt.datetime) -> JobHealth:
+    """The verdict ``judge`` gives at ``there``, the server's "now" (``here``, this machine's,
+    moved by its clock's offset: `ServerClock.now`), saying so when this machine's clock gives
+    another state: ``"no success for 30 h (max 26 h) (on the server's clock, 20 h ahead of
+    this machine's; OK on this machine's)"``. An offset comes from a ``Date`` header, which a
+    proxy may have written, or a server whose clock was set wrong: a verdict it changed names
+    it, and what it changed. The same verdict either way is returned as ``judge`` gives it;
+    ``judge`` is called twice only when the clocks differ."""
+    health = judge(there)
+    if there == here:
+        return health
+    mine = judge(here)
+    if mine.state is health.state:
+        return health
+    shift = there - here
+    way = "ahead of" if shift > dt.timedelta(0) else "behind"
+    said = f"on the server's clock, {_offset(abs(shift))} {way} this machine's"
+    return attrs.evolve(health, reason=f"{health.reason} ({said}; {mine.state.name} on this machine's)")
+
+
+def _offset(delta: dt.timedelta) -> str:
+    """A clock's offset to the minute: ``45 min``, ``3 h``, ``2 h 30 min``."""
+    minutes = round(delta.total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h" if not minutes else f"{hours} h {minutes} min"
 
 
 def _misfit(job: Job, sessions: list[JobSession]) -> ConfigError | None:

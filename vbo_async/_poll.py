@@ -93,7 +93,8 @@ def poll_jobs(
       when its window, or the job's own sessions it read, held it. Every job is judged at one
       "now", taken when the sweep starts, read on each server's clock
       (`VBOClient.server_clock_offset`: a server a minute to a day off this machine's has its
-      runs' ages measured on its own clock).
+      runs' ages measured on its own clock) once, when the sweep first needs it for that server:
+      an offset that moves during the sweep judges none of its jobs at another instant.
     - ``on_progress`` is called in the consuming task with a `PollProgress` just before each
       result is delivered; what it returns is ignored. It is not awaited: an async function is a
       `ConfigError` (here, or from the iteration when a plain one returns an awaitable).

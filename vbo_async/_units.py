@@ -41,7 +41,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     VBOError,
 )
-from ._health import HealthPolicy, JobHealth, assess, finished, window_falls_short
+from ._health import HealthPolicy, JobHealth, assess, finished, on_clock, window_falls_short
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget, detached
@@ -132,6 +132,20 @@ class Context:
     now: dt.datetime
     links: LinkCache
     emit: Emit
+    _server_nows: dict[VBOClient, dt.datetime] = attrs.field(factory=dict, init=False)
+
+    def server_now(self, client: VBOClient) -> dt.datetime:
+        """The sweep's ``now`` on ``client``'s server's clock (`VBOClient._server_now`), taken
+        the first time it is asked for and the same for the rest of the sweep: every tenant and
+        every job of a server, and the window of sessions a batch reads, are judged at one
+        instant, though the offset its answers show may move meanwhile (a ``Date`` that changes
+        from answer to answer, a clock set anew). Judged at two, a job at the edge of the window
+        (last backed up exactly ``max_age`` before one of them) was inside it one way and
+        outside it the other."""
+        found = self._server_nows.get(client)
+        if found is None:
+            found = self._server_nows[client] = client._server_now(self.now)
+        return found
 
 
 async def run_unit(unit: Unit, context: Context) -> None:
@@ -153,10 +167,10 @@ async def _tenant(target: PollTarget, context: Context) -> PollResult:
     if context.health is not None:
         client = target.client
         # The sweep's one "now" on this server's clock (its answers' Date): ages on one clock.
-        policy, now = context.health, client._server_now(context.now)
+        policy, now = context.health, context.server_now(client)
 
         async def judged(job: Job) -> JobHealth:
-            return await _judged(client, job, policy, now)
+            return await _judged(client, job, policy, now, context.now)
 
         # Run beside the links; ended before any failure is raised (none is left running): the
         # client closed meanwhile (`job_health` raises its `ClientStateError`) fails this tenant.
@@ -422,7 +436,10 @@ async def _window(client: VBOClient, context: Context) -> Window:
     try:
         if not (await client.dialect()).lists_recent_sessions:
             return None
-        now = client._server_now(context.now)
+        # Signed in first (as the listing would be): its answer's Date tells the server's clock
+        # before the instant the whole batch is judged at is taken from it.
+        await client._tokens.current()
+        now = context.server_now(client)
         return await client.recent_sessions(_window_start(now, _health_window(policy)))
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
@@ -462,9 +479,11 @@ async def _batch_health(
     policy = context.health
     if policy is None or not jobs:
         return {}
-    now = client._server_now(context.now)  # the sweep's "now" on this server's clock
+    now = context.server_now(client)  # the sweep's "now" on this server's clock, as `_window`'s
     if window is None:
-        judged = await each(jobs, lambda job: _judged(client, job, policy, now), client._max_concurrency)
+        judged = await each(
+            jobs, lambda job: _judged(client, job, policy, now, context.now), client._max_concurrency
+        )
         return {id(job): health for job, health in zip(jobs, judged, strict=True)}
     sessions, error = ({}, window) if isinstance(window, VBOError) else (window, None)
     # An id no request can name (``a/b``): its sessions cannot be read, as `_judged` says for
@@ -493,17 +512,14 @@ async def _batch_health(
                 failures[job.id] = found
             else:
                 sessions[job.id.lower()] = found
-    return {
-        id(job): assess(
-            job,
-            # A job whose own sessions could not be read is judged from none, as `job_health` judges it.
-            () if job.id in failures else sessions.get(job.id.lower(), ()),
-            policy=policy,
-            now=now,
-            error=failures.get(job.id, error),
-        )
-        for job in jobs
-    }
+
+    def judge(job: Job) -> Callable[[dt.datetime], JobHealth]:
+        # A job whose own sessions could not be read is judged from none, as `job_health` judges it.
+        found = () if job.id in failures else sessions.get(job.id.lower(), ())
+        problem = failures.get(job.id, error)
+        return lambda at: assess(job, found, policy=policy, now=at, error=problem)
+
+    return {id(job): on_clock(judge(job), context.now, now) for job in jobs}
 
 
 def _within(sessions: list[JobSession], pages: tuple[int, ...]) -> list[JobSession]:
@@ -530,11 +546,15 @@ def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
     return now - window if window < now - _EARLIEST else _EARLIEST
 
 
-async def _judged(client: VBOClient, job: Job, policy: HealthPolicy, now: dt.datetime) -> JobHealth:
-    """`VBOClient.job_health`, for a job the server listed: an id of it that cannot name its
-    sessions (``a/b``) is that job's ``policy.unreadable``, not a `ConfigError` of the sweep."""
+async def _judged(
+    client: VBOClient, job: Job, policy: HealthPolicy, now: dt.datetime, here: dt.datetime
+) -> JobHealth:
+    """`VBOClient.job_health` at ``now``, the server's reading of this machine's ``here`` (a
+    verdict the server's clock decided says so), for a job the server listed: an id of it that
+    cannot name its sessions (``a/b``) is that job's ``policy.unreadable``, not a `ConfigError`
+    of the sweep."""
     try:
-        return await client.job_health(job, policy=policy, now=now)
+        return await client._job_health(job, policy, now, here)
     except ConfigError as exc:
         return assess(job, (), policy=policy, now=now, error=exc)
 
