@@ -1280,3 +1280,60 @@ async def test_no_frame_of_an_errors_traceback_holds_a_secret(case: str, transpo
     shown = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
     assert "vbo_async" in shown  # the frames are there, only their secrets are not
     assert [line.strip() for line in shown.splitlines() if any(s in line for s in SECRETS)] == []
+
+
+# --- the request an httpx error carries: its body is the token form, its headers the bearer ------
+
+
+def _token_request_refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def _api_request_cut(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/Token"):
+        return httpx.Response(200, content=token_json())
+    raise httpx.ReadError("connection reset", request=request)
+
+
+def _refresh_cut_after_a_401(request: httpx.Request) -> httpx.Response:
+    if b"grant_type=refresh_token" in request.content:
+        raise httpx.WriteError("connection reset", request=request)
+    if request.url.path.endswith("/Token"):
+        return httpx.Response(200, content=token_json())
+    return httpx.Response(401)
+
+
+REQUEST_CASES = {
+    "the password grant unsent": _token_request_refused,
+    "an API request cut off": _api_request_cut,
+    "a 401, then the refresh grant cut off": _refresh_cut_after_a_401,
+}
+
+
+def requests_of(error: BaseException) -> list[httpx.Request]:
+    """The ``httpx.Request`` of each httpx error in ``error``'s chain."""
+    found = []
+    for exc in exception_chain(error):
+        if isinstance(exc, httpx.RequestError):
+            with contextlib.suppress(RuntimeError):
+                found.append(exc.request)
+    return found
+
+
+@pytest.mark.parametrize("case", list(REQUEST_CASES))
+async def test_no_request_in_an_errors_chain_carries_the_form_or_the_bearer(case: str) -> None:
+    """The httpx error under a `TransportError` kept the ``httpx.Request`` it failed on, for any
+    handler to read: ``error.__cause__.request.content`` was the token form, URL-encoded
+    (``password=S3cr3t-PW...``, or the refresh token), and ``.headers["authorization"]`` the
+    bearer token. The request is kept (method and URL say what failed), its body and its
+    ``Authorization`` header are not."""
+    password = PASSWORDS["plain"]
+    error = await raised_by(client_for(REQUEST_CASES[case], password=password), "jobs")
+    assert isinstance(error, TransportError), repr(error)
+    requests = requests_of(error)
+    assert requests, "no httpx error in the chain: the test would prove nothing"
+    for request in requests:
+        assert request.method in ("GET", "POST")
+        assert request.url.host == "vbo.test"
+        shown = f"{request.content!r} {request.headers.multi_items()!r} {request.url}"
+        assert [s for s in SECRETS if s in shown or quote(s, safe="") in shown] == []
