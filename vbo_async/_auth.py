@@ -494,6 +494,30 @@ class TokenManager:
         self._redactor = (current, retired, redactor)
         return redactor
 
+    def expired(self, token: Token) -> bool:
+        """Whether ``token``'s access token has expired on the client's clock."""
+        return self._clock() >= token.expires_at
+
+    async def redeemed_for_logout(self, token: Token, url: str, dialect: Dialect) -> Token | None:
+        """After `forget`: a new pair for ``token``, whose access token expired (or was refused by
+        the logout), from its refresh token (never the password), only to be logged out: a
+        logout needs a valid bearer, and ends the refresh token issued with it, which otherwise
+        stays live on the server for its whole lifetime. None, said at debug level, when
+        ``token`` has no refresh token (nothing live is left) or the grant fails."""
+        if token.refresh_token is None:
+            log.debug("the access token expired and there is no refresh token: nothing left to log out")
+            return None
+        form = GrantForm(refresh_form(token.refresh_token, dialect.token_form))
+        try:
+            fresh = await self._request(url, form)
+        except VBOError as exc:
+            log.debug(
+                "the refresh token of the expired access token could not be redeemed to log out: %s", exc
+            )
+            return None
+        self._retire(fresh)  # scrubbed from messages, as every token the client held
+        return fresh
+
     def forget(self) -> Token | None:
         """Drop the token (the client is closing) and return it, to log out with. From now on no
         token is obtained: a request made or renewing while the client logs out would get one
