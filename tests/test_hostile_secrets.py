@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import html.entities
 import json
 import logging
 import pickle
@@ -93,6 +94,28 @@ ECHOES = {
         "text/html",
         f"<html><title>400 {html.escape(decoded(form))}</title><body>{html.escape(raw)}</body></html>",
     ),
+    "form decoded as Latin-1 (a servlet's default), text/plain": lambda form, raw: (
+        "text/plain",
+        f"invalid_grant: {misread(decoded(form))}",
+    ),
+    "form decoded as Windows-1252, JSON (ASCII escapes)": lambda form, raw: (
+        "application/json",
+        json.dumps({"error": "invalid_grant", "error_description": misread(decoded(form), "cp1252")}),
+    ),
+    "form decoded as Latin-1, HTML": lambda form, raw: (
+        "text/html",
+        f"<html><title>400 {html.escape(misread(decoded(form)))}</title></html>",
+    ),
+    "form decoded, HTML named entities": lambda form, raw: (
+        "text/html",
+        f"<html><title>400 {named_entities(decoded(form))}</title></html>",
+    ),
+    "form decoded, HTML hex entities": lambda form, raw: (
+        "text/html",
+        "<html><title>400 "
+        + "".join(c if c.isascii() else f"&#x{ord(c):X};" for c in html.escape(decoded(form)))
+        + "</title></html>",
+    ),
     "password alone, JSON string": lambda form, raw: ("application/json", json.dumps(form["password"])),
     "password last, text/plain": lambda form, raw: ("text/plain", f"wrong password {form['password']}"),
     "password last, JSON message": lambda form, raw: (
@@ -101,6 +124,22 @@ ECHOES = {
     ),
 }
 """What a token endpoint's 400 page quotes: (content type, body) from the form, decoded and raw."""
+
+
+def misread(text: str, encoding: str = "latin-1") -> str:
+    """``text`` as a server that read its UTF-8 bytes in a single-byte encoding writes it back
+    (mojibake: ``ä`` is ``Ã¤``); a byte Windows-1252 leaves undefined is read as Latin-1 does."""
+    return "".join(bytes([byte]).decode(encoding, "ignore") or chr(byte) for byte in text.encode("utf-8"))
+
+
+def named_entities(text: str) -> str:
+    """``text`` HTML-escaped as PHP's ``htmlentities`` writes it (``&auml;``)."""
+    return "".join(
+        c
+        if c.isascii() or ord(c) not in html.entities.codepoint2name
+        else f"&{html.entities.codepoint2name[ord(c)]};"
+        for c in html.escape(text)
+    )
 
 
 def decoded(form: dict[str, str]) -> str:
