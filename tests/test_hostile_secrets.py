@@ -1376,3 +1376,26 @@ async def test_no_request_in_an_errors_chain_carries_the_form_or_the_bearer(case
         assert request.url.host == "vbo.test"
         shown = f"{request.content!r} {request.headers.multi_items()!r} {request.url}"
         assert [s for s in SECRETS if s in shown or quote(s, safe="") in shown] == []
+
+
+@pytest.mark.parametrize("case", ["the token request cut off", "an API request cut off"])
+async def test_no_request_in_an_errors_chain_carries_the_form_or_the_bearer_on_the_wire(case: str) -> None:
+    """As above through real sockets: the default transport raises httpx's errors too, with the
+    request it was given (``httpx.AsyncHTTPTransport`` raises them without one)."""
+    answer, _ = FRAME_CASES[case]
+    async with serve_raw(answer) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORDS["special"],
+            api_version="v1",
+            retry=RetryPolicy(attempts=1),
+        )
+        error = await raised_by(vbo, "jobs")
+    assert isinstance(error, TransportError), repr(error)
+    requests = requests_of(error)
+    assert requests, "no httpx error in the chain: the test would prove nothing"
+    for request in requests:
+        shown = f"{request.content!r} {request.headers.multi_items()!r} {request.url}"
+        assert [s for s in SECRETS if s in shown or quote(s, safe="") in shown] == []
+        assert "authorization" not in request.headers
