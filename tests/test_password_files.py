@@ -399,3 +399,25 @@ def reading_problem_of(path: Path, password: str) -> str:
     if password:
         assert password not in line
     return line
+
+
+@pytest.mark.parametrize("password", MISPLACED)
+def test_no_exception_under_the_error_holds_a_password_written_as_password_file(
+    tmp_path: Path, password: str
+) -> None:
+    """The `CLIError` was raised inside the handler of ``os.open``'s error: that error stayed its
+    (suppressed) context, and its ``filename`` was the path, password and all, for an error
+    reporter or a debugger to show."""
+    path = targets_file(tmp_path, TABLE + f'password_file = "{password}"\n')
+    with pytest.raises(CLIError) as info:
+        Passwords(prompt=False).read(path, read_targets(path))
+    chain: list[BaseException] = []
+    pending: list[BaseException | None] = [info.value]
+    while pending:
+        exc = pending.pop()
+        if exc is not None and all(exc is not seen for seen in chain):
+            chain.append(exc)
+            pending += [exc.__cause__, exc.__context__]
+    shown = [f"{exc!s} {exc!r} {vars(exc) if hasattr(exc, '__dict__') else ''}" for exc in chain]
+    shown += [str(getattr(exc, "filename", "")) for exc in chain]
+    assert [text for text in shown if password in text] == []

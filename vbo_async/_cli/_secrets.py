@@ -42,12 +42,7 @@ def read_password_file(path: str, *, name: str | None = None) -> tuple[str, int]
     be one is a `CLIError` saying why, with the path and never the content. ``name`` is how a
     file that cannot be opened is named instead of its path (`file_said`); a file opened is
     one, and is named by its path."""
-    try:
-        descriptor = os.open(path, _flags())
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # a socket
-            raise CLIError(f"{path}: a socket, not a file") from None
-        raise CLIError(f"cannot read {name or path}: {exc.strerror or exc.__class__.__name__}") from None
+    descriptor = _opened(path, name)
     try:
         mode = os.fstat(descriptor).st_mode
         if (kind := not_a_file(mode)) is not None:
@@ -87,6 +82,20 @@ def file_said(path: str, folder: Path) -> str:
     if _PATH_CHARACTERS.fullmatch(written) and ("/" in written or "\\" in written):
         return path
     return f"the file it names in {folder} (not said: a name without a folder may be the password itself)"
+
+
+def _opened(path: str, name: str | None) -> int:
+    """The password file at ``path`` opened (`read_password_file`), else its `CLIError`,
+    raised outside the handler of ``os.open``'s error: as the error's context, that one would
+    keep the path (its ``filename``) whatever ``name`` hides."""
+    try:
+        return os.open(path, _flags())
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket
+            problem = f"{path}: a socket, not a file"
+        else:
+            problem = f"cannot read {name or path}: {exc.strerror or exc.__class__.__name__}"
+    raise CLIError(problem)
 
 
 def _flags() -> int:
