@@ -1070,6 +1070,32 @@ def test_a_base_url_with_userinfo_is_refused_without_echoing_the_password(url: s
     assert b"S3cr3t" not in pickle.dumps(error)
 
 
+QUERY_URLS = [
+    "https://vbo01:4443/?username=svc&password=S3cr3t-PW",
+    "https://vbo01:4443/v8?password=S3cr3t-PW",
+    "https://vbo01:4443#password=S3cr3t-PW",
+    "vbo01:4443/?password=S3cr3t-PW",
+    "https://vbo01:44x3/?password=S3cr3t-PW",
+    "https://vbo01/?user=svc@corp&password=S3cr3t-PW",
+    "https://svc:S3cr3t-PW?x@vbo01:4443/",
+]
+"""Base URLs carrying the password in a query, as monitoring tools' own URLs do (PRTG's API
+takes ``&password=``): refused (a base URL carries no query), without the query said back."""
+
+
+@pytest.mark.parametrize("url", QUERY_URLS)
+def test_a_base_url_with_a_query_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        VBOClient(url, username="svc", password=PREFIX, api_version="v1")
+    error = caught.value
+    assert "base_url" in str(error)
+    if "@" not in url:
+        assert "vbo01" in str(error)  # the URL is still said, up to its query
+    for text in shown(error):
+        assert "S3cr3t" not in text
+    assert b"S3cr3t" not in pickle.dumps(error)
+
+
 async def test_the_clients_secret_pickles_as_a_placeholder() -> None:
     async with VBOClient(
         "https://vbo01:4443", username="svc", password=PASSWORDS["special"], api_version="v1"
