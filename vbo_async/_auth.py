@@ -20,7 +20,9 @@ over, or for `THROTTLE_REST` seconds if it named none; nor one whose 5xx named a
 (given up at once when longer than the policy allows) before that is over.
 Once the client closes (`TokenManager.forget`) no grant is started, and a token that a grant
 already in flight brings is not used but handed to the client's logout
-(`TokenManager.granted_while_closing`).
+(`TokenManager.granted_while_closing`); one whose access token has expired by then has its
+refresh token redeemed (never the password) for a pair that can be logged out
+(`TokenManager.redeemed_for_logout`): a logout needs a valid bearer.
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.
@@ -507,6 +509,7 @@ class TokenManager:
         if token.refresh_token is None:
             log.debug("the access token expired and there is no refresh token: nothing left to log out")
             return None
+        log.debug("the access token expired or was refused: its refresh token is redeemed to log out")
         form = GrantForm(refresh_form(token.refresh_token, dialect.token_form))
         try:
             fresh = await self._request(url, form)
