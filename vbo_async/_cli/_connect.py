@@ -222,12 +222,12 @@ HIDDEN_VARIABLE = "not said: a name not in capitals may be the password itself"
 """Why a message names the password's variable by its place (`variable_said`)."""
 
 
-def variable_said(variable: str, where: str) -> str | None:
-    """How a message names the password's environment variable ``variable``, given as ``where``
-    (``--password-env``, a targets file's ``password_env``): ``the environment variable NAME``
+def variable_said(variable: str) -> str | None:
+    """How a message names the password's environment variable ``variable`` (of
+    ``--password-env``, or a targets file's ``password_env``): ``the environment variable NAME``
     when it is written in capitals, digits and _, as environment variables are named
-    (``VBO_EAST_PASWORD``: a typo in it shows); None when it is not, and the message names
-    ``where`` instead: such a value may be the password itself, written there by mistake
+    (``VBO_EAST_PASWORD``: a typo in it shows); None when it is not, and the message names where
+    it was given instead: such a value may be the password itself, written there by mistake
     (``Summer2024`` is a valid variable name), and is never said back."""
     return f"the environment variable {variable}" if _SAID_VARIABLE.match(variable) else None
 
@@ -235,7 +235,7 @@ def variable_said(variable: str, where: str) -> str | None:
 def no_password(variable: str, where: str, *, empty: bool) -> str:
     """``no password: set the environment variable VBO_PASSWORD`` (or ``... is empty``), the
     variable named as `variable_said` allows."""
-    said = variable_said(variable, where)
+    said = variable_said(variable)
     if said is None:
         state = "empty" if empty else "not set"
         return f"no password: the environment variable {where} names is {state} ({HIDDEN_VARIABLE})"
@@ -263,10 +263,7 @@ def read_password(variable: str, prompt: str, *, where: str = "--password-env") 
         try:
             return getpass.getpass(prompt) if stream is None else getpass.getpass(prompt, stream)
         except EOFError:
-            said = (
-                variable_said(variable, where)
-                or f"the environment variable {where} names ({HIDDEN_VARIABLE})"
-            )
+            said = variable_said(variable) or f"the environment variable {where} names ({HIDDEN_VARIABLE})"
             raise CLIError(f"no password: none was typed at the prompt; type it, or set {said}") from None
 
 
