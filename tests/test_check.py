@@ -955,7 +955,7 @@ async def test_time_spent_at_the_password_prompt_does_not_cut_the_logouts_short(
         def monotonic() -> float:
             return time.monotonic() + prompted
 
-    def typed_an_hour_later(variable: str, prompt: str) -> str:
+    def typed_an_hour_later(variable: str, prompt: str, **_: object) -> str:
         nonlocal prompted
         prompted += 3600
         return "admin"

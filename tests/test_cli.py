@@ -1401,7 +1401,10 @@ def test_an_empty_password_variable_is_said_to_be_empty(
     url = f"http://127.0.0.1:{closed_port()}"
     targets = write_targets(tmp_path / "targets.toml", server_table("east", url, "VBO_EAST_PASSWORD"))
     line = error_line(run(capsys, "poll", "--targets", str(targets)), code=2)
-    assert line == "vbo-async: error: no password: the environment variable VBO_EAST_PASSWORD is empty"
+    assert line == (
+        f"vbo-async: error: {targets}: servers[0].password_env: no password: the environment variable "
+        'VBO_EAST_PASSWORD is empty (server "east")'
+    )
 
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import html.entities
 import json
 import logging
 import pickle
@@ -93,6 +94,28 @@ ECHOES = {
         "text/html",
         f"<html><title>400 {html.escape(decoded(form))}</title><body>{html.escape(raw)}</body></html>",
     ),
+    "form decoded as Latin-1 (a servlet's default), text/plain": lambda form, raw: (
+        "text/plain",
+        f"invalid_grant: {misread(decoded(form))}",
+    ),
+    "form decoded as Windows-1252, JSON (ASCII escapes)": lambda form, raw: (
+        "application/json",
+        json.dumps({"error": "invalid_grant", "error_description": misread(decoded(form), "cp1252")}),
+    ),
+    "form decoded as Latin-1, HTML": lambda form, raw: (
+        "text/html",
+        f"<html><title>400 {html.escape(misread(decoded(form)))}</title></html>",
+    ),
+    "form decoded, HTML named entities": lambda form, raw: (
+        "text/html",
+        f"<html><title>400 {named_entities(decoded(form))}</title></html>",
+    ),
+    "form decoded, HTML hex entities": lambda form, raw: (
+        "text/html",
+        "<html><title>400 "
+        + "".join(c if c.isascii() else f"&#x{ord(c):X};" for c in html.escape(decoded(form)))
+        + "</title></html>",
+    ),
     "password alone, JSON string": lambda form, raw: ("application/json", json.dumps(form["password"])),
     "password last, text/plain": lambda form, raw: ("text/plain", f"wrong password {form['password']}"),
     "password last, JSON message": lambda form, raw: (
@@ -101,6 +124,22 @@ ECHOES = {
     ),
 }
 """What a token endpoint's 400 page quotes: (content type, body) from the form, decoded and raw."""
+
+
+def misread(text: str, encoding: str = "latin-1") -> str:
+    """``text`` as a server that read its UTF-8 bytes in a single-byte encoding writes it back
+    (mojibake: ``ä`` is ``Ã¤``); a byte Windows-1252 leaves undefined is read as Latin-1 does."""
+    return "".join(bytes([byte]).decode(encoding, "ignore") or chr(byte) for byte in text.encode("utf-8"))
+
+
+def named_entities(text: str) -> str:
+    """``text`` HTML-escaped as PHP's ``htmlentities`` writes it (``&auml;``)."""
+    return "".join(
+        c
+        if c.isascii() or ord(c) not in html.entities.codepoint2name
+        else f"&{html.entities.codepoint2name[ord(c)]};"
+        for c in html.escape(text)
+    )
 
 
 def decoded(form: dict[str, str]) -> str:
@@ -1031,6 +1070,32 @@ def test_a_base_url_with_userinfo_is_refused_without_echoing_the_password(url: s
     assert b"S3cr3t" not in pickle.dumps(error)
 
 
+QUERY_URLS = [
+    "https://vbo01:4443/?username=svc&password=S3cr3t-PW",
+    "https://vbo01:4443/v8?password=S3cr3t-PW",
+    "https://vbo01:4443#password=S3cr3t-PW",
+    "vbo01:4443/?password=S3cr3t-PW",
+    "https://vbo01:44x3/?password=S3cr3t-PW",
+    "https://vbo01/?user=svc@corp&password=S3cr3t-PW",
+    "https://svc:S3cr3t-PW?x@vbo01:4443/",
+]
+"""Base URLs carrying the password in a query, as monitoring tools' own URLs do (PRTG's API
+takes ``&password=``): refused (a base URL carries no query), without the query said back."""
+
+
+@pytest.mark.parametrize("url", QUERY_URLS)
+def test_a_base_url_with_a_query_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        VBOClient(url, username="svc", password=PREFIX, api_version="v1")
+    error = caught.value
+    assert "base_url" in str(error)
+    if "@" not in url:
+        assert "vbo01" in str(error)  # the URL is still said, up to its query
+    for text in shown(error):
+        assert "S3cr3t" not in text
+    assert b"S3cr3t" not in pickle.dumps(error)
+
+
 async def test_the_clients_secret_pickles_as_a_placeholder() -> None:
     async with VBOClient(
         "https://vbo01:4443", username="svc", password=PASSWORDS["special"], api_version="v1"
@@ -1292,3 +1357,83 @@ async def test_no_frame_of_an_errors_traceback_holds_a_secret(case: str, transpo
     shown = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
     assert "vbo_async" in shown  # the frames are there, only their secrets are not
     assert [line.strip() for line in shown.splitlines() if any(s in line for s in SECRETS)] == []
+
+
+# --- the request an httpx error carries: its body is the token form, its headers the bearer ------
+
+
+def _token_request_refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def _api_request_cut(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/Token"):
+        return httpx.Response(200, content=token_json())
+    raise httpx.ReadError("connection reset", request=request)
+
+
+def _refresh_cut_after_a_401(request: httpx.Request) -> httpx.Response:
+    if b"grant_type=refresh_token" in request.content:
+        raise httpx.WriteError("connection reset", request=request)
+    if request.url.path.endswith("/Token"):
+        return httpx.Response(200, content=token_json())
+    return httpx.Response(401)
+
+
+REQUEST_CASES = {
+    "the password grant unsent": _token_request_refused,
+    "an API request cut off": _api_request_cut,
+    "a 401, then the refresh grant cut off": _refresh_cut_after_a_401,
+}
+
+
+def requests_of(error: BaseException) -> list[httpx.Request]:
+    """The ``httpx.Request`` of each httpx error in ``error``'s chain."""
+    found = []
+    for exc in exception_chain(error):
+        if isinstance(exc, httpx.RequestError):
+            with contextlib.suppress(RuntimeError):
+                found.append(exc.request)
+    return found
+
+
+@pytest.mark.parametrize("case", list(REQUEST_CASES))
+async def test_no_request_in_an_errors_chain_carries_the_form_or_the_bearer(case: str) -> None:
+    """The httpx error under a `TransportError` kept the ``httpx.Request`` it failed on, for any
+    handler to read: ``error.__cause__.request.content`` was the token form, URL-encoded
+    (``password=S3cr3t-PW...``, or the refresh token), and ``.headers["authorization"]`` the
+    bearer token. The request is kept (method and URL say what failed), its body and its
+    ``Authorization`` header are not."""
+    password = PASSWORDS["plain"]
+    error = await raised_by(client_for(REQUEST_CASES[case], password=password), "jobs")
+    assert isinstance(error, TransportError), repr(error)
+    requests = requests_of(error)
+    assert requests, "no httpx error in the chain: the test would prove nothing"
+    for request in requests:
+        assert request.method in ("GET", "POST")
+        assert request.url.host == "vbo.test"
+        shown = f"{request.content!r} {request.headers.multi_items()!r} {request.url}"
+        assert [s for s in SECRETS if s in shown or quote(s, safe="") in shown] == []
+
+
+@pytest.mark.parametrize("case", ["the token request cut off", "an API request cut off"])
+async def test_no_request_in_an_errors_chain_carries_the_form_or_the_bearer_on_the_wire(case: str) -> None:
+    """As above through real sockets: the default transport raises httpx's errors too, with the
+    request it was given (``httpx.AsyncHTTPTransport`` raises them without one)."""
+    answer, _ = FRAME_CASES[case]
+    async with serve_raw(answer) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORDS["special"],
+            api_version="v1",
+            retry=RetryPolicy(attempts=1),
+        )
+        error = await raised_by(vbo, "jobs")
+    assert isinstance(error, TransportError), repr(error)
+    requests = requests_of(error)
+    assert requests, "no httpx error in the chain: the test would prove nothing"
+    for request in requests:
+        shown = f"{request.content!r} {request.headers.multi_items()!r} {request.url}"
+        assert [s for s in SECRETS if s in shown or quote(s, safe="") in shown] == []
+        assert "authorization" not in request.headers

@@ -169,11 +169,15 @@ def test_any_password_written_with_a_line_break_reads_back(
 
 
 def test_a_missing_password_file_names_its_path(tmp_path: Path) -> None:
-    path = targets_file(tmp_path, TABLE + 'password_file = "missing.pw"\n')
+    """A path with a folder in it is said (a name alone is not: see
+    `test_a_password_written_as_password_file_is_never_said`)."""
+    path = targets_file(tmp_path, TABLE + 'password_file = "secrets/missing.pw"\n')
     assert reading_problem(path) == (
-        f"{path}: servers[0].password_file: cannot read {tmp_path / 'missing.pw'}: No such file or "
-        'directory (server "east")'
+        f"{path}: servers[0].password_file: cannot read {tmp_path / 'secrets' / 'missing.pw'}: No such "
+        'file or directory (server "east")'
     )
+    path = targets_file(tmp_path, TABLE + 'password_file = "/etc/vbo-missing/east.pw"\n')
+    assert "cannot read /etc/vbo-missing/east.pw: No such file" in reading_problem(path)
 
 
 def test_an_empty_password_file_is_refused(tmp_path: Path) -> None:
@@ -265,7 +269,9 @@ def test_a_reload_that_cannot_prompt_reuses_a_password_given_before(
     monkeypatch.delenv("VBO_PASSWORD", raising=False)
     path = targets_file(tmp_path, TABLE + 'password_env = "VBO_PASSWORD"\n')
     targets: TargetsFile = read_targets(path)
-    with pytest.raises(CLIError, match=r"^no password: set the environment variable VBO_PASSWORD$"):
+    with pytest.raises(
+        CLIError, match=r"password_env: no password: set the environment variable VBO_PASSWORD "
+    ):
         Passwords(prompt=False).read(path, targets)
     assert Passwords(prompt=False, given={"VBO_PASSWORD": "typed"}).read(path, targets) == ["typed"]
 
@@ -294,8 +300,124 @@ async def test_poll_signs_in_with_the_password_in_the_file(
 def test_check_says_which_password_file_is_missing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    path = targets_file(tmp_path, TABLE + 'password_file = "missing.pw"\n')
+    path = targets_file(tmp_path, TABLE + 'password_file = "secrets/missing.pw"\n')
     result = run(capsys, "check", "--targets", str(path))
     assert result.code == 3
     assert result.out.startswith("VB365 UNKNOWN - ")
-    assert str(tmp_path / "missing.pw") in result.out
+    assert str(tmp_path / "secrets" / "missing.pw") in result.out
+
+
+# --- a password written where its place is named ----------------------------------------------------
+
+MISPLACED = ["Summer2024", "s3cr3t_Pa55", "hunter2-Qx7", "Pa55.word", "Zq!8w#rT"]
+"""Passwords written by mistake into ``password_env`` or ``password_file``: what a variable's
+name takes (letters, digits, _), a file name, and symbols."""
+
+
+@pytest.mark.parametrize("password", [p for p in MISPLACED if p.replace("_", "a").isalnum()])
+def test_a_password_written_as_password_env_is_never_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    """``password_env = "Summer2024"`` (the password itself, a valid variable name) was said back
+    in ``no password: set the environment variable Summer2024``, by every command and in
+    ``check``'s Nagios line. The place is named instead: the targets file, the server, the key."""
+    monkeypatch.delenv(password, raising=False)
+    path = targets_file(tmp_path, TABLE + f'password_env = "{password}"\n')
+    line = reading_problem_of(path, password)
+    assert line.startswith(f"{path}: servers[0].password_env: no password: ")
+    assert line.endswith('(server "east")')
+    check = run(capsys, "check", "--targets", str(path))
+    assert check.code == 3
+    assert check.out.startswith("VB365 UNKNOWN - ")
+    assert "servers[0].password_env" in check.out
+    poll = run(capsys, "poll", "--targets", str(path))
+    assert poll.code != 0
+    for shown in (check.out, check.err, poll.out, poll.err):
+        assert password not in shown
+
+
+def test_a_password_env_that_names_a_variable_is_said_so_a_typo_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name in capitals (``VBO_EAST_PASWORD``) is how environment variables are named, not
+    how passwords are written: it is said, so that a typo can be seen."""
+    monkeypatch.delenv("VBO_EAST_PASWORD", raising=False)
+    path = targets_file(tmp_path, TABLE + 'password_env = "VBO_EAST_PASWORD"\n')
+    assert reading_problem_of(path, "") == (
+        f"{path}: servers[0].password_env: no password: set the environment variable VBO_EAST_PASWORD "
+        '(server "east")'
+    )
+    monkeypatch.setenv("VBO_EAST_PASWORD", "")
+    assert reading_problem_of(path, "").endswith(
+        'no password: the environment variable VBO_EAST_PASWORD is empty (server "east")'
+    )
+
+
+@pytest.mark.parametrize("password", MISPLACED)
+def test_a_password_written_as_password_file_is_never_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    """``password_file = "hunter2-Qx7"`` was said back in ``cannot read /etc/vbo/hunter2-Qx7``.
+    A path that names no file is said only when it has a folder in it (as no password has), and
+    else by its key and the folder it was looked for in."""
+    path = targets_file(tmp_path, TABLE + f'password_file = "{password}"\n')
+    line = reading_problem_of(path, password)
+    assert line == (
+        f"{path}: servers[0].password_file: cannot read the file it names in {tmp_path} (not said: a "
+        'name without a folder may be the password itself): No such file or directory (server "east")'
+    )
+    check = run(capsys, "check", "--targets", str(path))
+    assert check.code == 3
+    assert "servers[0].password_file" in check.out
+    assert password not in check.out + check.err
+
+
+def test_a_password_option_variable_is_never_said(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--password-env Summer2024``: the same rule as ``password_env``."""
+    monkeypatch.delenv("Summer2024", raising=False)
+    result = run(
+        capsys,
+        "organizations",
+        "--server",
+        "http://127.0.0.1:1",
+        "--username",
+        "admin",
+        "--password-env",
+        "Summer2024",
+    )
+    assert result.code != 0
+    assert "Summer2024" not in result.out + result.err
+    assert "--password-env" in result.err
+
+
+def reading_problem_of(path: Path, password: str) -> str:
+    with pytest.raises(CLIError) as info:
+        Passwords(prompt=False).read(path, read_targets(path))
+    (line,) = info.value.lines
+    if password:
+        assert password not in line
+    return line
+
+
+@pytest.mark.parametrize("password", MISPLACED)
+def test_no_exception_under_the_error_holds_a_password_written_as_password_file(
+    tmp_path: Path, password: str
+) -> None:
+    """The `CLIError` was raised inside the handler of ``os.open``'s error: that error stayed its
+    (suppressed) context, and its ``filename`` was the path, password and all, for an error
+    reporter or a debugger to show."""
+    path = targets_file(tmp_path, TABLE + f'password_file = "{password}"\n')
+    with pytest.raises(CLIError) as info:
+        Passwords(prompt=False).read(path, read_targets(path))
+    chain: list[BaseException] = []
+    pending: list[BaseException | None] = [info.value]
+    while pending:
+        exc = pending.pop()
+        if exc is not None and all(exc is not seen for seen in chain):
+            chain.append(exc)
+            pending += [exc.__cause__, exc.__context__]
+    shown = [f"{exc!s} {exc!r} {vars(exc) if hasattr(exc, '__dict__') else ''}" for exc in chain]
+    shown += [str(getattr(exc, "filename", "")) for exc in chain]
+    assert [text for text in shown if password in text] == []

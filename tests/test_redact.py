@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import html
+import html.entities
 import json
 import os
 import pickle
@@ -523,3 +524,100 @@ def test_a_body_of_many_short_password_occurrences_is_scrubbed_whole() -> None:
     assert redactor.scrub("/a" * 131_072) == "/a" * 131_072  # segments of a URL path
     assert redactor.scrub("x/a" * 87_381) == "x/a" * 87_380 + "x/***"
     assert redactor.scrub("a " * 131_072) == "*** " * 131_072
+
+
+# --- what a server or a proxy makes of a secret it echoes: mojibake, entities, legacy form encodings ---
+
+
+def misread(text: str, encoding: str) -> str:
+    """``text``'s UTF-8 bytes read in a single-byte encoding (mojibake: ``ä`` is ``Ã¤``), as a
+    servlet container reading a form as ISO-8859-1 (Tomcat's default) or a Windows program
+    reading it as its code page writes the value back; a byte Windows-1252 leaves undefined is
+    read as Latin-1 reads it (as .NET and Windows do)."""
+    return "".join(bytes([byte]).decode(encoding, "ignore") or chr(byte) for byte in text.encode("utf-8"))
+
+
+def named_entities(text: str) -> str:
+    """HTML as PHP's ``htmlentities`` writes it: ``&auml;`` where HTML has a name for it."""
+    names = html.entities.codepoint2name
+    return "".join(
+        c if c.isascii() or ord(c) not in names else f"&{names[ord(c)]};" for c in html.escape(text)
+    )
+
+
+def legacy_form(text: str, encoding: str) -> str:
+    """``text`` form-encoded from a single-byte encoding (``%E4`` for ``ä``); as UTF-8 where it
+    has no such byte."""
+    try:
+        return quote_plus(text, encoding=encoding)
+    except UnicodeEncodeError:
+        return quote_plus(text)
+
+
+ECHO_ENCODINGS = {
+    "as sent in the token form": lambda s: urlencode({"password": s}).removeprefix("password="),
+    "UTF-8 read as Latin-1": lambda s: misread(s, "latin-1"),
+    "UTF-8 read as Windows-1252": lambda s: misread(s, "cp1252"),
+    "Latin-1 mojibake, JSON (ASCII escapes)": lambda s: json.dumps(misread(s, "latin-1"))[1:-1],
+    "Windows-1252 mojibake, JSON (UTF-8)": lambda s: json.dumps(misread(s, "cp1252"), ensure_ascii=False)[
+        1:-1
+    ],
+    "Latin-1 mojibake, HTML": lambda s: html.escape(misread(s, "latin-1")),
+    "Windows-1252 mojibake, HTML numeric": lambda s: "".join(
+        c if c.isascii() else f"&#{ord(c)};" for c in html.escape(misread(s, "cp1252"))
+    ),
+    "JSON \\u escapes": lambda s: json.dumps(s)[1:-1],
+    "HTML hex entities": lambda s: "".join(c if c.isascii() else f"&#x{ord(c):x};" for c in html.escape(s)),
+    "HTML hex entities, capitals": lambda s: "".join(
+        c if c.isascii() else f"&#x{ord(c):X};" for c in html.escape(s)
+    ),
+    "HTML named entities": named_entities,
+    "form-encoded from Latin-1": lambda s: legacy_form(s, "latin-1"),
+    "form-encoded from Windows-1252": lambda s: legacy_form(s, "cp1252"),
+}
+"""How a server or a proxy in front of it may echo a value it got in the token form: as the
+client sent it, read in the wrong single-byte encoding (and then JSON- or HTML-escaped), with
+HTML's other entities, or form-encoded again from a legacy encoding. Not base64 (``Basic``
+credentials): the client never sends any, so no server can echo them."""
+
+non_ascii_secrets = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20
+) | st.text(alphabet=st.sampled_from("aZ9-+/&'\"äéøß€✓😀 "), min_size=1, max_size=14)
+
+
+@PROPERTY
+@given(secret=non_ascii_secrets, encoding=st.sampled_from(sorted(ECHO_ENCODINGS)))
+@example(secret="S3cr3t-PWä", encoding="UTF-8 read as Latin-1")
+@example(secret="pässwörd✓", encoding="UTF-8 read as Windows-1252")
+@example(secret="Grüße-2024", encoding="HTML named entities")
+def test_a_secret_echoed_in_any_plausible_encoding_is_masked(secret: str, encoding: str) -> None:
+    """Whatever the secret, its echo in each of `ECHO_ENCODINGS`, between spaces, is masked."""
+    echoed = ECHO_ENCODINGS[encoding](secret)
+    assume(echoed.strip() == echoed and echoed)
+    scrubbed = Redactor(secret).scrub(f"wrong password {echoed} given")
+    assert f" {echoed} " not in scrubbed
+
+
+@PROPERTY
+@given(
+    password=st.sampled_from(ECHOED_PASSWORDS),
+    encoding=st.sampled_from(sorted(ECHO_ENCODINGS)),
+    body=st.sampled_from(sorted(BODIES)),
+)
+def test_an_error_body_echoing_the_password_misencoded_shows_none_of_it(
+    password: str, encoding: str, body: str
+) -> None:
+    """From the body to the message (JSON, HTML title, whitespace, control characters written
+    out): the password's ASCII prefix never shows, so no part of it is left."""
+    content_type, raw = BODIES[body](f"wrong password {ECHO_ENCODINGS[encoding](password)}")
+    message, code = read_error_body(raw, content_type, Redactor(password).scrub)
+    assert ECHO_PREFIX not in f"{message} {code}"
+
+
+@pytest.mark.parametrize("encoding", sorted(ECHO_ENCODINGS))
+def test_the_tokens_echoed_in_any_plausible_encoding_are_masked(encoding: str) -> None:
+    """The access and refresh tokens (the refresh token travels in the token form too)."""
+    redactor = Redactor(PASSWORD, ACCESS, REFRESH)
+    for token in (ACCESS, REFRESH):
+        echoed = ECHO_ENCODINGS[encoding](token)
+        assert redactor.scrub(f"refused {echoed} here") == "refused *** here", echoed

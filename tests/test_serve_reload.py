@@ -138,11 +138,11 @@ async def test_sighup_reloads_the_targets_and_password_files(tmp_path: Path) -> 
 
             # A password file that cannot be read: the same.
             targets.write_text(
-                table("east", east_port, "east.pw") + table("west", west_port, "none.pw"), "utf-8"
+                table("east", east_port, "east.pw") + table("west", west_port, "gone/none.pw"), "utf-8"
             )
             assert await failed(process, targets) == [
-                f"vbo-async: error: {targets}: servers[1].password_file: cannot read {tmp_path / 'none.pw'}: "
-                'No such file or directory (server "west")'
+                f"vbo-async: error: {targets}: servers[1].password_file: cannot read "
+                f'{tmp_path / "gone" / "none.pw"}: No such file or directory (server "west")'
             ]
             body = (await client.get("/metrics")).text
             assert (up(body, "east"), up(body, "west"), own(body, RELOAD_OK)) == ("1.0", "1.0", "0.0")

@@ -262,8 +262,10 @@ async def test_a_server_refusing_every_fresh_token_ends_in_an_error_not_a_loop(v
         assert [status for _, _, status in api] == [401] * 2 * per_call
         assert {path.partition("?")[0] for _, path, _ in api} == {f"/{version}/Organizations"}
         # The first call: the password, then one refresh per renewal; the second starts with the
-        # token the first ended with (not known to be refused before it is tried).
-        assert server.grants() == {"password": 1, "refresh_token": 2 * MAX_RENEWALS}
+        # token the first ended with (not known to be refused before it is tried). Closing (v7+)
+        # sees its logout refused too, and redeems the refresh token once more to log out.
+        at_close = 1 if version in ("v7", "v8") else 0
+        assert server.grants() == {"password": 1, "refresh_token": 2 * MAX_RENEWALS + at_close}
 
 
 def start_path(version: str, job: Job) -> str:
@@ -317,3 +319,49 @@ async def test_a_job_start_never_accepted_is_not_acted_on(version: str) -> None:
         assert not server.simulator.stats.job_actions
         starts = [status for method, path, status in server.wire.api() if path == start_path(version, job)]
         assert starts == [401] * (1 + MAX_RENEWALS)
+
+
+# --- closing with an expired access token: its refresh token is still live ---------------------------
+
+LOGOUT_CASES = {
+    "expired on both clocks": 0.0,
+    "expired on the server's clock only (a suspended client)": LIFETIME + 1,
+}
+
+
+@pytest.mark.parametrize("case", list(LOGOUT_CASES))
+@pytest.mark.parametrize("version", ["v7", "v8"])
+async def test_closing_with_an_expired_access_token_logs_out_its_refresh_token(
+    version: str, case: str
+) -> None:
+    """A v7+ logout needs a valid bearer (``vb365-v6-v8.md`` §3.3) and revokes the refresh token
+    issued with it. A client closed after its access token expired sent the logout with it,
+    answered 401, and left the refresh token live on the server for its whole lifetime (14 days
+    by default): anyone holding it could get new tokens. Now the refresh token is redeemed (never
+    the password) and the pair it brings is logged out: the server holds no live token."""
+    clocks = Clocks()
+    async with served(version, clocks) as server:
+        vbo = server.client(clocks, version)
+        async with vbo:
+            await read_everything(vbo)
+            assert server.simulator.tokens._refresh  # the refresh token is live
+            if LOGOUT_CASES[case]:
+                clocks.ahead += LOGOUT_CASES[case]
+            else:
+                clocks.advance(LIFETIME + 1)
+        store = server.simulator.tokens
+        assert not store._refresh, "a refresh token is still live on the server"
+        assert not store._access
+        assert server.simulator.stats.logouts == {version: 1}
+        assert server.grants() == {"password": 1, "refresh_token": 1}  # never the password to log out
+
+
+@pytest.mark.parametrize("version", ["v1", "v6"])
+async def test_closing_with_an_expired_token_sends_nothing_where_there_is_no_logout(version: str) -> None:
+    """Before v7 there is no logout: closing after the token expired asks for no token."""
+    clocks = Clocks()
+    async with served(version, clocks) as server:
+        async with server.client(clocks, version) as vbo:
+            await read_everything(vbo)
+            clocks.advance(LIFETIME + 1)
+        assert server.grants() == {"password": 1}

@@ -871,9 +871,64 @@ async def test_a_failing_logout_never_makes_aclose_raise(version: str, failure: 
     vbo = server.client()
     await vbo.jobs()
     await vbo.aclose()  # must not raise
-    assert vbo.requests_sent == 3  # token, jobs, one logout attempt: never retried
+    # token, jobs, one logout attempt: never retried; a 401 (the token expired on the server's
+    # clock) redeems the refresh token and logs that pair out, once.
+    assert vbo.requests_sent == (5 if getattr(failure, "status_code", None) == 401 else 3)
     with pytest.raises(ClientStateError, match="closed"):
         await vbo.jobs()
+
+
+def logout_then(version: str, server: Server, *statuses: int) -> respx.Route:
+    return server.router.post(f"/{version}/token/logout").mock(
+        side_effect=[httpx.Response(status) for status in statuses]
+    )
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+async def test_a_logout_refused_401_redeems_the_refresh_token_and_logs_that_pair_out(version: str) -> None:
+    """The access token expired on the server's clock: its logout is answered 401 and its refresh
+    token stays live. The refresh grant (with v7+'s ``disable_antiforgery_token``), then the logout
+    of the new pair; never the password."""
+    server = Server(version)
+    logout = logout_then(version, server, 401, 200 if version == "v7" else 204)
+    server.router.get(f"/{version}/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    await vbo.jobs()
+    await vbo.aclose()
+    bearers = [call.request.headers["authorization"] for call in logout.calls]
+    assert bearers == [f"Bearer {token_body(n)['access_token']}" for n in (1, 2)]
+    assert [form["grant_type"] for form in server.forms] == ["password", "refresh_token"]
+    assert server.forms[1]["refresh_token"] == token_body(1)["refresh_token"]
+    assert server.forms[1]["disable_antiforgery_token"] == "true"
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+async def test_an_access_token_expired_on_the_clients_clock_is_not_sent_to_log_out(version: str) -> None:
+    """Expired on the client's own clock: the dead bearer is not sent; the refresh token is
+    redeemed and the new pair logged out. Without a refresh token nothing is left to end:
+    nothing is sent."""
+    server = Server(version)
+    logout = logout_then(version, server, 200 if version == "v7" else 204)
+    server.router.get(f"/{version}/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    await vbo.jobs()
+    vbo._tokens._clock = lambda: float("inf")
+    await vbo.aclose()
+    assert [call.request.headers["authorization"] for call in logout.calls] == [
+        f"Bearer {token_body(2)['access_token']}"
+    ]
+    assert [form["grant_type"] for form in server.forms] == ["password", "refresh_token"]
+
+    bare = Server(version)
+    bare.router.post(f"/{version}/Token").respond(json={"access_token": "only-access-Wq4", "expires_in": 60})
+    logout = logout_then(version, bare, 204)
+    bare.router.get(f"/{version}/Jobs").respond(json=bare.collection([], "Jobs"))
+    vbo = bare.client()
+    await vbo.jobs()
+    vbo._tokens._clock = lambda: float("inf")
+    await vbo.aclose()
+    assert not logout.called
+    assert vbo.requests_sent == 2  # the grant and the jobs
 
 
 async def test_a_hanging_logout_is_given_up_within_seconds(monkeypatch: pytest.MonkeyPatch) -> None:

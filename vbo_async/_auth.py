@@ -23,7 +23,9 @@ over, or for `THROTTLE_REST` seconds if it named none; nor one whose 5xx named a
 Once the client closes (`TokenManager.forget`) no grant is started, and a token that a grant
 already in flight brings is not used but handed to the client's logout
 (`TokenManager.granted_while_closing`; closed from inside that grant, the grant finishes the
-close as it ends: `TokenManager.after_grant`).
+close as it ends: `TokenManager.after_grant`); one whose access token has expired by then has its
+refresh token redeemed (never the password) for a pair that can be logged out
+(`TokenManager.redeemed_for_logout`): a logout needs a valid bearer.
 Grants go to the token endpoint of the API version the client speaks, with that version's extra
 form fields; `TokenManager.probe` asks one version's endpoint, which is how ``api_version="auto"``
 finds the version without a request of its own.
@@ -512,6 +514,31 @@ class TokenManager:
         )
         self._redactor = (current, retired, redactor)
         return redactor
+
+    def expired(self, token: Token) -> bool:
+        """Whether ``token``'s access token has expired on the client's clock."""
+        return self._clock() >= token.expires_at
+
+    async def redeemed_for_logout(self, token: Token, url: str, dialect: Dialect) -> Token | None:
+        """After `forget`: a new pair for ``token``, whose access token expired (or was refused by
+        the logout), from its refresh token (never the password), only to be logged out: a
+        logout needs a valid bearer, and ends the refresh token issued with it, which otherwise
+        stays live on the server for its whole lifetime. None, said at debug level, when
+        ``token`` has no refresh token (nothing live is left) or the grant fails."""
+        if token.refresh_token is None:
+            log.debug("the access token expired and there is no refresh token: nothing left to log out")
+            return None
+        log.debug("the access token expired or was refused: its refresh token is redeemed to log out")
+        form = GrantForm(refresh_form(token.refresh_token, dialect.token_form))
+        try:
+            fresh = await self._request(url, form)
+        except VBOError as exc:
+            log.debug(
+                "the refresh token of the expired access token could not be redeemed to log out: %s", exc
+            )
+            return None
+        self._retire(fresh)  # scrubbed from messages, as every token the client held
+        return fresh
 
     def forget(self) -> Token | None:
         """Drop the token (the client is closing) and return it, to log out with. From now on no

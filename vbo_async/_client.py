@@ -392,10 +392,21 @@ class VBOClient:
                         closed.set()
 
     async def _log_out(self, token: Token, dialect: Dialect) -> None:
-        """Log ``token`` out at ``dialect``'s logout endpoint (v7+; nothing before)."""
-        if dialect.logout is not None:
-            url = self._root.url(f"/{dialect.version}/{dialect.logout.render()}")
-            await self._fetcher.logout(url, token.access_token)
+        """Log ``token`` out at ``dialect``'s logout endpoint (v7+; nothing before).
+
+        The logout needs a valid bearer and ends the refresh token too. When the access token
+        has expired (on this clock, or the server answers the logout 401: its clock is ahead, or
+        this one stood still in a suspend), its refresh token is still live on the server: it is
+        redeemed (never the password) and the pair it brings is logged out instead
+        (`TokenManager.redeemed_for_logout`)."""
+        if dialect.logout is None:
+            return
+        url = self._root.url(f"/{dialect.version}/{dialect.logout.render()}")
+        if not self._tokens.expired(token) and await self._fetcher.logout(url, token.access_token) != 401:
+            return
+        fresh = await self._tokens.redeemed_for_logout(token, self._root.url(dialect.path("token")), dialect)
+        if fresh is not None:
+            await self._fetcher.logout(url, fresh.access_token)
 
     # --- the API version ----------------------------------------------------------------------------
 

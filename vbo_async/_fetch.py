@@ -141,9 +141,10 @@ class Fetcher:
         self.hide_secrets(error)  # the URL may be an href quoting a secret
         raise error
 
-    async def logout(self, url: str, access_token: str) -> None:
-        """POST to a v7+ logout endpoint with ``access_token``, once. A failure is logged at debug
-        level, never raised: the client is closing anyway."""
+    async def logout(self, url: str, access_token: str) -> int | None:
+        """POST to a v7+ logout endpoint with ``access_token``, once; the answer's status (None
+        when none came). A failure is logged at debug level, never raised: the client is closing
+        anyway."""
         try:
             answer = await self.sender.send(
                 "POST",
@@ -154,9 +155,10 @@ class Fetcher:
             )
         except VBOError as exc:
             log.debug("logging out at %s failed: %s", url, exc)
-            return
+            return None
         if answer.status_code not in (200, 204):
             log.debug("logging out at %s answered HTTP %d", url, answer.status_code)
+        return answer.status_code
 
     def rebase(
         self,

@@ -29,6 +29,7 @@ import bisect
 import html
 import json
 import re
+from html.entities import codepoint2name
 from urllib.parse import quote, quote_plus
 
 __all__ = ["ANYWHERE", "MASK", "Redactor", "encoded_forms", "redact_url"]
@@ -99,29 +100,77 @@ def _dotnet_escape(char: str) -> str:
 
 
 def _html_forms(text: str) -> set[str]:
-    """``text`` as an HTML page may write it."""
+    """``text`` as an HTML page may write it: the characters HTML must escape escaped (named,
+    or by number), and a character not ASCII as itself, by its decimal or hexadecimal number
+    (.NET's ``HtmlEncode``, ``&#228;``; ``&#xe4;``, ``&#xE4;``) or by its name (PHP's
+    ``htmlentities``, ``&auml;``)."""
     escaped = html.escape(text)
-    numeric = "".join(char if char.isascii() else f"&#{ord(char)};" for char in escaped)
-    return {
+    forms = {
         escaped,
         html.escape(text, quote=False),
         escaped.replace("&#x27;", "&#39;"),
         escaped.replace("&quot;", "&#34;").replace("&#x27;", "&#39;"),
-        numeric,
     }
+    if not text.isascii():
+        names = codepoint2name
+        forms.update(
+            (
+                "".join(char if char.isascii() else f"&#{ord(char)};" for char in escaped),
+                "".join(char if char.isascii() else f"&#x{ord(char):x};" for char in escaped),
+                "".join(char if char.isascii() else f"&#x{ord(char):X};" for char in escaped),
+                "".join(
+                    char if char.isascii() or ord(char) not in names else f"&{names[ord(char)]};"
+                    for char in escaped
+                ),
+            )
+        )
+    return forms
+
+
+def _misread(secret: str) -> set[str]:
+    """``secret`` as a server or a proxy that read its UTF-8 bytes in a single-byte encoding
+    writes it back (mojibake: ``ä`` is ``Ã¤``): a servlet container reading a form as
+    ISO-8859-1 (Tomcat's default), a Windows program reading it in its code page (Windows-1252,
+    whose five undefined bytes it reads as Latin-1 does). Nothing for an ASCII secret, which
+    every such encoding reads as it is."""
+    if secret.isascii():
+        return set()
+    data = secret.encode("utf-8", "surrogatepass")
+    latin = data.decode("latin-1")
+    windows = "".join(bytes([byte]).decode("cp1252", "ignore") or chr(byte) for byte in data)
+    return {latin, windows}
+
+
+def _legacy_url_forms(secret: str) -> set[str]:
+    """``secret`` form-encoded from a single-byte encoding (``%E4`` for ``ä``), as a legacy
+    page or proxy re-encodes a form it read; nothing for an ASCII secret (as UTF-8's), or one
+    those encodings cannot write."""
+    forms: set[str] = set()
+    if secret.isascii():
+        return forms
+    for encoding in ("latin-1", "cp1252"):
+        try:
+            encoded = (quote_plus(secret, encoding=encoding), quote(secret, safe="", encoding=encoding))
+        except UnicodeEncodeError:
+            continue
+        forms.update(encoded)
+        forms.update(_PERCENT.sub(lambda match: match.group().lower(), form) for form in encoded)
+    return forms
 
 
 def encoded_forms(secret: str) -> frozenset[str]:
     """Every form `Redactor` looks for: the secret raw, percent-encoded (``quote``,
-    ``quote_plus``, .NET's ``UrlEncode``, JavaScript's ``encodeURIComponent``, upper- and
-    lower-case hex), each of those JSON-escaped (Python, orjson and
-    .NET styles) or HTML-escaped, and HTML-escaped JSON, and each of those holding a character
-    not ASCII as a page in a single-byte legacy encoding is read (each such character U+FFFD).
-    Empty for an empty secret."""
+    ``quote_plus`` as the token form is sent, .NET's ``UrlEncode``, JavaScript's
+    ``encodeURIComponent``, upper- and lower-case hex; from Latin-1 or Windows-1252 too), or
+    misread from UTF-8 as Latin-1 or Windows-1252 (mojibake, `_misread`); each of those
+    JSON-escaped (Python, orjson and .NET styles) or HTML-escaped (named and numbered
+    entities), and HTML-escaped JSON; and each of those holding a character not ASCII as a page
+    in a single-byte legacy encoding is read (each such character U+FFFD). Not base64: the
+    client sends no ``Basic`` credentials for a server to echo. Empty for an empty secret."""
     if not secret:
         return frozenset()
-    forms: set[str] = set()
-    for url_form in _url_forms(secret):
+    forms: set[str] = set(_legacy_url_forms(secret))
+    for url_form in _url_forms(secret) | _misread(secret):
         forms.add(url_form)
         for json_form in _json_forms(url_form):
             forms.add(json_form)

@@ -591,7 +591,7 @@ class Sender:
         if _is_certificate_error(exc):
             # The local TLS library's words; the cause is kept (a certificate error is never retried).
             error = TransportError(_excerpt(text), method=method, url=url, unsent=unsent)
-            return error, _frameless(exc)
+            return error, _frameless(exc, self._scrub)
         # A parser quotes the line it refuses: a server may have echoed a secret there (scrubbed
         # before the cut, which could leave a part of one that no scrub finds).
         error = TransportError(_excerpt(self._scrub(text)), method=method, url=url, unsent=unsent)
@@ -602,7 +602,7 @@ class Sender:
         (`_frameless`), or when its chain quotes a secret, a copy of it with its message scrubbed
         and no chain (`_scrubbed_copy`)."""
         if not _quotes_secret(exc, self._scrub):
-            return _frameless(exc)
+            return _frameless(exc, self._scrub)
         return _scrubbed_copy(exc, self._scrub)
 
     async def _exchange(
@@ -907,14 +907,15 @@ def _scrubbed_copy(exc: Exception, scrub: Callable[[str], str]) -> BaseException
         request: httpx.Request | None = exc.request
     except RuntimeError:  # raised without a request
         request = None
-    return type(exc)(scrub(str(exc)), request=request)
+    return type(exc)(scrub(str(exc)), request=None if request is None else _bare(request, scrub))
 
 
-def _frameless(exc: BaseException) -> BaseException:
+def _frameless(exc: BaseException, scrub: Callable[[str], str]) -> BaseException:
     """``exc``, its causes, contexts and grouped exceptions without their tracebacks: the frames
     of the transport they were raised through hold the request's headers (the bearer token) and
     body (a grant's form: the password), which an error reporter shows with each frame's
-    variables (Sentry by default). The chain's types and words are kept."""
+    variables (Sentry by default). The ``request`` an httpx error carries holds them too: it is
+    replaced by a bare copy (`_bare`). The chain's types and words are kept."""
     seen: set[int] = set()
     pending = [exc]
     while pending and len(seen) < _CHAIN_READ:
@@ -923,10 +924,36 @@ def _frameless(exc: BaseException) -> BaseException:
             continue
         seen.add(id(link))
         link.__traceback__ = None
+        if isinstance(link, httpx.RequestError):
+            with contextlib.suppress(RuntimeError):  # raised without a request
+                link.request = _bare(link.request, scrub)
         pending += [nested for nested in (link.__cause__, link.__context__) if nested is not None]
         if isinstance(link, BaseExceptionGroup):
             pending += link.exceptions
     return exc
+
+
+_DROPPED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "content-length"})
+"""Headers `_bare` leaves out: the secrets, and the length of the body it does not keep (of a
+token form: the password's length, near enough)."""
+
+
+def _bare(request: httpx.Request, scrub: Callable[[str], str]) -> httpx.Request:
+    """``request`` as an error may keep it: its method, its URL (scrubbed: a server may put a
+    secret into an href) and its headers, without a body (a grant's form: the password or the
+    refresh token) and without the ``Authorization`` header (the bearer token), which
+    ``exc.request`` of an httpx error handed to any handler, reporter or debugger."""
+    headers = [
+        (name, value) for name, value in request.headers.multi_items() if name.lower() not in _DROPPED_HEADERS
+    ]
+    url = str(request.url)
+    shown = scrub(url)
+    try:
+        return httpx.Request(request.method, shown, headers=headers)
+    except (httpx.InvalidURL, ValueError, TypeError):  # the mask made it no URL httpx takes
+        return httpx.Request(
+            request.method, url if shown == url else "http://redacted.invalid/", headers=headers
+        )
 
 
 def _quotes_secret(exc: BaseException, scrub: Callable[[str], str]) -> bool:

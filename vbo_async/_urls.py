@@ -60,9 +60,9 @@ class ApiRoot:
         base = base_url.rstrip("/")
         parts = _split_base(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"base_url must be an absolute http(s) URL, got {redact_url(base)!r}")
+            raise ConfigError(f"base_url must be an absolute http(s) URL, got {_shown(base)!r}")
         if "?" in base or "#" in base:
-            raise ConfigError(f"base_url must not carry a query or a fragment, got {redact_url(base)!r}")
+            raise ConfigError(f"base_url must not carry a query or a fragment, got {_shown(base)!r}")
         _check_base(base, parts)
         try:
             httpx.URL(base)
@@ -204,19 +204,35 @@ def _split_base(base: str) -> SplitResult:
         raise ConfigError("base_url is not a valid URL (malformed host)") from None
 
 
+_SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[/\\]*")
+
+
+def _shown(base: str) -> str:
+    """``base`` as a message quotes it: without its userinfo (`redact_url`), and cut at its query
+    or fragment (``?...``), where a URL copied from another tool may carry the password
+    (``?username=svc&password=...``)."""
+    cut = min((at for at in (base.find("?"), base.find("#")) if at >= 0), default=-1)
+    if cut < 0:
+        return redact_url(base)
+    if "@" in base[cut:]:  # the cut may fall inside a userinfo (``svc:pa?ss@``): all of it hidden
+        scheme = _SCHEME_PREFIX.match(base)
+        return f"{scheme.group() if scheme else ''}***..."
+    return redact_url(base[:cut]) + base[cut] + "..."
+
+
 def _check_base(base: str, parts: SplitResult) -> None:
     """Refuse what httpx would reject later or silently change: a missing host, a bad port,
     backslashes or dot segments in the path prefix."""
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
-        raise ConfigError(f"base_url has an invalid port: {redact_url(base)!r}") from None
+        raise ConfigError(f"base_url has an invalid port: {_shown(base)!r}") from None
     if not parts.hostname:
-        raise ConfigError(f"base_url names no host: {redact_url(base)!r}")
+        raise ConfigError(f"base_url names no host: {_shown(base)!r}")
     for segment in parts.path.split("/"):
         decoded = unquote(segment)
         if decoded in (".", "..") or any(c in _FORBIDDEN_CHARS for c in decoded):
-            raise ConfigError(f"base_url has an unusable path prefix: {redact_url(base)!r}")
+            raise ConfigError(f"base_url has an unusable path prefix: {_shown(base)!r}")
 
 
 def _is_absolute(href: str) -> bool:

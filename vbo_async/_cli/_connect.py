@@ -34,6 +34,7 @@ from ._exit import CLIError, Outcome
 
 __all__ = [
     "DEFAULT_API_VERSION",
+    "HIDDEN_VARIABLE",
     "NOT_A_VARIABLE",
     "Connection",
     "Source",
@@ -41,10 +42,12 @@ __all__ = [
     "explain",
     "is_terminal",
     "is_variable_name",
+    "no_password",
     "read_password",
     "split_version",
     "unknown_version",
     "url_problem",
+    "variable_said",
     "without_line_break",
 ]
 
@@ -214,10 +217,36 @@ def is_variable_name(name: str) -> bool:
     return _VARIABLE_NAME.match(name) is not None
 
 
-def read_password(variable: str, prompt: str) -> str:
+_SAID_VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+HIDDEN_VARIABLE = "not said: a name not in capitals may be the password itself"
+"""Why a message names the password's variable by its place (`variable_said`)."""
+
+
+def variable_said(variable: str) -> str | None:
+    """How a message names the password's environment variable ``variable`` (of
+    ``--password-env``, or a targets file's ``password_env``): ``the environment variable NAME``
+    when it is written in capitals, digits and _, as environment variables are named
+    (``VBO_EAST_PASWORD``: a typo in it shows); None when it is not, and the message names where
+    it was given instead: such a value may be the password itself, written there by mistake
+    (``Summer2024`` is a valid variable name), and is never said back."""
+    return f"the environment variable {variable}" if _SAID_VARIABLE.match(variable) else None
+
+
+def no_password(variable: str, where: str, *, empty: bool) -> str:
+    """``no password: set the environment variable VBO_PASSWORD`` (or ``... is empty``), the
+    variable named as `variable_said` allows."""
+    said = variable_said(variable)
+    if said is None:
+        state = "empty" if empty else "not set"
+        return f"no password: the environment variable {where} names is {state} ({HIDDEN_VARIABLE})"
+    return f"no password: {said} is empty" if empty else f"no password: set {said}"
+
+
+def read_password(variable: str, prompt: str, *, where: str = "--password-env") -> str:
     """The password in the environment variable ``variable``, else typed at a prompt (never
     echoed); with neither a value nor a terminal (stdin closed included), or when the prompt
-    gets no line (Ctrl-D), a `CLIError` naming the variable. Ctrl-C at the prompt raises
+    gets no line (Ctrl-D), a `CLIError` naming the variable (or ``where`` it was given, when
+    its name may be a password: `variable_said`). Ctrl-C at the prompt raises
     `KeyboardInterrupt` at once (see `_interruptible`).
 
     A line break ending the variable's value is not part of the password (a secret read from a
@@ -228,18 +257,14 @@ def read_password(variable: str, prompt: str) -> str:
     if value:
         return value
     if not is_terminal(sys.stdin):
-        if value == "":
-            raise CLIError(f"no password: the environment variable {variable} is empty")
-        raise CLIError(f"no password: set the environment variable {variable}")
+        raise CLIError(no_password(variable, where, empty=value == ""))
     stream = _prompt_stream()
     with _interruptible(), terminated_raises():  # the prompt blocks the loop: signals raise here
         try:
             return getpass.getpass(prompt) if stream is None else getpass.getpass(prompt, stream)
         except EOFError:
-            raise CLIError(
-                f"no password: none was typed at the prompt; type it, or set the environment "
-                f"variable {variable}"
-            ) from None
+            said = variable_said(variable) or f"the environment variable {where} names ({HIDDEN_VARIABLE})"
+            raise CLIError(f"no password: none was typed at the prompt; type it, or set {said}") from None
 
 
 def _prompt_stream() -> TextIO | None:

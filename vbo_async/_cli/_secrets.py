@@ -4,9 +4,12 @@ A password file is read as a secret must be: a regular file only (a directory, a
 ``/dev/zero`` or a socket is refused before a byte is read, and nothing waits for a writer), at
 most `MAX_PASSWORD_BYTES` of it, one trailing line break left out; an empty one is refused. A
 problem is a `CLIError` naming the targets file, the server and the password file's path, never
-what the file holds. A file that any user of the machine may read (mode ``o+r``) is warned about
-once per path (`Passwords.warned`): a group-readable one is not, since a monitoring system's
-group (``root:nagios``, mode 0640) is how such files are commonly shared.
+what the file holds; a value that may be the password itself, written there by mistake, is never
+said back: a path that names no file only when it looks like one (`file_said`), a variable's name
+only when written as one (`_connect.variable_said`). A file that any user of the machine may
+read (mode ``o+r``) is warned about once per path (`Passwords.warned`): a group-readable one is
+not, since a monitoring system's group (``root:nagios``, mode 0640) is how such files are
+commonly shared.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,11 +25,11 @@ from pathlib import Path
 import attrs
 
 from .._files import not_a_file
-from ._connect import read_password, without_line_break
+from ._connect import no_password, read_password, without_line_break
 from ._exit import CLIError
 from ._targets import ServerTarget, TargetsFile
 
-__all__ = ["MAX_PASSWORD_BYTES", "Passwords", "read_password_file"]
+__all__ = ["MAX_PASSWORD_BYTES", "Passwords", "file_said", "read_password_file"]
 
 log = logging.getLogger("vbo_async.cli")
 
@@ -33,15 +37,12 @@ MAX_PASSWORD_BYTES = 64 * 1024
 """The most bytes of a password file read (64 KiB): a longer file is refused, not read whole."""
 
 
-def read_password_file(path: str) -> tuple[str, int]:
+def read_password_file(path: str, *, name: str | None = None) -> tuple[str, int]:
     """The password in the file at ``path`` and the file's permission bits; a file that cannot
-    be one is a `CLIError` saying why, with the path and never the content."""
-    try:
-        descriptor = os.open(path, _flags())
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # a socket
-            raise CLIError(f"{path}: a socket, not a file") from None
-        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    be one is a `CLIError` saying why, with the path and never the content. ``name`` is how a
+    file that cannot be opened is named instead of its path (`file_said`); a file opened is
+    one, and is named by its path."""
+    descriptor = _opened(path, name)
     try:
         mode = os.fstat(descriptor).st_mode
         if (kind := not_a_file(mode)) is not None:
@@ -62,6 +63,39 @@ def read_password_file(path: str) -> tuple[str, int]:
     if not password:
         raise CLIError(f"{path}: empty (the password file holds no password)")
     return password, stat.S_IMODE(mode)
+
+
+_PATH_CHARACTERS = re.compile(r"[A-Za-z0-9._~/\\:-]+")
+"""What a path `file_said` says is made of: the portable file name characters (letters,
+digits, ``.``, ``_``, ``-``), separators, ``~`` and a drive's ``:``."""
+
+
+def file_said(path: str, folder: Path) -> str:
+    """How a message names the password file at ``path`` (resolved against ``folder``, the
+    targets file's) that cannot be opened: its path when the value written has a folder in it
+    (``/etc/vbo/east.pw``, ``secrets/east.pw``, ``credentials:NAME``) and only the characters
+    of file names, as no password is written; else by the folder it was looked for in alone.
+    A password written into ``password_file`` by mistake names no file, and was said back in
+    ``cannot read /etc/vbo/Summer2024``."""
+    within = str(folder) + os.sep
+    written = path.removeprefix(within) if path.startswith(within) else path
+    if _PATH_CHARACTERS.fullmatch(written) and ("/" in written or "\\" in written):
+        return path
+    return f"the file it names in {folder} (not said: a name without a folder may be the password itself)"
+
+
+def _opened(path: str, name: str | None) -> int:
+    """The password file at ``path`` opened (`read_password_file`), else its `CLIError`,
+    raised outside the handler of ``os.open``'s error: as the error's context, that one would
+    keep the path (its ``filename``) whatever ``name`` hides."""
+    try:
+        return os.open(path, _flags())
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket
+            problem = f"{path}: a socket, not a file"
+        else:
+            problem = f"cannot read {name or path}: {exc.strerror or exc.__class__.__name__}"
+    raise CLIError(problem)
 
 
 def _flags() -> int:
@@ -98,17 +132,21 @@ class Passwords:
             else:
                 variable = target.password_env or ""
                 if variable not in variables:
-                    variables[variable] = self._variable(variable, target)
+                    try:
+                        variables[variable] = self._variable(variable, target)
+                    except CLIError as exc:
+                        raise CLIError(_placed(path, index, "password_env", exc, target)) from None
                 passwords.append(variables[variable])
         return passwords
 
     def _file(self, path: Path, index: int, target: ServerTarget) -> str:
         assert target.password_file is not None
         try:
-            password, mode = read_password_file(target.password_file)
+            password, mode = read_password_file(
+                target.password_file, name=file_said(target.password_file, path.parent)
+            )
         except CLIError as exc:
-            named = f' (server "{target.name}")' if target.name else ""
-            raise CLIError(f"{path}: servers[{index}].password_file: {exc}{named}") from None
+            raise CLIError(_placed(path, index, "password_file", exc, target)) from None
         if mode & stat.S_IROTH and os.name == "posix" and target.password_file not in self.warned:
             self.warned.add(target.password_file)
             log.warning(
@@ -122,9 +160,16 @@ class Passwords:
     def _variable(self, variable: str, target: ServerTarget) -> str:
         if self.prompt:
             prompt = f"Password for {target.label} ({target.username}): "
-            password = self.given[variable] = read_password(variable, prompt)
+            password = self.given[variable] = read_password(variable, prompt, where="it")
             return password
         return _from_environment(variable, os.environ, self.given)
+
+
+def _placed(path: Path, index: int, key: str, exc: CLIError, target: ServerTarget) -> str:
+    """``exc``'s problem with the password of ``servers[index]``, said with its place:
+    ``targets.toml: servers[0].password_env: no password: ... (server "east")``."""
+    named = f' (server "{target.name}")' if target.name else ""
+    return f"{path}: servers[{index}].{key}: {exc}{named}"
 
 
 def _from_environment(variable: str, environ: Mapping[str, str], given: Mapping[str, str]) -> str:
@@ -136,6 +181,4 @@ def _from_environment(variable: str, environ: Mapping[str, str], given: Mapping[
         return value
     if variable in given:
         return given[variable]
-    if value == "":
-        raise CLIError(f"no password: the environment variable {variable} is empty")
-    raise CLIError(f"no password: set the environment variable {variable}")
+    raise CLIError(no_password(variable, "it", empty=value == ""))
