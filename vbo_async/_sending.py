@@ -788,8 +788,10 @@ class Sender:
             if decoder is not None:
                 parts.append(decoder.finish())
         except BodyTooLarge as exc:
+            parts.clear()  # not kept by the error's traceback (up to max_response_bytes)
             raise self._too_large(method, url, exc.size) from None
         except (UnsupportedEncoding, CorruptBody) as exc:
+            parts.clear()
             problem = exc.shown(self._scrub) if isinstance(exc, UnsupportedEncoding) else exc.reason
             if not 200 <= response.status_code < 300:
                 # An error page only words the error: its status decides (a 503 is retried).
@@ -800,6 +802,12 @@ class Sender:
             # The codings the decoder undid, not the header as written (any length of padding).
             codings = ", ".join(decoder.encodings) if decoder is not None else None
             undecodable = _undecodable(exc, problem, codings, method, url)
+        except BaseException:
+            # The chunks read so far are not kept by the error's traceback (this frame is in it):
+            # a caller keeping the error (a sweep's per-tenant failure) kept up to
+            # max_response_bytes with it.
+            parts.clear()
+            raise
         else:
             return b"".join(parts)
         # Raised outside the handler: the decoder's error quotes the server's Content-Encoding
