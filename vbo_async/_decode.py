@@ -33,6 +33,7 @@ from cattrs.errors import (
 from ._convert import WIRE_TYPES, FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
+from ._lenient import NotReadable, loads_lenient
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
 
@@ -69,7 +70,8 @@ def parse_json(
     many items is refused before it is parsed (a single resource or a token answer holds a few
     dozen; parsed, a body of tiny objects takes 30 times its size). A UTF-8 byte order mark
     before the JSON is skipped (`UTF8_BOM`). A body the parser refuses is parsed again `mend`-ed
-    (lone surrogates and bytes not UTF-8 as U+FFFD), if that changes it."""
+    (lone surrogates and bytes not UTF-8 as U+FFFD), if that changes it, and else read leniently
+    (`loads_mended`)."""
     body = body.removeprefix(UTF8_BOM)
     if not body.strip():
         raise DecodeError("the response body is empty, expected JSON", method=method, url=url)
@@ -86,7 +88,7 @@ def parse_json(
         problem = f"{exc.msg} at byte {exc.pos}"
     else:
         if mended:
-            log.debug("%s %s: its strings' lone surrogates and bytes not UTF-8 read as U+FFFD", method, url)
+            log.debug("%s %s: read mended, or leniently (orjson refused it)", method, url)
         return data
     # Raised outside the handler: the parser's error keeps the whole body (its ``doc``), which may
     # echo a secret, and must not stay attached as the DecodeError's __context__.
@@ -95,15 +97,27 @@ def parse_json(
 
 def loads_mended(body: bytes) -> tuple[Any, bool]:
     """(``orjson.loads(body)``, False), or when orjson refuses ``body``, (its `mend`-ed copy
-    parsed, True); `orjson.JSONDecodeError` of the last parse tried when neither is JSON."""
+    parsed, True), else (that copy, or ``body`` when nothing needed mending, read by
+    `loads_lenient`: raw control characters in strings, numbers no double holds, True);
+    `orjson.JSONDecodeError` of the last orjson parse tried when none of them is JSON."""
     try:
         return orjson.loads(body), False
     except orjson.JSONDecodeError as exc:
         refused = exc
     mended = mend(body)
-    if mended is None:
-        raise refused
-    return orjson.loads(mended), True
+    if mended is not None:
+        try:
+            return orjson.loads(mended), True
+        except orjson.JSONDecodeError as exc:
+            refused = exc
+    try:
+        return loads_lenient(body if mended is None else mended), True
+    except NotReadable as exc:
+        # orjson's words (where and why), unless the lenient reading got past what orjson refused
+        # (a raw tab, 1e400) to a problem further on: those words would name what is no problem.
+        if exc.pos is not None and exc.pos > refused.pos:
+            refused = orjson.JSONDecodeError(exc.problem, "", exc.pos)
+    raise refused  # outside the handler
 
 
 _LONE = re.compile(
@@ -129,9 +143,10 @@ def mend(body: bytes) -> bytearray | None:
     halves of an emoji, a field in a legacy encoding): read as U+FFFD, that string shows it and its
     neighbours are read, where refusing the body lost every item of the page, and parsing the
     escape as Python's json module does would leave a lone surrogate that no UTF-8 writer (the
-    terminal, ``--json``, the exporter) can write. What else orjson refuses (NaN, nesting past
-    1,024, trailing text) is still refused: the mended body is parsed by orjson again. So is a body
-    that would grow by more than half (`_MEND_GROWTH`)."""
+    terminal, ``--json``, the exporter) can write. The mended body is parsed by orjson again, and
+    what else orjson refuses there is left to `loads_lenient` (raw control characters in strings,
+    numbers no double holds; NaN, nesting past 1,024 and trailing text still refused). A body that
+    would grow by more than half (`_MEND_GROWTH`) is not mended."""
     escaped = _LONE.sub(_replace_lone, body) if b"\\" in body else body
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     view = memoryview(escaped)

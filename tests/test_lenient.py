@@ -1,0 +1,239 @@
+"""Bodies orjson refuses for one field, read without losing the page (`vbo_async._lenient`).
+
+A raw control character in a string (a tab or a line break a proxy wrote unescaped) or one number
+no double holds (``1e400``) made orjson refuse the whole body: every job of the page was lost for
+one field of one. They are read now, after orjson refused, by a lenient reading that must give
+exactly what orjson gives for every body orjson accepts (property tests), must not accept what is
+no JSON (NaN, trailing text), and must stay bounded (nesting: no RecursionError ever escapes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vbo_async import DecodeError, Job
+from vbo_async._decode import parse_json
+from vbo_async._lenient import MAX_DEPTH, NotReadable, _deeper_than, loads_lenient
+
+from .conftest import FakeVBO, client_for
+
+PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (``1 == 1.0`` and ``0.0 == -0.0`` are not)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a.hex() == b.hex() or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[key], b[key]) for key in a)
+    return bool(a == b)
+
+
+text = st.text(st.characters(codec="utf-8"), max_size=12)  # orjson writes no lone surrogate
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(text, inner, max_size=5),
+    max_leaves=40,
+)
+NUMBER = r"-?(?:0|[1-9][0-9]{0,40})(?:\.[0-9]{1,40})?(?:[eE][+-]?[0-9]{1,4})?"
+
+
+@PROPERTY
+@given(value=values, indent=st.booleans())
+def test_the_lenient_reading_agrees_with_orjson_on_every_body_orjson_writes(value: Any, indent: bool) -> None:
+    body = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None)
+    assert same(loads_lenient(body), orjson.loads(body))
+
+
+@PROPERTY
+@given(
+    number=st.from_regex(re.compile(NUMBER), fullmatch=True),
+    where=st.sampled_from(["{}", "[{}]", '{"a": {}}']),
+)
+def test_a_number_is_read_as_orjson_reads_it_or_as_its_text_where_no_double_holds_it(
+    number: str, where: str
+) -> None:
+    body = where.replace("{}", number).encode()
+    try:
+        expected = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        refused = exc.msg
+        expected = json.loads(where.replace("{}", json.dumps(number)))
+    else:
+        refused = "infinity"
+    assert "infinity" in refused  # orjson refuses only a number no double holds
+    assert same(loads_lenient(body), expected)
+    assert same(parse_json(body), expected)
+
+
+_ESCAPE = re.compile(rb"\\(u00[01][0-9a-fA-F]|.)", re.DOTALL)
+_RAW = {b"b": b"\b", b"t": b"\t", b"n": b"\n", b"f": b"\f", b"r": b"\r"}
+
+
+def _unescaped(body: bytes) -> bytes:
+    """``body`` with every control character its strings escape written raw (an escaped
+    backslash is consumed whole, so the ``n`` after it stays text)."""
+
+    def raw(match: re.Match[bytes]) -> bytes:
+        escape = match.group(1)
+        if escape in _RAW:
+            return _RAW[escape]
+        if len(escape) == 5:
+            return bytes([int(escape[1:], 16)])
+        return match.group()
+
+    return _ESCAPE.sub(raw, body)
+
+
+controls = st.text(
+    st.characters(codec="utf-8", max_codepoint=0x7F) | st.sampled_from("\t\n\r\x00\x1f\\"), max_size=12
+)
+
+
+@PROPERTY
+@given(
+    value=st.recursive(
+        controls,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(controls, inner, max_size=4),
+        max_leaves=20,
+    ),
+    indent=st.booleans(),
+)
+def test_raw_control_characters_in_strings_are_read_as_the_escaped_ones_are(value: Any, indent: bool) -> None:
+    escaped = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None)
+    raw = _unescaped(escaped)
+    assert same(loads_lenient(raw), orjson.loads(escaped))
+    assert same(parse_json(raw), orjson.loads(escaped))
+    if raw != escaped:
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(raw)  # what the lenient reading is for
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'["\t", NaN]', "at byte 6"),
+        (b'{"a": "\t", "b": Infinity}', "at byte 16"),
+        (b'["\t", -Infinity]', "at byte 6"),
+        (b'["\t"] ["\t"]', "extra data at byte 6"),
+        (b'["\t", 1e400', "at byte 11"),
+        (b'["\t", 1e400,]', "at byte 12"),
+        (b'["\t" 1]', "delimiter at byte 5"),
+        (b'{"a\tb": 1e400 "c": 1}', "delimiter at byte 14"),
+        (b"['\t']", "at byte 1"),
+        (b'["\xff\t\xff"] x', "extra data at byte 12"),  # mended first, so the offset is the mended body's
+    ],
+)
+def test_what_is_no_json_stays_refused_and_says_where(body: bytes, problem: str) -> None:
+    """NaN and Infinity are no JSON (orjson refuses them; .NET serializers quote them); trailing
+    text, missing delimiters, single quotes neither. Where the lenient reading got past what
+    orjson refused (the tab), its own words say what is wrong."""
+    with pytest.raises(DecodeError, match="not valid JSON") as refused:
+        parse_json(body)
+    assert problem in str(refused.value)
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000, 100_000])
+def test_nesting_too_deep_is_refused_without_a_recursion_error(depth: int) -> None:
+    body = b"[" * depth + b'"\t"' + b"]" * depth
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        parse_json(body)
+    with pytest.raises(NotReadable):
+        loads_lenient(body)
+
+
+def test_nesting_as_deep_as_a_page_holds_is_read() -> None:
+    body = b"[" * 200 + b'"\t"' + b"]" * 200
+    data = parse_json(body)
+    for _ in range(200):
+        assert data.__class__ is list
+        (data,) = data
+    assert data == "\t"
+
+
+def test_the_depth_bound_is_orjsons_whatever_python_allows() -> None:
+    """Python's own limit differs by version (under 1,000 levels on 3.11, more on later ones):
+    the bound itself is orjson's 1,024, checked without recursion."""
+    for depth, deeper in ((MAX_DEPTH, False), (MAX_DEPTH + 1, True), (10 * MAX_DEPTH, True)):
+        nested: Any = "x"
+        for _ in range(depth):
+            nested = [nested] if depth % 2 else {"k": nested}
+        assert _deeper_than(nested, MAX_DEPTH) is deeper
+        assert _deeper_than([1, {"a": [2]}], 3) is False
+
+
+def _page(seed_job: dict[str, Any], **raw: str) -> bytes:
+    """A page of two jobs: the seed job, and a copy whose named fields (``schedulePolicy.x`` for
+    one of its policy) hold the raw JSON text given."""
+    second = json.loads(json.dumps(seed_job))
+    second["id"] = "0b5c1e4d-2f3a-4b6c-8d9e-0f1a2b3c4d5e"
+    for name in raw:
+        holder, _, key = name.rpartition(".")
+        (second[holder] if holder else second)[key] = f"@@{name}@@"
+    body = json.dumps([seed_job, second])
+    for name, value in raw.items():
+        body = body.replace(json.dumps(f"@@{name}@@"), value)
+    return body.encode()
+
+
+async def _jobs_filed(body: bytes) -> tuple[list[Job], dict[str, list[DecodeError]]]:
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Jobs", lambda request: httpx.Response(200, content=body))
+    async with client_for(fake) as vbo:
+        return await vbo._jobs_filed()
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ({"name": '"Mail\tdaily\n"'}, "Mail\tdaily\n"),
+        ({"description": '"first line\r\nsecond line"'}, None),
+        ({"unknownCounter": "1e400"}, None),
+        ({"unknownCounter": "-" + "9" * 500}, None),
+        ({"name": "1e400"}, "1e400"),  # a number where text is expected, read as it was written
+    ],
+)
+async def test_a_page_with_a_raw_control_character_or_a_huge_number_loses_no_job(
+    seed_job: dict[str, Any], raw: dict[str, str], shown: str | None
+) -> None:
+    body = _page(seed_job, **raw)
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(body)  # refused whole before
+    jobs, refused = await _jobs_filed(body)
+    assert refused == {}
+    assert [job.id for job in jobs] == [seed_job["id"], "0b5c1e4d-2f3a-4b6c-8d9e-0f1a2b3c4d5e"]
+    if shown is not None:
+        assert jobs[1].name == shown
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "9" * 400])
+async def test_a_huge_number_in_a_numeric_field_refuses_that_job_only(
+    seed_job: dict[str, Any], number: str
+) -> None:
+    body = _page(seed_job, **{"schedulePolicy.retryNumber": number})
+    jobs, refused = await _jobs_filed(body)
+    assert [job.id for job in jobs] == [seed_job["id"]]
+    (errors,) = refused.values()
+    (error,) = errors
+    assert error.path == "$[1].schedulePolicy.retryNumber"
+    assert number[:20] in str(error)
