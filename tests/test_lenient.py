@@ -22,9 +22,18 @@ from hypothesis import strategies as st
 
 from vbo_async import DecodeError, Job
 from vbo_async._decode import parse_json
-from vbo_async._lenient import MAX_DEPTH, NotReadable, _deeper_than, loads_lenient
+from vbo_async._dialects import DIALECTS
+from vbo_async._lenient import (
+    CUT_DEPTH,
+    MAX_DEPTH,
+    NotReadable,
+    _deeper_than,
+    holds_too_deep,
+    loads_cut,
+    loads_lenient,
+)
 
-from .conftest import FakeVBO, client_for
+from .conftest import FakeVBO, client_for, offline_client
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 
@@ -237,3 +246,88 @@ async def test_a_huge_number_in_a_numeric_field_refuses_that_job_only(
     (error,) = errors
     assert error.path == "$[1].schedulePolicy.retryNumber"
     assert number[:20] in str(error)
+
+
+# --- nesting past 1,024 levels inside one item ----------------------------------------------------
+
+
+def _nest(depth: int) -> str:
+    return "[" * depth + '{"deep": "\t"}' + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000, 100_000])
+async def test_an_item_nested_past_the_limit_is_refused_alone(seed_job: dict[str, Any], depth: int) -> None:
+    """One job with an unknown field nested past 1,024 levels lost its page (orjson refuses the
+    body): the page is read with that field cut, and the job alone is refused, filed under its
+    tenant, the error naming where it nests too deeply."""
+    body = _page(seed_job, unknownTree=_nest(depth))
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        parse_json(body)
+    jobs, refused = await _jobs_filed(body)
+    assert [job.id for job in jobs] == [seed_job["id"]]
+    (errors,) = refused.values()
+    (error,) = errors
+    assert error.path == "$[1].unknownTree" + "[0]" * (CUT_DEPTH - 2)  # the tree opens at depth 3
+    assert f"nests deeper than {CUT_DEPTH} levels at $[1].unknownTree[0][0]" in str(error)
+    assert len(str(error)) < 500
+
+
+async def test_without_a_refusal_callback_the_listing_is_a_decode_error(seed_job: dict[str, Any]) -> None:
+    fake = FakeVBO()
+    body = _page(seed_job, unknownTree=_nest(5_000))
+    fake.route("GET", "/v1/Jobs", lambda request: httpx.Response(200, content=body))
+    async with client_for(fake) as vbo:
+        with pytest.raises(DecodeError, match="nests deeper than 512 levels") as raised:
+            await vbo.jobs()
+    assert raised.value.path is not None
+    assert raised.value.path.startswith("$[1].unknownTree[0]")
+
+
+def test_a_page_whose_own_links_nest_too_deeply_is_refused_whole() -> None:
+    body = ('{"results": [{"id": "a"}], "_links": {"next": ' + _nest(2_000) + "}}").encode()
+    decoder = offline_client("v8")._fetcher.decoder
+    refused: list[Any] = []
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        decoder.page(body, Job, DIALECTS["v8"], refused=lambda item, error: refused.append(error))
+    assert refused == []
+
+
+def test_a_page_object_keeps_its_other_items_and_next_link() -> None:
+    items = [{"id": "a"}, {"id": "b", "x": 0}, {"id": "c"}]
+    text = json.dumps({"results": items, "_links": {"next": {"href": "/v8/Jobs?offset=3"}}})
+    body = text.replace('"x": 0', '"x": ' + _nest(3_000)).encode()
+    decoder = offline_client("v8")._fetcher.decoder
+    refused: list[tuple[Any, DecodeError]] = []
+    jobs, next_href = decoder.page(
+        body, Job, DIALECTS["v8"], refused=lambda item, error: refused.append((item, error))
+    )
+    assert [job.id for job in jobs] == ["a", "c"]
+    assert next_href == "/v8/Jobs?offset=3"
+    ((item, error),) = refused
+    assert item["id"] == "b"
+    assert error.path is not None
+    assert error.path.startswith("$.results[1].x[0]")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 2_000 + b"]" * 1_999,  # cut short
+        b"[" * 2_000 + b"NaN" + b"]" * 2_000,  # no JSON, however deep
+        b"[" * 2_000 + b"]" * 2_000 + b"]",
+        b'[{"a": 1}]',  # not nested too deeply: nothing to cut
+        b"[" * 2_000 + b"]" * 2_000 + b" x",
+        b"\xff" + b"[" * 2_000 + b"]" * 2_000,
+    ],
+)
+def test_a_body_that_is_no_json_once_cut_is_not_read(body: bytes) -> None:
+    assert loads_cut(body) is None
+
+
+def test_brackets_in_strings_are_text_when_cutting() -> None:
+    deep = "[" * 600 + '"]]]\\"[["' + "]" * 600
+    data = loads_cut(f'[{{"t": "[[[{{", "d": {deep}}}, "]]"]'.encode())
+    assert data[0]["t"] == "[[[{"
+    assert data[1] == "]]"
+    assert holds_too_deep(data) == "$[0].d" + "[0]" * (CUT_DEPTH - 2)
+    assert holds_too_deep(data[1]) is None

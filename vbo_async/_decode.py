@@ -33,7 +33,7 @@ from cattrs.errors import (
 from ._convert import WIRE_TYPES, FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
-from ._lenient import NotReadable, loads_lenient
+from ._lenient import CUT_DEPTH, MAX_DEPTH, NotReadable, holds_too_deep, loads_cut, loads_lenient
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
 
@@ -50,6 +50,9 @@ itself, its policy or settings, two windows, its links; a session about 6)."""
 _PAGE_CONTAINERS = 8
 """Those of the page around the items (the page object, ``results``, ``_links`` and its links)."""
 
+
+_PATH_SHOWN = 120
+"""Characters of a path a message quotes (one nested 512 deep is 1.5 KB of ``[0]``)."""
 
 UTF8_BOM = b"\xef\xbb\xbf"
 """A UTF-8 byte order mark, which RFC 8259 lets a parser ignore before JSON (a .NET writer given
@@ -214,7 +217,14 @@ class Decoder:
                 url=url,
             )
         with _no_gc():
-            data = parse_json(body, method="GET", url=url)
+            error: DecodeError | None = None
+            try:
+                data = parse_json(body, method="GET", url=url)
+            except DecodeError as exc:
+                error = exc
+                data = _cut(body)  # nested past 1,024 levels: cut, only the items nested so lost
+                if data is None or _cut_around_items(data):
+                    raise
             items, next_href, path = split_page(data, url=url)
             if max_items is not None and len(items) > max_items:
                 raise DecodeError(
@@ -222,8 +232,33 @@ class Decoder:
                     path=path,
                     url=url,
                 )
+            if error is not None:
+                items = self._uncut(items, path, error, refused)
             decoded = self.many(items, cls, dialect, url=url, path=path, consume=True, refused=refused)
         return _with_query_context(decoded, cls, dialect, url), next_href
+
+    def _uncut(self, items: list[Any], path: str, error: DecodeError, refused: Refused | None) -> list[Any]:
+        """The items of a page read by `loads_cut` that hold nothing cut; each other one is
+        refused (handed to ``refused``, else raised) with a `DecodeError` naming where it nests
+        too deeply (``error``: the page's own, whose URL it names)."""
+        kept = []
+        for index, item in enumerate(items):
+            where = holds_too_deep(item)
+            if where is None:
+                kept.append(item)
+                continue
+            found = f"{path}[{index}]{where[1:]}"
+            shown = found if len(found) <= _PATH_SHOWN else found[:_PATH_SHOWN] + "..."
+            refusal = DecodeError(
+                f"cannot decode an item: it nests deeper than {CUT_DEPTH} levels at {shown} "
+                f"(the page nests past {MAX_DEPTH}, which the parser refuses)",
+                path=found,
+                url=error.url,
+            )
+            if refused is None:
+                raise refusal
+            refused(item, refusal)
+        return kept
 
     def one(self, data: Any, cls: type[T], dialect: Dialect, *, url: str | None = None, path: str = "$") -> T:
         """Structure one resource."""
@@ -334,6 +369,23 @@ class Decoder:
         # The URL may be a next link quoting a secret (a refused item's error is kept, not raised).
         shown = url if url is None else self.scrub(url)
         raise DecodeError(f"cannot decode {cls.__name__}: {what} at {where}{more}", path=where, url=shown)
+
+
+def _cut(body: bytes) -> Any | None:
+    """`loads_cut` of a page ``body`` (its byte order mark skipped, `mend`-ed first if needed)."""
+    body = body.removeprefix(UTF8_BOM)
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return None  # cannot nest past the limit: refused for another reason
+    mended = mend(body)
+    return loads_cut(body if mended is None else mended)
+
+
+def _cut_around_items(data: Any) -> bool:
+    """Whether a page `loads_cut` read was cut outside its items (its ``_links``, say): the
+    page then fails whole, as its next link may be what was cut."""
+    if data.__class__ is not dict:
+        return False  # a bare array: every value in it is in an item
+    return any(holds_too_deep(value) is not None for key, value in data.items() if key != "results")
 
 
 def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str | None) -> list[T]:

@@ -26,7 +26,16 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "NotReadable", "loads_lenient"]
+__all__ = [
+    "CUT_DEPTH",
+    "MAX_DEPTH",
+    "TOO_DEEP",
+    "NotReadable",
+    "TooDeep",
+    "holds_too_deep",
+    "loads_cut",
+    "loads_lenient",
+]
 
 MAX_DEPTH = 1024
 """The deepest nesting read (orjson's limit): a body nested deeper is refused."""
@@ -118,3 +127,89 @@ def _deeper_than(data: Any, limit: int) -> bool:
             return True
         pending += [(child, depth + 1) for child in children if child.__class__ in (dict, list)]
     return False
+
+
+CUT_DEPTH = 512
+"""How deep `loads_cut` keeps a body nested past `MAX_DEPTH`: arrays and objects opening deeper
+are cut. Half of orjson's limit, so that Python's json, whose recursion shares the interpreter's
+limit (1,000 frames by default) with whatever called it, reads the rest."""
+
+
+class TooDeep:
+    """What stands for an array or object `loads_cut` cut (one instance, `TOO_DEEP`): no JSON
+    value, so no field of a model reads it; the decoder refuses each item holding one."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<nested deeper than {CUT_DEPTH} levels>"
+
+
+TOO_DEEP = TooDeep()
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"|[\[\]{}]|NaN|-?Infinity', re.DOTALL)
+"""What `loads_cut` looks at: strings (skipped whole: their brackets are text), brackets, and
+the constants no JSON has."""
+
+
+def _too_deep(name: str) -> Any:
+    if name != "NaN":  # the only constant left in a cut body is the one put there
+        raise _Constant(name)
+    return TOO_DEEP
+
+
+_CUT_DECODER = json.JSONDecoder(strict=False, parse_constant=_too_deep, parse_float=_float, parse_int=_int)
+
+
+def loads_cut(body: bytes | bytearray) -> Any | None:
+    """``body`` (UTF-8 JSON nested past `MAX_DEPTH`) read as `loads_lenient` reads, each array or
+    object opening deeper than `CUT_DEPTH` read as `TOO_DEEP`; None when it nests no deeper than
+    that, or is no JSON once cut (it holds NaN, say, or is cut short).
+
+    One job with an unknown field nested 5,000 deep made orjson refuse its whole page: cut, the
+    page is read and that job alone refused (`holds_too_deep`). Slower than parsing (a step of
+    Python per string and bracket) and never needed by a sane server: only for a body refused."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    pieces: list[str] = []
+    depth = 0
+    kept_to = 0  # text before this is in ``pieces`` (or cut)
+    opened = -1  # where the array or object being cut opens
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth == CUT_DEPTH + 1:
+                opened = match.start()
+        elif token in ("]", "}"):
+            depth -= 1
+            if depth == CUT_DEPTH:
+                pieces += [text[kept_to:opened], "NaN"]
+                kept_to = match.end()
+            elif depth < 0:
+                return None
+        elif token[0] != '"':
+            return None  # NaN or Infinity in the body itself
+    if depth != 0 or not pieces:
+        return None
+    pieces.append(text[kept_to:])
+    try:
+        return _CUT_DECODER.decode("".join(pieces))
+    except (ValueError, RecursionError, _Constant):
+        return None
+
+
+def holds_too_deep(data: Any) -> str | None:
+    """The JSON path (from ``$``) of the first `TOO_DEEP` in ``data``, or None (iteratively)."""
+    pending: list[tuple[Any, str]] = [(data, "$")]
+    while pending:
+        value, path = pending.pop()
+        if value is TOO_DEEP:
+            return path
+        if value.__class__ is dict:
+            pending += [(child, f"{path}.{key}") for key, child in reversed(value.items())]
+        elif value.__class__ is list:
+            pending += [(child, f"{path}[{index}]") for index, child in reversed(list(enumerate(value)))]
+    return None
