@@ -9,6 +9,7 @@ no JSON (NaN, trailing text), and must stay bounded (nesting: no RecursionError 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -331,3 +332,55 @@ def test_brackets_in_strings_are_text_when_cutting() -> None:
     assert data[1] == "]]"
     assert holds_too_deep(data) == "$[0].d" + "[0]" * (CUT_DEPTH - 2)
     assert holds_too_deep(data[1]) is None
+
+
+_PIECES = st.sampled_from(
+    [
+        b"[",
+        b"]",
+        b"{",
+        b"}",
+        b'"',
+        b",",
+        b":",
+        b"\t",
+        b"\n",
+        b"\x00",
+        b"\\",
+        b"\\u",
+        b"d800",
+        b"1e400",
+        b"-",
+        b"9" * 30,
+        b"NaN",
+        b"Infinity",
+        b"null",
+        b"true",
+        b'"results"',
+        b'"_links"',
+        b'"next"',
+        b"\xff",
+        b'{"id": "a"}',
+        b"[" * 1100,
+        b"]" * 1100,
+        b"\xef\xbb\xbf",
+        b" ",
+        b"0.5",
+        b'"x"',
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(pieces=st.lists(_PIECES, max_size=24))
+def test_any_body_is_read_or_refused_with_a_decode_error(pieces: list[bytes]) -> None:
+    """Whatever the bytes: data or a `DecodeError`, from the parser and from a page's decoder,
+    never another exception (a RecursionError, a ValueError of int(), a bare KeyError)."""
+    body = b"".join(pieces)
+    with contextlib.suppress(DecodeError):
+        parse_json(body)
+    decoder = offline_client("v8")._fetcher.decoder
+    refused: list[DecodeError] = []
+    with contextlib.suppress(DecodeError):
+        decoder.page(body, Job, DIALECTS["v8"], refused=lambda item, error: refused.append(error))
+    assert all(isinstance(error, DecodeError) for error in refused)

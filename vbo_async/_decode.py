@@ -209,7 +209,11 @@ class Decoder:
         many JSON objects and arrays, refused before it is parsed. Below that bound a page is
         parsed before its items are counted, and parsed JSON can take 30 times its size: a page
         of a hundred thousand ``{"id":"x"}`` (1.1 MB) costs about 30 MB before it is refused at a
-        ``max_items`` of 50,000 (the default), a million would be refused unparsed."""
+        ``max_items`` of 50,000 (the default), a million would be refused unparsed.
+
+        A page nested past 1,024 levels, which no parser here reads whole, is read `loads_cut`:
+        each item holding a part nested too deeply is refused (to ``refused``, else raised), the
+        others are decoded; cut outside its items, the page is refused whole."""
         if max_items is not None and more_containers_than(body, container_bound(max_items)):
             raise DecodeError(
                 f"the page has more JSON objects and arrays than {max_items} items can hold "

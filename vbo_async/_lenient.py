@@ -17,6 +17,9 @@ them):
 - nesting deeper than orjson's 1,024 levels is refused, and so is nesting deeper than Python's
   recursion allows here (a ``RecursionError`` never escapes): on Python 3.11, a little under
   1,000 levels for a body read this way.
+
+A page nested past 1,024 levels is read by `loads_cut` instead, with what opens deeper than
+`CUT_DEPTH` replaced by `TOO_DEEP`: the decoder refuses the items holding it and reads the rest.
 """
 
 from __future__ import annotations
