@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vbo_async import DecodeError, Job
+from vbo_async import _decode as decode_module
 from vbo_async._decode import parse_json
 from vbo_async._dialects import DIALECTS
 from vbo_async._lenient import (
@@ -384,3 +385,33 @@ def test_any_body_is_read_or_refused_with_a_decode_error(pieces: list[bytes]) ->
     with contextlib.suppress(DecodeError):
         decoder.page(body, Job, DIALECTS["v8"], refused=lambda item, error: refused.append(error))
     assert all(isinstance(error, DecodeError) for error in refused)
+
+
+async def test_a_raw_tab_before_the_deep_item_does_not_hide_the_nesting(seed_job: dict[str, Any]) -> None:
+    """orjson stops at the tab; the lenient reading finds the nesting; the page is cut."""
+    body = _page(seed_job, name='"Mail\tdaily"', unknownTree=_nest(3_000))
+    body = body.replace(
+        b'"name": "' + seed_job["name"].encode(), b'"name": "\t' + seed_job["name"].encode(), 1
+    )
+    with pytest.raises(DecodeError, match="depth"):
+        parse_json(body)
+    jobs, refused = await _jobs_filed(body)
+    assert [job.name for job in jobs] == ["\t" + seed_job["name"]]
+    assert [error.path[:21] for errors in refused.values() for error in errors] == ["$[1].unknownTree[0][0"]
+
+
+def test_a_page_refused_for_anything_but_depth_is_not_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cutting steps through the body in Python: only for a page refused for its nesting."""
+    calls: list[int] = []
+    monkeypatch.setattr(decode_module, "loads_cut", lambda body: calls.append(len(body)))
+    decoder = offline_client("v8")._fetcher.decoder
+    many = b'{"results": [' + b", ".join([b'{"id": "a", "t": [[[[]]]]}'] * 500)  # cut short
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        decoder.page(many, Job, DIALECTS["v8"], refused=lambda item, error: None)
+    nested = b"[" * 600 + b"]" * 600  # 2,400 brackets, 601 deep: refused for the x alone
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        decoder.page(b"[" + nested + b", " + nested + b"]x", Job, DIALECTS["v8"])
+    assert calls == []
+    with pytest.raises(DecodeError, match="depth"):
+        decoder.page(b"[" * 2_000 + b"]" * 2_000, Job, DIALECTS["v8"], refused=lambda item, error: None)
+    assert calls == [4_000]

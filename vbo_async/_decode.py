@@ -51,6 +51,9 @@ _PAGE_CONTAINERS = 8
 """Those of the page around the items (the page object, ``results``, ``_links`` and its links)."""
 
 
+DEPTH_REFUSED = "depth"
+"""In the words of a body refused for nesting too deeply (orjson's ``depth limit exceeded``, in
+older releases ``recursion depth exceeded``; the lenient reading's ``depth limit exceeded``)."""
 _PATH_SHOWN = 120
 """Characters of a path a message quotes (one nested 512 deep is 1.5 KB of ``[0]``)."""
 
@@ -120,6 +123,8 @@ def loads_mended(body: bytes) -> tuple[Any, bool]:
         # (a raw tab, 1e400) to a problem further on: those words would name what is no problem.
         if exc.pos is not None and exc.pos > refused.pos:
             refused = orjson.JSONDecodeError(exc.problem, "", exc.pos)
+        elif exc.deep and DEPTH_REFUSED not in refused.msg:  # orjson stopped before, at a raw tab
+            refused = orjson.JSONDecodeError(exc.problem, "", refused.pos)
     raise refused  # outside the handler
 
 
@@ -226,7 +231,8 @@ class Decoder:
                 data = parse_json(body, method="GET", url=url)
             except DecodeError as exc:
                 error = exc
-                data = _cut(body)  # nested past 1,024 levels: cut, only the items nested so lost
+                # Nested past 1,024 levels: cut, only the items nested so deep are lost.
+                data = _cut(body) if DEPTH_REFUSED in exc.message else None
                 if data is None or _cut_around_items(data):
                     raise
             items, next_href, path = split_page(data, url=url)

@@ -52,10 +52,12 @@ class NotReadable(Exception):
     """The body is not JSON even read leniently: ``problem``, found at byte ``pos`` (None: not
     said, as for NaN and for nesting too deep; the caller says why orjson refused the body)."""
 
-    def __init__(self, problem: str, pos: int | None = None) -> None:
+    def __init__(self, problem: str, pos: int | None = None, *, deep: bool = False) -> None:
         super().__init__(problem)
         self.problem = problem
         self.pos = pos
+        self.deep = deep
+        """Refused for nesting too deeply (`loads_cut` may read a page)."""
 
 
 def _constant(name: str) -> Any:
@@ -107,10 +109,10 @@ def loads_lenient(body: bytes | bytearray) -> Any:
     except _Constant as exc:
         refused = NotReadable(f"{exc} is not JSON", len(text[: _constant_at(text)].encode()))
     except RecursionError:
-        refused = NotReadable("depth limit exceeded: nested deeper than Python's recursion allows")
+        refused = NotReadable("depth limit exceeded: nested deeper than Python's recursion allows", deep=True)
     else:
         if (body.count(b"[") + body.count(b"{") > MAX_DEPTH) and _deeper_than(data, MAX_DEPTH):
-            raise NotReadable(f"depth limit exceeded: nested deeper than {MAX_DEPTH} levels")
+            raise NotReadable(f"depth limit exceeded: nested deeper than {MAX_DEPTH} levels", deep=True)
         return data
     raise refused  # outside the handler: the parser's error holds the whole text
 
