@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from vbo_async import DecodeError, Job
 from vbo_async import _decode as decode_module
+from vbo_async import _lenient as lenient_module
 from vbo_async._decode import parse_json
 from vbo_async._dialects import DIALECTS
 from vbo_async._lenient import (
@@ -415,3 +416,29 @@ def test_a_page_refused_for_anything_but_depth_is_not_cut(monkeypatch: pytest.Mo
     with pytest.raises(DecodeError, match="depth"):
         decoder.page(b"[" * 2_000 + b"]" * 2_000, Job, DIALECTS["v8"], refused=lambda item, error: None)
     assert calls == [4_000]
+
+
+class _Counting:
+    """`_lenient._TOKEN`, counting the tokens it hands to `loads_cut`."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.tokens = 0
+
+    def finditer(self, text: str) -> Any:
+        for match in self.pattern.finditer(text):
+            self.tokens += 1
+            yield match
+
+
+@pytest.mark.parametrize("quotes", [2_000, 1_000_000])
+def test_a_string_never_closed_ends_the_cut_at_its_quote(
+    monkeypatch: pytest.MonkeyPatch, quotes: int
+) -> None:
+    """Scanning on from each escaped quote after it, each time to the end of the body, took time
+    with the square of the body (a 2 MB page would hold the event loop for hours)."""
+    counting = _Counting(lenient_module._TOKEN)
+    monkeypatch.setattr(lenient_module, "_TOKEN", counting)
+    body = b"[" * 1_100 + b'"' + b'\\"' * quotes
+    assert loads_cut(body) is None
+    assert counting.tokens == 1_100 + 1  # the brackets, then the quote opening no string it closes

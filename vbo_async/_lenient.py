@@ -152,9 +152,9 @@ class TooDeep:
 
 TOO_DEEP = TooDeep()
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"|[\[\]{}]|NaN|-?Infinity', re.DOTALL)
-"""What `loads_cut` looks at: strings (skipped whole: their brackets are text), brackets, and
-the constants no JSON has."""
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"|["\[\]{}]|NaN|-?Infinity', re.DOTALL)
+"""What `loads_cut` looks at: strings (skipped whole: their brackets are text), a quote that
+opens no string it closes, brackets, and the constants no JSON has."""
 
 
 def _too_deep(name: str) -> Any:
@@ -195,8 +195,10 @@ def loads_cut(body: bytes | bytearray) -> Any | None:
                 kept_to = match.end()
             elif depth < 0:
                 return None
-        elif token[0] != '"':
-            return None  # NaN or Infinity in the body itself
+        elif token == '"' or token[0] != '"':
+            # A string never closed: no JSON (and scanning on from each quote after it, each time
+            # to the end, took time with the square of the body: ``\\"`` repeated). Or NaN.
+            return None
     if depth != 0 or not pieces:
         return None
     pieces.append(text[kept_to:])
