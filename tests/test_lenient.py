@@ -442,3 +442,24 @@ def test_a_string_never_closed_ends_the_cut_at_its_quote(
     body = b"[" * 1_100 + b'"' + b'\\"' * quotes
     assert loads_cut(body) is None
     assert counting.tokens == 1_100 + 1  # the brackets, then the quote opening no string it closes
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        # orjson's words; its 9 counts the characters before the x
+        ('["éééé", x]'.encode(), "unexpected character, expected a JSON value at byte 13"),
+        ('["é\t", x]'.encode(), "expecting value at byte 8"),  # read leniently past the tab
+        ('[1e999, "é", x]'.encode(), "expecting value at byte 14"),  # and past the number
+        # mended (the escape keeps its length), then orjson's words again
+        ('["é", "\\ud800", x]'.encode(), "unexpected character, expected a JSON value at byte 17"),
+        # past 1,024 levels: the 1,026th bracket, 1,030 characters in
+        (('["é", ' + "[" * 1100 + "]" * 1101).encode(), "depth limit exceeded at byte 1031"),
+    ],
+)
+def test_where_a_body_is_refused_is_said_in_bytes(body: bytes, where: str) -> None:
+    with pytest.raises(DecodeError, match="not valid JSON") as refused:
+        parse_json(body)
+    assert where in str(refused.value)
+    at = int(where.rsplit(" ", 1)[1])
+    assert body[at : at + 1] == (b"x" if b"x" in body else b"[")

@@ -109,13 +109,13 @@ def loads_mended(body: bytes) -> tuple[Any, bool]:
     try:
         return orjson.loads(body), False
     except orjson.JSONDecodeError as exc:
-        refused = exc
+        refused = _at_byte(exc)
     mended = mend(body)
     if mended is not None:
         try:
             return orjson.loads(mended), True
         except orjson.JSONDecodeError as exc:
-            refused = exc
+            refused = _at_byte(exc)
     try:
         return loads_lenient(body if mended is None else mended), True
     except NotReadable as exc:
@@ -126,6 +126,13 @@ def loads_mended(body: bytes) -> tuple[Any, bool]:
         elif exc.deep and DEPTH_REFUSED not in refused.msg:  # orjson stopped before, at a raw tab
             refused = orjson.JSONDecodeError(exc.problem, "", refused.pos)
     raise refused  # outside the handler
+
+
+def _at_byte(error: orjson.JSONDecodeError) -> orjson.JSONDecodeError:
+    """``error`` placed in bytes (orjson counts the characters before where it stopped, which
+    `parse_json` says as a byte: after ``"éééé"`` its 9 is byte 13), without the body it quotes."""
+    at = len(error.doc[: error.pos].encode("utf-8", "surrogatepass")) if error.doc else error.pos
+    return orjson.JSONDecodeError(error.msg, "", at)
 
 
 _SURROGATE = re.compile(
