@@ -21,6 +21,7 @@ import pytest
 from vbo_async import (
     APIError,
     DecodeError,
+    Job,
     NotFoundError,
     ResponseTooLargeError,
     TransportError,
@@ -203,3 +204,53 @@ async def test_a_body_sent_a_byte_at_a_time_costs_no_object_per_byte() -> None:
             tracemalloc.stop()
     assert answer.body == b'["' + b"x" * size + b'"]'
     assert peak < 4 * size, f"{peak / MiB:.1f} MiB at the peak for a body of {size / MiB:.0f} MiB"
+
+
+def _listing(fake: FakeVBO, pages: int, per_page: int, last: Any) -> None:
+    """``/v1/Jobs`` in ``pages`` page objects of ``per_page`` jobs with 4 KiB names (new strings
+    each time asked), then ``last``."""
+
+    def page(number: int) -> Callable[[httpx.Request], httpx.Response]:
+        def respond(request: httpx.Request) -> httpx.Response:
+            jobs = [{"id": f"job-{number}-{n}", "name": f"{n:04d}" + "n" * 4092} for n in range(per_page)]
+            links = {"next": {"href": f"/v1/Jobs?offset={(number + 1) * per_page}"}}
+            return httpx.Response(200, json={"results": jobs, "_links": links})
+
+        return respond
+
+    fake.route("GET", "/v1/Jobs", page(0))
+    for number in range(1, pages):
+        fake.route("GET", f"/v1/Jobs?offset={number * per_page}", page(number))
+    fake.route("GET", f"/v1/Jobs?offset={pages * per_page}", last)
+
+
+@pytest.mark.parametrize("how", ["fetch_all", "iterate"])
+async def test_a_kept_error_does_not_keep_the_pages_read_before_it(how: str) -> None:
+    """The error of a listing's third page kept, through the frames of the listing (its list
+    of what was read, the page read last), every job of the pages before it."""
+    fake = FakeVBO()
+    _listing(fake, pages=2, per_page=500, last=_answer(200, _not_json))  # 2 x 2 MiB of names
+    kept: list[BaseException] = []
+    async with client_for(fake) as vbo:
+
+        async def listing() -> Any:
+            if how == "fetch_all":
+                return await vbo.jobs()
+            return [job async for job in vbo._fetcher.iterate(f"{vbo.api_root}/Jobs", Job)]
+
+        with pytest.raises(DecodeError):  # warm
+            await listing()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(KEPT):
+                with pytest.raises(DecodeError) as raised:
+                    await listing()
+                kept.append(raised.value)
+                del raised
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    assert held < 2 * MiB, f"{held / MiB:.1f} MiB still held by {KEPT} kept errors"

@@ -313,18 +313,37 @@ class Fetcher:
         page under each new next link. So is a listing longer than ``max_pages`` or holding more
         than ``max_listing_items`` items (refused ones included). Each is raised when the page
         arrives, before any of its items is handed on."""
+        items: list[T] | None = None
+        item: T | None = None
         async with aclosing(self._pages(url, target, refused)) as pages:
-            async for items in pages:
-                for item in items:
-                    yield item
+            try:
+                async for items in pages:
+                    for item in items:
+                        yield item
+            except VBOError as exc:
+                error = exc
+            else:
+                return
+            items = item = None  # the page read last is not kept with the error
+            raise bodiless(error)
 
     async def fetch_all(self, url: str, target: type[T], *, refused: Refused | None = None) -> list[T]:
         """Every item of a collection as one list: `iterate`'s pages joined page by page (no
         async-generator step per item, which cost about 1 µs an item)."""
         found: list[T] = []
-        async for items in self._pages(url, target, refused):
-            found += items
-        return found
+        items: list[T] | None = None
+        try:
+            async for items in self._pages(url, target, refused):
+                found += items
+        except VBOError as exc:
+            error = exc
+        else:
+            return found
+        # The items of the pages read before are not kept with the error (through this frame and
+        # the pages' generator's): a sweep keeps a tenant's error until the next sweep.
+        found = []
+        items = None
+        raise bodiless(error)
 
     def _too_long(self, url: str, has: str) -> APIError:
         """The `APIError` (of a 200) of a listing that ``has`` more than a bound allows."""
