@@ -13,13 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from vbo_async import DecodeError, HealthPolicy, PollResult, PollTarget, VBOClient, poll_jobs
+from vbo_async import _decode as decode_module
 from vbo_async._cli._exposition import render
 from vbo_async._cli._plugin import plugin_output
 from vbo_async._cli._report import Report, rows_of
@@ -238,3 +242,66 @@ def test_a_body_mostly_not_utf8_is_refused_unmended() -> None:
         parse_json(junk)
     names = b"[" + b", ".join(b'{"name": "caf\xe9 %d", "id": "%d"}' % (n, n) for n in range(20_000)) + b"]"
     assert [item["name"] for item in parse_json(names)] == [f"caf\ufffd {n}" for n in range(20_000)]
+
+
+_EVERY_ESCAPE = re.compile(
+    rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|u[dD][c-fC-F][0-9a-fA-F]{2}|.)",
+    re.DOTALL,
+)
+"""The mend's first pattern, which handed every escape to Python (``\\n`` included): the
+reference the pattern matching surrogates alone is compared with."""
+
+
+def _reference_escapes(body: bytes) -> bytes:
+    return _EVERY_ESCAPE.sub(lambda m: b"\\ufffd" if len(m.group()) == 6 else m.group(), body)
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(
+            [
+                b"\\",
+                b"\\\\",
+                b"\\n",
+                b"\\u",
+                b"ud800",
+                b"\\ud83d",
+                b"\\uDE00",
+                b"\\udc00",
+                b"\\uDBFF",
+                b"\\u00e9",
+                b"a",
+                b'"',
+                b"\\ud83d\\ude00",
+                b"u",
+                b"d",
+                b"8",
+                b"\\\\\\ud800",
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_the_mend_replaces_the_escapes_the_every_escape_reading_replaces(pieces: list[bytes]) -> None:
+    body = b"".join(pieces) + b"\xff"  # a byte not UTF-8: the mend always changes something
+    mended = mend(body)
+    assert mended is not None
+    assert bytes(mended) == _reference_escapes(body).replace(b"\xff", "\ufffd".encode())
+
+
+def test_a_body_of_other_escapes_is_not_handed_to_python_escape_by_escape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counted, not timed: the replacement is called for surrogate escapes only."""
+    body = b'["' + b"\\n\\t\\\\\\u00e9" * 10_000 + b'\\ud800 \\ud83d\\ude00"]'
+    calls = []
+    original = decode_module._replace_lone
+
+    def counting(match: re.Match[bytes]) -> bytes:
+        calls.append(match.group())
+        return original(match)
+
+    monkeypatch.setattr(decode_module, "_replace_lone", counting)
+    assert parse_json(body) == ["\n\t\\\u00e9" * 10_000 + "\ufffd \U0001f600"]
+    assert calls == [b"\\ud800", b"\\ud83d\\ude00"]

@@ -39,7 +39,7 @@ from ._exceptions import (
     TransportError,
     VBOError,
 )
-from ._fetch import Fetcher
+from ._fetch import Fetcher, bodiless
 from ._files import not_a_file
 from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first, on_clock
@@ -773,20 +773,27 @@ class VBOClient:
         dialect = await self.dialect()
         if not dialect.start_returns_session or (answer.unread is None and not answer.body.strip()):
             return None
+        error: VBOError | None = None
         try:
-            if answer.unread is not None:  # too large, not valid for its coding, cut short, stalled
-                raise answer.unread
-            data = self._fetcher.parse_json(answer.body, "POST", url)
-            session = self._fetcher.decoder.one(data, JobSession, dialect, url=url)
+            session = self._started_session(answer, url, dialect)
         except (DecodeError, ResponseTooLargeError, TransportError) as exc:
             # The server accepted the start: say so, lest the caller send it again.
             exc.message = f"the job was started, but the answer is not its session: {exc.message}"
             exc.method, exc.url = "POST", url
             self._fetcher.hide_secrets(exc)
-            raise
+            error = exc
+        if error is not None:
+            del answer  # not kept by the error's traceback
+            raise bodiless(error)
         if session.job_id is None:
             session = attrs.evolve(session, job_id=_id_of(job))
         return session
+
+    def _started_session(self, answer: Answer, url: str, dialect: Dialect) -> JobSession:
+        if answer.unread is not None:  # too large, not valid for its coding, cut short, stalled
+            raise answer.unread
+        data = self._fetcher.parse_json(answer.body, "POST", url)
+        return self._fetcher.decoder.one(data, JobSession, dialect, url=url)
 
     async def stop_job(self, job: str | Job) -> None:
         """Stop a running job (v6+ ``/stop``, v1 ``{"stop": null}``)."""

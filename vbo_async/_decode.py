@@ -33,6 +33,7 @@ from cattrs.errors import (
 from ._convert import WIRE_TYPES, FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
+from ._lenient import CUT_DEPTH, MAX_DEPTH, NotReadable, holds_too_deep, loads_cut, loads_lenient
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
 
@@ -49,6 +50,12 @@ itself, its policy or settings, two windows, its links; a session about 6)."""
 _PAGE_CONTAINERS = 8
 """Those of the page around the items (the page object, ``results``, ``_links`` and its links)."""
 
+
+DEPTH_REFUSED = "depth"
+"""In the words of a body refused for nesting too deeply (orjson's ``depth limit exceeded``, in
+older releases ``recursion depth exceeded``; the lenient reading's ``depth limit exceeded``)."""
+_PATH_SHOWN = 120
+"""Characters of a path a message quotes (one nested 512 deep is 1.5 KB of ``[0]``)."""
 
 UTF8_BOM = b"\xef\xbb\xbf"
 """A UTF-8 byte order mark, which RFC 8259 lets a parser ignore before JSON (a .NET writer given
@@ -69,7 +76,8 @@ def parse_json(
     many items is refused before it is parsed (a single resource or a token answer holds a few
     dozen; parsed, a body of tiny objects takes 30 times its size). A UTF-8 byte order mark
     before the JSON is skipped (`UTF8_BOM`). A body the parser refuses is parsed again `mend`-ed
-    (lone surrogates and bytes not UTF-8 as U+FFFD), if that changes it."""
+    (lone surrogates and bytes not UTF-8 as U+FFFD), if that changes it, and else read leniently
+    (`loads_mended`)."""
     body = body.removeprefix(UTF8_BOM)
     if not body.strip():
         raise DecodeError("the response body is empty, expected JSON", method=method, url=url)
@@ -86,7 +94,7 @@ def parse_json(
         problem = f"{exc.msg} at byte {exc.pos}"
     else:
         if mended:
-            log.debug("%s %s: its strings' lone surrogates and bytes not UTF-8 read as U+FFFD", method, url)
+            log.debug("%s %s: read mended, or leniently (orjson refused it)", method, url)
         return data
     # Raised outside the handler: the parser's error keeps the whole body (its ``doc``), which may
     # echo a secret, and must not stay attached as the DecodeError's __context__.
@@ -95,23 +103,46 @@ def parse_json(
 
 def loads_mended(body: bytes) -> tuple[Any, bool]:
     """(``orjson.loads(body)``, False), or when orjson refuses ``body``, (its `mend`-ed copy
-    parsed, True); `orjson.JSONDecodeError` of the last parse tried when neither is JSON."""
+    parsed, True), else (that copy, or ``body`` when nothing needed mending, read by
+    `loads_lenient`: raw control characters in strings, numbers no double holds, True);
+    `orjson.JSONDecodeError` of the last orjson parse tried when none of them is JSON."""
     try:
         return orjson.loads(body), False
     except orjson.JSONDecodeError as exc:
-        refused = exc
+        refused = _at_byte(exc)
     mended = mend(body)
-    if mended is None:
-        raise refused
-    return orjson.loads(mended), True
+    if mended is not None:
+        try:
+            return orjson.loads(mended), True
+        except orjson.JSONDecodeError as exc:
+            refused = _at_byte(exc)
+    try:
+        return loads_lenient(body if mended is None else mended), True
+    except NotReadable as exc:
+        # orjson's words (where and why), unless the lenient reading got past what orjson refused
+        # (a raw tab, 1e400) to a problem further on: those words would name what is no problem.
+        if exc.pos is not None and exc.pos > refused.pos:
+            refused = orjson.JSONDecodeError(exc.problem, "", exc.pos)
+        elif exc.deep and DEPTH_REFUSED not in refused.msg:  # orjson stopped before, at a raw tab
+            refused = orjson.JSONDecodeError(exc.problem, "", refused.pos)
+    raise refused  # outside the handler
 
 
-_LONE = re.compile(
-    rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|u[dD][c-fC-F][0-9a-fA-F]{2}|.)",
-    re.DOTALL,
+def _at_byte(error: orjson.JSONDecodeError) -> orjson.JSONDecodeError:
+    """``error`` placed in bytes (orjson counts the characters before where it stopped, which
+    `parse_json` says as a byte: after ``"éééé"`` its 9 is byte 13), without the body it quotes."""
+    at = len(error.doc[: error.pos].encode("utf-8", "surrogatepass")) if error.doc else error.pos
+    return orjson.JSONDecodeError(error.msg, "", at)
+
+
+_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)(\\u[dD][89a-fA-F][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
 )
-"""An escape in a JSON string: a surrogate pair, a lone surrogate, or any other (an escaped
-backslash is consumed whole, so the ``ud800`` after it is text, not an escape)."""
+"""An escaped surrogate in a JSON string, with the escaped backslashes before it (from the start
+of their run: an even run is text, so the ``ud800`` after ``\\\\`` is no escape), and the low
+surrogate escaped after it, if any (a pair when the first is high). Only these are matched: a
+body of other escapes (a description's ``\\n``) is scanned in C, not handed to Python one
+escape at a time (64 MiB of ``\\n`` took 9 s of the event loop)."""
 _MEND_CHUNK = 64 * 1024
 _MEND_GROWTH = 2
 """A mended copy may be longer than its body by at most the body's length over this, or
@@ -129,10 +160,11 @@ def mend(body: bytes) -> bytearray | None:
     halves of an emoji, a field in a legacy encoding): read as U+FFFD, that string shows it and its
     neighbours are read, where refusing the body lost every item of the page, and parsing the
     escape as Python's json module does would leave a lone surrogate that no UTF-8 writer (the
-    terminal, ``--json``, the exporter) can write. What else orjson refuses (NaN, nesting past
-    1,024, trailing text) is still refused: the mended body is parsed by orjson again. So is a body
-    that would grow by more than half (`_MEND_GROWTH`)."""
-    escaped = _LONE.sub(_replace_lone, body) if b"\\" in body else body
+    terminal, ``--json``, the exporter) can write. The mended body is parsed by orjson again, and
+    what else orjson refuses there is left to `loads_lenient` (raw control characters in strings,
+    numbers no double holds; NaN, nesting past 1,024 and trailing text still refused). A body that
+    would grow by more than half (`_MEND_GROWTH`) is not mended."""
+    escaped = _SURROGATE.sub(_replace_lone, body) if b"\\u" in body else body
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     view = memoryview(escaped)
     limit = len(body) + max(len(body) // _MEND_GROWTH, _MEND_CHUNK)
@@ -146,8 +178,10 @@ def mend(body: bytes) -> bytearray | None:
 
 
 def _replace_lone(match: re.Match[bytes]) -> bytes:
-    escape = match.group()
-    return b"\\ufffd" if len(escape) == 6 else escape  # a pair is 12 bytes, other escapes 2
+    run, first, second = match.groups()
+    if second is not None and first[3:4] in b"89abAB":
+        return match.group()  # a pair: the character it names
+    return run + b"\\ufffd" + (b"" if second is None else b"\\ufffd")  # a low one is lone too
 
 
 class Decoder:
@@ -187,7 +221,11 @@ class Decoder:
         many JSON objects and arrays, refused before it is parsed. Below that bound a page is
         parsed before its items are counted, and parsed JSON can take 30 times its size: a page
         of a hundred thousand ``{"id":"x"}`` (1.1 MB) costs about 30 MB before it is refused at a
-        ``max_items`` of 50,000 (the default), a million would be refused unparsed."""
+        ``max_items`` of 50,000 (the default), a million would be refused unparsed.
+
+        A page nested past 1,024 levels, which no parser here reads whole, is read `loads_cut`:
+        each item holding a part nested too deeply is refused (to ``refused``, else raised), the
+        others are decoded; cut outside its items, the page is refused whole."""
         if max_items is not None and more_containers_than(body, container_bound(max_items)):
             raise DecodeError(
                 f"the page has more JSON objects and arrays than {max_items} items can hold "
@@ -195,7 +233,15 @@ class Decoder:
                 url=url,
             )
         with _no_gc():
-            data = parse_json(body, method="GET", url=url)
+            error: DecodeError | None = None
+            try:
+                data = parse_json(body, method="GET", url=url)
+            except DecodeError as exc:
+                error = exc
+                # Nested past 1,024 levels: cut, only the items nested so deep are lost.
+                data = _cut(body) if DEPTH_REFUSED in exc.message else None
+                if data is None or _cut_around_items(data):
+                    raise
             items, next_href, path = split_page(data, url=url)
             if max_items is not None and len(items) > max_items:
                 raise DecodeError(
@@ -203,8 +249,33 @@ class Decoder:
                     path=path,
                     url=url,
                 )
+            if error is not None:
+                items = self._uncut(items, path, error, refused)
             decoded = self.many(items, cls, dialect, url=url, path=path, consume=True, refused=refused)
         return _with_query_context(decoded, cls, dialect, url), next_href
+
+    def _uncut(self, items: list[Any], path: str, error: DecodeError, refused: Refused | None) -> list[Any]:
+        """The items of a page read by `loads_cut` that hold nothing cut; each other one is
+        refused (handed to ``refused``, else raised) with a `DecodeError` naming where it nests
+        too deeply (``error``: the page's own, whose URL it names)."""
+        kept = []
+        for index, item in enumerate(items):
+            where = holds_too_deep(item)
+            if where is None:
+                kept.append(item)
+                continue
+            found = f"{path}[{index}]{where[1:]}"
+            shown = found if len(found) <= _PATH_SHOWN else found[:_PATH_SHOWN] + "..."
+            refusal = DecodeError(
+                f"cannot decode an item: it nests deeper than {CUT_DEPTH} levels at {shown} "
+                f"(the page nests past {MAX_DEPTH}, which the parser refuses)",
+                path=found,
+                url=error.url,
+            )
+            if refused is None:
+                raise refusal
+            refused(item, refusal)
+        return kept
 
     def one(self, data: Any, cls: type[T], dialect: Dialect, *, url: str | None = None, path: str = "$") -> T:
         """Structure one resource."""
@@ -315,6 +386,23 @@ class Decoder:
         # The URL may be a next link quoting a secret (a refused item's error is kept, not raised).
         shown = url if url is None else self.scrub(url)
         raise DecodeError(f"cannot decode {cls.__name__}: {what} at {where}{more}", path=where, url=shown)
+
+
+def _cut(body: bytes) -> Any | None:
+    """`loads_cut` of a page ``body`` (its byte order mark skipped, `mend`-ed first if needed)."""
+    body = body.removeprefix(UTF8_BOM)
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return None  # cannot nest past the limit: refused for another reason
+    mended = mend(body)
+    return loads_cut(body if mended is None else mended)
+
+
+def _cut_around_items(data: Any) -> bool:
+    """Whether a page `loads_cut` read was cut outside its items (its ``_links``, say): the
+    page then fails whole, as its next link may be what was cut."""
+    if data.__class__ is not dict:
+        return False  # a bare array: every value in it is in an item
+    return any(holds_too_deep(value) is not None for key, value in data.items() if key != "results")
 
 
 def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str | None) -> list[T]:

@@ -26,7 +26,7 @@ from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, 
 from ._flights import Flights
 from ._pages import items_key, page_key, unread, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
-from ._sending import CLOSED_IN_FLIGHT, Answer, Sender
+from ._sending import CLOSED_IN_FLIGHT, Answer, Sender, _frameless
 from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
 from ._tokens import GrantForm
 from ._urls import ApiRoot, scrub_error, scrubbed_link_error, with_query
@@ -35,9 +35,21 @@ __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
 log = logging.getLogger("vbo_async")
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 Scrub = Callable[[str], str]
 _TOKEN_REFUSALS = {400: "bad request", 401: "unauthorized (401)", 403: "forbidden"}
 """What a token endpoint's refusal says when its body says nothing."""
+
+
+def bodiless(error: E) -> E:
+    """``error`` (and its chain) without the tracebacks whose frames held the body it is about.
+
+    A caller may keep an error long (a sweep's per-tenant failure until the next sweep): through
+    the frames of the fetch, the decoder and the parser, each kept the body, its parsed JSON or
+    both, up to ``max_response_bytes`` apiece, and a token answer's body holds a token. Raised
+    again from a frame that has let go of the answer, the error keeps where it was raised from
+    there on; its message says what went wrong."""
+    return _frameless(error)  # type: ignore[return-value]
 
 
 class Fetcher:
@@ -105,7 +117,12 @@ class Fetcher:
     async def get_json(self, url: str) -> Any:
         """GET ``url`` and parse its JSON body; any non-2xx status raises its `VBOError`."""
         answer = await self.sender.send("GET", url)
-        return self.parse_json(self.expect_success(answer, "GET", url), "GET", url)
+        try:
+            return self.parse_json(self.expect_success(answer, "GET", url), "GET", url)
+        except VBOError as exc:
+            error = exc
+        del answer
+        raise bodiless(error)
 
     def parse_json(self, body: bytes, method: str, url: str | None) -> Any:
         """`parse_json` of one answer that is not a page, held to the bound of a page of
@@ -203,13 +220,22 @@ class Fetcher:
         The form is never logged and never appears in an error.
         """
         answer = await self.sender.send("POST", url, form=form, authenticated=False, retry=True)
+        try:
+            return self._token_answer(answer, url, form.grant_type)
+        except VBOError as exc:
+            error = exc
+        del answer  # its body may hold a token
+        raise bodiless(error)
+
+    def _token_answer(self, answer: Answer, url: str, grant_type: str) -> Any:
+        """The parsed JSON of a token endpoint's ``answer``, or the error it stands for."""
         if answer.status_code in (400, 401, 403):
             said, _ = read_error_body(answer.body, answer.headers.get("content-type"), self.scrub)
             # Not `error_for_status`'s words for a 401, which speak of a refused access token:
             # here the grant was refused (8.x servers answer with an empty body).
             reason = said or _TOKEN_REFUSALS[answer.status_code]
             raise AuthenticationError(
-                f"the server refused the {form.grant_type} grant: {reason}",
+                f"the server refused the {grant_type} grant: {reason}",
                 method="POST",
                 url=url,
             )
@@ -225,11 +251,11 @@ class Fetcher:
 
         async def load() -> Any:
             try:
-                data = await self.get_json(url)
-                return data if target is None else self.decoder.one(data, target, dialect, url=url)
+                return self._one_of(await self.get_json(url), target, dialect, url)
             except VBOError as exc:
-                self.hide_secrets(exc)  # the URL may be an href quoting a secret
-                raise
+                error = exc
+            self.hide_secrets(error)  # the URL may be an href quoting a secret
+            raise bodiless(error)
 
         return await self._flights.run((url, target), load)
 
@@ -246,23 +272,34 @@ class Fetcher:
         async def load() -> tuple[list[T], str | None]:
             answer = await self.sender.send("GET", url)
             try:
-                body = self.expect_success(answer, "GET", url)
-                decoded, next_href = self.decoder.page(
-                    body, target, dialect, url=url, max_items=self._max_page_items, refused=refused
-                )
+                return self._page_of(answer, url, target, dialect, refused)
             except VBOError as exc:
-                self.hide_secrets(exc)  # the URL may be a next link quoting a secret
-                raise
-            if next_href is None:
-                return decoded, None
-            # Each page in the view the listing asked for (v7+ organizations' extendedView): a
-            # server's next link may leave it out, or name another version whose default differs.
-            return decoded, self.rebase(next_href, context=url, relation="next", target=target)
+                error = exc
+            del answer
+            self.hide_secrets(error)  # the URL may be a next link quoting a secret
+            raise bodiless(error)
 
         if refused is not None:
             return await load()
         items, next_url = await self._flights.run((url, ("page", target)), load)
         return list(items), next_url
+
+    def _one_of(self, data: Any, target: type[Any] | None, dialect: Dialect, url: str) -> Any:
+        return data if target is None else self.decoder.one(data, target, dialect, url=url)
+
+    def _page_of(
+        self, answer: Answer, url: str, target: type[T], dialect: Dialect, refused: Refused | None
+    ) -> tuple[list[T], str | None]:
+        """(items, rebased next URL) of a page's ``answer`` (`fetch_page`)."""
+        body = self.expect_success(answer, "GET", url)
+        decoded, next_href = self.decoder.page(
+            body, target, dialect, url=url, max_items=self._max_page_items, refused=refused
+        )
+        if next_href is None:
+            return decoded, None
+        # Each page in the view the listing asked for (v7+ organizations' extendedView): a
+        # server's next link may leave it out, or name another version whose default differs.
+        return decoded, self.rebase(next_href, context=url, relation="next", target=target)
 
     async def iterate(self, url: str, target: type[T], *, refused: Refused | None = None) -> AsyncIterator[T]:
         """Every item of a collection, page by page, following ``next`` until it is absent or a
@@ -280,18 +317,37 @@ class Fetcher:
         page under each new next link. So is a listing longer than ``max_pages`` or holding more
         than ``max_listing_items`` items (refused ones included). Each is raised when the page
         arrives, before any of its items is handed on."""
+        items: list[T] | None = None
+        item: T | None = None
         async with aclosing(self._pages(url, target, refused)) as pages:
-            async for items in pages:
-                for item in items:
-                    yield item
+            try:
+                async for items in pages:
+                    for item in items:
+                        yield item
+            except VBOError as exc:
+                error = exc
+            else:
+                return
+            items = item = None  # the page read last is not kept with the error
+            raise bodiless(error)
 
     async def fetch_all(self, url: str, target: type[T], *, refused: Refused | None = None) -> list[T]:
         """Every item of a collection as one list: `iterate`'s pages joined page by page (no
         async-generator step per item, which cost about 1 µs an item)."""
         found: list[T] = []
-        async for items in self._pages(url, target, refused):
-            found += items
-        return found
+        items: list[T] | None = None
+        try:
+            async for items in self._pages(url, target, refused):
+                found += items
+        except VBOError as exc:
+            error = exc
+        else:
+            return found
+        # The items of the pages read before are not kept with the error (through this frame and
+        # the pages' generator's): a sweep keeps a tenant's error until the next sweep.
+        found = []
+        items = None
+        raise bodiless(error)
 
     def _too_long(self, url: str, has: str) -> APIError:
         """The `APIError` (of a 200) of a listing that ``has`` more than a bound allows."""
