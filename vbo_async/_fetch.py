@@ -49,7 +49,9 @@ def bodiless(error: E) -> E:
     both, up to ``max_response_bytes`` apiece, and a token answer's body holds a token. Raised
     again from a frame that has let go of the answer, the error keeps where it was raised from
     there on; its message says what went wrong."""
-    return _frameless(error)  # type: ignore[return-value]
+    # Requests in its chain lose their bodies and bearer too, should one not be bare yet (the
+    # sender's errors are: their URLs were scrubbed then).
+    return _frameless(error, str)  # type: ignore[return-value]
 
 
 class Fetcher:

@@ -942,7 +942,7 @@ def _frameless(exc: BaseException, scrub: Callable[[str], str]) -> BaseException
     of the transport they were raised through hold the request's headers (the bearer token) and
     body (a grant's form: the password), which an error reporter shows with each frame's
     variables (Sentry by default). The ``request`` an httpx error carries holds them too: it is
-    replaced by a bare copy (`_bare`). The chain's types and words are kept."""
+    replaced by a bare copy (`_bare`, its URL scrubbed). The chain's types and words are kept."""
     seen: set[int] = set()
     pending = [exc]
     while pending and len(seen) < _CHAIN_READ:
