@@ -175,13 +175,16 @@ async def test_a_reload_sweeps_as_many_servers_at_once_as_its_new_limit_lets() -
     try:
         specs = [ServerSpec(name=f"s{n}", client=client) for n, client in enumerate(clients)]
         exporter = Exporter(specs, interval=60.0, at_once=2)
-        assert exporter._turns is not None
+        assert exporter.turns.at_once == 2
         await exporter.reconfigure(specs[:2], at_once=2)
-        assert exporter._turns is None
+        assert not exporter.turns.bounded
         await exporter.reconfigure(specs, at_once=1)
-        assert exporter._turns is not None
-        async with exporter._turns:
-            assert exporter._turns.locked()  # one at a time
+        assert exporter.turns.at_once == 1
+        async with exporter.turns.turn():
+            second = asyncio.create_task(exporter.turns.acquire())
+            await asyncio.sleep(0)
+            assert not second.done()  # one at a time
+        await asyncio.wait_for(second, HANG_GUARD)
     finally:
         for client in clients:
             await client.aclose()
