@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import vbo_async._client
@@ -171,3 +172,38 @@ async def test_the_second_stop_signal_is_the_one_that_abandons_the_logouts() -> 
     assert not signals.again.is_set()
     signals.on_signal(signal.SIGINT)
     assert signals.again.is_set()
+
+
+def _httpcore_connections(transport: httpx.AsyncHTTPTransport) -> int:
+    return len(transport._pool.connections)
+
+
+async def test_a_server_over_httpx_s_own_transport_closes_its_idle_connections_as_its_turn_ends() -> None:
+    """A client given httpx's own transport (``transport=httpx.AsyncHTTPTransport(...)``, as a
+    proxy needs, or where aiohttp's cannot be loaded) kept its idle connections after its turn:
+    the turns did not bound the descriptors its clients held. They are now closed there too,
+    and the client goes on working."""
+    app = create_app(SimulatorConfig(seed=4, organizations=3, api_versions=("v8",)))
+    async with serve(app) as port:
+        transports = [httpx.AsyncHTTPTransport() for _ in range(2)]
+        clients = [
+            VBOClient(
+                f"http://127.0.0.1:{port}",
+                username="admin",
+                password="admin",
+                api_version="v8",
+                transport=transport,
+            )
+            for transport in transports
+        ]
+        try:
+            specs = [ServerSpec(name=f"s{n}", client=client) for n, client in enumerate(clients)]
+            snapshots = await Exporter(specs, interval=60.0, at_once=1).sweep()
+            assert [snapshot.up for snapshot in snapshots] == [True, True]
+            assert [_httpcore_connections(transport) for transport in transports] == [0, 0]
+            await Exporter(specs[:1], interval=60.0).sweep()  # no turns: kept for the next request
+            assert _httpcore_connections(transports[0]) > 0
+            assert len(await clients[1].organizations()) == 3  # usable
+        finally:
+            for client in clients:
+                await client.aclose()

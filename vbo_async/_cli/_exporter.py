@@ -194,7 +194,7 @@ class Exporter:
                 return await sweep()
             finally:
                 if self.turns.bounded:
-                    server.client._close_idle()  # the next server's turn needs these descriptors
+                    await server.client._close_idle()  # the next server's turn needs these descriptors
 
     async def _publish(self, snapshot: ServerSnapshot, errors: dict[str, int], *, began: float) -> None:
         """Render ``snapshot`` (with its server's running ``errors``) and publish it with the
