@@ -532,3 +532,25 @@ async def _settled(condition: Callable[[], bool]) -> None:
         async with asyncio.timeout(HANG_GUARD):
             while not condition():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
+
+
+def test_an_unlimited_open_file_limit_is_the_system_s_cap_not_4096(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A soft limit of RLIM_INFINITY was counted as 4,096: 500 servers took turns and a warning
+    asked to raise a limit that has none. It is now what the system lets a process open (Linux's
+    ``fs.nr_open``; where that cannot be read, a million), so they are all swept at once."""
+    monkeypatch.setattr(
+        _descriptors.resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    )
+    try:
+        cap = int(Path("/proc/sys/fs/nr_open").read_text(encoding="ascii"))
+    except OSError:  # pragma: no cover - not Linux
+        cap = None
+    if cap is not None:
+        assert _descriptors.descriptor_limit() == cap
+    assert _descriptors.unlimited(None) == 1 << 20
+    assert _descriptors.unlimited(2048) == 2048
+    with caplog.at_level("WARNING", logger="vbo_async.cli"):
+        assert _descriptors.turns([10] * 500, _descriptors.unlimited(1 << 20)) == 500
+    assert not caplog.records

@@ -5,6 +5,10 @@ for a name lookup (`client_descriptors`); the exporter's HTTP server keeps up to
 `connection_limit` connections; `RESERVED_DESCRIPTORS` are kept for the rest. When the process
 may not open enough to sweep every server at once, servers take turns (`servers_at_once`,
 `turns`), and a warning says the limit that would sweep them all at once.
+
+The event loop waits on descriptors with epoll (kqueue on BSDs and macOS), not select(), so
+descriptors numbered past select()'s 1,024 are no different from the others: the soft limit
+(`descriptor_limit`) is the whole bound.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from collections.abc import Sequence
 __all__ = [
     "MAX_CONNECTIONS",
     "RESERVED_DESCRIPTORS",
+    "UNLIMITED",
     "client_descriptors",
     "connection_limit",
     "descriptor_limit",
     "descriptors_needed",
     "servers_at_once",
     "turns",
+    "unlimited",
 ]
 
 log = logging.getLogger("vbo_async.cli")
@@ -72,11 +78,33 @@ def descriptors_needed(needs: Sequence[int]) -> int:
     return low
 
 
+UNLIMITED = 1 << 20
+"""The descriptors counted for an unlimited soft limit where the system's own cap cannot be read
+(Linux's default ``fs.nr_open``): enough to sweep some 80,000 servers at once."""
+
+
+def unlimited(cap: int | None) -> int:
+    """The open-file limit counted for an unlimited soft limit (RLIM_INFINITY): ``cap``, what the
+    system lets one process open, or `UNLIMITED` when that is not known."""
+    return cap if cap is not None and cap > 0 else UNLIMITED
+
+
+def _system_cap() -> int | None:
+    """The most descriptors the system lets one process open, where it says (Linux's
+    ``/proc/sys/fs/nr_open``); None elsewhere."""
+    try:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as file:
+            return int(file.read(32).strip())
+    except (OSError, ValueError):
+        return None
+
+
 def descriptor_limit() -> int:
-    """The process's soft limit of open descriptors (an unlimited one counted as four times
-    `MAX_CONNECTIONS`)."""
+    """The process's soft limit of open descriptors; an unlimited one (RLIM_INFINITY, which BSDs
+    allow; Linux caps the limit at ``fs.nr_open``) is what the system lets a process open
+    (`unlimited`)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
+    return unlimited(_system_cap()) if soft == resource.RLIM_INFINITY else soft
 
 
 def turns(max_concurrencies: Sequence[int], nofile: int | None = None) -> int:
