@@ -4,6 +4,7 @@ clients logging out at once, stay within the open-file limit's turns; shutdown s
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from vbo_async._cli._secrets import Passwords
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async.simulator import SimulatorConfig, create_app
 
-from .conftest import serve
+from .conftest import FAST, serve
 from .test_cli import HANG_GUARD, write_targets
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -207,3 +208,53 @@ async def test_a_server_over_httpx_s_own_transport_closes_its_idle_connections_a
         finally:
             for client in clients:
                 await client.aclose()
+
+
+async def _published(exporter: Exporter) -> None:
+    while exporter.stats.published < 1:  # noqa: ASYNC110 - the exporter has no event to wait for
+        await asyncio.sleep(0.01)
+
+
+class _Starving(httpx.AsyncBaseTransport):
+    """The simulator in process, or, while ``starving``, a connection refused for want of a
+    file descriptor (as aiohttp's and httpx's transports raise it: EMFILE as the cause)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.ASGITransport(app=create_app(SimulatorConfig(seed=5, organizations=2)))
+        self.starving = True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.starving:
+            raise httpx.ConnectError("[Errno 24] Too many open files") from OSError(
+                errno.EMFILE, "Too many open files"
+            )
+        return await self.inner.handle_async_request(request)
+
+
+async def test_healthz_says_the_process_is_out_of_descriptors_while_its_sweeps_fail_for_want_of_them() -> (
+    None
+):
+    """A process whose sweeps fail because it cannot open a descriptor (a limit too low, some
+    other part holding them) answered ``/healthz`` 200: its sweeps completed, every server
+    merely "down", so alerts blamed the backup servers. ``/healthz`` now answers 503 saying the
+    process is out of descriptors while a server's last sweep failed so, and 200 again once
+    its sweeps connect."""
+    transport = _Starving()
+    client = VBOClient("http://vbo.test", username="admin", password="admin", transport=transport, retry=FAST)
+    spec = ServerSpec(name="east", client=client)
+    exporter = Exporter([spec], interval=3600.0)
+    task = exporter.start()
+    try:
+        await asyncio.wait_for(_published(exporter), HANG_GUARD)
+        healthy, line = exporter.health()
+        assert not healthy
+        assert line.startswith("out of file descriptors: the last sweep of east could not open one"), line
+        transport.starving = False
+        snapshot = await exporter.sweep_one(spec)
+        assert snapshot.up
+        healthy, line = exporter.health()
+        assert healthy, line
+    finally:
+        await exporter.stop()
+        await client.aclose()
+    assert task.done()

@@ -13,6 +13,7 @@ descriptors numbered past select()'s 1,024 are no different from the others: the
 
 from __future__ import annotations
 
+import errno
 import logging
 import resource
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ __all__ = [
     "connection_limit",
     "descriptor_limit",
     "descriptors_needed",
+    "for_want_of_descriptors",
     "servers_at_once",
     "turns",
     "unlimited",
@@ -125,3 +127,19 @@ def turns(max_concurrencies: Sequence[int], nofile: int | None = None) -> int:
             descriptors_needed(needs),
         )
     return at_once
+
+
+def for_want_of_descriptors(exc: BaseException) -> bool:
+    """Whether ``exc`` failed because the process (EMFILE) or the system (ENFILE) had no file
+    descriptor free: an `OSError` of those among its causes and contexts."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending and len(seen) < 64:  # a chain a hostile server cannot make longer matters not
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        pending += [current.__cause__, current.__context__]
+    return False

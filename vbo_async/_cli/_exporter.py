@@ -20,9 +20,10 @@ removed server's series are dropped from the next scrape on, a new server is swe
 ``/metrics`` answers the last published exposition and the exporter's own metrics; it never
 sends a request to a VBO server, so scrapers, however many, cost the backup servers nothing.
 ``/healthz`` answers 200 while the loops run and every server has been published within three
-intervals, 503 with a one-line reason otherwise. A per-server time budget (``--timeout``) longer
-than the interval lengthens that to three budgets: a sweep waiting one out on a hanging server is
-the loop working as configured, not a stale one.
+intervals, 503 with a one-line reason otherwise, and 503 while a server's last sweep failed for
+want of a file descriptor (the process's trouble, not the server's). A per-server time budget
+(``--timeout``) longer than the interval lengthens that to three budgets: a sweep waiting one out
+on a hanging server is the loop working as configured, not a stale one.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ class Exporter:
         self.errors: dict[str, dict[str, int]] = {s.name: dict.fromkeys(ERROR_KINDS, 0) for s in self.servers}
         self._registry = own_registry(self.stats)
         self._problems: dict[str, str | None] = {}
+        self._starved: dict[str, str] = {}
+        """The servers whose last sweep failed for want of a file descriptor, with its reason."""
         self._parts: dict[str, ServerPart] = {}
         """Each server's last published series."""
         self._published: dict[str, tuple[int, float, float]] = {}
@@ -177,6 +180,10 @@ class Exporter:
             for kind, count in snapshot.errors.items():
                 totals[kind] += count
             self._announce(snapshot)
+            if snapshot.starved:
+                self._starved[snapshot.server] = snapshot.problem or "no file descriptor free"
+            else:
+                self._starved.pop(snapshot.server, None)
             await self._publish(snapshot, dict(totals), began=began)
         finally:
             self._sweeping -= 1
@@ -278,7 +285,15 @@ class Exporter:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             async with self._publishing:
-                for table in (self._parts, self._published, self._durations, self._problems, self.errors):
+                tables = (
+                    self._parts,
+                    self._published,
+                    self._durations,
+                    self._problems,
+                    self._starved,
+                    self.errors,
+                )
+                for table in tables:
                     table.pop(name, None)
                 parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
                 self._show(await _off_loop(assemble, parts), parts)
@@ -369,6 +384,12 @@ class Exporter:
             return False, (
                 f"no sweep completed yet (started {since:.0f} s ago; "
                 f"{stats.published} of {stats.servers} servers published)"
+            )
+        if self._starved:
+            server, problem = next(iter(self._starved.items()))
+            return False, (
+                f"out of file descriptors: the last sweep of {server} could not open one ({problem}); "
+                "raise the open-file limit (LimitNOFILE=, ulimit -n)"
             )
         published = self._published
         if steady:
