@@ -653,3 +653,36 @@ def test_serve_starved_of_descriptors_recovers_its_sweeps_and_its_http_side_once
     for server in ("s00", "s01", "s02"):
         assert f"server {server} is down" in err, err[:3000]
         assert f"vbo-async: warning: server {server} is up again" in err, err[:3000]
+
+
+def test_check_of_many_servers_under_a_low_open_file_limit_reads_every_one(tmp_path: Path) -> None:
+    """``check`` (and ``poll``) polled every server's tenants at once, each server's client with
+    up to ``max_concurrency`` connections, and kept them all open to the end: 60 servers under
+    ``ulimit -n 100`` ran out of descriptors and servers were "unreachable" (UNKNOWN) with
+    ``Too many open files``. The servers now take turns (their idle connections closed as
+    each turn ends; the logouts too), and every one is read."""
+    count, nofile = 60, 100
+    simulator = subprocess.Popen(
+        [*MODULE, "simulate", "--port", "0", "--organizations", "4", "--api-versions", "v8", *SLOW],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=child_environment(),
+    )
+    with reaped(simulator):
+        assert simulator.stdout is not None
+        port = int(simulator.stdout.readline().split("http://127.0.0.1:", 1)[1].split(" ", 1)[0])
+        targets = _targets(tmp_path / "targets.toml", port, count)
+        done = subprocess.run(
+            [*MODULE, "check", "--targets", str(targets), "--max-age", "3650d", "-t", "55s"],
+            capture_output=True,
+            text=True,
+            env=child_environment(VBO_PASSWORD="admin"),
+            preexec_fn=_limited(nofile),
+            timeout=HANG_GUARD * 2,
+            check=False,
+        )
+    summary = done.stdout.splitlines()[0]
+    assert "servers_down=0;" in summary, done.stdout[:2000] + done.stderr[:2000]
+    assert "tenants_unreadable=0;" in summary, summary
+    assert "Too many open files" not in done.stdout + done.stderr

@@ -19,6 +19,7 @@ import resource
 from collections.abc import Sequence
 
 __all__ = [
+    "LOGOUT_DESCRIPTORS",
     "MAX_CONNECTIONS",
     "RESERVED_DESCRIPTORS",
     "UNLIMITED",
@@ -27,6 +28,7 @@ __all__ = [
     "descriptor_limit",
     "descriptors_needed",
     "for_want_of_descriptors",
+    "logouts_at_once",
     "servers_at_once",
     "turns",
     "unlimited",
@@ -56,24 +58,24 @@ def client_descriptors(max_concurrency: int) -> int:
     return max_concurrency + 2
 
 
-def servers_at_once(nofile: int, needs: Sequence[int]) -> int:
+def servers_at_once(nofile: int, needs: Sequence[int], *, serving: bool = True) -> int:
     """How many servers ``serve`` sweeps at the same time under a limit of ``nofile`` open
     descriptors, each server needing ``needs[i]`` while swept: as many as fit beside the HTTP
-    connections (`connection_limit`) and `RESERVED_DESCRIPTORS`, every server when all fit,
-    and at least one."""
-    room = nofile - connection_limit(nofile) - RESERVED_DESCRIPTORS
+    connections (`connection_limit`; none for a command that does not ``serve``) and
+    `RESERVED_DESCRIPTORS`, every server when all fit, and at least one."""
+    room = nofile - (connection_limit(nofile) if serving else 0) - RESERVED_DESCRIPTORS
     if not needs or sum(needs) <= room:
         return len(needs)
     return max(1, room // max(needs))
 
 
-def descriptors_needed(needs: Sequence[int]) -> int:
+def descriptors_needed(needs: Sequence[int], *, serving: bool = True) -> int:
     """The smallest open-file limit under which `servers_at_once` sweeps every server at once."""
     low = sum(needs) + RESERVED_DESCRIPTORS  # too few by at least the HTTP connections' 16
     high = low + MAX_CONNECTIONS  # enough: those connections are at most MAX_CONNECTIONS
     while low < high:  # more descriptors never sweep fewer servers at once
         middle = (low + high) // 2
-        if servers_at_once(middle, needs) < len(needs):
+        if servers_at_once(middle, needs, serving=serving) < len(needs):
             low = middle + 1
         else:
             high = middle
@@ -109,13 +111,14 @@ def descriptor_limit() -> int:
     return unlimited(_system_cap()) if soft == resource.RLIM_INFINITY else soft
 
 
-def turns(max_concurrencies: Sequence[int], nofile: int | None = None) -> int:
+def turns(max_concurrencies: Sequence[int], nofile: int | None = None, *, serving: bool = True) -> int:
     """How many of the servers whose clients have ``max_concurrencies`` are swept at once under
-    the limit ``nofile`` (the process's when None), with a warning naming the limit that would
-    sweep them all at once when that is fewer than all."""
+    the limit ``nofile`` (the process's when None) by ``serve`` (or, not ``serving``, by
+    ``poll`` or ``check``), with a warning naming the limit that would sweep them all at once
+    when that is fewer than all."""
     nofile = descriptor_limit() if nofile is None else nofile
     needs = [client_descriptors(concurrency) for concurrency in max_concurrencies]
-    at_once = servers_at_once(nofile, needs)
+    at_once = servers_at_once(nofile, needs, serving=serving)
     if at_once < len(needs):
         log.warning(
             "the open-file limit of %d lets %d of %d servers be swept at once, the others waiting "
@@ -124,9 +127,20 @@ def turns(max_concurrencies: Sequence[int], nofile: int | None = None) -> int:
             nofile,
             at_once,
             len(needs),
-            descriptors_needed(needs),
+            descriptors_needed(needs, serving=serving),
         )
     return at_once
+
+
+LOGOUT_DESCRIPTORS = 2
+"""Descriptors a client's logout may hold: its connection and a name lookup's."""
+
+
+def logouts_at_once(clients: int, nofile: int | None = None, *, serving: bool = True) -> int:
+    """How many of ``clients`` log out at the same time under the limit ``nofile`` (the
+    process's when None)."""
+    nofile = descriptor_limit() if nofile is None else nofile
+    return servers_at_once(nofile, [LOGOUT_DESCRIPTORS] * clients, serving=serving)
 
 
 def for_want_of_descriptors(exc: BaseException) -> bool:

@@ -18,9 +18,9 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
@@ -29,7 +29,7 @@ from ._exit import CLIError, write_banner
 from ._report import plural
 from ._secrets import Passwords
 from ._targets import ServerTarget, read_targets, tls_contexts
-from ._turns import Turns
+from ._turns import Turns, close_in_turns
 
 if TYPE_CHECKING:
     from .._client import VBOClient
@@ -185,24 +185,8 @@ async def _close(
     within: float | None = None,
     abandon: asyncio.Event | None = None,
 ) -> None:
-    """Close ``clients``, each logging out in a turn of ``turns``; those whose logout has not
-    ended ``within`` seconds from now (None: no bound but each logout's own), or once
-    ``abandon`` is set, are closed without it."""
-    if not clients:
-        return
-    loop = asyncio.get_running_loop()
-    ended = asyncio.Event()
-    timer = loop.call_later(within, ended.set) if within is not None else None
-    relay = loop.create_task(_relay(abandon, ended), name="vbo_async.serve logouts") if abandon else None
-    try:
-        logged_out = await asyncio.gather(*(_close_in_turn(client, turns, ended) for client in clients))
-    finally:
-        if timer is not None:
-            timer.cancel()
-        if relay is not None:
-            relay.cancel()
-            await asyncio.gather(relay, return_exceptions=True)
-    left = len(clients) - sum(logged_out)
+    """`close_in_turns`, with a warning for the clients closed without their logout."""
+    left = await close_in_turns(clients, turns, within=within, abandon=abandon)
     if left:
         log.warning(
             "%s closed without waiting for %s logout (%s): %s on the server until %s",
@@ -212,40 +196,3 @@ async def _close(
             "its token stays valid" if left == 1 else "their tokens stay valid",
             "it expires" if left == 1 else "they expire",
         )
-
-
-async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
-    await source.wait()
-    target.set()
-
-
-async def _close_in_turn(client: VBOClient, turns: Turns, ended: asyncio.Event) -> bool:
-    """Close ``client`` in a turn of ``turns``; whether it closed before ``ended`` was set. A
-    client that gets no turn before then is closed at once, without logging out."""
-    if ended.is_set() or not await _unless(ended, turns.acquire()):
-        client._tokens.forget()  # no turn: nothing to log out, the close sends nothing
-        await client.aclose()
-        return False
-    try:
-        return await _unless(ended, client.aclose())
-    finally:
-        turns.release()
-
-
-async def _unless(ended: asyncio.Event, work: Coroutine[Any, Any, object]) -> bool:
-    """Run ``work`` until it ends (True) or ``ended`` is set (False: cancelled and waited for;
-    a close cancelled still closes its client, without its logout). Its failure is logged, not
-    raised: closing goes on."""
-    loop = asyncio.get_running_loop()
-    task = loop.create_task(work)
-    waiting = loop.create_task(ended.wait())
-    try:
-        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiting.cancel()
-        if not task.done():
-            task.cancel()
-        outcome = (await asyncio.gather(task, waiting, return_exceptions=True))[0]
-    if isinstance(outcome, Exception):
-        log.debug("closing a client failed", exc_info=outcome)
-    return not task.cancelled()
