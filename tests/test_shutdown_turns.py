@@ -258,3 +258,25 @@ async def test_healthz_says_the_process_is_out_of_descriptors_while_its_sweeps_f
         await exporter.stop()
         await client.aclose()
     assert task.done()
+
+
+async def test_a_turn_waited_for_and_cancelled_is_not_lost() -> None:
+    """A waiter cancelled before its turn leaves the queue; one cancelled after being given its
+    turn (before it ran) hands it on: no turn is ever lost or held by nobody."""
+    from vbo_async._cli._turns import Turns
+
+    turns = Turns(1)
+    await turns.acquire()
+    waiting = asyncio.create_task(turns.acquire())
+    given = asyncio.create_task(turns.acquire())
+    last = asyncio.create_task(turns.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    turns.release()  # to `given`, which is cancelled before it runs: `last` gets it
+    given.cancel()
+    await asyncio.gather(given, return_exceptions=True)
+    await asyncio.wait_for(last, HANG_GUARD)
+    assert turns.held == 1
+    turns.release()
+    assert turns.held == 0
