@@ -175,13 +175,16 @@ async def test_a_reload_sweeps_as_many_servers_at_once_as_its_new_limit_lets() -
     try:
         specs = [ServerSpec(name=f"s{n}", client=client) for n, client in enumerate(clients)]
         exporter = Exporter(specs, interval=60.0, at_once=2)
-        assert exporter._turns is not None
+        assert exporter.turns.at_once == 2
         await exporter.reconfigure(specs[:2], at_once=2)
-        assert exporter._turns is None
+        assert not exporter.turns.bounded
         await exporter.reconfigure(specs, at_once=1)
-        assert exporter._turns is not None
-        async with exporter._turns:
-            assert exporter._turns.locked()  # one at a time
+        assert exporter.turns.at_once == 1
+        async with exporter.turns.turn():
+            second = asyncio.create_task(exporter.turns.acquire())
+            await asyncio.sleep(0)
+            assert not second.done()  # one at a time
+        await asyncio.wait_for(second, HANG_GUARD)
     finally:
         for client in clients:
             await client.aclose()
@@ -529,3 +532,157 @@ async def _settled(condition: Callable[[], bool]) -> None:
         async with asyncio.timeout(HANG_GUARD):
             while not condition():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
+
+
+def test_an_unlimited_open_file_limit_is_the_system_s_cap_not_4096(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A soft limit of RLIM_INFINITY was counted as 4,096: 500 servers took turns and a warning
+    asked to raise a limit that has none. It is now what the system lets a process open (Linux's
+    ``fs.nr_open``; where that cannot be read, a million), so they are all swept at once."""
+    monkeypatch.setattr(
+        _descriptors.resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    )
+    try:
+        cap = int(Path("/proc/sys/fs/nr_open").read_text(encoding="ascii"))
+    except OSError:  # pragma: no cover - not Linux
+        cap = None
+    if cap is not None:
+        assert _descriptors.descriptor_limit() == cap
+    assert _descriptors.unlimited(None) == 1 << 20
+    assert _descriptors.unlimited(2048) == 2048
+    with caplog.at_level("WARNING", logger="vbo_async.cli"):
+        assert _descriptors.turns([10] * 500, _descriptors.unlimited(1 << 20)) == 500
+    assert not caplog.records
+
+
+def _scrape(base: str) -> tuple[int, str] | None:
+    """``/healthz``'s status and ``/metrics``' text, or None when either cannot be had now."""
+    try:
+        with httpx.Client(base_url=base, timeout=5.0) as client:
+            return client.get("/healthz").status_code, client.get("/metrics").text
+    except httpx.TransportError:
+        return None
+
+
+def _fewest(descriptors: Path) -> int:
+    """The fewest descriptors the process at ``descriptors`` (``/proc/PID/fd``) holds over two
+    seconds (two sweeps of each server at ``--interval 1``): between its sweeps, not in one."""
+    fewest = len(os.listdir(descriptors))
+    for _ in range(40):
+        time.sleep(0.05)
+        fewest = min(fewest, len(os.listdir(descriptors)))
+    return fewest
+
+
+def _up(body: str) -> list[str]:
+    return re.findall(r'^veeam_vb365_up\{server="s\d+"\} (\S+)$', body, re.MULTILINE)
+
+
+def _sweeps(body: str) -> float:
+    found = re.search(r"^vbo_async_exporter_sweeps_total (\S+)$", body, re.MULTILINE)
+    return float(found[1]) if found else 0.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+def test_serve_starved_of_descriptors_recovers_its_sweeps_and_its_http_side_once_they_are_back(
+    tmp_path: Path,
+) -> None:
+    """End to end, a real simulator on 127.0.0.1 and ``serve`` under ``ulimit -n 128``: while
+    every descriptor of the process is taken, its sweeps fail (the servers are down, said once
+    each) and a scrape cannot connect (what Prometheus reports as ``up`` 0); once they are back,
+    without a restart, the next sweeps bring every server up, ``/healthz`` answers 200 and
+    ``/metrics`` the fresh sweeps, and the process holds no more descriptors than before."""
+    count = 3
+    simulator = subprocess.Popen(
+        [*MODULE, "simulate", "--port", "0", "--organizations", "2", "--api-versions", "v8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=child_environment(),
+    )
+    with reaped(simulator):
+        assert simulator.stdout is not None
+        port = int(simulator.stdout.readline().split("http://127.0.0.1:", 1)[1].split(" ", 1)[0])
+        (tmp_path / "sitecustomize.py").write_text(EXHAUSTIBLE, encoding="utf-8")
+        targets = _targets(tmp_path / "targets.toml", port, count)
+        path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+        process = subprocess.Popen(
+            serve_command(targets, "--interval", "1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path),
+            preexec_fn=_limited(128),
+        )
+        with reaped(process):
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.startswith(f"Serving the metrics of {count} servers at http://127.0.0.1:"), line
+            base = line.split(" at ", 1)[1].split("/metrics", 1)[0]
+            descriptors = Path(f"/proc/{process.pid}/fd")
+
+            def healthy() -> tuple[int, str] | None:
+                deadline = time.monotonic() + HANG_GUARD
+                while time.monotonic() < deadline:
+                    scraped = _scrape(base)
+                    if scraped is not None and scraped[0] == 200 and _up(scraped[1]) == ["1.0"] * count:
+                        return scraped
+                    time.sleep(0.2)
+                return None
+
+            before = healthy()
+            assert before is not None
+            held_before = _fewest(descriptors)
+            process.send_signal(signal.SIGUSR1)  # every descriptor taken
+            time.sleep(3.0)  # sweeps every second meanwhile, each failing
+            starved = _scrape(base)
+            assert starved is None, starved  # cannot connect: Prometheus' up 0
+            process.send_signal(signal.SIGUSR2)  # all given back
+            after = healthy()
+            assert after is not None
+            while (again := healthy()) is not None and _sweeps(again[1]) < _sweeps(after[1]) + 2:
+                time.sleep(0.2)  # two more complete sweeps: not only a leftover exposition
+            assert again is not None
+            held_after = _fewest(descriptors)
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=HANG_GUARD)
+    assert process.returncode == 0
+    assert "Traceback" not in err, err[:3000]
+    assert held_after <= held_before + count, (held_before, held_after)  # a connection each at most
+    for server in ("s00", "s01", "s02"):
+        assert f"server {server} is down" in err, err[:3000]
+        assert f"vbo-async: warning: server {server} is up again" in err, err[:3000]
+
+
+def test_check_of_many_servers_under_a_low_open_file_limit_reads_every_one(tmp_path: Path) -> None:
+    """``check`` (and ``poll``) polled every server's tenants at once, each server's client with
+    up to ``max_concurrency`` connections, and kept them all open to the end: 60 servers under
+    ``ulimit -n 100`` ran out of descriptors and servers were "unreachable" (UNKNOWN) with
+    ``Too many open files``. The servers now take turns (their idle connections closed as
+    each turn ends; the logouts too), and every one is read."""
+    count, nofile = 60, 100
+    simulator = subprocess.Popen(
+        [*MODULE, "simulate", "--port", "0", "--organizations", "4", "--api-versions", "v8", *SLOW],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=child_environment(),
+    )
+    with reaped(simulator):
+        assert simulator.stdout is not None
+        port = int(simulator.stdout.readline().split("http://127.0.0.1:", 1)[1].split(" ", 1)[0])
+        targets = _targets(tmp_path / "targets.toml", port, count)
+        done = subprocess.run(
+            [*MODULE, "check", "--targets", str(targets), "--max-age", "3650d", "-t", "55s"],
+            capture_output=True,
+            text=True,
+            env=child_environment(VBO_PASSWORD="admin"),
+            preexec_fn=_limited(nofile),
+            timeout=HANG_GUARD * 2,
+            check=False,
+        )
+    summary = done.stdout.splitlines()[0]
+    assert "servers_down=0;" in summary, done.stdout[:2000] + done.stderr[:2000]
+    assert "tenants_unreadable=0;" in summary, summary
+    assert "Too many open files" not in done.stdout + done.stderr

@@ -250,11 +250,11 @@ class VBOClient:
         """The current time on the server's clock (`_server_now` of this machine's)."""
         return self._server_now(dt.datetime.now(dt.UTC))
 
-    def _close_idle(self) -> None:
+    async def _close_idle(self) -> None:
         """Close the connections kept alive for the next request (a command whose next requests
         come long after, or one bounding the descriptors its clients hold between them); the
         next request connects again."""
-        self._sender.close_idle()
+        await self._sender.close_idle()
 
     def __repr__(self) -> str:
         state = "closed" if self._fetcher.closed else "open"

@@ -260,12 +260,14 @@ class Sender:
         for pause in self._pauses:
             pause.cancel()
 
-    def close_idle(self) -> None:
+    async def close_idle(self) -> None:
         """Close the pool's connections no request is using, where the transport can (the
-        default one; any other keeps them as it does)."""
+        default one and httpx's own; any other keeps them as it does)."""
         close_idle = getattr(self._transport, "close_idle", None) if self._lean_get is not None else None
         if close_idle is not None:
             close_idle()
+        elif isinstance(self._transport, httpx.AsyncHTTPTransport):
+            await _close_idle_httpcore(self._transport)
 
     async def aclose(self) -> None:
         """Refuse every further request and close the connection pool (requests in flight end
@@ -897,6 +899,26 @@ def _lean_get(transport: httpx.AsyncBaseTransport) -> LeanGet | None:
         lean: LeanGet = transport.get  # type: ignore[attr-defined]
         return lean
     return None
+
+
+async def _close_idle_httpcore(transport: httpx.AsyncHTTPTransport) -> None:
+    """Close the idle connections of httpx's own transport, as httpcore's pool closes those
+    over its keep-alive limit (it has no public way to; a pool of another shape is left as it
+    is). httpcore closes an idle connection only when a later request comes, or its keep-alive
+    expiry has passed by then."""
+    pool = getattr(transport, "_pool", None)
+    connections = getattr(pool, "_connections", None)
+    lock = getattr(pool, "_optional_thread_lock", None)
+    close = getattr(pool, "_close_connections", None)
+    if not isinstance(connections, list) or lock is None or close is None:
+        return
+    with lock:
+        idle = [connection for connection in connections if connection.is_idle()]
+        for connection in idle:
+            connections.remove(connection)
+    for connection in idle:  # the pool's own closing: shielded from cancellation
+        with contextlib.suppress(Exception):  # a connection the peer reset: closed all the same
+            await close([connection])
 
 
 def build_http(transport: httpx.AsyncBaseTransport, *, timeout: float | None) -> httpx.AsyncClient:

@@ -10,7 +10,8 @@ interval meanwhile, and the sweeps of one server never overlap and never pile up
 than the interval is followed by the next one after the short gap, not by a burst of catching up.
 When the process may not open descriptors enough to sweep every server at once (``at_once``,
 from ``serve``'s open-file limit), the servers take turns: a sweep waits for one, its time
-budget starting with it, and its server's idle connections are closed as it ends.
+budget starting with it, and its server's idle connections are closed as it ends. A reload
+changing how many may sweep at once counts the sweeps in progress against the new number.
 
 `Exporter.reconfigure` changes the servers swept while the loops run (``serve`` does on SIGHUP):
 a server's configuration changes between two of its sweeps, never in the middle of one; a
@@ -19,9 +20,10 @@ removed server's series are dropped from the next scrape on, a new server is swe
 ``/metrics`` answers the last published exposition and the exporter's own metrics; it never
 sends a request to a VBO server, so scrapers, however many, cost the backup servers nothing.
 ``/healthz`` answers 200 while the loops run and every server has been published within three
-intervals, 503 with a one-line reason otherwise. A per-server time budget (``--timeout``) longer
-than the interval lengthens that to three budgets: a sweep waiting one out on a hanging server is
-the loop working as configured, not a stale one.
+intervals, 503 with a one-line reason otherwise, and 503 while a server's last sweep failed for
+want of a file descriptor (the process's trouble, not the server's). A per-server time budget
+(``--timeout``) longer than the interval lengthens that to three budgets: a sweep waiting one out
+on a hanging server is the loop working as configured, not a stale one.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ._exposition import (
 from ._metrics import ERROR_KINDS
 from ._sweeps import ServerSnapshot, ServerSpec, sweep_server
 from ._threads import NoThread
+from ._turns import Turns
 
 __all__ = ["HEALTHY_INTERVALS", "Exporter", "accepts_gzip", "pieces"]
 
@@ -100,7 +103,8 @@ class Exporter:
     (None: no bound) is how many servers are swept at the same time: the others wait their turn
     (before their time budget starts), and a server's idle connections are closed as its turn
     ends, so the descriptors its clients hold stay within what the process may open. The
-    exporter owns no client: whoever built the `ServerSpec` objects closes them.
+    turns are ``turns`` when given (``serve`` logs its clients out in them too), resized to
+    ``at_once``. The exporter owns no client: whoever built the `ServerSpec` objects closes them.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class Exporter:
         policy: HealthPolicy | None = None,
         concurrency: int = 8,
         at_once: int | None = None,
+        turns: Turns | None = None,
     ) -> None:
         self.servers = tuple(servers)
         self._slots = {server.name: _Slot(server) for server in self.servers}
@@ -131,6 +136,8 @@ class Exporter:
         self.errors: dict[str, dict[str, int]] = {s.name: dict.fromkeys(ERROR_KINDS, 0) for s in self.servers}
         self._registry = own_registry(self.stats)
         self._problems: dict[str, str | None] = {}
+        self._starved: dict[str, str] = {}
+        """The servers whose last sweep failed for want of a file descriptor, with its reason."""
         self._parts: dict[str, ServerPart] = {}
         """Each server's last published series."""
         self._published: dict[str, tuple[int, float, float]] = {}
@@ -145,8 +152,9 @@ class Exporter:
         self._loop: asyncio.Task[None] | None = None
         self._started_steady: float | None = None
         """When `run` began, on `time.monotonic` (for ``/healthz``, as ``_published``)."""
-        self._turns = _turns(at_once, len(self.servers))
-        """Turns to sweep a server, when fewer than the servers (``at_once``)."""
+        self.turns = turns if turns is not None else Turns()
+        """The turns sweeps take: bounded when fewer than the servers (``at_once``)."""
+        self.turns.resize(_bound(at_once, len(self.servers)))
 
     # --- sweeping -------------------------------------------------------------------------------------
 
@@ -172,6 +180,10 @@ class Exporter:
             for kind, count in snapshot.errors.items():
                 totals[kind] += count
             self._announce(snapshot)
+            if snapshot.starved:
+                self._starved[snapshot.server] = snapshot.problem or "no file descriptor free"
+            else:
+                self._starved.pop(snapshot.server, None)
             await self._publish(snapshot, dict(totals), began=began)
         finally:
             self._sweeping -= 1
@@ -184,13 +196,12 @@ class Exporter:
         sweep = functools.partial(
             sweep_server, server, policy=self.policy, budget=self.budget, concurrency=self.concurrency
         )
-        if self._turns is None:
-            return await sweep()
-        async with self._turns:
+        async with self.turns.turn():  # counted also when unbounded: a reload may bound it
             try:
                 return await sweep()
             finally:
-                server.client._close_idle()  # the next server's turn needs these descriptors
+                if self.turns.bounded:
+                    await server.client._close_idle()  # the next server's turn needs these descriptors
 
     async def _publish(self, snapshot: ServerSnapshot, errors: dict[str, int], *, began: float) -> None:
         """Render ``snapshot`` (with its server's running ``errors``) and publish it with the
@@ -240,9 +251,9 @@ class Exporter:
         self, servers: Sequence[ServerSpec], *, at_once: int | None = None
     ) -> list[ServerSpec]:
         """Sweep ``servers`` from now on instead of `servers`, ``at_once`` of them at the same
-        time (as the constructor's; a sweep already waiting for its turn keeps waiting as it
-        was); returns the specs no longer swept, whose clients the caller closes (the exporter
-        owns none).
+        time (as the constructor's; the sweeps in progress count against it, and those waiting
+        for a turn wait for one under it); returns the specs no longer swept, whose clients the
+        caller closes (the exporter owns none).
 
         A spec given again (the same object) is left alone: its loop, its client and its token go
         on. A new server is swept at once. A spec of a server already swept (by name) replaces
@@ -254,7 +265,7 @@ class Exporter:
         changing = [(name, slot) for name, slot in self._slots.items() if wanted.get(name) is not slot.spec]
         self.servers = tuple(servers)
         self.stats.servers = len(self.servers)
-        self._turns = _turns(at_once, len(self.servers))
+        self.turns.resize(_bound(at_once, len(self.servers)))
         for name, server in wanted.items():
             self.errors.setdefault(name, dict.fromkeys(ERROR_KINDS, 0))
             if name not in self._slots:
@@ -274,7 +285,15 @@ class Exporter:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             async with self._publishing:
-                for table in (self._parts, self._published, self._durations, self._problems, self.errors):
+                tables = (
+                    self._parts,
+                    self._published,
+                    self._durations,
+                    self._problems,
+                    self._starved,
+                    self.errors,
+                )
+                for table in tables:
                     table.pop(name, None)
                 parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
                 self._show(await _off_loop(assemble, parts), parts)
@@ -365,6 +384,12 @@ class Exporter:
             return False, (
                 f"no sweep completed yet (started {since:.0f} s ago; "
                 f"{stats.published} of {stats.servers} servers published)"
+            )
+        if self._starved:
+            server, problem = next(iter(self._starved.items()))
+            return False, (
+                f"out of file descriptors: the last sweep of {server} could not open one ({problem}); "
+                "raise the open-file limit (LimitNOFILE=, ulimit -n)"
             )
         published = self._published
         if steady:
@@ -517,6 +542,6 @@ async def _off_loop(call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await future
 
 
-def _turns(at_once: int | None, servers: int) -> asyncio.Semaphore | None:
-    """The turns of ``servers`` swept ``at_once`` at the same time: None when all may be."""
-    return asyncio.Semaphore(at_once) if at_once is not None and at_once < servers else None
+def _bound(at_once: int | None, servers: int) -> int | None:
+    """How many of ``servers`` sweep at the same time, ``at_once`` asked for: None when all may."""
+    return at_once if at_once is not None and at_once < servers else None

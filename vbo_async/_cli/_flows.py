@@ -31,12 +31,14 @@ from .._health import HealthPolicy
 from .._models import Organization
 from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import Connection, Source, read_password
+from ._descriptors import logouts_at_once, turns
 from ._exit import CLIError, Outcome, simulator_extra
 from ._plugin import format_duration
 from ._progress import Phase, Progress
 from ._report import FOLLOW, Report, Row, error_row, link_problems, rows_of, warn_link_problems
 from ._secrets import Passwords
 from ._targets import ServerTarget, read_targets, tls_contexts
+from ._turns import Turns, close_in_turns
 
 log = logging.getLogger("vbo_async.cli")
 LOGOUT_GRACE = 0.5
@@ -354,26 +356,18 @@ async def open_servers(
 
 
 async def _close(clients: Sequence[VBOClient], deadline: float | None) -> None:
-    """Close every client at once: a server that does not answer its logout holds up only its
-    own close (a few seconds at most), not the others'. With a ``deadline`` (`time.monotonic`,
+    """Close every client at once (as many at once as the open-file limit lets log out, the
+    others in turn): a server that does not answer its logout holds up only its own close (a
+    few seconds at most), not the others'. With a ``deadline`` (`time.monotonic`,
     the command's time limit), the logouts get what remains of it, at least `LOGOUT_GRACE`
     (a server answers a logout in milliseconds: every client that signed in still signs out),
     instead of the client's own few seconds: a monitoring plugin given 58 s under its
     scheduler's 60 s ends in time. The pools are closed all the same; a token whose logout was
     cut short expires on the server."""
-    closing = asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
-    if deadline is None:
-        closed = await closing
-    else:
-        try:
-            async with asyncio.timeout(max(deadline - time.monotonic(), LOGOUT_GRACE)):
-                closed = await closing
-        except TimeoutError:
-            log.debug("the command's time limit ended the logouts; the clients are closed")
-            return
-    for outcome in closed:
-        if isinstance(outcome, BaseException):
-            raise outcome
+    taking = Turns(logouts_at_once(len(clients), serving=False))  # under the open-file limit
+    within = None if deadline is None else max(deadline - time.monotonic(), LOGOUT_GRACE)
+    if await close_in_turns(clients, taking, within=within):
+        log.debug("the command's time limit ended the logouts; the clients are closed")
 
 
 async def poll(
@@ -501,7 +495,9 @@ async def sweep_servers(
 ) -> Swept:
     """Each server on its own: list its organizations (`server_targets`, at most ``concurrency``
     servers at once), keep what ``choose`` keeps, then poll those tenants (at most
-    ``concurrency`` at once on each server). A server slow to list holds up only itself.
+    ``concurrency`` at once on each server). A server slow to list holds up only itself. When
+    the process may not open descriptors enough for every server at once, they take turns
+    (`turns`; a warning says so).
 
     With ``give_up_after``, whatever is still running then is cancelled and waited for (the
     caller closes the clients) and counts as not having answered (`Swept.failures`); the
@@ -511,8 +507,20 @@ async def sweep_servers(
     listing = progress.phase("Listing organizations", len(servers)) if progress else Phase(None, None)
     polling = progress.phase("Polling tenants", 0) if progress else Phase(None, None)
     limit = asyncio.Semaphore(concurrency)
+    # As many servers at once as the open-file limit lets hold their connections, the others
+    # waiting for a turn (their idle connections closed as it ends), as `serve` sweeps them.
+    at_once = turns([server.target.max_concurrency for server in servers], serving=False)
+    taking = Turns(at_once if at_once < len(servers) else None)
 
     async def pipeline(number: int, server: Server) -> None:
+        async with taking.turn():
+            try:
+                await polled(number, server)
+            finally:
+                if taking.bounded:
+                    await server.client._close_idle()
+
+    async def polled(number: int, server: Server) -> None:
         targets, failures, count = await server_targets(server, limit, listing)
         if choose is not None:
             targets, failures = choose(targets, failures)

@@ -4,8 +4,8 @@ A reload reads the targets file, its CA bundles and its password files again (in
 thread: a file on a stuck network share holds no scrape), then hands the exporter the servers
 to sweep (`Exporter.reconfigure`). A server whose table, password and CA bundle are unchanged
 keeps its client, and so its token (a server whose ``organizations`` alone changed too); any
-other gets a new client, and the clients no longer
-swept are closed (logged out). A file that cannot be loaded changes nothing: each problem is
+other gets a new client, and the clients no longer swept are closed (logged out, taking the
+turns sweeps take: `Turns`). A file that cannot be loaded changes nothing: each problem is
 said on stderr, the servers of the last good file are still swept, and
 ``vbo_async_exporter_config_last_reload_successful`` is 0 until a reload succeeds.
 """
@@ -29,15 +29,22 @@ from ._exit import CLIError, write_banner
 from ._report import plural
 from ._secrets import Passwords
 from ._targets import ServerTarget, read_targets, tls_contexts
+from ._turns import Turns, close_in_turns
 
 if TYPE_CHECKING:
     from .._client import VBOClient
     from ._exporter import Exporter
     from ._sweeps import ServerSpec
 
-__all__ = ["Loaded", "Servers", "load"]
+__all__ = ["LOGOUTS_WITHIN", "Loaded", "Servers", "load"]
 
 log = logging.getLogger("vbo_async.cli")
+
+LOGOUTS_WITHIN = 10.0
+"""Seconds ``serve``'s clients have, all together, to log out when it stops (each logout has its
+own few seconds too): clients taking turns behind servers that do not answer must not hold the
+exit past a service manager's stop timeout. A client whose logout has not ended by then is
+closed without it (its token expires on the server's own schedule)."""
 
 Loaded = list[tuple[ServerTarget, ssl.SSLContext | Literal[False], str]]
 """Each server of a targets file with its TLS context (False: ``insecure``) and its password."""
@@ -82,9 +89,12 @@ def _stamp(path: str | None) -> tuple[int, int, int, int] | None:
 class Servers:
     """The servers ``serve`` sweeps and their open clients, closed by `aclose`.
 
-    ``within`` is a sweep's time budget, given to every client (see `Connection.client`)."""
+    ``within`` is a sweep's time budget, given to every client (see `Connection.client`).
+    `turns` are the turns the servers' sweeps take (the exporter's, resized at each reload);
+    logging the clients out takes them too."""
 
     def __init__(self, path: Path, passwords: Passwords, *, within: float) -> None:
+        self.turns = Turns()
         self.path = path
         self.passwords = passwords
         self.within = within
@@ -158,13 +168,31 @@ class Servers:
         unused = [client for key, client in self._clients.items() if key not in used]
         for client in unused:
             del self._clients[id(client)]
-        await _close(unused)
+        await _close(unused, self.turns)
 
-    async def aclose(self) -> None:
-        """Close every client."""
+    async def aclose(self, *, within: float = LOGOUTS_WITHIN, abandon: asyncio.Event | None = None) -> None:
+        """Close every client, logging them out in `turns` within ``within`` seconds in all, or
+        until ``abandon`` is set (a second SIGTERM or SIGINT): the clients not logged out by then
+        are closed without it, and a warning says how many."""
         clients, self._clients = list(self._clients.values()), {}
-        await _close(clients)
+        await _close(clients, self.turns, within=within, abandon=abandon)
 
 
-async def _close(clients: Sequence[VBOClient]) -> None:
-    await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
+async def _close(
+    clients: Sequence[VBOClient],
+    turns: Turns,
+    *,
+    within: float | None = None,
+    abandon: asyncio.Event | None = None,
+) -> None:
+    """`close_in_turns`, with a warning for the clients closed without their logout."""
+    left = await close_in_turns(clients, turns, within=within, abandon=abandon)
+    if left:
+        log.warning(
+            "%s closed without waiting for %s logout (%s): %s on the server until %s",
+            plural(left, "client"),
+            "its" if left == 1 else "their",
+            "stopped again" if abandon is not None and abandon.is_set() else f"{within:g} s passed",
+            "its token stays valid" if left == 1 else "their tokens stay valid",
+            "it expires" if left == 1 else "they expire",
+        )

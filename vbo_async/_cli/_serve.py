@@ -4,7 +4,8 @@ The targets file, passwords, TLS contexts and clients are those of ``poll`` (`re
 `tls_contexts`, `Passwords`, `Connection.client`), kept by `Servers`. SIGHUP reloads the
 targets file between sweeps (`Servers.reload`). SIGTERM stops the exporter cleanly with exit
 status 0 and SIGINT (Ctrl-C) with 130: the loop is cancelled, the HTTP server closed and every
-client closed (logged out on v7+) before the process ends.
+client closed (logged out on v7+, in the turns the sweeps take, within `LOGOUTS_WITHIN` seconds
+in all; a second SIGTERM or SIGINT closes the clients left at once) before the process ends.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ._descriptors import (
     turns,
 )
 from ._exit import CLIError, MissingExtra, Outcome, write_banner
-from ._reload import Loaded, Servers, load
+from ._reload import LOGOUTS_WITHIN, Loaded, Servers, load
 from ._report import plural
 from ._secrets import Passwords
 from ._simulate import _listen
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LISTEN",
     "IDLE_TIMEOUT",
+    "LOGOUTS_WITHIN",
     "MAX_CONNECTIONS",
     "RESERVED_DESCRIPTORS",
     "STOP_WITHIN",
@@ -232,6 +234,7 @@ async def _serve(
                 concurrency=concurrency,
                 policy=policy,
                 at_once=at_once,
+                turns=servers.turns,
             )
             runner = web.AppRunner(
                 exporter.app(),
@@ -265,7 +268,7 @@ async def _serve(
                 await runner.cleanup()
                 loop.set_exception_handler(bounded.previous)
         finally:
-            await servers.aclose()
+            await servers.aclose(abandon=signals.again)
 
 
 class _Bounded:
@@ -353,18 +356,22 @@ class _Counted(asyncio.Protocol):
 
 
 class _Signals:
-    """The SIGINT and SIGTERM received, and a future done at the first; ``reload`` is set at a
-    SIGHUP (several before the reload they ask for starts are one)."""
+    """The SIGINT and SIGTERM received, a future done at the first and ``again`` set at the
+    second (the clients' logouts are then abandoned); ``reload`` is set at a SIGHUP (several
+    before the reload they ask for starts are one)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.received: list[signal.Signals] = []
         self.stopped: asyncio.Future[None] = loop.create_future()  # a future: nothing to cancel
+        self.again = asyncio.Event()
         self.reload = asyncio.Event()
 
     def on_signal(self, number: signal.Signals) -> None:
         self.received.append(number)
         if not self.stopped.done():
             self.stopped.set_result(None)
+        else:
+            self.again.set()
 
 
 _RELOAD = getattr(signal, "SIGHUP", None)

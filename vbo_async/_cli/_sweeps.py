@@ -37,6 +37,7 @@ from .._models import BackupRepository, Job, JobSession, License, Organization, 
 from .._poll import PollResult, PollTarget, poll_jobs
 from .._units import BATCH_MIN_TENANTS
 from ._connect import explain
+from ._descriptors import for_want_of_descriptors
 from ._flows import choose_tenants
 from ._metrics import JOB_STATUSES, PREFIX
 
@@ -88,7 +89,8 @@ class ServerSnapshot:
 
     ``samples`` holds every series of the server (``up`` and the sweep's own gauges included);
     ``errors`` counts this sweep's failed reads by kind (`ERROR_KINDS`); ``problem`` is the
-    one-line reason a server is down (None when up); ``jobs`` is how many jobs were published.
+    one-line reason a server is down (None when up), ``starved`` whether that is the process's
+    own lack of a file descriptor; ``jobs`` is how many jobs were published.
     """
 
     server: str
@@ -97,6 +99,7 @@ class ServerSnapshot:
     errors: Mapping[str, int]
     problem: str | None = None
     jobs: int = 0
+    starved: bool = False
 
 
 async def sweep_server(
@@ -147,6 +150,7 @@ async def sweep_server(
         errors=dict(reader.errors),
         problem=problem,
         jobs=reader.jobs if up else 0,
+        starved=reader.starved and not up,
     )
 
 
@@ -216,6 +220,7 @@ class _Reader:
         self.samples: Samples = {}
         self.errors: Counter[str] = Counter()
         self.problem: str | None = None
+        self.starved = False
         self.jobs = 0
 
     def fail(self, kind: str) -> None:
@@ -230,6 +235,7 @@ class _Reader:
         except VBOError as exc:
             self.fail("server")
             self.problem = explain(exc, source="targets")
+            self.starved = for_want_of_descriptors(exc)
             return
         chosen = self._choose(organizations, undecoded)
         async with asyncio.TaskGroup() as group:
