@@ -20,7 +20,7 @@ import re
 import ssl
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Literal, NoReturn, Self, TypeVar
+from typing import Any, Literal, NoReturn, Self, TypeVar, overload
 from urllib.parse import urlsplit
 
 import attrs
@@ -43,7 +43,7 @@ from ._fetch import Fetcher
 from ._files import not_a_file
 from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first
-from ._links import Link
+from ._links import CollectionLink, Link
 from ._models import (
     BackupRepository,
     Job,
@@ -657,7 +657,11 @@ class VBOClient:
                 break
         return sessions
 
-    async def follow(self, link: Link[T]) -> T:
+    @overload
+    async def follow(self, link: CollectionLink[T]) -> list[T]: ...
+    @overload
+    async def follow(self, link: Link[T]) -> T: ...
+    async def follow(self, link: Link[Any]) -> Any:
         """Follow ``link`` through this client (the same as ``await link`` for links this client
         decoded; also works for a link decoded by another client of the same server, or one
         that was pickled)."""

@@ -175,6 +175,30 @@ def takes_any_link(link: Link[object]) -> str:
     return link.href
 
 
+def takes_any_collection(link: CollectionLink[object]) -> str:
+    return link.href
+
+
+async def every_item(link: CollectionLink[object]) -> list[object]:
+    return await link
+
+
+async def relations_read_at_run_time(vbo: VBOClient, job: Job, org: Organization, name: str) -> None:
+    """A relation named by a str (a config or CLI option): the broadest link, a LinkError at run
+    time for a name the resource lacks; a literal name keeps its precise type."""
+    link = job.links.require(name)
+    assert_type(link, Link[object])
+    assert_type(await link, object)
+    assert_type(await vbo.follow(link), object)
+    assert_type(org.links.require(name), Link[object])
+    assert_type(job.links.require("repository"), Link[BackupRepository])
+    sessions = job.links.require("jobsessions")
+    assert_type(takes_any_collection(sessions), str)  # covariant, as Link is
+    assert_type(takes_any_link(sessions), str)
+    assert_type(await vbo.follow(sessions), list[JobSession])
+    assert_type(await every_item(sessions), list[object])
+
+
 async def links_are_read_only(job: Job, through: ThroughLink[Proxy]) -> None:
     """A link of a model is a link of any wider model: links are read-only (covariant)."""
     if job.links.repository is not None:
