@@ -222,7 +222,7 @@ class VBOClient:
         else:
             # A link followed before any other call (one kept from earlier, or of `from_wire`)
             # needs a token: the version is found first, as for any first call.
-            self._tokens.find_endpoint = self.dialect
+            self._tokens.find_endpoint = self._found_dialect
 
     def _retry_until(self, deadline: float | None) -> None:
         """For a command with a time limit: no wait before a retry ends after ``deadline`` (a
@@ -372,7 +372,18 @@ class VBOClient:
         self._dialect = dialect
         self._tokens.use(dialect, self._root.url(dialect.path("token")))
 
-    async def dialect(self) -> Dialect:
+    async def discover_api_version(self) -> str:
+        """The API version the client speaks (``"v8"``), found first if ``"auto"`` (with the
+        first token request, as any request would); `api_version` once known.
+
+        ```python
+        async with VBOClient("https://vbo.example:4443", username="monitor", password="pw") as vbo:
+            version = await vbo.discover_api_version()  # "v8"
+        ```
+        """
+        return (await self._found_dialect()).version
+
+    async def _found_dialect(self) -> Dialect:
         """The dialect of the API version the client speaks, found first if ``"auto"``: once for
         every caller waiting at the same time, who share its outcome (a refused password is asked
         once); a caller cancelled leaves the discovery running for the others."""
@@ -409,7 +420,7 @@ class VBOClient:
         return self._tokens.redactor().scrub(text)
 
     async def _url(self, operation: str, **ids: str) -> str:
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         return self._root.url(dialect.path(operation, **ids))
 
     # --- entry points -------------------------------------------------------------------------------
@@ -432,7 +443,7 @@ class VBOClient:
         for another organization is left out (ids compared ignoring case)."""
         org = id_argument(_id_of(organization), "organization")
         url = await self._url("organization_jobs", organization=org)
-        filters = (await self.dialect()).organization_jobs_filter
+        filters = (await self._found_dialect()).organization_jobs_filter
         try:
             listed = await self._fetcher.fetch_all(url, Job)
         except APIError as exc:
@@ -469,7 +480,7 @@ class VBOClient:
             raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
         job_id = id_argument(_id_of(job), "job")
         url = await self._url("job_sessions", job=job_id)
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         if limit is not None and dialect.page_limit is not None:
             url = f"{url}{'&' if '?' in url else '?'}limit={min(limit, dialect.page_limit)}"
         wanted = job_id.lower()
@@ -508,7 +519,7 @@ class VBOClient:
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
         given = None if jobs is None else _jobs_argument(jobs)
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
             url = self._root.url(dialect.path("sessions_since", since=_utc_stamp(since)))
@@ -541,7 +552,7 @@ class VBOClient:
         each that could not be decoded by its lower-cased id ("" for one whose id cannot be
         read; the first error of an id listed twice): a sweep still knows them, and one tenant's
         malformed organization fails none of its neighbours."""
-        id_of = raw_reader(Organization, "id", await self.dialect())
+        id_of = raw_reader(Organization, "id", await self._found_dialect())
         refused: dict[str, DecodeError] = {}
 
         def file(item: Any, error: DecodeError) -> None:
@@ -556,7 +567,7 @@ class VBOClient:
         """Every job of the server (``GET /Jobs``, every page), and the jobs that could not be
         decoded, by the organization id their wire JSON names (lower-cased; "" when none): a sweep
         files each failure under its own tenant."""
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         tenant_of = raw_reader(Job, "organization_id", dialect)
         refused: dict[str, list[DecodeError]] = {}
 
@@ -647,7 +658,7 @@ class VBOClient:
         """The job's newest sessions within the dialect's ``health_pages`` budget: one request
         per page, never following ``next``; a later page only when the one before was full and
         held no finished run."""
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         url = await self._url("job_sessions", job=job_id)
         sessions: list[JobSession] = []
         for limit in dialect.health_pages or (None,):
@@ -717,7 +728,7 @@ class VBOClient:
         if not isinstance(full, bool):
             raise ConfigError(f"full must be True or False, got {full!r}")
         url, answer = await self._action(job, "start", full=full)
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         if not dialect.start_returns_session or (answer.unread is None and not answer.body.strip()):
             return None
         try:
@@ -756,7 +767,7 @@ class VBOClient:
         lest the caller take the action for failed and send it again (only a v8 start reads its
         body)."""
         job_id = id_argument(_id_of(job), "job")
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         path, body = dialect.action(job_id, action, full=full)
         url = self._root.url(path)
         answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)
