@@ -23,9 +23,10 @@ D = TypeVar("D")
 class Kept(Generic[K, V]):
     """A cache of at most ``2 * generation`` entries that keeps those in use.
 
-    A hit is `get`, the current generation's own ``dict.get`` (hold it in a local or a closure
-    cell: nothing more on the hot path). On a miss, `recall` finds the entry in the previous
-    generation, if it is there, and brings it back into the current one; `keep` adds an entry.
+    A hit is `get`, the current generation's own ``dict.get`` (hold it, or `current`, in a
+    local, a closure cell or an attribute: nothing more on the hot path). On a miss, `recall`
+    finds the entry in the previous generation, if it is there, and brings it back into the
+    current one; `keep` adds an entry.
     When the current generation holds ``generation`` entries, they become the previous
     generation (the one before is dropped) and the current one starts empty, the same dict. So
     an entry used at least once while ``generation`` others are added is never dropped, and one
@@ -34,15 +35,19 @@ class Kept(Generic[K, V]):
     per entry added, spread over the additions.
     """
 
-    __slots__ = ("_current", "_generation", "_previous", "get")
+    __slots__ = ("_generation", "_previous", "current", "get")
 
+    current: dict[K, V]
+    """The current generation: the same dict for the cache's life. Look up in it (``.get``: a
+    hit at a dict's speed), never write to it (`keep` does)."""
     get: Callable[[K], V | None]
+    """``current.get``."""
 
     def __init__(self, generation: int) -> None:
         self._generation = generation
-        self._current: dict[K, V] = {}
+        self.current = {}
         self._previous: dict[K, V] = {}
-        self.get = self._current.get
+        self.get = self.current.get
 
     @overload
     def recall(self, key: K) -> V | None: ...
@@ -60,7 +65,7 @@ class Kept(Generic[K, V]):
 
     def keep(self, key: K, value: V) -> None:
         """Add an entry; a full current generation becomes the previous one first."""
-        current = self._current
+        current = self.current
         if len(current) >= self._generation:
             self._previous = current.copy()
             current.clear()  # the same dict: `get` stays bound to it
@@ -68,15 +73,15 @@ class Kept(Generic[K, V]):
 
     def __len__(self) -> int:
         """How many entries the two generations hold (at most ``2 * generation``)."""
-        return len(self._current) + len(self._previous)
+        return len(self.current) + len(self._previous)
 
     def __iter__(self) -> Iterator[K]:
         """The keys of both generations, the current one's first."""
-        yield from self._current
+        yield from self.current
         yield from self._previous
 
     def __contains__(self, key: object) -> bool:
-        return key in self._current or key in self._previous
+        return key in self.current or key in self._previous
 
     def __repr__(self) -> str:
         return f"<Kept {len(self)} of at most {2 * self._generation}>"

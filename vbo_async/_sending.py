@@ -199,7 +199,7 @@ class Sender:
         ]
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self._urls: Kept[str, httpx.URL] = Kept(_URLS_KEPT // 2)
-        self._kept_url = self._urls.get
+        self._parsed = self._urls.current  # hits: `_url` looks here first
         self._get_headers: (
             tuple[tuple[bytes, str | None], httpx.Headers, list[tuple[bytes, bytes]]] | None
         ) = None
@@ -722,7 +722,7 @@ class Sender:
     def _url(self, url: str) -> httpx.URL:
         """``url`` parsed (kept: parsing is most of what building a request costs), or
         `LinkError` when httpx cannot parse it."""
-        parsed = self._kept_url(url)
+        parsed = self._parsed.get(url)
         if parsed is None and (parsed := self._urls.recall(url)) is None:
             try:
                 parsed = httpx.URL(url)
