@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,7 +23,9 @@ from vbo_async._convert import FastHooks
 from vbo_async._dialects import DIALECTS
 from vbo_async._fastpath import CACHED_HREFS
 from vbo_async._kept import Kept
+from vbo_async._pages import page_identity, with_limit
 from vbo_async._sending import _URLS_KEPT, _Call
+from vbo_async._urls import ApiRoot, split_url
 
 from .test_fast_path import NAVIGATOR
 
@@ -186,3 +189,19 @@ def test_kept_keeps_what_is_used_once_a_generation() -> None:
     assert "hot" in kept
     assert "cold 0" not in kept
     assert len(kept) <= 8
+
+
+@pytest.mark.parametrize("length", [100, 60_000])
+def test_server_urls_are_split_without_pinning_long_ones_in_python_s_urlsplit_cache(length: int) -> None:
+    """``urllib.parse.urlsplit`` keeps its last 128 URLs whole, for the process: reading a page's
+    identity, its query context or rebasing an href split the server's URLs through it, so a
+    hostile server's 64 KiB ``next`` links stayed pinned there (8 MB) after the listing ended."""
+    url = f"{BASE}/v1/Jobs?offset=30&pad={'x' * length}"
+    root = ApiRoot(BASE, ("v1",))
+    urlsplit.cache_clear()  # type: ignore[attr-defined]  # the lru_cache Python 3.11+ gives it
+    page_identity(url)
+    with_limit(url, 10)
+    root.rebase(url, relation="next")
+    kept = urlsplit.cache_info().currsize  # type: ignore[attr-defined]
+    assert (kept == 0) if length > 512 else (kept >= 1)  # short ones keep the cache's speed
+    assert split_url(url) == urlsplit(url)
