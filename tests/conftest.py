@@ -464,9 +464,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="also run the tests marked slow (the long soak); VBO_SOAK_LONG=1 does the same",
     )
+    parser.addoption(
+        "--eager-tasks",
+        action="store_true",
+        default=False,
+        help="run every async test on a loop with asyncio.eager_task_factory (Python 3.12+): a new "
+        "task runs at once up to its first suspension, as an application may choose for speed",
+    )
+
+
+@pytest.fixture
+async def eager_tasks() -> None:
+    """The running loop starts each new task at once, up to its first suspension (Python 3.12+:
+    ``loop.set_task_factory(asyncio.eager_task_factory)``); `--eager-tasks` gives it to every
+    async test."""
+    factory = getattr(asyncio, "eager_task_factory", None)
+    if factory is None:
+        pytest.skip("asyncio.eager_task_factory is new in Python 3.12")
+    asyncio.get_running_loop().set_task_factory(factory)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--eager-tasks"):
+        for item in items:
+            if isinstance(item, pytest.Function) and item.get_closest_marker("asyncio") is not None:
+                item.fixturenames.insert(0, "eager_tasks")  # before any fixture makes a task
     if config.getoption("--run-slow") or os.environ.get("VBO_SOAK_LONG") == "1":
         return
     skip = pytest.mark.skip(reason="long variant: run with --run-slow or VBO_SOAK_LONG=1")

@@ -10,7 +10,7 @@ import attrs
 import httpx
 import pytest
 
-from vbo_async import ClientStateError, NotFoundError, Organization, RetryPolicy, VBOClient
+from vbo_async import ClientStateError, Job, NotFoundError, Organization, RetryPolicy, VBOClient
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import (
@@ -211,9 +211,14 @@ async def test_a_waiter_arriving_as_the_last_one_leaves_gets_its_own_answer(
     await gate.entered.wait()
 
     first.cancel()  # the only waiter leaves: the shared request is cancelled...
-    second = asyncio.create_task(vbo.job("j1"))  # ...while a new caller asks for the same URL
+    # ...while a new caller asks for the same URL: started by the loop right after the first
+    # caller's cancellation (queued before it), not where the test creates it, so that it comes
+    # at the same point whether new tasks start at once (an eager task factory) or not.
+    arrived: asyncio.Future[asyncio.Task[Job]] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(lambda: arrived.set_result(asyncio.create_task(vbo.job("j1"))))
     with pytest.raises(asyncio.CancelledError):
         await first
+    second = await arrived
     gate.release.set()
 
     job = await second

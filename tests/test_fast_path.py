@@ -50,7 +50,7 @@ from vbo_async._convert import (
     make_converter,
 )
 from vbo_async._dialects import DIALECTS, V1, Route
-from vbo_async._fastpath import fills_like_link, new_link
+from vbo_async._fastpath import CACHED_HREFS, fills_like_link, new_link
 from vbo_async.simulator import Simulator, SimulatorConfig
 
 from .test_properties import PROPERTY, json_values, mutated
@@ -589,8 +589,9 @@ def test_a_client_s_link_caches_stop_growing_at_their_bound(version: str) -> Non
     """The caches of shared links (per href) and of ids read from links live as long as the
     client. A hostile server naming a new organization, repository and proxy of 500 characters
     in every job made them keep about 3 KB per job up to 65,536 entries each: 200 MB per client
-    for jobs and sessions alone. Once as many entries as a real server has shared resources are
-    kept, they keep no more."""
+    for jobs and sessions alone. Past their bound (two generations of `CACHED_HREFS` / 2
+    entries), each generation added drops one: after as many generations again, they hold what
+    they held."""
     dialect = DIALECTS[version]
     hooks = FastHooks(NAVIGATOR, dialect)
     job_hook, session_hook = hooks.get(Job), hooks.get(JobSession)
@@ -613,12 +614,13 @@ def test_a_client_s_link_caches_stop_growing_at_their_bound(version: str) -> Non
 
     tracemalloc.start()
     try:
-        decode(range(5000))  # past the bound
+        generation = CACHED_HREFS // 2  # each job adds a whole number of entries to each cache
+        decode(range(3 * generation))  # past the bound
         gc.collect()
         full = tracemalloc.get_traced_memory()[0]
-        decode(range(5000, 8000))
+        decode(range(3 * generation, 5 * generation))
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - full
     finally:
         tracemalloc.stop()
-    assert grown < 200_000  # 3,000 more jobs and sessions: about 10 MB kept before
+    assert grown < 200_000  # 4,096 more jobs and sessions: about 13 MB kept before

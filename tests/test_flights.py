@@ -103,18 +103,25 @@ async def test_the_last_waiter_cancelled_cancels_the_work_and_a_new_caller_start
 
 @pytest.mark.parametrize("started", [True, False], ids=["running", "not yet started"])
 async def test_work_cancelled_by_closing_is_a_client_state_error_for_its_waiters(started: bool) -> None:
+    """Closing ends the waiters of a flight whether its work is running or not yet started (an
+    eager task factory starts it at once: then both variants close a running one), and leaves no
+    work running and no coroutine never awaited."""
     flights = Flights("the client was closed")
-    ran = False
+    ran = ended = False
 
     async def load() -> None:
-        nonlocal ran
+        nonlocal ran, ended
         ran = True
-        await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended = True
 
     waiters = [asyncio.create_task(flights.run("k", load)) for _ in range(2)]
-    await asyncio.sleep(0)  # both waiting; the work's task is scheduled, not yet started
+    await asyncio.sleep(0)  # both waiting; the work's task is scheduled (or, eager, running)
     if started:
         await asyncio.sleep(0)
+        assert ran
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         await flights.cancel_all()
@@ -122,7 +129,7 @@ async def test_work_cancelled_by_closing_is_a_client_state_error_for_its_waiters
             with pytest.raises(ClientStateError, match="the client was closed"):
                 await waiter
         gc.collect()
-    assert ran is started
+    assert ended is ran  # work that started was cancelled, not left running
     assert [str(warning.message) for warning in caught] == []  # no "coroutine ... never awaited"
 
     async def again() -> str:
@@ -177,17 +184,7 @@ async def test_a_load_that_raises_before_any_work_leaves_no_flight_to_join() -> 
 # --- eager tasks (Python 3.12's asyncio.eager_task_factory) -----------------------------------------
 
 
-@pytest.fixture
-async def eager_loop() -> None:
-    """The running loop starts each new task at once, up to its first suspension (Python 3.12+:
-    ``loop.set_task_factory(asyncio.eager_task_factory)``, an application's choice for speed)."""
-    factory = getattr(asyncio, "eager_task_factory", None)
-    if factory is None:
-        pytest.skip("asyncio.eager_task_factory is new in Python 3.12")
-    asyncio.get_running_loop().set_task_factory(factory)
-
-
-@pytest.mark.usefixtures("eager_loop")
+@pytest.mark.usefixtures("eager_tasks")
 async def test_work_that_ends_without_suspending_is_delivered_on_an_eager_loop() -> None:
     """An eager task runs the work to its end inside ``create_task``, before its waiter was
     listed: the answer went to nobody and the caller's future was cancelled, so every call whose
@@ -208,7 +205,7 @@ async def test_work_that_ends_without_suspending_is_delivered_on_an_eager_loop()
 
 
 async def test_a_client_on_an_eager_loop_with_an_in_memory_transport(
-    eager_loop: None, fake: FakeVBO, seed: list[dict[str, Any]]
+    eager_tasks: None, fake: FakeVBO, seed: list[dict[str, Any]]
 ) -> None:
     """`httpx.MockTransport` (respx, ASGI) answers without suspending: on an eager loop every
     GET failed with ``ClientStateError: the client was closed while the request was in flight``."""

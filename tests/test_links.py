@@ -137,6 +137,23 @@ async def test_absent_link_is_none(fake: FakeVBO, vbo: VBOClient, seed: list[dic
     assert job.links.self is not None
 
 
+@pytest.mark.parametrize("name", ["repositories", "Repository", "", "links", "__class__"])
+async def test_a_relation_named_at_run_time_that_the_resource_lacks_is_a_link_error(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]], name: str
+) -> None:
+    """``links.require`` takes any str (a name from a config or CLI option): one the resource has
+    no relation of is a `LinkError` naming it and the relations there are (it was a
+    `ConfigError`, so one ``except LinkError`` did not cover both ways a link can be missing)."""
+    fake.route("GET", "/v1/Jobs", seed)
+    (job,) = await vbo.jobs()
+    relation: str = name  # as read at run time
+    with pytest.raises(LinkError, match=r"JobLinks has no relation .*; it has self, .*repository") as caught:
+        job.links.require(relation)
+    assert caught.value.relation == name
+    known: str = "".join(["repo", "sitory"])
+    assert job.links.require(known) is job.links.repository is not None
+
+
 async def test_job_without_links(fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]) -> None:
     del seed[0]["_links"]
     fake.route("GET", "/v1/Jobs", seed)

@@ -7,10 +7,13 @@ import importlib.metadata
 import inspect
 import json
 import re
+import sys
+import typing
 from pathlib import Path
 from types import ModuleType
 
 import attrs
+import httpx
 import pytest
 
 import vbo_async
@@ -61,6 +64,7 @@ CLIENT_METHODS = [
     "enable_job",
     "disable_job",
     "aclose",
+    "discover_api_version",
 ]
 
 
@@ -168,3 +172,45 @@ def test_the_shipped_seed_is_the_vendor_reference() -> None:
     if not reference.is_file():
         pytest.skip("the shared reference is not beside this checkout")
     assert json.loads(shipped.read_text()) == json.loads(reference.read_text())
+
+
+def _classes_in(hint: object) -> set[type]:
+    """The classes a type hint is made of (its own, its arguments', recursively)."""
+    found = {hint} if isinstance(hint, type) else set()
+    origin = typing.get_origin(hint)
+    if isinstance(origin, type):
+        found.add(origin)
+    for argument in typing.get_args(hint):
+        found |= _classes_in(argument)
+    return found
+
+
+def test_the_client_s_public_members_take_and_give_only_public_types() -> None:
+    """A public method whose annotations name a private class (``dialect()`` returned the private
+    ``Dialect``) makes users' code depend on what may change in any release."""
+    private = []
+    for name, member in inspect.getmembers(VBOClient):
+        if name.startswith("_"):
+            continue
+        function = member.fget if isinstance(member, property) else member
+        if not callable(function):
+            continue
+        hints = typing.get_type_hints(function, vars(sys.modules[VBOClient.__module__]))
+        for cls in set().union(*map(_classes_in, hints.values())):
+            if cls.__module__.startswith("vbo_async") and getattr(vbo_async, cls.__name__, None) is not cls:
+                private.append(f"{name}: {cls.__module__}.{cls.__qualname__}")
+    assert private == []
+
+
+async def test_discover_api_version_finds_the_version_once_and_gives_it() -> None:
+    from vbo_async.simulator import SimulatorConfig, create_app
+
+    app = create_app(SimulatorConfig(seed=1, organizations=1, api_versions=("v6", "v7")))
+    async with VBOClient(
+        "https://vbo.test", username="admin", password="admin", transport=httpx.ASGITransport(app=app)
+    ) as vbo:
+        assert vbo.api_version is None
+        assert await vbo.discover_api_version() == "v7"
+        assert vbo.api_version == "v7"
+        assert await vbo.discover_api_version() == "v7"
+        assert vbo.token_requests == 2  # v8 ruled out, then v7's token: nothing more

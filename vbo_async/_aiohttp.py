@@ -42,6 +42,8 @@ import httpx
 from aiohttp.http_exceptions import LineTooLong
 from yarl import URL
 
+from ._kept import Kept
+
 __all__ = ["AiohttpTransport", "Reply"]
 
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
@@ -51,7 +53,8 @@ _WRITE_FAILURES = ("Can not write request body", "Failed to send bytes")
 """How aiohttp's messages start when sending the request failed (it has no type of its own)."""
 _MAX_TIMEOUT_CACHE = 32
 _MAX_TARGETS = 1024
-"""Parsed URLs `AiohttpTransport.get` keeps (parsing is a fifth of what it adds to aiohttp)."""
+"""Parsed URLs `AiohttpTransport.get` keeps (parsing is a fifth of what it adds to aiohttp): a
+`Kept`, so those in use stay parsed."""
 _MAX_TARGET_LENGTH = 2048
 """The longest URL `AiohttpTransport.get` keeps parsed: a server's hrefs become URLs, and the
 transport lives as long as its client."""
@@ -88,7 +91,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
-        self._targets: dict[str, URL] = {}
+        self._targets: Kept[str, URL] = Kept(_MAX_TARGETS // 2)
+        self._parsed = self._targets.current  # hits: `get` looks here first
         self._last_headers: tuple[list[tuple[bytes, bytes]], list[tuple[str, str]]] | None = None
         """The last headers `get` sent and their aiohttp form (a client sends the same ones
         until its token changes)."""
@@ -192,6 +196,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response.close()
             raise
 
+    def _target(self, url: str) -> URL:
+        """``url`` parsed, as `get` sends it: kept (bounded), or recalled from the cache's
+        previous generation (`get` looks in the current one itself)."""
+        target = self._targets.recall(url)
+        if target is None:
+            target = URL(url, encoded=True)
+            if len(url) <= _MAX_TARGET_LENGTH:
+                self._targets.keep(url, target)
+        return target
+
     async def get(
         self, url: str, headers: list[tuple[bytes, bytes]], timeouts: Mapping[str, float | None]
     ) -> Reply:
@@ -202,13 +216,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         httpx writes a URL (``str(httpx.URL(...))``: percent-encoded, default port dropped).
         `Sender` sends its bodiless GETs through here, which saves about a third of what the
         transport costs per request; a test compares the two paths."""
-        target = self._targets.get(url)
+        target = self._parsed.get(url)
         if target is None:
-            target = URL(url, encoded=True)
-            if len(url) <= _MAX_TARGET_LENGTH:
-                if len(self._targets) >= _MAX_TARGETS:
-                    self._targets.clear()
-                self._targets[url] = target
+            target = self._target(url)
 
         def request_of() -> httpx.Request:
             return httpx.Request("GET", url, headers=headers, extensions={"timeout": dict(timeouts)})

@@ -20,7 +20,7 @@ import re
 import ssl
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Literal, NoReturn, Self, TypeVar
+from typing import Any, Literal, NoReturn, Self, TypeVar, overload
 from urllib.parse import urlsplit
 
 import attrs
@@ -43,7 +43,7 @@ from ._fetch import Fetcher, bodiless
 from ._files import not_a_file
 from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first, on_clock
-from ._links import Link
+from ._links import CollectionLink, Link
 from ._models import (
     BackupRepository,
     Job,
@@ -222,7 +222,7 @@ class VBOClient:
         else:
             # A link followed before any other call (one kept from earlier, or of `from_wire`)
             # needs a token: the version is found first, as for any first call.
-            self._tokens.find_endpoint = self.dialect
+            self._tokens.find_endpoint = self._found_dialect
 
     def _retry_until(self, deadline: float | None) -> None:
         """For a command with a time limit: no wait before a retry ends after ``deadline`` (a
@@ -414,7 +414,18 @@ class VBOClient:
         self._dialect = dialect
         self._tokens.use(dialect, self._root.url(dialect.path("token")))
 
-    async def dialect(self) -> Dialect:
+    async def discover_api_version(self) -> str:
+        """The API version the client speaks (``"v8"``), found first if ``"auto"`` (with the
+        first token request, as any request would); `api_version` once known.
+
+        ```python
+        async with VBOClient("https://vbo.example:4443", username="monitor", password="pw") as vbo:
+            version = await vbo.discover_api_version()  # "v8"
+        ```
+        """
+        return (await self._found_dialect()).version
+
+    async def _found_dialect(self) -> Dialect:
         """The dialect of the API version the client speaks, found first if ``"auto"``: once for
         every caller waiting at the same time, who share its outcome (a refused password is asked
         once); a caller cancelled leaves the discovery running for the others."""
@@ -451,7 +462,7 @@ class VBOClient:
         return self._tokens.redactor().scrub(text)
 
     async def _url(self, operation: str, **ids: str) -> str:
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         return self._root.url(dialect.path(operation, **ids))
 
     # --- entry points -------------------------------------------------------------------------------
@@ -474,7 +485,7 @@ class VBOClient:
         for another organization is left out (ids compared ignoring case)."""
         org = id_argument(_id_of(organization), "organization")
         url = await self._url("organization_jobs", organization=org)
-        filters = (await self.dialect()).organization_jobs_filter
+        filters = (await self._found_dialect()).organization_jobs_filter
         try:
             listed = await self._fetcher.fetch_all(url, Job)
         except APIError as exc:
@@ -511,7 +522,7 @@ class VBOClient:
             raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
         job_id = id_argument(_id_of(job), "job")
         url = await self._url("job_sessions", job=job_id)
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         if limit is not None and dialect.page_limit is not None:
             url = f"{url}{'&' if '?' in url else '?'}limit={min(limit, dialect.page_limit)}"
         wanted = job_id.lower()
@@ -550,7 +561,7 @@ class VBOClient:
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
         given = None if jobs is None else _jobs_argument(jobs)
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
             url = self._root.url(dialect.path("sessions_since", since=_utc_stamp(since)))
@@ -583,7 +594,7 @@ class VBOClient:
         each that could not be decoded by its lower-cased id ("" for one whose id cannot be
         read; the first error of an id listed twice): a sweep still knows them, and one tenant's
         malformed organization fails none of its neighbours."""
-        id_of = raw_reader(Organization, "id", await self.dialect())
+        id_of = raw_reader(Organization, "id", await self._found_dialect())
         refused: dict[str, DecodeError] = {}
 
         def file(item: Any, error: DecodeError) -> None:
@@ -598,7 +609,7 @@ class VBOClient:
         """Every job of the server (``GET /Jobs``, every page), and the jobs that could not be
         decoded, by the organization id their wire JSON names (lower-cased; "" when none): a sweep
         files each failure under its own tenant."""
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         tenant_of = raw_reader(Job, "organization_id", dialect)
         refused: dict[str, list[DecodeError]] = {}
 
@@ -704,7 +715,7 @@ class VBOClient:
         """The job's newest sessions within the dialect's ``health_pages`` budget: one request
         per page, never following ``next``; a later page only when the one before was full and
         held no finished run."""
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         url = await self._url("job_sessions", job=job_id)
         sessions: list[JobSession] = []
         for limit in dialect.health_pages or (None,):
@@ -714,7 +725,11 @@ class VBOClient:
                 break
         return sessions
 
-    async def follow(self, link: Link[T]) -> T:
+    @overload
+    async def follow(self, link: CollectionLink[T]) -> list[T]: ...
+    @overload
+    async def follow(self, link: Link[T]) -> T: ...
+    async def follow(self, link: Link[Any]) -> Any:
         """Follow ``link`` through this client (the same as ``await link`` for links this client
         decoded; also works for a link decoded by another client of the same server, or one
         that was pickled)."""
@@ -770,7 +785,7 @@ class VBOClient:
         if not isinstance(full, bool):
             raise ConfigError(f"full must be True or False, got {full!r}")
         url, answer = await self._action(job, "start", full=full)
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         if not dialect.start_returns_session or (answer.unread is None and not answer.body.strip()):
             return None
         error: VBOError | None = None
@@ -816,7 +831,7 @@ class VBOClient:
         lest the caller take the action for failed and send it again (only a v8 start reads its
         body)."""
         job_id = id_argument(_id_of(job), "job")
-        dialect = await self.dialect()
+        dialect = await self._found_dialect()
         path, body = dialect.action(job_id, action, full=full)
         url = self._root.url(path)
         answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)

@@ -39,7 +39,6 @@ from ._dialects import Dialect, IdFromLink, LinkFromId, Route
 from ._enums import OpenEnum
 from ._fastpath import (
     CACHED_HREF_LENGTH,
-    CACHED_HREFS,
     FastPathUnsupported,
     LinkSpec,
     Plan,
@@ -54,6 +53,7 @@ from ._fastpath import (
     read_expression,
     structure_plan,
 )
+from ._kept import Kept
 from ._links import Link, Navigator, ThroughLink
 from ._zones import UNZONED
 
@@ -74,6 +74,7 @@ __all__ = [
 T = TypeVar("T")
 
 _POLICY_CACHE_SIZE = 4096
+"""The most schedule policies a client's cache keeps (a `Kept`: those in use stay)."""
 _POLICY_KEY_CHARACTERS = 1024
 """The most characters of a policy's strings plus bytes of its windows' flags (one per hour) the
 cache keeps per policy: a few names and times take about 50, a real window 168, and v6+ policies
@@ -619,7 +620,7 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
                 f"    if r.{step.field} is None:",
                 f"        l = links.{step.relation}",
                 "        if l is not None:",
-                "            s = __segments.get(h := l._href, __missing)",  # the slot: `href` is a property
+                "            s = __segments_get(h := l._href, __missing)",  # the slot: `href` is a property
                 f"            r.{step.field} = __segment(__segments, h) if s is __missing else s",
             ]
             continue
@@ -646,7 +647,7 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
             derived[step.relation] = f"l{index}"
         else:
             caches.append(f"__t{index}")
-            shared = f"t if (t := __t{index}.get(v._href)) is not None and t._via is v"
+            shared = f"t if (t := __t{index}_get(v._href)) is not None and t._via is v"
             make = f"__through(__t{index}, v, {step.then!r}, {step.relation!r}, __T{index})"
             derived[step.relation] = f"(None if (v := links.{step.via}) is None else ({shared} else {make}))"
     if derived:
@@ -657,22 +658,28 @@ def _finish_plan(cls: type[Any], dialect: Dialect) -> Plan | None:
     return plan(lines, namespace, title, "finish", caches=caches, params=("__nav",))
 
 
-def _segment(cache: dict[str, str | None], href: str) -> str | None:
+def _segment(cache: Kept[str, str | None], href: str) -> str | None:
     """`last_segment` of ``href``, kept in ``cache`` (bounded): the links ids are read from are
     mostly those to shared resources, so the same hrefs come back job after job."""
+    kept = cache.recall(href, _ABSENT)
+    if kept is None or isinstance(kept, str):  # not _ABSENT: it was kept
+        return kept
     segment = last_segment(href)
-    if len(href) <= CACHED_HREF_LENGTH and len(cache) < CACHED_HREFS:
-        cache[href] = segment
+    if len(href) <= CACHED_HREF_LENGTH:
+        cache.keep(href, segment)
     return segment
 
 
 def _through(
-    cache: dict[str, Any], via: Link[Any], then: str, relation: str, target: Any
+    cache: Kept[str, ThroughLink[Any]], via: Link[Any], then: str, relation: str, target: Any
 ) -> ThroughLink[Any]:
-    """A new `ThroughLink` via ``via``, kept in ``cache`` under ``via``'s href (bounded)."""
-    link: ThroughLink[Any] = ThroughLink(via, then, relation, target)
-    if len(via.href) <= CACHED_HREF_LENGTH and len(cache) < CACHED_HREFS:
-        cache[via.href] = link
+    """The `ThroughLink` via ``via``, kept in ``cache`` under ``via``'s href (bounded)."""
+    link = cache.recall(via.href)
+    if link is not None and link._via is via:
+        return link
+    link = ThroughLink(via, then, relation, target)
+    if len(via.href) <= CACHED_HREF_LENGTH:
+        cache.keep(via.href, link)
     return link
 
 
@@ -920,8 +927,8 @@ class FastHooks:
                     self.get,
                     known=self._plans.known(shared),
                     structure=fn,
-                    cache={},
-                    count=[0],
+                    cache=(kept := Kept[Any, Any](_POLICY_CACHE_SIZE // 2)),
+                    cache_get=kept.get,
                     __key=windows.key,
                     __flags_of=windows.flags_of,
                 )
@@ -1006,8 +1013,9 @@ def _policies_plan(dialect: Dialect) -> Plan:
     A miss builds the policy from the values already read (its windows too, and their flags
     from the bytes just made: nothing is read or written twice) with the same statements the
     structure functions use (`fill_field`). Bound with the policy's structure function, the
-    cache (one per client: key -> policy; at most `_POLICY_CACHE_SIZE` entries, each of at most
-    `_POLICY_KEY_CHARACTERS` of strings and flags: the cache lives as long as the client), its count, the
+    cache (one per client: a `Kept` of key -> policy, at most `_POLICY_CACHE_SIZE` entries, each
+    of at most `_POLICY_KEY_CHARACTERS` of strings and flags, those in use kept: the cache lives as
+    long as the client) and its ``get``, the
     structure hooks of the fields and the windows' ``key`` and ``flags_of``. Nothing the caller
     owns is kept: the keys hold values read from the wire (strings, numbers, bytes), never its
     lists or objects.
@@ -1028,7 +1036,6 @@ def _policies_plan(dialect: Dialect) -> Plan:
             "__window_cls": window_cls,
             "__window_building": _BUILDING[window_cls],
             "__object": _WINDOW_OBJECT,
-            "__limit": _POLICY_CACHE_SIZE,
             "__chars": _POLICY_KEY_CHARACTERS,
         }
     )
@@ -1126,22 +1133,24 @@ def _policies_plan(dialect: Dialect) -> Plan:
     lines += [
         f"    key = ({', '.join(key)},)",
         "    try:",
-        "        p = cache.get(key)",
+        "        p = cache_get(key)",
         "    except TypeError:  # an unhashable value where a scalar belongs: the hooks will say why",
         "        return structure(o, t)",
+        "    if p is not None:",
+        "        return p",
+        "    p = cache.recall(key)",
         "    if p is not None:",
         "        return p",
         "    p = __new(__building)",
         *(f"    {line}" for line in fill),
         "    p.__class__ = __cls",
         # Inline, not a loop over the key: a fresh client misses for almost every job.
-        f"    if count[0] < __limit and {' + '.join(sized) or '0'} <= __chars:",
-        "        count[0] += 1",
-        "        cache[key] = p",
+        f"    if {' + '.join(sized) or '0'} <= __chars:",
+        "        cache.keep(key, p)",
         "    return p",
     ]
     title = f"<vbo_async shared policies {dialect.version}>"
-    params = ("structure", "cache", "count", "__key", "__flags_of")
+    params = ("structure", "cache", "cache_get", "__key", "__flags_of")
     return plan(lines, namespace, title, "structure_shared", hooks=hooks, params=params)
 
 

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import attrs
 import cattrs
@@ -36,6 +36,7 @@ from ._exceptions import ConfigError, DecodeError
 from ._lenient import CUT_DEPTH, MAX_DEPTH, NotReadable, holds_too_deep, loads_cut, loads_lenient
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
+from ._urls import split_url
 
 __all__ = ["Decoder", "loads_mended", "mend", "parse_json"]
 
@@ -414,7 +415,7 @@ def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str
     if not (fields or routes) or not items or url is None:
         return items
     try:
-        parts = urlsplit(url)
+        parts = split_url(url)
     except ValueError:
         return items
     values: dict[str, str] = {}

@@ -152,7 +152,8 @@ class LinkError(VBOError):
 
     Either its href has no ``/{api_version}/`` segment or leaves the API root (raised before any
     request is sent, so the bearer token never travels elsewhere), or the link is missing:
-    ``links.require(relation)`` when the server sent none, or a `ThroughLink` whose middle
+    ``links.require(relation)`` when the server sent none (or, for a name read at run time, when
+    the resource has no such relation: the message lists those it has), or a `ThroughLink` whose middle
     resource has no link to follow (a v8 repository of a proxy pool has no ``proxy``).
     ``relation`` names the link, ``href`` the href concerned when there is one (whole: the message
     quotes at most its first 500 characters, and then says how long it is).

@@ -45,6 +45,7 @@ from typing import Any
 import attrs
 
 from ._enums import OpenEnum
+from ._kept import Kept
 from ._links import Link
 
 __all__ = [
@@ -72,10 +73,12 @@ CACHED_HREF_LENGTH = 512
 """The longest href a client's caches keep (a server's are about 100 characters): the caches
 live as long as the client, and a hostile server must not fill them with megabytes per entry."""
 CACHED_HREFS = 4096
-"""The most hrefs each of a client's link caches keeps: more than a server has organizations,
-repositories or proxies to link to, and at most about 3 MB per cache (a hostile server naming
-a new resource in every object once made 65,536 entries, 200 MB per client). Past it, links are
-decoded as before, only not shared."""
+"""The most hrefs each of a client's link caches keeps (a `Kept` of two generations of half as
+many): at most about 3 MB per cache (a hostile server naming a new resource in every object once
+made 65,536 entries, 200 MB per client). Full, a cache drops the hrefs not used for a generation
+(2,048 others kept meanwhile) and keeps those in use: a long-lived exporter sweeping more tenants
+than that still shares the links of each tenant's jobs, and of resources many tenants link to.
+(Caches that stopped adding once full shared nothing for the tenants swept after the first 4,096.)"""
 _MISSING = object()
 
 
@@ -346,11 +349,13 @@ def links_plan(
             cache = f"__c{index}"
             caches.append(cache)
             make = [
-                f"l = {cache}.get(h)",
+                f"l = {cache}_get(h)",
                 "if l is None:",
-                *(f"    {line}" for line in make),
-                f"    if len(h) <= {CACHED_HREF_LENGTH} and len({cache}) < {CACHED_HREFS}:",
-                f"        {cache}[h] = l",
+                f"    l = {cache}.recall(h)",
+                "    if l is None:",
+                *(f"        {line}" for line in make),
+                f"        if len(h) <= {CACHED_HREF_LENGTH}:",
+                f"            {cache}.keep(h, l)",
             ]
         lines += [
             "    if e is None:",
@@ -404,7 +409,7 @@ def fills_like_link(link_class: type[Any]) -> bool:
     return Link.__new__ is object.__new__ and Link.__setattr__ is object.__setattr__
 
 
-def _absent_link(href: Any, key: str, entry: Any, warned: dict[tuple[str, str], None]) -> None:
+def _absent_link(href: Any, key: str, entry: Any, warned: Kept[tuple[str, str], None]) -> None:
     """An entry that is not ``{"href": "..."}``: ``null`` is an absent link; anything else (a
     number, a HAL array of links) is ignored with a warning, since links are hints and one bad
     entry must not make the whole resource unreadable. The warning names the kind of entry, not
@@ -416,7 +421,7 @@ def _absent_link(href: Any, key: str, entry: Any, warned: dict[tuple[str, str], 
         if (key, kind) in warned:
             log.debug("ignoring the malformed %r link: %s (expected {'href': string})", key, kind)
         else:
-            warned[key, kind] = None
+            warned.keep((key, kind), None)
             log.warning(
                 "ignoring the malformed %r link: %s (expected {'href': string}); "
                 "the next ones like it are logged at debug level",
@@ -440,7 +445,9 @@ class Plan:
     copy ran, and every global name was looked up again).
 
     ``hooks`` names, per parameter, the type whose structure hook `bind` passes there;
-    ``caches`` are parameters given a new empty dict per binding; ``params`` lists the others,
+    ``caches`` are parameters given a new `Kept` per binding (bounded: see `CACHED_HREFS`), each
+    with its ``get`` as a parameter of its own, named after it with ``_get`` (a hit is that
+    one call); ``params`` lists the others,
     which `bind` takes by name.
     """
 
@@ -458,7 +465,7 @@ class Plan:
         known: Sequence[tuple[Any, Any]] | None = None,
         **values: Any,
     ) -> Callable[..., Any]:
-        """A new copy of the function: ``hook_for(tp)`` for each hook, a new dict for each cache,
+        """A new copy of the function: ``hook_for(tp)`` for each hook, a new `Kept` for each cache,
         and ``values`` for the other parameters (by name).
 
         ``known`` is `known_hooks` of ``self`` for a ``hook_for`` some of whose hooks are the
@@ -473,7 +480,8 @@ class Plan:
             arguments = [hook_for(tp) if hook is None else hook for hook, tp in known]
         else:
             arguments = [hook_for(tp) for _, tp in self.hooks]
-        arguments += [{} for _ in self.caches]
+        kept: list[Kept[Any, Any]] = [Kept(CACHED_HREFS // 2) for _ in self.caches]
+        arguments += [*kept, *(cache.get for cache in kept)]
         arguments += [values[name] for name in self.params]  # the factory's order (see `plan`)
         return self.factory(*arguments)
 
@@ -499,7 +507,7 @@ def plan(
     cache and other ``params`` names (see `Plan`); ``namespace`` holds the static values. The
     source is registered with `linecache` under a file name derived from ``title`` and the
     source, so tracebacks through the function show it."""
-    arguments = [*(hook for hook, _ in hooks), *caches, *params]
+    arguments = [*(hook for hook, _ in hooks), *caches, *(f"{cache}_get" for cache in caches), *params]
     source = "\n".join(
         [f"def __bind({', '.join(arguments)}):", *(f"    {line}" for line in lines), f"    return {name}"]
     )

@@ -41,8 +41,12 @@ class _Flight:
             del flights[self.key]
 
     def land(self) -> None:
-        """The work has ended: `unlist`, and no longer among the detached (`Flights.detach_all`)."""
+        """The work has ended: `unlist`, and no longer among the detached (`Flights.detach_all`).
+        The key (a URL a server chose, up to 64 KiB) is let go: the task's done callback holds
+        the flight until the loop runs it, which a listing whose every page ends without
+        suspending (an in-memory transport on an eager loop) put off until its last page."""
         self.unlist()
+        self.key = None
         self.owner._detached.discard(self)
 
     def ended(self, task: asyncio.Task[None]) -> None:

@@ -9,7 +9,7 @@ A `ThroughLink` is reached in two steps (a v6+ job's proxy is its repository's p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._exceptions import ClientStateError, LinkError, VBOError
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CollectionLink", "Link", "Navigator", "ThroughLink"]
 
-T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 
@@ -127,16 +126,22 @@ class Link(Generic[T_co]):
         return hash((self.relation, self.href))
 
 
-class CollectionLink(Link[list[T]]):
+class CollectionLink(Link[Sequence[T_co]]):
     """A link to a collection: ``await`` gives every item (all pages followed), ``async for``
-    streams them page by page. Bare arrays and VBO page objects are both accepted."""
+    streams them page by page. Bare arrays and VBO page objects are both accepted.
+
+    Covariant as `Link` is: a ``CollectionLink[Job]`` is a ``CollectionLink[object]`` to a
+    function that takes any collection. Sound because each ``await`` builds a new list that no
+    one else holds (so it is typed ``list[T_co]`` where awaited, a ``Link[Sequence[T_co]]`` to
+    code that takes any link: a list type, invariant, would not let the link be covariant).
+    """
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[Any, None, list[T]]:
+    def __await__(self) -> Generator[Any, None, list[T_co]]:
         return self._bound().fetch_all(self.url, self._item_type()).__await__()
 
-    def __aiter__(self) -> AsyncIterator[T]:
+    def __aiter__(self) -> AsyncIterator[T_co]:
         return self._bound().iterate(self.url, self._item_type())
 
     def _resource(self) -> type[Any] | None:

@@ -72,7 +72,10 @@ def _require(links: Any, relation: str) -> Link[Any]:
     """``links.<relation>``, or `LinkError` naming the relation (and the relations there are)."""
     names = [field.name for field in attrs.fields(type(links))]
     if relation not in names:
-        raise ConfigError(f"{type(links).__name__} has no relation {relation!r}; it has {', '.join(names)}")
+        raise LinkError(
+            f"{type(links).__name__} has no relation {relation!r}; it has {', '.join(names)}",
+            relation=relation if isinstance(relation, str) else repr(relation),
+        )
     link: Link[Any] | None = getattr(links, relation)
     if link is None:
         present = [name for name in names if getattr(links, name) is not None]
@@ -288,8 +291,11 @@ class OrganizationLinks:
     def require(self, relation: Literal["sites"]) -> CollectionLink[object]: ...
     @overload
     def require(self, relation: Literal["teams"]) -> CollectionLink[object]: ...
+    @overload
+    def require(self, relation: str) -> Link[object]: ...
     def require(self, relation: str) -> Link[Any]:
-        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        """The link named ``relation``; `LinkError` naming it when the server sent none, or when
+        this resource has no such relation (a name read at run time: typed ``Link[object]``)."""
         return _require(self, relation)
 
 
@@ -331,8 +337,11 @@ class BackupRepositoryLinks:
     def require(self, relation: Literal["self"]) -> Link[BackupRepository]: ...
     @overload
     def require(self, relation: Literal["proxy"]) -> Link[Proxy]: ...
+    @overload
+    def require(self, relation: str) -> Link[object]: ...
     def require(self, relation: str) -> Link[Any]:
-        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        """The link named ``relation``; `LinkError` naming it when the server sent none, or when
+        this resource has no such relation (a name read at run time: typed ``Link[object]``)."""
         return _require(self, relation)
 
 
@@ -376,8 +385,11 @@ class ProxyLinks:
     def require(self, relation: Literal["self"]) -> Link[Proxy]: ...
     @overload
     def require(self, relation: Literal["repositories"]) -> CollectionLink[BackupRepository]: ...
+    @overload
+    def require(self, relation: str) -> Link[object]: ...
     def require(self, relation: str) -> Link[Any]:
-        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        """The link named ``relation``; `LinkError` naming it when the server sent none, or when
+        this resource has no such relation (a name read at run time: typed ``Link[object]``)."""
         return _require(self, relation)
 
 
@@ -445,8 +457,11 @@ class JobSessionLinks:
     def require(self, relation: Literal["log"]) -> CollectionLink[object]: ...
     @overload
     def require(self, relation: Literal["job"]) -> Link[Job]: ...
+    @overload
+    def require(self, relation: str) -> Link[object]: ...
     def require(self, relation: str) -> Link[Any]:
-        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        """The link named ``relation``; `LinkError` naming it when the server sent none, or when
+        this resource has no such relation (a name read at run time: typed ``Link[object]``)."""
         return _require(self, relation)
 
 
@@ -487,8 +502,11 @@ class SelectedMailboxLinks:
     def require(self, relation: Literal["self"]) -> Link[SelectedMailbox]: ...
     @overload
     def require(self, relation: Literal["organization"]) -> Link[Organization]: ...
+    @overload
+    def require(self, relation: str) -> Link[object]: ...
     def require(self, relation: str) -> Link[Any]:
-        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        """The link named ``relation``; `LinkError` naming it when the server sent none, or when
+        this resource has no such relation (a name read at run time: typed ``Link[object]``)."""
         return _require(self, relation)
 
 
@@ -586,8 +604,11 @@ class JobLinks:
     def require(self, relation: Literal["jobsessions"]) -> CollectionLink[JobSession]: ...
     @overload
     def require(self, relation: Literal["copy_job"]) -> Link[object]: ...
+    @overload
+    def require(self, relation: str) -> Link[object]: ...
     def require(self, relation: str) -> Link[Any]:
-        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+        """The link named ``relation``; `LinkError` naming it when the server sent none, or when
+        this resource has no such relation (a name read at run time: typed ``Link[object]``)."""
         return _require(self, relation)
 
 

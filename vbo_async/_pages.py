@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import orjson
 
 from ._exceptions import DecodeError
+from ._urls import split_url
 
 __all__ = [
     "count_containers",
@@ -26,7 +27,7 @@ def page_identity(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """What makes two page URLs the same page: the path (servers route case-insensitively) and
     the non-empty query parameters (names case-insensitive, order and empty parameters ignored),
     so ``?offset=30&&limit=30&`` and ``?limit=30&offset=30`` are one page."""
-    parts = urlsplit(url)
+    parts = split_url(url)
     pairs = parse_qsl(parts.query, keep_blank_values=False)
     return parts.path.lower(), tuple(sorted((key.lower(), value) for key, value in pairs))
 
@@ -97,7 +98,7 @@ def with_limit(url: str, limit: int | None) -> str:
     case) or ``limit`` is None (the version does not page)."""
     if limit is None:
         return url
-    query = urlsplit(url).query
+    query = split_url(url).query
     # The everyday URL's query is not parsed: a key reads "limit" only if the text holds it, or
     # holds an escape that may decode to it (a test compares this with always parsing).
     named = "limit" in query.lower() or "%" in query

@@ -57,6 +57,7 @@ from ._exceptions import (
     TransportError,
     VBOError,
 )
+from ._kept import Kept
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, may_retry, parse_retry_after
 from ._status import IDEMPOTENT_METHODS, retry_hint
 from ._tokens import GrantForm, Token
@@ -72,7 +73,8 @@ log = logging.getLogger("vbo_async")
 
 CLOSED_IN_FLIGHT = "the client was closed while the request was in flight"
 _URLS_KEPT = 1024
-"""Parsed URLs a `Sender` keeps (a sweep asks for the same URLs again and again)."""
+"""Parsed URLs a `Sender` keeps (a sweep asks for the same URLs again and again): a `Kept`, so
+those in use stay parsed (all were dropped each time 1,024 were kept)."""
 _URL_LENGTH_KEPT = 2048
 """The longest URL a `Sender` keeps parsed (a server's are about 150 characters): the URLs come
 from hrefs a server chose, up to httpx's 64 KiB each, and are kept as long as the client."""
@@ -197,7 +199,8 @@ class Sender:
             (b"User-Agent", f"vbo-async/{__version__}".encode("ascii")),
         ]
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
-        self._urls: dict[str, httpx.URL] = {}
+        self._urls: Kept[str, httpx.URL] = Kept(_URLS_KEPT // 2)
+        self._parsed = self._urls.current  # hits: `_url` looks here first
         self._get_headers: (
             tuple[tuple[bytes, str | None], httpx.Headers, list[tuple[bytes, bytes]]] | None
         ) = None
@@ -757,17 +760,15 @@ class Sender:
     def _url(self, url: str) -> httpx.URL:
         """``url`` parsed (kept: parsing is most of what building a request costs), or
         `LinkError` when httpx cannot parse it."""
-        parsed = self._urls.get(url)
-        if parsed is None:
+        parsed = self._parsed.get(url)
+        if parsed is None and (parsed := self._urls.recall(url)) is None:
             try:
                 parsed = httpx.URL(url)
             except httpx.InvalidURL as exc:
                 # As an href: `scrub_error` hides a secret a server put in it (send's handler).
                 raise LinkError(f"cannot request {quoted(url)}: {exc}", href=url) from exc
             if len(url) <= _URL_LENGTH_KEPT:
-                if len(self._urls) >= _URLS_KEPT:
-                    self._urls.clear()
-                self._urls[url] = parsed
+                self._urls.keep(url, parsed)
         return parsed
 
     def _headers_for(self, url: httpx.URL, token: Token | None) -> httpx.Headers:

@@ -434,7 +434,7 @@ async def _window(client: VBOClient, context: Context) -> Window:
     if policy is None:
         return None
     try:
-        if not (await client.dialect()).lists_recent_sessions:
+        if not (await client._found_dialect()).lists_recent_sessions:
             return None
         # Signed in first (as the listing would be): its answer's Date tells the server's clock
         # before the instant the whole batch is judged at is taken from it.
@@ -492,7 +492,7 @@ async def _batch_health(
     if error is None:
         # What `VBOClient.job_health` would read of each job's newest runs, and no more: a run
         # beyond them (a success 27 h ago behind 50 newer runs) must not change the verdict.
-        pages = (await client.dialect()).health_pages
+        pages = (await client._found_dialect()).health_pages
         # By job id lower-cased, as ids are compared everywhere (`recent_sessions` files the
         # sessions of one job under one spelling, whatever cases the server wrote).
         sessions = {job_id.lower(): _within(found, pages) for job_id, found in sessions.items()}

@@ -21,7 +21,20 @@ import httpx
 from ._exceptions import ConfigError, LinkError, VBOError
 from ._redact import redact_url
 
-__all__ = ["ApiRoot", "quoted", "scrub_error", "scrubbed_link_error", "with_query"]
+__all__ = ["ApiRoot", "quoted", "scrub_error", "scrubbed_link_error", "split_url", "with_query"]
+
+_UNCACHED_URLSPLIT: Callable[[str], SplitResult] = getattr(urlsplit, "__wrapped__", urlsplit)
+_SPLIT_CACHED_LENGTH = 512
+"""The longest URL `split_url` lets ``urlsplit`` keep in its cache (a server's are about 150
+characters)."""
+
+
+def split_url(url: str) -> SplitResult:
+    """``urlsplit(url)``; a URL longer than a real server's bypasses the cache Python gives
+    ``urlsplit`` (its last 128 URLs, kept whole, for the whole process: a hostile server's hrefs of
+    64 KiB, its ``next`` links read page after page, pinned 8 MB that no client could release)."""
+    return (urlsplit if len(url) <= _SPLIT_CACHED_LENGTH else _UNCACHED_URLSPLIT)(url)
+
 
 _CONTROL_CHARS = frozenset(map(chr, range(0x20))) | {"\x7f"}
 _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
@@ -103,7 +116,7 @@ class ApiRoot:
             raise LinkError(f"link {relation!r} has no href", href=None, relation=relation)
         try:
             absolute = urljoin(context, href) if context is not None and not _is_absolute(href) else href
-            parts = urlsplit(absolute)
+            parts = split_url(absolute)
         except ValueError as exc:
             raise LinkError(f"malformed href {quoted(href)}", href=href, relation=relation) from exc
         segments = parts.path.split("/")

@@ -85,6 +85,7 @@ async def calls(vbo: VBOClient, since: dt.datetime) -> None:
     async with vbo as client:
         assert_type(client, VBOClient)
     assert_type(vbo.api_version, str | None)
+    assert_type(await vbo.discover_api_version(), str)
     assert_type(vbo.api_root, str | None)
     assert_type(vbo.token_requests, int)
     assert_type(vbo.requests_sent, int)
@@ -173,6 +174,30 @@ async def links(vbo: VBOClient, job: Job) -> None:
 
 def takes_any_link(link: Link[object]) -> str:
     return link.href
+
+
+def takes_any_collection(link: CollectionLink[object]) -> str:
+    return link.href
+
+
+async def every_item(link: CollectionLink[object]) -> list[object]:
+    return await link
+
+
+async def relations_read_at_run_time(vbo: VBOClient, job: Job, org: Organization, name: str) -> None:
+    """A relation named by a str (a config or CLI option): the broadest link, a LinkError at run
+    time for a name the resource lacks; a literal name keeps its precise type."""
+    link = job.links.require(name)
+    assert_type(link, Link[object])
+    assert_type(await link, object)
+    assert_type(await vbo.follow(link), object)
+    assert_type(org.links.require(name), Link[object])
+    assert_type(job.links.require("repository"), Link[BackupRepository])
+    sessions = job.links.require("jobsessions")
+    assert_type(takes_any_collection(sessions), str)  # covariant, as Link is
+    assert_type(takes_any_link(sessions), str)
+    assert_type(await vbo.follow(sessions), list[JobSession])
+    assert_type(await every_item(sessions), list[object])
 
 
 async def links_are_read_only(job: Job, through: ThroughLink[Proxy]) -> None:

@@ -12,6 +12,7 @@ import datetime as dt
 
 from vbo_async import (
     BackupRepository,
+    CollectionLink,
     HealthPolicy,
     Job,
     JobHealth,
@@ -37,7 +38,9 @@ async def mistakes(vbo: VBOClient, job: Job, target: PollTarget, health: JobHeal
     HealthPolicy(max_age=26)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     await vbo.job_health("job id")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     await job.links.repository  # type: ignore[misc]  # pyright: ignore[reportGeneralTypeIssues]
-    await job.links.require("repositories")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+    # A typo'd relation is the broadest link (a str may name one at run time): caught where used.
+    typo: Proxy = await job.links.require("repositories")  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+    narrower: CollectionLink[Job] = job.links.require("jobsessions")  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     repository: Link[BackupRepository] = job.links.require("proxy")  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     proxy: Proxy = await job.links.require("repository")  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     job.name = "renamed"  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
@@ -45,4 +48,4 @@ async def mistakes(vbo: VBOClient, job: Job, target: PollTarget, health: JobHeal
     configure_logging("info", stream=42)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     SimulatorConfig(api_versions="v8")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     SimulatorConfig(api_versions=8)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-    del repository, proxy
+    del repository, proxy, typo, narrower

@@ -74,8 +74,12 @@ EMPTY = Exposition((), 0, 0)
 """Before the first sweep: no series of any server."""
 
 
-class _One(Collector):
+class _One(CollectorRegistry):
+    """A registry of one family, for `generate_latest` (which takes any `Collector` from
+    prometheus_client 0.21; 0.20, the floor, annotates a `CollectorRegistry`)."""
+
     def __init__(self, family: Metric) -> None:
+        super().__init__()
         self._family = family
 
     def collect(self) -> Iterable[Metric]:

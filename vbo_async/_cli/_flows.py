@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -290,7 +291,9 @@ async def demo(
     with simulator_extra("demo"):
         from ..simulator import SimulatorConfig, create_app
 
-    app = create_app(SimulatorConfig(seed=seed, organizations=organizations))
+    # Typed Any: httpx 0.27 (the floor) types an ASGI app's messages as dicts where Starlette
+    # has MutableMappings, and refuses a Starlette app; from 0.28 httpx takes Starlette's types.
+    app: Any = create_app(SimulatorConfig(seed=seed, organizations=organizations))
     async with VBOClient(
         "https://vbo-demo.local:4443",
         username="admin",

@@ -1,0 +1,207 @@
+"""A long-lived client's caches keep the entries in use, past their bound.
+
+An exporter sweeps the same thousands of tenants for months; its clients' caches (links and ids
+per href, schedule policies, parsed URLs) are bounded, so what they do once full is what such a
+process sees for good. Hits are counted, not timed: a cached value is the same object again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vbo_async import Job, VBOClient
+from vbo_async._aiohttp import AiohttpTransport
+from vbo_async._convert import FastHooks
+from vbo_async._dialects import DIALECTS
+from vbo_async._fastpath import CACHED_HREFS
+from vbo_async._kept import Kept
+from vbo_async._pages import page_identity, with_limit
+from vbo_async._sending import _URLS_KEPT, _Call
+from vbo_async._urls import ApiRoot, split_url
+
+from .test_fast_path import NAVIGATOR
+
+BASE = "https://vbo.test:4443"
+TENANTS = CACHED_HREFS + 1500  # past the bound: what a large service provider's exporter sweeps
+JOBS = 5  # per tenant, linking its organization and its repository, sharing its policy
+
+
+def _tenant_jobs(version: str, tenant: int) -> list[dict[str, Any]]:
+    links = {
+        "organization": {"href": f"/{version}/Organizations/org-{tenant}"},
+        ("repository" if version == "v1" else "backupRepository"): {
+            "href": f"/{version}/BackupRepositories/repo-{tenant}"
+        },
+    }
+    policy = {"type": "Daily", "dailyTime": "22:00:00", "retryEnabled": True, "retryNumber": tenant}
+    return [{"id": f"job-{tenant}-{n}", "_links": links, "schedulePolicy": policy} for n in range(JOBS)]
+
+
+def _sweep(version: str, tenants: range) -> Iterator[list[Job]]:
+    hook = FastHooks(NAVIGATOR, DIALECTS[version]).get(Job)
+    for tenant in tenants:
+        yield [hook(wire, Job) for wire in _tenant_jobs(version, tenant)]
+
+
+def _shared(jobs: list[Job], value: Any) -> int:
+    """How many of a tenant's jobs after the first got the first one's object (cache hits)."""
+    first = value(jobs[0])
+    assert first is not None
+    return sum(value(job) is first for job in jobs[1:])
+
+
+@pytest.mark.parametrize("version", ["v1", "v6", "v8"])
+def test_tenants_swept_after_the_caches_filled_share_their_links_ids_and_policies(version: str) -> None:
+    """The link and policy caches stopped adding once they held 4,096 entries: every tenant
+    swept after the first 4,096 of a client's life got a new link per job for its organization
+    and its repository, a new id string per job (v1), a new proxy link (v6+) and a new policy per
+    job (nothing shared, each decoded whole). Now they keep what is in use."""
+    values = {
+        "organization link": lambda job: job.links.organization,
+        "repository link": lambda job: job.links.repository,
+        "schedule policy": lambda job: job.schedule_policy,
+    }
+    if version == "v1":
+        values |= {
+            "organization id": lambda job: job.organization_id,
+            "repository id": lambda job: job.repository_id,
+        }
+    else:
+        values["proxy link (through the repository)"] = lambda job: job.links.proxy
+    hits = dict.fromkeys(values, 0)
+    late = range(CACHED_HREFS, TENANTS)
+    for number, jobs in enumerate(_sweep(version, range(TENANTS))):
+        if number in late:
+            for name, value in values.items():
+                hits[name] += _shared(jobs, value)
+    expected = len(late) * (JOBS - 1)
+    assert hits == dict.fromkeys(values, expected)
+
+
+def _kept_by(function: Any, seen: set[int] | None = None) -> Iterator[Kept[Any, Any]]:
+    """The `Kept` caches a generated function holds, and those of the functions it calls."""
+    seen = set() if seen is None else seen
+    for cell in getattr(function, "__closure__", None) or ():
+        value = cell.cell_contents
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, Kept):
+            yield value
+        elif callable(value):
+            yield from _kept_by(value, seen)
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+def test_the_caches_stay_bounded_with_a_new_tenant_every_sweep(version: str) -> None:
+    hook = FastHooks(NAVIGATOR, DIALECTS[version]).get(Job)
+    for tenant in range(3 * CACHED_HREFS):
+        for wire in _tenant_jobs(version, tenant)[:1]:
+            hook(wire, Job)
+    kept = list(_kept_by(hook))
+    assert len(kept) >= 3  # the links' caches, the ids' (v1) or proxies' (v6+), the policies'
+    assert all(len(cache) <= CACHED_HREFS for cache in kept)
+    assert any(len(cache) > CACHED_HREFS // 2 for cache in kept)  # the bound was reached
+
+
+@pytest.fixture
+def sender() -> Any:
+    client = VBOClient(
+        BASE, username="u", password="p", transport=httpx.MockTransport(lambda r: httpx.Response(500))
+    )
+    yield client._fetcher.sender
+    asyncio.run(client.aclose())
+
+
+def test_urls_in_use_stay_parsed_while_new_ones_come(sender: Any) -> None:
+    """The sender's parsed URLs were all dropped each time 1,024 were kept: a hot URL (a
+    repository every tenant's jobs link to) was parsed again after each drop. Now a URL in use
+    stays parsed, however many others come and go."""
+    hot = [f"{BASE}/v8/BackupRepositories/repo-{n}" for n in range(50)]
+    parsed = {url: sender._url(url) for url in hot}
+    again = 0
+    for tenant in range(4 * _URLS_KEPT):
+        sender._build(
+            _Call("GET", f"{BASE}/v8/Jobs?organizationId=org-{tenant}", None, None, None, False), None
+        )
+        url = hot[tenant % len(hot)]
+        if sender._url(url) is not parsed[url]:
+            again += 1
+            parsed[url] = sender._url(url)
+    assert again == 0
+    assert len(sender._urls) <= _URLS_KEPT
+
+
+async def test_the_aiohttp_transport_keeps_its_targets_in_use() -> None:
+    transport = AiohttpTransport()
+    try:
+        hot = f"{BASE}/v8/BackupRepositories/repo-1"
+        first = transport._target(hot)
+        again = 0
+        for tenant in range(4 * 1024):
+            transport._target(f"{BASE}/v8/Jobs?organizationId=org-{tenant}")
+            again += transport._target(hot) is not first
+        assert again == 0
+    finally:
+        await transport.aclose()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    generation=st.integers(1, 8),
+    operations=st.lists(st.tuples(st.integers(0, 20), st.integers()), max_size=200),
+)
+def test_kept_answers_as_a_dict_would_or_not_at_all(
+    generation: int, operations: list[tuple[int, int]]
+) -> None:
+    """Whatever it was given, a `Kept` answers a key with the value last kept for it, or with
+    nothing (then the caller builds it again); it never holds more than two generations."""
+    kept: Kept[int, int] = Kept(generation)
+    last: dict[int, int] = {}
+    for key, value in operations:
+        found = kept.get(key)
+        if found is None:
+            found = kept.recall(key)
+        if found is None:
+            kept.keep(key, value)
+            last[key] = value
+        else:
+            assert found == last[key]
+        assert len(kept) <= 2 * generation
+        assert kept.get(key) == last[key]  # what was just used is in the current generation
+
+
+def test_kept_keeps_what_is_used_once_a_generation() -> None:
+    kept: Kept[str, int] = Kept(4)
+    kept.keep("hot", 0)
+    for number in range(1000):
+        kept.keep(f"cold {number}", number)
+        if number % 3 == 0:  # used at least once while four others were added
+            assert kept.get("hot") == 0 or kept.recall("hot") == 0
+    assert "hot" in kept
+    assert "cold 0" not in kept
+    assert len(kept) <= 8
+
+
+@pytest.mark.parametrize("length", [100, 60_000])
+def test_server_urls_are_split_without_pinning_long_ones_in_python_s_urlsplit_cache(length: int) -> None:
+    """``urllib.parse.urlsplit`` keeps its last 128 URLs whole, for the process: reading a page's
+    identity, its query context or rebasing an href split the server's URLs through it, so a
+    hostile server's 64 KiB ``next`` links stayed pinned there (8 MB) after the listing ended."""
+    url = f"{BASE}/v1/Jobs?offset=30&pad={'x' * length}"
+    root = ApiRoot(BASE, ("v1",))
+    urlsplit.cache_clear()  # type: ignore[attr-defined]  # the lru_cache Python 3.11+ gives it
+    page_identity(url)
+    with_limit(url, 10)
+    root.rebase(url, relation="next")
+    kept = urlsplit.cache_info().currsize  # type: ignore[attr-defined]
+    assert (kept == 0) if length > 512 else (kept >= 1)  # short ones keep the cache's speed
+    assert split_url(url) == urlsplit(url)
