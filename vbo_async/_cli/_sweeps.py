@@ -24,8 +24,8 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
-from typing import Literal, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import attrs
 
@@ -238,17 +238,25 @@ class _Reader:
             self.starved = for_want_of_descriptors(exc)
             return
         chosen = self._choose(organizations, undecoded)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._jobs(chosen, len(organizations) + len(undecoded)))
-            group.create_task(self._repositories())
-            group.create_task(self._proxies())
-            group.create_task(self._license())
-            group.create_task(self._service_instance())
+        tenants = iter(chosen)
+        readers: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            lambda: self._jobs(chosen, len(organizations) + len(undecoded)),
+            self._repositories,
+            self._proxies,
+            self._license,
+            self._service_instance,
             # As many readers as the client sends requests at once, not a task per tenant waiting
             # for a slot: a server listing a million tenants would make gigabytes of them.
-            tenants = iter(chosen)
-            for _ in range(min(self.client._max_concurrency, len(chosen))):
-                group.create_task(self._used_each(tenants))
+            *[lambda: self._used_each(tenants)] * min(self.client._max_concurrency, len(chosen)),
+        ]
+        async with asyncio.TaskGroup() as group:
+            started: list[asyncio.Task[None]] = []
+            for reader in readers:
+                if any(task.done() and not task.cancelled() and task.exception() for task in started):
+                    # Failed inside create_task (an eager task, Python 3.12+): the group is
+                    # shutting down and would refuse another task, a second error beside the bug.
+                    break
+                started.append(group.create_task(reader()))
 
     def _choose(
         self, organizations: Sequence[Organization], undecoded: Mapping[str, DecodeError]
