@@ -13,9 +13,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from vbo_async._cli._connect import Connection
 from vbo_async._cli._exit import CLIError
 from vbo_async._cli._secrets import MAX_PASSWORD_BYTES, Passwords, read_password_file
-from vbo_async._cli._targets import TargetsFile, read_targets
+from vbo_async._cli._targets import ServerTarget, TargetsFile, read_targets
 from vbo_async.simulator import create_app
 
 from .conftest import serve
@@ -421,3 +422,29 @@ def test_no_exception_under_the_error_holds_a_password_written_as_password_file(
     shown = [f"{exc!s} {exc!r} {vars(exc) if hasattr(exc, '__dict__') else ''}" for exc in chain]
     shown += [str(getattr(exc, "filename", "")) for exc in chain]
     assert [text for text in shown if password in text] == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("password_env", "Summer2024", False),
+        ("password_env", "VBO_EAST_PASSWORD", True),
+        ("password_file", "Summer2024", False),
+        ("password_file", "Summer 2024!/x", False),
+        ("password_file", "secrets/east.pw", True),
+        ("password_file", "credentials:east", True),
+        ("password_file", "credentials:Summer 2024!", False),
+    ],
+)
+def test_a_targets_repr_hides_a_value_that_may_be_the_password(key: str, value: str, shown: bool) -> None:
+    """A password written into ``password_env`` or ``password_file`` by mistake is never said
+    back by a message; nor is it by the repr of the target or the connection that holds it (a
+    debugger, an error reporter's locals, a log of ``%r``): only a value that reads as a
+    variable's name or a path is shown, as messages show them."""
+    target = ServerTarget(url="https://vbo.test", username="u", **{key: value})
+    text = repr(target)
+    assert (repr(value) in text) is shown, text
+    assert ("'***'" in text) is not shown
+    if key == "password_env":
+        connection = Connection(url="https://vbo.test", api_version="auto", username="u", password_env=value)
+        assert (value in repr(connection)) is shown, repr(connection)

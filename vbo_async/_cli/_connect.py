@@ -115,6 +115,20 @@ def ca_bundle_problem(path: str) -> str | None:
     return None
 
 
+_SAID_VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+"""How a variable named in a message (`variable_said`) or a repr (`variable_shown`) is written."""
+
+PATH_CHARACTERS = re.compile(r"[A-Za-z0-9._~/\\:-]+")
+"""What a path said back is made of (`file_said`, `path_shown`): the portable file name
+characters (letters, digits, ``.``, ``_``, ``-``), separators, ``~`` and a drive's ``:``."""
+
+
+def variable_shown(variable: str | None) -> str:
+    """The repr of a ``password_env`` value in a repr: the name when `variable_said` would say
+    it, else ``'***'`` (a value that may be the password, written there by mistake)."""
+    return repr(variable) if variable is None or _SAID_VARIABLE.match(variable) else "'***'"
+
+
 @attrs.frozen(kw_only=True)
 class Connection:
     """How to reach one server: ``url`` is the base URL (without the ``/vN`` segment)."""
@@ -122,7 +136,7 @@ class Connection:
     url: str
     api_version: str
     username: str
-    password_env: str
+    password_env: str = attrs.field(repr=variable_shown)
     verify: bool | str = True
     """True (system CAs), a CA bundle path, or False (``--insecure``)."""
     label: str = ""
@@ -217,7 +231,6 @@ def is_variable_name(name: str) -> bool:
     return _VARIABLE_NAME.match(name) is not None
 
 
-_SAID_VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 HIDDEN_VARIABLE = "not said: a name not in capitals may be the password itself"
 """Why a message names the password's variable by its place (`variable_said`)."""
 

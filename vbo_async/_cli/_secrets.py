@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import attrs
 
 from .._files import not_a_file
-from ._connect import no_password, read_password, without_line_break
+from ._connect import PATH_CHARACTERS, no_password, read_password, without_line_break
 from ._exit import CLIError
 from ._targets import ServerTarget, TargetsFile
 
@@ -65,11 +64,6 @@ def read_password_file(path: str, *, name: str | None = None) -> tuple[str, int]
     return password, stat.S_IMODE(mode)
 
 
-_PATH_CHARACTERS = re.compile(r"[A-Za-z0-9._~/\\:-]+")
-"""What a path `file_said` says is made of: the portable file name characters (letters,
-digits, ``.``, ``_``, ``-``), separators, ``~`` and a drive's ``:``."""
-
-
 def file_said(path: str, folder: Path) -> str:
     """How a message names the password file at ``path`` (resolved against ``folder``, the
     targets file's) that cannot be opened: its path when the value written has a folder in it
@@ -79,7 +73,7 @@ def file_said(path: str, folder: Path) -> str:
     ``cannot read /etc/vbo/Summer2024``."""
     within = str(folder) + os.sep
     written = path.removeprefix(within) if path.startswith(within) else path
-    if _PATH_CHARACTERS.fullmatch(written) and ("/" in written or "\\" in written):
+    if PATH_CHARACTERS.fullmatch(written) and ("/" in written or "\\" in written):
         return path
     return f"the file it names in {folder} (not said: a name without a folder may be the password itself)"
 

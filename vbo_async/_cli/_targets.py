@@ -33,11 +33,13 @@ from .._client import API_VERSIONS
 from .._files import not_a_file
 from ._connect import (
     NOT_A_VARIABLE,
+    PATH_CHARACTERS,
     Connection,
     SharedContexts,
     is_variable_name,
     unknown_version,
     url_problem,
+    variable_shown,
 )
 from ._exit import CLIError
 
@@ -63,6 +65,18 @@ CREDENTIALS_PREFIX = "credentials:"
 """``password_file = "credentials:NAME"``: the credential ``NAME`` of `CREDENTIALS_VARIABLE`."""
 
 Organizations = Literal["all"] | tuple[str, ...]
+
+
+def path_shown(path: str | None) -> str:
+    """The repr of a ``password_file`` value in a repr: the path when it has a folder in it or is
+    a credential's (`CREDENTIALS_PREFIX`) and is made of the characters of file names alone (as
+    messages say it), else ``'***'``: a password written there by mistake is not shown."""
+    if path is None:
+        return repr(path)
+    named = path.removeprefix(CREDENTIALS_PREFIX)
+    if PATH_CHARACTERS.fullmatch(named) and (named != path or "/" in path or "\\" in path):
+        return repr(path)
+    return "'***'"
 
 
 @attrs.frozen(kw_only=True)
@@ -93,8 +107,8 @@ class ServerTarget:
 
     url: str
     username: str
-    password_env: str | None = None
-    password_file: str | None = None
+    password_env: str | None = attrs.field(default=None, repr=variable_shown)
+    password_file: str | None = attrs.field(default=None, repr=path_shown)
     """The password file's path: a relative one joined to the targets file's folder, and
     ``credentials:NAME`` to ``$CREDENTIALS_DIRECTORY``."""
     name: str | None = None
