@@ -18,9 +18,9 @@ more likely a proxy's, and `assess` takes times that far ahead as a clock set wr
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 
 from ._health import CLOCK_SKEW
+from ._tokens import http_date
 
 __all__ = ["MIN_OFFSET", "ServerClock"]
 
@@ -59,7 +59,9 @@ class ServerClock:
         is no clock to follow), so an answer costs one string comparison. Never raises."""
         if date is None or date == self._said or len(date) > _MAX_DATE_CHARS:
             return
-        self._said, self._date = date, _http_date(date)  # one parse a second at most
+        # An HTTP date only: not ISO 8601, which `.expires` may be but a ``Date`` is not
+        # (``2026-07-01``, a day alone, would be read as its midnight and move "now" by hours).
+        self._said, self._date = date, http_date(date)  # one parse a second at most
         if self._date is None:
             return
         if received is None:
@@ -85,15 +87,3 @@ class ServerClock:
             return at + self.shift()
         except OverflowError:  # at the calendar's ends: no server runs there
             return at
-
-
-def _http_date(text: str) -> dt.datetime | None:
-    """An HTTP date (RFC 9110 §5.6.7: IMF-fixdate, or the obsolete RFC 850 and asctime forms),
-    aware; None for anything else (pure, never raises). Not ISO 8601, which `.expires` may be
-    but a ``Date`` is not: ``2026-07-01``, a day alone, would be read as its midnight, hours from
-    any clock, and move "now" by as much."""
-    try:
-        parsed = email.utils.parsedate_to_datetime(text.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):  # a year of 20 digits overflows
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)  # asctime: GMT, unsaid

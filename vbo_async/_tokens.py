@@ -20,6 +20,7 @@ __all__ = [
     "GrantForm",
     "Token",
     "expires_in_seconds",
+    "http_date",
     "parse_http_date",
     "parse_token_response",
     "password_form",
@@ -122,15 +123,24 @@ class Token:
 def parse_http_date(value: str) -> dt.datetime | None:
     """An RFC 1123 or ISO 8601 date as an aware datetime, or None when it is neither (or lies
     outside ``datetime``'s years 1-9999). Never raises."""
-    text = value.strip()
+    found = http_date(value)
+    if found is not None:
+        return found
     try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):  # a year of 20 digits overflows
-        try:
-            parsed = dt.datetime.fromisoformat(text)
-        except ValueError:
-            return None
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def http_date(value: str) -> dt.datetime | None:
+    """An HTTP date (RFC 9110 §5.6.7: IMF-fixdate, or the obsolete RFC 850 and asctime forms),
+    aware; None for anything else, ISO 8601 included (pure, never raises)."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year of 20 digits overflows
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)  # asctime: GMT, unsaid
 
 
 def parse_token_response(data: Any, *, now: float, wall_now: dt.datetime) -> Token:
