@@ -13,10 +13,11 @@ descriptors numbered past select()'s 1,024 are no different from the others: the
 
 from __future__ import annotations
 
-import errno
 import logging
 import resource
 from collections.abc import Sequence
+
+from ._exit import out_of_descriptors
 
 __all__ = [
     "LOGOUT_DESCRIPTORS",
@@ -153,7 +154,7 @@ def for_want_of_descriptors(exc: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in (errno.EMFILE, errno.ENFILE):
+        if out_of_descriptors(current):
             return True
         pending += [current.__cause__, current.__context__]
     return False

@@ -14,6 +14,7 @@ import errno
 import os
 import sys
 from collections.abc import Iterator
+from typing import TypeGuard
 
 import attrs
 
@@ -27,6 +28,7 @@ __all__ = [
     "MissingExtra",
     "Outcome",
     "failure_line",
+    "out_of_descriptors",
     "quiet_stdout",
     "simulator_extra",
     "write_banner",
@@ -89,11 +91,17 @@ UNKNOWN 3 (usage errors and servers that cannot be read included).
 """
 
 
+def out_of_descriptors(exc: BaseException | None) -> TypeGuard[OSError]:
+    """Whether ``exc`` is the `OSError` of a file the process (EMFILE) or the system (ENFILE) had
+    no descriptor free to open."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)
+
+
 def failure_line(exc: BaseException) -> str:
     """The line a command ends with on an exception nothing else handled: the process out of
     file descriptors (a module it imports late, a file it opens) said as such, anything else
     an internal error."""
-    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+    if out_of_descriptors(exc):
         return (
             f"out of file descriptors: {exc.strerror or exc} "
             "(raise the open-file limit: ulimit -n, or LimitNOFILE= in a systemd unit)"
