@@ -27,7 +27,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import attrs
 import cattrs
@@ -55,6 +55,7 @@ from ._fastpath import (
 )
 from ._kept import Kept
 from ._links import Link, Navigator, ThroughLink
+from ._urls import split_url
 from ._zones import UNZONED
 
 __all__ = [
@@ -473,15 +474,10 @@ def _link_error(key: str, value: Any) -> Exception:
     return WireValueError(f"expected a {key} object, got {_kind(value)}")
 
 
-_UNCACHED_URLSPLIT: Callable[[str], Any] = getattr(urlsplit, "__wrapped__", urlsplit)
-"""``urlsplit`` without the cache Python 3.11 gives it (the last 128 URLs, kept whole)."""
-
-
 def last_segment(href: str) -> str | None:
     """The last non-empty path segment of an href, percent-decoded; None when there is none."""
-    split = urlsplit if len(href) <= CACHED_HREF_LENGTH else _UNCACHED_URLSPLIT
     try:
-        path = split(href).path
+        path = split_url(href).path
     except ValueError:
         return None
     segment = path.rstrip("/").rpartition("/")[2]
