@@ -118,9 +118,18 @@ def ca_bundle_problem(path: str) -> str | None:
 _SAID_VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 """How a variable named in a message (`variable_said`) or a repr (`variable_shown`) is written."""
 
-PATH_CHARACTERS = re.compile(r"[A-Za-z0-9._~/\\:-]+")
-"""What a path said back is made of (`file_said`, `path_shown`): the portable file name
-characters (letters, digits, ``.``, ``_``, ``-``), separators, ``~`` and a drive's ``:``."""
+_PATH_CHARACTERS = re.compile(r"[A-Za-z0-9._~/\\:-]+")
+"""What a path said back is made of: the portable file name characters (letters, digits,
+``.``, ``_``, ``-``), separators, ``~`` and a drive's ``:``."""
+
+
+def reads_as_path(written: str, *, folder: bool = True) -> bool:
+    """Whether a ``password_file`` value ``written`` may be said back (`file_said`, `path_shown`):
+    only the characters of file names, and (unless ``folder`` is False) a folder in it; a
+    password written there by mistake does not read as one."""
+    if _PATH_CHARACTERS.fullmatch(written) is None:
+        return False
+    return not folder or "/" in written or "\\" in written
 
 
 def variable_shown(variable: str | None) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 
 from .._files import not_a_file
-from ._connect import PATH_CHARACTERS, no_password, read_password, without_line_break
+from ._connect import no_password, read_password, reads_as_path, without_line_break
 from ._exit import CLIError
 from ._targets import ServerTarget, TargetsFile
 
@@ -73,7 +73,7 @@ def file_said(path: str, folder: Path) -> str:
     ``cannot read /etc/vbo/Summer2024``."""
     within = str(folder) + os.sep
     written = path.removeprefix(within) if path.startswith(within) else path
-    if PATH_CHARACTERS.fullmatch(written) and ("/" in written or "\\" in written):
+    if reads_as_path(written):
         return path
     return f"the file it names in {folder} (not said: a name without a folder may be the password itself)"
 

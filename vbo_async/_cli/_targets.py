@@ -33,10 +33,10 @@ from .._client import API_VERSIONS
 from .._files import not_a_file
 from ._connect import (
     NOT_A_VARIABLE,
-    PATH_CHARACTERS,
     Connection,
     SharedContexts,
     is_variable_name,
+    reads_as_path,
     unknown_version,
     url_problem,
     variable_shown,
@@ -74,7 +74,7 @@ def path_shown(path: str | None) -> str:
     if path is None:
         return repr(path)
     named = path.removeprefix(CREDENTIALS_PREFIX)
-    if PATH_CHARACTERS.fullmatch(named) and (named != path or "/" in path or "\\" in path):
+    if reads_as_path(named, folder=named == path):  # a credential's name has no folder
         return repr(path)
     return "'***'"
 
