@@ -793,13 +793,13 @@ async def test_a_keep_alive_connection_closed_unanswered_retries_a_get_but_never
     """Each connection answers one API request and closes the next one unanswered, as when the
     server's idle timeout strikes as the client reuses the connection: a GET is sent again on a
     new connection, a job action once and reported."""
-    answered: set[int] = set()
+    answered: set[asyncio.StreamWriter] = set()  # the writers themselves: a closed one's id() is reused
 
     async def once_per_connection(line: bytes, writer: asyncio.StreamWriter) -> None:
-        if id(writer) in answered:
+        if writer in answered:
             writer.close()
             raise ConnectionError("closed on purpose")
-        answered.add(id(writer))
+        answered.add(writer)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n[]")
         await writer.drain()
 
