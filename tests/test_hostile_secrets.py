@@ -33,6 +33,7 @@ import pytest
 from vbo_async import (
     APIError,
     AuthenticationError,
+    ClientStateError,
     ConfigError,
     DecodeError,
     LinkError,
@@ -51,6 +52,7 @@ from vbo_async._auth import TokenManager
 from vbo_async._prefetch import LinkCache
 from vbo_async._redact import Redactor
 from vbo_async._sending import _quotes_secret
+from vbo_async.simulator import SimulatorConfig
 
 from .conftest import BASE, FAST, client_for
 from .raw_http import serve_raw
@@ -1451,3 +1453,30 @@ async def test_no_request_in_an_errors_chain_carries_the_form_or_the_bearer_on_t
         shown = f"{request.content!r} {request.headers.multi_items()!r} {request.url}"
         assert [s for s in SECRETS if s in shown or quote(s, safe="") in shown] == []
         assert "authorization" not in request.headers
+
+
+def test_a_serve_source_never_says_or_pickles_its_password() -> None:
+    """What ``serve`` builds a server's client from holds the password it read: its repr hides it and
+    pickling (or deep-copying) it is refused with a typed error that does not say it either."""
+    import copy
+
+    from vbo_async._cli._reload import _Source
+    from vbo_async._cli._targets import ServerTarget
+
+    secret = "S3cr3t-in-source"
+    source = _Source(
+        ServerTarget(url="https://vb365.example", username="admin", password_env="PW"), secret, None
+    )
+    assert secret not in repr(source)
+    for attempt in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(ClientStateError, match="cannot be pickled") as caught:
+            attempt(source)
+        assert secret not in str(caught.value)
+    assert source.same_client(_Source(source.target, secret, None))  # still compared as before
+
+
+def test_a_simulator_config_repr_hides_its_password() -> None:
+    secret = "S3cr3t-of-the-simulator"
+    config = SimulatorConfig(password=secret)
+    assert secret not in repr(config)
+    assert "username='admin'" in repr(config)  # the rest is still shown

@@ -20,10 +20,11 @@ import ssl
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import attrs
 
+from .._exceptions import ClientStateError
 from ._descriptors import turns
 from ._exit import CLIError, write_banner
 from ._report import plural
@@ -74,6 +75,10 @@ class _Source:
         return attrs.evolve(self, target=attrs.evolve(self.target, organizations="all")) == attrs.evolve(
             other, target=attrs.evolve(other.target, organizations="all")
         )
+
+    def __reduce__(self) -> NoReturn:
+        # It holds the password: nothing may put it into a pickle (or a deep copy).
+        raise ClientStateError("a server's source cannot be pickled: it holds the password")
 
 
 def _stamp(path: str | None) -> tuple[int, int, int, int] | None:

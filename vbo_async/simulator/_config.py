@@ -247,7 +247,7 @@ class SimulatorConfig:
     advertised_host: str = attrs.field(default="vbo-sim.east.local:4443", validator=_host)
     link_origin: str | None = attrs.field(default=None, validator=_origin)
     username: str = attrs.field(default="admin", validator=_non_empty_str)
-    password: str = attrs.field(default="admin", validator=_non_empty_str)
+    password: str = attrs.field(default="admin", validator=_non_empty_str, repr=False)
     token_lifetime: float = attrs.field(default=3600.0, validator=_positive_at_most(MAX_TOKEN_LIFETIME))
     refresh_token_lifetime: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(_positive)
