@@ -313,9 +313,11 @@ class _Reader:
         unreadable = False
         seen: set[str] = set()
         for job in result.jobs:
-            if job.id in seen:  # a server listing a job twice must not make a duplicate series
+            # A server listing a job twice must not make a duplicate series (`poll_jobs` gives
+            # each job once already, as first listed: `first_listed`).
+            if (key := job.id.lower()) in seen:
                 continue
-            seen.add(job.id)
+            seen.add(key)
             health = result.health.get(job.id)
             if health is not None and health.reason.startswith(UNREADABLE_SESSIONS):
                 unreadable = True
