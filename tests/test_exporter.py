@@ -469,6 +469,35 @@ async def test_a_job_listed_twice_is_one_series_of_its_first_listing(
     assert await promtool_complaints(body) == await promtool_complaints(plain)  # a lint, no error
 
 
+@pytest.mark.parametrize("spelled", [str, str.upper])
+async def test_a_repository_or_proxy_listed_twice_is_one_series_of_its_first_listing(
+    servers: dict[str, Server], spelled: Callable[[str], str]
+) -> None:
+    """A listing that repeats a repository or a proxy, the repeat renamed and its values changed
+    (and its id in capitals, or not): one series each, the first listing's, as for a job (the
+    repeat's values replaced the first's, and an id in capitals made a second series, counted
+    twice by a sum of capacities)."""
+    server = servers["v8"]
+    plain = await swept(exporter_of(server))
+
+    def repeated(path: str, data: Any) -> Any:
+        if path.lower().endswith(("/backuprepositories", "/proxies")):
+            items = data["results"] if isinstance(data, dict) else data
+            items.append({**items[0], "id": spelled(items[0]["id"]), "name": "again", "hostName": "again"})
+            for key in ("freeSpaceBytes", "freeSpace", "cpuUsagePercent"):
+                if key in items[-1]:
+                    items[-1][key] = 0
+        return data
+
+    server.wire.edit = repeated
+    body = await swept(exporter_of(server))
+    for name in ("repository_capacity_bytes", "repository_free_bytes", "proxy_up", "proxy_cpu_usage_percent"):
+        assert [(s.labels, s.value) for s in samples(body, PREFIX + name)] == [
+            (s.labels, s.value) for s in samples(plain, PREFIX + name)
+        ], name
+    assert await promtool_complaints(body) == await promtool_complaints(plain)
+
+
 async def test_megabyte_names_give_bounded_labels_and_exposition(servers: dict[str, Server]) -> None:
     """A server naming every tenant, job, repository and proxy with a megabyte of text deflate
     cannot shorten made the exporter keep each name in every series that carries it (a job's 16,
