@@ -30,6 +30,7 @@ from vbo_async._lenient import (
     CUT_DEPTH,
     MAX_DEPTH,
     NotReadable,
+    NumberText,
     Unquoted,
     _deeper_than,
     holds_too_deep,
@@ -93,12 +94,23 @@ def test_a_number_is_read_as_orjson_reads_it_or_as_its_text_where_no_double_hold
         expected = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         refused = exc.msg
-        expected = json.loads(where.replace("{}", json.dumps(number)))
+        expected = json.loads(where.replace("{}", json.dumps(number)), object_hook=_number_text)
+        if isinstance(expected, str):
+            expected = NumberText(expected)
+        elif isinstance(expected, list):
+            expected = [
+                _number_text(item) if isinstance(item, dict) else NumberText(item) for item in expected
+            ]
     else:
         refused = "infinity"
     assert "infinity" in refused  # orjson refuses only a number no double holds
     assert same(loads_lenient(body), expected)
     assert same(parse_json(body), expected)
+
+
+def _number_text(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` with each string in it a `NumberText` (the number it was written as)."""
+    return {key: NumberText(item) if isinstance(item, str) else item for key, item in value.items()}
 
 
 _ESCAPE = re.compile(rb"\\(u00[01][0-9a-fA-F]|.)", re.DOTALL)
@@ -312,6 +324,33 @@ def test_a_page_read_with_constants_unquoted_is_the_strict_reading_but_for_them(
     assert read_marker.name == constant
     assert same_cut(read, _replaced(items, _DEEP, read_marker))
     assert loads_unquoted(orjson.dumps(items)) is None  # nothing unquoted: the strict path reads it
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "9" * 400])
+@pytest.mark.parametrize("field", ["lastStatus", "schedulePolicy.type", "schedulePolicy.dailyType"])
+async def test_a_huge_number_where_a_name_from_a_set_belongs_refuses_that_job_only(
+    seed_job: dict[str, Any], number: str, field: str
+) -> None:
+    """An enum field refuses every number (``5`` is no job status): one no double holds, read as
+    its text, was taken as a new member (``JobStatus("1e400")``, published by the exporter as a
+    status of its own); now it is refused too, that job alone, the error saying what it was."""
+    body = _page(seed_job, **{field: number})
+    jobs, refused = await _jobs_filed(body)
+    assert [job.id for job in jobs] == [seed_job["id"]]
+    (errors,) = refused.values()
+    (error,) = errors
+    assert error.path == f"$[1].{field}"
+    assert "got a number no double holds" in str(error)
+    assert number[:20] in str(error)
+
+
+async def test_a_huge_number_where_text_belongs_is_read_as_plain_text(seed_job: dict[str, Any]) -> None:
+    body = _page(seed_job, name="1e400", description="-" + "9" * 400)
+    jobs, refused = await _jobs_filed(body)
+    assert refused == {}
+    assert (jobs[1].name, jobs[1].description) == ("1e400", "-" + "9" * 400)
+    assert type(jobs[1].name) is str
+    assert type(jobs[1].description) is str
 
 
 # --- nesting past 1,024 levels inside one item ----------------------------------------------------

@@ -8,8 +8,9 @@ valid body), and gives what orjson gives for every body orjson accepts (a proper
 them):
 
 - a raw control character in a string is read as the character (``json``'s ``strict=False``);
-- a number no double holds is read as its text (``"1e400"``): a field expecting a number refuses
-  it (that item is refused, the page's other items are read), one expecting text reads it as
+- a number no double holds is read as its text (``"1e400"``), a `NumberText`: a field expecting a
+  number refuses it (that item is refused, the page's other items are read), and so does one
+  expecting a name from a set (an enum, which refuses every number), one expecting text reads it as
   written, an unknown one is ignored. An integer orjson reads exactly (64 bits) is read exactly,
   a larger one as the nearest double, as orjson does;
 - ``NaN``, ``Infinity`` and ``-Infinity`` are refused: they are no JSON, and no .NET serializer
@@ -36,6 +37,7 @@ __all__ = [
     "MAX_DEPTH",
     "TOO_DEEP",
     "NotReadable",
+    "NumberText",
     "TooDeep",
     "Unquoted",
     "holds_too_deep",
@@ -85,9 +87,18 @@ def _constant_at(text: str) -> int:
     return 0
 
 
+class NumberText(str):
+    """The text of a number no double holds, as the lenient reading reads it (``"1e400"``): a
+    string, for a field expecting text to read as written, but not one a field expecting a string
+    from a set (an enum) takes, as it takes no number (a plain ``str`` it would take as a new
+    member: ``JobStatus("1e400")``)."""
+
+    __slots__ = ()
+
+
 def _float(text: str) -> Any:
     number = float(text)
-    return text if number in (_INFINITY, -_INFINITY) else number
+    return NumberText(text) if number in (_INFINITY, -_INFINITY) else number
 
 
 def _int(text: str) -> Any:
