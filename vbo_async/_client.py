@@ -500,7 +500,9 @@ class VBOClient:
         return jobs
 
     async def jobs(self) -> list[Job]:
-        """``GET /Jobs``: every job the account can see (all pages)."""
+        """``GET /Jobs``: every job the account can see (all pages), as listed: a job the listing
+        repeats is there twice (a server may list one id under two tenants; `organization_jobs`
+        gives each of a tenant's jobs once)."""
         return await self._fetcher.fetch_all(await self._url("jobs"), Job)
 
     async def job(self, job_id: str) -> Job:
