@@ -8,6 +8,7 @@ process sees for good. Hits are counted, not timed: a cached value is the same o
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,10 +17,13 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
 from vbo_async import Job, VBOClient
+from vbo_async import _convert as convert_module
+from vbo_async import _fastpath as fastpath_module
 from vbo_async._aiohttp import AiohttpTransport
-from vbo_async._convert import FastHooks
+from vbo_async._convert import FastHooks, make_converter
 from vbo_async._dialects import DIALECTS
 from vbo_async._fastpath import CACHED_HREFS
 from vbo_async._kept import Kept
@@ -27,7 +31,8 @@ from vbo_async._pages import page_identity, with_limit
 from vbo_async._sending import _URLS_KEPT, _Call
 from vbo_async._urls import ApiRoot, split_url
 
-from .test_fast_path import NAVIGATOR
+from .test_fast_path import NAVIGATOR, assert_same, simulator_wires
+from .test_properties import mutated
 
 BASE = "https://vbo.test:4443"
 TENANTS = CACHED_HREFS + 1500  # past the bound: what a large service provider's exporter sweeps
@@ -112,6 +117,74 @@ def test_the_caches_stay_bounded_with_a_new_tenant_every_sweep(version: str) -> 
     assert any(len(cache) > CACHED_HREFS // 2 for cache in kept)  # the bound was reached
 
 
+_POOL = {
+    version: [
+        *[wire for cls, wire in simulator_wires(version, seed=9) if cls is Job][:4],
+        *[wire for tenant in range(3) for wire in _tenant_jobs(version, tenant)[:2]],
+    ]
+    for version in DIALECTS
+}
+"""Jobs of every version, some sharing their links and policies, some not."""
+
+
+@st.composite
+def job_sequences(draw: st.DrawFn) -> tuple[str, list[Any]]:
+    version = draw(st.sampled_from(sorted(DIALECTS)))
+    pool = _POOL[version]
+    wire = st.sampled_from(pool) | mutated(draw(st.sampled_from(pool)), max_mutations=2)
+    return version, draw(st.lists(wire, min_size=1, max_size=10))
+
+
+def _decoded(structure: Any, wire: Any) -> Any:
+    try:
+        return structure(copy.deepcopy(wire), Job)
+    except Exception:
+        return Exception
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
+@given(case=job_sequences(), generation=st.integers(1, 3))
+def test_jobs_read_through_caches_that_evict_are_those_the_detailed_pass_builds(
+    case: tuple[str, list[Any]], generation: int
+) -> None:
+    """Every `Kept` of the fast pass (links and ids per href, proxies through a repository,
+    schedule policies) made tiny, so that entries come and go within a few jobs: whatever came
+    before, a job is what the detailed pass, which keeps nothing, builds of it (an entry kept
+    for one wire value must never answer another, before or after it moved generations)."""
+    version, wires = case
+    dialect = DIALECTS[version]
+    detailed = make_converter(NAVIGATOR, dialect, detailed=True)
+    with pytest.MonkeyPatch.context() as patch:  # hooks are bound on first use: patched throughout
+        patch.setattr(fastpath_module, "CACHED_HREFS", 2 * generation)
+        patch.setattr(convert_module, "_POLICY_CACHE_SIZE", 2 * generation)
+        hook = FastHooks(NAVIGATOR, dialect).get(Job)
+        for wire in [*wires, *reversed(wires), *wires]:
+            fast, slow = _decoded(hook, wire), _decoded(detailed.structure, wire)
+            if fast is Exception or slow is Exception:
+                assert fast is slow is Exception
+            else:
+                assert_same(fast, slow)
+        kept = list(_kept_by(hook))
+    assert kept
+    assert all(len(cache) <= 2 * generation for cache in kept)
+
+
+def test_the_caches_of_the_property_test_do_evict() -> None:
+    """The property test above reaches past its caches' bound: a sequence of its jobs drops
+    entries (`Kept` moved a generation on and the one before was dropped)."""
+    dialect = DIALECTS["v8"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastpath_module, "CACHED_HREFS", 2)
+        patch.setattr(convert_module, "_POLICY_CACHE_SIZE", 2)
+        hook = FastHooks(NAVIGATOR, dialect).get(Job)
+        for wire in _POOL["v8"]:
+            hook(copy.deepcopy(wire), Job)
+        kept = list(_kept_by(hook))
+    assert len(kept) >= 3
+    assert all(len(cache) <= 2 for cache in kept)
+    assert sum(len(cache) == 2 for cache in kept) >= 3  # full: the next new entry drops one
+
+
 @pytest.fixture
 def sender() -> Any:
     client = VBOClient(
@@ -152,6 +225,48 @@ async def test_the_aiohttp_transport_keeps_its_targets_in_use() -> None:
         assert again == 0
     finally:
         await transport.aclose()
+
+
+_URL_POOL = [
+    f"{BASE}/v8/Jobs",
+    f"{BASE}/v8/jobs",
+    f"{BASE}/v8/Jobs?organizationId=a",
+    f"{BASE}/v8/Jobs?organizationId=A",
+    f"{BASE}/v8/Jobs?organizationId=a%20b",
+    f"{BASE}/v8/BackupRepositories/r%C3%BC",
+    f"{BASE}/v8/BackupRepositories/rü",
+    "https://vbo.test/v8/Jobs",
+]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(generation=st.integers(1, 3), urls=st.lists(st.sampled_from(_URL_POOL), max_size=30))
+def test_parsed_urls_kept_past_their_bound_are_those_parsed_afresh(generation: int, urls: list[str]) -> None:
+    """The sender's and the aiohttp transport's parsed URLs (each a `Kept`, made tiny here so
+    that entries come and go): a URL is always answered with its own parse, never a neighbour's
+    (URLs differing only in case, in an escape or in the host), before or after eviction."""
+    client = VBOClient(
+        BASE, username="u", password="p", transport=httpx.MockTransport(lambda r: httpx.Response(500))
+    )
+    sender = client._fetcher.sender
+    sender._urls = Kept(generation)
+    sender._parsed = sender._urls.current
+
+    async def targets() -> list[str]:
+        transport = AiohttpTransport()
+        transport._targets = Kept(generation)
+        transport._parsed = transport._targets.current
+        try:
+            return [str(transport._target(url)) for url in urls]
+        finally:
+            await transport.aclose()
+
+    try:
+        assert [sender._url(url) for url in urls] == [httpx.URL(url) for url in urls]
+        assert asyncio.run(targets()) == [str(URL(url, encoded=True)) for url in urls]
+        assert len(sender._urls) <= 2 * generation
+    finally:
+        asyncio.run(client.aclose())
 
 
 @settings(max_examples=200, deadline=None)

@@ -879,6 +879,29 @@ async def test_a_job_listed_twice_is_counted_once(
     assert len(details) == len(set(details))
 
 
+async def test_a_job_listed_twice_differently_is_judged_as_first_listed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
+) -> None:
+    """A repeat that differs from the first listing (a job disabled between two pages): the job
+    is judged as first listed, as its row and every other output show it. The repeat's verdict
+    (disabled: OK) used to replace the first one's in ``PollResult.health``, so the check said OK
+    for a job whose row was the failing one."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = simulator(43)
+    async with serve(as_asgi(editing(sim, "/jobs", lambda items: None))) as port:
+        expected = await check(capsys, targets_of(tmp_path, f"http://127.0.0.1:{port}"))
+    failing = next(job_id for job_id, (state, _) in expected_health(sim).items() if state == "CRITICAL")
+
+    def repeat_disabled(items: list[dict[str, Any]]) -> None:
+        items.extend({**item, "isEnabled": False} for item in list(items) if item["id"] == failing)
+
+    async with serve(as_asgi(editing(sim, "/jobs", repeat_disabled))) as port:
+        result = await check(capsys, targets_of(tmp_path, f"http://127.0.0.1:{port}"))
+    assert result.code == expected.code == 2
+    assert perf_values(first_line(result.out)["perf"]) == perf_values(first_line(expected.out)["perf"])
+    assert result.out.splitlines()[1:] == expected.out.splitlines()[1:]
+
+
 async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:

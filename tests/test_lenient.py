@@ -30,10 +30,14 @@ from vbo_async._lenient import (
     CUT_DEPTH,
     MAX_DEPTH,
     NotReadable,
+    NumberText,
+    Unquoted,
     _deeper_than,
     holds_too_deep,
+    holds_unread,
     loads_cut,
     loads_lenient,
+    loads_unquoted,
 )
 
 from .conftest import FakeVBO, client_for, offline_client
@@ -90,12 +94,23 @@ def test_a_number_is_read_as_orjson_reads_it_or_as_its_text_where_no_double_hold
         expected = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         refused = exc.msg
-        expected = json.loads(where.replace("{}", json.dumps(number)))
+        expected = json.loads(where.replace("{}", json.dumps(number)), object_hook=_number_text)
+        if isinstance(expected, str):
+            expected = NumberText(expected)
+        elif isinstance(expected, list):
+            expected = [
+                _number_text(item) if isinstance(item, dict) else NumberText(item) for item in expected
+            ]
     else:
         refused = "infinity"
     assert "infinity" in refused  # orjson refuses only a number no double holds
     assert same(loads_lenient(body), expected)
     assert same(parse_json(body), expected)
+
+
+def _number_text(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` with each string in it a `NumberText` (the number it was written as)."""
+    return {key: NumberText(item) if isinstance(item, str) else item for key, item in value.items()}
 
 
 _ESCAPE = re.compile(rb"\\(u00[01][0-9a-fA-F]|.)", re.DOTALL)
@@ -251,6 +266,93 @@ async def test_a_huge_number_in_a_numeric_field_refuses_that_job_only(
     assert number[:20] in str(error)
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("field", ["schedulePolicy.retryNumber", "unknownCounter", "id"])
+async def test_nan_unquoted_in_one_job_refuses_that_job_only(
+    seed_job: dict[str, Any], constant: str, field: str
+) -> None:
+    """A server set to write floats as symbols (``NaN``, no JSON) lost its whole page for one
+    field of one job (orjson refuses the body): that job alone is refused now, filed under its
+    tenant, the error naming where the constant is; the others are read."""
+    body = _page(seed_job, **{field: constant})
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        parse_json(body)  # still no JSON: a single resource holding it is refused
+    jobs, refused = await _jobs_filed(body)
+    assert [job.id for job in jobs] == [seed_job["id"]]
+    (errors,) = refused.values()
+    (error,) = errors
+    assert error.path == f"$[1].{field}"
+    assert f"it holds {constant} at $[1].{field}, unquoted" in str(error)
+
+
+def test_nan_unquoted_outside_the_items_refuses_the_page() -> None:
+    body = b'{"results": [{"id": "a"}], "_links": {"next": {"href": NaN}}}'
+    decoder = offline_client("v8")._fetcher.decoder
+    refused: list[Any] = []
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        decoder.page(body, Job, DIALECTS["v8"], refused=lambda item, error: refused.append(error))
+    assert refused == []
+
+
+@st.composite
+def unquoted_pages(draw: st.DrawFn) -> tuple[bytes, list[Any], str]:
+    """(a page's body with one constant unquoted somewhere in one item, its items as the strict
+    path reads them with `_DEEP` where the constant is, the constant)."""
+    items = draw(st.lists(values, max_size=4))
+    marked: Any = _DEEP
+    for kind in draw(st.lists(st.sampled_from(["list", "dict"]), max_size=3)):
+        marked = [marked] if kind == "list" else {draw(text): marked}
+    items.insert(draw(st.integers(0, len(items))), marked)
+    constant = draw(st.sampled_from(["NaN", "Infinity", "-Infinity"]))
+    return orjson.dumps(items).replace(orjson.dumps(_DEEP), constant.encode()), items, constant
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(case=unquoted_pages())
+def test_a_page_read_with_constants_unquoted_is_the_strict_reading_but_for_them(
+    case: tuple[bytes, list[Any], str],
+) -> None:
+    """`loads_unquoted` against the strict path: what orjson reads of the page with the constant
+    quoted, the constant's marker where it stood, whatever strings surround it."""
+    body, items, constant = case
+    read = loads_unquoted(body)
+    assert read is not None
+    found = holds_unread(read)
+    assert found is not None
+    _, read_marker = found
+    assert isinstance(read_marker, Unquoted)
+    assert read_marker.name == constant
+    assert same_cut(read, _replaced(items, _DEEP, read_marker))
+    assert loads_unquoted(orjson.dumps(items)) is None  # nothing unquoted: the strict path reads it
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "9" * 400])
+@pytest.mark.parametrize("field", ["lastStatus", "schedulePolicy.type", "schedulePolicy.dailyType"])
+async def test_a_huge_number_where_a_name_from_a_set_belongs_refuses_that_job_only(
+    seed_job: dict[str, Any], number: str, field: str
+) -> None:
+    """An enum field refuses every number (``5`` is no job status): one no double holds, read as
+    its text, was taken as a new member (``JobStatus("1e400")``, published by the exporter as a
+    status of its own); now it is refused too, that job alone, the error saying what it was."""
+    body = _page(seed_job, **{field: number})
+    jobs, refused = await _jobs_filed(body)
+    assert [job.id for job in jobs] == [seed_job["id"]]
+    (errors,) = refused.values()
+    (error,) = errors
+    assert error.path == f"$[1].{field}"
+    assert "got a number no double holds" in str(error)
+    assert number[:20] in str(error)
+
+
+async def test_a_huge_number_where_text_belongs_is_read_as_plain_text(seed_job: dict[str, Any]) -> None:
+    body = _page(seed_job, name="1e400", description="-" + "9" * 400)
+    jobs, refused = await _jobs_filed(body)
+    assert refused == {}
+    assert (jobs[1].name, jobs[1].description) == ("1e400", "-" + "9" * 400)
+    assert type(jobs[1].name) is str
+    assert type(jobs[1].description) is str
+
+
 # --- nesting past 1,024 levels inside one item ----------------------------------------------------
 
 
@@ -310,6 +412,103 @@ def test_a_page_object_keeps_its_other_items_and_next_link() -> None:
     assert item["id"] == "b"
     assert error.path is not None
     assert error.path.startswith("$.results[1].x[0]")
+
+
+_DEEP = "@@deep@@"
+
+
+def _nested(levels: int, leaf: Any) -> Any:
+    """``leaf`` inside ``levels`` arrays (iteratively)."""
+    for _ in range(levels):
+        leaf = [leaf]
+    return leaf
+
+
+def _replaced(value: Any, marker: str, by: Any) -> Any:
+    """``value`` with the string ``marker`` replaced by ``by`` (``value`` is shallow)."""
+    if value == marker:
+        return by
+    if isinstance(value, list):
+        return [_replaced(item, marker, by) for item in value]
+    if isinstance(value, dict):
+        return {key: _replaced(item, marker, by) for key, item in value.items()}
+    return value
+
+
+@st.composite
+def deep_pages(draw: st.DrawFn) -> tuple[bytes, list[Any], int, int]:
+    """(a page's body, its items as the strict path reads them with `_DEEP` where one nests
+    ``depth`` arrays, the depth of the container holding `_DEEP`, ``depth``)."""
+    items = draw(st.lists(values, max_size=4))
+    wrappers = draw(st.lists(st.sampled_from(["list", "dict"]), min_size=0, max_size=3))
+    deep: Any = _DEEP
+    for kind in wrappers:
+        deep = [deep] if kind == "list" else {draw(text): deep}
+    at = draw(st.integers(0, len(items)))
+    items.insert(at, deep)
+    depth = draw(st.integers(CUT_DEPTH - 8, MAX_DEPTH + 300))
+    return orjson.dumps(items), items, 1 + len(wrappers), depth
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(case=deep_pages(), leaf=values)
+def test_a_cut_page_is_the_strict_reading_with_only_what_opens_too_deep_cut(
+    case: tuple[bytes, list[Any], int, Any], leaf: Any
+) -> None:
+    """`loads_cut` against the strict path: every item without the deep nest is what orjson
+    reads of it; the nest is read down to `CUT_DEPTH` levels and `TOO_DEEP` from there (None
+    when nothing opens that deep), wherever the nest is and whatever strings (brackets and
+    quotes in them) surround it."""
+    body, items, holder, depth = case
+    nest = "[" * depth + orjson.dumps(leaf).decode() + "]" * depth
+    body = body.replace(orjson.dumps(_DEEP), nest.encode())
+    kept = CUT_DEPTH - holder  # the nest's arrays that open at CUT_DEPTH or above
+    if depth > kept:
+        inner: Any = lenient_module.TOO_DEEP
+    else:
+        inner = _cut_reference(leaf, holder + depth)
+    cut = loads_cut(body)
+    if depth <= kept and inner == leaf and holds_too_deep(inner) is None:
+        assert cut is None  # nothing opens too deep: read by the strict path
+        return
+    expected = _replaced(items, _DEEP, _nested(min(depth, kept), inner))
+    assert cut is not None
+    assert len(cut) == len(expected)
+    for got, wanted in zip(cut, expected, strict=True):
+        assert same_cut(got, wanted)
+
+
+def _cut_reference(value: Any, parent: int) -> Any:
+    """``value``, held by a container at depth ``parent``, with each array or object opening
+    deeper than `CUT_DEPTH` replaced by `TOO_DEEP` (``value`` is shallow: recursively)."""
+    if not isinstance(value, list | dict):
+        return value
+    if parent + 1 > CUT_DEPTH:
+        return lenient_module.TOO_DEEP
+    if isinstance(value, list):
+        return [_cut_reference(item, parent + 1) for item in value]
+    return {key: _cut_reference(item, parent + 1) for key, item in value.items()}
+
+
+def same_cut(a: Any, b: Any) -> bool:
+    """`same`, iteratively (a cut nest is 500 levels deep), `TOO_DEEP` equal only to itself."""
+    pending = [(a, b)]
+    while pending:
+        x, y = pending.pop()
+        if x is lenient_module.TOO_DEEP or y is lenient_module.TOO_DEEP:
+            if x is not y:
+                return False
+        elif isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                return False
+            pending += zip(x, y, strict=True)
+        elif isinstance(x, dict) and isinstance(y, dict):
+            if list(x) != list(y):
+                return False
+            pending += [(x[key], y[key]) for key in x]
+        elif not same(x, y):
+            return False
+    return True
 
 
 @pytest.mark.parametrize(

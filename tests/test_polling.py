@@ -411,6 +411,36 @@ async def test_the_health_of_many_jobs_is_read_by_a_bounded_number_of_tasks(
     assert gate.count == 30
 
 
+@pytest.mark.parametrize("batch", [False, True])
+async def test_a_job_listed_twice_is_one_job_as_first_listed(
+    fake: FakeVBO, seed_job: dict[str, Any], make_client: MakeClient, batch: bool
+) -> None:
+    """A tenant whose listing repeats a job (pages shifted by offset), the repeat saying
+    something else (disabled meanwhile) and spelling the id in capitals: the job is listed and
+    judged once, as first listed (the repeat's verdict replaced the first's in ``health``, keyed
+    by id, while the CLI's row and the exporter's series showed the first listing)."""
+    tenants = Tenants(fake, seed_job, 1, jobs_each=2)
+    (org,) = tenants.ids
+    first, other = tenants.jobs[org]
+    repeat = {**copy.deepcopy(first), "id": first["id"].upper(), "isEnabled": False, "name": "again"}
+    tenants.jobs[org].append(repeat)
+    fake.route("GET", "/v1/Organizations", [{"id": org, "name": org}])
+    fake.route("GET", "/v1/Jobs", tenants.jobs[org])
+    for job in (first, other):
+        fake.route("GET", f"/v1/Jobs/{job['id']}/JobSessions", [])
+    vbo = make_client()
+    assert [job.id for job in await vbo.organization_jobs(org)] == [first["id"], other["id"]]
+    policy = vbo_async.HealthPolicy(never_run=vbo_async.HealthState.CRITICAL)
+    targets = [PollTarget(client=vbo, organization_id=org)]
+    (result,) = await collect(poll_jobs(targets, batch=batch, health=policy))
+    assert result.error is None
+    listed = [(job.id, job.name) for job in result.jobs]
+    assert listed == [(first["id"], first["name"]), (other["id"], other["name"])]
+    assert sorted(result.health) == sorted([first["id"], other["id"]])
+    assert result.health[first["id"]].job is result.jobs[0]
+    assert result.health[first["id"]].reason != "disabled"
+
+
 async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_client: MakeClient) -> None:
     tenants.delay = 0.01
     vbo = make_client(max_concurrency=10)

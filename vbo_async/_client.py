@@ -482,7 +482,9 @@ class VBOClient:
         server does not know is a `NotFoundError` on every version: v8 answers such a filter with
         an empty list (or a 400 when the id has not the form of its ids), so an empty answer or a
         400 there is checked with ``GET /Organizations/{id}``; a job a page of that filter names
-        for another organization is left out (ids compared ignoring case)."""
+        for another organization is left out (ids compared ignoring case). A job listed more than
+        once (pages cut by offset shift when a job is added or removed meanwhile) is returned once,
+        as first listed (`first_listed`)."""
         org = id_argument(_id_of(organization), "organization")
         url = await self._url("organization_jobs", organization=org)
         filters = (await self._found_dialect()).organization_jobs_filter
@@ -492,13 +494,15 @@ class VBOClient:
             if filters and exc.status_code == 400:
                 await self.organization(org)  # its NotFoundError when the server has no such organization
             raise
-        jobs = listed if not filters else _owned_by(listed, org)
+        jobs = first_listed(listed if not filters else _owned_by(listed, org))
         if not jobs and filters:
             await self.organization(org)
         return jobs
 
     async def jobs(self) -> list[Job]:
-        """``GET /Jobs``: every job the account can see (all pages)."""
+        """``GET /Jobs``: every job the account can see (all pages), as listed: a job the listing
+        repeats is there twice (a server may list one id under two tenants; `organization_jobs`
+        gives each of a tenant's jobs once)."""
         return await self._fetcher.fetch_all(await self._url("jobs"), Job)
 
     async def job(self, job_id: str) -> Job:
@@ -841,6 +845,25 @@ class VBOClient:
 
     async def _get(self, url: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(url, cls)  # type: ignore[no-any-return]
+
+
+def first_listed(jobs: list[Job]) -> list[Job]:
+    """``jobs`` with each job id once (compared ignoring case, as ids are everywhere), as first
+    listed: a repeat (a page shifted by a job added or removed meanwhile) is left out, even when
+    it says something else (the job was disabled between the two pages), so that every output of
+    a sweep (its rows, series and verdicts) shows the one listing it judged (pure)."""
+    seen: set[str] = set()
+    kept = []
+    for job in jobs:
+        key = job.id.lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(job)
+    if len(kept) == len(jobs):
+        return jobs
+    log.debug("the server listed %d jobs more than once: each kept as first listed", len(jobs) - len(kept))
+    return kept
 
 
 def _owned_by(jobs: list[Job], organization_id: str) -> list[Job]:

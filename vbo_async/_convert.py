@@ -54,6 +54,7 @@ from ._fastpath import (
     structure_plan,
 )
 from ._kept import Kept
+from ._lenient import NumberText
 from ._links import Link, Navigator, ThroughLink
 from ._urls import split_url
 from ._zones import UNZONED
@@ -203,6 +204,8 @@ class WireValueError(ValueError):
 
 
 def _kind(value: object) -> str:
+    if value.__class__ is NumberText:
+        return "a number no double holds,"
     return type(value).__name__ if value is not None else "null"
 
 
@@ -213,6 +216,8 @@ _EXACT_FLOAT_INT = 2**53
 def _str(value: Any, _: object = None) -> str:
     if value.__class__ is str:
         return value
+    if value.__class__ is NumberText:
+        return str(value)  # a number no double holds, as written
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value.__class__ is float and value.is_integer() and abs(value) > _EXACT_FLOAT_INT:
             # A rounded integer (orjson reads >64-bit integers as floats): its text is another number.
@@ -245,6 +250,8 @@ def _float(value: Any, _: object = None) -> float:
         return float(value)
     elif value.__class__ is str and _NUMBER.fullmatch(value.strip()):
         number = float(value)  # "1e999" is inf, refused as an infinite number is
+    elif value.__class__ is NumberText:  # a number no double holds (1e400), read as its text
+        raise WireValueError("expected a finite number, got", value=value)
     else:
         raise WireValueError(f"expected a number, got {_kind(value)}", value=value)
     if number != number or number in (_INFINITY, -_INFINITY):

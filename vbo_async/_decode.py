@@ -33,7 +33,16 @@ from cattrs.errors import (
 from ._convert import WIRE_TYPES, FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
-from ._lenient import CUT_DEPTH, MAX_DEPTH, NotReadable, holds_too_deep, loads_cut, loads_lenient
+from ._lenient import (
+    CUT_DEPTH,
+    MAX_DEPTH,
+    NotReadable,
+    TooDeep,
+    holds_unread,
+    loads_cut,
+    loads_lenient,
+    loads_unquoted,
+)
 from ._links import Navigator
 from ._pages import more_containers_than, split_page
 from ._urls import split_url
@@ -226,7 +235,8 @@ class Decoder:
 
         A page nested past 1,024 levels, which no parser here reads whole, is read `loads_cut`:
         each item holding a part nested too deeply is refused (to ``refused``, else raised), the
-        others are decoded; cut outside its items, the page is refused whole."""
+        others are decoded; cut outside its items, the page is refused whole. A page holding
+        ``NaN`` or ``Infinity`` unquoted (no JSON) is read `loads_unquoted`, its items alike."""
         if max_items is not None and more_containers_than(body, container_bound(max_items)):
             raise DecodeError(
                 f"the page has more JSON objects and arrays than {max_items} items can hold "
@@ -239,8 +249,9 @@ class Decoder:
                 data = parse_json(body, method="GET", url=url)
             except DecodeError as exc:
                 error = exc
-                # Nested past 1,024 levels: cut, only the items nested so deep are lost.
-                data = _cut(body) if DEPTH_REFUSED in exc.message else None
+                # Nested past 1,024 levels: cut, only the items nested so deep are lost; NaN
+                # unquoted: only the items holding it are.
+                data = _cut(body) if DEPTH_REFUSED in exc.message else _unquoted(body)
                 if data is None or _cut_around_items(data):
                     raise
             items, next_href, path = split_page(data, url=url)
@@ -256,23 +267,27 @@ class Decoder:
         return _with_query_context(decoded, cls, dialect, url), next_href
 
     def _uncut(self, items: list[Any], path: str, error: DecodeError, refused: Refused | None) -> list[Any]:
-        """The items of a page read by `loads_cut` that hold nothing cut; each other one is
-        refused (handed to ``refused``, else raised) with a `DecodeError` naming where it nests
-        too deeply (``error``: the page's own, whose URL it names)."""
+        """The items of a page read by `loads_cut` or `loads_unquoted` that hold nothing cut or
+        unquoted; each other one is refused (handed to ``refused``, else raised) with a
+        `DecodeError` naming where it nests too deeply or holds the constant (``error``: the
+        page's own, whose URL it names)."""
         kept = []
         for index, item in enumerate(items):
-            where = holds_too_deep(item)
-            if where is None:
+            unread = holds_unread(item)
+            if unread is None:
                 kept.append(item)
                 continue
+            where, marker = unread
             found = f"{path}[{index}]{where[1:]}"
             shown = found if len(found) <= _PATH_SHOWN else found[:_PATH_SHOWN] + "..."
-            refusal = DecodeError(
-                f"cannot decode an item: it nests deeper than {CUT_DEPTH} levels at {shown} "
-                f"(the page nests past {MAX_DEPTH}, which the parser refuses)",
-                path=found,
-                url=error.url,
-            )
+            if isinstance(marker, TooDeep):
+                problem = (
+                    f"it nests deeper than {CUT_DEPTH} levels at {shown} "
+                    f"(the page nests past {MAX_DEPTH}, which the parser refuses)"
+                )
+            else:
+                problem = f"it holds {marker.name} at {shown}, unquoted: no JSON number"
+            refusal = DecodeError(f"cannot decode an item: {problem}", path=found, url=error.url)
             if refused is None:
                 raise refusal
             refused(item, refusal)
@@ -398,12 +413,20 @@ def _cut(body: bytes) -> Any | None:
     return loads_cut(body if mended is None else mended)
 
 
+def _unquoted(body: bytes) -> Any | None:
+    """`loads_unquoted` of a page ``body`` (its byte order mark skipped, `mend`-ed first if needed)."""
+    body = body.removeprefix(UTF8_BOM)
+    mended = mend(body)
+    return loads_unquoted(body if mended is None else mended)
+
+
 def _cut_around_items(data: Any) -> bool:
-    """Whether a page `loads_cut` read was cut outside its items (its ``_links``, say): the
-    page then fails whole, as its next link may be what was cut."""
+    """Whether a page `loads_cut` or `loads_unquoted` read was cut, or holds a constant, outside
+    its items (its ``_links``, say): the page then fails whole, as its next link may be what was
+    cut."""
     if data.__class__ is not dict:
         return False  # a bare array: every value in it is in an item
-    return any(holds_too_deep(value) is not None for key, value in data.items() if key != "results")
+    return any(holds_unread(value) is not None for key, value in data.items() if key != "results")
 
 
 def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str | None) -> list[T]:

@@ -8,12 +8,15 @@ valid body), and gives what orjson gives for every body orjson accepts (a proper
 them):
 
 - a raw control character in a string is read as the character (``json``'s ``strict=False``);
-- a number no double holds is read as its text (``"1e400"``): a field expecting a number refuses
-  it (that item is refused, the page's other items are read), one expecting text reads it as
+- a number no double holds is read as its text (``"1e400"``), a `NumberText`: a field expecting a
+  number refuses it (that item is refused, the page's other items are read), and so does one
+  expecting a name from a set (an enum, which refuses every number), one expecting text reads it as
   written, an unknown one is ignored. An integer orjson reads exactly (64 bits) is read exactly,
   a larger one as the nearest double, as orjson does;
 - ``NaN``, ``Infinity`` and ``-Infinity`` are refused: they are no JSON, and no .NET serializer
-  writes them unquoted by default (a quoted ``"NaN"`` is a string, read as one anywhere);
+  writes them unquoted by default (a quoted ``"NaN"`` is a string, read as one anywhere). A page
+  holding them is read by `loads_unquoted`, each read as an `Unquoted` marker: the decoder
+  refuses the items holding one and reads the rest;
 - nesting deeper than orjson's 1,024 levels is refused, and so is nesting deeper than Python's
   recursion allows here (a ``RecursionError`` never escapes): on Python 3.11, a little under
   1,000 levels for a body read this way.
@@ -34,10 +37,14 @@ __all__ = [
     "MAX_DEPTH",
     "TOO_DEEP",
     "NotReadable",
+    "NumberText",
     "TooDeep",
+    "Unquoted",
     "holds_too_deep",
+    "holds_unread",
     "loads_cut",
     "loads_lenient",
+    "loads_unquoted",
 ]
 
 MAX_DEPTH = 1024
@@ -80,9 +87,18 @@ def _constant_at(text: str) -> int:
     return 0
 
 
+class NumberText(str):
+    """The text of a number no double holds, as the lenient reading reads it (``"1e400"``): a
+    string, for a field expecting text to read as written, but not one a field expecting a string
+    from a set (an enum) takes, as it takes no number (a plain ``str`` it would take as a new
+    member: ``JobStatus("1e400")``)."""
+
+    __slots__ = ()
+
+
 def _float(text: str) -> Any:
     number = float(text)
-    return text if number in (_INFINITY, -_INFINITY) else number
+    return NumberText(text) if number in (_INFINITY, -_INFINITY) else number
 
 
 def _int(text: str) -> Any:
@@ -210,13 +226,60 @@ def loads_cut(body: bytes | bytearray) -> Any | None:
 
 def holds_too_deep(data: Any) -> str | None:
     """The JSON path (from ``$``) of the first `TOO_DEEP` in ``data``, or None (iteratively)."""
+    found = holds_unread(data)
+    return found[0] if found is not None and found[1] is TOO_DEEP else None
+
+
+def holds_unread(data: Any) -> tuple[str, TooDeep | Unquoted] | None:
+    """The JSON path (from ``$``) of the first `TOO_DEEP` or `Unquoted` in ``data`` and that
+    marker, or None (iteratively)."""
     pending: list[tuple[Any, str]] = [(data, "$")]
     while pending:
         value, path = pending.pop()
-        if value is TOO_DEEP:
-            return path
+        if value.__class__ is TooDeep or value.__class__ is Unquoted:
+            return path, value
         if value.__class__ is dict:
             pending += [(child, f"{path}.{key}") for key, child in reversed(value.items())]
         elif value.__class__ is list:
             pending += [(child, f"{path}[{index}]") for index, child in reversed(list(enumerate(value)))]
     return None
+
+
+class Unquoted:
+    """What stands for ``NaN``, ``Infinity`` or ``-Infinity`` in a page `loads_unquoted` read (one
+    instance each): no JSON value, so no field of a model reads it; the decoder refuses each
+    item holding one."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}, unquoted>"
+
+
+_UNQUOTED = {name: Unquoted(name) for name in ("NaN", "Infinity", "-Infinity")}
+
+_UNQUOTED_DECODER = json.JSONDecoder(
+    strict=False, parse_constant=_UNQUOTED.__getitem__, parse_float=_float, parse_int=_int
+)
+
+
+def loads_unquoted(body: bytes | bytearray) -> Any | None:
+    """``body`` (UTF-8 JSON but for ``NaN``, ``Infinity`` or ``-Infinity`` written unquoted) read
+    as `loads_lenient` reads, each of those read as its `Unquoted` marker; None when it holds none
+    of them, or is no JSON even so (cut short, trailing text, nested past `MAX_DEPTH`).
+
+    orjson refuses the whole of a page one item of which holds ``NaN`` (a .NET server set to
+    write floats as symbols): read so, that item alone is refused. Only for a body refused."""
+    if b"NaN" not in body and b"Infinity" not in body:
+        return None
+    try:
+        data = _UNQUOTED_DECODER.decode(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
+        return None
+    found = holds_unread(data)
+    return data if found is not None else None

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._checks import id_argument
-from ._client import VBOClient
+from ._client import VBOClient, first_listed
 from ._exceptions import (
     APIError,
     ConfigError,
@@ -257,6 +257,9 @@ async def _batch(batch: Batch, context: Context) -> None:
     by_tenant: dict[str, list[Job]] = {}
     for job in jobs:
         by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
+    # Each tenant's jobs once, as first listed: what `VBOClient.organization_jobs` gives when
+    # the tenant is swept alone.
+    by_tenant = {key: first_listed(tenant_jobs) for key, tenant_jobs in by_tenant.items()}
     strays = [key for key in refused if key not in organizations]
     if strays and vouched and not whole and "" not in refused and "" not in by_tenant:
         # Vouched for by a count, the targets' organizations are not all the server lists: a

@@ -151,9 +151,11 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
     rows = []
     seen: set[str] = set()
     for job in result.jobs:
-        if job.id in seen:  # a server listing a job twice: one row, as the exporter has one series
+        # A server listing a job twice: one row, as the exporter has one series (`poll_jobs`
+        # gives each job once already, as first listed: `first_listed`).
+        if (key := job.id.lower()) in seen:
             continue
-        seen.add(job.id)
+        seen.add(key)
         repository = result.resolved(job, "repository") if "repository" in followed else None
         proxy = result.resolved(job, "proxy") if "proxy" in followed else None
         health = result.health.get(job.id)

@@ -313,9 +313,11 @@ class _Reader:
         unreadable = False
         seen: set[str] = set()
         for job in result.jobs:
-            if job.id in seen:  # a server listing a job twice must not make a duplicate series
+            # A server listing a job twice must not make a duplicate series (`poll_jobs` gives
+            # each job once already, as first listed: `first_listed`).
+            if (key := job.id.lower()) in seen:
                 continue
-            seen.add(job.id)
+            seen.add(key)
             health = result.health.get(job.id)
             if health is not None and health.reason.startswith(UNREADABLE_SESSIONS):
                 unreadable = True
@@ -415,9 +417,9 @@ class _Reader:
         tenant = (_text(_tenant(organization)), _text(organization.id))
         seen: set[str] = set()
         for row in found or ():
-            if row.repository_id is None or row.repository_id in seen:
+            if row.repository_id is None or (key := row.repository_id.lower()) in seen:
                 continue
-            seen.add(row.repository_id)
+            seen.add(key)
             self.add("organization_used_bytes", (*tenant, _text(row.repository_id)), row.used_space_bytes)
 
 
@@ -426,4 +428,13 @@ def _tenant(organization: Organization) -> str:
 
 
 def _unique(items: Iterable[M]) -> list[M]:
-    return list({item.id: item for item in items}.values())
+    """``items`` with each id once (compared ignoring case), as first listed: one series each, with
+    the values of the listing its neighbours were read from, as a job listed twice has
+    (`first_listed`)."""
+    seen: set[str] = set()
+    kept = []
+    for item in items:
+        if (key := item.id.lower()) not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
