@@ -306,6 +306,35 @@ def test_kept_keeps_what_is_used_once_a_generation() -> None:
     assert len(kept) <= 8
 
 
+class _CountedKey:
+    """A key that counts how often it is hashed."""
+
+    hashed = 0
+
+    def __hash__(self) -> int:
+        _CountedKey.hashed += 1
+        return 1
+
+
+def test_a_kept_whose_first_generation_is_not_full_recalls_without_hashing() -> None:
+    """A new client's caches miss on almost every first sighting and then `recall` from a
+    previous generation that is still empty: asking it cost a hash of the key (a 30-item tuple
+    for a schedule policy, three hashes per miss instead of two). Once a generation has passed,
+    the previous one is asked as before."""
+    kept: Kept[object, int] = Kept(2)
+    key = _CountedKey()
+    _CountedKey.hashed = 0
+    assert kept.recall(key) is None
+    assert kept.recall(key, -1) == -1
+    assert _CountedKey.hashed == 0
+    kept.keep(key, 1)
+    kept.keep("a", 2)
+    kept.keep("b", 3)  # the first generation, ``key`` and "a", is now the previous one
+    assert kept.get(key) is None
+    assert kept.recall(key) == 1
+    assert kept.get(key) == 1
+
+
 @pytest.mark.parametrize("length", [100, 60_000])
 def test_server_urls_are_split_without_pinning_long_ones_in_python_s_urlsplit_cache(length: int) -> None:
     """``urllib.parse.urlsplit`` keeps its last 128 URLs whole, for the process: reading a page's

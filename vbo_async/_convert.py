@@ -926,11 +926,14 @@ class FastHooks:
             shared = self._plans.policies()
             if shared is not None:
                 windows = self._windows
+                # Not ``Kept[Any, Any](...)``: calling the alias also tries to set
+                # ``__orig_class__`` on the slotted instance, an AttributeError per client.
+                kept: Kept[Any, Any] = Kept(_POLICY_CACHE_SIZE // 2)
                 fn = shared.bind(
                     self.get,
                     known=self._plans.known(shared),
                     structure=fn,
-                    cache=(kept := Kept[Any, Any](_POLICY_CACHE_SIZE // 2)),
+                    cache=kept,
                     cache_get=kept.get,
                     __key=windows.key,
                     __flags_of=windows.flags_of,

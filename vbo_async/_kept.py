@@ -57,8 +57,8 @@ class Kept(Generic[K, V]):
         """The entry of ``key`` from the previous generation, now in the current one (``default``
         when it is not there either: the caller builds the value and `keep`s it)."""
         previous = self._previous
-        if key not in previous:
-            return default
+        if not previous or key not in previous:  # empty until the first generation is full:
+            return default  # no hash of ``key`` (a policy's is a 30-item tuple) for a new cache
         value = previous.pop(key)
         self.keep(key, value)
         return value
