@@ -817,3 +817,53 @@ async def test_a_grant_unanswered_when_the_logout_time_is_over_is_cancelled_and_
         b"/v8/Jobs/j1 ",
         b"/v8/Token grant_type=refresh_token",
     ]
+
+
+async def test_a_close_cancelled_during_its_logout_does_not_wait_for_a_grant_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve``'s second stop signal abandons the logouts by cancelling each ``aclose()``: the
+    close must then end at once, closing the pool without its logout. It went on to wait for a
+    renewal in flight (for the rest of the logout's time: a hang here, where that time is an
+    hour), to log out the token it would bring, sending after it was abandoned. Now a cancelled
+    close closes the pool at once: the renewal and the call waiting for it end, no task is left,
+    and nothing more is sent."""
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 3600.0)
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    renewing, logging_out = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    class Held(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            path = request.url.path.lower()
+            sent.append(path)
+            if path == "/v8/token" and b"refresh_token" in request.content:
+                renewing.set()
+                await asyncio.Event().wait()  # never answered
+            if path == "/v8/token/logout":
+                logging_out.set()
+                await asyncio.Event().wait()  # never answered
+            return await inner.handle_async_request(request)
+
+    vbo = VBOClient(BASE, username="admin", password="admin", api_version="v8", transport=Held())
+    now = [1000.0]
+    vbo._tokens._clock = lambda: now[0]
+    await vbo.jobs()
+    token = vbo._tokens._token
+    assert token is not None
+    now[0] = token.refresh_at + 1  # due for renewal, not expired: the logout is sent with it
+    before = asyncio.all_tasks()
+    call = asyncio.create_task(vbo.jobs())
+    await asyncio.wait_for(renewing.wait(), timeout=10)  # guards against a hang only
+    close = asyncio.create_task(vbo.aclose())
+    await asyncio.wait_for(logging_out.wait(), timeout=10)  # guards against a hang only
+    close.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(close, timeout=10)  # guards against a hang only
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(call, timeout=10)  # guards against a hang only
+    await settled(before)
+    assert "closed" in repr(vbo)
+    assert sent[-2:] == ["/v8/token", "/v8/token/logout"]
+    await vbo.aclose()  # closed: at once

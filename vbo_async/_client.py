@@ -320,7 +320,8 @@ class VBOClient:
         inside a token grant in flight (by its transport), it returns at once and that grant
         finishes the close as it ends, logging its token out too. A grant still unanswered when
         the logout's few seconds are over is cancelled (a token the server issued for it lives
-        until it expires). Closing from another event loop than the client's raises
+        until it expires); so is one when the close itself is cancelled (abandoned: it closes the
+        pool at once, sending nothing more). Closing from another event loop than the client's raises
         `ClientStateError`."""
         closing = self._closing
         if closing is not None and closing[0] is asyncio.get_running_loop():
@@ -344,6 +345,7 @@ class VBOClient:
         token = self._tokens.forget()
         dialect = self._dialect
         deadline = asyncio.get_running_loop().time() + LOGOUT_TIMEOUT
+        abandoned = False
         try:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -351,6 +353,11 @@ class VBOClient:
                         await self._log_out(token, dialect)
             except TimeoutError:
                 log.debug("no answer to the logout within %s s; closing anyway", LOGOUT_TIMEOUT)
+            except asyncio.CancelledError:
+                # The close was abandoned (`serve`'s second stop signal, a caller's deadline): it
+                # closes at once, neither waiting for a grant in flight nor logging out its token.
+                abandoned = True
+                raise
         finally:
             if finish_later:
 
@@ -360,17 +367,19 @@ class VBOClient:
 
                 self._tokens.after_grant = finish
             else:
-                await self._finish_close(closed, deadline)
+                await self._finish_close(closed, deadline, log_out_late=not abandoned)
 
-    async def _finish_close(self, closed: asyncio.Event, deadline: float) -> None:
-        """Log out the tokens a grant in flight brought once closing began (by ``deadline``),
-        then close the pool and end the work in flight, whatever the logouts' outcome; ``closed``
-        is set once done."""
+    async def _finish_close(
+        self, closed: asyncio.Event, deadline: float, *, log_out_late: bool = True
+    ) -> None:
+        """Log out the tokens a grant in flight brought once closing began (by ``deadline``;
+        not when ``log_out_late`` is False: the close was abandoned), then close the pool and end
+        the work in flight, whatever the logouts' outcome; ``closed`` is set once done."""
         dialect = self._dialect
         try:
             try:
                 async with asyncio.timeout_at(deadline):
-                    if dialect is None or dialect.logout is not None:
+                    if log_out_late and (dialect is None or dialect.logout is not None):
                         # A grant in flight (a renewal, the probe of "auto") may still bring a
                         # token: the server keeps it live until it is logged out too.
                         for late, its_dialect in await self._tokens.granted_while_closing():
