@@ -323,6 +323,11 @@ class VBOClient:
         until it expires); so is one when the close itself is cancelled (abandoned: it closes the
         pool at once, sending nothing more). Closing from another event loop than the client's raises
         `ClientStateError`."""
+        await self._close(log_out=True)
+
+    async def _close(self, *, log_out: bool) -> None:
+        """`aclose`; without ``log_out``, nothing is sent and no grant in flight is waited for
+        (`close_in_turns`: a client whose time to log out is over)."""
         closing = self._closing
         if closing is not None and closing[0] is asyncio.get_running_loop():
             if closing[2] is not asyncio.current_task():  # else called by that very close (by
@@ -337,11 +342,12 @@ class VBOClient:
         # this returns: the grant finishes the close as it ends (`TokenManager.after_grant`),
         # logging that token out too, then closing the pool; until then no grant starts and
         # every call that needs a token ends with `ClientStateError`.
-        await self._close_with(closed, finish_later=self._tokens.granting_here())
+        await self._close_with(closed, finish_later=self._tokens.granting_here(), log_out=log_out)
 
-    async def _close_with(self, closed: asyncio.Event, *, finish_later: bool) -> None:
-        """`aclose`, once: log out, then (now, or as the grant in flight ends: ``finish_later``)
-        log out what a grant in flight brings and close, whatever the logouts' outcome."""
+    async def _close_with(self, closed: asyncio.Event, *, finish_later: bool, log_out: bool = True) -> None:
+        """`aclose`, once: log out (with ``log_out``), then (now, or as the grant in flight ends:
+        ``finish_later``) log out what a grant in flight brings and close, whatever the logouts'
+        outcome."""
         token = self._tokens.forget()
         dialect = self._dialect
         deadline = asyncio.get_running_loop().time() + LOGOUT_TIMEOUT
@@ -349,7 +355,7 @@ class VBOClient:
         try:
             try:
                 async with asyncio.timeout_at(deadline):
-                    if token is not None and dialect is not None:
+                    if log_out and token is not None and dialect is not None:
                         await self._log_out(token, dialect)
             except TimeoutError:
                 log.debug("no answer to the logout within %s s; closing anyway", LOGOUT_TIMEOUT)
@@ -363,11 +369,11 @@ class VBOClient:
 
                 async def finish() -> None:
                     later = asyncio.get_running_loop().time() + LOGOUT_TIMEOUT
-                    await self._finish_close(closed, later)
+                    await self._finish_close(closed, later, log_out_late=log_out)
 
                 self._tokens.after_grant = finish
             else:
-                await self._finish_close(closed, deadline, log_out_late=not abandoned)
+                await self._finish_close(closed, deadline, log_out_late=log_out and not abandoned)
 
     async def _finish_close(
         self, closed: asyncio.Event, deadline: float, *, log_out_late: bool = True
