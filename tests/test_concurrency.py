@@ -867,3 +867,45 @@ async def test_a_close_cancelled_during_its_logout_does_not_wait_for_a_grant_in_
     assert "closed" in repr(vbo)
     assert sent[-2:] == ["/v8/token", "/v8/token/logout"]
     await vbo.aclose()  # closed: at once
+
+
+async def test_a_close_made_inside_a_grant_that_then_hangs_still_ends_within_the_logout_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closed from inside its token grant (by its transport), the client lets that grant finish
+    the close as it ends. A grant that then never ends (no ``timeout``) held the close open for
+    ever: every other ``aclose()`` waited for it, the pool stayed open. The grant is cancelled
+    once the logout's time is over (shortened here), as one in flight when another task closes
+    the client is; the close ends, the call waiting for the token ends with `ClientStateError`,
+    and no task is left."""
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 0.2)
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    holder: list[VBOClient] = []
+    closed_inside = asyncio.Event()
+
+    class ClosingThenHanging(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.lower() == "/v8/token":
+                await holder[0].aclose()
+                closed_inside.set()
+                await asyncio.Event().wait()  # never answered
+            return await inner.handle_async_request(request)
+
+    vbo = VBOClient(
+        BASE,
+        username="admin",
+        password="admin",
+        api_version="v8",
+        transport=ClosingThenHanging(),
+        timeout=None,
+    )
+    holder.append(vbo)
+    before = asyncio.all_tasks()
+    call = asyncio.create_task(vbo.jobs())
+    await asyncio.wait_for(closed_inside.wait(), timeout=10)  # guards against a hang only
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(call, timeout=10)  # guards against a hang only
+    await settled(before)
+    assert vbo._fetcher.closed

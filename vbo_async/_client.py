@@ -366,9 +366,16 @@ class VBOClient:
                 raise
         finally:
             if finish_later:
+                # This task is the grant's: one still unanswered when the logout's time is over
+                # is cancelled (it then finishes the close), as `_finish_close` cancels one in
+                # flight when another task closes the client.
+                loop, grant = asyncio.get_running_loop(), asyncio.current_task()
+                cut = loop.call_at(deadline, grant.cancel) if grant is not None else None
 
                 async def finish() -> None:
-                    later = asyncio.get_running_loop().time() + LOGOUT_TIMEOUT
+                    if cut is not None:
+                        cut.cancel()
+                    later = loop.time() + LOGOUT_TIMEOUT
                     await self._finish_close(closed, later, log_out_late=log_out)
 
                 self._tokens.after_grant = finish
