@@ -54,6 +54,7 @@ from .conftest import (
     json_response,
     second_caller_after_the_first_is_cancelled,
     serve,
+    settled,
 )
 
 DENIED = b'{"message":"Authorization has been denied for this request."}'
@@ -328,6 +329,46 @@ async def test_the_last_caller_cancelled_cancels_the_token_request_and_leaves_no
     assert job.id == "j1"
     assert len(fake.token_requests) == 2
     assert fake.grants() == ["password"]  # the cancelled request never got its form read
+
+
+@pytest.mark.parametrize("when", ["before the server answers", "after the server answered"])
+async def test_a_renewal_whose_only_caller_is_cancelled_still_brings_its_token(when: str) -> None:
+    """A call renewing an expired token is cancelled (its deadline) while the refresh grant is
+    in flight. Cancelling it cancelled the grant: the server had used the refresh token up (it
+    rotates them), so the next call sent it again, was refused, and paid a password grant too.
+    The renewal now finishes on its own (held by the client, ended by closing), and the next
+    call uses the token it brought; nothing is left running once it has."""
+    fake = FakeVBO()
+    serve_jobs(fake, 2)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        refresh = b"grant_type=refresh_token" in request.content
+        if refresh and when == "before the server answers":
+            held.set()
+            await release.wait()
+        response = await fake.handler(request)
+        if refresh and when == "after the server answered":
+            held.set()
+            await release.wait()
+        return response
+
+    now = [1000.0]
+    async with client_for(handler) as vbo:
+        vbo._tokens._clock = lambda: now[0]
+        await vbo.job("j0")
+        now[0] += 10**6  # the token has expired
+        before = asyncio.all_tasks()
+        caller = asyncio.create_task(vbo.job("j0"))
+        await asyncio.wait_for(held.wait(), timeout=10)  # guards against a hang only
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        release.set()
+        await settled(before)  # the renewal ended, by itself
+        job = await vbo.job("j1")
+    assert job.id == "j1"
+    assert fake.grants() == ["password", "refresh_token"]
 
 
 async def test_closing_during_the_token_request_ends_its_callers_and_leaves_no_task(fake: FakeVBO) -> None:

@@ -694,3 +694,218 @@ async def test_a_token_granted_while_the_client_closes_is_logged_out(
     assert simulator.stats.token_requests["password"] == 1
     assert simulator.stats.logouts == {"v8": 1}
     assert "closed" in repr(vbo)
+
+
+@pytest.mark.parametrize("when", ["before the server answers", "after the server answered"])
+@pytest.mark.parametrize("closer", ["another task", "the grant's transport"])
+async def test_closing_with_an_expired_token_while_its_renewal_is_in_flight_sends_its_refresh_token_once(
+    when: str, closer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access token has expired and a call's renewal is sending its refresh token when the
+    client closes: the logout would redeem that same refresh token (docs/reliability.md, "Token
+    grants": a refresh grant is never sent twice; the server rotates them, so one of the two is
+    refused, and counted by its throttle). The close waits for the renewal instead (or, closed
+    from inside it, leaves it to that renewal) and logs out the pair it brings: one refresh grant,
+    no token left live on the server, nothing left running."""
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 3600.0)
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    holder: list[VBOClient] = []
+    held, go_on = asyncio.Event(), asyncio.Event()
+
+    class RenewalInFlight(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            renewal = request.url.path.lower() == "/v8/token" and b"refresh_token" in request.content
+            renewal = renewal and not held.is_set()  # the call's renewal, not the logout's redeem
+            if renewal and when == "before the server answers":
+                await self.close_or_hold()
+            response = await inner.handle_async_request(request)
+            if renewal and when == "after the server answered":
+                await self.close_or_hold()
+            return response
+
+        async def close_or_hold(self) -> None:
+            held.set()
+            if closer == "the grant's transport":
+                await holder[0].aclose()
+            else:
+                await go_on.wait()
+
+    vbo = VBOClient(BASE, username="admin", password="admin", api_version="v8", transport=RenewalInFlight())
+    holder.append(vbo)
+    await vbo.jobs()
+    now = [0.0]
+    vbo._tokens._clock = lambda: now[0]
+    now[0] = 10**9  # the access token has expired on the client's clock
+    before = asyncio.all_tasks()
+    call = asyncio.create_task(vbo.jobs())
+    if closer == "another task":
+        await asyncio.wait_for(held.wait(), timeout=10)  # guards against a hang only
+        close = asyncio.create_task(vbo.aclose())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        go_on.set()
+        await asyncio.wait_for(close, timeout=10)  # guards against a hang only
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(call, timeout=10)  # guards against a hang only
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    await settled(before)
+    assert simulator.stats.token_requests == {"password": 1, "refresh_token": 1}
+    assert simulator.stats.logouts == {"v8": 1}
+    assert not simulator.tokens._refresh, "a refresh token is still live on the server"
+
+
+@pytest.mark.parametrize("transport", ["aiohttp (default)", "httpx"])
+@pytest.mark.parametrize("hangs", ["the logout's redeem", "a renewal in flight"])
+async def test_a_grant_unanswered_when_the_logout_time_is_over_is_cancelled_and_leaves_nothing_open(
+    hangs: str, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing with an expired access token redeems its refresh token to log out; here the
+    token endpoint never answers, either that redeem or a call's renewal already in flight (which
+    the close waits for). ``aclose()`` ends once the logout's time is over (shortened here;
+    the assertions count, they do not time), the refresh token is sent once, the call waiting
+    ends with `ClientStateError`, and no task or connection is left."""
+    from .raw_http import serve_raw
+
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 0.2)
+    seen: list[bytes] = []
+    refreshing = asyncio.Event()
+
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        seen.append(head.split(b" ", 2)[1] + b" " + body.partition(b"&")[0])
+        if b"grant_type=refresh_token" in body:
+            refreshing.set()
+            await asyncio.Event().wait()  # never answered
+        if b"grant_type=password" in body:
+            data = b'{"access_token":"access-Kq7","refresh_token":"refresh-Wm4","expires_in":3600}'
+        else:
+            data = b'{"id":"j1","name":"job"}'
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        writer.write(head % len(data) + data)
+        await writer.drain()
+
+    async with serve_raw(answer) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username="u",
+            password="p",
+            api_version="v8",
+            retry=RetryPolicy(attempts=1),
+            transport=httpx.AsyncHTTPTransport() if transport == "httpx" else None,
+        )
+        now = [1000.0]
+        vbo._tokens._clock = lambda: now[0]
+        await vbo.job("j1")
+        now[0] += 10**6  # the access token has expired
+        before = asyncio.all_tasks()
+        call = None
+        if hangs == "a renewal in flight":
+            call = asyncio.create_task(vbo.job("j1"))
+            await asyncio.wait_for(refreshing.wait(), timeout=10)  # guards against a hang only
+        await asyncio.wait_for(vbo.aclose(), timeout=30)  # guards against a hang only
+        if call is not None:
+            with pytest.raises(ClientStateError):
+                await asyncio.wait_for(call, timeout=10)  # guards against a hang only
+        await settled(before)
+        pool = vbo._sender._transport  # type: ignore[attr-defined]
+        if isinstance(pool, httpx.AsyncHTTPTransport):
+            assert not pool._pool.connections
+        else:
+            assert pool.connections == 0
+    assert seen == [
+        b"/v8/Token grant_type=password",
+        b"/v8/Jobs/j1 ",
+        b"/v8/Token grant_type=refresh_token",
+    ]
+
+
+async def test_a_close_cancelled_during_its_logout_does_not_wait_for_a_grant_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve``'s second stop signal abandons the logouts by cancelling each ``aclose()``: the
+    close must then end at once, closing the pool without its logout. It went on to wait for a
+    renewal in flight (for the rest of the logout's time: a hang here, where that time is an
+    hour), to log out the token it would bring, sending after it was abandoned. Now a cancelled
+    close closes the pool at once: the renewal and the call waiting for it end, no task is left,
+    and nothing more is sent."""
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 3600.0)
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    renewing, logging_out = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    class Held(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            path = request.url.path.lower()
+            sent.append(path)
+            if path == "/v8/token" and b"refresh_token" in request.content:
+                renewing.set()
+                await asyncio.Event().wait()  # never answered
+            if path == "/v8/token/logout":
+                logging_out.set()
+                await asyncio.Event().wait()  # never answered
+            return await inner.handle_async_request(request)
+
+    vbo = VBOClient(BASE, username="admin", password="admin", api_version="v8", transport=Held())
+    now = [1000.0]
+    vbo._tokens._clock = lambda: now[0]
+    await vbo.jobs()
+    token = vbo._tokens._token
+    assert token is not None
+    now[0] = token.refresh_at + 1  # due for renewal, not expired: the logout is sent with it
+    before = asyncio.all_tasks()
+    call = asyncio.create_task(vbo.jobs())
+    await asyncio.wait_for(renewing.wait(), timeout=10)  # guards against a hang only
+    close = asyncio.create_task(vbo.aclose())
+    await asyncio.wait_for(logging_out.wait(), timeout=10)  # guards against a hang only
+    close.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(close, timeout=10)  # guards against a hang only
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(call, timeout=10)  # guards against a hang only
+    await settled(before)
+    assert "closed" in repr(vbo)
+    assert sent[-2:] == ["/v8/token", "/v8/token/logout"]
+    await vbo.aclose()  # closed: at once
+
+
+async def test_a_close_made_inside_a_grant_that_then_hangs_still_ends_within_the_logout_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closed from inside its token grant (by its transport), the client lets that grant finish
+    the close as it ends. A grant that then never ends (no ``timeout``) held the close open for
+    ever: every other ``aclose()`` waited for it, the pool stayed open. The grant is cancelled
+    once the logout's time is over (shortened here), as one in flight when another task closes
+    the client is; the close ends, the call waiting for the token ends with `ClientStateError`,
+    and no task is left."""
+    monkeypatch.setattr("vbo_async._client.LOGOUT_TIMEOUT", 0.2)
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    holder: list[VBOClient] = []
+    closed_inside = asyncio.Event()
+
+    class ClosingThenHanging(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.lower() == "/v8/token":
+                await holder[0].aclose()
+                closed_inside.set()
+                await asyncio.Event().wait()  # never answered
+            return await inner.handle_async_request(request)
+
+    vbo = VBOClient(
+        BASE,
+        username="admin",
+        password="admin",
+        api_version="v8",
+        transport=ClosingThenHanging(),
+        timeout=None,
+    )
+    holder.append(vbo)
+    before = asyncio.all_tasks()
+    call = asyncio.create_task(vbo.jobs())
+    await asyncio.wait_for(closed_inside.wait(), timeout=10)  # guards against a hang only
+    await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(call, timeout=10)  # guards against a hang only
+    await settled(before)
+    assert vbo._fetcher.closed

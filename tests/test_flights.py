@@ -213,3 +213,51 @@ async def test_a_client_on_an_eager_loop_with_an_in_memory_transport(
     async with client_for(fake) as vbo:
         jobs = await vbo.jobs()
     assert [job.id for job in jobs] == [seed[0]["id"]]
+
+
+@pytest.mark.parametrize("outcome", ["answer", "failure"])
+async def test_work_started_to_finish_alone_outlives_its_last_waiter_and_is_joined(outcome: str) -> None:
+    """``finish_alone`` (a token renewal sending a refresh token): the last waiter cancelled does
+    not cancel the work; a caller arriving meanwhile joins it and gets its outcome, a failure no
+    one waits for is not reported, and `Flights.cancel_all` still ends it."""
+    reported = _unhandled(asyncio.get_running_loop())
+    flights = Flights("closed")
+    release = asyncio.Event()
+    runs = 0
+
+    async def load() -> str:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        if outcome == "failure":
+            raise Boom("no")
+        return "answer"
+
+    first = asyncio.create_task(flights.run("k", load, finish_alone=True))
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    joined = asyncio.create_task(flights.run("k", load))
+    await asyncio.sleep(0)
+    release.set()
+    if outcome == "failure":
+        with pytest.raises(Boom):
+            await joined
+    else:
+        assert await joined == "answer"
+    assert runs == 1
+    release.clear()
+    alone = asyncio.create_task(flights.run("k", load, finish_alone=True))
+    await asyncio.sleep(0)
+    alone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await alone
+    if outcome == "failure":
+        release.set()  # fails with no one waiting: not reported
+        for _ in range(10):
+            await asyncio.sleep(0)
+    await flights.cancel_all()  # ends what is still running, if anything
+    assert runs == 2
+    gc.collect()
+    assert reported == []

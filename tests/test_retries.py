@@ -551,3 +551,67 @@ async def test_a_transport_error_says_whether_the_request_reached_the_server(tra
                     await vbo.jobs()
             errors.append(info.value)
     assert [error.unsent for error in errors] == [True, False]
+
+
+@pytest.mark.parametrize("transport", ["aiohttp (default)", "httpx"])
+@pytest.mark.parametrize(
+    "cut",
+    [
+        "the TLS handshake refused (nothing sent)",
+        "the head sent, the body not read",
+        "the whole request read, no answer",
+    ],
+)
+async def test_unsent_is_true_only_before_the_request_went_out(transport: str, cut: str) -> None:
+    """`TransportError.unsent` lets a request be sent again as if it had never been: it must be
+    True only when no byte of the request can have reached the server. Over raw sockets, for both
+    transports: a TLS handshake the server cuts is unsent; a job action the server read part
+    of (its head) or all of is not, and it is sent exactly once (job actions are never resent;
+    a refresh grant would not be either)."""
+    from .raw_http import read_request
+
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if cut.startswith("the TLS"):
+                await reader.read(1)  # the ClientHello begins: refused
+            elif b"/token" in (line := await reader.readuntil(b"\r\n")).lower():
+                await read_request(reader)
+                data = b'{"access_token":"access-Kq7","refresh_token":"refresh-Wm4","expires_in":3600}'
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                writer.write(head % len(data) + data)
+                await writer.drain()
+            else:
+                seen.append(line)
+                if cut == "the head sent, the body not read":
+                    await reader.readuntil(b"\r\n\r\n")
+                else:
+                    await read_request(reader)
+        finally:
+            writer.transport.abort()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    scheme = "https" if cut.startswith("the TLS") else "http"
+    try:
+        vbo = VBOClient(
+            f"{scheme}://127.0.0.1:{port}",
+            username="u",
+            password="p",
+            api_version="v8",
+            retry=attrs.evolve(FAST, attempts=1),
+            transport=httpx.AsyncHTTPTransport() if transport == "httpx" else None,
+        )
+        async with vbo:
+            with pytest.raises(TransportError) as info:
+                await vbo.start_job("j1")
+    finally:
+        server.close()
+        await server.wait_closed()
+    if cut.startswith("the TLS"):
+        assert info.value.unsent is True
+        assert seen == []
+    else:
+        assert info.value.unsent is False
+        assert seen == [b"POST /v8/Jobs/j1/start HTTP/1.1\r\n"]

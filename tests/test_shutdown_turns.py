@@ -280,3 +280,62 @@ async def test_a_turn_waited_for_and_cancelled_is_not_lost() -> None:
     assert turns.held == 1
     turns.release()
     assert turns.held == 0
+
+
+async def test_a_client_given_no_turn_in_time_closes_without_waiting_for_its_grant_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The budget is over: a client still waiting for its turn is closed without its logout. It
+    was closed with ``aclose()``, which waits (the logout's few seconds; an hour here) for a
+    renewal in flight to log out the token it brings: past the budget, and sending without a
+    turn (with no ``timeout``, as here, until the hang guard; with the default, 30 s). Now it
+    closes at once, the renewal and the call waiting for it end, no task is left."""
+    from vbo_async import ClientStateError
+    from vbo_async._cli._turns import Turns, close_in_turns
+    from vbo_async.simulator import Simulator
+
+    from .conftest import BASE, settled
+
+    monkeypatch.setattr(vbo_async._client, "LOGOUT_TIMEOUT", 3600.0)
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=1, api_versions=("v8",)))
+    inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+    logging_out, renewing = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    class Held(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            path = request.url.path.lower()
+            sent.append(path)
+            if path == "/v8/token/logout":
+                logging_out.set()
+                await asyncio.Event().wait()  # never answered: holds the only turn
+            if path == "/v8/token" and b"refresh_token" in request.content:
+                renewing.set()
+                await asyncio.Event().wait()  # never answered
+            return await inner.handle_async_request(request)
+
+    first, second = (
+        VBOClient(BASE, username="admin", password="admin", api_version="v8", transport=Held(), timeout=None)
+        for _ in range(2)
+    )
+    now = [1000.0]
+    second._tokens._clock = lambda: now[0]
+    await first.jobs()
+    await second.jobs()
+    token = second._tokens._token
+    assert token is not None
+    now[0] = token.refresh_at + 1  # due for renewal
+    before = asyncio.all_tasks()
+    call = asyncio.create_task(second.jobs())
+    await asyncio.wait_for(renewing.wait(), HANG_GUARD)
+    ended = asyncio.Event()
+    closing = asyncio.create_task(close_in_turns([first, second], Turns(1), abandon=ended))
+    await asyncio.wait_for(logging_out.wait(), HANG_GUARD)
+    ended.set()  # the budget is over (or a second stop signal)
+    assert await asyncio.wait_for(closing, HANG_GUARD) == 2
+    with pytest.raises(ClientStateError):
+        await asyncio.wait_for(call, HANG_GUARD)
+    await settled(before)
+    assert first._fetcher.closed
+    assert second._fetcher.closed
+    assert sent.count("/v8/token/logout") == 1  # the first's, in its turn; none without a turn

@@ -1246,3 +1246,58 @@ async def test_a_refresh_refused_while_aclose_logs_out_sends_no_password() -> No
         await call
     assert [form["grant_type"] for form in server.forms] == ["password", "refresh_token"]
     assert logouts.call_count == 1
+
+
+REDEEM_ANSWERS = {
+    "400": lambda: httpx.Response(400, json={"error": "invalid_grant"}),
+    "401": lambda: httpx.Response(401),
+    "429": lambda: httpx.Response(429, headers={"Retry-After": "0"}),
+    "503": lambda: httpx.Response(503),
+    "a read error": lambda: httpx.ReadError("connection reset"),
+    "no answer": None,
+}
+
+
+@pytest.mark.parametrize("answer", list(REDEEM_ANSWERS))
+async def test_a_redeem_to_log_out_that_fails_never_sends_the_password_nor_the_refresh_token_twice(
+    answer: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing with an expired access token redeems its refresh token to log out. Whatever the
+    token endpoint does with that redeem (refuses it, throttles it, fails, drops it, never
+    answers within the logout's time: shortened here), ``aclose()`` returns and raises nothing;
+    the password is never sent, the refresh token is sent again only when no server handed out
+    anything for it (a 429 or 503 is retried like a GET), no logout goes out without a valid
+    bearer, and no token appears in the log."""
+    monkeypatch.setattr(client_module, "LOGOUT_TIMEOUT", 0.5)
+    caplog.set_level("DEBUG", logger="vbo_async")
+    server = Server("v8")
+    make = REDEEM_ANSWERS[answer]
+
+    async def token(request: httpx.Request) -> httpx.Response:
+        form = dict(parse_qsl(request.content.decode()))
+        server.forms.append(form)
+        if form["grant_type"] == "refresh_token":
+            if make is None:
+                await asyncio.Event().wait()
+            made = make()
+            if isinstance(made, Exception):
+                raise made
+            return made
+        return httpx.Response(200, json=token_body(len(server.forms)))
+
+    server.router.post("/v8/Token").mock(side_effect=token)
+    logout = server.router.post("/v8/token/logout").respond(204)
+    server.router.get("/v8/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client(retry=attrs.evolve(FAST, attempts=2))
+    await vbo.jobs()
+    vbo._tokens._clock = lambda: float("inf")  # the access token has expired
+    await asyncio.wait_for(vbo.aclose(), timeout=30)  # guards against a hang only
+    grants = [form["grant_type"] for form in server.forms]
+    retried = answer in ("429", "503")
+    assert grants[0] == "password"
+    assert grants[1:] == ["refresh_token"] * (2 if retried else 1)
+    assert not logout.called
+    first = token_body(1)
+    said = caplog.text
+    assert first["access_token"] not in said
+    assert first["refresh_token"] not in said

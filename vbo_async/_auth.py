@@ -7,7 +7,9 @@ outside any size limit, which is why the replay is not an ``httpx.Auth`` flow).
 `TokenManager` shares renewals: however many requests see a 401 at once, one token request is
 made, in a task of its own that every caller waiting for it shares, its failure included (the
 callers after it find the token already replaced). A caller cancelled meanwhile (a request
-handler's deadline) leaves it running for the others; the last one gone cancels it. Refresh uses
+handler's deadline) leaves it running for the others; the last one gone cancels it, unless it
+sends a refresh token: the server may use that up on receipt, so that renewal finishes alone
+and its token serves the next call (closing cancels it). Refresh uses
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused, or its answer lost after it reached the server (which may have used the
 refresh token up: the sender does not send it again; docs/reliability.md, "Token grants").
@@ -45,6 +47,7 @@ import attrs
 
 from ._dialects import Dialect
 from ._exceptions import (
+    APIError,
     AuthenticationError,
     ClientStateError,
     ConfigError,
@@ -327,6 +330,10 @@ class TokenManager:
         self._refused: Token | None = None
         """The token the server refused (a 401) whose renewal failed: not sent again, the next
         call renews first (and raises that failure again while its rest lasts)."""
+        self._sent_refresh: str | None = None
+        """The refresh token the last refresh grant sent (or is sending), unless the server
+        answered it without a token (it is still live then) or it never got through: it may be
+        used up, so the logout at close does not redeem it again (`redeemed_for_logout`)."""
         self._renew_at = 0.0
         """After a failed proactive renewal: no other one is started before this (`RENEWAL_RETRY`)
         while the token is still valid."""
@@ -407,7 +414,13 @@ class TokenManager:
         (a burst of refused password grants can lock the account out, and a throttled token
         endpoint would be hammered)."""
         self._check_open()
-        return await self._renewals.run("renewal", lambda: self._renew(old, refused=refused))
+        # A renewal that sends a refresh token finishes even when every caller waiting for it is
+        # cancelled (a deadline): the server may have used the refresh token up once it got it,
+        # and the next call would send it again, be refused, and pay a password grant.
+        refreshes = old is not None and old.refresh_token is not None
+        return await self._renewals.run(
+            "renewal", lambda: self._renew(old, refused=refused), finish_alone=refreshes
+        )
 
     async def _renew(self, old: Token | None, *, refused: bool) -> Token:
         async with self._granted():  # `probe` (discovery) takes it too
@@ -523,10 +536,22 @@ class TokenManager:
         """After `forget`: a new pair for ``token``, whose access token expired (or was refused by
         the logout), from its refresh token (never the password), only to be logged out: a
         logout needs a valid bearer, and ends the refresh token issued with it, which otherwise
-        stays live on the server for its whole lifetime. None, said at debug level, when
-        ``token`` has no refresh token (nothing live is left) or the grant fails."""
+        stays live on the server for its whole lifetime. A renewal in flight is waited for
+        first: when it sent that refresh token, it is not sent again (a refresh grant never is:
+        the server may have used it up), and the pair the renewal brings is logged out instead
+        (`granted_while_closing`). None, said at debug level, when ``token`` has no refresh token
+        (nothing live is left), a renewal sent it, or the grant fails."""
         if token.refresh_token is None:
             log.debug("the access token expired and there is no refresh token: nothing left to log out")
+            return None
+        if not self.granting_here():
+            async with self._lock:  # a renewal in flight may be sending this very refresh token
+                pass
+        if token.refresh_token == self._sent_refresh:
+            # Never sent twice (the server rotates them: one of the two would be refused, and
+            # counted by its throttle); the pair that renewal brought is logged out instead
+            # (`granted_while_closing`).
+            log.debug("the refresh token went to the renewal in flight: the pair it brought is logged out")
             return None
         log.debug("the access token expired or was refused: its refresh token is redeemed to log out")
         form = GrantForm(refresh_form(token.refresh_token, dialect.token_form))
@@ -566,10 +591,15 @@ class TokenManager:
         renewal): the refresh grant, then the password grant."""
         extras = dialect.token_form
         if old is not None and old.refresh_token is not None:
+            self._sent_refresh = old.refresh_token
             try:
                 return await self._request(url, GrantForm(refresh_form(old.refresh_token, extras)))
+            except APIError:
+                self._sent_refresh = None  # answered without a token (a 429, a 5xx): still live
+                raise
             except (AuthenticationError, DecodeError, TransportError) as exc:
                 if isinstance(exc, TransportError) and exc.unsent:
+                    self._sent_refresh = None
                     raise  # nothing got through: neither would the password grant
                 # Closing began meanwhile (its logout may be why it was refused): the password
                 # is not sent for a token nothing would use.

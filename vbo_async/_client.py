@@ -320,8 +320,14 @@ class VBOClient:
         inside a token grant in flight (by its transport), it returns at once and that grant
         finishes the close as it ends, logging its token out too. A grant still unanswered when
         the logout's few seconds are over is cancelled (a token the server issued for it lives
-        until it expires). Closing from another event loop than the client's raises
+        until it expires); so is one when the close itself is cancelled (abandoned: it closes the
+        pool at once, sending nothing more). Closing from another event loop than the client's raises
         `ClientStateError`."""
+        await self._close(log_out=True)
+
+    async def _close(self, *, log_out: bool) -> None:
+        """`aclose`; without ``log_out``, nothing is sent and no grant in flight is waited for
+        (`close_in_turns`: a client whose time to log out is over)."""
         closing = self._closing
         if closing is not None and closing[0] is asyncio.get_running_loop():
             if closing[2] is not asyncio.current_task():  # else called by that very close (by
@@ -336,41 +342,57 @@ class VBOClient:
         # this returns: the grant finishes the close as it ends (`TokenManager.after_grant`),
         # logging that token out too, then closing the pool; until then no grant starts and
         # every call that needs a token ends with `ClientStateError`.
-        await self._close_with(closed, finish_later=self._tokens.granting_here())
+        await self._close_with(closed, finish_later=self._tokens.granting_here(), log_out=log_out)
 
-    async def _close_with(self, closed: asyncio.Event, *, finish_later: bool) -> None:
-        """`aclose`, once: log out, then (now, or as the grant in flight ends: ``finish_later``)
-        log out what a grant in flight brings and close, whatever the logouts' outcome."""
+    async def _close_with(self, closed: asyncio.Event, *, finish_later: bool, log_out: bool = True) -> None:
+        """`aclose`, once: log out (with ``log_out``), then (now, or as the grant in flight ends:
+        ``finish_later``) log out what a grant in flight brings and close, whatever the logouts'
+        outcome."""
         token = self._tokens.forget()
         dialect = self._dialect
         deadline = asyncio.get_running_loop().time() + LOGOUT_TIMEOUT
+        abandoned = False
         try:
             try:
                 async with asyncio.timeout_at(deadline):
-                    if token is not None and dialect is not None:
+                    if log_out and token is not None and dialect is not None:
                         await self._log_out(token, dialect)
             except TimeoutError:
                 log.debug("no answer to the logout within %s s; closing anyway", LOGOUT_TIMEOUT)
+            except asyncio.CancelledError:
+                # The close was abandoned (`serve`'s second stop signal, a caller's deadline): it
+                # closes at once, neither waiting for a grant in flight nor logging out its token.
+                abandoned = True
+                raise
         finally:
             if finish_later:
+                # This task is the grant's: one still unanswered when the logout's time is over
+                # is cancelled (it then finishes the close), as `_finish_close` cancels one in
+                # flight when another task closes the client.
+                loop, grant = asyncio.get_running_loop(), asyncio.current_task()
+                cut = loop.call_at(deadline, grant.cancel) if grant is not None else None
 
                 async def finish() -> None:
-                    later = asyncio.get_running_loop().time() + LOGOUT_TIMEOUT
-                    await self._finish_close(closed, later)
+                    if cut is not None:
+                        cut.cancel()
+                    later = loop.time() + LOGOUT_TIMEOUT
+                    await self._finish_close(closed, later, log_out_late=log_out)
 
                 self._tokens.after_grant = finish
             else:
-                await self._finish_close(closed, deadline)
+                await self._finish_close(closed, deadline, log_out_late=log_out and not abandoned)
 
-    async def _finish_close(self, closed: asyncio.Event, deadline: float) -> None:
-        """Log out the tokens a grant in flight brought once closing began (by ``deadline``),
-        then close the pool and end the work in flight, whatever the logouts' outcome; ``closed``
-        is set once done."""
+    async def _finish_close(
+        self, closed: asyncio.Event, deadline: float, *, log_out_late: bool = True
+    ) -> None:
+        """Log out the tokens a grant in flight brought once closing began (by ``deadline``;
+        not when ``log_out_late`` is False: the close was abandoned), then close the pool and end
+        the work in flight, whatever the logouts' outcome; ``closed`` is set once done."""
         dialect = self._dialect
         try:
             try:
                 async with asyncio.timeout_at(deadline):
-                    if dialect is None or dialect.logout is not None:
+                    if log_out_late and (dialect is None or dialect.logout is not None):
                         # A grant in flight (a renewal, the probe of "auto") may still bring a
                         # token: the server keeps it live until it is logged out too.
                         for late, its_dialect in await self._tokens.granted_while_closing():

@@ -1,7 +1,9 @@
 """Single-flight sharing: identical GETs in flight make one request, whoever waits for them.
 
 The work runs in its own task, so a waiter cancelled leaves it running for the others (one
-request, many waiters); the last waiter cancelled cancels it, so nothing outlives its callers.
+request, many waiters); the last waiter cancelled cancels it, so nothing outlives its callers,
+unless it was started to finish alone (`Flights.run`'s ``finish_alone``: a token renewal, whose
+grant may use up the refresh token it sends).
 Each waiter waits on a future of its own, which the task resolves as the work ends: cancelling a
 waiter cancels only its future. (That is what `asyncio.shield` gives, without its second future,
 its callbacks and the extra trip through the event loop they cost every request.) After a job
@@ -25,11 +27,14 @@ T = TypeVar("T")
 class _Flight:
     """One shared piece of work: its task and the futures of those waiting for it."""
 
-    __slots__ = ("key", "owner", "task", "waiters", "work")
+    __slots__ = ("finish_alone", "key", "owner", "task", "waiters", "work")
 
-    def __init__(self, owner: Flights, key: Hashable) -> None:
+    def __init__(self, owner: Flights, key: Hashable, *, finish_alone: bool = False) -> None:
         self.owner = owner
         self.key = key
+        self.finish_alone = finish_alone
+        """Whether the work goes on once its last waiter is cancelled (until it ends, or
+        `Flights.cancel_all`)."""
         self.task: asyncio.Task[None] | None = None
         self.waiters: list[asyncio.Future[Any]] = []
         self.work: Coroutine[Any, Any, Any] | None = None
@@ -73,14 +78,18 @@ class Flights:
         """Work still in flight that no later caller joins (`detach_all`), until it ends."""
         self._closed_message = closed_message
 
-    async def run(self, key: Hashable, load: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run ``load`` once for every caller waiting on ``key`` at the same time."""
+    async def run(
+        self, key: Hashable, load: Callable[[], Coroutine[Any, Any, T]], *, finish_alone: bool = False
+    ) -> T:
+        """Run ``load`` once for every caller waiting on ``key`` at the same time. Work started
+        ``finish_alone`` is not cancelled when its last waiter is: it ends on its own (or at
+        `cancel_all`), and a caller arriving meanwhile joins it."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
         flight = self._flights.get(key)
         if flight is None:
             work = load()  # before the flight is listed: a load that raises leaves no flight to join
-            flight = self._flights[key] = _Flight(self, key)
+            flight = self._flights[key] = _Flight(self, key, finish_alone=finish_alone)
             flight.work = work
             # Listed before the task is made: an eager task (Python 3.12's eager_task_factory)
             # may run the work to its end inside create_task, and hands its outcome to the
@@ -103,7 +112,7 @@ class Flights:
             if waiter.done() and not waiter.cancelled():
                 waiter.exception()  # retrieved, also when this caller was cancelled before reading it
             shared = flight.task
-            if not waiters and shared is not None and not shared.done():
+            if not waiters and shared is not None and not shared.done() and not flight.finish_alone:
                 shared.cancel()
                 # A caller arriving before the cancelled task unwinds must start a new flight,
                 # not join this one and see its cancellation.

@@ -123,8 +123,9 @@ async def _close_in_turn(client: VBOClient, turns: Turns, ended: asyncio.Event) 
     """Close ``client`` in a turn of ``turns``; whether it closed before ``ended`` was set. A
     client that gets no turn before then is closed at once, without logging out."""
     if ended.is_set() or not await _unless(ended, turns.acquire()):
-        client._tokens.forget()  # no turn: nothing to log out, the close sends nothing
-        await client.aclose()
+        # No turn: the close sends nothing, and waits for no grant in flight (``aclose()`` would,
+        # for the logout's few seconds, to log out the token it brings: past the time limit).
+        await client._close(log_out=False)
         return False
     try:
         return await _unless(ended, client.aclose())
