@@ -73,6 +73,24 @@ def _seed_path() -> Path:
     pytest.fail(f"seed-job.json not found (looked at {[str(p) for p in candidates]}); set VBO_SHARED")
 
 
+PROXY_VARIABLES = tuple(
+    name for low in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for name in (low, low.upper())
+)
+"""The variables through which httpx's own clients (``httpx.get``, ``httpx.AsyncClient()``, the
+tests' probes of the servers they start) and anything a child process runs find a proxy."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_proxy_from_the_environment() -> Iterator[None]:
+    """The run without the proxy variables of the machine it runs on: a CI runner may set
+    ``HTTP_PROXY``, and the tests' own httpx clients, which read it, then sent their requests for
+    127.0.0.1 to that proxy (all of them failed). A test of proxies sets them itself."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in PROXY_VARIABLES:
+            patch.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def seed_text() -> str:
     """The vendor's job list answer, verbatim."""
