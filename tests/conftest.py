@@ -28,9 +28,17 @@ import httpx
 import pytest
 import trustme
 import uvicorn
+from hypothesis import HealthCheck, settings
 
 from vbo_async import ClientStateError, RetryPolicy, VBOClient
 from vbo_async._sending import RetryNote
+
+settings.register_profile("vbo-async", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("vbo-async")
+"""Every ``@given`` test, those with settings of their own included (they start from this one):
+no deadline (Hypothesis fails an example that took over 200 ms once and less when run again, as a
+loaded machine makes it) and no ``too_slow`` check (examples slow to draw on a loaded machine).
+Loaded here, before any test module builds its settings."""
 
 BASE = "https://vbo.test:4443"
 FOREIGN = "https://support.east.local:4443"
