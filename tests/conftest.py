@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.metadata
 import inspect
 import itertools
@@ -473,8 +474,34 @@ def ca_context(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(tls_files[1]))
 
 
+@functools.cache
+def _refusing_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="session", autouse=True)
+def refusing_port() -> Iterator[None]:
+    """The socket behind `closed_port`, made before any test counts its descriptors and closed
+    when the run ends."""
+    _refusing_socket()
+    yield
+    _refusing_socket().close()
+
+
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
+    """A loopback port that refuses every connection for the whole run: a socket is bound to it
+    and never listens. It used to be a port bound then released, free for any process to take
+    (the suite run beside this one starts servers on ephemeral ports): a test could find a server
+    where it expected a refusal. A port a child process is to listen on is `free_port`'s."""
+    return int(_refusing_socket().getsockname()[1])
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (bound, then released), for a child process to
+    listen on, where its option takes no port 0: another process may take it first (rare), and
+    the child then fails to start, saying so."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
