@@ -6,12 +6,10 @@ anything takes, nor on the environment of the machine it runs on.
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import ast
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 from hypothesis import HealthCheck, settings
@@ -21,36 +19,36 @@ from .conftest import PROXY_VARIABLES
 TESTS = Path(__file__).parent
 
 
-def _test_functions() -> Iterator[tuple[str, Any]]:
-    """Every test function of the suite (its test modules imported), with its qualified name."""
-    for path in sorted(TESTS.glob("test_*.py")):
-        module = importlib.import_module(f"tests.{path.stem}")
-        for name, value in vars(module).items():
-            if name.startswith("test_") and inspect.isfunction(value):
-                yield f"{path.stem}.{name}", value
-            elif name.startswith("Test") and inspect.isclass(value):
-                for method_name, method in vars(value).items():
-                    if method_name.startswith("test_") and inspect.isfunction(method):
-                        yield f"{path.stem}.{name}.{method_name}", method
+def _settings_calls() -> Iterator[tuple[str, ast.Call]]:
+    """Every ``settings(...)`` call of the suite's test files, with where it is."""
+    for path in sorted(TESTS.glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if "settings(" not in source:
+            continue
+        tree = ast.parse(source, str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "settings":
+                yield f"{path.name}:{node.lineno}", node
 
 
 def test_no_property_test_has_a_deadline_or_fails_for_slow_generation() -> None:
     """Hypothesis' default deadline (200 ms an example) fails a test whose example took longer once
     and not when run again ("Unreliable test timings"), and its ``too_slow`` health check fails
     one whose examples were slow to draw: on a loaded machine both happen by chance. The suite's
-    profile (conftest) switches them off for every ``@given`` test, those with settings of their
-    own included."""
+    profile (conftest) switches them off; every ``settings(...)`` of a test file starts from it,
+    and none may set a deadline again or a list of checks to suppress without ``too_slow``."""
     assert settings.default.deadline is None
     assert HealthCheck.too_slow in settings.default.suppress_health_check
-    found = []
-    for name, function in _test_functions():
-        chosen = getattr(function, "_hypothesis_internal_use_settings", None)
-        if chosen is None:
-            continue
-        found.append(name)
-        assert chosen.deadline is None, name
-        assert HealthCheck.too_slow in chosen.suppress_health_check, name
-    assert len(found) > 40  # the property tests were all found
+    found = 0
+    for where, call in _settings_calls():
+        found += 1
+        for keyword in call.keywords:
+            if keyword.arg == "deadline":
+                assert isinstance(keyword.value, ast.Constant), where
+                assert keyword.value.value is None, where
+            if keyword.arg == "suppress_health_check":
+                assert "HealthCheck.too_slow" in ast.unparse(keyword.value), where
+    assert found > 10  # the settings of the property tests were all read
 
 
 def test_the_machine_s_proxy_variables_are_not_seen_by_the_tests() -> None:
