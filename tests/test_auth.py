@@ -584,13 +584,16 @@ async def test_a_401_on_a_job_action_renews_and_replays_once(fake: FakeVBO, vbo:
 
 async def test_proactive_refresh_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without the floor on proactive refreshes (test_token_lifetimes covers it), so a 50 ms
-    # lifetime is due for refresh after 45 ms of real time.
+    # lifetime is due for refresh after 45 ms on the client's clock: a hand-driven one (on the
+    # real clock, a machine held up 45 ms before the first request refreshed there, a grant more).
     monkeypatch.setattr("vbo_async._tokens.MIN_REFRESH_DELAY", 0.0)
     fake = FakeVBO(expires_in=0.05)
     serve_jobs(fake)
+    now = [1000.0]
     async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
         await vbo.jobs()
-        await asyncio.sleep(0.1)  # past the 50 ms lifetime
+        now[0] += 0.1  # past the 50 ms lifetime
         await vbo.jobs()
 
     # The old token was never refused: the refresh grant came before the request, not after a 401.
