@@ -1039,9 +1039,11 @@ async def test_a_token_wait_longer_than_the_requests_timeout_is_not_cut_short(
         await over.wait()
 
     monkeypatch.setattr(Sender, "_pause", pause)
-    async with client_for(fake, timeout=0.05) as vbo:
+    # The second grant and the listing are answered within the timeout (0.05 s timed them out
+    # on a loaded machine: a third token request).
+    async with client_for(fake, timeout=0.25) as vbo:
         listing = asyncio.create_task(vbo.jobs())
-        await asyncio.sleep(0.5)  # ten times the request's timeout: the wait is still under way
+        await asyncio.sleep(1.0)  # four times the request's timeout: the wait is still under way
         assert len(fake.token_requests) == 1
         assert waits == [60.0]
         over.set()
