@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.metadata
 import inspect
 import itertools
@@ -28,9 +29,17 @@ import httpx
 import pytest
 import trustme
 import uvicorn
+from hypothesis import HealthCheck, settings
 
 from vbo_async import ClientStateError, RetryPolicy, VBOClient
 from vbo_async._sending import RetryNote
+
+settings.register_profile("vbo-async", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("vbo-async")
+"""Every ``@given`` test, those with settings of their own included (they start from this one):
+no deadline (Hypothesis fails an example that took over 200 ms once and less when run again, as a
+loaded machine makes it) and no ``too_slow`` check (examples slow to draw on a loaded machine).
+Loaded here, before any test module builds its settings."""
 
 BASE = "https://vbo.test:4443"
 FOREIGN = "https://support.east.local:4443"
@@ -71,6 +80,24 @@ def _seed_path() -> Path:
         if path.is_file():
             return path
     pytest.fail(f"seed-job.json not found (looked at {[str(p) for p in candidates]}); set VBO_SHARED")
+
+
+PROXY_VARIABLES = tuple(
+    name for low in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for name in (low, low.upper())
+)
+"""The variables through which httpx's own clients (``httpx.get``, ``httpx.AsyncClient()``, the
+tests' probes of the servers they start) and anything a child process runs find a proxy."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_proxy_from_the_environment() -> Iterator[None]:
+    """The run without the proxy variables of the machine it runs on: a CI runner may set
+    ``HTTP_PROXY``, and the tests' own httpx clients, which read it, then sent their requests for
+    127.0.0.1 to that proxy (all of them failed). A test of proxies sets them itself."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in PROXY_VARIABLES:
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -447,8 +474,34 @@ def ca_context(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(tls_files[1]))
 
 
+@functools.cache
+def _refusing_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="session", autouse=True)
+def refusing_port() -> Iterator[None]:
+    """The socket behind `closed_port`, made before any test counts its descriptors and closed
+    when the run ends."""
+    _refusing_socket()
+    yield
+    _refusing_socket().close()
+
+
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
+    """A loopback port that refuses every connection for the whole run: a socket is bound to it
+    and never listens. It used to be a port bound then released, free for any process to take
+    (the suite run beside this one starts servers on ephemeral ports): a test could find a server
+    where it expected a refusal. A port a child process is to listen on is `free_port`'s."""
+    return int(_refusing_socket().getsockname()[1])
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (bound, then released), for a child process to
+    listen on, where its option takes no port 0: another process may take it first (rare), and
+    the child then fails to start, saying so."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -185,7 +185,7 @@ async def test_an_accepted_job_action_whose_body_never_ends_is_reported_accepted
             password="pw-0123456789",
             api_version=version,
             retry=NO_WAIT,
-            timeout=0.2,
+            timeout=1.0,  # what ends the stalled body; the token's answer too if the machine stalls that long
         )
         async with vbo:
             try:

@@ -625,13 +625,16 @@ async def test_a_401_on_a_job_action_renews_and_replays_once(fake: FakeVBO, vbo:
 
 async def test_proactive_refresh_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without the floor on proactive refreshes (test_token_lifetimes covers it), so a 50 ms
-    # lifetime is due for refresh after 45 ms of real time.
+    # lifetime is due for refresh after 45 ms on the client's clock: a hand-driven one (on the
+    # real clock, a machine held up 45 ms before the first request refreshed there, a grant more).
     monkeypatch.setattr("vbo_async._tokens.MIN_REFRESH_DELAY", 0.0)
     fake = FakeVBO(expires_in=0.05)
     serve_jobs(fake)
+    now = [1000.0]
     async with client_for(fake) as vbo:
+        vbo._tokens._clock = lambda: now[0]
         await vbo.jobs()
-        await asyncio.sleep(0.1)  # past the 50 ms lifetime
+        now[0] += 0.1  # past the 50 ms lifetime
         await vbo.jobs()
 
     # The old token was never refused: the refresh grant came before the request, not after a 401.
@@ -1077,9 +1080,11 @@ async def test_a_token_wait_longer_than_the_requests_timeout_is_not_cut_short(
         await over.wait()
 
     monkeypatch.setattr(Sender, "_pause", pause)
-    async with client_for(fake, timeout=0.05) as vbo:
+    # The second grant and the listing are answered within the timeout (0.05 s timed them out
+    # on a loaded machine: a third token request).
+    async with client_for(fake, timeout=0.25) as vbo:
         listing = asyncio.create_task(vbo.jobs())
-        await asyncio.sleep(0.5)  # ten times the request's timeout: the wait is still under way
+        await asyncio.sleep(1.0)  # four times the request's timeout: the wait is still under way
         assert len(fake.token_requests) == 1
         assert waits == [60.0]
         over.set()

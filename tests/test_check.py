@@ -905,26 +905,28 @@ async def test_a_job_listed_twice_differently_is_judged_as_first_listed(
 async def test_a_server_that_does_not_answer_is_unknown_when_time_is_up(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:
+    """Only the check's ``--timeout`` can end the wait (no per-request time limit, as in the test
+    above; the hang guard stops a check that waits on): it measured the check's time against 6 s,
+    which a loaded machine can exceed."""
     release = asyncio.Event()
 
     async def hanging(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             await release.wait()
 
+    monkeypatch.setattr("vbo_async._cli._connect.VBOClient", functools.partial(VBOClient, timeout=None))
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     try:
         async with serve(hanging) as port:
             targets = targets_of(tmp_path, east, f"http://127.0.0.1:{port}")
-            started = time.perf_counter()
-            result = await check(capsys, targets, "--timeout", "1s", "--org", east.organization("OK"))
-            elapsed = time.perf_counter() - started
+            async with asyncio.timeout(HANG_GUARD):
+                result = await check(capsys, targets, "--timeout", "1s", "--org", east.organization("OK"))
             release.set()
     finally:
         release.set()
     assert result.code == 3
     assert result.out.splitlines()[-1] == "UNKNOWN: down1: no answer within 1s"
     assert result.out.startswith("VB365 UNKNOWN - ")
-    assert elapsed < 1 + 3 + 2  # the time limit, the logout's own limit, and slack
 
 
 async def test_a_logout_that_hangs_is_cut_at_the_check_s_deadline(

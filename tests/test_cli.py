@@ -61,7 +61,7 @@ from vbo_async.cli import main
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app, make_tls_material
 from vbo_async.simulator import SimulatorConfig as RealSimulatorConfig
 
-from .conftest import DATED_CERTIFICATES, closed_port, release, serve, throttling_app
+from .conftest import DATED_CERTIFICATES, closed_port, free_port, release, serve, throttling_app
 from .raw_http import serve_raw
 
 DEMO_SEED = _app.DEMO_SEED
@@ -2847,7 +2847,7 @@ def served_port(line: str) -> int:
 
 
 async def test_simulate_serves_http_until_interrupted(tmp_path: Path) -> None:
-    port = closed_port()
+    port = free_port()
     process, lines = await start_simulate(
         tmp_path, "--port", str(port), "--seed", "31", "--organizations", "4"
     )
@@ -2878,7 +2878,7 @@ def test_simulate_serves_with_stdout_closed(tmp_path: Path) -> None:
     served. It serves (no banner), and SIGTERM stops it with 0."""
     import time
 
-    port = closed_port()
+    port = free_port()
     simulate = [sys.executable, "-m", "vbo_async", "simulate", "--port", str(port), "--organizations", "1"]
     process = subprocess.Popen(
         ["/bin/sh", "-c", 'exec "$@" >&-', "sh", *simulate],
@@ -3025,9 +3025,9 @@ async def test_simulate_serves_a_server_without_organizations(tmp_path: Path) ->
 
 
 async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> None:
-    port = closed_port()
     # Versions as a user may write them: any case, spaces after the commas.
-    process, lines = await start_simulate(tmp_path, "--port", str(port), "--api-versions", "V1, v6")
+    process, lines = await start_simulate(tmp_path, "--port", "0", "--api-versions", "V1, v6")
+    port = served_port(lines[-1])
     try:
         assert "(API v1, v6;" in lines[-1]
         async with VBOClient(f"http://127.0.0.1:{port}", username="admin", password="admin") as vbo:
@@ -3041,10 +3041,10 @@ async def test_simulate_serves_the_api_versions_asked_for(tmp_path: Path) -> Non
 async def test_simulate_s_tokens_expire_after_the_lifetime_asked_for(tmp_path: Path) -> None:
     """``--token-lifetime`` is each access token's ``expires_in``, and the simulator refuses it
     after that; ``--refresh-token-lifetime`` is passed on as well."""
-    port = closed_port()
-    process, _ = await start_simulate(
-        tmp_path, "--port", str(port), "--token-lifetime", "1", "--refresh-token-lifetime", "7"
+    process, lines = await start_simulate(
+        tmp_path, "--port", "0", "--token-lifetime", "1", "--refresh-token-lifetime", "7"
     )
+    port = served_port(lines[-1])
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             form = {"grant_type": "password", "username": "admin", "password": "admin"}
@@ -3080,11 +3080,10 @@ def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[s
 
 
 async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> None:
-    port = closed_port()
-    process, _ = await start_simulate(
+    process, lines = await start_simulate(
         tmp_path,
         "--port",
-        str(port),
+        "0",
         "--seed",
         "32",
         "--organizations",
@@ -3104,6 +3103,7 @@ async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> No
         "--fault-seed",
         "9",
     )
+    port = served_port(lines[-1])
     expected = Simulator(SimulatorConfig(seed=32, organizations=5))
     try:
         async with VBOClient(
@@ -3127,10 +3127,10 @@ async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> No
 async def test_simulate_cuts_connections_without_printing_tracebacks(tmp_path: Path) -> None:
     """Dropped and truncated answers are faults asked for, not server errors: the connections
     are cut, and nothing about them is logged (uvicorn logged each as a crash with its traceback)."""
-    port = closed_port()
-    process, _ = await start_simulate(
-        tmp_path, "--port", str(port), "--drop-rate", "0.5", "--truncate-rate", "0.5", "--fault-seed", "3"
+    process, lines = await start_simulate(
+        tmp_path, "--port", "0", "--drop-rate", "0.5", "--truncate-rate", "0.5", "--fault-seed", "3"
     )
+    port = served_port(lines[-1])
     cut = 0
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
@@ -3318,7 +3318,7 @@ def test_sigterm_at_the_password_prompt_restores_the_terminals_echo(tmp_path: Pa
         tmp_path / "targets.toml",
         server_table("east", f"http://127.0.0.1:{closed_port()}", "VBO_UNSET_PASSWORD"),
     )
-    listen = ["--listen", f"127.0.0.1:{closed_port()}"] if command == "serve" else []
+    listen = ["--listen", "127.0.0.1:0"] if command == "serve" else []
     controller, terminal = pty.openpty()
     try:
         process = prompting_child(tmp_path, [command, "--targets", str(targets), *listen], terminal)

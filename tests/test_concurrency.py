@@ -397,16 +397,26 @@ async def test_aclose_ends_a_job_action_in_flight_over_real_sockets() -> None:
     assert len(fake.api_requests) == 1
 
 
-async def test_a_request_waiting_to_retry_when_the_client_closes(fake: FakeVBO) -> None:
+async def test_a_request_waiting_to_retry_when_the_client_closes(
+    fake: FakeVBO, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Closed during the backoff before a retry: the retry is not sent, and the caller learns why."""
+    from vbo_async._sending import Sender
+
+    backing_off = asyncio.Event()
+    real_pause = Sender._pause
+
+    async def pause(self: Sender, seconds: float, **options: Any) -> None:
+        backing_off.set()  # the pause is registered before the test runs again (no await here)
+        await real_pause(self, seconds, **options)
+
+    monkeypatch.setattr(Sender, "_pause", pause)
     fake.route("GET", "/v1/Jobs/j1", httpx.Response(503))
     vbo = client_for(fake, retry=RetryPolicy(attempts=5, wait_initial=30, wait_max=30, wait_jitter=0))
     pending = asyncio.create_task(vbo.job("j1"))
-    for _ in range(1000):
-        if fake.api_requests:
-            break
-        await asyncio.sleep(0.001)
-    await asyncio.sleep(0.01)  # the 503 is in and the backoff has begun
+    # The 503 is in and the backoff has begun: waited for, not slept for (10 ms, which a loaded
+    # machine can spend before the answer is handled).
+    await asyncio.wait_for(backing_off.wait(), timeout=10)  # guards against a hang only
 
     await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
 

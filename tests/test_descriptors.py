@@ -196,13 +196,18 @@ EXHAUSTIBLE = """
 import os, signal, threading, time
 _held = []
 _taking = threading.Event()
+_said = os.open(os.environ["VBO_TEST_EXHAUSTED"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 def _take():
     while True:
         _taking.wait()
+        full = False
         while _taking.is_set():
             try:
                 _held.append(os.open(os.devnull, os.O_RDONLY))
             except OSError:
+                if not full:
+                    full = True
+                    os.write(_said, b"x")
                 time.sleep(0.005)
 def _exhaust(*_):
     _taking.set()
@@ -216,7 +221,49 @@ signal.signal(signal.SIGUSR1, _exhaust)
 signal.signal(signal.SIGUSR2, _release)
 """
 """A ``sitecustomize`` for a child process: after SIGUSR1 a thread takes every descriptor as
-soon as it is free, until SIGUSR2 gives them all back."""
+soon as it is free, until SIGUSR2 gives them all back. Each time it has them all, it adds a byte
+to the file ``VBO_TEST_EXHAUSTED`` names (`_exhausted` waits for it)."""
+
+
+def _exhausted(marker: Path, times: int) -> None:
+    """Wait until the child of `EXHAUSTIBLE` has held every descriptor ``times`` times (a signal
+    is handled when the child runs: a fixed sleep after it was too short on a loaded machine)."""
+    deadline = time.monotonic() + HANG_GUARD
+    while not (marker.is_file() and marker.stat().st_size >= times):
+        assert time.monotonic() < deadline, f"the child never held every descriptor ({times})"
+        time.sleep(0.01)
+
+
+class _Lines:
+    """The lines a child writes to ``stream``, read by a thread as they come, so that a test can
+    wait for one (`wait_for`) instead of sleeping for as long as the child should take."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: list[str] = []
+        self._ended = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, condition: Callable[[list[str]], bool]) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: condition(self.lines) or self._ended, HANG_GUARD)
+            assert condition(self.lines), self.lines[-20:]
+
+    def text(self) -> str:
+        """All of it, once the child has ended."""
+        self._thread.join(HANG_GUARD)
+        assert not self._thread.is_alive()
+        return "".join(f"{line}\n" for line in self.lines)
 
 
 def _serving_exhaustible(tmp_path: Path, tables: str) -> subprocess.Popen[str]:
@@ -228,7 +275,9 @@ def _serving_exhaustible(tmp_path: Path, tables: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path),
+        env=child_environment(
+            VBO_PASSWORD="admin", PYTHONPATH=path, VBO_TEST_EXHAUSTED=str(tmp_path / "exhausted")
+        ),
         preexec_fn=_limited(256),  # SIGUSR1 opens that many files, not the test process's limit
     )
 
@@ -249,11 +298,14 @@ def test_running_out_of_descriptors_is_one_warning_and_everything_works_once_the
         assert line.startswith("Serving the metrics of 1 server at http://127.0.0.1:"), line
         base = line.split(" at ", 1)[1].split("/metrics", 1)[0]
         address = ("127.0.0.1", int(base.rsplit(":", 1)[1]))
+        refused = "vbo-async: warning: cannot accept connections: [Errno 24] Too many open files"
+        refused += " (trying again each second)"
+        errors = _Lines(process.stderr)
         process.send_signal(signal.SIGUSR1)
-        time.sleep(0.5)
+        _exhausted(tmp_path / "exhausted", 1)
         waiting = socket.create_connection(address, timeout=HANG_GUARD)  # queued by the kernel
         waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        time.sleep(2.5)  # two or three tries of asyncio's to accept it
+        errors.wait_for(lambda lines: refused in lines)  # asyncio tried to accept it, and could not
         process.send_signal(signal.SIGUSR2)
         answer = b""
         while chunk := waiting.recv(65536):
@@ -263,17 +315,16 @@ def test_running_out_of_descriptors_is_one_warning_and_everything_works_once_the
         with httpx.Client(base_url=base, timeout=HANG_GUARD) as client:
             assert client.get("/metrics").status_code == 200
         process.send_signal(signal.SIGUSR1)  # and stopped while it has none
-        time.sleep(0.5)
+        _exhausted(tmp_path / "exhausted", 2)
         late = socket.create_connection(address, timeout=HANG_GUARD)
-        time.sleep(1.5)
+        errors.wait_for(lambda lines: lines.count(refused) == 2)
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=HANG_GUARD)
+        process.wait(timeout=HANG_GUARD)
+        err = errors.text()
         late.close()
     assert process.returncode == 0
     assert "Traceback" not in err, err[:3000]
     said = [line for line in err.splitlines() if "descriptor" in line or "accept" in line]
-    refused = "vbo-async: warning: cannot accept connections: [Errno 24] Too many open files"
-    refused += " (trying again each second)"
     assert said == [refused, "vbo-async: warning: accepting connections again", refused]
 
 
@@ -594,6 +645,7 @@ def test_serve_starved_of_descriptors_recovers_its_sweeps_and_its_http_side_once
     without a restart, the next sweeps bring every server up, ``/healthz`` answers 200 and
     ``/metrics`` the fresh sweeps, and the process holds no more descriptors than before."""
     count = 3
+    names = ("s00", "s01", "s02")
     simulator = subprocess.Popen(
         [*MODULE, "simulate", "--port", "0", "--organizations", "2", "--api-versions", "v8"],
         stdout=subprocess.PIPE,
@@ -612,7 +664,9 @@ def test_serve_starved_of_descriptors_recovers_its_sweeps_and_its_http_side_once
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=child_environment(VBO_PASSWORD="admin", PYTHONPATH=path),
+            env=child_environment(
+                VBO_PASSWORD="admin", PYTHONPATH=path, VBO_TEST_EXHAUSTED=str(tmp_path / "exhausted")
+            ),
             preexec_fn=_limited(128),
         )
         with reaped(process):
@@ -634,8 +688,13 @@ def test_serve_starved_of_descriptors_recovers_its_sweeps_and_its_http_side_once
             before = healthy()
             assert before is not None
             held_before = _fewest(descriptors)
+            errors = _Lines(process.stderr)
             process.send_signal(signal.SIGUSR1)  # every descriptor taken
-            time.sleep(3.0)  # sweeps every second meanwhile, each failing
+            _exhausted(tmp_path / "exhausted", 1)
+            # Sweeps every second meanwhile, each failing: waited for, not slept for.
+            errors.wait_for(
+                lambda lines: all(any(f"server {name} is down" in line for line in lines) for name in names)
+            )
             starved = _scrape(base)
             assert starved is None, starved  # cannot connect: Prometheus' up 0
             process.send_signal(signal.SIGUSR2)  # all given back
@@ -646,11 +705,12 @@ def test_serve_starved_of_descriptors_recovers_its_sweeps_and_its_http_side_once
             assert again is not None
             held_after = _fewest(descriptors)
             process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=HANG_GUARD)
+            process.wait(timeout=HANG_GUARD)
+            err = errors.text()
     assert process.returncode == 0
     assert "Traceback" not in err, err[:3000]
     assert held_after <= held_before + count, (held_before, held_after)  # a connection each at most
-    for server in ("s00", "s01", "s02"):
+    for server in names:
         assert f"server {server} is down" in err, err[:3000]
         assert f"vbo-async: warning: server {server} is up again" in err, err[:3000]
 

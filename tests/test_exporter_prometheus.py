@@ -30,7 +30,7 @@ from vbo_async import VBOClient
 from vbo_async._cli._metrics import JOB_STATUSES
 from vbo_async.simulator import Simulator, SimulatorConfig
 
-from .conftest import closed_port
+from .conftest import closed_port, free_port
 from .test_cli import HANG_GUARD, child_environment
 
 ROOT = Path(__file__).parents[1]
@@ -162,7 +162,7 @@ def test_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
         environment = child_environment(VBO_PASSWORD="admin")
         with process(serve_argv, ready="Serving the metrics", env=environment) as (exporter, line):
             address = line.split("http://", 1)[1].split("/metrics", 1)[0]
-            port = closed_port()
+            port = free_port()
             argv = [
                 prometheus,
                 f"--config.file={prometheus_config(tmp_path, address)}",

@@ -485,7 +485,10 @@ def check_faults_were_injected(simulator: Simulator, vbo: VBOClient) -> None:
 
 
 async def test_faults_in_process_every_job_still_returned() -> None:
-    config = SimulatorConfig(seed=43, organizations=40, faults=faults(latency=0.005, revoke_every=0.15))
+    # 188 requests of at least 5 ms: revocations are certain. 0.4 s between two of them: a renewal
+    # and its replay (about 15 ms) would have to be held up that long twice in a row to fail the
+    # request (0.15 s was within what a loaded machine's stalls can take).
+    config = SimulatorConfig(seed=43, organizations=40, faults=faults(latency=0.005, revoke_every=0.4))
     simulator = Simulator(config)
     transport = httpx.ASGITransport(app=create_app(simulator=simulator))
     async with VBOClient(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -958,7 +957,6 @@ async def test_200_tenants_against_the_simulator_with_faults() -> None:
         for n, org in enumerate(org_ids)
     ]
 
-    started = time.perf_counter()
     try:
         results = await collect(
             poll_jobs(targets, concurrency=16, follow=("repository", "proxy"), batch=False)
@@ -966,9 +964,7 @@ async def test_200_tenants_against_the_simulator_with_faults() -> None:
     finally:
         for client in clients:
             await client.aclose()
-    elapsed = time.perf_counter() - started
 
-    assert elapsed < 20
     assert simulator.stats.faults["error"] > 0
     assert simulator.stats.faults["rate_limit"] > 0
     assert len(results) == 200

@@ -946,11 +946,16 @@ async def test_malformed_faults_leave_answers_without_a_body_alone() -> None:
 
 
 async def test_revoke_every_invalidates_access_tokens() -> None:
-    simulator = faulty(revoke_every=0.3)
+    """The tokens are revoked once ``revoke_every`` has passed since the last revocation. The test
+    moves that last revocation an hour back instead of waiting: with ``revoke_every=0.3`` and a
+    real wait, a machine slow for 0.3 s (shared, loaded) revoked the first token before its first
+    request, or twice, and the test failed by chance."""
+    simulator = faulty(revoke_every=3600)
     async with client_for(create_app(simulator=simulator)) as client:
         headers = await bearer(client)
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 200
-        await asyncio.sleep(0.35)
+        assert simulator.stats.faults["revoke"] == 0  # not due within the hour
+        simulator.last_revocation -= 3600  # an hour has passed
         assert (await client.get("/v1/Jobs", headers=headers)).status_code == 401
         assert (await client.get("/v1/Jobs", headers=await bearer(client))).status_code == 200
     assert simulator.stats.faults["revoke"] == 1
