@@ -1,7 +1,8 @@
-"""The lean GET: `Sender` sends its bodiless GETs through `AiohttpTransport.get`, skipping the
-``httpx.Request``/``httpx.Response`` pair around them. It must put the same bytes on the wire and
-give the same answer, or the same error, as the path through ``handle_async_request``; these
-tests send each request both ways to a raw server on 127.0.0.1 and compare."""
+"""The lean GET: `Sender` sends its bodiless GETs through `AiohttpTransport.get` (and its form
+POSTs, token grants, through `AiohttpTransport.post`), skipping the ``httpx.Request``/
+``httpx.Response`` pair around them. It must put the same bytes on the wire and give the same
+answer, or the same error, as the path through ``handle_async_request``; these tests send each
+request both ways to a raw server on 127.0.0.1 and compare."""
 
 from __future__ import annotations
 
