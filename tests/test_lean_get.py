@@ -1,7 +1,8 @@
-"""The lean GET: `Sender` sends its bodiless GETs through `AiohttpTransport.get`, skipping the
-``httpx.Request``/``httpx.Response`` pair around them. It must put the same bytes on the wire and
-give the same answer, or the same error, as the path through ``handle_async_request``; these
-tests send each request both ways to a raw server on 127.0.0.1 and compare."""
+"""The lean GET: `Sender` sends its bodiless GETs through `AiohttpTransport.get` (and its form
+POSTs, token grants, through `AiohttpTransport.post`), skipping the ``httpx.Request``/
+``httpx.Response`` pair around them. It must put the same bytes on the wire and give the same
+answer, or the same error, as the path through ``handle_async_request``; these tests send each
+request both ways to a raw server on 127.0.0.1 and compare."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from vbo_async import VBOClient, VBOError
 from vbo_async._aiohttp import AiohttpTransport
+from vbo_async._tokens import GrantForm
 
 from .raw_http import serve_raw
 
@@ -32,9 +34,13 @@ class Raw:
     def __init__(self) -> None:
         self.heads: list[bytes] = []
         self.answers: list[tuple[bytes, bool]] = []
+        self.forms: list[tuple[bytes, bytes]] = []
+        """The heads and bodies of the requests to ``/Form`` (answered as API requests)."""
 
     async def answer(self, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
-        if b"/token" in head.split(b"\r\n", 1)[0].lower():
+        if b"/form " in head.split(b"\r\n", 1)[0].lower():
+            self.forms.append((head, body))
+        elif b"/token" in head.split(b"\r\n", 1)[0].lower():
             token = json.dumps(TOKEN).encode()
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -159,6 +165,75 @@ def test_a_lean_get_sends_and_answers_as_the_httpx_path_does(
     )
     assert lean == slow
     assert lean_head == slow_head
+
+
+async def _form_both_ways(
+    answer: bytes, close: bool, form: dict[str, str], *, grant: bool, authenticated: bool
+) -> tuple[Any, ...]:
+    """The same form POST sent lean (`AiohttpTransport.post`) and through
+    ``handle_async_request``: both outcomes, and both requests as the server read them."""
+    async with (
+        raw_server() as (base, raw),
+        VBOClient(base, username="u", password="a-long-password", api_version="v1", timeout=5) as vbo,
+    ):
+        sender = vbo._fetcher.sender
+        lean = sender._lean_post
+        assert lean is not None  # the default transport: the lean path is on
+        posted: list[str] = []
+
+        def counted(url: str, *rest: Any) -> Any:
+            posted.append(url)
+            return lean(url, *rest)
+
+        outcomes = []
+        for way in (counted, None):
+            sender._lean_post = way
+            raw.answers.append((answer, close))
+            try:
+                result: Any = await sender.send(
+                    "POST",
+                    f"{base}/v1/Form",
+                    form=GrantForm(form) if grant else form,
+                    authenticated=authenticated,
+                    retry=False,
+                )
+            except VBOError as exc:
+                result = exc
+            outcomes.append(_outcome(result))
+        assert posted.count(f"{base}/v1/Form") == 1  # sent lean the first time only (and the grant)
+        return outcomes[0], outcomes[1], raw.forms[0], raw.forms[1]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    status=st.sampled_from([b"200 OK", b"400 Bad Request", b"401 Unauthorized", b"503 Busy"]),
+    headers=_headers,
+    body=st.binary(max_size=200),
+    framing=st.sampled_from(["length", "chunked", "short", "close"]),
+    form=st.dictionaries(st.text(max_size=8), st.text(max_size=12), min_size=1, max_size=4),
+    grant=st.booleans(),
+    authenticated=st.booleans(),
+)
+def test_a_lean_form_post_sends_and_answers_as_the_httpx_path_does(
+    status: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    framing: str,
+    form: dict[str, str],
+    grant: bool,
+    authenticated: bool,
+) -> None:
+    """A token grant (a fresh client's first request) goes through `AiohttpTransport.post`: the
+    same request line, headers and body on the wire, the same answer or error."""
+    if status.startswith(b"401") and authenticated:
+        authenticated = False  # a 401 renews the token and replays: one answer per way here
+    answer, close = _framed(status, headers, body, framing)
+    lean, slow, lean_sent, slow_sent = asyncio.run(
+        _form_both_ways(answer, close, form, grant=grant, authenticated=authenticated)
+    )
+    assert lean == slow
+    assert lean_sent == slow_sent
+    assert lean_sent[0].startswith(b"POST /v1/Form HTTP/1.1\r\n")
 
 
 def test_the_lean_get_is_used_and_carries_the_bearer_token() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import pytest
@@ -26,6 +27,7 @@ from vbo_async import (
     VBOClient,
 )
 from vbo_async._dialects import DIALECTS, Route
+from vbo_async._dialects._base import quote_segment
 from vbo_async._urls import ApiRoot, _check_each_segment, _check_segments, with_query
 
 from .conftest import FOREIGN, FakeVBO, client_for
@@ -591,3 +593,16 @@ def test_a_link_query_with_placeholders_is_a_developer_error() -> None:
     )
     with pytest.raises(ConfigError, match="organization route"):
         broken.check()
+
+
+@given(
+    st.one_of(
+        st.text(),
+        st.text(alphabet="azAZ09_.~-/%?#& \n\u00e9"),
+        st.from_regex(r"[A-Za-z0-9_.~-]*", fullmatch=True),
+    )
+)
+def test_an_id_is_quoted_as_quote_quotes_it(value: str) -> None:
+    """`quote_segment` returns an id with nothing to escape as it is, without `quote`: the same."""
+    assert quote_segment(value) == quote(value, safe="")
+    assert Route("Jobs/{job}").render(job=value) == f"Jobs/{quote(value, safe='')}"

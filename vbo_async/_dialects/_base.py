@@ -38,6 +38,8 @@ derived, or belongs to another version)."""
 
 _FORMATTER = string.Formatter()
 _VERSION_SEGMENT = re.compile(r"[vV][0-9]+")
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+"""The characters ``quote`` never escapes (GUIDs, names such as ``job-1``)."""
 """A path segment naming an API version (``v6``)."""
 
 
@@ -52,6 +54,12 @@ def camel(name: str) -> str:
 
 def _placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in _FORMATTER.parse(template) if name}
+
+
+def quote_segment(value: str) -> str:
+    """``quote(value, safe="")``: ``value`` itself when it has nothing to escape (every id of a
+    request: a match costs a third of ``quote``; a test compares the two)."""
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
 
 
 @attrs.frozen
@@ -75,7 +83,7 @@ class Route:
 
     def render(self, **values: str) -> str:
         """The path and query (no leading slash) with every placeholder filled."""
-        path = self.path.format(**{k: quote(v, safe="") for k, v in values.items()})
+        path = self.path.format(**{k: quote_segment(v) for k, v in values.items()})
         if not self.query:
             return path
         pairs = "&".join(
