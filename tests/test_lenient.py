@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vbo_async import DecodeError, Job
+from vbo_async import DecodeError, Job, to_jsonable
 from vbo_async import _decode as decode_module
 from vbo_async import _lenient as lenient_module
 from vbo_async._decode import parse_json
@@ -351,6 +351,28 @@ async def test_a_huge_number_where_text_belongs_is_read_as_plain_text(seed_job: 
     assert (jobs[1].name, jobs[1].description) == ("1e400", "-" + "9" * 400)
     assert type(jobs[1].name) is str
     assert type(jobs[1].description) is str
+
+
+async def test_raw_json_holding_a_huge_number_is_written_back_as_the_text_it_was_read_as() -> None:
+    """A link to raw JSON (an organization's users) whose answer holds a number no double holds
+    gives it as its text, a `NumberText`: ``to_wire`` refused that as no JSON value
+    (``ConfigError: to_wire() cannot write a NumberText``) and ``to_jsonable`` passed the
+    subclass on; both write the plain string now, as for the quoted number."""
+    fake = FakeVBO()
+    users = "/v1/Organizations/o1/Users"
+    wire = {"id": "o1", "name": "Contoso", "_links": {"users": {"href": users}}}
+    fake.route("GET", "/v1/Organizations/o1", wire)
+    fake.route("GET", users, lambda request: httpx.Response(200, content=b'[{"id": "u1", "quota": 1e400}]'))
+    async with client_for(fake) as vbo:
+        organization = await vbo.organization("o1")
+        assert organization.links.users is not None
+        raw = await organization.links.users
+        assert raw == [{"id": "u1", "quota": "1e400"}]
+        written = vbo.to_wire(raw)
+    for output in (written, to_jsonable(raw)):
+        assert output == [{"id": "u1", "quota": "1e400"}]
+        assert type(output[0]["quota"]) is str
+        assert json.dumps(output) == '[{"id": "u1", "quota": "1e400"}]'
 
 
 # --- nesting past 1,024 levels inside one item ----------------------------------------------------

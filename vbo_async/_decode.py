@@ -37,6 +37,7 @@ from ._lenient import (
     CUT_DEPTH,
     MAX_DEPTH,
     NotReadable,
+    NumberText,
     TooDeep,
     holds_unread,
     loads_cut,
@@ -551,6 +552,8 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
     `to_jsonable` says it: it came back unchanged, for ``json.dumps`` to refuse far from here."""
     if value is None or value.__class__ in _JSON_SCALARS:
         return value
+    if value.__class__ is NumberText:  # raw JSON's number no double holds, read as its text
+        return str(value)
     if isinstance(value, WIRE_TYPES):
         return write(value)
     if isinstance(value, list | tuple):

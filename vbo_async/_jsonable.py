@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from ._exceptions import ConfigError
+from ._lenient import NumberText
 from ._links import Link, ThroughLink
 from ._models import HourFlags
 
@@ -50,6 +51,8 @@ def _convert(value: Any, path: str) -> Any:
         return value
     if isinstance(value, enum.Enum):
         return value.name if isinstance(value, enum.IntEnum) else str(value.value)
+    if value.__class__ is NumberText:  # raw JSON's number no double holds: the plain text
+        return str(value)
     if isinstance(value, str | int | float):
         return value
     if isinstance(value, dt.datetime | dt.date | dt.time):
