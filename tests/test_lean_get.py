@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbo_async import VBOClient, VBOError
+from vbo_async import RetryPolicy, VBOClient, VBOError
 from vbo_async._aiohttp import AiohttpTransport
 from vbo_async._tokens import GrantForm
 
@@ -335,3 +335,62 @@ def test_a_reply_s_header_looks_read_as_httpx_reads_the_same_bytes(
 
 _COMPARED: list[bool] = []
 _LOOKED_UP = ["content-length", "Content-Encoding", "retry-after", "content-type", "x-a", "x-missing"]
+
+
+class _GrantsCut:
+    """A raw server whose token endpoint reads each grant whole and drops the connection for the
+    grant types in ``cut`` (once each: the answer lost after the server carried it out), answers
+    the others with a token (a new pair each time), and answers ``GET /v1/Jobs`` 401 the first
+    time (the token is renewed with the refresh grant) and ``[]`` after."""
+
+    def __init__(self, cut: set[str]) -> None:
+        self.cut = cut
+        self.grants: list[str] = []
+        self.jobs = 0
+
+    async def __call__(self, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        if b"/token " in head.split(b"\r\n", 1)[0].lower():
+            grant = dict(item.split("=", 1) for item in body.decode().split("&"))["grant_type"]
+            self.grants.append(grant)
+            if grant in self.cut:
+                self.cut.discard(grant)
+                writer.transport.abort()
+                return
+            n = len(self.grants)
+            data = json.dumps({**TOKEN, "access_token": f"acc-{n}", "refresh_token": f"ref-{n}"}).encode()
+        else:
+            self.jobs += 1
+            if self.jobs == 1:
+                writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                return
+            data = b"[]"
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        writer.write(head % len(data) + data)
+        await writer.drain()
+
+
+@pytest.mark.parametrize(
+    ("cut", "grants", "waits"),
+    [
+        # A password grant whose answer was lost is sent again, a second later at the earliest.
+        ("password", ["password", "password", "refresh_token"], [1.0]),
+        # A refresh grant whose answer was lost is never sent again: the password grant instead.
+        ("refresh_token", ["password", "refresh_token", "password"], []),
+    ],
+)
+async def test_a_lean_grant_cut_after_reaching_the_server_keeps_the_token_grant_rules(
+    cut: str, grants: list[str], waits: list[float], sleeps: list[float]
+) -> None:
+    """docs/reliability.md, "Token grants", over the lean POST (the default transport): the rules
+    were only tested through ``httpx.MockTransport``, which takes the ``httpx.Request`` path."""
+    server = _GrantsCut({cut})
+    async with serve_raw(server) as port:
+        policy = RetryPolicy(wait_initial=0.1, wait_max=5.0, wait_jitter=0.0)
+        async with VBOClient(
+            f"http://127.0.0.1:{port}", username="u", password="p", api_version="v1", retry=policy
+        ) as vbo:
+            assert vbo._fetcher.sender._lean_post is not None  # the lean path is the one tested
+            assert await vbo.jobs() == []
+    assert server.grants == grants
+    assert [delay for delay in sleeps if delay > 0] == waits
