@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import html
 import html.entities
 import json
@@ -1482,3 +1483,55 @@ def test_a_simulator_config_repr_hides_its_password() -> None:
     config = SimulatorConfig(password=secret)
     assert secret not in repr(config)
     assert "username='admin'" in repr(config)  # the rest is still shown
+
+
+async def _token_answer_too_large_echoing_the_password(
+    head: bytes, body: bytes, writer: asyncio.StreamWriter
+) -> None:
+    """A token answer past ``max_response_bytes`` that echoes the password all along, sent
+    without a ``Content-Length`` (read until the connection closes): refused as it arrives."""
+    password = dict(parse_qsl(body.decode()))["password"]
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n")
+    writer.write(f"<p>no login for {password}</p>".encode() * 400)
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp (default)", "httpx"])
+@pytest.mark.parametrize("encoded", [False, True])
+@pytest.mark.parametrize(
+    ("version", "call"), [("v1", "jobs"), ("auto", "discover_api_version"), ("v8", "job")]
+)
+async def test_a_token_answer_over_the_size_limit_leaves_no_secret_in_a_frame(
+    transport: str, encoded: bool, version: str, call: str
+) -> None:
+    """A token answer past ``max_response_bytes`` is a `ResponseTooLargeError`: the frame that
+    read the body kept the last chunk read (``chunk``, and what it decoded to) as a local, which
+    an error reporter shows; where no caller stripped the traceback (the version probe of
+    ``discover_api_version()``), the answer echoing the password showed it there."""
+
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        if not encoded:
+            await _token_answer_too_large_echoing_the_password(head, body, writer)
+            return
+        password = dict(parse_qsl(body.decode()))["password"]
+        page = gzip.compress(f"<p>no login for {password}</p>".encode() * 400, mtime=0)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\nconnection: close\r\n\r\n" + page)
+        await writer.drain()
+        writer.close()
+
+    async with serve_raw(answer) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORDS["special"],
+            api_version=version,
+            retry=RetryPolicy(attempts=1),
+            max_response_bytes=4096,
+            transport=httpx.AsyncHTTPTransport() if transport == "httpx" else None,
+        )
+        error = await raised_by(vbo, call)
+    assert isinstance(error, ResponseTooLargeError), repr(error)
+    shown = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
+    assert "vbo_async" in shown  # the frames are there, only their secrets are not
+    assert [line.strip()[:200] for line in shown.splitlines() if any(s in line for s in SECRETS)] == []

@@ -851,6 +851,10 @@ class Sender:
         small = bytearray()  # small chunks, gathered: no object kept per chunk of a trickle
         wire = 0
         decoder: BodyDecoder | None = None
+        # The last chunk read and what it decoded to are let go of on every failure too: this
+        # frame is in the error's traceback, whose locals an error reporter shows (a token
+        # answer past the limit may echo the password all along).
+        chunk = piece = b""
         try:
             # Inside the try: an unknown coding is refused as the decoder is built.
             decoder = BodyDecoder(encoding, limit=limit) if encoding else None
@@ -882,10 +886,12 @@ class Sender:
         except BodyTooLarge as exc:
             parts.clear()  # not kept by the error's traceback (up to max_response_bytes)
             small.clear()
+            chunk = piece = b""
             raise self._too_large(method, url, exc.size) from None
         except (UnsupportedEncoding, CorruptBody) as exc:
             parts.clear()
             small.clear()
+            chunk = piece = b""
             problem = exc.shown(self._scrub) if isinstance(exc, UnsupportedEncoding) else exc.reason
             if not 200 <= response.status_code < 300:
                 # An error page only words the error: its status decides (a 503 is retried).
@@ -902,6 +908,7 @@ class Sender:
             # max_response_bytes with it.
             parts.clear()
             small.clear()
+            chunk = piece = b""
             raise
         else:
             return b"".join(parts)
