@@ -38,9 +38,9 @@ derived, or belongs to another version)."""
 
 _FORMATTER = string.Formatter()
 _VERSION_SEGMENT = re.compile(r"[vV][0-9]+")
+"""A path segment naming an API version (``v6``)."""
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 """The characters ``quote`` never escapes (GUIDs, names such as ``job-1``)."""
-"""A path segment naming an API version (``v6``)."""
 
 
 def camel(name: str) -> str:
