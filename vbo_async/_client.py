@@ -522,9 +522,10 @@ class VBOClient:
         return jobs
 
     async def jobs(self) -> list[Job]:
-        """``GET /Jobs``: every job the account can see (all pages), as listed: a job the listing
-        repeats is there twice (a server may list one id under two tenants; `organization_jobs`
-        gives each of a tenant's jobs once)."""
+        """``GET /Jobs``: every job the account can see (all pages). A job a later page repeats
+        (pages cut by offset shift when a job is added or removed meanwhile) is given once, as
+        `iterate` gives it; one the first page lists twice is there twice (a server may list one
+        id under two tenants; `organization_jobs` gives each of a tenant's jobs once)."""
         return await self._fetcher.fetch_all(await self._url("jobs"), Job)
 
     async def job(self, job_id: str) -> Job:
