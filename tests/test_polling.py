@@ -440,6 +440,25 @@ async def test_a_job_listed_twice_is_one_job_as_first_listed(
     assert result.health[first["id"]].reason != "disabled"
 
 
+async def test_an_organization_listed_twice_is_named_as_first_listed(
+    fake: FakeVBO, seed_job: dict[str, Any], make_client: MakeClient
+) -> None:
+    """A batched sweep's organizations listing repeats a tenant (the repeat renamed and its id
+    in capitals): the tenant's result carries the first listing, as its jobs do."""
+    tenants = Tenants(fake, seed_job, 1, jobs_each=1)
+    (org,) = tenants.ids
+    fake.route(
+        "GET", "/v1/Organizations", [{"id": org, "name": "first"}, {"id": org.upper(), "name": "again"}]
+    )
+    fake.route("GET", "/v1/Jobs", tenants.jobs[org])
+    targets = [PollTarget(client=make_client(), organization_id=org)]
+    (result,) = await collect(poll_jobs(targets, batch=True))
+    assert result.error is None
+    assert result.organization is not None
+    assert result.organization.name == "first"
+    assert [job.id for job in result.jobs] == [tenants.jobs[org][0]["id"]]
+
+
 async def test_concurrency_bounds_the_targets_in_flight(tenants: Tenants, make_client: MakeClient) -> None:
     tenants.delay = 0.01
     vbo = make_client(max_concurrency=10)

@@ -252,7 +252,7 @@ async def _batch(batch: Batch, context: Context) -> None:
         window = None
     # A listed organization that cannot be decoded is still known (without its `Organization`).
     organizations: dict[str, Organization | None] = dict.fromkeys(undecoded)
-    organizations.update((organization.id.lower(), organization) for organization in listed)
+    organizations.update(_by_id(listed))
     jobs, refused = filed
     by_tenant: dict[str, list[Job]] = {}
     for job in jobs:
@@ -373,7 +373,7 @@ async def _one_by_one(
     """A batch covering too little of its server, or too big to list whole: each tenant on its
     own (the organizations listed, if they were, still tell an unknown id, and name each
     tenant's organization)."""
-    organizations = None if listed is None else {org.id.lower(): org for org in listed}
+    organizations = None if listed is None else _by_id(listed)
 
     async def alone(target: PollTarget) -> None:
         if organizations is None:
@@ -580,3 +580,13 @@ async def _own_sessions(client: VBOClient, job: Job) -> list[JobSession] | VBOEr
     except VBOError as exc:
         log.debug("reading the sessions of job %r failed: %s", job.id, exc)
         return exc
+
+
+def _by_id(listed: list[Organization]) -> dict[str, Organization]:
+    """The organizations listed, by id lower-cased, each as first listed (as a tenant's jobs
+    are, `first_listed`): a listing that repeats one (shifted by offset) names it after its
+    first reading."""
+    found: dict[str, Organization] = {}
+    for organization in listed:
+        found.setdefault(organization.id.lower(), organization)
+    return found
