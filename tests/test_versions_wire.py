@@ -830,6 +830,37 @@ async def test_aclose_logs_out_on_v7_and_v8(version: str, status: int) -> None:
     assert logout.call_count == 1
 
 
+@pytest.mark.parametrize("version", ["v7", "v8"])
+async def test_closing_with_an_expired_token_of_a_server_that_does_not_rotate_refresh_tokens_logs_it_out(
+    version: str,
+) -> None:
+    """A server that gives the same refresh token back on a refresh grant (it does not rotate
+    them): that token was not used up, so a close after the renewed access token expired redeems
+    it to log out, as it does any live refresh token (it was left live on the server, the close
+    taking it for one a renewal had used up)."""
+    server = Server(version)
+    grants: list[str] = []
+
+    def token(request: httpx.Request) -> httpx.Response:
+        grants.append(dict(parse_qsl(request.content.decode()))["grant_type"])
+        return httpx.Response(200, json={**token_body(len(grants)), "refresh_token": "same-refresh-Wm4"})
+
+    server.router.post(f"/{version}/Token").mock(side_effect=token)
+    logout = server.router.post(f"/{version}/token/logout").respond(200 if version == "v7" else 204)
+    server.router.get(f"/{version}/Jobs").respond(json=server.collection([], "Jobs"))
+    vbo = server.client()
+    await vbo.jobs()
+    now = [0.0]
+    vbo._tokens._clock = lambda: now[0]
+    now[0] = 10**9  # the first access token has expired: the next call renews it
+    await vbo.jobs()
+    now[0] = 2 * 10**9  # and so has the renewed one by the time the client closes
+    await vbo.aclose()
+    assert grants == ["password", "refresh_token", "refresh_token"]  # never the password to log out
+    assert logout.call_count == 1
+    assert logout.calls.last.request.headers["authorization"] == f"Bearer {token_body(3)['access_token']}"
+
+
 @pytest.mark.parametrize("version", ["v1", "v6"])
 async def test_no_logout_before_v7(version: str) -> None:
     server = Server(version)

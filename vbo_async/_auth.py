@@ -593,7 +593,7 @@ class TokenManager:
         if old is not None and old.refresh_token is not None:
             self._sent_refresh = old.refresh_token
             try:
-                return await self._request(url, GrantForm(refresh_form(old.refresh_token, extras)))
+                renewed = await self._request(url, GrantForm(refresh_form(old.refresh_token, extras)))
             except APIError:
                 self._sent_refresh = None  # answered without a token (a 429, a 5xx): still live
                 raise
@@ -607,6 +607,12 @@ class TokenManager:
                 # An answer lost on its way back: the server may have used the refresh token up
                 # (it rotates them), so it is not sent again (the sender does not resend it).
                 log.debug("refresh token refused, its answer unreadable or lost; using the password grant")
+            else:
+                if renewed.refresh_token == old.refresh_token:
+                    # A server that does not rotate refresh tokens gave the same one back: it was
+                    # not used up, and the logout at close may redeem it.
+                    self._sent_refresh = None
+                return renewed
         try:
             return await self._password_grant(url, dialect)
         except VBOError:
