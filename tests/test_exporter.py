@@ -1597,10 +1597,11 @@ def test_the_connection_limit_leaves_most_descriptors_to_the_clients() -> None:
 
 async def test_serve_judges_health_under_its_policy(tmp_path: Path) -> None:
     """``serve --max-age``/``--schedule-aware`` reach the exporter: every ``job_health`` is what
-    `job_health` gives under the same policy (with a one-minute ``max_age``, jobs the default
-    calls OK are stale)."""
+    `job_health` gives under the same policy (with a one-minute ``max_age`` and warnings
+    CRITICAL, a job the default calls WARNING is CRITICAL; the hour of daylight-saving slack
+    ``schedule_aware`` adds keeps this seed's periodic jobs OK)."""
     app = create_app(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
-    policy = HealthPolicy(max_age=dt.timedelta(minutes=1), schedule_aware=True)
+    policy = HealthPolicy(max_age=dt.timedelta(minutes=1), schedule_aware=True, warning=HealthState.CRITICAL)
     async with (
         serve(app) as port,
         _serving(tmp_path, f"http://127.0.0.1:{port}/v8", policy=policy) as (sock, _),

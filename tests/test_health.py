@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbo_async import (
+    BackupWindow,
     ConfigError,
     DailyType,
     HealthPolicy,
@@ -27,12 +28,13 @@ from vbo_async import (
     JobSession,
     JobStatus,
     NotFoundError,
+    PeriodicallyEvery,
     SchedulePolicy,
     ScheduleType,
     VBOClient,
     assess,
 )
-from vbo_async._health import is_never
+from vbo_async._health import _allowance, is_never
 from vbo_async._zones import UNZONED
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
@@ -420,20 +422,20 @@ def test_a_daily_schedule_on_some_days_extends_max_age_by_its_longest_gap(
         job = make_job(schedule_policy=daily(day_type), last_backup=NOW - age)
         return aware(job, [run("Success", 5000)], **policy)
 
-    limit = hours(26) + dt.timedelta(days=extra)
+    limit = hours(27) + dt.timedelta(days=extra)  # and an hour for daylight saving
     assert at(limit).state is OK
     assert at(limit).reason == "last run succeeded 208 days ago"
     late = at(limit + dt.timedelta(seconds=1))
     assert late.state is CRITICAL
     assert (
-        late.reason
-        == f"no success for {(26 + 24 * extra) // 24} days (max 26 h + {extra} days: runs on {name})"
+        late.reason == f"no success for {(27 + 24 * extra) // 24} days"
+        f" (max 26 h + {extra} days: runs on {name}; + 1 h for daylight saving)"
     )
     short = at(hours(60), max_age=hours(10))
     if extra == 2:
         assert (short.state, short.reason) == (
             CRITICAL,
-            "no success for 60 h (max 10 h + 2 days: runs on workdays)",
+            "no success for 60 h (max 10 h + 2 days: runs on workdays; + 1 h for daylight saving)",
         )
     else:
         assert short.state is OK
@@ -453,8 +455,26 @@ def test_the_allowance_also_bounds_a_job_without_any_success_known() -> None:
     older = aware(job, [*warnings, run("Warning", 80)])
     assert (older.state, older.reason) == (
         CRITICAL,
-        "no success for at least 3 days (max 26 h + 2 days: runs on workdays)",
+        "no success for at least 3 days (max 26 h + 2 days: runs on workdays; + 1 h for daylight saving)",
     )
+
+
+def window(flags: Sequence[bool], minute_offset: int | None = 0) -> BackupWindow:
+    return BackupWindow(backup_intervals_array=tuple(flags), minute_offset=minute_offset)
+
+
+def periodically(flags: Sequence[bool] | None, *, enabled: bool | None = True) -> SchedulePolicy:
+    return SchedulePolicy(
+        type=ScheduleType.PERIODICALLY,
+        periodically_every=PeriodicallyEvery.HOURS1,
+        periodically_window_enabled=enabled,
+        periodically_window=None if flags is None else window(flags),
+    )
+
+
+WEEKDAYS_8_TO_18 = [1 <= day <= 5 and 8 <= hour < 18 for day in range(7) for hour in range(24)]
+"""Monday to Friday 08:00-18:00 (day 0 is Sunday): closed Friday 18:00 to Monday 08:00, 62 h."""
+CLOSED = [False] * 168
 
 
 @pytest.mark.parametrize(
@@ -469,14 +489,145 @@ def test_the_allowance_also_bounds_a_job_without_any_success_known() -> None:
         SchedulePolicy(type=ScheduleType("Monthly"), daily_type=DailyType.MONDAY),
         SchedulePolicy(daily_type=DailyType.WEEKENDS),  # no type: not known to be Daily
         daily("Everyday", schedule_enabled=True),
+        # A Daily job's backup window ends a run that exceeds it; it picks no day.
+        daily("Everyday", backup_window_enabled=True, backup_window=window(WEEKDAYS_8_TO_18)),
+        # A Periodically job's window counts only when it is on (v7+; v6 has no switch).
+        periodically(WEEKDAYS_8_TO_18, enabled=False),
+        periodically(WEEKDAYS_8_TO_18, enabled=None),
+        periodically(CLOSED, enabled=None),
+        periodically([True] * 168),  # open every hour: closed for no hour
+        periodically(None),
+        SchedulePolicy(
+            type=ScheduleType.PERIODICALLY, backup_window_enabled=True, backup_window=window(WEEKDAYS_8_TO_18)
+        ),
     ],
 )
-def test_other_schedules_keep_max_age_alone(schedule: SchedulePolicy | None) -> None:
-    job = make_job(schedule_policy=schedule, last_backup=NOW - hours(28))
-    sessions = [run("Success", 28)]
-    assert aware(job, sessions).reason == "no success for 27 h (max 26 h)"
-    assert verdict(aware(job, sessions)) == verdict(check(job, sessions))
-    assert aware(job, sessions, max_age=None).state is OK
+def test_other_schedules_get_max_age_and_an_hour_for_daylight_saving(schedule: SchedulePolicy | None) -> None:
+    def at(age: float) -> JobHealth:
+        return aware(make_job(schedule_policy=schedule, last_backup=NOW - hours(age)))
+
+    assert at(27).state is OK  # stale after 26 h without schedule_aware
+    assert check(make_job(schedule_policy=schedule, last_backup=NOW - hours(27))).state is CRITICAL
+    late = at(27.01)
+    assert (late.state, late.reason) == (CRITICAL, "no success for 27 h (max 26 h + 1 h for daylight saving)")
+    assert aware(make_job(schedule_policy=schedule, last_backup=NOW - hours(28)), max_age=None).state is OK
+
+
+def test_a_periodic_window_closed_over_the_weekend_widens_max_age_by_that_stretch() -> None:
+    """A job every hour in working hours, Monday to Friday 08:00-18:00, is not stale on a
+    Monday morning (its last success Friday 17:xx, 62 h and more ago)."""
+    schedule = periodically(WEEKDAYS_8_TO_18)
+
+    def at(age: float, **policy: Any) -> JobHealth:
+        return aware(make_job(schedule_policy=schedule, last_backup=NOW - hours(age)), **policy)
+
+    assert check(make_job(schedule_policy=schedule, last_backup=NOW - hours(63))).state is CRITICAL
+    assert at(63).state is OK
+    limit = 26 + 62 + 1
+    assert at(limit).state is OK
+    late = at(limit + 0.01)
+    assert (late.state, late.reason) == (
+        CRITICAL,
+        "no success for 3 days (max 26 h + 62 h: its window is closed that long; + 1 h for daylight saving)",
+    )
+    short = at(70, max_age=hours(4))
+    assert (
+        short.reason
+        == "no success for 70 h (max 4 h + 62 h: its window is closed that long; + 1 h for daylight saving)"
+    )
+    # No success known: the runs seen bound how long it has been, against the same allowance.
+    job = make_job(schedule_policy=schedule)
+    assert aware(job, [run("Warning", 1), run("Warning", 80)]).state is WARNING
+    older = aware(job, [run("Warning", 1), run("Warning", 100)])
+    assert older.reason == (
+        "no success for at least 4 days"
+        " (max 26 h + 62 h: its window is closed that long; + 1 h for daylight saving)"
+    )
+
+
+@pytest.mark.parametrize("minute_offset", [0, 60, -300, 330, None])
+@pytest.mark.parametrize(
+    ("flags", "extra", "said"),
+    [
+        # Open Monday to Friday only: closed from Saturday 00:00 to Monday 00:00.
+        ([1 <= day <= 5 for day in range(7) for _ in range(24)], 48, "48 h"),
+        # Open one hour a week: closed 167 h, across the week's end (cyclic).
+        ([index == 100 for index in range(168)], 167, "167 h"),
+        # Open in Sunday's first and Saturday's last hour only: the stretch between them, not around.
+        ([index in (0, 167) for index in range(168)], 166, "166 h"),
+        # 72 hours of flags (a short array): the 96 hours it does not cover are closed.
+        ([True] * 72, 96, "4 days"),
+    ],
+)
+def test_the_closed_stretch_is_cyclic_and_missing_hours_are_closed(
+    flags: list[bool], extra: int, said: str, minute_offset: int | None
+) -> None:
+    schedule = attrs.evolve(periodically(flags), periodically_window=window(flags, minute_offset))
+    limit = 26 + extra + 1
+    assert aware(make_job(schedule_policy=schedule, last_backup=NOW - hours(limit))).state is OK
+    late = aware(make_job(schedule_policy=schedule, last_backup=NOW - hours(limit + 0.01)))
+    assert late.state is CRITICAL
+    assert f"(max 26 h + {said}: its window is closed that long; + 1 h for daylight saving)" in late.reason
+
+
+@pytest.mark.parametrize("flags", [CLOSED, [], [False] * 200, [False] * 72])
+def test_a_periodic_window_that_allows_no_hour_is_never_stale(flags: list[bool]) -> None:
+    """As a job run only by hand: no run is missed; its last run is still graded."""
+    job = make_job(schedule_policy=periodically(flags), last_backup=NOW - hours(3000))
+    health = aware(job, [run("Success", 3000)])
+    assert (health.state, health.reason) == (OK, "last run succeeded 124 days ago")
+    failed = aware(make_job(schedule_policy=periodically(flags)), [run("Failed", 900)])
+    assert (failed.state, failed.reason) == (CRITICAL, "failed 37 days ago")
+    assert check(job, [run("Success", 3000)]).state is CRITICAL
+
+
+def _brute_force_closed(flags: Sequence[bool]) -> int:
+    """The longest run of closed hours, counted from every hour of two weeks laid end to end."""
+    week = [index < len(flags) and bool(flags[index]) for index in range(168)]
+    if not any(week):
+        return 168
+    longest = 0
+    for start in range(168):
+        length = 0
+        while length < 168 and not week[(start + length) % 168]:
+            length += 1
+        longest = max(longest, length)
+    return longest
+
+
+@PROPERTY
+@given(flags=st.lists(st.booleans(), max_size=200), open_hour=st.integers(0, 167))
+def test_the_allowance_of_a_periodic_window_matches_a_brute_force_count(
+    flags: list[bool], open_hour: int
+) -> None:
+    """Whatever flags a server sends: the allowance is max_age + the longest closed stretch
+    (counted by brute force) + an hour; opening every hour adds nothing, and opening one more
+    hour never widens it."""
+    policy = HealthPolicy(schedule_aware=True)
+    closed = _brute_force_closed(flags)
+    allowance = _allowance(make_job(schedule_policy=periodically(flags)), policy)
+    if closed == 168:
+        assert allowance is None
+    else:
+        assert allowance is not None
+        assert allowance[0] == hours(26 + closed + 1)
+    opened = [*flags, *[False] * (168 - len(flags))]
+    opened[open_hour] = True
+    wider = _allowance(make_job(schedule_policy=periodically(opened)), policy)
+    assert wider is not None
+    assert allowance is None or wider[0] <= allowance[0]
+    every = _allowance(make_job(schedule_policy=periodically([True] * 168 + flags)), policy)
+    assert every == (hours(27), "26 h + 1 h for daylight saving")
+
+
+def test_a_periodic_window_of_the_wrong_type_is_a_config_error() -> None:
+    bad = attrs.evolve(periodically(None), periodically_window={"backupWindow": [True] * 168})
+    with pytest.raises(ConfigError, match="periodically_window must be a BackupWindow"):
+        aware(make_job(schedule_policy=bad), [run("Success", 1)])
+    flags = attrs.evolve(periodically(None), periodically_window=BackupWindow(backup_intervals_array=7))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="backup_intervals_array must be a sequence of booleans"):
+        aware(make_job(schedule_policy=flags), [run("Success", 1)])
+    assert check(make_job(schedule_policy=bad), [run("Success", 1)]).state is OK  # not read without it
 
 
 def test_plain_strings_in_a_schedule_count_as_their_members() -> None:
@@ -726,9 +877,12 @@ SCHEDULES = st.one_of(
         type=st.sampled_from([None, *ScheduleType, ScheduleType("Monthly")]),
         daily_type=st.sampled_from([None, *DailyType, DailyType("Holidays")]),
         schedule_enabled=st.sampled_from([None, True, False]),
+        periodically_window_enabled=st.sampled_from([None, True, False]),
+        periodically_window=st.one_of(st.none(), st.builds(window, st.lists(st.booleans(), max_size=170))),
     ),
 )
-"""Any schedule: every known type and day type, one of a newer server, none, switched off or not."""
+"""Any schedule: every known type and day type, one of a newer server, none, switched off or not,
+with a periodic window of any hours or none."""
 
 
 @PROPERTY
@@ -756,7 +910,8 @@ def test_schedule_aware_is_never_more_severe_than_max_age_alone(
 ) -> None:
     """For the same job and sessions, ``schedule_aware=True`` never gives a more severe state;
     the last session, the run in progress and the last success are the same; a schedule that
-    runs by itself on every day (or an unknown one) gives the very same verdict."""
+    runs by itself on every day (or an unknown one) gives the verdict of ``max_age`` plus an
+    hour for daylight saving."""
     job = make_job(
         is_enabled=enabled,
         last_status=None if last_status is None else JobStatus(last_status),
@@ -775,8 +930,17 @@ def test_schedule_aware_is_never_more_severe_than_max_age_alone(
         and schedule.type == "Daily"
         and schedule.daily_type not in (None, "Everyday", "Holidays")
     )
-    if not by_hand and not some_days:
-        assert verdict(scheduled) == verdict(plain)
+    windowed = (
+        schedule is not None
+        and schedule.type == "Periodically"
+        and schedule.periodically_window_enabled is True
+        and schedule.periodically_window is not None
+    )
+    if not by_hand and not some_days and not windowed:
+        longer = {**policy, "max_age": None if max_age is None else dt.timedelta(seconds=max_age + 3600)}
+        hour_more = check(job, sessions_of(rows), **longer)
+        assert verdict(scheduled)[::2] == verdict(hour_more)[::2]
+        assert verdict(scheduled)[1].partition(" (max ")[0] == verdict(hour_more)[1].partition(" (max ")[0]
 
 
 # --- times and arguments -------------------------------------------------------------------------
@@ -1429,7 +1593,10 @@ async def test_sessions_naming_the_job_in_another_case_are_its_own() -> None:
     assert check(make_job(), [attrs.evolve(sessions[0], job_id=5)]).reason == "never run"
 
 
-SUCCEEDED, STALE_60 = "last run succeeded 2 days ago", "no success for 60 h (max 26 h)"
+SUCCEEDED, STALE_60 = (
+    "last run succeeded 2 days ago",
+    "no success for 60 h (max 26 h + 1 h for daylight saving)",
+)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -1469,6 +1636,40 @@ async def test_schedules_from_the_wire_of_every_version(
     assert job.schedule_policy is not None
     if "scheduleEnabled" in schedule:
         assert job.schedule_policy.schedule_enabled is False
+    health = assess(job, policy=HealthPolicy(schedule_aware=True), now=NOW)
+    assert (health.state, health.reason) == (state, reason)
+    assert assess(job, now=NOW).state is CRITICAL  # the default: max_age alone
+
+
+@pytest.mark.parametrize(
+    ("version", "state", "reason"), [("v6", CRITICAL, STALE_60), ("v7", OK, SUCCEEDED), ("v8", OK, SUCCEEDED)]
+)
+async def test_a_periodic_window_from_the_wire_counts_where_the_server_switches_it_on(
+    version: str, state: HealthState, reason: str
+) -> None:
+    """v7+ ``periodicallyWindowEnabled`` with ``periodicallyWindowSettings`` closed Friday 18:00
+    to Monday 08:00: a last success 60 h ago is within 26 h + 62 h + 1 h. v6 has no switch: its
+    window is not known to be in force, and ``max_age`` (plus the hour) decides."""
+    policy: dict[str, Any] = {
+        "type": "Periodically",
+        "periodicallyEvery": "Hours1",
+        "scheduleEnabled": True,
+        "periodicallyWindowSettings": {"backupWindow": WEEKDAYS_8_TO_18, "minuteOffset": 120},
+    }
+    if version != "v6":
+        policy["periodicallyWindowEnabled"] = True
+    wire = {"id": JOB_ID, "isEnabled": True, "lastStatus": "Success", "lastRun": "2026-06-28T23:40:00Z",
+            "schedulePolicy": policy}  # fmt: skip
+    async with VBOClient(
+        "https://vbo.test",
+        username="svc",
+        password=PASSWORD,
+        api_version=version,
+        transport=serving(version, {}, []),
+    ) as vbo:
+        job = vbo.from_wire(wire, Job)
+    assert job.schedule_policy is not None
+    assert job.schedule_policy.periodically_window is not None
     health = assess(job, policy=HealthPolicy(schedule_aware=True), now=NOW)
     assert (health.state, health.reason) == (state, reason)
     assert assess(job, now=NOW).state is CRITICAL  # the default: max_age alone

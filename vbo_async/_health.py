@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -25,7 +25,7 @@ import attrs
 
 from ._enums import DailyType, JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
-from ._models import Job, JobSession, SchedulePolicy
+from ._models import BackupWindow, Job, JobSession, SchedulePolicy
 from ._printable import printable
 from ._zones import unzoned as unzoned_time
 
@@ -114,8 +114,19 @@ class HealthPolicy:
       ``schedule_enabled`` False) is never stale, its last run still graded; a ``Daily`` job on
       some days of the week gets ``max_age`` plus its longest gap between scheduled days less
       one day (Workdays + 2 days, Weekends + 5 days, one weekday + 6 days), named in the
-      reason: ``"no success for 4 days (max 26 h + 2 days: runs on workdays)"``. Everyday,
-      Periodically, no schedule or a day type vbo-async does not know: ``max_age`` alone.
+      reason: ``"no success for 4 days (max 26 h + 2 days: runs on workdays; + 1 h for
+      daylight saving)"``. A ``Periodically`` job whose window is on
+      (``periodically_window_enabled`` True, v7+) gets ``max_age`` plus the longest stretch of
+      hours its ``periodically_window`` allows no run (cyclic over the week; hours the window's
+      flags do not cover are not allowed): ``"(max 26 h + 62 h: its window is closed that
+      long; + 1 h for daylight saving)"`` for a window closed Friday 18:00 to Monday 08:00; a
+      window that allows no hour at all runs it only by hand, and it is never stale. A Daily
+      job's ``backup_window`` is not counted: it is the window that ends a run which exceeds it
+      ("terminate the job if it exceeds the allowed backup window"), not one that picks the days
+      it runs. Every allowance it computes, Everyday, Periodically without a window, no
+      schedule or a day type vbo-async does not know (``max_age`` alone) included, gets one
+      hour more: the night the server's clocks go back (its schedule is in its local time), one
+      gap between two runs is an hour longer.
 
     The most severe finding wins (CRITICAL > WARNING > UNKNOWN > OK); on a tie, the last run's
     finding comes before staleness.
@@ -610,12 +621,74 @@ def _allowance(job: Job, policy: HealthPolicy) -> tuple[dt.timedelta, str] | Non
         schedule.type == ScheduleType.MANUAL_ONLY or schedule.schedule_enabled is False
     ):
         return None  # run only by hand: no run is missed
+    limit, widened = policy.max_age, ""
     scheduled = _scheduled_days(schedule)
-    if scheduled is None:
-        return policy.max_age, said
-    days, name = scheduled
-    extra = _longest_gap(days) - 1
-    return _saturating_sum(policy.max_age, dt.timedelta(days=extra)), f"{said} + {extra} days: runs on {name}"
+    closed = _closed_hours(schedule)
+    if scheduled is not None:
+        days, name = scheduled
+        extra = _longest_gap(days) - 1
+        limit = _saturating_sum(limit, dt.timedelta(days=extra))
+        widened = f" + {extra} days: runs on {name};"
+    elif closed is not None:
+        if closed >= _WEEK_HOURS:
+            return None  # a window never open: the job never runs by schedule
+        if closed:
+            limit = _saturating_sum(limit, dt.timedelta(hours=closed))
+            widened = f" + {_exact(dt.timedelta(hours=closed))}: its window is closed that long;"
+    said = f"{said}{widened} + 1 h for daylight saving"
+    return _saturating_sum(limit, _DAYLIGHT_SAVING), said
+
+
+_DAYLIGHT_SAVING = dt.timedelta(hours=1)
+"""The slack `HealthPolicy.schedule_aware` adds to every allowance it computes: the night a
+server's clocks go back, the gap between two runs by its local schedule is an hour longer."""
+
+_WEEK_HOURS = 7 * 24
+
+
+def _closed_hours(schedule: SchedulePolicy | None) -> int | None:
+    """The longest stretch of hours (cyclic over the week) in which a ``Periodically`` job's
+    window (``periodically_window``, when ``periodically_window_enabled`` is True) allows no
+    run; `_WEEK_HOURS` for a window with no allowed hour, None for any other schedule. An hour
+    the window's flags do not cover is not allowed, as `BackupWindow.allows` says. The window's
+    zone (``minute_offset``) moves no stretch: the week is a cycle."""
+    if (
+        schedule is None
+        or schedule.type != ScheduleType.PERIODICALLY
+        or schedule.periodically_window_enabled is not True
+        or schedule.periodically_window is None
+    ):
+        return None
+    window = schedule.periodically_window
+    if not isinstance(window, BackupWindow):
+        raise ConfigError(
+            "job.schedule_policy.periodically_window must be a BackupWindow or None,"
+            f" got {type(window).__name__}"
+        )
+    flags = window.backup_intervals_array
+    if not isinstance(flags, Sequence) or isinstance(flags, str | bytes):
+        raise ConfigError(
+            "job.schedule_policy.periodically_window.backup_intervals_array must be a sequence of booleans,"
+            f" got {type(flags).__name__}"
+        )
+    return _longest_closed(tuple(bool(flag) for flag in flags[:_WEEK_HOURS]))
+
+
+def _longest_closed(flags: tuple[bool, ...]) -> int:
+    """The longest cyclic run of hours of the week ``flags`` (up to 168; missing hours closed)
+    does not allow: 168 when it allows none, 0 when it allows every hour."""
+    hours = flags + (False,) * (_WEEK_HOURS - len(flags))
+    if not any(hours):
+        return _WEEK_HOURS
+    start = hours.index(True)  # walk the week from an open hour: every closed stretch is whole
+    longest = current = 0
+    for offset in range(1, _WEEK_HOURS + 1):
+        if hours[(start + offset) % _WEEK_HOURS]:
+            current = 0
+        else:
+            current += 1
+            longest = max(longest, current)
+    return longest
 
 
 def _scheduled_days(schedule: SchedulePolicy | None) -> tuple[frozenset[int], str] | None:
