@@ -1514,7 +1514,8 @@ def test_help_documents_the_plugin_exit_codes_and_output(capsys: pytest.CaptureF
         "--max-age DURATION",
         "[default: 26h]",
         "--schedule-aware Let --max-age follow each job's schedule",
-        "(with --schedule-aware, plus the days its schedule leaves out; never for a job run only by hand)",
+        "(with --schedule-aware, plus the days its schedule leaves out or the hours its periodic window is"
+        " closed, and an hour for daylight saving; never for a job run only by hand)",
         "--org ID|NAME",
         "--timeout DURATION",
         "v1 cannot list sessions server-wide: one request per job",

@@ -1766,3 +1766,12 @@ def test_a_daylight_saving_night_uses_an_hour_of_max_ages_slack() -> None:
     late = judged(dt.timedelta(minutes=91))
     assert (late.state, late.reason) == (CRITICAL, "no success for 26 h (max 26 h)")
     assert judged(dt.timedelta(minutes=150), max_age=27).state is OK
+    # schedule_aware follows the schedule, the server's local one: it gives that night its hour.
+    at = sunday.astimezone(dt.UTC) + dt.timedelta(minutes=150)
+    aware_policy = HealthPolicy(schedule_aware=True)
+    assert assess(job, [running, before], policy=aware_policy, now=at).state is OK
+    later = assess(job, [running, before], policy=aware_policy, now=at + dt.timedelta(minutes=1))
+    assert (later.state, later.reason) == (
+        CRITICAL,
+        "no success for 27 h (max 26 h + 1 h for daylight saving)",
+    )

@@ -80,7 +80,8 @@ fit, the least severe, counted on a last line ("... 161 WARNING lines left out")
 
 \b
 A job's health: CRITICAL when its last run failed or it had no success for --max-age
-(with --schedule-aware, plus the days its schedule leaves out; never for a job run only by hand);
+(with --schedule-aware, plus the days its schedule leaves out or the hours its periodic
+window is closed, and an hour for daylight saving; never for a job run only by hand);
 WARNING when its last run ended with warnings, failed but will be retried (within 2 h of the
 failure, or while a run after it is in progress), or it never ran;
 UNKNOWN when its last run ended otherwise or its sessions could not be read; OK otherwise
@@ -151,7 +152,9 @@ def health_options(command: F) -> F:
         is_flag=True,
         help="Let --max-age follow each job's schedule: a job run only by hand is never stale, a "
         "daily job on some days of the week gets its longest gap between them less one day on top "
-        "(Workdays +2 days, Weekends +5 days, one weekday +6 days) [default: --max-age alone].",
+        "(Workdays +2 days, Weekends +5 days, one weekday +6 days), a periodic job with its window "
+        "on the longest stretch of hours the window is closed, and every job an hour for daylight "
+        "saving [default: --max-age alone].",
     )(command)
     return click.option(
         "--max-age",
