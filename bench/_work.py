@@ -9,6 +9,11 @@ Each count runs a child Python under ``valgrind --tool=callgrind`` that decodes 
 file; only instructions executed inside ``operator.call(decode)`` are collected (callgrind's
 ``--toggle-collect``), so start-up, imports and reading the file are left out. Nothing the
 decoders call uses ``operator.call``, so the toggle cannot flip inside the measured region.
+
+The child starts uninstrumented (``--instr-atstart=no``) and switches instrumentation on itself
+(``callgrind_control -i on``, which returns once valgrind has done it) when its imports and its
+warm-up are done: instrumented, importing vbo_async and making a client took 38 s of each count's
+40 (2 s without); the counts are the same either way (within 0.1%).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ CANDIDATES = {
 """Row name -> what the child decodes (see ``_CHILD``)."""
 
 _CHILD = """
-import gc, operator, sys
+import gc, operator, os, subprocess, sys
 import orjson
 from vbo_async import Job, VBOClient
 from vbo_async._dialects import V1
@@ -41,6 +46,8 @@ body = open(sys.argv[1], "rb").read()
 what, calls = sys.argv[2], int(sys.argv[3])
 decoder = VBOClient("https://x:4443", username="u", password="p")._fetcher.decoder
 decoder.page(body, Job, V1)  # the first call binds the hooks: warm it outside the count
+# Instrumentation on from here (callgrind_control waits for valgrind's answer).
+subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True)
 
 
 def paused():
@@ -68,14 +75,15 @@ class WorkUnavailable(RuntimeError):
 
 
 def available() -> bool:
-    """Whether valgrind is installed (the counts are skipped otherwise)."""
-    return shutil.which("valgrind") is not None
+    """Whether valgrind is installed, callgrind_control with it (the counts are skipped otherwise)."""
+    return shutil.which("valgrind") is not None and shutil.which("callgrind_control") is not None
 
 
 def _count(body_path: Path, what: str, calls: int) -> int:
     command = [
         "valgrind",
         "--tool=callgrind",
+        "--instr-atstart=no",
         "--toggle-collect=_operator_call*",
         "--callgrind-out-file=/dev/null",
         sys.executable,
