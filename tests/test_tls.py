@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import importlib
 import json
 import logging
 import shutil
@@ -21,7 +22,7 @@ import pytest
 import trustme
 
 from vbo_async import ConfigError, TransportError, VBOClient
-from vbo_async._client import tls_context
+from vbo_async._client import _ssl_context, tls_context
 
 from .conftest import DATED_CERTIFICATES, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
 from .raw_http import serve_raw
@@ -196,6 +197,46 @@ async def test_a_hashed_ca_directory_is_trusted(
         (job,) = await vbo.jobs()
     assert job.id == "j1"
     assert fake_server.paths() == ["/v1/Token", "/v1/Jobs"]
+
+
+@pytest.mark.parametrize("wire", ["aiohttp", "httpx"])
+async def test_a_client_of_an_http_server_loads_no_ca_certificates_and_its_context_trusts_none(
+    https_port: int, monkeypatch: pytest.MonkeyPatch, tls_files: tuple[Path, Path], wire: str
+) -> None:
+    """A client of an ``http://`` server never makes a TLS connection, so ``verify=True`` loads
+    no CA certificates for it (25-60 ms a client: most of what making one cost). The context its
+    transport holds instead verifies and trusts nothing: were it ever used, every server would
+    be refused. An ``https://`` client loads them as before, and a CA bundle path is still read
+    (a wrong one is said at once)."""
+    if wire == "httpx":
+        without_aiohttp(monkeypatch)
+    else:  # aiohttp's import makes its own default contexts, once a process: not counted here
+        importlib.import_module("vbo_async._aiohttp")
+    loaded: list[object] = []
+    default = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        loaded.append(kwargs.get("cafile") or kwargs.get("capath") or args)
+        return default(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    plain = VBOClient("http://127.0.0.1:1", username=USERNAME, password=PASSWORD, api_version="v1")
+    assert loaded == []
+    standing_in = _ssl_context(True, plain=True)
+    assert isinstance(standing_in, ssl.SSLContext)
+    assert (standing_in.verify_mode, standing_in.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert standing_in.cert_store_stats()["x509"] == 0
+    assert loaded == []
+    await plain.aclose()
+    await VBOClient(
+        f"http://127.0.0.1:{https_port}", username=USERNAME, password=PASSWORD, verify=tls_files[1]
+    ).aclose()
+    assert loaded == [str(tls_files[1])]
+    await VBOClient(f"https://127.0.0.1:{https_port}", username=USERNAME, password=PASSWORD).aclose()
+    assert len(loaded) == 2
+    async with client(https_port, verify=standing_in) as vbo:  # the stand-in, used: refused
+        with pytest.raises(TransportError, match="certificate"):
+            await vbo.jobs()
 
 
 def without_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,7 +165,8 @@ class VBOClient:
             )
         self._root = ApiRoot(base_url, DIALECTS)
         # The scheme as urlsplit gives it: lower case, so "HTTP://host" warns too.
-        if urlsplit(self._root.base_url).scheme == "http" and not _is_loopback(self._root.base_url):
+        plain = urlsplit(self._root.base_url).scheme == "http"
+        if plain and not _is_loopback(self._root.base_url):
             log.warning(
                 "%s is plain http://: the password and tokens travel unencrypted", self._root.base_url
             )
@@ -183,9 +184,9 @@ class VBOClient:
                 "verify configures the transport the client builds; a transport given with "
                 "transport= keeps its own TLS settings: set verification on it and leave verify out"
             )
-        # verify=True would load the system's CA certificates (25 ms) for a transport that has
+        # verify=True would load the system's CA certificates (25-60 ms) for a transport that has
         # its own TLS settings: only a transport built here needs them.
-        tls = _ssl_context(verify) if transport is None else True
+        tls = _ssl_context(verify, plain=plain) if transport is None else True
         wire = transport if transport is not None else default_transport(tls, limits)
         self._sender = Sender(
             api_root=self._root,
@@ -988,12 +989,22 @@ def _out_of_descriptors(exc: OSError, doing: str) -> TransportError:
     return TransportError(f"{doing}: {exc.strerror or exc} (no file descriptor is free; try again later)")
 
 
-def _ssl_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> ssl.SSLContext | bool:
+def _ssl_context(
+    verify: bool | str | os.PathLike[str] | ssl.SSLContext, *, plain: bool
+) -> ssl.SSLContext | bool:
+    """The TLS context of the transport a client builds. A client of an ``http://`` server
+    (``plain``) never makes a TLS connection (it refuses every href outside its origin, scheme
+    included): for the default ``verify=True`` the system's CA certificates, 25-60 ms to load,
+    would never be read, so a context that verifies and trusts no certificate stands in (were it
+    ever used, it would refuse every server). A CA bundle path is loaded all the same, so that a
+    wrong one is said at once."""
     if isinstance(verify, ssl.SSLContext):
         return verify
     if verify is False:
         log.warning("TLS certificate verification is OFF (verify=False): use only for testing")
         return False
+    if verify is True and plain:
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname, no CA
     if verify is True or isinstance(verify, str | os.PathLike):
         return tls_context(verify)
     raise ConfigError(f"verify must be a bool, a CA bundle path or an ssl.SSLContext, got {verify!r}")
