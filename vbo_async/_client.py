@@ -994,10 +994,10 @@ def _ssl_context(
 ) -> ssl.SSLContext | bool:
     """The TLS context of the transport a client builds. A client of an ``http://`` server
     (``plain``) never makes a TLS connection (every request goes to its own base URL: a server's
-    hrefs are rebased onto it): for the default ``verify=True`` the system's CA certificates, 25-60 ms to load,
-    would never be read, so a context that verifies and trusts no certificate stands in (were it
-    ever used, it would refuse every server). A CA bundle path is loaded all the same, so that a
-    wrong one is said at once."""
+    hrefs are rebased onto it): for the default ``verify=True`` the system's CA certificates,
+    25-60 ms to load, would never be read, so a context that verifies and trusts no certificate
+    stands in (were it ever used, it would refuse every server). A CA bundle path is loaded all
+    the same, so that a wrong one is said at once."""
     if isinstance(verify, ssl.SSLContext):
         return verify
     if verify is False:
