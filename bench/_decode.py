@@ -403,7 +403,7 @@ def _fresh_process(smoke: bool) -> tuple[Table, list[Row]]:
         for version in VERSIONS:
             token_path = Path(directory) / f"token-{version}.json"
             token_path.write_bytes(token_body(version))
-            for count in _sizes(smoke)[:1] if smoke else _sizes(smoke):  # smoke: one new process per path
+            for count in _sizes(smoke)[: 1 if smoke else None]:  # smoke: one new process per path
                 body_path = Path(directory) / f"{version}-{count}.json"
                 body_path.write_bytes(wire_body(version, count, distinct=True))
                 samples = 1 if smoke else (9 if count <= 1000 else 3)

@@ -64,7 +64,7 @@ def _work_table(sizes: tuple[int, ...], *, smoke: bool) -> tuple[str, Work | Non
     """Instructions per job by batch size (callgrind): the work, without the machine's noise and
     memory hierarchy. Returns the verdict line and the counts (None without valgrind)."""
     if not valgrind_available():
-        print("(valgrind is not installed: the instruction counts are skipped)\n")
+        print("(valgrind or its callgrind_control is not installed: the instruction counts are skipped)\n")
         return "scaling decode work (instructions per job): skipped, valgrind is not installed", None
     try:
         work = instructions_per_job(

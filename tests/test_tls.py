@@ -222,6 +222,14 @@ async def test_a_client_of_an_http_server_loads_no_ca_certificates_and_its_conte
     monkeypatch.setattr(ssl, "create_default_context", counted)
     plain = VBOClient("http://127.0.0.1:1", username=USERNAME, password=PASSWORD, api_version="v1")
     assert loaded == []
+    if wire == "aiohttp":  # the context the client's transport holds is the stand-in below
+        held = plain._sender._transport._ssl
+        assert isinstance(held, ssl.SSLContext)
+        assert (held.verify_mode, held.check_hostname, held.cert_store_stats()["x509"]) == (
+            ssl.CERT_REQUIRED,
+            True,
+            0,
+        )
     standing_in = _ssl_context(True, plain=True)
     assert isinstance(standing_in, ssl.SSLContext)
     assert (standing_in.verify_mode, standing_in.check_hostname) == (ssl.CERT_REQUIRED, True)
