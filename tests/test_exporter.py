@@ -603,6 +603,29 @@ async def test_v8_license_storage_and_proxies(servers: dict[str, Server]) -> Non
         )
 
 
+async def test_repository_state_series_follow_the_server(servers: dict[str, Server]) -> None:
+    """``repository_out_of_order`` is 1 for a repository a v8 server took out of service and 0
+    for the others, and goes back to 0 once it is in order; ``repository_out_of_sync`` follows
+    ``isOutOfSync``; a v1 server reports neither, so neither has a series there (never a made-up 0)."""
+    server = servers["v8"]
+    repositories = await server.client.backup_repositories()
+    broken = repositories[0].id
+    server.simulator.set_out_of_order(broken, "Object storage is unavailable")
+    body = await swept(exporter_of(server))
+    order = {s.labels["repository_id"]: s.value for s in samples(body, PREFIX + "repository_out_of_order")}
+    assert order == {r.id: float(r.id == broken) for r in repositories}
+    sync = {s.labels["repository_id"]: s.value for s in samples(body, PREFIX + "repository_out_of_sync")}
+    assert sync == {r.id: float(bool(r.is_out_of_sync)) for r in repositories}
+    assert all(r.is_out_of_sync is not None for r in repositories)
+    server.simulator.set_out_of_order(broken, None)
+    again = await swept(exporter_of(server))
+    assert value(again, PREFIX + "repository_out_of_order", repository_id=broken) == 0
+    v1 = await swept(exporter_of(servers["v1"]))
+    assert samples(v1, PREFIX + "repository_free_bytes")
+    assert not samples(v1, PREFIX + "repository_out_of_order")
+    assert not samples(v1, PREFIX + "repository_out_of_sync")
+
+
 # --- failures ---------------------------------------------------------------------------------------
 
 

@@ -35,6 +35,8 @@ from .test_cli import HANG_GUARD, child_environment
 
 ROOT = Path(__file__).parents[1]
 RULES = ROOT / "docs" / "monitoring-rules.yml"
+ALERTS = RULES.read_text(encoding="utf-8").count("\n      - alert: ")
+"""How many alerts the rules file defines (each loaded and checked below)."""
 SEEDS = {"east": 41, "legacy": 42}
 VERSIONS = {"east": "v8", "legacy": "v1"}
 ORGANIZATIONS = 4
@@ -181,7 +183,7 @@ def test_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
                 check_values(api, counted, jobs, east)
                 api.wait("count(ALERTS{alertname='VB365ServerDown'})", lambda rows: len(rows) == 1)
                 rules = api.http.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]
-                assert len(rules) == 7
+                assert len(rules) == ALERTS == 8
                 assert {rule["health"] for rule in rules} <= {"ok", "unknown"}, rules
             exporter.send_signal(signal.SIGTERM)
             assert exporter.wait(timeout=HANG_GUARD) == 0
@@ -229,7 +231,7 @@ def test_promtool_accepts_the_rules_file() -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 7 rules found" in checked.stdout
+    assert f"SUCCESS: {ALERTS} rules found" in checked.stdout
 
 
 REPOSITORY = 'server="east",repository_id="{id}",repository_name="R {id}"'
@@ -249,6 +251,10 @@ tests:
         values: '500x60'
       - series: 'veeam_vb365_repository_capacity_bytes{{{r2}}}'
         values: '1000x60'
+      - series: 'veeam_vb365_repository_out_of_order{{{r1}}}'
+        values: '0x60'
+      - series: 'veeam_vb365_repository_out_of_order{{{r2}}}'
+        values: '1x60'
       - series: 'veeam_vb365_license_expiration_timestamp_seconds{{server="east"}}'
         values: '1728000x120'
       - series: 'veeam_vb365_up{{server="down"}}'
@@ -290,6 +296,14 @@ tests:
             exp_annotations:
               summary: Repository R 1 on east is under 10% free
               description: 5% free.
+      - eval_time: 10m
+        alertname: VB365RepositoryOutOfOrder
+      - eval_time: 20m
+        alertname: VB365RepositoryOutOfOrder
+        exp_alerts:
+          - exp_labels: {{severity: critical, server: east, repository_id: 2, repository_name: R 2}}
+            exp_annotations:
+              summary: Repository R 2 on east is out of order
       - eval_time: 90m
         alertname: VB365LicenseExpiresSoon
         exp_alerts:

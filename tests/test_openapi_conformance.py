@@ -285,13 +285,16 @@ NOT_ON_V6: dict[type, set[str]] = {
     # jobId: v8 (read under v8's name on every version, see the v6 dialect); the rest v7+/v8
     m.JobSession: {
         "job_id", "repository_id", "main_session_id", "job_will_be_retried", "job_type",
-        "job_session_config_type",
+        "job_session_config_type", "proxy_id", "proxy_pool_id", "e_tag",
     },
     m.JobSessionStatistics: {"processing_rate", "read_rate", "write_rate", "transferred_data"},
-    m.BackupRepository: {"proxy_pool_id", "organization_id", "is_outdated"},
+    m.BackupRepository: {
+        "proxy_pool_id", "organization_id", "is_outdated", "is_indexed", "is_migration_locked",
+        "is_out_of_order", "out_of_order_reason",
+    },
     m.Proxy: {
         "fqdn", "operating_system", "maintenance_mode_state", "cpu_usage_percent",
-        "memory_usage_percent", "version",
+        "memory_usage_percent", "version", "proxy_pool_id", "roles", "service_account",
     },
     m.Organization: {"username", "description"},
 }  # fmt: skip
@@ -299,16 +302,10 @@ NOT_ON_V6: dict[type, set[str]] = {
 NOT_ON_V7: dict[type, set[str]] = {
     m.Job: {"all_mailboxes", "proxy_id", "is_run", "selected_mailboxes", "excluded_mailboxes", "e_tag"},
     m.SchedulePolicy: set(),
-    m.JobSession: {"job_id", "job_session_config_type"},
+    m.JobSession: {"job_id", "job_session_config_type", "proxy_id", "proxy_pool_id", "e_tag"},
     m.JobSessionStatistics: NOT_ON_V6[m.JobSessionStatistics],
-    m.BackupRepository: {"proxy_pool_id", "organization_id", "is_outdated"},
-    m.Proxy: {
-        "operating_system",
-        "maintenance_mode_state",
-        "cpu_usage_percent",
-        "memory_usage_percent",
-        "version",
-    },
+    m.BackupRepository: NOT_ON_V6[m.BackupRepository],
+    m.Proxy: NOT_ON_V6[m.Proxy] - {"fqdn"},
     m.Organization: {"username"},
 }
 """v7 added ``lastBackup``, session retries and types, the proxy's ``fqdn``, the organization's
@@ -322,8 +319,9 @@ NOT_ON_V8: dict[type, set[str]] = {
     m.Proxy: {"threads_number"},
     m.Organization: {"username"},
 }
-"""v8 added ``organizationId``/``eTag`` to jobs, ``jobId``/``jobSessionConfigType`` to sessions,
-the pool and state of repositories, the load of proxies, and dropped ``threadsNumber``."""
+"""v8 added ``organizationId``/``eTag`` to jobs, ``jobId``/``jobSessionConfigType``/``eTag`` and
+the proxy or pool to sessions, the pool and state of repositories, the load, pool, roles and
+account of proxies, and dropped ``threadsNumber``."""
 ABSENT = {"v6": NOT_ON_V6, "v7": NOT_ON_V7, "v8": NOT_ON_V8}
 
 ISSUE_FIELDS: dict[type, set[str]] = {
@@ -365,8 +363,9 @@ def _optional_inner(annotation: Any) -> Any:
     return args[0] if len(args) == 1 and type(None) in typing.get_args(annotation) else annotation
 
 
-def _compatible(annotation: Any, prop: dict[str, Any]) -> bool:
-    """Whether a model field of type ``annotation`` can hold what the schema ``prop`` allows."""
+def _compatible(annotation: Any, prop: dict[str, Any], version: str) -> bool:
+    """Whether a model field of type ``annotation`` can hold what the schema ``prop`` of
+    ``version`` allows."""
     inner = _optional_inner(annotation)
     kind, fmt = prop.get("type"), prop.get("format")
     if isinstance(inner, type) and issubclass(inner, OpenEnum):
@@ -384,14 +383,9 @@ def _compatible(annotation: Any, prop: dict[str, Any]) -> bool:
     if inner is float:
         return kind in ("number", "integer")
     if typing.get_origin(inner) is not None and kind == "array":  # Sequence[bool], tuple[str, ...]
-        item = resolve_any(prop["items"])
-        return _compatible(typing.get_args(inner)[0], item)
+        item = resolve(version, prop["items"])  # v8 proxies' role: a list of RESTProxyRole
+        return _compatible(typing.get_args(inner)[0], item, version)
     return False
-
-
-def resolve_any(schema: dict[str, Any]) -> dict[str, Any]:
-    assert "$ref" not in schema, schema
-    return schema
 
 
 def mapped_models(version: str) -> Iterator[tuple[type, dict[str, Any]]]:
@@ -445,7 +439,7 @@ def test_wire_names_exist_with_compatible_types(version: str) -> None:
             if attrs.has(inner):
                 assert NESTED.get((cls, present[0])) is inner, (version, cls, field)
                 continue
-            assert _compatible(hints[field], prop), (
+            assert _compatible(hints[field], prop, version), (
                 f"{version} {cls.__name__}.{field}: {hints[field]} vs {prop}"
             )
         if "_links" in properties and cls is not m.SelectedItem:  # rows' links are {} (vbo-api.md §2)

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from cattrs.errors import ClassValidationError
 
 from vbo_async import (
     BackupRepository,
@@ -27,6 +28,7 @@ from vbo_async import (
     ClientStateError,
     CollectionLink,
     DailyType,
+    DecodeError,
     Job,
     JobSession,
     JobSessionConfigType,
@@ -38,6 +40,7 @@ from vbo_async import (
     Organization,
     PeriodicallyEvery,
     Proxy,
+    ProxyRole,
     ProxyStatus,
     ProxyType,
     ScheduleType,
@@ -392,6 +395,24 @@ def test_v1_repository_spellings_are_not_v6_plus_s(vbo: VBOClient, version: str)
     assert (v1.capacity, v1.free_space) == (1, 2)
 
 
+@pytest.mark.parametrize("detailed", [False, True], ids=["fast", "detailed"])
+def test_a_proxy_role_list_sent_as_a_string_is_refused_not_read_letter_by_letter(
+    vbo: VBOClient, detailed: bool
+) -> None:
+    wire = {**proxy_wire("v8"), "role": "Processor"}
+    if detailed:
+        converter = make_converter(vbo._fetcher, DIALECTS["v8"], detailed=True)
+        with pytest.raises(ClassValidationError) as caught:
+            converter.structure(wire, Proxy)
+        (error,) = caught.value.exceptions
+        assert str(error) == "expected an array of ProxyRole values, got str"
+        return
+    with pytest.raises(DecodeError, match=r"expected an array of ProxyRole values, got str at \$\.role"):
+        vbo.from_wire(wire, Proxy, api_version="v8")
+    roles = vbo.from_wire({**wire, "role": ["Processor", "Scheduler"]}, Proxy, api_version="v8").roles
+    assert roles == (ProxyRole.PROCESSOR, ProxyRole.SCHEDULER)
+
+
 def test_a_proxy_decodes_per_version(vbo: VBOClient, version: str) -> None:
     proxy = vbo.from_wire(proxy_wire(version), Proxy, api_version=version)
     assert proxy.id == PROXY_ID
@@ -408,11 +429,17 @@ def test_a_proxy_decodes_per_version(vbo: VBOClient, version: str) -> None:
         assert proxy.cpu_usage_percent == 12.5
         assert proxy.memory_usage_percent == 41.25
         assert proxy.version == "8.5.0.1014"
+        assert proxy.service_account == "CONTOSO\\svc-vb365"
+        (role,) = proxy.roles or ()
+        assert role == "BackupProxy"
+        assert not role.is_known  # no RESTProxyRole value: kept as the server sent it
     else:
         assert proxy.operating_system is None
         assert proxy.maintenance_mode_state is None
         assert proxy.cpu_usage_percent is None
         assert proxy.version is None
+        assert (proxy.roles, proxy.service_account) == (None, None)
+    assert proxy.use_internet_proxy is False
     assert proxy.links.repositories is not None
     assert proxy.links.repositories.href == f"/{version}/BackupRepositories?proxyId={PROXY_ID}"
     assert proxy.links.repositories.target is BackupRepository

@@ -27,6 +27,7 @@ from vbo_async import (
     Organization,
     PollTarget,
     Proxy,
+    ProxyRole,
     RetryPolicy,
     ServerError,
     VBOClient,
@@ -259,6 +260,54 @@ async def test_repository_and_proxy_links(vbo: VBOClient, simulator: Simulator, 
         assert proxy.throttling_unit is not None
         assert proxy.links.repositories is not None  # v6+: built from the id (/BackupRepositories?proxyId=)
         assert job.repository_id in {r.id for r in await proxy.links.repositories}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_repository_state_proxy_roles_and_session_proxies_per_version(version: str) -> None:
+    """v8 tells a repository out of service and why, a proxy's roles, pool and account, and
+    which proxy ran a session; v6/v7 the repository's encryption and sync state; v1 none of it
+    (None, never a made-up False)."""
+    simulator = make_simulator()
+    broken, *_ = simulator.repository_ids()
+    simulator.set_out_of_order(broken, "The repository is not reachable")
+    async with client(create_app(simulator=simulator), version) as vbo:
+        repositories = {r.id: r for r in await vbo.backup_repositories()}
+        proxies = await vbo.proxies()
+        job = (await vbo.jobs())[0]
+        sessions = await vbo.job_sessions(job, limit=3)
+    assert repositories
+    assert proxies
+    assert sessions
+    for repository in repositories.values():
+        expected = repository.id == broken
+        assert repository.is_out_of_order is (expected if version == "v8" else None)
+        assert repository.out_of_order_reason == (
+            "The repository is not reachable" if version == "v8" and expected else None
+        )
+        assert repository.is_indexed is (True if version == "v8" else None)
+        assert repository.object_storage_encryption_enabled is (None if version == "v1" else False)
+    for proxy in proxies:
+        wire = simulator.proxy_wire(proxy.id, version=version)
+        if version == "v8":
+            assert proxy.roles == tuple(ProxyRole(role) for role in wire["role"])
+            assert ProxyRole.PROCESSOR in proxy.roles
+            assert proxy.service_account == wire["serviceAccount"]
+            assert proxy.use_internet_proxy is False
+        else:
+            assert (proxy.roles, proxy.service_account, proxy.proxy_pool_id) == (None, None, None)
+            assert proxy.use_internet_proxy is (None if version == "v1" else False)
+    for session in sessions:
+        wire = simulator.session_wire(session.id, version=version)
+        if version == "v8":
+            assert (session.proxy_id, session.proxy_pool_id, session.e_tag) == (
+                wire["proxyId"],
+                wire["proxyPoolId"],
+                wire["eTag"],
+            )
+            assert session.e_tag is not None
+            assert session.proxy_id or session.proxy_pool_id
+        else:
+            assert (session.proxy_id, session.proxy_pool_id, session.e_tag) == (None, None, None)
 
 
 @pytest.mark.parametrize("version", ["v6", "v7", "v8"])

@@ -180,6 +180,7 @@ _PROXY_V8: dict[str, Any] = {
     },
 }
 
+# §7: what v7 and v6 lack compared with v8.
 _V8_REPOSITORY_FIELDS = (
     "proxyPoolId",
     "organizationId",
@@ -187,8 +188,19 @@ _V8_REPOSITORY_FIELDS = (
     "isIndexed",
     "isOutOfOrder",
     "outOfOrderReason",
+    "isMigrationLocked",
 )
-# §7: what v7 and v6 lack compared with v8.
+_V8_PROXY_FIELDS = (
+    "operatingSystem",
+    "maintenanceModeState",
+    "cpuUsagePercent",
+    "memoryUsagePercent",
+    "version",
+    "serviceAccount",
+    "role",
+    "proxyPoolId",
+)
+
 _NOT_IN = {
     "job": {"v7": ("organizationId", "eTag"), "v6": ("organizationId", "eTag", "lastBackup")},
     "session": {
@@ -209,34 +221,10 @@ _NOT_IN = {
         "v7": ("msid", "backedUpOrganizationId"),
         "v6": ("msid", "backedUpOrganizationId", "description"),
     },
-    "repository": {
-        "v7": (
-            "proxyPoolId",
-            "organizationId",
-            "isOutdated",
-            "isIndexed",
-            "isOutOfOrder",
-            "outOfOrderReason",
-        ),
-        "v6": (
-            "proxyPoolId",
-            "organizationId",
-            "isOutdated",
-            "isIndexed",
-            "isOutOfOrder",
-            "outOfOrderReason",
-        ),
-    },
+    "repository": {"v7": _V8_REPOSITORY_FIELDS, "v6": _V8_REPOSITORY_FIELDS},
     "proxy": {
-        "v7": ("operatingSystem", "maintenanceModeState", "cpuUsagePercent", "memoryUsagePercent", "version"),
-        "v6": (
-            "fqdn",
-            "operatingSystem",
-            "maintenanceModeState",
-            "cpuUsagePercent",
-            "memoryUsagePercent",
-            "version",
-        ),
+        "v7": _V8_PROXY_FIELDS,
+        "v6": ("fqdn", *_V8_PROXY_FIELDS),
     },
 }
 

@@ -726,7 +726,10 @@ _STATIC_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {
 """Hooks that hold no state: the same functions serve every client and dialect."""
 for _enum_cls in ENUMS:
     _STATIC_HOOKS[_enum_cls] = _STATIC_HOOKS[_enum_cls | None] = _enum_hook(_enum_cls)
-del _enum_cls
+    # A list of values (a v8 proxy's ``role``): an array only, never a string read letter by letter.
+    _values = _tuple_of(f"{_enum_cls.__name__} values", _enum_hook(_enum_cls), _enum_cls)
+    _STATIC_HOOKS.update(_unions(_values, tuple[_enum_cls, ...]))  # type: ignore[valid-type]
+del _enum_cls, _values
 
 _WINDOW = Sequence[bool]
 

@@ -26,6 +26,7 @@ __all__ = [
     "OpenEnum",
     "OperatingSystem",
     "PeriodicallyEvery",
+    "ProxyRole",
     "ProxyStatus",
     "ProxyType",
     "RetentionType",
@@ -152,6 +153,16 @@ class ProxyType(OpenEnum):
     LOCAL = "Local"
     DOMAIN = "Domain"
     WORKGROUP = "Workgroup"
+
+
+class ProxyRole(OpenEnum):
+    """One entry of a backup proxy's ``role`` list (v8)."""
+
+    UNKNOWN = "Unknown"
+    ORCHESTRATOR = "Orchestrator"
+    SCHEDULER = "Scheduler"
+    APPLIANCE_PROCESSOR = "ApplianceProcessor"
+    PROCESSOR = "Processor"
 
 
 class OperatingSystem(OpenEnum):

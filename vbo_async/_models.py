@@ -28,6 +28,7 @@ from ._enums import (
     MaintenanceModeState,
     OperatingSystem,
     PeriodicallyEvery,
+    ProxyRole,
     ProxyStatus,
     ProxyType,
     RetentionType,
@@ -350,7 +351,10 @@ class BackupRepository:
     """A backup repository (``/{version}/BackupRepositories/{id}``).
 
     ``capacity`` and ``free_space`` are bytes on every version (v1 ``capacity``/``freeSpace``,
-    v6+ ``capacityBytes``/``freeSpaceBytes``).
+    v6+ ``capacityBytes``/``freeSpaceBytes``). The monthly and yearly retention settings, the
+    encryption fields and ``is_out_of_sync`` are v6+; ``is_outdated``, ``is_indexed``,
+    ``is_migration_locked``, ``is_out_of_order`` and ``out_of_order_reason`` (why the server
+    took the repository out of service, None while it is in order) are v8.
     """
 
     id: str
@@ -371,6 +375,17 @@ class BackupRepository:
     is_long_term: bool | None = None
     is_out_of_sync: bool | None = None
     is_outdated: bool | None = None
+    monthly_retention_period: int | None = None
+    yearly_retention_period: str | None = None
+    monthly_time: dt.time | None = None
+    monthly_daynumber: str | None = None
+    monthly_dayofweek: str | None = None
+    object_storage_encryption_enabled: bool | None = None
+    encryption_key_id: str | None = None
+    is_indexed: bool | None = None
+    is_migration_locked: bool | None = None
+    is_out_of_order: bool | None = None
+    out_of_order_reason: str | None = None
     links: BackupRepositoryLinks = attrs.Factory(BackupRepositoryLinks)
 
 
@@ -398,7 +413,8 @@ class Proxy:
     """A backup proxy (``/{version}/Proxies/{id}``).
 
     ``enable_network_throttling`` reads v1's spelling ``enableNetworkthrottling`` and the later
-    ``enableNetworkThrottling``; ``fqdn`` is v7+, the rest of the monitoring fields v8.
+    ``enableNetworkThrottling``; ``use_internet_proxy`` and ``internet_proxy_type`` are v6+,
+    ``fqdn`` v7+, the rest of the monitoring fields v8 (``roles`` is v8's ``role`` list).
     """
 
     id: str
@@ -417,6 +433,11 @@ class Proxy:
     cpu_usage_percent: float | None = None
     memory_usage_percent: float | None = None
     version: str | None = None
+    proxy_pool_id: str | None = None
+    roles: tuple[ProxyRole, ...] | None = None
+    service_account: str | None = None
+    use_internet_proxy: bool | None = None
+    internet_proxy_type: str | None = None
     links: ProxyLinks = attrs.Factory(ProxyLinks)
 
 
@@ -471,7 +492,8 @@ class JobSession:
 
     ``job_id`` is filled on every version: from the wire (v8), else from the session's ``job``
     link or the request that listed it. ``job_will_be_retried`` tells a failed run the server
-    will retry (v7+); ``main_session_id`` links a retry to its first run.
+    will retry (v7+); ``main_session_id`` links a retry to its first run. ``proxy_id`` or
+    ``proxy_pool_id`` (whichever processed the run), and ``e_tag``, are v8.
     """
 
     id: str
@@ -488,6 +510,9 @@ class JobSession:
     job_type: JobType | None = None
     job_session_config_type: JobSessionConfigType | None = None
     statistics: JobSessionStatistics | None = None
+    proxy_id: str | None = None
+    proxy_pool_id: str | None = None
+    e_tag: int | None = None
     links: JobSessionLinks = attrs.Factory(JobSessionLinks)
 
 

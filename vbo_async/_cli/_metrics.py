@@ -147,6 +147,17 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     # --- repositories, proxies, license -------------------------------------------------------------
     _gauge("repository_capacity_bytes", ("repository_id", "repository_name"), "Capacity of the repository."),
     _gauge("repository_free_bytes", ("repository_id", "repository_name"), "Free space in the repository."),
+    _gauge(
+        "repository_out_of_sync",
+        ("repository_id", "repository_name"),
+        "1 when the server reports the repository out of sync (v6+ isOutOfSync), else 0.",
+    ),
+    _gauge(
+        "repository_out_of_order",
+        ("repository_id", "repository_name"),
+        "1 when the server has taken the repository out of service (v8 isOutOfOrder; its "
+        "outOfOrderReason says why), else 0.",
+    ),
     _gauge("proxy_up", ("proxy_id", "proxy_name"), "1 when the proxy's status is Online, else 0."),
     _gauge(
         "proxy_cpu_usage_percent", ("proxy_id", "proxy_name"), "CPU use of the proxy (where reported, v8)."

@@ -373,6 +373,8 @@ class _Reader:
             labels = (_text(repository.id), _text(repository.name or repository.id))
             self.add("repository_capacity_bytes", labels, repository.capacity)
             self.add("repository_free_bytes", labels, repository.free_space)
+            self.add("repository_out_of_sync", labels, _flag(repository.is_out_of_sync))
+            self.add("repository_out_of_order", labels, _flag(repository.is_out_of_order))
 
     async def _proxies(self) -> None:
         found: list[Proxy] | None = await self._read("proxies", self.client.proxies())

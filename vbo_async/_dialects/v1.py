@@ -31,7 +31,10 @@ V1 = Dialect(
     },
     names={
         # v1 documents the lower-case "t"; later servers fixed it. Both are read.
-        m.Proxy: {"enable_network_throttling": ("enableNetworkthrottling", "enableNetworkThrottling")},
+        m.Proxy: {
+            "enable_network_throttling": ("enableNetworkthrottling", "enableNetworkThrottling"),
+            "roles": ("role",),  # v8's list of the proxy's roles
+        },
         m.JobSessionStatistics: {
             "processing_rate_bytes_ps": ("processingRateBytesPS",),
             "processing_rate_items_ps": ("processingRateItemsPS",),

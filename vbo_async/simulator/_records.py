@@ -61,6 +61,9 @@ class Repository:
     pool_id: str | None = None
     out_of_sync: bool = False
     snapshot_based: bool = False
+    out_of_order: str | None = None
+    """Why the server took the repository out of service (v8 ``isOutOfOrder`` and
+    ``outOfOrderReason``); None while it is in order."""
 
 
 @attrs.frozen

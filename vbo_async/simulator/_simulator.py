@@ -363,6 +363,14 @@ class Simulator:
             raise SimulatedError.not_found("Backup repository", repository_id)
         repository.name = name
 
+    def set_out_of_order(self, repository_id: str, reason: str | None) -> None:
+        """Take a backup repository out of service for ``reason`` (v8 shows ``isOutOfOrder``
+        and ``outOfOrderReason``), or put it back in order with None."""
+        repository = self._repositories.get(repository_id.lower())
+        if repository is None:
+            raise SimulatedError.not_found("Backup repository", repository_id)
+        repository.out_of_order = reason
+
     def set_retries(self, job_id: str, number: int) -> None:
         """Change a job's schedule: how many times a failed run is retried."""
         job = self._job(job_id)

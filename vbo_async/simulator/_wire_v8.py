@@ -101,8 +101,8 @@ def repository(record: Repository, base: str) -> Wire:
             "isOutdated": False,
             "isIndexed": True,
             "isMigrationLocked": False,
-            "isOutOfOrder": False,
-            "outOfOrderReason": None,
+            "isOutOfOrder": record.out_of_order is not None,
+            "outOfOrderReason": record.out_of_order,
         },
     )
 
@@ -112,6 +112,7 @@ def proxy(view: ProxyView, base: str) -> Wire:
     wire = v7.proxy(attrs.evolve(view, extended=True), base)
     del wire["threadsNumber"]
     record = view.proxy
+    local = record.kind == "Local"
     return v6.insert_before(
         wire,
         "_links",
@@ -121,6 +122,9 @@ def proxy(view: ProxyView, base: str) -> Wire:
             "cpuUsagePercent": record.cpu_percent,
             "memoryUsagePercent": record.memory_percent,
             "version": view.build,
+            # The server's own proxy runs as the service's account and holds every role.
+            "serviceAccount": None if local else f"LAB\\svc-{record.host_name.split('.')[0]}",
+            "role": ["Orchestrator", "Scheduler", "Processor"] if local else ["Processor"],
             "proxyPoolId": None,
         },
     )
