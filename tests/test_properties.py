@@ -201,6 +201,7 @@ _WIRE_KEYS: dict[tuple[type[Any], str], tuple[str, ...]] = {
     (JobSessionStatistics, "read_rate_bytes_ps"): ("readRateBytesPS",),
     (JobSessionStatistics, "write_rate_bytes_ps"): ("writeRateBytesPS",),
     (Organization, "is_sharepoint_online"): ("isSharePointOnline",),
+    (Proxy, "roles"): ("role",),  # v8's list of roles
 }
 _FROM_LINKS: dict[tuple[type[Any], str], tuple[str, str | None]] = {
     # (model, field) -> (the link whose last path segment fills it, the wire key read first)
@@ -403,10 +404,10 @@ def check_value(value: Any, wire: Any, tp: Any, path: str, default: Any = None) 
         if not isinstance(wire, list) or not isinstance(value, tuple) or len(value) != len(wire):
             _fail(path, wire, value, "a tuple must come from an array of the same length")
         for index, (item, item_wire) in enumerate(zip(value, wire, strict=True)):
-            if item_type is str:
-                check_value(item, item_wire, str, f"{path}[{index}]")
-            else:
+            if attrs.has(item_type):
                 check_model(item, item_wire, item_type, f"{path}[{index}]")
+            else:  # strings (a selected item's folders), enum values (a v8 proxy's roles)
+                check_value(item, item_wire, item_type, f"{path}[{index}]")
     elif inner == Sequence[bool]:  # a window's flags, decoded as HourFlags
         if not isinstance(wire, list) or type(value) is not HourFlags or len(value) != len(wire):
             _fail(path, wire, value, "flags must come from an array of the same length, as HourFlags")

@@ -59,6 +59,7 @@ _V6: Spellings = {
     (JobSessionStatistics, "read_rate_bytes_ps"): ("readRateBytesPS",),
     (JobSessionStatistics, "write_rate_bytes_ps"): ("writeRateBytesPS",),
     (Organization, "is_sharepoint_online"): ("isSharePointOnline",),
+    (Proxy, "roles"): ("role",),  # v8's list of roles
     (SchedulePolicy, "backup_window"): ("backupWindowSettings",),
     (SchedulePolicy, "periodically_window"): ("periodicallyWindowSettings",),
     (BackupWindow, "backup_intervals_array"): ("backupWindow",),
