@@ -606,7 +606,9 @@ async def test_v8_license_storage_and_proxies(servers: dict[str, Server]) -> Non
 async def test_repository_state_series_follow_the_server(servers: dict[str, Server]) -> None:
     """``repository_out_of_order`` is 1 for a repository a v8 server took out of service and 0
     for the others, and goes back to 0 once it is in order; ``repository_out_of_sync`` follows
-    ``isOutOfSync``; a v1 server reports neither, so neither has a series there (never a made-up 0)."""
+    ``isOutOfSync``; ``repository_object_storage_used_bytes`` is there for each object storage
+    repository only. A v1 server reports none of them, so none has a series there (never a
+    made-up 0)."""
     server = servers["v8"]
     repositories = await server.client.backup_repositories()
     broken = repositories[0].id
@@ -617,6 +619,13 @@ async def test_repository_state_series_follow_the_server(servers: dict[str, Serv
     sync = {s.labels["repository_id"]: s.value for s in samples(body, PREFIX + "repository_out_of_sync")}
     assert sync == {r.id: float(bool(r.is_out_of_sync)) for r in repositories}
     assert all(r.is_out_of_sync is not None for r in repositories)
+    used = {
+        s.labels["repository_id"]: s.value
+        for s in samples(body, PREFIX + "repository_object_storage_used_bytes")
+    }
+    stores = {r.id: r.object_storage.used_space_bytes for r in repositories if r.object_storage is not None}
+    assert used == stores
+    assert 0 < len(stores) < len(repositories)  # none for a repository on disk
     server.simulator.set_out_of_order(broken, None)
     again = await swept(exporter_of(server))
     assert value(again, PREFIX + "repository_out_of_order", repository_id=broken) == 0
@@ -624,6 +633,7 @@ async def test_repository_state_series_follow_the_server(servers: dict[str, Serv
     assert samples(v1, PREFIX + "repository_free_bytes")
     assert not samples(v1, PREFIX + "repository_out_of_order")
     assert not samples(v1, PREFIX + "repository_out_of_sync")
+    assert not samples(v1, PREFIX + "repository_object_storage_used_bytes")
 
 
 # --- failures ---------------------------------------------------------------------------------------

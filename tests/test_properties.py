@@ -47,6 +47,7 @@ from vbo_async import (
     License,
     Link,
     LinkError,
+    ObjectStorage,
     Organization,
     Proxy,
     SchedulePolicy,
@@ -202,6 +203,7 @@ _WIRE_KEYS: dict[tuple[type[Any], str], tuple[str, ...]] = {
     (JobSessionStatistics, "write_rate_bytes_ps"): ("writeRateBytesPS",),
     (Organization, "is_sharepoint_online"): ("isSharePointOnline",),
     (Proxy, "roles"): ("role",),  # v8's list of roles
+    (ObjectStorage, "size_limit_gb"): ("sizeLimitGB",),
 }
 _FROM_LINKS: dict[tuple[type[Any], str], tuple[str, str | None]] = {
     # (model, field) -> (the link whose last path segment fills it, the wire key read first)

@@ -474,6 +474,8 @@ def test_an_organization_decodes_per_version(vbo: VBOClient, version: str) -> No
     assert org.is_teams_online is True
     assert org.is_teams_chats_online is False
     assert org.is_backedup is None  # extendedView only
+    tenant = "0b1c2d3e-4f5a-6b7c-8d9e-0f1a2b3c4d5e" if version == "v8" else None
+    assert org.msid == org.backed_up_organization_id == tenant  # the Microsoft 365 tenant's id
     links = org.links
     assert links.self is not None
     assert links.self.href == f"/{version}/Organizations/{ORG_ID}"

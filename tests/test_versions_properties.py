@@ -37,6 +37,7 @@ from vbo_async import (
     JobSessionLinks,
     JobSessionStatistics,
     Link,
+    ObjectStorage,
     Organization,
     OrganizationLinks,
     Proxy,
@@ -60,6 +61,7 @@ _V6: Spellings = {
     (JobSessionStatistics, "write_rate_bytes_ps"): ("writeRateBytesPS",),
     (Organization, "is_sharepoint_online"): ("isSharePointOnline",),
     (Proxy, "roles"): ("role",),  # v8's list of roles
+    (ObjectStorage, "size_limit_gb"): ("sizeLimitGB",),
     (SchedulePolicy, "backup_window"): ("backupWindowSettings",),
     (SchedulePolicy, "periodically_window"): ("periodicallyWindowSettings",),
     (BackupWindow, "backup_intervals_array"): ("backupWindow",),

@@ -24,6 +24,8 @@ from vbo_async import (
     JobSession,
     JobStatus,
     LinkError,
+    ObjectStorage,
+    ObjectStorageType,
     Organization,
     PollTarget,
     Proxy,
@@ -286,6 +288,31 @@ async def test_repository_state_proxy_roles_and_session_proxies_per_version(vers
         )
         assert repository.is_indexed is (True if version == "v8" else None)
         assert repository.object_storage_encryption_enabled is (None if version == "v1" else False)
+    stores = {
+        r.id: r.object_storage_id if version in ("v6", "v7") else r.object_storage
+        for r in repositories.values()
+        if (r.object_storage_id or r.object_storage) is not None
+    }
+    if version == "v1":
+        assert not stores  # v1 knows no object storage
+    else:
+        assert stores
+        assert len(stores) < len(repositories)  # some on disk
+    for repository_id, store in stores.items():
+        wire = simulator.repository_wire(repository_id, version=version)
+        if isinstance(store, ObjectStorage):
+            sent = wire["objectStorage"]
+            assert store.id == sent["id"]
+            assert store.type == ObjectStorageType(sent["type"])
+            assert store.type.is_known
+            assert store.used_space_bytes == sent["usedSpaceBytes"] > 0
+            assert store.size_limit_gb == sent["sizeLimitGB"]
+            assert store.size_limit_enabled is (sent["sizeLimitGB"] is not None)
+            assert repositories[repository_id].object_storage_id is None
+        else:
+            assert store == wire["objectStorageId"]
+            assert repositories[repository_id].object_storage_cache_path == wire["path"]
+            assert repositories[repository_id].object_storage is None
     for proxy in proxies:
         wire = simulator.proxy_wire(proxy.id, version=version)
         if version == "v8":

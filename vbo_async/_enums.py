@@ -23,6 +23,7 @@ __all__ = [
     "LicenseStatus",
     "LicenseType",
     "MaintenanceModeState",
+    "ObjectStorageType",
     "OpenEnum",
     "OperatingSystem",
     "PeriodicallyEvery",
@@ -153,6 +154,18 @@ class ProxyType(OpenEnum):
     LOCAL = "Local"
     DOMAIN = "Domain"
     WORKGROUP = "Workgroup"
+
+
+class ObjectStorageType(OpenEnum):
+    """``type`` of a backup repository's object storage (v8)."""
+
+    AZURE_BLOB = "AzureBlob"
+    AMAZON_S3 = "AmazonS3"
+    AMAZON_S3_COMPATIBLE = "AmazonS3Compatible"
+    AZURE_BLOB_ARCHIVE = "AzureBlobArchive"
+    AMAZON_S3_GLACIER = "AmazonS3Glacier"
+    WASABI_CLOUD = "WasabiCloud"
+    IBM_CLOUD = "IBMCloud"
 
 
 class ProxyRole(OpenEnum):

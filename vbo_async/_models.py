@@ -26,6 +26,7 @@ from ._enums import (
     LicenseStatus,
     LicenseType,
     MaintenanceModeState,
+    ObjectStorageType,
     OperatingSystem,
     PeriodicallyEvery,
     ProxyRole,
@@ -307,7 +308,8 @@ class Organization:
     ``is_backedup``, ``first_backuptime`` and ``last_backuptime`` are absent from v7+ answers
     unless the server was asked for its extended view (``extendedView=true``, which the client
     asks for however the organization is reached: ``organizations()``, ``organization()`` or a
-    followed link such as ``job.links.organization``).
+    followed link such as ``job.links.organization``). ``msid`` (the Microsoft 365 tenant's
+    id) and ``backed_up_organization_id`` are v8.
     """
 
     id: str
@@ -317,6 +319,8 @@ class Organization:
     region: str | None = None
     office_name: str | None = None
     description: str | None = None
+    msid: str | None = None
+    backed_up_organization_id: str | None = None
     is_exchange_online: bool | None = None
     is_sharepoint_online: bool | None = None
     is_teams_online: bool | None = None
@@ -347,6 +351,22 @@ class BackupRepositoryLinks:
 
 
 @attrs.frozen
+class ObjectStorage:
+    """The object storage a v8 backup repository keeps its backups in (its ``objectStorage``):
+    what the bucket or container holds (``used_space_bytes``) and has left, its size limit in
+    GB when ``size_limit_enabled``, and its immutability."""
+
+    id: str | None = None
+    type: ObjectStorageType | None = None
+    used_space_bytes: int | None = None
+    free_space_bytes: int | None = None
+    size_limit_enabled: bool | None = None
+    size_limit_gb: int | None = None
+    enable_immutability: bool | None = None
+    immutability_period_days: int | None = None
+
+
+@attrs.frozen
 class BackupRepository:
     """A backup repository (``/{version}/BackupRepositories/{id}``).
 
@@ -354,7 +374,9 @@ class BackupRepository:
     v6+ ``capacityBytes``/``freeSpaceBytes``). The monthly and yearly retention settings, the
     encryption fields and ``is_out_of_sync`` are v6+; ``is_outdated``, ``is_indexed``,
     ``is_migration_locked``, ``is_out_of_order`` and ``out_of_order_reason`` (why the server
-    took the repository out of service, None while it is in order) are v8.
+    took the repository out of service, None while it is in order) are v8. A repository backed
+    by object storage names it by ``object_storage_id`` (with its local cache's
+    ``object_storage_cache_path``) on v6/v7, and holds it as ``object_storage`` on v8.
     """
 
     id: str
@@ -386,6 +408,9 @@ class BackupRepository:
     is_migration_locked: bool | None = None
     is_out_of_order: bool | None = None
     out_of_order_reason: str | None = None
+    object_storage_id: str | None = None
+    object_storage_cache_path: str | None = None
+    object_storage: ObjectStorage | None = None
     links: BackupRepositoryLinks = attrs.Factory(BackupRepositoryLinks)
 
 

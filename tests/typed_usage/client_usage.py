@@ -30,10 +30,12 @@ from vbo_async import (
     JobStatus,
     License,
     Link,
+    ObjectStorage,
     Organization,
     OrganizationLinks,
     Proxy,
     ProxyLinks,
+    ProxyRole,
     RetryPolicy,
     SchedulePolicy,
     SelectedItem,
@@ -151,11 +153,15 @@ async def links(vbo: VBOClient, job: Job) -> None:
         assert_type(await session.links.require("job"), Job)
         assert_type(await session.links.require("log"), list[object])
     assert_type(repository.links, BackupRepositoryLinks)
+    assert_type(repository.object_storage, ObjectStorage | None)
+    if repository.object_storage is not None:
+        assert_type(repository.object_storage.used_space_bytes, int | None)
     assert_type(await repository.links.require("proxy"), Proxy)
     if repository.links.proxy is not None:
         assert_type(await repository.links.proxy, Proxy)
     proxy = await vbo.proxy("id")
     assert_type(proxy.links, ProxyLinks)
+    assert_type(proxy.roles, tuple[ProxyRole, ...] | None)
     assert_type(await proxy.links.require("repositories"), list[BackupRepository])
     org = await job.links.require("organization")
     assert_type(org.links, OrganizationLinks)

@@ -158,6 +158,12 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "1 when the server has taken the repository out of service (v8 isOutOfOrder; its "
         "outOfOrderReason says why), else 0.",
     ),
+    _gauge(
+        "repository_object_storage_used_bytes",
+        ("repository_id", "repository_name"),
+        "Bytes the object storage (bucket or container) of an object storage repository holds "
+        "(v8 objectStorage.usedSpaceBytes).",
+    ),
     _gauge("proxy_up", ("proxy_id", "proxy_name"), "1 when the proxy's status is Online, else 0."),
     _gauge(
         "proxy_cpu_usage_percent", ("proxy_id", "proxy_name"), "CPU use of the proxy (where reported, v8)."

@@ -375,6 +375,9 @@ class _Reader:
             self.add("repository_free_bytes", labels, repository.free_space)
             self.add("repository_out_of_sync", labels, _flag(repository.is_out_of_sync))
             self.add("repository_out_of_order", labels, _flag(repository.is_out_of_order))
+            store = repository.object_storage
+            if store is not None:
+                self.add("repository_object_storage_used_bytes", labels, store.used_space_bytes)
 
     async def _proxies(self) -> None:
         found: list[Proxy] | None = await self._read("proxies", self.client.proxies())

@@ -42,6 +42,7 @@ V1 = Dialect(
             "write_rate_bytes_ps": ("writeRateBytesPS",),
         },
         m.Organization: {"is_sharepoint_online": ("isSharePointOnline",)},
+        m.ObjectStorage: {"size_limit_gb": ("sizeLimitGB",)},  # v8
         # Not on v1's wire: derived from the links (below).
         m.Job: {"organization_id": ()},
         m.JobSession: {"job_id": ()},

@@ -15,6 +15,7 @@ from ._records import (
     License,
     LogEntry,
     Mailbox,
+    ObjectStore,
     Organization,
     Proxy,
     Repository,
@@ -432,6 +433,19 @@ def detail_repositories(config: SimulatorConfig, repositories: list[Repository])
         repository.snapshot_based = rng.random() < 0.3
     if len(repositories) >= 3:
         repositories[-1].pool_id = new_id(rng)
+    # Drawn from a generator of their own, so that the details above stay what they were.
+    stores = derived_rng(config.seed, "object-storage", 0)
+    for number, repository in enumerate(repositories):
+        if number % 2 == 0:  # every other one, the first kept on disk
+            continue
+        limit = stores.choice((None, 10_240, 51_200))
+        repository.object_store = ObjectStore(
+            id=new_id(stores),
+            type=stores.choice(("AmazonS3", "AzureBlob", "AmazonS3Compatible", "WasabiCloud")),
+            used=stores.randrange(50, 4_000) * 1024**3,
+            limit_gb=limit,
+            immutable_days=stores.choice((None, 30, 90)),
+        )
 
 
 def detail_organizations(config: SimulatorConfig, organizations: list[Organization]) -> None:

@@ -40,6 +40,20 @@ class Proxy:
     memory_percent: float = 0.0
 
 
+@attrs.frozen
+class ObjectStore:
+    """The object storage (a bucket or container) a repository keeps its backups in."""
+
+    id: str
+    type: str
+    """v8 ``RESTObjectStorageType``: ``AmazonS3``, ``AzureBlob``, ``WasabiCloud``..."""
+    used: int
+    limit_gb: int | None
+    """The size limit in GB; None when it has none."""
+    immutable_days: int | None
+    """How long backups stay immutable; None when immutability is off."""
+
+
 @attrs.define
 class Repository:
     """A backup repository, owned by one proxy and shared by jobs of many organizations.
@@ -64,6 +78,9 @@ class Repository:
     out_of_order: str | None = None
     """Why the server took the repository out of service (v8 ``isOutOfOrder`` and
     ``outOfOrderReason``); None while it is in order."""
+    object_store: ObjectStore | None = None
+    """Where the repository keeps its backups when it is an object storage repository (its
+    `path` is then the local cache); None for a repository on disk."""
 
 
 @attrs.frozen

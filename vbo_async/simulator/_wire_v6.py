@@ -263,7 +263,8 @@ def repository(record: Repository, base: str) -> Wire:
     """``GET /v6/BackupRepositories/{id}`` (``RESTBackupRepository``).
 
     A repository in a proxy pool shows the pool member it uses as ``proxyId`` (v6 knows no
-    pools); its ``proxy`` link points there.
+    pools); its ``proxy`` link points there. An object storage repository names its storage by
+    ``objectStorageId``, its ``path`` being the local cache (``objectStorageCachePath``).
     """
     return {
         "id": record.id,
@@ -281,6 +282,8 @@ def repository(record: Repository, base: str) -> Wire:
         "dailyType": record.daily_type,
         "isLongTerm": False,
         "isOutOfSync": record.out_of_sync,
+        "objectStorageId": None if record.object_store is None else record.object_store.id,
+        **({} if record.object_store is None else {"objectStorageCachePath": record.path}),
         "objectStorageEncryptionEnabled": False,
         "_links": {
             "self": link(f"{base}/BackupRepositories/{record.id}"),

@@ -20,7 +20,7 @@ import attrs
 from . import _wire_v6 as v6
 from . import _wire_v7 as v7
 from ._generate import StorageUsage
-from ._records import JobSession, LogEntry, Repository, Schedule
+from ._records import JobSession, LogEntry, ObjectStore, Repository, Schedule
 from ._views import CopyJobView, JobView, OrganizationView, ProxyView, Wire
 
 __all__ = [
@@ -87,11 +87,16 @@ def repository(record: Repository, base: str) -> Wire:
     """v6 plus ``proxyPoolId``, ``organizationId`` and the state flags.
 
     A repository in a proxy pool has ``proxyPoolId``, a null ``proxyId`` and no ``proxy`` link.
+    An object storage repository holds its storage as ``objectStorage`` instead of v6's
+    ``objectStorageId`` and ``objectStorageCachePath``.
     """
     wire = v6.repository(record, base)
     if record.pool_id is not None:
         wire["proxyId"] = None
         del wire["_links"]["proxy"]
+    del wire["objectStorageId"]
+    wire.pop("objectStorageCachePath", None)
+    store = record.object_store
     return v6.insert_before(
         wire,
         "_links",
@@ -103,8 +108,24 @@ def repository(record: Repository, base: str) -> Wire:
             "isMigrationLocked": False,
             "isOutOfOrder": record.out_of_order is not None,
             "outOfOrderReason": record.out_of_order,
+            **({} if store is None else {"objectStorage": object_storage(store)}),
         },
     )
+
+
+def object_storage(store: ObjectStore) -> Wire:
+    """A repository's ``objectStorage`` (``RESTObjectStorageComposed``, its usage and limits;
+    the bucket or container objects left out)."""
+    return {
+        "id": store.id,
+        "type": store.type,
+        "usedSpaceBytes": store.used,
+        "freeSpaceBytes": None if store.limit_gb is None else max(store.limit_gb * 1024**3 - store.used, 0),
+        "sizeLimitEnabled": store.limit_gb is not None,
+        "sizeLimitGB": store.limit_gb,
+        "enableImmutability": store.immutable_days is not None,
+        "immutabilityPeriodDays": store.immutable_days,
+    }
 
 
 def proxy(view: ProxyView, base: str) -> Wire:
