@@ -785,8 +785,7 @@ class Sender:
         that returns before the request is sent."""
         target = self._target(call.url)
         form = _string_form(call)
-        if form is None:  # pragma: no cover - `_exchange` asked `_string_form` first
-            raise ValueError("not a form of strings")
+        assert form is not None, "`_exchange` sends only a form of strings this way"
         headers, body = self._form_parts(target.parsed, form, token)
         return target.written, headers, body
 
