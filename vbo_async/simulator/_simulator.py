@@ -45,7 +45,7 @@ from ._generate import (
     storage_usage,
 )
 from ._paging import check_window, relative_page
-from ._records import DirectoryItem, Job, JobSession, Mailbox, Organization
+from ._records import DirectoryItem, Job, JobSession, Mailbox, Organization, Repository
 from ._schedule import next_run
 from ._stats import SimulatorStats, TokenRequest
 from ._throttle import TokenThrottle
@@ -358,18 +358,12 @@ class Simulator:
 
     def rename_repository(self, repository_id: str, name: str) -> None:
         """Rename a backup repository."""
-        repository = self._repositories.get(repository_id.lower())
-        if repository is None:
-            raise SimulatedError.not_found("Backup repository", repository_id)
-        repository.name = name
+        self._repository(repository_id).name = name
 
     def set_out_of_order(self, repository_id: str, reason: str | None) -> None:
         """Take a backup repository out of service for ``reason`` (v8 shows ``isOutOfOrder``
         and ``outOfOrderReason``), or put it back in order with None."""
-        repository = self._repositories.get(repository_id.lower())
-        if repository is None:
-            raise SimulatedError.not_found("Backup repository", repository_id)
-        repository.out_of_order = reason
+        self._repository(repository_id).out_of_order = reason
 
     def set_retries(self, job_id: str, number: int) -> None:
         """Change a job's schedule: how many times a failed run is retried."""
@@ -434,6 +428,12 @@ class Simulator:
         if org is None:
             raise SimulatedError.not_found("Organization", org_id)
         return org
+
+    def _repository(self, repository_id: str) -> Repository:
+        repository = self._repositories.get(repository_id.lower())
+        if repository is None:
+            raise SimulatedError.not_found("Backup repository", repository_id)
+        return repository
 
     def _job(self, job_id: str) -> Job:
         job = self._jobs.get(job_id.lower())
@@ -1019,9 +1019,7 @@ class Simulator:
     def repository_wire(self, repository_id: str, *, version: str = "v1") -> Wire:
         """``GET /vN/BackupRepositories/{id}``."""
         spec = self.api_version(version)
-        repository = self._repositories.get(repository_id.lower())
-        if repository is None:
-            raise SimulatedError.not_found("Backup repository", repository_id)
+        repository = self._repository(repository_id)
         return self._finish(spec, spec.repository(repository, self._base(spec)))  # type: ignore[no-any-return]
 
     def proxies_wire(
