@@ -267,8 +267,9 @@ async def test_repository_and_proxy_links(vbo: VBOClient, simulator: Simulator, 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_repository_state_proxy_roles_and_session_proxies_per_version(version: str) -> None:
     """v8 tells a repository out of service and why, a proxy's roles, pool and account, and
-    which proxy ran a session; v6/v7 the repository's encryption and sync state; v1 none of it
-    (None, never a made-up False)."""
+    which proxy ran a session; v6/v7 the repository's encryption and sync state; an object
+    storage repository names its storage by id (and its cache path) on v6/v7 and holds it as an
+    object on v8; v1 none of it (None, never a made-up False)."""
     simulator = make_simulator()
     broken, *_ = simulator.repository_ids()
     simulator.set_out_of_order(broken, "The repository is not reachable")
