@@ -73,7 +73,7 @@ FAULTS = Faults(
     latency_spike=0.05,
     retry_after=0,  # retried at once: a Retry-After past max_retry_after would fail the request
     revoke_every=0.5,  # every access token revoked twice a second
-    fault_seed=6,
+    fault_seed=1832,  # 5 truncations, 4 drops in the first 70 requests (seed 6: 3, often 1 applied)
 )
 """20 % of all requests (token requests included) spoiled, plus latency spikes and revocations.
 Malformed 200 bodies are left out: a 200 whose body is not JSON is not transient, so the client
