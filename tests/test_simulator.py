@@ -1056,3 +1056,17 @@ def test_a_lifetime_under_a_second_is_served_as_one_second_not_zero(
     assert answer["expires_in"] == expires_in
     token = parse_token_response(answer, now=0.0, wall_now=datetime.now(UTC))
     assert token.expires_at == expires_in
+
+
+def test_a_repository_taken_out_of_order_shows_it_on_v8_until_it_is_back(simulator: Simulator) -> None:
+    repository_id = simulator.repository_ids()[0]
+    simulator.set_out_of_order(repository_id.upper(), "Cannot reach the object storage")  # ids ignore case
+    wire = simulator.repository_wire(repository_id, version="v8")
+    assert (wire["isOutOfOrder"], wire["outOfOrderReason"]) == (True, "Cannot reach the object storage")
+    assert "isOutOfOrder" not in simulator.repository_wire(repository_id, version="v7")
+    simulator.set_out_of_order(repository_id, None)
+    wire = simulator.repository_wire(repository_id, version="v8")
+    assert (wire["isOutOfOrder"], wire["outOfOrderReason"]) == (False, None)
+    with pytest.raises(SimulatedError, match="Backup repository with id 'nope' was not found") as missing:
+        simulator.set_out_of_order("nope", "x")
+    assert missing.value.status_code == 404
