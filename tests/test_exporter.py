@@ -636,6 +636,42 @@ async def test_repository_state_series_follow_the_server(servers: dict[str, Serv
     assert not samples(v1, PREFIX + "repository_object_storage_used_bytes")
 
 
+async def test_a_v6_repository_s_object_storage_is_read_from_its_own_resource() -> None:
+    """v6/v7 name a repository's object storage by ``objectStorageId``: the sweep reads each
+    (``/objectstoragerepositories/{id}``, once) for ``repository_object_storage_used_bytes``;
+    one that cannot be read is an ``object_storage`` error and only its series is missing."""
+    server = Server("v6", ("v6",), seed=9)
+    try:
+        repositories = await server.client.backup_repositories()
+        stored = [r for r in repositories if r.object_storage_id is not None]
+        assert stored
+        expected = {r.id: (await server.client.object_storage(r)).used_space_bytes for r in stored}  # type: ignore[union-attr]
+        exporter = exporter_of(server)
+        body = await swept(exporter)
+        used = {
+            s.labels["repository_id"]: s.value
+            for s in samples(body, PREFIX + "repository_object_storage_used_bytes")
+        }
+        assert used == expected
+        assert exporter.errors["v6"]["object_storage"] == 0
+
+        def unreadable(path: str, data: Any) -> Any:
+            if "/objectstoragerepositories/" in path.lower():
+                data["usedSpaceBytes"] = "a lot"
+            return data
+
+        server.wire.edit = unreadable
+        exporter = exporter_of(server)
+        body = await swept(exporter)
+        assert not samples(body, PREFIX + "repository_object_storage_used_bytes")
+        assert exporter.errors["v6"]["object_storage"] == len(stored)
+        assert {s.labels["repository_id"] for s in samples(body, PREFIX + "repository_free_bytes")} == {
+            r.id for r in repositories
+        }
+    finally:
+        await server.client.aclose()
+
+
 # --- failures ---------------------------------------------------------------------------------------
 
 

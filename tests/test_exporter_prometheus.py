@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from vbo_async import VBOClient
-from vbo_async._cli._metrics import JOB_STATUSES
+from vbo_async._cli._metrics import ERROR_KINDS, JOB_STATUSES
 from vbo_async.simulator import Simulator, SimulatorConfig
 
 from .conftest import closed_port, free_port
@@ -211,7 +211,8 @@ def check_values(api: Prometheus, counted: list[dict[str, Any]], jobs: dict[str,
     # Nothing of the tenants of the server that is down; its errors are counted.
     assert api.query('{server="down", organization_id!=""}') == []
     exported = api.query('count({server="down", __name__=~"veeam_vb365_.+"})')  # not ALERTS{server=...}
-    assert exported[0]["value"][1] == "12"  # up, 2 gauges and the counter's 9 kinds
+    # up, 2 gauges and the counter's kinds
+    assert exported[0]["value"][1] == str(3 + len(ERROR_KINDS)) == "13"
     assert float(api.query('sum(veeam_vb365_sweep_errors_total{server="down"})')[0]["value"][1]) >= 1
     # v8 reports a license and storage per tenant, v1 neither.
     assert api.by("veeam_vb365_license_total", "server").keys() == {"east"}

@@ -120,7 +120,10 @@ def response_schema(version: str, op: dict[str, Any]) -> dict[str, Any] | None:
 # --- routes and query parameters ---------------------------------------------------------------------
 
 POSTS = {"token", "job_start", "job_stop", "job_enable", "job_disable", "job_action"}
-SINGLE = {"organization", "job", "session", "backup_repository", "proxy", "service_instance", "license"}
+SINGLE = {
+    "organization", "job", "session", "backup_repository", "proxy", "service_instance", "license",
+    "object_storage",
+}  # fmt: skip
 
 
 def routes(dialect: Dialect) -> Iterator[tuple[str, Route, str]]:
@@ -317,6 +320,7 @@ NOT_ON_V8: dict[type, set[str]] = {
     m.JobSession: set(),
     m.JobSessionStatistics: NOT_ON_V6[m.JobSessionStatistics],
     m.BackupRepository: {"object_storage_id", "object_storage_cache_path"},
+    m.ObjectStorage: {"name", "description"},  # v6/v7's resource of its own names it
     m.Proxy: {"threads_number"},
     m.Organization: {"username"},
 }
@@ -448,6 +452,25 @@ def test_wire_names_exist_with_compatible_types(version: str) -> None:
         if "_links" in properties and cls not in (m.SelectedItem, m.ObjectStorage):
             assert dialect.wire_names(cls)["links"] == ("_links",)
     assert seen == (set(ROOTS) | set(NESTED.values())) - ({m.ObjectStorage} if version != "v8" else set())
+
+
+@pytest.mark.parametrize("version", ["v6", "v7"])
+def test_an_object_storage_reads_the_v6_v7_resource_of_its_own(version: str) -> None:
+    """v6/v7 serve a repository's object storage as ``/objectstoragerepositories/{id}``
+    (``VBOClient.object_storage``): the model reads every field it has there, with a compatible
+    type; only what v7 or v8 added is absent."""
+    _, op = operation(version, f"/{version}/objectstoragerepositories/{{repositoryId}}", "get")
+    assert op["responses"]["200"] == {"$ref": "#/components/schemas/RESTObjectStorageRepositoryComposed"}
+    schema = resolve(version, op["responses"]["200"])
+    hints = typing.get_type_hints(m.ObjectStorage)
+    absent = {"immutability_period_days"} | ({"enable_immutability"} if version == "v6" else set())
+    for field, spellings in DIALECTS[version].wire_names(m.ObjectStorage).items():
+        present = [name for name in spellings if name in schema["properties"]]
+        assert bool(present) is (field not in absent), (version, field)
+        if present:
+            assert _compatible(hints[field], resolve(version, schema["properties"][present[0]]), version), (
+                field
+            )
 
 
 @pytest.mark.parametrize("version", V6_PLUS)

@@ -250,6 +250,11 @@ async def test_every_get_validates_against_the_vendor_schema(
         await check(v, "/BackupRepositories", "/BackupRepositories?limit=10000")
         for repository_id in simulator.repository_ids():
             await check(v, "/BackupRepositories/{repositoryId}", f"/BackupRepositories/{repository_id}")
+            storage = simulator.repository_wire(repository_id, version=v).get("objectStorageId")
+            if storage is not None:  # v6/v7: the object storage is a resource of its own
+                await check(
+                    v, "/objectstoragerepositories/{repositoryId}", f"/objectstoragerepositories/{storage}"
+                )
         for extended in ("", "?extendedView=true", "?extendedView=false"):
             await check(v, "/Proxies", f"/Proxies{extended}")
         for proxy_id in simulator.proxy_ids():
@@ -259,9 +264,9 @@ async def test_every_get_validates_against_the_vendor_schema(
     await check("v8", "/Health", "/Health")
     await check("v8", "/JobSessions", f"/JobSessions?status=Succeeded&jobId={sessions[0]['jobId']}")
     await check("v8", "/Jobs", f"/Jobs?organizationId={simulator.organization_ids()[0]}")
-    # 15 GETs every version has, + Organizations/{id}/Jobs on v6 and v7, + Jobs/{id}/JobSessions
-    # on v6, + Health on v8.
-    assert len(checked) == 3 * 15 + 2 + 1 + 1
+    # 15 GETs every version has, + Organizations/{id}/Jobs and objectstoragerepositories/{id} on
+    # v6 and v7, + Jobs/{id}/JobSessions on v6, + Health on v8.
+    assert len(checked) == 3 * 15 + 2 + 2 + 1 + 1
 
 
 _LOG_END = {"Success": "Success", "Warning": "Warning", "Failed": "Error", "Stopped": "Stop"}

@@ -278,6 +278,9 @@ async def test_repository_state_proxy_roles_and_session_proxies_per_version(vers
         proxies = await vbo.proxies()
         job = (await vbo.jobs())[0]
         sessions = await vbo.job_sessions(job, limit=3)
+        simulator.reset_stats()
+        storages = {r.id: await vbo.object_storage(r) for r in repositories.values()}
+        storage_requests = dict(simulator.stats.by_endpoint)
     assert repositories
     assert proxies
     assert sessions
@@ -299,6 +302,23 @@ async def test_repository_state_proxy_roles_and_session_proxies_per_version(vers
     else:
         assert stores
         assert len(stores) < len(repositories)  # some on disk
+    # `object_storage` on every version: v8's own object, v6/v7's read once each, None on disk.
+    assert {r for r, found in storages.items() if found is not None} == set(stores)
+    read = {path: n for (method, path), n in storage_requests.items() if "objectstorage" in path}
+    if version in ("v6", "v7"):
+        assert read == {f"/{version}/objectstoragerepositories/{stores[r]}": 1 for r in stores}
+        for repository_id, found in storages.items():
+            if found is None:
+                continue
+            sent = simulator.object_storage_wire(str(stores[repository_id]), version=version)
+            assert isinstance(found, ObjectStorage)
+            assert found.id == sent["id"] == stores[repository_id]
+            assert found.type == ObjectStorageType(sent["type"])
+            assert (found.name, found.used_space_bytes) == (sent["name"], sent["usedSpaceBytes"])
+            assert found.enable_immutability is (None if version == "v6" else sent["enableImmutability"])
+    else:
+        assert read == {}  # v8 holds it in the repository; v1 and disks have none
+        assert storages == {r.id: r.object_storage for r in repositories.values()}
     for repository_id, store in stores.items():
         wire = simulator.repository_wire(repository_id, version=version)
         if isinstance(store, ObjectStorage):

@@ -49,6 +49,7 @@ from ._models import (
     Job,
     JobSession,
     License,
+    ObjectStorage,
     Organization,
     Proxy,
     ServiceInstance,
@@ -655,6 +656,18 @@ class VBOClient:
         """``GET /BackupRepositories/{id}``."""
         url = await self._url("backup_repository", repository=id_argument(repository_id, "repository_id"))
         return await self._get(url, BackupRepository)
+
+    async def object_storage(self, repository: BackupRepository) -> ObjectStorage | None:
+        """The object storage ``repository`` keeps its backups in, on every version: v8 holds it
+        in the repository (``repository.object_storage``: no request); v6/v7 name it by
+        ``object_storage_id``, read here (``GET /objectstoragerepositories/{id}``); None for a
+        repository on disk, and for any v1 repository (v1 knows no object storage)."""
+        if not isinstance(repository, BackupRepository):
+            raise ConfigError(f"repository must be a BackupRepository, got {type(repository).__name__}")
+        if repository.object_storage is not None or repository.object_storage_id is None:
+            return repository.object_storage
+        storage = id_argument(repository.object_storage_id, "repository.object_storage_id")
+        return await self._get(await self._url("object_storage", storage=storage), ObjectStorage)
 
     async def proxy(self, proxy_id: str) -> Proxy:
         """``GET /Proxies/{id}``."""

@@ -352,11 +352,15 @@ class BackupRepositoryLinks:
 
 @attrs.frozen
 class ObjectStorage:
-    """The object storage a v8 backup repository keeps its backups in (its ``objectStorage``):
-    what the bucket or container holds (``used_space_bytes``) and has left, its size limit in
-    GB when ``size_limit_enabled``, and its immutability."""
+    """The object storage a backup repository keeps its backups in: what the bucket or
+    container holds (``used_space_bytes``) and has left, its size limit in GB when
+    ``size_limit_enabled``, and its immutability (v7+). v8 sends it inside the repository
+    (``objectStorage``); v6/v7 as ``/{version}/objectstoragerepositories/{id}``, which alone
+    names it (``name``, ``description``). `VBOClient.object_storage` gives it on every version."""
 
     id: str | None = None
+    name: str | None = None
+    description: str | None = None
     type: ObjectStorageType | None = None
     used_space_bytes: int | None = None
     free_space_bytes: int | None = None

@@ -154,6 +154,7 @@ async def links(vbo: VBOClient, job: Job) -> None:
         assert_type(await session.links.require("log"), list[object])
     assert_type(repository.links, BackupRepositoryLinks)
     assert_type(repository.object_storage, ObjectStorage | None)
+    assert_type(await vbo.object_storage(repository), ObjectStorage | None)
     if repository.object_storage is not None:
         assert_type(repository.object_storage.used_space_bytes, int | None)
     assert_type(await repository.links.require("proxy"), Proxy)

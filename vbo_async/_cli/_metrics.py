@@ -46,6 +46,7 @@ ERROR_KINDS: Final[tuple[str, ...]] = (
     "license",
     "used_repositories",
     "service_instance",
+    "object_storage",
 )
 """The ``kind`` label of ``veeam_vb365_sweep_errors_total``; each is described in `METRICS`."""
 
@@ -89,7 +90,8 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "(organizations not listed: nothing else read), timeout (sweep over its time budget), "
         "organization (one per tenant whose jobs could not be read, or configured name not found), "
         "sessions (one per tenant with jobs whose sessions could not be read), repositories, "
-        "proxies, license, service_instance (one per listing), used_repositories (one per tenant).",
+        "proxies, license, service_instance (one per listing), used_repositories (one per tenant), "
+        "object_storage (one per object storage repository whose storage could not be read, v6/v7).",
     ),
     _gauge(
         "server_info",
@@ -162,7 +164,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "repository_object_storage_used_bytes",
         ("repository_id", "repository_name"),
         "Bytes the object storage (bucket or container) of an object storage repository holds "
-        "(v8 objectStorage.usedSpaceBytes).",
+        "(v8 objectStorage.usedSpaceBytes; v6/v7 read from its objectstoragerepositories entry).",
     ),
     _gauge("proxy_up", ("proxy_id", "proxy_name"), "1 when the proxy's status is Online, else 0."),
     _gauge(

@@ -31,6 +31,8 @@ V6 = V1.evolve(
         "job_excluded_items": Route("Jobs/{job}/ExcludedItems"),
         "license": Route("License"),
         "organization_used_repositories": Route("Organizations/{organization}/usedRepositories"),
+        # The object storage a repository names by objectStorageId (v8 holds it in the repository).
+        "object_storage": Route("objectstoragerepositories/{storage}"),
     },
     names={
         m.SchedulePolicy: {

@@ -22,6 +22,7 @@ V8 = V7.evolve(
         "organization_jobs": Route("Jobs", query=(("organizationId", "{organization}"),)),
         "proxies": Route("Proxies"),
         "proxy": Route("Proxies/{proxy}"),
+        "object_storage": None,  # gone: a repository holds its objectStorage
     },
     names={
         m.Job: {"organization_id": ("organizationId",)},

@@ -441,7 +441,8 @@ def detail_repositories(config: SimulatorConfig, repositories: list[Repository])
         limit = stores.choice((None, 10_240, 51_200))
         repository.object_store = ObjectStore(
             id=new_id(stores),
-            type=stores.choice(("AmazonS3", "AzureBlob", "AmazonS3Compatible", "WasabiCloud")),
+            name=f"vb365-backups-{number}",
+            type=stores.choice(("AmazonS3", "AzureBlob", "AmazonS3Compatible")),  # what v6 already knows
             used=stores.randrange(50, 4_000) * 1024**3,
             limit_gb=limit,
             immutable_days=stores.choice((None, 30, 90)),

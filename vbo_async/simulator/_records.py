@@ -45,6 +45,7 @@ class ObjectStore:
     """The object storage (a bucket or container) a repository keeps its backups in."""
 
     id: str
+    name: str
     type: str
     """v8 ``RESTObjectStorageType``: ``AmazonS3``, ``AzureBlob``, ``WasabiCloud``..."""
     used: int

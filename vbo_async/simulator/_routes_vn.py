@@ -269,6 +269,11 @@ async def repository(request: Request, simulator: Simulator, spec: ApiVersion) -
     return json_response(simulator.repository_wire(_id(request, "repository_id"), version=spec.name))
 
 
+async def object_storage(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
+    """``GET /vN/objectstoragerepositories/{id}`` (v6/v7)."""
+    return json_response(simulator.object_storage_wire(_id(request, "storage_id"), version=spec.name))
+
+
 async def proxies(request: Request, simulator: Simulator, spec: ApiVersion) -> Response:
     """``GET /vN/Proxies``."""
     offset, limit = _window(request, simulator, paged=spec.paged_collections)
@@ -355,6 +360,7 @@ def version_routes(spec: ApiVersion) -> list[Route]:
         ("/jobsessions/{session_id}/logitems", log_items, get, spec.log_item is not None),
         ("/backuprepositories", repositories, get, True),
         ("/backuprepositories/{repository_id}", repository, get, True),
+        ("/objectstoragerepositories/{storage_id}", object_storage, get, spec.object_storage is not None),
         ("/proxies", proxies, get, True),
         ("/proxies/{proxy_id}", proxy, get, True),
         ("/license", license_, get, spec.license is not None),

@@ -1022,6 +1022,19 @@ class Simulator:
         repository = self._repository(repository_id)
         return self._finish(spec, spec.repository(repository, self._base(spec)))  # type: ignore[no-any-return]
 
+    def object_storage_wire(self, storage_id: str, *, version: str = "v6") -> Wire:
+        """``GET /{version}/objectstoragerepositories/{id}`` (v6/v7): the object storage a
+        repository names by ``objectStorageId``."""
+        spec = self.api_version(version)
+        if spec.object_storage is None:
+            raise SimulatedError.not_found("Object storage repository", storage_id)
+        wanted = storage_id.lower()
+        for repository in self._repositories.values():
+            store = repository.object_store
+            if store is not None and store.id == wanted:
+                return self._finish(spec, spec.object_storage(store, self._base(spec)))  # type: ignore[no-any-return]
+        raise SimulatedError.not_found("Object storage repository", storage_id)
+
     def proxies_wire(
         self,
         *,

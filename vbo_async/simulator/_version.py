@@ -12,7 +12,7 @@ from collections.abc import Callable
 import attrs
 
 from ._generate import StorageUsage
-from ._records import DirectoryItem, JobSession, LogEntry, Repository
+from ._records import DirectoryItem, JobSession, LogEntry, ObjectStore, Repository
 from ._views import (
     CopyJobView,
     JobItemView,
@@ -62,6 +62,9 @@ class ApiVersion:
     ``/JobSessions/{id}/log``, a bare array)."""
     copy_job: Callable[[CopyJobView, str], Wire] | None = None
     """A job's backup copy job, ``GET /CopyJobs/{id}`` and ``GET /Jobs/{id}/CopyJob``."""
+    object_storage: Callable[[ObjectStore, str], Wire] | None = None
+    """``GET /objectstoragerepositories/{id}``, the object storage a repository names by
+    ``objectStorageId`` (v6/v7; v8 holds it in the repository)."""
     directory_item: Callable[[DirectoryItem, str], Wire] | None = None
     """A user, group, site or team: ``GET /Organizations/{id}/Users`` etc. (pages) and
     ``GET /Organizations/{id}/Users/{userId}`` etc."""

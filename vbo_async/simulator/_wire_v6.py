@@ -15,7 +15,16 @@ from email.utils import parsedate_to_datetime
 import attrs
 
 from ._generate import StorageUsage
-from ._records import DirectoryItem, Job, JobSession, LogEntry, Organization, Repository, Schedule
+from ._records import (
+    DirectoryItem,
+    Job,
+    JobSession,
+    LogEntry,
+    ObjectStore,
+    Organization,
+    Repository,
+    Schedule,
+)
 from ._schedule import backup_window
 from ._views import (
     CopyJobView,
@@ -292,6 +301,23 @@ def repository(record: Repository, base: str) -> Wire:
     }
 
 
+def object_storage(store: ObjectStore, base: str) -> Wire:
+    """``GET /v6/objectstoragerepositories/{id}`` (``RESTObjectStorageRepositoryComposed``: its
+    usage and limit; the bucket or container objects left out), the object storage a
+    repository names by ``objectStorageId``."""
+    return {
+        "id": store.id,
+        "name": store.name,
+        "description": "",
+        "type": store.type,
+        "usedSpaceBytes": store.used,
+        "freeSpaceBytes": None if store.limit_gb is None else max(store.limit_gb * 1024**3 - store.used, 0),
+        "sizeLimitEnabled": store.limit_gb is not None,
+        "sizeLimitGB": store.limit_gb,
+        "_links": {"self": link(f"{base}/objectstoragerepositories/{store.id}")},
+    }
+
+
 def proxy(view: ProxyView, base: str) -> Wire:
     """``GET /v6/Proxies/{id}`` (``RESTProxy``); ``extendedView=false`` hides thread and throttling
     figures. ``repositories`` links to the repositories filtered by this proxy."""
@@ -431,6 +457,7 @@ V6 = attrs.evolve(
     log_item=log_item,
     directory_item=directory_item,
     copy_job=copy_job,
+    object_storage=object_storage,
     paged_sessions=True,
     paged_collections=False,
     organization_jobs=True,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import attrs
 
 from . import _wire_v6 as v6
-from ._records import JobSession, Schedule
+from ._records import JobSession, ObjectStore, Schedule
 from ._views import JobView, LicenseView, OrganizationView, ProxyView, Wire
 
 __all__ = ["V7", "job", "license_", "organization", "proxy", "schedule_policy", "session"]
@@ -78,6 +78,12 @@ def license_(view: LicenseView) -> Wire:
     )
 
 
+def object_storage(store: ObjectStore, base: str) -> Wire:
+    """v6 plus ``enableImmutability``."""
+    immutable = {"enableImmutability": store.immutable_days is not None}
+    return v6.insert_before(v6.object_storage(store, base), "_links", immutable)
+
+
 V7 = attrs.evolve(
     v6.V6,
     name="v7",
@@ -87,6 +93,7 @@ V7 = attrs.evolve(
     session=session,
     proxy=proxy,
     license=license_,
+    object_storage=object_storage,
     job_sessions=False,
     session_filters=v6.V6.session_filters | {"jobId", "endTimeUpperBound"},
     directory_filters=v6.V6.directory_filters

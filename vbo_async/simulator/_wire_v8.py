@@ -183,6 +183,7 @@ V8 = attrs.evolve(
     repository=repository,
     proxy=proxy,
     used_repository=used_repository,
+    object_storage=None,  # removed in v8: a repository holds its ``objectStorage``
     log_item=log_item,
     token=v6.iso_token_dates,
     health=health,
