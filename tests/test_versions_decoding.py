@@ -16,6 +16,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import respx
@@ -27,6 +28,7 @@ from vbo_async import (
     Bottleneck,
     ClientStateError,
     CollectionLink,
+    ConfigError,
     DailyType,
     DecodeError,
     Job,
@@ -36,6 +38,7 @@ from vbo_async import (
     JobType,
     Link,
     MaintenanceModeState,
+    ObjectStorage,
     OperatingSystem,
     Organization,
     PeriodicallyEvery,
@@ -50,6 +53,7 @@ from vbo_async._convert import make_converter
 from vbo_async._dialects import DIALECTS, LinkFromId
 from vbo_async._links import ThroughLink
 
+from .conftest import offline_client
 from .versions_data import (
     JOB_ID,
     ORG_ID,
@@ -718,3 +722,22 @@ def test_a_link_built_from_an_empty_id_is_none(vbo: VBOClient, detailed: bool) -
         assert getattr(model.links, derivation.relation) is None, (version, derivation)
         named = vbo.from_wire({"id": "x"}, derivation.model, api_version=version)
         assert getattr(named.links, derivation.relation) is not None
+
+
+@pytest.mark.parametrize("version", ["v1", "v6", "v8"])
+async def test_object_storage_asks_nothing_it_need_not_and_refuses_what_is_no_repository(
+    version: str,
+) -> None:
+    """`VBOClient.object_storage` sends no request for a repository on disk or a v8 repository
+    holding its storage; anything but a `BackupRepository`, or an ``object_storage_id`` that
+    cannot be a path segment, is a `ConfigError` before any request."""
+    async with offline_client(version) as vbo:
+        on_disk = BackupRepository(id=REPO_ID)
+        assert await vbo.object_storage(on_disk) is None
+        held = ObjectStorage(id="s1", used_space_bytes=5)
+        assert await vbo.object_storage(attrs.evolve(on_disk, object_storage=held)) is held
+        with pytest.raises(ConfigError, match="repository must be a BackupRepository, got str"):
+            await vbo.object_storage(REPO_ID)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="object_storage_id"):
+            await vbo.object_storage(attrs.evolve(on_disk, object_storage_id="../Jobs"))
+        assert vbo.requests_sent == 0
