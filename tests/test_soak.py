@@ -54,6 +54,7 @@ from vbo_async import (
 )
 from vbo_async._aiohttp import AiohttpTransport
 from vbo_async.simulator import Faults, Simulator, SimulatorConfig, create_app
+from vbo_async.simulator._faults import outcome_rates
 from vbo_async.simulator._tokens import TokenStore
 
 from .conftest import recording_retries
@@ -459,16 +460,8 @@ class Soak:
         """Whether a kind of fault the simulator is set to inject has not been applied yet."""
         faults = self.simulator.config.faults
         applied = self.simulator.stats.faults
-        return any(
-            rate and not applied.get(kind, 0)
-            for kind, rate in (
-                ("error", faults.error_rate),
-                ("rate_limit", faults.rate_limit_rate),
-                ("drop", faults.drop_rate),
-                ("truncate", faults.truncate_rate),
-                ("latency_spike", faults.latency_spike_rate),
-            )
-        )
+        rates = (*outcome_rates(faults), ("latency_spike", faults.latency_spike_rate))
+        return any(rate and not applied.get(kind, 0) for kind, rate in rates)
 
     async def _round(self, targets: list[PollTarget]) -> None:
         self._budget = self.actions_per_round

@@ -16,7 +16,14 @@ from ._config import Faults
 from ._responses import JSON_MEDIA_TYPE, error_response
 from ._simulator import Simulator
 
-__all__ = ["FaultInjection", "FaultPlan", "SimulatedDisconnect", "is_simulated_disconnect", "plan_faults"]
+__all__ = [
+    "FaultInjection",
+    "FaultPlan",
+    "SimulatedDisconnect",
+    "is_simulated_disconnect",
+    "outcome_rates",
+    "plan_faults",
+]
 
 _SERVER_ERRORS = {
     500: "An error has occurred.",
@@ -53,19 +60,24 @@ class FaultPlan:
     """The 5xx status for an ``error`` outcome."""
 
 
+def outcome_rates(faults: Faults) -> tuple[tuple[str, float], ...]:
+    """Each outcome a request may get and its rate, in the order `plan_faults` draws them."""
+    return (
+        ("error", faults.error_rate),
+        ("rate_limit", faults.rate_limit_rate),
+        ("drop", faults.drop_rate),
+        ("truncate", faults.truncate_rate),
+        ("malformed", faults.malformed_rate),
+    )
+
+
 def plan_faults(faults: Faults, rng: random.Random) -> FaultPlan:
     """Draw the faults for one request (two or three draws from `rng`, always in that order)."""
     spiked = rng.random() < faults.latency_spike_rate
     draw = rng.random()
     outcome = None
     threshold = 0.0
-    for name, rate in (
-        ("error", faults.error_rate),
-        ("rate_limit", faults.rate_limit_rate),
-        ("drop", faults.drop_rate),
-        ("truncate", faults.truncate_rate),
-        ("malformed", faults.malformed_rate),
-    ):
+    for name, rate in outcome_rates(faults):
         threshold += rate
         if rate and draw < threshold:
             outcome = name
