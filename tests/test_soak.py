@@ -666,8 +666,11 @@ async def test_soak_in_process() -> None:
 
 
 async def test_soak_over_uvicorn() -> None:
-    """Real sockets: 60 tenants, 4 rounds; connections bounded, none left after aclose()."""
-    figures = await run_soak(tenants=60, rounds=4, over_uvicorn=True, actions_per_round=8)
+    """Real sockets: 60 tenants, 4 rounds; connections bounded, none left after aclose(). Memory
+    is left to the in-process soak and the long one: two rounds after the baseline are too few to
+    tell a leak from the process's own noise (a CI run under load measured 100 KB against a bound
+    of 94 KB; 8ac401f measured 26-80 KB here at rest)."""
+    figures = await run_soak(tenants=60, rounds=4, over_uvicorn=True, actions_per_round=8, track_memory=False)
     assert_soak_held(figures)
     assert figures.max_pool_connections is not None
     assert 0 < figures.max_pool_connections <= MAX_CONNECTIONS
