@@ -375,9 +375,7 @@ class _Reader:
             self.add("repository_free_bytes", labels, repository.free_space)
             self.add("repository_out_of_sync", labels, _flag(repository.is_out_of_sync))
             self.add("repository_out_of_order", labels, _flag(repository.is_out_of_order))
-            if repository.object_storage is None and repository.object_storage_id is None:
-                continue  # on disk: no object storage to read
-            # v8: in the repository already; v6/v7: one request each, one after the other.
+            # None on disk; v8: in the repository already; v6/v7: one request each, one at a time.
             store = await self._read("object_storage", self.client.object_storage(repository))
             if store is not None:
                 self.add("repository_object_storage_used_bytes", labels, store.used_space_bytes)

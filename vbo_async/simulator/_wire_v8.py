@@ -108,24 +108,20 @@ def repository(record: Repository, base: str) -> Wire:
             "isMigrationLocked": False,
             "isOutOfOrder": record.out_of_order is not None,
             "outOfOrderReason": record.out_of_order,
-            **({} if store is None else {"objectStorage": object_storage(store)}),
+            **({} if store is None else {"objectStorage": object_storage(store, base)}),
         },
     )
 
 
-def object_storage(store: ObjectStore) -> Wire:
-    """A repository's ``objectStorage`` (``RESTObjectStorageComposed``, its usage and limits;
-    the bucket or container objects left out)."""
-    return {
-        "id": store.id,
-        "type": store.type,
-        "usedSpaceBytes": store.used,
-        "freeSpaceBytes": None if store.limit_gb is None else max(store.limit_gb * 1024**3 - store.used, 0),
-        "sizeLimitEnabled": store.limit_gb is not None,
-        "sizeLimitGB": store.limit_gb,
-        "enableImmutability": store.immutable_days is not None,
-        "immutabilityPeriodDays": store.immutable_days,
-    }
+def object_storage(store: ObjectStore, base: str) -> Wire:
+    """v7's ``objectstoragerepositories`` entry as a repository's ``objectStorage``
+    (``RESTObjectStorageComposed``): without its name, description and links, with
+    ``immutabilityPeriodDays``."""
+    wire = v7.object_storage(store, base)
+    for key in ("name", "description", "_links"):
+        del wire[key]
+    wire["immutabilityPeriodDays"] = store.immutable_days
+    return wire
 
 
 def proxy(view: ProxyView, base: str) -> Wire:
