@@ -304,7 +304,7 @@ EMPTY = "await of an empty coroutine (subtracted below)"
 TIMEOUT = "asyncio.timeout"
 SEMAPHORE = "asyncio.Semaphore acquire + release"
 TASK = "a task + asyncio.shield (how Flights shared a GET before ce4a75e)"
-FLIGHTS = "Flights.run (single-flight as written: a task, each waiter on a future of its own)"
+FLIGHTS = "Flights.run (single-flight as written: a lone caller runs the work itself, no task)"
 COOKIES = "httpx Cookies.extract_cookies of one response (httpx.AsyncClient.send does it)"
 OBJECTS = "httpx.Request + httpx.Response around a read body"
 HTTPX_INSTANT = "httpx.AsyncClient.get over an instant transport"
@@ -497,7 +497,7 @@ def run(*, smoke: bool) -> list[str]:
         ("AiohttpTransport's own work (headers, URL, stream, timeouts)", ADAPTER, FLOOR),
         ("AiohttpTransport.get, the lean GET: its work above raw aiohttp", LEAN, AIOHTTP),
         ("Sender.send: slot, timeout, token, bounded read, Answer (above the lean GET)", SENDER, LEAN),
-        ("single-flight (task + waiter future) and JSON parsing", FETCH, SENDER),
+        ("single-flight (no task for a lone caller) and JSON parsing", FETCH, SENDER),
         ("decoding the job into a Job", JOB, FETCH),
     ]
     for label, name, minus in layers:

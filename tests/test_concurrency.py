@@ -169,6 +169,29 @@ async def test_cancelling_one_waiter_leaves_the_request_to_the_others(fake: Fake
     waiters = [asyncio.create_task(vbo.job("j1")) for _ in range(3)]
     await gate.entered.wait()
 
+    waiters[1].cancel()  # one that joined the first caller's request
+    with pytest.raises(asyncio.CancelledError):
+        await waiters[1]
+    gate.release.set()
+    others = await asyncio.gather(waiters[0], waiters[2])
+
+    assert [job.id for job in others] == ["j1", "j1"]
+    assert gate.calls == 1
+    assert gate.cancelled == 0
+
+
+async def test_cancelling_the_caller_whose_request_the_others_joined_sends_it_once_more(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    """The first caller sends the GET from its own task (no task per request): cancelled, its
+    request goes with it, and the callers that joined it get the answer to the same GET sent
+    again, once, for them all."""
+    gate = Gate()
+    fake.route("GET", "/v1/Jobs/j1", gate.answer)
+    before = asyncio.all_tasks()
+    waiters = [asyncio.create_task(vbo.job("j1")) for _ in range(3)]
+    await gate.entered.wait()
+
     waiters[0].cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiters[0]
@@ -176,8 +199,9 @@ async def test_cancelling_one_waiter_leaves_the_request_to_the_others(fake: Fake
     others = await asyncio.gather(*waiters[1:])
 
     assert [job.id for job in others] == ["j1", "j1"]
-    assert gate.calls == 1
-    assert gate.cancelled == 0
+    assert gate.calls == 2
+    assert gate.cancelled == 1
+    await settled(before)
 
 
 async def test_cancelling_every_waiter_cancels_the_request_and_leaves_no_task(

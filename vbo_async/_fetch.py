@@ -70,7 +70,7 @@ class Fetcher:
     ) -> None:
         self._api_root = api_root
         self.sender = sender
-        self._flights = Flights(CLOSED_IN_FLIGHT)
+        self._flights = Flights(CLOSED_IN_FLIGHT, lead=True)
         self.decoder = decoder(self)
         self._max_page_items = max_page_items
         self._max_pages = max_pages
