@@ -35,6 +35,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from vbo_async import (
+    BackupRepository,
     ConfigError,
     HealthPolicy,
     HealthState,
@@ -52,11 +53,15 @@ from vbo_async._cli._plugin import (
     PLUGIN_CODES,
     SUMMARY_CHARS,
     DurationError,
+    FreeSpace,
+    FreeSpaceError,
     NotFound,
     PluginOutput,
     error_output,
     format_duration,
+    free_percent,
     parse_duration,
+    parse_free_space,
     plain,
     plugin_output,
 )
@@ -1770,3 +1775,182 @@ def test_an_interruption_while_the_options_are_read_is_unknown(
     result = run(capsys, "check", "--targets", str(tmp_path / "t.toml"))
     assert result.code == 3
     assert result.out == "VB365 UNKNOWN - interrupted\n"
+
+
+# --- --repository-free: each server's backup repositories judged beside its jobs ---------------------
+
+GIB = 2**30
+LEVELS = FreeSpace(20, 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20,10", (20, 10)),
+        ("20%,10%", (20, 10)),
+        (" 25 % , 2.5 ", (25, 2.5)),
+        ("10,10", (10, 10)),
+        ("100,0", (100, 0)),
+    ],
+)
+def test_levels(text: str, expected: tuple[float, float]) -> None:
+    assert parse_free_space(text) == FreeSpace(*expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("10", "is not WARN,CRIT"),
+        ("20,10,5", "is not WARN,CRIT"),
+        ("ten,5", "'ten' is not a percentage"),
+        ("101,5", "'101' is not a percentage from 0 to 100"),
+        ("20,-1", "'-1' is not a percentage from 0 to 100"),
+        ("nan,5", "'nan' is not a percentage from 0 to 100"),
+        ("10,20", "the critical level 20% is above the warning level 10%"),
+        (",", "'' is not a percentage"),
+    ],
+)
+def test_bad_levels(text: str, says: str) -> None:
+    with pytest.raises(FreeSpaceError, match=re.escape(says)):
+        parse_free_space(text)
+
+
+@given(st.text(max_size=30))
+@example("1e309,1")
+@example("inf,1")
+def test_any_text_is_levels_or_a_free_space_error(text: str) -> None:
+    try:
+        levels = parse_free_space(text)
+    except FreeSpaceError:
+        return
+    assert 0 <= levels.critical <= levels.warning <= 100
+
+
+def repository(
+    name: str, free: int | None, capacity: int | None = 100 * GIB, **fields: object
+) -> BackupRepository:
+    return BackupRepository(
+        id=f"id-{name}",
+        name=name,
+        capacity=capacity,
+        free_space=free,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@given(st.integers(min_value=-(2**70), max_value=2**70), st.integers(min_value=-(2**70), max_value=2**70))
+def test_the_free_share_is_a_percentage_or_none(free: int, capacity: int) -> None:
+    percent = free_percent(repository("r", free, capacity))
+    if capacity <= 0:
+        assert percent is None
+    else:
+        assert percent is not None
+        assert 0 <= percent <= 100
+
+
+def test_repositories_are_judged_beside_the_jobs() -> None:
+    stores = [
+        repository("Plenty", 50 * GIB),
+        repository("Filling", 15 * GIB),
+        repository("Full", 5 * GIB),
+        repository("Broken", 60 * GIB, is_out_of_order=True, out_of_order_reason="Disk\nfailed"),
+        repository("Lagging", 70 * GIB, is_out_of_sync=True),
+        repository("Unsized", None, None),
+    ]
+    output = plugin_output(
+        Report.collect(ok_jobs(3), servers=2, tenants=1),
+        repositories=[("east", stores), ("west", "no answer within 50s")],
+        free=LEVELS,
+    )
+    assert output.state is HealthState.CRITICAL
+    lines = output.text.splitlines()
+    assert lines[0] == (
+        "VB365 CRITICAL - 3 jobs OK on 1 tenant of 2 servers, 2 of 6 repositories critical, 2 warning; "
+        "the repositories of 1 server unreadable: "
+        "east/Broken (out of order (Disk failed)), east/Full (5.0% free (5.0 GiB of 100.0 GiB)), "
+        "east/Filling (15.0% free (15.0 GiB of 100.0 GiB)), ... "
+        "| jobs=3;;;0 ok=3;;;0 warning=0;;;0 critical=0;;;0 unknown=0;;;0 servers_down=0;;;0 "
+        "tenants_unreadable=0;;;0 repositories=6;;;0 repositories_warning=2;;;0 repositories_critical=2;;;0 "
+        "repository_free_min=5.0%;20;10;0;100"
+    )
+    assert lines[1:] == [
+        "CRITICAL: east/repository Broken: out of order (Disk failed)",
+        "CRITICAL: east/repository Full: 5.0% free (5.0 GiB of 100.0 GiB)",
+        "WARNING: east/repository Filling: 15.0% free (15.0 GiB of 100.0 GiB)",
+        "WARNING: east/repository Lagging: out of sync",
+        "UNKNOWN: west/repositories: no answer within 50s",
+    ]
+
+
+def test_repositories_all_ok_and_levels_not_asked_for() -> None:
+    stores = [repository("Plenty", 50 * GIB), repository("Enough", 20 * GIB)]
+    report = Report.collect(ok_jobs(2), servers=1, tenants=1)
+    output = plugin_output(report, repositories=[("east", stores)], free=LEVELS)
+    assert output.state is HealthState.OK
+    assert output.text == (
+        "VB365 OK - 2 jobs OK on 1 tenant, 2 repositories OK | jobs=2;;;0 ok=2;;;0 warning=0;;;0 "
+        "critical=0;;;0 unknown=0;;;0 servers_down=0;;;0 tenants_unreadable=0;;;0 repositories=2;;;0 "
+        "repositories_warning=0;;;0 repositories_critical=0;;;0 repository_free_min=20.0%;20;10;0;100\n"
+    )
+    # Without levels the repositories are not judged, whatever is given.
+    assert plugin_output(report, repositories=[("east", stores)]) == plugin_output(report)
+
+
+async def test_a_server_s_repositories_are_checked_with_one_more_request(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = east.simulator
+    stores = sorted(sim._repositories.values(), key=lambda r: r.name)
+    full, broken = stores[0], stores[1]
+    sim.set_free_space(full.id, full.capacity // 20)  # 5%
+    sim.set_out_of_order(broken.id, "Repository is unavailable")
+    targets = targets_of(tmp_path, east)
+    before = sum(sim.stats.by_endpoint.values())
+    plain_check = await check(capsys, targets)
+    plain_requests = sum(sim.stats.by_endpoint.values()) - before
+    result = await check(capsys, targets, "--repository-free", "20%,10%")
+    assert sum(sim.stats.by_endpoint.values()) - before - plain_requests == plain_requests + 1
+    lines = result.out.splitlines()
+    assert f"CRITICAL: east/repository {broken.name}: out of order (Repository is unavailable)" in lines
+    assert f"CRITICAL: east/repository {full.name}: 5.0% free (" in "\n".join(lines)
+    job_lines = [line for line in lines[1:] if "/repository " not in line]
+    assert job_lines == plain_check.out.splitlines()[1:]
+    match = first_line(result.out)
+    assert f", 2 of {len(stores)} repositories critical" in match["text"]
+    assert result.code == 2
+    with pytest.raises(ConfigError, match="free space must be from 0 to the capacity"):
+        sim.set_free_space(full.id, full.capacity + 1)
+
+
+async def test_with_org_only_the_repositories_its_jobs_use(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = east.simulator
+    names = {r.name for r in sim._repositories.values()}
+    used_by: dict[str, set[str]] = {}
+    for row in east.rows.values():
+        used_by.setdefault(row["organization_id"], set()).add(row["repository"])
+    org, used = min(used_by.items(), key=lambda item: len(item[1]))
+    assert used < names  # the seed gives an organization that leaves some repository unused
+    for store in sim._repositories.values():
+        sim.set_free_space(store.id, 0)
+    result = await check(capsys, targets_of(tmp_path, east), "--org", org, "--repository-free", "20,10")
+    judged = {
+        line.split("/repository ", 1)[1].split(":", 1)[0]
+        for line in result.out.splitlines()
+        if "/repository " in line
+    }
+    assert judged == used
+
+
+async def test_a_bad_level_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with served("east", simulator(43)) as east_server:
+        result = await check(capsys, targets_of(tmp_path, east_server), "--repository-free", "10,20")
+    assert result.code == 3
+    assert result.out.startswith("VB365 UNKNOWN - ")
+    assert "the critical level 20% is above the warning level 10%" in result.out

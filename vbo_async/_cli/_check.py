@@ -1,4 +1,5 @@
-"""``vbo-async check``: the backup jobs' health as a Nagios/Icinga/Checkmk plugin.
+"""``vbo-async check``: the backup jobs' health (and, asked for, the repositories') as a
+Nagios/Icinga/Checkmk plugin.
 
 The click options and callback (registered in `_app` with the plugin's own `ExitCodes` and
 error output), and which organizations its sweep keeps (the sweep itself, every server on its
@@ -25,16 +26,20 @@ import click
 from .. import __version__
 from .._exceptions import ConfigError, VBOError
 from .._health import HealthPolicy
+from .._models import BackupRepository
 from .._poll import PollTarget
 from ._exit import CLIError, quiet_stdout
 from ._logging import level_from_environment
 from ._plugin import (
     PLUGIN_CODES,
     DurationError,
+    FreeSpace,
+    FreeSpaceError,
     NotFound,
     PluginOutput,
     error_output,
     parse_duration,
+    parse_free_space,
     plugin_output,
 )
 from ._report import Report, Row
@@ -46,6 +51,7 @@ __all__ = [
     "PLUGIN_CODES",
     "check",
     "duration",
+    "free_space",
     "health_options",
     "health_policy",
     "not_blank",
@@ -87,13 +93,16 @@ failure, or while a run after it is in progress), or it never ran;
 UNKNOWN when its last run ended otherwise or its sessions could not be read; OK otherwise
 (a disabled job is OK). A server or tenant that cannot be read, an --org that names no
 organization, or finding no job at all is UNKNOWN, never OK.
+With --repository-free WARN,CRIT each server's repositories too: under CRIT percent free,
+or out of order (v8), CRITICAL; under WARN, or out of sync (v6+), WARNING (perfdata gains
+repositories, repositories_warning, repositories_critical and repository_free_min).
 
 \b
 Cost: one sweep. On v6+ a server with 8 or more tenants checked costs a handful of requests
 (its organizations, its jobs, its sessions of the last --max-age), plus one per job whose last
 result or success lies further back (on v6 every job without a success within --max-age);
 fewer tenants cost one request each and one or two per job. v1 cannot list sessions
-server-wide: one request per job.
+server-wide: one request per job. --repository-free: one more request per server.
 
 \b
 Exit codes (the monitoring plugin convention, not the other commands' codes):
@@ -131,6 +140,17 @@ def seconds_or_duration(
     try:
         return parse_duration(value, bare="s")
     except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def free_space(ctx: click.Context, param: click.Parameter, value: str | None) -> FreeSpace | None:
+    """The option callback of ``--repository-free``: `parse_free_space`, a bad value being a
+    usage error; not given, None (repositories are not judged)."""
+    if value is None:
+        return None
+    try:
+        return parse_free_space(value)
+    except FreeSpaceError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
@@ -219,6 +239,16 @@ def write_output(text: str) -> bool:
     "it; repeat for several [default: every organization the targets file selects].",
 )
 @click.option(
+    "--repository-free",
+    "free",
+    metavar="WARN,CRIT",
+    callback=free_space,
+    help="Judge each server's backup repositories too (one more request per server): under WARN "
+    "percent of its capacity free WARNING, under CRIT percent CRITICAL, as 20,10; out of order "
+    "(v8) CRITICAL, out of sync (v6+) WARNING. With --org, only the repositories those "
+    "organizations' jobs use [default: repositories are not judged].",
+)
+@click.option(
     "-t",
     "--timeout",
     default="50s",
@@ -241,6 +271,7 @@ def check(
     max_age: dt.timedelta,
     schedule_aware: bool,
     organizations: tuple[str, ...],
+    free: FreeSpace | None,
     timeout: dt.timedelta,
     concurrency: int,
 ) -> int:
@@ -266,6 +297,7 @@ def check(
                         wanted=organizations,
                         give_up_after=timeout,
                         concurrency=concurrency,
+                        free=free,
                     )
                 )
                 text, code = output.text, output.exit_code
@@ -340,19 +372,27 @@ async def run_check(
     wanted: Sequence[str] = (),
     give_up_after: dt.timedelta = dt.timedelta(seconds=50),
     concurrency: int = 16,
+    free: FreeSpace | None = None,
 ) -> PluginOutput:
     """Sweep the servers of the targets file at ``path`` once and judge every job under
-    ``policy`` (no repository or proxy is fetched). ``wanted`` restricts the check to those
-    organizations (ids or names) on whichever server has them. Whatever has not answered
-    within ``give_up_after`` is UNKNOWN; a bad targets file or a missing password is a `CLIError`.
+    ``policy`` (no job's repository or proxy is fetched), and with ``free`` each server's
+    backup repositories (`FreeSpace`). ``wanted`` restricts the check to those organizations
+    (ids or names) on whichever server has them, and the repositories to those their jobs use.
+    Whatever has not answered within ``give_up_after`` is UNKNOWN; a bad targets file or a
+    missing password is a `CLIError`.
     """
-    report, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency)
-    return plugin_output(report, not_found=not_found)
+    report, not_found, repositories = await _sweep(path, policy, wanted, give_up_after, concurrency, free)
+    return plugin_output(report, not_found=not_found, repositories=repositories, free=free)
 
 
 async def _sweep(
-    path: Path, policy: HealthPolicy, wanted: Sequence[str], give_up_after: dt.timedelta, concurrency: int
-) -> tuple[Report, list[NotFound]]:
+    path: Path,
+    policy: HealthPolicy,
+    wanted: Sequence[str],
+    give_up_after: dt.timedelta,
+    concurrency: int,
+    free: FreeSpace | None,
+) -> tuple[Report, list[NotFound], list[tuple[str, list[BackupRepository] | str]]]:
     """Each server on its own (`sweep_servers`): list its organizations, keep those ``wanted``,
     judge their jobs. A server that is slow to list holds up only itself; at the deadline,
     whatever is still running is stopped and reported as not having answered."""
@@ -373,7 +413,12 @@ async def _sweep(
     async with contextlib.AsyncExitStack() as stack:
         servers = await open_servers(stack, path, give_up_after=give_up_after)
         swept = await sweep_servers(
-            servers, concurrency=concurrency, health=policy, give_up_after=give_up_after, choose=choose
+            servers,
+            concurrency=concurrency,
+            health=policy,
+            give_up_after=give_up_after,
+            choose=choose,
+            repositories=free is not None,
         )
     failures = swept.failures()
     not_found = []
@@ -383,7 +428,8 @@ async def _sweep(
         if any(_failed_name(row) == key for row in failures):
             continue  # an organization of the targets file that its server does not have
         not_found.append(NotFound(value, _not_found_message(value, seen, failures, len(servers))))
-    return swept.report(), not_found
+    repositories = swept.repository_findings(only_used=bool(keys)) if free is not None else []
+    return swept.report(), not_found, repositories
 
 
 def _failed_name(row: Row) -> str | None:

@@ -29,7 +29,7 @@ import httpx
 from .._client import VBOClient
 from .._exceptions import ConfigError, DecodeError, NotFoundError, VBOError
 from .._health import HealthPolicy
-from .._models import Organization
+from .._models import BackupRepository, Organization
 from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import Connection, Source, read_password
 from ._descriptors import logouts_at_once, turns
@@ -448,6 +448,38 @@ class Swept:
     listed: dict[int, tuple[list[PollTarget], list[Row]]] = attrs.Factory(dict)
     """Per server (by position), its tenants to poll and the failure rows of its listing."""
     results: list[PollResult] = attrs.Factory(list)
+    repositories: dict[int, list[BackupRepository] | str] = attrs.Factory(dict)
+    """Per server (by position) whose repositories were asked for and answered: its
+    repositories, or why they could not be read."""
+
+    def repository_findings(
+        self, *, only_used: bool = False
+    ) -> list[tuple[str, list[BackupRepository] | str]]:
+        """Per server whose tenants were listed, in order: its label and its repositories, or
+        why they could not be read (``no answer within 50s`` when time was up first). Only with
+        `sweep_servers`'s ``repositories``.
+
+        ``only_used`` keeps of each server's repositories those the jobs read on it use (a check
+        of some tenants does not judge the storage of the server's others), and leaves out a
+        server none of whose tenants was read."""
+        late = "no answer" + (
+            f" within {format_duration(self.give_up_after)}" if self.give_up_after is not None else ""
+        )
+        used: dict[int, set[str]] = {}
+        if only_used:
+            numbers = {id(server.client): number for number, server in enumerate(self.servers)}
+            for result in self.results:
+                ids = used.setdefault(numbers[id(result.target.client)], set())
+                ids.update(job.repository_id.casefold() for job in result.jobs if job.repository_id)
+        found: list[tuple[str, list[BackupRepository] | str]] = []
+        for number, server in enumerate(self.servers):
+            if number not in self.listed or (only_used and number not in used):
+                continue
+            repositories = self.repositories.get(number, late)
+            if only_used and not isinstance(repositories, str):
+                repositories = [r for r in repositories if r.id.casefold() in used[number]]
+            found.append((server.target.label, repositories))
+        return found
 
     def unanswered(self) -> Iterator[tuple[Server, PollTarget | None]]:
         """Each server whose organizations were not listed (with None), and each listed tenant
@@ -495,6 +527,7 @@ async def sweep_servers(
     give_up_after: dt.timedelta | None = None,
     choose: Choose | None = None,
     progress: Progress | None = None,
+    repositories: bool = False,
 ) -> Swept:
     """Each server on its own: list its organizations (`server_targets`, at most ``concurrency``
     servers at once), keep what ``choose`` keeps, then poll those tenants (at most
@@ -505,6 +538,9 @@ async def sweep_servers(
     With ``give_up_after``, whatever is still running then is cancelled and waited for (the
     caller closes the clients) and counts as not having answered (`Swept.failures`); the
     progress, when given, counts it as failed.
+
+    With ``repositories``, each server's backup repositories are read too (one listing, after its
+    tenants: `Swept.repositories`).
     """
     swept = Swept(servers, give_up_after)
     listing = progress.phase("Listing organizations", len(servers)) if progress else Phase(None, None)
@@ -536,6 +572,11 @@ async def sweep_servers(
             async for result in sweep:
                 polling.advance(failed=result.error is not None)
                 swept.results.append(result)
+        if repositories:
+            try:
+                swept.repositories[number] = await server.client.backup_repositories()
+            except VBOError as exc:
+                swept.repositories[number] = str(exc)
 
     tasks = [asyncio.create_task(pipeline(number, server)) for number, server in enumerate(servers)]
     try:

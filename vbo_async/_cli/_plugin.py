@@ -10,6 +10,10 @@ whose number is the exit status::
     WARNING: east/fabrikam/Archive job: last run ended with warnings 3 h ago
     UNKNOWN: west: cannot connect: ...
 
+With ``--repository-free WARN,CRIT`` each server's backup repositories are judged too
+(`FreeSpace`): under WARN percent free WARNING, under CRIT CRITICAL, out of order (v8) CRITICAL,
+out of sync (v6+) WARNING; their lines read ``CRITICAL: east/repository Repo 1: 4.0% free (...)``.
+
 The state is the most severe finding in the plugin convention's order CRITICAL > WARNING >
 UNKNOWN > OK; a server or tenant that could not be read, an ``--org`` that names no
 organization, and a check that finds no job at all are UNKNOWN, never OK. Text from servers
@@ -27,6 +31,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from .._health import HealthState
+from .._models import BackupRepository
 from ._exit import ExitCodes
 from ._report import HEALTH_ORDER, Report, Row, plural
 
@@ -38,11 +43,14 @@ __all__ = [
     "SUMMARY_CHARS",
     "SUMMARY_ITEMS",
     "DurationError",
+    "FreeSpace",
+    "FreeSpaceError",
     "NotFound",
     "PluginOutput",
     "error_output",
     "format_duration",
     "parse_duration",
+    "parse_free_space",
     "perfdata",
     "plain",
     "plugin_output",
@@ -181,14 +189,59 @@ class NotFound:
     message: str
 
 
+class FreeSpaceError(ValueError):
+    """``--repository-free`` that is not ``WARN,CRIT`` percentages (the message says why)."""
+
+
+@attrs.frozen
+class FreeSpace:
+    """``--repository-free WARN,CRIT``: a repository with less than ``warning`` percent of its
+    capacity free is WARNING, with less than ``critical`` percent CRITICAL."""
+
+    warning: float
+    critical: float
+
+
+def parse_free_space(text: str) -> FreeSpace:
+    """``20,10`` or ``20%,10%`` (WARN,CRIT: percentages from 0 to 100, CRIT at most WARN)."""
+    parts = [part.strip().removesuffix("%").strip() for part in text.split(",")]
+    if len(parts) != 2:
+        raise FreeSpaceError(f"{text!r} is not WARN,CRIT: two percentages, as 20,10")
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise FreeSpaceError(f"{part!r} is not a percentage (WARN,CRIT, as 20,10)") from None
+        if not 0 <= value <= 100:  # NaN too
+            raise FreeSpaceError(f"{part!r} is not a percentage from 0 to 100")
+        values.append(value)
+    warning, critical = values
+    if critical > warning:
+        raise FreeSpaceError(f"the critical level {critical:g}% is above the warning level {warning:g}%")
+    return FreeSpace(warning, critical)
+
+
+def free_percent(repository: BackupRepository) -> float | None:
+    """The share of ``repository``'s capacity that is free, in percent; None when the server
+    does not report both (or reports no capacity)."""
+    capacity, free = repository.capacity, repository.free_space
+    if capacity is None or free is None or capacity <= 0:
+        return None
+    return min(max(free / capacity * 100, 0.0), 100.0)
+
+
 @attrs.frozen
 class _Finding:
     state: HealthState
     path: tuple[str, ...]
-    """(server, tenant, job), (server, tenant) or (server,): how a detail line names it."""
+    """(server, tenant, job), (server, tenant), (server, "repository NAME") or (server,): how a
+    detail line names it."""
     reason: str
     brief: str
     """How the first line names it: ``contoso/Mail daily (failed 2 days ago)``."""
+    kind: str = "job"
+    """What it judges: ``job``, ``repository`` or ``other`` (a server, a tenant, an ``--org``)."""
 
     @property
     def key(self) -> tuple[int, tuple[str, ...]]:
@@ -229,15 +282,61 @@ def _error_finding(row: Row) -> _Finding:
     error = plain(row.error or "could not be read")
     if row.organization is None:
         what = "unreachable" if row.unreachable else "could not be read"
-        return _Finding(HealthState.UNKNOWN, (server,), error, f"{server} ({what})")
+        return _Finding(HealthState.UNKNOWN, (server,), error, f"{server} ({what})", "other")
     tenant = _named(row.organization, row.organization_id)
-    return _Finding(HealthState.UNKNOWN, (server, tenant), error, f"{server}/{tenant} (could not be read)")
+    return _Finding(
+        HealthState.UNKNOWN, (server, tenant), error, f"{server}/{tenant} (could not be read)", "other"
+    )
 
 
 def _not_found_finding(missing: NotFound) -> _Finding:
     wanted = _cut(plain(missing.wanted), NAME_CHARS)
     path = f"--org {wanted}"
-    return _Finding(HealthState.UNKNOWN, (path,), plain(missing.message), f"{path} (not found)")
+    return _Finding(HealthState.UNKNOWN, (path,), plain(missing.message), f"{path} (not found)", "other")
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB"
+
+
+def _repository_finding(server: str, repository: BackupRepository, free: FreeSpace) -> _Finding:
+    """A repository's state: out of order (v8) CRITICAL, free space under the levels, out of
+    sync (v6+) WARNING; OK otherwise, also when the server reports no capacity."""
+    name = _named(repository.name, repository.id)
+    judged: list[tuple[HealthState, str]] = []
+    if repository.is_out_of_order:
+        why = plain(repository.out_of_order_reason or "")
+        judged.append((HealthState.CRITICAL, "out of order" + (f" ({_cut(why, NAME_CHARS)})" if why else "")))
+    percent = free_percent(repository)
+    if percent is not None:
+        sizes = f"{_gib(repository.free_space or 0)} of {_gib(repository.capacity or 0)}"
+        space = f"{percent:.1f}% free ({sizes})"
+        if percent < free.critical:
+            judged.append((HealthState.CRITICAL, space))
+        elif percent < free.warning:
+            judged.append((HealthState.WARNING, space))
+        else:
+            judged.append((HealthState.OK, space))
+    if repository.is_out_of_sync:
+        judged.append((HealthState.WARNING, "out of sync"))
+    state = max((state for state, _ in judged), key=lambda s: s.severity, default=HealthState.OK)
+    reason = "; ".join(
+        text for judged_state, text in judged if judged_state is not HealthState.OK or state is HealthState.OK
+    )
+    reason = reason or "no capacity reported"
+    return _Finding(
+        state, (server, f"repository {name}"), reason, f"{server}/{name} ({reason})", "repository"
+    )
+
+
+def _repositories_finding(server: str, error: str) -> _Finding:
+    return _Finding(
+        HealthState.UNKNOWN,
+        (server, "repositories"),
+        plain(error),
+        f"{server} repositories (could not be read)",
+        "other",
+    )
 
 
 def perfdata(report: Report) -> str:
@@ -257,32 +356,65 @@ def perfdata(report: Report) -> str:
     return " ".join(f"{label}={value};;;0" for label, value in values.items())
 
 
-def plugin_output(report: Report, *, not_found: Sequence[NotFound] = ()) -> PluginOutput:
+def _repository_perfdata(
+    findings: Sequence[_Finding],
+    repositories: Sequence[tuple[str, Sequence[BackupRepository] | str]],
+    free: FreeSpace,
+) -> str:
+    """``repositories`` (judged), ``repositories_warning``, ``repositories_critical`` and the
+    least free share of any, ``repository_free_min`` in percent with the levels as thresholds
+    (``0`` and ``100`` its range; left out when no repository reports its capacity)."""
+    judged = [finding for finding in findings if finding.kind == "repository"]
+    values = {
+        "repositories": len(judged),
+        "repositories_warning": sum(finding.state is HealthState.WARNING for finding in judged),
+        "repositories_critical": sum(finding.state is HealthState.CRITICAL for finding in judged),
+    }
+    text = " ".join(f"{label}={value};;;0" for label, value in values.items())
+    shares = [
+        percent
+        for _, found in repositories
+        if not isinstance(found, str)
+        for repository in found
+        if (percent := free_percent(repository)) is not None
+    ]
+    if shares:
+        text += f" repository_free_min={min(shares):.1f}%;{free.warning:g};{free.critical:g};0;100"
+    return text
+
+
+def plugin_output(
+    report: Report,
+    *,
+    not_found: Sequence[NotFound] = (),
+    repositories: Sequence[tuple[str, Sequence[BackupRepository] | str]] = (),
+    free: FreeSpace | None = None,
+) -> PluginOutput:
     """The verdict on ``report``: a first line (state, counts, the worst few findings, then the
-    performance data after ``|``) and one line per finding that is not OK, worst first."""
+    performance data after ``|``) and one line per finding that is not OK, worst first. With
+    ``free``, the ``repositories`` of each server (its label and its repositories, or why they
+    could not be read) are judged too."""
+    judged_repositories: list[_Finding] = []
+    if free is not None:
+        for server, found in repositories:
+            label = _named(server)
+            if isinstance(found, str):
+                judged_repositories.append(_repositories_finding(label, found))
+            else:
+                judged_repositories += [_repository_finding(label, repository, free) for repository in found]
     findings = sorted(
         [
             *(_job_finding(row) for row in report.jobs),
             *(_error_finding(row) for row in report.errors),
             *(_not_found_finding(missing) for missing in not_found),
+            *judged_repositories,
         ],
         key=lambda finding: finding.key,
     )
     problems = [finding for finding in findings if finding.state is not HealthState.OK]
     state = max((finding.state for finding in findings), key=lambda s: s.severity, default=HealthState.OK)
     total = len(report.jobs)
-    counts = [
-        (word, sum(f.state is s for f in problems if len(f.path) == 3))
-        for word, s in (
-            ("failing", HealthState.CRITICAL),
-            ("warning", HealthState.WARNING),
-            ("unknown", HealthState.UNKNOWN),
-        )
-    ]
-    parts: list[str] = []
-    for word, count in counts:
-        if count:
-            parts.append(f"{count} of {plural(total, 'job')} {word}" if not parts else f"{count} {word}")
+    parts = _counted(problems, "job", total, ("failing", "warning", "unknown"))
     tenants = plural(report.tenants, "tenant") + (
         f" of {plural(report.servers, 'server')}" if report.servers > 1 else ""
     )
@@ -290,18 +422,41 @@ def plugin_output(report: Report, *, not_found: Sequence[NotFound] = ()) -> Plug
         parts.append(f"{plural(total, 'job')} OK on {tenants}" if total else f"no jobs found on {tenants}")
         if not total:
             state = max(state, HealthState.UNKNOWN, key=lambda s: s.severity)
+    if free is not None:
+        stores = sum(finding.kind == "repository" for finding in judged_repositories)
+        said = _counted(problems, "repository", stores, ("critical", "warning", "unknown"))
+        parts += said or [f"{plural(stores, 'repository')} OK"]
     failures = report.failures()
+    unread = sum(isinstance(found, str) for _, found in repositories) if free is not None else 0
+    if unread:
+        failures.append(f"the repositories of {plural(unread, 'server')} unreadable")
     if not_found:
         failures.append(plural(len(not_found), "organization") + " not found")
     summary = ", ".join(parts) + ("; " + ", ".join(failures) if failures else "")
     if problems:
         named = [finding.brief for finding in problems[:SUMMARY_ITEMS]]
         summary += ": " + ", ".join(named) + (", ..." if len(problems) > SUMMARY_ITEMS else "")
-    first = f"VB365 {state.name} - {_cut(summary, SUMMARY_CHARS)} | {perfdata(report)}"
+    data = perfdata(report)
+    if free is not None:
+        data += " " + _repository_perfdata(judged_repositories, repositories, free)
+    first = f"VB365 {state.name} - {_cut(summary, SUMMARY_CHARS)} | {data}"
     states = [finding.state for finding in problems]
     return PluginOutput(
         state, _fitted(first, [finding.line() for finding in problems], lambda kept: _left_out(states[kept:]))
     )
+
+
+def _counted(problems: Sequence[_Finding], kind: str, total: int, words: tuple[str, str, str]) -> list[str]:
+    """``3 of 120 jobs failing``, ``1 warning``...: the findings of ``kind`` among ``problems``
+    by state (CRITICAL, WARNING, UNKNOWN, each named by its word in ``words``), the first out
+    of ``total``."""
+    parts: list[str] = []
+    states = (HealthState.CRITICAL, HealthState.WARNING, HealthState.UNKNOWN)
+    for word, wanted in zip(words, states, strict=True):
+        count = sum(finding.state is wanted for finding in problems if finding.kind == kind)
+        if count:
+            parts.append(f"{count} of {plural(total, kind)} {word}" if not parts else f"{count} {word}")
+    return parts
 
 
 def _cut(text: str, limit: int) -> str:

@@ -312,5 +312,9 @@ def _key(row: Row) -> tuple[str, str, str, str]:
 
 
 def plural(count: int, noun: str) -> str:
-    """``1 server``, ``2 servers``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    """``1 server``, ``2 servers``, ``2 repositories``."""
+    if count == 1:
+        return f"{count} {noun}"
+    return (
+        f"{count} {noun[:-1]}ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else f"{count} {noun}s"
+    )

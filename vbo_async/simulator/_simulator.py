@@ -365,6 +365,16 @@ class Simulator:
         and ``outOfOrderReason``), or put it back in order with None."""
         self._repository(repository_id).out_of_order = reason
 
+    def set_free_space(self, repository_id: str, free_space: int) -> None:
+        """Set how many bytes of a backup repository are free (its disk filling up, or freed);
+        at most its capacity."""
+        repository = self._repository(repository_id)
+        if not 0 <= free_space <= repository.capacity:
+            raise ConfigError(
+                f"free space must be from 0 to the capacity {repository.capacity}, got {free_space!r}"
+            )
+        repository.free_space = free_space
+
     def set_retries(self, job_id: str, number: int) -> None:
         """Change a job's schedule: how many times a failed run is retried."""
         job = self._job(job_id)
