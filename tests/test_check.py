@@ -1954,3 +1954,28 @@ async def test_a_bad_level_is_a_usage_error(
     assert result.code == 3
     assert result.out.startswith("VB365 UNKNOWN - ")
     assert "the critical level 20% is above the warning level 10%" in result.out
+
+
+async def test_a_repository_listed_twice_is_judged_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server that repeats a repository in its listing (ids compared ignoring case) gets one
+    line for it, not two."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = simulator(43)
+    store = sorted(sim._repositories.values(), key=lambda r: r.name)[0]
+    sim.set_free_space(store.id, 0)
+    original = sim.repositories_wire
+
+    def repeated(*args: Any, **kwargs: Any) -> Any:
+        listed = original(*args, **kwargs)
+        items = listed["results"] if isinstance(listed, dict) else listed
+        first = dict(items[0])
+        first["id"] = first["id"].upper()
+        items.append(first)
+        return listed
+
+    monkeypatch.setattr(sim, "repositories_wire", repeated)
+    async with served("east", sim) as east_server:
+        result = await check(capsys, targets_of(tmp_path, east_server), "--repository-free", "20,10")
+    assert sum(f"/repository {store.name}:" in line for line in result.out.splitlines()) == 1

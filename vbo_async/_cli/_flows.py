@@ -476,8 +476,12 @@ class Swept:
             if number not in self.listed or (only_used and number not in used):
                 continue
             repositories = self.repositories.get(number, late)
-            if only_used and not isinstance(repositories, str):
-                repositories = [r for r in repositories if r.id.casefold() in used[number]]
+            if not isinstance(repositories, str):
+                # Each once (a server that repeats one in its listing), and only those used.
+                unique: dict[str, BackupRepository] = {}
+                for repository in repositories:
+                    unique.setdefault(repository.id.casefold(), repository)
+                repositories = [r for key, r in unique.items() if not only_used or key in used[number]]
             found.append((server.target.label, repositories))
         return found
 
