@@ -1871,7 +1871,7 @@ def test_repositories_are_judged_beside_the_jobs() -> None:
         "east/Filling (15.0% free (15.0 GiB of 100.0 GiB)), ... "
         "| jobs=3;;;0 ok=3;;;0 warning=0;;;0 critical=0;;;0 unknown=0;;;0 servers_down=0;;;0 "
         "tenants_unreadable=0;;;0 repositories=6;;;0 repositories_warning=2;;;0 repositories_critical=2;;;0 "
-        "repository_free_min=5.0%;20;10;0;100"
+        "repository_free_min=5.0%;20:;10:;0;100"
     )
     assert lines[1:] == [
         "CRITICAL: east/repository Broken: out of order (Disk failed)",
@@ -1890,7 +1890,7 @@ def test_repositories_all_ok_and_levels_not_asked_for() -> None:
     assert output.text == (
         "VB365 OK - 2 jobs OK on 1 tenant, 2 repositories OK | jobs=2;;;0 ok=2;;;0 warning=0;;;0 "
         "critical=0;;;0 unknown=0;;;0 servers_down=0;;;0 tenants_unreadable=0;;;0 repositories=2;;;0 "
-        "repositories_warning=0;;;0 repositories_critical=0;;;0 repository_free_min=20.0%;20;10;0;100\n"
+        "repositories_warning=0;;;0 repositories_critical=0;;;0 repository_free_min=20.0%;20:;10:;0;100\n"
     )
     # Without levels the repositories are not judged, whatever is given.
     assert plugin_output(report, repositories=[("east", stores)]) == plugin_output(report)

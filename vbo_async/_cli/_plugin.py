@@ -363,7 +363,8 @@ def _repository_perfdata(
 ) -> str:
     """``repositories`` (judged), ``repositories_warning``, ``repositories_critical`` and the
     least free share of any, ``repository_free_min`` in percent with the levels as thresholds
-    (``0`` and ``100`` its range; left out when no repository reports its capacity)."""
+    (``20:``, alerting below them; ``0`` and ``100`` its range; left out when no repository
+    reports its capacity)."""
     judged = [finding for finding in findings if finding.kind == "repository"]
     values = {
         "repositories": len(judged),
@@ -379,7 +380,8 @@ def _repository_perfdata(
         if (percent := free_percent(repository)) is not None
     ]
     if shares:
-        text += f" repository_free_min={min(shares):.1f}%;{free.warning:g};{free.critical:g};0;100"
+        # ``20:`` is the guidelines' range "alert below 20" (a bare 20 would alert above it).
+        text += f" repository_free_min={min(shares):.1f}%;{free.warning:g}:;{free.critical:g}:;0;100"
     return text
 
 
