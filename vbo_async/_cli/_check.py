@@ -19,31 +19,35 @@ import io
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .. import __version__
 from .._exceptions import ConfigError, VBOError
 from .._health import HealthPolicy
-from .._models import BackupRepository
 from .._poll import PollTarget
 from ._exit import CLIError, quiet_stdout
 from ._logging import level_from_environment
 from ._plugin import (
     PLUGIN_CODES,
     DurationError,
+    Expiry,
     FreeSpace,
     FreeSpaceError,
     NotFound,
     PluginOutput,
     error_output,
     parse_duration,
+    parse_expiry,
     parse_free_space,
     plugin_output,
 )
-from ._report import Report, Row
+from ._report import Row
 from ._threads import Terminated, run_unheld
+
+if TYPE_CHECKING:  # imported when a check runs (`_sweep`), not when the command line starts
+    from ._flows import Swept
 
 __all__ = [
     "CHECK_EPILOG",
@@ -51,6 +55,7 @@ __all__ = [
     "PLUGIN_CODES",
     "check",
     "duration",
+    "expiry_levels",
     "free_space",
     "health_options",
     "health_policy",
@@ -139,6 +144,17 @@ def seconds_or_duration(
         return value
     try:
         return parse_duration(value, bare="s")
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def expiry_levels(ctx: click.Context, param: click.Parameter, value: str | None) -> Expiry | None:
+    """The option callback of ``--license-expiry``: `parse_expiry`, a bad value being a usage
+    error; not given, None (licenses are not judged)."""
+    if value is None:
+        return None
+    try:
+        return parse_expiry(value)
     except DurationError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
@@ -249,6 +265,15 @@ def write_output(text: str) -> bool:
     "organizations' jobs use [default: repositories are not judged].",
 )
 @click.option(
+    "--license-expiry",
+    "expiry",
+    metavar="WARN,CRIT",
+    callback=expiry_levels,
+    help="Judge each server's license too (v6+; one more request per server): expiring within "
+    "WARN WARNING, within CRIT or expired CRITICAL, more users than licensed WARNING; durations, a "
+    "number alone being days, as 30,7 or 30d,7d [default: licenses are not judged].",
+)
+@click.option(
     "-t",
     "--timeout",
     default="50s",
@@ -272,6 +297,7 @@ def check(
     schedule_aware: bool,
     organizations: tuple[str, ...],
     free: FreeSpace | None,
+    expiry: Expiry | None,
     timeout: dt.timedelta,
     concurrency: int,
 ) -> int:
@@ -298,6 +324,7 @@ def check(
                         give_up_after=timeout,
                         concurrency=concurrency,
                         free=free,
+                        expiry=expiry,
                     )
                 )
                 text, code = output.text, output.exit_code
@@ -373,16 +400,24 @@ async def run_check(
     give_up_after: dt.timedelta = dt.timedelta(seconds=50),
     concurrency: int = 16,
     free: FreeSpace | None = None,
+    expiry: Expiry | None = None,
 ) -> PluginOutput:
     """Sweep the servers of the targets file at ``path`` once and judge every job under
-    ``policy`` (no job's repository or proxy is fetched), and with ``free`` each server's
-    backup repositories (`FreeSpace`). ``wanted`` restricts the check to those organizations
-    (ids or names) on whichever server has them, and the repositories to those their jobs use.
-    Whatever has not answered within ``give_up_after`` is UNKNOWN; a bad targets file or a
-    missing password is a `CLIError`.
+    ``policy`` (no job's repository or proxy is fetched); with ``free`` each server's backup
+    repositories (`FreeSpace`) too, with ``expiry`` each server's license (`Expiry`).
+    ``wanted`` restricts the check to those organizations (ids or names) on whichever server
+    has them, and the repositories to those their jobs use. Whatever has not answered within
+    ``give_up_after`` is UNKNOWN; a bad targets file or a missing password is a `CLIError`.
     """
-    report, not_found, repositories = await _sweep(path, policy, wanted, give_up_after, concurrency, free)
-    return plugin_output(report, not_found=not_found, repositories=repositories, free=free)
+    swept, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency, free, expiry)
+    return plugin_output(
+        swept.report(),
+        not_found=not_found,
+        repositories=swept.repository_findings(only_used=bool(wanted)) if free is not None else (),
+        free=free,
+        licenses=swept.license_findings() if expiry is not None else (),
+        expiry=expiry,
+    )
 
 
 async def _sweep(
@@ -392,7 +427,8 @@ async def _sweep(
     give_up_after: dt.timedelta,
     concurrency: int,
     free: FreeSpace | None,
-) -> tuple[Report, list[NotFound], list[tuple[str, list[BackupRepository] | str]]]:
+    expiry: Expiry | None,
+) -> tuple[Swept, list[NotFound]]:
     """Each server on its own (`sweep_servers`): list its organizations, keep those ``wanted``,
     judge their jobs. A server that is slow to list holds up only itself; at the deadline,
     whatever is still running is stopped and reported as not having answered."""
@@ -419,6 +455,7 @@ async def _sweep(
             give_up_after=give_up_after,
             choose=choose,
             repositories=free is not None,
+            license=expiry is not None,
         )
     failures = swept.failures()
     not_found = []
@@ -428,8 +465,7 @@ async def _sweep(
         if any(_failed_name(row) == key for row in failures):
             continue  # an organization of the targets file that its server does not have
         not_found.append(NotFound(value, _not_found_message(value, seen, failures, len(servers))))
-    repositories = swept.repository_findings(only_used=bool(keys)) if free is not None else []
-    return swept.report(), not_found, repositories
+    return swept, not_found
 
 
 def _failed_name(row: Row) -> str | None:

@@ -27,9 +27,9 @@ import attrs
 import httpx
 
 from .._client import VBOClient
-from .._exceptions import ConfigError, DecodeError, NotFoundError, VBOError
+from .._exceptions import ConfigError, DecodeError, NotFoundError, NotSupportedError, VBOError
 from .._health import HealthPolicy
-from .._models import BackupRepository, Organization
+from .._models import BackupRepository, License, Organization
 from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import Connection, Source, read_password
 from ._descriptors import logouts_at_once, turns
@@ -451,6 +451,29 @@ class Swept:
     repositories: dict[int, list[BackupRepository] | str] = attrs.Factory(dict)
     """Per server (by position) whose repositories were asked for and answered: its
     repositories, or why they could not be read."""
+    licenses: dict[int, tuple[License, dt.datetime] | str | None] = attrs.Factory(dict)
+    """Per server (by position) whose license was asked for and answered: its license and the
+    time it was read on the server's clock, why it could not be read, or None when its API
+    has none (v1)."""
+
+    def _late(self) -> str:
+        """What a server that had not answered when time was up is said to have done."""
+        late = "no answer"
+        if self.give_up_after is not None:
+            late += f" within {format_duration(self.give_up_after)}"
+        return late
+
+    def license_findings(self) -> list[tuple[str, tuple[License, dt.datetime] | str]]:
+        """Per server whose tenants were listed and whose API has a license (v6+), in order:
+        its label and its license with the time it was read, or why it could not be read. Only
+        with `sweep_servers`'s ``license``."""
+        found: list[tuple[str, tuple[License, dt.datetime] | str]] = []
+        for number, server in enumerate(self.servers):
+            if number in self.listed:
+                read = self.licenses.get(number, self._late())
+                if read is not None:
+                    found.append((server.target.label, read))
+        return found
 
     def repository_findings(
         self, *, only_used: bool = False
@@ -462,9 +485,7 @@ class Swept:
         ``only_used`` keeps of each server's repositories those the jobs read on it use (a check
         of some tenants does not judge the storage of the server's others), and leaves out a
         server none of whose tenants was read."""
-        late = "no answer" + (
-            f" within {format_duration(self.give_up_after)}" if self.give_up_after is not None else ""
-        )
+        late = self._late()
         used: dict[int, set[str]] = {}
         if only_used:
             numbers = {id(server.client): number for number, server in enumerate(self.servers)}
@@ -500,9 +521,7 @@ class Swept:
     def failures(self) -> list[Row]:
         """The failure rows of the listings, then one per server or tenant that did not answer
         in time: ``no answer within 50s``."""
-        late = "no answer"
-        if self.give_up_after is not None:
-            late += f" within {format_duration(self.give_up_after)}"
+        late = self._late()
         rows = [row for _, failures in self.listed.values() for row in failures]
         for server, target in self.unanswered():
             label = server.target.label
@@ -532,6 +551,7 @@ async def sweep_servers(
     choose: Choose | None = None,
     progress: Progress | None = None,
     repositories: bool = False,
+    license: bool = False,
 ) -> Swept:
     """Each server on its own: list its organizations (`server_targets`, at most ``concurrency``
     servers at once), keep what ``choose`` keeps, then poll those tenants (at most
@@ -544,7 +564,7 @@ async def sweep_servers(
     progress, when given, counts it as failed.
 
     With ``repositories``, each server's backup repositories are read too (one listing, after its
-    tenants: `Swept.repositories`).
+    tenants: `Swept.repositories`); with ``license``, its license (one request: `Swept.licenses`).
     """
     swept = Swept(servers, give_up_after)
     listing = progress.phase("Listing organizations", len(servers)) if progress else Phase(None, None)
@@ -581,6 +601,13 @@ async def sweep_servers(
                 swept.repositories[number] = await server.client.backup_repositories()
             except VBOError as exc:
                 swept.repositories[number] = str(exc)
+        if license:
+            try:
+                swept.licenses[number] = (await server.client.license(), server.client._server_time())
+            except NotSupportedError:
+                swept.licenses[number] = None
+            except VBOError as exc:
+                swept.licenses[number] = str(exc)
 
     tasks = [asyncio.create_task(pipeline(number, server)) for number, server in enumerate(servers)]
     try:

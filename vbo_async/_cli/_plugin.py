@@ -10,7 +10,9 @@ whose number is the exit status::
     WARNING: east/fabrikam/Archive job: last run ended with warnings 3 h ago
     UNKNOWN: west: cannot connect: ...
 
-With ``--repository-free WARN,CRIT`` each server's backup repositories are judged too
+With ``--license-expiry WARN,CRIT`` each server's license is judged too (`Expiry`, v6+):
+expired, or expiring within CRIT, CRITICAL; expiring within WARN, or more users than licensed,
+WARNING. With ``--repository-free WARN,CRIT`` each server's backup repositories are judged too
 (`FreeSpace`): under WARN percent free WARNING, under CRIT CRITICAL, out of order (v8) CRITICAL,
 out of sync (v6+) WARNING; their lines read ``CRITICAL: east/repository Repo 1: 4.0% free (...)``.
 
@@ -30,8 +32,9 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from .._enums import LicenseStatus
 from .._health import HealthState
-from .._models import BackupRepository
+from .._models import BackupRepository, License
 from ._exit import ExitCodes
 from ._report import HEALTH_ORDER, Report, Row, plural
 
@@ -43,6 +46,7 @@ __all__ = [
     "SUMMARY_CHARS",
     "SUMMARY_ITEMS",
     "DurationError",
+    "Expiry",
     "FreeSpace",
     "FreeSpaceError",
     "NotFound",
@@ -50,6 +54,7 @@ __all__ = [
     "error_output",
     "format_duration",
     "parse_duration",
+    "parse_expiry",
     "parse_free_space",
     "perfdata",
     "plain",
@@ -222,6 +227,30 @@ def parse_free_space(text: str) -> FreeSpace:
     return FreeSpace(warning, critical)
 
 
+@attrs.frozen
+class Expiry:
+    """``--license-expiry WARN,CRIT``: a license expiring within ``warning`` is WARNING, within
+    ``critical`` CRITICAL (one expired is CRITICAL whatever the levels)."""
+
+    warning: dt.timedelta
+    critical: dt.timedelta
+
+
+def parse_expiry(text: str) -> Expiry:
+    """``30,7`` (days) or ``30d,7d`` or any two durations `parse_duration` reads, CRIT at most
+    WARN; `DurationError` saying why otherwise."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise DurationError(f"{text!r} is not WARN,CRIT: two durations, as 30d,7d (a number alone is days)")
+    warning, critical = (parse_duration(part, bare="d") for part in parts)
+    if critical > warning:
+        levels = (
+            f"the critical level {format_duration(critical)}, the warning level {format_duration(warning)}"
+        )
+        raise DurationError(f"{levels}: the critical level must be at most the warning level")
+    return Expiry(warning, critical)
+
+
 def free_percent(repository: BackupRepository) -> float | None:
     """The share of ``repository``'s capacity that is free, in percent; None when the server
     does not report both (or reports no capacity)."""
@@ -329,14 +358,59 @@ def _repository_finding(server: str, repository: BackupRepository, free: FreeSpa
     )
 
 
-def _repositories_finding(server: str, error: str) -> _Finding:
+def _unread_finding(server: str, what: str, error: str) -> _Finding:
+    """A server's ``what`` (its repositories, its license) that could not be read: UNKNOWN."""
     return _Finding(
-        HealthState.UNKNOWN,
-        (server, "repositories"),
-        plain(error),
-        f"{server} repositories (could not be read)",
-        "other",
+        HealthState.UNKNOWN, (server, what), plain(error), f"{server} {what} (could not be read)", "other"
     )
+
+
+def _span(delta: dt.timedelta) -> str:
+    """``12 days``, ``1 day``, ``5 h``, ``under an hour``: how far off a date is, roughly."""
+    if delta >= dt.timedelta(days=1):
+        return plural(delta.days, "day")
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours} h" if hours else "under an hour"
+
+
+def days_left(license: License, now: dt.datetime) -> float | None:
+    """Days until ``license`` expires (negative: since it expired); None without a date."""
+    if license.license_expires is None:
+        return None
+    return (license.license_expires - now).total_seconds() / 86400
+
+
+def _license_finding(server: str, license: License, now: dt.datetime, expiry: Expiry) -> _Finding:
+    """A server's license (read at ``now``, the server's clock): expired (by its status or its
+    date) or expiring within the critical level CRITICAL, within the warning level WARNING;
+    more users using a license than licensed WARNING; OK otherwise."""
+    judged: list[tuple[HealthState, str]] = []
+    expires = license.license_expires
+    date = f" ({expires:%Y-%m-%d})" if expires is not None else ""
+    if expires is not None and expires <= now:
+        grace = license.grace_period_expires
+        until = f", grace period until {grace:%Y-%m-%d}" if grace is not None and grace > now else ""
+        judged.append((HealthState.CRITICAL, f"expired {_span(now - expires)} ago{date}{until}"))
+    elif license.status == LicenseStatus.EXPIRED:
+        judged.append((HealthState.CRITICAL, "expired" + (f", its date{date} still ahead" if date else "")))
+    elif expires is not None:
+        left = expires - now
+        said = f"expires in {_span(left)}{date}"
+        if left < expiry.critical:
+            judged.append((HealthState.CRITICAL, said))
+        elif left < expiry.warning:
+            judged.append((HealthState.WARNING, said))
+        else:
+            judged.append((HealthState.OK, said))
+    used, total = license.used_number, license.total_number
+    if used is not None and total is not None and used > total:
+        judged.append((HealthState.WARNING, f"{used:,} users use a license, {total:,} licensed"))
+    state = max((state for state, _ in judged), key=lambda s: s.severity, default=HealthState.OK)
+    kept = [
+        text for judged_state, text in judged if judged_state is not HealthState.OK or state is HealthState.OK
+    ]
+    reason = "; ".join(kept) or "valid, no expiry date"
+    return _Finding(state, (server, "license"), reason, f"{server} license ({reason})", "license")
 
 
 def perfdata(report: Report) -> str:
@@ -385,31 +459,59 @@ def _repository_perfdata(
     return text
 
 
+def _license_perfdata(
+    licenses: Sequence[tuple[str, tuple[License, dt.datetime] | str]], expiry: Expiry
+) -> str:
+    """``license_days_left_min``: the fewest days until a license expires (negative once
+    expired), with ``WARN:`` and ``CRIT:`` in days as its thresholds; empty when no license
+    read has a date."""
+    left = [
+        days for _, found in licenses if not isinstance(found, str) if (days := days_left(*found)) is not None
+    ]
+    if not left:
+        return ""
+    levels = [level.total_seconds() / 86400 for level in (expiry.warning, expiry.critical)]
+    return f" license_days_left_min={min(left):.1f};{levels[0]:g}:;{levels[1]:g}:;"
+
+
 def plugin_output(
     report: Report,
     *,
     not_found: Sequence[NotFound] = (),
     repositories: Sequence[tuple[str, Sequence[BackupRepository] | str]] = (),
     free: FreeSpace | None = None,
+    licenses: Sequence[tuple[str, tuple[License, dt.datetime] | str]] = (),
+    expiry: Expiry | None = None,
 ) -> PluginOutput:
     """The verdict on ``report``: a first line (state, counts, the worst few findings, then the
     performance data after ``|``) and one line per finding that is not OK, worst first. With
     ``free``, the ``repositories`` of each server (its label and its repositories, or why they
-    could not be read) are judged too."""
+    could not be read) are judged too; with ``expiry``, the ``licenses`` (per server its label
+    and its license with the time it was read on the server's clock, or why it could not be
+    read; a server whose API has no license, v1, is not among them)."""
     judged_repositories: list[_Finding] = []
     if free is not None:
         for server, found in repositories:
             label = _named(server)
             if isinstance(found, str):
-                judged_repositories.append(_repositories_finding(label, found))
+                judged_repositories.append(_unread_finding(label, "repositories", found))
             else:
                 judged_repositories += [_repository_finding(label, repository, free) for repository in found]
+    judged_licenses: list[_Finding] = []
+    if expiry is not None:
+        for server, read in licenses:
+            label = _named(server)
+            if isinstance(read, str):
+                judged_licenses.append(_unread_finding(label, "license", read))
+            else:
+                judged_licenses.append(_license_finding(label, *read, expiry))
     findings = sorted(
         [
             *(_job_finding(row) for row in report.jobs),
             *(_error_finding(row) for row in report.errors),
             *(_not_found_finding(missing) for missing in not_found),
             *judged_repositories,
+            *judged_licenses,
         ],
         key=lambda finding: finding.key,
     )
@@ -428,10 +530,17 @@ def plugin_output(
         stores = sum(finding.kind == "repository" for finding in judged_repositories)
         said = _counted(problems, "repository", stores, ("critical", "warning", "unknown"))
         parts += said or [f"{plural(stores, 'repository')} OK"]
+    if expiry is not None:
+        judged = sum(finding.kind == "license" for finding in judged_licenses)
+        said = _counted(problems, "license", judged, ("critical", "warning", "unknown"))
+        parts += said or ([f"{plural(judged, 'license')} OK"] if judged else [])
     failures = report.failures()
     unread = sum(isinstance(found, str) for _, found in repositories) if free is not None else 0
     if unread:
         failures.append(f"the repositories of {plural(unread, 'server')} unreadable")
+    unread = sum(isinstance(found, str) for _, found in licenses) if expiry is not None else 0
+    if unread:
+        failures.append(f"the license of {plural(unread, 'server')} unreadable")
     if not_found:
         failures.append(plural(len(not_found), "organization") + " not found")
     summary = ", ".join(parts) + ("; " + ", ".join(failures) if failures else "")
@@ -441,6 +550,8 @@ def plugin_output(
     data = perfdata(report)
     if free is not None:
         data += " " + _repository_perfdata(judged_repositories, repositories, free)
+    if expiry is not None:
+        data += _license_perfdata(licenses, expiry)
     first = f"VB365 {state.name} - {_cut(summary, SUMMARY_CHARS)} | {data}"
     states = [finding.state for finding in problems]
     return PluginOutput(
