@@ -39,6 +39,8 @@ from vbo_async import (
     ConfigError,
     HealthPolicy,
     HealthState,
+    License,
+    LicenseStatus,
     RetryPolicy,
     TransportError,
     VBOClient,
@@ -53,6 +55,7 @@ from vbo_async._cli._plugin import (
     PLUGIN_CODES,
     SUMMARY_CHARS,
     DurationError,
+    Expiry,
     FreeSpace,
     FreeSpaceError,
     NotFound,
@@ -61,6 +64,7 @@ from vbo_async._cli._plugin import (
     format_duration,
     free_percent,
     parse_duration,
+    parse_expiry,
     parse_free_space,
     plain,
     plugin_output,
@@ -1979,3 +1983,149 @@ async def test_a_repository_listed_twice_is_judged_once(
     async with served("east", sim) as east_server:
         result = await check(capsys, targets_of(tmp_path, east_server), "--repository-free", "20,10")
     assert sum(f"/repository {store.name}:" in line for line in result.out.splitlines()) == 1
+
+
+# --- --license-expiry: each server's license judged beside its jobs ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30,7", (30, 7)),
+        ("30d,7d", (30, 7)),
+        (" 2d12h , 1d ", (2.5, 1)),
+        ("7,7", (7, 7)),
+        ("1.5,0.5", (1.5, 0.5)),
+    ],
+)
+def test_expiry_levels(text: str, expected: tuple[float, float]) -> None:
+    warning, critical = (dt.timedelta(days=days) for days in expected)
+    assert parse_expiry(text) == Expiry(warning, critical)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("30", "is not WARN,CRIT"),
+        ("30,7,1", "is not WARN,CRIT"),
+        ("soon,7", "soon"),
+        ("30,0", "0"),
+        (
+            "7,30",
+            "the critical level 30d, the warning level 7d: the critical level must be at most the warning",
+        ),
+    ],
+)
+def test_bad_expiry_levels(text: str, says: str) -> None:
+    with pytest.raises(DurationError, match=re.escape(says)):
+        parse_expiry(text)
+
+
+@given(st.text(max_size=30))
+def test_any_text_is_expiry_levels_or_a_duration_error(text: str) -> None:
+    try:
+        levels = parse_expiry(text)
+    except DurationError:
+        return
+    assert dt.timedelta(0) < levels.critical <= levels.warning
+
+
+NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+
+
+def license_of(days: float | None, **fields: Any) -> License:
+    expires = None if days is None else NOW + dt.timedelta(days=days)
+    given = {"status": LicenseStatus.VALID, "total_number": 100, "used_number": 50, **fields}
+    return License(license_expires=expires, **given)
+
+
+def test_licenses_are_judged_beside_the_jobs() -> None:
+    licenses = [
+        ("a", (license_of(5), NOW)),
+        ("b", (license_of(20), NOW)),
+        ("c", (license_of(-3, grace_period_expires=NOW + dt.timedelta(days=27)), NOW)),
+        ("d", (license_of(90, status=LicenseStatus.EXPIRED), NOW)),
+        ("e", (license_of(200, used_number=120), NOW)),
+        ("f", "cannot connect"),
+        ("g", (license_of(None), NOW)),
+        ("h", (license_of(0.25), NOW)),
+    ]
+    output = plugin_output(
+        Report.collect(ok_jobs(1), servers=8, tenants=1),
+        licenses=licenses,
+        expiry=Expiry(dt.timedelta(30), dt.timedelta(7)),
+    )
+    assert output.state is HealthState.CRITICAL
+    lines = output.text.splitlines()
+    assert lines[1:] == [
+        "CRITICAL: a/license: expires in 5 days (2026-12-07)",
+        "CRITICAL: c/license: expired 3 days ago (2026-11-29), grace period until 2026-12-29",
+        "CRITICAL: d/license: expired, its date (2027-03-02) still ahead",
+        "CRITICAL: h/license: expires in 6 h (2026-12-02)",
+        "WARNING: b/license: expires in 20 days (2026-12-22)",
+        "WARNING: e/license: 120 users use a license, 100 licensed",
+        "UNKNOWN: f/license: cannot connect",
+    ]
+    text, perf = lines[0].split(" | ")
+    assert text.startswith(
+        "VB365 CRITICAL - 1 job OK on 1 tenant of 8 servers, 4 of 7 licenses critical, 2 warning; "
+    )
+    assert "the license of 1 server unreadable: a license (expires in 5 days (2026-12-07))" in text
+    assert perf.endswith(" license_days_left_min=-3.0;30:;7:;")
+
+
+def test_licenses_all_ok_and_levels_not_asked_for() -> None:
+    report = Report.collect(ok_jobs(1), servers=1, tenants=1)
+    licenses = [("east", (license_of(400), NOW))]
+    output = plugin_output(report, licenses=licenses, expiry=Expiry(dt.timedelta(30), dt.timedelta(7)))
+    assert output.state is HealthState.OK
+    assert output.text.startswith("VB365 OK - 1 job OK on 1 tenant, 1 license OK | ")
+    assert output.text.endswith(" license_days_left_min=400.0;30:;7:;\n")
+    assert plugin_output(report, licenses=licenses) == plugin_output(report)
+    # A server without a license in its API (v1) is not among them: nothing is said of it.
+    assert plugin_output(
+        report, licenses=[], expiry=Expiry(dt.timedelta(30), dt.timedelta(7))
+    ) == plugin_output(report)
+
+
+@pytest.mark.parametrize(
+    ("levels", "state"), [("1000,1", "WARNING"), ("2000d,1000d", "CRITICAL"), ("10,1", "OK")]
+)
+async def test_a_server_s_license_is_checked_with_one_more_request(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    levels: str,
+    state: str,
+) -> None:
+    """The simulator's license expires 30 to 700 days after its epoch, here the check's now."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    sim = simulator(43, now)
+    sim._license = attrs.evolve(sim._license, total=10**6)  # no more users than licensed
+    async with served("east", sim) as east_server:
+        targets = targets_of(tmp_path, east_server)
+        before = sum(sim.stats.by_endpoint.values())
+        plain_check = await check(capsys, targets)
+        plain_requests = sum(sim.stats.by_endpoint.values()) - before
+        result = await check(capsys, targets, "--license-expiry", levels)
+    assert sum(sim.stats.by_endpoint.values()) - before == 2 * plain_requests + 1
+    lines = result.out.splitlines()
+    license_lines = [line for line in lines if line.startswith(f"{state}: east/license: expires in ")]
+    assert len(license_lines) == (0 if state == "OK" else 1)
+    assert [line for line in lines[1:] if "/license" not in line] == plain_check.out.splitlines()[1:]
+    assert " license_days_left_min=" in lines[0]
+    if state == "OK":
+        assert ", 1 license OK" in lines[0]
+
+
+async def test_a_v1_server_has_no_license_to_judge(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    async with served("east", simulator(43, now, api_versions=("v1", "v8"))) as east_server:
+        targets = targets_of(tmp_path, east_server, api_version='"v1"')
+        plain_check = await check(capsys, targets)
+        result = await check(capsys, targets, "--license-expiry", "30,7")
+    assert result.out == plain_check.out

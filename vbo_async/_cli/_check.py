@@ -101,13 +101,17 @@ organization, or finding no job at all is UNKNOWN, never OK.
 With --repository-free WARN,CRIT each server's repositories too: under CRIT percent free,
 or out of order (v8), CRITICAL; under WARN, or out of sync (v6+), WARNING (perfdata gains
 repositories, repositories_warning, repositories_critical and repository_free_min).
+With --license-expiry WARN,CRIT each server's license (v6+): expired or expiring within
+CRIT CRITICAL; expiring within WARN, or more users than licensed, WARNING (perfdata gains
+license_days_left_min).
 
 \b
 Cost: one sweep. On v6+ a server with 8 or more tenants checked costs a handful of requests
 (its organizations, its jobs, its sessions of the last --max-age), plus one per job whose last
 result or success lies further back (on v6 every job without a success within --max-age);
 fewer tenants cost one request each and one or two per job. v1 cannot list sessions
-server-wide: one request per job. --repository-free: one more request per server.
+server-wide: one request per job. --repository-free, --license-expiry: one more request
+per server each.
 
 \b
 Exit codes (the monitoring plugin convention, not the other commands' codes):
