@@ -2129,3 +2129,22 @@ async def test_a_v1_server_has_no_license_to_judge(
         plain_check = await check(capsys, targets)
         result = await check(capsys, targets, "--license-expiry", "30,7")
     assert result.out == plain_check.out
+
+
+async def test_with_org_only_the_licenses_of_its_servers(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    async with served("east", simulator(43, now)) as east_server, served("west", simulator(44, now)) as west:
+        org = next(iter(east_server.rows.values()))["organization_id"]
+        targets = targets_of(tmp_path, east_server, west)
+        everything = await check(capsys, targets, "--license-expiry", "2000d,1000d")
+        one = await check(capsys, targets, "--org", org, "--license-expiry", "2000d,1000d")
+    assert [line.split(":", 2)[1] for line in everything.out.splitlines() if "/license:" in line] == [
+        " east/license",
+        " west/license",
+    ]
+    assert [line.split(":", 2)[1] for line in one.out.splitlines() if "/license:" in line] == [
+        " east/license"
+    ]

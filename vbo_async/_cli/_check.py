@@ -410,8 +410,9 @@ async def run_check(
     ``policy`` (no job's repository or proxy is fetched); with ``free`` each server's backup
     repositories (`FreeSpace`) too, with ``expiry`` each server's license (`Expiry`).
     ``wanted`` restricts the check to those organizations (ids or names) on whichever server
-    has them, and the repositories to those their jobs use. Whatever has not answered within
-    ``give_up_after`` is UNKNOWN; a bad targets file or a missing password is a `CLIError`.
+    has them, the repositories to those their jobs use and the licenses to their servers'.
+    Whatever has not answered within ``give_up_after`` is UNKNOWN; a bad targets file or a
+    missing password is a `CLIError`.
     """
     swept, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency, free, expiry)
     return plugin_output(
@@ -419,7 +420,7 @@ async def run_check(
         not_found=not_found,
         repositories=swept.repository_findings(only_used=bool(wanted)) if free is not None else (),
         free=free,
-        licenses=swept.license_findings() if expiry is not None else (),
+        licenses=swept.license_findings(only_checked=bool(wanted)) if expiry is not None else (),
         expiry=expiry,
     )
 

@@ -463,13 +463,23 @@ class Swept:
             late += f" within {format_duration(self.give_up_after)}"
         return late
 
-    def license_findings(self) -> list[tuple[str, tuple[License, dt.datetime] | str]]:
+    def _by_server(self) -> Iterator[tuple[int, PollResult]]:
+        """Each result read, with its server's position."""
+        numbers = {id(server.client): number for number, server in enumerate(self.servers)}
+        for result in self.results:
+            yield numbers[id(result.target.client)], result
+
+    def license_findings(
+        self, *, only_checked: bool = False
+    ) -> list[tuple[str, tuple[License, dt.datetime] | str]]:
         """Per server whose tenants were listed and whose API has a license (v6+), in order:
         its label and its license with the time it was read, or why it could not be read. Only
-        with `sweep_servers`'s ``license``."""
+        with `sweep_servers`'s ``license``. ``only_checked`` leaves out a server none of whose
+        tenants was read (a check of some tenants, on another server)."""
+        checked = {number for number, _ in self._by_server()} if only_checked else None
         found: list[tuple[str, tuple[License, dt.datetime] | str]] = []
         for number, server in enumerate(self.servers):
-            if number in self.listed:
+            if number in self.listed and (checked is None or number in checked):
                 read = self.licenses.get(number, self._late())
                 if read is not None:
                     found.append((server.target.label, read))
@@ -488,9 +498,8 @@ class Swept:
         late = self._late()
         used: dict[int, set[str]] = {}
         if only_used:
-            numbers = {id(server.client): number for number, server in enumerate(self.servers)}
-            for result in self.results:
-                ids = used.setdefault(numbers[id(result.target.client)], set())
+            for number, result in self._by_server():
+                ids = used.setdefault(number, set())
                 ids.update(job.repository_id.casefold() for job in result.jobs if job.repository_id)
         found: list[tuple[str, list[BackupRepository] | str]] = []
         for number, server in enumerate(self.servers):
