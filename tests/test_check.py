@@ -2148,3 +2148,29 @@ async def test_with_org_only_the_licenses_of_its_servers(
     assert [line.split(":", 2)[1] for line in one.out.splitlines() if "/license:" in line] == [
         " east/license"
     ]
+
+
+def test_repository_text_from_servers_is_made_plain_and_bounded() -> None:
+    """A repository's name and out-of-order reason come from the server: made plain, cut, and
+    a thousand of them keep the output within what a monitoring system reads."""
+    forged = repository(
+        "Repo\nCRITICAL: forged|x",
+        5 * GIB,
+        is_out_of_order=True,
+        out_of_order_reason="\x1b[31mgone\x1b[0m" + "y" * 5000,
+    )
+    stores = [forged, *(repository(f"S{n:04d} " + "z" * 300, 1 * GIB) for n in range(1000))]
+    output = plugin_output(
+        Report.collect(ok_jobs(1), servers=1, tenants=1), repositories=[("east", stores)], free=LEVELS
+    )
+    lines = output.text.splitlines()
+    assert output.text.count("|") == 1
+    assert_plain(output.text)
+    forged_lines = [line for line in lines[1:] if "forged" in line]
+    assert len(forged_lines) == 1  # kept: the worst lines come first, then by name
+    assert forged_lines[0].startswith(
+        "CRITICAL: east/repository Repo CRITICAL: forged/x: out of order ([31mgone"
+    )
+    assert len(output.text.encode()) <= OUTPUT_BYTES
+    assert lines[-1].endswith("CRITICAL lines left out")
+    assert all(len(line) <= LINE_CHARS for line in lines[1:])
