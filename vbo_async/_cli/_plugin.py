@@ -270,7 +270,8 @@ class _Finding:
     brief: str
     """How the first line names it: ``contoso/Mail daily (failed 2 days ago)``."""
     kind: str = "job"
-    """What it judges: ``job``, ``repository`` or ``other`` (a server, a tenant, an ``--org``)."""
+    """What it judges: ``job``, ``repository``, ``license`` or ``other`` (a server, a tenant, an
+    ``--org``, a server's repositories or license that could not be read)."""
 
     @property
     def key(self) -> tuple[int, tuple[str, ...]]:
@@ -529,7 +530,7 @@ def plugin_output(
     if free is not None:
         stores = sum(finding.kind == "repository" for finding in judged_repositories)
         said = _counted(problems, "repository", stores, ("critical", "warning", "unknown"))
-        parts += said or [f"{plural(stores, 'repository')} OK"]
+        parts += said or ([f"{plural(stores, 'repository')} OK"] if stores else [])
     if expiry is not None:
         judged = sum(finding.kind == "license" for finding in judged_licenses)
         said = _counted(problems, "license", judged, ("critical", "warning", "unknown"))
