@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+L = TypeVar("L")
 
 HELD_CHARS = 4000
 """The most characters of warnings ``check`` holds back from stderr while it runs (whole
@@ -152,26 +153,27 @@ def seconds_or_duration(
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
-def expiry_levels(ctx: click.Context, param: click.Parameter, value: str | None) -> Expiry | None:
-    """The option callback of ``--license-expiry``: `parse_expiry`, a bad value being a usage
-    error; not given, None (licenses are not judged)."""
-    if value is None:
-        return None
-    try:
-        return parse_expiry(value)
-    except DurationError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+def _levels(
+    parse: Callable[[str], L], refused: type[ValueError]
+) -> Callable[[click.Context, click.Parameter, str | None], L | None]:
+    """The option callback of a WARN,CRIT option: ``parse``, a value it refuses (raising
+    ``refused``) being a usage error; not given, None (that check is not made)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> L | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except refused as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return callback
 
 
-def free_space(ctx: click.Context, param: click.Parameter, value: str | None) -> FreeSpace | None:
-    """The option callback of ``--repository-free``: `parse_free_space`, a bad value being a
-    usage error; not given, None (repositories are not judged)."""
-    if value is None:
-        return None
-    try:
-        return parse_free_space(value)
-    except FreeSpaceError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+expiry_levels = _levels(parse_expiry, DurationError)
+"""The option callback of ``--license-expiry`` (`parse_expiry`)."""
+free_space = _levels(parse_free_space, FreeSpaceError)
+"""The option callback of ``--repository-free`` (`parse_free_space`)."""
 
 
 def not_blank(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...]) -> Any:

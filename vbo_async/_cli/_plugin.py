@@ -27,8 +27,10 @@ whole output is bounded (`OUTPUT_BYTES`), keeping the worst lines.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import attrs
 
@@ -60,6 +62,9 @@ __all__ = [
     "plain",
     "plugin_output",
 ]
+
+T = TypeVar("T", float, dt.timedelta)
+R = TypeVar("R")
 
 PLUGIN_CODES = ExitCodes(ok=0, unreadable=3, usage=3, interrupted=3, terminated=3)
 """The exit codes of ``check`` for outcomes that are not a verdict: a usage error, what could
@@ -325,6 +330,21 @@ def _not_found_finding(missing: NotFound) -> _Finding:
     return _Finding(HealthState.UNKNOWN, (path,), plain(missing.message), f"{path} (not found)", "other")
 
 
+def _below(value: T, critical: T, warning: T) -> HealthState:
+    """CRITICAL below the ``critical`` level, WARNING below the ``warning`` level, else OK."""
+    if value < critical:
+        return HealthState.CRITICAL
+    return HealthState.WARNING if value < warning else HealthState.OK
+
+
+def _verdict(judged: Sequence[tuple[HealthState, str]], otherwise: str) -> tuple[HealthState, str]:
+    """The most severe of what was ``judged`` and the reasons of that severity or worse (all of
+    them when OK; ``otherwise`` when nothing was judged)."""
+    state = max((state for state, _ in judged), key=lambda s: s.severity, default=HealthState.OK)
+    kept = [text for found, text in judged if found is not HealthState.OK or state is HealthState.OK]
+    return state, "; ".join(kept) or otherwise
+
+
 def _gib(size: int) -> str:
     return f"{size / 2**30:,.1f} GiB"
 
@@ -340,20 +360,10 @@ def _repository_finding(server: str, repository: BackupRepository, free: FreeSpa
     percent = free_percent(repository)
     if percent is not None:
         sizes = f"{_gib(repository.free_space or 0)} of {_gib(repository.capacity or 0)}"
-        space = f"{percent:.1f}% free ({sizes})"
-        if percent < free.critical:
-            judged.append((HealthState.CRITICAL, space))
-        elif percent < free.warning:
-            judged.append((HealthState.WARNING, space))
-        else:
-            judged.append((HealthState.OK, space))
+        judged.append((_below(percent, free.critical, free.warning), f"{percent:.1f}% free ({sizes})"))
     if repository.is_out_of_sync:
         judged.append((HealthState.WARNING, "out of sync"))
-    state = max((state for state, _ in judged), key=lambda s: s.severity, default=HealthState.OK)
-    reason = "; ".join(
-        text for judged_state, text in judged if judged_state is not HealthState.OK or state is HealthState.OK
-    )
-    reason = reason or "no capacity reported"
+    state, reason = _verdict(judged, "no capacity reported")
     return _Finding(
         state, (server, f"repository {name}"), reason, f"{server}/{name} ({reason})", "repository"
     )
@@ -396,21 +406,11 @@ def _license_finding(server: str, license: License, now: dt.datetime, expiry: Ex
         judged.append((HealthState.CRITICAL, "expired" + (f", its date{date} still ahead" if date else "")))
     elif expires is not None:
         left = expires - now
-        said = f"expires in {_span(left)}{date}"
-        if left < expiry.critical:
-            judged.append((HealthState.CRITICAL, said))
-        elif left < expiry.warning:
-            judged.append((HealthState.WARNING, said))
-        else:
-            judged.append((HealthState.OK, said))
+        judged.append((_below(left, expiry.critical, expiry.warning), f"expires in {_span(left)}{date}"))
     used, total = license.used_number, license.total_number
     if used is not None and total is not None and used > total:
         judged.append((HealthState.WARNING, f"{used:,} users use a license, {total:,} licensed"))
-    state = max((state for state, _ in judged), key=lambda s: s.severity, default=HealthState.OK)
-    kept = [
-        text for judged_state, text in judged if judged_state is not HealthState.OK or state is HealthState.OK
-    ]
-    reason = "; ".join(kept) or "valid, no expiry date"
+    state, reason = _verdict(judged, "valid, no expiry date")
     return _Finding(state, (server, "license"), reason, f"{server} license ({reason})", "license")
 
 
@@ -429,6 +429,26 @@ def perfdata(report: Report) -> str:
         "tenants_unreadable": len(report.errors) - down,
     }
     return " ".join(f"{label}={value};;;0" for label, value in values.items())
+
+
+def _per_server(
+    reads: Sequence[tuple[str, R | str]], what: str, judge: Callable[[str, R], list[_Finding]]
+) -> list[_Finding]:
+    """Per server (its label and what was read, or why ``what`` could not be read): what
+    ``judge`` finds in it, or an UNKNOWN finding."""
+    found: list[_Finding] = []
+    for server, read in reads:
+        label = _named(server)
+        found += [_unread_finding(label, what, read)] if isinstance(read, str) else judge(label, read)
+    return found
+
+
+def _stores(server: str, repositories: Sequence[BackupRepository], *, free: FreeSpace) -> list[_Finding]:
+    return [_repository_finding(server, repository, free) for repository in repositories]
+
+
+def _license(server: str, read: tuple[License, dt.datetime], *, expiry: Expiry) -> list[_Finding]:
+    return [_license_finding(server, *read, expiry)]
 
 
 def _repository_perfdata(
@@ -492,20 +512,10 @@ def plugin_output(
     read; a server whose API has no license, v1, is not among them)."""
     judged_repositories: list[_Finding] = []
     if free is not None:
-        for server, found in repositories:
-            label = _named(server)
-            if isinstance(found, str):
-                judged_repositories.append(_unread_finding(label, "repositories", found))
-            else:
-                judged_repositories += [_repository_finding(label, repository, free) for repository in found]
+        judged_repositories = _per_server(repositories, "repositories", functools.partial(_stores, free=free))
     judged_licenses: list[_Finding] = []
     if expiry is not None:
-        for server, read in licenses:
-            label = _named(server)
-            if isinstance(read, str):
-                judged_licenses.append(_unread_finding(label, "license", read))
-            else:
-                judged_licenses.append(_license_finding(label, *read, expiry))
+        judged_licenses = _per_server(licenses, "license", functools.partial(_license, expiry=expiry))
     findings = sorted(
         [
             *(_job_finding(row) for row in report.jobs),
