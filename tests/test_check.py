@@ -41,6 +41,9 @@ from vbo_async import (
     HealthState,
     License,
     LicenseStatus,
+    MaintenanceModeState,
+    Proxy,
+    ProxyStatus,
     RetryPolicy,
     TransportError,
     VBOClient,
@@ -71,7 +74,7 @@ from vbo_async._cli._plugin import (
 )
 from vbo_async._cli._report import Report, Row
 from vbo_async._cli._threads import MAX_THREADS, DaemonThreads, NoThread, run_unheld, unheld
-from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+from vbo_async.simulator import SimulatedError, Simulator, SimulatorConfig, create_app
 
 from .conftest import as_asgi, closed_port, serve, throttling_app
 from .test_cli import (
@@ -2174,3 +2177,70 @@ def test_repository_text_from_servers_is_made_plain_and_bounded() -> None:
     assert len(output.text.encode()) <= OUTPUT_BYTES
     assert lines[-1].endswith("CRITICAL lines left out")
     assert all(len(line) <= LINE_CHARS for line in lines[1:])
+
+
+# --- --proxies: each server's backup proxies judged beside its jobs ---------------------------------
+
+
+def proxy(name: str, status: str | None, maintenance: str | None = None) -> Proxy:
+    return Proxy(
+        id=f"id-{name}",
+        host_name=name,
+        status=None if status is None else ProxyStatus(status),
+        maintenance_mode_state=None if maintenance is None else MaintenanceModeState(maintenance),
+    )
+
+
+def test_proxies_are_judged_beside_the_jobs() -> None:
+    hosts = [
+        proxy("up", "Online"),
+        proxy("down", "Offline"),
+        proxy("serviced", "Offline", "Enabled"),
+        proxy("odd", "Degraded\x1b[31m"),
+        proxy("silent", None),
+    ]
+    output = plugin_output(
+        Report.collect(ok_jobs(1), servers=2, tenants=1),
+        proxies=[("east", hosts), ("west", "cannot connect")],
+    )
+    assert output.state is HealthState.CRITICAL
+    lines = output.text.splitlines()
+    assert lines[1:] == [
+        "CRITICAL: east/proxy down: offline",
+        "WARNING: east/proxy serviced: offline, in maintenance mode",
+        "UNKNOWN: east/proxy odd: status Degraded [31m",
+        "UNKNOWN: west/proxies: cannot connect",
+    ]
+    text, perf = lines[0].split(" | ")
+    assert text.startswith(
+        "VB365 CRITICAL - 1 job OK on 1 tenant of 2 servers, 1 of 5 proxies offline, 1 warning, 1 unknown; "
+        "the proxies of 1 server unreadable: "
+    )
+    assert perf.endswith(" proxies=5;;;0 proxies_not_ok=3;;;0")
+    assert_plain(output.text)
+    online = plugin_output(Report.collect(ok_jobs(1), servers=1, tenants=1), proxies=[("east", hosts[:1])])
+    assert online.text.startswith("VB365 OK - 1 job OK on 1 tenant, 1 proxy online | ")
+    report = Report.collect(ok_jobs(1), servers=1, tenants=1)
+    assert plugin_output(report, proxies=None) == plugin_output(report)
+
+
+async def test_a_server_s_proxies_are_checked_with_one_more_request(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = east.simulator
+    first, *_ = sorted(sim._proxies.values(), key=lambda p: p.host_name)
+    sim.set_proxy_status(first.id, "Offline")
+    targets = targets_of(tmp_path, east)
+    before = sum(sim.stats.by_endpoint.values())
+    plain_check = await check(capsys, targets)
+    plain_requests = sum(sim.stats.by_endpoint.values()) - before
+    result = await check(capsys, targets, "--proxies")
+    assert sum(sim.stats.by_endpoint.values()) - before == 2 * plain_requests + 1
+    lines = result.out.splitlines()
+    assert f"CRITICAL: east/proxy {first.host_name}: offline" in lines
+    assert [line for line in lines[1:] if "/proxy " not in line] == plain_check.out.splitlines()[1:]
+    assert f", 1 of {len(sim._proxies)} proxies offline" in lines[0]
+    assert lines[0].endswith(f" proxies={len(sim._proxies)};;;0 proxies_not_ok=1;;;0")
+    with pytest.raises(SimulatedError):
+        sim.set_proxy_status("no-such-proxy", "Online")

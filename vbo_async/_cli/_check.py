@@ -104,15 +104,16 @@ or out of order (v8), CRITICAL; under WARN, or out of sync (v6+), WARNING (perfd
 repositories, repositories_warning, repositories_critical and repository_free_min).
 With --license-expiry WARN,CRIT each server's license (v6+): expired or expiring within
 CRIT CRITICAL; expiring within WARN, or more users than licensed, WARNING (perfdata gains
-license_days_left_min).
+license_days_left_min). With --proxies each server's proxies: offline CRITICAL, offline in
+maintenance mode WARNING (perfdata gains proxies and proxies_not_ok).
 
 \b
 Cost: one sweep. On v6+ a server with 8 or more tenants checked costs a handful of requests
 (its organizations, its jobs, its sessions of the last --max-age), plus one per job whose last
 result or success lies further back (on v6 every job without a success within --max-age);
 fewer tenants cost one request each and one or two per job. v1 cannot list sessions
-server-wide: one request per job. --repository-free, --license-expiry: one more request
-per server each.
+server-wide: one request per job. --repository-free, --license-expiry, --proxies: one more
+request per server each.
 
 \b
 Exit codes (the monitoring plugin convention, not the other commands' codes):
@@ -280,6 +281,13 @@ def write_output(text: str) -> bool:
     "number alone being days, as 30,7 or 30d,7d [default: licenses are not judged].",
 )
 @click.option(
+    "--proxies",
+    "check_proxies",
+    is_flag=True,
+    help="Judge each server's backup proxies too (one more request per server): offline "
+    "CRITICAL, offline in maintenance mode (v8) WARNING [default: proxies are not judged].",
+)
+@click.option(
     "-t",
     "--timeout",
     default="50s",
@@ -304,6 +312,7 @@ def check(
     organizations: tuple[str, ...],
     free: FreeSpace | None,
     expiry: Expiry | None,
+    check_proxies: bool,
     timeout: dt.timedelta,
     concurrency: int,
 ) -> int:
@@ -331,6 +340,7 @@ def check(
                         concurrency=concurrency,
                         free=free,
                         expiry=expiry,
+                        proxies=check_proxies,
                     )
                 )
                 text, code = output.text, output.exit_code
@@ -407,16 +417,19 @@ async def run_check(
     concurrency: int = 16,
     free: FreeSpace | None = None,
     expiry: Expiry | None = None,
+    proxies: bool = False,
 ) -> PluginOutput:
     """Sweep the servers of the targets file at ``path`` once and judge every job under
     ``policy`` (no job's repository or proxy is fetched); with ``free`` each server's backup
-    repositories (`FreeSpace`) too, with ``expiry`` each server's license (`Expiry`).
+    repositories (`FreeSpace`) too, with ``expiry`` each server's license (`Expiry`), with
+    ``proxies`` each server's backup proxies.
     ``wanted`` restricts the check to those organizations (ids or names) on whichever server
-    has them, the repositories to those their jobs use and the licenses to their servers'.
+    has them, the repositories to those their jobs use, the licenses and proxies to their
+    servers'.
     Whatever has not answered within ``give_up_after`` is UNKNOWN; a bad targets file or a
     missing password is a `CLIError`.
     """
-    swept, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency, free, expiry)
+    swept, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency, free, expiry, proxies)
     return plugin_output(
         swept.report(),
         not_found=not_found,
@@ -424,6 +437,7 @@ async def run_check(
         free=free,
         licenses=swept.license_findings(only_checked=bool(wanted)) if expiry is not None else (),
         expiry=expiry,
+        proxies=swept.proxy_findings(only_checked=bool(wanted)) if proxies else None,
     )
 
 
@@ -435,6 +449,7 @@ async def _sweep(
     concurrency: int,
     free: FreeSpace | None,
     expiry: Expiry | None,
+    proxies: bool,
 ) -> tuple[Swept, list[NotFound]]:
     """Each server on its own (`sweep_servers`): list its organizations, keep those ``wanted``,
     judge their jobs. A server that is slow to list holds up only itself; at the deadline,
@@ -463,6 +478,7 @@ async def _sweep(
             choose=choose,
             repositories=free is not None,
             license=expiry is not None,
+            proxies=proxies,
         )
     failures = swept.failures()
     not_found = []

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import httpx
@@ -29,7 +29,7 @@ import httpx
 from .._client import VBOClient
 from .._exceptions import ConfigError, DecodeError, NotFoundError, NotSupportedError, VBOError
 from .._health import HealthPolicy
-from .._models import BackupRepository, License, Organization
+from .._models import BackupRepository, License, Organization, Proxy
 from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import Connection, Source, read_password
 from ._descriptors import logouts_at_once, turns
@@ -456,6 +456,10 @@ class Swept:
     time it was read on the server's clock, why it could not be read, or None when its API
     has none (v1)."""
 
+    proxies: dict[int, list[Proxy] | str] = attrs.Factory(dict)
+    """Per server (by position) whose proxies were asked for and answered: its proxies, or why
+    they could not be read."""
+
     def _late(self) -> str:
         """What a server that had not answered when time was up is said to have done."""
         late = "no answer"
@@ -485,6 +489,18 @@ class Swept:
                     found.append((server.target.label, read))
         return found
 
+    def proxy_findings(self, *, only_checked: bool = False) -> list[tuple[str, list[Proxy] | str]]:
+        """Per server whose tenants were listed, in order: its label and its proxies (each
+        once), or why they could not be read. Only with `sweep_servers`'s ``proxies``.
+        ``only_checked`` as for `license_findings`."""
+        checked = {number for number, _ in self._by_server()} if only_checked else None
+        found: list[tuple[str, list[Proxy] | str]] = []
+        for number, server in enumerate(self.servers):
+            if number in self.listed and (checked is None or number in checked):
+                read = self.proxies.get(number, self._late())
+                found.append((server.target.label, read if isinstance(read, str) else _each_once(read)))
+        return found
+
     def repository_findings(
         self, *, only_used: bool = False
     ) -> list[tuple[str, list[BackupRepository] | str]]:
@@ -507,11 +523,9 @@ class Swept:
                 continue
             repositories = self.repositories.get(number, late)
             if not isinstance(repositories, str):
-                # Each once (a server that repeats one in its listing), and only those used.
-                unique: dict[str, BackupRepository] = {}
-                for repository in repositories:
-                    unique.setdefault(repository.id.casefold(), repository)
-                repositories = [r for key, r in unique.items() if not only_used or key in used[number]]
+                repositories = [
+                    r for r in _each_once(repositories) if not only_used or r.id.casefold() in used[number]
+                ]
             found.append((server.target.label, repositories))
         return found
 
@@ -550,6 +564,23 @@ class Swept:
         )
 
 
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Item = TypeVar("Item", bound=_Identified)
+
+
+def _each_once(items: Iterable[Item]) -> list[Item]:
+    """``items`` with each id once (ignoring case), the first of each: a server may repeat one
+    in its listing."""
+    unique: dict[str, Item] = {}
+    for item in items:
+        unique.setdefault(item.id.casefold(), item)
+    return list(unique.values())
+
+
 async def sweep_servers(
     servers: Sequence[Server],
     *,
@@ -561,6 +592,7 @@ async def sweep_servers(
     progress: Progress | None = None,
     repositories: bool = False,
     license: bool = False,
+    proxies: bool = False,
 ) -> Swept:
     """Each server on its own: list its organizations (`server_targets`, at most ``concurrency``
     servers at once), keep what ``choose`` keeps, then poll those tenants (at most
@@ -573,7 +605,8 @@ async def sweep_servers(
     progress, when given, counts it as failed.
 
     With ``repositories``, each server's backup repositories are read too (one listing, after its
-    tenants: `Swept.repositories`); with ``license``, its license (one request: `Swept.licenses`).
+    tenants: `Swept.repositories`); with ``license``, its license (one request: `Swept.licenses`);
+    with ``proxies``, its backup proxies (one listing: `Swept.proxies`).
     """
     swept = Swept(servers, give_up_after)
     listing = progress.phase("Listing organizations", len(servers)) if progress else Phase(None, None)
@@ -617,6 +650,11 @@ async def sweep_servers(
                 swept.licenses[number] = None
             except VBOError as exc:
                 swept.licenses[number] = str(exc)
+        if proxies:
+            try:
+                swept.proxies[number] = await server.client.proxies()
+            except VBOError as exc:
+                swept.proxies[number] = str(exc)
 
     tasks = [asyncio.create_task(pipeline(number, server)) for number, server in enumerate(servers)]
     try:

@@ -12,7 +12,8 @@ whose number is the exit status::
 
 With ``--license-expiry WARN,CRIT`` each server's license is judged too (`Expiry`, v6+):
 expired, or expiring within CRIT, CRITICAL; expiring within WARN, or more users than licensed,
-WARNING. With ``--repository-free WARN,CRIT`` each server's backup repositories are judged too
+WARNING. With ``--proxies`` each server's backup proxies: offline CRITICAL (WARNING in
+maintenance mode). With ``--repository-free WARN,CRIT`` each server's backup repositories are judged too
 (`FreeSpace`): under WARN percent free WARNING, under CRIT CRITICAL, out of order (v8) CRITICAL,
 out of sync (v6+) WARNING; their lines read ``CRITICAL: east/repository Repo 1: 4.0% free (...)``.
 
@@ -34,9 +35,9 @@ from typing import TypeVar
 
 import attrs
 
-from .._enums import LicenseStatus
+from .._enums import LicenseStatus, MaintenanceModeState, ProxyStatus
 from .._health import HealthState
-from .._models import BackupRepository, License
+from .._models import BackupRepository, License, Proxy
 from ._exit import ExitCodes
 from ._report import HEALTH_ORDER, Report, Row, plural
 
@@ -275,8 +276,8 @@ class _Finding:
     brief: str
     """How the first line names it: ``contoso/Mail daily (failed 2 days ago)``."""
     kind: str = "job"
-    """What it judges: ``job``, ``repository``, ``license`` or ``other`` (a server, a tenant, an
-    ``--org``, a server's repositories or license that could not be read)."""
+    """What it judges: ``job``, ``repository``, ``license``, ``proxy`` or ``other`` (a server, a
+    tenant, an ``--org``, a server's repositories, license or proxies that could not be read)."""
 
     @property
     def key(self) -> tuple[int, tuple[str, ...]]:
@@ -451,6 +452,32 @@ def _license(server: str, read: tuple[License, dt.datetime], *, expiry: Expiry) 
     return [_license_finding(server, *read, expiry)]
 
 
+def _proxy_finding(server: str, proxy: Proxy) -> _Finding:
+    """A backup proxy: offline CRITICAL, or WARNING while in maintenance mode (v8: taken out of
+    service on purpose); a status this client does not know UNKNOWN; online, or no status
+    reported, OK."""
+    name = _named(proxy.host_name, proxy.fqdn, proxy.id)
+    maintenance = proxy.maintenance_mode_state in (
+        MaintenanceModeState.ENABLED,
+        MaintenanceModeState.ENABLING,
+    )
+    status = proxy.status
+    if status is None:
+        state, reason = HealthState.OK, "no status reported"
+    elif status == ProxyStatus.OFFLINE:
+        state = HealthState.WARNING if maintenance else HealthState.CRITICAL
+        reason = "offline" + (", in maintenance mode" if maintenance else "")
+    elif status == ProxyStatus.ONLINE:
+        state, reason = HealthState.OK, "online"
+    else:
+        state, reason = HealthState.UNKNOWN, f"status {_cut(plain(status.value), NAME_CHARS)}"
+    return _Finding(state, (server, f"proxy {name}"), reason, f"{server}/{name} ({reason})", "proxy")
+
+
+def _proxies(server: str, proxies: Sequence[Proxy]) -> list[_Finding]:
+    return [_proxy_finding(server, proxy) for proxy in proxies]
+
+
 def _repository_perfdata(
     findings: Sequence[_Finding],
     repositories: Sequence[tuple[str, Sequence[BackupRepository] | str]],
@@ -503,19 +530,22 @@ def plugin_output(
     free: FreeSpace | None = None,
     licenses: Sequence[tuple[str, tuple[License, dt.datetime] | str]] = (),
     expiry: Expiry | None = None,
+    proxies: Sequence[tuple[str, Sequence[Proxy] | str]] | None = None,
 ) -> PluginOutput:
     """The verdict on ``report``: a first line (state, counts, the worst few findings, then the
     performance data after ``|``) and one line per finding that is not OK, worst first. With
     ``free``, the ``repositories`` of each server (its label and its repositories, or why they
     could not be read) are judged too; with ``expiry``, the ``licenses`` (per server its label
     and its license with the time it was read on the server's clock, or why it could not be
-    read; a server whose API has no license, v1, is not among them)."""
+    read; a server whose API has no license, v1, is not among them); with ``proxies`` (not
+    None), each server's backup proxies, or why they could not be read."""
     judged_repositories: list[_Finding] = []
     if free is not None:
         judged_repositories = _per_server(repositories, "repositories", functools.partial(_stores, free=free))
     judged_licenses: list[_Finding] = []
     if expiry is not None:
         judged_licenses = _per_server(licenses, "license", functools.partial(_license, expiry=expiry))
+    judged_proxies = _per_server(proxies, "proxies", _proxies) if proxies is not None else []
     findings = sorted(
         [
             *(_job_finding(row) for row in report.jobs),
@@ -523,6 +553,7 @@ def plugin_output(
             *(_not_found_finding(missing) for missing in not_found),
             *judged_repositories,
             *judged_licenses,
+            *judged_proxies,
         ],
         key=lambda finding: finding.key,
     )
@@ -545,6 +576,10 @@ def plugin_output(
         judged = sum(finding.kind == "license" for finding in judged_licenses)
         said = _counted(problems, "license", judged, ("critical", "warning", "unknown"))
         parts += said or ([f"{plural(judged, 'license')} OK"] if judged else [])
+    if proxies is not None:
+        hosts = sum(finding.kind == "proxy" for finding in judged_proxies)
+        said = _counted(problems, "proxy", hosts, ("offline", "warning", "unknown"))
+        parts += said or ([f"{plural(hosts, 'proxy')} online"] if hosts else [])
     failures = report.failures()
     unread = sum(isinstance(found, str) for _, found in repositories) if free is not None else 0
     if unread:
@@ -552,6 +587,9 @@ def plugin_output(
     unread = sum(isinstance(found, str) for _, found in licenses) if expiry is not None else 0
     if unread:
         failures.append(f"the license of {plural(unread, 'server')} unreadable")
+    unread = sum(isinstance(found, str) for _, found in proxies or ())
+    if unread:
+        failures.append(f"the proxies of {plural(unread, 'server')} unreadable")
     if not_found:
         failures.append(plural(len(not_found), "organization") + " not found")
     summary = ", ".join(parts) + ("; " + ", ".join(failures) if failures else "")
@@ -563,6 +601,12 @@ def plugin_output(
         data += " " + _repository_perfdata(judged_repositories, repositories, free)
     if expiry is not None:
         data += _license_perfdata(licenses, expiry)
+    if proxies is not None:
+        offline = sum(
+            finding.state is not HealthState.OK and finding.kind == "proxy" for finding in judged_proxies
+        )
+        hosts = sum(finding.kind == "proxy" for finding in judged_proxies)
+        data += f" proxies={hosts};;;0 proxies_not_ok={offline};;;0"
     first = f"VB365 {state.name} - {_cut(summary, SUMMARY_CHARS)} | {data}"
     states = [finding.state for finding in problems]
     return PluginOutput(

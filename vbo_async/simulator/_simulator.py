@@ -375,6 +375,16 @@ class Simulator:
             )
         repository.free_space = free_space
 
+    def set_proxy_status(self, proxy_id: str, status: str, *, maintenance: str | None = None) -> None:
+        """Set a backup proxy's ``status`` (``Online``, ``Offline``, or whatever a server may
+        say) and, given, its v8 ``maintenanceModeState`` (``Disabled``, ``Enabling``, ``Enabled``)."""
+        proxy = self._proxies.get(proxy_id.lower())
+        if proxy is None:
+            raise SimulatedError.not_found("Proxy", proxy_id)
+        proxy.status = status
+        if maintenance is not None:
+            proxy.maintenance = maintenance
+
     def set_retries(self, job_id: str, number: int) -> None:
         """Change a job's schedule: how many times a failed run is retried."""
         job = self._job(job_id)
