@@ -1532,6 +1532,10 @@ def test_help_documents_the_plugin_exit_codes_and_output(capsys: pytest.CaptureF
         "--timeout DURATION",
         "v1 cannot list sessions server-wide: one request per job",
         "servers_down and tenants_unreadable",
+        "--repository-free WARN,CRIT",
+        "--license-expiry WARN,CRIT",
+        "--proxies Judge each server's backup proxies too",
+        "--repository-free, --license-expiry, --proxies: one more request per server each",
     ):
         assert phrase in text, phrase
     top = run(capsys, "--help")

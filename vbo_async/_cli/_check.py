@@ -117,9 +117,9 @@ request per server each.
 
 \b
 Exit codes (the monitoring plugin convention, not the other commands' codes):
-  0  OK        every job is OK
-  1  WARNING   a job is WARNING, none CRITICAL
-  2  CRITICAL  a job is CRITICAL
+  0  OK        every job is OK (and each repository, license, proxy asked for)
+  1  WARNING   a job (repository, license, proxy) is WARNING, none CRITICAL
+  2  CRITICAL  a job (repository, license, proxy) is CRITICAL
   3  UNKNOWN   nothing worse, but something could not be read or found; also a usage
                error (bad option or duration, bad targets file, no password), an
                internal error or an interruption
