@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -2248,3 +2248,102 @@ async def test_a_server_s_proxies_are_checked_with_one_more_request(
     assert lines[0].endswith(f" proxies={len(sim._proxies)};;;0 proxies_not_ok=1;;;0")
     with pytest.raises(SimulatedError):
         sim.set_proxy_status("no-such-proxy", "Online")
+
+
+_SERVER_TEXT = st.text(
+    st.characters(categories=("L", "N", "P", "S", "Cc"))
+    | st.sampled_from([" ", "\u2028", "\u202e", "|", "\x1b", "["]),
+    max_size=40,
+)
+"""What a server may put into a name, a reason or an error: letters to escape sequences, line
+breaks, bidirectional controls and ``|``."""
+_SIZES = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63))
+
+
+@st.composite
+def _stores_read(draw: st.DrawFn) -> Sequence[BackupRepository] | str:
+    if draw(st.booleans()) and draw(st.booleans()):
+        return draw(_SERVER_TEXT)  # why they could not be read
+    return [
+        BackupRepository(
+            id=draw(_SERVER_TEXT),
+            name=draw(st.none() | _SERVER_TEXT),
+            capacity=draw(_SIZES),
+            free_space=draw(_SIZES),
+            is_out_of_order=draw(st.none() | st.booleans()),
+            out_of_order_reason=draw(st.none() | _SERVER_TEXT),
+            is_out_of_sync=draw(st.none() | st.booleans()),
+        )
+        for _ in range(draw(st.integers(0, 6)))
+    ]
+
+
+@st.composite
+def _license_read(draw: st.DrawFn) -> tuple[License, dt.datetime] | str:
+    if draw(st.booleans()) and draw(st.booleans()):
+        return draw(_SERVER_TEXT)
+    stamp = st.none() | st.datetimes(timezones=st.just(dt.UTC))
+    read = License(
+        status=draw(
+            st.none() | st.sampled_from([LicenseStatus.VALID, LicenseStatus.EXPIRED, LicenseStatus("Odd")])
+        ),
+        license_expires=draw(stamp),
+        grace_period_expires=draw(stamp),
+        total_number=draw(st.none() | st.integers(-5, 10**9)),
+        used_number=draw(st.none() | st.integers(-5, 10**9)),
+    )
+    return read, draw(st.datetimes(timezones=st.just(dt.UTC)))
+
+
+@st.composite
+def _proxies_read(draw: st.DrawFn) -> Sequence[Proxy] | str:
+    if draw(st.booleans()) and draw(st.booleans()):
+        return draw(_SERVER_TEXT)
+    statuses = st.none() | st.sampled_from(["Online", "Offline"]) | _SERVER_TEXT.filter(bool)
+    return [
+        Proxy(
+            id=draw(_SERVER_TEXT),
+            host_name=draw(st.none() | _SERVER_TEXT),
+            status=None if (status := draw(statuses)) is None else ProxyStatus(status),
+            maintenance_mode_state=draw(st.none() | st.sampled_from(list(MaintenanceModeState))),
+        )
+        for _ in range(draw(st.integers(0, 6)))
+    ]
+
+
+@given(
+    st.lists(st.tuples(_SERVER_TEXT, _stores_read()), max_size=3),
+    st.lists(st.tuples(_SERVER_TEXT, _license_read()), max_size=3),
+    st.lists(st.tuples(_SERVER_TEXT, _proxies_read()), max_size=3),
+    st.tuples(st.floats(0, 100), st.floats(0, 100)).map(sorted),
+    st.tuples(st.integers(1, 400), st.integers(1, 400)).map(sorted),
+)
+def test_whatever_servers_say_of_their_storage_license_and_proxies_the_output_holds(
+    stores: list[tuple[str, Sequence[BackupRepository] | str]],
+    licenses: list[tuple[str, tuple[License, dt.datetime] | str]],
+    hosts: list[tuple[str, Sequence[Proxy] | str]],
+    free_levels: list[float],
+    expiry_days: list[int],
+) -> None:
+    """Anything a server sends (names, sizes, dates, statuses, errors) gives a plugin output: one
+    status line whose state is the worst line's, one ``|``, plain text, within the bounds."""
+    output = plugin_output(
+        Report.collect(ok_jobs(1), servers=1, tenants=1),
+        repositories=stores,
+        free=FreeSpace(free_levels[1], free_levels[0]),
+        licenses=licenses,
+        expiry=Expiry(dt.timedelta(days=expiry_days[1]), dt.timedelta(days=expiry_days[0])),
+        proxies=hosts,
+    )
+    lines = output.text.splitlines()
+    assert output.text.endswith("\n")
+    assert output.text.count("|") == 1
+    assert_plain(output.text)
+    assert len(output.text.encode("utf-8", "replace")) <= OUTPUT_BYTES
+    assert lines[0].startswith(f"VB365 {output.state.name} - ")
+    named = {line.split(":", 1)[0] for line in lines[1:] if not line.startswith("... ")}
+    assert named <= {"CRITICAL", "WARNING", "UNKNOWN"}
+    worst = max(
+        (HealthState[name] for name in named), key=lambda state: state.severity, default=HealthState.OK
+    )
+    assert output.state is worst
