@@ -256,6 +256,10 @@ tests:
         values: '0x60'
       - series: 'veeam_vb365_repository_out_of_order{{{r2}}}'
         values: '1x60'
+      - series: 'veeam_vb365_proxy_up{{server="east",proxy_id="p1",proxy_name="up.local"}}'
+        values: '1x60'
+      - series: 'veeam_vb365_proxy_up{{server="east",proxy_id="p2",proxy_name="down.local"}}'
+        values: '0x60'
       - series: 'veeam_vb365_license_expiration_timestamp_seconds{{server="east"}}'
         values: '1728000x120'
       - series: 'veeam_vb365_up{{server="down"}}'
@@ -305,6 +309,14 @@ tests:
           - exp_labels: {{severity: critical, server: east, repository_id: 2, repository_name: R 2}}
             exp_annotations:
               summary: Repository R 2 on east is out of order
+      - eval_time: 10m
+        alertname: VB365ProxyOffline
+      - eval_time: 20m
+        alertname: VB365ProxyOffline
+        exp_alerts:
+          - exp_labels: {{severity: critical, server: east, proxy_id: p2, proxy_name: down.local}}
+            exp_annotations:
+              summary: Proxy down.local on east is offline
       - eval_time: 90m
         alertname: VB365LicenseExpiresSoon
         exp_alerts:
