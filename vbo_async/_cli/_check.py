@@ -1,5 +1,5 @@
-"""``vbo-async check``: the backup jobs' health (and, asked for, the repositories') as a
-Nagios/Icinga/Checkmk plugin.
+"""``vbo-async check``: the backup jobs' health (and, asked for, the servers' repositories,
+licenses and proxies) as a Nagios/Icinga/Checkmk plugin.
 
 The click options and callback (registered in `_app` with the plugin's own `ExitCodes` and
 error output), and which organizations its sweep keeps (the sweep itself, every server on its
