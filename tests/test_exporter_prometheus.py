@@ -183,7 +183,7 @@ def test_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
                 check_values(api, counted, jobs, east)
                 api.wait("count(ALERTS{alertname='VB365ServerDown'})", lambda rows: len(rows) == 1)
                 rules = api.http.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]
-                assert len(rules) == ALERTS == 8
+                assert len(rules) == ALERTS == 9
                 assert {rule["health"] for rule in rules} <= {"ok", "unknown"}, rules
             exporter.send_signal(signal.SIGTERM)
             assert exporter.wait(timeout=HANG_GUARD) == 0
