@@ -10,6 +10,8 @@ import warnings
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from vbo_async import ClientStateError
 from vbo_async._flights import Flights
@@ -477,3 +479,81 @@ async def test_a_load_that_raises_when_handed_on_fails_the_followers_not_the_lea
     with pytest.raises(Boom):
         await follower
     assert flights._flights == {}
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.just(("join", 0)),
+        st.tuples(st.just("cancel"), st.integers(0, 7)),
+        st.just(("step", 0)),
+        st.just(("release", 0)),
+        st.just(("close", 0)),
+    ),
+    max_size=14,
+)
+
+
+@given(_STEPS, st.booleans())
+@example([("join", 0), ("join", 0), ("step", 0), ("cancel", 0)], True)  # the leader: handed on
+@example([("join", 0), ("join", 0), ("step", 0), ("close", 0), ("join", 0)], True)  # closed under it
+@example([("join", 0), ("join", 0), ("step", 0), ("cancel", 0), ("close", 0)], True)  # both
+@settings(deadline=None, max_examples=300)
+def test_any_schedule_of_callers_cancellations_and_closing_keeps_the_promises(
+    steps: list[tuple[str, int]], lead: bool
+) -> None:
+    """Whatever callers arrive, are cancelled, are answered or closed in whatever order: a caller
+    not cancelled gets an answer of the work or `ClientStateError` (never a bare cancellation),
+    one cancelled is cancelled (or had its answer), the work starts at most once per caller, and
+    nothing is left running or listed."""
+
+    async def scenario() -> None:
+        flights = Flights("closed", lead=lead)
+        releases: list[asyncio.Event] = []
+        starts = 0
+
+        async def load() -> str:
+            nonlocal starts
+            starts += 1
+            release = asyncio.Event()
+            releases.append(release)
+            await release.wait()
+            return f"run {starts}"
+
+        before = asyncio.all_tasks()
+        callers: list[asyncio.Task[str]] = []
+        cancelled: set[int] = set()
+        for step, number in steps:
+            if step == "join":
+                callers.append(asyncio.create_task(flights.run("k", load)))
+            elif step == "cancel" and callers:
+                index = number % len(callers)
+                if not callers[index].done():
+                    callers[index].cancel()
+                    cancelled.add(index)
+            elif step == "step":
+                await asyncio.sleep(0)
+            elif step == "release":
+                for release in releases:
+                    release.set()
+                await asyncio.sleep(0)
+            elif step == "close":
+                await flights.cancel_all()
+        for _ in range(50):  # answer whatever is still waiting, until everything has ended
+            for release in releases:
+                release.set()
+            if all(caller.done() for caller in callers):
+                break
+            await asyncio.sleep(0)
+        assert all(caller.done() for caller in callers)  # none left waiting for ever
+        outcomes = await asyncio.gather(*callers, return_exceptions=True)
+        for index, outcome in enumerate(outcomes):
+            if index in cancelled:
+                assert isinstance(outcome, asyncio.CancelledError | str | ClientStateError), outcome
+            else:
+                assert isinstance(outcome, str | ClientStateError), outcome
+        assert starts <= len(callers)
+        await settled(before)
+        assert flights._flights == {}
+        assert flights._detached == set()
+
+    asyncio.run(scenario())
