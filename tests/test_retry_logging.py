@@ -99,22 +99,24 @@ PROGRAM = textwrap.dedent(
 
 
     async def main():
+        # The closed port stays bound (not listening: connections are refused) for the whole run:
+        # released at once, the server below could be given the same port number.
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             closed = probe.getsockname()[1]
-        async with serve_raw(answer) as port:
-            cases = [
-                (f"http://127.0.0.1:{port}", ServerError),
-                (f"http://127.0.0.1:{closed}", TransportError),
-            ]
-            for url, expected in cases:
-                async with VBOClient(url, username="u", password="p", api_version="v1", retry=TEN) as vbo:
-                    try:
-                        await vbo.jobs()
-                    except expected:
-                        pass
-                    attempts = vbo.requests_sent
-                assert attempts >= 10, attempts
+            async with serve_raw(answer) as port:
+                cases = [
+                    (f"http://127.0.0.1:{port}", ServerError),
+                    (f"http://127.0.0.1:{closed}", TransportError),
+                ]
+                for url, expected in cases:
+                    async with VBOClient(url, username="u", password="p", api_version="v1", retry=TEN) as vbo:
+                        try:
+                            await vbo.jobs()
+                        except expected:
+                            pass
+                        attempts = vbo.requests_sent
+                    assert attempts >= 10, attempts
 
 
     asyncio.run(main())
