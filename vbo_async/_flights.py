@@ -11,7 +11,9 @@ leader's task, and was cancelled with it): the work starts again in a task of it
 cancelled leaves the task running for the others, the last one cancelled cancels it, so nothing
 outlives its callers. Work started to finish alone (`Flights.run`'s ``finish_alone``: a token
 renewal, whose grant may use up the refresh token it sends) always runs in a task of its own and
-goes on when its last waiter is cancelled.
+goes on when its last waiter is cancelled. Only a `Flights` made with ``lead=True`` (the
+fetcher's navigation GETs) lets the first caller run the work; the others (token renewals, the
+discovery of the API version) run every work in a task, shared as above.
 
 Closing (`Flights.cancel_all`) cancels every work in flight: a task by cancelling it, a leader's
 by cancelling the leader's task, as `asyncio.timeout` does, and turning that cancellation, once
