@@ -19,7 +19,7 @@ import difflib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -437,6 +437,8 @@ Choose = Callable[[list[PollTarget], list[Row]], tuple[list[PollTarget], list[Ro
 """What a sweep keeps of a server's listing (`server_targets`): its tenants to poll and its
 failure rows in, those to keep out."""
 
+R = TypeVar("R")
+
 
 @attrs.define
 class Swept:
@@ -455,7 +457,6 @@ class Swept:
     """Per server (by position) whose license was asked for and answered: its license and the
     time it was read on the server's clock, why it could not be read, or None when its API
     has none (v1)."""
-
     proxies: dict[int, list[Proxy] | str] = attrs.Factory(dict)
     """Per server (by position) whose proxies were asked for and answered: its proxies, or why
     they could not be read."""
@@ -473,33 +474,32 @@ class Swept:
         for result in self.results:
             yield numbers[id(result.target.client)], result
 
+    def _reads(self, reads: Mapping[int, R], *, only_checked: bool) -> Iterator[tuple[int, str, R | str]]:
+        """Per server whose tenants were listed, in order: its position, its label, and what
+        ``reads`` holds for it, or why it is missing (``no answer within 50s``: time was up
+        first). ``only_checked`` leaves out a server none of whose tenants was read (a check
+        of some tenants, on another server)."""
+        checked = {number for number, _ in self._by_server()} if only_checked else None
+        late = self._late()
+        for number, server in enumerate(self.servers):
+            if number in self.listed and (checked is None or number in checked):
+                yield number, server.target.label, reads.get(number, late)
+
     def license_findings(
         self, *, only_checked: bool = False
     ) -> list[tuple[str, tuple[License, dt.datetime] | str]]:
         """Per server whose tenants were listed and whose API has a license (v6+), in order:
-        its label and its license with the time it was read, or why it could not be read. Only
-        with `sweep_servers`'s ``license``. ``only_checked`` leaves out a server none of whose
-        tenants was read (a check of some tenants, on another server)."""
-        checked = {number for number, _ in self._by_server()} if only_checked else None
-        found: list[tuple[str, tuple[License, dt.datetime] | str]] = []
-        for number, server in enumerate(self.servers):
-            if number in self.listed and (checked is None or number in checked):
-                read = self.licenses.get(number, self._late())
-                if read is not None:
-                    found.append((server.target.label, read))
-        return found
+        its label and its license with the time it was read, or why it could not be read (see
+        `_reads`). Only with `sweep_servers`'s ``license``."""
+        reads = self._reads(self.licenses, only_checked=only_checked)
+        return [(label, read) for _, label, read in reads if read is not None]
 
     def proxy_findings(self, *, only_checked: bool = False) -> list[tuple[str, list[Proxy] | str]]:
         """Per server whose tenants were listed, in order: its label and its proxies (each
-        once), or why they could not be read. Only with `sweep_servers`'s ``proxies``.
-        ``only_checked`` as for `license_findings`."""
-        checked = {number for number, _ in self._by_server()} if only_checked else None
-        found: list[tuple[str, list[Proxy] | str]] = []
-        for number, server in enumerate(self.servers):
-            if number in self.listed and (checked is None or number in checked):
-                read = self.proxies.get(number, self._late())
-                found.append((server.target.label, read if isinstance(read, str) else _each_once(read)))
-        return found
+        once), or why they could not be read (see `_reads`). Only with `sweep_servers`'s
+        ``proxies``."""
+        reads = self._reads(self.proxies, only_checked=only_checked)
+        return [(label, read if isinstance(read, str) else _each_once(read)) for _, label, read in reads]
 
     def repository_findings(
         self, *, only_used: bool = False
@@ -511,22 +511,18 @@ class Swept:
         ``only_used`` keeps of each server's repositories those the jobs read on it use (a check
         of some tenants does not judge the storage of the server's others), and leaves out a
         server none of whose tenants was read."""
-        late = self._late()
         used: dict[int, set[str]] = {}
         if only_used:
             for number, result in self._by_server():
                 ids = used.setdefault(number, set())
                 ids.update(job.repository_id.casefold() for job in result.jobs if job.repository_id)
         found: list[tuple[str, list[BackupRepository] | str]] = []
-        for number, server in enumerate(self.servers):
-            if number not in self.listed or (only_used and number not in used):
-                continue
-            repositories = self.repositories.get(number, late)
+        for number, label, repositories in self._reads(self.repositories, only_checked=only_used):
             if not isinstance(repositories, str):
                 repositories = [
                     r for r in _each_once(repositories) if not only_used or r.id.casefold() in used[number]
                 ]
-            found.append((server.target.label, repositories))
+            found.append((label, repositories))
         return found
 
     def unanswered(self) -> Iterator[tuple[Server, PollTarget | None]]:
@@ -562,6 +558,23 @@ class Swept:
         return report_of(
             self.results, names, servers=len(self.servers), extra=self.failures(), source="targets"
         )
+
+
+async def _or_why(read: Awaitable[R]) -> R | str:
+    """What ``read`` gives, or why it failed (a `VBOError`'s message, which quotes no secret)."""
+    try:
+        return await read
+    except VBOError as exc:
+        return str(exc)
+
+
+async def _license_read(client: VBOClient) -> tuple[License, dt.datetime] | None:
+    """``client``'s license and the time it was read on its server's clock; None when its API
+    has none (v1)."""
+    try:
+        return await client.license(), client._server_time()
+    except NotSupportedError:
+        return None
 
 
 class _Identified(Protocol):
@@ -639,22 +652,11 @@ async def sweep_servers(
                 polling.advance(failed=result.error is not None)
                 swept.results.append(result)
         if repositories:
-            try:
-                swept.repositories[number] = await server.client.backup_repositories()
-            except VBOError as exc:
-                swept.repositories[number] = str(exc)
+            swept.repositories[number] = await _or_why(server.client.backup_repositories())
         if license:
-            try:
-                swept.licenses[number] = (await server.client.license(), server.client._server_time())
-            except NotSupportedError:
-                swept.licenses[number] = None
-            except VBOError as exc:
-                swept.licenses[number] = str(exc)
+            swept.licenses[number] = await _or_why(_license_read(server.client))
         if proxies:
-            try:
-                swept.proxies[number] = await server.client.proxies()
-            except VBOError as exc:
-                swept.proxies[number] = str(exc)
+            swept.proxies[number] = await _or_why(server.client.proxies())
 
     tasks = [asyncio.create_task(pipeline(number, server)) for number, server in enumerate(servers)]
     try:
