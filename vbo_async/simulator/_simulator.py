@@ -45,7 +45,7 @@ from ._generate import (
     storage_usage,
 )
 from ._paging import check_window, relative_page
-from ._records import DirectoryItem, Job, JobSession, Mailbox, Organization, Repository
+from ._records import DirectoryItem, Job, JobSession, Mailbox, Organization, Proxy, Repository
 from ._schedule import next_run
 from ._stats import SimulatorStats, TokenRequest
 from ._throttle import TokenThrottle
@@ -378,9 +378,7 @@ class Simulator:
     def set_proxy_status(self, proxy_id: str, status: str, *, maintenance: str | None = None) -> None:
         """Set a backup proxy's ``status`` (``Online``, ``Offline``, or whatever a server may
         say) and, given, its v8 ``maintenanceModeState`` (``Disabled``, ``Enabling``, ``Enabled``)."""
-        proxy = self._proxies.get(proxy_id.lower())
-        if proxy is None:
-            raise SimulatedError.not_found("Proxy", proxy_id)
+        proxy = self._proxy(proxy_id)
         proxy.status = status
         if maintenance is not None:
             proxy.maintenance = maintenance
@@ -454,6 +452,12 @@ class Simulator:
         if repository is None:
             raise SimulatedError.not_found("Backup repository", repository_id)
         return repository
+
+    def _proxy(self, proxy_id: str) -> Proxy:
+        proxy = self._proxies.get(proxy_id.lower())
+        if proxy is None:
+            raise SimulatedError.not_found("Proxy", proxy_id)
+        return proxy
 
     def _job(self, job_id: str) -> Job:
         job = self._jobs.get(job_id.lower())
@@ -570,9 +574,7 @@ class Simulator:
         return JobView(job=job, last_backup=self._last_backup(job))
 
     def _proxy_view(self, spec: ApiVersion, proxy_id: str, extended: bool | None) -> ProxyView:
-        proxy = self._proxies.get(proxy_id.lower())
-        if proxy is None:
-            raise SimulatedError.not_found("Proxy", proxy_id)
+        proxy = self._proxy(proxy_id)
         default = spec.proxy_extended_default
         shown = True if default is None else (default if extended is None else extended)
         return ProxyView(proxy=proxy, extended=shown, build=self._server.build)
