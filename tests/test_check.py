@@ -1907,6 +1907,18 @@ def test_repositories_all_ok_and_levels_not_asked_for() -> None:
     assert plugin_output(report, repositories=[("east", stores)]) == plugin_output(report)
 
 
+async def without_and_with(
+    capsys: pytest.CaptureFixture[str], sim: Simulator, targets: Path, *option: str
+) -> tuple[Result, Result, int]:
+    """`check` of ``targets`` without ``option``, then with it: both results, and how many more
+    requests ``sim`` was sent the second time than the first."""
+    start = sum(sim.stats.by_endpoint.values())
+    plain_check = await check(capsys, targets)
+    middle = sum(sim.stats.by_endpoint.values())
+    result = await check(capsys, targets, *option)
+    return plain_check, result, (sum(sim.stats.by_endpoint.values()) - middle) - (middle - start)
+
+
 async def test_a_server_s_repositories_are_checked_with_one_more_request(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:
@@ -1916,12 +1928,10 @@ async def test_a_server_s_repositories_are_checked_with_one_more_request(
     full, broken = stores[0], stores[1]
     sim.set_free_space(full.id, full.capacity // 20)  # 5%
     sim.set_out_of_order(broken.id, "Repository is unavailable")
-    targets = targets_of(tmp_path, east)
-    before = sum(sim.stats.by_endpoint.values())
-    plain_check = await check(capsys, targets)
-    plain_requests = sum(sim.stats.by_endpoint.values()) - before
-    result = await check(capsys, targets, "--repository-free", "20%,10%")
-    assert sum(sim.stats.by_endpoint.values()) - before - plain_requests == plain_requests + 1
+    plain_check, result, more = await without_and_with(
+        capsys, sim, targets_of(tmp_path, east), "--repository-free", "20%,10%"
+    )
+    assert more == 1
     lines = result.out.splitlines()
     assert f"CRITICAL: east/repository {broken.name}: out of order (Repository is unavailable)" in lines
     assert f"CRITICAL: east/repository {full.name}: 5.0% free (" in "\n".join(lines)
@@ -2112,11 +2122,8 @@ async def test_a_server_s_license_is_checked_with_one_more_request(
     sim._license = attrs.evolve(sim._license, total=10**6)  # no more users than licensed
     async with served("east", sim) as east_server:
         targets = targets_of(tmp_path, east_server)
-        before = sum(sim.stats.by_endpoint.values())
-        plain_check = await check(capsys, targets)
-        plain_requests = sum(sim.stats.by_endpoint.values()) - before
-        result = await check(capsys, targets, "--license-expiry", levels)
-    assert sum(sim.stats.by_endpoint.values()) - before == 2 * plain_requests + 1
+        plain_check, result, more = await without_and_with(capsys, sim, targets, "--license-expiry", levels)
+    assert more == 1
     lines = result.out.splitlines()
     license_lines = [line for line in lines if line.startswith(f"{state}: east/license: expires in ")]
     assert len(license_lines) == (0 if state == "OK" else 1)
@@ -2235,12 +2242,8 @@ async def test_a_server_s_proxies_are_checked_with_one_more_request(
     sim = east.simulator
     first, *_ = sorted(sim._proxies.values(), key=lambda p: p.host_name)
     sim.set_proxy_status(first.id, "Offline")
-    targets = targets_of(tmp_path, east)
-    before = sum(sim.stats.by_endpoint.values())
-    plain_check = await check(capsys, targets)
-    plain_requests = sum(sim.stats.by_endpoint.values()) - before
-    result = await check(capsys, targets, "--proxies")
-    assert sum(sim.stats.by_endpoint.values()) - before == 2 * plain_requests + 1
+    plain_check, result, more = await without_and_with(capsys, sim, targets_of(tmp_path, east), "--proxies")
+    assert more == 1
     lines = result.out.splitlines()
     assert f"CRITICAL: east/proxy {first.host_name}: offline" in lines
     assert [line for line in lines[1:] if "/proxy " not in line] == plain_check.out.splitlines()[1:]
