@@ -19,13 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from vbo_async import Job, VBOClient
+from vbo_async import BackupRepository, Job, LinkError, Organization, VBOClient
 from vbo_async import _convert as convert_module
 from vbo_async import _fastpath as fastpath_module
 from vbo_async._aiohttp import AiohttpTransport
 from vbo_async._convert import FastHooks, make_converter
 from vbo_async._dialects import DIALECTS
-from vbo_async._fastpath import CACHED_HREFS
+from vbo_async._fastpath import CACHED_HREF_LENGTH, CACHED_HREFS
 from vbo_async._kept import Kept
 from vbo_async._pages import page_identity, with_limit
 from vbo_async._sending import _URLS_KEPT, _Call
@@ -265,6 +265,90 @@ def test_parsed_urls_kept_past_their_bound_are_those_parsed_afresh(generation: i
         assert [sender._url(url) for url in urls] == [httpx.URL(url) for url in urls]
         assert asyncio.run(targets()) == [str(URL(url, encoded=True)) for url in urls]
         assert len(sender._urls) <= 2 * generation
+    finally:
+        asyncio.run(client.aclose())
+
+
+_HREF_POOL = [
+    "/v8/BackupRepositories/r1",
+    "/v8/backuprepositories/R1",
+    "/V8/BackupRepositories/r1",
+    "/v7/Organizations/o1",
+    "/v8/Organizations/o1",
+    f"{BASE}/v1/Proxies/p1",
+    "https://elsewhere.test/v1/Proxies/p1",
+    "/v8/BackupRepositories/r%C3%BC",
+    "/v8/BackupRepositories/rü",
+    "/v8/Jobs/../../admin",
+    "/nowhere/Jobs/j1",
+    "",
+]
+
+
+def _rebased(fetcher: Any, href: str, target: Any) -> tuple[str, str]:
+    try:
+        return "url", fetcher.rebase(href, relation="r", target=target)
+    except LinkError as error:
+        return "refused", error.message
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    generation=st.integers(1, 3),
+    reads=st.lists(
+        st.tuples(st.sampled_from(_HREF_POOL), st.sampled_from([None, Organization, BackupRepository])),
+        max_size=30,
+    ),
+)
+def test_rebased_urls_kept_past_their_bound_are_those_rebased_afresh(
+    generation: int, reads: list[tuple[str, Any]]
+) -> None:
+    """The fetcher keeps the URL of each href it rebased (a sweep following every job's repository
+    and proxy rebased each shared href four times a job): a kept URL is the one `ApiRoot.rebase`
+    and the dialect's link query give that href and model afresh (hrefs differing in case or an
+    escape, the same href for another model: v7/v8 organizations get their extended view), before
+    and after eviction, and an href refused is refused again on every read, never kept."""
+    client = VBOClient(
+        BASE, username="u", password="p", transport=httpx.MockTransport(lambda r: httpx.Response(500))
+    )
+    fetcher = client._fetcher
+    fresh = VBOClient(
+        BASE, username="u", password="p", transport=httpx.MockTransport(lambda r: httpx.Response(500))
+    )
+    fetcher._rebased = Kept(generation)
+    try:
+        for href, target in reads:
+            fresh._fetcher._rebased = Kept(generation)  # nothing kept: every read rebased afresh
+            assert _rebased(fetcher, href, target) == _rebased(fresh._fetcher, href, target)
+        assert len(fetcher._rebased) <= 2 * generation
+        assert all(url.startswith(f"{BASE}/") for url in fetcher._rebased.current.values())
+    finally:
+        asyncio.run(client.aclose())
+        asyncio.run(fresh.aclose())
+
+
+def test_a_rebased_href_is_kept_unless_it_is_long_refused_or_read_in_a_context() -> None:
+    client = VBOClient(
+        BASE, username="u", password="p", transport=httpx.MockTransport(lambda r: httpx.Response(500))
+    )
+    fetcher = client._fetcher
+    try:
+        href = "/v8/BackupRepositories/r1"
+        url = fetcher.rebase(href, relation="backupRepository", target=BackupRepository)
+        assert fetcher._rebased.get((href, BackupRepository)) == url == f"{BASE}/v8/BackupRepositories/r1"
+        organization = fetcher.rebase("/v8/Organizations/o1", relation="organization", target=Organization)
+        assert organization == fetcher._rebased.get(("/v8/Organizations/o1", Organization))
+        assert organization != fetcher.rebase("/v8/Organizations/o1", relation="organization")  # its view
+        long_href = "/v8/BackupRepositories/" + "r" * CACHED_HREF_LENGTH
+        assert fetcher.rebase(long_href, relation="backupRepository").endswith("r" * CACHED_HREF_LENGTH)
+        assert (long_href, None) not in fetcher._rebased
+        with pytest.raises(LinkError):
+            fetcher.rebase("/v8/Jobs/../x", relation="next")
+        assert ("/v8/Jobs/../x", None) not in fetcher._rebased
+        page = f"{BASE}/v8/Jobs?offset=0"
+        assert fetcher.rebase("Jobs?offset=30", relation="next", context=page) == f"{BASE}/v8/Jobs?offset=30"
+        assert ("Jobs?offset=30", None) not in fetcher._rebased  # relative: its meaning is its context's
+        assert len(fetcher._rebased) == 3
     finally:
         asyncio.run(client.aclose())
 

@@ -23,7 +23,9 @@ import attrs
 from ._decode import Decoder, Refused, parse_json
 from ._dialects import DIALECTS, Dialect
 from ._exceptions import APIError, AuthenticationError, DecodeError, LinkError, VBOError
+from ._fastpath import CACHED_HREF_LENGTH, CACHED_HREFS
 from ._flights import Flights
+from ._kept import Kept
 from ._pages import items_key, page_key, unread, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender, _frameless
@@ -77,6 +79,8 @@ class Fetcher:
         self._max_listing_items = max_listing_items
         self.scrub: Scrub | None = scrub
         """Removes the client's secrets from server text quoted in errors."""
+        self._rebased: Kept[tuple[str, type[Any] | None], str] = Kept(CACHED_HREFS // 2)
+        """`rebase`'s URLs of hrefs read without a context, by (href, target)."""
 
     @property
     def api_root(self) -> ApiRoot:
@@ -190,13 +194,28 @@ class Fetcher:
         """`ApiRoot.rebase`, its `LinkError` scrubbed of the client's secrets (a server may put
         one in an href); with the query parameters the dialect of the version the URL names
         asks for one ``target`` resource set (`Dialect.link_query`: v7/v8 organizations are
-        asked for their extended view, as ``organization()`` asks)."""
+        asked for their extended view, as ``organization()`` asks).
+
+        A pure function of its arguments for a client (its root never changes, and ``relation``
+        only names the link in an error), so the URLs of hrefs read without ``context`` are kept
+        (a `Kept` per client, hrefs up to `CACHED_HREF_LENGTH` characters): a sweep following
+        every job's repository and proxy rebases each shared href once, not four times a job.
+        Errors are not kept: each call raises its own."""
+        key = (href, target)
+        kept = context is None and href.__class__ is str
+        if kept:
+            found = self._rebased.get(key) or self._rebased.recall(key)
+            if found is not None:
+                return found
         try:
             url = self._api_root.rebase(href, context=context, relation=relation)
         except LinkError as exc:
             error = exc
         else:
-            return with_query(url, self.dialect_of(url).link_query(target))
+            url = with_query(url, self.dialect_of(url).link_query(target))
+            if kept and len(href) <= CACHED_HREF_LENGTH:
+                self._rebased.keep(key, url)
+            return url
         # Raised outside the handler: the unscrubbed error must not be the __context__.
         raise error if self.scrub is None else scrubbed_link_error(error, self.scrub)
 
