@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -503,21 +504,26 @@ def test_any_schedule_of_callers_cancellations_and_closing_keeps_the_promises(
 ) -> None:
     """Whatever callers arrive, are cancelled, are answered or closed in whatever order: a caller
     not cancelled gets an answer of the work or `ClientStateError` (never a bare cancellation),
-    one cancelled is cancelled (or had its answer), the work starts at most once per caller, and
-    nothing is left running or listed."""
+    one cancelled is cancelled (or had its answer), the work starts at most once per caller and
+    never when every caller still waiting was cancelled, and nothing is left running or listed."""
 
     async def scenario() -> None:
         flights = Flights("closed", lead=lead)
         releases: list[asyncio.Event] = []
         starts = 0
+        unwanted = 0  # works made while every caller not done had been cancelled
 
-        async def load() -> str:
-            nonlocal starts
+        def load() -> Coroutine[Any, Any, str]:
+            nonlocal starts, unwanted
             starts += 1
+            unwanted += not any(i not in cancelled and not c.done() for i, c in enumerate(callers))
+            return answer(starts)
+
+        async def answer(run: int) -> str:
             release = asyncio.Event()
             releases.append(release)
             await release.wait()
-            return f"run {starts}"
+            return f"run {run}"
 
         before = asyncio.all_tasks()
         callers: list[asyncio.Task[str]] = []
@@ -552,6 +558,7 @@ def test_any_schedule_of_callers_cancellations_and_closing_keeps_the_promises(
             else:
                 assert isinstance(outcome, str | ClientStateError), outcome
         assert starts <= len(callers)
+        assert unwanted == 0  # a leader cancelled with only cancelled followers hands nothing on
         await settled(before)
         assert flights._flights == {}
         assert flights._detached == set()
