@@ -1,10 +1,10 @@
 """The ``vbo-async`` command's entry point, outside the package so that it runs first.
 
-Importing anything from ``vbo_async`` first runs the package's ``__init__``: the whole library
-with httpx (which imports click and rich), most of the command's start-up time. A Ctrl-C then
-printed a Python traceback; from here it ends the command as it does at any later moment. The
+The command's start-up is mostly imports (the library, httpx, aiohttp, click and rich). A Ctrl-C
+then printed a Python traceback; from here it ends the command as it does at any later moment. The
 command itself is `vbo_async.cli.main`; this module imports nothing else, so the start-up is no
-slower.
+slower. ``python -m vbo_async`` comes here too: the package's ``__init__`` imports none of the
+library (its names are imported when first asked for), so its ``__main__`` runs at once.
 
 It also spares the command httpx's own command line: importing httpx imports ``httpx._main``
 (click, rich and pygments, about 25 ms of a start-up of about 300) whenever they are installed, as

@@ -1588,25 +1588,10 @@ def console_script(tmp_path: Path) -> Path:
     [
         ("vbo-async", "httpx"),  # the library's imports (vbo_async/__init__.py), click and rich too
         ("vbo-async", "getpass"),  # the command line's own (vbo_async._cli)
-        pytest.param(
-            "python -m vbo_async",
-            "getpass",
-            marks=pytest.mark.xfail(
-                release("httpx") < (0, 28),
-                strict=True,
-                reason="httpx before 0.28 imports its own command line (rich, so getpass) at import: "
-                "as for the httpx case below, in the package's __init__, before its __main__ runs",
-            ),
-        ),
-        pytest.param(
-            "python -m vbo_async",
-            "httpx",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="-m imports the package's __init__ (the whole library) before its __main__ runs: "
-                "nothing of vbo-async can catch a Ctrl-C there unless that __init__ imports lazily",
-            ),
-        ),
+        # -m imports the package's __init__ before its __main__: it imports nothing of the library
+        # (its names are imported when first asked for), so __main__ is reached at once.
+        ("python -m vbo_async", "getpass"),
+        ("python -m vbo_async", "httpx"),
     ],
 )
 def test_ctrl_c_while_the_command_starts_is_exit_130_without_a_traceback(

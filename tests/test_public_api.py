@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import enum
+import importlib
 import importlib.metadata
 import inspect
 import json
 import re
+import subprocess
 import sys
 import typing
 from pathlib import Path
@@ -83,6 +86,8 @@ def test_all_is_sorted() -> None:
 
 
 def test_all_is_complete() -> None:
+    for name in vbo_async.__all__:
+        getattr(vbo_async, name)  # each imported when first asked for, then kept
     public = {
         name
         for name, value in vars(vbo_async).items()
@@ -98,6 +103,60 @@ def test_every_name_in_all_is_importable() -> None:
     assert imported == set(vbo_async.__all__)
     for name in vbo_async.__all__:
         assert getattr(vbo_async, name) is namespace[name]
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """Each name the package's ``if TYPE_CHECKING:`` block imports, and the module it names."""
+    tree = ast.parse(Path(vbo_async.__file__).read_text())
+    (block,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "_typing.TYPE_CHECKING")
+    ]
+    found = {}
+    for node in ast.walk(block):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 1
+            assert node.module is not None
+            for alias in node.names:
+                found[alias.asname or alias.name] = node.module
+    return found
+
+
+def test_each_public_name_is_the_object_its_type_checking_import_names() -> None:
+    """The package imports its names when first asked for (so that ``python -m vbo_async`` starts
+    without the library): what a type checker reads from the ``TYPE_CHECKING`` imports is what
+    the package gives, name for name, and each module named is one it looks in."""
+    imports = _type_checking_imports()
+    assert set(imports) == set(vbo_async.__all__)
+    assert set(imports.values()) == set(vbo_async._HOMES)
+    for name, module in imports.items():
+        assert getattr(vbo_async, name) is getattr(importlib.import_module(f"vbo_async.{module}"), name), name
+
+
+def test_importing_the_package_imports_nothing_of_the_library_until_a_name_is_asked_for() -> None:
+    probe = (
+        "import sys\n"
+        "import vbo_async\n"
+        "heavy = ('httpx', 'aiohttp', 'attrs', 'cattrs', 'vbo_async._client', 'vbo_async._models')\n"
+        "print([name for name in heavy if name in sys.modules])\n"
+        "print(sorted(set(dir(vbo_async)) - set(vars(vbo_async))) == sorted(vbo_async.__all__))\n"
+        "job = vbo_async.Job\n"
+        "print(vars(vbo_async)['Job'] is job, 'vbo_async._client' in sys.modules)\n"
+        "try:\n"
+        "    vbo_async.NoSuchName\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines() == [
+        "[]",
+        "True",
+        "True True",
+        "module 'vbo_async' has no attribute 'NoSuchName'",
+    ]
 
 
 def test_the_named_contract_is_exported() -> None:

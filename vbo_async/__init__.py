@@ -11,73 +11,79 @@ async with VBOClient("https://vb365.example.com:4443", username="LAB\\\\svc", pa
 
 from __future__ import annotations
 
-from ._client import API_VERSIONS, DEFAULT_MAX_RESPONSE_BYTES, VBOClient
-from ._enums import (
-    BackupType,
-    Bottleneck,
-    DailyType,
-    JobSessionConfigType,
-    JobStatus,
-    JobType,
-    LicenseStatus,
-    LicenseType,
-    MaintenanceModeState,
-    ObjectStorageType,
-    OperatingSystem,
-    PeriodicallyEvery,
-    ProxyRole,
-    ProxyStatus,
-    ProxyType,
-    RetentionType,
-    ScheduleType,
-    SelectedItemType,
-)
-from ._exceptions import (
-    APIError,
-    AuthenticationError,
-    ClientStateError,
-    ConfigError,
-    DecodeError,
-    LinkError,
-    NotFoundError,
-    NotSupportedError,
-    RateLimitedError,
-    ResponseTooLargeError,
-    ServerError,
-    TransportError,
-    VBOError,
-)
-from ._health import HealthPolicy, HealthState, JobHealth, assess
-from ._jsonable import to_jsonable
-from ._links import CollectionLink, Link, ThroughLink
-from ._logging import configure_logging
-from ._models import (
-    BackupRepository,
-    BackupRepositoryLinks,
-    BackupWindow,
-    HourFlags,
-    Job,
-    JobLinks,
-    JobSession,
-    JobSessionLinks,
-    JobSessionStatistics,
-    License,
-    ObjectStorage,
-    Organization,
-    OrganizationLinks,
-    Proxy,
-    ProxyLinks,
-    SchedulePolicy,
-    SelectedItem,
-    SelectedItemObject,
-    SelectedMailbox,
-    SelectedMailboxLinks,
-    ServiceInstance,
-    UsedRepository,
-    UsedRepositoryLinks,
-)
-from ._poll import PollProgress, PollResult, PollSweep, PollTarget, poll_jobs
-from ._retry import RetryPolicy
+import importlib as _importlib
+import typing as _typing
+
+from ._version import __version__ as __version__
+
+if _typing.TYPE_CHECKING:
+    from ._client import API_VERSIONS, DEFAULT_MAX_RESPONSE_BYTES, VBOClient
+    from ._enums import (
+        BackupType,
+        Bottleneck,
+        DailyType,
+        JobSessionConfigType,
+        JobStatus,
+        JobType,
+        LicenseStatus,
+        LicenseType,
+        MaintenanceModeState,
+        ObjectStorageType,
+        OperatingSystem,
+        PeriodicallyEvery,
+        ProxyRole,
+        ProxyStatus,
+        ProxyType,
+        RetentionType,
+        ScheduleType,
+        SelectedItemType,
+    )
+    from ._exceptions import (
+        APIError,
+        AuthenticationError,
+        ClientStateError,
+        ConfigError,
+        DecodeError,
+        LinkError,
+        NotFoundError,
+        NotSupportedError,
+        RateLimitedError,
+        ResponseTooLargeError,
+        ServerError,
+        TransportError,
+        VBOError,
+    )
+    from ._health import HealthPolicy, HealthState, JobHealth, assess
+    from ._jsonable import to_jsonable
+    from ._links import CollectionLink, Link, ThroughLink
+    from ._logging import configure_logging
+    from ._models import (
+        BackupRepository,
+        BackupRepositoryLinks,
+        BackupWindow,
+        HourFlags,
+        Job,
+        JobLinks,
+        JobSession,
+        JobSessionLinks,
+        JobSessionStatistics,
+        License,
+        ObjectStorage,
+        Organization,
+        OrganizationLinks,
+        Proxy,
+        ProxyLinks,
+        SchedulePolicy,
+        SelectedItem,
+        SelectedItemObject,
+        SelectedMailbox,
+        SelectedMailboxLinks,
+        ServiceInstance,
+        UsedRepository,
+        UsedRepositoryLinks,
+    )
+    from ._poll import PollProgress, PollResult, PollSweep, PollTarget, poll_jobs
+    from ._retry import RetryPolicy
 
 __all__ = [
     "API_VERSIONS",
@@ -153,4 +159,38 @@ __all__ = [
     "poll_jobs",
     "to_jsonable",
 ]
-from ._version import __version__ as __version__
+
+_HOMES = (
+    "_client",
+    "_enums",
+    "_exceptions",
+    "_health",
+    "_jsonable",
+    "_links",
+    "_logging",
+    "_models",
+    "_poll",
+    "_retry",
+)
+"""The private modules the names of `__all__` live in (the imports above say which holds which)."""
+
+if not _typing.TYPE_CHECKING:  # hidden from type checkers: the imports above name every name
+
+    def __getattr__(name: str) -> _typing.Any:
+        """A public name, imported when first asked for (PEP 562), then kept as an import would
+        keep it. Importing the package imports nothing else, so that ``python -m vbo_async``
+        reaches its entry point, which handles Ctrl-C and SIGTERM, before the library, httpx and
+        aiohttp are imported (the first few tenths of a second); the first name asked for
+        imports the library whole, as ``import vbo_async`` did."""
+        if name in __all__:
+            for home in _HOMES:
+                value = getattr(_importlib.import_module(f".{home}", __name__), name, _ABSENT)
+                if value is not _ABSENT:
+                    globals()[name] = value
+                    return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
+
+    _ABSENT = object()
