@@ -31,6 +31,7 @@ from vbo_async._cli._plugin import LINE_CHARS, NAME_CHARS
 from vbo_async._cli._report import Report, Row, rows_of
 from vbo_async._cli._table import COLUMN_PRIORITY, print_organizations, print_report, relative
 from vbo_async._printable import printable
+from vbo_async._zones import UNZONED
 
 from .test_cli import DEMO_EPOCH, judge_at
 from .test_properties import PROPERTY
@@ -799,3 +800,10 @@ async def test_rows_carry_the_shift_of_their_servers_clock() -> None:
         (row,) = rows_of(result, "s")
     assert abs(row.clock_shift - skew) <= dt.timedelta(seconds=2)
     assert "clock_shift" not in row.as_json()
+
+
+def test_json_rows_write_a_time_sent_without_an_offset_without_one() -> None:
+    unzoned = dt.datetime(2017, 4, 5, 8, 4, 55, tzinfo=UNZONED)
+    zoned = dt.datetime(2017, 4, 5, 8, 4, 55, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    written = Row(server="s", last_run=unzoned, next_run=zoned).as_json()
+    assert (written["last_run"], written["next_run"]) == ("2017-04-05T08:04:55", "2017-04-05T08:04:55+02:00")

@@ -18,7 +18,7 @@ import pytest
 import respx
 import uvicorn
 
-from vbo_async import HealthState, RetryPolicy, TransportError, VBOClient, to_jsonable
+from vbo_async import HealthState, Job, RetryPolicy, TransportError, VBOClient, to_jsonable
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import closed_port, serve
@@ -151,6 +151,19 @@ def test_to_jsonable_of_models_is_plain_json() -> None:
     judged = to_jsonable(health)
     assert judged["state"] == health.state.name
     assert judged["job"]["id"] == jobs[0].id
+
+
+def test_to_jsonable_writes_a_time_sent_without_an_offset_without_one() -> None:
+    """A time the server sent without an offset names no zone; ``+00:00`` would make one up."""
+    vbo = VBOClient("https://vbo.test", username="u", password="p", api_version="v1")
+    wire = {"id": "j", "lastRun": "2017-04-05T08:04:55.1234567", "nextRun": "2017-04-05T08:04:55+02:00"}
+    job = vbo.from_wire(wire, Job)
+    data = to_jsonable(job)
+    assert (data["last_run"], data["next_run"]) == ("2017-04-05T08:04:55.123456", "2017-04-05T08:04:55+02:00")
+    assert to_jsonable({job.last_run: job.last_run}) == {
+        "2017-04-05T08:04:55.123456": "2017-04-05T08:04:55.123456"
+    }
+    assert vbo.to_wire(job)["lastRun"] == "2017-04-05T08:04:55.123456"
 
 
 @pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])

@@ -65,6 +65,7 @@ from vbo_async._dialects import DIALECTS, V1
 from vbo_async._enums import OpenEnum
 from vbo_async._redact import Redactor
 from vbo_async._urls import ApiRoot, scrub_error, scrubbed_link_error
+from vbo_async._zones import UNZONED, unzoned
 from vbo_async.simulator import Simulator, SimulatorConfig
 
 EXAMPLES = int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150"))
@@ -618,6 +619,25 @@ zones = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
 """Whole-minute offsets, as servers write them (CPython 3.11's fromisoformat drops the microseconds
 of an offset such as +00:00:00.000001, so sub-minute offsets do not round-trip through ISO text)."""
 aware = st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=zones)
+unzoned_times = st.datetimes(
+    min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.just(UNZONED)
+)
+"""Times as the decoder reads those a server sent without an offset (`UNZONED`)."""
+
+
+def zone_marks(value: Any) -> list[bool]:
+    """Whether each time in ``value`` (a model, its nested models and tuples, in field order)
+    came without an offset: a round trip must keep that, not only the instant (`UNZONED`
+    equals UTC)."""
+    if isinstance(value, dt.datetime):
+        return [unzoned(value)]
+    if isinstance(value, tuple):
+        return [mark for item in value for mark in zone_marks(item)]
+    if attrs.has(type(value)):
+        return [
+            mark for field in attrs.fields(type(value)) for mark in zone_marks(getattr(value, field.name))
+        ]
+    return []
 
 
 def _strategy(tp: Any, navigator: Any) -> st.SearchStrategy[Any]:
@@ -633,7 +653,7 @@ def _strategy(tp: Any, navigator: Any) -> st.SearchStrategy[Any]:
     elif inner is float:
         base = st.floats(allow_nan=False, allow_infinity=False)
     elif inner is dt.datetime:
-        base = aware
+        base = aware | unzoned_times
     elif inner is dt.time:
         base = st.times()
     elif isinstance(inner, type) and issubclass(inner, OpenEnum):
@@ -703,6 +723,7 @@ def test_every_model_round_trips(vbo: VBOClient, data: st.DataObject) -> None:
     if cls in MODELS or cls in OTHER_RESOURCES:
         assert vbo.from_wire(wire, cls) == model
         assert vbo.from_wire(json.loads(json.dumps(wire)), cls) == model
+        assert zone_marks(vbo.from_wire(wire, cls)) == zone_marks(model)  # no offset made up
         check_model(vbo.from_wire(wire, cls), json.loads(json.dumps(wire)), cls)
     else:  # nested models are decoded inside their resource, as the server sends them
         if cls is SchedulePolicy:

@@ -57,7 +57,7 @@ from ._kept import Kept
 from ._lenient import NumberText
 from ._links import Link, Navigator, ThroughLink
 from ._urls import split_url
-from ._zones import UNZONED
+from ._zones import UNZONED, as_sent
 
 __all__ = [
     "ENUMS",
@@ -1179,7 +1179,7 @@ def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> N
     are fields not on this version's wire (derived ones are derived again when decoding),
     `Dialect.off_wire` fields whose link names the same value and `ThroughLink` links (their href
     is their first step's: a v6+ job's proxy link written as v1's would name its repository)."""
-    converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
+    converter.register_unstructure_hook(dt.datetime, as_sent)
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
     converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
     converter.register_unstructure_hook(m.HourFlags, list)

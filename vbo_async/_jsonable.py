@@ -17,6 +17,7 @@ from ._exceptions import ConfigError
 from ._lenient import NumberText
 from ._links import Link, ThroughLink
 from ._models import HourFlags
+from ._zones import as_sent
 
 __all__ = ["to_jsonable"]
 
@@ -25,7 +26,8 @@ def to_jsonable(value: Any) -> Any:
     """``value`` (a model, a list, tuple or dict of models, or plain data) as JSON-ready data.
 
     Models become dicts with their snake_case field names (every field, ``None`` included, so
-    each object has the same keys); datetimes and times become ISO 8601 strings; enums their
+    each object has the same keys); datetimes and times become ISO 8601 strings (a time the
+    server sent without an offset without one); enums their
     value (`HealthState` its name); links the href the server sent (a link the client derived
     without one, such as a v6+ job's proxy reached through its repository, is ``None``); tuples
     and a window's `HourFlags` become lists. A mapping's keys are written as the same values
@@ -55,7 +57,9 @@ def _convert(value: Any, path: str) -> Any:
         return str(value)
     if isinstance(value, str | int | float):
         return value
-    if isinstance(value, dt.datetime | dt.date | dt.time):
+    if isinstance(value, dt.datetime):
+        return as_sent(value)
+    if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()

@@ -16,6 +16,7 @@ import attrs
 from .._exceptions import ConfigError, TransportError, VBOError
 from .._health import HealthState, is_never
 from .._poll import PollResult
+from .._zones import as_sent
 from ._connect import Source, explain
 from ._exit import CLIError, Outcome
 
@@ -92,7 +93,7 @@ def _json_value(value: object) -> object:
     if isinstance(value, HealthState):
         return value.name
     if isinstance(value, dt.datetime):
-        return None if is_never(value) else value.isoformat()
+        return None if is_never(value) else as_sent(value)
     return value
 
 
