@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -52,6 +53,7 @@ from vbo_async import (
 from vbo_async._cli import main
 from vbo_async._cli._check import HELD_CHARS, _Held
 from vbo_async._cli._connect import retries_within
+from vbo_async._cli._flows import Swept
 from vbo_async._cli._plugin import (
     LINE_CHARS,
     OUTPUT_BYTES,
@@ -63,6 +65,8 @@ from vbo_async._cli._plugin import (
     FreeSpaceError,
     NotFound,
     PluginOutput,
+    _agreeing,
+    _decimal,
     error_output,
     format_duration,
     free_percent,
@@ -1893,6 +1897,57 @@ def test_repositories_are_judged_beside_the_jobs() -> None:
     ]
 
 
+def test_shown_shares_and_days_never_contradict_the_state_they_decided() -> None:
+    """19.976% free at a warning level of 20 is WARNING: shown as ``20.0%`` (and ``20.0`` against
+    the ``20:`` threshold of the performance data) the plugin's own line said otherwise. Shown
+    values take the decimals that keep them on their side of each level; thresholds are plain
+    decimals (``%g`` wrote ``1e-05`` and ``1.15741e-05``, outside the guidelines' characters)."""
+    stores = [repository("Edge", int(19.976 * GIB), 100 * GIB), repository("Low", int(9.99 * GIB), 100 * GIB)]
+    output = plugin_output(
+        Report.collect(ok_jobs(1), servers=1, tenants=1), repositories=[("east", stores)], free=LEVELS
+    )
+    lines = output.text.splitlines()
+    assert lines[1:] == [
+        "CRITICAL: east/repository Low: 9.99% free (10.0 GiB of 100.0 GiB)",
+        "WARNING: east/repository Edge: 19.98% free (20.0 GiB of 100.0 GiB)",
+    ]
+    assert lines[0].endswith(" repository_free_min=9.99%;20:;10:;0;100")
+    tiny = plugin_output(
+        Report.collect(ok_jobs(1), servers=1, tenants=1),
+        repositories=[("east", stores)],
+        free=FreeSpace(0.00001, 0),
+        licenses=[("east", (license_of(6.96), NOW))],
+        expiry=Expiry(dt.timedelta(seconds=2), dt.timedelta(seconds=1)),
+    )
+    perf = tiny.text.splitlines()[0].split(" | ")[1].split(" ")
+    assert "repository_free_min=10.0%;0.00001:;0:;0;100" in perf  # no level near: one decimal
+    assert "license_days_left_min=7.0;0.000023148148148148147:;0.000011574074074074073:;" in perf
+    assert all(PERF_ITEM.match(item) for item in perf)
+
+
+@given(
+    value=st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+    levels=st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), max_size=3),
+)
+@example(value=19.976, levels=[20.0, 10.0])
+@example(value=20.0, levels=[20.0])
+@example(value=6.999999999, levels=[7.0])
+def test_a_shown_value_is_on_the_side_of_each_level_its_value_is(value: float, levels: list[float]) -> None:
+    shown = _agreeing(value, levels)
+    assert re.fullmatch(r"-?\d+\.\d+", shown), shown
+    assert all((float(shown) < level) == (value < level) for level in levels)
+    one = f"{value:.1f}"
+    if all((float(one) < level) == (value < level) for level in levels):
+        assert shown == one  # more decimals only where one would cross a level
+
+
+@given(st.floats(min_value=0, max_value=1e12, allow_nan=False) | st.integers(min_value=0, max_value=10**9))
+def test_a_threshold_is_a_plain_decimal_that_reads_back(level: float) -> None:
+    text = _decimal(level)
+    assert re.fullmatch(r"\d+(\.\d+)?", text), text
+    assert float(text) == float(level)
+
+
 def test_repositories_all_ok_and_levels_not_asked_for() -> None:
     stores = [repository("Plenty", 50 * GIB), repository("Enough", 20 * GIB)]
     report = Report.collect(ok_jobs(2), servers=1, tenants=1)
@@ -2143,6 +2198,41 @@ async def test_a_v1_server_has_no_license_to_judge(
         plain_check = await check(capsys, targets)
         result = await check(capsys, targets, "--license-expiry", "30,7")
     assert result.out == plain_check.out
+
+
+def test_a_v1_server_whose_license_was_not_asked_for_in_time_is_not_said_to_be_late() -> None:
+    """v1 has no license: a server that never answered for one has nothing to say of it, when
+    time was up before it was asked for too; a server that could not be listed is said to be
+    down once, by its failure row, not once more per read it was never asked for."""
+    old = SimpleNamespace(target=SimpleNamespace(label="old"), client=SimpleNamespace(api_version="v1"))
+    new = SimpleNamespace(target=SimpleNamespace(label="new"), client=SimpleNamespace(api_version="v8"))
+    swept = Swept([old, new], dt.timedelta(seconds=2))  # type: ignore[list-item]
+    swept.listed.update({0: ([], []), 1: ([], [])})
+    assert swept.license_findings() == [("new", "no answer within 2s")]
+    assert swept.proxy_findings() == [("old", "no answer within 2s"), ("new", "no answer within 2s")]
+    swept.unlisted.add(1)
+    assert swept.license_findings() == []
+    assert swept.proxy_findings() == [("old", "no answer within 2s")]
+    assert swept.repository_findings() == [("old", "no answer within 2s")]
+
+
+async def test_a_server_that_cannot_be_listed_is_asked_for_nothing_more(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """A server refusing the password (or down) was still asked for its repositories, license
+    and proxies, each read failing as the listing had: three more UNKNOWN lines for one server,
+    and its retries three more times."""
+    monkeypatch.setenv("VBO_PASSWORD", "not the password")
+    options = ("--repository-free", "20,10", "--license-expiry", "30,7", "--proxies")
+    plain_check, result, more = await without_and_with(
+        capsys, east.simulator, targets_of(tmp_path, east), *options
+    )
+    assert more == 0
+    assert result.code == plain_check.code == 3
+    lines, plain_lines = result.out.splitlines(), plain_check.out.splitlines()
+    assert lines[0].split(" | ")[0] == plain_lines[0].split(" | ")[0]  # the perfdata names the options' items
+    assert lines[1:] == plain_lines[1:]
+    assert len(lines) == 2  # the server's one failure line
 
 
 async def test_with_org_only_the_licenses_of_its_servers(

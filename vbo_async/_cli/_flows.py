@@ -27,6 +27,7 @@ import attrs
 import httpx
 
 from .._client import VBOClient
+from .._dialects import DIALECTS
 from .._exceptions import ConfigError, DecodeError, NotFoundError, NotSupportedError, VBOError
 from .._health import HealthPolicy
 from .._models import BackupRepository, License, Organization, Proxy
@@ -460,6 +461,9 @@ class Swept:
     proxies: dict[int, list[Proxy] | str] = attrs.Factory(dict)
     """Per server (by position) whose proxies were asked for and answered: its proxies, or why
     they could not be read."""
+    unlisted: set[int] = attrs.Factory(set)
+    """The servers (by position) whose organizations could not be listed (down, a refused
+    password): their failure row says why, and nothing more is read of them."""
 
     def _late(self) -> str:
         """What a server that had not answered when time was up is said to have done."""
@@ -477,12 +481,14 @@ class Swept:
     def _reads(self, reads: Mapping[int, R], *, only_checked: bool) -> Iterator[tuple[int, str, R | str]]:
         """Per server whose tenants were listed, in order: its position, its label, and what
         ``reads`` holds for it, or why it is missing (``no answer within 50s``: time was up
-        first). ``only_checked`` leaves out a server none of whose tenants was read (a check
-        of some tenants, on another server)."""
+        first). A server whose organizations could not be listed is left out (its failure row
+        says why), and with ``only_checked`` one none of whose tenants was read (a check of
+        some tenants, on another server)."""
         checked = {number for number, _ in self._by_server()} if only_checked else None
         late = self._late()
         for number, server in enumerate(self.servers):
-            if number in self.listed and (checked is None or number in checked):
+            listed = number in self.listed and number not in self.unlisted
+            if listed and (checked is None or number in checked):
                 yield number, server.target.label, reads.get(number, late)
 
     def license_findings(
@@ -492,7 +498,11 @@ class Swept:
         its label and its license with the time it was read, or why it could not be read (see
         `_reads`). Only with `sweep_servers`'s ``license``."""
         reads = self._reads(self.licenses, only_checked=only_checked)
-        return [(label, read) for _, label, read in reads if read is not None]
+        return [
+            (label, read)
+            for number, label, read in reads
+            if read is not None and not _has_no_license(self.servers[number])
+        ]
 
     def proxy_findings(self, *, only_checked: bool = False) -> list[tuple[str, list[Proxy] | str]]:
         """Per server whose tenants were listed, in order: its label and its proxies (each
@@ -558,6 +568,13 @@ class Swept:
         return report_of(
             self.results, names, servers=len(self.servers), extra=self.failures(), source="targets"
         )
+
+
+def _has_no_license(server: Server) -> bool:
+    """Whether ``server``'s API version, once known, has no license (v1): there is nothing to
+    read, nor to say when time was up before it was asked for."""
+    version = server.client.api_version
+    return version is not None and "license" not in DIALECTS[version].paths
 
 
 async def _or_why(read: Awaitable[R]) -> R | str:
@@ -643,6 +660,9 @@ async def sweep_servers(
         if choose is not None:
             targets, failures = choose(targets, failures)
         swept.listed[number] = (targets, failures)
+        if count is None:  # down, or refusing the password: asking it for more would only repeat that
+            swept.unlisted.add(number)
+            return
         polling.extend(len(targets))
         counts = {server.client: count} if count is not None else None
         async with poll_jobs(

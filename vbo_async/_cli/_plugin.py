@@ -31,6 +31,7 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import TypeVar
 
 import attrs
@@ -346,6 +347,25 @@ def _verdict(judged: Sequence[tuple[HealthState, str]], otherwise: str) -> tuple
     return state, "; ".join(kept) or otherwise
 
 
+def _decimal(value: float) -> str:
+    """``value`` as a plain decimal, with the digits that read back as ``value`` and no exponent
+    (``0.00001``, ``20``): the plugin guidelines give performance data the characters
+    ``[-0-9.]``, and ``%g`` wrote ``1e-05`` and cut ``1.000001`` to ``1``."""
+    text = format(Decimal(repr(float(value))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _agreeing(value: float, levels: Sequence[float]) -> str:
+    """``value`` to one decimal, or as many more as it takes to stay on the same side of each
+    of ``levels`` (alerting below them): 19.976 at a level of 20 is ``19.98``, not ``20.0``,
+    which the plugin's own state and its ``20:`` threshold would contradict."""
+    for places in range(1, 16):
+        text = f"{value:.{places}f}"
+        if all((float(text) < level) == (value < level) for level in levels):
+            return text
+    return _decimal(value)
+
+
 def _gib(size: int) -> str:
     return f"{size / 2**30:,.1f} GiB"
 
@@ -361,7 +381,8 @@ def _repository_finding(server: str, repository: BackupRepository, free: FreeSpa
     percent = free_percent(repository)
     if percent is not None:
         sizes = f"{_gib(repository.free_space or 0)} of {_gib(repository.capacity or 0)}"
-        judged.append((_below(percent, free.critical, free.warning), f"{percent:.1f}% free ({sizes})"))
+        shown = _agreeing(percent, (free.warning, free.critical))
+        judged.append((_below(percent, free.critical, free.warning), f"{shown}% free ({sizes})"))
     if repository.is_out_of_sync:
         judged.append((HealthState.WARNING, "out of sync"))
     state, reason = _verdict(judged, "no capacity reported")
@@ -503,7 +524,8 @@ def _repository_perfdata(
     ]
     if shares:
         # ``20:`` is the guidelines' range "alert below 20" (a bare 20 would alert above it).
-        text += f" repository_free_min={min(shares):.1f}%;{free.warning:g}:;{free.critical:g}:;0;100"
+        least = _agreeing(min(shares), (free.warning, free.critical))
+        text += f" repository_free_min={least}%;{_decimal(free.warning)}:;{_decimal(free.critical)}:;0;100"
     return text
 
 
@@ -519,7 +541,8 @@ def _license_perfdata(
     if not left:
         return ""
     levels = [level.total_seconds() / 86400 for level in (expiry.warning, expiry.critical)]
-    return f" license_days_left_min={min(left):.1f};{levels[0]:g}:;{levels[1]:g}:;"
+    least = _agreeing(min(left), levels)
+    return f" license_days_left_min={least};{_decimal(levels[0])}:;{_decimal(levels[1])}:;"
 
 
 def plugin_output(
