@@ -1379,8 +1379,28 @@ def test_listen_addresses_that_name_no_address_or_port_are_refused(bad: str) -> 
         (["--timeout", "nan"], "Invalid value for '-t' / '--timeout': 'nan' is not a number of seconds"),
         (["--interval", "inf"], "Invalid value for '--interval': 'inf' is not a number of seconds"),
         (["--timeout", "inf"], "Invalid value for '-t' / '--timeout': 'inf' is not a number of seconds"),
+        # Longer than 100 years is refused in seconds as it is with a unit ('3200000000s').
+        (
+            ["--interval", "3200000000"],
+            "Invalid value for '--interval': '3200000000' is longer than 100 years",
+        ),
+        (
+            ["--interval", "3200000000s"],
+            "Invalid value for '--interval': '3200000000s' is longer than 100 years",
+        ),
+        (["--timeout", "1e308"], "Invalid value for '-t' / '--timeout': '1e308' is longer than 100 years"),
     ],
-    ids=["bad-listen", "zero-interval", "nan-interval", "nan-timeout", "inf-interval", "inf-timeout"],
+    ids=[
+        "bad-listen",
+        "zero-interval",
+        "nan-interval",
+        "nan-timeout",
+        "inf-interval",
+        "inf-timeout",
+        "century-in-seconds",
+        "century-with-a-unit",
+        "huge-timeout",
+    ],
 )
 def test_bad_serve_arguments_are_usage_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], expected: str

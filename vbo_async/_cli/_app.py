@@ -56,7 +56,7 @@ from ._exit import (
     writing_output,
 )
 from ._logging import VARIABLE, configured_logging, level_from_environment, one_line
-from ._plugin import DurationError, parse_duration
+from ._plugin import MAX_SECONDS, DurationError, parse_duration
 from ._report import Report, failure_row
 from ._simulate import fault_options, serve_simulator
 from ._threads import Terminated, run_unheld
@@ -315,9 +315,9 @@ def output_options(command: F) -> F:
 class Seconds(click.FloatRange):
     """A finite number of seconds of at least ``min``: `click.FloatRange`, which lets ``nan``
     through (it compares false with every bound) and ``inf``, refusing both as a usage error
-    naming the option (an endless interval or sweep budget is no schedule). A duration
-    (``90s``, ``5m``, ``1h30m``) is its seconds, as ``poll --timeout`` and ``check -t`` read it
-    (`parse_duration`)."""
+    naming the option (an endless interval or sweep budget is no schedule), and more than 100
+    years, as a duration with a unit is. A duration (``90s``, ``5m``, ``1h30m``) is its
+    seconds, as ``poll --timeout`` and ``check -t`` read it (`parse_duration`)."""
 
     name = "seconds"
 
@@ -330,6 +330,8 @@ class Seconds(click.FloatRange):
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if number > MAX_SECONDS:  # as a duration with its unit is refused
+            self.fail(f"{value!r} is longer than 100 years", param, ctx)
         return number
 
 

@@ -44,6 +44,7 @@ from ._report import HEALTH_ORDER, Report, Row, plural
 
 __all__ = [
     "LINE_CHARS",
+    "MAX_SECONDS",
     "NAME_CHARS",
     "OUTPUT_BYTES",
     "PLUGIN_CODES",
@@ -93,7 +94,8 @@ lines that do not fit are the last ones, the least severe, and one last line cou
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
-_MAX_SECONDS = 100 * 365 * 86400
+MAX_SECONDS = 100 * 365 * 86400
+"""The longest duration any option takes: 100 years, in seconds."""
 _FRACTION = re.compile(r"[0-9]+\.[0-9]*|\.[0-9]+")
 
 
@@ -132,7 +134,7 @@ def parse_duration(text: str, *, bare: str | None = None) -> dt.timedelta:
     seconds = sum(_whole(amount) * size for amount, size in amounts if amount)
     if seconds <= 0:
         raise DurationError(f"{text!r} must be longer than zero")
-    if seconds > _MAX_SECONDS:
+    if seconds > MAX_SECONDS:
         raise DurationError(f"{text!r} is longer than 100 years")
     return dt.timedelta(seconds=seconds)
 
@@ -141,10 +143,10 @@ def _fraction(text: str, number: str, size: int) -> dt.timedelta:
     """``number`` (digits with a decimal point) of units of ``size`` seconds, as `parse_duration`
     bounds a duration; a microsecond is the least (`dt.timedelta` holds no less)."""
     whole, _, fraction = number.partition(".")
-    if _whole(whole) * size > _MAX_SECONDS:
+    if _whole(whole) * size > MAX_SECONDS:
         raise DurationError(f"{text!r} is longer than 100 years")
     seconds = float(f"{whole or 0}.{fraction[:20] or 0}") * size
-    if seconds > _MAX_SECONDS:
+    if seconds > MAX_SECONDS:
         raise DurationError(f"{text!r} is longer than 100 years")
     delta = dt.timedelta(seconds=seconds)
     if delta <= dt.timedelta(0):
@@ -153,10 +155,10 @@ def _fraction(text: str, number: str, size: int) -> dt.timedelta:
 
 
 def _whole(digits: str) -> int:
-    """The number ASCII ``digits`` write, or one past `_MAX_SECONDS` when it is larger still:
+    """The number ASCII ``digits`` write, or one past `MAX_SECONDS` when it is larger still:
     ``int()`` refuses a string of more than 4,300 digits with a bare `ValueError`."""
     significant = digits.lstrip("0")
-    return int(significant or "0") if len(significant) <= 20 else _MAX_SECONDS + 1
+    return int(significant or "0") if len(significant) <= 20 else MAX_SECONDS + 1
 
 
 def format_duration(delta: dt.timedelta) -> str:
