@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vbo_async import ConfigError
-from vbo_async._checks import _checked_id, id_argument, id_segment, text_argument
+from vbo_async._checks import MAX_ID_CHARS, _checked_id, id_argument, id_segment, text_argument
 
 PROPERTY = settings(
     max_examples=int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150")),
@@ -187,6 +187,7 @@ def _checked_outcome(value: Any) -> Any:
 @given(
     value=st.text(alphabet="abcXYZ019._~- /%?#\\\t\u00e9", max_size=12)
     | st.sampled_from([".", "..", "...", "-", "~", "a.b", " a", "a ", "", "\ud800"])
+    | st.integers(MAX_ID_CHARS - 2, MAX_ID_CHARS + 2).map(lambda n: "a" * n)
 )
 def test_the_plain_id_short_cut_agrees_with_every_check(value: str) -> None:
     """Ids of unescaped characters skip the character-by-character checks: the answer is the same."""

@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 import pickle
 import random
+import re
 import zoneinfo
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -34,7 +35,7 @@ from vbo_async import (
     VBOClient,
     assess,
 )
-from vbo_async._health import _allowance, is_never
+from vbo_async._health import _allowance, is_never, window_falls_short
 from vbo_async._zones import UNZONED
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
@@ -1775,3 +1776,89 @@ def test_a_daylight_saving_night_uses_an_hour_of_max_ages_slack() -> None:
         CRITICAL,
         "no success for 27 h (max 26 h + 1 h for daylight saving)",
     )
+
+
+# --- models built by hand, and lists merged by hand ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"is_enabled": "false"}, "job.is_enabled must be a bool or None, got str"),
+        ({"last_status": 5}, "job.last_status must be a JobStatus, a string or None, got int"),
+    ],
+)
+def test_a_job_built_by_hand_with_a_flag_or_status_of_another_type_is_refused(
+    fields: dict[str, Any], named: str
+) -> None:
+    """``is_enabled="false"`` is truthy: the job was judged enabled ("failed just now"), and
+    ``last_status=5`` "ended with status 5"."""
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        check(make_job(**{"last_status": JobStatus.FAILED, "last_run": NOW, **fields}))
+
+
+def test_a_run_listed_twice_counts_once_as_the_copy_furthest_along_in_any_order() -> None:
+    """A list merged from two readings holds one run twice: its copy left running made it the
+    run in progress (its failure "will be retried" for ever), and copies differing only in
+    status were judged by whichever came first."""
+    failed = run("Failed", 4, will_retry=True)
+    running = attrs.evolve(failed, status=JobStatus.RUNNING, end_time=None, id=failed.id.upper())
+    job = make_job(last_status=JobStatus.FAILED, last_run=failed.creation_time)
+    alone = check(job, [failed])
+    for sessions in ([running, failed], [failed, running]):
+        merged = check(job, sessions)
+        assert (merged.state, merged.reason, merged.running) == (alone.state, alone.reason, None)
+        assert merged.state is CRITICAL  # its retry did not come within the two hours
+    succeeded = attrs.evolve(failed, status=JobStatus.SUCCESS, job_will_be_retried=None)
+    verdicts = {check(job, order).state for order in ([succeeded, failed], [failed, succeeded])}
+    assert len(verdicts) == 1
+
+
+def test_a_window_holding_only_runs_dated_far_ahead_falls_short() -> None:
+    """The batch's window held only a run the server dated in 2099 (its clock set ahead then),
+    the real runs having ended before it: judged from it, a failed job read "ended with warnings
+    at 2099-01-01, ahead of this clock" where `job_health`, reading the newest runs, judged the
+    real last one. The batch now reads the job's own runs for it."""
+    ahead = JobSession(
+        id="ahead",
+        job_id="job-1",
+        creation_time=dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+        end_time=dt.datetime(2099, 1, 1, 0, 9, tzinfo=dt.UTC),
+        status=JobStatus.WARNING,
+    )
+    job = make_job(
+        last_status=JobStatus.WARNING, last_run=ahead.creation_time, last_backup=NOW - dt.timedelta(days=8)
+    )
+    assert window_falls_short(job, [ahead], HealthPolicy(max_age=None), now=NOW)
+    real = run("Failed", 8 * 24)
+    judged = check(job, [ahead, real], max_age=None)
+    assert (judged.state, judged.reason) == (CRITICAL, "failed 7 days ago")
+
+
+def test_a_window_built_by_hand_with_flags_that_are_not_booleans_is_refused_and_still_printed() -> None:
+    """``"F"`` is truthy: ``allows`` answered it (an hour barred read as allowed), and a
+    schedule-aware verdict took a window of them for one open every hour; its repr raised."""
+    strings = BackupWindow(["F"] * 24 + ["T"] * 144)  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match=re.escape("backup_intervals_array[5] must be a bool, got str")):
+        strings.allows(0, 5)
+    with pytest.raises(
+        ConfigError, match="backup_intervals_array must be a sequence of booleans, got NoneType"
+    ):
+        BackupWindow(None).allows(0, 5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="minute_offset must be an integer"):
+        BackupWindow(minute_offset="60").allows_at(NOW)  # type: ignore[arg-type]
+    assert "'F'" in repr(strings)
+    assert repr(BackupWindow(None)) == "BackupWindow(backup_intervals_array=None, minute_offset=None)"  # type: ignore[arg-type]
+    assert repr(BackupWindow([True, False])) == (
+        "BackupWindow(backup_intervals_array=<1 of 2 hours allowed>, minute_offset=None)"
+    )
+    periodic = SchedulePolicy(
+        type=ScheduleType.PERIODICALLY,
+        periodically_window_enabled=True,
+        periodically_window=BackupWindow(["F"] * 168),  # type: ignore[list-item]
+    )
+    job = make_job(last_status=JobStatus.SUCCESS, last_run=NOW - hours(40), schedule_policy=periodic)
+    with pytest.raises(
+        ConfigError, match=re.escape("periodically_window.backup_intervals_array[0] must be a bool")
+    ):
+        check(job, schedule_aware=True)

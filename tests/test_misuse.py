@@ -29,17 +29,23 @@ import httpx
 import pytest
 
 from vbo_async import (
+    BackupRepository,
     ClientStateError,
+    CollectionLink,
     ConfigError,
     HealthPolicy,
     HealthState,
     Job,
+    JobSession,
+    Link,
     NotFoundError,
     Organization,
     PollProgress,
     PollResult,
     PollTarget,
+    Proxy,
     RetryPolicy,
+    ThroughLink,
     VBOClient,
     VBOError,
     assess,
@@ -47,7 +53,7 @@ from vbo_async import (
     poll_jobs,
 )
 
-from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for
+from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for, offline_client
 
 ORG = "b2d9414d-c417-4a94-be3b-b38a3c2e8a7b"
 JOB = "70a8cbaf-642f-4c6f-934d-fb10e597a82a"
@@ -372,7 +378,11 @@ def test_to_wire_keeps_models_their_containers_and_json_as_before(api_version: s
 
 
 @pytest.mark.parametrize("api_version", ["v1", "v8"])
-@pytest.mark.parametrize("jobs", [5, "j1", ["j1"], [None]], ids=["int", "str", "ids", "none-item"])
+@pytest.mark.parametrize(
+    "jobs",
+    [5, "j1", ["j1"], [None], [Job(id=None)], [Job(id=5)]],  # type: ignore[arg-type]
+    ids=["int", "str", "ids", "none-item", "job-without-id", "job-with-int-id"],
+)
 async def test_recent_sessions_refuses_jobs_that_are_not_jobs_before_any_request(
     api_version: str, jobs: Any
 ) -> None:
@@ -396,6 +406,145 @@ async def test_recent_sessions_refuses_jobs_that_are_not_jobs_before_any_request
         with pytest.raises(ConfigError, match="jobs"):
             await vbo.recent_sessions(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), jobs=jobs)
     assert sent == []
+
+
+def _refusing_client(sent: list[httpx.Request], api_version: str = "v8") -> VBOClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(404)
+
+    return VBOClient(
+        BASE,
+        username=USERNAME,
+        password=PASSWORD,
+        api_version=api_version,
+        transport=httpx.MockTransport(handler),
+    )
+
+
+_SESSION = JobSession(id="4a3190ea-0000-4000-8000-000000000001")
+_REPOSITORY = BackupRepository(id="c4647159-0000-4000-8000-000000000002")
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda vbo: vbo.start_job(Organization(id=ORG)), "job must be an id or a Job, got Organization"),
+        (lambda vbo: vbo.stop_job(_SESSION), "job must be an id or a Job, got JobSession"),
+        (lambda vbo: vbo.disable_job(_REPOSITORY), "job must be an id or a Job, got BackupRepository"),
+        (lambda vbo: vbo.job_sessions(Organization(id=ORG)), "job must be an id or a Job, got Organization"),
+        (
+            lambda vbo: vbo.organization_jobs(Job(id=JOB)),
+            "organization must be an id or an Organization, got Job",
+        ),
+        (lambda vbo: vbo.start_job(Job(id=None)), "job must be a string, got NoneType"),  # type: ignore[arg-type]
+        (lambda vbo: vbo.job("a" * 70_000), "job_id is too long: 70,000 characters, at most 1,024"),
+    ],
+    ids=[
+        "start-org",
+        "stop-session",
+        "disable-repository",
+        "sessions-org",
+        "jobs-of-a-job",
+        "id-none",
+        "long",
+    ],
+)
+async def test_a_model_of_another_kind_or_an_impossible_id_is_refused_before_any_request(
+    call: Callable[[VBOClient], Awaitable[Any]], named: str
+) -> None:
+    """Any model with an id passed for a job was taken as one: ``start_job(organization)`` posted
+    to ``/Jobs/{organization id}/start``, ``job_sessions(organization)`` gave ``[]``. An id of
+    70,000 characters was a `LinkError` of a URL too long to send (a 502 to a web backend)."""
+    sent: list[httpx.Request] = []
+    async with _refusing_client(sent) as vbo:
+        with pytest.raises(ConfigError) as info:
+            await call(vbo)
+    assert named in info.value.message
+    assert sent == []
+
+
+async def test_a_sweep_refuses_a_too_long_organization_id_alike_batched_or_not() -> None:
+    """Batched, a too long id was an organization the server does not list (`NotFoundError`), a
+    request per tenant a URL too long (`LinkError`): both are now the caller's `ConfigError`."""
+    from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=3))
+    org = simulator.organization_ids()[0]
+    errors: dict[tuple[bool, str], VBOError | None] = {}
+    for batch in (False, True):
+        transport = httpx.ASGITransport(app=create_app(simulator=simulator))
+        async with VBOClient(
+            "https://vbo.test", username="admin", password="admin", transport=transport
+        ) as vbo:
+            targets = [
+                PollTarget(client=vbo, organization_id="a" * 5000),
+                PollTarget(client=vbo, organization_id=org),
+            ]
+            async for result in poll_jobs(targets, batch=batch):
+                errors[(batch, result.target.organization_id)] = result.error
+    for batch in (False, True):
+        assert errors[(batch, org)] is None
+        error = errors[(batch, "a" * 5000)]
+        assert isinstance(error, ConfigError), error
+        assert "organization is too long: 5,000 characters" in error.message
+
+
+@pytest.mark.parametrize(
+    ("link", "named"),
+    [
+        (Link(f"/v8/Jobs/{JOB}", "self", None, 5), "not 5"),  # type: ignore[arg-type]
+        (CollectionLink("/v8/Jobs", "jobs", None, HealthPolicy), "not <class"),
+        (
+            ThroughLink(
+                Link(f"/v8/BackupRepositories/{JOB}", "backupRepository", None, BackupRepository),
+                5,
+                "proxy",
+                Proxy,
+            ),
+            "then must be a relation name",
+        ),  # type: ignore[arg-type]
+        (
+            ThroughLink(
+                Link(f"/v8/BackupRepositories/{JOB}", "backupRepository", None, int), "proxy", "proxy", Proxy
+            ),
+            "not <class 'int'>",
+        ),
+    ],
+    ids=["int-target", "policy-target", "int-then", "bad-first-step"],
+)
+async def test_following_a_link_built_by_hand_to_no_model_is_refused_before_any_request(
+    link: Link[Any], named: str
+) -> None:
+    """A link's target decides what its answer is decoded into: one built by hand with another
+    target decoded a job as a `HealthPolicy`, or failed inside the decoder (AttributeError,
+    an internal FastPathUnsupported)."""
+    sent: list[httpx.Request] = []
+    async with _refusing_client(sent) as vbo:
+        with pytest.raises(ConfigError) as info:
+            await vbo.follow(link)
+    assert named in info.value.message
+    assert sent == []
+    with pytest.raises(ConfigError, match="goes via a Link, got str"):
+        ThroughLink("x", "proxy", "proxy", Proxy)  # type: ignore[arg-type]
+
+
+def test_a_results_links_are_found_by_a_job_id_in_any_case_and_anything_else_is_refused() -> None:
+    job = Job(id="AbC-1")
+    repository = BackupRepository(id="r")
+    result = PollResult(
+        target=PollTarget(client=offline_client(), organization_id=ORG),
+        jobs=[job],
+        follow=("repository",),
+        prefetched={("AbC-1", "repository"): repository},
+    )
+    assert result.resolved(job, "repository") is repository
+    assert result.resolved("abc-1", "repository") is repository
+    assert result.resolved("ABC-1", "repository") is repository
+    assert result.resolved("other", "repository") is None
+    for bad, kind in ((None, "NoneType"), (5, "int"), (Job(id=["x"]), "a Job whose id is list")):  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=f"job must be a Job or a job id, got {kind}"):
+            result.resolved(bad, "repository")  # type: ignore[arg-type]
 
 
 # --- verify=False ---------------------------------------------------------------------------------------

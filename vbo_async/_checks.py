@@ -14,7 +14,12 @@ from urllib.parse import quote
 
 from ._exceptions import ConfigError
 
-__all__ = ["id_argument", "id_segment", "text_argument"]
+__all__ = ["MAX_ID_CHARS", "id_argument", "id_segment", "text_argument"]
+
+MAX_ID_CHARS = 1024
+"""The longest id `id_argument` takes (the servers' ids are GUIDs, 36 characters): a longer one
+is the caller's mistake, said as such, not a URL too long to send (a `LinkError` at the
+request, a `NotFoundError` in a batched sweep)."""
 
 _FORBIDDEN_IN_SEGMENT = frozenset("/\\?#%")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._~-]+")
@@ -53,11 +58,17 @@ def id_segment(value: Any, name: str) -> str:
 def id_argument(value: Any, name: str) -> str:
     """``value`` if it can be an id in a URL path or query, else `ConfigError`.
 
-    On top of `text_argument`: no ``/``, ``\\``, ``?``, ``#`` or ``%`` (some servers decode
-    ``%2F`` before routing), no control character, not ``.`` or ``..``, and no leading or
-    trailing whitespace.
+    On top of `text_argument`: at most `MAX_ID_CHARS` characters, no ``/``, ``\\``, ``?``, ``#``
+    or ``%`` (some servers decode ``%2F`` before routing), no control character, not ``.`` or
+    ``..``, and no leading or trailing whitespace.
     """
-    if value.__class__ is str and _PLAIN_ID.fullmatch(value) and value != "." and value != "..":
+    if (
+        value.__class__ is str
+        and len(value) <= MAX_ID_CHARS
+        and _PLAIN_ID.fullmatch(value)
+        and value != "."
+        and value != ".."
+    ):
         return value
     return _checked_id(value, name)
 
@@ -65,6 +76,8 @@ def id_argument(value: Any, name: str) -> str:
 def _checked_id(value: Any, name: str) -> str:
     """`id_argument`'s checks one by one (its short cut for plain ids must agree: a test)."""
     text = text_argument(value, name)
+    if len(text) > MAX_ID_CHARS:
+        raise ConfigError(f"{name} is too long: {len(text):,} characters, at most {MAX_ID_CHARS:,}")
     if text in (".", ".."):
         raise ConfigError(f"{name} must be an id, not a dot segment")
     if text != text.strip():

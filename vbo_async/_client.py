@@ -43,7 +43,7 @@ from ._fetch import Fetcher, bodiless
 from ._files import not_a_file
 from ._flights import Flights
 from ._health import HealthPolicy, JobHealth, assess, finished, is_never, newest_first, on_clock
-from ._links import CollectionLink, Link
+from ._links import CollectionLink, Link, ThroughLink
 from ._models import (
     BackupRepository,
     Job,
@@ -509,7 +509,7 @@ class VBOClient:
         for another organization is left out (ids compared ignoring case). A job listed more than
         once (pages cut by offset shift when a job is added or removed meanwhile) is returned once,
         as first listed (`first_listed`)."""
-        org = id_argument(_id_of(organization), "organization")
+        org = id_argument(_id_of(organization, Organization, "organization"), "organization")
         url = await self._url("organization_jobs", organization=org)
         filters = (await self._found_dialect()).organization_jobs_filter
         try:
@@ -549,7 +549,7 @@ class VBOClient:
         """
         if limit is not None and (not _is_int(limit) or limit < 1):
             raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
-        job_id = id_argument(_id_of(job), "job")
+        job_id = id_argument(_id_of(job, Job, "job"), "job")
         url = await self._url("job_sessions", job=job_id)
         dialect = await self._found_dialect()
         if limit is not None and dialect.page_limit is not None:
@@ -687,7 +687,7 @@ class VBOClient:
         """What one organization's backups take in each repository: ``GET
         /Organizations/{id}/usedRepositories`` (v6+, every page). `NotSupportedError` on v1,
         before any request."""
-        org = id_argument(_id_of(organization), "organization")
+        org = id_argument(_id_of(organization, Organization, "organization"), "organization")
         url = await self._url("organization_used_repositories", organization=org)
         return await self._fetcher.fetch_all(url, UsedRepository)
 
@@ -774,8 +774,7 @@ class VBOClient:
         """Follow ``link`` through this client (the same as ``await link`` for links this client
         decoded; also works for a link decoded by another client of the same server, or one
         that was pickled)."""
-        if not isinstance(link, Link):
-            raise ConfigError(f"follow() takes a Link, got {type(link).__name__}")
+        _check_followable(link)
         return await link.bound_to(self._fetcher)
 
     def to_wire(self, model: Any, *, api_version: str | None = None) -> Any:
@@ -842,7 +841,7 @@ class VBOClient:
             del answer  # not kept by the error's traceback
             raise bodiless(error)
         if session.job_id is None:
-            session = attrs.evolve(session, job_id=_id_of(job))
+            session = attrs.evolve(session, job_id=_id_of(job, Job, "job"))
         return session
 
     def _started_session(self, answer: Answer, url: str, dialect: Dialect) -> JobSession:
@@ -871,7 +870,7 @@ class VBOClient:
         ``Content-Encoding``, cut short, stalled past the timeout) is in ``unread``, not raised,
         lest the caller take the action for failed and send it again (only a v8 start reads its
         body)."""
-        job_id = id_argument(_id_of(job), "job")
+        job_id = id_argument(_id_of(job, Job, "job"), "job")
         dialect = await self._found_dialect()
         path, body = dialect.action(job_id, action, full=full)
         url = self._root.url(path)
@@ -920,6 +919,9 @@ def _jobs_argument(jobs: Any) -> list[Job]:
     for job in chosen:
         if not isinstance(job, Job):
             raise ConfigError(f"jobs must be Job models (as listed by jobs()), not {type(job).__name__}")
+        if not isinstance(job.id, str):  # filed by it, lower-cased: a Job built by hand with id=None
+            kind = type(job.id).__name__
+            raise ConfigError(f"jobs must be Job models with an id string, got an id of {kind}")
     return chosen
 
 
@@ -972,13 +974,33 @@ def _is_finite(value: float) -> bool:
         return False
 
 
-def _id_of(value: Any) -> str:
+def _check_followable(link: object) -> None:
+    """`ConfigError` unless ``link`` is a `Link` that decodes into a vbo-async model or raw JSON
+    (target None), and, for a `ThroughLink`, whose first step is such a link and whose next
+    relation a string: a link built by hand with another target decoded a job as anything
+    (``HealthPolicy``) or failed deep inside the decoder."""
+    if not isinstance(link, Link):
+        raise ConfigError(f"follow() takes a Link, got {type(link).__name__}")
+    target = link.target
+    if target is not None and not (isinstance(target, type) and target in MODELS):
+        raise ConfigError(f"follow() decodes into vbo-async models or raw JSON (target None), not {target!r}")
+    if isinstance(link, ThroughLink):
+        if not isinstance(link.then, str):
+            raise ConfigError(f"a ThroughLink's then must be a relation name, got {type(link.then).__name__}")
+        _check_followable(link.via)
+
+
+def _id_of(value: Any, model: type[Job] | type[Organization], name: str) -> Any:
+    """The id ``value`` names: itself, or the id of a ``model`` (checked by `id_argument` next);
+    `ConfigError` naming anything else. Another model with an id (an organization passed as a
+    job) would have its id sent as the job's: ``start_job(organization)`` posted to
+    ``/Jobs/{organization id}/start``."""
     if isinstance(value, str):
         return value
-    identifier = getattr(value, "id", None)
-    if isinstance(identifier, str):
-        return identifier
-    raise ConfigError(f"expected an id string or a model with an id, got {type(value).__name__}")
+    if isinstance(value, model):
+        return value.id
+    article = "an" if model.__name__[0] in "AEIOU" else "a"
+    raise ConfigError(f"{name} must be an id or {article} {model.__name__}, got {type(value).__name__}")
 
 
 def default_transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncBaseTransport:

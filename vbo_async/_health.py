@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -220,6 +221,11 @@ def window_falls_short(
         return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
         return not any(finished(s) for s in dated)
+    if not any(finished(s) for s in dated) and any(finished(s) for s in window):
+        # Only runs dated far ahead finished in the window (the real ones ended before it):
+        # `assess` would judge the job by one of them, where `VBOClient.job_health`, reading its
+        # newest runs, judges it by its last run dated within reason.
+        return True
     return _misses_the_last_run(job, dated)
 
 
@@ -274,6 +280,14 @@ def assess(
     """
     if not isinstance(job, Job):
         raise ConfigError(f"assess() needs a Job, got {type(job).__name__}")
+    # Read by truth and by equality, not by a call that would fail: a job built by hand with
+    # is_enabled="false" was judged enabled, last_status=5 "ended with status 5".
+    if job.is_enabled is not None and job.is_enabled.__class__ is not bool:
+        raise ConfigError(f"job.is_enabled must be a bool or None, got {type(job.is_enabled).__name__}")
+    if job.last_status is not None and not isinstance(job.last_status, str):
+        raise ConfigError(
+            f"job.last_status must be a JobStatus, a string or None, got {type(job.last_status).__name__}"
+        )
     if not isinstance(policy, HealthPolicy):
         raise ConfigError(f"policy must be a HealthPolicy, got {type(policy).__name__}")
     if now is None:
@@ -286,7 +300,7 @@ def assess(
         raise ConfigError(f"sessions must be an iterable of JobSession, got {type(sessions).__name__}")
     mine = [s for s in sessions if _belongs(s, job)]
     try:
-        return _judged(job, mine, policy, now, error)
+        return _judged(job, _each_run_once(mine), policy, now, error)
     except (AttributeError, TypeError):
         misfit = _misfit(job, mine)  # a model built by hand with a value of the wrong type
         if misfit is None:
@@ -399,6 +413,40 @@ def _misfit(job: Job, sessions: list[JobSession]) -> ConfigError | None:
             continue
         return ConfigError(f"{name}.{field} must be {wanted} or None, got {type(value).__name__}")
     return None
+
+
+def _each_run_once(sessions: list[JobSession]) -> list[JobSession]:
+    """``sessions`` with each session id once (ids compared ignoring case): of the copies of one
+    run (a list merged from two readings of it), the one furthest along, whatever order they
+    come in: ended (or stopped) over still running or queued, then the later end, then by
+    status, creation time and retry flag. A copy left running made it the run in progress for
+    good, its failure "will be retried" for ever (pure)."""
+    ids = [s.id.lower() if isinstance(s.id, str) else s.id for s in sessions]
+    try:
+        if len(set(ids)) == len(ids):
+            return sessions  # nearly always: each run read once
+    except TypeError:  # an id of a session built by hand that cannot be hashed: left as it is
+        return sessions
+    kept: dict[object, JobSession] = {}
+    for key, session in zip(ids, sessions, strict=True):
+        other = kept.get(key)
+        if other is None or _along(session) > _along(other):
+            kept[key] = session
+    return list(kept.values())
+
+
+def _along(session: JobSession) -> tuple[bool, float, str, float, bool, str]:
+    """How far along a copy of a run is (`_each_run_once`): a total order, so the copy kept
+    does not depend on the order the copies come in."""
+    end, created = _utc(session.end_time), _utc(session.creation_time)
+    return (
+        session.status not in _IN_PROGRESS,
+        end.timestamp() if end is not None else -math.inf,
+        str(session.status),
+        created.timestamp() if created is not None else -math.inf,
+        session.job_will_be_retried is True,
+        str(session.id),
+    )
 
 
 def _belongs(session: object, job: Job) -> bool:
@@ -671,7 +719,14 @@ def _closed_hours(schedule: SchedulePolicy | None) -> int | None:
             "job.schedule_policy.periodically_window.backup_intervals_array must be a sequence of booleans,"
             f" got {type(flags).__name__}"
         )
-    return _longest_closed(tuple(bool(flag) for flag in flags[:_WEEK_HOURS]))
+    hours = tuple(flags[:_WEEK_HOURS])
+    for index, flag in enumerate(hours):
+        if flag.__class__ is not bool:  # "F" (or "false") is no allowed hour, though truthy
+            raise ConfigError(
+                f"job.schedule_policy.periodically_window.backup_intervals_array[{index}] must be a"
+                f" bool, got {type(flag).__name__}"
+            )
+    return _longest_closed(hours)
 
 
 def _longest_closed(flags: tuple[bool, ...]) -> int:

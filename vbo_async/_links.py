@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from ._exceptions import ClientStateError, LinkError, VBOError
+from ._exceptions import ClientStateError, ConfigError, LinkError, VBOError
 
 if TYPE_CHECKING:
     from ._urls import ApiRoot
@@ -163,6 +163,8 @@ class ThroughLink(Link[T_co]):
     __slots__ = ("_then", "_via")
 
     def __init__(self, via: Link[Any], then: str, relation: str, target: type[Any] | None) -> None:
+        if not isinstance(via, Link):
+            raise ConfigError(f"a ThroughLink goes via a Link, got {type(via).__name__}")
         super().__init__(via.href, relation, via._navigator, target)
         self._via = via
         self._then = then

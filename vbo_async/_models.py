@@ -89,7 +89,15 @@ def _require(links: Any, relation: str) -> Link[Any]:
 
 
 def _hours(flags: Sequence[bool]) -> str:
-    return f"<{sum(flags)} of {len(flags)} hours allowed>"
+    """A window's flags in its repr: how many hours they allow. What a window built by hand holds
+    that is no sequence of booleans is shown as it is: a repr must not raise (logging and a
+    traceback print it)."""
+    try:
+        if all(flag.__class__ is bool for flag in flags):
+            return f"<{sum(flags)} of {len(flags)} hours allowed>"
+    except TypeError:  # not iterable, or no len
+        pass
+    return repr(flags)
 
 
 _ALLOWED = ord("T")
@@ -204,15 +212,26 @@ class BackupWindow:
         """Whether backups may run in ``hour`` (0-23) of ``day`` (0 = Sunday, as the server
         counts; Python's ``weekday()`` counts from Monday, so prefer `allows_at`).
 
-        Values out of range raise `ConfigError`. An hour the server's array does not cover (a
-        window shorter than 168 flags) is not allowed.
+        Values out of range raise `ConfigError`, as do flags that are not booleans (a window
+        built by hand with ``"F"``, which is truthy). An hour the server's array does not cover
+        (a window shorter than 168 flags) is not allowed.
         """
         if not _is_int(day) or not 0 <= day <= 6:
             raise ConfigError(f"day must be an integer 0-6 (0 = Sunday), got {day!r}")
         if not _is_int(hour) or not 0 <= hour <= 23:
             raise ConfigError(f"hour must be an integer 0-23, got {hour!r}")
+        flags = self.backup_intervals_array
+        if not isinstance(flags, Sequence) or isinstance(flags, str | bytes):
+            raise ConfigError(
+                f"backup_intervals_array must be a sequence of booleans, got {type(flags).__name__}"
+            )
         index = day * 24 + hour
-        return index < len(self.backup_intervals_array) and self.backup_intervals_array[index]
+        if index >= len(flags):
+            return False
+        flag = flags[index]
+        if flag.__class__ is not bool:
+            raise ConfigError(f"backup_intervals_array[{index}] must be a bool, got {type(flag).__name__}")
+        return flag
 
     def allows_at(self, when: dt.datetime) -> bool:
         """Whether backups may run at the moment ``when`` (an aware datetime).
@@ -222,6 +241,9 @@ class BackupWindow:
         """
         if not isinstance(when, dt.datetime) or when.tzinfo is None or when.utcoffset() is None:
             raise ConfigError("allows_at() needs an aware datetime (with a tzinfo)")
+        if self.minute_offset is not None and not _is_int(self.minute_offset):
+            kind = type(self.minute_offset).__name__
+            raise ConfigError(f"minute_offset must be an integer (minutes) or None, got {kind}")
         # Within the week, from Sunday 00:00 of ``when``'s own zone, then moved into the window's:
         # the window repeats weekly, so any offset the server sends counts modulo a week, and no
         # datetime is built that could leave the calendar.

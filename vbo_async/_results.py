@@ -206,7 +206,8 @@ class PollResult:
         """The prefetched object behind ``relation`` of ``job`` (a `Job` or a job id).
 
         None when the job has no such link or its prefetch failed (then the error is in
-        ``link_errors``). A relation that was not in ``follow`` raises `ConfigError`.
+        ``link_errors``). A relation that was not in ``follow`` raises `ConfigError`, as does a
+        ``job`` that is neither. A job id is matched ignoring case, as ids are everywhere.
 
         ```python
         repository = result.resolved(job, "repository")
@@ -214,8 +215,30 @@ class PollResult:
         """
         if relation not in self.follow:
             raise ConfigError(f"{relation!r} was not prefetched in this sweep (follow={self.follow!r})")
-        job_id = job if isinstance(job, str) else job.id
-        return self.prefetched.get((job_id, relation))
+        job_id = job if isinstance(job, str) else job.id if isinstance(job, Job) else None
+        if not isinstance(job_id, str):
+            raise ConfigError(f"job must be a Job or a job id, got {_kind(job, job_id)}")
+        found = self.prefetched.get((job_id, relation), _ABSENT)
+        if found is not _ABSENT:
+            return found
+        return _spelled_otherwise(self.prefetched, job_id.lower(), relation)
+
+
+_ABSENT = object()
+
+
+def _spelled_otherwise(prefetched: Mapping[LinkKey, object], wanted: str, relation: str) -> object | None:
+    """What ``prefetched`` holds for ``relation`` of the job whose id is ``wanted`` lower-cased
+    (the listing spelled it otherwise), or None."""
+    for (job_id, name), value in prefetched.items():
+        if name == relation and job_id.lower() == wanted:
+            return value
+    return None
+
+
+def _kind(job: object, job_id: object) -> str:
+    """What `PollResult.resolved` was given instead of a job: its type, or its id's."""
+    return f"a Job whose id is {type(job_id).__name__}" if isinstance(job, Job) else type(job).__name__
 
 
 @attrs.frozen(kw_only=True, eq=False)
