@@ -53,8 +53,9 @@ from vbo_async import (
     poll_jobs,
 )
 from vbo_async._cli import _app, _connect, _flows, _report
-from vbo_async._cli._connect import SharedContexts
+from vbo_async._cli._connect import SharedContexts, environment_text
 from vbo_async._cli._exit import Outcome
+from vbo_async._cli._flows import UnknownOrganization, close_names, match_organization
 from vbo_async._cli._plugin import plugin_output
 from vbo_async._cli._report import Report, Row
 from vbo_async.cli import main
@@ -3695,9 +3696,6 @@ def test_a_new_faults_field_is_a_flag_without_a_cli_change() -> None:
 
 
 def test_match_organization_by_id_or_name() -> None:
-    from vbo_async import Organization
-    from vbo_async._cli._flows import UnknownOrganization, match_organization
-
     orgs = [
         Organization(id="A1", name="Contoso"),
         Organization(id="B2", name="contoso"),
@@ -3718,6 +3716,59 @@ def test_match_organization_by_id_or_name() -> None:
         match_organization(orgs, "Northwind", server="east")
     with pytest.raises(UnknownOrganization, match="it has none"):
         match_organization([], "Northwind", server="east")
+
+
+def test_names_sharing_only_their_domain_are_not_offered_as_close() -> None:
+    """Nearly every tenant's name ends in ``.onmicrosoft.com``: compared whole, every one was
+    "close" to any unknown tenant, and a server of five was answered with five strangers
+    instead of its list."""
+    names = ["litware", "northwind", "blueyonder", "relecloud", "contoso"]
+    orgs = [Organization(id=f"id-{name}", name=f"{name}.onmicrosoft.com") for name in names]
+    with pytest.raises(UnknownOrganization) as unknown:
+        match_organization(orgs, "fabrikam.onmicrosoft.com", server="east")
+    assert str(unknown.value) == (
+        "no organization 'fabrikam.onmicrosoft.com' on east: it has 'blueyonder.onmicrosoft.com', "
+        "'contoso.onmicrosoft.com', 'litware.onmicrosoft.com', 'northwind.onmicrosoft.com', "
+        "'relecloud.onmicrosoft.com'"
+    )
+    with pytest.raises(UnknownOrganization, match=r"did you mean 'contoso\.onmicrosoft\.com'\?$"):
+        match_organization(orgs, "contosso.onmicrosoft.com", server="east")
+    assert close_names("contoso.com", ["contoso.org", "fabrikam.com"]) == ["contoso.org"]
+    assert close_names("contoso", ["contosso", "contoso-eu", "fabrikam"]) == [
+        "contosso",
+        "contoso-eu",
+    ]  # closest first
+
+
+def test_an_empty_targets_path_is_a_usage_error_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--targets ''`` read as ``.``: "``.``: a directory, not a file"."""
+    line = error_line(run(capsys, "poll", "--targets", ""), code=2)
+    assert line == (
+        "vbo-async: error: Invalid value for '--targets': the path is empty (see 'vbo-async poll --help')"
+    )
+
+
+@pytest.mark.parametrize("suffix", ["/v9", "/v0", "/V10/"])
+def test_a_server_url_ending_in_any_other_version_segment_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """``/v9`` was kept as a base path: ``/v9/v8/Token`` answered 404, and the server was said
+    to "serve none of the API versions" (exit 1), though it served them all."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = f"http://127.0.0.1:{closed_port()}{suffix}"
+    line = error_line(run(capsys, *jobs_args(url, "org")), code=2)
+    assert line == (
+        f"vbo-async: error: --server ends in {suffix}, which is no API version (v8, v7, v6, v1) "
+        "(see 'vbo-async jobs --help')"
+    )
+
+
+def test_a_utf8_password_from_an_ascii_locale_s_environment_is_read_as_utf8() -> None:
+    """Without Python's UTF-8 mode, an ASCII locale gives each byte past ASCII as a lone
+    surrogate: a UTF-8 password was refused as "not UTF-8" (its file twin was taken)."""
+    assert environment_text("p\udcc3\udca9") == "pé"  # the bytes of "pé" in UTF-8
+    assert environment_text("pé") == "pé"
+    assert environment_text("p\udce9") == "p\udce9"  # a Latin-1 byte: no UTF-8, said later as such
 
 
 def test_a_command_can_have_its_own_exit_codes(

@@ -172,6 +172,17 @@ def test_a_full_file_is_read_into_attrs_classes(tmp_path: Path) -> None:
             '[[servers]]\nname = "a"\n' + GOOD + '[[servers]]\nname = "a"\n' + GOOD,
             ['servers: servers[0] and servers[1] are both named "a"'],
         ),
+        (
+            "[[servers]]\n"
+            + GOOD
+            + "[[servers]]\n"
+            + GOOD.replace('url = "http://127.0.0.1:1"', 'url = "HTTP://127.0.0.1:1/v8/"'),
+            [
+                "servers: servers[0] and servers[1] are both named by the url of one server, written two "
+                'ways ("http://127.0.0.1:1", "HTTP://127.0.0.1:1/v8/"): each would be polled, and counted, '
+                "twice (give them names if that is meant)"
+            ],
+        ),
     ],
     ids=[
         "empty",
@@ -195,6 +206,7 @@ def test_a_full_file_is_read_into_attrs_classes(tmp_path: Path) -> None:
         "api-version-path",
         "ca-bundle-and-insecure",
         "duplicate-names",
+        "one-url-written-two-ways",
     ],
 )
 def test_bad_files_are_one_line_per_problem_with_its_toml_path(
@@ -213,6 +225,25 @@ def test_a_url_ending_in_a_version_no_server_serves_names_its_place(tmp_path: Pa
         "servers[0].url: ends in /v5, which is no API version (v8, v7, v6, v1)",
         'servers[1].url: ends in /V3/, which is no API version (v8, v7, v6, v1) (server "w")',
     ]
+
+
+def test_a_url_ending_in_any_other_version_segment_is_no_base_path(tmp_path: Path) -> None:
+    """``/v9`` (or ``/v0``, ``/v10``) was kept as a base path: the client asked ``/v9/v8/Token``
+    and so on, and blamed the server ("serves none of the API versions"), a failure row."""
+    text = '[[servers]]\nurl = "http://127.0.0.1:1/v9"\nusername = "a"\npassword_env = "P"\n'
+    text += '[[servers]]\nname = "w"\nurl = "http://127.0.0.1:2/v10/"\nusername = "a"\npassword_env = "P"\n'
+    assert problems(tmp_path, text) == [
+        "servers[0].url: ends in /v9, which is no API version (v8, v7, v6, v1)",
+        'servers[1].url: ends in /v10/, which is no API version (v8, v7, v6, v1) (server "w")',
+    ]
+
+
+def test_one_server_under_two_names_is_polled_as_two(tmp_path: Path) -> None:
+    """Names given on purpose (a test's many servers in one simulator, tenants split between
+    tables) are left as they are: only tables named by one url written two ways are refused."""
+    second = GOOD.replace('127.0.0.1:1"', '127.0.0.1:1/"')
+    text = '[[servers]]\nname = "a"\n' + GOOD + '[[servers]]\nname = "b"\n' + second
+    assert [target.label for target in read_targets(write(tmp_path, text)).servers] == ["a", "b"]
 
 
 def test_a_url_with_credentials_says_where_the_password_goes_in_the_file(tmp_path: Path) -> None:

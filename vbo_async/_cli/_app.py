@@ -25,6 +25,7 @@ from .._exceptions import ConfigError, VBOError
 from ._check import (
     CHECK_EPILOG,
     PLUGIN_CODES,
+    TargetsPath,
     check,
     health_options,
     health_policy,
@@ -633,7 +634,7 @@ def organizations(connection: Connection, timeout: dt.timedelta | None, as_json:
 @click.option(
     "--targets",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=TargetsPath(dir_okay=False, path_type=Path),
     help="TOML file of [[servers]] tables with the keys name, url, username, password_env or "
     "password_file, organizations, ca_bundle, insecure, api_version and max_concurrency (others "
     "are refused).",
@@ -689,7 +690,7 @@ cli.command("check", exit_codes=PLUGIN_CODES, report_error=say_unknown, epilog=C
 @click.option(
     "--targets",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=TargetsPath(dir_okay=False, path_type=Path),
     help="TOML file of [[servers]] tables, as for 'poll'.",
 )
 @click.option(

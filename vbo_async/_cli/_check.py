@@ -53,6 +53,7 @@ __all__ = [
     "CHECK_EPILOG",
     "HELD_CHARS",
     "PLUGIN_CODES",
+    "TargetsPath",
     "check",
     "duration",
     "expiry_levels",
@@ -138,6 +139,16 @@ def duration(
         return parse_duration(value)
     except DurationError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+class TargetsPath(click.Path):
+    """A targets file's path: `click.Path`, refusing an empty one as a usage error (it read as
+    ``.``, and the message named the current folder: "``.``: a directory, not a file")."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("the path is empty", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def seconds_or_duration(
@@ -248,7 +259,7 @@ def write_output(text: str) -> bool:
 @click.option(
     "--targets",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=TargetsPath(dir_okay=False, path_type=Path),
     help="TOML file of [[servers]] tables, as for 'vbo-async poll'.",
 )
 @health_options

@@ -55,13 +55,17 @@ __all__ = [
 Source = Literal["options", "targets"]
 """Where a connection's settings came from: hints name the option or the targets-file key."""
 
-_VERSION_SUFFIX = re.compile(r"^(?P<base>.*?)/+(?P<version>v[1-8])/*$", re.IGNORECASE)
+_VERSION_SUFFIX = re.compile(r"^(?P<base>.*?)/+(?P<version>v[0-9]+)/*$", re.IGNORECASE)
+"""A URL ending in a version segment: ``/v1`` … ``/v8`` are taken off, any other (``/v9``,
+``/v10``) is refused as no API version, not kept as a base path the client would prefix to
+every version it tries (``/v9/v8/Token``, 404: "serves none of the API versions")."""
 _WRONG_VERSION = ("wrong version number", "record layer failure", "packet length too long", "http request")
 
 
 def split_version(url: str) -> tuple[str, str | None]:
-    """``(base URL, version)`` of a URL that ends in an API version segment ``/v1`` … ``/v8`` (as
-    ``vbo-async simulate`` prints it), else ``(url, None)``; the version is lower-cased.
+    """``(base URL, version)`` of a URL that ends in a version segment ``/vN`` (``/v1`` … ``/v8``
+    as ``vbo-async simulate`` prints it; `unknown_version` says when N names none), else
+    ``(url, None)``; the version is lower-cased.
 
     ```python
     split_version("http://127.0.0.1:4443/v1")  # ("http://127.0.0.1:4443", "v1")
@@ -275,7 +279,7 @@ def read_password(variable: str, prompt: str, *, where: str = "--password-env") 
     file keeps the file's last one), as the prompt leaves out the one that ends the line typed."""
     value = os.environ.get(variable)
     if value is not None:
-        value = without_line_break(value)
+        value = without_line_break(environment_text(value))
     if value:
         return value
     if not is_terminal(sys.stdin):
@@ -305,6 +309,22 @@ def _prompt_stream() -> TextIO | None:
 def without_line_break(value: str) -> str:
     """``value`` without one ``\\n`` or ``\\r\\n`` at its end."""
     return value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+
+
+def environment_text(value: str) -> str:
+    """A value of the environment as its bytes read in UTF-8. Under an ASCII locale without
+    Python's UTF-8 mode (``LC_ALL=C PYTHONUTF8=0``) each byte past ASCII arrives as a lone
+    surrogate: a UTF-8 password was refused as "not UTF-8", the same bytes in a password file
+    taken. ``value`` itself when it has no such byte, or when its bytes are no UTF-8 (said
+    later, as such, by the client)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return os.fsencode(value).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return value
+    return value
 
 
 def is_terminal(stream: object) -> bool:

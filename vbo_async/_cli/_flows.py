@@ -99,7 +99,7 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
         )
     names = sorted({o.name for o in organizations if o.name}, key=lambda name: (name.casefold(), name))
     folded = {name.casefold(): name for name in names}
-    close = [folded[n] for n in difflib.get_close_matches(key, list(folded), n=5, cutoff=0.6)]
+    close = [folded[n] for n in close_names(key, folded)]
     if close:
         hint = "did you mean " + ", ".join(repr(name) for name in close) + "?"
     elif not organizations:
@@ -109,6 +109,37 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
     else:
         hint = f"it has {len(organizations)}; 'vbo-async organizations' lists them"
     raise UnknownOrganization(f"no organization {wanted!r} on {server}: {hint}")
+
+
+def close_names(wanted: str, names: Iterable[str], *, most: int = 5) -> list[str]:
+    """The ``names`` close to ``wanted`` (both case-folded), closest first, at most ``most``
+    (pure). The trailing labels a name shares with ``wanted`` (``.onmicrosoft.com``, which
+    nearly every tenant's name ends in) are left out of the comparison: compared whole,
+    ``fabrikam.onmicrosoft.com`` was close to ``litware.onmicrosoft.com`` and every other
+    tenant, and the hint named five strangers instead of the server's few organizations."""
+    scored = []
+    for name in names:
+        mine, theirs = _without_shared_labels(wanted, name)
+        ratio = difflib.SequenceMatcher(None, mine, theirs).ratio()
+        if ratio >= _CLOSE:
+            scored.append((-ratio, name))
+    return [name for _, name in sorted(scored)[:most]]
+
+
+_CLOSE = 0.6
+"""How alike two names must be to be offered (`difflib.get_close_matches`' own cutoff)."""
+
+
+def _without_shared_labels(one: str, other: str) -> tuple[str, str]:
+    """``one`` and ``other`` without the dot-separated labels both end in, unless that leaves
+    either empty (``contoso.com`` and ``contoso.org`` keep ``contoso.com``/``contoso.org``)."""
+    ours, theirs = one.split("."), other.split(".")
+    shared = 0
+    while shared < min(len(ours), len(theirs)) - 1 and ours[-1 - shared] == theirs[-1 - shared]:
+        shared += 1
+    if not shared:
+        return one, other
+    return ".".join(ours[:-shared]), ".".join(theirs[:-shared])
 
 
 async def _find_organization(client: VBOClient, wanted: str, *, server: str) -> Organization:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import attrs
 import cattrs
+import httpx
 from cattrs.errors import AttributeValidationNote, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
@@ -37,6 +38,7 @@ from ._connect import (
     SharedContexts,
     is_variable_name,
     reads_as_path,
+    split_version,
     unknown_version,
     url_problem,
     variable_shown,
@@ -294,14 +296,37 @@ def _servers(converter: cattrs.Converter) -> Callable[[Any, Any], tuple[ServerTa
         if not isinstance(value, list) or not value:
             raise _Invalid("expected one or more [[servers]] tables")
         servers = converter.structure(value, tuple[ServerTarget, ...])
-        first: dict[str, int] = {}
+        labels: dict[str, int] = {}
+        first: dict[object, int] = {}
         for index, target in enumerate(servers):
-            earlier = first.setdefault(target.label, index)
+            earlier = labels.setdefault(target.label, index)
             if earlier != index:
                 raise _Invalid(f'servers[{earlier}] and servers[{index}] are both named "{target.label}"')
+            earlier = first.setdefault(_identity(target), index)
+            if earlier == index:
+                continue
+            raise _Invalid(
+                f"servers[{earlier}] and servers[{index}] are both named by the url of one server, written "
+                f'two ways ("{servers[earlier].label}", "{target.label}"): each would be polled, and '
+                "counted, twice (give them names if that is meant)"
+            )
         return servers
 
     return structure
+
+
+def _identity(target: ServerTarget) -> object:
+    """What names a table in reports: its ``name``, else its url as the client reads it (scheme
+    and host in any case, a trailing ``/`` or ``/vN`` left out), so that one server written two
+    ways without names is not polled, and counted, twice under two labels."""
+    if target.name is not None:
+        return ("name", target.name)
+    base, _ = split_version(target.url)
+    try:
+        url = httpx.URL(base.strip())
+    except (httpx.InvalidURL, TypeError):
+        return ("url", base)
+    return ("url", url.scheme, url.host, url.port, url.path.rstrip("/"))
 
 
 # --- strict scalar hooks (TOML has real types: a quoted "false" is a string, not false) ----------
