@@ -332,7 +332,9 @@ def test_stale_at_max_age_edges() -> None:
 
     assert at(hours(26)).state is OK
     assert at(hours(26) + dt.timedelta(seconds=1)).state is CRITICAL
-    assert at(hours(26) + dt.timedelta(seconds=1)).reason == "no success for 26 h (max 26 h)"
+    # Said to the second where a rounder reading would not be past the limit (26 h, max 26 h).
+    assert at(hours(26) + dt.timedelta(seconds=1)).reason == "no success for 26 h 0 min 1 s (max 26 h)"
+    assert at(hours(26) + dt.timedelta(minutes=50)).reason == "no success for 26 h 50 min (max 26 h)"
     assert at(hours(500), max_age=None).state is OK
     assert at(hours(500), max_age=None).reason == "last run succeeded 37 days ago"
     assert at(dt.timedelta(minutes=45), max_age=dt.timedelta(minutes=30)).reason == (
@@ -350,7 +352,8 @@ def test_stale_at_max_age_edges() -> None:
 )
 def test_a_max_age_with_a_fraction_of_a_second_is_said_as_it_is(seconds: float, said: str) -> None:
     health = check(make_job(last_backup=NOW - hours(80)), max_age=dt.timedelta(seconds=seconds))
-    assert (health.state, health.reason) == (CRITICAL, f"no success for 3 days (max {said})")
+    over = "3 days 8 h" if seconds > 259200 else "3 days"  # 3 days (72 h) would not be past 72 h 0.5 s
+    assert (health.state, health.reason) == (CRITICAL, f"no success for {over} (max {said})")
 
 
 def test_without_a_known_success_only_runs_reaching_past_max_age_prove_staleness() -> None:
@@ -429,7 +432,7 @@ def test_a_daily_schedule_on_some_days_extends_max_age_by_its_longest_gap(
     late = at(limit + dt.timedelta(seconds=1))
     assert late.state is CRITICAL
     assert (
-        late.reason == f"no success for {(27 + 24 * extra) // 24} days"
+        late.reason == f"no success for {(27 + 24 * extra) // 24} days 3 h 0 min 1 s"
         f" (max 26 h + {extra} days: runs on {name}; + 1 h for daylight saving)"
     )
     short = at(hours(60), max_age=hours(10))
@@ -456,7 +459,7 @@ def test_the_allowance_also_bounds_a_job_without_any_success_known() -> None:
     older = aware(job, [*warnings, run("Warning", 80)])
     assert (older.state, older.reason) == (
         CRITICAL,
-        "no success for at least 3 days (max 26 h + 2 days: runs on workdays; + 1 h for daylight saving)",
+        "no success for at least 3 days 8 h (max 26 h + 2 days: runs on workdays; + 1 h for daylight saving)",
     )
 
 
@@ -510,7 +513,10 @@ def test_other_schedules_get_max_age_and_an_hour_for_daylight_saving(schedule: S
     assert at(27).state is OK  # stale after 26 h without schedule_aware
     assert check(make_job(schedule_policy=schedule, last_backup=NOW - hours(27))).state is CRITICAL
     late = at(27.01)
-    assert (late.state, late.reason) == (CRITICAL, "no success for 27 h (max 26 h + 1 h for daylight saving)")
+    assert (late.state, late.reason) == (
+        CRITICAL,
+        "no success for 27 h 0 min 36 s (max 26 h + 1 h for daylight saving)",
+    )
     assert aware(make_job(schedule_policy=schedule, last_backup=NOW - hours(28)), max_age=None).state is OK
 
 
@@ -529,7 +535,8 @@ def test_a_periodic_window_closed_over_the_weekend_widens_max_age_by_that_stretc
     late = at(limit + 0.01)
     assert (late.state, late.reason) == (
         CRITICAL,
-        "no success for 3 days (max 26 h + 62 h: its window is closed that long; + 1 h for daylight saving)",
+        "no success for 3 days 17 h 0 min 36 s"
+        " (max 26 h + 62 h: its window is closed that long; + 1 h for daylight saving)",
     )
     short = at(70, max_age=hours(4))
     assert (
@@ -1765,7 +1772,7 @@ def test_a_daylight_saving_night_uses_an_hour_of_max_ages_slack() -> None:
 
     assert judged(dt.timedelta(minutes=90)).state is OK  # 1 h longer than the night before: 26 h
     late = judged(dt.timedelta(minutes=91))
-    assert (late.state, late.reason) == (CRITICAL, "no success for 26 h (max 26 h)")
+    assert (late.state, late.reason) == (CRITICAL, "no success for 26 h 1 min (max 26 h)")
     assert judged(dt.timedelta(minutes=150), max_age=27).state is OK
     # schedule_aware follows the schedule, the server's local one: it gives that night its hour.
     at = sunday.astimezone(dt.UTC) + dt.timedelta(minutes=150)
@@ -1774,7 +1781,7 @@ def test_a_daylight_saving_night_uses_an_hour_of_max_ages_slack() -> None:
     later = assess(job, [running, before], policy=aware_policy, now=at + dt.timedelta(minutes=1))
     assert (later.state, later.reason) == (
         CRITICAL,
-        "no success for 27 h (max 26 h + 1 h for daylight saving)",
+        "no success for 27 h 1 min (max 26 h + 1 h for daylight saving)",
     )
 
 

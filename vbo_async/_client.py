@@ -526,8 +526,8 @@ class VBOClient:
     async def jobs(self) -> list[Job]:
         """``GET /Jobs``: every job the account can see (all pages). A job a later page repeats
         (pages cut by offset shift when a job is added or removed meanwhile) is given once, as
-        `iterate` gives it; one the first page lists twice is there twice (a server may list one
-        id under two tenants; `organization_jobs` gives each of a tenant's jobs once)."""
+        first listed; one the first page lists twice is there twice (a server may list one id
+        under two tenants; `organization_jobs` gives each of a tenant's jobs once)."""
         return await self._fetcher.fetch_all(await self._url("jobs"), Job)
 
     async def job(self, job_id: str) -> Job:

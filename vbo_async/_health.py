@@ -639,7 +639,7 @@ def _staleness(
     if last_success is not None:
         age = now - last_success
         if age > limit:
-            return _Finding(policy.stale, f"no success for {_span(age)} (max {said})")
+            return _Finding(policy.stale, f"no success for {_beyond(age, limit)} (max {said})")
         return None
     # No success known: the runs seen (and the job's last run) bound how long it has been.
     starts = [_utc(s.creation_time) for s in sessions] + [_utc(job.last_run)]
@@ -648,7 +648,7 @@ def _staleness(
         return None  # never run: that finding speaks for itself
     reach = now - min(known)
     if reach > limit:
-        return _Finding(policy.stale, f"no success for at least {_span(reach)} (max {said})")
+        return _Finding(policy.stale, f"no success for at least {_beyond(reach, limit)} (max {said})")
     return None
 
 
@@ -798,6 +798,29 @@ def _span(delta: dt.timedelta) -> str:
     if seconds < 72 * 3600:
         return f"{seconds // 3600} h"
     return f"{seconds // 86400} days"
+
+
+def _beyond(age: dt.timedelta, limit: dt.timedelta) -> str:
+    """``age`` (past ``limit``) as `_span` says it, or with as many smaller units as it takes to
+    read past ``limit`` (``26 h 50 min``, ``26 h 0 min 1 s``): "no success for 26 h (max 26 h)"
+    contradicted the CRITICAL it explained (pure)."""
+    exact = max(age.total_seconds(), 0.0)
+    seconds = int(exact)
+    days, hours, minutes = seconds // 86400, seconds // 3600, seconds // 60
+    if seconds >= 72 * 3600:
+        parts = [(days * 86400, f"{days} days"), (hours * 3600, f"{hours % 24} h")]
+    elif seconds >= 3600:
+        parts = [(hours * 3600, f"{hours} h")]
+    else:
+        parts = []
+    if parts or minutes:
+        parts.append((minutes * 60, f"{minutes % 60 if parts else minutes} min"))
+    parts.append((seconds, f"{seconds % 60} s"))
+    for count, (shown, _) in enumerate(parts, start=1):
+        if dt.timedelta(seconds=shown) > limit:
+            return " ".join(text for _, text in parts[:count])
+    fraction = f"{exact - seconds + seconds % 60:f}".rstrip("0").rstrip(".")
+    return " ".join([*(text for _, text in parts[:-1]), f"{fraction} s"])
 
 
 def _exact(delta: dt.timedelta) -> str:
