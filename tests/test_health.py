@@ -35,7 +35,7 @@ from vbo_async import (
     VBOClient,
     assess,
 )
-from vbo_async._health import _allowance, is_never, window_falls_short
+from vbo_async._health import _allowance, _beyond, _span, is_never, window_falls_short
 from vbo_async._zones import UNZONED
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
@@ -1869,3 +1869,27 @@ def test_a_window_built_by_hand_with_flags_that_are_not_booleans_is_refused_and_
         ConfigError, match=re.escape("periodically_window.backup_intervals_array[0] must be a bool")
     ):
         check(job, schedule_aware=True)
+
+
+_UNIT_SECONDS = {"days": 86400, "h": 3600, "min": 60, "s": 1}
+
+
+@given(
+    limit=st.timedeltas(min_value=dt.timedelta(microseconds=1), max_value=dt.timedelta(days=400)),
+    over=st.timedeltas(min_value=dt.timedelta(microseconds=1), max_value=dt.timedelta(days=30)),
+)
+def test_a_stale_age_always_reads_past_its_limit(limit: dt.timedelta, over: dt.timedelta) -> None:
+    """Whatever the limit and however little the age is past it, the reason's age, read back,
+    is past the limit; and it is the round reading (`_span`) whenever that is past it too."""
+    age = limit + over
+    text = _beyond(age, limit)
+    words = text.split()
+    read = sum(
+        float(amount) * _UNIT_SECONDS[unit] for amount, unit in zip(words[::2], words[1::2], strict=True)
+    )
+    assert dt.timedelta(seconds=read) > limit or read > limit.total_seconds(), (text, limit)
+    assert read <= age.total_seconds() + 1e-6  # rounded down, never more than the age
+    span = _span(age)
+    amount, unit = span.split()
+    if dt.timedelta(seconds=int(amount) * _UNIT_SECONDS[unit]) > limit:
+        assert text == span
