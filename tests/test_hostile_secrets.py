@@ -26,7 +26,7 @@ import logging
 import pickle
 import traceback
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote_plus
 
 import httpx
 import pytest
@@ -910,6 +910,49 @@ async def test_a_head_quoted_cut_leaks_no_part_of_the_secret_it_echoes(
     shown += [logging.Formatter().format(record) for record in records]
     for text in shown:
         assert ACCESS[:6] not in text  # not even the part before the cut
+
+
+def echoed_in_a_refused_line(where: str) -> Answer:
+    """The token endpoint answers with the password (decoded, as a form parser reads it) in a
+    line aiohttp's parser refuses: a header with a NUL, a header name, a status line."""
+
+    def answer(head: bytes, body: bytes) -> bytes:
+        password = unquote_plus(body.decode()).split("password=", 1)[1].encode()
+        if where == "header":
+            return (
+                b"HTTP/1.1 400 Bad Request\r\nx-debug: password="
+                + password
+                + b"\x00\r\ncontent-length: 0\r\n\r\n"
+            )
+        if where == "header name":
+            return b"HTTP/1.1 400 Bad Request\r\n" + password + b"\x01: 1\r\ncontent-length: 0\r\n\r\n"
+        return b"HTTP/1.1 4x0 " + password + b"\r\ncontent-length: 0\r\n\r\n"
+
+    return answer
+
+
+@pytest.mark.parametrize("where", ["header", "header name", "status line"])
+@pytest.mark.parametrize("password", ["Geheimes-Pässwort-2024", "Corp\\Secret-2024", "It's-a-Secret-2024"])
+async def test_a_line_the_parser_refuses_leaks_no_secret_it_echoes(
+    where: str, password: str, logs: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp quotes a refused line as a bytes literal, escaped once more by its response
+    error: ``ä`` as ``\\xc3\\xa4``, ``\\`` as ``\\\\``, ``'`` as ``\\'``, forms no scrub reads, so
+    the password the server echoed there showed whole in the error, its causes and the logs. The
+    error now says what is wrong without the line."""
+    async with wire_server(echoed_in_a_refused_line(where)) as base:
+        vbo = VBOClient(base, username=USERNAME, password=password, retry=FAST, api_version="v1")
+        error = await raised_by(vbo, "jobs")
+    assert isinstance(error, TransportError | AuthenticationError), error
+    if isinstance(error, TransportError):
+        assert "not valid HTTP" in str(error)
+    records = logs.records or [logging.makeLogRecord({"msg": "(nothing logged)"})]
+    shown = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    shown += [logging.Formatter().format(record) for record in records]
+    core = password[5:15]  # a stretch of it, whatever the escaping around
+    for text in shown:
+        for form in (core, core.encode("unicode_escape").decode(), repr(core.encode())[2:-1]):
+            assert form not in text, (form, text[:300])
 
 
 # --- 8b. short passwords: hidden where echoed, the words and URLs around them left readable ----------

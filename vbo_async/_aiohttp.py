@@ -30,6 +30,7 @@ whether to try again is the caller's decision);
 from __future__ import annotations
 
 import asyncio
+import re
 import select
 import ssl
 import weakref
@@ -39,7 +40,7 @@ from typing import Any, Self
 
 import aiohttp
 import httpx
-from aiohttp.http_exceptions import LineTooLong
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from yarl import URL
 
 from ._kept import Kept
@@ -444,10 +445,34 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 
 
 def _quotes_head_cut(exc: BaseException) -> bool:
-    """Whether aiohttp's ``exc`` quotes the answer's head cut short (a line too long to read, or a
-    head the server stopped sending): a secret the server echoed there may be quoted in part,
-    which no scrub finds. `_translate` words such an error itself."""
-    return _line_too_long(exc) is not None or _disconnected_mid_head(exc)
+    """Whether aiohttp's ``exc`` quotes what the server sent in a form no scrub reads: the head
+    cut short (a line too long to read, or a head the server stopped sending: a secret echoed
+    there quoted in part), or a line its parser refused, quoted as a bytes literal (a secret
+    echoed there with ``\\xc3\\xa4`` for ``ä``, ``\\\\`` for ``\\``). `_translate` words such
+    an error itself, and it is raised without aiohttp's as its cause."""
+    return _line_too_long(exc) is not None or _disconnected_mid_head(exc) or _refused_line(exc) is not None
+
+
+_BYTES_QUOTED = re.compile(r"""\bb['"]""")
+"""Where an error's message quotes bytes (``b'...'``)."""
+
+
+def _refused_line(exc: BaseException) -> HttpProcessingError | None:
+    """aiohttp's parser refusal of a line of the answer (a status line, a header, a chunk size),
+    when ``exc`` is (or was caused by) one whose words quote that line as bytes."""
+    found: HttpProcessingError | None = None
+    link: BaseException | None = exc
+    for _ in range(8):
+        if link is None:
+            break
+        if isinstance(link, LineTooLong):
+            return None
+        if isinstance(link, HttpProcessingError) and (found is None or type(found) is HttpProcessingError):
+            found = link  # the parser's own (InvalidHeader, BadStatusLine) below aiohttp's copy of it
+        link = link.__cause__ or link.__context__
+    if found is None or not (_BYTES_QUOTED.search(str(found.message)) or _BYTES_QUOTED.search(str(exc))):
+        return None
+    return found
 
 
 def _disconnected_mid_head(exc: BaseException) -> bool:
@@ -474,6 +499,13 @@ def _translate(exc: Exception, request_of: Callable[[], httpx.Request], *, readi
         # whole, twice: as long as the server likes, and a secret echoed there cut where it
         # stopped (the callers raise this error without aiohttp's as cause).
         message = "Server disconnected in the middle of the answer's head"
+    refused = _refused_line(exc)
+    if refused is not None:
+        # It quotes the line as a bytes literal, escaped once more by ClientResponseError: a
+        # secret the server echoed there in a form no scrub reads. Said without the line.
+        name = re.sub(r"(?<!^)(?=[A-Z])", " ", type(refused).__name__).lower()
+        part = "body" if reading else "head"
+        message = f"the answer is not valid HTTP: its {part} has a line the parser refuses ({name})"
     too_long = _line_too_long(exc)
     if too_long is not None:
         # It quotes the line's first 100 bytes: a secret echoed across that cut would be quoted
