@@ -842,7 +842,9 @@ async def test_a_wire_error_quoting_a_secret_leaks_it_not(
         )
         error = await raised_by(vbo, "jobs")
     assert isinstance(error, DecodeError if "Encoding" in echo else TransportError), error
-    assert "***" in str(error)  # scrubbed, not dropped
+    # Scrubbed, or (a line aiohttp's parser refused, which it quotes as bytes: no scrub reads that
+    # form) said without the line.
+    assert "***" in str(error) or "not valid HTTP" in str(error), error
     # httpcore's own DEBUG log shows the response headers as they came: not vbo-async's to scrub.
     records = [record for record in logs.records if not record.name.startswith("httpcore")]
     if not records:  # a token answer that cannot be decoded is not retried: nothing was logged
