@@ -749,8 +749,14 @@ async def test_a_failed_refresh_of_an_expired_token_raises(blip: VBOError) -> No
     assert await tokens.current() is first
     now[0] = first.expires_at
     answers += [blip]
+    if isinstance(blip, ServerError):
+        # A token needed now: an answer to the refresh but 200 (once its retries are spent) is
+        # followed by the password grant, as real clients do; its failure is raised.
+        answers += [ServerError("busy", status_code=503)]
     with pytest.raises(type(blip)):
         await tokens.current()
+    resent = ["refresh_token", "password"] if isinstance(blip, ServerError) else ["refresh_token"]
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", *resent]
 
 
 async def test_a_throttled_proactive_refresh_is_not_asked_again_before_its_rest() -> None:
@@ -810,16 +816,18 @@ async def test_a_401_with_an_older_token_is_not_given_the_refused_current_one() 
     first = await tokens.current()
     second = await tokens.renew(first)
     assert second.access_token == "access-2-Qx"
-    answers += [ServerError("busy", status_code=503)]
+    # The refresh answered 503, then (the token refused: needed now) the password grant too.
+    answers += [ServerError("busy", status_code=503), ServerError("busy", status_code=503)]
     with pytest.raises(ServerError):
         await tokens.renew(second)
     answers += [issued(3)]
     assert (await tokens.renew(first)).access_token == "access-3-Qx"
-    assert [form.get("refresh_token") for form in forms] == [
-        None,
-        "refresh-1-Qx",
-        "refresh-2-Qx",
-        "refresh-2-Qx",
+    assert [(form["grant_type"], form.get("refresh_token")) for form in forms] == [
+        ("password", None),
+        ("refresh_token", "refresh-1-Qx"),
+        ("refresh_token", "refresh-2-Qx"),
+        ("password", None),
+        ("password", None),  # for the older token: the refused one is not replayed
     ]
 
 
@@ -847,12 +855,19 @@ async def test_a_401_after_a_failed_proactive_refresh_renews_at_once() -> None:
     tokens, first = await due_for_refresh(answers, forms, now)
     answers += [ServerError("busy", status_code=503)]
     assert await tokens.current() is first
-    answers += [ServerError("still busy", status_code=503)]
+    # Refused, the token is needed now: the refresh's 503 is followed by the password grant.
+    answers += [ServerError("still busy", status_code=503), ServerError("still busy", status_code=503)]
     with pytest.raises(ServerError, match="still busy"):
         await tokens.renew(first)
     answers += [issued(2)]
     assert (await tokens.renew(first)).access_token == "access-2-Qx"
-    assert [form["grant_type"] for form in forms] == ["password", *["refresh_token"] * 3]
+    assert [form["grant_type"] for form in forms] == [
+        "password",
+        "refresh_token",
+        "refresh_token",
+        "password",
+        "password",
+    ]
 
 
 async def test_a_401_that_joined_a_failing_proactive_refresh_renews_the_token_again() -> None:
@@ -1483,3 +1498,30 @@ async def test_a_refresh_grant_that_never_reached_the_server_does_not_send_the_p
         with pytest.raises(TransportError, match="connection refused"):
             await vbo.job("j1")
     assert fake.grants() == ["password"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [ServerError("unknown refresh token", status_code=500), NotFoundError("no such grant", status_code=404)],
+    ids=["500", "404"],
+)
+async def test_a_refresh_answered_otherwise_than_200_when_the_token_is_needed_falls_back_to_the_password(
+    answer: VBOError,
+) -> None:
+    """A server answering a refresh token it no longer knows with a 500 or a 404 (the vendor
+    documents no error status): the same refresh token was sent on every later call, the
+    password never, and the client stayed down while the server was up. Once the token is
+    needed (refused, or expired) the password grant follows, as real clients do; a proactive
+    renewal still keeps the token that serves (`test_a_failed_proactive_refresh_keeps_...`)."""
+    now, forms = [0.0], []
+    answers: list[Any] = [issued(1)]
+    tokens = scripted_tokens(answers, forms, now)
+    first = await tokens.current()
+    answers += [answer, issued(2)]
+    renewed = await tokens.renew(first)  # the server refused the token: needed now
+    assert renewed.access_token == "access-2-Qx"
+    assert [form["grant_type"] for form in forms] == ["password", "refresh_token", "password"]
+    now[0] = renewed.expires_at  # expired: needed now too
+    answers += [answer, issued(3)]
+    assert (await tokens.current()).access_token == "access-3-Qx"
+    assert [form["grant_type"] for form in forms][3:] == ["refresh_token", "password"]

@@ -594,9 +594,18 @@ class TokenManager:
             self._sent_refresh = old.refresh_token
             try:
                 renewed = await self._request(url, GrantForm(refresh_form(old.refresh_token, extras)))
-            except APIError:
-                self._sent_refresh = None  # answered without a token (a 429, a 5xx): still live
-                raise
+            except APIError as exc:
+                self._sent_refresh = None  # answered without a token: the refresh token still lives
+                if isinstance(exc, RateLimitedError) or not (refused or self._clock() >= old.expires_at):
+                    raise  # throttled, or a proactive renewal: the token serves, the refresh comes again
+                # The token is needed now (refused, or expired), and the refresh was answered with
+                # another status once its retries were spent (a 500 or a 404 some servers answer a
+                # refresh token they no longer know with): raised, the same refresh token was sent
+                # on every later call and the password never, the client down for good while the
+                # server was up. As real clients do on any answer to a refresh but 200, the
+                # password grant is made (its own failure is raised, and spends the token).
+                self._check_open()
+                log.debug("the refresh grant failed (HTTP %s); using the password grant", exc.status_code)
             except (AuthenticationError, DecodeError, TransportError) as exc:
                 if isinstance(exc, TransportError) and exc.unsent:
                     self._sent_refresh = None
