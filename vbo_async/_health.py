@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -26,7 +26,7 @@ import attrs
 
 from ._enums import DailyType, JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
-from ._models import BackupWindow, Job, JobSession, SchedulePolicy
+from ._models import BackupWindow, Job, JobSession, SchedulePolicy, flag_at, window_flags
 from ._printable import printable
 from ._zones import unzoned as unzoned_time
 
@@ -713,19 +713,9 @@ def _closed_hours(schedule: SchedulePolicy | None) -> int | None:
             "job.schedule_policy.periodically_window must be a BackupWindow or None,"
             f" got {type(window).__name__}"
         )
-    flags = window.backup_intervals_array
-    if not isinstance(flags, Sequence) or isinstance(flags, str | bytes):
-        raise ConfigError(
-            "job.schedule_policy.periodically_window.backup_intervals_array must be a sequence of booleans,"
-            f" got {type(flags).__name__}"
-        )
-    hours = tuple(flags[:_WEEK_HOURS])
-    for index, flag in enumerate(hours):
-        if flag.__class__ is not bool:  # "F" (or "false") is no allowed hour, though truthy
-            raise ConfigError(
-                f"job.schedule_policy.periodically_window.backup_intervals_array[{index}] must be a"
-                f" bool, got {type(flag).__name__}"
-            )
+    name = "job.schedule_policy.periodically_window.backup_intervals_array"
+    flags = window_flags(window.backup_intervals_array, name)
+    hours = tuple(flag_at(flags, index, name) for index in range(min(len(flags), _WEEK_HOURS)))
     return _longest_closed(hours)
 
 

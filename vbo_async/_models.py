@@ -194,6 +194,23 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def window_flags(flags: object, name: str) -> Sequence[object]:
+    """A window's ``flags`` (its ``backup_intervals_array``), or `ConfigError` naming ``name``
+    when they are no sequence (a window built by hand: None, a string)."""
+    if not isinstance(flags, Sequence) or isinstance(flags, str | bytes):
+        raise ConfigError(f"{name} must be a sequence of booleans, got {type(flags).__name__}")
+    return flags
+
+
+def flag_at(flags: Sequence[object], index: int, name: str) -> bool:
+    """``flags[index]``, or `ConfigError` naming it when it is no bool: ``"F"``, in a window
+    built by hand, is truthy and was read as an allowed hour."""
+    flag = flags[index]
+    if flag.__class__ is not bool:
+        raise ConfigError(f"{name}[{index}] must be a bool, got {type(flag).__name__}")
+    return flag is True
+
+
 @attrs.frozen
 class BackupWindow:
     """When backups may run: ``backup_intervals_array`` has one flag per hour of the week
@@ -220,18 +237,9 @@ class BackupWindow:
             raise ConfigError(f"day must be an integer 0-6 (0 = Sunday), got {day!r}")
         if not _is_int(hour) or not 0 <= hour <= 23:
             raise ConfigError(f"hour must be an integer 0-23, got {hour!r}")
-        flags = self.backup_intervals_array
-        if not isinstance(flags, Sequence) or isinstance(flags, str | bytes):
-            raise ConfigError(
-                f"backup_intervals_array must be a sequence of booleans, got {type(flags).__name__}"
-            )
+        flags = window_flags(self.backup_intervals_array, "backup_intervals_array")
         index = day * 24 + hour
-        if index >= len(flags):
-            return False
-        flag = flags[index]
-        if flag.__class__ is not bool:
-            raise ConfigError(f"backup_intervals_array[{index}] must be a bool, got {type(flag).__name__}")
-        return flag
+        return index < len(flags) and flag_at(flags, index, "backup_intervals_array")
 
     def allows_at(self, when: dt.datetime) -> bool:
         """Whether backups may run at the moment ``when`` (an aware datetime).

@@ -14,7 +14,7 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Literal, TextIO
 
 import aiohttp
@@ -43,6 +43,7 @@ __all__ = [
     "is_terminal",
     "is_variable_name",
     "no_password",
+    "password_in",
     "read_password",
     "split_version",
     "unknown_version",
@@ -277,9 +278,7 @@ def read_password(variable: str, prompt: str, *, where: str = "--password-env") 
 
     A line break ending the variable's value is not part of the password (a secret read from a
     file keeps the file's last one), as the prompt leaves out the one that ends the line typed."""
-    value = os.environ.get(variable)
-    if value is not None:
-        value = without_line_break(environment_text(value))
+    value = password_in(os.environ, variable)
     if value:
         return value
     if not is_terminal(sys.stdin):
@@ -309,6 +308,13 @@ def _prompt_stream() -> TextIO | None:
 def without_line_break(value: str) -> str:
     """``value`` without one ``\\n`` or ``\\r\\n`` at its end."""
     return value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+
+
+def password_in(environ: Mapping[str, str], variable: str) -> str | None:
+    """The password in the environment variable ``variable`` (None when it is not set): its
+    bytes read in UTF-8 (`environment_text`), without a line break ending it."""
+    value = environ.get(variable)
+    return None if value is None else without_line_break(environment_text(value))
 
 
 def environment_text(value: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 
 from .._files import not_a_file
-from ._connect import environment_text, no_password, read_password, reads_as_path, without_line_break
+from ._connect import no_password, password_in, read_password, reads_as_path, without_line_break
 from ._exit import CLIError
 from ._targets import ServerTarget, TargetsFile
 
@@ -168,9 +168,7 @@ def _placed(path: Path, index: int, key: str, exc: CLIError, target: ServerTarge
 
 def _from_environment(variable: str, environ: Mapping[str, str], given: Mapping[str, str]) -> str:
     """The password in ``variable``, else the one read (or prompted for) before; no prompt."""
-    value = environ.get(variable)
-    if value is not None:
-        value = without_line_break(environment_text(value))
+    value = password_in(environ, variable)
     if value:
         return value
     if variable in given:
