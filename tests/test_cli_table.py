@@ -15,6 +15,7 @@ import io
 import json
 import re
 import zoneinfo
+from collections.abc import Callable
 
 import attrs
 import httpx
@@ -807,3 +808,94 @@ def test_json_rows_write_a_time_sent_without_an_offset_without_one() -> None:
     zoned = dt.datetime(2017, 4, 5, 8, 4, 55, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     written = Row(server="s", last_run=unzoned, next_run=zoned).as_json()
     assert (written["last_run"], written["next_run"]) == ("2017-04-05T08:04:55", "2017-04-05T08:04:55+02:00")
+
+
+def written_as(encoding: str, draw: Callable[[Console], None], width: int = 200) -> str:
+    """What ``draw`` writes through a stream in ``encoding`` replacing what it cannot write, as
+    the commands' stdout does (`_app._unencodable_replaced`)."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding=encoding, errors="replace")
+    draw(Console(width=width, file=stream, force_terminal=False, color_system=None))
+    stream.flush()
+    return raw.getvalue().decode(encoding)
+
+
+def cjk_rows(organization: str, job: str, error: str) -> Report:
+    rows = [
+        Row(
+            server="s",
+            organization=name,
+            organization_id=name,
+            job=job_name,
+            job_id=job_name,
+            enabled=True,
+            last_status="Success",
+            last_run=NOW,
+            repository="r",
+            proxy="p",
+            health=HealthState.OK,
+            health_reason="ok",
+        )
+        for name, job_name in [(organization, job), ("plain", "mail")]
+    ]
+    rows.append(Row(server="s", organization=organization + "2", organization_id="t", error=error))
+    return Report.collect(rows, servers=1, tenants=3)
+
+
+def table_lines(text: str) -> list[list[str]]:
+    """Each block of table lines (ASCII boxes: starting with ``+`` or ``|``), in order."""
+    blocks: list[list[str]] = []
+    previous = False
+    for line in text.splitlines():
+        boxed = line[:1] in ("+", "|")
+        if boxed and not previous:
+            blocks.append([])
+        if boxed:
+            blocks[-1].append(line)
+        previous = boxed
+    return blocks
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1", "cp1252"])
+def test_text_the_stdout_cannot_write_is_measured_as_written(encoding: str) -> None:
+    """On a stdout that cannot write a tenant's Japanese name (written as ``?``, one a
+    character), the tables are measured as they are written: each column stays aligned."""
+    report = cjk_rows("日本の会社", "メール", "読めない")
+    organizations = [Organization(id="1", name="日本の会社"), Organization(id="2", name="x")]
+    text = written_as(encoding, lambda console: print_report(report, console, now=NOW, zone=dt.UTC))
+    listed = written_as(encoding, lambda console: print_organizations(organizations, console))
+    jobs, errors = table_lines(text)
+    (names,) = table_lines(listed)
+    for block in (jobs, errors, names):
+        assert len({len(line) for line in block}) == 1, "\n".join(block)
+        bars = {tuple(i for i, char in enumerate(line) if char == "|") for line in block if line[:2] == "| "}
+        assert len(bars) == 1, "\n".join(block)  # every column boundary at the same place
+
+    def cells(block: list[str]) -> list[list[str]]:
+        return [[cell.strip() for cell in line.strip("|").split("|")] for line in block if line[:2] == "| "]
+
+    assert [row[:2] for row in cells(jobs)[1:]] == [["plain", "mail"], ["?????", "???"]]
+    assert cells(errors)[1:] == [["?????2", "????"]]
+    assert cells(names)[1:] == [["?????", "1"], ["x", "2"]]
+
+
+def test_text_a_utf8_stdout_writes_is_left_as_it_is() -> None:
+    report = cjk_rows("日本の会社", "メール", "読めない")
+    text = written_as("utf-8", lambda console: print_report(report, console, now=NOW, zone=dt.UTC))
+    assert "│ 日本の会社   │ メール │" in text
+    assert "│ 日本の会社2  │ 読めない" in text
+
+
+@PROPERTY
+@given(
+    organization=st.text(min_size=1, max_size=12),
+    job=st.text(min_size=1, max_size=12),
+    error=st.text(min_size=1, max_size=12),
+)
+def test_tables_on_an_ascii_stdout_stay_aligned_whatever_the_names(
+    organization: str, job: str, error: str
+) -> None:
+    report = cjk_rows(organization, job, error)
+    text = written_as("ascii", lambda console: print_report(report, console, now=NOW, zone=dt.UTC))
+    for block in table_lines(text):
+        assert len({len(line) for line in block}) == 1, "\n".join(block)

@@ -23,6 +23,7 @@ MaxValue, the next run of a job that has none: `is_never`) reads ``never``.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 
@@ -232,6 +233,45 @@ def _shown(value: str, style: str = "", *, limit: int = NAME_CHARS) -> Text:
     return Text(_cell_text(value, limit), style=style)
 
 
+def _writable(encoding: str) -> Callable[[Text], Text]:
+    """A cell as a stream in ``encoding`` writes it: each character the encoding cannot write as
+    one ``?``, as the commands' stdout writes it (``errors="replace"``). A table measured before
+    that replacement was misaligned: a tenant named in Japanese on an ASCII or latin-1 stdout took
+    two cells a character where ``?`` takes one. One character is written as one, so the cell's
+    styles stay where they were."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        name = "utf-8"  # an encoding Python does not know could not be written to at all
+    if name.startswith("utf"):
+        return lambda cell: cell
+
+    def writable(cell: Text) -> Text:
+        text = cell.plain
+        if text.isascii():
+            return cell
+        written = text.encode(name, "replace").decode(name)
+        if written == text:
+            return cell
+        cell = cell.copy()
+        cell.plain = written
+        return cell
+
+    return writable
+
+
+def _written(columns: Sequence[_Column], writable: Callable[[Text], Text]) -> list[_Column]:
+    """``columns`` with each cell as `_writable` gives it."""
+    return [
+        attrs.evolve(
+            column,
+            cells=[writable(cell) for cell in column.cells],
+            detail=None if column.detail is None else [writable(cell) for cell in column.detail],
+        )
+        for column in columns
+    ]
+
+
 def _health(state: HealthState | None) -> Text:
     if state is None:
         return Text("-", style="dim")
@@ -360,16 +400,17 @@ class _FittedTable:
         yield Segment.line()
 
 
-def _error_table(report: Report, width: int | None) -> tuple[Table, int]:
+def _error_table(report: Report, width: int | None, writable: Callable[[Text], Text]) -> tuple[Table, int]:
     """The servers and tenants that could not be read (folded to fit in ``width``; None: at
-    their natural width), and that table's natural width."""
+    their natural width; each cell as `writable` gives it), and that table's natural width."""
     with_server = report.servers > 1 or any(row.organization is None for row in report.errors)
     headers = [*(["Server"] if with_server else []), "Organization", "Error"]
     rows = []
     for row in report.errors:
         organization = _shown(row.organization) if row.organization else Text("(whole server)", style="dim")
         cells = [_shown(row.server)] if with_server else []
-        rows.append([*cells, organization, _shown(row.error or "", style="red", limit=LINE_CHARS)])
+        cells = [*cells, organization, _shown(row.error or "", style="red", limit=LINE_CHARS)]
+        rows.append([writable(cell) for cell in cells])
     table = Table(
         title="Could not be read", title_justify="left", title_style="bold red", header_style="bold"
     )
@@ -420,10 +461,11 @@ def print_report(
     """
     times = _Times(now or dt.datetime.now(dt.UTC), zone)
     wide = wide or not console.is_terminal
-    columns = _job_columns(report, report.attention_first, times)
+    writable = _writable(console.encoding)
+    columns = _written(_job_columns(report, report.attention_first, times), writable)
     fit_to = None if wide else console.width
     shown, hidden = _fit(columns, fit_to)
-    errors, errors_width = _error_table(report, fit_to) if report.errors else (None, 0)
+    errors, errors_width = _error_table(report, fit_to, writable) if report.errors else (None, 0)
     if wide:
         console.width = max(console.width, _natural_width(shown) if report.jobs else 0, errors_width)
     squeeze = _natural_width(shown) > console.width
@@ -434,7 +476,7 @@ def print_report(
             console.print(Text(f"Hidden at this width: {names} (--wide shows all)", style="dim"))
     if errors is not None:
         console.print(errors)
-    console.print(_shown(report.summary(), style="bold", limit=LINE_CHARS), soft_wrap=wide)
+    console.print(writable(_shown(report.summary(), style="bold", limit=LINE_CHARS)), soft_wrap=wide)
 
 
 def _hidden_name(column: _Column) -> str:
@@ -449,16 +491,18 @@ def print_organizations(
     """The ids and names of ``organizations``, by name, at full width. On a terminal too narrow
     for them (unless ``wide``), the names fold (down to `_FOLD_WIDTH` cells), then the ids too;
     neither is cut."""
-    widest = max([4, *(cell_len(_cell_text(o.name or "-")) for o in organizations)])
-    longest_id = max([2, *(cell_len(_cell_text(o.id)) for o in organizations)])
+    writable = _writable(console.encoding)
+    cells = [(writable(_shown(o.name or "-")), writable(_shown(o.id))) for o in organizations]
+    widest = max([4, *(name.cell_len for name, _ in cells)])
+    longest_id = max([2, *(id_.cell_len for _, id_ in cells)])
     if wide or not console.is_terminal:
         console.width = max(console.width, widest + longest_id + 7)
     whole_ids = console.width >= longest_id + min(widest, _FOLD_WIDTH) + 7
     table = Table(header_style="bold")
     table.add_column("Name", overflow="fold", min_width=min(widest, _FOLD_WIDTH) if whole_ids else None)
     table.add_column("Id", no_wrap=whole_ids, overflow="fold")
-    for organization in organizations:
-        table.add_row(_shown(organization.name or "-"), _shown(organization.id))
+    for name, id_ in cells:
+        table.add_row(name, id_)
     console.print(table)
     count = len(organizations)
     console.print(Text(f"{count} organization{'s' if count != 1 else ''}", style="bold"))
