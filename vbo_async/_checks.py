@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from ._exceptions import ConfigError
 
-__all__ = ["MAX_ID_CHARS", "id_argument", "id_segment", "text_argument"]
+__all__ = ["MAX_ID_CHARS", "id_argument", "id_segment", "text_argument", "with_article"]
 
 MAX_ID_CHARS = 1024
 """The longest id `id_argument` takes (the servers' ids are GUIDs, 36 characters): a longer one
@@ -91,3 +91,8 @@ def _checked_id(value: Any, name: str) -> str:
         if unicodedata.category(char) == "Cc":
             raise ConfigError(f"{name} must not contain control characters")
     return text
+
+
+def with_article(name: str) -> str:
+    """``name`` (a type's) after its indefinite article, for a message: ``an int``, ``a Job``."""
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"

@@ -27,7 +27,7 @@ import attrs
 import httpx
 
 from ._auth import Secret, TokenManager
-from ._checks import id_argument, text_argument
+from ._checks import id_argument, text_argument, with_article
 from ._convert import MODELS, raw_reader
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import (
@@ -999,8 +999,7 @@ def _id_of(value: Any, model: type[Job] | type[Organization], name: str) -> Any:
         return value
     if isinstance(value, model):
         return value.id
-    article = "an" if model.__name__[0] in "AEIOU" else "a"
-    raise ConfigError(f"{name} must be an id or {article} {model.__name__}, got {type(value).__name__}")
+    raise ConfigError(f"{name} must be an id or {with_article(model.__name__)}, got {type(value).__name__}")
 
 
 def default_transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncBaseTransport:

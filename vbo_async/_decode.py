@@ -30,6 +30,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
+from ._checks import with_article
 from ._convert import WIRE_TYPES, FastHooks, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
@@ -562,11 +563,9 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
         wire = {}
         for key, item in value.items():
             if key is not None and key.__class__ not in _JSON_SCALARS:
-                raise ConfigError(f"to_wire() cannot write {_a(type(key).__name__)} as a key (at {path})")
+                raise ConfigError(
+                    f"to_wire() cannot write {with_article(type(key).__name__)} as a key (at {path})"
+                )
             wire[key] = _to_wire(item, write, f"{path}.{key}")
         return wire
-    raise ConfigError(f"to_wire() cannot write {_a(type(value).__name__)} (at {path})")
-
-
-def _a(name: str) -> str:
-    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+    raise ConfigError(f"to_wire() cannot write {with_article(type(value).__name__)} (at {path})")
