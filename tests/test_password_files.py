@@ -143,11 +143,22 @@ def test_a_password_key_is_refused_and_both_places_are_named(tmp_path: Path) -> 
         (SECRET, SECRET),
         (SECRET + "\n", SECRET),
         (SECRET + "\r\n", SECRET),
+        (SECRET + "\r", SECRET),
         (SECRET + "\n\n", SECRET + "\n"),
+        (SECRET + "\r\r", SECRET + "\r"),
         (" " + SECRET + " \n", " " + SECRET + " "),
         ("\ufeff" + SECRET + "\n", SECRET),
     ],
-    ids=["bare", "newline", "crlf", "one-newline-only", "spaces-kept", "byte-order-mark"],
+    ids=[
+        "bare",
+        "newline",
+        "crlf",
+        "cr",
+        "one-newline-only",
+        "one-cr-only",
+        "spaces-kept",
+        "byte-order-mark",
+    ],
 )
 def test_one_trailing_line_break_is_left_out(tmp_path: Path, content: str, password: str) -> None:
     (tmp_path / "pw").write_bytes(content.encode("utf-8"))
@@ -182,7 +193,7 @@ def test_a_missing_password_file_names_its_path(tmp_path: Path) -> None:
 
 
 def test_an_empty_password_file_is_refused(tmp_path: Path) -> None:
-    for content in (b"", b"\n", b"\r\n"):
+    for content in (b"", b"\n", b"\r\n", b"\r"):
         (tmp_path / "pw").write_bytes(content)
         path = targets_file(tmp_path, TABLE + 'password_file = "pw"\n')
         assert reading_problem(path) == (

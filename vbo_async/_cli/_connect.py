@@ -306,8 +306,9 @@ def _prompt_stream() -> TextIO | None:
 
 
 def without_line_break(value: str) -> str:
-    """``value`` without one ``\\n`` or ``\\r\\n`` at its end."""
-    return value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+    """``value`` without one line break at its end: ``\\n``, ``\\r\\n``, or a ``\\r`` alone (as an
+    editor saving with classic Mac OS line ends writes it; no password is typed ending in one)."""
+    return value.removesuffix("\n").removesuffix("\r")
 
 
 def password_in(environ: Mapping[str, str], variable: str) -> str | None:
