@@ -1048,11 +1048,16 @@ async def test_recent_sessions_since_the_ends_of_the_calendar_in_any_offset(vers
 
 
 def filtering(
-    jobs: list[dict[str, Any]], owners: list[str], runs: tuple[dict[str, Any], ...] = ()
+    jobs: list[dict[str, Any]],
+    owners: list[str],
+    runs: tuple[dict[str, Any], ...] = (),
+    *,
+    page_size: int | None = None,
 ) -> Callable[[httpx.Request], httpx.Response]:
     """A v8 server listing ``ORGS`` and ``jobs``, ``jobs[n]`` belonging to ``owners[n]`` whatever
     it says of itself (``/Jobs?organizationId=`` filters by owner); ``/JobSessions`` honours
-    ``jobId``, ``endTimeLowerBound`` and ``limit`` over ``runs`` (newest first)."""
+    ``jobId``, ``endTimeLowerBound`` and ``limit`` over ``runs`` (newest first). With
+    ``page_size``, job listings come in pages of that many, linked by ``next``."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         path, query = request.url.path.lower(), request.url.params
@@ -1069,6 +1074,14 @@ def filtering(
             if path == "/v8/jobs":
                 owner = query.get("organizationId")
                 chosen = [job for job, of in zip(jobs, owners, strict=True) if owner in (None, of)]
+                if page_size is not None:
+                    offset = int(query.get("offset", 0))
+                    links = {}
+                    if offset + page_size < len(chosen):
+                        more = request.url.copy_set_param("offset", offset + page_size)
+                        links["next"] = {"href": str(more.copy_set_param("limit", page_size))}
+                    page = {"offset": offset, "limit": page_size, "_links": links}
+                    return httpx.Response(200, json={**page, "results": chosen[offset : offset + page_size]})
             else:
                 since = query.get("endTimeLowerBound")
                 chosen = [
@@ -1450,14 +1463,17 @@ async def test_a_success_older_than_the_runs_job_health_reads_is_not_seen_by_a_b
             assert (health.state, health.reason) == (alone.state, alone.reason), batch
 
 
+@pytest.mark.parametrize("page_size", [None, 1], ids=["one-page", "a-page-each"])
 async def test_a_job_id_listed_under_two_tenants_is_judged_for_each_of_them(
-    scripted_client: Callable[..., VBOClient],
+    scripted_client: Callable[..., VBOClient], page_size: int | None
 ) -> None:
     """A server listing the same job id under two organizations (ids are the server's to keep
-    unique): each tenant's health is of its own job, never its neighbour's (name and verdict)."""
+    unique): each tenant's health is of its own job, never its neighbour's (name and verdict),
+    whether the server-wide listing has them on one page or on two (a repeat on a later page is
+    one only within its tenant: the second tenant's job was dropped)."""
     ours = _job(1, ORGS[0], name="ours", lastStatus="Success", lastRun=EPOCH.isoformat())
     theirs = _job(1, ORGS[1], name="theirs", lastStatus="Failed", lastRun=EPOCH.isoformat())
-    vbo = scripted_client(filtering([ours, theirs], [ORGS[0], ORGS[1]]))
+    vbo = scripted_client(filtering([ours, theirs], [ORGS[0], ORGS[1]], page_size=page_size))
     targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
     for batch in (True, False):
         results = await sweep(targets, batch=batch, health=HealthPolicy(max_age=None))

@@ -324,7 +324,8 @@ class Fetcher:
 
     async def iterate(self, url: str, target: type[T], *, refused: Refused | None = None) -> AsyncIterator[T]:
         """Every item of a collection, page by page, following ``next`` until it is absent or a
-        page has no items. An item a later page repeats (by its ``id``) is given once.
+        page has no items. An item a later page repeats (by its ``id``, and its organization for
+        items naming one: `unread`) is given once.
 
         The first request asks for pages as large as the version allows (``limit``), unless the
         URL says otherwise. Pages are cut by offset, so a page without items (none refused
@@ -414,7 +415,9 @@ class Fetcher:
             refused = counted
         seen: set[bytes] = set()  # the pages read (`page_key`), not their hrefs
         unseen: list[str] = []  # fetched, identity not yet taken: a one-page listing never needs it
-        keyed = attrs.has(target) and "id" in attrs.fields_dict(target)
+        fields = attrs.fields_dict(target) if attrs.has(target) else {}
+        keyed = "id" in fields
+        by_tenant = keyed and "organization_id" in fields  # `unread`
         ids: set[str] | None = None  # the ids listed, kept from the second page on: each item once
         digests: set[bytes] = set()  # without ids: `items_key` of each page followed by another
         next_url: str | None = with_limit(url, dialect.page_limit)
@@ -435,7 +438,7 @@ class Fetcher:
                     f"more than max_listing_items={self._max_listing_items} items "
                     f"({held} in its first {pages} pages)",
                 )
-            fresh = items if ids is None else unread(items, ids)
+            fresh = items if ids is None else unread(items, ids, by_tenant=by_tenant)
             if next_url is not None:
                 # A page of items all read before that links on: a server ignoring the offset
                 # answers the same page under each new next link, for max_pages requests.
@@ -463,7 +466,7 @@ class Fetcher:
             seen.update(page_key(fetched) for fetched in unseen)
             unseen.clear()
             if keyed and ids is None:
-                unread(items, ids := set())
+                unread(items, ids := set(), by_tenant=by_tenant)
             if page_key(next_url) in seen:
                 # Both URLs may quote a secret a server put in an href (the listing's link, or
                 # query noise in the next link): `hide_secrets` scrubs only the error's own URL.

@@ -53,9 +53,12 @@ def items_key(items: list[Any]) -> bytes | None:
     return hashlib.blake2b(text, digest_size=16).digest()
 
 
-def unread(items: list[Any], ids: set[str]) -> list[Any]:
+def unread(items: list[Any], ids: set[str], *, by_tenant: bool = False) -> list[Any]:
     """The items whose ``id`` is not in ``ids`` yet, ignoring case, once each, in order (the
-    first spelling kept); their ids are added lower-cased.
+    first spelling kept); their ids are added lower-cased. With ``by_tenant`` (items that name
+    their organization: jobs), an item is one already read only when its organization is the same
+    too: a server-wide ``GET /Jobs`` may list one job id under two tenants, on two pages as on
+    one, and each tenant of a batched sweep keeps its own (as swept alone).
 
     A later page may repeat items of the pages before it: a resource added meanwhile shifts a
     listing cut by offset, and a next link to another API version may lead to a collection that
@@ -64,6 +67,8 @@ def unread(items: list[Any], ids: set[str]) -> list[Any]:
     fresh = []
     for item in items:
         key = item.id
+        if by_tenant and (tenant := item.organization_id) is not None:
+            key = f"{key}\x00{tenant}"  # no id holds a NUL: never the key of an item without one
         folded = key.lower() if key.__class__ is str else key  # a model may allow an id of None
         if folded not in ids:
             # An id already in lower case (nearly every one) is held once, not with its copy.
