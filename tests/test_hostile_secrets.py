@@ -1412,6 +1412,34 @@ async def test_no_frame_of_an_errors_traceback_holds_a_secret(case: str, transpo
     assert [line.strip() for line in shown.splitlines() if any(s in line for s in SECRETS)] == []
 
 
+@pytest.mark.parametrize(
+    ("base_url", "option"),
+    [
+        ("https://vbo01:4443", {"max_concurrency": 0}),
+        ("https://vbo01:4443", {"timeout": -1}),
+        ("https://vbo01:4443", {"verify": "/nonexistent/ca.pem"}),
+        ("https://vbo01:4443", {"api_version": "v9"}),
+        ("https://vbo01:99999", {}),
+        ("https://vbo01:4443", {"username": ""}),
+    ],
+    ids=["concurrency", "timeout", "ca-bundle", "version", "port", "username"],
+)
+def test_a_refused_option_leaves_the_password_in_no_frame(base_url: str, option: dict[str, object]) -> None:
+    """A `ConfigError` for a bad option next to a good password: the constructor's frame (in the
+    error's traceback, its variables shown by error reporters) held the password as it was
+    given, and showing the half-built client (or its `ApiRoot`) there raised AttributeError."""
+    kwargs: dict[str, object] = {"username": USERNAME, **option}
+    with pytest.raises(ConfigError) as caught:
+        VBOClient(base_url, password=PASSWORDS["special"], **kwargs)  # type: ignore[arg-type]
+    frames = traceback.TracebackException.from_exception(caught.value, capture_locals=True).stack
+    ours = [frame for frame in frames if "vbo_async" in frame.filename]
+    assert ours
+    assert all(frame.locals is not None for frame in ours)
+    shown = "".join(str(frame.locals) for frame in ours)
+    assert "<VBOClient (not built: its options were refused)>" in shown
+    assert PREFIX not in shown
+
+
 # --- the request an httpx error carries: its body is the token form, its headers the bearer ------
 
 

@@ -135,8 +135,14 @@ class VBOClient:
         max_pages: int = DEFAULT_MAX_PAGES,
         max_listing_items: int = DEFAULT_MAX_LISTING_ITEMS,
     ) -> None:
+        try:
+            # From here on the password is only in `Secret`s, which never show themselves: a
+            # `ConfigError` for a bad option keeps this frame in its traceback, whose variables
+            # error reporters show (rich, pytest --showlocals, traceback's capture_locals).
+            secret = Secret(text_argument(password, "password"))
+        finally:
+            del password
         username = text_argument(username, "username")
-        password = text_argument(password, "password")
         if not isinstance(api_version, str) or api_version not in API_VERSIONS:
             shown = api_version if isinstance(api_version, str) else type(api_version).__name__
             raise ConfigError(f"api_version must be one of {', '.join(API_VERSIONS)}; got {shown!r}")
@@ -207,7 +213,7 @@ class VBOClient:
         )
         self._tokens = TokenManager(
             username=username,
-            password=Secret(password),
+            password=secret,
             fetch=self._fetcher.request_token,
             server_time=self._server_time,
         )
@@ -259,6 +265,9 @@ class VBOClient:
         await self._sender.close_idle()
 
     def __repr__(self) -> str:
+        if "_tokens" not in vars(self):
+            # One whose __init__ raised (its traceback's frame, shown by error reporters, holds it).
+            return "<VBOClient (not built: its options were refused)>"
         state = "closed" if self._fetcher.closed else "open"
         where = self.api_root or f"{self._root.base_url} (API version not known yet)"
         return f"<VBOClient {where} user={self._username!r} {state}>"

@@ -83,6 +83,13 @@ class ApiRoot:
             raise ConfigError(f"base_url is not a valid URL: {exc}") from None
         self.__attrs_init__(base, frozenset(v.lower() for v in versions))
 
+    def __repr__(self) -> str:
+        # Never raising, for one whose __init__ refused its URL (error reporters show its frame).
+        base_url = getattr(self, "base_url", None)
+        if base_url is None:
+            return "ApiRoot(<refused>)"
+        return f"ApiRoot(base_url={base_url!r}, versions={sorted(self.versions)!r})"
+
     def root(self, version: str) -> str:
         """``{base_url}/{version}``."""
         return f"{self.base_url}/{version}"
