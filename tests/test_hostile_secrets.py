@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, quote, unquote_plus
 import httpx
 import pytest
 
+import vbo_async._client
 from vbo_async import (
     APIError,
     AuthenticationError,
@@ -1438,6 +1439,47 @@ def test_a_refused_option_leaves_the_password_in_no_frame(base_url: str, option:
     shown = "".join(str(frame.locals) for frame in ours)
     assert "<VBOClient (not built: its options were refused)>" in shown
     assert PREFIX not in shown
+
+
+async def _api_requests_and_logout_unanswered(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    """The token and the organizations answered (an empty page), every other request never."""
+    if b"/token " in head.lower():
+        await _token_answer(writer)
+    elif b" /v8/organizations" in head.lower().partition(b"\r\n")[0]:
+        await _token_answer(writer, content=b'{"offset": 0, "limit": 30, "results": []}')
+    else:
+        await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp (default)", "httpx"])
+@pytest.mark.parametrize("call", ["jobs", "start_job", "aclose"])
+async def test_a_call_cut_short_by_its_caller_leaves_no_token_in_a_frame(
+    call: str, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller's own deadline (``asyncio.timeout``: a web backend's, a sweep's) cancelling a
+    request in flight: the `CancelledError` under its `TimeoutError` was raised through the
+    transport's frames, whose request headers (and aiohttp's) held the bearer token, and the
+    logout's (``aclose``) held it as a string; error reporters show every frame's variables."""
+    monkeypatch.setattr(vbo_async._client, "LOGOUT_TIMEOUT", 0.5)  # the last aclose's unanswered logout
+    async with serve_raw(_api_requests_and_logout_unanswered) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORDS["special"],
+            api_version="v8",
+            transport=httpx.AsyncHTTPTransport() if transport == "httpx" else None,
+        )
+        try:
+            assert await vbo.organizations() == []  # the token, before the deadline
+            cut = {"jobs": vbo.jobs, "start_job": lambda: vbo.start_job("j1"), "aclose": vbo.aclose}[call]
+            with pytest.raises(TimeoutError) as caught:
+                await asyncio.wait_for(cut(), 0.2)  # aclose: its logout is never answered
+        finally:
+            await vbo.aclose()
+    stack = traceback.TracebackException.from_exception(caught.value, capture_locals=True)
+    shown = "".join(stack.format())
+    assert "CancelledError" in shown
+    assert [line.strip()[:200] for line in shown.splitlines() if any(s in line for s in SECRETS)] == []
 
 
 # --- the request an httpx error carries: its body is the token form, its headers the bearer ------

@@ -435,11 +435,11 @@ class VBOClient:
         if dialect.logout is None:
             return
         url = self._root.url(f"/{dialect.version}/{dialect.logout.render()}")
-        if not self._tokens.expired(token) and await self._fetcher.logout(url, token.access_token) != 401:
+        if not self._tokens.expired(token) and await self._fetcher.logout(url, token) != 401:
             return
         fresh = await self._tokens.redeemed_for_logout(token, self._root.url(dialect.path("token")), dialect)
         if fresh is not None:
-            await self._fetcher.logout(url, fresh.access_token)
+            await self._fetcher.logout(url, fresh)
 
     # --- the API version ----------------------------------------------------------------------------
 

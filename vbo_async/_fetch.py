@@ -30,7 +30,7 @@ from ._pages import items_key, page_key, unread, with_limit
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender, _frameless
 from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
-from ._tokens import GrantForm
+from ._tokens import GrantForm, Token
 from ._urls import ApiRoot, scrub_error, scrubbed_link_error, with_query
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
@@ -164,15 +164,16 @@ class Fetcher:
         self.hide_secrets(error)  # the URL may be an href quoting a secret
         raise error
 
-    async def logout(self, url: str, access_token: str) -> int | None:
-        """POST to a v7+ logout endpoint with ``access_token``, once; the answer's status (None
-        when none came). A failure is logged at debug level, never raised: the client is closing
-        anyway."""
+    async def logout(self, url: str, token: Token) -> int | None:
+        """POST to a v7+ logout endpoint with ``token``, once; the answer's status (None when none
+        came). A failure is logged at debug level, never raised: the client is closing anyway.
+        (The token is taken whole, not its string: a deadline cutting the logout short leaves
+        this frame in its traceback, whose variables error reporters show; `Token` hides itself.)"""
         try:
             answer = await self.sender.send(
                 "POST",
                 url,
-                headers={"Authorization": f"Bearer {access_token}"},
+                headers={"Authorization": f"Bearer {token.access_token}"},
                 authenticated=False,
                 retry=False,
             )

@@ -135,7 +135,7 @@ class Answer:
 class _Call(NamedTuple):
     """One request as `Sender.send` was asked for it (sent once, or again when retried). A tuple:
     made for every request, it costs 3,100 instructions less than a frozen attrs class (seven
-    guarded sets)."""
+    guarded sets). Its repr shows neither its headers nor its body (a bearer token, a form)."""
 
     method: str
     url: str
@@ -144,6 +144,9 @@ class _Call(NamedTuple):
     headers: dict[str, str] | None
     authenticated: bool
     unread_body_ok: bool = False
+
+    def __repr__(self) -> str:
+        return f"_Call(method={self.method!r}, url={self.url!r}, authenticated={self.authenticated!r})"
 
 
 @attrs.frozen
@@ -391,6 +394,13 @@ class Sender:
             # A server may put a secret into an href the client follows: the error quoting the URL
             # is scrubbed as it leaves (in place: re-raised as is, its context unchanged).
             scrub_error(exc, self._scrub)
+            raise
+        except asyncio.CancelledError as exc:
+            # The caller's deadline (asyncio.timeout, a web framework's) or a task cancelled: the
+            # frames it was raised through (the transport's, aiohttp's) hold the request's headers,
+            # the bearer token among them, which error reporters show with each frame's variables.
+            # Re-raised without them (`raise` adds no frame of this one either).
+            _frameless(exc, self._scrub)
             raise
 
     async def _pause(self, seconds: float, *, resting: bool = False, rests: bool = False) -> None:
