@@ -18,6 +18,7 @@ import pytest
 from vbo_async import (
     APIError,
     AuthenticationError,
+    RateLimitedError,
     RetryPolicy,
     TransportError,
     VBOClient,
@@ -326,7 +327,11 @@ async def test_the_token_throttle_is_waited_out_by_many_clients(
     clock_moved_by_sleeps: tuple[FakeClock, list[float]],
 ) -> None:
     clock, delays = clock_moved_by_sleeps
-    config = SimulatorConfig(seed=5, organizations=2, faults=Faults(token_throttle=True))
+    # The second's limit alone: with the minute's too the sixth grant would be refused for most
+    # of a minute (the next test).
+    config = SimulatorConfig(
+        seed=5, organizations=2, token_quota=((1, 1),), faults=Faults(token_throttle=True)
+    )
     simulator = Simulator(config, clock=clock)
     app = create_app(simulator=simulator)
     patient = RetryPolicy(attempts=12, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=5)
@@ -346,6 +351,39 @@ async def test_the_token_throttle_is_waited_out_by_many_clients(
     assert {e.version for e in simulator.stats.token_log} == {"v8"}
     assert 1.0 in delays  # Retry-After: 1 was honoured
     assert token_posts(simulator)["v8"] == len(throttled) + 6
+
+
+async def test_the_token_throttles_minute_is_not_waited_out_past_max_retry_after(
+    clock_moved_by_sleeps: tuple[FakeClock, list[float]],
+) -> None:
+    """With the v6 server's limits (5 a minute besides 1 a second), the sixth client of the same
+    user is refused for the rest of the minute: longer than its ``max_retry_after``, so its call
+    raises the 429 at once instead of sleeping, and the version is still not ruled out."""
+    clock, delays = clock_moved_by_sleeps
+    config = SimulatorConfig(seed=5, organizations=2, faults=Faults(token_throttle=True))
+    simulator = Simulator(config, clock=clock)
+    app = create_app(simulator=simulator)
+    patient = RetryPolicy(attempts=12, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=5)
+    clients = [auto_client(httpx.ASGITransport(app=app), retry=patient) for _ in range(6)]
+    try:
+        answers = await asyncio.gather(*(vbo.organizations() for vbo in clients), return_exceptions=True)
+    finally:
+        for vbo in clients:
+            await vbo.aclose()
+    refused = [answer for answer in answers if isinstance(answer, BaseException)]
+    assert [len(orgs) for orgs in answers if isinstance(orgs, list)] == [2] * 5
+    assert len(refused) == 1
+    assert isinstance(refused[0], RateLimitedError)
+    # The rest of the minute opened by the first grant (at 100 s): nothing was slept since.
+    assert refused[0].retry_after == 60 - (clock.now - 100.0) > 5
+    # A 429 never rules a version out: the refused client's is still to be found.
+    assert [vbo.api_version for vbo in clients] == [
+        None if isinstance(answer, BaseException) else "v8" for answer in answers
+    ]
+    granted = [e for e in simulator.stats.token_log if e.status == 200]
+    assert len(granted) == 5
+    assert set(delays) <= {0.0, 1.0}  # the seconds' windows were waited out, the minute's was not
+    assert {e.version for e in simulator.stats.token_log} == {"v8"}
 
 
 async def test_closing_during_discovery_ends_its_callers_and_leaves_no_task() -> None:

@@ -117,6 +117,7 @@ def test_config_defaults_serve_every_version_and_take_lists() -> None:
     assert SimulatorConfig(api_versions=["v8", "v6"]).api_versions == ("v8", "v6")  # type: ignore[arg-type]
     assert SimulatorConfig().epoch is None
     assert Faults().token_throttle is False
+    assert SimulatorConfig().token_quota == ((1, 1), (60, 5), (3600, 1500))
     with pytest.raises(ValueError, match="token_throttle"):
         Faults(token_throttle=1)  # type: ignore[arg-type]
 
@@ -884,7 +885,7 @@ async def test_token_throttle_answers_429_within_a_second(clock: FakeClock) -> N
         assert (await client.post("/v1/Token", data=FORM)).status_code == 200  # v1 is not throttled
         other_user = await client.post("/v8/Token", data={**FORM, "username": "someone"})
         assert other_user.status_code == 400  # a bad login, not a throttled one
-        clock.advance(0.5)
+        clock.advance(0.75)  # the window is over (a second, its end included)
         assert (await client.post("/v6/Token", data=FORM)).status_code == 200
     assert simulator.stats.faults["token_throttle"] == 1
     assert [entry.status for entry in simulator.stats.token_log] == [200, 429, 200, 400, 200]
@@ -892,11 +893,12 @@ async def test_token_throttle_answers_429_within_a_second(clock: FakeClock) -> N
 
 def test_the_throttle_window_is_fixed_and_per_user() -> None:
     throttle = TokenThrottle()
-    assert throttle.allows("admin", 10.0)
-    assert not throttle.allows("admin", 10.9)  # a refusal does not open a new window...
-    assert throttle.allows("other", 10.9)
-    assert throttle.allows("admin", 11.0)  # ...the first request's window ends a second later
-    assert not throttle.allows("admin", 11.5)
+    assert throttle.retry_after("admin", 10.0) is None
+    assert throttle.retry_after("admin", 10.9) == 1  # a refusal does not open a new window...
+    assert throttle.retry_after("other", 10.9) is None
+    assert throttle.retry_after("admin", 11.0) == 1  # ...the first request's lasts a second, end included
+    assert throttle.retry_after("admin", 11.25) is None
+    assert throttle.retry_after("admin", 11.5) == 1
 
 
 async def test_token_throttle_is_off_by_default(client: httpx.AsyncClient, simulator: Simulator) -> None:

@@ -40,8 +40,8 @@ FAULT_HELP: Mapping[str, str] = {
     "revoke_every": "Revoke every access token each N seconds.",
     "fault_seed": "Seed of the random draws deciding which requests get a fault.",
     "token_throttle": (
-        "Answer 429 (Retry-After: 1) to token requests of one user faster than one a second, "
-        "as v6+ servers do."
+        "Answer 429 to token requests of one user beyond one a second, 5 a minute or 1,500 an "
+        "hour, with the Retry-After of the window that refused them, as v6+ servers do."
     ),
 }
 """Help for the `Faults` fields that carry no ``metadata["help"]`` of their own. The five

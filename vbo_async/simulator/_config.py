@@ -11,6 +11,7 @@ import attrs
 
 from vbo_async._exceptions import ConfigError
 
+from ._throttle import TOKEN_QUOTA, TokenQuota
 from ._tokens import MAX_TOKEN_LIFETIME
 
 __all__ = ["API_VERSIONS", "Faults", "SimulatorConfig"]
@@ -128,6 +129,36 @@ def _api_versions(instance: Any, attribute: attrs.Attribute[Any], value: object)
         raise ConfigError(f"{attribute.name} must not repeat a version, got {value!r}")
 
 
+_LONGEST_PERIOD = 7 * 24 * 3600
+"""WebApiThrottle's longest period, a week: no `token_quota` period is longer."""
+
+
+def _token_quota(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if (
+        not isinstance(value, tuple)
+        or not value
+        or not all(
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            for pair in value
+        )
+    ):
+        raise ConfigError(
+            f"{attribute.name} must be a non-empty tuple of (period seconds, limit) tuples of ints, "
+            f"got {value!r}"
+        )
+    for period, limit in value:
+        if not 1 <= period <= _LONGEST_PERIOD or limit < 1:
+            raise ConfigError(
+                f"{attribute.name} must have periods of 1 to {_LONGEST_PERIOD} seconds and limits >= 1, "
+                f"got {value!r}"
+            )
+    periods = [period for period, _ in value]
+    if periods != sorted(set(periods)):
+        raise ConfigError(f"{attribute.name} must list its periods shortest first, each once, got {value!r}")
+
+
 def _tuple_of_lists(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """A list as a tuple; anything else as it is, for `_api_versions` to refuse if it must (the
     parameter's type is what type checkers take ``api_versions=`` to be)."""
@@ -163,10 +194,12 @@ class Faults:
     exceed 1. `revoke_every` revokes all access tokens every N wall-clock seconds. All draws
     come from a ``random.Random(fault_seed)`` owned by the simulator instance.
 
-    `token_throttle` is the v6+ token endpoints' WebApiThrottle limit: a second token request
-    by the same user name within one second (a fixed window on the simulator's clock) is
-    answered 429 with ``Retry-After: 1`` and no body. It is a behaviour, not a random fault,
-    and applies whatever the other settings are; v1 is never throttled.
+    `token_throttle` turns on the v6+ token endpoints' WebApiThrottle limits per user name,
+    `SimulatorConfig.token_quota` (by default a request a second, 5 a minute and 1500 an hour, in
+    fixed windows on the simulator's clock): a request beyond one of them is answered 429 with
+    ``Retry-After`` (1 for the second's, else the seconds left of the minute's or hour's window)
+    and no body. It is a behaviour, not a random fault, and applies whatever the other settings
+    are; v1 is never throttled.
     """
 
     latency: float = attrs.field(default=0.0, validator=_non_negative)
@@ -230,6 +263,9 @@ class SimulatorConfig:
     token's lifetime if longer. A bearer past its expiry is answered 401 as any refused one.
     `session_duration` is how many seconds (of the simulator's clock) a started job stays
     ``Running``. `page_size` is the default ``limit`` of every paged answer (30, as v8 servers).
+    `token_quota` sets the limits of the v6+ token throttle (`Faults.token_throttle`), as
+    ``(period seconds, limit)`` pairs shortest period first (periods up to a week, WebApiThrottle's
+    longest): by default the v6 server's ``((1, 1), (60, 5), (3600, 1500))``.
 
     About one job in ten has never run (``lastRun`` null, no sessions) whatever
     `sessions_per_job` says; the range applies to jobs that have run. When
@@ -254,6 +290,7 @@ class SimulatorConfig:
     )
     session_duration: float = attrs.field(default=30.0, validator=_non_negative)
     page_size: int = attrs.field(default=30, validator=_int_at_least(1, 10_000))
+    token_quota: TokenQuota = attrs.field(default=TOKEN_QUOTA, validator=_token_quota)
     unauthorized_body: Literal["message", "empty"] = attrs.field(
         default="message", validator=_unauthorized_body
     )

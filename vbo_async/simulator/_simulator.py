@@ -125,7 +125,7 @@ class Simulator:
         self.last_revocation: float = time.monotonic()
         """When `Faults.revoke_every` last revoked tokens (``time.monotonic`` seconds)."""
         self._started = clock()
-        self._throttle = TokenThrottle()
+        self._throttle = TokenThrottle(self.config.token_quota)
         rng = random.Random(self.config.seed)
         proxies = make_proxies(rng, self.config.proxies, _host_name(self.config.advertised_host))
         repositories = make_repositories(rng, self.config.repositories, proxies)
@@ -198,9 +198,10 @@ class Simulator:
         """``POST /vN/Token`` with the fields in `form`: the answer, or a `SimulatedError`.
 
         Every call is recorded in `stats` (field names and ``disable_antiforgery_token``, never
-        values that are secrets). v6+ applies the per-user token throttle when
-        `Faults.token_throttle` is on (429, ``Retry-After: 1``, no body); v7+ refuses a refresh
-        grant without ``disable_antiforgery_token=true`` with 400, as the servers require.
+        values that are secrets). v6+ applies WebApiThrottle's per-user limits of
+        ``config.token_quota`` when `Faults.token_throttle` is on (429 with ``Retry-After``
+        seconds and no body, see `_throttle_token`); v7+ refuses a refresh grant without
+        ``disable_antiforgery_token=true`` with 400, as the servers require.
         """
         spec = self.api_version(version)
         grant = form.get("grant_type", "")
@@ -239,7 +240,15 @@ class Simulator:
         raise _oauth_error("unsupported_grant_type", f"Grant type '{grant}' is not supported.")
 
     def _throttle_token(self, spec: ApiVersion, form: Mapping[str, str]) -> None:
-        """WebApiThrottle's fixed one-second window per user name on the v6+ token endpoint."""
+        """WebApiThrottle's limits per user name on the v6+ token endpoint: `TokenThrottle` with
+        ``config.token_quota`` (a request a second, 5 a minute, 1500 an hour by default).
+
+        A refresh grant counts against its refresh token's holder; a request naming no user (a
+        refresh token unknown, used or expired, no ``username``) is not counted. A request beyond
+        a limit is answered 429 with the ``Retry-After`` WebApiThrottle names (1 for the second's
+        limit, else the seconds left of the period's window) and no body, before its grant is
+        looked at.
+        """
         if not (spec.token_throttle and self.config.faults.token_throttle):
             return
         if form.get("grant_type") == "refresh_token":
@@ -248,9 +257,12 @@ class Simulator:
             username = form.get("username")
         if not username:
             return
-        if not self._throttle.allows(username, self.clock()):
+        retry_after = self._throttle.retry_after(username, self.clock())
+        if retry_after is not None:
             self.stats.faults["token_throttle"] += 1
-            raise SimulatedError(429, "Quota Exceeded", empty_body=True, headers={"Retry-After": "1"})
+            raise SimulatedError(
+                429, "Quota Exceeded", empty_body=True, headers={"Retry-After": str(retry_after)}
+            )
 
     def authenticate(self, authorization: str | None, *, version: str = "v1") -> str:
         """Check an ``Authorization`` header; the access token, or the version's 401 `SimulatedError`.
