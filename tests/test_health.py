@@ -578,7 +578,7 @@ def test_the_closed_stretch_is_cyclic_and_missing_hours_are_closed(
     assert f"(max 26 h + {said}: its window is closed that long; + 1 h for daylight saving)" in late.reason
 
 
-@pytest.mark.parametrize("flags", [CLOSED, [], [False] * 200, [False] * 72])
+@pytest.mark.parametrize("flags", [CLOSED, [False], [False] * 200, [False] * 72])
 def test_a_periodic_window_that_allows_no_hour_is_never_stale(flags: list[bool]) -> None:
     """As a job run only by hand: no run is missed; its last run is still graded."""
     job = make_job(schedule_policy=periodically(flags), last_backup=NOW - hours(3000))
@@ -587,6 +587,39 @@ def test_a_periodic_window_that_allows_no_hour_is_never_stale(flags: list[bool])
     failed = aware(make_job(schedule_policy=periodically(flags)), [run("Failed", 900)])
     assert (failed.state, failed.reason) == (CRITICAL, "failed 37 days ago")
     assert check(job, [run("Success", 3000)]).state is CRITICAL
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"backupWindow": None, "minuteOffset": 0}, {"backupWindow": [], "minuteOffset": 0}, None],
+    ids=["flags-missing", "flags-null", "flags-empty", "settings-null"],
+)
+def test_a_periodic_window_without_flags_says_nothing(settings: dict[str, Any] | None) -> None:
+    """A v7 job with its periodic window on whose flags the server sent null, left out or empty:
+    the window is not counted (``max_age`` alone), as when the whole window is null. Read as a
+    window never open, a job without a success for a month was OK."""
+    wire = {
+        "id": "5f0c8a2e-1b7d-4c3a-9e61-2d4b8f7a9c10",
+        "name": "j",
+        "isEnabled": True,
+        "lastStatus": "Success",
+        "lastRun": (NOW - dt.timedelta(days=30)).isoformat(),
+        "lastBackup": (NOW - dt.timedelta(days=30)).isoformat(),
+        "schedulePolicy": {
+            "type": "Periodically",
+            "periodicallyEvery": "Hours1",
+            "scheduleEnabled": True,
+            "periodicallyWindowEnabled": True,
+            "periodicallyWindowSettings": settings,
+        },
+        "_links": {},
+    }
+    job = VBOClient("https://vbo.invalid:4443", username="u", password="p", api_version="v7").from_wire(
+        wire, Job
+    )
+    health = aware(job)
+    assert health.state is CRITICAL
+    assert health.reason == "no success for 30 days (max 26 h + 1 h for daylight saving)"
 
 
 def _brute_force_closed(flags: Sequence[bool]) -> int:
@@ -614,7 +647,9 @@ def test_the_allowance_of_a_periodic_window_matches_a_brute_force_count(
     policy = HealthPolicy(schedule_aware=True)
     closed = _brute_force_closed(flags)
     allowance = _allowance(make_job(schedule_policy=periodically(flags)), policy)
-    if closed == 168:
+    if not flags:  # a window without any flag says nothing: max_age alone
+        assert allowance == (hours(27), "26 h + 1 h for daylight saving")
+    elif closed == 168:
         assert allowance is None
     else:
         assert allowance is not None
@@ -623,7 +658,7 @@ def test_the_allowance_of_a_periodic_window_matches_a_brute_force_count(
     opened[open_hour] = True
     wider = _allowance(make_job(schedule_policy=periodically(opened)), policy)
     assert wider is not None
-    assert allowance is None or wider[0] <= allowance[0]
+    assert allowance is None or not flags or wider[0] <= allowance[0]
     every = _allowance(make_job(schedule_policy=periodically([True] * 168 + flags)), policy)
     assert every == (hours(27), "26 h + 1 h for daylight saving")
 

@@ -121,7 +121,8 @@ class HealthPolicy:
       hours its ``periodically_window`` allows no run (cyclic over the week; hours the window's
       flags do not cover are not allowed): ``"(max 26 h + 62 h: its window is closed that
       long; + 1 h for daylight saving)"`` for a window closed Friday 18:00 to Monday 08:00; a
-      window that allows no hour at all runs it only by hand, and it is never stale. A Daily
+      window that allows no hour at all runs it only by hand, and it is never stale (a window
+      without any flag, null or empty on the wire, says nothing: ``max_age`` alone). A Daily
       job's ``backup_window`` is not counted: it is the window that ends a run which exceeds it
       ("terminate the job if it exceeds the allowed backup window"), not one that picks the days
       it runs. Every allowance it computes, Everyday, Periodically without a window, no
@@ -699,7 +700,8 @@ def _closed_hours(schedule: SchedulePolicy | None) -> int | None:
     window (``periodically_window``, when ``periodically_window_enabled`` is True) allows no
     run; `_WEEK_HOURS` for a window with no allowed hour, None for any other schedule. An hour
     the window's flags do not cover is not allowed, as `BackupWindow.allows` says. The window's
-    zone (``minute_offset``) moves no stretch: the week is a cycle."""
+    zone (``minute_offset``) moves no stretch: the week is a cycle. A window without any flag
+    says nothing: None."""
     if (
         schedule is None
         or schedule.type != ScheduleType.PERIODICALLY
@@ -715,6 +717,11 @@ def _closed_hours(schedule: SchedulePolicy | None) -> int | None:
         )
     name = "job.schedule_policy.periodically_window.backup_intervals_array"
     flags = window_flags(window.backup_intervals_array, name)
+    if not len(flags):
+        # No flags at all (the server sent them null, left them out, or empty): the window says
+        # nothing, and is not counted. Read as a window never open, it made a job that had not
+        # succeeded for a month never stale.
+        return None
     hours = tuple(flag_at(flags, index, name) for index in range(min(len(flags), _WEEK_HOURS)))
     return _longest_closed(hours)
 
