@@ -421,6 +421,39 @@ async def test_aclose_ends_a_job_action_in_flight_over_real_sockets() -> None:
     assert len(fake.api_requests) == 1
 
 
+async def test_closing_tells_a_job_action_never_sent_from_one_in_flight() -> None:
+    """Two job starts, one slot: closing the client ends the one on the wire as in flight (it may
+    have started its job) and the one still waiting for the slot as never sent (it may be sent
+    again); both errors name their request. Both read "in flight" before."""
+    fake = FakeVBO()
+    gate = Gate()
+    fake.route("POST", "/v1/Jobs/j1/Action", gate.answer)
+    async with serve(as_asgi(fake.handler)) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORD,
+            api_version="v1",
+            max_concurrency=1,
+        )
+        on_the_wire = asyncio.create_task(vbo.start_job("j1"))
+        await gate.entered.wait()
+        waiting = asyncio.create_task(vbo.start_job("j2"))
+        await asyncio.sleep(0.05)  # it waits for the slot
+        try:
+            await asyncio.wait_for(vbo.aclose(), timeout=10)  # guards against a hang only
+            sent, unsent = await asyncio.gather(on_the_wire, waiting, return_exceptions=True)
+        finally:
+            gate.release.set()
+    assert isinstance(sent, ClientStateError)
+    assert isinstance(unsent, ClientStateError)
+    assert sent.message == "the client was closed while the request was in flight"
+    assert unsent.message == "the client was closed before the request was sent: it was not sent"
+    assert (sent.method, sent.url) == ("POST", f"http://127.0.0.1:{port}/v1/Jobs/j1/Action")
+    assert (unsent.method, unsent.url) == ("POST", f"http://127.0.0.1:{port}/v1/Jobs/j2/Action")
+    assert [request.url.path for request in fake.api_requests] == ["/v1/Jobs/j1/Action"]
+
+
 async def test_a_request_waiting_to_retry_when_the_client_closes(
     fake: FakeVBO, monkeypatch: pytest.MonkeyPatch
 ) -> None:

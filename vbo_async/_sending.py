@@ -73,6 +73,9 @@ __all__ = ["CLOSED_IN_FLIGHT", "Answer", "RetryNote", "Sender", "build_http"]
 log = logging.getLogger("vbo_async")
 
 CLOSED_IN_FLIGHT = "the client was closed while the request was in flight"
+CLOSED_UNSENT = "the client was closed before the request was sent: it was not sent"
+"""A request closed out while it waited for its first attempt (a slot, the server's rest): a job
+action said so may be sent again, unlike one `CLOSED_IN_FLIGHT`."""
 _URLS_KEPT = 1024
 """Parsed URLs a `Sender` keeps (a sweep asks for the same URLs again and again): a `Kept`, so
 those in use stay parsed (all were dropped each time 1,024 were kept)."""
@@ -388,7 +391,7 @@ class Sender:
                 # next attempt waits for that rest to end, or fails unsent past its bounds.
                 await self._pause(wait, rests=call.authenticated)
                 if self._closed:  # closed while this request waited to be retried
-                    raise ClientStateError(CLOSED_IN_FLIGHT)
+                    raise ClientStateError(CLOSED_IN_FLIGHT, method=method, url=url)
                 attempt += 1
         except VBOError as exc:
             # A server may put a secret into an href the client follows: the error quoting the URL
@@ -443,10 +446,13 @@ class Sender:
                     del self._resting[pause]
                     pause.cancel()
 
-    async def _rest_over(self, call: _Call, first_try: list[float], rested: list[_Rest]) -> None:
+    async def _rest_over(
+        self, call: _Call, first_try: list[float], rested: list[_Rest], *, first: bool
+    ) -> None:
         """Wait until the server's rest (`_rest`) ends, unless this request waited it out already;
         raise its error, unsent, when it ends past what the request may wait: ``max_retry_after``,
-        the policy's ``timeout`` since the first try, ``give_up_at``."""
+        the policy's ``timeout`` since the first try, ``give_up_at``. Closed meanwhile, before
+        its ``first`` attempt: `CLOSED_UNSENT`."""
         while (rest := self._rest) is not None and rest not in rested:
             now = time.monotonic()
             left = rest.until - now
@@ -468,7 +474,8 @@ class Sender:
                 )
             await self._pause(left, resting=True)
             if self._closed:  # closed while this request waited for the rest to end
-                raise ClientStateError(CLOSED_IN_FLIGHT)
+                said = CLOSED_UNSENT if first else CLOSED_IN_FLIGHT
+                raise ClientStateError(said, method=call.method, url=call.url)
 
     def _rest_bound(self, left: float, elapsed: float) -> str | None:
         """What a wait of ``left`` more seconds for the server's rest, ``elapsed`` seconds after
@@ -561,12 +568,13 @@ class Sender:
         # Token requests are made from inside an API request's slot, one at a time; taking a slot
         # of their own could deadlock when every slot waits for the token.
         async with self._semaphore if call.authenticated else contextlib.nullcontext():
+            first = not first_try  # no attempt of this request made yet: nothing sent
             if self._closed:  # closed while this request waited for a slot
-                raise ClientStateError(CLOSED_IN_FLIGHT)
-            if not first_try:
+                raise ClientStateError(CLOSED_UNSENT if first else CLOSED_IN_FLIGHT, method=method, url=url)
+            if first:
                 first_try.append(time.monotonic())
             if call.authenticated and self._rest is not None:
-                await self._rest_over(call, first_try, rested)
+                await self._rest_over(call, first_try, rested, first=first)
             failure: tuple[VBOError, BaseException | None] | None = None
             reading: list[httpx.Response | Reply] = []  # the answer whose body is being read
             try:
@@ -584,7 +592,7 @@ class Sender:
                 # Outside the handler: an unscrubbed error is never the context.
                 raise failure[0] from failure[1]
             if self._closed:  # closed from inside the exchange (its transport): as any other in flight
-                raise ClientStateError(CLOSED_IN_FLIGHT)
+                raise ClientStateError(CLOSED_IN_FLIGHT, method=method, url=url)
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             shown = self._scrub(url)
@@ -606,7 +614,7 @@ class Sender:
         # Closing the pool under a request fails it in whatever way the transport happens to be
         # in (a read error, say): say what happened instead.
         if self._closed and not isinstance(exc, ClientStateError | TokenUnavailable):
-            return ClientStateError(CLOSED_IN_FLIGHT), self._hidden(exc)
+            return ClientStateError(CLOSED_IN_FLIGHT, method=method, url=url), self._hidden(exc)
         if isinstance(exc, TimeoutError):
             said = f"no complete answer within {self._timeout} s"
             stage = _stage_cut_short(exc.__cause__)
