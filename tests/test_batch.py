@@ -1488,6 +1488,34 @@ async def test_a_job_id_listed_under_two_tenants_is_judged_for_each_of_them(
 
 
 @pytest.mark.parametrize(
+    "spelling",
+    [
+        lambda org: "{" + org.upper() + "}",
+        lambda org: "(" + org + ")",
+        lambda org: org.replace("-", "").upper(),
+        lambda org: "{" + org.replace("-", "") + "}",
+    ],
+    ids=["braces", "parentheses", "digits-only", "digits-in-braces"],
+)
+async def test_a_tenant_named_in_another_guid_spelling_is_that_tenant(
+    scripted_client: Callable[..., VBOClient], spelling: Callable[[str], str]
+) -> None:
+    """A target's organization id written as .NET also reads a GUID (in braces, in parentheses,
+    without dashes): batched or not, it is the tenant the server lists. Before, a v8 server
+    answered ``organizationId={...}`` with the tenant's jobs and the client left them all out
+    (compared by text): an empty tenant without an error; batched, a NotFoundError."""
+    jobs = [_job(n, org) for n, org in enumerate(ORGS)]
+    vbo = scripted_client(filtering(jobs, list(ORGS)))
+    targets = [PollTarget(client=vbo, organization_id=spelling(org)) for org in ORGS]
+    for batch in (True, False):
+        results = await sweep(targets, batch=batch)
+        assert [outcome(results)[target.organization_id] for target in targets] == [
+            (None, [f"job {n}"]) for n in range(3)
+        ], batch
+    assert [job.name for job in await vbo.organization_jobs(spelling(ORGS[1]))] == ["job 1"]
+
+
+@pytest.mark.parametrize(
     "malformed", [{"id": ORGS[2], "name": 12}, {"name": "no id"}], ids=["bad-name", "no-id"]
 )
 async def test_a_malformed_organization_fails_no_tenant_of_a_batch(

@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vbo_async import ConfigError
-from vbo_async._checks import MAX_ID_CHARS, _checked_id, id_argument, id_segment, text_argument
+from vbo_async._checks import (
+    MAX_ID_CHARS,
+    _checked_id,
+    _standard_guid,
+    id_argument,
+    id_key,
+    id_segment,
+    text_argument,
+)
 
 PROPERTY = settings(
     max_examples=int(os.environ.get("VBO_PROPERTY_EXAMPLES", "150")),
@@ -166,7 +174,7 @@ def test_an_accepted_id_is_exactly_one_safe_segment(value: str) -> None:
     assert segment.isascii()
     assert not set(segment) & set("/\\?# \t\n")
     assert segment not in (".", "..")
-    assert unquote(segment) == value
+    assert unquote(segment) == (_standard_guid(value) or value)
 
 
 def _id_outcome(value: Any) -> Any:
@@ -178,9 +186,10 @@ def _id_outcome(value: Any) -> Any:
 
 def _checked_outcome(value: Any) -> Any:
     try:
-        return _checked_id(value, "job_id")
+        checked = _checked_id(value, "job_id")
     except ConfigError as exc:
         return ("refused", str(exc))
+    return _standard_guid(checked) or checked
 
 
 @PROPERTY
@@ -192,3 +201,33 @@ def _checked_outcome(value: Any) -> Any:
 def test_the_plain_id_short_cut_agrees_with_every_check(value: str) -> None:
     """Ids of unescaped characters skip the character-by-character checks: the answer is the same."""
     assert _id_outcome(value) == _checked_outcome(value)
+
+
+GUID = "aaaa0001-0000-4000-8000-0000000000ab"
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        GUID,
+        GUID.upper(),
+        "{" + GUID + "}",
+        "(" + GUID.upper() + ")",
+        GUID.replace("-", ""),
+        "{" + GUID.replace("-", "") + "}",
+    ],
+)
+def test_every_spelling_of_a_guid_net_reads_is_one_id(spelling: str) -> None:
+    """.NET reads a GUID in braces, in parentheses or without dashes as the same GUID: each is
+    sent in the servers' own spelling (case aside) and compares equal to it."""
+    assert id_argument(spelling, "organization").lower() == GUID
+    assert id_key(spelling) == GUID
+
+
+@pytest.mark.parametrize(
+    "other", ["{" + GUID, GUID + "}", "{" + GUID + ")", "[" + GUID + "]", GUID.replace("-", "")[:31], "job-1"]
+)
+def test_what_is_no_guid_spelling_is_kept_as_written(other: str) -> None:
+    assert id_key(other) == other.lower()
+    if "[" not in other:
+        assert id_argument(other, "organization") == other

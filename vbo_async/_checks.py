@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from typing import Any
 from urllib.parse import quote
 
 from ._exceptions import ConfigError
 
-__all__ = ["MAX_ID_CHARS", "id_argument", "id_segment", "text_argument", "with_article"]
+__all__ = ["MAX_ID_CHARS", "id_argument", "id_key", "id_segment", "text_argument", "with_article"]
 
 MAX_ID_CHARS = 1024
 """The longest id `id_argument` takes (the servers' ids are GUIDs, 36 characters): a longer one
@@ -22,6 +23,15 @@ is the caller's mistake, said as such, not a URL too long to send (a `LinkError`
 request, a `NotFoundError` in a batched sweep)."""
 
 _FORBIDDEN_IN_SEGMENT = frozenset("/\\?#%")
+_HEX = "[0-9A-Fa-f]"
+_OTHER_GUID = re.compile(
+    rf"\{{({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})\}}"
+    rf"|\(({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})\)"
+    rf"|[{{(]?({_HEX}{{32}})[}})]?"
+)
+"""A GUID in another of .NET's spellings than the servers write (``8-4-4-4-12`` digits): in braces
+(``B``), in parentheses (``P``), or its 32 digits without dashes (``N``, bare or bracketed).
+A .NET server reads each as the same GUID."""
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._~-]+")
 """Ids made only of the characters a URL never escapes (GUIDs, names such as ``job-1``): every
 check of `id_argument` but the dot segments passes for them without looking at each one."""
@@ -56,7 +66,9 @@ def id_segment(value: Any, name: str) -> str:
 
 
 def id_argument(value: Any, name: str) -> str:
-    """``value`` if it can be an id in a URL path or query, else `ConfigError`.
+    """``value`` if it can be an id in a URL path or query, else `ConfigError`; a GUID written
+    in another of .NET's spellings (braces, parentheses, no dashes) as the servers write their
+    ids (`id_key`), so that it is the same id in every request and every comparison.
 
     On top of `text_argument`: at most `MAX_ID_CHARS` characters, no ``/``, ``\\``, ``?``, ``#``
     or ``%`` (some servers decode ``%2F`` before routing), no control character, not ``.`` or
@@ -69,8 +81,36 @@ def id_argument(value: Any, name: str) -> str:
         and value != "."
         and value != ".."
     ):
-        return value
-    return _checked_id(value, name)
+        return value if len(value) != 32 else _standard_guid(value) or value
+    text = _checked_id(value, name)
+    return _standard_guid(text) or text
+
+
+def id_key(value: str) -> str:
+    """``value`` (an id) as ids are compared: ignoring case, and a GUID in another of .NET's
+    spellings (``{...}``, ``(...)``, 32 digits without dashes) as the servers write it. A tenant
+    named ``{AAAA...}`` in a targets file is the tenant the server lists as ``aaaa...``: a .NET
+    server reads either, and the filter ``organizationId={...}`` answered that tenant's jobs,
+    which a comparison by text then left out."""
+    folded = value.lower()
+    if len(folded) == 36:  # the servers' own spelling, nearly every id
+        return folded
+    return _standard_guid(folded) or folded
+
+
+def _standard_guid(text: str) -> str | None:
+    """The GUID ``text`` spells in another of .NET's spellings, in lower-case ``8-4-4-4-12``
+    form; None for anything else."""
+    found = _OTHER_GUID.fullmatch(text)
+    if found is None:
+        return None
+    braced, parenthesized, digits = found.groups()
+    if digits is not None:
+        opening, closing = text[:1], text[-1:]
+        if (opening == "{") != (closing == "}") or (opening == "(") != (closing == ")"):
+            return None
+        return str(uuid.UUID(hex=digits))
+    return (braced or parenthesized).lower()
 
 
 def _checked_id(value: Any, name: str) -> str:

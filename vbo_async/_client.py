@@ -27,7 +27,7 @@ import attrs
 import httpx
 
 from ._auth import Secret, TokenManager
-from ._checks import id_argument, text_argument, with_article
+from ._checks import id_argument, id_key, text_argument, with_article
 from ._convert import MODELS, raw_reader
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import (
@@ -636,7 +636,7 @@ class VBOClient:
         refused: dict[str, DecodeError] = {}
 
         def file(item: Any, error: DecodeError) -> None:
-            refused.setdefault((id_of(item) or "").lower(), error)
+            refused.setdefault(id_key(id_of(item) or ""), error)
 
         organizations = await self._fetcher.fetch_all(
             await self._url("organizations"), Organization, refused=file
@@ -652,7 +652,7 @@ class VBOClient:
         refused: dict[str, list[DecodeError]] = {}
 
         def file(item: Any, error: DecodeError) -> None:
-            refused.setdefault((tenant_of(item) or "").lower(), []).append(error)
+            refused.setdefault(id_key(tenant_of(item) or ""), []).append(error)
 
         jobs = await self._fetcher.fetch_all(await self._url("jobs"), Job, refused=file)
         return jobs, refused
@@ -915,8 +915,8 @@ def _owned_by(jobs: list[Job], organization_id: str) -> list[Job]:
     """The jobs that name no organization or ``organization_id`` (ignoring case): a page that
     ignored the ``organizationId`` filter names other organizations' jobs too (v7's ``/Jobs``
     does, and a v8 next link may name v7)."""
-    wanted = organization_id.lower()
-    return [job for job in jobs if job.organization_id is None or job.organization_id.lower() == wanted]
+    wanted = id_key(organization_id)
+    return [job for job in jobs if job.organization_id is None or id_key(job.organization_id) == wanted]
 
 
 def _jobs_argument(jobs: Any) -> list[Job]:

@@ -7,6 +7,7 @@ from typing import Any, Final, Literal, TypeVar, overload
 
 import attrs
 
+from ._checks import id_key
 from ._client import VBOClient
 from ._exceptions import ConfigError, VBOError
 from ._health import JobHealth
@@ -60,7 +61,7 @@ def _check_organization(instance: Any, attribute: attrs.Attribute[Any], value: o
     if not isinstance(value, Organization):
         kind = type(value).__name__
         raise ConfigError(f"PollTarget.organization must be an Organization or None, got {kind}")
-    if not isinstance(value.id, str) or value.id.lower() != instance.organization_id.lower():
+    if not isinstance(value.id, str) or id_key(value.id) != id_key(instance.organization_id):
         raise ConfigError("PollTarget.organization must be the organization named by organization_id")
 
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ._checks import id_argument
+from ._checks import id_argument, id_key
 from ._client import VBOClient, first_listed
 from ._exceptions import (
     APIError,
@@ -256,7 +256,7 @@ async def _batch(batch: Batch, context: Context) -> None:
     jobs, refused = filed
     by_tenant: dict[str, list[Job]] = {}
     for job in jobs:
-        by_tenant.setdefault((job.organization_id or "").lower(), []).append(job)
+        by_tenant.setdefault(id_key(job.organization_id or ""), []).append(job)
     # Each tenant's jobs once, as first listed: what `VBOClient.organization_jobs` gives when
     # the tenant is swept alone.
     by_tenant = {key: first_listed(tenant_jobs) for key, tenant_jobs in by_tenant.items()}
@@ -275,7 +275,7 @@ async def _batch(batch: Batch, context: Context) -> None:
         )
         await _one_by_one(batch, None if undecoded else listed, started, context)
         return
-    wanted = {target.organization_id.lower() for target in batch.targets}
+    wanted = {id_key(target.organization_id) for target in batch.targets}
     try:
         health = await _batch_health(
             client, [job for key in wanted for job in by_tenant.get(key, ())], context, window
@@ -285,7 +285,7 @@ async def _batch(batch: Batch, context: Context) -> None:
         return
 
     async def finish(target: PollTarget) -> None:
-        key = target.organization_id.lower()
+        key = id_key(target.organization_id)
         organization = organizations.get(key)
         tenant_jobs = by_tenant.get(key, [])
         error: VBOError | None = None
@@ -334,7 +334,7 @@ async def _not_listed(client: VBOClient, keys: list[str]) -> list[str]:
         return keys
     if "" in undecoded:
         return keys
-    known = {organization.id.lower() for organization in listed}.union(undecoded)
+    known = {id_key(organization.id) for organization in listed}.union(undecoded)
     return [key for key in keys if key not in known]
 
 
@@ -351,7 +351,7 @@ async def _unlisted(client: VBOClient, organization_id: str) -> VBOError | None:
 def _tenants(targets: Sequence[PollTarget]) -> int:
     """How many distinct tenants ``targets`` name (a tenant named twice is polled once more,
     not listed at twice the share of its server)."""
-    return len({target.organization_id.lower() for target in targets})
+    return len({id_key(target.organization_id) for target in targets})
 
 
 def _covers_enough(tenants: int, organizations: int | None) -> bool:
@@ -379,7 +379,7 @@ async def _one_by_one(
         if organizations is None:
             context.emit(await _tenant(target, context))
             return
-        organization = organizations.get(target.organization_id.lower())
+        organization = organizations.get(id_key(target.organization_id))
         if organization is None:
             error = _unknown(batch.client, target, len(organizations))
             elapsed = time.perf_counter() - started
@@ -588,5 +588,5 @@ def _by_id(listed: list[Organization]) -> dict[str, Organization]:
     first reading."""
     found: dict[str, Organization] = {}
     for organization in listed:
-        found.setdefault(organization.id.lower(), organization)
+        found.setdefault(id_key(organization.id), organization)
     return found
