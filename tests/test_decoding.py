@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 import httpx
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -882,6 +883,28 @@ def test_numeric_strings_are_ascii_decimal_only(wire: str) -> None:
     with pytest.raises(DecodeError, match=r"expected an integer") as info:
         vbo.from_wire({"id": "r", "capacity": wire}, BackupRepository)
     assert info.value.path == "$.capacity"
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        (b"9007199254740991.0", 9007199254740991),  # 2**53 - 1: every float below 2**53 is exact
+        (b"-9007199254740991.0", -9007199254740991),
+        (b"9007199254740992.0", None),  # 2**53 itself: also what 9007199254740993.0 parses to
+        (b"9007199254740993.0", None),
+        (b"1e300", None),
+    ],
+)
+def test_a_float_is_an_integer_only_where_every_float_is_exact(text: bytes, read: int | None) -> None:
+    """An integer field sent as a float is read only below 2**53: 9007199254740993.0 parses to
+    2**53, and was read as 9007199254740992, one byte short, without a word."""
+    vbo = VBOClient("https://vbo.test:4443", username="u", password="p", api_version="v1")
+    wire = orjson.loads(b'{"id": "r", "capacity": ' + text + b"}")
+    if read is None:
+        with pytest.raises(DecodeError, match=r"expected an integer"):
+            vbo.from_wire(wire, BackupRepository)
+    else:
+        assert vbo.from_wire(wire, BackupRepository).capacity == read
 
 
 @pytest.mark.parametrize(("field", "opening", "closing"), [("name", "[", "]"), ("lastRun", '{"a":', "}")])

@@ -48,6 +48,7 @@ from vbo_async import (
     VBOClient,
     VBOError,
     poll_jobs,
+    to_jsonable,
 )
 from vbo_async._aiohttp import AiohttpTransport
 from vbo_async._auth import TokenManager
@@ -1480,6 +1481,50 @@ async def test_a_call_cut_short_by_its_caller_leaves_no_token_in_a_frame(
     shown = "".join(stack.format())
     assert "CancelledError" in shown
     assert [line.strip()[:200] for line in shown.splitlines() if any(s in line for s in SECRETS)] == []
+
+
+async def test_secrets_a_server_puts_in_hrefs_are_in_no_repr_pickle_or_json_of_a_model() -> None:
+    """A server echoing the bearer token and the password into a job's hrefs: the job's repr,
+    its pickle, `to_jsonable` (which an embedding backend serves to its users) and ``to_wire``
+    showed them as sent (errors and logs already scrubbed them). The link itself keeps its
+    href: following it still reaches the resource."""
+    password = PASSWORDS["special"]
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v6/Token":
+            return httpx.Response(200, content=token_json())
+        asked.append(str(request.url))
+        if request.url.path == "/v6/Jobs/j1":
+            echo = f"access_token={ACCESS}&pw={quote(password)}"
+            links = {
+                "self": {"href": f"/v6/Jobs/j1?{echo}"},
+                "backupRepository": {"href": f"/v6/BackupRepositories/r1?{echo}"},
+            }
+            return httpx.Response(200, json={"id": "j1", "name": "mail", "_links": links})
+        return httpx.Response(200, json={"id": "r1", "name": "repo", "_links": {}})
+
+    async with VBOClient(
+        BASE, username=USERNAME, password=password, api_version="v6", transport=httpx.MockTransport(handler)
+    ) as vbo:
+        job = await vbo.job("j1")
+        shown = {
+            "repr": repr(job),
+            "pickle": pickle.dumps(job).decode("latin-1"),
+            "to_jsonable": json.dumps(to_jsonable(job)),
+            "to_wire": json.dumps(vbo.to_wire(job)),
+        }
+        assert {place: [s for s in SECRETS if s in text] for place, text in shown.items()} == {
+            place: [] for place in shown
+        }
+        assert "access_token=***" in shown["repr"]
+        assert to_jsonable(job)["links"]["repository"].startswith(
+            "/v6/BackupRepositories/r1?access_token=***"
+        )
+        assert pickle.loads(pickle.dumps(job.links.repository)).href.startswith("/v6/BackupRepositories/r1?")
+        repository = await job.links.repository
+        assert repository.name == "repo"
+        assert ACCESS in asked[-1]  # followed as sent (to the client's own server)
 
 
 # --- the request an httpx error carries: its body is the token form, its headers the bearer ------

@@ -306,8 +306,8 @@ def expected_int(wire: Any) -> int | None:
         text = wire.strip()
         digits = text[1:] if text[:1] in ("+", "-") else text
         return int(text) if digits.isdecimal() else None
-    if type(wire) is float and wire.is_integer():
-        return int(wire)  # exact: the parsed float is that integer
+    if type(wire) is float and wire.is_integer() and abs(wire) < 2**53:
+        return int(wire)  # exact: below 2**53 the parsed float is that integer, none other
     return None
 
 

@@ -219,7 +219,7 @@ def _str(value: Any, _: object = None) -> str:
     if value.__class__ is NumberText:
         return str(value)  # a number no double holds, as written
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if value.__class__ is float and value.is_integer() and abs(value) > _EXACT_FLOAT_INT:
+        if value.__class__ is float and value.is_integer() and abs(value) >= _EXACT_FLOAT_INT:
             # A rounded integer (orjson reads >64-bit integers as floats): its text is another number.
             raise WireValueError("expected a string, got a number too large to read exactly:", value=value)
         return str(value)
@@ -233,8 +233,9 @@ def _int(value: Any, _: object = None) -> int:
         text = value.strip()
         if _INTEGER.fullmatch(text):  # ASCII digits only, and never thousands of them
             return int(text)
-    elif value.__class__ is float and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
-        # Beyond 2**53 a float is a rounded integer (orjson reads >64-bit integers as floats).
+    elif value.__class__ is float and value.is_integer() and abs(value) < _EXACT_FLOAT_INT:
+        # From 2**53 on a float may be a rounded integer (orjson reads >64-bit integers as floats,
+        # and 9007199254740993.0 reads as 2**53 itself).
         return int(value)
     raise WireValueError(f"expected an integer, got {_kind(value)}", value=value)
 
@@ -1181,7 +1182,7 @@ def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> N
     is their first step's: a v6+ job's proxy link written as v1's would name its repository)."""
     converter.register_unstructure_hook(dt.datetime, as_sent)
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
-    converter.register_unstructure_hook(Link, lambda link: {"href": link.href})
+    converter.register_unstructure_hook(Link, lambda link: {"href": link.shown_href()})
     converter.register_unstructure_hook(m.HourFlags, list)
     for enum_cls in ENUMS:
         converter.register_unstructure_hook(enum_cls, lambda member: str(member._value_))

@@ -220,6 +220,10 @@ class Fetcher:
         # Raised outside the handler: the unscrubbed error must not be the __context__.
         raise error if self.scrub is None else scrubbed_link_error(error, self.scrub)
 
+    def shown(self, href: str) -> str:
+        """``href`` scrubbed of the client's secrets (`Link.shown_href`)."""
+        return href if self.scrub is None else self.scrub(href)
+
     def hide_secrets(self, error: VBOError) -> None:
         """`scrub_error`: the client's secrets out of ``error``'s message, ``url`` and ``href``, in
         place (a server may put one into an href the client follows)."""

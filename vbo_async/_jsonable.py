@@ -64,7 +64,7 @@ def _convert(value: Any, path: str) -> Any:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, Link):
-        return None if isinstance(value, ThroughLink) else value.href
+        return None if isinstance(value, ThroughLink) else value.shown_href()
     if isinstance(value, list | tuple | HourFlags):
         return [_convert(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, Mapping):

@@ -37,6 +37,10 @@ class Navigator(Protocol):
         """Scrub the client's secrets from ``error`` (its message, ``url`` and ``href``) in place."""
         ...
 
+    def shown(self, href: str) -> str:
+        """``href`` with the client's secrets (password, tokens) scrubbed out, to be shown."""
+        ...
+
     async def fetch_one(self, url: str, target: type[Any] | None) -> Any: ...
 
     async def fetch_all(self, url: str, target: type[Any]) -> list[Any]: ...
@@ -50,7 +54,8 @@ class Link(Generic[T_co]):
     ``href`` is exactly what the server sent; ``url`` is where the client will send the request
     (the href rebased onto the client's base URL, with the query parameters the version asks for
     that resource: v7/v8 organizations and v7 proxies ``extendedView=true``, as
-    ``organization()`` and ``proxy()`` ask). Two links are equal when relation and href are.
+    ``organization()`` and ``proxy()`` ask); `shown_href` is the href without the client's
+    secrets, as its repr and pickle show it. Two links are equal when relation and href are.
     Links are immutable: copies are the link itself, and a pickled link is unpickled unbound (its
     client stays behind), to be followed with ``client.follow(link)``. Being read-only, a link is
     covariant: a ``Link[Proxy]`` is a ``Link[object]`` to a function that takes any link.
@@ -105,8 +110,15 @@ class Link(Generic[T_co]):
         """The same link, followed through ``navigator`` (None: unbound)."""
         return type(self)(self.href, self.relation, navigator, self._target)
 
+    def shown_href(self) -> str:
+        """`href` as a link shows it (its repr, its pickle, `to_jsonable`, ``to_wire``): without
+        the secrets of the client that decoded it (its password and tokens, ``***`` in their
+        place), which a server may have put in an href. A link built without a client, or
+        unpickled, shows its href as it is."""
+        return self._href if self._navigator is None else self._navigator.shown(self._href)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.href, self.relation, None, self._target))
+        return (type(self), (self.shown_href(), self.relation, None, self._target))
 
     def __copy__(self) -> Link[T_co]:
         return self
@@ -115,7 +127,7 @@ class Link(Generic[T_co]):
         return self
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(relation={self.relation!r}, href={self.href!r})"
+        return f"{type(self).__name__}(relation={self.relation!r}, href={self.shown_href()!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Link):
@@ -210,7 +222,8 @@ class ThroughLink(Link[T_co]):
         return type(self)(self._via.bound_to(navigator), self._then, self.relation, self._target)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._via.bound_to(None), self._then, self.relation, self._target))
+        # The first link as it pickles: unbound, its href as shown (`Link.shown_href`).
+        return (type(self), (self._via, self._then, self.relation, self._target))
 
     def __repr__(self) -> str:
         return f"ThroughLink(relation={self.relation!r}, via={self._via!r}, then={self._then!r})"
