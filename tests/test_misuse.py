@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import gc
 import io
 import logging
 import math
@@ -124,19 +125,19 @@ def serving(fake: FakeVBO, seed_job: dict[str, Any]) -> FakeVBO:
 
 def test_a_client_used_in_a_later_asyncio_run_fails_at_once(seed_job: dict[str, Any]) -> None:
     fake = serving(FakeVBO(), seed_job)
-    vbo = client_for(fake)
+    clients = [client_for(fake)]  # dropped at the end
 
     async def first() -> Job:
-        return await vbo.job(JOB)  # binds the client to this loop
+        return await clients[0].job(JOB)  # binds the client to this loop
 
-    job = asyncio.run(first())
+    jobs = [asyncio.run(first())]
     sent = len(fake.requests)
 
     async def second() -> dict[str, BaseException | None]:
         outcomes: dict[str, BaseException | None] = {}
         for name, call in CALLS.items():
             try:
-                await call(vbo, job)
+                await call(clients[0], jobs[0])
             except BaseException as error:
                 outcomes[name] = error
             else:  # pragma: no cover - a failure, reported below
@@ -151,28 +152,38 @@ def test_a_client_used_in_a_later_asyncio_run_fails_at_once(seed_job: dict[str, 
     assert len(fake.requests) == sent  # nothing was sent from the second loop
 
     async def close() -> None:
-        await vbo.aclose()
+        await clients[0].aclose()
 
     # Closing from another event loop is the same misuse, with the same clear error (the pool
     # belongs to the first loop and cannot be closed from this one).
     with pytest.raises(ClientStateError, match="event loop"):
         asyncio.run(close())
+    # Dropped unclosed (here it cannot be closed), it says which client it was.
+    del outcomes
+    jobs.clear()
+    clients.clear()
+    with pytest.warns(ResourceWarning, match=r"<VBOClient .* was never closed: use 'async with"):
+        gc.collect()
 
 
 def test_poll_jobs_in_another_loop_reports_each_tenant(seed_job: dict[str, Any]) -> None:
     fake = serving(FakeVBO(), seed_job)
-    vbo = client_for(fake)
-    asyncio.run(vbo.job(JOB))
+    clients = [client_for(fake)]  # dropped at the end
+    asyncio.run(clients[0].job(JOB))
     sent = len(fake.requests)
 
     async def sweep() -> list[Any]:
-        targets = [PollTarget(client=vbo, organization_id=ORG, name=f"t{i}") for i in range(3)]
+        targets = [PollTarget(client=clients[0], organization_id=ORG, name=f"t{i}") for i in range(3)]
         return [result async for result in poll_jobs(targets, follow=("repository",))]
 
     results = asyncio.run(sweep())
     assert [type(result.error).__name__ for result in results] == ["ClientStateError"] * 3
     assert all(result.jobs == [] for result in results)
     assert len(fake.requests) == sent
+    del results
+    clients.clear()
+    with pytest.warns(ResourceWarning, match="was never closed"):
+        gc.collect()
 
 
 async def test_a_loop_in_another_thread_fails_at_once(fake: FakeVBO, seed_job: dict[str, Any]) -> None:
@@ -755,3 +766,25 @@ def test_a_ca_bundle_that_is_a_named_pipe_is_a_config_error_not_a_hang(tmp_path:
 def test_a_retry_policy_is_validated_where_it_is_built() -> None:
     with pytest.raises(ValueError, match="attempts"):
         RetryPolicy(attempts=0)
+
+
+async def test_a_client_dropped_open_after_requests_says_so(seed_job: dict[str, Any]) -> None:
+    """A client that sent requests and was never closed warns (ResourceWarning) when collected,
+    naming itself: aiohttp's "Unclosed connector" named neither the client nor what to do, and the
+    token stayed logged in. One closed, one never used and one whose options were refused do not."""
+    fake = serving(FakeVBO(), seed_job)
+    clients = [client_for(fake) for _ in range(3)]
+    for vbo in clients[:2]:
+        await vbo.job(JOB)
+    await clients[1].aclose()
+    with pytest.raises(ConfigError):
+        VBOClient(BASE, username="u", password="p", max_concurrency=0)
+    clients.clear()
+    del vbo
+    with pytest.warns(ResourceWarning) as caught:
+        gc.collect()
+    assert [str(warning.message) for warning in caught] == [
+        f"<VBOClient {BASE}/v1 user={USERNAME!r} open> was never closed: use 'async with "
+        "VBOClient(...) as vbo' or 'await vbo.aclose()' (closing logs its token out on v7+ and "
+        "closes its connections)"
+    ]

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import ssl
+import warnings
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Literal, NoReturn, Self, TypeVar, overload
@@ -271,6 +272,19 @@ class VBOClient:
         state = "closed" if self._fetcher.closed else "open"
         where = self.api_root or f"{self._root.base_url} (API version not known yet)"
         return f"<VBOClient {where} user={self._username!r} {state}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        # Dropped open after sending requests: its connections close as the garbage collector
+        # finds them, but its token is never logged out, and nothing said which client it was.
+        sender = vars(self).get("_sender")
+        if sender is None or sender.closed or not sender.requests_sent:
+            return
+        _warn(
+            f"{self!r} was never closed: use 'async with VBOClient(...) as vbo' or "
+            "'await vbo.aclose()' (closing logs its token out on v7+ and closes its connections)",
+            ResourceWarning,
+            source=self,
+        )
 
     def __reduce__(self) -> NoReturn:
         # Its pool cannot travel, and nothing may put its token into a pickle.
