@@ -37,6 +37,7 @@ from vbo_async import (
     JobStatus,
     JobType,
     Link,
+    LinkError,
     MaintenanceModeState,
     ObjectStorage,
     OperatingSystem,
@@ -266,6 +267,10 @@ def test_no_repository_link_means_no_proxy_link(vbo: VBOClient, version: str) ->
     job = vbo.from_wire(wire, Job, api_version=version)
     assert job.links.repository is None
     assert job.links.proxy is None
+    with pytest.raises(LinkError) as caught:  # it said the server sent no proxy link, as v6+ never does
+        job.links.require("proxy")
+    assert caught.value.relation == "repository"
+    assert "nor the 'repository' link through which v6+ servers give a job's proxy" in str(caught.value)
     # v1's ``repository`` spelling is not read on v6+ either.
     wire["_links"]["repository"] = {"href": f"/{version}/BackupRepositories/{REPO_ID}"}
     assert vbo.from_wire(wire, Job, api_version=version).links.repository is None

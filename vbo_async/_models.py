@@ -654,10 +654,10 @@ class JobLinks:
 
     The same relations on every version, whatever the wire calls them: ``repository`` is v6+'s
     ``backupRepository``; on v6+ ``proxy`` goes through the job's repository to its proxy (jobs
-    carry no proxy link there; awaiting it raises `LinkError` when the repository has no proxy,
-    as a v8 repository of a proxy pool); on v7/v8 ``jobsessions`` lists ``/JobSessions?jobId=`` because
-    the server's own link is dead. ``selected_mailboxes`` is v1, ``selected_items``,
-    ``excluded_items`` and ``copy_job`` v2+.
+    carry no proxy link there, so ``proxy`` is None when ``repository`` is; awaiting it raises
+    `LinkError` when the repository has no proxy, as a v8 repository of a proxy pool); on v7/v8
+    ``jobsessions`` lists ``/JobSessions?jobId=`` because the server's own link is dead.
+    ``selected_mailboxes`` is v1, ``selected_items``, ``excluded_items`` and ``copy_job`` v2+.
     """
 
     self: Link[Job] | None = attrs.field(default=None, alias="self_")
@@ -692,7 +692,16 @@ class JobLinks:
     def require(self, relation: str) -> Link[object]: ...
     def require(self, relation: str) -> Link[Any]:
         """The link named ``relation``; `LinkError` naming it when the server sent none, or when
-        this resource has no such relation (a name read at run time: typed ``Link[object]``)."""
+        this resource has no such relation (a name read at run time: typed ``Link[object]``).
+        A ``proxy`` missing with the ``repository`` it would go through (v6+) names both."""
+        if relation == "proxy" and self.proxy is None and self.repository is None:
+            names = [field.name for field in attrs.fields(JobLinks)]
+            present = [name for name in names if getattr(self, name) is not None]
+            raise LinkError(
+                "no 'proxy' link: the server sent none here, nor the 'repository' link through which "
+                f"v6+ servers give a job's proxy (present: {', '.join(present) or 'none'})",
+                relation="repository",
+            )
         return _require(self, relation)
 
 
