@@ -467,3 +467,121 @@ async def test_a_retry_wait_is_not_cut_short_by_a_rest_ending_before_it(
             await retrying
     assert sent(fake, "GET", "/v1/Jobs/j1") == 1
     assert waits[0] == 5.0
+
+
+# --- a rest or a retry budget met while waiting for something else -------------------------------
+
+
+async def test_a_rest_set_while_a_request_renewed_its_token_is_waited_out_before_its_replay(
+    fake: FakeVBO, sleeps: list[float]
+) -> None:
+    """A job action answered 401 waits for its renewed token; meanwhile another request is
+    answered 429 (``Retry-After: 20``). The action's replay waits the rest out: it was sent into
+    it as soon as the token came (a 429, the action failed where waiting 20 s would not)."""
+    fake.route("GET", "/v1/Jobs/j0", json_response(200, JOB1))
+    fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="20"))
+    fake.route("POST", "/v1/Jobs/j2/Action", httpx.Response(200))
+    renewing, renewed = asyncio.Event(), asyncio.Event()
+
+    async def slow_grant() -> None:
+        renewing.set()
+        await renewed.wait()
+
+    async with client_for(fake, retry=ONCE) as vbo:
+        await vbo.job("j0")  # the first token
+        fake.revoke()  # the action's token is refused: a 401, a renewal, a replay
+        fake.before_token = slow_grant
+        action = asyncio.create_task(vbo.start_job("j2"))
+        await asyncio.wait_for(renewing.wait(), timeout=10)  # guards against a hang only
+        fake.valid_access.update(access for access, _ in fake.issued)  # the GET's token is good
+        with pytest.raises(RateLimitedError):
+            await vbo.job("j1")  # the rest, set while the action waits for its token
+        assert sleeps == []
+        renewed.set()
+        await asyncio.wait_for(action, timeout=10)
+    assert sent(fake, "POST", "/v1/Jobs/j2/Action") == 2  # the 401, and the replay after the rest
+    assert len(sleeps) == 1
+    assert 15 < sleeps[0] <= 20
+
+
+async def test_a_retry_whose_budget_ran_out_waiting_for_a_slot_is_not_sent(fake: FakeVBO) -> None:
+    """A GET answered 503 is to be retried 0.1 s later within a 0.3 s budget, but the one slot is
+    taken meanwhile for 0.6 s: when the retry gets it, the budget is spent, and the 503 is the
+    answer. It was sent all the same, twice the budget after the first try."""
+    answers = iter([json_response(503, {"message": "busy"}), json_response(200, JOB1)])
+    fake.route("GET", "/v1/Jobs/j0", json_response(200, JOB2))
+    fake.route("GET", "/v1/Jobs/j1", lambda request: next(answers))
+    first_answered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return json_response(200, JOB2)
+
+    fake.route("GET", "/v1/Jobs/j2", slow)
+    original = fake.handler
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        response = await original(request)
+        if request.url.path == "/v1/Jobs/j1":
+            first_answered.set()
+        return response
+
+    policy = RetryPolicy(attempts=4, wait_initial=0.1, wait_max=0.1, wait_jitter=0.0, timeout=0.3)
+    async with client_for(handler, retry=policy, max_concurrency=1) as vbo:
+        await vbo.job("j0")  # the token
+        retrying = asyncio.create_task(vbo.job("j1"))
+        await asyncio.wait_for(first_answered.wait(), timeout=10)
+        holding = asyncio.create_task(vbo.job("j2"))  # takes the slot during the retry's backoff
+        await asyncio.sleep(0.6)
+        release.set()
+        with pytest.raises(ServerError, match="HTTP 503"):
+            await asyncio.wait_for(retrying, timeout=10)
+        await holding
+    assert sent(fake, "GET", "/v1/Jobs/j1") == 1
+
+
+async def test_a_retry_cut_short_by_a_rest_it_may_not_wait_out_fails_before_waiting_for_a_slot(
+    fake: FakeVBO,
+) -> None:
+    """One slot, a 1.3 s budget. X is answered 503 and waits 0.4 s to retry; 0.35 s later Y is
+    answered 429 with ``Retry-After: 1``, and Z, queued for the slot meanwhile, takes it to wait
+    that rest out in it. X
+    cannot wait the rest out within its budget: it fails now, unsent. It waited for Z's slot
+    first, a second, and failed only then."""
+    asked = {"j1": asyncio.Event(), "j2": asyncio.Event()}
+    answers = {
+        "j1": iter([json_response(503, {"message": "busy"})]),
+        "j2": iter([throttled(retry_after="1"), json_response(200, JOB2)]),
+    }
+
+    go = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        job = request.url.path.rpartition("/")[2]
+        if not asked[job].is_set():
+            asked[job].set()
+            if job == "j2":
+                await go.wait()  # Y holds the slot until Z is queued for it
+        return next(answers[job])
+
+    fake.route("GET", "/v1/Jobs/j0", json_response(200, JOB1))
+    fake.route("GET", "/v1/Jobs/j1", answer)
+    fake.route("GET", "/v1/Jobs/j2", answer)
+    fake.route("GET", "/v1/Jobs/j3", json_response(200, JOB2))
+    policy = RetryPolicy(attempts=3, wait_initial=0.4, wait_max=0.4, wait_jitter=0.0, timeout=1.3)
+    async with client_for(fake, retry=policy, max_concurrency=1) as vbo:
+        await vbo.job("j0")  # the token
+        x = asyncio.create_task(vbo.job("j1"))
+        await asyncio.wait_for(asked["j1"].wait(), timeout=10)
+        await asyncio.sleep(0.35)
+        y = asyncio.create_task(vbo.job("j2"))
+        await asyncio.wait_for(asked["j2"].wait(), timeout=10)
+        z = asyncio.create_task(vbo.job("j3"))  # queued for the slot: it waits the rest out in it
+        for _ in range(5):
+            await asyncio.sleep(0)
+        go.set()
+        with pytest.raises(RateLimitedError, match="GET not sent"):
+            await asyncio.wait_for(x, timeout=10)  # guards against a hang only
+        assert not z.done()
+        await asyncio.wait_for(asyncio.gather(y, z), timeout=10)
+    assert sent(fake, "GET", "/v1/Jobs/j1") == 1

@@ -135,6 +135,30 @@ class Answer:
         return f"<Answer {self.status_code}, {len(self.body)} bytes>"
 
 
+@contextlib.contextmanager
+def _stopped(limit: asyncio.Timeout) -> Iterator[None]:
+    """``limit`` (an attempt's timeout) stopped while the block waits (a token, a server's rest),
+    then moved on by as long: the attempt's time on the wire keeps its bound. An expired one is
+    left as it is (cancelled at the next await anyway)."""
+    deadline = limit.when()
+    if deadline is None or limit.expired():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    limit.reschedule(None)
+    try:
+        yield
+    finally:
+        if not limit.expired():
+            limit.reschedule(deadline + (loop.time() - began))
+
+
+class _Spent(Exception):
+    """A retry that got its slot after its retry budget ran out (`Sender._attempt`): not sent;
+    `Sender.send` ends with the attempt before it."""
+
+
 class _Call(NamedTuple):
     """One request as `Sender.send` was asked for it (sent once, or again when retried). A tuple:
     made for every request, it costs 3,100 instructions less than a frozen attrs class (seven
@@ -339,12 +363,20 @@ class Sender:
             started: list[float] = []
             rested: list[_Rest] = []  # the server's rests this request waited out (or set itself)
             attempt = 1
+            last: Answer | TransportError | None = None  # what the attempt before this one ended with
             while True:
                 try:
                     answer = await self._attempt(call, started, rested)
+                except _Spent:
+                    assert last is not None  # only a retry is spent
+                    self._gave_up(method, url, attempt - 1, "the retry budget ran out waiting for a slot")
+                    if isinstance(last, TransportError):
+                        raise last from last.__cause__
+                    return last
                 except TokenUnavailable as failure:
                     raise failure.error from failure.error.__cause__
                 except TransportError as exc:
+                    last = exc
                     # A POST retried on statuses (a token grant) once it may have reached the
                     # server: a password grant is sent again, a second later (the throttle counted
                     # the first), a refresh grant is not (its refresh token may be used up: the
@@ -381,6 +413,7 @@ class Sender:
                         self._rest_for(status, retry_after, rested)
                     if not retries:
                         return answer
+                    last = answer
                     wait = self._wait(attempt, started, retry_after, answer.status_code)
                     if wait is None:
                         reason = _status_reason(answer.status_code, retry_after, self._retry)
@@ -477,6 +510,20 @@ class Sender:
                 said = CLOSED_UNSENT if first else CLOSED_IN_FLIGHT
                 raise ClientStateError(said, method=call.method, url=call.url)
 
+    def _check_rest(self, call: _Call, first_try: list[float], rested: list[_Rest]) -> None:
+        """Raise the server's rest (its error, unsent) when it ends past what this request may
+        wait (`_rest_bound`); the rest is waited out in the request's slot (`_rest_over`)."""
+        rest = self._rest
+        if rest is None or rest in rested:
+            return
+        now = time.monotonic()
+        left = rest.until - now
+        if left <= 0:
+            return
+        bound = self._rest_bound(left, now - first_try[0] if first_try else 0.0)
+        if bound is not None:
+            raise rest.held(call.method, call.url, now, bound)
+
     def _rest_bound(self, left: float, elapsed: float) -> str | None:
         """What a wait of ``left`` more seconds for the server's rest, ``elapsed`` seconds after
         the request's first try, would end past (for the error), or None when it may be waited."""
@@ -488,6 +535,15 @@ class Sender:
         if self.give_up_at is not None and not time.monotonic() + left <= self.give_up_at:
             return "the time limit"
         return None
+
+    def _spent(self, first_try: float) -> bool:
+        """Whether a retry that got its slot now is past the retry budget: the policy's ``timeout``
+        since the first try, or ``give_up_at``."""
+        now = time.monotonic()
+        timeout = self._retry.timeout
+        if timeout is not None and now - first_try > timeout:
+            return True
+        return self.give_up_at is not None and now > self.give_up_at
 
     def _wait(
         self,
@@ -565,6 +621,10 @@ class Sender:
         gets the time the first attempt got its slot."""
         started = time.perf_counter()
         method, url = call.method, call.url
+        if call.authenticated and self._rest is not None:
+            # A rest this request may not wait out fails it now, not once it got a slot (another
+            # request may wait the rest out in it first).
+            self._check_rest(call, first_try, rested)
         # Token requests are made from inside an API request's slot, one at a time; taking a slot
         # of their own could deadlock when every slot waits for the token.
         async with self._semaphore if call.authenticated else contextlib.nullcontext():
@@ -573,13 +633,17 @@ class Sender:
                 raise ClientStateError(CLOSED_UNSENT if first else CLOSED_IN_FLIGHT, method=method, url=url)
             if first:
                 first_try.append(time.monotonic())
+            elif self._spent(first_try[0]):
+                # A retry waits for a slot like any request, and that wait is not checked when
+                # the retry is decided: the other slots' requests took it past the budget.
+                raise _Spent
             if call.authenticated and self._rest is not None:
                 await self._rest_over(call, first_try, rested, first=first)
             failure: tuple[VBOError, BaseException | None] | None = None
             reading: list[httpx.Response | Reply] = []  # the answer whose body is being read
             try:
                 async with asyncio.timeout(self._timeout) as limit:
-                    answer = await self._exchange(call, limit, reading)
+                    answer = await self._exchange(call, limit, reading, first_try, rested, first=first)
             except Exception as exc:
                 unread = self._unread(call, reading, exc)
                 if unread is not None:
@@ -647,14 +711,26 @@ class Sender:
         return _scrubbed_copy(exc, self._scrub)
 
     async def _exchange(
-        self, call: _Call, limit: asyncio.Timeout, reading: list[httpx.Response | Reply]
+        self,
+        call: _Call,
+        limit: asyncio.Timeout,
+        reading: list[httpx.Response | Reply],
+        first_try: list[float],
+        rested: list[_Rest],
+        *,
+        first: bool,
     ) -> Answer:
         """One attempt: the request, and its replays after a 401 with a renewed token (the answer
         whose body is then read is put in ``reading``, for `_unread`). Getting
         a token does not count against the attempt's ``limit``: its own requests have theirs, and
         their retries wait out the token endpoint's ``Retry-After`` (cutting that wait short
-        would cancel it and send the next attempt's grant at once, into the throttle)."""
+        would cancel it and send the next attempt's grant at once, into the throttle). Nor does
+        waiting out a server's rest set while it waited for a token (`_rest_over`: the request,
+        or its replay, is sent after it, as every request of the client is)."""
         token = await self._token_within(limit, None) if call.authenticated else None
+        if token is not None and self._rest is not None:
+            with _stopped(limit):
+                await self._rest_over(call, first_try, rested, first=first)
         renewals = 0
         lean = self._lean_get if _is_plain_get(call) else None
         # A form of strings (a token grant: a fresh client's first request) goes lean too.
@@ -681,6 +757,9 @@ class Sender:
                 shown = self._scrub(call.url)
                 log.debug("401 from %s %s; renewing the token and replaying", call.method, shown)
             token = await self._token_within(limit, token)
+            if self._rest is not None:
+                with _stopped(limit):
+                    await self._rest_over(call, first_try, rested, first=False)
             renewals += 1
         reading.append(response)
         clock = self.clock
@@ -720,17 +799,8 @@ class Sender:
         token = tokens.ready() if stale is None and tokens is not None else None
         if token is not None:  # nearly every request: no wait, nothing to stop
             return token
-        deadline = limit.when()
-        if deadline is None or limit.expired():  # expired: cancelled at the next await anyway
+        with _stopped(limit):
             return await self._token(stale)
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        limit.reschedule(None)
-        try:
-            return await self._token(stale)
-        finally:
-            if not limit.expired():
-                limit.reschedule(deadline + (loop.time() - began))
 
     async def _token(self, stale: Token | None) -> Token:
         tokens = self.tokens
