@@ -23,6 +23,7 @@ from vbo_async import (
     ServerError,
     TransportError,
     VBOClient,
+    VBOError,
 )
 
 from .conftest import BASE, FAST, FakeVBO, client_for, json_response
@@ -374,6 +375,40 @@ async def test_action_transport_error_is_not_retried(
         await vbo.start_job("j1")
     assert len([r for r in fake.api_requests if r.method == "POST"]) == 1
     assert retries == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (httpx.ReadError("connection reset by peer"), True),
+        (httpx.ConnectError("connection refused"), False),  # never sent: nothing was done
+        (httpx.Response(500), True),
+        (httpx.Response(502), True),
+        (httpx.Response(429, headers={"Retry-After": "3600"}), False),  # refused before the work
+        (httpx.Response(404), False),
+    ],
+    ids=["read-error", "connect-error", "500", "502", "429", "404"],
+)
+@pytest.mark.parametrize(("action", "done"), [("start_job", "started"), ("disable_job", "disabled")])
+async def test_a_failed_job_action_says_when_it_may_have_been_carried_out(
+    fake: FakeVBO, vbo: VBOClient, answer: httpx.Response | Exception, said: bool, action: str, done: str
+) -> None:
+    """A job action that may have reached the server (a transport failure not known to be unsent,
+    a 5xx a proxy may give after the work) says the job may have been started (stopped, ...): the
+    error read as a plain failure, and the caller sent it again. A refusal (4xx) or an action
+    never sent says nothing of the kind."""
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    fake.route("POST", "/v1/Jobs/j1/Action", fail)
+    with pytest.raises(VBOError) as caught:
+        await getattr(vbo, action)("j1")
+    hint = f"the job may have been {done} all the same: check it before sending the action again"
+    assert (hint in str(caught.value)) is said, str(caught.value)
+    assert len([r for r in fake.api_requests if r.method == "POST"]) == 1
 
 
 # --- transport errors -----------------------------------------------------------------------------

@@ -19,8 +19,8 @@ import os
 import re
 import ssl
 import warnings
-from collections.abc import Iterable
-from types import TracebackType
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType, TracebackType
 from typing import Any, Literal, NoReturn, Self, TypeVar, overload
 from urllib.parse import urlsplit
 
@@ -897,13 +897,37 @@ class VBOClient:
         dialect = await self._found_dialect()
         path, body = dialect.action(job_id, action, full=full)
         url = self._root.url(path)
-        answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)
-        self._fetcher.expect_success(answer, "POST", url)
+        try:
+            answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)
+            self._fetcher.expect_success(answer, "POST", url)
+        except VBOError as exc:
+            if _may_have_acted(exc):
+                exc.message = (
+                    f"{exc.message}; the job may have been {_DONE[action]} all the same: check it "
+                    "before sending the action again"
+                )
+            raise
         log.info("job action %s sent to %s", action, url)
         return url, answer
 
     async def _get(self, url: str, cls: type[T]) -> T:
         return await self._fetcher.fetch_one(url, cls)  # type: ignore[no-any-return]
+
+
+_DONE: Mapping[JobAction, str] = MappingProxyType(
+    {"start": "started", "stop": "stopped", "enable": "enabled", "disable": "disabled"}
+)
+"""What each job action does to the job, for `_action`'s errors."""
+
+
+def _may_have_acted(error: VBOError) -> bool:
+    """Whether a job action that failed with ``error`` may have been carried out: its request
+    may have reached the server (a transport failure not known to be unsent), or a server error
+    (5xx) answered it, which a proxy or the server may give after the work was done. A 4xx (a
+    429 included) is a refusal before the work."""
+    if isinstance(error, TransportError):
+        return not error.unsent
+    return isinstance(error, APIError) and error.status_code is not None and error.status_code >= 500
 
 
 def first_listed(jobs: list[Job]) -> list[Job]:
