@@ -802,7 +802,12 @@ class VBOClient:
 
     def to_wire(self, model: Any, *, api_version: str | None = None) -> Any:
         """The wire JSON of a model (or a list of them) in the client's API version (or
-        ``api_version``): wire names, ISO timestamps, ``_links`` as the server sent them.
+        ``api_version``): wire names, ISO timestamps, ``_links`` with the hrefs the model's links
+        hold (secrets a server put in one as ``***``: `Link.shown_href`). A link the client
+        builds itself instead of reading the server's is written as built where the version's
+        wire has a name for it (a v8 organization's ``jobs``: ``/v8/Jobs?organizationId=``), and
+        left out where it has none (v7/v8 ``jobsessions``, whose server link is dead, and a v6+
+        job's ``proxy``, reached through its repository): decoded again, both are built again.
 
         ``from_wire(to_wire(model), type(model)) == model``; use it to cache or log resources.
         Lists, tuples and dicts of models and JSON values are written item by item; anything
