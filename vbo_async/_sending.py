@@ -486,15 +486,8 @@ class Sender:
         raise its error, unsent, when it ends past what the request may wait: ``max_retry_after``,
         the policy's ``timeout`` since the first try, ``give_up_at``. Closed meanwhile, before
         its ``first`` attempt: `CLOSED_UNSENT`."""
-        while (rest := self._rest) is not None and rest not in rested:
-            now = time.monotonic()
-            left = rest.until - now
-            if left <= 0:
-                self._rest = None  # over: the requests after it skip this check
-                return
-            bound = self._rest_bound(left, now - first_try[0])
-            if bound is not None:
-                raise rest.held(call.method, call.url, now, bound)
+        while (ahead := self._rest_ahead(call, first_try, rested)) is not None:
+            rest, left = ahead
             rested.append(rest)
             if log.isEnabledFor(logging.DEBUG):
                 shown = self._scrub(call.url)
@@ -510,19 +503,24 @@ class Sender:
                 said = CLOSED_UNSENT if first else CLOSED_IN_FLIGHT
                 raise ClientStateError(said, method=call.method, url=call.url)
 
-    def _check_rest(self, call: _Call, first_try: list[float], rested: list[_Rest]) -> None:
-        """Raise the server's rest (its error, unsent) when it ends past what this request may
-        wait (`_rest_bound`); the rest is waited out in the request's slot (`_rest_over`)."""
+    def _rest_ahead(
+        self, call: _Call, first_try: list[float], rested: list[_Rest]
+    ) -> tuple[_Rest, float] | None:
+        """The server's rest this request has still to wait out and its seconds left; None when
+        there is none (one over is forgotten: the requests after it skip the check). Its error,
+        unsent, when it ends past what the request may wait (`_rest_bound`)."""
         rest = self._rest
         if rest is None or rest in rested:
-            return
+            return None
         now = time.monotonic()
         left = rest.until - now
         if left <= 0:
-            return
+            self._rest = None
+            return None
         bound = self._rest_bound(left, now - first_try[0] if first_try else 0.0)
         if bound is not None:
             raise rest.held(call.method, call.url, now, bound)
+        return rest, left
 
     def _rest_bound(self, left: float, elapsed: float) -> str | None:
         """What a wait of ``left`` more seconds for the server's rest, ``elapsed`` seconds after
@@ -624,7 +622,7 @@ class Sender:
         if call.authenticated and self._rest is not None:
             # A rest this request may not wait out fails it now, not once it got a slot (another
             # request may wait the rest out in it first).
-            self._check_rest(call, first_try, rested)
+            self._rest_ahead(call, first_try, rested)
         # Token requests are made from inside an API request's slot, one at a time; taking a slot
         # of their own could deadlock when every slot waits for the token.
         async with self._semaphore if call.authenticated else contextlib.nullcontext():
