@@ -190,6 +190,38 @@ def test_any_body_round_trips(body: bytes, header: str, size: int) -> None:
     assert decode(header, encode(header, body), chunk=size) == body
 
 
+def _empty_stored_blocks(payload: bytes, count: int) -> bytes:
+    """Raw deflate: ``count`` empty stored blocks (no output each), then ``payload`` stored."""
+    size = struct.pack("<HH", len(payload), ~len(payload) & 0xFFFF)
+    return b"\x00\x00\x00\xff\xff" * count + b"\x01" + size + payload
+
+
+def _gzip_of(raw: bytes, payload: bytes, *, name: bytes = b"") -> bytes:
+    flags = 8 if name else 0
+    head = b"\x1f\x8b\x08" + bytes([flags]) + b"\x00" * 4 + b"\x00\xff" + (name + b"\x00" if name else b"")
+    return head + raw + struct.pack("<II", zlib.crc32(payload), len(payload))
+
+
+@pytest.mark.parametrize(
+    ("header", "wire"),
+    [
+        ("gzip", _gzip_of(_empty_stored_blocks(b"[]", 40_000), b"[]")),
+        ("deflate", _empty_stored_blocks(b"[]", 40_000)),
+        ("gzip", _gzip_of(_empty_stored_blocks(b"[]", 0), b"[]", name=b"n" * 100_000)),
+    ],
+    ids=["gzip-empty-blocks", "deflate-empty-blocks", "gzip-long-name"],
+)
+@pytest.mark.parametrize("size", [None, 65_536, 4096])
+def test_a_stream_yielding_nothing_for_many_steps_is_read_whole_however_it_arrives(
+    header: str, wire: bytes, size: int | None
+) -> None:
+    """Over 64 KiB of valid input that yields no output (empty stored blocks, a long gzip file
+    name) arriving in one read: the first step's empty output was taken for "needs more input",
+    the rest was left unread, and the stream read as truncated; in smaller reads it decoded."""
+    assert (gzip.decompress(wire) if header == "gzip" else zlib.decompress(wire, -15)) == b"[]"
+    assert decode(header, wire, chunk=size or len(wire)) == b"[]"
+
+
 @pytest.mark.parametrize("header", ENCODINGS)
 def test_a_body_exactly_at_the_limit_is_accepted_and_one_byte_more_refused(header: str) -> None:
     body = os.urandom(100_000)

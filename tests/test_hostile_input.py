@@ -135,6 +135,30 @@ def test_a_base_url_ending_in_an_empty_query_or_fragment_is_a_config_error(base_
 
 
 @pytest.mark.parametrize(
+    "base_url", ["https://vbo01..corp.example:4443", "https://" + "a" * 64 + ".example", "https://.vbo01"]
+)
+def test_a_host_name_no_resolver_can_ask_for_is_a_config_error(base_url: str) -> None:
+    """A typo'd host (an empty label, a label over 63 characters): the default transport's
+    resolver raised a bare UnicodeError at the first request, which ended a whole `poll_jobs`
+    sweep, healthy tenants of other servers included."""
+    with pytest.raises(ConfigError, match="base_url's host is not a valid host name"):
+        VBOClient(base_url, username=USERNAME, password=PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://vbo01.corp.example.:4443",
+        "https://[::1]:4443",
+        "https://[fe80::1%25eth0]",
+        "https://bücher.example",
+    ],
+)
+def test_a_host_name_a_resolver_takes_is_accepted(base_url: str) -> None:
+    assert VBOClient(base_url, username=USERNAME, password=PASSWORD).api_root is None
+
+
+@pytest.mark.parametrize(
     "api_version", ["..", "v1?x", "%2e%2e", "%2E%2E", ".", "v1#x", "v1/../v8", " v1", "V1"]
 )
 def test_an_api_version_that_is_not_a_version_is_a_config_error_before_any_request(api_version: str) -> None:

@@ -208,6 +208,32 @@ async def test_a_reconfigure_changes_each_server_between_two_of_its_sweeps() -> 
             await server.client.aclose()
 
 
+async def test_complete_sweeps_keep_counting_after_a_reconfigure_adds_a_server() -> None:
+    """``sweeps_total`` rises by one each time every server of the targets is published once
+    more. Counted as the fewest sweeps of one server, it stood still after a reload added one,
+    until that one had been swept as often as the others (a week for a week-old exporter)."""
+    a, b = Server("a", ("v8",), seed=55), Server("b", ("v8",), seed=56)
+    exporter = Exporter([a.spec], interval=60)
+    try:
+        for _ in range(3):
+            await exporter.sweep()
+        assert exporter.stats.sweeps == 3
+        retired = await exporter.reconfigure([a.spec, b.spec])
+        assert retired == []
+        await exporter.sweep_one(a.spec)
+        assert exporter.stats.sweeps == 3  # b not published yet: no complete sweep
+        await exporter.sweep_one(b.spec)
+        assert exporter.stats.sweeps == 4
+        await exporter.sweep()
+        assert exporter.stats.sweeps == 5
+        body = exporter.body(gzip=False).decode()
+        assert "vbo_async_exporter_sweeps_total 5.0" in body
+    finally:
+        await exporter.stop()
+        for server in (a, b):
+            await server.client.aclose()
+
+
 @pytest.mark.skipif(
     not Path("/proc/self/fd").is_dir() or not hasattr(os, "mkfifo"), reason="needs /proc, FIFOs"
 )

@@ -24,7 +24,7 @@ import trustme
 from vbo_async import ConfigError, TransportError, VBOClient
 from vbo_async._client import _ssl_context, tls_context
 
-from .conftest import DATED_CERTIFICATES, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
+from .conftest import BASE, DATED_CERTIFICATES, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
 from .raw_http import serve_raw
 
 
@@ -401,6 +401,40 @@ async def test_a_context_s_check_hostname_is_honoured(
     async with tls_server(context) as (port, seen), over(wire, port, trusting) as vbo:
         assert await vbo.jobs() == []
     assert len(seen) == 2
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "TLSV1_ALERT_UNKNOWN_CA",
+    ],
+)
+async def test_a_server_refusing_the_client_s_certificate_is_not_asked_again(
+    reason: str, retries: list[Any]
+) -> None:
+    """A server that wants a client certificate (or refuses the one it got) says so with a TLS
+    alert; TLS 1.3 sends it after the handshake, so the client meets it reading its answer, and
+    it looked like a connection reset: the password grant was sent again (four times) to a
+    server that refuses every attempt alike (seen against ``openssl s_server -Verify 1``)."""
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        alert = ssl.SSLError(1, f"[SSL: {reason}] {reason.lower()} (_ssl.c:2580)")
+        alert.reason = reason
+        raise httpx.ReadError(str(alert), request=request) from alert
+
+    vbo = VBOClient(
+        BASE, username=USERNAME, password=PASSWORD, api_version="v1", transport=httpx.MockTransport(handler)
+    )
+    async with vbo:
+        with pytest.raises(TransportError, match=reason.lower()):
+            await vbo.jobs()
+    assert asked == ["/v1/Token"]
+    assert retries == []
 
 
 @DATED_CERTIFICATES

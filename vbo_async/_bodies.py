@@ -186,8 +186,11 @@ class _Zlib:
                 self._full = False
             else:
                 self._tail = self._d.unconsumed_tail
-            if out or self._d is not None:
+            if out:
                 return out
+            # Nothing out of this step of input (a gzip header's long name, empty stored blocks):
+            # on to the next, or to the next member. An empty output taken for "needs more input"
+            # left input unread, and a valid stream read as truncated when it came in one read.
 
     def _start(self) -> bool:
         """Begin the stream: deflate once its first two bytes tell whether it is zlib-wrapped,

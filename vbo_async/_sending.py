@@ -1279,6 +1279,12 @@ _TLS_MISMATCHES = frozenset(
         "NO_PROTOCOLS_AVAILABLE",
         "SSLV3_ALERT_HANDSHAKE_FAILURE",
         "NO_SHARED_CIPHER",
+        # The server wants a client certificate (TLS 1.3 says so after the handshake, on the
+        # first read: the request, a password grant, was sent) or refuses the one it got.
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "TLSV1_ALERT_UNKNOWN_CA",
     }
 )
 """OpenSSL's reasons for a handshake the two ends cannot agree on: it fails the same way again."""

@@ -11,6 +11,8 @@ says, the result stays below ``{base_url}/{version}/`` or is a `LinkError`.
 
 from __future__ import annotations
 
+import encodings.idna  # noqa: F401 - the host check's codec: imported at a client's first use, it needs a free descriptor
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from urllib.parse import SplitResult, quote, unquote, unquote_plus, urljoin, urlsplit
@@ -249,10 +251,27 @@ def _check_base(base: str, parts: SplitResult) -> None:
         raise ConfigError(f"base_url has an invalid port: {_shown(base)!r}") from None
     if not parts.hostname:
         raise ConfigError(f"base_url names no host: {_shown(base)!r}")
+    if not _is_ip_literal(parts.hostname):
+        try:
+            parts.hostname.encode("idna")  # as the resolver encodes it before asking for it
+        except UnicodeError:
+            raise ConfigError(
+                f"base_url's host is not a valid host name (an empty label, as in 'a..b', or one "
+                f"longer than 63 characters): {_shown(base)!r}"
+            ) from None
     for segment in parts.path.split("/"):
         decoded = unquote(segment)
         if decoded in (".", "..") or any(c in _FORBIDDEN_CHARS for c in decoded):
             raise ConfigError(f"base_url has an unusable path prefix: {_shown(base)!r}")
+
+
+def _is_ip_literal(host: str) -> bool:
+    """Whether ``host`` (as `urlsplit` gives it, without brackets) is an IP address."""
+    try:
+        ipaddress.ip_address(host.partition("%")[0])  # an IPv6 literal may name its zone
+    except ValueError:
+        return False
+    return True
 
 
 def _is_absolute(href: str) -> bool:

@@ -145,6 +145,8 @@ class Exporter:
         metrics) and `time.monotonic` (for ``/healthz``, which a step of the system clock must
         not fool)."""
         self._durations: dict[str, float] = {}
+        self._round: set[str] = set()
+        """The servers published since the count of complete sweeps (``stats.sweeps``) last rose."""
         self._publishing = asyncio.Lock()
         self._text: _SharedText | None = None
         """The text of the exposition plain scrapes are sending, while any is."""
@@ -218,6 +220,7 @@ class Exporter:
             # From here to the end nothing awaits: a scrape sees this exposition and these figures.
             count, _, _ = self._published.get(part.server, (0, 0.0, 0.0))
             self._published[part.server] = (count + 1, time.time(), time.monotonic())
+            self._round.add(part.server)
             self._durations[part.server] = published - began
             self.stats.last_render = published - rendering
             self._show(exposition, parts)
@@ -241,11 +244,14 @@ class Exporter:
         stats.servers_up = sum(p.up for p in parts)
         stats.jobs = sum(p.jobs for p in parts)
         stats.exposition_bytes = exposition.size
-        if self._published and all(s.name in self._published for s in self.servers):
-            # Complete sweeps only grow: a server added by a reload starts its own count at one.
-            stats.sweeps = max(stats.sweeps, min(count for count, _, _ in self._published.values()))
-            stats.last_end = min(when for _, when, _ in self._published.values())
-            stats.last_duration = max(self._durations.values())
+        if self.servers and all(s.name in self._round for s in self.servers):
+            # Every server of the targets published once more since the count last rose. Counted
+            # as the fewest sweeps of one server, the count stood still after a reload added a
+            # server until that one had been swept as often as the others (a week, a week on).
+            stats.sweeps += 1
+            self._round.clear()
+            stats.last_end = min(self._published[s.name][1] for s in self.servers)
+            stats.last_duration = max(self._durations[s.name] for s in self.servers)
 
     async def reconfigure(
         self, servers: Sequence[ServerSpec], *, at_once: int | None = None
