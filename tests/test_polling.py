@@ -29,7 +29,7 @@ from vbo_async import (
     poll_jobs,
 )
 
-from .conftest import FOREIGN, FakeVBO, Gate, client_for, json_response
+from .conftest import BASE, FOREIGN, FakeVBO, Gate, client_for, json_response
 
 REPOSITORY = {"id": "repo-1", "name": "Primary", "capacity": 10**12, "freeSpace": 4 * 10**11}
 PROXY = {"id": "proxy-1", "hostName": "proxy01.east.local", "port": 9193, "status": "Online"}
@@ -998,3 +998,14 @@ async def test_200_tenants_against_the_simulator_with_faults() -> None:
             assert repository is not None
             assert wires[job.id]["_links"]["repository"]["href"].endswith(f"/{repository.id}")
             assert result.resolved(job, "proxy") is not None
+
+
+def test_a_result_s_repr_counts_its_link_errors() -> None:
+    """A tenant of thousands of jobs whose links fail (a v8 proxy pool's repositories have no
+    proxy link) printed every key and error in one log line: 900 KB for 10,000 jobs."""
+    errors = {(f"job-{n}", "proxy"): LinkError(f"no proxy link {n}", relation="proxy") for n in range(10_000)}
+    target = PollTarget(client=VBOClient(BASE, username="u", password="p"), organization_id="org")
+    result = PollResult(target=target, link_errors=errors, follow=("proxy",))
+    shown = repr(result)
+    assert "link_errors=<10000>" in shown
+    assert len(shown) < 1000

@@ -178,7 +178,7 @@ class PollResult:
     elapsed: float = 0.0
     follow: tuple[str, ...] = ()
     prefetched: Mapping[LinkKey, object] = attrs.field(factory=dict, converter=_prefetched, repr=_count)
-    link_errors: Mapping[LinkKey, VBOError] = attrs.field(factory=dict, converter=_link_errors)
+    link_errors: Mapping[LinkKey, VBOError] = attrs.field(factory=dict, converter=_link_errors, repr=_count)
     health: Mapping[str, JobHealth] = attrs.field(factory=dict, converter=_health, repr=_count)
     organization: Organization | None = None
 
