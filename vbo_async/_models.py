@@ -80,12 +80,16 @@ def _require(links: Any, relation: str) -> Link[Any]:
         )
     link: Link[Any] | None = getattr(links, relation)
     if link is None:
-        present = [name for name in names if getattr(links, name) is not None]
         raise LinkError(
-            f"no {relation!r} link: the server sent none here (present: {', '.join(present) or 'none'})",
-            relation=relation,
+            f"no {relation!r} link: the server sent none here (present: {_present(links)})", relation=relation
         )
     return link
+
+
+def _present(links: Any) -> str:
+    """The relations ``links`` holds a link for, for an error saying one is missing."""
+    present = [field.name for field in attrs.fields(type(links)) if getattr(links, field.name) is not None]
+    return ", ".join(present) or "none"
 
 
 def _hours(flags: Sequence[bool]) -> str:
@@ -695,11 +699,9 @@ class JobLinks:
         this resource has no such relation (a name read at run time: typed ``Link[object]``).
         A ``proxy`` missing with the ``repository`` it would go through (v6+) names both."""
         if relation == "proxy" and self.proxy is None and self.repository is None:
-            names = [field.name for field in attrs.fields(JobLinks)]
-            present = [name for name in names if getattr(self, name) is not None]
             raise LinkError(
                 "no 'proxy' link: the server sent none here, nor the 'repository' link through which "
-                f"v6+ servers give a job's proxy (present: {', '.join(present) or 'none'})",
+                f"v6+ servers give a job's proxy (present: {_present(self)})",
                 relation="repository",
             )
         return _require(self, relation)
