@@ -256,6 +256,40 @@ async def test_pure_conversions_still_work_after_aclose(seed_job: dict[str, Any]
         await job.links.organization  # type: ignore[misc]
 
 
+async def test_a_sweep_read_or_closed_by_a_second_task_is_a_client_state_error(
+    fake: FakeVBO, seed_job: dict[str, Any]
+) -> None:
+    """While one task awaits a sweep's next result, a second task reading or closing it gets a
+    typed error (not the async generator's bare ``RuntimeError: anext(): asynchronous generator is
+    already running``), and the first task still gets its result."""
+    release, asked = asyncio.Event(), asyncio.Event()
+
+    async def held(request: httpx.Request) -> Any:
+        asked.set()
+        await release.wait()
+        return [seed_job]
+
+    serving(fake, seed_job)
+    fake.route("GET", f"/v1/Organizations/{ORG}/Jobs", held)
+    async with client_for(fake) as vbo:
+        sweep = poll_jobs([PollTarget(client=vbo, organization_id=ORG)])
+        first = asyncio.ensure_future(anext(sweep))
+        await asked.wait()
+        with pytest.raises(ClientStateError, match="one task at a time"):
+            await anext(sweep)
+        with pytest.raises(ClientStateError, match="cancel that task"):
+            await sweep.aclose()
+        assert "closed" not in repr(sweep)
+        release.set()
+        result = await first
+        assert [job.id for job in result.jobs] == [JOB]
+        assert result.error is None
+        await sweep.aclose()
+        assert "closed" in repr(sweep)
+        with pytest.raises(StopAsyncIteration):
+            await anext(sweep)
+
+
 # --- pickling and copying -----------------------------------------------------------------------------
 
 

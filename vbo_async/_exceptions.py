@@ -14,7 +14,8 @@ Everything the library raises on purpose derives from `VBOError`; nothing else e
     ├── LinkError                 an href outside the API root, or a link the server did not send
     ├── TransportError            connect, read, write, timeout, TLS, dropped or truncated responses
     ├── ResponseTooLargeError     a body exceeded ``max_response_bytes`` while streaming in
-    ├── ClientStateError          the client is closed, or used from another event loop
+    ├── ClientStateError          the client is closed, or used from another event loop; a
+    │                             `PollSweep` read by two tasks at once
     ├── NotSupportedError         the server's API version has no such operation
     └── ConfigError               an option or argument is invalid (also a ``ValueError``)
 
@@ -187,7 +188,8 @@ class ResponseTooLargeError(VBOError):
 
 
 class ClientStateError(VBOError):
-    """The client cannot serve the call: it is closed, or bound to another event loop."""
+    """The client cannot serve the call: it is closed, or bound to another event loop. Also a
+    `PollSweep` read or closed by a second task while one awaits its next result."""
 
 
 class NotSupportedError(VBOError):

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from ._client import VBOClient
-from ._exceptions import ConfigError
+from ._exceptions import ClientStateError, ConfigError
 from ._health import HealthPolicy
 from ._prefetch import LinkCache
 from ._results import RELATIONS, PollProgress, PollResult, PollTarget
@@ -89,12 +89,14 @@ def poll_jobs(
       batched servers read their sessions once for all jobs (`VBOClient.recent_sessions`; a
       job whose last result or success that window misses reads its own, v1 every job), single
       tenants per job (`VBOClient.job_health`). The states and reasons are the same; a batch's
-      `JobHealth` names a ``last_session`` (and, on v6, a disabled job's ``last_success``) only
-      when its window, or the job's own sessions it read, held it. Every job is judged at one
-      "now", taken when the sweep starts, read on each server's clock
-      (`VBOClient.server_clock_offset`: a server a minute to a day off this machine's has its
-      runs' ages measured on its own clock) once, when the sweep first needs it for that server:
-      an offset that moves during the sweep judges none of its jobs at another instant.
+      `JobHealth` names a ``last_session`` only when its window, or the job's own sessions it
+      read, held it, and a disabled v6 job (none of whose sessions are read, its verdict needing
+      none) whose last success the window missed has as ``last_success`` its ``last_run`` when
+      its ``last_status`` is Success (when that run started, not when it ended), else None.
+      Every job is judged at one "now", taken when the sweep starts, read on each server's
+      clock (`VBOClient.server_clock_offset`: a server a minute to a day off this machine's has
+      its runs' ages measured on its own clock) once, when the sweep first needs it for that
+      server: an offset that moves during the sweep judges none of its jobs at another instant.
     - ``on_progress`` is called in the consuming task with a `PollProgress` just before each
       result is delivered; what it returns is ignored. It is not awaited: an async function is a
       `ConfigError` (here, or from the iteration when a plain one returns an awaitable).
@@ -132,7 +134,8 @@ class PollSweep:
     `contextlib.aclosing`) cancels the work still running and waits until it has stopped. A plain
     ``async for`` left early by ``break`` is closed by the event loop's async generator hooks a
     few loop iterations later; a cancelled consumer stops the work before the cancellation goes on.
-    A sweep is consumed by one task at a time; to stop it from elsewhere, cancel that task.
+    A sweep is consumed by one task at a time (a second task reading or closing it while the first
+    awaits a result gets a `ClientStateError`); to stop it from elsewhere, cancel that task.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class PollSweep:
         # then finalises it at once (no reference cycle to wait for the garbage collector).
         self._results: AsyncGenerator[PollResult, None] | None = None
         self._closed = False
+        self._waiting = False  # a task is inside ``__anext__``
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "started" if self._results is not None else "new"
@@ -176,6 +180,7 @@ class PollSweep:
         return self
 
     async def __anext__(self) -> PollResult:
+        self._refuse_a_second_consumer("read")
         if self._results is None:
             if self._closed:
                 raise StopAsyncIteration
@@ -183,7 +188,19 @@ class PollSweep:
             self._results = _sweep(
                 units, len(self._targets), self._concurrency, self._follow, self._health, self._on_progress
             )
-        return await self._results.__anext__()
+        self._waiting = True
+        try:
+            return await self._results.__anext__()
+        finally:
+            self._waiting = False
+
+    def _refuse_a_second_consumer(self, action: str) -> None:
+        # An async generator awaited by two tasks raises a bare RuntimeError ("already running").
+        if self._waiting:
+            raise ClientStateError(
+                f"cannot {action} this PollSweep while another task awaits its next result: a sweep is "
+                "consumed by one task at a time (to stop it from elsewhere, cancel that task)"
+            )
 
     async def __aenter__(self) -> Self:
         return self
@@ -197,7 +214,11 @@ class PollSweep:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the sweep: cancel the work still running and wait for it to stop. Idempotent."""
+        """Stop the sweep: cancel the work still running and wait for it to stop. Idempotent.
+
+        Called while another task awaits the next result, it is a `ClientStateError` and changes
+        nothing: cancel that task instead."""
+        self._refuse_a_second_consumer("close")
         self._closed = True
         if self._results is not None:
             await self._results.aclose()
