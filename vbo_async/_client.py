@@ -600,7 +600,9 @@ class VBOClient:
         self, since: dt.datetime, *, jobs: Iterable[Job] | None = None
     ) -> dict[str, list[JobSession]]:
         """The sessions that ended since ``since`` (or are still running), per job id, newest
-        first: the server-wide view a sweep judges every job's health from.
+        first: the server-wide view a sweep judges every job's health from. (From v6 on the
+        server's ``endTimeLowerBound`` chooses them: a run still in progress that started before
+        ``since`` may be left out, where v1, filtered here, keeps every run in progress.)
 
         v6+ ask for them in one listing (``/JobSessions?endTimeLowerBound=``, pages of 10,000),
         whatever the number of jobs; each session is filed under its ``job_id`` (on v6/v7 read from
