@@ -42,7 +42,9 @@ from vbo_async import (
     Proxy,
     SchedulePolicy,
     ScheduleType,
+    SelectedItem,
     SelectedItemObject,
+    SelectedItemType,
     ServiceInstance,
     VBOClient,
 )
@@ -405,6 +407,41 @@ async def test_a_listing_reads_each_item_once_when_a_later_page_repeats_some() -
     expected = [f"{number:08d}-1111-4000-8000-000000000000" for number in (1, 2, 3)]
     assert [job.id for job in jobs] == expected
     assert [job.id for job in streamed] == expected
+
+
+async def test_selected_items_without_an_id_are_each_kept_over_pages() -> None:
+    # OAS7/OAS8 make RESTJobItemComposed's id nullable: a row without one (a whole organization's
+    # `PartialOrganization`) was a DecodeError failing the whole listing, and on a later page it
+    # would have been read as a repeat of the first such row.
+    server = Server("v8")
+    path = f"/v8/Jobs/{JOB_ID}/selectedItems"
+    whole = {"id": None, "type": "PartialOrganization", "mailbox": True, "_links": {}}
+    user = {"id": "x1", "type": "User", "user": {"id": "u1"}, "mailbox": True}
+    server.router.get(path).mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json={
+                    "offset": 0,
+                    "limit": 2,
+                    "results": [whole, user],
+                    "_links": {"next": {"href": f"{path}?offset=2&limit=2"}},
+                },
+            ),
+            httpx.Response(
+                200, json={"offset": 2, "limit": 2, "results": [dict(whole, teams=True), user], "_links": {}}
+            ),
+        ]
+    )
+    async with server.client() as vbo:
+        job = vbo.from_wire(_job("v8"), Job)
+        items = await job.links.require("selected_items")
+        assert vbo.from_wire(whole, SelectedItem).id is None
+    assert [(item.id, item.type, item.teams) for item in items] == [
+        (None, SelectedItemType.PARTIAL_ORGANIZATION, None),
+        ("x1", SelectedItemType.USER, None),
+        (None, SelectedItemType.PARTIAL_ORGANIZATION, True),  # not the first one again
+    ]
 
 
 @pytest.mark.parametrize("onward", ["v8", "v7"])

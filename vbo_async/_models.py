@@ -626,11 +626,12 @@ class SelectedItemObject:
 class SelectedItem:
     """A row of a v2+ job's ``selectedItems`` or ``excludedItems``: what is (not) backed up.
 
-    ``id`` is the server's opaque item id (not always a GUID). ``type`` says which of
-    ``user``/``group``/``site``/``team`` is set; the flags say which of its data is included.
+    ``id`` is the server's opaque item id (not always a GUID; v7+ may send none: None). ``type``
+    says which of ``user``/``group``/``site``/``team`` is set; the flags say which of its data
+    is included.
     """
 
-    id: str
+    id: str | None = None
     type: SelectedItemType | None = None
     user: SelectedItemObject | None = None
     group: SelectedItemObject | None = None

@@ -63,13 +63,17 @@ def unread(items: list[Any], ids: set[str], *, by_tenant: bool = False) -> list[
     A later page may repeat items of the pages before it: a resource added meanwhile shifts a
     listing cut by offset, and a next link to another API version may lead to a collection that
     version does not page (v7's ``/Jobs`` answers every job whatever the offset). Ids are GUIDs,
-    which a .NET server may write in either case, from one page to the next too."""
+    which a .NET server may write in either case, from one page to the next too. An item without
+    an id is always fresh: nothing tells it from another."""
     fresh = []
     for item in items:
         key = item.id
+        if key is None:  # a row without an id (v7+ selected items may have none) is no repeat
+            fresh.append(item)
+            continue
         if by_tenant and (tenant := item.organization_id) is not None:
             key = f"{key}\x00{tenant}"  # no id holds a NUL: never the key of an item without one
-        folded = key.lower() if key.__class__ is str else key  # a model may allow an id of None
+        folded = key.lower() if key.__class__ is str else key
         if folded not in ids:
             # An id already in lower case (nearly every one) is held once, not with its copy.
             ids.add(key if folded == key else folded)
