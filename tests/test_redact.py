@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import html
 import html.entities
@@ -202,6 +203,30 @@ def test_no_secret_or_encoded_form_survives(
     for form in forms:
         if len(form) >= 4:
             assert around + form + around not in scrubbed
+
+
+@PROPERTY
+@given(
+    secret=st.text(
+        st.characters(exclude_categories=["Cs"], exclude_characters="|"), min_size=ANYWHERE, max_size=20
+    ),
+    before=st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
+    after=st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
+    kind=st.sampled_from([bytes, bytearray]),
+)
+def test_a_secret_in_a_line_quoted_as_a_bytes_literal_is_masked(
+    secret: str, before: str, after: str, kind: type[bytes] | type[bytearray]
+) -> None:
+    """h11 quotes a line it refuses as ``bytearray(b'...')``: non-ASCII bytes as ``\\xNN``, a
+    backslash doubled, a quote escaped as the literal's quotes require. The scrubbed literal still
+    reads as bytes (the mask replaces whole escapes), and they hold the secret no more."""
+    # Set apart by ``|``: an escape ending just before the secret (``\\x80`` then ``0...``) cannot
+    # begin a match of a secret repeating its first character, which would cut the escape.
+    quoted = repr(kind(f"{before}|{secret}|{after}".encode()))
+    scrubbed = Redactor(secret).scrub(quoted)
+    literal = scrubbed.removeprefix("bytearray(").removesuffix(")")
+    assert secret.encode() not in ast.literal_eval(literal)
+    assert MASK in scrubbed
 
 
 def test_every_form_of_overlapping_secrets_in_one_text_is_masked() -> None:

@@ -165,8 +165,9 @@ def encoded_forms(secret: str) -> frozenset[str]:
     misread from UTF-8 as Latin-1 or Windows-1252 (mojibake, `_misread`); each of those
     JSON-escaped (Python, orjson and .NET styles) or HTML-escaped (named and numbered
     entities), and HTML-escaped JSON; and each of those holding a character not ASCII as a page
-    in a single-byte legacy encoding is read (each such character U+FFFD). Not base64: the
-    client sends no ``Basic`` credentials for a server to echo. Empty for an empty secret."""
+    in a single-byte legacy encoding is read (each such character U+FFFD); and as a Python bytes
+    literal quotes it (`_bytes_literal_forms`). Not base64: the client sends no ``Basic``
+    credentials for a server to echo. Empty for an empty secret."""
     if not secret:
         return frozenset()
     forms: set[str] = set(_legacy_url_forms(secret))
@@ -179,8 +180,21 @@ def encoded_forms(secret: str) -> frozenset[str]:
     # Read from a page in a single-byte legacy encoding (Windows-1252, Latin-1), each character
     # not ASCII is a byte that is not UTF-8, which the client reads as U+FFFD.
     forms.update([_as_unreadable(form) for form in forms if not form.isascii()])
+    forms.update(_bytes_literal_forms(secret))
     forms.discard("")
     return frozenset(forms)
+
+
+def _bytes_literal_forms(secret: str) -> set[str]:
+    """The secret as a Python bytes literal quotes it (``b'...'``, ``bytearray(b"...")``: how
+    h11 quotes a line of an answer it refuses, where a server may have echoed it): each byte of
+    its UTF-8 that is not printable ASCII as ``\\xNN`` (or ``\\n``, ...), a backslash doubled,
+    and ``'`` escaped or not, as the literal's quotes (chosen for the whole line) require."""
+    data = secret.encode("utf-8", "surrogatepass")
+    forms = {repr(b"'\"" + data)[5:-1]}  # quoted with ', which is escaped (the line holds ")
+    if b'"' not in data:
+        forms.add(repr(b"'" + data)[3:-1])  # quoted with " (the line holds ' and no ")
+    return forms
 
 
 def _as_unreadable(form: str) -> str:
