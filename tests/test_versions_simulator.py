@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -708,3 +709,32 @@ async def test_a_job_s_copy_job_link_is_served(version: str) -> None:
             assert isinstance(copy, dict)
             assert copy["backupJobId"] == job.id
             assert job.links.require("copy_job").href.lower().endswith(f"/copyjobs/{copy['id']}")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_job_named_in_another_guid_spelling_owns_its_sessions_and_links(version: str) -> None:
+    """A job built with its id in another of .NET's GUID spellings (``{...}``, as a script or a
+    config file may hold it) is the job the server lists: requests ask for its sessions by the
+    server's spelling, and the client kept none of the answer (compared by text, no session was
+    that job's): its health said "never run", `recent_sessions` filed them under the server's
+    spelling, and a sweep's `PollResult.resolved` found none of its links."""
+    simulator = make_simulator()
+    async with client(create_app(simulator=simulator), version) as vbo:
+        run = [job for job in await vbo.jobs() if await vbo.job_sessions(job, limit=1)]
+        listed = run[0]
+        braced = attrs.evolve(listed, id="{" + listed.id.upper() + "}")
+        plain, spelled = await vbo.job_health(listed), await vbo.job_health(braced)
+        assert plain.last_session is not None
+        assert spelled.last_session == plain.last_session
+        assert (spelled.state, spelled.reason) == (plain.state, plain.reason)
+        since = EPOCH - dt.timedelta(days=3650)
+        filed = await vbo.recent_sessions(since, jobs=[braced])  # v6+: every job's, the given one's as given
+        assert braced.id in filed
+        assert listed.id not in filed
+        assert listed.organization_id is not None
+        target = PollTarget(client=vbo, organization_id=listed.organization_id)
+        async with poll_jobs([target], follow=("repository",)) as sweep:
+            (result,) = [result async for result in sweep]
+    owner = next(job for job in result.jobs if job.id.lower() == listed.id.lower())
+    assert result.resolved(owner.id, "repository") is not None
+    assert result.resolved(braced.id, "repository") == result.resolved(owner.id, "repository")

@@ -577,10 +577,10 @@ class VBOClient:
         dialect = await self._found_dialect()
         if limit is not None and dialect.page_limit is not None:
             url = f"{url}{'&' if '?' in url else '?'}limit={min(limit, dialect.page_limit)}"
-        wanted = job_id.lower()
+        wanted = id_key(job_id)
         found: dict[str, JobSession] = {}  # by id: each session once
         async for session in self._fetcher.iterate(url, JobSession):
-            if session.job_id is not None and session.job_id.lower() != wanted:
+            if session.job_id is not None and id_key(session.job_id) != wanted:
                 continue  # a page that ignored jobId (v6's /JobSessions does; a next link may lead there)
             # A page may repeat a session of the one before: one started meanwhile shifts a
             # newest-first listing cut by offset.
@@ -606,11 +606,12 @@ class VBOClient:
 
         v6+ ask for them in one listing (``/JobSessions?endTimeLowerBound=``, pages of 10,000),
         whatever the number of jobs; each session is filed under its ``job_id`` (on v6/v7 read from
-        its ``job`` link), compared ignoring case as GUIDs are: a server naming one job in two
-        cases gets its sessions filed under one id, that of the job among ``jobs`` when given,
-        else the first spelling read. v1 has no such filter: each
-        of ``jobs`` (every job when None) costs one request (``/Jobs/{id}/JobSessions``), and the
-        sessions are filtered here. Jobs with no such session are absent from the answer.
+        its ``job`` link), compared as ids are (ignoring case and .NET's GUID spellings: `id_key`):
+        a server naming one job in two cases gets its sessions filed under one id, that of the job
+        among ``jobs`` when given (``{...}`` if it was built so), else the first spelling read. v1
+        has no such filter: each of ``jobs`` (every job when None) costs one request
+        (``/Jobs/{id}/JobSessions``), and the sessions are filtered here. Jobs with no such session
+        are absent from the answer.
         """
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
@@ -619,15 +620,15 @@ class VBOClient:
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
             url = self._root.url(dialect.path("sessions_since", since=_utc_stamp(since)))
-            # A job id lower-cased -> its spelling: a given job's own, else the first read.
-            spelled = {job.id.lower(): job.id for job in given or ()}
+            # A job id's `id_key` -> its spelling: a given job's own, else the first read.
+            spelled = {id_key(job.id): job.id for job in given or ()}
             read: set[str] = set()  # session ids lower-cased: a page may repeat a session
             async for session in self._fetcher.iterate(url, JobSession):
                 if (key := session.id.lower()) in read:
                     continue
                 read.add(key)
                 if session.job_id is not None:
-                    job_id = spelled.setdefault(session.job_id.lower(), session.job_id)
+                    job_id = spelled.setdefault(id_key(session.job_id), session.job_id)
                     found.setdefault(job_id, []).append(session)
         else:
             chosen = given if given is not None else await self.jobs()
@@ -945,7 +946,7 @@ def first_listed(jobs: list[Job]) -> list[Job]:
     seen: set[str] = set()
     kept = []
     for job in jobs:
-        key = job.id.lower()
+        key = id_key(job.id)
         if key in seen:
             continue
         seen.add(key)
@@ -973,7 +974,7 @@ def _jobs_argument(jobs: Any) -> list[Job]:
     for job in chosen:
         if not isinstance(job, Job):
             raise ConfigError(f"jobs must be Job models (as listed by jobs()), not {type(job).__name__}")
-        if not isinstance(job.id, str):  # filed by it, lower-cased: a Job built by hand with id=None
+        if not isinstance(job.id, str):  # filed by its `id_key`: a Job built by hand with id=None
             kind = type(job.id).__name__
             raise ConfigError(f"jobs must be Job models with an id string, got an id of {kind}")
     return chosen

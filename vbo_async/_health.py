@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from ._checks import id_key
 from ._enums import DailyType, JobStatus, ScheduleType
 from ._exceptions import ConfigError, VBOError
 from ._models import BackupWindow, Job, JobSession, SchedulePolicy, flag_at, window_flags
@@ -453,11 +454,12 @@ def _along(session: JobSession) -> tuple[bool, float, str, float, bool, str]:
 def _belongs(session: object, job: Job) -> bool:
     if not isinstance(session, JobSession):
         raise ConfigError(f"sessions must hold JobSession objects, got {type(session).__name__}")
-    # Ids compared ignoring case, as `VBOClient.job_sessions` and the sweeps compare them.
+    # Ids compared as `VBOClient.job_sessions` and the sweeps compare them (`id_key`: ignoring
+    # case, a GUID in any of .NET's spellings): a job built with ``{...}`` owns its sessions.
     mine, theirs = session.job_id, job.id
     if mine is None or mine == theirs:
         return True
-    return isinstance(mine, str) and isinstance(theirs, str) and mine.lower() == theirs.lower()
+    return isinstance(mine, str) and isinstance(theirs, str) and id_key(mine) == id_key(theirs)
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:

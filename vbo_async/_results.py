@@ -222,17 +222,17 @@ class PollResult:
         found = self.prefetched.get((job_id, relation), _ABSENT)
         if found is not _ABSENT:
             return found
-        return _spelled_otherwise(self.prefetched, job_id.lower(), relation)
+        return _spelled_otherwise(self.prefetched, id_key(job_id), relation)
 
 
 _ABSENT = object()
 
 
 def _spelled_otherwise(prefetched: Mapping[LinkKey, object], wanted: str, relation: str) -> object | None:
-    """What ``prefetched`` holds for ``relation`` of the job whose id is ``wanted`` lower-cased
-    (the listing spelled it otherwise), or None."""
+    """What ``prefetched`` holds for ``relation`` of the job whose `id_key` is ``wanted`` (the
+    listing spelled it otherwise: in another case, or as another of .NET's GUID spellings), or None."""
     for (job_id, name), value in prefetched.items():
-        if name == relation and job_id.lower() == wanted:
+        if name == relation and id_key(job_id) == wanted:
             return value
     return None
 

@@ -496,9 +496,9 @@ async def _batch_health(
         # What `VBOClient.job_health` would read of each job's newest runs, and no more: a run
         # beyond them (a success 27 h ago behind 50 newer runs) must not change the verdict.
         pages = (await client._found_dialect()).health_pages
-        # By job id lower-cased, as ids are compared everywhere (`recent_sessions` files the
+        # By the job id's `id_key`, as ids are compared everywhere (`recent_sessions` files the
         # sessions of one job under one spelling, whatever cases the server wrote).
-        sessions = {job_id.lower(): _within(found, pages) for job_id, found in sessions.items()}
+        sessions = {id_key(job_id): _within(found, pages) for job_id, found in sessions.items()}
         # A job whose last result or last success lies before the window (and which does not
         # carry it itself) reads its own newest sessions, as `VBOClient.job_health` does, and is
         # judged from those alone: the window's older runs would make a job that never succeeded
@@ -507,18 +507,18 @@ async def _batch_health(
             job
             for job in jobs
             if job.id not in failures
-            and window_falls_short(job, sessions.get(job.id.lower(), ()), policy, now=now)
+            and window_falls_short(job, sessions.get(id_key(job.id), ()), policy, now=now)
         ]
         own = await each(lacking, lambda job: _own_sessions(client, job), client._max_concurrency)
         for job, found in zip(lacking, own, strict=True):
             if isinstance(found, VBOError):
                 failures[job.id] = found
             else:
-                sessions[job.id.lower()] = found
+                sessions[id_key(job.id)] = found
 
     def judge(job: Job) -> Callable[[dt.datetime], JobHealth]:
         # A job whose own sessions could not be read is judged from none, as `job_health` judges it.
-        found = () if job.id in failures else sessions.get(job.id.lower(), ())
+        found = () if job.id in failures else sessions.get(id_key(job.id), ())
         problem = failures.get(job.id, error)
         return lambda at: assess(job, found, policy=policy, now=at, error=problem)
 
