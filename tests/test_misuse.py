@@ -754,6 +754,30 @@ def test_configure_logging_called_again_writes_each_record_once_per_stream() -> 
         logger.setLevel(before[1])
 
 
+@pytest.mark.parametrize("order", ["quiet first", "verbose first"])
+def test_configure_logging_keeps_each_stream_at_its_own_level(order: str) -> None:
+    """The docstring sends each stream the records at its level and above: the level was set on
+    the shared logger only, so the last call decided every stream's (a warnings-only stream got
+    every request's DEBUG line; called the other way round, the debug stream got none)."""
+    logger = logging.getLogger("vbo_async")
+    before = (list(logger.handlers), logger.level)
+    quiet, verbose = io.StringIO(), io.StringIO()
+    calls = [("warning", quiet), ("debug", verbose)]
+    try:
+        for level, stream in calls if order == "quiet first" else calls[::-1]:
+            configure_logging(level, stream=stream, fmt="%(levelname)s %(message)s")
+        logger.debug("a request")
+        logger.warning("plain http")
+        assert quiet.getvalue() == "WARNING plain http\n"
+        assert verbose.getvalue() == "DEBUG a request\nWARNING plain http\n"
+        assert logger.level == logging.DEBUG
+    finally:
+        for handler in list(logger.handlers):
+            if handler not in before[0]:
+                logger.removeHandler(handler)
+        logger.setLevel(before[1])
+
+
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing-ca.pem"
     with pytest.raises(ConfigError, match="CA bundle") as info:

@@ -42,7 +42,7 @@ def configure_logging(
     when None; a format `logging.Formatter` refuses is a `ConfigError`). Only the ``vbo_async``
     logger is touched, never the root logger. Called again for the same stream, it replaces the
     handler it installed there before (the records are not written twice); for another stream,
-    it adds one.
+    it adds one, each stream keeping its own level (the logger's is set to the lowest of them).
 
     ```python
     import vbo_async
@@ -70,12 +70,14 @@ def configure_logging(
     target = stream if stream is not None else sys.stderr
     handler = _Handler(target)
     handler.setFormatter(formatter)
+    handler.setLevel(number)
     logger = logging.getLogger(LOGGER_NAME)
     for earlier in list(logger.handlers):  # called again (a notebook cell run twice): not every line twice
         if isinstance(earlier, _Handler) and earlier.stream is target:
             logger.removeHandler(earlier)
     logger.addHandler(handler)
-    logger.setLevel(number)
+    # Each stream gets its own level: the logger lets through what the most verbose one wants.
+    logger.setLevel(min(earlier.level for earlier in logger.handlers if isinstance(earlier, _Handler)))
     return handler
 
 
