@@ -753,8 +753,13 @@ class UsedRepositoryLinks:
 
     backup_repository: Link[BackupRepository] | None = None
 
-    def require(self, relation: Literal["backup_repository"]) -> Link[BackupRepository]:
-        """The link named ``relation``; `LinkError` naming it when the server sent none."""
+    @overload
+    def require(self, relation: Literal["backup_repository"]) -> Link[BackupRepository]: ...
+    @overload
+    def require(self, relation: str) -> Link[object]: ...
+    def require(self, relation: str) -> Link[Any]:
+        """The link named ``relation``; `LinkError` naming it when the server sent none, or when
+        this resource has no such relation (a name read at run time: typed ``Link[object]``)."""
         return _require(self, relation)
 
 

@@ -179,6 +179,23 @@ async def links(vbo: VBOClient, job: Job) -> None:
     assert_type(item.user, SelectedItemObject | None)
 
 
+def every_links_class_takes_a_name_read_at_run_time(
+    name: str,
+    repository: BackupRepositoryLinks,
+    proxy: ProxyLinks,
+    session: JobSessionLinks,
+    mailbox: SelectedMailboxLinks,
+    used: UsedRepositoryLinks,
+) -> None:
+    """Each links class's ``require`` takes a str, typed ``Link[object]`` (`JobLinks` and
+    `OrganizationLinks`: `relations_read_at_run_time`)."""
+    assert_type(repository.require(name), Link[object])
+    assert_type(proxy.require(name), Link[object])
+    assert_type(session.require(name), Link[object])
+    assert_type(mailbox.require(name), Link[object])
+    assert_type(used.require(name), Link[object])
+
+
 def takes_any_link(link: Link[object]) -> str:
     return link.href
 
