@@ -43,6 +43,7 @@ from vbo_async import (
     Organization,
     PollProgress,
     PollResult,
+    PollSweep,
     PollTarget,
     Proxy,
     RetryPolicy,
@@ -254,6 +255,45 @@ async def test_pure_conversions_still_work_after_aclose(seed_job: dict[str, Any]
     assert vbo.from_wire(vbo.to_wire(job), Job) == job
     with pytest.raises(ClientStateError):
         await job.links.organization  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": 1.5}, "concurrency"),
+        ({"follow": ("nope",)}, "follow"),
+        ({"follow": "repository"}, "follow"),
+        ({"on_progress": 5}, "on_progress"),
+        ({"health": "strict"}, "health"),
+        ({"batch": "yes"}, "batch"),
+        ({"organization_counts": [1]}, "organization_counts"),
+        ({"targets": None}, "targets"),
+    ],
+)
+def test_a_poll_sweep_built_directly_checks_its_arguments_as_poll_jobs_does(
+    arguments: dict[str, Any], said: str
+) -> None:
+    """`PollSweep` is public: built directly, it took anything (``concurrency=0`` yielded nothing,
+    ``follow=("nope",)`` raised a bare AttributeError from the iteration)."""
+    vbo = offline_client()
+    given: dict[str, Any] = {"targets": [PollTarget(client=vbo, organization_id=ORG)], **arguments}
+    targets = given.pop("targets")
+    with pytest.raises(ConfigError, match=said):
+        PollSweep(targets, **given)
+    with pytest.raises(ConfigError, match=said):
+        poll_jobs(targets, **given)
+
+
+async def test_a_poll_sweep_built_directly_sweeps_as_poll_jobs_does(
+    fake: FakeVBO, seed_job: dict[str, Any]
+) -> None:
+    vbo = client_for(serving(fake, seed_job))
+    async with vbo, PollSweep([PollTarget(client=vbo, organization_id=ORG)], follow=["repository"]) as sweep:
+        assert (sweep.total, sweep.follow) == (1, ("repository",))
+        (result,) = [result async for result in sweep]
+    assert result.error is None
+    assert [job.id for job in result.jobs] == [JOB]
 
 
 async def test_a_sweep_read_or_closed_by_a_second_task_is_a_client_state_error(

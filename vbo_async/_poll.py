@@ -110,25 +110,21 @@ def poll_jobs(
                 print(result.target.label, job.name, result.health[job.id].state.name)
     ```
     """
-    if health is not None and not isinstance(health, HealthPolicy):
-        raise ConfigError(f"health must be a HealthPolicy or None, got {type(health).__name__}")
-    if batch is not None and not isinstance(batch, bool):
-        raise ConfigError(f"batch must be True, False or None, got {batch!r}")
-    counts = _check_counts(organization_counts)
     return PollSweep(
-        _check_targets(targets),
-        concurrency=_check_concurrency(concurrency),
-        follow=_check_follow(follow),
-        on_progress=_check_callback(on_progress),
+        targets,
+        concurrency=concurrency,
+        follow=follow,
+        on_progress=on_progress,
         health=health,
         batch=batch,
-        organization_counts=counts,
+        organization_counts=organization_counts,
     )
 
 
 class PollSweep:
     """A sweep started by `poll_jobs`: an async iterator of `PollResult`, and an async context
-    manager that closes it.
+    manager that closes it. Built directly, it takes `poll_jobs`'s arguments and checks them alike
+    (a bad one is a `ConfigError`).
 
     Work starts with the first ``__anext__``. Closing (``aclose()``, leaving ``async with``, or
     `contextlib.aclosing`) cancels the work still running and waits until it has stopped. A plain
@@ -140,22 +136,27 @@ class PollSweep:
 
     def __init__(
         self,
-        targets: tuple[PollTarget, ...],
+        targets: Iterable[PollTarget],
         *,
-        concurrency: int,
-        follow: tuple[str, ...],
-        on_progress: ProgressCallback | None,
+        concurrency: int = 8,
+        follow: Iterable[str] = (),
+        on_progress: ProgressCallback | None = None,
         health: HealthPolicy | None = None,
         batch: bool | None = None,
         organization_counts: Mapping[VBOClient, int] | None = None,
     ) -> None:
-        self._targets = targets
-        self._concurrency = concurrency
-        self._follow = follow
-        self._on_progress = on_progress
+        # Built by `poll_jobs`, or directly with the same arguments: checked alike, here.
+        if health is not None and not isinstance(health, HealthPolicy):
+            raise ConfigError(f"health must be a HealthPolicy or None, got {type(health).__name__}")
+        if batch is not None and not isinstance(batch, bool):
+            raise ConfigError(f"batch must be True, False or None, got {batch!r}")
+        self._counts = _check_counts(organization_counts)
+        self._targets = _check_targets(targets)
+        self._concurrency = _check_concurrency(concurrency)
+        self._follow = _check_follow(follow)
+        self._on_progress = _check_callback(on_progress)
         self._health = health
         self._batch = batch
-        self._counts = organization_counts
         # The generator must not refer back to this object: dropping the sweep after a `break`
         # then finalises it at once (no reference cycle to wait for the garbage collector).
         self._results: AsyncGenerator[PollResult, None] | None = None
