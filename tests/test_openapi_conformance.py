@@ -283,7 +283,7 @@ NOT_ON_V6: dict[type, set[str]] = {
     # v1 fields (v1's allMailboxes, proxyId, isRun, selected/excludedMailboxes) and later ones
     m.Job: {
         "all_mailboxes", "proxy_id", "is_run", "selected_mailboxes", "excluded_mailboxes",
-        "last_backup", "e_tag",
+        "last_backup", "e_tag", "organization_id",
     },
     m.SchedulePolicy: {"periodically_window_enabled"},
     # jobId: v8 (read under v8's name on every version, see the v6 dialect); the rest v7+/v8
@@ -304,14 +304,17 @@ NOT_ON_V6: dict[type, set[str]] = {
 }  # fmt: skip
 """Model fields v6's schemas lack (the v1 ones, and what v7 and v8 added)."""
 NOT_ON_V7: dict[type, set[str]] = {
-    m.Job: {"all_mailboxes", "proxy_id", "is_run", "selected_mailboxes", "excluded_mailboxes", "e_tag"},
+    m.Job: {
+        "all_mailboxes", "proxy_id", "is_run", "selected_mailboxes", "excluded_mailboxes", "e_tag",
+        "organization_id",
+    },
     m.SchedulePolicy: set(),
     m.JobSession: {"job_id", "job_session_config_type", "proxy_id", "proxy_pool_id", "e_tag"},
     m.JobSessionStatistics: NOT_ON_V6[m.JobSessionStatistics],
     m.BackupRepository: NOT_ON_V6[m.BackupRepository],
     m.Proxy: NOT_ON_V6[m.Proxy] - {"fqdn"},
     m.Organization: {"username", "msid", "backed_up_organization_id"},
-}
+}  # fmt: skip
 """v7 added ``lastBackup``, session retries and types, the proxy's ``fqdn``, the organization's
 ``description``."""
 NOT_ON_V8: dict[type, set[str]] = {

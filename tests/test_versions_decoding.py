@@ -48,6 +48,7 @@ from vbo_async import (
     ProxyStatus,
     ProxyType,
     ScheduleType,
+    UsedRepository,
     VBOClient,
 )
 from vbo_async._convert import make_converter
@@ -138,10 +139,35 @@ def test_v8_organization_id_is_read_from_the_wire_first(vbo: VBOClient) -> None:
     wire = job_wire("v8")
     wire["organizationId"] = "11111111-2222-4333-8444-555555555555"  # the link says otherwise
     assert vbo.from_wire(wire, Job, api_version="v8").organization_id == wire["organizationId"]
-    # v7 has no such field and reads the link whatever the wire holds.
-    assert vbo.from_wire(wire, Job, api_version="v7").organization_id == ORG_ID
+    # v7 has no such field: it reads it all the same (what ``to_wire`` writes of a job whose link
+    # does not name its organization), as a v6/v7 session's ``jobId``.
+    assert vbo.from_wire(wire, Job, api_version="v7").organization_id == wire["organizationId"]
     del wire["organizationId"]
     assert vbo.from_wire(wire, Job, api_version="v8").organization_id == ORG_ID  # the link, then
+
+
+@pytest.mark.parametrize("api_version", ["v1", *V6_PLUS])
+def test_an_id_a_model_holds_without_its_link_survives_to_wire(vbo: VBOClient, api_version: str) -> None:
+    """An id the wire of some versions carries only in a link (a job's organization before v8, a
+    session's job on v1, a used repository's repository before v8), held by a model built by hand
+    or changed with `attrs.evolve`, was written as ``{"_links": {}}`` and read back as None:
+    ``to_wire`` writes it under v8's name then, and only then."""
+    held: list[tuple[Any, str]] = [
+        (Job(id=JOB_ID, organization_id=ORG_ID), "organization_id"),
+        (JobSession(id="s1", job_id=JOB_ID), "job_id"),
+        (UsedRepository(repository_id=REPO_ID, used_space_bytes=7), "repository_id"),
+    ]
+    for model, field in held:
+        wire = vbo.to_wire(model, api_version=api_version)
+        back = vbo.from_wire(wire, type(model), api_version=api_version)
+        # (v7+ builds a job's sessions link from its id: the one other difference)
+        assert getattr(back, field) == getattr(model, field), (api_version, wire)
+    if api_version == "v1":
+        return
+    # A decoded job whose link names its organization: written as the version's own wire.
+    decoded = vbo.from_wire(job_wire(api_version), Job, api_version=api_version)
+    assert decoded.organization_id == ORG_ID
+    assert ("organizationId" in vbo.to_wire(decoded, api_version=api_version)) == (api_version == "v8")
 
 
 def test_backup_windows_are_read_from_backup_window_settings(vbo: VBOClient, version: str) -> None:

@@ -43,10 +43,13 @@ V1 = Dialect(
         },
         m.Organization: {"is_sharepoint_online": ("isSharePointOnline",)},
         m.ObjectStorage: {"size_limit_gb": ("sizeLimitGB",)},  # v8
-        # Not on v1's wire: derived from the links (below).
-        m.Job: {"organization_id": ()},
-        m.JobSession: {"job_id": ()},
+        # Not on v1's wire: derived from the links (below). Read and written under v8's names
+        # all the same (`Dialect.off_wire`), so that ``to_wire`` keeps an id a model holds
+        # without the link (one built by hand, a session's job id known from the request).
+        m.Job: {"organization_id": ("organizationId",)},
+        m.JobSession: {"job_id": ("jobId",)},
     },
+    off_wire={m.Job: frozenset({"organization_id"}), m.JobSession: frozenset({"job_id"})},
     derived=(
         IdFromLink(m.Job, "organization_id", "organization"),
         IdFromLink(m.Job, "repository_id", "repository"),

@@ -51,15 +51,21 @@ V6 = V1.evolve(
             "grace_period_expires": (),
             "package": (),
         },
-        # v6 and v7 name a row's repository only in its backupRepository link (derived below).
-        m.UsedRepository: {"repository_id": (), "protected_objects_count": ()},
+        # v6 and v7 name a row's repository only in its backupRepository link (derived below;
+        # read and written under v8's name all the same: ``off_wire``).
+        m.UsedRepository: {"repository_id": ("repositoryId",), "protected_objects_count": ()},
         # No v6/v7 server sends a session's job id (v8's ``jobId``): it comes from the ``job``
         # link or the request that listed the session. Read and written under v8's name all the
         # same, so ``to_wire`` keeps an id known only from the request (``from_wire`` round trip),
         # but not when the session's ``job`` link names it (``off_wire``): v6/v7 have no jobId.
         m.JobSession: {"job_id": ("jobId",)},
     },
-    off_wire={m.JobSession: frozenset({"job_id"})},
+    # What v6/v7 name only in a link (a job's organization too, as on v1), under v8's names.
+    off_wire={
+        m.Job: frozenset({"organization_id"}),
+        m.JobSession: frozenset({"job_id"}),
+        m.UsedRepository: frozenset({"repository_id"}),
+    },
     derived=(
         LinkThrough(m.Job, "proxy", via="repository", then="proxy"),
         # v2's /Proxies/{id}/repositories is served by no v6+ version (their OpenAPI has no such
