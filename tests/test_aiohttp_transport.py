@@ -15,6 +15,7 @@ import gzip
 import json
 import socket
 import ssl
+import traceback
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -25,6 +26,7 @@ import attrs
 import httpx
 import pytest
 import uvicorn
+from aiohttp import client_proto, http_parser
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from vbo_async import RetryPolicy, TransportError, VBOClient
@@ -416,6 +418,240 @@ async def test_asyncio_timeout_around_a_call_leaves_the_pool_working(plain: tupl
             assert (await client.get("/echo")).status_code == 200
         assert await settled(before) == set()
     assert counts.made == 3  # the two cut connections were closed, not reused
+
+
+# --- answers aiohttp's parser refuses half-way; answers that are not final -------------------------------
+
+SECRET = "Geheimes-Pässwort\\2024"
+"""What the servers below echo in a line the parser refuses (a password they were sent, say): its
+``ä`` and ``\\`` come out of a bytes literal (``\\xc3\\xa4``, ``\\\\``) in forms no scrub reads."""
+ECHOED = SECRET.encode()
+FIRST_CHUNK = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n1\r\n[\r\n"
+)
+"""An answer's head and the first chunk of its body, both valid."""
+REFUSED = (
+    "its body has a line the parser refuses",
+    "a line of the answer's body is longer than 8190 bytes",
+    "the parser refused its body",  # the C parser's words quote nothing: said by the transport
+    "Too many trailers received",  # and the pure-Python parser's
+)
+"""What the transport's error says of a body the parser refused half-way (its words vary with
+the parser and the line)."""
+REFUSED_BODIES: dict[str, bytes] = {
+    "a bad chunk-size line": b"zz-" + ECHOED + b"\r\n]\r\n0\r\n\r\n",
+    "an over-long chunk-size line": b"1" * 9000 + ECHOED + b"\r\n]\r\n0\r\n\r\n",
+    "an invalid trailer line": b"1\r\n]\r\n0\r\nX-Echo " + ECHOED + b"\r\n\r\n",
+    "an over-long trailer line": b"1\r\n]\r\n0\r\nx-echo: " + b"a" * 88 + ECHOED + b"a" * 9000 + b"\r\n\r\n",
+    "500 trailer lines": b"1\r\n]\r\n0\r\n" + b"x-t: 1\r\n" * 500 + b"\r\n",
+}
+"""What follows `FIRST_CHUNK`: the rest of a chunked body, refused by aiohttp's parser (the
+over-long trailer line is quoted in part, the secret cut after its first bytes)."""
+
+
+def shows_secret(error: BaseException) -> bool:
+    """Whether any part of `SECRET` shows where ``error`` is shown (escaped or cut)."""
+    shown = (str(error), repr(error), "".join(traceback.format_exception(error)))
+    return any(part in text for text in shown for part in ("Gehei", "sswort"))
+
+
+@pytest.fixture(params=["C", "pure Python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """aiohttp's HTTP parser: its C one (the default), or the pure-Python one it falls back to
+    where the C one is not built (``AIOHTTP_NO_EXTENSIONS=1``)."""
+    if request.param == "pure Python":
+        monkeypatch.setattr(client_proto, "HttpResponseParser", http_parser.HttpResponseParserPy)
+    elif client_proto.HttpResponseParser is http_parser.HttpResponseParserPy:
+        pytest.skip("aiohttp's C parser is not built here")
+    return str(request.param)
+
+
+@contextlib.asynccontextmanager
+async def api_server(api: Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]) -> AsyncIterator[str]:
+    """A raw server (its base URL) granting tokens itself and answering every other request with
+    ``api(its request line, the writer)``."""
+
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        line = head.split(b"\r\n", 1)[0]
+        if b"/token " not in line.lower():
+            await api(line, writer)
+            return
+        token = json.dumps({"access_token": "tok-A", "token_type": "bearer", "expires_in": 3600}).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(token), token))
+        await writer.drain()
+
+    async with serve_raw(answer) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+async def refused_half_way(line: bytes, writer: asyncio.StreamWriter) -> None:
+    """`FIRST_CHUNK`, then (apart: its head was parsed on its own) a bad chunk-size line echoing
+    `SECRET`, then the connection closed."""
+    writer.write(FIRST_CHUNK)
+    await writer.drain()
+    await asyncio.sleep(0.05)  # one round of the loop at least: the client reads the head alone
+    writer.write(REFUSED_BODIES["a bad chunk-size line"])
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("limit", [None, 30.0], ids=["no-timeout", "timeout"])
+@pytest.mark.parametrize("rest", list(REFUSED_BODIES))
+async def test_a_body_the_parser_refuses_half_way_fails_its_read_at_once(
+    parser: str, rest: str, limit: float | None
+) -> None:
+    """aiohttp's C parser closed the connection and recorded its refusal on the connection, where
+    only a next answer's head would read it: the body's read waited for bytes that never came (and
+    its read timeout was dropped), for ever with no timeout. The server here keeps the connection
+    open: the next request must still get a new one."""
+    peers: list[object] = []
+    first_read = asyncio.Event()
+
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername"))
+        if len(peers) > 1:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            return
+        writer.write(FIRST_CHUNK)
+        await writer.drain()
+        await first_read.wait()  # the rest arrives once the first chunk was read
+        writer.write(REFUSED_BODIES[rest])
+
+    before = asyncio.all_tasks()
+    async with serve_raw(answer) as port:
+        url = f"http://127.0.0.1:{port}/v1/Jobs"
+        async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=limit) as client:
+            async with client.stream("GET", url) as response:
+                chunks = response.aiter_raw()
+                first = await anext(chunks)
+                first_read.set()
+
+                async def read_rest() -> Exception | None:
+                    try:
+                        async with asyncio.timeout(5):  # the bound of a regression: it waited for ever
+                            async for _ in chunks:
+                                pass
+                    except Exception as exc:  # compared below: a parser's own error may not print
+                        return exc
+                    return None
+
+                error = await read_rest()
+            again = await client.get(url)
+        assert await settled(before) == set()
+    assert first == b"["
+    assert isinstance(error, httpx.RemoteProtocolError), repr(error)
+    assert any(said in str(error) for said in REFUSED), repr(error)
+    assert not shows_secret(error), repr(error)
+    assert again.content == b"ok"
+    assert len(peers) == 2
+    assert peers[1] != peers[0]  # the refused answer's connection was not used again
+
+
+async def test_the_client_reports_a_body_the_parser_refuses_with_no_timeout() -> None:
+    """With ``timeout=None`` a ``GET`` whose body the parser refused waited for ever; now it fails
+    as any broken answer does (a ``GET`` is sent again first), without the line it quoted."""
+    gets = 0
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        nonlocal gets
+        gets += 1
+        await refused_half_way(line, writer)
+
+    async with api_server(api) as base:
+        retry = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
+        vbo = VBOClient(base, username=USERNAME, password=SECRET, retry=retry, timeout=None, api_version="v1")
+        async with vbo:
+            with pytest.raises(TransportError) as caught:
+                async with asyncio.timeout(5):
+                    await vbo.jobs()
+    assert "its body has a line the parser refuses" in str(caught.value)
+    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert gets == 2
+    assert not shows_secret(caught.value)
+
+
+@pytest.mark.parametrize("limit", [None, 30.0], ids=["no-timeout", "timeout"])
+async def test_a_job_action_whose_answer_the_parser_refuses_is_sent_once(limit: float | None) -> None:
+    """A v8 start answered 200 with a body the parser refused half-way: the server accepted the
+    start, so it is not sent again; the error says so (it waited for ever with no timeout, and
+    for the whole timeout with one)."""
+    sent: list[bytes] = []
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        sent.append(line)
+        await refused_half_way(line, writer)
+
+    async with api_server(api) as base:
+        vbo = VBOClient(
+            base, username=USERNAME, password=PASSWORD, retry=FAST, timeout=limit, api_version="v8"
+        )
+        async with vbo:
+            with pytest.raises(TransportError, match="the job was started") as caught:
+                async with asyncio.timeout(5):
+                    await vbo.start_job("j1")
+    assert "its body has a line the parser refuses" in str(caught.value)
+    assert [line for line in sent if b"logout" not in line] == [b"POST /v8/Jobs/j1/start HTTP/1.1"]
+
+
+NOT_FINAL: dict[str, bytes] = {
+    "101 Switching Protocols": (
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n"
+    ),
+    "status 000": b"HTTP/1.1 000 Zero\r\ncontent-length: 2\r\n\r\n[]",
+    "status 099": b"HTTP/1.1 099 Early\r\ncontent-length: 2\r\n\r\n[]",
+}
+"""Answers no request may end with: a protocol switch nobody asked for (aiohttp reads past other
+1xx answers itself), a status under 100."""
+
+
+@pytest.mark.parametrize("status", list(NOT_FINAL))
+async def test_an_answer_that_is_not_final_is_a_remote_protocol_error(status: str) -> None:
+    """aiohttp hands these over as the answer (the client then raised ``APIError("HTTP 101")``
+    and did not send a ``GET`` again); httpx's transport raises a protocol error, and so does
+    this one, closing the connection."""
+    peers: list[object] = []
+
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername"))
+        writer.write(
+            NOT_FINAL[status] if len(peers) == 1 else b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        )
+        await writer.drain()
+
+    async with serve_raw(answer) as port, httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        url = f"http://127.0.0.1:{port}/v1/Jobs"
+        with pytest.raises(httpx.RemoteProtocolError, match="is not a final one") as caught:
+            await client.get(url)
+        again = await client.get(url)
+    assert caught.value.request.url == url
+    assert again.content == b"ok"
+    assert peers[1] != peers[0]
+
+
+@pytest.mark.parametrize("status", list(NOT_FINAL))
+async def test_the_client_sends_a_get_again_after_an_answer_that_is_not_final_and_a_job_action_not(
+    status: str,
+) -> None:
+    """As after any broken answer: a ``GET`` is sent again, a job action is not (it may have
+    reached the server)."""
+    sent: list[bytes] = []
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        sent.append(line)
+        writer.write(NOT_FINAL[status])
+        await writer.drain()
+
+    async with api_server(api) as base:
+        retry = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0)
+        async with VBOClient(
+            base, username=USERNAME, password=PASSWORD, retry=retry, api_version="v1"
+        ) as vbo:
+            with pytest.raises(TransportError, match="is not a final one"):
+                await vbo.jobs()
+            with pytest.raises(TransportError, match="is not a final one"):
+                await vbo.stop_job("j1")
+    assert sent == [b"GET /v1/Jobs HTTP/1.1"] * 2 + [b"POST /v1/Jobs/j1/Action HTTP/1.1"]
 
 
 # --- cancellation and release ---------------------------------------------------------------------------

@@ -17,7 +17,10 @@ What the transport promises, and how it differs from aiohttp's defaults:
   holds the ``ssl.SSLCertVerificationError``);
 * nothing touches the event loop until the first request, which binds the transport to its loop;
 * as in httpx's transport, an idle connection on which anything arrived (an unsolicited answer,
-  the end of the stream) is closed, not reused.
+  the end of the stream) is closed, not reused;
+* as in httpx's transport, a body the parser refuses half-way (a bad chunk-size or trailer
+  line) fails its read at once, and a 1xx or a status under 100 handed over as the answer is a
+  ``RemoteProtocolError``.
 
 Differences from httpx's own transport: a request sent on a connection the server closes at that
 moment fails as a ``RemoteProtocolError`` (aiohttp's own resend of idempotent requests is off:
@@ -30,6 +33,7 @@ whether to try again is the caller's decision);
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import select
 import ssl
@@ -40,7 +44,9 @@ from typing import Any, Self
 
 import aiohttp
 import httpx
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.streams import StreamReader
 from yarl import URL
 
 from ._kept import Kept
@@ -277,7 +283,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """The request on the wire, its answer's head read; aiohttp's failures as httpx's."""
         session = self._open()
         try:
-            return await session.request(
+            response = await session.request(
                 method,
                 target,
                 headers=headers,
@@ -292,6 +298,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise
             if not _quotes_head_cut(exc):
                 raise translated from exc
+        else:
+            if response.status >= 200:
+                return response
+            # aiohttp reads past 100, 102 and 103, and hands over a 101 (it switched protocols,
+            # unasked) or a status under 100 as the answer: as httpx's transport (h11), no
+            # answer at all. Its connection is closed, or if aiohttp already put it back in the
+            # pool (its body was all there), never handed out again (`_Connector.connect`).
+            protocol = getattr(response, "_protocol", None)
+            if isinstance(protocol, ResponseHandler):
+                protocol.force_close()
+            response.close()
+            said = f"the answer is not valid HTTP: its status, {response.status}, is not a final one"
+            translated = httpx.RemoteProtocolError(said, request=request_of())
         # Outside the handler: aiohttp's error, quoting the head cut, is not even the context.
         raise translated
 
@@ -360,7 +379,14 @@ class _Connector(aiohttp.TCPConnector):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._handed_out: weakref.WeakSet[aiohttp.client_proto.ResponseHandler] = weakref.WeakSet()
+        self._handed_out: weakref.WeakSet[ResponseHandler] = weakref.WeakSet()
+        # Connections speak `_Protocol`. aiohttp makes them with ``_factory``, a partial of
+        # its ``ResponseHandler``; anything else (a later aiohttp) is left alone, and a refused
+        # body then fails at the latest with the caller's timeout, as before.
+        factory = getattr(self, "_factory", None)
+        if isinstance(factory, functools.partial) and factory.func is ResponseHandler:
+            protocol: Callable[..., ResponseHandler] = _Protocol
+            self._factory = functools.partial(protocol, *factory.args, **factory.keywords)
 
     def close_idle(self) -> None:
         """Close the kept-alive connections now (aiohttp closes them only ``keepalive_timeout``
@@ -387,6 +413,33 @@ class _Connector(aiohttp.TCPConnector):
             if not (protocol.should_close or _has_input(protocol.transport)):
                 return connection
             connection.close()  # frees its slot: the next round reuses another one or connects
+
+
+class _Protocol(ResponseHandler):
+    """aiohttp's connection protocol, except that a line of a body its parser refuses fails
+    that body's read at once.
+
+    When aiohttp's C parser refuses a line of a body (a chunk-size line, a trailer), the protocol
+    closes the connection and records the error on itself, where only a next answer's head would
+    read it: the body's reader waits for bytes that never come, with no read timeout either
+    (recording an error drops it), for as long as the caller's own timeout, or for ever. Its
+    pure-Python parser fails the body itself, and so does this. Should aiohttp stop recording
+    such an error with ``set_exception`` or rename ``_payload``, this does nothing more than
+    aiohttp."""
+
+    def set_exception(self, exc: BaseException, *args: Any, **kwargs: Any) -> None:
+        payload = getattr(self, "_payload", None)  # read first: aiohttp may forget it
+        super().set_exception(exc, *args, **kwargs)
+        if not isinstance(exc, HttpProcessingError) or not isinstance(payload, StreamReader):
+            return  # not the parser's refusal (aiohttp fails the body itself), or no body
+        if payload.is_eof() or payload.exception() is not None:
+            return  # a body read to its end (the refusal is the next answer's), or failed already
+        # As the pure-Python parser fails a body, its cause the parser's own error (which quotes
+        # the line: `_translate` words it without).
+        cause = args[0] if args else kwargs.get("exc_cause")
+        failure = aiohttp.ClientPayloadError("the answer is not valid HTTP: the parser refused its body")
+        failure.__cause__ = cause if isinstance(cause, Exception) and cause is not exc else exc
+        payload.set_exception(failure)
 
 
 def _has_input(transport: asyncio.BaseTransport | None) -> bool:
@@ -453,13 +506,14 @@ def _quotes_head_cut(exc: BaseException) -> bool:
     return _line_too_long(exc) is not None or _disconnected_mid_head(exc) or _refused_line(exc) is not None
 
 
-_BYTES_QUOTED = re.compile(r"""\bb['"]""")
-"""Where an error's message quotes bytes (``b'...'``)."""
+_BYTES_QUOTED = re.compile(r"""\bb['"]|[\udc80-\udcff]""")
+"""Where an error's message quotes bytes (``b'...'``), or bytes decoded with surrogate escapes
+(aiohttp's pure-Python parser quotes a chunk-size line so: ``ä`` as two lone surrogates)."""
 
 
 def _refused_line(exc: BaseException) -> HttpProcessingError | None:
-    """aiohttp's parser refusal of a line of the answer (a status line, a header, a chunk size),
-    when ``exc`` is (or was caused by) one whose words quote that line as bytes."""
+    """aiohttp's parser refusal of a line of the answer (a status line, a header, a chunk size,
+    a trailer), when ``exc`` is (or was caused by) one whose words quote that line as bytes."""
     found: HttpProcessingError | None = None
     link: BaseException | None = exc
     for _ in range(8):
@@ -512,7 +566,7 @@ def _translate(exc: Exception, request_of: Callable[[], httpx.Request], *, readi
         # in part, which no scrub finds (the callers raise this error without aiohttp's as cause).
         limit = too_long.args[1] if len(too_long.args) > 1 else None
         longer = f"longer than {limit} bytes" if isinstance(limit, int) else "too long"
-        message = f"a line of the answer's head is {longer}"
+        message = f"a line of the answer's {'body' if reading else 'head'} is {longer}"
     kind: type[httpx.TransportError]
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake, certificate
         kind = httpx.ConnectError
@@ -524,7 +578,9 @@ def _translate(exc: Exception, request_of: Callable[[], httpx.Request], *, readi
         # A body cut short (shorter than its Content-Length, or a chunked body cut off), or a
         # connection closed before any answer.
         kind = httpx.RemoteProtocolError
-    elif isinstance(exc, aiohttp.ClientResponseError):  # a status line or header aiohttp refuses
+    elif isinstance(exc, aiohttp.ClientResponseError | HttpProcessingError):
+        # A status line or header aiohttp refuses, or a line of a body its pure-Python parser
+        # refuses (which fails the body with its own error, no client error).
         kind = httpx.RemoteProtocolError
     elif isinstance(exc, aiohttp.NonHttpUrlClientError | aiohttp.InvalidURL):
         kind = httpx.UnsupportedProtocol
