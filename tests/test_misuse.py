@@ -818,6 +818,36 @@ def test_configure_logging_keeps_each_stream_at_its_own_level(order: str) -> Non
         logger.setLevel(before[1])
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("https://vb365.example.com:4443/v8",
+         "without it ('https://vb365.example.com:4443') and, to use that version only, "
+         "api_version='v8'"),
+        ("https://vb365.example.com:4443/v6/", "without it ('https://vb365.example.com:4443') and"),
+        ("https://proxy.example.com/vb365/V7", "without it ('https://proxy.example.com/vb365') and"),
+        ("https://proxy.example.com/%76%38", "/v8: give"),
+        ("https://vb365.example.com/v10", "without it ('https://vb365.example.com')"),
+    ],
+)  # fmt: skip
+def test_a_base_url_ending_in_a_version_segment_is_a_config_error_saying_what_to_give(
+    url: str, said: str
+) -> None:
+    """A URL copied from the server's Swagger page was kept as a path prefix: every request went
+    to ``/v8/v8/...`` and an auto client said the server "serves none of the API versions"."""
+    with pytest.raises(ConfigError, match="ends in the API version segment") as caught:
+        VBOClient(url, username=USERNAME, password=PASSWORD)
+    assert said in str(caught.value)
+    assert ("api_version=" in str(caught.value)) == (not url.endswith("v10"))
+
+
+@pytest.mark.parametrize("url", ["https://vb365.example.com/vault", "https://vb365.example.com/v8x/"])
+def test_a_base_url_ending_in_a_segment_like_a_version_is_taken(url: str) -> None:
+    assert repr(VBOClient(url, username=USERNAME, password=PASSWORD)).startswith(
+        f"<VBOClient {url.rstrip('/')} "
+    )
+
+
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing-ca.pem"
     with pytest.raises(ConfigError, match="CA bundle") as info:
