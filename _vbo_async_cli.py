@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 __all__ = [
+    "EarlyReloads",
     "SigtermHandler",
     "Terminated",
     "cannot_start",
@@ -38,13 +39,15 @@ _STOPPED_BY_CTRL_C = frozenset({"simulate"})
 """The commands that Ctrl-C stops, not interrupts: they end with 0 at any moment it comes."""
 _STOPPED_BY_SIGTERM = frozenset({"serve", "simulate"})
 """The commands that SIGTERM stops, not interrupts: they end with 0 at any moment it comes."""
+_RELOADED_BY_SIGHUP = frozenset({"serve"})
+"""The commands that SIGHUP reloads: from their first moment, it never ends them."""
 
 
 def main() -> int:
     """Run the ``vbo-async`` command; returns its exit status. SIGTERM is the command's from
     here (`terminated_raises`): while the package imported it killed the process, so that
     ``serve`` stopped by a service manager in its first half second ended otherwise than later."""
-    with terminated_raises():
+    with terminated_raises(), reloads_recorded(sys.argv[1:]):
         try:
             without_httpx_command_line()
             from vbo_async.cli import main as run
@@ -134,6 +137,40 @@ def sigterm_handled(handler: SigtermHandler) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class EarlyReloads:
+    """SIGHUP while ``serve`` starts (importing the package, reading its files, at a password
+    prompt), before its loop handles it: recorded in ``asked``, and a reload follows once the loop
+    runs. SIGHUP's default action ended the process (129, without a word): ``systemctl reload``
+    just after a start stopped the service, which ``Restart=on-failure`` does not bring back."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def __call__(self, number: int, frame: object) -> None:
+        self.asked = True
+
+
+@contextlib.contextmanager
+def reloads_recorded(args: Sequence[str]) -> Iterator[None]:
+    """For a command SIGHUP reloads (``serve``), SIGHUP recorded (`EarlyReloads`) while the block
+    runs, in the main thread, unless something else handles or ignores it; the command picks the
+    recorder up when it starts handling SIGHUP itself. For the others nothing changes."""
+    number = getattr(signal, "SIGHUP", None)  # no Windows has it
+    if (
+        number is None
+        or _command(args) not in _RELOADED_BY_SIGHUP
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(number) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(number, EarlyReloads())
+    try:
+        yield
+    finally:
+        signal.signal(number, signal.SIG_DFL)
 
 
 def terminated_raises() -> contextlib.AbstractContextManager[None]:

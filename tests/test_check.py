@@ -67,6 +67,7 @@ from vbo_async._cli._plugin import (
     PluginOutput,
     _agreeing,
     _decimal,
+    days_left,
     error_output,
     format_duration,
     free_percent,
@@ -828,6 +829,26 @@ async def test_an_organization_of_the_file_that_is_not_there_is_unknown(
     assert perf_values(first_line(result.out)["perf"])["tenants_unreadable"] == 1
     # Checking another organization of the file does not carry that one's problem.
     assert (await check(capsys, targets, "--org", ok)).code == 0
+
+
+async def test_an_org_the_targets_file_does_not_select_is_not_said_to_be_missing_on_the_server(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """``--org`` narrows what the targets file selects: an organization the server has but the
+    file's ``organizations`` leaves out was "no organization ... on the server", which sent an
+    admin looking on the server for one that is there."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    ok, other = east.organization("OK"), east.organization("CRITICAL")
+    result = await check(capsys, targets_of(tmp_path, east, organizations=json.dumps([ok])), "--org", other)
+    assert result.code == 3
+    (missing,) = [line for line in result.out.splitlines() if line.startswith("UNKNOWN: --org ")]
+    said = f"no organization {other!r} among those the targets file selects on the server"
+    assert missing.startswith(f"UNKNOWN: --org {other}: {said}")
+    # Without a selection, the server's whole listing was searched: missing there is missing.
+    everything = await check(capsys, targets_of(tmp_path, east), "--org", "nope")
+    assert everything.out.splitlines()[-1] == (
+        "UNKNOWN: --org nope: no organization 'nope' on the server (ids, or names ignoring case)"
+    )
 
 
 async def test_an_organization_named_twice_in_two_cases_is_one_tenant(
@@ -2149,6 +2170,42 @@ def test_licenses_are_judged_beside_the_jobs() -> None:
     )
     assert "the license of 1 server unreadable: a license (expires in 5 days (2026-12-07))" in text
     assert perf.endswith(" license_days_left_min=-3.0;30:;7:;")
+
+
+@pytest.mark.parametrize(
+    "never",
+    [
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),  # .NET's DateTime.MinValue, read as UTC
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),  # its MaxValue
+    ],
+    ids=["min-value", "max-value"],
+)
+def test_a_license_dated_never_has_no_expiry_date_as_serve_reads_it(never: dt.datetime) -> None:
+    """A server writing .NET's "no date" as the expiry was judged on it: 0001-01-01 a license
+    "expired 739952 days ago (1-01-01)", CRITICAL, and a 9999 date "expires in 2912106 days" in
+    the performance data; ``serve`` publishes no expiry for either."""
+    report = Report.collect(ok_jobs(1), servers=1, tenants=1)
+    licensed = License(license_expires=never, status=LicenseStatus.VALID, total_number=10, used_number=5)
+    output = plugin_output(
+        report, licenses=[("east", (licensed, NOW))], expiry=Expiry(dt.timedelta(30), dt.timedelta(7))
+    )
+    assert output.state is HealthState.OK
+    assert output.text.startswith("VB365 OK - 1 job OK on 1 tenant, 1 license OK | ")
+    assert "license_days_left" not in output.text
+    assert days_left(licensed, NOW) is None
+
+
+def test_a_license_status_the_client_does_not_know_is_unknown_not_valid() -> None:
+    """``status: "Invalid"`` (no value the vendor's schema lists) was OK, "valid, no expiry
+    date": a status that is neither Valid nor Expired is UNKNOWN, as a proxy's is."""
+    report = Report.collect(ok_jobs(1), servers=1, tenants=1)
+    unknown = license_of(400, status=LicenseStatus("Invalid"))
+    output = plugin_output(
+        report, licenses=[("east", (unknown, NOW))], expiry=Expiry(dt.timedelta(30), dt.timedelta(7))
+    )
+    assert output.state is HealthState.UNKNOWN
+    assert "UNKNOWN: east/license: status Invalid" in output.text.splitlines()
+    assert "valid" not in output.text.lower().replace("invalid", "")
 
 
 def test_licenses_all_ok_and_levels_not_asked_for() -> None:

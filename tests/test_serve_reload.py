@@ -292,6 +292,57 @@ async def test_a_sighup_while_serve_starts_is_a_reload_not_its_end(tmp_path: Pat
             os.close(writer)
 
 
+HUP_WHILE_IMPORTING = """
+import os, signal, sys
+import _vbo_async_cli as entry
+
+before = entry.without_httpx_command_line
+
+def hup_first():
+    os.kill(os.getpid(), signal.SIGHUP)  # nothing of the package imported yet
+    before()
+
+entry.without_httpx_command_line = hup_first
+sys.argv = ["vbo-async", *sys.argv[1:]]
+sys.exit(entry.main())
+"""
+
+
+async def test_a_sighup_while_the_package_imports_is_a_reload_not_the_end_of_serve(tmp_path: Path) -> None:
+    """``systemctl reload`` in a start's first ~0.3 s, while the package was still importing
+    (before ``serve`` recorded SIGHUP itself), ended the process at once with 129 and not a word;
+    ``Restart=on-failure`` does not restart it. The entry point records it from its first line."""
+    app = create_app(small_config(seed=44, organizations=1))
+    (tmp_path / "pw").write_text("admin\n", encoding="utf-8")
+    (tmp_path / "pw").chmod(0o600)
+    async with serve(app) as port:
+        targets = tmp_path / "targets.toml"
+        targets.write_text(table("east", port, str(tmp_path / "pw")), encoding="utf-8")
+        command = serve_command(targets)
+        assert command[1:3] == ["-m", "vbo_async"]
+        process = await asyncio.create_subprocess_exec(
+            command[0],
+            "-c",
+            HUP_WHILE_IMPORTING,
+            *command[3:],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=child_environment(),
+        )
+        try:
+            assert process.stdout is not None
+            first = (await asyncio.wait_for(process.stdout.readline(), HANG_GUARD)).decode()
+            assert first.startswith("Serving the metrics of 1 server at "), first
+            reloaded = (await asyncio.wait_for(process.stdout.readline(), HANG_GUARD)).decode()
+            assert reloaded.startswith(f"Reloaded {targets}: serving the metrics of 1 server"), reloaded
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), HANG_GUARD) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+
 async def test_a_reload_keeps_the_client_of_a_server_whose_table_password_and_ca_bundle_are_unchanged(
     tmp_path: Path, ca: Any
 ) -> None:

@@ -498,7 +498,8 @@ async def _sweep(
             continue
         if any(_failed_name(row) == key for row in failures):
             continue  # an organization of the targets file that its server does not have
-        not_found.append(NotFound(value, _not_found_message(value, seen, failures, len(servers))))
+        selective = any(server.target.organizations != "all" for server in servers)
+        not_found.append(NotFound(value, _not_found_message(value, seen, failures, len(servers), selective)))
     return swept, not_found
 
 
@@ -516,13 +517,20 @@ def _names(target: PollTarget) -> set[str]:
     return names
 
 
-def _not_found_message(value: str, seen: set[str], failures: Sequence[Row], servers: int) -> str:
+def _not_found_message(
+    value: str, seen: set[str], failures: Sequence[Row], servers: int, selective: bool = False
+) -> str:
+    """Why ``--org value`` names nothing: ``seen`` are the organizations swept (with
+    ``selective``, the targets file's ``organizations`` chose them: an organization of the
+    server it does not choose was never listed here, and is not said to be missing there)."""
     down = sum(row.organization is None for row in failures)
     if down == servers:
         return f"no organization {value!r}: no server could be read"
     where = "on the server" if servers == 1 else f"on any of the {servers} servers"
     if down:
         where = f"on the {servers - down} of {servers} servers that could be read"
+    if selective:
+        where = f"among those the targets file selects {where}"
     message = f"no organization {value!r} {where}"
     folded = {name.casefold(): name for name in sorted(seen)}
     close = difflib.get_close_matches(value.strip().casefold(), list(folded), n=3, cutoff=0.6)

@@ -37,7 +37,7 @@ from typing import TypeVar
 import attrs
 
 from .._enums import LicenseStatus, MaintenanceModeState, ProxyStatus
-from .._health import HealthState
+from .._health import HealthState, is_never
 from .._models import BackupRepository, License, Proxy
 from ._exit import ExitCodes
 from ._report import HEALTH_ORDER, Report, Row, plural
@@ -410,17 +410,26 @@ def _span(delta: dt.timedelta) -> str:
 
 def days_left(license: License, now: dt.datetime) -> float | None:
     """Days until ``license`` expires (negative: since it expired); None without a date."""
-    if license.license_expires is None:
+    expires = _expires(license)
+    if expires is None:
         return None
-    return (license.license_expires - now).total_seconds() / 86400
+    return (expires - now).total_seconds() / 86400
+
+
+def _expires(license: License) -> dt.datetime | None:
+    """When ``license`` expires; None without a date, or for a date that never is (`is_never`:
+    .NET's 0001-01-01 or a 9999 date, which servers write for no expiry), as ``serve`` reads it."""
+    expires = license.license_expires
+    return None if expires is None or is_never(expires) else expires
 
 
 def _license_finding(server: str, license: License, now: dt.datetime, expiry: Expiry) -> _Finding:
     """A server's license (read at ``now``, the server's clock): expired (by its status or its
     date) or expiring within the critical level CRITICAL, within the warning level WARNING;
-    more users using a license than licensed WARNING; OK otherwise."""
+    more users using a license than licensed WARNING; a status this client does not know
+    UNKNOWN (as a proxy's); OK otherwise."""
     judged: list[tuple[HealthState, str]] = []
-    expires = license.license_expires
+    expires = _expires(license)
     date = f" ({expires:%Y-%m-%d})" if expires is not None else ""
     if expires is not None and expires <= now:
         grace = license.grace_period_expires
@@ -431,6 +440,9 @@ def _license_finding(server: str, license: License, now: dt.datetime, expiry: Ex
     elif expires is not None:
         left = expires - now
         judged.append((_below(left, expiry.critical, expiry.warning), f"expires in {_span(left)}{date}"))
+    status = license.status
+    if status is not None and status not in (LicenseStatus.VALID, LicenseStatus.EXPIRED):
+        judged.append((HealthState.UNKNOWN, f"status {_cut(plain(status.value), NAME_CHARS)}"))
     used, total = license.used_number, license.total_number
     if used is not None and total is not None and used > total:
         judged.append((HealthState.WARNING, f"{used:,} users use a license, {total:,} licensed"))

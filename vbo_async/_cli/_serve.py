@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from _vbo_async_cli import EarlyReloads
+
 from ._descriptors import (
     MAX_CONNECTIONS,
     RESERVED_DESCRIPTORS,
@@ -170,27 +172,21 @@ def serve(
             sock.close()
 
 
-class _EarlyReloads:
-    """SIGHUP while ``serve`` starts (reading its files, at a password prompt), before its loop
-    handles it: recorded, and a reload follows once the loop runs. SIGHUP's default action ended
-    the process: ``systemctl reload`` just after a start stopped the service."""
-
-    def __init__(self) -> None:
-        self.asked = False
-
-    def on_signal(self, number: int, frame: object) -> None:
-        self.asked = True
-
-
 @contextlib.contextmanager
-def _early_reloads() -> Iterator[_EarlyReloads]:
-    """SIGHUP recorded (`_EarlyReloads`) while the block runs, in the main thread (elsewhere,
-    and where there is no SIGHUP, nothing is changed); then handled as before."""
-    early = _EarlyReloads()
+def _early_reloads() -> Iterator[EarlyReloads]:
+    """SIGHUP recorded (`EarlyReloads`) while the block runs, in the main thread (elsewhere,
+    and where there is no SIGHUP, nothing is changed); then handled as before. The recorder the
+    command's entry point installed before the package was imported goes on recording: what it
+    recorded then is asked for too."""
     if _RELOAD is None or threading.current_thread() is not threading.main_thread():
-        yield early
+        yield EarlyReloads()
         return
-    previous = signal.signal(_RELOAD, early.on_signal)
+    current = signal.getsignal(_RELOAD)
+    if isinstance(current, EarlyReloads):
+        yield current
+        return
+    early = EarlyReloads()
+    previous = signal.signal(_RELOAD, early)
     try:
         yield early
     finally:
@@ -207,7 +203,7 @@ async def _serve(
     budget: float | None,
     concurrency: int,
     policy: HealthPolicy | None = None,
-    early: _EarlyReloads | None = None,
+    early: EarlyReloads | None = None,
 ) -> Outcome:
     from aiohttp import web
 
