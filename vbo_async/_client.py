@@ -306,6 +306,12 @@ class VBOClient:
         return self._dialect.version if self._dialect is not None else None
 
     @property
+    def base_url(self) -> str:
+        """The server's URL as configured, without an API version (``https://vb365:4443``): what
+        names the server in a message whatever the client found out about it."""
+        return self._root.base_url
+
+    @property
     def api_root(self) -> str | None:
         """``{base_url}/{api_version}``: where the client's entry points are (None while the
         version is not known yet)."""

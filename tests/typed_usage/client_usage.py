@@ -89,6 +89,7 @@ async def calls(vbo: VBOClient, since: dt.datetime) -> None:
     assert_type(vbo.api_version, str | None)
     assert_type(await vbo.discover_api_version(), str)
     assert_type(vbo.api_root, str | None)
+    assert_type(vbo.base_url, str)
     assert_type(vbo.token_requests, int)
     assert_type(vbo.requests_sent, int)
     assert_type(await vbo.organizations(), list[Organization])
