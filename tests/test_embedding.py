@@ -174,6 +174,19 @@ def test_to_jsonable_refuses_what_is_not_a_model_or_json(value: object) -> None:
         to_jsonable({"x": [value]})
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_to_jsonable_refuses_a_float_json_has_no_number_for(value: float) -> None:
+    """ "JSON-ready": a NaN or an infinity (a value built by hand; the decoder refuses them) went
+    through, and Starlette's ``JSONResponse`` raised a bare ValueError on it."""
+    from vbo_async import ConfigError
+
+    with pytest.raises(ConfigError, match=r"JSON has no number for \(at \$\.x\[0\]\)"):
+        to_jsonable({"x": [value]})
+    with pytest.raises(ConfigError, match="JSON has no number for"):
+        to_jsonable({value: 1})
+    assert to_jsonable({"x": [1.5, -0.0, 1e308]}) == {"x": [1.5, -0.0, 1e308]}
+
+
 def test_to_jsonable_writes_keys_as_it_writes_values() -> None:
     """A key is written as the same value would be (a `HealthState` by its name, an enum by
     its value, a datetime in ISO 8601, True, False and None as JSON spells them): a count of

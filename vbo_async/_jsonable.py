@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,12 +29,15 @@ def to_jsonable(value: Any) -> Any:
     Models become dicts with their snake_case field names (every field, ``None`` included, so
     each object has the same keys); datetimes and times become ISO 8601 strings (a time the
     server sent without an offset without one); enums their
-    value (`HealthState` its name); links the href the server sent (a link the client derived
-    without one, such as a v6+ job's proxy reached through its repository, is ``None``); tuples
+    value (`HealthState` its name); links their href: the server's, or the one the client built
+    in its place (a v7+ job's ``jobsessions``, ``/v8/JobSessions?jobId=...``, where the server's is
+    dead), with any secret in it masked (a link reached in two steps, such as a v6+ job's proxy
+    through its repository, has none of its own: ``None``); tuples
     and a window's `HourFlags` become lists. A mapping's keys are written as the same values
     are (strings, numbers, enums, times; True, False and None as JSON spells them). Anything
     else raises `ConfigError` naming its type, as do a key of another type, two keys written
-    alike, and data nested more deeply than Python's recursion goes (raw JSON may be 1024 levels).
+    alike, a float that is not finite (NaN, infinity: no JSON number), and data nested more
+    deeply than Python's recursion goes (raw JSON may be 1024 levels).
 
     ```python
     from starlette.responses import JSONResponse
@@ -55,7 +59,13 @@ def _convert(value: Any, path: str) -> Any:
         return value.name if isinstance(value, enum.IntEnum) else str(value.value)
     if value.__class__ is NumberText:  # raw JSON's number no double holds: the plain text
         return str(value)
-    if isinstance(value, str | int | float):
+    if isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):  # json.dumps would write NaN, which no JSON parser reads
+            raise ConfigError(
+                f"to_jsonable() cannot write {value!r}, which JSON has no number for (at {path})"
+            )
         return value
     if isinstance(value, dt.datetime):
         return as_sent(value)
