@@ -571,6 +571,28 @@ def test_organizations_takes_wide_as_jobs_and_poll_do(
         assert "".join(name for name, _ in rows) == long_name
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["demo"],
+        ["organizations", "--server", "https://vbo01.example.com", "--username", "admin"],
+        ["jobs", "--server", "https://vbo01.example.com", "--username", "admin", "--org", "x"],
+        ["poll", "--targets", "targets.toml"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_json_and_wide_together_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """``--json --wide`` was taken, ``--wide`` ignored: the two exclude each other, said before
+    anything is read or asked for."""
+    result = run(capsys, *command, "--json", "--wide")
+    assert result.code == 2
+    assert result.out == ""
+    said = "--json and --wide exclude each other (--wide lays out a table)"
+    assert f"{said} (see 'vbo-async {command[0]} --help')" in result.err
+
+
 @pytest.mark.parametrize("columns", ["0", "5"])
 def test_a_terminal_of_no_width_still_shows_every_name(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: str

@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 from click.core import ParameterSource
@@ -303,14 +303,25 @@ def connection_options(command: F) -> F:
 
 
 def output_options(command: F) -> F:
-    command = click.option(
+    @functools.wraps(command)
+    def exclusive(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("as_json") and kwargs.get("wide"):
+            raise click.UsageError(
+                "--json and --wide exclude each other (--wide lays out a table)",
+                ctx=click.get_current_context(silent=True),
+            )
+        return command(*args, **kwargs)
+
+    checked = click.option(
         "--wide",
         is_flag=True,
-        help="Show every column at full width even on a narrow terminal (always so when piped).",
-    )(command)
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table.")(
-        command
+        help="Show every column at full width even on a narrow terminal (always so when piped). "
+        "Not with --json.",
+    )(exclusive)
+    json_option = click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON on stdout instead of a table."
     )
+    return cast(F, json_option(checked))
 
 
 class Seconds(click.FloatRange):
