@@ -384,6 +384,23 @@ def test_a_password_written_as_password_file_is_never_said(
     assert password not in check.out + check.err
 
 
+@pytest.mark.parametrize("written", ["/nonexistent/S3cretP@ss", "sub/Zq!8w#rT", "ab/cd@x"])
+def test_a_password_file_with_a_folder_that_names_no_file_is_not_said_to_be_in_the_targets_folder(
+    tmp_path: Path, written: str
+) -> None:
+    """A value with a folder of its own that is no file name (a password holding a slash, or a
+    path with symbols) was said to be looked for "in" the targets file's folder, which it was
+    not; its folder is not said either (``ab`` of a password ``ab/cd@x``)."""
+    path = targets_file(tmp_path, TABLE + f'password_file = "{written}"\n')
+    line = reading_problem_of(path, written)
+    assert line == (
+        f"{path}: servers[0].password_file: cannot read the file it names (not said: what is written "
+        'there may be the password itself): No such file or directory (server "east")'
+    )
+    assert str(tmp_path) not in line.removeprefix(str(path))
+    assert not any(part in line for part in written.split("/") if part)
+
+
 def test_a_password_option_variable_is_never_said(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -75,6 +75,10 @@ def file_said(path: str, folder: Path) -> str:
     written = path.removeprefix(within) if path.startswith(within) else path
     if reads_as_path(written):
         return path
+    if os.sep in written or (os.altsep is not None and os.altsep in written):
+        # Its own folder (absolute, or relative to the targets file's): not said either, as a
+        # password may hold a slash, and not the targets file's folder, which it is not in.
+        return "the file it names (not said: what is written there may be the password itself)"
     return f"the file it names in {folder} (not said: a name without a folder may be the password itself)"
 
 
