@@ -1882,7 +1882,7 @@ def repository(
 @given(st.integers(min_value=-(2**70), max_value=2**70), st.integers(min_value=-(2**70), max_value=2**70))
 def test_the_free_share_is_a_percentage_or_none(free: int, capacity: int) -> None:
     percent = free_percent(repository("r", free, capacity))
-    if capacity <= 0:
+    if capacity <= 0 or free < 0:  # no capacity, or a size that cannot be: no share
         assert percent is None
     else:
         assert percent is not None
@@ -1921,6 +1921,23 @@ def test_repositories_are_judged_beside_the_jobs() -> None:
         "WARNING: east/repository Lagging: out of sync",
         "UNKNOWN: west/repositories: no answer within 50s",
     ]
+
+
+@pytest.mark.parametrize(("free", "capacity"), [(-1, 100 * GIB), (5 * GIB, -5), (-1, -5)])
+def test_a_repository_reporting_a_negative_size_is_unknown_not_ok(free: int, capacity: int) -> None:
+    """``freeSpaceBytes: -1`` (or a negative capacity) was clamped to 0% free, CRITICAL, or, with
+    a negative capacity, judged as reporting none: OK. No repository has a negative size: the
+    server's data is not to be trusted there, UNKNOWN, and no share of it is in the perfdata."""
+    output = plugin_output(
+        Report.collect(ok_jobs(1), servers=1, tenants=1),
+        repositories=[("east", [repository("Odd", free, capacity)])],
+        free=LEVELS,
+    )
+    assert output.state is HealthState.UNKNOWN
+    assert f"UNKNOWN: east/repository Odd: sizes that cannot be ({free} bytes free of {capacity})" in (
+        output.text.splitlines()
+    )
+    assert "repository_free_min" not in output.text
 
 
 def test_shown_shares_and_days_never_contradict_the_state_they_decided() -> None:

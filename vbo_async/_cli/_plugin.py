@@ -264,9 +264,9 @@ def free_percent(repository: BackupRepository) -> float | None:
     """The share of ``repository``'s capacity that is free, in percent; None when the server
     does not report both (or reports no capacity)."""
     capacity, free = repository.capacity, repository.free_space
-    if capacity is None or free is None or capacity <= 0:
+    if capacity is None or free is None or capacity <= 0 or free < 0:
         return None
-    return min(max(free / capacity * 100, 0.0), 100.0)
+    return min(free / capacity * 100, 100.0)  # more free than its capacity: a volume's, all free
 
 
 @attrs.frozen
@@ -374,12 +374,19 @@ def _gib(size: int) -> str:
 
 def _repository_finding(server: str, repository: BackupRepository, free: FreeSpace) -> _Finding:
     """A repository's state: out of order (v8) CRITICAL, free space under the levels, out of
-    sync (v6+) WARNING; OK otherwise, also when the server reports no capacity."""
+    sync (v6+) WARNING, a negative size UNKNOWN; OK otherwise, also when the server reports no
+    capacity."""
     name = _named(repository.name, repository.id)
     judged: list[tuple[HealthState, str]] = []
     if repository.is_out_of_order:
         why = plain(repository.out_of_order_reason or "")
         judged.append((HealthState.CRITICAL, "out of order" + (f" ({_cut(why, NAME_CHARS)})" if why else "")))
+    negative = [
+        size for size in (repository.capacity, repository.free_space) if size is not None and size < 0
+    ]
+    if negative:  # a size no repository has: not judged as free space, and said so
+        sizes = f"{repository.free_space} bytes free of {repository.capacity}"
+        judged.append((HealthState.UNKNOWN, f"sizes that cannot be ({sizes})"))
     percent = free_percent(repository)
     if percent is not None:
         sizes = f"{_gib(repository.free_space or 0)} of {_gib(repository.capacity or 0)}"
