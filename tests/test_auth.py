@@ -610,14 +610,23 @@ async def test_no_refresh_token_means_the_password_grant(fake: FakeVBO, vbo: VBO
     assert fake.grants() == ["password", "password"]
 
 
-async def test_a_401_on_a_job_action_renews_and_replays_once(fake: FakeVBO, vbo: VBOClient) -> None:
+async def test_a_401_on_a_job_action_is_its_answer_and_renews_the_token_for_the_next(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    """A job action is never sent twice by the library, after a 401 neither: it was replayed with
+    a renewed token. The 401 is raised, saying the job was not started, and the token is renewed,
+    so that the action sent again by hand goes with the new one."""
     serve_jobs(fake)
     fake.route("POST", "/v1/Jobs/j0/Action", httpx.Response(200))
     await vbo.jobs()
     fake.revoke()
-    await vbo.start_job("j0")
+    with pytest.raises(AuthenticationError, match="refused before the server acted: the job was not started"):
+        await vbo.start_job("j0")
+    assert len([r for r in fake.api_requests if r.method == "POST"]) == 1
+    assert fake.grants() == ["password", "refresh_token"]  # renewed after the 401 was read
+    await vbo.start_job("j0")  # by hand, once more: with the renewed token, no grant
     posts = [r for r in fake.api_requests if r.method == "POST"]
-    assert len(posts) == 2  # refused with the revoked token, accepted with the new one
+    assert len(posts) == 2
     assert posts[0].headers["authorization"] != posts[1].headers["authorization"]
     assert posts[1].content == posts[0].content
     assert fake.grants() == ["password", "refresh_token"]

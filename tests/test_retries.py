@@ -411,6 +411,40 @@ async def test_a_failed_job_action_says_when_it_may_have_been_carried_out(
     assert len([r for r in fake.api_requests if r.method == "POST"]) == 1
 
 
+@pytest.mark.parametrize("case", ["token fails first", "renewal fails after a 401", "rest past the bound"])
+async def test_a_job_action_that_was_not_carried_out_never_says_it_may_have_been(
+    fake: FakeVBO, case: str
+) -> None:
+    """Only the action's own answer or transport failure may say it was carried out: a failed
+    token grant before it (never sent), a failed renewal after a 401 (answered before the work),
+    or the client's refusal to send it during a rest the server asked for ("POST not sent") said
+    "the job may have been started all the same", and a script told to check first was misled."""
+    fake.route("POST", "/v1/Jobs/j1/Action", httpx.Response(200))
+    if case == "token fails first":
+        fake.token_script = [httpx.Response(500)] * 8
+    elif case == "renewal fails after a 401":
+        fake.route("POST", "/v1/Jobs/j1/Action", httpx.Response(401))
+        fake.route("GET", "/v1/Jobs/j1", JOB)
+    else:
+        fake.route("GET", "/v1/Jobs/j1", failing(503, **{"Retry-After": "7200"}))
+    async with client_for(fake, retry=FAST) as vbo:
+        if case == "renewal fails after a 401":
+            await vbo.job("j1")  # signed in
+            fake.token_script = [httpx.Response(500)] * 8
+        elif case == "rest past the bound":
+            with pytest.raises(ServerError):
+                await vbo.job("j1")
+        with pytest.raises(VBOError) as caught:
+            await vbo.start_job("j1")
+    assert "all the same" not in str(caught.value), str(caught.value)
+    posted = len([r for r in fake.api_requests if r.method == "POST"])
+    assert posted == (1 if case == "renewal fails after a 401" else 0)
+    if case == "rest past the bound":
+        assert isinstance(caught.value, ServerError)
+        assert caught.value.unsent
+        assert "POST not sent" in str(caught.value)
+
+
 # --- transport errors -----------------------------------------------------------------------------
 
 

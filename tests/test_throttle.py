@@ -475,12 +475,13 @@ async def test_a_retry_wait_is_not_cut_short_by_a_rest_ending_before_it(
 async def test_a_rest_set_while_a_request_renewed_its_token_is_waited_out_before_its_replay(
     fake: FakeVBO, sleeps: list[float]
 ) -> None:
-    """A job action answered 401 waits for its renewed token; meanwhile another request is
-    answered 429 (``Retry-After: 20``). The action's replay waits the rest out: it was sent into
-    it as soon as the token came (a 429, the action failed where waiting 20 s would not)."""
+    """A GET answered 401 waits for its renewed token; meanwhile another request is answered 429
+    (``Retry-After: 20``). The GET's replay waits the rest out: it was sent into it as soon as the
+    token came (a 429, the request failed where waiting 20 s would not). (A job action answered
+    401 is not replayed at all: test_auth.)"""
     fake.route("GET", "/v1/Jobs/j0", json_response(200, JOB1))
     fake.route("GET", "/v1/Jobs/j1", throttled(retry_after="20"))
-    fake.route("POST", "/v1/Jobs/j2/Action", httpx.Response(200))
+    fake.route("GET", "/v1/Jobs/j2", json_response(200, JOB2))
     renewing, renewed = asyncio.Event(), asyncio.Event()
 
     async def slow_grant() -> None:
@@ -489,17 +490,17 @@ async def test_a_rest_set_while_a_request_renewed_its_token_is_waited_out_before
 
     async with client_for(fake, retry=ONCE) as vbo:
         await vbo.job("j0")  # the first token
-        fake.revoke()  # the action's token is refused: a 401, a renewal, a replay
+        fake.revoke()  # the GET's token is refused: a 401, a renewal, a replay
         fake.before_token = slow_grant
-        action = asyncio.create_task(vbo.start_job("j2"))
+        replayed = asyncio.create_task(vbo.job("j2"))
         await asyncio.wait_for(renewing.wait(), timeout=10)  # guards against a hang only
-        fake.valid_access.update(access for access, _ in fake.issued)  # the GET's token is good
+        fake.valid_access.update(access for access, _ in fake.issued)  # the other GET's token is good
         with pytest.raises(RateLimitedError):
-            await vbo.job("j1")  # the rest, set while the action waits for its token
+            await vbo.job("j1")  # the rest, set while the first GET waits for its token
         assert sleeps == []
         renewed.set()
-        await asyncio.wait_for(action, timeout=10)
-    assert sent(fake, "POST", "/v1/Jobs/j2/Action") == 2  # the 401, and the replay after the rest
+        await asyncio.wait_for(replayed, timeout=10)
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 2  # the 401, and the replay after the rest
     assert len(sleeps) == 1
     assert 15 < sleeps[0] <= 20
 

@@ -925,8 +925,9 @@ async def test_no_logout_without_a_token() -> None:
         httpx.Response(500, json={"message": "An error has occurred."}),
         httpx.Response(401),
         httpx.ConnectError("connection refused"),
+        RuntimeError("a custom transport's bug"),  # not even what no transport should raise
     ],
-    ids=["500", "401", "connect-error"],
+    ids=["500", "401", "connect-error", "transport-bug"],
 )
 async def test_a_failing_logout_never_makes_aclose_raise(version: str, failure: Any) -> None:
     server = Server(version)

@@ -33,6 +33,7 @@ from ._convert import MODELS, raw_reader
 from ._dialects import DIALECTS, NEWEST_FIRST, Dialect, JobAction
 from ._exceptions import (
     APIError,
+    AuthenticationError,
     ClientStateError,
     ConfigError,
     DecodeError,
@@ -857,8 +858,9 @@ class VBOClient:
         ``{"start": null}``. Returns the new session on v8 (which answers with it), else None. A v8
         answer that is not a session is a `DecodeError` that says the job was started (a body too
         large, cut short or stalled: its `ResponseTooLargeError` or `TransportError`, saying the
-        same). A start refused with a 401 (the server acts on nothing before authenticating it)
-        is sent again with a renewed token; nothing else sends it twice."""
+        same). It is sent once, whatever the answer: a 401 (the server acts on nothing before
+        authenticating it) is an `AuthenticationError` saying the job was not started, the token
+        renewed for the next request."""
         if not isinstance(full, bool):
             raise ConfigError(f"full must be True or False, got {full!r}")
         url, answer = await self._action(job, "start", full=full)
@@ -900,13 +902,12 @@ class VBOClient:
         await self._action(job, "disable")
 
     async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> tuple[str, Answer]:
-        """Send a job action once: (its URL, its 2xx answer). It is sent again only after a 401,
-        which the server answers before acting on it (authentication comes first): with a renewed
-        token, at most `MAX_RENEWALS` times, never after any other answer or failure. The status
-        says the server accepted it: a body that cannot be read (too large, not valid for its
-        ``Content-Encoding``, cut short, stalled past the timeout) is in ``unread``, not raised,
-        lest the caller take the action for failed and send it again (only a v8 start reads its
-        body)."""
+        """Send a job action once: (its URL, its 2xx answer). It is never sent again, after a 401
+        neither (the server refused the token before acting: an `AuthenticationError` saying so,
+        the token renewed for the next request). The status says the server accepted it: a body
+        that cannot be read (too large, not valid for its ``Content-Encoding``, cut short, stalled
+        past the timeout) is in ``unread``, not raised, lest the caller take the action for failed
+        and send it again (only a v8 start reads its body)."""
         job_id = id_argument(_id_of(job, Job, "job"), "job")
         dialect = await self._found_dialect()
         path, body = dialect.action(job_id, action, full=full)
@@ -915,10 +916,15 @@ class VBOClient:
             answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)
             self._fetcher.expect_success(answer, "POST", url)
         except VBOError as exc:
-            if _may_have_acted(exc):
+            if _may_have_acted(exc, url):
                 exc.message = (
                     f"{exc.message}; the job may have been {_DONE[action]} all the same: check it "
                     "before sending the action again"
+                )
+            elif isinstance(exc, AuthenticationError) and (exc.method, exc.url) == ("POST", url):
+                exc.message = (
+                    f"{exc.message}; refused before the server acted: the job was not {_DONE[action]} "
+                    "(the token is renewed: the action may be sent again)"
                 )
             raise
         log.info("job action %s sent to %s", action, url)
@@ -934,14 +940,20 @@ _DONE: Mapping[JobAction, str] = MappingProxyType(
 """What each job action does to the job, for `_action`'s errors."""
 
 
-def _may_have_acted(error: VBOError) -> bool:
-    """Whether a job action that failed with ``error`` may have been carried out: its request
-    may have reached the server (a transport failure not known to be unsent), or a server error
-    (5xx) answered it, which a proxy or the server may give after the work was done. A 4xx (a
-    429 included) is a refusal before the work."""
+def _may_have_acted(error: VBOError, url: str) -> bool:
+    """Whether a job action to ``url`` that failed with ``error`` may have been carried out: its
+    own request may have reached the server (a transport failure not known to be unsent), or a
+    server error (5xx) answered it, which a proxy or the server may give after the work was done.
+    A 4xx (a 429 included) is a refusal before the work; a failure of another request (the token
+    grant before the action, or the renewal after a 401, which the server answers before acting)
+    and a request the client did not send (a rest past its bound) are none of the action's."""
+    if error.url is not None and (error.method, error.url) != ("POST", url):
+        return False
     if isinstance(error, TransportError):
         return not error.unsent
-    return isinstance(error, APIError) and error.status_code is not None and error.status_code >= 500
+    if not isinstance(error, APIError) or error.unsent:
+        return False
+    return error.status_code is not None and error.status_code >= 500
 
 
 def first_listed(jobs: list[Job]) -> list[Job]:

@@ -90,8 +90,12 @@ class APIError(VBOError):
     ``message`` is read leniently from the body (``message``, ``error_description``/``error``,
     or a short excerpt of a non-JSON body); ``error_code`` is the v7+ ``errorCode`` if sent;
     ``retry_after`` the seconds the server's ``Retry-After`` asked to wait (None when it named
-    none), which the message also gives with the time it ends.
+    none), which the message also gives with the time it ends. ``unsent`` is True when the client
+    did not send this request at all: an earlier answer (its ``status_code``) asked for a rest that
+    ends past the request's bound (the message says "not sent").
     """
+
+    unsent: bool = False
 
     def __init__(
         self,

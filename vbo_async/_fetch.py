@@ -166,7 +166,8 @@ class Fetcher:
 
     async def logout(self, url: str, token: Token) -> int | None:
         """POST to a v7+ logout endpoint with ``token``, once; the answer's status (None when none
-        came). A failure is logged at debug level, never raised: the client is closing anyway.
+        came). A failure is logged at debug level, never raised, even one that is not a
+        `VBOError` (a custom transport's bug): the client is closing anyway.
         (The token is taken whole, not its string: a deadline cutting the logout short leaves
         this frame in its traceback, whose variables error reporters show; `Token` hides itself.)"""
         try:
@@ -179,6 +180,10 @@ class Fetcher:
             )
         except VBOError as exc:
             log.debug("logging out at %s failed: %s", url, exc)
+            return None
+        except Exception as exc:  # a transport's own bug: the client closes all the same
+            scrub = self.scrub or str
+            log.debug("logging out at %s failed: %s: %s", url, type(exc).__name__, scrub(str(exc)))
             return None
         if answer.status_code not in (200, 204):
             log.debug("logging out at %s answered HTTP %d", url, answer.status_code)

@@ -3,7 +3,8 @@
 `Sender.send` checks the client's state and that the URL lies below the API root, takes a slot
 (``max_concurrency``), bounds each attempt as a whole with ``timeout`` (getting a token aside:
 its requests have their own), attaches the bearer token
-and, on a 401, renews it and replays (at most `MAX_RENEWALS` times, the 401's body never read),
+and, on a 401, renews it and replays an idempotent request (at most `MAX_RENEWALS` times, the
+401's body never read; a job action is never sent again: its 401 is the answer, the token renewed),
 reads the body raw and decodes it with an output bound (`BodyDecoder`: ``max_response_bytes``
 counts decoded bytes, whatever the ``Content-Encoding``), and maps every failure into the
 `VBOError` tree. Idempotent requests are retried on transport errors and the statuses of the
@@ -208,7 +209,7 @@ class _Rest:
         else:
             said = f"the server answered HTTP {self.status} {ago} ago, asking for a wait,"
         kind = RateLimitedError if self.status == 429 else ServerError
-        return kind(
+        error = kind(
             f"{method} not sent: {said} and its wait ends past {bound}; "
             f"{retry_hint(left, dt.datetime.now(dt.UTC))}",
             status_code=self.status,
@@ -216,6 +217,8 @@ class _Rest:
             url=url,
             retry_after=left,
         )
+        error.unsent = True
+        return error
 
 
 def _rest_status(status: int) -> bool:
@@ -730,6 +733,7 @@ class Sender:
             with _stopped(limit):
                 await self._rest_over(call, first_try, rested, first=first)
         renewals = 0
+        refused: Token | None = None  # a non-idempotent request's token the server refused
         lean = self._lean_get if _is_plain_get(call) else None
         # A form of strings (a token grant: a fresh client's first request) goes lean too.
         post = self._lean_post if call.method == "POST" and _string_form(call) is not None else None
@@ -748,6 +752,11 @@ class Sender:
             else:
                 response = await self._transport.handle_async_request(self._build(call, token))
             if token is None or response.status_code != 401 or renewals == MAX_RENEWALS:
+                break
+            if call.method not in IDEMPOTENT_METHODS:
+                # A job action is sent once, a 401 no exception: the server refused it before
+                # acting, its answer is the error, and the token is renewed after it is read.
+                refused = token
                 break
             # A 401's body is never needed: the token is renewed and the request sent again.
             await response.aclose()
@@ -769,7 +778,19 @@ class Sender:
             body = await self._read(response, call.method, call.url)
         finally:
             await response.aclose()
+        if refused is not None:
+            await self._renew_refused(limit, refused)
         return Answer(response.status_code, response, body)
+
+    async def _renew_refused(self, limit: asyncio.Timeout, refused: Token) -> None:
+        """Renew the token a request that is not sent again was refused with (a 401 to a job
+        action), so that the caller's next request, the action sent again by hand included, goes
+        with a fresh one. A renewal that fails is left for that request to make again: the
+        answer to report is the 401."""
+        try:
+            await self._token_within(limit, refused)
+        except TokenUnavailable as exc:
+            log.debug("renewing a token refused by a 401 failed: %s", exc.error)
 
     def _unread(self, call: _Call, reading: list[httpx.Response | Reply], exc: Exception) -> VBOError | None:
         """The error ``exc`` met reading the body of the answer in ``reading`` (too large, not
