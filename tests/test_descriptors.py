@@ -190,6 +190,29 @@ async def test_a_reload_sweeps_as_many_servers_at_once_as_its_new_limit_lets() -
             await client.aclose()
 
 
+async def test_servers_taking_turns_are_stale_only_after_three_rounds_of_them() -> None:
+    """``/healthz`` (and `vbo_async_exporter_stale_after_seconds`, which the stale alert reads)
+    allowed three intervals whatever the turns: 40 servers 10 at a time, a rotation longer than
+    three budgets, answered 503 all the time, and a liveness probe restarted the exporter in a
+    loop. Taking turns is slower, not wrong: the allowance is three rounds of turns."""
+    clients = [VBOClient(f"http://127.0.0.1:{n + 1}", username="u", password="p") for n in range(5)]
+    try:
+        specs = [ServerSpec(name=f"s{n}", client=client) for n, client in enumerate(clients)]
+        exporter = Exporter(specs, interval=10.0, at_once=2)  # 3 rounds: 2, 2, 1
+        assert exporter.stats.stale_after == 3 * 10.0 * 3
+        assert b"vbo_async_exporter_stale_after_seconds 90.0" in exporter.body(gzip=False)
+        await exporter.reconfigure(specs[:2], at_once=2)  # all at once again
+        assert exporter.stats.stale_after == 3 * 10.0
+        await exporter.reconfigure(specs, at_once=1)
+        assert exporter.stats.stale_after == 3 * 10.0 * 5
+        budgeted = Exporter(specs, interval=10.0, budget=25.0, at_once=4)  # 2 rounds of 25 s budgets
+        assert budgeted.stats.stale_after == 3 * 25.0 * 2
+        assert Exporter(specs, interval=10.0).stats.stale_after == 3 * 10.0
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
 # --- running out of descriptors -----------------------------------------------------------------------
 
 EXHAUSTIBLE = """

@@ -157,6 +157,7 @@ class Exporter:
         self.turns = turns if turns is not None else Turns()
         """The turns sweeps take: bounded when fewer than the servers (``at_once``)."""
         self.turns.resize(_bound(at_once, len(self.servers)))
+        self.stats.stale_after = self._stale_after()
 
     # --- sweeping -------------------------------------------------------------------------------------
 
@@ -272,6 +273,7 @@ class Exporter:
         self.servers = tuple(servers)
         self.stats.servers = len(self.servers)
         self.turns.resize(_bound(at_once, len(self.servers)))
+        self.stats.stale_after = self._stale_after()
         for name, server in wanted.items():
             self.errors.setdefault(name, dict.fromkeys(ERROR_KINDS, 0))
             if name not in self._slots:
@@ -410,6 +412,9 @@ class Exporter:
                 if self.budget <= self.interval
                 else f"per-server time budgets of {self.budget:g} s (--timeout)"
             )
+            rounds = self._rounds()
+            if rounds > 1:
+                periods += f", each {rounds} rounds of turns ({self.turns.at_once} servers at a time)"
             return False, (
                 f"the last sweep of {oldest} completed {age:.0f} s ago, "
                 f"more than {HEALTHY_INTERVALS} {periods}"
@@ -417,6 +422,19 @@ class Exporter:
         return True, (
             f"ok: the last sweep completed {age:.0f} s ago; {stats.servers_up} of {stats.servers} servers up"
         )
+
+    def _rounds(self) -> int:
+        """How many rounds of turns sweeping every server takes: 1 unless they take turns (40
+        servers 10 at a time: 4, a server's turn coming after three others' at the most)."""
+        at_once = self.turns.at_once
+        return 1 if at_once is None else max(1, -(-len(self.servers) // at_once))
+
+    def _stale_after(self) -> float:
+        """How long a server may go unpublished before ``/healthz`` (and the stale alert) says so:
+        `HEALTHY_INTERVALS` of the longer of the interval and the time budget, each as long as a
+        round of turns when servers take them (a server waits for its turn, and its budget
+        starts then: taking turns is slower, not wrong)."""
+        return HEALTHY_INTERVALS * max(self.interval, self.budget) * self._rounds()
 
     def body(self, *, gzip: bool) -> bytes:
         """The body of a ``/metrics`` answer (see `response_body`)."""
