@@ -183,7 +183,7 @@ def test_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
                 check_values(api, counted, jobs, east)
                 api.wait("count(ALERTS{alertname='VB365ServerDown'})", lambda rows: len(rows) == 1)
                 rules = api.http.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]
-                assert len(rules) == ALERTS == 9
+                assert len(rules) == ALERTS == 12
                 assert {rule["health"] for rule in rules} <= {"ok", "unknown"}, rules
             exporter.send_signal(signal.SIGTERM)
             assert exporter.wait(timeout=HANG_GUARD) == 0
@@ -362,6 +362,57 @@ tests:
             exp_annotations:
               summary: Old (c on east) has not succeeded for 26 h
               description: Last success 1d 4h 0m 0s ago.
+  # A server whose sweeps fail one in two: its job series are dropped at each failure (stale),
+  # which ended a bare selector's alert at every gap and restarted its `for:`.
+  - interval: 1m
+    input_series:
+      - series: 'veeam_vb365_up{{server="flaky"}}'
+        values: '{flapping_up}'
+      - series: 'veeam_vb365_job_health{{{flaky_job}}}'
+        values: '{flapping_health}'
+      - series: 'veeam_vb365_up{{server="steady"}}'
+        values: '1x90'
+      - series: 'veeam_vb365_organization_up{{server="east",organization="c",organization_id="o"}}'
+        values: '0x90'
+      - series: 'veeam_vb365_job_health{{{unknown_job}}}'
+        values: '3x90'
+      - series: 'vbo_async_exporter_config_last_reload_successful{{job="vb365",instance="exporter:9810"}}'
+        values: '1x10 0x80'
+    alert_rule_test:
+      - eval_time: 80m
+        alertname: VB365ServerDown
+        exp_alerts:
+          - exp_labels: {{severity: critical, server: flaky}}
+            exp_annotations:
+              summary: The exporter cannot read VBO server flaky
+      - eval_time: 80m
+        alertname: VB365JobCritical
+        exp_alerts:
+          - exp_labels: {{severity: critical, server: flaky, organization: c, organization_id: o, job_id: f, job_name: F}}
+            exp_annotations:
+              summary: F (c on flaky) is CRITICAL
+      - eval_time: 20m
+        alertname: VB365JobUnknown
+      - eval_time: 40m
+        alertname: VB365JobUnknown
+        exp_alerts:
+          - exp_labels: {{severity: warning, server: east, organization: c, organization_id: o, job_id: u, job_name: U}}
+            exp_annotations:
+              summary: The health of U (c on east) is unknown
+      - eval_time: 20m
+        alertname: VB365TenantUnreadable
+        exp_alerts:
+          - exp_labels: {{severity: warning, server: east, organization: c, organization_id: o}}
+            exp_annotations:
+              summary: The jobs of c on east cannot be read
+      - eval_time: 12m
+        alertname: VB365ExporterReloadFailed
+      - eval_time: 20m
+        alertname: VB365ExporterReloadFailed
+        exp_alerts:
+          - exp_labels: {{severity: warning, job: vb365, instance: "exporter:9810"}}
+            exp_annotations:
+              summary: The vbo-async exporter exporter:9810 refused its last configuration reload
 """
 
 
@@ -377,6 +428,10 @@ def test_the_rules_fire_as_documented(tmp_path: Path) -> None:
         old=JOB.format(id="old", name="Old"),
         off=JOB.format(id="off", name="Off"),
         job_labels=JOB_LABELS,
+        flapping_up=" ".join("0" if minute % 2 else "1" for minute in range(90)),
+        flapping_health=" ".join("stale" if minute % 2 else "2" for minute in range(90)),
+        flaky_job=JOB.format(id="f", name="F").replace('server="east"', 'server="flaky"'),
+        unknown_job=JOB.format(id="u", name="U"),
     )
     tests.write_text(text, encoding="utf-8")
     checked = subprocess.run(
