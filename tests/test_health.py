@@ -294,6 +294,23 @@ def test_last_success_takes_the_later_of_last_backup_and_the_runs() -> None:
     assert check(make_job(last_backup=NOW - hours(1)), [seen]).last_success == NOW - hours(1)
 
 
+def test_a_successful_last_run_newer_than_last_backup_is_the_last_success() -> None:
+    """v7+: ``lastStatus`` Success of a run begun 62 h ago while ``lastBackup`` still said 83 h
+    (a server that had not moved it yet): the job succeeded 62 h ago. A batch, whose window held
+    neither run, judged it stale from ``lastBackup`` alone (CRITICAL where `job_health`, reading
+    the run, said OK); every reader now takes the later of the two."""
+    job = make_job(last_status=JobStatus.SUCCESS, last_run=NOW - hours(62), last_backup=NOW - hours(83))
+    alone = check(job, [])
+    assert alone.last_success == NOW - hours(62)
+    assert check(job, [], max_age=hours(70)).state is OK  # 62 h: within, where 83 h was not
+    read = check(job, [run("Success", 59)], max_age=hours(70))  # the run itself, when read
+    assert read.last_success is not None
+    assert read.last_success > alone.last_success
+    # A last run that failed is no success: lastBackup stands.
+    failed = make_job(last_status=JobStatus.FAILED, last_run=NOW - hours(62), last_backup=NOW - hours(83))
+    assert check(failed, []).last_success == NOW - hours(83)
+
+
 def test_a_successful_run_without_an_end_counts_from_its_start() -> None:
     seen = run("Success", 2, ended=False)
     assert check(make_job(), [seen]).last_success == seen.creation_time

@@ -153,8 +153,8 @@ class JobHealth:
 
     ``last_session`` is the newest finished run (not running, not queued, not stopped by the
     user), ``running`` a run in progress newer than it, ``last_success`` when the job last
-    succeeded (v7+ ``job.last_backup``, else the end of the newest successful run seen, else
-    ``job.last_run`` when ``job.last_status`` says Success; None when not known). ``reason`` is
+    succeeded (the latest of v7+ ``job.last_backup``, the end of the newest successful run seen,
+    and ``job.last_run`` when ``job.last_status`` says Success; None when not known). ``reason`` is
     one line naming the finding that decided ``state``: ``"failed 20 min ago, will be retried"``.
     ``unzoned`` says that times it was judged from came without an offset (`_zones.UNZONED`):
     read as UTC, they are off by the server's zone if they were its local time, and the reason
@@ -562,18 +562,17 @@ def _finished_at(session: JobSession) -> dt.datetime | None:
 
 
 def _last_success(job: Job, sessions: list[JobSession], horizon: dt.datetime) -> dt.datetime | None:
-    """v7+ ``last_backup`` or the newest successful run seen (the later of the two), else
-    ``last_run`` when the job says its last run succeeded; none of them beyond ``horizon``."""
+    """The latest of v7+ ``last_backup``, the newest successful run seen, and ``last_run`` when
+    the job says its last run succeeded (a ``last_backup`` the server had not moved yet past that
+    run is no older success: every reader of the job sees the newer one); none beyond
+    ``horizon``."""
     successes = (_finished_at(s) for s in sessions if s.status == JobStatus.SUCCESS)
     seen = next((moment for moment in successes if moment is not None and moment <= horizon), None)
+    ran = _utc(job.last_run) if job.last_status == JobStatus.SUCCESS else None
     candidates = [
-        moment for moment in (_utc(job.last_backup), seen) if moment is not None and moment <= horizon
+        moment for moment in (_utc(job.last_backup), seen, ran) if moment is not None and moment <= horizon
     ]
-    if candidates:
-        return max(candidates)
-    if job.last_status == JobStatus.SUCCESS and not _ahead(job.last_run, horizon):
-        return _utc(job.last_run)
-    return None
+    return max(candidates) if candidates else None
 
 
 def _last_result(
