@@ -329,7 +329,7 @@ def verdict(health: JobHealth) -> tuple[Any, ...]:
     """What must not depend on how the job was read: the state, and the reason but for its
     figures (a batch dates a last run that ended before its window by the job's ``lastRun``,
     its start, where `job_health` reads the run's end; ``last_session`` may differ likewise:
-    docs/monitoring.md)."""
+    docs/monitoring.md, "The newest finished run")."""
     return (health.state, re.sub("[0-9]+ (min|h|days)", "#", health.reason))
 
 
