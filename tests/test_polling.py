@@ -1009,3 +1009,29 @@ def test_a_result_s_repr_counts_its_link_errors() -> None:
     shown = repr(result)
     assert "link_errors=<10000>" in shown
     assert len(shown) < 1000
+
+
+def test_a_server_whose_unit_ended_does_not_take_its_worker_back_before_servers_that_had_none() -> None:
+    """A hung server listed first: each of its units times out, ties at no unit in work with the
+    servers that never had a worker, and won the tie as the one given first, so it held the worker
+    for all its units while the healthy servers after it waited (26 s for 4 hung servers at
+    ``concurrency=4``). On a tie, the server handed fewest units goes first."""
+    from types import SimpleNamespace
+
+    from vbo_async._poll import _Pending
+
+    hung, east, west = object(), object(), object()
+    units: list[Any] = [SimpleNamespace(client=hung, n=n) for n in range(3)]
+    units += [SimpleNamespace(client=east, n=10), SimpleNamespace(client=west, n=20)]
+    pending = _Pending(units)
+    order = []
+    while (unit := pending.take()) is not None:  # one worker: each unit ends before the next
+        order.append(unit.n)
+        pending.done(unit)
+    assert order == [0, 10, 20, 1, 2]
+    # Two workers: the hung server holds one of them at most while others have work.
+    pending = _Pending(units)
+    first, second = pending.take(), pending.take()
+    assert (first.n, second.n) == (0, 10)
+    pending.done(first)  # the hung one timed out: west, never handed one, goes before it
+    assert pending.take().n == 20

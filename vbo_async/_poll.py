@@ -332,25 +332,29 @@ async def _worker(pending: _Pending, context: Context) -> None:
 
 class _Pending:
     """The units not yet taken, handed out server by server: the next unit of the server with
-    the fewest units in work (of those with units left; on a tie, the one given first), so a
-    server that hangs holds at most its share of the workers while other servers have work
-    waiting. With a single server, the units come in the order given."""
+    the fewest units in work (of those with units left; on a tie, the one handed fewest units so
+    far, then the one given first), so a server that hangs holds at most its share of the
+    workers while other servers have work waiting, and one whose unit just timed out does not
+    take its worker back before servers that had none. With a single server, the units come in
+    the order given."""
 
     def __init__(self, units: list[Unit]) -> None:
         self._left: dict[VBOClient, deque[tuple[int, Unit]]] = {}
         for index, unit in enumerate(units):
             self._left.setdefault(unit.client, deque()).append((index, unit))
         self._working: Counter[VBOClient] = Counter()
+        self._handed: Counter[VBOClient] = Counter()
 
     def take(self) -> Unit | None:
         if not self._left:
             return None
-        client = min(self._left, key=lambda c: (self._working[c], self._left[c][0][0]))
+        client = min(self._left, key=lambda c: (self._working[c], self._handed[c], self._left[c][0][0]))
         left = self._left[client]
         _, unit = left.popleft()
         if not left:
             del self._left[client]
         self._working[client] += 1
+        self._handed[client] += 1
         return unit
 
     def done(self, unit: Unit) -> None:
