@@ -134,8 +134,10 @@ class PollSweep:
 
     Work starts with the first ``__anext__``. Closing (``aclose()``, leaving ``async with``, or
     `contextlib.aclosing`) cancels the work still running and waits until it has stopped. A plain
-    ``async for`` left early by ``break`` is closed by the event loop's async generator hooks a
-    few loop iterations later; a cancelled consumer stops the work before the cancellation goes on.
+    ``async for result in poll_jobs(...)`` left early by ``break`` is closed by the event loop's
+    async generator hooks a few loop iterations later, once nothing refers to the sweep; a sweep
+    kept in a variable works on until it is closed (or dropped): use ``async with``. A cancelled
+    consumer stops the work before the cancellation goes on.
     A sweep is consumed by one task at a time (a second task reading or closing it while the first
     awaits a result gets a `ClientStateError`); to stop it from elsewhere, cancel that task.
     """
