@@ -208,6 +208,10 @@ async def test_servers_taking_turns_are_stale_only_after_three_rounds_of_them() 
         budgeted = Exporter(specs, interval=10.0, budget=25.0, at_once=4)  # 2 rounds of 25 s budgets
         assert budgeted.stats.stale_after == 3 * 25.0 * 2
         assert Exporter(specs, interval=10.0).stats.stale_after == 3 * 10.0
+        # A round of turns shorter than the interval: each server's next sweep still waits for the
+        # interval, which is the longest they come apart (not the interval once per round).
+        patient = Exporter(specs, interval=300.0, budget=30.0, at_once=2)
+        assert patient.stats.stale_after == 3 * 300.0
     finally:
         for client in clients:
             await client.aclose()

@@ -1,8 +1,9 @@
 """The client's credentials and its one token pair, shared by every request.
 
 The sending path (`_sending.Sender`) attaches the current access token; on a 401 it renews the
-token here and replays the request (a 401's body is never read: httpx's auth flows read it whole,
-outside any size limit, which is why the replay is not an ``httpx.Auth`` flow).
+token here and replays an idempotent request (a job action's 401 is its answer: never sent twice;
+a 401's body is never read: httpx's auth flows read it whole, outside any size limit, which is why
+the replay is not an ``httpx.Auth`` flow).
 
 `TokenManager` shares renewals: however many requests see a 401 at once, one token request is
 made, in a task of its own that every caller waiting for it shares, its failure included (the

@@ -733,10 +733,11 @@ class VBOClient:
         the job's newest sessions, read within a fixed budget that never walks the history.
 
         v7/v8 ask ``/JobSessions?jobId=&limit=5`` and, only when those five were all running,
-        queued or stopped, once more with ``limit=50``; the last success is the job's
-        ``last_backup``. v6 reads one page of the 50 newest (``/Jobs/{id}/JobSessions``), its jobs
-        having no ``last_backup``. v1 can neither filter nor limit: one request, whose answer holds
-        every session (a first page, should the server page it anyway).
+        queued or stopped, once more with ``limit=50``; the last success is the latest of the
+        job's ``last_backup``, a successful run read and a successful ``last_run``. v6 reads one
+        page of the 50 newest (``/Jobs/{id}/JobSessions``), its jobs having no ``last_backup``.
+        v1 can neither filter nor limit: one request, whose answer holds every session (a first
+        page, should the server page it anyway).
         A `VBOError` while reading gives a `JobHealth` in ``policy.unreadable`` (UNKNOWN) with the
         error in its reason instead of raising; `ClientStateError` (the client is closed, or used
         from another event loop) is raised, as by every other method: it says nothing of the job.

@@ -49,8 +49,8 @@ server asked for is read up to here, to decide whether the policy allows waiting
 `may_retry`) and to say in the error when to try again."""
 
 _HANDLED = {
-    401: "a 401 renews the access token and replays the request (retrying it too would ask for a new "
-    "token on every retry)",
+    401: "a 401 renews the access token and replays an idempotent request (retrying it too would ask "
+    "for a new token on every retry; a job action's 401 is its answer)",
     400: "a 400 of the token endpoint is a refused password (retrying it would send the password again "
     "on every retry: repeated refusals can lock the account out)",
     403: "a 403 of the token endpoint is a refused password (retrying it would send the password again "
@@ -135,8 +135,8 @@ class RetryPolicy:
     (not a TLS failure that fails every time: a refused certificate, a handshake the ends cannot
     agree on, ``https://`` to a plain HTTP port), and answers whose status is in
     ``statuses`` (429, 500, 502, 503 and 504 by default; 400, 401 and 403, which the client
-    handles itself, are refused: a 401 renews the token and replays, a 400 or 403 of the token
-    endpoint is a refused password, never sent again at once).
+    handles itself, are refused: a 401 renews the token and replays an idempotent request, a 400
+    or 403 of the token endpoint is a refused password, never sent again at once).
 
     Every field is checked when the policy is built; an invalid one is a `ConfigError` naming it.
     ``statuses`` is stored as a frozenset.

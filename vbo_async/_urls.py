@@ -43,8 +43,6 @@ _FORBIDDEN_CHARS = frozenset("\\ #") | _CONTROL_CHARS
 """Refused in an href's path segments (also percent-decoded) and query. ASCII control characters
 are among them because httpx refuses to build a request with one (``httpx.InvalidURL``)."""
 _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_VERSION_SEGMENT = re.compile(r"[vV][0-9]+")
-"""A path segment naming an API version (``v8``): never the last of a base URL."""
 """A ``%`` that starts no ``%XX`` escape, refused in an href's path segments: httpx sends it as
 it is, and http.sys (VB365's web server) reads IIS's ``%uNNNN`` escapes by default, decoding
 ``%u002e%u002e`` to ``..`` (or ``%u002f`` to ``/``) before it removes dot segments and routes."""
@@ -272,15 +270,16 @@ def _check_base(base: str, parts: SplitResult) -> None:
 def _refuse_a_version_at_the_end(base: str, parts: SplitResult, versions: frozenset[str]) -> None:
     """A base URL copied from the server's Swagger page (``https://vb365:4443/v8``) would be a
     path prefix before every version the client asks for (``/v8/v8/Token``, and "the server
-    serves none of the versions"): a `ConfigError` saying what to give instead."""
+    serves none of the versions"): a `ConfigError` saying what to give instead. Only a version
+    the client speaks is refused so: a reverse proxy's own prefix may well end in ``/v2``."""
     segment = parts.path.rpartition("/")[2]
-    last = unquote(segment)
-    if not _VERSION_SEGMENT.fullmatch(last):
+    last = unquote(segment).lower()
+    if last not in versions:
         return
-    pin = f" and, to use that version only, api_version={last.lower()!r}" if last.lower() in versions else ""
     raise ConfigError(
-        f"base_url ends in the API version segment /{last}: give the server's URL without it "
-        f"({_shown(base[: -len(segment) - 1])!r}){pin}"
+        f"base_url ends in the API version segment /{unquote(segment)}: give the server's URL "
+        f"without it ({_shown(base[: -len(segment) - 1])!r}) and, to use that version only, "
+        f"api_version={last!r}"
     )
 
 

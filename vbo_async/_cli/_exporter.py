@@ -413,8 +413,11 @@ class Exporter:
                 else f"per-server time budgets of {self.budget:g} s (--timeout)"
             )
             rounds = self._rounds()
-            if rounds > 1:
-                periods += f", each {rounds} rounds of turns ({self.turns.at_once} servers at a time)"
+            if rounds > 1 and self.budget * rounds > self.interval:
+                periods = (
+                    f"rounds of turns of {rounds} time budgets of {self.budget:g} s "
+                    f"({self.turns.at_once} servers at a time)"
+                )
             return False, (
                 f"the last sweep of {oldest} completed {age:.0f} s ago, "
                 f"more than {HEALTHY_INTERVALS} {periods}"
@@ -431,10 +434,11 @@ class Exporter:
 
     def _stale_after(self) -> float:
         """How long a server may go unpublished before ``/healthz`` (and the stale alert) says so:
-        `HEALTHY_INTERVALS` of the longer of the interval and the time budget, each as long as a
-        round of turns when servers take them (a server waits for its turn, and its budget
-        starts then: taking turns is slower, not wrong)."""
-        return HEALTHY_INTERVALS * max(self.interval, self.budget) * self._rounds()
+        `HEALTHY_INTERVALS` of the longest a server's sweeps may come apart, the longer of the
+        interval and its time budget, or, when servers take turns, of the interval and a budget
+        for each round of turns (a server waits for its turn, and its budget starts then: taking
+        turns is slower, not wrong; the interval still starts each server's next sweep)."""
+        return HEALTHY_INTERVALS * max(self.interval, self.budget * self._rounds())
 
     def body(self, *, gzip: bool) -> bytes:
         """The body of a ``/metrics`` answer (see `response_body`)."""
