@@ -1708,3 +1708,32 @@ async def test_a_token_answer_over_the_size_limit_leaves_no_secret_in_a_frame(
     shown = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
     assert "vbo_async" in shown  # the frames are there, only their secrets are not
     assert [line.strip()[:200] for line in shown.splitlines() if any(s in line for s in SECRETS)] == []
+
+
+async def test_a_token_a_server_puts_in_an_id_stays_out_of_the_action_and_mended_body_logs(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """A server naming a job by the bearer token (as an echo may): the job action's INFO line
+    ("job action disable sent to ...") and the DEBUG line of a body read mended ("... read
+    mended, or leniently") quoted the URL as it was, token and all, where every other log line
+    scrubs it."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if path == "/v1/Jobs":
+            return httpx.Response(200, json=[{"id": ACCESS, "name": "Mail"}])
+        if path == f"/v1/Jobs/{ACCESS}":
+            return httpx.Response(200, content=b'{"id": "j1", "name": "bad \xff byte"}')
+        return httpx.Response(200)
+
+    async with client_for(handler) as vbo:
+        (job,) = await vbo.jobs()
+        await vbo.disable_job(job)
+        mended = await vbo.job(job.id)
+    assert mended.name == "bad \ufffd byte"
+    said = [logging.Formatter().format(record) for record in logs.records]
+    assert any("job action disable sent to" in line for line in said), said
+    assert any("read mended" in line for line in said), said
+    assert not [line for line in said if ACCESS in line]

@@ -928,7 +928,7 @@ class VBOClient:
                     "(the token is renewed: the action may be sent again)"
                 )
             raise
-        log.info("job action %s sent to %s", action, url)
+        log.info("job action %s sent to %s", action, self._fetcher.shown(url))
         return url, answer
 
     async def _get(self, url: str, cls: type[T]) -> T:

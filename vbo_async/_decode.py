@@ -80,7 +80,12 @@ def container_bound(max_items: int) -> int:
 
 
 def parse_json(
-    body: bytes, *, method: str | None = None, url: str | None = None, max_items: int | None = None
+    body: bytes,
+    *,
+    method: str | None = None,
+    url: str | None = None,
+    max_items: int | None = None,
+    scrub: Callable[[str], str] | None = None,
 ) -> Any:
     """Parse a response body, or raise `DecodeError` saying why (empty, truncated, not JSON).
 
@@ -89,7 +94,8 @@ def parse_json(
     dozen; parsed, a body of tiny objects takes 30 times its size). A UTF-8 byte order mark
     before the JSON is skipped (`UTF8_BOM`). A body the parser refuses is parsed again `mend`-ed
     (lone surrogates and bytes not UTF-8 as U+FFFD), if that changes it, and else read leniently
-    (`loads_mended`)."""
+    (`loads_mended`), which is logged at debug level with ``url`` passed through ``scrub`` (an
+    href may quote a secret)."""
     body = body.removeprefix(UTF8_BOM)
     if not body.strip():
         raise DecodeError("the response body is empty, expected JSON", method=method, url=url)
@@ -106,7 +112,8 @@ def parse_json(
         problem = f"{exc.msg} at byte {exc.pos}"
     else:
         if mended:
-            log.debug("%s %s: read mended, or leniently (orjson refused it)", method, url)
+            shown = url if url is None or scrub is None else scrub(url)
+            log.debug("%s %s: read mended, or leniently (orjson refused it)", method, shown)
         return data
     # Raised outside the handler: the parser's error keeps the whole body (its ``doc``), which may
     # echo a secret, and must not stay attached as the DecodeError's __context__.
@@ -248,7 +255,7 @@ class Decoder:
         with _no_gc():
             error: DecodeError | None = None
             try:
-                data = parse_json(body, method="GET", url=url)
+                data = parse_json(body, method="GET", url=url, scrub=self.scrub)
             except DecodeError as exc:
                 error = exc
                 # Nested past 1,024 levels: cut, only the items nested so deep are lost; NaN

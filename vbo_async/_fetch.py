@@ -134,7 +134,7 @@ class Fetcher:
         """`parse_json` of one answer that is not a page, held to the bound of a page of
         ``max_page_items`` (a body of tiny objects is refused before it is parsed)."""
         try:
-            return parse_json(body, method=method, url=url, max_items=self._max_page_items)
+            return parse_json(body, method=method, url=url, max_items=self._max_page_items, scrub=self.scrub)
         except DecodeError as exc:
             self.hide_secrets(exc)  # the URL may be an href quoting a secret
             error = exc

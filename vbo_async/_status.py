@@ -6,6 +6,7 @@ rule; they are re-exported here for the modules that import them from this one.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import datetime as dt
 import math
@@ -59,17 +60,22 @@ def read_error_body(
     ``error_description``/``error``, a JSON string, or an excerpt of text or HTML. Never fails.
 
     ``scrub`` removes the client's secrets from the server's text before any of it is kept (a
-    server may echo the form or the ``Authorization`` header it was sent). Only the first
-    `_ERROR_READ` bytes are read (scrubbed with the `_SCRUBBED_BEYOND` bytes after them, so a
-    secret across the cut leaves no part of itself), and a message is cut to `_MESSAGE` characters. Control
-    characters in what is kept are written out as escapes (`printable`): the message ends up in
-    terminals and logs.
+    server may echo the form or the ``Authorization`` header it was sent). A body in UTF-16 or
+    UTF-32 (a byte order mark, or the ``charset`` its ``Content-Type`` names) is read as such,
+    and NULs are dropped before the scrub (one said nowhere then reads as its ASCII): read as
+    UTF-8, each character of an echoed secret stood apart, which no scrub finds, and was shown
+    with a ``\x00`` between. Only the first `_ERROR_READ` bytes are read (scrubbed with the
+    `_SCRUBBED_BEYOND` bytes after them, so a secret across the cut leaves no part of itself),
+    and a message is cut to `_MESSAGE` characters. Control characters in what is kept are
+    written out as escapes (`printable`): the message ends up in terminals and logs.
     """
     hide = scrub if scrub is not None else _unchanged
 
     def clean(text: str) -> str:  # scrubbed before it is stripped: a password may end in a space
-        return printable(hide(text).strip())
+        return printable(hide(text.replace("\x00", "")).strip())  # a JSON "\u0000" too
 
+    # No NUL is text: dropped, UTF-16 or UTF-32 said nowhere reads as what its ASCII says.
+    body = _as_utf8(body[: _ERROR_READ + _SCRUBBED_BEYOND], content_type).replace(b"\x00", b"")
     text = body[:_ERROR_READ].removeprefix(UTF8_BOM)
     if not text.strip():
         return None, None
@@ -86,7 +92,7 @@ def read_error_body(
         return None, code
     if isinstance(data, str):
         return clean(data)[:_EXCERPT] or None, None
-    decoded = hide(body[: _ERROR_READ + _SCRUBBED_BEYOND].decode("utf-8", "replace"))[:_ERROR_READ]
+    decoded = hide(body.decode("utf-8", "replace"))[:_ERROR_READ]
     if "html" in (content_type or "").lower() or decoded.lstrip().startswith("<"):
         title = _TITLE.search(decoded)
         decoded = title.group(1) if title else _TAGS.sub(" ", decoded)
@@ -96,6 +102,37 @@ def read_error_body(
 
 def _unchanged(text: str) -> str:
     return text
+
+
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+"""Byte order marks of the encodings in which ASCII text holds NUL bytes (UTF-32's first: its
+little-endian mark begins with UTF-16's)."""
+_CHARSET = re.compile(r"charset\s*=\s*\"?\s*(utf-?(?:16|32)(?:-?[lb]e)?)", re.I)
+
+
+def _as_utf8(body: bytes, content_type: str | None) -> bytes:
+    """``body`` re-encoded as UTF-8 when it is UTF-16 or UTF-32 (by its byte order mark, or the
+    ``charset`` of ``content_type``); else as it is. Never fails (bytes that do not decode are
+    U+FFFD)."""
+    # A mark followed by no NUL is no wide text that holds ASCII (``\xff\xfe`` opens text in
+    # Latin-1 too), and no echo of a secret then hides between NULs.
+    codec = next((name for mark, name in _WIDE_BOMS if body.startswith(mark)), None)
+    if codec is not None and b"\x00" not in body[4:64]:
+        codec = None
+    if codec is None and content_type and (found := _CHARSET.search(content_type)):
+        codec = found.group(1).lower().replace("-", "").replace("utf", "utf-")
+    if codec is None:
+        return body
+    try:
+        text = body.decode(codec, "replace")
+    except LookupError:  # pragma: no cover - every name the pattern takes is a codec
+        return body
+    return text.encode("utf-8", "surrogatepass")
 
 
 def error_for_status(
