@@ -58,7 +58,8 @@ _URL_END = re.compile(r"[\s\"'`<>(){}|,;]")
 
 
 def _url_forms(secret: str) -> set[str]:
-    """The secret as a form field or URL component may carry it."""
+    """The secret as a form field or URL component may carry it (percent-encoded once, or twice:
+    a server quoting the form it was sent)."""
     forms = {secret}
     for encoded in (
         quote(secret, safe=""),
@@ -71,6 +72,10 @@ def _url_forms(secret: str) -> set[str]:
     ):
         forms.add(encoded)
         forms.add(_PERCENT.sub(lambda match: match.group().lower(), encoded))
+        if "%" in encoded:  # encoded once more: a server quoting the form it was sent (%2526)
+            twice = quote(encoded, safe="")
+            forms.add(twice)
+            forms.add(_PERCENT.sub(lambda match: match.group().lower(), twice))
     return forms
 
 
@@ -161,7 +166,8 @@ def _legacy_url_forms(secret: str) -> set[str]:
 def encoded_forms(secret: str) -> frozenset[str]:
     """Every form `Redactor` looks for: the secret raw, percent-encoded (``quote``,
     ``quote_plus`` as the token form is sent, .NET's ``UrlEncode``, JavaScript's
-    ``encodeURIComponent``, upper- and lower-case hex; from Latin-1 or Windows-1252 too), or
+    ``encodeURIComponent``, upper- and lower-case hex, once or twice; from Latin-1 or
+    Windows-1252 too), or
     misread from UTF-8 as Latin-1 or Windows-1252 (mojibake, `_misread`); each of those
     JSON-escaped (Python, orjson and .NET styles) or HTML-escaped (named and numbered
     entities), and HTML-escaped JSON; and each of those holding a character not ASCII as a page

@@ -115,10 +115,30 @@ little-endian mark begins with UTF-16's)."""
 _CHARSET = re.compile(r"charset\s*=\s*\"?\s*(utf-?(?:16|32)(?:-?[lb]e)?)", re.I)
 
 
+def _sniffed(body: bytes) -> str | None:
+    """The wide encoding of ``body`` (holding a NUL) said nowhere, by where its NULs are: UTF-32
+    (its every character below U+10000 has two NUL bytes in the same places), UTF-16 (an ASCII
+    character has its NUL on one side, anything else in it hardly ever: four times as many
+    NULs there as on the other); else None."""
+    whole = len(body) - len(body) % 4
+    if whole:
+        per = [body[at:whole:4].count(0) for at in range(4)]
+        if per[2] == per[3] == whole // 4 and per[0] < whole // 4:
+            return "utf-32-le"
+        if per[0] == per[1] == whole // 4 and per[3] < whole // 4:
+            return "utf-32-be"
+    even, odd = body[0::2].count(0), body[1::2].count(0)
+    if odd >= 4 * even:
+        return "utf-16-le"
+    if even >= 4 * odd:
+        return "utf-16-be"
+    return None
+
+
 def _as_utf8(body: bytes, content_type: str | None) -> bytes:
-    """``body`` re-encoded as UTF-8 when it is UTF-16 or UTF-32 (by its byte order mark, or the
-    ``charset`` of ``content_type``); else as it is. Never fails (bytes that do not decode are
-    U+FFFD)."""
+    """``body`` re-encoded as UTF-8 when it is UTF-16 or UTF-32 (by its byte order mark, the
+    ``charset`` of ``content_type``, or where its NULs are: `_sniffed`); else as it is. Never
+    fails (bytes that do not decode are U+FFFD)."""
     # A mark followed by no NUL is no wide text that holds ASCII (``\xff\xfe`` opens text in
     # Latin-1 too), and no echo of a secret then hides between NULs.
     codec = next((name for mark, name in _WIDE_BOMS if body.startswith(mark)), None)
@@ -126,6 +146,8 @@ def _as_utf8(body: bytes, content_type: str | None) -> bytes:
         codec = None
     if codec is None and content_type and (found := _CHARSET.search(content_type)):
         codec = found.group(1).lower().replace("-", "").replace("utf", "utf-")
+    if codec is None and b"\x00" in body:
+        codec = _sniffed(body)
     if codec is None:
         return body
     try:
