@@ -330,6 +330,44 @@ async def test_a_sweep_read_or_closed_by_a_second_task_is_a_client_state_error(
             await anext(sweep)
 
 
+async def test_a_sweep_read_or_closed_while_another_task_closes_it_ends_or_waits(
+    fake: FakeVBO, seed_job: dict[str, Any]
+) -> None:
+    """While one task closes a sweep (its work slow to stop), another task reading it or closing
+    it met the async generator's bare ``RuntimeError`` ("already running"): reading now ends the
+    iteration, and a second close waits for the first."""
+    asked, stopping, stopped = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def slow_to_stop(request: httpx.Request) -> Any:
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopping.set()
+            await stopped.wait()  # cleaning up takes a while
+        return []  # pragma: no cover - cancelled
+
+    serving(fake, seed_job)
+    other = "c0ffee00-0000-4000-8000-000000000001"
+    fake.route("GET", f"/v1/Organizations/{other}/Jobs", slow_to_stop)
+    async with client_for(fake) as vbo:
+        targets = [PollTarget(client=vbo, organization_id=org) for org in (ORG, other)]
+        sweep = poll_jobs(targets, batch=False)
+        first = await anext(sweep)
+        assert first.target.organization_id == ORG
+        await asked.wait()
+        closing = asyncio.ensure_future(sweep.aclose())
+        await stopping.wait()
+        with pytest.raises(StopAsyncIteration):
+            await anext(sweep)
+        second = asyncio.ensure_future(sweep.aclose())
+        await asyncio.sleep(0)
+        assert not second.done()  # waits for the first close
+        stopped.set()
+        await asyncio.wait_for(asyncio.gather(closing, second), 5)
+        assert "closed" in repr(sweep)
+
+
 # --- pickling and copying -----------------------------------------------------------------------------
 
 

@@ -1011,27 +1011,53 @@ def test_a_result_s_repr_counts_its_link_errors() -> None:
     assert len(shown) < 1000
 
 
-def test_a_server_whose_unit_ended_does_not_take_its_worker_back_before_servers_that_had_none() -> None:
-    """A hung server listed first: each of its units times out, ties at no unit in work with the
-    servers that never had a worker, and won the tie as the one given first, so it held the worker
-    for all its units while the healthy servers after it waited (26 s for 4 hung servers at
-    ``concurrency=4``). On a tie, the server handed fewest units goes first."""
-    from types import SimpleNamespace
+def _finished(units: list[Any], workers: int, takes: dict[object, float]) -> dict[int, float]:
+    """When each unit (by ``n``) ends, ``workers`` taking them from one `_Pending` on a simulated
+    clock, each of a server's units taking ``takes[server]`` seconds."""
+    import heapq
 
     from vbo_async._poll import _Pending
 
-    hung, east, west = object(), object(), object()
-    units: list[Any] = [SimpleNamespace(client=hung, n=n) for n in range(3)]
-    units += [SimpleNamespace(client=east, n=10), SimpleNamespace(client=west, n=20)]
-    pending = _Pending(units)
-    order = []
-    while (unit := pending.take()) is not None:  # one worker: each unit ends before the next
-        order.append(unit.n)
+    now = [0.0]
+    pending = _Pending(units, clock=lambda: now[0])
+    running: list[tuple[float, int, Any]] = []
+    ended: dict[int, float] = {}
+    for _ in range(workers):
+        if (unit := pending.take()) is not None:
+            heapq.heappush(running, (takes[unit.client], unit.n, unit))
+    while running:
+        now[0], _, unit = heapq.heappop(running)
+        ended[unit.n] = now[0]
         pending.done(unit)
-    assert order == [0, 10, 20, 1, 2]
-    # Two workers: the hung server holds one of them at most while others have work.
-    pending = _Pending(units)
-    first, second = pending.take(), pending.take()
-    assert (first.n, second.n) == (0, 10)
-    pending.done(first)  # the hung one timed out: west, never handed one, goes before it
-    assert pending.take().n == 20
+        if (nxt := pending.take()) is not None:
+            heapq.heappush(running, (now[0] + takes[nxt.client], nxt.n, nxt))
+    return ended
+
+
+def test_servers_that_hang_listed_first_hold_no_more_than_their_share_of_the_workers() -> None:
+    """Hung servers listed first: each of their units times out and ties at no unit in work with
+    servers whose units are quick. The tie went to the server given first, so a hung one took its
+    worker back at once, and the healthy servers waited for nearly every hung tenant (4 hung
+    servers of 3 tenants, 2 healthy of 20, 4 workers: done after 15 s where they need 5). On a
+    tie the server whose units took the least time goes first."""
+    from types import SimpleNamespace
+
+    hung = [object() for _ in range(4)]
+    healthy = [object(), object()]
+    units: list[Any] = [SimpleNamespace(client=c, n=10 * i + k) for i, c in enumerate(hung) for k in range(3)]
+    units += [
+        SimpleNamespace(client=c, n=100 * (i + 1) + k) for i, c in enumerate(healthy) for k in range(20)
+    ]
+    takes: dict[object, float] = {**dict.fromkeys(hung, 5.0), **dict.fromkeys(healthy, 0.01)}
+    ended = _finished(units, 4, takes)
+    last_healthy = max(at for n, at in ended.items() if n >= 100)
+    assert last_healthy < 5.5  # within the first hung timeouts, not after 3 rounds of them (15 s)
+    assert len(ended) == len(units)
+    # One worker: the hung server's first unit, then the quick ones, then the rest of it.
+    one = [object(), object(), object()]
+    queue: list[Any] = [SimpleNamespace(client=one[0], n=n) for n in range(3)]
+    queue += [SimpleNamespace(client=one[1], n=10), SimpleNamespace(client=one[2], n=20)]
+    order = sorted(
+        _finished(queue, 1, {one[0]: 1.0, one[1]: 0.01, one[2]: 0.01}).items(), key=lambda kv: kv[1]
+    )
+    assert [n for n, _ in order] == [0, 10, 20, 1, 2]

@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import inspect
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from types import TracebackType
@@ -139,7 +140,8 @@ class PollSweep:
     kept in a variable works on until it is closed (or dropped): use ``async with``. A cancelled
     consumer stops the work before the cancellation goes on.
     A sweep is consumed by one task at a time (a second task reading or closing it while the first
-    awaits a result gets a `ClientStateError`); to stop it from elsewhere, cancel that task.
+    awaits a result gets a `ClientStateError`; once a close has begun, reading ends the iteration
+    and a second close waits for the first); to stop it from elsewhere, cancel that task.
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class PollSweep:
         self._results: AsyncGenerator[PollResult, None] | None = None
         self._closed = False
         self._waiting = False  # a task is inside ``__anext__``
+        self._closing: asyncio.Event | None = None  # set once the generator is closed
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "started" if self._results is not None else "new"
@@ -190,6 +193,8 @@ class PollSweep:
 
     async def __anext__(self) -> PollResult:
         self._refuse_a_second_consumer("read")
+        if self._closing is not None:  # closed, or being closed by another task: no more results
+            raise StopAsyncIteration
         if self._results is None:
             if self._closed:
                 raise StopAsyncIteration
@@ -226,11 +231,20 @@ class PollSweep:
         """Stop the sweep: cancel the work still running and wait for it to stop. Idempotent.
 
         Called while another task awaits the next result, it is a `ClientStateError` and changes
-        nothing: cancel that task instead."""
+        nothing: cancel that task instead. Called while another task closes the sweep, it waits
+        for that close to end."""
         self._refuse_a_second_consumer("close")
         self._closed = True
-        if self._results is not None:
+        if self._results is None:
+            return
+        if self._closing is not None:
+            await self._closing.wait()
+            return
+        self._closing = asyncio.Event()
+        try:
             await self._results.aclose()
+        finally:
+            self._closing.set()
 
 
 # --- the sweep --------------------------------------------------------------------------------------
@@ -334,33 +348,46 @@ async def _worker(pending: _Pending, context: Context) -> None:
 
 class _Pending:
     """The units not yet taken, handed out server by server: the next unit of the server with
-    the fewest units in work (of those with units left; on a tie, the one handed fewest units so
-    far, then the one given first), so a server that hangs holds at most its share of the
-    workers while other servers have work waiting, and one whose unit just timed out does not
-    take its worker back before servers that had none. With a single server, the units come in
-    the order given."""
+    the fewest units in work (of those with units left; on a tie, the one whose units have taken
+    the least time so far, in work or done, then the one given first). A server that hangs
+    holds at most its share of the workers while other servers have work waiting, and one whose
+    unit just timed out, having taken the most time, does not take its worker back before the
+    servers whose units were quick (by units handed out instead, a hung server listed first took
+    it back as soon as the others had had as many). With a single server, the units come in the
+    order given. ``clock`` is `time.monotonic` (a test's may be its own)."""
 
-    def __init__(self, units: list[Unit]) -> None:
+    def __init__(self, units: list[Unit], clock: Callable[[], float] = time.monotonic) -> None:
         self._left: dict[VBOClient, deque[tuple[int, Unit]]] = {}
         for index, unit in enumerate(units):
             self._left.setdefault(unit.client, deque()).append((index, unit))
         self._working: Counter[VBOClient] = Counter()
-        self._handed: Counter[VBOClient] = Counter()
+        # Per server: the time its units took, less the start of each still in work (the time in
+        # work so far is this plus ``working`` times now; no unit needs to be told from another).
+        self._spent: dict[VBOClient, float] = {}
+        self._clock = clock
 
     def take(self) -> Unit | None:
         if not self._left:
             return None
-        client = min(self._left, key=lambda c: (self._working[c], self._handed[c], self._left[c][0][0]))
+        now = self._clock()
+        spent, working = self._spent, self._working
+
+        def rank(client: VBOClient) -> tuple[int, float, int]:
+            busy = working[client]
+            return busy, spent.get(client, 0.0) + busy * now, self._left[client][0][0]
+
+        client = min(self._left, key=rank)
         left = self._left[client]
         _, unit = left.popleft()
         if not left:
             del self._left[client]
-        self._working[client] += 1
-        self._handed[client] += 1
+        working[client] += 1
+        spent[client] = spent.get(client, 0.0) - now
         return unit
 
     def done(self, unit: Unit) -> None:
         self._working[unit.client] -= 1
+        self._spent[unit.client] = self._spent.get(unit.client, 0.0) + self._clock()
 
 
 # --- argument checks --------------------------------------------------------------------------------
