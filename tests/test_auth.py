@@ -632,6 +632,24 @@ async def test_a_401_on_a_job_action_is_its_answer_and_renews_the_token_for_the_
     assert fake.grants() == ["password", "refresh_token"]
 
 
+async def test_a_job_action_401_whose_renewal_fails_says_so_not_that_the_token_is_renewed(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    """The 401's error said "the token is renewed" whatever became of the renewal: one that failed
+    (the token endpoint down) is said instead, and the action is still sent once."""
+    serve_jobs(fake)
+    fake.route("POST", "/v1/Jobs/j0/Action", httpx.Response(200))
+    await vbo.jobs()
+    fake.revoke()
+    fake.token_script = [httpx.Response(503)] * 20
+    with pytest.raises(AuthenticationError) as caught:
+        await vbo.start_job("j0")
+    said = str(caught.value)
+    assert "refused before the server acted: the job was not started (renewing the token failed too: " in said
+    assert "the token is renewed" not in said
+    assert len([r for r in fake.api_requests if r.method == "POST"]) == 1
+
+
 async def test_proactive_refresh_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without the floor on proactive refreshes (test_token_lifetimes covers it), so a 50 ms
     # lifetime is due for refresh after 45 ms on the client's clock: a hand-driven one (on the

@@ -913,6 +913,7 @@ class VBOClient:
         dialect = await self._found_dialect()
         path, body = dialect.action(job_id, action, full=full)
         url = self._root.url(path)
+        answer: Answer | None = None
         try:
             answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)
             self._fetcher.expect_success(answer, "POST", url)
@@ -923,9 +924,15 @@ class VBOClient:
                     "before sending the action again"
                 )
             elif isinstance(exc, AuthenticationError) and (exc.method, exc.url) == ("POST", url):
+                unrenewed = answer.unrenewed if answer is not None else None
+                after = (
+                    "the token is renewed: the action may be sent again"
+                    if unrenewed is None
+                    else f"renewing the token failed too: {unrenewed}"
+                )
+                done = _DONE[action]
                 exc.message = (
-                    f"{exc.message}; refused before the server acted: the job was not {_DONE[action]} "
-                    "(the token is renewed: the action may be sent again)"
+                    f"{exc.message}; refused before the server acted: the job was not {done} ({after})"
                 )
             raise
         log.info("job action %s sent to %s", action, self._fetcher.shown(url))

@@ -116,17 +116,25 @@ class Answer:
     ``headers`` come from ``head`` (the ``httpx.Response`` or the lean GET's `Reply`) when first
     asked for: a successful GET never needs httpx's headers, which the `Reply` builds lazily.
     ``unread`` is the error that reading the body of a 2xx answer met when the request was sent
-    with ``unread_body_ok`` (its ``body`` is then empty), else None."""
+    with ``unread_body_ok`` (its ``body`` is then empty), else None. ``unrenewed`` is, for a 401
+    to a request not sent again (a job action), the error that renewing the token it refused met
+    (None when it was renewed, and for every other answer)."""
 
-    __slots__ = ("_head", "body", "status_code", "unread")
+    __slots__ = ("_head", "body", "status_code", "unread", "unrenewed")
 
     def __init__(
-        self, status_code: int, head: httpx.Response | Reply, body: bytes, unread: VBOError | None = None
+        self,
+        status_code: int,
+        head: httpx.Response | Reply,
+        body: bytes,
+        unread: VBOError | None = None,
+        unrenewed: VBOError | None = None,
     ) -> None:
         self.status_code = status_code
         self.body = body
         self._head = head
         self.unread = unread
+        self.unrenewed = unrenewed
 
     @property
     def headers(self) -> httpx.Headers:
@@ -778,19 +786,20 @@ class Sender:
             body = await self._read(response, call.method, call.url)
         finally:
             await response.aclose()
-        if refused is not None:
-            await self._renew_refused(limit, refused)
-        return Answer(response.status_code, response, body)
+        unrenewed = None if refused is None else await self._renew_refused(limit, refused)
+        return Answer(response.status_code, response, body, unrenewed=unrenewed)
 
-    async def _renew_refused(self, limit: asyncio.Timeout, refused: Token) -> None:
+    async def _renew_refused(self, limit: asyncio.Timeout, refused: Token) -> VBOError | None:
         """Renew the token a request that is not sent again was refused with (a 401 to a job
         action), so that the caller's next request, the action sent again by hand included, goes
-        with a fresh one. A renewal that fails is left for that request to make again: the
-        answer to report is the 401."""
+        with a fresh one; the renewal's error when it failed (the answer to report is the 401,
+        which says so), else None."""
         try:
             await self._token_within(limit, refused)
         except TokenUnavailable as exc:
             log.debug("renewing a token refused by a 401 failed: %s", exc.error)
+            return exc.error
+        return None
 
     def _unread(self, call: _Call, reading: list[httpx.Response | Reply], exc: Exception) -> VBOError | None:
         """The error ``exc`` met reading the body of the answer in ``reading`` (too large, not
