@@ -128,7 +128,7 @@ def test_valid_edge_values_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("status", "says"),
     [
-        (401, "401 renews the access token and replays the request"),
+        (401, "401 renews the access token and replays an idempotent request"),
         (400, "400 of the token endpoint is a refused password"),
         (403, "403 of the token endpoint is a refused password"),
     ],
