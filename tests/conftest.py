@@ -549,12 +549,19 @@ async def eager_tasks() -> None:
     asyncio.get_running_loop().set_task_factory(factory)
 
 
+SLOW_TIMEOUT = 3600
+"""Seconds a test marked slow may run (pyproject's ``timeout`` holds every other test)."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--eager-tasks"):
         for item in items:
             if isinstance(item, pytest.Function) and item.get_closest_marker("asyncio") is not None:
                 item.fixturenames.insert(0, "eager_tasks")  # before any fixture makes a task
     if config.getoption("--run-slow") or os.environ.get("VBO_SOAK_LONG") == "1":
+        for item in items:  # the long soak runs for minutes: not hung at the suite's timeout
+            if "slow" in item.keywords:
+                item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
         return
     skip = pytest.mark.skip(reason="long variant: run with --run-slow or VBO_SOAK_LONG=1")
     for item in items:

@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import getpass
+import inspect
 import io
 import ipaddress
 import json
@@ -3083,8 +3084,26 @@ def test_simulate_refuses_a_token_lifetime_of_zero(capsys: pytest.CaptureFixture
 
 
 def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[str]) -> None:
-    line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", "v1,v9"), code=2)
+    line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", "v1,v99"), code=2)
     assert "api_versions" in line
+
+
+def test_simulate_s_default_versions_are_every_one_the_simulator_serves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI cannot import the simulator's list without the extra, so it spells it out: the
+    option's default, its help and `serve_simulator`'s default must follow the simulator's."""
+    from vbo_async._cli import _simulate
+    from vbo_async.simulator._config import API_VERSIONS as SERVED
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(_app, "serve_simulator", lambda **options: seen.update(options) or 0)
+    assert run(capsys, "simulate").code == 0
+    assert seen["api_versions"] == SERVED
+    default = inspect.signature(_simulate.serve_simulator).parameters["api_versions"].default
+    assert default == SERVED
+    option = next(p for p in _app.simulate.params if p.name == "api_versions")
+    assert f"any of {', '.join(SERVED)})" in (option.help or "")
 
 
 async def test_simulate_with_faults_still_serves_every_job(tmp_path: Path) -> None:
