@@ -300,7 +300,7 @@ def test_the_retry_window_the_documents_name_is_the_one_health_uses() -> None:
     shown = CliRunner().invoke(_app.cli, ["check", "--help"], terminal_width=100)
     assert shown.exit_code == 0, shown.output
     check_help = " ".join(shown.output.split())
-    assert f"the failure ended within {int(hours)} hours" in readme
-    assert f"will retry (within {int(hours)} h of it)" in readme
-    assert f"for {int(hours)} hours after the failed run ended" in guide
-    assert f"will be retried (within {int(hours)} h of the failure" in check_help
+    assert f"the failure ended within the job's retry wait and {int(hours)} hours more" in readme
+    assert f"will retry (within its retry wait and {int(hours)} h of it)" in readme
+    assert f"for the job's retry wait and {int(hours)} hours more after the failed run ended" in guide
+    assert f"will be retried (within the job's retry wait and {int(hours)} h of the failure" in check_help

@@ -35,7 +35,16 @@ from vbo_async import (
     VBOClient,
     assess,
 )
-from vbo_async._health import _allowance, _beyond, _span, is_never, window_falls_short
+from vbo_async._health import (
+    HEALTH_WINDOW,
+    RETRY_WITHIN,
+    _allowance,
+    _beyond,
+    _span,
+    is_never,
+    retry_allowance,
+    window_falls_short,
+)
 from vbo_async._zones import UNZONED
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
@@ -197,6 +206,33 @@ def test_a_retry_that_never_came_is_not_awaited(
     sessions = [failed, run("Running", ago - 0.5)] if retrying else [failed]
     health = check(make_job(), sessions, max_age=None)
     assert (health.state, health.reason, health.last_session) == (state, reason, failed)
+
+
+@pytest.mark.parametrize(
+    ("wait", "ago", "max_age", "state"),
+    [
+        (180, 4.5, hours(26), WARNING),  # ended 4 h 20 min ago: within the 3 h wait and 2 h more
+        (180, 5.5, hours(26), CRITICAL),  # ended 5 h 20 min ago: the retry would have started
+        (10, 2.5, hours(26), CRITICAL),  # a 10 min wait: 2 h 10 min, as before
+        (180, 4.5, hours(1), CRITICAL),  # the wait counts at most max_age (a batch's window)
+        (-30, 2.5, hours(26), CRITICAL),  # a wait no server means moves nothing
+        (10**12, 2.5, None, WARNING),  # nor does an absurd one raise: at most HEALTH_WINDOW
+        (10**12, 7 * 24 + 2.5, None, CRITICAL),
+    ],
+)
+def test_a_retry_is_awaited_for_the_job_s_own_retry_wait(
+    wait: int, ago: float, max_age: dt.timedelta | None, state: HealthState
+) -> None:
+    """VB365 retries a failed job after its ``retryWaitInterval`` (minutes). A job set to wait 3 h
+    between attempts was called failed (CRITICAL) 2 h after its run, its retry still to come."""
+    job = make_job(
+        schedule_policy=SchedulePolicy(retry_enabled=True, retry_number=3, retry_wait_interval=wait)
+    )
+    health = check(job, [run("Failed", ago, will_retry=True)], max_age=max_age)
+    assert health.state is state, health.reason
+    assert health.reason.endswith(", will be retried") is (state is WARNING)
+    allowance = retry_allowance(job, HealthPolicy(max_age=max_age))
+    assert RETRY_WITHIN <= allowance <= RETRY_WITHIN + (max_age or HEALTH_WINDOW)
 
 
 def test_the_example_reasons() -> None:

@@ -73,6 +73,8 @@ class JobState:
     last_status: str | None
     last_run: dt.datetime | None
     last_backup: dt.datetime | None
+    retry_wait: int | None = None
+    """The schedule's ``retryWaitInterval`` (minutes); None: no schedule on the wire."""
 
 
 @attrs.frozen
@@ -224,6 +226,12 @@ def server(state: State, version: str) -> Callable[[httpx.Request], httpx.Respon
             wire["lastBackup"] = _stamp(job.last_backup)
         if version == "v8":
             wire["organizationId"] = job.org_id
+        if job.retry_wait is not None:
+            wire["schedulePolicy"] = {
+                "retryEnabled": True,
+                "retryNumber": 3,
+                "retryWaitInterval": job.retry_wait,
+            }
         wire["_links"] = {
             "self": href("Jobs", job.id),
             "organization": href("Organizations", job.org_id),
@@ -467,18 +475,29 @@ SIX_HOURS = HealthPolicy(max_age=dt.timedelta(hours=6), stale=HealthState.WARNIN
 
 @pytest.mark.parametrize("version", ["v7", "v8"])
 @pytest.mark.parametrize(
-    ("failed_ago", "retrying", "policy", "state"),
+    ("failed_ago", "retrying", "policy", "state", "retry_wait"),
     [
-        pytest.param(1, False, NO_AGE, HealthState.WARNING, id="recent"),
-        pytest.param(8 * 24, False, NO_AGE, HealthState.CRITICAL, id="before a 7-day window"),
-        pytest.param(10, False, SIX_HOURS, HealthState.CRITICAL, id="before an 8 h window"),
-        pytest.param(3, False, SIX_HOURS, HealthState.CRITICAL, id="in the window"),
-        pytest.param(3, True, SIX_HOURS, HealthState.WARNING, id="retry running"),
-        pytest.param(10, True, SIX_HOURS, HealthState.WARNING, id="retry running, failure before the window"),
+        pytest.param(1, False, NO_AGE, HealthState.WARNING, None, id="recent"),
+        pytest.param(8 * 24, False, NO_AGE, HealthState.CRITICAL, None, id="before a 7-day window"),
+        pytest.param(10, False, SIX_HOURS, HealthState.CRITICAL, None, id="before an 8 h window"),
+        pytest.param(3, False, SIX_HOURS, HealthState.CRITICAL, None, id="in the window"),
+        pytest.param(3, True, SIX_HOURS, HealthState.WARNING, None, id="retry running"),
+        pytest.param(
+            10, True, SIX_HOURS, HealthState.WARNING, None, id="retry running, failure before the window"
+        ),
+        pytest.param(4, False, NO_AGE, HealthState.WARNING, 180, id="within a 3 h retry wait"),
+        pytest.param(6, False, NO_AGE, HealthState.CRITICAL, 180, id="past a 3 h retry wait"),
+        pytest.param(7, False, SIX_HOURS, HealthState.WARNING, 600, id="a 10 h wait counts 6 h"),
+        pytest.param(9, False, SIX_HOURS, HealthState.CRITICAL, 600, id="a 10 h wait, before the window"),
     ],
 )
 async def test_a_failure_said_to_be_retried_is_judged_batched_as_alone(
-    version: str, failed_ago: int, retrying: bool, policy: HealthPolicy, state: HealthState
+    version: str,
+    failed_ago: int,
+    retrying: bool,
+    policy: HealthPolicy,
+    state: HealthState,
+    retry_wait: int | None,
 ) -> None:
     """A failed run the server said it would retry (``jobWillBeRetried``) is WARNING while the
     retry can still come (the failure ended within `RETRY_WITHIN`) or runs; past that, with no
@@ -499,6 +518,7 @@ async def test_a_failure_said_to_be_retried_is_judged_batched_as_alone(
         last_status=newest.status,
         last_run=newest.created,
         last_backup=NOW - 40 * 24 * dt.timedelta(hours=1),
+        retry_wait=retry_wait,
     )
     state_of_server = _tenant(job, runs=tuple(runs))
     async with client(state_of_server, version) as vbo:

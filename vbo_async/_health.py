@@ -33,6 +33,7 @@ from ._zones import unzoned as unzoned_time
 
 __all__ = [
     "CLOCK_SKEW",
+    "HEALTH_WINDOW",
     "RETRY_WITHIN",
     "HealthPolicy",
     "HealthState",
@@ -42,6 +43,7 @@ __all__ = [
     "is_never",
     "newest_first",
     "on_clock",
+    "retry_allowance",
     "window_falls_short",
 ]
 
@@ -95,8 +97,9 @@ class HealthPolicy:
 
     - ``failed``: the last finished run failed (CRITICAL).
     - ``failed_will_retry``: it failed and the server will retry it (``job_will_be_retried``,
-      v7+) (WARNING), while that retry can still come: the failure ended within `RETRY_WITHIN`
-      (2 h), or a run after it is in progress. Past that no retry came, and it is ``failed``.
+      v7+) (WARNING), while that retry can still come: the failure ended within the job's retry
+      wait and `RETRY_WITHIN` (2 h) more (`retry_allowance`), or a run after it is in progress.
+      Past that no retry came, and it is ``failed``.
     - ``warning``: the last finished run ended with warnings (WARNING).
     - ``other_result``: the last finished run ended with a status that is none of Success,
       Warning and Failed (``Disconnected``, ``NotConfigured``, one newer than vbo-async)
@@ -179,13 +182,15 @@ as long as it stays in the future. (.NET's ``DateTime.MaxValue``, in the year 99
 at all: `is_never`.)"""
 
 RETRY_WITHIN = dt.timedelta(hours=2)
-"""How long after a failed run ended `assess` takes the server's word that it will retry it
-(``job_will_be_retried``): VB365 retries after the job's ``retryWaitInterval`` (minutes: 5 or 10
-in the documented examples). A failure that ended longer ago, with no run in progress after it,
-was not retried: it is judged as the failure it is (``HealthPolicy.failed``), not as one about to
-be retried for as long as it stays the last run. No longer than the slack a batch reads beyond ``max_age``: a
-failure before a batch's window, which the batch knows only as the job's ``lastStatus``, is then
-judged alike either way."""
+"""How long after a failed run ended, beyond the job's own retry wait, `assess` takes the server's
+word that it will retry it (``job_will_be_retried``): VB365 retries after the job's
+``retryWaitInterval`` (minutes: 5 or 10 in the documented examples, hours where an admin set so).
+A failure that ended longer ago, with no run in progress after it, was not retried: it is judged
+as the failure it is (``HealthPolicy.failed``), not as one about to be retried for as long as it
+stays the last run. See `retry_allowance`."""
+
+HEALTH_WINDOW = dt.timedelta(days=7)
+"""How far back a batch reads sessions when the health policy has no ``max_age``."""
 
 _IN_PROGRESS = frozenset({JobStatus.RUNNING, JobStatus.QUEUED})
 _NOT_A_RESULT = _IN_PROGRESS | {JobStatus.STOPPED}
@@ -269,9 +274,9 @@ def assess(
     session created more than `CLOCK_SKEW` (a day) after ``now`` ranks after every one dated
     within reason, and its end is no last success (nor is a ``last_backup`` or ``last_run`` that
     far ahead). A failure the server will retry (``job_will_be_retried``) is
-    ``policy.failed_will_retry`` only while the retry can still come (`RETRY_WITHIN`, or a run
-    after it in progress); later it is ``policy.failed``, as a batch that knows it only from the
-    job's ``last_status`` judges it.
+    ``policy.failed_will_retry`` only while the retry can still come (`retry_allowance`: the
+    job's retry wait and `RETRY_WITHIN`, or a run after it in progress); later it is
+    ``policy.failed``, as a batch that knows it only from the job's ``last_status`` judges it.
     Ages are ``now`` minus times the server wrote by its own clock: `VBOClient.job_health` and
     `poll_jobs` pass the server's now (this machine's moved by `VBOClient.server_clock_offset`),
     and a caller judging a server whose clock is off this machine's should do the same.
@@ -587,7 +592,9 @@ def _last_result(
     """The finding about the newest finished run: from the sessions, else from the job."""
     if last_session is not None:
         status, when = last_session.status, _finished_at(last_session)
-        retried = last_session.job_will_be_retried is True and _retry_to_come(when, running, now)
+        retried = last_session.job_will_be_retried is True and _retry_to_come(
+            when, running, now, retry_allowance(job, policy)
+        )
     elif (
         (ran := _utc(job.last_run)) is not None
         and job.last_status is not None
@@ -618,11 +625,29 @@ def _last_result(
     return _Finding(policy.other_result, f"last run ended with {shown} {ago}")
 
 
-def _retry_to_come(failed: dt.datetime | None, running: JobSession | None, now: dt.datetime) -> bool:
+def _retry_to_come(
+    failed: dt.datetime | None, running: JobSession | None, now: dt.datetime, allowance: dt.timedelta
+) -> bool:
     """Whether the retry of a run that failed at ``failed`` (its end) can still come: a run after
-    it is in progress (``running``), or it ended within `RETRY_WITHIN` (an undated failure: the
-    server's word is all there is)."""
-    return running is not None or failed is None or now - failed <= RETRY_WITHIN
+    it is in progress (``running``), or it ended within ``allowance`` (`retry_allowance`; an
+    undated failure: the server's word is all there is)."""
+    return running is not None or failed is None or now - failed <= allowance
+
+
+def retry_allowance(job: Job, policy: HealthPolicy) -> dt.timedelta:
+    """How long after a failure the server said it will retry `assess` awaits that retry (pure):
+    `RETRY_WITHIN` beyond the job's own ``retry_wait_interval`` (minutes; a job set to wait 3
+    hours between attempts is not failed 2 hours after its run). The wait counts at most
+    ``policy.max_age`` (`HEALTH_WINDOW` without one): a batch reads sessions `RETRY_WITHIN`
+    beyond that, so a failure it knows only from the job's ``last_status`` is past its retry
+    either way, and a wait no server means (a negative or absurd number) moves nothing."""
+    schedule = job.schedule_policy
+    wait = None if schedule is None else schedule.retry_wait_interval
+    if wait is None or isinstance(wait, bool) or not isinstance(wait, int) or wait <= 0:
+        return RETRY_WITHIN
+    cap = policy.max_age if policy.max_age is not None else HEALTH_WINDOW
+    waited = dt.timedelta(minutes=min(wait, cap // dt.timedelta(minutes=1)))
+    return RETRY_WITHIN + waited if waited <= dt.timedelta.max - RETRY_WITHIN else dt.timedelta.max
 
 
 def _staleness(

@@ -41,7 +41,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     VBOError,
 )
-from ._health import HealthPolicy, JobHealth, assess, finished, on_clock, window_falls_short
+from ._health import HEALTH_WINDOW, HealthPolicy, JobHealth, assess, finished, on_clock, window_falls_short
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget, detached
@@ -71,8 +71,6 @@ otherwise list 3,500 jobs for 36 (about 3× the time of 10 requests on loopback)
 batch sends far fewer requests. The count is the listing's (read first) or, when the caller
 gave it (`poll_jobs`'s ``organization_counts``), that one; targets that all carry their
 `Organization` and come without a count are batched without this rule (no listing is read)."""
-HEALTH_WINDOW = dt.timedelta(days=7)
-"""How far back a batch reads sessions when the health policy has no ``max_age``."""
 _WINDOW_SLACK = dt.timedelta(hours=2)
 _EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 """No window starts before this: a longer ``max_age`` reads every session there is."""

@@ -95,8 +95,8 @@ fit, the least severe, counted on a last line ("... 161 WARNING lines left out")
 A job's health: CRITICAL when its last run failed or it had no success for --max-age
 (with --schedule-aware, plus the days its schedule leaves out or the hours its periodic
 window is closed, and an hour for daylight saving; never for a job run only by hand);
-WARNING when its last run ended with warnings, failed but will be retried (within 2 h of the
-failure, or while a run after it is in progress), or it never ran;
+WARNING when its last run ended with warnings, failed but will be retried (within the job's retry
+wait and 2 h of the failure, or while a run after it is in progress), or it never ran;
 UNKNOWN when its last run ended otherwise or its sessions could not be read; OK otherwise
 (a disabled job is OK). A server or tenant that cannot be read, an --org that names no
 organization, or finding no job at all is UNKNOWN, never OK.
