@@ -780,6 +780,13 @@ async def test_a_server_that_is_down_is_unknown_never_ok(
     nothing = await check(capsys, targets_of(tmp_path, dead))
     assert nothing.code == 3
     assert nothing.out.startswith("VB365 UNKNOWN - no jobs found on 0 tenants; 1 server unreachable: ")
+    # An --org when no server could be read: the servers' rows say why; the organization is not
+    # said to be missing (it was "1 organization not found: --org ... (not found)", first).
+    named = await check(capsys, targets_of(tmp_path, dead), "--org", east.organization("OK"))
+    assert named.code == 3
+    said = "VB365 UNKNOWN - no jobs found on 0 tenants; 1 server unreachable: down0 (unreachable) | "
+    assert named.out.startswith(said)
+    assert "not found" not in named.out
 
 
 async def test_org_across_servers_and_an_unknown_org(

@@ -976,3 +976,84 @@ async def test_a_close_made_inside_a_grant_that_then_hangs_still_ends_within_the
         await asyncio.wait_for(call, timeout=10)  # guards against a hang only
     await settled(before)
     assert vbo._fetcher.closed
+
+
+def _stuck_in_httpcore(transport: httpx.AsyncHTTPTransport) -> tuple[int, int]:
+    """(pool requests no call is making, connections never used nor waited on) of httpx's own
+    transport's pool, read when nothing is in flight."""
+    pool = transport._pool
+    waited_on = {id(request.connection) for request in pool._requests}
+    never_used = sum(
+        1 for connection in pool.connections if id(connection) not in waited_on and "NEW" in repr(connection)
+    )
+    return len(pool._requests), never_used
+
+
+async def test_cancelled_calls_never_break_httpx_s_own_pool() -> None:
+    """Over ``transport=httpx.AsyncHTTPTransport(...)`` (the README's way through a proxy),
+    calls cancelled at any moment left httpcore's pool holding what no call used: a request
+    whose answer's close was cut short (httpcore guards it against anyio's cancellation, not
+    asyncio's), and a connection opened for a request cancelled before it was sent
+    (encode/httpcore#1093). Once the pool's limit of them was reached every request, a job
+    action included, waited for a connection until its timeout: the client was dead until
+    rebuilt. Now every close runs to its end and such connections are closed."""
+    simulator = Simulator(SimulatorConfig(seed=1, organizations=4, api_versions=("v8",)))
+    slots = 3
+    async with serve(create_app(simulator=simulator)) as port:
+        transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=slots + 1))
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username="admin",
+            password="admin",
+            api_version="v8",
+            max_concurrency=slots,
+            timeout=5.0,
+            transport=transport,
+            retry=RetryPolicy(attempts=1),
+        )
+        async with vbo:
+            organizations = (await vbo.organizations())[:slots]
+            before = asyncio.all_tasks()
+            for _ in range(15):
+                for turns in range(2, 16):  # the cancellation lands at every point of a call
+                    calls = [asyncio.create_task(vbo.organization(o.id)) for o in organizations]
+                    for _ in range(turns):
+                        await asyncio.sleep(0)
+                    for call in calls:
+                        call.cancel()
+                    await asyncio.gather(*calls, return_exceptions=True)
+                    assert _stuck_in_httpcore(transport) == (0, 0)
+            await settled(before)
+            # The pool still serves every slot at once, and the job action goes out once.
+            found = await asyncio.wait_for(
+                asyncio.gather(*(vbo.organization(o.id) for o in organizations)), timeout=30
+            )  # guards against a hang only
+            assert [o.id for o in found] == [o.id for o in organizations]
+            job_id = simulator.job_ids()[0]
+            await asyncio.wait_for(vbo.start_job(job_id), timeout=30)  # guards against a hang only
+
+
+async def test_job_sessions_cut_at_its_limit_leaves_no_task_behind() -> None:
+    """``job_sessions(limit=2)`` stops reading a listing that goes on (a ``next`` link): the
+    listing was left to the collector, whose close of it ran as a task of its own after the call
+    had returned."""
+    session = {"id": "s0", "jobId": "j1", "status": "Success", "creationTime": "2026-01-01T00:00:00Z"}
+    page = {
+        "results": [{**session, "id": f"s{i}"} for i in range(2)],
+        "_links": {"next": {"href": "/v8/JobSessions?jobId=j1&offset=2&limit=2"}},
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v8/Token":
+            return httpx.Response(200, json={"access_token": "a", "token_type": "bearer", "expires_in": 3600})
+        return httpx.Response(200, json=page if request.url.path == "/v8/JobSessions" else {"results": []})
+
+    transport = httpx.MockTransport(answer)
+    async with VBOClient(BASE, username="u", password="p", api_version="v8", transport=transport) as vbo:
+        await vbo.organizations()  # the token: nothing of it is left to run either
+        before = asyncio.all_tasks()
+        sessions = await vbo.job_sessions("j1", limit=2)
+        assert asyncio.all_tasks() == before
+        await asyncio.sleep(0)
+        assert asyncio.all_tasks() == before
+    assert [s.id for s in sessions] == ["s0", "s1"]

@@ -77,8 +77,8 @@ async def test_seed_job_scalar_fields(fake: FakeVBO, vbo: VBOClient, seed: list[
     # Not sent by the vendor, but read from the job's links (their last path segments).
     assert job.repository_id == REPO_ID
     assert job.organization_id == ORG_ID
+    assert job.proxy_id == PROXY_ID
     # Not sent by the vendor: absent means None.
-    assert job.proxy_id is None
     assert job.is_run is None
     assert job.selected_mailboxes is None
     assert job.excluded_mailboxes is None
@@ -274,6 +274,7 @@ async def test_seed_decodes_to_the_expected_job_as_a_whole(
         all_mailboxes=True,
         organization_id=ORG_ID,
         repository_id=REPO_ID,
+        proxy_id=PROXY_ID,
         last_status=JobStatus.SUCCESS,
         last_run=dt.datetime(2017, 4, 1, 9, 35, 59, 46916, tzinfo=UTC),
         next_run=dt.datetime(2017, 4, 4, 22, 0, tzinfo=UTC),

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import attrs
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -500,6 +501,35 @@ def test_rebase_resolves_relative_hrefs_against_their_context() -> None:
     )
     with pytest.raises(LinkError):
         root.rebase("../../../x", context=context)
+
+
+@pytest.mark.parametrize(
+    "href", ["/v1/Organizations/\ud800", "/v1/Jobs?name=\udfff", "/v1/Jobs/\u00e9t\u00e9"]
+)
+async def test_an_href_no_url_can_carry_is_a_link_error(href: str) -> None:
+    """A lone surrogate (a model built with ``from_wire`` from data decoded elsewhere: the
+    decoder itself mends them) is a `LinkError` before any request, not httpx's bare
+    `UnicodeEncodeError`; other non-ASCII text is followed, percent-encoded."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.path.endswith("/Token"):
+            return httpx.Response(200, json={"access_token": "a", "token_type": "bearer", "expires_in": 3600})
+        return httpx.Response(200, json={"id": "o1"})
+
+    transport = httpx.MockTransport(answer)
+    async with VBOClient(
+        "https://vbo.test", username="u", password="p", api_version="v1", transport=transport
+    ) as vbo:
+        job = vbo.from_wire({"id": "J1", "_links": {"organization": {"href": href}}}, Job)
+        if href.isascii() or "\u00e9" in href:
+            assert (await vbo.follow(job.links.organization)).id == "o1"
+            assert seen[-1] == "https://vbo.test/v1/Jobs/%C3%A9t%C3%A9"
+        else:
+            with pytest.raises(LinkError, match="no text a URL can carry"):
+                await job.links.organization
+            assert seen == []
 
 
 @pytest.mark.parametrize("base", ["vbo.test:4443", "ftp://vbo.test", "https://", "https://vbo.test/?x=1"])

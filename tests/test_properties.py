@@ -213,6 +213,7 @@ _FROM_LINKS: dict[tuple[type[Any], str], tuple[str, str | None]] = {
     # has none for the organization and the job, but reads and writes v8's all the same)
     (Job, "organization_id"): ("organization", "organizationId"),
     (Job, "repository_id"): ("repository", "repositoryId"),
+    (Job, "proxy_id"): ("proxy", "proxyId"),
     (JobSession, "job_id"): ("job", "jobId"),
 }
 

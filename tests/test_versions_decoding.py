@@ -318,6 +318,36 @@ def test_v1_jobs_keep_their_own_proxy_link(vbo: VBOClient) -> None:
     assert job.links.repository is not None
     assert job.links.repository.href == f"{host}/BackupRepositories/{REPO_ID}"
     assert job.repository_id == REPO_ID
+    assert job.proxy_id == PROXY_ID  # from the proxy link, as the repository's id is
+
+
+def test_v6_plus_jobs_name_no_proxy_id(vbo: VBOClient, version: str) -> None:
+    """A v6+ job's ``proxy`` link is its repository's (two steps): its last segment is the
+    repository's id, no proxy's."""
+    job = vbo.from_wire(job_wire(version), Job, api_version=version)
+    assert isinstance(job.links.proxy, ThroughLink)
+    assert (job.proxy_id, job.repository_id) == (None, REPO_ID)
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v6", "v7", "v8"])
+async def test_a_job_naming_no_organization_is_the_one_its_listing_asked_for(api_version: str) -> None:
+    """A job without ``organizationId`` or an organization link, listed by an organization's
+    jobs listing (``/Organizations/{id}/Jobs``; v8 ``/Jobs?organizationId=``), is that
+    organization's, as a session listed by its job's gets the job's id."""
+    router = respx.MockRouter(base_url=BASE, assert_all_called=False)
+    router.post(f"/{api_version}/Token").respond(json=token_body(1))
+    router.post(f"/{api_version}/token/logout").respond(204)
+    bare = [{"id": JOB_ID, "name": "No organization named"}]
+    router.get(f"/{api_version}/Organizations/{ORG_ID}/Jobs").respond(json=bare)
+    router.get(f"/{api_version}/Jobs").respond(json={"offset": 0, "limit": 10000, "results": bare})
+    transport = httpx.MockTransport(router.async_handler)
+    async with VBOClient(
+        BASE, username="u", password="p", api_version=api_version, transport=transport
+    ) as vbo:
+        (job,) = await vbo.organization_jobs(ORG_ID)
+        (unfiltered,) = await vbo.jobs()
+    assert job.organization_id == ORG_ID
+    assert unfiltered.organization_id is None  # a server-wide listing names no organization
 
 
 # --- sessions --------------------------------------------------------------------------------------
@@ -446,6 +476,15 @@ def test_a_proxy_role_list_sent_as_a_string_is_refused_not_read_letter_by_letter
         vbo.from_wire(wire, Proxy, api_version="v8")
     roles = vbo.from_wire({**wire, "role": ["Processor", "Scheduler"]}, Proxy, api_version="v8").roles
     assert roles == (ProxyRole.PROCESSOR, ProxyRole.SCHEDULER)
+
+
+def test_a_null_among_a_proxy_s_roles_is_refused_as_a_null_folder_is(vbo: VBOClient) -> None:
+    """``roles`` is a tuple of `ProxyRole`: a null item was read as None, and a caller reading
+    ``role.is_known`` of each got a bare AttributeError. A null list is still None."""
+    wire = {**proxy_wire("v8"), "role": ["Processor", None]}
+    with pytest.raises(DecodeError, match=r"expected a ProxyRole string, got null at \$\.role\[1\]$"):
+        vbo.from_wire(wire, Proxy, api_version="v8")
+    assert vbo.from_wire({**wire, "role": None}, Proxy, api_version="v8").roles is None
 
 
 def test_a_proxy_decodes_per_version(vbo: VBOClient, version: str) -> None:

@@ -10,6 +10,7 @@ chooses the version and gives the token the first request needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import errno
 import ipaddress
@@ -586,16 +587,19 @@ class VBOClient:
             url = f"{url}{'&' if '?' in url else '?'}limit={min(limit, dialect.page_limit)}"
         wanted = id_key(job_id)
         found: dict[str, JobSession] = {}  # by id: each session once
-        async for session in self._fetcher.iterate(url, JobSession):
-            if session.job_id is not None and id_key(session.job_id) != wanted:
-                continue  # a page that ignored jobId (v6's /JobSessions does; a next link may lead there)
-            # A page may repeat a session of the one before: one started meanwhile shifts a
-            # newest-first listing cut by offset.
-            if session.job_id is None:
-                session = attrs.evolve(session, job_id=job_id)
-            found[session.id] = session
-            if limit is not None and dialect.page_limit is not None and len(found) >= limit:
-                break
+        # Closed here when the limit breaks off: left to the collector, its close was a task of
+        # its own after the call had returned.
+        async with contextlib.aclosing(self._fetcher.iterate(url, JobSession)) as listed:
+            async for session in listed:
+                if session.job_id is not None and id_key(session.job_id) != wanted:
+                    continue  # a page that ignored jobId (v6's /JobSessions does; a next link may lead there)
+                # A page may repeat a session of the one before: one started meanwhile shifts a
+                # newest-first listing cut by offset.
+                if session.job_id is None:
+                    session = attrs.evolve(session, job_id=job_id)
+                found[session.id] = session
+                if limit is not None and dialect.page_limit is not None and len(found) >= limit:
+                    break
         sessions = sorted(found.values(), key=newest_first)
         return sessions if limit is None else sessions[:limit]
 

@@ -188,7 +188,7 @@ class WireValueError(ValueError):
 
     def shown(self, scrub: Callable[[str], str] | None = None) -> str:
         """The message with the value quoted, scrubbed by ``scrub`` (if given) before the cut."""
-        if self.value is _NO_VALUE:
+        if self.value is _NO_VALUE or self.value is None:  # a null is said by the message ("got null")
             return self.message
         value = self.value
         try:
@@ -323,14 +323,16 @@ def _optional(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T | None]:
     return structure
 
 
-def _enum_hook(cls: type[OpenEnum]) -> Callable[[Any, Any], OpenEnum | None]:
+def _enum_hook(cls: type[OpenEnum], *, nullable: bool = True) -> Callable[[Any, Any], OpenEnum | None]:
+    """``cls`` from its wire string; ``null`` is None where ``nullable`` (a field), refused where
+    not (an item of a list: a ``tuple[ProxyRole, ...]`` holds roles, never None)."""
     members = cls._value2member_map_
 
     def structure(value: Any, _: object = None) -> OpenEnum | None:
         if value.__class__ is str:
             member = members.get(value)
             return member if member is not None else cls(value)  # type: ignore[return-value]
-        if value is None:
+        if value is None and nullable:
             return None
         raise WireValueError(f"expected a {cls.__name__} string, got {_kind(value)}", value=value)
 
@@ -728,7 +730,7 @@ _STATIC_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {
 for _enum_cls in ENUMS:
     _STATIC_HOOKS[_enum_cls] = _STATIC_HOOKS[_enum_cls | None] = _enum_hook(_enum_cls)
     # A list of values (a v8 proxy's ``role``): an array only, never a string read letter by letter.
-    _values = _tuple_of(f"{_enum_cls.__name__} values", _enum_hook(_enum_cls), _enum_cls)
+    _values = _tuple_of(f"{_enum_cls.__name__} values", _enum_hook(_enum_cls, nullable=False), _enum_cls)
     _STATIC_HOOKS.update(_unions(_values, tuple[_enum_cls, ...]))  # type: ignore[valid-type]
 del _enum_cls, _values
 

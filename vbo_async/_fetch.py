@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -332,7 +332,9 @@ class Fetcher:
         # server's next link may leave it out, or name another version whose default differs.
         return decoded, self.rebase(next_href, context=url, relation="next", target=target)
 
-    async def iterate(self, url: str, target: type[T], *, refused: Refused | None = None) -> AsyncIterator[T]:
+    async def iterate(
+        self, url: str, target: type[T], *, refused: Refused | None = None
+    ) -> AsyncGenerator[T, None]:
         """Every item of a collection, page by page, following ``next`` until it is absent or a
         page has no items. An item a later page repeats (by its ``id``, and its organization for
         items naming one: `unread`) is given once.

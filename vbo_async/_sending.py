@@ -265,6 +265,11 @@ class Sender:
         self._transport = transport
         self._lean_get = _lean_get(transport)
         self._lean_post: LeanPost | None = getattr(transport, "post", None) if self._lean_get else None
+        # httpcore frees a pool slot in its answer's close, guarded against its own (anyio's)
+        # cancellation but not asyncio's: a cancellation landing there left the slot taken for
+        # ever, and max_concurrency of them every later request waiting for the pool until its
+        # timeout. That close runs to its end (`_finish_close`).
+        self._finish_closes = isinstance(transport, httpx.AsyncHTTPTransport)
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._timeout = timeout
         self._max_bytes = max_response_bytes
@@ -757,6 +762,8 @@ class Sender:
             elif post is not None:
                 # Not bound to a name here: the form (a password) stays out of this frame.
                 response = await post(*self._lean_form(call, token), self._extensions["timeout"])
+            elif self._finish_closes:
+                response = await _through_httpcore(self._transport, self._build(call, token))
             else:
                 response = await self._transport.handle_async_request(self._build(call, token))
             if token is None or response.status_code != 401 or renewals == MAX_RENEWALS:
@@ -767,7 +774,7 @@ class Sender:
                 refused = token
                 break
             # A 401's body is never needed: the token is renewed and the request sent again.
-            await response.aclose()
+            await (_finish_close(response) if self._finish_closes else response.aclose())
             if log.isEnabledFor(logging.DEBUG):
                 shown = self._scrub(call.url)
                 log.debug("401 from %s %s; renewing the token and replaying", call.method, shown)
@@ -785,7 +792,7 @@ class Sender:
         try:
             body = await self._read(response, call.method, call.url)
         finally:
-            await response.aclose()
+            await (_finish_close(response) if self._finish_closes else response.aclose())
         unrenewed = None if refused is None else await self._renew_refused(limit, refused)
         return Answer(response.status_code, response, body, unrenewed=unrenewed)
 
@@ -1074,6 +1081,77 @@ def _lean_get(transport: httpx.AsyncBaseTransport) -> LeanGet | None:
         lean: LeanGet = transport.get  # type: ignore[attr-defined]
         return lean
     return None
+
+
+async def _finish_close(response: httpx.Response | Reply) -> None:
+    """Close ``response`` to the end even when the caller is cancelled meanwhile (the close is
+    short: it returns the connection to the pool or closes it), then let the cancellation go on."""
+    closing = asyncio.ensure_future(response.aclose())
+    cancelled: asyncio.CancelledError | None = None
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        except Exception:  # the close's own failure: the task's result, raised below
+            pass
+    if cancelled is not None:
+        closing.exception()  # read: a failed close is not "never retrieved" once cancelled
+        raise cancelled
+    closing.result()
+
+
+async def _through_httpcore(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
+    """``request`` over httpx's own transport; cancelled, the connection httpcore may have opened
+    for it and then left unused is closed (`_abandoned_httpcore`)."""
+    try:
+        return await transport.handle_async_request(request)
+    except asyncio.CancelledError as exc:
+        abandoned = _abandoned_httpcore(transport)
+        if abandoned:
+            closing = asyncio.ensure_future(_close_httpcore(transport, abandoned))
+            while not closing.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(closing)
+        raise exc
+
+
+def _abandoned_httpcore(transport: httpx.AsyncBaseTransport) -> list[Any]:
+    """The connections of httpx's own transport that httpcore opened for a request, which was
+    then cancelled before sending anything on them (encode/httpcore#1093), taken out of its
+    pool: never used (``NEW``), no request of the pool waiting on them. httpcore never frees
+    them (neither idle nor available nor expired), and once the pool's limit of them is reached
+    every request waits for a connection until its timeout. A pool of another shape: none."""
+    pool = getattr(transport, "_pool", None)
+    connections = getattr(pool, "_connections", None)
+    requests = getattr(pool, "_requests", None)
+    lock = getattr(pool, "_optional_thread_lock", None)
+    if not isinstance(connections, list) or not isinstance(requests, list) or lock is None:
+        return []
+    with lock:
+        waited_on = {id(getattr(request, "connection", None)) for request in requests}
+        abandoned = [
+            connection
+            for connection in connections
+            if id(connection) not in waited_on and _never_used(connection)
+        ]
+        for connection in abandoned:
+            connections.remove(connection)
+    return abandoned
+
+
+def _never_used(connection: Any) -> bool:
+    """Whether an httpcore connection is open but has carried no request (``NEW``)."""
+    inner = getattr(connection, "_connection", None)
+    state = getattr(inner, "_state", None)
+    return getattr(state, "name", None) == "NEW" and getattr(inner, "_request_count", None) == 0
+
+
+async def _close_httpcore(transport: httpx.AsyncBaseTransport, connections: list[Any]) -> None:
+    close = getattr(getattr(transport, "_pool", None), "_close_connections", None)
+    if close is not None:
+        with contextlib.suppress(Exception):  # a connection the peer reset: closed all the same
+            await close(connections)
 
 
 async def _close_idle_httpcore(transport: httpx.AsyncHTTPTransport) -> None:

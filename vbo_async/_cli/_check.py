@@ -334,6 +334,9 @@ def check(
     state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Passwords come from each server's
     password_env variable (no prompt when run without a terminal) or password_file.
 
+    Each run signs in once per server; VB365 allows 5 sign-ins a minute: prefer one check per
+    server (all its tenants, repositories, license and proxies) to a check per tenant.
+
     \b
     Example:
       vbo-async check --targets /etc/vbo/targets.toml --max-age 30h --org contoso.onmicrosoft.com
@@ -492,12 +495,15 @@ async def _sweep(
             proxies=proxies,
         )
     failures = swept.failures()
+    down = sum(row.organization is None for row in failures)
     not_found = []
     for key, value in keys.items():
         if any(key in _names(t) for targets, _ in swept.listed.values() for t in targets):
             continue
         if any(_failed_name(row) == key for row in failures):
             continue  # an organization of the targets file that its server does not have
+        if down == len(servers):
+            continue  # no server could be read: their rows say why, and nothing else is known
         selective = any(server.target.organizations != "all" for server in servers)
         not_found.append(NotFound(value, _not_found_message(value, seen, failures, len(servers), selective)))
     return swept, not_found
@@ -524,8 +530,6 @@ def _not_found_message(
     ``selective``, the targets file's ``organizations`` chose them: an organization of the
     server it does not choose was never listed here, and is not said to be missing there)."""
     down = sum(row.organization is None for row in failures)
-    if down == servers:
-        return f"no organization {value!r}: no server could be read"
     where = "on the server" if servers == 1 else f"on any of the {servers} servers"
     if down:
         where = f"on the {servers - down} of {servers} servers that could be read"

@@ -53,10 +53,15 @@ V1 = Dialect(
     derived=(
         IdFromLink(m.Job, "organization_id", "organization"),
         IdFromLink(m.Job, "repository_id", "repository"),
+        IdFromLink(m.Job, "proxy_id", "proxy"),
         IdFromLink(m.JobSession, "job_id", "job"),
     ),
-    # A job's own sessions link names the job the sessions it lists belong to.
-    path_context={m.JobSession: {"job_id": Route("Jobs/{job}/JobSessions")}},
+    # A job's own sessions link names the job the sessions it lists belong to, an
+    # organization's jobs listing the organization (a job without an organization link).
+    path_context={
+        m.JobSession: {"job_id": Route("Jobs/{job}/JobSessions")},
+        m.Job: {"organization_id": Route("Organizations/{organization}/Jobs")},
+    },
     # A followed link to one organization or proxy asks what these routes ask (v7+ extendedView).
     link_routes={m.Organization: "organization", m.Proxy: "proxy"},
 )

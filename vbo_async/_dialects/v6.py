@@ -66,6 +66,9 @@ V6 = V1.evolve(
         m.JobSession: frozenset({"job_id"}),
         m.UsedRepository: frozenset({"repository_id"}),
     },
+    # v6+ jobs name no proxy: their ``proxy`` link is the repository's (derived below), whose
+    # last segment is no proxy id.
+    replaces=((m.Job, "proxy_id"),),
     derived=(
         LinkThrough(m.Job, "proxy", via="repository", then="proxy"),
         # v2's /Proxies/{id}/repositories is served by no v6+ version (their OpenAPI has no such

@@ -24,6 +24,9 @@ V8 = V7.evolve(
         "proxy": Route("Proxies/{proxy}"),
         "object_storage": None,  # gone: a repository holds its objectStorage
     },
+    # A job without organizationId listed by /Jobs?organizationId= is that organization's, as
+    # /Organizations/{id}/Jobs says on earlier versions.
+    query_context={m.Job: {"organization_id": "organizationId"}},
     names={
         m.Job: {"organization_id": ("organizationId",)},
         m.JobSession: {"job_id": ("jobId",)},
