@@ -413,7 +413,82 @@ tests:
           - exp_labels: {{severity: warning, job: vb365, instance: "exporter:9810"}}
             exp_annotations:
               summary: The vbo-async exporter exporter:9810 refused its last configuration reload
+  # A server whose sweeps fail one in three: its repository, proxy and license series are dropped
+  # at each failure too. Bare selectors restarted those alerts' `for:` at every gap: none fired.
+  - interval: 1m
+    input_series:
+      - series: 'veeam_vb365_repository_free_bytes{{{r3}}}'
+        values: '{flapping_free}'
+      - series: 'veeam_vb365_repository_capacity_bytes{{{r3}}}'
+        values: '{flapping_capacity}'
+      - series: 'veeam_vb365_repository_out_of_order{{{r3}}}'
+        values: '{flapping_one}'
+      - series: 'veeam_vb365_proxy_up{{server="flaky",proxy_id="p3",proxy_name="p3.local"}}'
+        values: '{flapping_zero}'
+      - series: 'veeam_vb365_license_expiration_timestamp_seconds{{server="flaky"}}'
+        values: '{flapping_license}'
+    alert_rule_test:
+      - eval_time: 150m
+        alertname: VB365RepositoryLowSpace
+        exp_alerts:
+          - exp_labels: {{severity: warning, server: flaky, repository_id: 3, repository_name: R 3}}
+            exp_annotations:
+              summary: Repository R 3 on flaky is under 10% free
+              description: 5% free.
+      - eval_time: 150m
+        alertname: VB365RepositoryOutOfOrder
+        exp_alerts:
+          - exp_labels: {{severity: critical, server: flaky, repository_id: 3, repository_name: R 3}}
+            exp_annotations:
+              summary: Repository R 3 on flaky is out of order
+      - eval_time: 150m
+        alertname: VB365ProxyOffline
+        exp_alerts:
+          - exp_labels: {{severity: critical, server: flaky, proxy_id: p3, proxy_name: p3.local}}
+            exp_annotations:
+              summary: Proxy p3.local on flaky is offline
+      - eval_time: 150m
+        alertname: VB365LicenseExpiresSoon
+        exp_alerts:
+          - exp_labels: {{severity: warning, server: flaky}}
+            exp_annotations:
+              summary: The license of flaky expires in 19d 21h 30m 0s
+  # A server that stops answering at 60 min (sweeps each minute): its job alert was resolved at
+  # 70 min, and VB365ServerDown fires at 72 min; nothing fired in between. It is still firing when
+  # VB365ServerDown starts.
+  - interval: 1m
+    input_series:
+      - series: 'veeam_vb365_up{{server="gone"}}'
+        values: '1x59 0x60'
+      - series: 'veeam_vb365_job_health{{{gone_job}}}'
+        values: '2x59'
+    alert_rule_test:
+      - eval_time: 71m
+        alertname: VB365JobCritical
+        exp_alerts:
+          - exp_labels: {{{gone_labels}, job_id: g, job_name: G}}
+            exp_annotations:
+              summary: G (c on gone) is CRITICAL
+      - eval_time: 71m
+        alertname: VB365ServerDown
+      - eval_time: 73m
+        alertname: VB365ServerDown
+        exp_alerts:
+          - exp_labels: {{severity: critical, server: gone}}
+            exp_annotations:
+              summary: The exporter cannot read VBO server gone
+      - eval_time: 73m
+        alertname: VB365JobCritical
+        exp_alerts:
+          - exp_labels: {{{gone_labels}, job_id: g, job_name: G}}
+            exp_annotations:
+              summary: G (c on gone) is CRITICAL
 """
+
+
+def _every_third_stale(value: int, minutes: int = 200) -> str:
+    """A series' values when its server's sweep fails one in three (a failed sweep drops it)."""
+    return " ".join("stale" if minute % 3 == 2 else str(value) for minute in range(minutes))
 
 
 def test_the_rules_fire_as_documented(tmp_path: Path) -> None:
@@ -434,6 +509,14 @@ def test_the_rules_fire_as_documented(tmp_path: Path) -> None:
         unknown_job=JOB.format(id="u", name="U"),
         flaky_labels=JOB_LABELS.replace("server: east", "server: flaky"),
         warning_labels=JOB_LABELS.replace("severity: critical", "severity: warning"),
+        r3=REPOSITORY.format(id=3).replace('server="east"', 'server="flaky"'),
+        flapping_free=_every_third_stale(50),
+        flapping_capacity=_every_third_stale(1000),
+        flapping_one=_every_third_stale(1),
+        flapping_zero=_every_third_stale(0),
+        flapping_license=_every_third_stale(1728000),
+        gone_job=JOB.format(id="g", name="G").replace('server="east"', 'server="gone"'),
+        gone_labels=JOB_LABELS.replace("server: east", "server: gone"),
     )
     tests.write_text(text, encoding="utf-8")
     checked = subprocess.run(

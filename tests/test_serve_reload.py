@@ -234,6 +234,29 @@ async def test_complete_sweeps_keep_counting_after_a_reconfigure_adds_a_server()
             await server.client.aclose()
 
 
+async def test_a_server_removed_and_added_again_is_not_counted_as_published() -> None:
+    """A server removed by one reload, just after its publish, and named again by the next: its
+    publish stayed counted towards the round of a complete sweep, so the other server's next
+    publish looked up the times of a server not published since (a ``KeyError``: "the sweep of a
+    failed on an internal error"), and the reload that re-added it raised the same, reported as
+    failed although it had been applied (and the retired server's client never logged out)."""
+    a, b = Server("a", ("v8",), seed=1), Server("b", ("v8",), seed=2)
+    exporter = Exporter([a.spec, b.spec], interval=60)
+    try:
+        await exporter.sweep()
+        await exporter.sweep_one(b.spec)  # b published once more: the round waits for a
+        assert await exporter.reconfigure([a.spec]) == [b.spec]
+        assert await exporter.reconfigure([a.spec, b.spec]) == []
+        await exporter.sweep_one(a.spec)
+        assert exporter.stats.sweeps == 1  # b not published since it came back
+        await exporter.sweep_one(b.spec)
+        assert exporter.stats.sweeps == 2
+    finally:
+        await exporter.stop()
+        for server in (a, b):
+            await server.client.aclose()
+
+
 @pytest.mark.skipif(
     not Path("/proc/self/fd").is_dir() or not hasattr(os, "mkfifo"), reason="needs /proc, FIFOs"
 )

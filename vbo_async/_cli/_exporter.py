@@ -245,7 +245,7 @@ class Exporter:
         stats.servers_up = sum(p.up for p in parts)
         stats.jobs = sum(p.jobs for p in parts)
         stats.exposition_bytes = exposition.size
-        if self.servers and all(s.name in self._round for s in self.servers):
+        if self.servers and all(s.name in self._round and s.name in self._published for s in self.servers):
             # Every server of the targets published once more since the count last rose. Counted
             # as the fewest sweeps of one server, the count stood still after a reload added a
             # server until that one had been swept as often as the others (a week, a week on).
@@ -303,6 +303,9 @@ class Exporter:
                 )
                 for table in tables:
                     table.pop(name, None)
+                # Not published since: named again by a later reload, it counts towards a
+                # complete sweep only once it publishes again.
+                self._round.discard(name)
                 parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
                 self._show(await _off_loop(assemble, parts), parts)
 
