@@ -996,7 +996,15 @@ async def test_jobs_over_http_json(
     assert jobs <= sessions <= 2 * jobs
 
 
-@pytest.mark.parametrize("options", [["--max-age", "90m"], ["--max-age", "90m", "--schedule-aware"]], ids=str)
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--max-age", "90m"],
+        ["--max-age", "90m", "--schedule-aware"],
+        ["--max-age", "90m", "--warning-is-success"],
+    ],
+    ids=str,
+)
 async def test_jobs_judges_health_under_the_max_age_and_schedule_options(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -1008,11 +1016,18 @@ async def test_jobs_judges_health_under_the_max_age_and_schedule_options(
     """``jobs`` takes ``check``'s health options: its rows are judged as `poll_jobs` judges them
     under the same `HealthPolicy` (and differ from the default's)."""
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    policy = HealthPolicy(max_age=dt.timedelta(minutes=90), schedule_aware="--schedule-aware" in options)
+    policy = HealthPolicy(
+        max_age=dt.timedelta(minutes=90),
+        schedule_aware="--schedule-aware" in options,
+        warning_is_success="--warning-is-success" in options,
+    )
     result = await run_in_thread(capsys, *jobs_args(http_url, org_id, "--json", *options))
     assert result.code == 0, result.err
     judged = expected_health(simulator, [org_id], policy=policy)
     assert judged != expected_health(simulator, [org_id])  # the options change something here
+    if "--warning-is-success" in options:  # and warnings do, against the same max_age alone
+        alone = HealthPolicy(max_age=dt.timedelta(minutes=90))
+        assert judged != expected_health(simulator, [org_id], policy=alone)
     check_json_rows(result.out, expected_rows(simulator, [org_id]), http_url, judged)
 
 

@@ -120,6 +120,7 @@ def test_policy_defaults() -> None:
     assert policy.disabled is OK
     assert policy.unreadable is UNKNOWN
     assert policy.schedule_aware is False
+    assert policy.warning_is_success is False
 
 
 @pytest.mark.parametrize(
@@ -233,6 +234,35 @@ def test_a_retry_is_awaited_for_the_job_s_own_retry_wait(
     assert health.reason.endswith(", will be retried") is (state is WARNING)
     allowance = retry_allowance(job, HealthPolicy(max_age=max_age))
     assert RETRY_WITHIN <= allowance <= RETRY_WITHIN + (max_age or HEALTH_WINDOW)
+
+
+@pytest.mark.parametrize("counted", [False, True], ids=["success only", "warning is success"])
+@pytest.mark.parametrize("source", ["sessions", "job fields"])
+def test_a_job_ending_with_warnings_every_night_is_stale_unless_warnings_count(
+    counted: bool, source: str
+) -> None:
+    """Runs that end with warnings (items skipped, throttled) back up all but some items. By
+    default only a Success is a success, so such a job is CRITICAL after ``max_age``; with
+    ``warning_is_success`` it is the WARNING its last run is, and its last success that run."""
+    nightly = [run("Warning", 24 * day + 2) for day in range(10)]
+    if source == "sessions":
+        job, sessions = make_job(), nightly
+    else:  # v1/v6 batch: the job's own last run, no session read
+        job = make_job(last_status=JobStatus.WARNING, last_run=NOW - hours(2))
+        sessions = []
+    health = check(job, sessions, warning_is_success=counted)
+    if counted:
+        assert health.state is WARNING
+        assert health.reason.startswith("last run ended with warnings ")
+        assert health.last_success is not None
+        assert NOW - health.last_success < hours(3)
+    elif source == "sessions":
+        assert health.state is CRITICAL
+        assert health.reason.startswith("no success for at least 9 days")
+        assert health.last_success is None
+    else:
+        assert health.state is WARNING  # a single run known: no proof of staleness
+        assert health.last_success is None
 
 
 def test_the_example_reasons() -> None:

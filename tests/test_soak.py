@@ -644,7 +644,12 @@ def assert_soak_held(figures: SoakFigures) -> None:
     assert FAULTS.revoke_every is not None
     periods = int(figures.elapsed / FAULTS.revoke_every)
     assert figures.tokens_issued >= 1 + min(3, periods - 1), (figures.tokens_issued, figures.elapsed)
-    for kind in ("error", "rate_limit", "drop", "truncate", "latency_spike", "revoke"):
+    # A revocation is counted when a request meets a token revoked since it was issued: a soak
+    # over within two periods (0.6 s on a quiet machine) may meet none.
+    kinds = ("error", "rate_limit", "drop", "truncate", "latency_spike") + (
+        ("revoke",) if periods >= 2 else ()
+    )
+    for kind in kinds:
         assert figures.faults.get(kind, 0) > 0, (kind, figures.faults)
     assert figures.retries > 0
     if figures.memory_growth is not None:

@@ -596,3 +596,41 @@ async def test_a_job_whose_last_run_is_older_than_the_window_has_its_verdict_fro
     assert alone.last_session is not None
     assert alone.last_session.id == warned.id
     assert batched.last_session is None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("counted", [False, True], ids=["success only", "warning is success"])
+async def test_a_job_ending_with_warnings_every_night_is_judged_batched_as_alone(
+    version: str, counted: bool
+) -> None:
+    """``HealthPolicy(warning_is_success=True)`` counts a run that ended with warnings as a
+    success for staleness in a batch (whose window then holds one) as tenant by tenant: WARNING
+    for the last run either way, CRITICAL for staleness only when warnings do not count."""
+    job_id = _guid(0xB100)
+    runs = []
+    for day in range(10):
+        created = NOW - dt.timedelta(days=day, hours=3)
+        runs.append(
+            Run(_guid(0xC100 + day), job_id, "Warning", created, created + dt.timedelta(minutes=30), False)
+        )
+    job = JobState(
+        id=job_id,
+        org_id=_guid(0xA000),
+        name="Nightly",
+        enabled=True,
+        last_status="Warning",
+        last_run=runs[0].created,
+        last_backup=None,
+    )
+    state_of_server = _tenant(job, runs=tuple(runs))
+    policy = HealthPolicy(warning_is_success=counted)
+    async with client(state_of_server, version) as vbo:
+        batched = await delivered(vbo, state_of_server, policy, batched=True)
+        alone = await delivered(vbo, state_of_server, policy, batched=False)
+        (listed,) = alone[_guid(0xA000)].jobs
+        single = await vbo.job_health(listed, policy=policy, now=NOW)
+    expected = HealthState.WARNING if counted else HealthState.CRITICAL
+    verdicts = [batched[_guid(0xA000)].health[job_id], alone[_guid(0xA000)].health[job_id], single]
+    for health in verdicts:
+        assert health.state is expected, health.reason
+    assert len({health.reason for health in verdicts}) == 1

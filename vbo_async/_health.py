@@ -114,6 +114,11 @@ class HealthPolicy:
     - ``disabled``: the job is disabled (OK, reason ``"disabled"``); it decides alone, the runs
       are not graded. None grades a disabled job like an enabled one.
     - ``unreadable``: its sessions could not be read (UNKNOWN).
+    - ``warning_is_success``: a run that ended with warnings counts as a success for
+      staleness (off by default: only Success does). VB365 ends a run with warnings when it
+      backed up all but some items (one skipped, throttled); a job that does so every night is
+      then WARNING for its last run, not also CRITICAL for having no success. Its last run is
+      still graded ``warning``, and v7+ ``last_backup`` is the server's word either way.
     - ``schedule_aware``: staleness follows the job's schedule (off by default: ``max_age``
       alone decides). A job run only by hand (schedule type ``ManualOnly``, or
       ``schedule_enabled`` False) is never stale, its last run still graded; a ``Daily`` job on
@@ -148,6 +153,16 @@ class HealthPolicy:
     disabled: HealthState | None = attrs.field(default=HealthState.OK, validator=_optional_state)
     unreadable: HealthState = attrs.field(default=HealthState.UNKNOWN, validator=_state)
     schedule_aware: bool = attrs.field(default=False, validator=_flag)
+    warning_is_success: bool = attrs.field(default=False, validator=_flag)
+
+    @property
+    def successes(self) -> frozenset[JobStatus]:
+        """The statuses of a run that count as a success for staleness."""
+        return _WITH_WARNINGS if self.warning_is_success else _SUCCESS_ONLY
+
+
+_SUCCESS_ONLY = frozenset({JobStatus.SUCCESS})
+_WITH_WARNINGS = frozenset({JobStatus.SUCCESS, JobStatus.WARNING})
 
 
 @attrs.frozen(kw_only=True)
@@ -223,7 +238,8 @@ def window_falls_short(
     dated = [s for s in window if not _ahead(s.creation_time, horizon) and not _ahead(s.end_time, horizon)]
     backed_up = _utc(job.last_backup)
     # A success is one `assess` dates: one at no time (.NET's MaxValue) is no last success.
-    succeeded = any(s.status == JobStatus.SUCCESS and _finished_at(s) is not None for s in dated)
+    successes = policy.successes
+    succeeded = any(s.status in successes and _finished_at(s) is not None for s in dated)
     if (backed_up is None or backed_up > horizon) and not succeeded:
         return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
@@ -330,7 +346,7 @@ def _judged(
         if session.status in _IN_PROGRESS:
             running = session
             break
-    last_success = _last_success(job, mine, horizon)
+    last_success = _last_success(job, mine, horizon, policy.successes)
 
     unzoned = False
     if job.is_enabled is False and policy.disabled is not None:
@@ -566,14 +582,16 @@ def _finished_at(session: JobSession) -> dt.datetime | None:
     return _utc(session.end_time) or _utc(session.creation_time)
 
 
-def _last_success(job: Job, sessions: list[JobSession], horizon: dt.datetime) -> dt.datetime | None:
-    """The latest of v7+ ``last_backup``, the newest successful run seen, and ``last_run`` when
-    the job says its last run succeeded (a ``last_backup`` the server had not moved yet past that
-    run is no older success: every reader of the job sees the newer one); none beyond
-    ``horizon``."""
-    successes = (_finished_at(s) for s in sessions if s.status == JobStatus.SUCCESS)
+def _last_success(
+    job: Job, sessions: list[JobSession], horizon: dt.datetime, counted: frozenset[JobStatus]
+) -> dt.datetime | None:
+    """The latest of v7+ ``last_backup``, the newest successful run seen (a status ``counted``),
+    and ``last_run`` when the job says its last run succeeded (a ``last_backup`` the server had
+    not moved yet past that run is no older success: every reader of the job sees the newer
+    one); none beyond ``horizon``."""
+    successes = (_finished_at(s) for s in sessions if s.status in counted)
     seen = next((moment for moment in successes if moment is not None and moment <= horizon), None)
-    ran = _utc(job.last_run) if job.last_status == JobStatus.SUCCESS else None
+    ran = _utc(job.last_run) if job.last_status in counted else None
     candidates = [
         moment for moment in (_utc(job.last_backup), seen, ran) if moment is not None and moment <= horizon
     ]

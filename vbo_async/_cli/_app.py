@@ -573,6 +573,7 @@ def jobs(
     timeout: dt.timedelta | None,
     max_age: dt.timedelta,
     schedule_aware: bool,
+    warning_is_success: bool,
     as_json: bool,
     wide: bool,
 ) -> Outcome:
@@ -586,7 +587,7 @@ def jobs(
     from ._flows import jobs as run
 
     organization = one_organization(organizations)
-    policy = health_policy(max_age, schedule_aware)
+    policy = health_policy(max_age, schedule_aware, warning_is_success)
     try:
         report = run_unheld(run(connection, organization, policy=policy, give_up_after=timeout))
     except (VBOError, CLIError) as exc:
@@ -663,6 +664,7 @@ def poll(
     timeout: dt.timedelta | None,
     max_age: dt.timedelta,
     schedule_aware: bool,
+    warning_is_success: bool,
     as_json: bool,
     wide: bool,
 ) -> Outcome:
@@ -688,7 +690,7 @@ def poll(
     """
     from ._flows import poll as run
 
-    policy = health_policy(max_age, schedule_aware)
+    policy = health_policy(max_age, schedule_aware, warning_is_success)
     report = run_unheld(run(targets, concurrency, give_up_after=timeout, policy=policy))
     return _show(report, as_json=as_json, wide=wide)
 
@@ -737,6 +739,7 @@ def serve(
     concurrency: int,
     max_age: dt.timedelta,
     schedule_aware: bool,
+    warning_is_success: bool,
 ) -> Outcome:
     """Serve Prometheus metrics of the servers of a TOML targets file.
 
@@ -758,7 +761,7 @@ def serve(
         interval=interval,
         timeout=timeout,
         concurrency=concurrency,
-        policy=health_policy(max_age, schedule_aware),
+        policy=health_policy(max_age, schedule_aware, warning_is_success),
     )
 
 

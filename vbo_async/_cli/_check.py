@@ -199,8 +199,16 @@ def not_blank(ctx: click.Context, param: click.Parameter, value: str | tuple[str
 
 
 def health_options(command: F) -> F:
-    """``--max-age`` and ``--schedule-aware``, the `HealthPolicy` options of every command that
-    judges jobs (``check``, ``poll``, ``jobs``, ``serve``); `health_policy` makes the policy."""
+    """``--max-age``, ``--schedule-aware`` and ``--warning-is-success``, the `HealthPolicy`
+    options of every command that judges jobs (``check``, ``poll``, ``jobs``, ``serve``);
+    `health_policy` makes the policy."""
+    command = click.option(
+        "--warning-is-success",
+        is_flag=True,
+        help="Count a run that ended with warnings as a success for --max-age (the run is still "
+        "WARNING): a job that backs up all but a few items every night is not also CRITICAL for "
+        "having no success [default: only Success counts].",
+    )(command)
     command = click.option(
         "--schedule-aware",
         is_flag=True,
@@ -219,9 +227,11 @@ def health_options(command: F) -> F:
     )(command)
 
 
-def health_policy(max_age: dt.timedelta, schedule_aware: bool) -> HealthPolicy:
+def health_policy(
+    max_age: dt.timedelta, schedule_aware: bool, warning_is_success: bool = False
+) -> HealthPolicy:
     """The policy `health_options` asked for."""
-    return HealthPolicy(max_age=max_age, schedule_aware=schedule_aware)
+    return HealthPolicy(max_age=max_age, schedule_aware=schedule_aware, warning_is_success=warning_is_success)
 
 
 def say_unknown(*lines: str) -> None:
@@ -320,6 +330,7 @@ def check(
     targets: Path,
     max_age: dt.timedelta,
     schedule_aware: bool,
+    warning_is_success: bool,
     organizations: tuple[str, ...],
     free: FreeSpace | None,
     expiry: Expiry | None,
@@ -348,7 +359,7 @@ def check(
                 output = run_unheld(
                     run_check(
                         targets,
-                        policy=health_policy(max_age, schedule_aware),
+                        policy=health_policy(max_age, schedule_aware, warning_is_success),
                         wanted=organizations,
                         give_up_after=timeout,
                         concurrency=concurrency,
