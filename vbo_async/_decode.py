@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import gc
 import logging
+import operator
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -445,6 +446,15 @@ def _with_query_context(items: list[T], cls: type[T], dialect: Dialect, url: str
     fields = dialect.query_context.get(cls)
     routes = dialect.path_context.get(cls)
     if not (fields or routes) or not items or url is None:
+        return items
+    # Nearly every page has every such field already (a v8 job's organizationId, a v1 job's
+    # organization link): that is found without a Python-level step per item, and the URL is
+    # then not parsed at all.
+    names = {*(fields or ()), *(routes or ())}
+    held: list[Any] = list(map(operator.attrgetter(*names), items))
+    if len(names) > 1:
+        held = [value for values in held for value in values]
+    if None not in held:
         return items
     try:
         parts = split_url(url)
