@@ -979,14 +979,18 @@ async def test_a_close_made_inside_a_grant_that_then_hangs_still_ends_within_the
 
 
 def _stuck_in_httpcore(transport: httpx.AsyncHTTPTransport) -> tuple[int, int]:
-    """(pool requests no call is making, connections never used nor waited on) of httpx's own
-    transport's pool, read when nothing is in flight."""
+    """(pool requests no call is making, connections no request names that the pool can neither
+    use nor free: not idle, available or closed) of httpx's own transport's pool, read when
+    nothing is in flight."""
     pool = transport._pool
     waited_on = {id(request.connection) for request in pool._requests}
-    never_used = sum(
-        1 for connection in pool.connections if id(connection) not in waited_on and "NEW" in repr(connection)
+    stranded = sum(
+        1
+        for connection in pool.connections
+        if id(connection) not in waited_on
+        and not (connection.is_idle() or connection.is_available() or connection.is_closed())
     )
-    return len(pool._requests), never_used
+    return len(pool._requests), stranded
 
 
 async def test_cancelled_calls_never_break_httpx_s_own_pool() -> None:
@@ -996,11 +1000,13 @@ async def test_cancelled_calls_never_break_httpx_s_own_pool() -> None:
     asyncio's), and a connection opened for a request cancelled before it was sent
     (encode/httpcore#1093). Once the pool's limit of them was reached every request, a job
     action included, waited for a connection until its timeout: the client was dead until
-    rebuilt. Now every close runs to its end and such connections are closed."""
+    rebuilt. Now every close runs to its end and such connections are closed. The pool holds
+    fewer connections than the calls at once: requests queue in it, and a connection made for a
+    queued request cancelled before it connected was stranded too."""
     simulator = Simulator(SimulatorConfig(seed=1, organizations=4, api_versions=("v8",)))
     slots = 3
     async with serve(create_app(simulator=simulator)) as port:
-        transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=slots + 1))
+        transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=slots - 1))
         vbo = VBOClient(
             f"http://127.0.0.1:{port}",
             username="admin",
@@ -1014,7 +1020,7 @@ async def test_cancelled_calls_never_break_httpx_s_own_pool() -> None:
         async with vbo:
             organizations = (await vbo.organizations())[:slots]
             before = asyncio.all_tasks()
-            for _ in range(15):
+            for _ in range(25):
                 for turns in range(2, 16):  # the cancellation lands at every point of a call
                     calls = [asyncio.create_task(vbo.organization(o.id)) for o in organizations]
                     for _ in range(turns):
@@ -1057,3 +1063,38 @@ async def test_job_sessions_cut_at_its_limit_leaves_no_task_behind() -> None:
         await asyncio.sleep(0)
         assert asyncio.all_tasks() == before
     assert [s.id for s in sessions] == ["s0", "s1"]
+
+
+async def test_a_close_that_hangs_over_httpx_s_own_transport_does_not_hold_a_timeout_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The close of an answer over httpx's own transport runs on when its caller is cancelled
+    (httpcore frees its pool slot in it), but `CLOSE_GRACE` at most: a close that hangs (a
+    transport of one's own, an HTTP/2 write into a full buffer) no longer holds the request's
+    timeout, or the caller's own, up for as long as it hangs."""
+    monkeypatch.setattr("vbo_async._sending.CLOSE_GRACE", 0.05)
+    release = asyncio.Event()
+
+    class HangingClose(httpx.AsyncByteStream):
+        async def __aiter__(self) -> Any:
+            yield b'{"results": []}'
+
+        async def aclose(self) -> None:
+            await release.wait()
+
+    class Transport(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/Token"):
+                return httpx.Response(
+                    200, json={"access_token": "a", "token_type": "bearer", "expires_in": 3600}
+                )
+            return httpx.Response(200, stream=HangingClose())
+
+    vbo = VBOClient(BASE, username="u", password="p", api_version="v8", transport=Transport())
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await asyncio.wait_for(vbo.organizations(), timeout=30)  # guards against a hang only
+    finally:
+        release.set()
+        await vbo.aclose()

@@ -229,7 +229,7 @@ def test_a_retry_is_awaited_for_the_job_s_own_retry_wait(
     job = make_job(
         schedule_policy=SchedulePolicy(retry_enabled=True, retry_number=3, retry_wait_interval=wait)
     )
-    health = check(job, [run("Failed", ago, will_retry=True)], max_age=max_age)
+    health = check(job, [run("Failed", ago, will_retry=True)], max_age=max_age, stale=OK)  # the retry alone
     assert health.state is state, health.reason
     assert health.reason.endswith(", will be retried") is (state is WARNING)
     allowance = retry_allowance(job, HealthPolicy(max_age=max_age))
@@ -263,6 +263,14 @@ def test_a_job_ending_with_warnings_every_night_is_stale_unless_warnings_count(
     else:
         assert health.state is WARNING  # a single run known: no proof of staleness
         assert health.last_success is None
+
+
+def test_a_schedule_policy_of_the_wrong_type_is_a_config_error_when_a_retry_is_judged() -> None:
+    """A job built by hand with ``schedule_policy="daily"``: judging a failure that will be
+    retried reads its retry wait, and says what is wrong instead of a bare AttributeError."""
+    job = make_job(schedule_policy="daily")
+    with pytest.raises(ConfigError, match=r"job\.schedule_policy must be a SchedulePolicy or None, got str"):
+        check(job, [run("Failed", 1, will_retry=True)])
 
 
 def test_the_example_reasons() -> None:

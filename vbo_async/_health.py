@@ -658,8 +658,12 @@ def retry_allowance(job: Job, policy: HealthPolicy) -> dt.timedelta:
     hours between attempts is not failed 2 hours after its run). The wait counts at most
     ``policy.max_age`` (`HEALTH_WINDOW` without one): a batch reads sessions `RETRY_WITHIN`
     beyond that, so a failure it knows only from the job's ``last_status`` is past its retry
-    either way, and a wait no server means (a negative or absurd number) moves nothing."""
+    either way. A wait that is no positive number of minutes (negative, null) adds nothing."""
     schedule = job.schedule_policy
+    if schedule is not None and not isinstance(schedule, SchedulePolicy):
+        raise ConfigError(
+            f"job.schedule_policy must be a SchedulePolicy or None, got {type(schedule).__name__}"
+        )
     wait = None if schedule is None else schedule.retry_wait_interval
     if wait is None or isinstance(wait, bool) or not isinstance(wait, int) or wait <= 0:
         return RETRY_WITHIN

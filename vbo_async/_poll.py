@@ -99,7 +99,8 @@ def poll_jobs(
       says UNKNOWN. A batch's `JobHealth` names a ``last_session`` only when its window, or the
       job's own sessions it read, held it, and a disabled v6 job (none of whose sessions are
       read, its verdict needing none) whose last success the window missed has as
-      ``last_success`` its ``last_run`` when its ``last_status`` is Success, else None.
+      ``last_success`` its ``last_run`` when its ``last_status`` is Success (or Warning, with
+      ``warning_is_success``), else None.
       Every job is judged at one "now", taken when the sweep starts, read on each server's
       clock (`VBOClient.server_clock_offset`: a server a minute to a day off this machine's has
       its runs' ages measured on its own clock) once, when the sweep first needs it for that

@@ -1083,22 +1083,30 @@ def _lean_get(transport: httpx.AsyncBaseTransport) -> LeanGet | None:
     return None
 
 
+CLOSE_GRACE = 1.0
+"""Seconds a cancelled caller waits for the close of its answer over httpx's own transport to
+end (it returns the connection to httpcore's pool or closes it: milliseconds) before the
+cancellation goes on, the close left to end on its own."""
+
+
 async def _finish_close(response: httpx.Response | Reply) -> None:
-    """Close ``response`` to the end even when the caller is cancelled meanwhile (the close is
-    short: it returns the connection to the pool or closes it), then let the cancellation go on."""
+    """Close ``response``; when the caller is cancelled meanwhile, let the close end first
+    (`CLOSE_GRACE` at most, so that a close that hangs does not hold a timeout up), then let the
+    cancellation go on."""
     closing = asyncio.ensure_future(response.aclose())
-    cancelled: asyncio.CancelledError | None = None
-    while not closing.done():
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
         try:
-            await asyncio.shield(closing)
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-        except Exception:  # the close's own failure: the task's result, raised below
-            pass
-    if cancelled is not None:
-        closing.exception()  # read: a failed close is not "never retrieved" once cancelled
-        raise cancelled
-    closing.result()
+            await asyncio.wait([closing], timeout=CLOSE_GRACE)  # a second cancellation ends it
+        finally:
+            closing.add_done_callback(_retrieved)  # a failed close is not "never retrieved"
+        raise
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _through_httpcore(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
@@ -1106,22 +1114,25 @@ async def _through_httpcore(transport: httpx.AsyncBaseTransport, request: httpx.
     for it and then left unused is closed (`_abandoned_httpcore`)."""
     try:
         return await transport.handle_async_request(request)
-    except asyncio.CancelledError as exc:
+    except BaseException:
         abandoned = _abandoned_httpcore(transport)
         if abandoned:
             closing = asyncio.ensure_future(_close_httpcore(transport, abandoned))
-            while not closing.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(closing)
-        raise exc
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                await asyncio.wait([closing], timeout=CLOSE_GRACE)  # a second cancellation ends it
+        raise
 
 
 def _abandoned_httpcore(transport: httpx.AsyncBaseTransport) -> list[Any]:
-    """The connections of httpx's own transport that httpcore opened for a request, which was
-    then cancelled before sending anything on them (encode/httpcore#1093), taken out of its
-    pool: never used (``NEW``), no request of the pool waiting on them. httpcore never frees
-    them (neither idle nor available nor expired), and once the pool's limit of them is reached
-    every request waits for a connection until its timeout. A pool of another shape: none."""
+    """The connections of httpx's own transport that httpcore made for a request which then
+    went away before using them (cancelled before connecting, after connecting and before
+    sending, or in a proxy's CONNECT before TLS: encode/httpcore#1093), taken out of its pool:
+    no request of the pool names them, and they are neither idle, nor available, nor closed.
+    httpcore never frees them, and once the pool's limit of them is reached every request waits
+    for a connection until its timeout. A connection in use is always named by its request.
+    A pool of another shape: none."""
     pool = getattr(transport, "_pool", None)
     connections = getattr(pool, "_connections", None)
     requests = getattr(pool, "_requests", None)
@@ -1133,18 +1144,20 @@ def _abandoned_httpcore(transport: httpx.AsyncBaseTransport) -> list[Any]:
         abandoned = [
             connection
             for connection in connections
-            if id(connection) not in waited_on and _never_used(connection)
+            if id(connection) not in waited_on and _stranded(connection)
         ]
         for connection in abandoned:
             connections.remove(connection)
     return abandoned
 
 
-def _never_used(connection: Any) -> bool:
-    """Whether an httpcore connection is open but has carried no request (``NEW``)."""
-    inner = getattr(connection, "_connection", None)
-    state = getattr(inner, "_state", None)
-    return getattr(state, "name", None) == "NEW" and getattr(inner, "_request_count", None) == 0
+def _stranded(connection: Any) -> bool:
+    """Whether an httpcore connection no request names can never serve one nor be freed by the
+    pool: neither idle, nor available, nor closed (an unknown shape: no)."""
+    try:
+        return not (connection.is_idle() or connection.is_available() or connection.is_closed())
+    except Exception:
+        return False
 
 
 async def _close_httpcore(transport: httpx.AsyncBaseTransport, connections: list[Any]) -> None:
