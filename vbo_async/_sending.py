@@ -268,7 +268,8 @@ class Sender:
         # httpcore frees a pool slot in its answer's close, guarded against its own (anyio's)
         # cancellation but not asyncio's: a cancellation landing there left the slot taken for
         # ever, and max_concurrency of them every later request waiting for the pool until its
-        # timeout. That close runs to its end (`_finish_close`).
+        # timeout. That close runs on after a cancellation (`_finish_close`), and connections a
+        # failed request stranded in the pool are closed (`_through_httpcore`).
         self._finish_closes = isinstance(transport, httpx.AsyncHTTPTransport)
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._timeout = timeout
@@ -1110,8 +1111,8 @@ def _retrieved(task: asyncio.Future[Any]) -> None:
 
 
 async def _through_httpcore(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
-    """``request`` over httpx's own transport; cancelled, the connection httpcore may have opened
-    for it and then left unused is closed (`_abandoned_httpcore`)."""
+    """``request`` over httpx's own transport; failed or cancelled, the connections httpcore
+    stranded in its pool (`_abandoned_httpcore`) are closed."""
     try:
         return await transport.handle_async_request(request)
     except BaseException:
