@@ -15,7 +15,15 @@ from urllib.parse import quote
 
 from ._exceptions import ConfigError
 
-__all__ = ["MAX_ID_CHARS", "id_argument", "id_key", "id_segment", "text_argument", "with_article"]
+__all__ = [
+    "MAX_ID_CHARS",
+    "encodes_utf8",
+    "id_argument",
+    "id_key",
+    "id_segment",
+    "text_argument",
+    "with_article",
+]
 
 MAX_ID_CHARS = 1024
 """The longest id `id_argument` takes (the servers' ids are GUIDs, 36 characters): a longer one
@@ -48,14 +56,21 @@ def text_argument(value: Any, name: str) -> str:
         raise ConfigError(f"{name} must be a string, got {type(value).__name__}")
     if not value:
         raise ConfigError(f"{name} must not be empty")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if not encodes_utf8(value):
         raise ConfigError(
             f"{name} cannot be encoded as UTF-8: it holds a lone surrogate, which is how the "
             "environment passes bytes that are not UTF-8 (check the terminal's or file's encoding)"
-        ) from None
+        )
     return value
+
+
+def encodes_utf8(text: str) -> bool:
+    """Whether UTF-8 can encode ``text`` (it holds no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def id_segment(value: Any, name: str) -> str:

@@ -659,11 +659,7 @@ def retry_allowance(job: Job, policy: HealthPolicy) -> dt.timedelta:
     ``policy.max_age`` (`HEALTH_WINDOW` without one): a batch reads sessions `RETRY_WITHIN`
     beyond that, so a failure it knows only from the job's ``last_status`` is past its retry
     either way. A wait that is no positive number of minutes (negative, null) adds nothing."""
-    schedule = job.schedule_policy
-    if schedule is not None and not isinstance(schedule, SchedulePolicy):
-        raise ConfigError(
-            f"job.schedule_policy must be a SchedulePolicy or None, got {type(schedule).__name__}"
-        )
+    schedule = _schedule_of(job)
     wait = None if schedule is None else schedule.retry_wait_interval
     if wait is None or isinstance(wait, bool) or not isinstance(wait, int) or wait <= 0:
         return RETRY_WITHIN
@@ -701,6 +697,17 @@ def _staleness(
     return None
 
 
+def _schedule_of(job: Job) -> SchedulePolicy | None:
+    """``job.schedule_policy``, or `ConfigError` for a value of another type (a model built by
+    hand: ``schedule_policy="daily"``)."""
+    schedule = job.schedule_policy
+    if schedule is not None and not isinstance(schedule, SchedulePolicy):
+        raise ConfigError(
+            f"job.schedule_policy must be a SchedulePolicy or None, got {type(schedule).__name__}"
+        )
+    return schedule
+
+
 def _allowance(job: Job, policy: HealthPolicy) -> tuple[dt.timedelta, str] | None:
     """How long ``job`` may go without a success under ``policy``, and how the reason says it
     (``26 h``, ``26 h + 2 days: runs on workdays``); None when it is never stale."""
@@ -709,11 +716,7 @@ def _allowance(job: Job, policy: HealthPolicy) -> tuple[dt.timedelta, str] | Non
     said = _exact(policy.max_age)
     if not policy.schedule_aware:
         return policy.max_age, said
-    schedule = job.schedule_policy
-    if schedule is not None and not isinstance(schedule, SchedulePolicy):
-        raise ConfigError(
-            f"job.schedule_policy must be a SchedulePolicy or None, got {type(schedule).__name__}"
-        )
+    schedule = _schedule_of(job)
     if schedule is not None and (
         schedule.type == ScheduleType.MANUAL_ONLY or schedule.schedule_enabled is False
     ):

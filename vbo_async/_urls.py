@@ -20,6 +20,7 @@ from urllib.parse import SplitResult, quote, unquote, unquote_plus, urljoin, url
 import attrs
 import httpx
 
+from ._checks import encodes_utf8
 from ._exceptions import ConfigError, LinkError, VBOError
 from ._redact import redact_url
 
@@ -125,7 +126,7 @@ class ApiRoot:
         """
         if not isinstance(href, str) or not href:
             raise LinkError(f"link {relation!r} has no href", href=None, relation=relation)
-        if not href.isascii() and not _encodes(href):
+        if not href.isascii() and not encodes_utf8(href):
             # A lone surrogate (in a model built from data decoded elsewhere: the decoder mends
             # them): no URL can carry it, and httpx would fail on it with a UnicodeEncodeError.
             raise LinkError(f"href {quoted(href)} is no text a URL can carry", href=href, relation=relation)
@@ -150,15 +151,6 @@ class ApiRoot:
             raise LinkError(f"href {quoted(href)} has a malformed query", href=href, relation=relation)
         url = f"{self.base_url}/{segments[index].lower()}/{rest}"
         return f"{url}?{query}" if query else url
-
-
-def _encodes(text: str) -> bool:
-    """Whether ``text`` is valid UTF-8 text (no lone surrogate)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def with_query(url: str, pairs: tuple[tuple[str, str], ...]) -> str:

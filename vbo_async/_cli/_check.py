@@ -227,9 +227,7 @@ def health_options(command: F) -> F:
     )(command)
 
 
-def health_policy(
-    max_age: dt.timedelta, schedule_aware: bool, warning_is_success: bool = False
-) -> HealthPolicy:
+def health_policy(max_age: dt.timedelta, schedule_aware: bool, warning_is_success: bool) -> HealthPolicy:
     """The policy `health_options` asked for."""
     return HealthPolicy(max_age=max_age, schedule_aware=schedule_aware, warning_is_success=warning_is_success)
 
