@@ -2320,6 +2320,10 @@ async def test_a_build_that_could_not_be_read_gives_no_server_info(servers: dict
         ("*;q=0", False),
         ("*, gzip;q=0", False),
         ("gzip;q=bad", False),
+        ("x-gzip", True),
+        ("X-GZIP;q=0.5", True),
+        ("x-gzip;q=0, *", False),
+        ("gzip;q=0, x-gzip", False),
     ],
 )
 def test_gzip_is_sent_only_when_accepted_with_a_q_value_above_zero(header: str, expected: bool) -> None:

@@ -76,8 +76,8 @@ _PIECE = 1 << 18
 
 def accepts_gzip(header: str) -> bool:
     """Whether an ``Accept-Encoding`` header accepts gzip (RFC 9110, 12.5.3): ``gzip`` with a
-    q-value above zero, or else ``*`` with one; ``gzip;q=0`` refuses it, and a q-value that is
-    not a number counts as zero."""
+    q-value above zero (``x-gzip`` counting as ``gzip``, 8.4.1.3), or else ``*`` with one;
+    ``gzip;q=0`` refuses it, and a q-value that is not a number counts as zero."""
     weights: dict[str, float] = {}
     for item in header.split(","):
         coding, *params = (part.strip() for part in item.split(";"))
@@ -91,7 +91,8 @@ def accepts_gzip(header: str) -> bool:
                     weight = 0.0
                 if not 0.0 <= weight <= 1.0:
                     weight = 0.0
-        weights.setdefault(coding.lower(), weight)
+        coding = coding.lower()
+        weights.setdefault("gzip" if coding == "x-gzip" else coding, weight)
     return weights.get("gzip", weights.get("*", 0.0)) > 0.0
 
 
