@@ -964,6 +964,87 @@ async def test_an_oddly_framed_answer_is_read_or_refused_and_the_next_request_ge
     assert sum(b"/token" not in line.lower() for line in seen) == 3  # each sent once
 
 
+STRAY_BYTES = {
+    "the answer twice": framed(FIRST_JOB),
+    "a CRLF": b"\r\n",
+    "a 409 of its own": framed(b'{"message": "stray"}').replace(b"200 OK", b"409 Conflict"),
+}
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("stray", list(STRAY_BYTES))
+async def test_bytes_sent_past_an_answer_in_the_same_write_never_answer_the_next_request(
+    stray: str, transport: str
+) -> None:
+    """The server writes an answer and, in the same write, more bytes (the answer twice, a stray
+    CRLF, another answer). Over httpx's own transport h11 kept them buffered, httpcore reused the
+    connection (only its socket was looked at), and the next request got them as its answer:
+    ``job("j2")`` answered with job j1, a job action's 409 read as success, or, after a CRLF, the
+    action failed although the server had carried it out. Each request gets its own answer."""
+    answered = 0
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        answered += 1
+        if answered == 1:
+            writer.write(framed(FIRST_JOB) + STRAY_BYTES[stray])
+        elif line.startswith(b"POST"):
+            refusal = framed(b'{"message": "job j2 cannot be stopped"}')
+            writer.write(refusal.replace(b"200 OK", b"409 Conflict"))
+        else:
+            job = line.split(b" ")[1].rsplit(b"/", 1)[-1]
+            writer.write(framed(b'{"id": "%b", "name": "answer to %b"}' % (job, job)))
+        await writer.drain()
+
+    options: dict[str, Any] = {"retry": ONCE}
+    if transport == "httpx":
+        options["transport"] = httpx.AsyncHTTPTransport()
+    async with raw_server(api) as (port, seen), client(f"http://127.0.0.1:{port}", **options) as vbo:
+        assert (await vbo.job("j1")).name == "answer to j1"
+        with pytest.raises(APIError) as refused:
+            await vbo.stop_job("j2")
+        third = await vbo.job("j3")
+    assert refused.value.status_code == 409
+    assert "cannot be stopped" in str(refused.value)
+    assert (third.id, third.name) == ("j3", "answer to j3")
+    assert [line.split(b" ")[:2] for line in seen if b"/token" not in line.lower()] == [
+        [b"GET", b"/v1/Jobs/j1"],
+        [b"POST", b"/v1/Jobs/j2/Action"],
+        [b"GET", b"/v1/Jobs/j3"],
+    ]  # each sent once
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_a_job_action_answer_with_bytes_past_its_end_is_never_sent_twice_nor_a_silent_failure(
+    transport: str,
+) -> None:
+    """A 204 and, in the same write, five bytes of a body it cannot have. httpx's transport reads
+    the 204 and closes the connection. aiohttp's C parser drops the answers it completed in a
+    read that it then refuses, so the default transport sees no answer at all: the action is a
+    `TransportError` saying the job may have been stopped all the same, and is not sent again
+    (docs/reliability.md, section 3). Either way the next request gets its own answer."""
+
+    async def api(line: bytes, writer: asyncio.StreamWriter) -> None:
+        if line.startswith(b"POST"):
+            writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\nhello")
+        else:
+            writer.write(framed(b'{"id": "j2", "name": "answer to j2"}'))
+        await writer.drain()
+
+    options: dict[str, Any] = {"retry": FAST}
+    if transport == "httpx":
+        options["transport"] = httpx.AsyncHTTPTransport()
+    async with raw_server(api) as (port, seen), client(f"http://127.0.0.1:{port}", **options) as vbo:
+        assert (await vbo.job("j2")).name == "answer to j2"  # the connection is open before the action
+        if transport == "httpx":
+            assert await vbo.stop_job("j1") is None
+        else:
+            with pytest.raises(TransportError, match="the job may have been stopped all the same"):
+                await vbo.stop_job("j1")
+        assert (await vbo.job("j2")).name == "answer to j2"
+    assert sum(line.startswith(b"POST /v1/Jobs/j1/Action") for line in seen) == 1
+
+
 @pytest.mark.parametrize("cut", ["in the headers", "in the status line"])
 async def test_a_connection_closed_mid_head_is_a_bounded_transport_error(cut: str) -> None:
     """The server sends 80 KB of header lines (each within aiohttp's limits) and closes the

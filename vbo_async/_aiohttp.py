@@ -27,7 +27,10 @@ moment fails as a ``RemoteProtocolError`` (aiohttp's own resend of idempotent re
 whether to try again is the caller's decision);
 ``Limits.max_keepalive_connections`` is not enforced (every released connection is kept until
 ``keepalive_expiry``); a wait for a free connection that outlasts the ``pool`` timeout is a
-``ConnectTimeout`` (not ``PoolTimeout``); there is no write timeout; HTTP/1.1 only.
+``ConnectTimeout`` (not ``PoolTimeout``); there is no write timeout; HTTP/1.1 only; an answer
+followed, in the same read from the socket, by bytes the parser refuses (a 204 with a body) is
+lost with them (aiohttp's C parser drops the answers it completed in a read it then refuses): a
+``RemoteProtocolError``, where httpx's transport reads the answer and closes the connection.
 """
 
 from __future__ import annotations

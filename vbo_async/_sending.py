@@ -775,7 +775,7 @@ class Sender:
                 refused = token
                 break
             # A 401's body is never needed: the token is renewed and the request sent again.
-            await (_finish_close(response) if self._finish_closes else response.aclose())
+            await (_finish_close(response, self._transport) if self._finish_closes else response.aclose())
             if log.isEnabledFor(logging.DEBUG):
                 shown = self._scrub(call.url)
                 log.debug("401 from %s %s; renewing the token and replaying", call.method, shown)
@@ -793,7 +793,7 @@ class Sender:
         try:
             body = await self._read(response, call.method, call.url)
         finally:
-            await (_finish_close(response) if self._finish_closes else response.aclose())
+            await (_finish_close(response, self._transport) if self._finish_closes else response.aclose())
         unrenewed = None if refused is None else await self._renew_refused(limit, refused)
         return Answer(response.status_code, response, body, unrenewed=unrenewed)
 
@@ -1090,11 +1090,12 @@ end (it returns the connection to httpcore's pool or closes it: milliseconds) be
 cancellation goes on, the close left to end on its own."""
 
 
-async def _finish_close(response: httpx.Response | Reply) -> None:
-    """Close ``response``; when the caller is cancelled meanwhile, let the close end first
-    (`CLOSE_GRACE` at most, so that a close that hangs does not hold a timeout up), then let the
-    cancellation go on."""
-    closing = asyncio.ensure_future(response.aclose())
+async def _finish_close(response: httpx.Response | Reply, transport: httpx.AsyncBaseTransport) -> None:
+    """Close ``response`` (an answer over httpx's own ``transport``), and the connections that
+    read bytes past their last answer (`_closed_clean`); when the caller is cancelled meanwhile,
+    let the close end first (`CLOSE_GRACE` at most, so that a close that hangs does not hold a
+    timeout up), then let the cancellation go on."""
+    closing = asyncio.ensure_future(_closed_clean(response, transport))
     try:
         await asyncio.shield(closing)
     except asyncio.CancelledError:
@@ -1103,6 +1104,34 @@ async def _finish_close(response: httpx.Response | Reply) -> None:
         finally:
             closing.add_done_callback(_retrieved)  # a failed close is not "never retrieved"
         raise
+
+
+async def _closed_clean(response: httpx.Response | Reply, transport: httpx.AsyncBaseTransport) -> None:
+    """Close ``response``, then the idle connections of ``transport``'s pool whose parser holds
+    bytes read past their last answer (`_read_past`).
+
+    httpcore reuses an idle connection unless bytes wait in its socket; bytes that came in the
+    same read as the end of an answer (the answer sent twice, a stray CRLF after a body, a
+    ``Content-Length`` short of the body) wait in h11's buffer instead, and the next request
+    sent on that connection got them as its answer: another request's (``job("j2")`` answered
+    with job j1, a job action's 409 read as success), or a failure after the server had carried
+    the action out. aiohttp's transport closes such a connection (its parser sees the bytes)."""
+    await response.aclose()
+    await _close_idle_httpcore(transport, _read_past)
+
+
+def _read_past(connection: Any) -> bool:
+    """Whether an httpcore HTTP/1.1 connection (or the one a proxy's connection wraps) holds
+    bytes its parser read past the last answer (h11's ``trailing_data``); an unknown shape: no."""
+    for _ in range(3):
+        state = getattr(connection, "_h11_state", None)
+        if state is not None:
+            try:
+                return bool(state.trailing_data[0])
+            except Exception:
+                return False
+        connection = getattr(connection, "_connection", None)
+    return False
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:
@@ -1168,11 +1197,13 @@ async def _close_httpcore(transport: httpx.AsyncBaseTransport, connections: list
             await close(connections)
 
 
-async def _close_idle_httpcore(transport: httpx.AsyncHTTPTransport) -> None:
-    """Close the idle connections of httpx's own transport, as httpcore's pool closes those
-    over its keep-alive limit (it has no public way to; a pool of another shape is left as it
-    is). httpcore closes an idle connection only when a later request comes, or its keep-alive
-    expiry has passed by then."""
+async def _close_idle_httpcore(
+    transport: httpx.AsyncBaseTransport, which: Callable[[Any], bool] = lambda connection: True
+) -> None:
+    """Close the idle connections of httpx's own transport (those ``which`` picks), as
+    httpcore's pool closes those over its keep-alive limit (it has no public way to; a pool of
+    another shape is left as it is). httpcore closes an idle connection only when a later
+    request comes, or its keep-alive expiry has passed by then."""
     pool = getattr(transport, "_pool", None)
     connections = getattr(pool, "_connections", None)
     lock = getattr(pool, "_optional_thread_lock", None)
@@ -1180,7 +1211,7 @@ async def _close_idle_httpcore(transport: httpx.AsyncHTTPTransport) -> None:
     if not isinstance(connections, list) or lock is None or close is None:
         return
     with lock:
-        idle = [connection for connection in connections if connection.is_idle()]
+        idle = [connection for connection in connections if connection.is_idle() and which(connection)]
         for connection in idle:
             connections.remove(connection)
     for connection in idle:  # the pool's own closing: shielded from cancellation
