@@ -865,6 +865,8 @@ async def test_an_internal_error_downs_its_server_alone(
     assert jobs_of(body, "v1")
     assert "internal error while sweeping v8" in caplog.text
     assert "server v8 is down: internal error: RuntimeError: a bug" in caplog.text
+    # The exporter's own failure, counted where an operator looks for the exporter's bugs.
+    assert value(body, SELF_PREFIX + "sweep_failures_total") == 1
 
 
 async def test_an_unknown_organization_in_the_targets_is_counted(servers: dict[str, Server]) -> None:

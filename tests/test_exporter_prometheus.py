@@ -351,6 +351,10 @@ tests:
         values: '0x1700'
       - series: 'veeam_vb365_job_enabled{{{off}}}'
         values: '0x1700'
+      # A job whose isEnabled the server sent as null (v6+ allow it) has no job_enabled series:
+      # health takes it as enabled, and so does the alert.
+      - series: 'veeam_vb365_job_last_success_timestamp_seconds{{{unsure}}}'
+        values: '0x1700'
     alert_rule_test:
       - eval_time: 26h10m
         alertname: VB365JobNotSuccessful
@@ -361,6 +365,10 @@ tests:
           - exp_labels: {{{job_labels}, job_id: old, job_name: Old}}
             exp_annotations:
               summary: Old (c on east) has not succeeded for 26 h
+              description: Last success 1d 4h 0m 0s ago.
+          - exp_labels: {{{job_labels}, job_id: unsure, job_name: Unsure}}
+            exp_annotations:
+              summary: Unsure (c on east) has not succeeded for 26 h
               description: Last success 1d 4h 0m 0s ago.
   # A server whose sweeps fail one in two: its job series are dropped at each failure (stale),
   # which ended a bare selector's alert at every gap and restarted its `for:`.
@@ -502,6 +510,7 @@ def test_the_rules_fire_as_documented(tmp_path: Path) -> None:
         j=JOB.format(id="j", name="J"),
         old=JOB.format(id="old", name="Old"),
         off=JOB.format(id="off", name="Off"),
+        unsure=JOB.format(id="unsure", name="Unsure"),
         job_labels=JOB_LABELS,
         flapping_up=" ".join("0" if minute % 2 else "1" for minute in range(90)),
         flapping_health=" ".join("stale" if minute % 2 else "2" for minute in range(90)),

@@ -180,6 +180,8 @@ class Exporter:
         self.stats.in_progress = True
         try:
             snapshot = await self._in_turn(server)
+            if snapshot.internal:  # logged by the sweep; counted as a failure of the exporter's
+                self.stats.failed_sweeps += 1
             totals = self.errors[snapshot.server]
             for kind, count in snapshot.errors.items():
                 totals[kind] += count

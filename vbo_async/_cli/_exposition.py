@@ -280,7 +280,8 @@ class _Own(Collector):
         yield from gauge(
             "stale_after_seconds",
             "Seconds without a published sweep after which /healthz reports the loop stale: three "
-            "intervals, or three per-server time budgets (--timeout) when that is longer.",
+            "intervals, or three per-server time budgets (--timeout) when that is longer, or three "
+            "rounds of turns of a budget each when servers take turns and that is longer.",
             stats.stale_after,
         )
         yield counter(

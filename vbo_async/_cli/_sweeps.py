@@ -90,7 +90,8 @@ class ServerSnapshot:
     ``samples`` holds every series of the server (``up`` and the sweep's own gauges included);
     ``errors`` counts this sweep's failed reads by kind (`ERROR_KINDS`); ``problem`` is the
     one-line reason a server is down (None when up), ``starved`` whether that is the process's
-    own lack of a file descriptor; ``jobs`` is how many jobs were published.
+    own lack of a file descriptor, ``internal`` whether it is an internal error (a bug, not the
+    server's state); ``jobs`` is how many jobs were published.
     """
 
     server: str
@@ -100,6 +101,7 @@ class ServerSnapshot:
     problem: str | None = None
     jobs: int = 0
     starved: bool = False
+    internal: bool = False
 
 
 async def sweep_server(
@@ -121,6 +123,7 @@ async def sweep_server(
     spec.client._retry_until(None if budget is None else time.monotonic() + budget)
     reader = _Reader(spec, policy, concurrency)
     problem: str | None = None
+    internal = False
     try:
         async with asyncio.timeout(budget):
             await reader.read()
@@ -130,6 +133,7 @@ async def sweep_server(
     except Exception as exc:  # a bug, or hostile data nothing else caught: this server only
         log.error("internal error while sweeping %s", spec.name, exc_info=True)
         reader.fail("server")
+        internal = True
         cause: BaseException = exc
         while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
             cause = cause.exceptions[0]
@@ -151,6 +155,7 @@ async def sweep_server(
         problem=problem,
         jobs=reader.jobs if up else 0,
         starved=reader.starved and not up,
+        internal=internal,
     )
 
 
