@@ -212,7 +212,7 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 async def raised_by(vbo: VBOClient, call: str) -> VBOError:
     async with vbo:
         try:
-            await getattr(vbo, call)(*(("j1",) if call == "job" else ()))
+            await getattr(vbo, call)(*(("j1",) if call in ("job", "stop_job") else ()))
         except VBOError as error:
             return error
     raise AssertionError(f"{call}() did not raise")
@@ -1422,6 +1422,58 @@ async def test_no_frame_of_an_errors_traceback_holds_a_secret(case: str, transpo
         )
         error = await raised_by(vbo, "jobs")
     assert isinstance(error, expected), repr(error)
+    shown = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
+    assert "vbo_async" in shown  # the frames are there, only their secrets are not
+    assert [line.strip() for line in shown.splitlines() if any(s in line for s in SECRETS)] == []
+
+
+ECHOED_HEADS = {
+    "a 302 whose Location quotes the bearer token": (b"302 Found", b"location: https://evil.example/?t=%b"),
+    "a 403 whose WWW-Authenticate quotes it": (b"403 Forbidden", b'www-authenticate: Bearer error="%b"'),
+    "a 429 whose Retry-After is it": (b"429 Too Many Requests", b"retry-after: %b"),
+    "a 503 setting it as a cookie": (b"503 Service Unavailable", b"set-cookie: s=%b"),
+}
+
+
+@pytest.mark.parametrize("transport", ["aiohttp (default)", "httpx"])
+@pytest.mark.parametrize("call", ["job", "stop_job"])
+@pytest.mark.parametrize("case", list(ECHOED_HEADS))
+async def test_no_frame_of_an_error_answer_holds_the_headers_echoing_a_secret(
+    case: str, call: str, transport: str
+) -> None:
+    """An error answer whose headers quote the bearer token: a job action's error kept, in the
+    frame that read its status, the answer and its headers as received (``head = Headers({...,
+    'location': '...?t=<token>'})``), shown by every error reporter that shows variables. GETs
+    already dropped those frames."""
+    status, header = ECHOED_HEADS[case]
+
+    async def answer(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        if b"/Token " in head:
+            await _token_answer(writer)
+            return
+        bearer = next(
+            line.split(b" ", 2)[2]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"authorization:")
+        )
+        text = b'{"message": "no"}'
+        writer.write(
+            b"HTTP/1.1 %b\r\n%b\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+            % (status, header % bearer, len(text), text)
+        )
+        await writer.drain()
+
+    async with serve_raw(answer) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username=USERNAME,
+            password=PASSWORDS["special"],
+            api_version="v1",
+            retry=RetryPolicy(attempts=1, max_retry_after=0.01),
+            transport=httpx.AsyncHTTPTransport() if transport == "httpx" else None,
+        )
+        error = await raised_by(vbo, call)
+    assert isinstance(error, APIError), repr(error)
     shown = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
     assert "vbo_async" in shown  # the frames are there, only their secrets are not
     assert [line.strip() for line in shown.splitlines() if any(s in line for s in SECRETS)] == []

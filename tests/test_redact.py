@@ -229,11 +229,15 @@ def test_a_secret_in_a_line_quoted_as_a_bytes_literal_is_masked(
     assert MASK in scrubbed
 
 
-@pytest.mark.parametrize("password", ["Winter2024&Blue!Sky", "Pä%ss+word 2024", "plain-password-2024"])
+@pytest.mark.parametrize(
+    "password",
+    ["Winter2024&Blue!Sky", "Pä%ss+word 2024", "plain-password-2024", "correct horse battery staple"],
+)
 def test_a_token_form_quoted_again_by_the_server_shows_no_password(password: str) -> None:
     """A token endpoint answering ``invalid form: `` and the form it was sent percent-encoded
     once more (``password%3DWinter2024%2526Blue%2521Sky``): a password holding ``&``, ``!``, ``%``
-    or a space was not masked in that form."""
+    or a space was not masked in that form, nor a passphrase whose only special characters are
+    spaces (sent as ``+``, quoted again as ``%2B``: no ``%`` in its form once encoded)."""
     form = f"grant_type=password&username=svc&password={quote_plus(password)}"
     for echoed in (quote(form, safe=""), lower_hex(quote(form, safe=""))):
         scrubbed = Redactor(password).scrub(f"invalid form: {echoed}")

@@ -938,7 +938,10 @@ class VBOClient:
                 exc.message = (
                     f"{exc.message}; refused before the server acted: the job was not {done} ({after})"
                 )
-            raise
+            # Not kept by the error's traceback: an error reporter shows each frame's variables,
+            # and the answer's headers and body may echo the token or the password.
+            answer = None
+            raise bodiless(exc)  # noqa: B904 - the same error, raised again
         log.info("job action %s sent to %s", action, self._fetcher.shown(url))
         return url, answer
 

@@ -162,7 +162,10 @@ class Fetcher:
             now=now,
         )
         self.hide_secrets(error)  # the URL may be an href quoting a secret
-        raise error
+        # Without the frames holding the answer (this one's too): an error reporter shows their
+        # variables, and its headers and body may echo the token or the password.
+        del answer, head
+        raise error.with_traceback(None)
 
     async def logout(self, url: str, token: Token) -> int | None:
         """POST to a v7+ logout endpoint with ``token``, once; the answer's status (None when none

@@ -72,7 +72,8 @@ def _url_forms(secret: str) -> set[str]:
     ):
         forms.add(encoded)
         forms.add(_PERCENT.sub(lambda match: match.group().lower(), encoded))
-        if "%" in encoded:  # encoded once more: a server quoting the form it was sent (%2526)
+        if encoded != secret:  # encoded once more: a server quoting the form it was sent
+            # (%2526; %2B for a space sent as "+")
             twice = quote(encoded, safe="")
             forms.add(twice)
             forms.add(_PERCENT.sub(lambda match: match.group().lower(), twice))
