@@ -34,6 +34,7 @@ from vbo_async._auth import (
     REFUSED_PAUSE_MAX,
     RENEWAL_RETRY,
     RETIRED_KEPT,
+    RETIRED_LIVE,
     THROTTLE_REST,
     UNREADABLE_REST,
     Secret,
@@ -990,6 +991,35 @@ async def test_the_redactor_is_built_once_per_token_and_covers_the_retired_ones(
     ]
     tokens.forget()
     assert tokens.redactor().scrub(f"access-{issued[-1]:02}") == "***"
+
+
+async def test_replaced_tokens_are_scrubbed_while_they_have_not_expired() -> None:
+    """A server may echo the bearer token into an href of a model a backend keeps for hours;
+    `Link.shown_href` scrubs with the client's redactor of the moment. After five renewals in a
+    row (401s: revocations) the first token, unexpired, was shown whole in the model's repr, its
+    pickle, `to_jsonable` and the error of following the link. Replaced tokens are now scrubbed
+    while they have not expired (`RETIRED_LIVE` at most), the last `RETIRED_KEPT` whatever their
+    age."""
+    now = [1000.0]
+    issued: list[str] = []
+
+    async def fetch(url: str, form: GrantForm) -> dict[str, Any]:
+        issued.append(f"access-{len(issued) + 1:02}")
+        return {"access_token": issued[-1], "expires_in": 3600}
+
+    tokens = TokenManager(username="u", password=Secret("pass-word"), fetch=fetch, clock=lambda: now[0])
+    tokens.use(V7, "https://vbo.test/v7/Token")
+    token = await tokens.current()
+    for _ in range(RETIRED_KEPT + 2):  # refused one after the other within the hour
+        token = await tokens.renew(token)
+    assert tokens.redactor().scrub(" ".join(issued)) == " ".join(["***"] * len(issued))
+    for _ in range(RETIRED_LIVE + 8):
+        token = await tokens.renew(token)
+    assert len(tokens._retired) == RETIRED_LIVE  # bounded
+    now[0] += 3600  # every replaced token has expired: the last RETIRED_KEPT are kept all the same
+    token = await tokens.renew(token)
+    words = tokens.redactor().scrub(" ".join(issued)).split()
+    assert words == [*issued[: -RETIRED_KEPT - 1], *["***"] * (RETIRED_KEPT + 1)]
 
 
 async def test_token_manager_renews_once_for_concurrent_holders_of_a_stale_token() -> None:

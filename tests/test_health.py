@@ -1600,6 +1600,22 @@ async def test_job_health_policy_and_arguments(vbo: VBOClient) -> None:
     assert vbo.requests_sent == sent  # refused before any request
 
 
+@pytest.mark.parametrize("bad_id", ["a/b", "..", " j1"])
+async def test_job_health_of_a_job_whose_server_id_cannot_be_asked_for_is_unknown(
+    vbo: VBOClient, bad_id: str
+) -> None:
+    """A job the server lists with an id no URL segment can carry: `job_health` raised
+    `ConfigError`, which an embedding backend maps to its caller's mistake (a 400, the tenant's
+    other jobs lost with it), while a sweep judges that job UNKNOWN. It is UNKNOWN here too,
+    without a request."""
+    job = attrs.evolve(next(iter(await vbo.jobs())), id=bad_id)
+    sent = vbo.requests_sent
+    health = await vbo.job_health(job, now=NOW)
+    assert health.state is HealthState.UNKNOWN
+    assert "job.id" in health.reason
+    assert vbo.requests_sent == sent
+
+
 # --- hand-written v8 and v6 answers -------------------------------------------------------------------
 
 JOB_ID = "5f0c8a2e-1b7d-4c3a-9e61-2d4b8f7a9c10"

@@ -69,6 +69,7 @@ __all__ = [
     "MAX_THROTTLE_REST",
     "RENEWAL_RETRY",
     "RETIRED_KEPT",
+    "RETIRED_LIVE",
     "THROTTLE_REST",
     "UNREADABLE_REST",
     "Secret",
@@ -126,8 +127,14 @@ def _unpickled_secret() -> Secret:
 
 
 RETIRED_KEPT = 4
-"""Replaced tokens a `TokenManager` still scrubs from messages: a request sent with one may be
-answered after the renewal, and a token refreshed before it expires still works."""
+"""Replaced tokens a `TokenManager` still scrubs from messages whatever their age: a request sent
+with one may be answered after the renewal, and a token refreshed before it expires still works.
+Older ones are scrubbed too while their access token has not expired (`RETIRED_LIVE`): a server
+may have echoed one into an href of a model kept since, and renewals after 401s can come fast."""
+
+RETIRED_LIVE = 32
+"""Most replaced tokens scrubbed in all (the newest): bounds the work of building a redactor when
+a server refuses token after token."""
 
 MAX_RENEWALS = 2
 """Renewals (and replays) one request may cause. A token can be revoked between its renewal and
@@ -307,7 +314,8 @@ class TokenManager:
         when None."""
         self._token: Token | None = None
         self._retired: tuple[Token, ...] = ()
-        """The last `RETIRED_KEPT` tokens replaced or forgotten, newest last."""
+        """The tokens replaced or forgotten that are still scrubbed, newest last: the last
+        `RETIRED_KEPT`, and the others whose access token has not expired (`RETIRED_LIVE` in all)."""
         self._redactor: tuple[Token | None, tuple[Token, ...], Redactor] | None = None
         """The last `redactor` built, with the tokens it was built for."""
         self._endpoint: tuple[str, Dialect] | None = None
@@ -509,7 +517,11 @@ class TokenManager:
 
     def _retire(self, token: Token | None) -> None:
         if token is not None:
-            self._retired = (*self._retired[1 - RETIRED_KEPT :], token)
+            retired, now = (*self._retired[1 - RETIRED_LIVE :], token), self._clock()
+            recent = len(retired) - RETIRED_KEPT
+            self._retired = tuple(
+                old for index, old in enumerate(retired) if index >= recent or now < old.expires_at
+            )
 
     def redactor(self) -> Redactor:
         """A `Redactor` for the secrets known now: the password, the current tokens and those of

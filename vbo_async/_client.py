@@ -742,7 +742,8 @@ class VBOClient:
         page of the 50 newest (``/Jobs/{id}/JobSessions``), its jobs having no ``last_backup``.
         v1 can neither filter nor limit: one request, whose answer holds every session (a first
         page, should the server page it anyway).
-        A `VBOError` while reading gives a `JobHealth` in ``policy.unreadable`` (UNKNOWN) with the
+        A `VBOError` while reading (a job id the server sent that cannot be asked for, such as
+        ``a/b``, included) gives a `JobHealth` in ``policy.unreadable`` (UNKNOWN) with the
         error in its reason instead of raising; `ClientStateError` (the client is closed, or used
         from another event loop) is raised, as by every other method: it says nothing of the job.
         ``now`` (aware) is when the job is judged; when None, the current time on the server's
@@ -774,14 +775,15 @@ class VBOClient:
         the server's reading (a sweep's), so that a verdict the server's clock decided says so
         (`on_clock`); with ``now`` None both are taken after the request; with ``now`` alone,
         ``now`` is taken as it is."""
-        job_id = id_argument(job.id, "job.id")
         error: VBOError | None = None
         try:
-            sessions = await self._health_sessions(job_id)
+            # The server's id: one that cannot name a URL segment (``a/b``) is this job's
+            # UNKNOWN, as in a sweep, not the caller's mistake (`ConfigError` raised).
+            sessions = await self._health_sessions(id_argument(job.id, "job.id"))
         except ClientStateError:
             raise
         except VBOError as exc:
-            log.debug("reading the sessions of job %s failed: %s", job_id, exc)
+            log.debug("reading the sessions of job %r failed: %s", job.id, exc)
             sessions, error = [], exc
         if now is None:  # after the request: its answer's Date is the freshest reading of the clock
             here = dt.datetime.now(dt.UTC)
