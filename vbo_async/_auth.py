@@ -8,9 +8,10 @@ the replay is not an ``httpx.Auth`` flow).
 `TokenManager` shares renewals: however many requests see a 401 at once, one token request is
 made, in a task of its own that every caller waiting for it shares, its failure included (the
 callers after it find the token already replaced). A caller cancelled meanwhile (a request
-handler's deadline) leaves it running for the others; the last one gone cancels it, unless it
-sends a refresh token: the server may use that up on receipt, so that renewal finishes alone
-and its token serves the next call (closing cancels it). Refresh uses
+handler's deadline) leaves it running for the others, and when the last one is gone it finishes
+alone and its token serves the next call (closing cancels it): the server may use a refresh
+token up on receipt, and counts a password grant in its throttle whether or not its answer is
+awaited. Refresh uses
 the refresh-token grant shortly before expiry or after a 401, and falls back to the password grant
 when that is refused, or its answer lost after it reached the server (which may have used the
 refresh token up: the sender does not send it again; docs/reliability.md, "Token grants").
@@ -423,12 +424,15 @@ class TokenManager:
         (a burst of refused password grants can lock the account out, and a throttled token
         endpoint would be hammered)."""
         self._check_open()
-        # A renewal that sends a refresh token finishes even when every caller waiting for it is
-        # cancelled (a deadline): the server may have used the refresh token up once it got it,
-        # and the next call would send it again, be refused, and pay a password grant.
-        refreshes = old is not None and old.refresh_token is not None
+        # A renewal finishes even when every caller waiting for it is cancelled (a deadline), and
+        # its token serves the next call: the server may have used a refresh token up once it
+        # got it (the next call would send it again, be refused, and pay a password grant), and
+        # it counts a password grant in its throttle (5 a minute) and opens a session for it
+        # whether or not the answer is awaited. Cancelled with its callers, a grant slower than
+        # their deadlines was sent by every call and never used: none got a token, and the
+        # throttle shut the client out. Closing cancels it.
         return await self._renewals.run(
-            "renewal", lambda: self._renew(old, refused=refused), finish_alone=refreshes
+            "renewal", lambda: self._renew(old, refused=refused), finish_alone=True
         )
 
     async def _renew(self, old: Token | None, *, refused: bool) -> Token:

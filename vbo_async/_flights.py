@@ -10,7 +10,8 @@ leader's task, and was cancelled with it): the work starts again in a task of it
 (one more request, a GET), and from then on the flight works as a shared one: a waiter
 cancelled leaves the task running for the others, the last one cancelled cancels it, so nothing
 outlives its callers. Work started to finish alone (`Flights.run`'s ``finish_alone``: a token
-renewal, whose grant may use up the refresh token it sends) always runs in a task of its own and
+renewal: its grant may use up the refresh token it sends, and is counted by the server whether
+or not it is awaited) always runs in a task of its own and
 goes on when its last waiter is cancelled. Only a `Flights` made with ``lead=True`` (the
 fetcher's navigation GETs) lets the first caller run the work; the others (token renewals, the
 discovery of the API version) run every work in a task, shared as above.
