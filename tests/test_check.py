@@ -853,9 +853,15 @@ async def test_an_org_the_targets_file_does_not_select_is_not_said_to_be_missing
     assert missing.startswith(f"UNKNOWN: --org {other}: {said}")
     # Without a selection, the server's whole listing was searched: missing there is missing.
     everything = await check(capsys, targets_of(tmp_path, east), "--org", "nope")
+    names = ", ".join(repr(name) for name in sorted(east.name_of(org) for org in east.worst()))
     assert everything.out.splitlines()[-1] == (
-        "UNKNOWN: --org nope: no organization 'nope' on the server (ids, or names ignoring case)"
+        "UNKNOWN: --org nope: no organization 'nope' on the server (ids, or names ignoring case): "
+        f"there are {names}"
     )
+    # A tenant's short name (without .onmicrosoft.com) is offered the full one.
+    short = east.name_of(ok).split(".")[0]
+    shortened = await check(capsys, targets_of(tmp_path, east), "--org", short)
+    assert shortened.out.splitlines()[-1].endswith(f"; did you mean {east.name_of(ok)!r}?")
 
 
 async def test_an_organization_named_twice_in_two_cases_is_one_tenant(
@@ -1640,7 +1646,9 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 """The epoch of the simulators a child process checks: it judges health at the real time."""
 
 
-async def check_process(targets: Path, *args: str, merge: bool = False) -> tuple[int, str, str]:
+async def check_process(
+    targets: Path, *args: str, merge: bool = False, **environment: str
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -1651,7 +1659,7 @@ async def check_process(targets: Path, *args: str, merge: bool = False) -> tuple
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT if merge else asyncio.subprocess.PIPE,
-        env=child_environment(VBO_PASSWORD="admin"),
+        env=child_environment(VBO_PASSWORD="admin", **environment),
     )
     out, err = await asyncio.wait_for(process.communicate(), HANG_GUARD)
     assert process.returncode is not None
@@ -1682,18 +1690,22 @@ async def test_exit_codes_of_a_real_process(tmp_path: Path, now_judged: None) ->
     assert codes == {"OK": 0, "WARNING": 1, "CRITICAL": 2, "usage": 3, "down": 3}
 
 
+@pytest.mark.parametrize("log_level", [None, "warning", "WARNING"])
 async def test_warnings_come_after_the_status_line_on_a_merged_stream(
-    tmp_path: Path, now_judged: None, tls_material: tuple[Path, Path]
+    tmp_path: Path, now_judged: None, tls_material: tuple[Path, Path], log_level: str | None
 ) -> None:
     """Icinga reads stdout and stderr as one stream: the status line must still come first,
-    the library's warning (certificate verification is off) after everything else."""
+    the library's warning (certificate verification is off) after everything else; also with
+    ``VBO_ASYNC_LOG=warning`` (the level shown anyway) set on the monitoring host, which let
+    the warning through first."""
     sim = simulator(43, epoch=NOW)
     async with serve(create_app(simulator=sim), certfile=tls_material[0]) as port:
         targets = write_targets(
             tmp_path / "t.toml",
             server_table("east", f"https://127.0.0.1:{port}", "VBO_PASSWORD", insecure="true"),
         )
-        code, out, _ = await check_process(targets, merge=True)
+        environment = {} if log_level is None else {"VBO_ASYNC_LOG": log_level}
+        code, out, _ = await check_process(targets, merge=True, **environment)
     lines = out.splitlines()
     assert code == 2
     assert lines[0].startswith("VB365 CRITICAL - ")
@@ -1966,7 +1978,7 @@ def test_shown_shares_and_days_never_contradict_the_state_they_decided() -> None
         Report.collect(ok_jobs(1), servers=1, tenants=1),
         repositories=[("east", stores)],
         free=FreeSpace(0.00001, 0),
-        licenses=[("east", (license_of(6.96), NOW))],
+        licenses=[("east", (license_of(6.96), LICENSE_NOW))],
         expiry=Expiry(dt.timedelta(seconds=2), dt.timedelta(seconds=1)),
     )
     perf = tiny.text.splitlines()[0].split(" | ")[1].split(" ")
@@ -2152,25 +2164,27 @@ def test_any_text_is_expiry_levels_or_a_duration_error(text: str) -> None:
     assert dt.timedelta(0) < levels.critical <= levels.warning
 
 
-NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+LICENSE_NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+"""When the license tests judge (its own name: a second ``NOW`` replaced the real time the
+child-process tests above judge at, and they failed a day after it)."""
 
 
 def license_of(days: float | None, **fields: Any) -> License:
-    expires = None if days is None else NOW + dt.timedelta(days=days)
+    expires = None if days is None else LICENSE_NOW + dt.timedelta(days=days)
     given = {"status": LicenseStatus.VALID, "total_number": 100, "used_number": 50, **fields}
     return License(license_expires=expires, **given)
 
 
 def test_licenses_are_judged_beside_the_jobs() -> None:
     licenses = [
-        ("a", (license_of(5), NOW)),
-        ("b", (license_of(20), NOW)),
-        ("c", (license_of(-3, grace_period_expires=NOW + dt.timedelta(days=27)), NOW)),
-        ("d", (license_of(90, status=LicenseStatus.EXPIRED), NOW)),
-        ("e", (license_of(200, used_number=120), NOW)),
+        ("a", (license_of(5), LICENSE_NOW)),
+        ("b", (license_of(20), LICENSE_NOW)),
+        ("c", (license_of(-3, grace_period_expires=LICENSE_NOW + dt.timedelta(days=27)), LICENSE_NOW)),
+        ("d", (license_of(90, status=LicenseStatus.EXPIRED), LICENSE_NOW)),
+        ("e", (license_of(200, used_number=120), LICENSE_NOW)),
         ("f", "cannot connect"),
-        ("g", (license_of(None), NOW)),
-        ("h", (license_of(0.25), NOW)),
+        ("g", (license_of(None), LICENSE_NOW)),
+        ("h", (license_of(0.25), LICENSE_NOW)),
     ]
     output = plugin_output(
         Report.collect(ok_jobs(1), servers=8, tenants=1),
@@ -2211,12 +2225,12 @@ def test_a_license_dated_never_has_no_expiry_date_as_serve_reads_it(never: dt.da
     report = Report.collect(ok_jobs(1), servers=1, tenants=1)
     licensed = License(license_expires=never, status=LicenseStatus.VALID, total_number=10, used_number=5)
     output = plugin_output(
-        report, licenses=[("east", (licensed, NOW))], expiry=Expiry(dt.timedelta(30), dt.timedelta(7))
+        report, licenses=[("east", (licensed, LICENSE_NOW))], expiry=Expiry(dt.timedelta(30), dt.timedelta(7))
     )
     assert output.state is HealthState.OK
     assert output.text.startswith("VB365 OK - 1 job OK on 1 tenant, 1 license OK | ")
     assert "license_days_left" not in output.text
-    assert days_left(licensed, NOW) is None
+    assert days_left(licensed, LICENSE_NOW) is None
 
 
 def test_a_license_status_the_client_does_not_know_is_unknown_not_valid() -> None:
@@ -2225,7 +2239,7 @@ def test_a_license_status_the_client_does_not_know_is_unknown_not_valid() -> Non
     report = Report.collect(ok_jobs(1), servers=1, tenants=1)
     unknown = license_of(400, status=LicenseStatus("Invalid"))
     output = plugin_output(
-        report, licenses=[("east", (unknown, NOW))], expiry=Expiry(dt.timedelta(30), dt.timedelta(7))
+        report, licenses=[("east", (unknown, LICENSE_NOW))], expiry=Expiry(dt.timedelta(30), dt.timedelta(7))
     )
     assert output.state is HealthState.UNKNOWN
     assert "UNKNOWN: east/license: status Invalid" in output.text.splitlines()
@@ -2234,7 +2248,7 @@ def test_a_license_status_the_client_does_not_know_is_unknown_not_valid() -> Non
 
 def test_licenses_all_ok_and_levels_not_asked_for() -> None:
     report = Report.collect(ok_jobs(1), servers=1, tenants=1)
-    licenses = [("east", (license_of(400), NOW))]
+    licenses = [("east", (license_of(400), LICENSE_NOW))]
     output = plugin_output(report, licenses=licenses, expiry=Expiry(dt.timedelta(30), dt.timedelta(7)))
     assert output.state is HealthState.OK
     assert output.text.startswith("VB365 OK - 1 job OK on 1 tenant, 1 license OK | ")

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import difflib
 import io
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -420,8 +420,11 @@ class _Held(io.StringIO):
 @contextlib.contextmanager
 def _holding_stderr(held: io.StringIO) -> Iterator[None]:
     """Hold what is written to stderr (library warnings) in ``held`` while the block runs,
-    unless ``VBO_ASYNC_LOG`` asks for logs as they come."""
-    if level_from_environment() is not None:
+    unless ``VBO_ASYNC_LOG`` asks for more than warnings (``info``, ``debug``: logs as they come,
+    to see where a check spends its time). ``warning``, what is shown anyway, is held too: set
+    for all commands on a monitoring host, it put a warning before the status line."""
+    level = level_from_environment()
+    if level is not None and level < logging.WARNING:
         yield
         return
     with contextlib.redirect_stderr(held):
@@ -545,8 +548,12 @@ def _not_found_message(
     if selective:
         where = f"among those the targets file selects {where}"
     message = f"no organization {value!r} {where}"
-    folded = {name.casefold(): name for name in sorted(seen)}
-    close = difflib.get_close_matches(value.strip().casefold(), list(folded), n=3, cutoff=0.6)
+    from ._flows import close_names  # loaded by the sweep already: not at start-up
+
+    folded = {name.casefold(): name for name in sorted(seen, key=lambda name: (name.casefold(), name))}
+    close = close_names(value.strip().casefold(), folded, most=3)
     if close:
         return message + "; did you mean " + ", ".join(repr(folded[name]) for name in close) + "?"
+    if 0 < len(folded) <= 10:
+        return message + " (ids, or names ignoring case): there are " + ", ".join(map(repr, folded.values()))
     return message + " (ids, or names ignoring case)"

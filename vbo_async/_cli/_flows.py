@@ -116,11 +116,16 @@ def close_names(wanted: str, names: Iterable[str], *, most: int = 5) -> list[str
     (pure). The trailing labels a name shares with ``wanted`` (``.onmicrosoft.com``, which
     nearly every tenant's name ends in) are left out of the comparison: compared whole,
     ``fabrikam.onmicrosoft.com`` was close to ``litware.onmicrosoft.com`` and every other
-    tenant, and the hint named five strangers instead of the server's few organizations."""
+    tenant, and the hint named five strangers instead of the server's few organizations. A name
+    whose first label is ``wanted`` (``contoso`` for ``contoso.onmicrosoft.com``, the usual
+    short form) is closest of all."""
     scored = []
     for name in names:
         mine, theirs = _without_shared_labels(wanted, name)
-        ratio = difflib.SequenceMatcher(None, mine, theirs).ratio()
+        if name.split(".", 1)[0] == wanted != name:
+            ratio = 1.0
+        else:
+            ratio = difflib.SequenceMatcher(None, mine, theirs).ratio()
         if ratio >= _CLOSE:
             scored.append((-ratio, name))
     return [name for _, name in sorted(scored)[:most]]
