@@ -259,6 +259,11 @@ async def _batch(batch: Batch, context: Context) -> None:
     # the tenant is swept alone.
     by_tenant = {key: first_listed(tenant_jobs) for key, tenant_jobs in by_tenant.items()}
     strays = [key for key in refused if key not in organizations]
+    if whole:
+        # A job read whole that names an organization the server's own listing lacks (it lists
+        # the job under a tenant of its, v1-v7 by path): whose it is, only that tenant's
+        # listing says; filed by its own word it was nobody's, its tenant complete without it.
+        strays += [key for key in by_tenant if key and key not in organizations]
     if strays and vouched and not whole and "" not in refused and "" not in by_tenant:
         # Vouched for by a count, the targets' organizations are not all the server lists: a
         # job of a tenant not swept (whom the server lists) names no stray organization.
