@@ -1202,6 +1202,53 @@ async def test_a_readable_job_naming_an_organization_the_server_does_not_list_is
         assert len(outcomes[False][owner][1]) == 2
 
 
+async def test_on_v8_another_tenants_undecodable_job_on_a_v7_page_fails_only_that_tenant() -> None:
+    """A v8 ``/Jobs?organizationId=`` page whose ``next`` names v7 (whose ``/Jobs`` ignores the
+    filter: every tenant's jobs), with one of tenant B's jobs undecodable. Swept tenant by
+    tenant, every tenant whose listing reached that page failed on B's job; only B fails now,
+    as in a batch, and the others get their jobs."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=3, epoch=EPOCH, jobs_per_organization=(3, 3)))
+    orgs = simulator.organization_ids()
+    broken = simulator.jobs_wire(orgs[1], version="v7")[0]["id"]
+
+    class V7Next(_Rewriting):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.lower() == "/v8/jobs":  # pages of two, to reach the next link
+                request = httpx.Request(
+                    "GET", request.url.copy_set_param("limit", 2), headers=request.headers
+                )
+            response = await super().handle_async_request(request)
+            if request.url.path.lower() != "/v8/jobs":
+                return response
+            data = json.loads(await response.aread())
+            if data.get("_links", {}).get("next"):
+                data["_links"]["next"]["href"] = data["_links"]["next"]["href"].replace("/v8/", "/v7/")
+            return httpx.Response(200, json=data)
+
+    def malformed(job: dict[str, Any]) -> None:
+        if job.get("id") == broken:
+            job["lastRun"] = 12
+
+    results = {}
+    for batch in (False, True):
+        async with VBOClient(
+            "https://vbo.test:4443",
+            username="admin",
+            password="admin",
+            api_version="v8",
+            transport=V7Next(create_app(simulator=simulator), malformed),
+            retry=NO_WAIT,
+        ) as vbo:
+            results[batch] = outcome(
+                await sweep([PollTarget(client=vbo, organization_id=o) for o in orgs], batch=batch)
+            )
+    for swept in results.values():
+        assert swept[orgs[1]][0] == "DecodeError"
+        assert [swept[org] for org in (orgs[0], orgs[2])] == [
+            (None, sorted(job["name"] for job in simulator.jobs_wire(org))) for org in (orgs[0], orgs[2])
+        ]
+
+
 async def test_a_job_failing_every_run_is_judged_in_a_batch_as_job_health_judges_it(
     scripted_client: Callable[..., VBOClient],
 ) -> None:

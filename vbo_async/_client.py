@@ -542,13 +542,28 @@ class VBOClient:
         as first listed (`first_listed`)."""
         org = id_argument(_id_of(organization, Organization, "organization"), "organization")
         url = await self._url("organization_jobs", organization=org)
-        filters = (await self._found_dialect()).organization_jobs_filter
+        dialect = await self._found_dialect()
+        filters = dialect.organization_jobs_filter
+        # A page of the filter may list other tenants' jobs (a v8 ``next`` naming v7, whose
+        # /Jobs ignores the filter): one of theirs that cannot be decoded is not this tenant's
+        # failure. Its own (or one naming no organization) is raised, the first as listed.
+        refused: list[DecodeError] = []
+        if filters:
+            owner_of, key = raw_reader(Job, "organization_id", dialect), id_key(org)
+
+            def file(item: Any, error: DecodeError) -> None:
+                owner = owner_of(item)
+                if owner is None or id_key(owner) == key:
+                    refused.append(error)
+
         try:
-            listed = await self._fetcher.fetch_all(url, Job)
+            listed = await self._fetcher.fetch_all(url, Job, refused=file if filters else None)
         except APIError as exc:
             if filters and exc.status_code == 400:
                 await self.organization(org)  # its NotFoundError when the server has no such organization
             raise
+        if refused:
+            raise bodiless(refused[0])
         jobs = first_listed(listed if not filters else _owned_by(listed, org))
         if not jobs and filters:
             await self.organization(org)
