@@ -29,7 +29,16 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vbo_async import ConfigError, Job, Organization, PollTarget, RetryPolicy, VBOClient, poll_jobs
+from vbo_async import (
+    ConfigError,
+    HealthState,
+    Job,
+    Organization,
+    PollTarget,
+    RetryPolicy,
+    VBOClient,
+    poll_jobs,
+)
 
 from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for
 from .test_properties import PROPERTY
@@ -80,9 +89,9 @@ ID_METHODS: dict[str, tuple[str, IdCall]] = {
         "organization",
         lambda vbo, value: vbo.organization_used_repositories(value),
     ),
-    "job_health": ("job.id", lambda vbo, value: vbo.job_health(Job(id=value))),
 }
-"""Every method taking an id: (the argument its error names, the call)."""
+"""Every method taking an id: (the argument its error names, the call). `job_health` takes a
+`Job`, whose id is the server's word: its own test below."""
 
 BAD_IDS = {
     "lone surrogate": "job-" + SURROGATE,
@@ -106,6 +115,21 @@ async def test_an_id_that_cannot_be_one_path_segment_is_refused_before_any_reque
     assert str(caught.value).startswith(f"{name} "), caught.value
     for text in shown(caught.value):
         assert BAD_IDS[bad] not in text
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("bad", list(BAD_IDS))
+async def test_job_health_of_an_id_that_cannot_be_one_path_segment_is_unknown_before_any_request(
+    bad: str,
+) -> None:
+    """A job's id is the server's word: one no URL segment can carry is that job's UNKNOWN (as a
+    sweep judges it), its reason naming the field, never the value; nothing is sent."""
+    fake = FakeVBO()
+    async with client_for(fake, api_version="auto") as vbo:  # not even the version probe is sent
+        health = await vbo.job_health(Job(id=BAD_IDS[bad]))
+    assert health.state is HealthState.UNKNOWN
+    assert "job.id " in health.reason
+    assert BAD_IDS[bad] not in health.reason
     assert fake.requests == []
 
 

@@ -219,6 +219,8 @@ async def _serve(
             signals.reload.set()  # asked for while the files were read: they may have changed since
         within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
         servers = Servers(path, passwords, within=within)
+        loop = asyncio.get_running_loop()
+        bounded: _Bounded | None = None
         try:
             specs = servers.build(loaded)
             nofile = descriptor_limit()
@@ -243,7 +245,6 @@ async def _serve(
             await runner.setup()
             listening: asyncio.Server | None = None
             bounded = _Bounded(runner.server, connection_limit(nofile))
-            loop = asyncio.get_running_loop()
             bounded.previous = loop.get_exception_handler()
             loop.set_exception_handler(bounded.exception_handler)
             try:
@@ -262,9 +263,13 @@ async def _serve(
                     listening.close()
                 await exporter.stop()
                 await runner.cleanup()
-                loop.set_exception_handler(bounded.previous)
         finally:
             await servers.aclose(abandon=signals.again)
+            if bounded is not None:
+                # Only now: an accept retried a second after a refusal (no descriptor free) is
+                # still due on the closed socket while the clients log out (a grant in flight is
+                # waited for), and the handler before this one would print its traceback.
+                loop.set_exception_handler(bounded.previous)
 
 
 class _Bounded:
