@@ -1136,7 +1136,12 @@ async def test_a_job_naming_no_organization_is_not_lost_by_a_batch(
     vbo = scripted_client(filtering(jobs, [ORGS[0], ORGS[1], ORGS[2]]))
     targets = [PollTarget(client=vbo, organization_id=org) for org in ORGS]
     alone = outcome(await sweep(targets, batch=False))
-    assert alone[ORGS[1]] != (None, [])  # the tenant owning the job gets it, or its DecodeError
+    if "organization" not in orphan["_links"]:  # nothing readable names its organization
+        assert alone[ORGS[1]] != (None, [])  # the tenant owning the job gets it, or its DecodeError
+    else:
+        # Its organization link names organization "12": v8's listing of ORGS[1] leaves out a job naming
+        # another organization, readable or not (a page past a /v7/ next lists every tenant's).
+        assert alone[ORGS[1]] == (None, [])
     assert outcome(await sweep(targets, batch=True)) == alone
 
 

@@ -288,8 +288,24 @@ def read_password(variable: str, prompt: str, *, where: str = "--password-env") 
         try:
             return getpass.getpass(prompt) if stream is None else getpass.getpass(prompt, stream)
         except EOFError:
+            _end_prompt_line(stream)
             said = variable_said(variable) or f"the environment variable {where} names ({HIDDEN_VARIABLE})"
             raise CLIError(f"no password: none was typed at the prompt; type it, or set {said}") from None
+        except BaseException:  # Ctrl-C, SIGTERM
+            _end_prompt_line(stream)
+            raise
+
+
+def _end_prompt_line(stream: TextIO | None) -> None:
+    """End the prompt's line (getpass ends it only when a line was typed), so that what is said
+    next (``vbo-async: interrupted``) starts a line of its own."""
+    with contextlib.suppress(OSError, ValueError):
+        if stream is None:
+            with open("/dev/tty", "w", encoding="utf-8") as terminal:
+                terminal.write("\n")
+        else:
+            stream.write("\n")
+            stream.flush()
 
 
 def _prompt_stream() -> TextIO | None:
