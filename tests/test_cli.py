@@ -3095,12 +3095,16 @@ def test_simulate_passes_the_token_lifetimes_on(
 
 def test_simulate_refuses_a_token_lifetime_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
     line = error_line(run(capsys, "simulate", "--port", "0", "--token-lifetime", "0"), code=2)
-    assert "token_lifetime must be > 0" in line
+    assert "--token-lifetime must be > 0" in line
 
 
-def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[str]) -> None:
-    line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", "v1,v99"), code=2)
-    assert "api_versions" in line
+@pytest.mark.parametrize("versions", ["v1,v99", "", " , "])
+def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[str], versions: str) -> None:
+    """Said as the option, not as the simulator's field (``api_versions must be a non-empty
+    tuple of versions``)."""
+    line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", versions), code=2)
+    assert line.startswith("vbo-async: error: --api-versions"), line
+    assert "api_versions" not in line
 
 
 def test_simulate_s_default_versions_are_every_one_the_simulator_serves(
@@ -3199,10 +3203,10 @@ def test_simulate_on_a_busy_port_is_one_error(capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        (["--error-rate", "1.5"], "error_rate"),
+        (["--error-rate", "1.5"], "--error-rate must be between 0 and 1"),
         (["--error-rate", "0.7", "--drop-rate", "0.7"], "must not exceed 1"),
-        (["--latency", "-1"], "latency"),
-        (["--revoke-every", "0"], "revoke_every"),
+        (["--latency", "-1"], "--latency"),
+        (["--revoke-every", "0"], "--revoke-every must be > 0"),
         (["--latency", "soon"], "'--latency'"),
     ],
 )

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import click
 
+from .._exceptions import ConfigError
 from ._connect import is_terminal
 from ._exit import CLIError, Outcome, simulator_extra, write_banner
 
@@ -93,6 +94,16 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def as_option(message: str) -> str:
+    """A configuration error of the simulator as the command line says it: the field it starts
+    with named as its option (``api_versions must ...`` -> ``--api-versions must ...``)."""
+    field, space, rest = message.partition(" ")
+    name, colon = (field[:-1], ":") if field.endswith(":") else (field, "")
+    if space and name.isidentifier() and name.islower():
+        return f"--{name.replace('_', '-')}{colon} {rest}"
+    return message
+
+
 def faults_from(cls: type[Any], values: dict[str, Any]) -> Any:
     """Build ``cls`` (`Faults`) from the parsed options, taking its fields out of ``values``."""
     return cls(**{field.name: values.pop(field.name) for field in attrs.fields(cls)})
@@ -120,14 +131,17 @@ def serve_simulator(
         from ..simulator import Faults, SimulatorConfig, create_app, make_tls_material
         from ..simulator._faults import is_simulated_disconnect
 
-    config = SimulatorConfig(
-        seed=seed,
-        organizations=organizations,
-        api_versions=api_versions,
-        token_lifetime=token_lifetime,
-        refresh_token_lifetime=refresh_token_lifetime,
-        faults=faults_from(Faults, faults),
-    )
+    try:
+        config = SimulatorConfig(
+            seed=seed,
+            organizations=organizations,
+            api_versions=api_versions,
+            token_lifetime=token_lifetime,
+            refresh_token_lifetime=refresh_token_lifetime,
+            faults=faults_from(Faults, faults),
+        )
+    except ConfigError as exc:
+        raise ConfigError(as_option(str(exc))) from None
     scheme = "https" if tls else "http"
     options: dict[str, Any] = {}
     # Listening before "Serving" is printed: a client that connects as soon as it reads the line
