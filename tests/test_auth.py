@@ -335,6 +335,41 @@ async def test_a_password_grant_whose_callers_are_all_cancelled_finishes_and_ser
     assert fake.grants() == ["password"]
 
 
+async def test_the_discovery_of_auto_whose_callers_are_all_cancelled_finishes_and_serves_the_next_call() -> (
+    None
+):
+    """``api_version="auto"`` (the default): the first password grant is the discovery's probe.
+    Cancelled with its last caller, as a password renewal was, a token endpoint slower than the
+    callers' deadlines was asked once per call and never answered one."""
+    from vbo_async.simulator import Simulator, SimulatorConfig, create_app
+
+    inner = httpx.ASGITransport(app=create_app(simulator=Simulator(SimulatorConfig(seed=1, organizations=2))))
+    entered, release = asyncio.Event(), asyncio.Event()
+    grants: list[str] = []
+
+    class Held(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.lower().endswith("/token"):
+                grants.append(request.url.path.lower())
+                if len(grants) == 1:
+                    entered.set()
+                    await release.wait()
+            return await inner.handle_async_request(request)
+
+    async with VBOClient(BASE, username="admin", password="admin", transport=Held()) as vbo:
+        before = asyncio.all_tasks()
+        first = asyncio.create_task(vbo.organizations())
+        await entered.wait()
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        release.set()
+        await settled(before)  # the discovery ended, by itself
+        assert len(await vbo.organizations()) == 2
+        assert vbo.api_version == "v8"
+    assert grants == ["/v8/token"]
+
+
 @pytest.mark.parametrize("when", ["before the server answers", "after the server answered"])
 async def test_a_renewal_whose_only_caller_is_cancelled_still_brings_its_token(when: str) -> None:
     """A call renewing an expired token is cancelled (its deadline) while the refresh grant is

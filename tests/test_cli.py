@@ -3204,7 +3204,10 @@ def test_simulate_on_a_busy_port_is_one_error(capsys: pytest.CaptureFixture[str]
     ("options", "expected"),
     [
         (["--error-rate", "1.5"], "--error-rate must be between 0 and 1"),
-        (["--error-rate", "0.7", "--drop-rate", "0.7"], "must not exceed 1"),
+        (
+            ["--error-rate", "0.7", "--drop-rate", "0.7"],
+            "the sum of --error-rate, --rate-limit-rate, --drop-rate",
+        ),
         (["--latency", "-1"], "--latency"),
         (["--revoke-every", "0"], "--revoke-every must be > 0"),
         (["--latency", "soon"], "'--latency'"),

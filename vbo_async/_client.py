@@ -483,12 +483,15 @@ class VBOClient:
     async def _found_dialect(self) -> Dialect:
         """The dialect of the API version the client speaks, found first if ``"auto"``: once for
         every caller waiting at the same time, who share its outcome (a refused password is asked
-        once); a caller cancelled leaves the discovery running for the others."""
+        once); a caller cancelled leaves the discovery running for the others, and the last one
+        leaves it to finish alone (closing cancels it): its probes are password grants, which
+        the server counts in its throttle whether or not their answer is awaited, and whose
+        token serves the next call."""
         dialect = self._dialect
         if dialect is not None:
             return dialect
         self._fetcher.check_usable()
-        return await self._discovery.run("dialect", self._discovered)
+        return await self._discovery.run("dialect", self._discovered, finish_alone=True)
 
     async def _discovered(self) -> Dialect:
         if self._dialect is None:

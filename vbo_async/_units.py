@@ -258,11 +258,14 @@ async def _batch(batch: Batch, context: Context) -> None:
     # Each tenant's jobs once, as first listed: what `VBOClient.organization_jobs` gives when
     # the tenant is swept alone.
     by_tenant = {key: first_listed(tenant_jobs) for key, tenant_jobs in by_tenant.items()}
-    strays = [key for key in refused if key not in organizations]
-    if whole:
-        # A job read whole that names an organization the server's own listing lacks (it lists
-        # the job under a tenant of its, v1-v7 by path): whose it is, only that tenant's
-        # listing says; filed by its own word it was nobody's, its tenant complete without it.
+    # A job naming an organization the server does not list: whose it is, only a tenant's own
+    # listing says where that lists by path (v1-v7: one under the tenant's path is its), and
+    # filed by its own word here it was nobody's, its tenant complete without it. v8 lists a
+    # tenant's jobs by filter and leaves out those naming another organization: there the batch
+    # gives what tenant by tenant gives, without a request per tenant.
+    by_path = not (await client._found_dialect()).organization_jobs_filter
+    strays = [key for key in refused if key not in organizations] if by_path else []
+    if whole and by_path:
         strays += [key for key in by_tenant if key and key not in organizations]
     if strays and vouched and not whole and "" not in refused and "" not in by_tenant:
         # Vouched for by a count, the targets' organizations are not all the server lists: a

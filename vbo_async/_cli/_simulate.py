@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import socket
 import sys
 import tempfile
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -94,14 +95,15 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def as_option(message: str) -> str:
-    """A configuration error of the simulator as the command line says it: the field it starts
-    with named as its option (``api_versions must ...`` -> ``--api-versions must ...``)."""
-    field, space, rest = message.partition(" ")
-    name, colon = (field[:-1], ":") if field.endswith(":") else (field, "")
-    if space and name.isidentifier() and name.islower():
-        return f"--{name.replace('_', '-')}{colon} {rest}"
-    return message
+def as_option(message: str, fields: Iterable[str]) -> str:
+    """A configuration error of the simulator as the command line says it: each of ``fields``
+    (the configuration's, the options' names) it names, as its option (``api_versions must
+    ...`` -> ``--api-versions must ...``; ``the sum of error_rate, drop_rate`` -> ``the sum of
+    --error-rate, --drop-rate``)."""
+    names = "|".join(sorted(map(re.escape, fields), key=len, reverse=True))
+    if not names:
+        return message
+    return re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: "--" + m[1].replace("_", "-"), message)
 
 
 def faults_from(cls: type[Any], values: dict[str, Any]) -> Any:
@@ -141,7 +143,12 @@ def serve_simulator(
             faults=faults_from(Faults, faults),
         )
     except ConfigError as exc:
-        raise ConfigError(as_option(str(exc))) from None
+        from ..simulator import _config  # the classes themselves (the names may be wrapped)
+
+        fields = [
+            field.name for cls in (_config.SimulatorConfig, _config.Faults) for field in attrs.fields(cls)
+        ]
+        raise ConfigError(as_option(str(exc), fields)) from None
     scheme = "https" if tls else "http"
     options: dict[str, Any] = {}
     # Listening before "Serving" is printed: a client that connects as soon as it reads the line
