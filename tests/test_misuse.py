@@ -497,7 +497,31 @@ def test_to_wire_keeps_models_their_containers_and_json_as_before(api_version: s
     assert vbo.to_wire([Job(id="j"), "text"]) == [job, "text"]
     assert vbo.to_wire(Job(id="j").links) == {}
     assert vbo.to_wire(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)) == "2026-01-02T03:04:05+00:00"
-    assert math.isnan(vbo.to_wire(math.nan))
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v8"])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (math.nan, "cannot write nan, which JSON has no number for (at $)"),
+        ({"ratio": [1.0, -math.inf]}, "cannot write -inf, which JSON has no number for (at $.ratio[1])"),
+        (
+            Proxy(id="p", cpu_usage_percent=math.nan),
+            "cannot write nan, which JSON has no number for (at $.cpuUsagePercent)",
+        ),
+        ({1: "a", "1": "b"}, "would write two keys as '1' (at $)"),
+        ({True: "a", "true": "b"}, "would write two keys as 'true' (at $)"),
+        ({math.inf: "a"}, "cannot write inf, which JSON has no number for (at $)"),
+    ],
+    ids=["nan", "inf-in-list", "nan-in-model", "int-and-str-key", "bool-and-str-key", "inf-key"],
+)
+def test_to_wire_of_what_json_cannot_hold_is_a_config_error(api_version: str, value: Any, says: str) -> None:
+    """``to_wire`` gave NaN and infinities back (``json.dumps`` then writes ``NaN``, which no
+    JSON parser reads: `from_wire` refused its own output), and two keys ``json.dumps`` writes
+    alike; `to_jsonable` refused both. So does ``to_wire`` now, naming where."""
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=api_version)
+    with pytest.raises(ConfigError, match=re.escape(f"to_wire() {says}")):
+        vbo.to_wire(value)
 
 
 @pytest.mark.parametrize("api_version", ["v1", "v8"])

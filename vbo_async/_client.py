@@ -849,7 +849,9 @@ class VBOClient:
 
         ``from_wire(to_wire(model), type(model)) == model``; use it to cache or log resources.
         Lists, tuples and dicts of models and JSON values are written item by item; anything
-        else (a client, a `HealthPolicy`, a set) is a `ConfigError` naming its type and place.
+        else (a client, a `HealthPolicy`, a set), a float JSON has no number for (NaN, an
+        infinity) and two keys JSON writes alike (``1`` and ``"1"``) are a `ConfigError` naming
+        its place, as `to_jsonable` says them.
         """
         return self._fetcher.decoder.unstructure(model, self._wire_dialect(api_version))
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import codecs
 import gc
+import json
 import logging
+import math
 import operator
 import re
 from collections.abc import Callable, Iterator
@@ -366,7 +368,7 @@ class Decoder:
         if converter is None:
             converter = self._wire[dialect.version] = make_converter(self._navigator, dialect)
         try:
-            return _to_wire(model, converter.unstructure, "$")
+            return _finite(_to_wire(model, converter.unstructure, "$"), "$")
         except RecursionError:
             error = ConfigError("to_wire() cannot convert data nested too deeply")
         raise error  # outside the handler: no RecursionError as its context
@@ -578,11 +580,33 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
         return [_to_wire(item, write, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, dict):
         wire = {}
+        names: set[str] = set()
         for key, item in value.items():
             if key is not None and key.__class__ not in _JSON_SCALARS:
                 raise ConfigError(
                     f"to_wire() cannot write {with_article(type(key).__name__)} as a key (at {path})"
                 )
+            # JSON's key as json.dumps writes it: 1 and "1" (or True and "true") are one key.
+            name = key if key.__class__ is str else json.dumps(_finite(key, path))
+            if name in names:
+                raise ConfigError(f"to_wire() would write two keys as {name!r} (at {path})")
+            names.add(name)
             wire[key] = _to_wire(item, write, f"{path}.{key}")
         return wire
     raise ConfigError(f"to_wire() cannot write {with_article(type(value).__name__)} (at {path})")
+
+
+def _finite(value: Any, path: str) -> Any:
+    """``value`` (wire JSON), unless it holds a float that is not finite: a `ConfigError` naming
+    where (``json.dumps`` would write ``NaN``, which no JSON parser reads, `from_wire` included),
+    as `to_jsonable` says it."""
+    if value.__class__ is float:
+        if not math.isfinite(value):
+            raise ConfigError(f"to_wire() cannot write {value!r}, which JSON has no number for (at {path})")
+    elif value.__class__ is list:
+        for index, item in enumerate(value):
+            _finite(item, f"{path}[{index}]")
+    elif value.__class__ is dict:
+        for key, item in value.items():
+            _finite(item, f"{path}.{key}")
+    return value
