@@ -847,7 +847,9 @@ class VBOClient:
         left out where it has none (v7/v8 ``jobsessions``, whose server link is dead, and a v6+
         job's ``proxy``, reached through its repository): decoded again, both are built again.
 
-        ``from_wire(to_wire(model), type(model)) == model``; use it to cache or log resources.
+        ``from_wire(to_wire(model), type(model)) == model`` for a model decoded from that
+        version (a field the version's wire has no name for, set by hand, is not written: v6's
+        license has no ``package``); use it to cache or log resources.
         Lists, tuples and dicts of models and JSON values are written item by item; anything
         else (a client, a `HealthPolicy`, a set), a float JSON has no number for (NaN, an
         infinity) and two keys JSON writes alike (``1`` and ``"1"``) are a `ConfigError` naming
