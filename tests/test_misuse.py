@@ -53,6 +53,7 @@ from vbo_async import (
     assess,
     configure_logging,
     poll_jobs,
+    to_jsonable,
 )
 
 from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for, offline_client
@@ -512,8 +513,17 @@ def test_to_wire_keeps_models_their_containers_and_json_as_before(api_version: s
         ({1: "a", "1": "b"}, "would write two keys as '1' (at $)"),
         ({True: "a", "true": "b"}, "would write two keys as 'true' (at $)"),
         ({math.inf: "a"}, "cannot write inf, which JSON has no number for (at $)"),
+        ({"a": {10**5000: 1}}, "cannot write an int that long as a key (at $.a)"),
     ],
-    ids=["nan", "inf-in-list", "nan-in-model", "int-and-str-key", "bool-and-str-key", "inf-key"],
+    ids=[
+        "nan",
+        "inf-in-list",
+        "nan-in-model",
+        "int-and-str-key",
+        "bool-and-str-key",
+        "inf-key",
+        "huge-int-key",
+    ],
 )
 def test_to_wire_of_what_json_cannot_hold_is_a_config_error(api_version: str, value: Any, says: str) -> None:
     """``to_wire`` gave NaN and infinities back (``json.dumps`` then writes ``NaN``, which no
@@ -522,6 +532,9 @@ def test_to_wire_of_what_json_cannot_hold_is_a_config_error(api_version: str, va
     vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=api_version)
     with pytest.raises(ConfigError, match=re.escape(f"to_wire() {says}")):
         vbo.to_wire(value)
+    if "key" in says:  # to_jsonable says the same
+        with pytest.raises(ConfigError, match=re.escape(f"to_jsonable() {says}")):
+            to_jsonable(value)
 
 
 @pytest.mark.parametrize("api_version", ["v1", "v8"])

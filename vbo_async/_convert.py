@@ -64,6 +64,7 @@ __all__ = [
     "LINKS",
     "MODELS",
     "FastHooks",
+    "NotFinite",
     "WireValueError",
     "configure_converter",
     "fast_path_rules_hold",
@@ -167,6 +168,23 @@ def wire_name(cls: type[Any], attribute: str, dialect: Dialect) -> str:
 _NO_VALUE: Any = object()
 _SHOWN = 40
 """Characters of a refused value's repr a message quotes."""
+
+
+class NotFinite(Exception):
+    """A float JSON has no number for (NaN, an infinity) met while writing a model's wire JSON;
+    ``keys`` are the wire names leading to it, outermost first (`Decoder.unstructure` says it
+    as a `ConfigError` naming that place)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(value)
+        self.value = value
+        self.keys: list[str] = []
+
+
+def _finite(value: float) -> float:
+    if value - value != 0.0:  # NaN or an infinity (inf - inf is NaN): faster than math.isfinite
+        raise NotFinite(value)
+    return value
 
 
 class WireValueError(ValueError):
@@ -1186,6 +1204,7 @@ def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> N
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
     converter.register_unstructure_hook(Link, lambda link: {"href": link.shown_href()})
     converter.register_unstructure_hook(m.HourFlags, list)
+    converter.register_unstructure_hook(float, _finite)
     for enum_cls in ENUMS:
         converter.register_unstructure_hook(enum_cls, lambda member: str(member._value_))
     for cls in _ALL:  # a *Links class is a model whose values are links
@@ -1215,7 +1234,11 @@ def _unstructure_model(
                 link = getattr(model.links, relation)
                 if link is not None and last_segment(link.href) == value:
                     continue
-            wire[key] = converter.unstructure(value)
+            try:
+                wire[key] = converter.unstructure(value)
+            except NotFinite as exc:
+                exc.keys.insert(0, key)
+                raise
         return wire
 
     return unstructure

@@ -34,7 +34,7 @@ from cattrs.errors import (
 )
 
 from ._checks import with_article
-from ._convert import WIRE_TYPES, FastHooks, WireValueError, make_converter, wire_name
+from ._convert import WIRE_TYPES, FastHooks, NotFinite, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
 from ._lenient import (
@@ -368,7 +368,7 @@ class Decoder:
         if converter is None:
             converter = self._wire[dialect.version] = make_converter(self._navigator, dialect)
         try:
-            return _finite(_to_wire(model, converter.unstructure, "$"), "$")
+            return _to_wire(model, converter.unstructure, "$")
         except RecursionError:
             error = ConfigError("to_wire() cannot convert data nested too deeply")
         raise error  # outside the handler: no RecursionError as its context
@@ -571,11 +571,16 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
     Anything else is a `ConfigError` naming its type and where it is (``$.jobs[1]``), as
     `to_jsonable` says it: it came back unchanged, for ``json.dumps`` to refuse far from here."""
     if value is None or value.__class__ in _JSON_SCALARS:
+        if value.__class__ is float and not math.isfinite(value):
+            raise _not_finite(value, path)
         return value
     if value.__class__ is NumberText:  # raw JSON's number no double holds, read as its text
         return str(value)
     if isinstance(value, WIRE_TYPES):
-        return write(value)
+        try:
+            return write(value)
+        except NotFinite as exc:
+            raise _not_finite(exc.value, path + "".join(f".{key}" for key in exc.keys)) from None
     if isinstance(value, list | tuple):
         return [_to_wire(item, write, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, dict):
@@ -586,8 +591,7 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
                 raise ConfigError(
                     f"to_wire() cannot write {with_article(type(key).__name__)} as a key (at {path})"
                 )
-            # JSON's key as json.dumps writes it: 1 and "1" (or True and "true") are one key.
-            name = key if key.__class__ is str else json.dumps(_finite(key, path))
+            name = _key_text(key, path)
             if name in names:
                 raise ConfigError(f"to_wire() would write two keys as {name!r} (at {path})")
             names.add(name)
@@ -596,17 +600,20 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
     raise ConfigError(f"to_wire() cannot write {with_article(type(value).__name__)} (at {path})")
 
 
-def _finite(value: Any, path: str) -> Any:
-    """``value`` (wire JSON), unless it holds a float that is not finite: a `ConfigError` naming
-    where (``json.dumps`` would write ``NaN``, which no JSON parser reads, `from_wire` included),
-    as `to_jsonable` says it."""
-    if value.__class__ is float:
-        if not math.isfinite(value):
-            raise ConfigError(f"to_wire() cannot write {value!r}, which JSON has no number for (at {path})")
-    elif value.__class__ is list:
-        for index, item in enumerate(value):
-            _finite(item, f"{path}[{index}]")
-    elif value.__class__ is dict:
-        for key, item in value.items():
-            _finite(item, f"{path}.{key}")
-    return value
+def _key_text(key: str | int | float | bool | None, path: str) -> str:
+    """``key`` as JSON's key, as ``json.dumps`` writes it: ``1`` and ``"1"`` (or ``True`` and
+    ``"true"``) are one key; `ConfigError` for one it cannot write."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, float) and not math.isfinite(key):
+        raise _not_finite(key, path)
+    try:
+        return json.dumps(key)
+    except ValueError:  # an int of more digits than Python writes (sys.get_int_max_str_digits)
+        raise ConfigError(f"to_wire() cannot write an int that long as a key (at {path})") from None
+
+
+def _not_finite(value: float, path: str) -> ConfigError:
+    """The error of a float JSON has no number for: ``json.dumps`` writes ``NaN``, which no JSON
+    parser reads (`from_wire` included), as `to_jsonable` says it."""
+    return ConfigError(f"to_wire() cannot write {value!r}, which JSON has no number for (at {path})")
