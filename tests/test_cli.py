@@ -3095,7 +3095,7 @@ def test_simulate_passes_the_token_lifetimes_on(
 
 def test_simulate_refuses_a_token_lifetime_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
     line = error_line(run(capsys, "simulate", "--port", "0", "--token-lifetime", "0"), code=2)
-    assert "--token-lifetime must be > 0" in line
+    assert "--token-lifetime must be a finite number > 0, got 0.0" in line
 
 
 @pytest.mark.parametrize("versions", ["v1,v99", "", " , "])
@@ -3105,6 +3105,8 @@ def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[s
     line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", versions), code=2)
     assert line.startswith("vbo-async: error: --api-versions"), line
     assert "api_versions" not in line
+    if "v99" not in versions:
+        assert "--api-versions must name at least one of v1, v6, v7, v8" in line
 
 
 def test_simulate_s_default_versions_are_every_one_the_simulator_serves(
@@ -3209,7 +3211,8 @@ def test_simulate_on_a_busy_port_is_one_error(capsys: pytest.CaptureFixture[str]
             "the sum of --error-rate, --rate-limit-rate, --drop-rate",
         ),
         (["--latency", "-1"], "--latency"),
-        (["--revoke-every", "0"], "--revoke-every must be > 0"),
+        (["--revoke-every", "0"], "--revoke-every must be a finite number > 0"),
+        (["--revoke-every", "-5"], "--revoke-every must be a finite number > 0"),
         (["--latency", "soon"], "'--latency'"),
     ],
 )

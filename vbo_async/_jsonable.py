@@ -97,8 +97,9 @@ def _key(key: Any, path: str) -> str:
     if key is None or key is True or key is False:
         return "null" if key is None else "true" if key else "false"
     if isinstance(key, enum.Enum | str | int | float | dt.datetime | dt.date | dt.time):
+        converted = _convert(key, path)  # a float JSON has no number for: its ConfigError
         try:
-            return str(_convert(key, path))
+            return str(converted)
         except ValueError:  # an int of more digits than Python writes (sys.get_int_max_str_digits)
             raise ConfigError(f"to_jsonable() cannot write an int that long as a key (at {path})") from None
     raise ConfigError(f"to_jsonable() cannot write a {type(key).__name__} key (at {path})")

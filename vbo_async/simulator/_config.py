@@ -22,22 +22,26 @@ API_VERSIONS = ("v1", "v6", "v7", "v8")
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    _finite_number(attribute, value, ">= 0")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    _finite_number(attribute, value, "> 0")
+
+
+def _finite_number(attribute: attrs.Attribute[Any], value: object, bound: Literal[">= 0", "> 0"]) -> None:
+    """`ConfigError` unless ``value`` is a finite number within ``bound``, which every refusal
+    names (``-5`` and ``0`` of a positive field are told the same)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{attribute.name} must be a number, got {value!r}")
     try:
         finite = math.isfinite(value)
     except OverflowError:  # an int too large for a float (10**400)
         raise ConfigError(
-            f"{attribute.name} must be a finite number >= 0, got an int too large for a float"
+            f"{attribute.name} must be a finite number {bound}, got an int too large for a float"
         ) from None
-    if not finite or value < 0:
-        raise ConfigError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-def _positive(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    _non_negative(instance, attribute, value)
-    if value == 0:
-        raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
+    if not finite or value < 0 or (bound == "> 0" and value == 0):
+        raise ConfigError(f"{attribute.name} must be a finite number {bound}, got {value!r}")
 
 
 def _positive_at_most(maximum: float) -> Any:
@@ -121,7 +125,9 @@ def _bool(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None
 
 def _api_versions(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, tuple) or not value:
-        raise ConfigError(f"{attribute.name} must be a non-empty tuple of versions, got {value!r}")
+        raise ConfigError(
+            f"{attribute.name} must name at least one of {', '.join(API_VERSIONS)} (a tuple), got {value!r}"
+        )
     for version in value:
         if version not in API_VERSIONS:
             raise ConfigError(f"{attribute.name}: {version!r} is not one of {', '.join(API_VERSIONS)}")
