@@ -268,8 +268,8 @@ class Exporter:
         A spec given again (the same object) is left alone: its loop, its client and its token go
         on. A new server is swept at once. A spec of a server already swept (by name) replaces
         the old one between two of its sweeps: a sweep in progress ends with the old one first
-        (this waits for it, at most the time budget), and the server's series stay until the new
-        one's first sweep publishes. A server no longer named stops after its sweep in progress
+        (this waits for it, at most the time budget), the new one is swept at once, and the
+        server's series stay until its first sweep publishes. A server no longer named stops after its sweep in progress
         and its series are dropped then. The loops of every other server go on meanwhile."""
         wanted = {server.name: server for server in servers}  # names are unique (the targets file's)
         changing = [(name, slot) for name, slot in self._slots.items() if wanted.get(name) is not slot.spec]
@@ -287,10 +287,17 @@ class Exporter:
         async def retire(name: str, slot: _Slot) -> None:
             async with slot.lock:  # between two sweeps of this server, never in the middle of one
                 retired.append(slot.spec)
-                if name in wanted:
-                    slot.spec = wanted[name]
-                    return
                 task, slot.task = slot.task, None
+                if name in wanted:
+                    # Its loop, waiting for its next sweep (or for this lock), starts again with
+                    # the new spec: swept at once, as a new server is (a password put right is
+                    # not left down for an interval).
+                    slot.spec = wanted[name]
+                    if task is not None:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+                    self._begin(slot)
+                    return
                 self._slots.pop(name, None)
             if task is not None:
                 task.cancel()
