@@ -269,8 +269,9 @@ class Exporter:
         on. A new server is swept at once. A spec of a server already swept (by name) replaces
         the old one between two of its sweeps: a sweep in progress ends with the old one first
         (this waits for it, at most the time budget), the new one is swept at once, and the
-        server's series stay until its first sweep publishes. A server no longer named stops after its sweep in progress
-        and its series are dropped then. The loops of every other server go on meanwhile."""
+        server's series stay until its first sweep publishes. A server no longer named stops
+        after its sweep in progress and its series are dropped then. The loops of every other
+        server go on meanwhile."""
         wanted = {server.name: server for server in servers}  # names are unique (the targets file's)
         changing = [(name, slot) for name, slot in self._slots.items() if wanted.get(name) is not slot.spec]
         self.servers = tuple(servers)
