@@ -1535,7 +1535,14 @@ async def test_sigterm_stops_cleanly_and_logs_out(capsys: pytest.CaptureFixture[
     simulator: Simulator = app.state.simulator
     async with serve(app) as port, _serving(tmp_path, f"http://127.0.0.1:{port}/v8") as (sock, task):
         address = sock.getsockname()
-        await wait_for(lambda: "Serving the metrics of 1 server" in capsys.readouterr().out)
+        shown: list[str] = []
+
+        def banner() -> bool:
+            shown.append(capsys.readouterr().out)
+            return "Serving the metrics of 1 server" in shown[-1]
+
+        await wait_for(banner)
+        assert "(a sweep every 1m; Ctrl-C stops)" in shown[-1]  # a duration, not "60 s" ("1e+09 s" for 1e9)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{address[1]}") as client:
             await wait_for_async(lambda: _healthy(client))
         assert simulator.stats.logouts["v8"] == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import re
 import signal
@@ -33,6 +34,7 @@ from ._descriptors import (
     turns,
 )
 from ._exit import CLIError, MissingExtra, Outcome, write_banner
+from ._plugin import format_duration
 from ._reload import LOGOUTS_WITHIN, Loaded, Servers, load
 from ._report import plural
 from ._secrets import Passwords
@@ -254,7 +256,7 @@ async def _serve(
                 served = plural(len(specs), "server")
                 write_banner(
                     f"Serving the metrics of {served} at http://{shown}:{address[1]}/metrics "
-                    f"(a sweep every {interval:g} s; Ctrl-C stops)"
+                    f"(a sweep every {format_duration(dt.timedelta(seconds=interval))}; Ctrl-C stops)"
                 )
                 return await _until_stopped(exporter, signals, servers)
             finally:
