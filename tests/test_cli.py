@@ -2165,6 +2165,22 @@ def test_a_server_url_ending_in_a_version_no_server_serves_is_a_usage_error(
     )
 
 
+@pytest.mark.parametrize("suffix", ["/v1/v6", "/V8/v7/"])
+def test_a_server_url_ending_in_two_versions_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """``--server https://vbo01:4443/v1/v6``: the /v6 is the version; the /v1 left was told as the
+    segment it ends in, with the library's ``api_version='v1'`` for advice."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    url = f"http://127.0.0.1:{closed_port()}{suffix}"
+    inner, outer = suffix.strip("/").lower().split("/")
+    line = error_line(run(capsys, *jobs_args(url, "org")), code=2)
+    assert line == (
+        f"vbo-async: error: --server ends in two API version segments (/{inner}/{outer}): give the "
+        "server's URL with one at most, at its end, to use that version only (see 'vbo-async jobs --help')"
+    )
+
+
 async def test_an_explicit_api_version_wins_over_the_url(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

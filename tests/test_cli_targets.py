@@ -236,6 +236,15 @@ def test_a_url_ending_in_a_version_no_server_serves_names_its_place(
     ]
 
 
+def test_a_url_ending_in_two_versions_says_so(tmp_path: Path) -> None:
+    """Not the library's ``base_url ends in the API version segment /v1 ... api_version='v1'``."""
+    text = '[[servers]]\nurl = "http://127.0.0.1:1/v1/v8"\nusername = "a"\npassword_env = "P"\n'
+    assert problems(tmp_path, text) == [
+        "servers[0].url: the URL ends in two API version segments (/v1/v8): give the server's URL with "
+        "one at most, at its end, to use that version only"
+    ]
+
+
 def test_one_server_under_two_names_is_polled_as_two(tmp_path: Path) -> None:
     """Names given on purpose (a test's many servers in one simulator, tenants split between
     tables) are left as they are: only tables named by one url written two ways are refused."""

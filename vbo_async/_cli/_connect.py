@@ -100,9 +100,14 @@ def url_problem(url: str, *, source: Source) -> str | None:
     subject (``must be an absolute http(s) URL, got 'vbo01'``), else None. Credentials in it
     are told where they go on the command line or in a targets file (``source``), which never
     take a password itself."""
-    base, _ = split_version(url)
+    base, version = split_version(url)
     if "@" in base:
         return f"must not carry credentials (user:password@host): {_CREDENTIALS[source]}"
+    if version is not None and (inner := split_version(base)[1]) in DIALECTS:
+        return (
+            f"ends in two API version segments (/{inner}/{version}): give the server's URL with one "
+            f"at most, at its end, to use that version only"
+        )
     try:
         ApiRoot(base, DIALECTS)
     except ConfigError as exc:
