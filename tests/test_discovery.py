@@ -18,10 +18,12 @@ import pytest
 from vbo_async import (
     APIError,
     AuthenticationError,
+    PollTarget,
     RateLimitedError,
     RetryPolicy,
     TransportError,
     VBOClient,
+    poll_jobs,
 )
 from vbo_async.simulator import Faults, Simulator, SimulatorConfig, create_app
 
@@ -147,6 +149,27 @@ async def test_a_server_serving_none_of_the_versions() -> None:
     assert error.status_code == 404
     assert "v8, v7, v6, v1" in str(error)
     assert not any(path.startswith("GET") for path in seen)
+
+
+async def test_a_pinned_version_the_server_does_not_serve_is_no_not_found() -> None:
+    """``api_version="v8"`` against a server serving v6 and v7 (a targets url ending in /v8): its
+    token endpoint answers 404. That was a `NotFoundError`, which reads as an unknown id: a
+    backend answered "no such tenant" (404) for an outage of its own, and a sweep filed every
+    tenant as not found, so that code pruning unknown tenants dropped them all."""
+    simulator = make_simulator(("v6", "v7"))
+    async with auto_client(asgi(simulator), api_version="v8") as vbo:
+        with pytest.raises(APIError) as caught:
+            await vbo.organization_jobs("any")
+        targets = [PollTarget(client=vbo, organization_id=org, name=org) for org in ("a", "b")]
+        errors = [result.error async for result in poll_jobs(targets)]
+    assert type(caught.value) is APIError
+    assert caught.value.status_code == 404
+    assert str(caught.value) == (
+        "HTTP 404: no token endpoint here: the server does not serve this API version at this base "
+        "URL (POST https://vbo.test:4443/v8/Token)"
+    )
+    assert [type(error) for error in errors] == [APIError, APIError]
+    assert token_posts(simulator) == {"v8": 2}  # the call's, and the sweep's one for both tenants
 
 
 class RefusingFirst(httpx.AsyncBaseTransport):

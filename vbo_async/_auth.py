@@ -54,7 +54,6 @@ from ._exceptions import (
     ClientStateError,
     ConfigError,
     DecodeError,
-    NotFoundError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -291,7 +290,8 @@ class TokenUnavailable(Exception):
 
 TokenFetch = Callable[[str, GrantForm], Awaitable[Any]]
 """Sends a token form to a token URL and returns the parsed JSON answer (raises
-`AuthenticationError` on 400/401/403 and `NotFoundError` on 404)."""
+`AuthenticationError` on 400/401/403 and an `APIError` of status 404 when the server does not
+serve that version)."""
 
 
 class TokenManager:
@@ -374,7 +374,9 @@ class TokenManager:
             self._check_open()
             try:
                 token = await self._password_grant(url, dialect)
-            except NotFoundError:
+            except APIError as exc:
+                if exc.status_code != 404:
+                    raise
                 return False
             self._check_late(token, dialect)  # closed meanwhile: as `_renew`
             self._endpoint = (url, dialect)

@@ -249,7 +249,8 @@ class Fetcher:
         """POST a grant to the token endpoint ``url`` (retried like a GET on the retry statuses
         and on failures before it reached the server; after, a password grant a second later at
         the earliest, a refresh grant never: docs/reliability.md, "Token grants"); 400/401/403 ->
-        AuthenticationError, 404 -> NotFoundError (the version is not served).
+        AuthenticationError, 404 -> a plain `APIError` saying the version is not served there
+        (not a `NotFoundError`, which callers read as an unknown id: a tenant to drop).
 
         The form is never logged and never appears in an error.
         """
@@ -270,6 +271,13 @@ class Fetcher:
             reason = said or _TOKEN_REFUSALS[answer.status_code]
             raise AuthenticationError(
                 f"the server refused the {grant_type} grant: {reason}",
+                method="POST",
+                url=url,
+            )
+        if answer.status_code == 404:
+            raise APIError(
+                "no token endpoint here: the server does not serve this API version at this base URL",
+                status_code=404,
                 method="POST",
                 url=url,
             )
