@@ -490,6 +490,53 @@ def test_to_wire_of_what_is_not_a_model_or_json_is_a_config_error(
 
 
 @pytest.mark.parametrize("api_version", ["v1", "v8"])
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [
+        (Job(id="j", name={"a"}), "a set (at $.name)"),  # type: ignore[arg-type]
+        (Job(id="j", last_run=dt.date(2026, 1, 1)), "a date (at $.lastRun)"),  # type: ignore[arg-type]
+        (Job(id="j", schedule_policy=HealthPolicy()), "a HealthPolicy (at $.schedulePolicy)"),  # type: ignore[arg-type]
+        (Job(id="j", name=b"Mail"), "a bytes (at $.name)"),  # type: ignore[arg-type]
+        (Job(id="j", name=frozenset()), "a frozenset (at $.name)"),  # type: ignore[arg-type]
+        ({"jobs": [Job(id="j", name=object())]}, "an object (at $.jobs[0].name)"),  # type: ignore[arg-type]
+    ],
+    ids=["set", "date", "policy", "bytes", "frozenset", "nested"],
+)
+def test_to_wire_of_a_model_holding_what_is_not_json_is_a_config_error(
+    api_version: str, model: Any, says: str
+) -> None:
+    """A model built by hand with a value no wire field holds: the value came back in the wire
+    JSON as it was, for ``json.dumps`` to refuse with a bare TypeError naming no place (the same
+    value outside a model was refused already; `to_jsonable` refuses it in a model too)."""
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=api_version)
+    with pytest.raises(ConfigError, match=re.escape(f"to_wire() cannot write {says}")):
+        vbo.to_wire(model)
+
+
+@pytest.mark.parametrize("api_version", ["v6", "v8"])
+async def test_to_wire_of_a_jobs_proxy_link_alone_names_no_repository(api_version: str) -> None:
+    """A v6+ job's ``links.proxy`` goes through its repository, whose href it carries: left out
+    of a job's wire JSON, it was written alone (or in a list or dict) as ``{"href": <the
+    repository's>}``, which read back is a proxy link that fetches the repository. No href, as
+    `to_jsonable` says it."""
+    repository = f"/{api_version}/BackupRepositories/r1"
+    wire = {
+        "id": "j1",
+        "_links": {"self": {"href": f"/{api_version}/Jobs/j1"}, "backupRepository": {"href": repository}},
+    }
+    vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=api_version)
+    job = vbo.from_wire(wire, Job)
+    assert isinstance(job.links.proxy, ThroughLink)
+    assert vbo.to_wire(job.links.proxy) is None
+    assert vbo.to_wire({"proxy": job.links.proxy, "repository": job.links.repository}) == {
+        "proxy": None,
+        "repository": {"href": repository},
+    }
+    assert to_jsonable(job.links.proxy) is None
+    assert vbo.to_wire(job)["_links"] == wire["_links"]
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v8"])
 def test_to_wire_keeps_models_their_containers_and_json_as_before(api_version: str) -> None:
     vbo = VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version=api_version)
     job = {"id": "j", "_links": {}}

@@ -35,6 +35,7 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, override
 
 from . import _models as m
+from ._checks import with_article
 from ._dialects import Dialect, IdFromLink, LinkFromId, Route
 from ._enums import OpenEnum
 from ._fastpath import (
@@ -64,7 +65,7 @@ __all__ = [
     "LINKS",
     "MODELS",
     "FastHooks",
-    "NotFinite",
+    "Unwritable",
     "WireValueError",
     "configure_converter",
     "fast_path_rules_hold",
@@ -170,21 +171,37 @@ _SHOWN = 40
 """Characters of a refused value's repr a message quotes."""
 
 
-class NotFinite(Exception):
-    """A float JSON has no number for (NaN, an infinity) met while writing a model's wire JSON;
-    ``keys`` are the wire names leading to it, outermost first (`Decoder.unstructure` says it
-    as a `ConfigError` naming that place)."""
+class Unwritable(Exception):
+    """A value JSON cannot hold met while writing a model's wire JSON: a float JSON has no number
+    for (NaN, an infinity), or a value of a kind no wire field holds (a set, a date, bytes in a
+    model built by hand). ``what`` says it (``"nan, which JSON has no number for"``, ``"a set"``);
+    ``keys`` are the wire names leading to it, outermost first (`Decoder.unstructure` says it as
+    a `ConfigError` naming that place)."""
 
-    def __init__(self, value: float) -> None:
-        super().__init__(value)
-        self.value = value
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
         self.keys: list[str] = []
 
 
 def _finite(value: float) -> float:
     if value - value != 0.0:  # NaN or an infinity (inf - inf is NaN): faster than math.isfinite
-        raise NotFinite(value)
+        raise Unwritable(f"{value!r}, which JSON has no number for")
     return value
+
+
+_WRITTEN_AS_THEY_ARE = (str, int, float, list, tuple, dict, type(None))
+"""What the wire converter writes by cattrs' own rules (JSON values, and lists, tuples and dicts
+of what it writes); models, links, open enums and times have hooks of their own."""
+
+
+def _unwritable_kind(cls: Any) -> bool:
+    """Whether ``cls`` (a value's class, as cattrs dispatches on it) has no wire JSON."""
+    return isinstance(cls, type) and not issubclass(cls, _WRITTEN_AS_THEY_ARE)
+
+
+def _refuse_kind(value: Any) -> Any:
+    raise Unwritable(with_article(type(value).__name__))
 
 
 class WireValueError(ValueError):
@@ -1203,8 +1220,13 @@ def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> N
     converter.register_unstructure_hook(dt.datetime, as_sent)
     converter.register_unstructure_hook(dt.time, lambda value: value.isoformat())
     converter.register_unstructure_hook(Link, lambda link: {"href": link.shown_href()})
+    converter.register_unstructure_hook(ThroughLink, lambda link: None)  # no href of its own
     converter.register_unstructure_hook(m.HourFlags, list)
     converter.register_unstructure_hook(float, _finite)
+    # Not passed on for `json.dumps` to refuse far from here (cattrs writes bytes, sets and any
+    # class it has no hook for as they are): registered last, so tried before cattrs' own rules.
+    converter.register_unstructure_hook(bytes, _refuse_kind)
+    converter.register_unstructure_hook_func(_unwritable_kind, _refuse_kind)
     for enum_cls in ENUMS:
         converter.register_unstructure_hook(enum_cls, lambda member: str(member._value_))
     for cls in _ALL:  # a *Links class is a model whose values are links
@@ -1236,7 +1258,7 @@ def _unstructure_model(
                     continue
             try:
                 wire[key] = converter.unstructure(value)
-            except NotFinite as exc:
+            except Unwritable as exc:
                 exc.keys.insert(0, key)
                 raise
         return wire

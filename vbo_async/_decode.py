@@ -34,7 +34,7 @@ from cattrs.errors import (
 )
 
 from ._checks import with_article
-from ._convert import WIRE_TYPES, FastHooks, NotFinite, WireValueError, make_converter, wire_name
+from ._convert import WIRE_TYPES, FastHooks, Unwritable, WireValueError, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
 from ._lenient import (
@@ -579,8 +579,9 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
     if isinstance(value, WIRE_TYPES):
         try:
             return write(value)
-        except NotFinite as exc:
-            raise _not_finite(exc.value, path + "".join(f".{key}" for key in exc.keys)) from None
+        except Unwritable as exc:
+            where = path + "".join(f".{key}" for key in exc.keys)
+            raise ConfigError(f"to_wire() cannot write {exc.what} (at {where})") from None
     if isinstance(value, list | tuple):
         return [_to_wire(item, write, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, dict):
