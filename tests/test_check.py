@@ -2443,6 +2443,109 @@ async def test_a_server_s_proxies_are_checked_with_one_more_request(
         sim.set_proxy_status("no-such-proxy", "Online")
 
 
+def answering_with(app: Any, path_end: str, edit: Callable[[bytes], bytes], *, delay: float = 0.0) -> Any:
+    """``app`` with the body of its answers to paths ending in ``path_end`` (lower-cased) given
+    by ``edit``, sent ``delay`` seconds late."""
+
+    async def edited(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].lower().endswith(path_end):
+            return await app(scope, receive, send)
+        await asyncio.sleep(delay)
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def keep(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                body = edit(b"".join(chunks))
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+
+        await app(scope, receive, keep)
+
+    return edited
+
+
+def _item_with(item_id: str, key: str, value: Any) -> Callable[[bytes], bytes]:
+    """An edit of a listing's body: ``key`` of the item ``item_id`` set to ``value``."""
+
+    def edit(body: bytes) -> bytes:
+        data = json.loads(body)
+        for item in data["results"] if isinstance(data, dict) else data:
+            if item["id"] == item_id:
+                item[key] = value
+        return json.dumps(data).encode()
+
+    return edit
+
+
+async def test_a_repository_or_proxy_that_cannot_be_decoded_is_unknown_and_the_others_judged(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """One repository whose ``capacityBytes`` and one proxy whose ``cpuUsagePercent`` no model
+    holds: the server's whole listing was one UNKNOWN line (``the repositories of 1 server
+    unreadable``), its full repository and offline proxy unjudged. Now that one is UNKNOWN
+    and its neighbours judged."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = east.simulator
+    stores = sorted(sim._repositories.values(), key=lambda r: r.name)
+    hosts = sorted(sim._proxies.values(), key=lambda p: p.host_name)
+    assert len(stores) >= 2
+    assert len(hosts) >= 2
+    sim.set_free_space(stores[-1].id, stores[-1].capacity // 20)  # 5%
+    sim.set_proxy_status(hosts[-1].id, "Offline")
+    app = answering_with(
+        create_app(simulator=sim), "/backuprepositories", _item_with(stores[0].id, "capacityBytes", "a lot")
+    )
+    app = answering_with(app, "/proxies", _item_with(hosts[0].id, "cpuUsagePercent", "busy"))
+    async with serve(app) as port:
+        targets = write_targets(
+            tmp_path / "t.toml", server_table("east", f"http://127.0.0.1:{port}", "VBO_PASSWORD")
+        )
+        result = await check(capsys, targets, "--repository-free", "20,10", "--proxies", "-t", "30")
+    lines = result.out.splitlines()
+    assert f"CRITICAL: east/repository {stores[-1].name}: 5.0% free (" in "\n".join(lines)
+    assert f"CRITICAL: east/proxy {hosts[-1].host_name}: offline" in lines
+    unread = [line for line in lines if "could not decode" in line or "cannot decode" in line]
+    assert len(unread) == 2, lines
+    assert all(line.startswith("UNKNOWN: east/") for line in unread), unread
+    status, perfdata = lines[0].split(" | ")
+    assert "unreadable" not in status
+    assert f" repositories={len(stores)};;;0 " in perfdata
+    assert f" proxies={len(hosts)};;;0 proxies_not_ok=2;;;0" in perfdata
+    assert result.code == 2
+
+
+async def test_a_slow_repository_listing_holds_up_no_other_read(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """The repositories, license and proxies were read one after the other once every tenant
+    was polled: a repository listing slower than ``-t`` (object storage) left the proxies
+    unasked, said as ``no answer within``, and an offline proxy UNKNOWN instead of CRITICAL."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = east.simulator
+    first, *_ = sorted(sim._proxies.values(), key=lambda p: p.host_name)
+    sim.set_proxy_status(first.id, "Offline")
+    app = answering_with(create_app(simulator=sim), "/backuprepositories", lambda body: body, delay=30)
+    options = ("--repository-free", "20,10", "--license-expiry", "30,7", "--proxies", "-t", "3")
+    async with serve(app) as port:
+        targets = write_targets(
+            tmp_path / "t.toml", server_table("east", f"http://127.0.0.1:{port}", "VBO_PASSWORD")
+        )
+        result = await check(capsys, targets, *options)
+    lines = result.out.splitlines()
+    assert f"CRITICAL: east/proxy {first.host_name}: offline" in lines
+    assert "UNKNOWN: east/repositories: no answer within 3s" in lines
+    assert not any(line.startswith(("UNKNOWN: east/proxies", "UNKNOWN: east/license")) for line in lines), (
+        lines
+    )
+    assert result.code == 2
+
+
 _SERVER_TEXT = st.text(
     st.characters(categories=("L", "N", "P", "S", "Cc"))
     | st.sampled_from([" ", "\u2028", "\u202e", "|", "\x1b", "["]),

@@ -498,6 +498,42 @@ async def test_a_repository_or_proxy_listed_twice_is_one_series_of_its_first_lis
     assert await promtool_complaints(body) == await promtool_complaints(plain)
 
 
+async def test_a_repository_or_proxy_that_cannot_be_decoded_loses_only_its_own_series(
+    servers: dict[str, Server],
+) -> None:
+    """One repository whose ``capacityBytes`` and one proxy whose ``cpuUsagePercent`` no model
+    field holds: every repository and proxy series of the server was absent (the listing failed
+    whole), so VB365ProxyOffline and the repository alerts could fire for none of them. Now the
+    others are published and each bad one counts as an error of its kind."""
+    server = servers["v8"]
+    plain = await swept(exporter_of(server))
+    refused: dict[str, str] = {}
+
+    def one_bad(path: str, data: Any) -> Any:
+        for suffix, key in (("/backuprepositories", "capacityBytes"), ("/proxies", "cpuUsagePercent")):
+            if path.lower().endswith(suffix):
+                items = data["results"] if isinstance(data, dict) else data
+                items[0][key] = "a lot"
+                refused[suffix] = items[0]["id"]
+        return data
+
+    server.wire.edit = one_bad
+    exporter = exporter_of(server)
+    body = await swept(exporter)
+    assert set(refused) == {"/backuprepositories", "/proxies"}
+    for name, label, suffix in (
+        ("repository_free_bytes", "repository_id", "/backuprepositories"),
+        ("proxy_up", "proxy_id", "/proxies"),
+    ):
+        before = {s.labels[label]: s.value for s in samples(plain, PREFIX + name)}
+        assert len(before) >= 2, name
+        del before[refused[suffix]]
+        assert {s.labels[label]: s.value for s in samples(body, PREFIX + name)} == before, name
+    counted = {s.labels["kind"]: s.value for s in samples(body, PREFIX + "sweep_errors_total", server="v8")}
+    assert (counted["repositories"], counted["proxies"]) == (1.0, 1.0)
+    assert value(body, PREFIX + "up", server="v8") == 1
+
+
 async def test_megabyte_names_give_bounded_labels_and_exposition(servers: dict[str, Server]) -> None:
     """A server naming every tenant, job, repository and proxy with a megabyte of text deflate
     cannot shorten made the exporter keep each name in every series that carries it (a job's 16,

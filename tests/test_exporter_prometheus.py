@@ -183,7 +183,7 @@ def test_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
                 check_values(api, counted, jobs, east)
                 api.wait("count(ALERTS{alertname='VB365ServerDown'})", lambda rows: len(rows) == 1)
                 rules = api.http.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]
-                assert len(rules) == ALERTS == 12
+                assert len(rules) == ALERTS == 13
                 assert {rule["health"] for rule in rules} <= {"ok", "unknown"}, rules
             exporter.send_signal(signal.SIGTERM)
             assert exporter.wait(timeout=HANG_GUARD) == 0
@@ -491,6 +491,28 @@ tests:
           - exp_labels: {{{gone_labels}, job_id: g, job_name: G}}
             exp_annotations:
               summary: G (c on gone) is CRITICAL
+  # Part of a server unreadable: a proxy the exporter cannot decode counts an error each sweep
+  # (its series absent, VB365ProxyOffline cannot fire for it). A server whose errors stopped after
+  # a few sweeps, or a tenant's (kind organization: VB365TenantUnreadable's), fires nothing.
+  - interval: 1m
+    input_series:
+      - series: 'veeam_vb365_sweep_errors_total{{server="east",kind="proxies"}}'
+        values: '0+1x90'
+      - series: 'veeam_vb365_sweep_errors_total{{server="east",kind="repositories"}}'
+        values: '0x90'
+      - series: 'veeam_vb365_sweep_errors_total{{server="west",kind="repositories"}}'
+        values: '0+1x5 5x85'
+      - series: 'veeam_vb365_sweep_errors_total{{server="west",kind="organization"}}'
+        values: '0+1x90'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: VB365ServerPartlyUnreadable
+      - eval_time: 45m
+        alertname: VB365ServerPartlyUnreadable
+        exp_alerts:
+          - exp_labels: {{severity: warning, server: east}}
+            exp_annotations:
+              summary: Part of VBO server east cannot be read (repositories, proxies or license)
 """
 
 

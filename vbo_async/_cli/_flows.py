@@ -37,7 +37,7 @@ from ._descriptors import logouts_at_once, turns
 from ._exit import CLIError, Outcome, simulator_extra
 from ._plugin import format_duration
 from ._progress import Phase, Progress
-from ._report import FOLLOW, Report, Row, error_row, link_problems, rows_of, warn_link_problems
+from ._report import FOLLOW, Report, Row, Unread, error_row, link_problems, rows_of, warn_link_problems
 from ._secrets import Passwords
 from ._targets import ServerTarget, read_targets, tls_contexts
 from ._turns import Turns, close_in_turns
@@ -487,16 +487,17 @@ class Swept:
     listed: dict[int, tuple[list[PollTarget], list[Row]]] = attrs.Factory(dict)
     """Per server (by position), its tenants to poll and the failure rows of its listing."""
     results: list[PollResult] = attrs.Factory(list)
-    repositories: dict[int, list[BackupRepository] | str] = attrs.Factory(dict)
+    repositories: dict[int, list[BackupRepository | Unread] | str] = attrs.Factory(dict)
     """Per server (by position) whose repositories were asked for and answered: its
-    repositories, or why they could not be read."""
+    repositories (an `Unread` for each that could not be decoded), or why they could not be
+    read."""
     licenses: dict[int, tuple[License, dt.datetime] | str | None] = attrs.Factory(dict)
     """Per server (by position) whose license was asked for and answered: its license and the
     time it was read on the server's clock, why it could not be read, or None when its API
     has none (v1)."""
-    proxies: dict[int, list[Proxy] | str] = attrs.Factory(dict)
-    """Per server (by position) whose proxies were asked for and answered: its proxies, or why
-    they could not be read."""
+    proxies: dict[int, list[Proxy | Unread] | str] = attrs.Factory(dict)
+    """Per server (by position) whose proxies were asked for and answered: its proxies (an
+    `Unread` for each that could not be decoded), or why they could not be read."""
     unlisted: set[int] = attrs.Factory(set)
     """The servers (by position) whose organizations could not be listed (down, a refused
     password): their failure row says why, and nothing more is read of them."""
@@ -540,7 +541,7 @@ class Swept:
             if read is not None and not _has_no_license(self.servers[number])
         ]
 
-    def proxy_findings(self, *, only_checked: bool = False) -> list[tuple[str, list[Proxy] | str]]:
+    def proxy_findings(self, *, only_checked: bool = False) -> list[tuple[str, list[Proxy | Unread] | str]]:
         """Per server whose tenants were listed, in order: its label and its proxies (each
         once), or why they could not be read (see `_reads`). Only with `sweep_servers`'s
         ``proxies``."""
@@ -549,7 +550,7 @@ class Swept:
 
     def repository_findings(
         self, *, only_used: bool = False
-    ) -> list[tuple[str, list[BackupRepository] | str]]:
+    ) -> list[tuple[str, list[BackupRepository | Unread] | str]]:
         """Per server whose tenants were listed, in order: its label and its repositories, or
         why they could not be read (``no answer within 50s`` when time was up first). Only with
         `sweep_servers`'s ``repositories``.
@@ -562,7 +563,7 @@ class Swept:
             for number, result in self._by_server():
                 ids = used.setdefault(number, set())
                 ids.update(job.repository_id.casefold() for job in result.jobs if job.repository_id)
-        found: list[tuple[str, list[BackupRepository] | str]] = []
+        found: list[tuple[str, list[BackupRepository | Unread] | str]] = []
         for number, label, repositories in self._reads(self.repositories, only_checked=only_used):
             if not isinstance(repositories, str):
                 repositories = [
@@ -613,12 +614,23 @@ def _has_no_license(server: Server) -> bool:
     return version is not None and "license" not in DIALECTS[version].paths
 
 
-async def _or_why(read: Awaitable[R]) -> R | str:
-    """What ``read`` gives, or why it failed (a `VBOError`'s message, which quotes no secret)."""
+async def _into(found: dict[int, R | str], number: int, read: Awaitable[R]) -> None:
+    """``found[number]``: what ``read`` gives, or why it failed (a `VBOError`'s message, which
+    quotes no secret)."""
     try:
-        return await read
+        found[number] = await read
     except VBOError as exc:
-        return str(exc)
+        found[number] = str(exc)
+
+
+Listed = TypeVar("Listed", bound=BackupRepository | Proxy)
+
+
+async def _listed(client: VBOClient, route: str, cls: type[Listed]) -> list[Listed | Unread]:
+    """The items of ``client``'s listing ``route``, and an `Unread` for each that could not be
+    decoded: one repository's bad field does not leave the server's others unjudged."""
+    items, refused = await client._filed(route, cls)
+    return [*items, *(Unread(key, str(error)) for key, error in refused.items())]
 
 
 async def _license_read(client: VBOClient) -> tuple[License, dt.datetime] | None:
@@ -670,9 +682,11 @@ async def sweep_servers(
     caller closes the clients) and counts as not having answered (`Swept.failures`); the
     progress, when given, counts it as failed.
 
-    With ``repositories``, each server's backup repositories are read too (one listing, after its
-    tenants: `Swept.repositories`); with ``license``, its license (one request: `Swept.licenses`);
-    with ``proxies``, its backup proxies (one listing: `Swept.proxies`).
+    With ``repositories``, each server's backup repositories are read too (one listing:
+    `Swept.repositories`); with ``license``, its license (one request: `Swept.licenses`); with
+    ``proxies``, its backup proxies (one listing: `Swept.proxies`). They are read while its
+    tenants are polled, each on its own: one slow to answer (an object storage repository's
+    listing) holds up none of the others, and is the only one said to have had no answer.
     """
     swept = Swept(servers, give_up_after)
     listing = progress.phase("Listing organizations", len(servers)) if progress else Phase(None, None)
@@ -701,18 +715,24 @@ async def sweep_servers(
             return
         polling.extend(len(targets))
         counts = {server.client: count} if count is not None else None
-        async with poll_jobs(
-            targets, concurrency=concurrency, follow=follow, health=health, organization_counts=counts
-        ) as sweep:
-            async for result in sweep:
-                polling.advance(failed=result.error is not None)
-                swept.results.append(result)
-        if repositories:
-            swept.repositories[number] = await _or_why(server.client.backup_repositories())
-        if license:
-            swept.licenses[number] = await _or_why(_license_read(server.client))
-        if proxies:
-            swept.proxies[number] = await _or_why(server.client.proxies())
+        client = server.client
+        async with asyncio.TaskGroup() as reads:  # cancelled with the pipeline when time is up
+            if repositories:
+                reads.create_task(
+                    _into(
+                        swept.repositories, number, _listed(client, "backup_repositories", BackupRepository)
+                    )
+                )
+            if license:
+                reads.create_task(_into(swept.licenses, number, _license_read(client)))
+            if proxies:
+                reads.create_task(_into(swept.proxies, number, _listed(client, "proxies", Proxy)))
+            async with poll_jobs(
+                targets, concurrency=concurrency, follow=follow, health=health, organization_counts=counts
+            ) as sweep:
+                async for result in sweep:
+                    polling.advance(failed=result.error is not None)
+                    swept.results.append(result)
 
     tasks = [asyncio.create_task(pipeline(number, server)) for number, server in enumerate(servers)]
     try:

@@ -40,7 +40,7 @@ from .._enums import LicenseStatus, MaintenanceModeState, ProxyStatus
 from .._health import HealthState, is_never
 from .._models import BackupRepository, License, Proxy
 from ._exit import ExitCodes
-from ._report import HEALTH_ORDER, Report, Row, plural
+from ._report import HEALTH_ORDER, Report, Row, Unread, plural
 
 __all__ = [
     "LINE_CHARS",
@@ -486,8 +486,28 @@ def _per_server(
     return found
 
 
-def _stores(server: str, repositories: Sequence[BackupRepository], *, free: FreeSpace) -> list[_Finding]:
-    return [_repository_finding(server, repository, free) for repository in repositories]
+def _stores(
+    server: str, repositories: Sequence[BackupRepository | Unread], *, free: FreeSpace
+) -> list[_Finding]:
+    return [
+        _unread_item(server, "repository", repository)
+        if isinstance(repository, Unread)
+        else _repository_finding(server, repository, free)
+        for repository in repositories
+    ]
+
+
+def _unread_item(server: str, kind: str, item: Unread) -> _Finding:
+    """A repository or proxy of a server's listing that could not be decoded: UNKNOWN, counted
+    among its kind (its neighbours are judged)."""
+    name = _named(item.id)
+    return _Finding(
+        HealthState.UNKNOWN,
+        (server, f"{kind} {name}"),
+        plain(item.error),
+        f"{server}/{name} (could not be read)",
+        kind,
+    )
 
 
 def _license(server: str, read: tuple[License, dt.datetime], *, expiry: Expiry) -> list[_Finding]:
@@ -516,13 +536,16 @@ def _proxy_finding(server: str, proxy: Proxy) -> _Finding:
     return _Finding(state, (server, f"proxy {name}"), reason, f"{server}/{name} ({reason})", "proxy")
 
 
-def _proxies(server: str, proxies: Sequence[Proxy]) -> list[_Finding]:
-    return [_proxy_finding(server, proxy) for proxy in proxies]
+def _proxies(server: str, proxies: Sequence[Proxy | Unread]) -> list[_Finding]:
+    return [
+        _unread_item(server, "proxy", proxy) if isinstance(proxy, Unread) else _proxy_finding(server, proxy)
+        for proxy in proxies
+    ]
 
 
 def _repository_perfdata(
     findings: Sequence[_Finding],
-    repositories: Sequence[tuple[str, Sequence[BackupRepository] | str]],
+    repositories: Sequence[tuple[str, Sequence[BackupRepository | Unread] | str]],
     free: FreeSpace,
 ) -> str:
     """``repositories`` (judged), ``repositories_warning``, ``repositories_critical`` and the
@@ -541,7 +564,7 @@ def _repository_perfdata(
         for _, found in repositories
         if not isinstance(found, str)
         for repository in found
-        if (percent := free_percent(repository)) is not None
+        if isinstance(repository, BackupRepository) and (percent := free_percent(repository)) is not None
     ]
     if shares:
         # ``20:`` is the guidelines' range "alert below 20" (a bare 20 would alert above it).
@@ -570,11 +593,11 @@ def plugin_output(
     report: Report,
     *,
     not_found: Sequence[NotFound] = (),
-    repositories: Sequence[tuple[str, Sequence[BackupRepository] | str]] = (),
+    repositories: Sequence[tuple[str, Sequence[BackupRepository | Unread] | str]] = (),
     free: FreeSpace | None = None,
     licenses: Sequence[tuple[str, tuple[License, dt.datetime] | str]] = (),
     expiry: Expiry | None = None,
-    proxies: Sequence[tuple[str, Sequence[Proxy] | str]] | None = None,
+    proxies: Sequence[tuple[str, Sequence[Proxy | Unread] | str]] | None = None,
 ) -> PluginOutput:
     """The verdict on ``report``: a first line (state, counts, the worst few findings, then the
     performance data after ``|``) and one line per finding that is not OK, worst first. With

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_LINK_WARNINGS",
     "Report",
     "Row",
+    "Unread",
     "error_row",
     "failure_row",
     "health_rank",
@@ -45,6 +46,15 @@ MAX_LINK_WARNINGS = 10
 """The most jobs whose repository or proxy could not be read a sweep logs a warning for
 (`warn_link_problems`); one more line counts the others. A server whose 10,000 jobs each name a
 repository it cannot serve made 10,000 lines."""
+
+
+@attrs.frozen
+class Unread:
+    """An item of a server's listing (a repository, a proxy) that could not be decoded: its id
+    as listed (lower-cased; "" when it cannot be read) and why, said as a `VBOError` says it."""
+
+    id: str
+    error: str
 
 
 @attrs.frozen(kw_only=True)

@@ -370,11 +370,22 @@ class _Reader:
             log.debug("%s: reading %s failed: %s", self.spec.name, kind, exc)
             return None
 
+    async def _listed(self, kind: str, route: str, cls: type[T]) -> list[T]:
+        """The items of the listing ``route`` that could be decoded; each that could not counts
+        as an error of ``kind`` (its series absent, its neighbours' published), as does a
+        listing that failed (none then)."""
+        filed = await self._read(kind, self.client._filed(route, cls))
+        if filed is None:
+            return []
+        found, refused = filed
+        for key, error in refused.items():
+            self.fail(kind)
+            log.debug("%s: reading %s %r failed: %s", self.spec.name, kind, key, error)
+        return found
+
     async def _repositories(self) -> None:
-        found: list[BackupRepository] | None = await self._read(
-            "repositories", self.client.backup_repositories()
-        )
-        for repository in _unique(found or ()):
+        found = await self._listed("repositories", "backup_repositories", BackupRepository)
+        for repository in _unique(found):
             labels = (_text(repository.id), _text(repository.name or repository.id))
             self.add("repository_capacity_bytes", labels, repository.capacity)
             self.add("repository_free_bytes", labels, repository.free_space)
@@ -386,8 +397,8 @@ class _Reader:
                 self.add("repository_object_storage_used_bytes", labels, store.used_space_bytes)
 
     async def _proxies(self) -> None:
-        found: list[Proxy] | None = await self._read("proxies", self.client.proxies())
-        for proxy in _unique(found or ()):
+        found = await self._listed("proxies", "proxies", Proxy)
+        for proxy in _unique(found):
             labels = (_text(proxy.id), _text(proxy.host_name or proxy.fqdn or proxy.id))
             if proxy.status is not None:
                 self.add("proxy_up", labels, 1.0 if proxy.status == ProxyStatus.ONLINE else 0.0)
