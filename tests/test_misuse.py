@@ -98,6 +98,9 @@ CALLS: dict[str, Call] = {
     "enable_job": lambda vbo, job: vbo.enable_job(JOB),
     "disable_job": lambda vbo, job: vbo.disable_job(job),
     "job_health": lambda vbo, job: vbo.job_health(job),
+    # Both answered without a request once the version was known (v1, no jobs: nothing to ask).
+    "discover_api_version": lambda vbo, job: vbo.discover_api_version(),
+    "recent_sessions": lambda vbo, job: vbo.recent_sessions(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), jobs=[]),
     "follow": _follow,
     "await link": _await_link,
     "async for link": _drain,

@@ -478,6 +478,7 @@ class VBOClient:
             version = await vbo.discover_api_version()  # "v8"
         ```
         """
+        self._fetcher.check_usable()  # closed, or another loop: raised even once the version is known
         return (await self._found_dialect()).version
 
     async def _found_dialect(self) -> Dialect:
@@ -639,6 +640,7 @@ class VBOClient:
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
         given = None if jobs is None else _jobs_argument(jobs)
+        self._fetcher.check_usable()  # v1 with no jobs sends nothing, and still says so
         dialect = await self._found_dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:
