@@ -132,6 +132,20 @@ def test_a_full_file_is_read_into_attrs_classes(tmp_path: Path) -> None:
             "[[servers]]\n" + GOOD.replace("127.0.0.1:1", "127.0.0.1:99999"),
             ["servers[0].url: the URL has an invalid port: 'http://127.0.0.1:99999'"],
         ),
+        (  # the library's "base_url's host" said of the URL
+            "[[servers]]\n" + GOOD.replace("127.0.0.1:1", "127.1:1"),
+            [
+                "servers[0].url: the URL's host '127.1' is no IPv4 address in dotted-decimal form (the "
+                "resolver reads it as 127.0.0.1): write four numbers without leading zeros: 'http://127.1:1'"
+            ],
+        ),
+        (
+            "[[servers]]\n" + GOOD.replace("127.0.0.1:1", "a..b:1"),
+            [
+                "servers[0].url: the URL's host is not a valid host name (an empty label, as in 'a..b', or "
+                "one longer than 63 characters): 'http://a..b:1'"
+            ],
+        ),
         (
             "[[servers]]\n" + GOOD + "organizations = 5\n",
             [f"servers[0].organizations: {ORGANIZATIONS}"],
@@ -196,6 +210,8 @@ def test_a_full_file_is_read_into_attrs_classes(tmp_path: Path) -> None:
         "username-blank",
         "url-scheme",
         "url-port",
+        "url-host-ipv4-shorthand",
+        "url-host-empty-label",
         "organizations-number",
         "organizations-mixed",
         "insecure-quoted",

@@ -170,6 +170,29 @@ def test_a_host_name_no_resolver_can_ask_for_is_a_config_error(base_url: str) ->
 
 
 @pytest.mark.parametrize(
+    ("host", "read_as"),
+    [
+        ("127.1", "127.0.0.1"),
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.0.0.1", "127.0.0.1"),
+        ("010.0.0.1", "8.0.0.1"),
+    ],
+)
+async def test_an_ipv4_address_in_shorthand_is_a_config_error(host: str, read_as: str) -> None:
+    """``http://127.1:4443``: httpx's transport reached 127.0.0.1, the default transport (aiohttp)
+    refused every request as "not a canonical IPv4 address", retried as a transport failure
+    (4 password grants, 3.6 s). Said at once, with what the resolver makes of it."""
+    with pytest.raises(ConfigError) as caught:
+        VBOClient(f"http://{host}:4443", username=USERNAME, password=PASSWORD)
+    assert str(caught.value) == (
+        f"base_url's host {host!r} is no IPv4 address in dotted-decimal form (the resolver reads it "
+        f"as {read_as}): write four numbers without leading zeros: 'http://{host}:4443'"
+    )
+    for fine in ("127.0.0.1", "10.0.0.1", "vbo01.example", "1.2.3.4.5", "0x7f.example", "[::1]"):
+        await VBOClient(f"https://{fine}:4443", username=USERNAME, password=PASSWORD).aclose()
+
+
+@pytest.mark.parametrize(
     "base_url",
     [
         "https://vbo01.corp.example.:4443",

@@ -31,6 +31,11 @@ whether to try again is the caller's decision);
 followed, in the same read from the socket, by bytes the parser refuses (a 204 with a body) is
 lost with them (aiohttp's C parser drops the answers it completed in a read it then refuses): a
 ``RemoteProtocolError``, where httpx's transport reads the answer and closes the connection.
+aiohttp's parser limits stand (a line of the head over 8,190 bytes, more than 128 header lines:
+refused; httpx's reads up to 100 KiB of head); it accepts an answer naming one ``Content-Length``
+twice and a ``Transfer-Encoding`` other than ``chunked`` (passed on undecoded), both refused by
+h11; a host with a trailing dot is checked against its certificate without the dot (httpcore
+keeps it, and a certificate for the name without it is refused).
 """
 
 from __future__ import annotations

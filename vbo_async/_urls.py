@@ -14,6 +14,7 @@ from __future__ import annotations
 import encodings.idna  # noqa: F401 - the host check's codec: imported at a client's first use, it needs a free descriptor
 import ipaddress
 import re
+import socket
 from collections.abc import Callable, Iterable
 from urllib.parse import SplitResult, quote, unquote, unquote_plus, urljoin, urlsplit
 
@@ -258,6 +259,13 @@ def _check_base(base: str, parts: SplitResult) -> None:
         raise ConfigError(f"base_url has an invalid port: {_shown(base)!r}") from None
     if not parts.hostname:
         raise ConfigError(f"base_url names no host: {_shown(base)!r}")
+    if not _is_ip_literal(parts.hostname) and (canonical := _inet_aton_form(parts.hostname)) is not None:
+        # ``127.1``, ``2130706433``, ``0x7f.1``: the resolver's shorthand for an IPv4 address,
+        # which aiohttp (the default transport) refuses at every request, and httpx's does not.
+        raise ConfigError(
+            f"base_url's host {parts.hostname!r} is no IPv4 address in dotted-decimal form (the "
+            f"resolver reads it as {canonical}): write four numbers without leading zeros: {_shown(base)!r}"
+        )
     if not _is_ip_literal(parts.hostname):
         try:
             parts.hostname.encode("idna")  # as the resolver encodes it before asking for it
@@ -286,6 +294,22 @@ def _refuse_a_version_at_the_end(base: str, parts: SplitResult, versions: frozen
         f"without it ({_shown(base[: -len(segment) - 1])!r}) and, to use that version only, "
         f"api_version={last!r}"
     )
+
+
+def _inet_aton_form(host: str) -> str | None:
+    """The dotted-quad IPv4 address ``host`` writes in a form `socket.inet_aton` reads (fewer
+    than four parts, hexadecimal or octal parts, one number), else None."""
+    if not _INET_ATON_HOST.fullmatch(host):
+        return None
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+_INET_ATON_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}\.?", re.IGNORECASE)
+"""What `socket.inet_aton` may read as an IPv4 address: up to four decimal, octal or hexadecimal
+parts (a name of letters is never one)."""
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -41,6 +41,7 @@ from ._connect import (
     explain,
     is_terminal,
     is_variable_name,
+    said_of,
     unknown_version,
     url_problem,
 )
@@ -246,7 +247,7 @@ def connection_options(command: F) -> F:
         if (unknown := unknown_version(server)) is not None:
             raise click.UsageError(f"--server {unknown}", ctx=context)
         if (problem := url_problem(server, source="options")) is not None:  # before any prompt
-            raise click.UsageError(f"--server {problem}", ctx=context)
+            raise click.UsageError(said_of("--server", problem), ctx=context)
         if ca_bundle is not None and (problem := ca_bundle_problem(ca_bundle)) is not None:
             raise click.BadParameter(problem, ctx=context, param_hint="'--ca-bundle'")
         explicit = context.get_parameter_source("api_version") is not ParameterSource.DEFAULT

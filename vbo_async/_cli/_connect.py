@@ -45,6 +45,7 @@ __all__ = [
     "no_password",
     "password_in",
     "read_password",
+    "said_of",
     "split_version",
     "unknown_version",
     "url_problem",
@@ -111,8 +112,17 @@ def url_problem(url: str, *, source: Source) -> str | None:
     try:
         ApiRoot(base, DIALECTS)
     except ConfigError as exc:
-        return str(exc).removeprefix("base_url ")
+        # Said of the subject the caller puts first: "must ...", "'s host ..." (not "base_url's").
+        said = str(exc)
+        return (
+            said.removeprefix("base_url ") if said.startswith("base_url ") else said.removeprefix("base_url")
+        )
     return None
+
+
+def said_of(subject: str, problem: str) -> str:
+    """``problem`` (`url_problem`'s) said of ``subject``: ``--server must ...``, ``--server's host ...``."""
+    return f"{subject}{problem}" if problem.startswith("'s ") else f"{subject} {problem}"
 
 
 def ca_bundle_problem(path: str) -> str | None:

@@ -38,6 +38,7 @@ from ._connect import (
     SharedContexts,
     is_variable_name,
     reads_as_path,
+    said_of,
     split_version,
     unknown_version,
     url_problem,
@@ -374,7 +375,7 @@ def _url(value: Any, _: Any) -> str:
     if (unknown := unknown_version(url)) is not None:
         raise _Invalid(unknown)
     if (problem := url_problem(url, source="targets")) is not None:
-        raise _Invalid(f"the URL {problem}")
+        raise _Invalid(said_of("the URL", problem))
     return url
 
 
