@@ -943,6 +943,31 @@ def test_configure_logging_keeps_each_stream_at_its_own_level(order: str) -> Non
         logger.setLevel(before[1])
 
 
+def test_configure_logging_never_raises_the_level_the_application_gave_the_logger() -> None:
+    """An application sending the ``vbo_async`` logger's INFO records to its own log, then
+    asking for warnings on stderr: the logger's level was set to WARNING, and its own handler
+    silently lost the INFO records."""
+    logger = logging.getLogger("vbo_async")
+    before = (list(logger.handlers), logger.level)
+    mine, warnings_only = io.StringIO(), io.StringIO()
+    own = logging.StreamHandler(mine)
+    logger.addHandler(own)
+    logger.setLevel(logging.INFO)
+    try:
+        configure_logging("warning", stream=warnings_only, fmt="%(message)s")
+        configure_logging("error", stream=io.StringIO())  # a second stream: the level kept still
+        logger.info("a job action")
+        logger.debug("a request")
+        assert mine.getvalue() == "a job action\n"
+        assert warnings_only.getvalue() == ""
+        assert logger.level == logging.INFO
+    finally:
+        for handler in list(logger.handlers):
+            if handler not in before[0]:
+                logger.removeHandler(handler)
+        logger.setLevel(before[1])
+
+
 @pytest.mark.parametrize(
     ("url", "said"),
     [

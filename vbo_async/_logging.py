@@ -42,7 +42,11 @@ def configure_logging(
     when None; a format `logging.Formatter` refuses is a `ConfigError`). Only the ``vbo_async``
     logger is touched, never the root logger. Called again for the same stream, it replaces the
     handler it installed there before (the records are not written twice); for another stream,
-    it adds one, each stream keeping its own level (the logger's is set to the lowest of them).
+    it adds one, each stream keeping its own level (the logger's is set to the lowest of them, or
+    to the level the application had given it, when lower: its own handlers keep getting what
+    they got). The records still propagate to the root logger's handlers, as every logger's do:
+    an application whose root handler writes everything to its console gets the debug lines
+    there too (give that handler a level, or set ``propagate`` on the ``vbo_async`` logger).
 
     ```python
     import vbo_async
@@ -72,14 +76,23 @@ def configure_logging(
     handler.setFormatter(formatter)
     handler.setLevel(number)
     logger = logging.getLogger(LOGGER_NAME)
-    for earlier in list(logger.handlers):  # called again (a notebook cell run twice): not every line twice
-        if isinstance(earlier, _Handler) and earlier.stream is target:
+    ours = [earlier for earlier in logger.handlers if isinstance(earlier, _Handler)]
+    # The level the application gave the logger before the first call (NOTSET: none).
+    handler.application_level = ours[0].application_level if ours else logger.level
+    for earlier in ours:  # called again (a notebook cell run twice): not every line twice
+        if earlier.stream is target:
             logger.removeHandler(earlier)
     logger.addHandler(handler)
-    # Each stream gets its own level: the logger lets through what the most verbose one wants.
-    logger.setLevel(min(earlier.level for earlier in logger.handlers if isinstance(earlier, _Handler)))
+    # Each stream gets its own level: the logger lets through what the most verbose one wants,
+    # and still what the application's own handlers were getting (its level, if lower).
+    levels = [earlier.level for earlier in logger.handlers if isinstance(earlier, _Handler)]
+    if handler.application_level != logging.NOTSET:
+        levels.append(handler.application_level)
+    logger.setLevel(min(levels))
     return handler
 
 
 class _Handler(logging.StreamHandler[Writable]):
     """The handler `configure_logging` installs (known apart from the application's own)."""
+
+    application_level: int = logging.NOTSET
