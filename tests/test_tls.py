@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import importlib
 import json
 import logging
@@ -21,11 +22,23 @@ import httpx
 import pytest
 import trustme
 
-from vbo_async import ConfigError, TransportError, VBOClient
+from vbo_async import ConfigError, RetryPolicy, TransportError, VBOClient
 from vbo_async._client import _ssl_context, tls_context
+from vbo_async._handshakes import _ClosingBackend, close_cut_handshakes
 
-from .conftest import BASE, DATED_CERTIFICATES, FAST, PASSWORD, USERNAME, FakeVBO, as_asgi, serve
+from .conftest import (
+    BASE,
+    DATED_CERTIFICATES,
+    FAST,
+    PASSWORD,
+    USERNAME,
+    FakeVBO,
+    as_asgi,
+    closed_port,
+    serve,
+)
 from .raw_http import serve_raw
+from .test_aiohttp_transport import tunnelling_proxy
 
 
 @pytest.fixture
@@ -506,3 +519,124 @@ async def test_https_to_a_plain_http_port_is_not_retried(transport: str) -> None
         server.close()
         await server.wait_closed()
     assert accepted == 1
+
+
+# --- a TLS handshake cut short leaves no socket open ------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def never_answering_hello() -> AsyncIterator[int]:
+    """A TCP server on 127.0.0.1 that accepts and never answers a TLS ClientHello (a hung load
+    balancer, a server wedged in its TLS stack); yields its port. Its connections are closed when
+    the block ends."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await server.wait_closed()
+
+
+def sockets_to(port: int) -> int:
+    """The sockets this process holds connected to ``port`` on this machine (its client sockets:
+    a server's own have ``port`` as their local port), found in ``/proc/net/tcp``."""
+    inodes = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        for row in Path(table).read_text(encoding="ascii").splitlines()[1:]:
+            columns = row.split()
+            if int(columns[2].rpartition(":")[2], 16) == port:
+                inodes.add(f"socket:[{columns[9]}]")
+    held = 0
+    for descriptor in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # the directory's own descriptor, closed meanwhile
+            held += descriptor.readlink().as_posix() in inodes
+    return held
+
+
+async def sockets_closed(port: int) -> int:
+    """`sockets_to` ``port`` once they are all closed (a closed socket is released on the event
+    loop's next turn), or after a second."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            while sockets_to(port):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    return sockets_to(port)
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").is_file(), reason="counts sockets in /proc")
+@pytest.mark.parametrize("cut_by", ["the client's timeout", "the caller's timeout"])
+@pytest.mark.parametrize("route", ["direct", "to a proxy over TLS", "through a proxy's tunnel"])
+async def test_a_tls_handshake_cut_short_over_httpx_s_transport_leaves_no_socket_open(
+    ca_context: ssl.SSLContext, route: str, cut_by: str
+) -> None:
+    """Over ``transport=httpx.AsyncHTTPTransport(...)``, a call whose TLS handshake is cancelled
+    (by its attempt's ``timeout`` or by the caller's ``asyncio.timeout``) against a peer that
+    never answers the ClientHello left its socket open, one per attempt: httpcore closes it when
+    the handshake fails, not when it is cancelled, and neither the client nor ``aclose()`` could
+    reach it; the garbage collector closed it, with a ``ResourceWarning``. Now each is closed as
+    its call ends, and none is left after ``aclose()``. (Through a proxy's ``CONNECT`` tunnel the
+    client already closed it with the proxy's connection.) The collector is off, so that it
+    closes nothing itself."""
+    async with contextlib.AsyncExitStack() as stack:
+        silent = await stack.enter_async_context(never_answering_hello())
+        if route == "direct":
+            base, transport = f"https://127.0.0.1:{silent}", httpx.AsyncHTTPTransport(verify=ca_context)
+        elif route == "to a proxy over TLS":
+            proxy = httpx.Proxy(f"https://127.0.0.1:{silent}", ssl_context=ca_context)
+            base = f"https://127.0.0.1:{closed_port()}"
+            transport = httpx.AsyncHTTPTransport(proxy=proxy, verify=ca_context)
+        else:
+            tunnel, _, _ = await stack.enter_async_context(tunnelling_proxy())
+            base, silent = f"https://127.0.0.1:{silent}", int(tunnel.rpartition(":")[2])
+            transport = httpx.AsyncHTTPTransport(proxy=tunnel, verify=ca_context)
+        own = cut_by == "the client's timeout"
+        vbo = VBOClient(
+            base,
+            username=USERNAME,
+            password=PASSWORD,
+            api_version="v1",
+            transport=transport,
+            timeout=0.2 if own else None,
+            retry=RetryPolicy(attempts=1),
+        )
+        gc.disable()
+        try:
+            open_after: list[int] = []
+            async with vbo:
+                for _ in range(3):
+                    with pytest.raises(TransportError if own else TimeoutError):
+                        async with asyncio.timeout(None if own else 0.2):
+                            await vbo.jobs()
+                    if own:
+                        open_after.append(await sockets_closed(silent))
+            open_after.append(await sockets_closed(silent))
+        finally:
+            gc.enable()
+    # The caller's timeout leaves the token grant it waited for running for the calls after it
+    # (a grant is shared): ``aclose()`` cancels it.
+    assert open_after == ([0, 0, 0, 0] if own else [0])
+
+
+def test_httpx_s_pool_gets_the_closing_backend_once_and_a_pool_of_another_shape_none() -> None:
+    """The network backend of httpx's own transport is wrapped once, however many clients are
+    given the transport; a pool whose private attributes differ (another httpcore) is left as
+    it is, without an error."""
+    transport = httpx.AsyncHTTPTransport()
+    original = transport._pool._network_backend
+    for _ in range(2):
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v1", transport=transport)
+    close_cut_handshakes(transport)
+    backend = transport._pool._network_backend
+    assert isinstance(backend, _ClosingBackend)
+    assert backend._backend is original
+    other = httpx.AsyncHTTPTransport()
+    other._pool = httpx.MockTransport(lambda request: httpx.Response(200))  # type: ignore[assignment]
+    VBOClient(BASE, username=USERNAME, password=PASSWORD, api_version="v1", transport=other)
+    assert not hasattr(other._pool, "_network_backend")

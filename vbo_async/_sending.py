@@ -59,6 +59,7 @@ from ._exceptions import (
     TransportError,
     VBOError,
 )
+from ._handshakes import close_cut_handshakes
 from ._kept import Kept
 from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, may_retry, parse_retry_after
 from ._status import IDEMPOTENT_METHODS, retry_hint
@@ -269,8 +270,11 @@ class Sender:
         # cancellation but not asyncio's: a cancellation landing there left the slot taken for
         # ever, and max_concurrency of them every later request waiting for the pool until its
         # timeout. That close runs on after a cancellation (`_finish_close`), and connections a
-        # failed request stranded in the pool are closed (`_through_httpcore`).
+        # failed request stranded in the pool are closed (`_through_httpcore`), as are the sockets
+        # of TLS handshakes a cancellation cut short (`close_cut_handshakes`).
         self._finish_closes = isinstance(transport, httpx.AsyncHTTPTransport)
+        if isinstance(transport, httpx.AsyncHTTPTransport):
+            close_cut_handshakes(transport)
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._timeout = timeout
         self._max_bytes = max_response_bytes
