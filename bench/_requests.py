@@ -21,7 +21,7 @@ from _server import KINDS, kind_of
 
 from vbo_async import HealthPolicy, PollTarget, VBOClient, poll_jobs
 from vbo_async._dialects import DIALECTS
-from vbo_async._units import _WINDOW_SLACK, HEALTH_WINDOW
+from vbo_async._health import health_window
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 __all__ = ["run"]
@@ -64,7 +64,7 @@ async def _sweep(app: Any, version: str, org_ids: list[str], options: dict[str, 
 
 async def _sessions_in_window(app: Any, version: str) -> int:
     """How many sessions a batched health sweep needs: those ended within its window."""
-    window = (HealthPolicy().max_age or HEALTH_WINDOW) + _WINDOW_SLACK
+    window = health_window(HealthPolicy())
     async with _client(app, version) as vbo:
         found = await vbo.recent_sessions(dt.datetime.now(dt.UTC) - window)
     return sum(len(sessions) for sessions in found.values())

@@ -1984,6 +1984,35 @@ def test_a_window_holding_only_runs_dated_far_ahead_falls_short() -> None:
     assert (judged.state, judged.reason) == (CRITICAL, "failed 7 days ago")
 
 
+@pytest.mark.parametrize(
+    ("day", "backed_up_days_ago", "warning_is_success", "falls_short"),
+    [
+        (DailyType.MONDAY, 21, True, True),  # stale by lastBackup: a run with warnings may count
+        (DailyType.MONDAY, 21, False, True),  # a success before the window within 7 days + 3 h
+        (DailyType.MONDAY, 5, True, False),  # not stale by lastBackup: not stale whatever came after
+        (DailyType.EVERYDAY, 21, True, True),  # stale either way, but since a run with warnings
+        (DailyType.EVERYDAY, 21, False, False),  # stale either way, since lastBackup
+    ],
+)
+def test_a_window_without_a_success_falls_short_where_one_before_it_can_change_the_verdict(
+    day: DailyType, backed_up_days_ago: int, warning_is_success: bool, falls_short: bool
+) -> None:
+    """A batch's window (``max_age`` + 2 h) held no success of a job stale by its ``lastBackup``:
+    a success before the window was never read, though a schedule-aware allowance reaching past
+    the window (a weekly job: 26 h + 6 days + 1 h) makes a job with one 6 days ago not stale, and
+    a run with warnings that ``warning_is_success`` counts (``lastBackup`` does not) dates the
+    staleness. A job not stale by its own fields needs no more."""
+    schedule = SchedulePolicy(type=ScheduleType.DAILY, daily_type=day, schedule_enabled=True)
+    job = make_job(
+        last_status=JobStatus.FAILED,
+        last_run=NOW - hours(1),
+        last_backup=NOW - dt.timedelta(days=backed_up_days_ago),
+        schedule_policy=schedule,
+    )
+    policy = HealthPolicy(schedule_aware=True, warning_is_success=warning_is_success)
+    assert window_falls_short(job, [run("Failed", 1)], policy, now=NOW) is falls_short
+
+
 def test_a_window_built_by_hand_with_flags_that_are_not_booleans_is_refused_and_still_printed() -> None:
     """``"F"`` is truthy: ``allows`` answered it (an hour barred read as allowed), and a
     schedule-aware verdict took a window of them for one open every hour; its repr raised."""

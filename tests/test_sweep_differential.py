@@ -3,7 +3,9 @@ server's recent sessions for health) against tenant by tenant and against `VBOCl
 per job, on generated hostile-but-valid server states (ids in odd cases, duplicated across
 tenants, ids no request can name, sessions of unknown jobs, running sessions, jobs never run,
 ``lastBackup`` newer or older than the sessions or .NET's "never", a session dated decades
-ahead, tenants without jobs, empty names)."""
+ahead, tenants without jobs, empty names), under health policies with and without
+``schedule_aware`` (jobs run daily, on workdays, weekly, by hand or in a periodic window) and
+``warning_is_success``."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from urllib.parse import quote, unquote
 import attrs
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vbo_async import (
@@ -30,9 +32,9 @@ from vbo_async import (
     RetryPolicy,
     VBOClient,
 )
-from vbo_async._health import RETRY_WITHIN, assess
+from vbo_async._health import _WINDOW_SLACK, RETRY_WITHIN, assess, health_window
 from vbo_async._prefetch import LinkCache
-from vbo_async._units import _WINDOW_SLACK, Batch, Context, _health_window, run_unit
+from vbo_async._units import Batch, Context, run_unit
 
 from .test_properties import FEW
 
@@ -74,7 +76,9 @@ class JobState:
     last_run: dt.datetime | None
     last_backup: dt.datetime | None
     retry_wait: int | None = None
-    """The schedule's ``retryWaitInterval`` (minutes); None: no schedule on the wire."""
+    """The schedule's ``retryWaitInterval`` (minutes); None: none on the wire."""
+    schedule: str | None = None
+    """The name of its schedule in `SCHEDULES`; None: none on the wire."""
 
 
 @attrs.frozen
@@ -106,6 +110,24 @@ ODD_IDS = [
     "job 1",
     "ＪＯＢ",
 ]
+
+
+WEEKDAYS_8_TO_18 = [1 <= day <= 5 and 8 <= hour < 18 for day in range(7) for hour in range(24)]
+SCHEDULES: dict[str, dict[str, Any]] = {
+    "daily": {"type": "Daily", "dailyType": "Everyday", "dailyTime": "22:00:00", "scheduleEnabled": True},
+    "workdays": {"type": "Daily", "dailyType": "Workdays", "dailyTime": "22:00:00", "scheduleEnabled": True},
+    "weekly": {"type": "Daily", "dailyType": "Monday", "dailyTime": "22:00:00", "scheduleEnabled": True},
+    "by hand": {"type": "ManualOnly", "scheduleEnabled": True},
+    "hourly on weekdays": {
+        "type": "Periodically",
+        "periodicallyEvery": "Hours1",
+        "scheduleEnabled": True,
+        "periodicallyWindowEnabled": True,
+        "periodicallyWindowSettings": {"backupWindow": WEEKDAYS_8_TO_18, "minuteOffset": 0},
+    },
+}
+"""Schedules whose allowance under ``HealthPolicy(schedule_aware=True)`` reaches from ``max_age``
++ 1 h to + 6 days (a weekly job) beyond it, or is none (run by hand)."""
 
 
 @st.composite
@@ -145,7 +167,10 @@ def states(draw: st.DrawFn) -> State:
                     st.none()
                     | st.just(NEVER)
                     | st.integers(0, 24 * 60).map(lambda m: NOW - dt.timedelta(minutes=m * 3))
+                    # Beyond a weekly job's schedule-aware allowance (26 h + 6 days + 1 h).
+                    | st.integers(3 * 24, 10 * 24).map(lambda h: NOW - dt.timedelta(hours=h))
                 ),
+                schedule=draw(st.none() | st.sampled_from(sorted(SCHEDULES))),
             )
         )
     runs: list[Run] = []
@@ -226,12 +251,11 @@ def server(state: State, version: str) -> Callable[[httpx.Request], httpx.Respon
             wire["lastBackup"] = _stamp(job.last_backup)
         if version == "v8":
             wire["organizationId"] = job.org_id
+        schedule = {} if job.schedule is None else dict(SCHEDULES[job.schedule])
         if job.retry_wait is not None:
-            wire["schedulePolicy"] = {
-                "retryEnabled": True,
-                "retryNumber": 3,
-                "retryWaitInterval": job.retry_wait,
-            }
+            schedule |= {"retryEnabled": True, "retryNumber": 3, "retryWaitInterval": job.retry_wait}
+        if schedule:
+            wire["schedulePolicy"] = schedule
         wire["_links"] = {
             "self": href("Jobs", job.id),
             "organization": href("Organizations", job.org_id),
@@ -354,18 +378,59 @@ async def job_health(vbo: VBOClient, result: PollResult, policy: HealthPolicy) -
     return judged
 
 
+def _tenant(*jobs: JobState, runs: tuple[Run, ...] = ()) -> State:
+    return State(orgs=(Org(_guid(0xA000), "Contoso"),), jobs=jobs, runs=runs)
+
+
+def _warned_before_the_window(schedule: str) -> State:
+    """A job whose last plain Success is 21 days old (``lastBackup``), which ended with warnings
+    6 days 23 h ago, and whose last run failed 30 min ago (to be retried): a batch's window
+    (26 h + 2 h) holds no success of it."""
+    job_id = _guid(0xB000)
+    failed = NOW - dt.timedelta(minutes=30)
+    warned = NOW - dt.timedelta(days=6, hours=23)
+    success = NOW - dt.timedelta(days=21)
+    runs = (
+        Run(_guid(0xC002), job_id, "Failed", failed - dt.timedelta(minutes=10), failed, True),
+        Run(_guid(0xC001), job_id, "Warning", warned - dt.timedelta(hours=1), warned, False),
+        Run(_guid(0xC000), job_id, "Success", success - dt.timedelta(hours=1), success, False),
+    )
+    job = JobState(
+        id=job_id,
+        org_id=_guid(0xA000),
+        name="Weekly",
+        enabled=True,
+        last_status="Failed",
+        last_run=runs[0].created,
+        last_backup=success,
+        retry_wait=10,
+        schedule=schedule,
+    )
+    return _tenant(job, runs=runs)
+
+
+COUNTED = HealthPolicy(schedule_aware=True, warning_is_success=True)
+SUCCESS_ONLY = HealthPolicy(schedule_aware=True)
+DAYLIGHT = "+ 1 h for daylight saving)"
+
+
 POLICIES = st.sampled_from(
     [
         HealthPolicy(),
         HealthPolicy(max_age=dt.timedelta(hours=6)),
         HealthPolicy(max_age=None),
         HealthPolicy(max_age=dt.timedelta(days=3), disabled=None),
+        HealthPolicy(warning_is_success=True),
+        HealthPolicy(max_age=dt.timedelta(hours=6), schedule_aware=True),
+        HealthPolicy(max_age=dt.timedelta(hours=6), schedule_aware=True, warning_is_success=True),
+        HealthPolicy(schedule_aware=True, warning_is_success=True),
     ]
 )
 
 
-@settings(FEW, max_examples=60)
+@settings(FEW, max_examples=100)
 @given(state=states(), version=st.sampled_from(VERSIONS), policy=POLICIES)
+@example(state=_warned_before_the_window("weekly"), version="v8", policy=COUNTED)
 async def test_a_batch_tenant_by_tenant_and_job_health_agree_on_any_server_state(
     state: State, version: str, policy: HealthPolicy
 ) -> None:
@@ -383,10 +448,6 @@ async def test_a_batch_tenant_by_tenant_and_job_health_agree_on_any_server_state
             theirs = {job_id: verdict(health) for job_id, health in other.health.items()}
             assert mine == theirs, org_id
             assert theirs == await job_health(vbo, other, policy), org_id
-
-
-def _tenant(*jobs: JobState, runs: tuple[Run, ...] = ()) -> State:
-    return State(orgs=(Org(_guid(0xA000), "Contoso"),), jobs=jobs, runs=runs)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -538,7 +599,7 @@ def test_a_retry_is_awaited_no_longer_than_a_batch_reads_beyond_max_age() -> Non
     `assess` no longer awaits its retry, whichever way the job was read."""
     assert RETRY_WITHIN <= _WINDOW_SLACK
     for age in (None, dt.timedelta(seconds=1)):
-        assert _health_window(HealthPolicy(max_age=age)) > RETRY_WITHIN
+        assert health_window(HealthPolicy(max_age=age)) > RETRY_WITHIN
 
 
 @pytest.mark.parametrize("version", ["v7", "v8"])
@@ -634,3 +695,51 @@ async def test_a_job_ending_with_warnings_every_night_is_judged_batched_as_alone
     for health in verdicts:
         assert health.state is expected, health.reason
     assert len({health.reason for health in verdicts}) == 1
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+@pytest.mark.parametrize(
+    ("schedule", "policy", "state", "reason", "own"),
+    [
+        ("weekly", COUNTED, HealthState.WARNING, "failed 30 min ago, will be retried", 1),
+        (
+            "hourly on weekdays",
+            COUNTED,
+            HealthState.CRITICAL,
+            f"no success for 6 days (max 26 h + 62 h: its window is closed that long; {DAYLIGHT}",
+            1,
+        ),
+        (
+            "workdays",
+            COUNTED,
+            HealthState.CRITICAL,
+            f"no success for 6 days (max 26 h + 2 days: runs on workdays; {DAYLIGHT}",
+            1,
+        ),
+        ("daily", COUNTED, HealthState.CRITICAL, f"no success for 6 days (max 26 h {DAYLIGHT}", 1),
+        ("daily", SUCCESS_ONLY, HealthState.CRITICAL, f"no success for 21 days (max 26 h {DAYLIGHT}", 0),
+    ],
+)
+async def test_a_run_with_warnings_before_the_window_counts_batched_as_alone(
+    version: str, schedule: str, policy: HealthPolicy, state: HealthState, reason: str, own: int
+) -> None:
+    """``HealthPolicy(schedule_aware=True, warning_is_success=True)``: a weekly job whose last
+    counted success (warnings, 6 days 23 h ago, which ``lastBackup`` does not count) lies before
+    a batch's window (26 h + 2 h) but within its allowance (26 h + 6 days + 1 h) is not stale in a
+    batch, as read alone; a batch judged it from ``lastBackup`` (CRITICAL, "no success for 21
+    days"), and dated the staleness of any other schedule so. Such a job, stale by its own
+    fields, reads its own newest sessions (one request); a job whose allowance the window covers,
+    with only Success counted, is stale from ``lastBackup`` either way and reads none."""
+    state_of_server = _warned_before_the_window(schedule)
+    job_id = _guid(0xB000)
+    async with client(state_of_server, version) as vbo:
+        batched = await delivered(vbo, state_of_server, policy, batched=True)
+        asked = vbo.requests_sent
+        await delivered(vbo, state_of_server, policy, batched=True)
+        requests = vbo.requests_sent - asked
+        alone = await delivered(vbo, state_of_server, policy, batched=False)
+        (listed,) = alone[_guid(0xA000)].jobs
+        single = await vbo.job_health(listed, policy=policy, now=NOW)
+    for health in (batched[_guid(0xA000)].health[job_id], alone[_guid(0xA000)].health[job_id], single):
+        assert (health.state, health.reason) == (state, reason)
+    assert requests == 3 + own  # organizations, jobs, the window, and the job's own sessions

@@ -40,6 +40,7 @@ __all__ = [
     "JobHealth",
     "assess",
     "finished",
+    "health_window",
     "is_never",
     "newest_first",
     "on_clock",
@@ -207,6 +208,9 @@ stays the last run. See `retry_allowance`."""
 HEALTH_WINDOW = dt.timedelta(days=7)
 """How far back a batch reads sessions when the health policy has no ``max_age``."""
 
+_WINDOW_SLACK = dt.timedelta(hours=2)
+"""How far beyond ``max_age`` a batch reads sessions (`health_window`)."""
+
 _IN_PROGRESS = frozenset({JobStatus.RUNNING, JobStatus.QUEUED})
 _NOT_A_RESULT = _IN_PROGRESS | {JobStatus.STOPPED}
 _DEFAULT_POLICY = HealthPolicy()
@@ -225,13 +229,17 @@ def window_falls_short(
     needs that the job itself does not carry: its last success (no ``last_backup``: v6, or
     never a success) when no run of the window succeeded, or its last result when no run of
     the window finished and ``last_status`` names none (a run in progress, a stop), or when the
-    window misses the run whose result ``last_status`` names (`_misses_the_last_run`). False for
-    a job the policy judges as disabled, and for one that never ran. A run or ``last_backup``
-    dated more than `CLOCK_SKEW` after ``now`` (the current time when None), or at a time that
-    never was (`is_never`), stands for nothing, as in `assess`."""
+    window misses the run whose result ``last_status`` names (`_misses_the_last_run`), or when
+    no run of the window succeeded and a success before it can still change the verdict
+    (`_may_succeed_before`: a schedule-aware allowance reaching past the window, a run with
+    warnings ``warning_is_success`` counts). The window is `health_window` long, ending at
+    ``now``. False for a job the policy judges as disabled, and for one that never ran. A run or
+    ``last_backup`` dated more than `CLOCK_SKEW` after ``now`` (the current time when None), or
+    at a time that never was (`is_never`), stands for nothing, as in `assess`."""
     if job.is_enabled is False and policy.disabled is not None:
         return False
-    horizon = _horizon(dt.datetime.now(dt.UTC) if now is None else _in_utc(now))
+    now = dt.datetime.now(dt.UTC) if now is None else _in_utc(now)
+    horizon = _horizon(now)
     window = list(sessions)
     if _utc(job.last_run) is None and not window:
         return False
@@ -242,6 +250,8 @@ def window_falls_short(
     succeeded = any(s.status in successes and _finished_at(s) is not None for s in dated)
     if (backed_up is None or backed_up > horizon) and not succeeded:
         return True
+    if not succeeded and _may_succeed_before(job, dated, policy, now, horizon):
+        return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
         return not any(finished(s) for s in dated)
     if not any(finished(s) for s in dated) and any(finished(s) for s in window):
@@ -250,6 +260,26 @@ def window_falls_short(
         # newest runs, judges it by its last run dated within reason.
         return True
     return _misses_the_last_run(job, dated)
+
+
+def _may_succeed_before(
+    job: Job, window: list[JobSession], policy: HealthPolicy, now: dt.datetime, horizon: dt.datetime
+) -> bool:
+    """Whether a success that ended before ``window`` (which holds none) can change what `assess`
+    says of a job stale by the last success it knows without one (``last_backup``, its last run
+    when ``last_status`` counts): where the job's allowance (`_allowance`) reaches past the
+    window (`health_window`: a schedule-aware one, up to 6 days more for a weekly job), one
+    within it makes the job not stale; with ``warning_is_success`` a run with warnings, which
+    ``last_backup`` (the last Success) does not count, dates the staleness. A job not stale
+    without it is not stale with it: no request of its own."""
+    allowance = _allowance(job, policy)
+    if allowance is None:
+        return False
+    limit, _ = allowance
+    if not policy.warning_is_success and limit <= health_window(policy):
+        return False  # stale past the window either way, and `last_backup` counts every success
+    known = _last_success(job, window, horizon, policy.successes)
+    return known is None or now - known > limit
 
 
 def _misses_the_last_run(job: Job, window: list[JobSession]) -> bool:
@@ -650,6 +680,13 @@ def _retry_to_come(
     it is in progress (``running``), or it ended within ``allowance`` (`retry_allowance`; an
     undated failure: the server's word is all there is)."""
     return running is not None or failed is None or now - failed <= allowance
+
+
+def health_window(policy: HealthPolicy) -> dt.timedelta:
+    """How far back a batch reads sessions for ``policy``: its ``max_age`` (`HEALTH_WINDOW`
+    without one) and `_WINDOW_SLACK`, at most `datetime.timedelta.max` (no `OverflowError`)."""
+    age = policy.max_age if policy.max_age is not None else HEALTH_WINDOW
+    return age + _WINDOW_SLACK if age <= dt.timedelta.max - _WINDOW_SLACK else dt.timedelta.max
 
 
 def retry_allowance(job: Job, policy: HealthPolicy) -> dt.timedelta:

@@ -93,12 +93,13 @@ def poll_jobs(
       job whose last run ended before the window (a weekly job, one stale for days), which a
       batch dates by the job's ``last_run``, when that run started, where `job_health` reads
       when it ended: its reason's age is longer by the run's length ("failed 39 h ago" for a
-      9-hour run that ended 30 h ago), and its state may differ where that length crosses a
-      limit. A batch judges such a job from the listings alone: a server that fails only that
-      job's own sessions (a 500 to ``JobSessions?jobId=``) leaves it judged, where `job_health`
-      says UNKNOWN. A batch's `JobHealth` names a ``last_session`` only when its window, or the
-      job's own sessions it read, held it, and a disabled v6 job (none of whose sessions are
-      read, its verdict needing none) whose last success the window missed has as
+      9-hour run that ended 30 h ago); where that length could cross a limit (a schedule-aware
+      allowance), the job's own sessions are read. A batch judges such a job from the listings
+      alone: a server that fails only that job's own sessions (a 500 to ``JobSessions?jobId=``)
+      leaves it judged, where `job_health` says UNKNOWN. A batch's `JobHealth` names a
+      ``last_session`` only when its window, or the job's own sessions it read, held it, and a
+      disabled v6 job (none of whose sessions are read, its verdict needing none) whose last
+      success the window missed has as
       ``last_success`` its ``last_run`` when its ``last_status`` is Success (or Warning, with
       ``warning_is_success``), else None.
       Every job is judged at one "now", taken when the sweep starts, read on each server's

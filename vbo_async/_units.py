@@ -41,7 +41,16 @@ from ._exceptions import (
     ResponseTooLargeError,
     VBOError,
 )
-from ._health import HEALTH_WINDOW, HealthPolicy, JobHealth, assess, finished, on_clock, window_falls_short
+from ._health import (
+    HEALTH_WINDOW,
+    HealthPolicy,
+    JobHealth,
+    assess,
+    finished,
+    health_window,
+    on_clock,
+    window_falls_short,
+)
 from ._models import Job, JobSession, Organization
 from ._prefetch import LinkCache
 from ._results import PollResult, PollTarget, detached
@@ -71,7 +80,6 @@ otherwise list 3,500 jobs for 36 (about 3× the time of 10 requests on loopback)
 batch sends far fewer requests. The count is the listing's (read first) or, when the caller
 gave it (`poll_jobs`'s ``organization_counts``), that one; targets that all carry their
 `Organization` and come without a count are batched without this rule (no listing is read)."""
-_WINDOW_SLACK = dt.timedelta(hours=2)
 _EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 """No window starts before this: a longer ``max_age`` reads every session there is."""
 
@@ -449,7 +457,7 @@ async def _window(client: VBOClient, context: Context) -> Window:
         # before the instant the whole batch is judged at is taken from it.
         await client._tokens.current()
         now = context.server_now(client)
-        return await client.recent_sessions(_window_start(now, _health_window(policy)))
+        return await client.recent_sessions(_window_start(now, health_window(policy)))
     except VBOError as exc:
         log.debug("reading recent sessions from %s failed: %s", client.api_root, exc)
         return exc
@@ -480,7 +488,9 @@ async def _batch_health(
     window (`_window`); a failure to read it makes every job UNKNOWN rather than fail its tenant
     (except in a batch the plan chose, where a window too big to read whole is None here).
     A job whose last result or last success the window may miss (`window_falls_short`: on v6,
-    whose jobs lack ``last_backup``, any job without a success in the window) also reads its own
+    whose jobs lack ``last_backup``, any job without a success in the window; a job stale by
+    its ``last_backup`` with none in the window, where a success before it can count: a
+    schedule-aware allowance longer than the window, ``warning_is_success``) also reads its own
     newest sessions as `VBOClient.job_health` does, so that both give the same verdict. v1 has no
     such listing (``window`` is None): each job is judged as `VBOClient.job_health` judges it (one
     request for its newest sessions, a failure that job's UNKNOWN), which is also what a tenant
@@ -541,13 +551,6 @@ def _within(sessions: list[JobSession], pages: tuple[int, ...]) -> list[JobSessi
         if len(seen) < limit or any(finished(session) for session in seen):
             break
     return seen
-
-
-def _health_window(policy: HealthPolicy) -> dt.timedelta:
-    """How far back a batch reads sessions for ``policy``: its ``max_age`` (`HEALTH_WINDOW`
-    without one) and `_WINDOW_SLACK`, at most `datetime.timedelta.max` (no `OverflowError`)."""
-    age = policy.max_age if policy.max_age is not None else HEALTH_WINDOW
-    return age + _WINDOW_SLACK if age <= dt.timedelta.max - _WINDOW_SLACK else dt.timedelta.max
 
 
 def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
