@@ -1383,6 +1383,29 @@ def test_now_defaults_to_the_current_time() -> None:
             {},
             r"session 's'\.status must be a JobStatus, a string or None, got list",
         ),
+        # Ids of other types, compared where two sessions share their times: a bare TypeError.
+        (
+            (
+                make_job(),
+                [
+                    JobSession(id=None, creation_time=NOW, end_time=NOW, status="Success"),  # type: ignore[arg-type]
+                    JobSession(id="b", creation_time=NOW, end_time=NOW, status="Failed"),
+                ],
+            ),
+            {},
+            r"^session None\.id must be a string, got NoneType$",
+        ),
+        (
+            (
+                make_job(),
+                [
+                    JobSession(id="b", creation_time=NOW, end_time=NOW, status="Failed"),
+                    JobSession(id=7, creation_time=NOW, end_time=NOW, status="Success"),  # type: ignore[arg-type]
+                ],
+            ),
+            {},
+            r"^session 7\.id must be a string, got int$",
+        ),
     ],
 )
 def test_bad_arguments_are_config_errors(args: tuple[Any, ...], kwargs: dict[str, Any], match: str) -> None:

@@ -446,16 +446,22 @@ def _offset(delta: dt.timedelta) -> str:
 def _misfit(job: Job, sessions: list[JobSession]) -> ConfigError | None:
     """The `ConfigError` naming the first value of ``job`` or ``sessions`` of a type `assess`
     cannot judge (a model built by hand: ``last_run="2026-07-01"``), None when there is none.
-    Run only to explain a failure: decoded models always hold the right types."""
+    Run only to explain a failure: decoded models always hold the right types. A session's id
+    is a string, never None: two sessions at the same times are ordered by it (`_ranked`), and
+    ``None`` or ``7`` beside ``"b"`` cannot be."""
     fields: list[tuple[str, str, object]] = [
         ("job", field, getattr(job, field)) for field in ("last_run", "last_backup", "last_status")
     ]
     for session in sessions:
         name = f"session {printable(repr(session.id))[:100]}"
         fields += [
-            (name, field, getattr(session, field)) for field in ("creation_time", "end_time", "status")
+            (name, field, getattr(session, field)) for field in ("creation_time", "end_time", "status", "id")
         ]
     for name, field, value in fields:
+        if field == "id":
+            if not isinstance(value, str):
+                return ConfigError(f"{name}.id must be a string, got {type(value).__name__}")
+            continue
         if value is None:
             continue
         if field.endswith("status") and not isinstance(value, str):
