@@ -1340,6 +1340,25 @@ def test_usage_errors_are_unknown_on_stdout(
 
 
 @pytest.mark.parametrize(
+    ("before", "says"),
+    [
+        ("--verbose", "No such option '--verbose'. Did you mean '--version'? (see 'vbo-async --help')\n"),
+        ("-v", "No such option '-v'. (see 'vbo-async --help')\n"),
+    ],
+)
+def test_a_usage_error_before_the_word_check_is_unknown_on_stdout(
+    capsys: pytest.CaptureFixture[str], before: str, says: str
+) -> None:
+    """An option the group refuses (``vbo-async -v check``) is still a usage error of the check
+    Nagios runs: UNKNOWN (3) with its message on stdout, not exit 2 (CRITICAL) and an empty
+    stdout ("(No output on stdout)"); the other commands keep their exit 2 on stderr."""
+    check = run(capsys, before, "check", "--targets", "t.toml")
+    assert (check.code, check.out, check.err) == (3, f"VB365 UNKNOWN - {says}", "")
+    poll = run(capsys, before, "poll", "--targets", "t.toml")
+    assert (poll.code, poll.out, poll.err) == (2, "", f"vbo-async: error: {says}")
+
+
+@pytest.mark.parametrize(
     ("targets", "environment", "says"),
     [
         ("missing.toml", {}, "cannot read"),

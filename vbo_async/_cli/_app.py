@@ -796,15 +796,19 @@ def _run(argv: Sequence[str] | None, level: int | None) -> int:
             _say_error(f"no command given; the commands are {commands} (see 'vbo-async --help')")
             return _codes(exc.ctx).usage
         except click.UsageError as exc:
-            failed: click.Command | None
-            if exc.ctx is not None:
-                where, failed = exc.ctx.command_path, exc.ctx.command
-            else:  # click raises "Option '--x' requires an argument." without a context
+            failed = exc.ctx.command if exc.ctx is not None else None
+            if not isinstance(failed, VBOCommand):
+                # An option of the group itself ("vbo-async -v check"), or click's "Option '--x'
+                # requires an argument." without a context: said as the command named says its
+                # own (check: UNKNOWN on stdout, for a monitoring system reads nothing else).
                 failed = _named_command(argv)
+            if exc.ctx is not None:
+                where = exc.ctx.command_path
+            else:
                 where = f"vbo-async {failed.name}" if failed is not None else "vbo-async"
-            say = failed.report_error if isinstance(failed, VBOCommand) else _say_error
+            say = failed.report_error if failed is not None else _say_error
             say(f"{exc.format_message()} (see '{where} --help')")
-            return failed.exit_codes.usage if isinstance(failed, VBOCommand) else STANDARD.usage
+            return (failed.exit_codes if failed is not None else STANDARD).usage
         except click.ClickException as exc:
             _say_error(exc.format_message())
             return STANDARD.usage
