@@ -927,6 +927,39 @@ async def test_an_organization_listed_without_an_id_is_unknown_alone(
     assert perf["jobs"] == len(east.health) + len(expected_rows(hostile, others))
 
 
+async def test_an_organization_the_server_names_with_blanks_around_it_is_found_by_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
+) -> None:
+    """A server listing a tenant as ``"Contoso "``: ``--org`` and the targets file's
+    ``organizations`` are trimmed, and the server's name was not, so no value could name it
+    ("no organization 'Contoso'"; did you mean 'Contoso '?"). Its name, in any case and with or
+    without the blanks, now chooses it as its id does."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = simulator(43)
+    first = sim.organization_ids()[0]
+    listed = sim.organizations_wire(version="v8", limit=10_000)
+    (name,) = [org["name"] for org in listed["results"] if org["id"] == first]
+
+    def blanks_around(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item["id"] == first:
+                item["name"] = f"{name} "
+
+    async with serve(as_asgi(editing(sim, "/organizations", blanks_around))) as port:
+        targets = targets_of(tmp_path, f"http://127.0.0.1:{port}")
+        by_id = await check(capsys, targets, "--org", first)
+        by_name = [
+            await check(capsys, targets, "--org", wanted) for wanted in (name, name.upper(), f"{name} ")
+        ]
+        for entry in (name, f" {name.upper()} "):
+            targets = targets_of(tmp_path, f"http://127.0.0.1:{port}", organizations=json.dumps([entry]))
+            by_name.append(await check(capsys, targets))
+    perf = perf_values(first_line(by_id.out)["perf"])
+    assert (perf["jobs"], perf["tenants_unreadable"]) == (len(expected_rows(sim, [first])), 0)
+    assert "not found" not in by_id.out
+    assert by_name == [by_id] * 5
+
+
 async def test_a_job_listed_twice_is_counted_once(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
 ) -> None:

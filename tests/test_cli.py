@@ -3800,6 +3800,26 @@ def test_match_organization_by_id_or_name() -> None:
         match_organization([], "Northwind", server="east")
 
 
+def test_a_name_the_server_lists_with_blanks_around_it_is_matched_trimmed() -> None:
+    """``--org`` and a targets file's ``organizations`` are trimmed; a server's name was not, so a
+    tenant listed as ``"Contoso "`` could be named by nothing (jobs, poll and check alike), and
+    the hint offered exactly what had been typed."""
+    orgs = [Organization(id="A1", name="Contoso "), Organization(id="B2", name="\tFabrikam")]
+    for wanted in ("Contoso", "contoso", "Contoso ", " CONTOSO\t"):
+        assert match_organization(orgs, wanted, server="east").id == "A1"
+    assert match_organization(orgs, "fabrikam", server="east").id == "B2"
+    # The hints compare trimmed names too ("abc " was not close enough to "abd"); they quote
+    # the name as the server lists it.
+    with pytest.raises(UnknownOrganization) as close:
+        match_organization([*orgs, Organization(id="D4", name="ABC ")], "abd", server="east")
+    assert str(close.value) == "no organization 'abd' on east: did you mean 'ABC '?"
+    with pytest.raises(UnknownOrganization) as twice:
+        match_organization([*orgs, Organization(id="C3", name="contoso")], "Contoso", server="east")
+    assert str(twice.value) == (
+        "'Contoso' names 2 organizations on east: Contoso  (id A1), contoso (id C3); use an id"
+    )
+
+
 def test_names_sharing_only_their_domain_are_not_offered_as_close() -> None:
     """Nearly every tenant's name ends in ``.onmicrosoft.com``: compared whole, every one was
     "close" to any unknown tenant, and a server of five was answered with five strangers

@@ -527,11 +527,13 @@ def _failed_name(row: Row) -> str | None:
 
 
 def _names(target: PollTarget) -> set[str]:
+    """The keys ``--org`` may name ``target`` by: its id and names, ignoring case and the blanks
+    around them, as ``--org`` is read (`_flows.match_organization` compares so too)."""
     names = {target.organization_id.casefold()}
     if target.organization is not None and target.organization.name:
-        names.add(target.organization.name.casefold())
+        names.add(target.organization.name.strip().casefold())
     if target.name:
-        names.add(target.name.casefold())
+        names.add(target.name.strip().casefold())
     return names
 
 
@@ -550,7 +552,9 @@ def _not_found_message(
     message = f"no organization {value!r} {where}"
     from ._flows import close_names  # loaded by the sweep already: not at start-up
 
-    folded = {name.casefold(): name for name in sorted(seen, key=lambda name: (name.casefold(), name))}
+    folded = {
+        name.strip().casefold(): name for name in sorted(seen, key=lambda name: (name.casefold(), name))
+    }
     close = close_names(value.strip().casefold(), folded, most=3)
     if close:
         return message + "; did you mean " + ", ".join(repr(folded[name]) for name in close) + "?"

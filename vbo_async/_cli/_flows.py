@@ -80,7 +80,9 @@ class UnknownOrganization(CLIError):
 
 
 def match_organization(organizations: Sequence[Organization], wanted: str, *, server: str) -> Organization:
-    """The organization whose id is ``wanted``, else whose name is (case-insensitively, exactly).
+    """The organization whose id is ``wanted``, else whose name is (ignoring case and the blanks
+    around it, on both sides: ``wanted`` is trimmed as a targets file's entries are, and a server
+    may list a tenant as ``"Contoso "``, which no trimmed value could otherwise name).
 
     No match, or several names matching, is an `UnknownOrganization` listing the candidates.
     """
@@ -89,7 +91,9 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
         if organization.id.casefold() == key:
             return organization
     # An organization the listing repeats (pages shifting, its id in another case) is one.
-    named = list({o.id.lower(): o for o in organizations if (o.name or "").casefold() == key}.values())
+    named = list(
+        {o.id.lower(): o for o in organizations if (o.name or "").strip().casefold() == key}.values()
+    )
     if len(named) == 1:
         return named[0]
     if named:
@@ -98,7 +102,7 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
             f"{wanted!r} names {len(named)} organizations on {server}: {listed}; use an id"
         )
     names = sorted({o.name for o in organizations if o.name}, key=lambda name: (name.casefold(), name))
-    folded = {name.casefold(): name for name in names}
+    folded = {name.strip().casefold(): name for name in names}
     close = [folded[n] for n in close_names(key, folded)]
     if close:
         hint = "did you mean " + ", ".join(repr(name) for name in close) + "?"
