@@ -491,6 +491,27 @@ def test_a_short_output_loses_nothing_and_non_ascii_names_count_in_bytes() -> No
     assert "left out" not in few.text
 
 
+def test_the_output_is_bounded_in_the_encoding_it_is_written_in() -> None:
+    """Nagios reads 8 KiB of bytes as written: under GB18030 ``À`` takes 4 bytes, not UTF-8's
+    2, and an output measured in UTF-8 was twice the bound (Nagios cut it, losing the last lines
+    and the count of those left out)."""
+    name = "\u00c0" * 150
+    rows = [job(f"{name}{n:03d}", HealthState.WARNING, "never run") for n in range(40)]
+    report = Report.collect(rows, servers=1, tenants=1)
+    utf8 = plugin_output(report).text
+    gb18030 = plugin_output(report, encoding="gb18030").text
+    assert len(gb18030.encode("gb18030")) <= OUTPUT_BYTES < len(utf8.encode("gb18030"))
+    shown = len(gb18030.splitlines()) - 2
+    assert 0 < shown < len(utf8.splitlines()) - 2
+    assert gb18030.splitlines()[-1] == f"... {40 - shown} WARNING lines left out"
+    error = error_output("bad", *(name * 5 for _ in range(30)), encoding="gb18030")
+    assert (
+        len(error.encode("gb18030"))
+        <= OUTPUT_BYTES
+        < len(error_output("bad", *(name * 5 for _ in range(30))).encode("gb18030"))
+    )
+
+
 def test_an_error_output_is_bounded() -> None:
     text = error_output("x" * 100_000, *("y" * 5000 for _ in range(100)))
     assert len(text.encode()) <= OUTPUT_BYTES
@@ -958,6 +979,36 @@ async def test_an_organization_the_server_names_with_blanks_around_it_is_found_b
     assert (perf["jobs"], perf["tenants_unreadable"]) == (len(expected_rows(sim, [first])), 0)
     assert "not found" not in by_id.out
     assert by_name == [by_id] * 5
+
+
+async def test_check_measures_its_output_in_the_encoding_of_its_stdout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
+) -> None:
+    """``PYTHONIOENCODING=gb18030`` (or a GB18030 locale) with jobs and tenants named in
+    U+0080..U+07FF: the output as written stays within the 8 KiB Nagios reads, and still ends
+    with the count of the lines left out (it was 15 KB, measured in UTF-8)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    long = "\u00c0" * 300
+
+    def renamed(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            item["name"] = long
+
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="gb18030", write_through=True))
+    sim = simulator(43, organizations=40)
+    problems = sum(state != "OK" for state, _ in expected_health(sim).values())
+    async with serve(as_asgi(editing(sim, "/jobs", renamed))) as port:
+        targets = targets_of(tmp_path, f"http://127.0.0.1:{port}")
+        code = await asyncio.to_thread(main, ["check", "--targets", str(targets)])
+    sys.stdout.flush()
+    written = raw.getvalue()
+    assert code == 2
+    assert len(written) <= OUTPUT_BYTES
+    lines = written.decode("gb18030").splitlines()
+    left = re.fullmatch(r"\.\.\. ([0-9]+) CRITICAL and ([0-9]+) WARNING lines left out", lines[-1])
+    assert left is not None, lines[-1]
+    assert int(left[1]) + int(left[2]) == problems - (len(lines) - 2) > 0
 
 
 async def test_a_job_listed_twice_is_counted_once(

@@ -234,7 +234,18 @@ def health_policy(max_age: dt.timedelta, schedule_aware: bool, warning_is_succes
 
 def say_unknown(*lines: str) -> None:
     """How ``check`` reports an error: an UNKNOWN plugin output on stdout."""
-    write_output(error_output(*lines))
+    write_output(error_output(*lines, **_stdout_codec()))
+
+
+def _stdout_codec() -> dict[str, str]:
+    """The ``encoding`` and ``errors`` stdout writes the output with, for `_plugin` to measure
+    `OUTPUT_BYTES` in: under a GB18030 locale (or ``PYTHONIOENCODING=gb18030``) most letters of
+    U+0080..U+07FF (``À``) take 4 bytes, not UTF-8's 2, and an output measured in UTF-8 went past
+    the 8 KiB Nagios reads. A handler that fails on what it cannot encode (``strict``,
+    ``surrogateescape``) is measured as the ``replace`` `main` gives stdout while a command runs."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    errors = getattr(sys.stdout, "errors", None) or "strict"
+    return {"encoding": encoding, "errors": "replace" if errors in ("strict", "surrogateescape") else errors}
 
 
 def write_output(text: str) -> bool:
@@ -351,6 +362,7 @@ def check(
       vbo-async check --targets /etc/vbo/targets.toml --max-age 30h --org contoso.onmicrosoft.com
     """
     held = _Held()
+    codec = _stdout_codec()
     try:
         with _holding_stderr(held):
             try:
@@ -364,19 +376,20 @@ def check(
                         free=free,
                         expiry=expiry,
                         proxies=check_proxies,
+                        **codec,
                     )
                 )
                 text, code = output.text, output.exit_code
             except CLIError as exc:
-                text, code = error_output(*exc.lines), PLUGIN_CODES[exc.outcome]
+                text, code = error_output(*exc.lines, **codec), PLUGIN_CODES[exc.outcome]
             except ConfigError as exc:
-                text, code = error_output(str(exc)), PLUGIN_CODES.usage
+                text, code = error_output(str(exc), **codec), PLUGIN_CODES.usage
             except VBOError as exc:
-                text, code = error_output(str(exc)), PLUGIN_CODES.unreadable
+                text, code = error_output(str(exc), **codec), PLUGIN_CODES.unreadable
             except Terminated:  # SIGTERM: as Ctrl-C
-                text, code = error_output("terminated"), PLUGIN_CODES.terminated
+                text, code = error_output("terminated", **codec), PLUGIN_CODES.terminated
             except KeyboardInterrupt:  # Ctrl-C: still a plugin's output, on stdout
-                text, code = error_output("interrupted"), PLUGIN_CODES.interrupted
+                text, code = error_output("interrupted", **codec), PLUGIN_CODES.interrupted
             if not write_output(text):
                 code = PLUGIN_CODES.unreadable
     finally:
@@ -444,6 +457,8 @@ async def run_check(
     free: FreeSpace | None = None,
     expiry: Expiry | None = None,
     proxies: bool = False,
+    encoding: str = "utf-8",
+    errors: str = "replace",
 ) -> PluginOutput:
     """Sweep the servers of the targets file at ``path`` once and judge every job under
     ``policy`` (no job's repository or proxy is fetched); with ``free`` each server's backup
@@ -453,7 +468,8 @@ async def run_check(
     has them, the repositories to those their jobs use, the licenses and proxies to their
     servers'.
     Whatever has not answered within ``give_up_after`` is UNKNOWN; a bad targets file or a
-    missing password is a `CLIError`.
+    missing password is a `CLIError`. The output fits `OUTPUT_BYTES` written in ``encoding``
+    with ``errors`` (`_stdout_codec`).
     """
     swept, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency, free, expiry, proxies)
     return plugin_output(
@@ -464,6 +480,8 @@ async def run_check(
         licenses=swept.license_findings(only_checked=bool(wanted)) if expiry is not None else (),
         expiry=expiry,
         proxies=swept.proxy_findings(only_checked=bool(wanted)) if proxies else None,
+        encoding=encoding,
+        errors=errors,
     )
 
 

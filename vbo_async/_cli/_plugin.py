@@ -86,9 +86,11 @@ longer one is cut, ending in ``...``, so that the reason after it stays on its l
 LINE_CHARS = 1000
 """The most characters of any other line of the output (a longer one is cut, ending in ``...``)."""
 OUTPUT_BYTES = 8000
-"""The most bytes (UTF-8) of the whole output: Nagios Core reads 8 KiB of a plugin's output,
-performance data included, and thousands of findings should not flood a monitoring host. The
-lines that do not fit are the last ones, the least severe, and one last line counts them."""
+"""The most bytes of the whole output, in the encoding stdout writes it with (``encoding=`` of
+`plugin_output` and `error_output`, UTF-8 unless told: under GB18030 ``À`` takes 4 bytes, not
+2): Nagios Core reads 8 KiB of a plugin's output, performance data included, and
+thousands of findings should not flood a monitoring host. The lines that do not fit are the last
+ones, the least severe, and one last line counts them."""
 
 # --- durations ------------------------------------------------------------------------------------
 
@@ -598,9 +600,12 @@ def plugin_output(
     licenses: Sequence[tuple[str, tuple[License, dt.datetime] | str]] = (),
     expiry: Expiry | None = None,
     proxies: Sequence[tuple[str, Sequence[Proxy | Unread] | str]] | None = None,
+    encoding: str = "utf-8",
+    errors: str = "replace",
 ) -> PluginOutput:
     """The verdict on ``report``: a first line (state, counts, the worst few findings, then the
-    performance data after ``|``) and one line per finding that is not OK, worst first. With
+    performance data after ``|``) and one line per finding that is not OK, worst first, within
+    `OUTPUT_BYTES` as written in ``encoding`` with the error handler ``errors``. With
     ``free``, the ``repositories`` of each server (its label and its repositories, or why they
     could not be read) are judged too; with ``expiry``, the ``licenses`` (per server its label
     and its license with the time it was read on the server's clock, or why it could not be
@@ -676,8 +681,9 @@ def plugin_output(
         data += f" proxies={hosts};;;0 proxies_not_ok={offline};;;0"
     first = f"VB365 {state.name} - {_cut(summary, SUMMARY_CHARS)} | {data}"
     states = [finding.state for finding in problems]
+    details = [finding.line() for finding in problems]
     return PluginOutput(
-        state, _fitted(first, [finding.line() for finding in problems], lambda kept: _left_out(states[kept:]))
+        state, _fitted(first, details, lambda kept: _left_out(states[kept:]), (encoding, errors))
     )
 
 
@@ -707,15 +713,18 @@ def _left_out(states: Sequence[HealthState]) -> str:
     return f"... {said} {'line' if len(states) == 1 else 'lines'} left out"
 
 
-def _fitted(first: str, details: Sequence[str], left_out: Callable[[int], str]) -> str:
+def _fitted(
+    first: str, details: Sequence[str], left_out: Callable[[int], str], codec: tuple[str, str]
+) -> str:
     """The output: ``first``, then ``details`` in order (each cut to `LINE_CHARS`) as long as
-    the whole fits in `OUTPUT_BYTES`, then ``left_out(kept)`` when some did not (room is kept
-    for it: it is never longer than ``left_out(0)``). ``first`` is at most a few KiB."""
+    the whole fits in `OUTPUT_BYTES` written as ``codec`` (encoding, error handler) says, then
+    ``left_out(kept)`` when some did not (room is kept for it: it is never longer than
+    ``left_out(0)``). ``first`` is at most a few KiB."""
     lines = [first, *(_cut(line, LINE_CHARS) for line in details)]
-    sizes = [_size(line) + 1 for line in lines]  # each ends in a newline
+    sizes = [_size(line + "\n", *codec) for line in lines]
     if sum(sizes) <= OUTPUT_BYTES:
         return "\n".join(lines) + "\n"
-    room = OUTPUT_BYTES - _size(left_out(0)) - 1
+    room = OUTPUT_BYTES - _size(left_out(0) + "\n", *codec)
     used, kept = sizes[0], 0
     while kept + 1 < len(lines) and used + sizes[kept + 1] <= room:
         used += sizes[kept + 1]
@@ -723,18 +732,22 @@ def _fitted(first: str, details: Sequence[str], left_out: Callable[[int], str]) 
     return "\n".join([*lines[: kept + 1], left_out(kept)]) + "\n"
 
 
-def _size(line: str) -> int:
-    """The bytes ``line`` takes in UTF-8; a lone surrogate (a byte of an argument that was not
-    UTF-8) as the ``?`` stdout writes for it."""
-    return len(line.encode("utf-8", "replace"))
+def _size(text: str, encoding: str, errors: str) -> int:
+    """The bytes ``text`` takes written in ``encoding``, what it cannot encode (a lone
+    surrogate: a byte of an argument that was not UTF-8) as ``errors`` writes it (``?`` for the
+    ``replace`` a command's stdout has). A codec that starts with a byte order mark counts it
+    for each line: more than is written, never less."""
+    return len(text.encode(encoding, errors))
 
 
-def error_output(*lines: str) -> str:
+def error_output(*lines: str, encoding: str = "utf-8", errors: str = "replace") -> str:
     """The output of a check that could not run (usage error, unreadable targets file...):
-    UNKNOWN and the first line, then the others (bounded as a verdict's output is)."""
+    UNKNOWN and the first line, then the others (bounded as a verdict's output is, in
+    ``encoding`` written with ``errors``)."""
     first, *rest = [plain(line) for line in lines] or ["error"]
     return _fitted(
         _cut(f"VB365 UNKNOWN - {first}", LINE_CHARS),
         rest,
         lambda kept: f"... {len(rest) - kept} {'line' if len(rest) - kept == 1 else 'lines'} left out",
+        (encoding, errors),
     )
