@@ -2528,6 +2528,30 @@ def test_proxies_are_judged_beside_the_jobs() -> None:
     assert plugin_output(report, proxies=None) == plugin_output(report)
 
 
+@pytest.mark.parametrize(
+    ("statuses", "said"),
+    [
+        (["Online", "Online"], "2 proxies online"),
+        (["Online", None, "Online"], "2 proxies online, 1 with no status"),
+        (["Online", None, None], "1 proxy online, 2 with no status"),
+        ([None, None], "2 proxies with no status"),
+        ([None], "1 proxy with no status"),
+    ],
+)
+def test_proxies_with_no_status_are_ok_but_not_said_to_be_online(
+    statuses: list[str | None], said: str
+) -> None:
+    """A proxy the server reports without a status is judged OK (nothing says it is down), but
+    the status line said "2 proxies online" of two that said nothing; the perfdata is as it was."""
+    hosts = [proxy(f"p{number}", status) for number, status in enumerate(statuses)]
+    output = plugin_output(Report.collect(ok_jobs(1), servers=1, tenants=1), proxies=[("east", hosts)])
+    assert output.text == (
+        f"VB365 OK - 1 job OK on 1 tenant, {said} | jobs=1;;;0 ok=1;;;0 warning=0;;;0 critical=0;;;0 "
+        f"unknown=0;;;0 servers_down=0;;;0 tenants_unreadable=0;;;0 proxies={len(hosts)};;;0 "
+        "proxies_not_ok=0;;;0\n"
+    )
+
+
 async def test_a_server_s_proxies_are_checked_with_one_more_request(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:

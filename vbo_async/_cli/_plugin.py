@@ -545,6 +545,28 @@ def _proxies(server: str, proxies: Sequence[Proxy | Unread]) -> list[_Finding]:
     ]
 
 
+def _unreported(proxies: Sequence[tuple[str, Sequence[Proxy | Unread] | str]]) -> int:
+    """How many of the proxies read reported no status at all (judged OK, not said online)."""
+    return sum(
+        isinstance(proxy, Proxy) and proxy.status is None
+        for _, found in proxies
+        if not isinstance(found, str)
+        for proxy in found
+    )
+
+
+def _proxies_ok(hosts: int, unreported: int) -> str:
+    """The status line's words for ``hosts`` proxies all OK, ``unreported`` of them with no
+    status: ``3 proxies online``, ``2 proxies online, 1 with no status``, ``2 proxies with no
+    status``. A proxy with no status is OK, not known to be online, and is not said to be."""
+    online = hosts - unreported
+    if not unreported:
+        return f"{plural(online, 'proxy')} online"
+    if not online:
+        return f"{plural(unreported, 'proxy')} with no status"
+    return f"{plural(online, 'proxy')} online, {unreported} with no status"
+
+
 def _repository_perfdata(
     findings: Sequence[_Finding],
     repositories: Sequence[tuple[str, Sequence[BackupRepository | Unread] | str]],
@@ -651,7 +673,7 @@ def plugin_output(
     if proxies is not None:
         hosts = sum(finding.kind == "proxy" for finding in judged_proxies)
         said = _counted(problems, "proxy", hosts, ("offline", "warning", "unknown"))
-        parts += said or ([f"{plural(hosts, 'proxy')} online"] if hosts else [])
+        parts += said or ([_proxies_ok(hosts, _unreported(proxies))] if hosts else [])
     failures = report.failures()
     unread = sum(isinstance(found, str) for _, found in repositories) if free is not None else 0
     if unread:
