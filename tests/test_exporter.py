@@ -1413,10 +1413,10 @@ def test_listen_addresses_that_name_no_address_or_port_are_refused(bad: str) -> 
     [
         (["--listen", "nowhere"], "--listen must be HOST:PORT"),
         (["--interval", "0"], "'--interval'"),
-        (["--interval", "nan"], "Invalid value for '--interval': 'nan' is not a number of seconds"),
-        (["--timeout", "nan"], "Invalid value for '-t' / '--timeout': 'nan' is not a number of seconds"),
-        (["--interval", "inf"], "Invalid value for '--interval': 'inf' is not a number of seconds"),
-        (["--timeout", "inf"], "Invalid value for '-t' / '--timeout': 'inf' is not a number of seconds"),
+        (["--interval", "nan"], "Invalid value for '--interval': 'nan' is not a duration such as 90m"),
+        (["--timeout", "nan"], "Invalid value for '-t' / '--timeout': 'nan' is not a duration such as 90m"),
+        (["--interval", "inf"], "Invalid value for '--interval': 'inf' is not a duration such as 90m"),
+        (["--timeout", "inf"], "Invalid value for '-t' / '--timeout': 'inf' is not a duration such as 90m"),
         # Longer than 100 years is refused in seconds as it is with a unit ('3200000000s').
         (
             ["--interval", "3200000000"],
@@ -1426,7 +1426,10 @@ def test_listen_addresses_that_name_no_address_or_port_are_refused(bad: str) -> 
             ["--interval", "3200000000s"],
             "Invalid value for '--interval': '3200000000s' is longer than 100 years",
         ),
-        (["--timeout", "1e308"], "Invalid value for '-t' / '--timeout': '1e308' is longer than 100 years"),
+        (
+            ["--timeout", "1e308"],
+            "Invalid value for '-t' / '--timeout': '1e308' is not a duration such as 90m",
+        ),
     ],
     ids=[
         "bad-listen",
@@ -1500,6 +1503,23 @@ def test_bad_serve_durations_are_usage_errors_naming_the_option(
     targets = write_targets(tmp_path / "targets.toml", _table("east", "http://127.0.0.1:1"))
     line = error_line(run(capsys, "serve", "--targets", str(targets), *argv), code=2)
     assert expected in line
+
+
+@pytest.mark.parametrize("given", ["\u0663\u0660\u0660", "\uff11\uff12\uff10", "1_000", "1e3"])
+def test_serve_refuses_the_numbers_poll_and_check_refuse(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str
+) -> None:
+    """A number alone is seconds "as for poll's and check's --timeout", in ASCII digits as
+    there: ``float()`` read ``--interval`` and ``--timeout`` before, taking the Arabic-Indic and
+    full-width digits, ``1_000`` and ``1e3`` that ``poll --timeout`` and ``check -t`` refuse."""
+    monkeypatch.setattr(_serve, "serve", lambda targets, **kwargs: Outcome.OK)
+    targets = write_targets(tmp_path / "targets.toml", _table("east", "http://127.0.0.1:1"))
+    said = f"{given!r} is not a duration such as 90m, 26h, 2d or 1d12h (units d, h, m, s)"
+    for option, named in (("--interval", "'--interval'"), ("--timeout", "'-t' / '--timeout'")):
+        line = error_line(run(capsys, "serve", "--targets", str(targets), option, given), code=2)
+        assert line == f"vbo-async: error: Invalid value for {named}: {said} (see 'vbo-async serve --help')"
+    poll = error_line(run(capsys, "poll", "--targets", str(targets), "--timeout", given), code=2)
+    assert poll == line.replace("vbo-async serve --help", "vbo-async poll --help")
 
 
 def test_a_bad_targets_file_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

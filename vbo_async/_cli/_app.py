@@ -326,18 +326,19 @@ def output_options(command: F) -> F:
 
 
 class Seconds(click.FloatRange):
-    """A finite number of seconds of at least ``min``: `click.FloatRange`, which lets ``nan``
-    through (it compares false with every bound) and ``inf``, refusing both as a usage error
-    naming the option (an endless interval or sweep budget is no schedule), and more than 100
-    years, as a duration with a unit is. A duration (``90s``, ``5m``, ``1h30m``) is its
-    seconds, as ``poll --timeout`` and ``check -t`` read it (`parse_duration`)."""
+    """A number of seconds of at least ``min``, written as ``poll --timeout`` and ``check -t``
+    read it (`parse_duration`, a number alone in seconds): ``90``, ``1.5``, ``90s``, ``5m``,
+    ``1h30m``, refusing what they refuse with their message. ``float()`` read the number alone
+    before: ``٣٠٠`` and ``１２０`` (digits of other scripts), ``1_000``, ``1e3``, ``nan`` and
+    ``inf`` were taken here and refused there. More than 100 years is refused, as a duration
+    with a unit is; a number given as it is (not text) must be finite and within that too."""
 
     name = "seconds"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not _is_number(value):
+        if isinstance(value, str):
             try:
-                value = parse_duration(value).total_seconds()
+                value = parse_duration(value, bare="s").total_seconds()
             except DurationError as exc:
                 self.fail(str(exc), param, ctx)
         number = super().convert(value, param, ctx)
@@ -346,14 +347,6 @@ class Seconds(click.FloatRange):
         if number > MAX_SECONDS:  # as a duration with its unit is refused
             self.fail(f"{value!r} is longer than 100 years", param, ctx)
         return number
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _concurrency(default: int, what: str) -> Callable[[F], F]:
