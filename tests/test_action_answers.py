@@ -31,7 +31,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbo_async import JobSession, RetryPolicy, TransportError, VBOClient, VBOError
+from vbo_async import (
+    APIError,
+    AuthenticationError,
+    JobSession,
+    RateLimitedError,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+    VBOClient,
+    VBOError,
+)
 
 from .raw_http import serve_raw
 
@@ -198,3 +208,75 @@ async def test_an_accepted_job_action_whose_body_never_ends_is_reported_accepted
         assert "the job was started" in str(outcome)
     else:
         assert outcome is None, outcome
+
+
+@pytest.mark.parametrize("version", ["v1", "v8"])
+@pytest.mark.parametrize("body", ["too large", "cut short", "stalled"])
+@pytest.mark.parametrize(
+    ("status", "error", "said"),
+    [
+        (500, ServerError, "the job may have been started all the same"),
+        (503, ServerError, "the job may have been started all the same"),
+        (
+            401,
+            AuthenticationError,
+            "refused before the server acted: the job was not started (the token is renewed",
+        ),
+        (409, APIError, None),
+        (429, RateLimitedError, None),
+    ],
+)
+async def test_a_refused_or_failed_job_action_whose_body_cannot_be_read_is_judged_by_its_status(
+    version: str, body: str, status: int, error: type[VBOError], said: str | None
+) -> None:
+    """A 5xx whose body was over ``max_response_bytes`` was a `ResponseTooLargeError` with no
+    status and no "may have been started" (a caller sending the start again ran the backup
+    twice); a 401 or a 409 whose body stalled or was cut short said "may have been started"
+    (the server had refused it), and a 401's token was not renewed. The status line says what
+    the server did, whatever came after it."""
+    grants: list[bytes] = []
+    sent: list[bytes] = []
+
+    async def answer(head: bytes, _: bytes, writer: asyncio.StreamWriter) -> None:
+        line = head.split(b"\r\n", 1)[0]
+        if b"/token" in line.lower():
+            grants.append(line)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(TOKEN), TOKEN))
+        else:
+            sent.append(line)
+            content = b'{"message": "busy", "errorCode": "OperationConflict"}'
+            if body == "too large":
+                content = b'{"message": "' + b"x" * (LIMIT * 2) + b'"}'
+            declared = len(content) + (100 if body != "too large" else 0)
+            writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n%b" % (status, declared, content))
+            if body == "cut short":
+                await writer.drain()
+                writer.close()
+                return
+        await writer.drain()
+
+    async with serve_raw(answer) as port:
+        vbo = VBOClient(
+            f"http://127.0.0.1:{port}",
+            username="svc",
+            password="pw-0123456789",
+            api_version=version,
+            retry=NO_WAIT,
+            timeout=1.0,  # what ends the stalled body
+            max_response_bytes=LIMIT,
+        )
+        async with vbo:
+            with pytest.raises(VBOError) as caught:
+                await vbo.start_job(JOB)
+            granted = len(grants)
+    assert type(caught.value) is error, caught.value
+    if isinstance(caught.value, APIError):  # an AuthenticationError is none
+        assert caught.value.status_code == status
+    assert len(sent) == 1  # sent once, never again
+    message = str(caught.value)
+    assert "its body could not be read" in message
+    if said is None:
+        assert "may have been" not in message
+    else:
+        assert said in message
+    assert granted == (2 if status == 401 else 1)  # a 401's token renewed, as when its body is read

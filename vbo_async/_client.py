@@ -929,10 +929,11 @@ class VBOClient:
     async def _action(self, job: str | Job, action: JobAction, *, full: bool = False) -> tuple[str, Answer]:
         """Send a job action once: (its URL, its 2xx answer). It is never sent again, after a 401
         neither (the server refused the token before acting: an `AuthenticationError` saying so,
-        the token renewed for the next request). The status says the server accepted it: a body
-        that cannot be read (too large, not valid for its ``Content-Encoding``, cut short, stalled
-        past the timeout) is in ``unread``, not raised, lest the caller take the action for failed
-        and send it again (only a v8 start reads its body)."""
+        the token renewed for the next request). The status says what the server did: a body that
+        cannot be read (too large, not valid for its ``Content-Encoding``, cut short, stalled past
+        the timeout) is in ``unread``, not raised, lest the caller take an accepted action for
+        failed and send it again, or a refused one (a 401, a 409) for one that may have been done
+        (only a v8 start reads its body)."""
         job_id = id_argument(_id_of(job, Job, "job"), "job")
         dialect = await self._found_dialect()
         path, body = dialect.action(job_id, action, full=full)
@@ -942,6 +943,8 @@ class VBOClient:
             answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)
             self._fetcher.expect_success(answer, "POST", url)
         except VBOError as exc:
+            if answer is not None and answer.unread is not None and exc is not answer.unread:
+                exc.message = f"{exc.message} (its body could not be read: {answer.unread.message})"
             if _may_have_acted(exc, url):
                 exc.message = (
                     f"{exc.message}; the job may have been {_DONE[action]} all the same: check it "

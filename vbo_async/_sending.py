@@ -116,7 +116,7 @@ class Answer:
 
     ``headers`` come from ``head`` (the ``httpx.Response`` or the lean GET's `Reply`) when first
     asked for: a successful GET never needs httpx's headers, which the `Reply` builds lazily.
-    ``unread`` is the error that reading the body of a 2xx answer met when the request was sent
+    ``unread`` is the error that reading the body of an answer met when the request was sent
     with ``unread_body_ok`` (its ``body`` is then empty), else None. ``unrenewed`` is, for a 401
     to a request not sent again (a job action), the error that renewing the token it refused met
     (None when it was renewed, and for every other answer)."""
@@ -184,6 +184,18 @@ class _Call(NamedTuple):
 
     def __repr__(self) -> str:
         return f"_Call(method={self.method!r}, url={self.url!r}, authenticated={self.authenticated!r})"
+
+
+class _Reading:
+    """An attempt's answer whose body is being read (`_unread` may stand it without its body),
+    and the token it refused when it is a 401 to a request not sent again (a job action): that
+    token is renewed once the body is read, or could not be."""
+
+    __slots__ = ("refused", "response")
+
+    def __init__(self) -> None:
+        self.response: httpx.Response | Reply | None = None
+        self.refused: Token | None = None
 
 
 @attrs.frozen
@@ -368,11 +380,12 @@ class Sender:
         method is idempotent. A failure to get a token is raised as is, never retried here (the
         token request has its own retries).
 
-        With ``unread_body_ok``, a 2xx answer whose body cannot be read (larger than
+        With ``unread_body_ok``, an answer whose body cannot be read (larger than
         ``max_response_bytes``, not valid for its ``Content-Encoding``, cut short, not all there
         within the timeout) is still the answer, with an empty body and that error in
-        `Answer.unread`: a job action the server accepted was carried out, whatever came after
-        its status line."""
+        `Answer.unread`: its status says what became of a job action (accepted and carried out;
+        a 5xx, maybe carried out; a 4xx, refused before the server acted), whatever came after
+        its status line; the token a 401 refused is renewed all the same."""
         try:
             self.check_usable()
             if not self._api_root.contains(url):
@@ -659,14 +672,16 @@ class Sender:
             if call.authenticated and self._rest is not None:
                 await self._rest_over(call, first_try, rested, first=first)
             failure: tuple[VBOError, BaseException | None] | None = None
-            reading: list[httpx.Response | Reply] = []  # the answer whose body is being read
+            reading = _Reading()
+            refused: Token | None = None  # a job action's token refused by a 401 whose body failed
             try:
                 async with asyncio.timeout(self._timeout) as limit:
                     answer = await self._exchange(call, limit, reading, first_try, rested, first=first)
             except Exception as exc:
                 unread = self._unread(call, reading, exc)
-                if unread is not None:
-                    answer = Answer(reading[0].status_code, reading[0], b"", unread)
+                if unread is not None and reading.response is not None:
+                    answer = Answer(reading.response.status_code, reading.response, b"", unread)
+                    refused = reading.refused
                 else:
                     failure = self._failure(exc, method, url)
                     if failure is None:
@@ -674,6 +689,9 @@ class Sender:
             if failure is not None:
                 # Outside the handler: an unscrubbed error is never the context.
                 raise failure[0] from failure[1]
+            if refused is not None:  # renewed as after a 401 whose body was read
+                async with asyncio.timeout(self._timeout) as limit:
+                    answer.unrenewed = await self._renew_refused(limit, refused)
             if self._closed:  # closed from inside the exchange (its transport): as any other in flight
                 raise ClientStateError(CLOSED_IN_FLIGHT, method=method, url=url)
         if log.isEnabledFor(logging.DEBUG):
@@ -733,14 +751,15 @@ class Sender:
         self,
         call: _Call,
         limit: asyncio.Timeout,
-        reading: list[httpx.Response | Reply],
+        reading: _Reading,
         first_try: list[float],
         rested: list[_Rest],
         *,
         first: bool,
     ) -> Answer:
         """One attempt: the request, and its replays after a 401 with a renewed token (the answer
-        whose body is then read is put in ``reading``, for `_unread`). Getting
+        whose body is then read is put in ``reading``, for `_unread`, with the token a 401 to a
+        job action refused). Getting
         a token does not count against the attempt's ``limit``: its own requests have theirs, and
         their retries wait out the token endpoint's ``Retry-After`` (cutting that wait short
         would cancel it and send the next attempt's grant at once, into the throttle). Nor does
@@ -788,7 +807,7 @@ class Sender:
                 with _stopped(limit):
                     await self._rest_over(call, first_try, rested, first=False)
             renewals += 1
-        reading.append(response)
+        reading.response, reading.refused = response, refused
         clock = self.clock
         if (now := time.monotonic()) >= clock.due:  # a look a second: the Date changes no faster
             clock.due = now + 1.0
@@ -813,12 +832,14 @@ class Sender:
             return exc.error
         return None
 
-    def _unread(self, call: _Call, reading: list[httpx.Response | Reply], exc: Exception) -> VBOError | None:
+    def _unread(self, call: _Call, reading: _Reading, exc: Exception) -> VBOError | None:
         """The error ``exc`` met reading the body of the answer in ``reading`` (too large, not
         valid for its coding, cut short, not all there within the timeout), when that answer
-        stands without its body (`send`'s ``unread_body_ok``, and a 2xx): scrubbed, without its
-        traceback. None when ``exc`` is to be raised."""
-        if not (call.unread_body_ok and reading and 200 <= reading[0].status_code < 300):
+        stands without its body (`send`'s ``unread_body_ok``: a job action, whose status says
+        whether the server acted, whatever became of its body): scrubbed, without its traceback.
+        None when ``exc`` is to be raised."""
+        response = reading.response
+        if not call.unread_body_ok or response is None:
             return None
         if isinstance(exc, VBOError):
             error = exc
@@ -830,7 +851,7 @@ class Sender:
         scrub_error(error, self._scrub)
         if log.isEnabledFor(logging.DEBUG):
             shown = self._scrub(call.url)
-            log.debug("%s %s -> %d: body not read (%s)", call.method, shown, reading[0].status_code, error)
+            log.debug("%s %s -> %d: body not read (%s)", call.method, shown, response.status_code, error)
         return error.with_traceback(None)
 
     async def _token_within(self, limit: asyncio.Timeout, stale: Token | None) -> Token:
