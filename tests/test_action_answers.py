@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import os
 from typing import Any
 
@@ -280,3 +281,34 @@ async def test_a_refused_or_failed_job_action_whose_body_cannot_be_read_is_judge
     else:
         assert said in message
     assert granted == (2 if status == 401 else 1)  # a 401's token renewed, as when its body is read
+
+
+async def test_a_failed_job_action_is_logged_as_an_accepted_one_is(caplog: pytest.LogCaptureFixture) -> None:
+    """``configure_logging("info")`` shows job actions: only the accepted ones were logged, so an
+    audit of the log missed exactly those a 5xx left in doubt ("may have been started")."""
+    answers = iter([204, 503])
+
+    async def answer(head: bytes, _: bytes, writer: asyncio.StreamWriter) -> None:
+        if b"/token" in head.split(b"\r\n", 1)[0].lower():
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(TOKEN), TOKEN))
+        else:
+            writer.write(b"HTTP/1.1 %d X\r\ncontent-length: 0\r\n\r\n" % next(answers))
+        await writer.drain()
+
+    caplog.set_level(logging.INFO, logger="vbo_async")
+    async with serve_raw(answer) as port:
+        base = f"http://127.0.0.1:{port}"
+        async with VBOClient(
+            base, username="svc", password="pw-0123456789", api_version="v8", retry=NO_WAIT
+        ) as vbo:
+            await vbo.stop_job(JOB)
+            with pytest.raises(ServerError):
+                await vbo.start_job(JOB)
+    said = [record.getMessage() for record in caplog.records if "job action" in record.getMessage()]
+    assert said[0] == f"job action stop sent to {base}/v8/Jobs/{JOB}/stop"
+    assert said[1].startswith("job action start failed: HTTP 503: ")
+    assert said[1].endswith(
+        "the job may have been started all the same: check it before sending the action again "
+        f"(POST {base}/v8/Jobs/{JOB}/start)"
+    )
+    assert len(said) == 2

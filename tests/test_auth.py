@@ -836,9 +836,12 @@ async def test_a_throttled_proactive_refresh_is_not_asked_again_before_its_rest(
     now[0] += RENEWAL_RETRY
     assert await tokens.current() is first
     now[0] = first.expires_at
-    with pytest.raises(RateLimitedError, match="not asked again"):
+    with pytest.raises(RateLimitedError, match="not asked again") as held:
         await tokens.current()
     assert [form["grant_type"] for form in forms] == ["password", "refresh_token"]
+    # Nothing was sent: ``unsent``, as for an API request held back by the server's rest (it was
+    # False, which reads as "may have reached the server").
+    assert held.value.unsent is True
 
 
 async def test_a_proactive_refresh_refused_then_a_failed_password_grant_keeps_the_token() -> None:

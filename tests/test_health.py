@@ -24,6 +24,7 @@ from vbo_async import (
     DailyType,
     HealthPolicy,
     HealthState,
+    HourFlags,
     Job,
     JobHealth,
     JobSession,
@@ -2063,6 +2064,20 @@ def test_a_window_built_by_hand_with_flags_that_are_not_booleans_is_refused_and_
         ConfigError, match=re.escape("periodically_window.backup_intervals_array[0] must be a bool")
     ):
         check(job, schedule_aware=True)
+
+
+def test_hour_flags_built_by_hand_take_booleans_only() -> None:
+    """The same flags in an exported `HourFlags` were taken by their truth value (``"F"``
+    allowed its hour, silently, where `BackupWindow.allows` refuses it), and flags that are not
+    iterable raised a bare TypeError."""
+    assert HourFlags([True, False] * 84) == (True, False) * 84
+    assert HourFlags([1, 0]) == (True, False)  # 1 and 0 read as the booleans they equal
+    with pytest.raises(ConfigError, match=re.escape("HourFlags takes booleans: flag [1] is str 'F'")):
+        HourFlags([True, "F"])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match=re.escape("HourFlags takes booleans: flag [0] is int 2")):
+        HourFlags([2])
+    with pytest.raises(ConfigError, match="HourFlags takes an iterable of booleans, got NoneType"):
+        HourFlags(None)  # type: ignore[arg-type]
 
 
 _UNIT_SECONDS = {"days": 86400, "h": 3600, "min": 60, "s": 1}

@@ -220,7 +220,7 @@ class _Throttle:
             said = f"throttled this client {_seconds(now - self.at)} ago (HTTP 429)"
         else:
             said = f"answered HTTP {error.status_code} {_seconds(now - self.at)} ago, asking for a wait,"
-        return type(error)(
+        held = type(error)(
             f"the token endpoint {said} and is not asked again until its rest ends; "
             f"{retry_hint(left, dt.datetime.now(dt.UTC))}",
             status_code=error.status_code,
@@ -229,6 +229,8 @@ class _Throttle:
             url=error.url,
             retry_after=left,
         )
+        held.unsent = True  # neither the grant nor the request waiting for its token was sent
+        return held
 
 
 UNREADABLE_REST = 30.0

@@ -961,6 +961,9 @@ class VBOClient:
                 exc.message = (
                     f"{exc.message}; refused before the server acted: the job was not {done} ({after})"
                 )
+            # Logged as an accepted one is: an audit of job actions sees the ones that may have
+            # been done too (the error's words are scrubbed of the client's secrets).
+            log.info("job action %s failed: %s", action, exc)
             # Not kept by the error's traceback: an error reporter shows each frame's variables,
             # and the answer's headers and body may echo the token or the password.
             answer = None

@@ -38,6 +38,7 @@ from ._enums import (
 )
 from ._exceptions import ConfigError, LinkError
 from ._links import CollectionLink, Link
+from ._printable import printable
 
 __all__ = [
     "RESOURCES",
@@ -106,6 +107,8 @@ def _hours(flags: Sequence[bool]) -> str:
 
 _ALLOWED = ord("T")
 _BARRED = ord("F")
+_FLAG_BYTES: dict[object, int] = {True: _ALLOWED, False: _BARRED}  # 1 and 0 hash as True and False
+_FLAG_TYPES = frozenset({bool, int})
 
 
 class HourFlags(Sequence[bool]):
@@ -128,9 +131,26 @@ class HourFlags(Sequence[bool]):
     __slots__ = ("_bytes",)
     _bytes: bytes
 
-    def __init__(self, flags: Iterable[object] = ()) -> None:
-        """The flags of ``flags``, each taken by its truth value."""
-        object.__setattr__(self, "_bytes", bytes(_ALLOWED if flag else _BARRED for flag in flags))
+    def __init__(self, flags: Iterable[bool] = ()) -> None:
+        """The flags of ``flags``: booleans (``1`` and ``0`` read as them). Anything else is a
+        `ConfigError` naming the first such flag, as `BackupWindow.allows` says it of a window
+        built with it (taken by its truth value, ``"F"`` allowed its hour); so is ``flags`` that
+        is not iterable."""
+        try:
+            items = iter(flags)
+        except TypeError:
+            said = f"HourFlags takes an iterable of booleans, got {type(flags).__name__}"
+            raise ConfigError(said) from None
+        written = bytearray()
+        for flag in items:
+            byte = _FLAG_BYTES.get(flag) if flag.__class__ in _FLAG_TYPES else None
+            if byte is None:
+                raise ConfigError(
+                    f"HourFlags takes booleans: flag [{len(written)}] is {type(flag).__name__} "
+                    f"{printable(repr(flag))[:40]}"
+                )
+            written.append(byte)
+        object.__setattr__(self, "_bytes", bytes(written))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"HourFlags is immutable (cannot set {name!r})")
