@@ -686,6 +686,22 @@ async def test_recent_sessions_are_one_listing_on_v8_filed_by_job() -> None:
         assert times == sorted(times, reverse=True)  # newest first
 
 
+@pytest.mark.parametrize("version", ["v1", "v6", "v7", "v8"])
+async def test_recent_sessions_of_some_jobs_answer_for_those_jobs_on_every_version(version: str) -> None:
+    """``recent_sessions(since, jobs=[one])`` answered for that job on v1 and for every job of the
+    server on v6-v8 (the listing is server-wide): code reading the answer as its jobs' sessions
+    judged other tenants' jobs on newer servers."""
+    simulator = Simulator(SimulatorConfig(seed=7, organizations=5, epoch=EPOCH, api_versions=(version,)))
+    since = EPOCH - dt.timedelta(days=2)
+    async with client(create_app(simulator=simulator), version) as vbo:
+        everyone = await vbo.recent_sessions(since)
+        jobs = [job for job in await vbo.jobs() if job.id in everyone]
+        chosen = jobs[:2]
+        some = await vbo.recent_sessions(since, jobs=chosen)
+    assert len(everyone) > 2
+    assert some == {job.id: everyone[job.id] for job in chosen}
+
+
 async def test_a_v1_run_whose_end_is_the_net_never_is_still_running() -> None:
     """A .NET server writes a run in progress's ``endTime`` as ``0001-01-01T00:00:00``
     (``DateTime.MinValue``, its "never"): v1's `recent_sessions` took it for a run that ended in

@@ -634,8 +634,9 @@ class VBOClient:
         a server naming one job in two cases gets its sessions filed under one id, that of the job
         among ``jobs`` when given (``{...}`` if it was built so), else the first spelling read. v1
         has no such filter: each of ``jobs`` (every job when None) costs one request
-        (``/Jobs/{id}/JobSessions``), and the sessions are filtered here. Jobs with no such session
-        are absent from the answer.
+        (``/Jobs/{id}/JobSessions``), and the sessions are filtered here. On every version the
+        answer holds the sessions of ``jobs`` only when given, of every job when None; jobs with
+        no such session are absent from it.
         """
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
@@ -652,9 +653,14 @@ class VBOClient:
                 if (key := session.id.lower()) in read:
                     continue
                 read.add(key)
-                if session.job_id is not None:
+                if session.job_id is None:
+                    continue
+                job_id: str | None
+                if given is None:
                     job_id = spelled.setdefault(id_key(session.job_id), session.job_id)
-                    found.setdefault(job_id, []).append(session)
+                elif (job_id := spelled.get(id_key(session.job_id))) is None:
+                    continue  # another job's: the answer is of ``jobs``, as v1's is
+                found.setdefault(job_id, []).append(session)
         else:
             chosen = given if given is not None else await self.jobs()
             # As many at once as the client sends: not a task per job waiting for a slot.
