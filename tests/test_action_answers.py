@@ -111,6 +111,18 @@ def bodies(draw: st.DrawFn) -> Body:
     return Body(kind, content[:cut], declared=len(content))
 
 
+def raw_client(port: int, version: str, **options: Any) -> VBOClient:
+    """A client of the raw server on ``port``, speaking ``version``, retrying nothing it may not."""
+    return VBOClient(
+        f"http://127.0.0.1:{port}",
+        username="svc",
+        password="pw-0123456789",
+        api_version=version,
+        retry=NO_WAIT,
+        **options,
+    )
+
+
 async def run_action(version: str, action: str, status: int, body: Body) -> tuple[Any, list[bytes]]:
     """Send ``action`` to a server answering it with ``status`` and ``body``: (what the call
     returned or raised, the request lines the server saw)."""
@@ -130,14 +142,7 @@ async def run_action(version: str, action: str, status: int, body: Body) -> tupl
             writer.close()
 
     async with serve_raw(answer) as port:
-        vbo = VBOClient(
-            f"http://127.0.0.1:{port}",
-            username="svc",
-            password="pw-0123456789",
-            api_version=version,
-            retry=NO_WAIT,
-            max_response_bytes=LIMIT,
-        )
+        vbo = raw_client(port, version, max_response_bytes=LIMIT)
         async with vbo:
             try:
                 outcome: Any = await ACTIONS[action](vbo)
@@ -190,14 +195,8 @@ async def test_an_accepted_job_action_whose_body_never_ends_is_reported_accepted
         await writer.drain()
 
     async with serve_raw(answer) as port:
-        vbo = VBOClient(
-            f"http://127.0.0.1:{port}",
-            username="svc",
-            password="pw-0123456789",
-            api_version=version,
-            retry=NO_WAIT,
-            timeout=1.0,  # what ends the stalled body; the token's answer too if the machine stalls that long
-        )
+        # The timeout ends the stalled body; the token's answer too if the machine stalls that long.
+        vbo = raw_client(port, version, timeout=1.0)
         async with vbo:
             try:
                 outcome: Any = await ACTIONS[action](vbo)
@@ -257,15 +256,9 @@ async def test_a_refused_or_failed_job_action_whose_body_cannot_be_read_is_judge
         await writer.drain()
 
     async with serve_raw(answer) as port:
-        vbo = VBOClient(
-            f"http://127.0.0.1:{port}",
-            username="svc",
-            password="pw-0123456789",
-            api_version=version,
-            retry=NO_WAIT,
-            timeout=1.0,  # what ends the stalled body
-            max_response_bytes=LIMIT,
-        )
+        vbo = raw_client(
+            port, version, timeout=1.0, max_response_bytes=LIMIT
+        )  # the timeout ends a stalled body
         async with vbo:
             with pytest.raises(VBOError) as caught:
                 await vbo.start_job(JOB)
@@ -298,9 +291,7 @@ async def test_a_failed_job_action_is_logged_as_an_accepted_one_is(caplog: pytes
     caplog.set_level(logging.INFO, logger="vbo_async")
     async with serve_raw(answer) as port:
         base = f"http://127.0.0.1:{port}"
-        async with VBOClient(
-            base, username="svc", password="pw-0123456789", api_version="v8", retry=NO_WAIT
-        ) as vbo:
+        async with raw_client(port, "v8") as vbo:
             await vbo.stop_job(JOB)
             with pytest.raises(ServerError):
                 await vbo.start_job(JOB)
