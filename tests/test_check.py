@@ -981,6 +981,22 @@ async def test_an_organization_the_server_names_with_blanks_around_it_is_found_b
     assert by_name == [by_id] * 5
 
 
+async def test_an_organization_id_in_braces_chooses_it_as_its_id_does(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """``--org {GUID}`` (a tool printing ids in braces) and 32 digits in a targets file: the
+    library reads them as the GUID, the command line compared the text ("not found")."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    first = east.simulator.organization_ids()[0]
+    by_id = await check(capsys, targets_of(tmp_path, east), "--org", first)
+    braced = await check(capsys, targets_of(tmp_path, east), "--org", "{" + first.upper() + "}")
+    digits = json.dumps([first.replace("-", "")])
+    listed = await check(capsys, targets_of(tmp_path, east, organizations=digits))
+    assert "not found" not in by_id.out
+    assert braced == by_id
+    assert listed == by_id
+
+
 async def test_check_measures_its_output_in_the_encoding_of_its_stdout(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judged_at_epoch: None
 ) -> None:

@@ -3820,6 +3820,18 @@ def test_a_name_the_server_lists_with_blanks_around_it_is_matched_trimmed() -> N
     )
 
 
+def test_an_id_in_another_of_net_s_guid_spellings_is_matched_as_the_library_reads_it() -> None:
+    """The library reads an organization id in braces, parentheses or as 32 digits as the GUID
+    it names (`id_key`); ``--org`` and a targets file compared the text, so the same id pasted
+    from a tool printing braces was "no organization" on every command."""
+    guid = "b537c6db-a95a-4792-924c-534976cc8024"
+    orgs = [Organization(id=guid, name="coho"), Organization(id="0" * 8 + guid[8:], name="other")]
+    for wanted in (f"{{{guid.upper()}}}", f"({guid})", guid.replace("-", ""), f" {guid.upper()} "):
+        assert match_organization(orgs, wanted, server="east").id == guid, wanted
+    with pytest.raises(UnknownOrganization):
+        match_organization(orgs, "{" + guid, server="east")  # half a spelling is none
+
+
 def test_names_sharing_only_their_domain_are_not_offered_as_close() -> None:
     """Nearly every tenant's name ends in ``.onmicrosoft.com``: compared whole, every one was
     "close" to any unknown tenant, and a server of five was answered with five strangers

@@ -21,6 +21,7 @@ __all__ = [
     "id_argument",
     "id_key",
     "id_segment",
+    "organization_key",
     "text_argument",
     "with_article",
 ]
@@ -111,6 +112,15 @@ def id_key(value: str) -> str:
     if len(folded) == 36:  # the servers' own spelling, nearly every id
         return folded
     return _standard_guid(folded) or folded
+
+
+def organization_key(text: str) -> str:
+    """An organization as the command line compares its ids and names (an ``--org``, an entry of
+    a targets file's ``organizations``, what a server lists): trimmed, ignoring case, and a GUID
+    in any of .NET's spellings (``{...}``, ``(...)``, 32 digits) as the servers write it, as
+    `id_key` compares ids."""
+    trimmed = text.strip()
+    return _standard_guid(trimmed.lower()) or trimmed.casefold()
 
 
 def _standard_guid(text: str) -> str | None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .. import __version__
+from .._checks import organization_key
 from .._exceptions import ConfigError, VBOError
 from .._health import HealthPolicy
 from .._poll import PollTarget
@@ -500,7 +501,7 @@ async def _sweep(
     whatever is still running is stopped and reported as not having answered."""
     from ._flows import open_servers, sweep_servers
 
-    keys = {value.strip().casefold(): value for value in wanted}
+    keys = {organization_key(value): value for value in wanted}
     seen: set[str] = set()  # every organization listed, for hints about an --org naming none
 
     def choose(targets: list[PollTarget], failures: list[Row]) -> tuple[list[PollTarget], list[Row]]:
@@ -541,17 +542,17 @@ async def _sweep(
 
 def _failed_name(row: Row) -> str | None:
     """How a failure row of a listing names its organization (None for a whole server)."""
-    return row.organization.strip().casefold() if row.organization is not None else None
+    return organization_key(row.organization) if row.organization is not None else None
 
 
 def _names(target: PollTarget) -> set[str]:
     """The keys ``--org`` may name ``target`` by: its id and names, ignoring case and the blanks
     around them, as ``--org`` is read (`_flows.match_organization` compares so too)."""
-    names = {target.organization_id.casefold()}
+    names = {organization_key(target.organization_id)}
     if target.organization is not None and target.organization.name:
-        names.add(target.organization.name.strip().casefold())
+        names.add(organization_key(target.organization.name))
     if target.name:
-        names.add(target.name.strip().casefold())
+        names.add(organization_key(target.name))
     return names
 
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 import httpx
 
+from .._checks import id_key, organization_key
 from .._client import VBOClient
 from .._dialects import DIALECTS
 from .._exceptions import ConfigError, DecodeError, NotFoundError, NotSupportedError, VBOError
@@ -86,14 +87,12 @@ def match_organization(organizations: Sequence[Organization], wanted: str, *, se
 
     No match, or several names matching, is an `UnknownOrganization` listing the candidates.
     """
-    key = wanted.strip().casefold()
+    key = organization_key(wanted)  # an id in any of .NET's GUID spellings, as the library reads it
     for organization in organizations:
-        if organization.id.casefold() == key:
+        if organization_key(organization.id) == key:
             return organization
     # An organization the listing repeats (pages shifting, its id in another case) is one.
-    named = list(
-        {o.id.lower(): o for o in organizations if (o.name or "").strip().casefold() == key}.values()
-    )
+    named = list({o.id.lower(): o for o in organizations if organization_key(o.name or "") == key}.values())
     if len(named) == 1:
         return named[0]
     if named:
@@ -155,9 +154,9 @@ async def _find_organization(client: VBOClient, wanted: str, *, server: str) -> 
     """``wanted`` (an id or a name) on the server: one ``GET /Organizations/{id}`` when it looks
     like an id, else the listing (whose organizations that cannot be decoded fail only a search
     naming one of them by id, with its `DecodeError`)."""
-    if _ID.match(wanted.strip()):
+    if _ID.match(key := organization_key(wanted)):
         with contextlib.suppress(NotFoundError):
-            return await client.organization(wanted.strip())
+            return await client.organization(key)
     organizations, undecoded = await client._organizations_filed()
     return match_listed(organizations, undecoded, wanted, server=server)
 
@@ -170,7 +169,7 @@ def match_listed(
     try:
         return match_organization(organizations, wanted, server=server)
     except UnknownOrganization:
-        error = undecoded.get(wanted.strip().lower())
+        error = undecoded.get(id_key(wanted.strip()))
         if error is None or not wanted.strip():
             raise
         raise error from None
@@ -247,7 +246,7 @@ def choose_tenants(
             except UnknownOrganization as exc:
                 refused.append(Refused(entry, str(exc)))
             except DecodeError as exc:
-                key = entry.strip().lower()
+                key = organization_key(entry)
                 if key not in unreadable:  # named twice (its id in two cases): once
                     unreadable.add(key)
                     refused.append(Refused(entry, exc, key))

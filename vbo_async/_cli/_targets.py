@@ -30,6 +30,7 @@ import httpx
 from cattrs.errors import AttributeValidationNote, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
+from .._checks import organization_key
 from .._client import API_VERSIONS
 from .._files import not_a_file
 from ._connect import (
@@ -399,7 +400,7 @@ def _organizations(value: Any, _: Any) -> Organizations:
     if isinstance(value, list) and value and all(isinstance(entry, str) and entry.strip() for entry in value):
         kept: dict[str, str] = {}
         for entry in value:  # ids and names are matched ignoring case: one tenant, however written
-            kept.setdefault(entry.strip().casefold(), entry.strip())
+            kept.setdefault(organization_key(entry), entry.strip())
         return tuple(kept.values())
     raise _Invalid('expected "all" or a non-empty array of organization ids or names (strings)')
 
