@@ -169,7 +169,9 @@ async def test_a_pinned_version_the_server_does_not_serve_is_no_not_found() -> N
         "URL (POST https://vbo.test:4443/v8/Token)"
     )
     assert [type(error) for error in errors] == [APIError, APIError]
-    assert token_posts(simulator) == {"v8": 2}  # the call's, and the sweep's one for both tenants
+    # The call's grant, and the sweep's: one per tenant at most (its two tenants may share one).
+    assert set(token_posts(simulator)) == {"v8"}
+    assert 2 <= token_posts(simulator)["v8"] <= 3
 
 
 class RefusingFirst(httpx.AsyncBaseTransport):
