@@ -996,6 +996,32 @@ async def test_jobs_over_http_json(
     assert jobs <= sessions <= 2 * jobs
 
 
+async def test_jobs_whose_sessions_could_not_be_read_exit_as_not_everything_read(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, simulator: Simulator, org_id: str
+) -> None:
+    """A server answering a job's sessions with what is not JSON: the job is UNKNOWN ("sessions
+    could not be read"), and ``jobs`` exited 0, which the README's table says means everything
+    was read (a cron script could not tell health had not been judged)."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    app = create_app(simulator=simulator)
+
+    async def no_sessions(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or "jobsessions" not in scope["path"].lower():
+            return await app(scope, receive, send)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]}
+        )
+        await send({"type": "http.response.body", "body": b"<html>maintenance</html>"})
+
+    async with serve(no_sessions) as port:
+        result = await run_in_thread(capsys, *jobs_args(f"http://127.0.0.1:{port}", org_id, "--json"))
+    rows = json.loads(result.out)
+    assert rows
+    assert all(row["health"] == "UNKNOWN" for row in rows if row["enabled"])
+    assert any((row["health_reason"] or "").startswith("sessions could not be read: ") for row in rows)
+    assert result.code == 1
+
+
 @pytest.mark.parametrize(
     "options",
     [

@@ -35,6 +35,7 @@ __all__ = [
     "CLOCK_SKEW",
     "HEALTH_WINDOW",
     "RETRY_WITHIN",
+    "UNREADABLE_SESSIONS",
     "HealthPolicy",
     "HealthState",
     "JobHealth",
@@ -204,6 +205,9 @@ word that it will retry it (``job_will_be_retried``): VB365 retries after the jo
 A failure that ended longer ago, with no run in progress after it, was not retried: it is judged
 as the failure it is (``HealthPolicy.failed``), not as one about to be retried for as long as it
 stays the last run. See `retry_allowance`."""
+
+UNREADABLE_SESSIONS = "sessions could not be read"
+"""How `assess` begins the reason of a job whose sessions could not be read."""
 
 HEALTH_WINDOW = dt.timedelta(days=7)
 """How far back a batch reads sessions when the health policy has no ``max_age``."""
@@ -382,7 +386,7 @@ def _judged(
     if job.is_enabled is False and policy.disabled is not None:
         finding = _Finding(policy.disabled, "disabled")
     elif error is not None:
-        finding = _Finding(policy.unreadable, f"sessions could not be read: {error}")
+        finding = _Finding(policy.unreadable, f"{UNREADABLE_SESSIONS}: {error}")
     else:
         findings = [_last_result(job, last_session, running, last_success, mine, policy, now)]
         stale = _staleness(job, mine, last_success, policy, now)

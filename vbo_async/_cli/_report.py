@@ -14,7 +14,7 @@ from typing import IO, Any
 import attrs
 
 from .._exceptions import ConfigError, TransportError, VBOError
-from .._health import HealthState, is_never
+from .._health import UNREADABLE_SESSIONS, HealthState, is_never
 from .._poll import PollResult
 from .._zones import as_sent
 from ._connect import Source, explain
@@ -87,6 +87,9 @@ class Row:
     under a minute or over a day): the table's "3 h ago" is measured on that clock too."""
     unreachable: bool = attrs.field(default=False, metadata={"json": False})
     """The error is a transport error (connect, TLS, timeout): the summary says "unreachable"."""
+    sessions_unread: bool = attrs.field(default=False, metadata={"json": False})
+    """The job's sessions could not be read (its health UNKNOWN, saying so): not everything was
+    read, as for a failure row."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -186,6 +189,7 @@ def rows_of(result: PollResult, server: str, *, source: Source = "options") -> l
                 health=health.state if health is not None else None,
                 health_reason=health.reason if health is not None else None,
                 clock_shift=shift,
+                sessions_unread=health is not None and health.reason.startswith(UNREADABLE_SESSIONS),
             )
         )
     return rows
@@ -263,9 +267,11 @@ class Report:
 
     @property
     def outcome(self) -> Outcome:
-        """`Outcome.UNREADABLE` when anything could not be read, else `Outcome.OK` (however many
-        jobs Failed: that is what was read, not a failure to read it)."""
-        return Outcome.UNREADABLE if self.errors else Outcome.OK
+        """`Outcome.UNREADABLE` when anything could not be read (a server, a tenant, a job's
+        sessions), else `Outcome.OK` (however many jobs Failed: that is what was read, not a
+        failure to read it)."""
+        unread = self.errors or any(row.sessions_unread for row in self.jobs)
+        return Outcome.UNREADABLE if unread else Outcome.OK
 
     @property
     def attention_first(self) -> tuple[Row, ...]:

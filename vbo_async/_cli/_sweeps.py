@@ -32,7 +32,7 @@ import attrs
 from .._client import VBOClient
 from .._enums import ProxyStatus
 from .._exceptions import DecodeError, NotSupportedError, VBOError
-from .._health import HealthPolicy, JobHealth, is_never
+from .._health import UNREADABLE_SESSIONS, HealthPolicy, JobHealth, is_never
 from .._models import BackupRepository, Job, JobSession, License, Organization, Proxy, UsedRepository
 from .._poll import PollResult, PollTarget, poll_jobs
 from .._units import BATCH_MIN_TENANTS
@@ -68,9 +68,6 @@ MAX_TENANT_WARNINGS = 10
 """The most tenants a sweep logs a warning for (one it cannot take: an organization it cannot
 decode, one listed without an id, an entry of the targets file naming none); one more line counts
 the others. A server listing 10,000 tenants it cannot decode made 10,000 lines every sweep."""
-
-UNREADABLE_SESSIONS = "sessions could not be read"
-"""How `assess` begins the reason of a job whose sessions could not be read."""
 
 
 @attrs.frozen(kw_only=True)
