@@ -56,7 +56,7 @@ from vbo_async import (
 from vbo_async._cli import _app, _connect, _flows, _report
 from vbo_async._cli._connect import SharedContexts, environment_text
 from vbo_async._cli._exit import Outcome
-from vbo_async._cli._flows import UnknownOrganization, close_names, match_organization
+from vbo_async._cli._flows import NOT_ASKED, UnknownOrganization, close_names, match_organization
 from vbo_async._cli._plugin import plugin_output
 from vbo_async._cli._report import Report, Row
 from vbo_async.cli import main
@@ -2564,6 +2564,30 @@ def holding_jobs(app: Any, release: asyncio.Event) -> Any:
         await app(scope, receive, send)
 
     return gated
+
+
+async def test_poll_timeout_says_a_server_waiting_behind_slow_ones_was_not_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--concurrency`` servers are listed at once: with that many hung ones first, a healthy
+    server after them was never asked before the deadline, and was said to have given "no
+    answer within 2s" (the operator blamed the wrong server). It says it was not asked, and why."""
+    healthy = Simulator(small_config(seed=27, organizations=2))
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with silent_server() as silent, serve(create_app(simulator=healthy)) as port:
+        targets = write_targets(
+            tmp_path / "targets.toml",
+            server_table("hung", silent, "VBO_PASSWORD")
+            + server_table("up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
+        )
+        argv = ("poll", "--targets", str(targets), "--timeout", "2s", "--concurrency", "1", "--json")
+        result = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
+    assert result.code == 1, result.err
+    assert [(row["server"], row["error"]) for row in json.loads(result.out)] == [
+        ("hung", "no answer within 2s"),
+        ("up", "not asked within 2s" + NOT_ASKED),
+    ]
+    assert healthy.stats.token_requests == {}  # never asked, indeed
 
 
 async def test_poll_timeout_reports_a_server_that_never_answers_and_shows_the_others(

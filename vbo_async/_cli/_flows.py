@@ -48,6 +48,7 @@ LOGOUT_GRACE = 0.5
 """Seconds the logouts of a command with a time limit may take past it (see `_close`)."""
 
 __all__ = [
+    "NOT_ASKED",
     "NO_ID",
     "UNREADABLE",
     "Choose",
@@ -174,6 +175,12 @@ def match_listed(
             raise
         raise error from None
 
+
+NOT_ASKED = (
+    ": it was waiting for the servers before it, slow to answer (--concurrency servers are listed "
+    "at once, fewer under the open-file limit)"
+)
+"""Why a server a sweep's time limit ended before it was asked was not asked."""
 
 UNREADABLE = "(an organization without a readable id)"
 """How a listed organization that could not be decoded, nor its id read, is named."""
@@ -442,17 +449,20 @@ async def poll(
 
 
 async def server_targets(
-    server: Server, limit: asyncio.Semaphore, phase: Phase
+    server: Server, limit: asyncio.Semaphore, phase: Phase, asked: Callable[[], None] | None = None
 ) -> tuple[list[PollTarget], list[Row], int | None]:
     """The tenants to poll on one server, the failure rows of what could not be found, and how
     many organizations the server lists (None when it could not be read).
 
     The server's organizations are listed once (that gives their names, and tells `poll_jobs`
     whether the tenants are enough of the server to batch); the entries of an
-    ``organizations`` list are matched against it by id or name.
+    ``organizations`` list are matched against it by id or name. ``asked`` is called once the
+    server has its listing slot (one of ``limit``'s), as its listing is sent.
     """
     target = server.target
     async with limit:
+        if asked is not None:
+            asked()
         try:
             organizations, undecoded = await server.client._organizations_filed()
         except VBOError as exc:
@@ -504,6 +514,10 @@ class Swept:
     unlisted: set[int] = attrs.Factory(set)
     """The servers (by position) whose organizations could not be listed (down, a refused
     password): their failure row says why, and nothing more is read of them."""
+    asked: set[int] = attrs.Factory(set)
+    """The servers (by position) whose listing was sent: the others, when time was up, were
+    still waiting for servers before them (`--concurrency` listing slots, turns under the
+    open-file limit), never asked."""
 
     def _late(self) -> str:
         """What a server that had not answered when time was up is said to have done."""
@@ -589,13 +603,15 @@ class Swept:
 
     def failures(self) -> list[Row]:
         """The failure rows of the listings, then one per server or tenant that did not answer
-        in time: ``no answer within 50s``."""
+        in time: ``no answer within 50s``; a server never asked, ``not asked within 50s``."""
         late = self._late()
+        unasked = "not asked" + late.removeprefix("no answer") + NOT_ASKED
         rows = [row for _, failures in self.listed.values() for row in failures]
+        numbers = {id(server): number for number, server in enumerate(self.servers)}
         for server, target in self.unanswered():
             label = server.target.label
             if target is None:
-                rows.append(error_row(label, late))
+                rows.append(error_row(label, late if numbers[id(server)] in self.asked else unasked))
             else:
                 rows.append(
                     error_row(label, late, organization=target.label, organization_id=target.organization_id)
@@ -709,7 +725,9 @@ async def sweep_servers(
                     await server.client._close_idle()
 
     async def polled(number: int, server: Server) -> None:
-        targets, failures, count = await server_targets(server, limit, listing)
+        targets, failures, count = await server_targets(
+            server, limit, listing, asked=lambda: swept.asked.add(number)
+        )
         if choose is not None:
             targets, failures = choose(targets, failures)
         swept.listed[number] = (targets, failures)
