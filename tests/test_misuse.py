@@ -502,8 +502,24 @@ def test_to_wire_of_what_is_not_a_model_or_json_is_a_config_error(
         (Job(id="j", name=b"Mail"), "a bytes (at $.name)"),  # type: ignore[arg-type]
         (Job(id="j", name=frozenset()), "a frozenset (at $.name)"),  # type: ignore[arg-type]
         ({"jobs": [Job(id="j", name=object())]}, "an object (at $.jobs[0].name)"),  # type: ignore[arg-type]
+        # Inside a model, keys and items as at the top level (a bare TypeError, two "1" keys):
+        (Job(id="j", name={("a", "b"): 1}), "a tuple as a key (at $.name)"),  # type: ignore[arg-type]
+        (Job(id="j", name={1: "a", "1": "b"}), "two keys as '1' (at $.name)"),  # type: ignore[arg-type]
+        (Job(id="j", name=[1.0, math.nan]), "nan, which JSON has no number for (at $.name[1])"),  # type: ignore[arg-type]
+        (Job(id="j", name={"a": [{1}]}), "a set (at $.name.a[0])"),  # type: ignore[arg-type]
     ],
-    ids=["set", "date", "policy", "bytes", "frozenset", "nested"],
+    ids=[
+        "set",
+        "date",
+        "policy",
+        "bytes",
+        "frozenset",
+        "nested",
+        "tuple-key",
+        "two-keys",
+        "nan-item",
+        "deep",
+    ],
 )
 def test_to_wire_of_a_model_holding_what_is_not_json_is_a_config_error(
     api_version: str, model: Any, says: str

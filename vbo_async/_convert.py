@@ -21,6 +21,7 @@ calls, and jobs with the same wire schedule share one `SchedulePolicy`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import marshal
 import re
 import types
@@ -69,6 +70,7 @@ __all__ = [
     "WireValueError",
     "configure_converter",
     "fast_path_rules_hold",
+    "json_key",
     "last_segment",
     "make_converter",
     "raw_reader",
@@ -175,8 +177,8 @@ class Unwritable(Exception):
     """A value JSON cannot hold met while writing a model's wire JSON: a float JSON has no number
     for (NaN, an infinity), or a value of a kind no wire field holds (a set, a date, bytes in a
     model built by hand). ``what`` says it (``"nan, which JSON has no number for"``, ``"a set"``);
-    ``keys`` are the wire names leading to it, outermost first (`Decoder.unstructure` says it as
-    a `ConfigError` naming that place)."""
+    ``keys`` are the steps leading to it, outermost first (``.name``, ``[0]``: `Decoder.unstructure`
+    says it as a `ConfigError` naming that place)."""
 
     def __init__(self, what: str) -> None:
         super().__init__(what)
@@ -202,6 +204,61 @@ def _unwritable_kind(cls: Any) -> bool:
 
 def _refuse_kind(value: Any) -> Any:
     raise Unwritable(with_article(type(value).__name__))
+
+
+_KEY_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def json_key(key: Any) -> str:
+    """``key`` as JSON's key, as ``json.dumps`` writes it: ``1`` and ``"1"`` (or ``True`` and
+    ``"true"``) are one key; `Unwritable` for one it cannot write (not a JSON value, NaN, an int
+    of more digits than Python writes)."""
+    if isinstance(key, str) and key.__class__ is str:
+        return key
+    if key.__class__ not in _KEY_TYPES:
+        raise Unwritable(f"{with_article(type(key).__name__)} as a key")
+    if key.__class__ is float and key - key != 0.0:
+        raise Unwritable(f"{key!r}, which JSON has no number for")
+    try:
+        text: str = json.dumps(key)
+    except ValueError:  # an int of more digits than Python writes (sys.get_int_max_str_digits)
+        raise Unwritable("an int that long as a key") from None
+    return text
+
+
+def _wire_items(
+    converter: cattrs.Converter,
+) -> tuple[Callable[[Any], list[Any]], Callable[[Any], dict[Any, Any]]]:
+    """The hooks writing a list (or tuple) and a dict held in a model built by hand (no model
+    field is a dict): item by item, keys as `json_key` allows them, each written once, so that
+    what ``json.dumps`` would refuse (or write twice) is an `Unwritable` naming its place."""
+
+    def items(value: Any) -> list[Any]:
+        written = []
+        for index, item in enumerate(value):
+            try:
+                written.append(converter.unstructure(item))
+            except Unwritable as exc:
+                exc.keys.insert(0, f"[{index}]")
+                raise
+        return written
+
+    def mapping(value: Any) -> dict[Any, Any]:
+        written: dict[Any, Any] = {}
+        names: set[str] = set()
+        for key, item in value.items():
+            name = json_key(key)
+            if name in names:
+                raise Unwritable(f"two keys as {name!r}")
+            names.add(name)
+            try:
+                written[key] = converter.unstructure(item)
+            except Unwritable as exc:
+                exc.keys.insert(0, f".{key}")
+                raise
+        return written
+
+    return items, mapping
 
 
 class WireValueError(ValueError):
@@ -1227,6 +1284,10 @@ def _configure_unstructuring(converter: cattrs.Converter, dialect: Dialect) -> N
     # class it has no hook for as they are): registered last, so tried before cattrs' own rules.
     converter.register_unstructure_hook(bytes, _refuse_kind)
     converter.register_unstructure_hook_func(_unwritable_kind, _refuse_kind)
+    items, mapping = _wire_items(converter)
+    converter.register_unstructure_hook(list, items)
+    converter.register_unstructure_hook(tuple, items)
+    converter.register_unstructure_hook(dict, mapping)
     for enum_cls in ENUMS:
         converter.register_unstructure_hook(enum_cls, lambda member: str(member._value_))
     for cls in _ALL:  # a *Links class is a model whose values are links
@@ -1259,7 +1320,7 @@ def _unstructure_model(
             try:
                 wire[key] = converter.unstructure(value)
             except Unwritable as exc:
-                exc.keys.insert(0, key)
+                exc.keys.insert(0, f".{key}")
                 raise
         return wire
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import codecs
 import gc
-import json
 import logging
 import math
 import operator
@@ -34,7 +33,7 @@ from cattrs.errors import (
 )
 
 from ._checks import with_article
-from ._convert import WIRE_TYPES, FastHooks, Unwritable, WireValueError, make_converter, wire_name
+from ._convert import WIRE_TYPES, FastHooks, Unwritable, WireValueError, json_key, make_converter, wire_name
 from ._dialects import Dialect
 from ._exceptions import ConfigError, DecodeError
 from ._lenient import (
@@ -580,7 +579,7 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
         try:
             return write(value)
         except Unwritable as exc:
-            where = path + "".join(f".{key}" for key in exc.keys)
+            where = path + "".join(exc.keys)
             raise ConfigError(f"to_wire() cannot write {exc.what} (at {where})") from None
     if isinstance(value, list | tuple):
         return [_to_wire(item, write, f"{path}[{index}]") for index, item in enumerate(value)]
@@ -588,10 +587,6 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
         wire = {}
         names: set[str] = set()
         for key, item in value.items():
-            if key is not None and key.__class__ not in _JSON_SCALARS:
-                raise ConfigError(
-                    f"to_wire() cannot write {with_article(type(key).__name__)} as a key (at {path})"
-                )
             name = _key_text(key, path)
             if name in names:
                 raise ConfigError(f"to_wire() would write two keys as {name!r} (at {path})")
@@ -601,17 +596,13 @@ def _to_wire(value: Any, write: Callable[[Any], Any], path: str) -> Any:
     raise ConfigError(f"to_wire() cannot write {with_article(type(value).__name__)} (at {path})")
 
 
-def _key_text(key: str | int | float | bool | None, path: str) -> str:
-    """``key`` as JSON's key, as ``json.dumps`` writes it: ``1`` and ``"1"`` (or ``True`` and
-    ``"true"``) are one key; `ConfigError` for one it cannot write."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, float) and not math.isfinite(key):
-        raise _not_finite(key, path)
+def _key_text(key: Any, path: str) -> str:
+    """``key`` as JSON's key (`json_key`); `ConfigError` for one it cannot write."""
     try:
-        return json.dumps(key)
-    except ValueError:  # an int of more digits than Python writes (sys.get_int_max_str_digits)
-        raise ConfigError(f"to_wire() cannot write an int that long as a key (at {path})") from None
+        return json_key(key)
+    except Unwritable as exc:
+        what = exc.what
+    raise ConfigError(f"to_wire() cannot write {what} (at {path})")
 
 
 def _not_finite(value: float, path: str) -> ConfigError:
