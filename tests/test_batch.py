@@ -700,6 +700,11 @@ async def test_recent_sessions_of_some_jobs_answer_for_those_jobs_on_every_versi
         some = await vbo.recent_sessions(since, jobs=chosen)
     assert len(everyone) > 2
     assert some == {job.id: everyone[job.id] for job in chosen}
+    sent = sum(simulator.stats.by_endpoint.values())
+    async with client(create_app(simulator=simulator), version) as vbo:
+        assert await vbo.recent_sessions(since, jobs=[]) == {}
+    # No jobs, no request (v6+ read the server-wide listing to keep nothing of it): the grant only.
+    assert sum(simulator.stats.by_endpoint.values()) - sent <= 1
 
 
 async def test_a_v1_run_whose_end_is_the_net_never_is_still_running() -> None:

@@ -959,6 +959,29 @@ def test_configure_logging_keeps_each_stream_at_its_own_level(order: str) -> Non
         logger.setLevel(before[1])
 
 
+def test_configure_logging_after_its_handler_was_removed_sets_the_level_anew() -> None:
+    """``configure_logging("debug")``, its handler removed as the docstring says, then
+    ``configure_logging("warning")``: the DEBUG it had set was taken for the application's, and
+    kept (every request's line formatted, and sent on to the root logger's handlers)."""
+    logger = logging.getLogger("vbo_async")
+    before = (list(logger.handlers), logger.level)
+    try:
+        logger.setLevel(logging.NOTSET)
+        handler = configure_logging("debug", stream=io.StringIO())
+        assert logger.level == logging.DEBUG
+        logger.removeHandler(handler)
+        configure_logging("warning", stream=io.StringIO())
+        assert logger.level == logging.WARNING
+        logger.setLevel(logging.INFO)  # the application's own, after the calls: kept as such
+        configure_logging("error", stream=io.StringIO())
+        assert logger.level == logging.INFO
+    finally:
+        for handler in list(logger.handlers):
+            if handler not in before[0]:
+                logger.removeHandler(handler)
+        logger.setLevel(before[1])
+
+
 def test_configure_logging_never_raises_the_level_the_application_gave_the_logger() -> None:
     """An application sending the ``vbo_async`` logger's INFO records to its own log, then
     asking for warnings on stderr: the logger's level was set to WARNING, and its own handler

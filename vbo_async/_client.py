@@ -641,7 +641,9 @@ class VBOClient:
         if not isinstance(since, dt.datetime) or since.utcoffset() is None:
             raise ConfigError("since must be an aware datetime (with a tzinfo)")
         given = None if jobs is None else _jobs_argument(jobs)
-        self._fetcher.check_usable()  # v1 with no jobs sends nothing, and still says so
+        self._fetcher.check_usable()  # with no jobs nothing is sent, and a closed client still says so
+        if given is not None and not given:
+            return {}  # not the server-wide listing read whole to keep nothing of it (v6+)
         dialect = await self._found_dialect()
         found: dict[str, list[JobSession]] = {}
         if dialect.lists_recent_sessions:

@@ -76,23 +76,29 @@ def configure_logging(
     handler.setFormatter(formatter)
     handler.setLevel(number)
     logger = logging.getLogger(LOGGER_NAME)
-    ours = [earlier for earlier in logger.handlers if isinstance(earlier, _Handler)]
-    # The level the application gave the logger before the first call (NOTSET: none).
-    handler.application_level = ours[0].application_level if ours else logger.level
-    for earlier in ours:  # called again (a notebook cell run twice): not every line twice
-        if earlier.stream is target:
+    # The level the application gave the logger (NOTSET: none): the logger's own, unless it is
+    # still the one an earlier call set, whose handlers may have been removed since.
+    kept: tuple[int, int] | None = getattr(logger, _LEVELS_KEPT, None)
+    application = kept[0] if kept is not None and logger.level == kept[1] else logger.level
+    for earlier in list(logger.handlers):  # called again (a notebook cell run twice): not every line twice
+        if isinstance(earlier, _Handler) and earlier.stream is target:
             logger.removeHandler(earlier)
     logger.addHandler(handler)
     # Each stream gets its own level: the logger lets through what the most verbose one wants,
     # and still what the application's own handlers were getting (its level, if lower).
     levels = [earlier.level for earlier in logger.handlers if isinstance(earlier, _Handler)]
-    if handler.application_level != logging.NOTSET:
-        levels.append(handler.application_level)
+    if application != logging.NOTSET:
+        levels.append(application)
     logger.setLevel(min(levels))
+    setattr(logger, _LEVELS_KEPT, (application, logger.level))
     return handler
+
+
+_LEVELS_KEPT = "_vbo_async_levels"
+"""The attribute of the ``vbo_async`` logger where `configure_logging` keeps the application's
+level and the one it set itself (on the logger, as logging keeps its own state: nothing of this
+module's changes)."""
 
 
 class _Handler(logging.StreamHandler[Writable]):
     """The handler `configure_logging` installs (known apart from the application's own)."""
-
-    application_level: int = logging.NOTSET
