@@ -2663,6 +2663,36 @@ async def test_a_repository_or_proxy_that_cannot_be_decoded_is_unknown_and_the_o
     assert result.code == 2
 
 
+async def test_repositories_that_cannot_be_decoded_nor_their_id_read_are_each_unknown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """Two repositories without a readable id (``"id": null``): they were one ``repository ?``
+    line and counted once, and a check ``--org`` dropped them (no job names an id that is not
+    there), OK where the whole listing's failure was UNKNOWN."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    sim = east.simulator
+    stores = sorted(sim._repositories.values(), key=lambda r: r.name)
+
+    def two_without_id(body: bytes) -> bytes:
+        data = json.loads(body)
+        for item in (data["results"] if isinstance(data, dict) else data)[:2]:
+            item["id"], item["capacityBytes"] = None, "a lot"
+        return json.dumps(data).encode()
+
+    app = answering_with(create_app(simulator=sim), "/backuprepositories", two_without_id)
+    async with serve(app) as port:
+        targets = write_targets(
+            tmp_path / "t.toml", server_table("east", f"http://127.0.0.1:{port}", "VBO_PASSWORD")
+        )
+        whole = await check(capsys, targets, "--repository-free", "20,10")
+        one = await check(capsys, targets, "--repository-free", "20,10", "--org", east.organization("OK"))
+    for result in (whole, one):
+        unread = [line for line in result.out.splitlines() if line.startswith("UNKNOWN: east/repository ?: ")]
+        assert len(unread) == 2, result.out
+    assert (whole.code, one.code) == (2, 3)  # a job of another tenant fails; the OK tenant's storage unknown
+    assert f" repositories={len(stores)};;;0 " in whole.out.splitlines()[0]
+
+
 async def test_a_slow_repository_listing_holds_up_no_other_read(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:

@@ -533,6 +533,16 @@ async def test_a_repository_or_proxy_that_cannot_be_decoded_loses_only_its_own_s
     assert (counted["repositories"], counted["proxies"]) == (1.0, 1.0)
     assert value(body, PREFIX + "up", server="v8") == 1
 
+    def two_without_id(path: str, data: Any) -> Any:
+        if path.lower().endswith("/proxies"):
+            for item in (data["results"] if isinstance(data, dict) else data)[:2]:
+                item["id"], item["cpuUsagePercent"] = None, "busy"
+        return data
+
+    server.wire.edit = two_without_id  # each counted, not one for every item without an id
+    body = await swept(exporter_of(server))
+    assert value(body, PREFIX + "sweep_errors_total", server="v8", kind="proxies") == 2.0
+
 
 async def test_megabyte_names_give_bounded_labels_and_exposition(servers: dict[str, Server]) -> None:
     """A server naming every tenant, job, repository and proxy with a megabyte of text deflate

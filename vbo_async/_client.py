@@ -682,19 +682,28 @@ class VBOClient:
         each that could not be decoded by its lower-cased id ("" for one whose id cannot be
         read; the first error of an id listed twice): a sweep still knows them, and one tenant's
         malformed organization fails none of its neighbours."""
-        return await self._filed("organizations", Organization)
+        organizations, filed = await self._filed("organizations", Organization)
+        refused: dict[str, DecodeError] = {}
+        for key, error in filed:
+            refused.setdefault(key, error)
+        return organizations, refused
 
-    async def _filed(self, route: str, cls: type[T]) -> tuple[list[T], dict[str, DecodeError]]:
-        """Every item of the listing ``route`` (every page) that could be decoded, and the
-        `DecodeError` of each that could not by its lower-cased id (as `_organizations_filed`):
-        a sweep judges a server's other repositories or proxies, and says which one it could
-        not read, instead of losing them all to one item's bad field."""
+    async def _filed(self, route: str, cls: type[T]) -> tuple[list[T], list[tuple[str, DecodeError]]]:
+        """Every item of the listing ``route`` (every page) that could be decoded, and each that
+        could not: its lower-cased id ("" when it cannot be read) and its `DecodeError`, an id
+        listed twice once, every item without one: a sweep judges a server's other repositories
+        or proxies, and says (and counts) each it could not read, instead of losing them all to
+        one item's bad field."""
         refusals = _Refusals(cls, "id", await self._found_dialect())
         items = await self._fetcher.fetch_all(await self._url(route), cls, refused=refusals)
-        refused: dict[str, DecodeError] = {}
+        filed: list[tuple[str, DecodeError]] = []
+        seen: set[str] = set()
         for key, error in refusals.filed:
-            refused.setdefault(key, error)
-        return items, refused
+            if key and key in seen:
+                continue
+            seen.add(key)
+            filed.append((key, error))
+        return items, filed
 
     async def _jobs_filed(self) -> tuple[list[Job], dict[str, list[DecodeError]]]:
         """Every job of the server (``GET /Jobs``, every page), and the jobs that could not be

@@ -42,8 +42,8 @@ class Outcome(enum.Enum):
     OK = "ok"
     """Everything asked for was read (a job whose last run failed is data, not a failure)."""
     UNREADABLE = "unreadable"
-    """A server or tenant could not be read (what could be read was still printed), the output
-    could not be written, or the simulator could not start."""
+    """A server, a tenant or a job's sessions could not be read (what could be read was still
+    printed), the output could not be written, or the simulator could not start."""
     USAGE = "usage"
     """Bad option, bad targets file, bad configuration or a missing extra: nothing was done."""
     INTERRUPTED = "interrupted"
@@ -79,8 +79,9 @@ Exit codes:
 
 \b
   0    everything was read (jobs whose last run Failed are data, not an error)
-  1    a server or tenant could not be read (the rest is still printed),
-       the output could not be written, or the simulator could not start
+  1    a server, a tenant or a job's sessions could not be read (the rest
+       is still printed), the output could not be written, or the simulator
+       could not start
   2    usage error: bad option, bad targets file, bad configuration,
        or an extra that is not installed
   130  interrupted (Ctrl-C); 'simulate' ends with 0, Ctrl-C being how it stops

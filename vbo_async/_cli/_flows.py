@@ -583,8 +583,14 @@ class Swept:
         found: list[tuple[str, list[BackupRepository | Unread] | str]] = []
         for number, label, repositories in self._reads(self.repositories, only_checked=only_used):
             if not isinstance(repositories, str):
+                # One whose id could not be read may be any job's: kept, as the whole listing's
+                # failure is.
                 repositories = [
-                    r for r in _each_once(repositories) if not only_used or r.id.casefold() in used[number]
+                    r
+                    for r in _each_once(repositories)
+                    if not only_used
+                    or r.id.casefold() in used[number]
+                    or (isinstance(r, Unread) and not r.id)
                 ]
             found.append((label, repositories))
         return found
@@ -649,7 +655,7 @@ async def _listed(client: VBOClient, route: str, cls: type[Listed]) -> list[List
     """The items of ``client``'s listing ``route``, and an `Unread` for each that could not be
     decoded: one repository's bad field does not leave the server's others unjudged."""
     items, refused = await client._filed(route, cls)
-    return [*items, *(Unread(key, str(error)) for key, error in refused.items())]
+    return [*items, *(Unread(key, str(error)) for key, error in refused)]
 
 
 async def _license_read(client: VBOClient) -> tuple[License, dt.datetime] | None:
@@ -673,9 +679,13 @@ def _each_once(items: Iterable[Item]) -> list[Item]:
     """``items`` with each id once (ignoring case), the first of each: a server may repeat one
     in its listing."""
     unique: dict[str, Item] = {}
+    unnamed: list[Item] = []  # items the listing gave no id (an `Unread` of one): each its own
     for item in items:
-        unique.setdefault(item.id.casefold(), item)
-    return list(unique.values())
+        if item.id:
+            unique.setdefault(item.id.casefold(), item)
+        else:
+            unnamed.append(item)
+    return [*unique.values(), *unnamed]
 
 
 async def sweep_servers(

@@ -89,8 +89,9 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "Reads that ended in an error (after the client's retries) during sweeps, by kind: server "
         "(organizations not listed: nothing else read), timeout (sweep over its time budget), "
         "organization (one per tenant whose jobs could not be read, or configured name not found), "
-        "sessions (one per tenant with jobs whose sessions could not be read), repositories, "
-        "proxies, license, service_instance (one per listing), used_repositories (one per tenant), "
+        "sessions (one per tenant with jobs whose sessions could not be read), repositories and "
+        "proxies (one per listing, else one per item that could not be decoded), license, "
+        "service_instance (one per listing), used_repositories (one per tenant), "
         "object_storage (one per object storage repository whose storage could not be read, v6/v7).",
     ),
     _gauge(

@@ -375,7 +375,7 @@ class _Reader:
         if filed is None:
             return []
         found, refused = filed
-        for key, error in refused.items():
+        for key, error in refused:
             self.fail(kind)
             log.debug("%s: reading %s %r failed: %s", self.spec.name, kind, key, error)
         return found
