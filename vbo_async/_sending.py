@@ -817,6 +817,7 @@ class Sender:
             body = await self._read(response, call.method, call.url)
         finally:
             await (_finish_close(response, self._transport) if self._finish_closes else response.aclose())
+        reading.response = None  # read: what fails from here on is no body's (`_unread`)
         unrenewed = None if refused is None else await self._renew_refused(limit, refused)
         return Answer(response.status_code, response, body, unrenewed=unrenewed)
 
