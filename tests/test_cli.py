@@ -3014,6 +3014,37 @@ async def test_simulate_stops_on_ctrl_c_with_a_request_in_flight(tmp_path: Path,
     assert err == ""
 
 
+@pytest.mark.parametrize("in_flight", [False, True], ids=["idle", "request-in-flight"])
+async def test_simulate_stops_on_ctrl_c_pressed_twice_without_a_traceback(
+    tmp_path: Path, in_flight: bool
+) -> None:
+    """A second Ctrl-C while the simulator stops (idle, or a request waiting out ``--latency``)
+    ends it with 0 and nothing on stderr: it printed about 30 lines of a `KeyboardInterrupt`
+    becoming an `asyncio.CancelledError` in Starlette's lifespan, which the simulator does not use."""
+    process, lines = await start_simulate(
+        tmp_path, "--port", "0", "--organizations", "1", "--latency", "3600" if in_flight else "0"
+    )
+    try:
+        if in_flight:
+            reader, writer = await asyncio.open_connection("127.0.0.1", served_port(lines[-1]))
+            writer.write(b"GET /v8/Organizations HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.5)  # not an assertion: lets the server read the request first
+        else:
+            await asyncio.sleep(0.3)  # not an assertion: the server loop is running
+        process.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.05 if in_flight else 0.005)
+        _, err = await stop(process, signal.SIGINT)
+    finally:
+        if process.returncode is None:  # not left behind
+            process.kill()
+            await process.wait()
+    if in_flight:
+        writer.close()
+        await reader.read()
+    assert (process.returncode, err) == (0, "")
+
+
 async def test_simulate_tls_prints_the_ca_bundle_and_the_cli_reads_the_printed_url(tmp_path: Path) -> None:
     process, lines = await start_simulate(tmp_path, "--port", "0", "--tls", "--organizations", "2")
     try:

@@ -176,11 +176,14 @@ def serve_simulator(
         # Ctrl-C stops at once: requests still waiting out a --latency are cancelled instead of
         # waited for (uvicorn's graceful shutdown waits for them without limit by default).
         # Colours decided here: uvicorn asks sys.stdout, which is None when stdout is closed (>&-).
+        # No lifespan: the app has no startup or shutdown work, and a second Ctrl-C cancelled
+        # Starlette's lifespan task waiting for the shutdown message, a traceback on stderr.
         colours = is_terminal(sys.stdout)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
                 log_level="warning",
+                lifespan="off",
                 timeout_graceful_shutdown=STOP_WITHIN,
                 use_colors=colours,
                 **options,
