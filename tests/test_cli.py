@@ -3128,6 +3128,32 @@ def test_simulate_s_certificate_names_the_host_it_listens_on(host: str, named: t
     assert _certificate_hosts(host) == named
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+async def test_simulate_on_every_address_prints_a_url_its_certificate_names(
+    tmp_path: Path, host: str
+) -> None:
+    """``simulate --tls --host 0.0.0.0`` (or ``::``) prints the URL its v1 links name,
+    ``https://localhost:PORT``, which its CA bundle verifies; it printed ``https://0.0.0.0:PORT``
+    (``https://[::]:PORT``), which the certificate (127.0.0.1 and localhost) does not name."""
+    process, lines = await start_simulate(tmp_path, "--port", "0", "--tls", "--host", host)
+    try:
+        match = re.search(r"at (https://localhost:(\d+)) \(API ", lines[-1])
+        assert match, lines[-1]
+        url, port = match[1], match[2]
+        ca = next(line.rsplit(": ", 1)[1] for line in lines if line.startswith("CA bundle"))
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca)) as client:
+            health = await client.get(f"{url}/v8/Health")
+            form = {"grant_type": "password", "username": "admin", "password": "admin"}
+            token = (await client.post(f"{url}/v1/Token", data=form)).json()["access_token"]
+            organizations = await client.get(
+                f"{url}/v1/Organizations", headers={"Authorization": f"Bearer {token}"}
+            )
+    finally:
+        await stop(process, signal.SIGTERM)
+    assert health.status_code == 200
+    assert organizations.json()[0]["_links"]["self"]["href"].startswith(f"https://localhost:{port}/v1/")
+
+
 async def test_simulate_serves_a_server_without_organizations(tmp_path: Path) -> None:
     """``--organizations 0``: a server with nothing to back up yet (a fresh install), which a
     script must handle; it was refused though the simulator holds it (SimulatorConfig allows 0)."""

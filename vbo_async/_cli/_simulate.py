@@ -167,10 +167,10 @@ def serve_simulator(
             cert, key, ca = make_tls_material(folder.name, hosts=_certificate_hosts(host))
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
             write_banner(f"CA bundle (pass as verify= or --ca-bundle): {ca}")
-        shown = f"[{host}]" if ":" in host else host
+        # The URL printed is the links' (localhost for every address): one the certificate names.
         versions = ", ".join(config.api_versions)
         write_banner(
-            f"Serving the VB365 simulator at {scheme}://{shown}:{sock.getsockname()[1]} "
+            f"Serving the VB365 simulator at {served} "
             f"(API {versions}; user {config.username!r}, password {config.password!r}; Ctrl-C stops)"
         )
         # Ctrl-C stops at once: requests still waiting out a --latency are cancelled instead of
@@ -240,8 +240,9 @@ _EVERY_ADDRESS = ("", "0.0.0.0", "::")
 
 
 def _link_host(host: str) -> str:
-    """The host v1 hrefs name for a simulator listening on `host`: ``localhost`` for every
-    address (``0.0.0.0``, ``::``, none), which the ``--tls`` certificate covers too."""
+    """The host v1 hrefs and the "Serving" line name for a simulator listening on `host`:
+    ``localhost`` for every address (``0.0.0.0``, ``::``, none), which the ``--tls``
+    certificate covers too (an address of every interface is no address to connect to)."""
     if host in _EVERY_ADDRESS:
         return "localhost"
     return f"[{host}]" if ":" in host else host
