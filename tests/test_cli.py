@@ -3232,6 +3232,41 @@ def test_simulate_refuses_an_unknown_api_version(capsys: pytest.CaptureFixture[s
         assert "--api-versions must name at least one of v1, v6, v7, v8" in line
 
 
+@pytest.mark.parametrize(
+    ("versions", "named"), [("seed", "seed"), ("latency,v8", "latency"), ("v8,Password", "password")]
+)
+def test_simulate_s_api_version_error_quotes_the_value_as_given(
+    capsys: pytest.CaptureFixture[str], versions: str, named: str
+) -> None:
+    """A version spelt like a field of the configuration is quoted as the user wrote it
+    (lower-cased, as versions are read): it was rewritten as an option, ``'--seed' is not one
+    of ...``, as if the user had named the option ``--seed``."""
+    line = error_line(run(capsys, "simulate", "--port", "0", "--api-versions", versions), code=2)
+    assert line == f"vbo-async: error: --api-versions: {named!r} is not one of v1, v6, v7, v8"
+
+
+@pytest.mark.parametrize(
+    ("message", "said"),
+    [
+        ("api_versions: 'seed' is not one of v1", "--api-versions: 'seed' is not one of v1"),
+        ("token_lifetime must be <= 10, got 11", "--token-lifetime must be <= 10, got 11"),
+        (
+            "the sum of error_rate, drop_rate must not exceed 1, got 1.4",
+            "the sum of --error-rate, --drop-rate must not exceed 1, got 1.4",
+        ),
+        ("seed_x must be an int, got 'seed'", "seed_x must be an int, got 'seed'"),
+        ("faults must be a Faults instance, got seed", "faults must be a Faults instance, got seed"),
+    ],
+)
+def test_simulate_s_errors_name_the_option_only_where_the_field_is_named(message: str, said: str) -> None:
+    """Only the field a configuration error opens with (or its ``the sum of`` list) becomes an
+    option; a field's name elsewhere (the value quoted) is left as it is."""
+    from vbo_async._cli._simulate import as_option
+
+    fields = ["api_versions", "seed", "token_lifetime", "error_rate", "drop_rate"]
+    assert as_option(message, fields) == said
+
+
 def test_simulate_s_default_versions_are_every_one_the_simulator_serves(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -96,14 +96,21 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
 
 
 def as_option(message: str, fields: Iterable[str]) -> str:
-    """A configuration error of the simulator as the command line says it: each of ``fields``
-    (the configuration's, the options' names) it names, as its option (``api_versions must
-    ...`` -> ``--api-versions must ...``; ``the sum of error_rate, drop_rate`` -> ``the sum of
-    --error-rate, --drop-rate``)."""
+    """A configuration error of the simulator as the command line says it: the field it opens
+    with (one of ``fields``, the configuration's, the options' names) as its option
+    (``api_versions must ...`` -> ``--api-versions must ...``), or the fields of its opening
+    ``the sum of`` list (``the sum of error_rate, drop_rate`` -> ``the sum of --error-rate,
+    --drop-rate``). The rest is left as it is: it quotes the user's own value, which may be
+    spelt like a field (``--api-versions seed``: ``'seed' is not one of ...``)."""
     names = "|".join(sorted(map(re.escape, fields), key=len, reverse=True))
     if not names:
         return message
-    return re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: "--" + m[1].replace("_", "-"), message)
+    name = rf"(?:{names})(?![\w-])"
+    opening = re.match(rf"the sum of {name}(?:, {name})*|{name}", message)
+    if opening is None:
+        return message
+    options = re.sub(name, lambda m: "--" + m[0].replace("_", "-"), opening[0])
+    return options + message[opening.end() :]
 
 
 def faults_from(cls: type[Any], values: dict[str, Any]) -> Any:
