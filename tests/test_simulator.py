@@ -1011,6 +1011,23 @@ def test_tls_material_names_the_hosts_asked_for(tmp_path: Path) -> None:
             make_tls_material(tmp_path / "bad", hosts=bad)
 
 
+@pytest.mark.parametrize(
+    "hosts",
+    ["vbohost", "vbo01.lab", "10.1.2.3", b"vbohost", 4443],
+    ids=["name", "dotted", "ip", "bytes", "int"],
+)
+def test_tls_material_refuses_one_host_not_in_a_collection(tmp_path: Path, hosts: Any) -> None:
+    """``hosts="vbohost"`` is refused, and nothing written: a str was taken letter by letter (a
+    certificate for ``v``, ``b``, ``o``, ...), or refused for the empty labels between the
+    letters of ``vbo01.lab`` (``Empty Label``); 4443 was a bare `TypeError`."""
+    with pytest.raises(ConfigError) as caught:
+        make_tls_material(tmp_path / "tls", hosts=hosts)
+    assert str(caught.value) == (
+        f"hosts must be a collection of names or IP addresses (a tuple or list), got {hosts!r}"
+    )
+    assert not (tmp_path / "tls").exists()
+
+
 async def test_serves_https_over_uvicorn(tmp_path: Path) -> None:
     cert_path, key_path, ca_path = make_tls_material(tmp_path)
     app = create_app(SimulatorConfig(seed=9))

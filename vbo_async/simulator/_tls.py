@@ -22,13 +22,20 @@ def make_tls_material(
     Returns ``(cert_path, key_path, ca_path)``: the certificate chain and private key for the
     server (e.g. uvicorn's ``ssl_certfile``/``ssl_keyfile``) and the CA certificate clients
     verify against (``ssl.create_default_context(cafile=ca_path)``).
+
+    A bare str is refused (`ConfigError`), not iterated: ``hosts="vbohost"`` named ``v``,
+    ``b``, ``o``, ... (and ``"vbo01.lab"`` failed on its ``.``); one host is ``hosts=("vbohost",)``.
     """
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    authority = trustme.CA(organization_name="vbo-async simulator")
+    if isinstance(hosts, str | bytes) or not isinstance(hosts, Iterable):
+        raise ConfigError(
+            f"hosts must be a collection of names or IP addresses (a tuple or list), got {hosts!r}"
+        )
     names = tuple(dict.fromkeys(("127.0.0.1", "localhost", *hosts)))
     if not all(isinstance(name, str) and name for name in names):
         raise ConfigError(f"hosts must be names or IP addresses, got {hosts!r}")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    authority = trustme.CA(organization_name="vbo-async simulator")
     try:
         server = authority.issue_cert(*names)
     except ValueError as exc:  # idna's errors are ValueErrors
