@@ -2176,7 +2176,7 @@ async def test_a_server_s_repositories_are_checked_with_one_more_request(
     match = first_line(result.out)
     assert f", 2 of {len(stores)} repositories critical" in match["text"]
     assert result.code == 2
-    with pytest.raises(ConfigError, match="free space must be from 0 to the capacity"):
+    with pytest.raises(ConfigError, match="free_space must be from 0 to the capacity"):
         sim.set_free_space(full.id, full.capacity + 1)
 
 

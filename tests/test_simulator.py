@@ -8,7 +8,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -1087,3 +1087,82 @@ def test_a_repository_taken_out_of_order_shows_it_on_v8_until_it_is_back(simulat
     with pytest.raises(SimulatedError, match="Backup repository with id 'nope' was not found") as missing:
         simulator.set_out_of_order("nope", "x")
     assert missing.value.status_code == 404
+
+
+def _first(ids: list[str]) -> str:
+    return ids[0]
+
+
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        (lambda s: s.set_free_space(_first(s.repository_ids()), 1.5), "free_space must be an int, got 1.5"),
+        (lambda s: s.set_free_space(_first(s.repository_ids()), True), "free_space must be an int, got True"),
+        (lambda s: s.set_free_space(_first(s.repository_ids()), "5"), "free_space must be an int, got '5'"),
+        (lambda s: s.set_free_space(_first(s.repository_ids()), -1), "free_space must be >= 0, got -1"),
+        (lambda s: s.set_retries(_first(s.job_ids()), -3), "number must be >= 0, got -3"),
+        (lambda s: s.set_retries(_first(s.job_ids()), 2.0), "number must be an int, got 2.0"),
+        (
+            lambda s: s.rename_repository(_first(s.repository_ids()), 5),
+            "name must be a non-empty string, got 5",
+        ),
+        (
+            lambda s: s.rename_repository(_first(s.repository_ids()), ""),
+            "name must be a non-empty string, got ''",
+        ),
+        (
+            lambda s: s.set_out_of_order(_first(s.repository_ids()), 5),
+            "reason must be None or a string, got 5",
+        ),
+        (
+            lambda s: s.set_proxy_status(_first(s.proxy_ids()), None),
+            "status must be a non-empty string, got None",
+        ),
+        (
+            lambda s: s.set_proxy_status(_first(s.proxy_ids()), "Online", maintenance=1),
+            "maintenance must be None or a non-empty string, got 1",
+        ),
+        (lambda s: s.copy_job(_first(s.job_ids()), name=7), "name must be a non-empty string, got 7"),
+    ],
+    ids=[
+        "free-space-float",
+        "free-space-bool",
+        "free-space-str",
+        "free-space-negative",
+        "retries-negative",
+        "retries-float",
+        "name-int",
+        "name-empty",
+        "reason-int",
+        "status-none",
+        "maintenance-int",
+        "copy-name-int",
+    ],
+)
+def test_admin_hooks_refuse_values_no_server_holds(hook: Callable[[Simulator], object], message: str) -> None:
+    """The hooks check their values as `SimulatorConfig` does (a `ConfigError` naming the
+    argument), and change nothing: they took a float or a bool of free bytes, negative retries,
+    a numeric name or a None status and served it, or failed with a bare `TypeError` ('5')."""
+    config = SimulatorConfig(organizations=1, epoch=datetime(2026, 6, 1, 12, tzinfo=UTC))
+    simulator, before = Simulator(config, clock=FakeClock()), Simulator(config, clock=FakeClock())
+    with pytest.raises(ConfigError) as caught:
+        hook(simulator)
+    assert str(caught.value) == message
+    assert simulator.repositories_wire(version="v8") == before.repositories_wire(version="v8")
+    assert simulator.proxies_wire(version="v8") == before.proxies_wire(version="v8")
+    assert simulator.jobs_wire(version="v8") == before.jobs_wire(version="v8")
+
+
+def test_admin_hooks_take_the_values_a_server_holds() -> None:
+    simulator = Simulator(SimulatorConfig(organizations=1))
+    repository, job, proxy = simulator.repository_ids()[0], simulator.job_ids()[0], simulator.proxy_ids()[0]
+    simulator.set_free_space(repository, 0)
+    simulator.rename_repository(repository, "Repo X")
+    simulator.set_out_of_order(repository, "")
+    simulator.set_retries(job, 0)
+    simulator.set_proxy_status(proxy, "Unknown", maintenance="Enabling")
+    wire = simulator.repository_wire(repository, version="v8")
+    assert (wire["freeSpaceBytes"], wire["name"], wire["isOutOfOrder"]) == (0, "Repo X", True)
+    assert simulator.job_wire(job, version="v8")["schedulePolicy"]["retryNumber"] == 0
+    proxy_wire = simulator.proxy_wire(proxy, version="v8")
+    assert (proxy_wire["status"], proxy_wire["maintenanceModeState"]) == ("Unknown", "Enabling")

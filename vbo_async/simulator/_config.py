@@ -63,14 +63,30 @@ def _rate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None
 
 def _int_at_least(minimum: int, maximum: int | None = None) -> Any:
     def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{attribute.name} must be an int, got {value!r}")
-        if value < minimum:
-            raise ConfigError(f"{attribute.name} must be >= {minimum}, got {value!r}")
-        if maximum is not None and value > maximum:
-            raise ConfigError(f"{attribute.name} must be <= {maximum}, got {value!r}")
+        check_int(attribute.name, value, minimum, maximum)
 
     return check
+
+
+def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
+    """`ConfigError` naming ``name`` unless ``value`` is an int (not a bool) from ``minimum``
+    to ``maximum``: the check of the configuration's ints and of the `Simulator`'s hooks' ones."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value!r}")
+
+
+def check_text(name: str, value: object, *, optional: bool = False) -> None:
+    """`ConfigError` naming ``name`` unless ``value`` is a non-empty str (or None, when
+    ``optional``): the check of the configuration's strings and of the `Simulator`'s hooks' ones."""
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value:
+        either = "None or " if optional else ""
+        raise ConfigError(f"{name} must be {either}a non-empty string, got {value!r}")
 
 
 def _int_range(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -114,8 +130,7 @@ def _origin(instance: Any, attribute: attrs.Attribute[Any], value: object) -> No
 
 
 def _non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{attribute.name} must be a non-empty string, got {value!r}")
+    check_text(attribute.name, value)
 
 
 def _bool(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:

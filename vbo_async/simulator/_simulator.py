@@ -12,7 +12,7 @@ import attrs
 
 from vbo_async._exceptions import ConfigError
 
-from ._config import SimulatorConfig
+from ._config import SimulatorConfig, check_int, check_text
 from ._errors import SimulatedError
 from ._filters import (
     LOG_ITEM_TYPES,
@@ -367,36 +367,46 @@ class Simulator:
         return started
 
     # -- changes made on the server (as an administrator makes them) ----------------------------
+    # Each refuses a value no server holds with a `ConfigError` naming the argument, as
+    # `SimulatorConfig` does: a float of free bytes or a numeric name was served as given.
 
     def rename_repository(self, repository_id: str, name: str) -> None:
-        """Rename a backup repository."""
+        """Rename a backup repository (a non-empty string)."""
+        check_text("name", name)
         self._repository(repository_id).name = name
 
     def set_out_of_order(self, repository_id: str, reason: str | None) -> None:
         """Take a backup repository out of service for ``reason`` (v8 shows ``isOutOfOrder``
-        and ``outOfOrderReason``), or put it back in order with None."""
+        and ``outOfOrderReason``, which a server may leave empty), or put it back in order with None."""
+        if reason is not None and not isinstance(reason, str):
+            raise ConfigError(f"reason must be None or a string, got {reason!r}")
         self._repository(repository_id).out_of_order = reason
 
     def set_free_space(self, repository_id: str, free_space: int) -> None:
-        """Set how many bytes of a backup repository are free (its disk filling up, or freed);
-        at most its capacity."""
+        """Set how many bytes of a backup repository are free (its disk filling up, or freed):
+        an int from 0 to its capacity."""
+        check_int("free_space", free_space, 0)
         repository = self._repository(repository_id)
-        if not 0 <= free_space <= repository.capacity:
+        if free_space > repository.capacity:
             raise ConfigError(
-                f"free space must be from 0 to the capacity {repository.capacity}, got {free_space!r}"
+                f"free_space must be from 0 to the capacity {repository.capacity}, got {free_space!r}"
             )
         repository.free_space = free_space
 
     def set_proxy_status(self, proxy_id: str, status: str, *, maintenance: str | None = None) -> None:
         """Set a backup proxy's ``status`` (``Online``, ``Offline``, or whatever a server may
-        say) and, given, its v8 ``maintenanceModeState`` (``Disabled``, ``Enabling``, ``Enabled``)."""
+        say) and, given, its v8 ``maintenanceModeState`` (``Disabled``, ``Enabling``, ``Enabled``);
+        both non-empty strings."""
+        check_text("status", status)
+        check_text("maintenance", maintenance, optional=True)
         proxy = self._proxy(proxy_id)
         proxy.status = status
         if maintenance is not None:
             proxy.maintenance = maintenance
 
     def set_retries(self, job_id: str, number: int) -> None:
-        """Change a job's schedule: how many times a failed run is retried."""
+        """Change a job's schedule: how many times a failed run is retried (an int >= 0)."""
+        check_int("number", number, 0)
         job = self._job(job_id)
         job.schedule = attrs.evolve(job.schedule, retry_number=number)
         job.etag += 1
@@ -413,6 +423,8 @@ class Simulator:
     def copy_job(self, job_id: str, *, name: str, repository_id: str | None = None) -> str:
         """Create a job of the same organization and schedule as ``job_id`` (backing up to
         ``repository_id``, or to the same repository), with a new id and runs of its own; its id."""
+        check_text("name", name)
+        check_text("repository_id", repository_id, optional=True)
         job = self._job(job_id)
         if repository_id is not None and repository_id.lower() not in self._repositories:
             raise SimulatedError.not_found("Backup repository", repository_id)
