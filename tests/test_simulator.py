@@ -538,6 +538,32 @@ async def test_unknown_things_are_404_with_a_message(
     assert fragment in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v8/Jobs/", 200),
+        ("GET", "/v8/Jobs//", 404),
+        ("GET", "/v8/JobSessions//", 404),
+        ("GET", "/V8/Organizations//", 404),
+        ("POST", "/v8/token//", 404),
+        ("GET", "/v1/Jobs//", 404),
+    ],
+)
+async def test_a_path_ending_in_two_slashes_is_404_not_redirected(
+    client: httpx.AsyncClient, auth: dict[str, str], method: str, path: str, status: int
+) -> None:
+    """One trailing slash is ignored, as ASP.NET routing does; two are no route, answered 404
+    with the usual message. Starlette answered 307 with a Location on the lower-cased path
+    (``/v8/jobs``), which no VB365 server does, for a token request too."""
+    response = await client.request(method, path, headers=auth)
+    assert (response.status_code, response.headers.get("location")) == (status, None)
+    if status == 404:
+        assert response.headers["content-type"] == "application/json; charset=utf-8"
+        assert response.json() == {
+            "message": f"No HTTP resource was found that matches the request URI '{path[:-1]}'."
+        }
+
+
 async def test_unknown_mailbox_is_404(
     client: httpx.AsyncClient, auth: dict[str, str], simulator: Simulator
 ) -> None:

@@ -27,7 +27,7 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
     `ApiVersion`); paths of other versions answer 404. The simulator is reachable as
     ``app.state.simulator`` (typed ``Any``, as Starlette's state is: to have it typed, build the
     `Simulator` first and pass it). Fault injection wraps the routes, and routing is
-    case-insensitive.
+    case-insensitive and ignores one trailing slash, as ASP.NET's; nothing is redirected.
 
     ```python
     app = create_app(SimulatorConfig(seed=7))
@@ -56,5 +56,8 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
             HTTPException: handle_http_exception,
         },
     )
+    # ASP.NET does not redirect: a path ending in two slashes (one left once CaseInsensitivePaths
+    # drops one) is no route, answered 404; Starlette answered 307 to the lower-cased path.
+    app.router.redirect_slashes = False
     app.state.simulator = simulator
     return app
