@@ -22,7 +22,7 @@ import pickle
 import re
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -911,100 +911,99 @@ def test_configure_logging_refuses_a_stream_that_cannot_be_written(stream: Any) 
     assert (list(logger.handlers), logger.level) == before
 
 
-def test_configure_logging_called_again_writes_each_record_once_per_stream() -> None:
+@pytest.fixture
+def library_logger() -> Iterator[logging.Logger]:
+    """The ``vbo_async`` logger, put back as it was after the test: its handlers, its level, and
+    what `configure_logging` kept on it."""
+    logger = logging.getLogger("vbo_async")
+    handlers, level = list(logger.handlers), logger.level
+    kept = vars(logger).get("_vbo_async_levels")
+    try:
+        yield logger
+    finally:
+        for handler in list(logger.handlers):
+            if handler not in handlers:
+                logger.removeHandler(handler)
+        logger.setLevel(level)
+        vars(logger).pop("_vbo_async_levels", None)
+        if kept is not None:
+            vars(logger)["_vbo_async_levels"] = kept
+
+
+def test_configure_logging_called_again_writes_each_record_once_per_stream(
+    library_logger: logging.Logger,
+) -> None:
     """Called twice for one stream (a notebook cell run again, an application and its framework
     both setting it up), each record was written twice; the second call replaces the first's
     handler there. Another stream gets its own handler, and the application's handlers stay."""
-    logger = logging.getLogger("vbo_async")
-    before = (list(logger.handlers), logger.level)
+    logger = library_logger
+    before = len(logger.handlers)
     first, second, own = io.StringIO(), io.StringIO(), logging.StreamHandler(io.StringIO())
     logger.addHandler(own)
-    try:
-        configure_logging("info", stream=first, fmt="%(message)s")
-        configure_logging("info", stream=first, fmt="%(message)s")
-        configure_logging("info", stream=second, fmt="%(message)s")
-        logger.info("one record")
-        assert first.getvalue() == "one record\n"
-        assert second.getvalue() == "one record\n"
-        assert own in logger.handlers
-        assert len(logger.handlers) == len(before[0]) + 3
-    finally:
-        for handler in list(logger.handlers):
-            if handler not in before[0]:
-                logger.removeHandler(handler)
-        logger.setLevel(before[1])
+    configure_logging("info", stream=first, fmt="%(message)s")
+    configure_logging("info", stream=first, fmt="%(message)s")
+    configure_logging("info", stream=second, fmt="%(message)s")
+    logger.info("one record")
+    assert first.getvalue() == "one record\n"
+    assert second.getvalue() == "one record\n"
+    assert own in logger.handlers
+    assert len(logger.handlers) == before + 3
 
 
 @pytest.mark.parametrize("order", ["quiet first", "verbose first"])
-def test_configure_logging_keeps_each_stream_at_its_own_level(order: str) -> None:
+def test_configure_logging_keeps_each_stream_at_its_own_level(
+    library_logger: logging.Logger, order: str
+) -> None:
     """The docstring sends each stream the records at its level and above: the level was set on
     the shared logger only, so the last call decided every stream's (a warnings-only stream got
     every request's DEBUG line; called the other way round, the debug stream got none)."""
-    logger = logging.getLogger("vbo_async")
-    before = (list(logger.handlers), logger.level)
+    logger = library_logger
     quiet, verbose = io.StringIO(), io.StringIO()
     calls = [("warning", quiet), ("debug", verbose)]
-    try:
-        for level, stream in calls if order == "quiet first" else calls[::-1]:
-            configure_logging(level, stream=stream, fmt="%(levelname)s %(message)s")
-        logger.debug("a request")
-        logger.warning("plain http")
-        assert quiet.getvalue() == "WARNING plain http\n"
-        assert verbose.getvalue() == "DEBUG a request\nWARNING plain http\n"
-        assert logger.level == logging.DEBUG
-    finally:
-        for handler in list(logger.handlers):
-            if handler not in before[0]:
-                logger.removeHandler(handler)
-        logger.setLevel(before[1])
+    for level, stream in calls if order == "quiet first" else calls[::-1]:
+        configure_logging(level, stream=stream, fmt="%(levelname)s %(message)s")
+    logger.debug("a request")
+    logger.warning("plain http")
+    assert quiet.getvalue() == "WARNING plain http\n"
+    assert verbose.getvalue() == "DEBUG a request\nWARNING plain http\n"
+    assert logger.level == logging.DEBUG
 
 
-def test_configure_logging_after_its_handler_was_removed_sets_the_level_anew() -> None:
+def test_configure_logging_after_its_handler_was_removed_sets_the_level_anew(
+    library_logger: logging.Logger,
+) -> None:
     """``configure_logging("debug")``, its handler removed as the docstring says, then
     ``configure_logging("warning")``: the DEBUG it had set was taken for the application's, and
     kept (every request's line formatted, and sent on to the root logger's handlers)."""
-    logger = logging.getLogger("vbo_async")
-    before = (list(logger.handlers), logger.level)
-    try:
-        logger.setLevel(logging.NOTSET)
-        handler = configure_logging("debug", stream=io.StringIO())
-        assert logger.level == logging.DEBUG
-        logger.removeHandler(handler)
-        configure_logging("warning", stream=io.StringIO())
-        assert logger.level == logging.WARNING
-        logger.setLevel(logging.INFO)  # the application's own, after the calls: kept as such
-        configure_logging("error", stream=io.StringIO())
-        assert logger.level == logging.INFO
-    finally:
-        for handler in list(logger.handlers):
-            if handler not in before[0]:
-                logger.removeHandler(handler)
-        logger.setLevel(before[1])
+    logger = library_logger
+    logger.setLevel(logging.NOTSET)
+    handler = configure_logging("debug", stream=io.StringIO())
+    assert logger.level == logging.DEBUG
+    logger.removeHandler(handler)
+    configure_logging("warning", stream=io.StringIO())
+    assert logger.level == logging.WARNING
+    logger.setLevel(logging.INFO)  # the application's own, after the calls: kept as such
+    configure_logging("error", stream=io.StringIO())
+    assert logger.level == logging.INFO
 
 
-def test_configure_logging_never_raises_the_level_the_application_gave_the_logger() -> None:
+def test_configure_logging_never_raises_the_level_the_application_gave_the_logger(
+    library_logger: logging.Logger,
+) -> None:
     """An application sending the ``vbo_async`` logger's INFO records to its own log, then
     asking for warnings on stderr: the logger's level was set to WARNING, and its own handler
     silently lost the INFO records."""
-    logger = logging.getLogger("vbo_async")
-    before = (list(logger.handlers), logger.level)
+    logger = library_logger
     mine, warnings_only = io.StringIO(), io.StringIO()
-    own = logging.StreamHandler(mine)
-    logger.addHandler(own)
+    logger.addHandler(logging.StreamHandler(mine))
     logger.setLevel(logging.INFO)
-    try:
-        configure_logging("warning", stream=warnings_only, fmt="%(message)s")
-        configure_logging("error", stream=io.StringIO())  # a second stream: the level kept still
-        logger.info("a job action")
-        logger.debug("a request")
-        assert mine.getvalue() == "a job action\n"
-        assert warnings_only.getvalue() == ""
-        assert logger.level == logging.INFO
-    finally:
-        for handler in list(logger.handlers):
-            if handler not in before[0]:
-                logger.removeHandler(handler)
-        logger.setLevel(before[1])
+    configure_logging("warning", stream=warnings_only, fmt="%(message)s")
+    configure_logging("error", stream=io.StringIO())  # a second stream: the level kept still
+    logger.info("a job action")
+    logger.debug("a request")
+    assert mine.getvalue() == "a job action\n"
+    assert warnings_only.getvalue() == ""
+    assert logger.level == logging.INFO
 
 
 @pytest.mark.parametrize(
