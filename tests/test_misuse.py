@@ -917,7 +917,7 @@ def library_logger() -> Iterator[logging.Logger]:
     what `configure_logging` kept on it."""
     logger = logging.getLogger("vbo_async")
     handlers, level = list(logger.handlers), logger.level
-    kept = vars(logger).get("_vbo_async_levels")
+    kept = vars(logger).pop("_vbo_async_levels", None)  # each test from a logger never configured
     try:
         yield logger
     finally:

@@ -44,9 +44,10 @@ def configure_logging(
     handler it installed there before (the records are not written twice); for another stream,
     it adds one, each stream keeping its own level (the logger's is set to the lowest of them, or
     to the level the application had given it, when lower: its own handlers keep getting what
-    they got). The records still propagate to the root logger's handlers, as every logger's do:
-    an application whose root handler writes everything to its console gets the debug lines
-    there too (give that handler a level, or set ``propagate`` on the ``vbo_async`` logger).
+    they got; a level equal to the one an earlier call set is taken for that call's). The
+    records still propagate to the root logger's handlers, as every logger's do: an application
+    whose root handler writes everything to its console gets the debug lines there too (give
+    that handler a level, or set ``propagate`` on the ``vbo_async`` logger).
 
     ```python
     import vbo_async
