@@ -3128,7 +3128,7 @@ def test_simulate_s_certificate_names_the_host_it_listens_on(host: str, named: t
     assert _certificate_hosts(host) == named
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", ""])  # "": every IPv4 interface (it could not listen)
 async def test_simulate_on_every_address_prints_a_url_its_certificate_names(
     tmp_path: Path, host: str
 ) -> None:

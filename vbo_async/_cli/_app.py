@@ -480,7 +480,11 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
 
 
 @cli.command(cls=SimulateCommand, exit_codes=STOPPED_BY_SIGTERM)
-@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    help="Address to listen on (0.0.0.0 or '' for every IPv4 interface, :: for every address).",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=4443, help="TCP port (0: any free port).")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a fresh certificate (its CA bundle is printed).")
 @click.option("--seed", type=int, default=0, help="Seed of the simulated data.")

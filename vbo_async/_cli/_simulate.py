@@ -271,7 +271,10 @@ def _listen(host: str, port: int) -> socket.socket:
         # proto is IPPROTO_TCP here; asyncio sets TCP_NODELAY on accepted connections only then
         # (a bare socket.socket() has proto 0, and every answer then waits ~40 ms for delayed ACKs).
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            host or "0.0.0.0",
+            port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,  # "": every IPv4 one
         )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
