@@ -2580,13 +2580,15 @@ async def test_poll_timeout_says_a_server_waiting_behind_slow_ones_was_not_asked
             server_table("hung", silent, "VBO_PASSWORD")
             + server_table("up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
         )
-        argv = ("poll", "--targets", str(targets), "--timeout", "2s", "--concurrency", "1", "--json")
-        result = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
+        argv = ("poll", "--targets", str(targets), "--timeout", "2s", "--concurrency", "1")
+        result = await asyncio.wait_for(run_in_thread(capsys, *argv, "--json"), HANG_GUARD)
+        table = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
     assert result.code == 1, result.err
     assert [(row["server"], row["error"]) for row in json.loads(result.out)] == [
         ("hung", "no answer within 2s"),
         ("up", "not asked within 2s" + NOT_ASKED),
     ]
+    assert summary_line(table.out).endswith("; 1 server could not be read, 1 server not asked")
     assert healthy.stats.token_requests == {}  # never asked, indeed
 
 

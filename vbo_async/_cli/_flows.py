@@ -617,7 +617,10 @@ class Swept:
         for server, target in self.unanswered():
             label = server.target.label
             if target is None:
-                rows.append(error_row(label, late if numbers[id(server)] in self.asked else unasked))
+                if numbers[id(server)] in self.asked:
+                    rows.append(error_row(label, late))
+                else:
+                    rows.append(attrs.evolve(error_row(label, unasked), unasked=True))
             else:
                 rows.append(
                     error_row(label, late, organization=target.label, organization_id=target.organization_id)

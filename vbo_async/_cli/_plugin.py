@@ -322,7 +322,7 @@ def _error_finding(row: Row) -> _Finding:
     server = _named(row.server)
     error = plain(row.error or "could not be read")
     if row.organization is None:
-        what = "unreachable" if row.unreachable else "could not be read"
+        what = "unreachable" if row.unreachable else "not asked" if row.unasked else "could not be read"
         return _Finding(HealthState.UNKNOWN, (server,), error, f"{server} ({what})", "other")
     tenant = _named(row.organization, row.organization_id)
     return _Finding(

@@ -87,6 +87,9 @@ class Row:
     under a minute or over a day): the table's "3 h ago" is measured on that clock too."""
     unreachable: bool = attrs.field(default=False, metadata={"json": False})
     """The error is a transport error (connect, TLS, timeout): the summary says "unreachable"."""
+    unasked: bool = attrs.field(default=False, metadata={"json": False})
+    """The server was never asked (a sweep's time limit found it waiting for the servers before
+    it): the summary says "not asked", not "could not be read"."""
     sessions_unread: bool = attrs.field(default=False, metadata={"json": False})
     """The job's sessions could not be read (its health UNKNOWN, saying so): not everything was
     read, as for a failure row."""
@@ -307,7 +310,8 @@ class Report:
         read"]`` (empty when everything was read)."""
         parts = []
         unreachable = sum(row.organization is None and row.unreachable for row in self.errors)
-        servers = sum(row.organization is None for row in self.errors) - unreachable
+        unasked = sum(row.organization is None and row.unasked for row in self.errors)
+        servers = sum(row.organization is None for row in self.errors) - unreachable - unasked
         tenants = sum(row.organization is not None for row in self.errors)
         if unreachable:
             parts.append(plural(unreachable, "server") + " unreachable")
@@ -315,6 +319,8 @@ class Report:
             parts.append(plural(servers, "server") + " could not be read")
         if tenants:
             parts.append(plural(tenants, "tenant") + " could not be read")
+        if unasked:
+            parts.append(plural(unasked, "server") + " not asked")
         return parts
 
     def write_json(self, out: IO[str]) -> None:
