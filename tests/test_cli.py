@@ -2566,20 +2566,28 @@ def holding_jobs(app: Any, release: asyncio.Event) -> Any:
     return gated
 
 
-async def test_poll_timeout_says_a_server_waiting_behind_slow_ones_was_not_asked(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """``--concurrency`` servers are listed at once: with that many hung ones first, a healthy
-    server after them was never asked before the deadline, and was said to have given "no
-    answer within 2s" (the operator blamed the wrong server). It says it was not asked, and why."""
+@contextlib.asynccontextmanager
+async def hung_then_up(tmp_path: Path) -> AsyncIterator[tuple[Path, Simulator]]:
+    """A targets file of a server that accepts connections and never answers ("hung"), then a
+    healthy simulator of two tenants ("up"): the file and that simulator."""
     healthy = Simulator(small_config(seed=27, organizations=2))
-    monkeypatch.setenv("VBO_PASSWORD", "admin")
     async with silent_server() as silent, serve(create_app(simulator=healthy)) as port:
         targets = write_targets(
             tmp_path / "targets.toml",
             server_table("hung", silent, "VBO_PASSWORD")
             + server_table("up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
         )
+        yield targets, healthy
+
+
+async def test_poll_timeout_says_a_server_waiting_behind_slow_ones_was_not_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--concurrency`` servers are listed at once: with that many hung ones first, a healthy
+    server after them was never asked before the deadline, and was said to have given "no
+    answer within 2s" (the operator blamed the wrong server). It says it was not asked, and why."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with hung_then_up(tmp_path) as (targets, healthy):
         argv = ("poll", "--targets", str(targets), "--timeout", "2s", "--concurrency", "1")
         result = await asyncio.wait_for(run_in_thread(capsys, *argv, "--json"), HANG_GUARD)
         table = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
@@ -2598,14 +2606,8 @@ async def test_poll_timeout_reports_a_server_that_never_answers_and_shows_the_ot
     """A server that accepts connections and never answers would hold poll for the library's
     own timeouts (30 s an attempt, four attempts); with --timeout it is one row at the deadline,
     and the healthy server's jobs are all there (a guard, not a timing, stops a hanging run)."""
-    healthy = Simulator(small_config(seed=27, organizations=2))
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    async with silent_server() as silent, serve(create_app(simulator=healthy)) as port:
-        targets = write_targets(
-            tmp_path / "targets.toml",
-            server_table("hung", silent, "VBO_PASSWORD")
-            + server_table("up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
-        )
+    async with hung_then_up(tmp_path) as (targets, healthy):
         argv = ("poll", "--targets", str(targets), "--timeout", "2s")
         result = await asyncio.wait_for(run_in_thread(capsys, *argv, "--json"), HANG_GUARD)
         fake_terminal_stderr(monkeypatch)
