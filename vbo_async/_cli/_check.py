@@ -528,10 +528,12 @@ async def _sweep(
     failures = swept.failures()
     down = sum(row.organization is None for row in failures)
     not_found = []
+    listed = {name for targets, _ in swept.listed.values() for t in targets for name in _names(t)}
+    failed = {_failed_name(row) for row in failures}
     for key, value in keys.items():
-        if any(key in _names(t) for targets, _ in swept.listed.values() for t in targets):
+        if key in listed:
             continue
-        if any(_failed_name(row) == key for row in failures):
+        if key in failed:
             continue  # an organization of the targets file that its server does not have
         if down == len(servers):
             continue  # no server could be read: their rows say why, and nothing else is known
