@@ -84,6 +84,7 @@ if _typing.TYPE_CHECKING:
     )
     from ._poll import PollProgress, PollResult, PollSweep, PollTarget, poll_jobs
     from ._retry import RetryPolicy
+    from ._sessions import SavedSession
 
 __all__ = [
     "API_VERSIONS",
@@ -139,6 +140,7 @@ __all__ = [
     "ResponseTooLargeError",
     "RetentionType",
     "RetryPolicy",
+    "SavedSession",
     "SchedulePolicy",
     "ScheduleType",
     "SelectedItem",
@@ -171,6 +173,7 @@ _HOMES = (
     "_models",
     "_poll",
     "_retry",
+    "_sessions",
 )
 """The private modules the names of `__all__` live in (the imports above say which holds which)."""
 

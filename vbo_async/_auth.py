@@ -386,6 +386,28 @@ class TokenManager:
             self._token = token
             return True
 
+    def resume(self, token: Token) -> None:
+        """Hold ``token`` (a saved session's) as though it had been granted: before any grant.
+        It is renewed as a granted one is: by the refresh grant once due (or refused), then the
+        password grant."""
+        self._check_open()
+        if self._token is not None or self._lock.locked() or self.requests:
+            raise ClientStateError(
+                "a session can only be resumed before the client's first request: resume it right "
+                "after creating the client"
+            )
+        self._token = token
+
+    def now(self) -> float:
+        """The client's clock (`time.monotonic` unless injected), which tokens' times are on."""
+        return self._clock()
+
+    def held(self) -> Token | None:
+        """The token held now, whatever its age; None before the first grant, once closing began,
+        or while the token the server refused (a 401) waits for its renewal."""
+        token = self._token
+        return None if token is None or token is self._refused else token
+
     async def current(self) -> Token:
         """A token that is not about to expire, obtaining or refreshing one if needed; the token
         still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`)."""

@@ -61,6 +61,7 @@ from ._models import (
 from ._pages import with_limit
 from ._retry import RetryPolicy
 from ._sending import Answer, Sender, build_http
+from ._sessions import SavedSession
 from ._tasks import each
 from ._tokens import Token
 from ._urls import ApiRoot
@@ -105,8 +106,10 @@ class VBOClient:
     (50,000), ``max_pages`` (10,000 per listing) and ``max_listing_items`` (1,000,000 per listing,
     its pages together) bound what is read. ``transport`` is any
     ``httpx.AsyncBaseTransport`` (MockTransport, ASGITransport, ...). One connection pool serves
-    the client's whole life; token refreshes never disturb requests in flight. An invalid option
-    is a `ConfigError`.
+    the client's whole life; token refreshes never disturb requests in flight. ``log_out``
+    (True) logs the token out when the client closes (v7+); False leaves it valid on the server
+    until it expires, for a `saved_session` to be resumed by a later run (`resume`). An invalid
+    option is a `ConfigError`.
 
     Unlike ``httpx.AsyncClient``, the client reads no proxy from the environment
     (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) and no ``.netrc``: it connects to
@@ -137,6 +140,7 @@ class VBOClient:
         max_page_items: int = DEFAULT_MAX_PAGE_ITEMS,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_listing_items: int = DEFAULT_MAX_LISTING_ITEMS,
+        log_out: bool = True,
     ) -> None:
         try:
             # From here on the password is only in `Secret`s, which never show themselves: a
@@ -169,6 +173,8 @@ class VBOClient:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+        if not isinstance(log_out, bool):
+            raise ConfigError(f"log_out must be True or False, got {type(log_out).__name__}")
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigError(
                 f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
@@ -182,6 +188,7 @@ class VBOClient:
             )
         self._username = username
         self._max_concurrency = max_concurrency
+        self._logs_out = log_out
         limits = httpx.Limits(
             # One connection more than requests in flight, for a token request made from a slot.
             max_connections=max_concurrency + 1,
@@ -314,6 +321,11 @@ class VBOClient:
         return self._root.base_url
 
     @property
+    def username(self) -> str:
+        """The user the client signs in as."""
+        return self._username
+
+    @property
     def api_root(self) -> str | None:
         """``{base_url}/{api_version}``: where the client's entry points are (None while the
         version is not known yet)."""
@@ -355,8 +367,9 @@ class VBOClient:
         the logout's few seconds are over is cancelled (a token the server issued for it lives
         until it expires); so is one when the close itself is cancelled (abandoned: it closes the
         pool at once, sending nothing more). Closing from another event loop than the client's raises
-        `ClientStateError`."""
-        await self._close(log_out=True)
+        `ClientStateError`. A client made with ``log_out=False`` sends no logout: its token
+        stays valid on the server until it expires (a `saved_session` may be resumed)."""
+        await self._close(log_out=self._logs_out)
 
     async def _close(self, *, log_out: bool) -> None:
         """`aclose`; without ``log_out``, nothing is sent and no grant in flight is waited for
@@ -480,6 +493,86 @@ class VBOClient:
         """
         self._fetcher.check_usable()  # closed, or another loop: raised even once the version is known
         return (await self._found_dialect()).version
+
+    async def sign_in(self) -> None:
+        """Obtain a token now, unless the client holds one not yet due for renewal: the
+        version found first if ``"auto"``, then the password grant, or the refresh grant of a
+        resumed session due for it. Any call does this when it needs to; calling it first
+        makes a refused password fail at start-up rather than on the first call, and gives a
+        `saved_session` to store before the work begins.
+
+        ```python
+        url = "https://vb365.example.com:4443"
+        async with VBOClient(url, username=user, password=pw, log_out=False) as vbo:
+            await vbo.sign_in()  # a refused password fails here, before any work
+            session = vbo.saved_session()  # session.to_json(): for the next run to resume
+        ```
+        """
+        self._fetcher.check_usable()
+        await self._tokens.current()
+
+    def resume(self, session: SavedSession) -> bool:
+        """Go on with a session a client of the same server and user saved
+        (`saved_session`), instead of signing in: no token request while its access token is
+        valid, its refresh token once it is due, the password only when that is refused. Made
+        right after creating the client, before any request (else `ClientStateError`). With
+        ``api_version="auto"`` the session's API version is spoken without looking for one.
+
+        Returns False, and leaves the client to sign in as usual, when the session cannot
+        serve it: the client speaks another API version, or the access token has expired
+        and there is no refresh token. A session of another server or user is a
+        `ConfigError`: its tokens are never sent elsewhere. The client that saved it, and this
+        one, should be made with ``log_out=False``: a logout at close ends the session for
+        every other holder.
+
+        ```python
+        vbo = VBOClient("https://vb365.example.com:4443", username=user, password=pw, log_out=False)
+        with open("/var/lib/monitor/vb365.session", encoding="utf-8") as kept:  # mode 0600
+            vbo.resume(SavedSession.from_json(kept.read()))
+        ```
+        """
+        if not isinstance(session, SavedSession):
+            raise ConfigError(f"session must be a SavedSession, got {type(session).__name__}")
+        self._fetcher.check_usable()
+        if session.base_url != self._root.base_url or session.username != self._username:
+            raise ConfigError(
+                f"the session was saved for {session.username!r} on {session.base_url}, not for "
+                f"{self._username!r} on {self._root.base_url}: its tokens are not sent to another "
+                "server or for another user"
+            )
+        dialect = self._dialect
+        if dialect is not None and dialect.version != session.api_version:
+            log.debug(
+                "a session of API %s does not serve a client of API %s: signing in",
+                session.api_version,
+                dialect.version,
+            )
+            return False
+        token = session.token(now=self._tokens.now(), wall_now=dt.datetime.now(dt.UTC))
+        if token.refresh_token is None and self._tokens.expired(token):
+            log.debug("the saved session has expired and holds no refresh token: signing in")
+            return False
+        self._tokens.resume(token)
+        if dialect is None:
+            self._speak(DIALECTS[session.api_version])
+        return True
+
+    def saved_session(self) -> SavedSession | None:
+        """The client's token pair, to be resumed by a later run (`resume`, after
+        `SavedSession.to_json` and `SavedSession.from_json`); None before the client has
+        signed in (`sign_in`), once it closed, or while the server refuses its token. The
+        tokens change as they are renewed: save the session again at the end of a run."""
+        token, dialect = self._tokens.held(), self._dialect
+        if token is None or dialect is None or self._fetcher.closed:
+            return None
+        return SavedSession.of(
+            token,
+            base_url=self._root.base_url,
+            username=self._username,
+            api_version=dialect.version,
+            now=self._tokens.now(),
+            wall_now=dt.datetime.now(dt.UTC),
+        )
 
     async def _found_dialect(self) -> Dialect:
         """The dialect of the API version the client speaks, found first if ``"auto"``: once for

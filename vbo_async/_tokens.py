@@ -21,6 +21,7 @@ __all__ = [
     "Token",
     "expires_in_seconds",
     "http_date",
+    "is_header_safe",
     "parse_http_date",
     "parse_token_response",
     "password_form",
@@ -189,7 +190,7 @@ def _access_token_problem(data: Any) -> str | None:
             f"an access_token too long to send as a bearer token ({len(access)} characters, "
             f"more than {MAX_TOKEN_LENGTH})"
         )
-    if not _is_header_safe(access):
+    if not is_header_safe(access):
         # Never echoed: it is a credential, and h11 would quote it in its "illegal header" error.
         shape = "empty" if not access else f"{len(access)} characters, not all visible ASCII"
         return f"an access_token that cannot be sent as a bearer token ({shape})"
@@ -210,7 +211,7 @@ def _json_kind(value: Any) -> str:
     return "an object" if isinstance(value, dict) else type(value).__name__
 
 
-def _is_header_safe(token: str) -> bool:
+def is_header_safe(token: str) -> bool:
     """Non-empty visible ASCII: what an ``Authorization: Bearer`` header value can carry."""
     return bool(token) and token.isascii() and token.isprintable() and " " not in token
 

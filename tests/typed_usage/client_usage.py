@@ -37,6 +37,7 @@ from vbo_async import (
     ProxyLinks,
     ProxyRole,
     RetryPolicy,
+    SavedSession,
     SchedulePolicy,
     SelectedItem,
     SelectedItemObject,
@@ -88,6 +89,16 @@ async def calls(vbo: VBOClient, since: dt.datetime) -> None:
         assert_type(client, VBOClient)
     assert_type(vbo.api_version, str | None)
     assert_type(await vbo.discover_api_version(), str)
+    assert_type(await vbo.sign_in(), None)
+    assert_type(vbo.username, str)
+    session = vbo.saved_session()
+    assert_type(session, SavedSession | None)
+    if session is not None:
+        assert_type(session.to_json(), str)
+        assert_type(SavedSession.from_json(session.to_json().encode()), SavedSession)
+        assert_type(session.expires, dt.datetime)
+        assert_type(session.refresh_token, str | None)
+        assert_type(VBOClient(vbo.base_url, username="u", password="p", log_out=False).resume(session), bool)
     assert_type(vbo.api_root, str | None)
     assert_type(vbo.base_url, str)
     assert_type(vbo.token_requests, int)

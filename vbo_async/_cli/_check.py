@@ -333,6 +333,17 @@ def write_output(text: str) -> bool:
     default=16,
     help="How many servers are listed at once, and tenants checked at once on each server.",
 )
+@click.option(
+    "--token-cache",
+    "token_cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="VBO_ASYNC_TOKEN_CACHE",
+    metavar="DIR",
+    help="Keep each server's session in this directory (created mode 0700; its files 0600) "
+    "between runs: a run resumes it instead of signing in, so checks per tenant stay under "
+    "VB365's 5 sign-ins a minute; sessions are not logged out [env var: VBO_ASYNC_TOKEN_CACHE; "
+    "default: sign in and out on every run].",
+)
 @click.version_option(
     __version__, "-V", "--version", prog_name="vbo-async check", message="%(prog)s %(version)s"
 )
@@ -347,6 +358,7 @@ def check(
     check_proxies: bool,
     timeout: dt.timedelta,
     concurrency: int,
+    token_cache: Path | None,
 ) -> int:
     """Check the health of the backup jobs: a Nagios, Icinga or Checkmk plugin.
 
@@ -356,7 +368,8 @@ def check(
     password_env variable (no prompt when run without a terminal) or password_file.
 
     Each run signs in once per server; VB365 allows 5 sign-ins a minute: prefer one check per
-    server (all its tenants, repositories, license and proxies) to a check per tenant.
+    server (all its tenants, repositories, license and proxies) to a check per tenant, or
+    keep the sessions between runs with --token-cache.
 
     \b
     Example:
@@ -377,6 +390,7 @@ def check(
                         free=free,
                         expiry=expiry,
                         proxies=check_proxies,
+                        token_cache=token_cache,
                         **codec,
                     )
                 )
@@ -458,6 +472,7 @@ async def run_check(
     free: FreeSpace | None = None,
     expiry: Expiry | None = None,
     proxies: bool = False,
+    token_cache: Path | None = None,
     encoding: str = "utf-8",
     errors: str = "replace",
 ) -> PluginOutput:
@@ -467,12 +482,15 @@ async def run_check(
     ``proxies`` each server's backup proxies.
     ``wanted`` restricts the check to those organizations (ids or names) on whichever server
     has them, the repositories to those their jobs use, the licenses and proxies to their
-    servers'.
+    servers'. With ``token_cache``, each server's session is resumed from that directory and
+    kept there for the next run (`_tokencache.TokenCache`).
     Whatever has not answered within ``give_up_after`` is UNKNOWN; a bad targets file or a
     missing password is a `CLIError`. The output fits `OUTPUT_BYTES` written in ``encoding``
     with ``errors`` (`_stdout_codec`).
     """
-    swept, not_found = await _sweep(path, policy, wanted, give_up_after, concurrency, free, expiry, proxies)
+    swept, not_found = await _sweep(
+        path, policy, wanted, give_up_after, concurrency, free, expiry, proxies, token_cache
+    )
     return plugin_output(
         swept.report(),
         not_found=not_found,
@@ -495,11 +513,15 @@ async def _sweep(
     free: FreeSpace | None,
     expiry: Expiry | None,
     proxies: bool,
+    token_cache: Path | None = None,
 ) -> tuple[Swept, list[NotFound]]:
     """Each server on its own (`sweep_servers`): list its organizations, keep those ``wanted``,
     judge their jobs. A server that is slow to list holds up only itself; at the deadline,
     whatever is still running is stopped and reported as not having answered."""
     from ._flows import open_servers, sweep_servers
+    from ._tokencache import TokenCache
+
+    cache = TokenCache(token_cache) if token_cache is not None else None
 
     keys = {organization_key(value): value for value in wanted}
     seen: set[str] = set()  # every organization listed, for hints about an --org naming none
@@ -514,7 +536,7 @@ async def _sweep(
         return targets, failures
 
     async with contextlib.AsyncExitStack() as stack:
-        servers = await open_servers(stack, path, give_up_after=give_up_after)
+        servers = await open_servers(stack, path, give_up_after=give_up_after, cache=cache)
         swept = await sweep_servers(
             servers,
             concurrency=concurrency,

@@ -212,10 +212,12 @@ class Connection:
         verify: bool | str | ssl.SSLContext | None = None,
         max_concurrency: int = 10,
         within: float | None = None,
+        log_out: bool = True,
     ) -> VBOClient:
         """A `VBOClient` for this server (``verify`` overrides the connection's own, e.g. with a
         shared TLS context), for a command that gives up after ``within`` seconds (None: never;
-        see `retries_within`). An unusable URL or CA bundle is a `CLIError` (usage); no file
+        see `retries_within`); ``log_out`` False keeps its session live at close (a token
+        cache's). An unusable URL or CA bundle is a `CLIError` (usage); no file
         descriptor free to make the client, one whose outcome is `Outcome.UNREADABLE`."""
         try:
             return VBOClient(
@@ -226,6 +228,7 @@ class Connection:
                 verify=self.verify if verify is None else verify,
                 max_concurrency=max_concurrency,
                 retry=retries_within(within),
+                log_out=log_out,
             )
         except ConfigError as exc:
             raise CLIError(f"{self.name}: {exc}") from None

@@ -41,6 +41,7 @@ from ._progress import Phase, Progress
 from ._report import FOLLOW, Report, Row, Unread, error_row, link_problems, rows_of, warn_link_problems
 from ._secrets import Passwords
 from ._targets import ServerTarget, read_targets, tls_contexts
+from ._tokencache import TokenCache
 from ._turns import Turns, close_in_turns
 
 log = logging.getLogger("vbo_async.cli")
@@ -390,13 +391,21 @@ class Server:
     target: ServerTarget
     connection: Connection
     client: VBOClient
+    cache: TokenCache | None = None
+    """Where its session is kept between runs (``check --token-cache``), if anywhere."""
 
 
 async def open_servers(
-    stack: contextlib.AsyncExitStack, path: Path, *, give_up_after: dt.timedelta | None = None
+    stack: contextlib.AsyncExitStack,
+    path: Path,
+    *,
+    give_up_after: dt.timedelta | None = None,
+    cache: TokenCache | None = None,
 ) -> list[Server]:
     """A client for every server of the targets file at ``path``, closed by ``stack``, for a
     command that gives up after ``give_up_after`` (its clients wait for no retry past it).
+    With ``cache``, each client resumes its server's session from there as it first signs in
+    (`server_targets`), saves it again at close if it changed, and does not log out.
 
     Passwords are read (or prompted for) one server at a time before any request; servers
     sharing a ``password_env`` are asked once, a ``password_file`` is read once, and servers
@@ -411,6 +420,8 @@ async def open_servers(
     deadline: float | None = None
 
     async def close() -> None:
+        if cache is not None:
+            await _saved(servers, cache, deadline)
         await _close([server.client for server in servers], deadline)
 
     stack.push_async_callback(close)
@@ -421,13 +432,33 @@ async def open_servers(
             verify=tls,
             max_concurrency=target.max_concurrency,
             within=give_up_after.total_seconds() if give_up_after is not None else None,
+            log_out=cache is None,
         )
-        servers.append(Server(target, connection, client))
+        servers.append(Server(target, connection, client, cache))
     if give_up_after is not None:
         deadline = time.monotonic() + give_up_after.total_seconds()
         for server in servers:
             server.client._retry_until(deadline)
     return servers
+
+
+async def _saved(servers: Sequence[Server], cache: TokenCache, deadline: float | None) -> None:
+    """Save the sessions renewed during the run (a server that refused a resumed token), each
+    server on its own, by ``deadline`` (at least `LOGOUT_GRACE` from now): a file that cannot
+    be written is said, and the next run signs in again."""
+    within = None if deadline is None else max(deadline - time.monotonic(), LOGOUT_GRACE)
+
+    async def save(server: Server) -> None:
+        try:
+            await cache.save(server.client)
+        except ConfigError as exc:
+            log.warning("%s: the renewed session is not saved: %s", server.connection.name, exc)
+
+    try:
+        async with asyncio.timeout(within):
+            await asyncio.gather(*(save(server) for server in servers))
+    except TimeoutError:
+        log.warning("the command's time limit ended before every renewed session was saved")
 
 
 async def _close(clients: Sequence[VBOClient], deadline: float | None) -> None:
@@ -489,6 +520,8 @@ async def server_targets(
         if asked is not None:
             asked()
         try:
+            if server.cache is not None:
+                await server.cache.sign_in(server.client)
             organizations, undecoded = await server.client._organizations_filed()
         except VBOError as exc:
             phase.advance(failed=True)

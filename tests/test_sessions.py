@@ -1,0 +1,260 @@
+"""Saved sessions: one run's token pair resumed by the next (`VBOClient.saved_session`,
+`VBOClient.resume`, `SavedSession`), and ``log_out=False``.
+
+Against the simulator for every API version (what a resumed client sends, and that the saved
+session outlives its client), and against the scripted fake for the grants a resumed session due
+for renewal makes; the JSON form read back from anything a file could hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import json
+import pickle
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vbo_async import AuthenticationError, ClientStateError, ConfigError, SavedSession, VBOClient
+from vbo_async.simulator import create_app
+
+from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for
+from .test_versions_simulator import MODES, client, make_simulator
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def saved(**changes: Any) -> SavedSession:
+    fields: dict[str, Any] = {
+        "base_url": BASE,
+        "username": USERNAME,
+        "api_version": "v1",
+        "access_token": "access-saved-Qx7",
+        "refresh_token": "refresh-saved-Rk2",
+        "expires": NOW + dt.timedelta(minutes=30),
+        "renew_after": NOW + dt.timedelta(minutes=29),
+    }
+    return SavedSession(**{**fields, **changes})
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_resumed_session_sends_no_grant_and_outlives_its_client(mode: str) -> None:
+    simulator = make_simulator()
+    app = create_app(simulator=simulator)
+    async with client(app, mode, log_out=False) as first:
+        assert first.saved_session() is None  # not signed in yet
+        await first.sign_in()
+        text = first.saved_session().to_json()  # type: ignore[union-attr]
+        grants = sum(simulator.stats.token_requests.values())
+    assert sum(simulator.stats.logouts.values()) == 0  # log_out=False: the token lives on
+    session = SavedSession.from_json(text)
+    async with client(app, mode, log_out=False) as second:
+        assert second.resume(session) is True
+        assert second.api_version == session.api_version  # "auto" looks for no version
+        organizations = await second.organizations()
+        assert second.token_requests == 0
+        again = second.saved_session()
+        assert again is not None
+        assert again.access_token == session.access_token
+        assert abs(again.expires - session.expires) < dt.timedelta(seconds=1)
+    assert organizations
+    assert sum(simulator.stats.token_requests.values()) == grants
+    assert sum(simulator.stats.logouts.values()) == 0
+
+
+async def test_closing_logs_out_by_default_and_the_session_then_needs_a_new_grant() -> None:
+    simulator = make_simulator()
+    app = create_app(simulator=simulator)
+    async with client(app, "v8") as first:
+        await first.sign_in()
+        session = first.saved_session()
+    assert session is not None
+    assert simulator.stats.logouts["v8"] == 1
+    async with client(app, "v8") as second:
+        assert second.resume(session) is True
+        await second.organizations()  # the logged-out pair is refused: renewed with the password
+        assert second.token_requests >= 1
+    assert [entry.grant_type for entry in simulator.stats.token_log][-1] == "password"
+
+
+def test_the_saved_session_round_trips_through_json_and_hides_its_tokens() -> None:
+    session = saved()
+    assert SavedSession.from_json(session.to_json()) == session
+    assert SavedSession.from_json(session.to_json().encode()) == session
+    shown = repr(session) + str(session)
+    assert "access-saved" not in shown
+    assert "refresh-saved" not in shown
+    assert copy.copy(session) is session
+    assert copy.deepcopy(session) is session
+    with pytest.raises(ConfigError, match="cannot be pickled"):
+        pickle.dumps(session)
+
+
+async def test_a_session_due_for_renewal_is_refreshed_not_signed_in_again(fake: FakeVBO) -> None:
+    fake.valid_refresh.add("refresh-saved-Rk2")
+    fake.route("GET", "/v1/Organizations", [])
+    late = saved(renew_after=NOW - dt.timedelta(minutes=2), expires=NOW - dt.timedelta(minutes=1))
+    async with client_for(fake, log_out=False) as vbo:
+        assert vbo.resume(late) is True
+        assert await vbo.organizations() == []
+        renewed = vbo.saved_session()
+    assert fake.grants() == ["refresh_token"]
+    assert fake.token_forms[0]["refresh_token"] == "refresh-saved-Rk2"
+    assert renewed is not None
+    assert renewed.access_token == fake.issued[0][0]
+    assert renewed.refresh_token == fake.issued[0][1]
+    assert renewed.expires > NOW
+
+
+async def test_a_refused_refresh_token_falls_back_to_the_password(fake: FakeVBO) -> None:
+    fake.route("GET", "/v1/Organizations", [])
+    late = saved(renew_after=NOW - dt.timedelta(minutes=2), expires=NOW - dt.timedelta(minutes=1))
+    async with client_for(fake) as vbo:
+        vbo.resume(late)
+        await vbo.sign_in()
+    assert fake.grants() == ["refresh_token", "password"]
+
+
+async def test_a_revoked_resumed_token_is_renewed_on_its_401(fake: FakeVBO) -> None:
+    fake.valid_refresh.add("refresh-saved-Rk2")
+    fake.route("GET", "/v1/Organizations", [])
+    async with client_for(fake) as vbo:
+        vbo.resume(saved())
+        assert await vbo.organizations() == []
+    assert fake.grants() == ["refresh_token"]  # the saved access token was unknown: 401, refreshed
+    assert fake.api_requests[0].headers["authorization"] == "Bearer access-saved-Qx7"
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"base_url": "https://other.test:4443"}, "on https://other.test:4443, not"),
+        ({"username": "someone"}, "for 'someone' on"),
+    ],
+)
+async def test_a_session_of_another_server_or_user_is_refused(
+    fake: FakeVBO, changes: dict[str, str], said: str
+) -> None:
+    async with client_for(fake) as vbo:
+        with pytest.raises(ConfigError, match=said) as caught:
+            vbo.resume(saved(**changes))
+        await vbo.sign_in()  # signs in as usual
+    assert "saved-" not in str(caught.value)
+    assert "Bearer access-saved-Qx7" not in [r.headers.get("authorization") for r in fake.requests]
+
+
+async def test_a_session_that_cannot_serve_the_client_is_declined(fake: FakeVBO) -> None:
+    expired = saved(
+        refresh_token=None, expires=NOW - dt.timedelta(seconds=1), renew_after=NOW - dt.timedelta(minutes=1)
+    )
+    async with client_for(fake) as vbo:
+        assert vbo.resume(saved(api_version="v8")) is False  # the client speaks v1
+        assert vbo.resume(expired) is False
+        assert vbo.saved_session() is None
+        await vbo.sign_in()
+        assert vbo.saved_session() is not None
+    assert fake.grants() == ["password"]
+
+
+async def test_resume_is_refused_once_the_client_has_signed_in(fake: FakeVBO) -> None:
+    async with client_for(fake) as vbo:
+        await vbo.sign_in()
+        with pytest.raises(ClientStateError, match="before the client's first request"):
+            vbo.resume(saved())
+        with pytest.raises(ConfigError, match="must be a SavedSession"):
+            vbo.resume(json.loads(saved().to_json()))  # type: ignore[arg-type]
+    assert vbo.saved_session() is None  # closed
+    with pytest.raises(ClientStateError):
+        vbo.resume(saved())
+    with pytest.raises(ClientStateError):
+        await vbo.sign_in()
+
+
+async def test_sign_in_raises_a_refused_password_at_once(fake: FakeVBO) -> None:
+    async with client_for(fake, password="wrong") as vbo:
+        with pytest.raises(AuthenticationError):
+            await vbo.sign_in()
+        assert vbo.saved_session() is None
+    assert fake.grants() == ["password"]
+
+
+def test_log_out_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="log_out must be True or False, got str"):
+        VBOClient(BASE, username=USERNAME, password=PASSWORD, log_out="no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("", "not JSON"),
+        ("[]", "no 'format'"),
+        ('{"format": "vbo-async session 2"}', "no 'format'"),
+        (json.dumps({**json.loads(saved().to_json()), "extra": 1}), "unknown member 'extra'"),
+        (json.dumps({**json.loads(saved().to_json()), "api_version": "auto"}), "'api_version' is none of"),
+        (json.dumps({**json.loads(saved().to_json()), "access_token": "a b"}), "'access_token' is no token"),
+        (json.dumps({**json.loads(saved().to_json()), "refresh_token": ""}), "'refresh_token' is not a non"),
+        (json.dumps({**json.loads(saved().to_json()), "expires": "2026-01-01T00:00:00"}), "with an offset"),
+        (json.dumps({**json.loads(saved().to_json()), "renew_after": 5}), "'renew_after' is not an ISO"),
+        (json.dumps({**json.loads(saved().to_json()), "username": None}), "'username' is not a non-empty"),
+    ],
+)
+def test_text_that_is_no_saved_session_is_refused_saying_why(text: str, said: str) -> None:
+    with pytest.raises(ConfigError, match=said) as caught:
+        SavedSession.from_json(text)
+    assert "saved-" not in str(caught.value)
+
+
+@given(st.one_of(st.text(), st.binary(), st.recursive(st.none() | st.booleans() | st.text(), st.lists)))
+def test_any_text_is_a_session_or_a_config_error(value: Any) -> None:
+    text = value if isinstance(value, str | bytes) else json.dumps(value)
+    with contextlib.suppress(ConfigError):
+        SavedSession.from_json(text)
+
+
+@given(
+    access=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=64),
+    refresh=st.none() | st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=64),
+    seconds=st.floats(min_value=-1e6, max_value=1e8, allow_nan=False),
+)
+def test_every_session_round_trips(access: str, refresh: str | None, seconds: float) -> None:
+    when = NOW + dt.timedelta(seconds=seconds)
+    session = saved(access_token=access, refresh_token=refresh, expires=when, renew_after=when)
+    assert SavedSession.from_json(session.to_json()) == session
+
+
+def test_the_token_times_survive_the_trip_between_clocks() -> None:
+    session = saved()
+    token = session.token(now=100.0, wall_now=NOW)
+    assert token.expires_at == pytest.approx(100.0 + 30 * 60)
+    assert token.refresh_at == pytest.approx(100.0 + 29 * 60)
+    again = SavedSession.of(
+        token,
+        base_url=BASE,
+        username=USERNAME,
+        api_version="v1",
+        now=5_000.0,
+        wall_now=NOW + dt.timedelta(seconds=4_900),
+    )
+    assert again == session
+
+
+async def test_a_session_over_httpx_transport_is_sent_as_the_bearer() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return httpx.Response(200, json=[])
+
+    async with VBOClient(
+        BASE, username=USERNAME, password=PASSWORD, api_version="auto", transport=httpx.MockTransport(handler)
+    ) as vbo:
+        assert vbo.resume(saved(api_version="v7")) is True
+        assert vbo.api_version == "v7"
+        await vbo.organizations()
+    assert seen[0] == "Bearer access-saved-Qx7"
+    assert seen[-1] == "Bearer access-saved-Qx7"  # the v7 logout at close, with the same token
