@@ -246,10 +246,10 @@ def embedding_blocks() -> list[str]:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_the_embedding_examples_run(version: str) -> None:
+async def test_the_embedding_examples_run(version: str, tmp_path: Path) -> None:
     import httpx
 
-    backend, typed = embedding_blocks()
+    backend, saved, typed = embedding_blocks()
     app = simulator_app(version)
     simulator: Simulator = app.state.simulator
     async with serve(app) as port:
@@ -283,6 +283,17 @@ async def test_the_embedding_examples_run(version: str) -> None:
             job = jobs[0]
             repository = await repository_of(vbo, job)
             assert repository.id == job.repository_id
+        # The saved session's example: the second run resumes what the first one saved.
+        kept = tmp_path / "vb365.session"
+        count = run_block(
+            adapt(saved, {'Path("/var/lib/monitor/vb365.session")': f"Path({str(kept)!r})"}),
+            "embedding_saved",
+        )["organization_count"]
+        url = f"http://127.0.0.1:{port}"
+        grants = sum(simulator.stats.token_requests.values())
+        assert await count(url, "admin", "admin") == await count(url, "admin", "admin") == 3
+        assert sum(simulator.stats.token_requests.values()) == grants + 1
+        assert kept.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_retry_window_the_documents_name_is_the_one_health_uses() -> None:
