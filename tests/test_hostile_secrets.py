@@ -38,6 +38,8 @@ from vbo_async import (
     ClientStateError,
     ConfigError,
     DecodeError,
+    HealthPolicy,
+    HealthState,
     LinkError,
     NotFoundError,
     PollTarget,
@@ -1788,4 +1790,65 @@ async def test_a_token_a_server_puts_in_an_id_stays_out_of_the_action_and_mended
     said = [logging.Formatter().format(record) for record in logs.records]
     assert any("job action disable sent to" in line for line in said), said
     assert any("read mended" in line for line in said), said
+    assert not [line for line in said if ACCESS in line]
+
+
+async def test_a_token_a_server_puts_in_a_job_id_stays_out_of_the_health_logs(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """A job named by the bearer token whose sessions cannot be read: the DEBUG line saying so
+    ("reading the sessions of job ... failed") quoted the id as sent, token and all, while the
+    URL beside it was scrubbed; both `job_health` and a sweep's health logged it."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if path == "/v1/Organizations/o1/Jobs":
+            return httpx.Response(200, json=[{"id": ACCESS, "name": "Mail", "lastStatus": "Success"}])
+        return httpx.Response(500, json={"message": "boom"})
+
+    async with client_for(handler) as vbo:
+        (job,) = await vbo.organization_jobs("o1")
+        alone = await vbo.job_health(job)
+        async with poll_jobs([PollTarget(client=vbo, organization_id="o1")], health=HealthPolicy()) as sweep:
+            (result,) = [result async for result in sweep]
+    assert alone.state is HealthState.UNKNOWN
+    assert result.health is not None
+    said = [logging.Formatter().format(record) for record in logs.records]
+    failed = [line for line in said if "reading the sessions of job" in line]
+    assert len(failed) == 2, said
+    assert all("job '***' failed" in line for line in failed), failed
+    assert not [line for line in said if ACCESS in line]
+
+
+async def test_a_token_a_server_puts_in_a_job_id_stays_out_of_a_batched_sweeps_logs(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """The same in a batched sweep: a job the window's sessions cannot judge reads its own
+    newest sessions, and a failure to read them was logged with the id as sent."""
+    page = {"offset": 0, "limit": 10_000, "_links": {}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path, query = request.url.path, request.url.params
+        if path.endswith("/Token"):
+            return httpx.Response(200, content=token_json())
+        if path == "/v8/Organizations":
+            return httpx.Response(200, json={**page, "results": [{"id": "o1", "name": "Contoso"}]})
+        if path == "/v8/Jobs":
+            job = {"id": ACCESS, "name": "Mail", "organizationId": "o1", "lastStatus": "Failed"}
+            job["lastRun"] = "2020-01-01T00:00:00Z"
+            return httpx.Response(200, json={**page, "results": [job]})
+        if path == "/v8/JobSessions" and "jobId" not in query:
+            return httpx.Response(200, json={**page, "results": []})
+        return httpx.Response(500, json={"message": "boom"})
+
+    async with client_for(handler, api_version="v8") as vbo:
+        target = PollTarget(client=vbo, organization_id="o1")
+        async with poll_jobs([target], health=HealthPolicy(), batch=True) as sweep:
+            (result,) = [result async for result in sweep]
+    assert result.health is not None
+    assert [health.state for health in result.health.values()] == [HealthState.UNKNOWN]
+    said = [logging.Formatter().format(record) for record in logs.records]
+    assert [line for line in said if "reading the sessions of job '***' failed" in line], said
     assert not [line for line in said if ACCESS in line]

@@ -907,7 +907,7 @@ class VBOClient:
         except ClientStateError:
             raise
         except VBOError as exc:
-            log.debug("reading the sessions of job %r failed: %s", job.id, exc)
+            log.debug("reading the sessions of job %r failed: %s", self._fetcher.shown(job.id), exc)
             sessions, error = [], exc
         if now is None:  # after the request: its answer's Date is the freshest reading of the clock
             here = dt.datetime.now(dt.UTC)
