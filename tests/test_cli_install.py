@@ -174,3 +174,21 @@ def test_check_on_a_broken_install_is_unknown_on_stdout(tmp_path: Path) -> None:
     assert done.returncode == 3
     assert done.stdout == "VB365 UNKNOWN - internal error: ModuleNotFoundError: No module named 'attrs'\n"
     assert "Traceback" in done.stderr  # where, for whoever installs it, not in the status line
+
+
+@pytest.mark.parametrize("missing", ["starlette", "trustme"])
+def test_the_simulator_package_without_its_extra_names_it(tmp_path: Path, missing: str) -> None:
+    """``import vbo_async.simulator`` on an install without the ``simulator`` extra (a user's own
+    tests using it in process) said only "No module named 'starlette'", a package never asked for."""
+    code = (
+        "try:\n"
+        "    import vbo_async.simulator\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(type(exc).__name__, exc.name, exc, sep='|')\n"
+    )
+    done = python(code, blocked=(missing,), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        f"ModuleNotFoundError|{missing}|vbo_async.simulator needs the 'simulator' extra "
+        f"({missing} is not installed): pip install 'vbo-async[simulator]'\n"
+    )

@@ -18,9 +18,10 @@ from typing import TypeGuard
 
 import attrs
 
+from .._extras import SIMULATOR_PACKAGES, missing_package
+
 __all__ = [
     "EXIT_CODES_HELP",
-    "SIMULATOR_PACKAGES",
     "STANDARD",
     "STOPPED_BY_SIGTERM",
     "CLIError",
@@ -135,18 +136,14 @@ class MissingExtra(CLIError):
         self.extra = extra
 
 
-SIMULATOR_PACKAGES = frozenset({"starlette", "uvicorn", "trustme", "cryptography", "anyio", "h11"})
-"""Top-level packages of the ``simulator`` extra (and theirs) whose absence means "install it"."""
-
-
 @contextlib.contextmanager
 def simulator_extra(command: str) -> Iterator[None]:
     """Turn the `ImportError` of a missing simulator package into `MissingExtra` naming the extra."""
     try:
         yield
     except ImportError as exc:
-        missing = (exc.name or "").partition(".")[0]
-        if missing not in SIMULATOR_PACKAGES:
+        missing = missing_package(exc, SIMULATOR_PACKAGES)
+        if missing is None:
             raise
         raise MissingExtra(command, "simulator", missing) from None
 

@@ -19,12 +19,24 @@ page = simulator.jobs_wire(version="v8")  # exactly what GET /v8/Jobs answers
 
 from __future__ import annotations
 
-from ._app import create_app
-from ._config import Faults, SimulatorConfig
-from ._errors import SimulatedError
-from ._simulator import Simulator
-from ._stats import SimulatorStats, TokenRequest
-from ._tls import make_tls_material
+try:
+    from ._app import create_app
+    from ._config import Faults, SimulatorConfig
+    from ._errors import SimulatedError
+    from ._simulator import Simulator
+    from ._stats import SimulatorStats, TokenRequest
+    from ._tls import make_tls_material
+except ImportError as exc:
+    from .._extras import SIMULATOR_PACKAGES, missing_package
+
+    if (missing := missing_package(exc, SIMULATOR_PACKAGES)) is None:
+        raise
+    # As the command line says it; ``name`` kept, for `_cli._exit.simulator_extra` to read.
+    raise ModuleNotFoundError(
+        f"vbo_async.simulator needs the 'simulator' extra ({missing} is not installed): "
+        "pip install 'vbo-async[simulator]'",
+        name=exc.name,
+    ) from None
 
 __all__ = [
     "Faults",
