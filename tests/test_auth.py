@@ -57,6 +57,7 @@ from .conftest import (
     serve,
     settled,
 )
+from .raw_http import serve_raw
 
 DENIED = b'{"message":"Authorization has been denied for this request."}'
 
@@ -1623,3 +1624,170 @@ async def test_a_refresh_answered_otherwise_than_200_when_the_token_is_needed_fa
     answers += [answer, issued(3)]
     assert (await tokens.current()).access_token == "access-3-Qx"
     assert [form["grant_type"] for form in forms][3:] == ["refresh_token", "password"]
+
+
+# --- token answers whose body cannot be read ------------------------------------------------------
+
+LIMIT = 4096
+"""The ``max_response_bytes`` of the clients of `RawTokens`."""
+REFUSAL = b'{"error":"invalid_grant","error_description":"The user name or password is incorrect."}'
+
+
+class RawTokens:
+    """A raw v1 server whose token endpoint answers each grant with the next step of ``script``
+    (a status, how its body fails: "cut short", the connection closed 50 bytes before its
+    ``Content-Length``, or "too large", twice `LIMIT`; None: a fresh token), and whose API
+    answers the tokens it issued (and not revoked) with no jobs, any other with a 401."""
+
+    def __init__(self, script: list[tuple[int, str] | None]) -> None:
+        self.script = script
+        self.grants: list[str] = []
+        self.valid: set[bytes] = set()
+        self.issued = 0
+
+    async def __call__(self, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        if b"/token" not in head.split(b"\r\n", 1)[0].lower():
+            bearer = next(
+                (line for line in head.split(b"\r\n") if line.lower().startswith(b"authorization")), b""
+            )
+            known = any(token in bearer for token in self.valid)
+            answer = (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]"
+                if known
+                else b"HTTP/1.1 401 X\r\ncontent-length: 0\r\n\r\n"
+            )
+            writer.write(answer)
+            await writer.drain()
+            return
+        self.grants.append(parse_qs(body.decode())["grant_type"][0])
+        step = self.script.pop(0) if self.script else None
+        if step is None:
+            self.issued += 1
+            token = b"tok-%d-0123456789" % self.issued
+            self.valid.add(token)
+            content = b'{"access_token": "%b", "refresh_token": "ref-%d-0123456789", "expires_in": 3600}' % (
+                token,
+                self.issued,
+            )
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(content), content))
+            await writer.drain()
+            return
+        status, kind = step
+        content = REFUSAL if kind == "cut short" else b"<html>" + b"x" * (2 * LIMIT) + b"</html>"
+        declared = len(content) + (50 if kind == "cut short" else 0)
+        writer.write(
+            b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\nretry-after: 3600\r\n"
+            b"content-length: %d\r\n\r\n%b" % (status, declared, content)
+        )
+        await writer.drain()
+        if kind == "cut short":
+            writer.close()
+
+
+def raw_tokens_client(port: int) -> VBOClient:
+    return VBOClient(
+        f"http://127.0.0.1:{port}",
+        username=USERNAME,
+        password=PASSWORD,
+        api_version="v1",
+        max_response_bytes=LIMIT,
+        retry=FAST,
+    )
+
+
+def unread_said(kind: str) -> str:
+    """The start of what a token answer's body that could not be read says of it."""
+    if kind == "too large":
+        return f"its body could not be read: the response body exceeds max_response_bytes={LIMIT} (at least "
+    return "its body could not be read: "
+
+
+@pytest.mark.parametrize("kind", ["cut short", "too large"])
+async def test_a_refused_password_whose_body_cannot_be_read_is_refused_once_and_paused(
+    kind: str, sleeps: list[float]
+) -> None:
+    """A 400 to the password grant whose body was cut short was taken for an answer lost on the
+    way back and the password sent again 3 times a call; one over ``max_response_bytes`` was a
+    `ResponseTooLargeError`, the password sent again by every call: no `REFUSED_PAUSE` either
+    way (accounts lock out). The status line says the password was refused, whatever follows."""
+    server = RawTokens([(400, kind)])
+    async with serve_raw(server) as port, raw_tokens_client(port) as vbo:
+        with pytest.raises(AuthenticationError) as first:
+            await vbo.jobs()
+        with pytest.raises(AuthenticationError) as held:
+            await vbo.jobs()
+    assert server.grants == ["password"]
+    said = first.value.message
+    assert said.startswith(f"the server refused the password grant: bad request ({unread_said(kind)}")
+    assert held.value.message.startswith(said)
+    assert held.value.message.endswith(
+        f"and is not sent again for {REFUSED_PAUSE:.0f} s: repeated refusals can lock the account out)"
+    )
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("kind", ["cut short", "too large"])
+async def test_a_token_endpoint_s_429_whose_body_cannot_be_read_rests_it(
+    kind: str, sleeps: list[float]
+) -> None:
+    """A 429 naming ``Retry-After: 3600`` whose body was cut short was taken for a lost answer
+    (the grant sent 4 times a call), one over ``max_response_bytes`` for a `ResponseTooLargeError`
+    (a grant a call): the hour's rest was lost. It is the `RateLimitedError` it says it is."""
+    server = RawTokens([(429, kind)])
+    async with serve_raw(server) as port, raw_tokens_client(port) as vbo:
+        with pytest.raises(RateLimitedError) as first:
+            await vbo.jobs()
+        with pytest.raises(RateLimitedError) as held:
+            await vbo.jobs()
+    assert server.grants == ["password"]
+    assert first.value.status_code == 429
+    assert first.value.retry_after == 3600
+    assert unread_said(kind) in first.value.message
+    assert held.value.unsent
+    assert "the token endpoint throttled this client" in held.value.message
+    assert sleeps == []
+
+
+async def test_a_token_answer_over_the_size_limit_is_unreadable_and_rested() -> None:
+    """A 200 to the password grant over ``max_response_bytes`` (a proxy's login page) was a
+    `ResponseTooLargeError`, the password sent again by every call; a smaller one that is no token
+    is a `DecodeError` and rests the endpoint (`UNREADABLE_REST`). So is this one now."""
+    server = RawTokens([(200, "too large")])
+    async with serve_raw(server) as port, raw_tokens_client(port) as vbo:
+        with pytest.raises(DecodeError) as first:
+            await vbo.jobs()
+        with pytest.raises(DecodeError) as held:
+            await vbo.jobs()
+    assert server.grants == ["password"]
+    assert first.value.message.startswith(
+        f"the token endpoint's answer (HTTP 200) to the password grant could not be read: the response "
+        f"body exceeds max_response_bytes={LIMIT} (at least "
+    )
+    assert f"the token endpoint is not asked again for {UNREADABLE_REST:.0f} s" in held.value.message
+
+
+async def test_a_password_grant_whose_token_is_cut_short_is_sent_again() -> None:
+    """A 200 to the password grant cut short lost its token on the way back, as an answer lost
+    whole: the password grant is sent again (a second later), not rested as unreadable."""
+    server = RawTokens([(200, "cut short")])
+    async with serve_raw(server) as port, raw_tokens_client(port) as vbo:
+        assert await vbo.jobs() == []
+    assert server.grants == ["password", "password"]
+
+
+@pytest.mark.parametrize(("status", "kind"), [(400, "cut short"), (400, "too large"), (200, "too large")])
+async def test_a_refresh_answer_whose_body_cannot_be_read_falls_back_to_the_password_grant(
+    status: int, kind: str, sleeps: list[float]
+) -> None:
+    """A refused (400) refresh grant whose body was over ``max_response_bytes`` never fell back to
+    the password: the same refused refresh token was sent by every call, the client down for
+    good; one cut short was an answer lost (no resend, the password grant: so it stays). A 200
+    over the limit is unreadable, as a small one that is no token: the password grant follows."""
+    server = RawTokens([])
+    async with serve_raw(server) as port, raw_tokens_client(port) as vbo:
+        await vbo.jobs()
+        server.valid.clear()  # the token is refused: renewed with its refresh token first
+        server.script.append((status, kind))
+        assert await vbo.jobs() == []
+        assert await vbo.jobs() == []
+    assert server.grants == ["password", "refresh_token", "password"]

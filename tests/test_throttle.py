@@ -9,6 +9,7 @@ import datetime as dt
 import email.utils
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -82,6 +83,52 @@ async def test_a_rest_longer_than_the_policy_allows_fails_later_requests_unsent(
     assert 3500 < held.retry_after <= 3600
     assert re.search(r"retry after 3[56]\d\d s \(at ", str(held))
     assert "not sent" in str(held)
+
+
+class CutShort(httpx.AsyncByteStream):
+    """A body the connection drops halfway through."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"message": "Quota'
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+@pytest.mark.parametrize("body", ["too large", "cut short"])
+@pytest.mark.parametrize(("status", "error"), [(429, RateLimitedError), (503, ServerError)])
+async def test_a_rest_is_kept_when_the_answer_naming_it_has_a_body_that_cannot_be_read(
+    fake: FakeVBO, sleeps: list[float], status: int, error: type[APIError], body: str
+) -> None:
+    """A 429 (or a 503) naming ``Retry-After: 3600`` whose body was over ``max_response_bytes``
+    was a `ResponseTooLargeError`, one cut short a `TransportError` retried into the throttle:
+    the server's rest was lost, and every later call sent its request into it. The status line
+    and its headers say what to do; the body only words the error."""
+    headers = {"Retry-After": "3600", "Content-Type": "application/json"}
+    page = b'{"message": "' + b"x" * 8192 + b'"}'
+    if body == "too large":
+        answer = httpx.Response(status, content=page, headers=headers)
+    else:
+        answer = httpx.Response(status, stream=CutShort(), headers=headers)
+    fake.route("GET", "/v1/Jobs/j1", answer)
+    fake.route("GET", "/v1/Jobs/j2", JOB2)
+    async with client_for(fake, max_response_bytes=4096) as vbo:
+        with pytest.raises(error) as first:
+            await vbo.job("j1")
+        with pytest.raises(error) as held:
+            await vbo.job("j2")
+    assert sent(fake, "GET", "/v1/Jobs/j1") == 1
+    assert sent(fake, "GET", "/v1/Jobs/j2") == 0
+    assert sleeps == []
+    assert first.value.status_code == status
+    assert first.value.retry_after == 3600
+    unread = (
+        f"the response body exceeds max_response_bytes=4096 (at least {len(page)} bytes)"
+        if body == "too large"
+        else "RemoteProtocolError: peer closed connection without sending complete message body"
+    )
+    assert first.value.message.endswith(f" (its body could not be read: {unread})")
+    assert held.value.unsent
+    assert held.value.retry_after is not None
+    assert 3500 < held.value.retry_after <= 3600
 
 
 async def test_a_sweep_of_a_throttled_server_sends_no_429_per_tenant(

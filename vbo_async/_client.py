@@ -1053,8 +1053,7 @@ class VBOClient:
             answer = await self._fetcher.send("POST", url, json=body, retry=False, unread_body_ok=True)
             self._fetcher.expect_success(answer, "POST", url)
         except VBOError as exc:
-            if answer is not None and answer.unread is not None and exc is not answer.unread:
-                exc.message = f"{exc.message} (its body could not be read: {answer.unread.message})"
+            # A body that could not be read is said by `expect_success`'s error.
             if _may_have_acted(exc, url):
                 exc.message = (
                     f"{exc.message}; the job may have been {_DONE[action]} all the same: check it "

@@ -43,6 +43,12 @@ _TOKEN_REFUSALS = {400: "bad request", 401: "unauthorized (401)", 403: "forbidde
 """What a token endpoint's refusal says when its body says nothing."""
 
 
+def _unread_said(message: str, unread: VBOError) -> str:
+    """``message``, the error of an answer judged by its status, saying its body could not be
+    read (``unread``, `Answer.unread`: already scrubbed)."""
+    return f"{message} (its body could not be read: {unread.message})"
+
+
 def bodiless(error: E) -> E:
     """``error`` (and its chain) without the tracebacks whose frames held the body it is about.
 
@@ -145,7 +151,8 @@ class Fetcher:
 
     def expect_success(self, answer: Answer, method: str, url: str) -> bytes:
         """The body of a 2xx answer; otherwise raise the error for its status (server text in it
-        scrubbed of the client's secrets; a ``Retry-After`` said as when to try again)."""
+        scrubbed of the client's secrets; a ``Retry-After`` said as when to try again; a body
+        that could not be read, `Answer.unread`, said so)."""
         if 200 <= answer.status_code < 300:
             return answer.body
         now, head = dt.datetime.now(dt.UTC), answer.headers
@@ -161,6 +168,8 @@ class Fetcher:
             ),
             now=now,
         )
+        if answer.unread is not None:
+            error.message = _unread_said(error.message, answer.unread)
         self.hide_secrets(error)  # the URL may be an href quoting a secret
         # Without the frames holding the answer (this one's too): an error reporter shows their
         # variables, and its headers and body may echo the token or the password.
@@ -252,9 +261,16 @@ class Fetcher:
         AuthenticationError, 404 -> a plain `APIError` saying the version is not served there
         (not a `NotFoundError`, which callers read as an unknown id: a tenant to drop).
 
+        An answer is judged by its status whatever became of its body (too large, cut short:
+        ``unread_body_ok``): a refused password is paused, a throttle rested, never taken for an
+        answer lost and the grant sent again. A success whose body cannot be read (too large,
+        not valid for its coding) is a `DecodeError`, as one that brings no token.
+
         The form is never logged and never appears in an error.
         """
-        answer = await self.sender.send("POST", url, form=form, authenticated=False, retry=True)
+        answer = await self.sender.send(
+            "POST", url, form=form, authenticated=False, retry=True, unread_body_ok=True
+        )
         try:
             return self._token_answer(answer, url, form.grant_type)
         except VBOError as exc:
@@ -264,20 +280,28 @@ class Fetcher:
 
     def _token_answer(self, answer: Answer, url: str, grant_type: str) -> Any:
         """The parsed JSON of a token endpoint's ``answer``, or the error it stands for."""
+        unread = answer.unread
         if answer.status_code in (400, 401, 403):
             said, _ = read_error_body(answer.body, answer.headers.get("content-type"), self.scrub)
             # Not `error_for_status`'s words for a 401, which speak of a refused access token:
             # here the grant was refused (8.x servers answer with an empty body).
             reason = said or _TOKEN_REFUSALS[answer.status_code]
+            message = f"the server refused the {grant_type} grant: {reason}"
             raise AuthenticationError(
-                f"the server refused the {grant_type} grant: {reason}",
+                message if unread is None else _unread_said(message, unread), method="POST", url=url
+            )
+        if answer.status_code == 404:
+            message = "no token endpoint here: the server does not serve this API version at this base URL"
+            raise APIError(
+                message if unread is None else _unread_said(message, unread),
+                status_code=404,
                 method="POST",
                 url=url,
             )
-        if answer.status_code == 404:
-            raise APIError(
-                "no token endpoint here: the server does not serve this API version at this base URL",
-                status_code=404,
+        if unread is not None and 200 <= answer.status_code < 300:
+            raise DecodeError(
+                f"the token endpoint's answer (HTTP {answer.status_code}) to the {grant_type} grant "
+                f"could not be read: {unread.message}",
                 method="POST",
                 url=url,
             )

@@ -116,8 +116,8 @@ class Answer:
 
     ``headers`` come from ``head`` (the ``httpx.Response`` or the lean GET's `Reply`) when first
     asked for: a successful GET never needs httpx's headers, which the `Reply` builds lazily.
-    ``unread`` is the error that reading the body of an answer met when the request was sent
-    with ``unread_body_ok`` (its ``body`` is then empty), else None. ``unrenewed`` is, for a 401
+    ``unread`` is the error that reading the body of an answer standing without it met (its
+    ``body`` is then empty: `_stands_unread`), else None. ``unrenewed`` is, for a 401
     to a request not sent again (a job action), the error that renewing the token it refused met
     (None when it was renewed, and for every other answer)."""
 
@@ -385,7 +385,11 @@ class Sender:
         within the timeout) is still the answer, with an empty body and that error in
         `Answer.unread`: its status says what became of a job action (accepted and carried out;
         a 5xx, maybe carried out; a 4xx, refused before the server acted), whatever came after
-        its status line; the token a 401 refused is renewed all the same."""
+        its status line; the token a 401 refused is renewed all the same. A grant's refusal or
+        throttle stands so too, but not its success cut short on the way: its token is lost, as
+        with the whole answer (`_stands_unread`). A 429 or a 5xx stands without its body
+        whatever the request: its status and ``Retry-After`` decide (retried, the server
+        rested), its body only words the error."""
         try:
             self.check_usable()
             if not self._api_root.contains(url):
@@ -836,11 +840,11 @@ class Sender:
     def _unread(self, call: _Call, reading: _Reading, exc: Exception) -> VBOError | None:
         """The error ``exc`` met reading the body of the answer in ``reading`` (too large, not
         valid for its coding, cut short, not all there within the timeout), when that answer
-        stands without its body (`send`'s ``unread_body_ok``: a job action, whose status says
-        whether the server acted, whatever became of its body): scrubbed, without its traceback.
-        None when ``exc`` is to be raised."""
+        stands without its body (`_stands_unread`: a job action, whose status says whether the
+        server acted, whatever became of its body; a grant's refusal; a 429 or a 5xx): scrubbed,
+        without its traceback. None when ``exc`` is to be raised."""
         response = reading.response
-        if not call.unread_body_ok or response is None:
+        if response is None or not _stands_unread(call, response.status_code, exc):
             return None
         if isinstance(exc, VBOError):
             error = exc
@@ -1071,6 +1075,27 @@ class Sender:
             method=method,
             url=url,
         )
+
+
+def _stands_unread(call: _Call, status: int, exc: Exception) -> bool:
+    """Whether an answer of ``status`` whose body could not be read (``exc``) is still the
+    answer, without its body, rather than a failed attempt (`Sender._unread`).
+
+    A 429 or a 5xx always is: its body only words the error, while its status and
+    ``Retry-After`` say when to ask again (the server's rest, the token endpoint's throttle),
+    which an attempt taken for failed lost (retried into the throttle, or never rested). So is
+    any answer to a request sent with ``unread_body_ok`` (a job action: its status says whether
+    the server acted; a grant: a refused password is paused, not sent again as if its answer
+    were lost), but a grant's success whose body was not refused for itself (too large, not
+    valid for its coding) but lost on the way (cut short, stalled): its token is gone with it,
+    as with the whole answer (docs/reliability.md, "Token grants")."""
+    if _rest_status(status):
+        return True
+    if not call.unread_body_ok:
+        return False
+    if isinstance(call.form, GrantForm) and 200 <= status < 300:
+        return isinstance(exc, ResponseTooLargeError | DecodeError)
+    return True
 
 
 def _is_password_grant(call: _Call) -> bool:
