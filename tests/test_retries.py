@@ -8,6 +8,7 @@ import datetime as dt
 import email.utils
 import json
 import re
+import ssl
 from typing import Any
 
 import attrs
@@ -485,6 +486,62 @@ async def test_transport_errors_end_after_the_attempts(fake: FakeVBO, vbo: VBOCl
     assert re.search(r"\(gave up after 4 attempts in [0-9]+\.[0-9] s\)", info.value.message)
     assert info.value.message in str(info.value)
     assert info.value.args == (info.value.message,)
+
+
+async def test_a_retry_given_up_waiting_for_a_slot_says_its_attempts(fake: FakeVBO) -> None:
+    """The retry budget spent while a retry waits for the client's one slot: the error of the
+    attempt before it said nothing of the attempts made ("Server disconnected" alone), where
+    every other give-up says "gave up after N attempts"; the log said 2."""
+    release = asyncio.Event()
+    holding: list[asyncio.Task[Any]] = []
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return json_response(200, [])
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        if len(job_gets(fake)) == 2:
+            # While the second attempt holds the slot, another call queues for it: it gets the
+            # slot as this one lets go, before this request's third attempt is due.
+            holding.append(asyncio.create_task(vbo.organization("o1")))
+        raise httpx.RemoteProtocolError("Server disconnected")
+
+    fake.route("GET", "/v1/Jobs/j1", fail)
+    fake.route("GET", "/v1/Organizations/o1", held)
+    fake.route("GET", "/v1/Organizations", [])
+    policy = RetryPolicy(attempts=5, wait_initial=0.05, wait_max=0.05, wait_jitter=0, timeout=0.5)
+    async with client_for(fake, max_concurrency=1, retry=policy) as vbo:
+        await vbo.organizations()  # the token first
+        # The slot comes back after the retry budget (counted from the first try) is spent.
+        asyncio.get_running_loop().call_later(0.8, release.set)
+        with pytest.raises(TransportError) as info:
+            await vbo.job("j1")
+        with contextlib.suppress(VBOError):
+            await holding[0]
+    assert len(job_gets(fake)) == 2
+    assert re.search(
+        r"^RemoteProtocolError: Server disconnected \(gave up after 2 attempts in [0-9]+\.[0-9] s\)",
+        info.value.message,
+    )
+
+
+async def test_a_failure_no_retry_changes_after_a_retry_says_the_attempts(fake: FakeVBO) -> None:
+    """A 503 retried, then a refused certificate (no retry changes it): that error is raised at
+    once, and says the attempts made before it."""
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("certificate verify failed") from ssl.SSLCertVerificationError(
+            "certificate verify failed"
+        )
+
+    fake.route("GET", "/v1/Jobs/j1", json_response(503, {"message": "busy"}), refused)
+    with pytest.raises(TransportError) as info:
+        async with client_for(fake) as vbo:
+            await vbo.job("j1")
+    assert len(job_gets(fake)) == 2
+    assert re.search(r"\(gave up after 2 attempts in [0-9]+\.[0-9] s\)$", info.value.message), (
+        info.value.message
+    )
 
 
 async def test_an_attempt_that_hangs_times_out_and_is_retried(fake: FakeVBO) -> None:

@@ -409,6 +409,7 @@ class Sender:
                     assert last is not None  # only a retry is spent
                     self._gave_up(method, url, attempt - 1, "the retry budget ran out waiting for a slot")
                     if isinstance(last, TransportError):
+                        _say_attempts(last, attempt - 1, started)
                         raise last from last.__cause__
                     return last
                 except TokenUnavailable as failure:
@@ -423,6 +424,7 @@ class Sender:
                     login = _is_password_grant(call)
                     resend = exc.unsent or method in IDEMPOTENT_METHODS or login
                     if not (retryable and resend) or _fails_every_time(exc):
+                        _say_attempts(exc, attempt, started)  # after earlier ones (a 503 first)
                         raise
                     wait = self._wait(attempt, started, None, throttled=login and not exc.unsent)
                     if wait is None:
