@@ -26,16 +26,16 @@ try:
     from ._simulator import Simulator
     from ._stats import SimulatorStats, TokenRequest
     from ._tls import make_tls_material
-except ImportError as exc:
+except ImportError as _missing:  # private names: nothing of this is the package's interface
     from .._extras import SIMULATOR_PACKAGES, missing_package
 
-    if (missing := missing_package(exc, SIMULATOR_PACKAGES)) is None:
+    if (_package := missing_package(_missing, SIMULATOR_PACKAGES)) is None:
         raise
     # As the command line says it; ``name`` kept, for `_cli._exit.simulator_extra` to read.
     raise ModuleNotFoundError(
-        f"vbo_async.simulator needs the 'simulator' extra ({missing} is not installed): "
+        f"vbo_async.simulator needs the 'simulator' extra ({_package} is not installed): "
         "pip install 'vbo-async[simulator]'",
-        name=exc.name,
+        name=_missing.name,
     ) from None
 
 __all__ = [
