@@ -9,6 +9,7 @@ link, a damaged file).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import sys
@@ -203,3 +204,21 @@ async def test_a_cache_that_is_a_file_is_a_usage_error(
     assert "--token-cache" in result.out
     assert str(cache) in result.out
     assert grants(east) == []
+
+
+async def test_a_session_due_within_the_time_limit_is_renewed_at_the_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
+) -> None:
+    """A run renews a session due before its -t is over while it holds the file, rather than
+    midway, where another run holding the same refresh token would send it too."""
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    await check(capsys, targets, "--token-cache", str(cache))
+    path = cached(cache)
+    saved = json.loads(path.read_text())
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)).isoformat()
+    path.write_text(json.dumps({**saved, "renew_after": soon}))
+    await check(capsys, targets, "--token-cache", str(cache), "-t", "20s")
+    assert grants(east) == ["password"]  # due in 30 s, the run ends within 20 s
+    await check(capsys, targets, "--token-cache", str(cache), "-t", "40s")
+    assert grants(east) == ["password", "refresh_token"]
+    assert json.loads(path.read_text())["access_token"] != saved["access_token"]

@@ -258,3 +258,28 @@ async def test_a_session_over_httpx_transport_is_sent_as_the_bearer() -> None:
         await vbo.organizations()
     assert seen[0] == "Bearer access-saved-Qx7"
     assert seen[-1] == "Bearer access-saved-Qx7"  # the v7 logout at close, with the same token
+
+
+async def test_sign_in_renews_a_token_due_within_the_time_asked_for(fake: FakeVBO) -> None:
+    fake.valid_refresh.add("refresh-saved-Rk2")
+    soon = saved(renew_after=NOW + dt.timedelta(seconds=30))
+    async with client_for(fake, log_out=False) as vbo:
+        vbo.resume(soon)
+        await vbo.sign_in()  # due in 30 s: not yet
+        await vbo.sign_in(valid_for=20)
+        assert fake.grants() == []
+        await vbo.sign_in(valid_for=60)  # due within the minute asked for: renewed now
+        assert fake.grants() == ["refresh_token"]
+        renewed = vbo.saved_session()
+        assert renewed is not None
+        assert renewed.access_token == fake.issued[0][0]
+        await vbo.sign_in(valid_for=60)  # the new token is not due within it
+    assert fake.grants() == ["refresh_token"]
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), 10**400, "60", True, None])
+async def test_sign_in_refuses_a_time_that_is_no_number_of_seconds(fake: FakeVBO, value: Any) -> None:
+    async with client_for(fake) as vbo:
+        with pytest.raises(ConfigError, match="valid_for must be a number of seconds, 0 or more"):
+            await vbo.sign_in(valid_for=value)
+    assert fake.requests == []

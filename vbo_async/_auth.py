@@ -408,13 +408,14 @@ class TokenManager:
         token = self._token
         return None if token is None or token is self._refused else token
 
-    async def current(self) -> Token:
+    async def current(self, ahead: float = 0.0) -> Token:
         """A token that is not about to expire, obtaining or refreshing one if needed; the token
-        still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`)."""
+        still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`).
+        With ``ahead`` (seconds), one due for renewal within that long is renewed now too."""
         if self._endpoint is None and self.find_endpoint is not None:
             await self.find_endpoint()  # outside the lock: the discovery's probes take it
         token = self.ready()
-        if token is not None:
+        if token is not None and (not ahead or self._clock() + ahead < token.refresh_at):
             return token
         token = self._token
         return await self._renewed(token, refused=token is not None and token is self._refused)

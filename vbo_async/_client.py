@@ -494,12 +494,15 @@ class VBOClient:
         self._fetcher.check_usable()  # closed, or another loop: raised even once the version is known
         return (await self._found_dialect()).version
 
-    async def sign_in(self) -> None:
+    async def sign_in(self, *, valid_for: float = 0.0) -> None:
         """Obtain a token now, unless the client holds one not yet due for renewal: the
         version found first if ``"auto"``, then the password grant, or the refresh grant of a
         resumed session due for it. Any call does this when it needs to; calling it first
         makes a refused password fail at start-up rather than on the first call, and gives a
-        `saved_session` to store before the work begins.
+        `saved_session` to store before the work begins. ``valid_for`` (seconds) renews a
+        token due for renewal within that long too: a run of known length that shares its
+        session with others (a check's time limit) renews it at its start, where the runs take
+        turns, rather than midway, where two runs would send the same refresh token.
 
         ```python
         url = "https://vb365.example.com:4443"
@@ -508,8 +511,10 @@ class VBOClient:
             session = vbo.saved_session()  # session.to_json(): for the next run to resume
         ```
         """
+        if not (_is_number(valid_for) and _is_finite(valid_for) and valid_for >= 0):
+            raise ConfigError(f"valid_for must be a number of seconds, 0 or more; got {valid_for!r}")
         self._fetcher.check_usable()
-        await self._tokens.current()
+        await self._tokens.current(ahead=float(valid_for))
 
     def resume(self, session: SavedSession) -> bool:
         """Go on with a session a client of the same server and user saved

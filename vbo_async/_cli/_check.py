@@ -521,7 +521,8 @@ async def _sweep(
     from ._flows import open_servers, sweep_servers
     from ._tokencache import TokenCache
 
-    cache = TokenCache(token_cache) if token_cache is not None else None
+    limit = give_up_after.total_seconds()
+    cache = TokenCache(token_cache, valid_for=limit) if token_cache is not None else None
 
     keys = {organization_key(value): value for value in wanted}
     seen: set[str] = set()  # every organization listed, for hints about an --org naming none

@@ -55,12 +55,14 @@ def _flags(*names: str) -> int:
 class TokenCache:
     """The cache directory of ``--token-cache``: one file per server and user."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, valid_for: float = 0.0) -> None:
         try:
             import fcntl  # noqa: F401  (POSIX only)
         except ImportError:
             raise CLIError("--token-cache needs file locks (fcntl), which this system lacks") from None
         self.directory = directory
+        self.valid_for = valid_for
+        """Seconds a run lasts at most: a session due for renewal within them is renewed first."""
         self.written: dict[str, str] = {}
         """Per file name, the session text this run last read or wrote there."""
         self._prepare()
@@ -92,9 +94,11 @@ class TokenCache:
 
     async def sign_in(self, client: VBOClient) -> None:
         """Sign ``client`` in through its server's file: resume the session found there (if it
-        serves), renew or sign in as needed, and write the session back when it changed; other
-        runs wait meanwhile. A file that cannot be used is a `ConfigError` (this server's
-        failure); one that holds no session is said at warning level and replaced."""
+        serves), renew it if it is due within `valid_for` (the run's time limit: no
+        renewal midway, where another run could send the same refresh token), or sign in, and
+        write the session back when it changed; other runs wait meanwhile. A file that cannot
+        be used is a `ConfigError` (this server's failure); one that holds no session is said
+        at warning level and replaced."""
         path = self.file_for(client)
         async with _locked(path) as descriptor:
             text = _read(descriptor, path)
@@ -107,7 +111,7 @@ class TokenCache:
                 else:
                     said = "session resumed" if resumed else "session unusable, signing in"
                     log.debug("%s: %s", path, said)
-            await client.sign_in()
+            await client.sign_in(valid_for=self.valid_for)
             self._write(client, path, descriptor)
 
     async def save(self, client: VBOClient) -> None:
