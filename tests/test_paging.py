@@ -214,7 +214,32 @@ async def test_a_page_cycle_is_an_error_naming_the_listing(fake: FakeVBO, vbo: V
     assert len(fake.api_requests) == 2
     assert info.value.url == f"{BASE}/v1/Jobs?offset=2&limit=2"  # the page whose next loops
     assert f"the listing {BASE}/v1/Jobs loops" in str(info.value)
-    assert f"{BASE}/v1/Jobs already read" in str(info.value)
+    assert f"names {BASE + '/v1/Jobs'!r} already read" in str(info.value)
+
+
+async def test_a_loop_error_quotes_a_next_link_padded_with_query_noise_cut(
+    fake: FakeVBO, vbo: VBOClient
+) -> None:
+    """Empty query parameters are ignored when pages are compared, so a ``next`` padded with
+    them (up to most of a page of ``max_response_bytes``) still names the page it was read on:
+    the error quotes its first 500 characters and its length, not all of it (the message goes
+    into every log line and sweep result naming the error)."""
+    noise = "&" * 300_000
+    fake.route("GET", "/v1/Jobs", page(JOBS[:2], offset=0, limit=2, path="/v1/Jobs", next_offset=2))
+    fake.route(
+        "GET",
+        "/v1/Jobs?offset=2&limit=2",
+        {"results": JOBS[2:4], "_links": {"next": {"href": f"{FOREIGN}/v1/Jobs?limit=2&offset=2{noise}"}}},
+    )
+    with pytest.raises(APIError) as info:
+        await vbo.jobs()
+    assert len(fake.api_requests) == 2
+    looping = f"{BASE}/v1/Jobs?limit=2&offset=2{noise}"
+    assert str(info.value) == (
+        f"HTTP 200: the listing {BASE}/v1/Jobs loops: the next link of this page names "
+        f"{looping[:500]!r}... ({len(looping)} characters) already read; refusing to read on "
+        f"(the listing cannot be known complete) (GET {BASE}/v1/Jobs?offset=2&limit=2)"
+    )
 
 
 async def test_an_empty_page_ends_the_listing_whatever_its_next_says(fake: FakeVBO, vbo: VBOClient) -> None:

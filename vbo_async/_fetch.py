@@ -31,7 +31,7 @@ from ._retry import RETRY_AFTER_LIMIT, RetryPolicy, parse_retry_after
 from ._sending import CLOSED_IN_FLIGHT, Answer, Sender, _frameless
 from ._status import IDEMPOTENT_METHODS, error_for_status, read_error_body
 from ._tokens import GrantForm, Token
-from ._urls import ApiRoot, scrub_error, scrubbed_link_error, with_query
+from ._urls import ApiRoot, quoted, scrub_error, scrubbed_link_error, with_query
 
 __all__ = ["Answer", "Fetcher", "RetryPolicy"]
 
@@ -517,11 +517,13 @@ class Fetcher:
             if page_key(next_url) in seen:
                 # Both URLs may quote a secret a server put in an href (the listing's link, or
                 # query noise in the next link): `hide_secrets` scrubs only the error's own URL.
+                # The next link is `quoted` (cut), after the scrub: query noise, ignored when
+                # pages are compared, may make it most of a 64 MiB page.
                 scrub = self.scrub or str
                 error = APIError(
                     f"the listing {scrub(url)} loops: the next link of this page names "
-                    f"{scrub(next_url)} already read; refusing to read on (the listing cannot be "
-                    "known complete)",
+                    f"{quoted(scrub(next_url))} already read; refusing to read on (the listing "
+                    "cannot be known complete)",
                     status_code=200,
                     method="GET",
                     url=page_url,
