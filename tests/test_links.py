@@ -31,7 +31,7 @@ from vbo_async._dialects import DIALECTS, Route
 from vbo_async._dialects._base import quote_segment
 from vbo_async._urls import ApiRoot, _check_each_segment, _check_segments, with_query
 
-from .conftest import FOREIGN, FakeVBO, client_for
+from .conftest import FOREIGN, PASSWORD, FakeVBO, client_for
 
 JOB_ID = "70a8cbaf-642f-4c6f-934d-fb10e597a82a"
 ORG_ID = "b2d9414d-c417-4a94-be3b-b38a3c2e8a7b"
@@ -269,6 +269,43 @@ async def test_a_refused_megabyte_href_is_kept_once_and_quoted_in_part(
     assert len(str(error)) < 1_000
     assert f"{error.href[:500]!r}... ({len(error.href)} characters)" in str(error)
     assert len(pickle.dumps(error)) < 1.1 * MEGABYTES  # the href once, not twice
+
+
+@pytest.mark.parametrize("secret", [False, True], ids=["plain", "quoting-the-password"])
+async def test_a_through_link_whose_middle_lacks_the_link_quotes_the_via_href_cut(secret: bool) -> None:
+    """A v6+ job's proxy is its repository's: when the repository has no proxy link, the
+    `LinkError` names the repository's href, quoted as every `LinkError` quotes one (its first
+    500 characters and its length), not whole (a server's href may be tens of kilobytes); a
+    password the href quotes is masked in the message as in ``href``."""
+    query = f"k={PASSWORD}&pad=" if secret else "pad="
+    href = f"/v8/BackupRepositories/r1?{query}" + "a" * 60_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v8/Token":
+            return httpx.Response(
+                200, json={"access_token": "access-Zq9xKp2", "token_type": "bearer", "expires_in": 3599}
+            )
+        if path == "/v8/Jobs/j1":
+            return httpx.Response(
+                200, json={"id": "j1", "name": "D", "_links": {"backupRepository": {"href": href}}}
+            )
+        if path == "/v8/BackupRepositories/r1":
+            return httpx.Response(200, json={"id": "r1", "name": "repo", "_links": {}})
+        return httpx.Response(404, json={})
+
+    async with client_for(handler, api_version="v8") as vbo:
+        proxy = (await vbo.job("j1")).links.proxy
+        assert proxy is not None
+        with pytest.raises(LinkError) as info:
+            await proxy
+    shown = href.replace(PASSWORD, "***")
+    assert info.value.href == shown
+    assert info.value.relation == "proxy"
+    assert str(info.value) == (
+        f"cannot follow 'proxy': the 'backupRepository' resource at {shown[:500]!r}... "
+        f"({len(shown)} characters) has no 'proxy' link"
+    )
 
 
 async def test_collection_link_refused_for_async_for_too(

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._exceptions import ClientStateError, ConfigError, LinkError, VBOError
+from ._urls import quoted
 
 if TYPE_CHECKING:
     from ._urls import ApiRoot
@@ -196,9 +197,10 @@ class ThroughLink(Link[T_co]):
         links = getattr(middle, "links", None)
         found = getattr(links, self._then, None)
         if not isinstance(found, Link):
+            # The href `quoted` (cut), as every LinkError quotes one: a server's may be megabytes.
             error = LinkError(
                 f"cannot follow {self.relation!r}: the {self._via.relation!r} resource at "
-                f"{self._via.href!r} has no {self._then!r} link",
+                f"{quoted(self._via.href)} has no {self._then!r} link",
                 href=self._via.href,
                 relation=self.relation,
             )
