@@ -363,6 +363,35 @@ async def test_an_unreadable_next_link_is_not_the_last_page(
     assert info.value.path == path
 
 
+@pytest.mark.parametrize(
+    ("links", "path"),
+    [({"next": {"href": ""}}, "$._links.next.href"), ({"next": ""}, "$._links.next")],
+    ids=["object", "bare"],
+)
+async def test_an_empty_next_href_is_not_the_last_page(
+    fake: FakeVBO, vbo: VBOClient, links: Any, path: str
+) -> None:
+    """An empty href names no page: it ended the listing silently, the items of the pages after
+    it lost, where a ``next`` the client cannot read is a `DecodeError`."""
+    fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": links})
+    fake.route("GET", "/v1/Jobs?offset=2", {"results": JOBS[2:]})
+    with pytest.raises(DecodeError) as info:
+        await vbo.jobs()
+    assert info.value.path == path
+    assert info.value.url == f"{BASE}/v1/Jobs"
+    assert "page link 'next' has an empty href" in str(info.value)
+    assert len(fake.api_requests) == 1
+
+
+@pytest.mark.parametrize("links", [{}, {"next": None}, {"next": {"href": None}}, {"next": {}}])
+async def test_a_next_without_an_href_ends_the_listing(fake: FakeVBO, vbo: VBOClient, links: Any) -> None:
+    """No ``next``, or one whose href is absent: ``null``, or left out (``{}``, as a serializer
+    told to omit nulls writes ``{"href": null}``) is the last page."""
+    fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": links})
+    assert [job.id for job in await vbo.jobs()] == ["job-0", "job-1"]
+    assert len(fake.api_requests) == 1
+
+
 async def test_a_next_link_sent_as_a_bare_href_is_followed(fake: FakeVBO, vbo: VBOClient) -> None:
     """As a resource's links are read: ``"next": "/v1/..."`` is the href itself."""
     fake.route("GET", "/v1/Jobs", {"results": JOBS[:2], "_links": {"next": "/v1/Jobs?offset=2"}})

@@ -147,7 +147,11 @@ def split_page(data: Any, *, url: str | None = None) -> tuple[list[Any], str | N
 def _next_href(links: Any, url: str | None) -> str | None:
     """The ``next`` href of a page's ``_links`` (None: the last page), read as a resource's links
     are (``{"href": ...}`` or the href itself). Links the client cannot read are a `DecodeError`:
-    taken for the last page, they would end the listing with items left unread."""
+    taken for the last page, they would end the listing with items left unread.
+
+    Only an absent href ends the listing: no ``next``, ``null``, ``{"href": null}`` or ``{}``
+    (that one with its null left out, as serializers told to omit nulls write it). An empty href
+    names no page: it is one the client cannot read, not the last page."""
     if links is None:
         return None
     if links.__class__ is not dict:
@@ -156,7 +160,8 @@ def _next_href(links: Any, url: str | None) -> str | None:
         )
     entry = links.get("next")
     href = entry.get("href") if entry.__class__ is dict else entry
-    if href is None or href.__class__ is str:
-        return href or None
+    if href is None or (href.__class__ is str and href):
+        return href
     where = "$._links.next.href" if entry.__class__ is dict else "$._links.next"
-    raise DecodeError(f"page link 'next' has no usable href ({type(href).__name__})", path=where, url=url)
+    why = "an empty href" if href.__class__ is str else f"no usable href ({type(href).__name__})"
+    raise DecodeError(f"page link 'next' has {why}", path=where, url=url)
