@@ -29,7 +29,7 @@ from vbo_async import (
 )
 from vbo_async._dialects import DIALECTS, Route
 from vbo_async._dialects._base import quote_segment
-from vbo_async._urls import ApiRoot, _check_each_segment, _check_segments, with_query
+from vbo_async._urls import _LONGEST_HREF, ApiRoot, _check_each_segment, _check_segments, with_query
 
 from .conftest import FOREIGN, PASSWORD, FakeVBO, client_for
 
@@ -528,6 +528,67 @@ def test_rebase(base: str, href: str, expected: str) -> None:
     root = ApiRoot(base, ["v1"])
     assert root.rebase(href) == expected
     assert root.contains(root.rebase(href))
+
+
+def test_the_longest_href_rebase_reads_is_the_longest_url_httpx_requests() -> None:
+    """`_LONGEST_HREF` is httpx's own bound (private to httpx): a URL of that many characters
+    is one httpx takes, one character more is "URL too long"."""
+    url = "https://vbo.test/v1/Jobs?x="
+    assert _LONGEST_HREF == 65_536
+    assert len(str(httpx.URL(url + "a" * (_LONGEST_HREF - len(url))))) == _LONGEST_HREF
+    with pytest.raises(httpx.InvalidURL, match="URL too long"):
+        httpx.URL(url + "a" * (_LONGEST_HREF + 1 - len(url)))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix"),
+    [
+        (f"{FOREIGN}/v1/Jobs?x=", ""),
+        ("/v1/Jobs?x=", ""),
+        ("?x=", ""),
+        ("/v1/Jobs?x=", " "),  # a malformed query, found only by reading it
+        ("/v1/Jobs?x=", "\ud800"),  # a lone surrogate, found only by encoding it
+        ("/v1/" + "a/" * 10, ""),  # a path, its segments checked one by one
+    ],
+    ids=["absolute", "server-relative", "relative", "malformed-query", "surrogate", "long-path"],
+)
+def test_an_href_longer_than_any_url_httpx_requests_is_refused_before_it_is_read(
+    prefix: str, suffix: str
+) -> None:
+    """A server's href (a ``next`` link of most of a 64 MiB page) was read whole, rebasing
+    scanning its query and a listing parsing it for loops, seconds of CPU before httpx refused
+    it: one longer than httpx's bound is refused first, quoted as every refused href is."""
+    root = ApiRoot("https://vbo.test:4443", ["v1"])
+    context = "https://vbo.test:4443/v1/Jobs"
+    longest = prefix + "a" * (_LONGEST_HREF - len(prefix))
+    assert root.rebase(longest, context=context).endswith("a" * 1_000)  # at the bound: read
+    href = longest + "a" * 300_000 + suffix
+    with pytest.raises(LinkError) as info:
+        root.rebase(href, context=context, relation="next")
+    assert info.value.href == href
+    assert info.value.relation == "next"
+    assert str(info.value) == (
+        f"href {href[:500]!r}... ({len(href)} characters) is longer than any URL httpx requests "
+        "(65,536 characters); refusing to follow it"
+    )
+
+
+async def test_a_link_longer_than_any_url_httpx_requests_is_refused_each_time_it_is_followed(
+    fake: FakeVBO, vbo: VBOClient, seed: list[dict[str, Any]]
+) -> None:
+    """The client keeps the URLs of the hrefs it rebased (short ones): an href over httpx's
+    bound is refused again at every use, without a request, never kept as rebased."""
+    href = "/v1/Jobs/" + "a" * _LONGEST_HREF
+    job = await job_with_link(fake, vbo, seed, href)
+    fake.requests.clear()
+    for _ in range(2):
+        with pytest.raises(LinkError, match="is longer than any URL httpx requests"):
+            job.links.self.url  # noqa: B018 - the refusal is the test
+        with pytest.raises(LinkError, match="is longer than any URL httpx requests"):
+            await job.links.self
+        with pytest.raises(LinkError, match="is longer than any URL httpx requests"):
+            await vbo.follow(job.links.self)
+    assert fake.requests == []
 
 
 def test_rebase_resolves_relative_hrefs_against_their_context() -> None:

@@ -221,10 +221,10 @@ async def test_a_loop_error_quotes_a_next_link_padded_with_query_noise_cut(
     fake: FakeVBO, vbo: VBOClient
 ) -> None:
     """Empty query parameters are ignored when pages are compared, so a ``next`` padded with
-    them (up to most of a page of ``max_response_bytes``) still names the page it was read on:
-    the error quotes its first 500 characters and its length, not all of it (the message goes
-    into every log line and sweep result naming the error)."""
-    noise = "&" * 300_000
+    them (up to the 65,536 characters of the longest href followed) still names the page it was
+    read on: the error quotes its first 500 characters and its length, not all of it (the
+    message goes into every log line and sweep result naming the error)."""
+    noise = "&" * 60_000
     fake.route("GET", "/v1/Jobs", page(JOBS[:2], offset=0, limit=2, path="/v1/Jobs", next_offset=2))
     fake.route(
         "GET",

@@ -52,6 +52,12 @@ _HREF_QUOTED = 500
 """The most characters of an href a `LinkError`'s message quotes (`quoted`; its ``href`` keeps it
 whole): a server's href may take most of a 64 MiB page (a ``next`` link), and the message went
 wherever the error did (every log line and result naming it), a second copy beside ``href``."""
+_LONGEST_HREF = 65_536
+"""The longest href `ApiRoot.rebase` reads: httpx refuses to request a longer URL ("URL too
+long", its private ``MAX_URL_LENGTH``; a test pins the two together), and a rebased href is at
+least as long but for the host it drops. Refused before anything reads it: rebasing scans the
+query character by character and a listing parses a ``next`` link's query to find loops, 9 s of
+one core blocking the event loop for a ``next`` of 60 MB, which httpx then refused all the same."""
 _PLAIN_REST = re.compile(r"[A-Za-z0-9_~/-]+")
 """Paths made only of characters that decode to themselves and are never refused, without dots
 (GUIDs, ``Jobs/{id}/JobSessions``): `_check_segments` passes them without looking at each
@@ -123,10 +129,18 @@ class ApiRoot:
         from the first path segment naming a known version (matched case-insensitively) is kept,
         with its query string; the fragment is dropped. Dot segments, backslashes, control
         characters and escapes other than ``%XX`` in the path are refused, so the result can
-        never leave the API root.
+        never leave the API root. An href longer than `_LONGEST_HREF` (no URL httpx requests) is
+        refused before it is read.
         """
         if not isinstance(href, str) or not href:
             raise LinkError(f"link {relation!r} has no href", href=None, relation=relation)
+        if len(href) > _LONGEST_HREF:
+            raise LinkError(
+                f"href {quoted(href)} is longer than any URL httpx requests ({_LONGEST_HREF:,} "
+                "characters); refusing to follow it",
+                href=href,
+                relation=relation,
+            )
         if not href.isascii() and not encodes_utf8(href):
             # A lone surrogate (in a model built from data decoded elsewhere: the decoder mends
             # them): no URL can carry it, and httpx would fail on it with a UnicodeEncodeError.
