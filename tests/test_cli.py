@@ -3220,6 +3220,33 @@ def test_simulate_passes_the_token_lifetimes_on(
     assert (seen["token_lifetime"], seen["refresh_token_lifetime"]) == (3600.0, None)
 
 
+def test_simulate_runs_the_schedules_when_asked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(_app, "serve_simulator", lambda **options: seen.update(options) or 0)
+    assert run(capsys, "simulate", "--run-schedules").code == 0
+    assert seen["run_schedules"] is True
+    assert run(capsys, "simulate").code == 0
+    assert seen["run_schedules"] is False
+
+
+def test_simulate_s_configuration_runs_the_schedules_when_asked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import vbo_async.simulator
+
+    made: list[dict[str, Any]] = []
+
+    def config(**fields: Any) -> Any:
+        made.append(fields)
+        raise vbo_async.ConfigError("stop here")  # before anything listens
+
+    monkeypatch.setattr(vbo_async.simulator, "SimulatorConfig", config)
+    assert run(capsys, "simulate", "--port", "0", "--run-schedules").code == 2
+    assert [fields["run_schedules"] for fields in made] == [True]
+
+
 def test_simulate_refuses_a_token_lifetime_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
     line = error_line(run(capsys, "simulate", "--port", "0", "--token-lifetime", "0"), code=2)
     assert "--token-lifetime must be a finite number > 0, got 0.0" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 import socket
@@ -1192,3 +1193,114 @@ def test_admin_hooks_take_the_values_a_server_holds() -> None:
     assert simulator.job_wire(job, version="v8")["schedulePolicy"]["retryNumber"] == 0
     proxy_wire = simulator.proxy_wire(proxy, version="v8")
     assert (proxy_wire["status"], proxy_wire["maintenanceModeState"]) == ("Unknown", "Enabling")
+
+
+# --- scheduled runs (SimulatorConfig.run_schedules) -----------------------------------------------
+
+SCHEDULE_EPOCH = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def scheduled(clock: FakeClock, *, run_schedules: bool = True) -> Simulator:
+    config = SimulatorConfig(
+        seed=5, organizations=3, epoch=SCHEDULE_EPOCH, session_duration=30.0, run_schedules=run_schedules
+    )
+    return Simulator(config, clock=clock)
+
+
+def v8_jobs(sim: Simulator) -> dict[str, dict[str, Any]]:
+    return {job["id"]: job for job in sim.jobs_wire(version="v8", limit=10_000)["results"]}
+
+
+def sessions_of(sim: Simulator, job_id: str) -> list[dict[str, Any]]:
+    return list(sim.sessions_wire(version="v8", job_id=job_id, limit=10_000)["results"])
+
+
+def at(stamp: str | None) -> dt.datetime | None:
+    return None if stamp is None else dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def seconds_to(when: dt.datetime) -> float:
+    return (when - SCHEDULE_EPOCH).total_seconds()
+
+
+def test_without_run_schedules_no_job_runs_on_its_own(clock: FakeClock) -> None:
+    sim = scheduled(clock, run_schedules=False)
+    before = v8_jobs(sim)
+    clock.advance(3 * 86400)
+    assert v8_jobs(sim) == before
+
+
+def test_a_job_runs_when_its_next_run_comes_and_is_scheduled_again(clock: FakeClock) -> None:
+    sim = scheduled(clock)
+    jobs = v8_jobs(sim)
+    job_id, job = min(
+        ((i, j) for i, j in jobs.items() if j["isEnabled"] and j["nextRun"]),
+        key=lambda item: item[1]["nextRun"],
+    )
+    due = at(job["nextRun"])
+    assert due is not None
+    clock.advance(seconds_to(due) - 1)
+    assert v8_jobs(sim)[job_id]["lastStatus"] == job["lastStatus"]  # a second early: not yet
+    clock.advance(2)
+    running = v8_jobs(sim)[job_id]
+    assert running["lastStatus"] == "Running"
+    assert at(running["lastRun"]) == due
+    (newest,) = sim.sessions_wire(version="v8", job_id=job_id, limit=1)["results"]
+    assert newest["status"] == "Running"
+    assert at(newest["creationTime"]) == due
+    clock.advance(30)
+    done = v8_jobs(sim)[job_id]
+    assert done["lastStatus"] in ("Success", "Warning", "Failed")
+    following = at(done["nextRun"])
+    assert following is not None
+    assert following > due + dt.timedelta(seconds=30)
+    (newest,) = sim.sessions_wire(version="v8", job_id=job_id, limit=1)["results"]
+    assert at(newest["endTime"]) == due + dt.timedelta(seconds=30)
+    assert sim.stats.job_actions == {}  # no action was asked for
+
+
+def test_runs_missed_while_nothing_was_asked_are_made_once_at_the_latest_time(clock: FakeClock) -> None:
+    sim = scheduled(clock)
+    before = v8_jobs(sim)
+    counts = {job_id: len(sessions_of(sim, job_id)) for job_id in before}
+    clock.advance(3 * 86400)
+    now = SCHEDULE_EPOCH + dt.timedelta(days=3)
+    after = v8_jobs(sim)
+    ran = 0
+    for job_id, job in before.items():
+        sessions = sessions_of(sim, job_id)
+        due = at(job["nextRun"])
+        if not job["isEnabled"] or due is None or due > now:
+            assert len(sessions) == counts[job_id]  # disabled, or not due yet (a weekly job)
+            assert after[job_id]["lastRun"] == job["lastRun"]
+            continue
+        ran += 1
+        assert len(sessions) == counts[job_id] + 1, job["name"]  # once, however many were missed
+        last_run = at(after[job_id]["lastRun"])
+        following = at(after[job_id]["nextRun"])
+        assert last_run is not None
+        assert following is not None
+        assert due <= last_run <= now
+        assert following > now  # the latest time due: the next one is still to come
+        assert following - last_run <= dt.timedelta(days=7)
+    assert ran >= 3
+
+
+def test_a_job_running_by_hand_skips_its_scheduled_run(clock: FakeClock) -> None:
+    sim = scheduled(clock)
+    jobs = v8_jobs(sim)
+    job_id, job = next((i, j) for i, j in jobs.items() if j["isEnabled"] and j["nextRun"])
+    due = at(job["nextRun"])
+    assert due is not None
+    clock.advance(seconds_to(due) - 10)
+    sim.job_action(job_id, "start")
+    clock.advance(15)  # the scheduled time passes while the run started by hand goes on
+    count = len(sessions_of(sim, job_id))
+    clock.advance(30)
+    assert len(sessions_of(sim, job_id)) == count
+    assert at(v8_jobs(sim)[job_id]["nextRun"]) > due  # type: ignore[operator]
+
+
+def test_run_schedules_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="run_schedules"):
+        SimulatorConfig(run_schedules="yes")  # type: ignore[arg-type]

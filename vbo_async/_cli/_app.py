@@ -516,6 +516,13 @@ def demo(organizations: int, seed: int, concurrency: int, as_json: bool, wide: b
     show_default="14 days, or --token-lifetime if longer",
     help="Seconds a refresh token is accepted; then a refresh is refused (the password is needed).",
 )
+@click.option(
+    "--run-schedules",
+    is_flag=True,
+    help="Run each enabled job when its next run comes, as the server's scheduler does, so that "
+    "a simulator left running for days keeps fresh sessions (an exporter watched over time) "
+    "[default: jobs run only when started].",
+)
 def simulate(
     host: str,
     port: int,
@@ -525,6 +532,7 @@ def simulate(
     api_versions: str,
     token_lifetime: float,
     refresh_token_lifetime: float | None,
+    run_schedules: bool,
     **faults: Any,
 ) -> Outcome:
     """Serve the simulator over HTTP(S) until Ctrl-C, with fault injection.
@@ -537,6 +545,7 @@ def simulate(
       vbo-async simulate --port 4443 --tls --error-rate 0.1 --revoke-every 30
       vbo-async simulate --port 4443 --api-versions v6   # a VB365 6.x server
       vbo-async simulate --port 4443 --token-lifetime 60  # tokens expire each minute
+      vbo-async simulate --port 4443 --run-schedules      # jobs run on schedule, for days
     """
     return serve_simulator(
         host=host,
@@ -547,6 +556,7 @@ def simulate(
         api_versions=tuple(v.strip().lower() for v in api_versions.split(",") if v.strip()),
         token_lifetime=token_lifetime,
         refresh_token_lifetime=refresh_token_lifetime,
+        run_schedules=run_schedules,
         faults=faults,
     )
 

@@ -132,8 +132,10 @@ def serve_simulator(
     api_versions: tuple[str, ...] = ("v1", "v6", "v7", "v8"),
     token_lifetime: float = 3600.0,
     refresh_token_lifetime: float | None = None,
+    run_schedules: bool = False,
 ) -> Outcome:
-    """Serve a simulator on ``host``:``port`` until Ctrl-C or SIGTERM."""
+    """Serve a simulator on ``host``:``port`` until Ctrl-C or SIGTERM (``run_schedules``:
+    its jobs run on their schedules, `SimulatorConfig.run_schedules`)."""
     with simulator_extra("simulate"):
         import uvicorn
 
@@ -147,6 +149,7 @@ def serve_simulator(
             api_versions=api_versions,
             token_lifetime=token_lifetime,
             refresh_token_lifetime=refresh_token_lifetime,
+            run_schedules=run_schedules,
             faults=faults_from(Faults, faults),
         )
     except ConfigError as exc:

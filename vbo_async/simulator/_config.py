@@ -283,7 +283,12 @@ class SimulatorConfig:
     `refresh_token_lifetime` those of a refresh token (single use), None for 14 days or the access
     token's lifetime if longer. A bearer past its expiry is answered 401 as any refused one.
     `session_duration` is how many seconds (of the simulator's clock) a started job stays
-    ``Running``. `page_size` is the default ``limit`` of every paged answer (30, as v8 servers).
+    ``Running``. `run_schedules` runs each enabled job when its ``nextRun`` comes, as the
+    server's scheduler does (a run missed while nothing asked the simulator anything is made
+    once, at the latest time it was due): a simulator left running for days keeps fresh
+    sessions, where otherwise every ``lastRun`` stays where it was generated and the jobs grow
+    stale. Off by default, so that the state changes only by requests. `page_size` is the
+    default ``limit`` of every paged answer (30, as v8 servers).
     `token_quota` sets the limits of the v6+ token throttle (`Faults.token_throttle`), as
     ``(period seconds, limit)`` pairs shortest period first (periods up to a week, WebApiThrottle's
     longest): by default the v6 server's ``((1, 1), (60, 5), (3600, 1500))``.
@@ -310,6 +315,7 @@ class SimulatorConfig:
         default=None, validator=attrs.validators.optional(_positive)
     )
     session_duration: float = attrs.field(default=30.0, validator=_non_negative)
+    run_schedules: bool = attrs.field(default=False, validator=_bool)
     page_size: int = attrs.field(default=30, validator=_int_at_least(1, 10_000))
     token_quota: TokenQuota = attrs.field(default=TOKEN_QUOTA, validator=_token_quota)
     unauthorized_body: Literal["message", "empty"] = attrs.field(

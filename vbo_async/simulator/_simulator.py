@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +77,11 @@ Body = Any
 
 _T = TypeVar("_T")
 
+_MOST_MISSED_RUNS = 100_000
+"""The most scheduled times skipped over to find the latest one due (`Simulator._run_due`):
+a periodic job every 5 minutes left a year unasked has 105,120; beyond that the run is made
+at a time that was due, if not the latest."""
+
 
 def _page(items: Sequence[_T], offset: int, limit: int | None) -> Sequence[_T]:
     return items[offset:] if limit is None else items[offset : offset + limit]
@@ -141,6 +148,13 @@ class Simulator:
         self._sessions: dict[str, JobSession] = {}
         self._all_sessions_generated = False
         self._running: dict[str, Job] = {}
+        self._due: list[tuple[int, int, str]] = []
+        """With `SimulatorConfig.run_schedules`: a heap of (``nextRun`` in ticks, a tie-break,
+        job id), one entry each time a job's next run is set; an entry whose time is no longer
+        the job's ``nextRun`` (disabled, run by hand meanwhile) is dropped when it comes up."""
+        self._planned = itertools.count()
+        for job in jobs:
+            self._plan(job)
         self._license = make_license(self.config, self.epoch_ticks)
         newest_served = newest(self.config.api_versions)
         self._server = ServerInfo(
@@ -296,8 +310,56 @@ class Simulator:
 
     # -- job runs -----------------------------------------------------------------------------
 
+    def _plan(self, job: Job) -> None:
+        """With `SimulatorConfig.run_schedules`, run ``job`` at its ``nextRun`` (`settle`)."""
+        if self.config.run_schedules and job.enabled and job.next_run is not None:
+            heapq.heappush(self._due, (job.next_run, next(self._planned), job.id))
+
+    def _run_due(self) -> None:
+        """Start the runs whose scheduled time has come (`SimulatorConfig.run_schedules`), each
+        at the latest time it was due: a simulator nobody asked anything for a day runs a
+        periodic job once, not for every period missed. A job still running when its time
+        comes skips that run, as the server's scheduler does."""
+        now = self.now()
+        while self._due and self._due[0][0] <= now:
+            due, _, job_id = heapq.heappop(self._due)
+            job = self._jobs[job_id]
+            if not job.enabled or job.next_run != due:
+                continue  # disabled, or rescheduled since this entry was made
+            if job.running is not None:
+                job.next_run = next_run(job.schedule, now)
+                self._plan(job)
+                continue
+            latest = due
+            for _ in range(_MOST_MISSED_RUNS):
+                following = next_run(job.schedule, latest)
+                if following > now:
+                    break
+                latest = following
+            clock_at = self._started + (latest - self.epoch_ticks) / TICKS_PER_SECOND
+            self._start_run(job, latest, clock_at, full=False)
+            job.next_run = next_run(job.schedule, latest)  # shown while it runs, as a server does
+            self._plan(job)
+            job.etag += 1
+
+    def _start_run(self, job: Job, at: int, clock_at: float, *, full: bool) -> JobSession:
+        """A ``Running`` session of ``job`` begun at ``at`` (ticks; ``clock_at`` on the clock)."""
+        repository = self._repositories[job.repository_id]
+        session = start_session(self.config, job, at, clock_at, repository, full=full)
+        job.runs += 1
+        self._job_sessions(job).insert(0, session)
+        self._sessions[session.id] = session
+        job.running = session
+        job.last_status = "Running"
+        job.last_run = at
+        self._running[job.id] = job
+        return session
+
     def settle(self) -> None:
-        """Finish every started run whose `session_duration` has elapsed on the clock."""
+        """Start the scheduled runs that are due (`SimulatorConfig.run_schedules`), and finish
+        every started run whose `session_duration` has elapsed on the clock."""
+        if self._due:
+            self._run_due()
         if not self._running:
             return
         elapsed_now = self.clock()
@@ -316,6 +378,7 @@ class Simulator:
             del self._running[job.id]
             if job.enabled:
                 job.next_run = next_run(job.schedule, end)
+                self._plan(job)
             org = self._organizations[job.org_id]
             if org.first_backup is None:
                 org.first_backup = session.creation
@@ -334,16 +397,7 @@ class Simulator:
                 raise SimulatedError(400, f"Job '{job.name}' is already running.")
             if not job.enabled:
                 raise SimulatedError(400, f"Job '{job.name}' is disabled.")
-            repository = self._repositories[job.repository_id]
-            session = start_session(self.config, job, now, self.clock(), repository, full=full)
-            job.runs += 1
-            self._job_sessions(job).insert(0, session)
-            self._sessions[session.id] = session
-            job.running = session
-            job.last_status = "Running"
-            job.last_run = now
-            self._running[job.id] = job
-            started = session.id
+            started = self._start_run(job, now, self.clock(), full=full).id
         elif action == "stop":
             if job.running is None:
                 raise SimulatedError(400, f"Job '{job.name}' is not running.")
@@ -357,6 +411,7 @@ class Simulator:
         elif action == "enable":
             job.enabled = True
             job.next_run = next_run(job.schedule, now)
+            self._plan(job)
         elif action == "disable":
             job.enabled = False
             job.next_run = None
