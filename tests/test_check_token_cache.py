@@ -36,7 +36,9 @@ def grants(server: Served) -> list[str]:
 
 
 def cached(cache: Path) -> Path:
-    (path,) = cache.iterdir()
+    """The one session file of the cache (beside its lock file)."""
+    (path,) = cache.glob("*.session")
+    assert {entry.name for entry in cache.iterdir()} == {path.name, path.with_suffix(".lock").name}
     return path
 
 
@@ -222,3 +224,149 @@ async def test_a_session_due_within_the_time_limit_is_renewed_at_the_start(
     await check(capsys, targets, "--token-cache", str(cache), "-t", "40s")
     assert grants(east) == ["password", "refresh_token"]
     assert json.loads(path.read_text())["access_token"] != saved["access_token"]
+
+
+async def test_a_warm_run_does_not_rewrite_the_session(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
+) -> None:
+    """Every run wrote the file twice (its times, recomputed, never matched the text read), and
+    a run's write at its end put its older session over one another run had renewed since."""
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    await check(capsys, targets, "--token-cache", str(cache))
+    path = cached(cache)
+    before = (path.stat().st_ino, path.read_text())
+    await check(capsys, targets, "--token-cache", str(cache))
+    await check(capsys, targets, "--token-cache", str(cache))
+    assert (path.stat().st_ino, path.read_text()) == before
+
+
+async def test_a_run_ending_keeps_the_session_another_run_renewed_meanwhile(tmp_path: Path) -> None:
+    from vbo_async._cli._tokencache import TokenCache
+
+    from .conftest import FakeVBO, client_for
+
+    fake = FakeVBO()
+    fake.route("GET", "/v1/Organizations", [])
+    cache = tmp_path / "cache"
+    async with client_for(fake, log_out=False) as a, client_for(fake, log_out=False) as b:
+        first, second = TokenCache(cache), TokenCache(cache)
+        await first.sign_in(a)  # run A signs in: session 1
+        held = cached(cache).read_text()
+        second.valid_for = 10**6
+        await second.sign_in(b)  # run B resumes it and renews it: session 2, refresh token 1 spent
+        renewed = cached(cache).read_text()
+        assert json.loads(renewed)["access_token"] != json.loads(held)["access_token"]
+        await a.sign_in(valid_for=10**6)  # A renews too (its refresh token refused: the password)
+        assert fake.grants() == ["password", "refresh_token", "refresh_token", "password"]
+        await first.save(a)  # A ends: the file holds B's session, not the one A read
+    assert cached(cache).read_text() == renewed
+
+
+async def test_a_session_that_cannot_be_written_leaves_the_last_one_whole(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """It was truncated, then written: a full disk left an empty file, and the next run signed in."""
+    import vbo_async._cli._tokencache as tokencache
+
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    await check(capsys, targets, "--token-cache", str(cache))
+    path = cached(cache)
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "renew_after": "2000-01-01T00:00:00+00:00"}))
+    kept = path.read_text()
+
+    def full(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tokencache.tempfile, "mkstemp", full)
+    result = await run_in_thread(capsys, "check", "--targets", str(targets), "--token-cache", str(cache))
+    assert result.code == 2
+    assert f"{path}: cannot save the session: No space left on device" in result.err
+    assert path.read_text() == kept
+    assert [entry.name for entry in cache.iterdir() if entry.suffix == ".new"] == []
+
+
+async def test_an_auto_server_looks_for_its_version_again_after_a_day(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
+) -> None:
+    """A session resumed spoke the version found once, forever: a server upgraded since (7 to 8)
+    kept being read as 7, and one rolled back was UNKNOWN on every run."""
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    await check(capsys, targets, "--token-cache", str(cache))
+    path = cached(cache)
+    saved = json.loads(path.read_text())
+    assert saved["version_found"] is not None  # the targets file asks for "auto"
+    aged = (dt.datetime.fromisoformat(saved["version_found"]) - dt.timedelta(days=1)).isoformat()
+    path.write_text(json.dumps({**saved, "version_found": aged}))
+    await check(capsys, targets, "--token-cache", str(cache))
+    assert grants(east) == ["password", "password"]  # found again, with a sign-in
+    again = json.loads(path.read_text())
+    assert dt.datetime.fromisoformat(again["version_found"]) > dt.datetime.fromisoformat(aged)
+    await check(capsys, targets, "--token-cache", str(cache))
+    assert grants(east) == ["password", "password"]
+
+
+async def test_a_server_asked_for_another_version_has_a_session_of_its_own(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
+) -> None:
+    cache = tmp_path / "cache"
+    await check(capsys, targets_of(tmp_path, east), "--token-cache", str(cache))
+    pinned = targets_of(tmp_path, east, api_version='"v7"')
+    await check(capsys, pinned, "--token-cache", str(cache))
+    assert grants(east) == ["password", "password"]
+    versions = sorted(json.loads(path.read_text())["api_version"] for path in cache.glob("*.session"))
+    assert versions == ["v7", "v8"]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in folder.iterdir())
+
+
+async def test_an_empty_cache_directory_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """click makes '' the current directory: an unset macro in a monitoring system's command
+    line wrote the session file wherever the check ran."""
+    targets = targets_of(tmp_path, east)
+    monkeypatch.chdir(tmp_path)
+    result = await check(capsys, targets, "--token-cache", "")
+    assert result.code == 3
+    assert result.out.startswith("VB365 UNKNOWN - --token-cache needs a directory; got an empty value")
+    assert grants(east) == []
+    assert files_in(tmp_path) == ["targets.toml"]
+
+
+async def test_a_hard_link_in_place_of_a_session_file_is_not_used(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
+) -> None:
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    await check(capsys, targets, "--token-cache", str(cache))
+    path = cached(cache)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    precious.chmod(0o600)
+    path.unlink()
+    os.link(precious, path)
+    result = await check(capsys, targets, "--token-cache", str(cache))
+    assert result.code == 3
+    assert f"token cache {path}: a file with 2 names (a hard link), which is not used" in result.out
+    assert precious.read_text() == "mine"
+
+
+async def test_a_run_holding_the_cache_past_the_time_limit_is_said_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
+) -> None:
+    """Waiting for another run's lock was said as the server giving no answer."""
+    import fcntl
+
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    await check(capsys, targets, "--token-cache", str(cache))
+    lock = cached(cache).with_suffix(".lock")
+    with lock.open("r+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = await check(capsys, targets, "--token-cache", str(cache), "-t", "3s")
+    assert result.code == 3
+    assert f"UNKNOWN: east: token cache {lock}: another run held it for the " in result.out
+    assert "(a run that hangs?); the server was not asked" in result.out
+    assert "no answer" not in result.out
+    assert grants(east) == ["password"]

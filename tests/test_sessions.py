@@ -26,7 +26,7 @@ from vbo_async.simulator import create_app
 from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for
 from .test_versions_simulator import MODES, client, make_simulator
 
-NOW = dt.datetime.now(dt.UTC)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def saved(**changes: Any) -> SavedSession:
@@ -219,7 +219,7 @@ def test_any_text_is_a_session_or_a_config_error(value: Any) -> None:
 @given(
     access=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=64),
     refresh=st.none() | st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=64),
-    seconds=st.floats(min_value=-1e6, max_value=1e8, allow_nan=False),
+    seconds=st.floats(min_value=-1e6, max_value=3e7, allow_nan=False),
 )
 def test_every_session_round_trips(access: str, refresh: str | None, seconds: float) -> None:
     when = NOW + dt.timedelta(seconds=seconds)
@@ -283,3 +283,80 @@ async def test_sign_in_refuses_a_time_that_is_no_number_of_seconds(fake: FakeVBO
         with pytest.raises(ConfigError, match="valid_for must be a number of seconds, 0 or more"):
             await vbo.sign_in(valid_for=value)
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"expires": dt.datetime(2026, 1, 1)}, "'expires' is not a time with an offset"),
+        ({"renew_after": "2026-01-01T00:00:00+00:00"}, "'renew_after' is not a time with an offset"),
+        (
+            {"expires": dt.datetime(9999, 12, 31, tzinfo=dt.UTC)},
+            "'expires' is not between 1970",
+        ),
+        (
+            {"expires": dt.datetime(1969, 12, 31, tzinfo=dt.UTC)},
+            "'expires' is not between 1970",
+        ),
+        ({"api_version": "v9"}, "'api_version' is none of v8, v7, v6, v1"),
+        ({"api_version": "auto"}, "'api_version' is none of"),
+        ({"access_token": None}, "'access_token' is not a non-empty string"),
+        ({"access_token": "abc\r\nX-Evil: 1"}, "'access_token' is no token"),
+        ({"refresh_token": ""}, "'refresh_token' is not a non-empty string"),
+        ({"refresh_token": "x" * 16_385}, "'refresh_token' is no token"),
+        ({"base_url": 5}, "'base_url' is not a non-empty string"),
+        ({"username": ""}, "'username' is not a non-empty string"),
+        ({"version_found": "yesterday"}, "'version_found' is not a time with an offset"),
+    ],
+)
+def test_a_session_made_by_hand_is_checked_as_one_read_from_json(changes: dict[str, Any], said: str) -> None:
+    """A `SavedSession(...)` made with values `from_json` refuses failed later with bare errors
+    (TypeError resuming a naive time, OverflowError saving one of year 9999, KeyError for
+    api_version "v9", AttributeError sending a None token) or sent a header-breaking token."""
+    with pytest.raises(ConfigError, match=f"^SavedSession: {said}") as caught:
+        saved(**changes)
+    assert "abc" not in str(caught.value)
+    assert "xxx" not in str(caught.value)
+
+
+def test_a_session_of_year_9999_read_from_json_is_refused() -> None:
+    """Its text was accepted, and the client that resumed it failed with a bare OverflowError
+    when saving it again (9999-12-31T23:00-05:00 is past datetime's last day in UTC)."""
+    text = json.dumps({**json.loads(saved().to_json()), "expires": "9999-12-31T23:00:00-05:00"})
+    with pytest.raises(ConfigError, match="not a saved vbo-async session: 'expires' is not between 1970"):
+        SavedSession.from_json(text)
+
+
+async def test_the_same_token_saved_twice_is_the_same_session(fake: FakeVBO) -> None:
+    """Its times are kept to the millisecond: two saves of one token a moment apart compared
+    unequal (the monotonic and wall clocks drift by microseconds), so a cache rewrote it."""
+    async with client_for(fake, log_out=False) as vbo:
+        await vbo.sign_in()
+        first = vbo.saved_session()
+        again = vbo.saved_session()
+    assert first is not None
+    assert first.same_tokens(again)
+    assert abs(first.expires - again.expires) <= dt.timedelta(milliseconds=1)  # type: ignore[union-attr]
+    assert first.expires.microsecond % 1000 == 0
+
+
+async def test_an_auto_client_s_session_says_when_its_version_was_found() -> None:
+    simulator = make_simulator()
+    app = create_app(simulator=simulator)
+    before = dt.datetime.now(dt.UTC)
+    async with client(app, "auto", log_out=False) as first:
+        await first.sign_in()
+        found = first.saved_session()
+    async with client(app, "v8", log_out=False) as pinned:
+        await pinned.sign_in()
+        given = pinned.saved_session()
+    assert found is not None
+    assert given is not None
+    assert found.version_found is not None
+    assert before <= found.version_found <= dt.datetime.now(dt.UTC)
+    assert given.version_found is None  # a client given its version found none
+    async with client(app, "auto", log_out=False) as resumed:
+        assert resumed.resume(SavedSession.from_json(found.to_json())) is True
+        again = resumed.saved_session()
+    assert again is not None
+    assert again.version_found == found.version_found

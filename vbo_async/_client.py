@@ -231,6 +231,8 @@ class VBOClient:
         self._fetcher.scrub = self._scrub
         self._fetcher.decoder.scrub = self._scrub
         self._dialect: Dialect | None = None
+        self._version_found: dt.datetime | None = None
+        """When an ``"auto"`` client found its API version (or the session it resumed had)."""
         self._discovery = Flights("the client was closed while it was finding the server's API version")
         """The one discovery of ``"auto"`` in progress, shared by every caller waiting for it."""
         self._closing: tuple[asyncio.AbstractEventLoop, asyncio.Event, asyncio.Task[Any] | None] | None = None
@@ -560,6 +562,7 @@ class VBOClient:
         self._tokens.resume(token)
         if dialect is None:
             self._speak(DIALECTS[session.api_version])
+            self._version_found = session.version_found
         return True
 
     def saved_session(self) -> SavedSession | None:
@@ -577,6 +580,7 @@ class VBOClient:
             api_version=dialect.version,
             now=self._tokens.now(),
             wall_now=dt.datetime.now(dt.UTC),
+            version_found=self._version_found,
         )
 
     async def _found_dialect(self) -> Dialect:
@@ -595,6 +599,7 @@ class VBOClient:
     async def _discovered(self) -> Dialect:
         if self._dialect is None:
             self._speak(await self._discover())
+            self._version_found = dt.datetime.now(dt.UTC)
         assert self._dialect is not None
         return self._dialect
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import attrs
 
 from ._dialects import DIALECTS
 from ._exceptions import ConfigError
-from ._tokens import MAX_TOKEN_LENGTH, Token, is_header_safe
+from ._tokens import MAX_LIFETIME, MAX_TOKEN_LENGTH, Token, is_header_safe
 
 __all__ = ["FORMAT", "SavedSession"]
 
@@ -39,7 +40,63 @@ _FIELDS = (
     "refresh_token",
     "expires",
     "renew_after",
+    "version_found",
 )
+
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class _Refused(Exception):
+    """What makes a value no part of a session (said without quoting it: it may be a token)."""
+
+
+def _text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise _Refused(f"'{name}' is not a non-empty string")
+
+
+def _version(name: str, value: object) -> None:
+    if value not in DIALECTS:
+        raise _Refused(f"'{name}' is none of {', '.join(DIALECTS)}")
+
+
+def _token(name: str, value: object) -> None:
+    _text(name, value)
+    assert isinstance(value, str)
+    if len(value) > MAX_TOKEN_LENGTH or not is_header_safe(value):
+        raise _Refused(
+            f"'{name}' is no token (longer than {MAX_TOKEN_LENGTH} characters, or not all visible ASCII)"
+        )
+
+
+def _time(name: str, value: object) -> None:
+    """An aware time from 1970 to two years from now: a token lives a year at most
+    (`MAX_LIFETIME`), and a time far beyond would overflow ``datetime`` once converted."""
+    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+        raise _Refused(f"'{name}' is not a time with an offset")
+    latest = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2 * MAX_LIFETIME)
+    if not _EARLIEST <= value <= latest:
+        raise _Refused(f"'{name}' is not between 1970 and two years from now")
+
+
+def _optional(check: Callable[[str, object], None]) -> Callable[[str, object], None]:
+    def optional(name: str, value: object) -> None:
+        if value is not None:
+            check(name, value)
+
+    return optional
+
+
+def _checked(check: Callable[[str, object], None]) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    """An attrs validator running ``check(name, value)``, its refusal a `ConfigError`."""
+
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        try:
+            check(attribute.name, value)
+        except _Refused as exc:
+            raise ConfigError(f"SavedSession: {exc}") from None
+
+    return validate
 
 
 @attrs.frozen(repr=False)
@@ -49,16 +106,21 @@ class SavedSession:
     ``expires`` and ``renew_after`` are aware datetimes on this machine's clock: when the access
     token expires, and when a client resuming it renews it first (shortly before expiry). The
     session belongs to one server (``base_url``, as `VBOClient.base_url` gives it), one user and
-    one API version: `VBOClient.resume` refuses another server's or user's.
+    one API version: `VBOClient.resume` refuses another server's or user's. ``version_found`` is
+    when an ``api_version="auto"`` client found that version (None for a client given its
+    version): whoever keeps the session may look for the version again after a while (a server
+    upgraded since serves a newer one; ``check --token-cache`` does so after a day). Every field
+    is checked as the session is made (`ConfigError`, never quoting a token).
     """
 
-    base_url: str
-    username: str
-    api_version: str
-    access_token: str
-    refresh_token: str | None
-    expires: dt.datetime
-    renew_after: dt.datetime
+    base_url: str = attrs.field(validator=_checked(_text))
+    username: str = attrs.field(validator=_checked(_text))
+    api_version: str = attrs.field(validator=_checked(_version))
+    access_token: str = attrs.field(validator=_checked(_token))
+    refresh_token: str | None = attrs.field(validator=_checked(_optional(_token)))
+    expires: dt.datetime = attrs.field(validator=_checked(_time))
+    renew_after: dt.datetime = attrs.field(validator=_checked(_time))
+    version_found: dt.datetime | None = attrs.field(default=None, validator=_checked(_optional(_time)))
 
     def __repr__(self) -> str:
         return (
@@ -88,17 +150,28 @@ class SavedSession:
         api_version: str,
         now: float,
         wall_now: dt.datetime,
+        version_found: dt.datetime | None = None,
     ) -> SavedSession:
         """``token`` (times on the monotonic clock, which reads ``now``) saved with this machine's
-        wall clock, which reads ``wall_now``."""
+        wall clock, which reads ``wall_now``; its times to the millisecond, so that the same token
+        saved twice gives the same session."""
         return cls(
             base_url=base_url,
             username=username,
             api_version=api_version,
             access_token=token.access_token,
             refresh_token=token.refresh_token,
-            expires=wall_now + dt.timedelta(seconds=token.expires_at - now),
-            renew_after=wall_now + dt.timedelta(seconds=token.refresh_at - now),
+            expires=_to_millisecond(wall_now + dt.timedelta(seconds=token.expires_at - now)),
+            renew_after=_to_millisecond(wall_now + dt.timedelta(seconds=token.refresh_at - now)),
+            version_found=version_found,
+        )
+
+    def same_tokens(self, other: SavedSession | None) -> bool:
+        """Whether ``other`` holds this session's token pair (whatever its times say)."""
+        return (
+            other is not None
+            and other.access_token == self.access_token
+            and other.refresh_token == self.refresh_token
         )
 
     def token(self, *, now: float, wall_now: dt.datetime) -> Token:
@@ -124,6 +197,7 @@ class SavedSession:
                 "refresh_token": self.refresh_token,
                 "expires": self.expires.isoformat(),
                 "renew_after": self.renew_after.isoformat(),
+                "version_found": None if self.version_found is None else self.version_found.isoformat(),
             }
         )
 
@@ -140,50 +214,28 @@ class SavedSession:
         unknown = sorted(str(key)[:40] for key in data if key not in _FIELDS)
         if unknown:
             raise ConfigError(f"not a saved vbo-async session: unknown member {unknown[0]!r}")
-        texts = {name: _text(data, name) for name in ("base_url", "username", "api_version", "access_token")}
-        if texts["api_version"] not in DIALECTS:
-            raise ConfigError(
-                f"not a saved vbo-async session: 'api_version' is none of {', '.join(DIALECTS)}"
-            )
-        refresh = data.get("refresh_token")
-        if refresh is not None:
-            refresh = _text(data, "refresh_token")
-        for name, token in (("access_token", texts["access_token"]), ("refresh_token", refresh)):
-            if token is not None and not _bearer_safe(token):
-                raise ConfigError(
-                    f"not a saved vbo-async session: '{name}' is no token (empty, longer than "
-                    f"{MAX_TOKEN_LENGTH} characters, or not all visible ASCII)"
-                )
-        return cls(
-            base_url=texts["base_url"],
-            username=texts["username"],
-            api_version=texts["api_version"],
-            access_token=texts["access_token"],
-            refresh_token=refresh,
-            expires=_time(data, "expires"),
-            renew_after=_time(data, "renew_after"),
-        )
+        try:
+            fields: dict[str, Any] = {name: data.get(name) for name in _FIELDS[1:]}
+            for name in ("expires", "renew_after", "version_found"):
+                if fields[name] is not None or name != "version_found":
+                    fields[name] = _parsed_time(name, fields[name])
+            return cls(**fields)
+        except _Refused as exc:
+            raise ConfigError(f"not a saved vbo-async session: {exc}") from None
+        except ConfigError as exc:
+            said = str(exc).removeprefix("SavedSession: ")
+            raise ConfigError(f"not a saved vbo-async session: {said}") from None
 
 
-def _text(data: dict[str, Any], name: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"not a saved vbo-async session: '{name}' is not a non-empty string")
-    return value
-
-
-def _time(data: dict[str, Any], name: str) -> dt.datetime:
-    value = data.get(name)
+def _parsed_time(name: str, value: object) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         when = None
-    if when is None or when.tzinfo is None:
-        raise ConfigError(f"not a saved vbo-async session: '{name}' is not an ISO 8601 time with an offset")
+    if when is None or when.utcoffset() is None:
+        raise _Refused(f"'{name}' is not an ISO 8601 time with an offset")
     return when
 
 
-def _bearer_safe(token: str) -> bool:
-    """What a saved token must be to be sent again: what the token endpoint's answer must be
-    (`parse_token_response`), non-empty visible ASCII of at most `MAX_TOKEN_LENGTH`."""
-    return len(token) <= MAX_TOKEN_LENGTH and is_header_safe(token)
+def _to_millisecond(when: dt.datetime) -> dt.datetime:
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)

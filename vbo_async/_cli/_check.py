@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -522,7 +523,9 @@ async def _sweep(
     from ._tokencache import TokenCache
 
     limit = give_up_after.total_seconds()
-    cache = TokenCache(token_cache, valid_for=limit) if token_cache is not None else None
+    cache = None
+    if token_cache is not None:
+        cache = TokenCache(token_cache, valid_for=limit, deadline=time.monotonic() + limit)
 
     keys = {organization_key(value): value for value in wanted}
     seen: set[str] = set()  # every organization listed, for hints about an --org naming none
