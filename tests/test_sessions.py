@@ -30,14 +30,17 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def saved(**changes: Any) -> SavedSession:
+    """A session valid for half an hour from now (the test's now: xdist runs a test long after
+    the module was imported)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     fields: dict[str, Any] = {
         "base_url": BASE,
         "username": USERNAME,
         "api_version": "v1",
         "access_token": "access-saved-Qx7",
         "refresh_token": "refresh-saved-Rk2",
-        "expires": NOW + dt.timedelta(minutes=30),
-        "renew_after": NOW + dt.timedelta(minutes=29),
+        "expires": now + dt.timedelta(minutes=30),
+        "renew_after": now + dt.timedelta(minutes=29),
     }
     return SavedSession(**{**fields, **changes})
 
@@ -228,7 +231,7 @@ def test_every_session_round_trips(access: str, refresh: str | None, seconds: fl
 
 
 def test_the_token_times_survive_the_trip_between_clocks() -> None:
-    session = saved()
+    session = saved(expires=NOW + dt.timedelta(minutes=30), renew_after=NOW + dt.timedelta(minutes=29))
     token = session.token(now=100.0, wall_now=NOW)
     assert token.expires_at == pytest.approx(100.0 + 30 * 60)
     assert token.refresh_at == pytest.approx(100.0 + 29 * 60)
@@ -262,7 +265,7 @@ async def test_a_session_over_httpx_transport_is_sent_as_the_bearer() -> None:
 
 async def test_sign_in_renews_a_token_due_within_the_time_asked_for(fake: FakeVBO) -> None:
     fake.valid_refresh.add("refresh-saved-Rk2")
-    soon = saved(renew_after=NOW + dt.timedelta(seconds=30))
+    soon = saved(renew_after=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30))
     async with client_for(fake, log_out=False) as vbo:
         vbo.resume(soon)
         await vbo.sign_in()  # due in 30 s: not yet
