@@ -370,3 +370,19 @@ async def test_a_run_holding_the_cache_past_the_time_limit_is_said_so(
     assert "(a run that hangs?); the server was not asked" in result.out
     assert "no answer" not in result.out
     assert grants(east) == ["password"]
+
+
+async def test_a_session_of_another_server_in_the_file_is_replaced(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
+) -> None:
+    """A file copied from another server's: its tokens are not sent here; a new session replaces it."""
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    await check(capsys, targets, "--token-cache", str(cache))
+    path = cached(cache)
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "base_url": "http://elsewhere.example:4443"}))
+    result = await run_in_thread(capsys, "check", "--targets", str(targets), "--token-cache", str(cache))
+    assert result.code == 2
+    assert f"{path}: ignored, a new session replaces it: the session was saved for 'admin' on " in result.err
+    assert grants(east) == ["password", "password"]
+    assert json.loads(path.read_text())["base_url"] == east.url

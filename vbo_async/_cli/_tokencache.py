@@ -133,17 +133,20 @@ class TokenCache:
         auto = client.api_version is None
         key = self._key(client)
         path = self.directory / f"{key}.session"
-        async with self._locked(key):
+        async with self._locked(key, then="the server was not asked"):
             found = _read(path)
             if found is not None:
                 self._held[key] = found
                 if auto and _version_is_old(found):
                     log.debug("%s: its API version was found a day ago or more: looking again", path)
                 else:
-                    resumed = client.resume(found)
-                    log.debug(
-                        "%s: %s", path, "session resumed" if resumed else "session unusable, signing in"
-                    )
+                    try:
+                        resumed = client.resume(found)
+                    except ConfigError as exc:  # another server's or user's (a file copied here)
+                        log.warning("%s: ignored, a new session replaces it: %s", path, exc)
+                    else:
+                        said = "session resumed" if resumed else "session unusable, signing in"
+                        log.debug("%s: %s", path, said)
             await client.sign_in(valid_for=self.valid_for)
             self._write(client, key)
 
@@ -155,7 +158,7 @@ class TokenCache:
         session = client.saved_session()
         if key is None or session is None or session.same_tokens(self._held.get(key)):
             return
-        async with self._locked(key):
+        async with self._locked(key, then="the session renewed is not saved"):
             now = _read(self.directory / f"{key}.session", quiet=True)
             if now is not None and not now.same_tokens(self._held.get(key)):
                 log.debug("%s: another run saved a session since: it is kept", key)
@@ -188,10 +191,10 @@ class TokenCache:
         self._held[key] = session
 
     @asynccontextmanager
-    async def _locked(self, key: str) -> AsyncIterator[None]:
+    async def _locked(self, key: str, *, then: str) -> AsyncIterator[None]:
         """The lock file of ``key`` opened (created mode 0600) and locked exclusively, waiting for
         other runs without blocking the event loop, until `LOCK_MARGIN` before the run's time
-        limit (a `ConfigError` then: the server was not asked)."""
+        limit (a `ConfigError` then, saying what was not done: ``then``)."""
         import fcntl
 
         path = self.directory / f"{key}.lock"
@@ -208,7 +211,7 @@ class TokenCache:
                         waited = max(1, round(time.monotonic() - began))
                         raise ConfigError(
                             f"token cache {path}: another run held it for the {waited} s this run "
-                            "could wait (a run that hangs?); the server was not asked"
+                            f"could wait (a run that hangs?); {then}"
                         ) from None
                     await asyncio.sleep(LOCK_POLL)
                 except OSError as exc:
