@@ -3897,7 +3897,7 @@ def test_simulate_fault_flags_are_the_faults_fields() -> None:
 
     fields = {field.name: field for field in attrs.fields(Faults)}
     own = {"host", "port", "tls", "seed", "organizations", "api_versions"}
-    own |= {"token_lifetime", "refresh_token_lifetime"}
+    own |= {"token_lifetime", "refresh_token_lifetime", "run_schedules"}
     params = {param.name: param for param in command_params("simulate")}
     assert set(params) - own == set(fields)
     for name, field in fields.items():
