@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
-import getpass
 import inspect
 import io
 import ipaddress
@@ -23,6 +22,7 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import ssl
@@ -1114,7 +1114,7 @@ def test_an_empty_username_or_org_is_a_usage_error_naming_it_before_the_password
     empty --username was refused after the password prompt naming the server's URL, a blank one
     sent to the server, and an empty --org asked the server for an organization named ''."""
     monkeypatch.setattr(sys, "stdin", _Terminal())
-    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    monkeypatch.setattr(_connect, "_typed_line", lambda *_: pytest.fail("prompted for a password"))
     argv, _ = json_command(command, f"http://127.0.0.1:{closed_port()}", "contoso")
     argv[argv.index(option) + 1] = blank
     assert error_line(run(capsys, *argv), code=2) == (
@@ -1130,7 +1130,7 @@ def test_jobs_with_org_given_twice_is_a_usage_error_not_the_last_one_alone(
     """``check --org a --org b`` checks both; ``jobs --org a --org b`` listed b's jobs alone,
     silently. It is a usage error naming both, before any password prompt or request."""
     monkeypatch.setattr(sys, "stdin", _Terminal())
-    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    monkeypatch.setattr(_connect, "_typed_line", lambda *_: pytest.fail("prompted for a password"))
     argv = [*jobs_args(f"http://127.0.0.1:{closed_port()}", "contoso"), "--org", "Fabrikam", *json_option]
     assert error_line(run(capsys, *argv), code=2) == (
         "vbo-async: error: --org names one organization, got 2 ('contoso', 'Fabrikam'): run 'vbo-async "
@@ -1432,7 +1432,7 @@ def test_jobs_without_password_or_terminal_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO())
-    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted without a terminal"))
+    monkeypatch.setattr(_connect, "_typed_line", lambda *_: pytest.fail("prompted without a terminal"))
     url = f"http://127.0.0.1:{closed_port()}"
     line = error_line(run(capsys, *jobs_args(url, "org", "--json")), code=2)
     assert "VBO_PASSWORD" in line
@@ -1447,7 +1447,7 @@ def test_a_password_env_that_names_no_variable_is_refused_without_echoing_it(
     """``--password-env 'Pa55-w0rd!'`` (the password given where its variable's name goes): a
     usage error that does not print it back ("set the environment variable Pa55-w0rd!")."""
     monkeypatch.setattr(sys, "stdin", io.StringIO())
-    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted"))
+    monkeypatch.setattr(_connect, "_typed_line", lambda *_: pytest.fail("prompted"))
     url = f"http://127.0.0.1:{closed_port()}"
     result = run(capsys, *jobs_args(url, "org", "--password-env", value))
     assert error_line(result, code=2) == (
@@ -1506,7 +1506,7 @@ def test_a_closed_stdin_is_no_terminal_and_a_usage_error(
 ) -> None:
     """``vbo-async poll ... <&-`` (a closed stdin: ``sys.stdin`` is None), as in some cron jobs."""
     monkeypatch.setattr(sys, "stdin", None)
-    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted without a terminal"))
+    monkeypatch.setattr(_connect, "_typed_line", lambda *_: pytest.fail("prompted without a terminal"))
     url = f"http://127.0.0.1:{closed_port()}"
     line = error_line(run(capsys, *jobs_args(url, "org", "--json")), code=2)
     assert "VBO_PASSWORD" in line
@@ -1523,13 +1523,13 @@ class _Terminal(io.StringIO):
 def test_end_of_input_at_the_password_prompt_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ctrl-D at the prompt (getpass raises EOFError): no password, said so, not a bug."""
+    """Ctrl-D at the prompt (no line: EOFError, as getpass raises): no password, said so, not a bug."""
 
     def end_of_input(prompt: str = "Password: ", stream: object = None) -> str:
         raise EOFError
 
     monkeypatch.setattr(sys, "stdin", _Terminal())
-    monkeypatch.setattr(getpass, "getpass", end_of_input)
+    monkeypatch.setattr(_connect, "_typed_line", end_of_input)
     url = f"http://127.0.0.1:{closed_port()}"
     line = error_line(run(capsys, *jobs_args(url, "org", "--password-env", "MY_VBO_SECRET")), code=2)
     assert "internal error" not in line
@@ -1582,7 +1582,7 @@ def test_the_prompt_needs_no_posix_open_flag(
     every prompt an internal error there)."""
     monkeypatch.delattr(os, "O_NOCTTY")
     monkeypatch.setattr(sys, "stdin", _Terminal())
-    monkeypatch.setattr(getpass, "getpass", lambda prompt, stream=None: "")  # prompted, nothing typed
+    monkeypatch.setattr(_connect, "_typed_line", lambda prompt, stream=None: "")  # prompted, nothing typed
     url = f"http://127.0.0.1:{closed_port()}"
     line = error_line(run(capsys, *jobs_args(url, "org", "--password-env", "MY_VBO_SECRET")), code=2)
     assert line.endswith("password must not be empty")
@@ -1617,6 +1617,87 @@ def test_checks_prompt_without_a_controlling_terminal_is_seen(tmp_path: Path) ->
         os.close(controller)
     assert process.returncode == 3  # nothing listens at the server's port
     assert out.decode().startswith("VB365 UNKNOWN - "), out
+
+
+TYPED_PASSWORD = "pässwörd"
+
+
+def type_password(
+    args: list[str], tmp_path: Path, typed: bytes, controlling: bool, **env: str
+) -> tuple[int, bytes, bytes]:
+    """``python -m vbo_async *args`` on a pseudo-terminal, ``typed`` and Enter typed at its
+    prompt: as its controlling terminal (the prompt on it), or as stdin alone (the prompt on
+    stderr, `prompting_child`). The exit code, stdout and stderr (the prompt left out)."""
+    import fcntl
+    import pty
+    import termios
+
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vbo_async", *args],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=child_environment(**env),
+            start_new_session=True,
+            preexec_fn=(lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0)) if controlling else None,
+        )
+    finally:
+        os.close(terminal)
+    prompt = b"Password for admin: "
+    try:
+        with reaped(process):
+            assert process.stderr is not None
+            if controlling:
+                seen = b""
+                while not seen.endswith(prompt):
+                    ready, _, _ = select.select([controller], [], [], HANG_GUARD)  # a guard, not a timing
+                    assert ready, seen
+                    seen += os.read(controller, 1)
+            else:
+                read_until(process.stderr, prompt)
+            os.write(controller, typed + b"\r")
+            out, err = process.communicate(timeout=HANG_GUARD)
+    finally:
+        os.close(controller)
+    return process.returncode, out, err.removeprefix(b"\n")
+
+
+@pytest.mark.parametrize("controlling", [True, False], ids=["controlling-terminal", "stdin"])
+@pytest.mark.parametrize(
+    ("typed", "locale"),
+    [
+        (TYPED_PASSWORD.encode(), {}),
+        (TYPED_PASSWORD.encode(), {"LC_ALL": "C", "PYTHONUTF8": "0"}),  # an ASCII locale
+    ],
+    ids=["utf-8", "ascii-locale"],
+)
+async def test_a_password_typed_in_utf_8_is_read_as_the_environment_s_under_any_locale(
+    tmp_path: Path, typed: bytes, locale: dict[str, str], controlling: bool
+) -> None:
+    """Under an ASCII locale (``LC_ALL=C PYTHONUTF8=0``), getpass decoded the line typed in
+    ASCII: a UTF-8 password was an internal error (exit 1), the same in VBO_PASSWORD taken."""
+    config = SimulatorConfig(seed=7, organizations=2, password=TYPED_PASSWORD)
+    async with serve(create_app(config)) as port:
+        args = ["organizations", "--server", f"http://127.0.0.1:{port}", "--username", "admin", "--json"]
+        code, out, err = await asyncio.to_thread(type_password, args, tmp_path, typed, controlling, **locale)
+    assert (code, err) == (0, b""), err
+    assert len(json.loads(out)) == 2
+
+
+@pytest.mark.parametrize("controlling", [True, False], ids=["controlling-terminal", "stdin"])
+def test_a_password_typed_that_is_not_utf_8_is_a_usage_error_not_quoting_it(
+    tmp_path: Path, controlling: bool
+) -> None:
+    """A terminal sending Latin-1 (PuTTY set to ISO-8859-1) under a UTF-8 locale: getpass's
+    UnicodeDecodeError was an internal error (exit 1), quoting the bytes typed; it is a usage
+    error, as the same bytes in VBO_PASSWORD are, said before any request."""
+    args = ["organizations", "--server", f"http://127.0.0.1:{closed_port()}", "--username", "admin"]
+    code, out, err = type_password(args, tmp_path, TYPED_PASSWORD.encode("latin-1"), controlling)
+    said = b"vbo-async: error: no password: the password typed is not UTF-8 (check the terminal's encoding)\n"
+    assert (code, out, err) == (2, b"", said)
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -1740,7 +1821,7 @@ async def test_jobs_prompts_for_the_password_on_a_terminal(
         return "admin"
 
     monkeypatch.setattr(sys, "stdin", _Terminal())
-    monkeypatch.setattr(getpass, "getpass", answer)
+    monkeypatch.setattr(_connect, "_typed_line", answer)
     result = await run_in_thread(capsys, *jobs_args(http_url, org_id, "--json"))
     assert result.code == 0, result.err
     assert prompts == ["Password for admin: "]
@@ -1935,7 +2016,7 @@ def test_an_unusable_server_url_is_a_usage_error_before_the_password_prompt(
     ``password=``, an argument the command line never takes), and before a password is typed
     for nothing."""
     monkeypatch.setattr(sys, "stdin", _Terminal())
-    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    monkeypatch.setattr(_connect, "_typed_line", lambda *_: pytest.fail("prompted for a password"))
     argv, _ = json_command(command, url, "org")
     assert error_line(run(capsys, *argv), code=2) == (
         f"vbo-async: error: {expected} (see 'vbo-async {command} --help')"
@@ -1958,7 +2039,7 @@ def test_a_ca_bundle_that_cannot_be_loaded_is_a_usage_error_naming_it_before_the
     bundle = tmp_path / "east.cer"
     bundle.write_bytes(b"0\x82\x03\x1d0\x82\x02\x05\xa0\x03\x02\x01\x02")
     monkeypatch.setattr(sys, "stdin", _Terminal() if terminal else io.StringIO())
-    monkeypatch.setattr(getpass, "getpass", lambda *_: pytest.fail("prompted for a password"))
+    monkeypatch.setattr(_connect, "_typed_line", lambda *_: pytest.fail("prompted for a password"))
     argv, _ = json_command(command, "https://127.0.0.1:4443", "org")
     line = error_line(run(capsys, *argv, "--ca-bundle", str(bundle)), code=2)
     assert line.startswith(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import io
 import os
 import re
 import signal
@@ -15,7 +16,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Literal, TextIO
+from typing import BinaryIO, Literal, TextIO
 
 import aiohttp
 import attrs
@@ -47,6 +48,7 @@ __all__ = [
     "read_password",
     "said_of",
     "split_version",
+    "typed_text",
     "unknown_version",
     "url_problem",
     "variable_said",
@@ -304,7 +306,7 @@ def read_password(variable: str, prompt: str, *, where: str = "--password-env") 
     stream = _prompt_stream()
     with _interruptible(), terminated_raises():  # the prompt blocks the loop: signals raise here
         try:
-            return getpass.getpass(prompt) if stream is None else getpass.getpass(prompt, stream)
+            typed = _typed_line(prompt, stream)
         except EOFError:
             _end_prompt_line(stream)
             said = variable_said(variable) or f"the environment variable {where} names ({HIDDEN_VARIABLE})"
@@ -312,6 +314,75 @@ def read_password(variable: str, prompt: str, *, where: str = "--password-env") 
         except BaseException:  # Ctrl-C, SIGTERM
             _end_prompt_line(stream)
             raise
+    password = typed_text(typed) if isinstance(typed, bytes) else typed
+    if password is None:
+        raise CLIError(NOT_UTF8_TYPED)
+    return password
+
+
+NOT_UTF8_TYPED = "no password: the password typed is not UTF-8 (check the terminal's encoding)"
+"""What a line typed at the prompt that is no text is said to be (never what it holds)."""
+
+
+def typed_text(line: bytes) -> str | None:
+    """The password typed as the bytes ``line``, read as a value of the environment is
+    (`environment_text`): in the locale's encoding, else in UTF-8 (``LC_ALL=C PYTHONUTF8=0``
+    and a UTF-8 password typed); None when it is neither (a terminal sending Latin-1 under a
+    UTF-8 locale), which the prompt says as `NOT_UTF8_TYPED`."""
+    text = environment_text(os.fsdecode(line))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return text
+
+
+def _typed_line(prompt: str, stream: TextIO | None) -> bytes | str:
+    """The line typed at ``prompt`` without its line break, never echoed, as `getpass.getpass`
+    reads it (on the controlling terminal, else on stdin with the prompt on ``stream``), but as
+    its bytes: getpass decodes them strictly in the locale's encoding, and a password typed in
+    another (a terminal set to Latin-1, UTF-8 under ``LC_ALL=C``) was an internal error;
+    `typed_text` reads them. getpass itself (text) where there is no ``termios`` (Windows reads
+    characters, not bytes) or no terminal whose echo can be turned off (it warns, and reads
+    with echo). No line (Ctrl-D) is an `EOFError`, as getpass's."""
+    try:
+        import termios
+    except ImportError:
+        return getpass.getpass(prompt, stream)
+    with contextlib.ExitStack() as stack:
+        source: io.FileIO | BinaryIO | None
+        try:
+            terminal = io.FileIO(os.open("/dev/tty", os.O_RDWR | getattr(os, "O_NOCTTY", 0)), "r+")
+        except OSError:  # no controlling terminal: stdin is one (`read_password` saw it)
+            source = getattr(sys.stdin, "buffer", None)
+        else:
+            source = stack.enter_context(terminal)
+            if stream is None:
+                stream = stack.enter_context(io.TextIOWrapper(terminal, errors="replace"))
+        try:
+            if source is None or stream is None:
+                raise termios.error
+            descriptor = source.fileno()
+            before = termios.tcgetattr(descriptor)
+        except (termios.error, OSError, ValueError):
+            stack.close()
+            return getpass.getpass(prompt, stream)
+        silent = before[:]
+        silent[3] &= ~termios.ECHO
+        when = termios.TCSAFLUSH | getattr(termios, "TCSASOFT", 0)
+        termios.tcsetattr(descriptor, when, silent)
+        try:
+            stream.write(prompt)
+            stream.flush()
+            line = source.readline()
+        finally:
+            termios.tcsetattr(descriptor, when, before)
+            stream.flush()
+        if not line:
+            raise EOFError
+        stream.write("\n")
+        stream.flush()
+        return line.removesuffix(b"\n")
 
 
 def _end_prompt_line(stream: TextIO | None) -> None:
