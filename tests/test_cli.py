@@ -29,7 +29,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -534,8 +534,8 @@ def test_piped_organizations_forced_into_colour_keep_long_names_on_one_line(
     long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
     found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
 
-    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
-        return found, {}
+    async def listing(connection: Any, *, show: Any, **_: Any) -> Any:
+        return show(found, {})
 
     monkeypatch.setattr(_flows, "list_organizations", listing)
     monkeypatch.setenv("FORCE_COLOR", "1")
@@ -554,8 +554,8 @@ def test_organizations_takes_wide_as_jobs_and_poll_do(
     long_name = "northwind-traders-european-subsidiaries.onmicrosoft.com"
     found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name=long_name)]
 
-    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
-        return found, {}
+    async def listing(connection: Any, *, show: Any, **_: Any) -> Any:
+        return show(found, {})
 
     monkeypatch.setattr(_flows, "list_organizations", listing)
     monkeypatch.setattr(_app, "_piped", lambda: False)  # stdout a terminal of 60 columns
@@ -604,8 +604,8 @@ def test_a_terminal_of_no_width_still_shows_every_name(
     (the terminal wraps the longer lines)."""
     found = [Organization(id="6d5bd9a5-6f3c-4e0a-9d3f-0f2a4f4b3a11", name="contoso.onmicrosoft.com")]
 
-    async def listing(connection: Any, **_: Any) -> tuple[list[Organization], dict[str, DecodeError]]:
-        return found, {}
+    async def listing(connection: Any, *, show: Any, **_: Any) -> Any:
+        return show(found, {})
 
     monkeypatch.setattr(_flows, "list_organizations", listing)
     monkeypatch.setattr(_app, "_piped", lambda: False)  # stdout a terminal
@@ -1314,6 +1314,73 @@ async def test_organizations_lists_ids_and_names(
     assert header_cells(table.out) == ["Name", "Id"]
     assert table_rows(table.out) == [[org["name"], org["id"]] for org in wire]
     assert summary_line(table.out) == f"{len(wire)} organizations"
+
+
+def unanswered_logouts(app: Any, arrived: Callable[[], None]) -> Any:
+    """``app`` never answering a logout (``POST /vN/token/logout``): ``arrived`` is called as
+    each one arrives, then it waits until the server stops."""
+
+    async def held(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].lower().endswith("/token/logout"):
+            arrived()
+            await asyncio.Event().wait()
+        await app(scope, receive, send)
+
+    return held
+
+
+@pytest.mark.parametrize("command", ["organizations", "jobs"])
+async def test_the_output_is_printed_before_the_logout_and_ctrl_c_during_it_keeps_it(
+    tmp_path: Path, simulator: Simulator, org_id: str, command: str
+) -> None:
+    """``organizations`` and ``jobs`` printed what they read once the logout (v7+) was over, which
+    a server may leave unanswered for seconds: a Ctrl-C meanwhile lost all of it (exit 130, stdout
+    empty). The output is on stdout when the logout is sent; a Ctrl-C then costs the logout."""
+    children: list[subprocess.Popen[bytes]] = []
+    at_logout: list[bytes] = []
+
+    def arrived() -> None:  # what stdout holds as the logout arrives; then Ctrl-C
+        (child,) = children
+        assert child.stdout is not None
+        os.set_blocking(child.stdout.fileno(), False)
+        try:
+            at_logout.append(os.read(child.stdout.fileno(), 1 << 20))
+        except BlockingIOError:
+            at_logout.append(b"")
+        finally:
+            os.set_blocking(child.stdout.fileno(), True)
+        child.send_signal(signal.SIGINT)
+
+    async with serve(unanswered_logouts(create_app(simulator=simulator), arrived)) as port:
+        url = f"http://127.0.0.1:{port}/v8"
+        args = (
+            ["organizations", "--server", url, "--username", "admin"]
+            if command == "organizations"
+            else jobs_args(url, org_id)
+        )
+        command_line = [sys.executable, "-m", "vbo_async", *args, "--json"]
+        environment = child_environment(VBO_PASSWORD="admin")
+        pipe = subprocess.PIPE
+        started = asyncio.to_thread(
+            subprocess.Popen, command_line, stdout=pipe, stderr=pipe, cwd=tmp_path, env=environment
+        )
+        children.append(await started)
+        with reaped(children[0]) as process:
+            code = await asyncio.to_thread(process.wait, HANG_GUARD)  # its output fits in the pipes
+            assert process.stdout is not None
+            assert process.stderr is not None
+            rest, err = process.stdout.read(), process.stderr.read()
+    assert (code, err) == (130, b"vbo-async: interrupted\n")
+    assert len(at_logout) == 1
+    assert at_logout[0].startswith(b"["), "nothing printed before the logout"
+    assert rest == b""  # all of it was
+    listed = json.loads(at_logout[0])
+    if command == "organizations":
+        assert sorted(org["id"] for org in listed) == sorted(o["id"] for o in simulator.organizations_wire())
+    else:
+        assert sorted(row["job_id"] for row in listed) == sorted(
+            job["id"] for job in simulator.jobs_wire(org_id)
+        )
 
 
 async def test_organizations_over_https_with_the_shared_connection_options(

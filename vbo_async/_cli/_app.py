@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 
 import click
 from click.core import ParameterSource
@@ -21,7 +21,7 @@ from _vbo_async_cli import interrupted, terminated
 
 from .. import __version__
 from .._client import API_VERSIONS
-from .._exceptions import ConfigError, VBOError
+from .._exceptions import ConfigError, DecodeError, VBOError
 from ._check import (
     CHECK_EPILOG,
     PLUGIN_CODES,
@@ -66,7 +66,12 @@ from ._threads import Terminated, run_unheld
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .._models import Organization
+
 __all__ = ["cli", "main"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 DEMO_SEED = 1601
 """The demo's data: 43 jobs on 12 tenants whose health is a realistic mix (the simulator's
@@ -395,6 +400,20 @@ def _show(report: Report, *, as_json: bool, wide: bool) -> Outcome:
     return report.outcome
 
 
+class _Shown(Generic[P, T]):
+    """The callback that prints what a command read (`_flows.jobs`, `_flows.list_organizations`
+    call it before the logout), saying whether it was called: an error after it (a stdout that
+    cannot take the output) is no failure to read, for which --json prints its failure object."""
+
+    def __init__(self, show: Callable[P, T]) -> None:
+        self.show = show
+        self.called = False
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        self.called = True
+        return self.show(*args, **kwargs)
+
+
 def _write_failure(write: Callable[[IO[str]], object]) -> None:
     """``--json``'s output of a command that failed, written by ``write`` if stdout takes it:
     the failure is what the command then says (on stderr, its exit code), not that this output
@@ -596,14 +615,18 @@ def jobs(
 
     organization = one_organization(organizations)
     policy = health_policy(max_age, schedule_aware, warning_is_success)
+    shown = _Shown(lambda report: _show(report, as_json=as_json, wide=wide))
     try:
-        report = run_unheld(run(connection, organization, policy=policy, give_up_after=timeout))
+        return run_unheld(run(connection, organization, show=shown, policy=policy, give_up_after=timeout))
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
-        if as_json and (row := failure_row(exc, connection.name, organization=organization)) is not None:
+        if (
+            as_json
+            and not shown.called
+            and (row := failure_row(exc, connection.name, organization=organization)) is not None
+        ):
             _write_failure(Report.collect([row], servers=1, tenants=0).write_json)
         raise
-    return _show(report, as_json=as_json, wide=wide)
 
 
 @cli.command()
@@ -626,14 +649,27 @@ def organizations(connection: Connection, timeout: dt.timedelta | None, as_json:
 
     from ._flows import list_organizations
 
+    def show(found: list[Organization], undecoded: dict[str, DecodeError]) -> Outcome:
+        return _show_organizations(found, undecoded, as_json=as_json, wide=wide)
+
+    shown = _Shown(show)
     try:
-        found, undecoded = run_unheld(list_organizations(connection, give_up_after=timeout))
+        return run_unheld(list_organizations(connection, show=shown, give_up_after=timeout))
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
-        if as_json and (row := failure_row(exc, connection.name)) is not None:
+        if as_json and not shown.called and (row := failure_row(exc, connection.name)) is not None:
             failed = [{"id": None, "name": None, "error": row.error}]
             _write_failure(lambda out: out.write(json.dumps(failed, indent=2) + "\n"))
         raise
+
+
+def _show_organizations(
+    found: list[Organization], undecoded: dict[str, DecodeError], *, as_json: bool, wide: bool
+) -> Outcome:
+    """Print the organizations ``found`` (and those ``undecoded``: the rest is printed, their
+    errors said on stderr), as a table or, with ``as_json``, one object each."""
+    import json
+
     with writing_output():
         if as_json:
             listed = [{"id": o.id, "name": o.name, "error": None} for o in found]

@@ -45,6 +45,7 @@ from ._tokencache import TokenCache
 from ._turns import Turns, close_in_turns
 
 log = logging.getLogger("vbo_async.cli")
+R = TypeVar("R")
 LOGOUT_GRACE = 0.5
 """Seconds the logouts of a command with a time limit may take past it (see `_close`)."""
 
@@ -316,29 +317,38 @@ async def _signed_in(connection: Connection, give_up_after: dt.timedelta | None)
 
 
 async def list_organizations(
-    connection: Connection, *, give_up_after: dt.timedelta | None = None
-) -> tuple[list[Organization], dict[str, DecodeError]]:
-    """The server's organizations, sorted by name, and the `DecodeError` of each it listed that
-    could not be decoded, by its lower-cased id ("" when that cannot be read either); with
-    ``give_up_after``, a `CLIError` when the server has not answered by then (`_signed_in`)."""
+    connection: Connection,
+    *,
+    show: Callable[[list[Organization], dict[str, DecodeError]], R],
+    give_up_after: dt.timedelta | None = None,
+) -> R:
+    """What ``show`` returns of the server's organizations, sorted by name, and of the
+    `DecodeError` of each it listed that could not be decoded, by its lower-cased id ("" when
+    that cannot be read either); with ``give_up_after``, a `CLIError` when the server has not
+    answered by then (`_signed_in`).
+
+    ``show`` (which prints them) is called as soon as they are read, before the logout: that
+    can take seconds (a server that does not answer it), and a Ctrl-C then lost the listing."""
     async with _signed_in(connection, give_up_after) as vbo:
         with Progress() as progress:
             phase = progress.phase("Listing organizations", 1)
             organizations, undecoded = await vbo._organizations_filed()
             phase.advance(failed=bool(undecoded))
-    return sorted(organizations, key=lambda o: ((o.name or "").casefold(), o.id)), undecoded
+        return show(sorted(organizations, key=lambda o: ((o.name or "").casefold(), o.id)), undecoded)
 
 
 async def jobs(
     connection: Connection,
     wanted: str,
     *,
+    show: Callable[[Report], R],
     policy: HealthPolicy | None = None,
     give_up_after: dt.timedelta | None = None,
-) -> Report:
-    """The jobs of one organization (by id or name) and their health under ``policy`` (default
-    `HealthPolicy()`); any failure is a `VBOError` or `CLIError`, a server that has not answered
-    within ``give_up_after`` a `CLIError` (`_signed_in`)."""
+) -> R:
+    """What ``show`` returns of the jobs of one organization (by id or name) and their health
+    under ``policy`` (default `HealthPolicy()`), called as soon as they are read, before the
+    logout (as `list_organizations` calls it); any failure is a `VBOError` or `CLIError`, a
+    server that has not answered within ``give_up_after`` a `CLIError` (`_signed_in`)."""
     async with _signed_in(connection, give_up_after) as vbo:
         organization = await _find_organization(vbo, wanted, server=connection.name)
         if not split_pollable([organization])[0]:  # as poll's row and check's line of it say
@@ -347,14 +357,13 @@ async def jobs(
             client=vbo, organization_id=organization.id, name=_label(organization), organization=organization
         )
         with Progress() as progress:
-            results = await _sweep([target], 1, progress, policy=policy)
-    (result,) = results
-    if isinstance(result.error, ConfigError):  # the server's id refused (tenant/one): its doing
-        raise CLIError(f"{_label(organization)}: {result.error}", outcome=Outcome.UNREADABLE)
-    if result.error is not None:
-        raise result.error
-    warn_link_problems(link_problems(result, connection.name))
-    return Report.collect(rows_of(result, connection.name), servers=1, tenants=1)
+            (result,) = await _sweep([target], 1, progress, policy=policy)
+        if isinstance(result.error, ConfigError):  # the server's id refused (tenant/one): its doing
+            raise CLIError(f"{_label(organization)}: {result.error}", outcome=Outcome.UNREADABLE)
+        if result.error is not None:
+            raise result.error
+        warn_link_problems(link_problems(result, connection.name))
+        return show(Report.collect(rows_of(result, connection.name), servers=1, tenants=1))
 
 
 async def demo(
@@ -544,8 +553,6 @@ async def server_targets(
 Choose = Callable[[list[PollTarget], list[Row]], tuple[list[PollTarget], list[Row]]]
 """What a sweep keeps of a server's listing (`server_targets`): its tenants to poll and its
 failure rows in, those to keep out."""
-
-R = TypeVar("R")
 
 
 @attrs.define
