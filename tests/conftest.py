@@ -100,6 +100,15 @@ def no_proxy_from_the_environment() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_token_cache_from_the_environment() -> Iterator[None]:
+    """The run without ``VBO_ASYNC_TOKEN_CACHE``: set on the machine (a monitoring host), every
+    ``check`` a test runs kept its sessions there and logged none out."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("VBO_ASYNC_TOKEN_CACHE", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def seed_text() -> str:
     """The vendor's job list answer, verbatim."""

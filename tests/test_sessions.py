@@ -111,7 +111,7 @@ async def test_a_session_due_for_renewal_is_refreshed_not_signed_in_again(fake: 
     assert renewed is not None
     assert renewed.access_token == fake.issued[0][0]
     assert renewed.refresh_token == fake.issued[0][1]
-    assert renewed.expires > NOW
+    assert renewed.expires > dt.datetime.now(dt.UTC)
 
 
 async def test_a_refused_refresh_token_falls_back_to_the_password(fake: FakeVBO) -> None:

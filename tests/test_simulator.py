@@ -1294,10 +1294,14 @@ def test_a_job_running_by_hand_skips_its_scheduled_run(clock: FakeClock) -> None
     assert due is not None
     clock.advance(seconds_to(due) - 10)
     sim.job_action(job_id, "start")
-    clock.advance(15)  # the scheduled time passes while the run started by hand goes on
     count = len(sessions_of(sim, job_id))
-    clock.advance(30)
+    clock.advance(15)  # the scheduled time passes while the run started by hand goes on
     assert len(sessions_of(sim, job_id)) == count
+    clock.advance(30)
+    newest = sessions_of(sim, job_id)
+    assert len(newest) == count  # no run was started for the time that passed meanwhile
+    assert at(newest[0]["creationTime"]) == due - dt.timedelta(seconds=10)  # the one by hand
+    assert newest[0]["status"] in ("Success", "Warning", "Failed")
     assert at(v8_jobs(sim)[job_id]["nextRun"]) > due  # type: ignore[operator]
 
 
