@@ -124,7 +124,8 @@ def _raise_terminated() -> None:
 def sigterm_handled(handler: SigtermHandler) -> Iterator[None]:
     """SIGTERM runs ``handler`` while the block runs (in the main thread), unless something else
     handles or ignores it: the default action, or another of vbo-async's handlers, is replaced,
-    and put back after."""
+    and put back after, unless the block replaced ``handler`` for good (``serve`` ignores SIGTERM
+    once it has stopped, up to its exit: see `vbo_async._cli._serve`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -136,7 +137,8 @@ def sigterm_handled(handler: SigtermHandler) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class EarlyReloads:
@@ -156,7 +158,8 @@ class EarlyReloads:
 def reloads_recorded(args: Sequence[str]) -> Iterator[None]:
     """For a command SIGHUP reloads (``serve``), SIGHUP recorded (`EarlyReloads`) while the block
     runs, in the main thread, unless something else handles or ignores it; the command picks the
-    recorder up when it starts handling SIGHUP itself. For the others nothing changes."""
+    recorder up when it starts handling SIGHUP itself (and ignores it once stopped, up to its
+    exit: the recorder is not put back then). For the others nothing changes."""
     number = getattr(signal, "SIGHUP", None)  # no Windows has it
     if (
         number is None
@@ -166,11 +169,13 @@ def reloads_recorded(args: Sequence[str]) -> Iterator[None]:
     ):
         yield
         return
-    signal.signal(number, EarlyReloads())
+    recorder = EarlyReloads()
+    signal.signal(number, recorder)
     try:
         yield
     finally:
-        signal.signal(number, signal.SIG_DFL)
+        if signal.getsignal(number) is recorder:
+            signal.signal(number, signal.SIG_DFL)
 
 
 def terminated_raises() -> contextlib.AbstractContextManager[None]:

@@ -1977,6 +1977,42 @@ def test_signals_end_the_process_with_the_cli_exit_codes(
     assert "Traceback" not in err
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
+@pytest.mark.parametrize(
+    ("how", "burst", "status"),
+    [
+        (signal.SIGTERM, [signal.SIGTERM, signal.SIGHUP], 0),
+        (signal.SIGINT, [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], 130),
+    ],
+    ids=["term", "int"],
+)
+def test_signals_while_stopping_do_not_change_the_exit_status(
+    tmp_path: Path, how: signal.Signals, burst: list[signal.Signals], status: int
+) -> None:
+    """SIGTERM (or Ctrl-C), then more signals every 2 ms until the process ends (a service
+    manager's second SIGTERM, a ``systemctl reload`` racing the stop): it still ends with the first
+    one's status, without a traceback. Once the loop's handlers were removed, SIGTERM and SIGHUP
+    were at their default actions for the last quarter of a second or so: the process was killed
+    by the signal (-15, -1), or a SIGINT raised where it stood."""
+    again = (
+        "vbo-async: warning: 1 client closed without waiting for its logout (stopped again): "
+        "its token stays valid on the server until it expires"
+    )
+    with serving(tmp_path) as (process, base):
+        assert httpx.get(f"{base}/").status_code == 200
+        process.send_signal(how)
+        deadline = time.monotonic() + HANG_GUARD
+        sent = 0
+        while process.poll() is None and time.monotonic() < deadline:
+            process.send_signal(burst[sent % len(burst)])
+            sent += 1
+            time.sleep(0.002)
+        ended = process.wait(timeout=HANG_GUARD)
+        assert process.stderr is not None
+        err = process.stderr.read()
+    assert (ended, set(err.splitlines()) - {again}) == (status, set())
+
+
 # --- the monitoring guide ----------------------------------------------------------------------------
 
 GUIDE = Path(__file__).parents[1] / "docs" / "monitoring.md"

@@ -6,6 +6,8 @@ targets file between sweeps (`Servers.reload`). SIGTERM stops the exporter clean
 status 0 and SIGINT (Ctrl-C) with 130: the loop is cancelled, the HTTP server closed and every
 client closed (logged out on v7+, in the turns the sweeps take, within `LOGOUTS_WITHIN` seconds
 in all; a second SIGTERM or SIGINT closes the clients left at once) before the process ends.
+From then to the process's end SIGTERM, SIGINT and SIGHUP are ignored (`_signals`): the exit
+status is decided.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ def serve(
                     concurrency=concurrency,
                     policy=policy,
                     early=early,
+                    for_good=True,
                 )
             )
         finally:
@@ -177,9 +180,9 @@ def serve(
 @contextlib.contextmanager
 def _early_reloads() -> Iterator[EarlyReloads]:
     """SIGHUP recorded (`EarlyReloads`) while the block runs, in the main thread (elsewhere,
-    and where there is no SIGHUP, nothing is changed); then handled as before. The recorder the
-    command's entry point installed before the package was imported goes on recording: what it
-    recorded then is asked for too."""
+    and where there is no SIGHUP, nothing is changed); then handled as before, unless ``serve``
+    ignores it for good by then (`_signals`). The recorder the command's entry point installed
+    before the package was imported goes on recording: what it recorded then is asked for too."""
     if _RELOAD is None or threading.current_thread() is not threading.main_thread():
         yield EarlyReloads()
         return
@@ -192,7 +195,8 @@ def _early_reloads() -> Iterator[EarlyReloads]:
     try:
         yield early
     finally:
-        signal.signal(_RELOAD, previous if previous is not None else signal.SIG_DFL)
+        if signal.getsignal(_RELOAD) is early:
+            signal.signal(_RELOAD, previous if previous is not None else signal.SIG_DFL)
 
 
 async def _serve(
@@ -206,7 +210,9 @@ async def _serve(
     concurrency: int,
     policy: HealthPolicy | None = None,
     early: EarlyReloads | None = None,
+    for_good: bool = False,
 ) -> Outcome:
+    """Serve until stopped (see `serve`); ``for_good`` when the process ends with it (`_signals`)."""
     from aiohttp import web
 
     from ._exporter import Exporter
@@ -216,7 +222,7 @@ async def _serve(
     asyncio.get_running_loop().set_default_executor(DaemonThreads())
     # A signal is the command's from here to the end: a second Ctrl-C while the clients log out
     # is not a KeyboardInterrupt through aiohttp's and the clients' code.
-    with _signals() as signals:
+    with _signals(for_good=for_good) as signals:
         if early is not None and early.asked:
             signals.reload.set()  # asked for while the files were read: they may have changed since
         within = interval if budget is None else budget  # a sweep's time budget, as the Exporter's
@@ -382,11 +388,17 @@ _RELOAD = getattr(signal, "SIGHUP", None)
 
 
 @contextlib.contextmanager
-def _signals() -> Iterator[_Signals]:
+def _signals(*, for_good: bool = False) -> Iterator[_Signals]:
     """SIGINT and SIGTERM (and SIGHUP) handled by the running loop (`_Signals`) while the block
-    runs."""
+    runs; with ``for_good`` (the command, whose process ends soon after) ignored after it, for the
+    rest of the process's life (SIG_IGN: the interpreter puts a Python handler back to the
+    default action as it ends). The exit status is decided by then, but the loop's handlers, once
+    removed, left the default actions (asyncio puts them back) for the runner's end and the
+    interpreter's, a quarter of a second or so: a service manager's second SIGTERM, or a ``systemctl
+    reload`` racing the stop, killed the process by the signal instead of its exit status."""
     loop = asyncio.get_running_loop()
     signals = _Signals(loop)
+    numbers = [signal.SIGINT, signal.SIGTERM, *([_RELOAD] if _RELOAD is not None else [])]
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, signals.on_signal, number)
     if _RELOAD is not None:
@@ -394,10 +406,26 @@ def _signals() -> Iterator[_Signals]:
     try:
         yield signals
     finally:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(number)
-        if _RELOAD is not None:
-            loop.remove_signal_handler(_RELOAD)
+        with _held(numbers if for_good else []):
+            for number in numbers:
+                loop.remove_signal_handler(number)
+                if for_good:
+                    signal.signal(number, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _held(numbers: list[signal.Signals]) -> Iterator[None]:
+    """``numbers`` blocked in this thread while the block runs, so that none comes between a
+    handler's removal and what replaces it (one that came meanwhile is delivered after, or dropped
+    if now ignored)."""
+    if not numbers or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 async def _until_stopped(exporter: Exporter, signals: _Signals, servers: Servers | None = None) -> Outcome:
