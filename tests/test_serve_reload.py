@@ -48,9 +48,11 @@ def own(body: str, name: str) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def serving(targets: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, httpx.AsyncClient]]:
+async def serving(
+    targets: Path, *more: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, httpx.AsyncClient]]:
     process = await asyncio.create_subprocess_exec(
-        *serve_command(targets, "--interval", "1s"),
+        *serve_command(targets, "--interval", "1s", *more),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=child_environment(),
@@ -126,8 +128,8 @@ async def test_sighup_reloads_the_targets_and_password_files(tmp_path: Path) -> 
             assert up(body, "old") is None
             assert 'server="old"' not in body
             assert own(body, RELOAD_OK) == "1.0"
-            logouts = west.stats.logouts["v8"]
-            assert logouts == 1  # "old"'s client closed: logged out
+            # "old"'s client closed (in the background, the reload not waiting): logged out
+            await wait_for(lambda: west.stats.logouts["v8"] == 1)
 
             # An invalid file: the last good configuration is kept, and said so.
             targets.write_text(table("east", east_port, "east.pw") + "[[servers]\n", "utf-8")
@@ -171,15 +173,93 @@ async def test_sighup_reloads_the_targets_and_password_files(tmp_path: Path) -> 
     assert SECRET not in err
 
 
+class Held:
+    """An ASGI app whose requests wait while `gate` is an unset event (`held` counts those
+    waiting): a server that stopped answering, for as long as the test wants."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.gate: asyncio.Event | None = None
+        self.held = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        gate = self.gate
+        if scope["type"] == "http" and gate is not None:
+            self.held += 1
+            try:
+                await gate.wait()
+            finally:
+                self.held -= 1
+        await self.app(scope, receive, send)
+
+
+async def test_a_reload_does_not_wait_for_a_sweep_in_progress(tmp_path: Path) -> None:
+    """east stops answering mid-sweep (its time budget: 10 minutes). A reload changing east, and
+    a second one adding north, each apply at once: north is swept and both lines printed while
+    east's old sweep goes on. A reload waited for the sweeps in progress of the servers it
+    changed, so every later reload waited too, up to the time budget (no server added, no client
+    closed, no line). East's old client logs out once its sweep has ended."""
+    east, west = (
+        Simulator(small_config(seed=45, organizations=1)),
+        Simulator(small_config(seed=46, organizations=1)),
+    )
+    for name in ("east.pw", "east2.pw", "west.pw"):
+        (tmp_path / name).write_text("admin\n", encoding="utf-8")
+        (tmp_path / name).chmod(0o600)
+    held = Held(create_app(simulator=east))
+    targets = tmp_path / "targets.toml"
+    async with serve(held) as east_port, serve(create_app(simulator=west)) as west_port:
+        targets.write_text(table("east", east_port, "east.pw") + table("west", west_port, "west.pw"), "utf-8")
+        try:
+            async with serving(targets, "--timeout", "10m") as (process, client):
+                await metrics_until(client, lambda b: up(b, "east") == "1.0" and up(b, "west") == "1.0")
+                held.gate = asyncio.Event()
+                await wait_for(lambda: held.held > 0, within=HANG_GUARD)  # east's next sweep hangs
+
+                targets.write_text(
+                    table("east", east_port, "east2.pw") + table("west", west_port, "west.pw"), "utf-8"
+                )
+                assert await reload(process) == (
+                    f"Reloaded {targets}: serving the metrics of 2 servers (0 added, 0 removed, 1 changed)"
+                )
+                targets.write_text(
+                    table("east", east_port, "east2.pw")
+                    + table("west", west_port, "west.pw")
+                    + table("north", west_port, "west.pw"),
+                    "utf-8",
+                )
+                assert await reload(process) == (
+                    f"Reloaded {targets}: serving the metrics of 3 servers (1 added, 0 removed, 0 changed)"
+                )
+                body = await metrics_until(client, lambda b: up(b, "north") == "1.0")
+                assert up(body, "east") == "1.0"  # its old series, until its new client's sweep
+                assert (held.held > 0, east.stats.logouts["v8"]) == (True, 0)  # its sweep goes on
+
+                held.gate.set()
+                held.gate = None
+                await wait_for(lambda: east.stats.logouts["v8"] == 1, within=HANG_GUARD)
+                await wait_for(lambda: east.stats.token_requests["password"] == 2, within=HANG_GUARD)
+                process.send_signal(signal.SIGTERM)
+                status = await asyncio.wait_for(process.wait(), HANG_GUARD)
+                assert process.stderr is not None
+                err = (await process.stderr.read()).decode()
+        finally:
+            if held.gate is not None:
+                held.gate.set()
+    assert status == 0
+    assert "Traceback" not in err
+
+
 # --- Exporter.reconfigure, in process ----------------------------------------------------------------
 
 
 async def test_a_reconfigure_changes_each_server_between_two_of_its_sweeps() -> None:
     """a's sweep hangs (its organization listing held): ``reconfigure`` with a changed a, b
-    removed and c added starts c at once, drops b's series, and swaps a's spec only once a's
-    sweep in progress has ended with the old one, then sweeps a's new spec at once (it waited a
-    whole interval: a password put right left the server down that long); the old specs are
-    returned for closing."""
+    removed and c added returns at once (it waited for a's sweep, at most the time budget, and
+    held up every later reload), starts c at once and drops b's series. a's sweep in progress
+    ends with the old spec and is published, its client in use until then (`released`); then a's
+    new spec is swept at once (it waited a whole interval: a password put right left the server
+    down that long). The old specs are returned for closing."""
     a, b, c = Server("a", ("v8",), seed=51), Server("b", ("v8",), seed=52), Server("c", ("v8",), seed=53)
     a2 = Server("a", ("v8",), seed=54)
     exporter = Exporter([a.spec, b.spec], interval=60)
@@ -189,25 +269,56 @@ async def test_a_reconfigure_changes_each_server_between_two_of_its_sweeps() -> 
         await wait_for(
             lambda: "b" in exporter._published and any("organizations" in r for _, r in a.wire.requests)
         )
-        reconfiguring = asyncio.create_task(exporter.reconfigure([a2.spec, c.spec]))
+        retired = await asyncio.wait_for(exporter.reconfigure([a2.spec, c.spec]), HANG_GUARD)
+        assert {id(spec) for spec in retired} == {id(a.spec), id(b.spec)}
+        assert [spec.name for spec in exporter.servers] == ["a", "c"]
+        assert exporter.stats.servers == 2
         await wait_for(lambda: "c" in exporter._published and "b" not in exporter._published)
         body = exporter.body(gzip=False).decode()
         assert f'{PREFIX}up{{server="c"}} 1.0' in body
         assert 'server="b"' not in body
-        assert not reconfiguring.done()  # a's sweep in progress is not cut short...
-        assert exporter._slots["a"].spec is a.spec
+        releasing = asyncio.create_task(exporter.released(retired))
+        await asyncio.sleep(0.1)
+        assert not releasing.done()  # a's sweep in progress is not cut short...
+        assert id(a.client) in exporter.in_use()
+        assert "a" not in exporter._published
+        assert not any("organizations" in r for _, r in a2.wire.requests)  # ...nor a2 swept beside it
         a.wire.gate.set()
-        retired = await asyncio.wait_for(reconfiguring, HANG_GUARD)
-        assert {id(spec) for spec in retired} == {id(a.spec), id(b.spec)}
+        await asyncio.wait_for(releasing, HANG_GUARD)
         assert "a" in exporter._published  # ...it ended, and was published, with the old client
-        assert exporter._slots["a"].spec is a2.spec
+        assert id(a.client) not in exporter.in_use()
         # ...and the new spec is swept at once, not an interval (60 s here) later.
         await wait_for(lambda: any("organizations" in r for _, r in a2.wire.requests), within=10)
-        assert [spec.name for spec in exporter.servers] == ["a", "c"]
-        assert exporter.stats.servers == 2
     finally:
         await exporter.stop()
         for server in (a, b, c, a2):
+            await server.client.aclose()
+
+
+async def test_a_server_removed_while_sweeping_and_named_again_is_swept_once_at_a_time() -> None:
+    """b is removed while its sweep hangs, then named again (a new spec) before that sweep ends:
+    its loop goes on (no second sweep of b beside the hung one; dropping b's series as that sweep
+    ended would have dropped the new spec's too), and the new spec is swept once the old sweep
+    has ended."""
+    a, b, b2 = Server("a", ("v8",), seed=57), Server("b", ("v8",), seed=58), Server("b", ("v8",), seed=59)
+    exporter = Exporter([a.spec, b.spec], interval=60)
+    try:
+        await exporter.sweep()
+        b.wire.gate = asyncio.Event()
+        exporter.start()
+        await wait_for(lambda: len(b.wire.listings()) == 2)  # its second sweep hangs
+        assert await asyncio.wait_for(exporter.reconfigure([a.spec]), HANG_GUARD) == [b.spec]
+        assert await asyncio.wait_for(exporter.reconfigure([a.spec, b2.spec]), HANG_GUARD) == []
+        await asyncio.sleep(0.1)
+        assert not b2.wire.requests
+        b.wire.gate.set()
+        await asyncio.wait_for(exporter.released([b.spec]), HANG_GUARD)
+        await wait_for(lambda: b2.wire.listings() != [])
+        assert 'server="b"' in exporter.body(gzip=False).decode()
+        assert [spec.name for spec in exporter.servers] == ["a", "b"]
+    finally:
+        await exporter.stop()
+        for server in (a, b, b2):
             await server.client.aclose()
 
 

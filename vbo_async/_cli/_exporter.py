@@ -15,7 +15,9 @@ changing how many may sweep at once counts the sweeps in progress against the ne
 
 `Exporter.reconfigure` changes the servers swept while the loops run (``serve`` does on SIGHUP):
 a server's configuration changes between two of its sweeps, never in the middle of one; a
-removed server's series are dropped from the next scrape on, a new server is swept at once.
+removed server's series are dropped from the next scrape on, a new server is swept at once. It
+never waits for a sweep in progress (one waiting out a server that does not answer may take its
+whole time budget): each server's loop applies its change as that sweep ends.
 
 ``/metrics`` answers the last published exposition and the exporter's own metrics; it never
 sends a request to a VBO server, so scrapers, however many, cost the backup servers nothing.
@@ -121,7 +123,11 @@ class Exporter:
     ) -> None:
         self.servers = tuple(servers)
         self._slots = {server.name: _Slot(server) for server in self.servers}
-        """Each server's loop: the spec its next sweep uses, and the lock its sweeps hold."""
+        """Each server's loop: the spec its next sweep uses, and whether it is sweeping."""
+        self._leaving: dict[str, _Slot] = {}
+        """The loops of removed servers whose sweep in progress has not ended yet."""
+        self._in_progress: list[tuple[ServerSpec, asyncio.Future[None]]] = []
+        """The sweeps in progress (`sweep_one`), each with a future done as it ends."""
         self._group: asyncio.TaskGroup | None = None
         self.interval = interval
         self.budget = interval if budget is None else budget
@@ -178,6 +184,8 @@ class Exporter:
         began = time.perf_counter()
         self._sweeping += 1
         self.stats.in_progress = True
+        sweeping = (server, asyncio.get_running_loop().create_future())
+        self._in_progress.append(sweeping)
         try:
             snapshot = await self._in_turn(server)
             if snapshot.internal:  # logged by the sweep; counted as a failure of the exporter's
@@ -192,9 +200,23 @@ class Exporter:
                 self._starved.pop(snapshot.server, None)
             await self._publish(snapshot, dict(totals), began=began)
         finally:
+            self._in_progress.remove(sweeping)
+            sweeping[1].set_result(None)
             self._sweeping -= 1
             self.stats.in_progress = self._sweeping > 0
         return snapshot
+
+    def in_use(self) -> set[int]:
+        """The ids of the clients of the sweeps in progress: one of a spec no longer swept may
+        still be sweeping (`reconfigure` does not wait for it); its client must not be closed."""
+        return {id(spec.client) for spec, _ in self._in_progress}
+
+    async def released(self, specs: Iterable[ServerSpec]) -> None:
+        """Wait until no sweep in progress uses one of ``specs`` (specs `reconfigure` no longer
+        sweeps: none starts again); at most a sweep's time budget."""
+        ids = {id(spec) for spec in specs}
+        while ending := [done for spec, done in self._in_progress if id(spec) in ids]:
+            await asyncio.wait(ending)
 
     async def _in_turn(self, server: ServerSpec) -> ServerSnapshot:
         """`sweep_server`, in ``server``'s turn when servers take turns (its time budget starts
@@ -263,66 +285,80 @@ class Exporter:
         """Sweep ``servers`` from now on instead of `servers`, ``at_once`` of them at the same
         time (as the constructor's; the sweeps in progress count against it, and those waiting
         for a turn wait for one under it); returns the specs no longer swept, whose clients the
-        caller closes (the exporter owns none).
+        caller closes (the exporter owns none) once no sweep uses them (`released`, `in_use`).
 
-        A spec given again (the same object) is left alone: its loop, its client and its token go
-        on. A new server is swept at once. A spec of a server already swept (by name) replaces
-        the old one between two of its sweeps: a sweep in progress ends with the old one first
-        (this waits for it, at most the time budget), the new one is swept at once, and the
+        It never waits for a sweep in progress: a reload after this one is not held up by a
+        server that stopped answering. A spec given again (the same object) is left alone: its
+        loop, its client and its token go on. A new server is swept at once. A spec of a server
+        already swept (by name) replaces the old one between two of its sweeps: a sweep in
+        progress ends with the old one (and is published), then the new one is swept at once; the
         server's series stay until its first sweep publishes. A server no longer named stops
-        after its sweep in progress and its series are dropped then. The loops of every other
-        server go on meanwhile."""
+        after its sweep in progress, and its series are dropped then (at once when it is not
+        sweeping). The loops of every other server go on meanwhile."""
         wanted = {server.name: server for server in servers}  # names are unique (the targets file's)
-        changing = [(name, slot) for name, slot in self._slots.items() if wanted.get(name) is not slot.spec]
         self.servers = tuple(servers)
         self.stats.servers = len(self.servers)
         self.turns.resize(_bound(at_once, len(self.servers)))
         self.stats.stale_after = self._stale_after()
+        retired: list[ServerSpec] = []
+        dropped: list[tuple[str, _Slot]] = []
+        for name, slot in list(self._slots.items()):
+            if wanted.get(name) is slot.spec:
+                continue
+            retired.append(slot.spec)
+            if name in wanted:
+                # Its loop sweeps the new spec once its sweep in progress (if any) has ended, at
+                # once, as a new server is (a password put right is not left down an interval).
+                slot.change(wanted[name])
+                continue
+            del self._slots[name]
+            if slot.sweeping:  # its loop drops its series once that sweep has ended
+                slot.removed = True
+                self._leaving[name] = slot
+            else:
+                dropped.append((name, slot))
         for name, server in wanted.items():
             self.errors.setdefault(name, dict.fromkeys(ERROR_KINDS, 0))
-            if name not in self._slots:
+            if name in self._slots:
+                continue
+            if name in self._leaving:  # removed, then named again while still sweeping
+                slot = self._leaving.pop(name)
+                slot.removed = False
+                slot.change(server)
+                self._slots[name] = slot
+            else:
                 self._slots[name] = slot = _Slot(server)
                 self._begin(slot)
-        retired: list[ServerSpec] = []
-
-        async def retire(name: str, slot: _Slot) -> None:
-            async with slot.lock:  # between two sweeps of this server, never in the middle of one
-                retired.append(slot.spec)
-                task, slot.task = slot.task, None
-                if name in wanted:
-                    # Its loop, waiting for its next sweep (or for this lock), starts again with
-                    # the new spec: swept at once, as a new server is (a password put right is
-                    # not left down for an interval).
-                    slot.spec = wanted[name]
-                    if task is not None:
-                        task.cancel()
-                        await asyncio.gather(task, return_exceptions=True)
-                    self._begin(slot)
-                    return
-                self._slots.pop(name, None)
-            if task is not None:
+        self._slots = {name: self._slots[name] for name in wanted}  # in the file's order
+        for name, slot in dropped:
+            task, slot.task = slot.task, None
+            if task is not None:  # waiting for its next sweep: nothing is cut short
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-            async with self._publishing:
-                tables = (
-                    self._parts,
-                    self._published,
-                    self._durations,
-                    self._problems,
-                    self._starved,
-                    self.errors,
-                )
-                for table in tables:
-                    table.pop(name, None)
-                # Not published since: named again by a later reload, it counts towards a
-                # complete sweep only once it publishes again.
-                self._round.discard(name)
-                parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
-                self._show(await _off_loop(assemble, parts), parts)
-
-        await asyncio.gather(*(retire(name, slot) for name, slot in changing))
-        self._slots = {name: self._slots[name] for name in wanted}  # in the file's order
+            await self._drop(name)
         return retired
+
+    async def _drop(self, name: str) -> None:
+        """Drop the series and figures of ``name``, a server no longer swept, and publish the
+        other servers' without them."""
+        if name in self._slots:  # named again meanwhile: its new loop publishes it
+            return
+        async with self._publishing:
+            tables = (
+                self._parts,
+                self._published,
+                self._durations,
+                self._problems,
+                self._starved,
+                self.errors,
+            )
+            for table in tables:
+                table.pop(name, None)
+            # Not published since: named again by a later reload, it counts towards a complete
+            # sweep only once it publishes again.
+            self._round.discard(name)
+            parts = [self._parts[s.name] for s in self.servers if s.name in self._parts]
+            self._show(await _off_loop(assemble, parts), parts)
 
     def _begin(self, slot: _Slot) -> None:
         """Start ``slot``'s loop, when `run` runs."""
@@ -355,22 +391,36 @@ class Exporter:
             self._group = None
             for slot in self._slots.values():
                 slot.task = None
+            self._leaving.clear()
 
     async def _run_server(self, slot: _Slot) -> None:
+        """Sweep ``slot``'s server every interval, its spec read as each sweep starts; sweep at
+        once when `reconfigure` changes it, and end once it is removed (its series dropped)."""
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            async with slot.lock:
-                server = slot.spec
-                try:
-                    await self.sweep_one(server)
-                except Exception:
-                    self.stats.failed_sweeps += 1
-                    log.error("the sweep of %s failed on an internal error", server.name, exc_info=True)
+            slot.changed.clear()
+            server = slot.spec
+            slot.sweeping = True
+            try:
+                await self.sweep_one(server)
+            except Exception:
+                self.stats.failed_sweeps += 1
+                log.error("the sweep of %s failed on an internal error", server.name, exc_info=True)
+            finally:
+                slot.sweeping = False
+            if slot.removed:
+                if self._leaving.get(server.name) is slot:
+                    del self._leaving[server.name]
+                slot.task = None
+                await self._drop(server.name)
+                return
             ended = loop.time()
             if ended - started > self.interval:
                 self.stats.overruns += 1
-            await asyncio.sleep(max(started + self.interval - ended, self.interval * _MIN_GAP))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(started + self.interval - ended, self.interval * _MIN_GAP)):
+                    await slot.changed.wait()
 
     def start(self) -> asyncio.Task[None]:
         """Start `run` in a task of the running loop (the first sweeps begin at once)."""
@@ -507,14 +557,23 @@ class Exporter:
 
 
 class _Slot:
-    """One server's sweep loop in an `Exporter`: the ``spec`` its next sweep uses, the ``lock``
-    each of its sweeps holds (`Exporter.reconfigure` takes it to change ``spec`` between two),
-    and its ``task`` while `Exporter.run` runs."""
+    """One server's sweep loop in an `Exporter`: the ``spec`` its next sweep uses (a sweep reads
+    it as it starts, so `Exporter.reconfigure` changes it between two), whether it is
+    ``sweeping``, whether it was ``removed`` (its loop ends after its sweep in progress), and its
+    ``task`` while `Exporter.run` runs."""
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
-        self.lock = asyncio.Lock()
+        self.sweeping = False
+        self.removed = False
+        self.changed = asyncio.Event()
+        """Set when ``spec`` changes: the loop waiting for its next sweep sweeps at once."""
         self.task: asyncio.Task[None] | None = None
+
+    def change(self, spec: ServerSpec) -> None:
+        """Sweep ``spec`` from the next sweep on, at once (after the sweep in progress, if any)."""
+        self.spec = spec
+        self.changed.set()
 
 
 class _SharedText:

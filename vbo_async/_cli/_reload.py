@@ -8,6 +8,11 @@ other gets a new client, and the clients no longer swept are closed (logged out,
 turns sweeps take: `Turns`). A file that cannot be loaded changes nothing: each problem is
 said on stderr, the servers of the last good file are still swept, and
 ``vbo_async_exporter_config_last_reload_successful`` is 0 until a reload succeeds.
+
+A reload waits for no sweep and no logout: a server that stopped answering must not hold up the
+next SIGHUP (servers added, clients closed) for its time budget. The clients no longer swept are
+closed in the background, each once no sweep in progress uses it (`Exporter.released`), within
+`LOGOUTS_WITHIN` seconds a batch; `Servers.aclose` stops those closes and closes what is left.
 """
 
 from __future__ import annotations
@@ -106,6 +111,10 @@ class Servers:
         self._live: dict[str, tuple[_Source, ServerSpec]] = {}
         self._clients: dict[int, VBOClient] = {}
         """Every client opened and not yet closed, by id."""
+        self._closing: set[asyncio.Task[None]] = set()
+        """The background closes of clients no longer swept (`_retire`)."""
+        self._one_close = asyncio.Lock()
+        """Held by the background close choosing and closing clients: none is closed twice."""
 
     def build(self, loaded: Loaded) -> list[ServerSpec]:
         """The specs of the servers ``loaded``: the one in use for a server whose source is the
@@ -150,13 +159,13 @@ class Servers:
             for line in exc.lines:
                 log.error("%s", line)
             log.error("reloading %s failed: the servers of its last good version are still swept", self.path)
-            await self._close_unused()
+            self._retire(exporter, [])  # the clients made before the failure
             return False
         at_once = turns([target.max_concurrency for target, _, _ in loaded])
         retired = await exporter.reconfigure(specs, at_once=at_once)
         exporter.stats.config_ok = True
         exporter.stats.config_loaded = time.time()
-        await self._close_unused()
+        self._retire(exporter, retired)
         added = sum(name not in previous for name in self._live)
         removed = sum(name not in self._live for name in previous)
         changed = len(retired) - removed
@@ -167,18 +176,37 @@ class Servers:
             )
         return True
 
-    async def _close_unused(self) -> None:
-        """Close every client no server uses any more (logged out at once, each on its own)."""
-        used = {id(spec.client) for _, spec in self._live.values()}
-        unused = [client for key, client in self._clients.items() if key not in used]
-        for client in unused:
-            del self._clients[id(client)]
-        await _close(unused, self.turns)
+    def _retire(self, exporter: Exporter, retired: Sequence[ServerSpec]) -> None:
+        """Close, in the background, every client no server uses any more, once the sweeps in
+        progress of the ``retired`` specs have ended (`_close_unused`)."""
+        task = asyncio.get_running_loop().create_task(
+            self._close_unused(exporter, retired), name="vbo_async.serve retired clients"
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_unused(self, exporter: Exporter, retired: Sequence[ServerSpec]) -> None:
+        """Once no sweep uses the ``retired`` specs, close every client neither a server nor a
+        sweep in progress uses (a spec retired by a later reload still sweeping: that reload's
+        close takes it), logged out within `LOGOUTS_WITHIN` seconds. A client leaves the open
+        ones only once closed: a close cut short by `aclose` leaves it to that."""
+        await exporter.released(retired)
+        async with self._one_close:
+            used = {id(spec.client) for _, spec in self._live.values()} | exporter.in_use()
+            unused = [client for key, client in self._clients.items() if key not in used]
+            await _close(unused, self.turns, within=LOGOUTS_WITHIN)
+            for client in unused:
+                self._clients.pop(id(client), None)
 
     async def aclose(self, *, within: float = LOGOUTS_WITHIN, abandon: asyncio.Event | None = None) -> None:
         """Close every client, logging them out in `turns` within ``within`` seconds in all, or
         until ``abandon`` is set (a second SIGTERM or SIGINT): the clients not logged out by then
-        are closed without it, and a warning says how many."""
+        are closed without it, and a warning says how many. The background closes of a reload's
+        retired clients are stopped first; their clients not closed yet are closed here."""
+        closing = list(self._closing)
+        for task in closing:
+            task.cancel()
+        await asyncio.gather(*closing, return_exceptions=True)
         clients, self._clients = list(self._clients.values()), {}
         await _close(clients, self.turns, within=within, abandon=abandon)
 
