@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,20 @@ async def east(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Served]:
 
 def grants(server: Served) -> list[str]:
     return [entry.grant_type for entry in server.simulator.stats.token_log]
+
+
+async def primed(capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served) -> tuple[Path, Path, Path]:
+    """A targets file of ``east``, the cache directory, and its session file after a first run."""
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    await check(capsys, targets, "--token-cache", str(cache))
+    return targets, cache, cached(cache)
+
+
+def edited(path: Path, **changes: object) -> dict[str, Any]:
+    """Change members of the session file at ``path``; the session as it was."""
+    saved: dict[str, Any] = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, **changes}))
+    return saved
 
 
 def cached(cache: Path) -> Path:
@@ -113,11 +128,8 @@ async def test_runs_at_the_same_time_sign_in_once(monkeypatch: pytest.MonkeyPatc
 async def test_a_session_due_for_renewal_is_refreshed_and_saved(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
 ) -> None:
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
-    saved = json.loads(path.read_text())
-    path.write_text(json.dumps({**saved, "renew_after": "2000-01-01T00:00:00+00:00"}))
+    targets, cache, path = await primed(capsys, tmp_path, east)
+    saved = edited(path, renew_after="2000-01-01T00:00:00+00:00")
     await check(capsys, targets, "--token-cache", str(cache))
     renewed = json.loads(path.read_text())
     assert grants(east) == ["password", "refresh_token"]
@@ -147,9 +159,7 @@ async def test_a_session_the_server_ended_is_replaced(
 async def test_a_damaged_cache_file_is_said_and_replaced(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
 ) -> None:
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
+    targets, cache, path = await primed(capsys, tmp_path, east)
     path.write_text('{"format": "vbo-async session 1", "access_token": 5}')
     result = await run_in_thread(capsys, "check", "--targets", str(targets), "--token-cache", str(cache))
     assert result.code == 2
@@ -161,9 +171,7 @@ async def test_a_damaged_cache_file_is_said_and_replaced(
 async def test_a_cache_file_others_may_read_is_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
 ) -> None:
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
+    targets, cache, path = await primed(capsys, tmp_path, east)
     path.chmod(0o644)
     result = await check(capsys, targets, "--token-cache", str(cache))
     assert result.code == 3
@@ -178,9 +186,7 @@ async def test_a_cache_file_others_may_read_is_refused(
 async def test_a_link_in_place_of_a_cache_file_is_not_followed(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
 ) -> None:
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
+    targets, cache, path = await primed(capsys, tmp_path, east)
     elsewhere = tmp_path / "elsewhere"
     path.rename(elsewhere)
     path.symlink_to(elsewhere)
@@ -222,12 +228,9 @@ async def test_a_session_due_within_the_time_limit_is_renewed_at_the_start(
 ) -> None:
     """A run renews a session due before its -t is over while it holds the file, rather than
     midway, where another run holding the same refresh token would send it too."""
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
-    saved = json.loads(path.read_text())
+    targets, cache, path = await primed(capsys, tmp_path, east)
     soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)).isoformat()
-    path.write_text(json.dumps({**saved, "renew_after": soon}))
+    saved = edited(path, renew_after=soon)
     await check(capsys, targets, "--token-cache", str(cache), "-t", "20s")
     assert grants(east) == ["password"]  # due in 30 s, the run ends within 20 s
     await check(capsys, targets, "--token-cache", str(cache), "-t", "40s")
@@ -240,9 +243,7 @@ async def test_a_warm_run_does_not_rewrite_the_session(
 ) -> None:
     """Every run wrote the file twice (its times, recomputed, never matched the text read), and
     a run's write at its end put its older session over one another run had renewed since."""
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
+    targets, cache, path = await primed(capsys, tmp_path, east)
     before = (path.stat().st_ino, path.stat().st_mtime_ns, path.read_text())
     for _ in range(2):
         await check(capsys, targets, "--token-cache", str(cache))
@@ -278,11 +279,8 @@ async def test_a_session_that_cannot_be_written_leaves_the_last_one_whole(
     """It was truncated, then written: a full disk left an empty file, and the next run signed in."""
     import vbo_async._cli._tokencache as tokencache
 
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
-    saved = json.loads(path.read_text())
-    path.write_text(json.dumps({**saved, "renew_after": "2000-01-01T00:00:00+00:00"}))
+    targets, cache, path = await primed(capsys, tmp_path, east)
+    edited(path, renew_after="2000-01-01T00:00:00+00:00")
     kept = path.read_text()
 
     def full(*args: object, **kwargs: object) -> tuple[int, str]:
@@ -301,9 +299,7 @@ async def test_an_auto_server_looks_for_its_version_again_after_a_day(
 ) -> None:
     """A session resumed spoke the version found once, forever: a server upgraded since (7 to 8)
     kept being read as 7, and one rolled back was UNKNOWN on every run."""
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
+    targets, cache, path = await primed(capsys, tmp_path, east)
     saved = json.loads(path.read_text())
     assert saved["version_found"] is not None  # the targets file asks for "auto"
     aged = (dt.datetime.fromisoformat(saved["version_found"]) - dt.timedelta(days=1)).isoformat()
@@ -349,9 +345,7 @@ async def test_an_empty_cache_directory_is_a_usage_error(
 async def test_a_hard_link_in_place_of_a_session_file_is_not_used(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
 ) -> None:
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
+    targets, cache, path = await primed(capsys, tmp_path, east)
     precious = tmp_path / "precious.txt"
     precious.write_text("mine")
     precious.chmod(0o600)
@@ -386,11 +380,8 @@ async def test_a_session_of_another_server_in_the_file_is_replaced(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
 ) -> None:
     """A file copied from another server's: its tokens are not sent here; a new session replaces it."""
-    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
-    await check(capsys, targets, "--token-cache", str(cache))
-    path = cached(cache)
-    saved = json.loads(path.read_text())
-    path.write_text(json.dumps({**saved, "base_url": "http://elsewhere.example:4443"}))
+    targets, cache, path = await primed(capsys, tmp_path, east)
+    edited(path, base_url="http://elsewhere.example:4443")
     result = await run_in_thread(capsys, "check", "--targets", str(targets), "--token-cache", str(cache))
     assert result.code == 2
     assert f"{path}: ignored, a new session replaces it: the session was saved for 'admin' on " in result.err
