@@ -1864,3 +1864,15 @@ async def test_a_token_a_server_puts_in_a_job_id_stays_out_of_a_batched_sweeps_l
     said = [logging.Formatter().format(record) for record in logs.records]
     assert [line for line in said if "reading the sessions of job '***' failed" in line], said
     assert not [line for line in said if ACCESS in line]
+
+
+@pytest.mark.parametrize("job_id", [None, 12345])
+async def test_a_job_built_with_an_id_that_is_no_string_is_judged_unknown(job_id: object) -> None:
+    """Scrubbing the id for the log line raised a bare AttributeError (`None.find`) where the job
+    was UNKNOWN ("job.id must be a string")."""
+    from vbo_async import Job
+
+    async with client_for(lambda request: httpx.Response(200, content=token_json())) as vbo:
+        health = await vbo.job_health(Job(id=job_id))  # type: ignore[arg-type]
+    assert health.state is HealthState.UNKNOWN
+    assert "job.id must be a string" in health.reason

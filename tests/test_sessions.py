@@ -8,6 +8,7 @@ for renewal makes; the JSON form read back from anything a file could hold.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import datetime as dt
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbo_async import AuthenticationError, ClientStateError, ConfigError, SavedSession, VBOClient
+from vbo_async import AuthenticationError, ClientStateError, ConfigError, SavedSession, VBOClient, VBOError
 from vbo_async.simulator import create_app
 
 from .conftest import BASE, PASSWORD, USERNAME, FakeVBO, client_for
@@ -204,6 +205,8 @@ def test_log_out_must_be_a_boolean() -> None:
         (json.dumps({**json.loads(saved().to_json()), "expires": "2026-01-01T00:00:00"}), "with an offset"),
         (json.dumps({**json.loads(saved().to_json()), "renew_after": 5}), "'renew_after' is not an ISO"),
         (json.dumps({**json.loads(saved().to_json()), "username": None}), "'username' is not a non-empty"),
+        (json.dumps({**json.loads(saved().to_json()), "api_version": []}), "'api_version' is none of"),
+        (json.dumps({**json.loads(saved().to_json()), "api_version": {}}), "'api_version' is none of"),
     ],
 )
 def test_text_that_is_no_saved_session_is_refused_saying_why(text: str, said: str) -> None:
@@ -363,3 +366,52 @@ async def test_an_auto_client_s_session_says_when_its_version_was_found() -> Non
         again = resumed.saved_session()
     assert again is not None
     assert again.version_found == found.version_found
+
+
+async def test_a_refresh_token_no_header_could_carry_is_saved_all_the_same(fake: FakeVBO) -> None:
+    """A refresh token goes in a form's body: one with a blank or a non-ASCII letter, which the
+    client accepted and used, made `saved_session()` raise `ConfigError`."""
+    fake.token_script.append(
+        httpx.Response(
+            200, json={"access_token": "access-Qx7", "refresh_token": "réf tok", "expires_in": 3600}
+        )
+    )
+    async with client_for(fake, log_out=False) as vbo:
+        await vbo.sign_in()
+        session = vbo.saved_session()
+    assert session is not None
+    assert session.refresh_token == "réf tok"
+    assert SavedSession.from_json(session.to_json()) == session
+
+
+async def test_a_session_cannot_be_resumed_once_a_call_has_begun(fake: FakeVBO) -> None:
+    """A call begun, its grant not yet under way: `resume` was accepted, and the password grant
+    then replaced the session resumed (the grant resuming exists to avoid)."""
+    fake.route("GET", "/v1/Organizations", [])
+    async with client_for(fake, log_out=False) as vbo:
+        call = asyncio.create_task(vbo.organizations())
+        await asyncio.sleep(0)
+        with pytest.raises(ClientStateError, match="before the client's first request"):
+            vbo.resume(saved())
+        assert await call == []
+    async with client_for(fake, api_version="auto", log_out=False) as auto:
+        call = asyncio.create_task(auto.organizations())
+        await asyncio.sleep(0)
+        with pytest.raises(ClientStateError, match="before the client's first request"):
+            auto.resume(saved())
+        with contextlib.suppress(VBOError):
+            await call
+
+
+async def test_sign_in_renews_a_token_expiring_within_the_time_asked_for(fake: FakeVBO) -> None:
+    """A token whose renewal falls after its expiry (a lifetime under 30 s): `sign_in(valid_for=)`
+    kept it though it expired within the time asked for."""
+    fake.valid_refresh.add("refresh-saved-Rk2")
+    now = dt.datetime.now(dt.UTC)
+    short = saved(expires=now + dt.timedelta(seconds=10), renew_after=now + dt.timedelta(seconds=30))
+    async with client_for(fake, log_out=False) as vbo:
+        vbo.resume(short)
+        await vbo.sign_in(valid_for=5)
+        assert fake.grants() == []
+        await vbo.sign_in(valid_for=20)
+    assert fake.grants() == ["refresh_token"]

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import uvicorn
+from hypothesis import given
+from hypothesis import strategies as st
 
 import vbo_async.simulator as simulator_module
 import vbo_async.simulator._stats as stats_module
@@ -33,6 +35,8 @@ from vbo_async.simulator import (
     create_app,
     make_tls_material,
 )
+from vbo_async.simulator._schedule import DAILY_TYPES, PERIODS, WINDOWS, next_run, previous_run
+from vbo_async.simulator._wireformat import TICKS_PER_SECOND
 
 from .conftest import serve
 
@@ -1308,3 +1312,66 @@ def test_a_job_running_by_hand_skips_its_scheduled_run(clock: FakeClock) -> None
 def test_run_schedules_must_be_a_boolean() -> None:
     with pytest.raises(ConfigError, match="run_schedules"):
         SimulatorConfig(run_schedules="yes")  # type: ignore[arg-type]
+
+
+@given(
+    kind=st.sampled_from(["Periodically", "Daily"]),
+    every=st.sampled_from(sorted(PERIODS)),
+    daily_type=st.sampled_from(sorted(DAILY_TYPES)),
+    hour=st.integers(0, 23),
+    window=st.sampled_from(WINDOWS),
+    at=st.integers(1_700_000_000, 1_900_000_000),
+)
+def test_the_last_scheduled_run_is_the_one_stepping_through_them_finds(
+    kind: str, every: str, daily_type: str, hour: int, window: str, at: int
+) -> None:
+    """`previous_run` finds the last start at or before a time directly (a simulator nobody
+    asked anything for a month stepped through every period); it must agree with stepping
+    `next_run` from a week before."""
+    from vbo_async.simulator._records import Schedule
+
+    schedule = Schedule(kind, every, daily_type, f"{hour:02}:30:00", window, 0, False, 0, 0)
+    now = at * TICKS_PER_SECOND
+    stepped = next_run(schedule, now - 9 * 86400 * TICKS_PER_SECOND)
+    while (following := next_run(schedule, stepped)) <= now:
+        stepped = following
+    assert previous_run(schedule, now) == stepped
+    assert previous_run(schedule, stepped) == stepped  # at a start, that start
+
+
+def test_a_run_long_over_does_not_make_its_job_skip_its_turn(clock: FakeClock) -> None:
+    """A run started, then nothing asked for a day: the run was still "running" when the due
+    runs were started (its job skipped its turn), and nextRun was left in the past."""
+    sim = scheduled(clock)
+    jobs = v8_jobs(sim)
+    enabled = [(i, j) for i, j in jobs.items() if j["isEnabled"] and j["nextRun"]]
+    job_id, job = min(enabled, key=lambda item: item[1]["nextRun"])
+    due = at(job["nextRun"])
+    assert due is not None
+    clock.advance(seconds_to(due) + 1)
+    assert v8_jobs(sim)[job_id]["lastStatus"] == "Running"
+    clock.advance(86400)
+    after = v8_jobs(sim)[job_id]
+    now = due + dt.timedelta(days=1, seconds=1)
+    last_run, following = at(after["lastRun"]), at(after["nextRun"])
+    assert last_run is not None
+    assert following is not None
+    assert last_run > due + dt.timedelta(hours=1)  # the latest run due, not the one a day ago
+    assert following > now
+
+
+def test_a_deleted_or_copied_job_with_a_run_due(clock: FakeClock) -> None:
+    sim = scheduled(clock)
+    jobs = v8_jobs(sim)
+    enabled = sorted((j["nextRun"], i) for i, j in jobs.items() if j["isEnabled"] and j["nextRun"])
+    (_, gone), (due_at, copied) = enabled[0], enabled[1]
+    sim.delete_job(gone)
+    copy = sim.copy_job(copied, name="Copy of a job")
+    due = at(due_at)
+    assert due is not None
+    clock.advance(seconds_to(due) + 86400)
+    after = v8_jobs(sim)  # the deleted job's turn is skipped: no KeyError
+    assert gone not in after
+    last_run = at(after[copy]["lastRun"])
+    assert last_run is not None
+    assert last_run > due  # the copy runs on its schedule too

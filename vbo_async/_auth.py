@@ -261,6 +261,11 @@ class _Unreadable:
         )
 
 
+def _renewal_due(token: Token) -> float:
+    """When ``token`` must be renewed at the latest: its renewal, or its expiry if sooner."""
+    return min(token.refresh_at, token.expires_at)
+
+
 def _seconds(value: float) -> str:
     return f"{max(1, round(value))} s"
 
@@ -355,6 +360,8 @@ class TokenManager:
         brought, and the rest of the close)."""
         self.requests = 0
         """Token requests made so far (for diagnostics and tests)."""
+        self._asked = False
+        """Set once a token was first asked for (`current`, `probe`): no session is resumed after."""
         self.find_endpoint: Callable[[], Awaitable[object]] | None = None
         """Set by an ``"auto"`` client: finds the API version (and with it the token endpoint)
         when a token is asked for before any call of the client did (a link followed first)."""
@@ -372,6 +379,7 @@ class TokenManager:
         True when it issued one (it is kept, and later grants go there); False when the server
         answers 404 (it does not serve that version). Anything else raises as a renewal would.
         """
+        self._asked = True
         async with self._granted():
             self._check_open()
             try:
@@ -391,7 +399,7 @@ class TokenManager:
         It is renewed as a granted one is: by the refresh grant once due (or refused), then the
         password grant."""
         self._check_open()
-        if self._token is not None or self._lock.locked() or self.requests:
+        if self._token is not None or self._lock.locked() or self.requests or self._asked:
             raise ClientStateError(
                 "a session can only be resumed before the client's first request: resume it right "
                 "after creating the client"
@@ -412,10 +420,13 @@ class TokenManager:
         """A token that is not about to expire, obtaining or refreshing one if needed; the token
         still valid while a failed proactive renewal waits to be tried again (`RENEWAL_RETRY`).
         With ``ahead`` (seconds), one due for renewal within that long is renewed now too."""
+        self._asked = True
         if self._endpoint is None and self.find_endpoint is not None:
             await self.find_endpoint()  # outside the lock: the discovery's probes take it
         token = self.ready()
-        if token is not None and (not ahead or self._clock() + ahead < token.refresh_at):
+        if token is not None and (
+            not ahead or self._clock() + ahead < min(token.refresh_at, token.expires_at)
+        ):
             return token
         token = self._token
         return await self._renewed(token, refused=token is not None and token is self._refused)

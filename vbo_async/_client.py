@@ -231,6 +231,8 @@ class VBOClient:
         self._fetcher.scrub = self._scrub
         self._fetcher.decoder.scrub = self._scrub
         self._dialect: Dialect | None = None
+        self._discovering = False
+        """Set once an ``"auto"`` client began looking for its version (`resume` is refused)."""
         self._version_found: dt.datetime | None = None
         """When an ``"auto"`` client found its API version (or the session it resumed had)."""
         self._discovery = Flights("the client was closed while it was finding the server's API version")
@@ -547,6 +549,11 @@ class VBOClient:
                 f"{self._username!r} on {self._root.base_url}: its tokens are not sent to another "
                 "server or for another user"
             )
+        if self._discovering:
+            raise ClientStateError(
+                "a session can only be resumed before the client's first request: resume it right "
+                "after creating the client"
+            )
         dialect = self._dialect
         if dialect is not None and dialect.version != session.api_version:
             log.debug(
@@ -594,6 +601,7 @@ class VBOClient:
         if dialect is not None:
             return dialect
         self._fetcher.check_usable()
+        self._discovering = True  # a session is no longer resumed (`resume`)
         return await self._discovery.run("dialect", self._discovered, finish_alone=True)
 
     async def _discovered(self) -> Dialect:
@@ -917,7 +925,7 @@ class VBOClient:
         except ClientStateError:
             raise
         except VBOError as exc:
-            log.debug("reading the sessions of job %r failed: %s", self._fetcher.shown(job.id), exc)
+            log.debug("reading the sessions of job %r failed: %s", self._fetcher.shown_id(job.id), exc)
             sessions, error = [], exc
         if now is None:  # after the request: its answer's Date is the freshest reading of the clock
             here = dt.datetime.now(dt.UTC)

@@ -241,6 +241,11 @@ class Fetcher:
         """``href`` scrubbed of the client's secrets (`Link.shown_href`)."""
         return href if self.scrub is None else self.scrub(href)
 
+    def shown_id(self, value: object) -> object:
+        """A server's id as a log line shows it: scrubbed when it is text (a server may name a
+        job by the token it was sent); a model built by hand may hold anything else."""
+        return self.shown(value) if isinstance(value, str) else value
+
     def hide_secrets(self, error: VBOError) -> None:
         """`scrub_error`: the client's secrets out of ``error``'s message, ``url`` and ``href``, in
         place (a server may put one into an href the client follows)."""

@@ -56,7 +56,7 @@ def _text(name: str, value: object) -> None:
 
 
 def _version(name: str, value: object) -> None:
-    if value not in DIALECTS:
+    if not isinstance(value, str) or value not in DIALECTS:  # a list is not hashable
         raise _Refused(f"'{name}' is none of {', '.join(DIALECTS)}")
 
 
@@ -67,6 +67,15 @@ def _token(name: str, value: object) -> None:
         raise _Refused(
             f"'{name}' is no token (longer than {MAX_TOKEN_LENGTH} characters, or not all visible ASCII)"
         )
+
+
+def _refresh(name: str, value: object) -> None:
+    """A refresh token goes in a form's body, never a header: any text the token endpoint gave
+    (`parse_token_response` takes any up to `MAX_TOKEN_LENGTH`)."""
+    _text(name, value)
+    assert isinstance(value, str)
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise _Refused(f"'{name}' is no token (longer than {MAX_TOKEN_LENGTH} characters)")
 
 
 def _time(name: str, value: object) -> None:
@@ -117,7 +126,7 @@ class SavedSession:
     username: str = attrs.field(validator=_checked(_text))
     api_version: str = attrs.field(validator=_checked(_version))
     access_token: str = attrs.field(validator=_checked(_token))
-    refresh_token: str | None = attrs.field(validator=_checked(_optional(_token)))
+    refresh_token: str | None = attrs.field(validator=_checked(_optional(_refresh)))
     expires: dt.datetime = attrs.field(validator=_checked(_time))
     renew_after: dt.datetime = attrs.field(validator=_checked(_time))
     version_found: dt.datetime | None = attrs.field(default=None, validator=_checked(_optional(_time)))

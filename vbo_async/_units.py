@@ -588,7 +588,7 @@ async def _own_sessions(client: VBOClient, job: Job) -> list[JobSession] | VBOEr
         return await client._health_sessions(id_argument(job.id, "job.id"))
     except VBOError as exc:
         # The id scrubbed as the URL in ``exc`` is: a server may name a job by the token it was sent.
-        log.debug("reading the sessions of job %r failed: %s", client._fetcher.shown(job.id), exc)
+        log.debug("reading the sessions of job %r failed: %s", client._fetcher.shown_id(job.id), exc)
         return exc
 
 

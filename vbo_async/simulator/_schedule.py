@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from ._records import Schedule
 from ._wireformat import TICKS_PER_SECOND
 
-__all__ = ["DAILY_TYPES", "PERIODS", "WINDOWS", "backup_window", "next_run", "run_interval"]
+__all__ = ["DAILY_TYPES", "PERIODS", "WINDOWS", "backup_window", "next_run", "previous_run", "run_interval"]
 
 PERIODS: dict[str, int] = {
     "Minutes5": 300,
@@ -80,5 +80,27 @@ def next_run(schedule: Schedule, now_ticks: int) -> int:
     for day in range(8):
         candidate = midnight + day * 86400 + hours * 3600 + minutes * 60 + seconds
         if candidate > now and datetime.fromtimestamp(candidate, UTC).weekday() in days:
+            return candidate * TICKS_PER_SECOND
+    raise AssertionError("unreachable: every daily type allows a day within a week")
+
+
+def previous_run(schedule: Schedule, now_ticks: int) -> int:
+    """The last scheduled start at or before `now_ticks` (ticks; whole seconds), as `next_run`
+    finds the first after: found from ``now`` itself, whatever time has passed since any run."""
+    now = now_ticks // TICKS_PER_SECOND
+    if schedule.type == "Periodically":
+        period = run_interval(schedule)
+        candidate = now // period * period
+        for _ in range(7 * 86400 // period + 1):
+            if _in_window(schedule, candidate):
+                break
+            candidate -= period
+        return candidate * TICKS_PER_SECOND
+    hours, minutes, seconds = (int(part) for part in schedule.daily_time.split(":"))
+    days = DAILY_TYPES.get(schedule.daily_type, DAILY_TYPES["Everyday"])
+    midnight = now - now % 86400
+    for day in range(8):
+        candidate = midnight - day * 86400 + hours * 3600 + minutes * 60 + seconds
+        if candidate <= now and datetime.fromtimestamp(candidate, UTC).weekday() in days:
             return candidate * TICKS_PER_SECOND
     raise AssertionError("unreachable: every daily type allows a day within a week")

@@ -48,7 +48,7 @@ from ._generate import (
 )
 from ._paging import check_window, relative_page
 from ._records import DirectoryItem, Job, JobSession, Mailbox, Organization, Proxy, Repository
-from ._schedule import next_run
+from ._schedule import next_run, previous_run
 from ._stats import SimulatorStats, TokenRequest
 from ._throttle import TokenThrottle
 from ._tokens import TokenStore
@@ -77,10 +77,10 @@ Body = Any
 
 _T = TypeVar("_T")
 
-_MOST_MISSED_RUNS = 100_000
-"""The most scheduled times skipped over to find the latest one due (`Simulator._run_due`):
-a periodic job every 5 minutes left a year unasked has 105,120; beyond that the run is made
-at a time that was due, if not the latest."""
+_MOST_SESSIONS_KEPT = 1_000
+"""The most sessions a job keeps with `SimulatorConfig.run_schedules`, the oldest dropped (as a
+server's retention does): a job every 5 minutes runs 288 times a day, for as long as the
+simulator runs."""
 
 
 def _page(items: Sequence[_T], offset: int, limit: int | None) -> Sequence[_T]:
@@ -323,19 +323,14 @@ class Simulator:
         now = self.now()
         while self._due and self._due[0][0] <= now:
             due, _, job_id = heapq.heappop(self._due)
-            job = self._jobs[job_id]
-            if not job.enabled or job.next_run != due:
-                continue  # disabled, or rescheduled since this entry was made
+            job = self._jobs.get(job_id)
+            if job is None or not job.enabled or job.next_run != due:
+                continue  # deleted, disabled, or rescheduled since this entry was made
             if job.running is not None:
                 job.next_run = next_run(job.schedule, now)
                 self._plan(job)
                 continue
-            latest = due
-            for _ in range(_MOST_MISSED_RUNS):
-                following = next_run(job.schedule, latest)
-                if following > now:
-                    break
-                latest = following
+            latest = max(due, previous_run(job.schedule, now))
             clock_at = self._started + (latest - self.epoch_ticks) / TICKS_PER_SECOND
             self._start_run(job, latest, clock_at, full=False)
             job.next_run = next_run(job.schedule, latest)  # shown while it runs, as a server does
@@ -347,8 +342,12 @@ class Simulator:
         repository = self._repositories[job.repository_id]
         session = start_session(self.config, job, at, clock_at, repository, full=full)
         job.runs += 1
-        self._job_sessions(job).insert(0, session)
+        sessions = self._job_sessions(job)
+        sessions.insert(0, session)
         self._sessions[session.id] = session
+        if self.config.run_schedules:
+            while len(sessions) > _MOST_SESSIONS_KEPT:
+                self._sessions.pop(sessions.pop().id, None)
         job.running = session
         job.last_status = "Running"
         job.last_run = at
@@ -356,10 +355,16 @@ class Simulator:
         return session
 
     def settle(self) -> None:
-        """Start the scheduled runs that are due (`SimulatorConfig.run_schedules`), and finish
-        every started run whose `session_duration` has elapsed on the clock."""
+        """Finish every started run whose `session_duration` has elapsed on the clock, and start
+        the scheduled runs that are due (`SimulatorConfig.run_schedules`): those finished first,
+        so that a run long over is not taken for one still going (its job would skip its turn),
+        then again, for a run started at a time long past."""
+        self._finish_ended()
         if self._due:
             self._run_due()
+            self._finish_ended()
+
+    def _finish_ended(self) -> None:
         if not self._running:
             return
         elapsed_now = self.clock()
@@ -500,6 +505,7 @@ class Simulator:
         self._jobs[copy.id] = copy
         self._org(job.org_id).job_ids.append(copy.id)
         self._all_sessions_generated = False
+        self._plan(copy)
         return copy.id
 
     # -- lookups ------------------------------------------------------------------------------
