@@ -46,28 +46,77 @@ _RELOADED_BY_SIGHUP = frozenset({"serve"})
 def main() -> int:
     """Run the ``vbo-async`` command; returns its exit status. SIGTERM is the command's from
     here (`terminated_raises`): while the package imported it killed the process, so that
-    ``serve`` stopped by a service manager in its first half second ended otherwise than later."""
-    with terminated_raises(), reloads_recorded(sys.argv[1:]):
+    ``serve`` stopped by a service manager in its first half second ended otherwise than later.
+    Once the command has ended (its status decided, said), SIGINT, SIGTERM and SIGHUP are
+    ignored up to the process's exit (`_settled`): a second signal (a service manager's second
+    SIGTERM, a reload racing the stop) neither kills it nor prints a traceback."""
+    args = sys.argv[1:]
+    status: int | None = None
+    try:
+        with terminated_raises(), reloads_recorded(args):
+            try:
+                status = _run(args)
+            except KeyboardInterrupt as stop:  # `Terminated` too
+                status = _stopped(args, stop)
+            finally:
+                _settled()
+    except KeyboardInterrupt as stop:  # come before `_settled` took effect
+        if status is None:
+            status = _stopped(args, stop)
+    return status if status is not None else 1
+
+
+def _stopped(args: Sequence[str], stop: KeyboardInterrupt) -> int:
+    """Say the command was interrupted or terminated, by the first of the signals that stopped
+    it (a SIGTERM raised while a Ctrl-C was handled has the Ctrl-C as its context)."""
+    return terminated(args) if isinstance(_first_of(stop), Terminated) else interrupted(args)
+
+
+def _first_of(stop: BaseException) -> BaseException:
+    """The first of the Ctrl-Cs and SIGTERMs in ``stop``'s context (one raised while another
+    was handled has that one as its ``__context__``)."""
+    seen = 0
+    while isinstance(stop.__context__, KeyboardInterrupt) and seen < 100:
+        stop, seen = stop.__context__, seen + 1
+    return stop
+
+
+def _run(args: Sequence[str]) -> int:
+    try:
+        without_httpx_command_line()
+        from vbo_async.cli import main as run
+
+        return run()
+    except Exception as exc:  # the package cannot even start (a broken install)
+        if not is_check(args):
+            raise
+        # check's verdict is its stdout and exit status: UNKNOWN there, the traceback after it
+        status = cannot_start(args, f"internal error: {type(exc).__name__}: {exc}", status=1)
+        if sys.stderr is not None:
+            import traceback  # only here: this module imports nothing the start-up does not need
+
+            with contextlib.suppress(OSError, ValueError):
+                traceback.print_exc()
+        return status
+
+
+def _settled() -> None:
+    """The command has ended: SIGINT, SIGTERM and SIGHUP are ignored from now on (in the main
+    thread: this module's `main` runs there), so that the status decided is the one the process
+    ends with, whatever comes while it closes down."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    numbers = [number for name in ("SIGINT", "SIGTERM", "SIGHUP") if (number := getattr(signal, name, None))]
+    for _ in range(10):
         try:
-            without_httpx_command_line()
-            from vbo_async.cli import main as run
-
-            return run()
-        except Terminated:
-            return terminated(sys.argv[1:])
-        except KeyboardInterrupt:
-            return interrupted(sys.argv[1:])
-        except Exception as exc:  # the package cannot even start (a broken install)
-            if not is_check(sys.argv[1:]):
-                raise
-            # check's verdict is its stdout and exit status: UNKNOWN there, the traceback after it
-            status = cannot_start(sys.argv[1:], f"internal error: {type(exc).__name__}: {exc}", status=1)
-            if sys.stderr is not None:
-                import traceback  # only here: this module imports nothing the start-up does not need
-
+            # A signal already taken by Python, its handler not yet run, raises here: the
+            # handlers are set again, until none is left (then nothing more comes).
+            for number in numbers:
                 with contextlib.suppress(OSError, ValueError):
-                    traceback.print_exc()
-            return status
+                    signal.signal(number, signal.SIG_IGN)
+            return
+        except KeyboardInterrupt:  # `Terminated` too: the status is decided already
+            continue
 
 
 def is_check(args: Sequence[str]) -> bool:

@@ -2013,6 +2013,61 @@ def test_signals_while_stopping_do_not_change_the_exit_status(
     assert (ended, set(err.splitlines()) - {again}) == (status, set())
 
 
+def _catches(pid: int, number: int) -> bool:
+    """Whether process ``pid`` handles signal ``number`` (``SigCgt`` in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/PID/status")
+@pytest.mark.parametrize(
+    ("how", "burst", "statuses"),
+    [
+        (signal.SIGTERM, [signal.SIGTERM, signal.SIGHUP], {0}),
+        (signal.SIGINT, [signal.SIGINT, signal.SIGHUP], {130}),
+        # A Ctrl-C and a SIGTERM within a millisecond: which is taken first is the process's
+        # (pending handlers run by signal number); either status, never a kill or a traceback.
+        (signal.SIGTERM, [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], {0, 130}),
+    ],
+    ids=["term", "int", "both"],
+)
+def test_signals_while_starting_and_stopping_change_neither_status_nor_output(
+    tmp_path: Path, how: signal.Signals, burst: list[signal.Signals], statuses: set[int]
+) -> None:
+    """A signal while ``serve`` starts (its modules importing), then more every 2 ms until it
+    ends: it ends with the first one's status, without a traceback. A second signal as it
+    ended found SIGTERM and SIGHUP at their default actions again (killed: -15, -1) or raised
+    `Terminated` outside any handler (a traceback, exit status 1)."""
+    targets = write_targets(tmp_path / "targets.toml", _table("east", f"http://127.0.0.1:{closed_port()}"))
+    process = subprocess.Popen(
+        serve_command(targets),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(VBO_PASSWORD="admin"),
+    )
+    with reaped(process):
+        deadline = time.monotonic() + HANG_GUARD
+        while time.monotonic() < deadline and not (
+            _catches(process.pid, signal.SIGTERM) and _catches(process.pid, signal.SIGHUP)
+        ):
+            time.sleep(0.001)  # the entry point handles both from its first lines on
+        process.send_signal(how)
+        sent = 0  # the others come as it ends, a start-up stopped taking milliseconds
+        while process.poll() is None and time.monotonic() < deadline:
+            process.send_signal(burst[sent % len(burst)])
+            sent += 1
+            time.sleep(0.0005)
+        ended = process.wait(timeout=HANG_GUARD)
+        assert process.stderr is not None
+        err = process.stderr.read()
+    assert sent > 0  # some came while it ended
+    assert "Traceback" not in err, err
+    assert ended in statuses, err
+
+
 # --- the monitoring guide ----------------------------------------------------------------------------
 
 GUIDE = Path(__file__).parents[1] / "docs" / "monitoring.md"

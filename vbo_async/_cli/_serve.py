@@ -442,7 +442,8 @@ async def _until_stopped(exporter: Exporter, signals: _Signals, servers: Servers
         await asyncio.gather(reloading, return_exceptions=True)
     if sweeping.done() and not signals.received:  # only a BaseException ends the loop by itself
         sweeping.result()
-    return Outcome.INTERRUPTED if signal.SIGINT in signals.received else Outcome.OK
+    # The first signal decides (a Ctrl-C just after a service manager's SIGTERM stops nothing more)
+    return Outcome.INTERRUPTED if signals.received[0] == signal.SIGINT else Outcome.OK
 
 
 async def _reloads(exporter: Exporter, signals: _Signals, servers: Servers | None) -> None:
