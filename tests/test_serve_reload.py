@@ -322,6 +322,31 @@ async def test_a_server_removed_while_sweeping_and_named_again_is_swept_once_at_
             await server.client.aclose()
 
 
+async def test_a_server_removed_while_sweeping_is_not_counted_among_the_servers() -> None:
+    """b removed while its sweep hangs: its series stay until that sweep ends (as documented),
+    but "N of M servers up" counted it, as "3 of 2" in ``/healthz``."""
+    a, b = Server("a", ("v8",), seed=61), Server("b", ("v8",), seed=62)
+    exporter = Exporter([a.spec, b.spec], interval=60)
+    try:
+        await exporter.sweep()
+        assert (exporter.stats.servers_up, exporter.stats.servers) == (2, 2)
+        b.wire.gate = asyncio.Event()
+        exporter.start()
+        await wait_for(lambda: len(b.wire.listings()) == 2)  # its second sweep hangs
+        await asyncio.wait_for(exporter.reconfigure([a.spec]), HANG_GUARD)
+        assert (exporter.stats.servers_up, exporter.stats.published, exporter.stats.servers) == (1, 1, 1)
+        await exporter.sweep_one(a.spec)
+        assert (exporter.stats.servers_up, exporter.stats.published, exporter.stats.servers) == (1, 1, 1)
+        b.wire.gate.set()
+        await asyncio.wait_for(exporter.released([b.spec]), HANG_GUARD)
+        await wait_for(lambda: 'server="b"' not in exporter.body(gzip=False).decode())
+        assert (exporter.stats.servers_up, exporter.stats.servers) == (1, 1)
+    finally:
+        await exporter.stop()
+        for server in (a, b):
+            await server.client.aclose()
+
+
 async def test_complete_sweeps_keep_counting_after_a_reconfigure_adds_a_server() -> None:
     """``sweeps_total`` rises by one each time every server of the targets is published once
     more. Counted as the fewest sweeps of one server, it stood still after a reload added one,

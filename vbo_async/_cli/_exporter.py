@@ -298,6 +298,11 @@ class Exporter:
         wanted = {server.name: server for server in servers}  # names are unique (the targets file's)
         self.servers = tuple(servers)
         self.stats.servers = len(self.servers)
+        # "N of M servers up" of the servers named now, until the next publish says it again
+        # (a server removed still counted made it "3 of 2" in ``/healthz``).
+        current = [self._parts[name] for name in wanted if name in self._parts]
+        self.stats.published = len(current)
+        self.stats.servers_up = sum(part.up for part in current)
         self.turns.resize(_bound(at_once, len(self.servers)))
         self.stats.stale_after = self._stale_after()
         retired: list[ServerSpec] = []
