@@ -343,7 +343,7 @@ def write_output(text: str) -> bool:
     help="Keep each server's session in this directory (created mode 0700; its files 0600) "
     "between runs: a run resumes it instead of signing in, so checks per tenant stay under "
     "VB365's 5 sign-ins a minute; sessions are not logged out [env var: VBO_ASYNC_TOKEN_CACHE; "
-    "default: sign in and out on every run].",
+    "default: sign in, and out (v7+), on every run].",
 )
 @click.version_option(
     __version__, "-V", "--version", prog_name="vbo-async check", message="%(prog)s %(version)s"
