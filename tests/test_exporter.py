@@ -2001,16 +2001,23 @@ def test_signals_while_stopping_do_not_change_the_exit_status(
     with serving(tmp_path) as (process, base):
         assert httpx.get(f"{base}/").status_code == 200
         process.send_signal(how)
-        deadline = time.monotonic() + HANG_GUARD
-        sent = 0
-        while process.poll() is None and time.monotonic() < deadline:
-            process.send_signal(burst[sent % len(burst)])
-            sent += 1
-            time.sleep(0.002)
-        ended = process.wait(timeout=HANG_GUARD)
-        assert process.stderr is not None
-        err = process.stderr.read()
+        ended, _, err = _burst_until_it_ends(process, burst, time.monotonic() + HANG_GUARD, pause=0.002)
     assert (ended, set(err.splitlines()) - {again}) == (status, set())
+
+
+def _burst_until_it_ends(
+    process: subprocess.Popen[str], burst: list[signal.Signals], deadline: float, *, pause: float
+) -> tuple[int, int, str]:
+    """Send ``burst``'s signals in turn, ``pause`` apart, until ``process`` ends: its exit status,
+    how many were sent, and its stderr."""
+    sent = 0
+    while process.poll() is None and time.monotonic() < deadline:
+        process.send_signal(burst[sent % len(burst)])
+        sent += 1
+        time.sleep(pause)
+    ended = process.wait(timeout=HANG_GUARD)
+    assert process.stderr is not None
+    return ended, sent, process.stderr.read()
 
 
 def _catches(pid: int, number: int) -> bool:
@@ -2055,14 +2062,8 @@ def test_signals_while_starting_and_stopping_change_neither_status_nor_output(
         ):
             time.sleep(0.001)  # the entry point handles both from its first lines on
         process.send_signal(how)
-        sent = 0  # the others come as it ends, a start-up stopped taking milliseconds
-        while process.poll() is None and time.monotonic() < deadline:
-            process.send_signal(burst[sent % len(burst)])
-            sent += 1
-            time.sleep(0.0005)
-        ended = process.wait(timeout=HANG_GUARD)
-        assert process.stderr is not None
-        err = process.stderr.read()
+        # The others come as it ends: a start-up stopped takes milliseconds.
+        ended, sent, err = _burst_until_it_ends(process, burst, deadline, pause=0.0005)
     assert sent > 0  # some came while it ended
     assert "Traceback" not in err, err
     assert ended in statuses, err
