@@ -387,3 +387,27 @@ async def test_a_session_of_another_server_in_the_file_is_replaced(
     assert f"{path}: ignored, a new session replaces it: the session was saved for 'admin' on " in result.err
     assert grants(east) == ["password", "password"]
     assert json.loads(path.read_text())["base_url"] == east.url
+
+
+async def test_poll_keeps_the_sessions_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, east: Served
+) -> None:
+    """``poll --token-cache``: a poll run every minute from cron signs in once, as checks do."""
+    targets, cache = targets_of(tmp_path, east), tmp_path / "cache"
+    first = await run_in_thread(
+        capsys, "poll", "--targets", str(targets), "--json", "--token-cache", str(cache)
+    )
+    second = await run_in_thread(
+        capsys, "poll", "--targets", str(targets), "--json", "--token-cache", str(cache)
+    )
+    assert first.code == second.code
+    assert json.loads(first.out) == json.loads(second.out)
+    assert grants(east) == ["password"]
+    assert east.simulator.stats.logouts["v8"] == 0
+    assert cached(cache).stat().st_mode & 0o777 == 0o600
+    bad = cache / "bad"
+    bad.mkdir(mode=0o777)
+    bad.chmod(0o777)
+    refused = await run_in_thread(capsys, "poll", "--targets", str(targets), "--token-cache", str(bad))
+    assert refused.code == 2
+    assert f"--token-cache {bad}: mode 0777 lets other users write to it" in refused.err

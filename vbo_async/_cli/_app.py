@@ -32,6 +32,7 @@ from ._check import (
     not_blank,
     say_unknown,
     seconds_or_duration,
+    token_cache_option,
 )
 from ._connect import (
     DEFAULT_API_VERSION,
@@ -702,6 +703,7 @@ def _show_organizations(
 )
 @health_options
 @output_options
+@token_cache_option("polls run every minute")
 def poll(
     targets: Path,
     concurrency: int,
@@ -711,6 +713,7 @@ def poll(
     warning_is_success: bool,
     as_json: bool,
     wide: bool,
+    token_cache: Path | None,
 ) -> Outcome:
     """Poll the servers and organizations of a TOML targets file.
 
@@ -735,7 +738,9 @@ def poll(
     from ._flows import poll as run
 
     policy = health_policy(max_age, schedule_aware, warning_is_success)
-    report = run_unheld(run(targets, concurrency, give_up_after=timeout, policy=policy))
+    report = run_unheld(
+        run(targets, concurrency, give_up_after=timeout, policy=policy, token_cache=token_cache)
+    )
     return _show(report, as_json=as_json, wide=wide)
 
 

@@ -50,6 +50,7 @@ from ._threads import Terminated, run_unheld
 
 if TYPE_CHECKING:  # imported when a check runs (`_sweep`), not when the command line starts
     from ._flows import Swept
+    from ._tokencache import TokenCache
 
 __all__ = [
     "CHECK_EPILOG",
@@ -66,6 +67,8 @@ __all__ = [
     "run_check",
     "say_unknown",
     "seconds_or_duration",
+    "token_cache_for",
+    "token_cache_option",
     "write_output",
 ]
 
@@ -229,6 +232,35 @@ def health_options(command: F) -> F:
     )(command)
 
 
+def token_cache_option(runs: str) -> Callable[[F], F]:
+    """``--token-cache DIR`` (``VBO_ASYNC_TOKEN_CACHE``) of ``check`` and ``poll``: each server's
+    session kept between runs (`_tokencache`); ``runs`` says whose sign-ins it spares."""
+    return click.option(
+        "--token-cache",
+        "token_cache",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="VBO_ASYNC_TOKEN_CACHE",
+        metavar="DIR",
+        help="Keep each server's session in this directory (created mode 0700; its files 0600) "
+        f"between runs: a run resumes it instead of signing in, so {runs} stay under VB365's 5 "
+        "sign-ins a minute; sessions are not logged out [env var: VBO_ASYNC_TOKEN_CACHE; "
+        "default: sign in, and out (v7+), on every run].",
+    )
+
+
+def token_cache_for(directory: Path | None, give_up_after: dt.timedelta | None) -> TokenCache | None:
+    """The `TokenCache` of ``--token-cache`` (None without it), for a run that gives up after
+    ``give_up_after``: a session due within it is renewed first, and another run's turn is not
+    waited for past it."""
+    if directory is None:
+        return None
+    from ._tokencache import TokenCache
+
+    limit = give_up_after.total_seconds() if give_up_after is not None else 0.0
+    deadline = time.monotonic() + limit if give_up_after is not None else None
+    return TokenCache(directory, valid_for=limit, deadline=deadline)
+
+
 def health_policy(max_age: dt.timedelta, schedule_aware: bool, warning_is_success: bool) -> HealthPolicy:
     """The policy `health_options` asked for."""
     return HealthPolicy(max_age=max_age, schedule_aware=schedule_aware, warning_is_success=warning_is_success)
@@ -334,17 +366,7 @@ def write_output(text: str) -> bool:
     default=16,
     help="How many servers are listed at once, and tenants checked at once on each server.",
 )
-@click.option(
-    "--token-cache",
-    "token_cache",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="VBO_ASYNC_TOKEN_CACHE",
-    metavar="DIR",
-    help="Keep each server's session in this directory (created mode 0700; its files 0600) "
-    "between runs: a run resumes it instead of signing in, so checks per tenant stay under "
-    "VB365's 5 sign-ins a minute; sessions are not logged out [env var: VBO_ASYNC_TOKEN_CACHE; "
-    "default: sign in, and out (v7+), on every run].",
-)
+@token_cache_option("checks per tenant")
 @click.version_option(
     __version__, "-V", "--version", prog_name="vbo-async check", message="%(prog)s %(version)s"
 )
@@ -520,12 +542,8 @@ async def _sweep(
     judge their jobs. A server that is slow to list holds up only itself; at the deadline,
     whatever is still running is stopped and reported as not having answered."""
     from ._flows import open_servers, sweep_servers
-    from ._tokencache import TokenCache
 
-    limit = give_up_after.total_seconds()
-    cache = None
-    if token_cache is not None:
-        cache = TokenCache(token_cache, valid_for=limit, deadline=time.monotonic() + limit)
+    cache = token_cache_for(token_cache, give_up_after)
 
     keys = {organization_key(value): value for value in wanted}
     seen: set[str] = set()  # every organization listed, for hints about an --org naming none

@@ -491,16 +491,21 @@ async def poll(
     *,
     policy: HealthPolicy | None = None,
     give_up_after: dt.timedelta | None = None,
+    token_cache: Path | None = None,
 ) -> Report:
     """Poll every server of the targets file at ``path`` (see `open_servers`), each on its own
     (`sweep_servers`): list (or look up) its organizations, at most ``concurrency`` servers at
     once, then poll its tenants, at most ``concurrency`` at once on each server, judging every
     job's health under ``policy`` (default `HealthPolicy()`). A server that cannot be read is a
     failure row; the others are still polled. With ``give_up_after``, whatever has not answered
-    by then is a failure row ("no answer within 2m") and everything read is kept.
+    by then is a failure row ("no answer within 2m") and everything read is kept. With
+    ``token_cache``, each server's session is kept there between runs (as ``check``'s).
     """
+    from ._check import token_cache_for
+
+    cache = token_cache_for(token_cache, give_up_after)
     async with contextlib.AsyncExitStack() as stack:
-        servers = await open_servers(stack, path, give_up_after=give_up_after)
+        servers = await open_servers(stack, path, give_up_after=give_up_after, cache=cache)
         with Progress() as progress:
             swept = await sweep_servers(
                 servers,
