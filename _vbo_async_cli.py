@@ -60,7 +60,8 @@ def main() -> int:
                 status = _stopped(args, stop)
             finally:
                 _settled()
-    except KeyboardInterrupt as stop:  # come before `_settled` took effect
+    except KeyboardInterrupt as stop:  # come before `_settled` took effect (or before the block)
+        _settled()  # a signal while a handler was being set up skipped the block's `_settled`
         if status is None:
             status = _stopped(args, stop)
     return status if status is not None else 1
@@ -162,7 +163,23 @@ class SigtermHandler:
         self.act = act
 
     def __call__(self, number: int, frame: object) -> None:
+        if _in_import_callback(frame):
+            # An exception raised there is only printed ("Exception ignored in ...") and lost:
+            # the signal is taken again once that callback has returned.
+            signal.raise_signal(number)
+            return
         self.act()
+
+
+def _in_import_callback(frame: object) -> bool:
+    """Whether ``frame`` (where a signal landed) runs a weakref callback of the import system
+    (the cleanup of a module's import lock, run by the garbage collector while modules import)."""
+    code = getattr(frame, "f_code", None)
+    return (
+        code is not None
+        and getattr(code, "co_name", "") == "cb"
+        and str(getattr(code, "co_filename", "")).startswith("<frozen importlib")
+    )
 
 
 def _raise_terminated() -> None:

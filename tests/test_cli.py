@@ -4420,3 +4420,30 @@ async def test_a_sweep_logs_a_bounded_number_of_jobs_whose_links_could_not_be_re
         f"{1000 - limit} more jobs whose repository or proxy could not be read are not logged "
         "(those cells are empty)"
     ]
+
+
+def test_a_sigterm_landing_in_an_import_lock_callback_is_taken_again_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGTERM while the package imports whose handler ran inside the import system's weakref
+    callback (a module lock's cleanup, run by the garbage collector): `Terminated` raised there
+    is printed as "Exception ignored in ..." with its traceback, and lost (the process went on
+    starting). It is raised again instead, once that callback has returned."""
+    import types
+
+    import _vbo_async_cli as entry
+
+    raised: list[int] = []
+    monkeypatch.setattr(entry.signal, "raise_signal", raised.append)
+    handler = entry.SigtermHandler(entry._raise_terminated)
+    in_callback = types.SimpleNamespace(
+        f_code=types.SimpleNamespace(co_name="cb", co_filename="<frozen importlib._bootstrap>")
+    )
+    handler(signal.SIGTERM, in_callback)
+    assert raised == [signal.SIGTERM]
+    elsewhere = types.SimpleNamespace(f_code=types.SimpleNamespace(co_name="cb", co_filename="/app/x.py"))
+    with pytest.raises(entry.Terminated):
+        handler(signal.SIGTERM, elsewhere)
+    with pytest.raises(entry.Terminated):
+        handler(signal.SIGTERM, None)
+    assert raised == [signal.SIGTERM]

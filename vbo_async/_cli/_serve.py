@@ -442,8 +442,9 @@ async def _until_stopped(exporter: Exporter, signals: _Signals, servers: Servers
         await asyncio.gather(reloading, return_exceptions=True)
     if sweeping.done() and not signals.received:  # only a BaseException ends the loop by itself
         sweeping.result()
-    # The first signal decides (a Ctrl-C just after a service manager's SIGTERM stops nothing more)
-    return Outcome.INTERRUPTED if signals.received[0] == signal.SIGINT else Outcome.OK
+    # A Ctrl-C among the signals is said as one (130), also one a millisecond after a SIGTERM:
+    # signals that close can be taken in either order (pending ones by number, SIGINT first).
+    return Outcome.INTERRUPTED if signal.SIGINT in signals.received else Outcome.OK
 
 
 async def _reloads(exporter: Exporter, signals: _Signals, servers: Servers | None) -> None:
