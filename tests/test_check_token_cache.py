@@ -12,7 +12,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 
 from vbo_async.simulator import Faults, Simulator, SimulatorConfig
 
-from .test_check import CONFIG, EPOCH, Served, check, first_line, served, targets_of
+from .test_check import CONFIG, EPOCH, Served, check, check_process, first_line, served, targets_of
 from .test_cli import judge_at, run_in_thread
 
 
@@ -93,35 +92,18 @@ async def test_the_environment_names_the_cache_too(
     assert cached(tmp_path / "cache").is_file()
 
 
-async def test_runs_at_the_same_time_sign_in_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_runs_at_the_same_time_sign_in_once(tmp_path: Path) -> None:
     """Five runs started together against a server slow to answer (a second a request): the
     first signs in while the others wait for its turn to end, then resume what it wrote
     (without the lock, each of those starting within that second signed in too)."""
-    monkeypatch.setenv("VBO_PASSWORD", "admin")
     slow = Simulator(SimulatorConfig(seed=43, epoch=EPOCH, faults=Faults(latency=1.0), **CONFIG))
     async with served("slow", slow) as server:
         targets, cache = targets_of(tmp_path, server), tmp_path / "cache"
-        runs = [
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "vbo_async",
-                "check",
-                "--targets",
-                str(targets),
-                "--token-cache",
-                str(cache),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, "VBO_PASSWORD": "admin"},
-            )
-            for _ in range(5)
-        ]
-        outputs = [await run.communicate() for run in runs]
-    assert [run.returncode for run in runs] == [2] * 5, outputs
-    assert all(err == b"" for _, err in outputs)
+        runs = await asyncio.gather(*(check_process(targets, "--token-cache", str(cache)) for _ in range(5)))
+    assert [code for code, _, _ in runs] == [2] * 5, runs
+    assert all(err == "" for _, _, err in runs)
     # Judged on this machine's clock (each run its own process): the perfdata, not the ages said.
-    assert len({out.split(b"|", 1)[1].split(b"\n", 1)[0] for out, _ in outputs}) == 1
+    assert len({out.split("|", 1)[1].split("\n", 1)[0] for _, out, _ in runs}) == 1
     assert grants(server) == ["password"]
 
 
