@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import stat
 
-__all__ = ["not_a_file"]
+__all__ = ["not_a_file", "open_flags"]
 
 
 def not_a_file(mode: int) -> str | None:
@@ -21,3 +22,12 @@ def not_a_file(mode: int) -> str | None:
         (stat.S_ISBLK, "block device"),
     )
     return next((kind for test, kind in kinds if test(mode)), "special file")
+
+
+def open_flags(*names: str) -> int:
+    """The flags of ``os.open`` named, those the system has (Windows has no O_NONBLOCK,
+    O_NOCTTY, O_CLOEXEC or O_NOFOLLOW, only Windows O_BINARY)."""
+    flags = 0
+    for name in names:
+        flags |= getattr(os, name, 0)
+    return flags

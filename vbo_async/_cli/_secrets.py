@@ -23,7 +23,7 @@ from pathlib import Path
 
 import attrs
 
-from .._files import not_a_file
+from .._files import not_a_file, open_flags
 from ._connect import no_password, password_in, read_password, reads_as_path, without_line_break
 from ._exit import CLIError
 from ._targets import ServerTarget, TargetsFile
@@ -87,22 +87,14 @@ def _opened(path: str, name: str | None) -> int:
     raised outside the handler of ``os.open``'s error: as the error's context, that one would
     keep the path (its ``filename``) whatever ``name`` hides."""
     try:
-        return os.open(path, _flags())
+        # Read-only, never waiting (a named pipe), never taking a terminal.
+        return os.open(path, open_flags("O_RDONLY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"))
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a socket
             problem = f"{path}: a socket, not a file"
         else:
             problem = f"cannot read {name or path}: {exc.strerror or exc.__class__.__name__}"
     raise CLIError(problem)
-
-
-def _flags() -> int:
-    """Open read-only, never waiting (a named pipe) and never taking a terminal; the flags the
-    system lacks (Windows) are left out."""
-    flags = os.O_RDONLY
-    for name in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"):
-        flags |= getattr(os, name, 0)
-    return flags
 
 
 @attrs.define

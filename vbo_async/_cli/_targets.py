@@ -32,7 +32,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from .._checks import organization_key
 from .._client import API_VERSIONS
-from .._files import not_a_file
+from .._files import not_a_file, open_flags
 from ._connect import (
     NOT_A_VARIABLE,
     Connection,
@@ -184,7 +184,7 @@ def _read_file(path: Path, limit: int) -> bytes:
     pipe is then read as it is written, to its end: one that no process holds open for writing
     ends at once, and is refused as empty."""
     try:
-        descriptor = os.open(path, _open_flags("O_RDONLY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"))
+        descriptor = os.open(path, open_flags("O_RDONLY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"))
     except OSError as exc:
         if exc.errno == errno.ENXIO and (kind := _kind_at(path)) is not None:  # a socket
             raise CLIError(f"{path}: a {kind}, not a file") from None
@@ -205,15 +205,6 @@ def _read_file(path: Path, limit: int) -> bytes:
         raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
     finally:
         os.close(descriptor)
-
-
-def _open_flags(*names: str) -> int:
-    """The flags of ``os.open`` named, those the system has (Windows has no O_NONBLOCK, O_NOCTTY
-    or O_CLOEXEC, only Windows O_BINARY)."""
-    flags = 0
-    for name in names:
-        flags |= getattr(os, name, 0)
-    return flags
 
 
 def _kind_at(path: Path) -> str | None:

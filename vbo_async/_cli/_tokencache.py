@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .._client import VBOClient
 from .._exceptions import ConfigError
-from .._files import not_a_file
+from .._files import not_a_file, open_flags
 from .._sessions import SavedSession
 from ._exit import CLIError
 
@@ -61,13 +61,6 @@ REDISCOVER_AFTER = dt.timedelta(days=1)
 """How long the API version an ``"auto"`` server's session was found with is trusted: a server
 upgraded since (VB365 7 to 8) serves a newer one, whose checks (a repository out of order) an
 older one lacks, and one rolled back no longer serves it."""
-
-
-def _flags(*names: str) -> int:
-    flags = 0
-    for name in names:
-        flags |= getattr(os, name, 0)
-    return flags
 
 
 class TokenCache:
@@ -228,7 +221,9 @@ def _version_is_old(session: SavedSession) -> bool:
 
 def _opened(path: Path) -> int:
     """The lock file at ``path`` opened, created mode 0600 if missing (`_refusal` applies)."""
-    flags = os.O_RDWR | os.O_CREAT | _flags("O_NOFOLLOW", "O_CLOEXEC", "O_NONBLOCK", "O_NOCTTY", "O_BINARY")
+    flags = (
+        os.O_RDWR | os.O_CREAT | open_flags("O_NOFOLLOW", "O_CLOEXEC", "O_NONBLOCK", "O_NOCTTY", "O_BINARY")
+    )
     return _checked(path, flags, 0o600)
 
 
@@ -237,7 +232,9 @@ def _read(path: Path, *, quiet: bool = False) -> SavedSession | None:
     session (said at warning level unless ``quiet``: it is replaced). A file that may not hold
     tokens (`_refusal`) or cannot be read is a `ConfigError`."""
     try:
-        descriptor = _checked(path, os.O_RDONLY | _flags("O_NOFOLLOW", "O_CLOEXEC", "O_NONBLOCK", "O_BINARY"))
+        descriptor = _checked(
+            path, os.O_RDONLY | open_flags("O_NOFOLLOW", "O_CLOEXEC", "O_NONBLOCK", "O_BINARY")
+        )
     except FileNotFoundError:
         return None
     try:
