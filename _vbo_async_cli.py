@@ -30,6 +30,7 @@ __all__ = [
     "interrupted",
     "is_check",
     "main",
+    "settled",
     "sigterm_handled",
     "terminated",
     "terminated_raises",
@@ -48,7 +49,7 @@ def main() -> int:
     here (`terminated_raises`): while the package imported it killed the process, so that
     ``serve`` stopped by a service manager in its first half second ended otherwise than later.
     Once the command has ended (its status decided, said), SIGINT, SIGTERM and SIGHUP are
-    ignored up to the process's exit (`_settled`): a second signal (a service manager's second
+    ignored up to the process's exit (`settled`): a second signal (a service manager's second
     SIGTERM, a reload racing the stop) neither kills it nor prints a traceback."""
     args = sys.argv[1:]
     status: int | None = None
@@ -59,9 +60,9 @@ def main() -> int:
             except KeyboardInterrupt as stop:  # `Terminated` too
                 status = _stopped(args, stop)
             finally:
-                _settled()
-    except KeyboardInterrupt as stop:  # come before `_settled` took effect (or before the block)
-        _settled()  # a signal while a handler was being set up skipped the block's `_settled`
+                settled()
+    except KeyboardInterrupt as stop:  # come before `settled` took effect (or before the block)
+        settled()  # a signal while a handler was being set up skipped the block's `settled`
         if status is None:
             status = _stopped(args, stop)
     return status if status is not None else 1
@@ -101,7 +102,7 @@ def _run(args: Sequence[str]) -> int:
         return status
 
 
-def _settled() -> None:
+def settled() -> None:
     """The command has ended: SIGINT, SIGTERM and SIGHUP are ignored from now on (in the main
     thread: this module's `main` runs there), so that the status decided is the one the process
     ends with, whatever comes while it closes down."""

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _vbo_async_cli import EarlyReloads
+from _vbo_async_cli import EarlyReloads, settled
 
 from ._descriptors import (
     MAX_CONNECTIONS,
@@ -409,8 +409,8 @@ def _signals(*, for_good: bool = False) -> Iterator[_Signals]:
         with _held(numbers if for_good else []):
             for number in numbers:
                 loop.remove_signal_handler(number)
-                if for_good:
-                    signal.signal(number, signal.SIG_IGN)
+            if for_good:
+                settled()  # as every command once its status is decided (the entry point's)
 
 
 @contextlib.contextmanager
