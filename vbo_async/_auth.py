@@ -398,13 +398,18 @@ class TokenManager:
         """Hold ``token`` (a saved session's) as though it had been granted: before any grant.
         It is renewed as a granted one is: by the refresh grant once due (or refused), then the
         password grant."""
+        self.check_resumable()
+        self._token = token
+
+    def check_resumable(self, *, begun: bool = False) -> None:
+        """`ClientStateError` unless a session may still be resumed (`resume`): the client is
+        open, and no token was asked for yet (nor, ``begun``, its API version looked for)."""
         self._check_open()
-        if self._token is not None or self._lock.locked() or self.requests or self._asked:
+        if begun or self._token is not None or self._lock.locked() or self.requests or self._asked:
             raise ClientStateError(
                 "a session can only be resumed before the client's first request: resume it right "
                 "after creating the client"
             )
-        self._token = token
 
     def now(self) -> float:
         """The client's clock (`time.monotonic` unless injected), which tokens' times are on."""

@@ -549,11 +549,7 @@ class VBOClient:
                 f"{self._username!r} on {self._root.base_url}: its tokens are not sent to another "
                 "server or for another user"
             )
-        if self._discovering:
-            raise ClientStateError(
-                "a session can only be resumed before the client's first request: resume it right "
-                "after creating the client"
-            )
+        self._tokens.check_resumable(begun=self._discovering)
         dialect = self._dialect
         if dialect is not None and dialect.version != session.api_version:
             log.debug(
