@@ -42,6 +42,7 @@ import vbo_async._poll
 import vbo_async._sending
 import vbo_async.simulator
 from vbo_async import (
+    ConfigError,
     DecodeError,
     HealthPolicy,
     HealthState,
@@ -53,7 +54,7 @@ from vbo_async import (
     __version__,
     poll_jobs,
 )
-from vbo_async._cli import _app, _connect, _flows, _report
+from vbo_async._cli import _app, _connect, _flows, _report, _turns
 from vbo_async._cli._connect import SharedContexts, environment_text
 from vbo_async._cli._exit import Outcome
 from vbo_async._cli._flows import NOT_ASKED, UnknownOrganization, close_names, match_organization
@@ -2715,14 +2716,19 @@ def holding_jobs(app: Any, release: asyncio.Event) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def hung_then_up(tmp_path: Path) -> AsyncIterator[tuple[Path, Simulator]]:
-    """A targets file of a server that accepts connections and never answers ("hung"), then a
-    healthy simulator of two tenants ("up"): the file and that simulator."""
+async def hung_then_up(tmp_path: Path, hung: int = 1) -> AsyncIterator[tuple[Path, Simulator]]:
+    """A targets file of ``hung`` servers that accept connections and never answer ("hung",
+    "hung2", ...), then a healthy simulator of two tenants ("up"): the file and that simulator."""
     healthy = Simulator(small_config(seed=27, organizations=2))
-    async with silent_server() as silent, serve(create_app(simulator=healthy)) as port:
+    async with contextlib.AsyncExitStack() as stack:
+        silent = [await stack.enter_async_context(silent_server()) for _ in range(hung)]
+        port = await stack.enter_async_context(serve(create_app(simulator=healthy)))
         targets = write_targets(
             tmp_path / "targets.toml",
-            server_table("hung", silent, "VBO_PASSWORD")
+            "".join(
+                server_table("hung" + (str(number + 1) if number else ""), url, "VBO_PASSWORD")
+                for number, url in enumerate(silent)
+            )
             + server_table("up", f"http://127.0.0.1:{port}", "VBO_PASSWORD"),
         )
         yield targets, healthy
@@ -2731,21 +2737,122 @@ async def hung_then_up(tmp_path: Path) -> AsyncIterator[tuple[Path, Simulator]]:
 async def test_poll_timeout_says_a_server_waiting_behind_slow_ones_was_not_asked(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """``--concurrency`` servers are listed at once: with that many hung ones first, a healthy
-    server after them was never asked before the deadline, and was said to have given "no
-    answer within 2s" (the operator blamed the wrong server). It says it was not asked, and why."""
+    """``--concurrency`` servers are listed at once, a silent one giving its turn to the next
+    after `slot_hold` (2 s here: 3 s shared by 4 servers' turns, 2 s at least): with hung
+    servers first, those whose turn came after the deadline (the third at 4 s) and the healthy
+    server after them were never asked, and were said to have given "no answer within 3s" (the
+    operator blamed the wrong server). They are said not to have been asked, and why."""
     monkeypatch.setenv("VBO_PASSWORD", "admin")
-    async with hung_then_up(tmp_path) as (targets, healthy):
-        argv = ("poll", "--targets", str(targets), "--timeout", "2s", "--concurrency", "1")
+    async with hung_then_up(tmp_path, hung=3) as (targets, healthy):
+        argv = ("poll", "--targets", str(targets), "--timeout", "3s", "--concurrency", "1")
         result = await asyncio.wait_for(run_in_thread(capsys, *argv, "--json"), HANG_GUARD)
         table = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
     assert result.code == 1, result.err
     assert [(row["server"], row["error"]) for row in json.loads(result.out)] == [
-        ("hung", "no answer within 2s"),
-        ("up", "not asked within 2s" + NOT_ASKED),
+        ("hung", "no answer within 3s"),
+        ("hung2", "no answer within 3s"),
+        ("hung3", "not asked within 3s" + NOT_ASKED),
+        ("up", "not asked within 3s" + NOT_ASKED),
     ]
-    assert summary_line(table.out).endswith("; 1 server could not be read, 1 server not asked")
+    assert summary_line(table.out).endswith("; 2 servers could not be read, 2 servers not asked")
     assert healthy.stats.token_requests == {}  # never asked, indeed
+
+
+async def test_poll_a_silent_server_gives_its_listing_turn_to_the_next(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server that never answers held its listing slot for its attempts' 30 s each: with
+    ``--concurrency`` such servers first, every server after them was "not asked" however
+    healthy (a datacenter down took every other server's check with it). After `slot_hold`
+    (here 4 s shared by 2 servers' turns: 2 s) the healthy server is asked, and its jobs are
+    all there; the hung one is still waited for until the deadline."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    async with hung_then_up(tmp_path) as (targets, healthy):
+        argv = ("poll", "--targets", str(targets), "--timeout", "4s", "--concurrency", "1", "--json")
+        result = await asyncio.wait_for(run_in_thread(capsys, *argv), HANG_GUARD)
+    assert result.code == 1, result.err
+    rows = json.loads(result.out)
+    assert [(row["server"], row["error"]) for row in rows if row["error"] is not None] == [
+        ("hung", "no answer within 4s")
+    ]
+    expected = expected_rows(healthy)
+    check_json_rows(
+        json.dumps([row for row in rows if row["error"] is None]), expected, "up", expected_health(healthy)
+    )
+
+
+@pytest.mark.parametrize(
+    ("servers", "concurrency", "within", "hold"),
+    [
+        (2, 1, 4.0, 2.0),  # 4 s shared by 2 turns
+        (4, 1, 3.0, 2.0),  # 0.75 s a turn: 2 s at least
+        (100, 16, 50.0, 50 / 7),  # 7 rounds of 16
+        (2, 16, 50.0, 10.0),  # one round: 10 s at most
+        (5, 1, None, 10.0),  # no time limit
+        (0, 16, 50.0, 10.0),
+    ],
+)
+def test_slot_hold_shares_the_time_limit_among_the_listing_turns(
+    servers: int, concurrency: int, within: float | None, hold: float
+) -> None:
+    assert _flows.slot_hold(servers, concurrency, within) == pytest.approx(hold)
+
+
+async def test_in_slot_gives_a_slot_held_too_long_to_the_next_and_returns_every_outcome() -> None:
+    slots, release, began = asyncio.Semaphore(1), asyncio.Event(), []
+
+    async def slow() -> str:
+        began.append("slow")
+        await release.wait()
+        return "slow"
+
+    async def quick() -> str:
+        began.append("quick")
+        release.set()
+        return "quick"
+
+    async def failing() -> str:
+        began.append("failing")
+        raise ConfigError("bad")
+
+    first = asyncio.create_task(_turns.in_slot(slots, 0.05, slow))
+    second = asyncio.create_task(_turns.in_slot(slots, 0.05, quick))
+    third = asyncio.create_task(_turns.in_slot(slots, 0.05, failing))
+    assert await asyncio.wait_for(asyncio.gather(first, second), HANG_GUARD) == ["slow", "quick"]
+    with pytest.raises(ConfigError, match="bad"):
+        await third
+    assert began == ["slow", "quick", "failing"]
+    assert not slots.locked()  # every slot given back
+
+
+async def test_in_slot_cancelled_leaves_no_work_behind() -> None:
+    """Cancelled while waiting for a slot, the work is never begun (no coroutine left never
+    awaited); cancelled while it runs in the slot or after giving the slot back, the work is
+    cancelled and has ended when the call has."""
+    slots = asyncio.Semaphore(1)
+    began: list[str] = []
+    ended: list[str] = []
+
+    async def forever(name: str) -> None:
+        began.append(name)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.append(name)
+
+    outside = asyncio.create_task(_turns.in_slot(slots, 0.01, lambda: forever("outside")))
+    await asyncio.sleep(0.05)  # given its slot back: running outside it
+    inside = asyncio.create_task(_turns.in_slot(slots, 60, lambda: forever("inside")))
+    waiting = asyncio.create_task(_turns.in_slot(slots, 60, lambda: forever("waiting")))
+    await asyncio.sleep(0.01)
+    for task in (outside, inside, waiting):
+        task.cancel()
+    results = await asyncio.gather(outside, inside, waiting, return_exceptions=True)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)
+    assert began == ["outside", "inside"]
+    assert sorted(ended) == ["inside", "outside"]
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert not slots.locked()
 
 
 async def test_poll_timeout_reports_a_server_that_never_answers_and_shows_the_others(

@@ -42,7 +42,7 @@ from ._report import FOLLOW, Report, Row, Unread, error_row, link_problems, rows
 from ._secrets import Passwords
 from ._targets import ServerTarget, read_targets, tls_contexts
 from ._tokencache import TokenCache
-from ._turns import Turns, close_in_turns
+from ._turns import Turns, close_in_turns, in_slot
 
 log = logging.getLogger("vbo_async.cli")
 R = TypeVar("R")
@@ -52,6 +52,8 @@ LOGOUT_GRACE = 0.5
 __all__ = [
     "NOT_ASKED",
     "NO_ID",
+    "SLOT_HOLD",
+    "SLOT_HOLD_LEAST",
     "UNREADABLE",
     "Choose",
     "Keyed",
@@ -69,6 +71,7 @@ __all__ = [
     "poll",
     "report_of",
     "server_targets",
+    "slot_hold",
     "split_pollable",
     "sweep_servers",
 ]
@@ -204,9 +207,28 @@ def match_listed(
 
 NOT_ASKED = (
     ": it was waiting for the servers before it, slow to answer (--concurrency servers are listed "
-    "at once, fewer under the open-file limit)"
+    "at once, fewer under the open-file limit; one silent for a while gives its turn to the next)"
 )
 """Why a server a sweep's time limit ended before it was asked was not asked."""
+
+SLOT_HOLD = 10.0
+"""Seconds a server's listing holds its listing slot at most (`slot_hold`)."""
+SLOT_HOLD_LEAST = 2.0
+"""Seconds a server's listing holds its listing slot at least (`slot_hold`): a sign-in and a
+listing at a real server's pace."""
+
+
+def slot_hold(servers: int, concurrency: int, within: float | None) -> float:
+    """Seconds a server's listing holds one of a sweep's ``concurrency`` listing slots before
+    the next server is asked too (`server_targets`): the time limit ``within`` shared among the
+    slots' turns, so that every server is asked in time even when every listing before it is
+    silent, at least `SLOT_HOLD_LEAST` and at most `SLOT_HOLD` (also without a time limit, as a
+    hung server's attempts last 30 s each)."""
+    if within is None:
+        return SLOT_HOLD
+    rounds = -(-servers // concurrency)
+    return min(SLOT_HOLD, max(SLOT_HOLD_LEAST, within / max(rounds, 1)))
+
 
 UNREADABLE = "(an organization without a readable id)"
 """How a listed organization that could not be decoded, nor its id read, is named."""
@@ -519,7 +541,12 @@ async def poll(
 
 
 async def server_targets(
-    server: Server, limit: asyncio.Semaphore, phase: Phase, asked: Callable[[], None] | None = None
+    server: Server,
+    limit: asyncio.Semaphore,
+    phase: Phase,
+    asked: Callable[[], None] | None = None,
+    *,
+    hold: float = SLOT_HOLD,
 ) -> tuple[list[PollTarget], list[Row], int | None]:
     """The tenants to poll on one server, the failure rows of what could not be found, and how
     many organizations the server lists (None when it could not be read).
@@ -527,19 +554,23 @@ async def server_targets(
     The server's organizations are listed once (that gives their names, and tells `poll_jobs`
     whether the tenants are enough of the server to batch); the entries of an
     ``organizations`` list are matched against it by id or name. ``asked`` is called once the
-    server has its listing slot (one of ``limit``'s), as its listing is sent.
+    server has its listing slot (one of ``limit``'s), as its listing is sent; a listing that
+    has not ended ``hold`` seconds later gives the slot to the next server (`in_slot`).
     """
     target = server.target
-    async with limit:
+
+    async def listing() -> tuple[list[Organization], dict[str, DecodeError]]:
         if asked is not None:
             asked()
-        try:
-            if server.cache is not None:
-                await server.cache.sign_in(server.client)
-            organizations, undecoded = await server.client._organizations_filed()
-        except VBOError as exc:
-            phase.advance(failed=True)
-            return [], [error_row(target.label, exc, source="targets")], None
+        if server.cache is not None:
+            await server.cache.sign_in(server.client)
+        return await server.client._organizations_filed()
+
+    try:
+        organizations, undecoded = await in_slot(limit, hold, listing)
+    except VBOError as exc:
+        phase.advance(failed=True)
+        return [], [error_row(target.label, exc, source="targets")], None
     phase.advance()
     # Each tenant once; what cannot be polled is a row of its own, its neighbours are polled.
     usable, refused = choose_tenants(target.organizations, organizations, undecoded, server=target.label)
@@ -775,8 +806,9 @@ async def sweep_servers(
     proxies: bool = False,
 ) -> Swept:
     """Each server on its own: list its organizations (`server_targets`, at most ``concurrency``
-    servers at once), keep what ``choose`` keeps, then poll those tenants (at most
-    ``concurrency`` at once on each server). A server slow to list holds up only itself. When
+    servers at once, one silent for `slot_hold` seconds letting the next begin), keep what
+    ``choose`` keeps, then poll those tenants (at most ``concurrency`` at once on each server).
+    A server slow to list holds up only itself. When
     the process may not open descriptors enough for every server at once, they take turns
     (`turns`; a warning says so).
 
@@ -794,6 +826,8 @@ async def sweep_servers(
     listing = progress.phase("Listing organizations", len(servers)) if progress else Phase(None, None)
     polling = progress.phase("Polling tenants", 0) if progress else Phase(None, None)
     limit = asyncio.Semaphore(concurrency)
+    within = give_up_after.total_seconds() if give_up_after is not None else None
+    hold = slot_hold(len(servers), concurrency, within)
     # As many servers at once as the open-file limit lets hold their connections, the others
     # waiting for a turn (their idle connections closed as it ends), as `serve` sweeps them.
     at_once = turns([server.target.max_concurrency for server in servers], serving=False)
@@ -809,7 +843,7 @@ async def sweep_servers(
 
     async def polled(number: int, server: Server) -> None:
         targets, failures, count = await server_targets(
-            server, limit, listing, asked=lambda: swept.asked.add(number)
+            server, limit, listing, asked=lambda: swept.asked.add(number), hold=hold
         )
         if choose is not None:
             targets, failures = choose(targets, failures)
@@ -841,8 +875,7 @@ async def sweep_servers(
     tasks = [asyncio.create_task(pipeline(number, server)) for number, server in enumerate(servers)]
     try:
         if tasks:
-            timeout = give_up_after.total_seconds() if give_up_after is not None else None
-            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
+            await asyncio.wait(tasks, timeout=within, return_when=asyncio.FIRST_EXCEPTION)
     finally:
         for task in tasks:
             task.cancel()

@@ -4,7 +4,8 @@ A sweep and a logout at shutdown each take a turn (`Turns.turn`). `Turns.resize`
 many may be taken at once while turns are held (a SIGHUP's reload counting the servers again):
 those held count against the new number, so a reload never lets the old and the new number of
 servers run side by side, and waiters are served in order of arrival. `close_in_turns` closes
-clients (logging them out) in turns, within a time limit.
+clients (logging them out) in turns, within a time limit. `in_slot` runs work in a slot of a
+semaphore that a silent server gives back after a while (poll's and check's listings).
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .._client import VBOClient
 
-__all__ = ["Turns", "close_in_turns"]
+__all__ = ["Turns", "close_in_turns", "in_slot"]
 
 log = logging.getLogger("vbo_async.cli")
+T = TypeVar("T")
 
 
 class Turns:
@@ -150,3 +152,26 @@ async def _unless(ended: asyncio.Event, work: Coroutine[Any, Any, object]) -> bo
     if isinstance(outcome, Exception):  # a bug: the close goes on with the other clients
         log.error("closing a client failed on an internal error", exc_info=outcome)
     return not task.cancelled()
+
+
+async def in_slot(slots: asyncio.Semaphore, hold: float, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """The outcome of ``work()``, begun once one of ``slots`` is free and holding it for at most
+    ``hold`` seconds: work still running then (a server that accepts connections and never
+    answers, whose attempts each last the client's 30 s) gives the slot to the next waiter and
+    goes on outside it. A slot bounds the work being done at once, not the work waiting for
+    an answer, so that a few silent servers cannot keep every other one waiting past a sweep's
+    deadline. Cancelled, the work is cancelled and waited for: it never outlives the call."""
+    async with slots:
+        task = asyncio.get_running_loop().create_task(work())
+        try:
+            await asyncio.wait([task], timeout=hold)
+        except BaseException:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+    try:
+        return await task
+    finally:
+        if not task.done():  # cancelled while waiting outside the slot
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
