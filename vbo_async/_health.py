@@ -232,7 +232,8 @@ def window_falls_short(
     """Whether ``sessions``, the job's runs ended within a recent window, can miss what `assess`
     needs that the job itself does not carry: its last success (no ``last_backup``: v6, or
     never a success) when no run of the window succeeded, or its last result when no run of
-    the window finished and ``last_status`` names none (a run in progress, a stop), or when the
+    the window finished and ``last_status`` names none (a run in progress, a stop), or when
+    ``last_status`` says a run is in progress and the window holds none, or when the
     window misses the run whose result ``last_status`` names (`_misses_the_last_run`), or when
     no run of the window succeeded and a success before it can still change the verdict
     (`_may_succeed_before`: a schedule-aware allowance reaching past the window, a run with
@@ -255,6 +256,11 @@ def window_falls_short(
     if (backed_up is None or backed_up > horizon) and not succeeded:
         return True
     if not succeeded and _may_succeed_before(job, dated, policy, now, horizon):
+        return True
+    if job.last_status in _IN_PROGRESS and not any(s.status in _IN_PROGRESS for s in dated):
+        # The run the job says is in progress is not in the window (a server whose
+        # ``endTimeLowerBound`` leaves out runs without an end): `assess` awaits a failure's
+        # retry for as long as a run after it is in progress, and names that run.
         return True
     if job.last_status is None or job.last_status in _NOT_A_RESULT:
         return not any(finished(s) for s in dated)
