@@ -18,6 +18,7 @@ import importlib
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -51,12 +52,13 @@ def main() -> int:
     Once the command has ended (its status decided, said), SIGINT, SIGTERM and SIGHUP are
     ignored up to the process's exit (`settled`): a second signal (a service manager's second
     SIGTERM, a reload racing the stop) neither kills it nor prints a traceback."""
+    started = time.monotonic()  # the command's time limit (check -t) counts from here
     args = sys.argv[1:]
     status: int | None = None
     try:
         with terminated_raises(), reloads_recorded(args):
             try:
-                status = _run(args)
+                status = _run(args, started)
             except KeyboardInterrupt as stop:  # `Terminated` too
                 status = _stopped(args, stop)
             finally:
@@ -83,12 +85,12 @@ def _first_of(stop: BaseException) -> BaseException:
     return stop
 
 
-def _run(args: Sequence[str]) -> int:
+def _run(args: Sequence[str], started: float) -> int:
     try:
         without_httpx_command_line()
         from vbo_async.cli import main as run
 
-        return run()
+        return run(started=started)
     except Exception as exc:  # the package cannot even start (a broken install)
         if not is_check(args):
             raise

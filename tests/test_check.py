@@ -54,6 +54,7 @@ from vbo_async._cli import main
 from vbo_async._cli._check import HELD_CHARS, _Held
 from vbo_async._cli._connect import retries_within
 from vbo_async._cli._flows import Swept
+from vbo_async._cli._limits import LOGOUT_GRACE, TimeLimit
 from vbo_async._cli._plugin import (
     LINE_CHARS,
     OUTPUT_BYTES,
@@ -1135,7 +1136,7 @@ async def test_time_spent_at_the_password_prompt_does_not_cut_the_logouts_short(
     """The logouts get what remains of the sweep's time limit, which starts once the passwords
     are read: an hour at the prompt (a clock that jumps) does not leave them only the grace
     (made 0 here, and the logout answered a moment late, so that the grace alone cuts it)."""
-    monkeypatch.setattr("vbo_async._cli._flows.LOGOUT_GRACE", 0.0)
+    monkeypatch.setattr("vbo_async._cli._limits.LOGOUT_GRACE", 0.0)
     prompted = 0.0
 
     class Clock:
@@ -1170,6 +1171,40 @@ async def test_time_spent_at_the_password_prompt_does_not_cut_the_logouts_short(
     assert result.code == 0
     assert [path.lower() for path in answered] == ["/v8/token/logout"]
     assert "time limit ended the logouts" not in caplog.text + result.err  # the client had its answer
+
+
+@pytest.mark.parametrize("command", ["check", "poll"])
+async def test_the_time_limit_counts_from_the_command_s_start(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    east: Served,
+    command: str,
+) -> None:
+    """``-t`` counts from when the process began (its entry point gives `main` that moment),
+    not from when the sweep began after the modules were imported and the passwords read: a
+    monitoring plugin given ``-t 58`` under its scheduler's 60 s ended a start-up later (about
+    0.3 s here, seconds on a loaded host), and its logouts half a second after that. A command
+    whose limit was all spent before its sweep asks no server, and says so."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    targets = targets_of(tmp_path, east)
+    asked = east.simulator.stats.requests
+    limit = ("-t", "5") if command == "check" else ("--timeout", "5s", "--json")
+    argv = [command, "--targets", str(targets), *limit]
+    code = await asyncio.to_thread(functools.partial(main, argv, started=time.monotonic() - 10))
+    out = capsys.readouterr().out
+    assert "not asked within 5s" in out, out
+    assert code == (3 if command == "check" else 1)
+    assert east.simulator.stats.requests == asked  # no request: the limit had ended
+
+
+def test_a_time_limit_keeps_its_grace_for_the_logouts() -> None:
+    limit = TimeLimit(dt.timedelta(seconds=50), 100.0)
+    assert (limit.ends, limit.grace, limit.sweep_ends) == (150.0, LOGOUT_GRACE, 150.0 - LOGOUT_GRACE)
+    short = TimeLimit(dt.timedelta(seconds=2), 100.0)
+    assert short.grace == pytest.approx(0.2)  # a tenth of a short limit
+    short.restart(300.0)  # a password typed at a prompt
+    assert short.ends == 302.0
 
 
 def test_a_command_with_a_time_limit_retries_within_it() -> None:
@@ -1213,12 +1248,12 @@ async def test_a_throttled_server_is_reported_as_such_not_as_silent(
 async def test_a_retry_wait_past_the_checks_deadline_is_not_begun_late_in_the_run(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
 ) -> None:
-    """A request first tried late in the run (45 s into ``--timeout 50s``: the command's clock is
-    moved back) throttled with ``Retry-After: 30`` is not waited for: that wait would end past
-    the deadline, which would then report "no answer within" instead of the server's answer.
-    The policy's own budget (50 s from the request's first try) alone allows the wait."""
+    """A request first tried late in the run (45 s into ``--timeout 50s``: the command is said
+    to have begun 45 s ago) throttled with ``Retry-After: 30`` is not waited for: that wait
+    would end past the deadline, which would then report "no answer within" instead of the
+    server's answer. The policy's own budget (50 s from the request's first try) alone allows
+    the wait."""
     from vbo_async import _sending
-    from vbo_async._cli import _flows
 
     asked: list[str] = []
     waits: list[float] = []
@@ -1228,17 +1263,17 @@ async def test_a_retry_wait_past_the_checks_deadline_is_not_begun_late_in_the_ru
     async def no_wait(self: Any, seconds: float, **_: Any) -> None:
         waits.append(seconds)
 
-    late = type("LateClock", (), {"monotonic": staticmethod(lambda: time.monotonic() - 45.0)})
-    monkeypatch.setattr(_flows, "time", late)
     monkeypatch.setattr(_sending.Sender, "_pause", no_wait)
     monkeypatch.setenv("VBO_PASSWORD", "admin")
     async with serve(throttled) as port:
         targets = targets_of(tmp_path, east, f"http://127.0.0.1:{port}")
-        result = await check(capsys, targets, "--timeout", "50s", "--org", east.organization("OK"))
+        argv = ["check", "--targets", str(targets), "--timeout", "50s", "--org", east.organization("OK")]
+        code = await asyncio.to_thread(functools.partial(main, argv, started=time.monotonic() - 45.0))
+    out = capsys.readouterr().out
     assert waits == []
     assert len(asked) == 1
-    assert result.code == 3
-    assert "retry after 30 s" in result.out.splitlines()[-1]
+    assert code == 3
+    assert "retry after 30 s" in out.splitlines()[-1]
 
 
 def test_a_name_lookup_that_hangs_does_not_hold_the_check_past_its_timeout(

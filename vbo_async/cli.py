@@ -25,8 +25,9 @@ DEFAULT_API_VERSION = "auto"
 _CLI_PACKAGES = frozenset({"click", "rich", "markdown_it", "mdurl", "pygments"})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> int:
+    """Run the command line; returns the exit status. ``started`` (`time.monotonic`) is when
+    the process began, which time limits (``check -t``) count from; now when None."""
     try:
         import rich  # noqa: F401  (imported late by the output code: checked here, cheaply)
 
@@ -46,4 +47,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return terminated(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:  # Ctrl-C while the command line's modules import
         return interrupted(sys.argv[1:] if argv is None else argv)
-    return run(argv)
+    return run(argv, started=started)

@@ -10,6 +10,7 @@ import io
 import logging
 import math
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
@@ -58,6 +59,7 @@ from ._exit import (
     simulator_extra,
     writing_output,
 )
+from ._limits import CommandStart, started_at
 from ._logging import VARIABLE, configured_logging, level_from_environment, one_line
 from ._plugin import MAX_SECONDS, DurationError, parse_duration
 from ._report import Report, failure_row
@@ -739,7 +741,14 @@ def poll(
 
     policy = health_policy(max_age, schedule_aware, warning_is_success)
     report = run_unheld(
-        run(targets, concurrency, give_up_after=timeout, policy=policy, token_cache=token_cache)
+        run(
+            targets,
+            concurrency,
+            give_up_after=timeout,
+            policy=policy,
+            token_cache=token_cache,
+            started=started_at(),
+        )
     )
     return _show(report, as_json=as_json, wide=wide)
 
@@ -817,8 +826,11 @@ def serve(
 # --- entry point --------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see `EXIT_CODES_HELP`)."""
+def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> int:
+    """Run the command line; returns the exit status (see `EXIT_CODES_HELP`). ``started``
+    (`time.monotonic`; now when None) is when the command began, which time limits count from
+    (`started_at`): the process's entry point gives it before this module was imported."""
+    begun = time.monotonic() if started is None else started
     with _unencodable_replaced():
         try:
             level = level_from_environment()
@@ -829,15 +841,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return STANDARD.usage
             command.report_error(*exc.lines)
             return command.exit_codes.usage
-        return _run(argv, level)
+        return _run(argv, level, begun)
 
 
-def _run(argv: Sequence[str] | None, level: int | None) -> int:
+def _run(argv: Sequence[str] | None, level: int | None, begun: float) -> int:
     """`main` once ``VBO_ASYNC_LOG`` is read: the command with the library logging at ``level``."""
     with configured_logging(level):
         try:
             status = cli.main(
-                args=list(argv) if argv is not None else None, prog_name="vbo-async", standalone_mode=False
+                args=list(argv) if argv is not None else None,
+                prog_name="vbo-async",
+                standalone_mode=False,
+                obj=CommandStart(begun),
             )
         except click.exceptions.NoArgsIsHelpError as exc:
             commands = ", ".join(sorted(cli.commands))

@@ -30,6 +30,7 @@ from .._exceptions import ConfigError, VBOError
 from .._health import HealthPolicy
 from .._poll import PollTarget
 from ._exit import CLIError, quiet_stdout
+from ._limits import TimeLimit, started_at
 from ._logging import level_from_environment
 from ._plugin import (
     PLUGIN_CODES,
@@ -248,17 +249,17 @@ def token_cache_option(runs: str) -> Callable[[F], F]:
     )
 
 
-def token_cache_for(directory: Path | None, give_up_after: dt.timedelta | None) -> TokenCache | None:
-    """The `TokenCache` of ``--token-cache`` (None without it), for a run that gives up after
-    ``give_up_after``: a session due within it is renewed first, and another run's turn is not
-    waited for past it."""
+def token_cache_for(directory: Path | None, limit: TimeLimit | None) -> TokenCache | None:
+    """The `TokenCache` of ``--token-cache`` (None without it), for a run with the time
+    ``limit``: a session due within it is renewed first, and another run's turn is not waited
+    for past it."""
     if directory is None:
         return None
     from ._tokencache import TokenCache
 
-    limit = give_up_after.total_seconds() if give_up_after is not None else 0.0
-    deadline = time.monotonic() + limit if give_up_after is not None else None
-    return TokenCache(directory, valid_for=limit, deadline=deadline)
+    if limit is None:
+        return TokenCache(directory, valid_for=0.0, deadline=None)
+    return TokenCache(directory, valid_for=limit.seconds, deadline=limit.ends)
 
 
 def health_policy(max_age: dt.timedelta, schedule_aware: bool, warning_is_success: bool) -> HealthPolicy:
@@ -414,6 +415,7 @@ def check(
                         expiry=expiry,
                         proxies=check_proxies,
                         token_cache=token_cache,
+                        started=started_at(),
                         **codec,
                     )
                 )
@@ -498,6 +500,7 @@ async def run_check(
     token_cache: Path | None = None,
     encoding: str = "utf-8",
     errors: str = "replace",
+    started: float | None = None,
 ) -> PluginOutput:
     """Sweep the servers of the targets file at ``path`` once and judge every job under
     ``policy`` (no job's repository or proxy is fetched); with ``free`` each server's backup
@@ -507,12 +510,21 @@ async def run_check(
     has them, the repositories to those their jobs use, the licenses and proxies to their
     servers'. With ``token_cache``, each server's session is resumed from that directory and
     kept there for the next run (`_tokencache.TokenCache`).
-    Whatever has not answered within ``give_up_after`` is UNKNOWN; a bad targets file or a
+    Whatever has not answered within ``give_up_after`` (counted from ``started``,
+    `time.monotonic`: the command's start; now when None) is UNKNOWN; a bad targets file or a
     missing password is a `CLIError`. The output fits `OUTPUT_BYTES` written in ``encoding``
     with ``errors`` (`_stdout_codec`).
     """
     swept, not_found = await _sweep(
-        path, policy, wanted, give_up_after, concurrency, free, expiry, proxies, token_cache
+        path,
+        policy,
+        wanted,
+        TimeLimit(give_up_after, time.monotonic() if started is None else started),
+        concurrency,
+        free,
+        expiry,
+        proxies,
+        token_cache,
     )
     return plugin_output(
         swept.report(),
@@ -531,7 +543,7 @@ async def _sweep(
     path: Path,
     policy: HealthPolicy,
     wanted: Sequence[str],
-    give_up_after: dt.timedelta,
+    limit: TimeLimit,
     concurrency: int,
     free: FreeSpace | None,
     expiry: Expiry | None,
@@ -543,7 +555,7 @@ async def _sweep(
     whatever is still running is stopped and reported as not having answered."""
     from ._flows import open_servers, sweep_servers
 
-    cache = token_cache_for(token_cache, give_up_after)
+    cache = token_cache_for(token_cache, limit)
 
     keys = {organization_key(value): value for value in wanted}
     seen: set[str] = set()  # every organization listed, for hints about an --org naming none
@@ -558,12 +570,12 @@ async def _sweep(
         return targets, failures
 
     async with contextlib.AsyncExitStack() as stack:
-        servers = await open_servers(stack, path, give_up_after=give_up_after, cache=cache)
+        servers = await open_servers(stack, path, limit=limit, cache=cache)
         swept = await sweep_servers(
             servers,
             concurrency=concurrency,
             health=policy,
-            give_up_after=give_up_after,
+            limit=limit,
             choose=choose,
             repositories=free is not None,
             license=expiry is not None,

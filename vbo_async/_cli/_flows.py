@@ -36,6 +36,7 @@ from .._poll import PollResult, PollTarget, poll_jobs
 from ._connect import Connection, Source, read_password
 from ._descriptors import logouts_at_once, turns
 from ._exit import CLIError, Outcome, simulator_extra
+from ._limits import TimeLimit
 from ._plugin import format_duration
 from ._progress import Phase, Progress
 from ._report import FOLLOW, Report, Row, Unread, error_row, link_problems, rows_of, warn_link_problems
@@ -46,8 +47,6 @@ from ._turns import Turns, close_in_turns, in_slot
 
 log = logging.getLogger("vbo_async.cli")
 R = TypeVar("R")
-LOGOUT_GRACE = 0.5
-"""Seconds the logouts of a command with a time limit may take past it (see `_close`)."""
 
 __all__ = [
     "NOT_ASKED",
@@ -74,6 +73,7 @@ __all__ = [
     "slot_hold",
     "split_pollable",
     "sweep_servers",
+    "time_limit",
 ]
 
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -322,12 +322,11 @@ async def _signed_in(connection: Connection, give_up_after: dt.timedelta | None)
     did not answer (``no answer within 2m``); no retry wait ends past it, and the logout gets what
     remains of it (`_close`)."""
     password = read_password(connection.password_env, f"Password for {connection.username}: ")
-    within = give_up_after.total_seconds() if give_up_after is not None else None
-    vbo = connection.client(password, within=within)
-    deadline = time.monotonic() + within if within is not None else None
-    vbo._retry_until(deadline)
+    limit = time_limit(give_up_after, None)
+    vbo = connection.client(password, within=limit.seconds if limit is not None else None)
+    vbo._retry_until(limit.sweep_ends if limit is not None else None)
     try:
-        async with asyncio.timeout(within) as budget:
+        async with asyncio.timeout(_until(limit)) as budget:
             yield vbo
     except TimeoutError:
         if give_up_after is None or not budget.expired():
@@ -335,7 +334,12 @@ async def _signed_in(connection: Connection, give_up_after: dt.timedelta | None)
         late = f"no answer within {format_duration(give_up_after)}"
         raise CLIError(late, outcome=Outcome.UNREADABLE) from None
     finally:
-        await _close([vbo], deadline)
+        await _close([vbo], limit)
+
+
+def _until(limit: TimeLimit | None) -> float | None:
+    """Seconds left before ``limit``'s sweep ends (None: no limit)."""
+    return None if limit is None else max(limit.sweep_ends - time.monotonic(), 0.0)
 
 
 async def list_organizations(
@@ -430,54 +434,54 @@ async def open_servers(
     stack: contextlib.AsyncExitStack,
     path: Path,
     *,
-    give_up_after: dt.timedelta | None = None,
+    limit: TimeLimit | None = None,
     cache: TokenCache | None = None,
 ) -> list[Server]:
     """A client for every server of the targets file at ``path``, closed by ``stack``, for a
-    command that gives up after ``give_up_after`` (its clients wait for no retry past it).
-    With ``cache``, each client resumes its server's session from there as it first signs in
-    (`server_targets`), saves it again at close if it changed, and does not log out.
+    command with the time ``limit`` (its clients wait for no retry past its sweep's end, and
+    log out within it). With ``cache``, each client resumes its server's session from there as
+    it first signs in (`server_targets`), saves it again at close if it changed, and does not
+    log out.
 
     Passwords are read (or prompted for) one server at a time before any request; servers
     sharing a ``password_env`` are asked once, a ``password_file`` is read once, and servers
     sharing a CA bundle share one TLS context. A bad file, a missing password or an unusable
-    URL is a `CLIError` (usage).
+    URL is a `CLIError` (usage). A password typed at a prompt starts ``limit`` again.
     """
     targets = read_targets(path)
     verify = tls_contexts(path, targets)
     servers: list[Server] = []
-    # The logouts' deadline (`_close`): the time limit starts once the passwords are read (a
-    # prompt may take minutes), as the sweep's does.
-    deadline: float | None = None
 
     async def close() -> None:
         if cache is not None:
-            await _saved(servers, cache, deadline)
-        await _close([server.client for server in servers], deadline)
+            await _saved(servers, cache, limit)
+        await _close([server.client for server in servers], limit)
 
     stack.push_async_callback(close)
-    for target, tls, password in zip(targets.servers, verify, Passwords().read(path, targets), strict=True):
+    passwords = Passwords()
+    for target, tls, password in zip(targets.servers, verify, passwords.read(path, targets), strict=True):
         connection = target.connection()
         client = connection.client(
             password,
             verify=tls,
             max_concurrency=target.max_concurrency,
-            within=give_up_after.total_seconds() if give_up_after is not None else None,
+            within=limit.seconds if limit is not None else None,
             log_out=cache is None,
         )
         servers.append(Server(target, connection, client, cache))
-    if give_up_after is not None:
-        deadline = time.monotonic() + give_up_after.total_seconds()
+    if limit is not None:
+        if passwords.prompted:
+            limit.restart(time.monotonic())
         for server in servers:
-            server.client._retry_until(deadline)
+            server.client._retry_until(limit.sweep_ends)
     return servers
 
 
-async def _saved(servers: Sequence[Server], cache: TokenCache, deadline: float | None) -> None:
+async def _saved(servers: Sequence[Server], cache: TokenCache, limit: TimeLimit | None) -> None:
     """Save the sessions renewed during the run (a server that refused a resumed token), each
-    server on its own, by ``deadline`` (at least `LOGOUT_GRACE` from now): a file that cannot
-    be written is said, and the next run signs in again."""
-    within = None if deadline is None else max(deadline - time.monotonic(), LOGOUT_GRACE)
+    server on its own, within ``limit`` (at least its `TimeLimit.grace` from now): a file that
+    cannot be written is said, and the next run signs in again."""
+    within = _remaining(limit)
 
     async def save(server: Server) -> None:
         try:
@@ -492,18 +496,22 @@ async def _saved(servers: Sequence[Server], cache: TokenCache, deadline: float |
         log.warning("the command's time limit ended before every renewed session was saved")
 
 
-async def _close(clients: Sequence[VBOClient], deadline: float | None) -> None:
+def _remaining(limit: TimeLimit | None) -> float | None:
+    """Seconds left of ``limit`` for closing (None: no limit), at least its grace."""
+    return None if limit is None else max(limit.ends - time.monotonic(), limit.grace)
+
+
+async def _close(clients: Sequence[VBOClient], limit: TimeLimit | None) -> None:
     """Close every client at once (as many at once as the open-file limit lets log out, the
     others in turn): a server that does not answer its logout holds up only its own close (a
-    few seconds at most), not the others'. With a ``deadline`` (`time.monotonic`,
-    the command's time limit), the logouts get what remains of it, at least `LOGOUT_GRACE`
-    (a server answers a logout in milliseconds: every client that signed in still signs out),
-    instead of the client's own few seconds: a monitoring plugin given 58 s under its
-    scheduler's 60 s ends in time. The pools are closed all the same; a token whose logout was
-    cut short expires on the server."""
+    few seconds at most), not the others'. Within a command's time ``limit``, the logouts get
+    what remains of it (the sweep ended its `TimeLimit.grace` before: every client that
+    signed in still signs out, a server answering a logout in milliseconds), instead of the
+    client's own few seconds: a monitoring plugin given 58 s under its scheduler's 60 s ends
+    in time. The pools are closed all the same; a token whose logout was cut short expires on
+    the server."""
     taking = Turns(logouts_at_once(len(clients), serving=False))  # under the open-file limit
-    within = None if deadline is None else max(deadline - time.monotonic(), LOGOUT_GRACE)
-    if await close_in_turns(clients, taking, within=within):
+    if await close_in_turns(clients, taking, within=_remaining(limit)):
         log.debug("the command's time limit ended the logouts; the clients are closed")
 
 
@@ -514,30 +522,40 @@ async def poll(
     policy: HealthPolicy | None = None,
     give_up_after: dt.timedelta | None = None,
     token_cache: Path | None = None,
+    started: float | None = None,
 ) -> Report:
     """Poll every server of the targets file at ``path`` (see `open_servers`), each on its own
     (`sweep_servers`): list (or look up) its organizations, at most ``concurrency`` servers at
     once, then poll its tenants, at most ``concurrency`` at once on each server, judging every
     job's health under ``policy`` (default `HealthPolicy()`). A server that cannot be read is a
-    failure row; the others are still polled. With ``give_up_after``, whatever has not answered
-    by then is a failure row ("no answer within 2m") and everything read is kept. With
-    ``token_cache``, each server's session is kept there between runs (as ``check``'s).
+    failure row; the others are still polled. With ``give_up_after`` (counted from ``started``,
+    `time.monotonic`, now when None), whatever has not answered by then is a failure row ("no
+    answer within 2m") and everything read is kept. With ``token_cache``, each server's session
+    is kept there between runs (as ``check``'s).
     """
     from ._check import token_cache_for
 
-    cache = token_cache_for(token_cache, give_up_after)
+    limit = time_limit(give_up_after, started)
+    cache = token_cache_for(token_cache, limit)
     async with contextlib.AsyncExitStack() as stack:
-        servers = await open_servers(stack, path, give_up_after=give_up_after, cache=cache)
+        servers = await open_servers(stack, path, limit=limit, cache=cache)
         with Progress() as progress:
             swept = await sweep_servers(
                 servers,
                 concurrency=concurrency,
                 health=policy if policy is not None else HealthPolicy(),
                 follow=FOLLOW,
-                give_up_after=give_up_after,
+                limit=limit,
                 progress=progress,
             )
     return swept.report()
+
+
+def time_limit(give_up_after: dt.timedelta | None, started: float | None) -> TimeLimit | None:
+    """The `TimeLimit` of ``give_up_after`` counted from ``started`` (now when None)."""
+    if give_up_after is None:
+        return None
+    return TimeLimit(give_up_after, time.monotonic() if started is None else started)
 
 
 async def server_targets(
@@ -798,7 +816,7 @@ async def sweep_servers(
     concurrency: int,
     health: HealthPolicy,
     follow: Iterable[str] = (),
-    give_up_after: dt.timedelta | None = None,
+    limit: TimeLimit | None = None,
     choose: Choose | None = None,
     progress: Progress | None = None,
     repositories: bool = False,
@@ -812,9 +830,10 @@ async def sweep_servers(
     the process may not open descriptors enough for every server at once, they take turns
     (`turns`; a warning says so).
 
-    With ``give_up_after``, whatever is still running then is cancelled and waited for (the
-    caller closes the clients) and counts as not having answered (`Swept.failures`); the
-    progress, when given, counts it as failed.
+    With a time ``limit``, whatever is still running at its sweep's end
+    (`TimeLimit.sweep_ends`) is cancelled and waited for (the caller closes the clients) and
+    counts as not having answered (`Swept.failures`); the progress, when given, counts it as
+    failed.
 
     With ``repositories``, each server's backup repositories are read too (one listing:
     `Swept.repositories`); with ``license``, its license (one request: `Swept.licenses`); with
@@ -822,11 +841,11 @@ async def sweep_servers(
     tenants are polled, each on its own: one slow to answer (an object storage repository's
     listing) holds up none of the others, and is the only one said to have had no answer.
     """
-    swept = Swept(servers, give_up_after)
+    swept = Swept(servers, limit.said if limit is not None else None)
     listing = progress.phase("Listing organizations", len(servers)) if progress else Phase(None, None)
     polling = progress.phase("Polling tenants", 0) if progress else Phase(None, None)
-    limit = asyncio.Semaphore(concurrency)
-    within = give_up_after.total_seconds() if give_up_after is not None else None
+    slots = asyncio.Semaphore(concurrency)
+    within = _until(limit)
     hold = slot_hold(len(servers), concurrency, within)
     # As many servers at once as the open-file limit lets hold their connections, the others
     # waiting for a turn (their idle connections closed as it ends), as `serve` sweeps them.
@@ -843,7 +862,7 @@ async def sweep_servers(
 
     async def polled(number: int, server: Server) -> None:
         targets, failures, count = await server_targets(
-            server, limit, listing, asked=lambda: swept.asked.add(number), hold=hold
+            server, slots, listing, asked=lambda: swept.asked.add(number), hold=hold
         )
         if choose is not None:
             targets, failures = choose(targets, failures)
@@ -872,7 +891,9 @@ async def sweep_servers(
                     polling.advance(failed=result.error is not None)
                     swept.results.append(result)
 
-    tasks = [asyncio.create_task(pipeline(number, server)) for number, server in enumerate(servers)]
+    # A limit all spent before the sweep (a start-up or a token cache's lock took it) asks no one.
+    spent = within is not None and within <= 0
+    tasks = [] if spent else [asyncio.create_task(pipeline(n, server)) for n, server in enumerate(servers)]
     try:
         if tasks:
             await asyncio.wait(tasks, timeout=within, return_when=asyncio.FIRST_EXCEPTION)

@@ -107,6 +107,8 @@ class Passwords:
     prompt: bool = True
     given: dict[str, str] = attrs.field(factory=dict, repr=False)
     warned: set[str] = attrs.field(factory=set)
+    prompted: bool = False
+    """Whether a password was asked for at a prompt (a command's time limit counts from then)."""
 
     def read(self, path: Path, targets: TargetsFile) -> list[str]:
         """The password of each server of ``targets`` (read from ``path``), in order; each
@@ -149,6 +151,7 @@ class Passwords:
 
     def _variable(self, variable: str, target: ServerTarget) -> str:
         if self.prompt:
+            self.prompted = self.prompted or not password_in(os.environ, variable)
             prompt = f"Password for {target.label} ({target.username}): "
             password = self.given[variable] = read_password(variable, prompt, where="it")
             return password
