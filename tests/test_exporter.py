@@ -36,6 +36,8 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
@@ -54,6 +56,7 @@ from vbo_async._cli._reload import load
 from vbo_async._cli._secrets import Passwords
 from vbo_async._cli._sweeps import ServerSpec
 from vbo_async._cli._threads import DaemonThreads, NoThread
+from vbo_async._printable import printable_lines
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import FAST, closed_port, release, serve, throttling_app
@@ -589,6 +592,52 @@ async def test_megabyte_names_give_bounded_labels_and_exposition(servers: dict[s
         for label, text in found.labels.items():
             assert len(text) <= _sweeps.MAX_LABEL_LENGTH, label
     assert all(name.startswith(huge[:1000]) and re.fullmatch("…[0-9a-f]{16}", name[-17:]) for name in names)
+
+
+async def test_control_characters_a_server_sends_are_written_out_in_label_values(
+    servers: dict[str, Server],
+) -> None:
+    """An escape sequence, a carriage return or a NUL in a tenant's or a job's name went into
+    the exposition as it was sent (only backslashes, quotes and line breaks are escaped by the
+    format), and from there into alert texts and terminals. They are written out as escapes,
+    as tables show them (tabs and line feeds stay as they are: see
+    `test_hostile_names_are_escaped_and_read_back_unchanged`)."""
+    server = servers["v8"]
+    hostile = "\x1b[31mred\r\x00\u202e"
+
+    def hostile_names(path: str, data: Any) -> Any:
+        items = data.get("results", []) if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item.get("name"), str):
+                item["name"] = hostile + item["name"]
+        return data
+
+    server.wire.edit = hostile_names
+    exporter = exporter_of(server)
+    await exporter.sweep()
+    body = exporter.body(gzip=False)
+    for control in ("\x1b", "\r", "\x00", "\u202e"):
+        assert control.encode() not in body
+    enabled = samples(body, PREFIX + "job_enabled", server="v8")
+    tenants = samples(body, PREFIX + "organization_up", server="v8")
+    assert enabled
+    assert tenants
+    written = "\\x1b[31mred\\r\\x00\\u202e"
+    assert all(s.labels["job_name"].startswith(written) for s in enabled)
+    assert all(s.labels["organization"].startswith(written) for s in tenants)
+
+
+@settings(max_examples=300)
+@given(st.text())
+def test_a_label_value_of_printable_text_is_what_printable_gives(text: str) -> None:
+    """`_sweeps._text` skips `printable_lines` for text that ``str.isprintable`` passes: the
+    same value as writing it out, cut and encoded alike, for any text."""
+    slow = printable_lines(text)
+    if not slow.isascii():
+        slow = slow.encode("utf-8", "replace").decode("utf-8")
+    if len(slow) > _sweeps.MAX_LABEL_LENGTH:
+        slow = _sweeps._text(slow)
+    assert _sweeps._text(text) == slow
 
 
 def test_long_label_values_are_cut_and_kept_apart() -> None:

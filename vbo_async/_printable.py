@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["printable"]
+__all__ = ["printable", "printable_lines"]
 
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _SEPARATORS = [0x2028, 0x2029]
@@ -27,8 +27,18 @@ _ESCAPES = MappingProxyType(
 )
 """C0 and C1 control characters, DEL, the line and paragraph separators, and the bidirectional
 marks, embeddings, overrides and isolates, each to its escape."""
+_ESCAPES_BUT_LINES = MappingProxyType(
+    {code: escape for code, escape in _ESCAPES.items() if chr(code) not in "\t\n"}
+)
+"""`_ESCAPES` but for tabs and line feeds."""
 
 
 def printable(text: str) -> str:
     """``text`` with every control character and bidirectional control written out as an escape."""
     return text.translate(_ESCAPES)
+
+
+def printable_lines(text: str) -> str:
+    """`printable`, but tabs and line feeds kept: for text whose consumer escapes those itself
+    and shows them as the blanks they are (a Prometheus label value, an alert's text)."""
+    return text.translate(_ESCAPES_BUT_LINES)

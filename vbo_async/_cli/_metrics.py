@@ -129,8 +129,8 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     _gauge(
         "job_health",
         JOB_LABELS,
-        "The job's health verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (vbo-async's HealthPolicy "
-        "defaults: failed CRITICAL, warning WARNING, no success for 26 h CRITICAL).",
+        "The job's health verdict under the exporter's --max-age, --schedule-aware and "
+        "--warning-is-success: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     ),
     _gauge(
         "job_last_session_duration_seconds",

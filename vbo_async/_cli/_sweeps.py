@@ -35,6 +35,7 @@ from .._exceptions import DecodeError, NotSupportedError, VBOError
 from .._health import UNREADABLE_SESSIONS, HealthPolicy, JobHealth, is_never
 from .._models import BackupRepository, Job, JobSession, License, Organization, Proxy, UsedRepository
 from .._poll import PollResult, PollTarget, poll_jobs
+from .._printable import printable_lines
 from .._units import BATCH_MIN_TENANTS
 from ._connect import explain
 from ._descriptors import for_want_of_descriptors
@@ -171,10 +172,15 @@ def _add(samples: Samples, name: str, labels: tuple[str, ...], value: float | No
 
 
 def _text(value: str) -> str:
-    """A label value prometheus_client can encode (lone surrogates replaced) of at most
+    """A label value prometheus_client can encode (lone surrogates replaced), its control
+    characters but tabs and line feeds written out as escapes (`printable_lines`: an escape
+    sequence, a carriage return or a NUL a server sends would otherwise reach alert texts and
+    terminals as it is; the exposition format escapes line feeds itself), of at most
     `MAX_LABEL_LENGTH` characters: a longer one is cut, ending in ``…`` and 16 hex digits of
     its SHA-256, so that values cut alike stay apart (one series each) and a value gives the
     same label on every sweep. Anything else passes as is."""
+    if not value.isprintable():  # printable text has nothing `printable_lines` writes out
+        value = printable_lines(value)
     if not value.isascii():
         try:
             value.encode("utf-8")
