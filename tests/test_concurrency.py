@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -10,7 +11,7 @@ import attrs
 import httpx
 import pytest
 
-from vbo_async import ClientStateError, Job, NotFoundError, Organization, RetryPolicy, VBOClient
+from vbo_async import ClientStateError, DecodeError, Job, NotFoundError, Organization, RetryPolicy, VBOClient
 from vbo_async.simulator import Simulator, SimulatorConfig, create_app
 
 from .conftest import (
@@ -123,6 +124,65 @@ async def test_identical_entry_point_calls_are_shared(fake: FakeVBO, vbo: VBOCli
     jobs = await asyncio.gather(*(vbo.job("j1") for _ in range(30)))
     assert counter.total == 1
     assert {job.id for job in jobs} == {"j1"}
+
+
+class _CountedJobs(httpx.AsyncBaseTransport):
+    """A v8 simulator that counts its job listings, each answered a moment late, with the jobs
+    of ``broken`` (ids) made undecodable and ``foreign`` jobs (another tenant's, as a v8
+    ``next`` naming v7 would list them) added."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self.inner = httpx.ASGITransport(app=create_app(simulator=simulator))
+        self.broken: set[str] = set()
+        self.foreign: list[dict[str, Any]] = []
+        self.listings = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.lower() != "/v8/jobs":
+            return response
+        self.listings += 1
+        await asyncio.sleep(0.02)
+        page = json.loads(await response.aread())
+        page["results"] += self.foreign
+        for job in page["results"]:
+            if job["id"] in self.broken:
+                job["lastRun"] = "not a time"
+        return httpx.Response(200, json=page)
+
+
+@pytest.mark.parametrize("broken", ["none", "its own", "another tenant's"])
+async def test_concurrent_organization_jobs_on_v8_share_one_listing(broken: str) -> None:
+    """v8 lists a tenant's jobs through ``/v8/Jobs?organizationId=``, whose undecodable items
+    are filed by tenant: each caller collected its own, so 20 handlers asking for one tenant's
+    jobs at once sent 20 listings (v7 and every other call shared one). They share one, and
+    each caller gets what it got alone: the jobs, or its own tenant's `DecodeError` (another
+    tenant's is left out)."""
+    simulator = Simulator(SimulatorConfig(seed=3, organizations=2, api_versions=("v8",)))
+    org, other = (o["id"] for o in simulator.organizations_wire(version="v8")["results"])
+    every = simulator.jobs_wire(version="v8")["results"]
+    own = sorted(j["id"] for j in every if j["organizationId"] == org)
+    transport = _CountedJobs(simulator)
+    async with VBOClient(
+        BASE, username="admin", password="admin", api_version="v8", transport=transport
+    ) as vbo:
+        alone = await vbo.organization_jobs(org)
+        if broken == "its own":
+            transport.broken = {own[0]}
+        elif broken == "another tenant's":
+            transport.foreign = [j for j in every if j["organizationId"] == other]
+            transport.broken = {j["id"] for j in transport.foreign}
+        transport.listings = 0
+        outcomes = await asyncio.gather(
+            *(vbo.organization_jobs(org) for _ in range(20)), return_exceptions=True
+        )
+    assert sorted(job.id for job in alone) == own
+    assert transport.listings == 1
+    if broken == "its own":
+        assert all(isinstance(outcome, DecodeError) for outcome in outcomes), outcomes
+        assert all("lastRun" in str(outcome) for outcome in outcomes)
+    else:
+        assert all(outcome == alone for outcome in outcomes), outcomes
 
 
 async def test_a_shared_failure_reaches_every_waiter(fake: FakeVBO, vbo: VBOClient) -> None:

@@ -334,25 +334,34 @@ class Fetcher:
         self, url: str, target: type[T], *, refused: Refused | None = None
     ) -> tuple[list[T], str | None]:
         """GET one page (or a bare array) of ``target`` items: (items, rebased next URL, with the
-        query parameters a link to one ``target`` carries). Shared in flight, unless ``refused``
-        collects the items that cannot be decoded (then each caller gets its own request, its own
-        refusals)."""
+        query parameters a link to one ``target`` carries). Shared in flight; with ``refused``
+        (told each item that cannot be decoded, which is then left out), with the callers that
+        pass one too: the page's refusals are collected once and told to each caller's own."""
         self.sender.check_usable()
         dialect = self.dialect_of(url)
 
-        async def load() -> tuple[list[T], str | None]:
+        async def load(told: Refused | None) -> tuple[list[T], str | None]:
             answer = await self.sender.send("GET", url)
             try:
-                return self._page_of(answer, url, target, dialect, refused)
+                return self._page_of(answer, url, target, dialect, told)
             except VBOError as exc:
                 error = exc
             del answer
             self.hide_secrets(error)  # the URL may be a next link quoting a secret
             raise bodiless(error)
 
-        if refused is not None:
-            return await load()
-        items, next_url = await self._flights.run((url, ("page", target)), load)
+        if refused is None:
+            items, next_url = await self._flights.run((url, ("page", target)), lambda: load(None))
+            return list(items), next_url
+
+        async def load_filed() -> tuple[list[T], str | None, list[tuple[Any, DecodeError]]]:
+            filed: list[tuple[Any, DecodeError]] = []
+            items, next_url = await load(lambda item, error: filed.append((item, error)))
+            return items, next_url, filed
+
+        items, next_url, filed = await self._flights.run((url, ("filed page", target)), load_filed)
+        for item, error in filed:
+            refused(item, error)
         return list(items), next_url
 
     def _one_of(self, data: Any, target: type[Any] | None, dialect: Dialect, url: str) -> Any:
