@@ -160,9 +160,12 @@ def test_a_client_used_in_a_later_asyncio_run_fails_at_once(seed_job: dict[str, 
         await clients[0].aclose()
 
     # Closing from another event loop is the same misuse, with the same clear error (the pool
-    # belongs to the first loop and cannot be closed from this one).
-    with pytest.raises(ClientStateError, match="event loop"):
+    # belongs to the first loop and cannot be closed from this one), which says that loop ended
+    # and what to do instead.
+    with pytest.raises(ClientStateError, match="event loop") as refused:
         asyncio.run(close())
+    assert "has ended" in str(refused.value)
+    assert "create the client in the loop that uses it and closes it" in str(refused.value)
     # Dropped unclosed (here it cannot be closed), it says which client it was.
     del outcomes
     jobs.clear()

@@ -333,6 +333,13 @@ class Sender:
         if self._loop is None:
             self._loop = loop
         elif loop is not self._loop:
+            if self._loop.is_closed():
+                raise ClientStateError(
+                    "the event loop the client was first used on has ended (an asyncio.run() that "
+                    "returned): the client can neither be used nor closed from another, its "
+                    "connections ended with that loop; create the client in the loop that uses it "
+                    "and closes it ('async with VBOClient(...)', in a web app's lifespan)"
+                )
             raise ClientStateError(
                 "the client is bound to the event loop it was first used on; create one client per event loop"
             )
