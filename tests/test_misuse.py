@@ -167,7 +167,7 @@ def test_a_client_used_in_a_later_asyncio_run_fails_at_once(seed_job: dict[str, 
     assert "has ended" in str(refused.value)
     assert "create the client in the loop that uses it and closes it" in str(refused.value)
     # Dropped unclosed (here it cannot be closed), it says which client it was.
-    del outcomes
+    del outcomes, refused  # (the error's traceback holds the client)
     jobs.clear()
     clients.clear()
     with pytest.warns(ResourceWarning, match=r"<VBOClient .* was never closed: use 'async with"):
