@@ -433,6 +433,21 @@ def test_text_from_servers_is_made_plain() -> None:
     assert plain("\u2028a\tb\x85|") == "a b /"
 
 
+def test_the_first_line_names_the_server_of_a_tenant_on_two() -> None:
+    """A tenant whose jobs are on two servers (being moved from one to the other) is named with
+    its server on the first line, all that a short notification carries: ``tenant-a/Daily
+    (failed ...)`` did not say which server failed. Other tenants are named as before."""
+    rows = [
+        job("Daily", HealthState.OK, "last run succeeded 3 h ago", server="old"),
+        job("Daily", HealthState.CRITICAL, "failed 2 h ago", server="new"),
+        job("Mail", HealthState.CRITICAL, "failed 5 h ago", organization="tenant-b", server="new"),
+    ]
+    first = plugin_output(Report.collect(rows, servers=2, tenants=3)).text.splitlines()[0]
+    assert (
+        "2 of 3 jobs failing: new/tenant-a/Daily (failed 2 h ago), tenant-b/Mail (failed 5 h ago) |" in first
+    )
+
+
 def test_huge_names_cannot_push_the_performance_data_out_of_the_first_line() -> None:
     """A monitoring system cuts long plugin output (Nagios Core at 8 KiB): the names the first
     line quotes are the servers', so its text is capped and the performance data always follows."""

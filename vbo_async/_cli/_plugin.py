@@ -688,7 +688,8 @@ def plugin_output(
         failures.append(plural(len(not_found), "organization") + " not found")
     summary = ", ".join(parts) + ("; " + ", ".join(failures) if failures else "")
     if problems:
-        named = [finding.brief for finding in problems[:SUMMARY_ITEMS]]
+        shared = _on_servers(findings)
+        named = [_brief(finding, shared) for finding in problems[:SUMMARY_ITEMS]]
         summary += ": " + ", ".join(named) + (", ..." if len(problems) > SUMMARY_ITEMS else "")
     data = perfdata(report)
     if free is not None:
@@ -707,6 +708,24 @@ def plugin_output(
     return PluginOutput(
         state, _fitted(first, details, lambda kept: _left_out(states[kept:]), (encoding, errors))
     )
+
+
+def _on_servers(findings: Sequence[_Finding]) -> set[str]:
+    """The tenants (their names, casefolded) with jobs on more than one server (a tenant being
+    moved between two): the first line names the server of their jobs (`_brief`)."""
+    servers: dict[str, set[str]] = {}
+    for finding in findings:
+        if finding.kind == "job":
+            servers.setdefault(finding.path[1].casefold(), set()).add(finding.path[0])
+    return {tenant for tenant, where in servers.items() if len(where) > 1}
+
+
+def _brief(finding: _Finding, shared: set[str]) -> str:
+    """How the first line names ``finding``: its job with its server when its tenant is among
+    ``shared`` (``east/contoso/Mail daily (failed 2 days ago)``), else as `_Finding.brief`."""
+    if finding.kind == "job" and finding.path[1].casefold() in shared:
+        return f"{finding.path[0]}/{finding.brief}"
+    return finding.brief
 
 
 def _counted(problems: Sequence[_Finding], kind: str, total: int, words: tuple[str, str, str]) -> list[str]:
