@@ -14,11 +14,17 @@ from .. import _models as m
 from ._base import IdFromLink, LinkFromId, LinkThrough, Route
 from .v1 import V1
 
-__all__ = ["V6"]
+__all__ = ["EXTENDED", "V6"]
+
+EXTENDED = (("extendedView", "true"),)
+"""The query asking for an organization's (v6+) or a proxy's (v7) whole view: v6 shows it by
+default, yet its API file marks the parameter required on its organization routes."""
 
 V6 = V1.evolve(
     version="v6",
     paths={
+        "organizations": Route("Organizations", query=EXTENDED),
+        "organization": Route("Organizations/{organization}", query=EXTENDED),
         "job_action": None,
         "job_start": Route("Jobs/{job}/start"),
         "job_stop": Route("Jobs/{job}/stop"),

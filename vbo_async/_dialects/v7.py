@@ -2,7 +2,8 @@
 
 ``lastBackup`` on jobs; organizations and proxies leave out their backup state and their
 thread and throttling figures unless asked for ``extendedView=true`` (v6 showed them by
-default; their routes ask, and so does a followed link to one, through ``link_routes``);
+default; their routes ask, v6's organization routes too, and so does a followed link to one,
+through ``link_routes``);
 ``/Jobs/{id}/JobSessions`` is gone while jobs still link to it, so a job's sessions
 are ``/JobSessions?jobId=``; token requests carry
 ``disable_antiforgery_token=true`` (refresh fails without it); ``POST token/logout``; the
@@ -14,20 +15,16 @@ from __future__ import annotations
 
 from .. import _models as m
 from ._base import LinkFromId, Route
-from .v6 import V6
+from .v6 import EXTENDED, V6
 
 __all__ = ["V7"]
-
-_EXTENDED = (("extendedView", "true"),)
 
 V7 = V6.evolve(
     version="v7",
     paths={
         "job_sessions": Route("JobSessions", query=(("jobId", "{job}"),)),
-        "organizations": Route("Organizations", query=_EXTENDED),
-        "organization": Route("Organizations/{organization}", query=_EXTENDED),
-        "proxies": Route("Proxies", query=_EXTENDED),
-        "proxy": Route("Proxies/{proxy}", query=_EXTENDED),
+        "proxies": Route("Proxies", query=EXTENDED),
+        "proxy": Route("Proxies/{proxy}", query=EXTENDED),
     },
     names={
         m.JobLinks: {"jobsessions": ()},
