@@ -393,3 +393,31 @@ async def test_poll_keeps_the_sessions_too(
     refused = await run_in_thread(capsys, "poll", "--targets", str(targets), "--token-cache", str(bad))
     assert refused.code == 2
     assert f"--token-cache {bad}: mode 0777 lets other users write to it" in refused.err
+
+
+async def test_a_password_typed_at_a_prompt_moves_the_lock_waits_deadline_with_the_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, east: Served
+) -> None:
+    """The time limit counts from the end of a password prompt (it may take minutes); the
+    token cache's lock waits, whose deadline was set at the start, end with it too, or a run
+    whose password took a minute to type gave up waiting for another run's turn at once."""
+    import contextlib
+    import time
+
+    from vbo_async._cli import _flows
+    from vbo_async._cli._check import token_cache_for
+    from vbo_async._cli._limits import TimeLimit
+
+    def typed_a_minute_later(variable: str, prompt: str, **_: object) -> str:
+        return "admin"
+
+    monkeypatch.delenv("VBO_PASSWORD")
+    monkeypatch.setattr("vbo_async._cli._secrets.read_password", typed_a_minute_later)
+    limit = TimeLimit(dt.timedelta(seconds=50), time.monotonic() - 60)  # the prompt took a minute
+    cache = token_cache_for(tmp_path / "cache", limit)
+    assert cache is not None
+    assert cache.deadline == limit.ends  # already past, at the start
+    async with contextlib.AsyncExitStack() as stack:
+        await _flows.open_servers(stack, targets_of(tmp_path, east), limit=limit, cache=cache)
+        assert limit.ends > time.monotonic() + 49  # counted from the end of the prompt
+        assert cache.deadline == limit.ends

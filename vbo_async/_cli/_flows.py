@@ -472,6 +472,8 @@ async def open_servers(
     if limit is not None:
         if passwords.prompted:
             limit.restart(time.monotonic())
+            if cache is not None:  # its lock waits end with the limit, counted from now too
+                cache.deadline = limit.ends
         for server in servers:
             server.client._retry_until(limit.sweep_ends)
     return servers
