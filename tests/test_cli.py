@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import functools
 import inspect
 import io
 import ipaddress
@@ -29,6 +30,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -3131,6 +3133,28 @@ async def test_jobs_and_organizations_timeout_leave_what_answers_in_time_alone(
     assert within.out == without.out
     assert json.loads(within.out)
     assert simulator.stats.logouts == {"v8": 2}
+
+
+@pytest.mark.parametrize("command", ["jobs", "organizations"])
+async def test_jobs_and_organizations_timeout_counts_from_the_command_s_start(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    http_url: str,
+    org_id: str,
+    command: str,
+) -> None:
+    """``--timeout`` bounds the whole run, as poll's and check's: counted from when the process
+    began (its entry point gives `main` that moment), not from after the modules were imported
+    and the password read. A run whose limit was spent before it could ask asks nothing."""
+    monkeypatch.setenv("VBO_PASSWORD", "admin")
+    argv = [*json_command(command, http_url, org_id)[0], "--timeout", "5"]
+    asked = simulator.stats.requests
+    code = await asyncio.to_thread(functools.partial(main, argv, started=time.monotonic() - 10))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "no answer within 5s" in captured.err
+    assert simulator.stats.requests == asked
 
 
 @pytest.mark.parametrize("command", ["jobs", "organizations"])

@@ -620,7 +620,16 @@ def jobs(
     policy = health_policy(max_age, schedule_aware, warning_is_success)
     shown = _Shown(lambda report: _show(report, as_json=as_json, wide=wide))
     try:
-        return run_unheld(run(connection, organization, show=shown, policy=policy, give_up_after=timeout))
+        return run_unheld(
+            run(
+                connection,
+                organization,
+                show=shown,
+                policy=policy,
+                give_up_after=timeout,
+                started=started_at(),
+            )
+        )
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
         if (
@@ -657,7 +666,9 @@ def organizations(connection: Connection, timeout: dt.timedelta | None, as_json:
 
     shown = _Shown(show)
     try:
-        return run_unheld(list_organizations(connection, show=shown, give_up_after=timeout))
+        return run_unheld(
+            list_organizations(connection, show=shown, give_up_after=timeout, started=started_at())
+        )
     except (VBOError, CLIError) as exc:
         # --json prints JSON however the command ends (a script pipes it into jq), the error in it.
         if as_json and not shown.called and (row := failure_row(exc, connection.name)) is not None:

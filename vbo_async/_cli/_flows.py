@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import difflib
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,7 +34,7 @@ from .._exceptions import ConfigError, DecodeError, NotFoundError, NotSupportedE
 from .._health import HealthPolicy
 from .._models import BackupRepository, License, Organization, Proxy
 from .._poll import PollResult, PollTarget, poll_jobs
-from ._connect import Connection, Source, read_password
+from ._connect import Connection, Source, password_in, read_password
 from ._descriptors import logouts_at_once, turns
 from ._exit import CLIError, Outcome, simulator_extra
 from ._limits import TimeLimit
@@ -315,14 +316,20 @@ def choose_tenants(
 
 
 @contextlib.asynccontextmanager
-async def _signed_in(connection: Connection, give_up_after: dt.timedelta | None) -> AsyncIterator[VBOClient]:
+async def _signed_in(
+    connection: Connection, give_up_after: dt.timedelta | None, started: float | None = None
+) -> AsyncIterator[VBOClient]:
     """A client of ``connection`` for the block, its password read (or prompted for) first. With
-    ``give_up_after`` (counted from then, as `open_servers` counts it), the block is cancelled at
-    that deadline and raises a `CLIError` (exit 1) saying what poll's row says of a server that
-    did not answer (``no answer within 2m``); no retry wait ends past it, and the logout gets what
-    remains of it (`_close`)."""
+    ``give_up_after`` (counted from ``started``, `time.monotonic`, as `open_servers` counts it:
+    from the end of the prompt when one was shown, from now when None), the block is cancelled
+    at that deadline and raises a `CLIError` (exit 1) saying what poll's row says of a server
+    that did not answer (``no answer within 2m``); no retry wait ends past it, and the logout
+    gets what remains of it (`_close`)."""
+    prompted = not password_in(os.environ, connection.password_env)
     password = read_password(connection.password_env, f"Password for {connection.username}: ")
-    limit = time_limit(give_up_after, None)
+    limit = time_limit(give_up_after, None if prompted else started)
+    if limit is not None and _until(limit) == 0:  # spent before anything could be asked
+        raise CLIError(f"no answer within {format_duration(limit.said)}", outcome=Outcome.UNREADABLE)
     vbo = connection.client(password, within=limit.seconds if limit is not None else None)
     vbo._retry_until(limit.sweep_ends if limit is not None else None)
     try:
@@ -347,15 +354,16 @@ async def list_organizations(
     *,
     show: Callable[[list[Organization], dict[str, DecodeError]], R],
     give_up_after: dt.timedelta | None = None,
+    started: float | None = None,
 ) -> R:
     """What ``show`` returns of the server's organizations, sorted by name, and of the
     `DecodeError` of each it listed that could not be decoded, by its lower-cased id ("" when
-    that cannot be read either); with ``give_up_after``, a `CLIError` when the server has not
-    answered by then (`_signed_in`).
+    that cannot be read either); with ``give_up_after`` (counted from ``started``), a
+    `CLIError` when the server has not answered by then (`_signed_in`).
 
     ``show`` (which prints them) is called as soon as they are read, before the logout: that
     can take seconds (a server that does not answer it), and a Ctrl-C then lost the listing."""
-    async with _signed_in(connection, give_up_after) as vbo:
+    async with _signed_in(connection, give_up_after, started) as vbo:
         with Progress() as progress:
             phase = progress.phase("Listing organizations", 1)
             organizations, undecoded = await vbo._organizations_filed()
@@ -370,12 +378,14 @@ async def jobs(
     show: Callable[[Report], R],
     policy: HealthPolicy | None = None,
     give_up_after: dt.timedelta | None = None,
+    started: float | None = None,
 ) -> R:
     """What ``show`` returns of the jobs of one organization (by id or name) and their health
     under ``policy`` (default `HealthPolicy()`), called as soon as they are read, before the
     logout (as `list_organizations` calls it); any failure is a `VBOError` or `CLIError`, a
-    server that has not answered within ``give_up_after`` a `CLIError` (`_signed_in`)."""
-    async with _signed_in(connection, give_up_after) as vbo:
+    server that has not answered within ``give_up_after`` (counted from ``started``) a
+    `CLIError` (`_signed_in`)."""
+    async with _signed_in(connection, give_up_after, started) as vbo:
         organization = await _find_organization(vbo, wanted, server=connection.name)
         if not split_pollable([organization])[0]:  # as poll's row and check's line of it say
             raise CLIError(f"{_label(organization)}: {NO_ID}", outcome=Outcome.UNREADABLE)
